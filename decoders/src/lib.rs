@@ -1,0 +1,22 @@
+//! turnout's source side: the normalized change-event model shared by every crate, and the readers that
+//! turn a source database's own change log into it.
+//!
+//! * [`event`], [`value`], [`schema`], [`position`] — the model of DESIGN.md. A [`ChangeEvent`] is
+//!   source-neutral; a [`Position`] is totally ordered inside one source log.
+//! * [`pg`] — PostgreSQL: the wire framing and replication client (I/O, keepalives, acknowledgements) and
+//!   the pgoutput parser (sans-IO) plus the stateful decoder that owns the relation and type caches.
+//!
+//! Every failure of this crate is a [`DecodeError`], which says whether retrying can help.
+
+pub mod error;
+pub mod event;
+pub mod pg;
+pub mod position;
+pub mod schema;
+pub mod value;
+
+pub use error::{DecodeError, ErrorClass};
+pub use event::ChangeEvent;
+pub use position::{Lsn, Position, Timestamp};
+pub use schema::{Column, ReplicaIdentity, TableName, TableSchema};
+pub use value::{Utf8Bytes, Value};
