@@ -79,7 +79,7 @@ fn workload() -> Vec<String> {
     w
 }
 
-async fn capture(major: u32, out_dir: &PathBuf) -> Result<()> {
+async fn capture(major: u32, out_dir: &std::path::Path) -> Result<()> {
     let server = PgServer::start_with(PgOptions::new(major).conf("logical_decoding_work_mem = '64kB'"))?;
     let db = server.create_database("fixture").await?;
     server.execute(&db, SCHEMA).await?;

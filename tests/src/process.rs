@@ -1,11 +1,14 @@
-//! Running server binaries: as the unprivileged service user when this process is root (PostgreSQL,
+//! Running server binaries and child processes: as the unprivileged service user when this process is root (PostgreSQL,
 //! MariaDB and pgbouncer refuse to run as root), free ports, the binary cache directory.
 
 use crate::error::TestbedError;
 use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::fs::{File, OpenOptions};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 /// True when this process runs as root.
 #[allow(unsafe_code)]
@@ -90,4 +93,67 @@ pub(crate) fn tail(path: &Path, max_lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+/// How often readiness and exits are polled.
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// Finds `name` on `PATH` or in the `sbin` directories (where server binaries live, and which a
+/// non-root `PATH` often lacks).
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+}
+
+/// Sends SIGTERM to a child that has not been reaped yet.
+#[allow(unsafe_code)]
+fn send_sigterm(child: &mut Child) {
+    // Only signal a child still unreaped: a reaped child's pid may already belong to someone else.
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else { return };
+    // SAFETY: kill(2) only sends a signal and touches no memory of ours. `pid` is our own child and
+    // has not been waited for, so it cannot have been reused by an unrelated process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// Waits up to `limit` for `child` to exit; `None` if it is still running.
+pub(crate) fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+            _ => return None,
+        }
+    }
+}
+
+/// Stops a child: SIGTERM, up to `grace` to exit, then SIGKILL. Always reaps it. Returns the exit
+/// status, `None` when it had to be killed.
+pub(crate) fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    send_sigterm(child);
+    if let Some(status) = wait_timeout(child, grace) {
+        return Some(status);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// True when something accepts TCP connections on the loopback `port`.
+pub(crate) fn accepts_tcp(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1)).is_ok()
+}
+
+/// Opens (creating) an append-only log file for a child's stdout/stderr.
+pub(crate) fn output_file(path: &Path) -> Result<File, TestbedError> {
+    OpenOptions::new().create(true).append(true).open(path).map_err(TestbedError::io(format!("opening {}", path.display())))
 }
