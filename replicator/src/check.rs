@@ -1,0 +1,380 @@
+//! `turnout check`: a read-only preflight of blue (and green) that reports each requirement of
+//! PostgreSQL logical replication as one line, with the exact fix when it is not met. It changes
+//! nothing on either server.
+
+use crate::config::Config;
+use std::fmt;
+use turnout_decoders::pg::{ConnectOptions, PgConnection};
+use turnout_decoders::schema::quote_ident;
+use turnout_decoders::DecodeError;
+
+/// The outcome of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Replication can start, but the operator should know.
+    Warn,
+    /// Replication cannot start until this is fixed.
+    Fail,
+}
+
+/// One reported line.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub status: Status,
+    /// What was checked and found.
+    pub what: String,
+    /// What to do, for warnings and failures.
+    pub fix: Option<String>,
+}
+
+/// Everything `check` found, per endpoint, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub sections: Vec<(String, Vec<Finding>)>,
+}
+
+impl Report {
+    /// True when no check failed: replication can start.
+    pub fn passed(&self) -> bool {
+        self.failures() == 0
+    }
+
+    pub fn failures(&self) -> usize {
+        self.sections.iter().flat_map(|(_, f)| f).filter(|f| f.status == Status::Fail).count()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (title, findings) in &self.sections {
+            writeln!(f, "{title}")?;
+            for finding in findings {
+                let tag = match finding.status {
+                    Status::Ok => "ok  ",
+                    Status::Warn => "WARN",
+                    Status::Fail => "FAIL",
+                };
+                writeln!(f, "  {tag}  {}", finding.what)?;
+                if let Some(fix) = &finding.fix {
+                    for line in fix.lines() {
+                        writeln!(f, "        fix: {line}")?;
+                    }
+                }
+            }
+        }
+        match self.failures() {
+            0 => writeln!(f, "result: ready — replication can start"),
+            n => writeln!(f, "result: {n} problem{} — replication cannot start until fixed", if n == 1 { "" } else { "s" }),
+        }
+    }
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn ok(&mut self, what: impl Into<String>) {
+        self.0.push(Finding { status: Status::Ok, what: what.into(), fix: None });
+    }
+    fn warn(&mut self, what: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Finding { status: Status::Warn, what: what.into(), fix: Some(fix.into()) });
+    }
+    fn fail(&mut self, what: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Finding { status: Status::Fail, what: what.into(), fix: Some(fix.into()) });
+    }
+}
+
+/// Runs every check against the configured source and target.
+pub async fn run(config: &Config) -> Report {
+    let mut report = Report::default();
+    // Both URLs were validated when the config was loaded.
+    if let Ok(source) = config.source_options() {
+        report.sections.push((format!("source (blue) {}", source.redacted()), check_source(&source).await.0));
+    }
+    if let Ok(target) = config.target_options() {
+        report.sections.push((format!("target (green) {}", target.redacted()), check_target(&target).await.0));
+    }
+    report
+}
+
+/// Turns a connection failure into a finding with the fix an operator needs.
+fn connect_failure(opts: &ConnectOptions, field: &str, e: &DecodeError) -> (String, String) {
+    let user = &opts.user;
+    let db = &opts.database;
+    match e {
+        DecodeError::Io { .. } => (
+            format!("cannot reach {}:{}: {e}", opts.host, opts.port),
+            format!("check the host and port in {field}, that PostgreSQL is running, and that listen_addresses and firewalls let this host in"),
+        ),
+        DecodeError::Server(s) if s.code == "28P01" => (
+            format!("password authentication failed for user \"{user}\""),
+            format!("correct the password in {field} (or the environment variable it expands)"),
+        ),
+        DecodeError::Server(s) if s.code == "28000" => (
+            format!("the server refused the login of \"{user}\" to database \"{db}\": {}", s.message),
+            format!("add a line to pg_hba.conf such as `host {db} {user} <this host's address>/32 scram-sha-256` and reload PostgreSQL (SELECT pg_reload_conf())"),
+        ),
+        DecodeError::Server(s) if s.code == "3D000" => (
+            format!("database \"{db}\" does not exist"),
+            format!("fix the database name in {field}"),
+        ),
+        DecodeError::Server(s) if s.code == "53300" => (
+            "the server has no free connection slots".to_string(),
+            "raise max_connections or close idle sessions".to_string(),
+        ),
+        DecodeError::Auth { reason, .. } => (format!("cannot authenticate as \"{user}\": {reason}"), format!("fix the credentials in {field}")),
+        DecodeError::Tls { reason, .. } => (format!("TLS failed: {reason}"), format!("fix sslmode / sslrootcert in {field}, or the server's ssl settings")),
+        other => (format!("cannot connect: {other}"), format!("check {field}")),
+    }
+}
+
+async fn query(conn: &mut PgConnection, sql: &str) -> Result<Vec<Vec<Option<String>>>, DecodeError> {
+    conn.simple_query(sql).await
+}
+
+fn cell(rows: &[Vec<Option<String>>], row: usize, col: usize) -> Option<String> {
+    rows.get(row).and_then(|r| r.get(col)).cloned().flatten()
+}
+
+const USER_TABLES: &str = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
+
+/// At most this many tables are named in one finding.
+const MAX_NAMED: usize = 20;
+
+fn name_list(rows: &[Vec<Option<String>>]) -> String {
+    let mut names: Vec<String> = rows
+        .iter()
+        .take(MAX_NAMED)
+        .map(|r| format!("{}.{}", r[0].as_deref().unwrap_or("?"), r[1].as_deref().unwrap_or("?")))
+        .collect();
+    if rows.len() > MAX_NAMED {
+        names.push(format!("and {} more", rows.len() - MAX_NAMED));
+    }
+    names.join(", ")
+}
+
+async fn check_source(opts: &ConnectOptions) -> Findings {
+    let mut f = Findings(Vec::new());
+    let mut conn = match PgConnection::connect(opts, false).await {
+        Ok(c) => c,
+        Err(e) => {
+            let (what, fix) = connect_failure(opts, "source.url", &e);
+            f.fail(what, fix);
+            return f;
+        }
+    };
+    f.ok(format!("connected as \"{}\"{}", opts.user, if conn.is_tls() { " over TLS" } else { "" }));
+    if let Err(e) = source_settings(&mut conn, opts, &mut f).await {
+        f.fail(format!("a catalog query failed: {e}"), "run check as a role that can read pg_catalog");
+    }
+    conn.close().await;
+    // The replication connection itself: pg_hba and the REPLICATION attribute are checked for real.
+    match PgConnection::connect(opts, true).await {
+        Ok(mut rc) => {
+            match rc.identify_system().await {
+                Ok(id) => f.ok(format!("replication connection accepted (timeline {}, WAL at {})", id.timeline, id.xlog_pos)),
+                Err(e) => f.fail(format!("IDENTIFY_SYSTEM failed: {e}"), "check the role's REPLICATION attribute"),
+            }
+            rc.close().await;
+        }
+        Err(DecodeError::Server(s)) if s.code == "28000" && s.message.contains("replication") => f.fail(
+            format!("replication connections are refused: {}", s.message),
+            format!("add `host {} {} <this host>/32 scram-sha-256` to pg_hba.conf and reload", opts.database, opts.user),
+        ),
+        Err(DecodeError::Server(s)) if s.code == "42501" => f.fail(
+            format!("replication connection refused: {}", s.message),
+            format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)),
+        ),
+        Err(e) => {
+            let (what, fix) = connect_failure(opts, "source.url", &e);
+            f.fail(format!("replication connection: {what}"), fix);
+        }
+    }
+    f
+}
+
+async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut Findings) -> Result<(), DecodeError> {
+    let rows = query(conn, "SELECT current_setting('server_version_num'), current_setting('server_version'), current_setting('wal_level'), \
+         current_setting('max_replication_slots'), (SELECT count(*) FROM pg_replication_slots), \
+         current_setting('max_wal_senders'), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'), \
+         (SELECT rolreplication FROM pg_roles WHERE rolname = current_user), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
+        .await?;
+    let num = |i: usize| cell(&rows, 0, i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let version_num = num(0);
+    let version = cell(&rows, 0, 1).unwrap_or_default();
+    match version_num {
+        v if v >= 130000 => {
+            let proto = match v {
+                v if v >= 160000 => 4,
+                v if v >= 150000 => 3,
+                v if v >= 140000 => 2,
+                _ => 1,
+            };
+            f.ok(format!("server version {version} (pgoutput protocol {proto})"))
+        }
+        v if v >= 100000 => f.warn(
+            format!("server version {version}: logical replication works but turnout is tested on 13–18 only"),
+            "upgrade blue to 13+ first if you can, or test the cutover on a copy",
+        ),
+        _ => f.fail(
+            format!("server version {version} has no pgoutput logical decoding"),
+            "PostgreSQL 10 or later is required (13+ recommended)",
+        ),
+    }
+    let wal_level = cell(&rows, 0, 2).unwrap_or_default();
+    if wal_level == "logical" {
+        f.ok("wal_level = logical");
+    } else {
+        f.fail(
+            format!("wal_level is '{wal_level}'; logical replication needs 'logical'"),
+            "ALTER SYSTEM SET wal_level = logical;  then restart PostgreSQL (a reload is not enough)",
+        );
+    }
+    let (max_slots, used_slots) = (num(3), num(4));
+    if max_slots - used_slots >= 1 {
+        f.ok(format!("replication slots: {used_slots} of {max_slots} in use"));
+    } else {
+        let inactive = query(conn, "SELECT slot_name FROM pg_replication_slots WHERE NOT active ORDER BY 1").await?;
+        let names: Vec<String> = inactive.iter().filter_map(|r| r[0].clone()).collect();
+        let drop_hint = if names.is_empty() {
+            String::new()
+        } else {
+            format!("\nor drop an unused slot: {}", names.iter().map(|n| format!("SELECT pg_drop_replication_slot('{n}');")).collect::<Vec<_>>().join(" "))
+        };
+        f.fail(
+            format!("no free replication slot: {used_slots} of max_replication_slots = {max_slots} in use"),
+            format!("ALTER SYSTEM SET max_replication_slots = {};  then restart PostgreSQL{drop_hint}", max_slots + 2),
+        );
+    }
+    let (max_senders, used_senders) = (num(5), num(6));
+    if max_senders - used_senders >= 1 {
+        f.ok(format!("WAL senders: {used_senders} of {max_senders} in use"));
+    } else {
+        f.fail(
+            format!("no free WAL sender: {used_senders} of max_wal_senders = {max_senders} in use"),
+            format!("ALTER SYSTEM SET max_wal_senders = {};  then restart PostgreSQL", max_senders + 2),
+        );
+    }
+    let replication = cell(&rows, 0, 7).as_deref() == Some("t");
+    let superuser = cell(&rows, 0, 8).as_deref() == Some("t");
+    if replication || superuser {
+        f.ok(format!("role \"{}\" may replicate ({})", opts.user, if superuser { "superuser" } else { "REPLICATION" }));
+    } else {
+        f.fail(
+            format!("role \"{}\" lacks the REPLICATION attribute", opts.user),
+            format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)),
+        );
+    }
+    let unreadable = query(
+        conn,
+        &format!("SELECT n.nspname, c.relname {USER_TABLES} AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                  AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2"),
+    )
+    .await?;
+    if unreadable.is_empty() {
+        f.ok("SELECT privilege on every user table");
+    } else {
+        let mut schemas: Vec<&str> = unreadable.iter().filter_map(|r| r[0].as_deref()).collect();
+        schemas.dedup();
+        let grants: Vec<String> = schemas
+            .iter()
+            .map(|s| format!("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {};", quote_ident(s), quote_ident(&opts.user)))
+            .collect();
+        f.fail(
+            format!("role \"{}\" cannot SELECT {} table(s): {}", opts.user, unreadable.len(), name_list(&unreadable)),
+            grants.join("\n"),
+        );
+    }
+    let no_identity = query(
+        conn,
+        &format!("SELECT n.nspname, c.relname, c.relreplident {USER_TABLES} AND c.relkind = 'r' AND ( \
+                  c.relreplident = 'n' \
+                  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
+                  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))) \
+                  ORDER BY 1, 2"),
+    )
+    .await?;
+    if no_identity.is_empty() {
+        f.ok("every table has a primary key or a replica identity");
+    } else {
+        let fixes: Vec<String> = no_identity
+            .iter()
+            .take(MAX_NAMED)
+            .map(|r| {
+                format!(
+                    "ALTER TABLE {}.{} REPLICA IDENTITY FULL;",
+                    quote_ident(r[0].as_deref().unwrap_or("")),
+                    quote_ident(r[1].as_deref().unwrap_or(""))
+                )
+            })
+            .collect();
+        f.fail(
+            format!(
+                "{} table(s) have no primary key and no REPLICA IDENTITY FULL, so their UPDATEs and DELETEs cannot be replicated: {}",
+                no_identity.len(),
+                name_list(&no_identity)
+            ),
+            format!("add a primary key, or run:\n{}", fixes.join("\n")),
+        );
+    }
+    Ok(())
+}
+
+async fn check_target(opts: &ConnectOptions) -> Findings {
+    let mut f = Findings(Vec::new());
+    let mut conn = match PgConnection::connect(opts, false).await {
+        Ok(c) => c,
+        Err(e) => {
+            let (what, fix) = connect_failure(opts, "target.url", &e);
+            f.fail(what, fix);
+            return f;
+        }
+    };
+    let result = async {
+        let rows = query(&mut conn, "SELECT current_setting('server_version'), \
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+             has_function_privilege('pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)', 'EXECUTE'), \
+             has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')")
+            .await?;
+        let version = cell(&rows, 0, 0).unwrap_or_default();
+        f.ok(format!("connected as \"{}\"{}, server version {version}", opts.user, if conn.is_tls() { " over TLS" } else { "" }));
+        let superuser = cell(&rows, 0, 1).as_deref() == Some("t");
+        let origins = cell(&rows, 0, 2).as_deref() == Some("t") && cell(&rows, 0, 3).as_deref() == Some("t");
+        if superuser {
+            f.ok(format!("role \"{}\" is a superuser: replication origins and session_replication_role are available", opts.user));
+        } else {
+            let can_set_role = match conn.server_version_num() {
+                Some(v) if v >= 150000 => {
+                    let r = query(&mut conn, "SELECT has_parameter_privilege('session_replication_role', 'SET')").await?;
+                    cell(&r, 0, 0).as_deref() == Some("t")
+                }
+                _ => false,
+            };
+            if !origins {
+                f.fail(
+                    format!("role \"{}\" may not use replication origins, which record exactly-once progress on green", opts.user),
+                    format!(
+                        "GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text), \
+                         pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone), pg_replication_origin_progress(text, boolean) TO {};",
+                        quote_ident(&opts.user)
+                    ),
+                );
+            }
+            if !can_set_role {
+                f.fail(
+                    format!("role \"{}\" may not SET session_replication_role = replica (needed so triggers and foreign keys do not fire twice on green)", opts.user),
+                    format!("GRANT SET ON PARAMETER session_replication_role TO {};  (PostgreSQL 15+), or apply as a superuser", quote_ident(&opts.user)),
+                );
+            }
+        }
+        Ok::<(), DecodeError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        f.fail(format!("a catalog query failed: {e}"), "run check as a role that can read pg_catalog");
+    }
+    conn.close().await;
+    f
+}

@@ -1,0 +1,149 @@
+//! The command line of DESIGN.md. Commands that are not built yet are still listed so that `--help`
+//! shows the whole contract; running them says so and exits with [`EXIT_NOT_BUILT`].
+
+use crate::duration::parse_duration;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit code of a command that this build does not implement yet (`EX_UNAVAILABLE`).
+pub const EXIT_NOT_BUILT: i32 = 69;
+/// Exit code when the configuration cannot be used.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code when a check or operation found problems.
+pub const EXIT_FAILED: i32 = 1;
+
+/// turnout — change-data-capture replication for blue-green database cutover.
+#[derive(Debug, Parser)]
+#[command(name = "turnout", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Path of the TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "turnout.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot blue into green if needed, then stream changes; serves the HTTP API. [not built yet]
+    Run(ConfigArg),
+    /// Show phase, applied position and lag of a running sidecar. [not built yet]
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refresh continuously.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Fence writes on blue, prove green caught up, and switch traffic to green. [not built yet]
+    Cutover {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Start when lag is below this: '<1s', '1s' or '500ms'.
+        #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
+        when_lag: Duration,
+        /// Give up waiting for the lag condition after this long.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Undo the fence if writes would be paused longer than this.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+        max_pause: Duration,
+        /// Check every precondition and print the plan without fencing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Preflight: check that replication can start (changes nothing). Exit 0 only when it can.
+    Check(ConfigArg),
+    /// Compare table contents of blue and green. [not built yet]
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this table (schema.table).
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Drop the slot, publication, origins and state. [not built yet]
+    Teardown {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Do it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Local blue + green + load + cutover, no setup needed. [not built yet]
+    Demo,
+}
+
+impl Command {
+    /// The command's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Status { .. } => "status",
+            Command::Cutover { .. } => "cutover",
+            Command::Check(_) => "check",
+            Command::Verify { .. } => "verify",
+            Command::Teardown { .. } => "teardown",
+            Command::Demo => "demo",
+        }
+    }
+}
+
+/// `--when-lag` accepts `<1s`, `1s` and `500ms`.
+pub fn parse_when_lag(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let t = t.strip_prefix('<').unwrap_or(t).trim();
+    parse_duration(t)
+}
+
+/// Splits the quoted single word `--when-lag<1s` into `--when-lag` `<1s` so the parser sees a flag
+/// and a value.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in args {
+        match a.strip_prefix("--when-lag<") {
+            Some(rest) => {
+                out.push("--when-lag".into());
+                out.push(format!("<{rest}"));
+            }
+            None => out.push(a),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn when_lag(args: &[&str]) -> Duration {
+        let argv = normalize_args(args.iter().map(|s| s.to_string()));
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Cutover { when_lag, .. } => when_lag,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn when_lag_accepts_every_documented_form() {
+        assert_eq!(when_lag(&["turnout", "cutover", "--when-lag", "<1s"]), Duration::from_secs(1));
+        assert_eq!(when_lag(&["turnout", "cutover", "--when-lag", "1s"]), Duration::from_secs(1));
+        assert_eq!(when_lag(&["turnout", "cutover", "--when-lag", "500ms"]), Duration::from_millis(500));
+        assert_eq!(when_lag(&["turnout", "cutover", "--when-lag<1s"]), Duration::from_secs(1));
+        assert_eq!(when_lag(&["turnout", "cutover", "--when-lag=<2s"]), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn when_lag_rejects_nonsense() {
+        let argv = normalize_args(["turnout", "cutover", "--when-lag", "soon"].map(String::from));
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+}

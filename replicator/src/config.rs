@@ -1,0 +1,394 @@
+//! The TOML configuration of DESIGN.md. Only `source.url`, `target.url` and `state.dir` are required.
+//!
+//! `${VAR}` anywhere in a string value expands from the environment before validation; an unset
+//! variable is an error naming the field. [`Config::validate`] names the field path of every problem
+//! (`cutover.pgbouncer.admin_url`). Secrets (URLs with passwords, tokens) are held in [`Secret`], whose
+//! `Debug` and `Display` never show the value.
+
+use crate::duration::parse_duration;
+use crate::error::Error;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use turnout_decoders::pg::ConnectOptions;
+
+/// A string that must not reach logs, `/status`, metrics or error messages.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret value, for the one place that needs it (a connection, a comparison).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub target: TargetConfig,
+    pub state: StateConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub cutover: CutoverConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `postgres://user:password@host:port/database?sslmode=…` (blue).
+    pub url: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// `postgres://…` (green).
+    pub url: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Where turnout keeps its durable state.
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9187".into()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: default_listen() }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub lag_warning: Option<String>,
+    pub lag_critical: Option<String>,
+    /// How long lag must stay above a threshold before the alert fires.
+    pub min_duration: Option<String>,
+    pub webhook: Option<Secret>,
+    pub command: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fence {
+    Pgbouncer,
+    ReadOnly,
+    #[default]
+    None,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    Pgbouncer,
+    Haproxy,
+    Command,
+    #[default]
+    None,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoverConfig {
+    #[serde(default)]
+    pub fence: Fence,
+    #[serde(default)]
+    pub switch: Switch,
+    pub token: Option<Secret>,
+    pub pgbouncer: Option<PgbouncerConfig>,
+    pub haproxy: Option<HaproxyConfig>,
+    pub command: Option<CommandConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgbouncerConfig {
+    pub admin_url: Option<Secret>,
+    pub database: Option<String>,
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyConfig {
+    pub admin_socket: Option<PathBuf>,
+    pub backend: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    #[serde(default)]
+    pub argv: Vec<String>,
+}
+
+impl Config {
+    /// Reads, expands and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::ConfigFile { path: path.display().to_string(), source })?;
+        Self::parse(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses TOML text, expanding `${VAR}` with `env`, and validates it.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::config("(file)", toml_message(&e)))?;
+        expand(&mut value, "", &env)?;
+        let config: Config = value.try_into().map_err(|e: toml::de::Error| {
+            Error::config("(file)", toml_message(&e))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field; the error names the first bad field's path and how to fix it.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.source_options()?;
+        self.target_options()?;
+        if self.state.dir.as_os_str().is_empty() {
+            return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
+        }
+        self.http.listen.parse::<SocketAddr>().map_err(|e| {
+            Error::config("http.listen", format!("'{}' is not host:port ({e}); e.g. 127.0.0.1:9187", self.http.listen))
+        })?;
+        let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
+        let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
+        opt_duration("alerts.min_duration", &self.alerts.min_duration)?;
+        if let (Some(w), Some(c)) = (warning, critical) {
+            if w >= c {
+                return Err(Error::config("alerts.lag_critical", "must be greater than alerts.lag_warning"));
+            }
+        }
+        if let Some(hook) = &self.alerts.webhook {
+            let ok = url::Url::parse(hook.expose()).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false);
+            if !ok {
+                return Err(Error::config("alerts.webhook", "is not an http:// or https:// URL"));
+            }
+        }
+        if matches!(&self.alerts.command, Some(argv) if argv.is_empty()) {
+            return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
+        }
+        self.validate_cutover()
+    }
+
+    fn validate_cutover(&self) -> Result<(), Error> {
+        let c = &self.cutover;
+        let needs_pgbouncer = c.fence == Fence::Pgbouncer || c.switch == Switch::Pgbouncer;
+        if needs_pgbouncer {
+            let p = c.pgbouncer.as_ref().ok_or_else(|| {
+                Error::config("cutover.pgbouncer", "is missing but cutover.fence or cutover.switch is \"pgbouncer\"; add a [cutover.pgbouncer] table with admin_url and database")
+            })?;
+            let admin = p.admin_url.as_ref().ok_or_else(|| {
+                Error::config("cutover.pgbouncer.admin_url", "is missing; e.g. postgres://admin:PASSWORD@127.0.0.1:6432/pgbouncer")
+            })?;
+            ConnectOptions::from_url(admin.expose(), "cutover.pgbouncer.admin_url")
+                .map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?;
+            if p.database.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::config("cutover.pgbouncer.database", "is missing; name the [databases] entry to pause and repoint"));
+            }
+            if c.switch == Switch::Pgbouncer && p.config_file.is_none() {
+                return Err(Error::config("cutover.pgbouncer.config_file", "is missing; switch = \"pgbouncer\" rewrites that file's [databases] entry"));
+            }
+        }
+        if c.switch == Switch::Haproxy {
+            let h = c.haproxy.as_ref().ok_or_else(|| Error::config("cutover.haproxy", "is missing but cutover.switch is \"haproxy\""))?;
+            if h.admin_socket.is_none() {
+                return Err(Error::config("cutover.haproxy.admin_socket", "is missing; the path of haproxy's `stats socket … level admin`"));
+            }
+            if h.backend.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::config("cutover.haproxy.backend", "is missing; the backend holding servers \"blue\" and \"green\""));
+            }
+        }
+        if c.switch == Switch::Command && c.command.as_ref().is_none_or(|cmd| cmd.argv.is_empty()) {
+            return Err(Error::config("cutover.command.argv", "is missing or empty but cutover.switch is \"command\""));
+        }
+        Ok(())
+    }
+
+    /// Connection settings for blue.
+    pub fn source_options(&self) -> Result<ConnectOptions, Error> {
+        url_options(&self.source.url, "source.url")
+    }
+
+    /// Connection settings for green.
+    pub fn target_options(&self) -> Result<ConnectOptions, Error> {
+        url_options(&self.target.url, "target.url")
+    }
+}
+
+fn url_options(url: &Secret, field: &'static str) -> Result<ConnectOptions, Error> {
+    if url.expose().starts_with("mysql://") || url.expose().starts_with("mariadb://") {
+        return Err(Error::config(field, "MySQL/MariaDB endpoints are not supported yet; use a postgres:// URL"));
+    }
+    ConnectOptions::from_url(url.expose(), field).map_err(|e| match e {
+        turnout_decoders::DecodeError::Config { reason, .. } => Error::config(field, reason),
+        other => Error::config(field, other.to_string()),
+    })
+}
+
+fn opt_duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, Error> {
+    v.as_deref().map(|s| parse_duration(s).map_err(|e| Error::config(field, e))).transpose()
+}
+
+/// toml's messages quote the offending input, which may hold a secret: keep only the first line
+/// and the position.
+fn toml_message(e: &toml::de::Error) -> String {
+    let msg = e.message().to_string();
+    match e.span() {
+        Some(span) => format!("{msg} (at byte {})", span.start),
+        None => msg,
+    }
+}
+
+/// Expands `${VAR}` in every string of `value`; `path` is the dotted field path for errors.
+fn expand(value: &mut toml::Value, path: &str, env: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+    match value {
+        toml::Value::String(s) => {
+            *s = expand_str(s, path, env)?;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                expand(v, &child, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str, path: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, Error> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| Error::config(path, "has an unterminated ${…}; write ${VARIABLE}"))?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::config(path, format!("'${{{name}}}' is not a valid environment variable reference")));
+        }
+        let value = env(name).ok_or_else(|| {
+            Error::config(path, format!("environment variable {name} is not set; export it or write the value in the file"))
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[source]
+url = "postgres://repl:${BLUE_PASSWORD}@blue:5432/app"
+[target]
+url = "postgres://app:pw@green:5432/app"
+[state]
+dir = "/var/lib/turnout"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "BLUE_PASSWORD").then(|| "s3cret".to_string())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_expands_variables() {
+        let c = Config::parse(MINIMAL, env).expect("valid");
+        assert_eq!(c.http.listen, "127.0.0.1:9187");
+        assert_eq!(c.cutover.fence, Fence::None);
+        assert_eq!(c.source_options().expect("url").password.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unset_variable_names_the_field_and_variable() {
+        let err = Config::parse(MINIMAL, |_| None).expect_err("unset");
+        let msg = err.to_string();
+        assert!(msg.contains("source.url") && msg.contains("BLUE_PASSWORD"), "{msg}");
+    }
+
+    #[test]
+    fn missing_required_fields_and_unknown_fields_are_named() {
+        let err = Config::parse("[source]\nurl = \"postgres://a@b/c\"\n[state]\ndir = \"/x\"\n", env).expect_err("no target");
+        assert!(err.to_string().contains("target"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}\n[http]\nlisten = \"x\"\nlistne = 1\n"), env).expect_err("typo");
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            ("[http]\nlisten = \"nope\"", "http.listen"),
+            ("[alerts]\nlag_warning = \"5\"", "alerts.lag_warning"),
+            ("[alerts]\nlag_warning = \"30s\"\nlag_critical = \"5s\"", "alerts.lag_critical"),
+            ("[alerts]\nwebhook = \"ftp://x\"", "alerts.webhook"),
+            ("[cutover]\nfence = \"pgbouncer\"", "cutover.pgbouncer"),
+            ("[cutover]\nfence = \"pgbouncer\"\n[cutover.pgbouncer]\ndatabase = \"app\"", "cutover.pgbouncer.admin_url"),
+            ("[cutover]\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"postgres://a:b@h:6432/pgbouncer\"\ndatabase = \"app\"", "cutover.pgbouncer.config_file"),
+            ("[cutover]\nswitch = \"haproxy\"\n[cutover.haproxy]\nbackend = \"db\"", "cutover.haproxy.admin_socket"),
+            ("[cutover]\nswitch = \"command\"", "cutover.command.argv"),
+        ];
+        for (extra, field) in cases {
+            let err = Config::parse(&format!("{MINIMAL}\n{extra}\n"), env).expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+        let bad_url = MINIMAL.replace("postgres://app:pw@green:5432/app", "mysql://app@green/app");
+        let err = Config::parse(&bad_url, env).expect_err("mysql");
+        assert!(err.to_string().contains("target.url"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_do_not_echo_secrets() {
+        let text = "[source]\nurl = \"postgres://u:hunter2@h/d\"\n[target\nurl = 1";
+        let err = Config::parse(text, env).expect_err("broken toml");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,56 @@
+//! Human durations as operators write them in config and on the command line: `500ms`, `5s`, `1m`,
+//! `2h`, `1m30s`.
+
+use std::time::Duration;
+
+/// Parses `500ms`, `5s`, `1.5s`, `2m`, `1h`, `1m30s`. A bare number is refused (ambiguous units).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration; write e.g. 500ms, 5s, 2m".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("'{text}' is not a duration; write e.g. 500ms, 5s, 2m"));
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| format!("'{text}' has a malformed number"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let secs = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" | "min" => value * 60.0,
+            "h" => value * 3600.0,
+            "" => return Err(format!("'{text}' needs a unit: ms, s, m or h")),
+            other => return Err(format!("'{text}' has unknown unit '{other}'; use ms, s, m or h")),
+        };
+        total += Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' is out of range"))?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn durations_without_units_or_garbage_are_refused() {
+        for bad in ["", "5", "s", "5x", "-1s", "1..2s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
