@@ -87,6 +87,8 @@ impl MariaDbServer {
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
+            // Many servers at once would exhaust the kernel's AIO contexts (fs.aio-max-nr).
+            "--innodb-use-native-aio=0",
         ]))?;
 
         let mut server = MariaDbServer { dir, bin, child: None, port: 0, server_id, password: random_token(12) };
@@ -136,6 +138,7 @@ impl MariaDbServer {
                 "--log-slave-updates=ON",
                 "--gtid-strict-mode=ON",
                 "--innodb-flush-log-at-trx-commit=2",
+                "--innodb-use-native-aio=0",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
