@@ -42,12 +42,37 @@ pub struct Prepare {
 
 impl Prepare {
     pub(super) fn parse(c: &mut Cursor<'_>, streamed: bool) -> Result<Self, DecodeError> {
+        let f = PreparedFields::parse(c, "prepare")?;
         Ok(Prepare {
             streamed,
+            flags: f.flags,
+            prepare_lsn: f.lsn,
+            end_lsn: f.end_lsn,
+            prepare_ts: f.ts,
+            xid: f.xid,
+            gid: f.gid,
+        })
+    }
+}
+
+/// The layout shared by Prepare, Stream Prepare and Commit Prepared: Int8 flags, Int64 LSN, Int64 end
+/// LSN, Int64 timestamp, Int32 xid, String GID.
+struct PreparedFields {
+    flags: u8,
+    lsn: Lsn,
+    end_lsn: Lsn,
+    ts: Timestamp,
+    xid: u32,
+    gid: String,
+}
+
+impl PreparedFields {
+    fn parse(c: &mut Cursor<'_>, kind: &'static str) -> Result<Self, DecodeError> {
+        Ok(PreparedFields {
             flags: c.u8("flags")?,
-            prepare_lsn: Lsn(c.u64("prepare LSN")?),
+            lsn: Lsn(c.u64(if kind == "commit" { "commit LSN" } else { "prepare LSN" })?),
             end_lsn: Lsn(c.u64("end LSN")?),
-            prepare_ts: Timestamp::from_pg_micros(c.i64("prepare timestamp")?),
+            ts: Timestamp::from_pg_micros(c.i64(if kind == "commit" { "commit timestamp" } else { "prepare timestamp" })?),
             xid: c.u32("xid")?,
             gid: c.cstr("gid")?,
         })
@@ -67,14 +92,8 @@ pub struct CommitPrepared {
 
 impl CommitPrepared {
     pub(super) fn parse(c: &mut Cursor<'_>) -> Result<Self, DecodeError> {
-        Ok(CommitPrepared {
-            flags: c.u8("flags")?,
-            commit_lsn: Lsn(c.u64("commit LSN")?),
-            end_lsn: Lsn(c.u64("end LSN")?),
-            commit_ts: Timestamp::from_pg_micros(c.i64("commit timestamp")?),
-            xid: c.u32("xid")?,
-            gid: c.cstr("gid")?,
-        })
+        let f = PreparedFields::parse(c, "commit")?;
+        Ok(CommitPrepared { flags: f.flags, commit_lsn: f.lsn, end_lsn: f.end_lsn, commit_ts: f.ts, xid: f.xid, gid: f.gid })
     }
 }
 
