@@ -221,3 +221,34 @@ async fn idle_slot_advances_past_unpublished_writes_once_everything_is_applied()
     let confirmed = wait_for_confirmed(&server, &db, "s", |l| l >= target).await;
     assert!(confirmed > applied);
 }
+
+#[tokio::test]
+async fn exported_snapshot_sees_exactly_what_precedes_the_slot() {
+    let server = PgServer::start(15).expect("server");
+    let db = server.create_database("snap").await.expect("db");
+    server
+        .execute(&db, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); CREATE PUBLICATION p FOR ALL TABLES")
+        .await
+        .expect("schema");
+    let mut conn = replication(&server, &db).await;
+    let slot = conn
+        .create_logical_slot("s", &SlotOptions { export_snapshot: true, ..SlotOptions::default() })
+        .await
+        .expect("slot");
+    let snapshot = slot.snapshot_name.clone().expect("an exported snapshot");
+    // A write after the slot exists is in the stream, not in the snapshot.
+    server.execute(&db, "INSERT INTO t VALUES (2)").await.expect("insert");
+    let reader = server.connect(&db).await.expect("connect");
+    reader
+        .batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        .await
+        .expect("snapshot is importable while the slot's connection is idle");
+    let ids: Vec<i32> = reader.query("SELECT id FROM t ORDER BY id", &[]).await.expect("select").iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![1]);
+    reader.batch_execute("COMMIT").await.expect("commit");
+    let mut start = StartReplication::new("s", vec!["p".into()]);
+    start.start = slot.consistent_point;
+    let mut c = Collector::new(conn.start_replication(&start).await.expect("start"));
+    let tx = c.transaction().await;
+    assert!(matches!(&tx[1], ChangeEvent::Insert { after, .. } if after[0] == Value::Int4(2)), "{tx:?}");
+}
