@@ -2,6 +2,7 @@
 //! PostgreSQL logical replication as one line, with the exact fix when it is not met. It changes
 //! nothing on either server.
 
+use crate::catalog::{identity_fix, tables_without_identity_sql, USER_TABLES};
 use crate::config::Config;
 use std::fmt;
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
@@ -135,10 +136,6 @@ async fn query(conn: &mut PgConnection, sql: &str) -> Result<Vec<Vec<Option<Stri
 fn cell(rows: &[Vec<Option<String>>], row: usize, col: usize) -> Option<String> {
     rows.get(row).and_then(|r| r.get(col)).cloned().flatten()
 }
-
-const USER_TABLES: &str = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
 
 /// At most this many tables are named in one finding.
 const MAX_NAMED: usize = 20;
@@ -287,28 +284,14 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
             grants.join("\n"),
         );
     }
-    let no_identity = query(
-        conn,
-        &format!("SELECT n.nspname, c.relname, c.relreplident {USER_TABLES} AND c.relkind = 'r' AND ( \
-                  c.relreplident = 'n' \
-                  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
-                  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))) \
-                  ORDER BY 1, 2"),
-    )
-    .await?;
+    let no_identity = query(conn, &tables_without_identity_sql()).await?;
     if no_identity.is_empty() {
         f.ok("every table has a primary key or a replica identity");
     } else {
         let fixes: Vec<String> = no_identity
             .iter()
             .take(MAX_NAMED)
-            .map(|r| {
-                format!(
-                    "ALTER TABLE {}.{} REPLICA IDENTITY FULL;",
-                    quote_ident(r[0].as_deref().unwrap_or("")),
-                    quote_ident(r[1].as_deref().unwrap_or(""))
-                )
-            })
+            .map(|r| identity_fix(r[0].as_deref().unwrap_or(""), r[1].as_deref().unwrap_or("")))
             .collect();
         f.fail(
             format!(

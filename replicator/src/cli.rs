@@ -30,9 +30,9 @@ pub struct ConfigArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Snapshot blue into green if needed, then stream changes; serves the HTTP API. [not built yet]
+    /// Snapshot blue into green if needed, then stream changes; serves the HTTP API.
     Run(ConfigArg),
-    /// Show phase, applied position and lag of a running sidecar. [not built yet]
+    /// Show phase, applied position and lag of a running sidecar.
     Status {
         #[command(flatten)]
         config: ConfigArg,
@@ -70,7 +70,7 @@ pub enum Command {
         #[arg(long)]
         table: Option<String>,
     },
-    /// Drop the slot, publication, origins and state. [not built yet]
+    /// Drop the slot, publication, origins and state.
     Teardown {
         #[command(flatten)]
         config: ConfigArg,

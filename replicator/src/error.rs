@@ -17,6 +17,15 @@ pub enum Error {
     /// Talking to the target (green) failed.
     #[error("target: {0}")]
     Target(#[source] DecodeError),
+    /// The state store in `state.dir` failed.
+    #[error("state: {0}")]
+    State(String),
+    /// Applying to green failed.
+    #[error("{0}")]
+    Sink(#[source] turnout_sinks::SinkError),
+    /// Setting up replication (publication, slot, schema copy, snapshot) failed.
+    #[error("{0}")]
+    Setup(String),
     /// A command of the contract that this build does not implement yet.
     #[error("`turnout {0}` is not built yet in this version")]
     NotBuilt(&'static str),
@@ -31,7 +40,8 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Source(e) | Error::Target(e) => e.class(),
-            Error::Config { .. } | Error::ConfigFile { .. } | Error::NotBuilt(_) => ErrorClass::Fatal,
+            Error::Sink(e) => e.class(),
+            Error::Config { .. } | Error::ConfigFile { .. } | Error::NotBuilt(_) | Error::State(_) | Error::Setup(_) => ErrorClass::Fatal,
         }
     }
 }

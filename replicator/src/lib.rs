@@ -1,13 +1,22 @@
-//! The `turnout` binary's library: command line, configuration, and the commands built so far.
+//! The `turnout` binary's library: command line, configuration, the state store, set-up, initial
+//! snapshot, the streaming pipeline and the HTTP API.
 //!
-//! Built: configuration loading and validation ([`config`]), the preflight [`check`]. The pipeline
-//! runtime (`run`), `status`, `cutover`, `verify`, `teardown` and `demo` are part of the command-line
-//! contract but not built yet: they say so and exit non-zero.
+//! Built: `check`, `run` (set-up, snapshot, streaming exactly-once apply, resume), `teardown`,
+//! `status`. Not built yet: `cutover`, `verify`, `demo` — they say so and exit non-zero.
 
+pub mod assemble;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod http;
+pub mod pipeline;
+pub mod run;
+pub mod setup;
+pub mod snapshot;
+pub mod state;
+pub mod status;
 
 pub use error::Error;

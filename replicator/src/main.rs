@@ -1,7 +1,9 @@
 //! The `turnout` executable: parses the command line and runs a command. Exit codes: 0 success,
-//! 1 the command found problems, 2 unusable configuration or arguments, 69 command not built yet.
+//! 1 the command failed or found problems, 2 unusable configuration or arguments, 69 command not
+//! built yet.
 
 use clap::Parser;
+use std::io::{Read, Write};
 use turnout::cli::{normalize_args, Cli, Command, EXIT_CONFIG, EXIT_FAILED, EXIT_NOT_BUILT};
 use turnout::config::Config;
 
@@ -23,15 +25,19 @@ fn main() {
     std::process::exit(code);
 }
 
+fn load(path: &std::path::Path) -> Result<Config, i32> {
+    Config::load(path).map_err(|e| {
+        eprintln!("turnout: {e}");
+        EXIT_CONFIG
+    })
+}
+
 async fn run(command: Command) -> i32 {
     match command {
         Command::Check(args) => {
-            let config = match Config::load(&args.config) {
+            let config = match load(&args.config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("turnout: {e}");
-                    return EXIT_CONFIG;
-                }
+                Err(code) => return code,
             };
             let report = turnout::check::run(&config).await;
             print!("{report}");
@@ -39,6 +45,75 @@ async fn run(command: Command) -> i32 {
                 0
             } else {
                 EXIT_FAILED
+            }
+        }
+        Command::Run(args) => {
+            let config = match load(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("stopping: finishing the current batch and acknowledging what is durable");
+                let _ = tx.send(true);
+            });
+            match turnout::run::run(&config, rx).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("turnout: {e}");
+                    EXIT_FAILED
+                }
+            }
+        }
+        Command::Teardown { config, yes } => {
+            let config = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if !yes {
+                eprintln!(
+                    "turnout: teardown drops the replication slot and publication on blue, the replication origin on green and \
+                     the state directory {}; run again with --yes to do it",
+                    config.state.dir.display()
+                );
+                return EXIT_FAILED;
+            }
+            match turnout::run::teardown(&config).await {
+                Ok(done) => {
+                    for line in done {
+                        println!("{line}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("turnout: {e}");
+                    EXIT_FAILED
+                }
+            }
+        }
+        Command::Status { config, json, watch } => {
+            let config = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if watch {
+                eprintln!("turnout: `status --watch` is not built yet; use `status` or `status --json`");
+                return EXIT_NOT_BUILT;
+            }
+            match http_get(&config.http.listen, "/status") {
+                Ok(body) if json => {
+                    println!("{body}");
+                    0
+                }
+                Ok(body) => {
+                    print_status(&body);
+                    0
+                }
+                Err(e) => {
+                    eprintln!("turnout: cannot reach the sidecar at http://{}/status: {e} (is `turnout run` running?)", config.http.listen);
+                    EXIT_FAILED
+                }
             }
         }
         other => {
@@ -49,5 +124,51 @@ async fn run(command: Command) -> i32 {
             );
             EXIT_NOT_BUILT
         }
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// A minimal HTTP/1.1 GET against the local sidecar.
+fn http_get(listen: &str, path: &str) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(listen)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(head.lines().next().unwrap_or("bad response").to_string()));
+    }
+    Ok(body.to_string())
+}
+
+fn print_status(body: &str) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let get = |k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
+    println!("phase:        {}", get("phase"));
+    println!("applied LSN:  {}", get("applied_lsn"));
+    println!("lag:          {} bytes", get("lag_bytes"));
+    println!("rows applied: {} ({} transactions)", get("rows_applied"), get("transactions_applied"));
+    if let Some(tables) = v.get("tables").and_then(|t| t.as_object()) {
+        for (name, t) in tables {
+            println!("snapshot {name}: {} rows{}", t.get("rows").cloned().unwrap_or_default(), if t.get("done").and_then(|d| d.as_bool()) == Some(true) { ", done" } else { "" });
+        }
+    }
+    let err = get("last_error");
+    if !err.is_empty() && err != "null" {
+        println!("last error:   {err}");
     }
 }

@@ -1,7 +1,45 @@
-//! Applying change batches to a green target (PostgreSQL, later MySQL/MariaDB), with exactly-once
-//! progress recorded in the target's own transaction.
+//! Applying change batches to a green target, with exactly-once progress recorded in the target's own
+//! transaction.
 //!
-//! Not built yet: this crate holds no sink so far. The contract it will implement is in DESIGN.md
-//! ("Data flow"): a sink applies a batch of whole source transactions in one target transaction and
-//! records the batch's last commit position in that same transaction, and reports the position as
-//! durable only after the target committed.
+//! Durability contract: [`pg::PgSink::apply`] applies a batch of whole, committed source transactions
+//! in **one** target transaction that also records the batch's last commit position (PostgreSQL:
+//! the replication origin, `pg_replication_origin_xact_setup`). It returns [`Durable`] only after the
+//! target committed; only then may the source be acknowledged. Applying a transaction at or below the
+//! recorded position is skipped, so replaying after a crash never applies anything twice.
+
+pub mod error;
+pub mod pg;
+
+pub use error::SinkError;
+
+use turnout_decoders::event::Row;
+use turnout_decoders::schema::TableSchema;
+use turnout_decoders::{Lsn, Timestamp};
+use std::sync::Arc;
+
+/// One row change inside a committed transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowChange {
+    Insert { table: Arc<TableSchema>, after: Row },
+    /// `key` holds the old key columns; `before` the whole old row under REPLICA IDENTITY FULL.
+    Update { table: Arc<TableSchema>, key: Row, before: Option<Row>, after: Row },
+    Delete { table: Arc<TableSchema>, key: Row, before: Option<Row> },
+    Truncate { tables: Vec<Arc<TableSchema>>, cascade: bool, restart_identity: bool },
+}
+
+/// A committed source transaction, ready to apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transaction {
+    pub xid: u32,
+    /// The end of the commit record: the position recorded on the target once applied.
+    pub commit_end: Lsn,
+    pub commit_ts: Timestamp,
+    pub changes: Vec<RowChange>,
+}
+
+/// Proof that everything up to `position` is committed on the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Durable {
+    pub position: Lsn,
+}

@@ -288,9 +288,15 @@ impl PgConnection {
         }
     }
 
+    /// Writes out the send buffer. Cancel-safe: bytes leave the buffer only once written, so a
+    /// cancelled flush is completed by the next one and no message is ever cut short.
     async fn flush(&mut self) -> Result<(), DecodeError> {
-        let buf = self.write_buf.split();
-        self.transport.write_all(&buf).await.map_err(|e| self.io_error("writing to", e))?;
+        while !self.write_buf.is_empty() {
+            let n = self.transport.write_buf(&mut self.write_buf).await.map_err(|e| self.io_error("writing to", e))?;
+            if n == 0 {
+                return Err(DecodeError::Closed(format!(" ({}:{})", self.host, self.port)));
+            }
+        }
         self.transport.flush().await.map_err(|e| self.io_error("writing to", e))
     }
 

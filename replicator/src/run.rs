@@ -1,0 +1,195 @@
+//! `turnout run`: set-up (publication, slot, origin, schema copy), the initial snapshot, then
+//! streaming apply — retrying transient failures with backoff and stopping cleanly on SIGTERM/SIGINT.
+//!
+//! Crash safety: a snapshot interrupted at any point is redone from scratch on the next start (the
+//! half-used slot is dropped and the copied tables are emptied); once it completed, green's
+//! replication origin holds the resume position, written in the same transaction as the data.
+
+use crate::catalog::replicated_tables;
+use crate::config::Config;
+use crate::error::Error;
+use crate::pipeline::{self, Budgets};
+use crate::setup::{self, Names};
+use crate::snapshot;
+use crate::state::StateStore;
+use crate::status::{Phase, Status};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use turnout_decoders::pg::client::SlotOptions;
+use turnout_decoders::pg::PgConnection;
+use turnout_decoders::ErrorClass;
+use turnout_sinks::pg::{self as green, PgSink};
+
+/// Runs until `shutdown` turns true (Ok) or a fatal error.
+pub async fn run(config: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    let state = StateStore::open(&config.state.dir)?;
+    let status = Arc::new(Status::default());
+    let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
+    let _http = crate::http::serve(listen, Arc::clone(&status), shutdown.clone())
+        .await
+        .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
+    let names = Names::for_stream(&state.stream_id()?);
+    status.set_names(names.clone());
+    tracing::info!(slot = %names.slot, publication = %names.publication, origin = %names.origin, "starting");
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match run_once(config, &state, &names, &status, shutdown.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.class() == ErrorClass::Transient => {
+                tracing::warn!("{e}; retrying in {backoff:?}");
+                status.set_error(Some(e.to_string()));
+                status.set_phase(Phase::Retrying);
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                status.set_error(Some(e.to_string()));
+                return Err(e);
+            }
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+    }
+}
+
+async fn run_once(config: &Config, state: &StateStore, names: &Names, status: &Arc<Status>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    let source = config.source_options()?;
+    let target_url = config.target.url.expose();
+    let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
+    setup::refuse_tables_without_identity(&mut admin).await?;
+    setup::ensure_publication(&mut admin, &names.publication).await?;
+    let tables = replicated_tables(&mut admin).await.map_err(Error::Source)?;
+    let blue_major = admin.server_version_num().unwrap_or(0) / 10000;
+    if state.snapshot_done()?.is_none() {
+        initial_snapshot(config, state, names, status, &mut admin, &tables, blue_major).await?;
+    }
+    admin.close().await;
+    let mut sink = PgSink::connect(target_url, &names.origin).await.map_err(Error::Sink)?;
+    let recorded = state.applied()?;
+    if sink.applied() < recorded {
+        return Err(Error::Setup(format!(
+            "green's recorded position {} is behind the {} this state directory saw applied: green was restored or its origin \
+             {} dropped. Replicating from here could lose or repeat changes; run `turnout teardown` and start over",
+            sink.applied(),
+            recorded,
+            names.origin
+        )));
+    }
+    let budgets = Budgets::default();
+    pipeline::stream(&source, &names.slot, &names.publication, &mut sink, state, status, &budgets, shutdown).await
+}
+
+async fn initial_snapshot(
+    config: &Config,
+    state: &StateStore,
+    names: &Names,
+    status: &Arc<Status>,
+    admin: &mut PgConnection,
+    tables: &[turnout_decoders::TableName],
+    blue_major: u32,
+) -> Result<(), Error> {
+    status.set_phase(Phase::Snapshot);
+    let source = config.source_options()?;
+    let target_url = config.target.url.expose();
+    let green_client = green::connect(target_url).await.map_err(Error::Sink)?;
+    if state.snapshot_started()? {
+        tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
+        setup::drop_slot(admin, &names.slot).await?;
+        let existing = setup::existing_on_green(&green_client, tables).await?;
+        let present: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| **e).map(|(t, _)| t.quoted()).collect();
+        if !present.is_empty() {
+            green_client
+                .batch_execute(&format!("TRUNCATE {}", present.join(", ")))
+                .await
+                .map_err(|e| Error::Setup(format!("emptying green tables of the unfinished snapshot: {e}")))?;
+        }
+        state.reset_snapshot()?;
+    } else if setup::slot_exists(admin, &names.slot).await? {
+        return Err(Error::Setup(format!(
+            "slot {} exists on blue but this state directory has no snapshot; another turnout may use it. Drop it with \
+             SELECT pg_drop_replication_slot('{}') if it is stale",
+            names.slot, names.slot
+        )));
+    }
+    let existing = setup::existing_on_green(&green_client, tables).await?;
+    let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
+    let copy_schema = !tables.is_empty() && missing.len() == tables.len();
+    let pg_dump = if copy_schema { Some(setup::find_pg_dump(None, blue_major)?) } else { None };
+    if !copy_schema && !missing.is_empty() {
+        return Err(Error::Setup(format!(
+            "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
+             so turnout copies the whole schema",
+            missing.join(", ")
+        )));
+    }
+    if let Some(pg_dump) = &pg_dump {
+        tracing::info!("copying the schema to green with {}", pg_dump.display());
+        let pre = setup::dump_schema(pg_dump, &source, "pre-data")?;
+        green_client.batch_execute(&pre).await.map_err(|e| Error::Setup(format!("creating the schema on green: {e}")))?;
+    } else {
+        for t in tables {
+            let row = green_client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[])
+                .await
+                .map_err(|e| Error::Setup(format!("green: reading {t}: {e}")))?;
+            if row.get::<_, bool>(0) {
+                return Err(Error::Setup(format!(
+                    "green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)"
+                )));
+            }
+        }
+    }
+    state.mark_snapshot_started()?;
+    let mut repl = PgConnection::connect(&source, true).await.map_err(Error::Source)?;
+    let slot = repl
+        .create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() })
+        .await
+        .map_err(Error::Source)?;
+    let snapshot_name = slot.snapshot_name.clone().ok_or_else(|| Error::Setup("blue exported no snapshot".into()))?;
+    let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
+    let plan = snapshot::copy_plan(&blue_client, tables).await?;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+    let started = std::time::Instant::now();
+    let rows = snapshot::copy_all(config.source.url.expose(), target_url, &snapshot_name, plan, workers, state, status).await?;
+    tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "snapshot copied");
+    repl.close().await;
+    if let Some(pg_dump) = &pg_dump {
+        let post = setup::dump_schema(pg_dump, &source, "post-data")?;
+        green_client.batch_execute(&post).await.map_err(|e| Error::Setup(format!("creating indexes and constraints on green: {e}")))?;
+    }
+    green::ensure_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
+    green::advance_origin(&green_client, &names.origin, slot.consistent_point).await.map_err(Error::Sink)?;
+    state.mark_snapshot_done(slot.consistent_point)?;
+    state.record_applied(slot.consistent_point)?;
+    Ok(())
+}
+
+/// `turnout teardown`: drops the slot and publication on blue, the origin on green, and the state.
+pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
+    let mut done = Vec::new();
+    let state = StateStore::open(&config.state.dir)?;
+    let names = Names::for_stream(&state.stream_id()?);
+    drop(state);
+    let source = config.source_options()?;
+    let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
+    setup::drop_slot(&mut admin, &names.slot).await?;
+    done.push(format!("dropped slot {} on blue (if it existed)", names.slot));
+    admin
+        .simple_query(&format!("DROP PUBLICATION IF EXISTS {}", turnout_decoders::schema::quote_ident(&names.publication)))
+        .await
+        .map_err(Error::Source)?;
+    done.push(format!("dropped publication {} on blue (if it existed)", names.publication));
+    admin.close().await;
+    let green_client = green::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+    green::drop_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
+    done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
+    std::fs::remove_dir_all(&config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", config.state.dir.display())))?;
+    done.push(format!("removed state directory {}", config.state.dir.display()));
+    Ok(done)
+}

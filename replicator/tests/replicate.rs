@@ -1,0 +1,350 @@
+//! `turnout run` (the real binary) replicating a live blue into green: snapshot + streaming with odd
+//! data, exactly-once across `kill -9`, clean SIGTERM, PostgreSQL 13 → 17, and refusing tables that
+//! cannot replicate. Every test ends by comparing blue and green table contents.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use turnout_testbed::{free_port, PgOptions, PgServer};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Turnout {
+    child: Option<Child>,
+    config: std::path::PathBuf,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Turnout {
+    fn new(dir: &Path, source: &str, target: &str) -> Turnout {
+        let port = free_port();
+        let config = dir.join("turnout.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+                dir.join("state").display()
+            ),
+        )
+        .expect("config");
+        Turnout { child: None, config, port, log: dir.join("turnout.log") }
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn turnout");
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn sigterm(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "turnout did not stop after SIGTERM\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn exited(&mut self) -> Option<i32> {
+        let c = self.child.as_mut()?;
+        c.try_wait().ok().flatten().map(|s| s.code().unwrap_or(-1))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(s, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        serde_json::from_str(r.split_once("\r\n\r\n")?.1).ok()
+    }
+}
+
+impl Drop for Turnout {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- turnout log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// Every row of every user table, as sorted text, on one server.
+async fn contents(server: &PgServer, db: &str, tables: &[&str]) -> Vec<(String, Vec<String>)> {
+    let c = server.connect(db).await.expect("connect");
+    c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET DateStyle = 'ISO'").await.expect("settings");
+    let mut out = Vec::new();
+    for t in tables {
+        let rows = c.query(&format!("SELECT x::text FROM {t} x"), &[]).await.unwrap_or_else(|e| panic!("{t}: {e}"));
+        let mut v: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        v.sort();
+        out.push((t.to_string(), v));
+    }
+    out
+}
+
+/// Waits until green's tables equal blue's, then asserts it (showing the difference on failure).
+async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, tables: &[&str], t: &mut Turnout) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let b = contents(blue, db, tables).await;
+        let g = contents(green, db, tables).await;
+        if b == g {
+            return;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
+        }
+        if Instant::now() > deadline {
+            for ((name, bv), (_, gv)) in b.iter().zip(&g) {
+                if bv != gv {
+                    eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
+                    eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(5).collect::<Vec<_>>());
+                    eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(5).collect::<Vec<_>>());
+                }
+            }
+            panic!("green did not converge to blue");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_streaming(t: &mut Turnout) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(s) = t.status() {
+            if s["phase"] == "streaming" {
+                return;
+            }
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "turnout never reached streaming\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const SCHEMA: &str = r#"
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE items (
+    id int PRIMARY KEY, body text, qty int2, big int8, price numeric, ratio float8, flag bool,
+    tags text[], doc jsonb, j json, mood mood, created timestamptz, span interval, raw bytea, u uuid,
+    total numeric GENERATED ALWAYS AS (price * 2) STORED
+);
+CREATE TABLE dup (a int, b text);
+ALTER TABLE dup REPLICA IDENTITY FULL;
+CREATE TABLE doc (id int PRIMARY KEY, n int, body text);
+CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent(id));
+CREATE TABLE uniq (id int PRIMARY KEY, code text UNIQUE);
+CREATE TABLE big (id int PRIMARY KEY, pad text);
+"#;
+
+const TABLES: &[&str] = &["items", "dup", "doc", "parent", "child", "uniq", "big"];
+
+#[tokio::test]
+async fn snapshot_then_streaming_keeps_green_identical_through_odd_data() {
+    let blue = PgServer::start_with(PgOptions::new(15).conf("logical_decoding_work_mem = '64kB'")).expect("blue");
+    let green = PgServer::start(17).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    blue.execute(&db, SCHEMA).await.expect("schema");
+    // Rows for the snapshot.
+    blue.execute(
+        &db,
+        r#"INSERT INTO items (id, body, qty, big, price, ratio, flag, tags, doc, j, mood, created, span, raw, u)
+           SELECT g, E'tab\there\nnl \\ "q"' || g, 1, g::int8 * 1000000000, 'NaN', '-Infinity', true, ARRAY['a', NULL, 'x,"y"'],
+                  '{"k": [1, null]}', '{"raw":  1}', 'happy', '2024-02-29 12:34:56.789+05:30', '1 day 02:00', '\x00ff', gen_random_uuid()
+           FROM generate_series(1, 500) g;
+           INSERT INTO dup VALUES (1, 'same'), (1, 'same'), (2, NULL);
+           INSERT INTO doc SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 1000) g;
+           INSERT INTO parent SELECT generate_series(1, 10); INSERT INTO child SELECT g, g FROM generate_series(1, 10) g;
+           INSERT INTO uniq VALUES (1, 'a'), (2, 'b');"#,
+    )
+    .await
+    .expect("snapshot rows");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    assert_converges(&blue, &green, &db, TABLES, &mut t).await;
+    // The schema was copied, including the generated column (computed on green, never written).
+    let c = green.connect(&db).await.expect("green");
+    let total: Option<String> = c.query_one("SELECT total::text FROM items WHERE id = 1", &[]).await.expect("row").get(0);
+    assert_eq!(total.as_deref(), Some("NaN"));
+
+    for sql in [
+        "UPDATE items SET qty = qty + 1, price = 1.5 WHERE id <= 100",
+        "UPDATE items SET id = id + 10000 WHERE id = 1",
+        "DELETE FROM items WHERE id BETWEEN 200 AND 250",
+        "UPDATE doc SET n = n + 1",
+        "DELETE FROM dup WHERE ctid = (SELECT min(ctid) FROM dup WHERE a = 1)",
+        "UPDATE dup SET b = NULL WHERE a = 1",
+        "UPDATE dup SET b = 'two' WHERE a = 2",
+        "BEGIN; UPDATE uniq SET code = 'tmp' WHERE id = 1; UPDATE uniq SET code = 'a' WHERE id = 2; UPDATE uniq SET code = 'b' WHERE id = 1; COMMIT",
+        "BEGIN; INSERT INTO items (id) VALUES (90001); ROLLBACK",
+        "BEGIN; INSERT INTO items (id) VALUES (90002); SAVEPOINT s; INSERT INTO items (id) VALUES (90003); ROLLBACK TO s; COMMIT",
+        "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 3000) g",
+        "BEGIN; INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(5001, 8000) g; SAVEPOINT s; \
+         INSERT INTO big SELECT g, 'gone' FROM generate_series(9001, 12000) g; ROLLBACK TO s; COMMIT",
+        "BEGIN; INSERT INTO big SELECT g, 'aborted' FROM generate_series(20001, 23000) g; ROLLBACK",
+        "TRUNCATE parent, child CASCADE",
+        "INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1)",
+    ] {
+        blue.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_converges(&blue, &green, &db, TABLES, &mut t).await;
+    // The TOASTed body that the update did not touch is intact on green.
+    let len: i32 = c.query_one("SELECT length(body) FROM doc", &[]).await.expect("doc").get(0);
+    assert_eq!(len, 32_000);
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
+#[tokio::test]
+async fn kill_9_at_random_points_resumes_exactly_once() {
+    let blue = PgServer::start(15).expect("blue");
+    let green = PgServer::start(17).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    // No key: applying any transaction twice would duplicate rows.
+    let schema = "CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL; \
+                  CREATE TABLE counters (id int PRIMARY KEY, v int); INSERT INTO counters VALUES (1, 0)";
+    blue.execute(&db, schema).await.expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    let writer = blue.connect(&db).await.expect("writer");
+    let mut n = 0;
+    // Pseudo-random kill points from the clock, different on every run.
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").subsec_nanos();
+    for round in 0..4 {
+        let writes = 50 + (seed % 150);
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        for _ in 0..writes {
+            n += 1;
+            writer
+                .batch_execute(&format!(
+                    "BEGIN; INSERT INTO events VALUES ({n}, 'r{round}'); UPDATE counters SET v = v + 1 WHERE id = 1; COMMIT"
+                ))
+                .await
+                .expect("write");
+        }
+        t.kill9();
+        // More writes while turnout is down.
+        for _ in 0..20 {
+            n += 1;
+            writer.batch_execute(&format!("INSERT INTO events VALUES ({n}, 'down')")).await.expect("write");
+        }
+        t.start();
+        wait_streaming(&mut t).await;
+    }
+    assert_converges(&blue, &green, &db, &["events", "counters"], &mut t).await;
+    let c = green.connect(&db).await.expect("green");
+    let row = c.query_one("SELECT count(*), count(DISTINCT n) FROM events", &[]).await.expect("count");
+    assert_eq!(row.get::<_, i64>(0), i64::from(n));
+    assert_eq!(row.get::<_, i64>(1), i64::from(n));
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_acknowledges_exactly_what_green_committed() {
+    let blue = PgServer::start(16).expect("blue");
+    let green = PgServer::start(17).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    blue.execute(&db, "CREATE TABLE t (id int PRIMARY KEY)").await.expect("schema");
+    green.execute(&db, "CREATE TABLE t (id int PRIMARY KEY)").await.expect("green schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO t SELECT generate_series(1, 1000)").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    let g = green.connect(&db).await.expect("green");
+    let origin: String = g
+        .query_one("SELECT pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin WHERE roname LIKE 'turnout_%'", &[])
+        .await
+        .expect("origin")
+        .get(0);
+    let b = blue.connect(&db).await.expect("blue");
+    let confirmed: String = b
+        .query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'turnout_%'", &[])
+        .await
+        .expect("slot")
+        .get(0);
+    let origin: turnout_decoders::Lsn = origin.parse().expect("lsn");
+    let confirmed: turnout_decoders::Lsn = confirmed.parse().expect("lsn");
+    // Never acknowledged past green; idle advance may only move beyond it over WAL with nothing to apply.
+    assert!(confirmed >= origin, "slot {confirmed} behind green {origin}");
+}
+
+#[tokio::test]
+async fn pg13_to_pg17_replicates_a_large_transaction_whole() {
+    let blue = PgServer::start_with(PgOptions::new(13).conf("logical_decoding_work_mem = '64kB'")).expect("blue");
+    let green = PgServer::start(17).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    blue.execute(&db, "CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, 'snap' FROM generate_series(1, 100) g")
+        .await
+        .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO big SELECT g, repeat('z', 100) FROM generate_series(101, 20100) g").await.expect("big txn");
+    blue.execute(&db, "UPDATE big SET pad = 'u' WHERE id % 7 = 0").await.expect("update");
+    assert_converges(&blue, &green, &db, &["big"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn table_without_identity_is_refused_before_the_snapshot() {
+    let blue = PgServer::start(15).expect("blue");
+    let green = PgServer::start(17).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    blue.execute(&db, "CREATE TABLE nokey (a int)").await.expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    let deadline = Instant::now() + WAIT;
+    let code = loop {
+        if let Some(code) = t.exited() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "turnout kept running\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, 1);
+    assert!(t.log_text().contains("ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL;"), "{}", t.log_text());
+    // Nothing was created on blue for the refused run.
+    let b = blue.connect(&db).await.expect("blue");
+    let slots: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
+    assert_eq!(slots, 0);
+}

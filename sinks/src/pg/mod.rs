@@ -1,0 +1,199 @@
+//! The PostgreSQL sink: applies batches of committed source transactions to green in one transaction
+//! each, recording progress through a replication origin in that same transaction.
+//!
+//! Session settings: `session_replication_role = replica` (green's triggers and foreign-key checks do
+//! not fire again for replicated rows), and the same text formats the source connection uses
+//! (`DateStyle=ISO`, `TimeZone=UTC`, `extra_float_digits=3`, `bytea_output=hex`), so values compare
+//! and parse exactly.
+//!
+//! Statements: consecutive inserts into one table become one `INSERT … SELECT … FROM unnest(…)`; updates
+//! and deletes are one statement per row, pipelined, in source order (a multi-row UPDATE could trip
+//! unique constraints that the source order avoids). Rows of tables without a key (REPLICA IDENTITY
+//! FULL) are matched on every column and exactly one matching row is changed.
+
+mod statement;
+pub mod text;
+
+use crate::error::SinkError;
+use crate::{Durable, RowChange, Transaction};
+use statement::{Statements, TargetTable};
+use std::collections::HashMap;
+use tokio_postgres::{Client, NoTls};
+use turnout_decoders::schema::{quote_ident, TableName};
+use turnout_decoders::Lsn;
+
+/// Session settings of every green connection turnout opens.
+pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
+     SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'";
+
+/// Opens a plain tokio-postgres session to green with turnout's session settings.
+pub async fn connect(url: &str) -> Result<Client, SinkError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(SinkError::target("connecting"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("green connection ended: {e}");
+        }
+    });
+    client.batch_execute(SESSION_SETTINGS).await.map_err(SinkError::target("setting session parameters"))?;
+    Ok(client)
+}
+
+/// The recorded progress of `origin` on green (`0/0` when it does not exist or never advanced).
+pub async fn origin_progress(client: &Client, origin: &str) -> Result<Lsn, SinkError> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE((SELECT pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin WHERE roname = $1), '0/0')",
+            &[&origin],
+        )
+        .await
+        .map_err(SinkError::target("reading replication origin progress"))?;
+    row.get::<_, String>(0).parse().map_err(|e| SinkError::Progress(format!("origin {origin}: {e}")))
+}
+
+/// Creates `origin` on green if it does not exist.
+pub async fn ensure_origin(client: &Client, origin: &str) -> Result<(), SinkError> {
+    client
+        .execute(
+            "SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
+            &[&origin],
+        )
+        .await
+        .map_err(SinkError::target(format!("creating replication origin {origin}")))?;
+    Ok(())
+}
+
+/// Sets `origin`'s progress (after the initial snapshot). Must not be called while a sink session
+/// has the origin set up. Progress only moves forward.
+pub async fn advance_origin(client: &Client, origin: &str, to: Lsn) -> Result<(), SinkError> {
+    let current = origin_progress(client, origin).await?;
+    if to <= current {
+        return Ok(());
+    }
+    client
+        .execute("SELECT pg_replication_origin_advance($1, $2::text::pg_lsn)", &[&origin, &to.to_string()])
+        .await
+        .map_err(SinkError::target(format!("advancing replication origin {origin}")))?;
+    Ok(())
+}
+
+/// Drops `origin` on green if it exists.
+pub async fn drop_origin(client: &Client, origin: &str) -> Result<(), SinkError> {
+    client
+        .execute("SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1", &[&origin])
+        .await
+        .map_err(SinkError::target(format!("dropping replication origin {origin}")))?;
+    Ok(())
+}
+
+/// An apply session on green bound to one replication origin.
+pub struct PgSink {
+    client: Client,
+    origin: String,
+    applied: Lsn,
+    tables: HashMap<TableName, TargetTable>,
+    statements: Statements,
+}
+
+impl std::fmt::Debug for PgSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSink").field("origin", &self.origin).field("applied", &self.applied).finish_non_exhaustive()
+    }
+}
+
+impl PgSink {
+    /// Connects, creates the origin if needed, binds this session to it and reads its progress.
+    pub async fn connect(url: &str, origin: &str) -> Result<PgSink, SinkError> {
+        let client = connect(url).await?;
+        client
+            .batch_execute("SET session_replication_role = replica")
+            .await
+            .map_err(SinkError::target("SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)"))?;
+        ensure_origin(&client, origin).await?;
+        client
+            .execute("SELECT pg_replication_origin_session_setup($1)", &[&origin])
+            .await
+            .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
+        let applied = origin_progress(&client, origin).await?;
+        Ok(PgSink { client, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default() })
+    }
+
+    /// The end position of the last source transaction committed on green.
+    pub fn applied(&self) -> Lsn {
+        self.applied
+    }
+
+    /// Forgets cached table metadata (after a schema change on green).
+    pub fn forget_tables(&mut self) {
+        self.tables.clear();
+        self.statements = Statements::default();
+    }
+
+    /// Applies `batch` (whole source transactions in commit order) in one green transaction and
+    /// records the last commit position with it. Transactions at or below the recorded position are
+    /// skipped. Returns only after green committed.
+    pub async fn apply(&mut self, batch: &[Transaction]) -> Result<Durable, SinkError> {
+        let pending: Vec<&Transaction> = batch.iter().filter(|t| t.commit_end > self.applied).collect();
+        let Some(last) = pending.last() else {
+            return Ok(Durable { position: self.applied });
+        };
+        for t in &pending {
+            for c in &t.changes {
+                self.load_tables(c).await?;
+            }
+        }
+        self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))?;
+        let result = self.apply_in_transaction(&pending, last).await;
+        match result {
+            Ok(()) => {
+                self.client.batch_execute("COMMIT").await.map_err(SinkError::target("COMMIT"))?;
+                self.applied = last.commit_end;
+                Ok(Durable { position: self.applied })
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_in_transaction(&mut self, pending: &[&Transaction], last: &Transaction) -> Result<(), SinkError> {
+        self.client
+            .execute(
+                "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, 'epoch'::timestamptz + $2::int8 * interval '1 microsecond')",
+                &[&last.commit_end.to_string(), &last.commit_ts.0],
+            )
+            .await
+            .map_err(SinkError::target("recording the applied position"))?;
+        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
+        self.statements.execute(&self.client, &self.tables, &changes).await
+    }
+
+    async fn load_tables(&mut self, change: &RowChange) -> Result<(), SinkError> {
+        let tables: Vec<&TableName> = match change {
+            RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => vec![&table.name],
+            RowChange::Truncate { tables, .. } => tables.iter().map(|t| &t.name).collect(),
+        };
+        for name in tables {
+            if !self.tables.contains_key(name) {
+                let t = TargetTable::load(&self.client, name).await?;
+                self.tables.insert(name.clone(), t);
+            }
+        }
+        Ok(())
+    }
+
+    /// The origin this sink records progress in.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The underlying session (for schema changes between batches).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// `"schema"."table"`.
+pub fn qualified(name: &TableName) -> String {
+    format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name))
+}
