@@ -60,6 +60,7 @@ pub async fn stream(
     start.start = start_at;
     let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
     stream.set_positions(StandbyPositions { write: start_at, flush: start_at, apply: start_at });
+    tracing::debug!(start = %start_at, "streaming");
     status.set_phase(Phase::Streaming);
     status.set_error(None);
     status.set_applied(start_at);
@@ -95,6 +96,7 @@ pub async fn stream(
                     StreamMessage::Data { wal_end, data, .. } => {
                         status.set_source_wal_end(wal_end);
                         if let Some(event) = decoder.decode(&data).map_err(Error::Source)? {
+                            tracing::trace!(?event, "event");
                             if let Some(tx) = assembler.push(event)? {
                                 if tx.commit_end > sink.applied() {
                                     batch_rows += rows_of(&tx);
@@ -113,7 +115,9 @@ pub async fn stream(
 
 async fn apply(sink: &mut PgSink, batch: &mut Vec<Transaction>, state: &StateStore, status: &Status) -> Result<Lsn, Error> {
     let rows: usize = batch.iter().map(rows_of).sum();
+    tracing::debug!(transactions = batch.len(), rows, first = %batch[0].commit_end, "applying batch");
     let durable = sink.apply(batch).await.map_err(Error::Sink)?;
+    tracing::debug!(durable = %durable.position, "batch committed");
     state.record_applied(durable.position)?;
     status.set_applied(durable.position);
     status.add_applied(batch.len() as u64, rows as u64);

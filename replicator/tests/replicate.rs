@@ -36,7 +36,7 @@ impl Turnout {
         let child = Command::new(env!("CARGO_BIN_EXE_turnout"))
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,turnout=debug,turnout_sinks=debug")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -125,6 +125,14 @@ async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, tables: &
                     eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(5).collect::<Vec<_>>());
                     eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(5).collect::<Vec<_>>());
                 }
+            }
+            let gc = green.connect(db).await.expect("green");
+            for r in gc.query("SELECT roname::text, pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin", &[]).await.expect("origins") {
+                eprintln!("green origin {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
+            }
+            let bc = blue.connect(db).await.expect("blue");
+            for r in bc.query("SELECT slot_name::text, confirmed_flush_lsn::text FROM pg_replication_slots", &[]).await.expect("slots") {
+                eprintln!("blue slot {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
             }
             panic!("green did not converge to blue");
         }

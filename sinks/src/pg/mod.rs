@@ -6,6 +6,9 @@
 //! (`DateStyle=ISO`, `TimeZone=UTC`, `extra_float_digits=3`, `bytea_output=hex`), so values compare
 //! and parse exactly.
 //!
+//! Exactly-once: the origin position is set with `pg_replication_origin_xact_setup` in the same
+//! simple-query message as `COMMIT`, after every row statement succeeded (see [`PgSink::apply`]).
+//!
 //! Statements: consecutive inserts into one table become one `INSERT … SELECT … FROM unnest(…)`; updates
 //! and deletes are one statement per row, pipelined, in source order (a multi-row UPDATE could trip
 //! unique constraints that the source order avoids). Rows of tables without a key (REPLICA IDENTITY
@@ -142,30 +145,50 @@ impl PgSink {
             }
         }
         self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))?;
-        let result = self.apply_in_transaction(&pending, last).await;
-        match result {
-            Ok(()) => {
-                self.client.batch_execute("COMMIT").await.map_err(SinkError::target("COMMIT"))?;
-                self.applied = last.commit_end;
-                Ok(Durable { position: self.applied })
-            }
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
+        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
+        if let Err(e) = self.statements.execute(&self.client, &self.tables, &changes).await {
+            // The origin was not set up for this transaction, so rolling back cannot move it.
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(e);
         }
+        // Record the position and commit in ONE message. PostgreSQL 16+ also advances the origin when a
+        // transaction that called pg_replication_origin_xact_setup aborts — including the abort at exit
+        // of a backend whose client died. Sent together, the server runs both or neither.
+        tracing::debug!(position = %last.commit_end, "committing on green");
+        let commit = format!(
+            "SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
+            last.commit_end, last.commit_ts.0
+        );
+        if let Err(e) = self.client.batch_execute(&commit).await {
+            // The COMMIT itself failed (e.g. a deferred constraint): on 16+ the abort moved the origin
+            // to this batch's end although nothing was applied. Put it back before reporting.
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            self.restore_origin().await?;
+            return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
+        }
+        self.applied = last.commit_end;
+        Ok(Durable { position: self.applied })
     }
 
-    async fn apply_in_transaction(&mut self, pending: &[&Transaction], last: &Transaction) -> Result<(), SinkError> {
-        self.client
-            .execute(
-                "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, 'epoch'::timestamptz + $2::int8 * interval '1 microsecond')",
-                &[&last.commit_end.to_string(), &last.commit_ts.0],
-            )
-            .await
-            .map_err(SinkError::target("recording the applied position"))?;
-        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
-        self.statements.execute(&self.client, &self.tables, &changes).await
+    /// Moves the origin back to the last position this session committed, if an abort moved it.
+    async fn restore_origin(&mut self) -> Result<(), SinkError> {
+        let current = origin_progress(&self.client, &self.origin).await?;
+        if current == self.applied {
+            return Ok(());
+        }
+        let restore = format!(
+            "SELECT pg_replication_origin_session_reset(); SELECT pg_replication_origin_advance('{origin}', '{lsn}'::pg_lsn); \
+             SELECT pg_replication_origin_session_setup('{origin}')",
+            origin = self.origin.replace('\'', "''"),
+            lsn = self.applied
+        );
+        self.client.batch_execute(&restore).await.map_err(|e| {
+            SinkError::Progress(format!(
+                "a failed commit moved replication origin {} to {current} and it could not be put back to {}: {e}; \
+                 run SELECT pg_replication_origin_advance('{}', '{}') on green before restarting",
+                self.origin, self.applied, self.origin, self.applied
+            ))
+        })
     }
 
     async fn load_tables(&mut self, change: &RowChange) -> Result<(), SinkError> {

@@ -1,0 +1,105 @@
+//! The PostgreSQL sink against real servers: exactly-once skipping, and a failed batch never moving
+//! the recorded position (PostgreSQL 16+ advances an origin on abort once xact_setup ran).
+
+use std::sync::Arc;
+use turnout_decoders::schema::{Column, ReplicaIdentity, TableName, TableSchema};
+use turnout_decoders::{Lsn, Timestamp, Value};
+use turnout_sinks::pg::{origin_progress, PgSink};
+use turnout_sinks::{RowChange, Transaction};
+use turnout_testbed::PgServer;
+
+fn table() -> Arc<TableSchema> {
+    Arc::new(TableSchema {
+        relation_id: 1,
+        name: TableName::new("public", "t"),
+        replica_identity: ReplicaIdentity::Default,
+        columns: vec![
+            Column { name: "id".into(), type_oid: 23, type_modifier: -1, type_name: None, is_key: true },
+            Column { name: "v".into(), type_oid: 25, type_modifier: -1, type_name: None, is_key: false },
+        ],
+    })
+}
+
+fn insert(id: i32, end: u64) -> Transaction {
+    Transaction {
+        xid: 1,
+        commit_end: Lsn(end),
+        commit_ts: Timestamp(1_700_000_000_000_000),
+        changes: vec![RowChange::Insert { table: table(), after: vec![Value::Int4(id), Value::Text("x".into())] }],
+    }
+}
+
+async fn count(server: &PgServer, db: &str) -> i64 {
+    server.connect(db).await.expect("connect").query_one("SELECT count(*) FROM t", &[]).await.expect("count").get(0)
+}
+
+#[tokio::test]
+async fn a_failed_batch_leaves_the_recorded_position_where_it_was() {
+    for major in [15, 17] {
+        let server = PgServer::start(major).expect("server");
+        let db = server.create_database("sink").await.expect("db");
+        server.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text)").await.expect("schema");
+        let url = server.url(&db);
+        let mut sink = PgSink::connect(&url, "o").await.expect("sink");
+        let d = sink.apply(&[insert(1, 100)]).await.expect("first batch");
+        assert_eq!(d.position, Lsn(100));
+        // Id 1 again: a unique violation inside the batch.
+        let err = sink.apply(&[insert(2, 200), insert(1, 300)]).await.expect_err("duplicate key");
+        assert_eq!(err.sqlstate(), Some("23505"), "{err}");
+        let admin = server.connect(&db).await.expect("admin");
+        assert_eq!(origin_progress(&admin, "o").await.expect("progress"), Lsn(100), "PostgreSQL {major}");
+        assert_eq!(count(&server, &db).await, 1);
+        // The session is usable and the batch applies once fixed.
+        let d = sink.apply(&[insert(2, 200), insert(3, 300)]).await.expect("retry");
+        assert_eq!(d.position, Lsn(300));
+        assert_eq!(count(&server, &db).await, 3);
+    }
+}
+
+#[tokio::test]
+async fn transactions_at_or_below_the_recorded_position_are_skipped_after_reconnect() {
+    let server = PgServer::start(17).expect("server");
+    let db = server.create_database("sink").await.expect("db");
+    server.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text)").await.expect("schema");
+    let url = server.url(&db);
+    {
+        let mut sink = PgSink::connect(&url, "o").await.expect("sink");
+        let _ = sink.apply(&[insert(1, 100), insert(2, 200)]).await.expect("batch");
+    }
+    // A new session (as after a crash) replays an overlapping batch: only the new transaction applies.
+    let mut sink = PgSink::connect(&url, "o").await.expect("sink");
+    assert_eq!(sink.applied(), Lsn(200));
+    let d = sink.apply(&[insert(1, 100), insert(2, 200), insert(3, 300)]).await.expect("replay");
+    assert_eq!(d.position, Lsn(300));
+    assert_eq!(count(&server, &db).await, 3);
+}
+
+#[tokio::test]
+async fn a_failed_commit_puts_the_recorded_position_back() {
+    let server = PgServer::start(17).expect("server");
+    let db = server.create_database("sink").await.expect("db");
+    // A deferred constraint trigger (firing even for replicated rows) fails only at COMMIT, after the
+    // position was recorded.
+    server
+        .execute(
+            &db,
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.v = 'boom' THEN RAISE EXCEPTION 'boom' USING ERRCODE = '23514'; END IF; RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION boom();
+             ALTER TABLE t ENABLE ALWAYS TRIGGER boom;",
+        )
+        .await
+        .expect("schema");
+    let mut sink = PgSink::connect(&server.url(&db), "o").await.expect("sink");
+    let _ = sink.apply(&[insert(1, 100)]).await.expect("first");
+    let mut boom = insert(2, 200);
+    boom.changes = vec![RowChange::Insert { table: table(), after: vec![Value::Int4(2), Value::Text("boom".into())] }];
+    let err = sink.apply(&[boom]).await.expect_err("deferred failure at commit");
+    assert_eq!(err.sqlstate(), Some("23514"), "{err}");
+    let admin = server.connect(&db).await.expect("admin");
+    assert_eq!(origin_progress(&admin, "o").await.expect("progress"), Lsn(100));
+    assert_eq!(sink.applied(), Lsn(100));
+    let d = sink.apply(&[insert(2, 200)]).await.expect("next batch");
+    assert_eq!(d.position, Lsn(200));
+}
