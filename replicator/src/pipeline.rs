@@ -97,6 +97,20 @@ pub async fn stream(
                         status.set_source_wal_end(wal_end);
                         if let Some(event) = decoder.decode(&data).map_err(Error::Source)? {
                             tracing::trace!(?event, "event");
+                            if let turnout_decoders::ChangeEvent::Relation(schema) = &event {
+                                let ddl = sink.schema_changes(schema).await.map_err(Error::Sink)?;
+                                if !ddl.is_empty() {
+                                    // Rows already batched use the old shape: apply them first.
+                                    if !batch.is_empty() {
+                                        let durable = apply(sink, &mut batch, state, status).await?;
+                                        stream.set_positions(StandbyPositions { write: durable, flush: durable, apply: durable });
+                                        batch_rows = 0;
+                                        deadline = None;
+                                    }
+                                    tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
+                                    sink.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
+                                }
+                            }
                             if let Some(tx) = assembler.push(event)? {
                                 if tx.commit_end > sink.applied() {
                                     batch_rows += rows_of(&tx);

@@ -356,3 +356,116 @@ async fn table_without_identity_is_refused_before_the_snapshot() {
     let slots: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
     assert_eq!(slots, 0);
 }
+
+async fn pair(schema: &str) -> (PgServer, PgServer, String) {
+    let blue = PgServer::start(15).expect("blue");
+    let green = PgServer::start(17).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    blue.execute(&db, schema).await.expect("schema");
+    (blue, green, db)
+}
+
+async fn wait_exit(t: &mut Turnout) -> i32 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(code) = t.exited() {
+            return code;
+        }
+        assert!(Instant::now() < deadline, "turnout kept running\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_column_added_on_blue_is_added_on_green_and_replication_carries_on() {
+    let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, a text); INSERT INTO t VALUES (1, 'one')").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO t VALUES (2, 'two')").await.expect("insert");
+    blue.execute(&db, "ALTER TABLE t ADD COLUMN b numeric(10,2); ALTER TABLE t ADD COLUMN c text[]").await.expect("alter");
+    blue.execute(&db, "INSERT INTO t VALUES (3, 'three', 1.5, '{x,NULL}'); UPDATE t SET b = 7 WHERE id = 1").await.expect("use it");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    let g = green.connect(&db).await.expect("green");
+    let ty: String = g.query_one("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'b'", &[]).await.expect("column").get(0);
+    assert_eq!(ty, "numeric(10,2)");
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn an_incompatible_column_change_stops_with_an_error_naming_table_and_column() {
+    let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, a text)").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO t VALUES (1, '5')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    blue.execute(&db, "ALTER TABLE t ALTER COLUMN a TYPE int USING a::int; INSERT INTO t VALUES (2, 6)").await.expect("alter");
+    assert_eq!(wait_exit(&mut t).await, 1);
+    let log = t.log_text();
+    assert!(log.contains("public.t") && log.contains("column \"a\" has type text on green"), "{log}");
+    // Nothing after the change reached green, and the row before it is there.
+    let g = green.connect(&db).await.expect("green");
+    let n: i64 = g.query_one("SELECT count(*) FROM t", &[]).await.expect("count").get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn partitioned_tables_replicate_through_the_root_including_rows_that_move() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE m (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+         CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+         INSERT INTO m SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 100) g",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    for sql in [
+        "INSERT INTO m SELECT g, 'eu', g FROM generate_series(101, 150) g",
+        "UPDATE m SET region = 'us' WHERE id BETWEEN 2 AND 20 AND region = 'eu'",
+        "UPDATE m SET v = -v WHERE region = 'us'",
+        "DELETE FROM m WHERE id > 140",
+    ] {
+        blue.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_converges(&blue, &green, &db, &["m", "m_eu", "m_us"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn green_and_blue_restarts_are_retried_without_loss_or_duplication() {
+    let (mut blue, mut green, db) = pair("CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    let mut n = 0;
+    let mut write = |blue: &PgServer, count: i32| {
+        let sqls: Vec<String> = (0..count).map(|_| { n += 1; format!("INSERT INTO events VALUES ({n}, 'x')") }).collect();
+        let url = blue.url(&db);
+        async move {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(conn);
+            for s in sqls {
+                c.batch_execute(&s).await.expect("write");
+            }
+        }
+    };
+    write(&blue, 50).await;
+    green.restart().expect("restart green");
+    write(&blue, 50).await;
+    assert_converges(&blue, &green, &db, &["events"], &mut t).await;
+    blue.restart().expect("restart blue");
+    write(&blue, 50).await;
+    assert_converges(&blue, &green, &db, &["events"], &mut t).await;
+    let g = green.connect(&db).await.expect("green");
+    let row = g.query_one("SELECT count(*), count(DISTINCT n) FROM events", &[]).await.expect("count");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (150, 150));
+    assert_eq!(t.sigterm(), Some(0));
+}

@@ -611,7 +611,8 @@ impl ReplicationStream {
                         }
                     },
                     BackendMessage::Error(e) => return Err(DecodeError::Server(e)),
-                    BackendMessage::CopyDone => {
+                    // The server ends the stream on shutdown (CopyDone, or straight to CommandComplete).
+                    BackendMessage::CopyDone | BackendMessage::CommandComplete(_) | BackendMessage::ReadyForQuery(_) => {
                         return Err(DecodeError::Closed(" (the server ended the replication stream)".into()))
                     }
                     BackendMessage::Notice(_) | BackendMessage::ParameterStatus { .. } => {}

@@ -14,6 +14,7 @@
 //! unique constraints that the source order avoids). Rows of tables without a key (REPLICA IDENTITY
 //! FULL) are matched on every column and exactly one matching row is changed.
 
+pub mod ddl;
 mod statement;
 pub mod text;
 
@@ -123,6 +124,22 @@ impl PgSink {
     /// The end position of the last source transaction committed on green.
     pub fn applied(&self) -> Lsn {
         self.applied
+    }
+
+    /// The DDL green needs before rows of `schema` can apply (see [`ddl`]); empty when none.
+    pub async fn schema_changes(&self, schema: &turnout_decoders::TableSchema) -> Result<Vec<String>, SinkError> {
+        ddl::plan(&self.client, schema).await
+    }
+
+    /// Runs DDL from [`PgSink::schema_changes`] in its own transaction and forgets cached metadata.
+    pub async fn apply_schema_changes(&mut self, statements: &[String]) -> Result<(), SinkError> {
+        let sql = format!("BEGIN; {}; COMMIT", statements.join("; "));
+        if let Err(e) = self.client.batch_execute(&sql).await {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(SinkError::Target { context: format!("applying schema change `{}`", statements.join("; ")), source: e });
+        }
+        self.forget_tables();
+        Ok(())
     }
 
     /// Forgets cached table metadata (after a schema change on green).
