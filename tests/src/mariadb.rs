@@ -78,18 +78,33 @@ impl MariaDbServer {
             }
             other => other,
         })?;
-        let mut install = Command::new(&bin.install_db);
-        install.arg("--no-defaults");
-        if is_root() {
-            install.arg(format!("--user={SERVICE_USER}"));
+        // Bootstraps run one at a time in this process (parallel bootstraps were seen to fail), and a
+        // failed one is retried once on a clean data directory.
+        static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let data = dir.path().join("data");
+        let install = || {
+            let mut cmd = Command::new(&bin.install_db);
+            cmd.arg("--no-defaults");
+            if is_root() {
+                cmd.arg(format!("--user={SERVICE_USER}"));
+            }
+            cmd.arg(format!("--datadir={}", data.display())).arg(format!("--tmpdir={}", dir.path().display())).args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+                // Many servers at once would exhaust the kernel's AIO contexts (fs.aio-max-nr).
+                "--innodb-use-native-aio=0",
+            ]);
+            run(&mut cmd)
+        };
+        {
+            let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(first) = install() {
+                tracing::warn!("mariadb-install-db failed, retrying once: {first}");
+                let _ = std::fs::remove_dir_all(&data);
+                install()?;
+            }
         }
-        run(install.arg(format!("--datadir={}", dir.path().join("data").display())).args([
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--skip-name-resolve",
-            // Many servers at once would exhaust the kernel's AIO contexts (fs.aio-max-nr).
-            "--innodb-use-native-aio=0",
-        ]))?;
 
         let mut server = MariaDbServer { dir, bin, child: None, port: 0, server_id, password: random_token(12) };
         let mut last_err = None;

@@ -1,0 +1,212 @@
+//! Drain and snapshot benchmarks against real local servers, with baselines run in the same process.
+//!
+//! Drain: blue (PostgreSQL 15) gets a pgbench TPC-B load plus one 300,000-row transaction while two
+//! slots wait: one for PostgreSQL's native logical replication into green A, one for turnout into
+//! green B (both PostgreSQL 17 with `fsync = on`). Each then drains the same WAL backlog alone; the time
+//! until the marker written last is visible on green is reported, with the ratio.
+//!
+//! Snapshot: turnout's parallel COPY of the pgbench tables against a raw `psql \copy … | psql \copy …`
+//! pipe of the same tables, each into empty tables without indexes.
+//!
+//! Run: `cargo run --release -p turnout --example bench -- [SCALE] [SECONDS]` (defaults 10 and 20).
+
+use anyhow::{ensure, Context, Result};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use turnout::config::Config;
+use turnout::setup::{ensure_publication, Names};
+use turnout::state::StateStore;
+use turnout_decoders::pg::client::SlotOptions;
+use turnout_decoders::pg::{ConnectOptions, PgConnection};
+use turnout_testbed::{free_port, PgOptions, PgServer};
+
+const TABLES: [&str; 4] = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
+
+fn pg_tool(server: &PgServer, tool: &str, db: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(format!("/usr/lib/postgresql/15/bin/{tool}"))
+        .args(["-h", "127.0.0.1", "-p", &server.port().to_string(), "-U", "postgres"])
+        .args(args)
+        .arg(db)
+        .env("PGPASSWORD", server.password())
+        .output()
+        .with_context(|| format!("running {tool}"))?;
+    ensure!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn wait_for_marker(green: &PgServer, db: &str) -> Result<()> {
+    let c = green.connect(db).await?;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let n: i64 = c.query_one("SELECT count(*) FROM bench_marker", &[]).await?.get(0);
+        if n > 0 {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "drain did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fingerprint(server: &PgServer, db: &str) -> Result<(i64, i64, i64)> {
+    let c = server.connect(db).await?;
+    let r = c
+        .query_one(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts)::int8, (SELECT sum(tbalance) FROM pgbench_tellers)::int8, \
+             (SELECT count(*) FROM pgbench_history)",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1), r.get(2)))
+}
+
+async fn drain(scale: u32, seconds: u32) -> Result<()> {
+    let blue = PgServer::start(15)?;
+    let fsync_on = || PgOptions::new(17).conf("fsync = on").conf("full_page_writes = on");
+    let native = PgServer::start_with(fsync_on())?;
+    let ours = PgServer::start_with(fsync_on())?;
+    let db = "bench";
+    for s in [&blue, &native, &ours] {
+        s.execute("postgres", "CREATE DATABASE bench").await?;
+    }
+    pg_tool(&blue, "pgbench", db, &["-q", "-i", "-s", &scale.to_string()])?;
+    blue.execute(db, "ALTER TABLE pgbench_history REPLICA IDENTITY FULL; CREATE TABLE bench_marker (id int PRIMARY KEY)").await?;
+    for g in [&native, &ours] {
+        pg_tool(g, "pgbench", db, &["-q", "-i", "-I", "dtgp", "-s", &scale.to_string()])?;
+        g.execute(db, "CREATE TABLE bench_marker (id int PRIMARY KEY)").await?;
+    }
+    // Native logical replication: publication + a disabled subscription (creates its slot now).
+    blue.execute(db, "CREATE PUBLICATION native FOR ALL TABLES").await?;
+    native
+        .execute(
+            db,
+            &format!(
+                "CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port={} user=postgres password={} dbname={db}' \
+                 PUBLICATION native WITH (copy_data = false, enabled = false)",
+                blue.port(),
+                blue.password()
+            ),
+        )
+        .await?;
+    // turnout: its publication and slot now; green already holds the data as of the slot.
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let config_text = format!(
+        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        blue.url(db),
+        ours.url(db),
+        dir.path().join("state").display()
+    );
+    let config = Config::parse(&config_text, |_| None)?;
+    {
+        let state = StateStore::open(&config.state.dir)?;
+        let names = Names::for_stream(&state.stream_id()?);
+        let opts = ConnectOptions::from_url(&blue.url(db), "source.url")?;
+        let mut admin = PgConnection::connect(&opts, false).await?;
+        ensure_publication(&mut admin, &names.publication).await?;
+        let mut repl = PgConnection::connect(&opts, true).await?;
+        let slot = repl.create_logical_slot(&names.slot, &SlotOptions::default()).await?;
+        let green = turnout_sinks::pg::connect(&ours.url(db)).await?;
+        turnout_sinks::pg::ensure_origin(&green, &names.origin).await?;
+        turnout_sinks::pg::advance_origin(&green, &names.origin, slot.consistent_point).await?;
+        state.mark_snapshot_done(slot.consistent_point)?;
+        state.record_applied(slot.consistent_point)?;
+    }
+    // The load, with both slots holding WAL.
+    let load = Instant::now();
+    let tps = pg_tool(&blue, "pgbench", db, &["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string()])?;
+    blue.execute(
+        db,
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, g, 0, now() FROM generate_series(1, 300000) g",
+    )
+    .await?;
+    blue.execute(db, "INSERT INTO bench_marker VALUES (1)").await?;
+    let backlog: String = blue
+        .connect(db)
+        .await?
+        .query_one("SELECT pg_size_pretty(pg_current_wal_lsn() - confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = 'native'", &[])
+        .await?
+        .get(0);
+    let txns = tps.lines().find(|l| l.contains("number of transactions actually processed")).unwrap_or("").trim().to_string();
+    println!("load: {txns} + one 300000-row transaction in {:.1} s; WAL backlog {backlog}", load.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    native.execute(db, "ALTER SUBSCRIPTION native ENABLE").await?;
+    wait_for_marker(&native, db).await?;
+    let native_secs = t.elapsed().as_secs_f64();
+    println!("native logical replication drained in {native_secs:.2} s");
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let t = Instant::now();
+    let config = Arc::new(config);
+    let runner = {
+        let config = Arc::clone(&config);
+        tokio::spawn(async move { turnout::run::run(&config, rx).await })
+    };
+    wait_for_marker(&ours, db).await?;
+    let ours_secs = t.elapsed().as_secs_f64();
+    let _ = tx.send(true);
+    runner.await??;
+    println!("turnout drained in {ours_secs:.2} s");
+    println!("drain ratio (native / turnout): {:.2}x", native_secs / ours_secs);
+    let (b, n, o) = (fingerprint(&blue, db).await?, fingerprint(&native, db).await?, fingerprint(&ours, db).await?);
+    ensure!(b == n && b == o, "contents differ: blue {b:?} native {n:?} turnout {o:?}");
+    println!("contents match on blue, native green and turnout green: {b:?}");
+    Ok(())
+}
+
+async fn snapshot(scale: u32) -> Result<()> {
+    let blue = PgServer::start(15)?;
+    let raw = PgServer::start(17)?;
+    let ours = PgServer::start(17)?;
+    let db = "bench";
+    for s in [&blue, &raw, &ours] {
+        s.execute("postgres", "CREATE DATABASE bench").await?;
+    }
+    pg_tool(&blue, "pgbench", db, &["-q", "-i", "-s", &scale.to_string()])?;
+    for g in [&raw, &ours] {
+        pg_tool(g, "pgbench", db, &["-q", "-i", "-I", "dt", "-s", &scale.to_string()])?;
+    }
+    let t = Instant::now();
+    for table in TABLES {
+        let cmd = format!(
+            "PGPASSWORD={bp} /usr/lib/postgresql/15/bin/psql -qAt -h 127.0.0.1 -p {bport} -U postgres -c '\\copy {table} to stdout' {db} | \
+             PGPASSWORD={gp} /usr/lib/postgresql/15/bin/psql -qAt -h 127.0.0.1 -p {gport} -U postgres -c '\\copy {table} from stdin' {db}",
+            bp = blue.password(),
+            bport = blue.port(),
+            gp = raw.password(),
+            gport = raw.port()
+        );
+        let out = Command::new("sh").arg("-c").arg(&cmd).output()?;
+        ensure!(out.status.success(), "raw pipe failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let raw_secs = t.elapsed().as_secs_f64();
+
+    let opts = ConnectOptions::from_url(&blue.url(db), "source.url")?;
+    let mut repl = PgConnection::connect(&opts, true).await?;
+    let slot = repl.create_logical_slot("bench_snapshot", &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await?;
+    let snapshot = slot.snapshot_name.clone().context("no snapshot")?;
+    let blue_client = turnout::snapshot::blue_connect(&blue.url(db)).await?;
+    let tables: Vec<turnout_decoders::TableName> = TABLES.iter().map(|t| turnout_decoders::TableName::new("public", *t)).collect();
+    let plan = turnout::snapshot::copy_plan(&blue_client, &tables).await?;
+    let dir = tempfile::tempdir()?;
+    let state = StateStore::open(dir.path())?;
+    let status = Arc::new(turnout::status::Status::default());
+    let t = Instant::now();
+    let rows = turnout::snapshot::copy_all(&blue.url(db), &ours.url(db), &snapshot, plan, 4, &state, &status).await?;
+    let ours_secs = t.elapsed().as_secs_f64();
+    repl.close().await;
+    println!("snapshot of {rows} rows: raw COPY|COPY pipe {raw_secs:.2} s, turnout {ours_secs:.2} s");
+    println!("snapshot throughput ratio (raw time / turnout time): {:.2}x", raw_secs / ours_secs);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let scale: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+    let seconds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    snapshot(scale).await?;
+    drain(scale, seconds).await?;
+    Ok(())
+}
