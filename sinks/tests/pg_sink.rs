@@ -103,3 +103,44 @@ async fn a_failed_commit_puts_the_recorded_position_back() {
     let d = sink.apply(&[insert(2, 200)]).await.expect("next batch");
     assert_eq!(d.position, Lsn(200));
 }
+
+fn update(id: i32, v: &str, end: u64) -> Transaction {
+    Transaction {
+        xid: 1,
+        commit_end: Lsn(end),
+        commit_ts: Timestamp(1_700_000_000_000_000),
+        changes: vec![RowChange::Update { table: table(), key: vec![Value::Int4(id)], before: None, after: vec![Value::Int4(id), Value::Text(v.into())] }],
+    }
+}
+
+#[tokio::test]
+async fn batched_updates_and_deletes_keep_per_row_order_and_touch_exactly_their_rows() {
+    let server = PgServer::start(17).expect("server");
+    let db = server.create_database("sink").await.expect("db");
+    server.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text)").await.expect("schema");
+    let mut sink = PgSink::connect(&server.url(&db), "o").await.expect("sink");
+    let _ = sink.apply(&(1..=5).map(|i| insert(i, 100 + i as u64)).collect::<Vec<_>>()).await.expect("inserts");
+    // The same row updated twice, others once, then deletes: the later update must win.
+    let mut batch = vec![update(1, "a", 200), update(2, "b", 201), update(1, "c", 202), update(3, "d", 203)];
+    batch.push(Transaction {
+        xid: 9,
+        commit_end: Lsn(204),
+        commit_ts: Timestamp(0),
+        changes: vec![
+            RowChange::Delete { table: table(), key: vec![Value::Int4(4)], before: None },
+            RowChange::Delete { table: table(), key: vec![Value::Int4(5)], before: None },
+        ],
+    });
+    let _ = sink.apply(&batch).await.expect("updates");
+    let c = server.connect(&db).await.expect("client");
+    let rows: Vec<(i32, String)> = c.query("SELECT id, v FROM t ORDER BY id", &[]).await.expect("rows").iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(rows, vec![(1, "c".into()), (2, "b".into()), (3, "d".into())]);
+    // A delete of a row green does not have is divergence, reported, and nothing of the batch applies.
+    let gone = Transaction { xid: 10, commit_end: Lsn(300), commit_ts: Timestamp(0), changes: vec![
+        RowChange::Delete { table: table(), key: vec![Value::Int4(1)], before: None },
+        RowChange::Delete { table: table(), key: vec![Value::Int4(42)], before: None },
+    ] };
+    let err = sink.apply(&[gone]).await.expect_err("divergence");
+    assert!(err.to_string().contains("diverged"), "{err}");
+    assert_eq!(count(&server, &db).await, 3);
+}

@@ -18,6 +18,12 @@ use turnout_decoders::value::Value;
 pub(super) struct TargetTable {
     qualified: String,
     types: HashMap<String, String>,
+    /// Primary-key columns on green.
+    primary_key: Vec<String>,
+    /// A unique index other than the primary key exists (multi-row UPDATEs could trip it mid-statement).
+    other_unique: bool,
+    /// Triggers or rules that fire even for replicated rows (`ENABLE ALWAYS`): keep source order exactly.
+    fires_always: bool,
 }
 
 impl TargetTable {
@@ -38,7 +44,21 @@ impl TargetTable {
             });
         }
         let types = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect();
-        Ok(TargetTable { qualified, types })
+        let facts = client
+            .query_one(
+                "SELECT COALESCE((SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a                    ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary), '{}'),                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND NOT i.indisprimary)                    OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'x'),                  EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgenabled = 'A')                    OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled = 'A' AND r.rulename <> '_RETURN')",
+                &[&qualified],
+            )
+            .await
+            .map_err(SinkError::target(format!("reading the indexes and triggers of {qualified}")))?;
+        Ok(TargetTable { qualified, types, primary_key: facts.get(0), other_unique: facts.get(1), fires_always: facts.get(2) })
+    }
+
+    /// True when `key` names exactly the primary key's columns.
+    fn pk_is(&self, key: &[String]) -> bool {
+        let mut k: Vec<&str> = key.iter().map(String::as_str).collect();
+        k.sort_unstable();
+        !k.is_empty() && k == self.primary_key.iter().map(String::as_str).collect::<Vec<_>>()
     }
 
     fn type_of(&self, table: &TableSchema, column: &str) -> Result<&str, SinkError> {
@@ -56,6 +76,10 @@ enum Shape {
     /// `set` columns are written; the row is found by `key` columns (`by_all` = REPLICA IDENTITY FULL).
     Update { table: TableName, set: Vec<String>, key: Vec<String>, by_all: bool },
     Delete { table: TableName, key: Vec<String>, by_all: bool },
+    /// Several rows updated by primary key in one statement (key unchanged, keys distinct).
+    UpdateMany { table: TableName, set: Vec<String>, key: Vec<String> },
+    /// Several rows deleted by primary key in one statement.
+    DeleteMany { table: TableName, key: Vec<String> },
 }
 
 /// Prepared statements by shape.
@@ -68,6 +92,80 @@ pub(super) struct Statements {
 struct Call {
     shape: Shape,
     params: Vec<Param>,
+    /// Rows a multi-row UPDATE/DELETE must touch, and the keys already in it.
+    rows: u64,
+    keys: std::collections::HashSet<Vec<Option<String>>>,
+}
+
+impl Call {
+    fn new(shape: Shape, params: Vec<Param>) -> Call {
+        Call { shape, params, rows: 1, keys: Default::default() }
+    }
+
+    fn arrays(shape: Shape, n: usize) -> Call {
+        Call { shape, params: (0..n).map(|_| Param::Array(Vec::new())).collect(), rows: 0, keys: Default::default() }
+    }
+
+    /// Appends one row's values to an array call.
+    fn push_row(&mut self, values: Vec<Option<String>>) {
+        for (p, v) in self.params.iter_mut().zip(values) {
+            if let Param::Array(a) = p {
+                a.push(v);
+            }
+        }
+        self.rows += 1;
+    }
+}
+
+/// Reorders a batch so that each table's changes are consecutive, keeping every table's own order and
+/// treating TRUNCATE as a barrier. Safe because green applies with `session_replication_role =
+/// replica` (no foreign-key checks or ordinary triggers across tables) and constraints are per table;
+/// when any table involved has `ENABLE ALWAYS` triggers or rules, the source order is kept as is.
+fn group_by_table<'a>(changes: &[&'a RowChange], tables: &HashMap<TableName, TargetTable>) -> Vec<&'a RowChange> {
+    let mut out = Vec::with_capacity(changes.len());
+    let mut segment: Vec<&'a RowChange> = Vec::new();
+    let flush = |segment: &mut Vec<&'a RowChange>, out: &mut Vec<&'a RowChange>| {
+        let keep_order = segment.iter().any(|c| match c {
+            RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => {
+                tables.get(&table.name).is_none_or(|t| t.fires_always)
+            }
+            RowChange::Truncate { .. } => true,
+        });
+        if keep_order {
+            out.append(segment);
+            return;
+        }
+        let mut order: Vec<&TableName> = Vec::new();
+        let mut by_table: HashMap<&TableName, Vec<&'a RowChange>> = HashMap::new();
+        for c in segment.drain(..) {
+            let name = match c {
+                RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => &table.name,
+                RowChange::Truncate { .. } => continue,
+            };
+            by_table.entry(name).or_insert_with(|| {
+                order.push(name);
+                Vec::new()
+            });
+            if let Some(v) = by_table.get_mut(name) {
+                v.push(c);
+            }
+        }
+        for name in order {
+            if let Some(v) = by_table.remove(name) {
+                out.extend(v);
+            }
+        }
+    };
+    for c in changes {
+        if matches!(c, RowChange::Truncate { .. }) {
+            flush(&mut segment, &mut out);
+            out.push(c);
+        } else {
+            segment.push(c);
+        }
+    }
+    flush(&mut segment, &mut out);
+    out
 }
 
 enum Param {
@@ -76,6 +174,13 @@ enum Param {
 }
 
 impl Param {
+    fn text(&self) -> Option<String> {
+        match self {
+            Param::Text(t) => t.clone(),
+            Param::Array(_) => None,
+        }
+    }
+
     fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Param::Text(t) => t,
@@ -136,29 +241,27 @@ impl Statements {
     pub(super) async fn execute(&mut self, client: &Client, tables: &HashMap<TableName, TargetTable>, changes: &[&RowChange]) -> Result<(), SinkError> {
         let mut calls: Vec<Call> = Vec::new();
         let mut truncates: Vec<(usize, String)> = Vec::new();
-        for change in changes {
+        let ordered = group_by_table(changes, tables);
+        for change in ordered {
             match change {
                 RowChange::Insert { table, after } => {
                     let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
                     let shape = Shape::Insert { table: table.name.clone(), columns };
                     if !matches!(calls.last(), Some(c) if c.shape == shape) {
-                        let n = table.columns.len();
-                        calls.push(Call { shape, params: (0..n).map(|_| Param::Array(Vec::new())).collect() });
+                        calls.push(Call::arrays(shape, table.columns.len()));
                     }
-                    let call = calls.last_mut().ok_or_else(|| SinkError::Progress("insert batch vanished".into()))?;
-                    for ((c, v), p) in table.columns.iter().zip(after).zip(call.params.iter_mut()) {
-                        if let Param::Array(a) = p {
-                            a.push(value_text(table, &c.name, v)?);
-                        }
+                    let values = table.columns.iter().zip(after).map(|(c, v)| value_text(table, &c.name, v)).collect::<Result<Vec<_>, _>>()?;
+                    if let Some(call) = calls.last_mut() {
+                        call.push_row(values);
                     }
                 }
                 RowChange::Update { table, key, before, after } => {
                     let mut set = Vec::new();
-                    let mut params = Vec::new();
+                    let mut values = Vec::new();
                     for (c, v) in table.columns.iter().zip(after) {
                         if !v.is_unchanged() {
                             set.push(c.name.clone());
-                            params.push(Param::Text(value_text(table, &c.name, v)?));
+                            values.push(value_text(table, &c.name, v)?);
                         }
                     }
                     if set.is_empty() {
@@ -166,12 +269,44 @@ impl Statements {
                         continue;
                     }
                     let (key_cols, by_all, key_params) = locator(table, key, before.as_ref())?;
-                    params.extend(key_params);
-                    calls.push(Call { shape: Shape::Update { table: table.name.clone(), set, key: key_cols, by_all }, params });
+                    let key_values: Vec<Option<String>> = key_params.iter().map(Param::text).collect();
+                    let key_kept = table.key_indexes().zip(&key_values).all(|(i, k)| {
+                        after[i].is_unchanged() || value_text(table, &table.columns[i].name, &after[i]).ok().as_ref() == Some(k)
+                    });
+                    let multi = !by_all && key_kept && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols) && !t.other_unique);
+                    if multi {
+                        let shape = Shape::UpdateMany { table: table.name.clone(), set: set.clone(), key: key_cols };
+                        let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains(&key_values));
+                        if !joinable {
+                            calls.push(Call::arrays(shape, set.len() + key_values.len()));
+                        }
+                        if let Some(call) = calls.last_mut() {
+                            call.keys.insert(key_values.clone());
+                            values.extend(key_values);
+                            call.push_row(values);
+                        }
+                    } else {
+                        let mut params: Vec<Param> = values.into_iter().map(Param::Text).collect();
+                        params.extend(key_params);
+                        calls.push(Call::new(Shape::Update { table: table.name.clone(), set, key: key_cols, by_all }, params));
+                    }
                 }
                 RowChange::Delete { table, key, before } => {
                     let (key_cols, by_all, params) = locator(table, key, before.as_ref())?;
-                    calls.push(Call { shape: Shape::Delete { table: table.name.clone(), key: key_cols, by_all }, params });
+                    if !by_all && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols)) {
+                        let key_values: Vec<Option<String>> = params.iter().map(Param::text).collect();
+                        let shape = Shape::DeleteMany { table: table.name.clone(), key: key_cols };
+                        let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains(&key_values));
+                        if !joinable {
+                            calls.push(Call::arrays(shape, key_values.len()));
+                        }
+                        if let Some(call) = calls.last_mut() {
+                            call.keys.insert(key_values.clone());
+                            call.push_row(key_values);
+                        }
+                    } else {
+                        calls.push(Call::new(Shape::Delete { table: table.name.clone(), key: key_cols, by_all }, params));
+                    }
                 }
                 RowChange::Truncate { tables: ts, cascade, restart_identity } => {
                     let names: Vec<String> = ts.iter().map(|t| qualified(&t.name)).collect();
@@ -206,7 +341,7 @@ impl Statements {
                 let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
                 async move {
                     let n = client.execute(stmt, &params).await.map_err(SinkError::target(describe(&call.shape)))?;
-                    check_count(&call.shape, n)
+                    check_count(&call.shape, n, call.rows)
                 }
             });
             try_join_all(futures).await?;
@@ -222,20 +357,28 @@ impl Statements {
 fn describe(shape: &Shape) -> String {
     match shape {
         Shape::Insert { table, .. } => format!("inserting into {table}"),
-        Shape::Update { table, .. } => format!("updating {table}"),
-        Shape::Delete { table, .. } => format!("deleting from {table}"),
+        Shape::Update { table, .. } | Shape::UpdateMany { table, .. } => format!("updating {table}"),
+        Shape::Delete { table, .. } | Shape::DeleteMany { table, .. } => format!("deleting from {table}"),
     }
 }
 
-/// An UPDATE or DELETE must touch exactly one row: zero means green diverged from blue.
-fn check_count(shape: &Shape, n: u64) -> Result<(), SinkError> {
-    match shape {
-        Shape::Update { table, .. } | Shape::Delete { table, .. } if n != 1 => Err(SinkError::Progress(format!(
-            "{} matched {n} rows on green, expected exactly 1: green has diverged from blue (run turnout verify --table {table})",
+/// Every UPDATE or DELETE must touch exactly the rows it names (and every INSERT insert them all):
+/// anything else means green diverged from blue.
+fn check_count(shape: &Shape, n: u64, expected: u64) -> Result<(), SinkError> {
+    let table = match shape {
+        Shape::Insert { table, .. }
+        | Shape::Update { table, .. }
+        | Shape::Delete { table, .. }
+        | Shape::UpdateMany { table, .. }
+        | Shape::DeleteMany { table, .. } => table,
+    };
+    if n != expected {
+        return Err(SinkError::Progress(format!(
+            "{} touched {n} rows on green, expected {expected}: green has diverged from blue (run turnout verify --table {table})",
             describe(shape)
-        ))),
-        _ => Ok(()),
+        )));
     }
+    Ok(())
 }
 
 fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(String, Vec<Type>), SinkError> {
@@ -286,6 +429,48 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
             let stub = schema_stub(table);
             let (predicate, used) = predicate(t, &stub, key, *by_all, 0)?;
             (format!("DELETE FROM {} WHERE {}", t.qualified, row_filter(t, &predicate, *by_all)), vec![Type::TEXT; used])
+        }
+        Shape::UpdateMany { table, set, key } => {
+            let t = table_of(table)?;
+            let stub = schema_stub(table);
+            let mut assignments = Vec::new();
+            for (i, c) in set.iter().enumerate() {
+                assignments.push(format!("{} = v.s{i}::{}", quote_ident(c), t.type_of(&stub, c)?));
+            }
+            let mut conds = Vec::new();
+            for (i, c) in key.iter().enumerate() {
+                conds.push(format!("target_.{} = v.k{i}::{}", quote_ident(c), t.type_of(&stub, c)?));
+            }
+            let n = set.len() + key.len();
+            let arrays: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
+            let aliases: Vec<String> = (0..set.len()).map(|i| format!("s{i}")).chain((0..key.len()).map(|i| format!("k{i}"))).collect();
+            let sql = format!(
+                "UPDATE {} AS target_ SET {} FROM unnest({}) AS v({}) WHERE {}",
+                t.qualified,
+                assignments.join(", "),
+                arrays.join(", "),
+                aliases.join(", "),
+                conds.join(" AND ")
+            );
+            (sql, vec![Type::TEXT_ARRAY; n])
+        }
+        Shape::DeleteMany { table, key } => {
+            let t = table_of(table)?;
+            let stub = schema_stub(table);
+            let mut conds = Vec::new();
+            for (i, c) in key.iter().enumerate() {
+                conds.push(format!("target_.{} = v.k{i}::{}", quote_ident(c), t.type_of(&stub, c)?));
+            }
+            let arrays: Vec<String> = (1..=key.len()).map(|i| format!("${i}::text[]")).collect();
+            let aliases: Vec<String> = (0..key.len()).map(|i| format!("k{i}")).collect();
+            let sql = format!(
+                "DELETE FROM {} AS target_ USING unnest({}) AS v({}) WHERE {}",
+                t.qualified,
+                arrays.join(", "),
+                aliases.join(", "),
+                conds.join(" AND ")
+            );
+            (sql, vec![Type::TEXT_ARRAY; key.len()])
         }
     })
 }
