@@ -1,10 +1,11 @@
 //! Streaming apply: source → decoder → assembler → batcher → green sink, and acknowledgements back to
 //! blue only up to what green has durably committed.
 //!
-//! The batcher merges consecutive whole source transactions into one green transaction until a row,
-//! byte or time budget is reached, so green always shows a prefix of blue's commit order. A
-//! transaction whose commit position is at or below green's recorded origin position is skipped
-//! (exactly-once across restarts).
+//! The batcher merges consecutive whole source transactions into one green transaction until a row or
+//! time budget is reached, so green always shows a prefix of blue's commit order. One batch is applied
+//! on green while the next is received and decoded; receiving pauses when the next batch is full, so
+//! memory stays bounded. A transaction whose commit position is at or below green's recorded origin
+//! position is skipped (exactly-once across restarts).
 
 use crate::assemble::Assembler;
 use crate::error::Error;
@@ -13,12 +14,13 @@ use crate::status::{Phase, Status};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use turnout_decoders::pg::wire::StandbyPositions;
-use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, StartReplication, StreamMessage};
-use turnout_decoders::Lsn;
+use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
+use turnout_decoders::{ChangeEvent, Lsn};
 use turnout_sinks::pg::PgSink;
-use turnout_sinks::Transaction;
+use turnout_sinks::{SinkError, Transaction};
 
 /// Batching and memory budgets.
 #[derive(Clone, Debug)]
@@ -41,14 +43,69 @@ fn rows_of(t: &Transaction) -> usize {
     t.changes.len()
 }
 
+/// A batch being applied on green by its own task, which owns the sink until it finishes.
+type Inflight = JoinHandle<(PgSink, usize, usize, Result<Lsn, SinkError>)>;
+
+/// The sink, either idle here or busy applying a batch.
+struct Applier {
+    idle: Option<PgSink>,
+    inflight: Option<Inflight>,
+}
+
+impl Applier {
+    /// Starts applying `batch` (the sink must be idle).
+    fn start(&mut self, batch: Vec<Transaction>) -> Result<(), Error> {
+        let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
+        let rows = batch.iter().map(rows_of).sum();
+        tracing::debug!(transactions = batch.len(), rows, first = %batch[0].commit_end, "applying batch");
+        self.inflight = Some(tokio::spawn(async move {
+            let r = sink.apply(&batch).await.map(|d| d.position);
+            (sink, batch.len(), rows, r)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the batch in flight (if any) and records it as durable.
+    async fn finish(&mut self, stream: &mut ReplicationStream, state: &StateStore, status: &Status) -> Result<(), Error> {
+        let Some(handle) = self.inflight.take() else { return Ok(()) };
+        let done = handle.await;
+        self.complete(done, stream, state, status)
+    }
+
+    /// Takes the sink back from a finished apply task and records what it made durable.
+    fn complete(
+        &mut self,
+        done: Result<(PgSink, usize, usize, Result<Lsn, SinkError>), tokio::task::JoinError>,
+        stream: &mut ReplicationStream,
+        state: &StateStore,
+        status: &Status,
+    ) -> Result<(), Error> {
+        let (sink, transactions, rows, result) = done.map_err(|e| Error::Setup(format!("internal: the apply task failed: {e}")))?;
+        self.idle = Some(sink);
+        let durable = result.map_err(Error::Sink)?;
+        tracing::debug!(durable = %durable, "batch committed");
+        state.record_applied(durable)?;
+        status.set_applied(durable);
+        status.add_applied(transactions as u64, rows as u64);
+        stream.set_positions(StandbyPositions { write: durable, flush: durable, apply: durable });
+        Ok(())
+    }
+
+    /// The idle sink, after waiting for the batch in flight.
+    async fn sink(&mut self, stream: &mut ReplicationStream, state: &StateStore, status: &Status) -> Result<&mut PgSink, Error> {
+        self.finish(stream, state, status).await?;
+        self.idle.as_mut().ok_or_else(|| Error::Setup("internal: no sink".into()))
+    }
+}
+
 /// Streams from `slot` into `sink` until `shutdown` turns true or an error occurs. On shutdown the
-/// current batch is applied, the durable position acknowledged, and the stream closed.
+/// batches received are applied, the durable position acknowledged, and the stream closed.
 #[allow(clippy::too_many_arguments)]
 pub async fn stream(
     source: &ConnectOptions,
     slot: &str,
     publication: &str,
-    sink: &mut PgSink,
+    sink: PgSink,
     state: &StateStore,
     status: &Arc<Status>,
     budgets: &Budgets,
@@ -66,57 +123,70 @@ pub async fn stream(
     status.set_applied(start_at);
     let mut decoder = PgOutputDecoder::new();
     let mut assembler = Assembler::new(budgets.memory);
+    let mut applier = Applier { idle: Some(sink), inflight: None };
+    let mut applied_floor = start_at;
     let mut batch: Vec<Transaction> = Vec::new();
     let mut batch_rows = 0usize;
     let mut deadline: Option<Instant> = None;
     loop {
-        let flush_now = batch_rows >= budgets.batch_rows || deadline.is_some_and(|d| Instant::now() >= d);
-        if flush_now && !batch.is_empty() {
-            let durable = apply(sink, &mut batch, state, status).await?;
-            stream.set_positions(StandbyPositions { write: durable, flush: durable, apply: durable });
-            stream.send_status(false).await.map_err(Error::Source)?;
+        let due = batch_rows >= budgets.batch_rows || deadline.is_some_and(|d| Instant::now() >= d);
+        if due && !batch.is_empty() && applier.inflight.is_none() {
+            applier.start(std::mem::take(&mut batch))?;
             batch_rows = 0;
             deadline = None;
         }
+        // Receiving pauses while the next batch is full and the current one is still being applied.
+        let receive = batch_rows < budgets.batch_rows;
         let wait_until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
+                applier.finish(&mut stream, state, status).await?;
                 if !batch.is_empty() {
-                    let durable = apply(sink, &mut batch, state, status).await?;
-                    stream.set_positions(StandbyPositions { write: durable, flush: durable, apply: durable });
+                    applier.start(std::mem::take(&mut batch))?;
+                    applier.finish(&mut stream, state, status).await?;
                 }
                 status.set_phase(Phase::Stopped);
                 stream.close().await.map_err(Error::Source)?;
                 return Ok(());
             }
-            _ = tokio::time::sleep_until(wait_until) => {}
-            msg = stream.recv() => {
+            done = async {
+                match applier.inflight.as_mut() {
+                    Some(handle) => handle.await,
+                    None => std::future::pending().await,
+                }
+            }, if applier.inflight.is_some() => {
+                applier.inflight = None;
+                applier.complete(done, &mut stream, state, status)?;
+                stream.send_status(false).await.map_err(Error::Source)?;
+            }
+            _ = tokio::time::sleep_until(wait_until), if applier.inflight.is_none() => {}
+            msg = stream.recv(), if receive => {
                 match msg.map_err(Error::Source)? {
                     StreamMessage::Data { wal_end, data, .. } => {
                         status.set_source_wal_end(wal_end);
-                        if let Some(event) = decoder.decode(&data).map_err(Error::Source)? {
-                            tracing::trace!(?event, "event");
-                            if let turnout_decoders::ChangeEvent::Relation(schema) = &event {
-                                let ddl = sink.schema_changes(schema).await.map_err(Error::Sink)?;
-                                if !ddl.is_empty() {
-                                    // Rows already batched use the old shape: apply them first.
-                                    if !batch.is_empty() {
-                                        let durable = apply(sink, &mut batch, state, status).await?;
-                                        stream.set_positions(StandbyPositions { write: durable, flush: durable, apply: durable });
-                                        batch_rows = 0;
-                                        deadline = None;
-                                    }
-                                    tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
-                                    sink.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
+                        let Some(event) = decoder.decode(&data).map_err(Error::Source)? else { continue };
+                        tracing::trace!(?event, "event");
+                        if let ChangeEvent::Relation(schema) = &event {
+                            // Rows batched or in flight use the old shape: apply them before any DDL.
+                            let ddl = applier.sink(&mut stream, state, status).await?.schema_changes(schema).await.map_err(Error::Sink)?;
+                            if !ddl.is_empty() {
+                                if !batch.is_empty() {
+                                    applier.start(std::mem::take(&mut batch))?;
+                                    applier.finish(&mut stream, state, status).await?;
+                                    batch_rows = 0;
+                                    deadline = None;
                                 }
+                                tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
+                                applier.sink(&mut stream, state, status).await?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
                             }
-                            if let Some(tx) = assembler.push(event)? {
-                                if tx.commit_end > sink.applied() {
-                                    batch_rows += rows_of(&tx);
-                                    batch.push(tx);
-                                    deadline.get_or_insert_with(|| Instant::now() + budgets.batch_delay);
-                                }
+                        }
+                        if let Some(tx) = assembler.push(event)? {
+                            if tx.commit_end > applied_floor {
+                                applied_floor = tx.commit_end;
+                                batch_rows += rows_of(&tx);
+                                batch.push(tx);
+                                deadline.get_or_insert_with(|| Instant::now() + budgets.batch_delay);
                             }
                         }
                     }
@@ -125,16 +195,4 @@ pub async fn stream(
             }
         }
     }
-}
-
-async fn apply(sink: &mut PgSink, batch: &mut Vec<Transaction>, state: &StateStore, status: &Status) -> Result<Lsn, Error> {
-    let rows: usize = batch.iter().map(rows_of).sum();
-    tracing::debug!(transactions = batch.len(), rows, first = %batch[0].commit_end, "applying batch");
-    let durable = sink.apply(batch).await.map_err(Error::Sink)?;
-    tracing::debug!(durable = %durable.position, "batch committed");
-    state.record_applied(durable.position)?;
-    status.set_applied(durable.position);
-    status.add_applied(batch.len() as u64, rows as u64);
-    batch.clear();
-    Ok(durable.position)
 }

@@ -70,7 +70,7 @@ async fn run_once(config: &Config, state: &StateStore, names: &Names, status: &A
         initial_snapshot(config, state, names, status, &mut admin, &tables, blue_major).await?;
     }
     admin.close().await;
-    let mut sink = PgSink::connect(target_url, &names.origin).await.map_err(Error::Sink)?;
+    let sink = PgSink::connect(target_url, &names.origin).await.map_err(Error::Sink)?;
     let recorded = state.applied()?;
     if sink.applied() < recorded {
         return Err(Error::Setup(format!(
@@ -82,7 +82,7 @@ async fn run_once(config: &Config, state: &StateStore, names: &Names, status: &A
         )));
     }
     let budgets = Budgets::default();
-    pipeline::stream(&source, &names.slot, &names.publication, &mut sink, state, status, &budgets, shutdown).await
+    pipeline::stream(&source, &names.slot, &names.publication, sink, state, status, &budgets, shutdown).await
 }
 
 async fn initial_snapshot(
