@@ -234,14 +234,12 @@ async fn snapshot_then_streaming_keeps_green_identical_through_odd_data() {
 
 #[tokio::test]
 async fn kill_9_at_random_points_resumes_exactly_once() {
-    let blue = PgServer::start(15).expect("blue");
-    let green = PgServer::start(17).expect("green");
-    let db = blue.create_database("app").await.expect("db");
-    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
     // No key: applying any transaction twice would duplicate rows.
-    let schema = "CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL; \
-                  CREATE TABLE counters (id int PRIMARY KEY, v int); INSERT INTO counters VALUES (1, 0)";
-    blue.execute(&db, schema).await.expect("schema");
+    let (blue, green, db) = pair(
+        "CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL; \
+         CREATE TABLE counters (id int PRIMARY KEY, v int); INSERT INTO counters VALUES (1, 0)",
+    )
+    .await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     t.start();
@@ -281,11 +279,7 @@ async fn kill_9_at_random_points_resumes_exactly_once() {
 
 #[tokio::test]
 async fn sigterm_acknowledges_exactly_what_green_committed() {
-    let blue = PgServer::start(16).expect("blue");
-    let green = PgServer::start(17).expect("green");
-    let db = blue.create_database("app").await.expect("db");
-    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
-    blue.execute(&db, "CREATE TABLE t (id int PRIMARY KEY)").await.expect("schema");
+    let (blue, green, db) = pair_with(PgOptions::new(16), "CREATE TABLE t (id int PRIMARY KEY)").await;
     green.execute(&db, "CREATE TABLE t (id int PRIMARY KEY)").await.expect("green schema");
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
@@ -314,13 +308,11 @@ async fn sigterm_acknowledges_exactly_what_green_committed() {
 
 #[tokio::test]
 async fn pg13_to_pg17_replicates_a_large_transaction_whole() {
-    let blue = PgServer::start_with(PgOptions::new(13).conf("logical_decoding_work_mem = '64kB'")).expect("blue");
-    let green = PgServer::start(17).expect("green");
-    let db = blue.create_database("app").await.expect("db");
-    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
-    blue.execute(&db, "CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, 'snap' FROM generate_series(1, 100) g")
-        .await
-        .expect("schema");
+    let (blue, green, db) = pair_with(
+        PgOptions::new(13).conf("logical_decoding_work_mem = '64kB'"),
+        "CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, 'snap' FROM generate_series(1, 100) g",
+    )
+    .await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     t.start();
@@ -333,23 +325,11 @@ async fn pg13_to_pg17_replicates_a_large_transaction_whole() {
 
 #[tokio::test]
 async fn table_without_identity_is_refused_before_the_snapshot() {
-    let blue = PgServer::start(15).expect("blue");
-    let green = PgServer::start(17).expect("green");
-    let db = blue.create_database("app").await.expect("db");
-    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
-    blue.execute(&db, "CREATE TABLE nokey (a int)").await.expect("schema");
+    let (blue, green, db) = pair("CREATE TABLE nokey (a int)").await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     t.start();
-    let deadline = Instant::now() + WAIT;
-    let code = loop {
-        if let Some(code) = t.exited() {
-            break code;
-        }
-        assert!(Instant::now() < deadline, "turnout kept running\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(code, 1);
+    assert_eq!(wait_exit(&mut t).await, 1);
     assert!(t.log_text().contains("ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL;"), "{}", t.log_text());
     // Nothing was created on blue for the refused run.
     let b = blue.connect(&db).await.expect("blue");
@@ -358,7 +338,13 @@ async fn table_without_identity_is_refused_before_the_snapshot() {
 }
 
 async fn pair(schema: &str) -> (PgServer, PgServer, String) {
-    let blue = PgServer::start(15).expect("blue");
+    pair_with(PgOptions::new(15), schema).await
+}
+
+/// A blue server as `blue` says and a PostgreSQL 17 green, each with the same new database; `schema`
+/// runs on blue.
+async fn pair_with(blue: PgOptions, schema: &str) -> (PgServer, PgServer, String) {
+    let blue = PgServer::start_with(blue).expect("blue");
     let green = PgServer::start(17).expect("green");
     let db = blue.create_database("app").await.expect("db");
     green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
