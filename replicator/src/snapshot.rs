@@ -97,12 +97,25 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
     let writer = green.copy_in(&in_sql).await.map_err(|e| Error::Setup(format!("green: {in_sql}: {e}")))?;
     futures_util::pin_mut!(reader);
     futures_util::pin_mut!(writer);
+    // COPY OUT yields one message per row; forward them in large writes, not one network write each.
+    const FLUSH_AT: usize = 256 * 1024;
     let mut rows: u64 = 0;
+    let mut pending = bytes::BytesMut::with_capacity(FLUSH_AT + 64 * 1024);
+    let mut pending_rows: u64 = 0;
     while let Some(chunk) = reader.try_next().await.map_err(|e| Error::Setup(format!("blue: reading {name}: {e}")))? {
-        let n = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-        rows += n;
-        status.table_progress(&name, n, chunk.len() as u64);
-        writer.send(chunk).await.map_err(|e| Error::Setup(format!("green: writing {name}: {e}")))?;
+        pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        pending.extend_from_slice(&chunk);
+        if pending.len() >= FLUSH_AT {
+            status.table_progress(&name, pending_rows, pending.len() as u64);
+            rows += pending_rows;
+            pending_rows = 0;
+            writer.send(pending.split().freeze()).await.map_err(|e| Error::Setup(format!("green: writing {name}: {e}")))?;
+        }
+    }
+    if !pending.is_empty() {
+        status.table_progress(&name, pending_rows, pending.len() as u64);
+        rows += pending_rows;
+        writer.send(pending.split().freeze()).await.map_err(|e| Error::Setup(format!("green: writing {name}: {e}")))?;
     }
     let written = writer.finish().await.map_err(|e| Error::Setup(format!("green: finishing {name}: {e}")))?;
     blue.batch_execute("COMMIT").await.map_err(|e| Error::Setup(format!("blue: {e}")))?;

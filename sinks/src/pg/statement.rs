@@ -94,7 +94,7 @@ struct Call {
     params: Vec<Param>,
     /// Rows a multi-row UPDATE/DELETE must touch, and the keys already in it.
     rows: u64,
-    keys: std::collections::HashSet<Vec<Option<String>>>,
+    keys: HashMap<Vec<Option<String>>, usize>,
 }
 
 impl Call {
@@ -114,6 +114,17 @@ impl Call {
             }
         }
         self.rows += 1;
+    }
+
+    /// Replaces the leading values of row `row` (the SET columns of a multi-row UPDATE).
+    fn overwrite_row(&mut self, row: usize, values: Vec<Option<String>>) {
+        for (p, v) in self.params.iter_mut().zip(values) {
+            if let Param::Array(a) = p {
+                if let Some(slot) = a.get_mut(row) {
+                    *slot = v;
+                }
+            }
+        }
     }
 }
 
@@ -276,14 +287,21 @@ impl Statements {
                     let multi = !by_all && key_kept && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols) && !t.other_unique);
                     if multi {
                         let shape = Shape::UpdateMany { table: table.name.clone(), set: set.clone(), key: key_cols };
-                        let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains(&key_values));
-                        if !joinable {
+                        if !matches!(calls.last(), Some(c) if c.shape == shape) {
                             calls.push(Call::arrays(shape, set.len() + key_values.len()));
                         }
                         if let Some(call) = calls.last_mut() {
-                            call.keys.insert(key_values.clone());
-                            values.extend(key_values);
-                            call.push_row(values);
+                            // The same row updated again with the same columns: the later values win.
+                            // Safe inside one statement of one table's run: no other change of this
+                            // row lies between, and the table has no other unique index.
+                            match call.keys.get(&key_values).copied() {
+                                Some(row) => call.overwrite_row(row, values),
+                                None => {
+                                    call.keys.insert(key_values.clone(), call.rows as usize);
+                                    values.extend(key_values);
+                                    call.push_row(values);
+                                }
+                            }
                         }
                     } else {
                         let mut params: Vec<Param> = values.into_iter().map(Param::Text).collect();
@@ -296,12 +314,12 @@ impl Statements {
                     if !by_all && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols)) {
                         let key_values: Vec<Option<String>> = params.iter().map(Param::text).collect();
                         let shape = Shape::DeleteMany { table: table.name.clone(), key: key_cols };
-                        let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains(&key_values));
+                        let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains_key(&key_values));
                         if !joinable {
                             calls.push(Call::arrays(shape, key_values.len()));
                         }
                         if let Some(call) = calls.last_mut() {
-                            call.keys.insert(key_values.clone());
+                            call.keys.insert(key_values.clone(), call.rows as usize);
                             call.push_row(key_values);
                         }
                     } else {
