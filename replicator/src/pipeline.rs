@@ -98,6 +98,75 @@ impl Applier {
     }
 }
 
+/// Decoding and batching state of one stream.
+struct Batcher {
+    decoder: PgOutputDecoder,
+    assembler: Assembler,
+    batch: Vec<Transaction>,
+    batch_rows: usize,
+    deadline: Option<Instant>,
+    /// Commit position of the newest transaction accepted: anything at or below is skipped.
+    applied_floor: Lsn,
+}
+
+impl Batcher {
+    fn due(&self, budgets: &Budgets) -> bool {
+        !self.batch.is_empty() && (self.batch_rows >= budgets.batch_rows || self.deadline.is_some_and(|d| Instant::now() >= d))
+    }
+
+    fn take(&mut self) -> Vec<Transaction> {
+        self.batch_rows = 0;
+        self.deadline = None;
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Decodes one message and batches the transaction it completes. Schema changes are applied on
+    /// green first, after every batch received before them.
+    async fn on_message(
+        &mut self,
+        msg: StreamMessage,
+        applier: &mut Applier,
+        stream: &mut ReplicationStream,
+        state: &StateStore,
+        status: &Status,
+        budgets: &Budgets,
+    ) -> Result<(), Error> {
+        let data = match msg {
+            StreamMessage::Data { wal_end, data, .. } => {
+                status.set_source_wal_end(wal_end);
+                data
+            }
+            StreamMessage::Keepalive { wal_end, .. } => {
+                status.set_source_wal_end(wal_end);
+                return Ok(());
+            }
+        };
+        let Some(event) = self.decoder.decode(&data).map_err(Error::Source)? else { return Ok(()) };
+        tracing::trace!(?event, "event");
+        if let ChangeEvent::Relation(schema) = &event {
+            let ddl = applier.sink(stream, state, status).await?.schema_changes(schema).await.map_err(Error::Sink)?;
+            if !ddl.is_empty() {
+                // Rows batched or in flight use the old shape: apply them before any DDL.
+                if !self.batch.is_empty() {
+                    applier.start(self.take())?;
+                    applier.finish(stream, state, status).await?;
+                }
+                tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
+                applier.sink(stream, state, status).await?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
+            }
+        }
+        if let Some(tx) = self.assembler.push(event)? {
+            if tx.commit_end > self.applied_floor {
+                self.applied_floor = tx.commit_end;
+                self.batch_rows += rows_of(&tx);
+                self.batch.push(tx);
+                self.deadline.get_or_insert_with(|| Instant::now() + budgets.batch_delay);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Streams from `slot` into `sink` until `shutdown` turns true or an error occurs. On shutdown the
 /// batches received are applied, the durable position acknowledged, and the stream closed.
 #[allow(clippy::too_many_arguments)]
@@ -121,29 +190,28 @@ pub async fn stream(
     status.set_phase(Phase::Streaming);
     status.set_error(None);
     status.set_applied(start_at);
-    let mut decoder = PgOutputDecoder::new();
-    let mut assembler = Assembler::new(budgets.memory);
+    let mut b = Batcher {
+        decoder: PgOutputDecoder::new(),
+        assembler: Assembler::new(budgets.memory),
+        batch: Vec::new(),
+        batch_rows: 0,
+        deadline: None,
+        applied_floor: start_at,
+    };
     let mut applier = Applier { idle: Some(sink), inflight: None };
-    let mut applied_floor = start_at;
-    let mut batch: Vec<Transaction> = Vec::new();
-    let mut batch_rows = 0usize;
-    let mut deadline: Option<Instant> = None;
     loop {
-        let due = batch_rows >= budgets.batch_rows || deadline.is_some_and(|d| Instant::now() >= d);
-        if due && !batch.is_empty() && applier.inflight.is_none() {
-            applier.start(std::mem::take(&mut batch))?;
-            batch_rows = 0;
-            deadline = None;
+        if b.due(budgets) && applier.inflight.is_none() {
+            applier.start(b.take())?;
         }
         // Receiving pauses while the next batch is full and the current one is still being applied.
-        let receive = batch_rows < budgets.batch_rows;
-        let wait_until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let receive = b.batch_rows < budgets.batch_rows;
+        let wait_until = b.deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
                 applier.finish(&mut stream, state, status).await?;
-                if !batch.is_empty() {
-                    applier.start(std::mem::take(&mut batch))?;
+                if !b.batch.is_empty() {
+                    applier.start(b.take())?;
                     applier.finish(&mut stream, state, status).await?;
                 }
                 status.set_phase(Phase::Stopped);
@@ -162,35 +230,17 @@ pub async fn stream(
             }
             _ = tokio::time::sleep_until(wait_until), if applier.inflight.is_none() => {}
             msg = stream.recv(), if receive => {
-                match msg.map_err(Error::Source)? {
-                    StreamMessage::Data { wal_end, data, .. } => {
-                        status.set_source_wal_end(wal_end);
-                        let Some(event) = decoder.decode(&data).map_err(Error::Source)? else { continue };
-                        tracing::trace!(?event, "event");
-                        if let ChangeEvent::Relation(schema) = &event {
-                            // Rows batched or in flight use the old shape: apply them before any DDL.
-                            let ddl = applier.sink(&mut stream, state, status).await?.schema_changes(schema).await.map_err(Error::Sink)?;
-                            if !ddl.is_empty() {
-                                if !batch.is_empty() {
-                                    applier.start(std::mem::take(&mut batch))?;
-                                    applier.finish(&mut stream, state, status).await?;
-                                    batch_rows = 0;
-                                    deadline = None;
-                                }
-                                tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
-                                applier.sink(&mut stream, state, status).await?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
-                            }
-                        }
-                        if let Some(tx) = assembler.push(event)? {
-                            if tx.commit_end > applied_floor {
-                                applied_floor = tx.commit_end;
-                                batch_rows += rows_of(&tx);
-                                batch.push(tx);
-                                deadline.get_or_insert_with(|| Instant::now() + budgets.batch_delay);
-                            }
-                        }
+                let msg = msg.map_err(Error::Source)?;
+                b.on_message(msg, &mut applier, &mut stream, state, status, budgets).await?;
+                // Everything already received is handled without going back through select!.
+                while b.batch_rows < budgets.batch_rows {
+                    if b.due(budgets) && applier.inflight.is_none() {
+                        applier.start(b.take())?;
                     }
-                    StreamMessage::Keepalive { wal_end, .. } => status.set_source_wal_end(wal_end),
+                    match stream.try_recv_buffered().map_err(Error::Source)? {
+                        Some(msg) => b.on_message(msg, &mut applier, &mut stream, state, status, budgets).await?,
+                        None => break,
+                    }
                 }
             }
         }

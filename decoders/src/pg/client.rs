@@ -458,6 +458,7 @@ impl PgConnection {
             status_interval: start.status_interval,
             next_status: Instant::now() + start.status_interval,
             replies_to_requests: 0,
+            reply_pending: false,
             proto_version: proto,
         })
     }
@@ -523,6 +524,8 @@ pub struct ReplicationStream {
     status_interval: Duration,
     next_status: Instant,
     replies_to_requests: u64,
+    /// A keepalive asked for a reply that has not been sent yet.
+    reply_pending: bool,
     proto_version: u8,
 }
 
@@ -590,41 +593,58 @@ impl ReplicationStream {
     /// request a reply. Cancel-safe between messages.
     pub async fn recv(&mut self) -> Result<StreamMessage, DecodeError> {
         loop {
+            if self.reply_pending {
+                self.send_status(false).await?;
+                self.replies_to_requests += 1;
+                self.reply_pending = false;
+            }
             if Instant::now() >= self.next_status {
                 self.send_status(false).await?;
             }
-            if let Some(msg) = wire::parse_backend(&mut self.conn.read_buf)? {
-                match msg {
-                    BackendMessage::CopyData(data) => match wire::parse_replication(&data)? {
-                        ReplicationFrame::XLogData { wal_start, wal_end, send_time, data } => {
-                            self.max_data_start = self.max_data_start.max(wal_start);
-                            self.idle_wal_end = None;
-                            return Ok(StreamMessage::Data { wal_start, wal_end, send_time, data });
-                        }
-                        ReplicationFrame::Keepalive { wal_end, send_time, reply_requested } => {
-                            self.idle_wal_end = Some(wal_end);
-                            if reply_requested {
-                                self.send_status(false).await?;
-                                self.replies_to_requests += 1;
-                            }
-                            return Ok(StreamMessage::Keepalive { wal_end, send_time, reply_requested });
-                        }
-                    },
-                    BackendMessage::Error(e) => return Err(DecodeError::Server(e)),
-                    // The server ends the stream on shutdown (CopyDone, or straight to CommandComplete).
-                    BackendMessage::CopyDone | BackendMessage::CommandComplete(_) | BackendMessage::ReadyForQuery(_) => {
-                        return Err(DecodeError::Closed(" (the server ended the replication stream)".into()))
-                    }
-                    BackendMessage::Notice(_) | BackendMessage::ParameterStatus { .. } => {}
-                    other => return Err(DecodeError::Protocol(format!("inside the replication stream: {other:?}"))),
+            if let Some(msg) = self.try_recv_buffered()? {
+                if self.reply_pending {
+                    // Answer at once, before handing the keepalive to the caller.
+                    self.send_status(false).await?;
+                    self.replies_to_requests += 1;
+                    self.reply_pending = false;
                 }
-                continue;
+                return Ok(msg);
             }
             match tokio::time::timeout_at(self.next_status, self.conn.fill()).await {
                 Ok(r) => r?,
                 Err(_) => self.send_status(false).await?,
             }
         }
+    }
+
+    /// The next message if it is already fully received, without any I/O. A keepalive that requests a
+    /// reply is answered by the next [`ReplicationStream::recv`] call, which the caller makes as soon as
+    /// this returns `None`.
+    pub fn try_recv_buffered(&mut self) -> Result<Option<StreamMessage>, DecodeError> {
+        while let Some(msg) = wire::parse_backend(&mut self.conn.read_buf)? {
+            match msg {
+                BackendMessage::CopyData(data) => match wire::parse_replication(&data)? {
+                    ReplicationFrame::XLogData { wal_start, wal_end, send_time, data } => {
+                        self.max_data_start = self.max_data_start.max(wal_start);
+                        self.idle_wal_end = None;
+                        return Ok(Some(StreamMessage::Data { wal_start, wal_end, send_time, data }));
+                    }
+                    ReplicationFrame::Keepalive { wal_end, send_time, reply_requested } => {
+                        self.idle_wal_end = Some(wal_end);
+                        self.reply_pending |= reply_requested;
+                        return Ok(Some(StreamMessage::Keepalive { wal_end, send_time, reply_requested }));
+                    }
+                },
+                BackendMessage::Error(e) => return Err(DecodeError::Server(e)),
+                // The server ends the stream on shutdown (CopyDone, or straight to CommandComplete).
+                BackendMessage::CopyDone | BackendMessage::CommandComplete(_) | BackendMessage::ReadyForQuery(_) => {
+                    return Err(DecodeError::Closed(" (the server ended the replication stream)".into()))
+                }
+                BackendMessage::Notice(_) | BackendMessage::ParameterStatus { .. } => {}
+                other => return Err(DecodeError::Protocol(format!("inside the replication stream: {other:?}"))),
+            }
+        }
+        Ok(None)
     }
 
     /// Ends streaming cleanly (CopyDone), after a final status update, and closes the connection.

@@ -93,7 +93,7 @@ struct Call {
     shape: Shape,
     params: Vec<Param>,
     /// Rows a multi-row UPDATE/DELETE must touch, and the keys already in it.
-    rows: u64,
+    rows: usize,
     keys: HashMap<Vec<Option<String>>, usize>,
 }
 
@@ -297,7 +297,7 @@ impl Statements {
                             match call.keys.get(&key_values).copied() {
                                 Some(row) => call.overwrite_row(row, values),
                                 None => {
-                                    call.keys.insert(key_values.clone(), call.rows as usize);
+                                    call.keys.insert(key_values.clone(), call.rows);
                                     values.extend(key_values);
                                     call.push_row(values);
                                 }
@@ -319,7 +319,7 @@ impl Statements {
                             calls.push(Call::arrays(shape, key_values.len()));
                         }
                         if let Some(call) = calls.last_mut() {
-                            call.keys.insert(key_values.clone(), call.rows as usize);
+                            call.keys.insert(key_values.clone(), call.rows);
                             call.push_row(key_values);
                         }
                     } else {
@@ -359,7 +359,7 @@ impl Statements {
                 let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
                 async move {
                     let n = client.execute(stmt, &params).await.map_err(SinkError::target(describe(&call.shape)))?;
-                    check_count(&call.shape, n, call.rows)
+                    check_count(&call.shape, n, call.rows as u64)
                 }
             });
             try_join_all(futures).await?;
