@@ -188,7 +188,7 @@ async fn snapshot(scale: u32) -> Result<()> {
     let snapshot = slot.snapshot_name.clone().context("no snapshot")?;
     let blue_client = turnout::snapshot::blue_connect(&blue.url(db)).await?;
     let tables: Vec<turnout_decoders::TableName> = TABLES.iter().map(|t| turnout_decoders::TableName::new("public", *t)).collect();
-    let plan = turnout::snapshot::copy_plan(&blue_client, &tables).await?;
+    let plan = turnout::snapshot::copy_plan(&blue_client, &tables, 8192).await?;
     let dir = tempfile::tempdir()?;
     let state = StateStore::open(dir.path())?;
     let status = Arc::new(turnout::status::Status::default());

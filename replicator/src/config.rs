@@ -54,6 +54,18 @@ pub struct Config {
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub cutover: CutoverConfig,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+}
+
+/// The initial snapshot.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Concurrent copy jobs; default: the number of cores, at least 2 and at most 8.
+    pub workers: Option<usize>,
+    /// Tables larger than this many MiB are copied as several page ranges at once (default 64; 0 = never).
+    pub split_mb: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -202,6 +214,9 @@ impl Config {
                 return Err(Error::config("alerts.webhook", "is not an http:// or https:// URL"));
             }
         }
+        if self.snapshot.workers == Some(0) {
+            return Err(Error::config("snapshot.workers", "must be at least 1"));
+        }
         if matches!(&self.alerts.command, Some(argv) if argv.is_empty()) {
             return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
         }
@@ -240,6 +255,18 @@ impl Config {
             return Err(Error::config("cutover.command.argv", "is missing or empty but cutover.switch is \"command\""));
         }
         Ok(())
+    }
+
+    /// Concurrent snapshot copy jobs.
+    pub fn snapshot_workers(&self) -> usize {
+        self.snapshot
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8))
+    }
+
+    /// Page count above which a table is split into ranges (8 KiB pages).
+    pub fn snapshot_split_pages(&self) -> u64 {
+        self.snapshot.split_mb.unwrap_or(64) * 1024 / 8
     }
 
     /// Connection settings for blue.

@@ -153,8 +153,9 @@ async fn initial_snapshot(
         .map_err(Error::Source)?;
     let snapshot_name = slot.snapshot_name.clone().ok_or_else(|| Error::Setup("blue exported no snapshot".into()))?;
     let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
-    let plan = snapshot::copy_plan(&blue_client, tables).await?;
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+    // Tables above 64 MiB are copied as several page ranges at once.
+    let plan = snapshot::copy_plan(&blue_client, tables, config.snapshot_split_pages()).await?;
+    let workers = config.snapshot_workers();
     let started = std::time::Instant::now();
     let rows = snapshot::copy_all(config.source.url.expose(), target_url, &snapshot_name, plan, workers, state, status).await?;
     tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "snapshot copied");

@@ -1,7 +1,9 @@
 //! The initial snapshot: every replicated table copied from blue's exported snapshot into green with
 //! `COPY … TO STDOUT` streamed straight into `COPY … FROM STDIN` (no rows materialised), several tables
-//! at once. Consistency: every worker imports the slot's exported snapshot, so the copy shows exactly
-//! the transactions before the slot's consistent point and streaming continues from there.
+//! at once, and large tables split into `ctid` page ranges copied in parallel. Consistency: every worker
+//! imports the slot's exported snapshot, so the copy shows exactly the transactions before the slot's
+//! consistent point and streaming continues from there. The ranges of a table cover every page exactly
+//! once (the last one is open-ended), so no row is copied twice or missed.
 
 use crate::error::Error;
 use crate::state::StateStore;
@@ -16,12 +18,23 @@ use turnout_sinks::pg::connect as green_connect;
 pub struct CopyTable {
     pub name: TableName,
     pub columns: Vec<String>,
+    /// `[first page, end page)` of a `ctid` range (`None` = to the end), or the whole table.
+    pub pages: Option<(u64, Option<u64>)>,
 }
 
-/// The columns to copy for each table (no dropped or generated columns).
-pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName]) -> Result<Vec<CopyTable>, Error> {
+/// The copy jobs: one per table, or for an ordinary table larger than `split_pages` pages one per
+/// range of about `split_pages` pages. Columns exclude dropped and generated ones.
+pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], split_pages: u64) -> Result<Vec<CopyTable>, Error> {
     let mut out = Vec::new();
     for t in tables {
+        let size = blue
+            .query_one(
+                "SELECT CASE WHEN c.relkind = 'r' THEN pg_relation_size(c.oid) / current_setting('block_size')::int8 ELSE 0 END                  FROM pg_class c WHERE c.oid = to_regclass($1)",
+                &[&t.quoted()],
+            )
+            .await
+            .map_err(|e| Error::Setup(format!("reading the size of {t} on blue: {e}")))?;
+        let pages = u64::try_from(size.get::<_, i64>(0)).unwrap_or(0);
         let rows = blue
             .query(
                 "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
@@ -30,7 +43,19 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName]) -> R
             )
             .await
             .map_err(|e| Error::Setup(format!("reading the columns of {t} on blue: {e}")))?;
-        out.push(CopyTable { name: t.clone(), columns: rows.iter().map(|r| r.get(0)).collect() });
+        let columns: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        if split_pages == 0 || pages <= split_pages {
+            out.push(CopyTable { name: t.clone(), columns, pages: None });
+            continue;
+        }
+        tracing::info!(table = %t, pages, ranges = pages.div_ceil(split_pages), "copying in page ranges");
+        let mut first = 0;
+        while first < pages {
+            let end = first + split_pages;
+            let range = if end >= pages { (first, None) } else { (first, Some(end)) };
+            out.push(CopyTable { name: t.clone(), columns: columns.clone(), pages: Some(range) });
+            first = end;
+        }
     }
     Ok(out)
 }
@@ -56,6 +81,10 @@ pub async fn copy_all(
     state: &StateStore,
     status: &Arc<Status>,
 ) -> Result<u64, Error> {
+    let mut remaining: std::collections::HashMap<String, (usize, u64)> = std::collections::HashMap::new();
+    for t in &tables {
+        remaining.entry(t.name.to_string()).or_default().0 += 1;
+    }
     let copies = futures_util::stream::iter(tables.into_iter().map(|t| {
         let status = Arc::clone(status);
         async move {
@@ -68,8 +97,16 @@ pub async fn copy_all(
     let mut total = 0;
     while let Some(result) = copies.next().await {
         let (t, rows) = result?;
-        state.mark_table_copied(&t.name.to_string(), rows)?;
         total += rows;
+        let name = t.name.to_string();
+        if let Some(entry) = remaining.get_mut(&name) {
+            entry.0 -= 1;
+            entry.1 += rows;
+            if entry.0 == 0 {
+                state.mark_table_copied(&name, entry.1)?;
+                status.table_done(&name);
+            }
+        }
     }
     Ok(total)
 }
@@ -91,7 +128,12 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
         .map_err(|e| Error::Setup(format!("green: SET session_replication_role: {e}")))?;
     let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
     let col_list = cols.join(", ");
-    let out_sql = format!("COPY (SELECT {col_list} FROM {}) TO STDOUT", t.name.quoted());
+    let filter = match t.pages {
+        None => String::new(),
+        Some((first, None)) => format!(" WHERE ctid >= '({first},0)'::tid"),
+        Some((first, Some(end))) => format!(" WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid"),
+    };
+    let out_sql = format!("COPY (SELECT {col_list} FROM {}{filter}) TO STDOUT", t.name.quoted());
     let in_sql = format!("COPY {} ({col_list}) FROM STDIN", t.name.quoted());
     let reader = blue.copy_out(&out_sql).await.map_err(|e| Error::Setup(format!("blue: {out_sql}: {e}")))?;
     let writer = green.copy_in(&in_sql).await.map_err(|e| Error::Setup(format!("green: {in_sql}: {e}")))?;
@@ -119,6 +161,5 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
     }
     let written = writer.finish().await.map_err(|e| Error::Setup(format!("green: finishing {name}: {e}")))?;
     blue.batch_execute("COMMIT").await.map_err(|e| Error::Setup(format!("blue: {e}")))?;
-    status.table_done(&name);
     Ok(written.max(rows))
 }

@@ -18,12 +18,17 @@ struct Turnout {
 
 impl Turnout {
     fn new(dir: &Path, source: &str, target: &str) -> Turnout {
+        Self::with_config(dir, source, target, "")
+    }
+
+    /// With extra TOML appended to the configuration.
+    fn with_config(dir: &Path, source: &str, target: &str, extra: &str) -> Turnout {
         let port = free_port();
         let config = dir.join("turnout.toml");
         std::fs::write(
             &config,
             format!(
-                "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+                "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n",
                 dir.join("state").display()
             ),
         )
@@ -453,5 +458,26 @@ async fn green_and_blue_restarts_are_retried_without_loss_or_duplication() {
     let g = green.connect(&db).await.expect("green");
     let row = g.query_one("SELECT count(*), count(DISTINCT n) FROM events", &[]).await.expect("count");
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (150, 150));
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_large_table_is_copied_as_page_ranges_without_missing_or_doubling_rows() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE wide (id int PRIMARY KEY, pad text);
+         INSERT INTO wide SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 30000) g;
+         DELETE FROM wide WHERE id % 3 = 0;",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[snapshot]\nsplit_mb = 1\nworkers = 3");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert!(t.log_text().contains("copying in page ranges"), "{}", t.log_text());
+    blue.execute(&db, "INSERT INTO wide VALUES (30001, 'after')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["wide"], &mut t).await;
+    let status = t.status().expect("status");
+    assert_eq!(status["tables"]["public.wide"]["done"], true, "{status}");
+    assert_eq!(status["tables"]["public.wide"]["rows"], 20000, "{status}");
     assert_eq!(t.sigterm(), Some(0));
 }
