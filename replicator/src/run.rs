@@ -120,7 +120,10 @@ async fn initial_snapshot(
     let existing = setup::existing_on_green(&green_client, tables).await?;
     let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
     let copy_schema = !tables.is_empty() && missing.len() == tables.len();
-    let pg_dump = if copy_schema { Some(setup::find_pg_dump(None, blue_major)?) } else { None };
+    // An earlier, interrupted attempt may have created the tables itself: then it still owes the
+    // indexes and constraints (post-data) once the copy is done.
+    let owned_schema = state.schema_copied()?;
+    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(None, blue_major)?) } else { None };
     if !copy_schema && !missing.is_empty() {
         return Err(Error::Setup(format!(
             "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
@@ -128,10 +131,11 @@ async fn initial_snapshot(
             missing.join(", ")
         )));
     }
-    if let Some(pg_dump) = &pg_dump {
+    if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
         tracing::info!("copying the schema to green with {}", pg_dump.display());
         let pre = setup::dump_schema(pg_dump, &source, "pre-data")?;
         green_client.batch_execute(&pre).await.map_err(|e| Error::Setup(format!("creating the schema on green: {e}")))?;
+        state.mark_schema_copied()?;
     } else {
         for t in tables {
             let row = green_client
@@ -162,7 +166,7 @@ async fn initial_snapshot(
     repl.close().await;
     if let Some(pg_dump) = &pg_dump {
         let post = setup::dump_schema(pg_dump, &source, "post-data")?;
-        green_client.batch_execute(&post).await.map_err(|e| Error::Setup(format!("creating indexes and constraints on green: {e}")))?;
+        setup::apply_post_data(&green_client, &post, owned_schema).await?;
     }
     green::ensure_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
     green::advance_origin(&green_client, &names.origin, slot.consistent_point).await.map_err(Error::Sink)?;

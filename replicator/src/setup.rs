@@ -166,3 +166,34 @@ pub async fn existing_on_green(green: &tokio_postgres::Client, tables: &[TableNa
     }
     Ok(out)
 }
+
+/// Runs pg_dump's post-data section (indexes, constraints, triggers) on green, one dump entry at a
+/// time. With `tolerate_existing` (an interrupted earlier attempt may have created some of them),
+/// entries that already exist are skipped.
+pub async fn apply_post_data(green: &tokio_postgres::Client, sql: &str, tolerate_existing: bool) -> Result<(), Error> {
+    // pg_dump starts every object with a "-- Name: …" comment block; the SET lines before the first
+    // one configure the session.
+    let mut entries: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        if line.starts_with("-- Name: ") && !current.trim().is_empty() {
+            entries.push(std::mem::take(&mut current));
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if !current.trim().is_empty() {
+        entries.push(current);
+    }
+    for entry in entries {
+        match green.batch_execute(&entry).await {
+            Ok(()) => {}
+            // duplicate_table, duplicate_object, invalid_table_definition (a second primary key)
+            Err(e) if tolerate_existing && matches!(e.code().map(|c| c.code()), Some("42P07" | "42710" | "42P16")) => {
+                tracing::info!("already on green, skipped: {}", e);
+            }
+            Err(e) => return Err(Error::Setup(format!("creating indexes and constraints on green: {e}"))),
+        }
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@ const APPLIED: &[u8] = b"progress/applied";
 const SNAPSHOT_STARTED: &[u8] = b"snapshot/started";
 const SNAPSHOT_DONE: &[u8] = b"snapshot/done";
 const TABLE_PREFIX: &str = "snapshot/table/";
+const SCHEMA_COPIED: &[u8] = b"schema/copied";
 
 /// The open state store. One process at a time: RocksDB's lock refuses a second opener.
 pub struct StateStore {
@@ -113,6 +114,16 @@ impl StateStore {
 
     pub fn mark_snapshot_done(&self, consistent_point: Lsn) -> Result<(), Error> {
         self.put(SNAPSHOT_DONE, &consistent_point.0.to_be_bytes())
+    }
+
+    /// True once turnout created green's tables itself (pg_dump pre-data); kept across snapshot retries
+    /// so a retry still creates the indexes and constraints.
+    pub fn schema_copied(&self) -> Result<bool, Error> {
+        Ok(self.get(SCHEMA_COPIED)?.is_some())
+    }
+
+    pub fn mark_schema_copied(&self) -> Result<(), Error> {
+        self.put(SCHEMA_COPIED, b"1")
     }
 
     /// Records that one table's snapshot copy is complete on green.

@@ -481,3 +481,64 @@ async fn a_large_table_is_copied_as_page_ranges_without_missing_or_doubling_rows
     assert_eq!(status["tables"]["public.wide"]["rows"], 20000, "{status}");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn prepared_transactions_reach_green_at_commit_prepared_and_never_when_rolled_back() {
+    let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, v text)").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "BEGIN; INSERT INTO t VALUES (1, 'kept'); PREPARE TRANSACTION 'keep'").await.expect("prepare");
+    blue.execute(&db, "BEGIN; INSERT INTO t VALUES (2, 'dropped'); PREPARE TRANSACTION 'drop'").await.expect("prepare");
+    blue.execute(&db, "INSERT INTO t VALUES (3, 'plain')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    blue.execute(&db, "COMMIT PREPARED 'keep'").await.expect("commit prepared");
+    blue.execute(&db, "ROLLBACK PREPARED 'drop'").await.expect("rollback prepared");
+    blue.execute(&db, "INSERT INTO t VALUES (4, 'after')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    let g = green.connect(&db).await.expect("green");
+    let ids: Vec<i32> = g.query("SELECT id FROM t ORDER BY id", &[]).await.expect("rows").iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![1, 3, 4]);
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_during_the_snapshot_redoes_it_from_scratch() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE big (id int PRIMARY KEY, pad text);
+         INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;
+         CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 10);",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    // Kill as soon as the snapshot is under way.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(s) = t.status() {
+            if s["phase"] == "snapshot" && s["tables"].as_object().is_some_and(|m| !m.is_empty()) {
+                break;
+            }
+            assert_ne!(s["phase"], "streaming", "the snapshot finished before it could be interrupted");
+        }
+        assert!(Instant::now() < deadline, "no snapshot phase seen\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.kill9();
+    blue.execute(&db, "INSERT INTO small VALUES (11); UPDATE big SET pad = 'changed' WHERE id <= 10").await.expect("writes");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert!(t.log_text().contains("did not finish; starting it again"), "{}", t.log_text());
+    assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
+    // The retry still created green's primary keys (post-data) although the tables already existed.
+    let g = green.connect(&db).await.expect("green");
+    let pks: i64 = g.query_one("SELECT count(*) FROM pg_index WHERE indisprimary AND indrelid IN ('big'::regclass, 'small'::regclass)", &[]).await.expect("pks").get(0);
+    assert_eq!(pks, 2);
+    // Exactly one slot: the interrupted one was dropped.
+    let b = blue.connect(&db).await.expect("blue");
+    let slots: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
+    assert_eq!(slots, 1);
+    assert_eq!(t.sigterm(), Some(0));
+}
