@@ -60,15 +60,12 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], spli
     Ok(out)
 }
 
-/// Opens a plain session to blue.
+/// Opens an ordinary session to blue (TLS as the URL's `sslmode` says).
 pub async fn blue_connect(url: &str) -> Result<tokio_postgres::Client, Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::Setup(format!("connecting to blue for the snapshot: {e}")))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    turnout_sinks::pg::connect(url).await.map_err(|e| match e {
+        turnout_sinks::SinkError::Target { context, source } => Error::Setup(format!("blue: {context}: {source}")),
+        other => Error::Setup(format!("blue: {}", other.to_string().trim_start_matches("green: "))),
+    })
 }
 
 /// Copies `tables` using `snapshot`, `workers` at a time, recording each finished table in `state`.

@@ -542,3 +542,30 @@ async fn kill_9_during_the_snapshot_redoes_it_from_scratch() {
     assert_eq!(slots, 1);
     assert_eq!(t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn replicates_over_verified_tls_when_both_servers_refuse_plain_connections() {
+    // turnout's role may only connect over TLS; the test's own admin sessions stay plain.
+    let tls = |major| PgOptions { major, conf: Vec::new(), hba_prepend: vec!["hostnossl all repl 127.0.0.1/32 reject".into()], tls: true };
+    let blue = PgServer::start_with(tls(15)).expect("blue");
+    let green = PgServer::start_with(tls(17)).expect("green");
+    let db = blue.create_database("app").await.expect("db");
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
+    for s in [&blue, &green] {
+        s.execute("postgres", "CREATE ROLE repl LOGIN SUPERUSER PASSWORD 'replpw'").await.expect("role");
+    }
+    blue.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'snap' FROM generate_series(1, 100) g")
+        .await
+        .expect("schema");
+    let url = |s: &PgServer| {
+        let ca = s.certificates().expect("certs").ca_cert.display().to_string();
+        format!("{}?sslmode=verify-full&sslrootcert={ca}", s.url_for("repl", "replpw", &db).replace("127.0.0.1", "localhost"))
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &url(&blue), &url(&green));
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO t VALUES (101, 'stream'); UPDATE t SET v = 'u' WHERE id = 1").await.expect("writes");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}

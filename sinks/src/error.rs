@@ -16,6 +16,9 @@ pub enum SinkError {
     /// The target's table does not match what the source sends.
     #[error("green: table {table}: {reason}")]
     Schema { table: String, reason: String },
+    /// A connection setting is unusable (URL, TLS files).
+    #[error("green: {0}")]
+    Config(String),
     /// The target's recorded progress is ahead of what this process believed, or similar.
     #[error("green: {0}")]
     Progress(String),
@@ -46,7 +49,7 @@ impl SinkError {
                 Some("55000" | "55006") => ErrorClass::Transient,
                 Some(_) => ErrorClass::Fatal,
             },
-            SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) => ErrorClass::Fatal,
+            SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) | SinkError::Config(_) => ErrorClass::Fatal,
         }
     }
 }

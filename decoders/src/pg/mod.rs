@@ -20,3 +20,4 @@ pub mod wire;
 pub use client::{PgConnection, ReplicationStream, SlotInfo, StartReplication, StreamMessage, SystemId};
 pub use conninfo::{ConnectOptions, SslMode};
 pub use decoder::PgOutputDecoder;
+pub use tls::client_config as tls_client_config;

@@ -11,7 +11,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::sync::Arc;
 
-pub(crate) fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, DecodeError> {
+/// The rustls configuration for `opts.ssl_mode` (and `sslrootcert`), shared by every TLS session
+/// turnout opens.
+pub fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, DecodeError> {
     let tls_err = |reason: String| DecodeError::Tls { host: opts.host.clone(), reason };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))

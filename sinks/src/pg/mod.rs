@@ -23,6 +23,8 @@ use crate::{Durable, RowChange, Transaction};
 use statement::{Statements, TargetTable};
 use std::collections::HashMap;
 use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use turnout_decoders::pg::{tls_client_config, ConnectOptions, SslMode};
 use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::Lsn;
 
@@ -30,14 +32,51 @@ use turnout_decoders::Lsn;
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'";
 
-/// Opens a plain tokio-postgres session to green with turnout's session settings.
+/// Opens a tokio-postgres session to the server a `postgres://` URL names, with TLS as its `sslmode`
+/// says (disable, prefer, require, verify-full with `sslrootcert`) and turnout's session settings.
 pub async fn connect(url: &str) -> Result<Client, SinkError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(SinkError::target("connecting"))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("green connection ended: {e}");
-        }
-    });
+    let opts = ConnectOptions::from_url(url, "url").map_err(|e| SinkError::Config(e.to_string()))?;
+    connect_with(&opts).await
+}
+
+/// As [`connect`], from parsed options.
+pub async fn connect_with(opts: &ConnectOptions) -> Result<Client, SinkError> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&opts.host)
+        .port(opts.port)
+        .user(&opts.user)
+        .dbname(&opts.database)
+        .application_name(&opts.application_name)
+        .connect_timeout(opts.connect_timeout)
+        .ssl_mode(match opts.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
+    if let Some(pw) = &opts.password {
+        config.password(pw);
+    }
+    let context = format!("connecting to {}", opts.redacted());
+    let client = if opts.ssl_mode == SslMode::Disable {
+        let (client, connection) = config.connect(NoTls).await.map_err(SinkError::target(context))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+        client
+    } else {
+        let tls = tls_client_config(opts).map_err(|e| SinkError::Config(e.to_string()))?;
+        let (client, connection) =
+            config.connect(MakeRustlsConnect::new((*tls).clone())).await.map_err(SinkError::target(context))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+        client
+    };
     client.batch_execute(SESSION_SETTINGS).await.map_err(SinkError::target("setting session parameters"))?;
     Ok(client)
 }
