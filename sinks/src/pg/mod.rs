@@ -60,25 +60,30 @@ pub async fn connect_with(opts: &ConnectOptions) -> Result<Client, SinkError> {
     let context = format!("connecting to {}", opts.redacted());
     let client = if opts.ssl_mode == SslMode::Disable {
         let (client, connection) = config.connect(NoTls).await.map_err(SinkError::target(context))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+        drive(connection);
         client
     } else {
         let tls = tls_client_config(opts).map_err(|e| SinkError::Config(e.to_string()))?;
         let (client, connection) =
             config.connect(MakeRustlsConnect::new((*tls).clone())).await.map_err(SinkError::target(context))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+        drive(connection);
         client
     };
     client.batch_execute(SESSION_SETTINGS).await.map_err(SinkError::target("setting session parameters"))?;
     Ok(client)
+}
+
+/// Runs a session's connection in the background until it closes.
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection ended: {e}");
+        }
+    });
 }
 
 /// The recorded progress of `origin` on green (`0/0` when it does not exist or never advanced).

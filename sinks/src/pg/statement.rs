@@ -16,6 +16,7 @@ use turnout_decoders::value::Value;
 /// Green's view of a table: column name → type (as a cast target, without modifiers).
 #[derive(Debug, Clone)]
 pub(super) struct TargetTable {
+    name: TableName,
     qualified: String,
     types: HashMap<String, String>,
     /// Primary-key columns on green.
@@ -51,7 +52,7 @@ impl TargetTable {
             )
             .await
             .map_err(SinkError::target(format!("reading the indexes and triggers of {qualified}")))?;
-        Ok(TargetTable { qualified, types, primary_key: facts.get(0), other_unique: facts.get(1), fires_always: facts.get(2) })
+        Ok(TargetTable { name: name.clone(), qualified, types, primary_key: facts.get(0), other_unique: facts.get(1), fires_always: facts.get(2) })
     }
 
     /// True when `key` names exactly the primary key's columns.
@@ -61,9 +62,9 @@ impl TargetTable {
         !k.is_empty() && k == self.primary_key.iter().map(String::as_str).collect::<Vec<_>>()
     }
 
-    fn type_of(&self, table: &TableSchema, column: &str) -> Result<&str, SinkError> {
+    fn type_of(&self, column: &str) -> Result<&str, SinkError> {
         self.types.get(column).map(String::as_str).ok_or_else(|| SinkError::Schema {
-            table: table.name.to_string(),
+            table: self.name.to_string(),
             reason: format!("column \"{column}\" exists on blue but not on green"),
         })
     }
@@ -403,19 +404,12 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
     let table_of = |name: &TableName| {
         tables.get(name).ok_or_else(|| SinkError::Schema { table: name.to_string(), reason: "not loaded".into() })
     };
-    let schema_stub = |name: &TableName| TableSchema {
-        relation_id: 0,
-        name: name.clone(),
-        replica_identity: ReplicaIdentity::Default,
-        columns: Vec::new(),
-    };
     Ok(match shape {
         Shape::Insert { table, columns } => {
             let t = table_of(table)?;
-            let stub = schema_stub(table);
             let mut casts = Vec::new();
             for (i, c) in columns.iter().enumerate() {
-                casts.push(format!("u.c{i}::{}", t.type_of(&stub, c)?));
+                casts.push(format!("u.c{i}::{}", t.type_of(c)?));
             }
             let unnest: Vec<String> = (1..=columns.len()).map(|i| format!("${i}::text[]")).collect();
             let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
@@ -431,33 +425,30 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
         }
         Shape::Update { table, set, key, by_all } => {
             let t = table_of(table)?;
-            let stub = schema_stub(table);
             let mut n = 0;
             let mut assignments = Vec::new();
             for c in set {
                 n += 1;
-                assignments.push(format!("{} = ${n}::{}", quote_ident(c), t.type_of(&stub, c)?));
+                assignments.push(format!("{} = ${n}::{}", quote_ident(c), t.type_of(c)?));
             }
-            let (predicate, used) = predicate(t, &stub, key, *by_all, n)?;
+            let (predicate, used) = predicate(t, key, *by_all, n)?;
             let sql = format!("UPDATE {} SET {} WHERE {}", t.qualified, assignments.join(", "), row_filter(t, &predicate, *by_all));
             (sql, vec![Type::TEXT; used])
         }
         Shape::Delete { table, key, by_all } => {
             let t = table_of(table)?;
-            let stub = schema_stub(table);
-            let (predicate, used) = predicate(t, &stub, key, *by_all, 0)?;
+            let (predicate, used) = predicate(t, key, *by_all, 0)?;
             (format!("DELETE FROM {} WHERE {}", t.qualified, row_filter(t, &predicate, *by_all)), vec![Type::TEXT; used])
         }
         Shape::UpdateMany { table, set, key } => {
             let t = table_of(table)?;
-            let stub = schema_stub(table);
             let mut assignments = Vec::new();
             for (i, c) in set.iter().enumerate() {
-                assignments.push(format!("{} = v.s{i}::{}", quote_ident(c), t.type_of(&stub, c)?));
+                assignments.push(format!("{} = v.s{i}::{}", quote_ident(c), t.type_of(c)?));
             }
             let mut conds = Vec::new();
             for (i, c) in key.iter().enumerate() {
-                conds.push(format!("target_.{} = v.k{i}::{}", quote_ident(c), t.type_of(&stub, c)?));
+                conds.push(format!("target_.{} = v.k{i}::{}", quote_ident(c), t.type_of(c)?));
             }
             let n = set.len() + key.len();
             let arrays: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
@@ -474,10 +465,9 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
         }
         Shape::DeleteMany { table, key } => {
             let t = table_of(table)?;
-            let stub = schema_stub(table);
             let mut conds = Vec::new();
             for (i, c) in key.iter().enumerate() {
-                conds.push(format!("target_.{} = v.k{i}::{}", quote_ident(c), t.type_of(&stub, c)?));
+                conds.push(format!("target_.{} = v.k{i}::{}", quote_ident(c), t.type_of(c)?));
             }
             let arrays: Vec<String> = (1..=key.len()).map(|i| format!("${i}::text[]")).collect();
             let aliases: Vec<String> = (0..key.len()).map(|i| format!("k{i}")).collect();
@@ -495,15 +485,15 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
 
 /// `k1 = $n::type AND …`, or for REPLICA IDENTITY FULL a comparison of every column's text form
 /// (types such as json have no equality operator). Returns the predicate and the last parameter number.
-fn predicate(t: &TargetTable, stub: &TableSchema, key: &[String], by_all: bool, first: usize) -> Result<(String, usize), SinkError> {
+fn predicate(t: &TargetTable, key: &[String], by_all: bool, first: usize) -> Result<(String, usize), SinkError> {
     let mut n = first;
     let mut parts = Vec::new();
     for c in key {
         n += 1;
         if by_all {
-            parts.push(format!("{}::text IS NOT DISTINCT FROM ${n}::{}::text", quote_ident(c), t.type_of(stub, c)?));
+            parts.push(format!("{}::text IS NOT DISTINCT FROM ${n}::{}::text", quote_ident(c), t.type_of(c)?));
         } else {
-            parts.push(format!("{} = ${n}::{}", quote_ident(c), t.type_of(stub, c)?));
+            parts.push(format!("{} = ${n}::{}", quote_ident(c), t.type_of(c)?));
         }
     }
     if parts.is_empty() {
