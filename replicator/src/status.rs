@@ -33,7 +33,6 @@ struct Inner {
     names: Option<crate::setup::Names>,
     last_error: Option<String>,
     tables: BTreeMap<String, TableProgress>,
-    source_wal_end: Lsn,
     started: Instant,
 }
 
@@ -42,6 +41,8 @@ struct Inner {
 pub struct Status {
     inner: Mutex<Inner>,
     applied: AtomicU64,
+    /// Updated for every message received: an atomic, not the lock.
+    source_wal_end: AtomicU64,
     rows_applied: AtomicU64,
     transactions_applied: AtomicU64,
 }
@@ -69,10 +70,10 @@ impl Default for Status {
                 names: None,
                 last_error: None,
                 tables: BTreeMap::new(),
-                source_wal_end: Lsn::ZERO,
                 started: Instant::now(),
             }),
             applied: AtomicU64::new(0),
+            source_wal_end: AtomicU64::new(0),
             rows_applied: AtomicU64::new(0),
             transactions_applied: AtomicU64::new(0),
         }
@@ -106,7 +107,7 @@ impl Status {
     }
 
     pub fn set_source_wal_end(&self, lsn: Lsn) {
-        self.with(|i| i.source_wal_end = i.source_wal_end.max(lsn));
+        self.source_wal_end.fetch_max(lsn.0, Ordering::Relaxed);
     }
 
     pub fn add_applied(&self, transactions: u64, rows: u64) {
@@ -136,13 +137,14 @@ impl Status {
     pub fn snapshot(&self) -> Snapshot {
         let applied = self.applied();
         let rows = self.rows_applied.load(Ordering::Relaxed);
+        let source_wal_end = Lsn(self.source_wal_end.load(Ordering::Relaxed));
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
                 phase: i.phase,
                 applied_lsn: applied.to_string(),
-                source_wal_end: i.source_wal_end.to_string(),
-                lag_bytes: i.source_wal_end.bytes_since(applied),
+                source_wal_end: source_wal_end.to_string(),
+                lag_bytes: source_wal_end.bytes_since(applied),
                 rows_applied: rows,
                 transactions_applied: self.transactions_applied.load(Ordering::Relaxed),
                 rows_per_second: rows as f64 / secs,
