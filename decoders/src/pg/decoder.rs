@@ -10,7 +10,7 @@ use super::pgoutput::{self, OldTuple, PgOutputMessage, TupleData, TupleValue};
 use super::types;
 use crate::error::DecodeError;
 use crate::event::{ChangeEvent, Row};
-use crate::position::{Lsn, Position, Timestamp};
+use crate::position::{Position, Timestamp};
 use crate::schema::{Column, ReplicaIdentity, TableName, TableSchema};
 use crate::value::Value;
 use bytes::Bytes;
@@ -242,17 +242,4 @@ fn row(table: &TableSchema, tuple: TupleData) -> Result<Row, DecodeError> {
 
 fn key_of(table: &TableSchema, row: &Row) -> Row {
     table.key_indexes().map(|i| row[i].clone()).collect()
-}
-
-/// The LSN a decoded event stands at, for events that carry one.
-pub fn event_lsn(event: &ChangeEvent) -> Option<Lsn> {
-    match event {
-        ChangeEvent::Commit { position: Position::Pg(l), .. }
-        | ChangeEvent::StreamCommit { position: Position::Pg(l), .. }
-        | ChangeEvent::Message { position: Position::Pg(l), .. }
-        | ChangeEvent::Heartbeat { position: Position::Pg(l), .. } => Some(*l),
-        ChangeEvent::CommitPrepared { end_lsn, .. } | ChangeEvent::Prepare { end_lsn, .. } => Some(*end_lsn),
-        ChangeEvent::RollbackPrepared { rollback_end_lsn, .. } => Some(*rollback_end_lsn),
-        _ => None,
-    }
 }
