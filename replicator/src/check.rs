@@ -129,8 +129,16 @@ fn connect_failure(opts: &ConnectOptions, field: &str, e: &DecodeError) -> (Stri
     }
 }
 
-async fn query(conn: &mut PgConnection, sql: &str) -> Result<Vec<Vec<Option<String>>>, DecodeError> {
-    conn.simple_query(sql).await
+/// Opens an ordinary session, or records why it cannot be opened.
+async fn connect(opts: &ConnectOptions, field: &str, f: &mut Findings) -> Option<PgConnection> {
+    match PgConnection::connect(opts, false).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let (what, fix) = connect_failure(opts, field, &e);
+            f.fail(what, fix);
+            None
+        }
+    }
 }
 
 fn cell(rows: &[Vec<Option<String>>], row: usize, col: usize) -> Option<String> {
@@ -154,14 +162,7 @@ fn name_list(rows: &[Vec<Option<String>>]) -> String {
 
 async fn check_source(opts: &ConnectOptions) -> Findings {
     let mut f = Findings(Vec::new());
-    let mut conn = match PgConnection::connect(opts, false).await {
-        Ok(c) => c,
-        Err(e) => {
-            let (what, fix) = connect_failure(opts, "source.url", &e);
-            f.fail(what, fix);
-            return f;
-        }
-    };
+    let Some(mut conn) = connect(opts, "source.url", &mut f).await else { return f };
     f.ok(format!("connected as \"{}\"{}", opts.user, if conn.is_tls() { " over TLS" } else { "" }));
     if let Err(e) = source_settings(&mut conn, opts, &mut f).await {
         f.fail(format!("a catalog query failed: {e}"), "run check as a role that can read pg_catalog");
@@ -193,7 +194,7 @@ async fn check_source(opts: &ConnectOptions) -> Findings {
 }
 
 async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut Findings) -> Result<(), DecodeError> {
-    let rows = query(conn, "SELECT current_setting('server_version_num'), current_setting('server_version'), current_setting('wal_level'), \
+    let rows = conn.simple_query("SELECT current_setting('server_version_num'), current_setting('server_version'), current_setting('wal_level'), \
          current_setting('max_replication_slots'), (SELECT count(*) FROM pg_replication_slots), \
          current_setting('max_wal_senders'), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'), \
          (SELECT rolreplication FROM pg_roles WHERE rolname = current_user), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
@@ -233,7 +234,7 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
     if max_slots - used_slots >= 1 {
         f.ok(format!("replication slots: {used_slots} of {max_slots} in use"));
     } else {
-        let inactive = query(conn, "SELECT slot_name FROM pg_replication_slots WHERE NOT active ORDER BY 1").await?;
+        let inactive = conn.simple_query("SELECT slot_name FROM pg_replication_slots WHERE NOT active ORDER BY 1").await?;
         let names: Vec<String> = inactive.iter().filter_map(|r| r[0].clone()).collect();
         let drop_hint = if names.is_empty() {
             String::new()
@@ -264,12 +265,12 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
             format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)),
         );
     }
-    let unreadable = query(
-        conn,
-        &format!("SELECT n.nspname, c.relname {USER_TABLES} AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
-                  AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2"),
-    )
-    .await?;
+    let unreadable = conn
+        .simple_query(&format!(
+            "SELECT n.nspname, c.relname {USER_TABLES} AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+             AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2"
+        ))
+        .await?;
     if unreadable.is_empty() {
         f.ok("SELECT privilege on every user table");
     } else {
@@ -284,7 +285,7 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
             grants.join("\n"),
         );
     }
-    let no_identity = query(conn, &tables_without_identity_sql()).await?;
+    let no_identity = conn.simple_query(&tables_without_identity_sql()).await?;
     if no_identity.is_empty() {
         f.ok("every table has a primary key or a replica identity");
     } else {
@@ -307,16 +308,9 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
 
 async fn check_target(opts: &ConnectOptions) -> Findings {
     let mut f = Findings(Vec::new());
-    let mut conn = match PgConnection::connect(opts, false).await {
-        Ok(c) => c,
-        Err(e) => {
-            let (what, fix) = connect_failure(opts, "target.url", &e);
-            f.fail(what, fix);
-            return f;
-        }
-    };
+    let Some(mut conn) = connect(opts, "target.url", &mut f).await else { return f };
     let result = async {
-        let rows = query(&mut conn, "SELECT current_setting('server_version'), \
+        let rows = conn.simple_query("SELECT current_setting('server_version'), \
              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
              has_function_privilege('pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)', 'EXECUTE'), \
              has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')")
@@ -330,7 +324,7 @@ async fn check_target(opts: &ConnectOptions) -> Findings {
         } else {
             let can_set_role = match conn.server_version_num() {
                 Some(v) if v >= 150000 => {
-                    let r = query(&mut conn, "SELECT has_parameter_privilege('session_replication_role', 'SET')").await?;
+                    let r = conn.simple_query("SELECT has_parameter_privilege('session_replication_role', 'SET')").await?;
                     cell(&r, 0, 0).as_deref() == Some("t")
                 }
                 _ => false,
