@@ -593,21 +593,13 @@ impl ReplicationStream {
     /// request a reply. Cancel-safe between messages.
     pub async fn recv(&mut self) -> Result<StreamMessage, DecodeError> {
         loop {
-            if self.reply_pending {
-                self.send_status(false).await?;
-                self.replies_to_requests += 1;
-                self.reply_pending = false;
-            }
+            self.answer_pending_reply().await?;
             if Instant::now() >= self.next_status {
                 self.send_status(false).await?;
             }
             if let Some(msg) = self.try_recv_buffered()? {
-                if self.reply_pending {
-                    // Answer at once, before handing the keepalive to the caller.
-                    self.send_status(false).await?;
-                    self.replies_to_requests += 1;
-                    self.reply_pending = false;
-                }
+                // Answer at once, before handing the keepalive to the caller.
+                self.answer_pending_reply().await?;
                 return Ok(msg);
             }
             match tokio::time::timeout_at(self.next_status, self.conn.fill()).await {
@@ -615,6 +607,16 @@ impl ReplicationStream {
                 Err(_) => self.send_status(false).await?,
             }
         }
+    }
+
+    /// Sends the status update a keepalive asked for, if one is owed.
+    async fn answer_pending_reply(&mut self) -> Result<(), DecodeError> {
+        if self.reply_pending {
+            self.send_status(false).await?;
+            self.replies_to_requests += 1;
+            self.reply_pending = false;
+        }
+        Ok(())
     }
 
     /// The next message if it is already fully received, without any I/O. A keepalive that requests a
