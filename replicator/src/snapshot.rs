@@ -142,20 +142,22 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
     let mut rows: u64 = 0;
     let mut pending = bytes::BytesMut::with_capacity(FLUSH_AT + 64 * 1024);
     let mut pending_rows: u64 = 0;
-    while let Some(chunk) = reader.try_next().await.map_err(|e| Error::Setup(format!("blue: reading {name}: {e}")))? {
-        pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-        pending.extend_from_slice(&chunk);
-        if pending.len() >= FLUSH_AT {
+    loop {
+        let chunk = reader.try_next().await.map_err(|e| Error::Setup(format!("blue: reading {name}: {e}")))?;
+        if let Some(chunk) = &chunk {
+            pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            pending.extend_from_slice(chunk);
+        }
+        let end = chunk.is_none();
+        if pending.len() >= FLUSH_AT || (end && !pending.is_empty()) {
             status.table_progress(&name, pending_rows, pending.len() as u64);
             rows += pending_rows;
             pending_rows = 0;
             writer.send(pending.split().freeze()).await.map_err(|e| Error::Setup(format!("green: writing {name}: {e}")))?;
         }
-    }
-    if !pending.is_empty() {
-        status.table_progress(&name, pending_rows, pending.len() as u64);
-        rows += pending_rows;
-        writer.send(pending.split().freeze()).await.map_err(|e| Error::Setup(format!("green: writing {name}: {e}")))?;
+        if end {
+            break;
+        }
     }
     let written = writer.finish().await.map_err(|e| Error::Setup(format!("green: finishing {name}: {e}")))?;
     blue.batch_execute("COMMIT").await.map_err(|e| Error::Setup(format!("blue: {e}")))?;
