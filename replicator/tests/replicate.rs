@@ -145,6 +145,16 @@ async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, tables: &
     }
 }
 
+/// `turnout run` from blue to green (superuser URLs), once it streams. Keep the directory alive as
+/// long as the process.
+async fn running(blue: &PgServer, green: &PgServer, db: &str) -> (tempfile::TempDir, Turnout) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(db), &green.url(db));
+    t.start();
+    wait_streaming(&mut t).await;
+    (dir, t)
+}
+
 async fn wait_streaming(t: &mut Turnout) {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -200,10 +210,7 @@ async fn snapshot_then_streaming_keeps_green_identical_through_odd_data() {
     )
     .await
     .expect("snapshot rows");
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     assert_converges(&blue, &green, &db, TABLES, &mut t).await;
     // The schema was copied, including the generated column (computed on green, never written).
     let c = green.connect(&db).await.expect("green");
@@ -245,10 +252,7 @@ async fn kill_9_at_random_points_resumes_exactly_once() {
          CREATE TABLE counters (id int PRIMARY KEY, v int); INSERT INTO counters VALUES (1, 0)",
     )
     .await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     let writer = blue.connect(&db).await.expect("writer");
     let mut n = 0;
     // Pseudo-random kill points from the clock, different on every run.
@@ -286,10 +290,7 @@ async fn kill_9_at_random_points_resumes_exactly_once() {
 async fn sigterm_acknowledges_exactly_what_green_committed() {
     let (blue, green, db) = pair_with(PgOptions::new(16), "CREATE TABLE t (id int PRIMARY KEY)").await;
     green.execute(&db, "CREATE TABLE t (id int PRIMARY KEY)").await.expect("green schema");
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     blue.execute(&db, "INSERT INTO t SELECT generate_series(1, 1000)").await.expect("insert");
     assert_converges(&blue, &green, &db, &["t"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
@@ -318,10 +319,7 @@ async fn pg13_to_pg17_replicates_a_large_transaction_whole() {
         "CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, 'snap' FROM generate_series(1, 100) g",
     )
     .await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     blue.execute(&db, "INSERT INTO big SELECT g, repeat('z', 100) FROM generate_series(101, 20100) g").await.expect("big txn");
     blue.execute(&db, "UPDATE big SET pad = 'u' WHERE id % 7 = 0").await.expect("update");
     assert_converges(&blue, &green, &db, &["big"], &mut t).await;
@@ -371,10 +369,7 @@ async fn wait_exit(t: &mut Turnout) -> i32 {
 #[tokio::test]
 async fn a_column_added_on_blue_is_added_on_green_and_replication_carries_on() {
     let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, a text); INSERT INTO t VALUES (1, 'one')").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     blue.execute(&db, "INSERT INTO t VALUES (2, 'two')").await.expect("insert");
     blue.execute(&db, "ALTER TABLE t ADD COLUMN b numeric(10,2); ALTER TABLE t ADD COLUMN c text[]").await.expect("alter");
     blue.execute(&db, "INSERT INTO t VALUES (3, 'three', 1.5, '{x,NULL}'); UPDATE t SET b = 7 WHERE id = 1").await.expect("use it");
@@ -388,10 +383,7 @@ async fn a_column_added_on_blue_is_added_on_green_and_replication_carries_on() {
 #[tokio::test]
 async fn an_incompatible_column_change_stops_with_an_error_naming_table_and_column() {
     let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, a text)").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     blue.execute(&db, "INSERT INTO t VALUES (1, '5')").await.expect("insert");
     assert_converges(&blue, &green, &db, &["t"], &mut t).await;
     blue.execute(&db, "ALTER TABLE t ALTER COLUMN a TYPE int USING a::int; INSERT INTO t VALUES (2, 6)").await.expect("alter");
@@ -413,10 +405,7 @@ async fn partitioned_tables_replicate_through_the_root_including_rows_that_move(
          INSERT INTO m SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 100) g",
     )
     .await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     for sql in [
         "INSERT INTO m SELECT g, 'eu', g FROM generate_series(101, 150) g",
         "UPDATE m SET region = 'us' WHERE id BETWEEN 2 AND 20 AND region = 'eu'",
@@ -432,10 +421,7 @@ async fn partitioned_tables_replicate_through_the_root_including_rows_that_move(
 #[tokio::test]
 async fn green_and_blue_restarts_are_retried_without_loss_or_duplication() {
     let (mut blue, mut green, db) = pair("CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     let mut n = 0;
     let mut write = |blue: &PgServer, count: i32| {
         let sqls: Vec<String> = (0..count).map(|_| { n += 1; format!("INSERT INTO events VALUES ({n}, 'x')") }).collect();
@@ -485,10 +471,7 @@ async fn a_large_table_is_copied_as_page_ranges_without_missing_or_doubling_rows
 #[tokio::test]
 async fn prepared_transactions_reach_green_at_commit_prepared_and_never_when_rolled_back() {
     let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, v text)").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    wait_streaming(&mut t).await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
     blue.execute(&db, "BEGIN; INSERT INTO t VALUES (1, 'kept'); PREPARE TRANSACTION 'keep'").await.expect("prepare");
     blue.execute(&db, "BEGIN; INSERT INTO t VALUES (2, 'dropped'); PREPARE TRANSACTION 'drop'").await.expect("prepare");
     blue.execute(&db, "INSERT INTO t VALUES (3, 'plain')").await.expect("insert");
