@@ -56,12 +56,8 @@ impl ConnectOptions {
         if u.scheme() != "postgres" && u.scheme() != "postgresql" {
             return Err(bad(format!("scheme '{}' is not postgres:// or postgresql://", u.scheme())));
         }
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
+        // Percent-decoding only: in a URL's user and password a '+' is a plus, not a space.
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
         let host = match u.host() {
             Some(url::Host::Ipv6(a)) => a.to_string(),
             Some(h) => h.to_string(),
@@ -123,10 +119,10 @@ mod tests {
 
     #[test]
     fn url_parts_are_parsed_and_decoded() {
-        let o = ConnectOptions::from_url("postgres://repl:p%40ss%2Fw@db.example:6543/app?sslmode=require", "source.url")
+        let o = ConnectOptions::from_url("postgres://repl:p%40ss%2Fw+1@db.example:6543/app?sslmode=require", "source.url")
             .expect("parses");
         assert_eq!((o.host.as_str(), o.port, o.user.as_str(), o.database.as_str()), ("db.example", 6543, "repl", "app"));
-        assert_eq!(o.password.as_deref(), Some("p@ss/w"));
+        assert_eq!(o.password.as_deref(), Some("p@ss/w+1"));
         assert_eq!(o.ssl_mode, SslMode::Require);
         assert!(!format!("{o:?}").contains("p@ss"));
         assert_eq!(o.redacted(), "postgres://repl@db.example:6543/app");
