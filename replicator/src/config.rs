@@ -5,7 +5,7 @@
 //! (`cutover.pgbouncer.admin_url`). Secrets (URLs with passwords, tokens) are held in [`Secret`], whose
 //! `Debug` and `Display` never show the value.
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_size};
 use crate::error::Error;
 use serde::Deserialize;
 use std::fmt;
@@ -56,6 +56,21 @@ pub struct Config {
     pub cutover: CutoverConfig,
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    #[serde(default)]
+    pub apply: ApplyConfig,
+}
+
+/// Streaming apply: batching and memory.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Memory for transactions still being received (e.g. `"256MiB"`); beyond it their changes are
+    /// spilled to the state store. Default 256MiB.
+    pub memory_budget: Option<String>,
+    /// Row changes per green transaction (several source transactions merge up to this). Default 5000.
+    pub batch_rows: Option<usize>,
+    /// Longest wait before a partly filled batch is applied (e.g. `"50ms"`). Default 50ms.
+    pub batch_delay: Option<String>,
 }
 
 /// The initial snapshot.
@@ -214,6 +229,11 @@ impl Config {
                 return Err(Error::config("alerts.webhook", "is not an http:// or https:// URL"));
             }
         }
+        self.apply_memory_budget()?;
+        opt_duration("apply.batch_delay", &self.apply.batch_delay)?;
+        if self.apply.batch_rows == Some(0) {
+            return Err(Error::config("apply.batch_rows", "must be at least 1"));
+        }
         if self.snapshot.workers == Some(0) {
             return Err(Error::config("snapshot.workers", "must be at least 1"));
         }
@@ -267,6 +287,26 @@ impl Config {
     /// Page count above which a table is split into ranges (8 KiB pages).
     pub fn snapshot_split_pages(&self) -> u64 {
         self.snapshot.split_mb.unwrap_or(64) * 1024 / 8
+    }
+
+    /// Bytes of in-progress transactions kept in memory before spilling (at least 1 MiB).
+    pub fn apply_memory_budget(&self) -> Result<usize, Error> {
+        let Some(text) = &self.apply.memory_budget else { return Ok(256 << 20) };
+        let bytes = parse_size(text).map_err(|e| Error::config("apply.memory_budget", e))?;
+        if bytes < 1 << 20 {
+            return Err(Error::config("apply.memory_budget", format!("'{text}' is below the minimum of 1MiB")));
+        }
+        usize::try_from(bytes).map_err(|_| Error::config("apply.memory_budget", format!("'{text}' is too large")))
+    }
+
+    /// Rows per green transaction.
+    pub fn apply_batch_rows(&self) -> usize {
+        self.apply.batch_rows.unwrap_or(5_000)
+    }
+
+    /// Longest wait before a partly filled batch is applied.
+    pub fn apply_batch_delay(&self) -> Duration {
+        self.apply.batch_delay.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(Duration::from_millis(50))
     }
 
     /// Connection settings for blue.

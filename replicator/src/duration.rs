@@ -1,5 +1,5 @@
-//! Human durations as operators write them in config and on the command line: `500ms`, `5s`, `1m`,
-//! `2h`, `1m30s`.
+//! Human durations and sizes as operators write them in config and on the command line: `500ms`, `5s`,
+//! `1m`, `2h`, `1m30s`; `256MiB`, `1GiB`.
 
 use std::time::Duration;
 
@@ -34,6 +34,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Parses byte sizes: `512KiB`, `256MiB`, `1GiB`, `64MB` (powers of 1024 either way), `4096B`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let s = text.trim();
+    let num_len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if num_len == 0 {
+        return Err(format!("'{text}' is not a size; write e.g. 64MiB, 1GiB"));
+    }
+    let value: u64 = s[..num_len].parse().map_err(|_| format!("'{text}' is out of range"))?;
+    let unit = s[num_len..].trim();
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "" => return Err(format!("'{text}' needs a unit: B, KiB, MiB or GiB")),
+        other => return Err(format!("'{text}' has unknown unit '{other}'; use B, KiB, MiB or GiB")),
+    };
+    value.checked_mul(factor).ok_or_else(|| format!("'{text}' is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +65,17 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("64mb"), Ok(64 << 20));
+        assert_eq!(parse_size("4096B"), Ok(4096));
+        for bad in ["", "5", "MiB", "5 parsecs", "-1MiB", "99999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn run_once(config: &Config, state: &StateStore, names: &Names, status: &A
             names.origin
         )));
     }
-    let budgets = Budgets::default();
+    let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: config.apply_batch_delay(), memory: config.apply_memory_budget()? };
     pipeline::stream(&source, &names.slot, &names.publication, sink, state, status, &budgets, shutdown).await
 }
 
