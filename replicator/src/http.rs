@@ -44,6 +44,10 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     let _ = writeln!(out, "# TYPE turnout_rows_applied_total counter\nturnout_rows_applied_total {}", s.rows_applied);
     let _ = writeln!(out, "# HELP turnout_transactions_applied_total Source transactions applied on green.");
     let _ = writeln!(out, "# TYPE turnout_transactions_applied_total counter\nturnout_transactions_applied_total {}", s.transactions_applied);
+    let _ = writeln!(out, "# HELP turnout_buffered_bytes Estimated memory held for source transactions not yet committed.");
+    let _ = writeln!(out, "# TYPE turnout_buffered_bytes gauge\nturnout_buffered_bytes {}", s.buffered_bytes);
+    let _ = writeln!(out, "# HELP turnout_spilled_bytes_total Bytes of large transactions spilled to the state store.");
+    let _ = writeln!(out, "# TYPE turnout_spilled_bytes_total counter\nturnout_spilled_bytes_total {}", s.spilled_bytes_total);
     let _ = writeln!(out, "# HELP turnout_phase 1 for the current phase.\n# TYPE turnout_phase gauge");
     for phase in [Phase::Starting, Phase::Snapshot, Phase::Streaming, Phase::Retrying, Phase::Stopped] {
         let name = serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod run;
 pub mod setup;
 pub mod snapshot;
+pub mod spill;
 pub mod state;
 pub mod status;
 

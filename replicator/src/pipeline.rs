@@ -7,7 +7,8 @@
 //! memory stays bounded. A transaction whose commit position is at or below green's recorded origin
 //! position is skipped (exactly-once across restarts).
 
-use crate::assemble::Assembler;
+use crate::assemble::{Assembler, Committed};
+use crate::spill::SpilledTransaction;
 use crate::error::Error;
 use crate::state::StateStore;
 use crate::status::{Phase, Status};
@@ -20,7 +21,7 @@ use turnout_decoders::pg::wire::StandbyPositions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
 use turnout_decoders::{ChangeEvent, Lsn};
 use turnout_sinks::pg::PgSink;
-use turnout_sinks::{SinkError, Transaction};
+use turnout_sinks::Transaction;
 
 /// Batching and memory budgets.
 #[derive(Clone, Debug)]
@@ -43,8 +44,28 @@ fn rows_of(t: &Transaction) -> usize {
     t.changes.len()
 }
 
+/// What an apply task hands back: the sink, transactions and rows applied, and the durable position.
+type Applied = (PgSink, usize, usize, Result<Lsn, Error>);
+
 /// A batch being applied on green by its own task, which owns the sink until it finishes.
-type Inflight = JoinHandle<(PgSink, usize, usize, Result<Lsn, SinkError>)>;
+type Inflight = JoinHandle<Applied>;
+
+/// Applies a spilled transaction chunk by chunk in one green transaction.
+async fn apply_spilled(sink: &mut PgSink, tx: &SpilledTransaction, state: &StateStore) -> Result<Lsn, Error> {
+    sink.begin().await.map_err(Error::Sink)?;
+    for i in 0..tx.spilled.chunks() {
+        let changes = match tx.spilled.read(state, i) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = sink.rollback().await;
+                return Err(e);
+            }
+        };
+        let refs: Vec<&turnout_sinks::RowChange> = changes.iter().collect();
+        sink.apply_part(&refs).await.map_err(Error::Sink)?;
+    }
+    Ok(sink.commit(tx.commit_end, tx.commit_ts).await.map_err(Error::Sink)?.position)
+}
 
 /// The sink, either idle here or busy applying a batch.
 struct Applier {
@@ -59,8 +80,21 @@ impl Applier {
         let rows = batch.iter().map(rows_of).sum();
         tracing::debug!(transactions = batch.len(), rows, first = %batch[0].commit_end, "applying batch");
         self.inflight = Some(tokio::spawn(async move {
-            let r = sink.apply(&batch).await.map(|d| d.position);
+            let r = sink.apply(&batch).await.map(|d| d.position).map_err(Error::Sink);
             (sink, batch.len(), rows, r)
+        }));
+        Ok(())
+    }
+
+    /// Starts applying a spilled transaction (the sink must be idle); its chunks are deleted after.
+    fn start_spilled(&mut self, tx: SpilledTransaction, state: StateStore) -> Result<(), Error> {
+        let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
+        let rows = tx.spilled.rows();
+        tracing::info!(rows, chunks = tx.spilled.chunks(), commit = %tx.commit_end, "applying a spilled transaction");
+        self.inflight = Some(tokio::spawn(async move {
+            let r = apply_spilled(&mut sink, &tx, &state).await;
+            let r = r.and_then(|lsn| tx.spilled.discard(&state).map(|()| lsn));
+            (sink, 1, rows, r)
         }));
         Ok(())
     }
@@ -75,14 +109,14 @@ impl Applier {
     /// Takes the sink back from a finished apply task and records what it made durable.
     fn complete(
         &mut self,
-        done: Result<(PgSink, usize, usize, Result<Lsn, SinkError>), tokio::task::JoinError>,
+        done: Result<Applied, tokio::task::JoinError>,
         stream: &mut ReplicationStream,
         state: &StateStore,
         status: &Status,
     ) -> Result<(), Error> {
         let (sink, transactions, rows, result) = done.map_err(|e| Error::Setup(format!("internal: the apply task failed: {e}")))?;
         self.idle = Some(sink);
-        let durable = result.map_err(Error::Sink)?;
+        let durable = result?;
         tracing::debug!(durable = %durable, "batch committed");
         state.record_applied(durable)?;
         status.set_applied(durable);
@@ -155,12 +189,30 @@ impl Batcher {
                 applier.sink(stream, state, status).await?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
             }
         }
-        if let Some(tx) = self.assembler.push(event)? {
-            if tx.commit_end > self.applied_floor {
+        let committed = self.assembler.push(event)?;
+        status.set_buffered(self.assembler.buffered_bytes() as u64, self.assembler.spilled_bytes_total());
+        match committed {
+            None => {}
+            Some(c) if c.commit_end() <= self.applied_floor => {
+                if let Committed::Spilled(tx) = c {
+                    tx.spilled.discard(state)?;
+                }
+            }
+            Some(Committed::Whole(tx)) => {
                 self.applied_floor = tx.commit_end;
                 self.batch_rows += rows_of(&tx);
                 self.batch.push(tx);
                 self.deadline.get_or_insert_with(|| Instant::now() + budgets.batch_delay);
+            }
+            Some(Committed::Spilled(tx)) => {
+                // Applied after everything before it, alone, while the stream goes on being received.
+                self.applied_floor = tx.commit_end;
+                applier.finish(stream, state, status).await?;
+                if !self.batch.is_empty() {
+                    applier.start(self.take())?;
+                    applier.finish(stream, state, status).await?;
+                }
+                applier.start_spilled(tx, state.clone())?;
             }
         }
         Ok(())
@@ -192,13 +244,16 @@ pub async fn stream(
     status.set_applied(start_at);
     let mut b = Batcher {
         decoder: PgOutputDecoder::new(),
-        assembler: Assembler::new(budgets.memory),
+        assembler: Assembler::new(budgets.memory, state.clone())?,
         batch: Vec::new(),
         batch_rows: 0,
         deadline: None,
         applied_floor: start_at,
     };
     let mut applier = Applier { idle: Some(sink), inflight: None };
+    // While receiving pauses (a full batch waits for a long apply), blue still hears from us, so its
+    // wal_sender_timeout does not end the stream.
+    let mut status_tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         if b.due(budgets) && applier.inflight.is_none() {
             applier.start(b.take())?;
@@ -229,6 +284,9 @@ pub async fn stream(
                 stream.send_status(false).await.map_err(Error::Source)?;
             }
             _ = tokio::time::sleep_until(wait_until), if applier.inflight.is_none() => {}
+            _ = status_tick.tick(), if !receive => {
+                stream.send_status(false).await.map_err(Error::Source)?;
+            }
             msg = stream.recv(), if receive => {
                 let msg = msg.map_err(Error::Source)?;
                 b.on_message(msg, &mut applier, &mut stream, state, status, budgets).await?;

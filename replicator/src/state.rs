@@ -9,6 +9,7 @@
 use crate::error::Error;
 use rocksdb::{Options, WriteOptions, DB};
 use std::path::Path;
+use std::sync::Arc;
 use turnout_decoders::Lsn;
 
 const STREAM_ID: &[u8] = b"meta/stream_id";
@@ -18,9 +19,13 @@ const SNAPSHOT_DONE: &[u8] = b"snapshot/done";
 const TABLE_PREFIX: &str = "snapshot/table/";
 const SCHEMA_COPIED: &[u8] = b"schema/copied";
 
-/// The open state store. One process at a time: RocksDB's lock refuses a second opener.
+const SPILL_PREFIX: &str = "spill/";
+
+/// The open state store. One process at a time: RocksDB's lock refuses a second opener. Clones share
+/// the same open database.
+#[derive(Clone)]
 pub struct StateStore {
-    db: DB,
+    db: Arc<DB>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -35,6 +40,10 @@ impl StateStore {
         std::fs::create_dir_all(dir).map_err(|e| Error::State(format!("cannot create state.dir {}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
+        // Spilled transaction data passes through the memtables: keep them small so the state store's
+        // own memory stays a fixed, small overhead next to apply.memory_budget.
+        opts.set_write_buffer_size(8 << 20);
+        opts.set_max_write_buffer_number(2);
         let db = DB::open(&opts, dir.join("rocksdb")).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("lock") {
@@ -43,7 +52,44 @@ impl StateStore {
                 Error::State(format!("cannot open the state store in {}: {msg}", dir.display()))
             }
         })?;
-        Ok(StateStore { db })
+        Ok(StateStore { db: Arc::new(db) })
+    }
+
+    fn spill_key(id: u64, chunk: u32) -> Vec<u8> {
+        format!("{SPILL_PREFIX}{id:016x}/{chunk:08x}").into_bytes()
+    }
+
+    /// Writes one chunk of a spilled transaction. Not synced and not in the write-ahead log: spilled
+    /// data is received again from the slot after a crash (see [`crate::spill`]).
+    pub fn spill_put(&self, id: u64, chunk: u32, data: &[u8]) -> Result<(), Error> {
+        let mut w = WriteOptions::default();
+        w.disable_wal(true);
+        self.db.put_opt(Self::spill_key(id, chunk), data, &w).map_err(|e| Error::State(format!("spilling a large transaction: {e}")))
+    }
+
+    /// Reads one chunk of a spilled transaction.
+    pub fn spill_get(&self, id: u64, chunk: u32) -> Result<Option<Vec<u8>>, Error> {
+        self.db.get(Self::spill_key(id, chunk)).map_err(|e| Error::State(format!("reading a spilled transaction: {e}")))
+    }
+
+    /// Deletes every chunk of spilled transaction `id`.
+    pub fn spill_delete(&self, id: u64) -> Result<(), Error> {
+        let from = format!("{SPILL_PREFIX}{id:016x}/");
+        let to = format!("{SPILL_PREFIX}{id:016x}0");
+        self.delete_range(from.as_bytes(), to.as_bytes())
+    }
+
+    /// Deletes all spilled data (on start: it belongs to transactions that will be received again).
+    pub fn spill_clear(&self) -> Result<(), Error> {
+        self.delete_range(SPILL_PREFIX.as_bytes(), b"spill0")
+    }
+
+    fn delete_range(&self, from: &[u8], to: &[u8]) -> Result<(), Error> {
+        let mut w = WriteOptions::default();
+        w.disable_wal(true);
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.delete_range(from, to);
+        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("deleting spilled data: {e}")))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {

@@ -45,6 +45,8 @@ pub struct Status {
     source_wal_end: AtomicU64,
     rows_applied: AtomicU64,
     transactions_applied: AtomicU64,
+    buffered_bytes: AtomicU64,
+    spilled_bytes: AtomicU64,
 }
 
 /// The JSON of `/status`.
@@ -57,6 +59,10 @@ pub struct Snapshot {
     pub rows_applied: u64,
     pub transactions_applied: u64,
     pub rows_per_second: f64,
+    /// Estimated bytes of not-yet-committed transactions held in memory.
+    pub buffered_bytes: u64,
+    /// Bytes of large transactions written to the state store since start.
+    pub spilled_bytes_total: u64,
     pub names: Option<crate::setup::Names>,
     pub tables: BTreeMap<String, TableProgress>,
     pub last_error: Option<String>,
@@ -76,6 +82,8 @@ impl Default for Status {
             source_wal_end: AtomicU64::new(0),
             rows_applied: AtomicU64::new(0),
             transactions_applied: AtomicU64::new(0),
+            buffered_bytes: AtomicU64::new(0),
+            spilled_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -115,6 +123,12 @@ impl Status {
         self.rows_applied.fetch_add(rows, Ordering::Relaxed);
     }
 
+    /// Memory held for uncommitted transactions, and bytes spilled so far.
+    pub fn set_buffered(&self, buffered: u64, spilled_total: u64) {
+        self.buffered_bytes.store(buffered, Ordering::Relaxed);
+        self.spilled_bytes.store(spilled_total, Ordering::Relaxed);
+    }
+
     pub fn table_started(&self, table: &str) {
         self.with(|i| {
             i.tables.entry(table.to_owned()).or_default();
@@ -148,6 +162,8 @@ impl Status {
                 rows_applied: rows,
                 transactions_applied: self.transactions_applied.load(Ordering::Relaxed),
                 rows_per_second: rows as f64 / secs,
+                buffered_bytes: self.buffered_bytes.load(Ordering::Relaxed),
+                spilled_bytes_total: self.spilled_bytes.load(Ordering::Relaxed),
                 names: i.names.clone(),
                 tables: i.tables.clone(),
                 last_error: i.last_error.clone(),

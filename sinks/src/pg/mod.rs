@@ -26,7 +26,7 @@ use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use turnout_decoders::pg::{tls_client_config, ConnectOptions, SslMode};
 use turnout_decoders::schema::{quote_ident, TableName};
-use turnout_decoders::Lsn;
+use turnout_decoders::{Lsn, Timestamp};
 
 /// Session settings of every green connection turnout opens.
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
@@ -200,25 +200,57 @@ impl PgSink {
         let Some(last) = pending.last() else {
             return Ok(Durable { position: self.applied });
         };
-        for t in &pending {
-            for c in &t.changes {
+        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
+        self.begin().await?;
+        self.apply_part(&changes).await?;
+        self.commit(last.commit_end, last.commit_ts).await
+    }
+
+    /// Opens a green transaction for a source transaction too large to hold at once: then
+    /// [`PgSink::apply_part`] for each part in order, then [`PgSink::commit`]. Nothing is visible on
+    /// green, and the recorded position does not move, until the commit succeeds.
+    pub async fn begin(&mut self) -> Result<(), SinkError> {
+        self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))
+    }
+
+    /// Applies changes inside the transaction [`PgSink::begin`] opened; on error the transaction is
+    /// rolled back (the origin was not set up for it, so its position cannot move).
+    pub async fn apply_part(&mut self, changes: &[&RowChange]) -> Result<(), SinkError> {
+        let result = async {
+            for c in changes {
                 self.load_tables(c).await?;
             }
+            self.statements.execute(&self.client, &self.tables, changes).await
         }
-        self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))?;
-        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
-        if let Err(e) = self.statements.execute(&self.client, &self.tables, &changes).await {
-            // The origin was not set up for this transaction, so rolling back cannot move it.
+        .await;
+        if result.is_err() {
             let _ = self.client.batch_execute("ROLLBACK").await;
-            return Err(e);
+        }
+        result
+    }
+
+    /// Rolls back the transaction [`PgSink::begin`] opened (its position was never recorded).
+    pub async fn rollback(&mut self) -> Result<(), SinkError> {
+        self.client.batch_execute("ROLLBACK").await.map_err(SinkError::target("ROLLBACK"))
+    }
+
+    /// Records `commit_end` as the applied source position and commits the open transaction.
+    /// Returns only after green committed.
+    pub async fn commit(&mut self, commit_end: Lsn, commit_ts: Timestamp) -> Result<Durable, SinkError> {
+        if commit_end <= self.applied {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(SinkError::Progress(format!(
+                "refusing to record {commit_end}: green already recorded {} (a position never moves back)",
+                self.applied
+            )));
         }
         // Record the position and commit in ONE message. PostgreSQL 16+ also advances the origin when a
         // transaction that called pg_replication_origin_xact_setup aborts — including the abort at exit
         // of a backend whose client died. Sent together, the server runs both or neither.
-        tracing::debug!(position = %last.commit_end, "committing on green");
+        tracing::debug!(position = %commit_end, "committing on green");
         let commit = format!(
             "SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
-            last.commit_end, last.commit_ts.0
+            commit_end, commit_ts.0
         );
         if let Err(e) = self.client.batch_execute(&commit).await {
             // The COMMIT itself failed (e.g. a deferred constraint): on 16+ the abort moved the origin
@@ -227,7 +259,7 @@ impl PgSink {
             self.restore_origin().await?;
             return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
         }
-        self.applied = last.commit_end;
+        self.applied = commit_end;
         Ok(Durable { position: self.applied })
     }
 
