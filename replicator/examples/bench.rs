@@ -112,7 +112,12 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
         state.mark_snapshot_done(slot.consistent_point)?;
         state.record_applied(slot.consistent_point)?;
     }
-    // The load, with both slots holding WAL.
+    // A third slot, only received and decoded: how fast blue's walsender can send this backlog at all.
+    PgConnection::connect(&ConnectOptions::from_url(&blue.url(db), "source.url")?, true)
+        .await?
+        .create_logical_slot("bench_probe", &SlotOptions::default())
+        .await?;
+    // The load, with every slot holding WAL.
     let load = Instant::now();
     let tps = pg_tool(&blue, "pgbench", db, &["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string()])?;
     blue.execute(
@@ -129,6 +134,9 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
         .get(0);
     let txns = tps.lines().find(|l| l.contains("number of transactions actually processed")).unwrap_or("").trim().to_string();
     println!("load: {txns} + one 300000-row transaction in {:.1} s; WAL backlog {backlog}", load.elapsed().as_secs_f64());
+
+    let (probe_secs, messages) = receive_only(&blue, db, "bench_probe").await?;
+    println!("receive + decode only (no apply): {probe_secs:.2} s for {messages} messages — the walsender's ceiling");
 
     let t = Instant::now();
     native.execute(db, "ALTER SUBSCRIPTION native ENABLE").await?;
@@ -153,6 +161,30 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
     ensure!(b == n && b == o, "contents differ: blue {b:?} native {n:?} turnout {o:?}");
     println!("contents match on blue, native green and turnout green: {b:?}");
     Ok(())
+}
+
+/// Drains `slot` without applying anything until the bench_marker insert commits; returns the time
+/// and the number of messages received.
+async fn receive_only(blue: &PgServer, db: &str, slot: &str) -> Result<(f64, u64)> {
+    use turnout_decoders::pg::{PgOutputDecoder, StartReplication, StreamMessage};
+    use turnout_decoders::ChangeEvent;
+    let t = Instant::now();
+    let conn = PgConnection::connect(&ConnectOptions::from_url(&blue.url(db), "source.url")?, true).await?;
+    let mut stream = conn.start_replication(&StartReplication::new(slot, vec!["native".to_owned()])).await?;
+    let mut decoder = PgOutputDecoder::new();
+    let (mut messages, mut marker_seen) = (0u64, false);
+    loop {
+        let StreamMessage::Data { data, .. } = stream.recv().await? else { continue };
+        messages += 1;
+        match decoder.decode(&data)? {
+            Some(ChangeEvent::Insert { table, .. }) if table.name.name == "bench_marker" => marker_seen = true,
+            Some(ChangeEvent::Commit { .. } | ChangeEvent::StreamCommit { .. }) if marker_seen => break,
+            _ => {}
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    stream.close().await?;
+    Ok((secs, messages))
 }
 
 async fn snapshot(scale: u32) -> Result<()> {
@@ -206,7 +238,9 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let scale: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
     let seconds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
-    snapshot(scale).await?;
+    if std::env::var_os("BENCH_SKIP_SNAPSHOT").is_none() {
+        snapshot(scale).await?;
+    }
     drain(scale, seconds).await?;
     Ok(())
 }
