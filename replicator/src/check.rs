@@ -1,12 +1,14 @@
 //! `turnout check`: a read-only preflight of blue (and green) that reports each requirement of
 //! PostgreSQL logical replication as one line, with the exact fix when it is not met. It changes
-//! nothing on either server.
+//! nothing on either server. Table requirements (SELECT privilege, replica identity) apply to the
+//! tables the `[tables]` filter selects; what it leaves out or skips is reported.
 
-use crate::catalog::{identity_fix, tables_without_identity_sql, USER_TABLES};
+use crate::catalog::{identity_fix, select_tables};
 use crate::config::Config;
+use crate::error::Error;
 use std::fmt;
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
-use turnout_decoders::schema::quote_ident;
+use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::DecodeError;
 
 /// The outcome of one check.
@@ -90,7 +92,7 @@ pub async fn run(config: &Config) -> Report {
     let mut report = Report::default();
     // Both URLs were validated when the config was loaded.
     if let Ok(source) = config.source_options() {
-        report.sections.push((format!("source (blue) {}", source.redacted()), check_source(&source).await.0));
+        report.sections.push((format!("source (blue) {}", source.redacted()), check_source(&source, config).await.0));
     }
     if let Ok(target) = config.target_options() {
         report.sections.push((format!("target (green) {}", target.redacted()), check_target(&target).await.0));
@@ -148,25 +150,22 @@ fn cell(rows: &[Vec<Option<String>>], row: usize, col: usize) -> Option<String> 
 /// At most this many tables are named in one finding.
 const MAX_NAMED: usize = 20;
 
-fn name_list(rows: &[Vec<Option<String>>]) -> String {
-    let mut names: Vec<String> = rows
-        .iter()
-        .take(MAX_NAMED)
-        .map(|r| format!("{}.{}", r[0].as_deref().unwrap_or("?"), r[1].as_deref().unwrap_or("?")))
-        .collect();
-    if rows.len() > MAX_NAMED {
-        names.push(format!("and {} more", rows.len() - MAX_NAMED));
+fn name_list(tables: &[TableName]) -> String {
+    let mut names: Vec<String> = tables.iter().take(MAX_NAMED).map(ToString::to_string).collect();
+    if tables.len() > MAX_NAMED {
+        names.push(format!("and {} more", tables.len() - MAX_NAMED));
     }
     names.join(", ")
 }
 
-async fn check_source(opts: &ConnectOptions) -> Findings {
+async fn check_source(opts: &ConnectOptions, config: &Config) -> Findings {
     let mut f = Findings(Vec::new());
     let Some(mut conn) = connect(opts, "source.url", &mut f).await else { return f };
     f.ok(format!("connected as \"{}\"{}", opts.user, if conn.is_tls() { " over TLS" } else { "" }));
     if let Err(e) = source_settings(&mut conn, opts, &mut f).await {
         f.fail(format!("a catalog query failed: {e}"), "run check as a role that can read pg_catalog");
     }
+    table_findings(&mut conn, opts, config, &mut f).await;
     conn.close().await;
     // The replication connection itself: pg_hba and the REPLICATION attribute are checked for real.
     match PgConnection::connect(opts, true).await {
@@ -265,16 +264,46 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
             format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)),
         );
     }
-    let unreadable = conn
-        .simple_query(&format!(
-            "SELECT n.nspname, c.relname {USER_TABLES} AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
-             AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2"
-        ))
-        .await?;
+    Ok(())
+}
+
+/// The table findings: what the `[tables]` filter selects and leaves out, SELECT privilege on the
+/// selected tables, and selected tables that cannot replicate UPDATE/DELETE (refused, or with
+/// `tables.skip_without_identity` reported as skipped).
+async fn table_findings(conn: &mut PgConnection, opts: &ConnectOptions, config: &Config, f: &mut Findings) {
+    let selection = match config.table_filter() {
+        Ok(filter) => select_tables(conn, &filter).await,
+        Err(e) => Err(e),
+    };
+    let mut selection = match selection {
+        Ok(s) => s,
+        Err(Error::Source(e)) => {
+            f.fail(format!("a catalog query failed: {e}"), "run check as a role that can read pg_catalog");
+            return;
+        }
+        Err(e) => {
+            f.fail(format!("the table selection is unusable: {e}"), "correct [tables] in the configuration file");
+            return;
+        }
+    };
+    if !selection.everything {
+        f.ok(format!("[tables] selects {} table(s)", selection.tables.len()));
+    }
+    if !selection.excluded.is_empty() {
+        f.ok(format!(
+            "{} table(s) left out by tables.include/tables.exclude (not replicated, not copied): {}",
+            selection.excluded.len(),
+            name_list(&selection.excluded)
+        ));
+    }
+    for (field, pattern) in &selection.unmatched {
+        f.warn(format!("{field} '{pattern}' matches no table"), "correct the pattern or remove it");
+    }
+    let unreadable = selection.unreadable();
     if unreadable.is_empty() {
-        f.ok("SELECT privilege on every user table");
+        f.ok(if selection.everything { "SELECT privilege on every user table" } else { "SELECT privilege on every selected table" });
     } else {
-        let mut schemas: Vec<&str> = unreadable.iter().filter_map(|r| r[0].as_deref()).collect();
+        let mut schemas: Vec<&str> = unreadable.iter().map(|t| t.schema.as_str()).collect();
         schemas.dedup();
         let grants: Vec<String> = schemas
             .iter()
@@ -285,25 +314,40 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
             grants.join("\n"),
         );
     }
-    let no_identity = conn.simple_query(&tables_without_identity_sql()).await?;
-    if no_identity.is_empty() {
-        f.ok("every table has a primary key or a replica identity");
-    } else {
-        let fixes: Vec<String> = no_identity
-            .iter()
-            .take(MAX_NAMED)
-            .map(|r| identity_fix(r[0].as_deref().unwrap_or(""), r[1].as_deref().unwrap_or("")))
-            .collect();
+    let lacking = selection.without_identity();
+    if lacking.is_empty() {
+        f.ok(if selection.everything { "every table has a primary key or a replica identity" } else { "every selected table has a primary key or a replica identity" });
+        return;
+    }
+    let leaves: Vec<TableName> = lacking.iter().map(|(_, t)| t.clone()).collect();
+    let fixes: Vec<String> = leaves.iter().take(MAX_NAMED).map(identity_fix).collect();
+    if !config.tables.skip_without_identity {
         f.fail(
             format!(
                 "{} table(s) have no primary key and no REPLICA IDENTITY FULL, so their UPDATEs and DELETEs cannot be replicated: {}",
-                no_identity.len(),
-                name_list(&no_identity)
+                leaves.len(),
+                name_list(&leaves)
             ),
-            format!("add a primary key, or run:\n{}", fixes.join("\n")),
+            format!("add a primary key, or run:\n{}\nor leave them out with tables.skip_without_identity = true", fixes.join("\n")),
+        );
+        return;
+    }
+    selection.skip_without_identity();
+    let roots: Vec<TableName> = selection.skipped.iter().map(|(root, _)| root.clone()).collect();
+    f.warn(
+        format!(
+            "{} table(s) have no primary key and no REPLICA IDENTITY FULL and will be skipped (tables.skip_without_identity): {}",
+            roots.len(),
+            name_list(&roots)
+        ),
+        format!("to replicate them, add a primary key or run:\n{}", fixes.join("\n")),
+    );
+    if selection.tables.is_empty() {
+        f.fail(
+            "no table is left to replicate once those are skipped",
+            "give them a primary key or REPLICA IDENTITY FULL, or select other tables with tables.include",
         );
     }
-    Ok(())
 }
 
 async fn check_target(opts: &ConnectOptions) -> Findings {

@@ -58,6 +58,25 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     #[serde(default)]
     pub apply: ApplyConfig,
+    #[serde(default)]
+    pub tables: TablesConfig,
+}
+
+/// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
+/// unquoted names fold to lower case, double-quoted ones are literal, and a pattern without a schema
+/// means `public` (see [`crate::catalog::TablePattern`]). Partitions go with their root.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesConfig {
+    /// Tables to replicate; default (unset): every user table.
+    pub include: Option<Vec<String>>,
+    /// Tables left out even when `include` matches them.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Leave out (with a logged warning naming each) selected tables that have neither a primary key
+    /// nor `REPLICA IDENTITY FULL`, instead of refusing to start. Default false.
+    #[serde(default)]
+    pub skip_without_identity: bool,
 }
 
 /// Streaming apply: batching and memory.
@@ -240,7 +259,13 @@ impl Config {
         if matches!(&self.alerts.command, Some(argv) if argv.is_empty()) {
             return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
         }
+        self.table_filter()?;
         self.validate_cutover()
+    }
+
+    /// The `[tables]` include/exclude patterns, parsed; errors name the pattern's field path.
+    pub fn table_filter(&self) -> Result<crate::catalog::TableFilter, Error> {
+        crate::catalog::TableFilter::new(self.tables.include.as_deref(), &self.tables.exclude)
     }
 
     fn validate_cutover(&self) -> Result<(), Error> {
@@ -450,6 +475,24 @@ dir = "/var/lib/turnout"
         let bad_url = MINIMAL.replace("postgres://app:pw@green:5432/app", "mysql://app@green/app");
         let err = Config::parse(&bad_url, env).expect_err("mysql");
         assert!(err.to_string().contains("target.url"), "{err}");
+    }
+
+    #[test]
+    fn table_patterns_are_validated_with_their_field_path() {
+        let c = Config::parse(MINIMAL, env).expect("valid");
+        assert!(c.table_filter().expect("no filter").is_everything() && !c.tables.skip_without_identity);
+        let ok = "[tables]\ninclude = [\"public.*\", \"sales.orders\"]\nexclude = [\"*.audit_*\"]\nskip_without_identity = true";
+        let c = Config::parse(&format!("{MINIMAL}\n{ok}\n"), env).expect("valid filter");
+        assert!(!c.table_filter().expect("filter").is_everything() && c.tables.skip_without_identity);
+        for (extra, field) in [
+            ("[tables]\ninclude = [\"a.b\", \"c.d\", \"a.b.c\"]", "tables.include[2]"),
+            ("[tables]\nexclude = [\"public.\\\"open\"]", "tables.exclude[0]"),
+            ("[tables]\ninclude = []", "tables.include"),
+            ("[tables]\ninclde = [\"x\"]", "inclde"),
+        ] {
+            let err = Config::parse(&format!("{MINIMAL}\n{extra}\n"), env).expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! half-used slot is dropped and the copied tables are emptied); once it completed, green's
 //! replication origin holds the resume position, written in the same transaction as the data.
 
-use crate::catalog::replicated_tables;
+use crate::catalog::{select_tables, Selection};
 use crate::config::Config;
 use crate::error::Error;
 use crate::pipeline::{self, Budgets};
@@ -62,12 +62,23 @@ async fn run_once(config: &Config, state: &StateStore, names: &Names, status: &A
     let source = config.source_options()?;
     let target_url = config.target.url.expose();
     let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
-    setup::refuse_tables_without_identity(&mut admin).await?;
-    setup::ensure_publication(&mut admin, &names.publication).await?;
-    let tables = replicated_tables(&mut admin).await.map_err(Error::Source)?;
+    let mut selection = select_tables(&mut admin, &config.table_filter()?).await?;
+    for (field, pattern) in &selection.unmatched {
+        tracing::warn!("{field} '{pattern}' matches no table on blue");
+    }
+    setup::refuse_tables_without_identity(&mut selection, config.tables.skip_without_identity)?;
+    if !selection.everything {
+        tracing::info!(
+            selected = selection.tables.len(),
+            left_out = selection.excluded.len() + selection.skipped.len(),
+            "replicating the tables selected by [tables]"
+        );
+    }
+    let snapshot_done = state.snapshot_done()?.is_some();
+    setup::sync_publication(&mut admin, &names.publication, &selection, snapshot_done).await?;
     let blue_major = admin.server_version_num().unwrap_or(0) / 10000;
-    if state.snapshot_done()?.is_none() {
-        initial_snapshot(config, state, names, status, &mut admin, &tables, blue_major).await?;
+    if !snapshot_done {
+        initial_snapshot(config, state, names, status, &mut admin, &selection, blue_major).await?;
     }
     admin.close().await;
     let sink = PgSink::connect(target_url, &names.origin).await.map_err(Error::Sink)?;
@@ -91,9 +102,13 @@ async fn initial_snapshot(
     names: &Names,
     status: &Arc<Status>,
     admin: &mut PgConnection,
-    tables: &[turnout_decoders::TableName],
+    selection: &Selection,
     blue_major: u32,
 ) -> Result<(), Error> {
+    let tables = &selection.tables[..];
+    // Tables the schema copy leaves out: none without a filter (the whole schema is copied).
+    let left_out = selection.left_out();
+    let filtered = !left_out.is_empty();
     status.set_phase(Phase::Snapshot);
     let source = config.source_options()?;
     let target_url = config.target.url.expose();
@@ -133,8 +148,17 @@ async fn initial_snapshot(
     }
     if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
         tracing::info!("copying the schema to green with {}", pg_dump.display());
-        let pre = setup::dump_schema(pg_dump, &source, "pre-data")?;
-        green_client.batch_execute(&pre).await.map_err(|e| Error::Setup(format!("creating the schema on green: {e}")))?;
+        let pre = setup::dump_schema(pg_dump, &source, "pre-data", &left_out)?;
+        setup::apply_pre_data(&green_client, &pre, filtered).await?;
+        let created = setup::existing_on_green(&green_client, tables).await?;
+        let lacking: Vec<String> = tables.iter().zip(&created).filter(|(_, c)| !**c).map(|(t, _)| t.to_string()).collect();
+        if !lacking.is_empty() {
+            return Err(Error::Setup(format!(
+                "the schema copy could not create {} on green: its definition refers to a table that [tables] leaves out \
+                 (see the warnings above); select that table too, or create these tables on green yourself",
+                lacking.join(", ")
+            )));
+        }
         state.mark_schema_copied()?;
     } else {
         for t in tables {
@@ -165,8 +189,8 @@ async fn initial_snapshot(
     tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "snapshot copied");
     repl.close().await;
     if let Some(pg_dump) = &pg_dump {
-        let post = setup::dump_schema(pg_dump, &source, "post-data")?;
-        setup::apply_post_data(&green_client, &post, owned_schema).await?;
+        let post = setup::dump_schema(pg_dump, &source, "post-data", &left_out)?;
+        setup::apply_post_data(&green_client, &post, owned_schema, filtered).await?;
     }
     green::ensure_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
     green::advance_origin(&green_client, &names.origin, slot.consistent_point).await.map_err(Error::Sink)?;

@@ -15,9 +15,14 @@ fn text(out: &Output) -> String {
 
 /// Writes a config for `source`/`target` URLs and runs `turnout check` on it.
 fn check(dir: &Path, source: &str, target: &str) -> (i32, String) {
+    check_with(dir, source, target, "")
+}
+
+/// [`check`] with extra TOML appended to the configuration.
+fn check_with(dir: &Path, source: &str, target: &str, extra: &str) -> (i32, String) {
     let path = dir.join("turnout.toml");
     let config = format!(
-        "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n",
+        "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n{extra}\n",
         dir.join("state").display()
     );
     std::fs::write(&path, config).expect("config");
@@ -145,6 +150,50 @@ async fn check_reports_a_green_role_that_cannot_record_progress() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("may not use replication origins"), "{out}");
     assert!(out.contains("GRANT SET ON PARAMETER session_replication_role TO \"app\""), "{out}");
+}
+
+#[tokio::test]
+async fn check_looks_only_at_the_tables_the_filter_selects_and_reports_what_it_leaves_out() {
+    let p = pair(
+        PgOptions::new(15),
+        "CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE nokey (a int); CREATE TABLE secret (id int PRIMARY KEY);
+         CREATE ROLE repl LOGIN REPLICATION PASSWORD 'replpw'; GRANT SELECT ON keyed, nokey TO repl;",
+    )
+    .await;
+    let source = p.blue.url_for("repl", "replpw", &p.db) + "?sslmode=disable";
+    let green = p.green.url(&p.db);
+    // Without a filter both problems are reported.
+    let (code, out) = check(p.dir.path(), &source, &green);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot SELECT 1 table(s): public.secret") && out.contains("\"nokey\" REPLICA IDENTITY FULL"), "{out}");
+    // Leaving both tables out makes check pass, naming them; a pattern matching nothing is a warning.
+    let filter = "[tables]\ninclude = [\"public.*\", \"archive.*\"]\nexclude = [\"public.nokey\", \"public.secret\"]";
+    let (code, out) = check_with(p.dir.path(), &source, &green, filter);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[tables] selects 1 table(s)"), "{out}");
+    assert!(out.contains("2 table(s) left out by tables.include/tables.exclude") && out.contains("public.nokey, public.secret"), "{out}");
+    assert!(out.contains("WARN  tables.include[1] 'archive.*' matches no table"), "{out}");
+    assert!(out.contains("SELECT privilege on every selected table"), "{out}");
+    assert!(!out.contains("REPLICA IDENTITY FULL;"), "{out}");
+    // skip_without_identity turns the refusal into a warning naming the table and the fix.
+    let filter = "[tables]\nexclude = [\"public.secret\"]\nskip_without_identity = true";
+    let (code, out) = check_with(p.dir.path(), &source, &green, filter);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("WARN  1 table(s) have no primary key and no REPLICA IDENTITY FULL and will be skipped"), "{out}");
+    assert!(out.contains("public.nokey") && out.contains("ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL;"), "{out}");
+    // A filter that selects nothing fails, naming tables.include.
+    let (code, out) = check_with(p.dir.path(), &source, &green, "[tables]\ninclude = [\"sales.*\"]");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tables.include") && out.contains("selects no table"), "{out}");
+}
+
+#[test]
+fn a_malformed_table_pattern_names_its_field_and_exits_two() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = "[tables]\ninclude = [\"public.*\", \"sales.orders.2024\"]";
+    let (code, out) = check_with(dir.path(), "postgres://a@127.0.0.1/d", "postgres://a@127.0.0.1/d", extra);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("tables.include[1]") && out.contains("schema.table"), "{out}");
 }
 
 #[test]

@@ -552,3 +552,180 @@ async fn replicates_over_verified_tls_when_both_servers_refuse_plain_connections
     assert_converges(&blue, &green, &db, &["t"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// The tables a publication of turnout's publishes (roots, as `publish_via_partition_root` shows them).
+async fn published_tables(blue: &PgServer, db: &str) -> Vec<String> {
+    let b = blue.connect(db).await.expect("blue");
+    b.query(
+        "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname LIKE 'turnout_%' ORDER BY 1",
+        &[],
+    )
+    .await
+    .expect("publication tables")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Whether each table exists on a server.
+async fn exists(server: &PgServer, db: &str, tables: &[&str]) -> Vec<bool> {
+    let c = server.connect(db).await.expect("connect");
+    let mut out = Vec::new();
+    for t in tables {
+        out.push(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[t]).await.expect("to_regclass").get(0));
+    }
+    out
+}
+
+#[tokio::test]
+async fn include_and_exclude_patterns_decide_what_is_published_copied_and_streamed() {
+    let (blue, green, db) = pair(
+        "CREATE SCHEMA sales; CREATE SCHEMA archive;
+         CREATE TYPE mood AS ENUM ('sad', 'happy');
+         CREATE TABLE orders (id int PRIMARY KEY, m mood, note text);
+         CREATE TABLE audit_log (id int PRIMARY KEY, what text);
+         CREATE TABLE archive.old_orders (id int PRIMARY KEY, note text);
+         CREATE TABLE sales.invoices (id serial PRIMARY KEY, order_id int REFERENCES orders (id), old_id int REFERENCES archive.old_orders (id));
+         CREATE TABLE sales.tmp_import (id int PRIMARY KEY);
+         CREATE VIEW old_order_notes AS SELECT note FROM archive.old_orders;
+         CREATE TABLE m (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+         CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+         INSERT INTO orders SELECT g, 'happy', 'o' || g FROM generate_series(1, 50) g;
+         INSERT INTO audit_log SELECT g, 'a' FROM generate_series(1, 50) g;
+         INSERT INTO archive.old_orders SELECT g, 'old' FROM generate_series(1, 10) g;
+         INSERT INTO sales.invoices (order_id, old_id) SELECT g, g % 10 + 1 FROM generate_series(1, 50) g;
+         INSERT INTO sales.tmp_import SELECT generate_series(1, 10);
+         INSERT INTO m SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END FROM generate_series(1, 20) g;",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let filter = "[tables]\ninclude = [\"public.*\", \"sales.*\"]\nexclude = [\"*.audit_*\", \"sales.tmp_*\"]";
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), filter);
+    t.start();
+    wait_streaming(&mut t).await;
+    let selected = ["orders", "sales.invoices", "m", "m_eu", "m_us"];
+    assert_converges(&blue, &green, &db, &selected, &mut t).await;
+    assert_eq!(published_tables(&blue, &db).await, ["public.m", "public.orders", "sales.invoices"]);
+    // Writes to left-out tables, alone and in the same transactions as selected ones; blue's
+    // UPDATEs and DELETEs on them keep working.
+    for sql in [
+        "UPDATE audit_log SET what = 'changed'; DELETE FROM sales.tmp_import WHERE id > 5",
+        "BEGIN; INSERT INTO audit_log VALUES (51, 'x'); UPDATE orders SET m = 'sad', note = 'n' WHERE id <= 10; COMMIT",
+        "BEGIN; INSERT INTO archive.old_orders VALUES (11, 'old'); INSERT INTO sales.invoices (order_id, old_id) VALUES (1, 11); COMMIT",
+        "DELETE FROM sales.invoices WHERE order_id BETWEEN 40 AND 45; DELETE FROM orders WHERE id BETWEEN 40 AND 45",
+        "UPDATE m SET region = 'eu' WHERE id = 1; INSERT INTO m VALUES (21, 'us')",
+        "UPDATE sales.invoices SET old_id = NULL WHERE id <= 5",
+    ] {
+        blue.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_converges(&blue, &green, &db, &selected, &mut t).await;
+    // Left-out tables, and the view over one, were never created on green; the enum type and the
+    // foreign key between two selected tables were.
+    assert_eq!(
+        exists(&green, &db, &["audit_log", "sales.tmp_import", "archive.old_orders", "old_order_notes"]).await,
+        [false, false, false, false]
+    );
+    let g = green.connect(&db).await.expect("green");
+    let fks: i64 = g
+        .query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = 'sales.invoices'::regclass AND contype = 'f'", &[])
+        .await
+        .expect("constraints")
+        .get(0);
+    assert_eq!(fks, 1, "only the foreign key to the selected orders table");
+    let log = t.log_text();
+    assert!(log.contains("not created on green") && log.contains("old_order_notes"), "{log}");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
+#[tokio::test]
+async fn skip_without_identity_leaves_such_tables_out_with_a_warning_naming_each() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE keyed (id int PRIMARY KEY, v text); INSERT INTO keyed SELECT g, 'k' FROM generate_series(1, 20) g;
+         CREATE TABLE nokey (a int); INSERT INTO nokey SELECT generate_series(1, 5);",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[tables]\nskip_without_identity = true");
+    t.start();
+    wait_streaming(&mut t).await;
+    let log = t.log_text();
+    assert!(log.contains("skipping public.nokey") && log.contains("ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL;"), "{log}");
+    assert_eq!(published_tables(&blue, &db).await, ["public.keyed"]);
+    // nokey is not published, so blue still accepts its UPDATEs and DELETEs.
+    blue.execute(&db, "UPDATE nokey SET a = a + 100; DELETE FROM nokey WHERE a = 101").await.expect("blue writes to nokey");
+    blue.execute(&db, "UPDATE keyed SET v = 'u' WHERE id <= 5; INSERT INTO keyed VALUES (21, 'new')").await.expect("writes");
+    assert_converges(&blue, &green, &db, &["keyed"], &mut t).await;
+    assert_eq!(exists(&green, &db, &["nokey"]).await, [false]);
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
+#[tokio::test]
+async fn a_filter_selecting_nothing_or_only_a_partition_is_refused_before_anything_is_created() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE TABLE m (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');",
+    )
+    .await;
+    for (filter, says) in [
+        ("include = [\"public.m_eu\"]", &["tables.include[0]", "public.m_eu", "a partition of public.m"][..]),
+        ("include = [\"public.*\"]\nexclude = [\"public.m_eu\"]", &["tables.exclude[0]", "exclude public.m"]),
+        ("include = [\"sales.*\", '\"T\"']", &["tables.include", "selects no table", "\"sales.*\""]),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &format!("[tables]\n{filter}"));
+        t.start();
+        assert_eq!(wait_exit(&mut t).await, 1, "{filter}\n{}", t.log_text());
+        let log = t.log_text();
+        for s in says {
+            assert!(log.contains(s), "{filter}: expected {s:?} in\n{log}");
+        }
+    }
+    let b = blue.connect(&db).await.expect("blue");
+    let row = b
+        .query_one("SELECT (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_publication)", &[])
+        .await
+        .expect("count");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 0));
+}
+
+#[tokio::test]
+async fn narrowing_the_filter_after_the_snapshot_stops_a_table_and_widening_it_is_refused() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT g, 'snap' FROM generate_series(1, 10) g; INSERT INTO b SELECT g, 'snap' FROM generate_series(1, 10) g;",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[tables]\ninclude = [\"a\", \"b\"]");
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(&db, "UPDATE a SET v = 'one'; UPDATE b SET v = 'one'").await.expect("writes");
+    assert_converges(&blue, &green, &db, &["a", "b"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    let b_before = contents(&green, &db, &["b"]).await;
+
+    // Narrowed: b is no longer published; green keeps it as it was.
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[tables]\ninclude = [\"a\"]");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert_eq!(published_tables(&blue, &db).await, ["public.a"]);
+    let log = t.log_text();
+    assert!(log.contains("no longer selected") && log.contains("public.b"), "{log}");
+    // b's change commits before a's: once green shows a's, it would show b's too if b streamed.
+    blue.execute(&db, "UPDATE b SET v = 'two'").await.expect("b");
+    blue.execute(&db, "UPDATE a SET v = 'two'; INSERT INTO a VALUES (11, 'two')").await.expect("a");
+    assert_converges(&blue, &green, &db, &["a"], &mut t).await;
+    assert_eq!(contents(&green, &db, &["b"]).await, b_before);
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+
+    // Widened after the snapshot: a table that was never copied cannot join; nothing changes on blue.
+    blue.execute(&db, "CREATE TABLE c (id int PRIMARY KEY)").await.expect("c");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[tables]\ninclude = [\"a\", \"c\"]");
+    t.start();
+    assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
+    let log = t.log_text();
+    assert!(log.contains("includes public.c") && log.contains("turnout teardown"), "{log}");
+    assert_eq!(published_tables(&blue, &db).await, ["public.a"]);
+}
