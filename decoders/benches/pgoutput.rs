@@ -11,7 +11,10 @@ use turnout_decoders::pg::PgOutputDecoder;
 
 /// The payloads of a capture file: records of `u64 wal_start | u32 length | payload`, big-endian.
 fn load(major: u32) -> Vec<Bytes> {
-    let path = format!("{}/tests/fixtures/pg{major}.bin", env!("CARGO_MANIFEST_DIR"));
+    // The directory cargo runs this from, not the one it was compiled in (a shared target directory
+    // may hold a binary built from another checkout).
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = format!("{dir}/tests/fixtures/pg{major}.bin");
     let mut buf = match std::fs::read(&path) {
         Ok(b) => Bytes::from(b),
         Err(e) => panic!("{path}: {e}"),

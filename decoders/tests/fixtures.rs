@@ -10,7 +10,10 @@ use turnout_decoders::{ChangeEvent, Lsn, ReplicaIdentity, Value};
 
 /// `(wal_start, payload)` records of a capture file.
 fn load(major: u32) -> Vec<(Lsn, Bytes)> {
-    let path = format!("{}/tests/fixtures/pg{major}.bin", env!("CARGO_MANIFEST_DIR"));
+    // The directory cargo runs this from, not the one it was compiled in (a shared target directory
+    // may hold a binary built from another checkout).
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = format!("{dir}/tests/fixtures/pg{major}.bin");
     let mut buf = Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
     let mut out = Vec::new();
     while buf.has_remaining() {

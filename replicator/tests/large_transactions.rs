@@ -156,3 +156,36 @@ async fn kill_9_while_a_large_transaction_is_spilled_or_applied_resumes_exactly_
     assert_converges(&blue, &green, &db, &["big", "counter"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn thousands_of_inserted_rows_with_odd_values_arrive_exactly_through_copy() {
+    let (blue, green, db) = pair_with(
+        PgOptions::new(15),
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+         CREATE TABLE odd (id int PRIMARY KEY, t text, a text[], j jsonb, b bytea, n numeric, f float8, ts timestamptz, \
+                           iv interval, m mood, g int GENERATED ALWAYS AS (id * 2) STORED)",
+    )
+    .await;
+    let (_dir, mut t) = running_with(&blue, &green, &db, "").await;
+    blue.execute(
+        &db,
+        r#"INSERT INTO odd (id, t, a, j, b, n, f, ts, iv, m)
+           SELECT g,
+                  CASE g % 6 WHEN 0 THEN E'tab\there' WHEN 1 THEN E'new\nline\\back\r' WHEN 2 THEN NULL WHEN 3 THEN '\N'
+                             WHEN 4 THEN 'ünïcödé ✓' ELSE '' END,
+                  ARRAY['a"b', NULL, 'c,d', E'x\\y', 'NULL', E'tab\t'],
+                  jsonb_build_object('k', g, 's', E'q"\n\\'),
+                  decode(md5(g::text), 'hex'),
+                  CASE WHEN g % 7 = 0 THEN 'NaN'::numeric ELSE g / 3.0 END,
+                  CASE g % 3 WHEN 0 THEN 'Infinity'::float8 WHEN 1 THEN '-Infinity'::float8 ELSE g * 1.5 END,
+                  '2024-02-29 23:59:59.123456+00'::timestamptz + g * interval '1 min',
+                  g * interval '1 day 1 sec',
+                  (ARRAY['sad', 'ok', 'happy']::mood[])[g % 3 + 1]
+           FROM generate_series(1, 3000) g"#,
+    )
+    .await
+    .expect("insert");
+    assert_converges(&blue, &green, &db, &["odd"], &mut t).await;
+    assert!(t.log_text().contains("inserting with COPY"), "the large insert should have gone through COPY\n{}", t.log_text());
+    assert_eq!(t.sigterm(), Some(0));
+}

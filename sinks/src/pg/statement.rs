@@ -339,9 +339,17 @@ impl Statements {
                 }
             }
         }
+        // Large inserts go through COPY (faster than unnest for thousands of rows); rules do not fire
+        // for COPY, so tables with ENABLE ALWAYS rules or triggers keep INSERT.
+        let by_copy: Vec<bool> = calls
+            .iter()
+            .map(|c| {
+                matches!(&c.shape, Shape::Insert { table, .. } if c.rows >= COPY_MIN_ROWS && tables.get(table).is_some_and(|t| !t.fires_always))
+            })
+            .collect();
         // Prepare every new shape first (one round trip each, cached across batches).
-        for call in &calls {
-            if !self.cache.contains_key(&call.shape) {
+        for (call, copy) in calls.iter().zip(&by_copy) {
+            if !copy && !self.cache.contains_key(&call.shape) {
                 let (sql, types) = sql_for(&call.shape, tables)?;
                 let stmt = client
                     .prepare_typed(&sql, &types)
@@ -350,9 +358,11 @@ impl Statements {
                 self.cache.insert(call.shape.clone(), stmt);
             }
         }
-        // Run in order; TRUNCATE splits the pipeline because it is not a prepared statement.
+        // Run in order, pipelined; a TRUNCATE or a COPY splits the pipeline.
         let mut start = 0;
         let mut cut_points: Vec<(usize, Option<String>)> = truncates.into_iter().map(|(i, s)| (i, Some(s))).collect();
+        cut_points.extend(by_copy.iter().enumerate().filter(|(_, c)| **c).map(|(i, _)| (i, None)));
+        cut_points.sort_by_key(|(i, truncate)| (*i, truncate.is_none()));
         cut_points.push((calls.len(), None));
         for (end, truncate) in cut_points {
             let futures = calls[start..end].iter().map(|call| {
@@ -364,13 +374,80 @@ impl Statements {
                 }
             });
             try_join_all(futures).await?;
+            start = end;
             if let Some(sql) = truncate {
                 client.batch_execute(&sql).await.map_err(SinkError::target(sql.clone()))?;
+            } else if let Some(call) = calls.get(end).filter(|_| by_copy.get(end) == Some(&true)) {
+                copy_in(client, call, tables).await?;
+                start = end + 1;
             }
-            start = end;
         }
         Ok(())
     }
+}
+
+/// Insert calls with at least this many rows are sent with `COPY … FROM STDIN`.
+const COPY_MIN_ROWS: usize = 1_000;
+
+/// Runs an insert call as `COPY table (columns) FROM STDIN` in text format.
+async fn copy_in(client: &Client, call: &Call, tables: &HashMap<TableName, TargetTable>) -> Result<(), SinkError> {
+    use bytes::{BufMut, BytesMut};
+    use futures_util::SinkExt;
+    let Shape::Insert { table, columns } = &call.shape else { return Ok(()) };
+    let t = tables.get(table).ok_or_else(|| SinkError::Schema { table: table.to_string(), reason: "not loaded".into() })?;
+    let sql = format!("COPY {} ({}) FROM STDIN", t.qualified, columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "));
+    let arrays: Vec<&Vec<Option<String>>> = call
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            Param::Array(a) => Some(a),
+            Param::Text(_) => None,
+        })
+        .collect();
+    tracing::debug!(%table, rows = call.rows, "inserting with COPY");
+    let sink = client.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(SinkError::target(describe(&call.shape)))?;
+    futures_util::pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    for row in 0..call.rows {
+        for (i, column) in arrays.iter().enumerate() {
+            if i > 0 {
+                buf.put_u8(b'\t');
+            }
+            match column.get(row).and_then(Option::as_deref) {
+                None => buf.put_slice(b"\\N"),
+                Some(v) => copy_escape(&mut buf, v),
+            }
+        }
+        buf.put_u8(b'\n');
+        if buf.len() >= 256 * 1024 {
+            sink.send(buf.split().freeze()).await.map_err(SinkError::target(describe(&call.shape)))?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(buf.freeze()).await.map_err(SinkError::target(describe(&call.shape)))?;
+    }
+    let n = sink.finish().await.map_err(SinkError::target(describe(&call.shape)))?;
+    check_count(&call.shape, n, call.rows as u64)
+}
+
+/// Appends `v` escaped for COPY's text format.
+fn copy_escape(buf: &mut bytes::BytesMut, v: &str) {
+    use bytes::BufMut;
+    let bytes = v.as_bytes();
+    let mut from = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => continue,
+        };
+        buf.put_slice(&bytes[from..i]);
+        buf.put_slice(escaped);
+        from = i + 1;
+    }
+    buf.put_slice(&bytes[from..]);
 }
 
 fn describe(shape: &Shape) -> String {
