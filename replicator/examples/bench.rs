@@ -235,6 +235,9 @@ async fn snapshot(scale: u32) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let mut args = std::env::args().skip(1);
     let scale: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
     let seconds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);

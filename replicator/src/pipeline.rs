@@ -44,8 +44,13 @@ fn rows_of(t: &Transaction) -> usize {
     t.changes.len()
 }
 
-/// What an apply task hands back: the sink, transactions and rows applied, and the durable position.
-type Applied = (PgSink, usize, usize, Result<Lsn, Error>);
+/// What an apply task hands back: the sink, transactions and rows applied, and the committed and (when
+/// it flushed) durable positions.
+type Applied = (PgSink, usize, usize, Result<(Lsn, Option<Lsn>), Error>);
+
+/// Under load, green's WAL is flushed (and blue acknowledged) at most this often; when apply goes
+/// idle it is flushed at once.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// A batch being applied on green by its own task, which owns the sink until it finishes.
 type Inflight = JoinHandle<Applied>;
@@ -71,6 +76,13 @@ async fn apply_spilled(sink: &mut PgSink, tx: &SpilledTransaction, state: &State
 struct Applier {
     idle: Option<PgSink>,
     inflight: Option<Inflight>,
+    /// When the apply in flight started.
+    started: Instant,
+    last_flush: Instant,
+    /// Committed on green (visible, maybe not yet flushed).
+    committed: Lsn,
+    /// Committed and flushed on green: what blue may be told.
+    durable: Lsn,
 }
 
 impl Applier {
@@ -79,11 +91,44 @@ impl Applier {
         let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
         let rows = batch.iter().map(rows_of).sum();
         tracing::debug!(transactions = batch.len(), rows, first = %batch[0].commit_end, "applying batch");
+        self.started = Instant::now();
+        let flush = self.flush_due();
         self.inflight = Some(tokio::spawn(async move {
-            let r = sink.apply(&batch).await.map(|d| d.position).map_err(Error::Sink);
+            let r = async {
+                let committed = sink.apply(&batch).await.map_err(Error::Sink)?.position;
+                let durable = if flush { Some(sink.flush().await.map_err(Error::Sink)?.position) } else { None };
+                Ok((committed, durable))
+            }
+            .await;
             (sink, batch.len(), rows, r)
         }));
         Ok(())
+    }
+
+    /// True (and the clock restarted) when the next apply should also flush green's WAL.
+    fn flush_due(&mut self) -> bool {
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.last_flush = Instant::now();
+            return true;
+        }
+        false
+    }
+
+    /// Starts flushing green's WAL (the sink must be idle) so that every commit becomes durable.
+    fn start_flush(&mut self) -> Result<(), Error> {
+        let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: flush started while an apply runs".into()))?;
+        let committed = self.committed;
+        self.last_flush = Instant::now();
+        self.inflight = Some(tokio::spawn(async move {
+            let r = sink.flush().await.map(|d| (committed, Some(d.position))).map_err(Error::Sink);
+            (sink, 0, 0, r)
+        }));
+        Ok(())
+    }
+
+    /// True when commits exist that are not yet flushed.
+    fn unflushed(&self) -> bool {
+        self.committed > self.durable
     }
 
     /// Starts applying a spilled transaction (the sink must be idle); its chunks are deleted after.
@@ -91,9 +136,15 @@ impl Applier {
         let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
         let rows = tx.spilled.rows();
         tracing::info!(rows, chunks = tx.spilled.chunks(), commit = %tx.commit_end, "applying a spilled transaction");
+        self.started = Instant::now();
+        self.last_flush = Instant::now();
         self.inflight = Some(tokio::spawn(async move {
-            let r = apply_spilled(&mut sink, &tx, &state).await;
-            let r = r.and_then(|lsn| tx.spilled.discard(&state).map(|()| lsn));
+            let r = async {
+                let committed = apply_spilled(&mut sink, &tx, &state).await?;
+                tx.spilled.discard(&state)?;
+                Ok((committed, Some(sink.flush().await.map_err(Error::Sink)?.position)))
+            }
+            .await;
             (sink, 1, rows, r)
         }));
         Ok(())
@@ -116,12 +167,18 @@ impl Applier {
     ) -> Result<(), Error> {
         let (sink, transactions, rows, result) = done.map_err(|e| Error::Setup(format!("internal: the apply task failed: {e}")))?;
         self.idle = Some(sink);
-        let durable = result?;
-        tracing::debug!(durable = %durable, "batch committed");
-        state.record_applied(durable)?;
-        status.set_applied(durable);
+        let (committed, durable) = result?;
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(%committed, ?durable, rows, ms, "batch committed");
+        self.committed = self.committed.max(committed);
         status.add_applied(transactions as u64, rows as u64);
-        stream.set_positions(StandbyPositions { write: durable, flush: durable, apply: durable });
+        if let Some(durable) = durable {
+            // Only what green has flushed is recorded and acknowledged.
+            self.durable = self.durable.max(durable);
+            state.record_applied(self.durable)?;
+            status.set_applied(self.durable);
+            stream.set_positions(StandbyPositions { write: self.durable, flush: self.durable, apply: self.durable });
+        }
         Ok(())
     }
 
@@ -250,13 +307,17 @@ pub async fn stream(
         deadline: None,
         applied_floor: start_at,
     };
-    let mut applier = Applier { idle: Some(sink), inflight: None };
+    let mut applier =
+        Applier { idle: Some(sink), inflight: None, started: Instant::now(), last_flush: Instant::now(), committed: start_at, durable: start_at };
     // While receiving pauses (a full batch waits for a long apply), blue still hears from us, so its
     // wal_sender_timeout does not end the stream.
     let mut status_tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         if b.due(budgets) && applier.inflight.is_none() {
             applier.start(b.take())?;
+        }
+        if applier.inflight.is_none() && b.batch.is_empty() && applier.unflushed() {
+            applier.start_flush()?;
         }
         // Receiving pauses while the next batch is full and the current one is still being applied.
         let receive = b.batch_rows < budgets.batch_rows;
@@ -267,6 +328,10 @@ pub async fn stream(
                 applier.finish(&mut stream, state, status).await?;
                 if !b.batch.is_empty() {
                     applier.start(b.take())?;
+                    applier.finish(&mut stream, state, status).await?;
+                }
+                if applier.unflushed() {
+                    applier.start_flush()?;
                     applier.finish(&mut stream, state, status).await?;
                 }
                 status.set_phase(Phase::Stopped);

@@ -2,174 +2,11 @@
 //! data, exactly-once across `kill -9`, clean SIGTERM, PostgreSQL 13 → 17, and refusing tables that
 //! cannot replicate. Every test ends by comparing blue and green table contents.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::*;
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, PgOptions, PgServer};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-struct Turnout {
-    child: Option<Child>,
-    config: std::path::PathBuf,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Turnout {
-    fn new(dir: &Path, source: &str, target: &str) -> Turnout {
-        Self::with_config(dir, source, target, "")
-    }
-
-    /// With extra TOML appended to the configuration.
-    fn with_config(dir: &Path, source: &str, target: &str, extra: &str) -> Turnout {
-        let port = free_port();
-        let config = dir.join("turnout.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n",
-                dir.join("state").display()
-            ),
-        )
-        .expect("config");
-        Turnout { child: None, config, port, log: dir.join("turnout.log") }
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_turnout"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info,turnout=debug,turnout_sinks=debug")
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn turnout");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn sigterm(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "turnout did not stop after SIGTERM\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn exited(&mut self) -> Option<i32> {
-        let c = self.child.as_mut()?;
-        c.try_wait().ok().flatten().map(|s| s.code().unwrap_or(-1))
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        write!(s, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-        let mut r = String::new();
-        s.read_to_string(&mut r).ok()?;
-        serde_json::from_str(r.split_once("\r\n\r\n")?.1).ok()
-    }
-}
-
-impl Drop for Turnout {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            eprintln!("--- turnout log ---\n{}", self.log_text());
-        }
-    }
-}
-
-/// Every row of every user table, as sorted text, on one server.
-async fn contents(server: &PgServer, db: &str, tables: &[&str]) -> Vec<(String, Vec<String>)> {
-    let c = server.connect(db).await.expect("connect");
-    c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET DateStyle = 'ISO'").await.expect("settings");
-    let mut out = Vec::new();
-    for t in tables {
-        let rows = c.query(&format!("SELECT x::text FROM {t} x"), &[]).await.unwrap_or_else(|e| panic!("{t}: {e}"));
-        let mut v: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        v.sort();
-        out.push((t.to_string(), v));
-    }
-    out
-}
-
-/// Waits until green's tables equal blue's, then asserts it (showing the difference on failure).
-async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, tables: &[&str], t: &mut Turnout) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let b = contents(blue, db, tables).await;
-        let g = contents(green, db, tables).await;
-        if b == g {
-            return;
-        }
-        if let Some(code) = t.exited() {
-            panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
-        }
-        if Instant::now() > deadline {
-            for ((name, bv), (_, gv)) in b.iter().zip(&g) {
-                if bv != gv {
-                    eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
-                    eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(5).collect::<Vec<_>>());
-                    eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(5).collect::<Vec<_>>());
-                }
-            }
-            let gc = green.connect(db).await.expect("green");
-            for r in gc.query("SELECT roname::text, pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin", &[]).await.expect("origins") {
-                eprintln!("green origin {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
-            }
-            let bc = blue.connect(db).await.expect("blue");
-            for r in bc.query("SELECT slot_name::text, confirmed_flush_lsn::text FROM pg_replication_slots", &[]).await.expect("slots") {
-                eprintln!("blue slot {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
-            }
-            panic!("green did not converge to blue");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `turnout run` from blue to green (superuser URLs), once it streams. Keep the directory alive as
-/// long as the process.
-async fn running(blue: &PgServer, green: &PgServer, db: &str) -> (tempfile::TempDir, Turnout) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(db), &green.url(db));
-    t.start();
-    wait_streaming(&mut t).await;
-    (dir, t)
-}
-
-async fn wait_streaming(t: &mut Turnout) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(s) = t.status() {
-            if s["phase"] == "streaming" {
-                return;
-            }
-        }
-        if let Some(code) = t.exited() {
-            panic!("turnout exited with {code}\n{}", t.log_text());
-        }
-        assert!(Instant::now() < deadline, "turnout never reached streaming\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use turnout_testbed::{PgOptions, PgServer};
 
 const SCHEMA: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -338,32 +175,6 @@ async fn table_without_identity_is_refused_before_the_snapshot() {
     let b = blue.connect(&db).await.expect("blue");
     let slots: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
     assert_eq!(slots, 0);
-}
-
-async fn pair(schema: &str) -> (PgServer, PgServer, String) {
-    pair_with(PgOptions::new(15), schema).await
-}
-
-/// A blue server as `blue` says and a PostgreSQL 17 green, each with the same new database; `schema`
-/// runs on blue.
-async fn pair_with(blue: PgOptions, schema: &str) -> (PgServer, PgServer, String) {
-    let blue = PgServer::start_with(blue).expect("blue");
-    let green = PgServer::start(17).expect("green");
-    let db = blue.create_database("app").await.expect("db");
-    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
-    blue.execute(&db, schema).await.expect("schema");
-    (blue, green, db)
-}
-
-async fn wait_exit(t: &mut Turnout) -> i32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(code) = t.exited() {
-            return code;
-        }
-        assert!(Instant::now() < deadline, "turnout kept running\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -728,4 +539,35 @@ async fn narrowing_the_filter_after_the_snapshot_stops_a_table_and_widening_it_i
     let log = t.log_text();
     assert!(log.contains("includes public.c") && log.contains("turnout teardown"), "{log}");
     assert_eq!(published_tables(&blue, &db).await, ["public.a"]);
+}
+
+#[tokio::test]
+async fn green_crashing_under_load_loses_only_unacknowledged_commits_which_are_sent_again() {
+    let (blue, mut green, db) = pair("CREATE TABLE events (n int PRIMARY KEY, note text)").await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
+    let url = blue.url(&db);
+    // A steady stream of small transactions while green crashes twice; green applies them with
+    // asynchronous commits, so a crash drops its newest ones — which blue must still hold for us.
+    let writer = tokio::spawn(async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        for n in 1..=3000 {
+            c.batch_execute(&format!("INSERT INTO events VALUES ({n}, 'x')")).await.expect("write");
+        }
+    });
+    for _ in 0..2 {
+        let deadline = Instant::now() + WAIT;
+        let before = t.status().and_then(|s| s["rows_applied"].as_u64()).unwrap_or(0);
+        while t.status().and_then(|s| s["rows_applied"].as_u64()).unwrap_or(0) < before + 300 {
+            assert!(Instant::now() < deadline, "no progress\n{}", t.log_text());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        green.crash_restart().expect("crash green");
+    }
+    writer.await.expect("writer");
+    assert_converges(&blue, &green, &db, &["events"], &mut t).await;
+    let g = green.connect(&db).await.expect("green");
+    let n: i64 = g.query_one("SELECT count(*) FROM events", &[]).await.expect("count").get(0);
+    assert_eq!(n, 3000);
+    assert_eq!(t.sigterm(), Some(0));
 }

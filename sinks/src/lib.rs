@@ -3,9 +3,12 @@
 //!
 //! Durability contract: [`pg::PgSink::apply`] applies a batch of whole, committed source transactions
 //! in **one** target transaction that also records the batch's last commit position (PostgreSQL:
-//! the replication origin, `pg_replication_origin_xact_setup`). It returns [`Durable`] only after the
-//! target committed; only then may the source be acknowledged. Applying a transaction at or below the
-//! recorded position is skipped, so replaying after a crash never applies anything twice.
+//! the replication origin, `pg_replication_origin_xact_setup`), and returns [`Committed`] once the
+//! target committed. Commits are asynchronous (`synchronous_commit = off`, as PostgreSQL's own apply
+//! workers run); [`pg::PgSink::flush`] makes them durable and returns [`Durable`] — only that position
+//! may be acknowledged to the source. Because data and position share one transaction, a target crash
+//! loses both together and they are received again. Applying a transaction at or below the recorded
+//! position is skipped, so replaying after a crash never applies anything twice.
 
 pub mod error;
 pub mod pg;
@@ -37,7 +40,14 @@ pub struct Transaction {
     pub changes: Vec<RowChange>,
 }
 
-/// Proof that everything up to `position` is committed on the target.
+/// Everything up to `position` is committed on the target (visible, possibly not yet on its disk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Committed {
+    pub position: Lsn,
+}
+
+/// Proof that everything up to `position` is committed on the target and flushed to its disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Durable {

@@ -222,6 +222,18 @@ impl PgServer {
         Ok(())
     }
 
+    /// Crashes the server (immediate shutdown: WAL not yet written out is lost, as after a power cut
+    /// for asynchronous commits) and starts it again, running crash recovery.
+    pub fn crash_restart(&mut self) -> Result<(), TestbedError> {
+        if !self.stopped {
+            run(command_as(SERVICE_USER, self.bin.join("pg_ctl")).arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "stop"]))?;
+            self.stopped = true;
+        }
+        self.pg_ctl_start()?;
+        self.stopped = false;
+        Ok(())
+    }
+
     /// Starts a stopped server again.
     pub fn restart(&mut self) -> Result<(), TestbedError> {
         self.stop()?;

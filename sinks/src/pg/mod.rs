@@ -8,6 +8,8 @@
 //!
 //! Exactly-once: the origin position is set with `pg_replication_origin_xact_setup` in the same
 //! simple-query message as `COMMIT`, after every row statement succeeded (see [`PgSink::apply`]).
+//! Commits run with `synchronous_commit = off`; [`PgSink::flush`] flushes green's WAL up to the last
+//! commit (`pg_replication_origin_session_progress(true)`) and returns the durable position.
 //!
 //! Statements: consecutive inserts into one table become one `INSERT … SELECT … FROM unnest(…)`; updates
 //! and deletes are one statement per row, pipelined, in source order (a multi-row UPDATE could trip
@@ -19,7 +21,7 @@ mod statement;
 pub mod text;
 
 use crate::error::SinkError;
-use crate::{Durable, RowChange, Transaction};
+use crate::{Committed, Durable, RowChange, Transaction};
 use statement::{Statements, TargetTable};
 use std::collections::HashMap;
 use tokio_postgres::{Client, NoTls};
@@ -153,7 +155,7 @@ impl PgSink {
     pub async fn connect(url: &str, origin: &str) -> Result<PgSink, SinkError> {
         let client = connect(url).await?;
         client
-            .batch_execute("SET session_replication_role = replica")
+            .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")
             .await
             .map_err(SinkError::target("SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)"))?;
         ensure_origin(&client, origin).await?;
@@ -195,10 +197,10 @@ impl PgSink {
     /// Applies `batch` (whole source transactions in commit order) in one green transaction and
     /// records the last commit position with it. Transactions at or below the recorded position are
     /// skipped. Returns only after green committed.
-    pub async fn apply(&mut self, batch: &[Transaction]) -> Result<Durable, SinkError> {
+    pub async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
         let pending: Vec<&Transaction> = batch.iter().filter(|t| t.commit_end > self.applied).collect();
         let Some(last) = pending.last() else {
-            return Ok(Durable { position: self.applied });
+            return Ok(Committed { position: self.applied });
         };
         let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
         self.begin().await?;
@@ -236,7 +238,7 @@ impl PgSink {
 
     /// Records `commit_end` as the applied source position and commits the open transaction.
     /// Returns only after green committed.
-    pub async fn commit(&mut self, commit_end: Lsn, commit_ts: Timestamp) -> Result<Durable, SinkError> {
+    pub async fn commit(&mut self, commit_end: Lsn, commit_ts: Timestamp) -> Result<Committed, SinkError> {
         if commit_end <= self.applied {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Err(SinkError::Progress(format!(
@@ -260,7 +262,19 @@ impl PgSink {
             return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
         }
         self.applied = commit_end;
-        Ok(Durable { position: self.applied })
+        Ok(Committed { position: self.applied })
+    }
+
+    /// Flushes green's WAL up to this session's last commit and returns the source position that is
+    /// now durable on green (the origin's progress). One WAL flush covers every commit before it.
+    pub async fn flush(&mut self) -> Result<Durable, SinkError> {
+        let row = self
+            .client
+            .query_one("SELECT COALESCE(pg_replication_origin_session_progress(true)::text, '0/0')", &[])
+            .await
+            .map_err(SinkError::target("flushing green's WAL (pg_replication_origin_session_progress)"))?;
+        let position: Lsn = row.get::<_, String>(0).parse().map_err(|e| SinkError::Progress(format!("origin {}: {e}", self.origin)))?;
+        Ok(Durable { position })
     }
 
     /// Moves the origin back to the last position this session committed, if an abort moved it.
