@@ -1,5 +1,33 @@
-//! Lag model, cutover state machine, write fences (pgbouncer, read-only), traffic switches
-//! (pgbouncer, haproxy, command) and sequence sync.
+//! The building blocks of a cutover (DESIGN.md, "Cutover"), for the orchestration in `turnout`
+//! to call in order: fence writes on blue, (prove green caught up — not here), sync sequences,
+//! switch traffic; undo the fence when a step before the switch fails.
 //!
-//! Not built yet: this crate holds no cutover logic so far. The contract it will implement is in
-//! DESIGN.md ("Lag" and "Cutover").
+//! * [`WriteFence`] (`fence`) — pgbouncer `PAUSE`, read-only database + ending sessions, or none;
+//!   `apply`, `undo`, `is_fenced`, `check`.
+//! * [`TrafficSwitch`] (`switch`) — pgbouncer entry rewrite + `RELOAD` + `RESUME`, haproxy runtime
+//!   API, an operator's command, or none; `to_green`, `to_blue`, `check`.
+//! * [`sync_sequences`] (`sequences`) — every sequence of blue carried to green.
+//! * [`PgBouncerAdmin`] (`pgbouncer`) and [`point_database`] (`pgbouncer_config`) — the pgbouncer
+//!   pieces the fence and the switch are made of.
+//!
+//! Every operation is idempotent, so a cutover resumed after a crash can repeat the step it was
+//! in. All errors are [`CutoverError`], whose messages name the thing and the fix and never show a
+//! password. Sessions on blue and green are the caller's (`tokio_postgres::Client`); only the
+//! pgbouncer admin console is connected to here, since it needs a session without settings.
+
+mod command;
+mod error;
+mod fence;
+mod haproxy;
+mod pgbouncer;
+mod pgbouncer_config;
+mod sequences;
+mod session;
+mod switch;
+
+pub use error::{CutoverError, Side};
+pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
+pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
+pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
+pub use sequences::{sync_sequences, SequenceState, SequenceSync};
+pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};

@@ -12,8 +12,11 @@
 //!   metadata) and GTID strict mode; a password-protected user over TCP, `root` over the unix socket.
 //! * [`PgBouncer`] — pgbouncer (transaction pooling) in front of one database of a [`PgServer`], with
 //!   its admin console.
+//! * [`HaProxy`] — haproxy (TCP mode) in front of an active and a standby server, with its runtime
+//!   API's admin socket.
 
 mod error;
+mod haproxy;
 mod mariadb;
 mod pgbouncer;
 mod postgres;
@@ -21,6 +24,7 @@ mod process;
 mod tls;
 
 pub use error::TestbedError;
+pub use haproxy::HaProxy;
 pub use mariadb::MariaDbServer;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{PgOptions, PgServer};

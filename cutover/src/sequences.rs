@@ -1,0 +1,184 @@
+//! Sequence sync: logical replication carries no sequence state, so before clients move to green
+//! every sequence of blue — owned by a column (serial, identity) or not — is carried over, so that
+//! green's next value is beyond anything blue handed out and new rows on green cannot collide with
+//! rows copied from blue.
+
+use crate::error::{CutoverError, Side};
+use std::collections::HashMap;
+use tokio_postgres::Client;
+use turnout_decoders::schema::quote_ident;
+
+/// Sequences read per statement.
+const CHUNK: usize = 200;
+
+/// A sequence's state as `SELECT last_value, is_called FROM seq` shows it. With `is_called` the
+/// next `nextval` returns `last_value + increment`, otherwise `last_value` itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequenceState {
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+/// What the sync did to one sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceSync {
+    /// `schema.name`.
+    pub name: String,
+    /// blue's state (its `last_value` also covers values cached by blue's sessions).
+    pub blue: SequenceState,
+    /// green's state before and after the sync.
+    pub green_before: SequenceState,
+    pub green_after: SequenceState,
+    /// Whether `setval` ran on green (false: green was already as far or further).
+    pub changed: bool,
+}
+
+/// One sequence of a database.
+#[derive(Clone, Debug)]
+struct Sequence {
+    schema: String,
+    name: String,
+    increment: i64,
+}
+
+impl Sequence {
+    fn display(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// Carries every sequence of blue's database over to green's.
+///
+/// For each sequence, green is moved to blue's state when blue's next value lies beyond green's in
+/// the sequence's direction; a green sequence that is already further (rows inserted on green) is
+/// never moved back. So afterwards green's next value is beyond every value blue handed out,
+/// including values cached by blue's sessions (`CACHE` > 1: blue's `last_value` already counts
+/// them). Idempotent; safe to repeat. Run it while blue is fenced, or blue may hand out more.
+///
+/// Sequences that wrapped around (`CYCLE`) are compared by value like any other. Every sequence of
+/// blue must exist on green under the same schema and name, or nothing is changed and
+/// [`CutoverError::MissingSequences`] names them. Needs `SELECT` on blue's sequences and `UPDATE`
+/// on green's.
+pub async fn sync_sequences(blue: &Client, green: &Client) -> Result<Vec<SequenceSync>, CutoverError> {
+    let blue_sequences = list(blue, Side::Blue).await?;
+    let green_sequences: HashMap<(String, String), Sequence> =
+        list(green, Side::Green).await?.into_iter().map(|s| ((s.schema.clone(), s.name.clone()), s)).collect();
+    let missing: Vec<String> = blue_sequences
+        .iter()
+        .filter(|s| !green_sequences.contains_key(&(s.schema.clone(), s.name.clone())))
+        .map(Sequence::display)
+        .collect();
+    if !missing.is_empty() {
+        return Err(CutoverError::MissingSequences { count: missing.len(), names: missing.join(", ") });
+    }
+    let on_green: Vec<Sequence> =
+        blue_sequences.iter().filter_map(|s| green_sequences.get(&(s.schema.clone(), s.name.clone())).cloned()).collect();
+    let blue_states = states(blue, Side::Blue, &blue_sequences).await?;
+    let green_states = states(green, Side::Green, &on_green).await?;
+
+    let mut report = Vec::with_capacity(blue_sequences.len());
+    let (mut names, mut values, mut called) = (Vec::new(), Vec::new(), Vec::new());
+    for ((b, g), (blue_state, green_state)) in blue_sequences.iter().zip(&on_green).zip(blue_states.into_iter().zip(green_states)) {
+        let ahead = if b.increment > 0 {
+            next_value(blue_state, b.increment) > next_value(green_state, g.increment)
+        } else {
+            next_value(blue_state, b.increment) < next_value(green_state, g.increment)
+        };
+        if ahead {
+            names.push(g.qualified());
+            values.push(blue_state.last_value);
+            called.push(blue_state.is_called);
+        }
+        report.push(SequenceSync {
+            name: b.display(),
+            blue: blue_state,
+            green_before: green_state,
+            green_after: if ahead { blue_state } else { green_state },
+            changed: ahead,
+        });
+    }
+    if !names.is_empty() {
+        green
+            .execute(
+                "SELECT setval(n::regclass, v, c) FROM unnest($1::text[], $2::int8[], $3::bool[]) AS t(n, v, c)",
+                &[&names, &values, &called],
+            )
+            .await
+            .map_err(|e| with_fix(CutoverError::sql(Side::Green, "setting sequences with setval")(e), "GRANT UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on green"))?;
+    }
+    Ok(report)
+}
+
+/// The value `nextval` would return next (wide, so `last_value + increment` cannot overflow).
+fn next_value(state: SequenceState, increment: i64) -> i128 {
+    if state.is_called {
+        i128::from(state.last_value) + i128::from(increment)
+    } else {
+        i128::from(state.last_value)
+    }
+}
+
+/// Every sequence of the connected database outside the system schemas.
+async fn list(client: &Client, side: Side) -> Result<Vec<Sequence>, CutoverError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, s.seqincrement \
+             FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_temp\\_%' \
+               AND n.nspname NOT LIKE 'pg\\_toast%' \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(CutoverError::sql(side, "listing sequences"))?;
+    Ok(rows.iter().map(|r| Sequence { schema: r.get(0), name: r.get(1), increment: r.get(2) }).collect())
+}
+
+/// `last_value, is_called` of each sequence, in order, a chunk per statement.
+async fn states(client: &Client, side: Side, sequences: &[Sequence]) -> Result<Vec<SequenceState>, CutoverError> {
+    let mut out = Vec::with_capacity(sequences.len());
+    for chunk in sequences.chunks(CHUNK) {
+        let sql = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("SELECT {i} AS i, last_value, is_called FROM {}", s.qualified()))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows = client.query(&format!("{sql} ORDER BY i"), &[]).await.map_err(|e| {
+            let privilege = match side {
+                Side::Blue => "GRANT SELECT ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on blue",
+                Side::Green => "GRANT SELECT ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on green",
+            };
+            with_fix(CutoverError::sql(side, "reading sequence values")(e), privilege)
+        })?;
+        out.extend(rows.iter().map(|r| SequenceState { last_value: r.get(1), is_called: r.get(2) }));
+    }
+    Ok(out)
+}
+
+/// Replaces the generic privilege advice of a 42501 error with `fix`.
+fn with_fix(mut e: CutoverError, privilege_fix: &str) -> CutoverError {
+    if let CutoverError::Sql { fix, source, .. } = &mut e {
+        if source.code().map(|c| c.code()) == Some("42501") {
+            *fix = Some(privilege_fix.to_string());
+        }
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_values_follow_is_called_and_do_not_overflow() {
+        assert_eq!(next_value(SequenceState { last_value: 5, is_called: true }, 1), 6);
+        assert_eq!(next_value(SequenceState { last_value: 5, is_called: false }, 1), 5);
+        assert_eq!(next_value(SequenceState { last_value: -5, is_called: true }, -2), -7);
+        assert_eq!(next_value(SequenceState { last_value: i64::MAX, is_called: true }, 1), i128::from(i64::MAX) + 1);
+    }
+}

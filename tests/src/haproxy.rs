@@ -1,0 +1,153 @@
+//! Throwaway haproxy instances: one TCP frontend in front of a backend with an active and a standby
+//! server, and the admin socket of its runtime API.
+
+use crate::error::TestbedError;
+use crate::process::{accepts_tcp, find_program, free_port, output_file, tail, terminate, POLL};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long a starting haproxy may take to listen.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long haproxy may take to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A running haproxy in TCP mode: clients connect to [`HaProxy::port`] and reach backend
+/// [`HaProxy::backend`], which has the active server (ready) and the standby server (in
+/// maintenance, `disabled`) given to [`HaProxy::start`]. The runtime API listens on
+/// [`HaProxy::admin_socket`] with `level admin`. Dropping it stops haproxy and deletes its files.
+#[derive(Debug)]
+pub struct HaProxy {
+    dir: TempDir,
+    child: Option<Child>,
+    port: u16,
+    backend: String,
+}
+
+impl HaProxy {
+    /// Starts haproxy on a free port with `backend` holding `active` and `standby`, each a server
+    /// name and a loopback port.
+    pub fn start(backend: &str, active: (&str, u16), standby: (&str, u16)) -> Result<Self, TestbedError> {
+        let program = find_program("haproxy")
+            .ok_or_else(|| TestbedError::Missing { what: "haproxy".into(), fix: "apt-get install -y haproxy".into() })?;
+        let dir = tempfile::Builder::new().prefix("turnout-haproxy-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
+        let mut proxy = HaProxy { dir, child: None, port: 0, backend: backend.to_string() };
+        let mut last_err = None;
+        for _attempt in 0..3 {
+            proxy.port = free_port();
+            proxy.write_config(active, standby)?;
+            match proxy.launch(&program) {
+                Ok(()) => return Ok(proxy),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| TestbedError::Start { server: "haproxy".into(), reason: "no attempt made".into(), log: String::new() }))
+    }
+
+    fn write_config(&self, active: (&str, u16), standby: (&str, u16)) -> Result<(), TestbedError> {
+        let cfg = format!(
+            "global\n    stats socket {socket} mode 600 level admin\n\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n\n\
+             frontend clients\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n\n\
+             backend {backend}\n    server {a_name} 127.0.0.1:{a_port}\n    server {s_name} 127.0.0.1:{s_port} disabled\n",
+            socket = self.admin_socket().display(),
+            port = self.port,
+            backend = self.backend,
+            a_name = active.0,
+            a_port = active.1,
+            s_name = standby.0,
+            s_port = standby.1,
+        );
+        std::fs::write(self.config_path(), cfg).map_err(TestbedError::io("writing haproxy.cfg"))
+    }
+
+    /// Runs haproxy in the foreground (`-db`, so the child is haproxy itself) and waits until it
+    /// listens on its port and its admin socket.
+    fn launch(&mut self, program: &Path) -> Result<(), TestbedError> {
+        let _ = std::fs::remove_file(self.admin_socket());
+        let log = output_file(&self.log_path())?;
+        let child = Command::new(program)
+            .arg("-db")
+            .arg("-f")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().map_err(TestbedError::io("opening haproxy's log"))?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(TestbedError::io("starting haproxy"))?;
+        self.child = Some(child);
+        match self.wait_ready() {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                if let Some(mut child) = self.child.take() {
+                    let _ = terminate(&mut child, STOP_GRACE);
+                }
+                Err(TestbedError::Start { server: "haproxy".into(), reason, log: self.log() })
+            }
+        }
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let Some(child) = self.child.as_mut() else { return Err("haproxy is not running".into()) };
+            match child.try_wait() {
+                Ok(Some(status)) => return Err(format!("haproxy exited ({status})")),
+                Ok(None) => {}
+                Err(e) => return Err(format!("checking on haproxy: {e}")),
+            }
+            if self.admin_socket().exists() && accepts_tcp(self.port) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("not listening on port {} after {} s", self.port, READY_TIMEOUT.as_secs()));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The haproxy process's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The frontend's loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// The runtime API's unix socket (`level admin`).
+    pub fn admin_socket(&self) -> PathBuf {
+        self.dir.path().join("admin.sock")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("haproxy.cfg")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("haproxy.log")
+    }
+
+    /// The last lines of haproxy's output.
+    pub fn log(&self) -> String {
+        tail(&self.log_path(), 60)
+    }
+}
+
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- haproxy on port {} log (test failed) ---\n{}\n---", self.port, self.log());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = terminate(&mut child, STOP_GRACE);
+        }
+    }
+}
