@@ -106,6 +106,11 @@ impl Assembler {
         })
     }
 
+    /// True when no transaction is open or buffered (everything received has been handed out).
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.streams.is_empty()
+    }
+
     /// Estimated bytes of uncommitted changes held in memory.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes

@@ -107,6 +107,8 @@ pub struct SnapshotConfig {
 pub struct SourceConfig {
     /// `postgres://user:password@host:port/database?sslmode=…` (blue).
     pub url: Secret,
+    /// How often a heartbeat is written on blue (e.g. `"100ms"`, the default).
+    pub heartbeat_interval: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -249,6 +251,9 @@ impl Config {
             }
         }
         self.apply_memory_budget()?;
+        if opt_duration("source.heartbeat_interval", &self.source.heartbeat_interval)?.is_some_and(|d| d < Duration::from_millis(10)) {
+            return Err(Error::config("source.heartbeat_interval", "must be at least 10ms"));
+        }
         opt_duration("apply.batch_delay", &self.apply.batch_delay)?;
         if self.apply.batch_rows == Some(0) {
             return Err(Error::config("apply.batch_rows", "must be at least 1"));
@@ -322,6 +327,11 @@ impl Config {
             return Err(Error::config("apply.memory_budget", format!("'{text}' is below the minimum of 1MiB")));
         }
         usize::try_from(bytes).map_err(|_| Error::config("apply.memory_budget", format!("'{text}' is too large")))
+    }
+
+    /// How often a heartbeat is written on blue.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.source.heartbeat_interval.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(Duration::from_millis(100))
     }
 
     /// Rows per green transaction.

@@ -40,6 +40,30 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     let _ = writeln!(out, "# TYPE turnout_applied_lsn gauge\nturnout_applied_lsn {}", applied.0);
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);
+    let _ = writeln!(out, "# HELP turnout_lag_seconds Age on blue's clock of the oldest transaction not yet durable on green (newest heartbeat when idle).");
+    let _ = writeln!(out, "# TYPE turnout_lag_seconds gauge");
+    if let Some(lag) = s.lag_seconds {
+        let _ = writeln!(out, "turnout_lag_seconds {lag:.3}");
+    }
+    let _ = writeln!(out, "# HELP turnout_predicted_drain_seconds Lag in bytes divided by the recent apply rate.");
+    let _ = writeln!(out, "# TYPE turnout_predicted_drain_seconds gauge");
+    if let Some(d) = s.predicted_drain_seconds {
+        let _ = writeln!(out, "turnout_predicted_drain_seconds {d:.3}");
+    }
+    let _ = writeln!(out, "# HELP turnout_apply_bytes_per_second Recent durable apply rate, bytes of source WAL per second.");
+    let _ = writeln!(out, "# TYPE turnout_apply_bytes_per_second gauge\nturnout_apply_bytes_per_second {:.0}", s.apply_bytes_per_second);
+    let _ = writeln!(out, "# HELP turnout_apply_rows_per_second Row changes applied per second since start.");
+    let _ = writeln!(out, "# TYPE turnout_apply_rows_per_second gauge\nturnout_apply_rows_per_second {:.1}", s.rows_per_second);
+    if let Some(slot) = &s.slot {
+        let _ = writeln!(out, "# HELP turnout_slot_retained_wal_bytes WAL blue keeps for turnout's slot.");
+        let _ = writeln!(out, "# TYPE turnout_slot_retained_wal_bytes gauge\nturnout_slot_retained_wal_bytes {}", slot.retained_bytes);
+        if let Some(safe) = slot.safe_wal_bytes {
+            let _ = writeln!(out, "# HELP turnout_slot_safe_wal_bytes WAL that can still be written before the slot risks losing WAL (max_slot_wal_keep_size).");
+            let _ = writeln!(out, "# TYPE turnout_slot_safe_wal_bytes gauge\nturnout_slot_safe_wal_bytes {safe}");
+        }
+        let _ = writeln!(out, "# HELP turnout_slot_lost 1 when blue has removed WAL the slot needs (wal_status = lost).");
+        let _ = writeln!(out, "# TYPE turnout_slot_lost gauge\nturnout_slot_lost {}", u8::from(slot.wal_status == "lost"));
+    }
     let _ = writeln!(out, "# HELP turnout_rows_applied_total Row changes applied on green by streaming.");
     let _ = writeln!(out, "# TYPE turnout_rows_applied_total counter\nturnout_rows_applied_total {}", s.rows_applied);
     let _ = writeln!(out, "# HELP turnout_transactions_applied_total Source transactions applied on green.");

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod heartbeat;
 pub mod http;
 pub mod pipeline;
 pub mod run;

@@ -98,8 +98,7 @@ async fn run(command: Command) -> i32 {
                 Err(code) => return code,
             };
             if watch {
-                eprintln!("turnout: `status --watch` is not built yet; use `status` or `status --json`");
-                return EXIT_NOT_BUILT;
+                return watch_status(&config.http.listen, json);
             }
             match http_get(&config.http.listen, "/status") {
                 Ok(body) if json => {
@@ -155,12 +154,58 @@ fn http_get(listen: &str, path: &str) -> std::io::Result<String> {
     Ok(body.to_string())
 }
 
+/// `status --watch`: redraws the status every second on a terminal (one line per second otherwise, or
+/// one JSON document per second with `--json`) until interrupted or the sidecar goes away.
+fn watch_status(listen: &str, json: bool) -> i32 {
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        match http_get(listen, "/status") {
+            Ok(body) if json => println!("{body}"),
+            Ok(body) if tty => {
+                print!("\x1b[2J\x1b[H");
+                print_status(&body);
+                println!("\n(refreshing every second; Ctrl-C to stop)");
+            }
+            Ok(body) => println!("{}", status_line(&body)),
+            Err(e) => {
+                eprintln!("turnout: cannot reach the sidecar at http://{listen}/status: {e} (is `turnout run` running?)");
+                return EXIT_FAILED;
+            }
+        }
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Seconds with millisecond precision, or "unknown".
+fn seconds(v: &serde_json::Value, key: &str) -> String {
+    v.get(key).and_then(serde_json::Value::as_f64).map_or_else(|| "unknown".to_string(), |s| format!("{s:.3} s"))
+}
+
+/// One line for logs: phase, lag, applied position.
+fn status_line(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    format!(
+        "phase={} lag={} lag_bytes={} applied={} drain={}",
+        v["phase"].as_str().unwrap_or("?"),
+        seconds(&v, "lag_seconds"),
+        v["lag_bytes"],
+        v["applied_lsn"].as_str().unwrap_or("?"),
+        seconds(&v, "predicted_drain_seconds")
+    )
+}
+
 fn print_status(body: &str) {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let get = |k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
     println!("phase:        {}", get("phase"));
     println!("applied LSN:  {}", get("applied_lsn"));
-    println!("lag:          {} bytes", get("lag_bytes"));
+    println!("lag:          {} ({} bytes)", seconds(&v, "lag_seconds"), get("lag_bytes"));
+    println!("drain in:     {} at {:.0} bytes/s", seconds(&v, "predicted_drain_seconds"), v["apply_bytes_per_second"].as_f64().unwrap_or(0.0));
+    if let Some(slot) = v.get("slot").filter(|s| !s.is_null()) {
+        println!("slot:         {} bytes of WAL retained, wal_status {}", slot["retained_bytes"], slot["wal_status"].as_str().unwrap_or("?"));
+    }
     println!("rows applied: {} ({} transactions)", get("rows_applied"), get("transactions_applied"));
     if let Some(tables) = v.get("tables").and_then(|t| t.as_object()) {
         for (name, t) in tables {

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use turnout_decoders::pg::wire::StandbyPositions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
-use turnout_decoders::{ChangeEvent, Lsn};
+use turnout_decoders::{ChangeEvent, Lsn, Position};
 use turnout_sinks::pg::PgSink;
 use turnout_sinks::Transaction;
 
@@ -222,10 +222,10 @@ impl Batcher {
         status: &Status,
         budgets: &Budgets,
     ) -> Result<(), Error> {
-        let data = match msg {
-            StreamMessage::Data { wal_end, data, .. } => {
+        let (wal_start, data) = match msg {
+            StreamMessage::Data { wal_start, wal_end, data, .. } => {
                 status.set_source_wal_end(wal_end);
-                data
+                (wal_start, data)
             }
             StreamMessage::Keepalive { wal_end, .. } => {
                 status.set_source_wal_end(wal_end);
@@ -234,6 +234,17 @@ impl Batcher {
         };
         let Some(event) = self.decoder.decode(&data).map_err(Error::Source)? else { return Ok(()) };
         tracing::trace!(?event, "event");
+        if let ChangeEvent::Heartbeat { ts, position } = &event {
+            status.heartbeat_received(*ts);
+            // Nothing received is waiting to be applied or flushed: everything before this heartbeat is
+            // durable on green, so blue may release the WAL before it (an idle slot keeps advancing).
+            let idle = self.assembler.is_idle() && self.batch.is_empty() && applier.inflight.is_none() && !applier.unflushed();
+            if idle {
+                let Position::Pg(message_lsn) = *position;
+                let at = wal_start.max(message_lsn);
+                stream.set_positions(StandbyPositions { write: at, flush: at, apply: at });
+            }
+        }
         if let ChangeEvent::Relation(schema) = &event {
             let ddl = applier.sink(stream, state, status).await?.schema_changes(schema).await.map_err(Error::Sink)?;
             if !ddl.is_empty() {
@@ -256,6 +267,7 @@ impl Batcher {
                 }
             }
             Some(Committed::Whole(tx)) => {
+                status.transaction_received(tx.commit_end, tx.commit_ts);
                 self.applied_floor = tx.commit_end;
                 self.batch_rows += rows_of(&tx);
                 self.batch.push(tx);
@@ -263,6 +275,7 @@ impl Batcher {
             }
             Some(Committed::Spilled(tx)) => {
                 // Applied after everything before it, alone, while the stream goes on being received.
+                status.transaction_received(tx.commit_end, tx.commit_ts);
                 self.applied_floor = tx.commit_end;
                 applier.finish(stream, state, status).await?;
                 if !self.batch.is_empty() {
@@ -297,6 +310,7 @@ pub async fn stream(
     stream.set_positions(StandbyPositions { write: start_at, flush: start_at, apply: start_at });
     tracing::debug!(start = %start_at, "streaming");
     status.set_phase(Phase::Streaming);
+    status.stream_restarted();
     status.set_error(None);
     status.set_applied(start_at);
     let mut b = Batcher {

@@ -32,6 +32,13 @@ pub async fn run(config: &Config, shutdown: watch::Receiver<bool>) -> Result<(),
     let names = Names::for_stream(&state.stream_id()?);
     status.set_names(names.clone());
     tracing::info!(slot = %names.slot, publication = %names.publication, origin = %names.origin, "starting");
+    let _heartbeats = tokio::spawn(crate::heartbeat::run(
+        config.source.url.expose().to_owned(),
+        names.slot.clone(),
+        config.heartbeat_interval(),
+        Arc::clone(&status),
+        shutdown.clone(),
+    ));
     let mut backoff = Duration::from_millis(500);
     loop {
         match run_once(config, &state, &names, &status, shutdown.clone()).await {

@@ -2,11 +2,11 @@
 //! secrets.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use turnout_decoders::Lsn;
+use turnout_decoders::{Lsn, Timestamp};
 
 /// What the sidecar is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -25,6 +25,31 @@ pub struct TableProgress {
     pub rows: u64,
     pub bytes: u64,
     pub done: bool,
+}
+
+/// The replication slot as blue reports it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SlotHealth {
+    /// WAL blue keeps for the slot (current position minus the slot's restart position).
+    pub retained_bytes: u64,
+    /// `pg_replication_slots.wal_status`: reserved, extended, unreserved or lost.
+    pub wal_status: String,
+    /// Bytes that can still be written before the slot is in danger of losing WAL (`safe_wal_size`);
+    /// none when `max_slot_wal_keep_size` is unlimited.
+    pub safe_wal_bytes: Option<i64>,
+}
+
+/// What lag in seconds is measured from.
+#[derive(Debug, Default)]
+struct LagModel {
+    /// Received, not yet durable on green: (commit end, commit time on blue's clock), oldest first.
+    pending: VecDeque<(Lsn, Timestamp)>,
+    /// The newest heartbeat received (blue's clock).
+    newest_heartbeat: Option<Timestamp>,
+    /// Durable progress samples for the apply rate: (when, position).
+    rate_from: Option<(Instant, Lsn)>,
+    /// Smoothed durable progress, bytes per second.
+    bytes_per_second: f64,
 }
 
 #[derive(Debug)]
@@ -47,6 +72,10 @@ pub struct Status {
     transactions_applied: AtomicU64,
     buffered_bytes: AtomicU64,
     spilled_bytes: AtomicU64,
+    /// Blue's clock minus ours, microseconds (from the heartbeat round trips).
+    clock_offset_us: AtomicI64,
+    lag: Mutex<LagModel>,
+    slot: Mutex<Option<SlotHealth>>,
 }
 
 /// The JSON of `/status`.
@@ -56,6 +85,14 @@ pub struct Snapshot {
     pub applied_lsn: String,
     pub source_wal_end: String,
     pub lag_bytes: u64,
+    /// Age, on blue's clock, of the oldest transaction committed on blue and not yet durable on green;
+    /// when nothing is pending, of the newest heartbeat received. None until measurable.
+    pub lag_seconds: Option<f64>,
+    /// `lag_bytes` divided by the recent durable apply rate.
+    pub predicted_drain_seconds: Option<f64>,
+    /// Recent durable progress on green, bytes of source WAL per second.
+    pub apply_bytes_per_second: f64,
+    pub slot: Option<SlotHealth>,
     pub rows_applied: u64,
     pub transactions_applied: u64,
     pub rows_per_second: f64,
@@ -84,6 +121,9 @@ impl Default for Status {
             transactions_applied: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
             spilled_bytes: AtomicU64::new(0),
+            clock_offset_us: AtomicI64::new(0),
+            lag: Mutex::new(LagModel::default()),
+            slot: Mutex::new(None),
         }
     }
 }
@@ -106,8 +146,63 @@ impl Status {
         self.with(|i| i.last_error = error);
     }
 
+    /// Records the durable position on green: transactions up to it stop counting as lag.
     pub fn set_applied(&self, lsn: Lsn) {
-        self.applied.fetch_max(lsn.0, Ordering::Relaxed);
+        let before = self.applied.fetch_max(lsn.0, Ordering::Relaxed);
+        let mut lag = lock(&self.lag);
+        while lag.pending.front().is_some_and(|(end, _)| *end <= lsn) {
+            lag.pending.pop_front();
+        }
+        let now = Instant::now();
+        match lag.rate_from {
+            None => lag.rate_from = Some((now, Lsn(before.max(lsn.0)))),
+            Some((at, from)) => {
+                let secs = now.duration_since(at).as_secs_f64();
+                if secs >= 0.5 {
+                    let rate = lsn.bytes_since(from) as f64 / secs;
+                    // Smooth over a few seconds.
+                    lag.bytes_per_second = if lag.bytes_per_second == 0.0 { rate } else { 0.7 * lag.bytes_per_second + 0.3 * rate };
+                    lag.rate_from = Some((now, lsn.max(from)));
+                }
+            }
+        }
+    }
+
+    /// A source transaction was received (commit end and commit time on blue's clock).
+    pub fn transaction_received(&self, commit_end: Lsn, commit_ts: Timestamp) {
+        if commit_end.0 > self.applied.load(Ordering::Relaxed) {
+            lock(&self.lag).pending.push_back((commit_end, commit_ts));
+        }
+    }
+
+    /// A heartbeat written on blue at `ts` (blue's clock) was received.
+    pub fn heartbeat_received(&self, ts: Timestamp) {
+        let mut lag = lock(&self.lag);
+        if lag.newest_heartbeat.is_none_or(|h| ts > h) {
+            lag.newest_heartbeat = Some(ts);
+        }
+    }
+
+    /// Forgets received-but-unapplied transactions (the stream restarted; they will be received again).
+    pub fn stream_restarted(&self) {
+        lock(&self.lag).pending.clear();
+    }
+
+    /// Blue's clock minus this machine's, in microseconds.
+    pub fn set_clock_offset(&self, micros: i64) {
+        self.clock_offset_us.store(micros, Ordering::Relaxed);
+    }
+
+    pub fn set_slot(&self, slot: Option<SlotHealth>) {
+        *lock(&self.slot) = slot;
+    }
+
+    /// Lag in seconds against blue's clock; see [`Snapshot::lag_seconds`].
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let blue_now = now_micros() + self.clock_offset_us.load(Ordering::Relaxed);
+        let lag = lock(&self.lag);
+        let reference = lag.pending.front().map(|(_, ts)| *ts).or(lag.newest_heartbeat)?;
+        Some((blue_now - reference.0).max(0) as f64 / 1e6)
     }
 
     pub fn applied(&self) -> Lsn {
@@ -149,6 +244,9 @@ impl Status {
 
     /// A consistent copy for `/status`.
     pub fn snapshot(&self) -> Snapshot {
+        let lag_seconds = self.lag_seconds();
+        let apply_bytes_per_second = lock(&self.lag).bytes_per_second;
+        let slot = lock(&self.slot).clone();
         let applied = self.applied();
         let rows = self.rows_applied.load(Ordering::Relaxed);
         let source_wal_end = Lsn(self.source_wal_end.load(Ordering::Relaxed));
@@ -159,6 +257,11 @@ impl Status {
                 applied_lsn: applied.to_string(),
                 source_wal_end: source_wal_end.to_string(),
                 lag_bytes: source_wal_end.bytes_since(applied),
+                lag_seconds,
+                predicted_drain_seconds: (apply_bytes_per_second > 0.0)
+                    .then(|| source_wal_end.bytes_since(applied) as f64 / apply_bytes_per_second),
+                apply_bytes_per_second,
+                slot,
                 rows_applied: rows,
                 transactions_applied: self.transactions_applied.load(Ordering::Relaxed),
                 rows_per_second: rows as f64 / secs,
@@ -170,4 +273,16 @@ impl Status {
             }
         })
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// This machine's clock, microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

@@ -68,6 +68,11 @@ impl Turnout {
         }
     }
 
+    /// The HTTP port turnout listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The running process's id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -1,0 +1,90 @@
+//! Heartbeats on blue and what blue says about itself, for lag in seconds and bytes and slot health.
+//!
+//! Every `source.heartbeat_interval` (default 100 ms) one query on blue writes a non-transactional
+//! logical message (`turnout.heartbeat`, content: blue's clock in microseconds since the Unix epoch;
+//! PostgreSQL 14+, flushed at once on 17+) and returns blue's clock and WAL flush position. The message
+//! travels through the slot like any change, so the age of the newest one received measures lag when
+//! nothing else is pending, against blue's clock; its round trip estimates blue's clock offset. Every
+//! second the slot's retained WAL and `wal_status` are read. Heartbeats also let an idle slot advance.
+//!
+//! PostgreSQL 13 has no logical messages in pgoutput: there, lag in seconds is measured only while
+//! transactions are pending. Failures here never stop replication: they are logged and retried.
+
+use crate::status::{now_micros, SlotHealth, Status};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_postgres::Client;
+use turnout_decoders::Lsn;
+
+/// Emits heartbeats until `shutdown` turns true.
+pub async fn run(source_url: String, slot: String, interval: Duration, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let result = tokio::select! {
+            r = beat(&source_url, &slot, interval, &status) => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = result {
+            tracing::debug!("heartbeat on blue failed: {e}; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status) -> Result<(), String> {
+    let client = turnout_sinks::pg::connect(source_url).await.map_err(|e| e.to_string())?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let sql = match version {
+        v if v >= 170_000 => {
+            "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us) \
+             SELECT t.us, pg_current_wal_flush_lsn()::text, pg_logical_emit_message(false, 'turnout.heartbeat', t.us::text, true)::text FROM t"
+        }
+        v if v >= 140_000 => {
+            "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us) \
+             SELECT t.us, pg_current_wal_flush_lsn()::text, pg_logical_emit_message(false, 'turnout.heartbeat', t.us::text)::text FROM t"
+        }
+        _ => "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8, pg_current_wal_flush_lsn()::text, ''",
+    };
+    let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_slot_check: Option<Instant> = None;
+    loop {
+        ticker.tick().await;
+        let sent = now_micros();
+        let row = client.query_one(&stmt, &[]).await.map_err(|e| e.to_string())?;
+        let received = now_micros();
+        let blue_us: i64 = row.get(0);
+        status.set_clock_offset(blue_us - (sent + received) / 2);
+        if let Ok(flush) = row.get::<_, String>(1).parse::<Lsn>() {
+            status.set_source_wal_end(flush);
+        }
+        if last_slot_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_slot_check = Some(Instant::now());
+            status.set_slot(slot_health(&client, slot).await?);
+        }
+    }
+}
+
+async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, String> {
+    let row = client
+        .query_opt(
+            "SELECT COALESCE((pg_current_wal_lsn() - restart_lsn)::int8, 0), COALESCE(wal_status, ''), safe_wal_size \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.map(|r| SlotHealth {
+        retained_bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+        wal_status: r.get(1),
+        safe_wal_bytes: r.get(2),
+    }))
+}
