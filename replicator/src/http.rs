@@ -1,8 +1,13 @@
-//! The HTTP API on `http.listen`: `/healthz`, `/status` (JSON) and `/metrics` (Prometheus text).
+//! The HTTP API on `http.listen`: `/healthz`, `/status` (JSON), `/metrics` (Prometheus text), and
+//! `POST /cutover` / `GET /cutover` (start a cutover, follow its steps).
+//!
+//! `POST /cutover` needs `Authorization: Bearer <cutover.token>` when a token is configured; without
+//! one it is accepted only from loopback addresses.
 
 use crate::status::{Phase, Status};
-use axum::extract::State;
-use axum::http::header;
+use crate::cutover::{Controller, Request};
+use axum::extract::{ConnectInfo, FromRef, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,21 +16,81 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// What the handlers share.
+#[derive(Clone)]
+struct AppState {
+    status: Arc<Status>,
+    cutover: Option<Arc<Controller>>,
+}
+
+impl FromRef<AppState> for Arc<Status> {
+    fn from_ref(state: &AppState) -> Arc<Status> {
+        Arc::clone(&state.status)
+    }
+}
+
 /// Binds `listen` and serves until `shutdown` turns true. Binding errors are returned at once.
-pub async fn serve(listen: SocketAddr, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// Without a controller, `/cutover` answers 503.
+pub async fn serve(
+    listen: SocketAddr,
+    status: Arc<Status>,
+    cutover: Option<Arc<Controller>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status_json))
         .route("/metrics", get(metrics))
-        .with_state(status);
+        .route("/cutover", get(cutover_progress).post(cutover_start))
+        .with_state(AppState { status, cutover });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
             .await;
     }))
+}
+
+async fn cutover_progress(State(state): State<AppState>) -> impl IntoResponse {
+    match &state.cutover {
+        Some(c) => (StatusCode::OK, Json(serde_json::to_value(c.progress()).unwrap_or_default())),
+        None => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "cutover is not available in this process"}))),
+    }
+}
+
+async fn cutover_start(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(request): Json<Request>,
+) -> impl IntoResponse {
+    let error = |code: StatusCode, msg: &str| (code, Json(serde_json::json!({ "error": msg })));
+    let Some(controller) = &state.cutover else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "cutover is not available in this process");
+    };
+    match controller.token() {
+        Some(token) => {
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                return error(StatusCode::UNAUTHORIZED, "missing or wrong cutover token (Authorization: Bearer <cutover.token>)");
+            }
+        }
+        None if !peer.ip().is_loopback() => {
+            return error(StatusCode::FORBIDDEN, "POST /cutover is accepted only from this machine unless cutover.token is set");
+        }
+        None => {}
+    }
+    match controller.start(request) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))),
+        Err(e) => error(StatusCode::CONFLICT, &e),
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn status_json(State(status): State<Arc<Status>>) -> impl IntoResponse {
@@ -80,6 +145,10 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     let _ = writeln!(out, "# HELP turnout_snapshot_rows Rows copied by the initial snapshot, per table.\n# TYPE turnout_snapshot_rows gauge");
     for (table, p) in &s.tables {
         let _ = writeln!(out, "turnout_snapshot_rows{{table=\"{}\"}} {}", table.replace('\\', "\\\\").replace('"', "\\\""), p.rows);
+    }
+    let _ = writeln!(out, "# HELP turnout_alert_state Level of each enabled alert: 0 ok, 1 warning, 2 critical.\n# TYPE turnout_alert_state gauge");
+    for (alert, level) in &s.alerts {
+        let _ = writeln!(out, "turnout_alert_state{{alert=\"{alert}\"}} {}", level.gauge());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -4,11 +4,14 @@
 //! Built: `check`, `run` (set-up, snapshot, streaming exactly-once apply, resume), `teardown`,
 //! `status`. Not built yet: `cutover`, `verify`, `demo` — they say so and exit non-zero.
 
+pub mod alerts;
 pub mod assemble;
 pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod cutover;
 pub mod duration;
 pub mod error;
 pub mod heartbeat;

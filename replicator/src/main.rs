@@ -115,6 +115,20 @@ async fn run(command: Command) -> i32 {
                 }
             }
         }
+        Command::Cutover { config, when_lag, timeout, max_pause, dry_run } => {
+            let config = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            let request = turnout::cutover::Request {
+                when_lag_ms: millis(when_lag),
+                timeout_ms: millis(timeout),
+                max_pause_ms: millis(max_pause),
+                dry_run,
+            };
+            tokio::task::spawn_blocking(move || turnout::control::cutover(&config, &request)).await.unwrap_or(EXIT_FAILED)
+        }
         other => {
             eprintln!(
                 "turnout: `turnout {}` is part of the command-line contract but is not built yet in this version; \

@@ -131,6 +131,12 @@ impl Applier {
         self.committed > self.durable
     }
 
+    /// A flush should start now: commits are unflushed and no flush ran within the last interval
+    /// (so a flush that cannot catch up is retried at that pace, not in a loop).
+    fn flush_wanted(&self) -> bool {
+        self.unflushed() && self.last_flush.elapsed() >= FLUSH_EVERY / 10
+    }
+
     /// Starts applying a spilled transaction (the sink must be idle); its chunks are deleted after.
     fn start_spilled(&mut self, tx: SpilledTransaction, state: StateStore) -> Result<(), Error> {
         let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
@@ -198,6 +204,8 @@ struct Batcher {
     deadline: Option<Instant>,
     /// Commit position of the newest transaction accepted: anything at or below is skipped.
     applied_floor: Lsn,
+    /// A cutover sentinel seen in the transaction being received.
+    fence: Option<String>,
 }
 
 impl Batcher {
@@ -257,7 +265,17 @@ impl Batcher {
                 applier.sink(stream, state, status).await?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
             }
         }
+        if let ChangeEvent::Message { prefix, content, transactional: true, .. } = &event {
+            if prefix == crate::cutover::FENCE_PREFIX {
+                self.fence = Some(String::from_utf8_lossy(content).into_owned());
+            }
+        }
         let committed = self.assembler.push(event)?;
+        if let Some(c) = &committed {
+            if let Some(id) = self.fence.take() {
+                status.fence_seen(&id, c.commit_end());
+            }
+        }
         status.set_buffered(self.assembler.buffered_bytes() as u64, self.assembler.spilled_bytes_total());
         match committed {
             None => {}
@@ -320,6 +338,7 @@ pub async fn stream(
         batch_rows: 0,
         deadline: None,
         applied_floor: start_at,
+        fence: None,
     };
     let mut applier =
         Applier { idle: Some(sink), inflight: None, started: Instant::now(), last_flush: Instant::now(), committed: start_at, durable: start_at };
@@ -330,12 +349,15 @@ pub async fn stream(
         if b.due(budgets) && applier.inflight.is_none() {
             applier.start(b.take())?;
         }
-        if applier.inflight.is_none() && b.batch.is_empty() && applier.unflushed() {
+        if applier.inflight.is_none() && b.batch.is_empty() && applier.flush_wanted() {
             applier.start_flush()?;
         }
         // Receiving pauses while the next batch is full and the current one is still being applied.
         let receive = b.batch_rows < budgets.batch_rows;
-        let wait_until = b.deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let mut wait_until = b.deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        if applier.unflushed() {
+            wait_until = wait_until.min(applier.last_flush + FLUSH_EVERY / 10);
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {

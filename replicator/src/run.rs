@@ -21,16 +21,41 @@ use turnout_decoders::pg::PgConnection;
 use turnout_decoders::ErrorClass;
 use turnout_sinks::pg::{self as green, PgSink};
 
-/// Runs until `shutdown` turns true (Ok) or a fatal error.
-pub async fn run(config: &Config, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+/// Runs until `shutdown` turns true (Ok) or a fatal error. After a completed cutover, replication
+/// stops but the HTTP API keeps serving until `shutdown`.
+pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
     let state = StateStore::open(&config.state.dir)?;
     let status = Arc::new(Status::default());
+    // Replication stops on the operator's signal or after a completed cutover.
+    let (stop, shutdown) = watch::channel(false);
+    {
+        let stop = stop.clone();
+        let mut external = external.clone();
+        tokio::spawn(async move {
+            let _ = external.wait_for(|s| *s).await;
+            let _ = stop.send(true);
+        });
+    }
+    crate::cutover::recover(config, &state).await?;
+    let controller = crate::cutover::Controller::new(Arc::new(config.clone()), state.clone(), Arc::clone(&status), stop);
     let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
-    let _http = crate::http::serve(listen, Arc::clone(&status), shutdown.clone())
+    let _http = crate::http::serve(listen, Arc::clone(&status), Some(controller), external.clone())
         .await
         .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
+    let result = replicate(config, &state, &status, shutdown).await;
+    if result.is_ok() && !*external.borrow() {
+        tracing::info!("replication stopped after the cutover; serving the HTTP API until stopped");
+        status.set_phase(Phase::Stopped);
+        let mut external = external;
+        let _ = external.wait_for(|s| *s).await;
+    }
+    result
+}
+
+async fn replicate(config: &Config, state: &StateStore, status: &Arc<Status>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
     let names = Names::for_stream(&state.stream_id()?);
     status.set_names(names.clone());
+    let status = Arc::clone(status);
     tracing::info!(slot = %names.slot, publication = %names.publication, origin = %names.origin, "starting");
     let _heartbeats = tokio::spawn(crate::heartbeat::run(
         config.source.url.expose().to_owned(),
@@ -39,9 +64,10 @@ pub async fn run(config: &Config, shutdown: watch::Receiver<bool>) -> Result<(),
         Arc::clone(&status),
         shutdown.clone(),
     ));
+    let _alerts = tokio::spawn(crate::alerts::run(config.alerts.clone(), Arc::clone(&status), shutdown.clone()));
     let mut backoff = Duration::from_millis(500);
     loop {
-        match run_once(config, &state, &names, &status, shutdown.clone()).await {
+        match run_once(config, state, &names, &status, shutdown.clone()).await {
             Ok(()) => return Ok(()),
             Err(e) if e.class() == ErrorClass::Transient => {
                 tracing::warn!("{e}; retrying in {backoff:?}");

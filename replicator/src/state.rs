@@ -20,6 +20,7 @@ const TABLE_PREFIX: &str = "snapshot/table/";
 const SCHEMA_COPIED: &[u8] = b"schema/copied";
 
 const SPILL_PREFIX: &str = "spill/";
+const CUTOVER_JOURNAL: &[u8] = b"cutover/journal";
 
 /// The open state store. One process at a time: RocksDB's lock refuses a second opener. Clones share
 /// the same open database.
@@ -53,6 +54,19 @@ impl StateStore {
             }
         })?;
         Ok(StateStore { db: Arc::new(db) })
+    }
+
+    /// The journal of the current or last cutover.
+    pub fn cutover_journal(&self) -> Result<Option<crate::cutover::Journal>, Error> {
+        self.get(CUTOVER_JOURNAL)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt cutover journal: {e}"))))
+            .transpose()
+    }
+
+    /// Records a cutover step (synced before it returns).
+    pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal) -> Result<(), Error> {
+        let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
+        self.put(CUTOVER_JOURNAL, &v)
     }
 
     fn spill_key(id: u64, chunk: u32) -> Vec<u8> {

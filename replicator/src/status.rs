@@ -76,6 +76,10 @@ pub struct Status {
     clock_offset_us: AtomicI64,
     lag: Mutex<LagModel>,
     slot: Mutex<Option<SlotHealth>>,
+    /// Level of each enabled alert (`lag`, `slot`), as the alert task last decided.
+    alerts: Mutex<BTreeMap<String, crate::alerts::AlertLevel>>,
+    /// Cutover sentinels seen in the stream: id → commit end of their transaction.
+    fences: Mutex<std::collections::HashMap<String, Lsn>>,
 }
 
 /// The JSON of `/status`.
@@ -103,6 +107,8 @@ pub struct Snapshot {
     pub names: Option<crate::setup::Names>,
     pub tables: BTreeMap<String, TableProgress>,
     pub last_error: Option<String>,
+    /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
+    pub alerts: BTreeMap<String, crate::alerts::AlertLevel>,
 }
 
 impl Default for Status {
@@ -124,6 +130,8 @@ impl Default for Status {
             clock_offset_us: AtomicI64::new(0),
             lag: Mutex::new(LagModel::default()),
             slot: Mutex::new(None),
+            alerts: Mutex::new(BTreeMap::new()),
+            fences: Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -193,8 +201,28 @@ impl Status {
         self.clock_offset_us.store(micros, Ordering::Relaxed);
     }
 
+    /// The cutover sentinel `id` arrived in the transaction ending at `commit_end`.
+    pub fn fence_seen(&self, id: &str, commit_end: Lsn) {
+        lock(&self.fences).insert(id.to_owned(), commit_end);
+    }
+
+    /// The commit end of sentinel `id`'s transaction, once received.
+    pub fn fence_commit(&self, id: &str) -> Option<Lsn> {
+        lock(&self.fences).get(id).copied()
+    }
+
     pub fn set_slot(&self, slot: Option<SlotHealth>) {
         *lock(&self.slot) = slot;
+    }
+
+    /// The slot as blue last reported it.
+    pub fn slot(&self) -> Option<SlotHealth> {
+        lock(&self.slot).clone()
+    }
+
+    /// Records the current level of alert `name`.
+    pub fn set_alert(&self, name: &str, level: crate::alerts::AlertLevel) {
+        lock(&self.alerts).insert(name.to_owned(), level);
     }
 
     /// Lag in seconds against blue's clock; see [`Snapshot::lag_seconds`].
@@ -247,6 +275,7 @@ impl Status {
         let lag_seconds = self.lag_seconds();
         let apply_bytes_per_second = lock(&self.lag).bytes_per_second;
         let slot = lock(&self.slot).clone();
+        let alerts = lock(&self.alerts).clone();
         let applied = self.applied();
         let rows = self.rows_applied.load(Ordering::Relaxed);
         let source_wal_end = Lsn(self.source_wal_end.load(Ordering::Relaxed));
@@ -270,6 +299,7 @@ impl Status {
                 names: i.names.clone(),
                 tables: i.tables.clone(),
                 last_error: i.last_error.clone(),
+                alerts,
             }
         })
     }

@@ -68,6 +68,11 @@ impl Turnout {
         }
     }
 
+    /// The configuration file this process runs with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
     /// The HTTP port turnout listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -250,8 +250,11 @@ impl PgSink {
         // transaction that called pg_replication_origin_xact_setup aborts — including the abort at exit
         // of a backend whose client died. Sent together, the server runs both or neither.
         tracing::debug!(position = %commit_end, "committing on green");
+        // txid_current() gives the transaction an id when its changes wrote nothing (an empty source
+        // transaction such as the cutover sentinel): without one, PostgreSQL writes no commit record
+        // and the origin would not move.
         let commit = format!(
-            "SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
+            "SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
             commit_end, commit_ts.0
         );
         if let Err(e) = self.client.batch_execute(&commit).await {

@@ -1,0 +1,257 @@
+//! `turnout cutover` end to end: real blue/green, pgbouncer in front of blue with a client writing
+//! through it, the real `turnout run` sidecar and the real `turnout cutover` command.
+
+mod common;
+
+use common::{pair, Turnout, WAIT};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use turnout_testbed::{PgBouncer, PgServer};
+
+const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); CREATE SEQUENCE loose_seq; SELECT nextval('loose_seq') FROM generate_series(1, 50)";
+
+/// Blue with pgbouncer in front, green with blue's password (pgbouncer's one set of credentials
+/// works on both), and a running sidecar configured with `fence`/`switch` through that pgbouncer.
+struct Setup {
+    blue: PgServer,
+    green: PgServer,
+    /// Green with blue's password.
+    green_url: String,
+    db: String,
+    bouncer: PgBouncer,
+    t: Turnout,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
+    let (blue, green, db) = pair(SCHEMA).await;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
+    let toml = format!(
+        "[cutover]\nfence = \"{fence}\"\nswitch = \"{switch}\"\n[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n{extra}",
+        bouncer.admin_url(),
+        bouncer.config_path().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    Setup { blue, green, green_url, db, bouncer, t, _dir: dir }
+}
+
+impl Setup {
+    async fn green(&self) -> tokio_postgres::Client {
+        let (c, conn) = tokio_postgres::connect(&self.green_url, tokio_postgres::NoTls).await.expect("green");
+        tokio::spawn(conn);
+        c
+    }
+}
+
+/// Runs `turnout cutover` with `args`; returns exit code and output.
+fn cutover(t: &Turnout, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(t.config_path())
+        .args(args)
+        .output()
+        .expect("turnout cutover");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A client writing one row per transaction through pgbouncer until told to stop; records the ids
+/// acknowledged, the time of each acknowledgement, and every error.
+struct Writer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acked: Arc<Mutex<Vec<(i64, Instant)>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_writer(url: String, pause: Duration) -> Writer {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (s, a, e) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&errors));
+    let task = tokio::spawn(async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect through pgbouncer");
+        tokio::spawn(conn);
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            match c.simple_query("INSERT INTO t (note) VALUES ('w') RETURNING id").await {
+                Ok(msgs) => {
+                    for m in msgs {
+                        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                            let id: i64 = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(-1);
+                            a.lock().expect("acked").push((id, Instant::now()));
+                        }
+                    }
+                }
+                Err(err) => e.lock().expect("errors").push(err.to_string()),
+            }
+            tokio::time::sleep(pause).await;
+        }
+    });
+    Writer { stop, acked, errors, task }
+}
+
+impl Writer {
+    async fn finish(self) -> (Vec<(i64, Instant)>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("writer");
+        let acked = self.acked.lock().expect("acked").clone();
+        let errors = self.errors.lock().expect("errors").clone();
+        (acked, errors)
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().expect("acked").len()
+    }
+
+    async fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count() < n {
+            assert!(Instant::now() < deadline, "the writer stalled at {} rows; errors: {:?}", self.count(), self.errors.lock().expect("e"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn port_behind(url: &str) -> i32 {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let rows = c.simple_query("SELECT inet_server_port()").await.expect("port");
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green() {
+    let mut s = setup("pgbouncer", "pgbouncer", "").await;
+    let through = s.bouncer.url(&s.db);
+    let writer = start_writer(through.clone(), Duration::from_millis(5));
+    writer.wait_for(200).await;
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]);
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("green applied the sentinel") && out.contains("writes were paused for"), "{out}");
+    let after = writer.count();
+    writer.wait_for(after + 100).await;
+    let (acked, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "client errors during the cutover: {errors:?}");
+    // Every acknowledged write — before, during and after the cutover — is on green exactly once.
+    let g = s.green().await;
+    let ids: Vec<i64> = g.query("SELECT id FROM t ORDER BY id", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect();
+    let mut want: Vec<i64> = acked.iter().map(|(id, _)| *id).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want, "green must hold exactly the acknowledged rows");
+    // Sequences on green are ahead of everything blue handed out, including the one no column owns.
+    let b = s.blue.connect(&s.db).await.expect("blue");
+    let blue_loose: i64 = b.query_one("SELECT last_value FROM loose_seq", &[]).await.expect("seq").get(0);
+    let green_next: i64 = g.query_one("SELECT nextval('loose_seq')", &[]).await.expect("seq").get(0);
+    assert!(green_next > blue_loose, "green's loose_seq {green_next} must be ahead of blue's {blue_loose}");
+    // pgbouncer now points at green.
+    assert_eq!(port_behind(&through).await, i32::from(s.green.port()));
+    // Blue got no write after the fence: its rows are a prefix of the acknowledged ones.
+    let blue_rows: i64 = b.query_one("SELECT count(*) FROM t", &[]).await.expect("count").get(0);
+    assert!(usize::try_from(blue_rows).expect("count") < want.len());
+    // The sidecar stopped applying but keeps answering.
+    let status = s.t.status().expect("status");
+    assert_eq!(status["phase"], "stopped", "{status}");
+    // Largest gap between successive acknowledged writes: the pause clients saw.
+    let gap = acked.windows(2).map(|w| w[1].1.duration_since(w[0].1)).max().unwrap_or_default();
+    eprintln!("largest gap between acknowledged writes: {} ms", gap.as_millis());
+    // A second cutover is refused, and restarting `run` refuses to replicate from blue again.
+    let (code, out) = cutover(&s.t, &["--when-lag", "1s"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+    s.t.start();
+    assert_eq!(common::wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+}
+
+#[tokio::test]
+async fn lag_never_under_the_threshold_times_out_and_leaves_blue_untouched() {
+    let mut s = setup("pgbouncer", "pgbouncer", "").await;
+    let g = s.green().await;
+    g.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    s.blue.execute(&s.db, "INSERT INTO t (note) VALUES ('stuck')").await.expect("insert");
+    let deadline = Instant::now() + WAIT;
+    while s.t.status().and_then(|v| v["lag_seconds"].as_f64()).unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "lag never grew\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, out) = cutover(&s.t, &["--when-lag", "500ms", "--timeout", "3s"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("lag did not stay under 500 ms"), "{out}");
+    // Not paused, not switched: a write through pgbouncer goes to blue at once.
+    let through = s.bouncer.url(&s.db);
+    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
+    let writer = start_writer(through, Duration::from_millis(1));
+    writer.wait_for(5).await;
+    let (_, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    g.batch_execute("ROLLBACK").await.expect("unlock");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
+    let mut s = setup("read-only", "pgbouncer", "").await;
+    // A sequence created on blue after the snapshot does not exist on green: the sequence step fails.
+    s.blue.execute(&s.db, "CREATE SEQUENCE only_on_blue").await.expect("sequence");
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("only_on_blue") && out.contains("undid the fence"), "{out}");
+    // Blue is writable again for new sessions, through pgbouncer still pointing at blue.
+    let through = s.bouncer.url(&s.db);
+    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
+    let writer = start_writer(through, Duration::from_millis(1));
+    writer.wait_for(5).await;
+    let (_, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let b = s.blue.connect(&s.db).await.expect("blue");
+    let ro: String = b.query_one("SHOW default_transaction_read_only", &[]).await.expect("show").get(0);
+    assert_eq!(ro, "off");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
+    let mut s = setup("pgbouncer", "pgbouncer", "").await;
+    // Green cannot apply (locked), so the cutover sits fenced waiting for the sentinel.
+    let g = s.green().await;
+    g.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    s.blue.execute(&s.db, "INSERT INTO t (note) VALUES ('pending')").await.expect("insert");
+    let config = s.t.config_path().to_path_buf();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(&config)
+        .args(["--when-lag", "1h", "--max-pause", "120s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cutover");
+    let admin = turnout_cutover::PgBouncerAdmin::from_url(&s.bouncer.admin_url()).expect("admin");
+    let deadline = Instant::now() + WAIT;
+    while !admin.is_paused(&s.db).await.expect("show databases") {
+        assert!(Instant::now() < deadline, "the fence never went up\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.t.kill9();
+    let mut child = child;
+    let _ = child.wait();
+    assert!(admin.is_paused(&s.db).await.expect("show"), "the fence must still be up after the crash");
+    g.batch_execute("ROLLBACK").await.expect("unlock");
+    s.t.start();
+    common::wait_streaming(&mut s.t).await;
+    assert!(!admin.is_paused(&s.db).await.expect("show"), "restart must undo the fence");
+    assert!(s.t.log_text().contains("the fence on blue was undone"), "{}", s.t.log_text());
+    let through = s.bouncer.url(&s.db);
+    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
+    assert_eq!(s.t.sigterm(), Some(0));
+}
