@@ -232,18 +232,22 @@ impl Controller {
             Err(e) => return self.undo(&fence, &blue, &mut journal, format!("fencing failed: {e}")).await,
         }
         let deadline = fenced_at + pause_budget;
-        // Sentinel: written after the fence, so every write acknowledged before it precedes it.
-        let sentinel = match self.sentinel(&blue, id, deadline).await {
+        // Sentinel: written after the fence, so every write acknowledged before it precedes it. The
+        // sequences are read meanwhile (blue hands out no more values once fenced).
+        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
+            Ok(g) => g,
+            Err(e) => return self.undo(&fence, &blue, &mut journal, format!("connecting to green for the sequences: {e}")).await,
+        };
+        let sequences = async {
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), turnout_cutover::sync_sequences(&blue, &green)).await
+        };
+        let (sentinel, synced) = tokio::join!(self.sentinel(&blue, id, deadline), sequences);
+        let sentinel = match sentinel {
             Ok(at) => at,
             Err(reason) => return self.undo(&fence, &blue, &mut journal, reason).await,
         };
         self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
-        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
-            Ok(g) => g,
-            Err(e) => return self.undo(&fence, &blue, &mut journal, format!("connecting to green for the sequences: {e}")).await,
-        };
-        let synced = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), turnout_cutover::sync_sequences(&blue, &green)).await;
         match synced {
             Ok(Ok(seqs)) => self.say(format!("synced {} sequences to green ({} moved ahead)", seqs.len(), seqs.iter().filter(|s| s.changed).count())),
             Ok(Err(e)) => return self.undo(&fence, &blue, &mut journal, format!("syncing sequences failed: {e}")).await,

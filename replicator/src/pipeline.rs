@@ -274,6 +274,8 @@ impl Batcher {
         if let Some(c) = &committed {
             if let Some(id) = self.fence.take() {
                 status.fence_seen(&id, c.commit_end());
+                // A cutover is waiting with writes paused: apply at once, not after the batch delay.
+                self.deadline = Some(Instant::now());
             }
         }
         status.set_buffered(self.assembler.buffered_bytes() as u64, self.assembler.spilled_bytes_total());

@@ -49,14 +49,17 @@ impl Setup {
     }
 }
 
-/// Runs `turnout cutover` with `args`; returns exit code and output.
-fn cutover(t: &Turnout, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_turnout"))
-        .args(["cutover", "--config"])
-        .arg(t.config_path())
-        .args(args)
-        .output()
-        .expect("turnout cutover");
+/// Runs `turnout cutover` with `args` (without blocking the test's other tasks, such as the writer);
+/// returns exit code and output.
+async fn cutover(t: &Turnout, args: &[&str]) -> (i32, String) {
+    let config = t.config_path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_turnout")).args(["cutover", "--config"]).arg(config).args(args).output()
+    })
+    .await
+    .expect("join")
+    .expect("turnout cutover");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -136,7 +139,9 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
     let through = s.bouncer.url(&s.db);
     let writer = start_writer(through.clone(), Duration::from_millis(5));
     writer.wait_for(200).await;
-    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]);
+    let started = Instant::now();
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    let finished = started.elapsed();
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("green applied the sentinel") && out.contains("writes were paused for"), "{out}");
     let after = writer.count();
@@ -163,10 +168,15 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
     let status = s.t.status().expect("status");
     assert_eq!(status["phase"], "stopped", "{status}");
     // Largest gap between successive acknowledged writes: the pause clients saw.
-    let gap = acked.windows(2).map(|w| w[1].1.duration_since(w[0].1)).max().unwrap_or_default();
-    eprintln!("largest gap between acknowledged writes: {} ms", gap.as_millis());
+    let (gap, at) = acked.windows(2).map(|w| (w[1].1.duration_since(w[0].1), w[0].1)).max().unwrap_or((Duration::ZERO, started));
+    eprintln!(
+        "largest gap between acknowledged writes: {} ms, starting {} ms after `turnout cutover` began (it took {} ms)\n{out}",
+        gap.as_millis(),
+        at.saturating_duration_since(started).as_millis(),
+        finished.as_millis()
+    );
     // A second cutover is refused, and restarting `run` refuses to replicate from blue again.
-    let (code, out) = cutover(&s.t, &["--when-lag", "1s"]);
+    let (code, out) = cutover(&s.t, &["--when-lag", "1s"]).await;
     assert_eq!(code, 1, "{out}");
     assert_eq!(s.t.sigterm(), Some(0));
     s.t.start();
@@ -185,7 +195,7 @@ async fn lag_never_under_the_threshold_times_out_and_leaves_blue_untouched() {
         assert!(Instant::now() < deadline, "lag never grew\n{}", s.t.log_text());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (code, out) = cutover(&s.t, &["--when-lag", "500ms", "--timeout", "3s"]);
+    let (code, out) = cutover(&s.t, &["--when-lag", "500ms", "--timeout", "3s"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("lag did not stay under 500 ms"), "{out}");
     // Not paused, not switched: a write through pgbouncer goes to blue at once.
@@ -204,7 +214,7 @@ async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
     let mut s = setup("read-only", "pgbouncer", "").await;
     // A sequence created on blue after the snapshot does not exist on green: the sequence step fails.
     s.blue.execute(&s.db, "CREATE SEQUENCE only_on_blue").await.expect("sequence");
-    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s"]);
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("only_on_blue") && out.contains("undid the fence"), "{out}");
     // Blue is writable again for new sessions, through pgbouncer still pointing at blue.
