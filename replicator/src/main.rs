@@ -3,7 +3,7 @@
 //! built yet.
 
 use clap::Parser;
-use std::io::{Read, Write};
+use std::io::Write;
 use turnout::cli::{normalize_args, Cli, Command, EXIT_CONFIG, EXIT_FAILED, EXIT_NOT_BUILT};
 use turnout::config::Config;
 
@@ -100,7 +100,7 @@ async fn run(command: Command) -> i32 {
             if watch {
                 return watch_status(&config.http.listen, json);
             }
-            match http_get(&config.http.listen, "/status") {
+            match turnout::control::get(&config.http.listen, "/status") {
                 Ok(body) if json => {
                     println!("{body}");
                     0
@@ -154,27 +154,13 @@ async fn wait_for_signal() {
     }
 }
 
-/// A minimal HTTP/1.1 GET against the local sidecar.
-fn http_get(listen: &str, path: &str) -> std::io::Result<String> {
-    let mut s = std::net::TcpStream::connect(listen)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    s.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(head.lines().next().unwrap_or("bad response").to_string()));
-    }
-    Ok(body.to_string())
-}
-
 /// `status --watch`: redraws the status every second on a terminal (one line per second otherwise, or
 /// one JSON document per second with `--json`) until interrupted or the sidecar goes away.
 fn watch_status(listen: &str, json: bool) -> i32 {
     use std::io::IsTerminal;
     let tty = std::io::stdout().is_terminal();
     loop {
-        match http_get(listen, "/status") {
+        match turnout::control::get(listen, "/status") {
             Ok(body) if json => println!("{body}"),
             Ok(body) if tty => {
                 print!("\x1b[2J\x1b[H");
