@@ -42,6 +42,25 @@ async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
 }
 
 impl Setup {
+    /// Blocks apply on green (a lock held by the returned session) and commits a row on blue that
+    /// green therefore cannot apply.
+    async fn block_green(&self) -> tokio_postgres::Client {
+        let g = self.green().await;
+        g.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+        self.blue.execute(&self.db, "INSERT INTO t (note) VALUES ('pending')").await.expect("insert");
+        g
+    }
+
+    /// A client through pgbouncer reaches blue and writes without error.
+    async fn assert_blue_serves(&self) {
+        let through = self.bouncer.url(&self.db);
+        assert_eq!(port_behind(&through).await, i32::from(self.blue.port()));
+        let writer = start_writer(through, Duration::from_millis(1));
+        writer.wait_for(5).await;
+        let (_, errors) = writer.finish().await;
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
     async fn green(&self) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::connect(&self.green_url, tokio_postgres::NoTls).await.expect("green");
         tokio::spawn(conn);
@@ -187,9 +206,7 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
 #[tokio::test]
 async fn lag_never_under_the_threshold_times_out_and_leaves_blue_untouched() {
     let mut s = setup("pgbouncer", "pgbouncer", "").await;
-    let g = s.green().await;
-    g.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.expect("lock");
-    s.blue.execute(&s.db, "INSERT INTO t (note) VALUES ('stuck')").await.expect("insert");
+    let g = s.block_green().await;
     let deadline = Instant::now() + WAIT;
     while s.t.status().and_then(|v| v["lag_seconds"].as_f64()).unwrap_or(0.0) < 1.0 {
         assert!(Instant::now() < deadline, "lag never grew\n{}", s.t.log_text());
@@ -199,12 +216,7 @@ async fn lag_never_under_the_threshold_times_out_and_leaves_blue_untouched() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("lag did not stay under 500 ms"), "{out}");
     // Not paused, not switched: a write through pgbouncer goes to blue at once.
-    let through = s.bouncer.url(&s.db);
-    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
-    let writer = start_writer(through, Duration::from_millis(1));
-    writer.wait_for(5).await;
-    let (_, errors) = writer.finish().await;
-    assert!(errors.is_empty(), "{errors:?}");
+    s.assert_blue_serves().await;
     g.batch_execute("ROLLBACK").await.expect("unlock");
     assert_eq!(s.t.sigterm(), Some(0));
 }
@@ -218,12 +230,7 @@ async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("only_on_blue") && out.contains("undid the fence"), "{out}");
     // Blue is writable again for new sessions, through pgbouncer still pointing at blue.
-    let through = s.bouncer.url(&s.db);
-    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
-    let writer = start_writer(through, Duration::from_millis(1));
-    writer.wait_for(5).await;
-    let (_, errors) = writer.finish().await;
-    assert!(errors.is_empty(), "{errors:?}");
+    s.assert_blue_serves().await;
     let b = s.blue.connect(&s.db).await.expect("blue");
     let ro: String = b.query_one("SHOW default_transaction_read_only", &[]).await.expect("show").get(0);
     assert_eq!(ro, "off");
@@ -234,9 +241,7 @@ async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
 async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     let mut s = setup("pgbouncer", "pgbouncer", "").await;
     // Green cannot apply (locked), so the cutover sits fenced waiting for the sentinel.
-    let g = s.green().await;
-    g.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.expect("lock");
-    s.blue.execute(&s.db, "INSERT INTO t (note) VALUES ('pending')").await.expect("insert");
+    let g = s.block_green().await;
     let config = s.t.config_path().to_path_buf();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
         .args(["cutover", "--config"])
@@ -261,7 +266,6 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     common::wait_streaming(&mut s.t).await;
     assert!(!admin.is_paused(&s.db).await.expect("show"), "restart must undo the fence");
     assert!(s.t.log_text().contains("the fence on blue was undone"), "{}", s.t.log_text());
-    let through = s.bouncer.url(&s.db);
-    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
+    s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }
