@@ -43,7 +43,7 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// Fence writes on blue, prove green caught up, and switch traffic to green. [not built yet]
+    /// Fence writes on blue, prove green caught up, and switch traffic to green.
     Cutover {
         #[command(flatten)]
         config: ConfigArg,
