@@ -283,8 +283,9 @@ pub struct AlertEvent {
     /// As on `/status` when the change was decided.
     pub lag_seconds: Option<f64>,
     pub lag_bytes: u64,
-    /// `lag`: the threshold of the higher of the two levels, in seconds. `slot`: the `safe_wal_bytes`
-    /// below which the warning fires, in bytes, when the slot has a limit. None otherwise.
+    /// `lag`, in seconds: rising, the threshold of the level entered; falling, the threshold of the
+    /// lowest level left (lag is now at or below [`CLEAR_FRACTION`] of it). `slot`, in bytes: the
+    /// `safe_wal_bytes` below which the warning fires, when the slot has a limit. None otherwise.
     pub threshold: Option<f64>,
     /// `seconds` or `bytes`.
     pub threshold_unit: &'static str,
@@ -297,16 +298,26 @@ pub struct AlertEvent {
 impl AlertEvent {
     fn lag(t: Transition, thresholds: &LagThresholds, min_duration: Duration, status: &Status) -> AlertEvent {
         let s = status.snapshot();
-        let higher = t.from.max(t.to);
-        let threshold = thresholds.threshold(higher);
-        let lag = s.lag_seconds.map_or_else(|| "unknown".to_string(), |l| format!("{l:.1}s"));
-        let limit = threshold.map_or_else(String::new, |t| format!("{t}s"));
-        let message = if t.to > t.from {
-            format!("replication lag {lag} has been above the {} threshold {limit} for at least {min_duration:?}", t.to)
+        // Rising: the level entered. Falling: the lowest level left with a threshold (the clear
+        // point crossed last).
+        let reference = if t.to > t.from {
+            t.to
         } else {
-            let clear = threshold.map_or_else(String::new, |t| format!("{}s", t * CLEAR_FRACTION));
+            [AlertLevel::Warning, AlertLevel::Critical]
+                .into_iter()
+                .find(|l| *l > t.to && *l <= t.from && thresholds.threshold(*l).is_some())
+                .unwrap_or(t.from)
+        };
+        let threshold = thresholds.threshold(reference);
+        let lag = s.lag_seconds.map_or_else(|| "unknown".to_string(), seconds);
+        let limit = threshold.map_or_else(String::new, seconds);
+        let held = if min_duration.is_zero() { String::new() } else { format!(" for at least {min_duration:?}") };
+        let message = if t.to > t.from {
+            format!("replication lag {lag} is above the {reference} threshold {limit}{held}")
+        } else {
+            let clear = threshold.map_or_else(String::new, |t| seconds(t * CLEAR_FRACTION));
             format!(
-                "replication lag {lag} has been at or below {clear} ({:.0}% of the {higher} threshold {limit}) for at least {min_duration:?}",
+                "replication lag {lag} is at or below {clear} ({:.0}% of the {reference} threshold {limit}){held}",
                 CLEAR_FRACTION * 100.0
             )
         };
@@ -373,6 +384,13 @@ impl AlertEvent {
             AlertLevel::Ok => tracing::info!(alert, from, to, "alert {alert} {from} → {to}: {msg}"),
         }
     }
+}
+
+/// `1.5s`, `0.8s`, `30s`: at most millisecond precision, no trailing zeros.
+fn seconds(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}s")
 }
 
 fn mib(bytes: i64) -> String {
@@ -595,5 +613,10 @@ mod tests {
         }
         assert_eq!((v["alert"].as_str(), v["previous"].as_str(), v["state"].as_str()), (Some("lag"), Some("ok"), Some("warning")));
         assert_eq!(v["threshold"].as_f64(), Some(10.0));
+        // Falling two levels at once refers to the warning threshold, whose clear point was crossed.
+        let event = AlertEvent::lag(Transition { from: Critical, to: Fine }, &LAG, Duration::from_millis(500), &status);
+        assert_eq!(event.threshold, Some(10.0));
+        assert!(event.message.contains("lag unknown is at or below 8s (80% of the warning threshold 10s) for at least 500ms"), "{}", event.message);
+        assert_eq!((seconds(2.4000000000000004), seconds(0.5), seconds(30.0)), ("2.4s".into(), "0.5s".into(), "30s".into()));
     }
 }

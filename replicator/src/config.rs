@@ -145,11 +145,16 @@ impl Default for HttpConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
+    /// Lag in seconds above which the lag alert is warning (e.g. `"5s"`). The lag alert is on when
+    /// this or `lag_critical` is set; see [`crate::alerts`] for the exact rules.
     pub lag_warning: Option<String>,
+    /// Lag in seconds above which the lag alert is critical; greater than `lag_warning`.
     pub lag_critical: Option<String>,
-    /// How long lag must stay above a threshold before the alert fires.
+    /// How long a condition must hold before an alert changes level, up or down. Default 0s.
     pub min_duration: Option<String>,
+    /// `http(s)://` URL POSTed a JSON event per change of level; may carry credentials.
     pub webhook: Option<Secret>,
+    /// Program and arguments run per change of level, with the JSON event on stdin.
     pub command: Option<Vec<String>>,
 }
 

@@ -100,6 +100,32 @@ impl Turnout {
         s.read_to_string(&mut r).ok()?;
         serde_json::from_str(r.split_once("\r\n\r\n")?.1).ok()
     }
+
+    /// The body of `/metrics`; empty when turnout does not answer.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
+        let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    }
+}
+
+/// Polls `check` every 50 ms until it yields a value; fails with `what` (and turnout's log) after
+/// [`WAIT`] or when turnout exits.
+pub async fn wait_for<T>(t: &mut Turnout, what: &str, mut check: impl FnMut(&Turnout) -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check(t) {
+            return v;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code} while waiting for: {what}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl Drop for Turnout {
