@@ -56,6 +56,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_slot_check: Option<Instant> = None;
+    let mut slot_missing = true;
     loop {
         ticker.tick().await;
         let sent = now_micros();
@@ -66,9 +67,12 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
         if let Ok(flush) = row.get::<_, String>(1).parse::<Lsn>() {
             status.set_source_wal_end(flush);
         }
-        if last_slot_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        // Every second; every beat while the slot does not exist yet (it appears with the snapshot).
+        if slot_missing || last_slot_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_slot_check = Some(Instant::now());
-            status.set_slot(slot_health(&client, slot).await?);
+            let health = slot_health(&client, slot).await?;
+            slot_missing = health.is_none();
+            status.set_slot(health);
         }
     }
 }

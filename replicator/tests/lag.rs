@@ -42,9 +42,15 @@ async fn lag_is_measured_on_blues_clock_grows_while_green_is_blocked_and_recover
     let (_dir, mut t) = running(&blue, &green, &db).await;
     // Idle: heartbeats keep lag at about one heartbeat interval plus transport.
     wait_lag(&mut t, "idle lag should settle under 1 s", |l| l < 1.0).await;
-    let m = metrics(&t);
-    assert!(m.contains("\nturnout_lag_seconds "), "{m}");
-    assert!(m.contains("\nturnout_slot_retained_wal_bytes "), "{m}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = metrics(&t);
+        if m.contains("\nturnout_lag_seconds ") && m.contains("\nturnout_slot_retained_wal_bytes ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag and slot metrics missing:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Block apply on green with a lock; blue keeps committing.
     let g = green.connect(&db).await.expect("green");
