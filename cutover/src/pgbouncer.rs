@@ -33,9 +33,14 @@ pub struct PoolerDatabase {
 }
 
 /// Where pgbouncer's admin console is and how to log in. `Debug` never shows the password.
+///
+/// One console session is kept open and shared by clones, so the steps of a cutover (PAUSE, RELOAD,
+/// RESUME) do not each pay for a new login while writes are paused; a session that broke is replaced
+/// on the next command.
 #[derive(Clone)]
 pub struct PgBouncerAdmin {
     opts: ConnectOptions,
+    session: std::sync::Arc<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
 }
 
 impl fmt::Debug for PgBouncerAdmin {
@@ -68,7 +73,7 @@ impl PgBouncerAdmin {
                 ),
             });
         }
-        Ok(PgBouncerAdmin { opts })
+        Ok(PgBouncerAdmin { opts, session: Default::default() })
     }
 
     /// The console's URL without the password, for logs and reports.
@@ -100,6 +105,8 @@ impl PgBouncerAdmin {
                 Err(error)
             }
             Err(_elapsed) => {
+                // The session still waits for the PAUSE: a RESUME must go through a new one.
+                self.session.lock().await.take();
                 let resume_failure = self.resume(database).await.err().map(|e| e.to_string());
                 Err(CutoverError::PauseTimeout { database: database.to_string(), timeout, resume_failure })
             }
@@ -161,15 +168,27 @@ impl PgBouncerAdmin {
     async fn run_limited(&self, command: &str) -> Result<Vec<SimpleQueryMessage>, Failure> {
         match tokio::time::timeout(COMMAND_TIMEOUT, self.run(command)).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(Failure::Refused(format!("no answer within {}", fmt_duration(COMMAND_TIMEOUT)))),
+            Err(_elapsed) => {
+                self.session.lock().await.take();
+                Err(Failure::Refused(format!("no answer within {}", fmt_duration(COMMAND_TIMEOUT))))
+            }
         }
     }
 
     async fn run(&self, command: &str) -> Result<Vec<SimpleQueryMessage>, Failure> {
-        let client = session::connect(&self.opts).await.map_err(Failure::Connect)?;
-        client.simple_query(command).await.map_err(|e| match e.as_db_error() {
+        let mut cached = self.session.lock().await;
+        if cached.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+            *cached = Some(session::connect(&self.opts).await.map_err(Failure::Connect)?);
+        }
+        let Some(client) = cached.as_ref() else { return Err(Failure::Refused("no console session".into())) };
+        let result = client.simple_query(command).await;
+        result.map_err(|e| match e.as_db_error() {
             Some(db) => Failure::Refused(db.message().to_string()),
-            None => Failure::Lost(e),
+            None => {
+                // The session broke: the next command logs in again.
+                *cached = None;
+                Failure::Lost(e)
+            }
         })
     }
 

@@ -218,6 +218,13 @@ impl Controller {
         if let Err(reason) = self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await {
             return self.fail(&mut journal, reason);
         }
+        // Checked (and console sessions opened) before writes pause.
+        if let Err(e) = fence.check(&blue).await {
+            return self.fail(&mut journal, format!("the fence is not ready: {e}"));
+        }
+        if let Err(e) = switch.check(Duration::from_secs(10)).await {
+            return self.fail(&mut journal, format!("the switch is not ready: {e}"));
+        }
         // Fence. Journaled first: a crash from here on is undone on restart.
         self.journal(&mut journal, Step::Fencing, None)?;
         let pause_budget = Duration::from_millis(request.max_pause_ms);
@@ -232,22 +239,18 @@ impl Controller {
             Err(e) => return self.undo(&fence, &blue, &mut journal, format!("fencing failed: {e}")).await,
         }
         let deadline = fenced_at + pause_budget;
-        // Sentinel: written after the fence, so every write acknowledged before it precedes it. The
-        // sequences are read meanwhile (blue hands out no more values once fenced).
-        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
-            Ok(g) => g,
-            Err(e) => return self.undo(&fence, &blue, &mut journal, format!("connecting to green for the sequences: {e}")).await,
-        };
-        let sequences = async {
-            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), turnout_cutover::sync_sequences(&blue, &green)).await
-        };
-        let (sentinel, synced) = tokio::join!(self.sentinel(&blue, id, deadline), sequences);
-        let sentinel = match sentinel {
+        // Sentinel: written after the fence, so every write acknowledged before it precedes it.
+        let sentinel = match self.sentinel(&blue, id, deadline).await {
             Ok(at) => at,
             Err(reason) => return self.undo(&fence, &blue, &mut journal, reason).await,
         };
         self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
+            Ok(g) => g,
+            Err(e) => return self.undo(&fence, &blue, &mut journal, format!("connecting to green for the sequences: {e}")).await,
+        };
+        let synced = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), turnout_cutover::sync_sequences(&blue, &green)).await;
         match synced {
             Ok(Ok(seqs)) => self.say(format!("synced {} sequences to green ({} moved ahead)", seqs.len(), seqs.iter().filter(|s| s.changed).count())),
             Ok(Err(e)) => return self.undo(&fence, &blue, &mut journal, format!("syncing sequences failed: {e}")).await,
@@ -368,10 +371,17 @@ async fn blue_session(config: &Config) -> Result<Client, Error> {
 pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
     let c = &config.cutover;
     let blue_db = config.source_options()?.database;
+    // One admin handle (and so one console session) shared by the fence and the switch.
+    let shared = match &c.pgbouncer {
+        Some(p) if c.fence == Fence::Pgbouncer || c.switch == Switch::Pgbouncer => {
+            let url = p.admin_url.as_ref().ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing"))?;
+            Some(PgBouncerAdmin::from_url(url.expose()).map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?)
+        }
+        _ => None,
+    };
     let admin = || -> Result<(PgBouncerAdmin, String), Error> {
         let p = c.pgbouncer.as_ref().ok_or_else(|| Error::config("cutover.pgbouncer", "is missing"))?;
-        let url = p.admin_url.as_ref().ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing"))?;
-        let admin = PgBouncerAdmin::from_url(url.expose()).map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?;
+        let admin = shared.clone().ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing"))?;
         Ok((admin, p.database.clone().unwrap_or_else(|| blue_db.clone())))
     };
     let fence = match c.fence {

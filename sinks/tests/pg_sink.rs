@@ -144,3 +144,25 @@ async fn batched_updates_and_deletes_keep_per_row_order_and_touch_exactly_their_
     assert!(err.to_string().contains("diverged"), "{err}");
     assert_eq!(count(&server, &db).await, 3);
 }
+
+#[tokio::test]
+async fn an_empty_source_transaction_still_moves_the_recorded_position_and_flush_reports_it() {
+    let server = PgServer::start(17).expect("server");
+    let db = server.create_database("sink").await.expect("db");
+    let url = server.url(&db);
+    {
+        // The position set outside the sink session, as after the initial snapshot.
+        let c = turnout_sinks::pg::connect(&url).await.expect("connect");
+        turnout_sinks::pg::ensure_origin(&c, "o").await.expect("origin");
+        turnout_sinks::pg::advance_origin(&c, "o", Lsn(50)).await.expect("advance");
+    }
+    let mut sink = PgSink::connect(&url, "o").await.expect("sink");
+    assert_eq!(sink.applied(), Lsn(50));
+    // A transaction that carried only a logical message (the cutover sentinel): nothing to write.
+    let empty = Transaction { xid: 9, commit_end: Lsn(100), commit_ts: Timestamp(1_700_000_000_000_000), changes: vec![] };
+    let c = sink.apply(&[empty]).await.expect("apply");
+    assert_eq!(c.position, Lsn(100));
+    assert_eq!(sink.flush().await.expect("flush").position, Lsn(100));
+    let check = turnout_sinks::pg::connect(&url).await.expect("connect");
+    assert_eq!(origin_progress(&check, "o").await.expect("progress"), Lsn(100));
+}
