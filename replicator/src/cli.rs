@@ -78,7 +78,7 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Local blue + green + load + cutover, no setup needed. [not built yet]
+    /// Local blue + green + load + cutover, no setup needed.
     Demo,
 }
 

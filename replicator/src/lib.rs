@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod control;
 pub mod cutover;
 pub mod duration;

@@ -129,6 +129,7 @@ async fn run(command: Command) -> i32 {
             };
             tokio::task::spawn_blocking(move || turnout::control::cutover(&config, &request)).await.unwrap_or(EXIT_FAILED)
         }
+        Command::Demo => turnout::demo::run().await,
         other => {
             eprintln!(
                 "turnout: `turnout {}` is part of the command-line contract but is not built yet in this version; \

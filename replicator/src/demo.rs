@@ -1,0 +1,196 @@
+//! `turnout demo`: the whole job on one machine with nothing set up — a local blue (PostgreSQL 15)
+//! and green (PostgreSQL 17), pgbouncer in front of blue, a small application writing through
+//! pgbouncer, replication with live lag, a cutover with `--when-lag '<1s'`, verification that every
+//! acknowledged write is on green, the measured write pause, and cleanup (also on failure).
+//!
+//! PostgreSQL binaries come from the system (`/usr/lib/postgresql/<major>/bin`) or the npm builds the
+//! test harness fetches; pgbouncer must be installed (`apt-get install -y pgbouncer`).
+
+use crate::config::Config;
+use crate::cutover::Request;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use turnout_testbed::{free_port, PgBouncer, PgServer};
+
+const SCHEMA: &str = "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL); \
+    CREATE TABLE events (id bigserial PRIMARY KEY, account int NOT NULL REFERENCES accounts, amount int NOT NULL, \
+                         at timestamptz NOT NULL DEFAULT now(), note text); \
+    INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 1000) g; \
+    INSERT INTO events (account, amount, note) SELECT 1 + g % 1000, 1, 'seed' FROM generate_series(1, 100000) g; \
+    UPDATE accounts a SET balance = (SELECT count(*) FROM events e WHERE e.account = a.id)";
+
+/// What the application saw: acknowledged event ids with their time, and errors.
+#[derive(Default)]
+struct AppLog {
+    acked: Vec<(i64, Instant)>,
+    errors: Vec<String>,
+}
+
+/// Runs the demo; returns the exit code.
+pub async fn run() -> i32 {
+    match demo().await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("turnout demo failed: {e}");
+            crate::cli::EXIT_FAILED
+        }
+    }
+}
+
+fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+async fn demo() -> Result<(), String> {
+    let e = |what: &'static str| move |err: turnout_testbed::TestbedError| format!("{what}: {err}");
+    step("starting blue (PostgreSQL 15), green (PostgreSQL 17) and pgbouncer in front of blue");
+    let blue = tokio::task::spawn_blocking(|| PgServer::start(15)).await.map_err(|x| x.to_string())?.map_err(e("blue"))?;
+    let green = tokio::task::spawn_blocking(|| PgServer::start(17)).await.map_err(|x| x.to_string())?.map_err(e("green"))?;
+    blue.execute("postgres", "CREATE DATABASE app").await.map_err(e("blue database"))?;
+    green.execute("postgres", "CREATE DATABASE app").await.map_err(e("green database"))?;
+    // pgbouncer keeps one set of credentials for its backend: give green blue's password.
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.map_err(e("green password"))?;
+    blue.execute("app", SCHEMA).await.map_err(e("blue schema"))?;
+    let bouncer = PgBouncer::start(&blue, "app").map_err(e("pgbouncer"))?;
+    println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\npgbouncer 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), bouncer.port());
+
+    let dir = tempfile::tempdir().map_err(|x| format!("temp dir: {x}"))?;
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), "app"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let toml = format!(
+        "[source]\nurl = \"{blue_url}\"\n[target]\nurl = \"{green_url}\"\n[state]\ndir = \"{state}\"\n[http]\nlisten = \"{listen}\"\n\
+         [cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{admin}\"\ndatabase = \"app\"\nconfig_file = \"{ini}\"\n",
+        blue_url = blue.url("app"),
+        green_url = green_url,
+        state = dir.path().join("state").display(),
+        admin = bouncer.admin_url(),
+        ini = bouncer.config_path().display(),
+    );
+    let config = Arc::new(Config::parse(&toml, |_| None).map_err(|x| x.to_string())?);
+
+    step("the application starts writing through pgbouncer (about 200 transactions per second)");
+    let stop_app = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(AppLog::default()));
+    let app = tokio::spawn(application(bouncer.url("app"), Arc::clone(&stop_app), Arc::clone(&log)));
+
+    step("turnout run: schema copy, snapshot, then streaming");
+    let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = {
+        let config = Arc::clone(&config);
+        tokio::spawn(async move { crate::run::run(&config, stop_rx).await })
+    };
+    let outcome = follow_and_cut_over(&config, &listen).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_app.store(true, Ordering::Relaxed);
+    let _ = app.await;
+    let _ = stop_turnout.send(true);
+    let run_result = runner.await.map_err(|x| x.to_string())?;
+    outcome?;
+    run_result.map_err(|x| format!("turnout run: {x}"))?;
+
+    step("verifying");
+    let (acked, errors) = {
+        let l = log.lock().map_err(|_| "poisoned".to_string())?;
+        (l.acked.clone(), l.errors.clone())
+    };
+    let (g, conn) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await.map_err(|x| format!("green: {x}"))?;
+    tokio::spawn(conn);
+    let on_green: Vec<i64> =
+        g.query("SELECT id FROM events WHERE note = 'app'", &[]).await.map_err(|x| x.to_string())?.iter().map(|r| r.get(0)).collect();
+    let on_green: std::collections::HashSet<i64> = on_green.into_iter().collect();
+    let missing = acked.iter().filter(|(id, _)| !on_green.contains(id)).count();
+    let balanced: bool = g
+        .query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[])
+        .await
+        .map_err(|x| x.to_string())?
+        .get(0);
+    let gap = acked.windows(2).map(|w| w[1].1.duration_since(w[0].1)).max().unwrap_or_default();
+    println!("application: {} writes acknowledged, {} errors", acked.len(), errors.len());
+    println!("green: {} of them present, {} missing; balances consistent: {balanced}", acked.len() - missing, missing);
+    println!("write pause seen by the application (largest gap between acknowledged writes): {} ms", gap.as_millis());
+    if missing > 0 || !errors.is_empty() || !balanced {
+        return Err(format!("verification failed: {missing} acknowledged writes missing on green, errors: {errors:?}"));
+    }
+    step("cleaning up (servers and temporary files are removed)");
+    drop(bouncer);
+    drop(g);
+    Ok(())
+}
+
+/// Prints live status until streaming with low lag, then cuts over through the sidecar's API.
+async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut streaming_since: Option<Instant> = None;
+    loop {
+        if let Ok(body) = crate::control::get(listen, "/status") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let lag = v["lag_seconds"].as_f64().map_or("   -   ".into(), |l| format!("{l:.3} s"));
+            println!(
+                "phase {:<10} lag {lag:>9}  {:>8} bytes  applied {:>8} rows",
+                v["phase"].as_str().unwrap_or("?"),
+                v["lag_bytes"],
+                v["rows_applied"]
+            );
+            if v["phase"] == "streaming" {
+                let since = *streaming_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(3) {
+                    break;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("replication did not reach streaming within 5 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    step("turnout cutover --when-lag '<1s'");
+    let request = Request { when_lag_ms: 1000, timeout_ms: 60_000, max_pause_ms: 5_000, dry_run: false };
+    let config = Arc::clone(config);
+    let code = tokio::task::spawn_blocking(move || crate::control::cutover(&config, &request)).await.map_err(|x| x.to_string())?;
+    if code != 0 {
+        return Err("the cutover did not complete (blue keeps serving)".into());
+    }
+    Ok(())
+}
+
+/// The application: one transaction per event (insert + balance update) through pgbouncer.
+async fn application(url: String, stop: Arc<AtomicBool>, log: Arc<Mutex<AppLog>>) {
+    let client = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((c, conn)) => {
+            tokio::spawn(conn);
+            c
+        }
+        Err(err) => {
+            if let Ok(mut l) = log.lock() {
+                l.errors.push(err.to_string());
+            }
+            return;
+        }
+    };
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let account = 1 + n % 1000;
+        let sql = format!(
+            "BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = {account}; \
+             INSERT INTO events (account, amount, note) VALUES ({account}, 1, 'app') RETURNING id; COMMIT"
+        );
+        let result = client.simple_query(&sql).await;
+        if let Ok(mut l) = log.lock() {
+            match result {
+                Ok(msgs) => {
+                    let id = msgs.iter().find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<i64>().ok()),
+                        _ => None,
+                    });
+                    if let Some(id) = id {
+                        l.acked.push((id, Instant::now()));
+                    }
+                }
+                Err(err) => l.errors.push(err.to_string()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
