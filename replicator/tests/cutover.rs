@@ -269,3 +269,28 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn read_only_fence_with_a_command_switch_completes_and_blue_stays_fenced() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let seen = dir.path().join("switched-to");
+    let script = dir.path().join("point-app-at-green.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' \"$TURNOUT_GREEN_URL\" > '{}'\n", seen.display())).expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let extra = format!("[cutover.command]\nargv = [\"{}\"]\n", script.display());
+    let mut s = setup("read-only", "command", &extra).await;
+    s.blue.execute(&s.db, "INSERT INTO t (note) SELECT 'before' FROM generate_series(1, 500)").await.expect("rows");
+    let (code, out) = cutover(&s.t, &["--when-lag", "1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    // The command got green's URL (credentials and all, so it can repoint an application).
+    let url = std::fs::read_to_string(&seen).expect("the command ran");
+    assert!(url.contains(&format!(":{}/", s.green.port())), "{url}");
+    // Every row is on green, and blue stays read-only for new sessions: never both writable.
+    let g = s.green().await;
+    let n: i64 = g.query_one("SELECT count(*) FROM t WHERE note = 'before'", &[]).await.expect("count").get(0);
+    assert_eq!(n, 500);
+    let b = s.blue.connect(&s.db).await.expect("blue");
+    let err = b.batch_execute("INSERT INTO t (note) VALUES ('after')").await.expect_err("blue must refuse writes");
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
