@@ -7,8 +7,10 @@
 //! nothing else is pending, against blue's clock; its round trip estimates blue's clock offset. Every
 //! second the slot's retained WAL and `wal_status` are read. Heartbeats also let an idle slot advance.
 //!
-//! PostgreSQL 13 has no logical messages in pgoutput: there, lag in seconds is measured only while
-//! transactions are pending. Failures here never stop replication: they are logged and retried.
+//! PostgreSQL 13 has no logical messages in pgoutput: there the heartbeat is a one-row table,
+//! `public.turnout_heartbeat` (created by `run` before the snapshot, replicated like any table), whose
+//! row is rewritten with blue's clock every interval; the pipeline reads the clock from its changes.
+//! Failures here never stop replication: they are logged and retried.
 
 use crate::status::{now_micros, SlotHealth, Status};
 use std::sync::Arc;
@@ -16,6 +18,41 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 use turnout_decoders::Lsn;
+
+/// The heartbeat table on PostgreSQL 13 (no logical messages there).
+pub const TABLE: &str = "turnout_heartbeat";
+
+/// Creates the heartbeat table on blue when blue is PostgreSQL 13 (before the snapshot, so it is
+/// copied and published like any table). A no-op on 14+.
+pub async fn ensure_table(admin: &mut turnout_decoders::pg::PgConnection) -> Result<(), crate::error::Error> {
+    if admin.server_version_num().unwrap_or(0) >= 140_000 {
+        return Ok(());
+    }
+    admin
+        .simple_query(
+            "CREATE TABLE IF NOT EXISTS public.turnout_heartbeat (id int PRIMARY KEY, at_us bigint NOT NULL); \
+             COMMENT ON TABLE public.turnout_heartbeat IS 'turnout: one row rewritten every heartbeat interval to measure lag (PostgreSQL 13)'",
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::error::Error::Setup(format!("creating the heartbeat table public.turnout_heartbeat on blue: {e}")))
+}
+
+/// Blue's clock from a change to the PostgreSQL 13 heartbeat table, if `event` is one.
+pub fn from_table(event: &turnout_decoders::ChangeEvent) -> Option<turnout_decoders::Timestamp> {
+    let (table, row) = match event {
+        turnout_decoders::ChangeEvent::Insert { table, after, .. } | turnout_decoders::ChangeEvent::Update { table, after, .. } => (table, after),
+        _ => return None,
+    };
+    if table.name.schema != "public" || table.name.name != TABLE {
+        return None;
+    }
+    let at = table.columns.iter().position(|c| c.name == "at_us")?;
+    match row.get(at)? {
+        turnout_decoders::Value::Int8(us) => Some(turnout_decoders::Timestamp(*us)),
+        _ => None,
+    }
+}
 
 /// Emits heartbeats until `shutdown` turns true.
 pub async fn run(source_url: String, slot: String, interval: Duration, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
@@ -50,7 +87,12 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
             "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us) \
              SELECT t.us, pg_current_wal_flush_lsn()::text, pg_logical_emit_message(false, 'turnout.heartbeat', t.us::text)::text FROM t"
         }
-        _ => "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8, pg_current_wal_flush_lsn()::text, ''",
+        _ => {
+            "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us), \
+                  w AS (INSERT INTO public.turnout_heartbeat (id, at_us) SELECT 1, us FROM t \
+                        ON CONFLICT (id) DO UPDATE SET at_us = EXCLUDED.at_us RETURNING at_us) \
+             SELECT (SELECT at_us FROM w), pg_current_wal_flush_lsn()::text, ''"
+        }
     };
     let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
     let mut ticker = tokio::time::interval(interval);

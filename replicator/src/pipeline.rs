@@ -265,6 +265,9 @@ impl Batcher {
                 applier.sink(stream, state, status).await?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
             }
         }
+        if let Some(ts) = crate::heartbeat::from_table(&event) {
+            status.heartbeat_received(ts);
+        }
         if let ChangeEvent::Message { prefix, content, transactional: true, .. } = &event {
             if prefix == crate::cutover::FENCE_PREFIX {
                 self.fence = Some(String::from_utf8_lossy(content).into_owned());

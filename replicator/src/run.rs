@@ -95,6 +95,7 @@ async fn run_once(config: &Config, state: &StateStore, names: &Names, status: &A
     let source = config.source_options()?;
     let target_url = config.target.url.expose();
     let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
+    crate::heartbeat::ensure_table(&mut admin).await?;
     let mut selection = select_tables(&mut admin, &config.table_filter()?).await?;
     for (field, pattern) in &selection.unmatched {
         tracing::warn!("{field} '{pattern}' matches no table on blue");

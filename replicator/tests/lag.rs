@@ -92,3 +92,18 @@ async fn heartbeats_let_an_idle_slot_advance() {
     assert!(current.bytes_since(ahead) < 1 << 20, "slot at {ahead} lags far behind {current}");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn on_postgresql_13_a_heartbeat_table_measures_lag_when_idle() {
+    let (blue, green, db) = common::pair_with(turnout_testbed::PgOptions::new(13), "CREATE TABLE t (id int PRIMARY KEY)").await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
+    // No writes of ours: only the heartbeat row changes, and lag stays measured and small.
+    wait_lag(&mut t, "idle lag on PostgreSQL 13 should settle under 1 s", |l| l < 1.0).await;
+    blue.execute(&db, "INSERT INTO t VALUES (1)").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    // The heartbeat table travels like any table.
+    let g = green.connect(&db).await.expect("green");
+    let rows: i64 = g.query_one("SELECT count(*) FROM public.turnout_heartbeat", &[]).await.expect("heartbeat table on green").get(0);
+    assert_eq!(rows, 1);
+    assert_eq!(t.sigterm(), Some(0));
+}
