@@ -294,3 +294,34 @@ async fn read_only_fence_with_a_command_switch_completes_and_blue_stays_fenced()
     assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
     assert_eq!(s.t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn read_only_fence_with_an_haproxy_switch_sends_new_connections_to_green() {
+    let (blue, green, db) = pair(SCHEMA).await;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let proxy = turnout_testbed::HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let through = format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", blue.password(), proxy.port());
+    let toml = format!(
+        "[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n",
+        proxy.admin_socket().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    assert_eq!(port_behind(&through).await, i32::from(blue.port()));
+    blue.execute(&db, "INSERT INTO t (note) SELECT 'before' FROM generate_series(1, 300)").await.expect("rows");
+    let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("switched traffic to green (haproxy)"), "{out}");
+    // New connections through haproxy reach green, which holds every row and accepts writes with
+    // ids beyond blue's.
+    assert_eq!(port_behind(&through).await, i32::from(green.port()));
+    let (c, conn) = tokio_postgres::connect(&through, tokio_postgres::NoTls).await.expect("through haproxy");
+    tokio::spawn(conn);
+    let n: i64 = c.query_one("SELECT count(*) FROM t WHERE note = 'before'", &[]).await.expect("count").get(0);
+    assert_eq!(n, 300);
+    c.batch_execute("INSERT INTO t (note) VALUES ('after')").await.expect("green takes writes without key collisions");
+    assert_eq!(t.sigterm(), Some(0));
+}
