@@ -259,6 +259,7 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     }
     s.t.kill9();
     let mut child = child;
+    let _ = child.kill();
     let _ = child.wait();
     assert!(admin.is_paused(&s.db).await.expect("show"), "the fence must still be up after the crash");
     g.batch_execute("ROLLBACK").await.expect("unlock");
@@ -324,4 +325,53 @@ async fn read_only_fence_with_an_haproxy_switch_sends_new_connections_to_green()
     assert_eq!(n, 300);
     c.batch_execute("INSERT INTO t (note) VALUES ('after')").await.expect("green takes writes without key collisions");
     assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let started = dir.path().join("started");
+    let switched = dir.path().join("switched-to");
+    // First run: mark the start and hang (turnout is killed meanwhile). Any later run: finish at once.
+    let script = dir.path().join("switch.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e '{s}' ]; then printf '%s' \"$TURNOUT_GREEN_URL\" > '{w}'; exit 0; fi\ntouch '{s}'\nexec sleep 20\n",
+            s = started.display(),
+            w = switched.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let extra = format!("[cutover.command]\nargv = [\"{}\"]\n", script.display());
+    let mut s = setup("pgbouncer", "command", &extra).await;
+    let config = s.t.config_path().to_path_buf();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(&config)
+        .args(["--when-lag", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cutover");
+    let deadline = Instant::now() + WAIT;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the switch never started\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.t.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!switched.exists());
+    // Restart: the journal says the switch had begun (green was already proven complete), so it is
+    // completed, not undone — and this stream no longer replicates.
+    s.t.start();
+    assert_eq!(common::wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("the switch to green was completed"), "{}", s.t.log_text());
+    let url = std::fs::read_to_string(&switched).expect("the switch was completed");
+    assert!(url.contains(&format!(":{}/", s.green.port())), "{url}");
+    // Blue stays fenced (pgbouncer paused): never both writable.
+    let admin = turnout_cutover::PgBouncerAdmin::from_url(&s.bouncer.admin_url()).expect("admin");
+    assert!(admin.is_paused(&s.db).await.expect("show"), "blue must stay fenced after the switch");
 }
