@@ -206,6 +206,8 @@ struct Batcher {
     applied_floor: Lsn,
     /// A cutover sentinel seen in the transaction being received.
     fence: Option<String>,
+    /// The newest XLogData start (or heartbeat position) received.
+    last_start: Lsn,
 }
 
 impl Batcher {
@@ -242,16 +244,11 @@ impl Batcher {
         };
         let Some(event) = self.decoder.decode(&data).map_err(Error::Source)? else { return Ok(()) };
         tracing::trace!(?event, "event");
+        self.last_start = self.last_start.max(wal_start);
         if let ChangeEvent::Heartbeat { ts, position } = &event {
             status.heartbeat_received(*ts);
-            // Nothing received is waiting to be applied or flushed: everything before this heartbeat is
-            // durable on green, so blue may release the WAL before it (an idle slot keeps advancing).
-            let idle = self.assembler.is_idle() && self.batch.is_empty() && applier.inflight.is_none() && !applier.unflushed();
-            if idle {
-                let Position::Pg(message_lsn) = *position;
-                let at = wal_start.max(message_lsn);
-                stream.set_positions(StandbyPositions { write: at, flush: at, apply: at });
-            }
+            let Position::Pg(message_lsn) = *position;
+            self.last_start = self.last_start.max(message_lsn);
         }
         if let ChangeEvent::Relation(schema) = &event {
             let ddl = applier.sink(stream, state, status).await?.schema_changes(schema).await.map_err(Error::Sink)?;
@@ -344,6 +341,7 @@ pub async fn stream(
         deadline: None,
         applied_floor: start_at,
         fence: None,
+        last_start: start_at,
     };
     let mut applier =
         Applier { idle: Some(sink), inflight: None, started: Instant::now(), last_flush: Instant::now(), committed: start_at, durable: start_at };
@@ -356,6 +354,14 @@ pub async fn stream(
         }
         if applier.inflight.is_none() && b.batch.is_empty() && applier.flush_wanted() {
             applier.start_flush()?;
+        }
+        // Nothing received is waiting to be applied or flushed and no transaction is open: everything
+        // before the newest message received is durable on green, so blue may release that WAL (an idle
+        // slot keeps advancing on heartbeats, and a shutting-down blue gets the confirmation it waits for).
+        let idle = applier.inflight.is_none() && b.batch.is_empty() && !applier.unflushed() && b.assembler.is_idle();
+        if idle && b.last_start > applier.durable && stream.reported().flush < b.last_start {
+            let at = b.last_start;
+            stream.set_positions(StandbyPositions { write: at, flush: at, apply: at });
         }
         // Receiving pauses while the next batch is full and the current one is still being applied.
         let receive = b.batch_rows < budgets.batch_rows;
