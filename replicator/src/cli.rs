@@ -1,5 +1,5 @@
-//! The command line of DESIGN.md. Commands that are not built yet are still listed so that `--help`
-//! shows the whole contract; running them says so and exits with [`EXIT_NOT_BUILT`].
+//! The command line of DESIGN.md. [`EXIT_NOT_BUILT`] (69) is reserved for a command of the contract
+//! that a build does not implement.
 
 use crate::duration::parse_duration;
 use clap::{Args, Parser, Subcommand};
@@ -62,7 +62,7 @@ pub enum Command {
     },
     /// Preflight: check that replication can start (changes nothing). Exit 0 only when it can.
     Check(ConfigArg),
-    /// Compare table contents of blue and green. [not built yet]
+    /// Compare table contents of blue and green (row counts and a digest of every row).
     Verify {
         #[command(flatten)]
         config: ConfigArg,

@@ -24,5 +24,6 @@ pub mod snapshot;
 pub mod spill;
 pub mod state;
 pub mod status;
+pub mod verify;
 
 pub use error::Error;

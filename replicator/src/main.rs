@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use std::io::Write;
-use turnout::cli::{normalize_args, Cli, Command, EXIT_CONFIG, EXIT_FAILED, EXIT_NOT_BUILT};
+use turnout::cli::{normalize_args, Cli, Command, EXIT_CONFIG, EXIT_FAILED};
 use turnout::config::Config;
 
 fn main() {
@@ -130,13 +130,33 @@ async fn run(command: Command) -> i32 {
             tokio::task::spawn_blocking(move || turnout::control::cutover(&config, &request)).await.unwrap_or(EXIT_FAILED)
         }
         Command::Demo => turnout::demo::run().await,
-        other => {
-            eprintln!(
-                "turnout: `turnout {}` is part of the command-line contract but is not built yet in this version; \
-                 see the README for what works today",
-                other.name()
-            );
-            EXIT_NOT_BUILT
+        Command::Verify { config, table } => {
+            let config = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match turnout::verify::run(&config, table.as_deref()).await {
+                Ok(checks) => {
+                    for c in &checks {
+                        if c.equal {
+                            println!("ok       {} ({} rows)", c.table, c.blue_rows);
+                        } else {
+                            println!("DIFFERS  {} (blue {} rows, green {} rows)", c.table, c.blue_rows, c.green_rows);
+                        }
+                    }
+                    let differ = checks.iter().filter(|c| !c.equal).count();
+                    println!("{} tables compared, {differ} differ", checks.len());
+                    if differ == 0 {
+                        0
+                    } else {
+                        EXIT_FAILED
+                    }
+                }
+                Err(e) => {
+                    eprintln!("turnout: {e}");
+                    EXIT_FAILED
+                }
+            }
         }
     }
 }

@@ -571,3 +571,33 @@ async fn green_crashing_under_load_loses_only_unacknowledged_commits_which_are_s
     assert_eq!(n, 3000);
     assert_eq!(t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn verify_finds_equal_tables_equal_and_names_a_table_that_differs() {
+    let (blue, green, db) = pair("CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (n int, note text); ALTER TABLE b REPLICA IDENTITY FULL").await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
+    blue.execute(&db, "INSERT INTO a SELECT g, 'v' || g FROM generate_series(1, 1000) g; INSERT INTO b VALUES (1, 'x'), (1, 'x'), (2, NULL)")
+        .await
+        .expect("rows");
+    assert_converges(&blue, &green, &db, &["a", "b"], &mut t).await;
+    let verify = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(["verify", "--config"])
+            .arg(t.config_path())
+            .args(args)
+            .output()
+            .expect("verify");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = verify(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok       \"public\".\"a\" (1000 rows)") && out.contains("0 differ"), "{out}");
+    // One changed value on green (row count unchanged) is found, and named.
+    green.execute(&db, "UPDATE a SET v = 'changed' WHERE id = 500").await.expect("tamper");
+    let (code, out) = verify(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("DIFFERS  \"public\".\"a\" (blue 1000 rows, green 1000 rows)") && out.contains("1 differ"), "{out}");
+    let (code, out) = verify(&["--table", "public.b"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(t.sigterm(), Some(0));
+}
