@@ -43,6 +43,15 @@ pub async fn connect(url: &str) -> Result<Client, SinkError> {
 
 /// As [`connect`], from parsed options.
 pub async fn connect_with(opts: &ConnectOptions) -> Result<Client, SinkError> {
+    let client = open(opts).await?;
+    client.batch_execute(SESSION_SETTINGS).await.map_err(SinkError::target("setting session parameters"))?;
+    Ok(client)
+}
+
+/// Opens a plain session (TLS as `sslmode` says) without turnout's session settings — for servers
+/// that accept no `SET`, such as pgbouncer's admin console. A TLS setup problem is
+/// [`SinkError::Config`]; a refused or failed connection is [`SinkError::Target`].
+pub async fn open(opts: &ConnectOptions) -> Result<Client, SinkError> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(&opts.host)
@@ -60,19 +69,17 @@ pub async fn connect_with(opts: &ConnectOptions) -> Result<Client, SinkError> {
         config.password(pw);
     }
     let context = format!("connecting to {}", opts.redacted());
-    let client = if opts.ssl_mode == SslMode::Disable {
+    if opts.ssl_mode == SslMode::Disable {
         let (client, connection) = config.connect(NoTls).await.map_err(SinkError::target(context))?;
         drive(connection);
-        client
+        Ok(client)
     } else {
         let tls = tls_client_config(opts).map_err(|e| SinkError::Config(e.to_string()))?;
         let (client, connection) =
             config.connect(MakeRustlsConnect::new((*tls).clone())).await.map_err(SinkError::target(context))?;
         drive(connection);
-        client
-    };
-    client.batch_execute(SESSION_SETTINGS).await.map_err(SinkError::target("setting session parameters"))?;
-    Ok(client)
+        Ok(client)
+    }
 }
 
 /// Runs a session's connection in the background until it closes.
