@@ -86,23 +86,36 @@ struct Applier {
 }
 
 impl Applier {
+    /// Hands the idle sink to a task running `work`, which gives it back with the committed and (when
+    /// it flushed) durable positions; [`Applier::complete`] takes it back.
+    fn launch<Fut>(&mut self, transactions: usize, rows: usize, work: impl FnOnce(PgSink) -> Fut) -> Result<(), Error>
+    where
+        Fut: std::future::Future<Output = (PgSink, Result<(Lsn, Option<Lsn>), Error>)> + Send + 'static,
+    {
+        let sink = self.idle.take().ok_or_else(|| Error::Setup("internal: the sink was asked to work while busy".into()))?;
+        let work = work(sink);
+        self.inflight = Some(tokio::spawn(async move {
+            let (sink, result) = work.await;
+            (sink, transactions, rows, result)
+        }));
+        Ok(())
+    }
+
     /// Starts applying `batch` (the sink must be idle).
     fn start(&mut self, batch: Vec<Transaction>) -> Result<(), Error> {
-        let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
         let rows = batch.iter().map(rows_of).sum();
         tracing::debug!(transactions = batch.len(), rows, first = %batch[0].commit_end, "applying batch");
         self.started = Instant::now();
         let flush = self.flush_due();
-        self.inflight = Some(tokio::spawn(async move {
+        self.launch(batch.len(), rows, move |mut sink| async move {
             let r = async {
                 let committed = sink.apply(&batch).await.map_err(Error::Sink)?.position;
                 let durable = if flush { Some(sink.flush().await.map_err(Error::Sink)?.position) } else { None };
                 Ok((committed, durable))
             }
             .await;
-            (sink, batch.len(), rows, r)
-        }));
-        Ok(())
+            (sink, r)
+        })
     }
 
     /// True (and the clock restarted) when the next apply should also flush green's WAL.
@@ -116,14 +129,12 @@ impl Applier {
 
     /// Starts flushing green's WAL (the sink must be idle) so that every commit becomes durable.
     fn start_flush(&mut self) -> Result<(), Error> {
-        let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: flush started while an apply runs".into()))?;
         let committed = self.committed;
         self.last_flush = Instant::now();
-        self.inflight = Some(tokio::spawn(async move {
+        self.launch(0, 0, move |mut sink| async move {
             let r = sink.flush().await.map(|d| (committed, Some(d.position))).map_err(Error::Sink);
-            (sink, 0, 0, r)
-        }));
-        Ok(())
+            (sink, r)
+        })
     }
 
     /// True when commits exist that are not yet flushed.
@@ -139,21 +150,19 @@ impl Applier {
 
     /// Starts applying a spilled transaction (the sink must be idle); its chunks are deleted after.
     fn start_spilled(&mut self, tx: SpilledTransaction, state: StateStore) -> Result<(), Error> {
-        let mut sink = self.idle.take().ok_or_else(|| Error::Setup("internal: apply started while another runs".into()))?;
         let rows = tx.spilled.rows();
         tracing::info!(rows, chunks = tx.spilled.chunks(), commit = %tx.commit_end, "applying a spilled transaction");
         self.started = Instant::now();
         self.last_flush = Instant::now();
-        self.inflight = Some(tokio::spawn(async move {
+        self.launch(1, rows, move |mut sink| async move {
             let r = async {
                 let committed = apply_spilled(&mut sink, &tx, &state).await?;
                 tx.spilled.discard(&state)?;
                 Ok((committed, Some(sink.flush().await.map_err(Error::Sink)?.position)))
             }
             .await;
-            (sink, 1, rows, r)
-        }));
-        Ok(())
+            (sink, r)
+        })
     }
 
     /// Waits for the batch in flight (if any) and records it as durable.
