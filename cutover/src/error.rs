@@ -158,26 +158,7 @@ impl CutoverError {
     }
 }
 
-/// A driver error with what the server said (tokio-postgres' own `Display` stops at "db error").
-pub(crate) fn describe_sql_error(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
-        if let Some(d) = db.detail() {
-            s.push_str(&format!("; detail: {d}"));
-        }
-        if let Some(h) = db.hint() {
-            s.push_str(&format!("; hint: {h}"));
-        }
-        return s;
-    }
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        s.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    s
-}
+pub(crate) use turnout_sinks::pg::describe_error as describe_sql_error;
 
 /// Advice for the SQLSTATEs an operator can fix.
 fn fix_for(e: &tokio_postgres::Error) -> Option<String> {

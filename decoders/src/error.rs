@@ -99,7 +99,7 @@ impl DecodeError {
         match self {
             DecodeError::Io { .. } | DecodeError::Closed(_) => ErrorClass::Transient,
             DecodeError::UnknownRelation { .. } | DecodeError::ColumnCountMismatch { .. } => ErrorClass::Resync,
-            DecodeError::Server(e) => server_error_class(&e.code),
+            DecodeError::Server(e) => ErrorClass::of_sqlstate(&e.code),
             DecodeError::Malformed { .. }
             | DecodeError::BadValue { .. }
             | DecodeError::Config { .. }
@@ -118,8 +118,17 @@ impl DecodeError {
     }
 }
 
-/// Classifies a SQLSTATE from the source (PostgreSQL appendix A, "Error Codes").
-fn server_error_class(code: &str) -> ErrorClass {
+impl ErrorClass {
+    /// Classifies a PostgreSQL SQLSTATE (PostgreSQL appendix A, "Error Codes"): connection
+    /// exceptions, serialization failures and deadlocks, shutdowns and too many connections, and an
+    /// object (slot, origin) still held by a session that is going away are transient; everything
+    /// else needs the operator.
+    pub fn of_sqlstate(code: &str) -> ErrorClass {
+        sqlstate_class(code)
+    }
+}
+
+fn sqlstate_class(code: &str) -> ErrorClass {
     match code {
         // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
         "57P01" | "57P02" | "57P03" | "53300" => ErrorClass::Transient,

@@ -109,6 +109,10 @@ pub struct SourceConfig {
     pub url: Secret,
     /// How often a heartbeat is written on blue (e.g. `"100ms"`, the default).
     pub heartbeat_interval: Option<String>,
+    /// The `pg_dump` used to copy the schema when green lacks the tables; it must be at least blue's
+    /// major version. Default: the newest found under `/usr/lib/postgresql/*/bin`, `PATH` and
+    /// turnout's tool cache.
+    pub pg_dump: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

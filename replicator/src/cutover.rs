@@ -209,7 +209,7 @@ impl Controller {
         self.journal(&mut journal, Step::Waiting, None)?;
         let blue = blue_session(&self.config).await?;
         let supported: bool =
-            blue.query_one("SELECT current_setting('server_version_num')::int >= 140000", &[]).await.map_err(sql("reading blue's version"))?.get(0);
+            blue.query_one("SELECT current_setting('server_version_num')::int >= 140000", &[]).await.map_err(Error::blue("reading the server version"))?.get(0);
         if !supported {
             return self.fail(&mut journal, "cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into());
         }
@@ -356,10 +356,6 @@ fn new_id() -> String {
 
 fn cutover_error(e: turnout_cutover::CutoverError) -> Error {
     Error::Setup(e.to_string())
-}
-
-fn sql(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
-    move |e| Error::Setup(format!("{context}: {e}"))
 }
 
 /// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences.

@@ -156,7 +156,7 @@ async fn initial_snapshot(
             green_client
                 .batch_execute(&format!("TRUNCATE {}", present.join(", ")))
                 .await
-                .map_err(|e| Error::Setup(format!("emptying green tables of the unfinished snapshot: {e}")))?;
+                .map_err(Error::green("emptying the tables of the unfinished snapshot"))?;
         }
         state.reset_snapshot()?;
     } else if setup::slot_exists(admin, &names.slot).await? {
@@ -172,7 +172,7 @@ async fn initial_snapshot(
     // An earlier, interrupted attempt may have created the tables itself: then it still owes the
     // indexes and constraints (post-data) once the copy is done.
     let owned_schema = state.schema_copied()?;
-    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(None, blue_major)?) } else { None };
+    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major)?) } else { None };
     if !copy_schema && !missing.is_empty() {
         return Err(Error::Setup(format!(
             "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
@@ -199,7 +199,7 @@ async fn initial_snapshot(
             let row = green_client
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[])
                 .await
-                .map_err(|e| Error::Setup(format!("green: reading {t}: {e}")))?;
+                .map_err(Error::green(format!("reading {t}")))?;
             if row.get::<_, bool>(0) {
                 return Err(Error::Setup(format!(
                     "green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)"

@@ -201,43 +201,75 @@ pub async fn drop_slot(conn: &mut PgConnection, slot: &str) -> Result<(), Error>
     Ok(())
 }
 
-/// Finds a `pg_dump` whose major version is at least `min_major`: the configured path, then the
-/// system's PostgreSQL installations (newest first), then `PATH`.
+/// The major version a `pg_dump` reports (`pg_dump (PostgreSQL) 18.6` → 18), if it runs.
+fn pg_dump_major(p: &Path) -> Option<u32> {
+    let out = Command::new(p).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().find_map(|w| w.split('.').next()?.parse().ok())
+}
+
+/// Every `pg_dump` turnout can find without configuration: the system's PostgreSQL installations
+/// (`/usr/lib/postgresql/*/bin`, `/usr/pgsql-*/bin`), `PATH`, and client builds in the tool cache
+/// (`pgclient*/…/bin`), each with its major version.
+fn pg_dump_candidates() -> Vec<(u32, PathBuf)> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for (dir, nested) in [("/usr/lib/postgresql", "bin/pg_dump"), ("/usr", "bin/pg_dump")] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if dir == "/usr/lib/postgresql" || name.starts_with("pgsql-") {
+                paths.push(e.path().join(nested));
+            }
+        }
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        paths.push(dir.join("pg_dump"));
+    }
+    // The same cache `turnout demo` and the test harness install client builds into.
+    let cache = turnout_testbed::cache_dir();
+    for e in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("pgclient") {
+            // The extracted wheel: pgclientNN/<package>/pginstall/bin/pg_dump.
+            for pkg in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                paths.push(pkg.path().join("pginstall/bin/pg_dump"));
+            }
+        }
+    }
+    let mut found: Vec<(u32, PathBuf)> = paths.into_iter().filter(|p| p.is_file()).filter_map(|p| Some((pg_dump_major(&p)?, p))).collect();
+    // Oldest first (stable: among equals, the order searched).
+    found.sort_by_key(|c| c.0);
+    found
+}
+
+/// Finds a `pg_dump` whose major version is at least `min_major` (pg_dump refuses to dump a newer
+/// server): `source.pg_dump` when set, else the oldest of [`pg_dump_candidates`] that is new enough —
+/// the version whose output is meant for servers like blue, and least likely to use syntax an older
+/// green lacks.
 pub fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<PathBuf, Error> {
-    let major_of = |p: &Path| -> Option<u32> {
-        let out = Command::new(p).arg("--version").output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.split_whitespace().find_map(|w| w.split('.').next()?.parse().ok())
-    };
     if let Some(p) = configured {
-        return match major_of(p) {
+        return match pg_dump_major(p) {
             Some(m) if m >= min_major => Ok(p.to_path_buf()),
-            Some(m) => Err(Error::Setup(format!("source.pg_dump {} is version {m}, older than blue ({min_major}); install postgresql-client-{min_major} or newer", p.display()))),
-            None => Err(Error::Setup(format!("source.pg_dump {} cannot be run", p.display()))),
+            Some(m) => Err(Error::Setup(format!(
+                "source.pg_dump {} is version {m}, older than blue ({min_major}); point source.pg_dump at a pg_dump {min_major} or \
+                 newer (Debian/Ubuntu: apt-get install postgresql-client-{min_major} from apt.postgresql.org)",
+                p.display()
+            ))),
+            None => Err(Error::Setup(format!("source.pg_dump {} cannot be run; check the path and that it is executable", p.display()))),
         };
     }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let major: u32 = e.file_name().to_str()?.parse().ok()?;
-            let p = e.path().join("bin/pg_dump");
-            p.exists().then_some((major, p))
-        })
-        .collect();
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
-    if let Some((_, p)) = candidates.into_iter().find(|(m, _)| *m >= min_major) {
-        return Ok(p);
+    let candidates = pg_dump_candidates();
+    if let Some((_, p)) = candidates.iter().find(|(m, _)| *m >= min_major) {
+        return Ok(p.clone());
     }
-    let on_path = PathBuf::from("pg_dump");
-    match major_of(&on_path) {
-        Some(m) if m >= min_major => Ok(on_path),
-        _ => Err(Error::Setup(format!(
-            "green lacks blue's tables and no pg_dump of version {min_major} or newer was found to copy the schema; \
-             install postgresql-client-{min_major} (or newer), or set source.pg_dump, or create the tables on green yourself"
-        ))),
-    }
+    let seen = if candidates.is_empty() {
+        "none was found".to_string()
+    } else {
+        format!("found only {}", candidates.iter().map(|(m, p)| format!("{} ({m})", p.display())).collect::<Vec<_>>().join(", "))
+    };
+    Err(Error::Setup(format!(
+        "green lacks blue's tables and copying the schema needs a pg_dump of version {min_major} or newer ({seen}); \
+         install postgresql-client-{min_major} or newer, or set source.pg_dump = \"/path/to/pg_dump\" in the config, \
+         or create the tables on green yourself"
+    )))
 }
 
 /// Runs `pg_dump --schema-only --section=SECTION` against blue and returns SQL runnable through a
@@ -280,7 +312,7 @@ pub async fn existing_on_green(green: &tokio_postgres::Client, tables: &[TableNa
         let row = green
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.quoted()])
             .await
-            .map_err(|e| Error::Setup(format!("looking up {t} on green: {e}")))?;
+            .map_err(Error::green(format!("looking up {t}")))?;
         out.push(row.get(0));
     }
     Ok(out)
@@ -317,12 +349,10 @@ fn entry_name(entry: &str) -> String {
     }
 }
 
-/// The server's message of a failed statement (the driver's own text says only "db error").
+/// The server's message of a failed statement, with SQLSTATE, detail and hint (the driver's own text
+/// says only "db error").
 fn db_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
-    }
+    turnout_sinks::pg::describe_error(e)
 }
 
 /// Whether a failed dump entry refers to something a table filter left out: undefined_table,
@@ -331,11 +361,47 @@ fn refers_to_left_out(e: &tokio_postgres::Error) -> bool {
     matches!(e.code().map(|c| c.code()), Some("42P01" | "42704" | "42883"))
 }
 
+/// Removes from a pg_dump script the session settings green does not know: pg_dump writes the
+/// `SET` lines of its own version (`SET transaction_timeout = 0` from pg_dump 17+), which an older
+/// green rejects. Only top-level `SET name = …;` lines naming a parameter absent from green's
+/// `pg_settings` are dropped (each logged); everything else runs as dumped, so a real
+/// incompatibility still fails, naming the dump entry.
+pub async fn adapt_to_green(green: &tokio_postgres::Client, sql: &str) -> Result<String, Error> {
+    let rows = green
+        .query("SELECT name FROM pg_settings", &[])
+        .await
+        .map_err(Error::green("reading pg_settings"))?;
+    let known: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0).to_ascii_lowercase()).collect();
+    Ok(drop_unknown_settings(sql, &known))
+}
+
+fn drop_unknown_settings(sql: &str, known: &std::collections::HashSet<String>) -> String {
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.lines() {
+        let setting = line
+            .strip_prefix("SET ")
+            .and_then(|rest| rest.split_once(" = ").or_else(|| rest.split_once(" TO ")))
+            .map(|(name, _)| name.trim().to_ascii_lowercase())
+            .filter(|name| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'));
+        match setting {
+            Some(name) if !known.contains(&name) => {
+                tracing::info!("schema copy: green does not know the setting {name}; skipping `{line}`");
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// Runs pg_dump's pre-data section (types, tables, sequences) on green in one transaction. With
 /// `filtered` (a `[tables]` filter left tables out of the dump), an entry that fails because it
 /// refers to a left-out table — a view over it, an inheritance child — is skipped with a warning
 /// naming it, and the rest still runs; the caller must then check that every selected table exists.
 pub async fn apply_pre_data(green: &tokio_postgres::Client, sql: &str, filtered: bool) -> Result<(), Error> {
+    let sql = &adapt_to_green(green, sql).await?;
     let fail = |e: tokio_postgres::Error| Error::Setup(format!("creating the schema on green: {}", db_message(&e)));
     if !filtered {
         return green.batch_execute(sql).await.map_err(fail);
@@ -364,6 +430,7 @@ pub async fn apply_pre_data(green: &tokio_postgres::Client, sql: &str, filtered:
 /// entries that already exist are skipped. With `filtered`, entries referring to a table that is
 /// not replicated (a foreign key to it) are skipped with a warning naming them.
 pub async fn apply_post_data(green: &tokio_postgres::Client, sql: &str, tolerate_existing: bool, filtered: bool) -> Result<(), Error> {
+    let sql = &adapt_to_green(green, sql).await?;
     for entry in dump_entries(sql) {
         match green.batch_execute(&entry).await {
             Ok(()) => {}
@@ -390,6 +457,15 @@ mod tests {
         --\n-- Name: totals; Type: VIEW; Schema: public; Owner: -\n--\n\nCREATE VIEW public.totals AS SELECT 1;\n\n\
         --\n-- Name: invoices invoices_old_id_fkey; Type: FK CONSTRAINT; Schema: sales; Owner: -\n--\n\n\
         ALTER TABLE ONLY sales.invoices ADD CONSTRAINT invoices_old_id_fkey FOREIGN KEY (old_id) REFERENCES archive.old(id);\n";
+
+    #[test]
+    fn settings_an_older_green_lacks_are_dropped_and_the_rest_kept() {
+        let known: std::collections::HashSet<String> = ["statement_timeout", "search_path"].iter().map(|s| s.to_string()).collect();
+        let sql = "SET statement_timeout = 0;\nSET transaction_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n\
+                   CREATE TABLE t (\"SET x = 1\" int);\n";
+        let out = drop_unknown_settings(sql, &known);
+        assert_eq!(out, "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\nCREATE TABLE t (\"SET x = 1\" int);\n");
+    }
 
     #[test]
     fn a_dump_splits_into_entries_named_by_their_header() {

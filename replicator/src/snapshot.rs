@@ -33,7 +33,7 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], spli
                 &[&t.quoted()],
             )
             .await
-            .map_err(|e| Error::Setup(format!("reading the size of {t} on blue: {e}")))?;
+            .map_err(Error::blue(format!("reading the size of {t}")))?;
         let pages = u64::try_from(size.get::<_, i64>(0)).unwrap_or(0);
         let rows = blue
             .query(
@@ -42,7 +42,7 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], spli
                 &[&t.quoted()],
             )
             .await
-            .map_err(|e| Error::Setup(format!("reading the columns of {t} on blue: {e}")))?;
+            .map_err(Error::blue(format!("reading the columns of {t}")))?;
         let columns: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         if split_pages == 0 || pages <= split_pages {
             out.push(CopyTable { name: t.clone(), columns, pages: None });
@@ -118,12 +118,12 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
         snapshot.replace('\'', "''")
     ))
     .await
-    .map_err(|e| Error::Setup(format!("importing snapshot {snapshot} for {name}: {e}")))?;
+    .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
     let green = green_connect(target_url).await.map_err(Error::Sink)?;
     green
         .batch_execute("SET session_replication_role = replica")
         .await
-        .map_err(|e| Error::Setup(format!("green: SET session_replication_role: {e}")))?;
+        .map_err(Error::green("SET session_replication_role"))?;
     let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
     let col_list = cols.join(", ");
     let filter = match t.pages {
@@ -133,8 +133,8 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
     };
     let out_sql = format!("COPY (SELECT {col_list} FROM {}{filter}) TO STDOUT", t.name.quoted());
     let in_sql = format!("COPY {} ({col_list}) FROM STDIN", t.name.quoted());
-    let reader = blue.copy_out(&out_sql).await.map_err(|e| Error::Setup(format!("blue: {out_sql}: {e}")))?;
-    let writer = green.copy_in(&in_sql).await.map_err(|e| Error::Setup(format!("green: {in_sql}: {e}")))?;
+    let reader = blue.copy_out(&out_sql).await.map_err(Error::blue(format!("`{out_sql}`")))?;
+    let writer = green.copy_in(&in_sql).await.map_err(Error::green(format!("`{in_sql}`")))?;
     futures_util::pin_mut!(reader);
     futures_util::pin_mut!(writer);
     // COPY OUT yields one message per row; forward them in large writes, not one network write each.
@@ -143,7 +143,7 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
     let mut pending = bytes::BytesMut::with_capacity(FLUSH_AT + 64 * 1024);
     let mut pending_rows: u64 = 0;
     loop {
-        let chunk = reader.try_next().await.map_err(|e| Error::Setup(format!("blue: reading {name}: {e}")))?;
+        let chunk = reader.try_next().await.map_err(Error::blue(format!("reading {name}")))?;
         if let Some(chunk) = &chunk {
             pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
             pending.extend_from_slice(chunk);
@@ -153,14 +153,14 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
             status.table_progress(&name, pending_rows, pending.len() as u64);
             rows += pending_rows;
             pending_rows = 0;
-            writer.send(pending.split().freeze()).await.map_err(|e| Error::Setup(format!("green: writing {name}: {e}")))?;
+            writer.send(pending.split().freeze()).await.map_err(Error::green(format!("writing {name}")))?;
         }
         if end {
             break;
         }
     }
-    let written = writer.finish().await.map_err(|e| Error::Setup(format!("green: finishing {name}: {e}")))?;
-    blue.batch_execute("COMMIT").await.map_err(|e| Error::Setup(format!("blue: {e}")))?;
+    let written = writer.finish().await.map_err(Error::green(format!("finishing {name}")))?;
+    blue.batch_execute("COMMIT").await.map_err(Error::blue("committing the snapshot transaction"))?;
     Ok(written.max(rows))
 }
 

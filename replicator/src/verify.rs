@@ -6,7 +6,7 @@
 //! (after a cutover, or with writes paused); on a live blue, a difference may only be lag. Read-only.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Side};
 use tokio_postgres::Client;
 use turnout_decoders::pg::PgConnection;
 use turnout_decoders::TableName;
@@ -20,11 +20,18 @@ pub struct TableCheck {
     pub equal: bool,
 }
 
-async fn digest(client: &Client, table: &str, side: &str) -> Result<(i64, String), Error> {
+/// The digest statement for one table. The row is taken as `ROW(r.*)`: a reference `r.*` always names
+/// the table alias, whereas a bare `r` would name a column called `r` if the table has one.
+fn digest_sql(table: &str) -> String {
+    format!("SELECT count(*), COALESCE(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT md5(ROW(r.*)::text) AS h FROM {table} r) d")
+}
+
+async fn digest(client: &Client, table: &str, side: Side) -> Result<(i64, String), Error> {
+    let context = format!("reading {table}");
     let row = client
-        .query_one(&format!("SELECT count(*), COALESCE(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT md5(x::text) AS h FROM {table} x) d"), &[])
+        .query_one(&digest_sql(table), &[])
         .await
-        .map_err(|e| Error::Setup(format!("reading {table} on {side}: {e}")))?;
+        .map_err(|source| Error::Sql { side, context, source })?;
     Ok((row.get(0), row.get(1)))
 }
 
@@ -51,7 +58,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
     let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
-        let (b, g) = tokio::try_join!(digest(&blue, &table, "blue"), digest(&green, &table, "green"))?;
+        let (b, g) = tokio::try_join!(digest(&blue, &table, Side::Blue), digest(&green, &table, Side::Green))?;
         out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table });
     }
     Ok(out)

@@ -7,8 +7,9 @@ use turnout_decoders::ErrorClass;
 /// the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// The target reported an error or the connection failed.
-    #[error("green: {context}: {source}")]
+    /// The target reported an error or the connection failed. Shown with the server's message,
+    /// SQLSTATE, detail, hint and context (see [`describe_pg_error`]).
+    #[error("green: {context}: {}", describe_pg_error(.source))]
     Target { context: String, #[source] source: tokio_postgres::Error },
     /// A value cannot be written (e.g. a binary-format value of an unknown type).
     #[error("green: column {column} of {table}: {reason}")]
@@ -22,6 +23,57 @@ pub enum SinkError {
     /// The target's recorded progress is ahead of what this process believed, or similar.
     #[error("green: {0}")]
     Progress(String),
+}
+
+/// A PostgreSQL client error as an operator needs to read it: the server's severity, message and
+/// SQLSTATE, then its detail, hint, context (`where`) and the table, column and constraint it names;
+/// for a failure without a server message (connection, TLS, protocol) the whole chain of causes.
+/// The driver's own `Display` says only "db error".
+pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        for (label, part) in [("detail", db.detail()), ("hint", db.hint()), ("where", db.where_())] {
+            if let Some(text) = part {
+                s.push_str(&format!("; {label}: {text}"));
+            }
+        }
+        let object: Vec<String> = [("schema", db.schema()), ("table", db.table()), ("column", db.column()), ("constraint", db.constraint())]
+            .into_iter()
+            .filter_map(|(label, v)| v.map(|v| format!("{label} {v}")))
+            .collect();
+        if !object.is_empty() {
+            s.push_str(&format!(" [{}]", object.join(", ")));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
+/// What to do about a tokio-postgres error: by SQLSTATE when the server sent one
+/// ([`ErrorClass::of_sqlstate`]); without one, transient only when the connection itself broke (closed,
+/// or an I/O error underneath) — a TLS or configuration problem, a value that did not convert or an
+/// unexpected reply will not go away by retrying.
+pub fn classify_pg(e: &tokio_postgres::Error) -> ErrorClass {
+    if let Some(code) = e.code() {
+        return ErrorClass::of_sqlstate(code.code());
+    }
+    if e.is_closed() {
+        return ErrorClass::Transient;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some() {
+            return ErrorClass::Transient;
+        }
+        cause = c.source();
+    }
+    ErrorClass::Fatal
 }
 
 impl SinkError {
@@ -42,12 +94,9 @@ impl SinkError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SinkError::Target { source, .. } => match source.code().map(|c| c.code()) {
-                // connection errors, serialization failure, deadlock, shutdown, too many connections
-                None => ErrorClass::Transient,
-                Some(c) if c.starts_with("08") || c.starts_with("40") || c.starts_with("57P") || c == "53300" => ErrorClass::Transient,
                 // The replication origin is still held by the session of a process that just died.
-                Some("55000" | "55006") => ErrorClass::Transient,
-                Some(_) => ErrorClass::Fatal,
+                Some("55000") => ErrorClass::Transient,
+                _ => classify_pg(source),
             },
             SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) | SinkError::Config(_) => ErrorClass::Fatal,
         }

@@ -27,6 +27,6 @@ pub use error::TestbedError;
 pub use haproxy::HaProxy;
 pub use mariadb::MariaDbServer;
 pub use pgbouncer::PgBouncer;
-pub use postgres::{PgOptions, PgServer};
+pub use postgres::{client_bin_dir, PgOptions, PgServer};
 pub use process::{cache_dir, free_port, random_token};
 pub use tls::TestCertificates;

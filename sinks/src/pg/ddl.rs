@@ -8,31 +8,79 @@
 use super::qualified;
 use crate::error::SinkError;
 use tokio_postgres::Client;
-use turnout_decoders::schema::{quote_ident, TableSchema};
+use turnout_decoders::pg::types::oid;
+use turnout_decoders::schema::{quote_ident, Column, TableSchema};
 
-/// Type OIDs below this are built in and identical on every PostgreSQL server.
-const FIRST_NORMAL_OID: u32 = 16384;
+/// Type OIDs below this are created by initdb from the catalog sources and are the same on every
+/// server (`FirstGenbkiObjectId`). pgoutput names every other type in a Type message.
+const FIRST_GENBKI_OID: u32 = 10_000;
 
 struct GreenColumn {
     name: String,
-    type_oid: u32,
-    type_name: String,
-    qualified_type: String,
+    /// The column's type with domains followed to their base type (as pgoutput reports it).
+    base_oid: u32,
+    /// `namespace.typname` of that base type, unquoted.
+    base_name: String,
+    /// The column's declared type with its modifier, for messages.
+    display: String,
+    typmod: i32,
     optional: bool,
+}
+
+/// Green's columns; each type is followed through domains (domains over domains too) to its base type,
+/// because that is what blue's Relation message carries for a domain column.
+const GREEN_COLUMNS: &str = "\
+    WITH RECURSIVE chain(attnum, typ, depth) AS ( \
+        SELECT a.attnum, a.atttypid, 0 FROM pg_attribute a \
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+      UNION ALL \
+        SELECT c.attnum, t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.typ \
+        WHERE t.typtype = 'd' AND c.depth < 64) \
+    SELECT DISTINCT ON (c.attnum) a.attname::text, c.typ::int8, n.nspname::text || '.' || t.typname::text, \
+           format_type(a.atttypid, a.atttypmod), a.atttypmod, \
+           (NOT a.attnotnull OR a.atthasdef OR a.attgenerated <> '' OR a.attidentity <> '') \
+    FROM chain c JOIN pg_attribute a ON a.attrelid = to_regclass($1) AND a.attnum = c.attnum \
+    JOIN pg_type t ON t.oid = c.typ JOIN pg_namespace n ON n.oid = t.typnamespace \
+    ORDER BY c.attnum, c.depth DESC";
+
+/// `namespace.name` as pgoutput's Type message gives it (`pg_catalog` is sent as an empty namespace).
+fn normalized_type_name(name: &str) -> String {
+    match name.split_once('.') {
+        Some(("", rest)) => format!("pg_catalog.{rest}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Whether values of blue's column (type modifier `blue`) keep their exact text in green's column of
+/// the same base type with modifier `green`: the same modifier, no modifier on green, or a wider
+/// length or precision where that cannot change how a value prints (varchar, varbit, numeric with the
+/// same scale). Everything else — a narrower length, another scale or precision, a wider `char(n)`
+/// (which pads) — could change or reject values and is refused.
+fn typmod_compatible(base_oid: u32, blue: i32, green: i32) -> bool {
+    const VARBIT: u32 = 1562;
+    if blue == green || green == -1 {
+        return true;
+    }
+    if blue == -1 {
+        return false;
+    }
+    match base_oid {
+        oid::VARCHAR | VARBIT => green > blue,
+        // numeric typmod = ((precision << 16) | scale) + 4
+        oid::NUMERIC => {
+            let (bp, bs) = ((blue - 4) >> 16, (blue - 4) & 0xffff);
+            let (gp, gs) = ((green - 4) >> 16, (green - 4) & 0xffff);
+            bs == gs && gp >= bp
+        }
+        _ => false,
+    }
 }
 
 /// The DDL to run on green so that rows of `schema` apply; an error when no safe DDL exists.
 pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, SinkError> {
     let table = qualified(&schema.name);
     let rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid::int8, format_type(a.atttypid, NULL), \
-                    quote_ident(n.nspname) || '.' || quote_ident(t.typname), \
-                    (NOT a.attnotnull OR a.atthasdef OR a.attgenerated <> '' OR a.attidentity <> '') \
-             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace \
-             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&table],
-        )
+        .query(GREEN_COLUMNS, &[&table])
         .await
         .map_err(SinkError::target(format!("reading the columns of {table}")))?;
     if rows.is_empty() {
@@ -45,57 +93,41 @@ pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, 
         .iter()
         .map(|r| GreenColumn {
             name: r.get(0),
-            type_oid: u32::try_from(r.get::<_, i64>(1)).unwrap_or(0),
-            type_name: r.get(2),
-            qualified_type: r.get(3),
-            optional: r.get(4),
+            base_oid: u32::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+            base_name: r.get(2),
+            display: r.get(3),
+            typmod: r.get(4),
+            optional: r.get(5),
         })
         .collect();
     let mut ddl = Vec::new();
     for col in &schema.columns {
         match green.iter().find(|g| g.name == col.name) {
             Some(g) => {
-                let same = if col.type_oid < FIRST_NORMAL_OID {
-                    g.type_oid == col.type_oid
-                } else {
-                    // User-defined types have server-local OIDs: compare by name when blue sent it.
-                    col.type_name.as_deref().is_none_or(|n| same_type_name(n, &g.qualified_type))
+                let same_base = match &col.type_name {
+                    // Named by blue (any type not created by initdb, and every domain: pgoutput names
+                    // a domain column by its base type).
+                    Some(n) => normalized_type_name(n) == g.base_name,
+                    None if col.type_oid < FIRST_GENBKI_OID => g.base_oid == col.type_oid,
+                    None => false,
                 };
-                if !same {
+                if !same_base || !typmod_compatible(g.base_oid, col.type_modifier, g.typmod) {
+                    let blue_type = blue_type_text(client, col).await?;
                     return Err(SinkError::Schema {
                         table: schema.name.to_string(),
                         reason: format!(
-                            "column \"{}\" has type {} on green but blue now sends type {}; change it on green \
-                             (ALTER TABLE {table} ALTER COLUMN {} TYPE …) and restart",
+                            "column \"{}\" has type {} on green but blue sends {blue_type}{}; make green's column hold the same \
+                             values (ALTER TABLE {table} ALTER COLUMN {} TYPE {blue_type}) and restart",
                             col.name,
-                            g.type_name,
-                            col.type_name.clone().unwrap_or_else(|| format!("oid {}", col.type_oid)),
+                            g.display,
+                            if same_base { " (a type modifier that could change or reject values)" } else { "" },
                             quote_ident(&col.name)
                         ),
                     });
                 }
             }
             None => {
-                let type_sql = if col.type_oid < FIRST_NORMAL_OID {
-                    let row = client
-                        .query_one("SELECT format_type($1::int8::oid, $2)", &[&i64::from(col.type_oid), &col.type_modifier])
-                        .await
-                        .map_err(SinkError::target("naming a column type"))?;
-                    row.get::<_, String>(0)
-                } else {
-                    match &col.type_name {
-                        Some(n) => n.split('.').map(quote_ident).collect::<Vec<_>>().join("."),
-                        None => {
-                            return Err(SinkError::Schema {
-                                table: schema.name.to_string(),
-                                reason: format!(
-                                    "blue added column \"{}\" of a user-defined type that blue did not name; add it on green and restart",
-                                    col.name
-                                ),
-                            })
-                        }
-                    }
-                };
+                let type_sql = blue_type_text(client, col).await?;
                 ddl.push(format!("ALTER TABLE {table} ADD COLUMN {} {type_sql}", quote_ident(&col.name)));
             }
         }
@@ -116,9 +148,69 @@ pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, 
     Ok(ddl)
 }
 
-/// `public.mood` (from a pgoutput Type message) against green's `quote_ident`-ed `public.mood`.
-fn same_type_name(blue: &str, green_qualified: &str) -> bool {
-    let quoted: Vec<String> = blue.split('.').map(quote_ident).collect();
-    let bare: String = green_qualified.replace('"', "");
-    quoted.join(".").replace('"', "") == bare
+/// Blue's column type as SQL: built-in types with their modifier (`character(3)`, `numeric(20,6)`),
+/// other types by the name blue sent (a domain column by its base type: the stream does not name the
+/// domain).
+async fn blue_type_text(client: &Client, col: &Column) -> Result<String, SinkError> {
+    if col.type_oid < FIRST_GENBKI_OID {
+        let row = client
+            .query_one("SELECT format_type($1::int8::oid, $2)", &[&i64::from(col.type_oid), &col.type_modifier])
+            .await
+            .map_err(SinkError::target("naming a column type"))?;
+        return Ok(row.get(0));
+    }
+    match &col.type_name {
+        Some(n) => {
+            let name = normalized_type_name(n);
+            let (schema, typname) = name.split_once('.').unwrap_or(("pg_catalog", &name));
+            let row = client
+                .query_one(
+                    "SELECT format_type(t.oid, $3) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                     WHERE n.nspname = $1 AND t.typname = $2 UNION ALL SELECT NULL LIMIT 1",
+                    &[&schema, &typname, &col.type_modifier],
+                )
+                .await
+                .map_err(SinkError::target("naming a column type"))?;
+            Ok(row.get::<_, Option<String>>(0).unwrap_or_else(|| format!("{}.{}", quote_ident(schema), quote_ident(typname))))
+        }
+        None => Err(SinkError::Schema {
+            table: String::new(),
+            reason: format!("column \"{}\" is of a type (oid {}) that blue did not name; create it on green and restart", col.name, col.type_oid),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `numeric(p,s)`'s typmod.
+    fn numeric(p: i32, s: i32) -> i32 {
+        ((p << 16) | s) + 4
+    }
+
+    #[test]
+    fn a_modifier_is_compatible_only_where_no_value_can_change() {
+        // varchar(5) → varchar(10) or unlimited: fine; → varchar(3): refused.
+        assert!(typmod_compatible(oid::VARCHAR, 9, 14));
+        assert!(typmod_compatible(oid::VARCHAR, 9, -1));
+        assert!(!typmod_compatible(oid::VARCHAR, 9, 7));
+        // char(3) → char(5) pads differently: refused; unlimited bpchar keeps the padded text.
+        assert!(!typmod_compatible(oid::BPCHAR, 7, 9));
+        assert!(typmod_compatible(oid::BPCHAR, 7, -1));
+        // numeric(10,2) → (12,2) fine; → (10,1) or (12,3) changes digits or rounds.
+        assert!(typmod_compatible(oid::NUMERIC, numeric(10, 2), numeric(12, 2)));
+        assert!(!typmod_compatible(oid::NUMERIC, numeric(10, 2), numeric(10, 1)));
+        assert!(!typmod_compatible(oid::NUMERIC, numeric(10, 2), numeric(12, 3)));
+        // Unlimited on blue into a constrained green column: refused.
+        assert!(!typmod_compatible(oid::NUMERIC, -1, numeric(10, 2)));
+        // timestamp(6) → timestamp(3) rounds.
+        assert!(!typmod_compatible(oid::TIMESTAMP, 6, 3));
+    }
+
+    #[test]
+    fn pgoutput_type_names_in_pg_catalog_come_without_a_namespace() {
+        assert_eq!(normalized_type_name(".int4"), "pg_catalog.int4");
+        assert_eq!(normalized_type_name("public.mood"), "public.mood");
+    }
 }

@@ -20,6 +20,7 @@ pub mod ddl;
 mod statement;
 pub mod text;
 
+pub use crate::error::{classify_pg as classify_error, describe_pg_error as describe_error};
 use crate::error::SinkError;
 use crate::{Committed, Durable, RowChange, Transaction};
 use statement::{Statements, TargetTable};

@@ -13,12 +13,23 @@ use tokio_postgres::{Client, Statement};
 use turnout_decoders::schema::{quote_ident, ReplicaIdentity, TableName, TableSchema};
 use turnout_decoders::value::Value;
 
-/// Green's view of a table: column name → type (as a cast target, without modifiers).
+/// Green's view of a table.
+///
+/// Values are sent as text and cast to each column's **cast type**: the column's type without its type
+/// modifier, with a domain replaced by its base type (domains over domains too). Such a cast never
+/// truncates or rounds — `'ab '::pg_catalog.bpchar` keeps all its characters, where `::character`
+/// would mean `character(1)` and silently cut the value. The column's own modifier and domain
+/// constraints are then applied by the assignment to the column, which raises an error (never
+/// truncates) for a value that does not fit; key comparisons compare in the base type, so green's
+/// indexes serve them. (An array of a domain keeps its own type: arrays of a domain and of its base
+/// type have no common equality operator. Its elements go through the domain's input, which is the
+/// same definition the schema copy gave green.)
 #[derive(Debug, Clone)]
 pub(super) struct TargetTable {
     name: TableName,
     qualified: String,
-    types: HashMap<String, String>,
+    /// Column name → cast type (schema-qualified, quoted where needed: `pg_catalog."bit"`).
+    cast_types: HashMap<String, String>,
     /// Primary-key columns on green.
     primary_key: Vec<String>,
     /// A unique index other than the primary key exists (multi-row UPDATEs could trip it mid-statement).
@@ -27,15 +38,25 @@ pub(super) struct TargetTable {
     fires_always: bool,
 }
 
+/// Each column's cast type (see [`TargetTable`]): the column's type followed through domains to its
+/// base type, named by `pg_type.typname` — never by `format_type`, whose SQL-standard names
+/// (`character`, `bit`) mean a length of 1 in a cast.
+const CAST_TYPES: &str = "\
+    WITH RECURSIVE chain(attnum, attname, typ, depth) AS ( \
+        SELECT a.attnum, a.attname::text, a.atttypid, 0 FROM pg_attribute a \
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+      UNION ALL \
+        SELECT c.attnum, c.attname, t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.typ \
+        WHERE t.typtype = 'd' AND c.depth < 64) \
+    SELECT DISTINCT ON (c.attnum) c.attname, format('%I.%I', n.nspname, t.typname) \
+    FROM chain c JOIN pg_type t ON t.oid = c.typ JOIN pg_namespace n ON n.oid = t.typnamespace \
+    ORDER BY c.attnum, c.depth DESC";
+
 impl TargetTable {
     pub(super) async fn load(client: &Client, name: &TableName) -> Result<TargetTable, SinkError> {
         let qualified = qualified(name);
         let rows = client
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, NULL) FROM pg_attribute a \
-                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&qualified],
-            )
+            .query(CAST_TYPES, &[&qualified])
             .await
             .map_err(SinkError::target(format!("reading the columns of {qualified}")))?;
         if rows.is_empty() {
@@ -44,15 +65,20 @@ impl TargetTable {
                 reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
             });
         }
-        let types = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+        let cast_types = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect();
         let facts = client
             .query_one(
-                "SELECT COALESCE((SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a                    ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary), '{}'),                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND NOT i.indisprimary)                    OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'x'),                  EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgenabled = 'A')                    OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled = 'A' AND r.rulename <> '_RETURN')",
+                "SELECT COALESCE((SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a \
+                   ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary), '{}'), \
+                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND NOT i.indisprimary) \
+                   OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'x'), \
+                 EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgenabled = 'A') \
+                   OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled = 'A' AND r.rulename <> '_RETURN')",
                 &[&qualified],
             )
             .await
             .map_err(SinkError::target(format!("reading the indexes and triggers of {qualified}")))?;
-        Ok(TargetTable { name: name.clone(), qualified, types, primary_key: facts.get(0), other_unique: facts.get(1), fires_always: facts.get(2) })
+        Ok(TargetTable { name: name.clone(), qualified, cast_types, primary_key: facts.get(0), other_unique: facts.get(1), fires_always: facts.get(2) })
     }
 
     /// True when `key` names exactly the primary key's columns.
@@ -62,8 +88,9 @@ impl TargetTable {
         !k.is_empty() && k == self.primary_key.iter().map(String::as_str).collect::<Vec<_>>()
     }
 
+    /// The type a text value for `column` is cast to: see [`TargetTable`].
     fn type_of(&self, column: &str) -> Result<&str, SinkError> {
-        self.types.get(column).map(String::as_str).ok_or_else(|| SinkError::Schema {
+        self.cast_types.get(column).map(String::as_str).ok_or_else(|| SinkError::Schema {
             table: self.name.to_string(),
             reason: format!("column \"{column}\" exists on blue but not on green"),
         })
@@ -83,10 +110,11 @@ enum Shape {
     DeleteMany { table: TableName, key: Vec<String> },
 }
 
-/// Prepared statements by shape.
+/// Prepared statements by shape, with their SQL (which holds no values: they are parameters) for
+/// error messages.
 #[derive(Default)]
 pub(super) struct Statements {
-    cache: HashMap<Shape, Statement>,
+    cache: HashMap<Shape, (Statement, String)>,
 }
 
 /// One statement to run with its text parameters.
@@ -354,8 +382,8 @@ impl Statements {
                 let stmt = client
                     .prepare_typed(&sql, &types)
                     .await
-                    .map_err(SinkError::target(format!("preparing `{sql}`")))?;
-                self.cache.insert(call.shape.clone(), stmt);
+                    .map_err(SinkError::target(format!("{}: preparing `{sql}`", describe(&call.shape))))?;
+                self.cache.insert(call.shape.clone(), (stmt, sql));
             }
         }
         // Run in order, pipelined; a TRUNCATE or a COPY splits the pipeline.
@@ -366,17 +394,20 @@ impl Statements {
         cut_points.push((calls.len(), None));
         for (end, truncate) in cut_points {
             let futures = calls[start..end].iter().map(|call| {
-                let stmt = &self.cache[&call.shape];
+                let (stmt, sql) = &self.cache[&call.shape];
                 let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
                 async move {
-                    let n = client.execute(stmt, &params).await.map_err(SinkError::target(describe(&call.shape)))?;
+                    let n = client
+                        .execute(stmt, &params)
+                        .await
+                        .map_err(SinkError::target(format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows)))?;
                     check_count(&call.shape, n, call.rows as u64)
                 }
             });
             try_join_all(futures).await?;
             start = end;
             if let Some(sql) = truncate {
-                client.batch_execute(&sql).await.map_err(SinkError::target(sql.clone()))?;
+                client.batch_execute(&sql).await.map_err(SinkError::target(format!("`{sql}`")))?;
             } else if let Some(call) = calls.get(end).filter(|_| by_copy.get(end) == Some(&true)) {
                 copy_in(client, call, tables).await?;
                 start = end + 1;
@@ -405,7 +436,8 @@ async fn copy_in(client: &Client, call: &Call, tables: &HashMap<TableName, Targe
         })
         .collect();
     tracing::debug!(%table, rows = call.rows, "inserting with COPY");
-    let sink = client.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(SinkError::target(describe(&call.shape)))?;
+    let context = format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows);
+    let sink = client.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(SinkError::target(context.clone()))?;
     futures_util::pin_mut!(sink);
     let mut buf = BytesMut::with_capacity(256 * 1024);
     for row in 0..call.rows {
@@ -420,13 +452,13 @@ async fn copy_in(client: &Client, call: &Call, tables: &HashMap<TableName, Targe
         }
         buf.put_u8(b'\n');
         if buf.len() >= 256 * 1024 {
-            sink.send(buf.split().freeze()).await.map_err(SinkError::target(describe(&call.shape)))?;
+            sink.send(buf.split().freeze()).await.map_err(SinkError::target(context.clone()))?;
         }
     }
     if !buf.is_empty() {
-        sink.send(buf.freeze()).await.map_err(SinkError::target(describe(&call.shape)))?;
+        sink.send(buf.freeze()).await.map_err(SinkError::target(context.clone()))?;
     }
-    let n = sink.finish().await.map_err(SinkError::target(describe(&call.shape)))?;
+    let n = sink.finish().await.map_err(SinkError::target(context))?;
     check_count(&call.shape, n, call.rows as u64)
 }
 
