@@ -17,6 +17,6 @@ pub mod value;
 
 pub use error::{DecodeError, ErrorClass};
 pub use event::ChangeEvent;
-pub use position::{Lsn, Position, Timestamp};
-pub use schema::{Column, ReplicaIdentity, TableName, TableSchema};
+pub use position::{BinlogPosition, GtidState, Lsn, MariaGtid, Position, Timestamp};
+pub use schema::{Column, ColumnType, ReplicaIdentity, TableName, TableSchema};
 pub use value::{Utf8Bytes, Value};

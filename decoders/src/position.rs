@@ -1,14 +1,17 @@
 //! Positions in a source log and source-clock timestamps.
 //!
 //! A PostgreSQL [`Lsn`] is a 64-bit byte position in the write-ahead log, written as two hexadecimal
-//! halves (`16/B374D848`). [`Position`] wraps the position type of each supported source; positions are
-//! totally ordered inside one source log and never compared across logs.
+//! halves (`16/B374D848`). A MySQL/MariaDB [`BinlogPosition`] is a binlog file and offset together with
+//! the GTID state that includes every transaction up to it. [`Position`] is either; positions are
+//! ordered inside one source log (see [`Position::partial_cmp`]) and never compared across logs.
 
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 /// A PostgreSQL write-ahead-log position (`pg_lsn`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Lsn(pub u64);
 
 impl Lsn {
@@ -54,20 +57,157 @@ impl FromStr for Lsn {
     }
 }
 
+/// One MariaDB GTID: `domain-server-sequence`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct MariaGtid {
+    pub domain: u32,
+    pub server: u32,
+    pub sequence: u64,
+}
+
+impl fmt::Display for MariaGtid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.domain, self.server, self.sequence)
+    }
+}
+
+/// The GTID state of a MySQL-protocol source at a position.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+pub enum GtidState {
+    /// No GTIDs (a server without them, or none seen yet).
+    #[default]
+    None,
+    /// MariaDB: the last GTID of each replication domain, as `@@gtid_binlog_pos` prints it
+    /// (`0-1-100,1-2-5`). In GTID strict mode sequence numbers only grow within a domain.
+    MariaDb(BTreeMap<u32, MariaGtid>),
+    /// MySQL: the executed GTID set, source UUID → inclusive intervals of transaction numbers
+    /// (`3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7`).
+    MySql(BTreeMap<[u8; 16], Vec<(u64, u64)>>),
+}
+
+impl GtidState {
+    /// Whether the transaction `gtid` is part of this state (MariaDB: its domain's last sequence number
+    /// is at or beyond it).
+    pub fn contains_maria(&self, gtid: &MariaGtid) -> bool {
+        match self {
+            GtidState::MariaDb(domains) => domains.get(&gtid.domain).is_some_and(|last| last.sequence >= gtid.sequence),
+            _ => false,
+        }
+    }
+
+    /// Adds a MariaDB GTID (the newest of its domain).
+    pub fn push_maria(&mut self, gtid: MariaGtid) {
+        if !matches!(self, GtidState::MariaDb(_)) {
+            *self = GtidState::MariaDb(BTreeMap::new());
+        }
+        if let GtidState::MariaDb(domains) = self {
+            domains.insert(gtid.domain, gtid);
+        }
+    }
+}
+
+impl fmt::Display for GtidState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GtidState::None => Ok(()),
+            GtidState::MariaDb(domains) => {
+                let parts: Vec<String> = domains.values().map(ToString::to_string).collect();
+                f.write_str(&parts.join(","))
+            }
+            GtidState::MySql(sets) => {
+                let mut parts = Vec::new();
+                for (uuid, intervals) in sets {
+                    let h: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+                    let mut s = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+                    for (a, b) in intervals {
+                        if a == b {
+                            s.push_str(&format!(":{a}"));
+                        } else {
+                            s.push_str(&format!(":{a}-{b}"));
+                        }
+                    }
+                    parts.push(s);
+                }
+                f.write_str(&parts.join(","))
+            }
+        }
+    }
+}
+
+/// A position in a MySQL/MariaDB binary log: the file and the offset just past an event (where
+/// reading by file and offset resumes), and the GTID state that includes every transaction committed
+/// up to there (where reading by GTID resumes).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub offset: u64,
+    pub gtids: GtidState,
+}
+
+impl BinlogPosition {
+    /// The file's sequence number: the digits after the last `.` (`mysql-bin.000012` → 12), and the
+    /// base name before it. Binlog files of one server are numbered in the order they were written.
+    fn file_order(&self) -> Option<(&str, u64)> {
+        let (base, number) = self.file.rsplit_once('.')?;
+        Some((base, number.parse().ok()?))
+    }
+}
+
 /// A position in one source's change log.
 ///
-/// Ordering is total for positions of the same variant. Comparing positions of different sources is a
-/// programming error and yields `None` from `partial_cmp`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// Positions of the same log are ordered as the log is: PostgreSQL by LSN, a binlog by file sequence
+/// number then offset (the GTID state of a later position includes the earlier one's). Positions of
+/// different sources, or of binlogs with different base names, are unordered (`partial_cmp` is
+/// `None`) — comparing them is a programming error.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub enum Position {
     /// PostgreSQL logical replication: the end LSN of a commit, or the LSN of a message.
     Pg(Lsn),
+    /// MySQL/MariaDB binlog: just past a transaction's last event.
+    Binlog(BinlogPosition),
+}
+
+impl Position {
+    /// Bytes of log from `earlier` to `self` where the source can tell (zero when `earlier` is ahead):
+    /// PostgreSQL always, a binlog within one file.
+    pub fn bytes_since(&self, earlier: &Position) -> Option<u64> {
+        match (self, earlier) {
+            (Position::Pg(a), Position::Pg(b)) => Some(a.bytes_since(*b)),
+            (Position::Binlog(a), Position::Binlog(b)) if a.file == b.file => Some(a.offset.saturating_sub(b.offset)),
+            _ => None,
+        }
+    }
+
+    /// The PostgreSQL LSN, if this is a PostgreSQL position.
+    pub fn lsn(&self) -> Option<Lsn> {
+        match self {
+            Position::Pg(l) => Some(*l),
+            Position::Binlog(_) => None,
+        }
+    }
+
+    /// The later of two positions of the same log (`self` when they are unordered).
+    pub fn max(self, other: Position) -> Position {
+        if other > self {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 impl PartialOrd for Position {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         match (self, other) {
             (Position::Pg(a), Position::Pg(b)) => Some(a.cmp(b)),
+            (Position::Binlog(a), Position::Binlog(b)) => {
+                if a.file == b.file {
+                    return Some(a.offset.cmp(&b.offset));
+                }
+                let ((base_a, n_a), (base_b, n_b)) = (a.file_order()?, b.file_order()?);
+                (base_a == base_b).then(|| n_a.cmp(&n_b).then(a.offset.cmp(&b.offset)))
+            }
+            _ => None,
         }
     }
 }
@@ -76,6 +216,8 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::Pg(lsn) => lsn.fmt(f),
+            Position::Binlog(b) if b.gtids == GtidState::None => write!(f, "{}:{}", b.file, b.offset),
+            Position::Binlog(b) => write!(f, "{}:{} ({})", b.file, b.offset, b.gtids),
         }
     }
 }
@@ -131,6 +273,32 @@ mod tests {
     fn timestamps_convert_between_epochs() {
         assert_eq!(Timestamp::from_pg_micros(0).0, PG_EPOCH_OFFSET_MICROS);
         assert_eq!(Timestamp(5).to_pg_micros(), 5 - PG_EPOCH_OFFSET_MICROS);
+    }
+
+    fn binlog(file: &str, offset: u64) -> Position {
+        Position::Binlog(BinlogPosition { file: file.into(), offset, gtids: GtidState::None })
+    }
+
+    #[test]
+    fn binlog_positions_order_by_file_number_then_offset_and_never_across_sources() {
+        assert!(binlog("mysql-bin.000002", 4) > binlog("mysql-bin.000001", 900));
+        assert!(binlog("mysql-bin.000010", 4) > binlog("mysql-bin.000009", 4), "numbers, not text");
+        assert!(binlog("mysql-bin.000001", 5) > binlog("mysql-bin.000001", 4));
+        assert_eq!(binlog("a.000001", 4).partial_cmp(&binlog("b.000002", 4)), None);
+        assert_eq!(binlog("a.000001", 4).partial_cmp(&Position::Pg(Lsn(4))), None);
+        assert_eq!(binlog("m.000001", 10).bytes_since(&binlog("m.000001", 4)), Some(6));
+        assert_eq!(binlog("m.000002", 10).bytes_since(&binlog("m.000001", 4)), None);
+    }
+
+    #[test]
+    fn maria_gtid_state_contains_what_its_domain_reached() {
+        let mut s = GtidState::None;
+        s.push_maria(MariaGtid { domain: 0, server: 1, sequence: 10 });
+        s.push_maria(MariaGtid { domain: 1, server: 2, sequence: 3 });
+        assert!(s.contains_maria(&MariaGtid { domain: 0, server: 9, sequence: 10 }));
+        assert!(!s.contains_maria(&MariaGtid { domain: 0, server: 1, sequence: 11 }));
+        assert!(!s.contains_maria(&MariaGtid { domain: 2, server: 1, sequence: 1 }));
+        assert_eq!(s.to_string(), "0-1-10,1-2-3");
     }
 
     proptest::proptest! {

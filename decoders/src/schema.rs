@@ -57,16 +57,67 @@ impl ReplicaIdentity {
     }
 }
 
+/// A type's schema-qualified name as the source named it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TypeName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl fmt::Display for TypeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// A column's type as its source describes it — never translated, so a sink can check it against its
+/// own column exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// PostgreSQL, from a pgoutput Relation message: the type oid and `atttypmod` (-1 when the type has
+    /// no modifier), and the name from the Type message pgoutput sends for every type not created by
+    /// initdb. For a domain column pgoutput names the domain's **base** type (and `pg_catalog` as an
+    /// empty schema, normalized here to `pg_catalog`).
+    Pg { oid: u32, modifier: i32, name: Option<TypeName> },
+    /// MySQL/MariaDB, from a binlog table map (with `binlog_row_metadata = FULL`).
+    MySql(MySqlType),
+}
+
+/// A MySQL/MariaDB column type as the binlog's table map describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MySqlType {
+    /// `enum_field_types` (e.g. 3 = LONG, 246 = NEWDECIMAL, 254 = STRING; ENUM/SET resolved from STRING).
+    pub code: u8,
+    /// The table map's metadata for the type (precision/scale, length, fractional digits …).
+    pub meta: u16,
+    /// `UNSIGNED` (numeric types).
+    pub unsigned: bool,
+    /// Collation id of a character column (`None` for binary and non-string columns).
+    pub charset: Option<u16>,
+    /// The member strings of an ENUM or SET column, in definition order.
+    pub members: Vec<String>,
+}
+
+impl ColumnType {
+    /// A PostgreSQL type without a name (built-in types).
+    pub fn pg(oid: u32, modifier: i32) -> ColumnType {
+        ColumnType::Pg { oid, modifier, name: None }
+    }
+
+    /// The PostgreSQL type oid, for PostgreSQL columns.
+    pub fn pg_oid(&self) -> Option<u32> {
+        match self {
+            ColumnType::Pg { oid, .. } => Some(*oid),
+            ColumnType::MySql(_) => None,
+        }
+    }
+}
+
 /// One column of a replicated table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
-    /// PostgreSQL type OID.
-    pub type_oid: u32,
-    /// `atttypmod`: -1 when the type has no modifier.
-    pub type_modifier: i32,
-    /// `schema.name` of a non-built-in type, from a pgoutput Type message.
-    pub type_name: Option<String>,
+    pub ty: ColumnType,
     /// Part of the replica identity (primary key, chosen index, or every column under FULL).
     pub is_key: bool,
 }
@@ -75,8 +126,8 @@ pub struct Column {
 /// order of every row in change events for this table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableSchema {
-    /// The source's id for the table (PostgreSQL relation OID).
-    pub relation_id: u32,
+    /// The source's id for the table (PostgreSQL relation OID, MySQL table-map id).
+    pub relation_id: u64,
     pub name: TableName,
     pub replica_identity: ReplicaIdentity,
     pub columns: Vec<Column>,

@@ -77,6 +77,8 @@ pub enum Value {
     Int2(i16),
     Int4(i32),
     Int8(i64),
+    /// An unsigned 64-bit integer (MySQL `BIGINT UNSIGNED` and narrower unsigned types).
+    UInt8(u64),
     /// `oid`, `xid`, `cid` and other unsigned 32-bit types.
     Oid(u32),
     Float4(f32),

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use turnout_decoders::pg::pgoutput;
 use turnout_decoders::pg::PgOutputDecoder;
 use turnout_decoders::value::TemporalKind;
-use turnout_decoders::{ChangeEvent, Lsn, ReplicaIdentity, Value};
+use turnout_decoders::schema::ColumnType;
+use turnout_decoders::{ChangeEvent, Lsn, Position, ReplicaIdentity, Value};
 
 /// `(wal_start, payload)` records of a capture file.
 fn load(major: u32) -> Vec<(Lsn, Bytes)> {
@@ -96,7 +97,8 @@ fn enum_columns_carry_the_type_name_from_the_type_message() {
         })
         .expect("items relation");
     let mood = schema.columns.iter().find(|c| c.name == "mood").expect("mood column");
-    assert_eq!(mood.type_name.as_deref(), Some("public.mood"));
+    let ColumnType::Pg { name, .. } = &mood.ty else { panic!("not a PostgreSQL column") };
+    assert_eq!(name.as_ref().map(ToString::to_string).as_deref(), Some("public.mood"));
     assert_eq!(schema.key_indexes().collect::<Vec<_>>(), vec![0]);
 }
 
@@ -148,7 +150,7 @@ fn truncate_flags_and_full_identity_are_decoded() {
 fn streamed_transactions_commit_abort_and_prepare() {
     for major in [15, 17] {
         let events = decode_all(major);
-        let mut streamed_inserts: std::collections::HashMap<u32, usize> = Default::default();
+        let mut streamed_inserts: std::collections::HashMap<u64, usize> = Default::default();
         let mut commits = Vec::new();
         let mut aborts = Vec::new();
         let mut stream_prepares = Vec::new();
@@ -156,7 +158,7 @@ fn streamed_transactions_commit_abort_and_prepare() {
             match e {
                 ChangeEvent::Insert { xid: Some(x), .. } => *streamed_inserts.entry(*x).or_default() += 1,
                 ChangeEvent::StreamCommit { xid, .. } => commits.push(*xid),
-                ChangeEvent::StreamAbort { xid, abort_lsn, .. } => aborts.push((*xid, *abort_lsn)),
+                ChangeEvent::StreamAbort { xid, abort_position, .. } => aborts.push((*xid, abort_position.clone())),
                 ChangeEvent::Prepare { streamed: true, xid, .. } => stream_prepares.push(*xid),
                 _ => {}
             }
@@ -186,7 +188,7 @@ fn two_phase_origin_and_messages_are_decoded() {
         })
         .collect();
     assert_eq!(gids, vec!["commit fx_commit", "rollback fx_rollback", "commit fx_stream"]);
-    assert!(events.iter().any(|e| matches!(e, ChangeEvent::Origin { name, origin_lsn } if name == "fixture_origin" && *origin_lsn == Lsn(0xABCDEF))));
+    assert!(events.iter().any(|e| matches!(e, ChangeEvent::Origin { name, origin_position } if name == "fixture_origin" && *origin_position == Some(Position::Pg(Lsn(0xABCDEF))))));
     let msgs: Vec<_> = events
         .iter()
         .filter_map(|e| match e {

@@ -15,7 +15,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use turnout::config::Config;
-use turnout::setup::{ensure_publication, Names};
+use turnout::source::pg::setup::ensure_publication;
+use turnout::source::Names;
 use turnout::state::StateStore;
 use turnout_decoders::pg::client::SlotOptions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
@@ -109,8 +110,8 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
         let green = turnout_sinks::pg::connect(&ours.url(db)).await?;
         turnout_sinks::pg::ensure_origin(&green, &names.origin).await?;
         turnout_sinks::pg::advance_origin(&green, &names.origin, slot.consistent_point).await?;
-        state.mark_snapshot_done(slot.consistent_point)?;
-        state.record_applied(slot.consistent_point)?;
+        state.mark_snapshot_done(&turnout_decoders::Position::Pg(slot.consistent_point))?;
+        state.record_applied(&turnout_decoders::Position::Pg(slot.consistent_point))?;
     }
     // A third slot, only received and decoded: how fast blue's walsender can send this backlog at all.
     PgConnection::connect(&ConnectOptions::from_url(&blue.url(db), "source.url")?, true)
@@ -218,14 +219,14 @@ async fn snapshot(scale: u32) -> Result<()> {
     let mut repl = PgConnection::connect(&opts, true).await?;
     let slot = repl.create_logical_slot("bench_snapshot", &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await?;
     let snapshot = slot.snapshot_name.clone().context("no snapshot")?;
-    let blue_client = turnout::snapshot::blue_connect(&blue.url(db)).await?;
+    let blue_client = turnout::source::pg::snapshot::blue_connect(&blue.url(db)).await?;
     let tables: Vec<turnout_decoders::TableName> = TABLES.iter().map(|t| turnout_decoders::TableName::new("public", *t)).collect();
-    let plan = turnout::snapshot::copy_plan(&blue_client, &tables, 8192).await?;
+    let plan = turnout::source::pg::snapshot::copy_plan(&blue_client, &tables, 8192).await?;
     let dir = tempfile::tempdir()?;
     let state = StateStore::open(dir.path())?;
     let status = Arc::new(turnout::status::Status::default());
     let t = Instant::now();
-    let rows = turnout::snapshot::copy_all(&blue.url(db), &ours.url(db), &snapshot, plan, 4, &state, &status).await?;
+    let rows = turnout::source::pg::snapshot::copy_all(&blue.url(db), &ours.url(db), &snapshot, plan, 4, &state, &status).await?;
     let ours_secs = t.elapsed().as_secs_f64();
     repl.close().await;
     println!("snapshot of {rows} rows: raw COPY|COPY pipe {raw_secs:.2} s, turnout {ours_secs:.2} s");

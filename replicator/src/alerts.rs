@@ -42,7 +42,7 @@ mod notify;
 use crate::config::AlertsConfig;
 use crate::duration::parse_duration;
 use crate::error::Error;
-use crate::setup::Names;
+use crate::source::Names;
 use crate::status::{now_micros, SlotHealth, Status};
 use serde::Serialize;
 use std::fmt;

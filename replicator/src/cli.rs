@@ -1,13 +1,10 @@
-//! The command line of DESIGN.md. [`EXIT_NOT_BUILT`] (69) is reserved for a command of the contract
-//! that a build does not implement.
+//! The command line of DESIGN.md.
 
 use crate::duration::parse_duration;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Exit code of a command that this build does not implement yet (`EX_UNAVAILABLE`).
-pub const EXIT_NOT_BUILT: i32 = 69;
 /// Exit code when the configuration cannot be used.
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code when a check or operation found problems.

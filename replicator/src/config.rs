@@ -278,8 +278,8 @@ impl Config {
     }
 
     /// The `[tables]` include/exclude patterns, parsed; errors name the pattern's field path.
-    pub fn table_filter(&self) -> Result<crate::catalog::TableFilter, Error> {
-        crate::catalog::TableFilter::new(self.tables.include.as_deref(), &self.tables.exclude)
+    pub fn table_filter(&self) -> Result<crate::tables::TableFilter, Error> {
+        crate::tables::TableFilter::new(self.tables.include.as_deref(), &self.tables.exclude)
     }
 
     fn validate_cutover(&self) -> Result<(), Error> {

@@ -26,7 +26,7 @@ use tokio_postgres::Client;
 use turnout_cutover::{BlueGreen, PgBouncerAdmin, TrafficSwitch, WriteFence};
 
 /// The logical-message prefix of the cutover sentinel.
-pub const FENCE_PREFIX: &str = "turnout.fence";
+pub use crate::pipeline::assemble::SENTINEL_PREFIX as FENCE_PREFIX;
 
 /// Where a cutover is; journaled before each step acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,7 +308,7 @@ impl Controller {
     }
 
     /// Writes the sentinel on blue and waits until green durably applied its transaction.
-    async fn sentinel(&self, blue: &Client, id: &str, deadline: Instant) -> Result<turnout_decoders::Lsn, String> {
+    async fn sentinel(&self, blue: &Client, id: &str, deadline: Instant) -> Result<turnout_decoders::Position, String> {
         blue.batch_execute(&format!(
             "BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{FENCE_PREFIX}', '{id}'); COMMIT"
         ))
@@ -316,7 +316,7 @@ impl Controller {
         .map_err(|e| format!("writing the sentinel on blue failed: {e}"))?;
         loop {
             if let Some(commit) = self.status.fence_commit(id) {
-                if self.status.applied() >= commit {
+                if self.status.applied().is_some_and(|applied| applied >= commit) {
                     return Ok(commit);
                 }
             }

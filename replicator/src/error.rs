@@ -49,9 +49,10 @@ pub enum Error {
     /// Setting up replication (publication, slot, schema copy, snapshot) failed.
     #[error("{0}")]
     Setup(String),
-    /// A command of the contract that this build does not implement yet.
-    #[error("`turnout {0}` is not built yet in this version")]
-    NotBuilt(&'static str),
+    /// The stream cannot continue from here (e.g. a commit for a transaction never received): reconnect
+    /// from the position durable on green, which replays everything after it.
+    #[error("the change stream must restart: {0}")]
+    Resync(String),
 }
 
 impl Error {
@@ -77,7 +78,106 @@ impl Error {
             Error::Source(e) | Error::Target(e) => e.class(),
             Error::Sink(e) => e.class(),
             Error::Sql { source, .. } => turnout_sinks::pg::classify_error(source),
-            Error::Config { .. } | Error::ConfigFile { .. } | Error::NotBuilt(_) | Error::State(_) | Error::Setup(_) => ErrorClass::Fatal,
+            Error::Resync(_) => ErrorClass::Resync,
+            Error::Config { .. } | Error::ConfigFile { .. } | Error::State(_) | Error::Setup(_) => ErrorClass::Fatal,
         }
+    }
+}
+
+/// What the pipeline does about an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaction {
+    /// Retry with jittered backoff: the network, a restart or a momentary conflict is at fault.
+    Retry,
+    /// Reconnect at once from the position durable on green (replays everything after it).
+    Resync,
+    /// Stop: nothing changes until the operator acts.
+    Stop,
+}
+
+impl Reaction {
+    /// The name `/status` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reaction::Retry => "transient",
+            Reaction::Resync => "resync",
+            Reaction::Stop => "fatal",
+        }
+    }
+}
+
+/// Advice for a SQLSTATE from `side`.
+fn sqlstate_advice(side: &str, code: &str) -> Option<String> {
+    Some(match code {
+        "28P01" | "28000" => format!("check the user name and password in the {side} URL"),
+        "3D000" => format!("check the database name in the {side} URL"),
+        "42501" => format!("grant turnout's {side} role the privilege named in the error (or use the owner or a superuser)"),
+        "40001" | "40P01" => format!("a conflict on {side}; turnout retries the whole batch"),
+        "55006" | "55000" => format!("an object on {side} is still held by a session that is going away; turnout retries"),
+        c if c.starts_with("08") => format!("the connection to {side} broke; turnout reconnects"),
+        c if c.starts_with("57P") => format!("{side} is shutting down or starting up; turnout retries until it is back"),
+        c if c.starts_with("53") => format!("{side} is out of a resource (disk, memory or connections); free it — turnout retries"),
+        c if c.starts_with("23") => format!(
+            "{side} rejected a row blue accepted: it has a constraint or data blue lacks; compare with `turnout verify`, make {side} \
+             match blue, then restart"
+        ),
+        c if c.starts_with("42") => format!("{side}'s schema differs from what blue sends; make it match (see the error) and restart"),
+        _ => return None,
+    })
+}
+
+impl Error {
+    /// The one place that decides what the pipeline does about an error, with a sentence of advice
+    /// for the operator (shown in the log and on `/status`).
+    pub fn reaction(&self) -> (Reaction, String) {
+        let reaction = match self.class() {
+            ErrorClass::Transient => Reaction::Retry,
+            ErrorClass::Resync => Reaction::Resync,
+            ErrorClass::Fatal => Reaction::Stop,
+        };
+        let by_class = || match reaction {
+            Reaction::Retry => "turnout retries with backoff; nothing to do unless it keeps failing".to_string(),
+            Reaction::Resync => "turnout reconnects from the position durable on green; nothing to do unless it repeats".to_string(),
+            Reaction::Stop => "fix what the error names, then start turnout again".to_string(),
+        };
+        let advice = match self {
+            Error::Config { field, .. } => Some(format!("correct {field} in the configuration file")),
+            Error::ConfigFile { path, .. } => Some(format!("check that {path} exists and is readable")),
+            Error::State(_) => Some("check free space and permissions of state.dir, and that no other turnout uses it".into()),
+            Error::Sql { side, source, .. } => source.code().and_then(|c| sqlstate_advice(&side.to_string(), c.code())),
+            Error::Sink(e) => e.sqlstate().and_then(|c| sqlstate_advice("green", c)),
+            Error::Source(e) | Error::Target(e) => {
+                let side = if matches!(self, Error::Source(_)) { "blue" } else { "green" };
+                match e {
+                    DecodeError::Auth { .. } => Some(format!("check the user name and password in the {side} URL")),
+                    DecodeError::Tls { .. } => Some(format!("check sslmode and sslrootcert in the {side} URL and the server's TLS setup")),
+                    DecodeError::Malformed { .. } | DecodeError::Protocol(_) => Some(format!(
+                        "{side} sent bytes turnout cannot read; keep the log and report it — restarting resumes from green's position"
+                    )),
+                    _ => e.sqlstate().and_then(|c| sqlstate_advice(side, c)),
+                }
+            }
+            Error::Resync(_) | Error::Setup(_) => None,
+        };
+        (reaction, advice.unwrap_or_else(by_class))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_gets_a_reaction_and_advice() {
+        let resync = Error::Resync("x".into());
+        assert_eq!(resync.reaction().0, Reaction::Resync);
+        let state = Error::State("disk full".into());
+        assert_eq!(state.reaction().0, Reaction::Stop);
+        assert!(state.reaction().1.contains("state.dir"));
+        let closed = Error::Source(DecodeError::Closed(String::new()));
+        assert_eq!(closed.reaction().0, Reaction::Retry);
+        let auth = Error::Source(DecodeError::Auth { user: "u".into(), reason: "bad".into() });
+        assert_eq!(auth.reaction(), (Reaction::Stop, "check the user name and password in the blue URL".into()));
+        assert_eq!(sqlstate_advice("green", "23505").map(|a| a.contains("turnout verify")), Some(true));
     }
 }

@@ -100,9 +100,11 @@ async fn status_json(State(status): State<Arc<Status>>) -> impl IntoResponse {
 async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     let s = status.snapshot();
     let mut out = String::new();
-    let applied: turnout_decoders::Lsn = s.applied_lsn.parse().unwrap_or_default();
-    let _ = writeln!(out, "# HELP turnout_applied_lsn Source position durably applied on green (bytes).");
-    let _ = writeln!(out, "# TYPE turnout_applied_lsn gauge\nturnout_applied_lsn {}", applied.0);
+    // PostgreSQL positions are byte offsets in the WAL; a binlog position has no single number.
+    if let Ok(applied) = s.applied_position.parse::<turnout_decoders::Lsn>() {
+        let _ = writeln!(out, "# HELP turnout_applied_lsn Source position durably applied on green (bytes).");
+        let _ = writeln!(out, "# TYPE turnout_applied_lsn gauge\nturnout_applied_lsn {}", applied.0);
+    }
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);
     let _ = writeln!(out, "# HELP turnout_lag_seconds Age on blue's clock of the oldest transaction not yet durable on green (newest heartbeat when idle).");

@@ -14,10 +14,10 @@ use crate::state::StateStore;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::HashSet;
 use std::sync::Arc;
-use turnout_decoders::event::Row;
+use turnout_decoders::event::{Row, TxId};
 use turnout_decoders::schema::TableSchema;
 use turnout_decoders::value::{TemporalKind, Utf8Bytes, Value};
-use turnout_decoders::{Lsn, Timestamp};
+use turnout_decoders::{Position, Timestamp};
 use turnout_sinks::RowChange;
 
 /// Rows per spilled chunk: the unit read back and applied at a time.
@@ -33,7 +33,7 @@ pub struct Spilled {
     /// Tables referenced by the chunks, by index.
     tables: Vec<Arc<TableSchema>>,
     /// Subtransactions rolled back after some of their changes were spilled.
-    aborted: HashSet<u32>,
+    aborted: HashSet<TxId>,
 }
 
 impl Spilled {
@@ -52,17 +52,17 @@ impl Spilled {
     }
 
     /// Writes one chunk of `(subtransaction, change)` pairs.
-    pub fn write(&mut self, state: &StateStore, changes: &[(u32, RowChange)]) -> Result<(), Error> {
+    pub fn write(&mut self, state: &StateStore, changes: &[(TxId, RowChange)]) -> Result<(), Error> {
         if changes.is_empty() {
             return Ok(());
         }
         let mut buf = BytesMut::with_capacity(changes.len() * 64);
         buf.put_u32(len32(changes.len()));
         for (sub, change) in changes {
-            buf.put_u32(*sub);
+            buf.put_u64(*sub);
             self.encode_change(&mut buf, change);
         }
-        state.spill_put(self.id, self.chunks, &buf)?;
+        state.spill_put(self.id, self.chunks, buf.to_vec())?;
         self.chunks += 1;
         self.rows += changes.len();
         self.bytes += buf.len();
@@ -70,18 +70,22 @@ impl Spilled {
     }
 
     /// Remembers that `subxid` rolled back: its spilled changes are skipped when read.
-    pub fn abort_subtransaction(&mut self, subxid: u32) {
+    pub fn abort_subtransaction(&mut self, subxid: TxId) {
         self.aborted.insert(subxid);
     }
 
     /// Reads chunk `index` back (changes of rolled-back subtransactions left out).
-    pub fn read(&self, state: &StateStore, index: u32) -> Result<Vec<RowChange>, Error> {
-        let data = state.spill_get(self.id, index)?.ok_or_else(|| corrupt("a chunk is missing"))?;
-        let mut buf = Bytes::from(data);
+    pub async fn read(&self, state: &StateStore, index: u32) -> Result<Vec<RowChange>, Error> {
+        let data = state.spill_get(self.id, index).await?.ok_or_else(|| corrupt("a chunk is missing"))?;
+        self.decode_chunk(Bytes::from(data))
+    }
+
+    /// Decodes one chunk as [`Spilled::write`] encoded it; never panics on damaged bytes.
+    pub fn decode_chunk(&self, mut buf: Bytes) -> Result<Vec<RowChange>, Error> {
         let n = get_u32(&mut buf)? as usize;
         let mut out = Vec::with_capacity(n.min(CHUNK_ROWS));
         for _ in 0..n {
-            let sub = get_u32(&mut buf)?;
+            let sub = get_u64(&mut buf)?;
             let change = self.decode_change(&mut buf)?;
             if !self.aborted.contains(&sub) {
                 out.push(change);
@@ -180,8 +184,8 @@ impl Spilled {
 /// A committed transaction whose changes are (partly) in the state store.
 #[derive(Debug)]
 pub struct SpilledTransaction {
-    pub xid: u32,
-    pub commit_end: Lsn,
+    pub xid: TxId,
+    pub commit_end: Position,
     pub commit_ts: Timestamp,
     pub spilled: Spilled,
 }
@@ -304,6 +308,10 @@ pub fn put_value(buf: &mut BytesMut, v: &Value) {
             buf.put_u32(*type_oid);
             put_bytes(buf, data);
         }
+        Value::UInt8(u) => {
+            buf.put_u8(18);
+            buf.put_u64(*u);
+        }
     }
 }
 
@@ -322,6 +330,11 @@ fn get_u8(buf: &mut Bytes) -> Result<u8, Error> {
 fn get_u32(buf: &mut Bytes) -> Result<u32, Error> {
     need(buf, 4)?;
     Ok(buf.get_u32())
+}
+
+fn get_u64(buf: &mut Bytes) -> Result<u64, Error> {
+    need(buf, 8)?;
+    Ok(buf.get_u64())
 }
 
 fn get_bytes(buf: &mut Bytes) -> Result<Bytes, Error> {
@@ -414,6 +427,7 @@ pub fn get_value(buf: &mut Bytes) -> Result<Value, Error> {
             let type_oid = get_u32(buf)?;
             Value::Binary { type_oid, data: get_bytes(buf)? }
         }
+        18 => Value::UInt8(get_u64(buf)?),
         other => return Err(corrupt(&format!("unknown value tag {other}"))),
     })
 }
@@ -422,7 +436,7 @@ pub fn get_value(buf: &mut Bytes) -> Result<Value, Error> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use turnout_decoders::schema::{Column, ReplicaIdentity, TableName};
+    use turnout_decoders::schema::{Column, ColumnType, ReplicaIdentity, TableName};
 
     fn text() -> impl Strategy<Value = Utf8Bytes> {
         ".{0,20}".prop_map(Utf8Bytes::from_string)
@@ -436,6 +450,7 @@ mod tests {
             any::<i16>().prop_map(Value::Int2),
             any::<i32>().prop_map(Value::Int4),
             any::<i64>().prop_map(Value::Int8),
+            any::<u64>().prop_map(Value::UInt8),
             any::<u32>().prop_map(Value::Oid),
             any::<f32>().prop_map(Value::Float4),
             any::<f64>().prop_map(Value::Float8),
@@ -501,12 +516,12 @@ mod tests {
             relation_id: 1,
             name: TableName::new("public", name),
             replica_identity: ReplicaIdentity::Default,
-            columns: vec![Column { name: "id".into(), type_oid: 23, type_modifier: -1, type_name: None, is_key: true }],
+            columns: vec![Column { name: "id".into(), ty: ColumnType::pg(23, -1), is_key: true }],
         })
     }
 
-    #[test]
-    fn chunks_round_trip_and_skip_rolled_back_subtransactions() {
+    #[tokio::test]
+    async fn chunks_round_trip_and_skip_rolled_back_subtransactions() {
         let dir = tempfile::tempdir().expect("tmp");
         let state = StateStore::open(dir.path()).expect("open");
         let (a, b) = (schema("a"), schema("b"));
@@ -520,12 +535,15 @@ mod tests {
         s.write(&state, &changes[..2]).expect("state store");
         s.write(&state, &changes[2..]).expect("state store");
         assert_eq!((s.chunks(), s.rows()), (2, 4));
-        let all: Vec<RowChange> = (0..s.chunks()).flat_map(|i| s.read(&state, i).expect("state store")).collect();
+        let mut all: Vec<RowChange> = Vec::new();
+        for i in 0..s.chunks() {
+            all.extend(s.read(&state, i).await.expect("state store"));
+        }
         assert_eq!(all, changes.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
         assert!(matches!(&all[0], RowChange::Insert { table, .. } if Arc::ptr_eq(table, &a)));
         s.abort_subtransaction(8);
-        assert_eq!(s.read(&state, 0).expect("state store"), vec![changes[0].1.clone()]);
+        assert_eq!(s.read(&state, 0).await.expect("state store"), vec![changes[0].1.clone()]);
         s.discard(&state).expect("state store");
-        assert!(s.read(&state, 0).is_err());
+        assert!(s.read(&state, 0).await.is_err());
     }
 }

@@ -1,16 +1,22 @@
 //! The state store: turnout's durable memory in `state.dir` (RocksDB, every write synced).
 //!
 //! It keeps the stream id (from which slot, publication and origin names derive), the applied
-//! position, snapshot progress and the cutover journal. Guarantees: a write returns only after it is
-//! on disk; the applied position never moves backwards (a smaller value is ignored). The source of
-//! truth for exactly-once apply is green's replication origin, written in the same transaction as the
-//! data; the applied position here mirrors it for status and is checked against it on start.
+//! position, snapshot progress, spilled parts of large transactions and the cutover journal.
+//! Guarantees: a write returns only after it is on disk (spilled data excepted, see
+//! [`StateStore::spill_put`]); the applied position never moves backwards (a smaller value is
+//! ignored). The source of truth for exactly-once apply is green's own progress record, written in the
+//! same transaction as the data; the applied position here mirrors it for status and is checked
+//! against it on start.
+//!
+//! Blocking work leaves the async runtime: the hot-path operations (recording the applied position —
+//! a synced write — and spill writes and reads) run on one dedicated state-store thread fed through a
+//! `crossbeam-channel`. Its queue is FIFO, so a spill read always sees the writes queued before it.
 
 use crate::error::Error;
 use rocksdb::{Options, WriteOptions, DB};
 use std::path::Path;
-use std::sync::Arc;
-use turnout_decoders::Lsn;
+use std::sync::{Arc, Mutex};
+use turnout_decoders::{Lsn, Position};
 
 const STREAM_ID: &[u8] = b"meta/stream_id";
 const APPLIED: &[u8] = b"progress/applied";
@@ -22,11 +28,35 @@ const SCHEMA_COPIED: &[u8] = b"schema/copied";
 const SPILL_PREFIX: &str = "spill/";
 const CUTOVER_JOURNAL: &[u8] = b"cutover/journal";
 
+/// Work for the state-store thread.
+type Job = Box<dyn FnOnce(&DB) + Send>;
+
 /// The open state store. One process at a time: RocksDB's lock refuses a second opener. Clones share
-/// the same open database.
+/// the same open database and state-store thread; dropping the last clone finishes the queued work,
+/// stops the thread and closes the database before it returns.
 #[derive(Clone)]
 pub struct StateStore {
     db: Arc<DB>,
+    jobs: crossbeam_channel::Sender<Job>,
+    /// The first failed background spill write, reported by the next spill read.
+    spill_failure: Arc<Mutex<Option<String>>>,
+    _thread: Arc<StateThread>,
+}
+
+/// Joins the state-store thread when the last [`StateStore`] clone goes.
+struct StateThread {
+    /// A sender the thread's queue waits on; replaced by a closed one on drop so the loop ends.
+    stop: Mutex<Option<crossbeam_channel::Sender<Job>>>,
+    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for StateThread {
+    fn drop(&mut self) {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for StateStore {
@@ -53,7 +83,40 @@ impl StateStore {
                 Error::State(format!("cannot open the state store in {}: {msg}", dir.display()))
             }
         })?;
-        Ok(StateStore { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let (stop, stopped) = crossbeam_channel::bounded::<Job>(0);
+        let worker = Arc::clone(&db);
+        let handle = std::thread::Builder::new()
+            .name("turnout-state".into())
+            .spawn(move || loop {
+                crossbeam_channel::select! {
+                    recv(queue) -> job => match job {
+                        Ok(job) => job(&worker),
+                        Err(_) => return,
+                    },
+                    // Every StateStore is gone: finish what is queued, then stop.
+                    recv(stopped) -> _ => {
+                        while let Ok(job) = queue.try_recv() {
+                            job(&worker);
+                        }
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::State(format!("cannot start the state-store thread: {e}")))?;
+        let thread = StateThread { stop: Mutex::new(Some(stop)), handle: Mutex::new(Some(handle)) };
+        Ok(StateStore { db, jobs, spill_failure: Arc::new(Mutex::new(None)), _thread: Arc::new(thread) })
+    }
+
+    /// Runs `f` on the state-store thread and waits for its result without blocking the runtime.
+    async fn on_thread<R: Send + 'static>(&self, f: impl FnOnce(&DB) -> Result<R, Error> + Send + 'static) -> Result<R, Error> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let _ = reply.send(f(db));
+        });
+        self.jobs.send(job).map_err(|_| Error::State("the state-store thread has stopped".into()))?;
+        result.await.map_err(|_| Error::State("the state-store thread stopped while working".into()))?
     }
 
     /// The journal of the current or last cutover.
@@ -73,37 +136,57 @@ impl StateStore {
         format!("{SPILL_PREFIX}{id:016x}/{chunk:08x}").into_bytes()
     }
 
-    /// Writes one chunk of a spilled transaction. Not synced and not in the write-ahead log: spilled
-    /// data is received again from the slot after a crash (see [`crate::spill`]).
-    pub fn spill_put(&self, id: u64, chunk: u32, data: &[u8]) -> Result<(), Error> {
-        let mut w = WriteOptions::default();
-        w.disable_wal(true);
-        self.db.put_opt(Self::spill_key(id, chunk), data, &w).map_err(|e| Error::State(format!("spilling a large transaction: {e}")))
+    /// Queues one chunk of a spilled transaction for the state-store thread and returns at once. Not
+    /// synced and not in the write-ahead log: spilled data is received again from the source after a
+    /// crash (see [`crate::spill`]). A failed write is reported by the next [`StateStore::spill_get`].
+    pub fn spill_put(&self, id: u64, chunk: u32, data: Vec<u8>) -> Result<(), Error> {
+        let failure = Arc::clone(&self.spill_failure);
+        let job: Job = Box::new(move |db| {
+            let mut w = WriteOptions::default();
+            w.disable_wal(true);
+            if let Err(e) = db.put_opt(Self::spill_key(id, chunk), data, &w) {
+                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("spilling a large transaction: {e}"));
+            }
+        });
+        self.jobs.send(job).map_err(|_| Error::State("the state-store thread has stopped".into()))
     }
 
-    /// Reads one chunk of a spilled transaction.
-    pub fn spill_get(&self, id: u64, chunk: u32) -> Result<Option<Vec<u8>>, Error> {
-        self.db.get(Self::spill_key(id, chunk)).map_err(|e| Error::State(format!("reading a spilled transaction: {e}")))
+    /// Reads one chunk of a spilled transaction, after every write queued before.
+    pub async fn spill_get(&self, id: u64, chunk: u32) -> Result<Option<Vec<u8>>, Error> {
+        let data = self
+            .on_thread(move |db| db.get(Self::spill_key(id, chunk)).map_err(|e| Error::State(format!("reading a spilled transaction: {e}"))))
+            .await?;
+        if let Some(failure) = self.spill_failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(Error::State(failure));
+        }
+        Ok(data)
     }
 
-    /// Deletes every chunk of spilled transaction `id`.
+    /// Queues the deletion of every chunk of spilled transaction `id` (after the writes queued before).
     pub fn spill_delete(&self, id: u64) -> Result<(), Error> {
         let from = format!("{SPILL_PREFIX}{id:016x}/");
         let to = format!("{SPILL_PREFIX}{id:016x}0");
-        self.delete_range(from.as_bytes(), to.as_bytes())
+        self.queue_delete_range(from.into_bytes(), to.into_bytes())
     }
 
-    /// Deletes all spilled data (on start: it belongs to transactions that will be received again).
+    /// Queues the deletion of all spilled data (on start: it belongs to transactions that will be
+    /// received again).
     pub fn spill_clear(&self) -> Result<(), Error> {
-        self.delete_range(SPILL_PREFIX.as_bytes(), b"spill0")
+        self.queue_delete_range(SPILL_PREFIX.as_bytes().to_vec(), b"spill0".to_vec())
     }
 
-    fn delete_range(&self, from: &[u8], to: &[u8]) -> Result<(), Error> {
-        let mut w = WriteOptions::default();
-        w.disable_wal(true);
-        let mut batch = rocksdb::WriteBatch::default();
-        batch.delete_range(from, to);
-        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("deleting spilled data: {e}")))
+    fn queue_delete_range(&self, from: Vec<u8>, to: Vec<u8>) -> Result<(), Error> {
+        let failure = Arc::clone(&self.spill_failure);
+        let job: Job = Box::new(move |db| {
+            let mut w = WriteOptions::default();
+            w.disable_wal(true);
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.delete_range(from, to);
+            if let Err(e) = db.write_opt(batch, &w) {
+                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("deleting spilled data: {e}"));
+            }
+        });
+        self.jobs.send(job).map_err(|_| Error::State("the state-store thread has stopped".into()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -122,14 +205,8 @@ impl StateStore {
         self.db.delete_opt(key, &w).map_err(|e| Error::State(format!("writing state: {e}")))
     }
 
-    fn get_lsn(&self, key: &[u8]) -> Result<Option<Lsn>, Error> {
-        match self.get(key)? {
-            None => Ok(None),
-            Some(v) => {
-                let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| Error::State("corrupt position in the state store".into()))?;
-                Ok(Some(Lsn(u64::from_be_bytes(bytes))))
-            }
-        }
+    fn get_position(&self, key: &[u8]) -> Result<Option<Position>, Error> {
+        self.get(key)?.map(|v| decode_position(&v)).transpose()
     }
 
     /// This stream's id, created on first use. Slot, publication and origin are named `turnout_<id>`.
@@ -142,25 +219,26 @@ impl StateStore {
         Ok(id)
     }
 
-    /// The last position known to be applied on green (`0/0` if none).
-    pub fn applied(&self) -> Result<Lsn, Error> {
-        Ok(self.get_lsn(APPLIED)?.unwrap_or(Lsn::ZERO))
+    /// The last position known to be durably applied on green, if any.
+    pub fn applied(&self) -> Result<Option<Position>, Error> {
+        self.get_position(APPLIED)
     }
 
-    /// Records an applied position; a position below the stored one is ignored (progress never moves
-    /// backwards). Returns the stored position.
-    pub fn record_applied(&self, lsn: Lsn) -> Result<Lsn, Error> {
-        let current = self.applied()?;
-        if lsn > current {
-            self.put(APPLIED, &lsn.0.to_be_bytes())?;
-            return Ok(lsn);
-        }
-        Ok(current)
+    /// Records a durably applied position (synced); a position not beyond the stored one is ignored
+    /// (progress never moves backwards). Blocks: from async code use [`StateStore::record_applied_async`].
+    pub fn record_applied(&self, position: &Position) -> Result<Position, Error> {
+        record_applied_in(&self.db, position)
+    }
+
+    /// [`StateStore::record_applied`] on the state-store thread.
+    pub async fn record_applied_async(&self, position: &Position) -> Result<Position, Error> {
+        let position = position.clone();
+        self.on_thread(move |db| record_applied_in(db, &position)).await
     }
 
     /// The snapshot's consistent point once the whole snapshot is on green.
-    pub fn snapshot_done(&self) -> Result<Option<Lsn>, Error> {
-        self.get_lsn(SNAPSHOT_DONE)
+    pub fn snapshot_done(&self) -> Result<Option<Position>, Error> {
+        self.get_position(SNAPSHOT_DONE)
     }
 
     /// True when a snapshot was started (a slot was created for it) and may be incomplete.
@@ -172,8 +250,8 @@ impl StateStore {
         self.put(SNAPSHOT_STARTED, b"1")
     }
 
-    pub fn mark_snapshot_done(&self, consistent_point: Lsn) -> Result<(), Error> {
-        self.put(SNAPSHOT_DONE, &consistent_point.0.to_be_bytes())
+    pub fn mark_snapshot_done(&self, consistent_point: &Position) -> Result<(), Error> {
+        self.put(SNAPSHOT_DONE, &encode_position(consistent_point)?)
     }
 
     /// True once turnout created green's tables itself (pg_dump pre-data); kept across snapshot retries
@@ -213,6 +291,36 @@ impl StateStore {
     }
 }
 
+/// Positions are stored as `J` + JSON; a bare 8-byte value is a PostgreSQL LSN written by an earlier
+/// version.
+fn decode_position(v: &[u8]) -> Result<Position, Error> {
+    match v.split_first() {
+        Some((b'J', json)) => serde_json::from_slice(json).map_err(|e| Error::State(format!("corrupt position in the state store: {e}"))),
+        _ => <[u8; 8]>::try_from(v)
+            .map(|bytes| Position::Pg(Lsn(u64::from_be_bytes(bytes))))
+            .map_err(|_| Error::State("corrupt position in the state store".into())),
+    }
+}
+
+fn encode_position(p: &Position) -> Result<Vec<u8>, Error> {
+    let mut out = vec![b'J'];
+    serde_json::to_writer(&mut out, p).map_err(|e| Error::State(format!("encoding a position: {e}")))?;
+    Ok(out)
+}
+
+fn record_applied_in(db: &DB, position: &Position) -> Result<Position, Error> {
+    let current = db.get(APPLIED).map_err(|e| Error::State(format!("reading state: {e}")))?.map(|v| decode_position(&v)).transpose()?;
+    match current {
+        Some(c) if !(*position > c) => Ok(c),
+        _ => {
+            let mut w = WriteOptions::default();
+            w.set_sync(true);
+            db.put_opt(APPLIED, encode_position(position)?, &w).map_err(|e| Error::State(format!("writing state: {e}")))?;
+            Ok(position.clone())
+        }
+    }
+}
+
 fn random_id() -> String {
     use std::io::Read;
     let mut buf = [0u8; 4];
@@ -232,12 +340,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         {
             let s = StateStore::open(dir.path()).expect("open");
-            assert_eq!(s.applied().expect("read"), Lsn::ZERO);
-            assert_eq!(s.record_applied(Lsn(100)).expect("write"), Lsn(100));
-            assert_eq!(s.record_applied(Lsn(50)).expect("write"), Lsn(100));
+            assert_eq!(s.applied().expect("read"), None);
+            assert_eq!(s.record_applied(&Position::Pg(Lsn(100))).expect("write"), Position::Pg(Lsn(100)));
+            assert_eq!(s.record_applied(&Position::Pg(Lsn(50))).expect("write"), Position::Pg(Lsn(100)));
         }
         let s = StateStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.applied().expect("read"), Lsn(100));
+        assert_eq!(s.applied().expect("read"), Some(Position::Pg(Lsn(100))));
     }
 
     #[test]
@@ -262,8 +370,30 @@ mod tests {
         s.reset_snapshot().expect("reset");
         assert!(s.copied_tables().expect("r").is_empty());
         assert!(!s.snapshot_started().expect("r"));
-        s.mark_snapshot_done(Lsn(7)).expect("w");
-        assert_eq!(s.snapshot_done().expect("r"), Some(Lsn(7)));
+        s.mark_snapshot_done(&Position::Pg(Lsn(7))).expect("w");
+        assert_eq!(s.snapshot_done().expect("r"), Some(Position::Pg(Lsn(7))));
+    }
+
+    #[tokio::test]
+    async fn spill_chunks_written_in_the_background_are_read_back_in_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = StateStore::open(dir.path()).expect("open");
+        for chunk in 0..100u32 {
+            s.spill_put(7, chunk, chunk.to_be_bytes().to_vec()).expect("queue");
+        }
+        for chunk in 0..100u32 {
+            assert_eq!(s.spill_get(7, chunk).await.expect("read"), Some(chunk.to_be_bytes().to_vec()));
+        }
+        assert_eq!(s.record_applied_async(&Position::Pg(Lsn(9))).await.expect("record"), Position::Pg(Lsn(9)));
+        s.spill_delete(7).expect("delete");
+        assert_eq!(s.spill_get(7, 0).await.expect("read"), None);
+    }
+
+    #[test]
+    fn a_position_written_by_an_earlier_version_still_reads() {
+        assert_eq!(decode_position(&7u64.to_be_bytes()).expect("legacy"), Position::Pg(Lsn(7)));
+        let binlog = Position::Binlog(turnout_decoders::BinlogPosition { file: "b.000001".into(), offset: 4, gtids: Default::default() });
+        assert_eq!(decode_position(&encode_position(&binlog).expect("encode")).expect("decode"), binlog);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use turnout_decoders::{Lsn, Timestamp};
+use turnout_decoders::{Position, Timestamp};
 
 /// What the sidecar is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -43,11 +43,11 @@ pub struct SlotHealth {
 #[derive(Debug, Default)]
 struct LagModel {
     /// Received, not yet durable on green: (commit end, commit time on blue's clock), oldest first.
-    pending: VecDeque<(Lsn, Timestamp)>,
+    pending: VecDeque<(Position, Timestamp)>,
     /// The newest heartbeat received (blue's clock).
     newest_heartbeat: Option<Timestamp>,
     /// Durable progress samples for the apply rate: (when, position).
-    rate_from: Option<(Instant, Lsn)>,
+    rate_from: Option<(Instant, Position)>,
     /// Smoothed durable progress, bytes per second.
     bytes_per_second: f64,
 }
@@ -55,8 +55,8 @@ struct LagModel {
 #[derive(Debug)]
 struct Inner {
     phase: Phase,
-    names: Option<crate::setup::Names>,
-    last_error: Option<String>,
+    names: Option<crate::source::Names>,
+    last_error: Option<ErrorReport>,
     tables: BTreeMap<String, TableProgress>,
     started: Instant,
 }
@@ -65,9 +65,10 @@ struct Inner {
 #[derive(Debug)]
 pub struct Status {
     inner: Mutex<Inner>,
-    applied: AtomicU64,
-    /// Updated for every message received: an atomic, not the lock.
-    source_wal_end: AtomicU64,
+    /// Durable on green.
+    applied: Mutex<Option<Position>>,
+    /// How far the source's log reaches, as last reported by the stream or the heartbeat.
+    source_end: Mutex<Option<Position>>,
     rows_applied: AtomicU64,
     transactions_applied: AtomicU64,
     buffered_bytes: AtomicU64,
@@ -79,15 +80,28 @@ pub struct Status {
     /// Level of each enabled alert (`lag`, `slot`), as the alert task last decided.
     alerts: Mutex<BTreeMap<String, crate::alerts::AlertLevel>>,
     /// Cutover sentinels seen in the stream: id → commit end of their transaction.
-    fences: Mutex<std::collections::HashMap<String, Lsn>>,
+    fences: Mutex<std::collections::HashMap<String, Position>>,
+}
+
+/// The last error, what turnout does about it and what the operator can do.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorReport {
+    pub message: String,
+    /// `transient` (retried with backoff), `resync` (reconnected from the durable position) or
+    /// `fatal` (stopped).
+    pub class: &'static str,
+    pub advice: String,
 }
 
 /// The JSON of `/status`.
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
     pub phase: Phase,
-    pub applied_lsn: String,
-    pub source_wal_end: String,
+    /// The source position durably applied on green (PostgreSQL LSN, or binlog file:offset and GTIDs).
+    pub applied_position: String,
+    /// How far the source's log reaches.
+    pub source_position: String,
+    /// Source log bytes not yet durable on green, where the source can measure them.
     pub lag_bytes: u64,
     /// Age, on blue's clock, of the oldest transaction committed on blue and not yet durable on green;
     /// when nothing is pending, of the newest heartbeat received. None until measurable.
@@ -104,9 +118,10 @@ pub struct Snapshot {
     pub buffered_bytes: u64,
     /// Bytes of large transactions written to the state store since start.
     pub spilled_bytes_total: u64,
-    pub names: Option<crate::setup::Names>,
+    pub names: Option<crate::source::Names>,
     pub tables: BTreeMap<String, TableProgress>,
-    pub last_error: Option<String>,
+    /// The last error (cleared when streaming resumes), with its class and advice.
+    pub last_error: Option<ErrorReport>,
     /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
     pub alerts: BTreeMap<String, crate::alerts::AlertLevel>,
 }
@@ -121,8 +136,8 @@ impl Default for Status {
                 tables: BTreeMap::new(),
                 started: Instant::now(),
             }),
-            applied: AtomicU64::new(0),
-            source_wal_end: AtomicU64::new(0),
+            applied: Mutex::new(None),
+            source_end: Mutex::new(None),
             rows_applied: AtomicU64::new(0),
             transactions_applied: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
@@ -146,40 +161,51 @@ impl Status {
         self.with(|i| i.phase = phase);
     }
 
-    pub fn set_names(&self, names: crate::setup::Names) {
+    pub fn set_names(&self, names: crate::source::Names) {
         self.with(|i| i.names = Some(names));
     }
 
-    pub fn set_error(&self, error: Option<String>) {
+    pub fn set_error(&self, error: Option<ErrorReport>) {
         self.with(|i| i.last_error = error);
     }
 
-    /// Records the durable position on green: transactions up to it stop counting as lag.
-    pub fn set_applied(&self, lsn: Lsn) {
-        let before = self.applied.fetch_max(lsn.0, Ordering::Relaxed);
+    /// Records the durable position on green: transactions up to it stop counting as lag. Never
+    /// moves back.
+    pub fn set_applied(&self, position: &Position) {
+        {
+            let mut applied = lock(&self.applied);
+            match applied.as_ref() {
+                Some(a) if a >= position => return,
+                _ => *applied = Some(position.clone()),
+            }
+        }
         let mut lag = lock(&self.lag);
-        while lag.pending.front().is_some_and(|(end, _)| *end <= lsn) {
+        while lag.pending.front().is_some_and(|(end, _)| end <= position) {
             lag.pending.pop_front();
         }
         let now = Instant::now();
-        match lag.rate_from {
-            None => lag.rate_from = Some((now, Lsn(before.max(lsn.0)))),
+        match lag.rate_from.take() {
+            None => lag.rate_from = Some((now, position.clone())),
             Some((at, from)) => {
                 let secs = now.duration_since(at).as_secs_f64();
                 if secs >= 0.5 {
-                    let rate = lsn.bytes_since(from) as f64 / secs;
-                    // Smooth over a few seconds.
-                    lag.bytes_per_second = if lag.bytes_per_second == 0.0 { rate } else { 0.7 * lag.bytes_per_second + 0.3 * rate };
-                    lag.rate_from = Some((now, lsn.max(from)));
+                    if let Some(bytes) = position.bytes_since(&from) {
+                        let rate = bytes as f64 / secs;
+                        // Smooth over a few seconds.
+                        lag.bytes_per_second = if lag.bytes_per_second == 0.0 { rate } else { 0.7 * lag.bytes_per_second + 0.3 * rate };
+                    }
+                    lag.rate_from = Some((now, position.clone()));
+                } else {
+                    lag.rate_from = Some((at, from));
                 }
             }
         }
     }
 
     /// A source transaction was received (commit end and commit time on blue's clock).
-    pub fn transaction_received(&self, commit_end: Lsn, commit_ts: Timestamp) {
-        if commit_end.0 > self.applied.load(Ordering::Relaxed) {
-            lock(&self.lag).pending.push_back((commit_end, commit_ts));
+    pub fn transaction_received(&self, commit_end: &Position, commit_ts: Timestamp) {
+        if lock(&self.applied).as_ref().is_none_or(|a| commit_end > a) {
+            lock(&self.lag).pending.push_back((commit_end.clone(), commit_ts));
         }
     }
 
@@ -202,13 +228,13 @@ impl Status {
     }
 
     /// The cutover sentinel `id` arrived in the transaction ending at `commit_end`.
-    pub fn fence_seen(&self, id: &str, commit_end: Lsn) {
-        lock(&self.fences).insert(id.to_owned(), commit_end);
+    pub fn fence_seen(&self, id: &str, commit_end: &Position) {
+        lock(&self.fences).insert(id.to_owned(), commit_end.clone());
     }
 
     /// The commit end of sentinel `id`'s transaction, once received.
-    pub fn fence_commit(&self, id: &str) -> Option<Lsn> {
-        lock(&self.fences).get(id).copied()
+    pub fn fence_commit(&self, id: &str) -> Option<Position> {
+        lock(&self.fences).get(id).cloned()
     }
 
     pub fn set_slot(&self, slot: Option<SlotHealth>) {
@@ -233,12 +259,17 @@ impl Status {
         Some((blue_now - reference.0).max(0) as f64 / 1e6)
     }
 
-    pub fn applied(&self) -> Lsn {
-        Lsn(self.applied.load(Ordering::Relaxed))
+    /// The position durable on green, once known.
+    pub fn applied(&self) -> Option<Position> {
+        lock(&self.applied).clone()
     }
 
-    pub fn set_source_wal_end(&self, lsn: Lsn) {
-        self.source_wal_end.fetch_max(lsn.0, Ordering::Relaxed);
+    /// How far the source's log reaches (never moves back within one log).
+    pub fn set_source_end(&self, position: &Position) {
+        let mut end = lock(&self.source_end);
+        if end.as_ref().is_none_or(|e| position > e || e.partial_cmp(position).is_none()) {
+            *end = Some(position.clone());
+        }
     }
 
     pub fn add_applied(&self, transactions: u64, rows: u64) {
@@ -278,17 +309,21 @@ impl Status {
         let alerts = lock(&self.alerts).clone();
         let applied = self.applied();
         let rows = self.rows_applied.load(Ordering::Relaxed);
-        let source_wal_end = Lsn(self.source_wal_end.load(Ordering::Relaxed));
+        let source_end = lock(&self.source_end).clone();
+        let lag_bytes = match (&source_end, &applied) {
+            (Some(end), Some(applied)) => end.bytes_since(applied).unwrap_or(0),
+            _ => 0,
+        };
+        let show = |p: &Option<Position>| p.as_ref().map(ToString::to_string).unwrap_or_default();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
                 phase: i.phase,
-                applied_lsn: applied.to_string(),
-                source_wal_end: source_wal_end.to_string(),
-                lag_bytes: source_wal_end.bytes_since(applied),
+                applied_position: show(&applied),
+                source_position: show(&source_end),
+                lag_bytes,
                 lag_seconds,
-                predicted_drain_seconds: (apply_bytes_per_second > 0.0)
-                    .then(|| source_wal_end.bytes_since(applied) as f64 / apply_bytes_per_second),
+                predicted_drain_seconds: (apply_bytes_per_second > 0.0).then(|| lag_bytes as f64 / apply_bytes_per_second),
                 apply_bytes_per_second,
                 slot,
                 rows_applied: rows,

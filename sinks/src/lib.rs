@@ -1,24 +1,22 @@
 //! Applying change batches to a green target, with exactly-once progress recorded in the target's own
 //! transaction.
 //!
-//! Durability contract: [`pg::PgSink::apply`] applies a batch of whole, committed source transactions
-//! in **one** target transaction that also records the batch's last commit position (PostgreSQL:
-//! the replication origin, `pg_replication_origin_xact_setup`), and returns [`Committed`] once the
-//! target committed. Commits are asynchronous (`synchronous_commit = off`, as PostgreSQL's own apply
-//! workers run); [`pg::PgSink::flush`] makes them durable and returns [`Durable`] — only that position
-//! may be acknowledged to the source. Because data and position share one transaction, a target crash
-//! loses both together and they are received again. Applying a transaction at or below the recorded
-//! position is skipped, so replaying after a crash never applies anything twice.
+//! The [`Sink`] trait is the contract every target implements (PostgreSQL in [`pg`]); the pipeline
+//! drives it without knowing which database it writes to. [`Committed`] and [`Durable`] are proofs
+//! only a sink can make: their fields are private to this crate, so no other code can claim a position
+//! is on green, and only a [`Durable`] position may be acknowledged to the source.
 
 pub mod error;
 pub mod pg;
 
 pub use error::SinkError;
 
-use turnout_decoders::event::Row;
-use turnout_decoders::schema::TableSchema;
-use turnout_decoders::{Lsn, Timestamp};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use turnout_decoders::event::{Row, TxId};
+use turnout_decoders::schema::TableSchema;
+use turnout_decoders::{Position, Timestamp};
 
 /// One row change inside a committed transaction.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,23 +31,124 @@ pub enum RowChange {
 /// A committed source transaction, ready to apply.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transaction {
-    pub xid: u32,
-    /// The end of the commit record: the position recorded on the target once applied.
-    pub commit_end: Lsn,
+    pub xid: TxId,
+    /// Just past the source commit: the position recorded on the target once applied.
+    pub commit_end: Position,
     pub commit_ts: Timestamp,
     pub changes: Vec<RowChange>,
 }
 
-/// Everything up to `position` is committed on the target (visible, possibly not yet on its disk).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Proof that everything up to `position` is committed on the target (visible, possibly not yet on
+/// its disk). Only a sink makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Committed {
-    pub position: Lsn,
+    position: Position,
 }
 
-/// Proof that everything up to `position` is committed on the target and flushed to its disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Committed {
+    pub(crate) fn new(position: Position) -> Committed {
+        Committed { position }
+    }
+
+    /// The position committed on the target.
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+}
+
+/// Proof that everything up to `position` is committed on the target **and flushed to its disk**: the
+/// only position that may be acknowledged to the source. Only a sink makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Durable {
-    pub position: Lsn,
+    position: Position,
+}
+
+impl Durable {
+    pub(crate) fn new(position: Position) -> Durable {
+        Durable { position }
+    }
+
+    /// The position durable on the target.
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+}
+
+/// Cancels whatever a sink is running on its target, from outside the task that drives the sink (the
+/// pipeline takes one before it hands the sink to an apply task). PostgreSQL: a cancel request for
+/// the session's backend.
+pub struct Canceller(Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>);
+
+impl Canceller {
+    pub fn new(cancel: impl Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static) -> Canceller {
+        Canceller(Box::new(cancel))
+    }
+
+    /// A canceller that does nothing (a target with nothing to cancel).
+    pub fn none() -> Canceller {
+        Canceller::new(|| Box::pin(async {}))
+    }
+
+    /// Asks the target to stop what the sink's session runs now; returns when the request was sent.
+    pub async fn cancel(&self) {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Canceller")
+    }
+}
+
+/// A target that applies whole source transactions exactly once.
+///
+/// Guarantees every implementation gives:
+/// - **Ordering**: batches are applied in the order given, each batch's transactions in commit order,
+///   so the target always shows a prefix of the source's commit history at batch boundaries.
+/// - **Atomicity and exactly-once**: a batch (or a spilled transaction between [`Sink::begin`] and
+///   [`Sink::commit`]) is applied in **one** target transaction that also records the position of its
+///   last commit; a crash loses both together. Transactions at or below the recorded position are
+///   skipped, so replaying after a crash or a reconnect never applies anything twice.
+/// - **Durability**: [`Committed`] says the target committed (possibly asynchronously);
+///   [`Sink::flush`] makes every commit so far durable and returns [`Durable`].
+/// - **Exactness**: values are never changed on the way (no cast that truncates or rounds).
+/// - After an error the open target transaction is rolled back and the recorded position has not
+///   moved; the sink may be used again or dropped.
+pub trait Sink: Send + 'static {
+    /// The position recorded on the target: replication resumes just after it.
+    fn applied(&self) -> Position;
+
+    /// Applies `batch` (whole source transactions in commit order) in one target transaction and
+    /// records the last commit position with it. Returns only after the target committed.
+    fn apply(&mut self, batch: &[Transaction]) -> impl Future<Output = Result<Committed, SinkError>> + Send;
+
+    /// Opens a target transaction for a source transaction too large to hold at once: then
+    /// [`Sink::apply_part`] for each part in order, then [`Sink::commit`] (or [`Sink::rollback`]).
+    /// Nothing is visible, and the recorded position does not move, until the commit succeeds.
+    fn begin(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Applies changes inside the transaction [`Sink::begin`] opened; on error it is rolled back.
+    fn apply_part(&mut self, changes: &[&RowChange]) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Records `commit_end` as the applied position and commits the open transaction.
+    fn commit(&mut self, commit_end: &Position, commit_ts: Timestamp) -> impl Future<Output = Result<Committed, SinkError>> + Send;
+
+    /// Rolls back the transaction [`Sink::begin`] opened.
+    fn rollback(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Makes every commit so far durable on the target and returns the durable position.
+    fn flush(&mut self) -> impl Future<Output = Result<Durable, SinkError>> + Send;
+
+    /// The DDL the target needs before rows of `schema` can apply (a column added on the source);
+    /// an error naming the table, the column and the fix when no safe DDL exists.
+    fn schema_changes(&mut self, schema: &TableSchema) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
+
+    /// Runs DDL from [`Sink::schema_changes`] in its own transaction.
+    fn apply_schema_changes(&mut self, statements: &[String]) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// A way to cancel what this sink's session runs, usable while the sink is busy elsewhere.
+    fn canceller(&self) -> Canceller;
 }

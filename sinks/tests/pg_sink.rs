@@ -2,10 +2,14 @@
 //! the recorded position (PostgreSQL 16+ advances an origin on abort once xact_setup ran).
 
 use std::sync::Arc;
-use turnout_decoders::schema::{Column, ReplicaIdentity, TableName, TableSchema};
-use turnout_decoders::{Lsn, Timestamp, Value};
+use turnout_decoders::schema::{Column, ColumnType, ReplicaIdentity, TableName, TableSchema};
+use turnout_decoders::{Lsn, Position, Timestamp, Value};
 use turnout_sinks::pg::{origin_progress, PgSink};
-use turnout_sinks::{RowChange, Transaction};
+use turnout_sinks::{RowChange, Sink, Transaction};
+
+fn pos(lsn: u64) -> Position {
+    Position::Pg(Lsn(lsn))
+}
 use turnout_testbed::PgServer;
 
 fn table() -> Arc<TableSchema> {
@@ -14,8 +18,8 @@ fn table() -> Arc<TableSchema> {
         name: TableName::new("public", "t"),
         replica_identity: ReplicaIdentity::Default,
         columns: vec![
-            Column { name: "id".into(), type_oid: 23, type_modifier: -1, type_name: None, is_key: true },
-            Column { name: "v".into(), type_oid: 25, type_modifier: -1, type_name: None, is_key: false },
+            Column { name: "id".into(), ty: ColumnType::pg(23, -1), is_key: true },
+            Column { name: "v".into(), ty: ColumnType::pg(25, -1), is_key: false },
         ],
     })
 }
@@ -23,7 +27,7 @@ fn table() -> Arc<TableSchema> {
 fn insert(id: i32, end: u64) -> Transaction {
     Transaction {
         xid: 1,
-        commit_end: Lsn(end),
+        commit_end: Position::Pg(Lsn(end)),
         commit_ts: Timestamp(1_700_000_000_000_000),
         changes: vec![RowChange::Insert { table: table(), after: vec![Value::Int4(id), Value::Text("x".into())] }],
     }
@@ -42,7 +46,7 @@ async fn a_failed_batch_leaves_the_recorded_position_where_it_was() {
         let url = server.url(&db);
         let mut sink = PgSink::connect(&url, "o").await.expect("sink");
         let d = sink.apply(&[insert(1, 100)]).await.expect("first batch");
-        assert_eq!(d.position, Lsn(100));
+        assert_eq!(d.position(), &pos(100));
         // Id 1 again: a unique violation inside the batch.
         let err = sink.apply(&[insert(2, 200), insert(1, 300)]).await.expect_err("duplicate key");
         assert_eq!(err.sqlstate(), Some("23505"), "{err}");
@@ -51,7 +55,7 @@ async fn a_failed_batch_leaves_the_recorded_position_where_it_was() {
         assert_eq!(count(&server, &db).await, 1);
         // The session is usable and the batch applies once fixed.
         let d = sink.apply(&[insert(2, 200), insert(3, 300)]).await.expect("retry");
-        assert_eq!(d.position, Lsn(300));
+        assert_eq!(d.position(), &pos(300));
         assert_eq!(count(&server, &db).await, 3);
     }
 }
@@ -68,9 +72,9 @@ async fn transactions_at_or_below_the_recorded_position_are_skipped_after_reconn
     }
     // A new session (as after a crash) replays an overlapping batch: only the new transaction applies.
     let mut sink = PgSink::connect(&url, "o").await.expect("sink");
-    assert_eq!(sink.applied(), Lsn(200));
+    assert_eq!(sink.applied(), pos(200));
     let d = sink.apply(&[insert(1, 100), insert(2, 200), insert(3, 300)]).await.expect("replay");
-    assert_eq!(d.position, Lsn(300));
+    assert_eq!(d.position(), &pos(300));
     assert_eq!(count(&server, &db).await, 3);
 }
 
@@ -99,15 +103,15 @@ async fn a_failed_commit_puts_the_recorded_position_back() {
     assert_eq!(err.sqlstate(), Some("23514"), "{err}");
     let admin = server.connect(&db).await.expect("admin");
     assert_eq!(origin_progress(&admin, "o").await.expect("progress"), Lsn(100));
-    assert_eq!(sink.applied(), Lsn(100));
+    assert_eq!(sink.applied(), pos(100));
     let d = sink.apply(&[insert(2, 200)]).await.expect("next batch");
-    assert_eq!(d.position, Lsn(200));
+    assert_eq!(d.position(), &pos(200));
 }
 
 fn update(id: i32, v: &str, end: u64) -> Transaction {
     Transaction {
         xid: 1,
-        commit_end: Lsn(end),
+        commit_end: Position::Pg(Lsn(end)),
         commit_ts: Timestamp(1_700_000_000_000_000),
         changes: vec![RowChange::Update { table: table(), key: vec![Value::Int4(id)], before: None, after: vec![Value::Int4(id), Value::Text(v.into())] }],
     }
@@ -124,7 +128,7 @@ async fn batched_updates_and_deletes_keep_per_row_order_and_touch_exactly_their_
     let mut batch = vec![update(1, "a", 200), update(2, "b", 201), update(1, "c", 202), update(3, "d", 203)];
     batch.push(Transaction {
         xid: 9,
-        commit_end: Lsn(204),
+        commit_end: Position::Pg(Lsn(204)),
         commit_ts: Timestamp(0),
         changes: vec![
             RowChange::Delete { table: table(), key: vec![Value::Int4(4)], before: None },
@@ -136,7 +140,7 @@ async fn batched_updates_and_deletes_keep_per_row_order_and_touch_exactly_their_
     let rows: Vec<(i32, String)> = c.query("SELECT id, v FROM t ORDER BY id", &[]).await.expect("rows").iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(rows, vec![(1, "c".into()), (2, "b".into()), (3, "d".into())]);
     // A delete of a row green does not have is divergence, reported, and nothing of the batch applies.
-    let gone = Transaction { xid: 10, commit_end: Lsn(300), commit_ts: Timestamp(0), changes: vec![
+    let gone = Transaction { xid: 10, commit_end: Position::Pg(Lsn(300)), commit_ts: Timestamp(0), changes: vec![
         RowChange::Delete { table: table(), key: vec![Value::Int4(1)], before: None },
         RowChange::Delete { table: table(), key: vec![Value::Int4(42)], before: None },
     ] };
@@ -157,12 +161,12 @@ async fn an_empty_source_transaction_still_moves_the_recorded_position_and_flush
         turnout_sinks::pg::advance_origin(&c, "o", Lsn(50)).await.expect("advance");
     }
     let mut sink = PgSink::connect(&url, "o").await.expect("sink");
-    assert_eq!(sink.applied(), Lsn(50));
+    assert_eq!(sink.applied(), pos(50));
     // A transaction that carried only a logical message (the cutover sentinel): nothing to write.
-    let empty = Transaction { xid: 9, commit_end: Lsn(100), commit_ts: Timestamp(1_700_000_000_000_000), changes: vec![] };
+    let empty = Transaction { xid: 9, commit_end: Position::Pg(Lsn(100)), commit_ts: Timestamp(1_700_000_000_000_000), changes: vec![] };
     let c = sink.apply(&[empty]).await.expect("apply");
-    assert_eq!(c.position, Lsn(100));
-    assert_eq!(sink.flush().await.expect("flush").position, Lsn(100));
+    assert_eq!(c.position(), &pos(100));
+    assert_eq!(sink.flush().await.expect("flush").position(), &pos(100));
     let check = turnout_sinks::pg::connect(&url).await.expect("connect");
     assert_eq!(origin_progress(&check, "o").await.expect("progress"), Lsn(100));
 }

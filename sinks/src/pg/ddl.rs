@@ -9,7 +9,7 @@ use super::qualified;
 use crate::error::SinkError;
 use tokio_postgres::Client;
 use turnout_decoders::pg::types::oid;
-use turnout_decoders::schema::{quote_ident, Column, TableSchema};
+use turnout_decoders::schema::{quote_ident, Column, ColumnType, TableSchema, TypeName};
 
 /// Type OIDs below this are created by initdb from the catalog sources and are the same on every
 /// server (`FirstGenbkiObjectId`). pgoutput names every other type in a Type message.
@@ -43,11 +43,20 @@ const GREEN_COLUMNS: &str = "\
     JOIN pg_type t ON t.oid = c.typ JOIN pg_namespace n ON n.oid = t.typnamespace \
     ORDER BY c.attnum, c.depth DESC";
 
-/// `namespace.name` as pgoutput's Type message gives it (`pg_catalog` is sent as an empty namespace).
-fn normalized_type_name(name: &str) -> String {
-    match name.split_once('.') {
-        Some(("", rest)) => format!("pg_catalog.{rest}"),
-        _ => name.to_owned(),
+/// A PostgreSQL column's type as blue sent it.
+struct BlueType<'a> {
+    oid: u32,
+    modifier: i32,
+    name: Option<&'a TypeName>,
+}
+
+fn blue_type<'a>(schema: &TableSchema, col: &'a Column) -> Result<BlueType<'a>, SinkError> {
+    match &col.ty {
+        ColumnType::Pg { oid, modifier, name } => Ok(BlueType { oid: *oid, modifier: *modifier, name: name.as_ref() }),
+        ColumnType::MySql(_) => Err(SinkError::Schema {
+            table: schema.name.to_string(),
+            reason: format!("column \"{}\" comes from a MySQL/MariaDB source; a PostgreSQL green takes PostgreSQL sources only", col.name),
+        }),
     }
 }
 
@@ -102,17 +111,18 @@ pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, 
         .collect();
     let mut ddl = Vec::new();
     for col in &schema.columns {
+        let blue = blue_type(schema, col)?;
         match green.iter().find(|g| g.name == col.name) {
             Some(g) => {
-                let same_base = match &col.type_name {
+                let same_base = match blue.name {
                     // Named by blue (any type not created by initdb, and every domain: pgoutput names
                     // a domain column by its base type).
-                    Some(n) => normalized_type_name(n) == g.base_name,
-                    None if col.type_oid < FIRST_GENBKI_OID => g.base_oid == col.type_oid,
+                    Some(n) => n.to_string() == g.base_name,
+                    None if blue.oid < FIRST_GENBKI_OID => g.base_oid == blue.oid,
                     None => false,
                 };
-                if !same_base || !typmod_compatible(g.base_oid, col.type_modifier, g.typmod) {
-                    let blue_type = blue_type_text(client, col).await?;
+                if !same_base || !typmod_compatible(g.base_oid, blue.modifier, g.typmod) {
+                    let blue_type = blue_type_text(client, &col.name, &blue).await?;
                     return Err(SinkError::Schema {
                         table: schema.name.to_string(),
                         reason: format!(
@@ -127,7 +137,7 @@ pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, 
                 }
             }
             None => {
-                let type_sql = blue_type_text(client, col).await?;
+                let type_sql = blue_type_text(client, &col.name, &blue).await?;
                 ddl.push(format!("ALTER TABLE {table} ADD COLUMN {} {type_sql}", quote_ident(&col.name)));
             }
         }
@@ -151,31 +161,29 @@ pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, 
 /// Blue's column type as SQL: built-in types with their modifier (`character(3)`, `numeric(20,6)`),
 /// other types by the name blue sent (a domain column by its base type: the stream does not name the
 /// domain).
-async fn blue_type_text(client: &Client, col: &Column) -> Result<String, SinkError> {
-    if col.type_oid < FIRST_GENBKI_OID {
+async fn blue_type_text(client: &Client, column: &str, blue: &BlueType<'_>) -> Result<String, SinkError> {
+    if blue.oid < FIRST_GENBKI_OID {
         let row = client
-            .query_one("SELECT format_type($1::int8::oid, $2)", &[&i64::from(col.type_oid), &col.type_modifier])
+            .query_one("SELECT format_type($1::int8::oid, $2)", &[&i64::from(blue.oid), &blue.modifier])
             .await
             .map_err(SinkError::target("naming a column type"))?;
         return Ok(row.get(0));
     }
-    match &col.type_name {
+    match blue.name {
         Some(n) => {
-            let name = normalized_type_name(n);
-            let (schema, typname) = name.split_once('.').unwrap_or(("pg_catalog", &name));
             let row = client
                 .query_one(
                     "SELECT format_type(t.oid, $3) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
                      WHERE n.nspname = $1 AND t.typname = $2 UNION ALL SELECT NULL LIMIT 1",
-                    &[&schema, &typname, &col.type_modifier],
+                    &[&n.schema, &n.name, &blue.modifier],
                 )
                 .await
                 .map_err(SinkError::target("naming a column type"))?;
-            Ok(row.get::<_, Option<String>>(0).unwrap_or_else(|| format!("{}.{}", quote_ident(schema), quote_ident(typname))))
+            Ok(row.get::<_, Option<String>>(0).unwrap_or_else(|| format!("{}.{}", quote_ident(&n.schema), quote_ident(&n.name))))
         }
         None => Err(SinkError::Schema {
             table: String::new(),
-            reason: format!("column \"{}\" is of a type (oid {}) that blue did not name; create it on green and restart", col.name, col.type_oid),
+            reason: format!("column \"{column}\" is of a type (oid {}) that blue did not name; create it on green and restart", blue.oid),
         }),
     }
 }
@@ -208,9 +216,4 @@ mod tests {
         assert!(!typmod_compatible(oid::TIMESTAMP, 6, 3));
     }
 
-    #[test]
-    fn pgoutput_type_names_in_pg_catalog_come_without_a_namespace() {
-        assert_eq!(normalized_type_name(".int4"), "pg_catalog.int4");
-        assert_eq!(normalized_type_name("public.mood"), "public.mood");
-    }
 }

@@ -7,8 +7,8 @@
 //! and parse exactly.
 //!
 //! Exactly-once: the origin position is set with `pg_replication_origin_xact_setup` in the same
-//! simple-query message as `COMMIT`, after every row statement succeeded (see [`PgSink::apply`]).
-//! Commits run with `synchronous_commit = off`; [`PgSink::flush`] flushes green's WAL up to the last
+//! simple-query message as `COMMIT`, after every row statement succeeded (see `Sink::commit` below).
+//! Commits run with `synchronous_commit = off`; `Sink::flush` flushes green's WAL up to the last
 //! commit (`pg_replication_origin_session_progress(true)`) and returns the durable position.
 //!
 //! Statements: consecutive inserts into one table become one `INSERT … SELECT … FROM unnest(…)`; updates
@@ -22,14 +22,14 @@ pub mod text;
 
 pub use crate::error::{classify_pg as classify_error, describe_pg_error as describe_error};
 use crate::error::SinkError;
-use crate::{Committed, Durable, RowChange, Transaction};
+use crate::{Committed, Durable, RowChange, Sink, Transaction};
 use statement::{Statements, TargetTable};
 use std::collections::HashMap;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use turnout_decoders::pg::{tls_client_config, ConnectOptions, SslMode};
-use turnout_decoders::schema::{quote_ident, TableName};
-use turnout_decoders::{Lsn, Timestamp};
+use turnout_decoders::schema::{quote_ident, TableName, TableSchema};
+use turnout_decoders::{Lsn, Position, Timestamp};
 
 /// Session settings of every green connection turnout opens.
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
@@ -146,6 +146,8 @@ pub async fn drop_origin(client: &Client, origin: &str) -> Result<(), SinkError>
 /// An apply session on green bound to one replication origin.
 pub struct PgSink {
     client: Client,
+    /// How the session was opened: a cancel request is sent the same way (TLS as configured).
+    options: ConnectOptions,
     origin: String,
     applied: Lsn,
     tables: HashMap<TableName, TargetTable>,
@@ -161,7 +163,8 @@ impl std::fmt::Debug for PgSink {
 impl PgSink {
     /// Connects, creates the origin if needed, binds this session to it and reads its progress.
     pub async fn connect(url: &str, origin: &str) -> Result<PgSink, SinkError> {
-        let client = connect(url).await?;
+        let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
+        let client = connect_with(&options).await?;
         client
             .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")
             .await
@@ -172,28 +175,12 @@ impl PgSink {
             .await
             .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
         let applied = origin_progress(&client, origin).await?;
-        Ok(PgSink { client, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default() })
+        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default() })
     }
 
     /// The end position of the last source transaction committed on green.
-    pub fn applied(&self) -> Lsn {
+    pub fn applied_lsn(&self) -> Lsn {
         self.applied
-    }
-
-    /// The DDL green needs before rows of `schema` can apply (see [`ddl`]); empty when none.
-    pub async fn schema_changes(&self, schema: &turnout_decoders::TableSchema) -> Result<Vec<String>, SinkError> {
-        ddl::plan(&self.client, schema).await
-    }
-
-    /// Runs DDL from [`PgSink::schema_changes`] in its own transaction and forgets cached metadata.
-    pub async fn apply_schema_changes(&mut self, statements: &[String]) -> Result<(), SinkError> {
-        let sql = format!("BEGIN; {}; COMMIT", statements.join("; "));
-        if let Err(e) = self.client.batch_execute(&sql).await {
-            let _ = self.client.batch_execute("ROLLBACK").await;
-            return Err(SinkError::Target { context: format!("applying schema change `{}`", statements.join("; ")), source: e });
-        }
-        self.forget_tables();
-        Ok(())
     }
 
     /// Forgets cached table metadata (after a schema change on green).
@@ -202,90 +189,9 @@ impl PgSink {
         self.statements = Statements::default();
     }
 
-    /// Applies `batch` (whole source transactions in commit order) in one green transaction and
-    /// records the last commit position with it. Transactions at or below the recorded position are
-    /// skipped. Returns only after green committed.
-    pub async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
-        let pending: Vec<&Transaction> = batch.iter().filter(|t| t.commit_end > self.applied).collect();
-        let Some(last) = pending.last() else {
-            return Ok(Committed { position: self.applied });
-        };
-        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
-        self.begin().await?;
-        self.apply_part(&changes).await?;
-        self.commit(last.commit_end, last.commit_ts).await
-    }
-
-    /// Opens a green transaction for a source transaction too large to hold at once: then
-    /// [`PgSink::apply_part`] for each part in order, then [`PgSink::commit`]. Nothing is visible on
-    /// green, and the recorded position does not move, until the commit succeeds.
-    pub async fn begin(&mut self) -> Result<(), SinkError> {
-        self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))
-    }
-
-    /// Applies changes inside the transaction [`PgSink::begin`] opened; on error the transaction is
-    /// rolled back (the origin was not set up for it, so its position cannot move).
-    pub async fn apply_part(&mut self, changes: &[&RowChange]) -> Result<(), SinkError> {
-        let result = async {
-            for c in changes {
-                self.load_tables(c).await?;
-            }
-            self.statements.execute(&self.client, &self.tables, changes).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = self.client.batch_execute("ROLLBACK").await;
-        }
-        result
-    }
-
-    /// Rolls back the transaction [`PgSink::begin`] opened (its position was never recorded).
-    pub async fn rollback(&mut self) -> Result<(), SinkError> {
-        self.client.batch_execute("ROLLBACK").await.map_err(SinkError::target("ROLLBACK"))
-    }
-
-    /// Records `commit_end` as the applied source position and commits the open transaction.
-    /// Returns only after green committed.
-    pub async fn commit(&mut self, commit_end: Lsn, commit_ts: Timestamp) -> Result<Committed, SinkError> {
-        if commit_end <= self.applied {
-            let _ = self.client.batch_execute("ROLLBACK").await;
-            return Err(SinkError::Progress(format!(
-                "refusing to record {commit_end}: green already recorded {} (a position never moves back)",
-                self.applied
-            )));
-        }
-        // Record the position and commit in ONE message. PostgreSQL 16+ also advances the origin when a
-        // transaction that called pg_replication_origin_xact_setup aborts — including the abort at exit
-        // of a backend whose client died. Sent together, the server runs both or neither.
-        tracing::debug!(position = %commit_end, "committing on green");
-        // txid_current() gives the transaction an id when its changes wrote nothing (an empty source
-        // transaction such as the cutover sentinel): without one, PostgreSQL writes no commit record
-        // and the origin would not move.
-        let commit = format!(
-            "SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
-            commit_end, commit_ts.0
-        );
-        if let Err(e) = self.client.batch_execute(&commit).await {
-            // The COMMIT itself failed (e.g. a deferred constraint): on 16+ the abort moved the origin
-            // to this batch's end although nothing was applied. Put it back before reporting.
-            let _ = self.client.batch_execute("ROLLBACK").await;
-            self.restore_origin().await?;
-            return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
-        }
-        self.applied = commit_end;
-        Ok(Committed { position: self.applied })
-    }
-
-    /// Flushes green's WAL up to this session's last commit and returns the source position that is
-    /// now durable on green (the origin's progress). One WAL flush covers every commit before it.
-    pub async fn flush(&mut self) -> Result<Durable, SinkError> {
-        let row = self
-            .client
-            .query_one("SELECT COALESCE(pg_replication_origin_session_progress(true)::text, '0/0')", &[])
-            .await
-            .map_err(SinkError::target("flushing green's WAL (pg_replication_origin_session_progress)"))?;
-        let position: Lsn = row.get::<_, String>(0).parse().map_err(|e| SinkError::Progress(format!("origin {}: {e}", self.origin)))?;
-        Ok(Durable { position })
+    async fn rollback_quietly(&mut self) {
+        // The session is unusable if this fails too; the next statement reports that.
+        let _ = self.client.batch_execute("ROLLBACK").await;
     }
 
     /// Moves the origin back to the last position this session committed, if an abort moved it.
@@ -331,6 +237,141 @@ impl PgSink {
     /// The underlying session (for schema changes between batches).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+/// A PostgreSQL position, or an error for a position of another source (a programming error: a
+/// PostgreSQL sink is only ever fed from a PostgreSQL stream).
+fn pg_position(p: &Position) -> Result<Lsn, SinkError> {
+    p.lsn().ok_or_else(|| SinkError::Progress(format!("a PostgreSQL green cannot record the non-PostgreSQL position {p}")))
+}
+
+impl Sink for PgSink {
+    fn applied(&self) -> Position {
+        Position::Pg(self.applied)
+    }
+
+    async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
+        let applied = Position::Pg(self.applied);
+        let pending: Vec<&Transaction> = batch.iter().filter(|t| t.commit_end > applied).collect();
+        let Some(last) = pending.last() else {
+            return Ok(Committed::new(applied));
+        };
+        let changes: Vec<&RowChange> = pending.iter().flat_map(|t| t.changes.iter()).collect();
+        self.begin().await?;
+        self.apply_part(&changes).await?;
+        self.commit(&last.commit_end, last.commit_ts).await
+    }
+
+    async fn begin(&mut self) -> Result<(), SinkError> {
+        self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))
+    }
+
+    /// On error the transaction is rolled back (the origin was not set up for it, so its position
+    /// cannot move).
+    async fn apply_part(&mut self, changes: &[&RowChange]) -> Result<(), SinkError> {
+        let result = async {
+            for c in changes {
+                self.load_tables(c).await?;
+            }
+            self.statements.execute(&self.client, &self.tables, changes).await
+        }
+        .await;
+        if result.is_err() {
+            self.rollback_quietly().await;
+        }
+        result
+    }
+
+    async fn rollback(&mut self) -> Result<(), SinkError> {
+        self.client.batch_execute("ROLLBACK").await.map_err(SinkError::target("ROLLBACK"))
+    }
+
+    async fn commit(&mut self, commit_end: &Position, commit_ts: Timestamp) -> Result<Committed, SinkError> {
+        let commit_end = match pg_position(commit_end) {
+            Ok(l) => l,
+            Err(e) => {
+                self.rollback_quietly().await;
+                return Err(e);
+            }
+        };
+        if commit_end <= self.applied {
+            self.rollback_quietly().await;
+            return Err(SinkError::Progress(format!(
+                "refusing to record {commit_end}: green already recorded {} (a position never moves back)",
+                self.applied
+            )));
+        }
+        // Record the position and commit in ONE message. PostgreSQL 16+ also advances the origin when a
+        // transaction that called pg_replication_origin_xact_setup aborts — including the abort at exit
+        // of a backend whose client died. Sent together, the server runs both or neither.
+        tracing::debug!(position = %commit_end, "committing on green");
+        // txid_current() gives the transaction an id when its changes wrote nothing (an empty source
+        // transaction such as the cutover sentinel): without one, PostgreSQL writes no commit record
+        // and the origin would not move.
+        let commit = format!(
+            "SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
+            commit_end, commit_ts.0
+        );
+        if let Err(e) = self.client.batch_execute(&commit).await {
+            // The COMMIT itself failed (e.g. a deferred constraint): on 16+ the abort moved the origin
+            // to this batch's end although nothing was applied. Put it back before reporting.
+            self.rollback_quietly().await;
+            self.restore_origin().await?;
+            return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
+        }
+        self.applied = commit_end;
+        Ok(Committed::new(Position::Pg(self.applied)))
+    }
+
+    /// One WAL flush covers every commit before it (`pg_replication_origin_session_progress(true)`).
+    async fn flush(&mut self) -> Result<Durable, SinkError> {
+        let row = self
+            .client
+            .query_one("SELECT COALESCE(pg_replication_origin_session_progress(true)::text, '0/0')", &[])
+            .await
+            .map_err(SinkError::target("flushing green's WAL (pg_replication_origin_session_progress)"))?;
+        let position: Lsn = row.get::<_, String>(0).parse().map_err(|e| SinkError::Progress(format!("origin {}: {e}", self.origin)))?;
+        Ok(Durable::new(Position::Pg(position)))
+    }
+
+    async fn schema_changes(&mut self, schema: &TableSchema) -> Result<Vec<String>, SinkError> {
+        ddl::plan(&self.client, schema).await
+    }
+
+    async fn apply_schema_changes(&mut self, statements: &[String]) -> Result<(), SinkError> {
+        let sql = format!("BEGIN; {}; COMMIT", statements.join("; "));
+        if let Err(e) = self.client.batch_execute(&sql).await {
+            self.rollback_quietly().await;
+            return Err(SinkError::Target { context: format!("applying schema change `{}`", statements.join("; ")), source: e });
+        }
+        self.forget_tables();
+        Ok(())
+    }
+
+    fn canceller(&self) -> crate::Canceller {
+        let token = self.client.cancel_token();
+        let options = self.options.clone();
+        crate::Canceller::new(move || {
+            let token = token.clone();
+            let options = options.clone();
+            Box::pin(async move {
+                let sent = if options.ssl_mode == SslMode::Disable {
+                    token.cancel_query(NoTls).await
+                } else {
+                    match tls_client_config(&options) {
+                        Ok(tls) => token.cancel_query(MakeRustlsConnect::new((*tls).clone())).await,
+                        Err(e) => {
+                            tracing::warn!("cannot cancel green's apply statement: {e}");
+                            return;
+                        }
+                    }
+                };
+                if let Err(e) = sent {
+                    tracing::warn!("cancelling green's apply statement failed: {}", describe_error(&e));
+                }
+            })
+        })
     }
 }
 

@@ -14,6 +14,7 @@ pub fn to_text(v: &Value) -> Result<Option<String>, String> {
         Value::Int2(i) => i.to_string(),
         Value::Int4(i) => i.to_string(),
         Value::Int8(i) => i.to_string(),
+        Value::UInt8(i) => i.to_string(),
         Value::Oid(i) => i.to_string(),
         Value::Float4(f) => float_text(f64::from(*f), f.to_string()),
         Value::Float8(f) => float_text(*f, f.to_string()),

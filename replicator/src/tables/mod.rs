@@ -1,5 +1,5 @@
-//! Catalog queries on blue shared by `check` and `run`: which tables replicate (the `[tables]`
-//! filter applied to blue's user tables), and which of them cannot replicate UPDATE/DELETE.
+//! Which tables replicate: the `[tables]` filter applied to the source's catalog (read by each
+//! source's own catalog module), and which selected tables cannot replicate UPDATE/DELETE.
 //!
 //! Selection rules:
 //! - The filter is applied to the tables that replicate on their own: ordinary tables and partition
@@ -17,12 +17,7 @@ pub use pattern::TablePattern;
 
 use crate::error::Error;
 use std::collections::{BTreeMap, BTreeSet};
-use turnout_decoders::pg::PgConnection;
-use turnout_decoders::schema::{quote_ident, TableName};
-
-/// `WHERE` condition selecting user tables (`c`) in user schemas (`n`), not owned by an extension.
-pub const USER_TABLE_CONDITION: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
+use turnout_decoders::schema::TableName;
 
 /// The `[tables]` include/exclude patterns, each with its field path (`tables.include[2]`).
 #[derive(Clone, Debug, Default)]
@@ -87,17 +82,17 @@ impl TableFilter {
     }
 }
 
-/// A user table (ordinary or partitioned) of blue as the catalog lists it.
+/// A user table (ordinary or partitioned) of the source as its catalog lists it.
 #[derive(Clone, Debug)]
-struct CatalogTable {
-    name: TableName,
-    /// The table this one is a partition of.
-    parent: Option<TableName>,
-    /// An ordinary table whose UPDATEs and DELETEs cannot be replicated: no primary key and no
+pub struct CatalogTable {
+    pub name: TableName,
+    /// The table this one is a partition of (PostgreSQL).
+    pub parent: Option<TableName>,
+    /// A table whose UPDATEs and DELETEs cannot be replicated: PostgreSQL: no primary key and no
     /// REPLICA IDENTITY FULL (or an identity of NOTHING, or a dropped identity index).
-    no_identity: bool,
+    pub no_identity: bool,
     /// The connected role may SELECT it.
-    readable: bool,
+    pub readable: bool,
 }
 
 /// The tables that replicate, and what the filter left out. Partitions are not listed in
@@ -162,40 +157,9 @@ impl Selection {
     }
 }
 
-/// Lists blue's user tables and applies `filter`. Errors: a pattern that selects or leaves out a
-/// partition on its own, or a configured filter that selects nothing (both naming the field); a
-/// failed catalog query.
-pub async fn select_tables(conn: &mut PgConnection, filter: &TableFilter) -> Result<Selection, Error> {
-    let rows = conn
-        .simple_query(&format!(
-            "SELECT n.nspname, c.relname, pn.nspname, pc.relname, \
-             c.relkind = 'r' AND (c.relreplident = 'n' \
-               OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
-               OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))), \
-             has_table_privilege(c.oid, 'SELECT') \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             LEFT JOIN pg_inherits h ON c.relispartition AND h.inhrelid = c.oid \
-             LEFT JOIN pg_class pc ON pc.oid = h.inhparent \
-             LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND {USER_TABLE_CONDITION} ORDER BY 1, 2"
-        ))
-        .await
-        .map_err(Error::Source)?;
-    let text = |r: &[Option<String>], i: usize| r.get(i).cloned().flatten();
-    let tables = rows
-        .iter()
-        .map(|r| CatalogTable {
-            name: TableName::new(text(r, 0).unwrap_or_default(), text(r, 1).unwrap_or_default()),
-            parent: text(r, 2).zip(text(r, 3)).map(|(s, n)| TableName::new(s, n)),
-            no_identity: text(r, 4).as_deref() == Some("t"),
-            readable: text(r, 5).as_deref() != Some("f"),
-        })
-        .collect();
-    select(tables, filter)
-}
-
-/// [`select_tables`] on an already read catalog.
-fn select(tables: Vec<CatalogTable>, filter: &TableFilter) -> Result<Selection, Error> {
+/// Applies `filter` to the tables a source's catalog lists. Errors: a pattern that selects or leaves
+/// out a partition on its own, or a configured filter that selects nothing (both naming the field).
+pub fn select(tables: Vec<CatalogTable>, filter: &TableFilter) -> Result<Selection, Error> {
     let parents: BTreeMap<TableName, TableName> =
         tables.iter().filter_map(|t| Some((t.name.clone(), t.parent.clone()?))).collect();
     // Partitions may nest; the bound guards against a cycle in a damaged catalog.
@@ -271,11 +235,6 @@ fn select(tables: Vec<CatalogTable>, filter: &TableFilter) -> Result<Selection, 
     let tables: Vec<TableName> = selected.iter().map(|t| (*t).clone()).collect();
     let excluded = roots.iter().filter(|t| !selected.contains(*t)).map(|t| (*t).clone()).collect();
     Ok(Selection { tables, everything: filter.is_everything(), excluded, skipped: Vec::new(), unmatched, listing })
-}
-
-/// The `ALTER TABLE … REPLICA IDENTITY FULL` that makes a table replicable.
-pub fn identity_fix(t: &TableName) -> String {
-    format!("ALTER TABLE {}.{} REPLICA IDENTITY FULL;", quote_ident(&t.schema), quote_ident(&t.name))
 }
 
 #[cfg(test)]

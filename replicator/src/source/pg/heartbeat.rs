@@ -107,7 +107,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
         let blue_us: i64 = row.get(0);
         status.set_clock_offset(blue_us - (sent + received) / 2);
         if let Ok(flush) = row.get::<_, String>(1).parse::<Lsn>() {
-            status.set_source_wal_end(flush);
+            status.set_source_end(&turnout_decoders::Position::Pg(flush));
         }
         // Every second; every beat while the slot does not exist yet (it appears with the snapshot).
         if slot_missing || last_slot_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {

@@ -2,28 +2,14 @@
 //! tables), refusing (or skipping) tables that cannot replicate, and copying the schema of the
 //! selected tables to green with `pg_dump` when green lacks them.
 
-use crate::catalog::{identity_fix, select_tables, Selection, TableFilter};
+use super::catalog::{identity_fix, select_tables};
+use crate::tables::{Selection, TableFilter};
 use crate::error::Error;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::{quote_ident, TableName};
-
-/// Names of the objects turnout creates, derived from the stream id in the state store.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Names {
-    pub publication: String,
-    pub slot: String,
-    pub origin: String,
-}
-
-impl Names {
-    pub fn for_stream(id: &str) -> Names {
-        let base = format!("turnout_{id}");
-        Names { publication: base.clone(), slot: base.clone(), origin: base }
-    }
-}
 
 /// Creates the publication for every table of blue if it does not exist (no filter), publishing
 /// partitions through their root; see [`sync_publication`].

@@ -1,0 +1,35 @@
+//! Acknowledgement: what the source is told, and when.
+//!
+//! Rules: only a [`Durable`] position — committed on green **and** flushed to its disk — is recorded
+//! in the state store and acknowledged to the source; the record and the acknowledgement never move
+//! back. When nothing received is pending anywhere (no open or buffered transaction, no batch, no
+//! apply in flight, nothing unflushed), the source may release everything it sent so far, so an idle
+//! source's log does not grow without bound.
+
+use super::apply::Applier;
+use super::batch::Batcher;
+use crate::error::Error;
+use crate::source::Source;
+use crate::state::StateStore;
+use crate::status::Status;
+use turnout_sinks::{Durable, Sink};
+
+/// Records `durable` (synced, on the state-store thread), shows it, and acknowledges it to the source.
+pub async fn durable<S: Source>(source: &mut S, durable: &Durable, state: &StateStore, status: &Status) -> Result<(), Error> {
+    state.record_applied_async(durable.position()).await?;
+    status.set_applied(durable.position());
+    source.acknowledge(durable);
+    Ok(())
+}
+
+/// Nothing received is waiting to be applied or flushed and no transaction is open.
+pub fn nothing_pending<K: Sink>(applier: &Applier<K>, batcher: &Batcher) -> bool {
+    !applier.busy() && batcher.is_empty() && !applier.unflushed() && batcher.assembler.is_idle()
+}
+
+/// When nothing is pending, lets the source release everything it sent.
+pub fn when_idle<S: Source, K: Sink>(source: &mut S, applier: &Applier<K>, batcher: &Batcher) {
+    if nothing_pending(applier, batcher) {
+        source.acknowledge_idle(&applier.durable);
+    }
+}

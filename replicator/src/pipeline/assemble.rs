@@ -1,0 +1,457 @@
+//! Turns the decoded event stream into whole committed transactions.
+//!
+//! Non-streamed transactions arrive complete between Begin and Commit (PostgreSQL sends them at
+//! commit time, already without rolled-back subtransactions). Streamed transactions arrive in segments
+//! whose changes carry their (sub)transaction id; they are buffered per top-level xid until Stream
+//! Commit, and dropped at Stream Abort (the whole transaction, or one subtransaction's changes).
+//!
+//! Memory: changes held for transactions not yet committed are bounded by the memory budget given to
+//! the assembler. When a change would exceed it, the largest buffered transaction is spilled to the
+//! state store (see [`crate::spill`]), and so is any single transaction above a quarter of it; from
+//! then on its changes are written there in chunks, and at commit it comes out as a [`Body::Spilled`]
+//! to be applied chunk by chunk.
+//!
+//! Guarantees: only committed changes leave the assembler, in commit order; a rolled-back transaction
+//! or savepoint never does — nor do the schema changes (Relation messages) announced inside a streamed
+//! transaction, which leave with that transaction at its commit and are dropped at its abort. A
+//! cutover sentinel is attached to the transaction that carried it. A commit for a transaction the
+//! assembler never saw is a resync error, never an empty commit.
+
+use crate::error::Error;
+use crate::spill::{Spilled, SpilledTransaction, CHUNK_ROWS};
+use crate::state::StateStore;
+use std::collections::HashMap;
+use std::sync::Arc;
+use turnout_decoders::event::TxId;
+use turnout_decoders::{ChangeEvent, Position, TableSchema, Timestamp, Value};
+use turnout_sinks::{RowChange, Transaction};
+
+/// The prefix of the transactional message that carries a cutover sentinel's id.
+pub const SENTINEL_PREFIX: &str = "turnout.fence";
+
+/// Bytes counted for every transaction whatever its changes (the transaction, its lag entry and batch
+/// slot), so that empty transactions — PostgreSQL 13/14 send one for every transaction that touched
+/// no published table — count against the memory budget too.
+pub const TRANSACTION_OVERHEAD: usize = 256;
+
+/// A committed transaction's changes.
+#[derive(Debug)]
+pub enum Body {
+    /// All changes in memory.
+    Whole(Transaction),
+    /// Changes in the state store, to be read back chunk by chunk.
+    Spilled(SpilledTransaction),
+}
+
+impl Body {
+    pub fn commit_end(&self) -> &Position {
+        match self {
+            Body::Whole(t) => &t.commit_end,
+            Body::Spilled(t) => &t.commit_end,
+        }
+    }
+
+    pub fn commit_ts(&self) -> Timestamp {
+        match self {
+            Body::Whole(t) => t.commit_ts,
+            Body::Spilled(t) => t.commit_ts,
+        }
+    }
+}
+
+/// A transaction leaving the assembler at its commit.
+#[derive(Debug)]
+pub struct CommittedTransaction {
+    pub body: Body,
+    /// The cutover sentinel id this transaction carried.
+    pub sentinel: Option<String>,
+    /// Schema changes announced inside the (streamed) transaction: to apply on green before it.
+    pub relations: Vec<Arc<TableSchema>>,
+}
+
+/// What the assembler hands on.
+#[derive(Debug)]
+pub enum Assembled {
+    /// A table's schema announced outside any in-progress transaction: apply on green now, after
+    /// everything received before it.
+    Schema(Arc<TableSchema>),
+    /// A committed transaction.
+    Transaction(CommittedTransaction),
+}
+
+/// Changes of one transaction not yet committed, with the (sub)transaction id that made each.
+#[derive(Debug, Default)]
+struct Buffer {
+    changes: Vec<(TxId, RowChange)>,
+    /// Estimated bytes of `changes`.
+    bytes: usize,
+    spilled: Option<Spilled>,
+    sentinel: Option<String>,
+    relations: Vec<Arc<TableSchema>>,
+}
+
+/// Which buffer: the non-streamed transaction being received, or a streamed one by top-level xid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Current,
+    Stream(TxId),
+}
+
+/// Assembles transactions; see the module documentation.
+#[derive(Debug)]
+pub struct Assembler {
+    /// The non-streamed transaction being received: xid, commit time from Begin, changes.
+    current: Option<(TxId, Timestamp, Buffer)>,
+    streams: HashMap<TxId, Buffer>,
+    open_stream: Option<TxId>,
+    /// Estimated bytes of changes held in memory across all buffers.
+    buffered_bytes: usize,
+    memory_budget: usize,
+    state: StateStore,
+    next_spill_id: u64,
+    spilled_bytes_total: u64,
+}
+
+/// A rough size of a change in memory: value payloads plus per-value and per-change overhead.
+pub fn change_size(c: &RowChange) -> usize {
+    fn value(v: &Value) -> usize {
+        40 + match v {
+            Value::Numeric(t) | Value::Text(t) | Value::Temporal(_, t) => t.as_bytes().len(),
+            Value::Json { text, .. } | Value::Unknown { text, .. } => text.as_bytes().len(),
+            Value::Bytes(b) | Value::Binary { data: b, .. } => b.len(),
+            Value::Array { elements, .. } => elements.iter().map(value).sum(),
+            _ => 0,
+        }
+    }
+    let row = |r: &[Value]| 24 + r.iter().map(value).sum::<usize>();
+    96 + match c {
+        RowChange::Insert { after, .. } => row(after),
+        RowChange::Update { key, before, after, .. } => row(key) + before.as_ref().map_or(0, |b| row(b)) + row(after),
+        RowChange::Delete { key, before, .. } => row(key) + before.as_ref().map_or(0, |b| row(b)),
+        RowChange::Truncate { tables, .. } => tables.len() * 8,
+    }
+}
+
+impl Assembler {
+    /// `memory_budget` bounds the bytes of changes held for uncommitted transactions; beyond it they
+    /// are spilled to `state`. Spilled data of an earlier run is cleared.
+    pub fn new(memory_budget: usize, state: StateStore) -> Result<Self, Error> {
+        state.spill_clear()?;
+        Ok(Assembler {
+            current: None,
+            streams: HashMap::new(),
+            open_stream: None,
+            buffered_bytes: 0,
+            memory_budget,
+            state,
+            next_spill_id: 0,
+            spilled_bytes_total: 0,
+        })
+    }
+
+    /// True when no transaction is open or buffered (everything received has been handed out).
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.streams.is_empty()
+    }
+
+    /// Estimated bytes of uncommitted changes held in memory.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Bytes written to the state store for large transactions since start.
+    pub fn spilled_bytes_total(&self) -> u64 {
+        self.spilled_bytes_total
+    }
+
+    fn buffer(&mut self, which: Which) -> Option<&mut Buffer> {
+        match which {
+            Which::Current => self.current.as_mut().map(|(_, _, b)| b),
+            Which::Stream(xid) => self.streams.get_mut(&xid),
+        }
+    }
+
+    /// Writes everything `which` holds in memory to the state store.
+    fn spill(&mut self, which: Which) -> Result<(), Error> {
+        let id = self.next_spill_id;
+        let state = self.state.clone();
+        let Some(buffer) = self.buffer(which) else { return Ok(()) };
+        if buffer.spilled.is_none() {
+            tracing::info!(?which, rows = buffer.changes.len(), "a transaction exceeds apply.memory_budget; spilling it to the state store");
+        }
+        let spilled = buffer.spilled.get_or_insert_with(|| Spilled::new(id));
+        let before = spilled.bytes();
+        for chunk in buffer.changes.chunks(CHUNK_ROWS) {
+            spilled.write(&state, chunk)?;
+        }
+        let written = spilled.bytes() - before;
+        buffer.changes.clear();
+        let freed = std::mem::take(&mut buffer.bytes);
+        if id == self.next_spill_id {
+            self.next_spill_id += 1;
+        }
+        self.buffered_bytes -= freed;
+        self.spilled_bytes_total += written as u64;
+        Ok(())
+    }
+
+    /// The buffer holding the most bytes in memory.
+    fn largest(&self) -> Option<Which> {
+        let current = self.current.as_ref().map(|(_, _, b)| (Which::Current, b.bytes));
+        let streams = self.streams.iter().map(|(xid, b)| (Which::Stream(*xid), b.bytes));
+        current.into_iter().chain(streams).filter(|(_, bytes)| *bytes > 0).max_by_key(|(_, bytes)| *bytes).map(|(w, _)| w)
+    }
+
+    /// Adds a change to `which` and keeps memory within the budget.
+    fn add(&mut self, which: Which, sub: TxId, change: RowChange) -> Result<(), Error> {
+        let size = change_size(&change);
+        let Some(buffer) = self.buffer(which) else {
+            return Err(Error::Resync("the source sent a row change outside any transaction".into()));
+        };
+        buffer.changes.push((sub, change));
+        buffer.bytes += size;
+        let full_chunk = buffer.spilled.is_some() && buffer.changes.len() >= CHUNK_ROWS;
+        // One transaction may hold at most a quarter of the budget in memory, so a whole committed
+        // one can move on to the batcher without pushing the pipeline past its budget.
+        let too_large = buffer.bytes > self.memory_budget / 4;
+        self.buffered_bytes += size;
+        if full_chunk || too_large {
+            self.spill(which)?;
+        }
+        while self.buffered_bytes > self.memory_budget {
+            let Some(largest) = self.largest() else { break };
+            self.spill(largest)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a buffer at its commit. A buffer that does not exist (a commit for a transaction never
+    /// seen on this stream) is a resync error: committing it empty would record its position on green
+    /// without its changes.
+    fn commit(&mut self, which: Which, xid: TxId, commit_end: Position, commit_ts: Timestamp) -> Result<Assembled, Error> {
+        if self.buffer(which).is_some_and(|b| b.spilled.is_some()) {
+            self.spill(which)?;
+        }
+        let buffer = match which {
+            Which::Current => self.current.take().map(|(_, _, b)| b),
+            Which::Stream(x) => self.streams.remove(&x),
+        }
+        .ok_or_else(|| {
+            Error::Resync(format!(
+                "the source committed transaction {xid} (ending at {commit_end}) whose changes never arrived on this stream"
+            ))
+        })?;
+        self.buffered_bytes -= buffer.bytes;
+        let body = match buffer.spilled {
+            Some(spilled) => Body::Spilled(SpilledTransaction { xid, commit_end, commit_ts, spilled }),
+            None => Body::Whole(Transaction { xid, commit_end, commit_ts, changes: buffer.changes.into_iter().map(|(_, c)| c).collect() }),
+        };
+        Ok(Assembled::Transaction(CommittedTransaction { body, sentinel: buffer.sentinel, relations: buffer.relations }))
+    }
+
+    /// The buffer a message without its own transaction id belongs to: the open stream segment's
+    /// transaction, else the current one.
+    fn enclosing(&mut self, xid: Option<TxId>) -> Option<&mut Buffer> {
+        match xid.or(self.open_stream) {
+            Some(x) => Some(self.streams.entry(self.open_stream.unwrap_or(x)).or_default()),
+            None => self.current.as_mut().map(|(_, _, b)| b),
+        }
+    }
+
+    /// Drops a whole buffer (rolled back).
+    fn discard(&mut self, which: Which) -> Result<(), Error> {
+        let buffer = match which {
+            Which::Current => self.current.take().map(|(_, _, b)| b),
+            Which::Stream(x) => self.streams.remove(&x),
+        };
+        if let Some(b) = buffer {
+            self.buffered_bytes -= b.bytes;
+            if let Some(s) = b.spilled {
+                s.discard(&self.state)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds one event; returns a schema to apply now or a transaction when one commits.
+    pub fn push(&mut self, event: ChangeEvent) -> Result<Option<Assembled>, Error> {
+        let (sub, change) = match event {
+            ChangeEvent::Begin { xid, commit_ts, .. } => {
+                self.discard(Which::Current)?;
+                self.current = Some((xid, commit_ts, Buffer::default()));
+                return Ok(None);
+            }
+            ChangeEvent::Commit { position, commit_ts } => {
+                let Some((xid, _, _)) = self.current else {
+                    return Err(Error::Resync(format!("the source sent a commit (ending at {position}) without a begin")));
+                };
+                return self.commit(Which::Current, xid, position, commit_ts).map(Some);
+            }
+            ChangeEvent::StreamStart { xid, .. } => {
+                self.open_stream = Some(xid);
+                self.streams.entry(xid).or_default();
+                return Ok(None);
+            }
+            ChangeEvent::StreamStop => {
+                self.open_stream = None;
+                return Ok(None);
+            }
+            ChangeEvent::StreamCommit { xid, position, commit_ts } => {
+                return self.commit(Which::Stream(xid), xid, position, commit_ts).map(Some);
+            }
+            ChangeEvent::StreamAbort { xid, subxid, .. } => {
+                if xid == subxid {
+                    self.discard(Which::Stream(xid))?;
+                } else if let Some(s) = self.streams.get_mut(&xid) {
+                    let before = s.bytes;
+                    s.changes.retain(|(sub, _)| *sub != subxid);
+                    s.bytes = s.changes.iter().map(|(_, c)| change_size(c)).sum();
+                    if let Some(spilled) = s.spilled.as_mut() {
+                        spilled.abort_subtransaction(subxid);
+                    }
+                    self.buffered_bytes -= before - s.bytes;
+                }
+                return Ok(None);
+            }
+            ChangeEvent::BeginPrepare { .. }
+            | ChangeEvent::Prepare { .. }
+            | ChangeEvent::CommitPrepared { .. }
+            | ChangeEvent::RollbackPrepared { .. } => {
+                return Err(Error::Setup("protocol: two-phase messages arrived but two-phase decoding was not requested".into()))
+            }
+            ChangeEvent::Relation(schema) => {
+                // Inside a streamed transaction a schema change belongs to that transaction: it may
+                // still roll back.
+                return Ok(match self.open_stream {
+                    Some(x) => {
+                        self.streams.entry(x).or_default().relations.push(schema);
+                        None
+                    }
+                    None => Some(Assembled::Schema(schema)),
+                });
+            }
+            ChangeEvent::Message { xid, transactional: true, prefix, content, .. } if prefix == SENTINEL_PREFIX => {
+                let id = String::from_utf8_lossy(&content).into_owned();
+                match self.enclosing(xid) {
+                    Some(buffer) => buffer.sentinel = Some(id),
+                    None => return Err(Error::Resync("the source sent a transactional message outside any transaction".into())),
+                }
+                return Ok(None);
+            }
+            ChangeEvent::Origin { .. } | ChangeEvent::Message { .. } | ChangeEvent::Heartbeat { .. } => return Ok(None),
+            ChangeEvent::Insert { table, xid, after } => (xid, RowChange::Insert { table, after }),
+            ChangeEvent::Update { table, xid, key, before, after } => (xid, RowChange::Update { table, key, before, after }),
+            ChangeEvent::Delete { table, xid, key, before } => (xid, RowChange::Delete { table, key, before }),
+            ChangeEvent::Truncate { tables, xid, cascade, restart_identity } => {
+                (xid, RowChange::Truncate { tables, cascade, restart_identity })
+            }
+        };
+        match sub {
+            Some(sub) => {
+                let top = self.open_stream.unwrap_or(sub);
+                self.streams.entry(top).or_default();
+                self.add(Which::Stream(top), sub, change)?;
+            }
+            None => {
+                if self.current.is_none() {
+                    return Err(Error::Resync("the source sent a row change outside any transaction".into()));
+                }
+                self.add(Which::Current, 0, change)?
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use turnout_decoders::schema::{Column, ColumnType, ReplicaIdentity, TableName};
+    use turnout_decoders::Lsn;
+
+    fn table(columns: usize) -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            relation_id: 1,
+            name: TableName::new("public", "t"),
+            replica_identity: ReplicaIdentity::Default,
+            columns: (0..columns).map(|i| Column { name: format!("c{i}"), ty: ColumnType::pg(23, -1), is_key: i == 0 }).collect(),
+        })
+    }
+
+    fn assembler() -> (tempfile::TempDir, Assembler) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let state = StateStore::open(dir.path()).expect("state");
+        (dir, Assembler::new(1 << 20, state).expect("assembler"))
+    }
+
+    fn insert(xid: Option<TxId>) -> ChangeEvent {
+        ChangeEvent::Insert { table: table(1), xid, after: vec![Value::Int4(1)] }
+    }
+
+    fn sentinel(xid: Option<TxId>, id: &str) -> ChangeEvent {
+        ChangeEvent::Message {
+            xid,
+            transactional: true,
+            position: Position::Pg(Lsn(1)),
+            prefix: SENTINEL_PREFIX.into(),
+            content: Bytes::copy_from_slice(id.as_bytes()),
+        }
+    }
+
+    fn stream_commit(xid: TxId, end: u64) -> ChangeEvent {
+        ChangeEvent::StreamCommit { xid, position: Position::Pg(Lsn(end)), commit_ts: Timestamp(0) }
+    }
+
+    fn committed(out: Option<Assembled>) -> CommittedTransaction {
+        match out {
+            Some(Assembled::Transaction(t)) => t,
+            other => panic!("expected a committed transaction, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stream_commit_for_a_transaction_never_seen_is_a_resync_not_an_empty_commit() {
+        let (_dir, mut a) = assembler();
+        let err = a.push(stream_commit(77, 100)).expect_err("unknown transaction");
+        assert!(matches!(err, Error::Resync(_)), "{err}");
+        let err = a.push(ChangeEvent::Commit { position: Position::Pg(Lsn(5)), commit_ts: Timestamp(0) }).expect_err("no begin");
+        assert!(matches!(err, Error::Resync(_)), "{err}");
+    }
+
+    #[test]
+    fn a_sentinel_belongs_to_the_transaction_that_carried_it() {
+        let (_dir, mut a) = assembler();
+        // Streamed transaction 10 carries the sentinel; transaction 20 commits first.
+        a.push(ChangeEvent::StreamStart { xid: 10, first_segment: true }).expect("start");
+        a.push(insert(Some(10))).expect("insert");
+        a.push(sentinel(Some(10), "fence-1")).expect("sentinel");
+        a.push(ChangeEvent::StreamStop).expect("stop");
+        a.push(ChangeEvent::Begin { xid: 20, commit_position: None, commit_ts: Timestamp(0) }).expect("begin");
+        a.push(insert(None)).expect("insert");
+        let other = committed(a.push(ChangeEvent::Commit { position: Position::Pg(Lsn(50)), commit_ts: Timestamp(0) }).expect("commit"));
+        assert_eq!(other.sentinel, None, "the sentinel was matched to the next commit, not its own transaction");
+        let own = committed(a.push(stream_commit(10, 60)).expect("commit"));
+        assert_eq!(own.sentinel.as_deref(), Some("fence-1"));
+    }
+
+    #[test]
+    fn a_schema_change_inside_a_streamed_transaction_leaves_only_with_its_commit() {
+        let (_dir, mut a) = assembler();
+        // Announced outside any stream: apply now.
+        assert!(matches!(a.push(ChangeEvent::Relation(table(1))).expect("relation"), Some(Assembled::Schema(_))));
+        // Inside a stream that aborts: never handed on.
+        a.push(ChangeEvent::StreamStart { xid: 30, first_segment: true }).expect("start");
+        assert!(a.push(ChangeEvent::Relation(table(2))).expect("relation").is_none());
+        a.push(ChangeEvent::StreamStop).expect("stop");
+        a.push(ChangeEvent::StreamAbort { xid: 30, subxid: 30, abort_position: None, abort_ts: None }).expect("abort");
+        assert!(a.is_idle());
+        // Inside a stream that commits: handed on with it.
+        a.push(ChangeEvent::StreamStart { xid: 31, first_segment: true }).expect("start");
+        assert!(a.push(ChangeEvent::Relation(table(2))).expect("relation").is_none());
+        a.push(ChangeEvent::StreamStop).expect("stop");
+        let t = committed(a.push(stream_commit(31, 70)).expect("commit"));
+        assert_eq!(t.relations.len(), 1);
+        assert_eq!(t.relations[0].columns.len(), 2);
+    }
+}

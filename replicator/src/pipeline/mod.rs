@@ -1,0 +1,242 @@
+//! Streaming apply: source → assembler → batcher → sink, and acknowledgements back to the source only
+//! up to what green has durably committed. Generic over the [`Source`] and the [`Sink`]: nothing here
+//! knows which databases it connects.
+//!
+//! - [`assemble`]: whole committed transactions out of the event stream (streamed ones buffered or
+//!   spilled), schema changes and cutover sentinels attached to the transaction that carried them.
+//! - [`batch`]: whole transactions merged into one green transaction (row, byte and time budgets).
+//! - [`apply`]: one task at a time applies a batch, a spilled transaction or a flush on green while the
+//!   stream goes on being received.
+//! - [`ack`]: only durable positions are recorded and acknowledged.
+//!
+//! A transaction at or below the position green recorded is skipped (exactly-once across restarts).
+//! On any error the apply in flight is cancelled and awaited before the error is returned.
+
+pub mod ack;
+pub mod apply;
+pub mod assemble;
+pub mod batch;
+
+pub use batch::Budgets;
+
+use crate::error::Error;
+use crate::source::{Source, SourceMessage};
+use crate::state::StateStore;
+use crate::status::{Phase, Status};
+use apply::{Applier, FLUSH_EVERY};
+use assemble::{Assembled, Body, CommittedTransaction};
+use batch::Batcher;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use turnout_decoders::{ChangeEvent, TableSchema};
+use turnout_sinks::Sink;
+
+/// While receiving pauses (a full batch waits for a long apply), the source still hears from us this
+/// often, so it does not time the stream out.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Streams from `source` into `sink` until `shutdown` turns true or an error occurs. On shutdown the
+/// transactions received are applied, the durable position acknowledged, and the stream closed.
+pub async fn stream<S: Source, K: Sink>(
+    source: S,
+    mut sink: K,
+    state: &StateStore,
+    status: &Arc<Status>,
+    budgets: &Budgets,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    // Where green stands now, as a durable proof (the recorded position is durable once flushed).
+    let start = sink.flush().await.map_err(Error::Sink)?;
+    status.set_phase(Phase::Streaming);
+    status.stream_restarted();
+    status.set_error(None);
+    status.set_applied(start.position());
+    let batcher = Batcher::new(budgets, state.clone(), start.position().clone())?;
+    let mut p = Pipeline { source, applier: Applier::new(sink, start), batcher, state: state.clone(), status: Arc::clone(status), budgets: budgets.clone() };
+    match p.run(shutdown).await {
+        Ok(()) => p.source.close().await,
+        Err(e) => {
+            p.applier.abort().await;
+            Err(e)
+        }
+    }
+}
+
+struct Pipeline<S: Source, K: Sink> {
+    source: S,
+    applier: Applier<K>,
+    batcher: Batcher,
+    state: StateStore,
+    status: Arc<Status>,
+    budgets: Budgets,
+}
+
+impl<S: Source, K: Sink> Pipeline<S, K> {
+    async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
+        loop {
+            self.start_due()?;
+            if !self.applier.busy() && self.batcher.is_empty() && self.applier.flush_wanted() {
+                self.applier.start_flush()?;
+            }
+            ack::when_idle(&mut self.source, &self.applier, &self.batcher);
+            let receive = self.may_receive();
+            let mut wait_until = self.batcher.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if self.applier.unflushed() {
+                wait_until = wait_until.min(self.applier.last_flush + FLUSH_EVERY / 10);
+            }
+            let busy = self.applier.busy();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return self.drain().await,
+                done = self.applier.finished(), if busy => {
+                    let done = done?;
+                    self.completed(done).await?;
+                    self.source.keepalive().await?;
+                }
+                _ = tokio::time::sleep_until(wait_until), if !busy => {}
+                _ = keepalive.tick(), if !receive => self.source.keepalive().await?,
+                msg = self.source.recv(), if receive => {
+                    self.on_message(msg?).await?;
+                    // Everything already received is handled without going back through select!.
+                    while self.may_receive() {
+                        self.start_due()?;
+                        match self.source.try_recv()? {
+                            Some(msg) => self.on_message(msg).await?,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receiving goes on while the batch has room and everything held stays within the memory budget.
+    fn may_receive(&self) -> bool {
+        self.batcher.rows() < self.budgets.batch_rows && self.batcher.memory() + self.applier.inflight_bytes < self.budgets.memory
+    }
+
+    fn start_due(&mut self) -> Result<(), Error> {
+        if self.batcher.due(&self.budgets) && !self.applier.busy() {
+            let (batch, bytes) = self.batcher.take();
+            self.applier.start(batch, bytes)?;
+        }
+        self.status.set_buffered((self.batcher.memory() + self.applier.inflight_bytes) as u64, self.batcher.assembler.spilled_bytes_total());
+        Ok(())
+    }
+
+    /// Takes back the sink from a finished task and records what became durable.
+    async fn completed(&mut self, done: (K, Result<apply::Outcome, Error>)) -> Result<(), Error> {
+        let outcome = self.applier.take_back(done)?;
+        self.status.add_applied(outcome.transactions as u64, outcome.rows as u64);
+        if let Some(d) = outcome.durable {
+            ack::durable(&mut self.source, &d, &self.state, &self.status).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the task in flight, if any.
+    async fn finish(&mut self) -> Result<(), Error> {
+        if self.applier.busy() {
+            let done = self.applier.finished().await?;
+            self.completed(done).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the batch being filled and waits for it.
+    async fn apply_batch_now(&mut self) -> Result<(), Error> {
+        self.finish().await?;
+        if !self.batcher.is_empty() {
+            let (batch, bytes) = self.batcher.take();
+            self.applier.start(batch, bytes)?;
+            self.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// On shutdown: applies everything received, flushes, acknowledges.
+    async fn drain(&mut self) -> Result<(), Error> {
+        self.apply_batch_now().await?;
+        if self.applier.unflushed() {
+            self.applier.start_flush()?;
+            self.finish().await?;
+        }
+        self.status.set_phase(Phase::Stopped);
+        Ok(())
+    }
+
+    /// Brings green's table in step with `schema` (a column added on the source), after everything
+    /// received before it is applied.
+    async fn apply_schema(&mut self, schema: &TableSchema) -> Result<(), Error> {
+        self.finish().await?;
+        let ddl = self.applier.sink()?.schema_changes(schema).await.map_err(Error::Sink)?;
+        if !ddl.is_empty() {
+            // Rows batched use the old shape: apply them before any DDL.
+            self.apply_batch_now().await?;
+            tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
+            self.applier.sink()?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, msg: SourceMessage) -> Result<(), Error> {
+        let event = match msg {
+            SourceMessage::LogEnd(end) => {
+                self.status.set_source_end(&end);
+                return Ok(());
+            }
+            SourceMessage::Event { event, log_end } => {
+                if let Some(end) = log_end {
+                    self.status.set_source_end(&end);
+                }
+                event
+            }
+        };
+        tracing::trace!(?event, "event");
+        if let ChangeEvent::Heartbeat { ts, .. } = &event {
+            self.status.heartbeat_received(*ts);
+        }
+        if let Some(ts) = crate::source::pg::heartbeat::from_table(&event) {
+            self.status.heartbeat_received(ts);
+        }
+        match self.batcher.assembler.push(event)? {
+            None => {}
+            Some(Assembled::Schema(schema)) => self.apply_schema(&schema).await?,
+            Some(Assembled::Transaction(tx)) => self.on_commit(tx).await?,
+        }
+        Ok(())
+    }
+
+    async fn on_commit(&mut self, tx: CommittedTransaction) -> Result<(), Error> {
+        let CommittedTransaction { body, sentinel, relations } = tx;
+        if *body.commit_end() <= self.batcher.applied_floor {
+            if let Body::Spilled(s) = body {
+                s.spilled.discard(&self.state)?;
+            }
+            return Ok(());
+        }
+        // Schema changes made inside this transaction apply on green just before it.
+        for schema in &relations {
+            self.apply_schema(schema).await?;
+        }
+        if let Some(id) = sentinel {
+            self.status.fence_seen(&id, body.commit_end());
+            // A cutover is waiting with writes paused: apply at once, not after the batch delay.
+            self.batcher.hurry();
+        }
+        self.status.transaction_received(body.commit_end(), body.commit_ts());
+        self.batcher.applied_floor = body.commit_end().clone();
+        match body {
+            Body::Whole(t) => self.batcher.push(t, &self.budgets),
+            Body::Spilled(t) => {
+                // Applied after everything before it, alone, while the stream goes on being received.
+                self.apply_batch_now().await?;
+                self.applier.start_spilled(t, self.state.clone())?;
+            }
+        }
+        Ok(())
+    }
+}

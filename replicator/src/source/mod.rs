@@ -1,0 +1,120 @@
+//! Sources: where changes come from. The pipeline sees a source only through [`Source`]; everything
+//! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
+
+pub mod pg;
+
+use crate::check::Report;
+use crate::error::Error;
+use crate::state::StateStore;
+use crate::status::Status;
+use crate::verify::TableCheck;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::watch;
+use turnout_decoders::{ChangeEvent, Position};
+use turnout_sinks::{Durable, Sink};
+
+/// Names of the objects turnout creates, derived from the stream id in the state store
+/// (`turnout_<id>`): PostgreSQL's publication, slot and green's replication origin.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Names {
+    pub publication: String,
+    pub slot: String,
+    pub origin: String,
+}
+
+impl Names {
+    pub fn for_stream(id: &str) -> Names {
+        let base = format!("turnout_{id}");
+        Names { publication: base.clone(), slot: base.clone(), origin: base }
+    }
+
+    /// No names: for commands that never touch what turnout created (`check`, `verify`), which must
+    /// not open the state directory a running sidecar holds.
+    pub fn none() -> Names {
+        Names { publication: String::new(), slot: String::new(), origin: String::new() }
+    }
+}
+
+/// What a source hands the pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceMessage {
+    /// A decoded event, and how far the source's log reached when it was sent (if the source says).
+    Event { event: ChangeEvent, log_end: Option<Position> },
+    /// No event, only how far the source's log reaches now (a keepalive, or a message that only
+    /// updated the decoder's caches).
+    LogEnd(Position),
+}
+
+/// A stream of decoded changes from one source's log, in log order.
+///
+/// Guarantees every implementation gives:
+/// - Events arrive in the source's commit order (see [`turnout_decoders::event`]); nothing received
+///   is dropped or reordered.
+/// - [`Source::recv`] is cancel-safe: dropping its future (e.g. in `select!`) loses no message.
+/// - The source's log is released only up to a [`Durable`] position passed to
+///   [`Source::acknowledge`] — a proof only a sink can make — or, when the pipeline has nothing
+///   pending at all, up to what it received ([`Source::acknowledge_idle`]); never beyond, and never
+///   backwards.
+pub trait Source: Send + 'static {
+    /// The next message, waiting for it.
+    fn recv(&mut self) -> impl Future<Output = Result<SourceMessage, Error>> + Send;
+
+    /// A message already received and buffered, without waiting; `None` when nothing is buffered.
+    fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error>;
+
+    /// Everything up to `durable` is durable on the target: the source may release its log up to
+    /// there.
+    fn acknowledge(&mut self, durable: &Durable);
+
+    /// Nothing received is pending anywhere in the pipeline (no open, buffered, batched, in-flight or
+    /// unflushed transaction), and `durable` is durable on the target: the source may release its log
+    /// up to everything it has sent so far (heartbeats, transactions with nothing to apply).
+    fn acknowledge_idle(&mut self, durable: &Durable);
+
+    /// Tells the source the consumer is alive while receiving pauses (a long apply), so it does not
+    /// time the stream out.
+    fn keepalive(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Ends the stream cleanly after reporting the last acknowledged position.
+    fn close(self) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Everything a source needs besides its change stream: table selection, preparing the source and
+/// green (publication and slot; binlog checks), the consistent snapshot, heartbeats, the preflight
+/// check, verify digests and teardown. `turnout run`, `check`, `verify` and `teardown` drive a source
+/// only through this trait.
+pub trait SourceAdmin: Send + Sync + 'static {
+    /// The change stream.
+    type Stream: Source;
+    /// Green's apply session.
+    type Sink: Sink;
+
+    /// Names of what turnout creates for this stream.
+    fn names(&self) -> &Names;
+
+    /// Everything before streaming, idempotent: selects the tables, prepares the source, and — unless
+    /// an earlier run completed it — copies the schema and a consistent snapshot to green, ending
+    /// with green's progress record at the snapshot's consistent point. An interrupted snapshot is
+    /// redone from scratch.
+    fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Opens green's apply session, bound to turnout's progress record there.
+    fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
+
+    /// Starts the change stream just after `from` (the position durable on green).
+    fn open_stream(&self, from: &Position) -> impl Future<Output = Result<Self::Stream, Error>> + Send;
+
+    /// Writes heartbeats on the source and samples its health for lag and alerts until `shutdown`
+    /// turns true; failures are retried, never fatal.
+    fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static;
+
+    /// The read-only preflight of the source and green.
+    fn check(&self) -> impl Future<Output = Report> + Send;
+
+    /// Compares every replicated table (or `only`, `schema.table`) on the source and green.
+    fn verify(&self, only: Option<&str>) -> impl Future<Output = Result<Vec<TableCheck>, Error>> + Send;
+
+    /// Drops what turnout created on both sides; returns one line per thing done.
+    fn teardown(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}

@@ -1,0 +1,218 @@
+//! PostgreSQL's [`SourceAdmin`]: table selection, publication and slot, schema copy and consistent
+//! snapshot, green's replication origin, heartbeats, check, verify and teardown.
+//!
+//! Crash safety: a snapshot interrupted at any point is redone from scratch on the next start (the
+//! half-used slot is dropped and the copied tables are emptied); once it completed, green's
+//! replication origin holds the resume position, written in the same transaction as the data.
+
+use super::catalog::select_tables;
+use super::{setup, snapshot, PgSource};
+use crate::check::Report;
+use crate::config::Config;
+use crate::error::Error;
+use crate::source::{Names, SourceAdmin};
+use crate::state::StateStore;
+use crate::status::{Phase, Status};
+use crate::tables::Selection;
+use crate::verify::TableCheck;
+use std::sync::Arc;
+use tokio::sync::watch;
+use turnout_decoders::pg::client::SlotOptions;
+use turnout_decoders::pg::PgConnection;
+use turnout_decoders::Position;
+use turnout_sinks::pg::{self as green, PgSink};
+
+/// PostgreSQL blue → PostgreSQL green.
+#[derive(Debug)]
+pub struct PgAdmin {
+    config: Config,
+    names: Names,
+}
+
+impl PgAdmin {
+    pub fn new(config: &Config, names: Names) -> PgAdmin {
+        PgAdmin { config: config.clone(), names }
+    }
+}
+
+impl SourceAdmin for PgAdmin {
+    type Stream = PgSource;
+    type Sink = PgSink;
+
+    fn names(&self) -> &Names {
+        &self.names
+    }
+
+    async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
+        let (config, names) = (&self.config, &self.names);
+        let source = config.source_options()?;
+        let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
+        super::heartbeat::ensure_table(&mut admin).await?;
+        let mut selection = select_tables(&mut admin, &config.table_filter()?).await?;
+        for (field, pattern) in &selection.unmatched {
+            tracing::warn!("{field} '{pattern}' matches no table on blue");
+        }
+        setup::refuse_tables_without_identity(&mut selection, config.tables.skip_without_identity)?;
+        if !selection.everything {
+            tracing::info!(
+                selected = selection.tables.len(),
+                left_out = selection.excluded.len() + selection.skipped.len(),
+                "replicating the tables selected by [tables]"
+            );
+        }
+        let snapshot_done = state.snapshot_done()?.is_some();
+        setup::sync_publication(&mut admin, &names.publication, &selection, snapshot_done).await?;
+        let blue_major = admin.server_version_num().unwrap_or(0) / 10000;
+        if !snapshot_done {
+            initial_snapshot(config, state, names, status, &mut admin, &selection, blue_major).await?;
+        }
+        admin.close().await;
+        Ok(())
+    }
+
+    async fn open_sink(&self) -> Result<PgSink, Error> {
+        PgSink::connect(self.config.target.url.expose(), &self.names.origin).await.map_err(Error::Sink)
+    }
+
+    async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
+        let from = from.lsn().ok_or_else(|| Error::Setup(format!("a PostgreSQL stream cannot start at the non-PostgreSQL position {from}")))?;
+        PgSource::start(&self.config.source_options()?, &self.names.slot, &self.names.publication, from).await
+    }
+
+    fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        super::heartbeat::run(self.config.source.url.expose().to_owned(), self.names.slot.clone(), self.config.heartbeat_interval(), status, shutdown)
+    }
+
+    async fn check(&self) -> Report {
+        super::check::run(&self.config).await
+    }
+
+    async fn verify(&self, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
+        super::verify::run(&self.config, only).await
+    }
+
+    async fn teardown(&self) -> Result<Vec<String>, Error> {
+        let mut done = Vec::new();
+        let names = &self.names;
+        let source = self.config.source_options()?;
+        let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
+        setup::drop_slot(&mut admin, &names.slot).await?;
+        done.push(format!("dropped slot {} on blue (if it existed)", names.slot));
+        admin
+            .simple_query(&format!("DROP PUBLICATION IF EXISTS {}", turnout_decoders::schema::quote_ident(&names.publication)))
+            .await
+            .map_err(Error::Source)?;
+        done.push(format!("dropped publication {} on blue (if it existed)", names.publication));
+        admin.close().await;
+        let green_client = green::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
+        green::drop_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
+        done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
+        std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
+        done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        Ok(done)
+    }
+}
+
+async fn initial_snapshot(
+    config: &Config,
+    state: &StateStore,
+    names: &Names,
+    status: &Arc<Status>,
+    admin: &mut PgConnection,
+    selection: &Selection,
+    blue_major: u32,
+) -> Result<(), Error> {
+    let tables = &selection.tables[..];
+    // Tables the schema copy leaves out: none without a filter (the whole schema is copied).
+    let left_out = selection.left_out();
+    let filtered = !left_out.is_empty();
+    status.set_phase(Phase::Snapshot);
+    let source = config.source_options()?;
+    let target_url = config.target.url.expose();
+    let green_client = green::connect(target_url).await.map_err(Error::Sink)?;
+    if state.snapshot_started()? {
+        tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
+        setup::drop_slot(admin, &names.slot).await?;
+        let existing = setup::existing_on_green(&green_client, tables).await?;
+        let present: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| **e).map(|(t, _)| t.quoted()).collect();
+        if !present.is_empty() {
+            green_client
+                .batch_execute(&format!("TRUNCATE {}", present.join(", ")))
+                .await
+                .map_err(Error::green("emptying the tables of the unfinished snapshot"))?;
+        }
+        state.reset_snapshot()?;
+    } else if setup::slot_exists(admin, &names.slot).await? {
+        return Err(Error::Setup(format!(
+            "slot {} exists on blue but this state directory has no snapshot; another turnout may use it. Drop it with \
+             SELECT pg_drop_replication_slot('{}') if it is stale",
+            names.slot, names.slot
+        )));
+    }
+    let existing = setup::existing_on_green(&green_client, tables).await?;
+    let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
+    let copy_schema = !tables.is_empty() && missing.len() == tables.len();
+    // An earlier, interrupted attempt may have created the tables itself: then it still owes the
+    // indexes and constraints (post-data) once the copy is done.
+    let owned_schema = state.schema_copied()?;
+    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major)?) } else { None };
+    if !copy_schema && !missing.is_empty() {
+        return Err(Error::Setup(format!(
+            "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
+             so turnout copies the whole schema",
+            missing.join(", ")
+        )));
+    }
+    if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
+        tracing::info!("copying the schema to green with {}", pg_dump.display());
+        let pre = setup::dump_schema(pg_dump, &source, "pre-data", &left_out)?;
+        setup::apply_pre_data(&green_client, &pre, filtered).await?;
+        let created = setup::existing_on_green(&green_client, tables).await?;
+        let lacking: Vec<String> = tables.iter().zip(&created).filter(|(_, c)| !**c).map(|(t, _)| t.to_string()).collect();
+        if !lacking.is_empty() {
+            return Err(Error::Setup(format!(
+                "the schema copy could not create {} on green: its definition refers to a table that [tables] leaves out \
+                 (see the warnings above); select that table too, or create these tables on green yourself",
+                lacking.join(", ")
+            )));
+        }
+        state.mark_schema_copied()?;
+    } else {
+        for t in tables {
+            let row = green_client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[])
+                .await
+                .map_err(Error::green(format!("reading {t}")))?;
+            if row.get::<_, bool>(0) {
+                return Err(Error::Setup(format!(
+                    "green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)"
+                )));
+            }
+        }
+    }
+    state.mark_snapshot_started()?;
+    let mut repl = PgConnection::connect(&source, true).await.map_err(Error::Source)?;
+    let slot = repl
+        .create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() })
+        .await
+        .map_err(Error::Source)?;
+    let snapshot_name = slot.snapshot_name.clone().ok_or_else(|| Error::Setup("blue exported no snapshot".into()))?;
+    let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
+    // Tables above 64 MiB are copied as several page ranges at once.
+    let plan = snapshot::copy_plan(&blue_client, tables, config.snapshot_split_pages()).await?;
+    let workers = config.snapshot_workers();
+    let started = std::time::Instant::now();
+    let rows = snapshot::copy_all(config.source.url.expose(), target_url, &snapshot_name, plan, workers, state, status).await?;
+    tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "snapshot copied");
+    repl.close().await;
+    if let Some(pg_dump) = &pg_dump {
+        let post = setup::dump_schema(pg_dump, &source, "post-data", &left_out)?;
+        setup::apply_post_data(&green_client, &post, owned_schema, filtered).await?;
+    }
+    green::ensure_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
+    green::advance_origin(&green_client, &names.origin, slot.consistent_point).await.map_err(Error::Sink)?;
+    state.mark_snapshot_done(&Position::Pg(slot.consistent_point))?;
+    state.record_applied(&Position::Pg(slot.consistent_point))?;
+    Ok(())
+}
+

@@ -1,0 +1,102 @@
+//! The PostgreSQL change stream as a [`Source`]: `START_REPLICATION` with pgoutput on turnout's slot,
+//! decoded by [`PgOutputDecoder`], acknowledged through standby status updates.
+//!
+//! Acknowledgement: [`Source::acknowledge`] reports the durable position as write/flush/apply;
+//! [`Source::acknowledge_idle`] may report the newest message received (XLogData start or a
+//! heartbeat's position) when the pipeline has nothing pending; the replication client additionally
+//! raises an idle report to the newest keepalive's WAL end (see [`turnout_decoders::pg::client`]).
+//! Reported positions never move back.
+
+use crate::error::Error;
+use crate::source::{Source, SourceMessage};
+use turnout_decoders::pg::wire::StandbyPositions;
+use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
+use turnout_decoders::{ChangeEvent, Lsn, Position};
+use turnout_sinks::Durable;
+
+/// A running logical-replication stream from blue.
+#[derive(Debug)]
+pub struct PgSource {
+    stream: ReplicationStream,
+    decoder: PgOutputDecoder,
+    /// The newest XLogData start, or heartbeat message position, received.
+    last_start: Lsn,
+}
+
+impl PgSource {
+    /// Starts streaming `publication` from `slot`, sending every transaction that commits after
+    /// `from` (the position durable on green).
+    pub async fn start(source: &ConnectOptions, slot: &str, publication: &str, from: Lsn) -> Result<PgSource, Error> {
+        let conn = PgConnection::connect(source, true).await.map_err(Error::Source)?;
+        let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
+        start.start = from;
+        let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
+        stream.set_positions(StandbyPositions { write: from, flush: from, apply: from });
+        tracing::debug!(start = %from, "streaming");
+        Ok(PgSource { stream, decoder: PgOutputDecoder::new(), last_start: from })
+    }
+
+    fn handle(&mut self, msg: StreamMessage) -> Result<SourceMessage, Error> {
+        match msg {
+            StreamMessage::Data { wal_start, wal_end, data, .. } => {
+                self.last_start = self.last_start.max(wal_start);
+                let log_end = Position::Pg(wal_end);
+                match self.decoder.decode(&data).map_err(Error::Source)? {
+                    Some(event) => {
+                        if let ChangeEvent::Heartbeat { position: Position::Pg(at), .. } = &event {
+                            self.last_start = self.last_start.max(*at);
+                        }
+                        Ok(SourceMessage::Event { event, log_end: Some(log_end) })
+                    }
+                    None => Ok(SourceMessage::LogEnd(log_end)),
+                }
+            }
+            StreamMessage::Keepalive { wal_end, .. } => Ok(SourceMessage::LogEnd(Position::Pg(wal_end))),
+        }
+    }
+
+    fn report(&mut self, at: Lsn) {
+        self.stream.set_positions(StandbyPositions { write: at, flush: at, apply: at });
+    }
+}
+
+/// The LSN of a durable position (a PostgreSQL stream only ever applies PostgreSQL positions).
+fn lsn_of(durable: &Durable) -> Option<Lsn> {
+    durable.position().lsn()
+}
+
+impl Source for PgSource {
+    async fn recv(&mut self) -> Result<SourceMessage, Error> {
+        let msg = self.stream.recv().await.map_err(Error::Source)?;
+        self.handle(msg)
+    }
+
+    fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error> {
+        match self.stream.try_recv_buffered().map_err(Error::Source)? {
+            Some(msg) => self.handle(msg).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn acknowledge(&mut self, durable: &Durable) {
+        if let Some(at) = lsn_of(durable) {
+            self.report(at);
+        }
+    }
+
+    fn acknowledge_idle(&mut self, durable: &Durable) {
+        let Some(at) = lsn_of(durable) else { return };
+        let to = self.last_start.max(at);
+        if self.stream.reported().flush < to {
+            self.report(to);
+        }
+    }
+
+    async fn keepalive(&mut self) -> Result<(), Error> {
+        self.stream.send_status(false).await.map_err(Error::Source)
+    }
+
+    async fn close(self) -> Result<(), Error> {
+        self.stream.close().await.map_err(Error::Source)
+    }
+}
