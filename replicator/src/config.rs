@@ -109,6 +109,9 @@ pub struct SourceConfig {
     pub url: Secret,
     /// How often a heartbeat is written on blue (e.g. `"100ms"`, the default).
     pub heartbeat_interval: Option<String>,
+    /// How long the change stream may stay silent (no data, no keepalive) before its connection is
+    /// presumed dead and reopened (like PostgreSQL's `wal_receiver_timeout`); default `60s`.
+    pub receive_timeout: Option<String>,
     /// The `pg_dump` used to copy the schema when green lacks the tables; it must be at least blue's
     /// major version. Default: the newest found under `/usr/lib/postgresql/*/bin`, `PATH` and
     /// turnout's tool cache.
@@ -260,6 +263,9 @@ impl Config {
             }
         }
         self.apply_memory_budget()?;
+        if opt_duration("source.receive_timeout", &self.source.receive_timeout)?.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(Error::config("source.receive_timeout", "must be at least 1s (the source sends keepalives every few seconds)"));
+        }
         if opt_duration("source.heartbeat_interval", &self.source.heartbeat_interval)?.is_some_and(|d| d < Duration::from_millis(10)) {
             return Err(Error::config("source.heartbeat_interval", "must be at least 10ms"));
         }
@@ -339,6 +345,10 @@ impl Config {
     }
 
     /// How often a heartbeat is written on blue.
+    pub fn receive_timeout(&self) -> Duration {
+        self.source.receive_timeout.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(Duration::from_secs(60))
+    }
+
     pub fn heartbeat_interval(&self) -> Duration {
         self.source.heartbeat_interval.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(Duration::from_millis(100))
     }

@@ -114,8 +114,11 @@ pub struct Snapshot {
     pub rows_applied: u64,
     pub transactions_applied: u64,
     pub rows_per_second: f64,
-    /// Estimated bytes of not-yet-committed transactions held in memory.
+    /// Estimated bytes of everything received and not yet applied held in memory (open transactions,
+    /// the batch, the batch in flight); bounded by `apply.memory_budget`.
     pub buffered_bytes: u64,
+    /// Source transactions received and not yet durable on green.
+    pub pending_transactions: usize,
     /// Bytes of large transactions written to the state store since start.
     pub spilled_bytes_total: u64,
     pub names: Option<crate::source::Names>,
@@ -304,7 +307,10 @@ impl Status {
     /// A consistent copy for `/status`.
     pub fn snapshot(&self) -> Snapshot {
         let lag_seconds = self.lag_seconds();
-        let apply_bytes_per_second = lock(&self.lag).bytes_per_second;
+        let (apply_bytes_per_second, pending_transactions) = {
+            let lag = lock(&self.lag);
+            (lag.bytes_per_second, lag.pending.len())
+        };
         let slot = lock(&self.slot).clone();
         let alerts = lock(&self.alerts).clone();
         let applied = self.applied();
@@ -330,6 +336,7 @@ impl Status {
                 transactions_applied: self.transactions_applied.load(Ordering::Relaxed),
                 rows_per_second: rows as f64 / secs,
                 buffered_bytes: self.buffered_bytes.load(Ordering::Relaxed),
+                pending_transactions,
                 spilled_bytes_total: self.spilled_bytes.load(Ordering::Relaxed),
                 names: i.names.clone(),
                 tables: i.tables.clone(),

@@ -20,6 +20,9 @@ pub enum SinkError {
     /// A connection setting is unusable (URL, TLS files).
     #[error("green: {0}")]
     Config(String),
+    /// The target cannot be reached right now (retrying can help).
+    #[error("green: {context}: {reason}")]
+    Unavailable { context: String, reason: String },
     /// The target's recorded progress is ahead of what this process believed, or similar.
     #[error("green: {0}")]
     Progress(String),
@@ -98,6 +101,7 @@ impl SinkError {
                 Some("55000") => ErrorClass::Transient,
                 _ => classify_pg(source),
             },
+            SinkError::Unavailable { .. } => ErrorClass::Transient,
             SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) | SinkError::Config(_) => ErrorClass::Fatal,
         }
     }

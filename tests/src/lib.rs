@@ -14,13 +14,17 @@
 //!   its admin console.
 //! * [`HaProxy`] — haproxy (TCP mode) in front of an active and a standby server, with its runtime
 //!   API's admin socket.
+//! * [`Proxy`] — a fault-injecting TCP proxy (cut, stall, latency) between turnout and a server, and
+//!   [`fault::FaultySink`] — a sink that fails on the Nth batch, commit or flush.
 
 mod error;
+pub mod fault;
 mod haproxy;
 mod mariadb;
 mod pgbouncer;
 mod postgres;
 mod process;
+mod proxy;
 mod tls;
 
 pub use error::TestbedError;
@@ -29,4 +33,5 @@ pub use mariadb::MariaDbServer;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{client_bin_dir, PgOptions, PgServer};
 pub use process::{cache_dir, free_port, random_token};
+pub use proxy::Proxy;
 pub use tls::TestCertificates;

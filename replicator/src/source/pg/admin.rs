@@ -76,7 +76,7 @@ impl SourceAdmin for PgAdmin {
 
     async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
         let from = from.lsn().ok_or_else(|| Error::Setup(format!("a PostgreSQL stream cannot start at the non-PostgreSQL position {from}")))?;
-        PgSource::start(&self.config.source_options()?, &self.names.slot, &self.names.publication, from).await
+        PgSource::start(&self.config.source_options()?, &self.names.slot, &self.names.publication, from, self.config.receive_timeout()).await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {

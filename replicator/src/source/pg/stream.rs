@@ -11,7 +11,8 @@ use crate::error::Error;
 use crate::source::{Source, SourceMessage};
 use turnout_decoders::pg::wire::StandbyPositions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
-use turnout_decoders::{ChangeEvent, Lsn, Position};
+use std::time::Duration;
+use turnout_decoders::{ChangeEvent, DecodeError, Lsn, Position};
 use turnout_sinks::Durable;
 
 /// A running logical-replication stream from blue.
@@ -21,19 +22,21 @@ pub struct PgSource {
     decoder: PgOutputDecoder,
     /// The newest XLogData start, or heartbeat message position, received.
     last_start: Lsn,
+    /// Silence longer than this means the connection is dead (blue sends keepalives well within it).
+    receive_timeout: Duration,
 }
 
 impl PgSource {
     /// Starts streaming `publication` from `slot`, sending every transaction that commits after
     /// `from` (the position durable on green).
-    pub async fn start(source: &ConnectOptions, slot: &str, publication: &str, from: Lsn) -> Result<PgSource, Error> {
+    pub async fn start(source: &ConnectOptions, slot: &str, publication: &str, from: Lsn, receive_timeout: Duration) -> Result<PgSource, Error> {
         let conn = PgConnection::connect(source, true).await.map_err(Error::Source)?;
         let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
         start.start = from;
         let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
         stream.set_positions(StandbyPositions { write: from, flush: from, apply: from });
         tracing::debug!(start = %from, "streaming");
-        Ok(PgSource { stream, decoder: PgOutputDecoder::new(), last_start: from })
+        Ok(PgSource { stream, decoder: PgOutputDecoder::new(), last_start: from, receive_timeout })
     }
 
     fn handle(&mut self, msg: StreamMessage) -> Result<SourceMessage, Error> {
@@ -67,7 +70,15 @@ fn lsn_of(durable: &Durable) -> Option<Lsn> {
 
 impl Source for PgSource {
     async fn recv(&mut self) -> Result<SourceMessage, Error> {
-        let msg = self.stream.recv().await.map_err(Error::Source)?;
+        let msg = tokio::time::timeout(self.receive_timeout, self.stream.recv())
+            .await
+            .map_err(|_| {
+                Error::Source(DecodeError::Closed(format!(
+                    " (nothing received for {:?}, not even a keepalive: the connection is presumed dead; source.receive_timeout)",
+                    self.receive_timeout
+                )))
+            })?
+            .map_err(Error::Source)?;
         self.handle(msg)
     }
 
