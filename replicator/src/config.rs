@@ -231,8 +231,11 @@ impl Config {
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::config("(file)", toml_message(&e)))?;
         expand(&mut value, "", &env)?;
-        let config: Config = value.try_into().map_err(|e: toml::de::Error| {
-            Error::config("(file)", toml_message(&e))
+        // The error names the field path (`apply.batch_rows`), not just "the file".
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+            let path = e.path().to_string();
+            let field = if path == "." || path.is_empty() { "(file)".to_string() } else { path };
+            Error::config(field, toml_message(e.inner()))
         })?;
         config.validate()?;
         Ok(config)
@@ -458,6 +461,14 @@ dir = "/var/lib/turnout"
 
     fn env(name: &str) -> Option<String> {
         (name == "BLUE_PASSWORD").then(|| "s3cret".to_string())
+    }
+
+    #[test]
+    fn a_wrongly_typed_or_unknown_field_is_named_by_its_path() {
+        let err = Config::parse(&format!("{MINIMAL}\n[apply]\nbatch_rows = \"many\"\n"), env).expect_err("string for a number");
+        assert!(err.to_string().starts_with("config apply.batch_rows:"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}\n[cutover]\nfence = \"none\"\nswitsh = \"none\"\n"), env).expect_err("typo");
+        assert!(err.to_string().contains("cutover") && err.to_string().contains("switsh"), "{err}");
     }
 
     #[test]

@@ -2,35 +2,32 @@
 
 use crate::config::Config;
 use crate::cutover::{Progress, Request};
-use std::io::{Read, Write};
 use std::time::Duration;
 
-/// A minimal HTTP/1.1 request to the sidecar; returns the status code and body.
-fn request(listen: &str, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(listen)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n");
+/// One request to the sidecar at `listen` (`host:port`); returns the status code and body.
+async fn request(listen: &str, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    let (host, port) = listen
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']').to_owned(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| std::io::Error::other(format!("http.listen '{listen}' is not host:port")))?;
+    let endpoint = crate::http_client::Endpoint { host, port, tls: None };
+    let mut headers = Vec::new();
     if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        headers.push(("authorization", format!("Bearer {t}")));
     }
-    if let Some(b) = body {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+    if body.is_some() {
+        headers.push(("content-type", "application/json".to_string()));
     }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    if let Some(b) = body {
-        s.write_all(b.as_bytes())?;
-    }
-    let mut response = String::new();
-    s.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((code, body.to_string()))
+    let body = bytes::Bytes::copy_from_slice(body.unwrap_or_default().as_bytes());
+    let answer = crate::http_client::send(&endpoint, method, path, &headers, body, Duration::from_secs(30))
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
 }
 
 /// `GET path`; an error unless the answer is 200.
-pub fn get(listen: &str, path: &str) -> std::io::Result<String> {
-    let (code, body) = request(listen, "GET", path, None, None)?;
+pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
+    let (code, body) = request(listen, "GET", path, None, None).await?;
     if code != 200 {
         return Err(std::io::Error::other(format!("HTTP {code}: {body}")));
     }
@@ -39,11 +36,11 @@ pub fn get(listen: &str, path: &str) -> std::io::Result<String> {
 
 /// `turnout cutover`: asks the sidecar to cut over and prints each step as it happens. Returns the
 /// exit code: 0 only when traffic is on green (or a dry run found everything ready).
-pub fn cutover(config: &Config, request: &Request) -> i32 {
+pub async fn cutover(config: &Config, request: &Request) -> i32 {
     let listen = &config.http.listen;
     let token = config.cutover.token.as_ref().map(|t| t.expose());
     let body = serde_json::to_string(request).unwrap_or_default();
-    match self::request(listen, "POST", "/cutover", Some(&body), token) {
+    match self::request(listen, "POST", "/cutover", Some(&body), token).await {
         Ok((202, _)) => {}
         Ok((code, body)) => {
             let msg = serde_json::from_str::<serde_json::Value>(&body)
@@ -61,7 +58,7 @@ pub fn cutover(config: &Config, request: &Request) -> i32 {
     let mut printed = 0;
     let mut unreachable_since: Option<std::time::Instant> = None;
     loop {
-        match get(listen, "/cutover").map(|b| serde_json::from_str::<Progress>(&b)) {
+        match get(listen, "/cutover").await.map(|b| serde_json::from_str::<Progress>(&b)) {
             Ok(Ok(p)) => {
                 unreachable_since = None;
                 for line in p.lines.iter().skip(printed) {
@@ -95,6 +92,6 @@ pub fn cutover(config: &Config, request: &Request) -> i32 {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

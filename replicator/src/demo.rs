@@ -123,7 +123,7 @@ async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(), S
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut streaming_since: Option<Instant> = None;
     loop {
-        if let Ok(body) = crate::control::get(listen, "/status") {
+        if let Ok(body) = crate::control::get(listen, "/status").await {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let lag = v["lag_seconds"].as_f64().map_or("   -   ".into(), |l| format!("{l:.3} s"));
             println!(
@@ -147,7 +147,7 @@ async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(), S
     step("turnout cutover --when-lag '<1s'");
     let request = Request { when_lag_ms: 1000, timeout_ms: 60_000, max_pause_ms: 5_000, dry_run: false };
     let config = Arc::clone(config);
-    let code = tokio::task::spawn_blocking(move || crate::control::cutover(&config, &request)).await.map_err(|x| x.to_string())?;
+    let code = crate::control::cutover(&config, &request).await;
     if code != 0 {
         return Err("the cutover did not complete (blue keeps serving)".into());
     }

@@ -13,6 +13,7 @@ pub mod cutover;
 pub mod duration;
 pub mod error;
 pub mod http;
+pub mod http_client;
 pub mod pipeline;
 pub mod run;
 pub mod source;

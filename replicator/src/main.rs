@@ -1,19 +1,22 @@
 //! The `turnout` executable: parses the command line and runs a command. Exit codes: 0 success,
-//! 1 the command failed or found problems, 2 unusable configuration or arguments, 69 command not
-//! built yet.
+//! 1 the command failed or found problems, 2 unusable configuration or arguments.
 
 use clap::Parser;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use turnout::cli::{normalize_args, Cli, Command, EXIT_CONFIG, EXIT_FAILED};
 use turnout::config::Config;
 
 fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args()));
+    // The demo runs the sidecar in this process and prints each step itself: its log would repeat them.
+    let default_filter = if matches!(cli.command, Command::Demo) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(run(cli.command)),
@@ -98,9 +101,9 @@ async fn run(command: Command) -> i32 {
                 Err(code) => return code,
             };
             if watch {
-                return watch_status(&config.http.listen, json);
+                return watch_status(&config.http.listen, json).await;
             }
-            match turnout::control::get(&config.http.listen, "/status") {
+            match turnout::control::get(&config.http.listen, "/status").await {
                 Ok(body) if json => {
                     println!("{body}");
                     0
@@ -127,7 +130,7 @@ async fn run(command: Command) -> i32 {
                 max_pause_ms: millis(max_pause),
                 dry_run,
             };
-            tokio::task::spawn_blocking(move || turnout::control::cutover(&config, &request)).await.unwrap_or(EXIT_FAILED)
+            turnout::control::cutover(&config, &request).await
         }
         Command::Demo => turnout::demo::run().await,
         Command::Verify { config, table } => {
@@ -177,11 +180,11 @@ async fn wait_for_signal() {
 
 /// `status --watch`: redraws the status every second on a terminal (one line per second otherwise, or
 /// one JSON document per second with `--json`) until interrupted or the sidecar goes away.
-fn watch_status(listen: &str, json: bool) -> i32 {
+async fn watch_status(listen: &str, json: bool) -> i32 {
     use std::io::IsTerminal;
     let tty = std::io::stdout().is_terminal();
     loop {
-        match turnout::control::get(listen, "/status") {
+        match turnout::control::get(listen, "/status").await {
             Ok(body) if json => println!("{body}"),
             Ok(body) if tty => {
                 print!("\x1b[2J\x1b[H");
@@ -195,7 +198,7 @@ fn watch_status(listen: &str, json: bool) -> i32 {
             }
         }
         let _ = std::io::stdout().flush();
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -212,7 +215,7 @@ fn status_line(body: &str) -> String {
         v["phase"].as_str().unwrap_or("?"),
         seconds(&v, "lag_seconds"),
         v["lag_bytes"],
-        v["applied_lsn"].as_str().unwrap_or("?"),
+        v["applied_position"].as_str().unwrap_or("?"),
         seconds(&v, "predicted_drain_seconds")
     )
 }
@@ -221,7 +224,7 @@ fn print_status(body: &str) {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let get = |k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
     println!("phase:        {}", get("phase"));
-    println!("applied LSN:  {}", get("applied_lsn"));
+    println!("applied:      {}", get("applied_position"));
     println!("lag:          {} ({} bytes)", seconds(&v, "lag_seconds"), get("lag_bytes"));
     println!("drain in:     {} at {:.0} bytes/s", seconds(&v, "predicted_drain_seconds"), v["apply_bytes_per_second"].as_f64().unwrap_or(0.0));
     if let Some(slot) = v.get("slot").filter(|s| !s.is_null()) {
@@ -233,8 +236,8 @@ fn print_status(body: &str) {
             println!("snapshot {name}: {} rows{}", t.get("rows").cloned().unwrap_or_default(), if t.get("done").and_then(|d| d.as_bool()) == Some(true) { ", done" } else { "" });
         }
     }
-    let err = get("last_error");
-    if !err.is_empty() && err != "null" {
-        println!("last error:   {err}");
+    if let Some(err) = v.get("last_error").filter(|e| !e.is_null()) {
+        println!("last error:   {} ({})", err["message"].as_str().unwrap_or("?"), err["class"].as_str().unwrap_or("?"));
+        println!("advice:       {}", err["advice"].as_str().unwrap_or("?"));
     }
 }

@@ -20,6 +20,9 @@ pub enum SinkError {
     /// A connection setting is unusable (URL, TLS files).
     #[error("green: {0}")]
     Config(String),
+    /// Spilled change data does not decode (see [`crate::codec`]).
+    #[error("spilled transaction data is corrupt ({0})")]
+    Corrupt(String),
     /// The target cannot be reached right now (retrying can help).
     #[error("green: {context}: {reason}")]
     Unavailable { context: String, reason: String },
@@ -103,6 +106,8 @@ impl SinkError {
             },
             SinkError::Unavailable { .. } => ErrorClass::Transient,
             SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) | SinkError::Config(_) => ErrorClass::Fatal,
+            // Spilled data is received again from the source after a restart.
+            SinkError::Corrupt(_) => ErrorClass::Resync,
         }
     }
 }

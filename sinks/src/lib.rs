@@ -6,6 +6,7 @@
 //! only a sink can make: their fields are private to this crate, so no other code can claim a position
 //! is on green, and only a [`Durable`] position may be acknowledged to the source.
 
+pub mod codec;
 pub mod error;
 pub mod pg;
 

@@ -5,11 +5,11 @@
 //! for both, so a receiver sees changes in the order they happened. When the queue is full (a receiver
 //! stalled for minutes) further events are only logged.
 //!
-//! **Webhook**: an HTTP/1.1 `POST` of the event's JSON (`Content-Type: application/json`,
-//! `Connection: close`) over TCP, or TLS for `https://` (verified against the system's root
+//! **Webhook**: an HTTP/1.1 `POST` of the event's JSON (`Content-Type: application/json`) through
+//! [`crate::http_client`] over TCP, or TLS for `https://` (verified against the system's root
 //! certificates, which honour `SSL_CERT_FILE`/`SSL_CERT_DIR`). User and password in the URL are sent as
 //! `Authorization: Basic`. Any 2xx answer is success. Each attempt has [`WEBHOOK_RETRY`]'s timeout
-//! (5 s, from connecting to the status line); a failed connection, a timeout, 408, 429 or 5xx is retried
+//! (5 s, from connecting to the whole answer); a failed connection, a timeout, 408, 429 or 5xx is retried
 //! after 1 s and then 2 s (3 attempts in all); other answers (3xx included: redirects are not followed)
 //! are not retried. The URL may carry credentials: it is never logged.
 //!
@@ -21,12 +21,10 @@
 use super::AlertEvent;
 use crate::config::{AlertsConfig, Secret};
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::ServerName;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// Events waiting for delivery before further ones are only logged.
@@ -126,11 +124,10 @@ enum Failure {
 /// An `alerts.webhook` target. The URL may carry credentials, so neither it nor its parts are ever
 /// printed.
 struct Webhook {
-    url: url::Url,
-    host: String,
-    port: u16,
-    /// For `https://`.
-    tls: Option<Arc<ClientConfig>>,
+    endpoint: crate::http_client::Endpoint,
+    path_and_query: String,
+    /// `Authorization: Basic …` from the URL's user and password.
+    authorization: Option<String>,
 }
 
 impl fmt::Debug for Webhook {
@@ -179,7 +176,18 @@ impl Webhook {
             }
             other => return Err(format!("scheme {other}:// is not supported; use http:// or https://")),
         };
-        Ok(Webhook { url, host, port, tls })
+        let mut path_and_query = url.path().to_owned();
+        if let Some(query) = url.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        let authorization = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            use base64::Engine;
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or_default()));
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+        });
+        Ok(Webhook { endpoint: crate::http_client::Endpoint { host, port, tls }, path_and_query, authorization })
     }
 
     /// POSTs `body` as `retry` says; returns the number of attempts it took. The error says what the
@@ -188,10 +196,7 @@ impl Webhook {
         let mut wait = retry.backoff;
         let mut last = String::new();
         for attempt in 1..=retry.attempts {
-            let outcome = tokio::time::timeout(retry.timeout, self.post(body))
-                .await
-                .unwrap_or_else(|_| Err(Failure::Retry(format!("no answer within {:?}", retry.timeout))));
-            match outcome {
+            match self.post(body, retry.timeout).await {
                 Ok(()) => return Ok(attempt),
                 Err(Failure::Refused(e)) => return Err(e),
                 Err(Failure::Retry(e)) => {
@@ -207,88 +212,25 @@ impl Webhook {
         Err(format!("{last} (gave up after {} attempts)", retry.attempts))
     }
 
-    /// One attempt: connect, send, read the status line.
-    async fn post(&self, body: &[u8]) -> Result<(), Failure> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+    /// One attempt.
+    async fn post(&self, body: &[u8], deadline: Duration) -> Result<(), Failure> {
+        use crate::http_client::ClientError;
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(auth) = &self.authorization {
+            headers.push(("authorization", auth.clone()));
+        }
+        let answer = crate::http_client::send(&self.endpoint, "POST", &self.path_and_query, &headers, bytes::Bytes::copy_from_slice(body), deadline)
             .await
-            .map_err(|e| Failure::Retry(format!("cannot connect: {e}")))?;
-        let request = self.request(body);
-        let code = match &self.tls {
-            None => exchange(tcp, &request).await?,
-            Some(config) => {
-                let name = ServerName::try_from(self.host.clone()).map_err(|e| Failure::Refused(format!("not a TLS server name: {e}")))?;
-                let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| Failure::Retry(format!("TLS: {e}")))?;
-                exchange(stream, &request).await?
-            }
-        };
-        match code {
+            .map_err(|e| match e {
+                ClientError::Network(m) => Failure::Retry(m),
+                ClientError::Timeout(d) => Failure::Retry(format!("no answer within {d:?}")),
+                ClientError::Invalid(m) => Failure::Refused(m),
+            })?;
+        match answer.status {
             200..=299 => Ok(()),
-            408 | 429 | 500..=599 => Err(Failure::Retry(format!("the webhook answered HTTP {code}"))),
-            _ => Err(Failure::Refused(format!("the webhook answered HTTP {code} (not retried)"))),
+            408 | 429 | 500..=599 => Err(Failure::Retry(format!("the webhook answered HTTP {}", answer.status))),
+            code => Err(Failure::Refused(format!("the webhook answered HTTP {code} (not retried)"))),
         }
-    }
-
-    fn request(&self, body: &[u8]) -> Vec<u8> {
-        let mut target = self.url.path().to_owned();
-        if let Some(query) = self.url.query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let host = match self.url.port() {
-            Some(port) => format!("{}:{port}", self.url.host_str().unwrap_or_default()),
-            None => self.url.host_str().unwrap_or_default().to_owned(),
-        };
-        let mut head = format!(
-            "POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: turnout/{}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n",
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        if !self.url.username().is_empty() || self.url.password().is_some() {
-            use base64::Engine;
-            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-            let pair = format!("{}:{}", decode(self.url.username()), decode(self.url.password().unwrap_or_default()));
-            head.push_str(&format!("Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(pair)));
-        }
-        head.push_str("\r\n");
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body);
-        request
-    }
-}
-
-/// Sends `request` and reads the response's status code.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &[u8]) -> Result<u16, Failure> {
-    let io = |what: &'static str| move |e: std::io::Error| Failure::Retry(format!("{what}: {e}"));
-    stream.write_all(request).await.map_err(io("sending"))?;
-    stream.flush().await.map_err(io("sending"))?;
-    let mut head = Vec::with_capacity(128);
-    let mut buf = [0u8; 512];
-    loop {
-        if let Some(end) = head.windows(2).position(|w| w == b"\r\n") {
-            return status_code(&head[..end]);
-        }
-        if head.len() > 8192 {
-            return Err(Failure::Refused("the answer is not HTTP (no status line in 8 KiB)".into()));
-        }
-        let n = stream.read(&mut buf).await.map_err(io("reading the answer"))?;
-        if n == 0 {
-            return Err(Failure::Retry("the webhook closed the connection without answering".into()));
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// The code of `HTTP/1.x NNN reason`.
-fn status_code(line: &[u8]) -> Result<u16, Failure> {
-    let text = String::from_utf8_lossy(line);
-    let mut parts = text.split(' ');
-    match (parts.next(), parts.next().and_then(|c| c.parse::<u16>().ok())) {
-        (Some(version), Some(code)) if version.starts_with("HTTP/1.") => Ok(code),
-        _ => Err(Failure::Refused(format!("the answer is not HTTP/1.x: {:?}", text.chars().take(40).collect::<String>()))),
     }
 }
 
@@ -351,6 +293,7 @@ mod tests {
     use crate::status::Status;
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncRead, AsyncReadExt};
     use tokio::net::TcpListener;
 
     const FAST: Retry = Retry { attempts: 3, timeout: Duration::from_secs(5), backoff: Duration::from_millis(10) };
@@ -369,7 +312,7 @@ mod tests {
                 let head = String::from_utf8_lossy(&data[..end]).into_owned();
                 let length: usize = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
                     .map(|v| v.parse().expect("length"))
                     .unwrap_or(0);
                 while data.len() < end + 4 + length {
@@ -413,7 +356,11 @@ mod tests {
         let requests = requests.await.expect("server");
         let (head, got) = &requests[1];
         assert!(head.starts_with("POST /alerts/turnout?team=db HTTP/1.1\r\n"), "{head}");
-        let has = |line: &str| head.split("\r\n").any(|l| l == line);
+        // Header names are case-insensitive.
+        let has = |line: &str| {
+            let (name, value) = line.split_once(": ").expect("header");
+            head.split("\r\n").any(|l| l.split_once(": ").is_some_and(|(n, v)| n.eq_ignore_ascii_case(name) && v == value))
+        };
         assert!(has(&format!("Host: 127.0.0.1:{port}")), "{head}");
         assert!(has("Content-Type: application/json"), "{head}");
         // base64("hook:p@ss")

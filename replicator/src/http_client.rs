@@ -1,0 +1,120 @@
+//! One HTTP/1.1 client for everything turnout sends over HTTP — alert webhooks and the CLI's calls to
+//! a running sidecar — on hyper's client connection (the HTTP implementation axum serves with), over
+//! a plain TCP stream or rustls. One request per connection; a deadline covers connecting, TLS,
+//! sending and reading the whole answer.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// Why a request got no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting, TLS, or the exchange failed at the network level; another attempt may succeed.
+    #[error("{0}")]
+    Network(String),
+    /// No complete answer within the deadline.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The request cannot be made (bad header, TLS name).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a request goes.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// Present for `https://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("host", &self.host).field("port", &self.port).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+/// An answer: status code and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Sends one request and reads the whole answer within `deadline`.
+pub async fn send(
+    endpoint: &Endpoint,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+    deadline: Duration,
+) -> Result<Answer, ClientError> {
+    tokio::time::timeout(deadline, exchange(endpoint, method, path_and_query, headers, body))
+        .await
+        .map_err(|_| ClientError::Timeout(deadline))?
+}
+
+async fn exchange(endpoint: &Endpoint, method: &str, path_and_query: &str, headers: &[(&str, String)], body: Bytes) -> Result<Answer, ClientError> {
+    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| ClientError::Network(format!("cannot connect: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let host = if endpoint.host.contains(':') { format!("[{}]:{}", endpoint.host, endpoint.port) } else { format!("{}:{}", endpoint.host, endpoint.port) };
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, concat!("turnout/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| ClientError::Invalid(format!("header name: {e}")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| ClientError::Invalid(format!("header {name} has a value HTTP cannot carry")))?;
+        request = request.header(name, value);
+    }
+    let request = request.body(Full::new(body)).map_err(|e| ClientError::Invalid(format!("request: {e}")))?;
+    match &endpoint.tls {
+        None => roundtrip(tcp, request).await,
+        Some(config) => {
+            let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| ClientError::Invalid(format!("not a TLS server name: {e}")))?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ClientError::Network(format!("TLS: {e}")))?;
+            roundtrip(stream, request).await
+        }
+    }
+}
+
+async fn roundtrip<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> Result<Answer, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let net = |what: &'static str| move |e: hyper::Error| ClientError::Network(format!("{what}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(net("HTTP handshake"))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let response = sender.send_request(request).await.map_err(net("sending the request"));
+    let result = match response {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| Answer { status, body: b.to_bytes() })
+                .map_err(net("reading the answer"))
+        }
+        Err(e) => Err(e),
+    };
+    driver.abort();
+    result
+}
