@@ -5,11 +5,13 @@
 //!   source-neutral; a [`Position`] is totally ordered inside one source log.
 //! * [`pg`] — PostgreSQL: the wire framing and replication client (I/O, keepalives, acknowledgements) and
 //!   the pgoutput parser (sans-IO) plus the stateful decoder that owns the relation and type caches.
+//! * [`mysql`] — MySQL/MariaDB: the binlog event parser and row-image value decoder (sans-IO).
 //!
 //! Every failure of this crate is a [`DecodeError`], which says whether retrying can help.
 
 pub mod error;
 pub mod event;
+pub mod mysql;
 pub mod pg;
 pub mod position;
 pub mod schema;
