@@ -91,6 +91,16 @@ pub enum DecodeError {
     /// The server sent a valid message that makes no sense at this point of the protocol.
     #[error("unexpected message from the server: {0}")]
     Protocol(String),
+
+    /// A binlog event could not be parsed (malformed bytes, a bad checksum, an event type turnout
+    /// refuses on purpose); see [`crate::mysql::binlog::BinlogError`].
+    #[error("{0}")]
+    Binlog(crate::mysql::binlog::BinlogError),
+
+    /// The source's log holds something turnout cannot replicate exactly (a server setting, DDL, XA);
+    /// the reason names it and the fix.
+    #[error("{context}: {reason}")]
+    Unsupported { context: &'static str, reason: String },
 }
 
 impl DecodeError {
@@ -100,7 +110,9 @@ impl DecodeError {
             DecodeError::Io { .. } | DecodeError::Closed(_) => ErrorClass::Transient,
             DecodeError::UnknownRelation { .. } | DecodeError::ColumnCountMismatch { .. } => ErrorClass::Resync,
             DecodeError::Server(e) => ErrorClass::of_sqlstate(&e.code),
+            DecodeError::Binlog(e) => e.class(),
             DecodeError::Malformed { .. }
+            | DecodeError::Unsupported { .. }
             | DecodeError::BadValue { .. }
             | DecodeError::Config { .. }
             | DecodeError::Tls { .. }

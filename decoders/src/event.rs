@@ -41,6 +41,9 @@ pub enum ChangeEvent {
     Delete { table: Arc<TableSchema>, xid: Option<TxId>, key: Row, before: Option<Row> },
     /// TRUNCATE of one or more tables in one statement.
     Truncate { tables: Vec<Arc<TableSchema>>, xid: Option<TxId>, cascade: bool, restart_identity: bool },
+    /// A DDL statement of the source to run on the target as it is (MySQL/MariaDB: blue's own `ALTER
+    /// TABLE … ADD …`), in `database`, touching `tables`. Part of its transaction.
+    Ddl { database: String, statement: String, tables: Vec<crate::schema::TableName> },
     /// A message in the log (`pg_logical_emit_message`; turnout's cutover sentinel on any source).
     /// Transactional messages are part of their transaction; others stand alone at `position`.
     Message { xid: Option<TxId>, transactional: bool, position: Position, prefix: String, content: Bytes },

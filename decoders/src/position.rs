@@ -95,6 +95,23 @@ impl GtidState {
         }
     }
 
+    /// Parses MariaDB's GTID position text (`0-1-100,1-2-5`, as `@@gtid_binlog_pos` and
+    /// `BINLOG_GTID_POS()` print it); empty text is the empty state.
+    pub fn parse_maria(text: &str) -> Result<GtidState, String> {
+        let mut domains = BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split('-');
+            let (Some(d), Some(s), Some(n), None) = (it.next(), it.next(), it.next(), it.next()) else {
+                return Err(format!("'{part}' is not a MariaDB GTID (domain-server-sequence)"));
+            };
+            let parse = |x: &str| x.parse::<u64>().map_err(|_| format!("'{part}' is not a MariaDB GTID (domain-server-sequence)"));
+            let domain = u32::try_from(parse(d)?).map_err(|_| format!("domain of '{part}' is too large"))?;
+            let server = u32::try_from(parse(s)?).map_err(|_| format!("server id of '{part}' is too large"))?;
+            domains.insert(domain, MariaGtid { domain, server, sequence: parse(n)? });
+        }
+        Ok(if domains.is_empty() { GtidState::None } else { GtidState::MariaDb(domains) })
+    }
+
     /// Adds a MariaDB GTID (the newest of its domain).
     pub fn push_maria(&mut self, gtid: MariaGtid) {
         if !matches!(self, GtidState::MariaDb(_)) {
@@ -299,6 +316,9 @@ mod tests {
         assert!(!s.contains_maria(&MariaGtid { domain: 0, server: 1, sequence: 11 }));
         assert!(!s.contains_maria(&MariaGtid { domain: 2, server: 1, sequence: 1 }));
         assert_eq!(s.to_string(), "0-1-10,1-2-3");
+        assert_eq!(GtidState::parse_maria("0-1-10,1-2-3"), Ok(s));
+        assert_eq!(GtidState::parse_maria(""), Ok(GtidState::None));
+        assert!(GtidState::parse_maria("0-1").is_err() && GtidState::parse_maria("a-b-c").is_err());
     }
 
     proptest::proptest! {

@@ -86,9 +86,14 @@ pub enum ColumnType {
 /// A MySQL/MariaDB column type as the binlog's table map describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MySqlType {
-    /// `enum_field_types` (e.g. 3 = LONG, 246 = NEWDECIMAL, 254 = STRING; ENUM/SET resolved from STRING).
+    /// `enum_field_types`, the **real** type: a STRING column written as ENUM (247) or SET (248) carries
+    /// that code (e.g. 3 = LONG, 15 = VARCHAR, 246 = NEWDECIMAL, 252 = BLOB, 254 = STRING/CHAR).
     pub code: u8,
-    /// The table map's metadata for the type (precision/scale, length, fractional digits …).
+    /// The table map's metadata, normalized per type: FLOAT/DOUBLE — size in bytes (4/8);
+    /// VARCHAR, VAR_STRING, STRING (CHAR/BINARY) — maximum length in **bytes**; BIT(n) — n;
+    /// NEWDECIMAL — `precision << 8 | scale`; BLOB/TEXT/JSON/GEOMETRY — bytes of the length prefix
+    /// (1 TINY, 2 plain, 3 MEDIUM, 4 LONG); TIME2/DATETIME2/TIMESTAMP2 — fractional-second digits;
+    /// ENUM/SET — the value's size in bytes; 0 for types without metadata.
     pub meta: u16,
     /// `UNSIGNED` (numeric types).
     pub unsigned: bool,

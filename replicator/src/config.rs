@@ -109,6 +109,9 @@ pub struct SourceConfig {
     pub url: Secret,
     /// How often a heartbeat is written on blue (e.g. `"100ms"`, the default).
     pub heartbeat_interval: Option<String>,
+    /// MySQL/MariaDB: the `server_id` turnout registers with as a replica of blue (default: derived from
+    /// the stream id, shown in `/status`); it must differ from every server's and replica's id.
+    pub server_id: Option<u32>,
     /// How long the change stream may stay silent (no data, no keepalive) before its connection is
     /// presumed dead and reopened (like PostgreSQL's `wal_receiver_timeout`); default `60s`.
     pub receive_timeout: Option<String>,

@@ -150,6 +150,15 @@ pub trait Sink: Send + 'static {
     /// Runs DDL from [`Sink::schema_changes`] in its own transaction.
     fn apply_schema_changes(&mut self, statements: &[String]) -> impl Future<Output = Result<(), SinkError>> + Send;
 
+    /// Runs one of the source's own DDL statements in `database` — an additive `ALTER TABLE … ADD …`
+    /// from a MySQL/MariaDB binlog — outside any batch. Replaying one that is already applied (after a
+    /// crash before the position moved on) must succeed. Targets that cannot run the source's SQL
+    /// refuse it, naming the statement.
+    fn apply_source_ddl(&mut self, database: &str, statement: &str) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let reason = format!("cannot run the source's DDL in {database}: `{statement}`; apply the change on green yourself and restart");
+        async move { Err(SinkError::Schema { table: String::new(), reason }) }
+    }
+
     /// A way to cancel what this sink's session runs, usable while the sink is busy elsewhere.
     fn canceller(&self) -> Canceller;
 }

@@ -10,5 +10,6 @@
 //! `tests/examples/capture_binlog.rs`) and with byte-built events for MySQL-only formats.
 
 pub mod binlog;
+pub mod decoder;
 
 pub use binlog::{decode_rows, parse_event, split_file, BinlogError, BinlogEvent, BinlogValue, Event, FormatDescription};

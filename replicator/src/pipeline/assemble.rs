@@ -67,6 +67,9 @@ pub struct CommittedTransaction {
     pub sentinel: Option<String>,
     /// Schema changes announced inside the (streamed) transaction: to apply on green before it.
     pub relations: Vec<Arc<TableSchema>>,
+    /// The source's own DDL statements `(database, statement)` in this transaction: to run on green
+    /// before its changes.
+    pub statements: Vec<(String, String)>,
 }
 
 /// What the assembler hands on.
@@ -88,6 +91,7 @@ struct Buffer {
     spilled: Option<Spilled>,
     sentinel: Option<String>,
     relations: Vec<Arc<TableSchema>>,
+    statements: Vec<(String, String)>,
 }
 
 /// Which buffer: the non-streamed transaction being received, or a streamed one by top-level xid.
@@ -246,7 +250,7 @@ impl Assembler {
             Some(spilled) => Body::Spilled(SpilledTransaction { xid, commit_end, commit_ts, spilled }),
             None => Body::Whole(Transaction { xid, commit_end, commit_ts, changes: buffer.changes.into_iter().map(|(_, c)| c).collect() }),
         };
-        Ok(Assembled::Transaction(CommittedTransaction { body, sentinel: buffer.sentinel, relations: buffer.relations }))
+        Ok(Assembled::Transaction(CommittedTransaction { body, sentinel: buffer.sentinel, relations: buffer.relations, statements: buffer.statements }))
     }
 
     /// The buffer a message without its own transaction id belongs to: the open stream segment's
@@ -335,6 +339,13 @@ impl Assembler {
                 match self.enclosing(xid) {
                     Some(buffer) => buffer.sentinel = Some(id),
                     None => return Err(Error::Resync("the source sent a transactional message outside any transaction".into())),
+                }
+                return Ok(None);
+            }
+            ChangeEvent::Ddl { database, statement, .. } => {
+                match self.enclosing(None) {
+                    Some(buffer) => buffer.statements.push((database, statement)),
+                    None => return Err(Error::Resync("the source sent a DDL statement outside any transaction".into())),
                 }
                 return Ok(None);
             }

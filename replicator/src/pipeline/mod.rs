@@ -199,7 +199,7 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
         if let ChangeEvent::Heartbeat { ts, .. } = &event {
             self.status.heartbeat_received(*ts);
         }
-        if let Some(ts) = crate::source::pg::heartbeat::from_table(&event) {
+        if let Some(ts) = crate::source::heartbeat_from_table(&event) {
             self.status.heartbeat_received(ts);
         }
         match self.batcher.assembler.push(event)? {
@@ -211,7 +211,7 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
     }
 
     async fn on_commit(&mut self, tx: CommittedTransaction) -> Result<(), Error> {
-        let CommittedTransaction { body, sentinel, relations } = tx;
+        let CommittedTransaction { body, sentinel, relations, statements } = tx;
         if *body.commit_end() <= self.batcher.applied_floor {
             if let Body::Spilled(s) = body {
                 s.spilled.discard(&self.state)?;
@@ -221,6 +221,12 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
         // Schema changes made inside this transaction apply on green just before it.
         for schema in &relations {
             self.apply_schema(schema).await?;
+        }
+        // The source's own DDL (MySQL/MariaDB) runs on green after everything before it.
+        for (database, statement) in &statements {
+            self.apply_batch_now().await?;
+            tracing::info!(%database, "applying blue's DDL on green: {statement}");
+            self.applier.sink()?.apply_source_ddl(database, statement).await.map_err(Error::Sink)?;
         }
         if let Some(id) = sentinel {
             self.status.fence_seen(&id, body.commit_end());

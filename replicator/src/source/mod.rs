@@ -36,6 +36,27 @@ impl Names {
     }
 }
 
+/// The heartbeat table on sources whose stream carries no messages (PostgreSQL 13, MySQL/MariaDB): one
+/// row `(id = 1, at_us)` rewritten with blue's clock in microseconds every heartbeat interval, created
+/// in the replicated schema before the snapshot and replicated like any table.
+pub const HEARTBEAT_TABLE: &str = "turnout_heartbeat";
+
+/// Blue's clock from a change to the heartbeat table, if `event` is one.
+pub fn heartbeat_from_table(event: &ChangeEvent) -> Option<turnout_decoders::Timestamp> {
+    let (table, row) = match event {
+        ChangeEvent::Insert { table, after, .. } | ChangeEvent::Update { table, after, .. } => (table, after),
+        _ => return None,
+    };
+    if table.name.name != HEARTBEAT_TABLE {
+        return None;
+    }
+    let at = table.columns.iter().position(|c| c.name == "at_us")?;
+    match row.get(at)? {
+        turnout_decoders::Value::Int8(us) => Some(turnout_decoders::Timestamp(*us)),
+        _ => None,
+    }
+}
+
 /// What a source hands the pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceMessage {

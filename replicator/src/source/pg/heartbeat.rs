@@ -19,8 +19,7 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use turnout_decoders::Lsn;
 
-/// The heartbeat table on PostgreSQL 13 (no logical messages there).
-pub const TABLE: &str = "turnout_heartbeat";
+pub use crate::source::HEARTBEAT_TABLE as TABLE;
 
 /// Creates the heartbeat table on blue when blue is PostgreSQL 13 (before the snapshot, so it is
 /// copied and published like any table). A no-op on 14+.
@@ -36,22 +35,6 @@ pub async fn ensure_table(admin: &mut turnout_decoders::pg::PgConnection) -> Res
         .await
         .map(|_| ())
         .map_err(|e| crate::error::Error::Setup(format!("creating the heartbeat table public.turnout_heartbeat on blue: {e}")))
-}
-
-/// Blue's clock from a change to the PostgreSQL 13 heartbeat table, if `event` is one.
-pub fn from_table(event: &turnout_decoders::ChangeEvent) -> Option<turnout_decoders::Timestamp> {
-    let (table, row) = match event {
-        turnout_decoders::ChangeEvent::Insert { table, after, .. } | turnout_decoders::ChangeEvent::Update { table, after, .. } => (table, after),
-        _ => return None,
-    };
-    if table.name.schema != "public" || table.name.name != TABLE {
-        return None;
-    }
-    let at = table.columns.iter().position(|c| c.name == "at_us")?;
-    match row.get(at)? {
-        turnout_decoders::Value::Int8(us) => Some(turnout_decoders::Timestamp(*us)),
-        _ => None,
-    }
 }
 
 /// Emits heartbeats until `shutdown` turns true.
