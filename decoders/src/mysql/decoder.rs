@@ -700,6 +700,25 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_without_a_gtid_event_is_refused_naming_the_capability() {
+        use super::binlog::{event_type, EventHeader, Query, StatusVars};
+        // What MariaDB sends a replica that did not set @mariadb_slave_capability = 4: a fake BEGIN.
+        let query = Query {
+            thread_id: 1,
+            exec_time: 0,
+            error_code: 0,
+            status_vars_raw: Vec::new(),
+            status: StatusVars::default(),
+            schema: "app".into(),
+            sql: b"BEGIN".to_vec(),
+        };
+        let header = EventHeader { timestamp: 1, type_code: event_type::QUERY, server_id: 1, event_size: 0, log_pos: 100, flags: 0 };
+        let mut d = BinlogDecoder::new(GtidState::None, Box::new(|_| true));
+        let err = d.apply(Event { header, event: BinlogEvent::Query(query) }).expect_err("refused");
+        assert!(err.to_string().contains("@mariadb_slave_capability = 4"), "{err}");
+    }
+
+    #[test]
     fn timestamps_print_in_utc_and_zero_stays_zero() {
         assert_eq!(utc_datetime(0, 0), "0000-00-00 00:00:00");
         assert_eq!(utc_datetime(1, 500), "1970-01-01 00:00:01.000500");
