@@ -29,5 +29,5 @@ pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
-pub use sequences::{sync_sequences, SequenceState, SequenceSync};
+pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};

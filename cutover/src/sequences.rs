@@ -39,6 +39,8 @@ struct Sequence {
     schema: String,
     name: String,
     increment: i64,
+    min: i64,
+    max: i64,
 }
 
 impl Sequence {
@@ -64,6 +66,64 @@ impl Sequence {
 /// [`CutoverError::MissingSequences`] names them. Needs `SELECT` on blue's sequences and `UPDATE`
 /// on green's.
 pub async fn sync_sequences(blue: &Client, green: &Client) -> Result<Vec<SequenceSync>, CutoverError> {
+    sync_sequences_ahead(blue, green, 0).await.map(|(report, _)| report)
+}
+
+/// What [`sync_sequences_ahead`] left on green, so that [`SequencePlan::top_up`] can check blue against
+/// it with one read.
+#[derive(Clone, Debug)]
+pub struct SequencePlan {
+    entries: Vec<(Sequence, Sequence, i128)>,
+}
+
+impl SequencePlan {
+    /// With writes fenced on blue: reads every sequence of blue once and moves green only where blue
+    /// reached what green will hand out next (blue advanced more than the margin since the sync).
+    /// Returns how many were moved. Afterwards green's next value is beyond every value blue handed out.
+    pub async fn top_up(&self, blue: &Client, green: &Client) -> Result<usize, CutoverError> {
+        let blue_sequences: Vec<Sequence> = self.entries.iter().map(|(b, _, _)| b.clone()).collect();
+        let blue_states = states(blue, Side::Blue, &blue_sequences).await?;
+        let (mut names, mut values, mut called) = (Vec::new(), Vec::new(), Vec::new());
+        for ((b, g, green_next), state) in self.entries.iter().zip(blue_states) {
+            let blue_next = next_value(state, b.increment);
+            let behind = if b.increment > 0 { blue_next > *green_next } else { blue_next < *green_next };
+            if behind {
+                names.push(g.qualified());
+                values.push(state.last_value);
+                called.push(state.is_called);
+            }
+        }
+        set_values(green, &names, &values, &called).await?;
+        Ok(names.len())
+    }
+
+    /// Sequences in the plan.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// `setval` on green for each name, in one statement.
+async fn set_values(green: &Client, names: &[String], values: &[i64], called: &[bool]) -> Result<(), CutoverError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    green
+        .execute("SELECT setval(n::regclass, v, c) FROM unnest($1::text[], $2::int8[], $3::bool[]) AS t(n, v, c)", &[&names, &values, &called])
+        .await
+        .map_err(|e| with_fix(CutoverError::sql(Side::Green, "setting sequences with setval")(e), "GRANT UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on green"))?;
+    Ok(())
+}
+
+/// As [`sync_sequences`], but moves green `margin` increments beyond blue's next value (within the
+/// sequence's bounds), so that blue may keep handing out values until it is fenced: run it before the
+/// fence, then [`SequencePlan::top_up`] inside the write pause needs one read of blue and, normally,
+/// no write on green. Gaps in sequences are normal (rolled-back transactions leave them too).
+pub async fn sync_sequences_ahead(blue: &Client, green: &Client, margin: u32) -> Result<(Vec<SequenceSync>, SequencePlan), CutoverError> {
     let blue_sequences = list(blue, Side::Blue).await?;
     let green_sequences: HashMap<(String, String), Sequence> =
         list(green, Side::Green).await?.into_iter().map(|s| ((s.schema.clone(), s.name.clone()), s)).collect();
@@ -81,36 +141,37 @@ pub async fn sync_sequences(blue: &Client, green: &Client) -> Result<Vec<Sequenc
     let green_states = states(green, Side::Green, &on_green).await?;
 
     let mut report = Vec::with_capacity(blue_sequences.len());
+    let mut plan = Vec::with_capacity(blue_sequences.len());
     let (mut names, mut values, mut called) = (Vec::new(), Vec::new(), Vec::new());
     for ((b, g), (blue_state, green_state)) in blue_sequences.iter().zip(&on_green).zip(blue_states.into_iter().zip(green_states)) {
-        let ahead = if b.increment > 0 {
-            next_value(blue_state, b.increment) > next_value(green_state, g.increment)
+        // Where green should start: blue's next value plus the margin, within the sequence's bounds
+        // (without the margin when it would not fit).
+        let blue_next = next_value(blue_state, b.increment);
+        let with_margin = blue_next + i128::from(margin) * i128::from(b.increment);
+        let target = if margin > 0 && (i128::from(g.min)..=i128::from(g.max)).contains(&with_margin) {
+            SequenceState { last_value: i64::try_from(with_margin).unwrap_or(blue_state.last_value), is_called: false }
         } else {
-            next_value(blue_state, b.increment) < next_value(green_state, g.increment)
+            blue_state
         };
+        let green_next = next_value(green_state, g.increment);
+        let target_next = next_value(target, b.increment);
+        let ahead = if b.increment > 0 { target_next > green_next } else { target_next < green_next };
         if ahead {
             names.push(g.qualified());
-            values.push(blue_state.last_value);
-            called.push(blue_state.is_called);
+            values.push(target.last_value);
+            called.push(target.is_called);
         }
+        plan.push((b.clone(), g.clone(), if ahead { target_next } else { green_next }));
         report.push(SequenceSync {
             name: b.display(),
             blue: blue_state,
             green_before: green_state,
-            green_after: if ahead { blue_state } else { green_state },
+            green_after: if ahead { target } else { green_state },
             changed: ahead,
         });
     }
-    if !names.is_empty() {
-        green
-            .execute(
-                "SELECT setval(n::regclass, v, c) FROM unnest($1::text[], $2::int8[], $3::bool[]) AS t(n, v, c)",
-                &[&names, &values, &called],
-            )
-            .await
-            .map_err(|e| with_fix(CutoverError::sql(Side::Green, "setting sequences with setval")(e), "GRANT UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on green"))?;
-    }
-    Ok(report)
+    set_values(green, &names, &values, &called).await?;
+    Ok((report, SequencePlan { entries: plan }))
 }
 
 /// The value `nextval` would return next (wide, so `last_value + increment` cannot overflow).
@@ -126,7 +187,7 @@ fn next_value(state: SequenceState, increment: i64) -> i128 {
 async fn list(client: &Client, side: Side) -> Result<Vec<Sequence>, CutoverError> {
     let rows = client
         .query(
-            "SELECT n.nspname::text, c.relname::text, s.seqincrement \
+            "SELECT n.nspname::text, c.relname::text, s.seqincrement, s.seqmin, s.seqmax \
              FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_temp\\_%' \
                AND n.nspname NOT LIKE 'pg\\_toast%' \
@@ -135,7 +196,7 @@ async fn list(client: &Client, side: Side) -> Result<Vec<Sequence>, CutoverError
         )
         .await
         .map_err(CutoverError::sql(side, "listing sequences"))?;
-    Ok(rows.iter().map(|r| Sequence { schema: r.get(0), name: r.get(1), increment: r.get(2) }).collect())
+    Ok(rows.iter().map(|r| Sequence { schema: r.get(0), name: r.get(1), increment: r.get(2), min: r.get(3), max: r.get(4) }).collect())
 }
 
 /// `last_value, is_called` of each sequence, in order, a chunk per statement.

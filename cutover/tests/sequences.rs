@@ -94,3 +94,31 @@ async fn a_sequence_missing_on_green_is_named_and_nothing_changes() -> anyhow::R
     assert_eq!(scalar(&green_client, "SELECT nextval('shared')").await?, "1", "green changed although the sync failed");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_sync_ahead_leaves_a_margin_and_the_top_up_covers_blue_overtaking_it() -> anyhow::Result<()> {
+    let blue = PgServer::start(15)?;
+    let green = PgServer::start(15)?;
+    let blue_db = blue.create_database("seq").await?;
+    let green_db = green.create_database("seq").await?;
+    let schema = "CREATE SEQUENCE steady; CREATE SEQUENCE busy; CREATE SEQUENCE down INCREMENT -1 START -1 MINVALUE -1000000 MAXVALUE -1;
+        CREATE SEQUENCE tight MAXVALUE 20;";
+    blue.execute(&blue_db, schema).await?;
+    green.execute(&green_db, schema).await?;
+    blue.execute(&blue_db, "SELECT nextval('steady'), nextval('busy'), nextval('down'), nextval('tight') FROM generate_series(1, 10)").await?;
+    let (blue_client, green_client) = (blue.connect(&blue_db).await?, green.connect(&green_db).await?);
+
+    let (report, plan) = turnout_cutover::sync_sequences_ahead(&blue_client, &green_client, 100).await?;
+    assert_eq!((report.len(), plan.len()), (4, 4));
+    // Blue keeps writing before the fence: `busy` goes beyond the margin, `steady` stays within it.
+    blue.execute(&blue_db, "SELECT nextval('busy') FROM generate_series(1, 250); SELECT nextval('steady') FROM generate_series(1, 50)").await?;
+
+    let moved = plan.top_up(&blue_client, &green_client).await?;
+
+    assert_eq!(moved, 1, "only the sequence that overtook the margin is written inside the pause");
+    for (sequence, next) in [("steady", "111"), ("busy", "261"), ("down", "-111"), ("tight", "11")] {
+        // `tight` has no room for the margin (MAXVALUE 20): it is synced exactly.
+        assert_eq!(scalar(&green_client, &format!("SELECT nextval('{sequence}')")).await?, next, "{sequence}");
+    }
+    Ok(())
+}

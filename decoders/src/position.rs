@@ -154,7 +154,7 @@ impl fmt::Display for GtidState {
 /// A position in a MySQL/MariaDB binary log: the file and the offset just past an event (where
 /// reading by file and offset resumes), and the GTID state that includes every transaction committed
 /// up to there (where reading by GTID resumes).
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
 pub struct BinlogPosition {
     pub file: String,
     pub offset: u64,

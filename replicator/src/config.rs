@@ -244,10 +244,37 @@ impl Config {
         Ok(config)
     }
 
+    /// Which database blue is, from `source.url`'s scheme.
+    pub fn source_kind(&self) -> SourceKind {
+        SourceKind::of(self.source.url.expose())
+    }
+
     /// Checks every field; the error names the first bad field's path and how to fix it.
     pub fn validate(&self) -> Result<(), Error> {
-        self.source_options()?;
-        self.target_options()?;
+        match (self.source_kind(), SourceKind::of(self.target.url.expose())) {
+            (SourceKind::Pg, SourceKind::Pg) => {
+                self.source_options()?;
+                self.target_options()?;
+            }
+            (SourceKind::MySql, SourceKind::MySql) => {
+                crate::source::mysql::options(self.source.url.expose(), "source.url")?;
+                crate::source::mysql::options(self.target.url.expose(), "target.url")?;
+                if self.cutover.fence == Fence::Pgbouncer || self.cutover.switch == Switch::Pgbouncer {
+                    return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)"));
+                }
+            }
+            (source, _) => {
+                return Err(Error::config(
+                    "target.url",
+                    format!(
+                        "blue is {} but green is not: turnout replicates PostgreSQL to PostgreSQL and MySQL/MariaDB to MySQL/MariaDB; \
+                         use a {} URL for green",
+                        source.name(),
+                        if source == SourceKind::Pg { "postgres://" } else { "mysql://" }
+                    ),
+                ))
+            }
+        }
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
@@ -290,8 +317,17 @@ impl Config {
     }
 
     /// The `[tables]` include/exclude patterns, parsed; errors name the pattern's field path.
+    /// The `[tables]` filter, its names read by the source's rules (PostgreSQL: folded, `public` by
+    /// default; MySQL/MariaDB: case kept, the source database by default).
     pub fn table_filter(&self) -> Result<crate::tables::TableFilter, Error> {
-        crate::tables::TableFilter::new(self.tables.include.as_deref(), &self.tables.exclude)
+        let rules = match self.source_kind() {
+            SourceKind::Pg => crate::tables::NameRules::postgres(),
+            SourceKind::MySql => {
+                let opts = crate::source::mysql::options(self.source.url.expose(), "source.url")?;
+                crate::tables::NameRules::mysql(&crate::source::mysql::database(&opts))
+            }
+        };
+        crate::tables::TableFilter::with_rules(self.tables.include.as_deref(), &self.tables.exclude, &rules)
     }
 
     fn validate_cutover(&self) -> Result<(), Error> {
@@ -366,7 +402,7 @@ impl Config {
 
     /// Longest wait before a partly filled batch is applied.
     pub fn apply_batch_delay(&self) -> Duration {
-        self.apply.batch_delay.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(Duration::from_millis(50))
+        self.apply.batch_delay.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(Duration::ZERO)
     }
 
     /// Connection settings for blue.
@@ -380,9 +416,35 @@ impl Config {
     }
 }
 
+/// The kind of database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `postgres://` or `postgresql://`.
+    Pg,
+    /// `mysql://` or `mariadb://`.
+    MySql,
+}
+
+impl SourceKind {
+    pub fn of(url: &str) -> SourceKind {
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            SourceKind::MySql
+        } else {
+            SourceKind::Pg
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Pg => "PostgreSQL",
+            SourceKind::MySql => "MySQL/MariaDB",
+        }
+    }
+}
+
 fn url_options(url: &Secret, field: &'static str) -> Result<ConnectOptions, Error> {
-    if url.expose().starts_with("mysql://") || url.expose().starts_with("mariadb://") {
-        return Err(Error::config(field, "MySQL/MariaDB endpoints are not supported yet; use a postgres:// URL"));
+    if SourceKind::of(url.expose()) == SourceKind::MySql {
+        return Err(Error::config(field, "is a MySQL/MariaDB URL where a postgres:// URL is needed"));
     }
     ConnectOptions::from_url(url.expose(), field).map_err(|e| match e {
         turnout_decoders::DecodeError::Config { reason, .. } => Error::config(field, reason),

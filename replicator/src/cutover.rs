@@ -1,9 +1,11 @@
 //! The cutover procedure run by the sidecar (DESIGN.md "Cutover"), started by `POST /cutover`.
 //!
-//! Steps: wait until the snapshot is done and lag stays under `--when-lag` (up to `--timeout`) → fence
-//! writes on blue → write a sentinel (`pg_logical_emit_message(true, 'turnout.fence', <id>)`) and wait
-//! until green has durably applied exactly its transaction → sync every sequence → switch traffic →
-//! stop forward apply, reporting the measured write pause.
+//! Steps: wait until the snapshot is done and lag stays under `--when-lag` (up to `--timeout`) → move
+//! every sequence on green 1000 values ahead of blue (writes still flowing) → fence writes on blue →
+//! write a sentinel (`pg_logical_emit_message(true, 'turnout.fence', <id>)`) and wait until green has
+//! durably applied exactly its transaction → read blue's sequences once and top up any that overtook
+//! the margin → switch traffic → stop forward apply, reporting the measured write pause. Only the fence,
+//! the sentinel, one sequence read and the switch fall inside the pause.
 //!
 //! Guarantees:
 //! - Every step is journaled in the state store (synced) *before* it acts. A failure before the switch,
@@ -24,6 +26,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 use turnout_cutover::{BlueGreen, PgBouncerAdmin, TrafficSwitch, WriteFence};
+
+/// Values green's sequences are moved ahead of blue's before the fence, so that normally nothing is
+/// written on green while writes are paused.
+const SEQUENCE_MARGIN: u32 = 1_000;
 
 /// The logical-message prefix of the cutover sentinel.
 pub use crate::pipeline::assemble::SENTINEL_PREFIX as FENCE_PREFIX;
@@ -225,6 +231,22 @@ impl Controller {
         if let Err(e) = switch.check(Duration::from_secs(10)).await {
             return self.fail(&mut journal, format!("the switch is not ready: {e}"));
         }
+        // Sequences go ahead of blue before writes pause; inside the pause one read of blue checks them.
+        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
+            Ok(g) => g,
+            Err(e) => return self.fail(&mut journal, format!("connecting to green for the sequences: {e}")),
+        };
+        let plan = match turnout_cutover::sync_sequences_ahead(&blue, &green, SEQUENCE_MARGIN).await {
+            Ok((seqs, plan)) => {
+                self.say(format!(
+                    "moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue",
+                    seqs.iter().filter(|s| s.changed).count(),
+                    seqs.len()
+                ));
+                plan
+            }
+            Err(e) => return self.fail(&mut journal, format!("syncing sequences failed: {e}")),
+        };
         // Fence. Journaled first: a crash from here on is undone on restart.
         self.journal(&mut journal, Step::Fencing, None)?;
         let pause_budget = Duration::from_millis(request.max_pause_ms);
@@ -246,13 +268,9 @@ impl Controller {
         };
         self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
-        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
-            Ok(g) => g,
-            Err(e) => return self.undo(&fence, &blue, &mut journal, format!("connecting to green for the sequences: {e}")).await,
-        };
-        let synced = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), turnout_cutover::sync_sequences(&blue, &green)).await;
+        let synced = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), plan.top_up(&blue, &green)).await;
         match synced {
-            Ok(Ok(seqs)) => self.say(format!("synced {} sequences to green ({} moved ahead)", seqs.len(), seqs.iter().filter(|s| s.changed).count())),
+            Ok(Ok(moved)) => self.say(format!("checked {} sequences against blue ({moved} topped up on green)", plan.len())),
             Ok(Err(e)) => return self.undo(&fence, &blue, &mut journal, format!("syncing sequences failed: {e}")).await,
             Err(_) => return self.undo(&fence, &blue, &mut journal, pause_exceeded(request)).await,
         }

@@ -6,7 +6,6 @@
 use crate::config::Config;
 use crate::error::{Error, Reaction};
 use crate::pipeline::{self, Budgets};
-use crate::source::pg::admin::PgAdmin;
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
 use crate::status::{ErrorReport, Phase, Status};
@@ -15,9 +14,22 @@ use std::time::Duration;
 use tokio::sync::watch;
 use turnout_sinks::Sink;
 
-/// The administration of the configured source.
-pub fn admin(config: &Config, names: Names) -> PgAdmin {
-    PgAdmin::new(config, names)
+/// Runs `$body` with the configured source's administration (PostgreSQL or MySQL/MariaDB) bound to
+/// `$admin`: [`SourceAdmin`] is generic, so each source gets its own monomorphized pipeline.
+#[macro_export]
+macro_rules! with_admin {
+    ($config:expr, $names:expr, |$admin:ident| $body:expr) => {
+        match $config.source_kind() {
+            $crate::config::SourceKind::Pg => {
+                let $admin = $crate::source::pg::admin::PgAdmin::new($config, $names);
+                $body
+            }
+            $crate::config::SourceKind::MySql => {
+                let $admin = $crate::source::mysql::MySqlAdmin::new($config, $names)?;
+                $body
+            }
+        }
+    };
 }
 
 /// Runs until `shutdown` turns true (Ok) or a fatal error. After a completed cutover, replication
@@ -42,7 +54,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         .await
         .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
     let names = Names::for_stream(&state.stream_id()?);
-    let result = replicate(&admin(config, names), config, &state, &status, shutdown).await;
+    let result = async { with_admin!(config, names, |admin| replicate(&admin, config, &state, &status, shutdown).await) }.await;
     if result.is_ok() && !*external.borrow() {
         tracing::info!("replication stopped after the cutover; serving the HTTP API until stopped");
         status.set_phase(Phase::Stopped);
@@ -161,7 +173,7 @@ pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
         let state = StateStore::open(&config.state.dir)?;
         Names::for_stream(&state.stream_id()?)
     };
-    admin(config, names).teardown().await
+    with_admin!(config, names, |admin| admin.teardown().await)
 }
 
 #[cfg(test)]

@@ -222,13 +222,28 @@ async fn lag_never_under_the_threshold_times_out_and_leaves_blue_untouched() {
 }
 
 #[tokio::test]
-async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
+async fn a_sequence_missing_on_green_stops_the_cutover_before_the_fence() {
     let mut s = setup("read-only", "pgbouncer", "").await;
-    // A sequence created on blue after the snapshot does not exist on green: the sequence step fails.
+    // A sequence created on blue after the snapshot does not exist on green: found while syncing
+    // sequences ahead, before writes are paused.
     s.blue.execute(&s.db, "CREATE SEQUENCE only_on_blue").await.expect("sequence");
     let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("only_on_blue") && out.contains("undid the fence"), "{out}");
+    assert!(out.contains("only_on_blue") && out.contains("pg_dump"), "{out}");
+    assert!(!out.contains("fenced writes"), "the fence went up although the cutover could not complete:\n{out}");
+    s.assert_blue_serves().await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
+    let mut s = setup("read-only", "pgbouncer", "").await;
+    // Green cannot apply the sentinel (locked): the write pause runs into --max-pause after the fence.
+    let g = s.block_green().await;
+    let (code, out) = cutover(&s.t, &["--when-lag", "1h", "--max-pause", "2s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("fenced writes") && out.contains("within --max-pause") && out.contains("undid the fence"), "{out}");
+    g.batch_execute("ROLLBACK").await.expect("unlock");
     // Blue is writable again for new sessions, through pgbouncer still pointing at blue.
     s.assert_blue_serves().await;
     let b = s.blue.connect(&s.db).await.expect("blue");

@@ -20,6 +20,10 @@ pub enum SinkError {
     /// A connection setting is unusable (URL, TLS files).
     #[error("green: {0}")]
     Config(String),
+    /// A MySQL/MariaDB green reported an error or the connection failed: shown with the server's
+    /// error code, SQLSTATE and message, and the statement's shape (never values).
+    #[error("green: {context}: {}", describe_mysql_error(.source))]
+    MySql { context: String, #[source] source: mysql_async::Error },
     /// Spilled change data does not decode (see [`crate::codec`]).
     #[error("spilled transaction data is corrupt ({0})")]
     Corrupt(String),
@@ -82,7 +86,31 @@ pub fn classify_pg(e: &tokio_postgres::Error) -> ErrorClass {
     ErrorClass::Fatal
 }
 
+/// A MySQL client error with the server's code and SQLSTATE.
+pub fn describe_mysql_error(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("ERROR {} (SQLSTATE {}): {}", s.code, s.state, s.message),
+        other => other.to_string(),
+    }
+}
+
+/// What to do about a MySQL client error: the connection broke (I/O), the server is going away or
+/// starting (1053, 1927, 2006, 2013), too many connections (1040), a lock wait timeout (1205) or a
+/// deadlock (1213) are transient; everything else needs the operator.
+pub fn classify_mysql(e: &mysql_async::Error) -> ErrorClass {
+    match e {
+        mysql_async::Error::Io(_) => ErrorClass::Transient,
+        mysql_async::Error::Server(s) if matches!(s.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2006 | 2013) => ErrorClass::Transient,
+        _ => ErrorClass::Fatal,
+    }
+}
+
 impl SinkError {
+    pub(crate) fn mysql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> SinkError {
+        let context = context.into();
+        move |source| SinkError::MySql { context, source }
+    }
+
     pub(crate) fn target(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SinkError {
         let context = context.into();
         move |source| SinkError::Target { context, source }
@@ -92,6 +120,7 @@ impl SinkError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             SinkError::Target { source, .. } => source.code().map(|c| c.code()),
+            SinkError::MySql { source: mysql_async::Error::Server(s), .. } => Some(&s.state),
             _ => None,
         }
     }
@@ -105,6 +134,7 @@ impl SinkError {
                 _ => classify_pg(source),
             },
             SinkError::Unavailable { .. } => ErrorClass::Transient,
+            SinkError::MySql { source, .. } => classify_mysql(source),
             SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) | SinkError::Config(_) => ErrorClass::Fatal,
             // Spilled data is received again from the source after a restart.
             SinkError::Corrupt(_) => ErrorClass::Resync,

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod mysql;
 pub mod pg;
 
 pub use error::SinkError;

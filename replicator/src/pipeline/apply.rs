@@ -15,9 +15,8 @@ use tokio::time::Instant;
 use turnout_decoders::Position;
 use turnout_sinks::{Canceller, Durable, RowChange, Sink, Transaction};
 
-/// Under load, green's WAL is flushed (and the source acknowledged) at most this often; when apply
-/// goes idle it is flushed at once.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// A flush that could not catch up is retried at this pace, not in a loop.
+pub const FLUSH_RETRY: Duration = Duration::from_millis(10);
 
 /// What a task did: transactions and rows applied, the position committed and, when it flushed, the
 /// durable proof.
@@ -80,15 +79,16 @@ impl<K: Sink> Applier<K> {
         Ok(())
     }
 
-    /// Starts applying `batch` (the sink must be idle); flushes too when a flush is due.
+    /// Starts applying `batch` (the sink must be idle), then flushes green so it is durable: the source is
+    /// acknowledged, and lag measured, without a fixed delay.
     pub fn start(&mut self, batch: Vec<Transaction>, bytes: usize) -> Result<(), Error> {
         let rows: usize = batch.iter().map(|t| t.changes.len()).sum();
         tracing::debug!(transactions = batch.len(), rows, bytes, first = %batch[0].commit_end, "applying batch");
-        let flush = self.flush_due();
+        self.last_flush = Instant::now();
         self.launch(bytes, move |mut sink| async move {
             let r = async {
                 let committed = sink.apply(&batch).await.map_err(Error::Sink)?.position().clone();
-                let durable = if flush { Some(sink.flush().await.map_err(Error::Sink)?) } else { None };
+                let durable = Some(sink.flush().await.map_err(Error::Sink)?);
                 Ok(Outcome { transactions: batch.len(), rows, committed, durable })
             }
             .await;
@@ -128,24 +128,14 @@ impl<K: Sink> Applier<K> {
         })
     }
 
-    /// True (and the clock restarted) when the next apply should also flush green's WAL.
-    fn flush_due(&mut self) -> bool {
-        if self.last_flush.elapsed() >= FLUSH_EVERY {
-            self.last_flush = Instant::now();
-            return true;
-        }
-        false
-    }
-
     /// True when commits exist that are not yet flushed.
     pub fn unflushed(&self) -> bool {
         self.committed > *self.durable.position()
     }
 
-    /// A flush should start now: commits are unflushed and no flush ran within the last tenth of the
-    /// interval (so a flush that cannot catch up is retried at that pace, not in a loop).
+    /// A flush should start now: commits are unflushed and no flush ran within [`FLUSH_RETRY`].
     pub fn flush_wanted(&self) -> bool {
-        self.unflushed() && self.last_flush.elapsed() >= FLUSH_EVERY / 10
+        self.unflushed() && self.last_flush.elapsed() >= FLUSH_RETRY
     }
 
     /// Waits for the task in flight to finish (pending forever when none: for `select!`).

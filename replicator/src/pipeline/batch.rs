@@ -1,5 +1,8 @@
-//! Batching: whole committed source transactions merged into one green transaction until a row, byte
-//! or time budget is reached, so green always shows a prefix of the source's commit order.
+//! Batching: whole committed source transactions merged into one green transaction, so green always
+//! shows a prefix of the source's commit order. A batch starts as soon as green is idle (after
+//! `apply.batch_delay`, zero by default); while green applies one, the next gathers up to the row and
+//! byte budgets — batches are as large as the backlog, and as small as one transaction when there is
+//! none.
 //!
 //! Memory: everything received and not yet applied counts against `apply.memory_budget` in bytes —
 //! changes of open transactions in the assembler (which spills beyond half the budget), whole
@@ -20,7 +23,8 @@ use turnout_sinks::Transaction;
 pub struct Budgets {
     /// Apply a batch once it holds this many row changes.
     pub batch_rows: usize,
-    /// Apply a batch at the latest this long after its first transaction arrived.
+    /// How long a batch may wait for more transactions while green is idle. Zero (the default): apply
+    /// at once when green is idle; under backlog transactions gather while the previous batch applies.
     pub batch_delay: Duration,
     /// Bytes of everything received and not yet applied.
     pub memory: usize,
@@ -28,7 +32,7 @@ pub struct Budgets {
 
 impl Default for Budgets {
     fn default() -> Self {
-        Budgets { batch_rows: 5_000, batch_delay: Duration::from_millis(50), memory: 256 * 1024 * 1024 }
+        Budgets { batch_rows: 5_000, batch_delay: Duration::ZERO, memory: 256 * 1024 * 1024 }
     }
 }
 

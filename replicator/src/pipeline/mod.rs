@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::source::{Source, SourceMessage};
 use crate::state::StateStore;
 use crate::status::{Phase, Status};
-use apply::{Applier, FLUSH_EVERY};
+use apply::{Applier, FLUSH_RETRY};
 use assemble::{Assembled, Body, CommittedTransaction};
 use batch::Batcher;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
             let receive = self.may_receive();
             let mut wait_until = self.batcher.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if self.applier.unflushed() {
-                wait_until = wait_until.min(self.applier.last_flush + FLUSH_EVERY / 10);
+                wait_until = wait_until.min(self.applier.last_flush + FLUSH_RETRY);
             }
             let busy = self.applier.busy();
             tokio::select! {

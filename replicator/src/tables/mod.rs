@@ -13,7 +13,7 @@
 
 mod pattern;
 
-pub use pattern::TablePattern;
+pub use pattern::{NameRules, TablePattern};
 
 use crate::error::Error;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,12 +30,18 @@ pub struct TableFilter {
 impl TableFilter {
     /// Parses the patterns; the error names the field path of the first malformed one.
     pub fn new(include: Option<&[String]>, exclude: &[String]) -> Result<TableFilter, Error> {
+        TableFilter::with_rules(include, exclude, &NameRules::postgres())
+    }
+
+    /// As [`TableFilter::new`], reading names with `rules` (MySQL's: case kept, backticks, the source
+    /// database as default schema).
+    pub fn with_rules(include: Option<&[String]>, exclude: &[String], rules: &NameRules) -> Result<TableFilter, Error> {
         let parse = |field: &str, list: &[String]| -> Result<Vec<(String, TablePattern)>, Error> {
             list.iter()
                 .enumerate()
                 .map(|(i, text)| {
                     let path = format!("{field}[{i}]");
-                    TablePattern::parse(text).map(|p| (path.clone(), p)).map_err(|reason| Error::config(path, reason))
+                    TablePattern::parse_with(text, rules).map(|p| (path.clone(), p)).map_err(|reason| Error::config(path, reason))
                 })
                 .collect()
         };

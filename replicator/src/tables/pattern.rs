@@ -5,6 +5,10 @@
 //! and a part (or a piece of one) in double quotes is taken literally — case, dots and `*` included,
 //! `""` standing for one `"` (`public."Orders"`, `"my.schema".*`). A pattern without a dot names a
 //! table of schema `public` (`orders` is `public.orders`; write `*.orders` for every schema).
+//!
+//! With MySQL/MariaDB ([`NameRules::mysql`]) the schema is the database, names keep their case (table
+//! names are case-sensitive on Linux servers), backticks quote like double quotes, and a pattern without
+//! a dot names a table of the source database.
 
 use turnout_decoders::schema::TableName;
 
@@ -28,30 +32,57 @@ pub struct TablePattern {
 const FORM: &str = "write schema.table, e.g. \"sales.orders\", \"public.*\" or \"*.audit_*\" \
      (double-quote a name with capitals, dots or other characters: 'public.\"Order Lines\"')";
 
+/// How names in patterns are read: PostgreSQL's or MySQL's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameRules {
+    /// Unquoted letters fold to lower case (PostgreSQL).
+    fold_case: bool,
+    /// The schema of a pattern without a dot.
+    default_schema: String,
+}
+
+impl NameRules {
+    /// PostgreSQL: unquoted names fold to lower case; no schema means `public`.
+    pub fn postgres() -> NameRules {
+        NameRules { fold_case: true, default_schema: "public".into() }
+    }
+
+    /// MySQL/MariaDB: names keep their case; no database means `database` (the source's).
+    pub fn mysql(database: &str) -> NameRules {
+        NameRules { fold_case: false, default_schema: database.into() }
+    }
+}
+
 impl TablePattern {
-    /// Parses a pattern; the error says what is wrong and how to write it.
+    /// Parses a pattern with PostgreSQL's rules; the error says what is wrong and how to write it.
     pub fn parse(text: &str) -> Result<TablePattern, String> {
+        TablePattern::parse_with(text, &NameRules::postgres())
+    }
+
+    /// Parses a pattern with `rules`; the error says what is wrong and how to write it.
+    pub fn parse_with(text: &str, rules: &NameRules) -> Result<TablePattern, String> {
         let mut parts: Vec<Vec<Piece>> = vec![Vec::new()];
         // Whether the current part has a quoted section (`""` is a part, though an empty one).
         let mut quoted = vec![false];
         let mut chars = text.chars().enumerate().peekable();
-        let mut in_quotes = false;
+        // The quote character of the quoted section the parser is in.
+        let mut in_quotes: Option<char> = None;
         while let Some((i, c)) = chars.next() {
             let Some(part) = parts.last_mut() else { break };
-            if in_quotes {
+            if let Some(q) = in_quotes {
                 match c {
-                    '"' if chars.peek().is_some_and(|&(_, n)| n == '"') => {
+                    c if c == q && chars.peek().is_some_and(|&(_, n)| n == q) => {
                         chars.next();
-                        part.push(Piece::Char('"'));
+                        part.push(Piece::Char(q));
                     }
-                    '"' => in_quotes = false,
+                    c if c == q => in_quotes = None,
                     other => part.push(Piece::Char(other)),
                 }
                 continue;
             }
             match c {
-                '"' => {
-                    in_quotes = true;
+                '"' | '`' if c == '"' || !rules.fold_case => {
+                    in_quotes = Some(c);
                     if let Some(q) = quoted.last_mut() {
                         *q = true;
                     }
@@ -61,14 +92,16 @@ impl TablePattern {
                     quoted.push(false);
                 }
                 '*' => part.push(Piece::Any),
-                c if c.is_alphanumeric() || c == '_' || c == '$' => part.push(Piece::Char(c.to_ascii_lowercase())),
+                c if c.is_alphanumeric() || c == '_' || c == '$' => {
+                    part.push(Piece::Char(if rules.fold_case { c.to_ascii_lowercase() } else { c }));
+                }
                 c if c.is_whitespace() => {
                     return Err(format!("'{text}' has a space at character {}; remove it, or {FORM}", i + 1));
                 }
                 c => return Err(format!("'{text}' has '{c}' at character {}, which a name may not hold unquoted; {FORM}", i + 1)),
             }
         }
-        if in_quotes {
+        if in_quotes.is_some() {
             return Err(format!("'{text}' has an unterminated double quote; {FORM}"));
         }
         if parts.len() > 2 {
@@ -81,7 +114,7 @@ impl TablePattern {
             }
         }
         let table = parts.pop().unwrap_or_default();
-        let schema = parts.pop().unwrap_or_else(|| "public".chars().map(Piece::Char).collect());
+        let schema = parts.pop().unwrap_or_else(|| rules.default_schema.chars().map(Piece::Char).collect());
         Ok(TablePattern { text: text.to_string(), schema, table })
     }
 
@@ -162,6 +195,22 @@ mod tests {
         assert!(matches("*.**", "x", ""));
         // The wildcard never crosses the dot: the schema part only sees the schema.
         assert!(!matches("pub*", "public", "x"));
+    }
+
+    #[test]
+    fn mysql_names_keep_their_case_take_backticks_and_default_to_the_source_database() {
+        let rules = NameRules::mysql("Shop");
+        let m = |pattern: &str, schema: &str, name: &str| {
+            TablePattern::parse_with(pattern, &rules).unwrap_or_else(|e| panic!("{pattern}: {e}")).matches(&t(schema, name))
+        };
+        assert!(m("Orders", "Shop", "Orders"));
+        assert!(!m("Orders", "Shop", "orders"));
+        assert!(!m("orders", "public", "orders"));
+        assert!(m("`my.db`.`a``b`", "my.db", "a`b"));
+        assert!(m("\"x y\"", "Shop", "x y"));
+        assert!(m("*.Audit_*", "other", "Audit_1"));
+        // PostgreSQL's rules do not take backticks.
+        assert!(TablePattern::parse("`a`.b").is_err());
     }
 
     #[test]

@@ -69,6 +69,36 @@ pub(crate) fn has_valid_trailer(event: &[u8]) -> bool {
     u32::from_le_bytes(stored) == crc32(body)
 }
 
+/// Offset of the low byte of the header's flags field.
+const FLAGS_OFFSET: usize = 17;
+/// `LOG_EVENT_BINLOG_IN_USE_F`: set in the format description of a binlog file that is still open.
+const BINLOG_IN_USE: u8 = 0x01;
+
+/// The CRC-32 the server stores in a format description event: computed with the in-use flag cleared,
+/// so that clearing the flag when the file is closed leaves the checksum valid (MySQL and MariaDB
+/// `Format_description_log_event::write`).
+pub(crate) fn format_description_crc(event_without_trailer: &[u8]) -> u32 {
+    match event_without_trailer.get(FLAGS_OFFSET) {
+        Some(&flags) if flags & BINLOG_IN_USE != 0 => {
+            let mut copy = event_without_trailer.to_vec();
+            if let Some(b) = copy.get_mut(FLAGS_OFFSET) {
+                *b &= !BINLOG_IN_USE;
+            }
+            crc32(&copy)
+        }
+        _ => crc32(event_without_trailer),
+    }
+}
+
+/// True when the last four bytes of a format description event are its checksum (in-use flag cleared).
+pub(crate) fn has_valid_format_description_trailer(event: &[u8]) -> bool {
+    let Some(split) = event.len().checked_sub(4) else { return false };
+    let (body, trailer) = event.split_at(split);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(trailer);
+    u32::from_le_bytes(stored) == format_description_crc(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +118,20 @@ mod tests {
         event[0] ^= 1;
         assert!(!has_valid_trailer(&event));
         assert!(!has_valid_trailer(b"abc"));
+    }
+
+    #[test]
+    fn a_format_description_checksum_ignores_the_in_use_flag() {
+        let mut event = vec![0u8; 40];
+        let crc = crc32(&event);
+        event.extend_from_slice(&crc.to_le_bytes());
+        assert!(has_valid_format_description_trailer(&event));
+        // The open file: flag set after the checksum was computed without it.
+        event[FLAGS_OFFSET] |= BINLOG_IN_USE;
+        assert!(!has_valid_trailer(&event));
+        assert!(has_valid_format_description_trailer(&event));
+        // Any other flag bit still breaks it.
+        event[FLAGS_OFFSET] |= 0x02;
+        assert!(!has_valid_format_description_trailer(&event));
     }
 }

@@ -6,7 +6,7 @@
 //! It is parsed without a prior format description: its own checksum trailer is present exactly when the
 //! server version is new enough to write the algorithm byte.
 
-use super::checksum::{has_valid_trailer, ChecksumAlg};
+use super::checksum::{format_description_crc, has_valid_format_description_trailer, ChecksumAlg};
 use super::event_type;
 use super::header::HEADER_LEN;
 use super::reader::Reader;
@@ -90,14 +90,14 @@ impl FormatDescription {
                 });
             };
             let alg = ChecksumAlg::from_code(rest.get(n).copied().unwrap_or(0));
-            if alg == ChecksumAlg::Crc32 && !has_valid_trailer(event) {
+            if alg == ChecksumAlg::Crc32 && !has_valid_format_description_trailer(event) {
                 let split = event.len().saturating_sub(4);
                 let mut stored = [0u8; 4];
                 stored.copy_from_slice(event.get(split..).unwrap_or(&[0; 4]));
                 return Err(BinlogError::Checksum {
                     event_type: t,
                     stored: u32::from_le_bytes(stored),
-                    computed: super::checksum::crc32(event.get(..split).unwrap_or_default()),
+                    computed: format_description_crc(event.get(..split).unwrap_or_default()),
                 });
             }
             (rest.get(..n).unwrap_or_default().to_vec(), alg)

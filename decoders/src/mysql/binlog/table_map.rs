@@ -56,8 +56,9 @@ impl TableColumn {
     }
 
     /// Columns whose values carry a character set (libbinlogevents `is_character_type`): CHAR, VARCHAR,
-    /// BLOB/TEXT — binary strings included (collation 63), ENUM/SET excluded.
-    fn is_character(&self) -> bool {
+    /// BLOB/TEXT — binary strings included (collation 63), ENUM/SET excluded. MariaDB also lists GEOMETRY
+    /// (a BLOB underneath, collation 63: checked on a 10.11 binlog), MySQL does not.
+    fn is_character(&self, mariadb: bool) -> bool {
         matches!(
             self.real_type(),
             FieldType::String
@@ -67,7 +68,7 @@ impl TableColumn {
                 | FieldType::TinyBlob
                 | FieldType::MediumBlob
                 | FieldType::LongBlob
-        )
+        ) || (mariadb && self.real_type() == FieldType::Geometry)
     }
 
     fn is_enum_or_set(&self) -> bool {
@@ -160,9 +161,9 @@ impl TableMap {
                     }
                 }
             }
-            DEFAULT_CHARSET => self.default_charset(r, |c| c.is_character())?,
+            DEFAULT_CHARSET => self.default_charset(r, |c| c.is_character(mariadb))?,
             ENUM_AND_SET_DEFAULT_CHARSET => self.default_charset(r, TableColumn::is_enum_or_set)?,
-            COLUMN_CHARSET => self.column_charset(r, |c| c.is_character())?,
+            COLUMN_CHARSET => self.column_charset(r, |c| c.is_character(mariadb))?,
             ENUM_AND_SET_COLUMN_CHARSET => self.column_charset(r, TableColumn::is_enum_or_set)?,
             COLUMN_NAME => {
                 for c in &mut self.columns {
@@ -353,6 +354,27 @@ pub(crate) mod tests {
         assert_eq!(map.primary_key, Some(vec![(0, 0)]));
         assert!(c.iter().all(|c| c.visible == Some(true)));
         assert_eq!(map.unknown_metadata, vec![99]);
+    }
+
+    /// The body of a TABLE_MAP written by MariaDB 10.11 (binlog_row_metadata=FULL) for `d.t (id INT
+    /// PRIMARY KEY, g POINT, c VARCHAR(10) latin1, e ENUM('a','b') latin1, j JSON, v VARCHAR(5))`: its
+    /// COLUMN_CHARSET has four entries, the POINT column's 63 first.
+    const MARIADB_TABLE_MAP_WITH_GEOMETRY: &[u8] = &[
+        0x12, 0, 0, 0, 0, 0, 0x01, 0, 0x01, b'd', 0, 0x01, b't', 0, 0x06, 0x03, 0xff, 0x0f, 0xfe, 0xfc, 0x0f, 0x08,
+        0x04, 0x0a, 0x00, 0xf7, 0x01, 0x04, 0x14, 0x00, 0x3e, 0x01, 0x01, 0x00, 0x03, 0x04, 0x3f, 0x08, 0x2e, 0x2d,
+        0x07, 0x01, 0x01, 0x04, 0x0d, 0x02, b'i', b'd', 0x01, b'g', 0x01, b'c', 0x01, b'e', 0x01, b'j', 0x01, b'v',
+        0x0a, 0x01, 0x08, 0x06, 0x05, 0x02, 0x01, b'a', 0x01, b'b', 0x08, 0x01, 0x00,
+    ];
+
+    #[test]
+    fn mariadb_lists_geometry_columns_among_the_character_columns() {
+        let body = MARIADB_TABLE_MAP_WITH_GEOMETRY;
+        let map = TableMap::parse(&mut Reader::new(body, 19, 0x13), 8, true).unwrap_or_else(|e| panic!("{e}"));
+        let collations: Vec<_> = map.columns.iter().map(|c| c.collation).collect();
+        assert_eq!(collations, [None, Some(63), Some(8), Some(8), Some(46), Some(45)]);
+        assert_eq!(map.columns[1].geometry_type, Some(1));
+        // Read as MySQL would write it, the same bytes do not add up: refused, never shifted.
+        assert!(TableMap::parse(&mut Reader::new(body, 19, 0x13), 8, false).is_err());
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! MySQL/MariaDB's [`SourceAdmin`]: table selection and binlog settings, the heartbeat table, schema
+//! copy and consistent snapshot, green's progress record, the binlog stream, check, verify, teardown.
+//!
+//! Crash safety: an interrupted snapshot is redone from scratch (green's copied tables are emptied);
+//! once it completed, green's progress row holds the resume position (GTID state and file/offset),
+//! written in the same transaction as the data.
+
+use super::catalog::{non_transactional, select_tables};
+use super::{connect, database, qualified, snapshot, MySqlSource};
+use crate::check::Report;
+use crate::config::Config;
+use crate::error::Error;
+use crate::source::{Names, SourceAdmin, HEARTBEAT_TABLE};
+use crate::state::StateStore;
+use crate::status::{Phase, Status};
+use crate::verify::TableCheck;
+use mysql_async::prelude::Queryable;
+use std::sync::Arc;
+use tokio::sync::watch;
+use turnout_decoders::{Position, TableName};
+use turnout_sinks::mysql::MySqlSink;
+
+/// MySQL/MariaDB blue → MySQL/MariaDB green.
+#[derive(Debug)]
+pub struct MySqlAdmin {
+    config: Config,
+    names: Names,
+    blue: mysql_async::Opts,
+    server_id: u32,
+}
+
+/// turnout's replica `server_id` for a stream: the configured one, else derived from the stream id (so
+/// it is stable across restarts and differs between streams).
+pub fn server_id(config: &Config, stream: &str) -> u32 {
+    config.source.server_id.unwrap_or_else(|| {
+        let n = stream.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        // Away from the small ids people give their servers.
+        1_000_000 + n % 1_000_000_000
+    })
+}
+
+impl MySqlAdmin {
+    pub fn new(config: &Config, names: Names) -> Result<MySqlAdmin, Error> {
+        let blue = super::options(config.source.url.expose(), "source.url")?;
+        let server_id = server_id(config, &names.origin);
+        let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id })
+    }
+
+    /// Which tables the stream replicates: the filter's, in blue's database, and the heartbeat table.
+    fn selector(&self) -> Result<turnout_decoders::mysql::decoder::TableSelector, Error> {
+        let filter = self.config.table_filter()?;
+        let db = database(&self.blue);
+        Ok(Box::new(move |t: &TableName| t.schema == db && (t.name == HEARTBEAT_TABLE || filter.selects(t))))
+    }
+}
+
+impl SourceAdmin for MySqlAdmin {
+    type Stream = MySqlSource;
+    type Sink = MySqlSink;
+
+    fn names(&self) -> &Names {
+        &self.names
+    }
+
+    async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
+        let db = database(&self.blue);
+        let mut blue = connect(&self.blue, "blue").await?;
+        super::heartbeat::ensure_table(&mut blue, &db).await?;
+        let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
+        let bad = non_transactional(&selection, &infos);
+        if let Some(t) = bad.first() {
+            return Err(Error::Setup(format!(
+                "{} uses engine {}, whose changes are not transactional, so turnout cannot apply them exactly once; run {} on blue \
+                 (or leave it out with tables.exclude)",
+                t.name,
+                t.engine,
+                super::catalog::engine_fix(t)
+            )));
+        }
+        for (field, pattern) in &selection.unmatched {
+            tracing::warn!("{field} '{pattern}' matches no table on blue");
+        }
+        let mut tables = selection.tables.clone();
+        let heartbeat = super::heartbeat::table(&db);
+        if !tables.contains(&heartbeat) {
+            tables.push(heartbeat);
+        }
+        if state.snapshot_done()?.is_none() {
+            self.initial_snapshot(state, status, &mut blue, tables).await?;
+        }
+        Ok(())
+    }
+
+    async fn open_sink(&self) -> Result<MySqlSink, Error> {
+        MySqlSink::connect(self.config.target.url.expose(), &self.names.origin).await.map_err(Error::Sink)
+    }
+
+    async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {
+        let Position::Binlog(b) = from else {
+            return Err(Error::Setup(format!("a binlog stream cannot start at the non-binlog position {from}")));
+        };
+        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector()?, self.config.receive_timeout()).await
+    }
+
+    fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        super::heartbeat::run(self.blue.clone(), self.config.heartbeat_interval(), status, shutdown)
+    }
+
+    async fn check(&self) -> Report {
+        super::check::run(&self.config).await
+    }
+
+    async fn verify(&self, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
+        super::verify::run(&self.config, only).await
+    }
+
+    async fn teardown(&self) -> Result<Vec<String>, Error> {
+        let mut done = Vec::new();
+        turnout_sinks::mysql::drop_progress(self.config.target.url.expose(), &self.names.origin).await.map_err(Error::Sink)?;
+        done.push(format!("dropped the progress record {} on green (if it existed)", self.names.origin));
+        let mut blue = connect(&self.blue, "blue").await?;
+        let heartbeat = super::heartbeat::table(&database(&self.blue));
+        blue.query_drop(format!("DROP TABLE IF EXISTS {}", qualified(&heartbeat)))
+            .await
+            .map_err(|e| super::sql_error("blue", "dropping the heartbeat table", e))?;
+        done.push(format!("dropped {heartbeat} on blue (the drop replicates to green's copy through any native replica, not through turnout)"));
+        std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
+        done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        Ok(done)
+    }
+}
+
+impl MySqlAdmin {
+    async fn initial_snapshot(&self, state: &StateStore, status: &Arc<Status>, blue: &mut mysql_async::Conn, tables: Vec<TableName>) -> Result<(), Error> {
+        status.set_phase(Phase::Snapshot);
+        let target_url = self.config.target.url.expose();
+        let green_opts = super::options(target_url, "target.url")?;
+        let mut green = connect(&green_opts, "green").await?;
+        let mut existing = Vec::new();
+        for t in &tables {
+            let n: Option<i64> = green
+                .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
+                .await
+                .map_err(|e| super::sql_error("green", "looking up tables", e))?;
+            existing.push(n.unwrap_or(0) > 0);
+        }
+        if state.snapshot_started()? {
+            tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
+            for (t, _) in tables.iter().zip(&existing).filter(|(_, e)| **e) {
+                green.query_drop(format!("TRUNCATE TABLE {}", qualified(t))).await.map_err(|e| super::sql_error("green", "emptying an unfinished snapshot", e))?;
+            }
+            state.reset_snapshot()?;
+        }
+        let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
+        if missing.len() == tables.len() || (missing.len() == 1 && missing[0].ends_with(HEARTBEAT_TABLE)) {
+            let to_create: Vec<TableName> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.clone()).collect();
+            tracing::info!(tables = to_create.len(), "copying the schema to green (SHOW CREATE TABLE)");
+            snapshot::copy_schema(blue, &mut green, &to_create).await?;
+        } else if !missing.is_empty() {
+            return Err(Error::Setup(format!(
+                "green has some of blue's tables but lacks {}; create them on green or drop the others so turnout copies the whole schema",
+                missing.join(", ")
+            )));
+        } else {
+            for t in &tables {
+                let any: Option<i64> =
+                    green.query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t))).await.map_err(|e| super::sql_error("green", "reading a table", e))?;
+                if any.is_some() {
+                    return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
+                }
+            }
+        }
+        state.mark_snapshot_started()?;
+        let started = std::time::Instant::now();
+        let (readers, point) = snapshot::open_readers(&self.blue, self.config.snapshot_workers()).await?;
+        // Largest tables first: the last reader to finish decides the snapshot's length.
+        let mut ordered = tables.clone();
+        let mut sizes = std::collections::HashMap::new();
+        for t in &ordered {
+            let n: Option<i64> = blue
+                .exec_first("SELECT COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
+                .await
+                .map_err(|e| super::sql_error("blue", "reading table sizes", e))?;
+            sizes.insert(t.clone(), n.unwrap_or(0));
+        }
+        // Workers pop from the end.
+        ordered.sort_by_key(|t| sizes.get(t).copied().unwrap_or(0));
+        let rows = snapshot::copy_all(readers, target_url, ordered, state, status).await?;
+        tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), position = %point.position, "snapshot copied");
+        turnout_sinks::mysql::record_position(target_url, &self.names.origin, &point.position).await.map_err(Error::Sink)?;
+        state.mark_snapshot_done(&point.position)?;
+        state.record_applied(&point.position)?;
+        Ok(())
+    }
+}

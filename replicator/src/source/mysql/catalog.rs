@@ -1,0 +1,90 @@
+//! Blue's catalog (MySQL/MariaDB): the base tables of the source database the `[tables]` filter chooses
+//! from, their engines and keys, and the columns turnout reads and writes.
+
+use super::{quote, sql_error};
+use crate::error::Error;
+use crate::tables::{select, CatalogTable, Selection, TableFilter};
+use mysql_async::prelude::Queryable;
+use turnout_decoders::TableName;
+
+/// One base table of blue's database as information_schema lists it.
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    pub name: TableName,
+    pub engine: String,
+    pub has_primary_key: bool,
+}
+
+/// Every base table of `database`.
+pub async fn tables(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>, i64)> = conn
+        .exec(
+            "SELECT t.TABLE_NAME, t.ENGINE, \
+                    (SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA \
+                       AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY') \
+             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY t.TABLE_NAME",
+            (database,),
+        )
+        .await
+        .map_err(|e| sql_error("blue", "listing the tables", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, engine, pk)| TableInfo {
+            name: TableName::new(database, String::from_utf8_lossy(&name).into_owned()),
+            engine: engine.map(|e| String::from_utf8_lossy(&e).into_owned()).unwrap_or_default(),
+            has_primary_key: pk > 0,
+        })
+        .collect())
+}
+
+/// Applies `filter` to blue's tables. Tables without a primary key replicate (rows are matched on every
+/// column); tables of another engine than InnoDB are listed by [`non_transactional`].
+pub async fn select_tables(conn: &mut mysql_async::Conn, database: &str, filter: &TableFilter) -> Result<(Selection, Vec<TableInfo>), Error> {
+    let infos = tables(conn, database).await?;
+    let catalog = infos.iter().map(|t| CatalogTable { name: t.name.clone(), parent: None, no_identity: false, readable: true }).collect();
+    Ok((select(catalog, filter)?, infos))
+}
+
+/// Selected tables whose engine is not InnoDB: their changes are not transactional, so a crash could
+/// apply part of a statement; `check` and `run` refuse them with the fix.
+pub fn non_transactional<'a>(selection: &Selection, infos: &'a [TableInfo]) -> Vec<&'a TableInfo> {
+    infos.iter().filter(|t| selection.tables.contains(&t.name) && !t.engine.eq_ignore_ascii_case("InnoDB")).collect()
+}
+
+/// The fix for a non-InnoDB table.
+pub fn engine_fix(t: &TableInfo) -> String {
+    format!("ALTER TABLE {}.{} ENGINE = InnoDB;", quote(&t.name.schema), quote(&t.name.name))
+}
+
+/// A column as information_schema describes it.
+#[derive(Clone, Debug)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// `DATA_TYPE`: `int`, `varchar`, `enum` …
+    pub data_type: String,
+    /// Virtual or stored generated column: never written.
+    pub generated: bool,
+}
+
+/// The columns of `table` in order.
+pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str) -> Result<Vec<ColumnInfo>, Error> {
+    let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| sql_error(side, &format!("reading the columns of {table}"), e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, data_type, extra)| {
+            let extra = String::from_utf8_lossy(&extra).to_ascii_uppercase();
+            ColumnInfo {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                data_type: String::from_utf8_lossy(&data_type).to_ascii_lowercase(),
+                generated: extra.contains("GENERATED"),
+            }
+        })
+        .collect())
+}

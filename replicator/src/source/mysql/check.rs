@@ -1,0 +1,205 @@
+//! `turnout check` for a MySQL/MariaDB blue: a read-only preflight reporting, one line each with the
+//! exact fix, every requirement of replicating from the binlog — reachability and credentials, the
+//! binlog settings, retention, privileges, table engines and keys — and green's. Changes nothing.
+
+use super::catalog::{engine_fix, non_transactional, select_tables};
+use super::{connect, database, quote, redacted};
+use crate::check::{Findings, Report};
+use crate::config::Config;
+use mysql_async::prelude::Queryable;
+
+/// Runs every check.
+pub async fn run(config: &Config) -> Report {
+    let mut report = Report::default();
+    if let Ok(opts) = super::options(config.source.url.expose(), "source.url") {
+        report.sections.push((format!("source (blue) {}", redacted(&opts)), check_source(&opts, config).await.0));
+    }
+    if let Ok(opts) = super::options(config.target.url.expose(), "target.url") {
+        report.sections.push((format!("target (green) {}", redacted(&opts)), check_target(&opts).await.0));
+    }
+    report
+}
+
+/// A connection failure with the fix an operator needs.
+fn connect_failure(opts: &mysql_async::Opts, field: &str, e: &crate::Error) -> (String, String) {
+    let text = e.to_string();
+    let fix = if text.contains("1045") || text.contains("Access denied") {
+        format!("check the user name ({}) and password in {field}", opts.user().unwrap_or(""))
+    } else if text.contains("1049") || text.contains("Unknown database") {
+        format!("create the database {} or correct the database name in {field}", database(opts))
+    } else {
+        format!("check that the server runs and that host and port in {field} are right")
+    };
+    (format!("cannot connect: {text}"), fix)
+}
+
+/// A global server variable as text (`ON`/`OFF` for booleans); `None` when the server has no such
+/// variable. `name` is one of the fixed names below, never input.
+async fn variable(conn: &mut mysql_async::Conn, name: &str) -> Option<String> {
+    let v: Option<Option<Vec<u8>>> = conn.query_first(format!("SELECT @@GLOBAL.{name}")).await.ok()?;
+    let text = String::from_utf8_lossy(&v.flatten()?).into_owned();
+    Some(match text.as_str() {
+        "1" if name == "log_bin" || name == "log_bin_compress" => "ON".into(),
+        "0" if name == "log_bin" || name == "log_bin_compress" => "OFF".into(),
+        _ => text,
+    })
+}
+
+/// The account's grants as one upper-case text.
+async fn grants(conn: &mut mysql_async::Conn) -> String {
+    let rows: Vec<Vec<u8>> = conn.query("SHOW GRANTS").await.unwrap_or_default();
+    rows.iter().map(|r| String::from_utf8_lossy(r).to_ascii_uppercase()).collect::<Vec<_>>().join("\n")
+}
+
+/// Whether `grants` give `privilege` globally (or ALL PRIVILEGES).
+fn has_global(grants: &str, privilege: &str) -> bool {
+    grants.lines().any(|l| l.contains(" ON *.* ") && (l.contains("ALL PRIVILEGES") || l.contains(privilege)))
+}
+
+async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
+    let mut f = Findings::default();
+    let mut conn = match connect(opts, "blue").await {
+        Ok(c) => c,
+        Err(e) => {
+            let (what, fix) = connect_failure(opts, "source.url", &e);
+            f.fail(what, fix);
+            return f;
+        }
+    };
+    let version: String = conn.query_first("SELECT VERSION()").await.ok().flatten().unwrap_or_default();
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    f.ok(format!("connected as {} ({})", opts.user().unwrap_or(""), if version.is_empty() { "version unknown".into() } else { version.clone() }));
+    let expect = [
+        ("log_bin", "ON", "start the server with --log-bin (binary logging) and restart it"),
+        ("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW'; and binlog_format = ROW in the server's configuration"),
+        ("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL'; and in the server's configuration"),
+        ("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL'; and in the server's configuration (MariaDB 10.5+, MySQL 8.0+)"),
+    ];
+    for (name, want, fix) in expect {
+        match variable(&mut conn, name).await {
+            Some(v) if v.eq_ignore_ascii_case(want) => f.ok(format!("{name} = {v}")),
+            Some(v) => f.fail(format!("{name} = {v}, turnout needs {want}"), fix),
+            None => f.fail(format!("{name} is not set on this server (too old?)"), fix),
+        }
+    }
+    if mariadb {
+        match variable(&mut conn, "log_bin_compress").await {
+            Some(v) if v.eq_ignore_ascii_case("ON") => f.fail("log_bin_compress = ON: compressed binlog events", "SET GLOBAL log_bin_compress = OFF;"),
+            _ => f.ok("log_bin_compress = OFF"),
+        }
+    } else if !variable(&mut conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+        f.fail("gtid_mode is not ON", "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on blue");
+    }
+    // Retention: the binlog must outlive the snapshot and any pause.
+    let seconds = match variable(&mut conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
+        Some(s) if s > 0 => Some(s),
+        _ => variable(&mut conn, "expire_logs_days").await.and_then(|v| v.parse::<f64>().ok()).filter(|d| *d > 0.0).map(|d| (d * 86_400.0) as u64),
+    };
+    let db = database(opts);
+    let bytes: i64 = conn
+        .exec_first("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (&db,))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    // A conservative copy rate for the estimate: 20 MB/s.
+    let estimate = u64::try_from(bytes).unwrap_or(0) / (20 << 20);
+    match seconds {
+        None => f.ok("binlogs are kept until purged by hand (no expiry)"),
+        Some(s) if s < 3600 || s < estimate.saturating_mul(4) => f.warn(
+            format!("binlogs expire after {s} s; the snapshot of {} MB may take ~{estimate} s", bytes >> 20),
+            "keep binlogs longer than the snapshot and any outage: SET GLOBAL binlog_expire_logs_seconds = 604800;",
+        ),
+        Some(s) => f.ok(format!("binlogs are kept {s} s (snapshot estimate ~{estimate} s)")),
+    }
+    // Privileges.
+    let g = grants(&mut conn).await;
+    let user = format!("'{}'@'%'", opts.user().unwrap_or(""));
+    let mut missing = Vec::new();
+    if !has_global(&g, "REPLICATION SLAVE") && !has_global(&g, "REPLICATION REPLICA") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !has_global(&g, "BINLOG MONITOR") && !has_global(&g, "REPLICATION CLIENT") && !has_global(&g, "SUPER") {
+        missing.push(if mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" });
+    }
+    if !has_global(&g, "RELOAD") {
+        missing.push("RELOAD");
+    }
+    if missing.is_empty() {
+        f.ok("privileges: replication, binlog monitoring and RELOAD (for the snapshot's commit lock)");
+    } else {
+        f.fail(format!("the account lacks {}", missing.join(", ")), format!("GRANT {} ON *.* TO {user};", missing.join(", ")));
+    }
+    let on_db = g.lines().any(|l| (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* ")) && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE"))));
+    if on_db {
+        f.ok(format!("SELECT and CREATE on {db} (reading tables, the heartbeat table)"));
+    } else {
+        f.fail(
+            format!("the account may not read {db} or create turnout's heartbeat table there"),
+            format!("GRANT SELECT, CREATE, INSERT, UPDATE ON {}.* TO {user};", quote(&db)),
+        );
+    }
+    // Tables.
+    match config.table_filter() {
+        Err(e) => f.fail(e.to_string(), "correct [tables]"),
+        Ok(filter) => match select_tables(&mut conn, &db, &filter).await {
+            Err(e) => f.fail(format!("selecting tables: {e}"), "correct [tables]"),
+            Ok((selection, infos)) => {
+                f.ok(format!("{} table(s) selected in {db}", selection.tables.len()));
+                for t in non_transactional(&selection, &infos) {
+                    f.fail(format!("{} uses engine {}: changes to it are not transactional", t.name, t.engine), engine_fix(t));
+                }
+                let keyless: Vec<String> =
+                    infos.iter().filter(|t| selection.tables.contains(&t.name) && !t.has_primary_key).map(|t| t.name.to_string()).collect();
+                if !keyless.is_empty() {
+                    f.warn(
+                        format!("tables without a primary key ({}): their rows are matched on every column, one at a time", keyless.join(", ")),
+                        "add a primary key for faster, unambiguous updates (ALTER TABLE … ADD PRIMARY KEY …)",
+                    );
+                }
+            }
+        },
+    }
+    f
+}
+
+async fn check_target(opts: &mysql_async::Opts) -> Findings {
+    let mut f = Findings::default();
+    let mut conn = match connect(opts, "green").await {
+        Ok(c) => c,
+        Err(e) => {
+            let (what, fix) = connect_failure(opts, "target.url", &e);
+            f.fail(what, fix);
+            return f;
+        }
+    };
+    let version: String = conn.query_first("SELECT VERSION()").await.ok().flatten().unwrap_or_default();
+    f.ok(format!("connected as {} ({version})", opts.user().unwrap_or("")));
+    let g = grants(&mut conn).await;
+    let user = format!("'{}'@'%'", opts.user().unwrap_or(""));
+    let db = database(opts);
+    let writes = g.lines().any(|l| {
+        (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* "))
+            && (l.contains("ALL PRIVILEGES") || (l.contains("INSERT") && l.contains("UPDATE") && l.contains("DELETE")))
+    });
+    if writes {
+        f.ok(format!("may write {db}"));
+    } else {
+        f.fail(format!("the account may not write {db}"), format!("GRANT ALL PRIVILEGES ON {}.* TO {user};", quote(&db)));
+    }
+    let progress = g.lines().any(|l| (l.contains(" ON `TURNOUT`.* ") || l.contains(" ON *.* ")) && (l.contains("ALL PRIVILEGES") || l.contains("CREATE")));
+    if progress {
+        f.ok("may keep turnout's progress record (database turnout)");
+    } else {
+        f.fail("the account may not create turnout's progress table (database turnout)", format!("GRANT ALL PRIVILEGES ON `turnout`.* TO {user};"));
+    }
+    if has_global(&g, "SUPER") || has_global(&g, "BINLOG ADMIN") {
+        f.ok("turnout's writes are marked in green's binlog (own GTID domain), so a reverse stream can skip them");
+    } else {
+        f.warn(
+            "the account may not set gtid_domain_id: turnout's writes on green cannot be told from the application's",
+            format!("GRANT BINLOG ADMIN ON *.* TO {user};"),
+        );
+    }
+    f
+}

@@ -1,0 +1,82 @@
+//! MySQL and MariaDB as a source: the binlog stream ([`stream`]) and its administration ([`admin`]):
+//! table selection, binlog settings, schema copy and consistent snapshot, heartbeats, the preflight
+//! check, verify digests and teardown.
+//!
+//! Blue's database is the one the `source.url` names; its tables are `database.table`.
+
+pub mod admin;
+pub mod catalog;
+pub mod check;
+pub mod heartbeat;
+pub mod snapshot;
+pub mod stream;
+pub mod verify;
+
+pub use admin::MySqlAdmin;
+pub use stream::MySqlSource;
+
+use crate::error::Error;
+use mysql_async::prelude::Queryable;
+
+/// Connection options from a `mysql://` (or `mariadb://`) URL; the error names `field`.
+pub fn options(url: &str, field: &str) -> Result<mysql_async::Opts, Error> {
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    let opts = mysql_async::Opts::from_url(&url)
+        .map_err(|e| Error::config(field, format!("not a usable mysql:// URL ({e}); write mysql://user:password@host:3306/database")))?;
+    if opts.db_name().is_none_or(str::is_empty) {
+        return Err(Error::config(field, "names no database; write mysql://user:password@host:3306/database"));
+    }
+    Ok(opts)
+}
+
+/// `user@host:port/database` of a URL, without its password.
+pub fn redacted(opts: &mysql_async::Opts) -> String {
+    format!("{}@{}:{}/{}", opts.user().unwrap_or(""), opts.ip_or_hostname(), opts.tcp_port(), opts.db_name().unwrap_or(""))
+}
+
+/// The database a URL names.
+pub fn database(opts: &mysql_async::Opts) -> String {
+    opts.db_name().unwrap_or_default().to_owned()
+}
+
+/// A session on blue (or green) with turnout's settings: UTC, utf8mb4 statements, raw column bytes
+/// in results (no conversion to the connection's character set).
+pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async::Conn, Error> {
+    let mut conn = mysql_async::Conn::new(opts.clone()).await.map_err(|e| sql_error(side, "connecting", e))?;
+    conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL")
+        .await
+        .map_err(|e| sql_error(side, "setting the session", e))?;
+    Ok(conn)
+}
+
+/// Whether retrying can help: the connection broke, the server is going away or starting, too many
+/// connections, a lock wait timeout or a deadlock.
+pub fn is_transient(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Server(s) => matches!(s.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2006 | 2013),
+        _ => false,
+    }
+}
+
+/// A failed statement on `side` (`blue` or `green`) as an error that names it and keeps its class.
+pub fn sql_error(side: &str, context: &str, e: mysql_async::Error) -> Error {
+    match (side, is_transient(&e)) {
+        ("blue", _) => stream::source_error(context, e),
+        (_, true) => Error::Sink(turnout_sinks::SinkError::Unavailable { context: format!("{side}: {context}"), reason: e.to_string() }),
+        (_, false) => Error::Setup(format!("{side}: {context}: {e}")),
+    }
+}
+
+/// Quotes a MySQL identifier with backticks.
+pub fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+/// `` `db`.`table` ``.
+pub fn qualified(t: &turnout_decoders::TableName) -> String {
+    format!("{}.{}", quote(&t.schema), quote(&t.name))
+}

@@ -1,0 +1,241 @@
+//! The initial copy of a MySQL/MariaDB blue: schema, then every selected table's rows as of one binlog
+//! position, then that position recorded on green.
+//!
+//! - **Schema**: when green lacks every selected table, `SHOW CREATE TABLE` of each is run on green
+//!   (the database is created if missing). Tables that already exist on green are used as they are and
+//!   must be empty.
+//! - **One point for every reader**: commits on blue are blocked for a moment (`BACKUP STAGE
+//!   BLOCK_COMMIT` on MariaDB; `FLUSH TABLES WITH READ LOCK` elsewhere), every reader session opens
+//!   `START TRANSACTION WITH CONSISTENT SNAPSHOT`, the binlog position of that snapshot is read
+//!   (`binlog_snapshot_file/position`, turned into a GTID state with `BINLOG_GTID_POS()`), and the lock
+//!   is released — its duration is logged. Without the privilege for the lock, one reader copies
+//!   everything from a single consistent snapshot.
+//! - **Copy**: readers share the tables (largest first) and stream rows over the binary protocol, raw
+//!   column bytes and typed numbers and dates, ENUM/SET as their index/bitmask; each batch is inserted
+//!   on green with the sink's literal renderer, so a value takes the same exact path as in streaming.
+
+use super::catalog::{columns, ColumnInfo};
+use super::{connect, qualified, quote, sql_error};
+use crate::error::Error;
+use crate::state::StateStore;
+use crate::status::Status;
+use mysql_async::prelude::Queryable;
+use std::sync::Arc;
+use std::time::Instant;
+use turnout_decoders::schema::MySqlType;
+use turnout_decoders::value::{TemporalKind, Utf8Bytes};
+use turnout_decoders::{BinlogPosition, GtidState, Position, TableName, Value};
+
+/// Rows per insert on green.
+const BATCH_ROWS: usize = 2_000;
+
+/// Creates blue's tables on green (`SHOW CREATE TABLE`), in `database`.
+pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
+    for t in tables {
+        green
+            .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&t.schema)))
+            .await
+            .map_err(|e| sql_error("green", &format!("creating database {}", t.schema), e))?;
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            blue.query_first(format!("SHOW CREATE TABLE {}", qualified(t))).await.map_err(|e| sql_error("blue", &format!("reading the definition of {t}"), e))?;
+        let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for {t}"))) };
+        let ddl = String::from_utf8_lossy(&ddl).into_owned();
+        green.query_drop(format!("USE {}", quote(&t.schema))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
+        green.query_drop(&ddl).await.map_err(|e| Error::Setup(format!("creating {t} on green: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The model type of a column from information_schema, for the literal renderer.
+fn column_type(c: &ColumnInfo, unsigned: bool) -> MySqlType {
+    let code = match c.data_type.as_str() {
+        "tinyint" => 1,
+        "smallint" => 2,
+        "int" | "integer" => 3,
+        "float" => 4,
+        "double" | "real" => 5,
+        "timestamp" => 7,
+        "bigint" => 8,
+        "mediumint" => 9,
+        "date" => 10,
+        "time" => 11,
+        "datetime" => 12,
+        "year" => 13,
+        "varchar" | "varbinary" => 15,
+        "bit" => 16,
+        "json" => 245,
+        "decimal" | "numeric" => 246,
+        "enum" => 247,
+        "set" => 248,
+        "tinyblob" | "tinytext" | "blob" | "text" | "mediumblob" | "mediumtext" | "longblob" | "longtext" => 252,
+        "char" | "binary" => 254,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => 255,
+        _ => 252,
+    };
+    MySqlType { code, unsigned, ..MySqlType::default() }
+}
+
+/// The binlog position the readers' snapshots share, and how long commits were blocked.
+#[derive(Debug)]
+pub struct SnapshotPoint {
+    pub position: Position,
+    pub lock_held: Option<std::time::Duration>,
+}
+
+/// Opens `workers` reader sessions on blue, all at one point of the binlog (see the module docs).
+pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Result<(Vec<mysql_async::Conn>, SnapshotPoint), Error> {
+    let mut lock = connect(blue_opts, "blue").await?;
+    let started = Instant::now();
+    let mariadb_lock = lock.query_drop("BACKUP STAGE START").await.is_ok() && lock.query_drop("BACKUP STAGE BLOCK_COMMIT").await.is_ok();
+    let locked = mariadb_lock || (workers > 1 && lock.query_drop("FLUSH TABLES WITH READ LOCK").await.is_ok());
+    let workers = if locked { workers.max(1) } else { 1 };
+    if !locked {
+        tracing::info!("no privilege to block commits for a moment (RELOAD): copying with one reader from one consistent snapshot");
+    }
+    let mut readers = Vec::with_capacity(workers);
+    let result = async {
+        for _ in 0..workers {
+            let mut r = connect(blue_opts, "blue").await?;
+            r.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| sql_error("blue", "isolation", e))?;
+            r.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| sql_error("blue", "starting the snapshot", e))?;
+            readers.push(r);
+        }
+        snapshot_position(&mut readers[0]).await
+    }
+    .await;
+    if mariadb_lock {
+        let _ = lock.query_drop("BACKUP STAGE END").await;
+    } else if locked {
+        let _ = lock.query_drop("UNLOCK TABLES").await;
+    }
+    let lock_held = locked.then(|| started.elapsed());
+    if let Some(held) = lock_held {
+        tracing::info!(readers = workers, "commits on blue were blocked for {:.1} ms to give every snapshot reader one point", held.as_secs_f64() * 1000.0);
+    }
+    Ok((readers, SnapshotPoint { position: result?, lock_held }))
+}
+
+/// The binlog position (and GTID state) of a reader's consistent snapshot.
+async fn snapshot_position(r: &mut mysql_async::Conn) -> Result<Position, Error> {
+    let status: Vec<(String, String)> =
+        r.query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'").await.map_err(|e| sql_error("blue", "reading the snapshot position", e))?;
+    let get = |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let (file, offset) = match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
+        (Some(f), Some(p)) if !f.is_empty() => (f, p.parse::<u64>().unwrap_or(0)),
+        _ => {
+            let row: Option<mysql_async::Row> = r.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error("blue", "SHOW MASTER STATUS", e))?;
+            let row = row.ok_or_else(|| Error::Setup("blue has binary logging off (SHOW MASTER STATUS is empty); start it with --log-bin".into()))?;
+            (String::from_utf8_lossy(&row.get::<Vec<u8>, _>(0).unwrap_or_default()).into_owned(), row.get::<u64, _>(1).unwrap_or(0))
+        }
+    };
+    let gtid: Option<Option<String>> =
+        r.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, offset)).await.map_err(|e| sql_error("blue", "BINLOG_GTID_POS", e))?;
+    let gtids = GtidState::parse_maria(&gtid.flatten().unwrap_or_default()).map_err(Error::Setup)?;
+    Ok(Position::Binlog(BinlogPosition { file, offset, gtids }))
+}
+
+/// A value read over the binary protocol as the model value the binlog decoder would give.
+fn value(v: mysql_async::Value, c: &ColumnInfo, unsigned: bool) -> Value {
+    use mysql_async::Value as M;
+    let frac = |us: u32| if us == 0 { String::new() } else { format!(".{us:06}") };
+    let temporal = |kind, s: String| Value::Temporal(kind, Utf8Bytes::from_string(s));
+    match v {
+        M::NULL => Value::Null,
+        M::Int(i) if unsigned => Value::UInt8(u64::try_from(i).unwrap_or_default()),
+        M::Int(i) => Value::Int8(i),
+        M::UInt(u) if unsigned || c.data_type == "enum" || c.data_type == "set" => Value::UInt8(u),
+        M::UInt(u) => i64::try_from(u).map(Value::Int8).unwrap_or(Value::UInt8(u)),
+        M::Float(f) => Value::Float4(f),
+        M::Double(f) => Value::Float8(f),
+        M::Bytes(b) if matches!(c.data_type.as_str(), "decimal" | "numeric") => Value::Numeric(Utf8Bytes::from_string(String::from_utf8_lossy(&b).into_owned())),
+        M::Bytes(b) => Value::Bytes(bytes::Bytes::from(b)),
+        M::Date(y, mo, d, h, mi, s, us) => match c.data_type.as_str() {
+            "date" => temporal(TemporalKind::Date, format!("{y:04}-{mo:02}-{d:02}")),
+            kind => temporal(
+                if kind == "timestamp" { TemporalKind::TimestampTz } else { TemporalKind::Timestamp },
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}", frac(us)),
+            ),
+        },
+        M::Time(neg, days, h, mi, s, us) => {
+            let hours = days * 24 + u32::from(h);
+            temporal(TemporalKind::Time, format!("{}{hours:02}:{mi:02}:{s:02}{}", if neg { "-" } else { "" }, frac(us)))
+        }
+    }
+}
+
+/// Copies `tables` with the `readers` (each holding the shared snapshot) into green; returns rows copied.
+pub async fn copy_all(
+    readers: Vec<mysql_async::Conn>,
+    target_url: &str,
+    tables: Vec<TableName>,
+    state: &StateStore,
+    status: &Arc<Status>,
+) -> Result<u64, Error> {
+    let queue = Arc::new(std::sync::Mutex::new(tables));
+    let mut jobs = Vec::new();
+    for mut reader in readers {
+        let (queue, status, state, target_url) = (Arc::clone(&queue), Arc::clone(status), state.clone(), target_url.to_owned());
+        jobs.push(tokio::spawn(async move {
+            let mut green = turnout_sinks::mysql::connect(&target_url).await.map_err(Error::Sink)?;
+            let mut rows = 0u64;
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let Some(table) = next else { break };
+                rows += copy_table(&mut reader, &mut green, &table, &status).await?;
+                state.mark_table_copied(&table.to_string(), rows)?;
+            }
+            let _ = reader.query_drop("COMMIT").await;
+            Ok::<u64, Error>(rows)
+        }));
+    }
+    let mut total = 0;
+    for job in jobs {
+        total += job.await.map_err(|e| Error::Setup(format!("internal: a snapshot worker failed: {e}")))??;
+    }
+    Ok(total)
+}
+
+async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Conn, table: &TableName, status: &Status) -> Result<u64, Error> {
+    let name = table.to_string();
+    status.table_started(&name);
+    let cols: Vec<ColumnInfo> = columns(reader, table, "blue").await?.into_iter().filter(|c| !c.generated).collect();
+    let unsigned: Vec<bool> = {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = reader
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&table.schema, &table.name),
+            )
+            .await
+            .map_err(|e| sql_error("blue", "reading column types", e))?;
+        cols.iter()
+            .map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned")))
+            .collect()
+    };
+    let select: Vec<String> = cols
+        .iter()
+        .map(|c| if c.data_type == "enum" || c.data_type == "set" { format!("{} + 0", quote(&c.name)) } else { quote(&c.name) })
+        .collect();
+    let typed: Vec<(String, MySqlType)> = cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), column_type(c, *u))).collect();
+    let sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
+    // Prepared: the binary protocol returns numbers and dates typed, strings as raw bytes.
+    let mut result = reader.exec_iter(sql, ()).await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))?;
+    let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH_ROWS);
+    let mut copied = 0u64;
+    while let Some(row) = result.next().await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))? {
+        let values: Vec<Value> = row.unwrap().into_iter().zip(cols.iter().zip(&unsigned)).map(|(v, (c, u))| value(v, c, *u)).collect();
+        batch.push(values);
+        if batch.len() >= BATCH_ROWS {
+            turnout_sinks::mysql::insert_rows(green, table, &typed, &batch).await.map_err(Error::Sink)?;
+            copied += batch.len() as u64;
+            status.table_progress(&name, batch.len() as u64, 0);
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        turnout_sinks::mysql::insert_rows(green, table, &typed, &batch).await.map_err(Error::Sink)?;
+        copied += batch.len() as u64;
+        status.table_progress(&name, batch.len() as u64, 0);
+    }
+    status.table_done(&name);
+    Ok(copied)
+}

@@ -1,0 +1,251 @@
+//! `turnout run` (the real binary) from a MariaDB blue to a MariaDB green: schema copy and consistent
+//! snapshot, streaming from the binlog, every column type, keys of every shape, TRUNCATE and additive
+//! DDL, a transaction far beyond the memory budget, kill -9 at several points, restarts of blue and
+//! green, and the refusals (non-InnoDB tables, DDL turnout cannot apply). Every test ends by comparing
+//! blue and green by the bytes of every column of every row.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use turnout_testbed::MariaDbServer;
+
+/// Blue (server_id 1) and green (server_id 2), each with the same new database.
+fn pair() -> (MariaDbServer, MariaDbServer, String) {
+    let (blue, green) = std::thread::scope(|s| {
+        let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
+        let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
+        (b.join().expect("blue thread"), g.join().expect("green thread"))
+    });
+    let db = blue.create_database("app").expect("db");
+    // Green's own statements must not enter its binlog with blue's GTIDs.
+    green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE `{db}`")).expect("green db");
+    (blue, green, db)
+}
+
+/// Every row of `table` as text: each column's bytes in hex (`N` for NULL), sorted.
+fn rows(server: &MariaDbServer, db: &str, table: &str) -> Vec<String> {
+    let cols = server
+        .execute(
+            Some(db),
+            &format!("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"),
+        )
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+    let exprs: Vec<String> = cols.lines().map(|c| format!("IFNULL(HEX(CAST(`{}` AS BINARY)), 'N')", c.replace('`', "``"))).collect();
+    if exprs.is_empty() {
+        return vec![format!("(no table {table})")];
+    }
+    let out = server.execute(Some(db), &format!("SELECT CONCAT_WS('|', {}) FROM `{table}`", exprs.join(", "))).unwrap_or_else(|e| panic!("{table}: {e}"));
+    let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+/// Waits until green holds exactly blue's rows in every table, then asserts it.
+async fn assert_same(blue: &MariaDbServer, green: &MariaDbServer, db: &str, tables: &[&str], t: &mut Turnout) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let b: Vec<Vec<String>> = tables.iter().map(|x| rows(blue, db, x)).collect();
+        let g: Vec<Vec<String>> = tables.iter().map(|x| rows(green, db, x)).collect();
+        if b == g {
+            return;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
+        }
+        if Instant::now() > deadline {
+            for ((name, bv), gv) in tables.iter().zip(&b).zip(&g) {
+                if bv != gv {
+                    eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
+                    eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(3).collect::<Vec<_>>());
+                    eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(3).collect::<Vec<_>>());
+                }
+            }
+            panic!("green did not converge to blue\n{}", t.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn started(blue: &MariaDbServer, green: &MariaDbServer, db: &str, extra: &str) -> (tempfile::TempDir, Turnout) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(db), &green.url(db), extra);
+    t.start();
+    wait_streaming(&mut t).await;
+    (dir, t)
+}
+
+const TYPES: &str = "
+CREATE TABLE ints (id BIGINT UNSIGNED PRIMARY KEY, t TINYINT, tu TINYINT UNSIGNED, s SMALLINT, su SMALLINT UNSIGNED, m MEDIUMINT,
+  mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, b BIGINT, y YEAR) ENGINE=InnoDB;
+CREATE TABLE nums (id INT PRIMARY KEY, f FLOAT, d DOUBLE, d65 DECIMAL(65,30), d10 DECIMAL(10,2), bit1 BIT(1), bit64 BIT(64)) ENGINE=InnoDB;
+CREATE TABLE temporal (id INT PRIMARY KEY, dt DATE, t6 TIME(6), dt0 DATETIME, dt6 DATETIME(6), ts3 TIMESTAMP(3) NULL, y YEAR) ENGINE=InnoDB;
+CREATE TABLE strs (id INT PRIMARY KEY, c CHAR(10) CHARACTER SET utf8mb4, vc VARCHAR(100) CHARACTER SET utf8mb4, vl VARCHAR(300) CHARACTER SET latin1,
+  bin BINARY(4), vb VARBINARY(10), lb LONGBLOB, lt LONGTEXT CHARACTER SET utf8mb4) ENGINE=InnoDB;
+CREATE TABLE enums (id INT PRIMARY KEY, e ENUM('small','medium','large'), s SET('a','b','c','d')) ENGINE=InnoDB;
+CREATE TABLE docs (id INT PRIMARY KEY, j JSON, p POINT, v INT AS (id * 2) VIRTUAL, st INT AS (id * 3) STORED) ENGINE=InnoDB;
+CREATE TABLE `odd name` (`k 1` INT, `k``2` VARCHAR(10), note TEXT, PRIMARY KEY (`k 1`, `k``2`)) ENGINE=InnoDB;
+CREATE TABLE uniq (id INT PRIMARY KEY, code VARCHAR(10) UNIQUE) ENGINE=InnoDB;
+CREATE TABLE nokey (a INT, b VARCHAR(10), f FLOAT) ENGINE=InnoDB;
+";
+
+const ROWS: &str = "
+SET sql_mode = '';
+INSERT INTO ints VALUES (18446744073709551615, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 0),
+  (1, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 2155), (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO nums VALUES (1, 1.5, -2.25e-300, '12345678901234567890123456789012345.123456789012345678901234567890', -12345678.91, b'1',
+  b'1000000000000000000000000000000000000000000000000000000000000001'), (2, 0.1, 1e308, '-0.000000000000000000000000000001', -0.01, b'0', 0xFFFFFFFFFFFFFFFF);
+INSERT INTO temporal VALUES (1, '2024-02-29', '-12:34:56.789012', '1000-01-01 00:00:00', '9999-12-31 23:59:59.999999', '2024-02-29 12:34:56.789', 0),
+  (2, '0000-00-00', '838:59:59', '0000-00-00 00:00:00', '2024-01-02 03:04:05.123456', '1970-01-01 00:00:01.001', 1901);
+INSERT INTO strs VALUES (1, 'ab', '😀 héllo', CONVERT('café' USING latin1), 0x00010203, 0xdeadbeef, REPEAT('ab', 35000), 'long 😀'), (2, '', '', '', 'ab', '', '', '');
+INSERT INTO enums VALUES (1, 'medium', 'a,c'), (2, NULL, ''), (3, 'large', 'a,b,c,d');
+INSERT INTO docs (id, j, p) VALUES (1, '{\"a\": [1, 2.5, null, true], \"b\": \"x\"}', POINT(1, 2)), (2, NULL, NULL);
+INSERT INTO `odd name` VALUES (1, 'a`b', 'x'), (2, 'c d', 'y');
+INSERT INTO uniq VALUES (1, 'a'), (2, 'b');
+INSERT INTO nokey VALUES (1, 'same', 0.1), (1, 'same', 0.1), (2, NULL, NULL);
+";
+
+const TABLES: &[&str] = &["ints", "nums", "temporal", "strs", "enums", "docs", "odd name", "uniq", "nokey"];
+
+#[tokio::test]
+async fn snapshot_then_binlog_streaming_keeps_every_type_and_key_exact() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), TYPES).expect("schema");
+    blue.execute(Some(&db), ROWS).expect("snapshot rows");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    assert_same(&blue, &green, &db, TABLES, &mut t).await;
+    // Generated columns were computed on green, not written.
+    assert_eq!(green.execute(Some(&db), "SELECT v, st FROM docs WHERE id = 1").expect("generated").trim(), "2\t3");
+    for sql in [
+        "SET sql_mode = ''; INSERT INTO ints VALUES (18446744073709551614, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0)",
+        "UPDATE ints SET t = 0, y = 2000 WHERE id IN (1, 18446744073709551615)",
+        "UPDATE ints SET id = 100 WHERE id = 2",
+        "DELETE FROM ints WHERE id = 1",
+        "INSERT INTO nums VALUES (3, -0.0, 3.141592653589793, '0.000000000000000000000000000000', 99999999.99, b'1', b'0')",
+        "UPDATE nums SET f = f * 3, d = d / 3 WHERE id = 1",
+        "SET sql_mode = ''; INSERT INTO temporal VALUES (3, '2024-00-00', '-838:59:59', '2024-02-29 23:59:59', '2024-02-29 23:59:59.000001', NULL, 1999)",
+        "UPDATE strs SET vc = CONCAT(vc, ' ✓'), lb = REPEAT('z', 70000) WHERE id = 1",
+        "UPDATE enums SET e = 'small', s = 'b,d' WHERE id = 2",
+        "UPDATE docs SET j = JSON_SET(j, '$.c', 'é') WHERE id = 1",
+        "UPDATE `odd name` SET `k``2` = 'moved', note = 'z' WHERE `k 1` = 1",
+        "BEGIN; UPDATE uniq SET code = 'tmp' WHERE id = 1; UPDATE uniq SET code = 'a' WHERE id = 2; UPDATE uniq SET code = 'b' WHERE id = 1; COMMIT",
+        "UPDATE nokey SET b = 'changed' WHERE a = 1 LIMIT 1",
+        "DELETE FROM nokey WHERE a = 2",
+        "BEGIN; INSERT INTO uniq VALUES (10, 'gone'); ROLLBACK",
+        "BEGIN; INSERT INTO uniq VALUES (11, 'kept'); SAVEPOINT s; INSERT INTO uniq VALUES (12, 'undone'); ROLLBACK TO SAVEPOINT s; COMMIT",
+        "TRUNCATE TABLE docs",
+        "INSERT INTO docs (id, j) VALUES (5, '[]')",
+    ] {
+        blue.execute(Some(&db), sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_same(&blue, &green, &db, TABLES, &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
+#[tokio::test]
+async fn an_added_column_is_applied_on_green_and_other_ddl_stops_naming_the_statement() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10)) ENGINE=InnoDB; INSERT INTO t VALUES (1, 'one')").expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    blue.execute(Some(&db), "ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 7, ADD INDEX (a); INSERT INTO t VALUES (2, 'two', 8)").expect("alter");
+    assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    blue.execute(Some(&db), "ALTER TABLE t DROP COLUMN a").expect("drop");
+    assert_eq!(wait_exit(&mut t).await, 1);
+    let log = t.log_text();
+    assert!(log.contains("ALTER TABLE t DROP COLUMN a") && log.contains("apply the same change on green"), "{log}");
+}
+
+#[tokio::test]
+async fn a_transaction_far_beyond_the_memory_budget_is_spilled_and_applied_whole() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(100)) ENGINE=InnoDB").expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "[apply]\nmemory_budget = \"8MiB\"\n").await;
+    blue.execute(Some(&db), "INSERT INTO big SELECT seq, REPEAT('x', 100) FROM seq_1_to_200000").expect("large transaction");
+    assert_same(&blue, &green, &db, &["big"], &mut t).await;
+    assert!(t.log_text().contains("applying a spilled transaction"), "{}", t.log_text());
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_at_several_points_and_restarts_of_blue_and_green_lose_and_double_nothing() {
+    let (mut blue, mut green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE events (n INT, note VARCHAR(20)) ENGINE=InnoDB; CREATE TABLE c (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO c VALUES (1, 0)")
+        .expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    let mut n = 0;
+    for round in 0..3 {
+        let mut batch = String::new();
+        for _ in 0..100 {
+            n += 1;
+            batch.push_str(&format!("BEGIN; INSERT INTO events VALUES ({n}, 'r{round}'); UPDATE c SET v = v + 1 WHERE id = 1; COMMIT;"));
+        }
+        blue.execute(Some(&db), &batch).expect("writes");
+        t.kill9();
+        n += 1;
+        blue.execute(Some(&db), &format!("INSERT INTO events VALUES ({n}, 'down')")).expect("write while down");
+        t.start();
+        wait_streaming(&mut t).await;
+    }
+    green.restart().expect("restart green");
+    n += 1;
+    blue.execute(Some(&db), &format!("INSERT INTO events VALUES ({n}, 'after green restart')")).expect("write");
+    assert_same(&blue, &green, &db, &["events", "c"], &mut t).await;
+    blue.restart().expect("restart blue");
+    n += 1;
+    blue.execute(Some(&db), &format!("INSERT INTO events VALUES ({n}, 'after blue restart')")).expect("write");
+    assert_same(&blue, &green, &db, &["events", "c"], &mut t).await;
+    let counts = green.execute(Some(&db), "SELECT COUNT(*), COUNT(DISTINCT n) FROM events").expect("count");
+    assert_eq!(counts.trim(), format!("{n}\t{n}"));
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_myisam_table_is_refused_by_check_and_run_with_the_fix() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE m (id INT PRIMARY KEY) ENGINE=MyISAM").expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
+    let out = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{out}");
+    assert!(out.contains("uses engine MyISAM") && out.contains("ENGINE = InnoDB"), "{out}");
+    t.start();
+    assert_eq!(wait_exit(&mut t).await, 1);
+    assert!(t.log_text().contains("ENGINE = InnoDB"), "{}", t.log_text());
+}
+
+#[tokio::test]
+async fn check_passes_a_correct_setup_and_names_a_wrong_binlog_setting_with_the_fix() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    let check = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (code, out) = check();
+    assert_eq!(code, Some(0), "{out}");
+    blue.execute(None, "SET GLOBAL binlog_row_metadata = 'MINIMAL'").expect("break it");
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("binlog_row_metadata = MINIMAL") && out.contains("SET GLOBAL binlog_row_metadata = 'FULL'"), "{out}");
+}
+
+#[tokio::test]
+async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB; INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000").expect("rows");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    assert_same(&blue, &green, &db, &["a"], &mut t).await;
+    let verify = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["verify", "--config"]).arg(t.config_path()).output().expect("verify");
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "{out}");
+    green.execute(Some(&db), "SET sql_log_bin = 0; UPDATE a SET v = 'changed' WHERE id = 500").expect("tamper");
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("DIFFERS  `") && out.contains("`a` (blue 1000 rows, green 1000 rows)"), "{out}");
+}

@@ -1,0 +1,153 @@
+//! Values as MySQL/MariaDB SQL literals — the one place a replicated value becomes SQL text.
+//!
+//! Rules, each exact: integers and decimals as their digits (DECIMAL text is the source's own, all
+//! scale digits); floats in Rust's shortest round-trip form (a FLOAT column rounds the parsed double
+//! back to the same `f32`); dates and times as quoted ISO text (zero dates included); ENUM and SET as
+//! their index and bit mask, which select members exactly; every string, blob, BIT and geometry value
+//! as a hex literal `X'…'` — a binary string, which MySQL stores byte for byte in any character set,
+//! so no transcoding ever happens; MySQL's binary JSON as `CAST(CONVERT(X'…' USING utf8mb4) AS JSON)`.
+//! A value that cannot occur in MySQL (NaN, ±Infinity, a PostgreSQL-only type) is an error.
+
+use std::fmt::Write;
+use turnout_decoders::schema::MySqlType;
+use turnout_decoders::Value;
+
+/// MySQL `FLOAT` (4-byte): equality against it must compare in single precision.
+pub const FLOAT: u8 = 4;
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    out.push_str("X'");
+    for b in bytes {
+        let _ = write!(out, "{b:02X}");
+    }
+    out.push('\'');
+}
+
+fn digits_only(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+fn temporal_text(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b':' | b'.' | b' '))
+}
+
+/// Appends `v` as a literal for a column of type `ty`; the error says why it cannot be written.
+pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
+    match v {
+        Value::Null => out.push_str("NULL"),
+        Value::Bool(b) => out.push_str(if *b { "1" } else { "0" }),
+        Value::Int2(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Int4(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Int8(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt8(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Oid(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Float4(f) if f.is_finite() => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Float8(f) if f.is_finite() => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Float4(_) | Value::Float8(_) => return Err("NaN and infinities do not exist in MySQL".into()),
+        Value::Numeric(t) if digits_only(t.as_str()) => out.push_str(t.as_str()),
+        Value::Numeric(t) => return Err(format!("'{}' is not a MySQL decimal", t.as_str())),
+        Value::Temporal(_, t) if temporal_text(t.as_str()) => {
+            out.push('\'');
+            out.push_str(t.as_str());
+            out.push('\'');
+        }
+        Value::Temporal(_, t) => return Err(format!("'{}' is not a MySQL date or time", t.as_str())),
+        Value::Bytes(b) => hex(out, b),
+        Value::Text(t) => hex(out, t.as_bytes()),
+        Value::Json { text, .. } if ty.code == 245 => {
+            out.push_str("CAST(CONVERT(");
+            hex(out, text.as_bytes());
+            out.push_str(" USING utf8mb4) AS JSON)");
+        }
+        Value::Json { text, .. } => hex(out, text.as_bytes()),
+        Value::Unchanged => return Err("the source did not send this column (MySQL needs binlog_row_image = FULL)".into()),
+        Value::Uuid(_) | Value::Array { .. } | Value::Unknown { .. } | Value::Binary { .. } => {
+            return Err("a PostgreSQL value cannot be written to MySQL".into())
+        }
+    }
+    Ok(())
+}
+
+/// `col = lit` for a key comparison (`<=>` when `null_safe`): a FLOAT column is compared with the
+/// literal rounded to single precision, as the column holds it.
+pub fn push_equals(out: &mut String, column: &str, ty: &MySqlType, v: &Value, null_safe: bool) -> Result<(), String> {
+    out.push_str(column);
+    out.push_str(if null_safe { " <=> " } else { " = " });
+    if ty.code == FLOAT && !matches!(v, Value::Null) {
+        out.push_str("CAST(");
+        push(out, ty, v)?;
+        out.push_str(" AS FLOAT)");
+    } else {
+        push(out, ty, v)?;
+    }
+    Ok(())
+}
+
+/// Quotes an identifier with backticks.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnout_decoders::value::TemporalKind;
+
+    fn lit(v: Value) -> String {
+        let mut s = String::new();
+        push(&mut s, &MySqlType::default(), &v).expect("literal");
+        s
+    }
+
+    #[test]
+    fn every_kind_becomes_an_exact_literal() {
+        assert_eq!(lit(Value::UInt8(u64::MAX)), "18446744073709551615");
+        assert_eq!(lit(Value::Int8(i64::MIN)), "-9223372036854775808");
+        assert_eq!(lit(Value::Int8(0)), "0", "YEAR 0 as the number, never '0' (which is 2000)");
+        assert_eq!(lit(Value::Float8(-2.25e-300)), "-2.25e-300");
+        assert_eq!(lit(Value::Float4(0.1)), "0.1");
+        assert_eq!(lit(Value::Float8(1e308)), "1e308");
+        assert_eq!(lit(Value::Numeric("-12345678.91".into())), "-12345678.91");
+        assert_eq!(lit(Value::Temporal(TemporalKind::Date, "0000-00-00".into())), "'0000-00-00'");
+        assert_eq!(lit(Value::Temporal(TemporalKind::Time, "-838:59:59.000001".into())), "'-838:59:59.000001'");
+        assert_eq!(lit(Value::Bytes(bytes::Bytes::from_static(b"caf\xe9"))), "X'636166E9'");
+        assert_eq!(lit(Value::Bytes(bytes::Bytes::new())), "X''");
+        assert_eq!(lit(Value::Null), "NULL");
+        let json = MySqlType { code: 245, ..MySqlType::default() };
+        let mut s = String::new();
+        push(&mut s, &json, &Value::Json { jsonb: false, text: "[1]".into() }).expect("json");
+        assert_eq!(s, "CAST(CONVERT(X'5B315D' USING utf8mb4) AS JSON)");
+    }
+
+    #[test]
+    fn values_mysql_cannot_hold_are_refused() {
+        let mut s = String::new();
+        let t = MySqlType::default();
+        assert!(push(&mut s, &t, &Value::Float8(f64::NAN)).is_err());
+        assert!(push(&mut s, &t, &Value::Numeric("1; DROP TABLE t".into())).is_err());
+        assert!(push(&mut s, &t, &Value::Temporal(TemporalKind::Date, "2024'".into())).is_err());
+        assert!(push(&mut s, &t, &Value::Unchanged).is_err());
+    }
+
+    #[test]
+    fn float_keys_compare_in_single_precision() {
+        let mut s = String::new();
+        push_equals(&mut s, "`f`", &MySqlType { code: FLOAT, ..MySqlType::default() }, &Value::Float4(0.1), true).expect("eq");
+        assert_eq!(s, "`f` <=> CAST(0.1 AS FLOAT)");
+        assert_eq!(ident("a`b"), "`a``b`");
+    }
+}
