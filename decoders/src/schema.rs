@@ -136,6 +136,11 @@ pub struct TableSchema {
     pub name: TableName,
     pub replica_identity: ReplicaIdentity,
     pub columns: Vec<Column>,
+    /// Whether the source enforced foreign keys for the changes that carry this schema. MySQL and
+    /// MariaDB flag the rows events of a session with `foreign_key_checks = 0`
+    /// (`NO_FOREIGN_KEY_CHECKS`): their changes did not cascade on blue and must not on green.
+    /// Always true for PostgreSQL, whose cascaded changes are in the log like any other.
+    pub foreign_key_checks: bool,
 }
 
 impl TableSchema {

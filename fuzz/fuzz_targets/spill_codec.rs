@@ -17,6 +17,7 @@ fn tables() -> Vec<Arc<TableSchema>> {
                 name: TableName::new("public", format!("t{i}")),
                 replica_identity: ReplicaIdentity::Default,
                 columns: vec![Column { name: "id".into(), ty: ColumnType::pg(23, -1), is_key: true }],
+                foreign_key_checks: true,
             })
         })
         .collect()

@@ -116,6 +116,7 @@ mod tests {
             name: TableName::new("public", name),
             replica_identity: ReplicaIdentity::Default,
             columns: vec![Column { name: "id".into(), ty: ColumnType::pg(23, -1), is_key: true }],
+            foreign_key_checks: true,
         })
     }
 

@@ -249,3 +249,59 @@ async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("DIFFERS  `") && out.contains("`a` (blue 1000 rows, green 1000 rows)"), "{out}");
 }
+
+/// InnoDB writes only the parent's row to the binlog when a change cascades: green must cascade the
+/// same way, and must not where blue's session had `foreign_key_checks = 0`.
+#[tokio::test]
+async fn foreign_key_cascades_happen_on_green_as_on_blue_and_unchecked_sessions_do_not_cascade() {
+    let (blue, green, db) = pair();
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE parent (id INT PRIMARY KEY, code VARCHAR(10) UNIQUE) ENGINE=InnoDB;
+         CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, parent_code VARCHAR(10),
+           FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE,
+           FOREIGN KEY (parent_code) REFERENCES parent (code) ON UPDATE CASCADE ON DELETE SET NULL) ENGINE=InnoDB;
+         CREATE TABLE tree (id INT PRIMARY KEY, up INT, FOREIGN KEY (up) REFERENCES tree (id)) ENGINE=InnoDB;
+         INSERT INTO parent VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd');
+         INSERT INTO child VALUES (10, 1, 'a'), (11, 1, 'b'), (20, 2, 'b'), (30, 3, 'c'), (31, 3, NULL), (40, 4, 'd');
+         INSERT INTO tree VALUES (1, NULL), (2, 1), (3, 2), (4, 1);",
+    )
+    .expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    const TABLES: &[&str] = &["parent", "child", "tree"];
+    for sql in [
+        // Cascaded on blue, not in the binlog: green must cascade itself.
+        "DELETE FROM parent WHERE id = 1",
+        "UPDATE parent SET code = 'bb' WHERE id = 2",
+        "BEGIN; INSERT INTO parent VALUES (5, 'e'); INSERT INTO child VALUES (50, 5, 'e'); DELETE FROM parent WHERE code = 'c'; COMMIT",
+        // Children before parents, leaf first: a higher key deleted before a lower one.
+        "BEGIN; DELETE FROM tree WHERE id = 3; DELETE FROM tree WHERE id = 2; COMMIT",
+        // Without checks blue leaves orphans behind; so must green.
+        "SET foreign_key_checks = 0; DELETE FROM parent WHERE id = 4; INSERT INTO child VALUES (60, 99, NULL)",
+        "DELETE FROM tree WHERE id = 4",
+    ] {
+        blue.execute(Some(&db), sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_same(&blue, &green, &db, TABLES, &mut t).await;
+    assert_eq!(green.execute(Some(&db), "SELECT COUNT(*) FROM child WHERE id IN (40, 60)").expect("orphans").trim(), "2");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
+/// `[tables]` patterns on MySQL name tables case-sensitively within the source database.
+#[tokio::test]
+async fn table_patterns_select_mysql_tables_by_their_exact_names() {
+    let (blue, green, db) = pair();
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE `Orders` (id INT PRIMARY KEY) ENGINE=InnoDB; CREATE TABLE orders (id INT PRIMARY KEY) ENGINE=InnoDB;
+         CREATE TABLE audit_log (id INT PRIMARY KEY) ENGINE=InnoDB;
+         INSERT INTO `Orders` VALUES (1); INSERT INTO orders VALUES (2); INSERT INTO audit_log VALUES (3);",
+    )
+    .expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "[tables]\ninclude = [\"Orders\", \"audit_*\"]\nexclude = [\"audit_log\"]\n").await;
+    blue.execute(Some(&db), "INSERT INTO `Orders` VALUES (10); INSERT INTO orders VALUES (20); INSERT INTO audit_log VALUES (30)").expect("writes");
+    assert_same(&blue, &green, &db, &["Orders"], &mut t).await;
+    assert_eq!(rows(&green, &db, "orders"), vec!["(no table orders)".to_owned()]);
+    assert_eq!(rows(&green, &db, "audit_log"), vec!["(no table audit_log)".to_owned()]);
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}

@@ -21,6 +21,7 @@ fn table() -> Arc<TableSchema> {
             Column { name: "id".into(), ty: ColumnType::pg(23, -1), is_key: true },
             Column { name: "v".into(), ty: ColumnType::pg(25, -1), is_key: false },
         ],
+        foreign_key_checks: true,
     })
 }
 

@@ -60,6 +60,8 @@ pub struct BinlogDecoder {
     gtids: GtidState,
     tables: HashMap<u64, (TableMap, Option<Arc<TableSchema>>)>,
     announced: HashMap<TableName, Arc<TableSchema>>,
+    /// Per table id: a schema and its copy for rows written without foreign key checks.
+    unchecked: HashMap<u64, (Arc<TableSchema>, Arc<TableSchema>)>,
     open: Option<Open>,
     selects: TableSelector,
 }
@@ -83,6 +85,7 @@ impl BinlogDecoder {
             gtids,
             tables: HashMap::new(),
             announced: HashMap::new(),
+            unchecked: HashMap::new(),
             open: None,
             selects,
         }
@@ -158,6 +161,20 @@ impl BinlogDecoder {
                     return Err(DecodeError::UnknownRelation { relation_id: u32::try_from(rows.table_id).unwrap_or(u32::MAX) });
                 };
                 if let Some(schema) = schema.clone() {
+                    // A session with foreign_key_checks = 0 wrote these rows: its changes did not
+                    // cascade on blue, and must not on green.
+                    let schema = if rows.flags & binlog::rows_flags::NO_FOREIGN_KEY_CHECKS != 0 {
+                        match self.unchecked.get(&rows.table_id) {
+                            Some((checked, unchecked)) if Arc::ptr_eq(checked, &schema) => Arc::clone(unchecked),
+                            _ => {
+                                let unchecked = Arc::new(TableSchema { foreign_key_checks: false, ..(*schema).clone() });
+                                self.unchecked.insert(rows.table_id, (schema, Arc::clone(&unchecked)));
+                                unchecked
+                            }
+                        }
+                    } else {
+                        schema
+                    };
                     for change in binlog::decode_rows(&rows, tm).map_err(DecodeError::Binlog)? {
                         out.events.push(row_event(&schema, tm, change)?);
                     }
@@ -280,7 +297,13 @@ impl BinlogDecoder {
             return None;
         }
         self.announced.get(t).cloned().or_else(|| {
-            Some(Arc::new(TableSchema { relation_id: 0, name: t.clone(), replica_identity: ReplicaIdentity::Full, columns: Vec::new() }))
+            Some(Arc::new(TableSchema {
+                relation_id: 0,
+                name: t.clone(),
+                replica_identity: ReplicaIdentity::Full,
+                columns: Vec::new(),
+                foreign_key_checks: true,
+            }))
         })
     }
 
@@ -354,6 +377,7 @@ fn schema_of(name: &TableName, tm: &TableMap) -> Result<TableSchema, DecodeError
         name: name.clone(),
         replica_identity: if key.is_empty() { ReplicaIdentity::Full } else { ReplicaIdentity::Default },
         columns,
+        foreign_key_checks: true,
     })
 }
 

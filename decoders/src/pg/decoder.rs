@@ -101,6 +101,7 @@ impl PgOutputDecoder {
                     name: TableName::new(r.namespace, r.name),
                     replica_identity,
                     columns,
+                    foreign_key_checks: true,
                 });
                 match self.stream_xid {
                     Some(xid) => {

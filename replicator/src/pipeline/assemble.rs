@@ -387,6 +387,7 @@ mod tests {
             name: TableName::new("public", "t"),
             replica_identity: ReplicaIdentity::Default,
             columns: (0..columns).map(|i| Column { name: format!("c{i}"), ty: ColumnType::pg(23, -1), is_key: i == 0 }).collect(),
+            foreign_key_checks: true,
         })
     }
 

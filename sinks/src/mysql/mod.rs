@@ -3,12 +3,21 @@
 //! same transaction.
 //!
 //! Session: `utf8mb4` statements, `time_zone = '+00:00'` (TIMESTAMP values arrive in UTC),
-//! `foreign_key_checks = 0` (rows arrive in blue's commit order; green's own cascades must not run
-//! twice), `sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'` — strict, so a
+//! `sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'` — strict, so a
 //! value that does not fit fails loudly instead of being cut; zero dates allowed (no `NO_ZERO_DATE`);
 //! a 0 in an AUTO_INCREMENT column kept. `CLIENT_FOUND_ROWS`, so an UPDATE counts the rows it matched.
 //! turnout's writes are marked in green's binlog where the account may (`gtid_domain_id` set to a
 //! turnout domain, `skip_replication = 1`), so a reverse stream can tell them from the application's.
+//!
+//! Foreign keys: InnoDB does not write the rows its cascades change (`ON DELETE CASCADE`, `ON UPDATE
+//! SET NULL`, …) to the binlog; blue's binlog holds only the parent's change. The sink therefore
+//! applies replicated rows with `foreign_key_checks = 1`, so green's own cascades make the same
+//! changes at the same point — and turns the checks off for the rows blue wrote without them (rows
+//! events flagged `NO_FOREIGN_KEY_CHECKS`, see [`TableSchema::foreign_key_checks`]), which did not
+//! cascade on blue. Rows are applied in blue's order; deletes of a table with a foreign key to itself
+//! go one row at a time, since one multi-row DELETE visits rows in key order, not blue's. TRUNCATE
+//! runs without checks (blue could only truncate a referenced table without them). Snapshot
+//! connections ([`connect`]) load with `foreign_key_checks = 0`.
 //!
 //! Exactly-once: each green transaction ends by writing the applied source position (JSON of the
 //! [`Position`]) to `turnout.progress` for this stream, then COMMIT; transactions at or below the
@@ -63,8 +72,16 @@ async fn connect_with(opts: &mysql_async::Opts) -> Result<mysql_async::Conn, Sin
     Ok(conn)
 }
 
-/// The columns green never takes a value for (virtual and stored generated columns).
-async fn generated_columns(conn: &mut mysql_async::Conn, table: &TableName) -> Result<HashSet<String>, SinkError> {
+/// What the sink needs to know about a green table beyond blue's schema.
+#[derive(Debug)]
+struct TableInfo {
+    /// The columns green never takes a value for (virtual and stored generated columns).
+    generated: HashSet<String>,
+    /// Has a foreign key to itself.
+    self_referencing: bool,
+}
+
+async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
     let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
         .exec(
             "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -78,11 +95,20 @@ async fn generated_columns(conn: &mut mysql_async::Conn, table: &TableName) -> R
             reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
         });
     }
-    Ok(rows
+    let generated = rows
         .into_iter()
         .filter(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("GENERATED"))
         .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
-        .collect())
+        .collect();
+    let self_refs: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?",
+            (&table.schema, &table.name, &table.schema, &table.name),
+        )
+        .await
+        .map_err(SinkError::mysql(format!("reading the foreign keys of {table}")))?;
+    Ok(TableInfo { generated, self_referencing: self_refs.unwrap_or(0) > 0 })
 }
 
 /// `` `db`.`table` ``.
@@ -147,7 +173,9 @@ pub struct MySqlSink {
     stream: String,
     applied: Position,
     /// Generated columns by table.
-    tables: HashMap<TableName, HashSet<String>>,
+    tables: HashMap<TableName, TableInfo>,
+    /// The session's `foreign_key_checks`.
+    foreign_key_checks: bool,
     /// `innodb_flush_log_at_trx_commit = 1`: a commit is durable when it returns.
     durable_commits: bool,
     marks: Option<u32>,
@@ -184,6 +212,7 @@ impl MySqlSink {
             stream: stream.to_owned(),
             applied,
             tables: HashMap::new(),
+            foreign_key_checks: false,
             durable_commits: flush.as_deref() == Some("1"),
             marks,
             in_transaction: false,
@@ -211,12 +240,26 @@ impl MySqlSink {
         self.marks
     }
 
-    async fn generated(&mut self, table: &TableName) -> Result<&HashSet<String>, SinkError> {
+    async fn info(&mut self, table: &TableName) -> Result<&TableInfo, SinkError> {
         if !self.tables.contains_key(table) {
-            let g = generated_columns(&mut self.conn, table).await?;
-            self.tables.insert(table.clone(), g);
+            let info = table_info(&mut self.conn, table).await?;
+            self.tables.insert(table.clone(), info);
         }
         self.tables.get(table).ok_or_else(|| SinkError::Schema { table: table.to_string(), reason: "not loaded".into() })
+    }
+
+    async fn generated(&mut self, table: &TableName) -> Result<&HashSet<String>, SinkError> {
+        Ok(&self.info(table).await?.generated)
+    }
+
+    /// Sets the session's `foreign_key_checks` to `on` unless it already is.
+    async fn foreign_keys(&mut self, on: bool) -> Result<(), SinkError> {
+        if self.foreign_key_checks != on {
+            let sql = format!("SET foreign_key_checks = {}", u8::from(on));
+            self.conn.query_drop(&sql).await.map_err(SinkError::mysql(sql))?;
+            self.foreign_key_checks = on;
+        }
+        Ok(())
     }
 
     async fn run(&mut self, sql: &str, expected: Option<u64>, what: &str) -> Result<(), SinkError> {
@@ -260,24 +303,30 @@ impl MySqlSink {
             match changes[i] {
                 RowChange::Insert { table, .. } => {
                     // Consecutive inserts into the same table go together.
+                    self.foreign_keys(table.foreign_key_checks).await?;
                     let mut j = i;
-                    while j < changes.len() && matches!(changes[j], RowChange::Insert { table: t, .. } if t.name == table.name && t.columns.len() == table.columns.len()) {
+                    while j < changes.len() && matches!(changes[j], RowChange::Insert { table: t, .. } if same_table(t, table) && t.columns.len() == table.columns.len()) {
                         j += 1;
                     }
                     self.insert(table, &changes[i..j]).await?;
                     i = j;
                 }
                 RowChange::Update { table, key, before: old, after } => {
+                    self.foreign_keys(table.foreign_key_checks).await?;
                     self.update(table, key, old.as_ref(), after).await?;
                     i += 1;
                 }
                 RowChange::Delete { table, key, before: old } => {
+                    self.foreign_keys(table.foreign_key_checks).await?;
                     if table.replica_identity == ReplicaIdentity::Full {
                         self.delete_one(table, old.as_ref().unwrap_or(key)).await?;
                         i += 1;
                     } else {
-                        let mut j = i;
-                        while j < changes.len() && matches!(changes[j], RowChange::Delete { table: t, .. } if t.name == table.name) {
+                        // One multi-row DELETE visits rows in key order: a table referencing itself
+                        // is deleted from in blue's order, one row at a time, while checks are on.
+                        let one_by_one = table.foreign_key_checks && self.info(&table.name).await?.self_referencing;
+                        let mut j = i + 1;
+                        while !one_by_one && j < changes.len() && matches!(changes[j], RowChange::Delete { table: t, .. } if same_table(t, table)) {
                             j += 1;
                         }
                         self.delete_by_key(table, &changes[i..j]).await?;
@@ -291,6 +340,7 @@ impl MySqlSink {
                             self.commit_at(at).await?;
                         }
                     }
+                    self.foreign_keys(false).await?;
                     for t in tables {
                         self.run(&format!("TRUNCATE TABLE {}", qualified(&t.name)), None, &format!("truncating {}", t.name)).await?;
                     }
@@ -410,6 +460,11 @@ impl MySqlSink {
         sql.push(')');
         self.run(&sql, Some(n), &format!("deleting from {}", table.name)).await
     }
+}
+
+/// Changes of `a` and `b` may share a statement: the same table, with foreign keys checked alike.
+fn same_table(a: &TableSchema, b: &TableSchema) -> bool {
+    a.name == b.name && a.foreign_key_checks == b.foreign_key_checks
 }
 
 /// A statement's shape for messages: its text up to the first literal value.

@@ -137,6 +137,8 @@ impl MySqlAdmin {
         let target_url = self.config.target.url.expose();
         let green_opts = super::options(target_url, "target.url")?;
         let mut green = connect(&green_opts, "green").await?;
+        // Tables are created, and emptied, in any order: a child may come before its parent.
+        green.query_drop("SET foreign_key_checks = 0").await.map_err(|e| super::sql_error("green", "turning off foreign key checks for the schema copy", e))?;
         let mut existing = Vec::new();
         for t in &tables {
             let n: Option<i64> = green
