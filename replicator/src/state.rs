@@ -311,7 +311,7 @@ fn encode_position(p: &Position) -> Result<Vec<u8>, Error> {
 fn record_applied_in(db: &DB, position: &Position) -> Result<Position, Error> {
     let current = db.get(APPLIED).map_err(|e| Error::State(format!("reading state: {e}")))?.map(|v| decode_position(&v)).transpose()?;
     match current {
-        Some(c) if !(*position > c) => Ok(c),
+        Some(c) if position.partial_cmp(&c) != Some(std::cmp::Ordering::Greater) => Ok(c),
         _ => {
             let mut w = WriteOptions::default();
             w.set_sync(true);

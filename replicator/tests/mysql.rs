@@ -305,3 +305,50 @@ async fn table_patterns_select_mysql_tables_by_their_exact_names() {
     assert_eq!(rows(&green, &db, "audit_log"), vec!["(no table audit_log)".to_owned()]);
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// `teardown` removes what turnout made: the heartbeat table on both sides, the progress record and
+/// turnout's database on green, the state directory; a second teardown finds nothing and succeeds.
+#[tokio::test]
+async fn teardown_removes_what_turnout_created_on_both_sides() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t VALUES (1)").expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    let made = |s: &MariaDbServer| {
+        s.execute(
+            None,
+            &format!("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_NAME LIKE 'turnout%' OR TABLE_SCHEMA = 'turnout' OR TABLE_SCHEMA = '{db}' ORDER BY 1"),
+        )
+        .expect("tables")
+    };
+    assert_eq!(made(&green), format!("{db}.t\n{db}.turnout_heartbeat\nturnout.progress\n"));
+    let teardown = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["teardown", "--yes", "--config"]).arg(t.config_path()).output().expect("teardown");
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let (code, out) = teardown();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("deleted the progress record"), "{out}");
+    assert_eq!(made(&blue), format!("{db}.t\n"));
+    assert_eq!(made(&green), format!("{db}.t\n"));
+    let (code, out) = teardown();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("deleted the progress record"), "{out}");
+}
+
+/// A row missing on green (changed behind turnout's back) stops replication naming the table, and the
+/// green transaction holding the statements around it is rolled back whole.
+#[tokio::test]
+async fn a_row_missing_on_green_stops_replication_and_nothing_of_its_batch_is_kept() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO t VALUES (1, 0), (2, 0), (3, 0)").expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    green.execute(Some(&db), "SET sql_log_bin = 0; DELETE FROM t WHERE id = 2").expect("tamper");
+    blue.execute(Some(&db), "BEGIN; UPDATE t SET v = 1 WHERE id = 1; UPDATE t SET v = 1 WHERE id = 2; UPDATE t SET v = 1 WHERE id = 3; COMMIT").expect("writes");
+    assert_eq!(wait_exit(&mut t).await, 1);
+    let log = t.log_text();
+    assert!(log.contains("updating") && log.contains("touched 0 rows on green, expected 1") && log.contains("diverged"), "{log}");
+    assert_eq!(green.execute(Some(&db), "SELECT id, v FROM t ORDER BY id").expect("rows"), "1\t0\n3\t0\n");
+}

@@ -73,6 +73,8 @@ pub struct CommittedTransaction {
 }
 
 /// What the assembler hands on.
+// Moved once per transaction: boxing the large variant would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Assembled {
     /// A table's schema announced outside any in-progress transaction: apply on green now, after

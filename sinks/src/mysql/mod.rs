@@ -33,12 +33,14 @@
 
 pub mod literal;
 mod progress;
+mod queue;
 
 pub use progress::{drop_progress, read_progress, record_position};
 
 use crate::error::SinkError;
 use crate::{Canceller, Committed, Durable, RowChange, Sink, Transaction};
 use literal::{ident, push, push_equals};
+use queue::StatementQueue;
 use mysql_async::prelude::Queryable;
 use std::collections::{HashMap, HashSet};
 use turnout_decoders::schema::{ColumnType, MySqlType, ReplicaIdentity, TableSchema};
@@ -124,16 +126,17 @@ fn mysql_type(schema: &TableSchema, i: usize) -> &MySqlType {
     }
 }
 
-/// Inserts `rows` (values in `columns` order) into `table` with multi-row INSERTs, checking that every
-/// row was inserted. Used by the snapshot; the same literals as streaming apply.
-pub async fn insert_rows(conn: &mut mysql_async::Conn, table: &TableName, columns: &[(String, MySqlType)], rows: &[Vec<Value>]) -> Result<(), SinkError> {
+/// Multi-row INSERTs of `rows` (values in `columns` order) into `table`, each under
+/// [`STATEMENT_BYTES`], with the number of rows each inserts.
+fn insert_statements(table: &TableName, columns: &[(String, MySqlType)], rows: &[Vec<Value>]) -> Result<Vec<(String, u64)>, SinkError> {
     let names: Vec<String> = columns.iter().map(|(n, _)| ident(n)).collect();
     let head = format!("INSERT INTO {} ({}) VALUES ", qualified(table), names.join(", "));
-    let mut sql = String::with_capacity(64 * 1024);
+    let mut statements = Vec::new();
+    let mut sql = String::new();
     let mut count = 0u64;
     for (r, row) in rows.iter().enumerate() {
         if count == 0 {
-            sql.clear();
+            sql = String::with_capacity(64 * 1024);
             sql.push_str(&head);
         } else {
             sql.push(',');
@@ -148,10 +151,19 @@ pub async fn insert_rows(conn: &mut mysql_async::Conn, table: &TableName, column
         sql.push(')');
         count += 1;
         if sql.len() >= STATEMENT_BYTES || r + 1 == rows.len() {
-            conn.query_drop(&sql).await.map_err(SinkError::mysql(format!("inserting into {table}")))?;
-            expect(conn.affected_rows(), count, &format!("inserting into {table}"))?;
+            statements.push((std::mem::take(&mut sql), count));
             count = 0;
         }
+    }
+    Ok(statements)
+}
+
+/// Inserts `rows` (values in `columns` order) into `table` with multi-row INSERTs, checking that every
+/// row was inserted. Used by the snapshot; the same literals as streaming apply.
+pub async fn insert_rows(conn: &mut mysql_async::Conn, table: &TableName, columns: &[(String, MySqlType)], rows: &[Vec<Value>]) -> Result<(), SinkError> {
+    for (sql, count) in insert_statements(table, columns, rows)? {
+        conn.query_drop(&sql).await.map_err(SinkError::mysql(format!("inserting into {table}")))?;
+        expect(conn.affected_rows(), count, &format!("inserting into {table}"))?;
     }
     Ok(())
 }
@@ -174,8 +186,10 @@ pub struct MySqlSink {
     applied: Position,
     /// Generated columns by table.
     tables: HashMap<TableName, TableInfo>,
-    /// The session's `foreign_key_checks`.
-    foreign_key_checks: bool,
+    /// The session's `foreign_key_checks` as queued; `None` after a failure (unknown).
+    foreign_key_checks: Option<bool>,
+    /// Row statements not yet sent.
+    queue: StatementQueue,
     /// `innodb_flush_log_at_trx_commit = 1`: a commit is durable when it returns.
     durable_commits: bool,
     marks: Option<u32>,
@@ -212,7 +226,8 @@ impl MySqlSink {
             stream: stream.to_owned(),
             applied,
             tables: HashMap::new(),
-            foreign_key_checks: false,
+            foreign_key_checks: None,
+            queue: StatementQueue::default(),
             durable_commits: flush.as_deref() == Some("1"),
             marks,
             in_transaction: false,
@@ -252,17 +267,28 @@ impl MySqlSink {
         Ok(&self.info(table).await?.generated)
     }
 
-    /// Sets the session's `foreign_key_checks` to `on` unless it already is.
+    /// Sets the session's `foreign_key_checks` to `on` (queued) unless it already is.
     async fn foreign_keys(&mut self, on: bool) -> Result<(), SinkError> {
-        if self.foreign_key_checks != on {
+        if self.foreign_key_checks != Some(on) {
             let sql = format!("SET foreign_key_checks = {}", u8::from(on));
-            self.conn.query_drop(&sql).await.map_err(SinkError::mysql(sql))?;
-            self.foreign_key_checks = on;
+            self.queue_statement(&sql, None, "setting foreign_key_checks").await?;
+            self.foreign_key_checks = Some(on);
         }
         Ok(())
     }
 
+    /// Queues a row statement that must touch `expected` rows; sends the queue first when it is full.
+    async fn queue_statement(&mut self, sql: &str, expected: Option<u64>, what: impl Into<String>) -> Result<(), SinkError> {
+        if self.queue.would_overflow(sql.len()) {
+            self.queue.send(&mut self.conn).await?;
+        }
+        self.queue.push(sql, expected, what);
+        Ok(())
+    }
+
+    /// Runs a statement now, after everything queued before it.
     async fn run(&mut self, sql: &str, expected: Option<u64>, what: &str) -> Result<(), SinkError> {
+        self.queue.send(&mut self.conn).await?;
         self.conn.query_drop(sql).await.map_err(SinkError::mysql(format!("{what} (`{}`)", shape(sql))))?;
         if let Some(n) = expected {
             expect(self.conn.affected_rows(), n, what)?;
@@ -271,6 +297,8 @@ impl MySqlSink {
     }
 
     async fn rollback_quietly(&mut self) {
+        self.queue.clear();
+        self.foreign_key_checks = None;
         if self.in_transaction {
             let _ = self.conn.query_drop("ROLLBACK").await;
             self.in_transaction = false;
@@ -289,7 +317,8 @@ impl MySqlSink {
     async fn commit_at(&mut self, position: &Position) -> Result<(), SinkError> {
         self.begin_tx().await?;
         let sql = progress::upsert(&self.stream, position)?;
-        self.run(&sql, None, "recording the applied position").await?;
+        self.queue_statement(&sql, None, "recording the applied position").await?;
+        self.queue.send(&mut self.conn).await?;
         self.conn.query_drop("COMMIT").await.map_err(SinkError::mysql("COMMIT"))?;
         self.in_transaction = false;
         self.applied = position.clone();
@@ -370,7 +399,10 @@ impl MySqlSink {
                 _ => None,
             })
             .collect();
-        insert_rows(&mut self.conn, &table.name, &columns, &values).await
+        for (sql, count) in insert_statements(&table.name, &columns, &values)? {
+            self.queue_statement(&sql, Some(count), format!("inserting into {}", table.name)).await?;
+        }
+        Ok(())
     }
 
     /// `WHERE` for one row: the key columns, or every non-generated column (`<=>`) without a key.
@@ -425,14 +457,14 @@ impl MySqlSink {
                 .map_err(|reason| SinkError::Value { table: table.name.to_string(), column: c.name.clone(), reason })?;
         }
         Self::locate(table, &generated, key, old, &mut sql)?;
-        self.run(&sql, Some(1), &format!("updating {}", table.name)).await
+        self.queue_statement(&sql, Some(1), format!("updating {}", table.name)).await
     }
 
     async fn delete_one(&mut self, table: &TableSchema, row: &[Value]) -> Result<(), SinkError> {
         let generated = self.generated(&table.name).await?.clone();
         let mut sql = format!("DELETE FROM {}", qualified(&table.name));
         Self::locate(table, &generated, row, Some(&row.to_vec()), &mut sql)?;
-        self.run(&sql, Some(1), &format!("deleting from {}", table.name)).await
+        self.queue_statement(&sql, Some(1), format!("deleting from {}", table.name)).await
     }
 
     async fn delete_by_key(&mut self, table: &TableSchema, rows: &[&RowChange]) -> Result<(), SinkError> {
@@ -458,7 +490,7 @@ impl MySqlSink {
             n += 1;
         }
         sql.push(')');
-        self.run(&sql, Some(n), &format!("deleting from {}", table.name)).await
+        self.queue_statement(&sql, Some(n), format!("deleting from {}", table.name)).await
     }
 }
 

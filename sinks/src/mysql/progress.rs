@@ -63,9 +63,22 @@ pub async fn record_position(url: &str, stream: &str, position: &Position) -> Re
     conn.query_drop(upsert(stream, position)?).await.map_err(SinkError::mysql("recording the snapshot position in turnout.progress"))
 }
 
-/// Deletes `stream`'s record (teardown).
-pub async fn drop_progress(url: &str, stream: &str) -> Result<(), SinkError> {
+/// Deletes `stream`'s record (teardown), and turnout's database on green once no stream has a record
+/// in it and it holds nothing else. Returns whether a record was deleted.
+pub async fn drop_progress(url: &str, stream: &str) -> Result<bool, SinkError> {
     let mut conn = super::connect(url).await?;
-    ensure_table(&mut conn).await?;
-    conn.exec_drop("DELETE FROM turnout.progress WHERE stream = ?", (stream,)).await.map_err(SinkError::mysql("deleting turnout.progress row"))
+    let tables: Vec<String> = conn
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout'")
+        .await
+        .map_err(SinkError::mysql("looking for turnout.progress"))?;
+    if !tables.iter().any(|t| t == "progress") {
+        return Ok(false);
+    }
+    conn.exec_drop("DELETE FROM turnout.progress WHERE stream = ?", (stream,)).await.map_err(SinkError::mysql("deleting turnout.progress row"))?;
+    let deleted = conn.affected_rows() > 0;
+    let left: Option<u64> = conn.query_first("SELECT COUNT(*) FROM turnout.progress").await.map_err(SinkError::mysql("counting turnout.progress rows"))?;
+    if left == Some(0) && tables.len() == 1 {
+        conn.query_drop("DROP DATABASE turnout").await.map_err(SinkError::mysql("dropping the database turnout"))?;
+    }
+    Ok(deleted)
 }

@@ -117,16 +117,28 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn teardown(&self) -> Result<Vec<String>, Error> {
         let mut done = Vec::new();
-        turnout_sinks::mysql::drop_progress(self.config.target.url.expose(), &self.names.origin).await.map_err(Error::Sink)?;
-        done.push(format!("dropped the progress record {} on green (if it existed)", self.names.origin));
+        let target_url = self.config.target.url.expose();
+        if turnout_sinks::mysql::drop_progress(target_url, &self.names.origin).await.map_err(Error::Sink)? {
+            done.push(format!("deleted the progress record {} on green (and the database turnout once empty)", self.names.origin));
+        }
+        let green_opts = super::options(target_url, "target.url")?;
+        let mut green = connect(&green_opts, "green").await?;
+        let green_heartbeat = super::heartbeat::table(&database(&green_opts));
+        green
+            .query_drop(format!("DROP TABLE IF EXISTS {}", qualified(&green_heartbeat)))
+            .await
+            .map_err(|e| super::sql_error("green", "dropping the copy of the heartbeat table", e))?;
+        done.push(format!("dropped {green_heartbeat} on green (if it existed)"));
         let mut blue = connect(&self.blue, "blue").await?;
         let heartbeat = super::heartbeat::table(&database(&self.blue));
         blue.query_drop(format!("DROP TABLE IF EXISTS {}", qualified(&heartbeat)))
             .await
             .map_err(|e| super::sql_error("blue", "dropping the heartbeat table", e))?;
-        done.push(format!("dropped {heartbeat} on blue (the drop replicates to green's copy through any native replica, not through turnout)"));
-        std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
-        done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        done.push(format!("dropped {heartbeat} on blue (if it existed)"));
+        if self.config.state.dir.exists() {
+            std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
+            done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        }
         Ok(done)
     }
 }

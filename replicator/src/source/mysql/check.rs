@@ -93,7 +93,7 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     // Retention: the binlog must outlive the snapshot and any pause.
     let seconds = match variable(&mut conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
         Some(s) if s > 0 => Some(s),
-        _ => variable(&mut conn, "expire_logs_days").await.and_then(|v| v.parse::<f64>().ok()).filter(|d| *d > 0.0).map(|d| (d * 86_400.0) as u64),
+        _ => variable(&mut conn, "expire_logs_days").await.and_then(|v| v.parse::<f64>().ok()).filter(|d| d.is_finite() && *d > 0.0).map(|d| std::time::Duration::from_secs_f64(d * 86_400.0).as_secs()),
     };
     let db = database(opts);
     let bytes: i64 = conn

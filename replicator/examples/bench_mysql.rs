@@ -1,0 +1,263 @@
+//! MySQL/MariaDB drain and snapshot benchmarks against real local MariaDB servers, with the baselines
+//! run in the same process.
+//!
+//! Drain: blue takes an `oltp_write_only`-shaped load (sysbench's: per transaction an indexed UPDATE,
+//! a non-indexed UPDATE, a DELETE and an INSERT of the same key, in one of four tables) from four
+//! clients, then one 200,000-row transaction, then a marker row. Three greens hold blue's data as of
+//! the binlog position before the load; each drains the same backlog alone: MariaDB's native
+//! replication with one SQL thread, native with `slave_parallel_threads = 4` (optimistic), and
+//! turnout. The time until the marker is visible on each green is reported with the ratios, and the
+//! four servers' table checksums are compared.
+//!
+//! Snapshot: turnout's parallel consistent copy of the four tables against a `mariadb-dump
+//! --single-transaction | mariadb` pipe, each into the same empty tables.
+//!
+//! Run: `cargo run --release -p turnout --example bench_mysql -- [ROWS_PER_TABLE] [SECONDS]`
+//! (defaults 100000 and 20).
+
+use anyhow::{ensure, Context, Result};
+use mysql_async::prelude::Queryable;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use turnout::config::Config;
+use turnout::source::Names;
+use turnout::state::StateStore;
+use turnout_decoders::{BinlogPosition, GtidState, Position, TableName};
+use turnout_testbed::{free_port, MariaDbServer};
+
+const DB: &str = "bench";
+const TABLES: [&str; 4] = ["sbtest1", "sbtest2", "sbtest3", "sbtest4"];
+
+/// The sysbench tables, filled with deterministic rows, the bulk table and the marker.
+fn schema(rows: u64) -> String {
+    let mut sql = format!("CREATE DATABASE IF NOT EXISTS {DB}; USE {DB};\n");
+    for t in TABLES {
+        sql.push_str(&format!(
+            "CREATE TABLE {t} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', \
+             pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB;\n\
+             INSERT INTO {t} SELECT seq, (seq * 7919) % {rows}, REPEAT(MD5(seq), 3), LEFT(SHA1(seq), 60) FROM seq_1_to_{rows};\n"
+        ));
+    }
+    sql.push_str("CREATE TABLE bulk (id INT PRIMARY KEY, pad VARCHAR(100)) ENGINE=InnoDB;\nCREATE TABLE bench_marker (id INT PRIMARY KEY) ENGINE=InnoDB;\n");
+    sql
+}
+
+fn start_servers(n: u32) -> Result<Vec<MariaDbServer>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=n).map(|id| s.spawn(move || MariaDbServer::start_with(id))).collect();
+        handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("server thread panicked"))?.map_err(anyhow::Error::from)).collect()
+    })
+}
+
+async fn conn(server: &MariaDbServer) -> Result<mysql_async::Conn> {
+    Ok(mysql_async::Conn::new(mysql_async::Opts::from_url(&server.url(DB))?).await?)
+}
+
+async fn wait_for_marker(server: &MariaDbServer) -> Result<()> {
+    let mut c = conn(server).await?;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM bench_marker").await?;
+        if n.unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "drain did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `CHECKSUM TABLE` of every benchmark table.
+async fn fingerprint(server: &MariaDbServer) -> Result<Vec<(String, Option<i64>)>> {
+    let mut c = conn(server).await?;
+    Ok(c.query(format!("CHECKSUM TABLE {}, bulk", TABLES.join(", "))).await?)
+}
+
+/// One client of the write-only load: transactions until `until`; returns how many committed.
+async fn client(server_url: String, rows: u64, seed: u64, until: Instant) -> Result<u64> {
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&server_url)?).await?;
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut done = 0;
+    while Instant::now() < until {
+        let t = TABLES[usize::try_from(next() % 4).unwrap_or(0)];
+        let (a, b, d) = (1 + next() % rows, 1 + next() % rows, 1 + next() % rows);
+        let r = next();
+        let sql = format!(
+            "BEGIN; UPDATE {t} SET k = k + 1 WHERE id = {a}; UPDATE {t} SET c = REPEAT(MD5({r}), 3) WHERE id = {b}; \
+             DELETE FROM {t} WHERE id = {d}; INSERT INTO {t} (id, k, c, pad) VALUES ({d}, {k}, REPEAT(SHA1({r}), 3), LEFT(MD5({d}), 60)); COMMIT",
+            k = r % rows
+        );
+        c.query_drop(sql).await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+fn position(blue: &MariaDbServer) -> Result<(Position, String)> {
+    let gtids = blue.execute(None, "SELECT @@gtid_binlog_pos")?.trim().to_owned();
+    let status = blue.execute(None, "SHOW MASTER STATUS")?;
+    let mut cols = status.split('\t');
+    let file = cols.next().context("SHOW MASTER STATUS is empty")?.trim().to_owned();
+    let offset: u64 = cols.next().context("no binlog offset")?.trim().parse()?;
+    let gtid_state = GtidState::parse_maria(&gtids).map_err(anyhow::Error::msg)?;
+    Ok((Position::Binlog(BinlogPosition { file, offset, gtids: gtid_state }), gtids))
+}
+
+async fn drain(rows: u64, seconds: u64) -> Result<()> {
+    let mut servers = start_servers(4)?;
+    let ours = servers.pop().context("server")?;
+    let parallel = servers.pop().context("server")?;
+    let single = servers.pop().context("server")?;
+    let blue = servers.pop().context("server")?;
+    let setup = schema(rows);
+    blue.execute(None, &setup)?;
+    let mut b = conn(&blue).await?;
+    turnout::source::mysql::heartbeat::ensure_table(&mut b, DB).await?;
+    for g in [&single, &parallel, &ours] {
+        g.execute(None, &format!("SET sql_log_bin = 0; {setup}"))?;
+        let mut c = conn(g).await?;
+        turnout::source::mysql::heartbeat::ensure_table(&mut c, DB).await?;
+    }
+    let (start, gtids) = position(&blue)?;
+    for (g, threads) in [(&single, 0), (&parallel, 4)] {
+        g.execute(
+            None,
+            &format!(
+                "SET GLOBAL slave_parallel_threads = {threads}, slave_parallel_mode = 'optimistic', gtid_slave_pos = '{gtids}';
+                 CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = '{}', MASTER_PASSWORD = '{}', MASTER_USE_GTID = slave_pos",
+                blue.port(),
+                blue.user(),
+                blue.password()
+            ),
+        )?;
+    }
+    // turnout: green holds the data as of `start`, recorded as its progress.
+    let dir = tempfile::tempdir()?;
+    let config_text = format!(
+        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{}\"\n",
+        blue.url(DB),
+        ours.url(DB),
+        dir.path().join("state").display(),
+        free_port()
+    );
+    let config = Config::parse(&config_text, |_| None)?;
+    {
+        let state = StateStore::open(&config.state.dir)?;
+        let names = Names::for_stream(&state.stream_id()?);
+        turnout_sinks::mysql::record_position(&ours.url(DB), &names.origin, &start).await?;
+        state.mark_snapshot_done(&start)?;
+        state.record_applied(&start)?;
+    }
+
+    let load = Instant::now();
+    let until = load + Duration::from_secs(seconds);
+    let clients: Vec<_> = (0..4u64).map(|i| tokio::spawn(client(blue.url(DB), rows, i + 1, until))).collect();
+    let mut txns = 0;
+    for c in clients {
+        txns += c.await??;
+    }
+    b.query_drop("INSERT INTO bulk SELECT seq, REPEAT('x', 100) FROM seq_1_to_200000").await?;
+    b.query_drop("INSERT INTO bench_marker VALUES (1)").await?;
+    let (end, _) = position(&blue)?;
+    let backlog = match (&start, &end) {
+        (Position::Binlog(s), Position::Binlog(e)) if s.file == e.file => format!("{:.1} MB", (e.offset - s.offset) as f64 / 1e6),
+        _ => "more than one binlog file".into(),
+    };
+    println!("load: {txns} write-only transactions + one 200000-row transaction in {:.1} s; binlog backlog {backlog}", load.elapsed().as_secs_f64());
+
+    let mut native = Vec::new();
+    for (g, name) in [(&single, "native replication, 1 SQL thread"), (&parallel, "native replication, 4 parallel threads (optimistic)")] {
+        let t = Instant::now();
+        g.execute(None, "START SLAVE")?;
+        wait_for_marker(g).await?;
+        let secs = t.elapsed().as_secs_f64();
+        g.execute(None, "STOP SLAVE")?;
+        println!("{name} drained in {secs:.2} s");
+        native.push(secs);
+    }
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let config = Arc::new(config);
+    let t = Instant::now();
+    let runner = {
+        let config = Arc::clone(&config);
+        tokio::spawn(async move { turnout::run::run(&config, rx).await })
+    };
+    wait_for_marker(&ours).await?;
+    let ours_secs = t.elapsed().as_secs_f64();
+    let _ = tx.send(true);
+    runner.await??;
+    println!("turnout drained in {ours_secs:.2} s");
+    println!("drain ratio (native 1 thread / turnout): {:.2}x", native[0] / ours_secs);
+    println!("drain ratio (native 4 threads / turnout): {:.2}x", native[1] / ours_secs);
+    let reference = fingerprint(&blue).await?;
+    for (g, name) in [(&single, "native 1"), (&parallel, "native 4"), (&ours, "turnout")] {
+        let got = fingerprint(g).await?;
+        ensure!(got == reference, "{name} green differs from blue: {got:?} vs {reference:?}");
+    }
+    println!("table checksums match on blue and all three greens");
+    Ok(())
+}
+
+async fn snapshot(rows: u64) -> Result<()> {
+    let mut servers = start_servers(3)?;
+    let ours = servers.pop().context("server")?;
+    let raw = servers.pop().context("server")?;
+    let blue = servers.pop().context("server")?;
+    blue.execute(None, &schema(rows))?;
+    let empty: String = schema(0).lines().filter(|l| !l.starts_with("INSERT")).collect::<Vec<_>>().join("\n");
+    for g in [&raw, &ours] {
+        g.execute(None, &format!("SET sql_log_bin = 0; {empty}"))?;
+    }
+    let t = Instant::now();
+    let cmd = format!(
+        "mariadb-dump --no-defaults -h 127.0.0.1 -P {bport} -u {user} -p{bpw} --single-transaction --no-create-info --skip-add-locks {DB} {tables} | \
+         mariadb --no-defaults -h 127.0.0.1 -P {gport} -u {user} -p{gpw} {DB}",
+        bport = blue.port(),
+        user = blue.user(),
+        bpw = blue.password(),
+        gport = raw.port(),
+        gpw = raw.password(),
+        tables = TABLES.join(" ")
+    );
+    let out = Command::new("bash").arg("-o").arg("pipefail").arg("-c").arg(&cmd).output()?;
+    ensure!(out.status.success(), "mariadb-dump | mariadb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let raw_secs = t.elapsed().as_secs_f64();
+
+    let dir = tempfile::tempdir()?;
+    let state = StateStore::open(dir.path())?;
+    let status = Arc::new(turnout::status::Status::default());
+    let t = Instant::now();
+    let blue_opts = mysql_async::Opts::from_url(&blue.url(DB))?;
+    let (readers, point) = turnout::source::mysql::snapshot::open_readers(&blue_opts, 4).await?;
+    let tables: Vec<TableName> = TABLES.iter().map(|t| TableName::new(DB, *t)).collect();
+    let copied = turnout::source::mysql::snapshot::copy_all(readers, &ours.url(DB), tables, &state, &status).await?;
+    let ours_secs = t.elapsed().as_secs_f64();
+    let held = point.lock_held.map_or("no lock".into(), |d| format!("commits blocked {:.1} ms", d.as_secs_f64() * 1000.0));
+    println!("snapshot of {copied} rows: mariadb-dump | mariadb {raw_secs:.2} s, turnout (4 readers, {held}) {ours_secs:.2} s");
+    println!("snapshot ratio (dump pipe time / turnout time): {:.2}x", raw_secs / ours_secs);
+    let (r, o) = (fingerprint(&raw).await?, fingerprint(&ours).await?);
+    ensure!(r[..4] == o[..4], "the copies differ: {r:?} vs {o:?}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let mut args = std::env::args().skip(1);
+    let rows: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    if std::env::var_os("BENCH_SKIP_SNAPSHOT").is_none() {
+        snapshot(rows).await?;
+    }
+    drain(rows, seconds).await?;
+    Ok(())
+}
