@@ -109,6 +109,16 @@ fn position(blue: &MariaDbServer) -> Result<(Position, String)> {
     Ok((Position::Binlog(BinlogPosition { file, offset, gtids: gtid_state }), gtids))
 }
 
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    ticks / 100.0
+}
+
 async fn drain(rows: u64, seconds: u64) -> Result<()> {
     let mut servers = start_servers(4)?;
     let ours = servers.pop().context("server")?;
@@ -172,28 +182,31 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     println!("load: {txns} write-only transactions + one 200000-row transaction in {:.1} s; binlog backlog {backlog}", load.elapsed().as_secs_f64());
 
     let mut native = Vec::new();
+    let pid = |s: &MariaDbServer| s.pid().map(|p| p.to_string()).unwrap_or_default();
     for (g, name) in [(&single, "native replication, 1 SQL thread"), (&parallel, "native replication, 4 parallel threads (optimistic)")] {
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_seconds(&pid(g)));
         g.execute(None, "START SLAVE")?;
         wait_for_marker(g).await?;
         let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(&pid(g)) - cpu;
         g.execute(None, "STOP SLAVE")?;
-        println!("{name} drained in {secs:.2} s");
+        println!("{name} drained in {secs:.2} s (replica CPU {cpu:.1} s)");
         native.push(secs);
     }
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let config = Arc::new(config);
-    let t = Instant::now();
+    let (t, green_cpu, own_cpu) = (Instant::now(), cpu_seconds(&pid(&ours)), cpu_seconds("self"));
     let runner = {
         let config = Arc::clone(&config);
         tokio::spawn(async move { turnout::run::run(&config, rx).await })
     };
     wait_for_marker(&ours).await?;
     let ours_secs = t.elapsed().as_secs_f64();
+    let (green_cpu, own_cpu) = (cpu_seconds(&pid(&ours)) - green_cpu, cpu_seconds("self") - own_cpu);
     let _ = tx.send(true);
     runner.await??;
-    println!("turnout drained in {ours_secs:.2} s");
+    println!("turnout drained in {ours_secs:.2} s (turnout CPU {own_cpu:.1} s, green CPU {green_cpu:.1} s)");
     println!("drain ratio (native 1 thread / turnout): {:.2}x", native[0] / ours_secs);
     println!("drain ratio (native 4 threads / turnout): {:.2}x", native[1] / ours_secs);
     let reference = fingerprint(&blue).await?;

@@ -25,13 +25,20 @@
 //! the position of the transaction before it, the TRUNCATE runs, and the next transaction records the
 //! truncate's position — a crash in between replays the TRUNCATE, which is idempotent.
 //!
-//! Statements (see [`literal`] for values): consecutive inserts into one table become one multi-row
-//! `INSERT`; updates and deletes by primary key one statement per row (deletes batched by key with
-//! `IN`); rows of tables without a primary key are matched on every column with `<=>` and `LIMIT 1`.
-//! Generated columns are never written. Every statement must touch exactly the rows it names, else
-//! green diverged from blue: the transaction rolls back and the error names the table.
+//! Statements (see [`literal`] for values): changes of an *independent* table (no foreign key from
+//! or to it, no unique key but the primary key, no trigger, a key whose literals are canonical) are
+//! folded over the whole batch to their net effect and applied as one multi-row DELETE of the rows
+//! that existed and one multi-row INSERT of the rows that exist after ([`fold`] says why that is
+//! the same). Other tables keep blue's order: consecutive inserts into one table become one multi-row
+//! `INSERT`; updates one statement per row; deletes by key batched with `IN`; rows of tables without
+//! a primary key are matched on every column with `<=>` and `LIMIT 1`. Statements travel to green in
+//! multi-statement batches ([`queue`]). Generated columns are never written. Every statement must
+//! touch exactly the rows it names, else green diverged from blue: the transaction rolls back and the
+//! error names the table.
 
 pub mod literal;
+mod catalog;
+mod fold;
 mod progress;
 mod queue;
 
@@ -40,6 +47,8 @@ pub use progress::{drop_progress, read_progress, record_position};
 use crate::error::SinkError;
 use crate::{Canceller, Committed, Durable, RowChange, Sink, Transaction};
 use literal::{ident, push, push_equals};
+use catalog::{table_info, TableInfo};
+use fold::Fold;
 use queue::StatementQueue;
 use mysql_async::prelude::Queryable;
 use std::collections::{HashMap, HashSet};
@@ -50,8 +59,11 @@ use turnout_decoders::{Position, TableName, Timestamp, Value};
 const SESSION: &str = "SET NAMES utf8mb4, time_zone = '+00:00', foreign_key_checks = 0, \
      sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'";
 
-/// Multi-row INSERTs are split to stay under this many bytes of SQL.
+/// Multi-row INSERTs and DELETEs are split to stay under this many bytes of SQL.
 const STATEMENT_BYTES: usize = 4 << 20;
+
+/// Folded rows are queued as statements once this many accumulate, bounding the fold's memory.
+const FOLD_ROWS: usize = 20_000;
 
 /// Connection options from a `mysql://` or `mariadb://` URL, counting matched rows.
 pub fn options(url: &str) -> Result<mysql_async::Opts, SinkError> {
@@ -72,45 +84,6 @@ async fn connect_with(opts: &mysql_async::Opts) -> Result<mysql_async::Conn, Sin
     let mut conn = mysql_async::Conn::new(opts.clone()).await.map_err(SinkError::mysql("connecting"))?;
     conn.query_drop(SESSION).await.map_err(SinkError::mysql("setting the session"))?;
     Ok(conn)
-}
-
-/// What the sink needs to know about a green table beyond blue's schema.
-#[derive(Debug)]
-struct TableInfo {
-    /// The columns green never takes a value for (virtual and stored generated columns).
-    generated: HashSet<String>,
-    /// Has a foreign key to itself.
-    self_referencing: bool,
-}
-
-async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
-        .exec(
-            "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&table.schema, &table.name),
-        )
-        .await
-        .map_err(SinkError::mysql(format!("reading the columns of {table}")))?;
-    if rows.is_empty() {
-        return Err(SinkError::Schema {
-            table: table.to_string(),
-            reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
-        });
-    }
-    let generated = rows
-        .into_iter()
-        .filter(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("GENERATED"))
-        .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
-        .collect();
-    let self_refs: Option<u64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
-             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?",
-            (&table.schema, &table.name, &table.schema, &table.name),
-        )
-        .await
-        .map_err(SinkError::mysql(format!("reading the foreign keys of {table}")))?;
-    Ok(TableInfo { generated, self_referencing: self_refs.unwrap_or(0) > 0 })
 }
 
 /// `` `db`.`table` ``.
@@ -190,6 +163,8 @@ pub struct MySqlSink {
     foreign_key_checks: Option<bool>,
     /// Row statements not yet sent.
     queue: StatementQueue,
+    /// Changes of independent tables not yet queued.
+    fold: Fold,
     /// `innodb_flush_log_at_trx_commit = 1`: a commit is durable when it returns.
     durable_commits: bool,
     marks: Option<u32>,
@@ -228,6 +203,7 @@ impl MySqlSink {
             tables: HashMap::new(),
             foreign_key_checks: None,
             queue: StatementQueue::default(),
+            fold: Fold::default(),
             durable_commits: flush.as_deref() == Some("1"),
             marks,
             in_transaction: false,
@@ -286,8 +262,9 @@ impl MySqlSink {
         Ok(())
     }
 
-    /// Runs a statement now, after everything queued before it.
+    /// Runs a statement now, after everything folded and queued before it.
     async fn run(&mut self, sql: &str, expected: Option<u64>, what: &str) -> Result<(), SinkError> {
+        self.emit_fold().await?;
         self.queue.send(&mut self.conn).await?;
         self.conn.query_drop(sql).await.map_err(SinkError::mysql(format!("{what} (`{}`)", shape(sql))))?;
         if let Some(n) = expected {
@@ -297,6 +274,7 @@ impl MySqlSink {
     }
 
     async fn rollback_quietly(&mut self) {
+        self.fold.take();
         self.queue.clear();
         self.foreign_key_checks = None;
         if self.in_transaction {
@@ -316,6 +294,7 @@ impl MySqlSink {
     /// Records `position` and commits the open transaction.
     async fn commit_at(&mut self, position: &Position) -> Result<(), SinkError> {
         self.begin_tx().await?;
+        self.emit_fold().await?;
         let sql = progress::upsert(&self.stream, position)?;
         self.queue_statement(&sql, None, "recording the applied position").await?;
         self.queue.send(&mut self.conn).await?;
@@ -329,6 +308,19 @@ impl MySqlSink {
     async fn changes(&mut self, changes: &[&RowChange], before: Option<&Position>) -> Result<(), SinkError> {
         let mut i = 0;
         while i < changes.len() {
+            if let RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } = changes[i] {
+                if self.foldable(table).await? {
+                    if !self.fold.accepts(table) {
+                        self.emit_fold().await?;
+                    }
+                    self.fold.add(changes[i])?;
+                    if self.fold.rows() >= FOLD_ROWS {
+                        self.emit_fold().await?;
+                    }
+                    i += 1;
+                    continue;
+                }
+            }
             match changes[i] {
                 RowChange::Insert { table, .. } => {
                     // Consecutive inserts into the same table go together.
@@ -383,24 +375,86 @@ impl MySqlSink {
     }
 
     async fn insert(&mut self, table: &TableSchema, rows: &[&RowChange]) -> Result<(), SinkError> {
+        let mut after = Vec::with_capacity(rows.len());
+        for c in rows {
+            if let RowChange::Insert { after: row, .. } = c {
+                after.push(row);
+            }
+        }
+        self.insert_rows_of(table, &after).await
+    }
+
+    /// Queues multi-row INSERTs of whole rows (generated columns left out).
+    async fn insert_rows_of(&mut self, table: &TableSchema, rows: &[&Vec<Value>]) -> Result<(), SinkError> {
         let generated = self.generated(&table.name).await?.clone();
-        let columns: Vec<(String, MySqlType)> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !generated.contains(&c.name))
-            .map(|(i, c)| (c.name.clone(), mysql_type(table, i).clone()))
-            .collect();
         let keep: Vec<usize> = table.columns.iter().enumerate().filter(|(_, c)| !generated.contains(&c.name)).map(|(i, _)| i).collect();
-        let values: Vec<Vec<Value>> = rows
-            .iter()
-            .filter_map(|c| match c {
-                RowChange::Insert { after, .. } => Some(keep.iter().map(|&i| after.get(i).cloned().unwrap_or(Value::Null)).collect()),
-                _ => None,
-            })
-            .collect();
+        let columns: Vec<(String, MySqlType)> = keep.iter().map(|&i| (table.columns[i].name.clone(), mysql_type(table, i).clone())).collect();
+        let values: Vec<Vec<Value>> = rows.iter().map(|row| keep.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()).collect();
+        if values.is_empty() {
+            return Ok(());
+        }
         for (sql, count) in insert_statements(&table.name, &columns, &values)? {
             self.queue_statement(&sql, Some(count), format!("inserting into {}", table.name)).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues `DELETE … WHERE (key) IN (…)` of rows by their key values, each statement under
+    /// [`STATEMENT_BYTES`] and required to delete every row it names.
+    async fn delete_keys(&mut self, table: &TableSchema, keys: &[&Vec<Value>], what: &str) -> Result<(), SinkError> {
+        let key_columns: Vec<usize> = table.key_indexes().collect();
+        let names: Vec<String> = key_columns.iter().map(|&i| ident(&table.columns[i].name)).collect();
+        let head = format!("DELETE FROM {} WHERE ({}) IN (", qualified(&table.name), names.join(", "));
+        let mut sql = String::new();
+        let mut n = 0u64;
+        for (r, key) in keys.iter().enumerate() {
+            if n == 0 {
+                sql.clear();
+                sql.push_str(&head);
+            } else {
+                sql.push(',');
+            }
+            sql.push('(');
+            for (k, &i) in key_columns.iter().enumerate() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                push(&mut sql, mysql_type(table, i), key.get(k).unwrap_or(&Value::Null))
+                    .map_err(|reason| SinkError::Value { table: table.name.to_string(), column: table.columns[i].name.clone(), reason })?;
+            }
+            sql.push(')');
+            n += 1;
+            if sql.len() >= STATEMENT_BYTES || r + 1 == keys.len() {
+                sql.push(')');
+                self.queue_statement(&sql, Some(n), format!("{what} {}", table.name)).await?;
+                n = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `table`'s changes may be folded (see [`fold`]).
+    async fn foldable(&mut self, table: &TableSchema) -> Result<bool, SinkError> {
+        Ok(fold::canonical_keys(table) && self.info(&table.name).await?.independent)
+    }
+
+    /// Queues the folded changes: per table, a DELETE of every row that existed before, then an
+    /// INSERT of every row that exists after.
+    async fn emit_fold(&mut self) -> Result<(), SinkError> {
+        for t in self.fold.take() {
+            let mut existed = Vec::new();
+            let mut after = Vec::new();
+            for e in &t.entries {
+                if e.existed {
+                    existed.push(&e.key);
+                }
+                if let Some(row) = &e.after {
+                    after.push(row);
+                }
+            }
+            // Updated rows are replaced: the DELETE covers every row blue updated or deleted.
+            self.delete_keys(&t.schema, &existed, "removing the rows blue updated or deleted in").await?;
+            self.insert_rows_of(&t.schema, &after).await?;
         }
         Ok(())
     }
@@ -468,29 +522,13 @@ impl MySqlSink {
     }
 
     async fn delete_by_key(&mut self, table: &TableSchema, rows: &[&RowChange]) -> Result<(), SinkError> {
-        let key_columns: Vec<usize> = table.key_indexes().collect();
-        let names: Vec<String> = key_columns.iter().map(|&i| ident(&table.columns[i].name)).collect();
-        let mut sql = format!("DELETE FROM {} WHERE ({}) IN (", qualified(&table.name), names.join(", "));
-        let mut n = 0u64;
-        for (r, change) in rows.iter().enumerate() {
-            let RowChange::Delete { key, .. } = change else { continue };
-            if r > 0 {
-                sql.push(',');
+        let mut keys = Vec::with_capacity(rows.len());
+        for c in rows {
+            if let RowChange::Delete { key, .. } = c {
+                keys.push(key);
             }
-            sql.push('(');
-            for (k, &i) in key_columns.iter().enumerate() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                let v = key.get(k).cloned().unwrap_or(Value::Null);
-                push(&mut sql, mysql_type(table, i), &v)
-                    .map_err(|reason| SinkError::Value { table: table.name.to_string(), column: table.columns[i].name.clone(), reason })?;
-            }
-            sql.push(')');
-            n += 1;
         }
-        sql.push(')');
-        self.queue_statement(&sql, Some(n), format!("deleting from {}", table.name)).await
+        self.delete_keys(table, &keys, "deleting from").await
     }
 }
 

@@ -1,0 +1,96 @@
+//! What the sink reads from green's catalog about a table, beyond the schema blue's stream carries.
+
+use crate::error::SinkError;
+use mysql_async::prelude::Queryable;
+use std::collections::HashSet;
+use turnout_decoders::TableName;
+
+/// What the sink needs to know about a green table beyond blue's schema.
+#[derive(Debug)]
+pub(super) struct TableInfo {
+    /// The columns green never takes a value for (virtual and stored generated columns).
+    pub generated: HashSet<String>,
+    /// Has a foreign key to itself.
+    pub self_referencing: bool,
+    /// Nothing on green ties this table's rows to each other's order or to other tables: no foreign
+    /// key from or to it, no unique key besides the primary key, no trigger, no system versioning.
+    /// Changes of different rows of such a table commute with every other change of a batch.
+    pub independent: bool,
+}
+
+async fn count(conn: &mut mysql_async::Conn, table: &TableName, what: &str, sql: &str, params: Vec<&str>) -> Result<u64, SinkError> {
+    let n: Option<u64> = conn.exec_first(sql, params).await.map_err(SinkError::mysql(format!("reading the {what} of {table}")))?;
+    Ok(n.unwrap_or(0))
+}
+
+pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(SinkError::mysql(format!("reading the columns of {table}")))?;
+    if rows.is_empty() {
+        return Err(SinkError::Schema {
+            table: table.to_string(),
+            reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
+        });
+    }
+    let generated = rows
+        .into_iter()
+        .filter(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("GENERATED"))
+        .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
+        .collect();
+    let (db, name) = (table.schema.as_str(), table.name.as_str());
+    let self_refs = count(
+        conn,
+        table,
+        "foreign keys",
+        "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?",
+        vec![db, name, db, name],
+    )
+    .await?;
+    let foreign_keys = count(
+        conn,
+        table,
+        "foreign keys",
+        "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+         WHERE (CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?) OR (UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?)",
+        vec![db, name, db, name],
+    )
+    .await?;
+    let unique = count(
+        conn,
+        table,
+        "unique keys",
+        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'",
+        vec![db, name],
+    )
+    .await?;
+    let primary = count(
+        conn,
+        table,
+        "primary key",
+        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'",
+        vec![db, name],
+    )
+    .await?;
+    let triggers =
+        count(conn, table, "triggers", "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?", vec![db, name])
+            .await?;
+    let versioned = count(
+        conn,
+        table,
+        "table type",
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE <> 'BASE TABLE'",
+        vec![db, name],
+    )
+    .await?;
+    Ok(TableInfo {
+        generated,
+        self_referencing: self_refs > 0,
+        independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
+    })
+}
