@@ -69,6 +69,9 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let version: String = conn.query_first("SELECT VERSION()").await.ok().flatten().unwrap_or_default();
     let mariadb = version.to_ascii_lowercase().contains("mariadb");
     f.ok(format!("connected as {} ({})", opts.user().unwrap_or(""), if version.is_empty() { "version unknown".into() } else { version.clone() }));
+    if !mariadb {
+        f.fail(format!("blue is MySQL {version}: {}", super::MYSQL_NOT_BUILT), "replicate from a MariaDB blue");
+    }
     let expect = [
         ("log_bin", "ON", "start the server with --log-bin (binary logging) and restart it"),
         ("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW'; and binlog_format = ROW in the server's configuration"),

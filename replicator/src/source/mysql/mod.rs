@@ -18,6 +18,9 @@ pub use stream::MySqlSource;
 use crate::error::Error;
 use mysql_async::prelude::Queryable;
 
+/// Why a MySQL (not MariaDB) blue is refused.
+pub const MYSQL_NOT_BUILT: &str = "streaming from a MySQL GTID set (COM_BINLOG_DUMP_GTID) and MySQL's snapshot position are not built yet";
+
 /// Connection options from a `mysql://` (or `mariadb://`) URL; the error names `field`.
 pub fn options(url: &str, field: &str) -> Result<mysql_async::Opts, Error> {
     let url = match url.strip_prefix("mariadb://") {

@@ -84,21 +84,31 @@ pub struct SnapshotPoint {
 
 /// Opens `workers` reader sessions on blue, all at one point of the binlog (see the module docs).
 pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Result<(Vec<mysql_async::Conn>, SnapshotPoint), Error> {
+    // Sessions are opened before commits are blocked, so the block lasts only as long as starting
+    // the snapshots takes.
     let mut lock = connect(blue_opts, "blue").await?;
+    let mut readers = Vec::with_capacity(workers.max(1));
+    for _ in 0..workers.max(1) {
+        let mut r = connect(blue_opts, "blue").await?;
+        r.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| sql_error("blue", "isolation", e))?;
+        readers.push(r);
+    }
+    // The stages before BLOCK_COMMIT (FLUSH closes unused tables, BLOCK_DDL waits for running DDL)
+    // block no commit; they run first, so commits are blocked only from BLOCK_COMMIT on.
+    let mut backup = true;
+    for stage in ["START", "FLUSH", "BLOCK_DDL"] {
+        backup = backup && lock.query_drop(format!("BACKUP STAGE {stage}")).await.is_ok();
+    }
     let started = Instant::now();
-    let mariadb_lock = lock.query_drop("BACKUP STAGE START").await.is_ok() && lock.query_drop("BACKUP STAGE BLOCK_COMMIT").await.is_ok();
+    let mariadb_lock = backup && lock.query_drop("BACKUP STAGE BLOCK_COMMIT").await.is_ok();
     let locked = mariadb_lock || (workers > 1 && lock.query_drop("FLUSH TABLES WITH READ LOCK").await.is_ok());
-    let workers = if locked { workers.max(1) } else { 1 };
     if !locked {
         tracing::info!("no privilege to block commits for a moment (RELOAD): copying with one reader from one consistent snapshot");
+        readers.truncate(1);
     }
-    let mut readers = Vec::with_capacity(workers);
     let result = async {
-        for _ in 0..workers {
-            let mut r = connect(blue_opts, "blue").await?;
-            r.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| sql_error("blue", "isolation", e))?;
+        for r in &mut readers {
             r.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| sql_error("blue", "starting the snapshot", e))?;
-            readers.push(r);
         }
         snapshot_position(&mut readers[0]).await
     }
@@ -110,7 +120,7 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
     }
     let lock_held = locked.then(|| started.elapsed());
     if let Some(held) = lock_held {
-        tracing::info!(readers = workers, "commits on blue were blocked for {:.1} ms to give every snapshot reader one point", held.as_secs_f64() * 1000.0);
+        tracing::info!(readers = readers.len(), "commits on blue were blocked for {:.1} ms to give every snapshot reader one point", held.as_secs_f64() * 1000.0);
     }
     Ok((readers, SnapshotPoint { position: result?, lock_held }))
 }
