@@ -249,8 +249,10 @@ async fn snapshot(rows: u64) -> Result<()> {
     let t = Instant::now();
     let blue_opts = mysql_async::Opts::from_url(&blue.url(DB))?;
     let (readers, point) = turnout::source::mysql::snapshot::open_readers(&blue_opts, 4).await?;
-    let tables: Vec<TableName> = TABLES.iter().map(|t| TableName::new(DB, *t)).collect();
-    let copied = turnout::source::mysql::snapshot::copy_all(readers, &ours.url(DB), tables, &state, &status).await?;
+    let mut readers = readers;
+    let tables: Vec<(TableName, u64)> = TABLES.iter().map(|t| (TableName::new(DB, *t), 0)).collect();
+    let jobs = turnout::source::mysql::snapshot::plan(&mut readers[0], tables, 0).await?;
+    let copied = turnout::source::mysql::snapshot::copy_all(readers, &ours.url(DB), jobs, &state, &status).await?;
     let ours_secs = t.elapsed().as_secs_f64();
     let held = point.lock_held.map_or("no lock".into(), |d| format!("commits blocked {:.1} ms", d.as_secs_f64() * 1000.0));
     println!("snapshot of {copied} rows: mariadb-dump | mariadb {raw_secs:.2} s, turnout (4 readers, {held}) {ours_secs:.2} s");

@@ -408,3 +408,31 @@ async fn a_backlog_of_mixed_changes_to_the_same_rows_arrives_exactly() {
     assert_same(&blue, &green, &db, &["f", "o"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// A table above `snapshot.split_mb` with an integer primary key is copied as several key ranges at
+/// once — negative, sparse and the largest unsigned keys included — and arrives whole.
+#[tokio::test]
+async fn a_large_table_is_copied_in_primary_key_ranges_and_arrives_whole() {
+    let (blue, green, db) = pair();
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, pad VARCHAR(200)) ENGINE=InnoDB;
+         INSERT INTO big SELECT CAST(seq AS SIGNED) * 7 - 70000, REPEAT('p', 180) FROM seq_1_to_30000;
+         INSERT INTO big VALUES (-9223372036854775808, 'min'), (9223372036854775807, 'max');
+         CREATE TABLE ubig (id BIGINT UNSIGNED PRIMARY KEY, pad VARCHAR(200)) ENGINE=InnoDB;
+         INSERT INTO ubig SELECT seq, REPEAT('u', 180) FROM seq_1_to_20000;
+         INSERT INTO ubig VALUES (18446744073709551615, 'max');
+         ANALYZE TABLE big, ubig;",
+    )
+    .expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "[snapshot]\nsplit_mb = 1\nworkers = 3\n").await;
+    assert_same(&blue, &green, &db, &["big", "ubig"], &mut t).await;
+    let log = t.log_text();
+    let split: Vec<u32> = log
+        .lines()
+        .filter(|l| l.contains("copying in primary key ranges"))
+        .filter_map(|l| l.split("ranges=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(split.len() == 2 && split.iter().all(|&n| n > 1), "both tables split: {split:?}\n{log}");
+    assert_eq!(t.sigterm(), Some(0), "{log}");
+}

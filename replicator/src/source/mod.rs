@@ -2,6 +2,7 @@
 //! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
 
 pub mod mysql;
+pub mod progress;
 pub mod pg;
 
 use crate::check::Report;
@@ -139,4 +140,27 @@ pub trait SourceAdmin: Send + Sync + 'static {
 
     /// Drops what turnout created on both sides; returns one line per thing done.
     fn teardown(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}
+
+/// Runs `beat` — a heartbeat writer that returns only when it fails — until `shutdown` turns true,
+/// starting it again a second after each failure (blue restarting, a lost connection).
+pub async fn keep_beating<F, Fut, E>(mut beat: F, mut shutdown: watch::Receiver<bool>)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        let result = tokio::select! {
+            r = beat() => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = result {
+            tracing::debug!("heartbeat on blue failed: {e}; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
 }

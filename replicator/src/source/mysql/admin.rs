@@ -205,7 +205,13 @@ impl MySqlAdmin {
         }
         // Workers pop from the end.
         ordered.sort_by_key(|t| sizes.get(t).copied().unwrap_or(0));
-        let rows = snapshot::copy_all(readers, target_url, ordered, state, status).await?;
+        let mut readers = readers;
+        let sized = ordered.into_iter().map(|t| {
+            let bytes = sizes.get(&t).copied().unwrap_or(0);
+            (t, u64::try_from(bytes).unwrap_or(0))
+        });
+        let jobs = snapshot::plan(&mut readers[0], sized.collect(), self.config.snapshot_split_pages() * 8192).await?;
+        let rows = snapshot::copy_all(readers, target_url, jobs, state, status).await?;
         tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), position = %point.position, "snapshot copied");
         turnout_sinks::mysql::record_position(target_url, &self.names.origin, &point.position).await.map_err(Error::Sink)?;
         state.mark_snapshot_done(&point.position)?;

@@ -38,20 +38,8 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
 }
 
 /// Emits heartbeats until `shutdown` turns true.
-pub async fn run(opts: mysql_async::Opts, interval: Duration, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let result = tokio::select! {
-            r = beat(&opts, interval, &status) => r,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        if let Err(e) = result {
-            tracing::debug!("heartbeat on blue failed: {e}; retrying");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-    }
+pub async fn run(opts: mysql_async::Opts, interval: Duration, status: Arc<Status>, shutdown: watch::Receiver<bool>) {
+    crate::source::keep_beating(|| beat(&opts, interval, &status), shutdown).await
 }
 
 async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> Result<(), Error> {

@@ -173,39 +173,128 @@ fn value(v: mysql_async::Value, c: &ColumnInfo, unsigned: bool) -> Value {
     }
 }
 
-/// Copies `tables` with the `readers` (each holding the shared snapshot) into green; returns rows copied.
+/// One unit of snapshot work: a table, or a range of its integer primary key.
+#[derive(Clone, Debug)]
+pub struct CopyJob {
+    pub table: TableName,
+    /// `column >= from AND column < to` (no upper bound on the last range).
+    pub range: Option<KeyRange>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyRange {
+    pub column: String,
+    pub from: i128,
+    pub to: Option<i128>,
+}
+
+/// Splits every table larger than `split_bytes` whose primary key is one integer column into ranges
+/// of its key (even steps between the smallest and largest key, read inside `reader`'s snapshot, at
+/// most 64), so several readers copy it at once; other tables are one job each. `tables` are in the
+/// order workers should take them (they pop from the end).
+pub async fn plan(reader: &mut mysql_async::Conn, tables: Vec<(TableName, u64)>, split_bytes: u64) -> Result<Vec<CopyJob>, Error> {
+    let mut jobs = Vec::new();
+    for (table, bytes) in tables {
+        let parts = if split_bytes == 0 { 1 } else { bytes.div_ceil(split_bytes).clamp(1, 64) };
+        let key: Vec<(String, String)> = if parts > 1 {
+            reader
+                .exec(
+                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_KEY = 'PRI'",
+                    (&table.schema, &table.name),
+                )
+                .await
+                .map_err(|e| sql_error("blue", &format!("reading the key of {table}"), e))?
+        } else {
+            Vec::new()
+        };
+        let integer = matches!(key.as_slice(), [(_, t)] if ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&t.to_ascii_lowercase().as_str()));
+        if !integer {
+            jobs.push(CopyJob { table, range: None });
+            continue;
+        }
+        let column = key[0].0.clone();
+        let bounds: Option<(Option<String>, Option<String>)> = reader
+            .query_first(format!("SELECT CAST(MIN({c}) AS CHAR), CAST(MAX({c}) AS CHAR) FROM {}", qualified(&table), c = quote(&column)))
+            .await
+            .map_err(|e| sql_error("blue", &format!("reading the key range of {table}"), e))?;
+        let parse = |v: Option<String>| v.and_then(|t| t.parse::<i128>().ok());
+        let (Some(min), Some(max)) = bounds.map_or((None, None), |(a, b)| (parse(a), parse(b))) else {
+            jobs.push(CopyJob { table, range: None });
+            continue;
+        };
+        let step = ((max - min) / i128::from(parts)).max(1);
+        let mut from = min;
+        let mut ranges = Vec::new();
+        while from <= max {
+            let to = from + step;
+            let last = to > max || ranges.len() + 1 == usize::try_from(parts).unwrap_or(64);
+            ranges.push(CopyJob { table: table.clone(), range: Some(KeyRange { column: column.clone(), from, to: (!last).then_some(to) }) });
+            if last {
+                break;
+            }
+            from = to;
+        }
+        tracing::info!(table = %table, ranges = ranges.len(), "copying in primary key ranges");
+        jobs.extend(ranges);
+    }
+    Ok(jobs)
+}
+
+/// Copies the `jobs` with the `readers` (each holding the shared snapshot) into green; returns rows
+/// copied. A table is recorded as copied when its last job finishes.
 pub async fn copy_all(
     readers: Vec<mysql_async::Conn>,
     target_url: &str,
-    tables: Vec<TableName>,
+    jobs: Vec<CopyJob>,
     state: &StateStore,
     status: &Arc<Status>,
 ) -> Result<u64, Error> {
-    let queue = Arc::new(std::sync::Mutex::new(tables));
-    let mut jobs = Vec::new();
+    let _bars = crate::source::progress::ProgressBars::start(status);
+    let mut remaining: std::collections::HashMap<String, (usize, u64)> = std::collections::HashMap::new();
+    for j in &jobs {
+        remaining.entry(j.table.to_string()).or_default().0 += 1;
+    }
+    let remaining = Arc::new(std::sync::Mutex::new(remaining));
+    let queue = Arc::new(std::sync::Mutex::new(jobs));
+    let mut workers = Vec::new();
     for mut reader in readers {
-        let (queue, status, state, target_url) = (Arc::clone(&queue), Arc::clone(status), state.clone(), target_url.to_owned());
-        jobs.push(tokio::spawn(async move {
+        let (queue, remaining, status, state, target_url) =
+            (Arc::clone(&queue), Arc::clone(&remaining), Arc::clone(status), state.clone(), target_url.to_owned());
+        workers.push(tokio::spawn(async move {
             let mut green = turnout_sinks::mysql::connect(&target_url).await.map_err(Error::Sink)?;
             let mut rows = 0u64;
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                let Some(table) = next else { break };
-                rows += copy_table(&mut reader, &mut green, &table, &status).await?;
-                state.mark_table_copied(&table.to_string(), rows)?;
+                let Some(job) = next else { break };
+                let copied = copy_table(&mut reader, &mut green, &job, &status).await?;
+                rows += copied;
+                let name = job.table.to_string();
+                let finished = {
+                    let mut r = remaining.lock().unwrap_or_else(|p| p.into_inner());
+                    r.get_mut(&name).and_then(|e| {
+                        e.0 -= 1;
+                        e.1 += copied;
+                        (e.0 == 0).then_some(e.1)
+                    })
+                };
+                if let Some(table_rows) = finished {
+                    state.mark_table_copied(&name, table_rows)?;
+                    status.table_done(&name);
+                }
             }
             let _ = reader.query_drop("COMMIT").await;
             Ok::<u64, Error>(rows)
         }));
     }
     let mut total = 0;
-    for job in jobs {
-        total += job.await.map_err(|e| Error::Setup(format!("internal: a snapshot worker failed: {e}")))??;
+    for w in workers {
+        total += w.await.map_err(|e| Error::Setup(format!("internal: a snapshot worker failed: {e}")))??;
     }
     Ok(total)
 }
 
-async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Conn, table: &TableName, status: &Status) -> Result<u64, Error> {
+async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Conn, job: &CopyJob, status: &Status) -> Result<u64, Error> {
+    let table = &job.table;
     let name = table.to_string();
     status.table_started(&name);
     let cols: Vec<ColumnInfo> = columns(reader, table, "blue").await?.into_iter().filter(|c| !c.generated).collect();
@@ -226,7 +315,13 @@ async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Con
         .map(|c| if c.data_type == "enum" || c.data_type == "set" { format!("{} + 0", quote(&c.name)) } else { quote(&c.name) })
         .collect();
     let typed: Vec<(String, MySqlType)> = cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), column_type(c, *u))).collect();
-    let sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
+    let mut sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
+    if let Some(r) = &job.range {
+        sql.push_str(&format!(" WHERE {c} >= {}", r.from, c = quote(&r.column)));
+        if let Some(to) = r.to {
+            sql.push_str(&format!(" AND {c} < {to}", c = quote(&r.column)));
+        }
+    }
     // Prepared: the binary protocol returns numbers and dates typed, strings as raw bytes.
     let mut result = reader.exec_iter(sql, ()).await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))?;
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH_ROWS);
@@ -246,6 +341,5 @@ async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Con
         copied += batch.len() as u64;
         status.table_progress(&name, batch.len() as u64, 0);
     }
-    status.table_done(&name);
     Ok(copied)
 }

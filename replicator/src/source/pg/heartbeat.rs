@@ -38,20 +38,8 @@ pub async fn ensure_table(admin: &mut turnout_decoders::pg::PgConnection) -> Res
 }
 
 /// Emits heartbeats until `shutdown` turns true.
-pub async fn run(source_url: String, slot: String, interval: Duration, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let result = tokio::select! {
-            r = beat(&source_url, &slot, interval, &status) => r,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        if let Err(e) = result {
-            tracing::debug!("heartbeat on blue failed: {e}; retrying");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-    }
+pub async fn run(source_url: String, slot: String, interval: Duration, status: Arc<Status>, shutdown: watch::Receiver<bool>) {
+    crate::source::keep_beating(|| beat(&source_url, &slot, interval, &status), shutdown).await
 }
 
 async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status) -> Result<(), String> {
