@@ -36,6 +36,10 @@ pub enum CutoverError {
     #[error("{side}: {context}: {}{}", describe_sql_error(.source), fix_suffix(.fix))]
     Sql { side: Side, context: String, fix: Option<String>, #[source] source: tokio_postgres::Error },
 
+    /// A statement on a MySQL/MariaDB blue or green failed (or the session was lost).
+    #[error("{side}: {context}: {source}")]
+    MySql { side: Side, context: String, #[source] source: mysql_async::Error },
+
     /// The pgbouncer admin console could not be reached or refused a command.
     #[error("pgbouncer admin console {console}: `{command}` failed: {reason}{}", fix_suffix(.fix))]
     PgBouncer { console: String, command: String, reason: String, fix: Option<String> },
@@ -126,6 +130,11 @@ impl CutoverError {
         move |source| CutoverError::Sql { side, context, fix: fix_for(&source), source }
     }
 
+    pub(crate) fn mysql(side: Side, context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> CutoverError {
+        let context = context.into();
+        move |source| CutoverError::MySql { side, context, source }
+    }
+
     /// The SQLSTATE, when a server reported the error.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
@@ -142,6 +151,10 @@ impl CutoverError {
                 None => ErrorClass::Transient,
                 Some(c) if c.starts_with("08") || c.starts_with("40") || c.starts_with("57P") || c == "53300" => ErrorClass::Transient,
                 Some(_) => ErrorClass::Fatal,
+            },
+            CutoverError::MySql { source, .. } => match source {
+                mysql_async::Error::Server(_) => ErrorClass::Fatal,
+                _ => ErrorClass::Transient,
             },
             CutoverError::PauseTimeout { .. } | CutoverError::Timeout { .. } | CutoverError::CommandTimeout { .. } => {
                 ErrorClass::Transient

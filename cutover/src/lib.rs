@@ -7,6 +7,8 @@
 //! * [`TrafficSwitch`] (`switch`) — pgbouncer entry rewrite + `RELOAD` + `RESUME`, haproxy runtime
 //!   API, an operator's command, or none; `to_green`, `to_blue`, `check`.
 //! * [`sync_sequences`] (`sequences`) — every sequence of blue carried to green.
+//! * [`sync_counters`] (`counters`) — MariaDB/MySQL: every AUTO_INCREMENT counter and MariaDB
+//!   SEQUENCE on green moved at or beyond blue's next value.
 //! * [`PgBouncerAdmin`] (`pgbouncer`) and [`point_database`] (`pgbouncer_config`) — the pgbouncer
 //!   pieces the fence and the switch are made of.
 //!
@@ -16,6 +18,7 @@
 //! pgbouncer admin console is connected to here, since it needs a session without settings.
 
 mod command;
+mod counters;
 mod error;
 mod fence;
 mod haproxy;
@@ -25,6 +28,7 @@ mod sequences;
 mod session;
 mod switch;
 
+pub use counters::{sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
