@@ -7,6 +7,8 @@
 //! * [`TrafficSwitch`] (`switch`) — pgbouncer entry rewrite + `RELOAD` + `RESUME`, haproxy runtime
 //!   API, an operator's command, or none; `to_green`, `to_blue`, `check`.
 //! * [`sync_sequences`] (`sequences`) — every sequence of blue carried to green.
+//! * [`ReadOnlyFence`] (`mysql_fence`) — MariaDB: `read_only` on, other accounts' sessions ended,
+//!   accounts that could still write listed; `apply`, `undo`, `is_fenced`.
 //! * [`sync_counters`] (`counters`) — MariaDB/MySQL: every AUTO_INCREMENT counter and MariaDB
 //!   SEQUENCE on green moved at or beyond blue's next value.
 //! * [`PgBouncerAdmin`] (`pgbouncer`) and [`point_database`] (`pgbouncer_config`) — the pgbouncer
@@ -22,6 +24,7 @@ mod counters;
 mod error;
 mod fence;
 mod haproxy;
+mod mysql_fence;
 mod pgbouncer;
 mod pgbouncer_config;
 mod sequences;
@@ -30,6 +33,7 @@ mod switch;
 
 pub use counters::{sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
+pub use mysql_fence::{MySqlFenceReport, ReadOnlyFence};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};

@@ -1,0 +1,96 @@
+//! The read-only fence for a MariaDB blue: `SET GLOBAL read_only = ON`, then the sessions of other
+//! accounts are ended so none keeps locks or an open transaction. Under `read_only` the server
+//! refuses every write and every COMMIT of a transaction that wrote, except from accounts with
+//! `READ ONLY ADMIN` (SUPER before 10.11) and replication threads — such accounts are listed by
+//! [`ReadOnlyFence::unfenced_accounts`] so `check` and a dry run can name them with the REVOKE.
+//!
+//! Setting `read_only` takes the global read lock, so it waits for running statements and
+//! `LOCK TABLES` holders: the wait is bounded by `lock_wait_timeout` set from the fence's budget,
+//! and a fence that cannot be set in time leaves blue writable. [`ReadOnlyFence::undo`] sets it off.
+//! Both steps are idempotent.
+
+use crate::error::{CutoverError, Side};
+use mysql_async::prelude::Queryable;
+use std::time::{Duration, Instant};
+
+/// What applying the fence did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MySqlFenceReport {
+    pub took: Duration,
+    /// `user@host (id N)` of each session ended.
+    pub ended_sessions: Vec<String>,
+}
+
+/// The read-only fence on a MariaDB blue. Sessions of `own_user` (turnout's account) are kept.
+#[derive(Clone, Debug)]
+pub struct ReadOnlyFence {
+    pub own_user: String,
+}
+
+impl ReadOnlyFence {
+    /// Accounts that can still write while `read_only` is on (`READ ONLY ADMIN`, `SUPER`), other
+    /// than `own_user`, each with the REVOKE that would fence it too.
+    pub async fn unfenced_accounts(&self, blue: &mut mysql_async::Conn) -> Result<Vec<(String, String)>, CutoverError> {
+        let rows: Vec<(String, String)> = blue
+            .query(
+                "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
+                 WHERE PRIVILEGE_TYPE IN ('READ_ONLY ADMIN', 'READ ONLY ADMIN', 'SUPER') ORDER BY GRANTEE, PRIVILEGE_TYPE",
+            )
+            .await
+            .map_err(CutoverError::mysql(Side::Blue, "listing accounts that may write under read_only"))?;
+        let own = format!("'{}'@", self.own_user);
+        Ok(rows
+            .into_iter()
+            .filter(|(grantee, _)| !grantee.starts_with(&own) && !grantee.starts_with("'root'@") && !grantee.starts_with("'mariadb.sys'@"))
+            // information_schema spells it READ_ONLY ADMIN; the grammar takes READ ONLY ADMIN.
+            .map(|(grantee, privilege)| (grantee.clone(), format!("REVOKE {} ON *.* FROM {grantee};", privilege.replace('_', " "))))
+            .collect())
+    }
+
+    /// Whether blue is read-only now.
+    pub async fn is_fenced(&self, blue: &mut mysql_async::Conn) -> Result<bool, CutoverError> {
+        let on: Option<i64> = blue.query_first("SELECT @@GLOBAL.read_only").await.map_err(CutoverError::mysql(Side::Blue, "reading read_only"))?;
+        Ok(on == Some(1))
+    }
+
+    /// Makes blue read-only within `budget` and ends other accounts' sessions.
+    pub async fn apply(&self, blue: &mut mysql_async::Conn, budget: Duration) -> Result<MySqlFenceReport, CutoverError> {
+        let started = Instant::now();
+        let seconds = budget.as_secs().max(1);
+        blue.query_drop(format!("SET SESSION lock_wait_timeout = {seconds}"))
+            .await
+            .map_err(CutoverError::mysql(Side::Blue, "bounding the fence's wait (lock_wait_timeout)"))?;
+        if let Err(e) = blue.query_drop("SET GLOBAL read_only = ON").await {
+            return Err(match &e {
+                mysql_async::Error::Server(s) if s.code == 1227 => CutoverError::Privilege {
+                    what: format!("turnout's account may not set read_only ({})", s.message),
+                    fix: format!("GRANT READ ONLY ADMIN ON *.* TO '{}'@'%'; (SUPER before MariaDB 10.11)", self.own_user),
+                },
+                _ => CutoverError::mysql(Side::Blue, format!("setting read_only within {seconds} s (sessions holding locks kept it from being set)"))(e),
+            });
+        }
+        let sessions: Vec<(u64, String, String)> = blue
+            .exec(
+                "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER <> ? \
+                 AND USER NOT IN ('system user', 'event_scheduler', 'root') AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')",
+                (&self.own_user,),
+            )
+            .await
+            .map_err(CutoverError::mysql(Side::Blue, "listing sessions to end"))?;
+        let mut ended = Vec::new();
+        for (id, user, host) in sessions {
+            match blue.query_drop(format!("KILL CONNECTION {id}")).await {
+                Ok(()) => ended.push(format!("{user}@{host} (id {id})")),
+                // Gone already.
+                Err(mysql_async::Error::Server(s)) if s.code == 1094 => {}
+                Err(e) => return Err(CutoverError::mysql(Side::Blue, format!("ending session {id} of {user}")) (e)),
+            }
+        }
+        Ok(MySqlFenceReport { took: started.elapsed(), ended_sessions: ended })
+    }
+
+    /// Makes blue writable again.
+    pub async fn undo(&self, blue: &mut mysql_async::Conn) -> Result<(), CutoverError> {
+        blue.query_drop("SET GLOBAL read_only = OFF").await.map_err(CutoverError::mysql(Side::Blue, "setting read_only off again"))
+    }
+}

@@ -1,0 +1,69 @@
+//! The MariaDB read-only fence on a real server: writes refused while fenced (also the COMMIT of a
+//! transaction opened before), other accounts' sessions ended, accounts that could still write
+//! listed with the REVOKE, undo makes blue writable again, a missing privilege named with the GRANT.
+
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+use turnout_cutover::{CutoverError, ReadOnlyFence};
+use turnout_testbed::MariaDbServer;
+
+async fn conn(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(url).expect("url")).await.expect("connect")
+}
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
+    let blue = MariaDbServer::start().expect("blue");
+    let db = blue.create_database("app").expect("db");
+    blue.execute(
+        Some(&db),
+        &format!(
+            "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB;
+             CREATE USER app@'%' IDENTIFIED BY 'app-pw'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO app@'%';
+             CREATE USER ops@'%' IDENTIFIED BY 'ops-pw'; GRANT READ ONLY ADMIN ON *.* TO ops@'%';"
+        ),
+    )
+    .expect("schema and accounts");
+    let app_url = format!("mysql://app:app-pw@127.0.0.1:{}/{db}", blue.port());
+    let fence = ReadOnlyFence { own_user: blue.user().to_owned() };
+
+    // An ordinary account may not set the fence: the error names the GRANT.
+    let mut app_admin = conn(&app_url).await;
+    let err = fence.apply(&mut app_admin, Duration::from_secs(2)).await.expect_err("no privilege");
+    assert!(matches!(err, CutoverError::Privilege { .. }) && err.to_string().contains("GRANT READ ONLY ADMIN"), "{err}");
+
+    let mut own = conn(&blue.url(&db)).await;
+    let mut writer = conn(&app_url).await;
+    writer.query_drop("INSERT INTO t VALUES (1)").await.expect("write before the fence");
+    let mut open = conn(&app_url).await;
+    open.query_drop("BEGIN; INSERT INTO t VALUES (2)").await.expect("open transaction");
+
+    let unfenced = fence.unfenced_accounts(&mut own).await.expect("accounts");
+    assert_eq!(unfenced, vec![("'ops'@'%'".to_owned(), "REVOKE READ ONLY ADMIN ON *.* FROM 'ops'@'%';".to_owned())]);
+
+    let report = fence.apply(&mut own, Duration::from_secs(5)).await.expect("fence");
+    assert!(fence.is_fenced(&mut own).await.expect("state"));
+    assert_eq!(report.ended_sessions.len(), 3, "the writer, the open transaction and the refused admin session: {report:?}");
+    assert!(report.ended_sessions.iter().all(|s| s.starts_with("app@")), "{report:?}");
+    // The transaction opened before the fence never commits.
+    assert!(open.query_drop("COMMIT").await.is_err());
+    let mut late = conn(&app_url).await;
+    let refused = late.query_drop("INSERT INTO t VALUES (3)").await.expect_err("fenced");
+    assert_eq!(server_code(&refused), Some(1290), "{refused}");
+    // Applying again changes nothing and still holds.
+    fence.apply(&mut own, Duration::from_secs(5)).await.expect("again");
+
+    fence.undo(&mut own).await.expect("undo");
+    assert!(!fence.is_fenced(&mut own).await.expect("state"));
+    let mut after = conn(&app_url).await;
+    after.query_drop("INSERT INTO t VALUES (4)").await.expect("writable again");
+    let rows: Vec<i32> = own.query("SELECT id FROM t ORDER BY id").await.expect("rows");
+    assert_eq!(rows, vec![1, 4]);
+}
