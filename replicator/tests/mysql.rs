@@ -436,3 +436,27 @@ async fn a_large_table_is_copied_in_primary_key_ranges_and_arrives_whole() {
     assert!(split.len() == 2 && split.iter().all(|&n| n > 1), "both tables split: {split:?}\n{log}");
     assert_eq!(t.sigterm(), Some(0), "{log}");
 }
+
+/// A replicated child whose cascading foreign key points at a table `[tables]` leaves out would
+/// diverge silently (the cascade is not in the binlog): check and run refuse it, naming both.
+#[tokio::test]
+async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
+    let (blue, green, db) = pair();
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB;
+         CREATE TABLE child (id INT PRIMARY KEY, p INT, CONSTRAINT child_p FOREIGN KEY (p) REFERENCES parent (id) ON DELETE CASCADE) ENGINE=InnoDB;
+         CREATE TABLE other (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES parent (id)) ENGINE=InnoDB;",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[tables]\nexclude = [\"parent\"]\n");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
+    let out = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{out}");
+    assert!(out.contains("child_p (ON DELETE CASCADE)") && out.contains("replicate") && out.contains("tables.exclude"), "{out}");
+    assert!(!out.contains("other has foreign key"), "a RESTRICT key changes nothing on its own: {out}");
+    t.start();
+    assert_eq!(wait_exit(&mut t).await, 1);
+    assert!(t.log_text().contains("child_p (ON DELETE CASCADE)"), "{}", t.log_text());
+}

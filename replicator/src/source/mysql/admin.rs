@@ -83,6 +83,9 @@ impl SourceAdmin for MySqlAdmin {
                 super::catalog::engine_fix(t)
             )));
         }
+        if let Some(h) = super::catalog::hidden_cascades(&mut blue, &db, &selection).await?.first() {
+            return Err(Error::Setup(format!("{}; {}", super::cascade_problem(h), super::cascade_fix(h))));
+        }
         for (field, pattern) in &selection.unmatched {
             tracing::warn!("{field} '{pattern}' matches no table on blue");
         }

@@ -51,6 +51,48 @@ pub fn non_transactional<'a>(selection: &Selection, infos: &'a [TableInfo]) -> V
     infos.iter().filter(|t| selection.tables.contains(&t.name) && !t.engine.eq_ignore_ascii_case("InnoDB")).collect()
 }
 
+/// A foreign key through which changes to a table turnout does not replicate would change a table
+/// it does: InnoDB applies the cascade on blue without writing it to the binlog, so green would keep
+/// the rows blue changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HiddenCascade {
+    pub child: TableName,
+    pub parent: TableName,
+    pub constraint: String,
+    /// `ON DELETE CASCADE`, `ON UPDATE SET NULL`, …
+    pub rules: String,
+}
+
+/// Selected tables with a cascading (`CASCADE`, `SET NULL`, `SET DEFAULT`) foreign key to a table the
+/// selection leaves out.
+pub async fn hidden_cascades(conn: &mut mysql_async::Conn, database: &str, selection: &Selection) -> Result<Vec<HiddenCascade>, Error> {
+    let rows: Vec<(String, String, String, String, String, String)> = conn
+        .exec(
+            "SELECT CONSTRAINT_NAME, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME, UPDATE_RULE, DELETE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? ORDER BY TABLE_NAME, CONSTRAINT_NAME",
+            (database,),
+        )
+        .await
+        .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
+    let acts = |rule: &str| !matches!(rule.to_ascii_uppercase().as_str(), "RESTRICT" | "NO ACTION");
+    Ok(rows
+        .into_iter()
+        .filter_map(|(constraint, child, parent_schema, parent, update, delete)| {
+            let child = TableName::new(database, child);
+            let parent = TableName::new(parent_schema, parent);
+            let mut rules = Vec::new();
+            if acts(&delete) {
+                rules.push(format!("ON DELETE {delete}"));
+            }
+            if acts(&update) {
+                rules.push(format!("ON UPDATE {update}"));
+            }
+            (selection.tables.contains(&child) && !selection.tables.contains(&parent) && !rules.is_empty())
+                .then(|| HiddenCascade { child, parent, constraint, rules: rules.join(" ") })
+        })
+        .collect())
+}
+
 /// The fix for a non-InnoDB table.
 pub fn engine_fix(t: &TableInfo) -> String {
     format!("ALTER TABLE {}.{} ENGINE = InnoDB;", quote(&t.name.schema), quote(&t.name.name))

@@ -152,6 +152,14 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
                 for t in non_transactional(&selection, &infos) {
                     f.fail(format!("{} uses engine {}: changes to it are not transactional", t.name, t.engine), engine_fix(t));
                 }
+                match super::catalog::hidden_cascades(&mut conn, &db, &selection).await {
+                    Ok(hidden) => {
+                        for h in hidden {
+                            f.fail(super::cascade_problem(&h), super::cascade_fix(&h));
+                        }
+                    }
+                    Err(e) => f.fail(format!("reading foreign keys: {e}"), "grant the account SELECT on the database"),
+                }
                 let keyless: Vec<String> =
                     infos.iter().filter(|t| selection.tables.contains(&t.name) && !t.has_primary_key).map(|t| t.name.to_string()).collect();
                 if !keyless.is_empty() {

@@ -83,3 +83,17 @@ pub fn quote(ident: &str) -> String {
 pub fn qualified(t: &turnout_decoders::TableName) -> String {
     format!("{}.{}", quote(&t.schema), quote(&t.name))
 }
+
+/// What is wrong with a cascading foreign key from a left-out table.
+pub fn cascade_problem(h: &catalog::HiddenCascade) -> String {
+    format!(
+        "{} has foreign key {} ({}) to {}, which is not replicated: blue applies that cascade without writing it to the binlog, \
+         so green would keep the rows it changes",
+        h.child, h.constraint, h.rules, h.parent
+    )
+}
+
+/// The fix for [`cascade_problem`].
+pub fn cascade_fix(h: &catalog::HiddenCascade) -> String {
+    format!("replicate {} too (tables.include), or leave out {} (tables.exclude)", h.parent, h.child)
+}
