@@ -8,14 +8,21 @@ async fn conn(server: &MariaDbServer, db: &str) -> mysql_async::Conn {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&server.url(db)).expect("url")).await.expect("connect")
 }
 
-#[tokio::test]
-async fn green_counters_move_beyond_blue_never_back_and_a_second_sync_changes_nothing() {
+/// Blue and green MariaDB servers, each with the same new database.
+fn pair() -> (MariaDbServer, MariaDbServer, String) {
     let (blue, green) = std::thread::scope(|s| {
         let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
         let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
     let db = blue.create_database("app").expect("db");
+    green.execute(None, &format!("CREATE DATABASE `{db}`")).expect("green db");
+    (blue, green, db)
+}
+
+#[tokio::test]
+async fn green_counters_move_beyond_blue_never_back_and_a_second_sync_changes_nothing() {
+    let (blue, green, db) = pair();
     let schema = "CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;
                   CREATE TABLE b (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;
                   CREATE TABLE plain (id INT PRIMARY KEY) ENGINE=InnoDB;
@@ -23,7 +30,6 @@ async fn green_counters_move_beyond_blue_never_back_and_a_second_sync_changes_no
                   CREATE SEQUENCE d START WITH -1 INCREMENT BY -1 MINVALUE -1000000 MAXVALUE -1;
                   INSERT INTO a (v) VALUES (1), (2), (3);";
     blue.execute(Some(&db), schema).expect("blue schema");
-    green.execute(None, &format!("CREATE DATABASE `{db}`")).expect("green db");
     green.execute(Some(&db), schema).expect("green schema");
     // Blue's counters move without rows to show for it; green's b is already far ahead.
     blue.execute(
@@ -65,14 +71,8 @@ async fn green_counters_move_beyond_blue_never_back_and_a_second_sync_changes_no
 
 #[tokio::test]
 async fn a_counter_green_lacks_is_an_error_naming_it() {
-    let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
-        let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
-        (b.join().expect("blue thread"), g.join().expect("green thread"))
-    });
-    let db = blue.create_database("app").expect("db");
+    let (blue, green, db) = pair();
     blue.execute(Some(&db), "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB").expect("blue schema");
-    green.execute(None, &format!("CREATE DATABASE `{db}`")).expect("green db");
     let (mut b, mut g) = (conn(&blue, &db).await, conn(&green, &db).await);
     let err = sync_counters(&mut b, &mut g, &db, &db, 1000).await.expect_err("green lacks orders").to_string();
     assert!(err.contains("`orders`") && err.contains("create it on green"), "{err}");

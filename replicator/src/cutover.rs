@@ -146,6 +146,12 @@ impl Controller {
 
     /// Starts a cutover in the background. Refused while one runs or after one completed.
     pub fn start(self: &Arc<Self>, request: Request) -> Result<String, String> {
+        if self.config.source_kind() == crate::config::SourceKind::MySql {
+            return Err("cutover of a MySQL/MariaDB source is not built yet (replication, lag, verify and teardown are); \
+                        cut over by hand: set blue read_only, wait until `turnout status` shows lag 0 and `turnout verify` passes, \
+                        then move traffic"
+                .into());
+        }
         {
             let mut p = lock(&self.progress);
             match p.outcome.as_deref() {

@@ -460,3 +460,21 @@ async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
     assert_eq!(wait_exit(&mut t).await, 1);
     assert!(t.log_text().contains("child_p (ON DELETE CASCADE)"), "{}", t.log_text());
 }
+
+/// Cutover of a MariaDB blue is not built: `turnout cutover` says so and changes nothing.
+#[tokio::test]
+async fn cutover_of_a_mariadb_source_is_refused_with_what_to_do_instead() {
+    let (blue, green, db) = pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
+    let (_dir, mut t) = started(&blue, &green, &db, "").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--when-lag", "1s", "--config"])
+        .arg(t.config_path())
+        .output()
+        .expect("cutover");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("not built yet") && text.contains("read_only"), "{text}");
+    assert_eq!(blue.execute(None, "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
