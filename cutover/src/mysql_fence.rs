@@ -41,7 +41,7 @@ impl ReadOnlyFence {
         let own = format!("'{}'@", self.own_user);
         Ok(rows
             .into_iter()
-            .filter(|(grantee, _)| !grantee.starts_with(&own) && !grantee.starts_with("'root'@") && !grantee.starts_with("'mariadb.sys'@"))
+            .filter(|(grantee, _)| !grantee.starts_with(&own) && !grantee.starts_with("'mariadb.sys'@"))
             // information_schema spells it READ_ONLY ADMIN; the grammar takes READ ONLY ADMIN.
             .map(|(grantee, privilege)| (grantee.clone(), format!("REVOKE {} ON *.* FROM {grantee};", privilege.replace('_', " "))))
             .collect())
@@ -72,7 +72,7 @@ impl ReadOnlyFence {
         let sessions: Vec<(u64, String, String)> = blue
             .exec(
                 "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER <> ? \
-                 AND USER NOT IN ('system user', 'event_scheduler', 'root') AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')",
+                 AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')",
                 (&self.own_user,),
             )
             .await

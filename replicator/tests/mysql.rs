@@ -10,43 +10,12 @@ use common::*;
 use std::time::{Duration, Instant};
 use turnout_testbed::MariaDbServer;
 
-/// Blue (server_id 1) and green (server_id 2), each with the same new database.
-fn pair() -> (MariaDbServer, MariaDbServer, String) {
-    let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
-        let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
-        (b.join().expect("blue thread"), g.join().expect("green thread"))
-    });
-    let db = blue.create_database("app").expect("db");
-    // Green's own statements must not enter its binlog with blue's GTIDs.
-    green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE `{db}`")).expect("green db");
-    (blue, green, db)
-}
-
-/// Every row of `table` as text: each column's bytes in hex (`N` for NULL), sorted.
-fn rows(server: &MariaDbServer, db: &str, table: &str) -> Vec<String> {
-    let cols = server
-        .execute(
-            Some(db),
-            &format!("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"),
-        )
-        .unwrap_or_else(|e| panic!("{table}: {e}"));
-    let exprs: Vec<String> = cols.lines().map(|c| format!("IFNULL(HEX(CAST(`{}` AS BINARY)), 'N')", c.replace('`', "``"))).collect();
-    if exprs.is_empty() {
-        return vec![format!("(no table {table})")];
-    }
-    let out = server.execute(Some(db), &format!("SELECT CONCAT_WS('|', {}) FROM `{table}`", exprs.join(", "))).unwrap_or_else(|e| panic!("{table}: {e}"));
-    let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
-    v.sort();
-    v
-}
-
 /// Waits until green holds exactly blue's rows in every table, then asserts it.
 async fn assert_same(blue: &MariaDbServer, green: &MariaDbServer, db: &str, tables: &[&str], t: &mut Turnout) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let b: Vec<Vec<String>> = tables.iter().map(|x| rows(blue, db, x)).collect();
-        let g: Vec<Vec<String>> = tables.iter().map(|x| rows(green, db, x)).collect();
+        let b: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(blue, db, x)).collect();
+        let g: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(green, db, x)).collect();
         if b == g {
             return;
         }
@@ -109,7 +78,7 @@ const TABLES: &[&str] = &["ints", "nums", "temporal", "strs", "enums", "docs", "
 
 #[tokio::test]
 async fn snapshot_then_binlog_streaming_keeps_every_type_and_key_exact() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), TYPES).expect("schema");
     blue.execute(Some(&db), ROWS).expect("snapshot rows");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
@@ -144,7 +113,7 @@ async fn snapshot_then_binlog_streaming_keeps_every_type_and_key_exact() {
 
 #[tokio::test]
 async fn an_added_column_is_applied_on_green_and_other_ddl_stops_naming_the_statement() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10)) ENGINE=InnoDB; INSERT INTO t VALUES (1, 'one')").expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     blue.execute(Some(&db), "ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 7, ADD INDEX (a); INSERT INTO t VALUES (2, 'two', 8)").expect("alter");
@@ -157,7 +126,7 @@ async fn an_added_column_is_applied_on_green_and_other_ddl_stops_naming_the_stat
 
 #[tokio::test]
 async fn a_transaction_far_beyond_the_memory_budget_is_spilled_and_applied_whole() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(100)) ENGINE=InnoDB").expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "[apply]\nmemory_budget = \"8MiB\"\n").await;
     blue.execute(Some(&db), "INSERT INTO big SELECT seq, REPEAT('x', 100) FROM seq_1_to_200000").expect("large transaction");
@@ -168,7 +137,7 @@ async fn a_transaction_far_beyond_the_memory_budget_is_spilled_and_applied_whole
 
 #[tokio::test]
 async fn kill_9_at_several_points_and_restarts_of_blue_and_green_lose_and_double_nothing() {
-    let (mut blue, mut green, db) = pair();
+    let (mut blue, mut green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE events (n INT, note VARCHAR(20)) ENGINE=InnoDB; CREATE TABLE c (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO c VALUES (1, 0)")
         .expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
@@ -201,7 +170,7 @@ async fn kill_9_at_several_points_and_restarts_of_blue_and_green_lose_and_double
 
 #[tokio::test]
 async fn a_myisam_table_is_refused_by_check_and_run_with_the_fix() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE m (id INT PRIMARY KEY) ENGINE=MyISAM").expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
@@ -216,7 +185,7 @@ async fn a_myisam_table_is_refused_by_check_and_run_with_the_fix() {
 
 #[tokio::test]
 async fn check_passes_a_correct_setup_and_names_a_wrong_binlog_setting_with_the_fix() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
@@ -234,7 +203,7 @@ async fn check_passes_a_correct_setup_and_names_a_wrong_binlog_setting_with_the_
 
 #[tokio::test]
 async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB; INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000").expect("rows");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     assert_same(&blue, &green, &db, &["a"], &mut t).await;
@@ -254,7 +223,7 @@ async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
 /// same way, and must not where blue's session had `foreign_key_checks = 0`.
 #[tokio::test]
 async fn foreign_key_cascades_happen_on_green_as_on_blue_and_unchecked_sessions_do_not_cascade() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(
         Some(&db),
         "CREATE TABLE parent (id INT PRIMARY KEY, code VARCHAR(10) UNIQUE) ENGINE=InnoDB;
@@ -290,7 +259,7 @@ async fn foreign_key_cascades_happen_on_green_as_on_blue_and_unchecked_sessions_
 /// `[tables]` patterns on MySQL name tables case-sensitively within the source database.
 #[tokio::test]
 async fn table_patterns_select_mysql_tables_by_their_exact_names() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(
         Some(&db),
         "CREATE TABLE `Orders` (id INT PRIMARY KEY) ENGINE=InnoDB; CREATE TABLE orders (id INT PRIMARY KEY) ENGINE=InnoDB;
@@ -301,8 +270,8 @@ async fn table_patterns_select_mysql_tables_by_their_exact_names() {
     let (_dir, mut t) = started(&blue, &green, &db, "[tables]\ninclude = [\"Orders\", \"audit_*\"]\nexclude = [\"audit_log\"]\n").await;
     blue.execute(Some(&db), "INSERT INTO `Orders` VALUES (10); INSERT INTO orders VALUES (20); INSERT INTO audit_log VALUES (30)").expect("writes");
     assert_same(&blue, &green, &db, &["Orders"], &mut t).await;
-    assert_eq!(rows(&green, &db, "orders"), vec!["(no table orders)".to_owned()]);
-    assert_eq!(rows(&green, &db, "audit_log"), vec!["(no table audit_log)".to_owned()]);
+    assert_eq!(maria_rows(&green, &db, "orders"), vec!["(no table orders)".to_owned()]);
+    assert_eq!(maria_rows(&green, &db, "audit_log"), vec!["(no table audit_log)".to_owned()]);
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 
@@ -310,7 +279,7 @@ async fn table_patterns_select_mysql_tables_by_their_exact_names() {
 /// turnout's database on green, the state directory; a second teardown finds nothing and succeeds.
 #[tokio::test]
 async fn teardown_removes_what_turnout_created_on_both_sides() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t VALUES (1)").expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     assert_same(&blue, &green, &db, &["t"], &mut t).await;
@@ -343,7 +312,7 @@ async fn teardown_removes_what_turnout_created_on_both_sides() {
 #[tokio::test]
 async fn a_row_missing_on_green_stops_replication_and_nothing_of_its_batch_is_kept() {
     for table in ["t", "u"] {
-        let (blue, green, db) = pair();
+        let (blue, green, db) = maria_pair();
         blue.execute(
             Some(&db),
             "CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; CREATE TABLE u (id INT PRIMARY KEY, v INT, UNIQUE KEY (id, v)) ENGINE=InnoDB;
@@ -367,7 +336,7 @@ async fn a_row_missing_on_green_stops_replication_and_nothing_of_its_batch_is_ke
 /// are folded to their net effect and on one applied in blue's order.
 #[tokio::test]
 async fn a_backlog_of_mixed_changes_to_the_same_rows_arrives_exactly() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(
         Some(&db),
         "CREATE TABLE f (id BIGINT UNSIGNED PRIMARY KEY, v INT, b VARBINARY(20), g INT AS (v * 2) STORED) ENGINE=InnoDB;
@@ -413,7 +382,7 @@ async fn a_backlog_of_mixed_changes_to_the_same_rows_arrives_exactly() {
 /// once — negative, sparse and the largest unsigned keys included — and arrives whole.
 #[tokio::test]
 async fn a_large_table_is_copied_in_primary_key_ranges_and_arrives_whole() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(
         Some(&db),
         "CREATE TABLE big (id BIGINT PRIMARY KEY, pad VARCHAR(200)) ENGINE=InnoDB;
@@ -441,7 +410,7 @@ async fn a_large_table_is_copied_in_primary_key_ranges_and_arrives_whole() {
 /// diverge silently (the cascade is not in the binlog): check and run refuse it, naming both.
 #[tokio::test]
 async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
-    let (blue, green, db) = pair();
+    let (blue, green, db) = maria_pair();
     blue.execute(
         Some(&db),
         "CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB;
@@ -461,20 +430,3 @@ async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
     assert!(t.log_text().contains("child_p (ON DELETE CASCADE)"), "{}", t.log_text());
 }
 
-/// Cutover of a MariaDB blue is not built: `turnout cutover` says so and changes nothing.
-#[tokio::test]
-async fn cutover_of_a_mariadb_source_is_refused_with_what_to_do_instead() {
-    let (blue, green, db) = pair();
-    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
-    let (_dir, mut t) = started(&blue, &green, &db, "").await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
-        .args(["cutover", "--when-lag", "1s", "--config"])
-        .arg(t.config_path())
-        .output()
-        .expect("cutover");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("not built yet") && text.contains("read_only"), "{text}");
-    assert_eq!(blue.execute(None, "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0");
-    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
-}

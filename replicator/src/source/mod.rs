@@ -40,11 +40,20 @@ impl Names {
 
 /// The heartbeat table on sources whose stream carries no messages (PostgreSQL 13, MySQL/MariaDB): one
 /// row `(id = 1, at_us)` rewritten with blue's clock in microseconds every heartbeat interval, created
-/// in the replicated schema before the snapshot and replicated like any table.
+/// in the replicated schema before the snapshot and replicated like any table. On MySQL/MariaDB the row
+/// `(id = 2, at_us)` is the cutover sentinel: `at_us` holds the cutover's id (a 64-bit number), and
+/// the stream turns the change into the sentinel message the pipeline tracks.
 pub const HEARTBEAT_TABLE: &str = "turnout_heartbeat";
 
-/// Blue's clock from a change to the heartbeat table, if `event` is one.
-pub fn heartbeat_from_table(event: &ChangeEvent) -> Option<turnout_decoders::Timestamp> {
+/// The `id` of the heartbeat row.
+pub const HEARTBEAT_ROW: i64 = 1;
+
+/// The `id` of the cutover sentinel row.
+pub const SENTINEL_ROW: i64 = 2;
+
+/// `(id, at_us)` of a row written to the heartbeat table, if `event` is such a write.
+fn heartbeat_table_row(event: &ChangeEvent) -> Option<(i64, i64)> {
+    use turnout_decoders::Value;
     let (table, row) = match event {
         ChangeEvent::Insert { table, after, .. } | ChangeEvent::Update { table, after, .. } => (table, after),
         _ => return None,
@@ -52,9 +61,31 @@ pub fn heartbeat_from_table(event: &ChangeEvent) -> Option<turnout_decoders::Tim
     if table.name.name != HEARTBEAT_TABLE {
         return None;
     }
-    let at = table.columns.iter().position(|c| c.name == "at_us")?;
-    match row.get(at)? {
-        turnout_decoders::Value::Int8(us) => Some(turnout_decoders::Timestamp(*us)),
+    let column = |name: &str| -> Option<i64> {
+        let at = table.columns.iter().position(|c| c.name == name)?;
+        match row.get(at)? {
+            Value::Int2(v) => Some(i64::from(*v)),
+            Value::Int4(v) => Some(i64::from(*v)),
+            Value::Int8(v) => Some(*v),
+            _ => None,
+        }
+    };
+    Some((column("id")?, column("at_us")?))
+}
+
+/// Blue's clock from a change to the heartbeat row, if `event` is one.
+pub fn heartbeat_from_table(event: &ChangeEvent) -> Option<turnout_decoders::Timestamp> {
+    match heartbeat_table_row(event)? {
+        (HEARTBEAT_ROW, us) => Some(turnout_decoders::Timestamp(us)),
+        _ => None,
+    }
+}
+
+/// The cutover id a change to the sentinel row carries (as the cutover prints it: 16 hex digits).
+pub fn sentinel_from_table(event: &ChangeEvent) -> Option<String> {
+    match heartbeat_table_row(event)? {
+        // The id is stored as the signed 64-bit number with the same bits.
+        (SENTINEL_ROW, id) => Some(format!("{:016x}", id.cast_unsigned())),
         _ => None,
     }
 }

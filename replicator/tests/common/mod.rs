@@ -256,3 +256,35 @@ pub async fn wait_exit(t: &mut Turnout) -> i32 {
     }
 }
 
+
+/// Blue (server_id 1) and green (server_id 2), each with the same new database.
+pub fn maria_pair() -> (turnout_testbed::MariaDbServer, turnout_testbed::MariaDbServer, String) {
+    let (blue, green) = std::thread::scope(|s| {
+        let b = s.spawn(|| turnout_testbed::MariaDbServer::start_with(1).expect("blue"));
+        let g = s.spawn(|| turnout_testbed::MariaDbServer::start_with(2).expect("green"));
+        (b.join().expect("blue thread"), g.join().expect("green thread"))
+    });
+    let db = blue.create_database("app").expect("db");
+    // Green's own statements must not enter its binlog with blue's GTIDs.
+    green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE `{db}`")).expect("green db");
+    (blue, green, db)
+}
+
+/// Every row of `table` as text: each column's bytes in hex (`N` for NULL), sorted.
+pub fn maria_rows(server: &turnout_testbed::MariaDbServer, db: &str, table: &str) -> Vec<String> {
+    let cols = server
+        .execute(
+            Some(db),
+            &format!("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"),
+        )
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+    let exprs: Vec<String> = cols.lines().map(|c| format!("IFNULL(HEX(CAST(`{}` AS BINARY)), 'N')", c.replace('`', "``"))).collect();
+    if exprs.is_empty() {
+        return vec![format!("(no table {table})")];
+    }
+    let out = server.execute(Some(db), &format!("SELECT CONCAT_WS('|', {}) FROM `{table}`", exprs.join(", "))).unwrap_or_else(|e| panic!("{table}: {e}"));
+    let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+

@@ -47,11 +47,13 @@ impl MySqlAdmin {
         Ok(MySqlAdmin { config: config.clone(), names, blue, server_id })
     }
 
-    /// Which tables the stream replicates: the filter's, in blue's database, and the heartbeat table.
-    fn selector(&self) -> Result<turnout_decoders::mysql::decoder::TableSelector, Error> {
+    /// Which tables the stream replicates: the filter's, in blue's database, and the heartbeat table —
+    /// never a MariaDB SEQUENCE (`sequences`): a sequence's binlog rows record its cache refills, and
+    /// green's sequences are set at the snapshot and moved beyond blue's at cutover instead.
+    fn selector(&self, sequences: Vec<String>) -> Result<turnout_decoders::mysql::decoder::TableSelector, Error> {
         let filter = self.config.table_filter()?;
         let db = database(&self.blue);
-        Ok(Box::new(move |t: &TableName| t.schema == db && (t.name == HEARTBEAT_TABLE || filter.selects(t))))
+        Ok(Box::new(move |t: &TableName| t.schema == db && (t.name == HEARTBEAT_TABLE || (filter.selects(t) && !sequences.contains(&t.name)))))
     }
 }
 
@@ -108,7 +110,11 @@ impl SourceAdmin for MySqlAdmin {
         let Position::Binlog(b) = from else {
             return Err(Error::Setup(format!("a binlog stream cannot start at the non-binlog position {from}")));
         };
-        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector()?, self.config.receive_timeout()).await
+        let sequences = {
+            let mut blue = connect(&self.blue, "blue").await?;
+            super::catalog::sequences(&mut blue, &database(&self.blue)).await?
+        };
+        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector(sequences)?, self.config.receive_timeout()).await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -179,6 +185,7 @@ impl MySqlAdmin {
             let to_create: Vec<TableName> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.clone()).collect();
             tracing::info!(tables = to_create.len(), "copying the schema to green (SHOW CREATE TABLE)");
             snapshot::copy_schema(blue, &mut green, &to_create).await?;
+            snapshot::copy_sequences(blue, &mut green, &database(&self.blue), &database(&green_opts)).await?;
         } else if !missing.is_empty() {
             return Err(Error::Setup(format!(
                 "green has some of blue's tables but lacks {}; create them on green or drop the others so turnout copies the whole schema",

@@ -37,6 +37,13 @@ pub async fn tables(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<
         .collect())
 }
 
+/// The MariaDB SEQUENCE objects of `database`, by name.
+pub async fn sequences(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<String>, Error> {
+    conn.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME", (database,))
+        .await
+        .map_err(|e| sql_error("blue", "listing the sequences", e))
+}
+
 /// Applies `filter` to blue's tables. Tables without a primary key replicate (rows are matched on every
 /// column); tables of another engine than InnoDB are listed by [`non_transactional`].
 pub async fn select_tables(conn: &mut mysql_async::Conn, database: &str, filter: &TableFilter) -> Result<(Selection, Vec<TableInfo>), Error> {

@@ -133,6 +133,9 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     } else {
         f.fail(format!("the account lacks {}", missing.join(", ")), format!("GRANT {} ON *.* TO {user};", missing.join(", ")));
     }
+    if config.cutover.fence == crate::config::Fence::ReadOnly {
+        check_fence(&mut conn, &g, &user, opts, &mut f).await;
+    }
     let on_db = g.lines().any(|l| (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* ")) && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE"))));
     if on_db {
         f.ok(format!("SELECT and CREATE on {db} (reading tables, the heartbeat table)"));
@@ -172,6 +175,28 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
         },
     }
     f
+}
+
+/// The read-only fence: turnout's account may set `read_only`, write its sentinel under it and end
+/// other sessions; every other account that could still write under it is a warning with the REVOKE.
+async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, user: &str, opts: &mysql_async::Opts, f: &mut Findings) {
+    if ["SUPER", "READ ONLY ADMIN", "READ_ONLY ADMIN"].iter().any(|p| has_global(grants, p)) {
+        f.ok("cutover: the account may set read_only and write its sentinel under it");
+    } else {
+        f.fail(
+            "cutover (fence read-only): the account may not set read_only, write under it or end other sessions",
+            format!("GRANT READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO {user}; (SUPER before MariaDB 10.11)"),
+        );
+    }
+    let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned() };
+    match fence.unfenced_accounts(conn).await {
+        Ok(accounts) => {
+            for (account, revoke) in accounts {
+                f.warn(format!("cutover: account {account} can still write while blue is read-only (READ ONLY ADMIN or SUPER)"), revoke);
+            }
+        }
+        Err(e) => f.warn(format!("cutover: cannot list the accounts read_only does not stop: {e}"), "grant the account SELECT on mysql.user"),
+    }
 }
 
 async fn check_target(opts: &mysql_async::Opts) -> Findings {

@@ -46,6 +46,34 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
     Ok(())
 }
 
+/// Creates blue's MariaDB sequences (`blue_db`) on green (`green_db`) where green lacks them, each
+/// with blue's definition and next value (`SETVAL`). Sequences do not replicate: at cutover green's are
+/// moved beyond blue's.
+pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, blue_db: &str, green_db: &str) -> Result<(), Error> {
+    let on_green = super::catalog::sequences(green, green_db).await?;
+    for name in super::catalog::sequences(blue, blue_db).await? {
+        if on_green.contains(&name) {
+            continue;
+        }
+        let from = format!("{}.{}", quote(blue_db), quote(&name));
+        let to = format!("{}.{}", quote(green_db), quote(&name));
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            blue.query_first(format!("SHOW CREATE SEQUENCE {from}")).await.map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
+        let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for sequence {from}"))) };
+        green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
+        green.query_drop(String::from_utf8_lossy(&ddl).into_owned()).await.map_err(|e| Error::Setup(format!("creating sequence {to} on green: {e}")))?;
+        let next: Option<String> = blue
+            .query_first(format!("SELECT CAST(next_not_cached_value AS CHAR) FROM {from}"))
+            .await
+            .map_err(|e| sql_error("blue", &format!("reading sequence {from}"), e))?;
+        if let Some(next) = next.filter(|n| n.parse::<i128>().is_ok()) {
+            // The third argument 0: `next` itself has not been handed out yet.
+            green.query_drop(format!("SELECT SETVAL({to}, {next}, 0)")).await.map_err(|e| sql_error("green", &format!("setting sequence {to}"), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The model type of a column from information_schema, for the literal renderer.
 fn column_type(c: &ColumnInfo, unsigned: bool) -> MySqlType {
     let code = match c.data_type.as_str() {

@@ -18,7 +18,8 @@ use mysql_async::prelude::Queryable;
 use std::collections::VecDeque;
 use std::time::Duration;
 use turnout_decoders::mysql::decoder::{BinlogDecoder, TableSelector};
-use turnout_decoders::{DecodeError, GtidState};
+use crate::pipeline::assemble::SENTINEL_PREFIX;
+use turnout_decoders::{BinlogPosition, ChangeEvent, DecodeError, GtidState, Position};
 use turnout_sinks::Durable;
 
 /// A running binlog dump from blue.
@@ -85,7 +86,14 @@ impl MySqlSource {
         let decoded = self.decoder.decode(&raw).map_err(Error::Source)?;
         let mut log_end = decoded.log_end;
         for event in decoded.events {
+            let sentinel = crate::source::sentinel_from_table(&event);
             self.queue.push_back(SourceMessage::Event { event, log_end: log_end.take() });
+            if let Some(id) = sentinel {
+                // The sentinel row's change becomes the sentinel message of its transaction.
+                let position = Position::Binlog(BinlogPosition { file: self.decoder.file().to_owned(), offset: 0, gtids: self.decoder.gtids().clone() });
+                let event = ChangeEvent::Message { xid: None, transactional: true, position, prefix: SENTINEL_PREFIX.into(), content: id.into_bytes().into() };
+                self.queue.push_back(SourceMessage::Event { event, log_end: None });
+            }
         }
         if let Some(end) = log_end {
             self.queue.push_back(SourceMessage::LogEnd(end));

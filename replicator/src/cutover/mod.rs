@@ -1,11 +1,15 @@
-//! The cutover procedure run by the sidecar (DESIGN.md "Cutover"), started by `POST /cutover`.
+//! The cutover procedure run by the sidecar (DESIGN.md "Cutover"), started by `POST /cutover`, the
+//! same for every source; what differs per source (the fence, the sentinel, the counters) is a
+//! [`Procedure`]: [`pg::PgCutover`] and [`mysql::MySqlCutover`].
 //!
 //! Steps: wait until the snapshot is done and lag stays under `--when-lag` (up to `--timeout`) → move
-//! every sequence on green 1000 values ahead of blue (writes still flowing) → fence writes on blue →
-//! write a sentinel (`pg_logical_emit_message(true, 'turnout.fence', <id>)`) and wait until green has
-//! durably applied exactly its transaction → read blue's sequences once and top up any that overtook
-//! the margin → switch traffic → stop forward apply, reporting the measured write pause. Only the fence,
-//! the sentinel, one sequence read and the switch fall inside the pause.
+//! every sequence / AUTO_INCREMENT counter on green ahead of blue (writes still flowing) → fence writes
+//! on blue → write a sentinel (PostgreSQL: `pg_logical_emit_message(true, 'turnout.fence', <id>)`;
+//! MySQL/MariaDB: row 2 of the heartbeat table, written by turnout's session, which `read_only`
+//! exempts) and wait until green has durably applied exactly its transaction → read blue's counters
+//! once and top up any that overtook the margin → make green writable → switch traffic → stop forward
+//! apply, reporting the measured write pause. Only the fence, the sentinel, one counter read and the
+//! switch fall inside the pause.
 //!
 //! Guarantees:
 //! - Every step is journaled in the state store (synced) *before* it acts. A failure before the switch,
@@ -16,23 +20,57 @@
 //! - After a completed cutover this stream refuses to replicate again (blue is no longer the source of
 //!   truth).
 
-use crate::config::{Config, Fence, Switch};
+mod mysql;
+mod pg;
+
+use crate::config::{Config, SourceKind, Switch};
 use crate::error::Error;
 use crate::state::StateStore;
 use crate::status::{Phase, Status};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio_postgres::Client;
-use turnout_cutover::{BlueGreen, PgBouncerAdmin, TrafficSwitch, WriteFence};
+use turnout_cutover::{BlueGreen, TrafficSwitch};
 
-/// Values green's sequences are moved ahead of blue's before the fence, so that normally nothing is
-/// written on green while writes are paused.
-const SEQUENCE_MARGIN: u32 = 1_000;
+pub use pg::build;
 
 /// The logical-message prefix of the cutover sentinel.
 pub use crate::pipeline::assemble::SENTINEL_PREFIX as FENCE_PREFIX;
+
+/// What a cutover does on the source's side. Errors are one line for the operator, naming the thing
+/// and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).
+pub(crate) trait Procedure: Send {
+    /// `pgbouncer`, `read-only` or `none`, as in `cutover.fence`.
+    fn fence_kind(&self) -> &'static str;
+
+    /// Refusals before anything changes (e.g. a server too old), and warnings to print (accounts the
+    /// fence cannot stop).
+    fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+
+    /// Checks, changing nothing, that the fence can be applied.
+    fn check_fence(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Moves green's counters (sequences, AUTO_INCREMENT) ahead of blue's with a margin while writes
+    /// still flow; returns what it did.
+    fn counters_ahead(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// Fences writes on blue within `budget`; returns what it did.
+    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// Commits the sentinel transaction carrying `id` on blue.
+    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Inside the pause: reads blue's final counters once and tops up green's; returns what it did.
+    fn top_up(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
+    fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, String>> + Send;
+
+    /// Lifts the fence (safe after a failed or partial fence); returns what it did.
+    fn undo(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+}
 
 /// Where a cutover is; journaled before each step acts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,12 +184,6 @@ impl Controller {
 
     /// Starts a cutover in the background. Refused while one runs or after one completed.
     pub fn start(self: &Arc<Self>, request: Request) -> Result<String, String> {
-        if self.config.source_kind() == crate::config::SourceKind::MySql {
-            return Err("cutover of a MySQL/MariaDB source is not built yet (replication, lag, verify and teardown are); \
-                        cut over by hand: set blue read_only, wait until `turnout status` shows lag 0 and `turnout verify` passes, \
-                        then move traffic"
-                .into());
-        }
         {
             let mut p = lock(&self.progress);
             match p.outcome.as_deref() {
@@ -189,10 +221,19 @@ impl Controller {
 
     /// Checks every precondition and prints the plan, changing nothing.
     async fn dry_run(&self, request: &Request) -> Result<(), Error> {
-        let (fence, switch) = build(&self.config)?;
-        let blue = blue_session(&self.config).await?;
-        self.say(format!("dry run: fence = {}, switch = {}", fence.kind(), switch.kind()));
-        fence.check(&blue).await.map_err(cutover_error)?;
+        match self.config.source_kind() {
+            SourceKind::Pg => self.dry_run_with(pg::PgCutover::connect(&self.config).await?, request).await,
+            SourceKind::MySql => self.dry_run_with(mysql::MySqlCutover::connect(&self.config).await?, request).await,
+        }
+    }
+
+    async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
+        let switch = build_switch(&self.config)?;
+        self.say(format!("dry run: fence = {}, switch = {}", procedure.fence_kind(), switch.kind()));
+        for warning in procedure.preflight().await.map_err(Error::Setup)? {
+            self.say(format!("WARNING: {warning}"));
+        }
+        procedure.check_fence().await.map_err(Error::Setup)?;
         self.say("fence: ready");
         switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;
         self.say("switch: ready");
@@ -210,20 +251,25 @@ impl Controller {
     }
 
     async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
-        let (fence, switch) = build(&self.config)?;
+        match self.config.source_kind() {
+            SourceKind::Pg => self.run_with(pg::PgCutover::connect(&self.config).await?, id, request).await,
+            SourceKind::MySql => self.run_with(mysql::MySqlCutover::connect(&self.config).await?, id, request).await,
+        }
+    }
+
+    async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
+        let switch = build_switch(&self.config)?;
         let mut journal = Journal {
             id: id.to_owned(),
             step: Step::Waiting,
-            fence: fence.kind().into(),
+            fence: procedure.fence_kind().into(),
             switch: switch.kind().into(),
             message: None,
         };
         self.journal(&mut journal, Step::Waiting, None)?;
-        let blue = blue_session(&self.config).await?;
-        let supported: bool =
-            blue.query_one("SELECT current_setting('server_version_num')::int >= 140000", &[]).await.map_err(Error::blue("reading the server version"))?.get(0);
-        if !supported {
-            return self.fail(&mut journal, "cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into());
+        match procedure.preflight().await {
+            Ok(warnings) => warnings.into_iter().for_each(|w| self.say(format!("WARNING: {w}"))),
+            Err(reason) => return self.fail(&mut journal, reason),
         }
         let threshold = Duration::from_millis(request.when_lag_ms);
         self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
@@ -231,68 +277,55 @@ impl Controller {
             return self.fail(&mut journal, reason);
         }
         // Checked (and console sessions opened) before writes pause.
-        if let Err(e) = fence.check(&blue).await {
+        if let Err(e) = procedure.check_fence().await {
             return self.fail(&mut journal, format!("the fence is not ready: {e}"));
         }
         if let Err(e) = switch.check(Duration::from_secs(10)).await {
             return self.fail(&mut journal, format!("the switch is not ready: {e}"));
         }
-        // Sequences go ahead of blue before writes pause; inside the pause one read of blue checks them.
-        let green = match turnout_sinks::pg::connect(self.config.target.url.expose()).await {
-            Ok(g) => g,
-            Err(e) => return self.fail(&mut journal, format!("connecting to green for the sequences: {e}")),
-        };
-        let plan = match turnout_cutover::sync_sequences_ahead(&blue, &green, SEQUENCE_MARGIN).await {
-            Ok((seqs, plan)) => {
-                self.say(format!(
-                    "moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue",
-                    seqs.iter().filter(|s| s.changed).count(),
-                    seqs.len()
-                ));
-                plan
-            }
-            Err(e) => return self.fail(&mut journal, format!("syncing sequences failed: {e}")),
-        };
+        // Counters go ahead of blue before writes pause; inside the pause one read of blue checks them.
+        match procedure.counters_ahead().await {
+            Ok(line) => self.say(line),
+            Err(reason) => return self.fail(&mut journal, reason),
+        }
         // Fence. Journaled first: a crash from here on is undone on restart.
         self.journal(&mut journal, Step::Fencing, None)?;
         let pause_budget = Duration::from_millis(request.max_pause_ms);
         let fenced_at = Instant::now();
-        match fence.apply(&blue, pause_budget).await {
-            Ok(report) => self.say(format!(
-                "fenced writes on blue ({}) in {} ms{}",
-                fence.kind(),
-                report.took.as_millis(),
-                if report.ended_sessions.is_empty() { String::new() } else { format!("; ended {} sessions", report.ended_sessions.len()) }
-            )),
-            Err(e) => return self.undo(&fence, &blue, &mut journal, format!("fencing failed: {e}")).await,
+        match procedure.fence(pause_budget).await {
+            Ok(line) => self.say(line),
+            Err(e) => return self.undo(&mut procedure, &mut journal, format!("fencing failed: {e}")).await,
         }
         let deadline = fenced_at + pause_budget;
         // Sentinel: written after the fence, so every write acknowledged before it precedes it.
-        let sentinel = match self.sentinel(&blue, id, deadline).await {
+        let sentinel = match self.sentinel(&mut procedure, id, deadline).await {
             Ok(at) => at,
-            Err(reason) => return self.undo(&fence, &blue, &mut journal, reason).await,
+            Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
         self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
-        let synced = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), plan.top_up(&blue, &green)).await;
-        match synced {
-            Ok(Ok(moved)) => self.say(format!("checked {} sequences against blue ({moved} topped up on green)", plan.len())),
-            Ok(Err(e)) => return self.undo(&fence, &blue, &mut journal, format!("syncing sequences failed: {e}")).await,
-            Err(_) => return self.undo(&fence, &blue, &mut journal, pause_exceeded(request)).await,
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
+            Ok(Ok(line)) => self.say(line),
+            Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
+            Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
         self.journal(&mut journal, Step::SequencesSynced, None)?;
         if Instant::now() >= deadline {
-            return self.undo(&fence, &blue, &mut journal, pause_exceeded(request)).await;
+            return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
         }
         // Switch. From here on a failure is completed, not undone: green has everything.
         self.journal(&mut journal, Step::Switching, None)?;
-        let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
-        let report = switch.to_green(urls, Duration::from_secs(30)).await.map_err(|e| {
+        let completed = |e: String| {
             Error::Setup(format!(
                 "switching traffic to green failed after green was proven complete: {e}; blue stays fenced. Fix the cause and \
                  restart `turnout run` — it completes the switch from the journal"
             ))
-        })?;
+        };
+        if let Some(line) = procedure.open_green().await.map_err(completed)? {
+            self.say(line);
+        }
+        let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
+        let report = switch.to_green(urls, Duration::from_secs(30)).await.map_err(|e| completed(e.to_string()))?;
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to green ({}): {}", switch.kind(), report.summary));
         // Forward apply stops: green now takes writes.
@@ -332,12 +365,12 @@ impl Controller {
     }
 
     /// Writes the sentinel on blue and waits until green durably applied its transaction.
-    async fn sentinel(&self, blue: &Client, id: &str, deadline: Instant) -> Result<turnout_decoders::Position, String> {
-        blue.batch_execute(&format!(
-            "BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{FENCE_PREFIX}', '{id}'); COMMIT"
-        ))
-        .await
-        .map_err(|e| format!("writing the sentinel on blue failed: {e}"))?;
+    async fn sentinel<P: Procedure>(&self, procedure: &mut P, id: &str, deadline: Instant) -> Result<turnout_decoders::Position, String> {
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("writing the sentinel on blue failed: {e}")),
+            Err(_) => return Err("writing the sentinel on blue took longer than --max-pause; the fence was undone".into()),
+        }
         loop {
             if let Some(commit) = self.status.fence_commit(id) {
                 if self.status.applied().is_some_and(|applied| applied >= commit) {
@@ -351,9 +384,9 @@ impl Controller {
         }
     }
 
-    async fn undo(&self, fence: &WriteFence, blue: &Client, journal: &mut Journal, reason: String) -> Result<(), Error> {
-        match fence.undo(blue).await {
-            Ok(()) => self.say(format!("undid the fence ({}): blue takes writes again", fence.kind())),
+    async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: String) -> Result<(), Error> {
+        match procedure.undo().await {
+            Ok(line) => self.say(line),
             Err(e) => {
                 let msg = format!("{reason}; UNDOING THE FENCE FAILED: {e} — blue may still refuse writes; fix and restart `turnout run`, which retries the undo");
                 self.journal(journal, Step::Fencing, Some(msg.clone()))?;
@@ -382,46 +415,11 @@ fn cutover_error(e: turnout_cutover::CutoverError) -> Error {
     Error::Setup(e.to_string())
 }
 
-/// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences.
-async fn blue_session(config: &Config) -> Result<Client, Error> {
-    turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)
-}
-
-/// The fence and switch the configuration asks for.
-pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
+/// The traffic switch the configuration asks for.
+pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
     let c = &config.cutover;
-    let blue_db = config.source_options()?.database;
-    // One admin handle (and so one console session) shared by the fence and the switch.
-    let shared = match &c.pgbouncer {
-        Some(p) if c.fence == Fence::Pgbouncer || c.switch == Switch::Pgbouncer => {
-            let url = p.admin_url.as_ref().ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing"))?;
-            Some(PgBouncerAdmin::from_url(url.expose()).map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?)
-        }
-        _ => None,
-    };
-    let admin = || -> Result<(PgBouncerAdmin, String), Error> {
-        let p = c.pgbouncer.as_ref().ok_or_else(|| Error::config("cutover.pgbouncer", "is missing"))?;
-        let admin = shared.clone().ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing"))?;
-        Ok((admin, p.database.clone().unwrap_or_else(|| blue_db.clone())))
-    };
-    let fence = match c.fence {
-        Fence::Pgbouncer => {
-            let (admin, database) = admin()?;
-            WriteFence::PgBouncer { admin, database }
-        }
-        Fence::ReadOnly => WriteFence::ReadOnly { database: blue_db.clone() },
-        Fence::None => WriteFence::None,
-    };
-    let switch = match c.switch {
-        Switch::Pgbouncer => {
-            let (admin, database) = admin()?;
-            let config_file = c
-                .pgbouncer
-                .as_ref()
-                .and_then(|p| p.config_file.clone())
-                .ok_or_else(|| Error::config("cutover.pgbouncer.config_file", "is missing"))?;
-            TrafficSwitch::PgBouncer { admin, database, config_file }
-        }
+    Ok(match c.switch {
+        Switch::Pgbouncer => build(config)?.1,
         Switch::Haproxy => {
             let h = c.haproxy.as_ref().ok_or_else(|| Error::config("cutover.haproxy", "is missing"))?;
             TrafficSwitch::HaProxy {
@@ -431,13 +429,23 @@ pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
         }
         Switch::Command => TrafficSwitch::Command { argv: c.command.as_ref().map(|c| c.argv.clone()).unwrap_or_default() },
         Switch::None => TrafficSwitch::None,
-    };
-    Ok((fence, switch))
+    })
 }
 
 /// Settles a cutover interrupted by a crash (see the module documentation). Returns an error when
 /// this stream was cut over and must not replicate again.
 pub async fn recover(config: &Config, state: &StateStore) -> Result<(), Error> {
+    match config.source_kind() {
+        SourceKind::Pg => recover_with(config, state, pg::PgCutover::connect).await,
+        SourceKind::MySql => recover_with(config, state, mysql::MySqlCutover::connect).await,
+    }
+}
+
+async fn recover_with<'c, P: Procedure, F: Future<Output = Result<P, Error>>>(
+    config: &'c Config,
+    state: &StateStore,
+    connect: impl FnOnce(&'c Config) -> F,
+) -> Result<(), Error> {
     let Some(mut journal) = state.cutover_journal()? else { return Ok(()) };
     match journal.step {
         Step::Done => Err(Error::Setup(format!(
@@ -447,9 +455,8 @@ pub async fn recover(config: &Config, state: &StateStore) -> Result<(), Error> {
             journal.message.clone().unwrap_or_default()
         ))),
         step if step.fence_may_be_up() => {
-            let (fence, _) = build(config)?;
-            let blue = blue_session(config).await?;
-            fence.undo(&blue).await.map_err(|e| {
+            let mut procedure = connect(config).await?;
+            procedure.undo().await.map_err(|e| {
                 Error::Setup(format!("cutover {} was interrupted with writes fenced on blue and undoing the fence failed: {e}", journal.id))
             })?;
             tracing::warn!(id = %journal.id, "a cutover was interrupted before its switch; the fence on blue was undone");
@@ -458,11 +465,12 @@ pub async fn recover(config: &Config, state: &StateStore) -> Result<(), Error> {
             state.put_cutover_journal(&journal)
         }
         Step::Switching => {
-            let (_, switch) = build(config)?;
+            let switch = build_switch(config)?;
+            let interrupted = |e: String| Error::Setup(format!("cutover {} was interrupted while switching; completing the switch failed: {e}", journal.id));
+            let mut procedure = connect(config).await?;
+            procedure.open_green().await.map_err(interrupted)?;
             let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
-            switch.to_green(urls, Duration::from_secs(30)).await.map_err(|e| {
-                Error::Setup(format!("cutover {} was interrupted while switching; completing the switch failed: {e}", journal.id))
-            })?;
+            switch.to_green(urls, Duration::from_secs(30)).await.map_err(|e| interrupted(e.to_string()))?;
             tracing::warn!(id = %journal.id, "a cutover was interrupted while switching; the switch to green was completed");
             journal.step = Step::Done;
             journal.message = Some("the switch was completed when turnout restarted".into());

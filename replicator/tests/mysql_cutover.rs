@@ -1,0 +1,402 @@
+//! `turnout cutover` from a MariaDB blue, end to end: real blue and green, haproxy in front of them
+//! with an application writing through it as an ordinary DML account, the real `turnout run` sidecar
+//! and the real `turnout cutover` command.
+
+mod common;
+
+use common::{maria_pair, maria_rows, wait_exit, wait_streaming, Turnout, WAIT};
+use mysql_async::prelude::Queryable;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use turnout_testbed::{HaProxy, MariaDbServer};
+
+/// `t` takes the application's writes; `gap` has an AUTO_INCREMENT counter blue moved past its
+/// last row (deleted rows), and `s` is a sequence blue handed values from.
+const SCHEMA: &str = "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20) NOT NULL) ENGINE=InnoDB;
+CREATE TABLE gap (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;
+CREATE SEQUENCE s;
+CREATE TABLE block (id INT PRIMARY KEY) ENGINE=InnoDB;";
+
+/// The application's account: DML only, the same on blue and green (haproxy sends it to either).
+const APP_USER: &str = "app";
+const APP_PASSWORD: &str = "app-secret";
+
+struct Setup {
+    blue: MariaDbServer,
+    green: MariaDbServer,
+    db: String,
+    proxy: HaProxy,
+    t: Turnout,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
+    let (blue, green, db) = maria_pair();
+    let app = format!("CREATE USER {APP_USER}@'%' IDENTIFIED BY '{APP_PASSWORD}'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO {APP_USER}@'%';");
+    blue.execute(Some(&db), &format!("{SCHEMA}\n{app}")).expect("blue schema");
+    green.execute(None, &format!("SET sql_log_bin = 0; {app}")).expect("green account");
+    let proxy = HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let toml = format!(
+        "[cutover]\nfence = \"{fence}\"\nswitch = \"{switch}\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n{extra}",
+        proxy.admin_socket().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &toml);
+    t.start();
+    wait_streaming(&mut t).await;
+    Setup { blue, green, db, proxy, t, _dir: dir }
+}
+
+impl Setup {
+    /// The application's URL through haproxy.
+    fn through(&self) -> String {
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", self.proxy.port(), self.db)
+    }
+
+    fn app_url(&self, server: &MariaDbServer) -> String {
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", server.port(), self.db)
+    }
+
+    /// Holds a lock on `block` on green (the returned session) and commits a row on blue that green
+    /// therefore cannot apply.
+    async fn block_green(&self) -> mysql_async::Conn {
+        let mut g = conn(&self.green.url(&self.db)).await;
+        g.query_drop("LOCK TABLES block WRITE").await.expect("lock");
+        self.blue.execute(Some(&self.db), "INSERT INTO block VALUES (1)").expect("insert");
+        g
+    }
+
+    async fn wait_lag_over(&mut self, seconds: f64) {
+        let deadline = Instant::now() + WAIT;
+        while self.t.status().and_then(|v| v["lag_seconds"].as_f64()).unwrap_or(0.0) < seconds {
+            assert!(Instant::now() < deadline, "lag never grew\n{}", self.t.log_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Blue is writable, and a write through haproxy lands on blue.
+    async fn assert_blue_serves(&self) {
+        assert!(!read_only(&self.blue), "blue must be writable");
+        let mut c = conn(&self.through()).await;
+        assert_eq!(server_port(&mut c).await, self.blue.port());
+        c.query_drop("INSERT INTO t (note) VALUES ('after')").await.expect("blue takes writes through haproxy");
+    }
+}
+
+async fn conn(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(url).expect("url")).await.expect("connect")
+}
+
+async fn server_port(c: &mut mysql_async::Conn) -> u16 {
+    c.query_first("SELECT @@port").await.expect("port").expect("a row")
+}
+
+fn read_only(server: &MariaDbServer) -> bool {
+    server.execute(None, "SELECT @@GLOBAL.read_only").expect("read_only").trim() == "1"
+}
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Runs `turnout <command>` with the sidecar's configuration and `args` without blocking the test's
+/// other tasks; returns exit code and output.
+async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
+    let config = t.config_path().to_path_buf();
+    let command = command.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output()
+    })
+    .await
+    .expect("join")
+    .expect("turnout");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// An application writing one row per transaction through haproxy, as a client of a read-only fence
+/// must: a failed write is retried on a new connection. Records the ids acknowledged (with the time
+/// and the server's port), and every error.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(i64, Instant, u16)>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_writer(url: String) -> Writer {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (s, a, e) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&errors));
+    let task = tokio::spawn(async move {
+        let opts = mysql_async::Opts::from_url(&url).expect("url");
+        let mut c: Option<(mysql_async::Conn, u16)> = None;
+        while !s.load(Ordering::Relaxed) {
+            if c.is_none() {
+                match mysql_async::Conn::new(opts.clone()).await {
+                    Ok(mut conn) => {
+                        let port = server_port(&mut conn).await;
+                        c = Some((conn, port));
+                    }
+                    Err(err) => {
+                        e.lock().expect("errors").push(format!("connect: {err}"));
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                }
+            }
+            let (conn, port) = c.as_mut().expect("connected");
+            match conn.query_drop("INSERT INTO t (note) VALUES ('w')").await {
+                Ok(()) => {
+                    let id = i64::try_from(conn.last_insert_id().unwrap_or(0)).expect("id");
+                    a.lock().expect("acked").push((id, Instant::now(), *port));
+                }
+                Err(err) => {
+                    e.lock().expect("errors").push(err.to_string());
+                    c = None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+    Writer { stop, acked, errors, task }
+}
+
+impl Writer {
+    async fn finish(self) -> (Vec<(i64, Instant, u16)>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("writer");
+        let acked = self.acked.lock().expect("acked").clone();
+        let errors = self.errors.lock().expect("errors").clone();
+        (acked, errors)
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().expect("acked").len()
+    }
+
+    async fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count() < n {
+            assert!(Instant::now() < deadline, "the writer stalled at {} rows; errors: {:?}", self.count(), self.errors.lock().expect("e"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn ids(server: &MariaDbServer, db: &str, filter: &str) -> Vec<i64> {
+    let out = server.execute(Some(db), &format!("SELECT id FROM t WHERE {filter} ORDER BY id")).expect("ids");
+    out.lines().map(|l| l.trim().parse().expect("id")).collect()
+}
+
+fn number(server: &MariaDbServer, db: &str, sql: &str) -> i64 {
+    server.execute(Some(db), sql).expect(sql).trim().parse().unwrap_or_else(|_| panic!("{sql}: not a number"))
+}
+
+#[tokio::test]
+async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_green() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // Blue's counters ran ahead of what the binlog shows: a rolled-back insert moved `gap`'s
+    // AUTO_INCREMENT, and 40 values were taken from `s`.
+    s.blue
+        .execute(Some(&s.db), "INSERT INTO gap () VALUES (), (); BEGIN; INSERT INTO gap () VALUES (), (), (); ROLLBACK; SELECT NEXTVAL(s) FROM seq_1_to_40")
+        .expect("counters");
+    // Green starts read-only, as a careful operator leaves it: the cutover must open it.
+    s.green.execute(None, "SET GLOBAL read_only = ON").expect("green read-only");
+    let writer = start_writer(s.through());
+    writer.wait_for(200).await;
+    let started = Instant::now();
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    let finished = started.elapsed();
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("fenced writes on blue (read_only = ON)") && out.contains("green applied the sentinel"), "{out}");
+    assert!(out.contains("green was read-only"), "{out}");
+    let after = writer.count();
+    writer.wait_for(after + 100).await;
+    let (acked, errors) = writer.finish().await;
+
+    // Every acknowledged write is on green exactly once (the key makes "once" structural; the
+    // count of the application's rows shows nothing else arrived beyond writes whose outcome the
+    // client could not know — a connection ended mid-statement).
+    let green_ids = ids(&s.green, &s.db, "note = 'w'");
+    let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
+    want.sort_unstable();
+    let missing: Vec<&i64> = want.iter().filter(|id| green_ids.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "acknowledged writes missing on green: {missing:?}");
+    let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
+    assert!(green_ids.len() <= want.len() + unknown, "green has {} rows, {} acknowledged, {unknown} unknown outcomes", green_ids.len(), want.len());
+    // Writes acknowledged after the switch came from green; blue got none of them.
+    let on_green: Vec<i64> = acked.iter().filter(|(_, _, port)| *port == s.green.port()).map(|(id, _, _)| *id).collect();
+    assert!(on_green.len() >= 100, "only {} writes reached green", on_green.len());
+    let blue_ids = ids(&s.blue, &s.db, "note = 'w'");
+    assert!(on_green.iter().all(|id| blue_ids.binary_search(id).is_err()), "a write after the switch reached blue");
+    assert!(blue_ids.iter().all(|id| green_ids.binary_search(id).is_ok()), "blue holds a row green lacks");
+    // Clients saw only the fence's errors: read-only refusals and ended connections.
+    assert!(
+        errors.iter().all(|e| e.contains("1290") || e.contains("1927") || e.contains("2013") || e.to_lowercase().contains("connection") || e.contains("Input/output error")),
+        "unexpected client errors: {errors:?}"
+    );
+    // Counters on green continue beyond blue's.
+    let blue_gap = number(&s.blue, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
+    let mut g = conn(&s.app_url(&s.green)).await;
+    g.query_drop("INSERT INTO gap () VALUES ()").await.expect("insert on green");
+    let green_gap = i64::try_from(g.last_insert_id().expect("id")).expect("id");
+    assert!(green_gap >= blue_gap, "green's gap id {green_gap} must be at least blue's next {blue_gap}");
+    assert!(green_gap > 5, "green handed out {green_gap}, an id blue's rolled-back insert already took");
+    let green_s = number(&s.green, &s.db, "SELECT NEXTVAL(s)");
+    assert!(green_s > 40, "green's sequence handed out {green_s}, which blue already handed out");
+    // Blue refuses the application's writes: never both writable.
+    assert!(read_only(&s.blue));
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    let refused = b.query_drop("INSERT INTO t (note) VALUES ('late')").await.expect_err("blue must refuse writes");
+    assert_eq!(server_code(&refused), Some(1290), "{refused}");
+    // The pause as the client saw it: the largest gap between successive acknowledgements.
+    let (gap, at) = acked.windows(2).map(|w| (w[1].1.duration_since(w[0].1), w[0].1)).max().unwrap_or((Duration::ZERO, started));
+    eprintln!(
+        "largest gap between acknowledged writes: {} ms, starting {} ms after `turnout cutover` began (it took {} ms); {} client errors\n{out}",
+        gap.as_millis(),
+        at.saturating_duration_since(started).as_millis(),
+        finished.as_millis(),
+        errors.len()
+    );
+    let status = s.t.status().expect("status");
+    assert_eq!(status["phase"], "stopped", "{status}");
+    // A second cutover is refused, and `run` refuses to replicate from blue again.
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+    s.t.start();
+    assert_eq!(wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+}
+
+#[tokio::test]
+async fn lag_never_under_the_threshold_times_out_and_changes_nothing() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let mut g = s.block_green().await;
+    s.wait_lag_over(1.0).await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "500ms", "--timeout", "3s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("lag did not stay under 500 ms") && !out.contains("fenced writes"), "{out}");
+    s.assert_blue_serves().await;
+    g.query_drop("UNLOCK TABLES").await.expect("unlock");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // Green cannot apply the sentinel (locked): the write pause runs into --max-pause after the fence.
+    let mut g = s.block_green().await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1h", "--max-pause", "2s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("fenced writes") && out.contains("within --max-pause") && out.contains("undid the fence"), "{out}");
+    g.query_drop("UNLOCK TABLES").await.expect("unlock");
+    s.assert_blue_serves().await;
+    // Replication goes on: green converges to blue.
+    let deadline = Instant::now() + WAIT;
+    while maria_rows(&s.blue, &s.db, "block") != maria_rows(&s.green, &s.db, "block") {
+        assert!(Instant::now() < deadline, "green did not catch up after the undo\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let mut g = s.block_green().await;
+    let config = s.t.config_path().to_path_buf();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(&config)
+        .args(["--when-lag", "1h", "--max-pause", "120s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cutover");
+    let deadline = Instant::now() + WAIT;
+    while !read_only(&s.blue) {
+        assert!(Instant::now() < deadline, "the fence never went up\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.t.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(read_only(&s.blue), "the fence must still be up after the crash");
+    g.query_drop("UNLOCK TABLES").await.expect("unlock");
+    s.t.start();
+    wait_streaming(&mut s.t).await;
+    assert!(s.t.log_text().contains("the fence on blue was undone"), "{}", s.t.log_text());
+    s.assert_blue_serves().await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let started = dir.path().join("started");
+    let switched = dir.path().join("switched-to");
+    // First run: mark the start and hang (turnout is killed meanwhile). Any later run: finish at once.
+    let script = dir.path().join("switch.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e '{s}' ]; then printf '%s' \"$TURNOUT_GREEN_URL\" > '{w}'; exit 0; fi\ntouch '{s}'\nexec sleep 20\n",
+            s = started.display(),
+            w = switched.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let extra = format!("[cutover.command]\nargv = [\"{}\"]\n", script.display());
+    let mut s = setup("read-only", "command", &extra).await;
+    let config = s.t.config_path().to_path_buf();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(&config)
+        .args(["--when-lag", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cutover");
+    let deadline = Instant::now() + WAIT;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the switch never started\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.t.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!switched.exists());
+    // Restart: the switch had begun (green was proven complete), so it is completed, not undone.
+    s.t.start();
+    assert_eq!(wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("the switch to green was completed"), "{}", s.t.log_text());
+    let url = std::fs::read_to_string(&switched).expect("the switch was completed");
+    assert!(url.contains(&format!(":{}/", s.green.port())), "the command must get green's URL");
+    // Blue stays read-only: never both writable.
+    assert!(read_only(&s.blue), "blue must stay fenced after the switch");
+}
+
+#[tokio::test]
+async fn an_application_account_that_read_only_cannot_stop_is_reported_by_check_and_dry_run() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    s.blue.execute(None, "CREATE USER ops@'%' IDENTIFIED BY 'ops-secret'; GRANT READ ONLY ADMIN ON *.* TO ops@'%'").expect("account");
+    let (_, out) = turnout(&s.t, "check", &[]).await;
+    assert!(out.contains("account 'ops'@'%' can still write") && out.contains("REVOKE READ ONLY ADMIN ON *.* FROM 'ops'@'%';"), "{out}");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("WARNING: account 'ops'@'%' can still write") && out.contains("REVOKE READ ONLY ADMIN ON *.* FROM 'ops'@'%';"), "{out}");
+    // A dry run changes nothing.
+    assert!(!read_only(&s.blue));
+    s.assert_blue_serves().await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
