@@ -76,7 +76,11 @@ pub enum Command {
         yes: bool,
     },
     /// Local blue + green + load + cutover, no setup needed.
-    Demo,
+    Demo {
+        /// MariaDB blue and green behind haproxy instead of PostgreSQL behind pgbouncer.
+        #[arg(long)]
+        mysql: bool,
+    },
 }
 
 impl Command {
@@ -89,7 +93,7 @@ impl Command {
             Command::Check(_) => "check",
             Command::Verify { .. } => "verify",
             Command::Teardown { .. } => "teardown",
-            Command::Demo => "demo",
+            Command::Demo { .. } => "demo",
         }
     }
 }

@@ -9,7 +9,7 @@ use turnout::config::Config;
 fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args()));
     // The demo runs the sidecar in this process and prints each step itself: its log would repeat them.
-    let default_filter = if matches!(cli.command, Command::Demo) { "warn" } else { "info" };
+    let default_filter = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
@@ -132,7 +132,7 @@ async fn run(command: Command) -> i32 {
             };
             turnout::control::cutover(&config, &request).await
         }
-        Command::Demo => turnout::demo::run().await,
+        Command::Demo { mysql } => turnout::demo::run(mysql).await,
         Command::Verify { config, table } => {
             let config = match load(&config.config) {
                 Ok(c) => c,

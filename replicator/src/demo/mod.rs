@@ -5,6 +5,10 @@
 //!
 //! PostgreSQL binaries come from the system (`/usr/lib/postgresql/<major>/bin`) or the npm builds the
 //! test harness fetches; pgbouncer must be installed (`apt-get install -y pgbouncer`).
+//!
+//! `turnout demo --mysql` ([`mysql`]) does the same with MariaDB blue and green behind haproxy.
+
+mod mysql;
 
 use crate::config::Config;
 use crate::cutover::Request;
@@ -22,14 +26,15 @@ const SCHEMA: &str = "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint 
 
 /// What the application saw: acknowledged event ids with their time, and errors.
 #[derive(Default)]
-struct AppLog {
+pub(crate) struct AppLog {
     acked: Vec<(i64, Instant)>,
     errors: Vec<String>,
 }
 
-/// Runs the demo; returns the exit code.
-pub async fn run() -> i32 {
-    match demo().await {
+/// Runs the demo (`mysql`: the MariaDB one); returns the exit code.
+pub async fn run(mysql: bool) -> i32 {
+    let outcome = if mysql { mysql::demo().await } else { demo().await };
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("turnout demo failed: {e}");
@@ -38,7 +43,7 @@ pub async fn run() -> i32 {
     }
 }
 
-fn step(text: &str) {
+pub(crate) fn step(text: &str) {
     println!("\n== {text}");
 }
 
@@ -74,20 +79,7 @@ async fn demo() -> Result<(), String> {
     let log = Arc::new(Mutex::new(AppLog::default()));
     let app = tokio::spawn(application(bouncer.url("app"), Arc::clone(&stop_app), Arc::clone(&log)));
 
-    step("turnout run: schema copy, snapshot, then streaming");
-    let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
-    let runner = {
-        let config = Arc::clone(&config);
-        tokio::spawn(async move { crate::run::run(&config, stop_rx).await })
-    };
-    let outcome = follow_and_cut_over(&config, &listen).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_app.store(true, Ordering::Relaxed);
-    let _ = app.await;
-    let _ = stop_turnout.send(true);
-    let run_result = runner.await.map_err(|x| x.to_string())?;
-    outcome?;
-    run_result.map_err(|x| format!("turnout run: {x}"))?;
+    replicate_and_cut_over(&config, &listen, &stop_app, app).await?;
 
     step("verifying");
     let (acked, errors) = {
@@ -99,18 +91,13 @@ async fn demo() -> Result<(), String> {
     let on_green: Vec<i64> =
         g.query("SELECT id FROM events WHERE note = 'app'", &[]).await.map_err(|x| x.to_string())?.iter().map(|r| r.get(0)).collect();
     let on_green: std::collections::HashSet<i64> = on_green.into_iter().collect();
-    let missing = acked.iter().filter(|(id, _)| !on_green.contains(id)).count();
     let balanced: bool = g
         .query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[])
         .await
         .map_err(|x| x.to_string())?
         .get(0);
-    let gap = acked.windows(2).map(|w| w[1].1.duration_since(w[0].1)).max().unwrap_or_default();
-    println!("application: {} writes acknowledged, {} errors", acked.len(), errors.len());
-    println!("green: {} of them present, {} missing; balances consistent: {balanced}", acked.len() - missing, missing);
-    println!("write pause seen by the application (largest gap between acknowledged writes): {} ms", gap.as_millis());
-    if missing > 0 || !errors.is_empty() || !balanced {
-        return Err(format!("verification failed: {missing} acknowledged writes missing on green, errors: {errors:?}"));
+    if let Some(failure) = report(&acked, errors.len(), &on_green, balanced) {
+        return Err(format!("{failure}; errors: {errors:?}"));
     }
     step("cleaning up (servers and temporary files are removed)");
     drop(bouncer);
@@ -118,8 +105,38 @@ async fn demo() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the sidecar, follows it to streaming, cuts over, lets the application write two more
+/// seconds (on green), then stops the application and the sidecar.
+pub(crate) async fn replicate_and_cut_over(config: &Arc<Config>, listen: &str, stop_app: &AtomicBool, app: tokio::task::JoinHandle<()>) -> Result<(), String> {
+    step("turnout run: schema copy, snapshot, then streaming");
+    let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = {
+        let config = Arc::clone(config);
+        tokio::spawn(async move { crate::run::run(&config, stop_rx).await })
+    };
+    let outcome = follow_and_cut_over(config, listen).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_app.store(true, Ordering::Relaxed);
+    let _ = app.await;
+    let _ = stop_turnout.send(true);
+    let run_result = runner.await.map_err(|x| x.to_string())?;
+    outcome?;
+    run_result.map_err(|x| format!("turnout run: {x}"))
+}
+
+/// Prints what the application saw and what green holds; the failure, if any. `errors` counts
+/// client errors that fail the demo.
+pub(crate) fn report(acked: &[(i64, Instant)], errors: usize, on_green: &std::collections::HashSet<i64>, balanced: bool) -> Option<String> {
+    let missing = acked.iter().filter(|(id, _)| !on_green.contains(id)).count();
+    let gap = acked.windows(2).map(|w| w[1].1.duration_since(w[0].1)).max().unwrap_or_default();
+    println!("application: {} writes acknowledged, {errors} errors", acked.len());
+    println!("green: {} of them present, {missing} missing; balances consistent: {balanced}", acked.len() - missing);
+    println!("write pause seen by the application (largest gap between acknowledged writes): {} ms", gap.as_millis());
+    (missing > 0 || errors > 0 || !balanced).then(|| format!("verification failed: {missing} acknowledged writes missing on green"))
+}
+
 /// Prints live status until streaming with low lag, then cuts over through the sidecar's API.
-async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(), String> {
+pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut streaming_since: Option<Instant> = None;
     loop {

@@ -1,0 +1,127 @@
+//! `turnout demo --mysql`: MariaDB blue and green on this machine, haproxy in front of them (the
+//! application's endpoint), an application writing through it as an ordinary DML account,
+//! replication from blue's binlog with live lag, a cutover with the read-only fence and the haproxy
+//! switch, verification that every acknowledged write is on green, the write pause, cleanup.
+//!
+//! MariaDB (`mariadb-server`) and haproxy must be installed; `scripts/demo` installs both.
+
+use super::{report, step, AppLog};
+use crate::config::Config;
+use mysql_async::prelude::Queryable;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use turnout_testbed::{free_port, HaProxy, MariaDbServer};
+
+const SCHEMA: &str = "CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
+    CREATE TABLE events (id BIGINT AUTO_INCREMENT PRIMARY KEY, account INT NOT NULL, amount INT NOT NULL,
+                         at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), note VARCHAR(20),
+                         FOREIGN KEY (account) REFERENCES accounts (id)) ENGINE=InnoDB;
+    INSERT INTO accounts SELECT seq, 0 FROM seq_1_to_1000;
+    INSERT INTO events (account, amount, note) SELECT 1 + seq % 1000, 1, 'seed' FROM seq_1_to_100000;
+    UPDATE accounts a SET balance = (SELECT COUNT(*) FROM events e WHERE e.account = a.id);";
+
+/// The application's account: DML only, on blue and green alike.
+const APP: &str = "app";
+
+pub(crate) async fn demo() -> Result<(), String> {
+    let e = |what: &'static str| move |err: turnout_testbed::TestbedError| format!("{what}: {err}");
+    step("starting blue and green (MariaDB, binlog in ROW format with full metadata) and haproxy in front of them");
+    let blue = tokio::task::spawn_blocking(|| MariaDbServer::start_with(1)).await.map_err(|x| x.to_string())?.map_err(e("blue"))?;
+    let green = tokio::task::spawn_blocking(|| MariaDbServer::start_with(2)).await.map_err(|x| x.to_string())?.map_err(e("green"))?;
+    let app_password = format!("app-{}", free_port());
+    let account = format!("CREATE USER {APP}@'%' IDENTIFIED BY '{app_password}'; GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO {APP}@'%';");
+    blue.execute(None, &format!("CREATE DATABASE app; {account}")).map_err(e("blue database"))?;
+    // Green's own setup stays out of its binlog.
+    green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE app; {account}")).map_err(e("green database"))?;
+    blue.execute(Some("app"), SCHEMA).map_err(e("blue schema"))?;
+    let proxy = HaProxy::start("app", ("blue", blue.port()), ("green", green.port())).map_err(e("haproxy"))?;
+    println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\nhaproxy 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), proxy.port());
+
+    let dir = tempfile::tempdir().map_err(|x| format!("temp dir: {x}"))?;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let toml = format!(
+        "[source]\nurl = \"{blue_url}\"\n[target]\nurl = \"{green_url}\"\n[state]\ndir = \"{state}\"\n[http]\nlisten = \"{listen}\"\n\
+         [cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{socket}\"\nbackend = \"app\"\n",
+        blue_url = blue.url("app"),
+        green_url = green.url("app"),
+        state = dir.path().join("state").display(),
+        socket = proxy.admin_socket().display(),
+    );
+    let config = Arc::new(Config::parse(&toml, |_| None).map_err(|x| x.to_string())?);
+
+    step("the application starts writing through haproxy (about 200 transactions per second; it retries what the fence refuses)");
+    let stop_app = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(AppLog::default()));
+    let through = format!("mysql://{APP}:{app_password}@127.0.0.1:{}/app", proxy.port());
+    let app = tokio::spawn(application(through, Arc::clone(&stop_app), Arc::clone(&log)));
+
+    super::replicate_and_cut_over(&config, &listen, &stop_app, app).await?;
+
+    step("verifying");
+    let (acked, errors) = {
+        let l = log.lock().map_err(|_| "poisoned".to_string())?;
+        (l.acked.clone(), l.errors.clone())
+    };
+    let sql = |x: mysql_async::Error| format!("green: {x}");
+    let mut g = mysql_async::Conn::new(mysql_async::Opts::from_url(&green.url("app")).map_err(|x| x.to_string())?).await.map_err(sql)?;
+    let on_green: Vec<i64> = g.query("SELECT id FROM events WHERE note = 'app'").await.map_err(sql)?;
+    let balanced: Option<i64> = g.query_first("SELECT (SELECT SUM(balance) FROM accounts) = (SELECT COUNT(*) FROM events)").await.map_err(sql)?;
+    let blue_read_only = blue.execute(None, "SELECT @@GLOBAL.read_only").map_err(e("blue"))?.trim() == "1";
+    // The read-only fence refuses writes while it stands (error 1290) and ends open sessions: the
+    // application retries those on a new connection, which reaches green after the switch.
+    let refused = errors.iter().filter(|x| is_fence_error(x)).count();
+    println!("the fence refused {refused} writes, which the application retried; blue stays read-only: {blue_read_only}");
+    let on_green = on_green.into_iter().collect();
+    if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced == Some(1)) {
+        return Err(format!("{failure}; errors: {errors:?}"));
+    }
+    if !blue_read_only {
+        return Err("blue is writable after the cutover".into());
+    }
+    step("cleaning up (servers and temporary files are removed)");
+    drop(g);
+    drop(proxy);
+    Ok(())
+}
+
+/// What a client of the read-only fence sees and should retry on a new connection: 1290 (read-only),
+/// 1927 (connection killed), 2006/2013 (server gone, connection lost) and broken connections.
+fn is_fence_error(text: &str) -> bool {
+    ["1290", "1927", "2006", "2013", "Input/output error", "onnection"].iter().any(|code| text.contains(code))
+}
+
+/// The application: one transaction per event (balance update + insert) through haproxy; a failed
+/// transaction is retried on a new connection.
+async fn application(url: String, stop: Arc<AtomicBool>, log: Arc<Mutex<AppLog>>) {
+    let Ok(opts) = mysql_async::Opts::from_url(&url) else { return };
+    let mut conn: Option<mysql_async::Conn> = None;
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let account = 1 + n % 1000;
+        let result = async {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => conn.insert(mysql_async::Conn::new(opts.clone()).await?),
+            };
+            let mut tx = c.start_transaction(mysql_async::TxOpts::default()).await?;
+            tx.query_drop(format!("UPDATE accounts SET balance = balance + 1 WHERE id = {account}")).await?;
+            tx.query_drop(format!("INSERT INTO events (account, amount, note) VALUES ({account}, 1, 'app')")).await?;
+            let id = tx.last_insert_id().unwrap_or(0);
+            tx.commit().await?;
+            Ok::<u64, mysql_async::Error>(id)
+        }
+        .await;
+        if let Ok(mut l) = log.lock() {
+            match result {
+                Ok(id) => l.acked.push((i64::try_from(id).unwrap_or(i64::MAX), Instant::now())),
+                Err(err) => {
+                    l.errors.push(err.to_string());
+                    conn = None;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
