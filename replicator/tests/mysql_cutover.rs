@@ -400,3 +400,27 @@ async fn an_application_account_that_read_only_cannot_stop_is_reported_by_check_
     s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }
+
+/// The accounts docker-compose.yml creates (deploy/compose/mariadb-accounts.sql) are enough for
+/// `turnout check`, the cutover fence included.
+#[tokio::test]
+async fn the_compose_accounts_pass_check_with_the_read_only_fence() {
+    let (blue, green) = std::thread::scope(|s| {
+        let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
+        let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
+        (b.join().expect("blue thread"), g.join().expect("green thread"))
+    });
+    let accounts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/compose/mariadb-accounts.sql")).expect("accounts file");
+    // The harness's own all-privileges account has the same name: replaced by the file's.
+    let fresh = format!("DROP USER 'turnout'@'%'; CREATE DATABASE app; {accounts}");
+    blue.execute(None, &fresh).expect("blue accounts");
+    green.execute(None, &format!("SET sql_log_bin = 0; {fresh}")).expect("green accounts");
+    blue.execute(Some("app"), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("table");
+    let url = |server: &MariaDbServer| format!("mysql://turnout:turnout@127.0.0.1:{}/app", server.port());
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = Turnout::with_config(dir.path(), &url(&blue), &url(&green), "[cutover]\nfence = \"read-only\"\n");
+    let (code, out) = turnout(&t, "check", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the account may set read_only"), "{out}");
+    assert!(!out.contains("'app'@'%' can still write"), "the application account must be fenced: {out}");
+}

@@ -1,0 +1,10 @@
+-- Accounts for the MariaDB pair in docker-compose.yml (run once, when a server's data directory is created).
+-- turnout: replication, the snapshot's commit lock, the heartbeat table, the cutover's read-only fence
+-- (READ ONLY ADMIN, CONNECTION ADMIN) and, on green, applying and its progress database.
+CREATE USER IF NOT EXISTS 'turnout'@'%' IDENTIFIED BY 'turnout';
+GRANT REPLICATION SLAVE, BINLOG MONITOR, BINLOG ADMIN, RELOAD, READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO 'turnout'@'%';
+GRANT ALL PRIVILEGES ON `app`.* TO 'turnout'@'%';
+GRANT ALL PRIVILEGES ON `turnout`.* TO 'turnout'@'%';
+-- The application: data only. The read-only fence stops it; it must not hold READ ONLY ADMIN or SUPER.
+CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY 'app';
+GRANT SELECT, INSERT, UPDATE, DELETE ON `app`.* TO 'app'@'%';
