@@ -14,8 +14,18 @@ pub const EXIT_FAILED: i32 = 1;
 #[derive(Debug, Parser)]
 #[command(name = "turnout", version, about, long_about = None)]
 pub struct Cli {
+    /// Log lines as text for people, or one JSON object per line for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -278,9 +278,19 @@ impl Config {
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
-        self.http.listen.parse::<SocketAddr>().map_err(|e| {
+        let listen = self.http.listen.parse::<SocketAddr>().map_err(|e| {
             Error::config("http.listen", format!("'{}' is not host:port ({e}); e.g. 127.0.0.1:9187", self.http.listen))
         })?;
+        // Other machines could reach the API: POST /cutover must then need a secret.
+        if !listen.ip().is_loopback() && self.cutover.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
+            return Err(Error::config(
+                "http.listen",
+                format!(
+                    "{listen} is reachable from other machines but cutover.token is not set; set cutover.token to a long random \
+                     secret (e.g. token = \"${{TURNOUT_TOKEN}}\") or listen on 127.0.0.1"
+                ),
+            ));
+        }
         let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
         let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
         opt_duration("alerts.min_duration", &self.alerts.min_duration)?;
@@ -564,6 +574,7 @@ dir = "/var/lib/turnout"
     fn each_bad_field_is_named() {
         let cases = [
             ("[http]\nlisten = \"nope\"", "http.listen"),
+            ("[http]\nlisten = \"0.0.0.0:9187\"", "cutover.token"),
             ("[alerts]\nlag_warning = \"5\"", "alerts.lag_warning"),
             ("[alerts]\nlag_warning = \"30s\"\nlag_critical = \"5s\"", "alerts.lag_critical"),
             ("[alerts]\nwebhook = \"ftp://x\"", "alerts.webhook"),

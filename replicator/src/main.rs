@@ -3,23 +3,23 @@
 
 use clap::Parser;
 use std::io::{IsTerminal, Write};
-use turnout::cli::{normalize_args, Cli, Command, EXIT_CONFIG, EXIT_FAILED};
+use turnout::cli::{normalize_args, Cli, Command, LogFormat, EXIT_CONFIG, EXIT_FAILED};
 use turnout::config::Config;
 
 fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args()));
     // The demo runs the sidecar in this process and prints each step itself: its log would repeat them.
     let default_filter = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        // One object per line (timestamp, level, target, fields): for log shippers.
+        LogFormat::Json => logs.json().with_current_span(false).init(),
         // Colour only for a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let code = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(run(cli.command)),
+        Ok(rt) => rt.block_on(run(cli.command, cli.log_format == LogFormat::Json)),
         Err(e) => {
             eprintln!("turnout: cannot start the async runtime: {e}");
             EXIT_FAILED
@@ -35,7 +35,7 @@ fn load(path: &std::path::Path) -> Result<Config, i32> {
     })
 }
 
-async fn run(command: Command) -> i32 {
+async fn run(command: Command, json_logs: bool) -> i32 {
     match command {
         Command::Check(args) => {
             let config = match load(&args.config) {
@@ -63,6 +63,11 @@ async fn run(command: Command) -> i32 {
             });
             match turnout::run::run(&config, rx).await {
                 Ok(()) => 0,
+                Err(e) if json_logs => {
+                    // A log shipper reads stderr: the reason stays one JSON object.
+                    tracing::error!(error = %e, "turnout run stopped");
+                    EXIT_FAILED
+                }
                 Err(e) => {
                     eprintln!("turnout: {e}");
                     EXIT_FAILED

@@ -12,6 +12,7 @@
 //! a synced write — and spill writes and reads) run on one dedicated state-store thread fed through a
 //! `crossbeam-channel`. Its queue is FIFO, so a spill read always sees the writes queued before it.
 
+use std::os::unix::fs::DirBuilderExt;
 use crate::error::Error;
 use rocksdb::{Options, WriteOptions, DB};
 use std::path::Path;
@@ -68,7 +69,12 @@ impl std::fmt::Debug for StateStore {
 impl StateStore {
     /// Opens (creating) the store in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, Error> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::State(format!("cannot create state.dir {}: {e}", dir.display())))?;
+        // Created readable by turnout's user only: it holds positions and spilled row data.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::State(format!("cannot create state.dir {}: {e}; create it for turnout's user or choose another", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         // Spilled transaction data passes through the memtables: keep them small so the state store's

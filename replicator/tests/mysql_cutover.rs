@@ -410,7 +410,7 @@ async fn the_compose_accounts_pass_check_with_the_read_only_fence() {
         let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
-    let accounts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/compose/mariadb-accounts.sql")).expect("accounts file");
+    let accounts = std::fs::read_to_string(std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../deploy/compose/mariadb-accounts.sql")).expect("accounts file");
     // The harness's own all-privileges account has the same name: replaced by the file's.
     let fresh = format!("DROP USER 'turnout'@'%'; CREATE DATABASE app; {accounts}");
     blue.execute(None, &fresh).expect("blue accounts");
