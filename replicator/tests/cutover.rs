@@ -345,36 +345,9 @@ async fn read_only_fence_with_an_haproxy_switch_sends_new_connections_to_green()
 #[tokio::test]
 async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
     let dir = tempfile::tempdir().expect("tmp");
-    let started = dir.path().join("started");
-    let switched = dir.path().join("switched-to");
-    // First run: mark the start and hang (turnout is killed meanwhile). Any later run: finish at once.
-    let script = dir.path().join("switch.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif [ -e '{s}' ]; then printf '%s' \"$TURNOUT_GREEN_URL\" > '{w}'; exit 0; fi\ntouch '{s}'\nexec sleep 20\n",
-            s = started.display(),
-            w = switched.display()
-        ),
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let extra = format!("[cutover.command]\nargv = [\"{}\"]\n", script.display());
+    let (extra, started, switched) = common::hanging_switch(dir.path());
     let mut s = setup("pgbouncer", "command", &extra).await;
-    let config = s.t.config_path().to_path_buf();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
-        .args(["cutover", "--config"])
-        .arg(&config)
-        .args(["--when-lag", "1s"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("cutover");
-    let deadline = Instant::now() + WAIT;
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the switch never started\n{}", s.t.log_text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut child = common::cutover_until_switching(&s.t, &started).await;
     s.t.kill9();
     let _ = child.kill();
     let _ = child.wait();

@@ -28,7 +28,9 @@ const COUNTER_LOCK_WAIT: Duration = Duration::from_secs(10);
 pub(crate) struct MySqlCutover {
     blue_opts: mysql_async::Opts,
     blue: mysql_async::Conn,
-    green: mysql_async::Conn,
+    green_opts: mysql_async::Opts,
+    /// Opened when first needed: undoing the fence must not depend on green.
+    green: Option<mysql_async::Conn>,
     blue_db: String,
     green_db: String,
     /// `None` for `cutover.fence = "none"`.
@@ -47,11 +49,29 @@ impl MySqlCutover {
             }
         };
         let blue = connect(&blue_opts, "blue").await?;
-        let mut green = connect(&green_opts, "green").await?;
-        // Moving a counter takes a metadata lock; a table held by another session must not hang the
-        // cutover (the fence's own waits are bounded separately).
-        green.query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs())).await.map_err(|e| Error::Setup(format!("green: bounding lock waits: {e}")))?;
-        Ok(MySqlCutover { blue_db: database(&blue_opts), green_db: database(&green_opts), blue_opts, blue, green, fence })
+        Ok(MySqlCutover { blue_db: database(&blue_opts), green_db: database(&green_opts), blue_opts, blue, green_opts, green: None, fence })
+    }
+
+    /// Blue's and green's sessions, green's opened on first use.
+    async fn sessions(&mut self) -> Result<(&mut mysql_async::Conn, &mut mysql_async::Conn), String> {
+        if self.green.is_none() {
+            let mut green = connect(&self.green_opts, "green").await.map_err(|e| e.to_string())?;
+            // Moving a counter takes a metadata lock; a table held by another session must not hang
+            // the cutover (the fence's own waits are bounded separately).
+            green
+                .query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs()))
+                .await
+                .map_err(|e| format!("green: bounding lock waits: {e}"))?;
+            self.green = Some(green);
+        }
+        let green = self.green.as_mut().ok_or("green's session is missing")?;
+        Ok((&mut self.blue, green))
+    }
+
+    async fn sync(&mut self, margin: u64) -> Result<Vec<CounterSync>, String> {
+        let (blue_db, green_db) = (self.blue_db.clone(), self.green_db.clone());
+        let (blue, green) = self.sessions().await?;
+        sync_counters(blue, green, &blue_db, &green_db, margin).await.map_err(|e| e.to_string())
     }
 
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
@@ -97,9 +117,7 @@ impl Procedure for MySqlCutover {
     }
 
     async fn counters_ahead(&mut self) -> Result<String, String> {
-        let done = sync_counters(&mut self.blue, &mut self.green, &self.blue_db, &self.green_db, COUNTER_MARGIN)
-            .await
-            .map_err(|e| format!("syncing AUTO_INCREMENT counters failed: {e}"))?;
+        let done = self.sync(COUNTER_MARGIN).await.map_err(|e| format!("syncing AUTO_INCREMENT counters failed: {e}"))?;
         Ok(counters_line(&done, &format!("{COUNTER_MARGIN} values ahead of blue")))
     }
 
@@ -125,18 +143,17 @@ impl Procedure for MySqlCutover {
     }
 
     async fn top_up(&mut self) -> Result<String, String> {
-        let done = sync_counters(&mut self.blue, &mut self.green, &self.blue_db, &self.green_db, 0)
-            .await
-            .map_err(|e| format!("checking AUTO_INCREMENT counters failed: {e}"))?;
+        let done = self.sync(0).await.map_err(|e| format!("checking AUTO_INCREMENT counters failed: {e}"))?;
         Ok(counters_line(&done, "checked against blue's final values"))
     }
 
     async fn open_green(&mut self) -> Result<Option<String>, String> {
-        let read_only: Option<i64> = self.green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading green's read_only: {e}"))?;
+        let (_, green) = self.sessions().await?;
+        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading green's read_only: {e}"))?;
         if read_only.unwrap_or(0) == 0 {
             return Ok(None);
         }
-        self.green
+        green
             .query_drop("SET GLOBAL read_only = OFF")
             .await
             .map_err(|e| format!("green is read-only and setting read_only = OFF failed: {e}; grant turnout's account on green READ ONLY ADMIN"))?;

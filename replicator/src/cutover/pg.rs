@@ -130,15 +130,7 @@ pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
                 .ok_or_else(|| Error::config("cutover.pgbouncer.config_file", "is missing"))?;
             TrafficSwitch::PgBouncer { admin, database, config_file }
         }
-        Switch::Haproxy => {
-            let h = c.haproxy.as_ref().ok_or_else(|| Error::config("cutover.haproxy", "is missing"))?;
-            TrafficSwitch::HaProxy {
-                admin_socket: h.admin_socket.clone().ok_or_else(|| Error::config("cutover.haproxy.admin_socket", "is missing"))?,
-                backend: h.backend.clone().unwrap_or_default(),
-            }
-        }
-        Switch::Command => TrafficSwitch::Command { argv: c.command.as_ref().map(|c| c.argv.clone()).unwrap_or_default() },
-        Switch::None => TrafficSwitch::None,
+        Switch::Haproxy | Switch::Command | Switch::None => super::build_switch(config)?,
     };
     Ok((fence, switch))
 }

@@ -288,3 +288,41 @@ pub fn maria_rows(server: &turnout_testbed::MariaDbServer, db: &str, table: &str
     v
 }
 
+/// A switch command for crash tests: its first run marks `started` and hangs (the test kills turnout
+/// meanwhile); any later run writes `$TURNOUT_GREEN_URL` to `switched` and succeeds. Returns the
+/// `[cutover.command]` TOML, `started` and `switched`.
+pub fn hanging_switch(dir: &Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let started = dir.join("started");
+    let switched = dir.join("switched-to");
+    let script = dir.join("switch.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e '{s}' ]; then printf '%s' \"$TURNOUT_GREEN_URL\" > '{w}'; exit 0; fi\ntouch '{s}'\nexec sleep 20\n",
+            s = started.display(),
+            w = switched.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    (format!("[cutover.command]\nargv = [\"{}\"]\n", script.display()), started, switched)
+}
+
+/// Starts `turnout cutover --when-lag 1s` against `t` (not waited for) and waits until the hanging
+/// switch marked `started`; returns the cutover process.
+pub async fn cutover_until_switching(t: &Turnout, started: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(t.config_path())
+        .args(["--when-lag", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cutover");
+    let deadline = Instant::now() + WAIT;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the switch never started\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
