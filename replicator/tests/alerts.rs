@@ -245,6 +245,23 @@ async fn slot_alert_warns_as_retained_wal_nears_max_slot_wal_keep_size_and_clear
     for name in &used {
         assert!(metrics.contains(&format!("# TYPE {name} ")), "the example rules use {name}, which /metrics lacks:\n{metrics}");
     }
+    // So is every metric the example Grafana dashboard queries.
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rules_dir().join("../grafana/turnout.json")).expect("dashboard")).expect("dashboard JSON");
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            queried.extend(metrics_in_rules(&format!("expr: {}", target["expr"].as_str().expect("expr"))));
+        }
+    }
+    let templating = dashboard["templating"]["list"].as_array().expect("variables").iter().filter_map(|v| v["query"].as_str());
+    queried.extend(templating.flat_map(|q| metrics_in_rules(&format!("expr: {q}"))));
+    queried.sort();
+    queried.dedup();
+    assert!(queried.len() >= 12, "{queried:?}");
+    for name in &queried {
+        assert!(metrics.contains(&format!("# TYPE {name} ")), "the dashboard queries {name}, which /metrics lacks:\n{metrics}");
+    }
     let before = hook.events().len();
 
     // Hold the slot back (green blocked, nothing acknowledged) and write WAL on blue until the slot
