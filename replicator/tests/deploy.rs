@@ -129,3 +129,67 @@ fn the_compose_mariadb_pair_has_the_binlog_settings_turnout_checks() {
     }
     assert_ne!(ids[0], ids[1], "blue and green need distinct server ids");
 }
+
+/// `${VAR:-default}` and `${VAR}` of a compose file, resolved from defaults only (as on a machine that
+/// sets none of them).
+fn compose_default(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map(|e| start + e).expect("closing brace");
+        let inner = &rest[start + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_compose_turnout_service_loads_its_configuration_and_shares_pgbouncers_config_volume() {
+    let compose: Value = serde_yaml::from_str(&std::fs::read_to_string(repo().join("docker-compose.yml")).expect("compose")).expect("yaml");
+    let services = &compose["services"];
+    let turnout = &services["turnout"];
+    let args: Vec<&str> = turnout["command"].as_sequence().expect("command").iter().map(text).collect();
+    assert_eq!(args[0], "run");
+    let config_path = args[args.iter().position(|a| *a == "--config").expect("--config") + 1];
+    let volumes: Vec<(String, String)> = turnout["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .map(|v| {
+            let mut parts = text(v).split(':');
+            (parts.next().expect("source").to_owned(), parts.next().expect("target").to_owned())
+        })
+        .collect();
+    let (file, _) = volumes.iter().find(|(_, target)| target == config_path).expect("the configuration is mounted");
+    let environment: HashMap<String, String> = turnout["environment"]
+        .as_mapping()
+        .expect("environment")
+        .iter()
+        .map(|(k, v)| (text(k).to_owned(), compose_default(text(v))))
+        .collect();
+    let toml = std::fs::read_to_string(repo().join(file)).expect("turnout.toml");
+    let config = Config::parse(&toml, |name| environment.get(name).cloned()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    // state.dir on a named volume; pgbouncer's configuration on a volume the pgbouncer service mounts
+    // at the same place, so the switch rewrites the file pgbouncer reads.
+    let named = compose["volumes"].as_mapping().expect("named volumes");
+    let on_volume = |path: &str| volumes.iter().find(|(_, target)| target == path).map(|(source, _)| source.clone()).unwrap_or_else(|| panic!("nothing at {path}"));
+    assert!(named.contains_key(Value::from(on_volume(config.state.dir.to_str().expect("state.dir")))));
+    let ini = config.cutover.pgbouncer.as_ref().and_then(|p| p.config_file.clone()).expect("config_file");
+    let ini_dir = ini.parent().expect("dir").to_str().expect("utf-8");
+    let shared = on_volume(ini_dir);
+    let pgbouncer_volumes: Vec<&str> = services["pgbouncer"]["volumes"].as_sequence().expect("pgbouncer volumes").iter().map(text).collect();
+    assert!(pgbouncer_volumes.contains(&format!("{shared}:{ini_dir}").as_str()), "{pgbouncer_volumes:?}");
+    // Every host turnout connects to is a service of this file, and the API port is published.
+    let admin = config.cutover.pgbouncer.as_ref().and_then(|p| p.admin_url.as_ref()).expect("admin_url").expose().to_owned();
+    for url in [config.source.url.expose(), config.target.url.expose(), &admin] {
+        let host = url.split('@').nth(1).and_then(|rest| rest.split(':').next()).expect("host");
+        assert!(services[host].is_mapping(), "{host} is not a service");
+    }
+    let port = config.http.listen.rsplit(':').next().expect("port");
+    assert!(turnout["ports"].as_sequence().expect("ports").iter().any(|p| text(p).ends_with(&format!(":{port}"))));
+    // pgbouncer keeps one set of credentials: green must accept blue's.
+    assert_eq!(compose_default(text(&services["green"]["environment"]["POSTGRES_PASSWORD"])), compose_default(text(&services["blue"]["environment"]["POSTGRES_PASSWORD"])));
+}
