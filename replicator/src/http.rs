@@ -1,5 +1,5 @@
-//! The HTTP API on `http.listen`: `/healthz`, `/status` (JSON), `/metrics` (Prometheus text), and
-//! `POST /cutover` / `GET /cutover` (start a cutover, follow its steps).
+//! The HTTP API on `http.listen`: `/` (the live status page), `/healthz`, `/status` (JSON), `/metrics`
+//! (Prometheus text), and `POST /cutover` / `GET /cutover` (start a cutover, follow its steps).
 //!
 //! `POST /cutover` needs `Authorization: Bearer <cutover.token>` when a token is configured; without
 //! one it is accepted only from loopback addresses.
@@ -38,6 +38,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
+        .route("/", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status_json))
         .route("/metrics", get(metrics))
@@ -51,6 +52,19 @@ pub async fn serve(
             })
             .await;
     }))
+}
+
+/// The live status page: one self-contained document (no external assets, so it works in air-gapped
+/// clusters) that polls `/status` and `/cutover` every second and draws lag over the last minutes.
+async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Nothing but this document and the API it polls.
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"),
+        ],
+        include_str!("page.html"),
+    )
 }
 
 async fn cutover_progress(State(state): State<AppState>) -> impl IntoResponse {
