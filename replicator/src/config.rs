@@ -232,7 +232,7 @@ impl Config {
 
     /// Parses TOML text, expanding `${VAR}` with `env`, and validates it.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::config("(file)", toml_message(&e)))?;
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::config("(file)", syntax_message(text, &e)))?;
         expand(&mut value, "", &env)?;
         // The error names the field path (`apply.batch_rows`), not just "the file".
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
@@ -468,6 +468,20 @@ fn opt_duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, Err
 
 /// toml's messages quote the offending input, which may hold a secret: keep only the first line
 /// and the position.
+/// A TOML syntax error with its line and column, so the operator can find it.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let at = match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        }
+        None => String::new(),
+    };
+    format!("not valid TOML{at}: {}; fix the syntax (https://toml.io)", e.message().trim_end())
+}
+
 fn toml_message(e: &toml::de::Error) -> String {
     let msg = e.message().to_string();
     match e.span() {

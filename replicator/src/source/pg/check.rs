@@ -43,7 +43,7 @@ fn connect_failure(opts: &ConnectOptions, field: &str, e: &DecodeError) -> (Stri
         ),
         DecodeError::Server(s) if s.code == "3D000" => (
             format!("database \"{db}\" does not exist"),
-            format!("fix the database name in {field}"),
+            format!("fix the database name in {field}, or create it (CREATE DATABASE \"{db}\")"),
         ),
         DecodeError::Server(s) if s.code == "53300" => (
             "the server has no free connection slots".to_string(),
