@@ -228,8 +228,7 @@ fn secrets_of(urls: BlueGreen<'_>) -> Vec<String> {
         if let Some(pw) = ConnectOptions::from_url(url, "url").ok().and_then(|o| o.password) {
             secrets.push(pw);
         }
-        let mysql = url.strip_prefix("mariadb://").map_or_else(|| url.to_owned(), |rest| format!("mysql://{rest}"));
-        if let Some(pw) = mysql_async::Opts::from_url(&mysql).ok().and_then(|o| o.pass().map(str::to_owned)) {
+        if let Some(pw) = turnout_sinks::mysql::conn::options(url).ok().and_then(|o| o.pass().map(str::to_owned)) {
             secrets.push(pw);
         }
     }

@@ -1,6 +1,7 @@
 //! Throwaway MariaDB servers with row-based binary logging and GTIDs.
 
 use crate::error::TestbedError;
+use crate::tls::TestCertificates;
 use crate::process::{accepts_tcp, chmod_755, chown_to, find_program, free_port, is_root, output_file, random_token, run, tail, terminate, wait_timeout, POLL};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -54,6 +55,7 @@ pub struct MariaDbServer {
     port: u16,
     server_id: u32,
     password: String,
+    certificates: Option<TestCertificates>,
 }
 
 impl MariaDbServer {
@@ -64,6 +66,16 @@ impl MariaDbServer {
 
     /// Starts a server with the given `server_id` (distinct ids let servers replicate from each other).
     pub fn start_with(server_id: u32) -> Result<Self, TestbedError> {
+        Self::start_inner(server_id, false)
+    }
+
+    /// Starts a server that offers TLS with a certificate for `localhost` and `127.0.0.1` signed
+    /// by a throwaway CA ([`MariaDbServer::certificates`]).
+    pub fn start_tls(server_id: u32) -> Result<Self, TestbedError> {
+        Self::start_inner(server_id, true)
+    }
+
+    fn start_inner(server_id: u32, tls: bool) -> Result<Self, TestbedError> {
         let bin = Binaries::find()?;
         let dir =
             tempfile::Builder::new().prefix("turnout-mariadb-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
@@ -72,6 +84,13 @@ impl MariaDbServer {
             let path = dir.path().join(sub);
             std::fs::create_dir(&path).map_err(TestbedError::io(format!("creating {}", path.display())))?;
         }
+        let certificates = if tls {
+            let path = dir.path().join("tls");
+            std::fs::create_dir(&path).map_err(TestbedError::io(format!("creating {}", path.display())))?;
+            Some(TestCertificates::generate(&path)?)
+        } else {
+            None
+        };
         chown_to(SERVICE_USER, dir.path()).map_err(|e| match e {
             TestbedError::Command { output, .. } if output.contains("invalid user") || output.contains("invalid group") => {
                 TestbedError::Missing { what: "the mysql service user".into(), fix: INSTALL_FIX.into() }
@@ -106,7 +125,7 @@ impl MariaDbServer {
             }
         }
 
-        let mut server = MariaDbServer { dir, bin, child: None, port: 0, server_id, password: random_token(12) };
+        let mut server = MariaDbServer { dir, bin, child: None, port: 0, server_id, password: random_token(12), certificates };
         let mut last_err = None;
         for _attempt in 0..3 {
             server.port = free_port();
@@ -155,6 +174,13 @@ impl MariaDbServer {
                 "--innodb-flush-log-at-trx-commit=2",
                 "--innodb-use-native-aio=0",
             ])
+            .args(self.certificates.iter().flat_map(|c| {
+                [
+                    format!("--ssl-cert={}", c.server_cert.display()),
+                    format!("--ssl-key={}", c.server_key.display()),
+                    format!("--ssl-ca={}", c.ca_cert.display()),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -278,6 +304,11 @@ impl MariaDbServer {
     /// The server process's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// The CA and server certificate of a server started with [`MariaDbServer::start_tls`].
+    pub fn certificates(&self) -> Option<&TestCertificates> {
+        self.certificates.as_ref()
     }
 
     pub fn host(&self) -> &'static str {

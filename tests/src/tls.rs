@@ -15,6 +15,11 @@ pub struct TestCertificates {
 impl TestCertificates {
     /// Writes `ca.crt`, `server.crt` and `server.key` (mode 0600) into `dir`.
     pub fn generate(dir: &Path) -> Result<Self, TestbedError> {
+        Self::generate_for(dir, "localhost", Some(std::net::IpAddr::from([127, 0, 0, 1])))
+    }
+
+    /// Like [`TestCertificates::generate`], for a server certificate naming only `name` (and `ip`).
+    pub fn generate_for(dir: &Path, name: &str, ip: Option<std::net::IpAddr>) -> Result<Self, TestbedError> {
         let err = |e: rcgen::Error| TestbedError::Certificate(e.to_string());
         let ca_key = KeyPair::generate().map_err(err)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -22,9 +27,9 @@ impl TestCertificates {
         ca_params.distinguished_name.push(DnType::CommonName, "turnout test CA");
         let ca = ca_params.self_signed(&ca_key).map_err(err)?;
         let key = KeyPair::generate().map_err(err)?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).map_err(err)?;
-        params.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let mut params = CertificateParams::new(vec![name.to_string()]).map_err(err)?;
+        params.subject_alt_names.extend(ip.map(SanType::IpAddress));
+        params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
         let out = TestCertificates {
             ca_cert: dir.join("ca.crt"),

@@ -36,6 +36,7 @@
 //! touch exactly the rows it names, else green diverged from blue: the transaction rolls back and the
 //! error names the table.
 
+pub mod conn;
 pub mod literal;
 mod catalog;
 mod fold;
@@ -67,11 +68,7 @@ const FOLD_ROWS: usize = 20_000;
 
 /// Connection options from a `mysql://` or `mariadb://` URL, counting matched rows.
 pub fn options(url: &str) -> Result<mysql_async::Opts, SinkError> {
-    let url = match url.strip_prefix("mariadb://") {
-        Some(rest) => format!("mysql://{rest}"),
-        None => url.to_owned(),
-    };
-    let opts = mysql_async::Opts::from_url(&url).map_err(|e| SinkError::Config(format!("target.url is not a usable mysql:// URL: {e}")))?;
+    let opts = conn::options(url).map_err(|e| SinkError::Config(format!("target.url: {e}")))?;
     Ok(mysql_async::OptsBuilder::from_opts(opts).client_found_rows(true).into())
 }
 
@@ -81,7 +78,7 @@ pub async fn connect(url: &str) -> Result<mysql_async::Conn, SinkError> {
 }
 
 async fn connect_with(opts: &mysql_async::Opts) -> Result<mysql_async::Conn, SinkError> {
-    let mut conn = mysql_async::Conn::new(opts.clone()).await.map_err(SinkError::mysql("connecting"))?;
+    let mut conn = conn::open(opts).await.map_err(SinkError::mysql("connecting"))?;
     conn.query_drop(SESSION).await.map_err(SinkError::mysql("setting the session"))?;
     Ok(conn)
 }
@@ -687,7 +684,7 @@ impl Sink for MySqlSink {
         Canceller::new(move || {
             let opts = opts.clone();
             Box::pin(async move {
-                match mysql_async::Conn::new(opts).await {
+                match conn::open(&opts).await {
                     Ok(mut c) => {
                         if let Err(e) = c.query_drop(format!("KILL QUERY {id}")).await {
                             tracing::warn!("cancelling green's apply statement failed: {e}");

@@ -27,6 +27,8 @@ fn connect_failure(opts: &mysql_async::Opts, field: &str, e: &crate::Error) -> (
         format!("check the user name ({}) and password in {field}", opts.user().unwrap_or(""))
     } else if text.contains("1049") || text.contains("Unknown database") {
         format!("create the database {} or correct the database name in {field}", database(opts))
+    } else if let Some(fix) = turnout_sinks::mysql::conn::tls_fix(&text, field) {
+        fix
     } else {
         format!("check that the server runs and that host and port in {field} are right")
     };

@@ -23,12 +23,7 @@ pub const MYSQL_NOT_BUILT: &str = "streaming from a MySQL GTID set (COM_BINLOG_D
 
 /// Connection options from a `mysql://` (or `mariadb://`) URL; the error names `field`.
 pub fn options(url: &str, field: &str) -> Result<mysql_async::Opts, Error> {
-    let url = match url.strip_prefix("mariadb://") {
-        Some(rest) => format!("mysql://{rest}"),
-        None => url.to_owned(),
-    };
-    let opts = mysql_async::Opts::from_url(&url)
-        .map_err(|e| Error::config(field, format!("not a usable mysql:// URL ({e}); write mysql://user:password@host:3306/database")))?;
+    let opts = turnout_sinks::mysql::conn::options(url).map_err(|e| Error::config(field, e))?;
     if opts.db_name().is_none_or(str::is_empty) {
         return Err(Error::config(field, "names no database; write mysql://user:password@host:3306/database"));
     }
@@ -48,7 +43,7 @@ pub fn database(opts: &mysql_async::Opts) -> String {
 /// A session on blue (or green) with turnout's settings: UTC, utf8mb4 statements, raw column bytes
 /// in results (no conversion to the connection's character set).
 pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async::Conn, Error> {
-    let mut conn = mysql_async::Conn::new(opts.clone()).await.map_err(|e| sql_error(side, "connecting", e))?;
+    let mut conn = turnout_sinks::mysql::conn::open(opts).await.map_err(|e| sql_error(side, "connecting", e))?;
     conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL")
         .await
         .map_err(|e| sql_error(side, "setting the session", e))?;

@@ -54,7 +54,7 @@ impl MySqlSource {
         selects: TableSelector,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
-        let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
+        let mut conn = turnout_sinks::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
         // Heartbeats at a third of the receive timeout, so a healthy idle stream is never mistaken for a
         // dead one.
         let heartbeat_ns = (receive_timeout / 3).as_nanos().max(1_000_000_000);
