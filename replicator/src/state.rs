@@ -138,6 +138,14 @@ impl StateStore {
         self.put(CUTOVER_JOURNAL, &v)
     }
 
+    /// Records a cutover step whose loss in a crash changes nothing (it is recovered exactly as the
+    /// synced step before it): written, not synced, so it costs no fsync while writes are paused. A
+    /// later synced write makes it durable with everything before it.
+    pub fn put_cutover_journal_unsynced(&self, journal: &crate::cutover::Journal) -> Result<(), Error> {
+        let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
+        self.db.put(CUTOVER_JOURNAL, &v).map_err(|e| Error::State(format!("writing state: {e}")))
+    }
+
     fn spill_key(id: u64, chunk: u32) -> Vec<u8> {
         format!("{SPILL_PREFIX}{id:016x}/{chunk:08x}").into_bytes()
     }

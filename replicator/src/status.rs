@@ -81,6 +81,8 @@ pub struct Status {
     alerts: Mutex<BTreeMap<String, crate::alerts::AlertLevel>>,
     /// Cutover sentinels seen in the stream: id → commit end of their transaction.
     fences: Mutex<std::collections::HashMap<String, Position>>,
+    /// Woken whenever the durable position moves (a cutover waits on it with writes paused).
+    applied_moved: tokio::sync::Notify,
 }
 
 /// The last error, what turnout does about it and what the operator can do.
@@ -150,6 +152,7 @@ impl Default for Status {
             slot: Mutex::new(None),
             alerts: Mutex::new(BTreeMap::new()),
             fences: Mutex::new(std::collections::HashMap::new()),
+            applied_moved: tokio::sync::Notify::new(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl Status {
                 _ => *applied = Some(position.clone()),
             }
         }
+        self.applied_moved.notify_waiters();
         let mut lag = lock(&self.lag);
         while lag.pending.front().is_some_and(|(end, _)| end <= position) {
             lag.pending.pop_front();
@@ -260,6 +264,12 @@ impl Status {
         let lag = lock(&self.lag);
         let reference = lag.pending.front().map(|(_, ts)| *ts).or(lag.newest_heartbeat)?;
         Some((blue_now - reference.0).max(0) as f64 / 1e6)
+    }
+
+    /// Returns once the durable position moved (or at once if it moves while this is being set up:
+    /// call it before checking [`Status::applied`], then await).
+    pub fn applied_moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.applied_moved.notified()
     }
 
     /// The position durable on green, once known.

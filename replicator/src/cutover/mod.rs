@@ -6,10 +6,12 @@
 //! every sequence / AUTO_INCREMENT counter on green ahead of blue (writes still flowing) → fence writes
 //! on blue → write a sentinel (PostgreSQL: `pg_logical_emit_message(true, 'turnout.fence', <id>)`;
 //! MySQL/MariaDB: row 2 of the heartbeat table, written by turnout's session, which `read_only`
-//! exempts) and wait until green has durably applied exactly its transaction → read blue's counters
-//! once and top up any that overtook the margin → make green writable → switch traffic → stop forward
+//! exempts) → read blue's (now final) counters once and top up any that overtook the margin, while
+//! green applies the sentinel → wait until green has durably applied exactly the sentinel's
+//! transaction (woken by the apply, not polled) → make green writable → switch traffic → stop forward
 //! apply, reporting the measured write pause. Only the fence, the sentinel, one counter read and the
-//! switch fall inside the pause.
+//! switch fall inside the pause; journal steps that recover like the step before them are not
+//! fsynced inside it.
 //!
 //! Guarantees:
 //! - Every step is journaled in the state store (synced) *before* it acts. A failure before the switch,
@@ -78,8 +80,8 @@ pub(crate) trait Procedure: Send {
 pub enum Step {
     Waiting,
     Fencing,
-    SentinelApplied,
     SequencesSynced,
+    SentinelApplied,
     Switching,
     Done,
     Undone,
@@ -179,7 +181,13 @@ impl Controller {
     fn journal(&self, journal: &mut Journal, step: Step, message: Option<String>) -> Result<(), Error> {
         journal.step = step;
         journal.message = message;
-        self.state.put_cutover_journal(journal)
+        // Steps recovered as the one before them (the fence may be up, the switch has not begun)
+        // need no fsync inside the write pause.
+        if step.fence_may_be_up() && step != Step::Fencing {
+            self.state.put_cutover_journal_unsynced(journal)
+        } else {
+            self.state.put_cutover_journal(journal)
+        }
     }
 
     /// Starts a cutover in the background. Refused while one runs or after one completed.
@@ -298,18 +306,25 @@ impl Controller {
         }
         let deadline = fenced_at + pause_budget;
         // Sentinel: written after the fence, so every write acknowledged before it precedes it.
-        let sentinel = match self.sentinel(&mut procedure, id, deadline).await {
-            Ok(at) => at,
-            Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
-        };
-        self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
-        self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on blue failed: {e}")).await,
+            Err(_) => return self.undo(&mut procedure, &mut journal, "writing the sentinel on blue took longer than --max-pause; the fence was undone".into()).await,
+        }
+        // Blue's counters are final once it is fenced: they are checked while green applies the
+        // sentinel, not after.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
             Ok(Ok(line)) => self.say(line),
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
         self.journal(&mut journal, Step::SequencesSynced, None)?;
+        let sentinel = match self.sentinel_applied(id, deadline).await {
+            Ok(at) => at,
+            Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
+        };
+        self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
+        self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if Instant::now() >= deadline {
             return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
         }
@@ -364,14 +379,10 @@ impl Controller {
         }
     }
 
-    /// Writes the sentinel on blue and waits until green durably applied its transaction.
-    async fn sentinel<P: Procedure>(&self, procedure: &mut P, id: &str, deadline: Instant) -> Result<turnout_decoders::Position, String> {
-        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("writing the sentinel on blue failed: {e}")),
-            Err(_) => return Err("writing the sentinel on blue took longer than --max-pause; the fence was undone".into()),
-        }
+    /// Waits until green durably applied the sentinel's transaction.
+    async fn sentinel_applied(&self, id: &str, deadline: Instant) -> Result<turnout_decoders::Position, String> {
         loop {
+            let moved = self.status.applied_moved();
             if let Some(commit) = self.status.fence_commit(id) {
                 if self.status.applied().is_some_and(|applied| applied >= commit) {
                     return Ok(commit);
@@ -380,7 +391,9 @@ impl Controller {
             if Instant::now() >= deadline {
                 return Err("green did not apply the sentinel within --max-pause; the fence was undone".into());
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // Woken by the apply the moment green's durable position moves; the timeout only bounds
+            // the wait by the deadline (the sentinel is recorded before its transaction is durable).
+            let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)), moved).await;
         }
     }
 
