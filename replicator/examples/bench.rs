@@ -1,9 +1,11 @@
 //! Drain and snapshot benchmarks against real local servers, with baselines run in the same process.
 //!
-//! Drain: blue (PostgreSQL 15) gets a pgbench TPC-B load plus one 300,000-row transaction while two
-//! slots wait: one for PostgreSQL's native logical replication into green A, one for turnout into
+//! Drain: blue (PostgreSQL 15) gets a pgbench TPC-B load plus one 300,000-row transaction while four
+//! slots wait: one drained by `pg_recvlogical` to /dev/null (the receive floor: how fast blue's
+//! walsender sends this backlog to PostgreSQL's own C client), one received and decoded by turnout
+//! without applying, one for PostgreSQL's native logical replication into green A, one for turnout into
 //! green B (both PostgreSQL 17 with `fsync = on`). Each then drains the same WAL backlog alone; the time
-//! until the marker written last is visible on green is reported, with the ratio.
+//! until the marker written last is visible on green is reported, with the ratios.
 //!
 //! Snapshot: turnout's parallel COPY of the pgbench tables against a raw `psql \copy … | psql \copy …`
 //! pipe of the same tables, each into empty tables without indexes.
@@ -118,6 +120,8 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
         .await?
         .create_logical_slot("bench_probe", &SlotOptions::default())
         .await?;
+    // A fourth, drained by PostgreSQL's own C client to /dev/null: the receive floor.
+    blue.execute(db, "SELECT pg_create_logical_replication_slot('bench_recvlogical', 'pgoutput')").await?;
     // The load, with every slot holding WAL.
     let load = Instant::now();
     let tps = pg_tool(&blue, "pgbench", db, &["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string()])?;
@@ -136,8 +140,10 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
     let txns = tps.lines().find(|l| l.contains("number of transactions actually processed")).unwrap_or("").trim().to_string();
     println!("load: {txns} + one 300000-row transaction in {:.1} s; WAL backlog {backlog}", load.elapsed().as_secs_f64());
 
+    let floor_secs = recvlogical(&blue, db, "bench_recvlogical").await?;
+    println!("pg_recvlogical to /dev/null: {floor_secs:.2} s — the receive floor");
     let (probe_secs, messages) = receive_only(&blue, db, "bench_probe").await?;
-    println!("receive + decode only (no apply): {probe_secs:.2} s for {messages} messages — the walsender's ceiling");
+    println!("turnout's receive + decode only (no apply): {probe_secs:.2} s for {messages} messages");
 
     let t = Instant::now();
     native.execute(db, "ALTER SUBSCRIPTION native ENABLE").await?;
@@ -158,10 +164,27 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
     runner.await??;
     println!("turnout drained in {ours_secs:.2} s");
     println!("drain ratio (native / turnout): {:.2}x", native_secs / ours_secs);
+    println!("turnout / receive floor: {:.2}x (native / receive floor: {:.2}x)", ours_secs / floor_secs, native_secs / floor_secs);
     let (b, n, o) = (fingerprint(&blue, db).await?, fingerprint(&native, db).await?, fingerprint(&ours, db).await?);
     ensure!(b == n && b == o, "contents differ: blue {b:?} native {n:?} turnout {o:?}");
     println!("contents match on blue, native green and turnout green: {b:?}");
     Ok(())
+}
+
+/// Drains `slot` with `pg_recvlogical` (pgoutput, to /dev/null) up to blue's current WAL position;
+/// returns the time.
+async fn recvlogical(blue: &PgServer, db: &str, slot: &str) -> Result<f64> {
+    let end: String = blue.connect(db).await?.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
+    let t = Instant::now();
+    let out = Command::new("/usr/lib/postgresql/15/bin/pg_recvlogical")
+        .args(["-h", "127.0.0.1", "-p", &blue.port().to_string(), "-U", "postgres", "-d", db, "--slot", slot])
+        .args(["--start", "--no-loop", "--endpos", &end, "-f", "/dev/null", "-F", "0"])
+        .args(["-o", "proto_version=1", "-o", "publication_names=native"])
+        .env("PGPASSWORD", blue.password())
+        .output()
+        .context("running pg_recvlogical")?;
+    ensure!(out.status.success(), "pg_recvlogical failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// Drains `slot` without applying anything until the bench_marker insert commits; returns the time

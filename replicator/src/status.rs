@@ -46,6 +46,9 @@ struct LagModel {
     pending: VecDeque<(Position, Timestamp)>,
     /// The newest heartbeat received (blue's clock).
     newest_heartbeat: Option<Timestamp>,
+    /// Commit time (blue's clock) of the newest transaction durable on green: with nothing pending,
+    /// green holds everything blue committed up to it, so it bounds the lag as a heartbeat does.
+    newest_durable_commit: Option<Timestamp>,
     /// Durable progress samples for the apply rate: (when, position).
     rate_from: Option<(Instant, Position)>,
     /// Smoothed durable progress, bytes per second.
@@ -106,7 +109,8 @@ pub struct Snapshot {
     /// Source log bytes not yet durable on green, where the source can measure them.
     pub lag_bytes: u64,
     /// Age, on blue's clock, of the oldest transaction committed on blue and not yet durable on green;
-    /// when nothing is pending, of the newest heartbeat received. None until measurable.
+    /// when nothing is pending, of the newest heartbeat received or transaction durable on green,
+    /// whichever is newer (green holds everything blue committed before either). None until measurable.
     pub lag_seconds: Option<f64>,
     /// `lag_bytes` divided by the recent durable apply rate.
     pub predicted_drain_seconds: Option<f64>,
@@ -188,7 +192,11 @@ impl Status {
         self.applied_moved.notify_waiters();
         let mut lag = lock(&self.lag);
         while lag.pending.front().is_some_and(|(end, _)| end <= position) {
-            lag.pending.pop_front();
+            if let Some((_, ts)) = lag.pending.pop_front() {
+                if lag.newest_durable_commit.is_none_or(|c| ts > c) {
+                    lag.newest_durable_commit = Some(ts);
+                }
+            }
         }
         let now = Instant::now();
         match lag.rate_from.take() {
@@ -262,7 +270,10 @@ impl Status {
     pub fn lag_seconds(&self) -> Option<f64> {
         let blue_now = now_micros() + self.clock_offset_us.load(Ordering::Relaxed);
         let lag = lock(&self.lag);
-        let reference = lag.pending.front().map(|(_, ts)| *ts).or(lag.newest_heartbeat)?;
+        let reference = match lag.pending.front() {
+            Some((_, ts)) => *ts,
+            None => lag.newest_heartbeat.max(lag.newest_durable_commit)?,
+        };
         Some((blue_now - reference.0).max(0) as f64 / 1e6)
     }
 
@@ -367,4 +378,32 @@ pub fn now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnout_decoders::Lsn;
+
+    fn ago(secs: i64) -> Timestamp {
+        Timestamp(now_micros() - secs * 1_000_000)
+    }
+
+    #[test]
+    fn lag_is_the_oldest_pending_commit_then_the_newest_durable_commit_or_heartbeat() {
+        let status = Status::default();
+        assert_eq!(status.lag_seconds(), None);
+        status.heartbeat_received(ago(60));
+        status.transaction_received(&Position::Pg(Lsn(100)), ago(40));
+        status.transaction_received(&Position::Pg(Lsn(200)), ago(20));
+        let lag = status.lag_seconds().expect("lag");
+        assert!((40.0..41.0).contains(&lag), "oldest pending commit is 40 s old, lag {lag}");
+        status.set_applied(&Position::Pg(Lsn(200)));
+        // Nothing pending: green holds everything up to the commit 20 s ago, newer than the heartbeat.
+        let lag = status.lag_seconds().expect("lag");
+        assert!((20.0..21.0).contains(&lag), "newest durable commit is 20 s old, lag {lag}");
+        status.heartbeat_received(ago(5));
+        let lag = status.lag_seconds().expect("lag");
+        assert!((5.0..6.0).contains(&lag), "newest heartbeat is 5 s old, lag {lag}");
+    }
 }

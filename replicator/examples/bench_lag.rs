@@ -1,0 +1,187 @@
+//! Steady-state lag under a paced load, with native logical replication as the baseline in the same run.
+//!
+//! Blue (PostgreSQL 15) runs pgbench TPC-B paced at RATE transactions per second (`pgbench -R`) for
+//! SECONDS. First turnout replicates to green A (PostgreSQL 17, `fsync = on`) and its `/status` is sampled
+//! every 10 ms (`lag_seconds`: the age, on blue's clock, of the oldest transaction not yet durable on
+//! green); then, turnout stopped, native logical replication replicates the same load to green B. Both
+//! are also measured the same way from outside: the age of the newest blue commit green has applied
+//! (see [`Probe`]). Prints p50, p99 and max of each, after a 2 s warm-up, and checks blue and both
+//! greens hold the same data.
+//!
+//! Run: `cargo run --release -p turnout --example bench_lag -- [RATE] [SECONDS]` (defaults 1000 and 20).
+
+use anyhow::{ensure, Context, Result};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turnout::config::Config;
+use turnout_testbed::{free_port, PgOptions, PgServer};
+
+const WARM_UP: Duration = Duration::from_secs(2);
+const EVERY: Duration = Duration::from_millis(10);
+
+fn pgbench(server: &PgServer, db: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("/usr/lib/postgresql/15/bin/pgbench");
+    cmd.args(["-h", "127.0.0.1", "-p", &server.port().to_string(), "-U", "postgres"]).args(args).arg(db).env("PGPASSWORD", server.password());
+    cmd
+}
+
+/// `lag_seconds` from turnout's `/status` (None while it has no figure).
+async fn turnout_lag(port: u16) -> Result<Option<f64>> {
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.write_all(b"GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await?;
+    let text = String::from_utf8_lossy(&answer);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).context("no body")?;
+    let v: serde_json::Value = serde_json::from_str(body)?;
+    Ok(v["lag_seconds"].as_f64())
+}
+
+/// The same outside measure for both: green runs with `track_commit_timestamp = on`, and a transaction
+/// applied through a replication origin is stamped with its commit time on blue (turnout's
+/// `pg_replication_origin_xact_setup` and the subscription's apply worker alike), so
+/// `pg_last_committed_xact()` on green tells which of blue's commits green has reached. A sample is
+/// its age (one host, one clock).
+struct Probe {
+    green: tokio_postgres::Client,
+}
+
+impl Probe {
+    async fn new(green: &PgServer, db: &str) -> Result<Probe> {
+        Ok(Probe { green: green.connect(db).await? })
+    }
+
+    async fn tick(&mut self) -> Result<Option<f64>> {
+        let row = self
+            .green
+            .query_one("SELECT extract(epoch FROM clock_timestamp() - timestamp)::float8 FROM pg_last_committed_xact()", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+/// Samples every 10 ms while `load` runs, after the warm-up: turnout's own `/status` lag (when `port`
+/// is given) and the outside probe. Returns both, sorted.
+async fn sample(mut load: std::process::Child, port: Option<u16>, probe: &mut Probe) -> Result<(Vec<f64>, Vec<f64>)> {
+    let started = Instant::now();
+    let (mut own, mut outside) = (Vec::new(), Vec::new());
+    loop {
+        if let Some(status) = load.try_wait()? {
+            ensure!(status.success(), "pgbench failed");
+            break;
+        }
+        let next = Instant::now() + EVERY;
+        let measured = probe.tick().await?;
+        if started.elapsed() > WARM_UP {
+            if let Some(port) = port {
+                own.extend(turnout_lag(port).await?);
+            }
+            outside.extend(measured);
+        }
+        tokio::time::sleep_until(next.into()).await;
+    }
+    ensure!(!outside.is_empty() && (port.is_none() || !own.is_empty()), "no lag samples");
+    own.sort_by(f64::total_cmp);
+    outside.sort_by(f64::total_cmp);
+    Ok((own, outside))
+}
+
+fn print(what: &str, samples: &[f64]) {
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] * 1000.0;
+    println!("{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)", at(0.5), at(0.99), at(1.0), samples.len());
+}
+
+async fn fingerprint(server: &PgServer, db: &str) -> Result<(i64, i64)> {
+    let c = server.connect(db).await?;
+    let r = c.query_one("SELECT coalesce((SELECT sum(abalance) FROM pgbench_accounts), 0)::int8, (SELECT count(*) FROM pgbench_history)", &[]).await?;
+    Ok((r.get(0), r.get(1)))
+}
+
+async fn wait_same(blue: &PgServer, green: &PgServer, db: &str) -> Result<()> {
+    let want = fingerprint(blue, db).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fingerprint(green, db).await? != want {
+        ensure!(Instant::now() < deadline, "green did not converge");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let mut args = std::env::args().skip(1);
+    let rate: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let seconds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    let blue = PgServer::start(15)?;
+    let fsync_on = || PgOptions::new(17).conf("fsync = on").conf("full_page_writes = on").conf("track_commit_timestamp = on");
+    let (ours, native) = (PgServer::start_with(fsync_on())?, PgServer::start_with(fsync_on())?);
+    let db = "bench";
+    for s in [&blue, &ours, &native] {
+        s.execute("postgres", "CREATE DATABASE bench").await?;
+    }
+    ensure!(pgbench(&blue, db, &["-q", "-i", "-s", "1"]).output()?.status.success(), "pgbench -i");
+    blue.execute(db, "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY").await?;
+    let load = |seconds: u32| {
+        pgbench(&blue, db, &["-n", "-c", "4", "-j", "2", "-R", &rate.to_string(), "-T", &seconds.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+
+    // turnout: snapshot, then streaming under the load.
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let config = Arc::new(Config::parse(
+        &format!(
+            "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            blue.url(db),
+            ours.url(db),
+            dir.path().join("state").display()
+        ),
+        |_| None,
+    )?);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let runner = {
+        let config = Arc::clone(&config);
+        tokio::spawn(async move { turnout::run::run(&config, rx).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while turnout_lag(port).await.ok().flatten().is_none() {
+        ensure!(Instant::now() < deadline && !runner.is_finished(), "turnout did not start streaming");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut probe = Probe::new(&ours, db).await?;
+    let (own, outside) = sample(load(seconds)?, Some(port), &mut probe).await?;
+    print(&format!("turnout lag_seconds (/status) at {rate} tps"), &own);
+    print(&format!("turnout, age of green's newest applied blue commit at {rate} tps"), &outside);
+    wait_same(&blue, &ours, db).await?;
+    let _ = stop.send(true);
+    runner.await??;
+
+    // Native logical replication: a subscription copying the tables first, then the same load.
+    blue.execute(db, "CREATE PUBLICATION native FOR ALL TABLES").await?;
+    ensure!(pgbench(&native, db, &["-q", "-i", "-I", "dt", "-s", "1"]).output()?.status.success(), "pgbench -i on green");
+    native.execute(db, "TRUNCATE pgbench_accounts, pgbench_branches, pgbench_tellers; ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY; ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid); ALTER TABLE pgbench_branches ADD PRIMARY KEY (bid); ALTER TABLE pgbench_tellers ADD PRIMARY KEY (tid)").await?;
+    native
+        .execute(
+            db,
+            &format!(
+                "CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port={} user=postgres password={} dbname={db}' PUBLICATION native",
+                blue.port(),
+                blue.password()
+            ),
+        )
+        .await?;
+    wait_same(&blue, &native, db).await?;
+    let mut probe = Probe::new(&native, db).await?;
+    let (_, outside) = sample(load(seconds)?, None, &mut probe).await?;
+    print(&format!("native logical replication, age of green's newest applied blue commit at {rate} tps"), &outside);
+    wait_same(&blue, &native, db).await?;
+    println!("contents match on blue and both greens: {:?}", fingerprint(&blue, db).await?);
+    Ok(())
+}
