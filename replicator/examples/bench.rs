@@ -12,11 +12,13 @@
 //!
 //! Run: `cargo run --release -p turnout --example bench -- [SCALE] [SECONDS]` (defaults 10 and 20).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use anyhow::{ensure, Context, Result};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use turnout::config::Config;
 use turnout::source::pg::setup::ensure_publication;
 use turnout::source::Names;
 use turnout::state::StateStore;
@@ -94,13 +96,7 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
     // turnout: its publication and slot now; green already holds the data as of the slot.
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let config_text = format!(
-        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-        blue.url(db),
-        ours.url(db),
-        dir.path().join("state").display()
-    );
-    let config = Config::parse(&config_text, |_| None)?;
+    let config = common::config(&blue.url(db), &ours.url(db), dir.path(), port)?;
     {
         let state = StateStore::open(&config.state.dir)?;
         let names = Names::for_stream(&state.stream_id()?);
@@ -153,17 +149,11 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
     let native_secs = t.elapsed().as_secs_f64();
     println!("native logical replication drained in {native_secs:.2} s");
 
-    let (tx, rx) = tokio::sync::watch::channel(false);
     let t = Instant::now();
-    let config = Arc::new(config);
-    let runner = {
-        let config = Arc::clone(&config);
-        tokio::spawn(async move { turnout::run::run(&config, rx).await })
-    };
+    let sidecar = common::Sidecar::start(config);
     wait_for_marker(&ours, db).await?;
     let ours_secs = t.elapsed().as_secs_f64();
-    let _ = tx.send(true);
-    runner.await??;
+    sidecar.stop().await?;
     println!("turnout drained in {ours_secs:.2} s");
     println!("drain ratio (native / turnout): {:.2}x", native_secs / ours_secs);
     println!("turnout / receive floor: {:.2}x (native / receive floor: {:.2}x)", ours_secs / floor_secs, native_secs / floor_secs);
@@ -261,12 +251,8 @@ async fn snapshot(scale: u32) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    }
-    let mut args = std::env::args().skip(1);
-    let scale: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
-    let seconds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    common::init_logging();
+    let (scale, seconds): (u32, u32) = (common::arg(0, 10)?, common::arg(1, 20)?);
     if std::env::var_os("BENCH_SKIP_SNAPSHOT").is_none() {
         snapshot(scale).await?;
     }

@@ -10,12 +10,13 @@
 //!
 //! Run: `cargo run --release -p turnout --example bench_lag -- [RATE] [SECONDS]` (defaults 1000 and 20).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use anyhow::{ensure, Context, Result};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use turnout::config::Config;
 use turnout_testbed::{free_port, PgOptions, PgServer};
 
 const WARM_UP: Duration = Duration::from_secs(2);
@@ -89,8 +90,9 @@ async fn sample(mut load: std::process::Child, port: Option<u16>, probe: &mut Pr
 }
 
 fn print(what: &str, samples: &[f64]) {
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] * 1000.0;
-    println!("{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)", at(0.5), at(0.99), at(1.0), samples.len());
+    // Nearest rank, per mille.
+    let at = |permille: usize| samples[(samples.len() - 1) * permille / 1000] * 1000.0;
+    println!("{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)", at(500), at(990), at(1000), samples.len());
 }
 
 async fn fingerprint(server: &PgServer, db: &str) -> Result<(i64, i64)> {
@@ -111,12 +113,8 @@ async fn wait_same(blue: &PgServer, green: &PgServer, db: &str) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    }
-    let mut args = std::env::args().skip(1);
-    let rate: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let seconds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    common::init_logging();
+    let (rate, seconds): (u32, u32) = (common::arg(0, 1000)?, common::arg(1, 20)?);
     let blue = PgServer::start(15)?;
     let fsync_on = || PgOptions::new(17).conf("fsync = on").conf("full_page_writes = on").conf("track_commit_timestamp = on");
     let (ours, native) = (PgServer::start_with(fsync_on())?, PgServer::start_with(fsync_on())?);
@@ -136,23 +134,10 @@ async fn main() -> Result<()> {
     // turnout: snapshot, then streaming under the load.
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let config = Arc::new(Config::parse(
-        &format!(
-            "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-            blue.url(db),
-            ours.url(db),
-            dir.path().join("state").display()
-        ),
-        |_| None,
-    )?);
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let runner = {
-        let config = Arc::clone(&config);
-        tokio::spawn(async move { turnout::run::run(&config, rx).await })
-    };
+    let sidecar = common::Sidecar::start(common::config(&blue.url(db), &ours.url(db), dir.path(), port)?);
     let deadline = Instant::now() + Duration::from_secs(120);
     while turnout_lag(port).await.ok().flatten().is_none() {
-        ensure!(Instant::now() < deadline && !runner.is_finished(), "turnout did not start streaming");
+        ensure!(Instant::now() < deadline && !sidecar.task.is_finished(), "turnout did not start streaming");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut probe = Probe::new(&ours, db).await?;
@@ -160,8 +145,7 @@ async fn main() -> Result<()> {
     print(&format!("turnout lag_seconds (/status) at {rate} tps"), &own);
     print(&format!("turnout, age of green's newest applied blue commit at {rate} tps"), &outside);
     wait_same(&blue, &ours, db).await?;
-    let _ = stop.send(true);
-    runner.await??;
+    sidecar.stop().await?;
 
     // Native logical replication: a subscription copying the tables first, then the same load.
     blue.execute(db, "CREATE PUBLICATION native FOR ALL TABLES").await?;

@@ -9,10 +9,11 @@
 //!
 //! Run: `cargo run --release -p turnout --example bench_memory -- [ROWS]` (default 10,000,000).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use anyhow::{ensure, Context, Result};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use turnout::config::Config;
 use turnout_testbed::{free_port, PgOptions, PgServer};
 
 /// Peak resident memory of this process, in bytes.
@@ -47,10 +48,8 @@ async fn metric(port: u16, name: &str) -> Result<f64> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    }
-    let rows: u64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(10_000_000);
+    common::init_logging();
+    let rows: u64 = common::arg(0, 10_000_000)?;
     let blue = PgServer::start(15)?;
     let green = PgServer::start_with(PgOptions::new(17))?;
     let db = "bench";
@@ -60,25 +59,13 @@ async fn main() -> Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let config = Arc::new(Config::parse(
-        &format!(
-            "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-            blue.url(db),
-            green.url(db),
-            dir.path().join("state").display()
-        ),
-        |_| None,
-    )?);
+    let config = common::config(&blue.url(db), &green.url(db), dir.path(), port)?;
     println!("apply.memory_budget (default): {} MiB", config.apply_memory_budget()? >> 20);
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let runner = {
-        let config = Arc::clone(&config);
-        tokio::spawn(async move { turnout::run::run(&config, rx).await })
-    };
+    let sidecar = common::Sidecar::start(config);
     // Streaming: the (empty) snapshot is done once /metrics answers with a lag figure.
     let deadline = Instant::now() + Duration::from_secs(120);
     while metric(port, "turnout_lag_seconds").await.is_err() {
-        ensure!(Instant::now() < deadline && !runner.is_finished(), "turnout did not start streaming");
+        ensure!(Instant::now() < deadline && !sidecar.task.is_finished(), "turnout did not start streaming");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let before = peak_rss()?;
@@ -88,19 +75,18 @@ async fn main() -> Result<()> {
     let want = fingerprint(&blue, db).await?;
     let deadline = Instant::now() + Duration::from_secs(3600);
     while fingerprint(&green, db).await? != want {
-        ensure!(Instant::now() < deadline && !runner.is_finished(), "green did not catch up");
+        ensure!(Instant::now() < deadline && !sidecar.task.is_finished(), "green did not catch up");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     println!("green holds the same {} rows {:.1} s after the insert began", want.0, t.elapsed().as_secs_f64());
     let spilled = metric(port, "turnout_spilled_bytes_total").await.unwrap_or(0.0);
     let peak = peak_rss()?;
     println!(
-        "peak RSS: {} MiB before the transaction, {} MiB after; spilled to the state store: {} MiB",
+        "peak RSS: {} MiB before the transaction, {} MiB after; spilled to the state store: {:.0} MiB",
         before >> 20,
         peak >> 20,
-        spilled as u64 >> 20
+        spilled / f64::from(1 << 20)
     );
-    let _ = stop.send(true);
-    runner.await??;
+    sidecar.stop().await?;
     Ok(())
 }

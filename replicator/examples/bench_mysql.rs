@@ -15,12 +15,14 @@
 //! Run: `cargo run --release -p turnout --example bench_mysql -- [ROWS_PER_TABLE] [SECONDS]`
 //! (defaults 100000 and 20).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use anyhow::{ensure, Context, Result};
 use mysql_async::prelude::Queryable;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use turnout::config::Config;
 use turnout::source::Names;
 use turnout::state::StateStore;
 use turnout_decoders::{BinlogPosition, GtidState, Position, TableName};
@@ -149,14 +151,7 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     }
     // turnout: green holds the data as of `start`, recorded as its progress.
     let dir = tempfile::tempdir()?;
-    let config_text = format!(
-        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{}\"\n",
-        blue.url(DB),
-        ours.url(DB),
-        dir.path().join("state").display(),
-        free_port()
-    );
-    let config = Config::parse(&config_text, |_| None)?;
+    let config = common::config(&blue.url(DB), &ours.url(DB), dir.path(), free_port())?;
     {
         let state = StateStore::open(&config.state.dir)?;
         let names = Names::for_stream(&state.stream_id()?);
@@ -194,18 +189,12 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
         native.push(secs);
     }
 
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let config = Arc::new(config);
     let (t, green_cpu, own_cpu) = (Instant::now(), cpu_seconds(&pid(&ours)), cpu_seconds("self"));
-    let runner = {
-        let config = Arc::clone(&config);
-        tokio::spawn(async move { turnout::run::run(&config, rx).await })
-    };
+    let sidecar = common::Sidecar::start(config);
     wait_for_marker(&ours).await?;
     let ours_secs = t.elapsed().as_secs_f64();
     let (green_cpu, own_cpu) = (cpu_seconds(&pid(&ours)) - green_cpu, cpu_seconds("self") - own_cpu);
-    let _ = tx.send(true);
-    runner.await??;
+    sidecar.stop().await?;
     println!("turnout drained in {ours_secs:.2} s (turnout CPU {own_cpu:.1} s, green CPU {green_cpu:.1} s)");
     println!("drain ratio (native 1 thread / turnout): {:.2}x", native[0] / ours_secs);
     println!("drain ratio (native 4 threads / turnout): {:.2}x", native[1] / ours_secs);
@@ -264,12 +253,8 @@ async fn snapshot(rows: u64) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    }
-    let mut args = std::env::args().skip(1);
-    let rows: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
-    let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    common::init_logging();
+    let (rows, seconds): (u64, u64) = (common::arg(0, 100_000)?, common::arg(1, 20)?);
     if std::env::var_os("BENCH_SKIP_SNAPSHOT").is_none() {
         snapshot(rows).await?;
     }
