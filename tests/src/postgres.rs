@@ -197,6 +197,13 @@ impl PgServer {
     /// Starts a server as `options` say.
     pub fn start_with(options: PgOptions) -> Result<Self, TestbedError> {
         let bin = bin_dir(options.major)?;
+        // Whoever replicates from this server copies its schema with a pg_dump at least as new: make
+        // sure one is where turnout looks (the system's, or the harness's cache), so no test depends
+        // on an earlier test having installed it. Best effort: a server used only as green needs none,
+        // and turnout names a missing pg_dump itself.
+        if let Err(e) = client_bin_dir(options.major) {
+            eprintln!("no pg_dump for PostgreSQL {} installed: {e}", options.major);
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("turnout-pg{}-", options.major))
             .tempdir()
