@@ -13,10 +13,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turnout_testbed::{free_port, PgOptions, PgServer};
 
 const WARM_UP: Duration = Duration::from_secs(2);
@@ -30,13 +29,8 @@ fn pgbench(server: &PgServer, db: &str, args: &[&str]) -> Command {
 
 /// `lag_seconds` from turnout's `/status` (None while it has no figure).
 async fn turnout_lag(port: u16) -> Result<Option<f64>> {
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    tcp.write_all(b"GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await?;
-    let text = String::from_utf8_lossy(&answer);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).context("no body")?;
-    let v: serde_json::Value = serde_json::from_str(body)?;
+    let body = turnout::control::get(&format!("127.0.0.1:{port}"), "/status").await?;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
     Ok(v["lag_seconds"].as_f64())
 }
 

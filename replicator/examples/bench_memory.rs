@@ -35,12 +35,7 @@ async fn fingerprint(server: &PgServer, db: &str) -> Result<(i64, i64)> {
 
 /// A counter from turnout's `/metrics`.
 async fn metric(port: u16, name: &str) -> Result<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await?;
-    let text = String::from_utf8_lossy(&answer);
+    let text = turnout::control::get(&format!("127.0.0.1:{port}"), "/metrics").await?;
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
         .with_context(|| format!("{name} not in /metrics"))

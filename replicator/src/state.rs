@@ -132,18 +132,13 @@ impl StateStore {
             .transpose()
     }
 
-    /// Records a cutover step (synced before it returns).
-    pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal) -> Result<(), Error> {
+    /// Records a cutover step, synced before it returns when `sync` is set. Unsynced is only for a step
+    /// whose loss in a crash changes nothing (it is recovered exactly as the synced step before it): it
+    /// costs no fsync while writes are paused, and a later synced write makes it durable with
+    /// everything before it.
+    pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal, sync: bool) -> Result<(), Error> {
         let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
-        self.put(CUTOVER_JOURNAL, &v)
-    }
-
-    /// Records a cutover step whose loss in a crash changes nothing (it is recovered exactly as the
-    /// synced step before it): written, not synced, so it costs no fsync while writes are paused. A
-    /// later synced write makes it durable with everything before it.
-    pub fn put_cutover_journal_unsynced(&self, journal: &crate::cutover::Journal) -> Result<(), Error> {
-        let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
-        self.db.put(CUTOVER_JOURNAL, &v).map_err(|e| Error::State(format!("writing state: {e}")))
+        self.put_with(CUTOVER_JOURNAL, &v, sync)
     }
 
     fn spill_key(id: u64, chunk: u32) -> Vec<u8> {
@@ -204,8 +199,12 @@ impl StateStore {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.put_with(key, value, true)
+    }
+
+    fn put_with(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), Error> {
         let mut w = WriteOptions::default();
-        w.set_sync(true);
+        w.set_sync(sync);
         self.db.put_opt(key, value, &w).map_err(|e| Error::State(format!("writing state: {e}")))
     }
 

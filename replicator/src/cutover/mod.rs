@@ -183,11 +183,8 @@ impl Controller {
         journal.message = message;
         // Steps recovered as the one before them (the fence may be up, the switch has not begun)
         // need no fsync inside the write pause.
-        if step.fence_may_be_up() && step != Step::Fencing {
-            self.state.put_cutover_journal_unsynced(journal)
-        } else {
-            self.state.put_cutover_journal(journal)
-        }
+        let sync = !(step.fence_may_be_up() && step != Step::Fencing);
+        self.state.put_cutover_journal(journal, sync)
     }
 
     /// Starts a cutover in the background. Refused while one runs or after one completed.
@@ -475,7 +472,7 @@ async fn recover_with<'c, P: Procedure, F: Future<Output = Result<P, Error>>>(
             tracing::warn!(id = %journal.id, "a cutover was interrupted before its switch; the fence on blue was undone");
             journal.step = Step::Undone;
             journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
-            state.put_cutover_journal(&journal)
+            state.put_cutover_journal(&journal, true)
         }
         Step::Switching => {
             let switch = build_switch(config)?;
@@ -487,7 +484,7 @@ async fn recover_with<'c, P: Procedure, F: Future<Output = Result<P, Error>>>(
             tracing::warn!(id = %journal.id, "a cutover was interrupted while switching; the switch to green was completed");
             journal.step = Step::Done;
             journal.message = Some("the switch was completed when turnout restarted".into());
-            state.put_cutover_journal(&journal)?;
+            state.put_cutover_journal(&journal, true)?;
             Err(Error::Setup(format!("cutover {} completed on restart: traffic is on green; this stream no longer replicates", journal.id)))
         }
         _ => Ok(()),
