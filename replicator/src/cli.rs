@@ -35,6 +35,38 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// The arguments of `cutover` and `rollback`.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Start when lag is below this: '<1s', '1s' or '500ms'.
+    #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
+    pub when_lag: Duration,
+    /// Give up waiting for the lag condition after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Undo the fence if writes would be paused longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub max_pause: Duration,
+    /// Check every precondition and print the plan without fencing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl MoveArgs {
+    /// What `POST /cutover` or `/rollback` asks for.
+    pub fn request(&self) -> crate::cutover::Request {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        crate::cutover::Request {
+            when_lag_ms: millis(self.when_lag),
+            timeout_ms: millis(self.timeout),
+            max_pause_ms: millis(self.max_pause),
+            dry_run: self.dry_run,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Snapshot blue into green if needed, then stream changes; serves the HTTP API.
@@ -50,23 +82,14 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// Fence writes on blue, prove green caught up, and switch traffic to green.
-    Cutover {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Start when lag is below this: '<1s', '1s' or '500ms'.
-        #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
-        when_lag: Duration,
-        /// Give up waiting for the lag condition after this long.
-        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-        timeout: Duration,
-        /// Undo the fence if writes would be paused longer than this.
-        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-        max_pause: Duration,
-        /// Check every precondition and print the plan without fencing anything.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    /// Fence writes on blue, prove green caught up, switch traffic to green, and (PostgreSQL) arm
+    /// reverse replication green → blue for `rollback`.
+    Cutover(MoveArgs),
+    /// In the rollback window after a cutover: fence writes on green, prove blue caught up, and
+    /// switch traffic back to blue.
+    Rollback(MoveArgs),
+    /// End the rollback window: stop reverse replication and drop its slot, publication and origin.
+    Finish(ConfigArg),
     /// Preflight: check that replication can start (changes nothing). Exit 0 only when it can.
     Check(ConfigArg),
     /// Compare table contents of blue and green (row counts and a digest of every row).
@@ -99,7 +122,9 @@ impl Command {
         match self {
             Command::Run(_) => "run",
             Command::Status { .. } => "status",
-            Command::Cutover { .. } => "cutover",
+            Command::Cutover(_) => "cutover",
+            Command::Rollback(_) => "rollback",
+            Command::Finish(_) => "finish",
             Command::Check(_) => "check",
             Command::Verify { .. } => "verify",
             Command::Teardown { .. } => "teardown",
@@ -138,7 +163,7 @@ mod tests {
     fn when_lag(args: &[&str]) -> Duration {
         let argv = normalize_args(args.iter().map(|s| s.to_string()));
         match Cli::try_parse_from(argv).expect("parses").command {
-            Command::Cutover { when_lag, .. } => when_lag,
+            Command::Cutover(a) | Command::Rollback(a) => a.when_lag,
             other => panic!("parsed {other:?}"),
         }
     }
@@ -150,6 +175,7 @@ mod tests {
         assert_eq!(when_lag(&["turnout", "cutover", "--when-lag", "500ms"]), Duration::from_millis(500));
         assert_eq!(when_lag(&["turnout", "cutover", "--when-lag<1s"]), Duration::from_secs(1));
         assert_eq!(when_lag(&["turnout", "cutover", "--when-lag=<2s"]), Duration::from_secs(2));
+        assert_eq!(when_lag(&["turnout", "rollback", "--when-lag<1s"]), Duration::from_secs(1));
     }
 
     #[test]

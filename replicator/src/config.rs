@@ -187,17 +187,41 @@ pub enum Switch {
     None,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CutoverConfig {
     #[serde(default)]
     pub fence: Fence,
+    /// Arm reverse replication (green → blue) at the cutover, so `turnout rollback` can go back
+    /// without losing what green accepted. PostgreSQL: needs `wal_level = logical` on green and a
+    /// role there that may create replication slots. Default true.
+    #[serde(default = "yes")]
+    pub reverse: bool,
     #[serde(default)]
     pub switch: Switch,
     pub token: Option<Secret>,
     pub pgbouncer: Option<PgbouncerConfig>,
     pub haproxy: Option<HaproxyConfig>,
     pub command: Option<CommandConfig>,
+}
+
+impl Default for CutoverConfig {
+    fn default() -> Self {
+        CutoverConfig { fence: Fence::default(), reverse: true, switch: Switch::default(), token: None, pgbouncer: None, haproxy: None, command: None }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The configuration of the reverse stream after a cutover: green is its source and blue its target;
+/// everything else is the same.
+pub fn reversed(config: &Config) -> Config {
+    let mut back = config.clone();
+    std::mem::swap(&mut back.source.url, &mut back.target.url);
+    back.state.dir = config.state.dir.join("reverse");
+    back
 }
 
 #[derive(Clone, Debug, Deserialize)]

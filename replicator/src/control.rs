@@ -37,28 +37,63 @@ pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
 /// `turnout cutover`: asks the sidecar to cut over and prints each step as it happens. Returns the
 /// exit code: 0 only when traffic is on green (or a dry run found everything ready).
 pub async fn cutover(config: &Config, request: &Request) -> i32 {
+    follow(config, request, "/cutover", "green").await
+}
+
+/// `turnout rollback`: the same back to blue, in the rollback window after a cutover.
+pub async fn rollback(config: &Config, request: &Request) -> i32 {
+    follow(config, request, "/rollback", "blue").await
+}
+
+/// `turnout finish`: ends the rollback window and prints what was dropped.
+pub async fn finish(config: &Config) -> i32 {
+    let listen = &config.http.listen;
+    let token = config.cutover.token.as_ref().map(|t| t.expose());
+    match self::request(listen, "POST", "/finish", Some("{}"), token).await {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            for line in v["done"].as_array().into_iter().flatten() {
+                println!("{}", line.as_str().unwrap_or_default());
+            }
+            0
+        }
+        Ok((code, body)) => {
+            eprintln!("turnout: the sidecar refused to finish (HTTP {code}): {}", error_of(&body));
+            crate::cli::EXIT_FAILED
+        }
+        Err(e) => {
+            eprintln!("turnout: cannot reach the sidecar at http://{listen}/finish: {e} (is `turnout run` running?)");
+            crate::cli::EXIT_FAILED
+        }
+    }
+}
+
+/// The `error` of a JSON answer, or the whole body.
+fn error_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| body.to_owned())
+}
+
+/// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.
+async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> i32 {
+    let what = &path[1..];
     let listen = &config.http.listen;
     let token = config.cutover.token.as_ref().map(|t| t.expose());
     let body = serde_json::to_string(request).unwrap_or_default();
-    match self::request(listen, "POST", "/cutover", Some(&body), token).await {
+    match self::request(listen, "POST", path, Some(&body), token).await {
         Ok((202, _)) => {}
         Ok((code, body)) => {
-            let msg = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or(body);
-            eprintln!("turnout: the sidecar refused the cutover (HTTP {code}): {msg}");
+            eprintln!("turnout: the sidecar refused the {what} (HTTP {code}): {}", error_of(&body));
             return crate::cli::EXIT_FAILED;
         }
         Err(e) => {
-            eprintln!("turnout: cannot reach the sidecar at http://{listen}/cutover: {e} (is `turnout run` running?)");
+            eprintln!("turnout: cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)");
             return crate::cli::EXIT_FAILED;
         }
     }
     let mut printed = 0;
     let mut unreachable_since: Option<std::time::Instant> = None;
     loop {
-        match get(listen, "/cutover").await.map(|b| serde_json::from_str::<Progress>(&b)) {
+        match get(listen, path).await.map(|b| serde_json::from_str::<Progress>(&b)) {
             Ok(Ok(p)) => {
                 unreachable_since = None;
                 for line in p.lines.iter().skip(printed) {
@@ -68,7 +103,7 @@ pub async fn cutover(config: &Config, request: &Request) -> i32 {
                 match p.outcome.as_deref() {
                     Some("done") => {
                         if let Some(ms) = p.write_pause_ms {
-                            println!("traffic is on green; writes were paused for {ms} ms");
+                            println!("traffic is on {to}; writes were paused for {ms} ms");
                         }
                         return 0;
                     }
@@ -85,7 +120,7 @@ pub async fn cutover(config: &Config, request: &Request) -> i32 {
                 let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > Duration::from_secs(30) {
                     eprintln!(
-                        "turnout: lost contact with the sidecar during the cutover: {e}. Its journal settles the cutover when \
+                        "turnout: lost contact with the sidecar during the {what}: {e}. Its journal settles the {what} when \
                          `turnout run` restarts; check `turnout status`"
                     );
                     return crate::cli::EXIT_FAILED;

@@ -1,26 +1,35 @@
 //! The HTTP API on `http.listen`: `/` (the live status page), `/healthz`, `/status` (JSON), `/metrics`
-//! (Prometheus text), and `POST /cutover` / `GET /cutover` (start a cutover, follow its steps).
+//! (Prometheus text), `POST /cutover` / `GET /cutover` (start a cutover, follow its steps), `POST
+//! /rollback` / `GET /rollback` (the same back to blue in the rollback window) and `POST /finish` (end
+//! the rollback window).
 //!
-//! `POST /cutover` needs `Authorization: Bearer <cutover.token>` when a token is configured; without
-//! one it is accepted only from loopback addresses.
+//! Every POST needs `Authorization: Bearer <cutover.token>` when a token is configured; without one
+//! it is accepted only from loopback addresses.
 
 use crate::status::{Phase, Status};
 use crate::cutover::{Controller, Request};
 use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// The cutover and rollback controllers of a running sidecar.
+#[derive(Clone, Debug)]
+pub struct Controllers {
+    pub cutover: Arc<Controller>,
+    pub rollback: Arc<Controller>,
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 struct AppState {
     status: Arc<Status>,
-    cutover: Option<Arc<Controller>>,
+    controllers: Option<Controllers>,
 }
 
 impl FromRef<AppState> for Arc<Status> {
@@ -34,7 +43,7 @@ impl FromRef<AppState> for Arc<Status> {
 pub async fn serve(
     listen: SocketAddr,
     status: Arc<Status>,
-    cutover: Option<Arc<Controller>>,
+    controllers: Option<Controllers>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
@@ -43,7 +52,9 @@ pub async fn serve(
         .route("/status", get(status_json))
         .route("/metrics", get(metrics))
         .route("/cutover", get(cutover_progress).post(cutover_start))
-        .with_state(AppState { status, cutover });
+        .route("/rollback", get(rollback_progress).post(rollback_start))
+        .route("/finish", post(finish))
+        .with_state(AppState { status, controllers });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -67,10 +78,51 @@ async fn page() -> impl IntoResponse {
     )
 }
 
-async fn cutover_progress(State(state): State<AppState>) -> impl IntoResponse {
-    match &state.cutover {
+fn unavailable() -> (StatusCode, Json<serde_json::Value>) {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "cutover is not available in this process"})))
+}
+
+fn progress_of(controller: Option<&Arc<Controller>>) -> (StatusCode, Json<serde_json::Value>) {
+    match controller {
         Some(c) => (StatusCode::OK, Json(serde_json::to_value(c.progress()).unwrap_or_default())),
-        None => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "cutover is not available in this process"}))),
+        None => unavailable(),
+    }
+}
+
+async fn cutover_progress(State(state): State<AppState>) -> impl IntoResponse {
+    progress_of(state.controllers.as_ref().map(|c| &c.cutover))
+}
+
+async fn rollback_progress(State(state): State<AppState>) -> impl IntoResponse {
+    progress_of(state.controllers.as_ref().map(|c| &c.rollback))
+}
+
+/// Every POST needs the token when one is configured, and comes from this machine when not.
+fn authorize(controller: &Controller, peer: SocketAddr, headers: &HeaderMap, path: &str) -> Result<(), (StatusCode, Json<serde_json::Value>)> {
+    let error = |code: StatusCode, msg: String| (code, Json(serde_json::json!({ "error": msg })));
+    match controller.token() {
+        Some(token) => {
+            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                return Err(error(StatusCode::UNAUTHORIZED, "missing or wrong cutover token (Authorization: Bearer <cutover.token>)".into()));
+            }
+        }
+        None if !peer.ip().is_loopback() => {
+            return Err(error(StatusCode::FORBIDDEN, format!("POST {path} is accepted only from this machine unless cutover.token is set")));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn start(controller: Option<&Arc<Controller>>, peer: SocketAddr, headers: &HeaderMap, path: &str, request: Request) -> (StatusCode, Json<serde_json::Value>) {
+    let Some(controller) = controller else { return unavailable() };
+    if let Err(refused) = authorize(controller, peer, headers, path) {
+        return refused;
+    }
+    match controller.start(request) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
     }
 }
 
@@ -80,25 +132,27 @@ async fn cutover_start(
     headers: HeaderMap,
     Json(request): Json<Request>,
 ) -> impl IntoResponse {
-    let error = |code: StatusCode, msg: &str| (code, Json(serde_json::json!({ "error": msg })));
-    let Some(controller) = &state.cutover else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "cutover is not available in this process");
-    };
-    match controller.token() {
-        Some(token) => {
-            let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-                return error(StatusCode::UNAUTHORIZED, "missing or wrong cutover token (Authorization: Bearer <cutover.token>)");
-            }
-        }
-        None if !peer.ip().is_loopback() => {
-            return error(StatusCode::FORBIDDEN, "POST /cutover is accepted only from this machine unless cutover.token is set");
-        }
-        None => {}
+    start(state.controllers.as_ref().map(|c| &c.cutover), peer, &headers, "/cutover", request)
+}
+
+async fn rollback_start(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(request): Json<Request>,
+) -> impl IntoResponse {
+    start(state.controllers.as_ref().map(|c| &c.rollback), peer, &headers, "/rollback", request)
+}
+
+/// `POST /finish`: ends the rollback window; answers the lines of what was done.
+async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> impl IntoResponse {
+    let Some(controllers) = &state.controllers else { return unavailable() };
+    if let Err(refused) = authorize(&controllers.rollback, peer, &headers, "/finish") {
+        return refused;
     }
-    match controller.start(request) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))),
-        Err(e) => error(StatusCode::CONFLICT, &e),
+    match controllers.rollback.finish().await {
+        Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
     }
 }
 
@@ -119,6 +173,8 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP turnout_applied_lsn Source position durably applied on green (bytes).");
         let _ = writeln!(out, "# TYPE turnout_applied_lsn gauge\nturnout_applied_lsn {}", applied.0);
     }
+    let _ = writeln!(out, "# HELP turnout_reverse 1 while replicating green → blue in the rollback window after a cutover, else 0.");
+    let _ = writeln!(out, "# TYPE turnout_reverse gauge\nturnout_reverse {}", u8::from(s.direction == crate::status::Direction::Reverse));
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);
     let _ = writeln!(out, "# HELP turnout_lag_seconds Age on blue's clock of the oldest transaction not yet durable on green (newest heartbeat when idle).");

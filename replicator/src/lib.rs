@@ -1,7 +1,7 @@
 //! The `turnout` binary's library: command line, configuration, the source-agnostic pipeline
 //! ([`pipeline`]: source → assembler → batcher → sink → acknowledgement), each source's own
 //! administration under [`source`] (PostgreSQL in [`source::pg`]), the state store, the HTTP API and
-//! status, alerts, and cutover orchestration.
+//! status, alerts, and cutover and rollback orchestration.
 
 pub mod alerts;
 pub mod check;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod http_client;
 pub mod pipeline;
+pub mod rollback;
 pub mod run;
 pub mod source;
 pub mod spill;

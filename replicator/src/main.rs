@@ -123,20 +123,18 @@ async fn run(command: Command, json_logs: bool) -> i32 {
                 }
             }
         }
-        Command::Cutover { config, when_lag, timeout, max_pause, dry_run } => {
-            let config = match load(&config.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-            let request = turnout::cutover::Request {
-                when_lag_ms: millis(when_lag),
-                timeout_ms: millis(timeout),
-                max_pause_ms: millis(max_pause),
-                dry_run,
-            };
-            turnout::control::cutover(&config, &request).await
-        }
+        Command::Cutover(args) => match load(&args.config.config) {
+            Ok(config) => turnout::control::cutover(&config, &args.request()).await,
+            Err(code) => code,
+        },
+        Command::Rollback(args) => match load(&args.config.config) {
+            Ok(config) => turnout::control::rollback(&config, &args.request()).await,
+            Err(code) => code,
+        },
+        Command::Finish(args) => match load(&args.config) {
+            Ok(config) => turnout::control::finish(&config).await,
+            Err(code) => code,
+        },
         Command::Demo { mysql } => turnout::demo::run(mysql).await,
         Command::Verify { config, table } => {
             let config = match load(&config.config) {

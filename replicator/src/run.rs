@@ -8,7 +8,7 @@ use crate::error::{Error, Reaction};
 use crate::pipeline::{self, Budgets};
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
-use crate::status::{ErrorReport, Phase, Status};
+use crate::status::{Direction, ErrorReport, Phase, Status};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -32,36 +32,54 @@ macro_rules! with_admin {
     };
 }
 
-/// Runs until `shutdown` turns true (Ok) or a fatal error. After a completed cutover, replication
-/// stops but the HTTP API keeps serving until `shutdown`.
+/// Runs until `shutdown` turns true (Ok) or a fatal error. After a completed cutover that armed the
+/// reverse stream, replicates green → blue (the rollback window) until a rollback, `turnout finish`
+/// or `shutdown`; after a cutover without one (or a rollback), replication stops but the HTTP API
+/// keeps serving until `shutdown`.
 pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
     let state = StateStore::open(&config.state.dir)?;
     let status = Arc::new(Status::default());
-    // Replication stops on the operator's signal or after a completed cutover.
+    // Forward replication stops on the operator's signal or after a completed cutover; reverse
+    // replication on the signal, after a completed rollback or on `turnout finish`.
     let (stop, shutdown) = watch::channel(false);
+    let (reverse_stop, reverse_shutdown) = watch::channel(false);
     {
-        let stop = stop.clone();
+        let (stop, reverse_stop) = (stop.clone(), reverse_stop.clone());
         let mut external = external.clone();
         tokio::spawn(async move {
             let _ = external.wait_for(|s| *s).await;
             let _ = stop.send(true);
+            let _ = reverse_stop.send(true);
         });
     }
-    crate::cutover::recover(config, &state).await?;
-    let controller = crate::cutover::Controller::new(Arc::new(config.clone()), state.clone(), Arc::clone(&status), stop);
+    let names = Names::for_stream(&state.stream_id()?);
+    let resume = crate::cutover::recover(config, &state, &names).await?;
+    let shared = Arc::new(config.clone());
+    let controller = |direction, stop| crate::cutover::Controller::new(direction, Arc::clone(&shared), state.clone(), Arc::clone(&status), names.clone(), stop);
+    let controllers = crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
     let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
-    let _http = crate::http::serve(listen, Arc::clone(&status), Some(controller), external.clone())
+    let _http = crate::http::serve(listen, Arc::clone(&status), Some(controllers), external.clone())
         .await
         .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
-    let names = Names::for_stream(&state.stream_id()?);
-    let result = async { with_admin!(config, names, |admin| replicate(&admin, config, &state, &status, shutdown).await) }.await;
-    if result.is_ok() && !*external.borrow() {
-        tracing::info!("replication stopped after the cutover; serving the HTTP API until stopped");
+    if let crate::cutover::Resume::Forward = resume {
+        with_admin!(config, names.clone(), |admin| replicate(&admin, config, &state, &status, shutdown).await)?;
+    }
+    let arm = match state.journal(Direction::Forward)? {
+        Some(crate::cutover::Journal { step: crate::cutover::Step::Done, reverse: Some(arm), .. }) if !arm.finished => Some(arm),
+        _ => None,
+    };
+    let stopping = *external.borrow();
+    if let (Some(arm), false) = (arm, stopping) {
+        crate::rollback::run_reverse(config, &status, &names, &arm, reverse_shutdown).await?;
+    }
+    let stopping = *external.borrow();
+    if !stopping {
+        tracing::info!("replication stopped; serving the HTTP API until stopped");
         status.set_phase(Phase::Stopped);
         let mut external = external;
         let _ = external.wait_for(|s| *s).await;
     }
-    result
+    Ok(())
 }
 
 /// Backoff after a transient failure: from 0.5 s doubling to 30 s, each wait drawn at random from its

@@ -28,6 +28,7 @@ const SCHEMA_COPIED: &[u8] = b"schema/copied";
 
 const SPILL_PREFIX: &str = "spill/";
 const CUTOVER_JOURNAL: &[u8] = b"cutover/journal";
+const ROLLBACK_JOURNAL: &[u8] = b"rollback/journal";
 
 /// Work for the state-store thread.
 type Job = Box<dyn FnOnce(&DB) + Send>;
@@ -125,20 +126,27 @@ impl StateStore {
         result.await.map_err(|_| Error::State("the state-store thread stopped while working".into()))?
     }
 
-    /// The journal of the current or last cutover.
-    pub fn cutover_journal(&self) -> Result<Option<crate::cutover::Journal>, Error> {
-        self.get(CUTOVER_JOURNAL)?
+    fn journal_key(direction: crate::status::Direction) -> &'static [u8] {
+        match direction {
+            crate::status::Direction::Forward => CUTOVER_JOURNAL,
+            crate::status::Direction::Reverse => ROLLBACK_JOURNAL,
+        }
+    }
+
+    /// The journal of the current or last cutover (`Forward`) or rollback (`Reverse`).
+    pub fn journal(&self, direction: crate::status::Direction) -> Result<Option<crate::cutover::Journal>, Error> {
+        self.get(Self::journal_key(direction))?
             .map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt cutover journal: {e}"))))
             .transpose()
     }
 
-    /// Records a cutover step, synced before it returns when `sync` is set. Unsynced is only for a step
+    /// Records a cutover (or rollback, as `journal.direction` says) step, synced before it returns when `sync` is set. Unsynced is only for a step
     /// whose loss in a crash changes nothing (it is recovered exactly as the synced step before it): it
     /// costs no fsync while writes are paused, and a later synced write makes it durable with
     /// everything before it.
     pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal, sync: bool) -> Result<(), Error> {
         let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
-        self.put_with(CUTOVER_JOURNAL, &v, sync)
+        self.put_with(Self::journal_key(journal.direction), &v, sync)
     }
 
     fn spill_key(id: u64, chunk: u32) -> Vec<u8> {

@@ -19,6 +19,16 @@ pub enum Phase {
     Stopped,
 }
 
+/// Which way changes flow: blue → green until a cutover, green → blue in the rollback window after
+/// it (when the cutover armed the reverse stream).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Forward,
+    Reverse,
+}
+
 /// Per-table snapshot progress.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TableProgress {
@@ -58,6 +68,7 @@ struct LagModel {
 #[derive(Debug)]
 struct Inner {
     phase: Phase,
+    direction: Direction,
     names: Option<crate::source::Names>,
     last_error: Option<ErrorReport>,
     tables: BTreeMap<String, TableProgress>,
@@ -102,6 +113,9 @@ pub struct ErrorReport {
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
     pub phase: Phase,
+    /// `forward` (blue → green) or `reverse` (green → blue, the rollback window after a cutover):
+    /// every position, lag and counter below is of this direction's stream.
+    pub direction: Direction,
     /// The source position durably applied on green (PostgreSQL LSN, or binlog file:offset and GTIDs).
     pub applied_position: String,
     /// How far the source's log reaches.
@@ -140,6 +154,7 @@ impl Default for Status {
         Status {
             inner: Mutex::new(Inner {
                 phase: Phase::Starting,
+                direction: Direction::Forward,
                 names: None,
                 last_error: None,
                 tables: BTreeMap::new(),
@@ -169,6 +184,35 @@ impl Status {
 
     pub fn set_phase(&self, phase: Phase) {
         self.with(|i| i.phase = phase);
+    }
+
+    /// Starts over for the reverse stream after a cutover: its positions are green's, so everything
+    /// measured of the forward stream (positions, lag, counters, sentinels, slot, alerts) is
+    /// forgotten.
+    pub fn start_reverse(&self) {
+        self.with(|i| {
+            i.phase = Phase::Starting;
+            i.direction = Direction::Reverse;
+            i.names = None;
+            i.last_error = None;
+            i.tables.clear();
+            i.started = Instant::now();
+        });
+        *lock(&self.applied) = None;
+        *lock(&self.source_end) = None;
+        for counter in [&self.rows_applied, &self.transactions_applied, &self.buffered_bytes, &self.spilled_bytes] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.clock_offset_us.store(0, Ordering::Relaxed);
+        *lock(&self.lag) = LagModel::default();
+        *lock(&self.slot) = None;
+        lock(&self.alerts).clear();
+        lock(&self.fences).clear();
+    }
+
+    /// Which way changes flow now.
+    pub fn direction(&self) -> Direction {
+        self.with(|i| i.direction)
     }
 
     pub fn set_names(&self, names: crate::source::Names) {
@@ -346,6 +390,7 @@ impl Status {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
                 phase: i.phase,
+                direction: i.direction,
                 applied_position: show(&applied),
                 source_position: show(&source_end),
                 lag_bytes,

@@ -25,7 +25,10 @@ struct Setup {
 }
 
 async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
-    let (blue, green, db) = pair(SCHEMA).await;
+    setup_with(pair(SCHEMA).await, fence, switch, extra).await
+}
+
+async fn setup_with((blue, green, db): (PgServer, PgServer, String), fence: &str, switch: &str, extra: &str) -> Setup {
     green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
     let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
     let toml = format!(
@@ -71,10 +74,16 @@ impl Setup {
 /// Runs `turnout cutover` with `args` (without blocking the test's other tasks, such as the writer);
 /// returns exit code and output.
 async fn cutover(t: &Turnout, args: &[&str]) -> (i32, String) {
+    turnout(t, "cutover", args).await
+}
+
+/// Runs `turnout <command> --config <t's> <args>` without blocking the test's other tasks.
+async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
     let config = t.config_path().to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let command = command.to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_turnout")).args(["cutover", "--config"]).arg(config).args(args).output()
+        Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output()
     })
     .await
     .expect("join")
@@ -183,9 +192,9 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
     // Blue got no write after the fence: its rows are a prefix of the acknowledged ones.
     let blue_rows: i64 = b.query_one("SELECT count(*) FROM t", &[]).await.expect("count").get(0);
     assert!(usize::try_from(blue_rows).expect("count") < want.len());
-    // The sidecar stopped applying but keeps answering.
-    let status = s.t.status().expect("status");
-    assert_eq!(status["phase"], "stopped", "{status}");
+    // The sidecar now replicates green → blue (the rollback window).
+    let status = common::wait_for(&mut s.t, "the reverse stream", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
+    assert_eq!(status["names"]["slot"].as_str().map(|n| n.ends_with("_back")), Some(true), "{status}");
     // Largest gap between successive acknowledged writes: the pause clients saw.
     let (gap, at) = acked.windows(2).map(|w| (w[1].1.duration_since(w[0].1), w[0].1)).max().unwrap_or((Duration::ZERO, started));
     eprintln!(
@@ -194,13 +203,14 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
         at.saturating_duration_since(started).as_millis(),
         finished.as_millis()
     );
-    // A second cutover is refused, and restarting `run` refuses to replicate from blue again.
+    // A second cutover is refused, and restarting `run` goes on replicating green → blue, never
+    // blue → green again.
     let (code, out) = cutover(&s.t, &["--when-lag", "1s"]).await;
     assert_eq!(code, 1, "{out}");
     assert_eq!(s.t.sigterm(), Some(0));
     s.t.start();
-    assert_eq!(common::wait_exit(&mut s.t).await, 1);
-    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+    common::wait_for(&mut s.t, "the reverse stream after a restart", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
+    assert_eq!(s.t.sigterm(), Some(0));
 }
 
 #[tokio::test]
@@ -352,14 +362,147 @@ async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(!switched.exists());
-    // Restart: the journal says the switch had begun (green was already proven complete), so it is
-    // completed, not undone — and this stream no longer replicates.
+    // Restart: the journal says the switch had begun (green was already proven complete and the
+    // reverse stream armed), so it is completed, not undone — and replication goes on green → blue.
     s.t.start();
-    assert_eq!(common::wait_exit(&mut s.t).await, 1);
+    common::wait_for(&mut s.t, "the reverse stream", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
     assert!(s.t.log_text().contains("the switch to green was completed"), "{}", s.t.log_text());
     let url = std::fs::read_to_string(&switched).expect("the switch was completed");
     assert!(url.contains(&format!(":{}/", s.green.port())), "{url}");
     // Blue stays fenced (pgbouncer paused): never both writable.
     let admin = turnout_cutover::PgBouncerAdmin::from_url(&s.bouncer.admin_url()).expect("admin");
     assert!(admin.is_paused(&s.db).await.expect("show"), "blue must stay fenced after the switch");
+    // A write green accepts after the crash reaches blue: the reverse stream armed before the
+    // switch survived it.
+    let g = s.green().await;
+    g.batch_execute("INSERT INTO t (note) VALUES ('after the crash')").await.expect("green takes writes");
+    let b = s.blue.connect(&s.db).await.expect("blue");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n: i64 = b.query_one("SELECT count(*) FROM t WHERE note = 'after the crash'", &[]).await.expect("count").get(0);
+        if n == 1 {
+            break;
+        }
+        assert_eq!(n, 0, "applied twice");
+        assert!(Instant::now() < deadline, "green's write never reached blue\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// Waits until the sidecar replicates green → blue.
+async fn wait_reverse(t: &mut Turnout) -> serde_json::Value {
+    common::wait_for(t, "the reverse stream", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await
+}
+
+async fn ids(c: &tokio_postgres::Client) -> Vec<i64> {
+    c.query("SELECT id FROM t ORDER BY id", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test]
+async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exactly_once() {
+    let mut s = setup("pgbouncer", "pgbouncer", "").await;
+    let through = s.bouncer.url(&s.db);
+    let writer = start_writer(through.clone(), Duration::from_millis(5));
+    writer.wait_for(100).await;
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("armed reverse replication"), "{out}");
+    wait_reverse(&mut s.t).await;
+    writer.wait_for(writer.count() + 100).await;
+    // kill -9 while the reverse stream runs; green keeps taking writes meanwhile.
+    s.t.kill9();
+    writer.wait_for(writer.count() + 100).await;
+    s.t.start();
+    wait_reverse(&mut s.t).await;
+    writer.wait_for(writer.count() + 50).await;
+    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("blue applied the sentinel") && out.contains("traffic is on blue"), "{out}");
+    writer.wait_for(writer.count() + 100).await;
+    let (acked, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "client errors during cutover and rollback: {errors:?}");
+    // Every acknowledged write — on blue before, on green in the window, on blue after — is on blue
+    // exactly once; green holds a prefix of them.
+    let mut want: Vec<i64> = acked.iter().map(|(id, _)| *id).collect();
+    want.sort_unstable();
+    let b = s.blue.connect(&s.db).await.expect("blue");
+    assert_eq!(ids(&b).await, want, "blue must hold exactly the acknowledged rows");
+    let g = s.green().await;
+    let on_green = ids(&g).await;
+    assert!(on_green.len() < want.len() && on_green.iter().all(|id| want.binary_search(id).is_ok()), "green must hold a prefix");
+    // pgbouncer points at blue again; blue's sequences are ahead of everything green handed out.
+    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
+    let green_loose: i64 = g.query_one("SELECT last_value FROM loose_seq", &[]).await.expect("seq").get(0);
+    let blue_next: i64 = b.query_one("SELECT nextval('loose_seq')", &[]).await.expect("seq").get(0);
+    assert!(blue_next > green_loose, "blue's loose_seq {blue_next} must be ahead of green's {green_loose}");
+    let status = common::wait_for(&mut s.t, "replication to stop", |t| t.status().filter(|v| v["phase"] == "stopped")).await;
+    assert_eq!(status["direction"], "reverse", "{status}");
+    // `turnout finish` drops the reverse slot and publication on green and the origin on blue.
+    let (code, out) = turnout(&s.t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    let slots: i64 = g.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
+    let pubs: i64 = g.query_one("SELECT count(*) FROM pg_publication", &[]).await.expect("pubs").get(0);
+    let origins: i64 = b.query_one("SELECT count(*) FROM pg_replication_origin WHERE roname LIKE '%\\_back'", &[]).await.expect("origins").get(0);
+    assert_eq!((slots, pubs, origins), (0, 0, 0), "{out}");
+    // Blue's forward slot went when the reverse stream started.
+    let blue_slots: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
+    assert_eq!(blue_slots, 0);
+    // After a rollback this stream never replicates again.
+    assert_eq!(s.t.sigterm(), Some(0));
+    s.t.start();
+    assert_eq!(common::wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+}
+
+#[tokio::test]
+async fn read_only_rollback_through_haproxy_keeps_one_side_writable_and_filters_turnouts_own_changes() {
+    // Green on PostgreSQL 15: no server-side origin filter, so loop prevention is turnout's own.
+    let (blue, green, db) = common::pair_versions(15, 15, SCHEMA).await;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let proxy = turnout_testbed::HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let through = format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", blue.password(), proxy.port());
+    let toml = format!(
+        "[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n",
+        proxy.admin_socket().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO t (note) SELECT 'blue ' || g FROM generate_series(1, 300) g").await.expect("rows");
+    let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    wait_reverse(&mut t).await;
+    // The application, through haproxy, now writes on green: updates, deletes and inserts.
+    let app = |url: String| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        c
+    };
+    let c = app(through.clone()).await;
+    c.batch_execute("UPDATE t SET note = note || ' updated on green' WHERE id % 3 = 0; DELETE FROM t WHERE id % 7 = 0; \
+                     INSERT INTO t (note) SELECT 'green ' || g FROM generate_series(1, 200) g")
+        .await
+        .expect("green takes writes");
+    // Blue follows, exactly (every row by its text), while new application sessions on blue are
+    // still refused.
+    common::assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    let b = blue.connect(&db).await.expect("blue");
+    let err = b.batch_execute("INSERT INTO t (note) VALUES ('app on blue')").await.expect_err("blue must stay fenced");
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
+    let (code, out) = turnout(&t, "rollback", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("lifted blue's read-only fence"), "{out}");
+    // Traffic is on blue, which takes writes again; green is now the fenced one.
+    assert_eq!(port_behind(&through).await, i32::from(blue.port()));
+    let c = app(through.clone()).await;
+    c.batch_execute("INSERT INTO t (note) VALUES ('back on blue')").await.expect("blue takes writes again");
+    let g = green.connect(&db).await.expect("green");
+    let err = g.batch_execute("INSERT INTO t (note) VALUES ('app on green')").await.expect_err("green must be fenced");
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
+    let n: i64 = b.query_one("SELECT count(*) FROM t WHERE note LIKE 'green %'", &[]).await.expect("count").get(0);
+    assert_eq!(n, 200, "every row inserted on green is on blue exactly once");
+    assert_eq!(t.sigterm(), Some(0));
 }

@@ -119,6 +119,9 @@ pub struct StartReplication {
     pub two_phase: bool,
     /// How often to send a standby status update unasked.
     pub status_interval: Duration,
+    /// Send only changes that carry no replication origin (`origin 'none'`, PostgreSQL 16+; ignored on
+    /// older servers, where the consumer filters by the Origin message instead).
+    pub origin_none: bool,
 }
 
 impl StartReplication {
@@ -133,6 +136,7 @@ impl StartReplication {
             messages: true,
             two_phase: false,
             status_interval: Duration::from_secs(10),
+            origin_none: false,
         }
     }
 }
@@ -429,6 +433,9 @@ impl PgConnection {
         }
         if start.two_phase && proto >= 3 {
             options.push("\"two_phase\" 'true'".into());
+        }
+        if start.origin_none && version >= 160000 {
+            options.push("\"origin\" 'none'".into());
         }
         let sql = format!(
             "START_REPLICATION SLOT {} LOGICAL {} ({})",

@@ -28,7 +28,10 @@ mod pg;
 use crate::config::{Config, SourceKind, Switch};
 use crate::error::Error;
 use crate::state::StateStore;
+use crate::source::Names;
 use crate::status::{Phase, Status};
+pub use crate::status::Direction;
+use turnout_decoders::Position;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -70,8 +73,25 @@ pub(crate) trait Procedure: Send {
     /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
     fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, String>> + Send;
 
-    /// Lifts the fence (safe after a failed or partial fence); returns what it did.
+    /// Lifts the fence (safe after a failed or partial fence) and drops whatever a reverse stream
+    /// armed so far; returns what it did.
     fn undo(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// Before the fence: creates what the reverse stream needs that does not depend on the hand-off
+    /// position (PostgreSQL: green's publication, blue's replication origin), after checking green
+    /// can have it. `None` when this procedure arms no reverse stream.
+    fn prepare_reverse(&mut self) -> impl Future<Output = Result<Option<String>, String>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Inside the pause, after green applied the sentinel: creates the reverse stream's slot on green
+    /// within `budget` and moves blue's origin to its consistent point — the hand-off position:
+    /// every write green accepts after the switch commits after it. `None` when this procedure arms
+    /// no reverse stream.
+    fn arm_reverse(&mut self, budget: Duration) -> impl Future<Output = Result<Option<Position>, String>> + Send {
+        let _ = budget;
+        async { Ok(None) }
+    }
 }
 
 /// Where a cutover is; journaled before each step acts.
@@ -82,6 +102,8 @@ pub enum Step {
     Fencing,
     SequencesSynced,
     SentinelApplied,
+    /// Creating the reverse stream's slot on green (recovered like the steps before: undone).
+    ArmingReverse,
     Switching,
     Done,
     Undone,
@@ -91,19 +113,40 @@ pub enum Step {
 impl Step {
     /// The fence may be in place and the switch has not started: undo on recovery.
     fn fence_may_be_up(self) -> bool {
-        matches!(self, Step::Fencing | Step::SentinelApplied | Step::SequencesSynced)
+        matches!(self, Step::Fencing | Step::SentinelApplied | Step::SequencesSynced | Step::ArmingReverse)
     }
+}
+
+/// The reverse stream a cutover armed: green → blue from `position`, green's LSN when the slot was
+/// created with writes still fenced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReverseArm {
+    /// Green's publication and slot, blue's replication origin.
+    pub names: Names,
+    /// The forward stream's origin on green: changes carrying it never go back to blue.
+    pub forward_origin: String,
+    /// The hand-off position on green.
+    pub position: Position,
+    /// `turnout finish` ended the rollback window: the reverse stream and what it used are gone.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// The journal entry of the current (or last) cutover.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Journal {
     pub id: String,
+    /// A cutover (traffic to green) or a rollback (traffic back to blue); journaled apart.
+    #[serde(default)]
+    pub direction: Direction,
     pub step: Step,
     pub fence: String,
     pub switch: String,
     /// Why it ended, for Undone/Failed; the summary for Done.
     pub message: Option<String>,
+    /// The reverse stream this cutover armed (none for a rollback, or with `cutover.reverse = false`).
+    #[serde(default)]
+    pub reverse: Option<ReverseArm>,
 }
 
 /// What `POST /cutover` asks for.
@@ -126,19 +169,24 @@ pub struct Progress {
     pub write_pause_ms: Option<u64>,
 }
 
-/// The sidecar's cutover controller, shared with the HTTP API.
+/// The sidecar's cutover (or rollback) controller, shared with the HTTP API: one for each
+/// direction.
 pub struct Controller {
+    /// Forward: a cutover to green; Reverse: a rollback to blue.
+    direction: Direction,
     config: Arc<Config>,
     state: StateStore,
     status: Arc<Status>,
+    /// The forward stream's names (the reverse stream's derive from them).
+    names: Names,
     progress: Mutex<Progress>,
-    /// Turned true to stop forward apply after a completed cutover.
+    /// Turned true to stop this direction's apply once traffic moved.
     stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Controller").finish_non_exhaustive()
+        f.debug_struct("Controller").field("direction", &self.direction).finish_non_exhaustive()
     }
 }
 
@@ -147,9 +195,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Controller {
-    pub fn new(config: Arc<Config>, state: StateStore, status: Arc<Status>, stop: watch::Sender<bool>) -> Arc<Controller> {
+    pub fn new(
+        direction: Direction,
+        config: Arc<Config>,
+        state: StateStore,
+        status: Arc<Status>,
+        names: Names,
+        stop: watch::Sender<bool>,
+    ) -> Arc<Controller> {
         let mut progress = Progress::default();
-        if let Ok(Some(j)) = state.cutover_journal() {
+        if let Ok(Some(j)) = state.journal(direction) {
             progress.id = Some(j.id.clone());
             progress.outcome = Some(match j.step {
                 Step::Done => "done",
@@ -159,17 +214,33 @@ impl Controller {
             .into());
             progress.lines.extend(j.message);
         }
-        Arc::new(Controller { config, state, status, progress: Mutex::new(progress), stop })
+        Arc::new(Controller { direction, config, state, status, names, progress: Mutex::new(progress), stop })
     }
 
-    /// The progress of the current or last cutover.
+    /// The progress of the current or last cutover (rollback).
     pub fn progress(&self) -> Progress {
         lock(&self.progress).clone()
     }
 
-    /// The token `POST /cutover` requires, if configured.
+    /// The token `POST /cutover` (and `/rollback`, `/finish`) requires, if configured.
     pub fn token(&self) -> Option<&str> {
         self.config.cutover.token.as_ref().map(|t| t.expose())
+    }
+
+    /// "cutover" or "rollback".
+    fn what(&self) -> &'static str {
+        match self.direction {
+            Direction::Forward => "cutover",
+            Direction::Reverse => "rollback",
+        }
+    }
+
+    /// The database traffic moves from and to.
+    fn from_to(&self) -> (&'static str, &'static str) {
+        match self.direction {
+            Direction::Forward => ("blue", "green"),
+            Direction::Reverse => ("green", "blue"),
+        }
     }
 
     fn say(&self, line: impl Into<String>) {
@@ -187,13 +258,33 @@ impl Controller {
         self.state.put_cutover_journal(journal, sync)
     }
 
-    /// Starts a cutover in the background. Refused while one runs or after one completed.
+    /// Why a rollback cannot start now, if it cannot; the reverse stream the cutover armed if it can.
+    fn rollback_allowed(&self) -> Result<ReverseArm, String> {
+        let cutover = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
+        let arm = match cutover {
+            Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => arm,
+            Some(Journal { step: Step::Done, .. }) => {
+                return Err("the cutover armed no reverse stream (cutover.reverse = false or a MySQL/MariaDB source): there is no way back to replay".into())
+            }
+            _ => return Err("there is nothing to roll back: no cutover to green completed".into()),
+        };
+        if arm.finished {
+            return Err("`turnout finish` already ended the rollback window".into());
+        }
+        Ok(arm)
+    }
+
+    /// Starts a cutover (rollback) in the background. Refused while one runs or after one completed.
     pub fn start(self: &Arc<Self>, request: Request) -> Result<String, String> {
+        if self.direction == Direction::Reverse {
+            self.rollback_allowed()?;
+        }
         {
             let mut p = lock(&self.progress);
-            match p.outcome.as_deref() {
-                Some("running") => return Err("a cutover is already running".into()),
-                Some("done") => return Err("this stream was already cut over to green".into()),
+            match (p.outcome.as_deref(), self.direction) {
+                (Some("running"), _) => return Err(format!("a {} is already running", self.what())),
+                (Some("done"), Direction::Forward) => return Err("this stream was already cut over to green".into()),
+                (Some("done"), Direction::Reverse) => return Err("traffic was already rolled back to blue".into()),
                 _ => {}
             }
             *p = Progress { id: Some(new_id()), outcome: Some("running".into()), lines: Vec::new(), write_pause_ms: None };
@@ -214,7 +305,7 @@ impl Controller {
                 match this.run(&run_id, &request).await {
                     Ok(()) => "done",
                     Err(e) => {
-                        this.say(format!("cutover failed: {e}"));
+                        this.say(format!("{} failed: {e}", this.what()));
                         "failed"
                     }
                 }
@@ -224,17 +315,51 @@ impl Controller {
         Ok(id)
     }
 
+    /// `turnout finish`: ends the rollback window — stops the reverse stream and drops its slot and
+    /// publication on green and its origin on blue. Journaled first, so a crash halfway is finished
+    /// by the next start. Returns one line per thing done.
+    pub async fn finish(&self) -> Result<Vec<String>, String> {
+        if lock(&self.progress).outcome.as_deref() == Some("running") {
+            return Err("a rollback is running; wait for it to end".into());
+        }
+        let mut journal = match self.state.journal(Direction::Forward).map_err(|e| e.to_string())? {
+            Some(j @ Journal { step: Step::Done, reverse: Some(_), .. }) => j,
+            _ => return Err("there is no rollback window to finish: no cutover with a reverse stream completed".into()),
+        };
+        if let Some(arm) = journal.reverse.as_mut() {
+            arm.finished = true;
+        }
+        self.state.put_cutover_journal(&journal, true).map_err(|e| e.to_string())?;
+        let _ = self.stop.send(true);
+        let arm = journal.reverse.clone().ok_or("the journal lost its reverse stream")?;
+        let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
+        done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
+        self.status.set_phase(Phase::Stopped);
+        Ok(done)
+    }
+
     /// Checks every precondition and prints the plan, changing nothing.
     async fn dry_run(&self, request: &Request) -> Result<(), Error> {
-        match self.config.source_kind() {
-            SourceKind::Pg => self.dry_run_with(pg::PgCutover::connect(&self.config).await?, request).await,
-            SourceKind::MySql => self.dry_run_with(mysql::MySqlCutover::connect(&self.config).await?, request).await,
+        match (self.config.source_kind(), self.direction) {
+            (SourceKind::Pg, Direction::Forward) => self.dry_run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, request).await,
+            (SourceKind::Pg, Direction::Reverse) => self.dry_run_with(pg::PgCutover::connect_back(&self.config).await?, request).await,
+            (SourceKind::MySql, Direction::Forward) => self.dry_run_with(mysql::MySqlCutover::connect(&self.config).await?, request).await,
+            (SourceKind::MySql, Direction::Reverse) => Err(Error::Setup("rollback is not available for MySQL/MariaDB sources".into())),
         }
+    }
+
+    /// The reverse stream a cutover arms, if configured.
+    fn reverse_names(&self) -> Option<Names> {
+        self.config.cutover.reverse.then(|| Names::reverse_of(&self.names))
     }
 
     async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
         let switch = build_switch(&self.config)?;
         self.say(format!("dry run: fence = {}, switch = {}", procedure.fence_kind(), switch.kind()));
+        if self.direction == Direction::Reverse {
+            self.rollback_allowed().map_err(Error::Setup)?;
+            refuse_no_inverse(&switch).map_err(Error::Setup)?;
+        }
         for warning in procedure.preflight().await.map_err(Error::Setup)? {
             self.say(format!("WARNING: {warning}"));
         }
@@ -256,22 +381,32 @@ impl Controller {
     }
 
     async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
-        match self.config.source_kind() {
-            SourceKind::Pg => self.run_with(pg::PgCutover::connect(&self.config).await?, id, request).await,
-            SourceKind::MySql => self.run_with(mysql::MySqlCutover::connect(&self.config).await?, id, request).await,
+        match (self.config.source_kind(), self.direction) {
+            (SourceKind::Pg, Direction::Forward) => self.run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, id, request).await,
+            (SourceKind::Pg, Direction::Reverse) => self.run_with(pg::PgCutover::connect_back(&self.config).await?, id, request).await,
+            (SourceKind::MySql, Direction::Forward) => self.run_with(mysql::MySqlCutover::connect(&self.config).await?, id, request).await,
+            (SourceKind::MySql, Direction::Reverse) => Err(Error::Setup("rollback is not available for MySQL/MariaDB sources".into())),
         }
     }
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
         let switch = build_switch(&self.config)?;
+        let (from, to) = self.from_to();
         let mut journal = Journal {
             id: id.to_owned(),
+            direction: self.direction,
             step: Step::Waiting,
             fence: procedure.fence_kind().into(),
             switch: switch.kind().into(),
             message: None,
+            reverse: None,
         };
         self.journal(&mut journal, Step::Waiting, None)?;
+        if self.direction == Direction::Reverse {
+            if let Err(reason) = refuse_no_inverse(&switch) {
+                return self.fail(&mut journal, reason);
+            }
+        }
         match procedure.preflight().await {
             Ok(warnings) => warnings.into_iter().for_each(|w| self.say(format!("WARNING: {w}"))),
             Err(reason) => return self.fail(&mut journal, reason),
@@ -288,13 +423,19 @@ impl Controller {
         if let Err(e) = switch.check(Duration::from_secs(10)).await {
             return self.fail(&mut journal, format!("the switch is not ready: {e}"));
         }
-        // Counters go ahead of blue before writes pause; inside the pause one read of blue checks them.
+        // Counters go ahead before writes pause; inside the pause one read checks them.
         match procedure.counters_ahead().await {
             Ok(line) => self.say(line),
             Err(reason) => return self.fail(&mut journal, reason),
         }
-        // Fence. Journaled first: a crash from here on is undone on restart.
+        // What the reverse stream needs besides its slot, made before writes pause. Journaled first:
+        // a crash from here on is undone (and what was made dropped) on restart.
         self.journal(&mut journal, Step::Fencing, None)?;
+        match procedure.prepare_reverse().await {
+            Ok(Some(line)) => self.say(line),
+            Ok(None) => {}
+            Err(e) => return self.undo(&mut procedure, &mut journal, format!("preparing reverse replication failed: {e}")).await,
+        }
         let pause_budget = Duration::from_millis(request.max_pause_ms);
         let fenced_at = Instant::now();
         match procedure.fence(pause_budget).await {
@@ -305,11 +446,11 @@ impl Controller {
         // Sentinel: written after the fence, so every write acknowledged before it precedes it.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on blue failed: {e}")).await,
-            Err(_) => return self.undo(&mut procedure, &mut journal, "writing the sentinel on blue took longer than --max-pause; the fence was undone".into()).await,
+            Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} failed: {e}")).await,
+            Err(_) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await,
         }
-        // Blue's counters are final once it is fenced: they are checked while green applies the
-        // sentinel, not after.
+        // The fenced side's counters are final: they are checked while the sentinel is applied, not
+        // after.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
             Ok(Ok(line)) => self.say(line),
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
@@ -320,29 +461,40 @@ impl Controller {
             Ok(at) => at,
             Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
-        self.say(format!("green applied the sentinel (commit {sentinel}) — every write committed on blue before the fence is on green"));
+        self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+        // The reverse stream starts exactly here: nothing can commit on green before the switch.
+        if let Some(names) = self.reverse_names().filter(|_| self.direction == Direction::Forward) {
+            self.journal(&mut journal, Step::ArmingReverse, None)?;
+            match procedure.arm_reverse(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(Some(position)) => {
+                    self.say(format!("armed reverse replication: slot {} on green from {position}, origin {} on blue", names.slot, names.origin));
+                    journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
+                }
+                Ok(None) => {}
+                Err(e) => return self.undo(&mut procedure, &mut journal, format!("arming reverse replication failed: {e}")).await,
+            }
+        }
         if Instant::now() >= deadline {
             return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
         }
-        // Switch. From here on a failure is completed, not undone: green has everything.
+        // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
         let completed = |e: String| {
             Error::Setup(format!(
-                "switching traffic to green failed after green was proven complete: {e}; blue stays fenced. Fix the cause and \
+                "switching traffic to {to} failed after {to} was proven complete: {e}; {from} stays fenced. Fix the cause and \
                  restart `turnout run` — it completes the switch from the journal"
             ))
         };
         if let Some(line) = procedure.open_green().await.map_err(completed)? {
             self.say(line);
         }
-        let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
-        let report = switch.to_green(urls, Duration::from_secs(30)).await.map_err(|e| completed(e.to_string()))?;
+        let report = switch_to(&switch, &self.config, self.direction).await.map_err(|e| completed(e.to_string()))?;
         let pause = fenced_at.elapsed();
-        self.say(format!("switched traffic to green ({}): {}", switch.kind(), report.summary));
-        // Forward apply stops: green now takes writes.
+        self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
+        // This direction's apply stops: the other side now takes writes.
         let _ = self.stop.send(true);
-        let summary = format!("cutover complete: write pause {} ms", pause.as_millis());
+        let summary = format!("{} complete: write pause {} ms", self.what(), pause.as_millis());
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
         lock(&self.progress).write_pause_ms = Some(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
         self.say(summary);
@@ -386,7 +538,7 @@ impl Controller {
                 }
             }
             if Instant::now() >= deadline {
-                return Err("green did not apply the sentinel within --max-pause; the fence was undone".into());
+                return Err(format!("{} did not apply the sentinel within --max-pause; the fence was undone", self.from_to().1));
             }
             // Woken by the apply the moment green's durable position moves; the timeout only bounds
             // the wait by the deadline (the sentinel is recorded before its transaction is durable).
@@ -398,7 +550,8 @@ impl Controller {
         match procedure.undo().await {
             Ok(line) => self.say(line),
             Err(e) => {
-                let msg = format!("{reason}; UNDOING THE FENCE FAILED: {e} — blue may still refuse writes; fix and restart `turnout run`, which retries the undo");
+                let from = self.from_to().0;
+                let msg = format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
                 self.journal(journal, Step::Fencing, Some(msg.clone()))?;
                 return Err(Error::Setup(msg));
             }
@@ -442,50 +595,102 @@ pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
     })
 }
 
-/// Settles a cutover interrupted by a crash (see the module documentation). Returns an error when
-/// this stream was cut over and must not replicate again.
-pub async fn recover(config: &Config, state: &StateStore) -> Result<(), Error> {
-    match config.source_kind() {
-        SourceKind::Pg => recover_with(config, state, pg::PgCutover::connect).await,
-        SourceKind::MySql => recover_with(config, state, mysql::MySqlCutover::connect).await,
+/// Where `turnout run` goes on after settling the journals.
+#[derive(Debug)]
+pub enum Resume {
+    /// Replicate blue → green.
+    Forward,
+    /// The rollback window after a cutover: replicate green → blue.
+    Reverse(ReverseArm),
+}
+
+/// Moves traffic the way `direction` goes: to green for a cutover, back to blue for a rollback.
+async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<turnout_cutover::SwitchReport, turnout_cutover::CutoverError> {
+    let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
+    match direction {
+        Direction::Forward => switch.to_green(urls, Duration::from_secs(30)).await,
+        Direction::Reverse => switch.to_blue(urls, Duration::from_secs(30)).await,
     }
 }
 
-async fn recover_with<'c, P: Procedure, F: Future<Output = Result<P, Error>>>(
-    config: &'c Config,
-    state: &StateStore,
-    connect: impl FnOnce(&'c Config) -> F,
-) -> Result<(), Error> {
-    let Some(mut journal) = state.cutover_journal()? else { return Ok(()) };
-    match journal.step {
-        Step::Done => Err(Error::Setup(format!(
-            "this stream was cut over to green (cutover {}: {}); blue is no longer the source. Run `turnout teardown` \
-             before replicating again",
-            journal.id,
-            journal.message.clone().unwrap_or_default()
+/// A rollback must be able to move traffic back: the command switch has no inverse.
+fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), String> {
+    match switch {
+        TrafficSwitch::Command { .. } => Err("the command switch has no inverse, so turnout cannot move traffic back to blue; use \
+             cutover.switch = \"pgbouncer\" or \"haproxy\", or point the application at blue yourself and run `turnout finish`"
+            .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Settles a cutover or rollback interrupted by a crash (see the module documentation) and says where
+/// replication goes on. An error when this stream must not replicate again (cut over without a way
+/// back, the rollback window finished, or rolled back).
+pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
+    let reverse = config.cutover.reverse.then(|| Names::reverse_of(names));
+    match config.source_kind() {
+        SourceKind::Pg => recover_with(config, state, Direction::Forward, pg::PgCutover::connect(config, reverse)).await?,
+        SourceKind::MySql => recover_with(config, state, Direction::Forward, mysql::MySqlCutover::connect(config)).await?,
+    }
+    let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
+    let arm = match (cutover.step, cutover.reverse) {
+        (Step::Done, Some(arm)) if !arm.finished => arm,
+        (Step::Done, arm) => {
+            let why = if arm.is_some() { "; `turnout finish` ended its rollback window" } else { "" };
+            return Err(Error::Setup(format!(
+                "this stream was cut over to green (cutover {}: {}{why}); blue is no longer the source. Run `turnout teardown` \
+                 before replicating again",
+                cutover.id,
+                cutover.message.unwrap_or_default()
+            )));
+        }
+        _ => return Ok(Resume::Forward),
+    };
+    if config.source_kind() == SourceKind::Pg {
+        recover_with(config, state, Direction::Reverse, pg::PgCutover::connect_back(config)).await?;
+    }
+    match state.journal(Direction::Reverse)? {
+        Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
+            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates. Run `turnout teardown` to \
+             drop what it left, then start over",
+            rollback.id,
+            rollback.message.unwrap_or_default()
         ))),
+        _ => Ok(Resume::Reverse(arm)),
+    }
+}
+
+async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(config: &Config, state: &StateStore, direction: Direction, connect: F) -> Result<(), Error> {
+    let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
+    let (what, from, to) = match direction {
+        Direction::Forward => ("cutover", "blue", "green"),
+        Direction::Reverse => ("rollback", "green", "blue"),
+    };
+    match journal.step {
         step if step.fence_may_be_up() => {
-            let mut procedure = connect(config).await?;
+            let mut procedure = connect.await?;
             procedure.undo().await.map_err(|e| {
-                Error::Setup(format!("cutover {} was interrupted with writes fenced on blue and undoing the fence failed: {e}", journal.id))
+                Error::Setup(format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed: {e}", journal.id))
             })?;
-            tracing::warn!(id = %journal.id, "a cutover was interrupted before its switch; the fence on blue was undone");
+            tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
             journal.step = Step::Undone;
             journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
             state.put_cutover_journal(&journal, true)
         }
         Step::Switching => {
             let switch = build_switch(config)?;
-            let interrupted = |e: String| Error::Setup(format!("cutover {} was interrupted while switching; completing the switch failed: {e}", journal.id));
-            let mut procedure = connect(config).await?;
+            let interrupted = |e: String| Error::Setup(format!("{what} {} was interrupted while switching; completing the switch failed: {e}", journal.id));
+            let mut procedure = connect.await?;
             procedure.open_green().await.map_err(interrupted)?;
-            let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
-            switch.to_green(urls, Duration::from_secs(30)).await.map_err(|e| interrupted(e.to_string()))?;
-            tracing::warn!(id = %journal.id, "a cutover was interrupted while switching; the switch to green was completed");
+            switch_to(&switch, config, direction).await.map_err(|e| interrupted(e.to_string()))?;
+            tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
             journal.step = Step::Done;
             journal.message = Some("the switch was completed when turnout restarted".into());
             state.put_cutover_journal(&journal, true)?;
-            Err(Error::Setup(format!("cutover {} completed on restart: traffic is on green; this stream no longer replicates", journal.id)))
+            if direction == Direction::Forward && journal.reverse.is_none() {
+                tracing::warn!(id = %journal.id, "traffic is on green; this stream no longer replicates");
+            }
+            Ok(())
         }
         _ => Ok(()),
     }

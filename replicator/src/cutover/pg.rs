@@ -1,32 +1,73 @@
 //! The PostgreSQL side of a cutover: the pgbouncer or read-only fence, the sentinel as a transactional
-//! logical message (PostgreSQL 14+), and sequences moved ahead of blue's on green.
+//! logical message (PostgreSQL 14+), sequences moved ahead of blue's on green, and the reverse stream
+//! armed with writes fenced. The same procedure runs a rollback with the roles swapped
+//! ([`PgCutover::connect_back`]): green is fenced, blue receives traffic again.
 
 use super::Procedure;
 use crate::config::{Config, Fence, Switch};
 use crate::error::Error;
+use crate::source::Names;
 use std::time::Duration;
 use tokio_postgres::Client;
 use turnout_cutover::{PgBouncerAdmin, SequencePlan, TrafficSwitch, WriteFence};
+use turnout_decoders::{Lsn, Position};
 
 /// Values green's sequences are moved ahead of blue's before the fence, so that normally nothing is
 /// written on green while writes are paused.
 const SEQUENCE_MARGIN: u32 = 1_000;
 
-/// A cutover from a PostgreSQL blue.
+/// A cutover from a PostgreSQL blue (or, from [`PgCutover::connect_back`], a rollback from green). In
+/// this type "blue" is the side being fenced and "green" the side traffic moves to.
 pub(crate) struct PgCutover {
     blue: Client,
     fence: WriteFence,
     target_url: String,
     /// Green's session and the sequences moved ahead, once [`Procedure::counters_ahead`] ran.
     sequences: Option<(Client, SequencePlan)>,
+    /// A cutover arming the reverse stream: its names and the configuration.
+    reverse: Option<(Names, Config)>,
+    /// Green's session for arming the reverse stream, once [`Procedure::prepare_reverse`] ran.
+    green: Option<Client>,
+    /// A rollback: blue's own read-only fence from the cutover, lifted before traffic comes back.
+    reopen: Option<WriteFence>,
 }
 
 impl PgCutover {
-    /// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences.
-    pub(crate) async fn connect(config: &Config) -> Result<PgCutover, Error> {
+    /// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences;
+    /// with `reverse`, the cutover arms the reverse stream under those names.
+    pub(crate) async fn connect(config: &Config, reverse: Option<Names>) -> Result<PgCutover, Error> {
         let (fence, _) = build(config)?;
         let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
-        Ok(PgCutover { blue, fence, target_url: config.target.url.expose().to_owned(), sequences: None })
+        Ok(PgCutover {
+            blue,
+            fence,
+            target_url: config.target.url.expose().to_owned(),
+            sequences: None,
+            reverse: reverse.map(|names| (names, config.clone())),
+            green: None,
+            reopen: None,
+        })
+    }
+
+    /// A rollback: fences green the way the cutover fenced blue (the same pgbouncer entry, or green's
+    /// database read-only), writes the sentinel on green, moves blue's sequences ahead of green's, and
+    /// lifts blue's read-only fence just before traffic returns.
+    pub(crate) async fn connect_back(config: &Config) -> Result<PgCutover, Error> {
+        let fence = match build(config)?.0 {
+            WriteFence::ReadOnly { .. } => WriteFence::ReadOnly { database: config.target_options()?.database },
+            other => other,
+        };
+        let reopen = (config.cutover.fence == Fence::ReadOnly).then(|| config.source_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
+        let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+        Ok(PgCutover {
+            blue: green,
+            fence,
+            target_url: config.source.url.expose().to_owned(),
+            sequences: None,
+            reverse: None,
+            green: None,
+            reopen,
+        })
     }
 }
 
@@ -86,12 +127,93 @@ impl Procedure for PgCutover {
     }
 
     async fn open_green(&mut self) -> Result<Option<String>, String> {
-        Ok(None)
+        let Some(fence) = &self.reopen else { return Ok(None) };
+        let blue = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to blue to lift its fence: {e}"))?;
+        fence.undo(&blue).await.map_err(|e| e.to_string())?;
+        Ok(Some("lifted blue's read-only fence from the cutover".into()))
     }
 
     async fn undo(&mut self) -> Result<String, String> {
         self.fence.undo(&self.blue).await.map_err(|e| e.to_string())?;
-        Ok(format!("undid the fence ({}): blue takes writes again", self.fence.kind()))
+        let side = if self.reopen.is_some() { "green" } else { "blue" };
+        let mut line = format!("undid the fence ({}): {side} takes writes again", self.fence.kind());
+        if let Some((names, config)) = &self.reverse {
+            // Best effort: what is left only holds WAL on green, and `turnout teardown` drops it too.
+            match crate::rollback::drop_reverse(config, names).await {
+                Ok(_) => line.push_str("; dropped the reverse stream's slot, publication and origin"),
+                Err(e) => tracing::warn!("dropping the reverse stream's objects after an undone cutover failed: {e}; `turnout teardown` drops them"),
+            }
+        }
+        Ok(line)
+    }
+
+    async fn prepare_reverse(&mut self) -> Result<Option<String>, String> {
+        let Some((names, config)) = &self.reverse else { return Ok(None) };
+        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green: {e}"))?;
+        let row = green
+            .query_one("SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user", &[])
+            .await
+            .map_err(|e| format!("reading green's wal_level: {e}"))?;
+        let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
+        if wal_level != "logical" {
+            return Err(format!(
+                "green has wal_level = {wal_level}; reverse replication needs wal_level = logical on green (set it and restart green), or \
+                 set cutover.reverse = false to cut over without a way back"
+            ));
+        }
+        if !may {
+            return Err(format!(
+                "role {role} on green may not create replication slots; ALTER ROLE {role} REPLICATION on green, or set cutover.reverse = false \
+                 to cut over without a way back"
+            ));
+        }
+        let tables = crate::rollback::publish_on_green(config, names).await.map_err(|e| e.to_string())?;
+        turnout_sinks::pg::ensure_origin(&self.blue, &names.origin).await.map_err(|e| format!("creating replication origin {} on blue: {e}", names.origin))?;
+        self.green = Some(green);
+        Ok(Some(format!("prepared reverse replication: publication {} on green ({tables} tables), replication origin {} on blue", names.publication, names.origin)))
+    }
+
+    async fn arm_reverse(&mut self, budget: Duration) -> Result<Option<Position>, String> {
+        let (Some((names, _)), Some(green)) = (&self.reverse, &self.green) else { return Ok(None) };
+        let prepared: Vec<String> = green
+            .query("SELECT gid FROM pg_prepared_xacts", &[])
+            .await
+            .map_err(|e| format!("reading prepared transactions on green: {e}"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !prepared.is_empty() {
+            return Err(format!(
+                "prepared transactions on green ({}) would hold up creating the reverse slot; COMMIT PREPARED or ROLLBACK PREPARED them",
+                prepared.join(", ")
+            ));
+        }
+        // Creating a logical slot waits for every transaction on green that holds an xid: bounded by
+        // what is left of the pause.
+        let ms = budget.as_millis().max(1);
+        green.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(|e| e.to_string())?;
+        let created = green.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
+        let _ = green.batch_execute("RESET statement_timeout").await;
+        let lsn: String = match created {
+            Ok(row) => row.get(0),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                let holders: Vec<String> = green
+                    .query("SELECT pid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()", &[])
+                    .await
+                    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "creating slot {} on green waited {ms} ms for transactions there that hold an xid (backend pids: {}); end them, or \
+                     allow a longer --max-pause",
+                    names.slot,
+                    if holders.is_empty() { "none left".into() } else { holders.join(", ") }
+                ));
+            }
+            Err(e) => return Err(format!("creating slot {} on green: {e}", names.slot)),
+        };
+        let lsn: Lsn = lsn.parse().map_err(|e| format!("green answered an unreadable LSN {lsn}: {e}"))?;
+        turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(|e| format!("setting origin {} on blue: {e}", names.origin))?;
+        Ok(Some(Position::Pg(lsn)))
     }
 }
 

@@ -18,7 +18,7 @@ use turnout_sinks::{Durable, Sink};
 
 /// Names of the objects turnout creates, derived from the stream id in the state store
 /// (`turnout_<id>`): PostgreSQL's publication, slot and green's replication origin.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Names {
     pub publication: String,
     pub slot: String,
@@ -28,6 +28,13 @@ pub struct Names {
 impl Names {
     pub fn for_stream(id: &str) -> Names {
         let base = format!("turnout_{id}");
+        Names { publication: base.clone(), slot: base.clone(), origin: base }
+    }
+
+    /// The reverse stream's names after a cutover (`turnout_<id>_back`): green's publication and
+    /// slot, blue's replication origin.
+    pub fn reverse_of(forward: &Names) -> Names {
+        let base = format!("{}_back", forward.slot);
         Names { publication: base.clone(), slot: base.clone(), origin: base }
     }
 

@@ -166,7 +166,7 @@ impl PgSink {
         let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
         let client = connect_with(&options).await?;
         client
-            .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")
+            .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off; SET default_transaction_read_only = off")
             .await
             .map_err(SinkError::target("SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)"))?;
         ensure_origin(&client, origin).await?;

@@ -27,11 +27,19 @@ use turnout_sinks::pg::{self as green, PgSink};
 pub struct PgAdmin {
     config: Config,
     names: Names,
+    /// The reverse stream's loop prevention: turnout's forward replication origin on green.
+    skip_origin: Option<String>,
 }
 
 impl PgAdmin {
     pub fn new(config: &Config, names: Names) -> PgAdmin {
-        PgAdmin { config: config.clone(), names }
+        PgAdmin { config: config.clone(), names, skip_origin: None }
+    }
+
+    /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
+    /// never passing on a change turnout's forward apply wrote through `forward_origin`.
+    pub fn reverse(config: &Config, names: Names, forward_origin: &str) -> PgAdmin {
+        PgAdmin { config: config.clone(), names, skip_origin: Some(forward_origin.to_owned()) }
     }
 }
 
@@ -76,7 +84,8 @@ impl SourceAdmin for PgAdmin {
 
     async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
         let from = from.lsn().ok_or_else(|| Error::Setup(format!("a PostgreSQL stream cannot start at the non-PostgreSQL position {from}")))?;
-        PgSource::start(&self.config.source_options()?, &self.names.slot, &self.names.publication, from, self.config.receive_timeout()).await
+        let (source, names) = (self.config.source_options()?, &self.names);
+        PgSource::start(&source, &names.slot, &names.publication, from, self.config.receive_timeout(), self.skip_origin.as_deref()).await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -107,6 +116,10 @@ impl SourceAdmin for PgAdmin {
         let green_client = green::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
         green::drop_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
         done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
+        match crate::rollback::drop_reverse(&self.config, &Names::reverse_of(names)).await {
+            Ok(lines) => done.extend(lines),
+            Err(e) => done.push(format!("could not drop the reverse stream's slot, publication and origin: {e}")),
+        }
         std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
         done.push(format!("removed state directory {}", self.config.state.dir.display()));
         Ok(done)

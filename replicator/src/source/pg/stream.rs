@@ -8,6 +8,7 @@
 //! Reported positions never move back.
 
 use crate::error::Error;
+use super::origin_filter::OriginFilter;
 use crate::source::{Source, SourceMessage};
 use turnout_decoders::pg::wire::StandbyPositions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
@@ -24,19 +25,30 @@ pub struct PgSource {
     last_start: Lsn,
     /// Silence longer than this means the connection is dead (blue sends keepalives well within it).
     receive_timeout: Duration,
+    /// On the reverse stream: drops what turnout's forward apply wrote.
+    filter: Option<OriginFilter>,
 }
 
 impl PgSource {
     /// Starts streaming `publication` from `slot`, sending every transaction that commits after
-    /// `from` (the position durable on green).
-    pub async fn start(source: &ConnectOptions, slot: &str, publication: &str, from: Lsn, receive_timeout: Duration) -> Result<PgSource, Error> {
+    /// `from` (the position durable on green). With `skip_origin`, no row change replayed through
+    /// that replication origin is passed on (see [`OriginFilter`]).
+    pub async fn start(
+        source: &ConnectOptions,
+        slot: &str,
+        publication: &str,
+        from: Lsn,
+        receive_timeout: Duration,
+        skip_origin: Option<&str>,
+    ) -> Result<PgSource, Error> {
         let conn = PgConnection::connect(source, true).await.map_err(Error::Source)?;
         let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
         start.start = from;
+        start.origin_none = skip_origin.is_some();
         let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
         stream.set_positions(StandbyPositions { write: from, flush: from, apply: from });
         tracing::debug!(start = %from, "streaming");
-        Ok(PgSource { stream, decoder: PgOutputDecoder::new(), last_start: from, receive_timeout })
+        Ok(PgSource { stream, decoder: PgOutputDecoder::new(), last_start: from, receive_timeout, filter: skip_origin.map(OriginFilter::new) })
     }
 
     fn handle(&mut self, msg: StreamMessage) -> Result<SourceMessage, Error> {
@@ -45,6 +57,7 @@ impl PgSource {
                 self.last_start = self.last_start.max(wal_start);
                 let log_end = Position::Pg(wal_end);
                 match self.decoder.decode(&data).map_err(Error::Source)? {
+                    Some(event) if self.filter.as_mut().is_some_and(|f| !f.keep(&event)) => Ok(SourceMessage::LogEnd(log_end)),
                     Some(event) => {
                         if let ChangeEvent::Heartbeat { position: Position::Pg(at), .. } = &event {
                             self.last_start = self.last_start.max(*at);
