@@ -2,10 +2,10 @@
 //! armed with writes fenced, and what `turnout finish` and `turnout teardown` drop.
 //!
 //! Guarantees:
-//! - No write green accepts is missed: the reverse slot is created on green after green applied the
-//!   cutover's sentinel and before traffic moves, so every transaction green commits for the
-//!   application commits after its consistent point (the hand-off position), where blue's origin
-//!   starts.
+//! - No write green accepts is missed: the reverse slot is created on green with writes fenced and
+//!   before traffic moves, so every transaction green commits for the application commits after its
+//!   consistent point (the hand-off position), where blue's origin starts. The forward apply's own
+//!   commits after that point carry its origin and are filtered out.
 //! - Nothing goes round in a loop: changes turnout's forward apply wrote on green carry its origin
 //!   and are dropped (`origin 'none'` on PostgreSQL 16+, and by the Origin message on every version).
 //! - The reverse stream is the forward pipeline with the roles swapped ([`crate::config::reversed`]):

@@ -49,10 +49,19 @@ async fn no_postgres_command_output_log_or_endpoint_shows_a_password_or_token() 
     wait_streaming(&mut t).await;
     let config = t.config_path().to_path_buf();
     let mut seen = Vec::new();
-    for args in [&["check"][..], &["status"], &["status", "--json"], &["verify"], &["cutover", "--dry-run", "--when-lag", "1s"], &["teardown"]] {
+    for args in [
+        &["check"][..],
+        &["status"],
+        &["status", "--json"],
+        &["verify"],
+        &["cutover", "--dry-run", "--when-lag", "1s"],
+        &["rollback", "--dry-run", "--when-lag", "1s"],
+        &["finish"],
+        &["teardown"],
+    ] {
         seen.push((args.join(" "), turnout(args, &config)));
     }
-    for path in ["/status", "/metrics", "/cutover", "/healthz"] {
+    for path in ["/status", "/metrics", "/cutover", "/rollback", "/healthz"] {
         seen.push((path.to_owned(), get(&t, path)));
     }
     assert_eq!(t.sigterm(), Some(0));

@@ -84,9 +84,10 @@ pub(crate) trait Procedure: Send {
         async { Ok(None) }
     }
 
-    /// Inside the pause, after green applied the sentinel: creates the reverse stream's slot on green
-    /// within `budget` and moves blue's origin to its consistent point — the hand-off position:
-    /// every write green accepts after the switch commits after it. `None` when this procedure arms
+    /// Inside the pause, once the sentinel is written (green applies it meanwhile): creates the reverse
+    /// stream's slot on green within `budget` and moves blue's origin to its consistent point — the
+    /// hand-off position: every write green accepts after the switch commits after it, and what the
+    /// forward apply commits after it carries turnout's origin and is filtered out. `None` when this procedure arms
     /// no reverse stream.
     fn arm_reverse(&mut self, budget: Duration) -> impl Future<Output = Result<Option<Position>, String>> + Send {
         let _ = budget;
@@ -236,7 +237,7 @@ impl Controller {
     }
 
     /// The database traffic moves from and to.
-    fn from_to(&self) -> (&'static str, &'static str) {
+    fn sides(&self) -> (&'static str, &'static str) {
         match self.direction {
             Direction::Forward => ("blue", "green"),
             Direction::Reverse => ("green", "blue"),
@@ -391,7 +392,7 @@ impl Controller {
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
         let switch = build_switch(&self.config)?;
-        let (from, to) = self.from_to();
+        let (from, to) = self.sides();
         let mut journal = Journal {
             id: id.to_owned(),
             direction: self.direction,
@@ -449,6 +450,26 @@ impl Controller {
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} failed: {e}")).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await,
         }
+        // The reverse stream's slot, created while green applies the sentinel: nothing commits on
+        // green for the application before the switch, and whatever turnout's forward apply commits
+        // after the slot's consistent point carries its origin and never goes back to blue.
+        if let Some(names) = self.reverse_names().filter(|_| self.direction == Direction::Forward) {
+            self.journal(&mut journal, Step::ArmingReverse, None)?;
+            let arming = Instant::now();
+            match procedure.arm_reverse(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(Some(position)) => {
+                    self.say(format!(
+                        "armed reverse replication in {} ms: slot {} on green from {position}, origin {} on blue",
+                        arming.elapsed().as_millis(),
+                        names.slot,
+                        names.origin
+                    ));
+                    journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
+                }
+                Ok(None) => {}
+                Err(e) => return self.undo(&mut procedure, &mut journal, format!("arming reverse replication failed: {e}")).await,
+            }
+        }
         // The fenced side's counters are final: they are checked while the sentinel is applied, not
         // after.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
@@ -463,18 +484,6 @@ impl Controller {
         };
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
-        // The reverse stream starts exactly here: nothing can commit on green before the switch.
-        if let Some(names) = self.reverse_names().filter(|_| self.direction == Direction::Forward) {
-            self.journal(&mut journal, Step::ArmingReverse, None)?;
-            match procedure.arm_reverse(deadline.saturating_duration_since(Instant::now())).await {
-                Ok(Some(position)) => {
-                    self.say(format!("armed reverse replication: slot {} on green from {position}, origin {} on blue", names.slot, names.origin));
-                    journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
-                }
-                Ok(None) => {}
-                Err(e) => return self.undo(&mut procedure, &mut journal, format!("arming reverse replication failed: {e}")).await,
-            }
-        }
         if Instant::now() >= deadline {
             return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
         }
@@ -492,10 +501,11 @@ impl Controller {
         let report = switch_to(&switch, &self.config, self.direction).await.map_err(|e| completed(e.to_string()))?;
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
-        // This direction's apply stops: the other side now takes writes.
-        let _ = self.stop.send(true);
         let summary = format!("{} complete: write pause {} ms", self.what(), pause.as_millis());
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
+        // This direction's apply stops: the other side now takes writes (and, after a cutover, the
+        // sidecar finds the reverse stream in the journal written just before).
+        let _ = self.stop.send(true);
         lock(&self.progress).write_pause_ms = Some(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
         self.say(summary);
         Ok(())
@@ -538,7 +548,7 @@ impl Controller {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(format!("{} did not apply the sentinel within --max-pause; the fence was undone", self.from_to().1));
+                return Err(format!("{} did not apply the sentinel within --max-pause; the fence was undone", self.sides().1));
             }
             // Woken by the apply the moment green's durable position moves; the timeout only bounds
             // the wait by the deadline (the sentinel is recorded before its transaction is durable).
@@ -550,7 +560,7 @@ impl Controller {
         match procedure.undo().await {
             Ok(line) => self.say(line),
             Err(e) => {
-                let from = self.from_to().0;
+                let from = self.sides().0;
                 let msg = format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
                 self.journal(journal, Step::Fencing, Some(msg.clone()))?;
                 return Err(Error::Setup(msg));
