@@ -323,19 +323,7 @@ async fn read_only_fence_with_a_command_switch_completes_and_blue_stays_fenced()
 
 #[tokio::test]
 async fn read_only_fence_with_an_haproxy_switch_sends_new_connections_to_green() {
-    let (blue, green, db) = pair(SCHEMA).await;
-    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
-    let proxy = turnout_testbed::HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
-    let through = format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", blue.password(), proxy.port());
-    let toml = format!(
-        "[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n",
-        proxy.admin_socket().display()
-    );
-    let dir = tempfile::tempdir().expect("tmp");
-    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
-    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
-    t.start();
-    common::wait_streaming(&mut t).await;
+    let Haproxied { blue, green, db, through, mut t, _proxy, _dir, .. } = haproxied(pair(SCHEMA).await).await;
     assert_eq!(port_behind(&through).await, i32::from(blue.port()));
     blue.execute(&db, "INSERT INTO t (note) SELECT 'before' FROM generate_series(1, 300)").await.expect("rows");
     let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
@@ -388,6 +376,37 @@ async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// Blue and green behind haproxy (green with blue's password), and a running sidecar with the
+/// read-only fence and the haproxy switch.
+struct Haproxied {
+    blue: PgServer,
+    green: PgServer,
+    db: String,
+    /// The application's URL, through haproxy.
+    through: String,
+    /// Green with blue's password.
+    green_url: String,
+    t: Turnout,
+    _proxy: turnout_testbed::HaProxy,
+    _dir: tempfile::TempDir,
+}
+
+async fn haproxied((blue, green, db): (PgServer, PgServer, String)) -> Haproxied {
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let proxy = turnout_testbed::HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let through = format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", blue.password(), proxy.port());
+    let toml = format!(
+        "[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n",
+        proxy.admin_socket().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    Haproxied { blue, green, db, through, green_url, t, _proxy: proxy, _dir: dir }
 }
 
 /// Waits until the sidecar replicates green → blue.
@@ -463,19 +482,7 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
 #[tokio::test]
 async fn read_only_rollback_through_haproxy_keeps_one_side_writable_and_filters_turnouts_own_changes() {
     // Green on PostgreSQL 15: no server-side origin filter, so loop prevention is turnout's own.
-    let (blue, green, db) = common::pair_versions(15, 15, SCHEMA).await;
-    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
-    let proxy = turnout_testbed::HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
-    let through = format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", blue.password(), proxy.port());
-    let toml = format!(
-        "[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n",
-        proxy.admin_socket().display()
-    );
-    let dir = tempfile::tempdir().expect("tmp");
-    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
-    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
-    t.start();
-    common::wait_streaming(&mut t).await;
+    let Haproxied { blue, green: _, db, through, green_url, mut t, _proxy, _dir } = haproxied(common::pair_versions(15, 15, SCHEMA).await).await;
     blue.execute(&db, "INSERT INTO t (note) SELECT 'blue ' || g FROM generate_series(1, 300) g").await.expect("rows");
     let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
@@ -514,6 +521,8 @@ async fn read_only_rollback_through_haproxy_keeps_one_side_writable_and_filters_
     tokio::spawn(conn);
     let err = g.batch_execute("INSERT INTO t (note) VALUES ('app on green')").await.expect_err("green must be fenced");
     assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
+    // Lifting blue's fence ended the sessions opened under it, this test's too.
+    let b = blue.connect(&db).await.expect("blue");
     let n: i64 = b.query_one("SELECT count(*) FROM t WHERE note LIKE 'green %'", &[]).await.expect("count").get(0);
     assert_eq!(n, 200, "every row inserted on green is on blue exactly once");
     assert_eq!(t.sigterm(), Some(0));

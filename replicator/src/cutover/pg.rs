@@ -208,8 +208,8 @@ impl Procedure for PgCutover {
                     .map(|rows| rows.iter().map(|r| r.get(0)).collect())
                     .unwrap_or_default();
                 return Err(format!(
-                    "creating slot {} on green waited {ms} ms for transactions there that hold an xid (backend pids: {}); end them, or \
-                     allow a longer --max-pause",
+                    "creating slot {} on green did not finish within --max-pause ({ms} ms left): it waits for transactions there that \
+                     hold an xid (backend pids: {}); end them, or allow a longer --max-pause",
                     names.slot,
                     if holders.is_empty() { "none left".into() } else { holders.join(", ") }
                 ));
