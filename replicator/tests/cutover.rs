@@ -482,7 +482,7 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
 #[tokio::test]
 async fn read_only_rollback_through_haproxy_keeps_one_side_writable_and_filters_turnouts_own_changes() {
     // Green on PostgreSQL 15: no server-side origin filter, so loop prevention is turnout's own.
-    let Haproxied { blue, green: _, db, through, green_url, mut t, _proxy, _dir } = haproxied(common::pair_versions(15, 15, SCHEMA).await).await;
+    let Haproxied { blue, green: _green, db, through, green_url, mut t, _proxy, _dir } = haproxied(common::pair_versions(15, 15, SCHEMA).await).await;
     blue.execute(&db, "INSERT INTO t (note) SELECT 'blue ' || g FROM generate_series(1, 300) g").await.expect("rows");
     let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
