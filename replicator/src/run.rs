@@ -61,12 +61,13 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     let _http = crate::http::serve(listen, Arc::clone(&status), Some(controllers), external.clone())
         .await
         .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
-    if let crate::cutover::Resume::Forward = resume {
-        with_admin!(config, names.clone(), |admin| replicate(&admin, config, &state, &status, shutdown).await)?;
-    }
-    let arm = match state.journal(Direction::Forward)? {
-        Some(crate::cutover::Journal { step: crate::cutover::Step::Done, reverse: Some(arm), .. }) if !arm.finished => Some(arm),
-        _ => None,
+    let arm = match resume {
+        crate::cutover::Resume::Reverse(arm) => Some(arm),
+        crate::cutover::Resume::Forward => {
+            with_admin!(config, names.clone(), |admin| replicate(&admin, config, &state, &status, shutdown).await)?;
+            // A cutover completed meanwhile may have armed the reverse stream.
+            crate::cutover::open_window(&state)?
+        }
     };
     let stopping = *external.borrow();
     if let (Some(arm), false) = (arm, stopping) {

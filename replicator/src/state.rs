@@ -140,8 +140,8 @@ impl StateStore {
             .transpose()
     }
 
-    /// Records a cutover (or rollback, as `journal.direction` says) step, synced before it returns when `sync` is set. Unsynced is only for a step
-    /// whose loss in a crash changes nothing (it is recovered exactly as the synced step before it): it
+    /// Records a cutover (or rollback, as `journal.direction` says) step, synced before it returns
+    /// when `sync` is set. Unsynced is only for a step whose loss in a crash changes nothing (it is recovered exactly as the synced step before it): it
     /// costs no fsync while writes are paused, and a later synced write makes it durable with
     /// everything before it.
     pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal, sync: bool) -> Result<(), Error> {

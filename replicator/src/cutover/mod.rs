@@ -87,8 +87,8 @@ pub(crate) trait Procedure: Send {
     /// Inside the pause, once the sentinel is written (green applies it meanwhile): creates the reverse
     /// stream's slot on green within `budget` and moves blue's origin to its consistent point — the
     /// hand-off position: every write green accepts after the switch commits after it, and what the
-    /// forward apply commits after it carries turnout's origin and is filtered out. `None` when this procedure arms
-    /// no reverse stream.
+    /// forward apply commits after it carries turnout's origin and is filtered out. `None` when this
+    /// procedure arms no reverse stream.
     fn arm_reverse(&mut self, budget: Duration) -> impl Future<Output = Result<Option<Position>, String>> + Send {
         let _ = budget;
         async { Ok(None) }
@@ -317,22 +317,25 @@ impl Controller {
     }
 
     /// `turnout finish`: ends the rollback window — stops the reverse stream and drops its slot and
-    /// publication on green and its origin on blue. Journaled first, so a crash halfway is finished
-    /// by the next start. Returns one line per thing done.
+    /// publication on green and its origin on blue. Journaled first: after a crash halfway the
+    /// sidecar no longer replicates, and `turnout teardown` drops what is left. Returns one line per
+    /// thing done.
     pub async fn finish(&self) -> Result<Vec<String>, String> {
         if lock(&self.progress).outcome.as_deref() == Some("running") {
             return Err("a rollback is running; wait for it to end".into());
         }
-        let mut journal = match self.state.journal(Direction::Forward).map_err(|e| e.to_string())? {
-            Some(j @ Journal { step: Step::Done, reverse: Some(_), .. }) => j,
+        let mut journal = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
+        let arm = match journal.as_mut() {
+            Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => {
+                arm.finished = true;
+                arm.clone()
+            }
             _ => return Err("there is no rollback window to finish: no cutover with a reverse stream completed".into()),
         };
-        if let Some(arm) = journal.reverse.as_mut() {
-            arm.finished = true;
+        if let Some(journal) = &journal {
+            self.state.put_cutover_journal(journal, true).map_err(|e| e.to_string())?;
         }
-        self.state.put_cutover_journal(&journal, true).map_err(|e| e.to_string())?;
         let _ = self.stop.send(true);
-        let arm = journal.reverse.clone().ok_or("the journal lost its reverse stream")?;
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
         done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
         self.status.set_phase(Phase::Stopped);
@@ -349,9 +352,9 @@ impl Controller {
         }
     }
 
-    /// The reverse stream a cutover arms, if configured.
+    /// The reverse stream a cutover arms, if configured (never for a rollback).
     fn reverse_names(&self) -> Option<Names> {
-        self.config.cutover.reverse.then(|| Names::reverse_of(&self.names))
+        (self.direction == Direction::Forward && self.config.cutover.reverse).then(|| Names::reverse_of(&self.names))
     }
 
     async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
@@ -453,7 +456,7 @@ impl Controller {
         // The reverse stream's slot, created while green applies the sentinel: nothing commits on
         // green for the application before the switch, and whatever turnout's forward apply commits
         // after the slot's consistent point carries its origin and never goes back to blue.
-        if let Some(names) = self.reverse_names().filter(|_| self.direction == Direction::Forward) {
+        if let Some(names) = self.reverse_names() {
             self.journal(&mut journal, Step::ArmingReverse, None)?;
             let arming = Instant::now();
             match procedure.arm_reverse(deadline.saturating_duration_since(Instant::now())).await {
@@ -605,6 +608,14 @@ pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
     })
 }
 
+/// The reverse stream of a completed cutover whose rollback window is still open.
+pub fn open_window(state: &StateStore) -> Result<Option<ReverseArm>, Error> {
+    Ok(match state.journal(Direction::Forward)? {
+        Some(Journal { step: Step::Done, reverse: Some(arm), .. }) if !arm.finished => Some(arm),
+        _ => None,
+    })
+}
+
 /// Where `turnout run` goes on after settling the journals.
 #[derive(Debug)]
 pub enum Resume {
@@ -696,11 +707,7 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(config
             tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
             journal.step = Step::Done;
             journal.message = Some("the switch was completed when turnout restarted".into());
-            state.put_cutover_journal(&journal, true)?;
-            if direction == Direction::Forward && journal.reverse.is_none() {
-                tracing::warn!(id = %journal.id, "traffic is on green; this stream no longer replicates");
-            }
-            Ok(())
+            state.put_cutover_journal(&journal, true)
         }
         _ => Ok(()),
     }

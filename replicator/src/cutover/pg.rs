@@ -96,9 +96,6 @@ impl Procedure for PgCutover {
 
     async fn counters_ahead(&mut self) -> Result<String, String> {
         let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green for the sequences: {e}"))?;
-        // A rollback's target (blue) may still carry the cutover's read-only fence: turnout's own
-        // session moves its sequences regardless.
-        green.batch_execute("SET default_transaction_read_only = off").await.map_err(|e| format!("preparing the session for the sequences: {e}"))?;
         let (seqs, plan) = turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN)
             .await
             .map_err(|e| format!("syncing sequences failed: {e}"))?;
@@ -132,8 +129,6 @@ impl Procedure for PgCutover {
     async fn open_green(&mut self) -> Result<Option<String>, String> {
         let Some(fence) = &self.reopen else { return Ok(None) };
         let blue = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to blue to lift its fence: {e}"))?;
-        // A session opened under the fence is read-only by default.
-        blue.batch_execute("SET default_transaction_read_only = off").await.map_err(|e| e.to_string())?;
         fence.undo(&blue).await.map_err(|e| e.to_string())?;
         Ok(Some("lifted blue's read-only fence from the cutover".into()))
     }

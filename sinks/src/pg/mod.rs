@@ -31,9 +31,12 @@ use turnout_decoders::pg::{tls_client_config, ConnectOptions, SslMode};
 use turnout_decoders::schema::{quote_ident, TableName, TableSchema};
 use turnout_decoders::{Lsn, Position, Timestamp};
 
-/// Session settings of every green connection turnout opens.
+/// Session settings of every connection turnout opens with [`connect`]. A read-only fence
+/// (`default_transaction_read_only` at database level) fences applications, not turnout: its own
+/// sessions — the reverse apply on a fenced blue, sequences and fence changes during a rollback —
+/// write regardless.
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; \
-     SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'";
+     SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'; SET default_transaction_read_only = off";
 
 /// Opens a tokio-postgres session to the server a `postgres://` URL names, with TLS as its `sslmode`
 /// says (disable, prefer, require, verify-full with `sslrootcert`) and turnout's session settings.
@@ -166,7 +169,7 @@ impl PgSink {
         let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
         let client = connect_with(&options).await?;
         client
-            .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off; SET default_transaction_read_only = off")
+            .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")
             .await
             .map_err(SinkError::target("SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)"))?;
         ensure_origin(&client, origin).await?;
