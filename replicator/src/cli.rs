@@ -54,6 +54,52 @@ pub struct MoveArgs {
     pub dry_run: bool,
 }
 
+/// The arguments of `verify --live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Compare at one source position while writes go on (PostgreSQL; needs the running sidecar),
+    /// in key chunks, naming every row that differs; resumes an unfinished run.
+    #[arg(long)]
+    pub live: bool,
+    /// Rows per chunk (--live).
+    #[arg(long, value_name = "ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_rows: u64,
+    /// Workers, each with one session on blue and one on green (--live).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub parallel: u64,
+    /// Take new snapshots once a round's are this old: an open snapshot holds back vacuum on blue (--live).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub max_snapshot_age: Duration,
+    /// Give up creating verify's temporary slot on blue after this long (--live).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub slot_timeout: Duration,
+    /// Start over instead of resuming an unfinished run (--live).
+    #[arg(long)]
+    pub restart: bool,
+    /// Print the values of differing columns; by default only their names (--live).
+    #[arg(long)]
+    pub show_values: bool,
+    /// Print progress and an ETA to stderr this often; 0 never (--live).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub progress_every: Duration,
+}
+
+impl LiveArgs {
+    /// What `verify --live` is asked.
+    pub fn options(&self, table: Option<String>) -> crate::verify::live::LiveOptions {
+        crate::verify::live::LiveOptions {
+            table,
+            chunk_rows: self.chunk_rows,
+            parallel: usize::try_from(self.parallel).unwrap_or(1),
+            max_snapshot_age: self.max_snapshot_age,
+            slot_timeout: self.slot_timeout,
+            restart: self.restart,
+            show_values: self.show_values,
+            progress_every: self.progress_every,
+        }
+    }
+}
+
 impl MoveArgs {
     /// What `POST /cutover` or `/rollback` asks for.
     pub fn request(&self) -> crate::cutover::Request {
@@ -99,6 +145,8 @@ pub enum Command {
         /// Only this table (schema.table).
         #[arg(long)]
         table: Option<String>,
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Drop the slot, publication, origins and state.
     Teardown {

@@ -6,6 +6,18 @@ use std::time::Duration;
 
 /// One request to the sidecar at `listen` (`host:port`); returns the status code and body.
 async fn request(listen: &str, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    request_within(listen, method, path, body, token, Duration::from_secs(30)).await
+}
+
+/// As `request`, with the answer due within `deadline`.
+pub async fn request_within(
+    listen: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    deadline: Duration,
+) -> std::io::Result<(u16, String)> {
     let (host, port) = listen
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']').to_owned(), p.parse::<u16>().ok()?)))
@@ -19,7 +31,7 @@ async fn request(listen: &str, method: &str, path: &str, body: Option<&str>, tok
         headers.push(("content-type", "application/json".to_string()));
     }
     let body = bytes::Bytes::copy_from_slice(body.unwrap_or_default().as_bytes());
-    let answer = crate::http_client::send(&endpoint, method, path, &headers, body, Duration::from_secs(30))
+    let answer = crate::http_client::send(&endpoint, method, path, &headers, body, deadline)
         .await
         .map_err(std::io::Error::other)?;
     Ok((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
@@ -69,7 +81,7 @@ pub async fn finish(config: &Config) -> i32 {
 }
 
 /// The `error` of a JSON answer, or the whole body.
-fn error_of(body: &str) -> String {
+pub fn error_of(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| body.to_owned())
 }
 

@@ -1,7 +1,8 @@
 //! The HTTP API on `http.listen`: `/` (the live status page), `/healthz`, `/status` (JSON), `/metrics`
 //! (Prometheus text), `POST /cutover` / `GET /cutover` (start a cutover, follow its steps), `POST
-//! /rollback` / `GET /rollback` (the same back to blue in the rollback window) and `POST /finish` (end
-//! the rollback window).
+//! /rollback` / `GET /rollback` (the same back to blue in the rollback window), `POST /finish` (end
+//! the rollback window) and `POST /verify/hold` (`turnout verify --live` holds the apply at its
+//! position for a moment; see [`crate::pipeline::hold`]).
 //!
 //! Every POST needs `Authorization: Bearer <cutover.token>` when a token is configured; without one
 //! it is accepted only from loopback addresses.
@@ -54,6 +55,7 @@ pub async fn serve(
         .route("/cutover", get(cutover_progress).post(cutover_start))
         .route("/rollback", get(rollback_progress).post(rollback_start))
         .route("/finish", post(finish))
+        .route("/verify/hold", post(verify_hold))
         .with_state(AppState { status, controllers });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     Ok(tokio::spawn(async move {
@@ -153,6 +155,72 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     match controllers.rollback.finish().await {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
         Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+    }
+}
+
+/// One step of a live verify's hold (`POST /verify/hold`).
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct HoldStep {
+    /// `arm`, `at` (with `position`) or `release`.
+    pub step: String,
+    /// The source position to hold at (`at`): a PostgreSQL LSN.
+    #[serde(default)]
+    pub position: Option<String>,
+    /// How long this stage may last, milliseconds (capped; see `pipeline::hold::MAX_TTL`).
+    #[serde(default)]
+    pub ttl_ms: u64,
+}
+
+/// `POST /verify/hold`: `arm` and `release` answer at once; `at` answers when green holds at the
+/// position, with the last source position applied (`committed`).
+async fn verify_hold(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(step): Json<HoldStep>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let Some(controllers) = &state.controllers else { return unavailable() };
+    if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/verify/hold") {
+        return refused;
+    }
+    let conflict = |e: String| (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e })));
+    let hold = &state.status.hold;
+    let ttl = std::time::Duration::from_millis(step.ttl_ms.max(1));
+    match step.step.as_str() {
+        "arm" => {
+            if controllers.cutover.running() || controllers.rollback.running() {
+                return conflict("a cutover or rollback is running; verify after it".into());
+            }
+            if state.status.snapshot().phase != Phase::Streaming {
+                return conflict("the sidecar is not streaming (see `turnout status`); a live verify needs the apply running".into());
+            }
+            match hold.arm(ttl) {
+                Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "stage": "armed" }))),
+                Err(e) => conflict(e),
+            }
+        }
+        "at" => {
+            let Some(position) = step.position.as_deref().and_then(|p| p.parse::<turnout_decoders::Lsn>().ok()) else {
+                hold.release();
+                return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "`at` needs a PostgreSQL LSN as `position`" })));
+            };
+            let position = turnout_decoders::Position::Pg(position);
+            if let Err(e) = hold.at(position.clone(), ttl) {
+                return conflict(e);
+            }
+            match hold.wait_reached(&position, ttl).await {
+                Ok(committed) => (StatusCode::OK, Json(serde_json::json!({ "stage": "reached", "committed": committed.to_string() }))),
+                Err(e) => {
+                    hold.release();
+                    conflict(e)
+                }
+            }
+        }
+        "release" => {
+            hold.release();
+            (StatusCode::OK, Json(serde_json::json!({ "stage": "idle" })))
+        }
+        other => (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": format!("unknown step '{other}' (arm, at, release)") }))),
     }
 }
 

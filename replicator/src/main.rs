@@ -136,11 +136,14 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             Err(code) => code,
         },
         Command::Demo { mysql } => turnout::demo::run(mysql).await,
-        Command::Verify { config, table } => {
+        Command::Verify { config, table, live } => {
             let config = match load(&config.config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if live.live {
+                return verify_live(&config, &live.options(table)).await;
+            }
             match turnout::verify::run(&config, table.as_deref()).await {
                 Ok(checks) => {
                     for c in &checks {
@@ -242,5 +245,71 @@ fn print_status(body: &str) {
     if let Some(err) = v.get("last_error").filter(|e| !e.is_null()) {
         println!("last error:   {} ({})", err["message"].as_str().unwrap_or("?"), err["class"].as_str().unwrap_or("?"));
         println!("advice:       {}", err["advice"].as_str().unwrap_or("?"));
+    }
+}
+
+/// `turnout verify --live`: prints each table's result and every row that differs.
+async fn verify_live(config: &turnout::config::Config, options: &turnout::verify::live::LiveOptions) -> i32 {
+    use turnout::verify::progress::DiffKind;
+    let report = match turnout::verify::live::run(config, options).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let (source, target) = (report.source_label, report.target_label);
+    let rounds = report.positions.len();
+    println!(
+        "compared at {source} position {} ({rounds} round{}{})",
+        report.positions.join(", "),
+        if rounds == 1 { "" } else { "s" },
+        if report.resumed { ", resumed" } else { "" }
+    );
+    let show_key = |key: &[(String, String)]| key.iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ");
+    for t in &report.tables {
+        if t.equal() {
+            println!("ok       {} ({} rows, {} chunks)", t.table, t.source_rows, t.chunks);
+            continue;
+        }
+        let located = t.differences.len() as u64 + t.more_differences;
+        if t.keyless {
+            println!("DIFFERS  {} ({source} {} rows, {target} {} rows; no key to locate the rows)", t.table, t.source_rows, t.target_rows);
+        } else {
+            println!("DIFFERS  {} ({source} {} rows, {target} {} rows; {located} rows differ)", t.table, t.source_rows, t.target_rows);
+        }
+        for d in &t.differences {
+            match d.kind {
+                DiffKind::Missing => println!("         missing on {target}: {}", show_key(&d.key)),
+                DiffKind::Extra => println!("         only on {target}: {}", show_key(&d.key)),
+                DiffKind::Changed if d.values.is_empty() => {
+                    println!("         differs: {} (columns: {}; values redacted, --show-values prints them)", show_key(&d.key), d.columns.join(", "))
+                }
+                DiffKind::Changed => {
+                    let values: Vec<String> = d
+                        .values
+                        .iter()
+                        .map(|(c, s, g)| format!("{c}: {source} {} {target} {}", s.as_deref().unwrap_or("NULL"), g.as_deref().unwrap_or("NULL")))
+                        .collect();
+                    println!("         differs: {} ({})", show_key(&d.key), values.join("; "))
+                }
+            }
+        }
+        if t.more_differences > 0 {
+            println!("         … and {} more", t.more_differences);
+        }
+    }
+    let differ = report.tables.iter().filter(|t| !t.equal()).count();
+    let secs = report.elapsed.as_secs_f64().max(0.001);
+    println!(
+        "{} tables compared, {differ} differ; {} rows in {secs:.1} s ({:.0} rows/s)",
+        report.tables.len(),
+        report.rows,
+        report.rows as f64 / secs
+    );
+    if differ == 0 {
+        0
+    } else {
+        EXIT_FAILED
     }
 }

@@ -97,6 +97,8 @@ pub struct Status {
     fences: Mutex<std::collections::HashMap<String, Position>>,
     /// Woken whenever the durable position moves (a cutover waits on it with writes paused).
     applied_moved: tokio::sync::Notify,
+    /// A live verify's hold on the apply.
+    pub hold: crate::pipeline::hold::Hold,
 }
 
 /// The last error, what turnout does about it and what the operator can do.
@@ -147,6 +149,8 @@ pub struct Snapshot {
     pub last_error: Option<ErrorReport>,
     /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
     pub alerts: BTreeMap<String, crate::alerts::AlertLevel>,
+    /// A live verify's hold on the apply: `idle`, `armed`, `at` or `reached` (`turnout verify --live`).
+    pub verify_hold: &'static str,
 }
 
 impl Default for Status {
@@ -172,6 +176,7 @@ impl Default for Status {
             alerts: Mutex::new(BTreeMap::new()),
             fences: Mutex::new(std::collections::HashMap::new()),
             applied_moved: tokio::sync::Notify::new(),
+            hold: crate::pipeline::hold::Hold::default(),
         }
     }
 }
@@ -386,6 +391,7 @@ impl Status {
             _ => 0,
         };
         let show = |p: &Option<Position>| p.as_ref().map(ToString::to_string).unwrap_or_default();
+        let verify_hold = self.hold.current().name();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -408,6 +414,7 @@ impl Status {
                 tables: i.tables.clone(),
                 last_error: i.last_error.clone(),
                 alerts,
+                verify_hold,
             }
         })
     }

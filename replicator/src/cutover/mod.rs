@@ -223,6 +223,11 @@ impl Controller {
         lock(&self.progress).clone()
     }
 
+    /// True while a cutover (rollback) runs.
+    pub fn running(&self) -> bool {
+        lock(&self.progress).outcome.as_deref() == Some("running")
+    }
+
     /// The token `POST /cutover` (and `/rollback`, `/finish`) requires, if configured.
     pub fn token(&self) -> Option<&str> {
         self.config.cutover.token.as_ref().map(|t| t.expose())
@@ -290,6 +295,8 @@ impl Controller {
             }
             *p = Progress { id: Some(new_id()), outcome: Some("running".into()), lines: Vec::new(), write_pause_ms: None };
         }
+        // A live verify's hold must not keep the sentinel from being applied.
+        self.status.hold.release();
         let id = self.progress().id.unwrap_or_default();
         let this = Arc::clone(self);
         let run_id = id.clone();

@@ -8,6 +8,7 @@
 //! - [`apply`]: one task at a time applies a batch, a spilled transaction or a flush on green while the
 //!   stream goes on being received.
 //! - [`ack`]: only durable positions are recorded and acknowledged.
+//! - [`hold`]: a live verify may hold the apply at one source position for a moment.
 //!
 //! A transaction at or below the position green recorded is skipped (exactly-once across restarts).
 //! On any error the apply in flight is cancelled and awaited before the error is returned.
@@ -16,6 +17,7 @@ pub mod ack;
 pub mod apply;
 pub mod assemble;
 pub mod batch;
+pub mod hold;
 
 pub use batch::Budgets;
 
@@ -26,6 +28,7 @@ use crate::status::{Phase, Status};
 use apply::{Applier, FLUSH_RETRY};
 use assemble::{Assembled, Body, CommittedTransaction};
 use batch::Batcher;
+use hold::Stage;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,7 +57,16 @@ pub async fn stream<S: Source, K: Sink>(
     status.set_error(None);
     status.set_applied(start.position());
     let batcher = Batcher::new(budgets, state.clone(), start.position().clone())?;
-    let mut p = Pipeline { source, applier: Applier::new(sink, start), batcher, state: state.clone(), status: Arc::clone(status), budgets: budgets.clone() };
+    let mut p = Pipeline {
+        source,
+        applier: Applier::new(sink, start),
+        batcher,
+        state: state.clone(),
+        status: Arc::clone(status),
+        budgets: budgets.clone(),
+        deferred: None,
+        last_heartbeat: None,
+    };
     match p.run(shutdown).await {
         Ok(()) => p.source.close().await,
         Err(e) => {
@@ -71,12 +83,19 @@ struct Pipeline<S: Source, K: Sink> {
     state: StateStore,
     status: Arc<Status>,
     budgets: Budgets,
+    /// A transaction received while a live verify holds the apply before it.
+    deferred: Option<CommittedTransaction>,
+    /// Position of the newest heartbeat received: every transaction that commits before it has been
+    /// received.
+    last_heartbeat: Option<turnout_decoders::Position>,
 }
 
 impl<S: Source, K: Sink> Pipeline<S, K> {
     async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
+        let mut hold = self.status.hold.subscribe();
         loop {
+            self.obey_hold().await?;
             self.start_due()?;
             if !self.applier.busy() && self.batcher.is_empty() && self.applier.flush_wanted() {
                 self.applier.start_flush()?;
@@ -86,6 +105,9 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
             let mut wait_until = self.batcher.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if self.applier.unflushed() {
                 wait_until = wait_until.min(self.applier.last_flush + FLUSH_RETRY);
+            }
+            if let Some(expires) = self.status.hold.expires() {
+                wait_until = wait_until.min(expires);
             }
             let busy = self.applier.busy();
             tokio::select! {
@@ -97,6 +119,7 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
                     self.source.keepalive().await?;
                 }
                 _ = tokio::time::sleep_until(wait_until), if !busy => {}
+                _ = hold.changed() => {}
                 _ = keepalive.tick(), if !receive => self.source.keepalive().await?,
                 msg = self.source.recv(), if receive => {
                     self.on_message(msg?).await?;
@@ -113,9 +136,42 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
         }
     }
 
-    /// Receiving goes on while the batch has room and everything held stays within the memory budget.
+    /// Receiving goes on while the batch has room and everything held stays within the memory budget,
+    /// and no hold stops it.
     fn may_receive(&self) -> bool {
-        self.batcher.rows() < self.budgets.batch_rows && self.batcher.memory() + self.applier.inflight_bytes < self.budgets.memory
+        self.batcher.rows() < self.budgets.batch_rows
+            && self.batcher.memory() + self.applier.inflight_bytes < self.budgets.memory
+            && self.deferred.is_none()
+            && matches!(self.status.hold.current(), Stage::Idle | Stage::At { .. })
+    }
+
+    /// True when a live verify's hold keeps `tx` from being accepted now.
+    fn held_back(&self, tx: &CommittedTransaction) -> bool {
+        match self.status.hold.current() {
+            Stage::Idle => false,
+            Stage::Armed { .. } | Stage::Reached { .. } => true,
+            Stage::At { position, .. } => *tx.body.commit_end() > position,
+        }
+    }
+
+    /// Follows a live verify's hold: accepts the transaction held back once the hold allows it, and
+    /// when holding at a position that the stream has passed (a transaction or heartbeat beyond it
+    /// arrived), applies everything accepted and reports green there.
+    async fn obey_hold(&mut self) -> Result<(), Error> {
+        if self.deferred.as_ref().is_some_and(|tx| !self.held_back(tx)) {
+            if let Some(tx) = self.deferred.take() {
+                self.on_commit(tx).await?;
+            }
+        }
+        let Stage::At { position, .. } = self.status.hold.current() else { return Ok(()) };
+        let passed = self.deferred.as_ref().is_some_and(|tx| *tx.body.commit_end() > position)
+            || self.last_heartbeat.as_ref().is_some_and(|h| *h >= position);
+        if passed {
+            self.apply_batch_now().await?;
+            tracing::info!(%position, committed = %self.applier.committed, "green holds at a live verify's position");
+            self.status.hold.reached(&position, self.applier.committed.clone());
+        }
+        Ok(())
     }
 
     fn start_due(&mut self) -> Result<(), Error> {
@@ -196,8 +252,9 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
             }
         };
         tracing::trace!(?event, "event");
-        if let ChangeEvent::Heartbeat { ts, .. } = &event {
+        if let ChangeEvent::Heartbeat { ts, position } = &event {
             self.status.heartbeat_received(*ts);
+            self.last_heartbeat = Some(position.clone());
         }
         if let Some(ts) = crate::source::heartbeat_from_table(&event) {
             self.status.heartbeat_received(ts);
@@ -211,6 +268,10 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
     }
 
     async fn on_commit(&mut self, tx: CommittedTransaction) -> Result<(), Error> {
+        if *tx.body.commit_end() > self.batcher.applied_floor && self.held_back(&tx) {
+            self.deferred = Some(tx);
+            return Ok(());
+        }
         let CommittedTransaction { body, sentinel, relations, statements } = tx;
         if *body.commit_end() <= self.batcher.applied_floor {
             if let Body::Spilled(s) = body {

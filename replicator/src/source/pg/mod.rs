@@ -6,6 +6,7 @@ pub mod admin;
 pub mod catalog;
 pub mod check;
 pub mod heartbeat;
+pub mod live;
 pub mod origin_filter;
 pub mod setup;
 pub mod snapshot;

@@ -27,12 +27,12 @@ async fn digest(client: &Client, table: &str, side: Side) -> Result<(i64, String
     Ok((row.get(0), row.get(1)))
 }
 
-/// Compares the tables `run` replicates (or only `only`, as `schema.table`).
-pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
-    let tables: Vec<String> = match only {
+/// The tables `run` replicates (or only `only`, as `schema.table`), without turnout's heartbeat table.
+pub async fn tables(config: &Config, only: Option<&str>) -> Result<Vec<TableName>, Error> {
+    Ok(match only {
         Some(t) => {
             let (schema, name) = t.split_once('.').unwrap_or(("public", t));
-            vec![TableName::new(schema, name).quoted()]
+            vec![TableName::new(schema, name)]
         }
         None => {
             let mut admin = PgConnection::connect(&config.source_options()?, false).await.map_err(Error::Source)?;
@@ -42,10 +42,15 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
                 .tables
                 .iter()
                 .filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE))
-                .map(TableName::quoted)
+                .cloned()
                 .collect()
         }
-    };
+    })
+}
+
+/// Compares the tables `run` replicates (or only `only`, as `schema.table`).
+pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
+    let tables: Vec<String> = tables(config, only).await?.iter().map(TableName::quoted).collect();
     let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
     let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
     let mut out = Vec::with_capacity(tables.len());

@@ -1,6 +1,10 @@
-//! `turnout verify`'s result: per replicated table, the row counts and whether the digests of every
-//! row's text are equal on blue and green. Each source computes digests its own way
-//! (`source::pg::verify`).
+//! `turnout verify`: per replicated table, the row counts and whether the digests of every row's text
+//! are equal on blue and green. Each source computes digests its own way (`source::pg::verify`); the
+//! plain comparison is meaningful on a quiet blue. [`live`]: `verify --live`, at one source position
+//! while writes go on.
+
+pub mod live;
+pub mod progress;
 
 /// One table's comparison.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,0 +1,271 @@
+//! `turnout verify --live` on PostgreSQL: snapshots of blue and green at one source position, and
+//! the per-chunk statements run inside them.
+//!
+//! **Snapshots.** Blue's side comes from a temporary logical slot created with an exported snapshot:
+//! that snapshot shows exactly the transactions whose commit ends at or before the slot's consistent
+//! point P. The running sidecar is asked to hold its apply (see [`crate::pipeline::hold`]): armed
+//! before the slot is created, so that nothing beyond P can be applied while P is not yet known, then
+//! held at P — green then shows exactly the same transactions — while verify's green sessions take
+//! their snapshots; then released. Every worker has one blue session that imported the exported
+//! snapshot and one green session that began at the hold: all of them `REPEATABLE READ, READ ONLY`.
+//! The temporary slot is dropped as soon as the blue sessions imported its snapshot.
+//!
+//! **Chunks.** Rows are compared in ranges of the table's key (primary key, or the replica identity
+//! index) with each side computing, without sorting, the count and the sum of a 64-bit hash of every
+//! row's text (`ROW(columns)::text` with turnout's session settings, blue's columns in blue's order).
+//! Range bounds are key values as text, cast back to the key columns' types on each side.
+
+use crate::config::Config;
+use crate::error::Error;
+use std::time::{Duration, Instant};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+use turnout_decoders::pg::client::{quote_literal, SlotOptions};
+use turnout_decoders::pg::PgConnection;
+use turnout_decoders::schema::{quote_ident, TableName};
+use turnout_decoders::Lsn;
+
+/// A key's value: the text of each key column.
+pub type Key = Vec<String>;
+
+/// A table as blue's snapshot shows it.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub table: TableName,
+    /// Column names, in blue's order.
+    pub columns: Vec<String>,
+    /// The key columns' positions in `columns` and their types (`format_type`), in key order; empty
+    /// when the table has neither a primary key nor a replica identity index.
+    pub key: Vec<(usize, String)>,
+}
+
+/// Count and hash sum of a range's rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sum {
+    pub rows: i64,
+    pub hash: String,
+}
+
+/// A range of keys: above `lower` (from the start when none) up to and including `upper` (to the end
+/// when none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub lower: Option<Key>,
+    pub upper: Option<Key>,
+}
+
+/// Reads the shapes of `tables` (in the snapshot of `blue`).
+pub async fn shapes(blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, Error> {
+    let mut out = Vec::with_capacity(tables.len());
+    for table in tables {
+        let quoted = table.quoted();
+        let rows = blue
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, NULL), \
+                   (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i WHERE i.indrelid = a.attrelid \
+                    AND i.indisprimary) AS pk, \
+                   (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i WHERE i.indrelid = a.attrelid \
+                    AND i.indisreplident) AS ri \
+                 FROM pg_attribute a WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attnum",
+                &[&quoted],
+            )
+            .await
+            .map_err(Error::blue(format!("reading the columns of {quoted}")))?;
+        let columns: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let ranked = |col: usize| -> Vec<(i32, usize, String)> {
+            let mut k: Vec<(i32, usize, String)> =
+                rows.iter().enumerate().filter_map(|(i, r)| r.get::<_, Option<i32>>(col).map(|p| (p, i, r.get(1)))).collect();
+            k.sort();
+            k
+        };
+        let mut key = ranked(2);
+        if key.is_empty() {
+            key = ranked(3);
+        }
+        out.push(Shape { table: table.clone(), columns, key: key.into_iter().map(|(_, i, t)| (i, t)).collect() });
+    }
+    Ok(out)
+}
+
+impl Shape {
+    fn cols(&self) -> String {
+        self.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    }
+
+    fn key_cols(&self) -> String {
+        self.key.iter().map(|(i, _)| quote_ident(&self.columns[*i])).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `(k1, k2) OP ($n::text::t1, $n+1::text::t2)`.
+    fn compare(&self, op: &str, first_param: usize) -> String {
+        let params: Vec<String> = self.key.iter().enumerate().map(|(j, (_, ty))| format!("${}::text::{ty}", first_param + j)).collect();
+        format!("({}) {op} ({})", self.key_cols(), params.join(", "))
+    }
+
+    /// The `WHERE` condition of `range` and its parameters.
+    fn condition<'a>(&self, range: &'a Range, params: &mut Vec<&'a (dyn ToSql + Sync)>) -> String {
+        let mut parts = Vec::new();
+        if let Some(lower) = &range.lower {
+            parts.push(self.compare(">", params.len() + 1));
+            params.extend(lower.iter().map(|v| v as &(dyn ToSql + Sync)));
+        }
+        if let Some(upper) = &range.upper {
+            parts.push(self.compare("<=", params.len() + 1));
+            params.extend(upper.iter().map(|v| v as &(dyn ToSql + Sync)));
+        }
+        if parts.is_empty() {
+            "true".to_owned()
+        } else {
+            parts.join(" AND ")
+        }
+    }
+
+    /// The key of the `n`th row (1-based) of `range` in key order, if it has that many rows.
+    pub async fn boundary(&self, client: &Client, range: &Range, n: i64, side: crate::error::Side) -> Result<Option<Key>, Error> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let condition = self.condition(range, &mut params);
+        let offset = n - 1;
+        let texts: Vec<String> = self.key.iter().map(|(i, _)| format!("{}::text", quote_ident(&self.columns[*i]))).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1",
+            texts.join(", "),
+            self.table.quoted(),
+            self.key_cols()
+        );
+        let row = client.query_opt(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("reading the keys of {}", self.table.quoted()), source })?;
+        Ok(row.map(|r| (0..self.key.len()).map(|j| r.get::<_, String>(j)).collect()))
+    }
+
+    /// Count and hash sum of `range`'s rows.
+    pub async fn sum(&self, client: &Client, range: &Range, side: crate::error::Side) -> Result<Sum, Error> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let condition = self.condition(range, &mut params);
+        let sql = format!(
+            "SELECT count(*)::int8, COALESCE(sum(('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::int8), 0)::text FROM {} WHERE {condition}",
+            self.cols(),
+            self.table.quoted()
+        );
+        let row = client.query_one(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("checksumming {}", self.table.quoted()), source })?;
+        Ok(Sum { rows: row.get(0), hash: row.get(1) })
+    }
+
+    /// Every row of `range`: its key and the text of every column.
+    pub async fn rows(&self, client: &Client, range: &Range, side: crate::error::Side) -> Result<Vec<(Key, Vec<Option<String>>)>, Error> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let condition = self.condition(range, &mut params);
+        let texts: Vec<String> = self.columns.iter().map(|c| format!("{}::text", quote_ident(c))).collect();
+        let sql = format!("SELECT {} FROM {} WHERE {condition}", texts.join(", "), self.table.quoted());
+        let rows = client.query(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("reading rows of {}", self.table.quoted()), source })?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let values: Vec<Option<String>> = (0..self.columns.len()).map(|j| r.get(j)).collect();
+                let key = self.key.iter().map(|(i, _)| values[*i].clone().unwrap_or_default()).collect();
+                (key, values)
+            })
+            .collect())
+    }
+}
+
+/// The running sidecar's hold on its apply, as verify drives it.
+pub trait HoldDriver {
+    /// Sends one step (`arm`, `at`, `release`); `at` returns when green holds there.
+    fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+}
+
+/// Every worker's blue and green session, in snapshots at one source position.
+#[allow(missing_debug_implementations)]
+pub struct Snapshots {
+    pub blue: Vec<Client>,
+    pub green: Vec<Client>,
+    /// The source position both sides show.
+    pub position: Lsn,
+    pub taken: Instant,
+}
+
+const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+/// Takes snapshots at one source position for `workers` workers (see the module doc). Slot creation
+/// waits for blue's transactions that hold an xid; past `slot_timeout` it is given up, naming them.
+pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots, Error> {
+    let source = config.source.url.expose();
+    let target = config.target.url.expose();
+    let mut blue = Vec::with_capacity(workers);
+    let mut green = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        blue.push(turnout_sinks::pg::connect(source).await.map_err(Error::Sink)?);
+        green.push(turnout_sinks::pg::connect(target).await.map_err(Error::Sink)?);
+    }
+    let mut options = config.source_options()?;
+    options.application_name = format!("turnout verify {}", std::process::id());
+    let mut replication = PgConnection::connect(&options, true).await.map_err(Error::Source)?;
+    hold.step("arm", None, slot_timeout + Duration::from_secs(10)).await?;
+    let taken = async {
+        let slot_name = format!("turnout_verify_{}", std::process::id());
+        let slot = match tokio::time::timeout(
+            slot_timeout,
+            replication.create_logical_slot(&slot_name, &SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() }),
+        )
+        .await
+        {
+            Ok(slot) => slot.map_err(|e| slot_error(&e.to_string()))?,
+            Err(_) => return Err(slot_timed_out(&blue[0], &options.application_name, slot_timeout).await),
+        };
+        let name = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for verify's temporary slot".into()))?;
+        let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
+        futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
+        let position = slot.consistent_point;
+        hold.step("at", Some(position), Duration::from_secs(30)).await?;
+        let begin = format!("{BEGIN}; SELECT 1");
+        futures_try_all(green.iter().map(|c| c.batch_execute(&begin)), Error::green("beginning verify's snapshot")).await?;
+        Ok(position)
+    }
+    .await;
+    // Applying goes on in any case; the temporary slot goes with its connection.
+    let released = hold.step("release", None, Duration::from_secs(1)).await;
+    replication.close().await;
+    let position = taken?;
+    released?;
+    Ok(Snapshots { blue, green, position, taken: Instant::now() })
+}
+
+/// Runs every statement at once; the first error, wrapped by `wrap`.
+async fn futures_try_all<F>(all: impl Iterator<Item = F>, wrap: impl FnOnce(tokio_postgres::Error) -> Error) -> Result<(), Error>
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    let results = futures_util::future::join_all(all).await;
+    results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ()).map_err(wrap)
+}
+
+fn slot_error(message: &str) -> Error {
+    let advice = if message.contains("all replication slots are in use") {
+        " (verify --live needs one free replication slot on blue for a moment: raise max_replication_slots)"
+    } else if message.contains("permission denied") || message.contains("must be superuser or replication role") {
+        " (the source role needs REPLICATION, as `turnout run` does)"
+    } else {
+        ""
+    };
+    Error::Setup(format!("creating verify's temporary slot on blue: {message}{advice}"))
+}
+
+/// Stops the slot creation that waited too long and says which transactions it waited for.
+async fn slot_timed_out(blue: &Client, application_name: &str, waited: Duration) -> Error {
+    let _ = blue.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&application_name]).await;
+    let holders = blue
+        .query(
+            "SELECT pid::text || ' (' || coalesce(usename::text, '?') || ', ' || coalesce(state, '?') || ', xact since ' || \
+             coalesce(xact_start::text, '?') || ')' FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+             ORDER BY xact_start",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    Error::Setup(format!(
+        "verify's temporary slot on blue was not ready within {waited:?}: creating a logical slot waits for every transaction \
+         that holds an xid to end; still running: {}. Run again when they are done",
+        if holders.is_empty() { "none now" } else { &holders }
+    ))
+}

@@ -1,0 +1,392 @@
+//! `turnout verify --live`: compares source and target **at one source position** while writes go
+//! on, with the running sidecar holding its apply there for a moment (PostgreSQL; see
+//! [`crate::source::pg::live`] for how the snapshots are taken).
+//!
+//! Work is done in rounds. Each round takes new snapshots at a new position, and its workers (each
+//! with one source and one target session) compare chunks of `chunk_rows` keys in key order, both
+//! sides of a chunk at once, until every table is done or the round's snapshots are older than
+//! `max_snapshot_age` (a snapshot held open keeps blue's vacuum from removing rows). A chunk whose
+//! count or hash sum differs is bisected — halves compared again, down to a few hundred rows — and
+//! its rows compared column by column: each differing row is named by its key, with the columns that
+//! differ (values only with `show_values`). Progress is saved as chunks complete (see
+//! [`super::progress`]); a run that stopped resumes from it.
+
+use super::progress::{self, DiffKind, RowDiff, Saved, TableState};
+use crate::config::Config;
+use crate::error::{Error, Side};
+use crate::source::pg::live::{self, HoldDriver, Key, Range, Shape, Sum};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+use turnout_decoders::schema::TableName;
+use turnout_decoders::Lsn;
+
+/// Chunks with at most this many rows on either side are compared row by row.
+const LEAF_ROWS: i64 = 256;
+
+/// What `turnout verify --live` was asked.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Only this table (`schema.table`).
+    pub table: Option<String>,
+    /// Rows per chunk.
+    pub chunk_rows: u64,
+    /// Workers, each with one session on each side.
+    pub parallel: usize,
+    /// A round's snapshots are not used for new chunks once this old.
+    pub max_snapshot_age: Duration,
+    /// Longest wait for verify's temporary slot on blue (it waits for transactions holding an xid).
+    pub slot_timeout: Duration,
+    /// Start over even if an unfinished run's progress exists.
+    pub restart: bool,
+    /// Print the values of differing columns (else only their names).
+    pub show_values: bool,
+    /// How often to print progress to stderr (never when zero).
+    pub progress_every: Duration,
+}
+
+/// A live verify's result.
+#[derive(Debug)]
+pub struct LiveReport {
+    pub tables: Vec<TableState>,
+    /// The source position of each round.
+    pub positions: Vec<String>,
+    /// "blue"/"green" as the source and target are now (green is the source in the rollback window).
+    pub source_label: &'static str,
+    pub target_label: &'static str,
+    /// Whether this run resumed an earlier one.
+    pub resumed: bool,
+    /// Source rows compared by this run, and how long it took.
+    pub rows: u64,
+    pub elapsed: Duration,
+}
+
+/// The running sidecar, reached over its HTTP API.
+struct Sidecar {
+    listen: String,
+    token: Option<String>,
+}
+
+impl HoldDriver for Sidecar {
+    async fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> Result<(), Error> {
+        let body = serde_json::to_string(&crate::http::HoldStep {
+            step: step.to_owned(),
+            position: position.map(|p| p.to_string()),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        })
+        .unwrap_or_default();
+        let answer = crate::control::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
+        match answer {
+            Ok((200, _)) => Ok(()),
+            Ok((code, body)) => Err(Error::Setup(format!("the sidecar refused to hold its apply ({step}, HTTP {code}): {}", crate::control::error_of(&body)))),
+            Err(e) => Err(Error::Setup(format!("cannot reach the sidecar at http://{}/verify/hold: {e}", self.listen))),
+        }
+    }
+}
+
+/// Runs a live verify (see the module doc).
+pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Error> {
+    let started = Instant::now();
+    let sidecar = Sidecar { listen: config.http.listen.clone(), token: config.cutover.token.as_ref().map(|t| t.expose().to_owned()) };
+    let status = crate::control::get(&sidecar.listen, "/status").await.map_err(|e| {
+        Error::Setup(format!(
+            "verify --live needs the running sidecar (`turnout run`) at http://{}, which holds its apply at the compared position: {e}. \
+             With writes stopped, `turnout verify` compares without it",
+            sidecar.listen
+        ))
+    })?;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+    let reverse = status["direction"].as_str() == Some("reverse");
+    let config = if reverse { crate::config::reversed(config) } else { config.clone() };
+    if config.source_kind() != crate::config::SourceKind::Pg {
+        return Err(Error::Setup(
+            "verify --live is built for PostgreSQL only; for MySQL/MariaDB stop writes on blue and run `turnout verify`".into(),
+        ));
+    }
+    let tables = crate::source::pg::verify::tables(&config, opts.table.as_deref()).await?;
+    let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
+    let options = config.source_options()?;
+    let source = format!("{}:{}/{}", options.host, options.port, options.database);
+    let file = progress::path(&config.state.dir);
+    let fresh = Saved::new(source, opts.chunk_rows, &names);
+    let (mut saved, resumed) = match Saved::load(&file)? {
+        Some(s) if !opts.restart && s.same_run(&fresh) => (s, true),
+        _ => (fresh, false),
+    };
+    if resumed {
+        let done = saved.tables.iter().filter(|t| t.done).count();
+        eprintln!("verify: resuming the run in {}: {done} of {} tables done", file.display(), saved.tables.len());
+    }
+    let rows_done = Arc::new(AtomicU64::new(0));
+    let estimate = estimate_rows(&config, &saved).await;
+    let printer = (!opts.progress_every.is_zero()).then(|| tokio::spawn(print_progress(Arc::clone(&rows_done), estimate, opts.progress_every)));
+    let outcome = rounds(&config, opts, &sidecar, &tables, &mut saved, &file, &rows_done).await;
+    if let Some(p) = printer {
+        p.abort();
+    }
+    outcome?;
+    // Finished: nothing to resume.
+    let _ = std::fs::remove_file(&file);
+    let (source_label, target_label) = if reverse { ("green", "blue") } else { ("blue", "green") };
+    Ok(LiveReport {
+        tables: saved.tables,
+        positions: saved.positions,
+        source_label,
+        target_label,
+        resumed,
+        rows: rows_done.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Rounds until every table is done.
+async fn rounds(
+    config: &Config,
+    opts: &LiveOptions,
+    sidecar: &Sidecar,
+    tables: &[TableName],
+    saved: &mut Saved,
+    file: &std::path::Path,
+    rows_done: &Arc<AtomicU64>,
+) -> Result<(), Error> {
+    while saved.tables.iter().any(|t| !t.done) {
+        let snaps = live::take(config, sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
+        tracing::info!(position = %snaps.position, "verify snapshots taken");
+        saved.positions.push(snaps.position.to_string());
+        let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
+        let shapes = live::shapes(&snaps.blue[0], &todo).await?;
+        let shapes: BTreeMap<String, Shape> = shapes.into_iter().map(|s| (s.table.quoted(), s)).collect();
+        let round = Round {
+            shapes,
+            opts,
+            deadline: snaps.taken + opts.max_snapshot_age,
+            shared: tokio::sync::Mutex::new(Shared::new(std::mem::replace(saved, Saved::new(String::new(), 0, &[])))),
+            file,
+            rows_done,
+        };
+        let workers = snaps.blue.iter().zip(&snaps.green).map(|(b, g)| round.work(b, g));
+        let result = futures_util::future::try_join_all(workers).await;
+        let shared = round.shared.into_inner();
+        *saved = shared.saved;
+        saved.save(file)?;
+        result?;
+    }
+    Ok(())
+}
+
+/// A chunk given out and not yet folded into its table's progress.
+struct Pending {
+    upper: Option<Key>,
+    result: Option<Chunk>,
+}
+
+/// One chunk's comparison.
+struct Chunk {
+    source: Sum,
+    target: Sum,
+    diffs: Vec<RowDiff>,
+}
+
+/// Progress shared by a round's workers.
+struct Shared {
+    saved: Saved,
+    /// Per table: the lower bound of the next chunk to give out, and whether all were given out.
+    next: Vec<(Option<Key>, bool)>,
+    /// Per table: chunks given out, oldest first (by sequence number).
+    pending: Vec<VecDeque<(u64, Pending)>>,
+    next_seq: u64,
+    last_save: Instant,
+}
+
+impl Shared {
+    fn new(saved: Saved) -> Shared {
+        let next = saved.tables.iter().map(|t| (t.watermark.clone(), t.done)).collect();
+        let pending = saved.tables.iter().map(|_| VecDeque::new()).collect();
+        Shared { saved, next, pending, next_seq: 0, last_save: Instant::now() }
+    }
+
+    /// Folds the completed chunks at the front of table `t`'s queue into its progress (in key order,
+    /// so the watermark never passes a chunk not compared).
+    fn fold(&mut self, t: usize, rows_done: &AtomicU64) {
+        let state = &mut self.saved.tables[t];
+        while self.pending[t].front().is_some_and(|(_, p)| p.result.is_some()) {
+            let Some((_, Pending { upper, result: Some(chunk) })) = self.pending[t].pop_front() else { break };
+            state.chunks += 1;
+            state.source_rows += u64::try_from(chunk.source.rows).unwrap_or(0);
+            state.target_rows += u64::try_from(chunk.target.rows).unwrap_or(0);
+            rows_done.fetch_add(u64::try_from(chunk.source.rows).unwrap_or(0), Ordering::Relaxed);
+            if chunk.source != chunk.target {
+                state.differing_chunks += 1;
+            }
+            for d in chunk.diffs {
+                state.record(d);
+            }
+            state.done = upper.is_none();
+            state.watermark = upper;
+        }
+    }
+}
+
+/// One round: its snapshots' shapes and the shared progress.
+struct Round<'a> {
+    shapes: BTreeMap<String, Shape>,
+    opts: &'a LiveOptions,
+    deadline: Instant,
+    shared: tokio::sync::Mutex<Shared>,
+    file: &'a std::path::Path,
+    rows_done: &'a AtomicU64,
+}
+
+impl Round<'_> {
+    /// A worker: takes the next chunk, compares it on both sides, records it; until nothing is left or
+    /// the snapshots are too old.
+    async fn work(&self, blue: &Client, green: &Client) -> Result<(), Error> {
+        while Instant::now() < self.deadline {
+            let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
+            let (source, target) = tokio::try_join!(shape.sum(blue, &range, Side::Blue), shape.sum(green, &range, Side::Green))?;
+            let mut diffs = Vec::new();
+            if source != target && !shape.key.is_empty() {
+                locate(shape, blue, green, range, source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
+            }
+            let mut shared = self.shared.lock().await;
+            if let Some((_, p)) = shared.pending[t].iter_mut().find(|(s, _)| *s == seq) {
+                p.result = Some(Chunk { source, target, diffs });
+            }
+            shared.fold(t, self.rows_done);
+            if shared.last_save.elapsed() >= Duration::from_millis(500) {
+                shared.saved.save(self.file)?;
+                shared.last_save = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives out the next chunk: its table, sequence number, shape and key range. The upper bound is
+    /// read on the source, under the lock, so chunks are given out in key order.
+    async fn next_chunk(&self, blue: &Client) -> Result<Option<(usize, u64, &Shape, Range)>, Error> {
+        let mut shared = self.shared.lock().await;
+        let Some(t) = shared.next.iter().position(|(_, all_out)| !all_out) else { return Ok(None) };
+        let name = shared.saved.tables[t].table.clone();
+        let shape = self.shapes.get(&name).ok_or_else(|| Error::Setup(format!("table {name} is gone from blue")))?;
+        let lower = shared.next[t].0.clone();
+        let upper = if shape.key.is_empty() {
+            shared.saved.tables[t].keyless = true;
+            None
+        } else {
+            let n = i64::try_from(self.opts.chunk_rows).unwrap_or(i64::MAX);
+            shape.boundary(blue, &Range { lower: lower.clone(), upper: None }, n, Side::Blue).await?
+        };
+        shared.next[t] = (upper.clone(), upper.is_none());
+        let seq = shared.next_seq;
+        shared.next_seq += 1;
+        shared.pending[t].push_back((seq, Pending { upper: upper.clone(), result: None }));
+        Ok(Some((t, seq, shape, Range { lower, upper })))
+    }
+}
+
+/// Finds the rows that differ in `range`, whose sums differ: halves are compared again until few
+/// rows are left, which are compared column by column.
+#[allow(clippy::too_many_arguments)]
+fn locate<'a>(
+    shape: &'a Shape,
+    blue: &'a Client,
+    green: &'a Client,
+    range: Range,
+    source: Sum,
+    target: Sum,
+    show_values: bool,
+    out: &'a mut Vec<RowDiff>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
+    Box::pin(async move {
+        let larger = source.rows.max(target.rows);
+        let mid = if larger > LEAF_ROWS {
+            let (client, side) = if source.rows >= target.rows { (blue, Side::Blue) } else { (green, Side::Green) };
+            shape.boundary(client, &range, larger / 2, side).await?
+        } else {
+            None
+        };
+        let Some(mid) = mid else {
+            let (b, g) = tokio::try_join!(shape.rows(blue, &range, Side::Blue), shape.rows(green, &range, Side::Green))?;
+            out.extend(compare_rows(shape, b, g, show_values));
+            return Ok(());
+        };
+        let halves = [Range { lower: range.lower.clone(), upper: Some(mid.clone()) }, Range { lower: Some(mid), upper: range.upper }];
+        for half in halves {
+            let (s, t) = tokio::try_join!(shape.sum(blue, &half, Side::Blue), shape.sum(green, &half, Side::Green))?;
+            if s != t {
+                locate(shape, blue, green, half, s, t, show_values, out).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+type Rows = Vec<(Key, Vec<Option<String>>)>;
+
+/// The rows that differ between two sets of the same key range, in key text order.
+fn compare_rows(shape: &Shape, source: Rows, target: Rows, show_values: bool) -> Vec<RowDiff> {
+    let named = |key: &Key| shape.key.iter().map(|(i, _)| shape.columns[*i].clone()).zip(key.iter().cloned()).collect::<Vec<_>>();
+    let mut target: BTreeMap<Key, Vec<Option<String>>> = target.into_iter().collect();
+    let mut out = Vec::new();
+    let source: BTreeMap<Key, Vec<Option<String>>> = source.into_iter().collect();
+    for (key, values) in source {
+        match target.remove(&key) {
+            None => out.push(RowDiff { kind: DiffKind::Missing, key: named(&key), columns: Vec::new(), values: Vec::new() }),
+            Some(other) if other != values => {
+                let differing: Vec<usize> = (0..shape.columns.len()).filter(|&j| values.get(j) != other.get(j)).collect();
+                out.push(RowDiff {
+                    kind: DiffKind::Changed,
+                    key: named(&key),
+                    columns: differing.iter().map(|&j| shape.columns[j].clone()).collect(),
+                    values: if show_values {
+                        differing.iter().map(|&j| (shape.columns[j].clone(), values[j].clone(), other.get(j).cloned().flatten())).collect()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    out.extend(target.into_keys().map(|key| RowDiff { kind: DiffKind::Extra, key: named(&key), columns: Vec::new(), values: Vec::new() }));
+    out
+}
+
+/// Source rows of the tables not yet done, from the planner's statistics (for the ETA).
+async fn estimate_rows(config: &Config, saved: &Saved) -> Option<u64> {
+    let client = turnout_sinks::pg::connect(config.source.url.expose()).await.ok()?;
+    let names: Vec<String> = saved.tables.iter().filter(|t| !t.done).map(|t| t.table.clone()).collect();
+    let row = client
+        .query_one(
+            "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8 FROM unnest($1::text[]) AS t(name) \
+             JOIN pg_class c ON c.oid = t.name::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree(t.name::regclass))",
+            &[&names],
+        )
+        .await
+        .ok()?;
+    u64::try_from(row.get::<_, i64>(0)).ok().filter(|&n| n > 0)
+}
+
+/// Prints rows compared, rate and ETA every `every` until aborted.
+async fn print_progress(rows_done: Arc<AtomicU64>, estimate: Option<u64>, every: Duration) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let rows = rows_done.load(Ordering::Relaxed);
+        let rate = rows as f64 / started.elapsed().as_secs_f64().max(0.001);
+        match estimate {
+            Some(total) if rate > 0.0 => {
+                let left = total.saturating_sub(rows) as f64 / rate;
+                eprintln!(
+                    "verify: {rows} of ~{total} rows ({:.0}%), {rate:.0} rows/s, ETA {left:.0} s",
+                    (rows as f64 * 100.0 / total as f64).min(100.0)
+                );
+            }
+            _ => eprintln!("verify: {rows} rows, {rate:.0} rows/s"),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! What a live verify has compared so far, kept in `state.dir/verify-live.json` so that a run that
+//! stopped (or was killed) resumes where it was.
+//!
+//! Guarantees: the file is replaced atomically (written beside, synced, renamed), so it is always a
+//! whole earlier state; a table's `watermark` only covers chunks compared completely, in key order,
+//! so resuming from it never skips a row (it may compare again chunks that were done after it).
+
+use crate::error::Error;
+use crate::source::pg::live::Key;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The file's format version.
+const VERSION: u32 = 1;
+
+/// How a row differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffKind {
+    /// On the source, not on the target.
+    Missing,
+    /// On the target, not on the source.
+    Extra,
+    /// On both, with different values.
+    Changed,
+}
+
+/// One row that differs, named by its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowDiff {
+    pub kind: DiffKind,
+    /// `(column, value)` of each key column.
+    pub key: Vec<(String, String)>,
+    /// The columns whose values differ (`Changed`).
+    pub columns: Vec<String>,
+    /// `(column, source value, target value)` of those columns: only with `--show-values`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<(String, Option<String>, Option<String>)>,
+}
+
+/// Most rows recorded per table; beyond, only counted.
+pub const MAX_RECORDED: usize = 100;
+
+/// One table's comparison so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableState {
+    /// `schema.table`, quoted as needed.
+    pub table: String,
+    /// Every row up to this key (inclusive) is compared; none: nothing yet.
+    pub watermark: Option<Key>,
+    pub done: bool,
+    pub source_rows: u64,
+    pub target_rows: u64,
+    pub chunks: u64,
+    /// Chunks whose counts or hash sums differed.
+    pub differing_chunks: u64,
+    /// The table has no key to compare in chunks: compared whole, differences not located.
+    pub keyless: bool,
+    pub differences: Vec<RowDiff>,
+    /// Differing rows beyond [`MAX_RECORDED`].
+    pub more_differences: u64,
+}
+
+impl TableState {
+    /// True when nothing differs.
+    pub fn equal(&self) -> bool {
+        self.differing_chunks == 0
+    }
+
+    /// Records a row that differs.
+    pub fn record(&mut self, diff: RowDiff) {
+        if self.differences.len() < MAX_RECORDED {
+            self.differences.push(diff);
+        } else {
+            self.more_differences += 1;
+        }
+    }
+}
+
+/// A live verify's progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    pub version: u32,
+    /// The source (host, port, database) compared; a file for another source is not resumed.
+    pub source: String,
+    pub chunk_rows: u64,
+    pub tables: Vec<TableState>,
+    /// The source position of each round's snapshots.
+    pub positions: Vec<String>,
+}
+
+impl Saved {
+    pub fn new(source: String, chunk_rows: u64, tables: &[String]) -> Saved {
+        Saved {
+            version: VERSION,
+            source,
+            chunk_rows,
+            tables: tables.iter().map(|t| TableState { table: t.clone(), ..TableState::default() }).collect(),
+            positions: Vec::new(),
+        }
+    }
+
+    /// Whether this progress is of the same comparison: same source, chunk size and tables.
+    pub fn same_run(&self, other: &Saved) -> bool {
+        self.version == other.version
+            && self.source == other.source
+            && self.chunk_rows == other.chunk_rows
+            && self.tables.iter().map(|t| &t.table).eq(other.tables.iter().map(|t| &t.table))
+    }
+
+    /// Reads the progress file; none when absent. A file that cannot be read as progress is an error
+    /// naming it (remove it, or run with `--restart`).
+    pub fn load(path: &Path) -> Result<Option<Saved>, Error> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::State(format!("reading {}: {e}", path.display()))),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::State(format!("{} is not a live verify's progress ({e}); remove it or run with --restart", path.display())))
+    }
+
+    /// Replaces the progress file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::State(e.to_string()))?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+            f.write_all(&text).map_err(fail)?;
+            f.sync_all().map_err(fail)?;
+        }
+        std::fs::rename(&tmp, path).map_err(fail)
+    }
+}
+
+/// Where a live verify keeps its progress.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("verify-live.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_survives_a_save_and_load_and_only_resumes_the_same_run() {
+        let dir = tempfile::tempdir().expect("test step");
+        let file = path(dir.path());
+        assert_eq!(Saved::load(&file).expect("test step"), None);
+        let mut saved = Saved::new("localhost:5432/app".into(), 1000, &["public.a".into(), "public.b".into()]);
+        saved.tables[0].watermark = Some(vec!["42".into(), "x'y".into()]);
+        saved.tables[0].record(RowDiff { kind: DiffKind::Changed, key: vec![("id".into(), "7".into())], columns: vec!["v".into()], values: Vec::new() });
+        saved.save(&file).expect("test step");
+        let back = Saved::load(&file).expect("test step").expect("test step");
+        assert_eq!(back, saved);
+        assert!(back.same_run(&Saved::new("localhost:5432/app".into(), 1000, &["public.a".into(), "public.b".into()])));
+        assert!(!back.same_run(&Saved::new("localhost:5432/app".into(), 500, &["public.a".into(), "public.b".into()])));
+        assert!(!back.same_run(&Saved::new("localhost:5432/app".into(), 1000, &["public.a".into()])));
+        std::fs::write(&file, "{not json").expect("test step");
+        assert!(Saved::load(&file).expect_err("an error").to_string().contains("--restart"));
+    }
+
+    #[test]
+    fn recorded_differences_are_bounded() {
+        let mut t = TableState::default();
+        for i in 0..(MAX_RECORDED + 5) {
+            t.record(RowDiff { kind: DiffKind::Missing, key: vec![("id".into(), i.to_string())], columns: Vec::new(), values: Vec::new() });
+        }
+        assert_eq!(t.differences.len(), MAX_RECORDED);
+        assert_eq!(t.more_differences, 5);
+    }
+}
