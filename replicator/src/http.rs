@@ -169,6 +169,9 @@ pub struct HoldStep {
     /// How long this stage may last, milliseconds (capped; see `pipeline::hold::MAX_TTL`).
     #[serde(default)]
     pub ttl_ms: u64,
+    /// Who holds (`arm`): the same holder may arm again to extend its hold.
+    #[serde(default)]
+    pub holder: String,
 }
 
 /// `POST /verify/hold`: `arm` and `release` answer at once; `at` answers when green holds at the
@@ -194,7 +197,7 @@ async fn verify_hold(
             if state.status.snapshot().phase != Phase::Streaming {
                 return conflict("the sidecar is not streaming (see `turnout status`); a live verify needs the apply running".into());
             }
-            match hold.arm(ttl) {
+            match hold.arm(ttl, &step.holder) {
                 Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "stage": "armed" }))),
                 Err(e) => conflict(e),
             }

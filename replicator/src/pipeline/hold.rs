@@ -24,14 +24,19 @@ use turnout_decoders::Position;
 /// The longest any stage may last.
 pub const MAX_TTL: Duration = Duration::from_secs(120);
 
+/// How long green stays held once the position is reached: verify only begins its green sessions'
+/// transactions then.
+pub const REACHED_TTL: Duration = Duration::from_secs(5);
+
 /// Where a hold stands.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Stage {
     /// No hold: apply as usual.
     #[default]
     Idle,
-    /// Accept nothing new until the position is known.
-    Armed { until: Instant },
+    /// Accept nothing new until the position is known. `holder` names the verify that armed it (it
+    /// may arm again to extend the time to live while blue creates its slot).
+    Armed { until: Instant, holder: String },
     /// Apply up to `position` and stop before anything beyond it.
     At { position: Position, until: Instant },
     /// Green shows exactly the source's transactions up to `position`; `committed` is the last one
@@ -43,7 +48,7 @@ impl Stage {
     fn until(&self) -> Option<Instant> {
         match self {
             Stage::Idle => None,
-            Stage::Armed { until } | Stage::At { until, .. } | Stage::Reached { until, .. } => Some(*until),
+            Stage::Armed { until, .. } | Stage::At { until, .. } | Stage::Reached { until, .. } => Some(*until),
         }
     }
 
@@ -103,12 +108,14 @@ impl Hold {
         self.stage.subscribe()
     }
 
-    /// Step 1. Refused while another hold is in progress.
-    pub fn arm(&self, ttl: Duration) -> Result<(), String> {
-        if self.current() != Stage::Idle {
-            return Err("another live verify holds the apply now; try again when it is done".into());
+    /// Step 1, or extending it (same `holder`). Refused while another hold is in progress.
+    pub fn arm(&self, ttl: Duration, holder: &str) -> Result<(), String> {
+        match self.current() {
+            Stage::Idle => {}
+            Stage::Armed { holder: h, .. } if h == holder => {}
+            _ => return Err("another live verify holds the apply now; try again when it is done".into()),
         }
-        self.stage.send_replace(Stage::Armed { until: deadline(ttl) });
+        self.stage.send_replace(Stage::Armed { until: deadline(ttl), holder: holder.to_owned() });
         Ok(())
     }
 
@@ -151,12 +158,12 @@ impl Hold {
         self.stage.send_replace(Stage::Idle);
     }
 
-    /// The pipeline reports green at `position` (everything up to `committed` applied). Keeps the
-    /// stage's time to live; ignored unless holding at `position`.
+    /// The pipeline reports green at `position` (everything up to `committed` applied); it stays
+    /// held for [`REACHED_TTL`] at most. Ignored unless holding at `position`.
     pub fn reached(&self, position: &Position, committed: Position) {
         self.stage.send_if_modified(|s| match s {
-            Stage::At { position: p, until } if p == position => {
-                *s = Stage::Reached { position: p.clone(), committed, until: *until };
+            Stage::At { position: p, .. } if p == position => {
+                *s = Stage::Reached { position: p.clone(), committed, until: deadline(REACHED_TTL) };
                 true
             }
             _ => false,
@@ -177,8 +184,9 @@ mod tests {
     async fn a_hold_goes_armed_at_reached_and_released() {
         let hold = Hold::default();
         assert!(hold.at(pos(5), Duration::from_secs(5)).is_err(), "at before arm");
-        hold.arm(Duration::from_secs(5)).expect("test step");
-        assert!(hold.arm(Duration::from_secs(5)).is_err(), "one hold at a time");
+        hold.arm(Duration::from_secs(5), "a").expect("test step");
+        hold.arm(Duration::from_secs(5), "a").expect("the holder extends its hold");
+        assert!(hold.arm(Duration::from_secs(5), "b").is_err(), "one hold at a time");
         hold.at(pos(5), Duration::from_secs(5)).expect("test step");
         hold.reached(&pos(4), pos(3));
         assert!(matches!(hold.current(), Stage::At { .. }), "a report for another position is ignored");
@@ -191,17 +199,17 @@ mod tests {
         assert_eq!(got, Ok(pos(4)));
         hold.release();
         assert_eq!(hold.current(), Stage::Idle);
-        hold.arm(Duration::from_secs(5)).expect("test step");
+        hold.arm(Duration::from_secs(5), "b").expect("test step");
     }
 
     #[tokio::test(start_paused = true)]
     async fn every_stage_expires() {
         let hold = Hold::default();
-        hold.arm(Duration::from_secs(2)).expect("test step");
+        hold.arm(Duration::from_secs(2), "a").expect("test step");
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(hold.current(), Stage::Idle);
         assert!(hold.at(pos(1), Duration::from_secs(2)).is_err(), "an expired hold must start over");
-        hold.arm(Duration::from_secs(1000)).expect("test step");
+        hold.arm(Duration::from_secs(1000), "a").expect("test step");
         assert!(hold.expires().expect("test step") <= Instant::now() + MAX_TTL, "time to live is capped");
         hold.at(pos(1), Duration::from_secs(2)).expect("test step");
         let got = hold.wait_reached(&pos(1), Duration::from_secs(60)).await;

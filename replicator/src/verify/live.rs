@@ -67,6 +67,8 @@ pub struct LiveReport {
 struct Sidecar {
     listen: String,
     token: Option<String>,
+    /// Names this verify's hold.
+    holder: String,
 }
 
 impl HoldDriver for Sidecar {
@@ -75,6 +77,7 @@ impl HoldDriver for Sidecar {
             step: step.to_owned(),
             position: position.map(|p| p.to_string()),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            holder: self.holder.clone(),
         })
         .unwrap_or_default();
         let answer = crate::control::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
@@ -89,7 +92,11 @@ impl HoldDriver for Sidecar {
 /// Runs a live verify (see the module doc).
 pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Error> {
     let started = Instant::now();
-    let sidecar = Sidecar { listen: config.http.listen.clone(), token: config.cutover.token.as_ref().map(|t| t.expose().to_owned()) };
+    let sidecar = Sidecar {
+        listen: config.http.listen.clone(),
+        token: config.cutover.token.as_ref().map(|t| t.expose().to_owned()),
+        holder: format!("verify {} {}", std::process::id(), crate::status::now_micros()),
+    };
     let status = crate::control::get(&sidecar.listen, "/status").await.map_err(|e| {
         Error::Setup(format!(
             "verify --live needs the running sidecar (`turnout run`) at http://{}, which holds its apply at the compared position: {e}. \
@@ -243,7 +250,10 @@ impl Round<'_> {
     /// A worker: takes the next chunk, compares it on both sides, records it; until nothing is left or
     /// the snapshots are too old.
     async fn work(&self, blue: &Client, green: &Client) -> Result<(), Error> {
-        while Instant::now() < self.deadline {
+        // Every worker compares at least one chunk per round, so rounds always make progress.
+        let mut first = true;
+        while first || Instant::now() < self.deadline {
+            first = false;
             let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
             let (source, target) = tokio::try_join!(shape.sum(blue, &range, Side::Blue), shape.sum(green, &range, Side::Green))?;
             let mut diffs = Vec::new();
@@ -287,21 +297,25 @@ impl Round<'_> {
 }
 
 /// Finds the rows that differ in `range`, whose sums differ: halves are compared again until few
-/// rows are left, which are compared column by column.
+/// rows are left, which are compared column by column. Iterative (ranges still to look at on a
+/// stack, left before right), so depth costs no call stack.
 #[allow(clippy::too_many_arguments)]
-fn locate<'a>(
-    shape: &'a Shape,
-    blue: &'a Client,
-    green: &'a Client,
+async fn locate(
+    shape: &Shape,
+    blue: &Client,
+    green: &Client,
     range: Range,
     source: Sum,
     target: Sum,
     show_values: bool,
-    out: &'a mut Vec<RowDiff>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
-    Box::pin(async move {
+    out: &mut Vec<RowDiff>,
+) -> Result<(), Error> {
+    let mut todo = vec![(range, source, target, 0u32)];
+    while let Some((range, source, target, depth)) = todo.pop() {
         let larger = source.rows.max(target.rows);
-        let mid = if larger > LEAF_ROWS {
+        // Each split halves one side's rows; the depth bound only guards against sides that order
+        // keys differently (a collation that changed between versions): then rows are compared.
+        let mid = if larger > LEAF_ROWS && depth < 2 * 64 {
             let (client, side) = if source.rows >= target.rows { (blue, Side::Blue) } else { (green, Side::Green) };
             shape.boundary(client, &range, larger / 2, side).await?
         } else {
@@ -310,17 +324,19 @@ fn locate<'a>(
         let Some(mid) = mid else {
             let (b, g) = tokio::try_join!(shape.rows(blue, &range, Side::Blue), shape.rows(green, &range, Side::Green))?;
             out.extend(compare_rows(shape, b, g, show_values));
-            return Ok(());
+            continue;
         };
         let halves = [Range { lower: range.lower.clone(), upper: Some(mid.clone()) }, Range { lower: Some(mid), upper: range.upper }];
+        let mut differing = Vec::with_capacity(2);
         for half in halves {
             let (s, t) = tokio::try_join!(shape.sum(blue, &half, Side::Blue), shape.sum(green, &half, Side::Green))?;
             if s != t {
-                locate(shape, blue, green, half, s, t, show_values, out).await?;
+                differing.push((half, s, t, depth + 1));
             }
         }
-        Ok(())
-    })
+        todo.extend(differing.into_iter().rev());
+    }
+    Ok(())
 }
 
 type Rows = Vec<(Key, Vec<Option<String>>)>;

@@ -126,12 +126,15 @@ impl Shape {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
         let offset = n - 1;
-        let texts: Vec<String> = self.key.iter().map(|(i, _)| format!("{}::text", quote_ident(&self.columns[*i]))).collect();
+        // Output columns get names of their own: `ORDER BY` must sort by the key columns, not by their
+        // text (a name in `ORDER BY` means an output column first).
+        let texts: Vec<String> = self.key.iter().enumerate().map(|(j, (i, _))| format!("{}::text AS k{j}", quote_ident(&self.columns[*i]))).collect();
+        let order: Vec<String> = self.key.iter().map(|(i, _)| format!("r.{}", quote_ident(&self.columns[*i]))).collect();
         let sql = format!(
-            "SELECT {} FROM {} WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1",
+            "SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1",
             texts.join(", "),
             self.table.quoted(),
-            self.key_cols()
+            order.join(", ")
         );
         let row = client.query_opt(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("reading the keys of {}", self.table.quoted()), source })?;
         Ok(row.map(|r| (0..self.key.len()).map(|j| r.get::<_, String>(j)).collect()))
@@ -186,6 +189,12 @@ pub struct Snapshots {
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
+/// How long the sidecar stays armed unless verify renews it (it renews while blue creates the slot).
+const ARM_TTL: Duration = Duration::from_secs(6);
+
+/// How long green may take to reach the position (catching up a backlog applies as usual meanwhile).
+const AT_TTL: Duration = Duration::from_secs(60);
+
 /// Takes snapshots at one source position for `workers` workers (see the module doc). Slot creation
 /// waits for blue's transactions that hold an xid; past `slot_timeout` it is given up, naming them.
 pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots, Error> {
@@ -200,23 +209,30 @@ pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot
     let mut options = config.source_options()?;
     options.application_name = format!("turnout verify {}", std::process::id());
     let mut replication = PgConnection::connect(&options, true).await.map_err(Error::Source)?;
-    hold.step("arm", None, slot_timeout + Duration::from_secs(10)).await?;
+    hold.step("arm", None, ARM_TTL).await?;
     let taken = async {
         let slot_name = format!("turnout_verify_{}", std::process::id());
-        let slot = match tokio::time::timeout(
-            slot_timeout,
-            replication.create_logical_slot(&slot_name, &SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() }),
-        )
-        .await
-        {
-            Ok(slot) => slot.map_err(|e| slot_error(&e.to_string()))?,
-            Err(_) => return Err(slot_timed_out(&blue[0], &options.application_name, slot_timeout).await),
+        let slot_options = SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() };
+        let create = tokio::time::timeout(slot_timeout, replication.create_logical_slot(&slot_name, &slot_options));
+        // The hold lasts ARM_TTL unless renewed: a verify that dies stalls the apply no longer.
+        let renew = async {
+            loop {
+                tokio::time::sleep(ARM_TTL / 3).await;
+                hold.step("arm", None, ARM_TTL).await?;
+            }
+        };
+        let slot = tokio::select! {
+            created = create => match created {
+                Ok(slot) => slot.map_err(|e| slot_error(&e.to_string()))?,
+                Err(_) => return Err(slot_timed_out(&blue[0], &options.application_name, slot_timeout).await),
+            },
+            failed = renew => return failed,
         };
         let name = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for verify's temporary slot".into()))?;
         let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
         futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
         let position = slot.consistent_point;
-        hold.step("at", Some(position), Duration::from_secs(30)).await?;
+        hold.step("at", Some(position), AT_TTL).await?;
         let begin = format!("{BEGIN}; SELECT 1");
         futures_try_all(green.iter().map(|c| c.batch_execute(&begin)), Error::green("beginning verify's snapshot")).await?;
         Ok(position)
