@@ -276,7 +276,8 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
         if t.keyless {
             println!("DIFFERS  {} ({source} {} rows, {target} {} rows; no key to locate the rows)", t.table, t.source_rows, t.target_rows);
         } else {
-            println!("DIFFERS  {} ({source} {} rows, {target} {} rows; {located} rows differ)", t.table, t.source_rows, t.target_rows);
+            let differ = if located == 1 { "row differs" } else { "rows differ" };
+            println!("DIFFERS  {} ({source} {} rows, {target} {} rows; {located} {differ})", t.table, t.source_rows, t.target_rows);
         }
         for d in &t.differences {
             match d.kind {

@@ -21,8 +21,8 @@ const SCHEMA: &str = "\
     INSERT INTO \"Odd Name\" SELECT 'k ' || g, jsonb_build_object('n', g, 's', 'x''y'), '2024-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 3000) g;\
     INSERT INTO log SELECT 'm' || g, now() FROM generate_series(1, 500) g;";
 
-/// Writes on blue as fast as it can until stopped: updates of accounts below 19,000 (the rows the
-/// tests change on green are above), new order lines and log entries. Counts transactions.
+/// Writes on blue as fast as it can until stopped, away from the rows the tests change on green.
+/// Counts transactions.
 struct Writer {
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
@@ -30,7 +30,8 @@ struct Writer {
 }
 
 impl Writer {
-    async fn start(blue: &PgServer, db: &str) -> Writer {
+    /// Runs the transaction `sql(i)` on blue for i = 1, 2, … until stopped.
+    async fn start(blue: &PgServer, db: &str, sql: impl Fn(i64) -> String + Send + 'static) -> Writer {
         let client = blue.connect(db).await.expect("writer");
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
@@ -39,18 +40,25 @@ impl Writer {
             let mut i: i64 = 0;
             while !s.load(Ordering::Relaxed) {
                 i += 1;
-                let id = (i * 7919) % 19_000 + 1;
-                let sql = format!(
-                    "BEGIN; UPDATE accounts SET balance = balance + 1, note = 'w{i}' WHERE id = {id}; \
-                     INSERT INTO lines VALUES ({}, {}, 'new', 1); INSERT INTO log VALUES ('w{i}', now()); COMMIT",
-                    10_000 + i / 4,
-                    i % 4
-                );
-                client.batch_execute(&sql).await.expect("write on blue");
+                client.batch_execute(&sql(i)).await.expect("write on blue");
                 d.fetch_add(1, Ordering::Relaxed);
             }
         });
         Writer { stop, done, task }
+    }
+
+    /// Updates of accounts below 19,000, new order lines and log entries.
+    async fn mixed(blue: &PgServer, db: &str) -> Writer {
+        Writer::start(blue, db, |i| {
+            format!(
+                "BEGIN; UPDATE accounts SET balance = balance + 1, note = 'w{i}' WHERE id = {}; \
+                 INSERT INTO lines VALUES ({}, {}, 'new', 1); INSERT INTO log VALUES ('w{i}', now()); COMMIT",
+                (i * 7919) % 19_000 + 1,
+                10_000 + i / 4,
+                i % 4
+            )
+        })
+        .await
     }
 
     fn count(&self) -> u64 {
@@ -79,7 +87,7 @@ fn verify_live(t: &Turnout, args: &[&str]) -> (Option<i32>, String) {
 async fn live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_changed_on_green() {
     let (blue, green, db) = pair(SCHEMA).await;
     let (_dir, mut t) = running(&blue, &green, &db).await;
-    let writer = Writer::start(&blue, &db).await;
+    let writer = Writer::mixed(&blue, &db).await;
     let before = writer.count();
     let (code, out) = verify_live(&t, &["--chunk-rows", "1000"]);
     let during = writer.count() - before;
@@ -105,7 +113,8 @@ async fn live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_chan
     assert!(out.contains("DIFFERS  \"public\".\"accounts\" (blue 20000 rows, green 20001 rows; 2 rows differ)"), "{out}");
     assert!(out.contains("differs: id=19500 (columns: balance; values redacted"), "{out}");
     assert!(out.contains("only on green: id=25000"), "{out}");
-    assert!(out.contains("DIFFERS  \"public\".\"Odd Name\"") && out.contains("missing on green: key col=k 77"), "{out}");
+    assert!(out.contains("DIFFERS  \"public\".\"Odd Name\" (blue 3000 rows, green 2999 rows; 1 row differs)"), "{out}");
+    assert!(out.contains("missing on green: key col=k 77"), "{out}");
     assert!(out.contains("ok       \"public\".\"lines\"") && out.contains("4 tables compared, 2 differ"), "{out}");
     assert!(!out.contains("29250.0"), "values are redacted unless asked for:\n{out}");
     let (code, out) = verify_live(&t, &["--table", "public.accounts", "--show-values"]);
@@ -129,7 +138,7 @@ async fn live_verify_killed_with_9_resumes_from_its_progress_and_compares_the_re
     )
     .await;
     let (dir, mut t) = running(&blue, &green, &db).await;
-    let writer = Writer::start_big(&blue, &db).await;
+    let writer = Writer::start(&blue, &db, |i| format!("UPDATE big SET v = 'w{i}' WHERE id = {}", (i * 7919) % 50_000 + 1)).await;
     // One 1,000-row chunk per round: the run takes many rounds, each saved.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
         .args(["verify", "--live", "--chunk-rows", "1000", "--parallel", "1", "--max-snapshot-age", "0s", "--config"])
@@ -167,7 +176,7 @@ async fn live_verify_killed_with_9_resumes_from_its_progress_and_compares_the_re
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("verify: resuming the run in"), "{out}");
     assert!(out.contains("round, resumed)") || out.contains("rounds, resumed)"), "{out}");
-    assert!(out.contains("DIFFERS  \"public\".\"big\" (blue 60000 rows, green 60000 rows; 1 rows differ)"), "{out}");
+    assert!(out.contains("DIFFERS  \"public\".\"big\" (blue 60000 rows, green 60000 rows; 1 row differs)"), "{out}");
     assert!(out.contains("differs: id=59999 (columns: v;"), "{out}");
     // This run compared only what was left.
     let line = out.lines().find(|l| l.contains("tables compared")).expect("summary");
@@ -177,23 +186,4 @@ async fn live_verify_killed_with_9_resumes_from_its_progress_and_compares_the_re
     green.execute(&db, "UPDATE big SET v = md5('59999') WHERE id = 59999").await.expect("repair");
     assert_converges(&blue, &green, &db, &["big"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
-}
-
-impl Writer {
-    /// Updates of `big` below id 50,000 until stopped.
-    async fn start_big(blue: &PgServer, db: &str) -> Writer {
-        let client = blue.connect(db).await.expect("writer");
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let (s, d) = (Arc::clone(&stop), Arc::clone(&done));
-        let task = tokio::spawn(async move {
-            let mut i: i64 = 0;
-            while !s.load(Ordering::Relaxed) {
-                i += 1;
-                client.batch_execute(&format!("UPDATE big SET v = 'w{i}' WHERE id = {}", (i * 7919) % 50_000 + 1)).await.expect("write on blue");
-                d.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        Writer { stop, done, task }
-    }
 }
