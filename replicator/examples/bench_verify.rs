@@ -2,8 +2,8 @@
 //!
 //! Blue (PostgreSQL 15) gets a ROWS-row table (default 10,000,000: `id bigint` key, an int, a text and
 //! a timestamptz); turnout copies it to green (PostgreSQL 17) and streams. A pgbench load paced at
-//! RATE tps (default 500) updates random rows. Turnout's `/status` lag is sampled every 10 ms for
-//! SECONDS (default 15) without a verify, then while `verify --live` compares the whole table (default
+//! RATE tps (default 500) updates random rows. After 5 s to settle, turnout's `/status` lag is sampled
+//! every 10 ms for SECONDS (default 15) without a verify, then while `verify --live` compares the whole table (default
 //! options: 10,000-row chunks, 2 workers). Prints rows per second verified and lag p50/p99/max with
 //! and without the verify.
 //!
@@ -66,11 +66,11 @@ async fn main() -> Result<()> {
         db,
         &format!(
             "CREATE TABLE big (id bigint PRIMARY KEY, n int NOT NULL, label text, at timestamptz); \
-             INSERT INTO big SELECT g, g % 1000, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, {rows}) g; \
-             VACUUM ANALYZE big"
+             INSERT INTO big SELECT g, g % 1000, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, {rows}) g"
         ),
     )
     .await?;
+    blue.execute(db, "VACUUM ANALYZE big").await?;
     println!("loaded {rows} rows on blue in {:.1} s", loading.elapsed().as_secs_f64());
     let dir = tempfile::tempdir()?;
     let port = free_port();
@@ -90,6 +90,8 @@ async fn main() -> Result<()> {
         .stderr(Stdio::null())
         .spawn();
     let mut load = load?;
+    // Settle first: the stream has just started after the copy.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let (quiet, ()) = sample(port, tokio::time::sleep(Duration::from_secs(seconds))).await;
     let options = turnout::verify::live::LiveOptions {
         table: None,

@@ -482,7 +482,20 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
 #[tokio::test]
 async fn read_only_rollback_through_haproxy_keeps_one_side_writable_and_filters_turnouts_own_changes() {
     // Green on PostgreSQL 15: no server-side origin filter, so loop prevention is turnout's own.
-    let Haproxied { blue, green: _green, db, through, green_url, mut t, _proxy, _dir } = haproxied(common::pair_versions(15, 15, SCHEMA).await).await;
+    read_only_rollback_through_haproxy(15, 15).await;
+}
+
+#[tokio::test]
+async fn rollback_to_an_older_blue_16_from_green_18_through_haproxy() {
+    // The reverse stream reads green 18's pgoutput and applies on blue 16 through blue's origin.
+    read_only_rollback_through_haproxy(16, 18).await;
+}
+
+/// Cutover with a read-only fence and haproxy, writes on green reach blue (every row compared by its
+/// text, and by `verify --live` in the rollback window), rollback, blue takes writes again.
+async fn read_only_rollback_through_haproxy(blue_version: u32, green_version: u32) {
+    let Haproxied { blue, green: _green, db, through, green_url, mut t, _proxy, _dir } =
+        haproxied(common::pair_versions(blue_version, green_version, SCHEMA).await).await;
     blue.execute(&db, "INSERT INTO t (note) SELECT 'blue ' || g FROM generate_series(1, 300) g").await.expect("rows");
     let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
@@ -510,6 +523,10 @@ async fn read_only_rollback_through_haproxy_keeps_one_side_writable_and_filters_
     }
     let err = b.batch_execute("INSERT INTO t (note) VALUES ('app on blue')").await.expect_err("blue must stay fenced");
     assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
+    // In the rollback window a live verify compares the other way: green is the source.
+    let (code, out) = turnout(&t, "verify", &["--live", "--chunk-rows", "100"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("compared at green position") && out.contains("1 tables compared, 0 differ"), "{out}");
     let (code, out) = turnout(&t, "rollback", &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("lifted blue's read-only fence"), "{out}");
