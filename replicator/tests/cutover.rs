@@ -49,7 +49,9 @@ impl Setup {
     /// green therefore cannot apply.
     async fn block_green(&self) -> tokio_postgres::Client {
         let g = self.green().await;
-        g.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+        // SHARE blocks the apply's INSERT without giving this session an xid (an ACCESS EXCLUSIVE lock
+        // would, and the reverse slot made before the fence would wait for it).
+        g.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
         self.blue.execute(&self.db, "INSERT INTO t (note) VALUES ('pending')").await.expect("insert");
         g
     }
@@ -246,6 +248,24 @@ async fn a_sequence_missing_on_green_stops_the_cutover_before_the_fence() {
 }
 
 #[tokio::test]
+async fn a_transaction_holding_an_xid_on_green_stops_the_cutover_before_the_fence() {
+    let mut s = setup("read-only", "pgbouncer", "").await;
+    // The reverse slot is made before the fence and waits for green's transactions that hold an xid.
+    let g = s.green().await;
+    let pid: i32 = g.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+    g.batch_execute("BEGIN; SELECT pg_current_xact_id()").await.expect("xid");
+    let (code, out) = cutover(&s.t, &["--when-lag", "1h", "--max-pause", "2s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("hold an xid") && out.contains(&pid.to_string()), "{out}");
+    assert!(!out.contains("fenced writes"), "writes were paused for a cutover that could not arm its way back:\n{out}");
+    g.batch_execute("ROLLBACK").await.expect("end");
+    s.assert_blue_serves().await;
+    let left: i64 = s.green().await.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '%\\_back'", &[]).await.expect("slots").get(0);
+    assert_eq!(left, 0, "the reverse slot outlived the failed cutover");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
 async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
     let mut s = setup("read-only", "pgbouncer", "").await;
     // Green cannot apply the sentinel (locked): the write pause runs into --max-pause after the fence.
@@ -431,7 +451,7 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
     writer.wait_for(100).await;
     let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    assert!(out.contains("armed reverse replication"), "{out}");
+    assert!(out.contains("prepared reverse replication"), "{out}");
     wait_reverse(&mut s.t).await;
     writer.wait_for(writer.count() + 100).await;
     // kill -9 while the reverse stream runs; green keeps taking writes meanwhile.

@@ -77,18 +77,18 @@ pub(crate) trait Procedure: Send {
     /// armed so far; returns what it did.
     fn undo(&mut self) -> impl Future<Output = Result<String, String>> + Send;
 
-    /// Before the fence: creates what the reverse stream needs that does not depend on the hand-off
-    /// position (PostgreSQL: green's publication, blue's replication origin), after checking green
-    /// can have it. `None` when this procedure arms no reverse stream.
+    /// Before the fence: creates what the reverse stream needs after checking green can have it —
+    /// PostgreSQL: green's publication, blue's replication origin, and green's slot, whose consistent
+    /// point is the hand-off position (blue's origin is moved there): every write green accepts after
+    /// the switch commits after it, and what the forward apply commits after it carries turnout's
+    /// origin and is filtered out. `None` when this procedure arms no reverse stream.
     fn prepare_reverse(&mut self) -> impl Future<Output = Result<Option<String>, String>> + Send {
         async { Ok(None) }
     }
 
-    /// Inside the pause, once the sentinel is written (green applies it meanwhile): creates the reverse
-    /// stream's slot on green within `budget` and moves blue's origin to its consistent point — the
-    /// hand-off position: every write green accepts after the switch commits after it, and what the
-    /// forward apply commits after it carries turnout's origin and is filtered out. `None` when this
-    /// procedure arms no reverse stream.
+    /// Inside the pause, once the sentinel is written (green applies it meanwhile), within `budget`:
+    /// the hand-off position of the reverse stream (PostgreSQL: the slot `prepare_reverse` made, so
+    /// nothing is waited for here). `None` when this procedure arms no reverse stream.
     fn arm_reverse(&mut self, budget: Duration) -> impl Future<Output = Result<Option<Position>, String>> + Send {
         let _ = budget;
         async { Ok(None) }
@@ -103,7 +103,8 @@ pub enum Step {
     Fencing,
     SequencesSynced,
     SentinelApplied,
-    /// Creating the reverse stream's slot on green (recovered like the steps before: undone).
+    /// Creating the reverse stream's slot on green (recovered like the steps before: undone). Written
+    /// by earlier versions, which created the slot inside the pause; read for their journals.
     ArmingReverse,
     Switching,
     Done,
@@ -118,8 +119,8 @@ impl Step {
     }
 }
 
-/// The reverse stream a cutover armed: green → blue from `position`, green's LSN when the slot was
-/// created with writes still fenced.
+/// The reverse stream a cutover armed: green → blue from `position`, the consistent point of the slot
+/// created on green just before the fence.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReverseArm {
     /// Green's publication and slot, blue's replication origin.
@@ -460,20 +461,13 @@ impl Controller {
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} failed: {e}")).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await,
         }
-        // The reverse stream's slot, created while green applies the sentinel: nothing commits on
-        // green for the application before the switch, and whatever turnout's forward apply commits
-        // after the slot's consistent point carries its origin and never goes back to blue.
+        // The reverse stream was armed before the fence: its slot's consistent point on green is the
+        // hand-off position. Nothing commits on green for the application before the switch, and
+        // whatever turnout's forward apply commits after that point carries its origin and never goes
+        // back to blue. Kept in the journal from the Switching step on.
         if let Some(names) = self.reverse_names() {
-            self.journal(&mut journal, Step::ArmingReverse, None)?;
-            let arming = Instant::now();
             match procedure.arm_reverse(deadline.saturating_duration_since(Instant::now())).await {
                 Ok(Some(position)) => {
-                    self.say(format!(
-                        "armed reverse replication in {} ms: slot {} on green from {position}, origin {} on blue",
-                        arming.elapsed().as_millis(),
-                        names.slot,
-                        names.origin
-                    ));
                     journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
                 }
                 Ok(None) => {}

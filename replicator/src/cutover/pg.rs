@@ -7,7 +7,7 @@ use super::Procedure;
 use crate::config::{Config, Fence, Switch};
 use crate::error::Error;
 use crate::source::Names;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use turnout_cutover::{PgBouncerAdmin, SequencePlan, TrafficSwitch, WriteFence};
 use turnout_decoders::{Lsn, Position};
@@ -15,6 +15,9 @@ use turnout_decoders::{Lsn, Position};
 /// Values green's sequences are moved ahead of blue's before the fence, so that normally nothing is
 /// written on green while writes are paused.
 const SEQUENCE_MARGIN: u32 = 1_000;
+
+/// How long creating the reverse slot on green may wait for transactions there (before the fence).
+const SLOT_WAIT: Duration = Duration::from_secs(30);
 
 /// A cutover from a PostgreSQL blue (or, from [`PgCutover::connect_back`], a rollback from green). In
 /// this type "blue" is the side being fenced and "green" the side traffic moves to.
@@ -26,8 +29,9 @@ pub(crate) struct PgCutover {
     sequences: Option<(Client, SequencePlan)>,
     /// A cutover arming the reverse stream: its names and the configuration.
     reverse: Option<(Names, Config)>,
-    /// Green's session for arming the reverse stream, once [`Procedure::prepare_reverse`] ran.
-    green: Option<Client>,
+    /// The reverse slot's consistent point on green (the hand-off position), once
+    /// [`Procedure::prepare_reverse`] created it.
+    armed: Option<Lsn>,
     /// A rollback: blue's own read-only fence from the cutover, lifted before traffic comes back.
     reopen: Option<WriteFence>,
 }
@@ -44,7 +48,7 @@ impl PgCutover {
             target_url: config.target.url.expose().to_owned(),
             sequences: None,
             reverse: reverse.map(|names| (names, config.clone())),
-            green: None,
+            armed: None,
             reopen: None,
         })
     }
@@ -65,7 +69,7 @@ impl PgCutover {
             target_url: config.source.url.expose().to_owned(),
             sequences: None,
             reverse: None,
-            green: None,
+            armed: None,
             reopen,
         })
     }
@@ -169,12 +173,6 @@ impl Procedure for PgCutover {
         }
         let tables = crate::rollback::publish_on_green(config, names).await.map_err(|e| e.to_string())?;
         turnout_sinks::pg::ensure_origin(&self.blue, &names.origin).await.map_err(|e| format!("creating replication origin {} on blue: {e}", names.origin))?;
-        self.green = Some(green);
-        Ok(Some(format!("prepared reverse replication: publication {} on green ({tables} tables), replication origin {} on blue", names.publication, names.origin)))
-    }
-
-    async fn arm_reverse(&mut self, budget: Duration) -> Result<Option<Position>, String> {
-        let (Some((names, _)), Some(green)) = (&self.reverse, &self.green) else { return Ok(None) };
         let prepared: Vec<String> = green
             .query("SELECT gid FROM pg_prepared_xacts", &[])
             .await
@@ -188,13 +186,14 @@ impl Procedure for PgCutover {
                 prepared.join(", ")
             ));
         }
-        // Creating a logical slot waits for every transaction on green that holds an xid: bounded by
-        // what is left of the pause.
-        let ms = budget.as_millis().max(1);
+        // Creating a logical slot waits for every transaction on green that holds an xid; nothing is
+        // paused yet, but the wait is bounded.
+        let created = Instant::now();
+        let ms = SLOT_WAIT.as_millis();
         green.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(|e| e.to_string())?;
-        let created = green.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
+        let slot = green.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
         let _ = green.batch_execute("RESET statement_timeout").await;
-        let lsn: String = match created {
+        let lsn: String = match slot {
             Ok(row) => row.get(0),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
                 let holders: Vec<String> = green
@@ -203,8 +202,8 @@ impl Procedure for PgCutover {
                     .map(|rows| rows.iter().map(|r| r.get(0)).collect())
                     .unwrap_or_default();
                 return Err(format!(
-                    "creating slot {} on green did not finish within --max-pause ({ms} ms left): it waits for transactions there that \
-                     hold an xid (backend pids: {}); end them, or allow a longer --max-pause",
+                    "creating slot {} on green did not finish within {ms} ms: it waits for transactions there that hold an xid \
+                     (backend pids: {}); end them and cut over again",
                     names.slot,
                     if holders.is_empty() { "none left".into() } else { holders.join(", ") }
                 ));
@@ -213,7 +212,18 @@ impl Procedure for PgCutover {
         };
         let lsn: Lsn = lsn.parse().map_err(|e| format!("green answered an unreadable LSN {lsn}: {e}"))?;
         turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(|e| format!("setting origin {} on blue: {e}", names.origin))?;
-        Ok(Some(Position::Pg(lsn)))
+        self.armed = Some(lsn);
+        Ok(Some(format!(
+            "prepared reverse replication in {} ms: publication {} on green ({tables} tables), slot {} on green from {lsn}, replication origin {} on blue",
+            created.elapsed().as_millis(),
+            names.publication,
+            names.slot,
+            names.origin
+        )))
+    }
+
+    async fn arm_reverse(&mut self, _budget: Duration) -> Result<Option<Position>, String> {
+        Ok(self.armed.map(Position::Pg))
     }
 }
 
