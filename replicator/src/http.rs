@@ -7,6 +7,7 @@
 //! Every POST needs `Authorization: Bearer <cutover.token>` when a token is configured; without one
 //! it is accepted only from loopback addresses.
 
+use crate::pipeline::hold::Reach;
 use crate::status::{Phase, Status};
 use crate::cutover::{Controller, Request};
 use axum::extract::{ConnectInfo, FromRef, State};
@@ -203,6 +204,10 @@ async fn verify_hold(
             }
         }
         "at" => {
+            if state.status.snapshot().phase != Phase::Streaming {
+                hold.release();
+                return conflict("the sidecar is not streaming (see `turnout status`); a live verify needs the apply running".into());
+            }
             let Some(position) = step.position.as_deref().and_then(|p| p.parse::<turnout_decoders::Lsn>().ok()) else {
                 hold.release();
                 return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "`at` needs a PostgreSQL LSN as `position`" })));
@@ -212,7 +217,11 @@ async fn verify_hold(
                 return conflict(e);
             }
             match hold.wait_reached(&position, ttl).await {
-                Ok(committed) => (StatusCode::OK, Json(serde_json::json!({ "stage": "reached", "committed": committed.to_string() }))),
+                Ok(Reach::Reached(committed)) => (StatusCode::OK, Json(serde_json::json!({ "stage": "reached", "committed": committed.to_string() }))),
+                Ok(Reach::Passed) => {
+                    hold.release();
+                    (StatusCode::CONFLICT, Json(serde_json::json!({ "error": "the apply had passed the position; hold it armed first", "passed": true })))
+                }
                 Err(e) => {
                     hold.release();
                     conflict(e)

@@ -3,13 +3,15 @@
 //! snapshots of green, and then applying goes on.
 //!
 //! The exchange (each step over `POST /verify/hold`):
-//! 1. **arm** — the pipeline accepts no transaction it has not accepted yet (the batch in flight
-//!    completes; the stream keeps being kept alive). Everything accepted so far committed on blue
-//!    before verify's snapshot is taken, so it belongs on green.
+//! 1. **arm** (optional) — the pipeline accepts no transaction it has not accepted yet (the batch in
+//!    flight completes; the stream keeps being kept alive). Everything accepted so far committed on
+//!    blue before verify's snapshot is taken, so it belongs on green.
 //! 2. **at** a position (the consistent point of verify's temporary slot on blue) — transactions whose
 //!    commit ends at or before it are applied; at the first one beyond it, or at a heartbeat beyond it
 //!    (nothing before it is still to come), everything accepted is applied and the hold is
-//!    **reached**: green shows blue's snapshot exactly.
+//!    **reached**: green shows blue's snapshot exactly. Without arming first, the pipeline may already
+//!    have accepted a transaction beyond the position: the hold has **passed** it and ends (verify then
+//!    starts over, arming first).
 //! 3. **release** — after verify's green sessions took their snapshots, applying goes on.
 //!
 //! Guarantees: a hold never changes what is applied or in which order, only when. Every stage
@@ -42,13 +44,24 @@ pub enum Stage {
     /// Green shows exactly the source's transactions up to `position`; `committed` is the last one
     /// applied.
     Reached { position: Position, committed: Position, until: Instant },
+    /// The pipeline had accepted a transaction beyond `position` (not armed): applying as usual.
+    Passed { position: Position, until: Instant },
+}
+
+/// How a hold at a position ended for its waiter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reach {
+    /// Green holds there; the last source position applied.
+    Reached(Position),
+    /// The pipeline had applied beyond it: start over, armed.
+    Passed,
 }
 
 impl Stage {
     fn until(&self) -> Option<Instant> {
         match self {
             Stage::Idle => None,
-            Stage::Armed { until, .. } | Stage::At { until, .. } | Stage::Reached { until, .. } => Some(*until),
+            Stage::Armed { until, .. } | Stage::At { until, .. } | Stage::Reached { until, .. } | Stage::Passed { until, .. } => Some(*until),
         }
     }
 
@@ -59,6 +72,7 @@ impl Stage {
             Stage::Armed { .. } => "armed",
             Stage::At { .. } => "at",
             Stage::Reached { .. } => "reached",
+            Stage::Passed { .. } => "passed",
         }
     }
 }
@@ -119,25 +133,26 @@ impl Hold {
         Ok(())
     }
 
-    /// Step 2: hold at `position`. Refused unless armed (an expired hold must start over).
+    /// Step 2: hold at `position`, armed or not. Refused while another hold is at a position.
     pub fn at(&self, position: Position, ttl: Duration) -> Result<(), String> {
         match self.current() {
-            Stage::Armed { .. } => {
+            Stage::Idle | Stage::Passed { .. } | Stage::Armed { .. } => {
                 self.stage.send_replace(Stage::At { position, until: deadline(ttl) });
                 Ok(())
             }
-            other => Err(format!("the hold is {} (expired or never armed); start over", other.name())),
+            other => Err(format!("another live verify's hold is {}; try again when it is done", other.name())),
         }
     }
 
-    /// Waits until the hold at `position` is reached; returns the last source position applied.
-    /// Errors when the hold expired or was released first, or `within` passes.
-    pub async fn wait_reached(&self, position: &Position, within: Duration) -> Result<Position, String> {
+    /// Waits until the hold at `position` is reached (or passed). Errors when the hold expired or was
+    /// released first, or `within` passes.
+    pub async fn wait_reached(&self, position: &Position, within: Duration) -> Result<Reach, String> {
         let mut rx = self.stage.subscribe();
         let reached = tokio::time::timeout(within, async {
             loop {
                 match self.current() {
-                    Stage::Reached { position: p, committed, .. } if p == *position => return Ok(committed),
+                    Stage::Reached { position: p, committed, .. } if p == *position => return Ok(Reach::Reached(committed)),
+                    Stage::Passed { position: p, .. } if p == *position => return Ok(Reach::Passed),
                     Stage::At { position: p, .. } if p == *position => {}
                     other => return Err(format!("the hold is {} before green reached {position}", other.name())),
                 }
@@ -156,6 +171,18 @@ impl Hold {
     /// Step 3, or giving up at any step: applying goes on.
     pub fn release(&self) {
         self.stage.send_replace(Stage::Idle);
+    }
+
+    /// The pipeline reports it had accepted a transaction beyond `position` before it was told to hold
+    /// there. Ignored unless holding at `position`.
+    pub fn passed(&self, position: &Position) {
+        self.stage.send_if_modified(|s| match s {
+            Stage::At { position: p, .. } if p == position => {
+                *s = Stage::Passed { position: p.clone(), until: deadline(REACHED_TTL) };
+                true
+            }
+            _ => false,
+        });
     }
 
     /// The pipeline reports green at `position` (everything up to `committed` applied); it stays
@@ -183,7 +210,11 @@ mod tests {
     #[tokio::test]
     async fn a_hold_goes_armed_at_reached_and_released() {
         let hold = Hold::default();
-        assert!(hold.at(pos(5), Duration::from_secs(5)).is_err(), "at before arm");
+        hold.at(pos(2), Duration::from_secs(5)).expect("at without arming");
+        assert!(hold.at(pos(3), Duration::from_secs(5)).is_err(), "one hold at a position at a time");
+        hold.passed(&pos(2));
+        assert_eq!(hold.wait_reached(&pos(2), Duration::from_secs(1)).await, Ok(Reach::Passed));
+        hold.release();
         hold.arm(Duration::from_secs(5), "a").expect("test step");
         hold.arm(Duration::from_secs(5), "a").expect("the holder extends its hold");
         assert!(hold.arm(Duration::from_secs(5), "b").is_err(), "one hold at a time");
@@ -196,7 +227,7 @@ mod tests {
             hold.reached(&pos(5), pos(4));
         };
         let (got, ()) = tokio::join!(waiter, report);
-        assert_eq!(got, Ok(pos(4)));
+        assert_eq!(got, Ok(Reach::Reached(pos(4))));
         hold.release();
         assert_eq!(hold.current(), Stage::Idle);
         hold.arm(Duration::from_secs(5), "b").expect("test step");
@@ -208,7 +239,6 @@ mod tests {
         hold.arm(Duration::from_secs(2), "a").expect("test step");
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(hold.current(), Stage::Idle);
-        assert!(hold.at(pos(1), Duration::from_secs(2)).is_err(), "an expired hold must start over");
         hold.arm(Duration::from_secs(1000), "a").expect("test step");
         assert!(hold.expires().expect("test step") <= Instant::now() + MAX_TTL, "time to live is capped");
         hold.at(pos(1), Duration::from_secs(2)).expect("test step");

@@ -142,13 +142,13 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
         self.batcher.rows() < self.budgets.batch_rows
             && self.batcher.memory() + self.applier.inflight_bytes < self.budgets.memory
             && self.deferred.is_none()
-            && matches!(self.status.hold.current(), Stage::Idle | Stage::At { .. })
+            && matches!(self.status.hold.current(), Stage::Idle | Stage::At { .. } | Stage::Passed { .. })
     }
 
     /// True when a live verify's hold keeps `tx` from being accepted now.
     fn held_back(&self, tx: &CommittedTransaction) -> bool {
         match self.status.hold.current() {
-            Stage::Idle => false,
+            Stage::Idle | Stage::Passed { .. } => false,
             Stage::Armed { .. } | Stage::Reached { .. } => true,
             Stage::At { position, .. } => *tx.body.commit_end() > position,
         }
@@ -164,6 +164,11 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
             }
         }
         let Stage::At { position, .. } = self.status.hold.current() else { return Ok(()) };
+        if self.batcher.applied_floor > position {
+            // Accepted before the hold was known (it was not armed): green cannot show the position.
+            self.status.hold.passed(&position);
+            return Ok(());
+        }
         let passed = self.deferred.as_ref().is_some_and(|tx| *tx.body.commit_end() > position)
             || self.last_heartbeat.as_ref().is_some_and(|h| *h >= position);
         if passed {

@@ -72,7 +72,7 @@ struct Sidecar {
 }
 
 impl HoldDriver for Sidecar {
-    async fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> Result<(), Error> {
+    async fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> Result<bool, Error> {
         let body = serde_json::to_string(&crate::http::HoldStep {
             step: step.to_owned(),
             position: position.map(|p| p.to_string()),
@@ -82,7 +82,8 @@ impl HoldDriver for Sidecar {
         .unwrap_or_default();
         let answer = crate::control::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
         match answer {
-            Ok((200, _)) => Ok(()),
+            Ok((200, _)) => Ok(true),
+            Ok((409, body)) if body.contains("\"passed\":true") => Ok(false),
             Ok((code, body)) => Err(Error::Setup(format!("the sidecar refused to hold its apply ({step}, HTTP {code}): {}", crate::control::error_of(&body)))),
             Err(e) => Err(Error::Setup(format!("cannot reach the sidecar at http://{}/verify/hold: {e}", self.listen))),
         }

@@ -3,10 +3,11 @@
 //!
 //! **Snapshots.** Blue's side comes from a temporary logical slot created with an exported snapshot:
 //! that snapshot shows exactly the transactions whose commit ends at or before the slot's consistent
-//! point P. The running sidecar is asked to hold its apply (see [`crate::pipeline::hold`]): armed
-//! before the slot is created, so that nothing beyond P can be applied while P is not yet known, then
-//! held at P — green then shows exactly the same transactions — while verify's green sessions take
-//! their snapshots; then released. Every worker has one blue session that imported the exported
+//! point P. The running sidecar is asked to hold its apply at P (see [`crate::pipeline::hold`]) —
+//! green then shows exactly the same transactions — while verify's green sessions take their
+//! snapshots; then released. If the sidecar had already applied past P when it heard of it, the
+//! snapshots are taken again with the hold armed before the slot is created, so that nothing beyond
+//! the new P can be applied while it is not yet known. Every worker has one blue session that imported the exported
 //! snapshot and one green session that began at the hold: all of them `REPEATABLE READ, READ ONLY`.
 //! The temporary slot is dropped as soon as the blue sessions imported its snapshot.
 //!
@@ -173,8 +174,9 @@ impl Shape {
 
 /// The running sidecar's hold on its apply, as verify drives it.
 pub trait HoldDriver {
-    /// Sends one step (`arm`, `at`, `release`); `at` returns when green holds there.
-    fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> impl std::future::Future<Output = Result<(), Error>> + Send;
+    /// Sends one step (`arm`, `at`, `release`); `at` returns when green holds there — true — or at once
+    /// with false when the sidecar had already applied past the position (it was not armed).
+    fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
 }
 
 /// Every worker's blue and green session, in snapshots at one source position.
@@ -197,6 +199,10 @@ const AT_TTL: Duration = Duration::from_secs(60);
 
 /// Takes snapshots at one source position for `workers` workers (see the module doc). Slot creation
 /// waits for blue's transactions that hold an xid; past `slot_timeout` it is given up, naming them.
+///
+/// First without arming the hold, so that the apply is not held while blue creates the slot: that
+/// works unless the sidecar applied a transaction beyond the slot's position before it heard of it
+/// (under a heavy write load); then once more with the hold armed first.
 pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots, Error> {
     let source = config.source.url.expose();
     let target = config.target.url.expose();
@@ -208,42 +214,69 @@ pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot
     }
     let mut options = config.source_options()?;
     options.application_name = format!("turnout verify {}", std::process::id());
-    let mut replication = PgConnection::connect(&options, true).await.map_err(Error::Source)?;
-    hold.step("arm", None, ARM_TTL).await?;
-    let taken = async {
-        let slot_name = format!("turnout_verify_{}", std::process::id());
-        let slot_options = SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() };
-        let create = tokio::time::timeout(slot_timeout, replication.create_logical_slot(&slot_name, &slot_options));
-        // The hold lasts ARM_TTL unless renewed: a verify that dies stalls the apply no longer.
-        let renew = async {
-            loop {
-                tokio::time::sleep(ARM_TTL / 3).await;
+    for armed in [false, true] {
+        let mut replication = PgConnection::connect(&options, true).await.map_err(Error::Source)?;
+        let taken = attempt(&mut replication, hold, armed, &blue, &green, &options.application_name, slot_timeout).await;
+        // Applying goes on in any case; the temporary slot goes with its connection.
+        let released = hold.step("release", None, Duration::from_secs(1)).await;
+        replication.close().await;
+        match taken? {
+            Some(position) => {
+                released?;
+                return Ok(Snapshots { blue, green, position, taken: Instant::now() });
+            }
+            None => {
+                tracing::info!("the sidecar had applied past verify's position before it heard of it; again with the apply held first");
+                futures_try_all(blue.iter().map(|c| c.batch_execute("ROLLBACK")), Error::blue("ending verify's snapshot")).await?;
+            }
+        }
+    }
+    Err(Error::Setup("the sidecar applied past verify's position although it was held".into()))
+}
+
+/// One try: the slot and blue's snapshots, the hold at its position and green's snapshots. `None`
+/// when the sidecar had already applied past the position (only when not `armed`).
+async fn attempt<H: HoldDriver>(
+    replication: &mut PgConnection,
+    hold: &H,
+    armed: bool,
+    blue: &[Client],
+    green: &[Client],
+    application_name: &str,
+    slot_timeout: Duration,
+) -> Result<Option<Lsn>, Error> {
+    if armed {
+        hold.step("arm", None, ARM_TTL).await?;
+    }
+    let slot_name = format!("turnout_verify_{}", std::process::id());
+    let slot_options = SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() };
+    let create = tokio::time::timeout(slot_timeout, replication.create_logical_slot(&slot_name, &slot_options));
+    // An armed hold lasts ARM_TTL unless renewed: a verify that dies stalls the apply no longer.
+    let renew = async {
+        loop {
+            tokio::time::sleep(ARM_TTL / 3).await;
+            if armed {
                 hold.step("arm", None, ARM_TTL).await?;
             }
-        };
-        let slot = tokio::select! {
-            created = create => match created {
-                Ok(slot) => slot.map_err(|e| slot_error(&e.to_string()))?,
-                Err(_) => return Err(slot_timed_out(&blue[0], &options.application_name, slot_timeout).await),
-            },
-            failed = renew => return failed,
-        };
-        let name = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for verify's temporary slot".into()))?;
-        let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
-        futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
-        let position = slot.consistent_point;
-        hold.step("at", Some(position), AT_TTL).await?;
-        let begin = format!("{BEGIN}; SELECT 1");
-        futures_try_all(green.iter().map(|c| c.batch_execute(&begin)), Error::green("beginning verify's snapshot")).await?;
-        Ok(position)
+        }
+    };
+    let slot = tokio::select! {
+        created = create => match created {
+            Ok(slot) => slot.map_err(|e| slot_error(&e.to_string()))?,
+            Err(_) => return Err(slot_timed_out(&blue[0], application_name, slot_timeout).await),
+        },
+        failed = renew => return failed,
+    };
+    let name = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for verify's temporary slot".into()))?;
+    let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
+    futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
+    let position = slot.consistent_point;
+    if !hold.step("at", Some(position), AT_TTL).await? {
+        return Ok(None);
     }
-    .await;
-    // Applying goes on in any case; the temporary slot goes with its connection.
-    let released = hold.step("release", None, Duration::from_secs(1)).await;
-    replication.close().await;
-    let position = taken?;
-    released?;
-    Ok(Snapshots { blue, green, position, taken: Instant::now() })
+    let begin = format!("{BEGIN}; SELECT 1");
+    futures_try_all(green.iter().map(|c| c.batch_execute(&begin)), Error::green("beginning verify's snapshot")).await?;
+    Ok(Some(position))
 }
 
 /// Runs every statement at once; the first error, wrapped by `wrap`.
