@@ -60,16 +60,20 @@ impl Error {
         Error::Config { field: field.into(), reason: reason.into() }
     }
 
+    /// Wraps a failed statement on `side`: `.map_err(Error::sql(side, "reading …"))`.
+    pub fn sql(side: Side, context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Sql { side, context, source }
+    }
+
     /// Wraps a failed statement on blue: `.map_err(Error::blue("reading …"))`.
     pub fn blue(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
-        let context = context.into();
-        move |source| Error::Sql { side: Side::Blue, context, source }
+        Error::sql(Side::Blue, context)
     }
 
     /// Wraps a failed statement on green: `.map_err(Error::green("reading …"))`.
     pub fn green(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
-        let context = context.into();
-        move |source| Error::Sql { side: Side::Green, context, source }
+        Error::sql(Side::Green, context)
     }
 
     /// Whether retrying can help: see [`ErrorClass`].

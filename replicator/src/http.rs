@@ -190,13 +190,14 @@ async fn verify_hold(
     let conflict = |e: String| (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e })));
     let hold = &state.status.hold;
     let ttl = std::time::Duration::from_millis(step.ttl_ms.max(1));
+    if step.step != "release" && state.status.phase() != Phase::Streaming {
+        hold.release();
+        return conflict("the sidecar is not streaming (see `turnout status`); a live verify needs the apply running".into());
+    }
     match step.step.as_str() {
         "arm" => {
             if controllers.cutover.running() || controllers.rollback.running() {
                 return conflict("a cutover or rollback is running; verify after it".into());
-            }
-            if state.status.snapshot().phase != Phase::Streaming {
-                return conflict("the sidecar is not streaming (see `turnout status`); a live verify needs the apply running".into());
             }
             match hold.arm(ttl, &step.holder) {
                 Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "stage": "armed" }))),
@@ -204,10 +205,6 @@ async fn verify_hold(
             }
         }
         "at" => {
-            if state.status.snapshot().phase != Phase::Streaming {
-                hold.release();
-                return conflict("the sidecar is not streaming (see `turnout status`); a live verify needs the apply running".into());
-            }
             let Some(position) = step.position.as_deref().and_then(|p| p.parse::<turnout_decoders::Lsn>().ok()) else {
                 hold.release();
                 return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "`at` needs a PostgreSQL LSN as `position`" })));

@@ -258,7 +258,7 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
             return EXIT_FAILED;
         }
     };
-    let (source, target) = (report.source_label, report.target_label);
+    let (source, target) = report.direction.sides();
     let rounds = report.positions.len();
     println!(
         "compared at {source} position {} ({rounds} round{}{})",

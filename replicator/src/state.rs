@@ -141,9 +141,9 @@ impl StateStore {
     }
 
     /// Records a cutover (or rollback, as `journal.direction` says) step, synced before it returns
-    /// when `sync` is set. Unsynced is only for a step whose loss in a crash changes nothing (it is recovered exactly as the synced step before it): it
-    /// costs no fsync while writes are paused, and a later synced write makes it durable with
-    /// everything before it.
+    /// when `sync` is set. Unsynced is only for a step whose loss in a crash changes nothing (it is
+    /// recovered exactly as the synced step before it): it costs no fsync while writes are paused,
+    /// and a later synced write makes it durable with everything before it.
     pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal, sync: bool) -> Result<(), Error> {
         let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
         self.put_with(Self::journal_key(journal.direction), &v, sync)

@@ -29,6 +29,25 @@ pub enum Direction {
     Reverse,
 }
 
+impl Direction {
+    /// What moving traffic this way is called: "cutover" or "rollback".
+    pub fn what(self) -> &'static str {
+        match self {
+            Direction::Forward => "cutover",
+            Direction::Reverse => "rollback",
+        }
+    }
+
+    /// The source and the target of this direction's stream — the side traffic moves from and the
+    /// side it moves to.
+    pub fn sides(self) -> (&'static str, &'static str) {
+        match self {
+            Direction::Forward => ("blue", "green"),
+            Direction::Reverse => ("green", "blue"),
+        }
+    }
+}
+
 /// Per-table snapshot progress.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TableProgress {
@@ -149,7 +168,8 @@ pub struct Snapshot {
     pub last_error: Option<ErrorReport>,
     /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
     pub alerts: BTreeMap<String, crate::alerts::AlertLevel>,
-    /// A live verify's hold on the apply: `idle`, `armed`, `at` or `reached` (`turnout verify --live`).
+    /// A live verify's hold on the apply: `idle`, `armed`, `at`, `reached` or `passed` (`turnout verify
+    /// --live`).
     pub verify_hold: &'static str,
 }
 
@@ -213,6 +233,11 @@ impl Status {
         *lock(&self.slot) = None;
         lock(&self.alerts).clear();
         lock(&self.fences).clear();
+    }
+
+    /// What the sidecar is doing now.
+    pub fn phase(&self) -> Phase {
+        self.with(|i| i.phase)
     }
 
     /// Which way changes flow now.

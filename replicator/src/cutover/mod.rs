@@ -77,20 +77,13 @@ pub(crate) trait Procedure: Send {
     /// armed so far; returns what it did.
     fn undo(&mut self) -> impl Future<Output = Result<String, String>> + Send;
 
-    /// Before the fence: creates what the reverse stream needs after checking green can have it —
-    /// PostgreSQL: green's publication, blue's replication origin, and green's slot, whose consistent
-    /// point is the hand-off position (blue's origin is moved there): every write green accepts after
-    /// the switch commits after it, and what the forward apply commits after it carries turnout's
-    /// origin and is filtered out. `None` when this procedure arms no reverse stream.
-    fn prepare_reverse(&mut self) -> impl Future<Output = Result<Option<String>, String>> + Send {
-        async { Ok(None) }
-    }
-
-    /// Inside the pause, once the sentinel is written (green applies it meanwhile), within `budget`:
-    /// the hand-off position of the reverse stream (PostgreSQL: the slot `prepare_reverse` made, so
-    /// nothing is waited for here). `None` when this procedure arms no reverse stream.
-    fn arm_reverse(&mut self, budget: Duration) -> impl Future<Output = Result<Option<Position>, String>> + Send {
-        let _ = budget;
+    /// Before the fence: arms the reverse stream after checking green can have it — PostgreSQL:
+    /// green's publication, blue's replication origin, and green's slot, whose consistent point is the
+    /// hand-off position (blue's origin is moved there): every write green accepts after the switch
+    /// commits after it, and what the forward apply commits after it carries turnout's origin and is
+    /// filtered out. Returns what it did and the hand-off position; `None` when this procedure arms
+    /// no reverse stream.
+    fn arm_reverse(&mut self) -> impl Future<Output = Result<Option<(String, Position)>, String>> + Send {
         async { Ok(None) }
     }
 }
@@ -234,22 +227,6 @@ impl Controller {
         self.config.cutover.token.as_ref().map(|t| t.expose())
     }
 
-    /// "cutover" or "rollback".
-    fn what(&self) -> &'static str {
-        match self.direction {
-            Direction::Forward => "cutover",
-            Direction::Reverse => "rollback",
-        }
-    }
-
-    /// The database traffic moves from and to.
-    fn sides(&self) -> (&'static str, &'static str) {
-        match self.direction {
-            Direction::Forward => ("blue", "green"),
-            Direction::Reverse => ("green", "blue"),
-        }
-    }
-
     fn say(&self, line: impl Into<String>) {
         let line = line.into();
         tracing::info!(target: "turnout::cutover", "{line}");
@@ -289,7 +266,7 @@ impl Controller {
         {
             let mut p = lock(&self.progress);
             match (p.outcome.as_deref(), self.direction) {
-                (Some("running"), _) => return Err(format!("a {} is already running", self.what())),
+                (Some("running"), _) => return Err(format!("a {} is already running", self.direction.what())),
                 (Some("done"), Direction::Forward) => return Err("this stream was already cut over to green".into()),
                 (Some("done"), Direction::Reverse) => return Err("traffic was already rolled back to blue".into()),
                 _ => {}
@@ -314,7 +291,7 @@ impl Controller {
                 match this.run(&run_id, &request).await {
                     Ok(()) => "done",
                     Err(e) => {
-                        this.say(format!("{} failed: {e}", this.what()));
+                        this.say(format!("{} failed: {e}", this.direction.what()));
                         "failed"
                     }
                 }
@@ -329,7 +306,7 @@ impl Controller {
     /// sidecar no longer replicates, and `turnout teardown` drops what is left. Returns one line per
     /// thing done.
     pub async fn finish(&self) -> Result<Vec<String>, String> {
-        if lock(&self.progress).outcome.as_deref() == Some("running") {
+        if self.running() {
             return Err("a rollback is running; wait for it to end".into());
         }
         let mut journal = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
@@ -380,7 +357,7 @@ impl Controller {
         switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;
         self.say("switch: ready");
         let lag = self.status.lag_seconds();
-        let phase = self.status.snapshot().phase;
+        let phase = self.status.phase();
         self.say(format!(
             "phase {phase:?}, lag {} (threshold {} ms)",
             lag.map_or("unknown".into(), |l| format!("{:.3} s", l)),
@@ -403,7 +380,7 @@ impl Controller {
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
         let switch = build_switch(&self.config)?;
-        let (from, to) = self.sides();
+        let (from, to) = self.direction.sides();
         let mut journal = Journal {
             id: id.to_owned(),
             direction: self.direction,
@@ -440,13 +417,21 @@ impl Controller {
             Ok(line) => self.say(line),
             Err(reason) => return self.fail(&mut journal, reason),
         }
-        // What the reverse stream needs besides its slot, made before writes pause. Journaled first:
-        // a crash from here on is undone (and what was made dropped) on restart.
+        // The reverse stream, armed before writes pause: its slot's consistent point on green is the
+        // hand-off position. Nothing commits on green for the application before the switch, and
+        // whatever turnout's forward apply commits after that point carries its origin and never goes
+        // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
+        // restart; the position is in every journal entry after.
         self.journal(&mut journal, Step::Fencing, None)?;
-        match procedure.prepare_reverse().await {
-            Ok(Some(line)) => self.say(line),
-            Ok(None) => {}
-            Err(e) => return self.undo(&mut procedure, &mut journal, format!("preparing reverse replication failed: {e}")).await,
+        if let Some(names) = self.reverse_names() {
+            match procedure.arm_reverse().await {
+                Ok(Some((line, position))) => {
+                    self.say(line);
+                    journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
+                }
+                Ok(None) => {}
+                Err(e) => return self.undo(&mut procedure, &mut journal, format!("preparing reverse replication failed: {e}")).await,
+            }
         }
         let pause_budget = Duration::from_millis(request.max_pause_ms);
         let fenced_at = Instant::now();
@@ -460,19 +445,6 @@ impl Controller {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} failed: {e}")).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await,
-        }
-        // The reverse stream was armed before the fence: its slot's consistent point on green is the
-        // hand-off position. Nothing commits on green for the application before the switch, and
-        // whatever turnout's forward apply commits after that point carries its origin and never goes
-        // back to blue. Kept in the journal from the Switching step on.
-        if let Some(names) = self.reverse_names() {
-            match procedure.arm_reverse(deadline.saturating_duration_since(Instant::now())).await {
-                Ok(Some(position)) => {
-                    journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
-                }
-                Ok(None) => {}
-                Err(e) => return self.undo(&mut procedure, &mut journal, format!("arming reverse replication failed: {e}")).await,
-            }
         }
         // The fenced side's counters are final: they are checked while the sentinel is applied, not
         // after.
@@ -505,7 +477,7 @@ impl Controller {
         let report = switch_to(&switch, &self.config, self.direction).await.map_err(|e| completed(e.to_string()))?;
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
-        let summary = format!("{} complete: write pause {} ms", self.what(), pause.as_millis());
+        let summary = format!("{} complete: write pause {} ms", self.direction.what(), pause.as_millis());
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
         // This direction's apply stops: the other side now takes writes (and, after a cutover, the
         // sidecar finds the reverse stream in the journal written just before).
@@ -522,7 +494,7 @@ impl Controller {
         let mut under = 0;
         let mut last: Option<f64> = None;
         loop {
-            let streaming = self.status.snapshot().phase == Phase::Streaming;
+            let streaming = self.status.phase() == Phase::Streaming;
             let lag = self.status.lag_seconds();
             last = lag.or(last);
             under = if streaming && lag.is_some_and(|l| l < threshold.as_secs_f64()) { under + 1 } else { 0 };
@@ -552,7 +524,7 @@ impl Controller {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(format!("{} did not apply the sentinel within --max-pause; the fence was undone", self.sides().1));
+                return Err(format!("{} did not apply the sentinel within --max-pause; the fence was undone", self.direction.sides().1));
             }
             // Woken by the apply the moment green's durable position moves; the timeout only bounds
             // the wait by the deadline (the sentinel is recorded before its transaction is durable).
@@ -564,7 +536,7 @@ impl Controller {
         match procedure.undo().await {
             Ok(line) => self.say(line),
             Err(e) => {
-                let from = self.sides().0;
+                let from = self.direction.sides().0;
                 let msg = format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
                 self.journal(journal, Step::Fencing, Some(msg.clone()))?;
                 return Err(Error::Setup(msg));
@@ -684,10 +656,7 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
 
 async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(config: &Config, state: &StateStore, direction: Direction, connect: F) -> Result<(), Error> {
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
-    let (what, from, to) = match direction {
-        Direction::Forward => ("cutover", "blue", "green"),
-        Direction::Reverse => ("rollback", "green", "blue"),
-    };
+    let (what, (from, to)) = (direction.what(), direction.sides());
     match journal.step {
         step if step.fence_may_be_up() => {
             let mut procedure = connect.await?;

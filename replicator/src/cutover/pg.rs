@@ -29,9 +29,6 @@ pub(crate) struct PgCutover {
     sequences: Option<(Client, SequencePlan)>,
     /// A cutover arming the reverse stream: its names and the configuration.
     reverse: Option<(Names, Config)>,
-    /// The reverse slot's consistent point on green (the hand-off position), once
-    /// [`Procedure::prepare_reverse`] created it.
-    armed: Option<Lsn>,
     /// A rollback: blue's own read-only fence from the cutover, lifted before traffic comes back.
     reopen: Option<WriteFence>,
 }
@@ -48,7 +45,6 @@ impl PgCutover {
             target_url: config.target.url.expose().to_owned(),
             sequences: None,
             reverse: reverse.map(|names| (names, config.clone())),
-            armed: None,
             reopen: None,
         })
     }
@@ -69,7 +65,6 @@ impl PgCutover {
             target_url: config.source.url.expose().to_owned(),
             sequences: None,
             reverse: None,
-            armed: None,
             reopen,
         })
     }
@@ -151,7 +146,7 @@ impl Procedure for PgCutover {
         Ok(line)
     }
 
-    async fn prepare_reverse(&mut self) -> Result<Option<String>, String> {
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, String> {
         let Some((names, config)) = &self.reverse else { return Ok(None) };
         let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green: {e}"))?;
         let row = green
@@ -196,34 +191,25 @@ impl Procedure for PgCutover {
         let lsn: String = match slot {
             Ok(row) => row.get(0),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
-                let holders: Vec<String> = green
-                    .query("SELECT pid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()", &[])
-                    .await
-                    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
-                    .unwrap_or_default();
                 return Err(format!(
                     "creating slot {} on green did not finish within {ms} ms: it waits for transactions there that hold an xid \
-                     (backend pids: {}); end them and cut over again",
+                     ({}); end them and cut over again",
                     names.slot,
-                    if holders.is_empty() { "none left".into() } else { holders.join(", ") }
+                    crate::source::pg::live::xid_holders(&green).await
                 ));
             }
             Err(e) => return Err(format!("creating slot {} on green: {e}", names.slot)),
         };
         let lsn: Lsn = lsn.parse().map_err(|e| format!("green answered an unreadable LSN {lsn}: {e}"))?;
         turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(|e| format!("setting origin {} on blue: {e}", names.origin))?;
-        self.armed = Some(lsn);
-        Ok(Some(format!(
+        let line = format!(
             "prepared reverse replication in {} ms: publication {} on green ({tables} tables), slot {} on green from {lsn}, replication origin {} on blue",
             created.elapsed().as_millis(),
             names.publication,
             names.slot,
             names.origin
-        )))
-    }
-
-    async fn arm_reverse(&mut self, _budget: Duration) -> Result<Option<Position>, String> {
-        Ok(self.armed.map(Position::Pg))
+        );
+        Ok(Some((line, Position::Pg(lsn))))
     }
 }
 

@@ -14,6 +14,7 @@
 use super::progress::{self, DiffKind, RowDiff, Saved, TableState};
 use crate::config::Config;
 use crate::error::{Error, Side};
+use crate::status::Direction;
 use crate::source::pg::live::{self, HoldDriver, Key, Range, Shape, Sum};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,9 +54,8 @@ pub struct LiveReport {
     pub tables: Vec<TableState>,
     /// The source position of each round.
     pub positions: Vec<String>,
-    /// "blue"/"green" as the source and target are now (green is the source in the rollback window).
-    pub source_label: &'static str,
-    pub target_label: &'static str,
+    /// Which way the sidecar replicates: green is the source in the rollback window.
+    pub direction: Direction,
     /// Whether this run resumed an earlier one.
     pub resumed: bool,
     /// Source rows compared by this run, and how long it took.
@@ -106,8 +106,11 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
         ))
     })?;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
-    let reverse = status["direction"].as_str() == Some("reverse");
-    let config = if reverse { crate::config::reversed(config) } else { config.clone() };
+    let direction: Direction = serde_json::from_value(status["direction"].clone()).unwrap_or_default();
+    let config = match direction {
+        Direction::Forward => config.clone(),
+        Direction::Reverse => crate::config::reversed(config),
+    };
     if config.source_kind() != crate::config::SourceKind::Pg {
         return Err(Error::Setup(
             "verify --live is built for PostgreSQL only; for MySQL/MariaDB stop writes on blue and run `turnout verify`".into(),
@@ -137,12 +140,10 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
     outcome?;
     // Finished: nothing to resume.
     let _ = std::fs::remove_file(&file);
-    let (source_label, target_label) = if reverse { ("green", "blue") } else { ("blue", "green") };
     Ok(LiveReport {
         tables: saved.tables,
         positions: saved.positions,
-        source_label,
-        target_label,
+        direction,
         resumed,
         rows: rows_done.load(Ordering::Relaxed),
         elapsed: started.elapsed(),

@@ -7,9 +7,10 @@
 //! green then shows exactly the same transactions — while verify's green sessions take their
 //! snapshots; then released. If the sidecar had already applied past P when it heard of it, the
 //! snapshots are taken again with the hold armed before the slot is created, so that nothing beyond
-//! the new P can be applied while it is not yet known. Every worker has one blue session that imported the exported
-//! snapshot and one green session that began at the hold: all of them `REPEATABLE READ, READ ONLY`.
-//! The temporary slot is dropped as soon as the blue sessions imported its snapshot.
+//! the new P can be applied while it is not yet known. Every worker has one blue session that
+//! imported the exported snapshot and one green session that began at the hold: all of them
+//! `REPEATABLE READ, READ ONLY`. The temporary slot is dropped as soon as the blue sessions imported
+//! its snapshot.
 //!
 //! **Chunks.** Rows are compared in ranges of the table's key (primary key, or the replica identity
 //! index) with each side computing, without sorting, the count and the sum of a 64-bit hash of every
@@ -137,7 +138,7 @@ impl Shape {
             self.table.quoted(),
             order.join(", ")
         );
-        let row = client.query_opt(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("reading the keys of {}", self.table.quoted()), source })?;
+        let row = client.query_opt(&sql, &params).await.map_err(Error::sql(side, format!("reading the keys of {}", self.table.quoted())))?;
         Ok(row.map(|r| (0..self.key.len()).map(|j| r.get::<_, String>(j)).collect()))
     }
 
@@ -150,7 +151,7 @@ impl Shape {
             self.cols(),
             self.table.quoted()
         );
-        let row = client.query_one(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("checksumming {}", self.table.quoted()), source })?;
+        let row = client.query_one(&sql, &params).await.map_err(Error::sql(side, format!("checksumming {}", self.table.quoted())))?;
         Ok(Sum { rows: row.get(0), hash: row.get(1) })
     }
 
@@ -160,7 +161,7 @@ impl Shape {
         let condition = self.condition(range, &mut params);
         let texts: Vec<String> = self.columns.iter().map(|c| format!("{}::text", quote_ident(c))).collect();
         let sql = format!("SELECT {} FROM {} WHERE {condition}", texts.join(", "), self.table.quoted());
-        let rows = client.query(&sql, &params).await.map_err(|source| Error::Sql { side, context: format!("reading rows of {}", self.table.quoted()), source })?;
+        let rows = client.query(&sql, &params).await.map_err(Error::sql(side, format!("reading rows of {}", self.table.quoted())))?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -302,7 +303,17 @@ fn slot_error(message: &str) -> Error {
 /// Stops the slot creation that waited too long and says which transactions it waited for.
 async fn slot_timed_out(blue: &Client, application_name: &str, waited: Duration) -> Error {
     let _ = blue.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&application_name]).await;
-    let holders = blue
+    Error::Setup(format!(
+        "verify's temporary slot on blue was not ready within {waited:?}: creating a logical slot waits for every transaction \
+         that holds an xid to end; still running: {}. Run again when they are done",
+        xid_holders(blue).await
+    ))
+}
+
+/// The sessions on this server (but this one) whose transaction holds an xid — what creating a
+/// logical slot waits for — as `pid (user, state, xact since …)`, or "none now".
+pub async fn xid_holders(client: &Client) -> String {
+    let holders = client
         .query(
             "SELECT pid::text || ' (' || coalesce(usename::text, '?') || ', ' || coalesce(state, '?') || ', xact since ' || \
              coalesce(xact_start::text, '?') || ')' FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
@@ -312,9 +323,9 @@ async fn slot_timed_out(blue: &Client, application_name: &str, waited: Duration)
         .await
         .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join(", "))
         .unwrap_or_default();
-    Error::Setup(format!(
-        "verify's temporary slot on blue was not ready within {waited:?}: creating a logical slot waits for every transaction \
-         that holds an xid to end; still running: {}. Run again when they are done",
-        if holders.is_empty() { "none now" } else { &holders }
-    ))
+    if holders.is_empty() {
+        "none now".into()
+    } else {
+        holders
+    }
 }
