@@ -1,20 +1,22 @@
-//! The rollback window after a cutover (PostgreSQL): the reverse stream green → blue that the cutover
-//! armed with writes fenced, and what `turnout finish` and `turnout teardown` drop.
+//! The rollback window after a cutover: the reverse stream green → blue that the cutover armed before
+//! writes were fenced, and what `turnout finish` and `turnout teardown` drop.
 //!
 //! Guarantees:
-//! - No write green accepts is missed: the reverse slot is created on green with writes fenced and
-//!   before traffic moves, so every transaction green commits for the application commits after its
-//!   consistent point (the hand-off position), where blue's origin starts. The forward apply's own
-//!   commits after that point carry its origin and are filtered out.
-//! - Nothing goes round in a loop: changes turnout's forward apply wrote on green carry its origin
-//!   and are dropped (`origin 'none'` on PostgreSQL 16+, and by the Origin message on every version).
+//! - No write green accepts is missed: the hand-off position is taken on green before the fence and
+//!   before traffic moves, so every transaction green commits for the application commits after it.
+//!   PostgreSQL: the reverse slot's consistent point, where blue's origin starts. MySQL/MariaDB:
+//!   green's binlog end and GTID state there, recorded as the reverse stream's progress on blue.
+//! - Nothing goes round in a loop: what turnout's forward apply wrote on green is marked and dropped.
+//!   PostgreSQL: its replication origin (`origin 'none'` on 16+, and by the Origin message on every
+//!   version). MySQL/MariaDB: its own GTID domain, whose transactions the reverse stream reads and
+//!   drops.
 //! - The reverse stream is the forward pipeline with the roles swapped ([`crate::config::reversed`]):
-//!   the same exactly-once apply (blue's origin advances in the transaction that applies), lag,
-//!   metrics and alerts; its state lives in `state.dir/reverse`.
+//!   the same exactly-once apply (blue's origin, or blue's progress row, advances in the transaction
+//!   that applies), lag, metrics and alerts; its state lives in `state.dir/reverse`.
 //! - Blue stays fenced for applications (pgbouncer / haproxy point at green, a read-only fence stays
 //!   on blue's database); turnout's own apply session on blue writes regardless.
 
-use crate::config::{reversed, Config};
+use crate::config::{reversed, Config, SourceKind};
 use crate::cutover::ReverseArm;
 use crate::error::Error;
 use crate::source::pg::admin::PgAdmin;
@@ -28,8 +30,8 @@ use tokio_postgres::Client;
 use turnout_decoders::schema::quote_ident;
 
 /// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's
-/// switch, `turnout finish`, or the operator's signal). Drops the forward slot on blue first: it is
-/// never read again and would hold blue's WAL for the whole window.
+/// switch, `turnout finish`, or the operator's signal). PostgreSQL: drops the forward slot on blue
+/// first, as it is never read again and would hold blue's WAL for the whole window.
 pub async fn run_reverse(config: &Config, status: &Arc<Status>, forward: &Names, arm: &ReverseArm, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
     let back = reversed(config);
     let state = StateStore::open(&back.state.dir)?;
@@ -37,6 +39,12 @@ pub async fn run_reverse(config: &Config, status: &Arc<Status>, forward: &Names,
         // Blue equals green at the hand-off position: nothing to copy.
         state.mark_snapshot_done(&arm.position)?;
         state.record_applied(&arm.position)?;
+    }
+    if config.source_kind() == SourceKind::MySql {
+        status.start_reverse();
+        tracing::info!(from = %arm.position, "replicating green → blue (rollback window)");
+        let admin = crate::source::mysql::MySqlAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin)?;
+        return crate::run::replicate(&admin, &back, &state, status, shutdown).await;
     }
     match turnout_sinks::pg::connect(config.source.url.expose()).await {
         Ok(blue) => match drop_slot_when_free(&blue, &forward.slot).await {
@@ -64,9 +72,14 @@ pub async fn publish_on_green(config: &Config, names: &Names) -> Result<usize, E
     Ok(selection.tables.len())
 }
 
-/// Drops the reverse stream's slot and publication on green and its origin on blue, each if it
-/// exists; returns one line per thing done.
+/// Drops what the reverse stream used, each if it exists — PostgreSQL: its slot and publication on
+/// green and its origin on blue; MySQL/MariaDB: its progress record on blue. Returns one line per
+/// thing done.
 pub async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
+    if config.source_kind() == SourceKind::MySql {
+        turnout_sinks::mysql::drop_progress(config.source.url.expose(), &names.origin).await.map_err(Error::Sink)?;
+        return Ok(vec![format!("deleted the reverse stream's progress record {} on blue (if it existed)", names.origin)]);
+    }
     let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
     drop_slot_when_free(&green, &names.slot).await.map_err(Error::Setup)?;
     green

@@ -191,6 +191,27 @@ impl Writer {
     }
 }
 
+/// Waits until the sidecar replicates green → blue.
+async fn wait_reverse(t: &mut Turnout) -> serde_json::Value {
+    common::wait_for(t, "the reverse stream", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await
+}
+
+/// Waits until every row of `table` on blue equals green's, by the text of every column.
+async fn converge(blue: &MariaDbServer, green: &MariaDbServer, db: &str, table: &str, t: &Turnout) {
+    let deadline = Instant::now() + WAIT;
+    while maria_rows(blue, db, table) != maria_rows(green, db, table) {
+        assert!(Instant::now() < deadline, "blue's {table} never converged to green's\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether blue holds a reverse stream's progress record.
+fn reverse_record(blue: &MariaDbServer) -> bool {
+    let sql = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout' AND TABLE_NAME = 'progress'";
+    blue.execute(None, sql).expect("tables").trim() == "1"
+        && blue.execute(None, "SELECT COUNT(*) FROM turnout.progress WHERE stream LIKE '%\\_back'").expect("progress").trim() != "0"
+}
+
 fn ids(server: &MariaDbServer, db: &str, filter: &str) -> Vec<i64> {
     let out = server.execute(Some(db), &format!("SELECT id FROM t WHERE {filter} ORDER BY id")).expect("ids");
     out.lines().map(|l| l.trim().parse().expect("id")).collect()
@@ -232,12 +253,13 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     assert!(missing.is_empty(), "acknowledged writes missing on green: {missing:?}");
     let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
     assert!(green_ids.len() <= want.len() + unknown, "green has {} rows, {} acknowledged, {unknown} unknown outcomes", green_ids.len(), want.len());
-    // Writes acknowledged after the switch came from green; blue got none of them.
+    // Writes acknowledged after the switch came from green, and come back to blue through the
+    // reverse stream: blue converges to green, row by row, and holds nothing green lacks.
     let on_green: Vec<i64> = acked.iter().filter(|(_, _, port)| *port == s.green.port()).map(|(id, _, _)| *id).collect();
     assert!(on_green.len() >= 100, "only {} writes reached green", on_green.len());
-    let blue_ids = ids(&s.blue, &s.db, "note = 'w'");
-    assert!(on_green.iter().all(|id| blue_ids.binary_search(id).is_err()), "a write after the switch reached blue");
-    assert!(blue_ids.iter().all(|id| green_ids.binary_search(id).is_ok()), "blue holds a row green lacks");
+    wait_reverse(&mut s.t).await;
+    converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
+    assert_eq!(ids(&s.blue, &s.db, "note = 'w'"), green_ids);
     // Clients saw only the fence's errors: read-only refusals and ended connections.
     assert!(
         errors.iter().all(|e| e.contains("1290") || e.contains("1927") || e.contains("2013") || e.to_lowercase().contains("connection") || e.contains("Input/output error")),
@@ -266,15 +288,14 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
         finished.as_millis(),
         errors.len()
     );
-    let status = s.t.status().expect("status");
-    assert_eq!(status["phase"], "stopped", "{status}");
-    // A second cutover is refused, and `run` refuses to replicate from blue again.
+    // A second cutover is refused, and a restarted `run` goes on replicating green → blue, never
+    // blue → green again.
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
     assert_eq!(code, 1, "{out}");
     assert_eq!(s.t.sigterm(), Some(0));
     s.t.start();
-    assert_eq!(wait_exit(&mut s.t).await, 1);
-    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+    wait_reverse(&mut s.t).await;
+    assert_eq!(s.t.sigterm(), Some(0));
 }
 
 #[tokio::test]
@@ -298,6 +319,8 @@ async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1h", "--max-pause", "2s"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("fenced writes") && out.contains("within --max-pause") && out.contains("undid the fence"), "{out}");
+    assert!(out.contains("prepared reverse replication") && out.contains("dropped the reverse stream's progress record on blue"), "{out}");
+    assert!(!reverse_record(&s.blue), "the undone cutover left the reverse stream's progress record on blue");
     g.query_drop("UNLOCK TABLES").await.expect("unlock");
     s.assert_blue_serves().await;
     // Replication goes on: green converges to blue.
@@ -331,10 +354,13 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(read_only(&s.blue), "the fence must still be up after the crash");
+    // The reverse stream was armed before the fence: its start is recorded on blue.
+    assert!(reverse_record(&s.blue), "no reverse stream was armed before the fence");
     g.query_drop("UNLOCK TABLES").await.expect("unlock");
     s.t.start();
     wait_streaming(&mut s.t).await;
     assert!(s.t.log_text().contains("the fence on blue was undone"), "{}", s.t.log_text());
+    assert!(!reverse_record(&s.blue), "the undone cutover left the reverse stream's progress record on blue");
     s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }
@@ -349,9 +375,10 @@ async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(!switched.exists());
-    // Restart: the switch had begun (green was proven complete), so it is completed, not undone.
+    // Restart: the switch had begun (green was proven complete), so it is completed, not undone, and
+    // the reverse stream armed before the fence runs.
     s.t.start();
-    assert_eq!(wait_exit(&mut s.t).await, 1);
+    wait_reverse(&mut s.t).await;
     assert!(s.t.log_text().contains("the switch to green was completed"), "{}", s.t.log_text());
     let url = std::fs::read_to_string(&switched).expect("the switch was completed");
     assert!(url.contains(&format!(":{}/", s.green.port())), "the command must get green's URL");
@@ -396,4 +423,83 @@ async fn the_compose_accounts_pass_check_with_the_read_only_fence() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("the account may set read_only"), "{out}");
     assert!(!out.contains("'app'@'%' can still write"), "the application account must be fenced: {out}");
+}
+
+#[tokio::test]
+async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue_exactly_once() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let writer = start_writer(s.through());
+    writer.wait_for(100).await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("prepared reverse replication") && out.contains("skipping turnout's own writes"), "{out}");
+    wait_reverse(&mut s.t).await;
+    writer.wait_for(writer.count() + 100).await;
+    // On green, counters run ahead of what its binlog shows: a rolled-back insert moves `gap`'s
+    // AUTO_INCREMENT, and 40 values are taken from the sequence `s`.
+    s.green
+        .execute(Some(&s.db), "INSERT INTO gap () VALUES (), (); BEGIN; INSERT INTO gap () VALUES (), (), (); ROLLBACK; SELECT NEXTVAL(s) FROM seq_1_to_40")
+        .expect("counters on green");
+    // kill -9 while the reverse stream runs; green keeps taking writes meanwhile.
+    s.t.kill9();
+    writer.wait_for(writer.count() + 100).await;
+    s.t.start();
+    wait_reverse(&mut s.t).await;
+    writer.wait_for(writer.count() + 50).await;
+    // Blue stays fenced for the application in the rollback window.
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    let refused = b.query_drop("INSERT INTO t (note) VALUES ('app on blue')").await.expect_err("blue must stay fenced");
+    assert_eq!(server_code(&refused), Some(1290), "{refused}");
+    drop(b);
+    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("fenced writes on green (read_only = ON)") && out.contains("blue applied the sentinel"), "{out}");
+    assert!(out.contains("blue was read-only: set read_only = OFF"), "{out}");
+    let after = writer.count();
+    writer.wait_for(after + 100).await;
+    let (acked, errors) = writer.finish().await;
+    // Every acknowledged write — on blue before, on green in the window, on blue after — is on blue
+    // exactly once (the key makes "once" structural; the count shows nothing arrived beyond writes
+    // whose outcome the client could not know).
+    let blue_ids = ids(&s.blue, &s.db, "note = 'w'");
+    let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
+    want.sort_unstable();
+    let missing: Vec<&i64> = want.iter().filter(|id| blue_ids.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "acknowledged writes missing on blue: {missing:?}");
+    let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
+    assert!(blue_ids.len() <= want.len() + unknown, "blue has {} rows, {} acknowledged, {unknown} unknown outcomes", blue_ids.len(), want.len());
+    // Writes went to blue, then green, then blue again; green holds a prefix of blue's rows.
+    let ports: Vec<u16> = acked.iter().map(|(_, _, port)| *port).collect();
+    assert_eq!(ports.first(), Some(&s.blue.port()));
+    assert_eq!(ports.last(), Some(&s.blue.port()), "the last writes must reach blue through haproxy");
+    assert!(ports.contains(&s.green.port()), "no write reached green in the rollback window");
+    let green_ids = ids(&s.green, &s.db, "note = 'w'");
+    assert!(green_ids.len() < blue_ids.len() && green_ids.iter().all(|id| blue_ids.binary_search(id).is_ok()), "green must hold a prefix of blue");
+    assert!(
+        errors.iter().all(|e| e.contains("1290") || e.contains("1927") || e.contains("2013") || e.to_lowercase().contains("connection") || e.contains("Input/output error")),
+        "unexpected client errors: {errors:?}"
+    );
+    // Blue's counters continue beyond green's.
+    let green_gap = number(&s.green, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    b.query_drop("INSERT INTO gap () VALUES ()").await.expect("insert on blue");
+    let blue_gap = i64::try_from(b.last_insert_id().expect("id")).expect("id");
+    assert!(blue_gap >= green_gap, "blue's gap id {blue_gap} must be at least green's next {green_gap}");
+    let green_s = number(&s.green, &s.db, "SELECT NEXTVAL(s)");
+    let blue_s = number(&s.blue, &s.db, "SELECT NEXTVAL(s)");
+    assert!(blue_s > green_s, "blue's sequence handed out {blue_s}, not beyond green's {green_s}");
+    // Green is the fenced side now: never both writable.
+    assert!(read_only(&s.green) && !read_only(&s.blue));
+    let status = common::wait_for(&mut s.t, "replication to stop", |t| t.status().filter(|v| v["phase"] == "stopped")).await;
+    assert_eq!(status["direction"], "reverse", "{status}");
+    // `turnout finish` drops the reverse stream's progress record on blue.
+    assert!(reverse_record(&s.blue));
+    let (code, out) = turnout(&s.t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!reverse_record(&s.blue), "{out}");
+    // After a rollback this stream never replicates again.
+    assert_eq!(s.t.sigterm(), Some(0));
+    s.t.start();
+    assert_eq!(wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
 }

@@ -13,6 +13,11 @@
 //! (columns or indexes) and `TRUNCATE` is an error naming the setting or statement and the fix.
 //! Schemas: the first table map of a table, and every one that differs from the last, is announced
 //! with a `Relation` before its rows.
+//!
+//! A decoder built with [`BinlogDecoder::skipping_domain`] passes on nothing of a MariaDB
+//! transaction in that GTID domain (turnout's own writes, read back by a reverse stream): no
+//! `Begin`, rows, DDL or `Commit` — but its GTID still enters the state, so positions after it
+//! include it.
 
 use super::binlog::{self, BinlogEvent, BinlogValue, ColumnMeta, Event, FieldType, FormatDescription, RowImage, TableMap};
 use crate::error::DecodeError;
@@ -42,6 +47,8 @@ struct Open {
     standalone: bool,
     /// A MySQL GTID is followed by a `BEGIN` query before the first change.
     begun: bool,
+    /// In the skipped GTID domain: nothing of it is passed on.
+    skipped: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +71,8 @@ pub struct BinlogDecoder {
     unchecked: HashMap<u64, (Arc<TableSchema>, Arc<TableSchema>)>,
     open: Option<Open>,
     selects: TableSelector,
+    /// The MariaDB GTID domain whose transactions are read and dropped.
+    skip_domain: Option<u32>,
 }
 
 impl std::fmt::Debug for BinlogDecoder {
@@ -88,7 +97,14 @@ impl BinlogDecoder {
             unchecked: HashMap::new(),
             open: None,
             selects,
+            skip_domain: None,
         }
+    }
+
+    /// Drops every transaction in MariaDB GTID domain `domain` (see the module documentation).
+    pub fn skipping_domain(mut self, domain: Option<u32>) -> BinlogDecoder {
+        self.skip_domain = domain;
+        self
     }
 
     /// The GTID state including every transaction this stream committed.
@@ -133,7 +149,8 @@ impl BinlogDecoder {
             | BinlogEvent::PreviousGtids(_)
             | BinlogEvent::Stop => {}
             BinlogEvent::MariaGtid(g) => {
-                self.begin(&mut out, Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no }), ts, g.is_standalone())?;
+                let skipped = self.skip_domain == Some(g.domain_id);
+                self.begin(&mut out, Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no }), ts, g.is_standalone(), skipped)?;
                 if let Some(o) = self.open.as_mut() {
                     o.begun = true;
                 }
@@ -146,9 +163,13 @@ impl BinlogDecoder {
                     return Err(bad("binlog", "an anonymous transaction: MySQL must run with gtid_mode = ON"));
                 }
                 let gtid = Gtid::MySql { uuid: g.uuid.0, number: u64::try_from(g.gno).unwrap_or_default() };
-                self.begin(&mut out, gtid, ts, false)?;
+                self.begin(&mut out, gtid, ts, false, false)?;
             }
             BinlogEvent::Query(q) => self.query(&mut out, &q.schema, &q.sql_text(), header.log_pos, ts)?,
+            BinlogEvent::TableMap(tm) if self.skipping() => {
+                // Its rows are dropped; the next transaction maps the table again.
+                self.tables.insert(tm.table_id, (tm, None));
+            }
             BinlogEvent::TableMap(tm) => self.table_map(&mut out, tm)?,
             BinlogEvent::Rows(rows) => {
                 let Some(open) = self.open.as_ref() else {
@@ -156,6 +177,9 @@ impl BinlogDecoder {
                 };
                 if !open.begun {
                     return Err(bad("binlog", "a rows event before the transaction's BEGIN"));
+                }
+                if open.skipped {
+                    return Ok(out);
                 }
                 let Some((tm, schema)) = self.tables.get(&rows.table_id) else {
                     return Err(DecodeError::UnknownRelation { relation_id: u32::try_from(rows.table_id).unwrap_or(u32::MAX) });
@@ -194,7 +218,12 @@ impl BinlogDecoder {
         Ok(out)
     }
 
-    fn begin(&mut self, out: &mut Decoded, gtid: Gtid, ts: Timestamp, standalone: bool) -> Result<(), DecodeError> {
+    /// Whether the open transaction is one of the skipped domain's.
+    fn skipping(&self) -> bool {
+        self.open.as_ref().is_some_and(|o| o.skipped)
+    }
+
+    fn begin(&mut self, out: &mut Decoded, gtid: Gtid, ts: Timestamp, standalone: bool, skipped: bool) -> Result<(), DecodeError> {
         if self.open.is_some() {
             return Err(bad("binlog", "a new transaction began before the previous one ended"));
         }
@@ -202,8 +231,10 @@ impl BinlogDecoder {
             Gtid::Maria(g) => g.sequence,
             Gtid::MySql { number, .. } => number,
         };
-        self.open = Some(Open { gtid: Some(gtid), ts, standalone, begun: false });
-        out.events.push(ChangeEvent::Begin { xid, commit_position: None, commit_ts: ts });
+        self.open = Some(Open { gtid: Some(gtid), ts, standalone, begun: false, skipped });
+        if !skipped {
+            out.events.push(ChangeEvent::Begin { xid, commit_position: None, commit_ts: ts });
+        }
         Ok(())
     }
 
@@ -216,7 +247,9 @@ impl BinlogDecoder {
         }
         let position = self.position(log_pos);
         out.log_end = Some(position.clone());
-        out.events.push(ChangeEvent::Commit { position, commit_ts: open.ts.max(ts) });
+        if !open.skipped {
+            out.events.push(ChangeEvent::Commit { position, commit_ts: open.ts.max(ts) });
+        }
         Ok(())
     }
 
@@ -249,6 +282,10 @@ impl BinlogDecoder {
         }
         open.begun = true;
         let standalone = open.standalone;
+        if open.skipped {
+            // Whatever the statement, it is not passed on; a standalone one ends its transaction.
+            return if standalone { self.commit(out, log_pos, ts) } else { Ok(()) };
+        }
         match statement {
             Statement::Truncate(t) => {
                 if let Some(schema) = self.selected_schema(&t) {

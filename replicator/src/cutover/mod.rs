@@ -248,7 +248,7 @@ impl Controller {
         let arm = match cutover {
             Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => arm,
             Some(Journal { step: Step::Done, .. }) => {
-                return Err("the cutover armed no reverse stream (cutover.reverse = false or a MySQL/MariaDB source): there is no way back to replay".into())
+                return Err("the cutover armed no reverse stream (cutover.reverse = false): there is no way back to replay".into())
             }
             _ => return Err("there is nothing to roll back: no cutover to green completed".into()),
         };
@@ -332,14 +332,19 @@ impl Controller {
         match (self.config.source_kind(), self.direction) {
             (SourceKind::Pg, Direction::Forward) => self.dry_run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, request).await,
             (SourceKind::Pg, Direction::Reverse) => self.dry_run_with(pg::PgCutover::connect_back(&self.config).await?, request).await,
-            (SourceKind::MySql, Direction::Forward) => self.dry_run_with(mysql::MySqlCutover::connect(&self.config).await?, request).await,
-            (SourceKind::MySql, Direction::Reverse) => Err(Error::Setup("rollback is not available for MySQL/MariaDB sources".into())),
+            (SourceKind::MySql, Direction::Forward) => self.dry_run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, request).await,
+            (SourceKind::MySql, Direction::Reverse) => self.dry_run_with(mysql::MySqlCutover::connect_back(&self.config).await?, request).await,
         }
     }
 
     /// The reverse stream a cutover arms, if configured (never for a rollback).
     fn reverse_names(&self) -> Option<Names> {
         (self.direction == Direction::Forward && self.config.cutover.reverse).then(|| Names::reverse_of(&self.names))
+    }
+
+    /// What a MySQL/MariaDB cutover needs to arm the reverse stream, if configured.
+    fn mysql_reverse(&self) -> Option<mysql::Reverse> {
+        self.reverse_names().map(|names| mysql::Reverse { names, forward_origin: self.names.origin.clone() })
     }
 
     async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
@@ -373,8 +378,8 @@ impl Controller {
         match (self.config.source_kind(), self.direction) {
             (SourceKind::Pg, Direction::Forward) => self.run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, id, request).await,
             (SourceKind::Pg, Direction::Reverse) => self.run_with(pg::PgCutover::connect_back(&self.config).await?, id, request).await,
-            (SourceKind::MySql, Direction::Forward) => self.run_with(mysql::MySqlCutover::connect(&self.config).await?, id, request).await,
-            (SourceKind::MySql, Direction::Reverse) => Err(Error::Setup("rollback is not available for MySQL/MariaDB sources".into())),
+            (SourceKind::MySql, Direction::Forward) => self.run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, id, request).await,
+            (SourceKind::MySql, Direction::Reverse) => self.run_with(mysql::MySqlCutover::connect_back(&self.config).await?, id, request).await,
         }
     }
 
@@ -624,7 +629,10 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
     let reverse = config.cutover.reverse.then(|| Names::reverse_of(names));
     match config.source_kind() {
         SourceKind::Pg => recover_with(config, state, Direction::Forward, pg::PgCutover::connect(config, reverse)).await?,
-        SourceKind::MySql => recover_with(config, state, Direction::Forward, mysql::MySqlCutover::connect(config)).await?,
+        SourceKind::MySql => {
+            let reverse = reverse.map(|reverse| mysql::Reverse { names: reverse, forward_origin: names.origin.clone() });
+            recover_with(config, state, Direction::Forward, mysql::MySqlCutover::connect(config, reverse)).await?
+        }
     }
     let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
     let arm = match (cutover.step, cutover.reverse) {
@@ -640,8 +648,9 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         }
         _ => return Ok(Resume::Forward),
     };
-    if config.source_kind() == SourceKind::Pg {
-        recover_with(config, state, Direction::Reverse, pg::PgCutover::connect_back(config)).await?;
+    match config.source_kind() {
+        SourceKind::Pg => recover_with(config, state, Direction::Reverse, pg::PgCutover::connect_back(config)).await?,
+        SourceKind::MySql => recover_with(config, state, Direction::Reverse, mysql::MySqlCutover::connect_back(config)).await?,
     }
     match state.journal(Direction::Reverse)? {
         Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(

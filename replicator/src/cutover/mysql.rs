@@ -3,6 +3,14 @@
 //! ADMIN`), AUTO_INCREMENT counters and MariaDB sequences moved ahead of blue's on green, and green
 //! made writable (`read_only = OFF`) before traffic arrives.
 //!
+//! Reverse replication (green → blue after the switch) is armed before the fence
+//! ([`Procedure::arm_reverse`]): green's binlog end and the GTID state there are the hand-off
+//! position, recorded as the reverse stream's progress on blue. Transactions in the forward apply's
+//! GTID domain are dropped by the reverse stream, so nothing turnout wrote goes back. The same
+//! procedure runs a rollback with the roles swapped ([`MySqlCutover::connect_back`]): green is fenced
+//! (`read_only`), its sentinel row proves blue has everything, and blue's `read_only` from the
+//! cutover is lifted just before traffic returns.
+//!
 //! Clients see the pause as errors, not waits: a write under `read_only` fails with error 1290
 //! (`ER_OPTION_PREVENTS_STATEMENT`), and sessions open at the fence are ended (the client sees 2013
 //! "Lost connection" or 1927 "Connection was killed"). A transaction that failed so did not commit
@@ -10,12 +18,13 @@
 //! the switch is done.
 
 use super::Procedure;
-use crate::config::{Config, Fence};
+use crate::config::{reversed, Config, Fence};
 use crate::error::Error;
 use crate::source::mysql::{connect, database, options, quote};
-use crate::source::{HEARTBEAT_TABLE, SENTINEL_ROW};
+use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
 use mysql_async::prelude::Queryable;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use turnout_decoders::{GtidState, Position};
 use turnout_cutover::{sync_counters, CounterSync, ReadOnlyFence};
 
 /// Values green's AUTO_INCREMENT counters and sequences are moved ahead of blue's before the fence.
@@ -24,9 +33,24 @@ const COUNTER_MARGIN: u64 = 1_000;
 /// How long moving a counter on green may wait for a table another session holds.
 const COUNTER_LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// A cutover from a MySQL/MariaDB blue.
+/// How long arming waits for a transaction of the forward apply in green's binlog (a heartbeat is
+/// applied every heartbeat interval).
+const MARKED_WAIT: Duration = Duration::from_secs(10);
+
+/// The reverse stream a cutover arms.
+pub(crate) struct Reverse {
+    /// Its names: `origin` names its progress record on blue.
+    pub names: Names,
+    /// The forward stream's name, whose GTID domain the reverse stream drops.
+    pub forward_origin: String,
+}
+
+/// A cutover from a MySQL/MariaDB blue (or, from [`MySqlCutover::connect_back`], a rollback from
+/// green). In this type "blue" is the side being fenced and "green" the side traffic moves to.
 pub(crate) struct MySqlCutover {
     blue_opts: mysql_async::Opts,
+    /// The fenced side's URL, for the reverse stream's progress record there.
+    blue_url: String,
     blue: mysql_async::Conn,
     green_opts: mysql_async::Opts,
     /// Opened when first needed: undoing the fence must not depend on green.
@@ -35,10 +59,27 @@ pub(crate) struct MySqlCutover {
     green_db: String,
     /// `None` for `cutover.fence = "none"`.
     fence: Option<ReadOnlyFence>,
+    /// The names of the fenced side and of the side traffic moves to (`blue`, `green` for a cutover).
+    sides: (&'static str, &'static str),
+    /// A cutover arming the reverse stream.
+    reverse: Option<Reverse>,
 }
 
 impl MySqlCutover {
-    pub(crate) async fn connect(config: &Config) -> Result<MySqlCutover, Error> {
+    /// A cutover; with `reverse`, it arms the reverse stream.
+    pub(crate) async fn connect(config: &Config, reverse: Option<Reverse>) -> Result<MySqlCutover, Error> {
+        let mut cutover = Self::connect_sides(config, ("blue", "green")).await?;
+        cutover.reverse = reverse;
+        Ok(cutover)
+    }
+
+    /// A rollback: fences green with `read_only`, writes the sentinel there, moves blue's counters
+    /// ahead of green's and lifts blue's `read_only` just before traffic returns.
+    pub(crate) async fn connect_back(config: &Config) -> Result<MySqlCutover, Error> {
+        Self::connect_sides(&reversed(config), ("green", "blue")).await
+    }
+
+    async fn connect_sides(config: &Config, sides: (&'static str, &'static str)) -> Result<MySqlCutover, Error> {
         let blue_opts = options(config.source.url.expose(), "source.url")?;
         let green_opts = options(config.target.url.expose(), "target.url")?;
         let fence = match config.cutover.fence {
@@ -48,20 +89,31 @@ impl MySqlCutover {
                 return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none"))
             }
         };
-        let blue = connect(&blue_opts, "blue").await?;
-        Ok(MySqlCutover { blue_db: database(&blue_opts), green_db: database(&green_opts), blue_opts, blue, green_opts, green: None, fence })
+        let blue = connect(&blue_opts, sides.0).await?;
+        Ok(MySqlCutover {
+            blue_db: database(&blue_opts),
+            green_db: database(&green_opts),
+            blue_opts,
+            blue_url: config.source.url.expose().to_owned(),
+            blue,
+            green_opts,
+            green: None,
+            fence,
+            sides,
+            reverse: None,
+        })
     }
 
     /// Blue's and green's sessions, green's opened on first use.
     async fn sessions(&mut self) -> Result<(&mut mysql_async::Conn, &mut mysql_async::Conn), String> {
         if self.green.is_none() {
-            let mut green = connect(&self.green_opts, "green").await.map_err(|e| e.to_string())?;
+            let mut green = connect(&self.green_opts, self.sides.1).await.map_err(|e| e.to_string())?;
             // Moving a counter takes a metadata lock; a table held by another session must not hang
             // the cutover (the fence's own waits are bounded separately).
             green
                 .query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs()))
                 .await
-                .map_err(|e| format!("green: bounding lock waits: {e}"))?;
+                .map_err(|e| format!("{}: bounding lock waits: {e}", self.sides.1))?;
             self.green = Some(green);
         }
         let green = self.green.as_mut().ok_or("green's session is missing")?;
@@ -76,15 +128,15 @@ impl MySqlCutover {
 
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
     async fn privileged(&mut self) -> Result<bool, String> {
-        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on blue: {e}"))?;
+        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {}: {e}", self.sides.0))?;
         Ok(grants.iter().map(|g| g.to_ascii_uppercase()).any(|g| {
             g.contains(" ON *.* ") && (g.contains("ALL PRIVILEGES") || g.contains("SUPER") || g.contains("READ ONLY ADMIN") || g.contains("READ_ONLY ADMIN"))
         }))
     }
 }
 
-fn counters_line(done: &[CounterSync], what: &str) -> String {
-    format!("{what}: {} of {} AUTO_INCREMENT counters and sequences moved on green", done.iter().filter(|c| c.changed).count(), done.len())
+fn counters_line(done: &[CounterSync], what: &str, on: &str) -> String {
+    format!("{what}: {} of {} AUTO_INCREMENT counters and sequences moved on {on}", done.iter().filter(|c| c.changed).count(), done.len())
 }
 
 impl Procedure for MySqlCutover {
@@ -93,15 +145,23 @@ impl Procedure for MySqlCutover {
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, String> {
-        let version: String = self.blue.query_first("SELECT VERSION()").await.map_err(|e| format!("reading blue's version: {e}"))?.unwrap_or_default();
+        let (from, _) = self.sides;
+        let version: String = self.blue.query_first("SELECT VERSION()").await.map_err(|e| format!("reading {from}'s version: {e}"))?.unwrap_or_default();
         if !version.to_ascii_lowercase().contains("mariadb") {
-            return Err(format!("blue is MySQL {version}: {}", crate::source::mysql::MYSQL_NOT_BUILT));
+            return Err(format!("{from} is MySQL {version}: {}", crate::source::mysql::MYSQL_NOT_BUILT));
+        }
+        if self.reverse.is_some() {
+            let user = self.green_opts.user().unwrap_or_default().to_owned();
+            let (_, green) = self.sessions().await?;
+            if let Some((what, fix)) = crate::source::mysql::check::reverse_problems(green, &user).await.into_iter().next() {
+                return Err(format!("{what}; {fix} (or set cutover.reverse = false to cut over without a way back)"));
+            }
         }
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(|e| e.to_string())?;
         Ok(unfenced
             .into_iter()
-            .map(|(account, revoke)| format!("account {account} can still write while blue is read-only (READ ONLY ADMIN or SUPER): {revoke}"))
+            .map(|(account, revoke)| format!("account {account} can still write while {from} is read-only (READ ONLY ADMIN or SUPER): {revoke}"))
             .collect())
     }
 
@@ -109,8 +169,9 @@ impl Procedure for MySqlCutover {
         let Some(own_user) = self.fence.as_ref().map(|f| f.own_user.clone()) else { return Ok(()) };
         if !self.privileged().await? {
             return Err(format!(
-                "turnout's account may not set read_only, write its sentinel under it or end other sessions; \
-                 GRANT READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO '{own_user}'@'%'; (SUPER before MariaDB 10.11)"
+                "turnout's account may not set read_only on {}, write its sentinel under it or end other sessions; \
+                 GRANT READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO '{own_user}'@'%'; (SUPER before MariaDB 10.11)",
+                self.sides.0
             ));
         }
         Ok(())
@@ -118,14 +179,50 @@ impl Procedure for MySqlCutover {
 
     async fn counters_ahead(&mut self) -> Result<String, String> {
         let done = self.sync(COUNTER_MARGIN).await.map_err(|e| format!("syncing AUTO_INCREMENT counters failed: {e}"))?;
-        Ok(counters_line(&done, &format!("{COUNTER_MARGIN} values ahead of blue")))
+        Ok(counters_line(&done, &format!("{COUNTER_MARGIN} values ahead of {}", self.sides.0), self.sides.1))
+    }
+
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, String> {
+        let Some(reverse) = &self.reverse else { return Ok(None) };
+        let (origin, domain) = (reverse.names.origin.clone(), turnout_sinks::mysql::own_domain(&reverse.forward_origin));
+        let started = Instant::now();
+        let (_, green) = self.sessions().await?;
+        // The forward apply marks its transactions with its own GTID domain; unless green's binlog
+        // shows that domain, its writes could not be told from the application's.
+        let position = loop {
+            let position = crate::source::mysql::snapshot::binlog_end(green, "green").await.map_err(|e| e.to_string())?;
+            let marked = matches!(&position, Position::Binlog(b) if matches!(&b.gtids, GtidState::MariaDb(d) if d.contains_key(&domain)));
+            if marked {
+                break position;
+            }
+            if started.elapsed() >= MARKED_WAIT {
+                return Err(format!(
+                    "green's binlog has no transaction in GTID domain {domain}, where turnout's forward apply marks its writes: the apply \
+                     session could not set gtid_domain_id when it connected, so its writes cannot be told from the application's. \
+                     GRANT BINLOG ADMIN ON *.* on green and restart `turnout run` (or set cutover.reverse = false)"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        // The reverse stream's progress on blue starts at the hand-off position, as if everything
+        // before it had been applied — it is already there.
+        turnout_sinks::mysql::record_position(&self.blue_url, &origin, &position)
+            .await
+            .map_err(|e| format!("recording the reverse stream's start on blue: {e}"))?;
+        let line = format!(
+            "prepared reverse replication in {} ms: green's binlog from {position}, skipping turnout's own writes (GTID domain {domain}); \
+             progress record {origin} on blue",
+            started.elapsed().as_millis()
+        );
+        Ok(Some((line, position)))
     }
 
     async fn fence(&mut self, budget: Duration) -> Result<String, String> {
+        let from = self.sides.0;
         let Some(fence) = &self.fence else { return Ok("no fence (cutover.fence = none): the operator stopped the writers".into()) };
         let report = fence.apply(&mut self.blue, budget).await.map_err(|e| e.to_string())?;
         Ok(format!(
-            "fenced writes on blue (read_only = ON) in {} ms{}",
+            "fenced writes on {from} (read_only = ON) in {} ms{}",
             report.took.as_millis(),
             if report.ended_sessions.is_empty() { String::new() } else { format!("; ended {} sessions: {}", report.ended_sessions.len(), report.ended_sessions.join(", ")) }
         ))
@@ -144,30 +241,44 @@ impl Procedure for MySqlCutover {
 
     async fn top_up(&mut self) -> Result<String, String> {
         let done = self.sync(0).await.map_err(|e| format!("checking AUTO_INCREMENT counters failed: {e}"))?;
-        Ok(counters_line(&done, "checked against blue's final values"))
+        Ok(counters_line(&done, &format!("checked against {}'s final values", self.sides.0), self.sides.1))
     }
 
     async fn open_green(&mut self) -> Result<Option<String>, String> {
+        let to = self.sides.1;
         let (_, green) = self.sessions().await?;
-        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading green's read_only: {e}"))?;
+        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading {to}'s read_only: {e}"))?;
         if read_only.unwrap_or(0) == 0 {
             return Ok(None);
         }
         green
             .query_drop("SET GLOBAL read_only = OFF")
             .await
-            .map_err(|e| format!("green is read-only and setting read_only = OFF failed: {e}; grant turnout's account on green READ ONLY ADMIN"))?;
-        Ok(Some("green was read-only: set read_only = OFF before traffic arrives".into()))
+            .map_err(|e| format!("{to} is read-only and setting read_only = OFF failed: {e}; grant turnout's account on {to} READ ONLY ADMIN"))?;
+        Ok(Some(format!("{to} was read-only: set read_only = OFF before traffic arrives")))
     }
 
     async fn undo(&mut self) -> Result<String, String> {
-        let Some(fence) = &self.fence else { return Ok("no fence to undo".into()) };
-        if fence.undo(&mut self.blue).await.is_err() {
-            // The session may be gone (blue restarted, the network broke): once more on a new one.
-            let mut fresh = connect(&self.blue_opts, "blue").await.map_err(|e| e.to_string())?;
-            fence.undo(&mut fresh).await.map_err(|e| e.to_string())?;
-            self.blue = fresh;
+        let from = self.sides.0;
+        let mut line = match &self.fence {
+            None => "no fence to undo".to_owned(),
+            Some(fence) => {
+                if fence.undo(&mut self.blue).await.is_err() {
+                    // The session may be gone (the server restarted, the network broke): once more on a new one.
+                    let mut fresh = connect(&self.blue_opts, from).await.map_err(|e| e.to_string())?;
+                    fence.undo(&mut fresh).await.map_err(|e| e.to_string())?;
+                    self.blue = fresh;
+                }
+                format!("undid the fence (read_only = OFF): {from} takes writes again")
+            }
+        };
+        if let Some(reverse) = &self.reverse {
+            // Best effort: a record left over only names a position; `turnout teardown` drops it too.
+            match turnout_sinks::mysql::drop_progress(&self.blue_url, &reverse.names.origin).await {
+                Ok(_) => line.push_str("; dropped the reverse stream's progress record on blue"),
+                Err(e) => tracing::warn!("dropping the reverse stream's progress record on blue after an undone cutover failed: {e}"),
+            }
         }
-        Ok("undid the fence (read_only = OFF): blue takes writes again".into())
+        Ok(line)
     }
 }

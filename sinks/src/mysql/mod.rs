@@ -60,6 +60,13 @@ use turnout_decoders::{Position, TableName, Timestamp, Value};
 const SESSION: &str = "SET NAMES utf8mb4, time_zone = '+00:00', foreign_key_checks = 0, \
      sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'";
 
+/// The GTID domain the sink of `stream` writes in where the account may set it: derived from the
+/// stream's name, so a reverse stream knows which transactions are turnout's own; never 0 (the
+/// servers' default domain).
+pub fn own_domain(stream: &str) -> u32 {
+    1 + stream.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 60_000
+}
+
 /// Multi-row INSERTs and DELETEs are split to stay under this many bytes of SQL.
 const STATEMENT_BYTES: usize = 4 << 20;
 
@@ -183,8 +190,7 @@ impl MySqlSink {
         let applied = progress::read(&mut conn, stream).await?.unwrap_or(Position::Binlog(Default::default()));
         let flush: Option<String> =
             conn.query_first("SELECT @@innodb_flush_log_at_trx_commit").await.map_err(SinkError::mysql("reading innodb_flush_log_at_trx_commit"))?;
-        // turnout's writes get their own GTID domain, derived from the stream name (never 0).
-        let domain = 1 + stream.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 60_000;
+        let domain = own_domain(stream);
         let marks = match conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}, SESSION skip_replication = 1")).await {
             Ok(()) => Some(domain),
             Err(e) => {

@@ -27,6 +27,8 @@ pub struct MySqlAdmin {
     names: Names,
     blue: mysql_async::Opts,
     server_id: u32,
+    /// A reverse stream: the GTID domain of the forward apply's writes, never passed back.
+    skip_domain: Option<u32>,
 }
 
 /// turnout's replica `server_id` for a stream: the configured one, else derived from the stream id (so
@@ -44,7 +46,13 @@ impl MySqlAdmin {
         let blue = super::options(config.source.url.expose(), "source.url")?;
         let server_id = server_id(config, &names.origin);
         let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
-        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id })
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None })
+    }
+
+    /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
+    /// never passing on a transaction the forward apply of `forward_origin` wrote (its GTID domain).
+    pub fn reverse(config: &Config, names: Names, forward_origin: &str) -> Result<MySqlAdmin, Error> {
+        Ok(MySqlAdmin { skip_domain: Some(turnout_sinks::mysql::own_domain(forward_origin)), ..MySqlAdmin::new(config, names)? })
     }
 
     /// Which tables the stream replicates: the filter's, in blue's database, and the heartbeat table —
@@ -114,7 +122,8 @@ impl SourceAdmin for MySqlAdmin {
             let mut blue = connect(&self.blue, "blue").await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
-        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector(sequences)?, self.config.receive_timeout()).await
+        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector(sequences)?, self.skip_domain, self.config.receive_timeout())
+            .await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -134,6 +143,11 @@ impl SourceAdmin for MySqlAdmin {
         let target_url = self.config.target.url.expose();
         if turnout_sinks::mysql::drop_progress(target_url, &self.names.origin).await.map_err(Error::Sink)? {
             done.push(format!("deleted the progress record {} on green (and the database turnout once empty)", self.names.origin));
+        }
+        // The reverse stream's progress record on blue, if a cutover armed one.
+        let back = Names::reverse_of(&Names { slot: self.names.origin.clone(), ..Names::none() });
+        if turnout_sinks::mysql::drop_progress(self.config.source.url.expose(), &back.origin).await.map_err(Error::Sink)? {
+            done.push(format!("deleted the reverse stream's progress record {} on blue", back.origin));
         }
         let green_opts = super::options(target_url, "target.url")?;
         let mut green = connect(&green_opts, "green").await?;

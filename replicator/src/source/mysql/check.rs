@@ -35,6 +35,42 @@ fn connect_failure(opts: &mysql_async::Opts, field: &str, e: &crate::Error) -> (
     (format!("cannot connect: {text}"), fix)
 }
 
+/// The binlog settings a server turnout reads changes from must have: name, value, fix.
+const BINLOG_SETTINGS: [(&str, &str, &str); 4] = [
+    ("log_bin", "ON", "start the server with --log-bin (binary logging) and restart it"),
+    ("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW'; and binlog_format = ROW in the server's configuration"),
+    ("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL'; and in the server's configuration"),
+    ("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL'; and in the server's configuration (MariaDB 10.5+, MySQL 8.0+)"),
+];
+
+/// What keeps green from being the source of a reverse stream after a cutover, each with its fix:
+/// its binlog settings, the privilege to read its binlog, and the one that marks turnout's forward
+/// writes in their own GTID domain (without it they could not be told from the application's).
+pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (name, want, fix) in BINLOG_SETTINGS {
+        match variable(green, name).await {
+            Some(v) if v.eq_ignore_ascii_case(want) => {}
+            v => problems.push((format!("green has {name} = {}, a reverse stream needs {want}", v.as_deref().unwrap_or("(unset)")), fix.to_owned())),
+        }
+    }
+    if variable(green, "log_bin_compress").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+        problems.push(("green has log_bin_compress = ON".into(), "SET GLOBAL log_bin_compress = OFF;".into()));
+    }
+    let g = grants(green).await;
+    let account = format!("'{user}'@'%'");
+    if !has_global(&g, "REPLICATION SLAVE") && !has_global(&g, "REPLICATION REPLICA") {
+        problems.push(("turnout's account may not read green's binlog".into(), format!("GRANT REPLICATION SLAVE ON *.* TO {account}; on green")));
+    }
+    if !has_global(&g, "SUPER") && !has_global(&g, "BINLOG ADMIN") {
+        problems.push((
+            "turnout's account may not set gtid_domain_id on green, so its forward writes cannot be told from the application's".into(),
+            format!("GRANT BINLOG ADMIN ON *.* TO {account}; on green, then restart `turnout run`"),
+        ));
+    }
+    problems
+}
+
 /// A global server variable as text (`ON`/`OFF` for booleans); `None` when the server has no such
 /// variable. `name` is one of the fixed names below, never input.
 async fn variable(conn: &mut mysql_async::Conn, name: &str) -> Option<String> {
@@ -74,13 +110,7 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     if !mariadb {
         f.fail(format!("blue is MySQL {version}: {}", super::MYSQL_NOT_BUILT), "replicate from a MariaDB blue");
     }
-    let expect = [
-        ("log_bin", "ON", "start the server with --log-bin (binary logging) and restart it"),
-        ("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW'; and binlog_format = ROW in the server's configuration"),
-        ("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL'; and in the server's configuration"),
-        ("binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata = 'FULL'; and in the server's configuration (MariaDB 10.5+, MySQL 8.0+)"),
-    ];
-    for (name, want, fix) in expect {
+    for (name, want, fix) in BINLOG_SETTINGS {
         match variable(&mut conn, name).await {
             Some(v) if v.eq_ignore_ascii_case(want) => f.ok(format!("{name} = {v}")),
             Some(v) => f.fail(format!("{name} = {v}, turnout needs {want}"), fix),

@@ -158,16 +158,26 @@ async fn snapshot_position(r: &mut mysql_async::Conn) -> Result<Position, Error>
     let status: Vec<(String, String)> =
         r.query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'").await.map_err(|e| sql_error("blue", "reading the snapshot position", e))?;
     let get = |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let (file, offset) = match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
-        (Some(f), Some(p)) if !f.is_empty() => (f, p.parse::<u64>().unwrap_or(0)),
-        _ => {
-            let row: Option<mysql_async::Row> = r.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error("blue", "SHOW MASTER STATUS", e))?;
-            let row = row.ok_or_else(|| Error::Setup("blue has binary logging off (SHOW MASTER STATUS is empty); start it with --log-bin".into()))?;
-            (String::from_utf8_lossy(&row.get::<Vec<u8>, _>(0).unwrap_or_default()).into_owned(), row.get::<u64, _>(1).unwrap_or(0))
-        }
-    };
+    match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
+        (Some(f), Some(p)) if !f.is_empty() => position_at(r, "blue", f, p.parse::<u64>().unwrap_or(0)).await,
+        _ => binlog_end(r, "blue").await,
+    }
+}
+
+/// Where `side`'s binlog ends now (`SHOW MASTER STATUS`), with the GTID state there: every
+/// transaction committed later comes after it.
+pub async fn binlog_end(r: &mut mysql_async::Conn, side: &str) -> Result<Position, Error> {
+    let row: Option<mysql_async::Row> = r.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error(side, "SHOW MASTER STATUS", e))?;
+    let row = row.ok_or_else(|| Error::Setup(format!("{side} has binary logging off (SHOW MASTER STATUS is empty); start it with --log-bin")))?;
+    let file = String::from_utf8_lossy(&row.get::<Vec<u8>, _>(0).unwrap_or_default()).into_owned();
+    let offset = row.get::<u64, _>(1).unwrap_or(0);
+    position_at(r, side, file, offset).await
+}
+
+/// `file:offset` of `side`'s binlog with the GTID state there (`BINLOG_GTID_POS`).
+async fn position_at(r: &mut mysql_async::Conn, side: &str, file: String, offset: u64) -> Result<Position, Error> {
     let gtid: Option<Option<String>> =
-        r.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, offset)).await.map_err(|e| sql_error("blue", "BINLOG_GTID_POS", e))?;
+        r.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, offset)).await.map_err(|e| sql_error(side, "BINLOG_GTID_POS", e))?;
     let gtids = GtidState::parse_maria(&gtid.flatten().unwrap_or_default()).map_err(Error::Setup)?;
     Ok(Position::Binlog(BinlogPosition { file, offset, gtids }))
 }

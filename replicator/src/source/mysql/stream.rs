@@ -46,12 +46,14 @@ pub fn source_error(context: &str, e: mysql_async::Error) -> Error {
 }
 
 impl MySqlSource {
-    /// Starts reading blue's binlog just after `gtids`, as replica `server_id`.
+    /// Starts reading blue's binlog just after `gtids`, as replica `server_id`, dropping every
+    /// transaction in GTID domain `skip_domain` (turnout's own writes, for a reverse stream).
     pub async fn start(
         opts: mysql_async::Opts,
         server_id: u32,
         gtids: GtidState,
         selects: TableSelector,
+        skip_domain: Option<u32>,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
         let mut conn = turnout_sinks::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
@@ -74,7 +76,7 @@ impl MySqlSource {
         let request = mysql_async::BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
         let stream = conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?;
         tracing::debug!(server_id, from = %gtid_text, "reading the binlog");
-        Ok(MySqlSource { stream, decoder: BinlogDecoder::new(gtids, selects), queue: VecDeque::new(), receive_timeout })
+        Ok(MySqlSource { stream, decoder: BinlogDecoder::new(gtids, selects).skipping_domain(skip_domain), queue: VecDeque::new(), receive_timeout })
     }
 
     /// Decodes one event from the dump into the queue.
