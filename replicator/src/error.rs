@@ -125,6 +125,8 @@ fn sqlstate_advice(side: &str, code: &str) -> Option<String> {
             "{side} rejected a row blue accepted: it has a constraint or data blue lacks; compare with `turnout verify`, make {side} \
              match blue, then restart"
         ),
+        // MySQL/MariaDB report a missing privilege (1227, 1142, 1044) and most statement errors alike.
+        "42000" => format!("{side} refused the statement: a privilege is missing or its schema differs from what blue sends; fix what the error names and restart"),
         c if c.starts_with("42") => format!("{side}'s schema differs from what blue sends; make it match (see the error) and restart"),
         _ => return None,
     })

@@ -503,3 +503,46 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     assert_eq!(wait_exit(&mut s.t).await, 1);
     assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
 }
+
+/// Green must be able to act as the reverse stream's source: a turnout account there without
+/// REPLICATION SLAVE, BINLOG MONITOR and BINLOG REPLAY stops the cutover before the fence, naming each
+/// grant; BINLOG REPLAY granted while the sidecar runs still stops it (the apply's writes so far are
+/// not marked) until `turnout run` restarts.
+#[tokio::test]
+async fn a_green_account_that_cannot_feed_the_reverse_stream_stops_the_cutover_before_the_fence() {
+    let (blue, green, db) = maria_pair();
+    blue.execute(Some(&db), SCHEMA).expect("blue schema");
+    green
+        .execute(
+            None,
+            &format!(
+                "SET sql_log_bin = 0; CREATE USER tg@'%' IDENTIFIED BY 'tg-secret'; GRANT RELOAD ON *.* TO tg@'%'; \
+                 GRANT ALL PRIVILEGES ON `{db}`.* TO tg@'%'; GRANT ALL PRIVILEGES ON turnout.* TO tg@'%'"
+            ),
+        )
+        .expect("green account");
+    let green_url = format!("mysql://tg:tg-secret@127.0.0.1:{}/{db}", green.port());
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, "[cutover]\nfence = \"read-only\"\nswitch = \"none\"\n");
+    t.start();
+    wait_streaming(&mut t).await;
+    let (code, out) = turnout(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("may not read green's binlog") && out.contains("GRANT REPLICATION SLAVE ON *.* TO 'tg'@'%'"), "{out}");
+    assert!(out.contains("GRANT BINLOG MONITOR ON *.* TO 'tg'@'%'") && out.contains("GRANT BINLOG REPLAY ON *.* TO 'tg'@'%'"), "{out}");
+    assert!(out.contains("cutover.reverse = false"), "{out}");
+    green.execute(None, "SET sql_log_bin = 0; GRANT REPLICATION SLAVE, BINLOG MONITOR, BINLOG REPLAY ON *.* TO tg@'%'").expect("grant");
+    let (code, out) = turnout(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no transaction in GTID domain") && out.contains("restart `turnout run`") && !out.contains("fenced writes"), "{out}");
+    assert!(!read_only(&blue), "blue must never have been fenced");
+    // Restarted, the apply marks its writes and the cutover arms the way back.
+    assert_eq!(t.sigterm(), Some(0));
+    t.start();
+    wait_streaming(&mut t).await;
+    let (code, out) = turnout(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("prepared reverse replication"), "{out}");
+    wait_reverse(&mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}

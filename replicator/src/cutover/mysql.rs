@@ -153,8 +153,13 @@ impl Procedure for MySqlCutover {
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
             let (_, green) = self.sessions().await?;
-            if let Some((what, fix)) = crate::source::mysql::check::reverse_problems(green, &user).await.into_iter().next() {
-                return Err(format!("{what}; {fix} (or set cutover.reverse = false to cut over without a way back)"));
+            let problems = crate::source::mysql::check::reverse_problems(green, &user).await;
+            if !problems.is_empty() {
+                let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
+                return Err(format!(
+                    "green cannot feed the reverse stream — {} (or set cutover.reverse = false to cut over without a way back)",
+                    each.join("; ")
+                ));
             }
         }
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
@@ -199,7 +204,7 @@ impl Procedure for MySqlCutover {
                 return Err(format!(
                     "green's binlog has no transaction in GTID domain {domain}, where turnout's forward apply marks its writes: the apply \
                      session could not set gtid_domain_id when it connected, so its writes cannot be told from the application's. \
-                     GRANT BINLOG ADMIN ON *.* on green and restart `turnout run` (or set cutover.reverse = false)"
+                     GRANT BINLOG REPLAY ON *.* on green and restart `turnout run` (or set cutover.reverse = false)"
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

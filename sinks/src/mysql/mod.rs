@@ -194,7 +194,7 @@ impl MySqlSink {
         let marks = match conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}, SESSION skip_replication = 1")).await {
             Ok(()) => Some(domain),
             Err(e) => {
-                tracing::warn!("turnout's writes on green are not marked in its binlog (gtid_domain_id, skip_replication): {e}; GRANT BINLOG ADMIN (or SUPER) to mark them");
+                tracing::warn!("turnout's writes on green are not marked in its binlog (gtid_domain_id, skip_replication): {e}; GRANT BINLOG REPLAY (or SUPER) to mark them");
                 None
             }
         };

@@ -44,8 +44,9 @@ const BINLOG_SETTINGS: [(&str, &str, &str); 4] = [
 ];
 
 /// What keeps green from being the source of a reverse stream after a cutover, each with its fix:
-/// its binlog settings, the privilege to read its binlog, and the one that marks turnout's forward
-/// writes in their own GTID domain (without it they could not be told from the application's).
+/// its binlog settings, the privileges to read its binlog and where it ends, and the one that marks
+/// turnout's forward writes in their own GTID domain (without it they could not be told from the
+/// application's).
 pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (name, want, fix) in BINLOG_SETTINGS {
@@ -62,10 +63,13 @@ pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str) -> Vec<
     if !has_global(&g, "REPLICATION SLAVE") && !has_global(&g, "REPLICATION REPLICA") {
         problems.push(("turnout's account may not read green's binlog".into(), format!("GRANT REPLICATION SLAVE ON *.* TO {account}; on green")));
     }
-    if !has_global(&g, "SUPER") && !has_global(&g, "BINLOG ADMIN") {
+    if !has_global(&g, "BINLOG MONITOR") && !has_global(&g, "REPLICATION CLIENT") && !has_global(&g, "SUPER") {
+        problems.push(("turnout's account may not read where green's binlog ends".into(), format!("GRANT BINLOG MONITOR ON *.* TO {account}; on green")));
+    }
+    if !has_global(&g, "SUPER") && !has_global(&g, "BINLOG REPLAY") {
         problems.push((
             "turnout's account may not set gtid_domain_id on green, so its forward writes cannot be told from the application's".into(),
-            format!("GRANT BINLOG ADMIN ON *.* TO {account}; on green, then restart `turnout run`"),
+            format!("GRANT BINLOG REPLAY ON *.* TO {account}; on green, then restart `turnout run`"),
         ));
     }
     problems
@@ -261,12 +265,12 @@ async fn check_target(opts: &mysql_async::Opts) -> Findings {
     } else {
         f.fail("the account may not create turnout's progress table (database turnout)", format!("GRANT ALL PRIVILEGES ON `turnout`.* TO {user};"));
     }
-    if has_global(&g, "SUPER") || has_global(&g, "BINLOG ADMIN") {
+    if has_global(&g, "SUPER") || has_global(&g, "BINLOG REPLAY") {
         f.ok("turnout's writes are marked in green's binlog (own GTID domain), so a reverse stream can skip them");
     } else {
         f.warn(
             "the account may not set gtid_domain_id: turnout's writes on green cannot be told from the application's",
-            format!("GRANT BINLOG ADMIN ON *.* TO {user};"),
+            format!("GRANT BINLOG REPLAY ON *.* TO {user};"),
         );
     }
     f
