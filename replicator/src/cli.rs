@@ -57,7 +57,7 @@ pub struct MoveArgs {
 /// The arguments of `verify --live`.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Compare at one source position while writes go on (PostgreSQL; needs the running sidecar),
+    /// Compare at one source position while writes go on (PostgreSQL, MariaDB; needs the running sidecar),
     /// in key chunks, naming every row that differs; resumes an unfinished run.
     #[arg(long)]
     pub live: bool,
@@ -70,7 +70,7 @@ pub struct LiveArgs {
     /// Take new snapshots once a round's are this old: an open snapshot holds back vacuum on blue (--live).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub max_snapshot_age: Duration,
-    /// Give up creating verify's temporary slot on blue after this long (--live).
+    /// Give up creating verify's temporary slot on blue after this long (--live; PostgreSQL).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub slot_timeout: Duration,
     /// Start over instead of resuming an unfinished run (--live).

@@ -164,7 +164,7 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
 pub struct HoldStep {
     /// `arm`, `at` (with `position`) or `release`.
     pub step: String,
-    /// The source position to hold at (`at`): a PostgreSQL LSN.
+    /// The source position to hold at (`at`): see [`hold_position`].
     #[serde(default)]
     pub position: Option<String>,
     /// How long this stage may last, milliseconds (capped; see `pipeline::hold::MAX_TTL`).
@@ -173,6 +173,19 @@ pub struct HoldStep {
     /// Who holds (`arm`): the same holder may arm again to extend its hold.
     #[serde(default)]
     pub holder: String,
+}
+
+/// A source position as [`HoldStep::position`] carries it: a PostgreSQL LSN as PostgreSQL prints it,
+/// a binlog position as JSON (file, offset and GTID state).
+pub fn hold_position(position: &turnout_decoders::Position) -> String {
+    match position {
+        turnout_decoders::Position::Pg(lsn) => lsn.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn parse_hold_position(text: &str) -> Option<turnout_decoders::Position> {
+    text.parse::<turnout_decoders::Lsn>().ok().map(turnout_decoders::Position::Pg).or_else(|| serde_json::from_str(text).ok())
 }
 
 /// `POST /verify/hold`: `arm` and `release` answer at once; `at` answers when green holds at the
@@ -205,11 +218,13 @@ async fn verify_hold(
             }
         }
         "at" => {
-            let Some(position) = step.position.as_deref().and_then(|p| p.parse::<turnout_decoders::Lsn>().ok()) else {
+            let Some(position) = step.position.as_deref().and_then(parse_hold_position) else {
                 hold.release();
-                return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "`at` needs a PostgreSQL LSN as `position`" })));
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(serde_json::json!({ "error": "`at` needs a source position as `position`: a PostgreSQL LSN, or a binlog position in JSON" })),
+                );
             };
-            let position = turnout_decoders::Position::Pg(position);
             if let Err(e) = hold.at(position.clone(), ttl) {
                 return conflict(e);
             }

@@ -451,6 +451,11 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     let refused = b.query_drop("INSERT INTO t (note) VALUES ('app on blue')").await.expect_err("blue must stay fenced");
     assert_eq!(server_code(&refused), Some(1290), "{refused}");
     drop(b);
+    // In the rollback window a live verify compares the other way, green being the source, while
+    // the application writes on green.
+    let (code, out) = turnout(&s.t, "verify", &["--live", "--chunk-rows", "100"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("compared at green position") && out.contains("3 tables compared, 0 differ"), "{out}");
     let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("fenced writes on green (read_only = ON)") && out.contains("blue applied the sentinel"), "{out}");

@@ -1,6 +1,7 @@
 //! `turnout verify --live`: compares source and target **at one source position** while writes go
-//! on, with the running sidecar holding its apply there for a moment (PostgreSQL; see
-//! [`crate::source::pg::live`] for how the snapshots are taken).
+//! on, with the running sidecar holding its apply there for a moment. How the snapshots are taken and
+//! chunks read is each server's [`Backend`]: [`crate::source::pg::live`] and
+//! [`crate::source::mysql::live`].
 //!
 //! Work is done in rounds. Each round takes new snapshots at a new position, and its workers (each
 //! with one source and one target session) compare chunks of `chunk_rows` keys in key order, both
@@ -15,14 +16,91 @@ use super::progress::{self, DiffKind, RowDiff, Saved, TableState};
 use crate::config::Config;
 use crate::error::{Error, Side};
 use crate::status::Direction;
-use crate::source::pg::live::{self, HoldDriver, Key, Range, Shape, Sum};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
 use turnout_decoders::schema::TableName;
-use turnout_decoders::Lsn;
+use turnout_decoders::Position;
+
+/// A key's value: the text of each key column.
+pub type Key = Vec<String>;
+
+/// A table as blue's snapshot shows it.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub table: TableName,
+    /// Column names, in blue's order.
+    pub columns: Vec<String>,
+    /// The key columns' positions in `columns` and their types (as the backend names them), in key
+    /// order; empty when the table has no key.
+    pub key: Vec<(usize, String)>,
+}
+
+/// Count and hash sum of a range's rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sum {
+    pub rows: i64,
+    pub hash: String,
+}
+
+/// A range of keys: above `lower` (from the start when none) up to and including `upper` (to the end
+/// when none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub lower: Option<Key>,
+    pub upper: Option<Key>,
+}
+
+/// A range's rows: each one's key and the text of every column.
+pub type Rows = Vec<(Key, Vec<Option<String>>)>;
+
+/// The running sidecar's hold on its apply, as verify drives it.
+pub trait HoldDriver: Sync {
+    /// Sends one step (`arm`, `at`, `release`); `at` returns when green holds there — true — or at once
+    /// with false when the sidecar had already applied past the position (it was not armed).
+    fn step(&self, step: &str, position: Option<&Position>, ttl: Duration) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+}
+
+/// Every worker's source and target session, in snapshots at one source position.
+#[allow(missing_debug_implementations)]
+pub struct Snapshots<S> {
+    pub blue: Vec<S>,
+    pub green: Vec<S>,
+    /// The source position both sides show.
+    pub position: Position,
+    pub taken: Instant,
+}
+
+/// How long the sidecar stays armed unless verify renews it.
+pub const ARM_TTL: Duration = Duration::from_secs(6);
+
+/// How long green may take to reach the position (catching up a backlog applies as usual meanwhile).
+pub const AT_TTL: Duration = Duration::from_secs(60);
+
+/// One kind of server's part of a live verify: which tables, how both sides' snapshots are taken at
+/// one source position, and how a chunk is read. "blue" is the source and "green" the target (the
+/// other way round in the rollback window).
+pub(crate) trait Backend: Sync {
+    /// A worker's session on one side, inside its snapshot.
+    type Session: Sync;
+    /// The tables compared: those replicated, or only `only`.
+    async fn tables(&self, only: Option<&str>) -> Result<Vec<TableName>, Error>;
+    /// `host:port/database` of the source (a progress file is resumed only for the same one).
+    fn source(&self) -> Result<String, Error>;
+    /// Source rows of `tables` from the server's statistics (for the ETA).
+    async fn estimate_rows(&self, tables: &[TableName]) -> Option<u64>;
+    /// Snapshots for `workers` workers at one source position.
+    async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Self::Session>, Error>;
+    /// The shapes of `tables` in `blue`'s snapshot.
+    async fn shapes(&self, blue: &Self::Session, tables: &[TableName]) -> Result<Vec<Shape>, Error>;
+    /// The key of the `n`th row (1-based) of `range` in key order, if it has that many rows.
+    async fn boundary(&self, shape: &Shape, session: &Self::Session, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error>;
+    /// Count and hash sum of `range`'s rows.
+    async fn sum(&self, shape: &Shape, session: &Self::Session, range: &Range, side: Side) -> Result<Sum, Error>;
+    /// Every row of `range`.
+    async fn rows(&self, shape: &Shape, session: &Self::Session, range: &Range, side: Side) -> Result<Rows, Error>;
+}
 
 /// Chunks with at most this many rows on either side are compared row by row.
 const LEAF_ROWS: i64 = 256;
@@ -72,10 +150,10 @@ struct Sidecar {
 }
 
 impl HoldDriver for Sidecar {
-    async fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> Result<bool, Error> {
+    async fn step(&self, step: &str, position: Option<&Position>, ttl: Duration) -> Result<bool, Error> {
         let body = serde_json::to_string(&crate::http::HoldStep {
             step: step.to_owned(),
-            position: position.map(|p| p.to_string()),
+            position: position.map(crate::http::hold_position),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             holder: self.holder.clone(),
         })
@@ -111,15 +189,18 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
     };
-    if config.source_kind() != crate::config::SourceKind::Pg {
-        return Err(Error::Setup(
-            "verify --live is built for PostgreSQL only; for MySQL/MariaDB stop writes on blue and run `turnout verify`".into(),
-        ));
+    match config.source_kind() {
+        crate::config::SourceKind::Pg => live(&crate::source::pg::live::PgLive { config: &config }, &config, opts, &sidecar, direction, started).await,
+        crate::config::SourceKind::MySql => {
+            live(&crate::source::mysql::live::MySqlLive::new(&config)?, &config, opts, &sidecar, direction, started).await
+        }
     }
-    let tables = crate::source::pg::verify::tables(&config, opts.table.as_deref()).await?;
+}
+
+async fn live<B: Backend>(backend: &B, config: &Config, opts: &LiveOptions, sidecar: &Sidecar, direction: Direction, started: Instant) -> Result<LiveReport, Error> {
+    let tables = backend.tables(opts.table.as_deref()).await?;
     let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
-    let options = config.source_options()?;
-    let source = format!("{}:{}/{}", options.host, options.port, options.database);
+    let source = backend.source()?;
     let file = progress::path(&config.state.dir);
     let fresh = Saved::new(source, opts.chunk_rows, &names);
     let (mut saved, resumed) = match Saved::load(&file)? {
@@ -131,9 +212,10 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
         eprintln!("verify: resuming the run in {}: {done} of {} tables done", file.display(), saved.tables.len());
     }
     let rows_done = Arc::new(AtomicU64::new(0));
-    let estimate = estimate_rows(&config, &saved).await;
+    let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
+    let estimate = backend.estimate_rows(&todo).await;
     let printer = (!opts.progress_every.is_zero()).then(|| tokio::spawn(print_progress(Arc::clone(&rows_done), estimate, opts.progress_every)));
-    let outcome = rounds(&config, opts, &sidecar, &tables, &mut saved, &file, &rows_done).await;
+    let outcome = rounds(backend, opts, sidecar, &tables, &mut saved, &file, &rows_done).await;
     if let Some(p) = printer {
         p.abort();
     }
@@ -151,8 +233,8 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
 }
 
 /// Rounds until every table is done.
-async fn rounds(
-    config: &Config,
+async fn rounds<B: Backend>(
+    backend: &B,
     opts: &LiveOptions,
     sidecar: &Sidecar,
     tables: &[TableName],
@@ -161,13 +243,15 @@ async fn rounds(
     rows_done: &Arc<AtomicU64>,
 ) -> Result<(), Error> {
     while saved.tables.iter().any(|t| !t.done) {
-        let snaps = live::take(config, sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
+        let snaps = backend.take(sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
         tracing::info!(position = %snaps.position, "verify snapshots taken");
         saved.positions.push(snaps.position.to_string());
         let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
-        let shapes = live::shapes(&snaps.blue[0], &todo).await?;
+        let first = snaps.blue.first().ok_or_else(|| Error::Setup("verify took no snapshot".into()))?;
+        let shapes = backend.shapes(first, &todo).await?;
         let shapes: BTreeMap<String, Shape> = shapes.into_iter().map(|s| (s.table.quoted(), s)).collect();
         let round = Round {
+            backend,
             shapes,
             opts,
             deadline: snaps.taken + opts.max_snapshot_age,
@@ -239,7 +323,8 @@ impl Shared {
 }
 
 /// One round: its snapshots' shapes and the shared progress.
-struct Round<'a> {
+struct Round<'a, B> {
+    backend: &'a B,
     shapes: BTreeMap<String, Shape>,
     opts: &'a LiveOptions,
     deadline: Instant,
@@ -248,19 +333,21 @@ struct Round<'a> {
     rows_done: &'a AtomicU64,
 }
 
-impl Round<'_> {
+impl<B: Backend> Round<'_, B> {
     /// A worker: takes the next chunk, compares it on both sides, records it; until nothing is left or
     /// the snapshots are too old.
-    async fn work(&self, blue: &Client, green: &Client) -> Result<(), Error> {
+    async fn work(&self, blue: &B::Session, green: &B::Session) -> Result<(), Error> {
+        let b = self.backend;
         // Every worker compares at least one chunk per round, so rounds always make progress.
         let mut first = true;
         while first || Instant::now() < self.deadline {
             first = false;
             let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
-            let (source, target) = tokio::try_join!(shape.sum(blue, &range, Side::Blue), shape.sum(green, &range, Side::Green))?;
+            let (source, target) = tokio::try_join!(b.sum(shape, blue, &range, Side::Blue), b.sum(shape, green, &range, Side::Green))?;
             let mut diffs = Vec::new();
             if source != target && !shape.key.is_empty() {
-                locate(shape, blue, green, range, source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
+                let sides = Sides { backend: b, blue, green };
+                locate(shape, &sides, range, source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
             }
             let mut shared = self.shared.lock().await;
             if let Some((_, p)) = shared.pending[t].iter_mut().find(|(s, _)| *s == seq) {
@@ -277,7 +364,7 @@ impl Round<'_> {
 
     /// Gives out the next chunk: its table, sequence number, shape and key range. The upper bound is
     /// read on the source, under the lock, so chunks are given out in key order.
-    async fn next_chunk(&self, blue: &Client) -> Result<Option<(usize, u64, &Shape, Range)>, Error> {
+    async fn next_chunk(&self, blue: &B::Session) -> Result<Option<(usize, u64, &Shape, Range)>, Error> {
         let mut shared = self.shared.lock().await;
         let Some(t) = shared.next.iter().position(|(_, all_out)| !all_out) else { return Ok(None) };
         let name = shared.saved.tables[t].table.clone();
@@ -288,7 +375,7 @@ impl Round<'_> {
             None
         } else {
             let n = i64::try_from(self.opts.chunk_rows).unwrap_or(i64::MAX);
-            shape.boundary(blue, &Range { lower: lower.clone(), upper: None }, n, Side::Blue).await?
+            self.backend.boundary(shape, blue, &Range { lower: lower.clone(), upper: None }, n, Side::Blue).await?
         };
         shared.next[t] = (upper.clone(), upper.is_none());
         let seq = shared.next_seq;
@@ -298,14 +385,19 @@ impl Round<'_> {
     }
 }
 
+/// A worker's two sessions and their backend.
+struct Sides<'a, B: Backend> {
+    backend: &'a B,
+    blue: &'a B::Session,
+    green: &'a B::Session,
+}
+
 /// Finds the rows that differ in `range`, whose sums differ: halves are compared again until few
 /// rows are left, which are compared column by column. Iterative (ranges still to look at on a
 /// stack, left before right), so depth costs no call stack.
-#[allow(clippy::too_many_arguments)]
-async fn locate(
+async fn locate<B: Backend>(
     shape: &Shape,
-    blue: &Client,
-    green: &Client,
+    sides: &Sides<'_, B>,
     range: Range,
     source: Sum,
     target: Sum,
@@ -318,20 +410,20 @@ async fn locate(
         // Each split halves one side's rows; the depth bound only guards against sides that order
         // keys differently (a collation that changed between versions): then rows are compared.
         let mid = if larger > LEAF_ROWS && depth < 2 * 64 {
-            let (client, side) = if source.rows >= target.rows { (blue, Side::Blue) } else { (green, Side::Green) };
-            shape.boundary(client, &range, larger / 2, side).await?
+            let (session, side) = if source.rows >= target.rows { (sides.blue, Side::Blue) } else { (sides.green, Side::Green) };
+            sides.backend.boundary(shape, session, &range, larger / 2, side).await?
         } else {
             None
         };
         let Some(mid) = mid else {
-            let (b, g) = tokio::try_join!(shape.rows(blue, &range, Side::Blue), shape.rows(green, &range, Side::Green))?;
+            let (b, g) = tokio::try_join!(sides.backend.rows(shape, sides.blue, &range, Side::Blue), sides.backend.rows(shape, sides.green, &range, Side::Green))?;
             out.extend(compare_rows(shape, b, g, show_values));
             continue;
         };
         let halves = [Range { lower: range.lower.clone(), upper: Some(mid.clone()) }, Range { lower: Some(mid), upper: range.upper }];
         let mut differing = Vec::with_capacity(2);
         for half in halves {
-            let (s, t) = tokio::try_join!(shape.sum(blue, &half, Side::Blue), shape.sum(green, &half, Side::Green))?;
+            let (s, t) = tokio::try_join!(sides.backend.sum(shape, sides.blue, &half, Side::Blue), sides.backend.sum(shape, sides.green, &half, Side::Green))?;
             if s != t {
                 differing.push((half, s, t, depth + 1));
             }
@@ -340,8 +432,6 @@ async fn locate(
     }
     Ok(())
 }
-
-type Rows = Vec<(Key, Vec<Option<String>>)>;
 
 /// The rows that differ between two sets of the same key range, in key text order.
 fn compare_rows(shape: &Shape, source: Rows, target: Rows, show_values: bool) -> Vec<RowDiff> {
@@ -370,21 +460,6 @@ fn compare_rows(shape: &Shape, source: Rows, target: Rows, show_values: bool) ->
     }
     out.extend(target.into_keys().map(|key| RowDiff { kind: DiffKind::Extra, key: named(&key), columns: Vec::new(), values: Vec::new() }));
     out
-}
-
-/// Source rows of the tables not yet done, from the planner's statistics (for the ETA).
-async fn estimate_rows(config: &Config, saved: &Saved) -> Option<u64> {
-    let client = turnout_sinks::pg::connect(config.source.url.expose()).await.ok()?;
-    let names: Vec<String> = saved.tables.iter().filter(|t| !t.done).map(|t| t.table.clone()).collect();
-    let row = client
-        .query_one(
-            "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8 FROM unnest($1::text[]) AS t(name) \
-             JOIN pg_class c ON c.oid = t.name::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree(t.name::regclass))",
-            &[&names],
-        )
-        .await
-        .ok()?;
-    u64::try_from(row.get::<_, i64>(0)).ok().filter(|&n| n > 0)
 }
 
 /// Prints rows compared, rate and ETA every `every` until aborted.

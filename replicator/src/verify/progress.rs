@@ -6,7 +6,7 @@
 //! so resuming from it never skips a row (it may compare again chunks that were done after it).
 
 use crate::error::Error;
-use crate::source::pg::live::Key;
+use crate::verify::live::Key;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod catalog;
 pub mod check;
 pub mod heartbeat;
+pub mod live;
 pub mod snapshot;
 pub mod stream;
 pub mod verify;

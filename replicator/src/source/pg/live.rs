@@ -18,46 +18,71 @@
 //! Range bounds are key values as text, cast back to the key columns' types on each side.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Side};
+use crate::verify::live::{Backend, HoldDriver, Key, Range, Rows, Shape, Snapshots, Sum, ARM_TTL, AT_TTL};
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 use turnout_decoders::pg::client::{quote_literal, SlotOptions};
 use turnout_decoders::pg::PgConnection;
 use turnout_decoders::schema::{quote_ident, TableName};
-use turnout_decoders::Lsn;
+use turnout_decoders::{Lsn, Position};
 
-/// A key's value: the text of each key column.
-pub type Key = Vec<String>;
-
-/// A table as blue's snapshot shows it.
-#[derive(Clone, Debug)]
-pub struct Shape {
-    pub table: TableName,
-    /// Column names, in blue's order.
-    pub columns: Vec<String>,
-    /// The key columns' positions in `columns` and their types (`format_type`), in key order; empty
-    /// when the table has neither a primary key nor a replica identity index.
-    pub key: Vec<(usize, String)>,
+/// PostgreSQL's [`Backend`].
+#[allow(missing_debug_implementations)]
+pub struct PgLive<'a> {
+    pub config: &'a Config,
 }
 
-/// Count and hash sum of a range's rows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sum {
-    pub rows: i64,
-    pub hash: String,
-}
+impl Backend for PgLive<'_> {
+    type Session = Client;
 
-/// A range of keys: above `lower` (from the start when none) up to and including `upper` (to the end
-/// when none).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Range {
-    pub lower: Option<Key>,
-    pub upper: Option<Key>,
+    async fn tables(&self, only: Option<&str>) -> Result<Vec<TableName>, Error> {
+        crate::source::pg::verify::tables(self.config, only).await
+    }
+
+    fn source(&self) -> Result<String, Error> {
+        let options = self.config.source_options()?;
+        Ok(format!("{}:{}/{}", options.host, options.port, options.database))
+    }
+
+    async fn estimate_rows(&self, tables: &[TableName]) -> Option<u64> {
+        let client = turnout_sinks::pg::connect(self.config.source.url.expose()).await.ok()?;
+        let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
+        let row = client
+            .query_one(
+                "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8 FROM unnest($1::text[]) AS t(name) \
+                 JOIN pg_class c ON c.oid = t.name::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree(t.name::regclass))",
+                &[&names],
+            )
+            .await
+            .ok()?;
+        u64::try_from(row.get::<_, i64>(0)).ok().filter(|&n| n > 0)
+    }
+
+    async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Client>, Error> {
+        take(self.config, hold, workers, slot_timeout).await
+    }
+
+    async fn shapes(&self, blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, Error> {
+        shapes(blue, tables).await
+    }
+
+    async fn boundary(&self, shape: &Shape, session: &Client, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error> {
+        shape.boundary(session, range, n, side).await
+    }
+
+    async fn sum(&self, shape: &Shape, session: &Client, range: &Range, side: Side) -> Result<Sum, Error> {
+        shape.sum(session, range, side).await
+    }
+
+    async fn rows(&self, shape: &Shape, session: &Client, range: &Range, side: Side) -> Result<Rows, Error> {
+        shape.rows(session, range, side).await
+    }
 }
 
 /// Reads the shapes of `tables` (in the snapshot of `blue`).
-pub async fn shapes(blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, Error> {
+async fn shapes(blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, Error> {
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
         let quoted = table.quoted();
@@ -90,6 +115,7 @@ pub async fn shapes(blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, E
     Ok(out)
 }
 
+/// PostgreSQL's chunk statements.
 impl Shape {
     fn cols(&self) -> String {
         self.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
@@ -124,7 +150,7 @@ impl Shape {
     }
 
     /// The key of the `n`th row (1-based) of `range` in key order, if it has that many rows.
-    pub async fn boundary(&self, client: &Client, range: &Range, n: i64, side: crate::error::Side) -> Result<Option<Key>, Error> {
+    async fn boundary(&self, client: &Client, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error> {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
         let offset = n - 1;
@@ -143,7 +169,7 @@ impl Shape {
     }
 
     /// Count and hash sum of `range`'s rows.
-    pub async fn sum(&self, client: &Client, range: &Range, side: crate::error::Side) -> Result<Sum, Error> {
+    async fn sum(&self, client: &Client, range: &Range, side: Side) -> Result<Sum, Error> {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
         let sql = format!(
@@ -156,7 +182,7 @@ impl Shape {
     }
 
     /// Every row of `range`: its key and the text of every column.
-    pub async fn rows(&self, client: &Client, range: &Range, side: crate::error::Side) -> Result<Vec<(Key, Vec<Option<String>>)>, Error> {
+    async fn rows(&self, client: &Client, range: &Range, side: Side) -> Result<Rows, Error> {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
         let texts: Vec<String> = self.columns.iter().map(|c| format!("{}::text", quote_ident(c))).collect();
@@ -173,30 +199,7 @@ impl Shape {
     }
 }
 
-/// The running sidecar's hold on its apply, as verify drives it.
-pub trait HoldDriver {
-    /// Sends one step (`arm`, `at`, `release`); `at` returns when green holds there — true — or at once
-    /// with false when the sidecar had already applied past the position (it was not armed).
-    fn step(&self, step: &str, position: Option<Lsn>, ttl: Duration) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
-}
-
-/// Every worker's blue and green session, in snapshots at one source position.
-#[allow(missing_debug_implementations)]
-pub struct Snapshots {
-    pub blue: Vec<Client>,
-    pub green: Vec<Client>,
-    /// The source position both sides show.
-    pub position: Lsn,
-    pub taken: Instant,
-}
-
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
-
-/// How long the sidecar stays armed unless verify renews it (it renews while blue creates the slot).
-const ARM_TTL: Duration = Duration::from_secs(6);
-
-/// How long green may take to reach the position (catching up a backlog applies as usual meanwhile).
-const AT_TTL: Duration = Duration::from_secs(60);
 
 /// Takes snapshots at one source position for `workers` workers (see the module doc). Slot creation
 /// waits for blue's transactions that hold an xid; past `slot_timeout` it is given up, naming them.
@@ -204,7 +207,7 @@ const AT_TTL: Duration = Duration::from_secs(60);
 /// First without arming the hold, so that the apply is not held while blue creates the slot: that
 /// works unless the sidecar applied a transaction beyond the slot's position before it heard of it
 /// (under a heavy write load); then once more with the hold armed first.
-pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots, Error> {
+async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Client>, Error> {
     let source = config.source.url.expose();
     let target = config.target.url.expose();
     let mut blue = Vec::with_capacity(workers);
@@ -224,7 +227,7 @@ pub async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot
         match taken? {
             Some(position) => {
                 released?;
-                return Ok(Snapshots { blue, green, position, taken: Instant::now() });
+                return Ok(Snapshots { blue, green, position: Position::Pg(position), taken: Instant::now() });
             }
             None => {
                 tracing::info!("the sidecar had applied past verify's position before it heard of it; again with the apply held first");
@@ -272,7 +275,7 @@ async fn attempt<H: HoldDriver>(
     let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
     futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
     let position = slot.consistent_point;
-    if !hold.step("at", Some(position), AT_TTL).await? {
+    if !hold.step("at", Some(&Position::Pg(position)), AT_TTL).await? {
         return Ok(None);
     }
     let begin = format!("{BEGIN}; SELECT 1");
