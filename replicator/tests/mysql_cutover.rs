@@ -212,6 +212,20 @@ fn reverse_record(blue: &MariaDbServer) -> bool {
         && blue.execute(None, "SELECT COUNT(*) FROM turnout.progress WHERE stream LIKE '%\\_back'").expect("progress").trim() != "0"
 }
 
+/// Every acknowledged write is on `server` exactly once: the key makes "once" structural, and the
+/// count of the application's rows shows nothing else arrived beyond writes whose outcome the client
+/// could not know (a connection ended mid-statement). Returns the application's ids there.
+fn assert_exactly_once(server: &MariaDbServer, db: &str, name: &str, acked: &[(i64, Instant, u16)], errors: &[String]) -> Vec<i64> {
+    let on_server = ids(server, db, "note = 'w'");
+    let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
+    want.sort_unstable();
+    let missing: Vec<&i64> = want.iter().filter(|id| on_server.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "acknowledged writes missing on {name}: {missing:?}");
+    let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
+    assert!(on_server.len() <= want.len() + unknown, "{name} has {} rows, {} acknowledged, {unknown} unknown outcomes", on_server.len(), want.len());
+    on_server
+}
+
 fn ids(server: &MariaDbServer, db: &str, filter: &str) -> Vec<i64> {
     let out = server.execute(Some(db), &format!("SELECT id FROM t WHERE {filter} ORDER BY id")).expect("ids");
     out.lines().map(|l| l.trim().parse().expect("id")).collect()
@@ -243,16 +257,7 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     writer.wait_for(after + 100).await;
     let (acked, errors) = writer.finish().await;
 
-    // Every acknowledged write is on green exactly once (the key makes "once" structural; the
-    // count of the application's rows shows nothing else arrived beyond writes whose outcome the
-    // client could not know — a connection ended mid-statement).
-    let green_ids = ids(&s.green, &s.db, "note = 'w'");
-    let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
-    want.sort_unstable();
-    let missing: Vec<&i64> = want.iter().filter(|id| green_ids.binary_search(id).is_err()).collect();
-    assert!(missing.is_empty(), "acknowledged writes missing on green: {missing:?}");
-    let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
-    assert!(green_ids.len() <= want.len() + unknown, "green has {} rows, {} acknowledged, {unknown} unknown outcomes", green_ids.len(), want.len());
+    let green_ids = assert_exactly_once(&s.green, &s.db, "green", &acked, &errors);
     // Writes acknowledged after the switch came from green, and come back to blue through the
     // reverse stream: blue converges to green, row by row, and holds nothing green lacks.
     let on_green: Vec<i64> = acked.iter().filter(|(_, _, port)| *port == s.green.port()).map(|(id, _, _)| *id).collect();
@@ -463,16 +468,8 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     let after = writer.count();
     writer.wait_for(after + 100).await;
     let (acked, errors) = writer.finish().await;
-    // Every acknowledged write — on blue before, on green in the window, on blue after — is on blue
-    // exactly once (the key makes "once" structural; the count shows nothing arrived beyond writes
-    // whose outcome the client could not know).
-    let blue_ids = ids(&s.blue, &s.db, "note = 'w'");
-    let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
-    want.sort_unstable();
-    let missing: Vec<&i64> = want.iter().filter(|id| blue_ids.binary_search(id).is_err()).collect();
-    assert!(missing.is_empty(), "acknowledged writes missing on blue: {missing:?}");
-    let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
-    assert!(blue_ids.len() <= want.len() + unknown, "blue has {} rows, {} acknowledged, {unknown} unknown outcomes", blue_ids.len(), want.len());
+    // On blue before, on green in the window, on blue after: every one is on blue exactly once.
+    let blue_ids = assert_exactly_once(&s.blue, &s.db, "blue", &acked, &errors);
     // Writes went to blue, then green, then blue again; green holds a prefix of blue's rows.
     let ports: Vec<u16> = acked.iter().map(|(_, _, port)| *port).collect();
     assert_eq!(ports.first(), Some(&s.blue.port()));
