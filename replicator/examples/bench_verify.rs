@@ -7,6 +7,9 @@
 //! options: 10,000-row chunks, 2 workers). Prints rows per second verified and lag p50/p99/max with
 //! and without the verify.
 //!
+//! With `TURNOUT_BENCH_SOURCE=mariadb` blue and green are MariaDB instead (the same table, loaded
+//! from `seq_1_to_ROWS`; the load is one session updating a random row RATE times a second).
+//!
 //! Run: `cargo run --release -p turnout --example bench_verify -- [ROWS] [RATE] [SECONDS]`.
 
 #[path = "common/mod.rs"]
@@ -15,7 +18,7 @@ mod common;
 use anyhow::{ensure, Result};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, PgServer};
+use turnout_testbed::{free_port, MariaDbServer, PgServer};
 
 fn pgbench(server: &PgServer, db: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("/usr/lib/postgresql/15/bin/pgbench");
@@ -52,30 +55,8 @@ fn print(what: &str, samples: &[f64]) {
     println!("{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)", at(500), at(990), at(1000), samples.len());
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    common::init_logging();
-    let (rows, rate, seconds): (u64, u32, u64) = (common::arg(0, 10_000_000)?, common::arg(1, 500)?, common::arg(2, 15)?);
-    let (blue, green) = (PgServer::start(15)?, PgServer::start(17)?);
-    let db = "bench";
-    for s in [&blue, &green] {
-        s.execute("postgres", "CREATE DATABASE bench").await?;
-    }
-    let loading = Instant::now();
-    blue.execute(
-        db,
-        &format!(
-            "CREATE TABLE big (id bigint PRIMARY KEY, n int NOT NULL, label text, at timestamptz); \
-             INSERT INTO big SELECT g, g % 1000, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, {rows}) g"
-        ),
-    )
-    .await?;
-    blue.execute(db, "VACUUM ANALYZE big").await?;
-    println!("loaded {rows} rows on blue in {:.1} s", loading.elapsed().as_secs_f64());
-    let dir = tempfile::tempdir()?;
-    let port = free_port();
-    let config = common::config(&blue.url(db), &green.url(db), dir.path(), port)?;
-    let sidecar = common::Sidecar::start(config.clone());
+/// Waits until turnout streams (lag is known), after its snapshot.
+async fn wait_streaming(port: u16, sidecar: &common::Sidecar) -> Result<()> {
     let copying = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(1800);
     while lag(port).await.is_none() {
@@ -83,13 +64,103 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("turnout copied and is streaming after {:.1} s", copying.elapsed().as_secs_f64());
-    let script = dir.path().join("update.sql");
-    std::fs::write(&script, format!("\\set id random(1, {rows})\nUPDATE big SET n = n + 1 WHERE id = :id;\n"))?;
-    let load = pgbench(&blue, db, &["-n", "-c", "2", "-j", "1", "-R", &rate.to_string(), "-T", "100000", "-f", &script.display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut load = load?;
+    Ok(())
+}
+
+/// The write load on blue; stopped when dropped.
+enum Load {
+    Pgbench(std::process::Child),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        match self {
+            Load::Pgbench(child) => {
+                let _ = child.kill();
+            }
+            Load::Task(task) => task.abort(),
+        }
+    }
+}
+
+/// One MariaDB session updating a random row of `big` `rate` times a second.
+async fn maria_load(url: String, rows: u64, rate: u32) -> Result<Load> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    Ok(Load::Task(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        loop {
+            tick.tick().await;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if conn.query_drop(format!("UPDATE big SET n = n + 1 WHERE id = {}", 1 + x % rows)).await.is_err() {
+                return;
+            }
+        }
+    })))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    common::init_logging();
+    let (rows, rate, seconds): (u64, u32, u64) = (common::arg(0, 10_000_000)?, common::arg(1, 500)?, common::arg(2, 15)?);
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let mariadb = std::env::var("TURNOUT_BENCH_SOURCE").is_ok_and(|s| s == "mariadb");
+    // Servers live until the end of main.
+    let (_pg, _maria, config, sidecar, load);
+    let loading = Instant::now();
+    if mariadb {
+        let (blue, green) = (MariaDbServer::start_with(1)?, MariaDbServer::start_with(2)?);
+        let db = blue.create_database("bench")?;
+        green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE `{db}`"))?;
+        blue.execute(
+            Some(&db),
+            &format!(
+                "CREATE TABLE big (id BIGINT PRIMARY KEY, n INT NOT NULL, label VARCHAR(32), at DATETIME(6)) ENGINE=InnoDB; \
+                 INSERT INTO big SELECT seq, seq % 1000, MD5(seq), '2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_{rows}; ANALYZE TABLE big"
+            ),
+        )?;
+        println!("loaded {rows} rows on MariaDB blue in {:.1} s", loading.elapsed().as_secs_f64());
+        config = common::config(&blue.url(&db), &green.url(&db), dir.path(), port)?;
+        sidecar = common::Sidecar::start(config.clone());
+        wait_streaming(port, &sidecar).await?;
+        load = maria_load(blue.url(&db), rows, rate).await?;
+        _maria = Some((blue, green));
+        _pg = None;
+    } else {
+        let (blue, green) = (PgServer::start(15)?, PgServer::start(17)?);
+        let db = "bench";
+        for s in [&blue, &green] {
+            s.execute("postgres", "CREATE DATABASE bench").await?;
+        }
+        blue.execute(
+            db,
+            &format!(
+                "CREATE TABLE big (id bigint PRIMARY KEY, n int NOT NULL, label text, at timestamptz); \
+                 INSERT INTO big SELECT g, g % 1000, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, {rows}) g"
+            ),
+        )
+        .await?;
+        blue.execute(db, "VACUUM ANALYZE big").await?;
+        println!("loaded {rows} rows on blue in {:.1} s", loading.elapsed().as_secs_f64());
+        config = common::config(&blue.url(db), &green.url(db), dir.path(), port)?;
+        sidecar = common::Sidecar::start(config.clone());
+        wait_streaming(port, &sidecar).await?;
+        let script = dir.path().join("update.sql");
+        std::fs::write(&script, format!("\\set id random(1, {rows})\nUPDATE big SET n = n + 1 WHERE id = :id;\n"))?;
+        load = Load::Pgbench(
+            pgbench(&blue, db, &["-n", "-c", "2", "-j", "1", "-R", &rate.to_string(), "-T", "100000", "-f", &script.display().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        _pg = Some((blue, green));
+        _maria = None;
+    }
     // Settle first: the stream has just started after the copy.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (quiet, ()) = sample(port, tokio::time::sleep(Duration::from_secs(seconds))).await;
@@ -104,7 +175,7 @@ async fn main() -> Result<()> {
         progress_every: Duration::ZERO,
     };
     let (verifying, report) = sample(port, turnout::verify::live::run(&config, &options)).await;
-    let _ = load.kill();
+    drop(load);
     let report = report?;
     let table = &report.tables[0];
     ensure!(table.equal() && table.source_rows == rows, "verify found differences: {table:?}");
