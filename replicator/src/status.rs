@@ -75,6 +75,9 @@ struct LagModel {
     pending: VecDeque<(Position, Timestamp)>,
     /// The newest heartbeat received (blue's clock).
     newest_heartbeat: Option<Timestamp>,
+    /// The newest heartbeat received since the stream (re)started: every transaction received after
+    /// it committed after it.
+    stream_heartbeat: Option<Timestamp>,
     /// Commit time (blue's clock) of the newest transaction durable on green: with nothing pending,
     /// green holds everything blue committed up to it, so it bounds the lag as a heartbeat does.
     newest_durable_commit: Option<Timestamp>,
@@ -294,7 +297,15 @@ impl Status {
     /// A source transaction was received (commit end and commit time on blue's clock).
     pub fn transaction_received(&self, commit_end: &Position, commit_ts: Timestamp) {
         if lock(&self.applied).as_ref().is_none_or(|a| commit_end > a) {
-            lock(&self.lag).pending.push_back((commit_end.clone(), commit_ts));
+            let mut lag = lock(&self.lag);
+            // A binlog's timestamps are whole seconds and mark when a statement began, up to a second
+            // (or a long transaction) before its commit; the commit came after the heartbeat received
+            // before it, whose time is exact — the later of the two is the closer bound.
+            let ts = match (commit_end, lag.stream_heartbeat) {
+                (Position::Binlog(_), Some(h)) => commit_ts.max(h),
+                _ => commit_ts,
+            };
+            lag.pending.push_back((commit_end.clone(), ts));
         }
     }
 
@@ -304,11 +315,17 @@ impl Status {
         if lag.newest_heartbeat.is_none_or(|h| ts > h) {
             lag.newest_heartbeat = Some(ts);
         }
+        if lag.stream_heartbeat.is_none_or(|h| ts > h) {
+            lag.stream_heartbeat = Some(ts);
+        }
     }
 
-    /// Forgets received-but-unapplied transactions (the stream restarted; they will be received again).
+    /// Forgets received-but-unapplied transactions (the stream restarted; they will be received again,
+    /// and may have committed before the heartbeats seen so far).
     pub fn stream_restarted(&self) {
-        lock(&self.lag).pending.clear();
+        let mut lag = lock(&self.lag);
+        lag.pending.clear();
+        lag.stream_heartbeat = None;
     }
 
     /// Blue's clock minus this machine's, in microseconds.
@@ -482,5 +499,27 @@ mod tests {
         status.heartbeat_received(ago(5));
         let lag = status.lag_seconds().expect("lag");
         assert!((5.0..6.0).contains(&lag), "newest heartbeat is 5 s old, lag {lag}");
+    }
+
+    #[test]
+    fn a_binlog_transaction_counts_from_the_exact_heartbeat_before_it_not_its_whole_second() {
+        let binlog = |offset| Position::Binlog(turnout_decoders::BinlogPosition { file: "b.000001".into(), offset, gtids: Default::default() });
+        let status = Status::default();
+        // The heartbeat row says 0.2 s ago, exactly; the transaction after it carries the whole second
+        // its statement began in, here 0.9 s ago.
+        status.heartbeat_received(Timestamp(now_micros() - 200_000));
+        status.transaction_received(&binlog(100), Timestamp(now_micros() - 900_000));
+        let lag = status.lag_seconds().expect("lag");
+        assert!((0.2..0.5).contains(&lag), "lag {lag}");
+        // After a restart, transactions received again may be older than any heartbeat seen so far.
+        status.stream_restarted();
+        status.transaction_received(&binlog(100), Timestamp(now_micros() - 900_000));
+        let lag = status.lag_seconds().expect("lag");
+        assert!((0.9..1.2).contains(&lag), "lag {lag}");
+        // PostgreSQL's commit times are exact: a heartbeat never moves them.
+        let pg = Status::default();
+        pg.heartbeat_received(Timestamp(now_micros() - 200_000));
+        pg.transaction_received(&Position::Pg(Lsn(100)), Timestamp(now_micros() - 900_000));
+        assert!(pg.lag_seconds().expect("lag") >= 0.9);
     }
 }
