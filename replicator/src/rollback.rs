@@ -40,23 +40,24 @@ pub async fn run_reverse(config: &Config, status: &Arc<Status>, forward: &Names,
         state.mark_snapshot_done(&arm.position)?;
         state.record_applied(&arm.position)?;
     }
-    if config.source_kind() == SourceKind::MySql {
-        status.start_reverse();
-        tracing::info!(from = %arm.position, "replicating green → blue (rollback window)");
-        let admin = crate::source::mysql::MySqlAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin)?;
-        return crate::run::replicate(&admin, &back, &state, status, shutdown).await;
-    }
-    match turnout_sinks::pg::connect(config.source.url.expose()).await {
-        Ok(blue) => match drop_slot_when_free(&blue, &forward.slot).await {
-            Ok(()) => tracing::info!(slot = %forward.slot, "dropped the forward slot on blue"),
-            Err(e) => tracing::warn!("dropping the forward slot {} on blue failed: {e}; `turnout teardown` drops it", forward.slot),
-        },
-        Err(e) => tracing::warn!("connecting to blue to drop the forward slot failed: {e}"),
+    if config.source_kind() == SourceKind::Pg {
+        match turnout_sinks::pg::connect(config.source.url.expose()).await {
+            Ok(blue) => match drop_slot_when_free(&blue, &forward.slot).await {
+                Ok(()) => tracing::info!(slot = %forward.slot, "dropped the forward slot on blue"),
+                Err(e) => tracing::warn!("dropping the forward slot {} on blue failed: {e}; `turnout teardown` drops it", forward.slot),
+            },
+            Err(e) => tracing::warn!("connecting to blue to drop the forward slot failed: {e}"),
+        }
     }
     status.start_reverse();
-    tracing::info!(slot = %arm.names.slot, from = %arm.position, "replicating green → blue (rollback window)");
-    let admin = PgAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin);
-    crate::run::replicate(&admin, &back, &state, status, shutdown).await
+    tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
+    match config.source_kind() {
+        SourceKind::Pg => crate::run::replicate(&PgAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin), &back, &state, status, shutdown).await,
+        SourceKind::MySql => {
+            let admin = crate::source::mysql::MySqlAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin)?;
+            crate::run::replicate(&admin, &back, &state, status, shutdown).await
+        }
+    }
 }
 
 /// Creates (or brings up to date) the reverse stream's publication on green for the tables `[tables]`

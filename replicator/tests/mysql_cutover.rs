@@ -97,6 +97,11 @@ fn read_only(server: &MariaDbServer) -> bool {
     server.execute(None, "SELECT @@GLOBAL.read_only").expect("read_only").trim() == "1"
 }
 
+/// What the read-only fence shows a client: a refused write or an ended session.
+fn fence_error(e: &str) -> bool {
+    e.contains("1290") || e.contains("1927") || e.contains("2013") || e.to_lowercase().contains("connection") || e.contains("Input/output error")
+}
+
 fn server_code(e: &mysql_async::Error) -> Option<u16> {
     match e {
         mysql_async::Error::Server(s) => Some(s.code),
@@ -267,7 +272,7 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     assert_eq!(ids(&s.blue, &s.db, "note = 'w'"), green_ids);
     // Clients saw only the fence's errors: read-only refusals and ended connections.
     assert!(
-        errors.iter().all(|e| e.contains("1290") || e.contains("1927") || e.contains("2013") || e.to_lowercase().contains("connection") || e.contains("Input/output error")),
+        errors.iter().all(|e| fence_error(e)),
         "unexpected client errors: {errors:?}"
     );
     // Counters on green continue beyond blue's.
@@ -478,7 +483,7 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     let green_ids = ids(&s.green, &s.db, "note = 'w'");
     assert!(green_ids.len() < blue_ids.len() && green_ids.iter().all(|id| blue_ids.binary_search(id).is_ok()), "green must hold a prefix of blue");
     assert!(
-        errors.iter().all(|e| e.contains("1290") || e.contains("1927") || e.contains("2013") || e.to_lowercase().contains("connection") || e.contains("Input/output error")),
+        errors.iter().all(|e| fence_error(e)),
         "unexpected client errors: {errors:?}"
     );
     // Blue's counters continue beyond green's.
@@ -533,6 +538,9 @@ async fn a_green_account_that_cannot_feed_the_reverse_stream_stops_the_cutover_b
     assert!(out.contains("may not read green's binlog") && out.contains("GRANT REPLICATION SLAVE ON *.* TO 'tg'@'%'"), "{out}");
     assert!(out.contains("GRANT BINLOG MONITOR ON *.* TO 'tg'@'%'") && out.contains("GRANT BINLOG REPLAY ON *.* TO 'tg'@'%'"), "{out}");
     assert!(out.contains("cutover.reverse = false"), "{out}");
+    // `turnout check` says the same beforehand.
+    let (_, out) = turnout(&t, "check", &[]).await;
+    assert!(out.contains("cutover: turnout's account may not read green's binlog") && out.contains("GRANT BINLOG REPLAY ON *.* TO 'tg'@'%'"), "{out}");
     green.execute(None, "SET sql_log_bin = 0; GRANT REPLICATION SLAVE, BINLOG MONITOR, BINLOG REPLAY ON *.* TO tg@'%'").expect("grant");
     let (code, out) = turnout(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 1, "{out}");

@@ -344,7 +344,7 @@ impl Controller {
 
     /// What a MySQL/MariaDB cutover needs to arm the reverse stream, if configured.
     fn mysql_reverse(&self) -> Option<mysql::Reverse> {
-        self.reverse_names().map(|names| mysql::Reverse { names, forward_origin: self.names.origin.clone() })
+        self.reverse_names().map(|_| mysql::Reverse::after(&self.names))
     }
 
     async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
@@ -630,7 +630,7 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
     match config.source_kind() {
         SourceKind::Pg => recover_with(config, state, Direction::Forward, pg::PgCutover::connect(config, reverse)).await?,
         SourceKind::MySql => {
-            let reverse = reverse.map(|reverse| mysql::Reverse { names: reverse, forward_origin: names.origin.clone() });
+            let reverse = config.cutover.reverse.then(|| mysql::Reverse::after(names));
             recover_with(config, state, Direction::Forward, mysql::MySqlCutover::connect(config, reverse)).await?
         }
     }

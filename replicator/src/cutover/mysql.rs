@@ -45,6 +45,13 @@ pub(crate) struct Reverse {
     pub forward_origin: String,
 }
 
+impl Reverse {
+    /// The reverse stream of the forward stream named `forward`.
+    pub(crate) fn after(forward: &Names) -> Reverse {
+        Reverse { names: Names::reverse_of(forward), forward_origin: forward.origin.clone() }
+    }
+}
+
 /// A cutover from a MySQL/MariaDB blue (or, from [`MySqlCutover::connect_back`], a rollback from
 /// green). In this type "blue" is the side being fenced and "green" the side traffic moves to.
 pub(crate) struct MySqlCutover {

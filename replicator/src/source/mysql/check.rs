@@ -15,7 +15,7 @@ pub async fn run(config: &Config) -> Report {
         report.sections.push((format!("source (blue) {}", redacted(&opts)), check_source(&opts, config).await.0));
     }
     if let Ok(opts) = super::options(config.target.url.expose(), "target.url") {
-        report.sections.push((format!("target (green) {}", redacted(&opts)), check_target(&opts).await.0));
+        report.sections.push((format!("target (green) {}", redacted(&opts)), check_target(&opts, config.cutover.reverse).await.0));
     }
     report
 }
@@ -235,7 +235,9 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, user: &str, opt
     }
 }
 
-async fn check_target(opts: &mysql_async::Opts) -> Findings {
+/// Green: reachable, writable, turnout's progress database; with `reverse`, ready to feed the
+/// reverse stream after a cutover.
+async fn check_target(opts: &mysql_async::Opts, reverse: bool) -> Findings {
     let mut f = Findings::default();
     let mut conn = match connect(opts, "green").await {
         Ok(c) => c,
@@ -265,13 +267,15 @@ async fn check_target(opts: &mysql_async::Opts) -> Findings {
     } else {
         f.fail("the account may not create turnout's progress table (database turnout)", format!("GRANT ALL PRIVILEGES ON `turnout`.* TO {user};"));
     }
-    if has_global(&g, "SUPER") || has_global(&g, "BINLOG REPLAY") {
-        f.ok("turnout's writes are marked in green's binlog (own GTID domain), so a reverse stream can skip them");
-    } else {
-        f.warn(
-            "the account may not set gtid_domain_id: turnout's writes on green cannot be told from the application's",
-            format!("GRANT BINLOG REPLAY ON *.* TO {user};"),
-        );
+    if reverse {
+        // What the cutover's preflight refuses when it arms the way back.
+        let problems = reverse_problems(&mut conn, opts.user().unwrap_or("")).await;
+        if problems.is_empty() {
+            f.ok("cutover: green can feed the reverse stream (binlog settings, privileges to read it and to mark turnout's writes)");
+        }
+        for (what, fix) in problems {
+            f.warn(format!("cutover: {what}"), format!("{fix} (or set cutover.reverse = false to cut over without a way back)"));
+        }
     }
     f
 }

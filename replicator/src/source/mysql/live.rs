@@ -144,6 +144,11 @@ fn text_of(bytes: Vec<u8>) -> String {
     }
 }
 
+/// The key texts a row starts with (`n` key columns).
+fn key_of(row: &mut mysql_async::Row, n: usize) -> Key {
+    (0..n).map(|j| text_of(row.take::<Option<Vec<u8>>, _>(j).flatten().unwrap_or_default())).collect()
+}
+
 impl Backend for MySqlLive {
     type Session = Mutex<mysql_async::Conn>;
 
@@ -233,7 +238,7 @@ impl Backend for MySqlLive {
             .exec_first(sql, positional(params))
             .await
             .map_err(|e| sql_error(side_name(side), &format!("reading the keys of {}", shape.table), e))?;
-        Ok(row.map(|mut r| (0..keys.len()).map(|j| text_of(r.take::<Option<Vec<u8>>, _>(j).flatten().unwrap_or_default())).collect()))
+        Ok(row.map(|mut r| key_of(&mut r, keys.len())))
     }
 
     async fn sum(&self, shape: &Shape, session: &Self::Session, range: &Range, side: Side) -> Result<Sum, Error> {
@@ -265,7 +270,7 @@ impl Backend for MySqlLive {
         Ok(rows
             .into_iter()
             .map(|mut r| {
-                let key = (0..keys.len()).map(|j| text_of(r.take::<Option<Vec<u8>>, _>(j).flatten().unwrap_or_default())).collect();
+                let key = key_of(&mut r, keys.len());
                 let values = (0..shape.columns.len()).map(|j| r.take::<Option<Vec<u8>>, _>(keys.len() + j).flatten().map(text_of)).collect();
                 (key, values)
             })
