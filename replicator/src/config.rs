@@ -88,9 +88,18 @@ pub struct ApplyConfig {
     pub memory_budget: Option<String>,
     /// Row changes per green transaction (several source transactions merge up to this). Default 5000.
     pub batch_rows: Option<usize>,
-    /// Longest wait before a partly filled batch is applied (e.g. `"50ms"`). Default 50ms.
+    /// Longest wait before a partly filled batch is applied (e.g. `"50ms"`). Default 0.
     pub batch_delay: Option<String>,
+    /// Green sessions that apply non-conflicting parts of a batch side by side, committing in
+    /// source order. Default [`DEFAULT_APPLY_SESSIONS`].
+    pub sessions: Option<usize>,
 }
+
+/// Default `apply.sessions`.
+pub const DEFAULT_APPLY_SESSIONS: usize = 4;
+
+/// Most `apply.sessions`.
+pub const MAX_APPLY_SESSIONS: usize = 32;
 
 /// The initial snapshot.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -340,6 +349,11 @@ impl Config {
         if self.apply.batch_rows == Some(0) {
             return Err(Error::config("apply.batch_rows", "must be at least 1"));
         }
+        if let Some(n) = self.apply.sessions {
+            if !(1..=MAX_APPLY_SESSIONS).contains(&n) {
+                return Err(Error::config("apply.sessions", format!("must be between 1 and {MAX_APPLY_SESSIONS} (1 applies everything in one green session)")));
+            }
+        }
         if self.snapshot.workers == Some(0) {
             return Err(Error::config("snapshot.workers", "must be at least 1"));
         }
@@ -432,6 +446,11 @@ impl Config {
     /// Rows per green transaction.
     pub fn apply_batch_rows(&self) -> usize {
         self.apply.batch_rows.unwrap_or(5_000)
+    }
+
+    /// Green sessions applying side by side.
+    pub fn apply_sessions(&self) -> usize {
+        self.apply.sessions.unwrap_or(DEFAULT_APPLY_SESSIONS)
     }
 
     /// Longest wait before a partly filled batch is applied.

@@ -17,6 +17,7 @@ use turnout::state::StateStore;
 use turnout::status::Status;
 use turnout_decoders::Position;
 use turnout_sinks::pg::PgSink;
+use turnout_sinks::Parallel;
 use turnout_testbed::fault::{FaultPlan, FaultySink};
 use turnout_testbed::{PgOptions, PgServer, Proxy};
 
@@ -28,7 +29,7 @@ struct FaultyAdmin {
 
 impl SourceAdmin for FaultyAdmin {
     type Stream = <PgAdmin as SourceAdmin>::Stream;
-    type Sink = FaultySink<PgSink>;
+    type Sink = FaultySink<Parallel<PgSink>>;
 
     fn names(&self) -> &Names {
         self.inner.names()

@@ -9,9 +9,11 @@
 pub mod codec;
 pub mod error;
 pub mod mysql;
+pub mod parallel;
 pub mod pg;
 
 pub use error::SinkError;
+pub use parallel::{Conflicts, Parallel};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -162,4 +164,21 @@ pub trait Sink: Send + 'static {
 
     /// A way to cancel what this sink's session runs, usable while the sink is busy elsewhere.
     fn canceller(&self) -> Canceller;
+
+    /// How changes of `table` may conflict with changes applied at the same time by another session
+    /// (see [`Parallel`]). The default, [`Conflicts::Table`], lets one session at a time touch the
+    /// table.
+    fn conflicts(&mut self, table: &TableSchema) -> impl Future<Output = Result<Conflicts, SinkError>> + Send {
+        let _ = table;
+        async { Ok(Conflicts::Table) }
+    }
+
+    /// Another session of the same stream recorded `position` on the target: this session's idea
+    /// of the recorded position moves up to it (a position never moves back).
+    fn advanced(&mut self, position: &Position) {
+        let _ = position;
+    }
+
+    /// Forgets what this session cached about the target's tables (another session changed them).
+    fn forget_schema(&mut self) {}
 }

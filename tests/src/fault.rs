@@ -96,4 +96,16 @@ impl<S: Sink + std::fmt::Debug> Sink for FaultySink<S> {
     fn canceller(&self) -> Canceller {
         self.inner.canceller()
     }
+
+    async fn conflicts(&mut self, table: &TableSchema) -> Result<turnout_sinks::Conflicts, SinkError> {
+        self.inner.conflicts(table).await
+    }
+
+    fn advanced(&mut self, position: &Position) {
+        self.inner.advanced(position)
+    }
+
+    fn forget_schema(&mut self) {
+        self.inner.forget_schema()
+    }
 }

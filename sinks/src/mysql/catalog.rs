@@ -16,6 +16,10 @@ pub(super) struct TableInfo {
     /// key from or to it, no unique key besides the primary key, no trigger, no system versioning.
     /// Changes of different rows of such a table commute with every other change of a batch.
     pub independent: bool,
+    /// How its changes conflict with changes other sessions apply at the same time: a foreign key
+    /// (green cascades), a trigger or system versioning make it a barrier; a unique key besides the
+    /// primary key keeps it to one session at a time (its collation decides which values are equal).
+    pub conflicts: crate::Conflicts,
 }
 
 async fn count(conn: &mut mysql_async::Conn, table: &TableName, what: &str, sql: &str, params: Vec<&str>) -> Result<u64, SinkError> {
@@ -88,9 +92,17 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         vec![db, name],
     )
     .await?;
+    let conflicts = if foreign_keys > 0 || triggers > 0 || versioned > 0 {
+        crate::Conflicts::Everything
+    } else if unique > 0 {
+        crate::Conflicts::Table
+    } else {
+        crate::Conflicts::Keys(Vec::new())
+    };
     Ok(TableInfo {
         generated,
         self_referencing: self_refs > 0,
         independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
+        conflicts,
     })
 }

@@ -684,6 +684,20 @@ impl Sink for MySqlSink {
         Ok(())
     }
 
+    async fn conflicts(&mut self, schema: &TableSchema) -> Result<crate::Conflicts, SinkError> {
+        Ok(self.info(&schema.name).await?.conflicts.clone())
+    }
+
+    fn advanced(&mut self, position: &Position) {
+        if self.beyond_applied(position).unwrap_or(false) {
+            self.applied = position.clone();
+        }
+    }
+
+    fn forget_schema(&mut self) {
+        self.tables.clear();
+    }
+
     fn canceller(&self) -> Canceller {
         let id = self.conn.id();
         let opts = self.opts.clone();

@@ -155,6 +155,9 @@ pub struct PgSink {
     applied: Lsn,
     tables: HashMap<TableName, TargetTable>,
     statements: Statements,
+    /// The origin is shared with other sessions of the stream (parallel apply): this session sets it
+    /// up for its commit only, instead of holding it from connect on.
+    shared: bool,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -166,6 +169,17 @@ impl std::fmt::Debug for PgSink {
 impl PgSink {
     /// Connects, creates the origin if needed, binds this session to it and reads its progress.
     pub async fn connect(url: &str, origin: &str) -> Result<PgSink, SinkError> {
+        PgSink::open(url, origin, false).await
+    }
+
+    /// Connects like [`PgSink::connect`] as one of several sessions that apply the same stream
+    /// ([`crate::Parallel`]): the origin is set up only around each commit of this session, in the
+    /// same message as the COMMIT, so sessions that commit one after another share it.
+    pub async fn connect_shared(url: &str, origin: &str) -> Result<PgSink, SinkError> {
+        PgSink::open(url, origin, true).await
+    }
+
+    async fn open(url: &str, origin: &str, shared: bool) -> Result<PgSink, SinkError> {
         let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
         let client = connect_with(&options).await?;
         client
@@ -173,12 +187,14 @@ impl PgSink {
             .await
             .map_err(SinkError::target("SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)"))?;
         ensure_origin(&client, origin).await?;
-        client
-            .execute("SELECT pg_replication_origin_session_setup($1)", &[&origin])
-            .await
-            .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
+        if !shared {
+            client
+                .execute("SELECT pg_replication_origin_session_setup($1)", &[&origin])
+                .await
+                .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
+        }
         let applied = origin_progress(&client, origin).await?;
-        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default() })
+        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared })
     }
 
     /// The end position of the last source transaction committed on green.
@@ -204,10 +220,11 @@ impl PgSink {
             return Ok(());
         }
         let restore = format!(
-            "SELECT pg_replication_origin_session_reset(); SELECT pg_replication_origin_advance('{origin}', '{lsn}'::pg_lsn); \
-             SELECT pg_replication_origin_session_setup('{origin}')",
+            "SELECT pg_replication_origin_session_reset() WHERE pg_replication_origin_session_is_setup(); \
+             SELECT pg_replication_origin_advance('{origin}', '{lsn}'::pg_lsn){setup}",
             origin = self.origin.replace('\'', "''"),
-            lsn = self.applied
+            lsn = self.applied,
+            setup = if self.shared { String::new() } else { format!("; SELECT pg_replication_origin_session_setup('{}')", self.origin.replace('\'', "''")) }
         );
         self.client.batch_execute(&restore).await.map_err(|e| {
             SinkError::Progress(format!(
@@ -312,8 +329,14 @@ impl Sink for PgSink {
         // txid_current() gives the transaction an id when its changes wrote nothing (an empty source
         // transaction such as the cutover sentinel): without one, PostgreSQL writes no commit record
         // and the origin would not move.
+        // A shared origin is set up for this commit only, and let go in the same message.
+        let (setup, reset) = if self.shared {
+            (format!("SELECT pg_replication_origin_session_setup('{}'); ", self.origin.replace('\'', "''")), "; SELECT pg_replication_origin_session_reset()")
+        } else {
+            (String::new(), "")
+        };
         let commit = format!(
-            "SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT",
+            "{setup}SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT{reset}",
             commit_end, commit_ts.0
         );
         if let Err(e) = self.client.batch_execute(&commit).await {
@@ -327,13 +350,14 @@ impl Sink for PgSink {
         Ok(Committed::new(Position::Pg(self.applied)))
     }
 
-    /// One WAL flush covers every commit before it (`pg_replication_origin_session_progress(true)`).
+    /// One WAL flush covers every commit before it, of this session or another sharing the origin
+    /// (`pg_replication_origin_progress(origin, true)`).
     async fn flush(&mut self) -> Result<Durable, SinkError> {
         let row = self
             .client
-            .query_one("SELECT COALESCE(pg_replication_origin_session_progress(true)::text, '0/0')", &[])
+            .query_one("SELECT COALESCE(pg_replication_origin_progress($1, true)::text, '0/0')", &[&self.origin])
             .await
-            .map_err(SinkError::target("flushing green's WAL (pg_replication_origin_session_progress)"))?;
+            .map_err(SinkError::target("flushing green's WAL (pg_replication_origin_progress)"))?;
         let position: Lsn = row.get::<_, String>(0).parse().map_err(|e| SinkError::Progress(format!("origin {}: {e}", self.origin)))?;
         Ok(Durable::new(Position::Pg(position)))
     }
@@ -350,6 +374,29 @@ impl Sink for PgSink {
         }
         self.forget_tables();
         Ok(())
+    }
+
+    /// Rows conflict by the replica-identity key and green's unique keys; a table with constraints
+    /// between rows that keys do not describe (an exclusion constraint, a partial, expression or
+    /// deferrable unique index) by table; a table whose triggers or rules fire for replicated rows
+    /// (`ENABLE ALWAYS`/`REPLICA`) with everything.
+    async fn conflicts(&mut self, schema: &TableSchema) -> Result<crate::Conflicts, SinkError> {
+        let name = &schema.name;
+        if !self.tables.contains_key(name) {
+            let t = TargetTable::load(&self.client, name).await?;
+            self.tables.insert(name.clone(), t);
+        }
+        Ok(self.tables.get(name).map(TargetTable::conflicts).unwrap_or(crate::Conflicts::Everything))
+    }
+
+    fn advanced(&mut self, position: &Position) {
+        if let Some(lsn) = position.lsn() {
+            self.applied = self.applied.max(lsn);
+        }
+    }
+
+    fn forget_schema(&mut self) {
+        self.forget_tables();
     }
 
     fn canceller(&self) -> crate::Canceller {

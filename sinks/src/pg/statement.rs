@@ -34,9 +34,24 @@ pub(super) struct TargetTable {
     primary_key: Vec<String>,
     /// A unique index other than the primary key exists (multi-row UPDATEs could trip it mid-statement).
     other_unique: bool,
-    /// Triggers or rules that fire even for replicated rows (`ENABLE ALWAYS`): keep source order exactly.
+    /// Triggers or rules that fire even for replicated rows (`ENABLE ALWAYS` or `ENABLE REPLICA`):
+    /// keep source order exactly.
     fires_always: bool,
+    /// The columns of every unique index (the primary key's too), or `None` when a unique constraint
+    /// is not a plain column list enforced per statement (exclusion constraint, partial, expression
+    /// or deferrable unique index).
+    unique_keys: Option<Vec<Vec<String>>>,
 }
+
+/// Every unique index of a table: its columns by name, and whether it is something else than a plain,
+/// immediate column list. Exclusion constraints count as the latter.
+const UNIQUE_KEYS: &str = "\
+    SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), \
+           i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indimmediate \
+             OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype = 'x') \
+    FROM pg_index i WHERE i.indrelid = to_regclass($1) AND (i.indisunique \
+      OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype = 'x'))";
 
 /// Each column's cast type (see [`TargetTable`]): the column's type followed through domains to its
 /// base type, named by `pg_type.typname` — never by `format_type`, whose SQL-standard names
@@ -72,13 +87,35 @@ impl TargetTable {
                    ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary), '{}'), \
                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND NOT i.indisprimary) \
                    OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'x'), \
-                 EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgenabled = 'A') \
-                   OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled = 'A' AND r.rulename <> '_RETURN')",
+                 EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgenabled IN ('A', 'R')) \
+                   OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled IN ('A', 'R') AND r.rulename <> '_RETURN')",
                 &[&qualified],
             )
             .await
             .map_err(SinkError::target(format!("reading the indexes and triggers of {qualified}")))?;
-        Ok(TargetTable { name: name.clone(), qualified, cast_types, primary_key: facts.get(0), other_unique: facts.get(1), fires_always: facts.get(2) })
+        let unique = client
+            .query(UNIQUE_KEYS, &[&qualified])
+            .await
+            .map_err(SinkError::target(format!("reading the unique indexes of {qualified}")))?;
+        let unique_keys = if unique.iter().any(|r| r.get::<_, bool>(1)) { None } else { Some(unique.iter().map(|r| r.get(0)).collect()) };
+        Ok(TargetTable {
+            name: name.clone(),
+            qualified,
+            cast_types,
+            primary_key: facts.get(0),
+            other_unique: facts.get(1),
+            fires_always: facts.get(2),
+            unique_keys,
+        })
+    }
+
+    /// How this table's changes conflict with changes other sessions apply at the same time.
+    pub(super) fn conflicts(&self) -> crate::Conflicts {
+        match (&self.unique_keys, self.fires_always) {
+            (_, true) => crate::Conflicts::Everything,
+            (None, false) => crate::Conflicts::Table,
+            (Some(keys), false) => crate::Conflicts::Keys(keys.clone()),
+        }
     }
 
     /// True when `key` names exactly the primary key's columns.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::{Position, TableName};
 use turnout_sinks::mysql::MySqlSink;
+use turnout_sinks::Parallel;
 
 /// MySQL/MariaDB blue → MySQL/MariaDB green.
 #[derive(Debug)]
@@ -67,7 +68,7 @@ impl MySqlAdmin {
 
 impl SourceAdmin for MySqlAdmin {
     type Stream = MySqlSource;
-    type Sink = MySqlSink;
+    type Sink = Parallel<MySqlSink>;
 
     fn names(&self) -> &Names {
         &self.names
@@ -110,8 +111,10 @@ impl SourceAdmin for MySqlAdmin {
         Ok(())
     }
 
-    async fn open_sink(&self) -> Result<MySqlSink, Error> {
-        MySqlSink::connect(self.config.target.url.expose(), &self.names.origin).await.map_err(Error::Sink)
+    async fn open_sink(&self) -> Result<Parallel<MySqlSink>, Error> {
+        let (url, stream) = (self.config.target.url.expose(), &self.names.origin);
+        let sessions = futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
+        Parallel::new(sessions).map_err(Error::Sink)
     }
 
     async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {

@@ -21,6 +21,7 @@ use turnout_decoders::pg::client::SlotOptions;
 use turnout_decoders::pg::PgConnection;
 use turnout_decoders::Position;
 use turnout_sinks::pg::{self as green, PgSink};
+use turnout_sinks::Parallel;
 
 /// PostgreSQL blue → PostgreSQL green.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl PgAdmin {
 
 impl SourceAdmin for PgAdmin {
     type Stream = PgSource;
-    type Sink = PgSink;
+    type Sink = Parallel<PgSink>;
 
     fn names(&self) -> &Names {
         &self.names
@@ -78,8 +79,14 @@ impl SourceAdmin for PgAdmin {
         Ok(())
     }
 
-    async fn open_sink(&self) -> Result<PgSink, Error> {
-        PgSink::connect(self.config.target.url.expose(), &self.names.origin).await.map_err(Error::Sink)
+    async fn open_sink(&self) -> Result<Parallel<PgSink>, Error> {
+        let (url, origin, n) = (self.config.target.url.expose(), &self.names.origin, self.config.apply_sessions());
+        let sessions = if n <= 1 {
+            vec![PgSink::connect(url, origin).await.map_err(Error::Sink)?]
+        } else {
+            futures_util::future::try_join_all((0..n).map(|_| PgSink::connect_shared(url, origin))).await.map_err(Error::Sink)?
+        };
+        Parallel::new(sessions).map_err(Error::Sink)
     }
 
     async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
