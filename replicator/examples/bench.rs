@@ -4,11 +4,17 @@
 //! slots wait: one drained by `pg_recvlogical` to /dev/null (the receive floor: how fast blue's
 //! walsender sends this backlog to PostgreSQL's own C client), one received and decoded by turnout
 //! without applying, one for PostgreSQL's native logical replication into green A, one for turnout into
-//! green B (both PostgreSQL 17 with `fsync = on`). Each then drains the same WAL backlog alone; the time
+//! each of its greens (all PostgreSQL 17 with `fsync = on`). Each then drains the same WAL backlog alone; the time
 //! until the marker written last is visible on green is reported, with the ratios.
 //!
 //! Snapshot: turnout's parallel COPY of the pgbench tables against a raw `psql \copy … | psql \copy …`
 //! pipe of the same tables, each into empty tables without indexes.
+//!
+//! turnout drains once per `BENCH_SESSIONS` entry (green sessions applying side by side, default
+//! `1,4`), each into a green of its own. `BENCH_WORKLOAD=simple` runs pgbench's simple-update script
+//! (transactions that rarely touch the same row) instead of TPC-B (every transaction updates one of
+//! SCALE branch rows). `BENCH_DELAY_MS=2` puts a 2 ms round trip between turnout and green, and
+//! between blue and the native subscriber.
 //!
 //! Run: `cargo run --release -p turnout --example bench -- [SCALE] [SECONDS]` (defaults 10 and 20).
 
@@ -24,7 +30,7 @@ use turnout::source::Names;
 use turnout::state::StateStore;
 use turnout_decoders::pg::client::SlotOptions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
-use turnout_testbed::{free_port, PgOptions, PgServer};
+use turnout_testbed::{free_port, PgOptions, PgServer, Proxy};
 
 const TABLES: [&str; 4] = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
 
@@ -65,39 +71,77 @@ async fn fingerprint(server: &PgServer, db: &str) -> Result<(i64, i64, i64)> {
     Ok((r.get(0), r.get(1), r.get(2)))
 }
 
-async fn drain(scale: u32, seconds: u32) -> Result<()> {
+/// One turnout green of the drain: its server, the proxy turnout reaches it through, its configuration.
+struct Ours {
+    sessions: usize,
+    green: PgServer,
+    _proxy: Option<Proxy>,
+    config: turnout::config::Config,
+    _dir: tempfile::TempDir,
+}
+
+/// A proxy to `port` adding `delay` of round trip, or none without delay.
+fn delayed(port: u16, delay: Duration) -> Result<(Option<Proxy>, u16)> {
+    if delay.is_zero() {
+        return Ok((None, port));
+    }
+    let proxy = Proxy::start(port)?;
+    proxy.set_latency(delay / 2);
+    let p = proxy.port();
+    Ok((Some(proxy), p))
+}
+
+async fn drain(scale: u32, seconds: u32, workload: &str, sessions: &[usize], delay: Duration) -> Result<()> {
     let blue = PgServer::start(15)?;
     let fsync_on = || PgOptions::new(17).conf("fsync = on").conf("full_page_writes = on");
     let native = PgServer::start_with(fsync_on())?;
-    let ours = PgServer::start_with(fsync_on())?;
     let db = "bench";
-    for s in [&blue, &native, &ours] {
+    for s in [&blue, &native] {
         s.execute("postgres", "CREATE DATABASE bench").await?;
     }
     pg_tool(&blue, "pgbench", db, &["-q", "-i", "-s", &scale.to_string()])?;
     blue.execute(db, "ALTER TABLE pgbench_history REPLICA IDENTITY FULL; CREATE TABLE bench_marker (id int PRIMARY KEY)").await?;
-    for g in [&native, &ours] {
-        pg_tool(g, "pgbench", db, &["-q", "-i", "-I", "dtgp", "-s", &scale.to_string()])?;
-        g.execute(db, "CREATE TABLE bench_marker (id int PRIMARY KEY)").await?;
-    }
-    // Native logical replication: publication + a disabled subscription (creates its slot now).
+    let prepare_green = |g: &PgServer| {
+        let g_port = g.port();
+        let password = g.password().to_owned();
+        async move {
+            let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+                .args(["-h", "127.0.0.1", "-p", &g_port.to_string(), "-U", "postgres", "-q", "-i", "-I", "dtgp", "-s", &scale.to_string(), db])
+                .env("PGPASSWORD", &password)
+                .output()?;
+            ensure!(out.status.success(), "pgbench -i on green failed: {}", String::from_utf8_lossy(&out.stderr));
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    prepare_green(&native).await?;
+    native.execute(db, "CREATE TABLE bench_marker (id int PRIMARY KEY)").await?;
+    // Native logical replication: publication + a disabled subscription (creates its slot now),
+    // connected to blue with the same round trip as turnout to green.
+    let (_native_proxy, native_port) = delayed(blue.port(), delay)?;
     blue.execute(db, "CREATE PUBLICATION native FOR ALL TABLES").await?;
     native
         .execute(
             db,
             &format!(
-                "CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port={} user=postgres password={} dbname={db}' \
+                "CREATE SUBSCRIPTION native CONNECTION 'host=127.0.0.1 port={native_port} user=postgres password={} dbname={db}' \
                  PUBLICATION native WITH (copy_data = false, enabled = false)",
-                blue.port(),
                 blue.password()
             ),
         )
         .await?;
-    // turnout: its publication and slot now; green already holds the data as of the slot.
-    let dir = tempfile::tempdir()?;
-    let port = free_port();
-    let config = common::config(&blue.url(db), &ours.url(db), dir.path(), port)?;
-    {
+    // turnout, once per number of apply sessions: a green each, with its publication and slot now;
+    // green already holds the data as of the slot.
+    let mut ours = Vec::new();
+    for &n in sessions {
+        let green = PgServer::start_with(fsync_on())?;
+        green.execute("postgres", "CREATE DATABASE bench").await?;
+        prepare_green(&green).await?;
+        green.execute(db, "CREATE TABLE bench_marker (id int PRIMARY KEY)").await?;
+        let (proxy, port) = delayed(green.port(), delay)?;
+        let green_url = format!("postgres://postgres:{}@127.0.0.1:{port}/{db}?sslmode=disable", green.password());
+        let dir = tempfile::tempdir()?;
+        let mut config = common::config(&blue.url(db), &green_url, dir.path(), free_port())?;
+        config.apply.sessions = Some(n);
         let state = StateStore::open(&config.state.dir)?;
         let names = Names::for_stream(&state.stream_id()?);
         let opts = ConnectOptions::from_url(&blue.url(db), "source.url")?;
@@ -105,22 +149,32 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
         ensure_publication(&mut admin, &names.publication).await?;
         let mut repl = PgConnection::connect(&opts, true).await?;
         let slot = repl.create_logical_slot(&names.slot, &SlotOptions::default()).await?;
-        let green = turnout_sinks::pg::connect(&ours.url(db)).await?;
-        turnout_sinks::pg::ensure_origin(&green, &names.origin).await?;
-        turnout_sinks::pg::advance_origin(&green, &names.origin, slot.consistent_point).await?;
+        let client = turnout_sinks::pg::connect(&green.url(db)).await?;
+        turnout_sinks::pg::ensure_origin(&client, &names.origin).await?;
+        turnout_sinks::pg::advance_origin(&client, &names.origin, slot.consistent_point).await?;
         state.mark_snapshot_done(&turnout_decoders::Position::Pg(slot.consistent_point))?;
         state.record_applied(&turnout_decoders::Position::Pg(slot.consistent_point))?;
+        drop(state);
+        ours.push(Ours { sessions: n, green, _proxy: proxy, config, _dir: dir });
     }
-    // A third slot, only received and decoded: how fast blue's walsender can send this backlog at all.
+    // A slot only received and decoded: how fast blue's walsender can send this backlog at all.
     PgConnection::connect(&ConnectOptions::from_url(&blue.url(db), "source.url")?, true)
         .await?
         .create_logical_slot("bench_probe", &SlotOptions::default())
         .await?;
-    // A fourth, drained by PostgreSQL's own C client to /dev/null: the receive floor.
+    // One drained by PostgreSQL's own C client to /dev/null: the receive floor.
     blue.execute(db, "SELECT pg_create_logical_replication_slot('bench_recvlogical', 'pgoutput')").await?;
-    // The load, with every slot holding WAL.
+    // The load, with every slot holding WAL. TPC-B updates one of `scale` branch rows in every
+    // transaction, so its transactions depend on each other; `simple` (pgbench -N) updates one random
+    // account and inserts a history row: transactions that rarely touch the same row.
     let load = Instant::now();
-    let tps = pg_tool(&blue, "pgbench", db, &["-n", "-c", "4", "-j", "2", "-T", &seconds.to_string()])?;
+    let mut args = vec!["-n", "-c", "4", "-j", "2"];
+    if workload == "simple" {
+        args.push("-N");
+    }
+    let secs = seconds.to_string();
+    args.extend(["-T", &secs]);
+    let tps = pg_tool(&blue, "pgbench", db, &args)?;
     blue.execute(
         db,
         "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, g, 0, now() FROM generate_series(1, 300000) g",
@@ -134,7 +188,10 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
         .await?
         .get(0);
     let txns = tps.lines().find(|l| l.contains("number of transactions actually processed")).unwrap_or("").trim().to_string();
-    println!("load: {txns} + one 300000-row transaction in {:.1} s; WAL backlog {backlog}", load.elapsed().as_secs_f64());
+    println!(
+        "load ({workload}): {txns} + one 300000-row transaction in {:.1} s; WAL backlog {backlog}; round trip blue/green {delay:?}",
+        load.elapsed().as_secs_f64()
+    );
 
     // The first reader of a backlog pays for reading it from disk: turnout's receive-only pass goes
     // first and warms the cache for everyone after it.
@@ -149,17 +206,24 @@ async fn drain(scale: u32, seconds: u32) -> Result<()> {
     let native_secs = t.elapsed().as_secs_f64();
     println!("native logical replication drained in {native_secs:.2} s");
 
-    let t = Instant::now();
-    let sidecar = common::Sidecar::start(config);
-    wait_for_marker(&ours, db).await?;
-    let ours_secs = t.elapsed().as_secs_f64();
-    sidecar.stop().await?;
-    println!("turnout drained in {ours_secs:.2} s");
-    println!("drain ratio (native / turnout): {:.2}x", native_secs / ours_secs);
-    println!("turnout / receive floor: {:.2}x (native / receive floor: {:.2}x)", ours_secs / floor_secs, native_secs / floor_secs);
-    let (b, n, o) = (fingerprint(&blue, db).await?, fingerprint(&native, db).await?, fingerprint(&ours, db).await?);
-    ensure!(b == n && b == o, "contents differ: blue {b:?} native {n:?} turnout {o:?}");
-    println!("contents match on blue, native green and turnout green: {b:?}");
+    let b = fingerprint(&blue, db).await?;
+    ensure!(b == fingerprint(&native, db).await?, "native green differs from blue");
+    for o in ours {
+        let t = Instant::now();
+        let sidecar = common::Sidecar::start(o.config);
+        wait_for_marker(&o.green, db).await?;
+        let ours_secs = t.elapsed().as_secs_f64();
+        sidecar.stop().await?;
+        println!(
+            "turnout, apply.sessions = {}: drained in {ours_secs:.2} s; native / turnout {:.2}x; turnout / receive floor {:.2}x",
+            o.sessions,
+            native_secs / ours_secs,
+            ours_secs / floor_secs
+        );
+        let g = fingerprint(&o.green, db).await?;
+        ensure!(b == g, "contents differ: blue {b:?} turnout ({} sessions) {g:?}", o.sessions);
+    }
+    println!("native / receive floor: {:.2}x; contents match on blue and every green: {b:?}", native_secs / floor_secs);
     Ok(())
 }
 
@@ -256,6 +320,15 @@ async fn main() -> Result<()> {
     if std::env::var_os("BENCH_SKIP_SNAPSHOT").is_none() {
         snapshot(scale).await?;
     }
-    drain(scale, seconds).await?;
+    let workload = std::env::var("BENCH_WORKLOAD").unwrap_or_else(|_| "tpcb".into());
+    ensure!(workload == "tpcb" || workload == "simple", "BENCH_WORKLOAD is tpcb or simple");
+    let sessions: Vec<usize> = std::env::var("BENCH_SESSIONS")
+        .unwrap_or_else(|_| format!("1,{}", turnout::config::DEFAULT_APPLY_SESSIONS))
+        .split(',')
+        .map(|n| n.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("BENCH_SESSIONS is a list of numbers, e.g. 1,4")?;
+    let delay = Duration::from_secs_f64(std::env::var("BENCH_DELAY_MS").ok().map(|d| d.parse::<f64>()).transpose()?.unwrap_or(0.0) / 1000.0);
+    drain(scale, seconds, &workload, &sessions, delay).await?;
     Ok(())
 }

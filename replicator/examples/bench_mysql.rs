@@ -13,7 +13,7 @@
 //! --single-transaction | mariadb` pipe, each into the same empty tables.
 //!
 //! Run: `cargo run --release -p turnout --example bench_mysql -- [ROWS_PER_TABLE] [SECONDS]`
-//! (defaults 100000 and 20).
+//! (defaults 100000 and 20); `BENCH_APPLY_SESSIONS=N` sets turnout's `apply.sessions`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -190,12 +190,13 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     }
 
     let (t, green_cpu, own_cpu) = (Instant::now(), cpu_seconds(&pid(&ours)), cpu_seconds("self"));
+    let sessions = config.apply_sessions();
     let sidecar = common::Sidecar::start(config);
     wait_for_marker(&ours).await?;
     let ours_secs = t.elapsed().as_secs_f64();
     let (green_cpu, own_cpu) = (cpu_seconds(&pid(&ours)) - green_cpu, cpu_seconds("self") - own_cpu);
     sidecar.stop().await?;
-    println!("turnout drained in {ours_secs:.2} s (turnout CPU {own_cpu:.1} s, green CPU {green_cpu:.1} s)");
+    println!("turnout (apply.sessions = {}) drained in {ours_secs:.2} s (turnout CPU {own_cpu:.1} s, green CPU {green_cpu:.1} s)", sessions);
     println!("drain ratio (native 1 thread / turnout): {:.2}x", native[0] / ours_secs);
     println!("drain ratio (native 4 threads / turnout): {:.2}x", native[1] / ours_secs);
     let reference = fingerprint(&blue).await?;

@@ -146,10 +146,15 @@ fn start_writer(url: String) -> Writer {
         while !s.load(Ordering::Relaxed) {
             if c.is_none() {
                 match mysql_async::Conn::new(opts.clone()).await {
-                    Ok(mut conn) => {
-                        let port = server_port(&mut conn).await;
-                        c = Some((conn, port));
-                    }
+                    // A session haproxy shuts down right after it connected fails here: reconnect.
+                    Ok(mut conn) => match conn.query_first::<u16, _>("SELECT @@port").await {
+                        Ok(Some(port)) => c = Some((conn, port)),
+                        Ok(None) => panic!("SELECT @@port returned no row"),
+                        Err(err) => {
+                            e.lock().expect("errors").push(format!("reading the port: {err}"));
+                            continue;
+                        }
+                    },
                     Err(err) => {
                         e.lock().expect("errors").push(format!("connect: {err}"));
                         tokio::time::sleep(Duration::from_millis(2)).await;

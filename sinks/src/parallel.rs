@@ -257,7 +257,7 @@ fn plan(batch: &[Transaction], rules: &HashMap<TableName, Conflicts>, sessions: 
         let rows = tx.changes.len();
         if f.barrier {
             end_wave(&mut waves, &mut wave, &part);
-            waves.push(vec![i..i + 1]);
+            waves.push(std::iter::once(i..i + 1).collect());
             (closed, open, part, part_rows) = (Footprint::default(), Footprint::default(), i + 1..i + 1, 0);
         } else if f.meets(&closed) {
             end_wave(&mut waves, &mut wave, &part);
@@ -371,9 +371,9 @@ impl<K: Sink> Parallel<K> {
 
     /// Rolls back every part from `from` on that is waiting to commit.
     async fn roll_back_from(&mut self, from: usize, state: &mut [Part]) {
-        for j in from..state.len() {
-            if state[j] == Part::Ready {
-                state[j] = Part::Done;
+        for (j, part) in state.iter_mut().enumerate().skip(from) {
+            if *part == Part::Ready {
+                *part = Part::Done;
                 if let Some(s) = self.sessions[j].as_mut() {
                     if let Err(e) = s.rollback().await {
                         tracing::debug!("rolling back a part on session {j}: {e}");
@@ -606,8 +606,8 @@ mod tests {
     }
 
     /// Many transactions on distinct rows, `rows` changes each.
-    fn distinct(t: &Arc<TableSchema>, n: u64, rows: i32) -> Vec<Transaction> {
-        (0..n).map(|i| tx(i + 1, (0..rows).map(|r| insert(t, i as i32 * 1000 + r, &format!("u{i}-{r}"))).collect())).collect()
+    fn distinct(t: &Arc<TableSchema>, n: i32, rows: i32) -> Vec<Transaction> {
+        (0..n).map(|i| tx(i as u64 + 1, (0..rows).map(|r| insert(t, i * 1000 + r, &format!("u{i}-{r}"))).collect())).collect()
     }
 
     #[test]
@@ -624,7 +624,7 @@ mod tests {
         let mut batch = distinct(&t, 30, 20);
         // Every fifth transaction touches a row of the one before it.
         for i in (5..30).step_by(5) {
-            batch[i].changes.push(update(&t, (i as i32 - 1) * 1000, text("moved")));
+            batch[i as usize].changes.push(update(&t, (i - 1) * 1000, text("moved")));
         }
         for sessions in 1..6 {
             let flat: Vec<Range<usize>> = plan(&batch, &rules, sessions).into_iter().flatten().collect();
@@ -691,7 +691,7 @@ mod tests {
     #[test]
     fn a_hot_row_keeps_everything_in_one_part() {
         let (t, rules) = users();
-        let batch: Vec<Transaction> = (0..50).map(|i| tx(i + 1, vec![update(&t, 1, Value::Null), insert(&t, 10 + i as i32, "e")])).collect();
+        let batch: Vec<Transaction> = (0..50).map(|i| tx(i as u64 + 1, vec![update(&t, 1, Value::Null), insert(&t, 10 + i, "e")])).collect();
         assert_eq!(plan(&batch, &rules, 4), vec![vec![0..50]]);
     }
 

@@ -22,13 +22,18 @@ where
     Ok(std::env::args().nth(n + 1).map(|a| a.parse()).transpose()?.unwrap_or(default))
 }
 
-/// The smallest configuration: blue, green, a state dir under `dir`, the HTTP API on `port`.
+/// The smallest configuration: blue, green, a state dir under `dir`, the HTTP API on `port`;
+/// `apply.sessions` from `BENCH_APPLY_SESSIONS` when set.
 pub fn config(blue_url: &str, green_url: &str, dir: &std::path::Path, port: u16) -> Result<Config> {
     let text = format!(
         "[source]\nurl = \"{blue_url}\"\n[target]\nurl = \"{green_url}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
         dir.join("state").display()
     );
-    Ok(Config::parse(&text, |_| None)?)
+    let mut config = Config::parse(&text, |_| None)?;
+    if let Ok(n) = std::env::var("BENCH_APPLY_SESSIONS") {
+        config.apply.sessions = Some(n.parse()?);
+    }
+    Ok(config)
 }
 
 /// `turnout run` in this process until [`Sidecar::stop`].
