@@ -158,6 +158,10 @@ pub struct PgSink {
     /// The origin is shared with other sessions of the stream (parallel apply): this session sets it
     /// up for its commit only, instead of holding it from connect on.
     shared: bool,
+    /// `BEGIN` is owed: it goes to green in the same round trip as the first statements.
+    begin_pending: bool,
+    /// Flushed to green's disk as of this session's last commit (which flushes in its own message).
+    durable: Lsn,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -194,7 +198,7 @@ impl PgSink {
                 .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
         }
         let applied = origin_progress(&client, origin).await?;
-        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared })
+        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared, begin_pending: false, durable: Lsn(0) })
     }
 
     /// The end position of the last source transaction committed on green.
@@ -209,6 +213,7 @@ impl PgSink {
     }
 
     async fn rollback_quietly(&mut self) {
+        self.begin_pending = false;
         // The session is unusable if this fails too; the next statement reports that.
         let _ = self.client.batch_execute("ROLLBACK").await;
     }
@@ -235,19 +240,6 @@ impl PgSink {
         })
     }
 
-    async fn load_tables(&mut self, change: &RowChange) -> Result<(), SinkError> {
-        let tables: Vec<&TableName> = match change {
-            RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => vec![&table.name],
-            RowChange::Truncate { tables, .. } => tables.iter().map(|t| &t.name).collect(),
-        };
-        for name in tables {
-            if !self.tables.contains_key(name) {
-                let t = TargetTable::load(&self.client, name).await?;
-                self.tables.insert(name.clone(), t);
-            }
-        }
-        Ok(())
-    }
 
     /// The origin this sink records progress in.
     pub fn origin(&self) -> &str {
@@ -258,6 +250,21 @@ impl PgSink {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// Loads green's view of the tables `change` touches that are not loaded yet.
+async fn load_tables(client: &Client, tables: &mut HashMap<TableName, TargetTable>, change: &RowChange) -> Result<(), SinkError> {
+    let names: Vec<&TableName> = match change {
+        RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => vec![&table.name],
+        RowChange::Truncate { tables, .. } => tables.iter().map(|t| &t.name).collect(),
+    };
+    for name in names {
+        if !tables.contains_key(name) {
+            let t = TargetTable::load(client, name).await?;
+            tables.insert(name.clone(), t);
+        }
+    }
+    Ok(())
 }
 
 /// A PostgreSQL position, or an error for a position of another source (a programming error: a
@@ -283,20 +290,31 @@ impl Sink for PgSink {
         self.commit(&last.commit_end, last.commit_ts).await
     }
 
+    /// Sends nothing yet: `BEGIN` travels with the first statements (or the commit).
     async fn begin(&mut self) -> Result<(), SinkError> {
-        self.client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))
+        self.begin_pending = true;
+        Ok(())
     }
 
     /// On error the transaction is rolled back (the origin was not set up for it, so its position
     /// cannot move).
     async fn apply_part(&mut self, changes: &[&RowChange]) -> Result<(), SinkError> {
-        let result = async {
-            for c in changes {
-                self.load_tables(c).await?;
+        let pending = std::mem::take(&mut self.begin_pending);
+        let (client, tables, statements) = (&self.client, &mut self.tables, &mut self.statements);
+        // An owed BEGIN is sent first and pipelined with what follows: one round trip less.
+        let begin = async {
+            if pending {
+                client.batch_execute("BEGIN").await.map_err(SinkError::target("BEGIN"))?;
             }
-            self.statements.execute(&self.client, &self.tables, changes).await
-        }
-        .await;
+            Ok(())
+        };
+        let work = async {
+            for c in changes {
+                load_tables(client, tables, c).await?;
+            }
+            statements.execute(client, tables, changes).await
+        };
+        let result = tokio::try_join!(begin, work).map(|_| ());
         if result.is_err() {
             self.rollback_quietly().await;
         }
@@ -304,6 +322,9 @@ impl Sink for PgSink {
     }
 
     async fn rollback(&mut self) -> Result<(), SinkError> {
+        if std::mem::take(&mut self.begin_pending) {
+            return Ok(());
+        }
         self.client.batch_execute("ROLLBACK").await.map_err(SinkError::target("ROLLBACK"))
     }
 
@@ -335,16 +356,32 @@ impl Sink for PgSink {
         } else {
             (String::new(), "")
         };
+        // The WAL flush travels in the same message, after the COMMIT: the commit is durable when
+        // the message returns, without a round trip of its own.
+        let begin = if std::mem::take(&mut self.begin_pending) { "BEGIN; " } else { "" };
         let commit = format!(
-            "{setup}SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT{reset}",
-            commit_end, commit_ts.0
+            "{begin}{setup}SELECT txid_current(); SELECT pg_replication_origin_xact_setup('{}'::pg_lsn, 'epoch'::timestamptz + {}::int8 * interval '1 microsecond'); COMMIT{reset}; \
+             SELECT COALESCE(pg_replication_origin_progress('{}', true)::text, '0/0')",
+            commit_end,
+            commit_ts.0,
+            self.origin.replace('\'', "''")
         );
-        if let Err(e) = self.client.batch_execute(&commit).await {
-            // The COMMIT itself failed (e.g. a deferred constraint): on 16+ the abort moved the origin
-            // to this batch's end although nothing was applied. Put it back before reporting.
-            self.rollback_quietly().await;
-            self.restore_origin().await?;
-            return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
+        let messages = match self.client.simple_query(&commit).await {
+            Ok(m) => m,
+            Err(e) => {
+                // The COMMIT itself failed (e.g. a deferred constraint): on 16+ the abort moved the
+                // origin to this batch's end although nothing was applied. Put it back before reporting.
+                self.rollback_quietly().await;
+                self.restore_origin().await?;
+                return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
+            }
+        };
+        // The last row is the flushed position (another session sharing the origin may be ahead).
+        if let Some(flushed) = messages.iter().rev().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|t| t.parse::<Lsn>().ok()),
+            _ => None,
+        }) {
+            self.durable = self.durable.max(flushed);
         }
         self.applied = commit_end;
         Ok(Committed::new(Position::Pg(self.applied)))
@@ -353,12 +390,17 @@ impl Sink for PgSink {
     /// One WAL flush covers every commit before it, of this session or another sharing the origin
     /// (`pg_replication_origin_progress(origin, true)`).
     async fn flush(&mut self) -> Result<Durable, SinkError> {
+        if self.durable >= self.applied && self.durable > Lsn(0) {
+            // This session's last commit flushed in its own message, and nothing committed since.
+            return Ok(Durable::new(Position::Pg(self.durable)));
+        }
         let row = self
             .client
             .query_one("SELECT COALESCE(pg_replication_origin_progress($1, true)::text, '0/0')", &[&self.origin])
             .await
             .map_err(SinkError::target("flushing green's WAL (pg_replication_origin_progress)"))?;
         let position: Lsn = row.get::<_, String>(0).parse().map_err(|e| SinkError::Progress(format!("origin {}: {e}", self.origin)))?;
+        self.durable = self.durable.max(position);
         Ok(Durable::new(Position::Pg(position)))
     }
 
