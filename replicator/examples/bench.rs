@@ -323,7 +323,7 @@ async fn main() -> Result<()> {
     let workload = std::env::var("BENCH_WORKLOAD").unwrap_or_else(|_| "tpcb".into());
     ensure!(workload == "tpcb" || workload == "simple", "BENCH_WORKLOAD is tpcb or simple");
     let sessions: Vec<usize> = std::env::var("BENCH_SESSIONS")
-        .unwrap_or_else(|_| format!("1,{}", turnout::config::DEFAULT_APPLY_SESSIONS))
+        .unwrap_or_else(|_| "1,4".into())
         .split(',')
         .map(|n| n.trim().parse())
         .collect::<Result<_, _>>()

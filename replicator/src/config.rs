@@ -96,7 +96,7 @@ pub struct ApplyConfig {
 }
 
 /// Default `apply.sessions`.
-pub const DEFAULT_APPLY_SESSIONS: usize = 4;
+pub const DEFAULT_APPLY_SESSIONS: usize = 1;
 
 /// Most `apply.sessions`.
 pub const MAX_APPLY_SESSIONS: usize = 32;
