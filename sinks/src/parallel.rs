@@ -126,32 +126,22 @@ impl Footprint {
         }
     }
 
-    /// Adds one row change: `key` is the old replica-identity key (updates, deletes), `before` the
-    /// old row when the source sent it whole, `after` the new row (inserts, updates).
-    fn row(&mut self, table: &TableSchema, rule: &Conflicts, key: Option<&Row>, before: Option<&Row>, after: Option<&Row>) {
+    /// Adds one row change of a table keyed as `keying` says: `key` is the old replica-identity key
+    /// (updates, deletes), `before` the old row when the source sent it whole, `after` the new row
+    /// (inserts, updates).
+    fn row(&mut self, table: &TableSchema, keying: &Keying, key: Option<&Row>, before: Option<&Row>, after: Option<&Row>) {
         self.touch(&table.name);
-        let sets = match rule {
-            Conflicts::Everything => {
+        let (full, identity, sets) = match keying {
+            Keying::Barrier => {
                 self.barrier = true;
                 return;
             }
-            Conflicts::Table => return self.exclusive(&table.name),
-            Conflicts::Keys(sets) => sets,
+            Keying::Table => return self.exclusive(&table.name),
+            Keying::Keys { full, identity, sets } => (*full, identity, sets),
         };
-        let full = table.replica_identity == ReplicaIdentity::Full;
-        let identity: Vec<usize> = if full { Vec::new() } else { table.key_indexes().collect() };
         // Under REPLICA IDENTITY FULL the old key is the whole old row.
         let old_row = before.or(if full { key } else { None });
-        let mut sets_at = Vec::with_capacity(sets.len());
-        for set in sets {
-            let at: Option<Vec<usize>> = set.iter().map(|c| table.columns.iter().position(|col| &col.name == c)).collect();
-            match at {
-                Some(at) => sets_at.push(at),
-                // A unique key over a column the source does not send: cannot be keyed.
-                None => return self.exclusive(&table.name),
-            }
-        }
-        if key.is_some() && identity.is_empty() && (old_row.is_none() || sets_at.is_empty()) {
+        if key.is_some() && identity.is_empty() && (old_row.is_none() || sets.is_empty()) {
             // An update or delete of a row nothing identifies but all its values.
             return self.exclusive(&table.name);
         }
@@ -163,25 +153,67 @@ impl Footprint {
                 self.key(&table.name, usize::MAX, identity.iter().map(|&i| a.get(i)));
             }
         }
-        for (n, at) in sets_at.iter().enumerate() {
+        for (n, at) in sets.iter().enumerate() {
             for row in [after, old_row].into_iter().flatten() {
                 self.key(&table.name, n, at.iter().map(|&i| row.get(i)));
             }
         }
     }
 
-    fn of(tx: &Transaction, rules: &HashMap<TableName, Conflicts>) -> Footprint {
+    fn of(tx: &Transaction, keyings: &mut Keyings) -> Footprint {
         let mut f = Footprint::default();
-        let rule = |t: &TableSchema| rules.get(&t.name).unwrap_or(&Conflicts::Table);
         for c in &tx.changes {
             match c {
                 RowChange::Truncate { .. } => f.barrier = true,
-                RowChange::Insert { table, after } => f.row(table, rule(table), None, None, Some(after)),
-                RowChange::Update { table, key, before, after } => f.row(table, rule(table), Some(key), before.as_ref(), Some(after)),
-                RowChange::Delete { table, key, before } => f.row(table, rule(table), Some(key), before.as_ref(), None),
+                RowChange::Insert { table, after } => f.row(table, keyings.of(table), None, None, Some(after)),
+                RowChange::Update { table, key, before, after } => f.row(table, keyings.of(table), Some(key), before.as_ref(), Some(after)),
+                RowChange::Delete { table, key, before } => f.row(table, keyings.of(table), Some(key), before.as_ref(), None),
             }
         }
         f
+    }
+}
+
+/// How the rows of one table (as one schema announced it) are keyed: its [`Conflicts`] rule with the
+/// column positions resolved.
+#[derive(Debug)]
+enum Keying {
+    Barrier,
+    Table,
+    /// `identity`: the replica-identity columns (none under FULL); `sets`: green's unique keys.
+    Keys { full: bool, identity: Vec<usize>, sets: Vec<Vec<usize>> },
+}
+
+impl Keying {
+    fn new(table: &TableSchema, rule: Option<&Conflicts>) -> Keying {
+        let sets = match rule {
+            Some(Conflicts::Everything) => return Keying::Barrier,
+            Some(Conflicts::Table) | None => return Keying::Table,
+            Some(Conflicts::Keys(sets)) => sets,
+        };
+        let at: Option<Vec<Vec<usize>>> =
+            sets.iter().map(|set| set.iter().map(|c| table.columns.iter().position(|col| &col.name == c)).collect()).collect();
+        // A unique key over a column the source does not send cannot be keyed.
+        let Some(sets) = at else { return Keying::Table };
+        let full = table.replica_identity == ReplicaIdentity::Full;
+        Keying::Keys { full, identity: if full { Vec::new() } else { table.key_indexes().collect() }, sets }
+    }
+}
+
+/// Keyings resolved once per schema for one batch (the same `Arc` serves all its rows).
+struct Keyings<'a> {
+    rules: &'a HashMap<TableName, Conflicts>,
+    resolved: HashMap<*const TableSchema, Keying>,
+}
+
+impl<'a> Keyings<'a> {
+    fn new(rules: &'a HashMap<TableName, Conflicts>) -> Keyings<'a> {
+        Keyings { rules, resolved: HashMap::new() }
+    }
+
+    fn of(&mut self, table: &Arc<TableSchema>) -> &Keying {
+        let rules = self.rules;
+        self.resolved.entry(Arc::as_ptr(table)).or_insert_with(|| Keying::new(table, rules.get(&table.name)))
     }
 }
 
@@ -244,6 +276,7 @@ fn plan(batch: &[Transaction], rules: &HashMap<TableName, Conflicts>, sessions: 
     let mut part = 0..0;
     let mut part_rows = 0;
     let mut open = Footprint::default();
+    let mut keyings = Keyings::new(rules);
     let end_wave = |waves: &mut Vec<Vec<Range<usize>>>, wave: &mut Vec<Range<usize>>, part: &Range<usize>| {
         if !part.is_empty() {
             wave.push(part.clone());
@@ -253,7 +286,7 @@ fn plan(batch: &[Transaction], rules: &HashMap<TableName, Conflicts>, sessions: 
         }
     };
     for (i, tx) in batch.iter().enumerate() {
-        let f = Footprint::of(tx, rules);
+        let f = Footprint::of(tx, &mut keyings);
         let rows = tx.changes.len();
         if f.barrier {
             end_wave(&mut waves, &mut wave, &part);
@@ -353,19 +386,12 @@ impl<K: Sink> Parallel<K> {
 
     /// Learns how every table of `batch` may conflict.
     async fn learn(&mut self, batch: &[Transaction]) -> Result<(), SinkError> {
-        for tx in batch {
-            for c in &tx.changes {
-                let tables: Vec<&Arc<TableSchema>> = match c {
-                    RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => vec![table],
-                    RowChange::Truncate { .. } => continue,
-                };
-                for t in tables {
-                    if !self.rules.contains_key(&t.name) {
-                        let rule = self.session(0)?.conflicts(t).await?;
-                        tracing::debug!(table = %t.name, ?rule, "conflict keys");
-                        self.rules.insert(t.name.clone(), rule);
-                    }
-                }
+        for c in batch.iter().flat_map(|t| &t.changes) {
+            let (RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. }) = c else { continue };
+            if !self.rules.contains_key(&table.name) {
+                let rule = self.session(0)?.conflicts(table).await?;
+                tracing::debug!(table = %table.name, ?rule, "conflict keys");
+                self.rules.insert(table.name.clone(), rule);
             }
         }
         Ok(())
@@ -397,7 +423,7 @@ impl<K: Sink> Parallel<K> {
         let mut running = FuturesUnordered::new();
         for (j, range) in parts.iter().enumerate() {
             self.session(j)?;
-            let Some(mut s) = self.sessions[j].take() else { continue };
+            let mut s = self.sessions[j].take().ok_or_else(|| SinkError::Progress(format!("internal: apply session {j} is busy")))?;
             let txs = &batch[range.clone()];
             running.push(async move {
                 let changes: Vec<&RowChange> = txs.iter().flat_map(|t| t.changes.iter()).collect();

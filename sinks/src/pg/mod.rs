@@ -160,7 +160,8 @@ pub struct PgSink {
     shared: bool,
     /// `BEGIN` is owed: it goes to green in the same round trip as the first statements.
     begin_pending: bool,
-    /// Flushed to green's disk as of this session's last commit (which flushes in its own message).
+    /// Flushed to green's disk: as of connect (reading the origin's progress flushes) or this session's last
+    /// commit (which flushes in its own message).
     durable: Lsn,
 }
 
@@ -198,7 +199,7 @@ impl PgSink {
                 .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
         }
         let applied = origin_progress(&client, origin).await?;
-        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared, begin_pending: false, durable: Lsn(0) })
+        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared, begin_pending: false, durable: applied })
     }
 
     /// The end position of the last source transaction committed on green.
@@ -254,17 +255,26 @@ impl PgSink {
 
 /// Loads green's view of the tables `change` touches that are not loaded yet.
 async fn load_tables(client: &Client, tables: &mut HashMap<TableName, TargetTable>, change: &RowChange) -> Result<(), SinkError> {
-    let names: Vec<&TableName> = match change {
-        RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => vec![&table.name],
-        RowChange::Truncate { tables, .. } => tables.iter().map(|t| &t.name).collect(),
-    };
-    for name in names {
-        if !tables.contains_key(name) {
-            let t = TargetTable::load(client, name).await?;
-            tables.insert(name.clone(), t);
+    match change {
+        RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => {
+            load_table(client, tables, &table.name).await?;
+        }
+        RowChange::Truncate { tables: truncated, .. } => {
+            for t in truncated {
+                load_table(client, tables, &t.name).await?;
+            }
         }
     }
     Ok(())
+}
+
+/// Green's view of table `name`, loaded once.
+async fn load_table<'a>(client: &Client, tables: &'a mut HashMap<TableName, TargetTable>, name: &TableName) -> Result<&'a TargetTable, SinkError> {
+    if !tables.contains_key(name) {
+        let t = TargetTable::load(client, name).await?;
+        tables.insert(name.clone(), t);
+    }
+    tables.get(name).ok_or_else(|| SinkError::Schema { table: name.to_string(), reason: "not loaded".into() })
 }
 
 /// A PostgreSQL position, or an error for a position of another source (a programming error: a
@@ -390,7 +400,7 @@ impl Sink for PgSink {
     /// One WAL flush covers every commit before it, of this session or another sharing the origin
     /// (`pg_replication_origin_progress(origin, true)`).
     async fn flush(&mut self) -> Result<Durable, SinkError> {
-        if self.durable >= self.applied && self.durable > Lsn(0) {
+        if self.durable >= self.applied {
             // This session's last commit flushed in its own message, and nothing committed since.
             return Ok(Durable::new(Position::Pg(self.durable)));
         }
@@ -423,12 +433,7 @@ impl Sink for PgSink {
     /// deferrable unique index) by table; a table whose triggers or rules fire for replicated rows
     /// (`ENABLE ALWAYS`/`REPLICA`) with everything.
     async fn conflicts(&mut self, schema: &TableSchema) -> Result<crate::Conflicts, SinkError> {
-        let name = &schema.name;
-        if !self.tables.contains_key(name) {
-            let t = TargetTable::load(&self.client, name).await?;
-            self.tables.insert(name.clone(), t);
-        }
-        Ok(self.tables.get(name).map(TargetTable::conflicts).unwrap_or(crate::Conflicts::Everything))
+        Ok(load_table(&self.client, &mut self.tables, &schema.name).await?.conflicts())
     }
 
     fn advanced(&mut self, position: &Position) {
