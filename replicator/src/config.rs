@@ -93,7 +93,14 @@ pub struct ApplyConfig {
     /// Green sessions that apply non-conflicting parts of a batch side by side, committing in
     /// source order. Default [`DEFAULT_APPLY_SESSIONS`].
     pub sessions: Option<usize>,
+    /// Green sessions that apply large transactions while blue still streams them (PostgreSQL
+    /// protocol 2+), one per transaction, each committing at its commit; 0 applies every transaction
+    /// whole at its commit. Default [`DEFAULT_STREAM_SESSIONS`].
+    pub stream_sessions: Option<usize>,
 }
+
+/// Default `apply.stream_sessions` (as PostgreSQL's `max_parallel_apply_workers_per_subscription`).
+pub const DEFAULT_STREAM_SESSIONS: usize = 2;
 
 /// Default `apply.sessions`.
 pub const DEFAULT_APPLY_SESSIONS: usize = 1;
@@ -354,6 +361,9 @@ impl Config {
                 return Err(Error::config("apply.sessions", format!("must be between 1 and {MAX_APPLY_SESSIONS} (1 applies everything in one green session)")));
             }
         }
+        if self.apply.stream_sessions.is_some_and(|n| n > MAX_APPLY_SESSIONS) {
+            return Err(Error::config("apply.stream_sessions", format!("must be between 0 and {MAX_APPLY_SESSIONS} (0 applies large transactions whole at their commit)")));
+        }
         if self.snapshot.workers == Some(0) {
             return Err(Error::config("snapshot.workers", "must be at least 1"));
         }
@@ -451,6 +461,11 @@ impl Config {
     /// Green sessions applying side by side.
     pub fn apply_sessions(&self) -> usize {
         self.apply.sessions.unwrap_or(DEFAULT_APPLY_SESSIONS)
+    }
+
+    /// Green sessions applying streamed transactions early.
+    pub fn apply_stream_sessions(&self) -> usize {
+        self.apply.stream_sessions.unwrap_or(DEFAULT_STREAM_SESSIONS)
     }
 
     /// Longest wait before a partly filled batch is applied.

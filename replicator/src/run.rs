@@ -183,7 +183,7 @@ async fn run_once<A: SourceAdmin>(admin: &A, config: &Config, state: &StateStore
     }
     let source = admin.open_stream(&green_at).await?;
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: config.apply_batch_delay(), memory: config.apply_memory_budget()? };
-    pipeline::stream(source, sink, state, status, &budgets, shutdown).await
+    pipeline::stream(source, sink, admin.open_early(), state, status, &budgets, shutdown).await
 }
 
 /// `turnout teardown`: drops what turnout created on both sides, and the state directory.

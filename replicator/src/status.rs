@@ -109,6 +109,8 @@ pub struct Status {
     transactions_applied: AtomicU64,
     buffered_bytes: AtomicU64,
     spilled_bytes: AtomicU64,
+    early_committed: AtomicU64,
+    early_given_up: AtomicU64,
     /// Blue's clock minus ours, microseconds (from the heartbeat round trips).
     clock_offset_us: AtomicI64,
     lag: Mutex<LagModel>,
@@ -165,6 +167,10 @@ pub struct Snapshot {
     pub pending_transactions: usize,
     /// Bytes of large transactions written to the state store since start.
     pub spilled_bytes_total: u64,
+    /// Streamed transactions applied on green while blue still sent them, and committed there.
+    pub early_committed_total: u64,
+    /// Streamed transactions whose early apply was given up (then applied whole at their commit).
+    pub early_given_up_total: u64,
     pub names: Option<crate::source::Names>,
     pub tables: BTreeMap<String, TableProgress>,
     /// The last error (cleared when streaming resumes), with its class and advice.
@@ -193,6 +199,8 @@ impl Default for Status {
             transactions_applied: AtomicU64::new(0),
             buffered_bytes: AtomicU64::new(0),
             spilled_bytes: AtomicU64::new(0),
+            early_committed: AtomicU64::new(0),
+            early_given_up: AtomicU64::new(0),
             clock_offset_us: AtomicI64::new(0),
             lag: Mutex::new(LagModel::default()),
             slot: Mutex::new(None),
@@ -228,7 +236,7 @@ impl Status {
         });
         *lock(&self.applied) = None;
         *lock(&self.source_end) = None;
-        for counter in [&self.rows_applied, &self.transactions_applied, &self.buffered_bytes, &self.spilled_bytes] {
+        for counter in [&self.rows_applied, &self.transactions_applied, &self.buffered_bytes, &self.spilled_bytes, &self.early_committed, &self.early_given_up] {
             counter.store(0, Ordering::Relaxed);
         }
         self.clock_offset_us.store(0, Ordering::Relaxed);
@@ -392,6 +400,16 @@ impl Status {
         self.rows_applied.fetch_add(rows, Ordering::Relaxed);
     }
 
+    /// A streamed transaction applied early is being committed.
+    pub fn early_committed(&self) {
+        self.early_committed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A streamed transaction's early apply was given up.
+    pub fn early_given_up(&self) {
+        self.early_given_up.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Memory held for uncommitted transactions, and bytes spilled so far.
     pub fn set_buffered(&self, buffered: u64, spilled_total: u64) {
         self.buffered_bytes.store(buffered, Ordering::Relaxed);
@@ -452,6 +470,8 @@ impl Status {
                 buffered_bytes: self.buffered_bytes.load(Ordering::Relaxed),
                 pending_transactions,
                 spilled_bytes_total: self.spilled_bytes.load(Ordering::Relaxed),
+                early_committed_total: self.early_committed.load(Ordering::Relaxed),
+                early_given_up_total: self.early_given_up.load(Ordering::Relaxed),
                 names: i.names.clone(),
                 tables: i.tables.clone(),
                 last_error: i.last_error.clone(),

@@ -30,6 +30,7 @@ struct FaultyAdmin {
 impl SourceAdmin for FaultyAdmin {
     type Stream = <PgAdmin as SourceAdmin>::Stream;
     type Sink = FaultySink<Parallel<PgSink>>;
+    type Early = <PgAdmin as SourceAdmin>::Early;
 
     fn names(&self) -> &Names {
         self.inner.names()
@@ -41,6 +42,10 @@ impl SourceAdmin for FaultyAdmin {
 
     async fn open_sink(&self) -> Result<Self::Sink, turnout::Error> {
         Ok(FaultySink::new(self.inner.open_sink().await?, Arc::clone(&self.plan)))
+    }
+
+    fn open_early(&self) -> Self::Early {
+        self.inner.open_early()
     }
 
     async fn open_stream(&self, from: &Position) -> Result<Self::Stream, turnout::Error> {

@@ -7,11 +7,13 @@
 //! is on green, and only a [`Durable`] position may be acknowledged to the source.
 
 pub mod codec;
+pub mod early;
 pub mod error;
 pub mod mysql;
 pub mod parallel;
 pub mod pg;
 
+pub use early::{EarlyApply, NoEarly};
 pub use error::SinkError;
 pub use parallel::{Conflicts, Parallel};
 
@@ -171,6 +173,18 @@ pub trait Sink: Send + 'static {
     fn conflicts(&mut self, table: &TableSchema) -> impl Future<Output = Result<Conflicts, SinkError>> + Send {
         let _ = table;
         async { Ok(Conflicts::Table) }
+    }
+
+    /// Lets go of the target's progress record so that another session of the stream — one applying
+    /// a transaction early ([`EarlyApply`]) — can commit through it; [`Sink::bind_progress`] takes it
+    /// back. Nothing to do for a sink that holds the record only while it commits.
+    fn release_progress(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Takes back the progress record [`Sink::release_progress`] let go of.
+    fn bind_progress(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
     }
 
     /// Another session of the same stream recorded `position` on the target: this session's idea

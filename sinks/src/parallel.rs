@@ -579,9 +579,26 @@ impl<K: Sink> Sink for Parallel<K> {
         })
     }
 
+    async fn release_progress(&mut self) -> Result<(), SinkError> {
+        for s in self.sessions.iter_mut().flatten() {
+            s.release_progress().await?;
+        }
+        Ok(())
+    }
+
+    async fn bind_progress(&mut self) -> Result<(), SinkError> {
+        for s in self.sessions.iter_mut().flatten() {
+            s.bind_progress().await?;
+        }
+        Ok(())
+    }
+
     fn advanced(&mut self, position: &Position) {
         if *position > self.applied {
             self.applied = position.clone();
+        }
+        for s in self.sessions.iter_mut().flatten() {
+            s.advanced(position);
         }
     }
 

@@ -101,6 +101,14 @@ impl<S: Sink + std::fmt::Debug> Sink for FaultySink<S> {
         self.inner.conflicts(table).await
     }
 
+    async fn release_progress(&mut self) -> Result<(), SinkError> {
+        self.inner.release_progress().await
+    }
+
+    async fn bind_progress(&mut self) -> Result<(), SinkError> {
+        self.inner.bind_progress().await
+    }
+
     fn advanced(&mut self, position: &Position) {
         self.inner.advanced(position)
     }

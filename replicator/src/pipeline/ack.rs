@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::source::Source;
 use crate::state::StateStore;
 use crate::status::Status;
-use turnout_sinks::{Durable, Sink};
+use turnout_sinks::{Durable, EarlyApply, Sink};
 
 /// Records `durable` (synced, on the state-store thread), shows it, and acknowledges it to the source.
 pub async fn durable<S: Source>(source: &mut S, durable: &Durable, state: &StateStore, status: &Status) -> Result<(), Error> {
@@ -23,12 +23,12 @@ pub async fn durable<S: Source>(source: &mut S, durable: &Durable, state: &State
 }
 
 /// Nothing received is waiting to be applied or flushed and no transaction is open.
-pub fn nothing_pending<K: Sink>(applier: &Applier<K>, batcher: &Batcher) -> bool {
+pub fn nothing_pending<K: Sink, E: EarlyApply>(applier: &Applier<K, E>, batcher: &Batcher) -> bool {
     !applier.busy() && batcher.is_empty() && !applier.unflushed() && batcher.assembler.is_idle()
 }
 
 /// When nothing is pending, lets the source release everything it sent.
-pub fn when_idle<S: Source, K: Sink>(source: &mut S, applier: &Applier<K>, batcher: &Batcher) {
+pub fn when_idle<S: Source, K: Sink, E: EarlyApply>(source: &mut S, applier: &Applier<K, E>, batcher: &Batcher) {
     if nothing_pending(applier, batcher) {
         source.acknowledge_idle(&applier.durable);
     }

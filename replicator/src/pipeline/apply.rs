@@ -1,19 +1,33 @@
-//! Apply: the sink, either idle or owned by one task that applies a batch, a spilled transaction or a
-//! flush on green while the stream goes on being received.
+//! Apply: the sink and the early apply sessions (a [`Lane`]), either idle or owned by one task that
+//! applies a batch, a spilled transaction, a segment of a streamed transaction still in progress, an
+//! early transaction's commit, or a flush on green while the stream goes on being received.
 //!
-//! Guarantees: at most one task works on green at a time, in the order started; a task hands the sink
-//! back with what it committed and, when it flushed, what is durable. [`Applier::abort`] cancels the
-//! statement running on green and waits for the task, so no apply session outlives a failed pipeline.
+//! Guarantees: at most one task works on green at a time, in the order started; a task hands the lane
+//! back with what it committed and, when it flushed, what is durable. While a batch or a spilled
+//! transaction applies, an early transaction whose session holds a lock green's apply waits for is
+//! given up every [`BLOCK_CHECK`] (it is applied whole at its commit), so early apply can never stall
+//! the stream. [`Applier::abort`] cancels the statement running on green and waits for the task, so
+//! no apply session outlives a failed pipeline.
 
-use super::assemble::TRANSACTION_OVERHEAD;
+use super::assemble::{Segment, TRANSACTION_OVERHEAD};
 use crate::error::Error;
 use crate::spill::SpilledTransaction;
 use crate::state::StateStore;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use turnout_decoders::Position;
-use turnout_sinks::{Canceller, Durable, RowChange, Sink, Transaction};
+use turnout_decoders::event::TxId;
+use turnout_decoders::{Position, Timestamp};
+use turnout_sinks::early::BLOCK_CHECK;
+use turnout_sinks::{Canceller, Durable, EarlyApply, RowChange, Sink, Transaction};
+
+
+/// Green's apply session and the early apply sessions: they work one at a time, in stream order.
+#[derive(Debug)]
+pub struct Lane<K, E> {
+    pub sink: K,
+    pub early: E,
+}
 
 /// A flush that could not catch up is retried at this pace, not in a loop.
 pub const FLUSH_RETRY: Duration = Duration::from_millis(10);
@@ -26,15 +40,37 @@ pub struct Outcome {
     pub rows: usize,
     pub committed: Position,
     pub durable: Option<Durable>,
+    /// Streamed transactions no longer applied early.
+    pub given_up: Vec<TxId>,
 }
 
-type Applied<K> = (K, Result<Outcome, Error>);
+impl Outcome {
+    fn new(transactions: usize, rows: usize, committed: Position, durable: Option<Durable>) -> Outcome {
+        Outcome { transactions, rows, committed, durable, given_up: Vec::new() }
+    }
+}
+
+type Applied<K, E> = (Lane<K, E>, Result<Outcome, Error>);
+
+/// Runs `work` (an apply on green's session); every [`BLOCK_CHECK`] while it runs, gives up the early
+/// transactions that block a session on green. Returns the result and the transactions given up.
+async fn guarded<E: EarlyApply, T>(early: &mut E, work: impl std::future::Future<Output = T>) -> (T, Vec<TxId>) {
+    tokio::pin!(work);
+    let mut given_up = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return (out, given_up),
+            _ = tokio::time::sleep(BLOCK_CHECK), if early.open() > 0 => given_up.extend(early.release_blockers(None).await),
+        }
+    }
+}
 
 /// The sink and the task (if any) applying on green.
 #[allow(missing_debug_implementations)]
-pub struct Applier<K: Sink> {
-    idle: Option<K>,
-    inflight: Option<JoinHandle<Applied<K>>>,
+pub struct Applier<K: Sink, E: EarlyApply> {
+    idle: Option<Lane<K, E>>,
+    inflight: Option<JoinHandle<Applied<K, E>>>,
     /// Bytes held by the batch in flight (counted against the memory budget until it is applied).
     pub inflight_bytes: usize,
     canceller: Canceller,
@@ -46,12 +82,13 @@ pub struct Applier<K: Sink> {
     pub durable: Durable,
 }
 
-impl<K: Sink> Applier<K> {
-    /// Takes the sink; `durable` is its starting point (a flush made before streaming).
-    pub fn new(sink: K, durable: Durable) -> Applier<K> {
+impl<K: Sink, E: EarlyApply> Applier<K, E> {
+    /// Takes the sink and the early apply sessions; `durable` is the sink's starting point (a flush
+    /// made before streaming).
+    pub fn new(sink: K, early: E, durable: Durable) -> Applier<K, E> {
         let canceller = sink.canceller();
         Applier {
-            idle: Some(sink),
+            idle: Some(Lane { sink, early }),
             inflight: None,
             inflight_bytes: 0,
             canceller,
@@ -67,10 +104,10 @@ impl<K: Sink> Applier<K> {
         self.inflight.is_some()
     }
 
-    /// Hands the idle sink to a task running `work`.
-    fn launch<Fut>(&mut self, bytes: usize, work: impl FnOnce(K) -> Fut) -> Result<(), Error>
+    /// Hands the idle lane to a task running `work`.
+    fn launch<Fut>(&mut self, bytes: usize, work: impl FnOnce(Lane<K, E>) -> Fut) -> Result<(), Error>
     where
-        Fut: std::future::Future<Output = Applied<K>> + Send + 'static,
+        Fut: std::future::Future<Output = Applied<K, E>> + Send + 'static,
     {
         let sink = self.idle.take().ok_or_else(|| Error::Setup("internal: the sink was asked to work while busy".into()))?;
         self.started = Instant::now();
@@ -85,14 +122,15 @@ impl<K: Sink> Applier<K> {
         let rows: usize = batch.iter().map(|t| t.changes.len()).sum();
         tracing::debug!(transactions = batch.len(), rows, bytes, first = %batch[0].commit_end, "applying batch");
         self.last_flush = Instant::now();
-        self.launch(bytes, move |mut sink| async move {
-            let r = async {
+        self.launch(bytes, move |mut lane| async move {
+            let Lane { sink, early } = &mut lane;
+            let work = async {
                 let committed = sink.apply(&batch).await.map_err(Error::Sink)?.position().clone();
                 let durable = Some(sink.flush().await.map_err(Error::Sink)?);
-                Ok(Outcome { transactions: batch.len(), rows, committed, durable })
-            }
-            .await;
-            (sink, r)
+                Ok(Outcome::new(batch.len(), rows, committed, durable))
+            };
+            let (r, given_up) = guarded(early, work).await;
+            (lane, r.map(|o| Outcome { given_up, ..o }))
         })
     }
 
@@ -102,15 +140,48 @@ impl<K: Sink> Applier<K> {
         let rows = tx.spilled.rows();
         tracing::info!(rows, chunks = tx.spilled.chunks(), commit = %tx.commit_end, "applying a spilled transaction");
         self.last_flush = Instant::now();
-        self.launch(TRANSACTION_OVERHEAD, move |mut sink| async move {
-            let r = async {
-                let committed = apply_spilled(&mut sink, &tx, &state).await?;
+        self.launch(TRANSACTION_OVERHEAD, move |mut lane| async move {
+            let Lane { sink, early } = &mut lane;
+            let work = async {
+                let committed = apply_spilled(sink, &tx, &state).await?;
                 tx.spilled.discard(&state)?;
                 let durable = sink.flush().await.map_err(Error::Sink)?;
-                Ok(Outcome { transactions: 1, rows, committed, durable: Some(durable) })
+                Ok(Outcome::new(1, rows, committed, Some(durable)))
+            };
+            let (r, given_up) = guarded(early, work).await;
+            (lane, r.map(|o| Outcome { given_up, ..o }))
+        })
+    }
+
+    /// Starts applying a segment of a streamed transaction still in progress on its early session
+    /// (the lane must be idle). The outcome names the transaction when it is not applied early.
+    pub fn start_segment(&mut self, segment: Segment) -> Result<(), Error> {
+        let committed = self.committed.clone();
+        tracing::debug!(xid = segment.xid, rows = segment.changes.len(), "applying a streamed transaction's changes early");
+        self.launch(segment.bytes, move |mut lane| async move {
+            let r = lane.early.apply(segment.xid, &segment.relations, &segment.changes).await.map_err(Error::Sink);
+            let r = r.map(|kept| Outcome { given_up: if kept { Vec::new() } else { vec![segment.xid] }, ..Outcome::new(0, 0, committed, None) });
+            (lane, r)
+        })
+    }
+
+    /// Starts committing early transaction `xid` at `commit_end` (the lane must be idle and every
+    /// transaction before it applied): green's session lets go of the progress record for that
+    /// commit and takes it back after.
+    pub fn start_early_commit(&mut self, xid: TxId, commit_end: Position, commit_ts: Timestamp, rows: usize) -> Result<(), Error> {
+        self.last_flush = Instant::now();
+        self.launch(TRANSACTION_OVERHEAD, move |mut lane| async move {
+            let r = async {
+                lane.sink.release_progress().await.map_err(Error::Sink)?;
+                let done = lane.early.commit(xid, &commit_end, commit_ts).await;
+                let bound = lane.sink.bind_progress().await;
+                let (committed, durable) = done.map_err(Error::Sink)?;
+                bound.map_err(Error::Sink)?;
+                lane.sink.advanced(committed.position());
+                Ok(Outcome::new(1, rows, committed.position().clone(), Some(durable)))
             }
             .await;
-            (sink, r)
+            (lane, r)
         })
     }
 
@@ -118,13 +189,9 @@ impl<K: Sink> Applier<K> {
     pub fn start_flush(&mut self) -> Result<(), Error> {
         let committed = self.committed.clone();
         self.last_flush = Instant::now();
-        self.launch(0, move |mut sink| async move {
-            let r = sink
-                .flush()
-                .await
-                .map(|d| Outcome { transactions: 0, rows: 0, committed, durable: Some(d) })
-                .map_err(Error::Sink);
-            (sink, r)
+        self.launch(0, move |mut lane| async move {
+            let r = lane.sink.flush().await.map(|d| Outcome::new(0, 0, committed, Some(d))).map_err(Error::Sink);
+            (lane, r)
         })
     }
 
@@ -139,7 +206,7 @@ impl<K: Sink> Applier<K> {
     }
 
     /// Waits for the task in flight to finish (pending forever when none: for `select!`).
-    pub async fn finished(&mut self) -> Result<Applied<K>, Error> {
+    pub async fn finished(&mut self) -> Result<Applied<K, E>, Error> {
         match self.inflight.as_mut() {
             Some(handle) => {
                 let done = handle.await;
@@ -151,8 +218,8 @@ impl<K: Sink> Applier<K> {
     }
 
     /// Takes the sink back from a finished task; returns what it did.
-    pub fn take_back(&mut self, (sink, result): Applied<K>) -> Result<Outcome, Error> {
-        self.idle = Some(sink);
+    pub fn take_back(&mut self, (lane, result): Applied<K, E>) -> Result<Outcome, Error> {
+        self.idle = Some(lane);
         self.inflight_bytes = 0;
         let outcome = result?;
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -170,7 +237,12 @@ impl<K: Sink> Applier<K> {
 
     /// The idle sink (the caller waited for the task in flight).
     pub fn sink(&mut self) -> Result<&mut K, Error> {
-        self.idle.as_mut().ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
+        self.idle.as_mut().map(|l| &mut l.sink).ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
+    }
+
+    /// The idle early apply sessions (the caller waited for the task in flight).
+    pub fn early(&mut self) -> Result<&mut E, Error> {
+        self.idle.as_mut().map(|l| &mut l.early).ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
     }
 
     /// Stops the task in flight, if any: cancels the statement it runs on green, then drops the task

@@ -11,7 +11,13 @@
 //! then on its changes are written there in chunks, and at commit it comes out as a [`Body::Spilled`]
 //! to be applied chunk by chunk.
 //!
-//! Guarantees: only committed changes leave the assembler, in commit order; a rolled-back transaction
+//! Early apply: when enabled, the changes of a streamed transaction also leave as they arrive, in
+//! [`Segment`]s (at the end of each stream segment, or every [`CHUNK_ROWS`] rows), together with its
+//! rollbacks ([`Assembled::Aborted`]), for a green session to apply before the commit. The buffer
+//! still keeps every change: a transaction whose early apply is given up ([`Assembler::stop_early`])
+//! is applied whole at its commit.
+//!
+//! Guarantees: only committed changes leave the assembler as transactions, in commit order; a rolled-back transaction
 //! or savepoint never does — nor do the schema changes (Relation messages) announced inside a streamed
 //! transaction, which leave with that transaction at its commit and are dropped at its abort. A
 //! cutover sentinel is attached to the transaction that carried it. A commit for a transaction the
@@ -70,6 +76,22 @@ pub struct CommittedTransaction {
     /// The source's own DDL statements `(database, statement)` in this transaction: to run on green
     /// before its changes.
     pub statements: Vec<(String, String)>,
+    /// The source transaction id of a streamed transaction.
+    pub streamed: Option<TxId>,
+    /// Every change of this streamed transaction left in [`Segment`]s (early apply may hold it whole).
+    pub segments_complete: bool,
+}
+
+/// Changes of a streamed transaction still in progress, for early apply.
+#[derive(Debug)]
+pub struct Segment {
+    pub xid: TxId,
+    /// Table schemas announced with these changes.
+    pub relations: Vec<Arc<TableSchema>>,
+    /// The changes, each with the (sub)transaction id that made it.
+    pub changes: Vec<(TxId, RowChange)>,
+    /// Estimated bytes of `changes`.
+    pub bytes: usize,
 }
 
 /// What the assembler hands on.
@@ -82,6 +104,11 @@ pub enum Assembled {
     Schema(Arc<TableSchema>),
     /// A committed transaction.
     Transaction(CommittedTransaction),
+    /// Changes of a streamed transaction in progress (early apply only).
+    Segment(Segment),
+    /// A streamed transaction (`subxid == xid`) or one of its subtransactions rolled back (early apply
+    /// only).
+    Aborted { xid: TxId, subxid: TxId },
 }
 
 /// Changes of one transaction not yet committed, with the (sub)transaction id that made each.
@@ -94,6 +121,14 @@ struct Buffer {
     sentinel: Option<String>,
     relations: Vec<Arc<TableSchema>>,
     statements: Vec<(String, String)>,
+    /// Changes are also handed out for early apply.
+    early: bool,
+    /// Everything received so far was handed out or is in `segment`.
+    segments_complete: bool,
+    /// Changes and schemas received since the last [`Segment`] was handed out.
+    segment: Vec<(TxId, RowChange)>,
+    segment_relations: Vec<Arc<TableSchema>>,
+    segment_bytes: usize,
 }
 
 /// Which buffer: the non-streamed transaction being received, or a streamed one by top-level xid.
@@ -116,6 +151,10 @@ pub struct Assembler {
     state: StateStore,
     next_spill_id: u64,
     spilled_bytes_total: u64,
+    /// Streamed transactions are handed out in segments as well.
+    early: bool,
+    /// Estimated bytes of segments not yet handed out.
+    segment_bytes: usize,
 }
 
 /// A rough size of a change in memory: value payloads plus per-value and per-change overhead.
@@ -152,7 +191,48 @@ impl Assembler {
             state,
             next_spill_id: 0,
             spilled_bytes_total: 0,
+            early: false,
+            segment_bytes: 0,
         })
+    }
+
+    /// Hands out the changes of streamed transactions as they arrive as well (see the module docs).
+    pub fn with_early(mut self, early: bool) -> Self {
+        self.early = early;
+        self
+    }
+
+    /// Stops handing out changes of streamed transaction `xid`: it is applied whole at its commit.
+    pub fn stop_early(&mut self, xid: TxId) {
+        if let Some(b) = self.streams.get_mut(&xid) {
+            b.early = false;
+            b.segments_complete = false;
+            b.segment.clear();
+            b.segment_relations.clear();
+            self.segment_bytes -= std::mem::take(&mut b.segment_bytes);
+        }
+    }
+
+    /// Estimated bytes of segments not yet handed out.
+    pub fn segment_bytes(&self) -> usize {
+        self.segment_bytes
+    }
+
+    /// The buffer of streamed transaction `xid`, created at its first event.
+    fn stream(&mut self, xid: TxId) -> &mut Buffer {
+        let early = self.early;
+        self.streams.entry(xid).or_insert_with(|| Buffer { early, segments_complete: early, ..Buffer::default() })
+    }
+
+    /// Hands out what streamed transaction `xid` received since its last segment, if anything.
+    fn take_segment(&mut self, xid: TxId) -> Option<Assembled> {
+        let b = self.streams.get_mut(&xid)?;
+        if !b.early || (b.segment.is_empty() && b.segment_relations.is_empty()) {
+            return None;
+        }
+        let bytes = std::mem::take(&mut b.segment_bytes);
+        self.segment_bytes -= bytes;
+        Some(Assembled::Segment(Segment { xid, relations: std::mem::take(&mut b.segment_relations), changes: std::mem::take(&mut b.segment), bytes }))
     }
 
     /// True when no transaction is open or buffered (everything received has been handed out).
@@ -248,18 +328,31 @@ impl Assembler {
             ))
         })?;
         self.buffered_bytes -= buffer.bytes;
+        self.segment_bytes -= buffer.segment_bytes;
+        let streamed = match which {
+            Which::Stream(x) => Some(x),
+            Which::Current => None,
+        };
+        let segments_complete = buffer.early && buffer.segments_complete && buffer.segment.is_empty() && buffer.segment_relations.is_empty();
         let body = match buffer.spilled {
             Some(spilled) => Body::Spilled(SpilledTransaction { xid, commit_end, commit_ts, spilled }),
             None => Body::Whole(Transaction { xid, commit_end, commit_ts, changes: buffer.changes.into_iter().map(|(_, c)| c).collect() }),
         };
-        Ok(Assembled::Transaction(CommittedTransaction { body, sentinel: buffer.sentinel, relations: buffer.relations, statements: buffer.statements }))
+        Ok(Assembled::Transaction(CommittedTransaction {
+            body,
+            sentinel: buffer.sentinel,
+            relations: buffer.relations,
+            statements: buffer.statements,
+            streamed,
+            segments_complete,
+        }))
     }
 
     /// The buffer a message without its own transaction id belongs to: the open stream segment's
     /// transaction, else the current one.
     fn enclosing(&mut self, xid: Option<TxId>) -> Option<&mut Buffer> {
         match xid.or(self.open_stream) {
-            Some(x) => Some(self.streams.entry(self.open_stream.unwrap_or(x)).or_default()),
+            Some(x) => Some(self.stream(self.open_stream.unwrap_or(x))),
             None => self.current.as_mut().map(|(_, _, b)| b),
         }
     }
@@ -272,6 +365,7 @@ impl Assembler {
         };
         if let Some(b) = buffer {
             self.buffered_bytes -= b.bytes;
+            self.segment_bytes -= b.segment_bytes;
             if let Some(s) = b.spilled {
                 s.discard(&self.state)?;
             }
@@ -295,17 +389,17 @@ impl Assembler {
             }
             ChangeEvent::StreamStart { xid, .. } => {
                 self.open_stream = Some(xid);
-                self.streams.entry(xid).or_default();
+                self.stream(xid);
                 return Ok(None);
             }
             ChangeEvent::StreamStop => {
-                self.open_stream = None;
-                return Ok(None);
+                return Ok(self.open_stream.take().and_then(|xid| self.take_segment(xid)));
             }
             ChangeEvent::StreamCommit { xid, position, commit_ts } => {
                 return self.commit(Which::Stream(xid), xid, position, commit_ts).map(Some);
             }
             ChangeEvent::StreamAbort { xid, subxid, .. } => {
+                let early = self.streams.get(&xid).is_some_and(|b| b.early);
                 if xid == subxid {
                     self.discard(Which::Stream(xid))?;
                 } else if let Some(s) = self.streams.get_mut(&xid) {
@@ -316,8 +410,12 @@ impl Assembler {
                         spilled.abort_subtransaction(subxid);
                     }
                     self.buffered_bytes -= before - s.bytes;
+                    let segment_before = s.segment_bytes;
+                    s.segment.retain(|(sub, _)| *sub != subxid);
+                    s.segment_bytes = s.segment.iter().map(|(_, c)| change_size(c)).sum();
+                    self.segment_bytes -= segment_before - s.segment_bytes;
                 }
-                return Ok(None);
+                return Ok(early.then_some(Assembled::Aborted { xid, subxid }));
             }
             ChangeEvent::BeginPrepare { .. }
             | ChangeEvent::Prepare { .. }
@@ -330,7 +428,11 @@ impl Assembler {
                 // still roll back.
                 return Ok(match self.open_stream {
                     Some(x) => {
-                        self.streams.entry(x).or_default().relations.push(schema);
+                        let b = self.stream(x);
+                        if b.early {
+                            b.segment_relations.push(Arc::clone(&schema));
+                        }
+                        b.relations.push(schema);
                         None
                     }
                     None => Some(Assembled::Schema(schema)),
@@ -362,8 +464,17 @@ impl Assembler {
         match sub {
             Some(sub) => {
                 let top = self.open_stream.unwrap_or(sub);
-                self.streams.entry(top).or_default();
+                let b = self.stream(top);
+                if b.early {
+                    let size = change_size(&change);
+                    b.segment.push((sub, change.clone()));
+                    b.segment_bytes += size;
+                    self.segment_bytes += size;
+                }
                 self.add(Which::Stream(top), sub, change)?;
+                if self.streams.get(&top).is_some_and(|b| b.segment.len() >= CHUNK_ROWS) {
+                    return Ok(self.take_segment(top));
+                }
             }
             None => {
                 if self.current.is_none() {

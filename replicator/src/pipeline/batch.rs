@@ -66,8 +66,9 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn new(budgets: &Budgets, state: StateStore, applied: Position) -> Result<Batcher, Error> {
-        Ok(Batcher { assembler: Assembler::new(budgets.assembler(), state)?, batch: Vec::new(), rows: 0, bytes: 0, deadline: None, applied_floor: applied })
+    /// `early`: streamed transactions also leave the assembler in segments, for early apply.
+    pub fn new(budgets: &Budgets, state: StateStore, applied: Position, early: bool) -> Result<Batcher, Error> {
+        Ok(Batcher { assembler: Assembler::new(budgets.assembler(), state)?.with_early(early), batch: Vec::new(), rows: 0, bytes: 0, deadline: None, applied_floor: applied })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,9 +80,10 @@ impl Batcher {
         self.rows
     }
 
-    /// Bytes held here: open transactions in the assembler and the batch.
+    /// Bytes held here: open transactions in the assembler (and their segments not yet handed out)
+    /// and the batch.
     pub fn memory(&self) -> usize {
-        self.assembler.buffered_bytes() + self.bytes
+        self.assembler.buffered_bytes() + self.assembler.segment_bytes() + self.bytes
     }
 
     /// When the batch must be applied at the latest.

@@ -5,8 +5,9 @@
 //! - [`assemble`]: whole committed transactions out of the event stream (streamed ones buffered or
 //!   spilled), schema changes and cutover sentinels attached to the transaction that carried them.
 //! - [`batch`]: whole transactions merged into one green transaction (row, byte and time budgets).
-//! - [`apply`]: one task at a time applies a batch, a spilled transaction or a flush on green while the
-//!   stream goes on being received.
+//! - [`apply`]: one task at a time applies a batch, a spilled transaction, a segment of a streamed
+//!   transaction still in progress (early apply), an early transaction's commit or a flush on green
+//!   while the stream goes on being received.
 //! - [`ack`]: only durable positions are recorded and acknowledged.
 //! - [`hold`]: a live verify may hold the apply at one source position for a moment.
 //!
@@ -26,7 +27,7 @@ use crate::source::{Source, SourceMessage};
 use crate::state::StateStore;
 use crate::status::{Phase, Status};
 use apply::{Applier, FLUSH_RETRY};
-use assemble::{Assembled, Body, CommittedTransaction};
+use assemble::{Assembled, Body, CommittedTransaction, Segment};
 use batch::Batcher;
 use hold::Stage;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use turnout_decoders::{ChangeEvent, TableSchema};
-use turnout_sinks::Sink;
+use turnout_sinks::{EarlyApply, Sink};
 
 /// While receiving pauses (a full batch waits for a long apply), the source still hears from us this
 /// often, so it does not time the stream out.
@@ -42,9 +43,10 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 
 /// Streams from `source` into `sink` until `shutdown` turns true or an error occurs. On shutdown the
 /// transactions received are applied, the durable position acknowledged, and the stream closed.
-pub async fn stream<S: Source, K: Sink>(
+pub async fn stream<S: Source, K: Sink, E: EarlyApply>(
     source: S,
     mut sink: K,
+    early: E,
     state: &StateStore,
     status: &Arc<Status>,
     budgets: &Budgets,
@@ -56,10 +58,10 @@ pub async fn stream<S: Source, K: Sink>(
     status.stream_restarted();
     status.set_error(None);
     status.set_applied(start.position());
-    let batcher = Batcher::new(budgets, state.clone(), start.position().clone())?;
+    let batcher = Batcher::new(budgets, state.clone(), start.position().clone(), early.enabled())?;
     let mut p = Pipeline {
         source,
-        applier: Applier::new(sink, start),
+        applier: Applier::new(sink, early, start),
         batcher,
         state: state.clone(),
         status: Arc::clone(status),
@@ -76,9 +78,9 @@ pub async fn stream<S: Source, K: Sink>(
     }
 }
 
-struct Pipeline<S: Source, K: Sink> {
+struct Pipeline<S: Source, K: Sink, E: EarlyApply> {
     source: S,
-    applier: Applier<K>,
+    applier: Applier<K, E>,
     batcher: Batcher,
     state: StateStore,
     status: Arc<Status>,
@@ -90,7 +92,7 @@ struct Pipeline<S: Source, K: Sink> {
     last_heartbeat: Option<turnout_decoders::Position>,
 }
 
-impl<S: Source, K: Sink> Pipeline<S, K> {
+impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
         let mut hold = self.status.hold.subscribe();
@@ -189,8 +191,12 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
     }
 
     /// Takes back the sink from a finished task and records what became durable.
-    async fn completed(&mut self, done: (K, Result<apply::Outcome, Error>)) -> Result<(), Error> {
+    async fn completed(&mut self, done: (apply::Lane<K, E>, Result<apply::Outcome, Error>)) -> Result<(), Error> {
         let outcome = self.applier.take_back(done)?;
+        for xid in &outcome.given_up {
+            self.batcher.assembler.stop_early(*xid);
+            self.status.early_given_up();
+        }
         self.status.add_applied(outcome.transactions as u64, outcome.rows as u64);
         if let Some(d) = outcome.durable {
             ack::durable(&mut self.source, &d, &self.state, &self.status).await?;
@@ -268,8 +274,41 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
             None => {}
             Some(Assembled::Schema(schema)) => self.apply_schema(&schema).await?,
             Some(Assembled::Transaction(tx)) => self.on_commit(tx).await?,
+            Some(Assembled::Segment(segment)) => self.on_segment(segment).await?,
+            Some(Assembled::Aborted { xid, subxid }) => {
+                self.finish().await?;
+                if self.applier.early()?.abort(xid, subxid).await {
+                    self.batcher.assembler.stop_early(xid);
+                    self.status.early_given_up();
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Applies changes of a streamed transaction still in progress on its early session, after every
+    /// transaction committed before them.
+    async fn on_segment(&mut self, segment: Segment) -> Result<(), Error> {
+        self.apply_batch_now().await?;
+        self.applier.start_segment(segment)
+    }
+
+    /// Commits a streamed transaction applied early, after everything before it; false when it was
+    /// not applied early (it is then applied whole like any other).
+    async fn commit_early(&mut self, xid: turnout_decoders::event::TxId, body: &Body, complete: bool) -> Result<bool, Error> {
+        self.apply_batch_now().await?;
+        let early = self.applier.early()?;
+        if !complete || !early.holds(xid) {
+            early.forget(xid).await;
+            return Ok(false);
+        }
+        let rows = match body {
+            Body::Whole(t) => t.changes.len(),
+            Body::Spilled(t) => t.spilled.rows(),
+        };
+        self.applier.start_early_commit(xid, body.commit_end().clone(), body.commit_ts(), rows)?;
+        self.status.early_committed();
+        Ok(true)
     }
 
     async fn on_commit(&mut self, tx: CommittedTransaction) -> Result<(), Error> {
@@ -277,8 +316,12 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
             self.deferred = Some(tx);
             return Ok(());
         }
-        let CommittedTransaction { body, sentinel, relations, statements } = tx;
+        let CommittedTransaction { body, sentinel, relations, statements, streamed, segments_complete } = tx;
         if *body.commit_end() <= self.batcher.applied_floor {
+            if let Some(xid) = streamed {
+                self.finish().await?;
+                self.applier.early()?.forget(xid).await;
+            }
             if let Body::Spilled(s) = body {
                 s.spilled.discard(&self.state)?;
             }
@@ -301,6 +344,14 @@ impl<S: Source, K: Sink> Pipeline<S, K> {
         }
         self.status.transaction_received(body.commit_end(), body.commit_ts());
         self.batcher.applied_floor = body.commit_end().clone();
+        if let Some(xid) = streamed {
+            if self.commit_early(xid, &body, segments_complete).await? {
+                if let Body::Spilled(s) = body {
+                    s.spilled.discard(&self.state)?;
+                }
+                return Ok(());
+            }
+        }
         match body {
             Body::Whole(t) => self.batcher.push(t, &self.budgets),
             Body::Spilled(t) => {

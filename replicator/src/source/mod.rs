@@ -150,6 +150,8 @@ pub trait SourceAdmin: Send + Sync + 'static {
     type Stream: Source;
     /// Green's apply session.
     type Sink: Sink;
+    /// Green's sessions for streamed transactions applied before their commit.
+    type Early: turnout_sinks::EarlyApply;
 
     /// Names of what turnout creates for this stream.
     fn names(&self) -> &Names;
@@ -162,6 +164,9 @@ pub trait SourceAdmin: Send + Sync + 'static {
 
     /// Opens green's apply session, bound to turnout's progress record there.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
+
+    /// Green's early apply sessions (opened when first needed).
+    fn open_early(&self) -> Self::Early;
 
     /// Starts the change stream just after `from` (the position durable on green).
     fn open_stream(&self, from: &Position) -> impl Future<Output = Result<Self::Stream, Error>> + Send;

@@ -17,12 +17,14 @@
 //! FULL) are matched on every column and exactly one matching row is changed.
 
 pub mod ddl;
+mod early;
 mod statement;
 pub mod text;
 
 pub use crate::error::{classify_pg as classify_error, describe_pg_error as describe_error};
 use crate::error::SinkError;
 use crate::{Committed, Durable, RowChange, Sink, Transaction};
+pub use early::PgEarly;
 use statement::{Statements, TargetTable};
 use std::collections::HashMap;
 use tokio_postgres::{Client, NoTls};
@@ -434,6 +436,27 @@ impl Sink for PgSink {
     /// (`ENABLE ALWAYS`/`REPLICA`) with everything.
     async fn conflicts(&mut self, schema: &TableSchema) -> Result<crate::Conflicts, SinkError> {
         Ok(load_table(&self.client, &mut self.tables, &schema.name).await?.conflicts())
+    }
+
+    /// A session bound to the origin from connect on lets go of it (another session commits).
+    async fn release_progress(&mut self) -> Result<(), SinkError> {
+        if !self.shared {
+            self.client
+                .batch_execute("SELECT pg_replication_origin_session_reset()")
+                .await
+                .map_err(SinkError::target(format!("letting go of replication origin {}", self.origin)))?;
+        }
+        Ok(())
+    }
+
+    async fn bind_progress(&mut self) -> Result<(), SinkError> {
+        if !self.shared {
+            self.client
+                .execute("SELECT pg_replication_origin_session_setup($1)", &[&self.origin])
+                .await
+                .map_err(SinkError::target(format!("binding this session to replication origin {} again", self.origin)))?;
+        }
+        Ok(())
     }
 
     fn advanced(&mut self, position: &Position) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::{Position, TableName};
 use turnout_sinks::mysql::MySqlSink;
-use turnout_sinks::Parallel;
+use turnout_sinks::{NoEarly, Parallel};
 
 /// MySQL/MariaDB blue → MySQL/MariaDB green.
 #[derive(Debug)]
@@ -69,6 +69,8 @@ impl MySqlAdmin {
 impl SourceAdmin for MySqlAdmin {
     type Stream = MySqlSource;
     type Sink = Parallel<MySqlSink>;
+    /// Binlog transactions arrive whole at their commit: nothing to apply early.
+    type Early = NoEarly;
 
     fn names(&self) -> &Names {
         &self.names
@@ -115,6 +117,10 @@ impl SourceAdmin for MySqlAdmin {
         let (url, stream) = (self.config.target.url.expose(), &self.names.origin);
         let sessions = futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
         Parallel::new(sessions).map_err(Error::Sink)
+    }
+
+    fn open_early(&self) -> NoEarly {
+        NoEarly
     }
 
     async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use turnout_decoders::pg::client::SlotOptions;
 use turnout_decoders::pg::PgConnection;
 use turnout_decoders::Position;
-use turnout_sinks::pg::{self as green, PgSink};
+use turnout_sinks::pg::{self as green, PgEarly, PgSink};
 use turnout_sinks::Parallel;
 
 /// PostgreSQL blue → PostgreSQL green.
@@ -47,6 +47,7 @@ impl PgAdmin {
 impl SourceAdmin for PgAdmin {
     type Stream = PgSource;
     type Sink = Parallel<PgSink>;
+    type Early = PgEarly;
 
     fn names(&self) -> &Names {
         &self.names
@@ -87,6 +88,10 @@ impl SourceAdmin for PgAdmin {
             futures_util::future::try_join_all((0..n).map(|_| PgSink::connect_shared(url, origin))).await.map_err(Error::Sink)?
         };
         Parallel::new(sessions).map_err(Error::Sink)
+    }
+
+    fn open_early(&self) -> PgEarly {
+        PgEarly::new(self.config.target.url.expose(), &self.names.origin, self.config.apply_stream_sessions())
     }
 
     async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
