@@ -39,9 +39,9 @@ pub trait EarlyApply: Send + 'static {
     /// caller applies it whole at its commit and sends nothing more for it.
     fn apply(&mut self, xid: TxId, relations: &[Arc<TableSchema>], changes: &[(TxId, RowChange)]) -> impl Future<Output = Result<bool, SinkError>> + Send;
 
-    /// The source rolled back `subxid` of `xid` (`subxid == xid`: the whole transaction). Returns
-    /// true when `xid` was given up because changes of the rolled-back subtransaction were applied.
-    fn abort(&mut self, xid: TxId, subxid: TxId) -> impl Future<Output = bool> + Send;
+    /// The source rolled back `subxid` of `xid` (`subxid == xid`: the whole transaction). `xid` is
+    /// given up when changes of the rolled-back subtransaction were applied.
+    fn abort(&mut self, xid: TxId, subxid: TxId) -> impl Future<Output = ()> + Send;
 
     /// True when every change of `xid` received so far is applied on its session.
     fn holds(&self, xid: TxId) -> bool;
@@ -60,6 +60,9 @@ pub trait EarlyApply: Send + 'static {
 
     /// Number of early transactions open.
     fn open(&self) -> usize;
+
+    /// The transactions given up since the last call, for any reason.
+    fn take_given_up(&mut self) -> Vec<TxId>;
 }
 
 /// A target without early apply: every transaction is applied whole at its commit.
@@ -75,9 +78,7 @@ impl EarlyApply for NoEarly {
         Ok(false)
     }
 
-    async fn abort(&mut self, _xid: TxId, _subxid: TxId) -> bool {
-        false
-    }
+    async fn abort(&mut self, _xid: TxId, _subxid: TxId) {}
 
     fn holds(&self, _xid: TxId) -> bool {
         false
@@ -95,5 +96,9 @@ impl EarlyApply for NoEarly {
 
     fn open(&self) -> usize {
         0
+    }
+
+    fn take_given_up(&mut self) -> Vec<TxId> {
+        Vec::new()
     }
 }

@@ -40,28 +40,27 @@ pub struct Outcome {
     pub rows: usize,
     pub committed: Position,
     pub durable: Option<Durable>,
-    /// Streamed transactions no longer applied early.
-    pub given_up: Vec<TxId>,
 }
 
 impl Outcome {
     fn new(transactions: usize, rows: usize, committed: Position, durable: Option<Durable>) -> Outcome {
-        Outcome { transactions, rows, committed, durable, given_up: Vec::new() }
+        Outcome { transactions, rows, committed, durable }
     }
 }
 
 type Applied<K, E> = (Lane<K, E>, Result<Outcome, Error>);
 
 /// Runs `work` (an apply on green's session); every [`BLOCK_CHECK`] while it runs, gives up the early
-/// transactions that block a session on green. Returns the result and the transactions given up.
-async fn guarded<E: EarlyApply, T>(early: &mut E, work: impl std::future::Future<Output = T>) -> (T, Vec<TxId>) {
+/// transactions that block a session on green.
+pub async fn guarded<E: EarlyApply, T>(early: &mut E, work: impl std::future::Future<Output = T>) -> T {
     tokio::pin!(work);
-    let mut given_up = Vec::new();
     loop {
         tokio::select! {
             biased;
-            out = &mut work => return (out, given_up),
-            _ = tokio::time::sleep(BLOCK_CHECK), if early.open() > 0 => given_up.extend(early.release_blockers(None).await),
+            out = &mut work => return out,
+            _ = tokio::time::sleep(BLOCK_CHECK), if early.open() > 0 => {
+                early.release_blockers(None).await;
+            }
         }
     }
 }
@@ -129,8 +128,8 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
                 let durable = Some(sink.flush().await.map_err(Error::Sink)?);
                 Ok(Outcome::new(batch.len(), rows, committed, durable))
             };
-            let (r, given_up) = guarded(early, work).await;
-            (lane, r.map(|o| Outcome { given_up, ..o }))
+            let r = guarded(early, work).await;
+            (lane, r)
         })
     }
 
@@ -148,20 +147,19 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
                 let durable = sink.flush().await.map_err(Error::Sink)?;
                 Ok(Outcome::new(1, rows, committed, Some(durable)))
             };
-            let (r, given_up) = guarded(early, work).await;
-            (lane, r.map(|o| Outcome { given_up, ..o }))
+            let r = guarded(early, work).await;
+            (lane, r)
         })
     }
 
     /// Starts applying a segment of a streamed transaction still in progress on its early session
-    /// (the lane must be idle). The outcome names the transaction when it is not applied early.
+    /// (the lane must be idle).
     pub fn start_segment(&mut self, segment: Segment) -> Result<(), Error> {
         let committed = self.committed.clone();
         tracing::debug!(xid = segment.xid, rows = segment.changes.len(), "applying a streamed transaction's changes early");
         self.launch(segment.bytes, move |mut lane| async move {
             let r = lane.early.apply(segment.xid, &segment.relations, &segment.changes).await.map_err(Error::Sink);
-            let r = r.map(|kept| Outcome { given_up: if kept { Vec::new() } else { vec![segment.xid] }, ..Outcome::new(0, 0, committed, None) });
-            (lane, r)
+            (lane, r.map(|_| Outcome::new(0, 0, committed, None)))
         })
     }
 
@@ -238,6 +236,11 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
     /// The idle sink (the caller waited for the task in flight).
     pub fn sink(&mut self) -> Result<&mut K, Error> {
         self.idle.as_mut().map(|l| &mut l.sink).ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
+    }
+
+    /// The idle lane (the caller waited for the task in flight).
+    pub fn lane(&mut self) -> Result<&mut Lane<K, E>, Error> {
+        self.idle.as_mut().ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
     }
 
     /// The idle early apply sessions (the caller waited for the task in flight).

@@ -193,10 +193,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     /// Takes back the sink from a finished task and records what became durable.
     async fn completed(&mut self, done: (apply::Lane<K, E>, Result<apply::Outcome, Error>)) -> Result<(), Error> {
         let outcome = self.applier.take_back(done)?;
-        for xid in &outcome.given_up {
-            self.batcher.assembler.stop_early(*xid);
-            self.status.early_given_up();
-        }
+        self.gave_up()?;
         self.status.add_applied(outcome.transactions as u64, outcome.rows as u64);
         if let Some(d) = outcome.durable {
             ack::durable(&mut self.source, &d, &self.state, &self.status).await?;
@@ -244,7 +241,10 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             // Rows batched use the old shape: apply them before any DDL.
             self.apply_batch_now().await?;
             tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
-            self.applier.sink()?.apply_schema_changes(&ddl).await.map_err(Error::Sink)?;
+            let lane = self.applier.lane()?;
+            let r = apply::guarded(&mut lane.early, lane.sink.apply_schema_changes(&ddl)).await;
+            self.gave_up()?;
+            r.map_err(Error::Sink)?;
         }
         Ok(())
     }
@@ -277,11 +277,19 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             Some(Assembled::Segment(segment)) => self.on_segment(segment).await?,
             Some(Assembled::Aborted { xid, subxid }) => {
                 self.finish().await?;
-                if self.applier.early()?.abort(xid, subxid).await {
-                    self.batcher.assembler.stop_early(xid);
-                    self.status.early_given_up();
-                }
+                self.applier.early()?.abort(xid, subxid).await;
+                self.gave_up()?;
             }
+        }
+        Ok(())
+    }
+
+    /// Stops handing out changes of the streamed transactions given up since the last call (the lane
+    /// is idle).
+    fn gave_up(&mut self) -> Result<(), Error> {
+        for xid in self.applier.early()?.take_given_up() {
+            self.batcher.assembler.stop_early(xid);
+            self.status.early_given_up();
         }
         Ok(())
     }
@@ -335,7 +343,10 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         for (database, statement) in &statements {
             self.apply_batch_now().await?;
             tracing::info!(%database, "applying blue's DDL on green: {statement}");
-            self.applier.sink()?.apply_source_ddl(database, statement).await.map_err(Error::Sink)?;
+            let lane = self.applier.lane()?;
+            let r = apply::guarded(&mut lane.early, lane.sink.apply_source_ddl(database, statement)).await;
+            self.gave_up()?;
+            r.map_err(Error::Sink)?;
         }
         if let Some(id) = sentinel {
             self.status.fence_seen(&id, body.commit_end());

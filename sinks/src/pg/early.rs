@@ -36,6 +36,8 @@ pub struct PgEarly {
     idle: Vec<(PgSink, i32)>,
     /// Transactions given up: nothing more is applied for them.
     given_up: HashSet<TxId>,
+    /// Given up since [`EarlyApply::take_given_up`] was last called.
+    newly_given_up: Vec<TxId>,
 }
 
 impl std::fmt::Debug for PgEarly {
@@ -48,7 +50,7 @@ impl PgEarly {
     /// Up to `sessions` transactions applied early at once on green at `url`, recording progress in
     /// `origin`; 0 turns early apply off. Sessions are opened when first needed.
     pub fn new(url: &str, origin: &str, sessions: usize) -> PgEarly {
-        PgEarly { url: url.to_owned(), origin: origin.to_owned(), sessions, open: HashMap::new(), idle: Vec::new(), given_up: HashSet::new() }
+        PgEarly { url: url.to_owned(), origin: origin.to_owned(), sessions, open: HashMap::new(), idle: Vec::new(), given_up: HashSet::new(), newly_given_up: Vec::new() }
     }
 
     async fn session(&mut self) -> Result<(PgSink, i32), SinkError> {
@@ -73,7 +75,13 @@ impl PgEarly {
         let rows = self.open.get(&xid).map_or(0, |o| o.rows);
         tracing::info!(xid, rows, "applying a streamed transaction early stopped ({why}); it is applied whole at its commit");
         self.close(xid).await;
-        self.given_up.insert(xid);
+        self.mark_given_up(xid);
+    }
+
+    fn mark_given_up(&mut self, xid: TxId) {
+        if self.given_up.insert(xid) {
+            self.newly_given_up.push(xid);
+        }
     }
 }
 
@@ -88,7 +96,7 @@ impl EarlyApply for PgEarly {
         }
         if !self.open.contains_key(&xid) {
             if self.open.len() >= self.sessions {
-                self.given_up.insert(xid);
+                self.mark_given_up(xid);
                 tracing::debug!(xid, "no early apply session free");
                 return Ok(false);
             }
@@ -96,7 +104,7 @@ impl EarlyApply for PgEarly {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(xid, "cannot open an early apply session on green: {e}");
-                    self.given_up.insert(xid);
+                    self.mark_given_up(xid);
                     return Ok(false);
                 }
             };
@@ -141,7 +149,7 @@ impl EarlyApply for PgEarly {
         if let Err(e) = result {
             // The sink rolled its transaction back; applied whole at commit, the error (if it is
             // one on the source's terms) comes back there.
-            self.given_up.insert(xid);
+            self.mark_given_up(xid);
             tracing::info!(xid, "applying a streamed transaction early failed ({e}); it is applied whole at its commit");
             return Ok(false);
         }
@@ -150,18 +158,12 @@ impl EarlyApply for PgEarly {
         Ok(true)
     }
 
-    async fn abort(&mut self, xid: TxId, subxid: TxId) -> bool {
+    async fn abort(&mut self, xid: TxId, subxid: TxId) {
         if xid == subxid {
             self.close(xid).await;
             self.given_up.remove(&xid);
-            return false;
-        }
-        match self.open.get(&xid) {
-            Some(o) if o.subxids.contains(&subxid) => {
-                self.give_up(xid, "a subtransaction with applied changes rolled back").await;
-                true
-            }
-            _ => false,
+        } else if self.open.get(&xid).is_some_and(|o| o.subxids.contains(&subxid)) {
+            self.give_up(xid, "a subtransaction with applied changes rolled back").await;
         }
     }
 
@@ -211,5 +213,9 @@ impl EarlyApply for PgEarly {
 
     fn open(&self) -> usize {
         self.open.len()
+    }
+
+    fn take_given_up(&mut self) -> Vec<TxId> {
+        std::mem::take(&mut self.newly_given_up)
     }
 }
