@@ -579,4 +579,84 @@ mod tests {
         assert_eq!(t.relations.len(), 1);
         assert_eq!(t.relations[0].columns.len(), 2);
     }
+
+    fn early_assembler() -> (tempfile::TempDir, Assembler) {
+        let (dir, a) = assembler();
+        (dir, a.with_early(true))
+    }
+
+    fn segment(out: Option<Assembled>) -> Segment {
+        match out {
+            Some(Assembled::Segment(s)) => s,
+            other => panic!("expected a segment, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn with_early_apply_a_streamed_transaction_leaves_in_segments_and_whole_at_commit() {
+        let (_dir, mut a) = early_assembler();
+        a.push(ChangeEvent::StreamStart { xid: 10, first_segment: true }).expect("start");
+        assert!(a.push(ChangeEvent::Relation(table(1))).expect("relation").is_none());
+        for _ in 0..3 {
+            assert!(a.push(insert(Some(10))).expect("insert").is_none());
+        }
+        assert!(a.segment_bytes() > 0);
+        let s = segment(a.push(ChangeEvent::StreamStop).expect("stop"));
+        assert_eq!((s.xid, s.changes.len(), s.relations.len()), (10, 3, 1));
+        assert_eq!(a.segment_bytes(), 0, "a segment handed out still counts as held");
+        // A segment of CHUNK_ROWS rows leaves before the stream segment ends.
+        a.push(ChangeEvent::StreamStart { xid: 10, first_segment: false }).expect("start");
+        let mut handed = 0;
+        for _ in 0..CHUNK_ROWS + 1 {
+            if let Some(out) = a.push(insert(Some(11))).expect("insert") {
+                handed += segment(Some(out)).changes.len();
+            }
+        }
+        assert_eq!(handed, CHUNK_ROWS);
+        let last = segment(a.push(ChangeEvent::StreamStop).expect("stop"));
+        assert_eq!(last.changes, vec![(11, RowChange::Insert { table: table(1), after: vec![Value::Int4(1)] })]);
+        let t = committed(a.push(stream_commit(10, 90)).expect("commit"));
+        assert_eq!(t.streamed, Some(10));
+        assert!(t.segments_complete);
+        let rows = match &t.body {
+            Body::Whole(w) => w.changes.len(),
+            Body::Spilled(s) => s.spilled.rows(),
+        };
+        assert_eq!(rows, CHUNK_ROWS + 4, "the transaction itself keeps every change");
+    }
+
+    #[test]
+    fn a_rolled_back_subtransaction_leaves_the_pending_segment_and_is_reported() {
+        let (_dir, mut a) = early_assembler();
+        a.push(ChangeEvent::StreamStart { xid: 20, first_segment: true }).expect("start");
+        a.push(insert(Some(20))).expect("insert");
+        a.push(insert(Some(21))).expect("insert");
+        let out = a.push(ChangeEvent::StreamAbort { xid: 20, subxid: 21, abort_position: None, abort_ts: None }).expect("abort");
+        assert!(matches!(out, Some(Assembled::Aborted { xid: 20, subxid: 21 })), "{out:?}");
+        let s = segment(a.push(ChangeEvent::StreamStop).expect("stop"));
+        assert_eq!(s.changes.iter().map(|(sub, _)| *sub).collect::<Vec<_>>(), vec![20]);
+        let out = a.push(ChangeEvent::StreamAbort { xid: 20, subxid: 20, abort_position: None, abort_ts: None }).expect("abort");
+        assert!(matches!(out, Some(Assembled::Aborted { xid: 20, subxid: 20 })), "{out:?}");
+        assert!(a.is_idle());
+        assert_eq!(a.segment_bytes(), 0);
+    }
+
+    #[test]
+    fn a_transaction_given_up_stops_leaving_in_segments_and_is_not_complete_at_commit() {
+        let (_dir, mut a) = early_assembler();
+        a.push(ChangeEvent::StreamStart { xid: 30, first_segment: true }).expect("start");
+        a.push(insert(Some(30))).expect("insert");
+        a.stop_early(30);
+        a.push(insert(Some(30))).expect("insert");
+        assert!(a.push(ChangeEvent::StreamStop).expect("stop").is_none());
+        assert_eq!(a.segment_bytes(), 0);
+        let t = committed(a.push(stream_commit(30, 100)).expect("commit"));
+        assert!(!t.segments_complete);
+        // Without early apply nothing leaves but the commit.
+        let (_dir2, mut plain) = assembler();
+        plain.push(ChangeEvent::StreamStart { xid: 40, first_segment: true }).expect("start");
+        plain.push(insert(Some(40))).expect("insert");
+        assert!(plain.push(ChangeEvent::StreamStop).expect("stop").is_none());
+        assert!(plain.push(ChangeEvent::StreamAbort { xid: 40, subxid: 40, abort_position: None, abort_ts: None }).expect("abort").is_none());
+    }
 }
