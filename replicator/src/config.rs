@@ -619,6 +619,17 @@ dir = "/var/lib/turnout"
     }
 
     #[test]
+    fn apply_session_counts_out_of_range_are_named_with_their_range() {
+        let err = Config::parse(&format!("{MINIMAL}\n[apply]\nstream_sessions = 33\n"), env).expect_err("too many");
+        assert!(err.to_string().starts_with("config apply.stream_sessions:") && err.to_string().contains("between 0 and 32"), "{err}");
+        let err = Config::parse(&format!("{MINIMAL}\n[apply]\nsessions = 0\n"), env).expect_err("none");
+        assert!(err.to_string().starts_with("config apply.sessions:"), "{err}");
+        let c = Config::parse(&format!("{MINIMAL}\n[apply]\nstream_sessions = 0\n"), env).expect("0 turns early apply off");
+        assert_eq!(c.apply_stream_sessions(), 0);
+        assert_eq!(Config::parse(MINIMAL, env).expect("valid").apply_stream_sessions(), DEFAULT_STREAM_SESSIONS);
+    }
+
+    #[test]
     fn minimal_config_gets_defaults_and_expands_variables() {
         let c = Config::parse(MINIMAL, env).expect("valid");
         assert_eq!(c.http.listen, "127.0.0.1:9187");
