@@ -149,3 +149,38 @@ async fn kill_9_while_a_transaction_is_applied_early_applies_it_exactly_once() {
     assert_eq!(t.sigterm(), Some(0));
     drop(dir);
 }
+
+#[tokio::test]
+async fn concurrent_open_transactions_apply_early_next_to_parallel_apply_through_a_kill_9() {
+    let (blue, green, db) = pair_with(blue_streaming(), SCHEMA).await;
+    // Every green session shares the origin (parallel apply): early commits need no hand-over.
+    let (_dir, mut t) = running_with(&blue, &green, &db, "[apply]\nsessions = 4\n").await;
+    let a = blue.connect(&db).await.expect("blue a");
+    let b = blue.connect(&db).await.expect("blue b");
+    a.batch_execute("BEGIN; INSERT INTO big SELECT g, 'a', repeat('p', 40) FROM generate_series(1, 20000) g").await.expect("a");
+    b.batch_execute("BEGIN; INSERT INTO big SELECT g, 'b', repeat('p', 40) FROM generate_series(50001, 70000) g").await.expect("b");
+    wait_writers(&green, &db, &mut t, "two early sessions on green", |n| n >= 2).await;
+    let writer = blue.connect(&db).await.expect("writer");
+    for i in 0..300 {
+        writer.batch_execute(&format!("INSERT INTO small (note) VALUES ('w{i}')")).await.expect("small");
+    }
+    a.batch_execute("UPDATE big SET v = 'a2' WHERE id % 3 = 0; COMMIT").await.expect("a commit");
+    let deadline = Instant::now() + WAIT;
+    while count(&green, &db, "SELECT count(*) FROM big WHERE v = 'a2'").await == 0 {
+        assert!(Instant::now() < deadline, "green never committed the first transaction\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A third large transaction opens while the second is still applied early; then kill -9.
+    a.batch_execute("BEGIN; INSERT INTO big SELECT g, 'c', '' FROM generate_series(100001, 120000) g").await.expect("c");
+    t.kill9();
+    for i in 300..400 {
+        writer.batch_execute(&format!("INSERT INTO small (note) VALUES ('w{i}')")).await.expect("small");
+    }
+    b.batch_execute("DELETE FROM big WHERE id % 7 = 0; COMMIT").await.expect("b commit");
+    t.start();
+    a.batch_execute("COMMIT").await.expect("c commit");
+    assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
+    let log = t.log_text();
+    assert!(log.matches("committed a streamed transaction applied early").count() >= 2, "{log}");
+    assert_eq!(t.sigterm(), Some(0));
+}
