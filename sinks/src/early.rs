@@ -28,6 +28,19 @@ use turnout_decoders::{Position, Timestamp};
 /// looked for (and again after each such interval).
 pub const BLOCK_CHECK: Duration = Duration::from_secs(1);
 
+/// Runs `work` (target sessions applying); every [`BLOCK_CHECK`] while it runs, gives up the early
+/// transactions of `early` that block a session on the target, so that `work` never waits for one.
+pub async fn guarded<E: EarlyApply, T>(early: &mut E, work: impl Future<Output = T>) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            _ = tokio::time::sleep(BLOCK_CHECK), if early.open() > 0 => early.release_blockers().await,
+        }
+    }
+}
+
 /// Sessions that apply streamed, still in-progress source transactions (see the module docs).
 pub trait EarlyApply: Send + 'static {
     /// True when this target applies streamed transactions early at all.
@@ -54,9 +67,9 @@ pub trait EarlyApply: Send + 'static {
     /// [`crate::Sink::release_progress`]).
     fn commit(&mut self, xid: TxId, commit_end: &Position, commit_ts: Timestamp) -> impl Future<Output = Result<(Committed, Durable), SinkError>> + Send;
 
-    /// Gives up every early transaction except `except` whose session holds a lock that another
-    /// target session waits for; returns the transactions given up.
-    fn release_blockers(&mut self, except: Option<TxId>) -> impl Future<Output = Vec<TxId>> + Send;
+    /// Gives up every open early transaction whose session holds a lock that another target session
+    /// waits for.
+    fn release_blockers(&mut self) -> impl Future<Output = ()> + Send;
 
     /// Number of early transactions open.
     fn open(&self) -> usize;
@@ -90,9 +103,7 @@ impl EarlyApply for NoEarly {
         Err(SinkError::Progress(format!("internal: transaction {xid} was never applied early")))
     }
 
-    async fn release_blockers(&mut self, _except: Option<TxId>) -> Vec<TxId> {
-        Vec::new()
-    }
+    async fn release_blockers(&mut self) {}
 
     fn open(&self) -> usize {
         0

@@ -5,7 +5,7 @@
 //! Guarantees: at most one task works on green at a time, in the order started; a task hands the lane
 //! back with what it committed and, when it flushed, what is durable. While a batch or a spilled
 //! transaction applies, an early transaction whose session holds a lock green's apply waits for is
-//! given up every [`BLOCK_CHECK`] (it is applied whole at its commit), so early apply can never stall
+//! given up every [`turnout_sinks::early::BLOCK_CHECK`] (it is applied whole at its commit), so early apply can never stall
 //! the stream. [`Applier::abort`] cancels the statement running on green and waits for the task, so
 //! no apply session outlives a failed pipeline.
 
@@ -18,9 +18,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use turnout_decoders::event::TxId;
 use turnout_decoders::{Position, Timestamp};
-use turnout_sinks::early::BLOCK_CHECK;
+use turnout_sinks::early::guarded;
 use turnout_sinks::{Canceller, Durable, EarlyApply, RowChange, Sink, Transaction};
-
 
 /// Green's apply session and the early apply sessions: they work one at a time, in stream order.
 #[derive(Debug)]
@@ -49,21 +48,6 @@ impl Outcome {
 }
 
 type Applied<K, E> = (Lane<K, E>, Result<Outcome, Error>);
-
-/// Runs `work` (an apply on green's session); every [`BLOCK_CHECK`] while it runs, gives up the early
-/// transactions that block a session on green.
-pub async fn guarded<E: EarlyApply, T>(early: &mut E, work: impl std::future::Future<Output = T>) -> T {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut work => return out,
-            _ = tokio::time::sleep(BLOCK_CHECK), if early.open() > 0 => {
-                early.release_blockers(None).await;
-            }
-        }
-    }
-}
 
 /// The sink and the task (if any) applying on green.
 #[allow(missing_debug_implementations)]
@@ -235,7 +219,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
 
     /// The idle sink (the caller waited for the task in flight).
     pub fn sink(&mut self) -> Result<&mut K, Error> {
-        self.idle.as_mut().map(|l| &mut l.sink).ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
+        self.lane().map(|l| &mut l.sink)
     }
 
     /// The idle lane (the caller waited for the task in flight).
@@ -245,7 +229,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
 
     /// The idle early apply sessions (the caller waited for the task in flight).
     pub fn early(&mut self) -> Result<&mut E, Error> {
-        self.idle.as_mut().map(|l| &mut l.early).ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
+        self.lane().map(|l| &mut l.early)
     }
 
     /// Stops the task in flight, if any: cancels the statement it runs on green, then drops the task

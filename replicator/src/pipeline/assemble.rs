@@ -63,6 +63,22 @@ impl Body {
             Body::Spilled(t) => t.commit_ts,
         }
     }
+
+    /// Row changes of the transaction.
+    pub fn rows(&self) -> usize {
+        match self {
+            Body::Whole(t) => t.changes.len(),
+            Body::Spilled(t) => t.spilled.rows(),
+        }
+    }
+
+    /// Drops the transaction without applying it (deleting its spilled chunks).
+    pub fn discard(self, state: &StateStore) -> Result<(), Error> {
+        match self {
+            Body::Whole(_) => Ok(()),
+            Body::Spilled(t) => t.spilled.discard(state),
+        }
+    }
 }
 
 /// A transaction leaving the assembler at its commit.
@@ -121,10 +137,9 @@ struct Buffer {
     sentinel: Option<String>,
     relations: Vec<Arc<TableSchema>>,
     statements: Vec<(String, String)>,
-    /// Changes are also handed out for early apply.
+    /// Changes are also handed out for early apply: everything received so far was handed out or
+    /// is in `segment`.
     early: bool,
-    /// Everything received so far was handed out or is in `segment`.
-    segments_complete: bool,
     /// Changes and schemas received since the last [`Segment`] was handed out.
     segment: Vec<(TxId, RowChange)>,
     segment_relations: Vec<Arc<TableSchema>>,
@@ -206,7 +221,6 @@ impl Assembler {
     pub fn stop_early(&mut self, xid: TxId) {
         if let Some(b) = self.streams.get_mut(&xid) {
             b.early = false;
-            b.segments_complete = false;
             b.segment.clear();
             b.segment_relations.clear();
             self.segment_bytes -= std::mem::take(&mut b.segment_bytes);
@@ -221,7 +235,7 @@ impl Assembler {
     /// The buffer of streamed transaction `xid`, created at its first event.
     fn stream(&mut self, xid: TxId) -> &mut Buffer {
         let early = self.early;
-        self.streams.entry(xid).or_insert_with(|| Buffer { early, segments_complete: early, ..Buffer::default() })
+        self.streams.entry(xid).or_insert_with(|| Buffer { early, ..Buffer::default() })
     }
 
     /// Hands out what streamed transaction `xid` received since its last segment, if anything.
@@ -333,7 +347,7 @@ impl Assembler {
             Which::Stream(x) => Some(x),
             Which::Current => None,
         };
-        let segments_complete = buffer.early && buffer.segments_complete && buffer.segment.is_empty() && buffer.segment_relations.is_empty();
+        let segments_complete = buffer.early && buffer.segment.is_empty() && buffer.segment_relations.is_empty();
         let body = match buffer.spilled {
             Some(spilled) => Body::Spilled(SpilledTransaction { xid, commit_end, commit_ts, spilled }),
             None => Body::Whole(Transaction { xid, commit_end, commit_ts, changes: buffer.changes.into_iter().map(|(_, c)| c).collect() }),
@@ -618,11 +632,7 @@ mod tests {
         let t = committed(a.push(stream_commit(10, 90)).expect("commit"));
         assert_eq!(t.streamed, Some(10));
         assert!(t.segments_complete);
-        let rows = match &t.body {
-            Body::Whole(w) => w.changes.len(),
-            Body::Spilled(s) => s.spilled.rows(),
-        };
-        assert_eq!(rows, CHUNK_ROWS + 4, "the transaction itself keeps every change");
+        assert_eq!(t.body.rows(), CHUNK_ROWS + 4, "the transaction itself keeps every change");
     }
 
     #[test]

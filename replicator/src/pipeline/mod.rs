@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use turnout_decoders::{ChangeEvent, TableSchema};
+use turnout_sinks::early::guarded;
 use turnout_sinks::{EarlyApply, Sink};
 
 /// While receiving pauses (a full batch waits for a long apply), the source still hears from us this
@@ -242,7 +243,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             self.apply_batch_now().await?;
             tracing::info!(table = %schema.name, "applying schema change on green: {}", ddl.join("; "));
             let lane = self.applier.lane()?;
-            let r = apply::guarded(&mut lane.early, lane.sink.apply_schema_changes(&ddl)).await;
+            let r = guarded(&mut lane.early, lane.sink.apply_schema_changes(&ddl)).await;
             self.gave_up()?;
             r.map_err(Error::Sink)?;
         }
@@ -310,11 +311,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             early.forget(xid).await;
             return Ok(false);
         }
-        let rows = match body {
-            Body::Whole(t) => t.changes.len(),
-            Body::Spilled(t) => t.spilled.rows(),
-        };
-        self.applier.start_early_commit(xid, body.commit_end().clone(), body.commit_ts(), rows)?;
+        self.applier.start_early_commit(xid, body.commit_end().clone(), body.commit_ts(), body.rows())?;
         self.status.early_committed();
         Ok(true)
     }
@@ -330,10 +327,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
                 self.finish().await?;
                 self.applier.early()?.forget(xid).await;
             }
-            if let Body::Spilled(s) = body {
-                s.spilled.discard(&self.state)?;
-            }
-            return Ok(());
+            return body.discard(&self.state);
         }
         // Schema changes made inside this transaction apply on green just before it.
         for schema in &relations {
@@ -344,7 +338,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             self.apply_batch_now().await?;
             tracing::info!(%database, "applying blue's DDL on green: {statement}");
             let lane = self.applier.lane()?;
-            let r = apply::guarded(&mut lane.early, lane.sink.apply_source_ddl(database, statement)).await;
+            let r = guarded(&mut lane.early, lane.sink.apply_source_ddl(database, statement)).await;
             self.gave_up()?;
             r.map_err(Error::Sink)?;
         }
@@ -357,10 +351,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         self.batcher.applied_floor = body.commit_end().clone();
         if let Some(xid) = streamed {
             if self.commit_early(xid, &body, segments_complete).await? {
-                if let Body::Spilled(s) = body {
-                    s.spilled.discard(&self.state)?;
-                }
-                return Ok(());
+                return body.discard(&self.state);
             }
         }
         match body {

@@ -9,7 +9,7 @@
 //! holds, directly or through a chain.
 
 use super::PgSink;
-use crate::early::{EarlyApply, BLOCK_CHECK};
+use crate::early::{guarded, EarlyApply};
 use crate::{Committed, Durable, RowChange, Sink, SinkError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -133,19 +133,7 @@ impl EarlyApply for PgEarly {
         let refs: Vec<&RowChange> = changes.iter().map(|(_, c)| c).collect();
         // Another early transaction's session may hold a lock these changes wait for (green differs
         // from blue, e.g. a unique key blue does not have): it is given up, never waited for.
-        let result = {
-            let work = o.sink.apply_part(&refs);
-            tokio::pin!(work);
-            loop {
-                tokio::select! {
-                    biased;
-                    r = &mut work => break r,
-                    _ = tokio::time::sleep(BLOCK_CHECK), if !self.open.is_empty() => {
-                        self.release_blockers(None).await;
-                    }
-                }
-            }
-        };
+        let result = guarded(self, o.sink.apply_part(&refs)).await;
         if let Err(e) = result {
             // The sink rolled its transaction back; applied whole at commit, the error (if it is
             // one on the source's terms) comes back there.
@@ -186,18 +174,15 @@ impl EarlyApply for PgEarly {
         Ok((committed, durable))
     }
 
-    async fn release_blockers(&mut self, except: Option<TxId>) -> Vec<TxId> {
-        let Some(asker) = self.open.iter().find(|(x, _)| Some(**x) != except).map(|(x, _)| *x) else { return Vec::new() };
-        let pids: HashMap<i32, TxId> = self.open.iter().filter(|(x, _)| Some(**x) != except).map(|(x, o)| (o.pid, *x)).collect();
-        let blocking = match self.open.get(&asker) {
-            Some(o) => o
-                .sink
-                .client()
-                .query("SELECT DISTINCT b FROM pg_locks l, unnest(pg_blocking_pids(l.pid)) b WHERE NOT l.granted", &[])
-                .await
-                .map(|rows| rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<i32>>()),
-            None => Ok(Vec::new()),
-        };
+    async fn release_blockers(&mut self) {
+        let Some(asker) = self.open.values().next() else { return };
+        let pids: HashMap<i32, TxId> = self.open.iter().map(|(x, o)| (o.pid, *x)).collect();
+        let blocking = asker
+            .sink
+            .client()
+            .query("SELECT DISTINCT b FROM pg_locks l, unnest(pg_blocking_pids(l.pid)) b WHERE NOT l.granted", &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<i32>>());
         let given_up: Vec<TxId> = match blocking {
             Ok(b) => b.iter().filter_map(|pid| pids.get(pid).copied()).collect(),
             Err(e) => {
@@ -205,10 +190,9 @@ impl EarlyApply for PgEarly {
                 pids.values().copied().collect()
             }
         };
-        for xid in &given_up {
-            self.give_up(*xid, "its session holds a lock another session on green waits for").await;
+        for xid in given_up {
+            self.give_up(xid, "its session holds a lock another session on green waits for").await;
         }
-        given_up
     }
 
     fn open(&self) -> usize {
