@@ -20,23 +20,17 @@ fn counter(t: &Turnout, name: &str) -> u64 {
     t.metrics().lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
 }
 
-/// Sessions on green inside a transaction that wrote and now waits for more (an early transaction).
-async fn open_writers(green: &PgServer, db: &str) -> i64 {
-    let g = green.connect(db).await.expect("green");
-    g.query_one(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' AND backend_xid IS NOT NULL",
-        &[],
-    )
-    .await
-    .expect("pg_stat_activity")
-    .get(0)
-}
+/// Counts sessions on green inside a transaction that wrote and now waits for more (an early
+/// transaction).
+const OPEN_WRITERS: &str =
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' AND backend_xid IS NOT NULL";
 
-/// Polls green until `want(open_writers)` holds.
-async fn wait_writers(green: &PgServer, db: &str, t: &mut Turnout, what: &str, want: impl Fn(i64) -> bool) {
+/// Polls green until `want` holds for the count `sql` returns; fails naming `what` on timeout or
+/// when turnout exits.
+async fn wait_count(green: &PgServer, db: &str, t: &mut Turnout, sql: &str, what: &str, want: impl Fn(i64) -> bool) {
     let deadline = Instant::now() + WAIT;
     loop {
-        if want(open_writers(green, db).await) {
+        if want(count(green, db, sql).await) {
             return;
         }
         if let Some(code) = t.exited() {
@@ -45,6 +39,11 @@ async fn wait_writers(green: &PgServer, db: &str, t: &mut Turnout, what: &str, w
         assert!(Instant::now() < deadline, "timed out waiting for: {what}\n{}", t.log_text());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls green until `want` holds for the number of early transactions open there.
+async fn wait_writers(green: &PgServer, db: &str, t: &mut Turnout, what: &str, want: impl Fn(i64) -> bool) {
+    wait_count(green, db, t, OPEN_WRITERS, what, want).await;
 }
 
 async fn count(server: &PgServer, db: &str, sql: &str) -> i64 {
@@ -61,11 +60,7 @@ async fn an_open_transaction_is_applied_before_blue_commits_and_is_visible_only_
     assert_eq!(count(&green, &db, "SELECT count(*) FROM big").await, 0, "rows of an open transaction are visible on green");
     // A transaction committed while the large one is open goes through.
     blue.execute(&db, "INSERT INTO small (note) VALUES ('while open')").await.expect("small");
-    let deadline = Instant::now() + WAIT;
-    while count(&green, &db, "SELECT count(*) FROM small").await < 1 {
-        assert!(Instant::now() < deadline, "green never applied the small transaction\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_count(&green, &db, &mut t, "SELECT count(*) FROM small", "green never applied the small transaction", |n| n >= 1).await;
     a.batch_execute("UPDATE big SET v = 'u' WHERE id % 7 = 0; DELETE FROM big WHERE id % 11 = 0; INSERT INTO small (note) VALUES ('inside'); COMMIT")
         .await
         .expect("commit");
@@ -119,11 +114,7 @@ async fn an_early_session_holding_a_lock_green_needs_is_given_up_and_the_stream_
     blue.execute(&db, "DELETE FROM big WHERE id = 100001").await.expect("other gone");
     blue.execute(&db, "INSERT INTO small (note) VALUES ('after the other')").await.expect("small");
     // Green waits for the early session's 'x'; turnout gives that session up instead of hanging.
-    let deadline = Instant::now() + WAIT;
-    while count(&green, &db, "SELECT count(*) FROM small").await < 1 {
-        assert!(Instant::now() < deadline, "green stalled behind the early session\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_count(&green, &db, &mut t, "SELECT count(*) FROM small", "green stalled behind the early session", |n| n >= 1).await;
     a.batch_execute("COMMIT").await.expect("commit");
     assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
     assert!(counter(&t, "turnout_early_given_up_total") >= 1, "{}", t.metrics());
@@ -165,11 +156,7 @@ async fn concurrent_open_transactions_apply_early_next_to_parallel_apply_through
         writer.batch_execute(&format!("INSERT INTO small (note) VALUES ('w{i}')")).await.expect("small");
     }
     a.batch_execute("UPDATE big SET v = 'a2' WHERE id % 3 = 0; COMMIT").await.expect("a commit");
-    let deadline = Instant::now() + WAIT;
-    while count(&green, &db, "SELECT count(*) FROM big WHERE v = 'a2'").await == 0 {
-        assert!(Instant::now() < deadline, "green never committed the first transaction\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_count(&green, &db, &mut t, "SELECT count(*) FROM big WHERE v = 'a2'", "green never committed the first transaction", |n| n != 0).await;
     // A third large transaction opens while the second is still applied early; then kill -9.
     a.batch_execute("BEGIN; INSERT INTO big SELECT g, 'c', '' FROM generate_series(100001, 120000) g").await.expect("c");
     t.kill9();
