@@ -180,7 +180,7 @@ async fn initial_snapshot(
     // An earlier, interrupted attempt may have created the tables itself: then it still owes the
     // indexes and constraints (post-data) once the copy is done.
     let owned_schema = state.schema_copied()?;
-    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major)?) } else { None };
+    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?) } else { None };
     if !copy_schema && !missing.is_empty() {
         return Err(Error::Setup(format!(
             "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
@@ -190,7 +190,7 @@ async fn initial_snapshot(
     }
     if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
         tracing::info!("copying the schema to green with {}", pg_dump.display());
-        let pre = setup::dump_schema(pg_dump, &source, "pre-data", &left_out)?;
+        let pre = setup::dump_schema(pg_dump, &source, "pre-data", &left_out).await?;
         setup::apply_pre_data(&green_client, &pre, filtered).await?;
         let created = setup::existing_on_green(&green_client, tables).await?;
         let lacking: Vec<String> = tables.iter().zip(&created).filter(|(_, c)| !**c).map(|(t, _)| t.to_string()).collect();
@@ -231,7 +231,7 @@ async fn initial_snapshot(
     tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "snapshot copied");
     repl.close().await;
     if let Some(pg_dump) = &pg_dump {
-        let post = setup::dump_schema(pg_dump, &source, "post-data", &left_out)?;
+        let post = setup::dump_schema(pg_dump, &source, "post-data", &left_out).await?;
         setup::apply_post_data(&green_client, &post, owned_schema, filtered).await?;
     }
     green::ensure_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;

@@ -7,7 +7,7 @@ use crate::tables::{Selection, TableFilter};
 use crate::error::Error;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use tokio::process::Command;
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::{quote_ident, TableName};
 
@@ -187,9 +187,10 @@ pub async fn drop_slot(conn: &mut PgConnection, slot: &str) -> Result<(), Error>
     Ok(())
 }
 
-/// The major version a `pg_dump` reports (`pg_dump (PostgreSQL) 18.6` → 18), if it runs.
-fn pg_dump_major(p: &Path) -> Option<u32> {
-    let out = Command::new(p).arg("--version").output().ok()?;
+/// The major version a `pg_dump` reports (`pg_dump (PostgreSQL) 18.6` → 18), if it runs. Runs it
+/// as a child process the runtime waits for (never blocking a runtime thread).
+async fn pg_dump_major(p: &Path) -> Option<u32> {
+    let out = Command::new(p).arg("--version").output().await.ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace().find_map(|w| w.split('.').next()?.parse().ok())
 }
@@ -197,7 +198,7 @@ fn pg_dump_major(p: &Path) -> Option<u32> {
 /// Every `pg_dump` turnout can find without configuration: the system's PostgreSQL installations
 /// (`/usr/lib/postgresql/*/bin`, `/usr/pgsql-*/bin`), `PATH`, and client builds in the tool cache
 /// (`pgclient*/…/bin`), each with its major version.
-fn pg_dump_candidates() -> Vec<(u32, PathBuf)> {
+async fn pg_dump_candidates() -> Vec<(u32, PathBuf)> {
     let mut paths: Vec<PathBuf> = Vec::new();
     for (dir, nested) in [("/usr/lib/postgresql", "bin/pg_dump"), ("/usr", "bin/pg_dump")] {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -220,7 +221,12 @@ fn pg_dump_candidates() -> Vec<(u32, PathBuf)> {
             }
         }
     }
-    let mut found: Vec<(u32, PathBuf)> = paths.into_iter().filter(|p| p.is_file()).filter_map(|p| Some((pg_dump_major(&p)?, p))).collect();
+    let mut found: Vec<(u32, PathBuf)> = Vec::new();
+    for p in paths.into_iter().filter(|p| p.is_file()) {
+        if let Some(major) = pg_dump_major(&p).await {
+            found.push((major, p));
+        }
+    }
     // Oldest first (stable: among equals, the order searched).
     found.sort_by_key(|c| c.0);
     found
@@ -230,9 +236,9 @@ fn pg_dump_candidates() -> Vec<(u32, PathBuf)> {
 /// server): `source.pg_dump` when set, else the oldest of [`pg_dump_candidates`] that is new enough —
 /// the version whose output is meant for servers like blue, and least likely to use syntax an older
 /// green lacks.
-pub fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<PathBuf, Error> {
+pub async fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<PathBuf, Error> {
     if let Some(p) = configured {
-        return match pg_dump_major(p) {
+        return match pg_dump_major(p).await {
             Some(m) if m >= min_major => Ok(p.to_path_buf()),
             Some(m) => Err(Error::Setup(format!(
                 "source.pg_dump {} is version {m}, older than blue ({min_major}); point source.pg_dump at a pg_dump {min_major} or \
@@ -242,7 +248,7 @@ pub fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<PathBuf
             None => Err(Error::Setup(format!("source.pg_dump {} cannot be run; check the path and that it is executable", p.display()))),
         };
     }
-    let candidates = pg_dump_candidates();
+    let candidates = pg_dump_candidates().await;
     if let Some((_, p)) = candidates.iter().find(|(m, _)| *m >= min_major) {
         return Ok(p.clone());
     }
@@ -262,8 +268,9 @@ pub fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<PathBuf
 /// simple query (psql meta-commands removed). `left_out` are tables the dump must not hold (one
 /// `-T` each, partitions included): everything else — schemas, types, functions, sequences and the
 /// selected tables — is dumped as without a filter.
-pub fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName]) -> Result<String, Error> {
+pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName]) -> Result<String, Error> {
     let mut cmd = Command::new(pg_dump);
+    cmd.kill_on_drop(true);
     cmd.args(["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"])
         .arg(format!("--section={section}"))
         .args(["-h", &source.host, "-p", &source.port.to_string(), "-U", &source.user, "-d", &source.database])
@@ -283,7 +290,7 @@ pub fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str, left_
     if let Some(root) = &source.ssl_root_cert {
         cmd.env("PGSSLROOTCERT", root);
     }
-    let out = cmd.output().map_err(|e| Error::Setup(format!("running {}: {e}", pg_dump.display())))?;
+    let out = cmd.output().await.map_err(|e| Error::Setup(format!("running {}: {e}", pg_dump.display())))?;
     if !out.status.success() {
         return Err(Error::Setup(format!("{} --section={section} failed: {}", pg_dump.display(), String::from_utf8_lossy(&out.stderr).trim())));
     }
@@ -460,5 +467,31 @@ mod tests {
         assert!(entries[0].contains("set_config") && !entries[0].contains("CREATE VIEW"));
         let names: Vec<String> = entries.iter().map(|e| entry_name(e)).collect();
         assert_eq!(names, ["(session settings)", "VIEW public.totals", "FK CONSTRAINT sales.invoices invoices_old_id_fkey"]);
+    }
+
+    /// Running pg_dump (here a slow stand-in) leaves the runtime free: on a single-threaded runtime a
+    /// ticker keeps ticking while turnout waits for it. A blocking wait would leave 0 ticks.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_pg_dump_does_not_block_the_runtime() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let script = dir.path().join("pg_dump");
+        std::fs::write(&script, "#!/bin/sh\nsleep 0.5\necho 'pg_dump (PostgreSQL) 99.1'\n").expect("script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = std::sync::Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let found = find_pg_dump(Some(&script), 15).await.expect("the stand-in reports version 99");
+        let seen = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        ticker.abort();
+        assert_eq!(found, script);
+        assert!(seen >= 10, "the runtime ticked {seen} times in the 500 ms pg_dump ran");
     }
 }
