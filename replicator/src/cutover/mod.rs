@@ -440,10 +440,12 @@ impl Controller {
         }
         let pause_budget = Duration::from_millis(request.max_pause_ms);
         let fenced_at = Instant::now();
+        let mut phases = PauseTimeline::new(fenced_at);
         match procedure.fence(pause_budget).await {
             Ok(line) => self.say(line),
             Err(e) => return self.undo(&mut procedure, &mut journal, format!("fencing failed: {e}")).await,
         }
+        phases.mark("fence");
         let deadline = fenced_at + pause_budget;
         // Sentinel: written after the fence, so every write acknowledged before it precedes it.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
@@ -451,6 +453,7 @@ impl Controller {
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} failed: {e}")).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await,
         }
+        phases.mark("sentinel");
         // The fenced side's counters are final: they are checked while the sentinel is applied, not
         // after.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
@@ -458,11 +461,13 @@ impl Controller {
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
+        phases.mark("counters");
         self.journal(&mut journal, Step::SequencesSynced, None)?;
         let sentinel = match self.sentinel_applied(id, deadline).await {
             Ok(at) => at,
             Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
+        phases.mark(if to == "green" { "green applied" } else { "blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if Instant::now() >= deadline {
@@ -470,6 +475,7 @@ impl Controller {
         }
         // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
+        phases.mark("journal");
         let completed = |e: String| {
             Error::Setup(format!(
                 "switching traffic to {to} failed after {to} was proven complete: {e}; {from} stays fenced. Fix the cause and \
@@ -480,9 +486,10 @@ impl Controller {
             self.say(line);
         }
         let report = switch_to(&switch, &self.config, self.direction).await.map_err(|e| completed(e.to_string()))?;
+        phases.mark("switch");
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
-        let summary = format!("{} complete: write pause {} ms", self.direction.what(), pause.as_millis());
+        let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
         // This direction's apply stops: the other side now takes writes (and, after a cutover, the
         // sidecar finds the reverse stream in the journal written just before).
@@ -554,6 +561,32 @@ impl Controller {
     fn fail(&self, journal: &mut Journal, reason: String) -> Result<(), Error> {
         self.journal(journal, Step::Failed, Some(reason.clone()))?;
         Err(Error::Setup(reason))
+    }
+}
+
+/// Where the write pause went: each step's share, in order, as the summary line prints it.
+struct PauseTimeline {
+    last: Instant,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl PauseTimeline {
+    fn new(start: Instant) -> PauseTimeline {
+        PauseTimeline { last: start, steps: Vec::new() }
+    }
+
+    /// The step that just ended.
+    fn mark(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.steps.push((step, now.duration_since(self.last)));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for PauseTimeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.steps.iter().map(|(step, took)| format!("{step} {:.1}", took.as_secs_f64() * 1000.0)).collect();
+        write!(f, "{} ms", parts.join(", "))
     }
 }
 

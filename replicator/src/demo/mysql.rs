@@ -56,7 +56,7 @@ pub(crate) async fn demo() -> Result<(), String> {
     let through = format!("mysql://{APP}:{app_password}@127.0.0.1:{}/app", proxy.port());
     let app = tokio::spawn(application(through, Arc::clone(&stop_app), Arc::clone(&log)));
 
-    super::replicate_and_cut_over(&config, &listen, &stop_app, app).await?;
+    let cutover = super::replicate_and_cut_over(&config, &listen, &stop_app, app).await?;
 
     step("verifying");
     let (acked, errors) = {
@@ -73,7 +73,7 @@ pub(crate) async fn demo() -> Result<(), String> {
     let refused = errors.iter().filter(|x| is_fence_error(x)).count();
     println!("the fence refused {refused} writes, which the application retried; blue stays read-only: {blue_read_only}");
     let on_green = on_green.into_iter().collect();
-    if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced == Some(1)) {
+    if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced == Some(1), cutover) {
         return Err(format!("{failure}; errors: {errors:?}"));
     }
     if !blue_read_only {
