@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use turnout_decoders::pg::ConnectOptions;
 
+/// How often [`TrafficSwitch::clients_moved`] asks pgbouncer.
+const CLIENTS_MOVED_POLL: Duration = Duration::from_millis(2);
+
 /// How clients are moved from blue to green.
 #[derive(Clone, Debug)]
 pub enum TrafficSwitch {
@@ -139,6 +142,26 @@ impl TrafficSwitch {
             TrafficSwitch::None => "no switch configured: the operator moves the clients".to_string(),
         };
         Ok(SwitchReport { summary, took: started.elapsed() })
+    }
+
+    /// After a pgbouncer switch: waits until no client of the entry waits for a server connection
+    /// any more — the clients the fence held each got one to green — and returns how long that took,
+    /// or `None` when `cap` passed first (pgbouncer may also hold clients for its own reasons, such
+    /// as a full pool). The other switches have nothing to observe and return `None` at once.
+    /// Callers use it to keep their own reconnection work (the reverse stream's) off the machine
+    /// while the applications' connections are made.
+    pub async fn clients_moved(&self, cap: Duration) -> Option<Duration> {
+        let TrafficSwitch::PgBouncer { admin, database, .. } = self else { return None };
+        let started = Instant::now();
+        loop {
+            if admin.waiting_clients(database).await.ok()? == 0 {
+                return Some(started.elapsed());
+            }
+            if started.elapsed() >= cap {
+                return None;
+            }
+            tokio::time::sleep(CLIENTS_MOVED_POLL).await;
+        }
     }
 
     /// Checks, changing nothing, that the switch can run: pgbouncer — the console answers, it runs

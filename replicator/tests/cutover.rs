@@ -174,6 +174,8 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
     let finished = started.elapsed();
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("green applied the sentinel") && out.contains("writes were paused for"), "{out}");
+    // pgbouncer gave the held writer its connection to green before the sidecar moved on.
+    assert!(out.contains("every client the fence held had a connection to green"), "{out}");
     let after = writer.count();
     writer.wait_for(after + 100).await;
     let (acked, errors) = writer.finish().await;

@@ -491,6 +491,12 @@ impl Controller {
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
         let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
+        // The clients the fence held reconnect now (pgbouncer logs in to the other side for them):
+        // this direction's teardown and the next stream's connections wait until they have, so the
+        // two do not compete for the machine. Bounded; the next stream loses nothing by waiting.
+        if let Some(took) = switch.clients_moved(CLIENTS_MOVED_CAP).await {
+            self.say(format!("every client the fence held had a connection to {to} {} ms after the switch", took.as_millis()));
+        }
         // This direction's apply stops: the other side now takes writes (and, after a cutover, the
         // sidecar finds the reverse stream in the journal written just before).
         let _ = self.stop.send(true);
@@ -563,6 +569,10 @@ impl Controller {
         Err(Error::Setup(reason))
     }
 }
+
+/// How long a completed cutover waits for pgbouncer to give the held clients their connections to
+/// the other side before it stops this direction's apply.
+const CLIENTS_MOVED_CAP: Duration = Duration::from_millis(250);
 
 /// Where the write pause went: each step's share, in order, as the summary line prints it.
 struct PauseTimeline {
