@@ -301,9 +301,9 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     let _ = writeln!(out, "# TYPE turnout_buffered_bytes gauge\nturnout_buffered_bytes {}", s.buffered_bytes);
     let _ = writeln!(out, "# HELP turnout_spilled_bytes_total Bytes of large transactions spilled to the state store.");
     let _ = writeln!(out, "# TYPE turnout_spilled_bytes_total counter\nturnout_spilled_bytes_total {}", s.spilled_bytes_total);
-    let _ = writeln!(out, "# HELP turnout_early_committed_total Streamed transactions applied on green while blue still sent them.");
+    let _ = writeln!(out, "# HELP turnout_early_committed_total Large transactions applied on green while blue still sent them.");
     let _ = writeln!(out, "# TYPE turnout_early_committed_total counter\nturnout_early_committed_total {}", s.early_committed_total);
-    let _ = writeln!(out, "# HELP turnout_early_given_up_total Streamed transactions whose early apply was given up (applied whole at commit).");
+    let _ = writeln!(out, "# HELP turnout_early_given_up_total Transactions whose early apply was given up (applied whole at commit).");
     let _ = writeln!(out, "# TYPE turnout_early_given_up_total counter\nturnout_early_given_up_total {}", s.early_given_up_total);
     let _ = writeln!(out, "# HELP turnout_phase 1 for the current phase.\n# TYPE turnout_phase gauge");
     for phase in [Phase::Starting, Phase::Snapshot, Phase::Streaming, Phase::Retrying, Phase::Stopped] {

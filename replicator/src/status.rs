@@ -167,9 +167,10 @@ pub struct Snapshot {
     pub pending_transactions: usize,
     /// Bytes of large transactions written to the state store since start.
     pub spilled_bytes_total: u64,
-    /// Streamed transactions applied on green while blue still sent them, and committed there.
+    /// Large transactions applied on green while blue still sent them (streamed, or sent whole and
+    /// too large for memory), and committed there.
     pub early_committed_total: u64,
-    /// Streamed transactions whose early apply was given up (then applied whole at their commit).
+    /// Transactions whose early apply was given up (then applied whole at their commit).
     pub early_given_up_total: u64,
     pub names: Option<crate::source::Names>,
     pub tables: BTreeMap<String, TableProgress>,
@@ -400,12 +401,12 @@ impl Status {
         self.rows_applied.fetch_add(rows, Ordering::Relaxed);
     }
 
-    /// A streamed transaction applied early is being committed.
+    /// A transaction applied early is being committed.
     pub fn early_committed(&self) {
         self.early_committed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A streamed transaction's early apply was given up.
+    /// A transaction's early apply was given up.
     pub fn early_given_up(&self) {
         self.early_given_up.fetch_add(1, Ordering::Relaxed);
     }

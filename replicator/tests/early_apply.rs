@@ -68,7 +68,7 @@ async fn an_open_transaction_is_applied_before_blue_commits_and_is_visible_only_
     assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
     assert_eq!(counter(&t, "turnout_early_committed_total"), 1, "{}", t.metrics());
     assert_eq!(counter(&t, "turnout_early_given_up_total"), 0, "{}", t.metrics());
-    assert!(t.log_text().contains("committed a streamed transaction applied early"), "{}", t.log_text());
+    assert!(t.log_text().contains("committed a transaction applied early"), "{}", t.log_text());
     assert_eq!(t.sigterm(), Some(0));
 }
 
@@ -168,6 +168,6 @@ async fn concurrent_open_transactions_apply_early_next_to_parallel_apply_through
     a.batch_execute("COMMIT").await.expect("c commit");
     assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
     let log = t.log_text();
-    assert!(log.matches("committed a streamed transaction applied early").count() >= 2, "{log}");
+    assert!(log.matches("committed a transaction applied early").count() >= 2, "{log}");
     assert_eq!(t.sigterm(), Some(0));
 }

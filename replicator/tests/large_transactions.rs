@@ -1,5 +1,7 @@
 //! Transactions larger than `apply.memory_budget`: spilled to the state store, applied whole at
-//! commit, dropped at rollback (whole or to a savepoint), with the process's peak memory bounded.
+//! commit, dropped at rollback (whole or to a savepoint), with the process's peak memory bounded. One
+//! the source sends whole (at its commit) is applied early from its first spill on, and whole from the
+//! spill when early apply is given up.
 
 mod common;
 
@@ -11,7 +13,11 @@ const BUDGET_1MIB: &str = "[apply]\nmemory_budget = \"1MiB\"\n";
 
 /// `/status` field `spilled_bytes_total`.
 fn spilled(t: &Turnout) -> u64 {
-    t.status().and_then(|s| s["spilled_bytes_total"].as_u64()).unwrap_or(0)
+    status_u64(t, "spilled_bytes_total")
+}
+
+fn status_u64(t: &Turnout, field: &str) -> u64 {
+    t.status().and_then(|s| s[field].as_u64()).unwrap_or(0)
 }
 
 #[tokio::test]
@@ -68,6 +74,28 @@ async fn a_whole_large_transaction_from_postgresql_13_spills_and_applies() {
     blue.execute(&db, "INSERT INTO big VALUES (0, 'after')").await.expect("after");
     assert_converges(&blue, &green, &db, &["big"], &mut t).await;
     assert!(spilled(&t) > 2 << 20, "expected a spill");
+    // Sent whole, it was applied while the rest of it arrived and committed from its early session.
+    assert_eq!(status_u64(&t, "early_committed_total"), 1, "{:?}", t.status());
+    assert_eq!(status_u64(&t, "early_given_up_total"), 0, "{:?}", t.status());
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_schema_change_inside_a_large_transaction_sent_whole_gives_early_apply_up_and_applies_it_whole() {
+    let (blue, green, db) = pair_with(PgOptions::new(13), "CREATE TABLE big (id int PRIMARY KEY, pad text)").await;
+    let (_dir, mut t) = running_with(&blue, &green, &db, BUDGET_1MIB).await;
+    // Green adds the column while the early session holds rows of `big`: that session is given up
+    // (never waited for) and the transaction comes from its spill, rows before and after the change.
+    blue.execute(
+        &db,
+        "BEGIN; INSERT INTO big SELECT g, repeat('y', 80) FROM generate_series(1, 30000) g;          ALTER TABLE big ADD COLUMN extra int;          INSERT INTO big SELECT g, 'late', g % 5 FROM generate_series(30001, 45000) g; UPDATE big SET extra = 1 WHERE id % 1000 = 0; COMMIT",
+    )
+    .await
+    .expect("large with a schema change");
+    blue.execute(&db, "INSERT INTO big VALUES (0, 'after', 0)").await.expect("after");
+    assert_converges(&blue, &green, &db, &["big"], &mut t).await;
+    assert!(status_u64(&t, "early_given_up_total") >= 1, "{:?}", t.status());
+    assert_eq!(status_u64(&t, "early_committed_total"), 0, "{:?}", t.status());
     assert_eq!(t.sigterm(), Some(0));
 }
 
@@ -129,8 +157,19 @@ async fn peak_memory_stays_under_the_budget_plus_a_fixed_overhead_for_a_2m_row_t
 
 #[tokio::test]
 async fn kill_9_while_a_large_transaction_is_spilled_or_applied_resumes_exactly_once() {
+    kill_9_during_large_transactions(PgOptions::new(15).conf("logical_decoding_work_mem = '64kB'")).await;
+}
+
+#[tokio::test]
+async fn kill_9_while_a_large_transaction_sent_whole_is_applied_early_resumes_exactly_once() {
+    kill_9_during_large_transactions(PgOptions::new(13)).await;
+}
+
+/// Three large transactions, each followed by a kill -9 once spilling began (streamed from 15 with a
+/// small `logical_decoding_work_mem`, sent whole from 13): blue and green end equal.
+async fn kill_9_during_large_transactions(blue_options: PgOptions) {
     let (blue, green, db) = pair_with(
-        PgOptions::new(15).conf("logical_decoding_work_mem = '64kB'"),
+        blue_options,
         "CREATE TABLE big (id int PRIMARY KEY, pad text); CREATE TABLE counter (id int PRIMARY KEY, n int); INSERT INTO counter VALUES (1, 0)",
     )
     .await;

@@ -1,6 +1,8 @@
 //! Early apply: a large source transaction that the source streams while it is still in progress
 //! (PostgreSQL protocol 2+) is applied on a target session of its own as its changes arrive, and
-//! committed there at its commit — as PostgreSQL's own `streaming = parallel` does.
+//! committed there at its commit — as PostgreSQL's own `streaming = parallel` does. So is one the
+//! source sends whole at its commit but too large to hold in memory: green applies its first
+//! changes while the rest is still being received.
 //!
 //! Guarantees every implementation gives:
 //! - **Nothing visible before the commit**: an early transaction's changes stay in an open target

@@ -13,9 +13,12 @@
 //!
 //! Early apply: when enabled, the changes of a streamed transaction also leave as they arrive, in
 //! [`Segment`]s (at the end of each stream segment, or every [`CHUNK_ROWS`] rows), together with its
-//! rollbacks ([`Assembled::Aborted`]), for a green session to apply before the commit. The buffer
-//! still keeps every change: a transaction whose early apply is given up ([`Assembler::stop_early`])
-//! is applied whole at its commit.
+//! rollbacks ([`Assembled::Aborted`]), for a green session to apply before the commit. So do those of
+//! a transaction sent whole (already committed on the source) once it is large enough to spill: from
+//! its first spill on, every chunk written leaves as a segment too, and what arrived after the last
+//! one leaves with the commit ([`CommittedTransaction::tail`]) — green applies it while the rest is
+//! still being received. The buffer (or its spill) still keeps every change: a transaction whose
+//! early apply is given up ([`Assembler::stop_early`]) is applied whole at its commit.
 //!
 //! Guarantees: only committed changes leave the assembler as transactions, in commit order; a rolled-back transaction
 //! or savepoint never does — nor do the schema changes (Relation messages) announced inside a streamed
@@ -92,10 +95,15 @@ pub struct CommittedTransaction {
     /// The source's own DDL statements `(database, statement)` in this transaction: to run on green
     /// before its changes.
     pub statements: Vec<(String, String)>,
-    /// The source transaction id of a streamed transaction.
-    pub streamed: Option<TxId>,
-    /// Every change of this streamed transaction left in [`Segment`]s (early apply may hold it whole).
+    /// The source transaction id when its changes left (or could have left) in [`Segment`]s for early
+    /// apply: a streamed transaction, or a large one sent whole.
+    pub early_xid: Option<TxId>,
+    /// Every change of this transaction left in [`Segment`]s, counting `tail` (early apply may hold it
+    /// whole).
     pub segments_complete: bool,
+    /// Changes of a large transaction sent whole that arrived after its last segment: to apply early
+    /// before it commits.
+    pub tail: Option<Segment>,
 }
 
 /// Changes of a streamed transaction still in progress, for early apply.
@@ -219,7 +227,8 @@ impl Assembler {
 
     /// Stops handing out changes of streamed transaction `xid`: it is applied whole at its commit.
     pub fn stop_early(&mut self, xid: TxId) {
-        if let Some(b) = self.streams.get_mut(&xid) {
+        let current = self.current.as_mut().filter(|(x, _, _)| *x == xid).map(|(_, _, b)| b);
+        if let Some(b) = current.or_else(|| self.streams.get_mut(&xid)) {
             b.early = false;
             b.segment.clear();
             b.segment_relations.clear();
@@ -240,13 +249,19 @@ impl Assembler {
 
     /// Hands out what streamed transaction `xid` received since its last segment, if anything.
     fn take_segment(&mut self, xid: TxId) -> Option<Assembled> {
-        let b = self.streams.get_mut(&xid)?;
+        self.segment_of(Which::Stream(xid), xid).map(Assembled::Segment)
+    }
+
+    /// What `which` (transaction `xid`) received since its last segment, if anything.
+    fn segment_of(&mut self, which: Which, xid: TxId) -> Option<Segment> {
+        let b = self.buffer(which)?;
         if !b.early || (b.segment.is_empty() && b.segment_relations.is_empty()) {
             return None;
         }
         let bytes = std::mem::take(&mut b.segment_bytes);
+        let segment = Segment { xid, relations: std::mem::take(&mut b.segment_relations), changes: std::mem::take(&mut b.segment), bytes };
         self.segment_bytes -= bytes;
-        Some(Assembled::Segment(Segment { xid, relations: std::mem::take(&mut b.segment_relations), changes: std::mem::take(&mut b.segment), bytes }))
+        Some(segment)
     }
 
     /// True when no transaction is open or buffered (everything received has been handed out).
@@ -275,22 +290,37 @@ impl Assembler {
     fn spill(&mut self, which: Which) -> Result<(), Error> {
         let id = self.next_spill_id;
         let state = self.state.clone();
+        let early = self.early;
         let Some(buffer) = self.buffer(which) else { return Ok(()) };
         if buffer.spilled.is_none() {
             tracing::info!(?which, rows = buffer.changes.len(), "a transaction exceeds apply.memory_budget; spilling it to the state store");
+            // Sent whole, it is committed on the source: green may apply it while the rest arrives.
+            if which == Which::Current {
+                buffer.early = early;
+            }
         }
+        // A large transaction sent whole hands what it spills on as a segment (moved, not copied).
+        let to_segment = which == Which::Current && buffer.early;
         let spilled = buffer.spilled.get_or_insert_with(|| Spilled::new(id));
         let before = spilled.bytes();
         for chunk in buffer.changes.chunks(CHUNK_ROWS) {
             spilled.write(&state, chunk)?;
         }
         let written = spilled.bytes() - before;
-        buffer.changes.clear();
         let freed = std::mem::take(&mut buffer.bytes);
+        if to_segment {
+            buffer.segment.append(&mut buffer.changes);
+            buffer.segment_bytes += freed;
+        } else {
+            buffer.changes.clear();
+        }
         if id == self.next_spill_id {
             self.next_spill_id += 1;
         }
         self.buffered_bytes -= freed;
+        if to_segment {
+            self.segment_bytes += freed;
+        }
         self.spilled_bytes_total += written as u64;
         Ok(())
     }
@@ -332,6 +362,11 @@ impl Assembler {
         if self.buffer(which).is_some_and(|b| b.spilled.is_some()) {
             self.spill(which)?;
         }
+        // The rest of a large transaction sent whole, applied early just before its commit.
+        let tail = match which {
+            Which::Current => self.segment_of(which, xid),
+            Which::Stream(_) => None,
+        };
         let buffer = match which {
             Which::Current => self.current.take().map(|(_, _, b)| b),
             Which::Stream(x) => self.streams.remove(&x),
@@ -343,9 +378,9 @@ impl Assembler {
         })?;
         self.buffered_bytes -= buffer.bytes;
         self.segment_bytes -= buffer.segment_bytes;
-        let streamed = match which {
+        let early_xid = match which {
             Which::Stream(x) => Some(x),
-            Which::Current => None,
+            Which::Current => buffer.early.then_some(xid),
         };
         let segments_complete = buffer.early && buffer.segment.is_empty() && buffer.segment_relations.is_empty();
         let body = match buffer.spilled {
@@ -357,8 +392,9 @@ impl Assembler {
             sentinel: buffer.sentinel,
             relations: buffer.relations,
             statements: buffer.statements,
-            streamed,
+            early_xid,
             segments_complete,
+            tail,
         }))
     }
 
@@ -494,7 +530,9 @@ impl Assembler {
                 if self.current.is_none() {
                     return Err(Error::Resync("the source sent a row change outside any transaction".into()));
                 }
-                self.add(Which::Current, 0, change)?
+                self.add(Which::Current, 0, change)?;
+                let xid = self.current.as_ref().map_or(0, |(x, _, _)| *x);
+                return Ok(self.segment_of(Which::Current, xid).map(Assembled::Segment));
             }
         }
         Ok(None)
@@ -630,9 +668,69 @@ mod tests {
         let last = segment(a.push(ChangeEvent::StreamStop).expect("stop"));
         assert_eq!(last.changes, vec![(11, RowChange::Insert { table: table(1), after: vec![Value::Int4(1)] })]);
         let t = committed(a.push(stream_commit(10, 90)).expect("commit"));
-        assert_eq!(t.streamed, Some(10));
+        assert_eq!(t.early_xid, Some(10));
         assert!(t.segments_complete);
         assert_eq!(t.body.rows(), CHUNK_ROWS + 4, "the transaction itself keeps every change");
+    }
+
+    fn begin(xid: TxId) -> ChangeEvent {
+        ChangeEvent::Begin { xid, commit_position: None, commit_ts: Timestamp(0) }
+    }
+
+    fn commit(end: u64) -> ChangeEvent {
+        ChangeEvent::Commit { position: Position::Pg(Lsn(end)), commit_ts: Timestamp(0) }
+    }
+
+    /// Pushes `n` inserts of the transaction sent whole; returns the segments they let out.
+    fn push_whole(a: &mut Assembler, n: usize) -> Vec<Segment> {
+        (0..n).filter_map(|_| a.push(insert(None)).expect("insert")).map(|out| segment(Some(out))).collect()
+    }
+
+    #[test]
+    fn a_large_transaction_sent_whole_leaves_in_segments_once_it_spills_and_its_rest_at_commit() {
+        let (_dir, mut a) = early_assembler();
+        // Small: whole at commit, nothing early.
+        a.push(begin(39)).expect("begin");
+        assert!(push_whole(&mut a, 10).is_empty());
+        let small = committed(a.push(commit(50)).expect("commit"));
+        assert_eq!((small.early_xid, small.tail.is_some(), small.segments_complete), (None, false, false));
+        // Large (the test budget spills at ~1,600 rows): every chunk spilled leaves as a segment.
+        a.push(begin(40)).expect("begin");
+        let total = 2 * CHUNK_ROWS + 123;
+        let segments = push_whole(&mut a, total);
+        assert!(segments.len() >= 2, "{} segments", segments.len());
+        assert!(segments.iter().all(|s| s.xid == 40 && !s.changes.is_empty()));
+        let handed: usize = segments.iter().map(|s| s.changes.len()).sum();
+        let t = committed(a.push(commit(100)).expect("commit"));
+        let tail = t.tail.as_ref().expect("the rest leaves with the commit");
+        assert_eq!(handed + tail.changes.len(), total, "every change leaves early exactly once");
+        assert_eq!((t.early_xid, t.segments_complete), (Some(40), true));
+        assert!(matches!(t.body, Body::Spilled(_)), "the spill keeps the whole transaction for a fallback");
+        assert_eq!(t.body.rows(), total);
+        assert_eq!(a.segment_bytes(), 0);
+        assert!(a.is_idle());
+    }
+
+    #[test]
+    fn a_large_transaction_sent_whole_and_given_up_is_applied_whole() {
+        let (_dir, mut a) = early_assembler();
+        a.push(begin(50)).expect("begin");
+        let mut first = Vec::new();
+        while first.is_empty() {
+            first = push_whole(&mut a, 1);
+        }
+        let pushed = first[0].changes.len();
+        a.stop_early(50);
+        assert!(push_whole(&mut a, 2 * CHUNK_ROWS).is_empty(), "a transaction given up leaves no more segments");
+        let t = committed(a.push(commit(60)).expect("commit"));
+        assert!(t.tail.is_none() && !t.segments_complete);
+        assert_eq!(t.body.rows(), pushed + 2 * CHUNK_ROWS);
+        // Without early apply, nothing leaves early.
+        let (_dir2, mut plain) = assembler();
+        plain.push(begin(51)).expect("begin");
+        assert!(push_whole(&mut plain, 2 * CHUNK_ROWS).is_empty());
+        let t = committed(plain.push(commit(70)).expect("commit"));
+        assert_eq!((t.early_xid, t.tail.is_some()), (None, false));
     }
 
     #[test]

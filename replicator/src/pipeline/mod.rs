@@ -321,9 +321,9 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             self.deferred = Some(tx);
             return Ok(());
         }
-        let CommittedTransaction { body, sentinel, relations, statements, streamed, segments_complete } = tx;
+        let CommittedTransaction { body, sentinel, relations, statements, early_xid, segments_complete, tail } = tx;
         if *body.commit_end() <= self.batcher.applied_floor {
-            if let Some(xid) = streamed {
+            if let Some(xid) = early_xid {
                 self.finish().await?;
                 self.applier.early()?.forget(xid).await;
             }
@@ -349,7 +349,10 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         }
         self.status.transaction_received(body.commit_end(), body.commit_ts());
         self.batcher.applied_floor = body.commit_end().clone();
-        if let Some(xid) = streamed {
+        if let Some(xid) = early_xid {
+            if let Some(tail) = tail {
+                self.on_segment(tail).await?;
+            }
             if self.commit_early(xid, &body, segments_complete).await? {
                 return body.discard(&self.state);
             }

@@ -1,4 +1,4 @@
-//! Early apply on a PostgreSQL green (see [`crate::early`]): one session per streamed transaction,
+//! Early apply on a PostgreSQL green (see [`crate::early`]): one session per transaction applied early,
 //! at most `sessions` at once, each a [`PgSink`] sharing the stream's replication origin and setting
 //! it up only in its COMMIT's message.
 //!
@@ -73,7 +73,7 @@ impl PgEarly {
 
     async fn give_up(&mut self, xid: TxId, why: &str) {
         let rows = self.open.get(&xid).map_or(0, |o| o.rows);
-        tracing::info!(xid, rows, "applying a streamed transaction early stopped ({why}); it is applied whole at its commit");
+        tracing::info!(xid, rows, "applying a transaction early stopped ({why}); it is applied whole at its commit");
         self.close(xid).await;
         self.mark_given_up(xid);
     }
@@ -109,7 +109,7 @@ impl EarlyApply for PgEarly {
                 }
             };
             sink.begin().await?;
-            tracing::debug!(xid, pid, "applying a streamed transaction early");
+            tracing::debug!(xid, pid, "applying a transaction early");
             self.open.insert(xid, Open { sink, pid, subxids: HashSet::new(), rows: 0 });
         }
         let Some(o) = self.open.get_mut(&xid) else { return Ok(false) };
@@ -138,7 +138,7 @@ impl EarlyApply for PgEarly {
             // The sink rolled its transaction back; applied whole at commit, the error (if it is
             // one on the source's terms) comes back there.
             self.mark_given_up(xid);
-            tracing::info!(xid, "applying a streamed transaction early failed ({e}); it is applied whole at its commit");
+            tracing::info!(xid, "applying a transaction early failed ({e}); it is applied whole at its commit");
             return Ok(false);
         }
         o.rows += refs.len() as u64;
@@ -169,7 +169,7 @@ impl EarlyApply for PgEarly {
         let mut o = self.open.remove(&xid).ok_or_else(|| SinkError::Progress(format!("internal: transaction {xid} is not applied early")))?;
         let committed = o.sink.commit(commit_end, commit_ts).await?;
         let durable = o.sink.flush().await?;
-        tracing::info!(xid, rows = o.rows, position = %commit_end, "committed a streamed transaction applied early");
+        tracing::info!(xid, rows = o.rows, position = %commit_end, "committed a transaction applied early");
         self.idle.push((o.sink, o.pid));
         Ok((committed, durable))
     }
