@@ -286,6 +286,59 @@ async fn a_column_added_on_blue_is_added_on_green_and_replication_carries_on() {
 }
 
 #[tokio::test]
+async fn rows_older_than_a_column_added_with_a_default_get_blues_stored_value_on_green() {
+    let (blue, green, db) = pair(
+        "CREATE DOMAIN label AS text; CREATE TABLE t (id int PRIMARY KEY, a text); INSERT INTO t VALUES (1, 'one')",
+    )
+    .await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
+    blue.execute(&db, "INSERT INTO t VALUES (2, 'two')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    // Defaults PostgreSQL stores for the older rows instead of rewriting them: only blue's catalog
+    // knows these values, the change stream never carries them (now() is blue's time of the ALTER).
+    blue.execute(
+        &db,
+        "ALTER TABLE t ADD COLUMN n int NOT NULL DEFAULT 7, ADD COLUMN q text DEFAULT 'it''s \"{x,y}\"', \
+         ADD COLUMN arr text[] DEFAULT '{\"a,b\",NULL}', ADD COLUMN at timestamptz DEFAULT now(), \
+         ADD COLUMN d label DEFAULT 'dom', ADD COLUMN plain int",
+    )
+    .await
+    .expect("alter");
+    blue.execute(&db, "INSERT INTO t (id, a) VALUES (3, 'three'); UPDATE t SET n = 1 WHERE id = 3").await.expect("use it");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    let g = green.connect(&db).await.expect("green");
+    let defaults: i64 = g.query_one("SELECT count(*) FROM pg_attrdef WHERE adrelid = 't'::regclass", &[]).await.expect("defaults").get(0);
+    assert_eq!(defaults, 0, "the value for older rows is not left behind as green's default");
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_column_whose_older_values_blue_did_not_store_stops_replication_until_green_has_it() {
+    let (blue, green, db) = pair("CREATE TABLE v (id int PRIMARY KEY); INSERT INTO v SELECT generate_series(1, 50)").await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
+    // A volatile default rewrote blue's table: the values of the 50 older rows are not in the stream.
+    blue.execute(&db, "ALTER TABLE v ADD COLUMN u uuid DEFAULT gen_random_uuid(); INSERT INTO v (id) VALUES (51)").await.expect("volatile");
+    assert_eq!(wait_exit(&mut t).await, 1);
+    let log = t.log_text();
+    assert!(log.contains("blue added column \"u\" with the default gen_random_uuid()") && log.contains("ADD COLUMN \"u\" uuid"), "{log}");
+    let g = green.connect(&db).await.expect("green");
+    let n: i64 = g.query_one("SELECT count(*) FROM v", &[]).await.expect("count").get(0);
+    assert_eq!(n, 50, "nothing after the change reached green");
+    // The operator adds the column on green with blue's values, and replication carries on.
+    let b = blue.connect(&db).await.expect("blue");
+    let values: Vec<(i32, String)> =
+        b.query("SELECT id, u::text FROM v WHERE id <= 50", &[]).await.expect("values").iter().map(|r| (r.get(0), r.get(1))).collect();
+    g.batch_execute("ALTER TABLE v ADD COLUMN u uuid").await.expect("add on green");
+    for (id, u) in values {
+        g.execute("UPDATE v SET u = $2::text::uuid WHERE id = $1", &[&id, &u]).await.expect("copy");
+    }
+    t.start();
+    blue.execute(&db, "INSERT INTO v (id) VALUES (52)").await.expect("after");
+    assert_converges(&blue, &green, &db, &["v"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
 async fn an_incompatible_column_change_stops_with_an_error_naming_table_and_column() {
     let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, a text)").await;
     let (_dir, mut t) = running(&blue, &green, &db).await;

@@ -1,7 +1,14 @@
 //! Keeping green's tables in step with blue's schema as the stream announces it (Relation messages).
 //!
 //! A column that blue sends and green lacks is added on green (`ALTER TABLE … ADD COLUMN`), with the
-//! same type. Anything else that would make applying fail or lose data — a column whose type differs,
+//! same type. Rows that existed before blue added it hold, on blue, the value its `DEFAULT` had at
+//! that moment — kept in blue's catalog (`attmissingval`), never written to the change stream — so
+//! green's existing rows get exactly that value (`ADD COLUMN … DEFAULT <blue's stored value>`, the
+//! default then dropped again). When blue's column has a default but no stored value, while green's
+//! table has rows, replication stops naming the column: either the default was set after the column
+//! was added (older rows hold NULL) or blue rewrote the table (a volatile default such as
+//! `gen_random_uuid()`, a domain with constraints, a later rewrite) and the values are nowhere in the
+//! stream — only the operator can tell, and adding the column on green settles it. Anything else that would make applying fail or lose data — a column whose type differs,
 //! or a green-only column that is `NOT NULL` without a default (blue dropped or renamed it) — stops
 //! replication with an error naming the table, the change and what to run. Nothing is dropped silently.
 
@@ -9,6 +16,7 @@ use super::qualified;
 use crate::error::SinkError;
 use tokio_postgres::Client;
 use turnout_decoders::pg::types::oid;
+use turnout_decoders::pg::ConnectOptions;
 use turnout_decoders::schema::{quote_ident, Column, ColumnType, TableSchema, TypeName};
 
 /// Type OIDs below this are created by initdb from the catalog sources and are the same on every
@@ -85,8 +93,78 @@ fn typmod_compatible(base_oid: u32, blue: i32, green: i32) -> bool {
     }
 }
 
-/// The DDL to run on green so that rows of `schema` apply; an error when no safe DDL exists.
-pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, SinkError> {
+/// What blue's rows that predate an added column hold in it.
+#[derive(Debug, PartialEq)]
+enum Existing {
+    /// NULL: the column was added without a default (or blue's table is not known to us).
+    Null,
+    /// The value blue stored for them when the column was added (text in turnout's session formats).
+    Stored(String),
+    /// Unknown: the column has a default but blue stores no value for older rows — it was added with
+    /// a volatile default (blue rewrote the table), the table was rewritten since, or the default was
+    /// set after the column was added. `String` is blue's default expression.
+    Unknown(String),
+}
+
+/// Blue's catalog entry for `column` of `table`, asked over a session of its own (a rare event: a
+/// column added while streaming). `Null` when the column is gone from blue by now.
+async fn existing_on_blue(blue: &ConnectOptions, table: &str, column: &str) -> Result<Existing, SinkError> {
+    let client = super::connect_with(blue).await?;
+    let row = client
+        .query_opt(
+            "SELECT a.atthasmissing, (a.attmissingval::text::text[])[1], pg_get_expr(d.adbin, d.adrelid) \
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+            &[&table, &column],
+        )
+        .await
+        .map_err(SinkError::target(format!("reading blue's default of column \"{column}\" of {table}")))?;
+    Ok(match row {
+        None => Existing::Null,
+        Some(r) => match (r.get::<_, bool>(0), r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2)) {
+            (true, Some(value), _) => Existing::Stored(value),
+            (_, _, Some(default)) => Existing::Unknown(default),
+            _ => Existing::Null,
+        },
+    })
+}
+
+/// The statements that add `column` (of SQL type `type_sql`) to green's `table`, given what blue's
+/// older rows hold in it; `Unknown` is an error when green's table has rows.
+async fn add_column(client: &Client, table: &str, column: &str, type_sql: &str, existing: Existing) -> Result<Vec<String>, SinkError> {
+    let col = quote_ident(column);
+    Ok(match existing {
+        Existing::Null => vec![format!("ALTER TABLE {table} ADD COLUMN {col} {type_sql}")],
+        Existing::Stored(value) => vec![
+            format!("ALTER TABLE {table} ADD COLUMN {col} {type_sql} DEFAULT '{}'::{type_sql}", value.replace('\'', "''")),
+            format!("ALTER TABLE {table} ALTER COLUMN {col} DROP DEFAULT"),
+        ],
+        Existing::Unknown(default) => {
+            let rows = client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+                .await
+                .map_err(SinkError::target(format!("reading whether {table} has rows")))?;
+            if rows.get::<_, bool>(0) {
+                return Err(SinkError::Schema {
+                    table: table.to_owned(),
+                    reason: format!(
+                        "blue added column {col} with the default {default} but keeps no value for the rows that existed \
+                         before: either the default was set after the column was added (those rows hold NULL) or blue \
+                         rewrote the table (a volatile default such as gen_random_uuid() or clock_timestamp(), a domain with \
+                         constraints, a later rewrite) and their values are not in the change stream. Add the column on \
+                         green with the values blue's rows hold (ALTER TABLE {table} ADD COLUMN {col} {type_sql}; then copy \
+                         the column from blue by key unless those rows hold NULL) and restart"
+                    ),
+                });
+            }
+            vec![format!("ALTER TABLE {table} ADD COLUMN {col} {type_sql}")]
+        }
+    })
+}
+
+/// The DDL to run on green so that rows of `schema` apply; an error when no safe DDL exists. With
+/// `source` (blue's connection options), an added column gets the value blue's older rows hold.
+pub async fn plan(client: &Client, schema: &TableSchema, source: Option<&ConnectOptions>) -> Result<Vec<String>, SinkError> {
     let table = qualified(&schema.name);
     let rows = client
         .query(GREEN_COLUMNS, &[&table])
@@ -138,7 +216,11 @@ pub async fn plan(client: &Client, schema: &TableSchema) -> Result<Vec<String>, 
             }
             None => {
                 let type_sql = blue_type_text(client, &col.name, &blue).await?;
-                ddl.push(format!("ALTER TABLE {table} ADD COLUMN {} {type_sql}", quote_ident(&col.name)));
+                let existing = match source {
+                    Some(opts) => existing_on_blue(opts, &table, &col.name).await?,
+                    None => Existing::Null,
+                };
+                ddl.extend(add_column(client, &table, &col.name, &type_sql, existing).await?);
             }
         }
     }

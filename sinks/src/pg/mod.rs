@@ -165,6 +165,8 @@ pub struct PgSink {
     /// Flushed to green's disk: as of connect (reading the origin's progress flushes) or this session's last
     /// commit (which flushes in its own message).
     durable: Lsn,
+    /// Blue, asked what its older rows hold in a column it added (see [`ddl`]).
+    source: Option<ConnectOptions>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -201,7 +203,14 @@ impl PgSink {
                 .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
         }
         let applied = origin_progress(&client, origin).await?;
-        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared, begin_pending: false, durable: applied })
+        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared, begin_pending: false, durable: applied, source: None })
+    }
+
+    /// Lets schema changes ask blue (`source`, the stream's source) what the rows that predate a column
+    /// it added hold in it.
+    pub fn with_source(mut self, source: ConnectOptions) -> PgSink {
+        self.source = Some(source);
+        self
     }
 
     /// The end position of the last source transaction committed on green.
@@ -417,7 +426,7 @@ impl Sink for PgSink {
     }
 
     async fn schema_changes(&mut self, schema: &TableSchema) -> Result<Vec<String>, SinkError> {
-        ddl::plan(&self.client, schema).await
+        ddl::plan(&self.client, schema, self.source.as_ref()).await
     }
 
     async fn apply_schema_changes(&mut self, statements: &[String]) -> Result<(), SinkError> {

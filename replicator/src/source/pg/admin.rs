@@ -87,6 +87,9 @@ impl SourceAdmin for PgAdmin {
         } else {
             futures_util::future::try_join_all((0..n).map(|_| PgSink::connect_shared(url, origin))).await.map_err(Error::Sink)?
         };
+        // A column blue adds gets, on green, the value blue's older rows hold in it.
+        let source = self.config.source_options()?;
+        let sessions = sessions.into_iter().map(|s| s.with_source(source.clone())).collect();
         Parallel::new(sessions).map_err(Error::Sink)
     }
 
