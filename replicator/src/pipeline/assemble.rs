@@ -249,11 +249,15 @@ impl Assembler {
 
     /// Hands out what streamed transaction `xid` received since its last segment, if anything.
     fn take_segment(&mut self, xid: TxId) -> Option<Assembled> {
-        self.segment_of(Which::Stream(xid), xid).map(Assembled::Segment)
+        self.segment_of(Which::Stream(xid)).map(Assembled::Segment)
     }
 
-    /// What `which` (transaction `xid`) received since its last segment, if anything.
-    fn segment_of(&mut self, which: Which, xid: TxId) -> Option<Segment> {
+    /// What `which` received since its last segment, if anything.
+    fn segment_of(&mut self, which: Which) -> Option<Segment> {
+        let xid = match which {
+            Which::Current => self.current.as_ref()?.0,
+            Which::Stream(x) => x,
+        };
         let b = self.buffer(which)?;
         if !b.early || (b.segment.is_empty() && b.segment_relations.is_empty()) {
             return None;
@@ -364,7 +368,7 @@ impl Assembler {
         }
         // The rest of a large transaction sent whole, applied early just before its commit.
         let tail = match which {
-            Which::Current => self.segment_of(which, xid),
+            Which::Current => self.segment_of(which),
             Which::Stream(_) => None,
         };
         let buffer = match which {
@@ -531,8 +535,7 @@ impl Assembler {
                     return Err(Error::Resync("the source sent a row change outside any transaction".into()));
                 }
                 self.add(Which::Current, 0, change)?;
-                let xid = self.current.as_ref().map_or(0, |(x, _, _)| *x);
-                return Ok(self.segment_of(Which::Current, xid).map(Assembled::Segment));
+                return Ok(self.segment_of(Which::Current).map(Assembled::Segment));
             }
         }
         Ok(None)

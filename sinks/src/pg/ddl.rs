@@ -8,8 +8,10 @@
 //! table has rows, replication stops naming the column: either the default was set after the column
 //! was added (older rows hold NULL) or blue rewrote the table (a volatile default such as
 //! `gen_random_uuid()`, a domain with constraints, a later rewrite) and the values are nowhere in the
-//! stream — only the operator can tell, and adding the column on green settles it. Anything else that would make applying fail or lose data — a column whose type differs,
-//! or a green-only column that is `NOT NULL` without a default (blue dropped or renamed it) — stops
+//! stream — only the operator can tell, and adding the column on green settles it.
+//!
+//! Anything else that would make applying fail or lose data — a column whose type differs, or a
+//! green-only column that is `NOT NULL` without a default (blue dropped or renamed it) — stops
 //! replication with an error naming the table, the change and what to run. Nothing is dropped silently.
 
 use super::qualified;
@@ -106,11 +108,9 @@ enum Existing {
     Unknown(String),
 }
 
-/// Blue's catalog entry for `column` of `table`, asked over a session of its own (a rare event: a
-/// column added while streaming). `Null` when the column is gone from blue by now.
-async fn existing_on_blue(blue: &ConnectOptions, table: &str, column: &str) -> Result<Existing, SinkError> {
-    let client = super::connect_with(blue).await?;
-    let row = client
+/// Blue's catalog entry for `column` of `table`. `Null` when the column is gone from blue by now.
+async fn existing_on_blue(blue: &Client, table: &str, column: &str) -> Result<Existing, SinkError> {
+    let row = blue
         .query_opt(
             "SELECT a.atthasmissing, (a.attmissingval::text::text[])[1], pg_get_expr(d.adbin, d.adrelid) \
              FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -188,6 +188,9 @@ pub async fn plan(client: &Client, schema: &TableSchema, source: Option<&Connect
         })
         .collect();
     let mut ddl = Vec::new();
+    // Blue is asked only when a column is added (a rare event while streaming), over one session of
+    // its own shared by every column this schema adds.
+    let mut blue_session: Option<Client> = None;
     for col in &schema.columns {
         let blue = blue_type(schema, col)?;
         match green.iter().find(|g| g.name == col.name) {
@@ -216,9 +219,13 @@ pub async fn plan(client: &Client, schema: &TableSchema, source: Option<&Connect
             }
             None => {
                 let type_sql = blue_type_text(client, &col.name, &blue).await?;
-                let existing = match source {
-                    Some(opts) => existing_on_blue(opts, &table, &col.name).await?,
-                    None => Existing::Null,
+                let existing = match (source, &blue_session) {
+                    (None, _) => Existing::Null,
+                    (Some(_), Some(blue)) => existing_on_blue(blue, &table, &col.name).await?,
+                    (Some(opts), None) => {
+                        let blue = blue_session.insert(super::connect_with(opts).await?);
+                        existing_on_blue(blue, &table, &col.name).await?
+                    }
                 };
                 ddl.extend(add_column(client, &table, &col.name, &type_sql, existing).await?);
             }
