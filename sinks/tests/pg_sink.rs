@@ -171,3 +171,68 @@ async fn an_empty_source_transaction_still_moves_the_recorded_position_and_flush
     let check = turnout_sinks::pg::connect(&url).await.expect("connect");
     assert_eq!(origin_progress(&check, "o").await.expect("progress"), Lsn(100));
 }
+
+/// A keyless table whose inserts come in runs large enough for `COPY`.
+fn history() -> Arc<TableSchema> {
+    Arc::new(TableSchema {
+        relation_id: 2,
+        name: TableName::new("public", "h"),
+        replica_identity: ReplicaIdentity::Default,
+        columns: vec![
+            Column { name: "id".into(), ty: ColumnType::pg(23, -1), is_key: false },
+            Column { name: "v".into(), ty: ColumnType::pg(25, -1), is_key: false },
+        ],
+        foreign_key_checks: true,
+    })
+}
+
+/// One source transaction: `t`'s rows `updates` set to `v`, then `h`'s rows `ids` inserted.
+fn updates_then_copy(updates: &[i32], v: &str, ids: std::ops::Range<i32>, end: u64) -> Transaction {
+    let mut changes: Vec<RowChange> = updates
+        .iter()
+        .map(|&id| RowChange::Update { table: table(), key: vec![Value::Int4(id)], before: None, after: vec![Value::Int4(id), Value::Text(v.into())] })
+        .collect();
+    changes.extend(ids.map(|id| RowChange::Insert { table: history(), after: vec![Value::Int4(id), Value::Text(format!("h\t{id}\\").as_str().into())] }));
+    Transaction { xid: 7, commit_end: Position::Pg(Lsn(end)), commit_ts: Timestamp(0), changes }
+}
+
+async fn green_state(server: &PgServer, db: &str) -> (Vec<String>, i64, i64) {
+    let c = server.connect(db).await.expect("client");
+    let t = c.query("SELECT v FROM t ORDER BY id", &[]).await.expect("t").iter().map(|r| r.get(0)).collect();
+    let h: i64 = c.query_one("SELECT count(*) FROM h", &[]).await.expect("h").get(0);
+    let escaped: i64 = c.query_one("SELECT count(*) FROM h WHERE v = format(E'h\\t%s\\\\', id)", &[]).await.expect("h text").get(0);
+    (t, h, escaped)
+}
+
+/// The UPDATEs and the COPY of a batch go to green without waiting for each other: a failure is
+/// reported as the first failing statement in source order, nothing of the batch stays, the recorded
+/// position does not move, and the session (mid-COPY when the error came) applies the next batch.
+#[tokio::test]
+async fn pipelined_updates_and_copies_report_the_first_failure_in_order_and_apply_nothing_of_the_batch() {
+    let server = PgServer::start(17).expect("server");
+    let db = server.create_database("sink").await.expect("db");
+    // The unique index on h exists on green only: a COPY that blue accepted can fail here.
+    server.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE h (id int, v text); CREATE UNIQUE INDEX ON h (id)").await.expect("schema");
+    let mut sink = PgSink::connect(&server.url(&db), "o").await.expect("sink");
+    let _ = sink.apply(&(1..=3).map(|i| insert(i, 100 + i as u64)).collect::<Vec<_>>()).await.expect("inserts");
+
+    let d = sink.apply(&[updates_then_copy(&[1, 2, 3], "a", 0..1500, 200)]).await.expect("updates and copy");
+    assert_eq!(d.position(), &pos(200));
+    assert_eq!(green_state(&server, &db).await, (vec!["a".to_string(); 3], 1500, 1500));
+
+    // An UPDATE of a row green lacks, then a COPY that would succeed: the divergence is reported.
+    let err = sink.apply(&[updates_then_copy(&[1, 42], "b", 1500..3000, 300)]).await.expect_err("divergence");
+    assert!(err.to_string().contains("updating public.t") && err.to_string().contains("diverged"), "{err}");
+    // UPDATEs that succeed, then a COPY green refuses: the COPY's error, the UPDATEs rolled back.
+    let err = sink.apply(&[updates_then_copy(&[1, 2], "c", 1400..2900, 300)]).await.expect_err("green-only unique key");
+    assert_eq!(err.sqlstate(), Some("23505"), "{err}");
+    assert!(err.to_string().contains("inserting into public.h") && err.to_string().contains("COPY"), "{err}");
+    let admin = server.connect(&db).await.expect("admin");
+    assert_eq!(origin_progress(&admin, "o").await.expect("progress"), Lsn(200));
+    assert_eq!(green_state(&server, &db).await, (vec!["a".to_string(); 3], 1500, 1500));
+
+    // The same shapes again, from the cached statements.
+    let d = sink.apply(&[updates_then_copy(&[2, 3], "d", 1500..3000, 300), updates_then_copy(&[1], "e", 3000..4000, 400)]).await.expect("next batch");
+    assert_eq!(d.position(), &pos(400));
+    assert_eq!(green_state(&server, &db).await, (vec!["e".to_string(), "d".to_string(), "d".to_string()], 4000, 4000));
+}

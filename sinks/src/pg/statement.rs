@@ -152,6 +152,8 @@ enum Shape {
 #[derive(Default)]
 pub(super) struct Statements {
     cache: HashMap<Shape, (Statement, String)>,
+    /// `COPY … FROM STDIN` statements for large inserts, by shape.
+    copies: HashMap<Shape, (Statement, String)>,
 }
 
 /// One statement to run with its text parameters.
@@ -412,42 +414,49 @@ impl Statements {
                 matches!(&c.shape, Shape::Insert { table, .. } if c.rows >= COPY_MIN_ROWS && tables.get(table).is_some_and(|t| !t.fires_always))
             })
             .collect();
-        // Prepare every new shape first (one round trip each, cached across batches).
+        // Prepare every new shape first (pipelined, cached across batches), the COPY statements too:
+        // a COPY prepared on the spot would cost a round trip of its own in every batch.
+        let mut new_shapes: Vec<(bool, &Shape, String, Vec<Type>)> = Vec::new();
         for (call, copy) in calls.iter().zip(&by_copy) {
-            if !copy && !self.cache.contains_key(&call.shape) {
-                let (sql, types) = sql_for(&call.shape, tables)?;
-                let stmt = client
-                    .prepare_typed(&sql, &types)
-                    .await
-                    .map_err(SinkError::target(format!("{}: preparing `{sql}`", describe(&call.shape))))?;
-                self.cache.insert(call.shape.clone(), (stmt, sql));
+            let cached = if *copy { self.copies.contains_key(&call.shape) } else { self.cache.contains_key(&call.shape) };
+            if !cached && !new_shapes.iter().any(|(c, s, ..)| c == copy && *s == &call.shape) {
+                let (sql, types) = if *copy { (copy_sql(&call.shape, tables)?, Vec::new()) } else { sql_for(&call.shape, tables)? };
+                new_shapes.push((*copy, &call.shape, sql, types));
             }
         }
-        // Run in order, pipelined; a TRUNCATE or a COPY splits the pipeline.
+        let prepared = try_join_all(new_shapes.iter().map(|(_, shape, sql, types)| async move {
+            client.prepare_typed(sql, types).await.map_err(SinkError::target(format!("{}: preparing `{sql}`", describe(shape))))
+        }))
+        .await?;
+        for ((copy, shape, sql, _), stmt) in new_shapes.into_iter().zip(prepared) {
+            let cache = if copy { &mut self.copies } else { &mut self.cache };
+            cache.insert(shape.clone(), (stmt, sql));
+        }
+        // Run in order, pipelined: every statement and COPY up to a TRUNCATE is sent without waiting
+        // for the one before it (green runs them in the order sent; after an error it rejects the rest
+        // of the transaction, and the first error in order is the one reported). A COPY's rows follow
+        // as soon as green is ready for them.
+        let (cache, copies) = (&self.cache, &self.copies);
         let mut start = 0;
-        let mut cut_points: Vec<(usize, Option<String>)> = truncates.into_iter().map(|(i, s)| (i, Some(s))).collect();
-        cut_points.extend(by_copy.iter().enumerate().filter(|(_, c)| **c).map(|(i, _)| (i, None)));
-        cut_points.sort_by_key(|(i, truncate)| (*i, truncate.is_none()));
-        cut_points.push((calls.len(), None));
+        let mut cut_points = truncates;
+        cut_points.push((calls.len(), String::new()));
         for (end, truncate) in cut_points {
-            let futures = calls[start..end].iter().map(|call| {
-                let (stmt, sql) = &self.cache[&call.shape];
-                let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
-                async move {
-                    let n = client
-                        .execute(stmt, &params)
-                        .await
-                        .map_err(SinkError::target(format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows)))?;
-                    check_count(&call.shape, n, call.rows as u64)
+            let futures = calls[start..end].iter().zip(&by_copy[start..end]).map(|(call, copy)| async move {
+                if *copy {
+                    return copy_in(client, &copies[&call.shape], call).await;
                 }
+                let (stmt, sql) = &cache[&call.shape];
+                let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
+                let n = client
+                    .execute(stmt, &params)
+                    .await
+                    .map_err(SinkError::target(format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows)))?;
+                check_count(&call.shape, n, call.rows as u64)
             });
             try_join_all(futures).await?;
             start = end;
-            if let Some(sql) = truncate {
-                client.batch_execute(&sql).await.map_err(SinkError::target(format!("`{sql}`")))?;
-            } else if let Some(call) = calls.get(end).filter(|_| by_copy.get(end) == Some(&true)) {
-                copy_in(client, call, tables).await?;
-                start = end + 1;
+            if !truncate.is_empty() {
+                client.batch_execute(&truncate).await.map_err(SinkError::target(format!("`{truncate}`")))?;
             }
         }
         Ok(())
@@ -457,13 +466,19 @@ impl Statements {
 /// Insert calls with at least this many rows are sent with `COPY … FROM STDIN`.
 const COPY_MIN_ROWS: usize = 1_000;
 
-/// Runs an insert call as `COPY table (columns) FROM STDIN` in text format.
-async fn copy_in(client: &Client, call: &Call, tables: &HashMap<TableName, TargetTable>) -> Result<(), SinkError> {
+/// `COPY table (columns) FROM STDIN` for an insert shape.
+fn copy_sql(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<String, SinkError> {
+    let Shape::Insert { table, columns } = shape else {
+        return Err(SinkError::Schema { table: String::new(), reason: format!("{}: only inserts are copied", describe(shape)) });
+    };
+    let t = tables.get(table).ok_or_else(|| SinkError::Schema { table: table.to_string(), reason: "not loaded".into() })?;
+    Ok(format!("COPY {} ({}) FROM STDIN", t.qualified, columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")))
+}
+
+/// Runs an insert call through its prepared `COPY table (columns) FROM STDIN`, in text format.
+async fn copy_in(client: &Client, (statement, sql): &(Statement, String), call: &Call) -> Result<(), SinkError> {
     use bytes::{BufMut, BytesMut};
     use futures_util::SinkExt;
-    let Shape::Insert { table, columns } = &call.shape else { return Ok(()) };
-    let t = tables.get(table).ok_or_else(|| SinkError::Schema { table: table.to_string(), reason: "not loaded".into() })?;
-    let sql = format!("COPY {} ({}) FROM STDIN", t.qualified, columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "));
     let arrays: Vec<&Vec<Option<String>>> = call
         .params
         .iter()
@@ -472,9 +487,9 @@ async fn copy_in(client: &Client, call: &Call, tables: &HashMap<TableName, Targe
             Param::Text(_) => None,
         })
         .collect();
-    tracing::debug!(%table, rows = call.rows, "inserting with COPY");
+    tracing::debug!(shape = %describe(&call.shape), rows = call.rows, "inserting with COPY");
     let context = format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows);
-    let sink = client.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(SinkError::target(context.clone()))?;
+    let sink = client.copy_in::<_, bytes::Bytes>(statement).await.map_err(SinkError::target(context.clone()))?;
     futures_util::pin_mut!(sink);
     let mut buf = BytesMut::with_capacity(256 * 1024);
     for row in 0..call.rows {
