@@ -118,6 +118,16 @@ pub struct Segment {
     pub bytes: usize,
 }
 
+impl Segment {
+    /// Appends `later`, a segment of the same transaction received after this one.
+    pub fn absorb(&mut self, later: Segment) {
+        debug_assert_eq!(self.xid, later.xid);
+        self.relations.extend(later.relations);
+        self.changes.extend(later.changes);
+        self.bytes += later.bytes;
+    }
+}
+
 /// What the assembler hands on.
 // Moved once per transaction: boxing the large variant would cost an allocation for nothing.
 #[allow(clippy::large_enum_variant)]

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use turnout_decoders::{ChangeEvent, TableSchema};
 use turnout_sinks::early::guarded;
-use turnout_sinks::{EarlyApply, Sink};
+use turnout_sinks::{Durable, EarlyApply, Sink};
 
 /// While receiving pauses (a full batch waits for a long apply), the source still hears from us this
 /// often, so it does not time the stream out.
@@ -69,6 +69,7 @@ pub async fn stream<S: Source, K: Sink, E: EarlyApply>(
         budgets: budgets.clone(),
         deferred: None,
         last_heartbeat: None,
+        pending_segment: None,
     };
     match p.run(shutdown).await {
         Ok(()) => p.source.close().await,
@@ -91,6 +92,9 @@ struct Pipeline<S: Source, K: Sink, E: EarlyApply> {
     /// Position of the newest heartbeat received: every transaction that commits before it has been
     /// received.
     last_heartbeat: Option<turnout_decoders::Position>,
+    /// Changes of a transaction in progress, received while the lane was busy and before any commit
+    /// accepted since: they go to green before anything accepted after them.
+    pending_segment: Option<Segment>,
 }
 
 impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
@@ -103,7 +107,9 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             if !self.applier.busy() && self.batcher.is_empty() && self.applier.flush_wanted() {
                 self.applier.start_flush()?;
             }
-            ack::when_idle(&mut self.source, &self.applier, &self.batcher);
+            if self.pending_segment.is_none() {
+                ack::when_idle(&mut self.source, &self.applier, &self.batcher);
+            }
             let receive = self.may_receive();
             let mut wait_until = self.batcher.deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if self.applier.unflushed() {
@@ -117,8 +123,11 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
                 biased;
                 _ = shutdown.changed() => return self.drain().await,
                 done = self.applier.finished(), if busy => {
-                    let done = done?;
-                    self.completed(done).await?;
+                    // The next batch goes to green before this one's position is recorded: the
+                    // synced state-store write overlaps green's work instead of delaying it.
+                    let durable = self.take_back(done?)?;
+                    self.start_due()?;
+                    self.acknowledge(durable).await?;
                     self.source.keepalive().await?;
                 }
                 _ = tokio::time::sleep_until(wait_until), if !busy => {}
@@ -143,7 +152,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     /// and no hold stops it.
     fn may_receive(&self) -> bool {
         self.batcher.rows() < self.budgets.batch_rows
-            && self.batcher.memory() + self.applier.inflight_bytes < self.budgets.memory
+            && self.held_bytes() < self.budgets.memory
             && self.deferred.is_none()
             && matches!(self.status.hold.current(), Stage::Idle | Stage::At { .. } | Stage::Passed { .. })
     }
@@ -182,29 +191,55 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         Ok(())
     }
 
+    /// Estimated bytes of changes received and not yet applied.
+    fn held_bytes(&self) -> usize {
+        self.batcher.memory() + self.applier.inflight_bytes + self.pending_segment.as_ref().map_or(0, |s| s.bytes)
+    }
+
+    /// Starts the pending segment, or else a batch that is due, when the lane is free.
     fn start_due(&mut self) -> Result<(), Error> {
-        if self.batcher.due(&self.budgets) && !self.applier.busy() {
-            let (batch, bytes) = self.batcher.take();
-            self.applier.start(batch, bytes)?;
+        if !self.applier.busy() {
+            if let Some(segment) = self.pending_segment.take() {
+                self.applier.start_segment(segment)?;
+            } else if self.batcher.due(&self.budgets) {
+                let (batch, bytes) = self.batcher.take();
+                self.applier.start(batch, bytes)?;
+            }
         }
-        self.status.set_buffered((self.batcher.memory() + self.applier.inflight_bytes) as u64, self.batcher.assembler.spilled_bytes_total());
+        self.status.set_buffered(self.held_bytes() as u64, self.batcher.assembler.spilled_bytes_total());
         Ok(())
     }
 
     /// Takes back the sink from a finished task and records what became durable.
     async fn completed(&mut self, done: (apply::Lane<K, E>, Result<apply::Outcome, Error>)) -> Result<(), Error> {
+        let durable = self.take_back(done)?;
+        self.acknowledge(durable).await
+    }
+
+    /// Takes back the sink from a finished task; returns what became durable on green.
+    fn take_back(&mut self, done: (apply::Lane<K, E>, Result<apply::Outcome, Error>)) -> Result<Option<Durable>, Error> {
         let outcome = self.applier.take_back(done)?;
         self.gave_up()?;
         self.status.add_applied(outcome.transactions as u64, outcome.rows as u64);
-        if let Some(d) = outcome.durable {
-            ack::durable(&mut self.source, &d, &self.state, &self.status).await?;
-        }
-        Ok(())
+        Ok(outcome.durable)
     }
 
-    /// Waits for the task in flight, if any.
+    /// Records `durable` in the state store, then acknowledges it to the source.
+    async fn acknowledge(&mut self, durable: Option<Durable>) -> Result<(), Error> {
+        match durable {
+            Some(d) => ack::durable(&mut self.source, &d, &self.state, &self.status).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the task in flight, if any, then applies the pending segment, if any.
     async fn finish(&mut self) -> Result<(), Error> {
         if self.applier.busy() {
+            let done = self.applier.finished().await?;
+            self.completed(done).await?;
+        }
+        if let Some(segment) = self.pending_segment.take() {
+            self.applier.start_segment(segment)?;
             let done = self.applier.finished().await?;
             self.completed(done).await?;
         }
@@ -290,6 +325,9 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     fn gave_up(&mut self) -> Result<(), Error> {
         for xid in self.applier.early()?.take_given_up() {
             self.batcher.assembler.stop_early(xid);
+            if self.pending_segment.as_ref().is_some_and(|s| s.xid == xid) {
+                self.pending_segment = None;
+            }
             self.status.early_given_up();
         }
         Ok(())
@@ -297,7 +335,25 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
 
     /// Applies changes of a streamed transaction still in progress on its early session, after every
     /// transaction committed before them.
+    ///
+    /// While the lane is busy and no commit was accepted since, the changes wait as the pending
+    /// segment (later ones of the same transaction join it) and receiving goes on: green then gets
+    /// fewer, larger pieces instead of the stream waiting for each. A commit accepted after them is
+    /// applied after them ([`Pipeline::start_due`], [`Pipeline::finish`]).
     async fn on_segment(&mut self, segment: Segment) -> Result<(), Error> {
+        if self.applier.busy() && self.batcher.is_empty() {
+            match &mut self.pending_segment {
+                None => {
+                    self.pending_segment = Some(segment);
+                    return Ok(());
+                }
+                Some(pending) if pending.xid == segment.xid => {
+                    pending.absorb(segment);
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+        }
         self.apply_batch_now().await?;
         self.applier.start_segment(segment)
     }
