@@ -235,4 +235,23 @@ async fn pipelined_updates_and_copies_report_the_first_failure_in_order_and_appl
     let d = sink.apply(&[updates_then_copy(&[2, 3], "d", 1500..3000, 300), updates_then_copy(&[1], "e", 3000..4000, 400)]).await.expect("next batch");
     assert_eq!(d.position(), &pos(400));
     assert_eq!(green_state(&server, &db).await, (vec!["e".to_string(), "d".to_string(), "d".to_string()], 4000, 4000));
+
+    // The COPY first, the UPDATEs after it: a refused COPY is the error reported (the UPDATEs behind it
+    // fail only because the transaction is aborted); a COPY that succeeds before a divergent UPDATE
+    // stays on green no more than the UPDATE does.
+    let copy_first = |updates: &[i32], ids: std::ops::Range<i32>, end: u64| {
+        let mut t = updates_then_copy(updates, "f", ids, end);
+        t.changes.rotate_left(updates.len());
+        t
+    };
+    let err = sink.apply(&[copy_first(&[1], 3900..5000, 500)]).await.expect_err("green-only unique key");
+    assert_eq!(err.sqlstate(), Some("23505"), "{err}");
+    assert!(err.to_string().contains("inserting into public.h"), "{err}");
+    let err = sink.apply(&[copy_first(&[1, 42], 4000..5000, 500)]).await.expect_err("divergence");
+    assert!(err.to_string().contains("updating public.t") && err.to_string().contains("diverged"), "{err}");
+    assert_eq!(origin_progress(&admin, "o").await.expect("progress"), Lsn(400));
+    assert_eq!(green_state(&server, &db).await, (vec!["e".to_string(), "d".to_string(), "d".to_string()], 4000, 4000));
+    let d = sink.apply(&[copy_first(&[1, 2, 3], 4000..5000, 500)]).await.expect("copy first");
+    assert_eq!(d.position(), &pos(500));
+    assert_eq!(green_state(&server, &db).await, (vec!["f".to_string(); 3], 5000, 5000));
 }
