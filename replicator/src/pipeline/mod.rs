@@ -234,16 +234,16 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
 
     /// Waits for the task in flight, if any, then applies the pending segment, if any.
     async fn finish(&mut self) -> Result<(), Error> {
-        if self.applier.busy() {
-            let done = self.applier.finished().await?;
-            self.completed(done).await?;
+        loop {
+            if self.applier.busy() {
+                let done = self.applier.finished().await?;
+                self.completed(done).await?;
+            }
+            match self.pending_segment.take() {
+                Some(segment) => self.applier.start_segment(segment)?,
+                None => return Ok(()),
+            }
         }
-        if let Some(segment) = self.pending_segment.take() {
-            self.applier.start_segment(segment)?;
-            let done = self.applier.finished().await?;
-            self.completed(done).await?;
-        }
-        Ok(())
     }
 
     /// Applies the batch being filled and waits for it.

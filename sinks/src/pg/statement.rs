@@ -138,6 +138,8 @@ impl TargetTable {
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Shape {
     Insert { table: TableName, columns: Vec<String> },
+    /// The same rows sent through `COPY … FROM STDIN` (a large insert).
+    Copy { table: TableName, columns: Vec<String> },
     /// `set` columns are written; the row is found by `key` columns (`by_all` = REPLICA IDENTITY FULL).
     Update { table: TableName, set: Vec<String>, key: Vec<String>, by_all: bool },
     Delete { table: TableName, key: Vec<String>, by_all: bool },
@@ -152,8 +154,6 @@ enum Shape {
 #[derive(Default)]
 pub(super) struct Statements {
     cache: HashMap<Shape, (Statement, String)>,
-    /// `COPY … FROM STDIN` statements for large inserts, by shape.
-    copies: HashMap<Shape, (Statement, String)>,
 }
 
 /// One statement to run with its text parameters.
@@ -408,44 +408,44 @@ impl Statements {
         }
         // Large inserts go through COPY (faster than unnest for thousands of rows); rules do not fire
         // for COPY, so tables with ENABLE ALWAYS rules or triggers keep INSERT.
-        let by_copy: Vec<bool> = calls
-            .iter()
-            .map(|c| {
-                matches!(&c.shape, Shape::Insert { table, .. } if c.rows >= COPY_MIN_ROWS && tables.get(table).is_some_and(|t| !t.fires_always))
-            })
-            .collect();
-        // Prepare every new shape first (pipelined, cached across batches), the COPY statements too:
-        // a COPY prepared on the spot would cost a round trip of its own in every batch.
-        let mut new_shapes: Vec<(bool, &Shape, String, Vec<Type>)> = Vec::new();
-        for (call, copy) in calls.iter().zip(&by_copy) {
-            let cached = if *copy { self.copies.contains_key(&call.shape) } else { self.cache.contains_key(&call.shape) };
-            if !cached && !new_shapes.iter().any(|(c, s, ..)| c == copy && *s == &call.shape) {
-                let (sql, types) = if *copy { (copy_sql(&call.shape, tables)?, Vec::new()) } else { sql_for(&call.shape, tables)? };
-                new_shapes.push((*copy, &call.shape, sql, types));
+        for call in &mut calls {
+            if let Shape::Insert { table, columns } = &call.shape {
+                if call.rows >= COPY_MIN_ROWS && tables.get(table).is_some_and(|t| !t.fires_always) {
+                    call.shape = Shape::Copy { table: table.clone(), columns: columns.clone() };
+                }
             }
         }
-        let prepared = try_join_all(new_shapes.iter().map(|(_, shape, sql, types)| async move {
+        // Prepare every new shape first (pipelined, cached across batches), the COPY statements too:
+        // a COPY prepared on the spot would cost a round trip of its own in every batch.
+        let mut new_shapes: Vec<(&Shape, String, Vec<Type>)> = Vec::new();
+        for call in &calls {
+            if !self.cache.contains_key(&call.shape) && !new_shapes.iter().any(|(s, ..)| *s == &call.shape) {
+                let (sql, types) = sql_for(&call.shape, tables)?;
+                new_shapes.push((&call.shape, sql, types));
+            }
+        }
+        let prepared = try_join_all(new_shapes.iter().map(|(shape, sql, types)| async move {
             client.prepare_typed(sql, types).await.map_err(SinkError::target(format!("{}: preparing `{sql}`", describe(shape))))
         }))
         .await?;
-        for ((copy, shape, sql, _), stmt) in new_shapes.into_iter().zip(prepared) {
-            let cache = if copy { &mut self.copies } else { &mut self.cache };
-            cache.insert(shape.clone(), (stmt, sql));
+        for ((shape, sql, _), stmt) in new_shapes.into_iter().zip(prepared) {
+            self.cache.insert(shape.clone(), (stmt, sql));
         }
         // Run in order, pipelined: every statement and COPY up to a TRUNCATE is sent without waiting
         // for the one before it (green runs them in the order sent; after an error it rejects the rest
         // of the transaction, and the first error in order is the one reported). A COPY's rows follow
         // as soon as green is ready for them.
-        let (cache, copies) = (&self.cache, &self.copies);
+        let cache = &self.cache;
         let mut start = 0;
-        let mut cut_points = truncates;
-        cut_points.push((calls.len(), String::new()));
+        let mut cut_points: Vec<(usize, Option<String>)> = truncates.into_iter().map(|(i, sql)| (i, Some(sql))).collect();
+        cut_points.push((calls.len(), None));
         for (end, truncate) in cut_points {
-            let futures = calls[start..end].iter().zip(&by_copy[start..end]).map(|(call, copy)| async move {
-                if *copy {
-                    return copy_in(client, &copies[&call.shape], call).await;
+            let futures = calls[start..end].iter().map(|call| async move {
+                let prepared = &cache[&call.shape];
+                if matches!(call.shape, Shape::Copy { .. }) {
+                    return copy_in(client, prepared, call).await;
                 }
-                let (stmt, sql) = &cache[&call.shape];
+                let (stmt, sql) = prepared;
                 let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
                 let n = client
                     .execute(stmt, &params)
@@ -455,8 +455,8 @@ impl Statements {
             });
             try_join_all(futures).await?;
             start = end;
-            if !truncate.is_empty() {
-                client.batch_execute(&truncate).await.map_err(SinkError::target(format!("`{truncate}`")))?;
+            if let Some(sql) = truncate {
+                client.batch_execute(&sql).await.map_err(SinkError::target(format!("`{sql}`")))?;
             }
         }
         Ok(())
@@ -465,15 +465,6 @@ impl Statements {
 
 /// Insert calls with at least this many rows are sent with `COPY … FROM STDIN`.
 const COPY_MIN_ROWS: usize = 1_000;
-
-/// `COPY table (columns) FROM STDIN` for an insert shape.
-fn copy_sql(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<String, SinkError> {
-    let Shape::Insert { table, columns } = shape else {
-        return Err(SinkError::Schema { table: String::new(), reason: format!("{}: only inserts are copied", describe(shape)) });
-    };
-    let t = tables.get(table).ok_or_else(|| SinkError::Schema { table: table.to_string(), reason: "not loaded".into() })?;
-    Ok(format!("COPY {} ({}) FROM STDIN", t.qualified, columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")))
-}
 
 /// Runs an insert call through its prepared `COPY table (columns) FROM STDIN`, in text format.
 async fn copy_in(client: &Client, (statement, sql): &(Statement, String), call: &Call) -> Result<(), SinkError> {
@@ -536,7 +527,7 @@ fn copy_escape(buf: &mut bytes::BytesMut, v: &str) {
 
 fn describe(shape: &Shape) -> String {
     match shape {
-        Shape::Insert { table, .. } => format!("inserting into {table}"),
+        Shape::Insert { table, .. } | Shape::Copy { table, .. } => format!("inserting into {table}"),
         Shape::Update { table, .. } | Shape::UpdateMany { table, .. } => format!("updating {table}"),
         Shape::Delete { table, .. } | Shape::DeleteMany { table, .. } => format!("deleting from {table}"),
     }
@@ -547,6 +538,7 @@ fn describe(shape: &Shape) -> String {
 fn check_count(shape: &Shape, n: u64, expected: u64) -> Result<(), SinkError> {
     let table = match shape {
         Shape::Insert { table, .. }
+        | Shape::Copy { table, .. }
         | Shape::Update { table, .. }
         | Shape::Delete { table, .. }
         | Shape::UpdateMany { table, .. }
@@ -583,6 +575,10 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
                 aliases.join(", ")
             );
             (sql, vec![Type::TEXT_ARRAY; columns.len()])
+        }
+        Shape::Copy { table, columns } => {
+            let columns = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+            (format!("COPY {} ({columns}) FROM STDIN", table_of(table)?.qualified), Vec::new())
         }
         Shape::Update { table, set, key, by_all } => {
             let t = table_of(table)?;
