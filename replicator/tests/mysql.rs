@@ -430,3 +430,34 @@ async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
     assert!(t.log_text().contains("child_p (ON DELETE CASCADE)"), "{}", t.log_text());
 }
 
+
+/// The binlog source hands out every event that already arrived without waiting: after one `recv`,
+/// `try_recv` alone yields a whole backlog, so the pipeline takes it into the next batch instead of
+/// one binlog event per wake-up (which, with a fast writer on blue, kept green's batches at one
+/// transaction and green ever further behind).
+#[tokio::test]
+async fn a_binlog_backlog_already_received_is_taken_without_waiting() {
+    use turnout::source::{mysql::MySqlSource, Source, SourceMessage};
+    use turnout_decoders::{ChangeEvent, GtidState};
+    let (blue, _green, db) = maria_pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB").expect("schema");
+    let start = GtidState::parse_maria(blue.execute(None, "SELECT @@gtid_binlog_pos").expect("position").trim()).expect("gtids");
+    let writes: String = (1..=200).map(|i| format!("INSERT INTO t VALUES ({i}, 'n{i}');")).collect();
+    blue.execute(Some(&db), &writes).expect("writes");
+    let opts = mysql_async::Opts::from_url(&blue.url(&db)).expect("url");
+    let mut source = MySqlSource::start(opts, 4242, start, Box::new(|_| true), None, Duration::from_secs(30)).await.expect("binlog dump");
+    let is_commit = |m: &SourceMessage| matches!(m, SourceMessage::Event { event: ChangeEvent::Commit { .. }, .. });
+    // The 200 transactions are all in blue's binlog before the dump starts.
+    let mut commits = usize::from(is_commit(&source.recv().await.expect("first message")));
+    let deadline = Instant::now() + WAIT;
+    while commits < 200 {
+        match source.try_recv().expect("try_recv") {
+            Some(m) => commits += usize::from(is_commit(&m)),
+            None => {
+                assert!(Instant::now() < deadline, "try_recv gave {commits} of 200 commits without waiting: it does not read what arrived");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    source.close().await.expect("close");
+}

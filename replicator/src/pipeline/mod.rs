@@ -123,9 +123,11 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
                 biased;
                 _ = shutdown.changed() => return self.drain().await,
                 done = self.applier.finished(), if busy => {
-                    // The next batch goes to green before this one's position is recorded: the
-                    // synced state-store write overlaps green's work instead of delaying it.
+                    // What arrived while green worked joins the next batch, which goes to green
+                    // before this one's position is recorded: the synced state-store write
+                    // overlaps green's work instead of delaying it.
                     let durable = self.take_back(done?)?;
+                    self.receive_ready().await?;
                     self.start_due()?;
                     self.acknowledge(durable).await?;
                     self.source.keepalive().await?;
@@ -146,6 +148,17 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
                 }
             }
         }
+    }
+
+    /// Handles every message already received, without waiting for more, while receiving may go on.
+    async fn receive_ready(&mut self) -> Result<(), Error> {
+        while self.may_receive() {
+            match self.source.try_recv()? {
+                Some(msg) => self.on_message(msg).await?,
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// Receiving goes on while the batch has room and everything held stays within the memory budget,

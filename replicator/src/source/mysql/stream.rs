@@ -13,7 +13,7 @@
 
 use crate::error::Error;
 use crate::source::{Source, SourceMessage};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use mysql_async::prelude::Queryable;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -124,7 +124,17 @@ impl Source for MySqlSource {
         }
     }
 
+    /// Decodes events that already arrived (polls the dump without waiting), so the pipeline takes
+    /// everything received in one go instead of one event per wake-up.
     fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error> {
+        while self.queue.is_empty() {
+            match self.stream.next().now_or_never() {
+                None => return Ok(None),
+                Some(Some(Ok(event))) => self.decode(event)?,
+                Some(Some(Err(e))) => return Err(source_error("reading blue's binlog", e)),
+                Some(None) => return Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
+            }
+        }
         Ok(self.queue.pop_front())
     }
 
