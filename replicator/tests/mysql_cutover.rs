@@ -93,8 +93,17 @@ async fn server_port(c: &mut mysql_async::Conn) -> u16 {
     c.query_first("SELECT @@port").await.expect("port").expect("a row")
 }
 
+/// `@@GLOBAL.read_only` on `server`, asked as root. The read-only fence ends every session that could
+/// write past it, root's included, so a question caught by the fence is asked again.
 fn read_only(server: &MariaDbServer) -> bool {
-    server.execute(None, "SELECT @@GLOBAL.read_only").expect("read_only").trim() == "1"
+    let mut tries = 0;
+    loop {
+        match server.execute(None, "SELECT @@GLOBAL.read_only") {
+            Ok(out) => return out.trim() == "1",
+            Err(e) if tries < 3 && (e.to_string().contains("gone away") || e.to_string().contains("Lost connection")) => tries += 1,
+            Err(e) => panic!("read_only: {e}"),
+        }
+    }
 }
 
 /// What the read-only fence shows a client: a refused write or an ended session.
