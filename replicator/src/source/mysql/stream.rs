@@ -79,6 +79,15 @@ impl MySqlSource {
         Ok(MySqlSource { stream, decoder: BinlogDecoder::new(gtids, selects).skipping_domain(skip_domain), queue: VecDeque::new(), receive_timeout })
     }
 
+    /// Decodes the dump's next item into the queue; a read error or the dump's end is an error.
+    fn take(&mut self, next: Option<Result<mysql_async::binlog::events::Event, mysql_async::Error>>) -> Result<(), Error> {
+        match next {
+            Some(Ok(event)) => self.decode(event),
+            Some(Err(e)) => Err(source_error("reading blue's binlog", e)),
+            None => Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
+        }
+    }
+
     /// Decodes one event from the dump into the queue.
     fn decode(&mut self, event: mysql_async::binlog::events::Event) -> Result<(), Error> {
         let mut raw = Vec::with_capacity(event.data().len() + 32);
@@ -116,11 +125,7 @@ impl Source for MySqlSource {
                     self.receive_timeout
                 )))
             })?;
-            match next {
-                Some(Ok(event)) => self.decode(event)?,
-                Some(Err(e)) => return Err(source_error("reading blue's binlog", e)),
-                None => return Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
-            }
+            self.take(next)?;
         }
     }
 
@@ -130,9 +135,7 @@ impl Source for MySqlSource {
         while self.queue.is_empty() {
             match self.stream.next().now_or_never() {
                 None => return Ok(None),
-                Some(Some(Ok(event))) => self.decode(event)?,
-                Some(Some(Err(e))) => return Err(source_error("reading blue's binlog", e)),
-                Some(None) => return Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
+                Some(next) => self.take(next)?,
             }
         }
         Ok(self.queue.pop_front())
