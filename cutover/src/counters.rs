@@ -104,10 +104,7 @@ pub async fn sync_counters(
     for seq in sequences(blue, Side::Blue, blue_db).await? {
         let name = format!("{}.{}", quote(green_db), quote(&seq));
         if !green_sequences.contains(&seq) {
-            return Err(CutoverError::Privilege {
-                what: format!("green has no sequence {name}, which blue has"),
-                fix: "create it on green".into(),
-            });
+            return Err(CutoverError::Privilege { what: format!("green has no sequence {name}, which blue has"), fix: "create it on green".into() });
         }
         let (blue_next, increment) = sequence_state(blue, Side::Blue, &format!("{}.{}", quote(blue_db), quote(&seq))).await?;
         let (green_next, _) = sequence_state(green, Side::Green, &name).await?;

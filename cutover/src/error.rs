@@ -34,11 +34,22 @@ pub enum CutoverError {
 
     /// A statement on blue or green failed (or the session was lost).
     #[error("{side}: {context}: {}{}", describe_sql_error(.source), fix_suffix(.fix))]
-    Sql { side: Side, context: String, fix: Option<String>, #[source] source: tokio_postgres::Error },
+    Sql {
+        side: Side,
+        context: String,
+        fix: Option<String>,
+        #[source]
+        source: tokio_postgres::Error,
+    },
 
     /// A statement on a MySQL/MariaDB blue or green failed (or the session was lost).
     #[error("{side}: {context}: {source}")]
-    MySql { side: Side, context: String, #[source] source: mysql_async::Error },
+    MySql {
+        side: Side,
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
 
     /// The pgbouncer admin console could not be reached or refused a command.
     #[error("pgbouncer admin console {console}: `{command}` failed: {reason}{}", fix_suffix(.fix))]
@@ -156,9 +167,7 @@ impl CutoverError {
                 mysql_async::Error::Server(_) => ErrorClass::Fatal,
                 _ => ErrorClass::Transient,
             },
-            CutoverError::PauseTimeout { .. } | CutoverError::Timeout { .. } | CutoverError::CommandTimeout { .. } => {
-                ErrorClass::Transient
-            }
+            CutoverError::PauseTimeout { .. } | CutoverError::Timeout { .. } | CutoverError::CommandTimeout { .. } => ErrorClass::Transient,
             CutoverError::PgBouncer { fix, .. } => {
                 if fix.is_some() {
                     ErrorClass::Fatal

@@ -290,23 +290,14 @@ fn setting_is_on(setting: &str) -> bool {
 
 /// blue's clock as text, to compare with `backend_start` in later statements.
 async fn server_clock(blue: &Client) -> Result<String, CutoverError> {
-    let row = blue
-        .query_one("SELECT clock_timestamp()::text", &[])
-        .await
-        .map_err(CutoverError::sql(Side::Blue, "reading the server clock"))?;
+    let row = blue.query_one("SELECT clock_timestamp()::text", &[]).await.map_err(CutoverError::sql(Side::Blue, "reading the server clock"))?;
     Ok(row.get(0))
 }
 
 /// Ends the client sessions of `database` that started before `before` (or whose start this role may
 /// not see), except this session, turnout's own, walsenders and background processes, and waits
 /// until they are gone.
-async fn end_sessions(
-    blue: &Client,
-    database: &str,
-    before: &str,
-    deadline: Instant,
-    timeout: Duration,
-) -> Result<Vec<EndedSession>, CutoverError> {
+async fn end_sessions(blue: &Client, database: &str, before: &str, deadline: Instant, timeout: Duration) -> Result<Vec<EndedSession>, CutoverError> {
     let rows = blue
         .query(
             "SELECT pid, COALESCE(usename::text, ''), COALESCE(application_name, ''), COALESCE(client_addr::text, 'local') \
@@ -318,10 +309,8 @@ async fn end_sessions(
         )
         .await
         .map_err(CutoverError::sql(Side::Blue, "listing the database's sessions"))?;
-    let sessions: Vec<EndedSession> = rows
-        .iter()
-        .map(|r| EndedSession { pid: r.get(0), user: r.get(1), application_name: r.get(2), client: r.get(3) })
-        .collect();
+    let sessions: Vec<EndedSession> =
+        rows.iter().map(|r| EndedSession { pid: r.get(0), user: r.get(1), application_name: r.get(2), client: r.get(3) }).collect();
     let mut refused = Vec::new();
     for s in &sessions {
         if let Err(e) = blue.query_one("SELECT pg_terminate_backend($1)", &[&s.pid]).await {

@@ -22,11 +22,7 @@ pub(crate) async fn runtime_command(socket: &Path, command: &str, timeout: Durat
         let mut stream = UnixStream::connect(socket).await.map_err(|e| socket_error(format!("cannot connect: {e}")))?;
         stream.write_all(format!("{command}\n").as_bytes()).await.map_err(|e| socket_error(format!("cannot send `{command}`: {e}")))?;
         let mut answer = Vec::new();
-        (&mut stream)
-            .take(MAX_ANSWER)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| socket_error(format!("cannot read the answer to `{command}`: {e}")))?;
+        (&mut stream).take(MAX_ANSWER).read_to_end(&mut answer).await.map_err(|e| socket_error(format!("cannot read the answer to `{command}`: {e}")))?;
         Ok(String::from_utf8_lossy(&answer).into_owned())
     };
     tokio::time::timeout(timeout, exchange)

@@ -33,8 +33,8 @@ mod switch;
 
 pub use counters::{sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
-pub use mysql_fence::{MySqlFenceReport, ReadOnlyFence};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
+pub use mysql_fence::{MySqlFenceReport, ReadOnlyFence};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};

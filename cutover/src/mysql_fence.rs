@@ -83,7 +83,7 @@ impl ReadOnlyFence {
                 Ok(()) => ended.push(format!("{user}@{host} (id {id})")),
                 // Gone already.
                 Err(mysql_async::Error::Server(s)) if s.code == 1094 => {}
-                Err(e) => return Err(CutoverError::mysql(Side::Blue, format!("ending session {id} of {user}")) (e)),
+                Err(e) => return Err(CutoverError::mysql(Side::Blue, format!("ending session {id} of {user}"))(e)),
             }
         }
         Ok(MySqlFenceReport { took: started.elapsed(), ended_sessions: ended })

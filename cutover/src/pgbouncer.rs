@@ -62,15 +62,11 @@ impl PgBouncerAdmin {
     /// Parses `postgres://user:password@host:6432/pgbouncer` (the user must be in pgbouncer's
     /// `admin_users`). Errors name `cutover.pgbouncer.admin_url`.
     pub fn from_url(url: &str) -> Result<Self, CutoverError> {
-        let opts = ConnectOptions::from_url(url, ADMIN_URL_FIELD)
-            .map_err(|e| CutoverError::Config { field: ADMIN_URL_FIELD, reason: e.to_string() })?;
+        let opts = ConnectOptions::from_url(url, ADMIN_URL_FIELD).map_err(|e| CutoverError::Config { field: ADMIN_URL_FIELD, reason: e.to_string() })?;
         if opts.database != "pgbouncer" {
             return Err(CutoverError::Config {
                 field: ADMIN_URL_FIELD,
-                reason: format!(
-                    "names database {:?}, but the admin console is the database \"pgbouncer\" (…:6432/pgbouncer)",
-                    opts.database
-                ),
+                reason: format!("names database {:?}, but the admin console is the database \"pgbouncer\" (…:6432/pgbouncer)", opts.database),
             });
         }
         Ok(PgBouncerAdmin { opts, session: Default::default() })
@@ -194,9 +190,7 @@ impl PgBouncerAdmin {
 
     fn error(&self, command: &str, failure: Failure) -> CutoverError {
         let (reason, fix) = match failure {
-            Failure::Connect(ConnectError::Tls(reason)) => {
-                (reason, Some("check sslmode/sslrootcert in cutover.pgbouncer.admin_url".to_string()))
-            }
+            Failure::Connect(ConnectError::Tls(reason)) => (reason, Some("check sslmode/sslrootcert in cutover.pgbouncer.admin_url".to_string())),
             Failure::Connect(ConnectError::Driver(e)) => {
                 let fix = match e.as_db_error() {
                     Some(_) => "check cutover.pgbouncer.admin_url: the user must be listed in pgbouncer's admin_users and its password in auth_file",

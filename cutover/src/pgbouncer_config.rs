@@ -103,9 +103,8 @@ pub(crate) fn rewrite_entry(text: &str, database: &str, to: &Endpoint) -> Result
                     ));
                 }
                 let connstring = &body[value_start..];
-                let pairs = parse_connstring(connstring).map_err(|reason| {
-                    format!("line {line_number}, the [databases] entry {database}: {reason}; fix the entry by hand")
-                })?;
+                let pairs = parse_connstring(connstring)
+                    .map_err(|reason| format!("line {line_number}, the [databases] entry {database}: {reason}; fix the entry by hand"))?;
                 found = Some(describe_target(&pairs));
                 out.push_str(&body[..value_start]);
                 out.push_str(&rebuild(&pairs, to));
@@ -280,9 +279,8 @@ fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
     let dir = path.parent().ok_or_else(|| "has no parent directory".to_string())?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.turnout-{}", std::process::id()));
-    let result = write_temp(&tmp, &meta, contents).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace it with {}: {e}", tmp.display()))
-    });
+    let result =
+        write_temp(&tmp, &meta, contents).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace it with {}: {e}", tmp.display())));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
         return result;
@@ -295,16 +293,10 @@ fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
 }
 
 fn write_temp(tmp: &Path, meta: &std::fs::Metadata, contents: &str) -> Result<(), String> {
-    let dir_hint = |e: std::io::Error| {
-        format!("cannot write {}: {e}; turnout needs write access to the file's directory to replace the file atomically", tmp.display())
-    };
+    let dir_hint =
+        |e: std::io::Error| format!("cannot write {}: {e}; turnout needs write access to the file's directory to replace the file atomically", tmp.display());
     let _ = std::fs::remove_file(tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(dir_hint)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).map_err(dir_hint)?;
     file.write_all(contents.as_bytes()).map_err(dir_hint)?;
     let created = file.metadata().map_err(dir_hint)?;
     if created.uid() != meta.uid() || created.gid() != meta.gid() {
@@ -356,10 +348,7 @@ mod tests {
     fn spacing_quotes_and_line_endings_are_understood() {
         // No spaces around '=', tabs, CRLF, a quoted value with a space and a doubled quote.
         let text = "[databases]\r\n\tapp=host=old\tport = 5432 application_name='a b''c' dbname=app\r\nx = host=y\r\n";
-        assert_eq!(
-            rewrite(text, "app"),
-            "[databases]\r\n\tapp=host=10.0.0.9 port=5433 application_name='a b''c' dbname=app\r\nx = host=y\r\n"
-        );
+        assert_eq!(rewrite(text, "app"), "[databases]\r\n\tapp=host=10.0.0.9 port=5433 application_name='a b''c' dbname=app\r\nx = host=y\r\n");
         let (_, previous) = rewrite_entry(text, "app", &green()).expect("rewrites");
         assert_eq!(previous, "host=old port=5432 dbname=app");
     }

@@ -115,7 +115,12 @@ async fn set_values(green: &Client, names: &[String], values: &[i64], called: &[
     green
         .execute("SELECT setval(n::regclass, v, c) FROM unnest($1::text[], $2::int8[], $3::bool[]) AS t(n, v, c)", &[&names, &values, &called])
         .await
-        .map_err(|e| with_fix(CutoverError::sql(Side::Green, "setting sequences with setval")(e), "GRANT UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on green"))?;
+        .map_err(|e| {
+            with_fix(
+                CutoverError::sql(Side::Green, "setting sequences with setval")(e),
+                "GRANT UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on green",
+            )
+        })?;
     Ok(())
 }
 
@@ -127,16 +132,12 @@ pub async fn sync_sequences_ahead(blue: &Client, green: &Client, margin: u32) ->
     let blue_sequences = list(blue, Side::Blue).await?;
     let green_sequences: HashMap<(String, String), Sequence> =
         list(green, Side::Green).await?.into_iter().map(|s| ((s.schema.clone(), s.name.clone()), s)).collect();
-    let missing: Vec<String> = blue_sequences
-        .iter()
-        .filter(|s| !green_sequences.contains_key(&(s.schema.clone(), s.name.clone())))
-        .map(Sequence::display)
-        .collect();
+    let missing: Vec<String> =
+        blue_sequences.iter().filter(|s| !green_sequences.contains_key(&(s.schema.clone(), s.name.clone()))).map(Sequence::display).collect();
     if !missing.is_empty() {
         return Err(CutoverError::MissingSequences { count: missing.len(), names: missing.join(", ") });
     }
-    let on_green: Vec<Sequence> =
-        blue_sequences.iter().filter_map(|s| green_sequences.get(&(s.schema.clone(), s.name.clone())).cloned()).collect();
+    let on_green: Vec<Sequence> = blue_sequences.iter().filter_map(|s| green_sequences.get(&(s.schema.clone(), s.name.clone())).cloned()).collect();
     let blue_states = states(blue, Side::Blue, &blue_sequences).await?;
     let green_states = states(green, Side::Green, &on_green).await?;
 

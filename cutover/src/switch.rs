@@ -105,10 +105,9 @@ impl TrafficSwitch {
                 };
                 let to = Endpoint::from_url(url, field)?;
                 let work = pgbouncer_switch(admin, database, config_file, &to);
-                tokio::time::timeout(timeout, work).await.map_err(|_| CutoverError::Timeout {
-                    what: format!("switching pgbouncer's entry {database} to {to}"),
-                    timeout,
-                })??
+                tokio::time::timeout(timeout, work)
+                    .await
+                    .map_err(|_| CutoverError::Timeout { what: format!("switching pgbouncer's entry {database} to {to}"), timeout })??
             }
             TrafficSwitch::HaProxy { admin_socket, backend } => {
                 let (from, to) = match direction {
@@ -116,18 +115,14 @@ impl TrafficSwitch {
                     Direction::ToBlue => (GREEN_SERVER, BLUE_SERVER),
                 };
                 let work = haproxy::move_traffic(admin_socket, backend, from, to, timeout);
-                tokio::time::timeout(timeout, work).await.map_err(|_| CutoverError::Timeout {
-                    what: format!("switching haproxy backend {backend} to server {to}"),
-                    timeout,
-                })??;
+                tokio::time::timeout(timeout, work)
+                    .await
+                    .map_err(|_| CutoverError::Timeout { what: format!("switching haproxy backend {backend} to server {to}"), timeout })??;
                 format!("haproxy backend {backend}: server {to} ready, {from} in maintenance, its sessions shut down")
             }
             TrafficSwitch::Command { argv } => {
                 if direction == Direction::ToBlue {
-                    return Err(CutoverError::NoInverse {
-                        switch: "command",
-                        advice: "point the clients back at blue the way the switch command moved them",
-                    });
+                    return Err(CutoverError::NoInverse { switch: "command", advice: "point the clients back at blue the way the switch command moved them" });
                 }
                 let env = [("TURNOUT_GREEN_URL", urls.green_url), ("TURNOUT_BLUE_URL", urls.blue_url)];
                 let output = command::run(argv, &env, &secrets_of(urls), timeout).await?;
@@ -228,9 +223,9 @@ async fn pgbouncer_switch(admin: &PgBouncerAdmin, database: &str, config_file: &
             d.database.as_deref().unwrap_or("-")
         )
     });
-    let took = running.as_ref().is_some_and(|d| {
-        d.host.as_deref() == Some(to.host.as_str()) && d.port == Some(to.port) && d.database.as_deref() == Some(to.dbname.as_str())
-    });
+    let took = running
+        .as_ref()
+        .is_some_and(|d| d.host.as_deref() == Some(to.host.as_str()) && d.port == Some(to.port) && d.database.as_deref() == Some(to.dbname.as_str()));
     if !took {
         return Err(CutoverError::ReloadNotApplied {
             database: database.to_string(),

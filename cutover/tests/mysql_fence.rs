@@ -48,10 +48,7 @@ async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
     let unfenced = fence.unfenced_accounts(&mut own).await.expect("accounts");
     // Every account but turnout's own, root included: read_only does not stop it either.
     let revoke = |account: &str, privilege: &str| (account.to_owned(), format!("REVOKE {privilege} ON *.* FROM {account};"));
-    assert_eq!(
-        unfenced,
-        vec![revoke("'ops'@'%'", "READ ONLY ADMIN"), revoke("'root'@'localhost'", "READ ONLY ADMIN"), revoke("'root'@'localhost'", "SUPER")]
-    );
+    assert_eq!(unfenced, vec![revoke("'ops'@'%'", "READ ONLY ADMIN"), revoke("'root'@'localhost'", "READ ONLY ADMIN"), revoke("'root'@'localhost'", "SUPER")]);
 
     let report = fence.apply(&mut own, Duration::from_secs(5)).await.expect("fence");
     assert!(fence.is_fenced(&mut own).await.expect("state"));

@@ -69,7 +69,13 @@ pub enum DecodeError {
 
     /// TCP connect / read / write failed.
     #[error("{what} {host}:{port}: {source}")]
-    Io { what: &'static str, host: String, port: u16, #[source] source: std::io::Error },
+    Io {
+        what: &'static str,
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// TLS negotiation or certificate verification failed.
     #[error("TLS with {host}: {reason}")]

@@ -65,12 +65,5 @@ pub enum ChangeEvent {
     /// Two-phase: COMMIT PREPARED.
     CommitPrepared { xid: TxId, gid: String, commit_position: Position, end_position: Position, commit_ts: Timestamp },
     /// Two-phase: ROLLBACK PREPARED.
-    RollbackPrepared {
-        xid: TxId,
-        gid: String,
-        prepare_end_position: Position,
-        rollback_end_position: Position,
-        prepare_ts: Timestamp,
-        rollback_ts: Timestamp,
-    },
+    RollbackPrepared { xid: TxId, gid: String, prepare_end_position: Position, rollback_end_position: Position, prepare_ts: Timestamp, rollback_ts: Timestamp },
 }

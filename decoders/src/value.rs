@@ -90,17 +90,29 @@ pub enum Value {
     /// `bytea`, decoded from the server's hex output.
     Bytes(Bytes),
     /// `json` (`jsonb == false`) or `jsonb`, as text.
-    Json { jsonb: bool, text: Utf8Bytes },
+    Json {
+        jsonb: bool,
+        text: Utf8Bytes,
+    },
     /// Dates, times, timestamps and intervals as the source printed them (ISO, UTC).
     Temporal(TemporalKind, Utf8Bytes),
     Uuid([u8; 16]),
     /// An array; elements are values of the element type, nested arrays for more dimensions.
-    Array { element_type: u32, elements: Vec<Value> },
+    Array {
+        element_type: u32,
+        elements: Vec<Value>,
+    },
     /// Any other type (enums, domains, ranges, geometric, extension types …) as the source printed it.
     /// Never dropped: a sink can write the text back through the type's input function.
-    Unknown { type_oid: u32, text: Utf8Bytes },
+    Unknown {
+        type_oid: u32,
+        text: Utf8Bytes,
+    },
     /// A value sent in binary format (pgoutput tuple kind `b`) of a type this crate does not decode.
-    Binary { type_oid: u32, data: Bytes },
+    Binary {
+        type_oid: u32,
+        data: Bytes,
+    },
 }
 
 impl Value {

@@ -5,8 +5,8 @@ use bytes::{Buf, Bytes};
 use std::collections::BTreeSet;
 use turnout_decoders::pg::pgoutput;
 use turnout_decoders::pg::PgOutputDecoder;
-use turnout_decoders::value::TemporalKind;
 use turnout_decoders::schema::ColumnType;
+use turnout_decoders::value::TemporalKind;
 use turnout_decoders::{ChangeEvent, Lsn, Position, ReplicaIdentity, Value};
 
 /// `(wal_start, payload)` records of a capture file.
@@ -27,11 +27,7 @@ fn load(major: u32) -> Vec<(Lsn, Bytes)> {
 
 fn decode_all(major: u32) -> Vec<ChangeEvent> {
     let mut decoder = PgOutputDecoder::new();
-    load(major)
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, data))| decoder.decode(data).unwrap_or_else(|e| panic!("pg{major} record {i}: {e}")))
-        .collect()
+    load(major).iter().enumerate().filter_map(|(i, (_, data))| decoder.decode(data).unwrap_or_else(|e| panic!("pg{major} record {i}: {e}"))).collect()
 }
 
 fn tags(major: u32) -> BTreeSet<char> {
@@ -114,10 +110,9 @@ fn updates_carry_key_old_row_and_unchanged_toast_as_sent() {
             })
             .collect();
         // Key change on items: the old key (2) arrives in a K tuple.
-        assert!(updates.iter().any(|(t, key, before, after)| *t == "items"
-            && key == &&vec![Value::Int4(2)]
-            && before.is_none()
-            && after[0] == Value::Int4(102)));
+        assert!(updates
+            .iter()
+            .any(|(t, key, before, after)| *t == "items" && key == &&vec![Value::Int4(2)] && before.is_none() && after[0] == Value::Int4(102)));
         // REPLICA IDENTITY FULL: the whole old row, and every column is key.
         let full = updates.iter().find(|(t, ..)| *t == "full_t").expect("full_t update");
         assert_eq!(full.2.as_deref(), Some(&[Value::Int4(1), Value::Text("one".into())][..]));
@@ -188,7 +183,9 @@ fn two_phase_origin_and_messages_are_decoded() {
         })
         .collect();
     assert_eq!(gids, vec!["commit fx_commit", "rollback fx_rollback", "commit fx_stream"]);
-    assert!(events.iter().any(|e| matches!(e, ChangeEvent::Origin { name, origin_position } if name == "fixture_origin" && *origin_position == Some(Position::Pg(Lsn(0xABCDEF))))));
+    assert!(events.iter().any(
+        |e| matches!(e, ChangeEvent::Origin { name, origin_position } if name == "fixture_origin" && *origin_position == Some(Position::Pg(Lsn(0xABCDEF))))
+    ));
     let msgs: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -198,7 +195,9 @@ fn two_phase_origin_and_messages_are_decoded() {
         .collect();
     assert_eq!(msgs, vec![(true, Bytes::from_static(b"transactional")), (false, Bytes::from_static(b"bare"))]);
     // The rolled-back insert of id 99 never appears.
-    assert!(!events.iter().any(|e| matches!(e, ChangeEvent::Insert { table, after, .. } if table.name.name == "items" && after.first() == Some(&Value::Int4(99)))));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ChangeEvent::Insert { table, after, .. } if table.name.name == "items" && after.first() == Some(&Value::Int4(99)))));
 }
 
 #[test]

@@ -14,7 +14,9 @@ use turnout_decoders::{ChangeEvent, GtidState, Position, ReplicaIdentity, TableS
 const FILES: [&str; 4] = ["mysql-bin.000001", "mysql-bin.000002", "mysql-bin.000003", "mysql-bin.000004"];
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("tests/fixtures/mariadb").join(name);
+    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("tests/fixtures/mariadb")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -54,7 +56,13 @@ fn events(outcome: &Outcome) -> Vec<ChangeEvent> {
 }
 
 fn inserts_into<'a>(events: &'a [ChangeEvent], table: &str) -> Vec<&'a Vec<Value>> {
-    events.iter().filter_map(|e| match e { ChangeEvent::Insert { table: t, after, .. } if t.name.name == table => Some(after), _ => None }).collect()
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChangeEvent::Insert { table: t, after, .. } if t.name.name == table => Some(after),
+            _ => None,
+        })
+        .collect()
 }
 
 fn column(schema: &TableSchema, name: &str) -> usize {
@@ -95,7 +103,10 @@ fn table_maps_become_schemas_and_rows_become_model_values() {
     let events = events(&decode(&mut d, FILES[0], &armed, 8));
     let ints = events
         .iter()
-        .find_map(|e| match e { ChangeEvent::Relation(s) if s.name.name == "ints" => Some(s.clone()), _ => None })
+        .find_map(|e| match e {
+            ChangeEvent::Relation(s) if s.name.name == "ints" => Some(s.clone()),
+            _ => None,
+        })
         .expect("ints announced");
     assert_eq!(ints.replica_identity, ReplicaIdentity::Default);
     assert_eq!(ints.key_indexes().collect::<Vec<_>>(), vec![0]);
@@ -169,7 +180,10 @@ fn truncate_and_additive_ddl_are_replicated_and_the_new_shape_announced() {
     // The next table map of strs announces the added column, before the rows that use it.
     let after: Vec<usize> = events[ddl..]
         .iter()
-        .filter_map(|e| match e { ChangeEvent::Relation(s) if s.name.name == "strs" => Some(s.columns.len()), _ => None })
+        .filter_map(|e| match e {
+            ChangeEvent::Relation(s) if s.name.name == "strs" => Some(s.columns.len()),
+            _ => None,
+        })
         .collect();
     assert_eq!(after.first(), Some(&16));
     let inserted = inserts_into(&events[ddl..], "strs");

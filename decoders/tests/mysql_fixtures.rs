@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use turnout_decoders::mysql::binlog::{
-    crc32, decode_rows, event_type, gtid_flags, parse_event, split_file, BinlogError, BinlogEvent, BinlogValue,
-    ChecksumAlg, ColumnMeta, Event, FieldType, FormatDescription, RowChange, RowImage, TableMap, HEADER_LEN,
+    crc32, decode_rows, event_type, gtid_flags, parse_event, split_file, BinlogError, BinlogEvent, BinlogValue, ChecksumAlg, ColumnMeta, Event, FieldType,
+    FormatDescription, RowChange, RowImage, TableMap, HEADER_LEN,
 };
 
 const FILES: [&str; 4] = ["mysql-bin.000001", "mysql-bin.000002", "mysql-bin.000003", "mysql-bin.000004"];
@@ -196,10 +196,8 @@ fn every_gtid_opens_a_group_that_ends_in_xid_commit_or_xa_prepare_or_is_one_stat
                 g.seq_no
             );
         } else {
-            let last = group
-                .iter()
-                .rposition(|c| c.event.event.ends_transaction())
-                .unwrap_or_else(|| panic!("GTID {} has no XID, COMMIT or XA PREPARE", g.seq_no));
+            let last =
+                group.iter().rposition(|c| c.event.event.ends_transaction()).unwrap_or_else(|| panic!("GTID {} has no XID, COMMIT or XA PREPARE", g.seq_no));
             // Only checkpoints may follow the end of a group.
             assert!(group[last + 1..].iter().all(|c| matches!(c.event.event, BinlogEvent::BinlogCheckpoint(_))));
         }
@@ -239,9 +237,7 @@ fn rotates_checkpoints_and_gtid_lists_chain_the_files() {
         .collect();
     assert_eq!(lists, [vec![], vec![(0, 1, 27)], vec![(0, 1, 28)], vec![(0, 1, 30)]]);
     assert!(all.iter().any(|c| matches!(&c.event.event, BinlogEvent::BinlogCheckpoint(b) if b.file_name == "mysql-bin.000004")));
-    let annotated = all.iter().any(|c| {
-        matches!(&c.event.event, BinlogEvent::AnnotateRows(a) if a.sql_text().starts_with("INSERT INTO ints VALUES"))
-    });
+    let annotated = all.iter().any(|c| matches!(&c.event.event, BinlogEvent::AnnotateRows(a) if a.sql_text().starts_with("INSERT INTO ints VALUES")));
     assert!(annotated);
 }
 
@@ -357,10 +353,7 @@ fn temporal_values_keep_zero_dates_negative_times_and_every_precision() {
     assert_eq!(text(m, r, "t0"), "838:59:59");
     assert_eq!(text(m, r, "t1"), "-01:00:00.500000");
     assert_eq!(text(m, r, "t3"), "-00:00:01.500000");
-    assert_eq!(
-        col(m, r, "t6"),
-        &BinlogValue::Time { negative: true, hours: 12, minutes: 34, seconds: 56, micros: 789_012 }
-    );
+    assert_eq!(col(m, r, "t6"), &BinlogValue::Time { negative: true, hours: 12, minutes: 34, seconds: 56, micros: 789_012 });
     assert_eq!(text(m, r, "dt0"), "1000-01-01 00:00:00");
     let fractions = ["dt1", "dt2", "dt3", "dt4", "dt5", "dt6"].map(|c| text(m, r, c));
     assert_eq!(
@@ -374,10 +367,7 @@ fn temporal_values_keep_zero_dates_negative_times_and_every_precision() {
             "2024-01-02 03:04:05.123456",
         ]
     );
-    assert_eq!(
-        col(m, r, "dt6"),
-        &BinlogValue::DateTime { year: 2024, month: 1, day: 2, hour: 3, minute: 4, second: 5, micros: 123_456 }
-    );
+    assert_eq!(col(m, r, "dt6"), &BinlogValue::DateTime { year: 2024, month: 1, day: 2, hour: 3, minute: 4, second: 5, micros: 123_456 });
     assert_eq!(col(m, r, "ts0"), &BinlogValue::Timestamp { seconds: 2_147_483_647, micros: 0 });
     // 2024-02-29 12:34:56.789 UTC
     assert_eq!(col(m, r, "ts3"), &BinlogValue::Timestamp { seconds: 1_709_210_096, micros: 789_000 });

@@ -175,11 +175,7 @@ async fn drain(scale: u32, seconds: u32, workload: &str, sessions: &[usize], del
     let secs = seconds.to_string();
     args.extend(["-T", &secs]);
     let tps = pg_tool(&blue, "pgbench", db, &args)?;
-    blue.execute(
-        db,
-        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, g, 0, now() FROM generate_series(1, 300000) g",
-    )
-    .await?;
+    blue.execute(db, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, g, 0, now() FROM generate_series(1, 300000) g").await?;
     blue.execute(db, "INSERT INTO bench_marker VALUES (1)").await?;
     let backlog: String = blue
         .connect(db)

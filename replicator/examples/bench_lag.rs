@@ -49,10 +49,7 @@ impl Probe {
     }
 
     async fn tick(&mut self) -> Result<Option<f64>> {
-        let row = self
-            .green
-            .query_one("SELECT extract(epoch FROM clock_timestamp() - timestamp)::float8 FROM pg_last_committed_xact()", &[])
-            .await?;
+        let row = self.green.query_one("SELECT extract(epoch FROM clock_timestamp() - timestamp)::float8 FROM pg_last_committed_xact()", &[]).await?;
         Ok(row.get(0))
     }
 }

@@ -36,9 +36,7 @@ async fn fingerprint(server: &PgServer, db: &str) -> Result<(i64, i64)> {
 /// A counter from turnout's `/metrics`.
 async fn metric(port: u16, name: &str) -> Result<f64> {
     let text = turnout::control::get(&format!("127.0.0.1:{port}"), "/metrics").await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
-        .with_context(|| format!("{name} not in /metrics"))
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).with_context(|| format!("{name} not in /metrics"))
 }
 
 #[tokio::main]

@@ -253,10 +253,7 @@ impl AlertRules {
     /// From a validated `[alerts]`; errors name the field.
     pub fn from_config(config: &AlertsConfig) -> Result<AlertRules, Error> {
         let seconds = |field: &str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|v| parse_duration(v).map(|d| d.as_secs_f64()).map_err(|e| Error::config(field, e)))
-                .transpose()
+            value.as_deref().map(|v| parse_duration(v).map(|d| d.as_secs_f64()).map_err(|e| Error::config(field, e))).transpose()
         };
         let warning = seconds("alerts.lag_warning", &config.lag_warning)?;
         let critical = seconds("alerts.lag_critical", &config.lag_critical)?;
@@ -303,10 +300,7 @@ impl AlertEvent {
         let reference = if t.to > t.from {
             t.to
         } else {
-            [AlertLevel::Warning, AlertLevel::Critical]
-                .into_iter()
-                .find(|l| *l > t.to && *l <= t.from && thresholds.threshold(*l).is_some())
-                .unwrap_or(t.from)
+            [AlertLevel::Warning, AlertLevel::Critical].into_iter().find(|l| *l > t.to && *l <= t.from && thresholds.threshold(*l).is_some()).unwrap_or(t.from)
         };
         let threshold = thresholds.threshold(reference);
         let lag = s.lag_seconds.map_or_else(|| "unknown".to_string(), seconds);
@@ -316,10 +310,7 @@ impl AlertEvent {
             format!("replication lag {lag} is above the {reference} threshold {limit}{held}")
         } else {
             let clear = threshold.map_or_else(String::new, |t| seconds(t * CLEAR_FRACTION));
-            format!(
-                "replication lag {lag} is at or below {clear} ({:.0}% of the {reference} threshold {limit}){held}",
-                CLEAR_FRACTION * 100.0
-            )
+            format!("replication lag {lag} is at or below {clear} ({:.0}% of the {reference} threshold {limit}){held}", CLEAR_FRACTION * 100.0)
         };
         AlertEvent::new("lag", t, message, threshold, "seconds", s)
     }
@@ -456,12 +447,7 @@ pub fn rfc3339(micros: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        day_secs / 3600,
-        day_secs % 3600 / 60,
-        day_secs % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", day_secs / 3600, day_secs % 3600 / 60, day_secs % 60)
 }
 
 #[cfg(test)]

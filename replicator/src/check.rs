@@ -81,7 +81,6 @@ impl Findings {
     }
 }
 
-
 /// `turnout check` against the configured source and green.
 pub async fn run(config: &crate::config::Config) -> Report {
     use crate::source::SourceAdmin;

@@ -265,8 +265,7 @@ pub struct CommandConfig {
 impl Config {
     /// Reads, expands and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ConfigFile { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile { path: path.display().to_string(), source })?;
         Self::parse(&text, |name| std::env::var(name).ok())
     }
 
@@ -300,7 +299,10 @@ impl Config {
                 crate::source::mysql::options(self.source.url.expose(), "source.url")?;
                 crate::source::mysql::options(self.target.url.expose(), "target.url")?;
                 if self.cutover.fence == Fence::Pgbouncer || self.cutover.switch == Switch::Pgbouncer {
-                    return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)"));
+                    return Err(Error::config(
+                        "cutover.fence",
+                        "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)",
+                    ));
                 }
             }
             (source, _) => {
@@ -318,9 +320,11 @@ impl Config {
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
-        let listen = self.http.listen.parse::<SocketAddr>().map_err(|e| {
-            Error::config("http.listen", format!("'{}' is not host:port ({e}); e.g. 127.0.0.1:9187", self.http.listen))
-        })?;
+        let listen = self
+            .http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| Error::config("http.listen", format!("'{}' is not host:port ({e}); e.g. 127.0.0.1:9187", self.http.listen)))?;
         // Other machines could reach the API: POST /cutover must then need a secret.
         if !listen.ip().is_loopback() && self.cutover.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
             return Err(Error::config(
@@ -362,7 +366,10 @@ impl Config {
             }
         }
         if self.apply.stream_sessions.is_some_and(|n| n > MAX_APPLY_SESSIONS) {
-            return Err(Error::config("apply.stream_sessions", format!("must be between 0 and {MAX_APPLY_SESSIONS} (0 applies large transactions whole at their commit)")));
+            return Err(Error::config(
+                "apply.stream_sessions",
+                format!("must be between 0 and {MAX_APPLY_SESSIONS} (0 applies large transactions whole at their commit)"),
+            ));
         }
         if self.snapshot.workers == Some(0) {
             return Err(Error::config("snapshot.workers", "must be at least 1"));
@@ -393,13 +400,16 @@ impl Config {
         let needs_pgbouncer = c.fence == Fence::Pgbouncer || c.switch == Switch::Pgbouncer;
         if needs_pgbouncer {
             let p = c.pgbouncer.as_ref().ok_or_else(|| {
-                Error::config("cutover.pgbouncer", "is missing but cutover.fence or cutover.switch is \"pgbouncer\"; add a [cutover.pgbouncer] table with admin_url and database")
+                Error::config(
+                    "cutover.pgbouncer",
+                    "is missing but cutover.fence or cutover.switch is \"pgbouncer\"; add a [cutover.pgbouncer] table with admin_url and database",
+                )
             })?;
-            let admin = p.admin_url.as_ref().ok_or_else(|| {
-                Error::config("cutover.pgbouncer.admin_url", "is missing; e.g. postgres://admin:PASSWORD@127.0.0.1:6432/pgbouncer")
-            })?;
-            ConnectOptions::from_url(admin.expose(), "cutover.pgbouncer.admin_url")
-                .map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?;
+            let admin = p
+                .admin_url
+                .as_ref()
+                .ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing; e.g. postgres://admin:PASSWORD@127.0.0.1:6432/pgbouncer"))?;
+            ConnectOptions::from_url(admin.expose(), "cutover.pgbouncer.admin_url").map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?;
             if p.database.as_deref().is_none_or(str::is_empty) {
                 return Err(Error::config("cutover.pgbouncer.database", "is missing; name the [databases] entry to pause and repoint"));
             }
@@ -424,9 +434,7 @@ impl Config {
 
     /// Concurrent snapshot copy jobs.
     pub fn snapshot_workers(&self) -> usize {
-        self.snapshot
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8))
+        self.snapshot.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8))
     }
 
     /// Page count above which a table is split into ranges (8 KiB pages).
@@ -576,16 +584,13 @@ fn expand_str(s: &str, path: &str, env: &impl Fn(&str) -> Option<String>) -> Res
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| Error::config(path, "has an unterminated ${…}; write ${VARIABLE}"))?;
+        let end = after.find('}').ok_or_else(|| Error::config(path, "has an unterminated ${…}; write ${VARIABLE}"))?;
         let name = &after[..end];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(Error::config(path, format!("'${{{name}}}' is not a valid environment variable reference")));
         }
-        let value = env(name).ok_or_else(|| {
-            Error::config(path, format!("environment variable {name} is not set; export it or write the value in the file"))
-        })?;
+        let value =
+            env(name).ok_or_else(|| Error::config(path, format!("environment variable {name} is not set; export it or write the value in the file")))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -663,7 +668,10 @@ dir = "/var/lib/turnout"
             ("[alerts]\nwebhook = \"ftp://x\"", "alerts.webhook"),
             ("[cutover]\nfence = \"pgbouncer\"", "cutover.pgbouncer"),
             ("[cutover]\nfence = \"pgbouncer\"\n[cutover.pgbouncer]\ndatabase = \"app\"", "cutover.pgbouncer.admin_url"),
-            ("[cutover]\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"postgres://a:b@h:6432/pgbouncer\"\ndatabase = \"app\"", "cutover.pgbouncer.config_file"),
+            (
+                "[cutover]\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"postgres://a:b@h:6432/pgbouncer\"\ndatabase = \"app\"",
+                "cutover.pgbouncer.config_file",
+            ),
             ("[cutover]\nswitch = \"haproxy\"\n[cutover.haproxy]\nbackend = \"db\"", "cutover.haproxy.admin_socket"),
             ("[cutover]\nswitch = \"command\"", "cutover.command.argv"),
         ];

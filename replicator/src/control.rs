@@ -31,9 +31,7 @@ pub async fn request_within(
         headers.push(("content-type", "application/json".to_string()));
     }
     let body = bytes::Bytes::copy_from_slice(body.unwrap_or_default().as_bytes());
-    let answer = crate::http_client::send(&endpoint, method, path, &headers, body, deadline)
-        .await
-        .map_err(std::io::Error::other)?;
+    let answer = crate::http_client::send(&endpoint, method, path, &headers, body, deadline).await.map_err(std::io::Error::other)?;
     Ok((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
 }
 

@@ -29,7 +29,11 @@ pub enum Error {
     Config { field: String, reason: String },
     /// The configuration file cannot be read.
     #[error("cannot read config file {path}: {source}")]
-    ConfigFile { path: String, #[source] source: std::io::Error },
+    ConfigFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Talking to the source (blue) failed.
     #[error("source: {0}")]
     Source(#[source] DecodeError),
@@ -39,7 +43,12 @@ pub enum Error {
     /// A statement on blue or green failed (or its session was lost); shown with the server's
     /// message, SQLSTATE, detail and hint.
     #[error("{side}: {context}: {}", turnout_sinks::pg::describe_error(.source))]
-    Sql { side: Side, context: String, #[source] source: tokio_postgres::Error },
+    Sql {
+        side: Side,
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// The state store in `state.dir` failed.
     #[error("state: {0}")]
     State(String),
@@ -126,7 +135,9 @@ fn sqlstate_advice(side: &str, code: &str) -> Option<String> {
              match blue, then restart"
         ),
         // MySQL/MariaDB report a missing privilege (1227, 1142, 1044) and most statement errors alike.
-        "42000" => format!("{side} refused the statement: a privilege is missing or its schema differs from what blue sends; fix what the error names and restart"),
+        "42000" => {
+            format!("{side} refused the statement: a privilege is missing or its schema differs from what blue sends; fix what the error names and restart")
+        }
         c if c.starts_with("42") => format!("{side}'s schema differs from what blue sends; make it match (see the error) and restart"),
         _ => return None,
     })
@@ -157,9 +168,9 @@ impl Error {
                 match e {
                     DecodeError::Auth { .. } => Some(format!("check the user name and password in the {side} URL")),
                     DecodeError::Tls { .. } => Some(format!("check sslmode and sslrootcert in the {side} URL and the server's TLS setup")),
-                    DecodeError::Malformed { .. } | DecodeError::Protocol(_) => Some(format!(
-                        "{side} sent bytes turnout cannot read; keep the log and report it — restarting resumes from green's position"
-                    )),
+                    DecodeError::Malformed { .. } | DecodeError::Protocol(_) => {
+                        Some(format!("{side} sent bytes turnout cannot read; keep the log and report it — restarting resumes from green's position"))
+                    }
                     _ => e.sqlstate().and_then(|c| sqlstate_advice(side, c)),
                 }
             }

@@ -7,9 +7,9 @@
 //! Every POST needs `Authorization: Bearer <cutover.token>` when a token is configured; without one
 //! it is accepted only from loopback addresses.
 
+use crate::cutover::{Controller, Request};
 use crate::pipeline::hold::Reach;
 use crate::status::{Phase, Status};
-use crate::cutover::{Controller, Request};
 use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -287,7 +287,8 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP turnout_slot_retained_wal_bytes WAL blue keeps for turnout's slot.");
         let _ = writeln!(out, "# TYPE turnout_slot_retained_wal_bytes gauge\nturnout_slot_retained_wal_bytes {}", slot.retained_bytes);
         if let Some(safe) = slot.safe_wal_bytes {
-            let _ = writeln!(out, "# HELP turnout_slot_safe_wal_bytes WAL that can still be written before the slot risks losing WAL (max_slot_wal_keep_size).");
+            let _ =
+                writeln!(out, "# HELP turnout_slot_safe_wal_bytes WAL that can still be written before the slot risks losing WAL (max_slot_wal_keep_size).");
             let _ = writeln!(out, "# TYPE turnout_slot_safe_wal_bytes gauge\nturnout_slot_safe_wal_bytes {safe}");
         }
         let _ = writeln!(out, "# HELP turnout_slot_lost 1 when blue has removed WAL the slot needs (wal_status = lost).");

@@ -58,15 +58,11 @@ pub async fn send(
     body: Bytes,
     deadline: Duration,
 ) -> Result<Answer, ClientError> {
-    tokio::time::timeout(deadline, exchange(endpoint, method, path_and_query, headers, body))
-        .await
-        .map_err(|_| ClientError::Timeout(deadline))?
+    tokio::time::timeout(deadline, exchange(endpoint, method, path_and_query, headers, body)).await.map_err(|_| ClientError::Timeout(deadline))?
 }
 
 async fn exchange(endpoint: &Endpoint, method: &str, path_and_query: &str, headers: &[(&str, String)], body: Bytes) -> Result<Answer, ClientError> {
-    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| ClientError::Network(format!("cannot connect: {e}")))?;
+    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await.map_err(|e| ClientError::Network(format!("cannot connect: {e}")))?;
     let _ = tcp.set_nodelay(true);
     let host = if endpoint.host.contains(':') { format!("[{}]:{}", endpoint.host, endpoint.port) } else { format!("{}:{}", endpoint.host, endpoint.port) };
     let mut request = hyper::Request::builder()
@@ -84,10 +80,8 @@ async fn exchange(endpoint: &Endpoint, method: &str, path_and_query: &str, heade
         None => roundtrip(tcp, request).await,
         Some(config) => {
             let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| ClientError::Invalid(format!("not a TLS server name: {e}")))?;
-            let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| ClientError::Network(format!("TLS: {e}")))?;
+            let stream =
+                tokio_rustls::TlsConnector::from(Arc::clone(config)).connect(name, tcp).await.map_err(|e| ClientError::Network(format!("TLS: {e}")))?;
             roundtrip(stream, request).await
         }
     }
@@ -106,12 +100,7 @@ where
     let result = match response {
         Ok(response) => {
             let status = response.status().as_u16();
-            response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| Answer { status, body: b.to_bytes() })
-                .map_err(net("reading the answer"))
+            response.into_body().collect().await.map(|b| Answer { status, body: b.to_bytes() }).map_err(net("reading the answer"))
         }
         Err(e) => Err(e),
     };

@@ -239,7 +239,11 @@ fn print_status(body: &str) {
     println!("rows applied: {} ({} transactions)", get("rows_applied"), get("transactions_applied"));
     if let Some(tables) = v.get("tables").and_then(|t| t.as_object()) {
         for (name, t) in tables {
-            println!("snapshot {name}: {} rows{}", t.get("rows").cloned().unwrap_or_default(), if t.get("done").and_then(|d| d.as_bool()) == Some(true) { ", done" } else { "" });
+            println!(
+                "snapshot {name}: {} rows{}",
+                t.get("rows").cloned().unwrap_or_default(),
+                if t.get("done").and_then(|d| d.as_bool()) == Some(true) { ", done" } else { "" }
+            );
         }
     }
     if let Some(err) = v.get("last_error").filter(|e| !e.is_null()) {
@@ -302,12 +306,7 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
     }
     let differ = report.tables.iter().filter(|t| !t.equal()).count();
     let secs = report.elapsed.as_secs_f64().max(0.001);
-    println!(
-        "{} tables compared, {differ} differ; {} rows in {secs:.1} s ({:.0} rows/s)",
-        report.tables.len(),
-        report.rows,
-        report.rows as f64 / secs
-    );
+    println!("{} tables compared, {differ} differ; {} rows in {secs:.1} s ({:.0} rows/s)", report.tables.len(), report.rows, report.rows as f64 / secs);
     if differ == 0 {
         0
     } else {

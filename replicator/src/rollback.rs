@@ -109,9 +109,8 @@ pub async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>,
 async fn drop_slot_when_free(client: &Client, slot: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let _ = client
-            .execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL", &[&slot])
-            .await;
+        let _ =
+            client.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL", &[&slot]).await;
         match client.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await {
             Ok(_) => return Ok(()),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) && Instant::now() < deadline => {

@@ -122,7 +122,13 @@ fn jitter() -> f64 {
 /// Prepares and streams through `admin` until `shutdown` turns true or an error the operator must fix
 /// (retrying, resyncing or stopping as [`Error::reaction`] decides). `turnout run` calls it with the
 /// configured source's administration; tests call it with wrapped ones.
-pub async fn replicate<A: SourceAdmin>(admin: &A, config: &Config, state: &StateStore, status: &Arc<Status>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+pub async fn replicate<A: SourceAdmin>(
+    admin: &A,
+    config: &Config,
+    state: &StateStore,
+    status: &Arc<Status>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
     let names = admin.names().clone();
     status.set_names(names.clone());
     tracing::info!(slot = %names.slot, publication = %names.publication, origin = %names.origin, "starting");

@@ -79,9 +79,8 @@ impl Spilled {
 
     /// Decodes one chunk as [`Spilled::write`] encoded it; never panics on damaged bytes.
     pub fn decode_chunk(&self, buf: Bytes) -> Result<Vec<RowChange>, Error> {
-        codec::decode_chunk(buf, &self.tables, |sub| !self.aborted.contains(&sub)).map_err(|e| {
-            Error::State(format!("{e}; restart turnout to receive the transaction again from the source"))
-        })
+        codec::decode_chunk(buf, &self.tables, |sub| !self.aborted.contains(&sub))
+            .map_err(|e| Error::State(format!("{e}; restart turnout to receive the transaction again from the source")))
     }
 
     /// Number of chunks written.

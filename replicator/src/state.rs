@@ -12,9 +12,9 @@
 //! a synced write — and spill writes and reads) run on one dedicated state-store thread fed through a
 //! `crossbeam-channel`. Its queue is FIFO, so a spill read always sees the writes queued before it.
 
-use std::os::unix::fs::DirBuilderExt;
 use crate::error::Error;
 use rocksdb::{Options, WriteOptions, DB};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use turnout_decoders::{Lsn, Position};
@@ -170,9 +170,8 @@ impl StateStore {
 
     /// Reads one chunk of a spilled transaction, after every write queued before.
     pub async fn spill_get(&self, id: u64, chunk: u32) -> Result<Option<Vec<u8>>, Error> {
-        let data = self
-            .on_thread(move |db| db.get(Self::spill_key(id, chunk)).map_err(|e| Error::State(format!("reading a spilled transaction: {e}"))))
-            .await?;
+        let data =
+            self.on_thread(move |db| db.get(Self::spill_key(id, chunk)).map_err(|e| Error::State(format!("reading a spilled transaction: {e}")))).await?;
         if let Some(failure) = self.spill_failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(Error::State(failure));
         }

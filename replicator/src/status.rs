@@ -237,7 +237,8 @@ impl Status {
         });
         *lock(&self.applied) = None;
         *lock(&self.source_end) = None;
-        for counter in [&self.rows_applied, &self.transactions_applied, &self.buffered_bytes, &self.spilled_bytes, &self.early_committed, &self.early_given_up] {
+        for counter in [&self.rows_applied, &self.transactions_applied, &self.buffered_bytes, &self.spilled_bytes, &self.early_committed, &self.early_given_up]
+        {
             counter.store(0, Ordering::Relaxed);
         }
         self.clock_offset_us.store(0, Ordering::Relaxed);
@@ -489,10 +490,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// This machine's clock, microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -61,10 +61,8 @@ async fn read_request(s: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)
     loop {
         if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&data[..end]).into_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse().ok()))
-                .unwrap_or(0);
+            let length: usize =
+                head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse().ok())).unwrap_or(0);
             while data.len() < end + 4 + length {
                 let n = s.read(&mut buf).await.ok().filter(|n| *n > 0)?;
                 data.extend_from_slice(&buf[..n]);
@@ -176,10 +174,8 @@ async fn lag_alert_changes_run_the_command_with_the_json_on_stdin_and_the_env() 
     let jsonl = out.path().join("alerts.jsonl");
     let script = "cat >> \"$1\"; echo \"$TURNOUT_ALERT $TURNOUT_ALERT_PREVIOUS $TURNOUT_ALERT_STATE\" >> \"$1.env\"";
     let argv = ["/bin/sh", "-c", script, "alert-hook", &jsonl.display().to_string()].map(String::from);
-    let alerts = format!(
-        "[alerts]\nlag_warning = \"1s\"\nlag_critical = \"1h\"\nmin_duration = \"300ms\"\ncommand = {}\n",
-        serde_json::to_string(&argv).expect("argv")
-    );
+    let alerts =
+        format!("[alerts]\nlag_warning = \"1s\"\nlag_critical = \"1h\"\nmin_duration = \"300ms\"\ncommand = {}\n", serde_json::to_string(&argv).expect("argv"));
     let (_dir, mut t) = running_with(&blue, &green, &db, &alerts).await;
     wait_for(&mut t, "a measured idle lag under 0.5 s with the lag alert ok", |t| {
         let lag = t.status()?["lag_seconds"].as_f64()?;
@@ -279,12 +275,9 @@ async fn slot_alert_warns_as_retained_wal_nears_max_slot_wal_keep_size_and_clear
     let mut chunk = 0;
     while retained().await < 66 << 20 {
         assert!(chunk < 100, "blue retains only {} bytes after {chunk} chunks", retained().await);
-        b.execute(
-            "INSERT INTO pad SELECT g, repeat(md5(g::text), 32) FROM generate_series($1::int * 5000 + 1, ($1::int + 1) * 5000) g",
-            &[&chunk],
-        )
-        .await
-        .expect("pad");
+        b.execute("INSERT INTO pad SELECT g, repeat(md5(g::text), 32) FROM generate_series($1::int * 5000 + 1, ($1::int + 1) * 5000) g", &[&chunk])
+            .await
+            .expect("pad");
         chunk += 1;
     }
     let warning = wait_for(&mut t, "the slot warning POST", |_| hook.events().get(before).cloned()).await;

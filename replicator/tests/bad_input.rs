@@ -48,7 +48,11 @@ fn unusable_configuration_exits_two_naming_the_field_and_the_fix() {
         ("unknown key", format!("{base}[apply]\nbatch_rowz = 5\n"), vec!["batch_rowz"]),
         ("missing source.url", base.replacen("url = ", "# url = ", 1), vec!["source"]),
         ("a URL of another scheme", base.replacen("postgres://", "http://", 1), vec!["source.url"]),
-        ("blue and green of different kinds", base.replacen("[target]\nurl = \"postgres://u:p@", "[target]\nurl = \"mysql://u:p@", 1), vec!["target.url", "use a postgres:// URL for green"]),
+        (
+            "blue and green of different kinds",
+            base.replacen("[target]\nurl = \"postgres://u:p@", "[target]\nurl = \"mysql://u:p@", 1),
+            vec!["target.url", "use a postgres:// URL for green"],
+        ),
         ("a duration without a unit", format!("{base}[alerts]\nlag_warning = \"5\"\n"), vec!["alerts.lag_warning"]),
         ("a size that is not one", format!("{base}[apply]\nmemory_budget = \"lots\"\n"), vec!["apply.memory_budget"]),
         ("a public API without a token", format!("{base}[http]\nlisten = \"0.0.0.0:9187\"\n"), vec!["http.listen", "cutover.token"]),
@@ -90,7 +94,12 @@ async fn check_and_dry_run_name_a_missing_database_and_unreachable_cutover_conso
     // Green lacks the database the URL names.
     let path = config(
         dir.path(),
-        &format!("[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n", blue.url(&db), green.url("no_such_db"), dir.path().join("s").display()),
+        &format!(
+            "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n",
+            blue.url(&db),
+            green.url("no_such_db"),
+            dir.path().join("s").display()
+        ),
     );
     assert_says("a missing database", turnout(&["check", "--config", &path]), 1, &["no_such_db", "CREATE DATABASE"]);
     // A running sidecar whose pgbouncer console and haproxy socket do not answer: the dry run names them.
@@ -107,7 +116,8 @@ async fn check_and_dry_run_name_a_missing_database_and_unreachable_cutover_conso
     assert_says("pgbouncer's console unreachable", out, 1, &["pgbouncer", "dry run failed"]);
     assert_eq!(t.sigterm(), Some(0));
     let socket = dir.path().join("haproxy.sock");
-    let extra = format!("[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n", socket.display());
+    let extra =
+        format!("[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n", socket.display());
     let sidecar = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(sidecar.path(), &blue.url(&db), &green.url(&db), &extra);
     t.start();

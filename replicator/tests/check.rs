@@ -21,10 +21,7 @@ fn check(dir: &Path, source: &str, target: &str) -> (i32, String) {
 /// [`check`] with extra TOML appended to the configuration.
 fn check_with(dir: &Path, source: &str, target: &str, extra: &str) -> (i32, String) {
     let path = dir.join("turnout.toml");
-    let config = format!(
-        "[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n{extra}\n",
-        dir.join("state").display()
-    );
+    let config = format!("[source]\nurl = \"{source}\"\n[target]\nurl = \"{target}\"\n[state]\ndir = \"{}\"\n{extra}\n", dir.join("state").display());
     std::fs::write(&path, config).expect("config");
     let out = turnout(&["check", "--config", path.to_str().expect("utf-8 path")]);
     (out.status.code().unwrap_or(-1), text(&out))
@@ -94,10 +91,7 @@ async fn check_names_tables_without_identity_and_the_alter_table_to_run() {
 #[tokio::test]
 async fn check_reports_missing_replication_and_select_privileges() {
     let p = pair(PgOptions::new(15), "CREATE TABLE secret (id int PRIMARY KEY); CREATE TABLE open (id int PRIMARY KEY)").await;
-    p.blue
-        .execute(&p.db, "CREATE ROLE repl LOGIN PASSWORD 'replpw'; GRANT SELECT ON open TO repl")
-        .await
-        .expect("role");
+    p.blue.execute(&p.db, "CREATE ROLE repl LOGIN PASSWORD 'replpw'; GRANT SELECT ON open TO repl").await.expect("role");
     let source = p.blue.url_for("repl", "replpw", &p.db) + "?sslmode=disable";
     let (code, out) = check(p.dir.path(), &source, &p.green.url(&p.db));
     assert_eq!(code, 1, "{out}");
@@ -113,11 +107,7 @@ async fn check_reports_missing_replication_and_select_privileges() {
 
 #[tokio::test]
 async fn check_reports_exhausted_slots_and_wal_senders() {
-    let p = pair(
-        PgOptions::new(15).conf("max_replication_slots = 1").conf("max_wal_senders = 0"),
-        "CREATE TABLE t (id int PRIMARY KEY)",
-    )
-    .await;
+    let p = pair(PgOptions::new(15).conf("max_replication_slots = 1").conf("max_wal_senders = 0"), "CREATE TABLE t (id int PRIMARY KEY)").await;
     p.blue.execute(&p.db, "SELECT pg_create_logical_replication_slot('someone_else', 'pgoutput')").await.expect("slot");
     let (code, out) = p.run();
     assert_eq!(code, 1, "{out}");

@@ -84,12 +84,10 @@ async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
     let config = t.config_path().to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let command = command.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output()
-    })
-    .await
-    .expect("join")
-    .expect("turnout cutover");
+    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output())
+        .await
+        .expect("join")
+        .expect("turnout cutover");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -529,10 +527,12 @@ async fn read_only_rollback_through_haproxy(blue_version: u32, green_version: u3
         c
     };
     let c = app(through.clone()).await;
-    c.batch_execute("UPDATE t SET note = note || ' updated on green' WHERE id % 3 = 0; DELETE FROM t WHERE id % 7 = 0; \
-                     INSERT INTO t (note) SELECT 'green ' || g FROM generate_series(1, 200) g")
-        .await
-        .expect("green takes writes");
+    c.batch_execute(
+        "UPDATE t SET note = note || ' updated on green' WHERE id % 3 = 0; DELETE FROM t WHERE id % 7 = 0; \
+                     INSERT INTO t (note) SELECT 'green ' || g FROM generate_series(1, 200) g",
+    )
+    .await
+    .expect("green takes writes");
     // Blue follows, exactly (every row by its text), while new application sessions on blue are
     // still refused.
     let b = blue.connect(&db).await.expect("blue");

@@ -12,10 +12,7 @@ fn demo_replicates_cuts_over_and_verifies_every_acknowledged_write() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("traffic is on green"), "{stdout}");
     assert!(stdout.contains(" 0 errors") && stdout.contains(", 0 missing; balances consistent: true"), "{stdout}");
-    let writes: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("application: ")?.split_whitespace().next()?.parse().ok())
-        .expect("acknowledged count");
+    let writes: usize = stdout.lines().find_map(|l| l.strip_prefix("application: ")?.split_whitespace().next()?.parse().ok()).expect("acknowledged count");
     assert!(writes > 100, "the application should have written during the demo: {stdout}");
     assert!(stdout.contains("lag "), "the demo shows lag live: {stdout}");
 }
@@ -29,9 +26,6 @@ fn demo_for_mariadb_replicates_cuts_over_through_haproxy_and_verifies_every_ackn
     assert!(stdout.contains("switched traffic to green (haproxy)") && stdout.contains("traffic is on green"), "{stdout}");
     assert!(stdout.contains(" 0 errors") && stdout.contains(", 0 missing; balances consistent: true"), "{stdout}");
     assert!(stdout.contains("blue stays read-only: true"), "{stdout}");
-    let writes: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("application: ")?.split_whitespace().next()?.parse().ok())
-        .expect("acknowledged count");
+    let writes: usize = stdout.lines().find_map(|l| l.strip_prefix("application: ")?.split_whitespace().next()?.parse().ok()).expect("acknowledged count");
     assert!(writes > 100, "the application should have written during the demo: {stdout}");
 }

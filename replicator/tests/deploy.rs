@@ -45,12 +45,8 @@ fn text(v: &Value) -> &str {
 fn the_kubernetes_example_runs_turnout_with_a_configuration_it_accepts() {
     let docs = manifests();
     let secret = kind(&docs, "Secret");
-    let secrets: HashMap<String, String> = secret["stringData"]
-        .as_mapping()
-        .expect("stringData")
-        .iter()
-        .map(|(k, v)| (text(k).to_owned(), text(v).to_owned()))
-        .collect();
+    let secrets: HashMap<String, String> =
+        secret["stringData"].as_mapping().expect("stringData").iter().map(|(k, v)| (text(k).to_owned(), text(v).to_owned())).collect();
     let config_map = kind(&docs, "ConfigMap");
     let toml = text(&config_map["data"]["turnout.toml"]);
     // Every ${VAR} must come from the Secret: the loader fails on an undefined one.
@@ -164,18 +160,15 @@ fn the_compose_turnout_service_loads_its_configuration_and_shares_pgbouncers_con
         })
         .collect();
     let (file, _) = volumes.iter().find(|(_, target)| target == config_path).expect("the configuration is mounted");
-    let environment: HashMap<String, String> = turnout["environment"]
-        .as_mapping()
-        .expect("environment")
-        .iter()
-        .map(|(k, v)| (text(k).to_owned(), compose_default(text(v))))
-        .collect();
+    let environment: HashMap<String, String> =
+        turnout["environment"].as_mapping().expect("environment").iter().map(|(k, v)| (text(k).to_owned(), compose_default(text(v)))).collect();
     let toml = std::fs::read_to_string(repo().join(file)).expect("turnout.toml");
     let config = Config::parse(&toml, |name| environment.get(name).cloned()).unwrap_or_else(|e| panic!("{file}: {e}"));
     // state.dir on a named volume; pgbouncer's configuration on a volume the pgbouncer service mounts
     // at the same place, so the switch rewrites the file pgbouncer reads.
     let named = compose["volumes"].as_mapping().expect("named volumes");
-    let on_volume = |path: &str| volumes.iter().find(|(_, target)| target == path).map(|(source, _)| source.clone()).unwrap_or_else(|| panic!("nothing at {path}"));
+    let on_volume =
+        |path: &str| volumes.iter().find(|(_, target)| target == path).map(|(source, _)| source.clone()).unwrap_or_else(|| panic!("nothing at {path}"));
     assert!(named.contains_key(Value::from(on_volume(config.state.dir.to_str().expect("state.dir")))));
     let ini = config.cutover.pgbouncer.as_ref().and_then(|p| p.config_file.clone()).expect("config_file");
     let ini_dir = ini.parent().expect("dir").to_str().expect("utf-8");
@@ -191,5 +184,8 @@ fn the_compose_turnout_service_loads_its_configuration_and_shares_pgbouncers_con
     let port = config.http.listen.rsplit(':').next().expect("port");
     assert!(turnout["ports"].as_sequence().expect("ports").iter().any(|p| text(p).ends_with(&format!(":{port}"))));
     // pgbouncer keeps one set of credentials: green must accept blue's.
-    assert_eq!(compose_default(text(&services["green"]["environment"]["POSTGRES_PASSWORD"])), compose_default(text(&services["blue"]["environment"]["POSTGRES_PASSWORD"])));
+    assert_eq!(
+        compose_default(text(&services["green"]["environment"]["POSTGRES_PASSWORD"])),
+        compose_default(text(&services["blue"]["environment"]["POSTGRES_PASSWORD"]))
+    );
 }

@@ -187,7 +187,9 @@ async fn a_stall_longer_than_wal_sender_timeout_is_detected_and_the_stream_resum
 
 #[tokio::test]
 async fn a_two_millisecond_round_trip_to_green_changes_nothing_but_speed() {
-    let (blue, green, db) = pair("CREATE TABLE acct (id int PRIMARY KEY, balance numeric(12,2)); CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL").await;
+    let (blue, green, db) =
+        pair("CREATE TABLE acct (id int PRIMARY KEY, balance numeric(12,2)); CREATE TABLE events (n int, note text); ALTER TABLE events REPLICA IDENTITY FULL")
+            .await;
     let to_green = Proxy::start(green.port()).expect("proxy");
     to_green.set_latency(Duration::from_millis(1));
     let dir = tempfile::tempdir().expect("tmp");

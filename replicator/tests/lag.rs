@@ -72,11 +72,8 @@ async fn heartbeats_let_an_idle_slot_advance() {
     let (_dir, mut t) = running(&blue, &green, &db).await;
     let b = blue.connect(&db).await.expect("blue");
     let confirmed = || async {
-        let lsn: String = b
-            .query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'turnout_%'", &[])
-            .await
-            .expect("slot")
-            .get(0);
+        let lsn: String =
+            b.query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'turnout_%'", &[]).await.expect("slot").get(0);
         lsn.parse::<turnout_decoders::Lsn>().expect("lsn")
     };
     let first = confirmed().await;

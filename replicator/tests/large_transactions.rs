@@ -47,9 +47,7 @@ async fn streamed_transactions_beyond_the_budget_spill_and_apply_whole_and_rollb
     .expect("large part 2");
     b.batch_execute("INSERT INTO small (note) VALUES ('after the large commit')").await.expect("small");
     // A large transaction rolled back as a whole.
-    a.batch_execute("BEGIN; INSERT INTO big SELECT g, 'never', 0 FROM generate_series(200001, 230000) g; ROLLBACK")
-        .await
-        .expect("rolled back");
+    a.batch_execute("BEGIN; INSERT INTO big SELECT g, 'never', 0 FROM generate_series(200001, 230000) g; ROLLBACK").await.expect("rolled back");
     b.batch_execute("INSERT INTO small (note) VALUES ('last')").await.expect("small");
     assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
     let g = green.connect(&db).await.expect("green");
@@ -112,11 +110,7 @@ async fn fingerprint(server: &PgServer, db: &str) -> (i64, i64, String) {
 /// Peak resident memory of a process (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmHWM");
     kb * 1024
 }
 
@@ -125,11 +119,8 @@ async fn peak_memory_stays_under_the_budget_plus_a_fixed_overhead_for_a_2m_row_t
     const BUDGET: u64 = 16 << 20;
     /// Runtime, connections, decoder, one batch in flight and RocksDB's memtables.
     const OVERHEAD: u64 = 96 << 20;
-    let (blue, green, db) = pair_with(
-        PgOptions::new(15).conf("logical_decoding_work_mem = '1MB'"),
-        "CREATE TABLE big (id int PRIMARY KEY, pad text, at timestamptz)",
-    )
-    .await;
+    let (blue, green, db) =
+        pair_with(PgOptions::new(15).conf("logical_decoding_work_mem = '1MB'"), "CREATE TABLE big (id int PRIMARY KEY, pad text, at timestamptz)").await;
     let (_dir, mut t) = running_with(&blue, &green, &db, "[apply]\nmemory_budget = \"16MiB\"\n").await;
     let pid = t.pid().expect("pid");
     let before = peak_rss(pid);

@@ -133,10 +133,8 @@ async fn live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_chan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_verify_killed_with_9_resumes_from_its_progress_and_compares_the_rest() {
-    let (blue, green, db) = pair(
-        "CREATE TABLE big (id bigint PRIMARY KEY, v text); INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 60000) g",
-    )
-    .await;
+    let (blue, green, db) =
+        pair("CREATE TABLE big (id bigint PRIMARY KEY, v text); INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 60000) g").await;
     let (dir, mut t) = running(&blue, &green, &db).await;
     let writer = Writer::start(&blue, &db, |i| format!("UPDATE big SET v = 'w{i}' WHERE id = {}", (i * 7919) % 50_000 + 1)).await;
     // One 1,000-row chunk per round: the run takes many rounds, each saved.

@@ -138,8 +138,11 @@ async fn a_transaction_far_beyond_the_memory_budget_is_spilled_and_applied_whole
 #[tokio::test]
 async fn kill_9_at_several_points_and_restarts_of_blue_and_green_lose_and_double_nothing() {
     let (mut blue, mut green, db) = maria_pair();
-    blue.execute(Some(&db), "CREATE TABLE events (n INT, note VARCHAR(20)) ENGINE=InnoDB; CREATE TABLE c (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO c VALUES (1, 0)")
-        .expect("schema");
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE events (n INT, note VARCHAR(20)) ENGINE=InnoDB; CREATE TABLE c (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO c VALUES (1, 0)",
+    )
+    .expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     let mut n = 0;
     for round in 0..3 {
@@ -204,7 +207,8 @@ async fn check_passes_a_correct_setup_and_names_a_wrong_binlog_setting_with_the_
 #[tokio::test]
 async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
     let (blue, green, db) = maria_pair();
-    blue.execute(Some(&db), "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB; INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000").expect("rows");
+    blue.execute(Some(&db), "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB; INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000")
+        .expect("rows");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     assert_same(&blue, &green, &db, &["a"], &mut t).await;
     let verify = || {
@@ -293,7 +297,8 @@ async fn teardown_removes_what_turnout_created_on_both_sides() {
     };
     assert_eq!(made(&green), format!("{db}.t\n{db}.turnout_heartbeat\nturnout.progress\n"));
     let teardown = || {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["teardown", "--yes", "--config"]).arg(t.config_path()).output().expect("teardown");
+        let o =
+            std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["teardown", "--yes", "--config"]).arg(t.config_path()).output().expect("teardown");
         (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
     };
     let (code, out) = teardown();
@@ -322,8 +327,11 @@ async fn a_row_missing_on_green_stops_replication_and_nothing_of_its_batch_is_ke
         let (_dir, mut t) = started(&blue, &green, &db, "").await;
         assert_same(&blue, &green, &db, &["t", "u"], &mut t).await;
         green.execute(Some(&db), &format!("SET sql_log_bin = 0; DELETE FROM {table} WHERE id = 2")).expect("tamper");
-        blue.execute(Some(&db), &format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1; UPDATE {table} SET v = 1 WHERE id = 2; UPDATE {table} SET v = 1 WHERE id = 3; COMMIT"))
-            .expect("writes");
+        blue.execute(
+            Some(&db),
+            &format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1; UPDATE {table} SET v = 1 WHERE id = 2; UPDATE {table} SET v = 1 WHERE id = 3; COMMIT"),
+        )
+        .expect("writes");
         assert_eq!(wait_exit(&mut t).await, 1);
         let log = t.log_text();
         assert!(log.contains(&format!(".{table} touched")) && log.contains("rows on green, expected") && log.contains("diverged"), "{table}: {log}");
@@ -429,7 +437,6 @@ async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
     assert_eq!(wait_exit(&mut t).await, 1);
     assert!(t.log_text().contains("child_p (ON DELETE CASCADE)"), "{}", t.log_text());
 }
-
 
 /// The binlog source hands out every event that already arrived without waiting: after one `recv`,
 /// `try_recv` alone yields a whole backlog, so the pipeline takes it into the next batch instead of

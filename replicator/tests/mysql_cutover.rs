@@ -124,12 +124,10 @@ async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
     let config = t.config_path().to_path_buf();
     let command = command.to_owned();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output()
-    })
-    .await
-    .expect("join")
-    .expect("turnout");
+    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output())
+        .await
+        .expect("join")
+        .expect("turnout");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -285,10 +283,7 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
     assert_eq!(ids(&s.blue, &s.db, "note = 'w'"), green_ids);
     // Clients saw only the fence's errors: read-only refusals and ended connections.
-    assert!(
-        errors.iter().all(|e| fence_error(e)),
-        "unexpected client errors: {errors:?}"
-    );
+    assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
     // Counters on green continue beyond blue's.
     let blue_gap = number(&s.blue, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
     let mut g = conn(&s.app_url(&s.green)).await;
@@ -434,7 +429,11 @@ async fn the_compose_accounts_pass_check_with_the_read_only_fence() {
         let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
-    let accounts = std::fs::read_to_string(std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../deploy/compose/mariadb-accounts.sql")).expect("accounts file");
+    let accounts = std::fs::read_to_string(
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+            .join("../deploy/compose/mariadb-accounts.sql"),
+    )
+    .expect("accounts file");
     // The harness's own all-privileges account has the same name: replaced by the file's.
     let fresh = format!("DROP USER 'turnout'@'%'; CREATE DATABASE app; {accounts}");
     blue.execute(None, &fresh).expect("blue accounts");
@@ -496,10 +495,7 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     assert!(ports.contains(&s.green.port()), "no write reached green in the rollback window");
     let green_ids = ids(&s.green, &s.db, "note = 'w'");
     assert!(green_ids.len() < blue_ids.len() && green_ids.iter().all(|id| blue_ids.binary_search(id).is_ok()), "green must hold a prefix of blue");
-    assert!(
-        errors.iter().all(|e| fence_error(e)),
-        "unexpected client errors: {errors:?}"
-    );
+    assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
     // Blue's counters continue beyond green's.
     let green_gap = number(&s.green, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
     let mut b = conn(&s.app_url(&s.blue)).await;

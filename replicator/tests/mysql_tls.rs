@@ -79,7 +79,9 @@ async fn verification_refuses_another_ca_and_another_name() {
     // ssl-host names what the certificate must name when the URL gives an address.
     let ok = cipher(&url(&server, "127.0.0.1", &db, &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}&ssl-host=db.example"))).await.expect("ssl-host");
     assert!(!ok.is_empty());
-    let e = cipher(&url(&server, "127.0.0.1", &db, &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={other_ca}&ssl-host=db.example"))).await.expect_err("ssl-host does not skip the chain");
+    let e = cipher(&url(&server, "127.0.0.1", &db, &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={other_ca}&ssl-host=db.example")))
+        .await
+        .expect_err("ssl-host does not skip the chain");
     assert!(e.contains("invalid peer certificate"), "{e}");
     // turnout check says what to change.
     let dir = tempfile::tempdir().expect("tmp");

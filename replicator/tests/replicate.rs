@@ -105,9 +105,7 @@ async fn kill_9_at_random_points_resumes_exactly_once() {
         for _ in 0..writes {
             n += 1;
             writer
-                .batch_execute(&format!(
-                    "BEGIN; INSERT INTO events VALUES ({n}, 'r{round}'); UPDATE counters SET v = v + 1 WHERE id = 1; COMMIT"
-                ))
+                .batch_execute(&format!("BEGIN; INSERT INTO events VALUES ({n}, 'r{round}'); UPDATE counters SET v = v + 1 WHERE id = 1; COMMIT"))
                 .await
                 .expect("write");
         }
@@ -216,11 +214,8 @@ async fn sigterm_acknowledges_exactly_what_green_committed() {
         .expect("origin")
         .get(0);
     let b = blue.connect(&db).await.expect("blue");
-    let confirmed: String = b
-        .query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'turnout_%'", &[])
-        .await
-        .expect("slot")
-        .get(0);
+    let confirmed: String =
+        b.query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'turnout_%'", &[]).await.expect("slot").get(0);
     let origin: turnout_decoders::Lsn = origin.parse().expect("lsn");
     let confirmed: turnout_decoders::Lsn = confirmed.parse().expect("lsn");
     // Everything green committed is acknowledged (liveness) …
@@ -280,17 +275,18 @@ async fn a_column_added_on_blue_is_added_on_green_and_replication_carries_on() {
     blue.execute(&db, "INSERT INTO t VALUES (3, 'three', 1.5, '{x,NULL}'); UPDATE t SET b = 7 WHERE id = 1").await.expect("use it");
     assert_converges(&blue, &green, &db, &["t"], &mut t).await;
     let g = green.connect(&db).await.expect("green");
-    let ty: String = g.query_one("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'b'", &[]).await.expect("column").get(0);
+    let ty: String = g
+        .query_one("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'b'", &[])
+        .await
+        .expect("column")
+        .get(0);
     assert_eq!(ty, "numeric(10,2)");
     assert_eq!(t.sigterm(), Some(0));
 }
 
 #[tokio::test]
 async fn rows_older_than_a_column_added_with_a_default_get_blues_stored_value_on_green() {
-    let (blue, green, db) = pair(
-        "CREATE DOMAIN label AS text; CREATE TABLE t (id int PRIMARY KEY, a text); INSERT INTO t VALUES (1, 'one')",
-    )
-    .await;
+    let (blue, green, db) = pair("CREATE DOMAIN label AS text; CREATE TABLE t (id int PRIMARY KEY, a text); INSERT INTO t VALUES (1, 'one')").await;
     let (_dir, mut t) = running(&blue, &green, &db).await;
     blue.execute(&db, "INSERT INTO t VALUES (2, 'two')").await.expect("insert");
     assert_converges(&blue, &green, &db, &["t"], &mut t).await;
@@ -382,7 +378,12 @@ async fn green_and_blue_restarts_are_retried_without_loss_or_duplication() {
     let (_dir, mut t) = running(&blue, &green, &db).await;
     let mut n = 0;
     let mut write = |blue: &PgServer, count: i32| {
-        let sqls: Vec<String> = (0..count).map(|_| { n += 1; format!("INSERT INTO events VALUES ({n}, 'x')") }).collect();
+        let sqls: Vec<String> = (0..count)
+            .map(|_| {
+                n += 1;
+                format!("INSERT INTO events VALUES ({n}, 'x')")
+            })
+            .collect();
         let url = blue.url(&db);
         async move {
             let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
@@ -475,7 +476,8 @@ async fn kill_9_during_the_snapshot_redoes_it_from_scratch() {
     assert_converges(&blue, &green, &db, &["big", "small"], &mut t).await;
     // The retry still created green's primary keys (post-data) although the tables already existed.
     let g = green.connect(&db).await.expect("green");
-    let pks: i64 = g.query_one("SELECT count(*) FROM pg_index WHERE indisprimary AND indrelid IN ('big'::regclass, 'small'::regclass)", &[]).await.expect("pks").get(0);
+    let pks: i64 =
+        g.query_one("SELECT count(*) FROM pg_index WHERE indisprimary AND indrelid IN ('big'::regclass, 'small'::regclass)", &[]).await.expect("pks").get(0);
     assert_eq!(pks, 2);
     // Exactly one slot: the interrupted one was dropped.
     let b = blue.connect(&db).await.expect("blue");
@@ -495,9 +497,7 @@ async fn replicates_over_verified_tls_when_both_servers_refuse_plain_connections
     for s in [&blue, &green] {
         s.execute("postgres", "CREATE ROLE repl LOGIN SUPERUSER PASSWORD 'replpw'").await.expect("role");
     }
-    blue.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'snap' FROM generate_series(1, 100) g")
-        .await
-        .expect("schema");
+    blue.execute(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'snap' FROM generate_series(1, 100) g").await.expect("schema");
     let url = |s: &PgServer| {
         let ca = s.certificates().expect("certs").ca_cert.display().to_string();
         format!("{}?sslmode=verify-full&sslrootcert={ca}", s.url_for("repl", "replpw", &db).replace("127.0.0.1", "localhost"))
@@ -514,15 +514,12 @@ async fn replicates_over_verified_tls_when_both_servers_refuse_plain_connections
 /// The tables a publication of turnout's publishes (roots, as `publish_via_partition_root` shows them).
 async fn published_tables(blue: &PgServer, db: &str) -> Vec<String> {
     let b = blue.connect(db).await.expect("blue");
-    b.query(
-        "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname LIKE 'turnout_%' ORDER BY 1",
-        &[],
-    )
-    .await
-    .expect("publication tables")
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
+    b.query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname LIKE 'turnout_%' ORDER BY 1", &[])
+        .await
+        .expect("publication tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// Whether each table exists on a server.
@@ -580,16 +577,10 @@ async fn include_and_exclude_patterns_decide_what_is_published_copied_and_stream
     assert_converges(&blue, &green, &db, &selected, &mut t).await;
     // Left-out tables, and the view over one, were never created on green; the enum type and the
     // foreign key between two selected tables were.
-    assert_eq!(
-        exists(&green, &db, &["audit_log", "sales.tmp_import", "archive.old_orders", "old_order_notes"]).await,
-        [false, false, false, false]
-    );
+    assert_eq!(exists(&green, &db, &["audit_log", "sales.tmp_import", "archive.old_orders", "old_order_notes"]).await, [false, false, false, false]);
     let g = green.connect(&db).await.expect("green");
-    let fks: i64 = g
-        .query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = 'sales.invoices'::regclass AND contype = 'f'", &[])
-        .await
-        .expect("constraints")
-        .get(0);
+    let fks: i64 =
+        g.query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = 'sales.invoices'::regclass AND contype = 'f'", &[]).await.expect("constraints").get(0);
     assert_eq!(fks, 1, "only the foreign key to the selected orders table");
     let log = t.log_text();
     assert!(log.contains("not created on green") && log.contains("old_order_notes"), "{log}");
@@ -641,10 +632,7 @@ async fn a_filter_selecting_nothing_or_only_a_partition_is_refused_before_anythi
         }
     }
     let b = blue.connect(&db).await.expect("blue");
-    let row = b
-        .query_one("SELECT (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_publication)", &[])
-        .await
-        .expect("count");
+    let row = b.query_one("SELECT (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_publication)", &[]).await.expect("count");
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 0));
 }
 
@@ -728,12 +716,8 @@ async fn verify_finds_equal_tables_equal_and_names_a_table_that_differs() {
         .expect("rows");
     assert_converges(&blue, &green, &db, &["a", "b"], &mut t).await;
     let verify = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
-            .args(["verify", "--config"])
-            .arg(t.config_path())
-            .args(args)
-            .output()
-            .expect("verify");
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["verify", "--config"]).arg(t.config_path()).args(args).output().expect("verify");
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
     let (code, out) = verify(&[]);

@@ -8,12 +8,7 @@ use common::*;
 
 /// Runs `turnout verify` with the running process's config; (exit code, output).
 fn verify(t: &Turnout, args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
-        .args(["verify", "--config"])
-        .arg(t.config_path())
-        .args(args)
-        .output()
-        .expect("verify");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["verify", "--config"]).arg(t.config_path()).args(args).output().expect("verify");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
@@ -89,9 +84,7 @@ async fn domains_on_green_accept_their_base_type_from_blue_and_a_narrower_typmod
     )
     .await;
     let (_dir, mut t) = running(&blue, &green, &db).await;
-    blue.execute(&db, "INSERT INTO d SELECT g, 'c' || g, ARRAY['c' || g], g FROM generate_series(2, 9) g; UPDATE d SET n = n + 1")
-        .await
-        .expect("changes");
+    blue.execute(&db, "INSERT INTO d SELECT g, 'c' || g, ARRAY['c' || g], g FROM generate_series(2, 9) g; UPDATE d SET n = n + 1").await.expect("changes");
     assert_converges(&blue, &green, &db, &["d"], &mut t).await;
     let g = green.connect(&db).await.expect("green");
     let width: i32 = g.query_one("SELECT octet_length(code) FROM d WHERE id = 1", &[]).await.expect("row").get(0);

@@ -98,7 +98,12 @@ async fn no_mariadb_command_output_or_error_shows_a_password() {
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t VALUES (1), (2)").expect("table");
     let url = |port: u16, secret: &str| format!("mysql://rep:{secret}@127.0.0.1:{port}/{db}");
     let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::with_config(dir.path(), &url(blue.port(), BLUE_SECRET), &url(green.port(), GREEN_SECRET), &format!("[cutover]\nfence = \"read-only\"\ntoken = \"{TOKEN}\"\n"));
+    let mut t = Turnout::with_config(
+        dir.path(),
+        &url(blue.port(), BLUE_SECRET),
+        &url(green.port(), GREEN_SECRET),
+        &format!("[cutover]\nfence = \"read-only\"\ntoken = \"{TOKEN}\"\n"),
+    );
     t.start();
     wait_streaming(&mut t).await;
     let config = t.config_path().to_path_buf();

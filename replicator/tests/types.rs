@@ -41,7 +41,10 @@ fn cases() -> Vec<TypeCase> {
         case("bpchar3", "char(3)", true, &["'ab'", "'abc'", "''", "' x'"]),
         case("bpchar", "bpchar", true, &["'ab   '", "'x'"]),
         case("varchar5", "varchar(5)", true, &["'hello'", "'a b'", "''", "'é😀'"]),
-        TypeCase { large: Some("repeat(md5('t'), 3000)"), ..case("text", "text", true, &["'x'", "E'tab\\there\\nnl \\\\ \"q\" \\'s'", "'ünï😀'", "'NULL'", "'\\N'", "'{a,b}'"]) },
+        TypeCase {
+            large: Some("repeat(md5('t'), 3000)"),
+            ..case("text", "text", true, &["'x'", "E'tab\\there\\nnl \\\\ \"q\" \\'s'", "'ünï😀'", "'NULL'", "'\\N'", "'{a,b}'"])
+        },
         case("qchar", "\"char\"", true, &["'a'", "'\\'", "''"]),
         case("name", "name", true, &["'a_name'", "'Mixed Case'"]),
         case("bit5", "bit(5)", true, &["B'10101'", "B'00000'", "B'11111'"]),
@@ -67,8 +70,14 @@ fn cases() -> Vec<TypeCase> {
         case("interval_ds2", "interval day to second(2)", true, &["'1 day 02:03:04.56'", "'-3 days'", "'0'"]),
         case("interval", "interval", true, &["'1 year 2 mons -3 days 04:05:06.789'", "'0'", "'-178000000 years'"]),
         case("uuid", "uuid", true, &["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'00000000-0000-0000-0000-000000000000'"]),
-        TypeCase { large: Some(BIG_JSON), ..case("json", "json", false, &["'{\"a\": [1, 2.50, \"\\u00e9\\ud83d\\ude00\"], \"b\": null,  \"a\": 2}'", "'[]'", "'\"x\"'"]) },
-        TypeCase { large: Some(BIG_JSON), ..case("jsonb", "jsonb", true, &["'{\"a\": [1, 2.50, \"\\u00e9\\ud83d\\ude00\"], \"b\": null}'", "'[]'", "'\"x\"'", "'1e400'"]) },
+        TypeCase {
+            large: Some(BIG_JSON),
+            ..case("json", "json", false, &["'{\"a\": [1, 2.50, \"\\u00e9\\ud83d\\ude00\"], \"b\": null,  \"a\": 2}'", "'[]'", "'\"x\"'"])
+        },
+        TypeCase {
+            large: Some(BIG_JSON),
+            ..case("jsonb", "jsonb", true, &["'{\"a\": [1, 2.50, \"\\u00e9\\ud83d\\ude00\"], \"b\": null}'", "'[]'", "'\"x\"'", "'1e400'"])
+        },
         case("xml", "xml", false, &["'<a b=\"1\">t&amp;x</a>'", "'<r/>'"]),
         case("inet", "inet", true, &["'192.168.0.1/24'", "'::1'", "'10.1.2.3'"]),
         case("cidr", "cidr", true, &["'10.0.0.0/8'", "'2001:db8::/32'"]),

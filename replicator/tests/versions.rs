@@ -29,8 +29,7 @@ const TABLES: &[&str] = &["acct", "ev", "ev_eu", "ev_us", "log", "doc"];
 
 async fn scenario(blue_major: u32, green_major: u32) {
     turnout_testbed::client_bin_dir(blue_major).expect("pg_dump");
-    let (blue, green, db) =
-        pair_between(PgOptions::new(blue_major).conf("logical_decoding_work_mem = '64kB'"), PgOptions::new(green_major), SCHEMA).await;
+    let (blue, green, db) = pair_between(PgOptions::new(blue_major).conf("logical_decoding_work_mem = '64kB'"), PgOptions::new(green_major), SCHEMA).await;
     let (_dir, mut t) = running_with(&blue, &green, &db, "[apply]\nmemory_budget = \"4MiB\"\n").await;
     assert_converges(&blue, &green, &db, TABLES, &mut t).await;
     for sql in [
@@ -54,7 +53,10 @@ async fn scenario(blue_major: u32, green_major: u32) {
     // kill -9 under a writer, then more writes while turnout is down.
     let writer = blue.connect(&db).await.expect("writer");
     for i in 0..100 {
-        writer.batch_execute(&format!("BEGIN; INSERT INTO log VALUES ({}, 'w'); UPDATE acct SET balance = balance + 1 WHERE id = 1; COMMIT", 200_000 + i)).await.expect("write");
+        writer
+            .batch_execute(&format!("BEGIN; INSERT INTO log VALUES ({}, 'w'); UPDATE acct SET balance = balance + 1 WHERE id = 1; COMMIT", 200_000 + i))
+            .await
+            .expect("write");
         if i == 50 {
             t.kill9();
         }

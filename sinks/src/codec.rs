@@ -45,17 +45,17 @@ pub fn decode_chunk(mut buf: Bytes, tables: &[Arc<TableSchema>], keep: impl Fn(T
 }
 
 fn table_index(tables: &mut Vec<Arc<TableSchema>>, table: &Arc<TableSchema>) -> u32 {
-match tables.iter().position(|t| Arc::ptr_eq(t, table)) {
-    Some(i) => len32(i),
-    None => {
-        tables.push(Arc::clone(table));
-        len32(tables.len() - 1)
+    match tables.iter().position(|t| Arc::ptr_eq(t, table)) {
+        Some(i) => len32(i),
+        None => {
+            tables.push(Arc::clone(table));
+            len32(tables.len() - 1)
+        }
     }
-}
 }
 
 fn table(tables: &[Arc<TableSchema>], index: u32) -> Result<Arc<TableSchema>, SinkError> {
-usize::try_from(index).ok().and_then(|i| tables.get(i)).cloned().ok_or_else(|| corrupt("a table index is out of range"))
+    usize::try_from(index).ok().and_then(|i| tables.get(i)).cloned().ok_or_else(|| corrupt("a table index is out of range"))
 }
 
 fn encode_change(buf: &mut BytesMut, change: &RowChange, tables: &mut Vec<Arc<TableSchema>>) {
@@ -389,15 +389,13 @@ mod tests {
             text().prop_map(|t| Value::Temporal(TemporalKind::TimestampTz, t)),
             any::<[u8; 16]>().prop_map(Value::Uuid),
             (any::<u32>(), text()).prop_map(|(type_oid, text)| Value::Unknown { type_oid, text }),
-            (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..8))
-                .prop_map(|(type_oid, d)| Value::Binary { type_oid, data: Bytes::from(d) }),
+            (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..8)).prop_map(|(type_oid, d)| Value::Binary { type_oid, data: Bytes::from(d) }),
         ]
     }
 
     fn value() -> impl Strategy<Value = Value> {
         scalar().prop_recursive(3, 32, 6, |inner| {
-            (any::<u32>(), proptest::collection::vec(inner, 0..6))
-                .prop_map(|(element_type, elements)| Value::Array { element_type, elements })
+            (any::<u32>(), proptest::collection::vec(inner, 0..6)).prop_map(|(element_type, elements)| Value::Array { element_type, elements })
         })
     }
 

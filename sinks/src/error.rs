@@ -10,7 +10,11 @@ pub enum SinkError {
     /// The target reported an error or the connection failed. Shown with the server's message,
     /// SQLSTATE, detail, hint and context (see [`describe_pg_error`]).
     #[error("green: {context}: {}", describe_pg_error(.source))]
-    Target { context: String, #[source] source: tokio_postgres::Error },
+    Target {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// A value cannot be written (e.g. a binary-format value of an unknown type).
     #[error("green: column {column} of {table}: {reason}")]
     Value { table: String, column: String, reason: String },
@@ -23,7 +27,11 @@ pub enum SinkError {
     /// A MySQL/MariaDB green reported an error or the connection failed: shown with the server's
     /// error code, SQLSTATE and message, and the statement's shape (never values).
     #[error("green: {context}: {}", describe_mysql_error(.source))]
-    MySql { context: String, #[source] source: mysql_async::Error },
+    MySql {
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
     /// Spilled change data does not decode (see [`crate::codec`]).
     #[error("spilled transaction data is corrupt ({0})")]
     Corrupt(String),

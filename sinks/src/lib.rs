@@ -27,11 +27,27 @@ use turnout_decoders::{Position, Timestamp};
 /// One row change inside a committed transaction.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowChange {
-    Insert { table: Arc<TableSchema>, after: Row },
+    Insert {
+        table: Arc<TableSchema>,
+        after: Row,
+    },
     /// `key` holds the old key columns; `before` the whole old row under REPLICA IDENTITY FULL.
-    Update { table: Arc<TableSchema>, key: Row, before: Option<Row>, after: Row },
-    Delete { table: Arc<TableSchema>, key: Row, before: Option<Row> },
-    Truncate { tables: Vec<Arc<TableSchema>>, cascade: bool, restart_identity: bool },
+    Update {
+        table: Arc<TableSchema>,
+        key: Row,
+        before: Option<Row>,
+        after: Row,
+    },
+    Delete {
+        table: Arc<TableSchema>,
+        key: Row,
+        before: Option<Row>,
+    },
+    Truncate {
+        tables: Vec<Arc<TableSchema>>,
+        cascade: bool,
+        restart_identity: bool,
+    },
 }
 
 /// A committed source transaction, ready to apply.

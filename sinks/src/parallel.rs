@@ -181,7 +181,11 @@ enum Keying {
     Barrier,
     Table,
     /// `identity`: the replica-identity columns (none under FULL); `sets`: green's unique keys.
-    Keys { full: bool, identity: Vec<usize>, sets: Vec<Vec<usize>> },
+    Keys {
+        full: bool,
+        identity: Vec<usize>,
+        sets: Vec<Vec<usize>>,
+    },
 }
 
 impl Keying {
@@ -191,8 +195,7 @@ impl Keying {
             Some(Conflicts::Table) | None => return Keying::Table,
             Some(Conflicts::Keys(sets)) => sets,
         };
-        let at: Option<Vec<Vec<usize>>> =
-            sets.iter().map(|set| set.iter().map(|c| table.columns.iter().position(|col| &col.name == c)).collect()).collect();
+        let at: Option<Vec<Vec<usize>>> = sets.iter().map(|set| set.iter().map(|c| table.columns.iter().position(|col| &col.name == c)).collect()).collect();
         // A unique key over a column the source does not send cannot be keyed.
         let Some(sets) = at else { return Keying::Table };
         let full = table.replica_identity == ReplicaIdentity::Full;
@@ -369,11 +372,7 @@ impl<K: Sink> Parallel<K> {
     /// Session `i`, told the position recorded so far.
     fn session(&mut self, i: usize) -> Result<&mut K, SinkError> {
         let applied = self.applied.clone();
-        let s = self
-            .sessions
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| SinkError::Progress(format!("internal: apply session {i} is busy")))?;
+        let s = self.sessions.get_mut(i).and_then(Option::as_mut).ok_or_else(|| SinkError::Progress(format!("internal: apply session {i} is busy")))?;
         s.advanced(&applied);
         Ok(s)
     }
@@ -613,8 +612,8 @@ impl<K: Sink> Sink for Parallel<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use turnout_decoders::schema::{Column, ColumnType};
     use turnout_decoders::event::TxId;
+    use turnout_decoders::schema::{Column, ColumnType};
     use turnout_decoders::Lsn;
 
     fn table(name: &str, identity: ReplicaIdentity, keys: &[&str], columns: &[&str]) -> Arc<TableSchema> {
@@ -622,10 +621,7 @@ mod tests {
             relation_id: 1,
             name: TableName { schema: "public".into(), name: name.into() },
             replica_identity: identity,
-            columns: columns
-                .iter()
-                .map(|c| Column { name: (*c).into(), ty: ColumnType::pg(25, -1), is_key: keys.contains(c) })
-                .collect(),
+            columns: columns.iter().map(|c| Column { name: (*c).into(), ty: ColumnType::pg(25, -1), is_key: keys.contains(c) }).collect(),
             foreign_key_checks: true,
         })
     }

@@ -46,9 +46,7 @@ fn tx(n: u64, changes: Vec<RowChange>) -> Transaction {
 
 /// `n` transactions of `rows` inserts each, ids from `first`.
 fn inserts(first: u64, n: u64, rows: u64) -> Vec<Transaction> {
-    (first..first + n)
-        .map(|t| tx(t, (0..rows).map(|r| insert(&(t * 1000 + r).to_string(), &format!("u{t}-{r}"))).collect()))
-        .collect()
+    (first..first + n).map(|t| tx(t, (0..rows).map(|r| insert(&(t * 1000 + r).to_string(), &format!("u{t}-{r}"))).collect())).collect()
 }
 
 async fn parallel(server: &PgServer, db: &str, sessions: usize) -> Parallel<PgSink> {
@@ -89,10 +87,7 @@ async fn independent_parts_commit_in_source_order_each_recording_the_shared_orig
         // Four parts of ten transactions, four green transactions, committed in source order.
         let client = server.connect(&db).await.expect("connect");
         let parts = client
-            .query(
-                "SELECT min(id)::int8, max(id)::int8, pg_xact_commit_timestamp(xmin) FROM users GROUP BY xmin ORDER BY min(id)",
-                &[],
-            )
+            .query("SELECT min(id)::int8, max(id)::int8, pg_xact_commit_timestamp(xmin) FROM users GROUP BY xmin ORDER BY min(id)", &[])
             .await
             .expect("parts");
         let ranges: Vec<(i64, i64)> = parts.iter().map(|r| (r.get(0), r.get(1))).collect();

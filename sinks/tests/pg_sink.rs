@@ -141,10 +141,15 @@ async fn batched_updates_and_deletes_keep_per_row_order_and_touch_exactly_their_
     let rows: Vec<(i32, String)> = c.query("SELECT id, v FROM t ORDER BY id", &[]).await.expect("rows").iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(rows, vec![(1, "c".into()), (2, "b".into()), (3, "d".into())]);
     // A delete of a row green does not have is divergence, reported, and nothing of the batch applies.
-    let gone = Transaction { xid: 10, commit_end: Position::Pg(Lsn(300)), commit_ts: Timestamp(0), changes: vec![
-        RowChange::Delete { table: table(), key: vec![Value::Int4(1)], before: None },
-        RowChange::Delete { table: table(), key: vec![Value::Int4(42)], before: None },
-    ] };
+    let gone = Transaction {
+        xid: 10,
+        commit_end: Position::Pg(Lsn(300)),
+        commit_ts: Timestamp(0),
+        changes: vec![
+            RowChange::Delete { table: table(), key: vec![Value::Int4(1)], before: None },
+            RowChange::Delete { table: table(), key: vec![Value::Int4(42)], before: None },
+        ],
+    };
     let err = sink.apply(&[gone]).await.expect_err("divergence");
     assert!(err.to_string().contains("diverged"), "{err}");
     assert_eq!(count(&server, &db).await, 3);

@@ -136,8 +136,7 @@ fn scenario() -> Vec<(&'static str, String)> {
         ("a change in the second file", "INSERT INTO ints (id, b) VALUES (30, -1);".into()),
         (
             "binlog_checksum = NONE: the server rotates; the next file has no checksums",
-            "SET GLOBAL binlog_checksum = NONE; INSERT INTO ints (id, b) VALUES (40, 40); DELETE FROM ints WHERE id = 40;"
-                .into(),
+            "SET GLOBAL binlog_checksum = NONE; INSERT INTO ints (id, b) VALUES (40, 40); DELETE FROM ints WHERE id = 40;".into(),
         ),
         (
             "back to CRC32 (rotates again), then the server shuts down: STOP at the end of the last file",

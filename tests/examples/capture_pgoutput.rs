@@ -72,8 +72,7 @@ fn workload() -> Vec<String> {
         "BEGIN; INSERT INTO items (id) VALUES (6); PREPARE TRANSACTION 'fx_rollback'".into(),
         "ROLLBACK PREPARED 'fx_rollback'".into(),
         // A large prepared transaction: Stream Prepare.
-        "BEGIN; INSERT INTO big SELECT g, repeat('z', 100) FROM generate_series(20001, 23000) g; PREPARE TRANSACTION 'fx_stream'"
-            .into(),
+        "BEGIN; INSERT INTO big SELECT g, repeat('z', 100) FROM generate_series(20001, 23000) g; PREPARE TRANSACTION 'fx_stream'".into(),
         "COMMIT PREPARED 'fx_stream'".into(),
     ];
     w
@@ -86,8 +85,7 @@ async fn capture(major: u32, out_dir: &std::path::Path) -> Result<()> {
     let opts = ConnectOptions::from_url(&server.url(&db), "fixture")?;
     let mut conn = PgConnection::connect(&opts, true).await?;
     let two_phase = major >= 15;
-    conn.create_logical_slot("fixture_slot", &SlotOptions { temporary: false, export_snapshot: false, two_phase })
-        .await?;
+    conn.create_logical_slot("fixture_slot", &SlotOptions { temporary: false, export_snapshot: false, two_phase }).await?;
     let client = server.connect(&db).await?;
     for sql in workload() {
         client.batch_execute(&sql).await.with_context(|| format!("running {sql}"))?;

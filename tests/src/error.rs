@@ -13,7 +13,11 @@ pub enum TestbedError {
     #[error("{server} did not start: {reason}\n--- log ---\n{log}")]
     Start { server: String, reason: String, log: String },
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("SQL on the test server failed: {0}")]
     Sql(#[from] tokio_postgres::Error),
     #[error("generating test certificates: {0}")]

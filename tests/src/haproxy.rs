@@ -29,8 +29,7 @@ impl HaProxy {
     /// Starts haproxy on a free port with `backend` holding `active` and `standby`, each a server
     /// name and a loopback port.
     pub fn start(backend: &str, active: (&str, u16), standby: (&str, u16)) -> Result<Self, TestbedError> {
-        let program = find_program("haproxy")
-            .ok_or_else(|| TestbedError::Missing { what: "haproxy".into(), fix: "apt-get install -y haproxy".into() })?;
+        let program = find_program("haproxy").ok_or_else(|| TestbedError::Missing { what: "haproxy".into(), fix: "apt-get install -y haproxy".into() })?;
         let dir = tempfile::Builder::new().prefix("turnout-haproxy-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
         let mut proxy = HaProxy { dir, child: None, port: 0, backend: backend.to_string() };
         let mut last_err = None;

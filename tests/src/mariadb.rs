@@ -1,8 +1,8 @@
 //! Throwaway MariaDB servers with row-based binary logging and GTIDs.
 
 use crate::error::TestbedError;
-use crate::tls::TestCertificates;
 use crate::process::{accepts_tcp, chmod_755, chown_to, find_program, free_port, is_root, output_file, random_token, run, tail, terminate, wait_timeout, POLL};
+use crate::tls::TestCertificates;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -29,15 +29,8 @@ struct Binaries {
 
 impl Binaries {
     fn find() -> Result<Self, TestbedError> {
-        let find = |name: &str| {
-            find_program(name).ok_or_else(|| TestbedError::Missing { what: name.to_string(), fix: INSTALL_FIX.into() })
-        };
-        Ok(Binaries {
-            server: find("mariadbd")?,
-            install_db: find("mariadb-install-db")?,
-            client: find("mariadb")?,
-            admin: find("mariadb-admin")?,
-        })
+        let find = |name: &str| find_program(name).ok_or_else(|| TestbedError::Missing { what: name.to_string(), fix: INSTALL_FIX.into() });
+        Ok(Binaries { server: find("mariadbd")?, install_db: find("mariadb-install-db")?, client: find("mariadb")?, admin: find("mariadb-admin")? })
     }
 }
 
@@ -77,8 +70,7 @@ impl MariaDbServer {
 
     fn start_inner(server_id: u32, tls: bool) -> Result<Self, TestbedError> {
         let bin = Binaries::find()?;
-        let dir =
-            tempfile::Builder::new().prefix("turnout-mariadb-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
+        let dir = tempfile::Builder::new().prefix("turnout-mariadb-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
         chmod_755(dir.path())?;
         for sub in ["tmp", "binlog"] {
             let path = dir.path().join(sub);
@@ -137,11 +129,7 @@ impl MariaDbServer {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| TestbedError::Start {
-            server: "MariaDB".into(),
-            reason: "no attempt made".into(),
-            log: String::new(),
-        }))
+        Err(last_err.unwrap_or_else(|| TestbedError::Start { server: "MariaDB".into(), reason: "no attempt made".into(), log: String::new() }))
     }
 
     /// Runs `mariadbd` on `self.port` and waits until it answers on TCP and on its socket.

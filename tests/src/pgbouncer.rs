@@ -30,15 +30,13 @@ pub struct PgBouncer {
 impl PgBouncer {
     /// Starts pgbouncer on a free port, serving `database` of `backend` under the same name.
     pub fn start(backend: &PgServer, database: &str) -> Result<Self, TestbedError> {
-        let program = find_program("pgbouncer")
-            .ok_or_else(|| TestbedError::Missing { what: "pgbouncer".into(), fix: "apt-get install -y pgbouncer".into() })?;
-        let dir =
-            tempfile::Builder::new().prefix("turnout-pgbouncer-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
+        let program =
+            find_program("pgbouncer").ok_or_else(|| TestbedError::Missing { what: "pgbouncer".into(), fix: "apt-get install -y pgbouncer".into() })?;
+        let dir = tempfile::Builder::new().prefix("turnout-pgbouncer-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
         chmod_755(dir.path())?;
         // pgbouncer accepts plain-text passwords here and can then do SCRAM both ways.
         let userlist = dir.path().join("userlist.txt");
-        std::fs::write(&userlist, format!("\"postgres\" \"{}\"\n", backend.password()))
-            .map_err(TestbedError::io("writing userlist.txt"))?;
+        std::fs::write(&userlist, format!("\"postgres\" \"{}\"\n", backend.password())).map_err(TestbedError::io("writing userlist.txt"))?;
         let mut bouncer = PgBouncer { dir, child: None, port: 0, password: backend.password().to_string() };
         let mut last_err = None;
         for _attempt in 0..3 {
@@ -49,11 +47,7 @@ impl PgBouncer {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| TestbedError::Start {
-            server: "pgbouncer".into(),
-            reason: "no attempt made".into(),
-            log: String::new(),
-        }))
+        Err(last_err.unwrap_or_else(|| TestbedError::Start { server: "pgbouncer".into(), reason: "no attempt made".into(), log: String::new() }))
     }
 
     fn write_config(&self, backend_port: u16, database: &str) -> Result<(), TestbedError> {

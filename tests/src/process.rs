@@ -3,10 +3,10 @@
 
 use crate::error::TestbedError;
 use std::ffi::OsStr;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::fs::{File, OpenOptions};
+use std::net::TcpListener;
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 

@@ -31,18 +31,13 @@ impl TestCertificates {
         params.subject_alt_names.extend(ip.map(SanType::IpAddress));
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
-        let out = TestCertificates {
-            ca_cert: dir.join("ca.crt"),
-            server_cert: dir.join("server.crt"),
-            server_key: dir.join("server.key"),
-        };
+        let out = TestCertificates { ca_cert: dir.join("ca.crt"), server_cert: dir.join("server.crt"), server_key: dir.join("server.key") };
         let write = |p: &Path, s: String| std::fs::write(p, s).map_err(TestbedError::io(format!("writing {}", p.display())));
         write(&out.ca_cert, ca.pem())?;
         write(&out.server_cert, cert.pem())?;
         write(&out.server_key, key.serialize_pem())?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out.server_key, std::fs::Permissions::from_mode(0o600))
-            .map_err(TestbedError::io("chmod server.key"))?;
+        std::fs::set_permissions(&out.server_key, std::fs::Permissions::from_mode(0o600)).map_err(TestbedError::io("chmod server.key"))?;
         Ok(out)
     }
 }

@@ -50,10 +50,8 @@ fn mariadb_starts_with_row_binlog_and_requires_a_password() -> anyhow::Result<()
     assert_eq!(String::from_utf8_lossy(&right.stdout).trim(), "1");
 
     // root has no password, so it must not be able to log in over TCP at all.
-    let root = Command::new("mariadb")
-        .arg("--no-defaults")
-        .args(["-h", "127.0.0.1", "-P", &server.port().to_string(), "-u", "root", "-e", "select 1"])
-        .output()?;
+    let root =
+        Command::new("mariadb").arg("--no-defaults").args(["-h", "127.0.0.1", "-P", &server.port().to_string(), "-u", "root", "-e", "select 1"]).output()?;
     assert!(!root.status.success(), "root logged in over TCP without a password");
     Ok(())
 }
@@ -89,13 +87,9 @@ async fn pgbouncer_routes_queries_and_pause_resume_work() -> anyhow::Result<()> 
     // While paused, pgbouncer holds queries back instead of running them.
     let held = client.simple_query("SELECT v FROM t");
     tokio::pin!(held);
-    ensure!(
-        tokio::time::timeout(Duration::from_millis(500), &mut held).await.is_err(),
-        "a query ran while the database was paused"
-    );
+    ensure!(tokio::time::timeout(Duration::from_millis(500), &mut held).await.is_err(), "a query ran while the database was paused");
     bouncer.admin(&format!("RESUME {database}")).await?;
-    let messages =
-        tokio::time::timeout(Duration::from_secs(10), held).await.context("the held query never ran after RESUME")??;
+    let messages = tokio::time::timeout(Duration::from_secs(10), held).await.context("the held query never ran after RESUME")??;
     assert_eq!(rows_first_column(&messages), ["through the pool"]);
 
     assert_eq!(first_column(&client, "SELECT v FROM t").await?, ["through the pool"]);

@@ -31,13 +31,8 @@ async fn server_sees_tls(conn: &mut PgConnection) -> bool {
 /// A PostgreSQL `major` server logging its connections, with `hba_prepend` before the default
 /// pg_hba.conf lines and optionally TLS.
 fn server_with(major: u32, hba_prepend: &[&str], tls: bool) -> PgServer {
-    PgServer::start_with(PgOptions {
-        major,
-        conf: vec!["log_connections = on".into()],
-        hba_prepend: hba_prepend.iter().map(|l| l.to_string()).collect(),
-        tls,
-    })
-    .expect("server")
+    PgServer::start_with(PgOptions { major, conf: vec!["log_connections = on".into()], hba_prepend: hba_prepend.iter().map(|l| l.to_string()).collect(), tls })
+        .expect("server")
 }
 
 /// The throwaway CA certificate of a TLS server.
@@ -52,15 +47,8 @@ fn superuser_url(server: &PgServer, query: &str) -> String {
 
 #[tokio::test]
 async fn scram_md5_cleartext_and_trust_logins_all_work() {
-    let server = server_with(
-        15,
-        &[
-            "host all md5user 127.0.0.1/32 md5",
-            "host all pwuser 127.0.0.1/32 password",
-            "host all trustuser 127.0.0.1/32 trust",
-        ],
-        false,
-    );
+    let server =
+        server_with(15, &["host all md5user 127.0.0.1/32 md5", "host all pwuser 127.0.0.1/32 password", "host all trustuser 127.0.0.1/32 trust"], false);
     let md5_password = random_token(12);
     let pw_password = random_token(12);
     server
@@ -88,9 +76,7 @@ async fn scram_md5_cleartext_and_trust_logins_all_work() {
     for (user, url) in &logins {
         let url = format!("{url}?sslmode=disable");
         for replication in [false, true] {
-            let mut conn = connect(&url, replication)
-                .await
-                .unwrap_or_else(|e| panic!("{user} (replication {replication}): {e}"));
+            let mut conn = connect(&url, replication).await.unwrap_or_else(|e| panic!("{user} (replication {replication}): {e}"));
             assert!(!conn.is_tls());
             assert_eq!(scalar(&mut conn, "SELECT current_user").await, *user);
             let backend = scalar(&mut conn, "SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid()").await;
@@ -102,9 +88,7 @@ async fn scram_md5_cleartext_and_trust_logins_all_work() {
 
     // The password users went through the pg_hba.conf line meant for them.
     let log = std::fs::read_to_string(server.log_path()).expect("server log");
-    let logins_by = |user: &str, method: &str| {
-        log.matches(&format!("connection authenticated: identity=\"{user}\" method={method}")).count()
-    };
+    let logins_by = |user: &str, method: &str| log.matches(&format!("connection authenticated: identity=\"{user}\" method={method}")).count();
     assert_eq!(logins_by("md5user", "md5"), 2, "{log}");
     assert_eq!(logins_by("pwuser", "password"), 2, "{log}");
     // The superuser also logged in to create the roles.
@@ -165,9 +149,7 @@ async fn wrong_password_names_the_user_and_sqlstate() {
 async fn unreachable_port_is_a_transient_io_error() {
     let port = free_port();
     assert_ne!(port, 0, "no free port");
-    let err = connect(&format!("postgres://someone:secret@127.0.0.1:{port}/db?sslmode=disable"), false)
-        .await
-        .expect_err("nothing listens there");
+    let err = connect(&format!("postgres://someone:secret@127.0.0.1:{port}/db?sslmode=disable"), false).await.expect_err("nothing listens there");
     let DecodeError::Io { source, port: reported, .. } = &err else { panic!("expected an Io error, got {err:?}") };
     assert_eq!(*reported, port);
     assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
@@ -241,9 +223,8 @@ async fn hostssl_only_server_rejects_plain_connections() {
     assert_eq!(err.sqlstate(), Some("28000"), "{err}");
 
     for replication in [false, true] {
-        let mut conn = connect(&superuser_url(&server, "sslmode=require"), replication)
-            .await
-            .unwrap_or_else(|e| panic!("TLS (replication {replication}): {e}"));
+        let mut conn =
+            connect(&superuser_url(&server, "sslmode=require"), replication).await.unwrap_or_else(|e| panic!("TLS (replication {replication}): {e}"));
         assert!(conn.is_tls());
         assert!(server_sees_tls(&mut conn).await);
         conn.close().await;

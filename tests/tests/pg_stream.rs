@@ -69,10 +69,7 @@ async fn update_with_unchanged_toast_yields_the_unchanged_value() {
     let server = PgServer::start(17).expect("server");
     let db = setup(&server, "CREATE TABLE doc (id int PRIMARY KEY, n int, body text)").await;
     // 32 kB of incompressible text is stored out of line (TOAST).
-    server
-        .execute(&db, "INSERT INTO doc SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 1000) g")
-        .await
-        .expect("insert");
+    server.execute(&db, "INSERT INTO doc SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 1000) g").await.expect("insert");
     server.execute(&db, "UPDATE doc SET n = 1").await.expect("update");
     let mut c = start(&server, &db).await;
     let insert = c.transaction().await;
@@ -86,10 +83,7 @@ async fn update_with_unchanged_toast_yields_the_unchanged_value() {
 async fn big_transaction(major: u32) -> (u8, Vec<ChangeEvent>) {
     let server = PgServer::start_with(PgOptions::new(major).conf("logical_decoding_work_mem = '64kB'")).expect("server");
     let db = setup(&server, "CREATE TABLE big (id int PRIMARY KEY, pad text)").await;
-    server
-        .execute(&db, "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g")
-        .await
-        .expect("insert");
+    server.execute(&db, "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g").await.expect("insert");
     let mut c = start(&server, &db).await;
     let proto = c.stream.proto_version();
     (proto, c.transaction().await)
@@ -186,10 +180,7 @@ async fn reconnect_resends_exactly_the_unacknowledged_transactions() {
 async fn idle_slot_advances_past_unpublished_writes_once_everything_is_applied() {
     let server = PgServer::start(16).expect("server");
     let db = server.create_database("idle").await.expect("db");
-    server
-        .execute(&db, "CREATE TABLE pubd (id int PRIMARY KEY); CREATE TABLE other (id int); CREATE PUBLICATION p FOR TABLE pubd")
-        .await
-        .expect("schema");
+    server.execute(&db, "CREATE TABLE pubd (id int PRIMARY KEY); CREATE TABLE other (id int); CREATE PUBLICATION p FOR TABLE pubd").await.expect("schema");
     let mut conn = replication(&server, &db).await;
     conn.create_logical_slot("s", &SlotOptions::default()).await.expect("slot");
     conn.close().await;
@@ -226,15 +217,9 @@ async fn idle_slot_advances_past_unpublished_writes_once_everything_is_applied()
 async fn exported_snapshot_sees_exactly_what_precedes_the_slot() {
     let server = PgServer::start(15).expect("server");
     let db = server.create_database("snap").await.expect("db");
-    server
-        .execute(&db, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); CREATE PUBLICATION p FOR ALL TABLES")
-        .await
-        .expect("schema");
+    server.execute(&db, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1); CREATE PUBLICATION p FOR ALL TABLES").await.expect("schema");
     let mut conn = replication(&server, &db).await;
-    let slot = conn
-        .create_logical_slot("s", &SlotOptions { export_snapshot: true, ..SlotOptions::default() })
-        .await
-        .expect("slot");
+    let slot = conn.create_logical_slot("s", &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await.expect("slot");
     let snapshot = slot.snapshot_name.clone().expect("an exported snapshot");
     // A write after the slot exists is in the stream, not in the snapshot.
     server.execute(&db, "INSERT INTO t VALUES (2)").await.expect("insert");

@@ -143,19 +143,24 @@ impl BinlogDecoder {
                 out.log_end = None;
             }
             BinlogEvent::Heartbeat(_) => {}
-            BinlogEvent::GtidList(_)
-            | BinlogEvent::BinlogCheckpoint(_)
-            | BinlogEvent::AnnotateRows(_)
-            | BinlogEvent::PreviousGtids(_)
-            | BinlogEvent::Stop => {}
+            BinlogEvent::GtidList(_) | BinlogEvent::BinlogCheckpoint(_) | BinlogEvent::AnnotateRows(_) | BinlogEvent::PreviousGtids(_) | BinlogEvent::Stop => {}
             BinlogEvent::MariaGtid(g) => {
                 let skipped = self.skip_domain == Some(g.domain_id);
-                self.begin(&mut out, Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no }), ts, g.is_standalone(), skipped)?;
+                self.begin(
+                    &mut out,
+                    Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no }),
+                    ts,
+                    g.is_standalone(),
+                    skipped,
+                )?;
                 if let Some(o) = self.open.as_mut() {
                     o.begun = true;
                 }
                 if g.xa_id.is_some() {
-                    return Err(bad("binlog", "an XA transaction: turnout cannot replicate XA PREPARE / XA COMMIT; finish XA transactions on blue before replicating"));
+                    return Err(bad(
+                        "binlog",
+                        "an XA transaction: turnout cannot replicate XA PREPARE / XA COMMIT; finish XA transactions on blue before replicating",
+                    ));
                 }
             }
             BinlogEvent::MysqlGtid(g) => {
@@ -205,9 +210,7 @@ impl BinlogDecoder {
                 }
             }
             BinlogEvent::Xid(_) => self.commit(&mut out, header.log_pos, ts)?,
-            BinlogEvent::XaPrepare(_) => {
-                return Err(bad("binlog", "an XA PREPARE: turnout cannot replicate XA transactions; finish them on blue first"))
-            }
+            BinlogEvent::XaPrepare(_) => return Err(bad("binlog", "an XA PREPARE: turnout cannot replicate XA transactions; finish them on blue first")),
             BinlogEvent::Unknown { type_code, .. } => {
                 return Err(bad(
                     "binlog",
@@ -273,10 +276,7 @@ impl BinlogDecoder {
             Statement::Commit => return self.commit(out, log_pos, ts),
             Statement::Savepoint => return Ok(()),
             Statement::Rollback => {
-                return Err(bad(
-                    "binlog",
-                    "a transaction logged with ROLLBACK (it changed a non-transactional table); turnout replicates InnoDB tables only",
-                ))
+                return Err(bad("binlog", "a transaction logged with ROLLBACK (it changed a non-transactional table); turnout replicates InnoDB tables only"))
             }
             _ => {}
         }
@@ -292,12 +292,7 @@ impl BinlogDecoder {
                     out.events.push(ChangeEvent::Truncate { tables: vec![schema], xid: None, cascade: false, restart_identity: false });
                 }
             }
-            Statement::Dml => {
-                return Err(bad(
-                    "binlog",
-                    format!("a row change logged as a statement ({}); set binlog_format = ROW on blue", abbreviate(sql)),
-                ))
-            }
+            Statement::Dml => return Err(bad("binlog", format!("a row change logged as a statement ({}); set binlog_format = ROW on blue", abbreviate(sql)))),
             Statement::Ddl { tables, additive } => {
                 let replicated: Vec<&TableName> = tables.iter().filter(|t| (self.selects)(t)).collect();
                 if !replicated.is_empty() {
@@ -423,10 +418,7 @@ fn row_event(schema: &Arc<TableSchema>, tm: &TableMap, change: binlog::RowChange
     let row = |image: RowImage| -> Result<Row, DecodeError> {
         if !image.is_complete() {
             let missing: Vec<String> = image.absent_columns().map(|i| tm.column_name(i)).collect();
-            return Err(bad(
-                "binlog",
-                format!("a row image of {} lacks columns {}; set binlog_row_image = FULL on blue", schema.name, missing.join(", ")),
-            ));
+            return Err(bad("binlog", format!("a row image of {} lacks columns {}; set binlog_row_image = FULL on blue", schema.name, missing.join(", "))));
         }
         image.into_columns().into_iter().enumerate().map(|(i, v)| value(&tm.columns[i].real_type(), v.unwrap_or(BinlogValue::Null))).collect()
     };
@@ -469,10 +461,9 @@ fn value(field: &FieldType, v: BinlogValue) -> Result<Value, DecodeError> {
         BinlogValue::Time { negative, hours, minutes, seconds, micros } => {
             temporal(TemporalKind::Time, format!("{}{hours:02}:{minutes:02}:{seconds:02}{}", if negative { "-" } else { "" }, frac(micros)))
         }
-        BinlogValue::DateTime { year, month, day, hour, minute, second, micros } => temporal(
-            TemporalKind::Timestamp,
-            format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}", frac(micros)),
-        ),
+        BinlogValue::DateTime { year, month, day, hour, minute, second, micros } => {
+            temporal(TemporalKind::Timestamp, format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}", frac(micros)))
+        }
         BinlogValue::Timestamp { seconds, micros } => temporal(TemporalKind::TimestampTz, utc_datetime(seconds, micros)),
         BinlogValue::Bit { bytes, .. } => Value::Bytes(Bytes::from(bytes)),
         BinlogValue::Enum(i) => Value::UInt8(u64::from(i)),
@@ -516,7 +507,10 @@ enum Statement {
     /// INSERT/UPDATE/DELETE/REPLACE/LOAD logged as a statement.
     Dml,
     /// Table DDL: the tables it names, and whether it only adds columns or indexes.
-    Ddl { tables: Vec<TableName>, additive: bool },
+    Ddl {
+        tables: Vec<TableName>,
+        additive: bool,
+    },
     /// Anything else (users, grants, databases, maintenance): not a change to replicated rows.
     Other,
 }
@@ -748,10 +742,7 @@ mod tests {
             Statement::classify("DROP TABLE IF EXISTS a, b /* generated by server */", "app"),
             Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false }
         );
-        assert_eq!(
-            Statement::classify("RENAME TABLE a TO b", "app"),
-            Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false }
-        );
+        assert_eq!(Statement::classify("RENAME TABLE a TO b", "app"), Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false });
         assert_eq!(Statement::classify("CREATE INDEX i ON t (c)", "app"), Statement::Ddl { tables: vec![t("app", "t")], additive: true });
         assert_eq!(Statement::classify("CREATE TABLE IF NOT EXISTS n (id int)", "app"), Statement::Ddl { tables: vec![t("app", "n")], additive: false });
         assert_eq!(Statement::classify("INSERT INTO t VALUES (1)", "app"), Statement::Dml);

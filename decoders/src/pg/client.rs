@@ -237,23 +237,21 @@ impl PgConnection {
         self.flush().await?;
         let auth_err = |reason: String| DecodeError::Auth { user: opts.user.clone(), reason };
         let password = || {
-            opts.password.as_deref().ok_or_else(|| {
-                auth_err("the server asks for a password but the URL has none; add it as postgres://user:PASSWORD@host/db".into())
-            })
+            opts.password
+                .as_deref()
+                .ok_or_else(|| auth_err("the server asks for a password but the URL has none; add it as postgres://user:PASSWORD@host/db".into()))
         };
         let mut scram: Option<ScramSha256> = None;
         loop {
             match self.read_message().await? {
                 BackendMessage::Authentication(AuthRequest::Ok) => {}
                 BackendMessage::Authentication(AuthRequest::Cleartext) => {
-                    frontend::password_message(password()?.as_bytes(), &mut self.write_buf)
-                        .map_err(|e| DecodeError::Protocol(e.to_string()))?;
+                    frontend::password_message(password()?.as_bytes(), &mut self.write_buf).map_err(|e| DecodeError::Protocol(e.to_string()))?;
                     self.flush().await?;
                 }
                 BackendMessage::Authentication(AuthRequest::Md5 { salt }) => {
                     let hash = postgres_protocol::authentication::md5_hash(opts.user.as_bytes(), password()?.as_bytes(), salt);
-                    frontend::password_message(hash.as_bytes(), &mut self.write_buf)
-                        .map_err(|e| DecodeError::Protocol(e.to_string()))?;
+                    frontend::password_message(hash.as_bytes(), &mut self.write_buf).map_err(|e| DecodeError::Protocol(e.to_string()))?;
                     self.flush().await?;
                 }
                 BackendMessage::Authentication(AuthRequest::Sasl { mechanisms }) => {
@@ -261,8 +259,7 @@ impl PgConnection {
                         return Err(auth_err(format!("the server offers SASL mechanisms {mechanisms:?}; only SCRAM-SHA-256 is supported")));
                     }
                     let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut self.write_buf)
-                        .map_err(|e| DecodeError::Protocol(e.to_string()))?;
+                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut self.write_buf).map_err(|e| DecodeError::Protocol(e.to_string()))?;
                     self.flush().await?;
                     scram = Some(s);
                 }
@@ -340,11 +337,7 @@ impl PgConnection {
         loop {
             match self.read_message().await? {
                 BackendMessage::RowDescription(_) => rows.clear(),
-                BackendMessage::DataRow(cols) => rows.push(
-                    cols.into_iter()
-                        .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
-                        .collect(),
-                ),
+                BackendMessage::DataRow(cols) => rows.push(cols.into_iter().map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned())).collect()),
                 BackendMessage::CommandComplete(_) | BackendMessage::EmptyQuery | BackendMessage::Notice(_) => {}
                 BackendMessage::ParameterStatus { name, value } => {
                     self.parameters.insert(name, value);
@@ -420,10 +413,7 @@ impl PgConnection {
         let version = self.server_version_num().unwrap_or(0);
         let proto = start.proto_version.unwrap_or_else(|| self.best_proto_version());
         let publications = start.publications.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join(",");
-        let mut options = vec![
-            format!("\"proto_version\" '{proto}'"),
-            format!("\"publication_names\" {}", quote_literal(&publications)),
-        ];
+        let mut options = vec![format!("\"proto_version\" '{proto}'"), format!("\"publication_names\" {}", quote_literal(&publications))];
         if start.streaming && proto >= 2 {
             let mode = if proto >= 4 { "parallel" } else { "on" };
             options.push(format!("\"streaming\" '{mode}'"));
@@ -437,12 +427,7 @@ impl PgConnection {
         if start.origin_none && version >= 160000 {
             options.push("\"origin\" 'none'".into());
         }
-        let sql = format!(
-            "START_REPLICATION SLOT {} LOGICAL {} ({})",
-            quote_ident(&start.slot),
-            start.start,
-            options.join(", ")
-        );
+        let sql = format!("START_REPLICATION SLOT {} LOGICAL {} ({})", quote_ident(&start.slot), start.start, options.join(", "));
         frontend::query(&sql, &mut self.write_buf).map_err(|e| DecodeError::Protocol(e.to_string()))?;
         self.flush().await?;
         loop {
@@ -497,10 +482,8 @@ async fn negotiate_tls(mut tcp: TcpStream, opts: &ConnectOptions) -> Result<(Tra
         b'S' => {
             let config = tls::client_config(opts)?;
             let connector = tokio_rustls::TlsConnector::from(config);
-            let stream = connector
-                .connect(tls::server_name(opts)?, tcp)
-                .await
-                .map_err(|e| DecodeError::Tls { host: opts.host.clone(), reason: e.to_string() })?;
+            let stream =
+                connector.connect(tls::server_name(opts)?, tcp).await.map_err(|e| DecodeError::Tls { host: opts.host.clone(), reason: e.to_string() })?;
             Ok((Transport::Tls(Box::new(stream)), true))
         }
         b'N' if opts.ssl_mode == SslMode::Prefer => Ok((Transport::Plain(tcp), false)),
@@ -579,11 +562,7 @@ impl ReplicationStream {
                 p.apply = p.apply.max(idle_end);
             }
         }
-        StandbyPositions {
-            write: p.write.max(self.reported.write),
-            flush: p.flush.max(self.reported.flush),
-            apply: p.apply.max(self.reported.apply),
-        }
+        StandbyPositions { write: p.write.max(self.reported.write), flush: p.flush.max(self.reported.flush), apply: p.apply.max(self.reported.apply) }
     }
 
     /// Sends a standby status update now.

@@ -88,11 +88,7 @@ impl ConnectOptions {
                         "prefer" => SslMode::Prefer,
                         "require" => SslMode::Require,
                         "verify-full" => SslMode::VerifyFull,
-                        other => {
-                            return Err(bad(format!(
-                                "sslmode '{other}' is not supported; use disable, prefer, require or verify-full"
-                            )))
-                        }
+                        other => return Err(bad(format!("sslmode '{other}' is not supported; use disable, prefer, require or verify-full"))),
                     }
                 }
                 "sslrootcert" => opts.ssl_root_cert = Some(PathBuf::from(&*v)),
@@ -119,8 +115,7 @@ mod tests {
 
     #[test]
     fn url_parts_are_parsed_and_decoded() {
-        let o = ConnectOptions::from_url("postgres://repl:p%40ss%2Fw+1@db.example:6543/app?sslmode=require", "source.url")
-            .expect("parses");
+        let o = ConnectOptions::from_url("postgres://repl:p%40ss%2Fw+1@db.example:6543/app?sslmode=require", "source.url").expect("parses");
         assert_eq!((o.host.as_str(), o.port, o.user.as_str(), o.database.as_str()), ("db.example", 6543, "repl", "app"));
         assert_eq!(o.password.as_deref(), Some("p@ss/w+1"));
         assert_eq!(o.ssl_mode, SslMode::Require);

@@ -31,10 +31,7 @@ impl<'a> Cursor<'a> {
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(self.error(format!(
-                "truncated: {what} needs {n} bytes, {} left",
-                self.remaining()
-            )));
+            return Err(self.error(format!("truncated: {what} needs {n} bytes, {} left", self.remaining())));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -77,10 +74,7 @@ impl<'a> Cursor<'a> {
     /// A zero-copy slice of `n` bytes.
     pub(crate) fn bytes(&mut self, n: usize, what: &str) -> Result<Bytes, DecodeError> {
         if self.remaining() < n {
-            return Err(self.error(format!(
-                "truncated: {what} needs {n} bytes, {} left",
-                self.remaining()
-            )));
+            return Err(self.error(format!("truncated: {what} needs {n} bytes, {} left", self.remaining())));
         }
         let s = self.buf.slice(self.pos..self.pos + n);
         self.pos += n;
@@ -125,18 +119,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn check_count(&self, n: i64, at: usize, what: &str, min_item_bytes: usize) -> Result<usize, DecodeError> {
-        let bad = |reason: String| DecodeError::Malformed {
-            context: self.context,
-            tag: self.tag,
-            offset: at,
-            reason,
-        };
+        let bad = |reason: String| DecodeError::Malformed { context: self.context, tag: self.tag, offset: at, reason };
         let n = usize::try_from(n).map_err(|_| bad(format!("{what} is negative ({n})")))?;
         if n.saturating_mul(min_item_bytes) > self.remaining() {
-            return Err(bad(format!(
-                "{what} is {n} but only {} bytes are left",
-                self.remaining()
-            )));
+            return Err(bad(format!("{what} is {n} but only {} bytes are left", self.remaining())));
         }
         Ok(n)
     }
@@ -147,9 +133,7 @@ impl<'a> Cursor<'a> {
         let Some(nul) = rest.iter().position(|&b| b == 0) else {
             return Err(self.error(format!("truncated: {what} has no terminating NUL")));
         };
-        let s = std::str::from_utf8(&rest[..nul])
-            .map_err(|e| self.error(format!("{what} is not UTF-8: {e}")))?
-            .to_owned();
+        let s = std::str::from_utf8(&rest[..nul]).map_err(|e| self.error(format!("{what} is not UTF-8: {e}")))?.to_owned();
         self.pos += nul + 1;
         Ok(s)
     }

@@ -65,11 +65,7 @@ impl PgOutputDecoder {
     /// Decodes one parsed message, updating the caches.
     pub fn apply(&mut self, msg: PgOutputMessage) -> Result<Option<ChangeEvent>, DecodeError> {
         Ok(Some(match msg {
-            PgOutputMessage::Begin(b) => ChangeEvent::Begin {
-                xid: u64::from(b.xid),
-                commit_position: Some(Position::Pg(b.final_lsn)),
-                commit_ts: b.commit_ts,
-            },
+            PgOutputMessage::Begin(b) => ChangeEvent::Begin { xid: u64::from(b.xid), commit_position: Some(Position::Pg(b.final_lsn)), commit_ts: b.commit_ts },
             PgOutputMessage::Commit(c) => ChangeEvent::Commit { position: Position::Pg(c.end_lsn), commit_ts: c.commit_ts },
             PgOutputMessage::Origin(o) => ChangeEvent::Origin { name: o.name, origin_position: Some(Position::Pg(o.origin_lsn)) },
             PgOutputMessage::Type(t) => {
@@ -79,13 +75,11 @@ impl PgOutputDecoder {
                 return Ok(None);
             }
             PgOutputMessage::Relation(r) => {
-                let replica_identity = ReplicaIdentity::from_byte(r.replica_identity).ok_or_else(|| {
-                    DecodeError::Malformed {
-                        context: "pgoutput",
-                        tag: 'R',
-                        offset: 0,
-                        reason: format!("unknown replica identity 0x{:02x}", r.replica_identity),
-                    }
+                let replica_identity = ReplicaIdentity::from_byte(r.replica_identity).ok_or_else(|| DecodeError::Malformed {
+                    context: "pgoutput",
+                    tag: 'R',
+                    offset: 0,
+                    reason: format!("unknown replica identity 0x{:02x}", r.replica_identity),
                 })?;
                 let columns = r
                     .columns
@@ -150,13 +144,7 @@ impl PgOutputDecoder {
                 let position = Position::Pg(m.lsn);
                 match heartbeat_ts(&m.prefix, &m.content) {
                     Some(ts) if !m.transactional => ChangeEvent::Heartbeat { position, ts },
-                    _ => ChangeEvent::Message {
-                        xid: m.xid.map(u64::from),
-                        transactional: m.transactional,
-                        position,
-                        prefix: m.prefix,
-                        content: m.content,
-                    },
+                    _ => ChangeEvent::Message { xid: m.xid.map(u64::from), transactional: m.transactional, position, prefix: m.prefix, content: m.content },
                 }
             }
             PgOutputMessage::StreamStart(s) => {
@@ -172,22 +160,18 @@ impl PgOutputDecoder {
                 if let Some(relations) = self.stream_relations.remove(&c.xid) {
                     self.relations.extend(relations);
                 }
-                ChangeEvent::StreamCommit {
-                xid: u64::from(c.xid),
-                position: Position::Pg(c.end_lsn),
-                commit_ts: c.commit_ts,
-            }
+                ChangeEvent::StreamCommit { xid: u64::from(c.xid), position: Position::Pg(c.end_lsn), commit_ts: c.commit_ts }
             }
             PgOutputMessage::StreamAbort(a) => {
                 if a.xid == a.subxid {
                     self.stream_relations.remove(&a.xid);
                 }
                 ChangeEvent::StreamAbort {
-                xid: u64::from(a.xid),
-                subxid: u64::from(a.subxid),
-                abort_position: a.abort_lsn.map(Position::Pg),
-                abort_ts: a.abort_ts,
-            }
+                    xid: u64::from(a.xid),
+                    subxid: u64::from(a.subxid),
+                    abort_position: a.abort_lsn.map(Position::Pg),
+                    abort_ts: a.abort_ts,
+                }
             }
             PgOutputMessage::BeginPrepare(b) => ChangeEvent::BeginPrepare {
                 xid: u64::from(b.xid),
@@ -243,11 +227,7 @@ fn heartbeat_ts(prefix: &str, content: &Bytes) -> Option<Timestamp> {
 
 fn row(table: &TableSchema, tuple: TupleData) -> Result<Row, DecodeError> {
     if tuple.0.len() != table.columns.len() {
-        return Err(DecodeError::ColumnCountMismatch {
-            table: table.name.to_string(),
-            expected: table.columns.len(),
-            got: tuple.0.len(),
-        });
+        return Err(DecodeError::ColumnCountMismatch { table: table.name.to_string(), expected: table.columns.len(), got: tuple.0.len() });
     }
     tuple
         .0
@@ -284,9 +264,7 @@ mod tests {
             namespace: "public".into(),
             name: "t".into(),
             replica_identity: b'd',
-            columns: (0..columns)
-                .map(|i| RelationColumn { flags: u8::from(i == 0), name: format!("c{i}"), type_oid: 23, type_modifier: -1 })
-                .collect(),
+            columns: (0..columns).map(|i| RelationColumn { flags: u8::from(i == 0), name: format!("c{i}"), type_oid: 23, type_modifier: -1 }).collect(),
         })
     }
 

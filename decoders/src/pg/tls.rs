@@ -16,16 +16,13 @@ use std::sync::Arc;
 pub fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, DecodeError> {
     let tls_err = |reason: String| DecodeError::Tls { host: opts.host.clone(), reason };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(e.to_string()))?;
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider)).with_safe_default_protocol_versions().map_err(|e| tls_err(e.to_string()))?;
     let config = match opts.ssl_mode {
         SslMode::VerifyFull => {
             let mut roots = RootCertStore::empty();
             match &opts.ssl_root_cert {
                 Some(path) => {
-                    let certs = CertificateDer::pem_file_iter(path)
-                        .map_err(|e| tls_err(format!("cannot read sslrootcert {}: {e}", path.display())))?;
+                    let certs = CertificateDer::pem_file_iter(path).map_err(|e| tls_err(format!("cannot read sslrootcert {}: {e}", path.display())))?;
                     for cert in certs {
                         let cert = cert.map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
                         roots.add(cert).map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
@@ -39,23 +36,19 @@ pub fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, DecodeE
                 }
             }
             if roots.is_empty() {
-                return Err(tls_err(
-                    "sslmode=verify-full but no root certificate was found; set sslrootcert=/path/to/ca.pem in the URL".into(),
-                ));
+                return Err(tls_err("sslmode=verify-full but no root certificate was found; set sslrootcert=/path/to/ca.pem in the URL".into()));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        SslMode::Require | SslMode::Prefer | SslMode::Disable => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth(),
+        SslMode::Require | SslMode::Prefer | SslMode::Disable => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))).with_no_client_auth()
+        }
     };
     Ok(Arc::new(config))
 }
 
 pub(crate) fn server_name(opts: &ConnectOptions) -> Result<ServerName<'static>, DecodeError> {
-    ServerName::try_from(opts.host.clone())
-        .map_err(|e| DecodeError::Tls { host: opts.host.clone(), reason: format!("not a valid TLS server name: {e}") })
+    ServerName::try_from(opts.host.clone()).map_err(|e| DecodeError::Tls { host: opts.host.clone(), reason: format!("not a valid TLS server name: {e}") })
 }
 
 /// `sslmode=require`: encryption without authentication of the server (libpq's behaviour). Signatures
@@ -75,21 +68,11 @@ impl ServerCertVerifier for EncryptOnly {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 

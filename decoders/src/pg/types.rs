@@ -131,9 +131,7 @@ pub fn decode_binary(type_oid: u32, raw: Bytes) -> Result<Value, TypeError> {
         oid::FLOAT8 => Value::Float8(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| "float8")?)),
         oid::UUID => Value::Uuid(fixed(16)?.try_into().map_err(|_| "uuid")?),
         oid::BYTEA => Value::Bytes(raw),
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR | oid::JSON => {
-            decode_text(type_oid, raw)?
-        }
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR | oid::JSON => decode_text(type_oid, raw)?,
         oid::JSONB if raw.first() == Some(&1) => decode_text(type_oid, raw.slice(1..))?,
         _ => Value::Binary { type_oid, data: raw },
     })
@@ -148,9 +146,7 @@ fn truncate_for_error(s: &str) -> &str {
 
 /// `\x` followed by pairs of hex digits.
 fn decode_bytea_hex(s: &str) -> Result<Bytes, TypeError> {
-    let hex = s
-        .strip_prefix("\\x")
-        .ok_or_else(|| "bytea is not in hex format (the connection sets bytea_output=hex)".to_string())?;
+    let hex = s.strip_prefix("\\x").ok_or_else(|| "bytea is not in hex format (the connection sets bytea_output=hex)".to_string())?;
     if hex.len() % 2 != 0 {
         return Err("bytea hex has an odd number of digits".into());
     }

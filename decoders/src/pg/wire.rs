@@ -16,8 +16,12 @@ pub const MAX_MESSAGE_LEN: usize = (1 << 30) + 4096;
 pub enum AuthRequest {
     Ok,
     Cleartext,
-    Md5 { salt: [u8; 4] },
-    Sasl { mechanisms: Vec<String> },
+    Md5 {
+        salt: [u8; 4],
+    },
+    Sasl {
+        mechanisms: Vec<String>,
+    },
     SaslContinue(Bytes),
     SaslFinal(Bytes),
     /// Kerberos, GSS, SSPI …: not supported.
@@ -28,7 +32,10 @@ pub enum AuthRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub enum BackendMessage {
     Authentication(AuthRequest),
-    ParameterStatus { name: String, value: String },
+    ParameterStatus {
+        name: String,
+        value: String,
+    },
     BackendKeyData,
     ReadyForQuery(u8),
     Error(ServerError),
@@ -288,10 +295,7 @@ mod tests {
         k.put_i64(1);
         k.put_u8(1);
         let frame = parse_replication(&k.freeze()).expect("parses");
-        assert_eq!(
-            frame,
-            ReplicationFrame::Keepalive { wal_end: Lsn(0x16_B374_D848), send_time: Timestamp::from_pg_micros(1), reply_requested: true }
-        );
+        assert_eq!(frame, ReplicationFrame::Keepalive { wal_end: Lsn(0x16_B374_D848), send_time: Timestamp::from_pg_micros(1), reply_requested: true });
         let mut out = BytesMut::new();
         let p = StandbyPositions { write: Lsn(3), flush: Lsn(2), apply: Lsn(1) };
         encode_standby_status(p, Timestamp::from_pg_micros(7), false, &mut out);

@@ -27,17 +27,17 @@ mod pg;
 
 use crate::config::{Config, SourceKind, Switch};
 use crate::error::Error;
-use crate::state::StateStore;
 use crate::source::Names;
-use crate::status::{Phase, Status};
+use crate::state::StateStore;
 pub use crate::status::Direction;
-use turnout_decoders::Position;
+use crate::status::{Phase, Status};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use turnout_cutover::{BlueGreen, TrafficSwitch};
+use turnout_decoders::Position;
 
 pub use pg::build;
 
@@ -190,23 +190,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Controller {
-    pub fn new(
-        direction: Direction,
-        config: Arc<Config>,
-        state: StateStore,
-        status: Arc<Status>,
-        names: Names,
-        stop: watch::Sender<bool>,
-    ) -> Arc<Controller> {
+    pub fn new(direction: Direction, config: Arc<Config>, state: StateStore, status: Arc<Status>, names: Names, stop: watch::Sender<bool>) -> Arc<Controller> {
         let mut progress = Progress::default();
         if let Ok(Some(j)) = state.journal(direction) {
             progress.id = Some(j.id.clone());
-            progress.outcome = Some(match j.step {
-                Step::Done => "done",
-                Step::Undone | Step::Failed => "failed",
-                _ => "interrupted",
-            }
-            .into());
+            progress.outcome = Some(
+                match j.step {
+                    Step::Done => "done",
+                    Step::Undone | Step::Failed => "failed",
+                    _ => "interrupted",
+                }
+                .into(),
+            );
             progress.lines.extend(j.message);
         }
         Arc::new(Controller { direction, config, state, status, names, progress: Mutex::new(progress), stop })
@@ -332,7 +327,9 @@ impl Controller {
         match (self.config.source_kind(), self.direction) {
             (SourceKind::Pg, Direction::Forward) => self.dry_run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, request).await,
             (SourceKind::Pg, Direction::Reverse) => self.dry_run_with(pg::PgCutover::connect_back(&self.config).await?, request).await,
-            (SourceKind::MySql, Direction::Forward) => self.dry_run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, request).await,
+            (SourceKind::MySql, Direction::Forward) => {
+                self.dry_run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, request).await
+            }
             (SourceKind::MySql, Direction::Reverse) => self.dry_run_with(mysql::MySqlCutover::connect_back(&self.config).await?, request).await,
         }
     }
@@ -363,11 +360,7 @@ impl Controller {
         self.say("switch: ready");
         let lag = self.status.lag_seconds();
         let phase = self.status.phase();
-        self.say(format!(
-            "phase {phase:?}, lag {} (threshold {} ms)",
-            lag.map_or("unknown".into(), |l| format!("{:.3} s", l)),
-            request.when_lag_ms
-        ));
+        self.say(format!("phase {phase:?}, lag {} (threshold {} ms)", lag.map_or("unknown".into(), |l| format!("{:.3} s", l)), request.when_lag_ms));
         if phase != Phase::Streaming {
             return Err(Error::Setup("replication is not streaming yet (the snapshot must finish first)".into()));
         }
@@ -378,7 +371,9 @@ impl Controller {
         match (self.config.source_kind(), self.direction) {
             (SourceKind::Pg, Direction::Forward) => self.run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, id, request).await,
             (SourceKind::Pg, Direction::Reverse) => self.run_with(pg::PgCutover::connect_back(&self.config).await?, id, request).await,
-            (SourceKind::MySql, Direction::Forward) => self.run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, id, request).await,
+            (SourceKind::MySql, Direction::Forward) => {
+                self.run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, id, request).await
+            }
             (SourceKind::MySql, Direction::Reverse) => self.run_with(mysql::MySqlCutover::connect_back(&self.config).await?, id, request).await,
         }
     }
@@ -451,7 +446,11 @@ impl Controller {
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} failed: {e}")).await,
-            Err(_) => return self.undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await,
+            Err(_) => {
+                return self
+                    .undo(&mut procedure, &mut journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone"))
+                    .await
+            }
         }
         phases.mark("sentinel");
         // The fenced side's counters are final: they are checked while the sentinel is applied, not
@@ -555,7 +554,8 @@ impl Controller {
             Ok(line) => self.say(line),
             Err(e) => {
                 let from = self.direction.sides().0;
-                let msg = format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
+                let msg =
+                    format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
                 self.journal(journal, Step::Fencing, Some(msg.clone()))?;
                 return Err(Error::Setup(msg));
             }
@@ -706,15 +706,21 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
     }
 }
 
-async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(config: &Config, state: &StateStore, direction: Direction, connect: F) -> Result<(), Error> {
+async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
+    config: &Config,
+    state: &StateStore,
+    direction: Direction,
+    connect: F,
+) -> Result<(), Error> {
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
     let (what, (from, to)) = (direction.what(), direction.sides());
     match journal.step {
         step if step.fence_may_be_up() => {
             let mut procedure = connect.await?;
-            procedure.undo().await.map_err(|e| {
-                Error::Setup(format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed: {e}", journal.id))
-            })?;
+            procedure
+                .undo()
+                .await
+                .map_err(|e| Error::Setup(format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed: {e}", journal.id)))?;
             tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
             journal.step = Step::Undone;
             journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());

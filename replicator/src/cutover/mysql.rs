@@ -24,8 +24,8 @@ use crate::source::mysql::{connect, database, options, quote};
 use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
-use turnout_decoders::{GtidState, Position};
 use turnout_cutover::{sync_counters, CounterSync, ReadOnlyFence};
+use turnout_decoders::{GtidState, Position};
 
 /// Values green's AUTO_INCREMENT counters and sequences are moved ahead of blue's before the fence.
 const COUNTER_MARGIN: u64 = 1_000;
@@ -92,9 +92,7 @@ impl MySqlCutover {
         let fence = match config.cutover.fence {
             Fence::ReadOnly => Some(ReadOnlyFence { own_user: blue_opts.user().unwrap_or_default().to_owned() }),
             Fence::None => None,
-            Fence::Pgbouncer => {
-                return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none"))
-            }
+            Fence::Pgbouncer => return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none")),
         };
         let blue = connect(&blue_opts, sides.0).await?;
         Ok(MySqlCutover {
@@ -148,7 +146,11 @@ fn counters_line(done: &[CounterSync], what: &str, on: &str) -> String {
 
 impl Procedure for MySqlCutover {
     fn fence_kind(&self) -> &'static str {
-        if self.fence.is_some() { "read-only" } else { "none" }
+        if self.fence.is_some() {
+            "read-only"
+        } else {
+            "none"
+        }
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, String> {
@@ -236,7 +238,11 @@ impl Procedure for MySqlCutover {
         Ok(format!(
             "fenced writes on {from} (read_only = ON) in {} ms{}",
             report.took.as_millis(),
-            if report.ended_sessions.is_empty() { String::new() } else { format!("; ended {} sessions: {}", report.ended_sessions.len(), report.ended_sessions.join(", ")) }
+            if report.ended_sessions.is_empty() {
+                String::new()
+            } else {
+                format!("; ended {} sessions: {}", report.ended_sessions.len(), report.ended_sessions.join(", "))
+            }
         ))
     }
 
@@ -244,9 +250,7 @@ impl Procedure for MySqlCutover {
         let number = u64::from_str_radix(id, 16).map_err(|_| format!("cutover id {id} is not a 64-bit hex number"))?.cast_signed();
         let table = format!("{}.{}", quote(&self.blue_db), quote(HEARTBEAT_TABLE));
         self.blue
-            .query_drop(format!(
-                "INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"
-            ))
+            .query_drop(format!("INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"))
             .await
             .map_err(|e| e.to_string())
     }

@@ -57,16 +57,10 @@ impl PgCutover {
             WriteFence::ReadOnly { .. } => WriteFence::ReadOnly { database: config.target_options()?.database },
             other => other,
         };
-        let reopen = (config.cutover.fence == Fence::ReadOnly).then(|| config.source_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
+        let reopen =
+            (config.cutover.fence == Fence::ReadOnly).then(|| config.source_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
         let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
-        Ok(PgCutover {
-            blue: green,
-            fence,
-            target_url: config.source.url.expose().to_owned(),
-            sequences: None,
-            reverse: None,
-            reopen,
-        })
+        Ok(PgCutover { blue: green, fence, target_url: config.source.url.expose().to_owned(), sequences: None, reverse: None, reopen })
     }
 }
 
@@ -95,9 +89,8 @@ impl Procedure for PgCutover {
 
     async fn counters_ahead(&mut self) -> Result<String, String> {
         let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green for the sequences: {e}"))?;
-        let (seqs, plan) = turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN)
-            .await
-            .map_err(|e| format!("syncing sequences failed: {e}"))?;
+        let (seqs, plan) =
+            turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(|e| format!("syncing sequences failed: {e}"))?;
         self.sequences = Some((green, plan));
         Ok(format!("moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue", seqs.iter().filter(|s| s.changed).count(), seqs.len()))
     }
@@ -150,7 +143,10 @@ impl Procedure for PgCutover {
         let Some((names, config)) = &self.reverse else { return Ok(None) };
         let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green: {e}"))?;
         let row = green
-            .query_one("SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user", &[])
+            .query_one(
+                "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
+                &[],
+            )
             .await
             .map_err(|e| format!("reading green's wal_level: {e}"))?;
         let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
@@ -241,11 +237,8 @@ pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
     let switch = match c.switch {
         Switch::Pgbouncer => {
             let (admin, database) = admin()?;
-            let config_file = c
-                .pgbouncer
-                .as_ref()
-                .and_then(|p| p.config_file.clone())
-                .ok_or_else(|| Error::config("cutover.pgbouncer.config_file", "is missing"))?;
+            let config_file =
+                c.pgbouncer.as_ref().and_then(|p| p.config_file.clone()).ok_or_else(|| Error::config("cutover.pgbouncer.config_file", "is missing"))?;
             TrafficSwitch::PgBouncer { admin, database, config_file }
         }
         Switch::Haproxy | Switch::Command | Switch::None => super::build_switch(config)?,

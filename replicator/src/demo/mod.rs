@@ -88,14 +88,10 @@ async fn demo() -> Result<(), String> {
     };
     let (g, conn) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await.map_err(|x| format!("green: {x}"))?;
     tokio::spawn(conn);
-    let on_green: Vec<i64> =
-        g.query("SELECT id FROM events WHERE note = 'app'", &[]).await.map_err(|x| x.to_string())?.iter().map(|r| r.get(0)).collect();
+    let on_green: Vec<i64> = g.query("SELECT id FROM events WHERE note = 'app'", &[]).await.map_err(|x| x.to_string())?.iter().map(|r| r.get(0)).collect();
     let on_green: std::collections::HashSet<i64> = on_green.into_iter().collect();
-    let balanced: bool = g
-        .query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[])
-        .await
-        .map_err(|x| x.to_string())?
-        .get(0);
+    let balanced: bool =
+        g.query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[]).await.map_err(|x| x.to_string())?.get(0);
     if let Some(failure) = report(&acked, errors.len(), &on_green, balanced, cutover) {
         return Err(format!("{failure}; errors: {errors:?}"));
     }
@@ -179,12 +175,7 @@ pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> R
         if let Ok(body) = crate::control::get(listen, "/status").await {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let lag = v["lag_seconds"].as_f64().map_or("   -   ".into(), |l| format!("{l:.3} s"));
-            println!(
-                "phase {:<10} lag {lag:>9}  {:>8} bytes  applied {:>8} rows",
-                v["phase"].as_str().unwrap_or("?"),
-                v["lag_bytes"],
-                v["rows_applied"]
-            );
+            println!("phase {:<10} lag {lag:>9}  {:>8} bytes  applied {:>8} rows", v["phase"].as_str().unwrap_or("?"), v["lag_bytes"], v["rows_applied"]);
             if v["phase"] == "streaming" {
                 let since = *streaming_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= Duration::from_secs(3) {

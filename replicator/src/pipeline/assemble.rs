@@ -385,11 +385,7 @@ impl Assembler {
             Which::Current => self.current.take().map(|(_, _, b)| b),
             Which::Stream(x) => self.streams.remove(&x),
         }
-        .ok_or_else(|| {
-            Error::Resync(format!(
-                "the source committed transaction {xid} (ending at {commit_end}) whose changes never arrived on this stream"
-            ))
-        })?;
+        .ok_or_else(|| Error::Resync(format!("the source committed transaction {xid} (ending at {commit_end}) whose changes never arrived on this stream")))?;
         self.buffered_bytes -= buffer.bytes;
         self.segment_bytes -= buffer.segment_bytes;
         let early_xid = match which {
@@ -481,10 +477,7 @@ impl Assembler {
                 }
                 return Ok(early.then_some(Assembled::Aborted { xid, subxid }));
             }
-            ChangeEvent::BeginPrepare { .. }
-            | ChangeEvent::Prepare { .. }
-            | ChangeEvent::CommitPrepared { .. }
-            | ChangeEvent::RollbackPrepared { .. } => {
+            ChangeEvent::BeginPrepare { .. } | ChangeEvent::Prepare { .. } | ChangeEvent::CommitPrepared { .. } | ChangeEvent::RollbackPrepared { .. } => {
                 return Err(Error::Setup("protocol: two-phase messages arrived but two-phase decoding was not requested".into()))
             }
             ChangeEvent::Relation(schema) => {
@@ -521,9 +514,7 @@ impl Assembler {
             ChangeEvent::Insert { table, xid, after } => (xid, RowChange::Insert { table, after }),
             ChangeEvent::Update { table, xid, key, before, after } => (xid, RowChange::Update { table, key, before, after }),
             ChangeEvent::Delete { table, xid, key, before } => (xid, RowChange::Delete { table, key, before }),
-            ChangeEvent::Truncate { tables, xid, cascade, restart_identity } => {
-                (xid, RowChange::Truncate { tables, cascade, restart_identity })
-            }
+            ChangeEvent::Truncate { tables, xid, cascade, restart_identity } => (xid, RowChange::Truncate { tables, cascade, restart_identity }),
         };
         match sub {
             Some(sub) => {

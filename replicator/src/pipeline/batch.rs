@@ -68,7 +68,14 @@ pub struct Batcher {
 impl Batcher {
     /// `early`: streamed transactions also leave the assembler in segments, for early apply.
     pub fn new(budgets: &Budgets, state: StateStore, applied: Position, early: bool) -> Result<Batcher, Error> {
-        Ok(Batcher { assembler: Assembler::new(budgets.assembler(), state)?.with_early(early), batch: Vec::new(), rows: 0, bytes: 0, deadline: None, applied_floor: applied })
+        Ok(Batcher {
+            assembler: Assembler::new(budgets.assembler(), state)?.with_early(early),
+            batch: Vec::new(),
+            rows: 0,
+            bytes: 0,
+            deadline: None,
+            applied_floor: applied,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,8 +105,7 @@ impl Batcher {
 
     /// The batch should be applied now.
     pub fn due(&self, budgets: &Budgets) -> bool {
-        !self.batch.is_empty()
-            && (self.rows >= budgets.batch_rows || self.bytes >= budgets.batch_bytes() || self.deadline.is_some_and(|d| Instant::now() >= d))
+        !self.batch.is_empty() && (self.rows >= budgets.batch_rows || self.bytes >= budgets.batch_bytes() || self.deadline.is_some_and(|d| Instant::now() >= d))
     }
 
     /// Adds a whole committed transaction.

@@ -194,8 +194,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             self.status.hold.passed(&position);
             return Ok(());
         }
-        let passed = self.deferred.as_ref().is_some_and(|tx| *tx.body.commit_end() > position)
-            || self.last_heartbeat.as_ref().is_some_and(|h| *h >= position);
+        let passed = self.deferred.as_ref().is_some_and(|tx| *tx.body.commit_end() > position) || self.last_heartbeat.as_ref().is_some_and(|h| *h >= position);
         if passed {
             self.apply_batch_now().await?;
             tracing::info!(%position, committed = %self.applier.committed, "green holds at a live verify's position");

@@ -2,8 +2,8 @@
 //! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
 
 pub mod mysql;
-pub mod progress;
 pub mod pg;
+pub mod progress;
 
 use crate::check::Report;
 use crate::error::Error;

@@ -17,8 +17,7 @@ impl ProgressBars {
         let status = Arc::clone(status);
         ProgressBars(Some(tokio::spawn(async move {
             let multi = indicatif::MultiProgress::new();
-            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<40} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<40} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
             let mut bars: std::collections::HashMap<String, indicatif::ProgressBar> = Default::default();
             loop {
                 for (table, p) in status.snapshot().tables {
@@ -28,12 +27,7 @@ impl ProgressBars {
                         b.set_prefix(table.clone());
                         b
                     });
-                    bar.set_message(format!(
-                        "{} rows, {}{}",
-                        p.rows,
-                        indicatif::HumanBytes(p.bytes),
-                        if p.done { " — done" } else { "" }
-                    ));
+                    bar.set_message(format!("{} rows, {}{}", p.rows, indicatif::HumanBytes(p.bytes), if p.done { " — done" } else { "" }));
                     if p.done {
                         bar.finish();
                     } else {

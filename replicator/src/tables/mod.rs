@@ -126,11 +126,7 @@ impl Selection {
     /// identity)`, the second being the root itself or one of its partitions.
     pub fn without_identity(&self) -> Vec<(TableName, TableName)> {
         let selected: BTreeSet<&TableName> = self.tables.iter().collect();
-        self.listing
-            .iter()
-            .filter(|(t, root)| t.no_identity && selected.contains(root))
-            .map(|(t, root)| (root.clone(), t.name.clone()))
-            .collect()
+        self.listing.iter().filter(|(t, root)| t.no_identity && selected.contains(root)).map(|(t, root)| (root.clone(), t.name.clone())).collect()
     }
 
     /// Selected tables the connected role may not SELECT.
@@ -166,8 +162,7 @@ impl Selection {
 /// Applies `filter` to the tables a source's catalog lists. Errors: a pattern that selects or leaves
 /// out a partition on its own, or a configured filter that selects nothing (both naming the field).
 pub fn select(tables: Vec<CatalogTable>, filter: &TableFilter) -> Result<Selection, Error> {
-    let parents: BTreeMap<TableName, TableName> =
-        tables.iter().filter_map(|t| Some((t.name.clone(), t.parent.clone()?))).collect();
+    let parents: BTreeMap<TableName, TableName> = tables.iter().filter_map(|t| Some((t.name.clone(), t.parent.clone()?))).collect();
     // Partitions may nest; the bound guards against a cycle in a damaged catalog.
     let root_of = |t: &TableName| {
         let mut at = t.clone();
@@ -248,12 +243,7 @@ mod tests {
     use super::*;
 
     fn table(schema: &str, name: &str, parent: Option<(&str, &str)>, no_identity: bool) -> CatalogTable {
-        CatalogTable {
-            name: TableName::new(schema, name),
-            parent: parent.map(|(s, n)| TableName::new(s, n)),
-            no_identity,
-            readable: true,
-        }
+        CatalogTable { name: TableName::new(schema, name), parent: parent.map(|(s, n)| TableName::new(s, n)), no_identity, readable: true }
     }
 
     fn catalog() -> Vec<CatalogTable> {

@@ -158,7 +158,8 @@ impl HoldDriver for Sidecar {
             holder: self.holder.clone(),
         })
         .unwrap_or_default();
-        let answer = crate::control::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
+        let answer =
+            crate::control::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
         match answer {
             Ok((200, _)) => Ok(true),
             Ok((409, body)) if body.contains("\"passed\":true") => Ok(false),
@@ -191,13 +192,18 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
     };
     match config.source_kind() {
         crate::config::SourceKind::Pg => live(&crate::source::pg::live::PgLive { config: &config }, &config, opts, &sidecar, direction, started).await,
-        crate::config::SourceKind::MySql => {
-            live(&crate::source::mysql::live::MySqlLive::new(&config)?, &config, opts, &sidecar, direction, started).await
-        }
+        crate::config::SourceKind::MySql => live(&crate::source::mysql::live::MySqlLive::new(&config)?, &config, opts, &sidecar, direction, started).await,
     }
 }
 
-async fn live<B: Backend>(backend: &B, config: &Config, opts: &LiveOptions, sidecar: &Sidecar, direction: Direction, started: Instant) -> Result<LiveReport, Error> {
+async fn live<B: Backend>(
+    backend: &B,
+    config: &Config,
+    opts: &LiveOptions,
+    sidecar: &Sidecar,
+    direction: Direction,
+    started: Instant,
+) -> Result<LiveReport, Error> {
     let tables = backend.tables(opts.table.as_deref()).await?;
     let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
     let source = backend.source()?;
@@ -222,14 +228,7 @@ async fn live<B: Backend>(backend: &B, config: &Config, opts: &LiveOptions, side
     outcome?;
     // Finished: nothing to resume.
     let _ = std::fs::remove_file(&file);
-    Ok(LiveReport {
-        tables: saved.tables,
-        positions: saved.positions,
-        direction,
-        resumed,
-        rows: rows_done.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
-    })
+    Ok(LiveReport { tables: saved.tables, positions: saved.positions, direction, resumed, rows: rows_done.load(Ordering::Relaxed), elapsed: started.elapsed() })
 }
 
 /// Rounds until every table is done.
@@ -416,7 +415,8 @@ async fn locate<B: Backend>(
             None
         };
         let Some(mid) = mid else {
-            let (b, g) = tokio::try_join!(sides.backend.rows(shape, sides.blue, &range, Side::Blue), sides.backend.rows(shape, sides.green, &range, Side::Green))?;
+            let (b, g) =
+                tokio::try_join!(sides.backend.rows(shape, sides.blue, &range, Side::Blue), sides.backend.rows(shape, sides.green, &range, Side::Green))?;
             out.extend(compare_rows(shape, b, g, show_values));
             continue;
         };
@@ -474,10 +474,7 @@ async fn print_progress(rows_done: Arc<AtomicU64>, estimate: Option<u64>, every:
         match estimate {
             Some(total) if rate > 0.0 => {
                 let left = total.saturating_sub(rows) as f64 / rate;
-                eprintln!(
-                    "verify: {rows} of ~{total} rows ({:.0}%), {rate:.0} rows/s, ETA {left:.0} s",
-                    (rows as f64 * 100.0 / total as f64).min(100.0)
-                );
+                eprintln!("verify: {rows} of ~{total} rows ({:.0}%), {rate:.0} rows/s, ETA {left:.0} s", (rows as f64 * 100.0 / total as f64).min(100.0));
             }
             _ => eprintln!("verify: {rows} rows, {rate:.0} rows/s"),
         }

@@ -15,7 +15,6 @@ pub struct TableCheck {
     pub equal: bool,
 }
 
-
 /// `turnout verify`: compares the tables `run` replicates (or only `only`, as `schema.table`).
 pub async fn run(config: &crate::config::Config, only: Option<&str>) -> Result<Vec<TableCheck>, crate::error::Error> {
     use crate::source::SourceAdmin;

@@ -172,7 +172,8 @@ pub async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, table
                 }
             }
             let gc = green.connect(db).await.expect("green");
-            for r in gc.query("SELECT roname::text, pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin", &[]).await.expect("origins") {
+            for r in gc.query("SELECT roname::text, pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin", &[]).await.expect("origins")
+            {
                 eprintln!("green origin {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
             }
             let bc = blue.connect(db).await.expect("blue");
@@ -255,7 +256,6 @@ pub async fn wait_exit(t: &mut Turnout) -> i32 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
-
 
 /// Blue (server_id 1) and green (server_id 2), each with the same new database.
 pub fn maria_pair() -> (turnout_testbed::MariaDbServer, turnout_testbed::MariaDbServer, String) {

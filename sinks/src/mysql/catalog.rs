@@ -29,10 +29,7 @@ async fn count(conn: &mut mysql_async::Conn, table: &TableName, what: &str, sql:
 
 pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
     let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
-        .exec(
-            "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&table.schema, &table.name),
-        )
+        .exec("SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&table.schema, &table.name))
         .await
         .map_err(SinkError::mysql(format!("reading the columns of {table}")))?;
     if rows.is_empty() {
@@ -81,9 +78,14 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         vec![db, name],
     )
     .await?;
-    let triggers =
-        count(conn, table, "triggers", "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?", vec![db, name])
-            .await?;
+    let triggers = count(
+        conn,
+        table,
+        "triggers",
+        "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?",
+        vec![db, name],
+    )
+    .await?;
     let versioned = count(
         conn,
         table,

@@ -76,9 +76,10 @@ pub fn options(url: &str) -> Result<Opts, String> {
         let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
         match key {
             "ssl-mode" | "ssl_mode" | "sslmode" => {
-                mode = Some(TlsMode::parse(&decoded).ok_or_else(|| {
-                    format!("{key}={decoded} is not a TLS mode; use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
-                })?);
+                mode = Some(
+                    TlsMode::parse(&decoded)
+                        .ok_or_else(|| format!("{key}={decoded} is not a TLS mode; use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"))?,
+                );
             }
             "ssl-ca" | "ssl_ca" | "sslrootcert" => ca = Some(PathBuf::from(decoded)),
             "ssl-host" | "ssl_host" => host = Some(decoded),
@@ -141,9 +142,7 @@ pub async fn open(opts: &Opts) -> Result<mysql_async::Conn, mysql_async::Error> 
 pub fn tls_fix(error: &str, field: &str) -> Option<String> {
     let lower = error.to_ascii_lowercase();
     if lower.contains("server does not have this capability") {
-        return Some(format!(
-            "the server does not offer TLS but {field} requires it: enable TLS on the server (ssl_cert, ssl_key) or lower ssl-mode"
-        ));
+        return Some(format!("the server does not offer TLS but {field} requires it: enable TLS on the server (ssl_cert, ssl_key) or lower ssl-mode"));
     }
     if ["certificate", "unknownissuer", "notvalidforname", "tls", "handshake"].iter().any(|w| lower.contains(w)) {
         return Some(format!(

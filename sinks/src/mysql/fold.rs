@@ -73,8 +73,11 @@ fn key_text(schema: &TableSchema, key: &[Value]) -> Result<String, SinkError> {
         if k > 0 {
             text.push(',');
         }
-        push(&mut text, mysql_type(schema, i), key.get(k).unwrap_or(&Value::Null))
-            .map_err(|reason| SinkError::Value { table: schema.name.to_string(), column: schema.columns[i].name.clone(), reason })?;
+        push(&mut text, mysql_type(schema, i), key.get(k).unwrap_or(&Value::Null)).map_err(|reason| SinkError::Value {
+            table: schema.name.to_string(),
+            column: schema.columns[i].name.clone(),
+            reason,
+        })?;
     }
     Ok(text)
 }
@@ -193,17 +196,7 @@ mod tests {
         let ins = |id, v| RowChange::Insert { table: Arc::clone(&t), after: row(id, v) };
         let upd = |id, new_id, v| RowChange::Update { table: Arc::clone(&t), key: vec![Value::Int4(id)], before: None, after: row(new_id, v) };
         let del = |id| RowChange::Delete { table: Arc::clone(&t), key: vec![Value::Int4(id)], before: None };
-        let got = net(&[
-            upd(1, 1, 10),
-            del(2),
-            ins(2, 20),
-            ins(3, 30),
-            del(3),
-            ins(4, 40),
-            upd(4, 4, 41),
-            upd(5, 6, 60),
-            del(7),
-        ]);
+        let got = net(&[upd(1, 1, 10), del(2), ins(2, 20), ins(3, 30), del(3), ins(4, 40), upd(4, 4, 41), upd(5, 6, 60), del(7)]);
         let k = |id| vec![Value::Int4(id)];
         assert_eq!(
             got,

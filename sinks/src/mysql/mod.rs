@@ -36,10 +36,10 @@
 //! touch exactly the rows it names, else green diverged from blue: the transaction rolls back and the
 //! error names the table.
 
-pub mod conn;
-pub mod literal;
 mod catalog;
+pub mod conn;
 mod fold;
+pub mod literal;
 mod progress;
 mod queue;
 
@@ -47,11 +47,11 @@ pub use progress::{drop_progress, read_progress, record_position};
 
 use crate::error::SinkError;
 use crate::{Canceller, Committed, Durable, RowChange, Sink, Transaction};
-use literal::{ident, push, push_equals};
 use catalog::{table_info, TableInfo};
 use fold::Fold;
-use queue::StatementQueue;
+use literal::{ident, push, push_equals};
 use mysql_async::prelude::Queryable;
+use queue::StatementQueue;
 use std::collections::{HashMap, HashSet};
 use turnout_decoders::schema::{ColumnType, MySqlType, ReplicaIdentity, TableSchema};
 use turnout_decoders::{Position, TableName, Timestamp, Value};
@@ -329,7 +329,9 @@ impl MySqlSink {
                     // Consecutive inserts into the same table go together.
                     self.foreign_keys(table.foreign_key_checks).await?;
                     let mut j = i;
-                    while j < changes.len() && matches!(changes[j], RowChange::Insert { table: t, .. } if same_table(t, table) && t.columns.len() == table.columns.len()) {
+                    while j < changes.len()
+                        && matches!(changes[j], RowChange::Insert { table: t, .. } if same_table(t, table) && t.columns.len() == table.columns.len())
+                    {
                         j += 1;
                     }
                     self.insert(table, &changes[i..j]).await?;
@@ -422,8 +424,11 @@ impl MySqlSink {
                 if k > 0 {
                     sql.push(',');
                 }
-                push(&mut sql, mysql_type(table, i), key.get(k).unwrap_or(&Value::Null))
-                    .map_err(|reason| SinkError::Value { table: table.name.to_string(), column: table.columns[i].name.clone(), reason })?;
+                push(&mut sql, mysql_type(table, i), key.get(k).unwrap_or(&Value::Null)).map_err(|reason| SinkError::Value {
+                    table: table.name.to_string(),
+                    column: table.columns[i].name.clone(),
+                    reason,
+                })?;
             }
             sql.push(')');
             n += 1;
@@ -510,8 +515,11 @@ impl MySqlSink {
             first = false;
             sql.push_str(&ident(&c.name));
             sql.push_str(" = ");
-            push(&mut sql, mysql_type(table, i), after.get(i).unwrap_or(&Value::Null))
-                .map_err(|reason| SinkError::Value { table: table.name.to_string(), column: c.name.clone(), reason })?;
+            push(&mut sql, mysql_type(table, i), after.get(i).unwrap_or(&Value::Null)).map_err(|reason| SinkError::Value {
+                table: table.name.to_string(),
+                column: c.name.clone(),
+                reason,
+            })?;
         }
         Self::locate(table, &generated, key, old, &mut sql)?;
         self.queue_statement(&sql, Some(1), format!("updating {}", table.name)).await
@@ -595,10 +603,7 @@ impl Sink for MySqlSink {
     async fn commit(&mut self, commit_end: &Position, _commit_ts: Timestamp) -> Result<Committed, SinkError> {
         if !self.beyond_applied(commit_end).unwrap_or(false) {
             self.rollback_quietly().await;
-            return Err(SinkError::Progress(format!(
-                "refusing to record {commit_end}: green already recorded {} (a position never moves back)",
-                self.applied
-            )));
+            return Err(SinkError::Progress(format!("refusing to record {commit_end}: green already recorded {} (a position never moves back)", self.applied)));
         }
         if let Err(e) = self.commit_at(commit_end).await {
             self.rollback_quietly().await;

@@ -23,10 +23,8 @@ fn decode(stream: &str, text: &str) -> Result<Position, SinkError> {
 
 /// The position recorded for `stream`, if any.
 pub(super) async fn read(conn: &mut mysql_async::Conn, stream: &str) -> Result<Option<Position>, SinkError> {
-    let row: Option<String> = conn
-        .exec_first("SELECT position FROM turnout.progress WHERE stream = ?", (stream,))
-        .await
-        .map_err(SinkError::mysql("reading turnout.progress"))?;
+    let row: Option<String> =
+        conn.exec_first("SELECT position FROM turnout.progress WHERE stream = ?", (stream,)).await.map_err(SinkError::mysql("reading turnout.progress"))?;
     row.map(|t| decode(stream, &t)).transpose()
 }
 

@@ -166,10 +166,7 @@ async fn add_column(client: &Client, table: &str, column: &str, type_sql: &str, 
 /// `source` (blue's connection options), an added column gets the value blue's older rows hold.
 pub async fn plan(client: &Client, schema: &TableSchema, source: Option<&ConnectOptions>) -> Result<Vec<String>, SinkError> {
     let table = qualified(&schema.name);
-    let rows = client
-        .query(GREEN_COLUMNS, &[&table])
-        .await
-        .map_err(SinkError::target(format!("reading the columns of {table}")))?;
+    let rows = client.query(GREEN_COLUMNS, &[&table]).await.map_err(SinkError::target(format!("reading the columns of {table}")))?;
     if rows.is_empty() {
         return Err(SinkError::Schema {
             table: schema.name.to_string(),
@@ -304,5 +301,4 @@ mod tests {
         // timestamp(6) → timestamp(3) rounds.
         assert!(!typmod_compatible(oid::TIMESTAMP, 6, 3));
     }
-
 }

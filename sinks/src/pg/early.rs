@@ -50,7 +50,15 @@ impl PgEarly {
     /// Up to `sessions` transactions applied early at once on green at `url`, recording progress in
     /// `origin`; 0 turns early apply off. Sessions are opened when first needed.
     pub fn new(url: &str, origin: &str, sessions: usize) -> PgEarly {
-        PgEarly { url: url.to_owned(), origin: origin.to_owned(), sessions, open: HashMap::new(), idle: Vec::new(), given_up: HashSet::new(), newly_given_up: Vec::new() }
+        PgEarly {
+            url: url.to_owned(),
+            origin: origin.to_owned(),
+            sessions,
+            open: HashMap::new(),
+            idle: Vec::new(),
+            given_up: HashSet::new(),
+            newly_given_up: Vec::new(),
+        }
     }
 
     async fn session(&mut self) -> Result<(PgSink, i32), SinkError> {

@@ -21,8 +21,8 @@ mod early;
 mod statement;
 pub mod text;
 
-pub use crate::error::{classify_pg as classify_error, describe_pg_error as describe_error};
 use crate::error::SinkError;
+pub use crate::error::{classify_pg as classify_error, describe_pg_error as describe_error};
 use crate::{Committed, Durable, RowChange, Sink, Transaction};
 pub use early::PgEarly;
 use statement::{Statements, TargetTable};
@@ -81,8 +81,7 @@ pub async fn open(opts: &ConnectOptions) -> Result<Client, SinkError> {
         Ok(client)
     } else {
         let tls = tls_client_config(opts).map_err(|e| SinkError::Config(e.to_string()))?;
-        let (client, connection) =
-            config.connect(MakeRustlsConnect::new((*tls).clone())).await.map_err(SinkError::target(context))?;
+        let (client, connection) = config.connect(MakeRustlsConnect::new((*tls).clone())).await.map_err(SinkError::target(context))?;
         drive(connection);
         Ok(client)
     }
@@ -116,10 +115,7 @@ pub async fn origin_progress(client: &Client, origin: &str) -> Result<Lsn, SinkE
 /// Creates `origin` on green if it does not exist.
 pub async fn ensure_origin(client: &Client, origin: &str) -> Result<(), SinkError> {
     client
-        .execute(
-            "SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
-            &[&origin],
-        )
+        .execute("SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)", &[&origin])
         .await
         .map_err(SinkError::target(format!("creating replication origin {origin}")))?;
     Ok(())
@@ -191,10 +187,9 @@ impl PgSink {
     async fn open(url: &str, origin: &str, shared: bool) -> Result<PgSink, SinkError> {
         let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
         let client = connect_with(&options).await?;
-        client
-            .batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")
-            .await
-            .map_err(SinkError::target("SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)"))?;
+        client.batch_execute("SET session_replication_role = replica; SET synchronous_commit = off").await.map_err(SinkError::target(
+            "SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)",
+        ))?;
         ensure_origin(&client, origin).await?;
         if !shared {
             client
@@ -203,7 +198,18 @@ impl PgSink {
                 .map_err(SinkError::target(format!("binding this session to replication origin {origin} (is another turnout running?)")))?;
         }
         let applied = origin_progress(&client, origin).await?;
-        Ok(PgSink { client, options, origin: origin.to_owned(), applied, tables: HashMap::new(), statements: Statements::default(), shared, begin_pending: false, durable: applied, source: None })
+        Ok(PgSink {
+            client,
+            options,
+            origin: origin.to_owned(),
+            applied,
+            tables: HashMap::new(),
+            statements: Statements::default(),
+            shared,
+            begin_pending: false,
+            durable: applied,
+            source: None,
+        })
     }
 
     /// Lets schema changes ask blue (`source`, the stream's source) what the rows that predate a column
@@ -251,7 +257,6 @@ impl PgSink {
             ))
         })
     }
-
 
     /// The origin this sink records progress in.
     pub fn origin(&self) -> &str {
@@ -359,10 +364,7 @@ impl Sink for PgSink {
         };
         if commit_end <= self.applied {
             self.rollback_quietly().await;
-            return Err(SinkError::Progress(format!(
-                "refusing to record {commit_end}: green already recorded {} (a position never moves back)",
-                self.applied
-            )));
+            return Err(SinkError::Progress(format!("refusing to record {commit_end}: green already recorded {} (a position never moves back)", self.applied)));
         }
         // Record the position and commit in ONE message. PostgreSQL 16+ also advances the origin when a
         // transaction that called pg_replication_origin_xact_setup aborts — including the abort at exit

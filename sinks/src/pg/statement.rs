@@ -70,10 +70,7 @@ const CAST_TYPES: &str = "\
 impl TargetTable {
     pub(super) async fn load(client: &Client, name: &TableName) -> Result<TargetTable, SinkError> {
         let qualified = qualified(name);
-        let rows = client
-            .query(CAST_TYPES, &[&qualified])
-            .await
-            .map_err(SinkError::target(format!("reading the columns of {qualified}")))?;
+        let rows = client.query(CAST_TYPES, &[&qualified]).await.map_err(SinkError::target(format!("reading the columns of {qualified}")))?;
         if rows.is_empty() {
             return Err(SinkError::Schema {
                 table: name.to_string(),
@@ -93,10 +90,7 @@ impl TargetTable {
             )
             .await
             .map_err(SinkError::target(format!("reading the indexes and triggers of {qualified}")))?;
-        let unique = client
-            .query(UNIQUE_KEYS, &[&qualified])
-            .await
-            .map_err(SinkError::target(format!("reading the unique indexes of {qualified}")))?;
+        let unique = client.query(UNIQUE_KEYS, &[&qualified]).await.map_err(SinkError::target(format!("reading the unique indexes of {qualified}")))?;
         let unique_keys = if unique.iter().any(|r| r.get::<_, bool>(1)) { None } else { Some(unique.iter().map(|r| r.get(0)).collect()) };
         Ok(TargetTable {
             name: name.clone(),
@@ -127,26 +121,48 @@ impl TargetTable {
 
     /// The type a text value for `column` is cast to: see [`TargetTable`].
     fn type_of(&self, column: &str) -> Result<&str, SinkError> {
-        self.cast_types.get(column).map(String::as_str).ok_or_else(|| SinkError::Schema {
-            table: self.name.to_string(),
-            reason: format!("column \"{column}\" exists on blue but not on green"),
-        })
+        self.cast_types
+            .get(column)
+            .map(String::as_str)
+            .ok_or_else(|| SinkError::Schema { table: self.name.to_string(), reason: format!("column \"{column}\" exists on blue but not on green") })
     }
 }
 
 /// The shape of a statement: everything its SQL depends on.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Shape {
-    Insert { table: TableName, columns: Vec<String> },
+    Insert {
+        table: TableName,
+        columns: Vec<String>,
+    },
     /// The same rows sent through `COPY … FROM STDIN` (a large insert).
-    Copy { table: TableName, columns: Vec<String> },
+    Copy {
+        table: TableName,
+        columns: Vec<String>,
+    },
     /// `set` columns are written; the row is found by `key` columns (`by_all` = REPLICA IDENTITY FULL).
-    Update { table: TableName, set: Vec<String>, key: Vec<String>, by_all: bool },
-    Delete { table: TableName, key: Vec<String>, by_all: bool },
+    Update {
+        table: TableName,
+        set: Vec<String>,
+        key: Vec<String>,
+        by_all: bool,
+    },
+    Delete {
+        table: TableName,
+        key: Vec<String>,
+        by_all: bool,
+    },
     /// Several rows updated by primary key in one statement (key unchanged, keys distinct).
-    UpdateMany { table: TableName, set: Vec<String>, key: Vec<String> },
+    UpdateMany {
+        table: TableName,
+        set: Vec<String>,
+        key: Vec<String>,
+    },
     /// Several rows deleted by primary key in one statement.
-    DeleteMany { table: TableName, key: Vec<String> },
+    DeleteMany {
+        table: TableName,
+        key: Vec<String>,
+    },
 }
 
 /// Prepared statements by shape, with their SQL (which holds no values: they are parameters) for
@@ -281,10 +297,7 @@ fn locator(table: &TableSchema, key: &[Value], before: Option<&Vec<Value>>) -> R
     if by_all {
         let old = before.map(|b| b.as_slice()).unwrap_or(key);
         if old.len() != table.columns.len() {
-            return Err(SinkError::Schema {
-                table: table.name.to_string(),
-                reason: "REPLICA IDENTITY FULL but the old row was not sent".into(),
-            });
+            return Err(SinkError::Schema { table: table.name.to_string(), reason: "REPLICA IDENTITY FULL but the old row was not sent".into() });
         }
         for (c, v) in table.columns.iter().zip(old) {
             if !v.is_unchanged() {
@@ -296,7 +309,11 @@ fn locator(table: &TableSchema, key: &[Value], before: Option<&Vec<Value>>) -> R
         for (i, v) in table.key_indexes().zip(key) {
             let name = &table.columns[i].name;
             if v.is_unchanged() {
-                return Err(SinkError::Value { table: table.name.to_string(), column: name.clone(), reason: "a key column arrived as an unchanged TOAST value".into() });
+                return Err(SinkError::Value {
+                    table: table.name.to_string(),
+                    column: name.clone(),
+                    reason: "a key column arrived as an unchanged TOAST value".into(),
+                });
             }
             cols.push(name.clone());
             params.push(Param::Text(value_text(table, name, v)?));
@@ -349,9 +366,10 @@ impl Statements {
                     }
                     let (key_cols, by_all, key_params) = locator(table, key, before.as_ref())?;
                     let key_values: Vec<Option<String>> = key_params.iter().map(Param::text).collect();
-                    let key_kept = table.key_indexes().zip(&key_values).all(|(i, k)| {
-                        after[i].is_unchanged() || value_text(table, &table.columns[i].name, &after[i]).ok().as_ref() == Some(k)
-                    });
+                    let key_kept = table
+                        .key_indexes()
+                        .zip(&key_values)
+                        .all(|(i, k)| after[i].is_unchanged() || value_text(table, &table.columns[i].name, &after[i]).ok().as_ref() == Some(k));
                     let multi = !by_all && key_kept && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols) && !t.other_unique);
                     if multi {
                         let shape = Shape::UpdateMany { table: table.name.clone(), set: set.clone(), key: key_cols };
@@ -447,10 +465,7 @@ impl Statements {
                 }
                 let (stmt, sql) = prepared;
                 let params: Vec<&(dyn ToSql + Sync)> = call.params.iter().map(Param::as_sql).collect();
-                let n = client
-                    .execute(stmt, &params)
-                    .await
-                    .map_err(SinkError::target(format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows)))?;
+                let n = client.execute(stmt, &params).await.map_err(SinkError::target(format!("{} (`{sql}`, {} row(s))", describe(&call.shape), call.rows)))?;
                 check_count(&call.shape, n, call.rows as u64)
             });
             try_join_all(futures).await?;
@@ -554,9 +569,7 @@ fn check_count(shape: &Shape, n: u64, expected: u64) -> Result<(), SinkError> {
 }
 
 fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(String, Vec<Type>), SinkError> {
-    let table_of = |name: &TableName| {
-        tables.get(name).ok_or_else(|| SinkError::Schema { table: name.to_string(), reason: "not loaded".into() })
-    };
+    let table_of = |name: &TableName| tables.get(name).ok_or_else(|| SinkError::Schema { table: name.to_string(), reason: "not loaded".into() });
     Ok(match shape {
         Shape::Insert { table, columns } => {
             let t = table_of(table)?;
@@ -667,4 +680,3 @@ fn row_filter(t: &TargetTable, predicate: &str, by_all: bool) -> String {
         predicate.to_string()
     }
 }
-

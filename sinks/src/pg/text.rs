@@ -37,9 +37,7 @@ pub fn to_text(v: &Value) -> Result<Option<String>, String> {
             array_literal(elements, &mut s)?;
             s
         }
-        Value::Binary { type_oid, .. } => {
-            return Err(format!("a binary-format value of type oid {type_oid} cannot be written as text"))
-        }
+        Value::Binary { type_oid, .. } => return Err(format!("a binary-format value of type oid {type_oid} cannot be written as text")),
     }))
 }
 

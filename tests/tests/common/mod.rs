@@ -32,10 +32,7 @@ impl Collector {
     pub async fn next_event(&mut self) -> ChangeEvent {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.stream.recv())
-                .await
-                .expect("no event within the wait limit")
-                .expect("stream error");
+            let msg = tokio::time::timeout_at(deadline, self.stream.recv()).await.expect("no event within the wait limit").expect("stream error");
             if let StreamMessage::Data { data, .. } = msg {
                 if let Some(e) = self.decoder.decode(&data).expect("decodes") {
                     return e;
@@ -71,10 +68,7 @@ pub fn commit_end(tx: &[ChangeEvent]) -> Lsn {
 /// `confirmed_flush_lsn` of a slot.
 pub async fn confirmed_flush(server: &PgServer, db: &str, slot: &str) -> Lsn {
     let c = server.connect(db).await.expect("connect");
-    let row = c
-        .query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-        .await
-        .expect("slot row");
+    let row = c.query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.expect("slot row");
     row.get::<_, String>(0).parse().expect("lsn")
 }
 

@@ -142,24 +142,45 @@ pub enum ColumnMeta {
     /// Types without metadata (integers, YEAR, DATE, old temporal types, NULL).
     None,
     /// FLOAT/DOUBLE: the value's size in bytes (4 or 8).
-    Float { pack_length: u8 },
+    Float {
+        pack_length: u8,
+    },
     /// VARCHAR/VAR_STRING: the maximum length in bytes; values have a 1-byte length below 256, else 2.
-    VarChar { max_length: u16 },
+    VarChar {
+        max_length: u16,
+    },
     /// BIT(n): n = `bytes * 8 + bits`.
-    Bit { bits: u8, bytes: u8 },
-    NewDecimal { precision: u8, scale: u8 },
+    Bit {
+        bits: u8,
+        bytes: u8,
+    },
+    NewDecimal {
+        precision: u8,
+        scale: u8,
+    },
     /// BLOB/TEXT/GEOMETRY/JSON/VECTOR: bytes of the value's length prefix (1–4).
-    Blob { length_bytes: u8 },
+    Blob {
+        length_bytes: u8,
+    },
     /// TIMESTAMP2/DATETIME2/TIME2: fractional-second precision (0–6).
     Fsp(u8),
     /// STRING (CHAR/BINARY): the maximum length in bytes; values have a 1-byte length below 256, else 2.
-    String { max_length: u16 },
+    String {
+        max_length: u16,
+    },
     /// ENUM (written as STRING with real type ENUM): the value's size, 1 or 2.
-    Enum { pack_length: u8 },
+    Enum {
+        pack_length: u8,
+    },
     /// SET (written as STRING with real type SET): the value's size, 1–8.
-    Set { pack_length: u8 },
+    Set {
+        pack_length: u8,
+    },
     /// MySQL 8 TYPED_ARRAY: the element type and its own metadata.
-    TypedArray { element_type: u8, element: Box<ColumnMeta> },
+    TypedArray {
+        element_type: u8,
+        element: Box<ColumnMeta>,
+    },
 }
 
 impl ColumnMeta {
@@ -186,9 +207,7 @@ impl ColumnMeta {
                 let scale = r.u8("decimal scale")?;
                 ColumnMeta::NewDecimal { precision, scale }
             }
-            Blob | TinyBlob | MediumBlob | LongBlob | Geometry | Json | Vector => {
-                ColumnMeta::Blob { length_bytes: r.u8("blob length size")? }
-            }
+            Blob | TinyBlob | MediumBlob | LongBlob | Geometry | Json | Vector => ColumnMeta::Blob { length_bytes: r.u8("blob length size")? },
             Timestamp2 | DateTime2 | Time2 => ColumnMeta::Fsp(r.u8("fractional seconds precision")?),
             String | Enum | Set => {
                 let b0 = r.u8("string metadata")?;
@@ -203,8 +222,7 @@ impl ColumnMeta {
                 let element = Box::new(ColumnMeta::parse(r, element_type)?);
                 ColumnMeta::TypedArray { element_type, element }
             }
-            Decimal | Tiny | Short | Long | Null | Timestamp | LongLong | Int24 | Date | Time | DateTime | Year
-            | NewDate => ColumnMeta::None,
+            Decimal | Tiny | Short | Long | Null | Timestamp | LongLong | Int24 | Date | Time | DateTime | Year | NewDate => ColumnMeta::None,
         })
     }
 }
@@ -213,11 +231,7 @@ impl ColumnMeta {
 /// maximum length folded in (complemented) at 0x30; byte 1 is the low byte of the length, or the pack length
 /// of an ENUM/SET.
 fn string_meta(b0: u8, b1: u8) -> ColumnMeta {
-    let (real_type, max_length) = if b0 & 0x30 != 0x30 {
-        (b0 | 0x30, (u16::from((b0 & 0x30) ^ 0x30) << 4) | u16::from(b1))
-    } else {
-        (b0, u16::from(b1))
-    };
+    let (real_type, max_length) = if b0 & 0x30 != 0x30 { (b0 | 0x30, (u16::from((b0 & 0x30) ^ 0x30) << 4) | u16::from(b1)) } else { (b0, u16::from(b1)) };
     match real_type {
         247 => ColumnMeta::Enum { pack_length: b1 },
         248 => ColumnMeta::Set { pack_length: b1 },
@@ -262,10 +276,7 @@ mod tests {
         assert_eq!(meta(252, &[4]).ok(), Some(ColumnMeta::Blob { length_bytes: 4 }));
         assert_eq!(meta(18, &[6]).ok(), Some(ColumnMeta::Fsp(6)));
         assert_eq!(meta(3, &[]).ok(), Some(ColumnMeta::None));
-        assert_eq!(
-            meta(20, &[18, 3]).ok(),
-            Some(ColumnMeta::TypedArray { element_type: 18, element: Box::new(ColumnMeta::Fsp(3)) })
-        );
+        assert_eq!(meta(20, &[18, 3]).ok(), Some(ColumnMeta::TypedArray { element_type: 18, element: Box::new(ColumnMeta::Fsp(3)) }));
         assert!(meta(100, &[]).is_err());
         assert!(meta(246, &[65]).is_err());
     }

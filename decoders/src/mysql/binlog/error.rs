@@ -34,7 +34,9 @@ pub enum BinlogError {
 
     /// A rows event was decoded with a table map that does not describe it (another table id or another
     /// column count): the caller's table-map cache is out of step with the stream.
-    #[error("rows event for table id {rows_table_id} ({rows_columns} columns) does not match the table map of {table} (id {map_table_id}, {map_columns} columns)")]
+    #[error(
+        "rows event for table id {rows_table_id} ({rows_columns} columns) does not match the table map of {table} (id {map_table_id}, {map_columns} columns)"
+    )]
     TableMismatch { table: String, rows_table_id: u64, rows_columns: usize, map_table_id: u64, map_columns: usize },
 }
 
@@ -45,19 +47,16 @@ impl BinlogError {
     pub fn class(&self) -> ErrorClass {
         match self {
             BinlogError::TableMismatch { .. } => ErrorClass::Resync,
-            BinlogError::Malformed { .. }
-            | BinlogError::Checksum { .. }
-            | BinlogError::Unsupported { .. }
-            | BinlogError::BadValue { .. } => ErrorClass::Fatal,
+            BinlogError::Malformed { .. } | BinlogError::Checksum { .. } | BinlogError::Unsupported { .. } | BinlogError::BadValue { .. } => ErrorClass::Fatal,
         }
     }
 
     /// The event type code the error happened in, when it is known.
     pub fn event_type(&self) -> Option<u8> {
         match self {
-            BinlogError::Malformed { event_type, .. }
-            | BinlogError::Checksum { event_type, .. }
-            | BinlogError::Unsupported { event_type, .. } => Some(*event_type),
+            BinlogError::Malformed { event_type, .. } | BinlogError::Checksum { event_type, .. } | BinlogError::Unsupported { event_type, .. } => {
+                Some(*event_type)
+            }
             BinlogError::BadValue { .. } | BinlogError::TableMismatch { .. } => None,
         }
     }
@@ -72,13 +71,7 @@ mod tests {
         let e = BinlogError::Malformed { event_type: 0x13, offset: 20, reason: "truncated".into() };
         assert_eq!(e.class(), ErrorClass::Fatal);
         assert!(e.to_string().contains("TABLE_MAP"), "{e}");
-        let e = BinlogError::TableMismatch {
-            table: "db.t".into(),
-            rows_table_id: 1,
-            rows_columns: 2,
-            map_table_id: 3,
-            map_columns: 2,
-        };
+        let e = BinlogError::TableMismatch { table: "db.t".into(), rows_table_id: 1, rows_columns: 2, map_table_id: 3, map_columns: 2 };
         assert_eq!(e.class(), ErrorClass::Resync);
     }
 }

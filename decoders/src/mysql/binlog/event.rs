@@ -142,7 +142,10 @@ pub enum BinlogEvent {
     /// WRITE/UPDATE/DELETE rows, version 1 or 2; decode its rows with [`super::decode_rows`].
     Rows(RowsEvent),
     /// An event type this parser does not decode: its code and body (without header and checksum).
-    Unknown { type_code: u8, data: Vec<u8> },
+    Unknown {
+        type_code: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl BinlogEvent {

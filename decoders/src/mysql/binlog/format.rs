@@ -50,10 +50,7 @@ impl FormatDescription {
     /// The post-header length this format announces for `type_code`, or the usual one of binlog version 4
     /// when the announcement does not cover that type.
     pub fn post_header_len(&self, type_code: u8) -> usize {
-        let announced = usize::from(type_code)
-            .checked_sub(1)
-            .and_then(|i| self.post_header_lengths.get(i))
-            .map(|&n| usize::from(n));
+        let announced = usize::from(type_code).checked_sub(1).and_then(|i| self.post_header_lengths.get(i)).map(|&n| usize::from(n));
         announced.unwrap_or_else(|| default_post_header_len(type_code))
     }
 
@@ -112,18 +109,11 @@ impl FormatDescription {
             return Err(BinlogError::Malformed {
                 event_type: t,
                 offset: HEADER_LEN + FIXED_LEN,
-                reason: format!(
-                    "{n} post-header lengths, and the format description's own is {own:?}, not {}",
-                    FIXED_LEN + n
-                ),
+                reason: format!("{n} post-header lengths, and the format description's own is {own:?}, not {}", FIXED_LEN + n),
             });
         }
         if let ChecksumAlg::Other(code) = checksum {
-            return Err(BinlogError::Malformed {
-                event_type: t,
-                offset: event.len().saturating_sub(5),
-                reason: format!("unknown checksum algorithm {code}"),
-            });
+            return Err(BinlogError::Malformed { event_type: t, offset: event.len().saturating_sub(5), reason: format!("unknown checksum algorithm {code}") });
         }
         Ok(FormatDescription { binlog_version, server_version, create_timestamp, header_length, post_header_lengths, checksum })
     }
@@ -137,10 +127,7 @@ fn default_post_header_len(type_code: u8) -> usize {
         event_type::FORMAT_DESCRIPTION => 0x54,
         event_type::TABLE_MAP => 8,
         event_type::WRITE_ROWS_V1 | event_type::UPDATE_ROWS_V1 | event_type::DELETE_ROWS_V1 => 8,
-        event_type::WRITE_ROWS_V2
-        | event_type::UPDATE_ROWS_V2
-        | event_type::DELETE_ROWS_V2
-        | event_type::PARTIAL_UPDATE_ROWS => 10,
+        event_type::WRITE_ROWS_V2 | event_type::UPDATE_ROWS_V2 | event_type::DELETE_ROWS_V2 | event_type::PARTIAL_UPDATE_ROWS => 10,
         event_type::MARIADB_GTID => 19,
         event_type::MARIADB_GTID_LIST | event_type::MARIADB_BINLOG_CHECKPOINT => 4,
         event_type::MYSQL_GTID | event_type::MYSQL_ANONYMOUS_GTID => 42,
@@ -151,10 +138,7 @@ fn default_post_header_len(type_code: u8) -> usize {
 /// True when `server_version` is at least MySQL 5.6.1 or MariaDB 5.3, the first versions whose format
 /// description carries the checksum algorithm byte.
 fn has_checksum_byte(server_version: &str) -> bool {
-    let mut parts = server_version
-        .split(|c: char| !c.is_ascii_digit())
-        .take(3)
-        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = server_version.split(|c: char| !c.is_ascii_digit()).take(3).map(|p| p.parse::<u32>().unwrap_or(0));
     let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     let minimum = if server_version.contains("MariaDB") { (5, 3, 0) } else { (5, 6, 1) };
     version >= minimum

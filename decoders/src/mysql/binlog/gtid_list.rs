@@ -28,11 +28,7 @@ impl GtidList {
         let count = r.check_count(u64::from(word & 0x0FFF_FFFF), at, "GTID count", 16)?;
         let mut gtids = Vec::with_capacity(count);
         for _ in 0..count {
-            gtids.push(GtidListEntry {
-                domain_id: r.u32("domain id")?,
-                server_id: r.u32("server id")?,
-                seq_no: r.u64("sequence number")?,
-            });
+            gtids.push(GtidListEntry { domain_id: r.u32("domain id")?, server_id: r.u32("server id")?, seq_no: r.u64("sequence number")? });
         }
         // An empty list is padded with two zero bytes (`Gtid_list_log_event::get_data_size`).
         let _padding = r.rest();

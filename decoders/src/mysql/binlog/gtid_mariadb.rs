@@ -86,17 +86,7 @@ impl MariaGtid {
         } else {
             None
         };
-        let mut gtid = MariaGtid {
-            seq_no,
-            domain_id,
-            flags,
-            commit_id,
-            xa_id,
-            flags_extra: 0,
-            extra_engines: None,
-            start_alter_seq_no: None,
-            thread_id: None,
-        };
+        let mut gtid = MariaGtid { seq_no, domain_id, flags, commit_id, xa_id, flags_extra: 0, extra_engines: None, start_alter_seq_no: None, thread_id: None };
         if !r.is_empty() {
             // Either flags_extra or the zero padding up to 19 bytes, whose first byte reads as "no extras".
             let extra = r.u8("extra flags")?;

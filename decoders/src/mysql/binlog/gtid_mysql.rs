@@ -187,9 +187,7 @@ impl fmt::Display for PreviousGtids {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const UUID: [u8; 16] = [
-        0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62,
-    ];
+    pub(crate) const UUID: [u8; 16] = [0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62];
 
     /// A MySQL 8.0.36 GTID_LOG_EVENT body with original timestamps and versions differing from the
     /// immediate ones.
@@ -256,10 +254,7 @@ pub(crate) mod tests {
     #[test]
     fn previous_gtids_decode_to_a_gtid_set() {
         let p = PreviousGtids::parse(&mut Reader::new(&previous_gtids_body(), 19, 0x23)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            p.to_string(),
-            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:3-9"
-        );
+        assert_eq!(p.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:3-9");
     }
 
     #[test]

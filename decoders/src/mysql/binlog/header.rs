@@ -55,10 +55,7 @@ mod tests {
     fn header_fields_are_little_endian_in_order() {
         let bytes = [1, 0, 0, 0, 0x10, 2, 0, 0, 0, 31, 0, 0, 0, 0x40, 0x01, 0, 0, 0x20, 0];
         let h = EventHeader::parse(&bytes).ok();
-        assert_eq!(
-            h,
-            Some(EventHeader { timestamp: 1, type_code: 0x10, server_id: 2, event_size: 31, log_pos: 0x140, flags: 0x20 })
-        );
+        assert_eq!(h, Some(EventHeader { timestamp: 1, type_code: 0x10, server_id: 2, event_size: 31, log_pos: 0x140, flags: 0x20 }));
         assert!(h.is_some_and(|h| h.is_artificial()));
     }
 

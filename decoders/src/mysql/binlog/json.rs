@@ -310,8 +310,20 @@ pub(crate) mod tests {
                 J::Double(_) => DOUBLE,
                 J::Str(_) => STRING,
                 J::Opaque(..) => OPAQUE,
-                J::Array(_, large) => if *large { LARGE_ARRAY } else { SMALL_ARRAY },
-                J::Object(_, large) => if *large { LARGE_OBJECT } else { SMALL_OBJECT },
+                J::Array(_, large) => {
+                    if *large {
+                        LARGE_ARRAY
+                    } else {
+                        SMALL_ARRAY
+                    }
+                }
+                J::Object(_, large) => {
+                    if *large {
+                        LARGE_OBJECT
+                    } else {
+                        SMALL_OBJECT
+                    }
+                }
             }
         }
 
@@ -443,10 +455,7 @@ pub(crate) mod tests {
         let time = J::Opaque(11, (-((((1i64 << 12) | (2 << 6) | 3) << 24) + 500_000)).to_le_bytes().to_vec());
         let blob = J::Opaque(252, b"hi!?".to_vec());
         let doc = J::Array(vec![dec, dt, date, time, blob], false);
-        assert_eq!(
-            text(&doc),
-            r#"[123.45, "2024-02-29 12:34:56.000007", "2024-02-29", "-01:02:03.500000", "base64:type252:aGkhPw=="]"#
-        );
+        assert_eq!(text(&doc), r#"[123.45, "2024-02-29 12:34:56.000007", "2024-02-29", "-01:02:03.500000", "base64:type252:aGkhPw=="]"#);
     }
 
     #[test]

@@ -80,8 +80,10 @@ pub fn parse_event(bytes: &[u8], fde: &FormatDescription) -> Result<Event, Binlo
     }
     let mut trailer = fde.checksum.trailer_len();
     if trailer > 0 {
-        let body_end = bytes.len().checked_sub(trailer).filter(|&n| n >= HEADER_LEN).ok_or_else(|| {
-            BinlogError::Malformed { event_type: t, offset: bytes.len(), reason: "no room for the 4-byte checksum".into() }
+        let body_end = bytes.len().checked_sub(trailer).filter(|&n| n >= HEADER_LEN).ok_or_else(|| BinlogError::Malformed {
+            event_type: t,
+            offset: bytes.len(),
+            reason: "no room for the 4-byte checksum".into(),
         })?;
         let (covered, stored) = bytes.split_at(body_end);
         let mut s = [0u8; 4];
@@ -112,9 +114,7 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         XID => BinlogEvent::Xid(Xid::parse(r)?),
         XA_PREPARE => BinlogEvent::XaPrepare(XaPrepare::parse(r)?),
         TABLE_MAP => BinlogEvent::TableMap(TableMap::parse(r, post, fde.is_mariadb())?),
-        WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2 | DELETE_ROWS_V2 => {
-            BinlogEvent::Rows(RowsEvent::parse(r, t, post)?)
-        }
+        WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2 | DELETE_ROWS_V2 => BinlogEvent::Rows(RowsEvent::parse(r, t, post)?),
         HEARTBEAT => BinlogEvent::Heartbeat(Heartbeat::parse(r)?),
         MYSQL_GTID => BinlogEvent::MysqlGtid(gtid_mysql::MysqlGtid::parse(r, true)?),
         MYSQL_ANONYMOUS_GTID => BinlogEvent::MysqlGtid(gtid_mysql::MysqlGtid::parse(r, false)?),
@@ -124,26 +124,16 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         MARIADB_GTID => BinlogEvent::MariaGtid(MariaGtid::parse(r)?),
         MARIADB_GTID_LIST => BinlogEvent::GtidList(GtidList::parse(r)?),
         PARTIAL_UPDATE_ROWS => {
-            return unsupported(
-                "partial JSON updates are logged as diffs that need the old document",
-                "SET GLOBAL binlog_row_value_options = ''",
-            )
+            return unsupported("partial JSON updates are logged as diffs that need the old document", "SET GLOBAL binlog_row_value_options = ''")
         }
-        TRANSACTION_PAYLOAD => {
-            return unsupported(
-                "compressed transaction payloads are not decompressed",
-                "SET GLOBAL binlog_transaction_compression = OFF",
-            )
-        }
+        TRANSACTION_PAYLOAD => return unsupported("compressed transaction payloads are not decompressed", "SET GLOBAL binlog_transaction_compression = OFF"),
         MARIADB_QUERY_COMPRESSED
         | MARIADB_WRITE_ROWS_COMPRESSED_V1
         | MARIADB_UPDATE_ROWS_COMPRESSED_V1
         | MARIADB_DELETE_ROWS_COMPRESSED_V1
         | MARIADB_WRITE_ROWS_COMPRESSED
         | MARIADB_UPDATE_ROWS_COMPRESSED
-        | MARIADB_DELETE_ROWS_COMPRESSED => {
-            return unsupported("compressed binlog events are not decompressed", "SET GLOBAL log_bin_compress = OFF")
-        }
+        | MARIADB_DELETE_ROWS_COMPRESSED => return unsupported("compressed binlog events are not decompressed", "SET GLOBAL log_bin_compress = OFF"),
         MARIADB_START_ENCRYPTION => {
             return unsupported(
                 "the binlog file is encrypted; events after this one cannot be read from the file",

@@ -153,11 +153,8 @@ fn parse_status_vars(r: &mut Reader<'_>) -> Result<StatusVars, BinlogError> {
             }
             AUTO_INCREMENT => s.auto_increment = Some((r.u16("Q_AUTO_INCREMENT")?, r.u16("Q_AUTO_INCREMENT")?)),
             CHARSET => {
-                s.charset = Some(QueryCharset {
-                    client: r.u16("Q_CHARSET client")?,
-                    connection: r.u16("Q_CHARSET connection")?,
-                    server: r.u16("Q_CHARSET server")?,
-                })
+                s.charset =
+                    Some(QueryCharset { client: r.u16("Q_CHARSET client")?, connection: r.u16("Q_CHARSET connection")?, server: r.u16("Q_CHARSET server")? })
             }
             TIME_ZONE => s.time_zone = Some(text(r, "Q_TIME_ZONE")?),
             CATALOG_NZ => s.catalog = Some(text(r, "Q_CATALOG_NZ")?),
@@ -183,13 +180,9 @@ fn parse_status_vars(r: &mut Reader<'_>) -> Result<StatusVars, BinlogError> {
                 s.updated_db_names = Some(names);
             }
             MICROSECONDS => s.microseconds = Some(u32::try_from(r.uint_le(3, "Q_MICROSECONDS")?).unwrap_or(0)),
-            EXPLICIT_DEFAULTS_FOR_TIMESTAMP => {
-                s.explicit_defaults_for_timestamp = Some(r.u8("Q_EXPLICIT_DEFAULTS_FOR_TIMESTAMP")? != 0)
-            }
+            EXPLICIT_DEFAULTS_FOR_TIMESTAMP => s.explicit_defaults_for_timestamp = Some(r.u8("Q_EXPLICIT_DEFAULTS_FOR_TIMESTAMP")? != 0),
             DDL_LOGGED_WITH_XID => s.ddl_xid = Some(r.u64("Q_DDL_LOGGED_WITH_XID")?),
-            DEFAULT_COLLATION_FOR_UTF8MB4 => {
-                s.default_collation_for_utf8mb4 = Some(r.u16("Q_DEFAULT_COLLATION_FOR_UTF8MB4")?)
-            }
+            DEFAULT_COLLATION_FOR_UTF8MB4 => s.default_collation_for_utf8mb4 = Some(r.u16("Q_DEFAULT_COLLATION_FOR_UTF8MB4")?),
             SQL_REQUIRE_PRIMARY_KEY => s.sql_require_primary_key = Some(r.u8("Q_SQL_REQUIRE_PRIMARY_KEY")?),
             DEFAULT_TABLE_ENCRYPTION => s.default_table_encryption = Some(r.u8("Q_DEFAULT_TABLE_ENCRYPTION")?),
             MARIADB_HRNOW => s.microseconds = Some(u32::try_from(r.uint_le(3, "Q_HRNOW")?).unwrap_or(0)),
@@ -203,10 +196,7 @@ fn parse_status_vars(r: &mut Reader<'_>) -> Result<StatusVars, BinlogError> {
                 }
             }
             other => {
-                return Err(r.error_at(
-                    at,
-                    format!("unknown query status variable code {other}: status variables carry no length, so the rest cannot be read"),
-                ))
+                return Err(r.error_at(at, format!("unknown query status variable code {other}: status variables carry no length, so the rest cannot be read")))
             }
         }
     }

@@ -84,31 +84,17 @@ impl RowsEvent {
         if version == 2 {
             let at = r.offset();
             let len = r.u16("extra data length")?;
-            let len = usize::from(len)
-                .checked_sub(2)
-                .ok_or_else(|| r.error_at(at, format!("extra data length {len} is less than its own 2 bytes")))?;
+            let len = usize::from(len).checked_sub(2).ok_or_else(|| r.error_at(at, format!("extra data length {len} is less than its own 2 bytes")))?;
             let mut block = r.sub(len, "extra data")?;
             extra = parse_extra(&mut block, kind)?;
         }
         let n = r.lenenc_count("column count", 0)?;
         let bitmap_len = n.div_ceil(8);
         let columns_present = r.take(bitmap_len, "columns-present bitmap")?.to_vec();
-        let update_columns_present =
-            if kind == RowsKind::Update { Some(r.take(bitmap_len, "after-image columns-present bitmap")?.to_vec()) } else { None };
+        let update_columns_present = if kind == RowsKind::Update { Some(r.take(bitmap_len, "after-image columns-present bitmap")?.to_vec()) } else { None };
         let rows_offset = r.offset();
         let rows = r.rest().to_vec();
-        Ok(RowsEvent {
-            kind,
-            version,
-            table_id,
-            flags,
-            extra,
-            column_count: n,
-            columns_present,
-            update_columns_present,
-            rows,
-            rows_offset,
-        })
+        Ok(RowsEvent { kind, version, table_id, flags, extra, column_count: n, columns_present, update_columns_present, rows, rows_offset })
     }
 
     /// The event type code this event was read from.
@@ -138,9 +124,7 @@ fn parse_extra(r: &mut Reader<'_>, kind: RowsKind) -> Result<RowsExtraData, Binl
             0 => {
                 // The length counts the length and format bytes too.
                 let len = r.u8("NDB info length")?;
-                let data_len = usize::from(len)
-                    .checked_sub(2)
-                    .ok_or_else(|| r.error_at(at, format!("NDB info length {len} is less than 2")))?;
+                let data_len = usize::from(len).checked_sub(2).ok_or_else(|| r.error_at(at, format!("NDB info length {len} is less than 2")))?;
                 let format = r.u8("NDB info format")?;
                 extra.ndb_info = Some((format, r.take(data_len, "NDB info")?.to_vec()));
             }
@@ -210,10 +194,17 @@ impl RowImage {
 /// One row of a rows event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowChange {
-    Insert { after: RowImage },
+    Insert {
+        after: RowImage,
+    },
     /// An UPDATE row: the before image, then the after image.
-    Update { before: RowImage, after: RowImage },
-    Delete { before: RowImage },
+    Update {
+        before: RowImage,
+        after: RowImage,
+    },
+    Delete {
+        before: RowImage,
+    },
 }
 
 /// Decodes every row of `event` with `table`, the table map the stream bound to the event's table id.
@@ -265,13 +256,9 @@ fn image(r: &mut Reader<'_>, present: &[usize], table: &TableMap) -> Result<RowI
             BinlogValue::Null
         } else {
             decode_value(r, column).map_err(|e| match e {
-                BinlogError::Malformed { offset, reason, .. } => BinlogError::BadValue {
-                    table: table.qualified_name(),
-                    column: i,
-                    field_type: column.field_type.code(),
-                    offset,
-                    reason,
-                },
+                BinlogError::Malformed { offset, reason, .. } => {
+                    BinlogError::BadValue { table: table.qualified_name(), column: i, field_type: column.field_type.code(), offset, reason }
+                }
                 other => other,
             })?
         };

@@ -61,13 +61,7 @@ impl TableColumn {
     fn is_character(&self, mariadb: bool) -> bool {
         matches!(
             self.real_type(),
-            FieldType::String
-                | FieldType::VarString
-                | FieldType::VarChar
-                | FieldType::Blob
-                | FieldType::TinyBlob
-                | FieldType::MediumBlob
-                | FieldType::LongBlob
+            FieldType::String | FieldType::VarString | FieldType::VarChar | FieldType::Blob | FieldType::TinyBlob | FieldType::MediumBlob | FieldType::LongBlob
         ) || (mariadb && self.real_type() == FieldType::Geometry)
     }
 
@@ -152,8 +146,7 @@ impl TableMap {
         use optional_metadata::*;
         match kind {
             SIGNEDNESS => {
-                let numeric: Vec<usize> =
-                    self.indexes(|c| c.real_type().is_numeric() || (mariadb && c.real_type() == FieldType::Year));
+                let numeric: Vec<usize> = self.indexes(|c| c.real_type().is_numeric() || (mariadb && c.real_type() == FieldType::Year));
                 let bits = r.take(numeric.len().div_ceil(8), "signedness bitmap")?;
                 for (k, &i) in numeric.iter().enumerate() {
                     if let Some(c) = self.columns.get_mut(i) {
@@ -360,10 +353,9 @@ pub(crate) mod tests {
     /// PRIMARY KEY, g POINT, c VARCHAR(10) latin1, e ENUM('a','b') latin1, j JSON, v VARCHAR(5))`: its
     /// COLUMN_CHARSET has four entries, the POINT column's 63 first.
     const MARIADB_TABLE_MAP_WITH_GEOMETRY: &[u8] = &[
-        0x12, 0, 0, 0, 0, 0, 0x01, 0, 0x01, b'd', 0, 0x01, b't', 0, 0x06, 0x03, 0xff, 0x0f, 0xfe, 0xfc, 0x0f, 0x08,
-        0x04, 0x0a, 0x00, 0xf7, 0x01, 0x04, 0x14, 0x00, 0x3e, 0x01, 0x01, 0x00, 0x03, 0x04, 0x3f, 0x08, 0x2e, 0x2d,
-        0x07, 0x01, 0x01, 0x04, 0x0d, 0x02, b'i', b'd', 0x01, b'g', 0x01, b'c', 0x01, b'e', 0x01, b'j', 0x01, b'v',
-        0x0a, 0x01, 0x08, 0x06, 0x05, 0x02, 0x01, b'a', 0x01, b'b', 0x08, 0x01, 0x00,
+        0x12, 0, 0, 0, 0, 0, 0x01, 0, 0x01, b'd', 0, 0x01, b't', 0, 0x06, 0x03, 0xff, 0x0f, 0xfe, 0xfc, 0x0f, 0x08, 0x04, 0x0a, 0x00, 0xf7, 0x01, 0x04, 0x14,
+        0x00, 0x3e, 0x01, 0x01, 0x00, 0x03, 0x04, 0x3f, 0x08, 0x2e, 0x2d, 0x07, 0x01, 0x01, 0x04, 0x0d, 0x02, b'i', b'd', 0x01, b'g', 0x01, b'c', 0x01, b'e',
+        0x01, b'j', 0x01, b'v', 0x0a, 0x01, 0x08, 0x06, 0x05, 0x02, 0x01, b'a', 0x01, b'b', 0x08, 0x01, 0x00,
     ];
 
     #[test]

@@ -129,11 +129,9 @@ fn v2_rows_events_decode_with_their_table_map() {
         Ok(Event { event: BinlogEvent::TableMap(m), .. }) => m,
         other => panic!("{other:?}"),
     };
-    for (code, kind) in [
-        (event_type::WRITE_ROWS_V2, RowsKind::Write),
-        (event_type::UPDATE_ROWS_V2, RowsKind::Update),
-        (event_type::DELETE_ROWS_V2, RowsKind::Delete),
-    ] {
+    for (code, kind) in
+        [(event_type::WRITE_ROWS_V2, RowsKind::Write), (event_type::UPDATE_ROWS_V2, RowsKind::Update), (event_type::DELETE_ROWS_V2, RowsKind::Delete)]
+    {
         let e = parse_event(&event(code, &rows_body(kind), true), &fde).unwrap_or_else(|e| panic!("{e}"));
         let BinlogEvent::Rows(rows) = e.event else { panic!("{:?}", e.event) };
         assert_eq!((rows.kind, rows.version, rows.type_code()), (kind, 2, code));

@@ -28,15 +28,39 @@ pub enum BinlogValue {
     /// YEAR: 0 for the zero year, else 1901–2155.
     Year(u16),
     /// DATE; zero dates (`0000-00-00`) and partial zero dates (`2024-00-00`) are kept as they are.
-    Date { year: u16, month: u8, day: u8 },
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
     /// TIME, which spans −838:59:59 … 838:59:59.
-    Time { negative: bool, hours: u16, minutes: u8, seconds: u8, micros: u32 },
+    Time {
+        negative: bool,
+        hours: u16,
+        minutes: u8,
+        seconds: u8,
+        micros: u32,
+    },
     /// DATETIME; the zero datetime is kept as it is.
-    DateTime { year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32 },
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micros: u32,
+    },
     /// TIMESTAMP: seconds since the epoch (UTC); 0 is the zero timestamp.
-    Timestamp { seconds: u32, micros: u32 },
+    Timestamp {
+        seconds: u32,
+        micros: u32,
+    },
     /// BIT(n): `bits` = n, `bytes` big-endian, ⌈n/8⌉ of them.
-    Bit { bits: u16, bytes: Vec<u8> },
+    Bit {
+        bits: u16,
+        bytes: Vec<u8>,
+    },
     /// ENUM: the 1-based index into the member list; 0 is the empty "error" value.
     Enum(u16),
     /// SET: bit i is member i.
@@ -124,13 +148,7 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, column: &TableColumn) -> Result<B
         (Time, _) => {
             let v = sign_extend(r.uint_le(3, "time")?, 3);
             let a = v.unsigned_abs();
-            Ok(BinlogValue::Time {
-                negative: v < 0,
-                hours: low16(a / 10000),
-                minutes: low8(a / 100 % 100),
-                seconds: low8(a % 100),
-                micros: 0,
-            })
+            Ok(BinlogValue::Time { negative: v < 0, hours: low16(a / 10000), minutes: low8(a / 100 % 100), seconds: low8(a % 100), micros: 0 })
         }
         (Time2, &ColumnMeta::Fsp(fsp)) => time2(r, fsp),
         (DateTime, _) => {
@@ -265,9 +283,7 @@ pub(crate) fn datetime_from_packed(packed: i64) -> BinlogValue {
 /// values store the fraction complemented so the bytes sort.
 fn time2(r: &mut Reader<'_>, fsp: u8) -> Result<BinlogValue, BinlogError> {
     const INT_OFS: i64 = 0x80_0000;
-    let int = |r: &mut Reader<'_>| -> Result<i64, BinlogError> {
-        Ok(i64::try_from(r.uint_be(3, "time")?).unwrap_or(0) - INT_OFS)
-    };
+    let int = |r: &mut Reader<'_>| -> Result<i64, BinlogError> { Ok(i64::try_from(r.uint_be(3, "time")?).unwrap_or(0) - INT_OFS) };
     let packed = match fsp {
         0 => int(r)? << 24,
         1 | 2 => {
@@ -317,9 +333,7 @@ pub(crate) fn decimal_size(precision: u8, scale: u8) -> Result<usize, String> {
         return Err(format!("DECIMAL({precision},{scale}) is not a valid precision and scale"));
     }
     let intg = precision - scale;
-    let size = |digits: u8| {
-        usize::from(digits / DIGITS_PER_GROUP) * 4 + DIG2BYTES[usize::from(digits % DIGITS_PER_GROUP)]
-    };
+    let size = |digits: u8| usize::from(digits / DIGITS_PER_GROUP) * 4 + DIG2BYTES[usize::from(digits % DIGITS_PER_GROUP)];
     Ok(size(intg) + size(scale))
 }
 
@@ -382,17 +396,7 @@ mod tests {
     use super::*;
 
     fn column(field_type: FieldType, meta: ColumnMeta, unsigned: bool) -> TableColumn {
-        TableColumn {
-            field_type,
-            meta,
-            nullable: true,
-            name: None,
-            unsigned,
-            collation: None,
-            members: None,
-            geometry_type: None,
-            visible: None,
-        }
+        TableColumn { field_type, meta, nullable: true, name: None, unsigned, collation: None, members: None, geometry_type: None, visible: None }
     }
 
     fn value(t: FieldType, meta: ColumnMeta, unsigned: bool, bytes: &[u8]) -> Result<BinlogValue, BinlogError> {
@@ -446,8 +450,7 @@ mod tests {
         let head = (int + 0x80_0000_0000).to_be_bytes();
         let head = &head[3..];
         let dt = |micros| BinlogValue::DateTime { year: 2024, month: 2, day: 29, hour: 12, minute: 34, second: 56, micros };
-        let cases: [(u8, &[u8], u32); 4] =
-            [(0, &[], 0), (2, &[12], 120_000), (4, &[0x04, 0xD2], 123_400), (6, &[0x01, 0xE2, 0x40], 123_456)];
+        let cases: [(u8, &[u8], u32); 4] = [(0, &[], 0), (2, &[12], 120_000), (4, &[0x04, 0xD2], 123_400), (6, &[0x01, 0xE2, 0x40], 123_456)];
         for (fsp, tail, micros) in cases {
             let bytes = [head, tail].concat();
             assert_eq!(value(FieldType::DateTime2, ColumnMeta::Fsp(fsp), false, &bytes).ok(), Some(dt(micros)), "fsp {fsp}");

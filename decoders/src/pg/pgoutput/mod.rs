@@ -82,12 +82,7 @@ impl PgOutputMessage {
 /// [`DecodeError::Malformed`] naming the tag and byte offset.
 pub fn parse(data: &Bytes, in_stream: bool) -> Result<PgOutputMessage, DecodeError> {
     let Some(&tag) = data.first() else {
-        return Err(DecodeError::Malformed {
-            context: "pgoutput",
-            tag: '?',
-            offset: 0,
-            reason: "empty message".into(),
-        });
+        return Err(DecodeError::Malformed { context: "pgoutput", tag: '?', offset: 0, reason: "empty message".into() });
     };
     let mut c = Cursor::new(data, 1, "pgoutput", char::from(tag));
     let msg = match tag {

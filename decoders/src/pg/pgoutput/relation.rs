@@ -60,11 +60,6 @@ pub struct TypeMessage {
 
 impl TypeMessage {
     pub(super) fn parse(c: &mut Cursor<'_>, in_stream: bool) -> Result<Self, DecodeError> {
-        Ok(TypeMessage {
-            xid: stream_xid(c, in_stream)?,
-            type_oid: c.u32("type oid")?,
-            namespace: c.cstr("type namespace")?,
-            name: c.cstr("type name")?,
-        })
+        Ok(TypeMessage { xid: stream_xid(c, in_stream)?, type_oid: c.u32("type oid")?, namespace: c.cstr("type namespace")?, name: c.cstr("type name")? })
     }
 }

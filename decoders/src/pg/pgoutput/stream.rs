@@ -56,10 +56,7 @@ impl StreamAbort {
         let subxid = c.u32("subtransaction xid")?;
         let (abort_lsn, abort_ts) = match c.remaining() {
             0 => (None, None),
-            _ => (
-                Some(Lsn(c.u64("abort LSN")?)),
-                Some(Timestamp::from_pg_micros(c.i64("abort timestamp")?)),
-            ),
+            _ => (Some(Lsn(c.u64("abort LSN")?)), Some(Timestamp::from_pg_micros(c.i64("abort timestamp")?))),
         };
         Ok(StreamAbort { xid, subxid, abort_lsn, abort_ts })
     }

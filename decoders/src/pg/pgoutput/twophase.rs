@@ -43,15 +43,7 @@ pub struct Prepare {
 impl Prepare {
     pub(super) fn parse(c: &mut Cursor<'_>, streamed: bool) -> Result<Self, DecodeError> {
         let f = PreparedFields::parse(c, "prepare")?;
-        Ok(Prepare {
-            streamed,
-            flags: f.flags,
-            prepare_lsn: f.lsn,
-            end_lsn: f.end_lsn,
-            prepare_ts: f.ts,
-            xid: f.xid,
-            gid: f.gid,
-        })
+        Ok(Prepare { streamed, flags: f.flags, prepare_lsn: f.lsn, end_lsn: f.end_lsn, prepare_ts: f.ts, xid: f.xid, gid: f.gid })
     }
 }
 

@@ -14,11 +14,7 @@ pub struct Begin {
 
 impl Begin {
     pub(super) fn parse(c: &mut Cursor<'_>) -> Result<Self, DecodeError> {
-        Ok(Begin {
-            final_lsn: Lsn(c.u64("final LSN")?),
-            commit_ts: Timestamp::from_pg_micros(c.i64("commit timestamp")?),
-            xid: c.u32("xid")?,
-        })
+        Ok(Begin { final_lsn: Lsn(c.u64("final LSN")?), commit_ts: Timestamp::from_pg_micros(c.i64("commit timestamp")?), xid: c.u32("xid")? })
     }
 }
 

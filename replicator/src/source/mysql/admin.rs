@@ -115,7 +115,8 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn open_sink(&self) -> Result<Parallel<MySqlSink>, Error> {
         let (url, stream) = (self.config.target.url.expose(), &self.names.origin);
-        let sessions = futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
+        let sessions =
+            futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
         Parallel::new(sessions).map_err(Error::Sink)
     }
 
@@ -131,8 +132,7 @@ impl SourceAdmin for MySqlAdmin {
             let mut blue = connect(&self.blue, "blue").await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
-        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector(sequences)?, self.skip_domain, self.config.receive_timeout())
-            .await
+        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector(sequences)?, self.skip_domain, self.config.receive_timeout()).await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -199,7 +199,10 @@ impl MySqlAdmin {
         if state.snapshot_started()? {
             tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
             for (t, _) in tables.iter().zip(&existing).filter(|(_, e)| **e) {
-                green.query_drop(format!("TRUNCATE TABLE {}", qualified(t))).await.map_err(|e| super::sql_error("green", "emptying an unfinished snapshot", e))?;
+                green
+                    .query_drop(format!("TRUNCATE TABLE {}", qualified(t)))
+                    .await
+                    .map_err(|e| super::sql_error("green", "emptying an unfinished snapshot", e))?;
             }
             state.reset_snapshot()?;
         }

@@ -94,8 +94,12 @@ pub async fn hidden_cascades(conn: &mut mysql_async::Conn, database: &str, selec
             if acts(&update) {
                 rules.push(format!("ON UPDATE {update}"));
             }
-            (selection.tables.contains(&child) && !selection.tables.contains(&parent) && !rules.is_empty())
-                .then(|| HiddenCascade { child, parent, constraint, rules: rules.join(" ") })
+            (selection.tables.contains(&child) && !selection.tables.contains(&parent) && !rules.is_empty()).then(|| HiddenCascade {
+                child,
+                parent,
+                constraint,
+                rules: rules.join(" "),
+            })
         })
         .collect())
 }

@@ -132,7 +132,11 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     // Retention: the binlog must outlive the snapshot and any pause.
     let seconds = match variable(&mut conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
         Some(s) if s > 0 => Some(s),
-        _ => variable(&mut conn, "expire_logs_days").await.and_then(|v| v.parse::<f64>().ok()).filter(|d| d.is_finite() && *d > 0.0).map(|d| std::time::Duration::from_secs_f64(d * 86_400.0).as_secs()),
+        _ => variable(&mut conn, "expire_logs_days")
+            .await
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d > 0.0)
+            .map(|d| std::time::Duration::from_secs_f64(d * 86_400.0).as_secs()),
     };
     let db = database(opts);
     let bytes: i64 = conn
@@ -172,7 +176,10 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     if config.cutover.fence == crate::config::Fence::ReadOnly {
         check_fence(&mut conn, &g, &user, opts, &mut f).await;
     }
-    let on_db = g.lines().any(|l| (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* ")) && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE"))));
+    let on_db = g.lines().any(|l| {
+        (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* "))
+            && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE")))
+    });
     if on_db {
         f.ok(format!("SELECT and CREATE on {db} (reading tables, the heartbeat table)"));
     } else {

@@ -30,10 +30,7 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
     ))
     .await
     .map_err(|e| {
-        Error::Setup(format!(
-            "creating the heartbeat table {} on blue: {e}; grant the account CREATE, INSERT and UPDATE on the database",
-            table(database)
-        ))
+        Error::Setup(format!("creating the heartbeat table {} on blue: {e}; grant the account CREATE, INSERT and UPDATE on the database", table(database)))
     })
 }
 

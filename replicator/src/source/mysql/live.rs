@@ -167,8 +167,10 @@ impl Backend for MySqlLive {
         let mut blue = connect(&self.blue, "blue").await.ok()?;
         let mut total = 0u64;
         for t in tables {
-            let n: Option<Option<u64>> =
-                blue.exec_first("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name)).await.ok()?;
+            let n: Option<Option<u64>> = blue
+                .exec_first("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
+                .await
+                .ok()?;
             total += n.flatten().unwrap_or(0);
         }
         (total > 0).then_some(total)
@@ -261,12 +263,8 @@ impl Backend for MySqlLive {
         let mut select: Vec<String> = keys.iter().map(|k| k.text.clone()).collect();
         select.extend(shape.columns.iter().map(|c| format!("CAST(r.{} AS BINARY)", quote(c))));
         let sql = format!("SELECT {} FROM {from}", select.join(", "));
-        let rows: Vec<mysql_async::Row> = session
-            .lock()
-            .await
-            .exec(sql, positional(params))
-            .await
-            .map_err(|e| sql_error(side_name(side), &format!("reading rows of {}", shape.table), e))?;
+        let rows: Vec<mysql_async::Row> =
+            session.lock().await.exec(sql, positional(params)).await.map_err(|e| sql_error(side_name(side), &format!("reading rows of {}", shape.table), e))?;
         Ok(rows
             .into_iter()
             .map(|mut r| {
@@ -318,10 +316,7 @@ mod tests {
         let keys = key_columns(&shape);
         let mut params = Vec::new();
         let after = compare(&keys, &vec!["18446744073709551615".into(), "00FF".into()], true, &mut params);
-        assert_eq!(
-            after,
-            "((r.`a` > CAST(? AS UNSIGNED)) OR (r.`a` = CAST(? AS UNSIGNED) AND r.`b` > UNHEX(?)))"
-        );
+        assert_eq!(after, "((r.`a` > CAST(? AS UNSIGNED)) OR (r.`a` = CAST(? AS UNSIGNED) AND r.`b` > UNHEX(?)))");
         assert_eq!(params.len(), 3);
         let mut params = Vec::new();
         let upto = compare(&keys, &vec!["1".into(), "00".into()], false, &mut params);

@@ -45,9 +45,7 @@ pub fn database(opts: &mysql_async::Opts) -> String {
 /// in results (no conversion to the connection's character set).
 pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async::Conn, Error> {
     let mut conn = turnout_sinks::mysql::conn::open(opts).await.map_err(|e| sql_error(side, "connecting", e))?;
-    conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL")
-        .await
-        .map_err(|e| sql_error(side, "setting the session", e))?;
+    conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL").await.map_err(|e| sql_error(side, "setting the session", e))?;
     Ok(conn)
 }
 

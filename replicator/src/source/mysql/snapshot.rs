@@ -36,8 +36,10 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
             .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&t.schema)))
             .await
             .map_err(|e| sql_error("green", &format!("creating database {}", t.schema), e))?;
-        let row: Option<(Vec<u8>, Vec<u8>)> =
-            blue.query_first(format!("SHOW CREATE TABLE {}", qualified(t))).await.map_err(|e| sql_error("blue", &format!("reading the definition of {t}"), e))?;
+        let row: Option<(Vec<u8>, Vec<u8>)> = blue
+            .query_first(format!("SHOW CREATE TABLE {}", qualified(t)))
+            .await
+            .map_err(|e| sql_error("blue", &format!("reading the definition of {t}"), e))?;
         let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for {t}"))) };
         let ddl = String::from_utf8_lossy(&ddl).into_owned();
         green.query_drop(format!("USE {}", quote(&t.schema))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
@@ -57,8 +59,10 @@ pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_asyn
         }
         let from = format!("{}.{}", quote(blue_db), quote(&name));
         let to = format!("{}.{}", quote(green_db), quote(&name));
-        let row: Option<(Vec<u8>, Vec<u8>)> =
-            blue.query_first(format!("SHOW CREATE SEQUENCE {from}")).await.map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
+        let row: Option<(Vec<u8>, Vec<u8>)> = blue
+            .query_first(format!("SHOW CREATE SEQUENCE {from}"))
+            .await
+            .map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
         let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for sequence {from}"))) };
         green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
         green.query_drop(String::from_utf8_lossy(&ddl).into_owned()).await.map_err(|e| Error::Setup(format!("creating sequence {to} on green: {e}")))?;
@@ -148,7 +152,11 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
     }
     let lock_held = locked.then(|| started.elapsed());
     if let Some(held) = lock_held {
-        tracing::info!(readers = readers.len(), "commits on blue were blocked for {:.1} ms to give every snapshot reader one point", held.as_secs_f64() * 1000.0);
+        tracing::info!(
+            readers = readers.len(),
+            "commits on blue were blocked for {:.1} ms to give every snapshot reader one point",
+            held.as_secs_f64() * 1000.0
+        );
     }
     Ok((readers, SnapshotPoint { position: result?, lock_held }))
 }
@@ -195,7 +203,9 @@ fn value(v: mysql_async::Value, c: &ColumnInfo, unsigned: bool) -> Value {
         M::UInt(u) => i64::try_from(u).map(Value::Int8).unwrap_or(Value::UInt8(u)),
         M::Float(f) => Value::Float4(f),
         M::Double(f) => Value::Float8(f),
-        M::Bytes(b) if matches!(c.data_type.as_str(), "decimal" | "numeric") => Value::Numeric(Utf8Bytes::from_string(String::from_utf8_lossy(&b).into_owned())),
+        M::Bytes(b) if matches!(c.data_type.as_str(), "decimal" | "numeric") => {
+            Value::Numeric(Utf8Bytes::from_string(String::from_utf8_lossy(&b).into_owned()))
+        }
         M::Bytes(b) => Value::Bytes(bytes::Bytes::from(b)),
         M::Date(y, mo, d, h, mi, s, us) => match c.data_type.as_str() {
             "date" => temporal(TemporalKind::Date, format!("{y:04}-{mo:02}-{d:02}")),
@@ -280,13 +290,7 @@ pub async fn plan(reader: &mut mysql_async::Conn, tables: Vec<(TableName, u64)>,
 
 /// Copies the `jobs` with the `readers` (each holding the shared snapshot) into green; returns rows
 /// copied. A table is recorded as copied when its last job finishes.
-pub async fn copy_all(
-    readers: Vec<mysql_async::Conn>,
-    target_url: &str,
-    jobs: Vec<CopyJob>,
-    state: &StateStore,
-    status: &Arc<Status>,
-) -> Result<u64, Error> {
+pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: Vec<CopyJob>, state: &StateStore, status: &Arc<Status>) -> Result<u64, Error> {
     let _bars = crate::source::progress::ProgressBars::start(status);
     let mut remaining: std::collections::HashMap<String, (usize, u64)> = std::collections::HashMap::new();
     for j in &jobs {
@@ -338,20 +342,13 @@ async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Con
     let cols: Vec<ColumnInfo> = columns(reader, table, "blue").await?.into_iter().filter(|c| !c.generated).collect();
     let unsigned: Vec<bool> = {
         let rows: Vec<(Vec<u8>, Vec<u8>)> = reader
-            .exec(
-                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&table.schema, &table.name),
-            )
+            .exec("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&table.schema, &table.name))
             .await
             .map_err(|e| sql_error("blue", "reading column types", e))?;
-        cols.iter()
-            .map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned")))
-            .collect()
+        cols.iter().map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned"))).collect()
     };
-    let select: Vec<String> = cols
-        .iter()
-        .map(|c| if c.data_type == "enum" || c.data_type == "set" { format!("{} + 0", quote(&c.name)) } else { quote(&c.name) })
-        .collect();
+    let select: Vec<String> =
+        cols.iter().map(|c| if c.data_type == "enum" || c.data_type == "set" { format!("{} + 0", quote(&c.name)) } else { quote(&c.name) }).collect();
     let typed: Vec<(String, MySqlType)> = cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), column_type(c, *u))).collect();
     let mut sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
     if let Some(r) = &job.range {

@@ -12,13 +12,13 @@
 //! that is short).
 
 use crate::error::Error;
+use crate::pipeline::assemble::SENTINEL_PREFIX;
 use crate::source::{Source, SourceMessage};
 use futures_util::{FutureExt, StreamExt};
 use mysql_async::prelude::Queryable;
 use std::collections::VecDeque;
 use std::time::Duration;
 use turnout_decoders::mysql::decoder::{BinlogDecoder, TableSelector};
-use crate::pipeline::assemble::SENTINEL_PREFIX;
 use turnout_decoders::{BinlogPosition, ChangeEvent, DecodeError, GtidState, Position};
 use turnout_sinks::Durable;
 

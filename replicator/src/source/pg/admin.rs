@@ -207,23 +207,16 @@ async fn initial_snapshot(
         state.mark_schema_copied()?;
     } else {
         for t in tables {
-            let row = green_client
-                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[])
-                .await
-                .map_err(Error::green(format!("reading {t}")))?;
+            let row =
+                green_client.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[]).await.map_err(Error::green(format!("reading {t}")))?;
             if row.get::<_, bool>(0) {
-                return Err(Error::Setup(format!(
-                    "green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)"
-                )));
+                return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
             }
         }
     }
     state.mark_snapshot_started()?;
     let mut repl = PgConnection::connect(&source, true).await.map_err(Error::Source)?;
-    let slot = repl
-        .create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() })
-        .await
-        .map_err(Error::Source)?;
+    let slot = repl.create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await.map_err(Error::Source)?;
     let snapshot_name = slot.snapshot_name.clone().ok_or_else(|| Error::Setup("blue exported no snapshot".into()))?;
     let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
     // Tables above 64 MiB are copied as several page ranges at once.
@@ -243,4 +236,3 @@ async fn initial_snapshot(
     state.record_applied(&Position::Pg(slot.consistent_point))?;
     Ok(())
 }
-

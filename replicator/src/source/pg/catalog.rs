@@ -46,4 +46,3 @@ pub async fn select_tables(conn: &mut PgConnection, filter: &TableFilter) -> Res
 pub fn identity_fix(t: &TableName) -> String {
     format!("ALTER TABLE {}.{} REPLICA IDENTITY FULL;", quote_ident(&t.schema), quote_ident(&t.name))
 }
-

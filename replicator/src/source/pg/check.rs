@@ -4,9 +4,9 @@
 //! tables the `[tables]` filter selects; what it leaves out or skips is reported.
 
 use super::catalog::{identity_fix, select_tables};
+use crate::check::{Findings, Report};
 use crate::config::Config;
 use crate::error::Error;
-use crate::check::{Findings, Report};
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::DecodeError;
@@ -33,22 +33,21 @@ fn connect_failure(opts: &ConnectOptions, field: &str, e: &DecodeError) -> (Stri
             format!("cannot reach {}:{}: {e}", opts.host, opts.port),
             format!("check the host and port in {field}, that PostgreSQL is running, and that listen_addresses and firewalls let this host in"),
         ),
-        DecodeError::Server(s) if s.code == "28P01" => (
-            format!("password authentication failed for user \"{user}\""),
-            format!("correct the password in {field} (or the environment variable it expands)"),
-        ),
+        DecodeError::Server(s) if s.code == "28P01" => {
+            (format!("password authentication failed for user \"{user}\""), format!("correct the password in {field} (or the environment variable it expands)"))
+        }
         DecodeError::Server(s) if s.code == "28000" => (
             format!("the server refused the login of \"{user}\" to database \"{db}\": {}", s.message),
-            format!("add a line to pg_hba.conf such as `host {db} {user} <this host's address>/32 scram-sha-256` and reload PostgreSQL (SELECT pg_reload_conf())"),
+            format!(
+                "add a line to pg_hba.conf such as `host {db} {user} <this host's address>/32 scram-sha-256` and reload PostgreSQL (SELECT pg_reload_conf())"
+            ),
         ),
-        DecodeError::Server(s) if s.code == "3D000" => (
-            format!("database \"{db}\" does not exist"),
-            format!("fix the database name in {field}, or create it (CREATE DATABASE \"{db}\")"),
-        ),
-        DecodeError::Server(s) if s.code == "53300" => (
-            "the server has no free connection slots".to_string(),
-            "raise max_connections or close idle sessions".to_string(),
-        ),
+        DecodeError::Server(s) if s.code == "3D000" => {
+            (format!("database \"{db}\" does not exist"), format!("fix the database name in {field}, or create it (CREATE DATABASE \"{db}\")"))
+        }
+        DecodeError::Server(s) if s.code == "53300" => {
+            ("the server has no free connection slots".to_string(), "raise max_connections or close idle sessions".to_string())
+        }
         DecodeError::Auth { reason, .. } => (format!("cannot authenticate as \"{user}\": {reason}"), format!("fix the credentials in {field}")),
         DecodeError::Tls { reason, .. } => (format!("TLS failed: {reason}"), format!("fix sslmode / sslrootcert in {field}, or the server's ssl settings")),
         other => (format!("cannot connect: {other}"), format!("check {field}")),
@@ -104,10 +103,9 @@ async fn check_source(opts: &ConnectOptions, config: &Config) -> Findings {
             format!("replication connections are refused: {}", s.message),
             format!("add `host {} {} <this host>/32 scram-sha-256` to pg_hba.conf and reload", opts.database, opts.user),
         ),
-        Err(DecodeError::Server(s)) if s.code == "42501" => f.fail(
-            format!("replication connection refused: {}", s.message),
-            format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)),
-        ),
+        Err(DecodeError::Server(s)) if s.code == "42501" => {
+            f.fail(format!("replication connection refused: {}", s.message), format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)))
+        }
         Err(e) => {
             let (what, fix) = connect_failure(opts, "source.url", &e);
             f.fail(format!("replication connection: {what}"), fix);
@@ -117,10 +115,13 @@ async fn check_source(opts: &ConnectOptions, config: &Config) -> Findings {
 }
 
 async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut Findings) -> Result<(), DecodeError> {
-    let rows = conn.simple_query("SELECT current_setting('server_version_num'), current_setting('server_version'), current_setting('wal_level'), \
+    let rows = conn
+        .simple_query(
+            "SELECT current_setting('server_version_num'), current_setting('server_version'), current_setting('wal_level'), \
          current_setting('max_replication_slots'), (SELECT count(*) FROM pg_replication_slots), \
          current_setting('max_wal_senders'), (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'), \
-         (SELECT rolreplication FROM pg_roles WHERE rolname = current_user), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
+         (SELECT rolreplication FROM pg_roles WHERE rolname = current_user), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        )
         .await?;
     let num = |i: usize| cell(&rows, 0, i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let version_num = num(0);
@@ -139,10 +140,7 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
             format!("server version {version}: logical replication works but turnout is tested on 13–18 only"),
             "upgrade blue to 13+ first if you can, or test the cutover on a copy",
         ),
-        _ => f.fail(
-            format!("server version {version} has no pgoutput logical decoding"),
-            "PostgreSQL 10 or later is required (13+ recommended)",
-        ),
+        _ => f.fail(format!("server version {version} has no pgoutput logical decoding"), "PostgreSQL 10 or later is required (13+ recommended)"),
     }
     let wal_level = cell(&rows, 0, 2).unwrap_or_default();
     if wal_level == "logical" {
@@ -183,10 +181,7 @@ async fn source_settings(conn: &mut PgConnection, opts: &ConnectOptions, f: &mut
     if replication || superuser {
         f.ok(format!("role \"{}\" may replicate ({})", opts.user, if superuser { "superuser" } else { "REPLICATION" }));
     } else {
-        f.fail(
-            format!("role \"{}\" lacks the REPLICATION attribute", opts.user),
-            format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)),
-        );
+        f.fail(format!("role \"{}\" lacks the REPLICATION attribute", opts.user), format!("ALTER ROLE {} REPLICATION;", quote_ident(&opts.user)));
     }
     Ok(())
 }
@@ -229,18 +224,17 @@ async fn table_findings(conn: &mut PgConnection, opts: &ConnectOptions, config: 
     } else {
         let mut schemas: Vec<&str> = unreadable.iter().map(|t| t.schema.as_str()).collect();
         schemas.dedup();
-        let grants: Vec<String> = schemas
-            .iter()
-            .map(|s| format!("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {};", quote_ident(s), quote_ident(&opts.user)))
-            .collect();
-        f.fail(
-            format!("role \"{}\" cannot SELECT {} table(s): {}", opts.user, unreadable.len(), name_list(&unreadable)),
-            grants.join("\n"),
-        );
+        let grants: Vec<String> =
+            schemas.iter().map(|s| format!("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {};", quote_ident(s), quote_ident(&opts.user))).collect();
+        f.fail(format!("role \"{}\" cannot SELECT {} table(s): {}", opts.user, unreadable.len(), name_list(&unreadable)), grants.join("\n"));
     }
     let lacking = selection.without_identity();
     if lacking.is_empty() {
-        f.ok(if selection.everything { "every table has a primary key or a replica identity" } else { "every selected table has a primary key or a replica identity" });
+        f.ok(if selection.everything {
+            "every table has a primary key or a replica identity"
+        } else {
+            "every selected table has a primary key or a replica identity"
+        });
         return;
     }
     let leaves: Vec<TableName> = lacking.iter().map(|(_, t)| t.clone()).collect();
@@ -278,10 +272,13 @@ async fn check_target(opts: &ConnectOptions) -> Findings {
     let mut f = Findings(Vec::new());
     let Some(mut conn) = connect(opts, "target.url", &mut f).await else { return f };
     let result = async {
-        let rows = conn.simple_query("SELECT current_setting('server_version'), \
+        let rows = conn
+            .simple_query(
+                "SELECT current_setting('server_version'), \
              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
              has_function_privilege('pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)', 'EXECUTE'), \
-             has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')")
+             has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')",
+            )
             .await?;
         let version = cell(&rows, 0, 0).unwrap_or_default();
         f.ok(format!("connected as \"{}\"{}, server version {version}", opts.user, if conn.is_tls() { " over TLS" } else { "" }));
@@ -309,7 +306,10 @@ async fn check_target(opts: &ConnectOptions) -> Findings {
             }
             if !can_set_role {
                 f.fail(
-                    format!("role \"{}\" may not SET session_replication_role = replica (needed so triggers and foreign keys do not fire twice on green)", opts.user),
+                    format!(
+                        "role \"{}\" may not SET session_replication_role = replica (needed so triggers and foreign keys do not fire twice on green)",
+                        opts.user
+                    ),
                     format!("GRANT SET ON PARAMETER session_replication_role TO {};  (PostgreSQL 15+), or apply as a superuser", quote_ident(&opts.user)),
                 );
             }

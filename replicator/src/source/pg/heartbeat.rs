@@ -44,11 +44,7 @@ pub async fn run(source_url: String, slot: String, interval: Duration, status: A
 
 async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status) -> Result<(), String> {
     let client = turnout_sinks::pg::connect(source_url).await.map_err(|e| e.to_string())?;
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+    let version: i32 = client.query_one("SELECT current_setting('server_version_num')::int", &[]).await.map_err(|e| e.to_string())?.get(0);
     let sql = match version {
         v if v >= 170_000 => {
             "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us) \
@@ -99,9 +95,5 @@ async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, 
         )
         .await
         .map_err(|e| e.to_string())?;
-    Ok(row.map(|r| SlotHealth {
-        retained_bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
-        wal_status: r.get(1),
-        safe_wal_bytes: r.get(2),
-    }))
+    Ok(row.map(|r| SlotHealth { retained_bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), wal_status: r.get(1), safe_wal_bytes: r.get(2) }))
 }

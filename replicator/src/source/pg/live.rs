@@ -158,12 +158,7 @@ impl Shape {
         // text (a name in `ORDER BY` means an output column first).
         let texts: Vec<String> = self.key.iter().enumerate().map(|(j, (i, _))| format!("{}::text AS k{j}", quote_ident(&self.columns[*i]))).collect();
         let order: Vec<String> = self.key.iter().map(|(i, _)| format!("r.{}", quote_ident(&self.columns[*i]))).collect();
-        let sql = format!(
-            "SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1",
-            texts.join(", "),
-            self.table.quoted(),
-            order.join(", ")
-        );
+        let sql = format!("SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1", texts.join(", "), self.table.quoted(), order.join(", "));
         let row = client.query_opt(&sql, &params).await.map_err(Error::sql(side, format!("reading the keys of {}", self.table.quoted())))?;
         Ok(row.map(|r| (0..self.key.len()).map(|j| r.get::<_, String>(j)).collect()))
     }

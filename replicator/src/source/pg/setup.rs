@@ -3,8 +3,8 @@
 //! selected tables to green with `pg_dump` when green lacks them.
 
 use super::catalog::{identity_fix, select_tables};
-use crate::tables::{Selection, TableFilter};
 use crate::error::Error;
+use crate::tables::{Selection, TableFilter};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
@@ -38,10 +38,7 @@ async fn published(conn: &mut PgConnection, name: &str) -> Result<Option<Publish
     if first.first().cloned().flatten().as_deref() == Some("t") {
         return Ok(Some(Published::AllTables));
     }
-    let tables = rows
-        .iter()
-        .filter_map(|r| Some(TableName::new(r.get(1).cloned().flatten()?, r.get(2).cloned().flatten()?)))
-        .collect();
+    let tables = rows.iter().filter_map(|r| Some(TableName::new(r.get(1).cloned().flatten()?, r.get(2).cloned().flatten()?))).collect();
     Ok(Some(Published::Tables(tables)))
 }
 
@@ -61,9 +58,8 @@ fn table_list(tables: &BTreeSet<TableName>) -> String {
 pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &Selection, snapshot_done: bool) -> Result<(), Error> {
     let wanted: BTreeSet<TableName> = selection.tables.iter().cloned().collect();
     let quoted = quote_ident(name);
-    let for_tables = |tables: &BTreeSet<TableName>| {
-        format!("CREATE PUBLICATION {quoted} FOR TABLE {} WITH (publish_via_partition_root = true)", table_list(tables))
-    };
+    let for_tables =
+        |tables: &BTreeSet<TableName>| format!("CREATE PUBLICATION {quoted} FOR TABLE {} WITH (publish_via_partition_root = true)", table_list(tables));
     let all_tables = format!("CREATE PUBLICATION {quoted} FOR ALL TABLES WITH (publish_via_partition_root = true)");
     let no_tables = || Error::Setup("blue has no user tables to replicate".into());
     let (have, all_tables_now) = match published(conn, name).await? {
@@ -74,17 +70,20 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
                     if wanted.is_empty() {
                         return Err(no_tables());
                     }
-                    conn.simple_query(&for_tables(&wanted)).await.map(drop).map_err(|e| {
-                        Error::Setup(format!("creating publication {name}: {e}; the source role must own the tables or be a superuser"))
-                    })
+                    conn.simple_query(&for_tables(&wanted))
+                        .await
+                        .map(drop)
+                        .map_err(|e| Error::Setup(format!("creating publication {name}: {e}; the source role must own the tables or be a superuser")))
                 }
                 Err(e) => Err(Error::Setup(format!("creating publication {name}: {e}"))),
             };
         }
         None => {
-            return conn.simple_query(&for_tables(&wanted)).await.map(drop).map_err(|e| {
-                Error::Setup(format!("creating publication {name}: {e}; the source role must own the tables or be a superuser"))
-            });
+            return conn
+                .simple_query(&for_tables(&wanted))
+                .await
+                .map(drop)
+                .map_err(|e| Error::Setup(format!("creating publication {name}: {e}; the source role must own the tables or be a superuser")));
         }
         Some(Published::AllTables) if selection.everything => return Ok(()),
         Some(Published::AllTables) => (selection.all_roots().into_iter().collect(), true),
@@ -125,9 +124,10 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
     } else {
         format!("ALTER PUBLICATION {quoted} SET TABLE {}", table_list(&wanted))
     };
-    conn.simple_query(&change).await.map(drop).map_err(|e| {
-        Error::Setup(format!("changing publication {name} to the selected tables: {e}; the source role must own the publication and the tables"))
-    })
+    conn.simple_query(&change)
+        .await
+        .map(drop)
+        .map_err(|e| Error::Setup(format!("changing publication {name} to the selected tables: {e}; the source role must own the publication and the tables")))
 }
 
 /// Checks that every selected table can replicate its UPDATEs and DELETEs (a primary key or
@@ -161,10 +161,7 @@ pub fn refuse_tables_without_identity(selection: &mut Selection, skip: bool) -> 
     if selection.tables.is_empty() {
         return Err(Error::config(
             "tables.skip_without_identity",
-            format!(
-                "left out every selected table, so nothing is left to replicate; give them a primary key or run on blue:\n{}",
-                fixes.join("\n")
-            ),
+            format!("left out every selected table, so nothing is left to replicate; give them a primary key or run on blue:\n{}", fixes.join("\n")),
         ));
     }
     Ok(())
@@ -172,10 +169,8 @@ pub fn refuse_tables_without_identity(selection: &mut Selection, skip: bool) -> 
 
 /// Whether a replication slot exists on blue.
 pub async fn slot_exists(conn: &mut PgConnection, slot: &str) -> Result<bool, Error> {
-    let rows = conn
-        .simple_query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'", slot.replace('\'', "''")))
-        .await
-        .map_err(Error::Source)?;
+    let rows =
+        conn.simple_query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'", slot.replace('\'', "''"))).await.map_err(Error::Source)?;
     Ok(!rows.is_empty())
 }
 
@@ -274,12 +269,15 @@ pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str,
     cmd.args(["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"])
         .arg(format!("--section={section}"))
         .args(["-h", &source.host, "-p", &source.port.to_string(), "-U", &source.user, "-d", &source.database])
-        .env("PGSSLMODE", match source.ssl_mode {
-            turnout_decoders::pg::SslMode::Disable => "disable",
-            turnout_decoders::pg::SslMode::Prefer => "prefer",
-            turnout_decoders::pg::SslMode::Require => "require",
-            turnout_decoders::pg::SslMode::VerifyFull => "verify-full",
-        });
+        .env(
+            "PGSSLMODE",
+            match source.ssl_mode {
+                turnout_decoders::pg::SslMode::Disable => "disable",
+                turnout_decoders::pg::SslMode::Prefer => "prefer",
+                turnout_decoders::pg::SslMode::Require => "require",
+                turnout_decoders::pg::SslMode::VerifyFull => "verify-full",
+            },
+        );
     // A pattern in double quotes matches exactly that name (pg_dump's -t/-T pattern rules).
     for t in left_out {
         cmd.arg("-T").arg(t.quoted());
@@ -302,10 +300,7 @@ pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str,
 pub async fn existing_on_green(green: &tokio_postgres::Client, tables: &[TableName]) -> Result<Vec<bool>, Error> {
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        let row = green
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.quoted()])
-            .await
-            .map_err(Error::green(format!("looking up {t}")))?;
+        let row = green.query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.quoted()]).await.map_err(Error::green(format!("looking up {t}")))?;
         out.push(row.get(0));
     }
     Ok(out)
@@ -360,10 +355,7 @@ fn refers_to_left_out(e: &tokio_postgres::Error) -> bool {
 /// `pg_settings` are dropped (each logged); everything else runs as dumped, so a real
 /// incompatibility still fails, naming the dump entry.
 pub async fn adapt_to_green(green: &tokio_postgres::Client, sql: &str) -> Result<String, Error> {
-    let rows = green
-        .query("SELECT name FROM pg_settings", &[])
-        .await
-        .map_err(Error::green("reading pg_settings"))?;
+    let rows = green.query("SELECT name FROM pg_settings", &[]).await.map_err(Error::green("reading pg_settings"))?;
     let known: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0).to_ascii_lowercase()).collect();
     Ok(drop_unknown_settings(sql, &known))
 }
@@ -434,9 +426,7 @@ pub async fn apply_post_data(green: &tokio_postgres::Client, sql: &str, tolerate
             Err(e) if filtered && refers_to_left_out(&e) => {
                 tracing::warn!("not created on green because it refers to a table that is not replicated: {} ({})", entry_name(&entry), db_message(&e));
             }
-            Err(e) => {
-                return Err(Error::Setup(format!("creating indexes and constraints on green ({}): {}", entry_name(&entry), db_message(&e))))
-            }
+            Err(e) => return Err(Error::Setup(format!("creating indexes and constraints on green ({}): {}", entry_name(&entry), db_message(&e)))),
         }
     }
     Ok(())

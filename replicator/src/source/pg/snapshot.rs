@@ -113,17 +113,11 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
     let name = t.name.to_string();
     status.table_started(&name);
     let blue = blue_connect(source_url).await?;
-    blue.batch_execute(&format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
-        snapshot.replace('\'', "''")
-    ))
-    .await
-    .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
-    let green = green_connect(target_url).await.map_err(Error::Sink)?;
-    green
-        .batch_execute("SET session_replication_role = replica")
+    blue.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', "''")))
         .await
-        .map_err(Error::green("SET session_replication_role"))?;
+        .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
+    let green = green_connect(target_url).await.map_err(Error::Sink)?;
+    green.batch_execute("SET session_replication_role = replica").await.map_err(Error::green("SET session_replication_role"))?;
     let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
     let col_list = cols.join(", ");
     let filter = match t.pages {

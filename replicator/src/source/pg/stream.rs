@@ -7,12 +7,12 @@
 //! raises an idle report to the newest keepalive's WAL end (see [`turnout_decoders::pg::client`]).
 //! Reported positions never move back.
 
-use crate::error::Error;
 use super::origin_filter::OriginFilter;
+use crate::error::Error;
 use crate::source::{Source, SourceMessage};
+use std::time::Duration;
 use turnout_decoders::pg::wire::StandbyPositions;
 use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
-use std::time::Duration;
 use turnout_decoders::{ChangeEvent, DecodeError, Lsn, Position};
 use turnout_sinks::Durable;
 

@@ -6,8 +6,8 @@
 //! (after a cutover, or with writes paused); on a live blue, a difference may only be lag. Read-only.
 
 use crate::config::Config;
-use crate::verify::TableCheck;
 use crate::error::{Error, Side};
+use crate::verify::TableCheck;
 use tokio_postgres::Client;
 use turnout_decoders::pg::PgConnection;
 use turnout_decoders::TableName;
@@ -20,10 +20,7 @@ fn digest_sql(table: &str) -> String {
 
 async fn digest(client: &Client, table: &str, side: Side) -> Result<(i64, String), Error> {
     let context = format!("reading {table}");
-    let row = client
-        .query_one(&digest_sql(table), &[])
-        .await
-        .map_err(|source| Error::Sql { side, context, source })?;
+    let row = client.query_one(&digest_sql(table), &[]).await.map_err(|source| Error::Sql { side, context, source })?;
     Ok((row.get(0), row.get(1)))
 }
 
@@ -38,12 +35,7 @@ pub async fn tables(config: &Config, only: Option<&str>) -> Result<Vec<TableName
             let mut admin = PgConnection::connect(&config.source_options()?, false).await.map_err(Error::Source)?;
             let selection = super::catalog::select_tables(&mut admin, &config.table_filter()?).await?;
             admin.close().await;
-            selection
-                .tables
-                .iter()
-                .filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE))
-                .cloned()
-                .collect()
+            selection.tables.iter().filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE)).cloned().collect()
         }
     })
 }
