@@ -112,6 +112,47 @@ impl GtidState {
         Ok(if domains.is_empty() { GtidState::None } else { GtidState::MariaDb(domains) })
     }
 
+    /// How this state compares with `other` as sets of transactions: `Greater` when it holds every
+    /// transaction of `other` and more, `Equal` when the same, `Less` when `other` holds more, and
+    /// `None` when each holds one the other lacks (two branches of history) or they are of different
+    /// servers' kinds. A MariaDB domain missing from one side counts as one with no transaction; in
+    /// GTID strict mode a domain's sequence numbers only grow, so the last one stands for all before it.
+    pub fn compare(&self, other: &GtidState) -> Option<std::cmp::Ordering> {
+        use std::cmp::Ordering;
+        let combine = |acc: Ordering, o: Ordering| -> Option<Ordering> {
+            match (acc, o) {
+                (Ordering::Equal, x) | (x, Ordering::Equal) => Some(x),
+                (a, b) if a == b => Some(a),
+                _ => None,
+            }
+        };
+        match (self, other) {
+            (GtidState::None, GtidState::None) => Some(Ordering::Equal),
+            (GtidState::MariaDb(a), GtidState::MariaDb(b)) => {
+                let mut acc = Ordering::Equal;
+                for domain in a.keys().chain(b.keys()) {
+                    let seq = |m: &BTreeMap<u32, MariaGtid>| m.get(domain).map_or(0, |g| g.sequence);
+                    acc = combine(acc, seq(a).cmp(&seq(b)))?;
+                }
+                Some(acc)
+            }
+            (GtidState::MySql(a), GtidState::MySql(b)) => {
+                let a_has_b = b.iter().all(|(uuid, set)| set.iter().all(|&(lo, hi)| covers(a.get(uuid), lo, hi)));
+                let b_has_a = a.iter().all(|(uuid, set)| set.iter().all(|&(lo, hi)| covers(b.get(uuid), lo, hi)));
+                match (a_has_b, b_has_a) {
+                    (true, true) => Some(Ordering::Equal),
+                    (true, false) => Some(Ordering::Greater),
+                    (false, true) => Some(Ordering::Less),
+                    (false, false) => None,
+                }
+            }
+            // A state with transactions against an empty one of another kind: the empty one is older.
+            (GtidState::None, _) => Some(Ordering::Less),
+            (_, GtidState::None) => Some(Ordering::Greater),
+            _ => None,
+        }
+    }
+
     /// Adds a MariaDB GTID (the newest of its domain).
     pub fn push_maria(&mut self, gtid: MariaGtid) {
         if !matches!(self, GtidState::MariaDb(_)) {
@@ -121,6 +162,21 @@ impl GtidState {
             domains.insert(gtid.domain, gtid);
         }
     }
+}
+
+/// Whether the MySQL intervals `set` hold every transaction number in `lo..=hi`.
+fn covers(set: Option<&Vec<(u64, u64)>>, lo: u64, hi: u64) -> bool {
+    let Some(set) = set else { return false };
+    let mut next = lo;
+    for &(a, b) in set {
+        if a <= next && b >= next {
+            if b >= hi {
+                return true;
+            }
+            next = b + 1;
+        }
+    }
+    false
 }
 
 impl fmt::Display for GtidState {
@@ -172,10 +228,14 @@ impl BinlogPosition {
 
 /// A position in one source's change log.
 ///
-/// Positions of the same log are ordered as the log is: PostgreSQL by LSN, a binlog by file sequence
-/// number then offset (the GTID state of a later position includes the earlier one's). Positions of
-/// different sources, or of binlogs with different base names, are unordered (`partial_cmp` is
-/// `None`) — comparing them is a programming error.
+/// Positions of the same log are ordered as the log is: PostgreSQL by LSN. Binlog positions are
+/// ordered by their **GTID state** whenever both carry one — the transactions they include, per
+/// MariaDB domain or MySQL source UUID — because that is what survives a failover: a promoted replica
+/// or another Galera node has binlog files and offsets of its own, but the same GTIDs. The file and
+/// offset only order positions whose GTID states are equal (heartbeats and events between two
+/// transactions) and positions without GTIDs. Positions of different sources, two GTID states that
+/// each hold a transaction the other lacks, or binlogs of different base names without GTIDs are
+/// unordered (`partial_cmp` is `None`): callers treat that as an error, never as "not newer".
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub enum Position {
     /// PostgreSQL logical replication: the end LSN of a commit, or the LSN of a message.
@@ -203,6 +263,15 @@ impl Position {
         }
     }
 
+    /// Whether this is the start of a log before anything was applied: what a sink reports when green
+    /// holds no progress record for the stream.
+    pub fn is_start(&self) -> bool {
+        match self {
+            Position::Pg(l) => *l == Lsn::ZERO,
+            Position::Binlog(b) => b.file.is_empty() && b.offset == 0 && b.gtids == GtidState::None,
+        }
+    }
+
     /// The later of two positions of the same log (`self` when they are unordered).
     pub fn max(self, other: Position) -> Position {
         if other > self {
@@ -218,6 +287,18 @@ impl PartialOrd for Position {
         match (self, other) {
             (Position::Pg(a), Position::Pg(b)) => Some(a.cmp(b)),
             (Position::Binlog(a), Position::Binlog(b)) => {
+                if a.gtids != GtidState::None && b.gtids != GtidState::None {
+                    let by_gtids = a.gtids.compare(&b.gtids)?;
+                    if by_gtids != std::cmp::Ordering::Equal {
+                        return Some(by_gtids);
+                    }
+                    // The same transactions: ordered by offset within one file; in different files
+                    // they may be two servers' logs (a failover between transactions), whose file
+                    // numbers say nothing about each other — the same point.
+                    if a.file != b.file {
+                        return Some(std::cmp::Ordering::Equal);
+                    }
+                }
                 if a.file == b.file {
                     return Some(a.offset.cmp(&b.offset));
                 }
@@ -233,7 +314,9 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::Pg(lsn) => lsn.fmt(f),
-            Position::Binlog(b) if b.gtids == GtidState::None => write!(f, "{}:{}", b.file, b.offset),
+            Position::Binlog(b) if b.gtids == GtidState::None => {
+                write!(f, "{}:{}", b.file, b.offset)
+            }
             Position::Binlog(b) => write!(f, "{}:{} ({})", b.file, b.offset, b.gtids),
         }
     }
@@ -303,6 +386,41 @@ mod tests {
         assert_eq!(binlog("a.000001", 4).partial_cmp(&Position::Pg(Lsn(4))), None);
         assert_eq!(binlog("m.000001", 10).bytes_since(&binlog("m.000001", 4)), Some(6));
         assert_eq!(binlog("m.000002", 10).bytes_since(&binlog("m.000001", 4)), None);
+    }
+
+    fn gtid_at(file: &str, offset: u64, gtids: &str) -> Position {
+        Position::Binlog(BinlogPosition { file: file.into(), offset, gtids: GtidState::parse_maria(gtids).expect("gtids") })
+    }
+
+    #[test]
+    fn binlog_positions_with_gtids_order_by_gtids_not_by_file_and_offset() {
+        // After a failover the promoted replica's files are its own: a lower file number, a smaller
+        // offset, but later transactions.
+        let before = gtid_at("mysql-bin.000007", 90_000, "0-1-500");
+        let after = gtid_at("mysql-bin.000001", 400, "0-1-500,1-9-1");
+        assert!(after > before);
+        assert!(gtid_at("mysql-bin.000001", 400, "0-2-501") > before, "a sequence number beyond, from another server");
+        assert!(gtid_at("replica-bin.000001", 4, "0-1-499") < before);
+        // The same transactions: ordered by offset in one file, equal across servers.
+        assert!(gtid_at("mysql-bin.000007", 90_100, "0-1-500") > before);
+        assert_eq!(gtid_at("other-bin.000001", 4, "0-1-500").partial_cmp(&before), Some(std::cmp::Ordering::Equal));
+        // Two branches of history (each has a transaction the other lacks): unordered.
+        assert_eq!(gtid_at("mysql-bin.000009", 4, "0-1-501,1-1-1").partial_cmp(&gtid_at("mysql-bin.000008", 4, "0-1-502")), None);
+    }
+
+    #[test]
+    fn mysql_gtid_sets_compare_by_inclusion() {
+        let u = [7u8; 16];
+        let v = [9u8; 16];
+        let set = |parts: Vec<([u8; 16], Vec<(u64, u64)>)>| GtidState::MySql(parts.into_iter().collect());
+        let a = set(vec![(u, vec![(1, 10)])]);
+        let b = set(vec![(u, vec![(1, 5), (7, 10)])]);
+        let c = set(vec![(u, vec![(1, 10)]), (v, vec![(1, 1)])]);
+        assert_eq!(a.compare(&b), Some(std::cmp::Ordering::Greater));
+        assert_eq!(b.compare(&a), Some(std::cmp::Ordering::Less));
+        assert_eq!(c.compare(&a), Some(std::cmp::Ordering::Greater));
+        assert_eq!(a.compare(&a.clone()), Some(std::cmp::Ordering::Equal));
+        assert_eq!(set(vec![(u, vec![(1, 4)]), (v, vec![(1, 1)])]).compare(&a), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::status::{Direction, ErrorReport, Phase, Status};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use turnout_decoders::Position;
 use turnout_sinks::Sink;
 
 /// Runs `$body` with the configured source's administration (PostgreSQL or MySQL/MariaDB) bound to
@@ -178,18 +179,34 @@ async fn run_once<A: SourceAdmin>(admin: &A, config: &Config, state: &StateStore
     let sink = admin.open_sink().await?;
     let green_at = sink.applied();
     if let Some(recorded) = state.applied()? {
-        if green_at < recorded {
-            return Err(Error::Setup(format!(
-                "green's recorded position {green_at} is behind the {recorded} this state directory saw applied: green was restored \
-                 or its progress record ({}) dropped. Replicating from here could lose or repeat changes; run `turnout teardown` \
-                 and start over",
-                admin.names().origin
-            )));
-        }
+        check_green_not_behind(&green_at, &recorded, &admin.names().origin)?;
     }
     let source = admin.open_stream(&green_at).await?;
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: config.apply_batch_delay(), memory: config.apply_memory_budget()? };
     pipeline::stream(source, sink, admin.open_early(), state, status, &budgets, shutdown).await
+}
+
+/// Green's own record of what it applied must be at or beyond what this state directory saw applied:
+/// anything else (a record behind, a record missing, one that cannot be compared) means green was
+/// restored, its progress record dropped or blue is another server's history, and streaming from
+/// green's record would repeat or lose changes. Fails closed.
+fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str) -> Result<(), Error> {
+    let problem = if green_at.is_start() && !recorded.is_start() {
+        format!("green holds no progress record ({record}) but this state directory saw {recorded} applied: green's turnout progress was dropped or green was restored from a dump without it")
+    } else {
+        match green_at.partial_cmp(recorded) {
+            Some(std::cmp::Ordering::Less) => format!(
+                "green's recorded position {green_at} is behind the {recorded} this state directory saw applied: green was restored \
+                 or its progress record ({record}) rolled back"
+            ),
+            None => format!(
+                "green's recorded position {green_at} cannot be compared with the {recorded} this state directory saw applied \
+                 (another server's history, or a diverged GTID state)"
+            ),
+            Some(_) => return Ok(()),
+        }
+    };
+    Err(Error::Setup(format!("{problem}. Replicating from here could lose or repeat changes; run `turnout teardown` and start over")))
 }
 
 /// `turnout teardown`: drops what turnout created on both sides, and the state directory.
@@ -213,5 +230,22 @@ mod tests {
         assert!(waits[9] >= Duration::from_secs(15) && waits[9] <= Duration::from_secs(30), "{waits:?}");
         b.reset();
         assert!(b.wait() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn green_missing_behind_or_incomparable_progress_is_refused() {
+        use turnout_decoders::position::{BinlogPosition, GtidState};
+        let at = |file: &str, offset: u64, gtids: &str| {
+            Position::Binlog(BinlogPosition { file: file.into(), offset, gtids: GtidState::parse_maria(gtids).expect("gtids") })
+        };
+        let recorded = at("mysql-bin.000003", 900, "0-1-50");
+        let missing = Position::Binlog(BinlogPosition::default());
+        let e = check_green_not_behind(&missing, &recorded, "turnout_x").expect_err("a missing record is refused").to_string();
+        assert!(e.contains("no progress record") && e.contains("teardown"), "{e}");
+        assert!(check_green_not_behind(&at("mysql-bin.000003", 500, "0-1-49"), &recorded, "r").is_err());
+        assert!(check_green_not_behind(&at("mysql-bin.000004", 4, "0-1-51,1-1-1"), &at("mysql-bin.000003", 4, "0-1-52"), "r").is_err());
+        assert!(check_green_not_behind(&at("mysql-bin.000001", 4, "0-1-50"), &recorded, "r").is_ok(), "same GTIDs on another server");
+        assert!(check_green_not_behind(&at("mysql-bin.000001", 4, "0-1-60"), &recorded, "r").is_ok());
+        assert!(check_green_not_behind(&Position::Pg(turnout_decoders::Lsn(0)), &Position::Pg(turnout_decoders::Lsn(5)), "r").is_err());
     }
 }

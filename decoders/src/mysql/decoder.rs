@@ -19,7 +19,8 @@
 //! `Begin`, rows, DDL or `Commit` — but its GTID still enters the state, so positions after it
 //! include it.
 
-use super::binlog::{self, BinlogEvent, BinlogValue, ColumnMeta, Event, FieldType, FormatDescription, RowImage, TableMap};
+use super::binlog::{self, BinlogEvent, BinlogValue, ColumnMeta, Event, FieldType, FormatDescription, Query, RowImage, TableMap};
+use super::statement::{self, Statement};
 use crate::error::DecodeError;
 use crate::event::{ChangeEvent, Row, TxId};
 use crate::position::{BinlogPosition, GtidState, MariaGtid, Position, Timestamp};
@@ -170,7 +171,7 @@ impl BinlogDecoder {
                 let gtid = Gtid::MySql { uuid: g.uuid.0, number: u64::try_from(g.gno).unwrap_or_default() };
                 self.begin(&mut out, gtid, ts, false, false)?;
             }
-            BinlogEvent::Query(q) => self.query(&mut out, &q.schema, &q.sql_text(), header.log_pos, ts)?,
+            BinlogEvent::Query(q) => self.query(&mut out, &q, header.timestamp, header.log_pos)?,
             BinlogEvent::TableMap(tm) if self.skipping() => {
                 // Its rows are dropped; the next transaction maps the table again.
                 self.tables.insert(tm.table_id, (tm, None));
@@ -256,8 +257,10 @@ impl BinlogDecoder {
         Ok(())
     }
 
-    fn query(&mut self, out: &mut Decoded, db: &str, sql: &str, log_pos: u32, ts: Timestamp) -> Result<(), DecodeError> {
-        let statement = Statement::classify(sql, db);
+    fn query(&mut self, out: &mut Decoded, q: &Query, seconds: u32, log_pos: u32) -> Result<(), DecodeError> {
+        let ts = query_time(seconds, q);
+        let (db, sql) = (q.schema.as_str(), q.sql_text());
+        let statement = Statement::classify(&sql, db);
         let Some(open) = self.open.as_mut() else {
             return Err(match statement {
                 Statement::Begin => bad(
@@ -265,7 +268,7 @@ impl BinlogDecoder {
                     "blue sends transactions without GTID events (a BEGIN query): MariaDB ignored @mariadb_slave_capability = 4, \
                      or GTIDs are off; turnout needs GTIDs to resume exactly — use MariaDB 10.0+ / MySQL with gtid_mode = ON",
                 ),
-                _ => bad("binlog", format!("a statement outside any transaction: {}", abbreviate(sql))),
+                _ => bad("binlog", format!("a statement outside any transaction: {}", abbreviate(&sql))),
             });
         };
         match statement {
@@ -282,17 +285,36 @@ impl BinlogDecoder {
         }
         open.begun = true;
         let standalone = open.standalone;
+        let gtid = match open.gtid {
+            Some(Gtid::Maria(g)) => g.to_string(),
+            Some(Gtid::MySql { uuid, number }) => format!("{}:{number}", uuid.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            None => "none".into(),
+        };
         if open.skipped {
             // Whatever the statement, it is not passed on; a standalone one ends its transaction.
             return if standalone { self.commit(out, log_pos, ts) } else { Ok(()) };
         }
+        // Where a refusal names the statement: its GTID and blue's session (thread id).
+        let at = || format!("GTID {gtid}, blue session (thread id) {}", q.thread_id);
         match statement {
             Statement::Truncate(t) => {
                 if let Some(schema) = self.selected_schema(&t) {
                     out.events.push(ChangeEvent::Truncate { tables: vec![schema], xid: None, cascade: false, restart_identity: false });
                 }
             }
-            Statement::Dml => return Err(bad("binlog", format!("a row change logged as a statement ({}); set binlog_format = ROW on blue", abbreviate(sql)))),
+            Statement::Dml => {
+                return Err(bad(
+                    "binlog",
+                    format!(
+                        "blue logged a statement that can change rows as text instead of row events (`{}`, {}): that session runs with \
+                         binlog_format = STATEMENT or MIXED, and turnout cannot know which rows it changed. Set binlog_format = ROW \
+                         globally on blue and end the sessions opened before (pooled connections keep their own setting), then run \
+                         `turnout teardown` and start over — green may already lack this statement's changes",
+                        abbreviate(&sql),
+                        at()
+                    ),
+                ))
+            }
             Statement::Ddl { tables, additive } => {
                 let replicated: Vec<&TableName> = tables.iter().filter(|t| (self.selects)(t)).collect();
                 if !replicated.is_empty() {
@@ -300,22 +322,65 @@ impl BinlogDecoder {
                         return Err(bad(
                             "binlog",
                             format!(
-                                "blue ran DDL on replicated table {} that turnout cannot apply safely: `{}`; apply the same change on \
+                                "blue ran DDL on replicated table {} that turnout cannot apply safely: `{}` ({}); apply the same change on \
                                  green, then restart turnout (or run `turnout teardown` and start over)",
                                 replicated[0],
-                                abbreviate(sql)
+                                abbreviate(&sql),
+                                at()
                             ),
                         ));
                     }
-                    out.events.push(ChangeEvent::Ddl { database: db.to_owned(), statement: sql.to_owned(), tables: tables.clone() });
+                    if let Some((column, why)) = statement::unreproducible_column(&statement::tokens(&sql)) {
+                        return Err(bad(
+                            "binlog",
+                            format!(
+                                "blue added column `{column}` to {} and filled its existing rows with values green cannot reproduce: {why} \
+                                 (`{}`, {}). Run `turnout teardown` and start over (the new snapshot copies blue's values), or give the \
+                                 column a constant default on blue",
+                                replicated[0],
+                                abbreviate(&sql),
+                                at()
+                            ),
+                        ));
+                    }
+                    out.events.push(ChangeEvent::Ddl { database: db.to_owned(), statement: with_session(q, seconds, &sql), tables: tables.clone() });
                     // The next table map announces the new shape.
                     for t in &tables {
                         self.announced.remove(t);
                     }
                 }
             }
-            Statement::Other => {}
-            Statement::Begin | Statement::Commit | Statement::Savepoint | Statement::Rollback => {}
+            Statement::Routine { object } => {
+                if (self.selects)(&object) {
+                    out.events.push(ChangeEvent::Ddl { database: db.to_owned(), statement: with_session(q, seconds, &sql), tables: Vec::new() });
+                }
+            }
+            Statement::Refused(what) => {
+                let fix = match what {
+                    "a trigger" => {
+                        "turnout never creates triggers on green before the cutover, where they would fire again for rows blue's \
+                                    triggers already changed; drop it on blue and create it on both sides after the cutover"
+                    }
+                    "an event" => "an event on green would change rows that blue's binlog also carries; create events on green after the cutover",
+                    _ => "turnout cannot replay it exactly on green",
+                };
+                return Err(bad(
+                    "binlog",
+                    format!("blue's binlog holds {what} (`{}`, {}): {fix}. Then run `turnout teardown` and start over", abbreviate(&sql), at()),
+                ));
+            }
+            Statement::Unknown => {
+                return Err(bad(
+                    "binlog",
+                    format!(
+                        "blue's binlog holds a statement turnout does not recognise (`{}`, {}); it is never passed over, since it might \
+                         change replicated rows. If it changes none, run `turnout teardown` and start over after it",
+                        abbreviate(&sql),
+                        at()
+                    ),
+                ));
+            }
+            Statement::NoRowChange | Statement::Begin | Statement::Commit | Statement::Savepoint | Statement::Rollback => {}
         }
         if standalone {
             self.commit(out, log_pos, ts)?;
@@ -371,6 +436,36 @@ fn push_mysql(state: &mut GtidState, uuid: [u8; 16], number: u64) {
             _ => intervals.push((number, number)),
         }
     }
+}
+
+/// When blue ran `q`: the event header's seconds and, where the server logged them, microseconds.
+fn query_time(seconds: u32, q: &Query) -> Timestamp {
+    Timestamp(i64::from(seconds) * 1_000_000 + i64::from(q.status.microseconds.unwrap_or(0)))
+}
+
+/// `sql` preceded by the session settings blue ran it with, as far as the Query event records them:
+/// the statement's time (so `CURRENT_TIMESTAMP` defaults fill existing rows with blue's value), time
+/// zone (a TIMESTAMP literal means the same instant), `sql_mode` and the character sets and
+/// collations (literals, routine bodies and new columns as blue read them). The sink restores its
+/// own session after running it.
+fn with_session(q: &Query, seconds: u32, sql: &str) -> String {
+    let mut set = vec![match q.status.microseconds {
+        Some(micros) => format!("timestamp = {seconds}.{micros:06}"),
+        None => format!("timestamp = {seconds}"),
+    }];
+    if let Some(zone) = &q.status.time_zone {
+        set.push(format!("time_zone = '{}'", zone.replace('\\', "\\\\").replace('\'', "''")));
+    }
+    if let Some(mode) = q.status.sql_mode {
+        set.push(format!("sql_mode = {mode}"));
+    }
+    if let Some(c) = q.status.charset {
+        set.push(format!("character_set_client = {}, collation_connection = {}, collation_server = {}", c.client, c.connection, c.server));
+    }
+    if let Some(db) = q.status.charset_database {
+        set.push(format!("collation_database = {db}"));
+    }
+    format!("SET {};\n{sql}", set.join(", "))
 }
 
 fn abbreviate(sql: &str) -> String {
@@ -496,260 +591,9 @@ fn utc_datetime(seconds: u32, micros: u32) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}{}", rem / 3600, rem % 3600 / 60, rem % 60, frac(micros))
 }
 
-/// What a logged statement is, as far as replication cares.
-#[derive(Debug, PartialEq)]
-enum Statement {
-    Begin,
-    Commit,
-    Rollback,
-    Savepoint,
-    Truncate(TableName),
-    /// INSERT/UPDATE/DELETE/REPLACE/LOAD logged as a statement.
-    Dml,
-    /// Table DDL: the tables it names, and whether it only adds columns or indexes.
-    Ddl {
-        tables: Vec<TableName>,
-        additive: bool,
-    },
-    /// Anything else (users, grants, databases, maintenance): not a change to replicated rows.
-    Other,
-}
-
-impl Statement {
-    fn classify(sql: &str, db: &str) -> Statement {
-        let tokens = tokens(sql);
-        let word = |i: usize| tokens.get(i).map(|t| t.to_ascii_uppercase()).unwrap_or_default();
-        let table_at = |i: usize| -> Option<(TableName, usize)> { table_name(&tokens, i, db) };
-        match word(0).as_str() {
-            "BEGIN" => Statement::Begin,
-            "START" if word(1) == "TRANSACTION" => Statement::Begin,
-            "COMMIT" => Statement::Commit,
-            "XA" => Statement::Other,
-            "SAVEPOINT" | "RELEASE" => Statement::Savepoint,
-            "ROLLBACK" if word(1) == "TO" => Statement::Savepoint,
-            "ROLLBACK" => Statement::Rollback,
-            "TRUNCATE" => {
-                let at = if word(1) == "TABLE" { 2 } else { 1 };
-                table_at(at).map_or(Statement::Other, |(t, _)| Statement::Truncate(t))
-            }
-            "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" => Statement::Dml,
-            "ALTER" if word(1) == "TABLE" || (word(1) == "ONLINE" && word(2) == "TABLE") || (word(1) == "IGNORE" && word(2) == "TABLE") => {
-                let mut at = if word(1) == "TABLE" { 2 } else { 3 };
-                if word(at) == "IF" && word(at + 1) == "EXISTS" {
-                    at += 2;
-                }
-                match table_at(at) {
-                    Some((t, next)) => Statement::Ddl { tables: vec![t], additive: only_adds(&tokens[next..]) },
-                    None => Statement::Other,
-                }
-            }
-            "CREATE" | "DROP" | "RENAME" => {
-                // CREATE [UNIQUE|FULLTEXT|SPATIAL] INDEX … ON t: additive. CREATE TABLE, DROP, RENAME:
-                // not (a table created after the snapshot was never copied).
-                let mut i = 1;
-                while matches!(word(i).as_str(), "OR" | "REPLACE" | "TEMPORARY" | "UNIQUE" | "FULLTEXT" | "SPATIAL" | "ONLINE") {
-                    i += 1;
-                }
-                match word(i).as_str() {
-                    "INDEX" | "KEY" => {
-                        let on = (i..tokens.len()).find(|&k| word(k) == "ON");
-                        match on.and_then(|k| table_at(k + 1)) {
-                            Some((t, _)) => Statement::Ddl { tables: vec![t], additive: word(0) == "CREATE" },
-                            None => Statement::Other,
-                        }
-                    }
-                    "TABLE" | "TABLES" => {
-                        let mut at = i + 1;
-                        if word(at) == "IF" {
-                            at += if word(at + 1) == "NOT" { 3 } else { 2 };
-                        }
-                        let mut tables = Vec::new();
-                        while let Some((t, next)) = table_at(at) {
-                            tables.push(t);
-                            // DROP TABLE a, b / RENAME TABLE a TO b, c TO d
-                            match word(next).as_str() {
-                                "," | "TO" => at = next + 1,
-                                _ => break,
-                            }
-                        }
-                        if tables.is_empty() {
-                            Statement::Other
-                        } else {
-                            Statement::Ddl { tables, additive: false }
-                        }
-                    }
-                    _ => Statement::Other,
-                }
-            }
-            _ => Statement::Other,
-        }
-    }
-}
-
-/// `ADD [COLUMN] …`, `ADD INDEX|KEY|UNIQUE|FULLTEXT|SPATIAL …` clauses only (comma-separated at the top
-/// level), plus table options that change no data (ALGORITHM, LOCK).
-fn only_adds(rest: &[String]) -> bool {
-    let mut clause_start = true;
-    let mut depth = 0i32;
-    let mut saw_clause = false;
-    for (i, t) in rest.iter().enumerate() {
-        match t.as_str() {
-            "(" => depth += 1,
-            ")" => depth -= 1,
-            "," if depth == 0 => {
-                clause_start = true;
-                continue;
-            }
-            _ => {}
-        }
-        if clause_start && depth == 0 {
-            let w = t.to_ascii_uppercase();
-            let ok = match w.as_str() {
-                "ADD" => true,
-                "ALGORITHM" | "LOCK" => rest.get(i + 1).is_some(),
-                _ => false,
-            };
-            if !ok {
-                return false;
-            }
-            if w == "ADD" {
-                let next = rest.get(i + 1).map(|s| s.to_ascii_uppercase()).unwrap_or_default();
-                // ADD PRIMARY KEY / FOREIGN KEY / CONSTRAINT / PARTITION change identity or behaviour.
-                if matches!(next.as_str(), "PRIMARY" | "FOREIGN" | "CONSTRAINT" | "PARTITION" | "CHECK" | "PERIOD" | "SYSTEM") {
-                    return false;
-                }
-            }
-            saw_clause = true;
-            clause_start = false;
-        }
-    }
-    saw_clause
-}
-
-/// A possibly qualified, possibly quoted table name starting at token `i`; returns it and the index
-/// of the token after it.
-fn table_name(tokens: &[String], i: usize, db: &str) -> Option<(TableName, usize)> {
-    let part = |t: &String| -> Option<String> {
-        if let Some(inner) = t.strip_prefix('`').and_then(|x| x.strip_suffix('`')) {
-            return Some(inner.replace("``", "`"));
-        }
-        let c = t.chars().next()?;
-        (c.is_alphanumeric() || c == '_' || c == '$').then(|| t.clone())
-    };
-    let first = part(tokens.get(i)?)?;
-    if tokens.get(i + 1).is_some_and(|t| t == ".") {
-        let second = part(tokens.get(i + 2)?)?;
-        return Some((TableName::new(first, second), i + 3));
-    }
-    Some((TableName::new(db, first), i + 1))
-}
-
-/// SQL tokens: words, backquoted identifiers, string literals, and single punctuation; comments
-/// dropped.
-fn tokens(sql: &str) -> Vec<String> {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
-            // MariaDB's executable comments (/*! … */, /*M! … */) hold real SQL: keep their content.
-            let executable = chars.get(i + 2) == Some(&'!') || (chars.get(i + 2) == Some(&'M') && chars.get(i + 3) == Some(&'!'));
-            if executable {
-                i += if chars.get(i + 2) == Some(&'!') { 3 } else { 4 };
-                while i < chars.len() && chars[i].is_ascii_digit() {
-                    i += 1;
-                }
-            } else {
-                i += 2;
-                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
-                    i += 1;
-                }
-                i += 2;
-            }
-        } else if c == '*' && chars.get(i + 1) == Some(&'/') {
-            i += 2;
-        } else if c == '#' || (c == '-' && chars.get(i + 1) == Some(&'-')) {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '`' || c == '\'' || c == '"' {
-            let start = i;
-            i += 1;
-            while i < chars.len() {
-                if chars[i] == c {
-                    if chars.get(i + 1) == Some(&c) {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                if chars[i] == '\\' && c != '`' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i = (i + 1).min(chars.len());
-            out.push(chars[start..i].iter().collect());
-        } else if c.is_alphanumeric() || c == '_' || c == '$' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
-                i += 1;
-            }
-            out.push(chars[start..i].iter().collect());
-        } else {
-            out.push(c.to_string());
-            i += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(db: &str, name: &str) -> TableName {
-        TableName::new(db, name)
-    }
-
-    #[test]
-    fn statements_are_classified_for_replication() {
-        assert_eq!(Statement::classify("BEGIN", "app"), Statement::Begin);
-        assert_eq!(Statement::classify("COMMIT", "app"), Statement::Commit);
-        assert_eq!(Statement::classify("TRUNCATE TABLE `odd``name`", "app"), Statement::Truncate(t("app", "odd`name")));
-        assert_eq!(Statement::classify("truncate other.t2", "app"), Statement::Truncate(t("other", "t2")));
-        assert_eq!(
-            Statement::classify("ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 0, ADD INDEX (c)", "app"),
-            Statement::Ddl { tables: vec![t("app", "t")], additive: true }
-        );
-        assert_eq!(
-            Statement::classify("/* turnout */ alter table `s`.`t` add c varchar(10), algorithm=instant", "app"),
-            Statement::Ddl { tables: vec![t("s", "t")], additive: true }
-        );
-        for not_additive in [
-            "ALTER TABLE t DROP COLUMN c",
-            "ALTER TABLE t ADD COLUMN c INT, MODIFY d BIGINT",
-            "ALTER TABLE t RENAME TO u",
-            "ALTER TABLE t ADD PRIMARY KEY (id)",
-            "ALTER TABLE t CHANGE a b INT",
-        ] {
-            assert!(matches!(Statement::classify(not_additive, "app"), Statement::Ddl { additive: false, .. }), "{not_additive}");
-        }
-        assert_eq!(
-            Statement::classify("DROP TABLE IF EXISTS a, b /* generated by server */", "app"),
-            Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false }
-        );
-        assert_eq!(Statement::classify("RENAME TABLE a TO b", "app"), Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false });
-        assert_eq!(Statement::classify("CREATE INDEX i ON t (c)", "app"), Statement::Ddl { tables: vec![t("app", "t")], additive: true });
-        assert_eq!(Statement::classify("CREATE TABLE IF NOT EXISTS n (id int)", "app"), Statement::Ddl { tables: vec![t("app", "n")], additive: false });
-        assert_eq!(Statement::classify("INSERT INTO t VALUES (1)", "app"), Statement::Dml);
-        assert_eq!(Statement::classify("GRANT SELECT ON *.* TO x", "app"), Statement::Other);
-        assert_eq!(Statement::classify("SAVEPOINT `s1`", "app"), Statement::Savepoint);
-        assert_eq!(Statement::classify("ROLLBACK TO `s1`", "app"), Statement::Savepoint);
-    }
 
     #[test]
     fn a_transaction_without_a_gtid_event_is_refused_naming_the_capability() {

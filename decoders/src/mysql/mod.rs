@@ -11,5 +11,6 @@
 
 pub mod binlog;
 pub mod decoder;
+mod statement;
 
 pub use binlog::{decode_rows, parse_event, split_file, BinlogError, BinlogEvent, BinlogValue, Event, FormatDescription};

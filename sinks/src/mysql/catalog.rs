@@ -10,6 +10,8 @@ use turnout_decoders::TableName;
 pub(super) struct TableInfo {
     /// The columns green never takes a value for (virtual and stored generated columns).
     pub generated: HashSet<String>,
+    /// Every column green has, generated or not.
+    pub columns: HashSet<String>,
     /// Has a foreign key to itself.
     pub self_referencing: bool,
     /// Nothing on green ties this table's rows to each other's order or to other tables: no foreign
@@ -38,6 +40,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
             reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
         });
     }
+    let columns = rows.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
     let generated = rows
         .into_iter()
         .filter(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("GENERATED"))
@@ -103,6 +106,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
     };
     Ok(TableInfo {
         generated,
+        columns,
         self_referencing: self_refs > 0,
         independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
         conflicts,

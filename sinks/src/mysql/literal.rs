@@ -82,11 +82,27 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// `col = lit` for a key comparison (`<=>` when `null_safe`): a FLOAT column is compared with the
-/// literal rounded to single precision, as the column holds it.
-pub fn push_equals(out: &mut String, column: &str, ty: &MySqlType, v: &Value, null_safe: bool) -> Result<(), String> {
-    out.push_str(column);
-    out.push_str(if null_safe { " <=> " } else { " = " });
+/// Whether `ty` is a character string (CHAR, VARCHAR, TEXT with a character set): compared under
+/// its collation, where `'foo'`, `'FOO'` and `'foo '` can be equal.
+fn collated(ty: &MySqlType) -> bool {
+    ty.charset.is_some() && matches!(ty.code, 15 | 253 | 254 | 252)
+}
+
+/// `col = lit` for a key comparison, or `col <=> lit` when `whole_row` (a row of a table without a
+/// key, found by every column). A FLOAT column is compared with the literal rounded to single
+/// precision, as the column holds it. A whole-row match compares character columns **byte for byte**
+/// (`CAST(col AS BINARY)`): under the column's collation `'foo'` would match `'Foo'` or `'foo '`, and
+/// green would delete or change a different row than blue did. A key needs no such care: the key's
+/// own collation makes at most one row match.
+pub fn push_equals(out: &mut String, column: &str, ty: &MySqlType, v: &Value, whole_row: bool) -> Result<(), String> {
+    if whole_row && collated(ty) && matches!(v, Value::Text(_) | Value::Bytes(_)) {
+        out.push_str("CAST(");
+        out.push_str(column);
+        out.push_str(" AS BINARY)");
+    } else {
+        out.push_str(column);
+    }
+    out.push_str(if whole_row { " <=> " } else { " = " });
     if ty.code == FLOAT && !matches!(v, Value::Null) {
         out.push_str("CAST(");
         push(out, ty, v)?;
@@ -148,6 +164,13 @@ mod tests {
         let mut s = String::new();
         push_equals(&mut s, "`f`", &MySqlType { code: FLOAT, ..MySqlType::default() }, &Value::Float4(0.1), true).expect("eq");
         assert_eq!(s, "`f` <=> CAST(0.1 AS FLOAT)");
+        let text = MySqlType { code: 15, charset: Some(45), ..MySqlType::default() };
+        let mut s = String::new();
+        push_equals(&mut s, "`n`", &text, &Value::Text("foo".into()), true).expect("eq");
+        assert_eq!(s, "CAST(`n` AS BINARY) <=> X'666F6F'", "a whole-row match is byte-exact");
+        let mut s = String::new();
+        push_equals(&mut s, "`n`", &text, &Value::Text("foo".into()), false).expect("eq");
+        assert_eq!(s, "`n` = X'666F6F'");
         assert_eq!(ident("a`b"), "`a``b`");
     }
 }

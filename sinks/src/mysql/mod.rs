@@ -441,9 +441,17 @@ impl MySqlSink {
         Ok(())
     }
 
-    /// Whether `table`'s changes may be folded (see [`fold`]).
+    /// Whether `table`'s changes may be folded (see [`fold`]): besides the table being independent,
+    /// green must have no column blue does not send. A folded update replaces the whole row, so a
+    /// column only green has (an expand-phase migration backfilled on green) would fall back to its
+    /// default, where an ordered UPDATE leaves it alone.
     async fn foldable(&mut self, table: &TableSchema) -> Result<bool, SinkError> {
-        Ok(fold::canonical_keys(table) && self.info(&table.name).await?.independent)
+        if !fold::canonical_keys(table) {
+            return Ok(false);
+        }
+        let info = self.info(&table.name).await?;
+        let green_only = info.columns.iter().any(|c| !info.generated.contains(c) && !table.columns.iter().any(|b| &b.name == c));
+        Ok(info.independent && !green_only)
     }
 
     /// Queues the folded changes: per table, a DELETE of every row that existed before, then an
@@ -672,15 +680,23 @@ impl Sink for MySqlSink {
         Ok(())
     }
 
-    /// Runs blue's own DDL in `database`. Replaying one already applied (a crash before the position
-    /// moved on) finds the column or index there: MySQL's "duplicate column/key name" errors (1060,
-    /// 1061) are taken as done.
+    /// Runs blue's own DDL in `database`, as the decoder gives it: preceded by the `SET` of blue's
+    /// session context (statement time, time zone, sql_mode, character sets), after which the sink's
+    /// own session settings are restored whatever happened. Replaying one already applied (a crash
+    /// before the position moved on) finds the column, index or routine there: the "duplicate
+    /// column/key name", "already exists" and "does not exist" errors (1060, 1061, 1304, 1305,
+    /// 1050) are taken as done.
     async fn apply_source_ddl(&mut self, database: &str, statement: &str) -> Result<(), SinkError> {
         self.rollback_quietly().await;
         self.conn.query_drop(format!("USE {}", ident(database))).await.map_err(SinkError::mysql(format!("USE {database}")))?;
-        match self.conn.query_drop(statement).await {
+        let result = self.conn.query_drop(statement).await;
+        self.conn
+            .query_drop(format!("SET timestamp = DEFAULT, collation_database = DEFAULT, collation_server = DEFAULT; {SESSION}"))
+            .await
+            .map_err(SinkError::mysql("restoring the session after blue's DDL"))?;
+        match result {
             Ok(()) => {}
-            Err(mysql_async::Error::Server(e)) if e.code == 1060 || e.code == 1061 => {
+            Err(mysql_async::Error::Server(e)) if matches!(e.code, 1060 | 1061 | 1304 | 1305 | 1050) => {
                 tracing::info!("already applied on green: {statement} ({})", e.message);
             }
             Err(e) => return Err(SinkError::mysql(format!("applying blue's DDL `{statement}`"))(e)),

@@ -41,6 +41,10 @@ pub(super) struct TargetTable {
     /// is not a plain column list enforced per statement (exclusion constraint, partial, expression
     /// or deferrable unique index).
     unique_keys: Option<Vec<Vec<String>>>,
+    /// Columns `GENERATED ALWAYS AS IDENTITY` on green: an INSERT writes blue's value with
+    /// `OVERRIDING SYSTEM VALUE`; an UPDATE may not set them at all (PostgreSQL allows only DEFAULT),
+    /// so it leaves them out where blue's value is provably unchanged and refuses otherwise.
+    identity_always: Vec<String>,
 }
 
 /// Every unique index of a table: its columns by name, and whether it is something else than a plain,
@@ -92,6 +96,16 @@ impl TargetTable {
             .map_err(SinkError::target(format!("reading the indexes and triggers of {qualified}")))?;
         let unique = client.query(UNIQUE_KEYS, &[&qualified]).await.map_err(SinkError::target(format!("reading the unique indexes of {qualified}")))?;
         let unique_keys = if unique.iter().any(|r| r.get::<_, bool>(1)) { None } else { Some(unique.iter().map(|r| r.get(0)).collect()) };
+        let identity_always = client
+            .query(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attidentity = 'a'",
+                &[&qualified],
+            )
+            .await
+            .map_err(SinkError::target(format!("reading the identity columns of {qualified}")))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         Ok(TargetTable {
             name: name.clone(),
             qualified,
@@ -100,6 +114,7 @@ impl TargetTable {
             other_unique: facts.get(1),
             fires_always: facts.get(2),
             unique_keys,
+            identity_always,
         })
     }
 
@@ -352,20 +367,30 @@ impl Statements {
                     }
                 }
                 RowChange::Update { table, key, before, after } => {
+                    let always = tables.get(&table.name).map(|t| t.identity_always.as_slice()).unwrap_or_default();
                     let mut set = Vec::new();
                     let mut values = Vec::new();
-                    for (c, v) in table.columns.iter().zip(after) {
-                        if !v.is_unchanged() {
-                            set.push(c.name.clone());
-                            values.push(value_text(table, &c.name, v)?);
+                    let mut pinned = Vec::new();
+                    for (i, (c, v)) in table.columns.iter().zip(after).enumerate() {
+                        if v.is_unchanged() {
+                            continue;
                         }
-                    }
-                    if set.is_empty() {
-                        // Every column is an unchanged TOAST value: nothing to write.
-                        continue;
+                        if always.contains(&c.name) {
+                            pinned.push(i);
+                            continue;
+                        }
+                        set.push(c.name.clone());
+                        values.push(value_text(table, &c.name, v)?);
                     }
                     let (key_cols, by_all, key_params) = locator(table, key, before.as_ref())?;
                     let key_values: Vec<Option<String>> = key_params.iter().map(Param::text).collect();
+                    for &i in &pinned {
+                        identity_unchanged(table, i, key, before.as_ref(), after)?;
+                    }
+                    if set.is_empty() {
+                        // Every column is an unchanged TOAST value (or an unchanged identity): nothing to write.
+                        continue;
+                    }
                     let key_kept = table
                         .key_indexes()
                         .zip(&key_values)
@@ -542,9 +567,15 @@ fn copy_escape(buf: &mut bytes::BytesMut, v: &str) {
 
 fn describe(shape: &Shape) -> String {
     match shape {
-        Shape::Insert { table, .. } | Shape::Copy { table, .. } => format!("inserting into {table}"),
-        Shape::Update { table, .. } | Shape::UpdateMany { table, .. } => format!("updating {table}"),
-        Shape::Delete { table, .. } | Shape::DeleteMany { table, .. } => format!("deleting from {table}"),
+        Shape::Insert { table, .. } | Shape::Copy { table, .. } => {
+            format!("inserting into {table}")
+        }
+        Shape::Update { table, .. } | Shape::UpdateMany { table, .. } => {
+            format!("updating {table}")
+        }
+        Shape::Delete { table, .. } | Shape::DeleteMany { table, .. } => {
+            format!("deleting from {table}")
+        }
     }
 }
 
@@ -580,9 +611,10 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
             let unnest: Vec<String> = (1..=columns.len()).map(|i| format!("${i}::text[]")).collect();
             let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
             let sql = format!(
-                "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({})",
+                "INSERT INTO {} ({}){} SELECT {} FROM unnest({}) AS u({})",
                 t.qualified,
                 columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
+                if t.identity_always.is_empty() { "" } else { " OVERRIDING SYSTEM VALUE" },
                 casts.join(", "),
                 unnest.join(", "),
                 aliases.join(", ")
@@ -650,6 +682,37 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
             );
             (sql, vec![Type::TEXT_ARRAY; key.len()])
         }
+    })
+}
+
+/// Refuses an UPDATE that would have to set identity column `i` (`GENERATED ALWAYS` on green) unless
+/// blue's new value is provably the old one: the column is in the key blue sent (`key` is the old
+/// key, or the unchanged one) or in the old row of REPLICA IDENTITY FULL.
+fn identity_unchanged(table: &TableSchema, i: usize, key: &[Value], before: Option<&Vec<Value>>, after: &[Value]) -> Result<(), SinkError> {
+    let name = &table.columns[i].name;
+    let old = match table.key_indexes().position(|k| k == i) {
+        Some(k) if table.replica_identity != ReplicaIdentity::Full => key.get(k),
+        _ => before.and_then(|b| b.get(i)),
+    };
+    let new = after.get(i);
+    let same = match (old, new) {
+        (Some(o), Some(n)) => value_text(table, name, o)? == value_text(table, name, n)?,
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(SinkError::Schema {
+        table: table.name.to_string(),
+        reason: format!(
+            "column \"{name}\" is GENERATED ALWAYS AS IDENTITY on green, and blue's update {} it; PostgreSQL lets an UPDATE set such a \
+             column only to DEFAULT. Run ALTER TABLE {} ALTER COLUMN {} SET GENERATED BY DEFAULT on green (and SET GENERATED ALWAYS \
+             after the cutover){}",
+            if old.is_some() { "changed" } else { "may have changed (blue sent no old value)" },
+            qualified(&table.name),
+            quote_ident(name),
+            if old.is_some() { "" } else { ", or ALTER TABLE … REPLICA IDENTITY FULL on blue so turnout can see the old value" }
+        ),
     })
 }
 

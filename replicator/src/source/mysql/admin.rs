@@ -102,6 +102,15 @@ impl SourceAdmin for MySqlAdmin {
         for (field, pattern) in &selection.unmatched {
             tracing::warn!("{field} '{pattern}' matches no table on blue");
         }
+        if self.skip_domain.is_none() {
+            // Forward only: a reverse stream applies into blue, whose triggers are the application's.
+            let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, "green").await?;
+            let on_green = super::catalog::triggers(&mut green, &db, Some(&selection.tables), "green").await?;
+            if !on_green.is_empty() {
+                let (what, fix) = super::catalog::green_triggers_problem(&on_green);
+                return Err(Error::Setup(format!("{what}; {fix}")));
+            }
+        }
         let mut tables = selection.tables.clone();
         let heartbeat = super::heartbeat::table(&db);
         if !tables.contains(&heartbeat) {

@@ -141,3 +141,31 @@ pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str
         })
         .collect())
 }
+
+/// The triggers of `database` on the server, as `` `table`.`trigger` `` (`tables`: only those on
+/// these tables; `None`: all).
+///
+/// On green before the cutover a trigger is a divergence waiting to happen: blue's triggers already
+/// wrote their effects into blue's binlog as rows, so a green trigger would apply them a second time
+/// (a `BEFORE UPDATE` overwriting blue's value, an `AFTER INSERT` into an audit table doubling it).
+pub async fn triggers(conn: &mut mysql_async::Conn, database: &str, tables: Option<&[TableName]>, side: &str) -> Result<Vec<String>, Error> {
+    let rows: Vec<(String, String)> = conn
+        .exec("SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? ORDER BY 1, 2", (database,))
+        .await
+        .map_err(|e| super::sql_error(side, "reading the triggers", e))?;
+    Ok(rows
+        .into_iter()
+        .filter(|(table, _)| tables.is_none_or(|ts| ts.iter().any(|t| &t.name == table)))
+        .map(|(table, trigger)| format!("{}.{}", super::quote(&table), super::quote(&trigger)))
+        .collect())
+}
+
+/// The refusal for green's `triggers`, naming each and the ways on.
+pub fn green_triggers_problem(triggers: &[String]) -> (String, String) {
+    (
+        format!("green has triggers on replicated tables: {}; they would fire again for rows blue's binlog already carries", triggers.join(", ")),
+        "drop them on green (DROP TRIGGER …; keep their SHOW CREATE TRIGGER text) and create them again after the cutover, \
+         or leave those tables out with tables.exclude"
+            .into(),
+    )
+}

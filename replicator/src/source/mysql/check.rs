@@ -274,6 +274,14 @@ async fn check_target(opts: &mysql_async::Opts, reverse: bool) -> Findings {
     } else {
         f.fail("the account may not create turnout's progress table (database turnout)", format!("GRANT ALL PRIVILEGES ON `turnout`.* TO {user};"));
     }
+    match super::catalog::triggers(&mut conn, &db, None, "green").await {
+        Ok(t) if t.is_empty() => f.ok("no triggers on green"),
+        Ok(t) => {
+            let (what, fix) = super::catalog::green_triggers_problem(&t);
+            f.fail(what, fix);
+        }
+        Err(e) => f.warn(format!("cannot read green's triggers: {e}"), "GRANT TRIGGER (or SELECT) on the database to turnout's account on green"),
+    }
     if reverse {
         // What the cutover's preflight refuses when it arms the way back.
         let problems = reverse_problems(&mut conn, opts.user().unwrap_or("")).await;
