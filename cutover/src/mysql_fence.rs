@@ -47,14 +47,36 @@ impl ReadOnlyFence {
             .collect())
     }
 
+    /// Sessions on blue of turnout's own account that are not turnout's (`own`: the connection ids
+    /// turnout opened), as `user@host (id N)`. The account may write under `read_only` (it must, to
+    /// write the sentinel), so an application logged in with it would keep writing through the fence
+    /// and its writes after the sentinel would be lost: the cutover refuses while any exists.
+    /// Replication threads of turnout's binlog stream are turnout's.
+    pub async fn foreign_sessions(&self, blue: &mut mysql_async::Conn, own: &[u32]) -> Result<Vec<String>, CutoverError> {
+        let sessions: Vec<(u64, String, String)> = blue
+            .exec(
+                "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = ? \
+                 AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Killed') ORDER BY ID",
+                (&self.own_user,),
+            )
+            .await
+            .map_err(CutoverError::mysql(Side::Blue, "listing the sessions of turnout's account"))?;
+        Ok(sessions
+            .into_iter()
+            .filter(|(id, _, _)| !own.iter().any(|o| u64::from(*o) == *id))
+            .map(|(id, user, host)| format!("{user}@{host} (id {id})"))
+            .collect())
+    }
+
     /// Whether blue is read-only now.
     pub async fn is_fenced(&self, blue: &mut mysql_async::Conn) -> Result<bool, CutoverError> {
         let on: Option<i64> = blue.query_first("SELECT @@GLOBAL.read_only").await.map_err(CutoverError::mysql(Side::Blue, "reading read_only"))?;
         Ok(on == Some(1))
     }
 
-    /// Makes blue read-only within `budget` and ends other accounts' sessions.
-    pub async fn apply(&self, blue: &mut mysql_async::Conn, budget: Duration) -> Result<MySqlFenceReport, CutoverError> {
+    /// Makes blue read-only within `budget` and ends every other session but turnout's own (`own`:
+    /// the connection ids turnout opened) — sessions of turnout's account it did not open included.
+    pub async fn apply(&self, blue: &mut mysql_async::Conn, budget: Duration, own: &[u32]) -> Result<MySqlFenceReport, CutoverError> {
         let started = Instant::now();
         let seconds = budget.as_secs().max(1);
         blue.query_drop(format!("SET SESSION lock_wait_timeout = {seconds}"))
@@ -70,15 +92,17 @@ impl ReadOnlyFence {
             });
         }
         let sessions: Vec<(u64, String, String)> = blue
-            .exec(
-                "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER <> ? \
+            .query(
+                "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
                  AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')",
-                (&self.own_user,),
             )
             .await
             .map_err(CutoverError::mysql(Side::Blue, "listing sessions to end"))?;
         let mut ended = Vec::new();
         for (id, user, host) in sessions {
+            if user == self.own_user && own.iter().any(|o| u64::from(*o) == id) {
+                continue;
+            }
             match blue.query_drop(format!("KILL CONNECTION {id}")).await {
                 Ok(()) => ended.push(format!("{user}@{host} (id {id})")),
                 // Gone already.

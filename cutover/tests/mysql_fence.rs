@@ -36,7 +36,7 @@ async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
 
     // An ordinary account may not set the fence: the error names the GRANT.
     let mut app_admin = conn(&app_url).await;
-    let err = fence.apply(&mut app_admin, Duration::from_secs(2)).await.expect_err("no privilege");
+    let err = fence.apply(&mut app_admin, Duration::from_secs(2), &[]).await.expect_err("no privilege");
     assert!(matches!(err, CutoverError::Privilege { .. }) && err.to_string().contains("GRANT READ ONLY ADMIN"), "{err}");
 
     let mut own = conn(&blue.url(&db)).await;
@@ -45,22 +45,30 @@ async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
     let mut open = conn(&app_url).await;
     open.query_drop("BEGIN; INSERT INTO t VALUES (2)").await.expect("open transaction");
 
+    // An application logged in with turnout's own account: named, and ended by the fence.
+    let stray = conn(&blue.url(&db)).await;
+    let foreign = fence.foreign_sessions(&mut own, &[]).await.expect("sessions");
+    assert_eq!(foreign.len(), 1, "{foreign:?}");
+    assert!(foreign[0].starts_with(&format!("{}@", blue.user())) && foreign[0].ends_with(&format!("(id {})", stray.id())), "{foreign:?}");
+    assert!(fence.foreign_sessions(&mut own, &[stray.id()]).await.expect("sessions").is_empty(), "turnout's own sessions are not foreign");
+
     let unfenced = fence.unfenced_accounts(&mut own).await.expect("accounts");
     // Every account but turnout's own, root included: read_only does not stop it either.
     let revoke = |account: &str, privilege: &str| (account.to_owned(), format!("REVOKE {privilege} ON *.* FROM {account};"));
     assert_eq!(unfenced, vec![revoke("'ops'@'%'", "READ ONLY ADMIN"), revoke("'root'@'localhost'", "READ ONLY ADMIN"), revoke("'root'@'localhost'", "SUPER")]);
 
-    let report = fence.apply(&mut own, Duration::from_secs(5)).await.expect("fence");
+    let report = fence.apply(&mut own, Duration::from_secs(5), &[]).await.expect("fence");
     assert!(fence.is_fenced(&mut own).await.expect("state"));
-    assert_eq!(report.ended_sessions.len(), 3, "the writer, the open transaction and the refused admin session: {report:?}");
-    assert!(report.ended_sessions.iter().all(|s| s.starts_with("app@")), "{report:?}");
+    assert_eq!(report.ended_sessions.len(), 4, "the writer, the open transaction, the refused admin session and the stray one: {report:?}");
+    assert_eq!(report.ended_sessions.iter().filter(|s| s.starts_with("app@")).count(), 3, "{report:?}");
+    assert!(report.ended_sessions.iter().any(|s| s.ends_with(&format!("(id {})", stray.id()))), "{report:?}");
     // The transaction opened before the fence never commits.
     assert!(open.query_drop("COMMIT").await.is_err());
     let mut late = conn(&app_url).await;
     let refused = late.query_drop("INSERT INTO t VALUES (3)").await.expect_err("fenced");
     assert_eq!(server_code(&refused), Some(1290), "{refused}");
     // Applying again changes nothing and still holds.
-    fence.apply(&mut own, Duration::from_secs(5)).await.expect("again");
+    fence.apply(&mut own, Duration::from_secs(5), &[]).await.expect("again");
 
     fence.undo(&mut own).await.expect("undo");
     assert!(!fence.is_fenced(&mut own).await.expect("state"));

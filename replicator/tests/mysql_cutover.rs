@@ -420,6 +420,28 @@ async fn an_application_account_that_read_only_cannot_stop_is_reported_by_check_
     assert_eq!(s.t.sigterm(), Some(0));
 }
 
+#[tokio::test]
+async fn a_client_using_turnouts_own_account_makes_the_cutover_refuse_naming_its_session() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // An application that logs in as turnout: the account may write under read_only.
+    let mut stray = conn(&s.blue.url(&s.db)).await;
+    stray.query_drop("INSERT INTO t (id, note) VALUES (900, 'stray')").await.expect("write");
+    let id = stray.id();
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("(id {id})")) && out.contains("account of its own"), "{out}");
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("(id {id})")) && !out.contains("fenced writes"), "{out}");
+    assert!(!read_only(&s.blue), "nothing was fenced");
+    s.assert_blue_serves().await;
+    // Without that session the cutover goes ahead.
+    stray.disconnect().await.expect("disconnect");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
 /// The accounts docker-compose.yml creates (deploy/compose/mariadb-accounts.sql) are enough for
 /// `turnout check`, the cutover fence included.
 #[tokio::test]

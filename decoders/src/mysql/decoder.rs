@@ -74,6 +74,8 @@ pub struct BinlogDecoder {
     selects: TableSelector,
     /// The MariaDB GTID domain whose transactions are read and dropped.
     skip_domain: Option<u32>,
+    /// The databases replicated tables live in; dropping one stops the stream (all, when empty).
+    databases: Vec<String>,
 }
 
 impl std::fmt::Debug for BinlogDecoder {
@@ -99,7 +101,15 @@ impl BinlogDecoder {
             open: None,
             selects,
             skip_domain: None,
+            databases: Vec::new(),
         }
+    }
+
+    /// The databases the replicated tables live in: a `DROP DATABASE` of another one changes none of
+    /// their rows. Without them every `DROP DATABASE` stops the stream.
+    pub fn replicating(mut self, databases: Vec<String>) -> BinlogDecoder {
+        self.databases = databases;
+        self
     }
 
     /// Drops every transaction in MariaDB GTID domain `domain` (see the module documentation).
@@ -380,7 +390,18 @@ impl BinlogDecoder {
                     ),
                 ));
             }
-            Statement::NoRowChange | Statement::Begin | Statement::Commit | Statement::Savepoint | Statement::Rollback => {}
+            Statement::DropDatabase(name) if self.databases.is_empty() || self.databases.contains(&name) => {
+                return Err(bad(
+                    "binlog",
+                    format!(
+                        "blue dropped database `{name}`, where replicated tables live (`{}`, {}); turnout will not drop them on green. \
+                         Run `turnout teardown` and start over",
+                        abbreviate(&sql),
+                        at()
+                    ),
+                ));
+            }
+            Statement::DropDatabase(_) | Statement::NoRowChange | Statement::Begin | Statement::Commit | Statement::Savepoint | Statement::Rollback => {}
         }
         if standalone {
             self.commit(out, log_pos, ts)?;

@@ -35,6 +35,8 @@ pub(super) enum Statement {
     /// triggers (they would fire again for replicated rows), events (they would run on green), XA,
     /// sequences, dropping a database. What it is, for the message.
     Refused(&'static str),
+    /// `DROP DATABASE | SCHEMA name`: refused when replicated tables live there.
+    DropDatabase(String),
     /// Known to change no replicated row: accounts, privileges, maintenance, temporary tables,
     /// databases created or altered, plugins, `FLUSH`.
     NoRowChange,
@@ -152,7 +154,13 @@ impl Statement {
             "TRIGGER" => Statement::Refused("a trigger"),
             "EVENT" => Statement::Refused("an event"),
             "SEQUENCE" => Statement::Refused("a sequence"),
-            "DATABASE" | "SCHEMA" if verb == "DROP" => Statement::Refused("dropping a database"),
+            "DATABASE" | "SCHEMA" if verb == "DROP" => {
+                let at = if_exists(i + 1);
+                match tokens.get(at) {
+                    Some(name) => Statement::DropDatabase(name.trim_matches('`').replace("``", "`")),
+                    None => Statement::Unknown,
+                }
+            }
             "DATABASE" | "SCHEMA" => Statement::NoRowChange,
             "USER" | "ROLE" | "SERVER" => Statement::NoRowChange,
             _ => Statement::Unknown,
@@ -480,10 +488,10 @@ mod tests {
             ("CREATE DEFINER=`root`@`%` EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t", "an event"),
             ("XA START 'x'", "an XA transaction"),
             ("CREATE SEQUENCE s", "a sequence"),
-            ("DROP DATABASE app", "dropping a database"),
         ] {
             assert_eq!(Statement::classify(sql, "app"), Statement::Refused(what), "{sql}");
         }
+        assert_eq!(Statement::classify("DROP DATABASE IF EXISTS `my``db`", "app"), Statement::DropDatabase("my`db".into()));
         assert_eq!(
             Statement::classify("CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS SELECT 1", "app"),
             Statement::Routine { object: t("app", "v") }

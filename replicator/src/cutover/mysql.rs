@@ -172,6 +172,16 @@ impl Procedure for MySqlCutover {
             }
         }
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
+        let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
+        let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(|e| e.to_string())?;
+        if !foreign.is_empty() {
+            return Err(format!(
+                "{from} has sessions of turnout's own account that turnout did not open: {}. That account may write while {from} is \
+                 read-only (it writes the sentinel), so a client using it would keep writing through the fence and its writes after the \
+                 sentinel would be lost. Give the application an account of its own (and end these sessions), then cut over",
+                foreign.join(", ")
+            ));
+        }
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(|e| e.to_string())?;
         Ok(unfenced
             .into_iter()
@@ -234,7 +244,8 @@ impl Procedure for MySqlCutover {
     async fn fence(&mut self, budget: Duration) -> Result<String, String> {
         let from = self.sides.0;
         let Some(fence) = &self.fence else { return Ok("no fence (cutover.fence = none): the operator stopped the writers".into()) };
-        let report = fence.apply(&mut self.blue, budget).await.map_err(|e| e.to_string())?;
+        let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
+        let report = fence.apply(&mut self.blue, budget, &own).await.map_err(|e| e.to_string())?;
         Ok(format!(
             "fenced writes on {from} (read_only = ON) in {} ms{}",
             report.took.as_millis(),

@@ -127,14 +127,34 @@ pub fn options(url: &str) -> Result<Opts, String> {
 }
 
 /// Opens a session. `PREFERRED` retries without TLS when the server offers none; every other mode
-/// connects exactly as configured.
+/// connects exactly as configured. The session's connection id is remembered as one of this
+/// process's own (see [`own_sessions`]).
 pub async fn open(opts: &Opts) -> Result<mysql_async::Conn, mysql_async::Error> {
-    match mysql_async::Conn::new(opts.clone()).await {
+    let conn = match mysql_async::Conn::new(opts.clone()).await {
         Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer)) if TlsMode::of(opts) == TlsMode::Preferred => {
             mysql_async::Conn::new(OptsBuilder::from_opts(opts.clone()).ssl_opts(None::<SslOpts>)).await
         }
         other => other,
+    }?;
+    if let Ok(mut own) = OWN_SESSIONS.lock() {
+        own.entry(server_key(opts)).or_default().insert(conn.id());
     }
+    Ok(conn)
+}
+
+/// Connection ids of the sessions this process opened, per server (`host:port`).
+static OWN_SESSIONS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<u32>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn server_key(opts: &Opts) -> String {
+    format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port())
+}
+
+/// The connection ids of every session this process opened to the server `opts` names (closed
+/// ones included: a server does not reuse an id while it runs). What tells turnout's own sessions
+/// from an application's that logs in with the same account.
+pub fn own_sessions(opts: &Opts) -> Vec<u32> {
+    OWN_SESSIONS.lock().map(|own| own.get(&server_key(opts)).map(|ids| ids.iter().copied().collect()).unwrap_or_default()).unwrap_or_default()
 }
 
 /// What an operator should change when a session could not be opened because of TLS; `None` when

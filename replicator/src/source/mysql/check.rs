@@ -232,6 +232,21 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, user: &str, opt
         );
     }
     let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned() };
+    // Sessions of this account that this check did not open: `turnout run`'s own, or an
+    // application's. The cutover (and its dry run), which knows run's sessions, refuses the latter.
+    let own = turnout_sinks::mysql::conn::own_sessions(opts);
+    if let Ok(others) = fence.foreign_sessions(conn, &own).await {
+        if !others.is_empty() {
+            f.warn(
+                format!(
+                    "cutover: turnout's account has {} other sessions on blue ({}); the cutover refuses if any is not turnout run's own",
+                    others.len(),
+                    others.join(", ")
+                ),
+                "use turnout's account for turnout only: it may write under read_only, so an application using it would write through the fence",
+            );
+        }
+    }
     match fence.unfenced_accounts(conn).await {
         Ok(accounts) => {
             for (account, revoke) in accounts {

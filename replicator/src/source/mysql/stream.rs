@@ -76,7 +76,12 @@ impl MySqlSource {
         let request = mysql_async::BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
         let stream = conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?;
         tracing::debug!(server_id, from = %gtid_text, "reading the binlog");
-        Ok(MySqlSource { stream, decoder: BinlogDecoder::new(gtids, selects).skipping_domain(skip_domain), queue: VecDeque::new(), receive_timeout })
+        Ok(MySqlSource {
+            stream,
+            decoder: BinlogDecoder::new(gtids, selects).skipping_domain(skip_domain).replicating(opts.db_name().map(str::to_owned).into_iter().collect()),
+            queue: VecDeque::new(),
+            receive_timeout,
+        })
     }
 
     /// Decodes the dump's next item into the queue; a read error or the dump's end is an error.
