@@ -11,6 +11,8 @@
 //!   accounts that could still write listed; `apply`, `undo`, `is_fenced`.
 //! * [`sync_counters`] (`counters`) — MariaDB/MySQL: every AUTO_INCREMENT counter and MariaDB
 //!   SEQUENCE on green moved at or beyond blue's next value.
+//! * [`hand_over_triggers`] (`triggers`) — MySQL/MariaDB: inside the pause, the fenced side's
+//!   triggers created on the other side as defined, then dropped where the reverse stream applies.
 //! * [`PgBouncerAdmin`] (`pgbouncer`) and [`point_database`] (`pgbouncer_config`) — the pgbouncer
 //!   pieces the fence and the switch are made of.
 //!
@@ -30,6 +32,7 @@ mod pgbouncer_config;
 mod sequences;
 mod session;
 mod switch;
+mod triggers;
 
 pub use counters::{sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
@@ -39,3 +42,4 @@ pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};
+pub use triggers::{definitions as trigger_definitions, hand_over as hand_over_triggers, Handover as TriggerHandover, TriggerDefinition};

@@ -152,6 +152,9 @@ async fn run(command: Command, json_logs: bool) -> i32 {
                         } else {
                             println!("DIFFERS  {} (blue {} rows, green {} rows)", c.table, c.blue_rows, c.green_rows);
                         }
+                        for note in &c.notes {
+                            println!("         {note}");
+                        }
                     }
                     let differ = checks.iter().filter(|c| !c.equal).count();
                     println!("{} tables compared, {differ} differ", checks.len());

@@ -247,6 +247,53 @@ async fn a_sequence_missing_on_green_stops_the_cutover_before_the_fence() {
     assert_eq!(s.t.sigterm(), Some(0));
 }
 
+/// pgoutput carries rows and added columns only: objects created on blue after the schema copy, and
+/// a partition detached by a retention job (its rows vanish from blue without a DELETE), make the
+/// cutover refuse, naming each, until green has the same.
+#[tokio::test]
+async fn schema_objects_changed_on_blue_after_the_copy_make_the_cutover_refuse_naming_each() {
+    let servers = pair(
+        "CREATE TABLE t (id bigserial PRIMARY KEY, note text); \
+         CREATE TABLE events (id int, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+         CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01'); \
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01'); \
+         INSERT INTO events VALUES (1, '2023-05-01'), (2, '2024-05-01')",
+    )
+    .await;
+    let mut s = setup_with(servers, "read-only", "pgbouncer", "").await;
+    let changes = "CREATE INDEX t_note ON t (note); ALTER TABLE t ADD CONSTRAINT note_short CHECK (length(note) < 100); \
+        CREATE VIEW recent AS SELECT id FROM t WHERE id > 10; CREATE FUNCTION twice(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 2'; \
+        CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.note := NEW.note || '!'; RETURN NEW; END$$; \
+        CREATE TRIGGER t_stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp(); CREATE SEQUENCE tickets; \
+        ALTER TABLE events DETACH PARTITION events_2023; DROP TABLE events_2023";
+    s.blue.execute(&s.db, changes).await.expect("changes on blue");
+    let (code, out) = cutover(&s.t, &["--dry-run", "--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    for object in [
+        "index t_note is on blue",
+        "constraint note_short on t is on blue",
+        "view recent is on blue",
+        "function twice(integer) is on blue",
+        "function stamp() is on blue",
+        "trigger t_stamp on t is on blue",
+        "sequence tickets is on blue",
+        "partition events_2023 is on green but not on blue",
+    ] {
+        assert!(out.contains(object), "{object}: {out}");
+    }
+    let (_, checked) = turnout(&s.t, "check", &[]).await;
+    assert!(checked.contains("schema: index t_note is on blue but not on green"), "{checked}");
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(!out.contains("fenced writes"), "{out}");
+    s.assert_blue_serves().await;
+    // The same changes on green: the schemas match, and the retention job's rows are gone there too.
+    s.green().await.batch_execute(changes).await.expect("changes on green");
+    let (code, out) = cutover(&s.t, &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
 #[tokio::test]
 async fn a_transaction_holding_an_xid_on_green_stops_the_cutover_before_the_fence() {
     let mut s = setup("read-only", "pgbouncer", "").await;

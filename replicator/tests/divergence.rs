@@ -208,3 +208,86 @@ async fn identity_always_keys_replicate_through_every_statement_shape() {
     assert_converges(&blue, &green, &db, &["items", "journal"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// `gtid_binlog_pos` of `server`.
+fn gtid_pos(server: &MariaDbServer) -> String {
+    server.execute(None, "SELECT @@GLOBAL.gtid_binlog_pos").expect("gtid_binlog_pos").trim().to_owned()
+}
+
+#[tokio::test]
+async fn after_blue_fails_over_to_its_replica_turnout_resumes_by_gtid_and_loses_nothing() {
+    let (blue, green, db) = maria_pair();
+    let replica = MariaDbServer::start_with(3).expect("replica");
+    // The replica starts where blue is now, with the (empty) database already there, and follows blue.
+    replica
+        .execute(
+            None,
+            &format!(
+                "SET sql_log_bin = 0; CREATE DATABASE `{db}`; SET GLOBAL gtid_slave_pos = '{}'; \
+                 CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = '{}', MASTER_PASSWORD = '{}', \
+                 MASTER_USE_GTID = slave_pos; START SLAVE",
+                gtid_pos(&blue),
+                blue.port(),
+                blue.user(),
+                blue.password()
+            ),
+        )
+        .expect("replica follows blue");
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB; INSERT INTO t SELECT seq, 0 FROM seq_1_to_100").expect("schema");
+    let (dir, mut t) = streaming(&blue, &green, &db).await;
+    blue.execute(Some(&db), "UPDATE t SET a = 1 WHERE id <= 50").expect("before the failover");
+    converged(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    // Blue writes on, rotating its binlog past the replica's file numbers (the replica's files are
+    // its own), until it fails; the replica has everything and is promoted.
+    blue.execute(Some(&db), "FLUSH LOCAL BINARY LOGS; FLUSH LOCAL BINARY LOGS; FLUSH LOCAL BINARY LOGS; UPDATE t SET a = 2 WHERE id > 90").expect("more");
+    let last = gtid_pos(&blue);
+    wait_for(&mut t, "the replica to apply everything blue wrote", |_| (gtid_pos(&replica).contains(&last)).then_some(())).await;
+    drop(blue);
+    replica.execute(None, "STOP SLAVE; RESET SLAVE ALL").expect("promote");
+    replica.execute(Some(&db), "INSERT INTO t VALUES (101, 3); UPDATE t SET a = 3 WHERE id <= 10; DELETE FROM t WHERE id = 100").expect("after the failover");
+    // turnout repointed at the promoted replica.
+    let config = std::fs::read_to_string(t.config_path()).expect("config");
+    let old_url = config.lines().find(|l| l.starts_with("url = ")).expect("source url").to_owned();
+    std::fs::write(t.config_path(), config.replacen(&old_url, &format!("url = \"{}\"", replica.url(&db)), 1)).expect("repoint");
+    t.start();
+    converged(&replica, &green, &db, &["t"], &mut t).await;
+    // Exactly once: nothing lost, nothing doubled.
+    assert_eq!(green.execute(Some(&db), "SELECT COUNT(*), SUM(a) FROM t").expect("sums").trim(), "100\t91");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    drop(dir);
+}
+
+#[tokio::test]
+async fn verify_compares_text_across_character_sets_and_names_columns_only_green_has() {
+    let (blue, green, db) = maria_pair();
+    blue.execute(
+        Some(&db),
+        "SET NAMES utf8mb4; CREATE TABLE c (id INT PRIMARY KEY, s VARCHAR(10) CHARACTER SET latin1, b VARBINARY(4)) ENGINE=InnoDB; \
+         INSERT INTO c VALUES (1, 'café', X'00FF'), (2, 'é', NULL)",
+    )
+    .expect("blue");
+    // Green was prepared by hand: utf8mb4 text, and a column of its own.
+    green
+        .execute(
+            Some(&db),
+            "SET sql_log_bin = 0; SET NAMES utf8mb4; \
+             CREATE TABLE c (id INT PRIMARY KEY, s VARCHAR(10) CHARACTER SET utf8mb4, b VARBINARY(4), region INT NOT NULL DEFAULT 5) ENGINE=InnoDB; \
+             INSERT INTO c (id, s, b) VALUES (1, 'café', X'00FF'), (2, 'é', NULL)",
+        )
+        .expect("green");
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    let verify = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["verify", "--config"]).arg(t.config_path()).output().expect("verify");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "the same characters in latin1 and utf8mb4 are equal: {out}");
+    assert!(out.contains("green has columns blue has not: `region`"), "{out}");
+    // A value transcoded twice on its way: the bytes of 'é' in UTF-8 read as latin1.
+    green.execute(Some(&db), "SET sql_log_bin = 0; SET NAMES utf8mb4; UPDATE c SET s = 'Ã©' WHERE id = 2").expect("mangle");
+    let (code, out) = verify();
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("DIFFERS"), "{out}");
+}

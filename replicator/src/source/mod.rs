@@ -1,6 +1,7 @@
 //! Sources: where changes come from. The pipeline sees a source only through [`Source`]; everything
 //! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
 
+pub mod drift;
 pub mod mysql;
 pub mod pg;
 pub mod progress;

@@ -13,6 +13,8 @@ pub struct TableCheck {
     pub blue_rows: i64,
     pub green_rows: i64,
     pub equal: bool,
+    /// What the operator should know beyond equal or not: columns the sides do not share.
+    pub notes: Vec<String>,
 }
 
 /// `turnout verify`: compares the tables `run` replicates (or only `only`, as `schema.table`).

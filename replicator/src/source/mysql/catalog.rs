@@ -117,13 +117,15 @@ pub struct ColumnInfo {
     pub data_type: String,
     /// Virtual or stored generated column: never written.
     pub generated: bool,
+    /// `CHARACTER_SET_NAME` of a character column (`None` for others).
+    pub charset: Option<String>,
 }
 
 /// The columns of `table` in order.
 pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str) -> Result<Vec<ColumnInfo>, Error> {
-    let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
+    let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = conn
         .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
@@ -131,12 +133,13 @@ pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str
         .map_err(|e| sql_error(side, &format!("reading the columns of {table}"), e))?;
     Ok(rows
         .into_iter()
-        .map(|(name, data_type, extra)| {
+        .map(|(name, data_type, extra, charset)| {
             let extra = String::from_utf8_lossy(&extra).to_ascii_uppercase();
             ColumnInfo {
                 name: String::from_utf8_lossy(&name).into_owned(),
                 data_type: String::from_utf8_lossy(&data_type).to_ascii_lowercase(),
                 generated: extra.contains("GENERATED"),
+                charset: charset.map(|c| String::from_utf8_lossy(&c).into_owned()),
             }
         })
         .collect())

@@ -17,7 +17,38 @@ pub async fn run(config: &Config) -> Report {
     if let Ok(opts) = super::options(config.target.url.expose(), "target.url") {
         report.sections.push((format!("target (green) {}", redacted(&opts)), check_target(&opts, config.cutover.reverse).await.0));
     }
+    if let (Ok(b), Ok(g)) = (super::options(config.source.url.expose(), "source.url"), super::options(config.target.url.expose(), "target.url")) {
+        report.sections.push(("schema (green against blue, as the cutover compares them)".into(), check_schemas(&b, &g, config).await.0));
+    }
     report
+}
+
+/// The cutover's schema comparison ([`super::drift`]), as warnings: before the first `run` green has
+/// no tables yet; the cutover refuses while any difference remains.
+async fn check_schemas(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::Opts, config: &Config) -> Findings {
+    let mut f = Findings::default();
+    let compared = async {
+        let (mut blue, mut green) = (connect(blue_opts, "blue").await?, connect(green_opts, "green").await?);
+        let db = database(blue_opts);
+        let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
+        let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let on_green = super::catalog::tables(&mut green, &db).await?;
+        if !on_green.iter().any(|t| tables.contains(&t.name.name)) {
+            return Ok(None);
+        }
+        super::drift::differences(&mut blue, &mut green, &db, &tables).await.map(Some)
+    };
+    match compared.await {
+        Ok(None) => f.ok("green has none of the replicated tables yet: turnout run copies blue's schema"),
+        Ok(Some(d)) if d.is_empty() => f.ok("blue's and green's tables, columns, indexes, constraints, views and routines match"),
+        Ok(Some(d)) => {
+            for line in d {
+                f.warn(format!("schema: {line}"), "the cutover refuses until it matches (before the first run, turnout run copies the schema)");
+            }
+        }
+        Err(e) => f.warn(format!("cannot compare the schemas: {e}"), "fix the connection problems above"),
+    }
+    f
 }
 
 /// A connection failure with the fix an operator needs.

@@ -2,9 +2,13 @@
 //! digest of every row, computed by each server in one statement. A row's text is the hex of each
 //! column's bytes as the server prints them (`CAST(col AS BINARY)`, `N` for NULL) joined with `|`; the
 //! digest is the sum and the XOR of two halves of each row's MD5, so no sort is needed and a changed,
-//! missing or extra row shows. Read-only; meaningful once green caught up with a quiet blue.
+//! missing or extra row shows. A character column whose character set differs between the sides is
+//! compared by its characters (both sides' text converted to utf8mb4), so a value transcoded wrongly
+//! on its way (`'Ã©'` for `'é'`) differs while the same text in latin1 and utf8mb4 does not. Columns
+//! only green has are named beside the result: blue has no values to compare them with, and they
+//! must not go unseen. Read-only; meaningful once green caught up with a quiet blue.
 
-use super::catalog::{columns, select_tables};
+use super::catalog::{columns, select_tables, ColumnInfo};
 use super::{connect, qualified, quote};
 use crate::config::Config;
 use crate::error::Error;
@@ -15,10 +19,26 @@ use turnout_decoders::TableName;
 /// `SELECT count, digest FROM (… rows of `from` …)`: the row count and the digest of the rows of
 /// `from` (a table, with a `WHERE` condition if any) over `column_names`, as the module doc describes.
 pub fn digest_sql(from: &str, column_names: &[String]) -> String {
-    let row_text = if column_names.is_empty() {
+    let columns: Vec<(String, bool)> = column_names.iter().map(|c| (c.clone(), false)).collect();
+    digest_sql_of(from, &columns)
+}
+
+/// [`digest_sql`] over `(column, by characters)`: a column marked compares its text converted to
+/// utf8mb4 instead of its bytes.
+fn digest_sql_of(from: &str, columns: &[(String, bool)]) -> String {
+    let row_text = if columns.is_empty() {
         "''".to_string()
     } else {
-        let parts: Vec<String> = column_names.iter().map(|c| format!("IFNULL(HEX(CAST({} AS BINARY)), 'N')", quote(c))).collect();
+        let parts: Vec<String> = columns
+            .iter()
+            .map(|(c, by_characters)| {
+                if *by_characters {
+                    format!("IFNULL(HEX(CONVERT({} USING utf8mb4)), 'N')", quote(c))
+                } else {
+                    format!("IFNULL(HEX(CAST({} AS BINARY)), 'N')", quote(c))
+                }
+            })
+            .collect();
         format!("CONCAT_WS('|', {})", parts.join(", "))
     };
     format!(
@@ -28,8 +48,8 @@ pub fn digest_sql(from: &str, column_names: &[String]) -> String {
     )
 }
 
-async fn digest(conn: &mut mysql_async::Conn, table: &TableName, column_names: &[String], side: &str) -> Result<(i64, String), Error> {
-    let sql = digest_sql(&qualified(table), column_names);
+async fn digest(conn: &mut mysql_async::Conn, table: &TableName, columns: &[(String, bool)], side: &str) -> Result<(i64, String), Error> {
+    let sql = digest_sql_of(&qualified(table), columns);
     let row: Option<(i64, Vec<u8>)> = conn.query_first(sql).await.map_err(|e| super::sql_error(side, &format!("reading {table}"), e))?;
     let (count, digest) = row.unwrap_or((0, Vec::new()));
     Ok((count, String::from_utf8_lossy(&digest).into_owned()))
@@ -60,10 +80,35 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
     let tables = tables(config, &mut blue, only).await?;
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
-        let names: Vec<String> = columns(&mut blue, &table, "blue").await?.into_iter().map(|c| c.name).collect();
-        let b = digest(&mut blue, &table, &names, "blue").await?;
-        let g = digest(&mut green, &table, &names, "green").await?;
-        out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table: qualified(&table) });
+        let on_blue = columns(&mut blue, &table, "blue").await?;
+        let on_green = columns(&mut green, &table, "green").await?;
+        let (compared, notes) = compared_columns(&on_blue, &on_green);
+        let b = digest(&mut blue, &table, &compared, "blue").await?;
+        let g = digest(&mut green, &table, &compared, "green").await?;
+        let missing = on_blue.iter().any(|c| !on_green.iter().any(|x| x.name == c.name));
+        out.push(TableCheck { equal: b == g && !missing, blue_rows: b.0, green_rows: g.0, table: qualified(&table), notes });
     }
     Ok(out)
+}
+
+/// The columns to compare — blue's, each by characters where the two sides' character sets differ —
+/// and what to say about the columns the sides do not share.
+fn compared_columns(on_blue: &[ColumnInfo], on_green: &[ColumnInfo]) -> (Vec<(String, bool)>, Vec<String>) {
+    let mut notes = Vec::new();
+    let compared = on_blue
+        .iter()
+        .filter_map(|c| {
+            let Some(green) = on_green.iter().find(|g| g.name == c.name) else {
+                notes.push(format!("column `{}` is missing on green", c.name));
+                return None;
+            };
+            let by_characters = green.charset.is_some() && c.charset.is_some() && green.charset != c.charset;
+            Some((c.name.clone(), by_characters))
+        })
+        .collect();
+    let green_only: Vec<String> = on_green.iter().filter(|g| !on_blue.iter().any(|b| b.name == g.name)).map(|g| format!("`{}`", g.name)).collect();
+    if !green_only.is_empty() {
+        notes.push(format!("green has columns blue has not: {} (green's own values; not compared)", green_only.join(", ")));
+    }
+    (compared, notes)
 }

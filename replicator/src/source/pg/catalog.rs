@@ -10,13 +10,11 @@ use turnout_decoders::schema::{quote_ident, TableName};
 pub const USER_TABLE_CONDITION: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
 
-/// Lists blue's user tables and applies `filter`. Errors: a pattern that selects or leaves out a
-/// partition on its own, or a configured filter that selects nothing (both naming the field); a
-/// failed catalog query.
-pub async fn select_tables(conn: &mut PgConnection, filter: &TableFilter) -> Result<Selection, Error> {
-    let rows = conn
-        .simple_query(&format!(
-            "SELECT n.nspname, c.relname, pn.nspname, pc.relname, \
+/// The catalog query listing every user table with its parent partition, whether it lacks a replica
+/// identity and whether the role may read it: what [`select_tables`] selects from.
+pub static TABLES_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT n.nspname, c.relname, pn.nspname, pc.relname, \
              c.relkind = 'r' AND (c.relreplident = 'n' \
                OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
                OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))), \
@@ -26,9 +24,14 @@ pub async fn select_tables(conn: &mut PgConnection, filter: &TableFilter) -> Res
              LEFT JOIN pg_class pc ON pc.oid = h.inhparent \
              LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND {USER_TABLE_CONDITION} ORDER BY 1, 2"
-        ))
-        .await
-        .map_err(Error::Source)?;
+    )
+});
+
+/// Lists blue's user tables and applies `filter`. Errors: a pattern that selects or leaves out a
+/// partition on its own, or a configured filter that selects nothing (both naming the field); a
+/// failed catalog query.
+pub async fn select_tables(conn: &mut PgConnection, filter: &TableFilter) -> Result<Selection, Error> {
+    let rows = conn.simple_query(TABLES_SQL.as_str()).await.map_err(Error::Source)?;
     let text = |r: &[Option<String>], i: usize| r.get(i).cloned().flatten();
     let tables = rows
         .iter()

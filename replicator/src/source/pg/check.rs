@@ -21,7 +21,37 @@ pub async fn run(config: &Config) -> Report {
     if let Ok(target) = config.target_options() {
         report.sections.push((format!("target (green) {}", target.redacted()), check_target(&target).await.0));
     }
+    report.sections.push(("schema (green against blue, as the cutover compares them)".into(), check_schemas(config).await.0));
     report
+}
+
+/// The cutover's schema comparison ([`super::drift`]), as warnings: before the first `run` green has
+/// no tables yet; the cutover refuses while any difference remains.
+async fn check_schemas(config: &Config) -> Findings {
+    let mut f = Findings::default();
+    let compared = async {
+        let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
+        let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+        let tables = super::drift::replicated_tables(&blue, &config.table_filter()?, crate::error::Side::Blue).await?;
+        let on_green = super::drift::replicated_tables(&green, &crate::tables::TableFilter::default(), crate::error::Side::Green).await.unwrap_or_default();
+        if !tables.iter().any(|t| on_green.contains(t)) {
+            return Ok(None);
+        }
+        super::drift::differences(&blue, &green, &tables).await.map(Some)
+    };
+    match compared.await {
+        Ok(None) => f.ok("green has none of the replicated tables yet: turnout run copies blue's schema"),
+        Ok(Some(d)) if d.is_empty() => {
+            f.ok("blue's and green's tables, partitions, columns, indexes, constraints, triggers, sequences, views and functions match")
+        }
+        Ok(Some(d)) => {
+            for line in d {
+                f.warn(format!("schema: {line}"), "the cutover refuses until it matches (before the first run, turnout run copies the schema)");
+            }
+        }
+        Err(e) => f.warn(format!("cannot compare the schemas: {e}"), "fix the connection problems above"),
+    }
+    f
 }
 
 /// Turns a connection failure into a finding with the fix an operator needs.

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod check;
+pub mod drift;
 pub mod heartbeat;
 pub mod live;
 pub mod origin_filter;

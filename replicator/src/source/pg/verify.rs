@@ -48,7 +48,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
         let (b, g) = tokio::try_join!(digest(&blue, &table, Side::Blue), digest(&green, &table, Side::Green))?;
-        out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table });
+        out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table, notes: Vec::new() });
     }
     Ok(out)
 }

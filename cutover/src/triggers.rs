@@ -1,0 +1,156 @@
+//! Triggers change sides at a MySQL/MariaDB cutover.
+//!
+//! While turnout replicates, the side it applies to must have no trigger on a replicated table: the
+//! other side's triggers already wrote their effects into its binlog as rows, and a trigger on the
+//! applying side would make the same change a second time (a `BEFORE UPDATE` overwriting the value
+//! blue wrote, an `AFTER INSERT` into an audit table doubling each row). So green has none before the
+//! cutover, and inside the write pause — after green proved it applied everything, before traffic
+//! arrives — [`hand_over`] creates the fenced side's triggers on the other side, exactly as they were
+//! defined (the statement with its definer, and the `sql_mode` and character sets it was created
+//! under, in their firing order), and drops them on the fenced side, which the reverse stream applies
+//! to from then on. A rollback hands them back the same way.
+//!
+//! Idempotent, for a cutover completed after a crash: a trigger already on the other side is kept,
+//! one already gone from the fenced side is not dropped again. Neither change enters a binlog
+//! (`sql_log_bin = 0`): both streams read binlogs, and trigger DDL in them stops a stream.
+
+use crate::error::{CutoverError, Side};
+use mysql_async::prelude::Queryable;
+
+/// One trigger as `SHOW CREATE TRIGGER` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriggerDefinition {
+    pub table: String,
+    pub name: String,
+    pub sql_mode: String,
+    /// The `CREATE TRIGGER` statement as written, with its definer.
+    pub statement: Vec<u8>,
+    pub character_set_client: String,
+    pub collation_connection: String,
+    pub database_collation: String,
+    /// `user@host` of the definer.
+    pub definer: String,
+}
+
+fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The triggers of `database` on `tables` (all its tables when `None`), in the order they fire
+/// (table, timing, event, action order): creating them in this order keeps `FOLLOWS`/`PRECEDES`.
+pub async fn definitions(conn: &mut mysql_async::Conn, database: &str, tables: Option<&[String]>, side: Side) -> Result<Vec<TriggerDefinition>, CutoverError> {
+    let listed: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+            (database,),
+        )
+        .await
+        .map_err(CutoverError::mysql(side, "listing the triggers"))?;
+    let mut out = Vec::new();
+    for (table, name, definer) in listed {
+        if tables.is_some_and(|ts| !ts.contains(&table)) {
+            continue;
+        }
+        let row: Option<mysql_async::Row> = conn
+            .query_first(format!("SHOW CREATE TRIGGER {}.{}", quote(database), quote(&name)))
+            .await
+            .map_err(CutoverError::mysql(side, format!("reading trigger {name}")))?;
+        let Some(row) = row else { continue };
+        let text = |i: usize| -> String { row.get::<Option<Vec<u8>>, _>(i).flatten().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default() };
+        out.push(TriggerDefinition {
+            table,
+            name,
+            sql_mode: text(1),
+            statement: row.get::<Option<Vec<u8>>, _>(2).flatten().unwrap_or_default(),
+            character_set_client: text(3),
+            collation_connection: text(4),
+            database_collation: text(5),
+            definer,
+        });
+    }
+    Ok(out)
+}
+
+/// What [`hand_over`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Handover {
+    /// `` `table`.`trigger` `` of each trigger now on the other side.
+    pub moved: Vec<String>,
+}
+
+/// Creates `from`'s triggers (in `from_db`, on the tables `to_db` has) on `to`, then drops them on
+/// `from`. See the module documentation.
+pub async fn hand_over(
+    from: &mut mysql_async::Conn,
+    to: &mut mysql_async::Conn,
+    from_db: &str,
+    to_db: &str,
+    sides: (Side, Side),
+) -> Result<Handover, CutoverError> {
+    let tables: Vec<String> = to
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (to_db,))
+        .await
+        .map_err(CutoverError::mysql(sides.1, "listing the tables"))?;
+    let definitions = definitions(from, from_db, Some(&tables), sides.0).await?;
+    let existing: Vec<String> = to
+        .exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", (to_db,))
+        .await
+        .map_err(CutoverError::mysql(sides.1, "listing the triggers"))?;
+    let mut moved = Vec::new();
+    if definitions.is_empty() {
+        return Ok(Handover { moved });
+    }
+    // Kept out of both binlogs: the forward stream still reads the fenced side's, the reverse stream
+    // will read the other's, and each would (rightly) stop at trigger DDL it cannot replay.
+    for (conn, side) in [(&mut *from, sides.0), (&mut *to, sides.1)] {
+        conn.query_drop("SET SESSION sql_log_bin = 0").await.map_err(CutoverError::mysql(side, "SET sql_log_bin = 0 (needs BINLOG ADMIN or SUPER)"))?;
+    }
+    let result = async {
+        for d in &definitions {
+            if !existing.contains(&d.name) {
+                create(to, to_db, d, sides.1).await?;
+            }
+            moved.push(format!("{}.{}", quote(&d.table), quote(&d.name)));
+        }
+        for d in &definitions {
+            from.query_drop(format!("DROP TRIGGER IF EXISTS {}.{}", quote(from_db), quote(&d.name)))
+                .await
+                .map_err(CutoverError::mysql(sides.0, format!("dropping trigger {} after creating it on the other side", d.name)))?;
+        }
+        Ok::<(), CutoverError>(())
+    }
+    .await;
+    for (conn, side) in [(from, sides.0), (to, sides.1)] {
+        conn.query_drop("SET SESSION sql_log_bin = 1").await.map_err(CutoverError::mysql(side, "SET sql_log_bin = 1"))?;
+    }
+    result.map(|()| Handover { moved })
+}
+
+/// Creates `d` in `database` under the session settings it was created with, then restores
+/// turnout's session (utf8mb4, raw results, the server's sql_mode).
+async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
+    let context = format!(
+        "SET SESSION sql_mode = {}, character_set_client = {}, collation_connection = {}, collation_database = {}",
+        literal(&d.sql_mode),
+        literal(&d.character_set_client),
+        literal(&d.collation_connection),
+        literal(&d.database_collation)
+    );
+    conn.query_drop(format!("USE {}", quote(database))).await.map_err(CutoverError::mysql(side, format!("USE {database}")))?;
+    conn.query_drop(context).await.map_err(CutoverError::mysql(side, format!("setting the session trigger {} was created under", d.name)))?;
+    let created = conn.query_drop(d.statement.as_slice()).await;
+    conn.query_drop("SET NAMES utf8mb4, character_set_results = NULL, sql_mode = DEFAULT, collation_database = DEFAULT")
+        .await
+        .map_err(CutoverError::mysql(side, "restoring the session after creating a trigger"))?;
+    match created {
+        Ok(()) => Ok(()),
+        // Created by an earlier attempt whose answer was lost.
+        Err(mysql_async::Error::Server(e)) if e.code == 1359 => Ok(()),
+        Err(e) => Err(CutoverError::mysql(side, format!("creating trigger {} (definer {}) on {}", d.name, d.definer, d.table))(e)),
+    }
+}
