@@ -307,6 +307,9 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
             println!("         … and {} more", t.more_differences);
         }
     }
+    for (table, columns) in &report.target_only_columns {
+        println!("note     {} has columns only on {target}: {} ({target}'s own values; not compared)", table.quoted(), columns.join(", "));
+    }
     let differ = report.tables.iter().filter(|t| !t.equal()).count();
     let secs = report.elapsed.as_secs_f64().max(0.001);
     println!("{} tables compared, {differ} differ; {} rows in {secs:.1} s ({:.0} rows/s)", report.tables.len(), report.rows, report.rows as f64 / secs);

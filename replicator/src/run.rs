@@ -183,7 +183,10 @@ async fn run_once<A: SourceAdmin>(admin: &A, config: &Config, state: &StateStore
     }
     let source = admin.open_stream(&green_at).await?;
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: config.apply_batch_delay(), memory: config.apply_memory_budget()? };
-    pipeline::stream(source, sink, admin.open_early(), state, status, &budgets, shutdown).await
+    tokio::select! {
+        result = pipeline::stream(source, sink, admin.open_early(), state, status, &budgets, shutdown) => result,
+        e = admin.watch() => Err(e),
+    }
 }
 
 /// Green's own record of what it applied must be at or beyond what this state directory saw applied:

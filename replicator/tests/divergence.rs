@@ -108,6 +108,12 @@ async fn a_column_only_green_has_keeps_its_values_when_blue_updates_the_row() {
         let kept = green.execute(Some(&db), &format!("SELECT COUNT(*) FROM {table} WHERE id <= 49 AND g = 42")).expect("g");
         assert_eq!(kept.trim(), "49", "{table}: green's own column was reset\n{}", t.log_text());
     }
+    // The same while turnout runs: the sink read green's columns before this one was added.
+    green.execute(Some(&db), "SET sql_log_bin = 0; ALTER TABLE plain ADD COLUMN h INT NOT NULL DEFAULT 0; UPDATE plain SET h = 7").expect("mid-stream");
+    blue.execute(Some(&db), "UPDATE plain SET a = a + 1").expect("updates");
+    same_answer(&blue, &green, &db, "SELECT SUM(a), COUNT(*) FROM plain", &mut t).await;
+    let kept = green.execute(Some(&db), "SELECT COUNT(*) FROM plain WHERE h = 7 AND g = 42").expect("h");
+    assert_eq!(kept.trim(), "49", "green's own column was reset mid-stream\n{}", t.log_text());
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 
@@ -290,4 +296,63 @@ async fn verify_compares_text_across_character_sets_and_names_columns_only_green
     let (code, out) = verify();
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("DIFFERS"), "{out}");
+}
+
+/// pgoutput shows neither `DETACH PARTITION` (a retention job's rows vanish from blue without a
+/// DELETE) nor `ATTACH PARTITION` (a table filled while standalone joins without an INSERT).
+#[tokio::test]
+async fn a_partition_detached_or_attached_on_blue_stops_replication_naming_it() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE events (id int, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+         CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01'); \
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01'); \
+         INSERT INTO events VALUES (1, '2023-05-01'), (2, '2024-05-01')",
+    )
+    .await;
+    let (_dir, mut t) = running(&blue, &green, &db).await;
+    blue.execute(&db, "INSERT INTO events VALUES (3, '2024-06-01')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["events"], &mut t).await;
+    // The retention job: the 2023 rows leave blue's table without a DELETE.
+    blue.execute(&db, "ALTER TABLE events DETACH PARTITION events_2023; DROP TABLE events_2023").await.expect("retention");
+    let code = wait_exit(&mut t).await;
+    assert_ne!(code, 0, "{}", t.log_text());
+    let log = t.log_text();
+    assert!(log.contains("partition events_2023 is on green but not on blue") && log.contains("DETACH PARTITION"), "{log}");
+    // The same on green: replication goes on, and green is blue again.
+    green.execute(&db, "ALTER TABLE events DETACH PARTITION events_2023; DROP TABLE events_2023").await.expect("green retention");
+    t.start();
+    wait_streaming(&mut t).await;
+    // A table filled while standalone, then attached on blue: its rows never pass through the stream.
+    blue.execute(
+        &db,
+        "CREATE TABLE events_2025 (LIKE events INCLUDING ALL); INSERT INTO events_2025 VALUES (9, '2025-02-01'); \
+                       ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+    )
+    .await
+    .expect("attach");
+    let code = wait_exit(&mut t).await;
+    assert_ne!(code, 0, "{}", t.log_text());
+    // Named by the partition watch, or — when its rows, published as its own table's while it stood
+    // alone, arrive first — by the apply.
+    let log = t.log_text();
+    assert!(
+        log.contains("partition events_2025 is on blue but not on green") || (log.contains("events_2025") && log.contains("does not exist on green")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn live_verify_names_columns_only_green_has() {
+    let (blue, green, db) = maria_pair();
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB; INSERT INTO t SELECT seq, seq FROM seq_1_to_20").expect("schema");
+    let (_dir, mut t) = streaming(&blue, &green, &db).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    green.execute(Some(&db), "SET sql_log_bin = 0; ALTER TABLE t ADD COLUMN region INT NOT NULL DEFAULT 5").expect("green-only column");
+    t.start();
+    wait_streaming(&mut t).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["verify", "--live", "--config"]).arg(t.config_path()).output().expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("has columns only on green: `region`"), "{text}");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }

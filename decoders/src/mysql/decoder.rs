@@ -8,9 +8,14 @@
 //!
 //! Guarantees: nothing is skipped silently — an unknown event type, row images that are not complete
 //! (`binlog_row_image` must be FULL), a table map without column names (`binlog_row_metadata` must be
-//! FULL), a statement-based row change, a transaction without a GTID (MariaDB ignoring
-//! `@mariadb_slave_capability = 4`), XA, or DDL on a replicated table other than `ALTER TABLE … ADD`
-//! (columns or indexes) and `TRUNCATE` is an error naming the setting or statement and the fix.
+//! FULL), a transaction without a GTID (MariaDB ignoring `@mariadb_slave_capability = 4`), and every
+//! Query event the classifier ([`super::statement`]) does not know to be harmless or replayable — a
+//! row change logged as a statement, triggers, events, XA, sequences, dropping the replicated
+//! database, DDL on a replicated table other than `ALTER TABLE … ADD` (columns or indexes) and
+//! `TRUNCATE`, an added column whose existing rows green cannot fill the same, anything
+//! unrecognised — is an error naming the statement, its GTID, blue's session and the fix. DDL that is
+//! replayed (additive `ALTER TABLE`, views and routines) carries blue's session context (statement
+//! time, time zone, `sql_mode`, character sets) ahead of it.
 //! Schemas: the first table map of a table, and every one that differs from the last, is announced
 //! with a `Relation` before its rows.
 //!

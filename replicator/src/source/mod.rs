@@ -176,6 +176,14 @@ pub trait SourceAdmin: Send + Sync + 'static {
     /// turns true; failures are retried, never fatal.
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static;
 
+    /// While the stream runs: watches for a change to the source that its log does not carry and
+    /// that would make green differ (PostgreSQL: a partition detached, attached or created), and
+    /// returns the error naming it and the fix — replication then stops. Never returns for a source
+    /// whose log carries everything; failures to look are retried, never fatal.
+    fn watch(&self) -> impl Future<Output = Error> + Send {
+        std::future::pending()
+    }
+
     /// The read-only preflight of the source and green.
     fn check(&self) -> impl Future<Output = Report> + Send;
 

@@ -100,6 +100,9 @@ pub(crate) trait Backend: Sync {
     async fn sum(&self, shape: &Shape, session: &Self::Session, range: &Range, side: Side) -> Result<Sum, Error>;
     /// Every row of `range`.
     async fn rows(&self, shape: &Shape, session: &Self::Session, range: &Range, side: Side) -> Result<Rows, Error>;
+    /// Per table, the columns only the target has: compared rows are the source's columns, so these
+    /// are named beside the result instead of going unseen.
+    async fn target_only_columns(&self, tables: &[TableName]) -> Result<Vec<(TableName, Vec<String>)>, Error>;
 }
 
 /// Chunks with at most this many rows on either side are compared row by row.
@@ -139,6 +142,8 @@ pub struct LiveReport {
     /// Source rows compared by this run, and how long it took.
     pub rows: u64,
     pub elapsed: Duration,
+    /// Per table, the columns only the target has (their values are its own: not compared).
+    pub target_only_columns: Vec<(TableName, Vec<String>)>,
 }
 
 /// The running sidecar, reached over its HTTP API.
@@ -228,7 +233,16 @@ async fn live<B: Backend>(
     outcome?;
     // Finished: nothing to resume.
     let _ = std::fs::remove_file(&file);
-    Ok(LiveReport { tables: saved.tables, positions: saved.positions, direction, resumed, rows: rows_done.load(Ordering::Relaxed), elapsed: started.elapsed() })
+    let target_only_columns = backend.target_only_columns(&tables).await?;
+    Ok(LiveReport {
+        tables: saved.tables,
+        positions: saved.positions,
+        direction,
+        resumed,
+        rows: rows_done.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        target_only_columns,
+    })
 }
 
 /// Rounds until every table is done.

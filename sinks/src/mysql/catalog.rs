@@ -12,6 +12,8 @@ pub(super) struct TableInfo {
     pub generated: HashSet<String>,
     /// Every column green has, generated or not.
     pub columns: HashSet<String>,
+    /// Green's columns in their order (a positional INSERT's).
+    pub ordered: Vec<String>,
     /// Has a foreign key to itself.
     pub self_referencing: bool,
     /// Nothing on green ties this table's rows to each other's order or to other tables: no foreign
@@ -31,7 +33,10 @@ async fn count(conn: &mut mysql_async::Conn, table: &TableName, what: &str, sql:
 
 pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
     let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
-        .exec("SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&table.schema, &table.name))
+        .exec(
+            "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (&table.schema, &table.name),
+        )
         .await
         .map_err(SinkError::mysql(format!("reading the columns of {table}")))?;
     if rows.is_empty() {
@@ -40,7 +45,8 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
             reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
         });
     }
-    let columns = rows.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
+    let ordered: Vec<String> = rows.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
+    let columns = ordered.iter().cloned().collect();
     let generated = rows
         .into_iter()
         .filter(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("GENERATED"))
@@ -107,6 +113,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
     Ok(TableInfo {
         generated,
         columns,
+        ordered,
         self_referencing: self_refs > 0,
         independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
         conflicts,

@@ -26,12 +26,14 @@
 //! truncate's position — a crash in between replays the TRUNCATE, which is idempotent.
 //!
 //! Statements (see [`literal`] for values): changes of an *independent* table (no foreign key from
-//! or to it, no unique key but the primary key, no trigger, a key whose literals are canonical) are
+//! or to it, no unique key but the primary key, no trigger, a key whose literals are canonical, no
+//! column green has that blue does not send) are
 //! folded over the whole batch to their net effect and applied as one multi-row DELETE of the rows
 //! that existed and one multi-row INSERT of the rows that exist after ([`fold`] says why that is
 //! the same). Other tables keep blue's order: consecutive inserts into one table become one multi-row
 //! `INSERT`; updates one statement per row; deletes by key batched with `IN`; rows of tables without
-//! a primary key are matched on every column with `<=>` and `LIMIT 1`. Statements travel to green in
+//! a primary key are matched on every column with `<=>` (character columns byte for byte) and
+//! `LIMIT 1`. Statements travel to green in
 //! multi-statement batches ([`queue`]). Generated columns are never written. Every statement must
 //! touch exactly the rows it names, else green diverged from blue: the transaction rolls back and the
 //! error names the table.
@@ -66,6 +68,10 @@ const SESSION: &str = "SET NAMES utf8mb4, time_zone = '+00:00', foreign_key_chec
 pub fn own_domain(stream: &str) -> u32 {
     1 + stream.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 60_000
 }
+
+/// What a folded INSERT ([`MySqlSink::insert_all_columns`]) is called in messages; its "column count
+/// doesn't match" error is how a column added on green mid-stream shows.
+pub(crate) const FOLDED_INSERT: &str = "inserting the rows blue left after a batch into";
 
 /// Multi-row INSERTs and DELETEs are split to stay under this many bytes of SQL.
 const STATEMENT_BYTES: usize = 4 << 20;
@@ -108,6 +114,18 @@ fn mysql_type(schema: &TableSchema, i: usize) -> &MySqlType {
 fn insert_statements(table: &TableName, columns: &[(String, MySqlType)], rows: &[Vec<Value>]) -> Result<Vec<(String, u64)>, SinkError> {
     let names: Vec<String> = columns.iter().map(|(n, _)| ident(n)).collect();
     let head = format!("INSERT INTO {} ({}) VALUES ", qualified(table), names.join(", "));
+    let columns: Vec<InsertColumn> = columns.iter().cloned().map(Some).collect();
+    multi_row_inserts(table, &head, &columns, rows)
+}
+
+/// A value position of an INSERT: the column's name and type, or `None` for `DEFAULT` (a generated
+/// column in a positional INSERT).
+type InsertColumn = Option<(String, MySqlType)>;
+
+/// Multi-row INSERTs starting with `head` (`INSERT INTO … VALUES `), `rows` in `columns` order
+/// (a `DEFAULT` position's value is ignored), each under [`STATEMENT_BYTES`], with the number of
+/// rows each inserts.
+fn multi_row_inserts(table: &TableName, head: &str, columns: &[InsertColumn], rows: &[Vec<Value>]) -> Result<Vec<(String, u64)>, SinkError> {
     let mut statements = Vec::new();
     let mut sql = String::new();
     let mut count = 0u64;
@@ -119,11 +137,14 @@ fn insert_statements(table: &TableName, columns: &[(String, MySqlType)], rows: &
             sql.push(',');
         }
         sql.push('(');
-        for (i, ((name, ty), v)) in columns.iter().zip(row).enumerate() {
+        for (i, (column, v)) in columns.iter().zip(row).enumerate() {
             if i > 0 {
                 sql.push(',');
             }
-            push(&mut sql, ty, v).map_err(|reason| SinkError::Value { table: table.to_string(), column: name.clone(), reason })?;
+            match column {
+                Some((name, ty)) => push(&mut sql, ty, v).map_err(|reason| SinkError::Value { table: table.to_string(), column: name.clone(), reason })?,
+                None => sql.push_str("DEFAULT"),
+            }
         }
         sql.push(')');
         count += 1;
@@ -404,6 +425,41 @@ impl MySqlSink {
         Ok(())
     }
 
+    /// Queues multi-row INSERTs of whole rows into every column green has, by position (`DEFAULT` for
+    /// generated ones) — the folded rows. Positional on purpose: a column added on green since the
+    /// sink read its catalog (which would take its default where an ordered UPDATE keeps its value)
+    /// makes the statement fail with "column count doesn't match" instead of passing; the batch is
+    /// then retried by a new sink that reads green's catalog again and applies that table in order.
+    async fn insert_all_columns(&mut self, table: &TableSchema, rows: &[&Vec<Value>]) -> Result<(), SinkError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let info = self.info(&table.name).await?;
+        let (ordered, generated) = (info.ordered.clone(), info.generated.clone());
+        let mut columns: Vec<InsertColumn> = Vec::with_capacity(ordered.len());
+        let mut from: Vec<Option<usize>> = Vec::with_capacity(ordered.len());
+        for name in &ordered {
+            let blue = table.columns.iter().position(|c| &c.name == name);
+            match blue {
+                Some(i) if !generated.contains(name) => {
+                    columns.push(Some((name.clone(), mysql_type(table, i).clone())));
+                    from.push(Some(i));
+                }
+                _ => {
+                    columns.push(None);
+                    from.push(None);
+                }
+            }
+        }
+        let values: Vec<Vec<Value>> =
+            rows.iter().map(|row| from.iter().map(|i| i.and_then(|i| row.get(i).cloned()).unwrap_or(Value::Null)).collect()).collect();
+        let head = format!("INSERT INTO {} VALUES ", qualified(&table.name));
+        for (sql, count) in multi_row_inserts(&table.name, &head, &columns, &values)? {
+            self.queue_statement(&sql, Some(count), format!("{FOLDED_INSERT} {}", table.name)).await?;
+        }
+        Ok(())
+    }
+
     /// Queues `DELETE … WHERE (key) IN (…)` of rows by their key values, each statement under
     /// [`STATEMENT_BYTES`] and required to delete every row it names.
     async fn delete_keys(&mut self, table: &TableSchema, keys: &[&Vec<Value>], what: &str) -> Result<(), SinkError> {
@@ -470,7 +526,7 @@ impl MySqlSink {
             }
             // Updated rows are replaced: the DELETE covers every row blue updated or deleted.
             self.delete_keys(&t.schema, &existed, "removing the rows blue updated or deleted in").await?;
-            self.insert_rows_of(&t.schema, &after).await?;
+            self.insert_all_columns(&t.schema, &after).await?;
         }
         Ok(())
     }

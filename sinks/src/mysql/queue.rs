@@ -67,13 +67,22 @@ impl StatementQueue {
         let sql = std::mem::take(&mut self.sql);
         let checks = std::mem::take(&mut self.checks);
         let context = |c: &Check| format!("{} (`{}`)", c.what, shape(&sql[c.start..c.end]));
-        let mut result = conn.query_iter(sql.as_str()).await.map_err(|e| SinkError::mysql(context(&checks[0]))(e))?;
+        let failed = |c: &Check, e: mysql_async::Error| match &e {
+            // A folded INSERT names every column green had when the sink read its catalog: green's
+            // table changed since. Retried by a new sink, which reads the catalog again.
+            mysql_async::Error::Server(s) if s.code == 1136 && c.what.starts_with(super::FOLDED_INSERT) => SinkError::Unavailable {
+                context: format!("{}: green's table changed while turnout applied to it (a column added?)", c.what),
+                reason: e.to_string(),
+            },
+            _ => SinkError::mysql(context(c))(e),
+        };
+        let mut result = conn.query_iter(sql.as_str()).await.map_err(|e| failed(&checks[0], e))?;
         let mut failure = None;
         for (i, check) in checks.iter().enumerate() {
             if i > 0 {
                 // Moves to the next statement's result; its error, if it failed, comes here.
                 if let Err(e) = result.next().await {
-                    return Err(SinkError::mysql(context(check))(e));
+                    return Err(failed(check, e));
                 }
             }
             if let Some(n) = check.expected {

@@ -202,6 +202,24 @@ impl Backend for MySqlLive {
         Err(Error::Setup("the sidecar applied past verify's position although it was held".into()))
     }
 
+    async fn target_only_columns(&self, tables: &[TableName]) -> Result<Vec<(TableName, Vec<String>)>, Error> {
+        let (mut blue, mut green) = (connect(&self.blue, "blue").await?, connect(&self.green, "green").await?);
+        let mut out = Vec::new();
+        for table in tables {
+            let on_blue = super::catalog::columns(&mut blue, table, "blue").await?;
+            let only: Vec<String> = super::catalog::columns(&mut green, table, "green")
+                .await?
+                .into_iter()
+                .filter(|g| !on_blue.iter().any(|b| b.name == g.name))
+                .map(|g| quote(&g.name))
+                .collect();
+            if !only.is_empty() {
+                out.push((table.clone(), only));
+            }
+        }
+        Ok(out)
+    }
+
     async fn shapes(&self, blue: &Self::Session, tables: &[TableName]) -> Result<Vec<Shape>, Error> {
         let mut conn = blue.lock().await;
         let mut out = Vec::with_capacity(tables.len());

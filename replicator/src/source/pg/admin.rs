@@ -107,6 +107,11 @@ impl SourceAdmin for PgAdmin {
         super::heartbeat::run(self.config.source.url.expose().to_owned(), self.names.slot.clone(), self.config.heartbeat_interval(), status, shutdown)
     }
 
+    fn watch(&self) -> impl std::future::Future<Output = Error> + Send {
+        let config = self.config.clone();
+        async move { super::drift::watch_partitions(&config).await }
+    }
+
     async fn check(&self) -> Report {
         super::check::run(&self.config).await
     }

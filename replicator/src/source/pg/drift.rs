@@ -172,3 +172,48 @@ pub async fn differences(blue: &Client, green: &Client, tables: &[TableName]) ->
     let (b, g) = tokio::try_join!(objects(blue, &names, &schemas, same_major, Side::Blue), objects(green, &names, &schemas, same_major, Side::Green))?;
     Ok(compare(&b, &g))
 }
+
+/// How often [`watch_partitions`] compares the partition trees.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// While `run` streams: compares blue's and green's partition trees of the replicated tables at the
+/// start and every few seconds, and returns the error naming each difference once there is one.
+/// pgoutput carries neither `DETACH PARTITION` (a retention job's rows vanish from blue without a
+/// DELETE) nor `ATTACH PARTITION` (rows filled while standalone appear without an INSERT), nor a new
+/// partition green lacks: replicating on would leave green different. Failing to look (a server
+/// restarting) is retried.
+pub async fn watch_partitions(config: &crate::config::Config) -> Error {
+    loop {
+        match partition_differences(config).await {
+            Ok(d) if !d.is_empty() => {
+                return Error::Setup(format!(
+                    "blue's partitions changed in a way its change stream does not carry: {}. Make the same change on green \
+                     (ALTER TABLE … DETACH PARTITION / ATTACH PARTITION, CREATE TABLE … PARTITION OF — an attached table with its rows), \
+                     then start turnout run again",
+                    d.join("; ")
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("comparing the partition trees failed, trying again: {e}"),
+        }
+        tokio::time::sleep(WATCH_INTERVAL).await;
+    }
+}
+
+async fn partition_differences(config: &crate::config::Config) -> Result<Vec<String>, Error> {
+    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
+    let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+    let tables = replicated_tables(&blue, &config.table_filter()?, Side::Blue).await?;
+    let names: Vec<String> = tables.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect();
+    let (what, sql) = QUERIES[0];
+    let mut trees = Vec::new();
+    for (client, side) in [(&blue, Side::Blue), (&green, Side::Green)] {
+        let rows = client.query(sql, &[&names, &Vec::<String>::new()]).await.map_err(|source| Error::Sql {
+            side,
+            context: format!("reading the {what} to compare"),
+            source,
+        })?;
+        trees.push(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1).unwrap_or_default())).collect::<Objects>());
+    }
+    Ok(compare(&trees[0], &trees[1]))
+}

@@ -68,6 +68,21 @@ impl Backend for PgLive<'_> {
         shapes(blue, tables).await
     }
 
+    async fn target_only_columns(&self, tables: &[TableName]) -> Result<Vec<(TableName, Vec<String>)>, Error> {
+        let blue = turnout_sinks::pg::connect(self.config.source.url.expose()).await.map_err(Error::Sink)?;
+        let green = turnout_sinks::pg::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
+        let mut out = Vec::new();
+        for table in tables {
+            let name = table.quoted();
+            let (on_blue, on_green) = (column_names(&blue, &name, Side::Blue).await?, column_names(&green, &name, Side::Green).await?);
+            let only: Vec<String> = on_green.into_iter().filter(|g| !on_blue.contains(g)).map(|g| quote_ident(&g)).collect();
+            if !only.is_empty() {
+                out.push((table.clone(), only));
+            }
+        }
+        Ok(out)
+    }
+
     async fn boundary(&self, shape: &Shape, session: &Client, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error> {
         shape.boundary(session, range, n, side).await
     }
@@ -79,6 +94,13 @@ impl Backend for PgLive<'_> {
     async fn rows(&self, shape: &Shape, session: &Client, range: &Range, side: Side) -> Result<Rows, Error> {
         shape.rows(session, range, side).await
     }
+}
+
+/// The column names of table `name` (quoted, qualified) on one side.
+async fn column_names(client: &Client, name: &str, side: Side) -> Result<Vec<String>, Error> {
+    let sql = "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped";
+    let rows = client.query(sql, &[&name]).await.map_err(|source| Error::Sql { side, context: format!("reading the columns of {name}"), source })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Reads the shapes of `tables` (in the snapshot of `blue`).
