@@ -412,7 +412,8 @@ mod tests {
     fn mysql_gtid_sets_compare_by_inclusion() {
         let u = [7u8; 16];
         let v = [9u8; 16];
-        let set = |parts: Vec<([u8; 16], Vec<(u64, u64)>)>| GtidState::MySql(parts.into_iter().collect());
+        type Intervals = Vec<(u64, u64)>;
+        let set = |parts: Vec<([u8; 16], Intervals)>| GtidState::MySql(parts.into_iter().collect());
         let a = set(vec![(u, vec![(1, 10)])]);
         let b = set(vec![(u, vec![(1, 5), (7, 10)])]);
         let c = set(vec![(u, vec![(1, 10)]), (v, vec![(1, 1)])]);

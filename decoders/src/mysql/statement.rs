@@ -100,9 +100,7 @@ impl Statement {
                 "DEFINER" if word(i + 1) == "=" => {
                     // user, or user@host (quoted parts), or CURRENT_USER[()]
                     i += 3;
-                    if word(i) == "@" {
-                        i += 2;
-                    } else if word(i) == "(" {
+                    if word(i) == "@" || word(i) == "(" {
                         i += 2;
                     }
                 }

@@ -132,7 +132,7 @@ fn multi_row_inserts(table: &TableName, head: &str, columns: &[InsertColumn], ro
     for (r, row) in rows.iter().enumerate() {
         if count == 0 {
             sql = String::with_capacity(64 * 1024);
-            sql.push_str(&head);
+            sql.push_str(head);
         } else {
             sql.push(',');
         }

@@ -123,7 +123,8 @@ pub struct ColumnInfo {
 
 /// The columns of `table` in order.
 pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str) -> Result<Vec<ColumnInfo>, Error> {
-    let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = conn
+    type ColumnRow = (Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+    let rows: Vec<ColumnRow> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",

@@ -84,8 +84,8 @@ const QUERIES: &[Query] = &[
 async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str) -> Result<Objects, Error> {
     let mut out = Objects::new();
     for q in QUERIES {
-        let rows: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> =
-            conn.exec(q.sql, (database,)).await.map_err(|e| sql_error(side, &format!("reading the {}s to compare", q.kind), e))?;
+        type ObjectRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let rows: Vec<ObjectRow> = conn.exec(q.sql, (database,)).await.map_err(|e| sql_error(side, &format!("reading the {}s to compare", q.kind), e))?;
         for (table, name, description) in rows {
             let (table, name) = (String::from_utf8_lossy(&table).into_owned(), String::from_utf8_lossy(&name).into_owned());
             if q.per_table && !tables.contains(&table) {
