@@ -8,6 +8,7 @@
 
 use crate::error::{CutoverError, Side};
 use mysql_async::prelude::Queryable;
+use turnout_sinks::mysql::literal::ident as quote;
 
 /// What kind of counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,10 +30,6 @@ pub struct CounterSync {
     /// Green's next value after it.
     pub set_to: i128,
     pub changed: bool,
-}
-
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
 }
 
 async fn auto_increments(conn: &mut mysql_async::Conn, side: Side, db: &str) -> Result<Vec<(String, i128)>, CutoverError> {

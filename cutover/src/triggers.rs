@@ -16,6 +16,7 @@
 
 use crate::error::{CutoverError, Side};
 use mysql_async::prelude::Queryable;
+use turnout_sinks::mysql::literal::ident as quote;
 
 /// One trigger as `SHOW CREATE TRIGGER` gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +31,6 @@ pub struct TriggerDefinition {
     pub database_collation: String,
     /// `user@host` of the definer.
     pub definer: String,
-}
-
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
 }
 
 fn literal(text: &str) -> String {

@@ -7,25 +7,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
 use turnout_testbed::MariaDbServer;
-
-/// Waits until every table's rows (hex of every column) are the same on both sides.
-async fn converged(blue: &MariaDbServer, green: &MariaDbServer, db: &str, tables: &[&str], t: &mut Turnout) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let b: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(blue, db, x)).collect();
-        let g: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(green, db, x)).collect();
-        if b == g {
-            return;
-        }
-        if let Some(code) = t.exited() {
-            panic!("turnout exited with {code} before green caught up\nblue {b:?}\ngreen {g:?}\n{}", t.log_text());
-        }
-        assert!(Instant::now() < deadline, "green did not converge\nblue {b:?}\ngreen {g:?}\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Waits until green's answer to `sql` is blue's.
 async fn same_answer(blue: &MariaDbServer, green: &MariaDbServer, db: &str, sql: &str, t: &mut Turnout) -> String {
@@ -72,7 +54,7 @@ async fn rows_of_a_keyless_table_are_matched_byte_for_byte_not_under_the_collati
          UPDATE names SET n = 3 WHERE CAST(name AS BINARY) = 'E'",
     )
     .expect("changes");
-    converged(&blue, &green, &db, &["names"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["names"], &mut t).await;
     assert_eq!(green.execute(Some(&db), "SELECT COUNT(*) FROM names WHERE CAST(name AS BINARY) = 'Foo'").expect("count").trim(), "1");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
@@ -123,7 +105,7 @@ async fn a_lost_progress_record_on_green_is_refused_instead_of_replaying_history
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB; INSERT INTO t VALUES (1, 0)").expect("schema");
     let (_dir, mut t) = streaming(&blue, &green, &db).await;
     blue.execute(Some(&db), "UPDATE t SET a = 1; INSERT INTO t VALUES (2, 0)").expect("changes");
-    converged(&blue, &green, &db, &["t"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
     // Green restored from a dump that left turnout's database out.
     green.execute(None, "SET sql_log_bin = 0; DROP DATABASE turnout").expect("drop progress");
@@ -181,7 +163,7 @@ async fn an_added_column_gets_blues_values_for_existing_rows_or_stops_naming_it(
          INSERT INTO t (id) VALUES (21)",
     )
     .expect("alter");
-    converged(&blue, &green, &db, &["t"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
     let blue_fixed = blue.execute(Some(&db), "SELECT UNIX_TIMESTAMP(fixed), UNIX_TIMESTAMP(created) FROM t WHERE id = 1").expect("blue");
     assert_eq!(blue_fixed.trim(), "1704060000\t1700000000.123456", "the scenario itself");
     // A default green cannot reproduce for the rows that exist.
@@ -242,7 +224,7 @@ async fn after_blue_fails_over_to_its_replica_turnout_resumes_by_gtid_and_loses_
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB; INSERT INTO t SELECT seq, 0 FROM seq_1_to_100").expect("schema");
     let (dir, mut t) = streaming(&blue, &green, &db).await;
     blue.execute(Some(&db), "UPDATE t SET a = 1 WHERE id <= 50").expect("before the failover");
-    converged(&blue, &green, &db, &["t"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
     // Blue writes on, rotating its binlog past the replica's file numbers (the replica's files are
     // its own), until it fails; the replica has everything and is promoted.
@@ -257,7 +239,7 @@ async fn after_blue_fails_over_to_its_replica_turnout_resumes_by_gtid_and_loses_
     let old_url = config.lines().find(|l| l.starts_with("url = ")).expect("source url").to_owned();
     std::fs::write(t.config_path(), config.replacen(&old_url, &format!("url = \"{}\"", replica.url(&db)), 1)).expect("repoint");
     t.start();
-    converged(&replica, &green, &db, &["t"], &mut t).await;
+    maria_assert_same(&replica, &green, &db, &["t"], &mut t).await;
     // Exactly once: nothing lost, nothing doubled.
     assert_eq!(green.execute(Some(&db), "SELECT COUNT(*), SUM(a) FROM t").expect("sums").trim(), "100\t91");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());

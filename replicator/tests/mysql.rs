@@ -10,32 +10,6 @@ use common::*;
 use std::time::{Duration, Instant};
 use turnout_testbed::MariaDbServer;
 
-/// Waits until green holds exactly blue's rows in every table, then asserts it.
-async fn assert_same(blue: &MariaDbServer, green: &MariaDbServer, db: &str, tables: &[&str], t: &mut Turnout) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let b: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(blue, db, x)).collect();
-        let g: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(green, db, x)).collect();
-        if b == g {
-            return;
-        }
-        if let Some(code) = t.exited() {
-            panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
-        }
-        if Instant::now() > deadline {
-            for ((name, bv), gv) in tables.iter().zip(&b).zip(&g) {
-                if bv != gv {
-                    eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
-                    eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(3).collect::<Vec<_>>());
-                    eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(3).collect::<Vec<_>>());
-                }
-            }
-            panic!("green did not converge to blue\n{}", t.log_text());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn started(blue: &MariaDbServer, green: &MariaDbServer, db: &str, extra: &str) -> (tempfile::TempDir, Turnout) {
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(db), &green.url(db), extra);
@@ -82,7 +56,7 @@ async fn snapshot_then_binlog_streaming_keeps_every_type_and_key_exact() {
     blue.execute(Some(&db), TYPES).expect("schema");
     blue.execute(Some(&db), ROWS).expect("snapshot rows");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
-    assert_same(&blue, &green, &db, TABLES, &mut t).await;
+    maria_assert_same(&blue, &green, &db, TABLES, &mut t).await;
     // Generated columns were computed on green, not written.
     assert_eq!(green.execute(Some(&db), "SELECT v, st FROM docs WHERE id = 1").expect("generated").trim(), "2\t3");
     for sql in [
@@ -107,7 +81,7 @@ async fn snapshot_then_binlog_streaming_keeps_every_type_and_key_exact() {
     ] {
         blue.execute(Some(&db), sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    assert_same(&blue, &green, &db, TABLES, &mut t).await;
+    maria_assert_same(&blue, &green, &db, TABLES, &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 
@@ -117,7 +91,7 @@ async fn an_added_column_is_applied_on_green_and_other_ddl_stops_naming_the_stat
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10)) ENGINE=InnoDB; INSERT INTO t VALUES (1, 'one')").expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     blue.execute(Some(&db), "ALTER TABLE t ADD COLUMN b INT NOT NULL DEFAULT 7, ADD INDEX (a); INSERT INTO t VALUES (2, 'two', 8)").expect("alter");
-    assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
     blue.execute(Some(&db), "ALTER TABLE t DROP COLUMN a").expect("drop");
     assert_eq!(wait_exit(&mut t).await, 1);
     let log = t.log_text();
@@ -130,7 +104,7 @@ async fn a_transaction_far_beyond_the_memory_budget_is_spilled_and_applied_whole
     blue.execute(Some(&db), "CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(100)) ENGINE=InnoDB").expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "[apply]\nmemory_budget = \"8MiB\"\n").await;
     blue.execute(Some(&db), "INSERT INTO big SELECT seq, REPEAT('x', 100) FROM seq_1_to_200000").expect("large transaction");
-    assert_same(&blue, &green, &db, &["big"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["big"], &mut t).await;
     assert!(t.log_text().contains("applying a spilled transaction"), "{}", t.log_text());
     assert_eq!(t.sigterm(), Some(0));
 }
@@ -161,11 +135,11 @@ async fn kill_9_at_several_points_and_restarts_of_blue_and_green_lose_and_double
     green.restart().expect("restart green");
     n += 1;
     blue.execute(Some(&db), &format!("INSERT INTO events VALUES ({n}, 'after green restart')")).expect("write");
-    assert_same(&blue, &green, &db, &["events", "c"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["events", "c"], &mut t).await;
     blue.restart().expect("restart blue");
     n += 1;
     blue.execute(Some(&db), &format!("INSERT INTO events VALUES ({n}, 'after blue restart')")).expect("write");
-    assert_same(&blue, &green, &db, &["events", "c"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["events", "c"], &mut t).await;
     let counts = green.execute(Some(&db), "SELECT COUNT(*), COUNT(DISTINCT n) FROM events").expect("count");
     assert_eq!(counts.trim(), format!("{n}\t{n}"));
     assert_eq!(t.sigterm(), Some(0));
@@ -210,7 +184,7 @@ async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
     blue.execute(Some(&db), "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB; INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000")
         .expect("rows");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
-    assert_same(&blue, &green, &db, &["a"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["a"], &mut t).await;
     let verify = || {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["verify", "--config"]).arg(t.config_path()).output().expect("verify");
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
@@ -255,7 +229,7 @@ async fn foreign_key_cascades_happen_on_green_as_on_blue_and_unchecked_sessions_
     ] {
         blue.execute(Some(&db), sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    assert_same(&blue, &green, &db, TABLES, &mut t).await;
+    maria_assert_same(&blue, &green, &db, TABLES, &mut t).await;
     assert_eq!(green.execute(Some(&db), "SELECT COUNT(*) FROM child WHERE id IN (40, 60)").expect("orphans").trim(), "2");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
@@ -273,7 +247,7 @@ async fn table_patterns_select_mysql_tables_by_their_exact_names() {
     .expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "[tables]\ninclude = [\"Orders\", \"audit_*\"]\nexclude = [\"audit_log\"]\n").await;
     blue.execute(Some(&db), "INSERT INTO `Orders` VALUES (10); INSERT INTO orders VALUES (20); INSERT INTO audit_log VALUES (30)").expect("writes");
-    assert_same(&blue, &green, &db, &["Orders"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["Orders"], &mut t).await;
     assert_eq!(maria_rows(&green, &db, "orders"), vec!["(no table orders)".to_owned()]);
     assert_eq!(maria_rows(&green, &db, "audit_log"), vec!["(no table audit_log)".to_owned()]);
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
@@ -286,7 +260,7 @@ async fn teardown_removes_what_turnout_created_on_both_sides() {
     let (blue, green, db) = maria_pair();
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t VALUES (1)").expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
-    assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
     let made = |s: &MariaDbServer| {
         s.execute(
@@ -325,7 +299,7 @@ async fn a_row_missing_on_green_stops_replication_and_nothing_of_its_batch_is_ke
         )
         .expect("schema");
         let (_dir, mut t) = started(&blue, &green, &db, "").await;
-        assert_same(&blue, &green, &db, &["t", "u"], &mut t).await;
+        maria_assert_same(&blue, &green, &db, &["t", "u"], &mut t).await;
         green.execute(Some(&db), &format!("SET sql_log_bin = 0; DELETE FROM {table} WHERE id = 2")).expect("tamper");
         blue.execute(
             Some(&db),
@@ -353,7 +327,7 @@ async fn a_backlog_of_mixed_changes_to_the_same_rows_arrives_exactly() {
     )
     .expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
-    assert_same(&blue, &green, &db, &["f", "o"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["f", "o"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move |n: u64| {
@@ -382,7 +356,7 @@ async fn a_backlog_of_mixed_changes_to_the_same_rows_arrives_exactly() {
     blue.execute(Some(&db), &sql).expect("backlog");
     t.start();
     wait_streaming(&mut t).await;
-    assert_same(&blue, &green, &db, &["f", "o"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["f", "o"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 
@@ -403,7 +377,7 @@ async fn a_large_table_is_copied_in_primary_key_ranges_and_arrives_whole() {
     )
     .expect("schema");
     let (_dir, mut t) = started(&blue, &green, &db, "[snapshot]\nsplit_mb = 1\nworkers = 3\n").await;
-    assert_same(&blue, &green, &db, &["big", "ubig"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["big", "ubig"], &mut t).await;
     let log = t.log_text();
     let split: Vec<u32> = log
         .lines()

@@ -33,6 +33,7 @@ pub(crate) struct PgCutover {
     reopen: Option<WriteFence>,
     /// Which tables replicate (their schema objects are compared before the fence).
     filter: crate::tables::TableFilter,
+    skip_without_identity: bool,
 }
 
 impl PgCutover {
@@ -49,6 +50,7 @@ impl PgCutover {
             reverse: reverse.map(|names| (names, config.clone())),
             reopen: None,
             filter: config.table_filter()?,
+            skip_without_identity: config.tables.skip_without_identity,
         })
     }
 
@@ -71,6 +73,7 @@ impl PgCutover {
             reverse: None,
             reopen,
             filter: config.table_filter()?,
+            skip_without_identity: config.tables.skip_without_identity,
         })
     }
 }
@@ -92,7 +95,9 @@ impl Procedure for PgCutover {
         }
         // The other side's schema must be this side's: after the switch the application meets it.
         let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to compare the schemas: {e}"))?;
-        let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, crate::error::Side::Blue).await.map_err(|e| e.to_string())?;
+        let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, self.skip_without_identity, crate::error::Side::Blue)
+            .await
+            .map_err(|e| e.to_string())?;
         let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await.map_err(|e| e.to_string())?;
         if !differences.is_empty() {
             return Err(format!(

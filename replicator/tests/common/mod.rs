@@ -270,6 +270,32 @@ pub fn maria_pair() -> (turnout_testbed::MariaDbServer, turnout_testbed::MariaDb
     (blue, green, db)
 }
 
+/// Waits until green holds exactly blue's rows in every table, then asserts it.
+pub async fn maria_assert_same(blue: &turnout_testbed::MariaDbServer, green: &turnout_testbed::MariaDbServer, db: &str, tables: &[&str], t: &mut Turnout) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let b: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(blue, db, x)).collect();
+        let g: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(green, db, x)).collect();
+        if b == g {
+            return;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
+        }
+        if Instant::now() > deadline {
+            for ((name, bv), gv) in tables.iter().zip(&b).zip(&g) {
+                if bv != gv {
+                    eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
+                    eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(3).collect::<Vec<_>>());
+                    eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(3).collect::<Vec<_>>());
+                }
+            }
+            panic!("green did not converge to blue\n{}", t.log_text());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Every row of `table` as text: each column's bytes in hex (`N` for NULL), sorted.
 pub fn maria_rows(server: &turnout_testbed::MariaDbServer, db: &str, table: &str) -> Vec<String> {
     let cols = server

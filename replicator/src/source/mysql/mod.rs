@@ -70,9 +70,7 @@ pub fn sql_error(side: &str, context: &str, e: mysql_async::Error) -> Error {
 }
 
 /// Quotes a MySQL identifier with backticks.
-pub fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
-}
+pub use turnout_sinks::mysql::literal::ident as quote;
 
 /// `` `db`.`table` ``.
 pub fn qualified(t: &turnout_decoders::TableName) -> String {

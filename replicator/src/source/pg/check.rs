@@ -32,8 +32,9 @@ async fn check_schemas(config: &Config) -> Findings {
     let compared = async {
         let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
         let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
-        let tables = super::drift::replicated_tables(&blue, &config.table_filter()?, crate::error::Side::Blue).await?;
-        let on_green = super::drift::replicated_tables(&green, &crate::tables::TableFilter::default(), crate::error::Side::Green).await.unwrap_or_default();
+        let tables = super::drift::replicated_tables(&blue, &config.table_filter()?, config.tables.skip_without_identity, crate::error::Side::Blue).await?;
+        let on_green =
+            super::drift::replicated_tables(&green, &crate::tables::TableFilter::default(), false, crate::error::Side::Green).await.unwrap_or_default();
         if !tables.iter().any(|t| on_green.contains(t)) {
             return Ok(None);
         }

@@ -114,8 +114,9 @@ fn definitions_sql(what: &str, description: &str) -> String {
     }
 }
 
-/// The replicated tables, as `run` selects them, without turnout's heartbeat table.
-pub async fn replicated_tables(client: &Client, filter: &TableFilter, side: Side) -> Result<Vec<TableName>, Error> {
+/// The replicated tables, as `run` selects them (leaving out tables without a replica identity when
+/// `skip_without_identity`), without turnout's heartbeat table.
+pub async fn replicated_tables(client: &Client, filter: &TableFilter, skip_without_identity: bool, side: Side) -> Result<Vec<TableName>, Error> {
     let rows =
         client.query(super::catalog::TABLES_SQL.as_str(), &[]).await.map_err(|source| Error::Sql { side, context: "listing the tables".into(), source })?;
     let tables = rows
@@ -130,7 +131,10 @@ pub async fn replicated_tables(client: &Client, filter: &TableFilter, side: Side
             }
         })
         .collect();
-    let selection = crate::tables::select(tables, filter)?;
+    let mut selection = crate::tables::select(tables, filter)?;
+    if skip_without_identity {
+        selection.skip_without_identity();
+    }
     Ok(selection.tables.into_iter().filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE)).collect())
 }
 
@@ -203,7 +207,7 @@ pub async fn watch_partitions(config: &crate::config::Config) -> Error {
 async fn partition_differences(config: &crate::config::Config) -> Result<Vec<String>, Error> {
     let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
     let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
-    let tables = replicated_tables(&blue, &config.table_filter()?, Side::Blue).await?;
+    let tables = replicated_tables(&blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
     let names: Vec<String> = tables.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect();
     let (what, sql) = QUERIES[0];
     let mut trees = Vec::new();
