@@ -541,7 +541,12 @@ fn row_event(schema: &Arc<TableSchema>, tm: &TableMap, change: binlog::RowChange
             let missing: Vec<String> = image.absent_columns().map(|i| tm.column_name(i)).collect();
             return Err(bad("binlog", format!("a row image of {} lacks columns {}; set binlog_row_image = FULL on blue", schema.name, missing.join(", "))));
         }
-        image.into_columns().into_iter().enumerate().map(|(i, v)| value(&tm.columns[i].real_type(), v.unwrap_or(BinlogValue::Null))).collect()
+        image
+            .into_columns()
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| value(&tm.columns[i].real_type(), v.unwrap_or(BinlogValue::Null)).map(|v| padded(schema.columns.get(i).map(|c| &c.ty), v)))
+            .collect()
     };
     let key_of = |r: &Row| -> Row { schema.key_indexes().map(|i| r[i].clone()).collect() };
     let full = schema.replica_identity == ReplicaIdentity::Full;
@@ -564,6 +569,19 @@ fn frac(micros: u32) -> String {
         String::new()
     } else {
         format!(".{micros:06}")
+    }
+}
+
+/// A `BINARY(n)` value with the trailing zero bytes the binlog leaves out put back: the server stores
+/// and compares all `n` bytes, so `X'00'` would neither find nor write the row holding `0x00000000`.
+fn padded(ty: Option<&ColumnType>, v: Value) -> Value {
+    match (ty, v) {
+        (Some(ColumnType::MySql(t)), Value::Bytes(b)) if t.code == 254 && matches!(t.charset, None | Some(63)) && b.len() < usize::from(t.meta) => {
+            let mut full = b.to_vec();
+            full.resize(usize::from(t.meta), 0);
+            Value::Bytes(Bytes::from(full))
+        }
+        (_, v) => v,
     }
 }
 

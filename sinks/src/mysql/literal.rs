@@ -15,6 +15,9 @@ use turnout_decoders::Value;
 /// MySQL `FLOAT` (4-byte): equality against it must compare in single precision.
 pub const FLOAT: u8 = 4;
 
+/// MySQL `BIT(n)`.
+const BIT: u8 = 16;
+
 fn hex(out: &mut String, bytes: &[u8]) {
     out.push_str("X'");
     for b in bytes {
@@ -52,7 +55,9 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
             let _ = write!(out, "{u}");
         }
         Value::Float4(f) if f.is_finite() => {
-            let _ = write!(out, "{f:?}");
+            // The single-precision value exactly, as a double: the server reads the literal as a
+            // double, and f32's shortest form can round past FLT_MAX (3.4028235e38 > 3.40282347e38).
+            let _ = write!(out, "{:?}", f64::from(*f));
         }
         Value::Float8(f) if f.is_finite() => {
             let _ = write!(out, "{f:?}");
@@ -66,6 +71,12 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
             out.push('\'');
         }
         Value::Temporal(_, t) => return Err(format!("'{}' is not a MySQL date or time", t.as_str())),
+        // A BIT value as its number: a binary string compared with a BIT column is read as a
+        // DECIMAL in strict mode ("Truncated incorrect DECIMAL value").
+        Value::Bytes(b) if ty.code == BIT && b.len() <= 8 => {
+            let n = b.iter().fold(0u64, |n, byte| (n << 8) | u64::from(*byte));
+            let _ = write!(out, "{n}");
+        }
         Value::Bytes(b) => hex(out, b),
         Value::Text(t) => hex(out, t.as_bytes()),
         Value::Json { text, .. } if ty.code == 245 => {
@@ -135,7 +146,8 @@ mod tests {
         assert_eq!(lit(Value::Int8(i64::MIN)), "-9223372036854775808");
         assert_eq!(lit(Value::Int8(0)), "0", "YEAR 0 as the number, never '0' (which is 2000)");
         assert_eq!(lit(Value::Float8(-2.25e-300)), "-2.25e-300");
-        assert_eq!(lit(Value::Float4(0.1)), "0.1");
+        assert_eq!(lit(Value::Float4(0.1)), "0.10000000149011612", "the f32 exactly");
+        assert_eq!(lit(Value::Float4(-f32::MAX)), "-3.4028234663852886e38", "not past FLT_MAX");
         assert_eq!(lit(Value::Float8(1e308)), "1e308");
         assert_eq!(lit(Value::Numeric("-12345678.91".into())), "-12345678.91");
         assert_eq!(lit(Value::Temporal(TemporalKind::Date, "0000-00-00".into())), "'0000-00-00'");
@@ -147,6 +159,17 @@ mod tests {
         let mut s = String::new();
         push(&mut s, &json, &Value::Json { jsonb: false, text: "[1]".into() }).expect("json");
         assert_eq!(s, "CAST(CONVERT(X'5B315D' USING utf8mb4) AS JSON)");
+    }
+
+    #[test]
+    fn bit_values_are_numbers_so_they_compare_with_bit_columns() {
+        let bit = MySqlType { code: BIT, meta: 64, ..MySqlType::default() };
+        let mut s = String::new();
+        push(&mut s, &bit, &Value::Bytes(bytes::Bytes::from_static(&[0xFF; 8]))).expect("bit");
+        assert_eq!(s, "18446744073709551615");
+        let mut s = String::new();
+        push_equals(&mut s, "`b`", &bit, &Value::Bytes(bytes::Bytes::from_static(&[0x10, 0x01])), false).expect("bit");
+        assert_eq!(s, "`b` = 4097");
     }
 
     #[test]
@@ -163,7 +186,7 @@ mod tests {
     fn float_keys_compare_in_single_precision() {
         let mut s = String::new();
         push_equals(&mut s, "`f`", &MySqlType { code: FLOAT, ..MySqlType::default() }, &Value::Float4(0.1), true).expect("eq");
-        assert_eq!(s, "`f` <=> CAST(0.1 AS FLOAT)");
+        assert_eq!(s, "`f` <=> CAST(0.10000000149011612 AS FLOAT)");
         let text = MySqlType { code: 15, charset: Some(45), ..MySqlType::default() };
         let mut s = String::new();
         push_equals(&mut s, "`n`", &text, &Value::Text("foo".into()), true).expect("eq");

@@ -347,8 +347,17 @@ async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Con
             .map_err(|e| sql_error("blue", "reading column types", e))?;
         cols.iter().map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned"))).collect()
     };
-    let select: Vec<String> =
-        cols.iter().map(|c| if c.data_type == "enum" || c.data_type == "set" { format!("{} + 0", quote(&c.name)) } else { quote(&c.name) }).collect();
+    let select: Vec<String> = cols
+        .iter()
+        .map(|c| match c.data_type.as_str() {
+            "enum" | "set" => format!("{} + 0", quote(&c.name)),
+            // MariaDB's own types print as text but are written back as their binary form, as the
+            // binlog carries them.
+            "inet6" | "uuid" => format!("CAST({} AS BINARY(16))", quote(&c.name)),
+            "inet4" => format!("CAST({} AS BINARY(4))", quote(&c.name)),
+            _ => quote(&c.name),
+        })
+        .collect();
     let typed: Vec<(String, MySqlType)> = cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), column_type(c, *u))).collect();
     let mut sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
     if let Some(r) = &job.range {
