@@ -73,6 +73,48 @@ pub async fn definitions(conn: &mut mysql_async::Conn, database: &str, tables: O
     Ok(out)
 }
 
+/// `statement` without its `FOLLOWS t` / `PRECEDES t` after `FOR EACH ROW`: triggers are created in
+/// their firing order, each after those before it, which gives the same order — and a `PRECEDES`
+/// would name a trigger not created yet.
+fn without_order_clause(statement: &[u8]) -> Vec<u8> {
+    // (start, end, upper-cased word or None for a quoted part) of each token.
+    let mut tokens: Vec<(usize, usize, Option<String>)> = Vec::new();
+    let mut i = 0;
+    while i < statement.len() && tokens.len() < 64 {
+        let c = statement[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if matches!(c, b'`' | b'\'' | b'"') {
+            let start = i;
+            i += 1;
+            while i < statement.len() && statement[i] != c {
+                i += 1;
+            }
+            i += 1;
+            tokens.push((start, i.min(statement.len()), None));
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' {
+            let start = i;
+            while i < statement.len() && (statement[i].is_ascii_alphanumeric() || statement[i] == b'_' || statement[i] == b'$') {
+                i += 1;
+            }
+            tokens.push((start, i, Some(String::from_utf8_lossy(&statement[start..i]).to_ascii_uppercase())));
+        } else {
+            tokens.push((i, i + 1, None));
+            i += 1;
+        }
+        let n = tokens.len();
+        if n >= 5 {
+            let word = |k: usize| tokens[k].2.as_deref().unwrap_or("");
+            if word(n - 5) == "FOR" && word(n - 4) == "EACH" && word(n - 3) == "ROW" && matches!(word(n - 2), "FOLLOWS" | "PRECEDES") {
+                let mut out = statement[..tokens[n - 2].0].to_vec();
+                out.extend_from_slice(&statement[tokens[n - 1].1..]);
+                return out;
+            }
+        }
+    }
+    statement.to_vec()
+}
+
 /// What [`hand_over`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Handover {
@@ -140,7 +182,7 @@ async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinit
     );
     conn.query_drop(format!("USE {}", quote(database))).await.map_err(CutoverError::mysql(side, format!("USE {database}")))?;
     conn.query_drop(context).await.map_err(CutoverError::mysql(side, format!("setting the session trigger {} was created under", d.name)))?;
-    let created = conn.query_drop(d.statement.as_slice()).await;
+    let created = conn.query_drop(without_order_clause(&d.statement)).await;
     conn.query_drop("SET NAMES utf8mb4, character_set_results = NULL, sql_mode = DEFAULT, collation_database = DEFAULT")
         .await
         .map_err(CutoverError::mysql(side, "restoring the session after creating a trigger"))?;
@@ -149,5 +191,25 @@ async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinit
         // Created by an earlier attempt whose answer was lost.
         Err(mysql_async::Error::Server(e)) if e.code == 1359 => Ok(()),
         Err(e) => Err(CutoverError::mysql(side, format!("creating trigger {} (definer {}) on {}", d.name, d.definer, d.table))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_order_clause;
+
+    #[test]
+    fn the_order_clause_is_left_out_and_the_rest_kept_byte_for_byte() {
+        let strip = |s: &str| String::from_utf8(without_order_clause(s.as_bytes())).expect("utf8");
+        assert_eq!(
+            strip("CREATE DEFINER=`root`@`%` TRIGGER b BEFORE INSERT ON t FOR EACH ROW PRECEDES `a` SET NEW.x = 'é FOLLOWS'"),
+            "CREATE DEFINER=`root`@`%` TRIGGER b BEFORE INSERT ON t FOR EACH ROW  SET NEW.x = 'é FOLLOWS'"
+        );
+        assert_eq!(
+            strip("create trigger c after update on t for each\nrow follows b begin end"),
+            "create trigger c after update on t for each\nrow  begin end"
+        );
+        let plain = "CREATE TRIGGER d BEFORE DELETE ON t FOR EACH ROW SET @x = 1";
+        assert_eq!(strip(plain), plain);
     }
 }

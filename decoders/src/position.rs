@@ -132,6 +132,12 @@ impl GtidState {
                 let mut acc = Ordering::Equal;
                 for domain in a.keys().chain(b.keys()) {
                     let seq = |m: &BTreeMap<u32, MariaGtid>| m.get(domain).map_or(0, |g| g.sequence);
+                    // One sequence number from two servers: two histories, not the same point.
+                    if let (Some(x), Some(y)) = (a.get(domain), b.get(domain)) {
+                        if x.sequence == y.sequence && x.server != y.server {
+                            return None;
+                        }
+                    }
                     acc = combine(acc, seq(a).cmp(&seq(b)))?;
                 }
                 Some(acc)
@@ -404,6 +410,8 @@ mod tests {
         // The same transactions: ordered by offset in one file, equal across servers.
         assert!(gtid_at("mysql-bin.000007", 90_100, "0-1-500") > before);
         assert_eq!(gtid_at("other-bin.000001", 4, "0-1-500").partial_cmp(&before), Some(std::cmp::Ordering::Equal));
+        // The same sequence number written by two servers: two histories.
+        assert_eq!(gtid_at("mysql-bin.000001", 4, "0-2-500").partial_cmp(&before), None);
         // Two branches of history (each has a transaction the other lacks): unordered.
         assert_eq!(gtid_at("mysql-bin.000009", 4, "0-1-501,1-1-1").partial_cmp(&gtid_at("mysql-bin.000008", 4, "0-1-502")), None);
     }

@@ -454,7 +454,8 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
     let schema = format!(
         "{SCHEMA}\nCREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, t_id BIGINT NOT NULL, at DATETIME(6)) ENGINE=InnoDB;\n\
          DELIMITER //\nCREATE TRIGGER t_audit AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO audit (t_id, at) VALUES (NEW.id, NOW(6)); END//\n\
-         CREATE TRIGGER t_note BEFORE INSERT ON t FOR EACH ROW SET NEW.note = CONCAT(NEW.note, '+')//\nDELIMITER ;"
+         CREATE TRIGGER t_note BEFORE INSERT ON t FOR EACH ROW SET NEW.note = CONCAT(NEW.note, '+')//\n\
+         CREATE TRIGGER t_first BEFORE INSERT ON t FOR EACH ROW PRECEDES t_note SET NEW.note = CONCAT(NEW.note, '-')//\nDELIMITER ;"
     );
     let mut s = setup_with(&schema, "read-only", "haproxy", "").await;
     let triggers = |server: &MariaDbServer| {
@@ -466,7 +467,7 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
     };
     let consistent = |server: &MariaDbServer| {
         server
-            .execute(Some(&s.db), "SELECT COUNT(*) = (SELECT COUNT(*) FROM audit) AND SUM(note LIKE '%+' AND note NOT LIKE '%++') = COUNT(*) FROM t")
+            .execute(Some(&s.db), "SELECT COUNT(*) = (SELECT COUNT(*) FROM audit) AND SUM(note LIKE '%-+' AND note NOT LIKE '%+-+') = COUNT(*) FROM t")
             .expect("audit")
             .trim()
             == "1"
@@ -475,11 +476,11 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
     app.query_drop("INSERT INTO t (note) VALUES ('on blue')").await.expect("insert on blue");
     converge(&s.blue, &s.green, &s.db, "audit", &s.t).await;
     converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
-    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_note".to_owned(), "NULL".to_owned()));
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_first,t_note".to_owned(), "NULL".to_owned()));
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    assert!(out.contains("moved 2 triggers from blue to green"), "{out}");
-    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("NULL".to_owned(), "t_audit,t_note".to_owned()));
+    assert!(out.contains("moved 3 triggers from blue to green"), "{out}");
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("NULL".to_owned(), "t_audit,t_first,t_note".to_owned()));
     wait_reverse(&mut s.t).await;
     drop(app);
     let mut app = conn(&s.through()).await;
@@ -492,8 +493,8 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
     assert!(consistent(&s.blue) && consistent(&s.green));
     let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    assert!(out.contains("moved 2 triggers from green to blue"), "{out}");
-    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_note".to_owned(), "NULL".to_owned()));
+    assert!(out.contains("moved 3 triggers from green to blue"), "{out}");
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_first,t_note".to_owned(), "NULL".to_owned()));
     drop(app);
     let mut app = conn(&s.through()).await;
     app.query_drop("INSERT INTO t (note) VALUES ('on blue again')").await.expect("insert on blue");

@@ -267,7 +267,7 @@ pub(super) fn unreproducible_column(rest: &[String]) -> Option<(String, String)>
         if starts_name && rest.get(i + 1).is_some_and(|n| !keyword(&n.to_ascii_uppercase())) {
             column = rest[i + 1].trim_matches('`').replace("``", "`");
         }
-        if w == "AUTO_INCREMENT" {
+        if w == "AUTO_INCREMENT" || w == "SERIAL" {
             return Some((column, "AUTO_INCREMENT numbers the existing rows in the order the server reads them".into()));
         }
         if w == "DEFAULT" {
@@ -529,6 +529,8 @@ mod tests {
         assert_eq!(unreproducible("ADD COLUMN IF NOT EXISTS s DATETIME DEFAULT (SYSDATE())").map(|x| x.0), Some("s".into()));
         assert_eq!(unreproducible("ADD n BIGINT DEFAULT (NEXT VALUE FOR seq)").map(|x| x.0), Some("n".into()));
         assert_eq!(unreproducible("ADD id2 INT AUTO_INCREMENT UNIQUE").map(|x| x.0), Some("id2".into()));
+        assert_eq!(unreproducible("ADD COLUMN id SERIAL PRIMARY KEY").map(|x| x.0), Some("id".into()), "SERIAL is AUTO_INCREMENT");
+        assert_eq!(unreproducible("ADD n BIGINT SERIAL DEFAULT VALUE").map(|x| x.0), Some("n".into()));
         assert_eq!(unreproducible("ADD (a INT DEFAULT 1, b VARCHAR(36) DEFAULT (UUID()))").map(|x| x.0), Some("b".into()));
         for fine in [
             "ADD COLUMN created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)",

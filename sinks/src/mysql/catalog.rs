@@ -14,6 +14,8 @@ pub(super) struct TableInfo {
     pub columns: HashSet<String>,
     /// Green's columns in their order (a positional INSERT's).
     pub ordered: Vec<String>,
+    /// A column is INVISIBLE: a positional INSERT does not take a value for it.
+    pub invisible: bool,
     /// Has a foreign key to itself.
     pub self_referencing: bool,
     /// Nothing on green ties this table's rows to each other's order or to other tables: no foreign
@@ -46,6 +48,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         });
     }
     let ordered: Vec<String> = rows.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
+    let invisible = rows.iter().any(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("INVISIBLE"));
     let columns = ordered.iter().cloned().collect();
     let generated = rows
         .into_iter()
@@ -114,6 +117,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         generated,
         columns,
         ordered,
+        invisible,
         self_referencing: self_refs > 0,
         independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
         conflicts,

@@ -507,7 +507,8 @@ impl MySqlSink {
         }
         let info = self.info(&table.name).await?;
         let green_only = info.columns.iter().any(|c| !info.generated.contains(c) && !table.columns.iter().any(|b| &b.name == c));
-        Ok(info.independent && !green_only)
+        // A positional INSERT (the folded rows') takes no value for an INVISIBLE column.
+        Ok(info.independent && !green_only && !info.invisible)
     }
 
     /// Queues the folded changes: per table, a DELETE of every row that existed before, then an
