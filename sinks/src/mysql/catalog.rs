@@ -16,6 +16,9 @@ pub(super) struct TableInfo {
     pub ordered: Vec<String>,
     /// A column is INVISIBLE: a positional INSERT does not take a value for it.
     pub invisible: bool,
+    /// Whether the table's changes may fold, once decided against blue's schema (the entry is
+    /// dropped whenever blue announces a new one).
+    pub foldable: Option<bool>,
     /// Has a foreign key to itself.
     pub self_referencing: bool,
     /// Nothing on green ties this table's rows to each other's order or to other tables: no foreign
@@ -118,6 +121,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         columns,
         ordered,
         invisible,
+        foldable: None,
         self_referencing: self_refs > 0,
         independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
         conflicts,

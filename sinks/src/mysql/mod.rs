@@ -505,10 +505,16 @@ impl MySqlSink {
         if !fold::canonical_keys(table) {
             return Ok(false);
         }
-        let info = self.info(&table.name).await?;
+        self.info(&table.name).await?;
+        let info = self.tables.get_mut(&table.name).ok_or_else(|| SinkError::Schema { table: table.name.to_string(), reason: "not loaded".into() })?;
+        if let Some(decided) = info.foldable {
+            return Ok(decided);
+        }
         let green_only = info.columns.iter().any(|c| !info.generated.contains(c) && !table.columns.iter().any(|b| &b.name == c));
         // A positional INSERT (the folded rows') takes no value for an INVISIBLE column.
-        Ok(info.independent && !green_only && !info.invisible)
+        let decided = info.independent && !green_only && !info.invisible;
+        info.foldable = Some(decided);
+        Ok(decided)
     }
 
     /// Queues the folded changes: per table, a DELETE of every row that existed before, then an
