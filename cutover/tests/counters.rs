@@ -2,17 +2,17 @@
 
 use mysql_async::prelude::Queryable;
 use turnout_cutover::{sync_counters, CounterKind};
-use turnout_testbed::MariaDbServer;
+use turnout_testbed::MySqlServer;
 
-async fn conn(server: &MariaDbServer, db: &str) -> mysql_async::Conn {
+async fn conn(server: &MySqlServer, db: &str) -> mysql_async::Conn {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&server.url(db)).expect("url")).await.expect("connect")
 }
 
 /// Blue and green MariaDB servers, each with the same new database.
-fn pair() -> (MariaDbServer, MariaDbServer, String) {
+fn pair() -> (MySqlServer, MySqlServer, String) {
     let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
-        let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
+        let b = s.spawn(|| MySqlServer::start_with(1).expect("blue"));
+        let g = s.spawn(|| MySqlServer::start_with(2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
     let db = blue.create_database("app").expect("db");

@@ -5,7 +5,7 @@
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
 use turnout_cutover::{CutoverError, ReadOnlyFence};
-use turnout_testbed::MariaDbServer;
+use turnout_testbed::MySqlServer;
 
 async fn conn(url: &str) -> mysql_async::Conn {
     mysql_async::Conn::new(mysql_async::Opts::from_url(url).expect("url")).await.expect("connect")
@@ -20,7 +20,7 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
 
 #[tokio::test]
 async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
-    let blue = MariaDbServer::start().expect("blue");
+    let blue = MySqlServer::start().expect("blue");
     let db = blue.create_database("app").expect("db");
     blue.execute(
         Some(&db),

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use turnout::source::Names;
 use turnout::state::StateStore;
 use turnout_decoders::{BinlogPosition, GtidState, Position, TableName};
-use turnout_testbed::{free_port, MariaDbServer};
+use turnout_testbed::{free_port, MySqlServer};
 
 const DB: &str = "bench";
 const TABLES: [&str; 4] = ["sbtest1", "sbtest2", "sbtest3", "sbtest4"];
@@ -45,18 +45,18 @@ fn schema(rows: u64) -> String {
     sql
 }
 
-fn start_servers(n: u32) -> Result<Vec<MariaDbServer>> {
+fn start_servers(n: u32) -> Result<Vec<MySqlServer>> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (1..=n).map(|id| s.spawn(move || MariaDbServer::start_with(id))).collect();
+        let handles: Vec<_> = (1..=n).map(|id| s.spawn(move || MySqlServer::start_with(id))).collect();
         handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("server thread panicked"))?.map_err(anyhow::Error::from)).collect()
     })
 }
 
-async fn conn(server: &MariaDbServer) -> Result<mysql_async::Conn> {
+async fn conn(server: &MySqlServer) -> Result<mysql_async::Conn> {
     Ok(mysql_async::Conn::new(mysql_async::Opts::from_url(&server.url(DB))?).await?)
 }
 
-async fn wait_for_marker(server: &MariaDbServer) -> Result<()> {
+async fn wait_for_marker(server: &MySqlServer) -> Result<()> {
     let mut c = conn(server).await?;
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
@@ -70,7 +70,7 @@ async fn wait_for_marker(server: &MariaDbServer) -> Result<()> {
 }
 
 /// `CHECKSUM TABLE` of every benchmark table.
-async fn fingerprint(server: &MariaDbServer) -> Result<Vec<(String, Option<i64>)>> {
+async fn fingerprint(server: &MySqlServer) -> Result<Vec<(String, Option<i64>)>> {
     let mut c = conn(server).await?;
     Ok(c.query(format!("CHECKSUM TABLE {}, bulk", TABLES.join(", "))).await?)
 }
@@ -101,7 +101,7 @@ async fn client(server_url: String, rows: u64, seed: u64, until: Instant) -> Res
     Ok(done)
 }
 
-fn position(blue: &MariaDbServer) -> Result<(Position, String)> {
+fn position(blue: &MySqlServer) -> Result<(Position, String)> {
     let gtids = blue.execute(None, "SELECT @@gtid_binlog_pos")?.trim().to_owned();
     let status = blue.execute(None, "SHOW MASTER STATUS")?;
     let mut cols = status.split('\t');
@@ -177,7 +177,7 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     println!("load: {txns} write-only transactions + one 200000-row transaction in {:.1} s; binlog backlog {backlog}", load.elapsed().as_secs_f64());
 
     let mut native = Vec::new();
-    let pid = |s: &MariaDbServer| s.pid().map(|p| p.to_string()).unwrap_or_default();
+    let pid = |s: &MySqlServer| s.pid().map(|p| p.to_string()).unwrap_or_default();
     for (g, name) in [(&single, "native replication, 1 SQL thread"), (&parallel, "native replication, 4 parallel threads (optimistic)")] {
         let (t, cpu) = (Instant::now(), cpu_seconds(&pid(g)));
         g.execute(None, "START SLAVE")?;

@@ -18,7 +18,7 @@ mod common;
 use anyhow::{ensure, Result};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, MariaDbServer, PgServer};
+use turnout_testbed::{free_port, MySqlServer, PgServer};
 
 fn pgbench(server: &PgServer, db: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("/usr/lib/postgresql/15/bin/pgbench");
@@ -114,7 +114,7 @@ async fn main() -> Result<()> {
     let (_pg, _maria, config, sidecar, load);
     let loading = Instant::now();
     if mariadb {
-        let (blue, green) = (MariaDbServer::start_with(1)?, MariaDbServer::start_with(2)?);
+        let (blue, green) = (MySqlServer::start_with(1)?, MySqlServer::start_with(2)?);
         let db = blue.create_database("bench")?;
         green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE `{db}`"))?;
         blue.execute(

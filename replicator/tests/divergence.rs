@@ -7,10 +7,10 @@
 mod common;
 
 use common::*;
-use turnout_testbed::MariaDbServer;
+use turnout_testbed::MySqlServer;
 
 /// Waits until green's answer to `sql` is blue's.
-async fn same_answer(blue: &MariaDbServer, green: &MariaDbServer, db: &str, sql: &str, t: &mut Turnout) -> String {
+async fn same_answer(blue: &MySqlServer, green: &MySqlServer, db: &str, sql: &str, t: &mut Turnout) -> String {
     let mut answer = String::new();
     wait_for(t, &format!("green to answer `{sql}` as blue does"), |_| {
         let b = blue.execute(Some(db), sql).expect("blue");
@@ -21,7 +21,7 @@ async fn same_answer(blue: &MariaDbServer, green: &MariaDbServer, db: &str, sql:
     answer
 }
 
-async fn streaming(blue: &MariaDbServer, green: &MariaDbServer, db: &str) -> (tempfile::TempDir, Turnout) {
+async fn streaming(blue: &MySqlServer, green: &MySqlServer, db: &str) -> (tempfile::TempDir, Turnout) {
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(db), &green.url(db), "");
     t.start();
@@ -198,14 +198,14 @@ async fn identity_always_keys_replicate_through_every_statement_shape() {
 }
 
 /// `gtid_binlog_pos` of `server`.
-fn gtid_pos(server: &MariaDbServer) -> String {
+fn gtid_pos(server: &MySqlServer) -> String {
     server.execute(None, "SELECT @@GLOBAL.gtid_binlog_pos").expect("gtid_binlog_pos").trim().to_owned()
 }
 
 #[tokio::test]
 async fn after_blue_fails_over_to_its_replica_turnout_resumes_by_gtid_and_loses_nothing() {
     let (blue, green, db) = maria_pair();
-    let replica = MariaDbServer::start_with(3).expect("replica");
+    let replica = MySqlServer::start_with(3).expect("replica");
     // The replica starts where blue is now, with the (empty) database already there, and follows blue.
     replica
         .execute(

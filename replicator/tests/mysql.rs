@@ -8,9 +8,9 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-use turnout_testbed::MariaDbServer;
+use turnout_testbed::MySqlServer;
 
-async fn started(blue: &MariaDbServer, green: &MariaDbServer, db: &str, extra: &str) -> (tempfile::TempDir, Turnout) {
+async fn started(blue: &MySqlServer, green: &MySqlServer, db: &str, extra: &str) -> (tempfile::TempDir, Turnout) {
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(db), &green.url(db), extra);
     t.start();
@@ -262,7 +262,7 @@ async fn teardown_removes_what_turnout_created_on_both_sides() {
     let (_dir, mut t) = started(&blue, &green, &db, "").await;
     maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
-    let made = |s: &MariaDbServer| {
+    let made = |s: &MySqlServer| {
         s.execute(
             None,
             &format!("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_NAME LIKE 'turnout%' OR TABLE_SCHEMA = 'turnout' OR TABLE_SCHEMA = '{db}' ORDER BY 1"),

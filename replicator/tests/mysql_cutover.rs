@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{HaProxy, MariaDbServer};
+use turnout_testbed::{HaProxy, MySqlServer};
 
 /// `t` takes the application's writes; `gap` has an AUTO_INCREMENT counter blue moved past its
 /// last row (deleted rows), and `s` is a sequence blue handed values from.
@@ -24,8 +24,8 @@ const APP_USER: &str = "app";
 const APP_PASSWORD: &str = "app-secret";
 
 struct Setup {
-    blue: MariaDbServer,
-    green: MariaDbServer,
+    blue: MySqlServer,
+    green: MySqlServer,
     db: String,
     proxy: HaProxy,
     t: Turnout,
@@ -59,7 +59,7 @@ impl Setup {
         format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", self.proxy.port(), self.db)
     }
 
-    fn app_url(&self, server: &MariaDbServer) -> String {
+    fn app_url(&self, server: &MySqlServer) -> String {
         format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", server.port(), self.db)
     }
 
@@ -99,7 +99,7 @@ async fn server_port(c: &mut mysql_async::Conn) -> u16 {
 
 /// `@@GLOBAL.read_only` on `server`, asked as root. The read-only fence ends every session that could
 /// write past it, root's included, so a question caught by the fence is asked again.
-fn read_only(server: &MariaDbServer) -> bool {
+fn read_only(server: &MySqlServer) -> bool {
     let mut tries = 0;
     loop {
         match server.execute(None, "SELECT @@GLOBAL.read_only") {
@@ -218,7 +218,7 @@ async fn wait_reverse(t: &mut Turnout) -> serde_json::Value {
 }
 
 /// Waits until every row of `table` on blue equals green's, by the text of every column.
-async fn converge(blue: &MariaDbServer, green: &MariaDbServer, db: &str, table: &str, t: &Turnout) {
+async fn converge(blue: &MySqlServer, green: &MySqlServer, db: &str, table: &str, t: &Turnout) {
     let deadline = Instant::now() + WAIT;
     while maria_rows(blue, db, table) != maria_rows(green, db, table) {
         assert!(Instant::now() < deadline, "blue's {table} never converged to green's\n{}", t.log_text());
@@ -227,7 +227,7 @@ async fn converge(blue: &MariaDbServer, green: &MariaDbServer, db: &str, table: 
 }
 
 /// Whether blue holds a reverse stream's progress record.
-fn reverse_record(blue: &MariaDbServer) -> bool {
+fn reverse_record(blue: &MySqlServer) -> bool {
     let sql = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout' AND TABLE_NAME = 'progress'";
     blue.execute(None, sql).expect("tables").trim() == "1"
         && blue.execute(None, "SELECT COUNT(*) FROM turnout.progress WHERE stream LIKE '%\\_back'").expect("progress").trim() != "0"
@@ -236,7 +236,7 @@ fn reverse_record(blue: &MariaDbServer) -> bool {
 /// Every acknowledged write is on `server` exactly once: the key makes "once" structural, and the
 /// count of the application's rows shows nothing else arrived beyond writes whose outcome the client
 /// could not know (a connection ended mid-statement). Returns the application's ids there.
-fn assert_exactly_once(server: &MariaDbServer, db: &str, name: &str, acked: &[(i64, Instant, u16)], errors: &[String]) -> Vec<i64> {
+fn assert_exactly_once(server: &MySqlServer, db: &str, name: &str, acked: &[(i64, Instant, u16)], errors: &[String]) -> Vec<i64> {
     let on_server = ids(server, db, "note = 'w'");
     let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
     want.sort_unstable();
@@ -247,12 +247,12 @@ fn assert_exactly_once(server: &MariaDbServer, db: &str, name: &str, acked: &[(i
     on_server
 }
 
-fn ids(server: &MariaDbServer, db: &str, filter: &str) -> Vec<i64> {
+fn ids(server: &MySqlServer, db: &str, filter: &str) -> Vec<i64> {
     let out = server.execute(Some(db), &format!("SELECT id FROM t WHERE {filter} ORDER BY id")).expect("ids");
     out.lines().map(|l| l.trim().parse().expect("id")).collect()
 }
 
-fn number(server: &MariaDbServer, db: &str, sql: &str) -> i64 {
+fn number(server: &MySqlServer, db: &str, sql: &str) -> i64 {
     server.execute(Some(db), sql).expect(sql).trim().parse().unwrap_or_else(|_| panic!("{sql}: not a number"))
 }
 
@@ -458,14 +458,14 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
          CREATE TRIGGER t_first BEFORE INSERT ON t FOR EACH ROW PRECEDES t_note SET NEW.note = CONCAT(NEW.note, '-')//\nDELIMITER ;"
     );
     let mut s = setup_with(&schema, "read-only", "haproxy", "").await;
-    let triggers = |server: &MariaDbServer| {
+    let triggers = |server: &MySqlServer| {
         server
             .execute(Some(&s.db), "SELECT GROUP_CONCAT(TRIGGER_NAME ORDER BY TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
             .expect("triggers")
             .trim()
             .to_owned()
     };
-    let consistent = |server: &MariaDbServer| {
+    let consistent = |server: &MySqlServer| {
         server
             .execute(Some(&s.db), "SELECT COUNT(*) = (SELECT COUNT(*) FROM audit) AND SUM(note LIKE '%-+' AND note NOT LIKE '%+-+') = COUNT(*) FROM t")
             .expect("audit")
@@ -541,8 +541,8 @@ async fn a_schema_object_changed_outside_the_binlog_makes_the_cutover_refuse_nam
 #[tokio::test]
 async fn the_compose_accounts_pass_check_with_the_read_only_fence() {
     let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| MariaDbServer::start_with(1).expect("blue"));
-        let g = s.spawn(|| MariaDbServer::start_with(2).expect("green"));
+        let b = s.spawn(|| MySqlServer::start_with(1).expect("blue"));
+        let g = s.spawn(|| MySqlServer::start_with(2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
     let accounts = std::fs::read_to_string(
@@ -555,7 +555,7 @@ async fn the_compose_accounts_pass_check_with_the_read_only_fence() {
     blue.execute(None, &fresh).expect("blue accounts");
     green.execute(None, &format!("SET sql_log_bin = 0; {fresh}")).expect("green accounts");
     blue.execute(Some("app"), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("table");
-    let url = |server: &MariaDbServer| format!("mysql://turnout:turnout@127.0.0.1:{}/app", server.port());
+    let url = |server: &MySqlServer| format!("mysql://turnout:turnout@127.0.0.1:{}/app", server.port());
     let dir = tempfile::tempdir().expect("tmp");
     let t = Turnout::with_config(dir.path(), &url(&blue), &url(&green), "[cutover]\nfence = \"read-only\"\n");
     let (code, out) = turnout(&t, "check", &[]).await;

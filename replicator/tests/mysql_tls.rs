@@ -10,10 +10,10 @@ use mysql_async::prelude::Queryable;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use turnout_sinks::mysql::conn::{open, options};
-use turnout_testbed::{MariaDbServer, TestCertificates};
+use turnout_testbed::{MySqlServer, TestCertificates};
 
 /// `mysql://turnout:…@host:port/db?query`.
-fn url(server: &MariaDbServer, host: &str, db: &str, query: &str) -> String {
+fn url(server: &MySqlServer, host: &str, db: &str, query: &str) -> String {
     format!("mysql://{}:{}@{host}:{}/{db}?{query}", server.user(), server.password(), server.port())
 }
 
@@ -26,7 +26,7 @@ async fn cipher(url: &str) -> Result<String, String> {
     Ok(row.map(|(_, v)| v).unwrap_or_default())
 }
 
-fn ca(server: &MariaDbServer) -> String {
+fn ca(server: &MySqlServer) -> String {
     server.certificates().expect("a TLS server").ca_cert.display().to_string()
 }
 
@@ -39,7 +39,7 @@ fn turnout(args: &[&str]) -> (i32, String) {
 
 #[tokio::test]
 async fn every_ssl_mode_encrypts_and_verifies_as_documented() {
-    let server = MariaDbServer::start_tls(1).expect("TLS server");
+    let server = MySqlServer::start_tls(1).expect("TLS server");
     let db = server.create_database("tls").expect("db");
     let ca = ca(&server);
     for (mode, host, query, encrypted) in [
@@ -56,7 +56,7 @@ async fn every_ssl_mode_encrypts_and_verifies_as_documented() {
 
 #[tokio::test]
 async fn verification_refuses_another_ca_and_another_name() {
-    let server = MariaDbServer::start_tls(1).expect("TLS server");
+    let server = MySqlServer::start_tls(1).expect("TLS server");
     let db = server.create_database("tls").expect("db");
     let other_dir = tempfile::tempdir().expect("tmp");
     let other = TestCertificates::generate(other_dir.path()).expect("another CA");
@@ -97,7 +97,7 @@ async fn verification_refuses_another_ca_and_another_name() {
 
 #[tokio::test]
 async fn a_server_without_tls_is_refused_when_tls_is_required_and_used_plain_when_preferred() {
-    let server = MariaDbServer::start_with(1).expect("plain server");
+    let server = MySqlServer::start_with(1).expect("plain server");
     let db = server.create_database("plain").expect("db");
     let plain = cipher(&url(&server, "127.0.0.1", &db, "prefer_socket=false")).await.expect("PREFERRED falls back");
     assert_eq!(plain, "");
@@ -125,8 +125,8 @@ async fn a_server_without_tls_is_refused_when_tls_is_required_and_used_plain_whe
 #[tokio::test]
 async fn replication_runs_with_verify_identity_on_servers_that_refuse_plain_text() {
     let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| MariaDbServer::start_tls(1).expect("blue"));
-        let g = s.spawn(|| MariaDbServer::start_tls(2).expect("green"));
+        let b = s.spawn(|| MySqlServer::start_tls(1).expect("blue"));
+        let g = s.spawn(|| MySqlServer::start_tls(2).expect("green"));
         (b.join().expect("blue"), g.join().expect("green"))
     });
     let db = blue.create_database("app").expect("db");

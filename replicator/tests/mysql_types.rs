@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use turnout_testbed::MariaDbServer;
+use turnout_testbed::MySqlServer;
 
 /// `(name, column type, values)`: each value is SQL, and the values are distinct under the type's
 /// own equality (so each can be a key).
@@ -131,7 +131,7 @@ fn changes() -> String {
     sql
 }
 
-async fn equal(blue: &MariaDbServer, green: &MariaDbServer, db: &str, tables: &[String], t: &mut Turnout) {
+async fn equal(blue: &MySqlServer, green: &MySqlServer, db: &str, tables: &[String], t: &mut Turnout) {
     let names: Vec<&str> = tables.iter().map(String::as_str).collect();
     maria_assert_same(blue, green, db, &names, t).await;
 }

@@ -13,7 +13,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use turnout_testbed::MariaDbServer;
+use turnout_testbed::MySqlServer;
 
 /// Session settings of every batch: utf8mb4 for the emoji, zero dates allowed, UTC timestamps.
 const SESSION: &str = "SET NAMES utf8mb4; SET SESSION sql_mode = ''; SET SESSION time_zone = '+00:00';";
@@ -182,7 +182,7 @@ fn main() -> Result<()> {
     let Some(out) = std::env::args().nth(1) else { bail!("usage: capture_binlog OUT_DIR") };
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
-    let mut server = MariaDbServer::start()?;
+    let mut server = MySqlServer::start()?;
     let version = server.execute(None, "SELECT VERSION()")?.trim().to_owned();
     // Start from an empty binlog: only the scenario's events.
     server.execute(None, "RESET MASTER; CREATE DATABASE fx;")?;

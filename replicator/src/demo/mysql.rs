@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, HaProxy, MariaDbServer};
+use turnout_testbed::{free_port, HaProxy, MySqlServer};
 
 const SCHEMA: &str = "CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
     CREATE TABLE events (id BIGINT AUTO_INCREMENT PRIMARY KEY, account INT NOT NULL, amount INT NOT NULL,
@@ -27,8 +27,8 @@ const APP: &str = "app";
 pub(crate) async fn demo() -> Result<(), String> {
     let e = |what: &'static str| move |err: turnout_testbed::TestbedError| format!("{what}: {err}");
     step("starting blue and green (MariaDB, binlog in ROW format with full metadata) and haproxy in front of them");
-    let blue = tokio::task::spawn_blocking(|| MariaDbServer::start_with(1)).await.map_err(|x| x.to_string())?.map_err(e("blue"))?;
-    let green = tokio::task::spawn_blocking(|| MariaDbServer::start_with(2)).await.map_err(|x| x.to_string())?.map_err(e("green"))?;
+    let blue = tokio::task::spawn_blocking(|| MySqlServer::start_with(1)).await.map_err(|x| x.to_string())?.map_err(e("blue"))?;
+    let green = tokio::task::spawn_blocking(|| MySqlServer::start_with(2)).await.map_err(|x| x.to_string())?.map_err(e("green"))?;
     let app_password = format!("app-{}", free_port());
     let account = format!("CREATE USER {APP}@'%' IDENTIFIED BY '{app_password}'; GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO {APP}@'%';");
     blue.execute(None, &format!("CREATE DATABASE app; {account}")).map_err(e("blue database"))?;

@@ -258,10 +258,10 @@ pub async fn wait_exit(t: &mut Turnout) -> i32 {
 }
 
 /// Blue (server_id 1) and green (server_id 2), each with the same new database.
-pub fn maria_pair() -> (turnout_testbed::MariaDbServer, turnout_testbed::MariaDbServer, String) {
+pub fn maria_pair() -> (turnout_testbed::MySqlServer, turnout_testbed::MySqlServer, String) {
     let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| turnout_testbed::MariaDbServer::start_with(1).expect("blue"));
-        let g = s.spawn(|| turnout_testbed::MariaDbServer::start_with(2).expect("green"));
+        let b = s.spawn(|| turnout_testbed::MySqlServer::start_with(1).expect("blue"));
+        let g = s.spawn(|| turnout_testbed::MySqlServer::start_with(2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
     let db = blue.create_database("app").expect("db");
@@ -271,7 +271,7 @@ pub fn maria_pair() -> (turnout_testbed::MariaDbServer, turnout_testbed::MariaDb
 }
 
 /// Waits until green holds exactly blue's rows in every table, then asserts it.
-pub async fn maria_assert_same(blue: &turnout_testbed::MariaDbServer, green: &turnout_testbed::MariaDbServer, db: &str, tables: &[&str], t: &mut Turnout) {
+pub async fn maria_assert_same(blue: &turnout_testbed::MySqlServer, green: &turnout_testbed::MySqlServer, db: &str, tables: &[&str], t: &mut Turnout) {
     let deadline = Instant::now() + WAIT;
     loop {
         let b: Vec<Vec<String>> = tables.iter().map(|x| maria_rows(blue, db, x)).collect();
@@ -297,7 +297,7 @@ pub async fn maria_assert_same(blue: &turnout_testbed::MariaDbServer, green: &tu
 }
 
 /// Every row of `table` as text: each column's bytes in hex (`N` for NULL), sorted.
-pub fn maria_rows(server: &turnout_testbed::MariaDbServer, db: &str, table: &str) -> Vec<String> {
+pub fn maria_rows(server: &turnout_testbed::MySqlServer, db: &str, table: &str) -> Vec<String> {
     let cols = server
         .execute(
             Some(db),
