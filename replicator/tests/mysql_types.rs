@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use turnout_testbed::MySqlServer;
+use turnout_testbed::{Flavor, MySqlServer};
 
 /// `(name, column type, values)`: each value is SQL, and the values are distinct under the type's
 /// own equality (so each can be a key).
@@ -75,10 +75,29 @@ const COLUMN_ONLY: &[(&str, &str, &[&str])] = &[
     ("collection", "GEOMETRYCOLLECTION", &["ST_GeomFromText('GEOMETRYCOLLECTION(POINT(1 1), LINESTRING(0 0, 1 1))')", "NULL", "NULL"]),
 ];
 
-fn schema() -> (String, Vec<String>) {
+/// Types MariaDB 11.8 adds (a blue of 10.11 cannot have them).
+const TYPES_11_8: &[(&str, &str, &[&str])] = &[
+    ("uca1400", "VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_as_cs", &["'a'", "'A'", "'á'"]),
+    ("uca1400_nopad", "VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_nopad_as_cs", &["'b'", "'b '", "'ß'"]),
+];
+const COLUMN_ONLY_11_8: &[(&str, &str, &[&str])] = &[("vector", "VECTOR(3)", &["VEC_FromText('[1,2,3]')", "VEC_FromText('[-0.5,1e30,0]')", "NULL"])];
+
+/// The types a blue of `flavor` has.
+fn types(flavor: Flavor) -> (Vec<(&'static str, &'static str, &'static [&'static str])>, Vec<(&'static str, &'static str, &'static [&'static str])>) {
+    let mut keyed = TYPES.to_vec();
+    let mut columns = COLUMN_ONLY.to_vec();
+    if flavor == Flavor::MariaDb11_8 {
+        keyed.extend_from_slice(TYPES_11_8);
+        columns.extend_from_slice(COLUMN_ONLY_11_8);
+    }
+    (keyed, columns)
+}
+
+fn schema(flavor: Flavor) -> (String, Vec<String>) {
+    let (keyed, columns) = types(flavor);
     let mut sql = String::from("SET NAMES utf8mb4; SET sql_mode = 'NO_ENGINE_SUBSTITUTION';\n");
     let mut tables = Vec::new();
-    for (name, ty, values) in TYPES {
+    for (name, ty, values) in &keyed {
         // The type as the key; as a column; without any key; under a UNIQUE key only.
         sql.push_str(&format!("CREATE TABLE k_{name} (k {ty} NOT NULL PRIMARY KEY, note INT) ENGINE=InnoDB;\n"));
         sql.push_str(&format!("CREATE TABLE c_{name} (id INT PRIMARY KEY, v {ty} NULL) ENGINE=InnoDB;\n"));
@@ -91,7 +110,7 @@ fn schema() -> (String, Vec<String>) {
         sql.push_str(&format!("INSERT INTO c_{name} VALUES (99, NULL); INSERT INTO n_{name} VALUES (NULL, 99); INSERT INTO u_{name} VALUES (NULL, 99);\n"));
         tables.extend(["k", "c", "n", "u"].iter().map(|p| format!("{p}_{name}")));
     }
-    for (name, ty, values) in COLUMN_ONLY {
+    for (name, ty, values) in &columns {
         sql.push_str(&format!("CREATE TABLE c_{name} (id INT PRIMARY KEY, v {ty} NULL) ENGINE=InnoDB;\n"));
         sql.push_str(&format!("CREATE TABLE n_{name} (v {ty} NULL, note INT) ENGINE=InnoDB;\n"));
         for (i, v) in values.iter().enumerate() {
@@ -103,9 +122,10 @@ fn schema() -> (String, Vec<String>) {
 }
 
 /// Every statement shape, per type, on the rows the schema made.
-fn changes() -> String {
+fn changes(flavor: Flavor) -> String {
+    let (keyed, columns) = types(flavor);
     let mut sql = String::from("SET NAMES utf8mb4; SET sql_mode = 'NO_ENGINE_SUBSTITUTION';\n");
-    for (name, ty, values) in TYPES {
+    for (name, ty, values) in &keyed {
         let (first, last) = (values[0], values[values.len() - 1]);
         // A FLOAT column equals a literal only in single precision.
         let cmp = |v: &str| if ty.starts_with("FLOAT") { format!("CAST({v} AS FLOAT)") } else { v.to_owned() };
@@ -122,7 +142,7 @@ fn changes() -> String {
              DELETE n, u FROM n_{name} n JOIN u_{name} u ON u.note = n.note WHERE n.note = 99;\n"
         ));
     }
-    for (name, _, values) in COLUMN_ONLY {
+    for (name, _, values) in &columns {
         sql.push_str(&format!(
             "UPDATE c_{name} SET v = {} WHERE id = 2; UPDATE n_{name} SET note = note + 1 LIMIT 1; DELETE FROM n_{name} WHERE note = 1;\n",
             values[0]
@@ -136,21 +156,38 @@ async fn equal(blue: &MySqlServer, green: &MySqlServer, db: &str, tables: &[Stri
     maria_assert_same(blue, green, db, &names, t).await;
 }
 
-#[tokio::test]
-async fn every_mariadb_type_as_key_column_keyless_and_unique_arrives_byte_exact_through_every_statement_shape() {
-    let (blue, green, db) = maria_pair();
-    let (schema, tables) = schema();
+/// Blue of `blue`, green of `green`: the schema copied by the snapshot, every change streamed.
+async fn matrix(blue: Flavor, green: Flavor) {
+    let (blue, green, db) = maria_pair_of(blue, green);
+    let (schema, tables) = schema(blue.flavor());
     blue.execute(Some(&db), &schema).expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
     t.start();
     wait_streaming(&mut t).await;
     equal(&blue, &green, &db, &tables, &mut t).await;
-    blue.execute(Some(&db), &changes()).expect("changes");
+    blue.execute(Some(&db), &changes(blue.flavor())).expect("changes");
     // LOAD DATA of rows a file holds, logged as rows.
     let file = blue.dir().join("tmp").join("load.tsv");
     std::fs::write(&file, "1000\t1\n1001\t\\N\n").expect("file");
-    blue.execute(Some(&db), &format!("LOAD DATA INFILE '{}' INTO TABLE k_int", file.display())).expect("load data");
+    blue.execute(Some(&db), &format!("LOAD DATA INFILE '{}' INTO TABLE k_int", blue.path_on_server(&file).display())).expect("load data");
     equal(&blue, &green, &db, &tables, &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
+#[tokio::test]
+async fn every_mariadb_type_as_key_column_keyless_and_unique_arrives_byte_exact_through_every_statement_shape() {
+    matrix(Flavor::MariaDb10_11, Flavor::MariaDb10_11).await;
+}
+
+/// The LTS upgrade operators make: a 10.11 blue into an 11.8 green.
+#[tokio::test]
+async fn every_mariadb_10_11_type_arrives_byte_exact_on_a_mariadb_11_8_green() {
+    matrix(Flavor::MariaDb10_11, Flavor::MariaDb11_8).await;
+}
+
+/// 11.8 on both sides, with the types 11.8 adds (VECTOR, the UCA 14.0 collations).
+#[tokio::test]
+async fn every_mariadb_11_8_type_arrives_byte_exact_through_every_statement_shape() {
+    matrix(Flavor::MariaDb11_8, Flavor::MariaDb11_8).await;
 }

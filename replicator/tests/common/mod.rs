@@ -259,9 +259,15 @@ pub async fn wait_exit(t: &mut Turnout) -> i32 {
 
 /// Blue (server_id 1) and green (server_id 2), each with the same new database.
 pub fn maria_pair() -> (turnout_testbed::MySqlServer, turnout_testbed::MySqlServer, String) {
+    maria_pair_of(turnout_testbed::Flavor::MariaDb10_11, turnout_testbed::Flavor::MariaDb10_11)
+}
+
+/// Blue of flavor `blue` (server_id 1) and green of flavor `green` (server_id 2), each with the
+/// same new database.
+pub fn maria_pair_of(blue: turnout_testbed::Flavor, green: turnout_testbed::Flavor) -> (turnout_testbed::MySqlServer, turnout_testbed::MySqlServer, String) {
     let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| turnout_testbed::MySqlServer::start_with(1).expect("blue"));
-        let g = s.spawn(|| turnout_testbed::MySqlServer::start_with(2).expect("green"));
+        let b = s.spawn(|| turnout_testbed::MySqlServer::start_flavor(blue, 1).expect("blue"));
+        let g = s.spawn(|| turnout_testbed::MySqlServer::start_flavor(green, 2).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
     let db = blue.create_database("app").expect("db");
