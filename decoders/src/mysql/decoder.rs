@@ -511,7 +511,7 @@ fn schema_of(name: &TableName, tm: &TableMap) -> Result<TableSchema, DecodeError
         let Some(col_name) = c.name.clone() else {
             return Err(bad("binlog", format!("the table map of {name} has no column names; set binlog_row_metadata = FULL on blue")));
         };
-        let real = c.real_type();
+        let real = c.real_type().uncompressed();
         let meta = match &c.meta {
             ColumnMeta::None | ColumnMeta::TypedArray { .. } => 0,
             ColumnMeta::Float { pack_length } | ColumnMeta::Enum { pack_length } | ColumnMeta::Set { pack_length } => u16::from(*pack_length),

@@ -31,6 +31,10 @@ pub enum FieldType {
     Time2,
     /// MySQL 8 multi-valued index helper column.
     TypedArray,
+    /// MariaDB `VARCHAR … COMPRESSED`: a VARCHAR whose value is stored compressed ([`super::compressed`]).
+    VarCharCompressed,
+    /// MariaDB `BLOB`/`TEXT … COMPRESSED`: a BLOB whose value is stored compressed.
+    BlobCompressed,
     /// MySQL 9 VECTOR.
     Vector,
     Json,
@@ -72,6 +76,8 @@ impl FieldType {
             18 => DateTime2,
             19 => Time2,
             20 => TypedArray,
+            140 => BlobCompressed,
+            141 => VarCharCompressed,
             242 => Vector,
             245 => Json,
             246 => NewDecimal,
@@ -113,6 +119,8 @@ impl FieldType {
             DateTime2 => 18,
             Time2 => 19,
             TypedArray => 20,
+            BlobCompressed => 140,
+            VarCharCompressed => 141,
             Vector => 242,
             Json => 245,
             NewDecimal => 246,
@@ -125,6 +133,16 @@ impl FieldType {
             VarString => 253,
             String => 254,
             Geometry => 255,
+        }
+    }
+
+    /// The type a value has once read: a compressed column's value is decompressed into a plain
+    /// VARCHAR or BLOB value, which is what green's column (compressed or not) takes.
+    pub fn uncompressed(self) -> Self {
+        match self {
+            FieldType::VarCharCompressed => FieldType::VarChar,
+            FieldType::BlobCompressed => FieldType::Blob,
+            other => other,
         }
     }
 
@@ -193,7 +211,7 @@ impl ColumnMeta {
         use FieldType::*;
         Ok(match t {
             Float | Double => ColumnMeta::Float { pack_length: r.u8("float pack length")? },
-            VarChar | VarString => ColumnMeta::VarChar { max_length: r.u16("varchar max length")? },
+            VarChar | VarString | VarCharCompressed => ColumnMeta::VarChar { max_length: r.u16("varchar max length")? },
             Bit => {
                 let bits = r.u8("bit metadata")?;
                 let bytes = r.u8("bit metadata")?;
@@ -207,7 +225,7 @@ impl ColumnMeta {
                 let scale = r.u8("decimal scale")?;
                 ColumnMeta::NewDecimal { precision, scale }
             }
-            Blob | TinyBlob | MediumBlob | LongBlob | Geometry | Json | Vector => ColumnMeta::Blob { length_bytes: r.u8("blob length size")? },
+            Blob | TinyBlob | MediumBlob | LongBlob | Geometry | Json | Vector | BlobCompressed => ColumnMeta::Blob { length_bytes: r.u8("blob length size")? },
             Timestamp2 | DateTime2 | Time2 => ColumnMeta::Fsp(r.u8("fractional seconds precision")?),
             String | Enum | Set => {
                 let b0 = r.u8("string metadata")?;

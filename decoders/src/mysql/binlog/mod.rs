@@ -16,6 +16,7 @@ mod annotate;
 mod checkpoint;
 mod checksum;
 mod column;
+mod compressed;
 mod error;
 mod event;
 mod format;

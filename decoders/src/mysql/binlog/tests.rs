@@ -235,3 +235,42 @@ fn every_truncation_with_a_consistent_size_and_checksum_never_panics() {
         }
     }
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{e}"))).collect()
+}
+
+/// A table map and WRITE_ROWS captured from MariaDB 11.8.9 for `comp (id INT PRIMARY KEY,
+/// v VARCHAR(200) COMPRESSED, b BLOB COMPRESSED, t TEXT COMPRESSED CHARACTER SET latin1)` and
+/// `INSERT … VALUES (1, REPEAT('x', 150), REPEAT(0x00FF, 1000), 'é')`: the compressed types (141
+/// VARCHAR, 140 BLOB) take their plain types' metadata and charsets, the values arrive decompressed
+/// (raw deflate, MariaDB's default), and a value too short to compress is stored behind a zero header.
+#[test]
+fn mariadb_compressed_columns_from_a_real_server_decode_to_their_values() {
+    let fde = match parse_event(&fde_bytes("11.8.9-MariaDB-0+deb13u1-log", 1), &FormatDescription::default_v4()) {
+        Ok(Event { event: BinlogEvent::FormatDescription(f), .. }) => f,
+        other => panic!("{other:?}"),
+    };
+    let map = unhex(
+        "d21b056b13010000004b000000000000000000120000000000010001640004636f6d700004038d8c8c04210302020e0101000305fc00093f080409026964017601620174080100c74470a7",
+    );
+    let rows = unhex(
+        "d21b056b17010000004b0000000000000000001200000000000100040ff00100000008008996aba8188c000015008a07d063f8cf300a47e1281c85a370148ec2210e01020000e99a5ce5bf",
+    );
+    let map = match parse_event(&map, &fde) {
+        Ok(Event { event: BinlogEvent::TableMap(m), .. }) => m,
+        other => panic!("{other:?}"),
+    };
+    let types: Vec<u8> = map.columns.iter().map(|c| c.field_type.code()).collect();
+    assert_eq!(types, [3, 141, 140, 140]);
+    let collations: Vec<Option<u64>> = map.columns.iter().map(|c| c.collation).collect();
+    assert_eq!(collations, [None, Some(2304), Some(63), Some(8)]);
+    let Ok(Event { event: BinlogEvent::Rows(rows), .. }) = parse_event(&rows, &fde) else { panic!("rows") };
+    let changes = decode_rows(&rows, &map).unwrap_or_else(|e| panic!("{e}"));
+    let [RowChange::Insert { after }] = &changes[..] else { panic!("{changes:?}") };
+    let values = after.clone().into_columns();
+    assert_eq!(values[0], Some(BinlogValue::Int(1)));
+    assert_eq!(values[1], Some(BinlogValue::Bytes(b"x".repeat(150))));
+    assert_eq!(values[2], Some(BinlogValue::Bytes([0x00, 0xFF].repeat(1000))));
+    assert_eq!(values[3], Some(BinlogValue::Bytes(vec![0xE9])));
+}

@@ -199,6 +199,16 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, column: &TableColumn) -> Result<B
         (Blob | TinyBlob | MediumBlob | LongBlob | Vector, &ColumnMeta::Blob { length_bytes }) => {
             Ok(BinlogValue::Bytes(blob(r, usize::from(length_bytes))?.to_vec()))
         }
+        (VarCharCompressed, &ColumnMeta::VarChar { max_length }) => {
+            let at = r.offset();
+            let stored = blob(r, if max_length > 255 { 2 } else { 1 })?;
+            super::compressed::uncompress(stored).map(BinlogValue::Bytes).map_err(|e| r.error_at(at, format!("compressed VARCHAR value: {e}")))
+        }
+        (BlobCompressed, &ColumnMeta::Blob { length_bytes }) => {
+            let at = r.offset();
+            let stored = blob(r, usize::from(length_bytes))?;
+            super::compressed::uncompress(stored).map(BinlogValue::Bytes).map_err(|e| r.error_at(at, format!("compressed BLOB value: {e}")))
+        }
         (Geometry, &ColumnMeta::Blob { length_bytes }) => Ok(BinlogValue::Geometry(blob(r, usize::from(length_bytes))?.to_vec())),
         (Json, &ColumnMeta::Blob { length_bytes }) => {
             let at = r.offset();

@@ -5,7 +5,7 @@
 //! once it completed, green's progress row holds the resume position (GTID state and file/offset),
 //! written in the same transaction as the data.
 
-use super::catalog::{non_transactional, select_tables};
+use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::check::Report;
 use crate::config::Config;
@@ -86,15 +86,8 @@ impl SourceAdmin for MySqlAdmin {
         }
         super::heartbeat::ensure_table(&mut blue, &db).await?;
         let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
-        let bad = non_transactional(&selection, &infos);
-        if let Some(t) = bad.first() {
-            return Err(Error::Setup(format!(
-                "{} uses engine {}, whose changes are not transactional, so turnout cannot apply them exactly once; run {} on blue \
-                 (or leave it out with tables.exclude)",
-                t.name,
-                t.engine,
-                super::catalog::engine_fix(t)
-            )));
+        if let Some(t) = unreplicable(&selection, &infos).first() {
+            return Err(Error::Setup(format!("{}; {}", t.problem, t.fix)));
         }
         if let Some(h) = super::catalog::hidden_cascades(&mut blue, &db, &selection).await?.first() {
             return Err(Error::Setup(format!("{}; {}", super::cascade_problem(h), super::cascade_fix(h))));

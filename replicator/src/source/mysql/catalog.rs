@@ -13,26 +13,30 @@ pub struct TableInfo {
     pub name: TableName,
     pub engine: String,
     pub has_primary_key: bool,
+    /// MariaDB `WITH SYSTEM VERSIONING`: its period columns and history are stamped by each server.
+    pub versioned: bool,
 }
 
-/// Every base table of `database`.
+/// Every base table of `database`, system-versioned ones included (information_schema lists them
+/// apart from base tables, and leaving them out would skip their changes without a word).
 pub async fn tables(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
-    let rows: Vec<(Vec<u8>, Option<Vec<u8>>, i64)> = conn
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>, i64, String)> = conn
         .exec(
             "SELECT t.TABLE_NAME, t.ENGINE, \
                     (SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA \
-                       AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY') \
-             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY t.TABLE_NAME",
+                       AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY'), t.TABLE_TYPE \
+             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY t.TABLE_NAME",
             (database,),
         )
         .await
         .map_err(|e| sql_error("blue", "listing the tables", e))?;
     Ok(rows
         .into_iter()
-        .map(|(name, engine, pk)| TableInfo {
+        .map(|(name, engine, pk, kind)| TableInfo {
             name: TableName::new(database, String::from_utf8_lossy(&name).into_owned()),
             engine: engine.map(|e| String::from_utf8_lossy(&e).into_owned()).unwrap_or_default(),
             has_primary_key: pk > 0,
+            versioned: kind == "SYSTEM VERSIONED",
         })
         .collect())
 }
@@ -45,17 +49,48 @@ pub async fn sequences(conn: &mut mysql_async::Conn, database: &str) -> Result<V
 }
 
 /// Applies `filter` to blue's tables. Tables without a primary key replicate (rows are matched on every
-/// column); tables of another engine than InnoDB are listed by [`non_transactional`].
+/// column); selected tables turnout cannot apply exactly are listed by [`unreplicable`].
 pub async fn select_tables(conn: &mut mysql_async::Conn, database: &str, filter: &TableFilter) -> Result<(Selection, Vec<TableInfo>), Error> {
     let infos = tables(conn, database).await?;
     let catalog = infos.iter().map(|t| CatalogTable { name: t.name.clone(), parent: None, no_identity: false, readable: true }).collect();
     Ok((select(catalog, filter)?, infos))
 }
 
-/// Selected tables whose engine is not InnoDB: their changes are not transactional, so a crash could
-/// apply part of a statement; `check` and `run` refuse them with the fix.
-pub fn non_transactional<'a>(selection: &Selection, infos: &'a [TableInfo]) -> Vec<&'a TableInfo> {
-    infos.iter().filter(|t| selection.tables.contains(&t.name) && !t.engine.eq_ignore_ascii_case("InnoDB")).collect()
+/// A selected table turnout cannot apply exactly, what it is and the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreplicable {
+    pub table: TableName,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// Selected tables `check` and `run` refuse: another engine than InnoDB (changes are not
+/// transactional, so a crash could apply part of a statement) and system-versioned tables (each
+/// server stamps its own `ROW_START`/`ROW_END` and keeps its own history, so green's would differ).
+pub fn unreplicable(selection: &Selection, infos: &[TableInfo]) -> Vec<Unreplicable> {
+    let mut out = Vec::new();
+    let exclude = |t: &TableName| format!("(or leave it out with tables.exclude = [\"{t}\"])");
+    for t in infos.iter().filter(|t| selection.tables.contains(&t.name)) {
+        let table = format!("{}.{}", quote(&t.name.schema), quote(&t.name.name));
+        if !t.engine.eq_ignore_ascii_case("InnoDB") {
+            out.push(Unreplicable {
+                table: t.name.clone(),
+                problem: format!("{} uses engine {}, whose changes are not transactional, so turnout cannot apply them exactly once", t.name, t.engine),
+                fix: format!("run ALTER TABLE {table} ENGINE = InnoDB; on blue {}", exclude(&t.name)),
+            });
+        }
+        if t.versioned {
+            out.push(Unreplicable {
+                table: t.name.clone(),
+                problem: format!(
+                    "{} is system-versioned: green would stamp its own ROW_START/ROW_END and keep its own history, so its rows would differ from blue's",
+                    t.name
+                ),
+                fix: format!("run ALTER TABLE {table} DROP SYSTEM VERSIONING; on blue if its history is not needed {}", exclude(&t.name)),
+            });
+        }
+    }
+    out
 }
 
 /// A foreign key through which changes to a table turnout does not replicate would change a table
@@ -102,11 +137,6 @@ pub async fn hidden_cascades(conn: &mut mysql_async::Conn, database: &str, selec
             })
         })
         .collect())
-}
-
-/// The fix for a non-InnoDB table.
-pub fn engine_fix(t: &TableInfo) -> String {
-    format!("ALTER TABLE {}.{} ENGINE = InnoDB;", quote(&t.name.schema), quote(&t.name.name))
 }
 
 /// A column as information_schema describes it.

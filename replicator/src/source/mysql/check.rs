@@ -2,7 +2,7 @@
 //! exact fix, every requirement of replicating from the binlog — reachability and credentials, the
 //! binlog settings, retention, privileges, table engines and keys — and green's. Changes nothing.
 
-use super::catalog::{engine_fix, non_transactional, select_tables};
+use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, quote, redacted};
 use crate::check::{Findings, Report};
 use crate::config::Config;
@@ -226,8 +226,8 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
             Err(e) => f.fail(format!("selecting tables: {e}"), "correct [tables]"),
             Ok((selection, infos)) => {
                 f.ok(format!("{} table(s) selected in {db}", selection.tables.len()));
-                for t in non_transactional(&selection, &infos) {
-                    f.fail(format!("{} uses engine {}: changes to it are not transactional", t.name, t.engine), engine_fix(t));
+                for t in unreplicable(&selection, &infos) {
+                    f.fail(t.problem, t.fix);
                 }
                 match super::catalog::hidden_cascades(&mut conn, &db, &selection).await {
                     Ok(hidden) => {
