@@ -505,6 +505,12 @@ fn abbreviate(sql: &str) -> String {
 
 /// A table's schema from its table map (binlog_row_metadata = FULL).
 fn schema_of(name: &TableName, tm: &TableMap) -> Result<TableSchema, DecodeError> {
+    if let Some(code) = tm.unknown_type {
+        return Err(bad(
+            "binlog",
+            format!("{name} has a column of type {code}, which turnout cannot decode; leave the table out with tables.exclude = [\"{name}\"] or change the column's type on blue"),
+        ));
+    }
     let key: Vec<usize> = tm.primary_key.as_ref().map(|k| k.iter().map(|(i, _)| *i).collect()).unwrap_or_default();
     let mut columns = Vec::with_capacity(tm.columns.len());
     for (i, c) in tm.columns.iter().enumerate() {
@@ -656,6 +662,26 @@ mod tests {
         let mut d = BinlogDecoder::new(GtidState::None, Box::new(|_| true));
         let err = d.apply(Event { header, event: BinlogEvent::Query(query) }).expect_err("refused");
         assert!(err.to_string().contains("@mariadb_slave_capability = 4"), "{err}");
+    }
+
+    #[test]
+    fn a_column_type_nobody_knows_stops_only_a_replicated_table() {
+        let map = |table: &str| TableMap {
+            table_id: 7,
+            flags: 0,
+            schema: "app".into(),
+            table: table.into(),
+            columns: Vec::new(),
+            primary_key: None,
+            unknown_metadata: Vec::new(),
+            unknown_type: Some(130),
+        };
+        let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.name == "replicated"));
+        let mut out = Decoded::default();
+        d.table_map(&mut out, map("elsewhere")).expect("a table turnout does not replicate passes");
+        let err = d.table_map(&mut out, map("replicated")).expect_err("refused");
+        assert!(err.to_string().contains("app.replicated has a column of type 130") && err.to_string().contains("tables.exclude"), "{err}");
+        assert!(out.events.is_empty());
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct TableMap {
     pub primary_key: Option<Vec<(usize, u64)>>,
     /// Optional metadata field types that were present but not understood (skipped by their length).
     pub unknown_metadata: Vec<u8>,
+    /// A column type code turnout does not know. Without its metadata size the rest of the map
+    /// cannot be split, so `columns` is empty: the map is kept so that rows of a table turnout
+    /// does not replicate pass by, and a replicated table's are refused naming the type.
+    pub unknown_type: Option<u8>,
 }
 
 impl TableMap {
@@ -101,6 +105,11 @@ impl TableMap {
         let mut meta_r = r.sub(meta_len, "column metadata")?;
         let mut columns = Vec::with_capacity(n);
         for &code in types {
+            if FieldType::from_code(code).is_none() {
+                // The metadata and optional metadata are length-delimited: the event ends here.
+                r.rest();
+                return Ok(TableMap { table_id, flags, schema, table, columns: Vec::new(), primary_key: None, unknown_metadata: Vec::new(), unknown_type: Some(code) });
+            }
             let meta = ColumnMeta::parse(&mut meta_r, code)?;
             let field_type = FieldType::from_code(code).ok_or_else(|| r.error(format!("unknown column type {code}")))?;
             columns.push(TableColumn {
@@ -120,7 +129,7 @@ impl TableMap {
         for (i, c) in columns.iter_mut().enumerate() {
             c.nullable = bit_lsb(nulls, i);
         }
-        let mut map = TableMap { table_id, flags, schema, table, columns, primary_key: None, unknown_metadata: Vec::new() };
+        let mut map = TableMap { table_id, flags, schema, table, columns, primary_key: None, unknown_metadata: Vec::new(), unknown_type: None };
         while !r.is_empty() {
             let kind = r.u8("optional metadata type")?;
             let len = r.lenenc_count("optional metadata length", 1)?;
@@ -378,6 +387,17 @@ pub(crate) mod tests {
         let map = TableMap::parse(&mut Reader::new(&body[..end], 19, 0x13), 8, false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(map.column_name(0), "@1");
         assert!(!map.columns[0].unsigned);
+    }
+
+    #[test]
+    fn a_column_type_nobody_knows_keeps_the_map_without_columns() {
+        let mut body = table_map_body();
+        // The second column (VARCHAR) becomes type 130.
+        let at = body.iter().position(|&b| b == 15).unwrap_or_else(|| panic!("no VARCHAR code"));
+        body[at] = 130;
+        let map = TableMap::parse(&mut Reader::new(&body, 19, 0x13), 8, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((map.schema.as_str(), map.table.as_str(), map.table_id, map.unknown_type), ("db", "t", 0x2a, Some(130)));
+        assert!(map.columns.is_empty());
     }
 
     #[test]
