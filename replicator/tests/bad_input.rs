@@ -1,4 +1,4 @@
-//! The README's bad-input table, the rows not covered by the check, config, TLS and secrets tests:
+//! The bad-input table (docs/src/reference/bad-input.md), the rows not covered by the check, config, TLS and secrets tests:
 //! each bad input gives its exit code and a message naming the thing and the fix — never a panic.
 
 mod common;

@@ -108,7 +108,16 @@ impl TableMap {
             if FieldType::from_code(code).is_none() {
                 // The metadata and optional metadata are length-delimited: the event ends here.
                 r.rest();
-                return Ok(TableMap { table_id, flags, schema, table, columns: Vec::new(), primary_key: None, unknown_metadata: Vec::new(), unknown_type: Some(code) });
+                return Ok(TableMap {
+                    table_id,
+                    flags,
+                    schema,
+                    table,
+                    columns: Vec::new(),
+                    primary_key: None,
+                    unknown_metadata: Vec::new(),
+                    unknown_type: Some(code),
+                });
             }
             let meta = ColumnMeta::parse(&mut meta_r, code)?;
             let field_type = FieldType::from_code(code).ok_or_else(|| r.error(format!("unknown column type {code}")))?;
