@@ -112,6 +112,48 @@ impl GtidState {
         Ok(if domains.is_empty() { GtidState::None } else { GtidState::MariaDb(domains) })
     }
 
+    /// Parses MySQL's GTID set text (`3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,…`, as
+    /// `@@gtid_executed` prints it, newlines after commas included); empty text is the empty state.
+    /// Tagged GTIDs (`uuid:tag:1-5`, MySQL 8.3+) are refused: turnout does not order them yet.
+    pub fn parse_mysql(text: &str) -> Result<GtidState, String> {
+        let mut sets: BTreeMap<[u8; 16], Vec<(u64, u64)>> = BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split(':');
+            let uuid = it.next().unwrap_or_default();
+            let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+            if hex.len() != 32 || uuid.len() != 36 {
+                return Err(format!("'{part}' is not a MySQL GTID set (uuid:interval…)"));
+            }
+            let mut bytes = [0u8; 16];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("'{uuid}' is not a UUID"))?;
+            }
+            let intervals = sets.entry(bytes).or_default();
+            for interval in it {
+                let (a, b) = interval.split_once('-').unwrap_or((interval, interval));
+                let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+                    return Err(format!("'{interval}' in '{part}' is not a GTID interval (a tagged GTID set is not supported)"));
+                };
+                if a == 0 || b < a {
+                    return Err(format!("'{interval}' in '{part}' is not a GTID interval"));
+                }
+                intervals.push((a, b));
+            }
+            intervals.sort_unstable();
+        }
+        Ok(if sets.is_empty() { GtidState::None } else { GtidState::MySql(sets) })
+    }
+
+    /// Parses either server's GTID text: MySQL's sets have a `:` after the source UUID, MariaDB's
+    /// positions never do.
+    pub fn parse(text: &str) -> Result<GtidState, String> {
+        if text.contains(':') {
+            GtidState::parse_mysql(text)
+        } else {
+            GtidState::parse_maria(text)
+        }
+    }
+
     /// How this state compares with `other` as sets of transactions: `Greater` when it holds every
     /// transaction of `other` and more, `Equal` when the same, `Less` when `other` holds more, and
     /// `None` when each holds one the other lacks (two branches of history) or they are of different
@@ -444,6 +486,11 @@ mod tests {
         assert_eq!(GtidState::parse_maria("0-1-10,1-2-3"), Ok(s));
         assert_eq!(GtidState::parse_maria(""), Ok(GtidState::None));
         assert!(GtidState::parse_maria("0-1").is_err() && GtidState::parse_maria("a-b-c").is_err());
+        let mysql = GtidState::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7,\n4e11fa47-71ca-11e1-9e33-c80aa9429562:2").expect("mysql");
+        assert_eq!(mysql.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,4e11fa47-71ca-11e1-9e33-c80aa9429562:2");
+        assert_eq!(GtidState::parse_mysql(&mysql.to_string()), Ok(mysql));
+        assert!(GtidState::parse_mysql("3e11fa47-71ca-11e1-9e33-c80aa9429562:tag:1-5").is_err());
+        assert!(GtidState::parse_mysql("3e11fa47:1-5").is_err() && GtidState::parse_mysql("3e11fa47-71ca-11e1-9e33-c80aa9429562:5-1").is_err());
     }
 
     proptest::proptest! {
