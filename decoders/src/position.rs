@@ -81,8 +81,23 @@ pub enum GtidState {
     /// (`0-1-100,1-2-5`). In GTID strict mode sequence numbers only grow within a domain.
     MariaDb(BTreeMap<u32, MariaGtid>),
     /// MySQL: the executed GTID set, source UUID → inclusive intervals of transaction numbers
-    /// (`3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7`).
-    MySql(BTreeMap<[u8; 16], Vec<(u64, u64)>>),
+    /// (`3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7`). Serialized as a list of pairs (JSON map keys
+    /// must be strings).
+    MySql(#[serde(with = "uuid_keyed")] BTreeMap<[u8; 16], Vec<(u64, u64)>>),
+}
+
+/// A map keyed by UUID bytes as a list of `(uuid, value)` pairs.
+mod uuid_keyed {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer, V: Serialize>(map: &BTreeMap<[u8; 16], V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<BTreeMap<[u8; 16], V>, D::Error> {
+        Ok(Vec::<([u8; 16], V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl GtidState {
@@ -488,8 +503,10 @@ mod tests {
         assert!(GtidState::parse_maria("0-1").is_err() && GtidState::parse_maria("a-b-c").is_err());
         let mysql = GtidState::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7,\n4e11fa47-71ca-11e1-9e33-c80aa9429562:2").expect("mysql");
         assert_eq!(mysql.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,4e11fa47-71ca-11e1-9e33-c80aa9429562:2");
-        assert_eq!(GtidState::parse_mysql(&mysql.to_string()), Ok(mysql));
+        assert_eq!(GtidState::parse_mysql(&mysql.to_string()), Ok(mysql.clone()));
         assert!(GtidState::parse_mysql("3e11fa47-71ca-11e1-9e33-c80aa9429562:tag:1-5").is_err());
+        let json = serde_json::to_string(&mysql).expect("a MySQL GTID set serializes");
+        assert_eq!(serde_json::from_str::<GtidState>(&json).expect("and back"), mysql);
         assert!(GtidState::parse_mysql("3e11fa47:1-5").is_err() && GtidState::parse_mysql("3e11fa47-71ca-11e1-9e33-c80aa9429562:5-1").is_err());
     }
 

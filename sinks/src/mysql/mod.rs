@@ -212,11 +212,21 @@ impl MySqlSink {
         let flush: Option<String> =
             conn.query_first("SELECT @@innodb_flush_log_at_trx_commit").await.map_err(SinkError::mysql("reading innodb_flush_log_at_trx_commit"))?;
         let domain = own_domain(stream);
-        let marks = match conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}, SESSION skip_replication = 1")).await {
-            Ok(()) => Some(domain),
-            Err(e) => {
-                tracing::warn!("turnout's writes on green are not marked in its binlog (gtid_domain_id, skip_replication): {e}; GRANT BINLOG REPLAY (or SUPER) to mark them");
-                None
+        let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(SinkError::mysql("reading the version"))?;
+        let mariadb = version.unwrap_or_default().to_ascii_lowercase().contains("mariadb");
+        // Oracle MySQL has no GTID domains: a reverse stream from a MySQL green is not built, and
+        // nothing reads the marks.
+        let marks = if !mariadb {
+            None
+        } else {
+            match conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}, SESSION skip_replication = 1")).await {
+                Ok(()) => Some(domain),
+                Err(e) => {
+                    tracing::warn!(
+                        "turnout's writes on green are not marked in its binlog (gtid_domain_id, skip_replication): {e}; GRANT BINLOG REPLAY (or SUPER) to mark them"
+                    );
+                    None
+                }
             }
         };
         Ok(MySqlSink {

@@ -79,11 +79,6 @@ impl SourceAdmin for MySqlAdmin {
     async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
         let db = database(&self.blue);
         let mut blue = connect(&self.blue, "blue").await?;
-        let version: Option<String> = blue.query_first("SELECT VERSION()").await.map_err(|e| super::sql_error("blue", "reading the version", e))?;
-        let version = version.unwrap_or_default();
-        if !version.to_ascii_lowercase().contains("mariadb") {
-            return Err(Error::Setup(format!("blue is MySQL {version}: {}; turnout replicates from MariaDB blues", super::MYSQL_NOT_BUILT)));
-        }
         super::heartbeat::ensure_table(&mut blue, &db).await?;
         let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
         if let Some(t) = unreplicable(&selection, &infos).first() {

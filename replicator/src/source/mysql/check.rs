@@ -142,9 +142,6 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let version: String = conn.query_first("SELECT VERSION()").await.ok().flatten().unwrap_or_default();
     let mariadb = version.to_ascii_lowercase().contains("mariadb");
     f.ok(format!("connected as {} ({})", opts.user().unwrap_or(""), if version.is_empty() { "version unknown".into() } else { version.clone() }));
-    if !mariadb {
-        f.fail(format!("blue is MySQL {version}: {}", super::MYSQL_NOT_BUILT), "replicate from a MariaDB blue");
-    }
     for (name, want, fix) in BINLOG_SETTINGS {
         match variable(&mut conn, name).await {
             Some(v) if v.eq_ignore_ascii_case(want) => f.ok(format!("{name} = {v}")),
@@ -157,8 +154,23 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
             Some(v) if v.eq_ignore_ascii_case("ON") => f.fail("log_bin_compress = ON: compressed binlog events", "SET GLOBAL log_bin_compress = OFF;"),
             _ => f.ok("log_bin_compress = OFF"),
         }
-    } else if !variable(&mut conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
-        f.fail("gtid_mode is not ON", "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on blue");
+    } else {
+        if !variable(&mut conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+            f.fail("gtid_mode is not ON", "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on blue");
+        }
+        match variable(&mut conn, "binlog_transaction_compression").await {
+            Some(v) if v.eq_ignore_ascii_case("ON") => {
+                f.fail("binlog_transaction_compression = ON: compressed transaction payloads", "SET GLOBAL binlog_transaction_compression = OFF;")
+            }
+            _ => f.ok("binlog_transaction_compression = OFF"),
+        }
+        match variable(&mut conn, "binlog_row_value_options").await {
+            Some(v) if v.to_ascii_uppercase().contains("PARTIAL_JSON") => {
+                f.fail("binlog_row_value_options = PARTIAL_JSON: JSON updates logged as diffs", "SET GLOBAL binlog_row_value_options = '';")
+            }
+            _ => f.ok("binlog_row_value_options has no PARTIAL_JSON"),
+        }
+        f.warn(format!("blue is Oracle MySQL {version}: replication works; {}", super::MYSQL_NOT_BUILT), "cut over by hand, or wait for the MySQL cutover");
     }
     // Retention: the binlog must outlive the snapshot and any pause.
     let seconds = match variable(&mut conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {

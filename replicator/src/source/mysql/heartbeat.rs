@@ -23,6 +23,15 @@ pub fn table(database: &str) -> TableName {
 /// Creates the heartbeat table on blue (before the snapshot, so it is copied and replicated like any
 /// table).
 pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Result<(), Error> {
+    // Only when missing: MySQL logs `CREATE TABLE IF NOT EXISTS` even for a table that exists, and
+    // the stream stops at DDL on a replicated table.
+    let exists: Option<i64> = conn
+        .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, HEARTBEAT_TABLE))
+        .await
+        .map_err(|e| super::sql_error("blue", "looking for the heartbeat table", e))?;
+    if exists.unwrap_or(0) > 0 {
+        return Ok(());
+    }
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS {} (id INT PRIMARY KEY, at_us BIGINT NOT NULL) ENGINE = InnoDB \
          COMMENT = 'turnout: one row rewritten every heartbeat interval to measure replication lag'",

@@ -20,8 +20,14 @@ pub use stream::MySqlSource;
 use crate::error::Error;
 use mysql_async::prelude::Queryable;
 
-/// Why a MySQL (not MariaDB) blue is refused.
-pub const MYSQL_NOT_BUILT: &str = "streaming from a MySQL GTID set (COM_BINLOG_DUMP_GTID) and MySQL's snapshot position are not built yet";
+/// Why a cutover from or to Oracle MySQL is refused.
+pub const MYSQL_NOT_BUILT: &str = "the cutover, rollback and live verify of an Oracle MySQL server are not built yet (replication is)";
+
+/// True when `side` is MariaDB, false for Oracle MySQL (`VERSION()` names MariaDB).
+pub async fn is_mariadb(conn: &mut mysql_async::Conn, side: &str) -> Result<bool, Error> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;
+    Ok(version.unwrap_or_default().to_ascii_lowercase().contains("mariadb"))
+}
 
 /// Connection options from a `mysql://` (or `mariadb://`) URL; the error names `field`.
 pub fn options(url: &str, field: &str) -> Result<mysql_async::Opts, Error> {

@@ -127,13 +127,23 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
     }
     // The stages before BLOCK_COMMIT (FLUSH closes unused tables, BLOCK_DDL waits for running DDL)
     // block no commit; they run first, so commits are blocked only from BLOCK_COMMIT on.
-    let mut backup = true;
+    let mariadb = super::is_mariadb(&mut lock, "blue").await?;
+    let mut backup = mariadb;
     for stage in ["START", "FLUSH", "BLOCK_DDL"] {
         backup = backup && lock.query_drop(format!("BACKUP STAGE {stage}")).await.is_ok();
     }
     let started = Instant::now();
     let mariadb_lock = backup && lock.query_drop("BACKUP STAGE BLOCK_COMMIT").await.is_ok();
-    let locked = mariadb_lock || (workers > 1 && lock.query_drop("FLUSH TABLES WITH READ LOCK").await.is_ok());
+    // MySQL has no snapshot position of its own: commits are blocked while the snapshots start and
+    // the binlog position and GTID set are read, even for one reader.
+    let locked = mariadb_lock || ((workers > 1 || !mariadb) && lock.query_drop("FLUSH TABLES WITH READ LOCK").await.is_ok());
+    if !locked && !mariadb {
+        return Err(Error::Setup(
+            "MySQL's snapshot needs commits blocked for a moment (FLUSH TABLES WITH READ LOCK) to read the binlog position its \
+             snapshot starts at; GRANT RELOAD ON *.* TO turnout's account on blue"
+                .into(),
+        ));
+    }
     if !locked {
         tracing::info!("no privilege to block commits for a moment (RELOAD): copying with one reader from one consistent snapshot");
         readers.truncate(1);
@@ -172,14 +182,27 @@ async fn snapshot_position(r: &mut mysql_async::Conn) -> Result<Position, Error>
     }
 }
 
-/// Where `side`'s binlog ends now (`SHOW MASTER STATUS`), with the GTID state there: every
-/// transaction committed later comes after it.
+/// Where `side`'s binlog ends now (`SHOW MASTER STATUS`; MySQL 8.4+: `SHOW BINARY LOG STATUS`), with
+/// the GTID state there: every transaction committed later comes after it. On MySQL the GTID set is
+/// the statement's own `Executed_Gtid_Set`, read with the position.
 pub async fn binlog_end(r: &mut mysql_async::Conn, side: &str) -> Result<Position, Error> {
-    let row: Option<mysql_async::Row> = r.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error(side, "SHOW MASTER STATUS", e))?;
-    let row = row.ok_or_else(|| Error::Setup(format!("{side} has binary logging off (SHOW MASTER STATUS is empty); start it with --log-bin")))?;
+    let mariadb = super::is_mariadb(r, side).await?;
+    let statement = if mariadb { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
+    let row: Option<mysql_async::Row> = r.query_first(statement).await.map_err(|e| sql_error(side, statement, e))?;
+    let row = row.ok_or_else(|| Error::Setup(format!("{side} has binary logging off ({statement} is empty); start it with --log-bin")))?;
     let file = String::from_utf8_lossy(&row.get::<Vec<u8>, _>(0).unwrap_or_default()).into_owned();
     let offset = row.get::<u64, _>(1).unwrap_or(0);
-    position_at(r, side, file, offset).await
+    if mariadb {
+        return position_at(r, side, file, offset).await;
+    }
+    let executed = String::from_utf8_lossy(&row.get::<Vec<u8>, _>(4).unwrap_or_default()).into_owned();
+    let gtids = GtidState::parse_mysql(&executed).map_err(|e| Error::Setup(format!("{side}'s Executed_Gtid_Set: {e}")))?;
+    if gtids == GtidState::None {
+        return Err(Error::Setup(format!(
+            "{side} has no GTIDs: turnout resumes MySQL by GTID set; SET GLOBAL gtid_mode = ON (with enforce_gtid_consistency = ON)"
+        )));
+    }
+    Ok(Position::Binlog(BinlogPosition { file, offset, gtids }))
 }
 
 /// `file:offset` of `side`'s binlog with the GTID state there (`BINLOG_GTID_POS`).
@@ -206,6 +229,8 @@ fn value(v: mysql_async::Value, c: &ColumnInfo, unsigned: bool) -> Value {
         M::Bytes(b) if matches!(c.data_type.as_str(), "decimal" | "numeric") => {
             Value::Numeric(Utf8Bytes::from_string(String::from_utf8_lossy(&b).into_owned()))
         }
+        // MySQL's JSON type (MariaDB's JSON is LONGTEXT): its text, written back as JSON.
+        M::Bytes(b) if c.data_type == "json" => Value::Json { jsonb: false, text: Utf8Bytes::from_string(String::from_utf8_lossy(&b).into_owned()) },
         M::Bytes(b) => Value::Bytes(bytes::Bytes::from(b)),
         M::Date(y, mo, d, h, mi, s, us) => match c.data_type.as_str() {
             "date" => temporal(TemporalKind::Date, format!("{y:04}-{mo:02}-{d:02}")),

@@ -60,21 +60,38 @@ impl MySqlSource {
         // Heartbeats at a third of the receive timeout, so a healthy idle stream is never mistaken for a
         // dead one.
         let heartbeat_ns = (receive_timeout / 3).as_nanos().max(1_000_000_000);
-        let gtid_text = match &gtids {
-            GtidState::MariaDb(_) | GtidState::None => gtids.to_string(),
-            GtidState::MySql(_) => {
-                return Err(Error::Setup("resuming from a MySQL GTID set needs COM_BINLOG_DUMP_GTID, which this build does not send yet".into()))
+        let gtid_text = gtids.to_string();
+        let stream = match &gtids {
+            GtidState::MariaDb(_) | GtidState::None => {
+                conn.query_drop(format!(
+                    "SET @mariadb_slave_capability = 4, @slave_connect_state = '{}', @slave_gtid_strict_mode = 1, \
+                     @slave_gtid_ignore_duplicates = 0, @master_heartbeat_period = {heartbeat_ns}",
+                    gtid_text.replace('\'', "")
+                ))
+                .await
+                .map_err(|e| source_error("preparing the binlog dump", e))?;
+                let request = mysql_async::BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
+                conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?
+            }
+            GtidState::MySql(sets) => {
+                // COM_BINLOG_DUMP_GTID: the server sends every transaction not in the set (MySQL 8.4
+                // reads the heartbeat period from `source_`, older servers from `master_`).
+                conn.query_drop(format!(
+                    "SET @source_heartbeat_period = {heartbeat_ns}, @master_heartbeat_period = {heartbeat_ns}, @source_binlog_checksum = 'ALL'"
+                ))
+                .await
+                .map_err(|e| source_error("preparing the binlog dump", e))?;
+                let sids: Vec<mysql_async::Sid<'static>> = sets
+                    .iter()
+                    .map(|(uuid, intervals)| {
+                        // The wire's intervals are half-open: [first, last + 1).
+                        mysql_async::Sid::new(*uuid).with_intervals(intervals.iter().map(|(a, b)| mysql_async::GnoInterval::new(*a, b + 1)).collect())
+                    })
+                    .collect();
+                let request = mysql_async::BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids);
+                conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?
             }
         };
-        conn.query_drop(format!(
-            "SET @mariadb_slave_capability = 4, @slave_connect_state = '{}', @slave_gtid_strict_mode = 1, \
-             @slave_gtid_ignore_duplicates = 0, @master_heartbeat_period = {heartbeat_ns}",
-            gtid_text.replace('\'', "")
-        ))
-        .await
-        .map_err(|e| source_error("preparing the binlog dump", e))?;
-        let request = mysql_async::BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?;
         tracing::debug!(server_id, from = %gtid_text, "reading the binlog");
         Ok(MySqlSource {
             stream,

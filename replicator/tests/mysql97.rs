@@ -1,0 +1,56 @@
+//! Oracle MySQL 9.7 as blue and green (servers from the harness's Debian `sid` root file system):
+//! the schema copy, the snapshot at one GTID set, streaming by COM_BINLOG_DUMP_GTID, and resuming by
+//! GTID set exactly once after kill -9 — every row compared by the hex of every column.
+
+mod common;
+
+use common::*;
+use turnout_testbed::Flavor;
+
+const SCHEMA: &str = "
+    CREATE TABLE accounts (id BIGINT UNSIGNED PRIMARY KEY, name VARCHAR(40) CHARACTER SET utf8mb4, balance DECIMAL(20,4),
+        f FLOAT, d DOUBLE, ts TIMESTAMP(6) NULL, dt DATETIME(3), dd DATE, tm TIME(2), y YEAR, b BIT(10), e ENUM('a','b','c'),
+        s SET('x','y'), j JSON, bl BLOB, bin BINARY(4), g POINT NULL);
+    CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, account BIGINT UNSIGNED, what TEXT);
+    CREATE TABLE keyless (a INT, b VARCHAR(10));
+    INSERT INTO accounts VALUES
+        (1, 'ada', 10.5, 1.5, 2.25, '2024-01-01 00:00:00.000001', '2024-02-29 12:00:00.5', '1000-01-01', '-838:59:59', 2155, b'1010101010', 'b',
+         'x,y', '{\"k\": [1, 2.5, null, true, \"é\"]}', 0x00FF, 0x01000000, ST_GeomFromText('POINT(1 2)')),
+        (18446744073709551615, '😀', -1, -3.4028234e38, 1.7976931348623157e308, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', 'null', NULL, NULL, NULL);
+    INSERT INTO events (account, what) VALUES (1, 'opened'), (1, 'deposit');
+    INSERT INTO keyless VALUES (1, 'a'), (1, 'a'), (2, NULL);";
+
+const TABLES: [&str; 3] = ["accounts", "events", "keyless"];
+
+#[tokio::test]
+async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_kill_9() {
+    let (blue, green, db) = maria_pair_of(Flavor::MySql9_7, Flavor::MySql9_7);
+    blue.execute(Some(&db), SCHEMA).expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    wait_streaming(&mut t).await;
+    maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+
+    blue.execute(
+        Some(&db),
+        "START TRANSACTION; UPDATE accounts SET balance = balance + 1, j = JSON_SET(j, '$.n', 7) WHERE id = 1;
+         INSERT INTO events (account, what) VALUES (1, 'in a transaction'); COMMIT;
+         DELETE FROM keyless WHERE a = 1 LIMIT 1; UPDATE keyless SET b = 'z' WHERE a = 2;
+         UPDATE accounts SET id = 2 WHERE id = 18446744073709551615;
+         REPLACE INTO events VALUES (1, 1, 'replaced');",
+    )
+    .expect("changes");
+    maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+
+    for round in 0..3 {
+        blue.execute(Some(&db), &format!("INSERT INTO events (account, what) VALUES (1, 'before kill {round}')")).expect("write");
+        t.kill9();
+        blue.execute(Some(&db), &format!("INSERT INTO events (account, what) VALUES (2, 'while down {round}')")).expect("write");
+        t.start();
+        maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+    }
+    let counts = green.execute(Some(&db), "SELECT COUNT(*), COUNT(DISTINCT what) FROM events").expect("count");
+    assert_eq!(counts.trim(), "9\t9");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
