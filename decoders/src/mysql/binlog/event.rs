@@ -28,6 +28,8 @@ pub mod event_type {
     pub const UPDATE_ROWS_V1: u8 = 0x18;
     pub const DELETE_ROWS_V1: u8 = 0x19;
     pub const HEARTBEAT: u8 = 0x1B;
+    /// MySQL 8.0.26+: the dump thread's heartbeat with its fields as type-length-value entries.
+    pub const HEARTBEAT_V2: u8 = 0x29;
     pub const ROWS_QUERY: u8 = 0x1D;
     pub const WRITE_ROWS_V2: u8 = 0x1E;
     pub const UPDATE_ROWS_V2: u8 = 0x1F;
@@ -94,7 +96,7 @@ pub mod event_type {
             XA_PREPARE => "XA_PREPARE",
             PARTIAL_UPDATE_ROWS => "PARTIAL_UPDATE_ROWS",
             TRANSACTION_PAYLOAD => "TRANSACTION_PAYLOAD",
-            0x29 => "HEARTBEAT_V2",
+            HEARTBEAT_V2 => "HEARTBEAT_V2",
             0x2A => "GTID_TAGGED",
             MARIADB_ANNOTATE_ROWS => "ANNOTATE_ROWS",
             MARIADB_BINLOG_CHECKPOINT => "BINLOG_CHECKPOINT",

@@ -117,6 +117,12 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         TABLE_MAP => BinlogEvent::TableMap(TableMap::parse(r, post, fde.is_mariadb())?),
         WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2 | DELETE_ROWS_V2 => BinlogEvent::Rows(RowsEvent::parse(r, t, post)?),
         HEARTBEAT => BinlogEvent::Heartbeat(Heartbeat::parse(r)?),
+        // Only a sign of life from the dump thread, never logged and changing nothing: its fields
+        // (file name and position as type-length-value entries) are not needed.
+        HEARTBEAT_V2 => {
+            let _fields = r.rest();
+            BinlogEvent::Heartbeat(Heartbeat { file_name: String::new() })
+        }
         MYSQL_GTID => BinlogEvent::MysqlGtid(gtid_mysql::MysqlGtid::parse(r, true)?),
         MYSQL_ANONYMOUS_GTID => BinlogEvent::MysqlGtid(gtid_mysql::MysqlGtid::parse(r, false)?),
         PREVIOUS_GTIDS => BinlogEvent::PreviousGtids(PreviousGtids::parse(r)?),

@@ -109,6 +109,16 @@ fn a_heartbeat_names_the_file_and_the_header_holds_the_position() {
 }
 
 #[test]
+fn a_mysql_heartbeat_v2_is_a_heartbeat_whatever_its_fields() {
+    // Field 1 (file name) "binlog.000001", field 2 (position) 157, as type-length-value entries.
+    let mut body = vec![1, 13];
+    body.extend_from_slice(b"binlog.000001");
+    body.extend_from_slice(&[2, 1, 157]);
+    let e = parse_event(&event(event_type::HEARTBEAT_V2, &body, true), &mysql8_fde()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(e.event, BinlogEvent::Heartbeat(_)), "{:?}", e.event);
+}
+
+#[test]
 fn mysql_8_gtid_and_previous_gtids_events_parse_through_parse_event() {
     let fde = mysql8_fde();
     let e = parse_event(&event(event_type::MYSQL_GTID, &gtid_body(), true), &fde).unwrap_or_else(|e| panic!("{e}"));
