@@ -82,6 +82,16 @@ const TYPES_11_8: &[(&str, &str, &[&str])] = &[
 ];
 const COLUMN_ONLY_11_8: &[(&str, &str, &[&str])] = &[("vector", "VECTOR(3)", &["VEC_FromText('[1,2,3]')", "VEC_FromText('[-0.5,1e30,0]')", "NULL"])];
 
+/// Types MariaDB has and Oracle MySQL does not (its own inet/uuid types, a NO PAD binary collation
+/// under MariaDB's name).
+const MARIADB_ONLY: &[&str] = &["inet4", "inet6", "uuid", "varchar_trailing"];
+/// Oracle MySQL 9.7's own: UCA 9.0.0 collations (accent- and case-sensitive; NO PAD binary).
+const TYPES_MYSQL: &[(&str, &str, &[&str])] = &[
+    ("uca0900", "VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_as_cs", &["'a'", "'A'", "'á'"]),
+    ("nopad_bin", "VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin", &["'a'", "'a '", "'a  '"]),
+];
+const COLUMN_ONLY_MYSQL: &[(&str, &str, &[&str])] = &[("vector", "VECTOR(3)", &["STRING_TO_VECTOR('[1,2,3]')", "STRING_TO_VECTOR('[-0.5,1e30,0]')", "NULL"])];
+
 /// The types a blue of `flavor` has.
 fn types(flavor: Flavor) -> (Vec<(&'static str, &'static str, &'static [&'static str])>, Vec<(&'static str, &'static str, &'static [&'static str])>) {
     let mut keyed = TYPES.to_vec();
@@ -89,6 +99,11 @@ fn types(flavor: Flavor) -> (Vec<(&'static str, &'static str, &'static [&'static
     if flavor == Flavor::MariaDb11_8 {
         keyed.extend_from_slice(TYPES_11_8);
         columns.extend_from_slice(COLUMN_ONLY_11_8);
+    }
+    if flavor == Flavor::MySql9_7 {
+        keyed.retain(|(name, _, _)| !MARIADB_ONLY.contains(name));
+        keyed.extend_from_slice(TYPES_MYSQL);
+        columns.extend_from_slice(COLUMN_ONLY_MYSQL);
     }
     (keyed, columns)
 }
@@ -99,7 +114,8 @@ fn schema(flavor: Flavor) -> (String, Vec<String>) {
     let mut tables = Vec::new();
     for (name, ty, values) in &keyed {
         // The type as the key; as a column; without any key; under a UNIQUE key only.
-        sql.push_str(&format!("CREATE TABLE k_{name} (k {ty} NOT NULL PRIMARY KEY, note INT) ENGINE=InnoDB;\n"));
+        // MySQL refuses `NULL NOT NULL`; MariaDB takes the last.
+        sql.push_str(&format!("CREATE TABLE k_{name} (k {} NOT NULL PRIMARY KEY, note INT) ENGINE=InnoDB;\n", ty.trim_end_matches(" NULL")));
         sql.push_str(&format!("CREATE TABLE c_{name} (id INT PRIMARY KEY, v {ty} NULL) ENGINE=InnoDB;\n"));
         sql.push_str(&format!("CREATE TABLE n_{name} (v {ty} NULL, note INT) ENGINE=InnoDB;\n"));
         sql.push_str(&format!("CREATE TABLE u_{name} (v {ty} NULL, note INT, UNIQUE KEY (v)) ENGINE=InnoDB;\n"));
@@ -190,6 +206,13 @@ async fn every_mariadb_10_11_type_arrives_byte_exact_on_a_mariadb_11_8_green() {
 #[tokio::test]
 async fn every_mariadb_11_8_type_arrives_byte_exact_through_every_statement_shape() {
     matrix(Flavor::MariaDb11_8, Flavor::MariaDb11_8).await;
+}
+
+/// Oracle MySQL 9.7 on both sides: the same matrix less MariaDB's own types, with MySQL's UCA 9.0.0
+/// collations and VECTOR; JSON travels in MySQL's binary form.
+#[tokio::test]
+async fn every_mysql_9_7_type_arrives_byte_exact_through_every_statement_shape() {
+    matrix(Flavor::MySql9_7, Flavor::MySql9_7).await;
 }
 
 /// Column and table attributes on an 11.8 pair: INVISIBLE columns (set explicitly and by default)

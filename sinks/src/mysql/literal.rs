@@ -17,6 +17,8 @@ pub const FLOAT: u8 = 4;
 
 /// MySQL `BIT(n)`.
 const BIT: u8 = 16;
+/// MySQL 9 VECTOR.
+const VECTOR: u8 = 242;
 
 fn hex(out: &mut String, bytes: &[u8]) {
     out.push_str("X'");
@@ -106,7 +108,8 @@ fn collated(ty: &MySqlType) -> bool {
 /// green would delete or change a different row than blue did. A key needs no such care: the key's
 /// own collation makes at most one row match.
 pub fn push_equals(out: &mut String, column: &str, ty: &MySqlType, v: &Value, whole_row: bool) -> Result<(), String> {
-    if whole_row && collated(ty) && matches!(v, Value::Text(_) | Value::Bytes(_)) {
+    // MySQL's VECTOR takes no comparison at all ("Incorrect arguments to <=>"): its bytes do.
+    if (whole_row && collated(ty) && matches!(v, Value::Text(_) | Value::Bytes(_))) || ty.code == VECTOR {
         out.push_str("CAST(");
         out.push_str(column);
         out.push_str(" AS BINARY)");

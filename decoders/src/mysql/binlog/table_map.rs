@@ -93,8 +93,8 @@ pub struct TableMap {
 }
 
 impl TableMap {
-    /// `mariadb`: the server is MariaDB, whose SIGNEDNESS bitmap also has a bit for YEAR columns (MySQL's
-    /// has none; both checked against real binlogs: MariaDB 10.11 here, MySQL's `is_numeric_type`).
+    /// `mariadb`: the server is MariaDB, which lists GEOMETRY among the character columns. Both give
+    /// YEAR a bit of the SIGNEDNESS bitmap (checked against real MariaDB 10.11 and MySQL 9.7 binlogs).
     pub(crate) fn parse(r: &mut Reader<'_>, post_header_len: usize, mariadb: bool) -> Result<Self, BinlogError> {
         let (table_id, flags) = read_table_id_and_flags(r, post_header_len)?;
         let schema = name(r, "schema name")?;
@@ -165,7 +165,7 @@ impl TableMap {
         use optional_metadata::*;
         match kind {
             SIGNEDNESS => {
-                let numeric: Vec<usize> = self.indexes(|c| c.real_type().is_numeric() || (mariadb && c.real_type() == FieldType::Year));
+                let numeric: Vec<usize> = self.indexes(|c| c.real_type().is_numeric() || c.real_type() == FieldType::Year);
                 let bits = r.take(numeric.len().div_ceil(8), "signedness bitmap")?;
                 for (k, &i) in numeric.iter().enumerate() {
                     if let Some(c) = self.columns.get_mut(i) {
