@@ -1,6 +1,7 @@
 //! Oracle MySQL 9.7 as blue and green (servers from the harness's Debian `sid` root file system):
 //! the schema copy, the snapshot at one GTID set, streaming by COM_BINLOG_DUMP_GTID, and resuming by
-//! GTID set exactly once after kill -9 — every row compared by the hex of every column.
+//! GTID set exactly once after kill -9, with blue compressing its transactions
+//! (`binlog_transaction_compression`) — every row compared by the hex of every column.
 
 mod common;
 
@@ -36,6 +37,8 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
     wait_streaming(&mut t).await;
     maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
 
+    // From here on blue compresses every transaction into one zstd TRANSACTION_PAYLOAD event.
+    blue.execute(None, "SET GLOBAL binlog_transaction_compression = ON").expect("compression");
     blue.execute(
         Some(&db),
         "START TRANSACTION; UPDATE accounts SET balance = balance + 1, j = JSON_SET(j, '$.n', 7) WHERE id = 1;
@@ -63,5 +66,11 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
     assert!(!t.log_text().contains("presumed dead"), "{}", t.log_text());
     let counts = green.execute(Some(&db), "SELECT COUNT(*), COUNT(DISTINCT what) FROM events").expect("count");
     assert_eq!(counts.trim(), "10\t10");
+    let mut payloads = 0;
+    for file in blue.execute(None, "SHOW BINARY LOGS").expect("binlogs").lines().filter_map(|l| l.split('\t').next()) {
+        let events = blue.execute(None, &format!("SHOW BINLOG EVENTS IN '{file}'")).expect("events");
+        payloads += events.lines().filter(|l| l.contains("Transaction_payload")).count();
+    }
+    assert!(payloads >= 10, "blue wrote {payloads} transaction payloads");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }

@@ -42,6 +42,9 @@ pub struct Decoded {
     pub events: Vec<ChangeEvent>,
     /// How far the binlog reaches (from the event's header), when the event says.
     pub log_end: Option<Position>,
+    /// The events a MySQL transaction payload held (each without checksum), as decoded here. A binlog
+    /// dump client that also hands them out one by one after the payload must not decode them again.
+    pub payload_events: Vec<Vec<u8>>,
 }
 
 /// The transaction being read.
@@ -159,6 +162,7 @@ impl BinlogDecoder {
                 out.log_end = None;
             }
             BinlogEvent::Heartbeat(_) => {}
+            BinlogEvent::TransactionPayload(p) => return self.payload(&p, header.log_pos),
             BinlogEvent::GtidList(_) | BinlogEvent::BinlogCheckpoint(_) | BinlogEvent::AnnotateRows(_) | BinlogEvent::PreviousGtids(_) | BinlogEvent::Stop => {}
             BinlogEvent::MariaGtid(g) => {
                 let skipped = self.skip_domain == Some(g.domain_id);
@@ -234,6 +238,26 @@ impl BinlogDecoder {
                 ))
             }
         }
+        Ok(out)
+    }
+
+    /// A MySQL transaction payload: its events, decompressed, decoded in order as if they had come one
+    /// by one. They end where the payload ends (`log_pos`), which is where its commit is.
+    fn payload(&mut self, p: &binlog::TransactionPayload, log_pos: u32) -> Result<Decoded, DecodeError> {
+        let inner_fde = binlog::FormatDescription { checksum: binlog::ChecksumAlg::Off, ..self.fde.clone() };
+        let mut out = Decoded::default();
+        let events = p.events().map_err(|e| bad("binlog", format!("a transaction payload: {e}")))?;
+        for raw in &events {
+            let mut event = binlog::parse_event(raw, &inner_fde).map_err(DecodeError::Binlog)?;
+            if matches!(event.event, BinlogEvent::TransactionPayload(_) | BinlogEvent::FormatDescription(_) | BinlogEvent::Rotate(_)) {
+                return Err(bad("binlog", format!("a transaction payload holds a {} event", binlog::event_type::name(event.header.type_code))));
+            }
+            event.header.log_pos = log_pos;
+            let decoded = self.apply(event)?;
+            out.events.extend(decoded.events);
+            out.log_end = decoded.log_end.or(out.log_end);
+        }
+        out.payload_events = events;
         Ok(out)
     }
 

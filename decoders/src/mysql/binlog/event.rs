@@ -140,6 +140,8 @@ pub enum BinlogEvent {
     MysqlGtid(MysqlGtid),
     PreviousGtids(PreviousGtids),
     Heartbeat(Heartbeat),
+    /// MySQL: a transaction's events in one (compressed) payload.
+    TransactionPayload(super::payload::TransactionPayload),
     TableMap(TableMap),
     /// WRITE/UPDATE/DELETE rows, version 1 or 2; decode its rows with [`super::decode_rows`].
     Rows(RowsEvent),

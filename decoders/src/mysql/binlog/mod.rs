@@ -26,6 +26,7 @@ mod gtid_mysql;
 mod header;
 mod heartbeat;
 mod json;
+mod payload;
 mod query;
 mod reader;
 mod rotate;
@@ -46,6 +47,7 @@ pub use gtid_mariadb::{gtid_flags, gtid_flags_extra, MariaGtid, XaId};
 pub use gtid_mysql::{GtidSetEntry, MysqlGtid, PreviousGtids, Uuid};
 pub use header::{EventHeader, FLAG_ARTIFICIAL, HEADER_LEN};
 pub use heartbeat::Heartbeat;
+pub use payload::TransactionPayload;
 pub use query::{status_code, Query, QueryCharset, StatusVars};
 pub use rotate::Rotate;
 pub use rows::{decode_rows, rows_flags, RowChange, RowImage, RowsEvent, RowsExtraData, RowsKind};
@@ -62,7 +64,7 @@ pub const BINLOG_MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
 ///
 /// `bytes` must be exactly the event: its length must equal the header's `event_size`. A checksum that
 /// does not match is [`BinlogError::Checksum`]. Event types the server may write but this parser refuses on
-/// purpose (compressed events, MySQL partial JSON updates) are [`BinlogError::Unsupported`] naming the
+/// purpose (MariaDB's compressed events, MySQL partial JSON updates) are [`BinlogError::Unsupported`] naming the
 /// server setting that avoids them; other unknown types are [`BinlogEvent::Unknown`].
 pub fn parse_event(bytes: &[u8], fde: &FormatDescription) -> Result<Event, BinlogError> {
     let header = EventHeader::parse(bytes)?;
@@ -133,7 +135,7 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         PARTIAL_UPDATE_ROWS => {
             return unsupported("partial JSON updates are logged as diffs that need the old document", "SET GLOBAL binlog_row_value_options = ''")
         }
-        TRANSACTION_PAYLOAD => return unsupported("compressed transaction payloads are not decompressed", "SET GLOBAL binlog_transaction_compression = OFF"),
+        TRANSACTION_PAYLOAD => BinlogEvent::TransactionPayload(TransactionPayload::parse(r)?),
         MARIADB_QUERY_COMPRESSED
         | MARIADB_WRITE_ROWS_COMPRESSED_V1
         | MARIADB_UPDATE_ROWS_COMPRESSED_V1

@@ -159,7 +159,6 @@ fn compressed_and_partial_events_are_refused_with_the_setting_that_avoids_them()
         (event_type::MARIADB_UPDATE_ROWS_COMPRESSED_V1, "log_bin_compress = OFF"),
         (event_type::MARIADB_DELETE_ROWS_COMPRESSED_V1, "log_bin_compress = OFF"),
         (event_type::PARTIAL_UPDATE_ROWS, "binlog_row_value_options = ''"),
-        (event_type::TRANSACTION_PAYLOAD, "binlog_transaction_compression = OFF"),
     ] {
         let err = parse_event(&event(code, &[0; 12], true), &fde).err();
         let Some(err @ BinlogError::Unsupported { .. }) = err else { panic!("{code}: {err:?}") };

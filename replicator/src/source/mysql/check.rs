@@ -158,12 +158,6 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
         if !variable(&mut conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
             f.fail("gtid_mode is not ON", "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on blue");
         }
-        match variable(&mut conn, "binlog_transaction_compression").await {
-            Some(v) if v.eq_ignore_ascii_case("ON") => {
-                f.fail("binlog_transaction_compression = ON: compressed transaction payloads", "SET GLOBAL binlog_transaction_compression = OFF;")
-            }
-            _ => f.ok("binlog_transaction_compression = OFF"),
-        }
         match variable(&mut conn, "binlog_row_value_options").await {
             Some(v) if v.to_ascii_uppercase().contains("PARTIAL_JSON") => {
                 f.fail("binlog_row_value_options = PARTIAL_JSON: JSON updates logged as diffs", "SET GLOBAL binlog_row_value_options = '';")
