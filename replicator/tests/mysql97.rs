@@ -1,14 +1,18 @@
-//! Oracle MySQL 9.7 as blue and green (servers from the harness's Debian `sid` root file system):
-//! the schema copy, the snapshot at one GTID set, streaming by COM_BINLOG_DUMP_GTID, and resuming by
-//! GTID set exactly once after kill -9, with blue compressing its transactions
-//! (`binlog_transaction_compression`) — every row compared by the hex of every column.
+//! Oracle MySQL 9.7 as blue and green (servers from the harness's Debian `sid` root file system): the
+//! MySQL-family suite `mysql.rs` runs on MariaDB (every type, keys of every shape, TRUNCATE and additive
+//! DDL, a transaction beyond the memory budget, kill -9 and restarts, cascades, refusals), and MySQL's own:
+//! the snapshot at one GTID set, streaming by COM_BINLOG_DUMP_GTID and resuming by GTID set exactly once
+//! after kill -9 with blue compressing its transactions (`binlog_transaction_compression`) — every row
+//! compared by the hex of every column.
 
 mod common;
 
-use common::*;
-use turnout_testbed::Flavor;
+/// The servers this binary's suite runs on.
+const FLAVOR: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 
-const SCHEMA: &str = "
+include!("suites/mysql_family.rs");
+
+const MYSQL_SCHEMA: &str = "
     CREATE TABLE accounts (id BIGINT UNSIGNED PRIMARY KEY, name VARCHAR(40) CHARACTER SET utf8mb4, balance DECIMAL(20,4),
         f FLOAT, d DOUBLE, ts TIMESTAMP(6) NULL, dt DATETIME(3), dd DATE, tm TIME(2), y YEAR, b BIT(10), e ENUM('a','b','c'),
         s SET('x','y'), j JSON, bl BLOB, bin BINARY(4), g POINT NULL);
@@ -21,12 +25,12 @@ const SCHEMA: &str = "
     INSERT INTO events (account, what) VALUES (1, 'opened'), (1, 'deposit');
     INSERT INTO keyless VALUES (1, 'a'), (1, 'a'), (2, NULL);";
 
-const TABLES: [&str; 3] = ["accounts", "events", "keyless"];
+const MYSQL_TABLES: [&str; 3] = ["accounts", "events", "keyless"];
 
 #[tokio::test]
 async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_kill_9() {
-    let (blue, green, db) = maria_pair_of(Flavor::MySql9_7, Flavor::MySql9_7);
-    blue.execute(Some(&db), SCHEMA).expect("schema");
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(Some(&db), MYSQL_SCHEMA).expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
     // The dump thread sends heartbeats every second (a third of the receive timeout; MySQL 8.0.26+:
@@ -35,7 +39,7 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
     std::fs::write(t.config_path(), text.replacen("[source]\n", "[source]\nreceive_timeout = \"3s\"\nheartbeat_interval = \"1h\"\n", 1)).expect("config");
     t.start();
     wait_streaming(&mut t).await;
-    maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+    maria_assert_same(&blue, &green, &db, &MYSQL_TABLES, &mut t).await;
 
     // From here on blue compresses every transaction into one zstd TRANSACTION_PAYLOAD event.
     blue.execute(None, "SET GLOBAL binlog_transaction_compression = ON").expect("compression");
@@ -48,21 +52,21 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
          REPLACE INTO events VALUES (1, 1, 'replaced');",
     )
     .expect("changes");
-    maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+    maria_assert_same(&blue, &green, &db, &MYSQL_TABLES, &mut t).await;
 
     for round in 0..3 {
         blue.execute(Some(&db), &format!("INSERT INTO events (account, what) VALUES (1, 'before kill {round}')")).expect("write");
         t.kill9();
         blue.execute(Some(&db), &format!("INSERT INTO events (account, what) VALUES (2, 'while down {round}')")).expect("write");
         t.start();
-        maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+        maria_assert_same(&blue, &green, &db, &MYSQL_TABLES, &mut t).await;
     }
     // Idle for more than twice the receive timeout: only the dump thread's heartbeats keep the
     // stream from being presumed dead.
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     assert_eq!(t.exited(), None, "{}", t.log_text());
     blue.execute(Some(&db), "INSERT INTO events (account, what) VALUES (3, 'after idle')").expect("write");
-    maria_assert_same(&blue, &green, &db, &TABLES, &mut t).await;
+    maria_assert_same(&blue, &green, &db, &MYSQL_TABLES, &mut t).await;
     assert!(!t.log_text().contains("presumed dead"), "{}", t.log_text());
     let counts = green.execute(Some(&db), "SELECT COUNT(*), COUNT(DISTINCT what) FROM events").expect("count");
     assert_eq!(counts.trim(), "10\t10");

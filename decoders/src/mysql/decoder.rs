@@ -322,8 +322,10 @@ impl BinlogDecoder {
             }
             _ => {}
         }
+        // MySQL marks no GTID standalone: a statement right after its GTID event, without a BEGIN, is
+        // a whole transaction (DDL, TRUNCATE), as MariaDB's standalone GTIDs say outright.
+        let standalone = open.standalone || (!open.begun && matches!(open.gtid, Some(Gtid::MySql { .. })));
         open.begun = true;
-        let standalone = open.standalone;
         let gtid = match open.gtid {
             Some(Gtid::Maria(g)) => g.to_string(),
             Some(Gtid::MySql { uuid, number }) => format!("{}:{number}", uuid.iter().map(|b| format!("{b:02x}")).collect::<String>()),

@@ -1,7 +1,8 @@
 //! `turnout verify` for MySQL/MariaDB: per replicated table, the row count and an order-independent
 //! digest of every row, computed by each server in one statement. A row's text is the hex of each
 //! column's bytes as the server prints them (`CAST(col AS BINARY)`, `N` for NULL) joined with `|`; the
-//! digest is the sum and the XOR of two halves of each row's MD5, so no sort is needed and a changed,
+//! digest is the sum of the first 60 bits and the XOR of the next 64 bits of each row's SHA-256 (MySQL 9
+//! has no MD5), so no sort is needed and a changed,
 //! missing or extra row shows. A character column whose character set differs between the sides is
 //! compared by its characters (both sides' text converted to utf8mb4), so a value transcoded wrongly
 //! on its way (`'Ã©'` for `'é'`) differs while the same text in latin1 and utf8mb4 does not. Columns
@@ -44,7 +45,7 @@ fn digest_sql_of(from: &str, columns: &[(String, bool)]) -> String {
     format!(
         "SELECT COUNT(*), CONCAT(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), 0), ':', \
                 COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 16, 16), 16, 10) AS UNSIGNED)), 0)) \
-         FROM (SELECT MD5({row_text}) AS h FROM {from}) d"
+         FROM (SELECT SHA2({row_text}, 256) AS h FROM {from}) d"
     )
 }
 
