@@ -78,3 +78,37 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
     assert!(payloads >= 10, "blue wrote {payloads} transaction payloads");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// MySQL-only settings and shapes: a table whose primary key MySQL generated and made invisible
+/// (`sql_generate_invisible_primary_key`) replicates with its key; JSON updates logged as partial diffs
+/// (`binlog_row_value_options = PARTIAL_JSON`) are refused by `check` and stop `run`, each naming the
+/// setting — never applied as a guess.
+#[tokio::test]
+async fn an_invisible_generated_key_replicates_and_partial_json_updates_stop_naming_the_setting() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(
+        Some(&db),
+        "SET SESSION sql_generate_invisible_primary_key = ON;
+         CREATE TABLE gipk (name VARCHAR(20), doc JSON);
+         INSERT INTO gipk VALUES ('a', '{\"n\": 1, \"s\": \"long enough to be worth a diff\"}'), ('b', '[]'), ('b', '[]');",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    wait_streaming(&mut t).await;
+    maria_assert_same(&blue, &green, &db, &["gipk"], &mut t).await;
+    let key = green.execute(Some(&db), "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_NAME = 'gipk' AND COLUMN_KEY = 'PRI'").expect("key");
+    assert!(key.contains("my_row_id") && key.contains("INVISIBLE"), "{key}");
+    blue.execute(Some(&db), "DELETE FROM gipk WHERE name = 'b' LIMIT 1; UPDATE gipk SET name = 'c' WHERE name = 'b'").expect("changes");
+    maria_assert_same(&blue, &green, &db, &["gipk"], &mut t).await;
+
+    blue.execute(None, "SET GLOBAL binlog_row_value_options = 'PARTIAL_JSON'").expect("partial json");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
+    let out = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{out}");
+    assert!(out.contains("PARTIAL_JSON") && out.contains("SET GLOBAL binlog_row_value_options = ''"), "{out}");
+    blue.execute(Some(&db), "UPDATE gipk SET doc = JSON_SET(doc, '$.n', 2) WHERE name = 'a'").expect("partial update");
+    assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
+    assert!(t.log_text().contains("binlog_row_value_options = ''"), "{}", t.log_text());
+}
