@@ -76,6 +76,15 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
         payloads += events.lines().filter(|l| l.contains("Transaction_payload")).count();
     }
     assert!(payloads >= 10, "blue wrote {payloads} transaction payloads");
+    // The cutover of a MySQL blue is not built: it refuses before changing anything, and says so.
+    let cutover = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--dry-run", "--when-lag", "<1s", "--config"])
+        .arg(t.config_path())
+        .output()
+        .expect("cutover");
+    let out = String::from_utf8_lossy(&cutover.stdout).into_owned() + &String::from_utf8_lossy(&cutover.stderr);
+    assert_eq!(cutover.status.code(), Some(1), "{out}");
+    assert!(out.contains("is MySQL 9.7") && out.contains("not built"), "{out}");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 

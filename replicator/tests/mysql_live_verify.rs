@@ -1,28 +1,39 @@
 //! `turnout verify --live` from a MariaDB blue while writes go on: a correct copy compares equal at
 //! one binlog position, and rows changed, removed or added directly on green are named by their keys
-//! (integer, composite, quoted-name text, binary and ENUM keys).
+//! (integer, composite, quoted-name text, binary and ENUM keys) — on MariaDB 10.11 and Oracle MySQL 9.7.
 
 mod common;
 
-use common::{maria_pair, maria_rows, wait_streaming, Turnout, WAIT};
+use common::{maria_pair_of, maria_rows, seq_table, wait_streaming, Turnout, WAIT};
+use turnout_testbed::Flavor;
 use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SCHEMA: &str = "\
-    CREATE TABLE accounts (id BIGINT UNSIGNED PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance DECIMAL(12,2), note TEXT) ENGINE=InnoDB;\
-    CREATE TABLE order_lines (order_id INT, line INT, sku VARCHAR(20), qty INT, PRIMARY KEY (order_id, line)) ENGINE=InnoDB;\
-    CREATE TABLE `Odd Name` (`key col` VARCHAR(40) PRIMARY KEY, `Value` JSON, at DATETIME(6)) ENGINE=InnoDB;\
-    CREATE TABLE blobs (k VARBINARY(20) PRIMARY KEY, v INT) ENGINE=InnoDB;\
-    CREATE TABLE sizes (s ENUM('small', 'large', 'medium') PRIMARY KEY, n INT) ENGINE=InnoDB;\
-    CREATE TABLE log (msg VARCHAR(40), at DATETIME) ENGINE=InnoDB;\
-    INSERT INTO accounts SELECT seq, CONCAT('owner ', seq), seq * 1.5, IF(seq % 7 = 0, NULL, REPEAT('n', seq % 50)) FROM seq_1_to_20000;\
-    INSERT INTO order_lines SELECT seq DIV 4, seq % 4, CONCAT('sku-', seq % 97), seq % 13 FROM seq_1_to_8000;\
-    INSERT INTO `Odd Name` SELECT CONCAT('k ', seq), JSON_OBJECT('n', seq, 's', 'x''y'), '2024-01-01' + INTERVAL seq MINUTE FROM seq_1_to_3000;\
-    INSERT INTO blobs SELECT UNHEX(SHA1(seq)), seq FROM seq_1_to_2000;\
-    INSERT INTO sizes VALUES ('small', 1), ('large', 2), ('medium', 3);\
-    INSERT INTO log SELECT CONCAT('m', seq), NOW() FROM seq_1_to_500;";
+/// The schema and rows, on servers of `flavor`.
+fn schema(flavor: Flavor) -> String {
+    let seq = |n| seq_table(flavor, n);
+    format!(
+        "CREATE TABLE accounts (id BIGINT UNSIGNED PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance DECIMAL(12,2), note TEXT) ENGINE=InnoDB;\
+         CREATE TABLE order_lines (order_id INT, line INT, sku VARCHAR(20), qty INT, PRIMARY KEY (order_id, line)) ENGINE=InnoDB;\
+         CREATE TABLE `Odd Name` (`key col` VARCHAR(40) PRIMARY KEY, `Value` JSON, at DATETIME(6)) ENGINE=InnoDB;\
+         CREATE TABLE blobs (k VARBINARY(20) PRIMARY KEY, v INT) ENGINE=InnoDB;\
+         CREATE TABLE sizes (s ENUM('small', 'large', 'medium') PRIMARY KEY, n INT) ENGINE=InnoDB;\
+         CREATE TABLE log (msg VARCHAR(40), at DATETIME) ENGINE=InnoDB;\
+         INSERT INTO accounts SELECT seq, CONCAT('owner ', seq), seq * 1.5, IF(seq % 7 = 0, NULL, REPEAT('n', seq % 50)) FROM {};\
+         INSERT INTO order_lines SELECT seq DIV 4, seq % 4, CONCAT('sku-', seq % 97), seq % 13 FROM {};\
+         INSERT INTO `Odd Name` SELECT CONCAT('k ', seq), JSON_OBJECT('n', seq, 's', 'x''y'), '2024-01-01' + INTERVAL seq MINUTE FROM {};\
+         INSERT INTO blobs SELECT UNHEX(SUBSTRING(SHA2(seq, 256), 1, 40)), seq FROM {};\
+         INSERT INTO sizes VALUES ('small', 1), ('large', 2), ('medium', 3);\
+         INSERT INTO log SELECT CONCAT('m', seq), NOW() FROM {};",
+        seq(20_000),
+        seq(8_000),
+        seq(3_000),
+        seq(2_000),
+        seq(500)
+    )
+}
 
 /// Writes on blue as fast as it can until stopped, away from the rows the test changes on green:
 /// updates of accounts below 19,000, new order lines and log entries. Counts transactions.
@@ -81,8 +92,18 @@ async fn verify_live(t: &Turnout, args: &[&str]) -> (Option<i32>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_changed_on_green() {
-    let (blue, green, db) = maria_pair();
-    blue.execute(Some(&db), SCHEMA).expect("schema");
+    live_verify_under_writes(Flavor::MariaDb10_11).await;
+}
+
+/// The same on Oracle MySQL 9.7: blue's snapshots at one binlog position and GTID set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_changed_on_green() {
+    live_verify_under_writes(Flavor::MySql9_7).await;
+}
+
+async fn live_verify_under_writes(flavor: Flavor) {
+    let (blue, green, db) = maria_pair_of(flavor, flavor);
+    blue.execute(Some(&db), &schema(flavor)).expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     t.start();

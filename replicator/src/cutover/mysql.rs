@@ -234,6 +234,12 @@ impl Procedure for MySqlCutover {
         if !version.to_ascii_lowercase().contains("mariadb") {
             return Err(format!("{from} is MySQL {version}: {}", crate::source::mysql::MYSQL_NOT_BUILT));
         }
+        let to = self.sides.1;
+        let (_, green) = self.sessions().await?;
+        let version: String = green.query_first("SELECT VERSION()").await.map_err(|e| format!("reading {to}'s version: {e}"))?.unwrap_or_default();
+        if !version.to_ascii_lowercase().contains("mariadb") {
+            return Err(format!("{to} is MySQL {version}: {}", crate::source::mysql::MYSQL_NOT_BUILT));
+        }
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
             let (_, green) = self.sessions().await?;
