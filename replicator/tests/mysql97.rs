@@ -11,6 +11,7 @@ mod common;
 const FLAVOR: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 
 include!("suites/mysql_family.rs");
+include!("suites/divergence_family.rs");
 
 const MYSQL_SCHEMA: &str = "
     CREATE TABLE accounts (id BIGINT UNSIGNED PRIMARY KEY, name VARCHAR(40) CHARACTER SET utf8mb4, balance DECIMAL(20,4),
@@ -107,7 +108,8 @@ async fn an_invisible_generated_key_replicates_and_partial_json_updates_stop_nam
     t.start();
     wait_streaming(&mut t).await;
     maria_assert_same(&blue, &green, &db, &["gipk"], &mut t).await;
-    let key = green.execute(Some(&db), "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_NAME = 'gipk' AND COLUMN_KEY = 'PRI'").expect("key");
+    let key =
+        green.execute(Some(&db), "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_NAME = 'gipk' AND COLUMN_KEY = 'PRI'").expect("key");
     assert!(key.contains("my_row_id") && key.contains("INVISIBLE"), "{key}");
     blue.execute(Some(&db), "DELETE FROM gipk WHERE name = 'b' LIMIT 1; UPDATE gipk SET name = 'c' WHERE name = 'b'").expect("changes");
     maria_assert_same(&blue, &green, &db, &["gipk"], &mut t).await;

@@ -5,11 +5,11 @@
 mod common;
 
 use common::{maria_pair_of, maria_rows, seq_table, wait_streaming, Turnout, WAIT};
-use turnout_testbed::Flavor;
 use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use turnout_testbed::Flavor;
 
 /// The schema and rows, on servers of `flavor`.
 fn schema(flavor: Flavor) -> String {

@@ -37,9 +37,12 @@ async fn count(conn: &mut mysql_async::Conn, table: &TableName, what: &str, sql:
 }
 
 pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
+    // Generated means a generation expression: MySQL's EXTRA also says DEFAULT_GENERATED for a
+    // column whose default is an expression (`DEFAULT CURRENT_TIMESTAMP`), which takes values.
+    let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = conn
         .exec(
-            "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, EXTRA, COALESCE(GENERATION_EXPRESSION, '') <> '' FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
         .await
@@ -50,14 +53,10 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
             reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
         });
     }
-    let ordered: Vec<String> = rows.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
-    let invisible = rows.iter().any(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("INVISIBLE"));
+    let ordered: Vec<String> = rows.iter().map(|(name, _, _)| String::from_utf8_lossy(name).into_owned()).collect();
+    let invisible = rows.iter().any(|(_, extra, _)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("INVISIBLE"));
     let columns = ordered.iter().cloned().collect();
-    let generated = rows
-        .into_iter()
-        .filter(|(_, extra)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("GENERATED"))
-        .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
-        .collect();
+    let generated = rows.into_iter().filter(|(_, _, generated)| *generated != 0).map(|(name, _, _)| String::from_utf8_lossy(&name).into_owned()).collect();
     let (db, name) = (table.schema.as_str(), table.name.as_str());
     let self_refs = count(
         conn,

@@ -153,25 +153,24 @@ pub struct ColumnInfo {
 
 /// The columns of `table` in order.
 pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str) -> Result<Vec<ColumnInfo>, Error> {
-    type ColumnRow = (Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+    type ColumnRow = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+    // Generated means a generation expression: MySQL's EXTRA also says DEFAULT_GENERATED for a column
+    // whose default is an expression (`DEFAULT CURRENT_TIMESTAMP`), whose values must be copied.
     let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') <> '', CHARACTER_SET_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
         .await
         .map_err(|e| sql_error(side, &format!("reading the columns of {table}"), e))?;
     Ok(rows
         .into_iter()
-        .map(|(name, data_type, extra, charset)| {
-            let extra = String::from_utf8_lossy(&extra).to_ascii_uppercase();
-            ColumnInfo {
-                name: String::from_utf8_lossy(&name).into_owned(),
-                data_type: String::from_utf8_lossy(&data_type).to_ascii_lowercase(),
-                generated: extra.contains("GENERATED"),
-                charset: charset.map(|c| String::from_utf8_lossy(&c).into_owned()),
-            }
+        .map(|(name, data_type, generated, charset)| ColumnInfo {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            data_type: String::from_utf8_lossy(&data_type).to_ascii_lowercase(),
+            generated: generated != 0,
+            charset: charset.map(|c| String::from_utf8_lossy(&c).into_owned()),
         })
         .collect())
 }
