@@ -92,8 +92,11 @@ const TYPES_MYSQL: &[(&str, &str, &[&str])] = &[
 ];
 const COLUMN_ONLY_MYSQL: &[(&str, &str, &[&str])] = &[("vector", "VECTOR(3)", &["STRING_TO_VECTOR('[1,2,3]')", "STRING_TO_VECTOR('[-0.5,1e30,0]')", "NULL"])];
 
+/// `(name, column type, values)`.
+type TypeCase = (&'static str, &'static str, &'static [&'static str]);
+
 /// The types a blue of `flavor` has.
-fn types(flavor: Flavor) -> (Vec<(&'static str, &'static str, &'static [&'static str])>, Vec<(&'static str, &'static str, &'static [&'static str])>) {
+fn types(flavor: Flavor) -> (Vec<TypeCase>, Vec<TypeCase>) {
     let mut keyed = TYPES.to_vec();
     let mut columns = COLUMN_ONLY.to_vec();
     if flavor == Flavor::MariaDb11_8 {

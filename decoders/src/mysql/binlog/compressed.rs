@@ -48,44 +48,54 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn ok(stored: &[u8]) -> Vec<u8> {
+        uncompress(stored).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(stored: &[u8]) -> String {
+        uncompress(stored).err().unwrap_or_else(|| panic!("{stored:?} was accepted"))
+    }
+
+    /// `value` as MariaDB stores it compressed: two bytes of original length (so `value` is shorter
+    /// than 64 KiB), zlib or raw deflate.
     fn stored(value: &[u8], raw: bool) -> Vec<u8> {
-        let mut out = vec![0x80 | if raw { 0x08 } else { 0 } | 2, (value.len() >> 8) as u8, value.len() as u8];
-        let compressed = if raw {
+        let len = u16::try_from(value.len()).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = vec![0x80 | if raw { 0x08 } else { 0 } | 2];
+        out.extend_from_slice(&len.to_be_bytes());
+        let written = if raw {
             let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(value).unwrap();
-            e.finish().unwrap()
+            e.write_all(value).and_then(|()| e.finish())
         } else {
             let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(value).unwrap();
-            e.finish().unwrap()
+            e.write_all(value).and_then(|()| e.finish())
         };
-        out.extend(compressed);
+        out.extend(written.unwrap_or_else(|e| panic!("{e}")));
         out
     }
 
     #[test]
     fn empty_uncompressed_zlib_and_raw_deflate_values() {
-        assert_eq!(uncompress(&[]).unwrap(), b"");
-        assert_eq!(uncompress(&[0, b'h', b'i']).unwrap(), b"hi");
-        assert_eq!(uncompress(&[0]).unwrap(), b"");
+        assert_eq!(ok(&[]), b"");
+        assert_eq!(ok(&[0, b'h', b'i']), b"hi");
+        assert_eq!(ok(&[0]), b"");
         let value = b"abc".repeat(300);
-        assert_eq!(uncompress(&stored(&value, false)).unwrap(), value);
-        assert_eq!(uncompress(&stored(&value, true)).unwrap(), value);
+        assert_eq!(ok(&stored(&value, false)), value);
+        assert_eq!(ok(&stored(&value, true)), value);
     }
 
     #[test]
     fn wrong_methods_lengths_and_streams_are_errors() {
-        assert!(uncompress(&[0x90, 1, 0]).unwrap_err().contains("method 9"));
-        assert!(uncompress(&[0x01, b'x']).unwrap_err().contains("method 0"));
-        assert!(uncompress(&[0x80]).is_err(), "zero length bytes");
-        assert!(uncompress(&[0x85, 0, 0, 0, 0, 1]).is_err(), "five length bytes");
-        assert!(uncompress(&[0x82, 0]).is_err(), "length cut short");
+        assert!(err(&[0x90, 1, 0]).contains("method 9"));
+        assert!(err(&[0x01, b'x']).contains("method 0"));
+        err(&[0x80]); // zero length bytes
+        err(&[0x85, 0, 0, 0, 0, 1]); // five length bytes
+        err(&[0x82, 0]); // the length cut short
         let mut longer = stored(b"0123456789", false);
         longer[2] = 5; // the header claims 5 bytes, the stream holds 10
-        assert!(uncompress(&longer).unwrap_err().contains("header says 5"));
+        assert!(err(&longer).contains("header says 5"));
         let mut cut = stored(&b"x".repeat(1000), false);
         cut.truncate(cut.len() - 4);
-        assert!(uncompress(&cut).is_err(), "a truncated stream");
-        assert!(uncompress(&[0x81, 3, 1, 2, 3]).is_err(), "garbage after the header");
+        err(&cut); // a truncated stream
+        err(&[0x81, 3, 1, 2, 3]); // garbage after the header
     }
 }

@@ -98,21 +98,19 @@ pub(crate) mod tests {
         let raw: Vec<u8> = events.concat();
         let payload = if compress { zstd::stream::encode_all(&raw[..], 3).unwrap_or_else(|e| panic!("{e}")) } else { raw.clone() };
         let mut b = Vec::new();
-        let field = |b: &mut Vec<u8>, t: u8, v: u64| {
-            let mut value = Vec::new();
-            if v < 251 {
-                value.push(v as u8);
-            } else {
-                value.push(0xfc);
-                value.extend_from_slice(&(v as u16).to_le_bytes());
-            }
+        // Each value a length-encoded integer: one byte below 251, else 0xfc and two bytes.
+        let field = |b: &mut Vec<u8>, t: u8, v: usize| {
+            let value: Vec<u8> = match u8::try_from(v) {
+                Ok(small) if small < 251 => vec![small],
+                _ => [vec![0xfc], u16::try_from(v).unwrap_or_else(|e| panic!("{e}")).to_le_bytes().to_vec()].concat(),
+            };
             b.push(t);
-            b.push(value.len() as u8);
+            b.push(u8::try_from(value.len()).unwrap_or_else(|e| panic!("{e}")));
             b.extend(value);
         };
-        field(&mut b, 1, payload.len() as u64);
-        field(&mut b, 2, if compress { ZSTD } else { NONE });
-        field(&mut b, 3, raw.len() as u64);
+        field(&mut b, 1, payload.len());
+        field(&mut b, 2, if compress { 0 } else { 255 });
+        field(&mut b, 3, raw.len());
         b.push(0);
         b.extend(payload);
         b
@@ -144,9 +142,9 @@ pub(crate) mod tests {
         let at = body.iter().position(|&b| b == 3).unwrap_or(0) + 2;
         body[at] += 1;
         let p = TransactionPayload::parse(&mut Reader::new(&body, 19, 0x28)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(p.events().unwrap_err().contains("header says"));
+        assert!(p.events().expect_err("a wrong size").contains("header says"));
         let unknown = TransactionPayload { compression: 7, uncompressed_size: 0, payload: vec![] };
-        assert!(unknown.events().unwrap_err().contains("compression type 7"));
+        assert!(unknown.events().expect_err("an unknown compression").contains("compression type 7"));
         let cut = TransactionPayload { compression: NONE, uncompressed_size: 0, payload: fake_event(2, b"abc")[..20].to_vec() };
         assert!(cut.events().is_err());
         assert!(TransactionPayload::parse(&mut Reader::new(&[1, 1, 5, 0], 19, 0x28)).is_err(), "no compression type");

@@ -20,7 +20,9 @@ pub struct TableInfo {
 /// Every base table of `database`, system-versioned ones included (information_schema lists them
 /// apart from base tables, and leaving them out would skip their changes without a word).
 pub async fn tables(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
-    let rows: Vec<(Vec<u8>, Option<Vec<u8>>, i64, String)> = conn
+    /// Name, engine, primary key columns, TABLE_TYPE.
+    type TableRow = (Vec<u8>, Option<Vec<u8>>, i64, String);
+    let rows: Vec<TableRow> = conn
         .exec(
             "SELECT t.TABLE_NAME, t.ENGINE, \
                     (SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA \
