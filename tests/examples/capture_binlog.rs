@@ -1,7 +1,9 @@
 //! Captures binlog files from a real MariaDB into `decoders/tests/fixtures/mariadb/`, covering every event
 //! family MariaDB writes and every column type of `decoders::mysql::binlog`.
 //!
-//! Run: `cargo run -p turnout-testbed --example capture_binlog -- decoders/tests/fixtures/mariadb`
+//! Run: `cargo run -p turnout-testbed --example capture_binlog -- decoders/tests/fixtures/mariadb`, or with
+//! `--mysql` as the second argument against Oracle MySQL 9.7 (`decoders/tests/fixtures/mysql97`), whose
+//! scenario adds compressed transactions, a PARTIAL_JSON update, MySQL's binary JSON and VECTOR.
 //!
 //! The server is a throwaway testbed server (row format, full row images, `binlog_row_metadata=FULL`,
 //! GTID strict mode). Output:
@@ -13,7 +15,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use turnout_testbed::MySqlServer;
+use turnout_testbed::{Flavor, MySqlServer};
 
 /// Session settings of every batch: utf8mb4 for the emoji, zero dates allowed, UTC timestamps.
 const SESSION: &str = "SET NAMES utf8mb4; SET SESSION sql_mode = ''; SET SESSION time_zone = '+00:00';";
@@ -145,6 +147,33 @@ fn scenario() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// What only Oracle MySQL writes, after the shared scenario's schema.
+fn mysql_scenario() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "MySQL binary JSON: nested objects and arrays, a DECIMAL, a DATETIME (opaque), a large document; VECTOR",
+            "CREATE TABLE mj (id INT PRIMARY KEY, j JSON, v VECTOR(3)) ENGINE=InnoDB; \
+             INSERT INTO mj VALUES (1, '{\"a\": {\"b\": [1, -2, 3.5, \"é\", null, true, false]}, \"k\": 18446744073709551615}', STRING_TO_VECTOR('[1,2,3]')), \
+               (2, JSON_ARRAY(CAST(1.50 AS DECIMAL(5,2)), CAST('2024-02-29 12:34:56.789' AS DATETIME(3)), CAST('12:00:01' AS TIME)), NULL), \
+               (3, JSON_OBJECT('big', REPEAT('x', 70000)), STRING_TO_VECTOR('[-0.5,1e30,0]'));"
+                .into(),
+        ),
+        (
+            "binlog_transaction_compression: the next transactions are zstd TRANSACTION_PAYLOAD events",
+            "SET SESSION binlog_transaction_compression = ON; \
+             BEGIN; INSERT INTO ints (id, b) VALUES (60, 60), (61, 61); UPDATE mj SET j = JSON_SET(j, '$.n', 1) WHERE id = 1; COMMIT; \
+             INSERT INTO strs (id, lb) VALUES (62, REPEAT('compress me ', 5000));"
+                .into(),
+        ),
+        (
+            "binlog_row_value_options = PARTIAL_JSON: a JSON_SET update logged as a diff (PARTIAL_UPDATE_ROWS)",
+            "SET SESSION binlog_row_value_options = 'PARTIAL_JSON'; SET SESSION binlog_row_image = MINIMAL; \
+             UPDATE mj SET j = JSON_SET(j, '$.a.b[0]', 9) WHERE id = 1;"
+                .into(),
+        ),
+    ]
+}
+
 fn binlog_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -154,13 +183,14 @@ fn binlog_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// `mariadb-binlog -vv` of a file, long lines clipped.
-fn server_decoding(path: &Path) -> Result<String> {
-    let out = Command::new("mariadb-binlog")
-        .args(["--no-defaults", "-vv", "--base64-output=decode-rows", "--print-table-metadata"])
-        .arg(path)
-        .output()
-        .context("running mariadb-binlog")?;
+/// The server's own `mysqlbinlog -vv` (`mariadb-binlog` for MariaDB) of a file, long lines clipped.
+fn server_decoding(server: &MySqlServer, path: &Path) -> Result<String> {
+    let mut cmd = if server.flavor().is_mariadb() { Command::new("mariadb-binlog") } else { server.tool("/usr/bin/mysqlbinlog") };
+    cmd.args(["--no-defaults", "-vv", "--base64-output=decode-rows"]);
+    if server.flavor().is_mariadb() {
+        cmd.arg("--print-table-metadata");
+    }
+    let out = cmd.arg(server.path_on_server(path)).output().context("running the server's binlog tool")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut clipped = String::new();
     for line in text.lines() {
@@ -179,19 +209,32 @@ fn server_decoding(path: &Path) -> Result<String> {
 }
 
 fn main() -> Result<()> {
-    let Some(out) = std::env::args().nth(1) else { bail!("usage: capture_binlog OUT_DIR") };
+    let Some(out) = std::env::args().nth(1) else { bail!("usage: capture_binlog OUT_DIR [--mysql]") };
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
-    let mut server = MySqlServer::start()?;
+    let mysql = std::env::args().nth(2).as_deref() == Some("--mysql");
+    let mut server = MySqlServer::start_flavor(if mysql { Flavor::MySql9_7 } else { Flavor::MariaDb10_11 }, 1)?;
     let version = server.execute(None, "SELECT VERSION()")?.trim().to_owned();
     // Start from an empty binlog: only the scenario's events.
-    server.execute(None, "RESET MASTER; CREATE DATABASE fx;")?;
+    let reset = if mysql { "RESET BINARY LOGS AND GTIDS" } else { "RESET MASTER" };
+    server.execute(None, &format!("{reset}; CREATE DATABASE fx;"))?;
+    let gtids = if mysql { "--gtid-mode=ON" } else { "--gtid-strict-mode=ON" };
     let mut txt = format!(
-        "# MariaDB {version} binlog capture; see tests/examples/capture_binlog.rs\n\
-         # Server: --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL --gtid-strict-mode=ON, server_id 1.\n\
-         # After RESET MASTER: CREATE DATABASE fx, then in database fx, each batch prefixed with\n# {SESSION}\n\n"
+        "# {} {version} binlog capture; see tests/examples/capture_binlog.rs\n\
+         # Server: --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL {gtids}, server_id 1.\n\
+         # After {reset}: CREATE DATABASE fx, then in database fx, each batch prefixed with\n# {SESSION}\n\n",
+        server.flavor()
     );
-    for (comment, sql) in scenario() {
+    let mut batches = scenario();
+    if mysql {
+        // XA's refusal is the MariaDB capture's; here it would leave the rest of the scenario inside a
+        // refused transaction.
+        batches.retain(|(c, _)| !c.starts_with("an XA transaction"));
+        // After the schema: MySQL's own events, then the shared rest (a rotate, checksums off and on).
+        let at = batches.iter().position(|(c, _)| c.starts_with("FLUSH BINARY LOGS")).unwrap_or(batches.len());
+        batches.splice(at..at, mysql_scenario());
+    }
+    for (comment, sql) in batches {
         server.execute(Some("fx"), &format!("{SESSION}\n{sql}")).with_context(|| format!("running: {comment}"))?;
         txt.push_str(&format!("-- {comment}\n{sql}\n\n"));
     }
@@ -208,7 +251,7 @@ fn main() -> Result<()> {
         std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         let size = std::fs::metadata(file)?.len();
         txt.push_str(&format!("\n######## {} ({size} bytes)\n", name.to_string_lossy()));
-        txt.push_str(&server_decoding(file)?);
+        txt.push_str(&server_decoding(&server, file)?);
         println!("{}: {size} bytes", name.to_string_lossy());
     }
     std::fs::write(out.join("scenario.txt"), txt)?;

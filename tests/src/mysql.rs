@@ -249,6 +249,12 @@ impl MySqlServer {
         self.bin.flavor
     }
 
+    /// A command running `program` (an absolute path in the server's own system, e.g.
+    /// `/usr/bin/mysqlbinlog`) where the server runs: in its root file system for a chroot flavor.
+    pub fn tool(&self, program: &str) -> Command {
+        self.bin.command(Path::new(program))
+    }
+
     /// `path` (on this machine, inside [`MySqlServer::dir`]) as the server sees it: the same path,
     /// or for a chroot flavor the path inside its root — for `LOAD DATA INFILE` and the like.
     pub fn path_on_server(&self, path: &Path) -> PathBuf {
