@@ -14,31 +14,57 @@
 //!
 //! Run: `cargo run --release -p turnout --example bench_mysql -- [ROWS_PER_TABLE] [SECONDS]`
 //! (defaults 100000 and 20); `BENCH_APPLY_SESSIONS=N` sets turnout's `apply.sessions`.
+//! `BENCH_ENGINE=mysql` runs the same on Oracle MySQL 9.7 servers: native replication by GTID
+//! auto-position with `replica_parallel_workers = 1` and `= 4` (WRITESET dependency tracking, MySQL
+//! 8.4+'s only kind, commit order preserved), and `mysqldump | mysql` for the snapshot.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use anyhow::{ensure, Context, Result};
 use mysql_async::prelude::Queryable;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use turnout::source::Names;
 use turnout::state::StateStore;
 use turnout_decoders::{BinlogPosition, GtidState, Position, TableName};
-use turnout_testbed::{free_port, MySqlServer};
+use turnout_testbed::{free_port, Flavor, MySqlServer};
 
 const DB: &str = "bench";
 const TABLES: [&str; 4] = ["sbtest1", "sbtest2", "sbtest3", "sbtest4"];
 
-/// The sysbench tables, filled with deterministic rows, the bulk table and the marker.
+/// The servers: MariaDB 10.11, or Oracle MySQL 9.7 with `BENCH_ENGINE=mysql`.
+fn flavor() -> Flavor {
+    if std::env::var("BENCH_ENGINE").is_ok_and(|e| e.eq_ignore_ascii_case("mysql")) {
+        Flavor::MySql9_7
+    } else {
+        Flavor::MariaDb10_11
+    }
+}
+
+/// The numbers 1 to `n` as a table with column `seq`: MariaDB's sequence engine, or a cross join of digits.
+fn seq(n: u64) -> String {
+    if flavor().is_mariadb() {
+        return format!("seq_1_to_{n}");
+    }
+    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 \
+                  UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    let places = n.to_string().len();
+    let sum: Vec<String> = (0..places).map(|p| format!("{}*t{p}.d", 10u64.pow(u32::try_from(p).unwrap_or(0)))).collect();
+    let from: Vec<String> = (0..places).map(|p| format!("{digits} t{p}")).collect();
+    format!("(SELECT * FROM (SELECT 1 + {} AS seq FROM {}) n WHERE seq <= {n}) numbers", sum.join(" + "), from.join(", "))
+}
+
+/// The sysbench tables, filled with deterministic rows, the bulk table and the marker. (SHA2, not
+/// MD5: MySQL 9.7 has none.)
 fn schema(rows: u64) -> String {
     let mut sql = format!("CREATE DATABASE IF NOT EXISTS {DB}; USE {DB};\n");
     for t in TABLES {
         sql.push_str(&format!(
             "CREATE TABLE {t} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', \
              pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB;\n\
-             INSERT INTO {t} SELECT seq, (seq * 7919) % {rows}, REPEAT(MD5(seq), 3), LEFT(SHA1(seq), 60) FROM seq_1_to_{rows};\n"
+             INSERT INTO {t} SELECT seq, (seq * 7919) % {rows}, LEFT(SHA2(seq, 512), 120), LEFT(SHA2(seq, 256), 60) FROM {};\n",
+            seq(rows)
         ));
     }
     sql.push_str("CREATE TABLE bulk (id INT PRIMARY KEY, pad VARCHAR(100)) ENGINE=InnoDB;\nCREATE TABLE bench_marker (id INT PRIMARY KEY) ENGINE=InnoDB;\n");
@@ -47,7 +73,7 @@ fn schema(rows: u64) -> String {
 
 fn start_servers(n: u32) -> Result<Vec<MySqlServer>> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (1..=n).map(|id| s.spawn(move || MySqlServer::start_with(id))).collect();
+        let handles: Vec<_> = (1..=n).map(|id| s.spawn(move || MySqlServer::start_flavor(flavor(), id))).collect();
         handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("server thread panicked"))?.map_err(anyhow::Error::from)).collect()
     })
 }
@@ -91,8 +117,8 @@ async fn client(server_url: String, rows: u64, seed: u64, until: Instant) -> Res
         let (a, b, d) = (1 + next() % rows, 1 + next() % rows, 1 + next() % rows);
         let r = next();
         let sql = format!(
-            "BEGIN; UPDATE {t} SET k = k + 1 WHERE id = {a}; UPDATE {t} SET c = REPEAT(MD5({r}), 3) WHERE id = {b}; \
-             DELETE FROM {t} WHERE id = {d}; INSERT INTO {t} (id, k, c, pad) VALUES ({d}, {k}, REPEAT(SHA1({r}), 3), LEFT(MD5({d}), 60)); COMMIT",
+            "BEGIN; UPDATE {t} SET k = k + 1 WHERE id = {a}; UPDATE {t} SET c = LEFT(SHA2({r}, 512), 120) WHERE id = {b}; \
+             DELETE FROM {t} WHERE id = {d}; INSERT INTO {t} (id, k, c, pad) VALUES ({d}, {k}, LEFT(SHA2({r}, 384), 120), LEFT(SHA2({d}, 256), 60)); COMMIT",
             k = r % rows
         );
         c.query_drop(sql).await?;
@@ -102,12 +128,13 @@ async fn client(server_url: String, rows: u64, seed: u64, until: Instant) -> Res
 }
 
 fn position(blue: &MySqlServer) -> Result<(Position, String)> {
-    let gtids = blue.execute(None, "SELECT @@gtid_binlog_pos")?.trim().to_owned();
-    let status = blue.execute(None, "SHOW MASTER STATUS")?;
+    let mariadb = blue.flavor().is_mariadb();
+    let gtids = blue.execute(None, if mariadb { "SELECT @@gtid_binlog_pos" } else { "SELECT @@GLOBAL.gtid_executed" })?.trim().replace('\n', "");
+    let status = blue.execute(None, if mariadb { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" })?;
     let mut cols = status.split('\t');
-    let file = cols.next().context("SHOW MASTER STATUS is empty")?.trim().to_owned();
+    let file = cols.next().context("the binlog status is empty")?.trim().to_owned();
     let offset: u64 = cols.next().context("no binlog offset")?.trim().parse()?;
-    let gtid_state = GtidState::parse_maria(&gtids).map_err(anyhow::Error::msg)?;
+    let gtid_state = GtidState::parse(&gtids).map_err(anyhow::Error::msg)?;
     Ok((Position::Binlog(BinlogPosition { file, offset, gtids: gtid_state }), gtids))
 }
 
@@ -137,17 +164,28 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
         turnout::source::mysql::heartbeat::ensure_table(&mut c, DB).await?;
     }
     let (start, gtids) = position(&blue)?;
-    for (g, threads) in [(&single, 0), (&parallel, 4)] {
-        g.execute(
-            None,
-            &format!(
-                "SET GLOBAL slave_parallel_threads = {threads}, slave_parallel_mode = 'optimistic', gtid_slave_pos = '{gtids}';
+    for (g, threads) in [(&single, 1), (&parallel, 4)] {
+        let sql = if blue.flavor().is_mariadb() {
+            format!(
+                "SET GLOBAL slave_parallel_threads = {}, slave_parallel_mode = 'optimistic', gtid_slave_pos = '{gtids}';
                  CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = '{}', MASTER_PASSWORD = '{}', MASTER_USE_GTID = slave_pos",
+                if threads == 1 { 0 } else { threads },
                 blue.port(),
                 blue.user(),
                 blue.password()
-            ),
-        )?;
+            )
+        } else {
+            // Blue's transactions up to `start` are already on this green: they join its GTID set.
+            format!(
+                "SET GLOBAL replica_parallel_workers = {threads}; SET GLOBAL gtid_purged = '+{gtids}';
+                 CHANGE REPLICATION SOURCE TO SOURCE_HOST = '127.0.0.1', SOURCE_PORT = {}, SOURCE_USER = '{}', SOURCE_PASSWORD = '{}', \
+                 SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1",
+                blue.port(),
+                blue.user(),
+                blue.password()
+            )
+        };
+        g.execute(None, &sql)?;
     }
     // turnout: green holds the data as of `start`, recorded as its progress.
     let dir = tempfile::tempdir()?;
@@ -167,7 +205,7 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     for c in clients {
         txns += c.await??;
     }
-    b.query_drop("INSERT INTO bulk SELECT seq, REPEAT('x', 100) FROM seq_1_to_200000").await?;
+    b.query_drop(format!("INSERT INTO bulk SELECT seq, REPEAT('x', 100) FROM {}", seq(200_000))).await?;
     b.query_drop("INSERT INTO bench_marker VALUES (1)").await?;
     let (end, _) = position(&blue)?;
     let backlog = match (&start, &end) {
@@ -178,13 +216,14 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
 
     let mut native = Vec::new();
     let pid = |s: &MySqlServer| s.pid().map(|p| p.to_string()).unwrap_or_default();
-    for (g, name) in [(&single, "native replication, 1 SQL thread"), (&parallel, "native replication, 4 parallel threads (optimistic)")] {
+    let four = if blue.flavor().is_mariadb() { "native replication, 4 parallel threads (optimistic)" } else { "native replication, 4 workers (WRITESET)" };
+    for (g, name) in [(&single, "native replication, 1 SQL thread"), (&parallel, four)] {
         let (t, cpu) = (Instant::now(), cpu_seconds(&pid(g)));
-        g.execute(None, "START SLAVE")?;
+        g.execute(None, "START REPLICA")?;
         wait_for_marker(g).await?;
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds(&pid(g)) - cpu;
-        g.execute(None, "STOP SLAVE")?;
+        g.execute(None, "STOP REPLICA")?;
         println!("{name} drained in {secs:.2} s (replica CPU {cpu:.1} s)");
         native.push(secs);
     }
@@ -219,18 +258,19 @@ async fn snapshot(rows: u64) -> Result<()> {
         g.execute(None, &format!("SET sql_log_bin = 0; {empty}"))?;
     }
     let t = Instant::now();
-    let cmd = format!(
-        "mariadb-dump --no-defaults -h 127.0.0.1 -P {bport} -u {user} -p{bpw} --single-transaction --no-create-info --skip-add-locks {DB} {tables} | \
-         mariadb --no-defaults -h 127.0.0.1 -P {gport} -u {user} -p{gpw} {DB}",
-        bport = blue.port(),
-        user = blue.user(),
-        bpw = blue.password(),
-        gport = raw.port(),
-        gpw = raw.password(),
-        tables = TABLES.join(" ")
-    );
-    let out = Command::new("bash").arg("-o").arg("pipefail").arg("-c").arg(&cmd).output()?;
-    ensure!(out.status.success(), "mariadb-dump | mariadb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (dump_tool, client_tool, name) =
+        if blue.flavor().is_mariadb() { ("/usr/bin/mariadb-dump", "/usr/bin/mariadb", "mariadb-dump | mariadb") } else { ("/usr/bin/mysqldump", "/usr/bin/mysql", "mysqldump | mysql") };
+    let login = |s: &MySqlServer| ["--no-defaults".to_owned(), "-h".into(), "127.0.0.1".into(), "-P".into(), s.port().to_string(), "-u".into(), s.user().into(), format!("-p{}", s.password())];
+    let mut dump = blue
+        .tool(dump_tool)
+        .args(login(&blue))
+        .args(["--single-transaction", "--no-create-info", "--skip-add-locks", DB])
+        .args(TABLES)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = dump.stdout.take().context("dump output")?;
+    let load = raw.tool(client_tool).args(login(&raw)).arg(DB).stdin(stdout).output()?;
+    ensure!(dump.wait()?.success() && load.status.success(), "{name} failed: {}", String::from_utf8_lossy(&load.stderr));
     let raw_secs = t.elapsed().as_secs_f64();
 
     let dir = tempfile::tempdir()?;
@@ -245,7 +285,7 @@ async fn snapshot(rows: u64) -> Result<()> {
     let copied = turnout::source::mysql::snapshot::copy_all(readers, &ours.url(DB), jobs, &state, &status).await?;
     let ours_secs = t.elapsed().as_secs_f64();
     let held = point.lock_held.map_or("no lock".into(), |d| format!("commits blocked {:.1} ms", d.as_secs_f64() * 1000.0));
-    println!("snapshot of {copied} rows: mariadb-dump | mariadb {raw_secs:.2} s, turnout (4 readers, {held}) {ours_secs:.2} s");
+    println!("snapshot of {copied} rows: {name} {raw_secs:.2} s, turnout (4 readers, {held}) {ours_secs:.2} s");
     println!("snapshot ratio (dump pipe time / turnout time): {:.2}x", raw_secs / ours_secs);
     let (r, o) = (fingerprint(&raw).await?, fingerprint(&ours).await?);
     ensure!(r[..4] == o[..4], "the copies differ: {r:?} vs {o:?}");
