@@ -24,7 +24,8 @@ fn decode_all() -> Vec<Result<Vec<ChangeEvent>, String>> {
     let armed = Arc::new(AtomicBool::new(false));
     let mj = Arc::new(AtomicBool::new(false));
     let (a, m) = (Arc::clone(&armed), Arc::clone(&mj));
-    let mut d = BinlogDecoder::new(GtidState::None, Box::new(move |t| t.schema == "fx" && a.load(Ordering::SeqCst) && (t.name != "mj" || m.load(Ordering::SeqCst))));
+    let mut d =
+        BinlogDecoder::new(GtidState::None, Box::new(move |t| t.schema == "fx" && a.load(Ordering::SeqCst) && (t.name != "mj" || m.load(Ordering::SeqCst))));
     let mut out = Vec::new();
     for file in FILES {
         for raw in split_file(&fixture(file)) {

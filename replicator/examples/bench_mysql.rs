@@ -258,9 +258,23 @@ async fn snapshot(rows: u64) -> Result<()> {
         g.execute(None, &format!("SET sql_log_bin = 0; {empty}"))?;
     }
     let t = Instant::now();
-    let (dump_tool, client_tool, name) =
-        if blue.flavor().is_mariadb() { ("/usr/bin/mariadb-dump", "/usr/bin/mariadb", "mariadb-dump | mariadb") } else { ("/usr/bin/mysqldump", "/usr/bin/mysql", "mysqldump | mysql") };
-    let login = |s: &MySqlServer| ["--no-defaults".to_owned(), "-h".into(), "127.0.0.1".into(), "-P".into(), s.port().to_string(), "-u".into(), s.user().into(), format!("-p{}", s.password())];
+    let (dump_tool, client_tool, name) = if blue.flavor().is_mariadb() {
+        ("/usr/bin/mariadb-dump", "/usr/bin/mariadb", "mariadb-dump | mariadb")
+    } else {
+        ("/usr/bin/mysqldump", "/usr/bin/mysql", "mysqldump | mysql")
+    };
+    let login = |s: &MySqlServer| {
+        [
+            "--no-defaults".to_owned(),
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-P".into(),
+            s.port().to_string(),
+            "-u".into(),
+            s.user().into(),
+            format!("-p{}", s.password()),
+        ]
+    };
     let mut dump = blue
         .tool(dump_tool)
         .args(login(&blue))

@@ -123,3 +123,40 @@ async fn an_invisible_generated_key_replicates_and_partial_json_updates_stop_nam
     assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
     assert!(t.log_text().contains("binlog_row_value_options = ''"), "{}", t.log_text());
 }
+
+/// Shapes only MySQL has, each once a silent difference: a VECTOR column before latin1 CHARs (MySQL
+/// lists VECTOR among the character columns, and every charset after it was read one column off, so
+/// a CHAR took binary padding), a keyless table of JSON values equal as JSON but not as text (a
+/// whole-row match by JSON equality could delete the wrong one), cascades the SQL layer logs itself
+/// (green must not cascade again) — and lag in bytes is reported (MySQL 8.4 removed SHOW MASTER STATUS).
+#[tokio::test]
+async fn vector_before_latin1_json_keyless_and_logged_cascades_arrive_exact() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE items (id INT PRIMARY KEY, emb VECTOR(2), sku CHAR(8) CHARACTER SET latin1, name VARCHAR(40) CHARACTER SET latin1);
+         CREATE TABLE ev (j JSON, n INT);
+         CREATE TABLE parent (id INT PRIMARY KEY, code INT UNIQUE);
+         CREATE TABLE child (pcode INT, note VARCHAR(10), FOREIGN KEY (pcode) REFERENCES parent (code) ON UPDATE CASCADE ON DELETE CASCADE);
+         INSERT INTO parent VALUES (1, 10), (2, 20); INSERT INTO child VALUES (10, 'a'), (10, 'b'), (20, 'c');",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(
+        Some(&db),
+        "INSERT INTO items VALUES (1, STRING_TO_VECTOR('[1,2]'), 'AB12', 'café'), (2, NULL, 'X', NULL);
+         INSERT INTO ev VALUES ('{\"a\": 1}', 1), ('{\"a\": 1.0}', 1);
+         DELETE FROM ev WHERE CAST(j AS CHAR) = '{\"a\": 1.0}';
+         UPDATE parent SET code = 11 WHERE id = 1; DELETE FROM parent WHERE id = 2;",
+    )
+    .expect("changes");
+    let tables = ["items", "ev", "parent", "child"];
+    maria_assert_same(&blue, &green, &db, &tables, &mut t).await;
+    assert_eq!(green.execute(Some(&db), "SELECT GROUP_CONCAT(pcode ORDER BY note) FROM child").expect("child").trim(), "11,11");
+    let lag = wait_for(&mut t, "lag in bytes", |t| t.status().and_then(|s| s["lag_bytes"].as_u64())).await;
+    assert!(lag < 1 << 20, "lag {lag}");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}

@@ -212,7 +212,11 @@ impl BinlogDecoder {
                 if let Some(schema) = schema.clone() {
                     // A session with foreign_key_checks = 0 wrote these rows: its changes did not
                     // cascade on blue, and must not on green.
-                    let schema = if rows.flags & binlog::rows_flags::NO_FOREIGN_KEY_CHECKS != 0 {
+                    // Rows a session wrote with foreign_key_checks = 0 did not cascade on blue, and must
+                    // not on green; where MySQL's SQL layer enforces foreign keys, the cascaded rows are
+                    // logged themselves, so green must not cascade again either.
+                    let unchecked = binlog::rows_flags::NO_FOREIGN_KEY_CHECKS | binlog::rows_flags::USE_SQL_FOREIGN_KEY;
+                    let schema = if rows.flags & unchecked != 0 {
                         match self.unchecked.get(&rows.table_id) {
                             Some((checked, unchecked)) if Arc::ptr_eq(checked, &schema) => Arc::clone(unchecked),
                             _ => {
@@ -285,7 +289,17 @@ impl BinlogDecoder {
         let open = self.open.take().ok_or_else(|| bad("binlog", "a commit without a transaction"))?;
         match open.gtid {
             Some(Gtid::Maria(g)) => self.gtids.push_maria(g),
-            Some(Gtid::MySql { uuid, number }) => push_mysql(&mut self.gtids, uuid, number),
+            Some(Gtid::MySql { uuid, number }) => {
+                if !push_mysql(&mut self.gtids, uuid, number) {
+                    return Err(bad(
+                        "binlog",
+                        format!(
+                            "blue sent transaction {number} of source {} again: it is already in the GTID set turnout has applied",
+                            GtidState::MySql([(uuid, vec![(number, number)])].into_iter().collect())
+                        ),
+                    ));
+                }
+            }
             None => {}
         }
         let position = self.position(log_pos);
@@ -476,18 +490,29 @@ impl BinlogDecoder {
     }
 }
 
-fn push_mysql(state: &mut GtidState, uuid: [u8; 16], number: u64) {
+/// Adds transaction `number` of source `uuid` to a MySQL GTID set, anywhere among its intervals (a
+/// number may fill a gap: a Group Replication primary that switched over and back, a replica
+/// applying out of order), merging neighbours. False when the set already held it.
+fn push_mysql(state: &mut GtidState, uuid: [u8; 16], number: u64) -> bool {
     if !matches!(state, GtidState::MySql(_)) {
         *state = GtidState::MySql(Default::default());
     }
-    if let GtidState::MySql(sets) = state {
-        let intervals = sets.entry(uuid).or_default();
-        match intervals.last_mut() {
-            Some((_, end)) if *end + 1 == number => *end = number,
-            Some((_, end)) if *end >= number => {}
-            _ => intervals.push((number, number)),
-        }
+    let GtidState::MySql(sets) = state else { return false };
+    let intervals = sets.entry(uuid).or_default();
+    // The first interval that ends at or after `number - 1` (it may hold or touch `number`).
+    let at = intervals.partition_point(|(_, end)| end.saturating_add(1) < number);
+    match intervals.get(at).copied() {
+        Some((start, end)) if start <= number && number <= end => return false,
+        Some((_, end)) if end.saturating_add(1) == number => intervals[at].1 = number,
+        Some((start, _)) if start == number + 1 => intervals[at].0 = number,
+        _ => intervals.insert(at, (number, number)),
     }
+    // Extending an interval's end may make it touch the next one.
+    if at + 1 < intervals.len() && intervals[at].1 + 1 >= intervals[at + 1].0 {
+        let (_, next_end) = intervals.remove(at + 1);
+        intervals[at].1 = intervals[at].1.max(next_end);
+    }
+    true
 }
 
 /// When blue ran `q`: the event header's seconds and, where the server logged them, microseconds.
@@ -723,8 +748,18 @@ mod tests {
         let mut s = GtidState::None;
         let u = [7u8; 16];
         for n in [1, 2, 3, 5] {
-            push_mysql(&mut s, u, n);
+            assert!(push_mysql(&mut s, u, n));
         }
         assert_eq!(s, GtidState::MySql([(u, vec![(1, 3), (5, 5)])].into_iter().collect()));
+        // A number in a gap lands there and merges its neighbours; one already held is refused.
+        for n in [1_000_001, 1_000_002, 7, 4] {
+            assert!(push_mysql(&mut s, u, n));
+        }
+        assert_eq!(s, GtidState::MySql([(u, vec![(1, 5), (7, 7), (1_000_001, 1_000_002)])].into_iter().collect()));
+        assert!(push_mysql(&mut s, u, 6));
+        assert_eq!(s, GtidState::MySql([(u, vec![(1, 7), (1_000_001, 1_000_002)])].into_iter().collect()));
+        assert!(!push_mysql(&mut s, u, 3) && !push_mysql(&mut s, u, 1_000_002));
+        assert!(push_mysql(&mut s, u, 1_000_000));
+        assert_eq!(s, GtidState::MySql([(u, vec![(1, 7), (1_000_000, 1_000_002)])].into_iter().collect()));
     }
 }

@@ -19,6 +19,8 @@ pub const FLOAT: u8 = 4;
 const BIT: u8 = 16;
 /// MySQL 9 VECTOR.
 const VECTOR: u8 = 242;
+/// MySQL's JSON (MariaDB's is LONGTEXT).
+const JSON: u8 = 245;
 
 fn hex(out: &mut String, bytes: &[u8]) {
     out.push_str("X'");
@@ -108,6 +110,16 @@ fn collated(ty: &MySqlType) -> bool {
 /// green would delete or change a different row than blue did. A key needs no such care: the key's
 /// own collation makes at most one row match.
 pub fn push_equals(out: &mut String, column: &str, ty: &MySqlType, v: &Value, whole_row: bool) -> Result<(), String> {
+    // MySQL's JSON compares by value (`{"a": 1}` equals `{"a": 1.0}`): a whole-row match compares its
+    // text instead, the literal's normalised the same way.
+    if whole_row && ty.code == JSON && !matches!(v, Value::Null) {
+        out.push_str("CAST(");
+        out.push_str(column);
+        out.push_str(" AS BINARY) <=> CAST(");
+        push(out, ty, v)?;
+        out.push_str(" AS BINARY)");
+        return Ok(());
+    }
     // MySQL's VECTOR takes no comparison at all ("Incorrect arguments to <=>"): its bytes do.
     if (whole_row && collated(ty) && matches!(v, Value::Text(_) | Value::Bytes(_))) || ty.code == VECTOR {
         out.push_str("CAST(");

@@ -21,6 +21,9 @@ pub mod rows_flags {
     pub const RELAXED_UNIQUE_CHECKS: u16 = 4;
     /// Every column is in the image.
     pub const COMPLETE_ROWS: u16 = 8;
+    /// MySQL 9 with foreign keys enforced by the SQL layer (`innodb_native_foreign_keys = OFF`, the
+    /// default): every row a cascade changed is in the binlog too, before the row that caused it.
+    pub const USE_SQL_FOREIGN_KEY: u16 = 16;
 }
 
 /// What a rows event does.

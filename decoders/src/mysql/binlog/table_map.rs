@@ -58,12 +58,15 @@ impl TableColumn {
     /// Columns whose values carry a character set (libbinlogevents `is_character_type`): CHAR, VARCHAR,
     /// BLOB/TEXT — binary strings included (collation 63), ENUM/SET excluded. MariaDB also lists GEOMETRY
     /// (a BLOB underneath, collation 63: checked on a 10.11 binlog), MySQL does not; MariaDB's compressed
-    /// VARCHAR and BLOB carry their charset like the plain ones (checked on an 11.8 binlog).
+    /// VARCHAR and BLOB carry their charset like the plain ones (checked on an 11.8 binlog), and MySQL 9's
+    /// VECTOR is listed too.
     fn is_character(&self, mariadb: bool) -> bool {
         matches!(
             self.real_type().uncompressed(),
             FieldType::String | FieldType::VarString | FieldType::VarChar | FieldType::Blob | FieldType::TinyBlob | FieldType::MediumBlob | FieldType::LongBlob
         ) || (mariadb && self.real_type() == FieldType::Geometry)
+            // MySQL 9 lists VECTOR (binary, collation 63; checked on a 9.7 binlog), which only MySQL writes.
+            || self.real_type() == FieldType::Vector
     }
 
     fn is_enum_or_set(&self) -> bool {

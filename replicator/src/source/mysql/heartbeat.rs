@@ -51,6 +51,8 @@ pub async fn run(opts: mysql_async::Opts, interval: Duration, status: Arc<Status
 async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> Result<(), Error> {
     let database = super::database(opts);
     let mut conn = connect(opts, "blue").await?;
+    // MySQL 8.4 removed SHOW MASTER STATUS.
+    let binlog_status = if super::is_mariadb(&mut conn, "blue").await? { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
     let write = format!(
         "INSERT INTO {} (id, at_us) VALUES (1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)) \
          ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)",
@@ -72,7 +74,7 @@ async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> 
         if last_end.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_end = Some(Instant::now());
             let end: Option<(Vec<u8>, u64)> = conn
-                .query_first("SHOW MASTER STATUS")
+                .query_first(binlog_status)
                 .await
                 .ok()
                 .flatten()
