@@ -160,3 +160,34 @@ async fn vector_before_latin1_json_keyless_and_logged_cascades_arrive_exact() {
     assert!(lag < 1 << 20, "lag {lag}");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// JSON holding typed scalars (`JSON_OBJECT('amt', CAST(x AS DECIMAL))`: MySQL stores the DECIMAL
+/// itself inside the document) would change type on green, where its text is parsed back: a large
+/// DECIMAL becomes a rounded DOUBLE. The snapshot refuses such rows and the stream stops at one, each
+/// naming the table and the column.
+#[tokio::test]
+async fn json_with_typed_scalars_is_refused_by_the_snapshot_and_the_stream_naming_the_column() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE tj (id INT PRIMARY KEY, j JSON);
+         INSERT INTO tj VALUES (1, JSON_OBJECT('amt', CAST('12345678901234567.89' AS DECIMAL(20,2)))), (2, '{\"plain\": 1.5}');",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
+    assert!(t.log_text().contains(&format!("{db}.tj hold JSON in column `j` with typed DECIMAL")), "{}", t.log_text());
+
+    blue.execute(Some(&db), "DELETE FROM tj WHERE id = 1").expect("plain JSON only");
+    let dir = tempfile::tempdir().expect("tmp");
+    green.execute(None, &format!("SET sql_log_bin = 0; DROP DATABASE `{db}`; CREATE DATABASE `{db}`")).expect("fresh green");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    wait_streaming(&mut t).await;
+    maria_assert_same(&blue, &green, &db, &["tj"], &mut t).await;
+    blue.execute(Some(&db), "INSERT INTO tj VALUES (3, JSON_ARRAY(CAST('2024-02-29' AS DATE)))").expect("typed");
+    assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
+    assert!(t.log_text().contains(&format!("{db}.tj, column 1")) && t.log_text().contains("typed DATE scalar"), "{}", t.log_text());
+}

@@ -35,16 +35,60 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Decodes a binary JSON document into text. An empty document is JSON `null` (what MySQL writes for a
 /// JSON column set to a JSON null in some partial images).
+#[cfg(test)]
 pub(crate) fn to_text(doc: &[u8]) -> Result<String, String> {
-    let Some((&t, value)) = doc.split_first() else { return Ok("null".into()) };
-    let mut w = Writer { out: String::new(), budget: doc.len().saturating_mul(16).saturating_add(1024) };
+    print(doc).map(|(text, _)| text)
+}
+
+/// The text of a value turnout writes to green; a document holding a typed scalar (MySQL's
+/// "opaque" DECIMAL, DATE, TIME, DATETIME or binary value, as `CAST(x AS JSON)` or `JSON_OBJECT('k', x)`
+/// of such a column stores) is refused. Its text would be parsed back on green as a DOUBLE or a plain
+/// string — `1.50` becoming `1.5`, a large DECIMAL losing digits, a date no longer a date — a difference
+/// that the document's text would not even show.
+pub(crate) fn to_text_exact(doc: &[u8]) -> Result<String, String> {
+    let (text, typed) = print(doc)?;
+    match typed {
+        None => Ok(text),
+        Some(t) => Err(format!(
+            "the document holds a typed {} scalar, which green would store as {} (`{}`); store it on blue as a plain JSON \
+             number or string (e.g. JSON_SET(doc, path, CAST(value AS CHAR)))",
+            opaque_name(t),
+            if t == 246 { "a DOUBLE" } else { "a string" },
+            abbreviate(&text)
+        )),
+    }
+}
+
+fn opaque_name(field_type: u8) -> &'static str {
+    match field_type {
+        246 => "DECIMAL",
+        10 => "DATE",
+        7 | 12 => "DATETIME",
+        11 => "TIME",
+        _ => "binary",
+    }
+}
+
+fn abbreviate(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// The document's text and the type of the first opaque scalar it holds.
+fn print(doc: &[u8]) -> Result<(String, Option<u8>), String> {
+    let Some((&t, value)) = doc.split_first() else { return Ok(("null".into(), None)) };
+    let mut w = Writer { out: String::new(), budget: doc.len().saturating_mul(16).saturating_add(1024), typed: None };
     w.value(t, value, 0)?;
-    Ok(w.out)
+    Ok((w.out, w.typed))
 }
 
 struct Writer {
     out: String,
     budget: usize,
+    /// The field type of the first opaque (typed) scalar met.
+    typed: Option<u8>,
 }
 
 fn le(bytes: &[u8], at: usize, n: usize, what: &str) -> Result<u64, String> {
@@ -188,6 +232,7 @@ impl Writer {
     /// types as `"base64:typeNN:..."` like MySQL.
     fn opaque(&mut self, data: &[u8]) -> Result<(), String> {
         let (&field_type, rest) = data.split_first().ok_or("truncated opaque value")?;
+        self.typed.get_or_insert(field_type);
         let (len, skip) = var_len(rest)?;
         let v = rest.get(skip..skip.saturating_add(len)).ok_or("truncated opaque value")?;
         let packed = || -> Result<i64, String> { Ok(i64::from_le_bytes(fixed(v)?)) };
@@ -456,6 +501,11 @@ pub(crate) mod tests {
         let blob = J::Opaque(252, b"hi!?".to_vec());
         let doc = J::Array(vec![dec, dt, date, time, blob], false);
         assert_eq!(text(&doc), r#"[123.45, "2024-02-29 12:34:56.000007", "2024-02-29", "-01:02:03.500000", "base64:type252:aGkhPw=="]"#);
+        // Written to green they would change type: refused, naming the first one.
+        let err = to_text_exact(&doc.encode()).expect_err("typed scalars refused");
+        assert!(err.contains("typed DECIMAL scalar") && err.contains("a DOUBLE"), "{err}");
+        let plain = J::Array(vec![J::Str("2024-02-29".into())], false);
+        assert_eq!(to_text_exact(&plain.encode()).expect("a plain document"), text(&plain));
     }
 
     #[test]

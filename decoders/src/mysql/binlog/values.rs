@@ -213,7 +213,7 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, column: &TableColumn) -> Result<B
         (Json, &ColumnMeta::Blob { length_bytes }) => {
             let at = r.offset();
             let doc = blob(r, usize::from(length_bytes))?;
-            json::to_text(doc).map(BinlogValue::Json).map_err(|e| r.error_at(at, format!("binary JSON: {e}")))
+            json::to_text_exact(doc).map(BinlogValue::Json).map_err(|e| r.error_at(at, format!("binary JSON: {e}")))
         }
         (Decimal, _) => Err(r.error("the pre-5.0 DECIMAL type has no binary row format")),
         (TypedArray, _) => Err(r.error("typed array columns (multi-valued index helpers) cannot be decoded")),

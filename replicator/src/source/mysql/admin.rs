@@ -223,6 +223,7 @@ impl MySqlAdmin {
                 }
             }
         }
+        snapshot::refuse_typed_json(blue, &tables).await?;
         state.mark_snapshot_started()?;
         let started = std::time::Instant::now();
         let (readers, point) = snapshot::open_readers(&self.blue, self.config.snapshot_workers()).await?;

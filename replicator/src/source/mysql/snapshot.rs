@@ -48,6 +48,41 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
     Ok(())
 }
 
+/// Refuses the snapshot when a MySQL JSON column of `tables` holds a typed scalar (a DECIMAL, DATE,
+/// TIME, DATETIME or binary value stored inside the document): its text, written on green, would be
+/// parsed back as a DOUBLE or a string. Found as the documents whose text does not parse back to the
+/// same value or the same text. MariaDB's JSON is text and has none.
+pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
+    if super::is_mariadb(blue, "blue").await? {
+        return Ok(());
+    }
+    for t in tables {
+        let json: Vec<String> = blue
+            .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE = 'json'", (&t.schema, &t.name))
+            .await
+            .map_err(|e| sql_error("blue", "listing JSON columns", e))?;
+        for c in json {
+            let q = quote(&c);
+            let typed: Option<i64> = blue
+                .query_first(format!(
+                    "SELECT COUNT(*) FROM {} WHERE CAST(CAST({q} AS CHAR) AS JSON) <> {q} \
+                     OR CAST(CAST(CAST({q} AS CHAR) AS JSON) AS CHAR) <> CAST({q} AS CHAR)",
+                    qualified(t)
+                ))
+                .await
+                .map_err(|e| sql_error("blue", &format!("checking the JSON of {t}.{c}"), e))?;
+            if let Some(n) = typed.filter(|n| *n > 0) {
+                return Err(Error::Setup(format!(
+                    "{n} row(s) of {t} hold JSON in column `{c}` with typed DECIMAL, DATE, TIME, DATETIME or binary scalars, which green \
+                     would store as DOUBLEs or strings; store them on blue as plain JSON numbers or strings, or leave the table out \
+                     with tables.exclude"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates blue's MariaDB sequences (`blue_db`) on green (`green_db`) where green lacks them, each
 /// with blue's definition and next value (`SETVAL`). Sequences do not replicate: at cutover green's are
 /// moved beyond blue's.
