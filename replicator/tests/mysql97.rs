@@ -191,3 +191,24 @@ async fn json_with_typed_scalars_is_refused_by_the_snapshot_and_the_stream_namin
     assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
     assert!(t.log_text().contains(&format!("{db}.tj, column 1")) && t.log_text().contains("typed DATE scalar"), "{}", t.log_text());
 }
+
+/// A TIMESTAMP column added by a blue session with `explicit_defaults_for_timestamp = OFF` is NOT NULL
+/// DEFAULT CURRENT_TIMESTAMP there, filling existing rows with the statement's time: green replays the
+/// ALTER with the setting MySQL logged for it (it used its own, and left the rows NULL).
+#[tokio::test]
+async fn an_added_timestamp_column_follows_blues_explicit_defaults_setting() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(Some(&db), &format!("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM {}", seq(10))).expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(
+        Some(&db),
+        "SET SESSION explicit_defaults_for_timestamp = OFF; SET timestamp = 1700000000; ALTER TABLE t ADD COLUMN seen TIMESTAMP; INSERT INTO t (id) VALUES (11)",
+    )
+    .expect("alter");
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(blue.execute(Some(&db), "SELECT UNIX_TIMESTAMP(seen) FROM t WHERE id = 1").expect("blue").trim(), "1700000000", "the scenario itself");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}

@@ -542,6 +542,11 @@ fn with_session(q: &Query, seconds: u32, sql: &str) -> String {
     if let Some(db) = q.status.charset_database {
         set.push(format!("collation_database = {db}"));
     }
+    // MySQL logs it for DDL with TIMESTAMP columns: with it OFF a new TIMESTAMP column is NOT NULL
+    // DEFAULT CURRENT_TIMESTAMP, and existing rows get a time where blue's have NULL.
+    if let Some(explicit) = q.status.explicit_defaults_for_timestamp {
+        set.push(format!("explicit_defaults_for_timestamp = {}", if explicit { "ON" } else { "OFF" }));
+    }
     format!("SET {};\n{sql}", set.join(", "))
 }
 

@@ -5,7 +5,8 @@
 //! Session: `utf8mb4` statements, `time_zone = '+00:00'` (TIMESTAMP values arrive in UTC),
 //! `sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'` — strict, so a
 //! value that does not fit fails loudly instead of being cut; zero dates allowed (no `NO_ZERO_DATE`);
-//! a 0 in an AUTO_INCREMENT column kept. `CLIENT_FOUND_ROWS`, so an UPDATE counts the rows it matched.
+//! a 0 in an AUTO_INCREMENT column kept; `explicit_defaults_for_timestamp = ON`, so a NULL stays NULL.
+//! `CLIENT_FOUND_ROWS`, so an UPDATE counts the rows it matched.
 //! turnout's writes are marked in green's binlog where the account may (`gtid_domain_id` set to a
 //! turnout domain, `skip_replication = 1`), so a reverse stream can tell them from the application's.
 //!
@@ -60,7 +61,7 @@ use turnout_decoders::{Position, TableName, Timestamp, Value};
 
 /// The session settings of every green connection.
 const SESSION: &str = "SET NAMES utf8mb4, time_zone = '+00:00', foreign_key_checks = 0, \
-     sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'";
+     sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', explicit_defaults_for_timestamp = ON";
 
 /// The GTID domain the sink of `stream` writes in where the account may set it: derived from the
 /// stream's name, so a reverse stream knows which transactions are turnout's own; never 0 (the

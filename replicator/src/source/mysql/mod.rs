@@ -53,6 +53,10 @@ pub fn database(opts: &mysql_async::Opts) -> String {
 pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async::Conn, Error> {
     let mut conn = turnout_sinks::mysql::conn::open(opts).await.map_err(|e| sql_error(side, "connecting", e))?;
     conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL").await.map_err(|e| sql_error(side, "setting the session", e))?;
+    // MySQL: a primary key it generated (`my_row_id`, sql_generate_invisible_primary_key) is in the
+    // binlog even where the server hides it from SHOW CREATE TABLE and information_schema; turnout
+    // must see it to copy it. MariaDB has no such variable.
+    let _ = conn.query_drop("SET SESSION show_gipk_in_create_table_and_information_schema = ON").await;
     Ok(conn)
 }
 
