@@ -290,7 +290,8 @@ impl BinlogDecoder {
         match open.gtid {
             Some(Gtid::Maria(g)) => self.gtids.push_maria(g),
             Some(Gtid::MySql { uuid, number }) => {
-                if !push_mysql(&mut self.gtids, uuid, number) {
+                let added = push_mysql(&mut self.gtids, uuid, number);
+                if !added {
                     return Err(bad(
                         "binlog",
                         format!(
