@@ -181,3 +181,19 @@ async fn live_verify_names_columns_only_green_has() {
     assert!(text.contains("has columns only on green: `region`"), "{text}");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// MariaDB does not log a session's `explicit_defaults_for_timestamp`: a blue running with it OFF (the
+/// default before 10.10) adds a TIMESTAMP column as NOT NULL DEFAULT CURRENT_TIMESTAMP and fills the
+/// existing rows with the statement's time. Green replays the ALTER with blue's global setting (it
+/// replayed it with its own, ON, and left those rows NULL).
+#[tokio::test]
+async fn an_added_timestamp_column_on_a_mariadb_blue_without_explicit_defaults_fills_rows_as_on_blue() {
+    let (blue, green, db) = maria_pair();
+    blue.execute(None, "SET GLOBAL explicit_defaults_for_timestamp = OFF").expect("setting");
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t VALUES (1), (2)").expect("schema");
+    let (_dir, mut t) = streaming(&blue, &green, &db).await;
+    blue.execute(Some(&db), "SET timestamp = 1700000000; ALTER TABLE t ADD COLUMN seen TIMESTAMP; INSERT INTO t (id) VALUES (3)").expect("alter");
+    maria_assert_same(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(blue.execute(Some(&db), "SELECT UNIX_TIMESTAMP(seen) FROM t WHERE id = 1").expect("blue").trim(), "1700000000", "the scenario itself");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}

@@ -84,6 +84,9 @@ pub struct BinlogDecoder {
     skip_domain: Option<u32>,
     /// The databases replicated tables live in; dropping one stops the stream (all, when empty).
     databases: Vec<String>,
+    /// Blue's global `explicit_defaults_for_timestamp`, for replayed DDL whose Query event does not
+    /// record it (MariaDB never does; MySQL logs it for DDL with TIMESTAMP columns).
+    explicit_defaults_for_timestamp: Option<bool>,
 }
 
 impl std::fmt::Debug for BinlogDecoder {
@@ -110,6 +113,7 @@ impl BinlogDecoder {
             selects,
             skip_domain: None,
             databases: Vec::new(),
+            explicit_defaults_for_timestamp: None,
         }
     }
 
@@ -117,6 +121,14 @@ impl BinlogDecoder {
     /// their rows. Without them every `DROP DATABASE` stops the stream.
     pub fn replicating(mut self, databases: Vec<String>) -> BinlogDecoder {
         self.databases = databases;
+        self
+    }
+
+    /// Replays DDL with `explicit_defaults_for_timestamp` set to blue's global value where the Query
+    /// event does not record the session's own (with it OFF, an added TIMESTAMP column is NOT NULL
+    /// DEFAULT CURRENT_TIMESTAMP and fills existing rows; green's session has it ON).
+    pub fn with_explicit_defaults_for_timestamp(mut self, global: Option<bool>) -> BinlogDecoder {
+        self.explicit_defaults_for_timestamp = global;
         self
     }
 
@@ -399,7 +411,11 @@ impl BinlogDecoder {
                             ),
                         ));
                     }
-                    out.events.push(ChangeEvent::Ddl { database: db.to_owned(), statement: with_session(q, seconds, &sql), tables: tables.clone() });
+                    out.events.push(ChangeEvent::Ddl {
+                        database: db.to_owned(),
+                        statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
+                        tables: tables.clone(),
+                    });
                     // The next table map announces the new shape.
                     for t in &tables {
                         self.announced.remove(t);
@@ -408,7 +424,11 @@ impl BinlogDecoder {
             }
             Statement::Routine { object } => {
                 if (self.selects)(&object) {
-                    out.events.push(ChangeEvent::Ddl { database: db.to_owned(), statement: with_session(q, seconds, &sql), tables: Vec::new() });
+                    out.events.push(ChangeEvent::Ddl {
+                        database: db.to_owned(),
+                        statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
+                        tables: Vec::new(),
+                    });
                 }
             }
             Statement::Refused(what) => {
@@ -526,7 +546,7 @@ fn query_time(seconds: u32, q: &Query) -> Timestamp {
 /// zone (a TIMESTAMP literal means the same instant), `sql_mode` and the character sets and
 /// collations (literals, routine bodies and new columns as blue read them). The sink restores its
 /// own session after running it.
-fn with_session(q: &Query, seconds: u32, sql: &str) -> String {
+fn with_session(q: &Query, seconds: u32, sql: &str, explicit_defaults_global: Option<bool>) -> String {
     let mut set = vec![match q.status.microseconds {
         Some(micros) => format!("timestamp = {seconds}.{micros:06}"),
         None => format!("timestamp = {seconds}"),
@@ -545,7 +565,7 @@ fn with_session(q: &Query, seconds: u32, sql: &str) -> String {
     }
     // MySQL logs it for DDL with TIMESTAMP columns: with it OFF a new TIMESTAMP column is NOT NULL
     // DEFAULT CURRENT_TIMESTAMP, and existing rows get a time where blue's have NULL.
-    if let Some(explicit) = q.status.explicit_defaults_for_timestamp {
+    if let Some(explicit) = q.status.explicit_defaults_for_timestamp.or(explicit_defaults_global) {
         set.push(format!("explicit_defaults_for_timestamp = {}", if explicit { "ON" } else { "OFF" }));
     }
     format!("SET {};\n{sql}", set.join(", "))

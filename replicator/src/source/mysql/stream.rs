@@ -60,6 +60,11 @@ impl MySqlSource {
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
         let mut conn = turnout_sinks::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
+        // The setting blue's DDL ran with where its binlog does not say (MariaDB).
+        let explicit_defaults: Option<i64> = conn
+            .query_first("SELECT @@GLOBAL.explicit_defaults_for_timestamp")
+            .await
+            .map_err(|e| source_error("reading explicit_defaults_for_timestamp", e))?;
         // Heartbeats at a third of the receive timeout, so a healthy idle stream is never mistaken for a
         // dead one.
         let heartbeat_ns = (receive_timeout / 3).as_nanos().max(1_000_000_000);
@@ -98,7 +103,10 @@ impl MySqlSource {
         tracing::debug!(server_id, from = %gtid_text, "reading the binlog");
         Ok(MySqlSource {
             stream,
-            decoder: BinlogDecoder::new(gtids, selects).skipping_domain(skip_domain).replicating(opts.db_name().map(str::to_owned).into_iter().collect()),
+            decoder: BinlogDecoder::new(gtids, selects)
+                .skipping_domain(skip_domain)
+                .replicating(opts.db_name().map(str::to_owned).into_iter().collect())
+                .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),
             queue: VecDeque::new(),
             receive_timeout,
             payload_events: VecDeque::new(),
