@@ -42,17 +42,9 @@ fn flavor() -> Flavor {
     }
 }
 
-/// The numbers 1 to `n` as a table with column `seq`: MariaDB's sequence engine, or a cross join of digits.
+/// The numbers 1 to `n` as a table with column `seq`.
 fn seq(n: u64) -> String {
-    if flavor().is_mariadb() {
-        return format!("seq_1_to_{n}");
-    }
-    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 \
-                  UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
-    let places = n.to_string().len();
-    let sum: Vec<String> = (0..places).map(|p| format!("{}*t{p}.d", 10u64.pow(u32::try_from(p).unwrap_or(0)))).collect();
-    let from: Vec<String> = (0..places).map(|p| format!("{digits} t{p}")).collect();
-    format!("(SELECT * FROM (SELECT 1 + {} AS seq FROM {}) n WHERE seq <= {n}) numbers", sum.join(" + "), from.join(", "))
+    flavor().numbers(n)
 }
 
 /// The sysbench tables, filled with deterministic rows, the bulk table and the marker. (SHA2, not

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{maria_pair_of, maria_rows, seq_table, wait_streaming, Turnout, WAIT};
+use common::{maria_pair_of, maria_rows, wait_streaming, Turnout, WAIT};
 use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use turnout_testbed::Flavor;
 
 /// The schema and rows, on servers of `flavor`.
 fn schema(flavor: Flavor) -> String {
-    let seq = |n| seq_table(flavor, n);
+    let seq = |n| flavor.numbers(n);
     format!(
         "CREATE TABLE accounts (id BIGINT UNSIGNED PRIMARY KEY, owner VARCHAR(40) NOT NULL, balance DECIMAL(12,2), note TEXT) ENGINE=InnoDB;\
          CREATE TABLE order_lines (order_id INT, line INT, sku VARCHAR(20), qty INT, PRIMARY KEY (order_id, line)) ENGINE=InnoDB;\

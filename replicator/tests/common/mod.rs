@@ -276,21 +276,6 @@ pub fn maria_pair_of(blue: turnout_testbed::Flavor, green: turnout_testbed::Flav
     (blue, green, db)
 }
 
-/// The numbers 1 to `n` as a table with column `seq`: MariaDB's sequence engine (`seq_1_to_N`), or
-/// on MySQL a cross join of digits.
-#[allow(dead_code)]
-pub fn seq_table(flavor: turnout_testbed::Flavor, n: u64) -> String {
-    if flavor.is_mariadb() {
-        return format!("seq_1_to_{n}");
-    }
-    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 \
-                  UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
-    let places = n.to_string().len();
-    let sum: Vec<String> = (0..places).map(|p| format!("{}*t{p}.d", 10u64.pow(u32::try_from(p).unwrap_or(0)))).collect();
-    let from: Vec<String> = (0..places).map(|p| format!("{digits} t{p}")).collect();
-    format!("(SELECT * FROM (SELECT 1 + {} AS seq FROM {}) n WHERE seq <= {n}) numbers", sum.join(" + "), from.join(", "))
-}
-
 /// Waits until green holds exactly blue's rows in every table, then asserts it.
 pub async fn maria_assert_same(blue: &turnout_testbed::MySqlServer, green: &turnout_testbed::MySqlServer, db: &str, tables: &[&str], t: &mut Turnout) {
     let deadline = Instant::now() + WAIT;

@@ -61,7 +61,7 @@ async fn a_column_only_green_has_keeps_its_values_when_blue_updates_the_row() {
             "CREATE TABLE plain (id INT PRIMARY KEY, a INT) ENGINE=InnoDB; \
          CREATE TABLE ordered (id INT PRIMARY KEY, a INT, u INT UNIQUE) ENGINE=InnoDB; \
          INSERT INTO plain SELECT seq, 0 FROM {s50}; INSERT INTO ordered SELECT seq, 0, seq FROM {s50}",
-            s50 = seq_table(FLAVOR, 50)
+            s50 = FLAVOR.numbers(50)
         ),
     )
     .expect("schema");
@@ -147,7 +147,7 @@ async fn triggers_on_green_are_refused_by_check_and_run_naming_each() {
 #[tokio::test]
 async fn an_added_column_gets_blues_values_for_existing_rows_or_stops_naming_it() {
     let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
-    blue.execute(Some(&db), &format!("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t SELECT seq FROM {}", seq_table(FLAVOR, 20))).expect("schema");
+    blue.execute(Some(&db), &format!("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO t SELECT seq FROM {}", FLAVOR.numbers(20))).expect("schema");
     let (_dir, mut t) = streaming(&blue, &green, &db).await;
     // Blue's session is two hours east of UTC, and the statement's own clock fills CURRENT_TIMESTAMP.
     blue.execute(

@@ -7,7 +7,7 @@ use turnout_testbed::MySqlServer;
 
 /// The numbers 1 to `n` as a table with column `seq` on this suite's servers.
 fn seq(n: u64) -> String {
-    seq_table(FLAVOR, n)
+    FLAVOR.numbers(n)
 }
 
 async fn started(blue: &MySqlServer, green: &MySqlServer, db: &str, extra: &str) -> (tempfile::TempDir, Turnout) {
