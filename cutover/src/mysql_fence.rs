@@ -1,13 +1,22 @@
-//! The read-only fence for a MariaDB blue: `SET GLOBAL read_only = ON`, then the sessions of other
-//! accounts are ended so none keeps locks or an open transaction. Under `read_only` the server
-//! refuses every write and every COMMIT of a transaction that wrote, except from accounts with
-//! `READ ONLY ADMIN` (SUPER before 10.11) and replication threads — such accounts are listed by
+//! The read-only fence for a MariaDB or Oracle MySQL blue: `SET GLOBAL read_only = ON`, then the
+//! sessions of other accounts are ended so none keeps locks or an open transaction. Under
+//! `read_only` the server refuses every write and every COMMIT of a transaction that wrote, except
+//! from accounts that may write through it — MariaDB: `READ ONLY ADMIN` (SUPER before 10.11); MySQL:
+//! `CONNECTION_ADMIN` or `SUPER` — and replication threads. Such accounts are listed by
 //! [`ReadOnlyFence::unfenced_accounts`] so `check` and a dry run can name them with the REVOKE.
+//!
+//! Oracle MySQL also has `super_read_only`, which stops those accounts too — turnout's own included.
+//! So the fence goes up in two steps there: `read_only` ([`ReadOnlyFence::apply`]), turnout's
+//! sentinel (which its account may still write), then `super_read_only`
+//! ([`ReadOnlyFence::seal`]), which returns `gtid_executed` read after it: every transaction blue
+//! will ever have committed before the fence comes down. A write an exempt account slipped in between
+//! the sentinel and the seal is in that set, so the cutover's proof (green holds the whole set) waits
+//! for it rather than losing it.
 //!
 //! Setting `read_only` takes the global read lock, so it waits for running statements and
 //! `LOCK TABLES` holders: the wait is bounded by `lock_wait_timeout` set from the fence's budget,
-//! and a fence that cannot be set in time leaves blue writable. [`ReadOnlyFence::undo`] sets it off.
-//! Both steps are idempotent.
+//! and a fence that cannot be set in time leaves blue writable. [`ReadOnlyFence::undo`] sets both
+//! off. Every step is idempotent.
 
 use crate::error::{CutoverError, Side};
 use mysql_async::prelude::Queryable;
@@ -21,29 +30,60 @@ pub struct MySqlFenceReport {
     pub ended_sessions: Vec<String>,
 }
 
-/// The read-only fence on a MariaDB blue. Sessions of `own_user` (turnout's account) are kept.
+/// The read-only fence on a MariaDB or MySQL blue. Sessions of `own_user` (turnout's account) are
+/// kept.
 #[derive(Clone, Debug)]
 pub struct ReadOnlyFence {
     pub own_user: String,
 }
 
+/// Whether the server behind `conn` is Oracle MySQL (which has `super_read_only`), not MariaDB.
+pub async fn is_oracle_mysql(conn: &mut mysql_async::Conn, side: Side) -> Result<bool, CutoverError> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(CutoverError::mysql(side, "reading the server's version"))?;
+    Ok(!version.unwrap_or_default().to_ascii_lowercase().contains("mariadb"))
+}
+
+/// Whether `grants` (SHOW GRANTS) let an account set `read_only`, write under it and end other
+/// sessions — MariaDB: `READ ONLY ADMIN` or `SUPER`; Oracle MySQL: `SYSTEM_VARIABLES_ADMIN` (to set
+/// it) and `CONNECTION_ADMIN` (to write under it and end sessions), or `SUPER`.
+pub fn fence_privileged(grants: &[String], oracle: bool) -> bool {
+    let global: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).filter(|g| g.contains(" ON *.* ")).collect();
+    let has = |p: &str| global.iter().any(|g| g.contains("ALL PRIVILEGES") || g.contains("SUPER") || g.contains(p));
+    if oracle {
+        has("SYSTEM_VARIABLES_ADMIN") && has("CONNECTION_ADMIN")
+    } else {
+        has("READ ONLY ADMIN") || has("READ_ONLY ADMIN")
+    }
+}
+
+/// The GRANT that lets `user` fence a server of this kind.
+pub fn fence_grant(user: &str, oracle: bool) -> String {
+    if oracle {
+        format!("GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN ON *.* TO '{user}'@'%';")
+    } else {
+        format!("GRANT READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO '{user}'@'%'; (SUPER before MariaDB 10.11)")
+    }
+}
+
 impl ReadOnlyFence {
-    /// Accounts that can still write while `read_only` is on (`READ ONLY ADMIN`, `SUPER`), other
-    /// than `own_user`, each with the REVOKE that would fence it too.
+    /// Accounts that can still write while `read_only` is on (MariaDB: `READ ONLY ADMIN`, `SUPER`;
+    /// MySQL: `CONNECTION_ADMIN`, `SUPER`), other than `own_user` and the servers' own locked
+    /// accounts, each with the REVOKE that would fence it too.
     pub async fn unfenced_accounts(&self, blue: &mut mysql_async::Conn) -> Result<Vec<(String, String)>, CutoverError> {
+        // MySQL lists dynamic privileges (CONNECTION_ADMIN) here too.
         let rows: Vec<(String, String)> = blue
             .query(
                 "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
-                 WHERE PRIVILEGE_TYPE IN ('READ_ONLY ADMIN', 'READ ONLY ADMIN', 'SUPER') ORDER BY GRANTEE, PRIVILEGE_TYPE",
+                 WHERE PRIVILEGE_TYPE IN ('READ_ONLY ADMIN', 'READ ONLY ADMIN', 'SUPER', 'CONNECTION_ADMIN') ORDER BY GRANTEE, PRIVILEGE_TYPE",
             )
             .await
             .map_err(CutoverError::mysql(Side::Blue, "listing accounts that may write under read_only"))?;
         let own = format!("'{}'@", self.own_user);
         Ok(rows
             .into_iter()
-            .filter(|(grantee, _)| !grantee.starts_with(&own) && !grantee.starts_with("'mariadb.sys'@"))
+            .filter(|(grantee, _)| !grantee.starts_with(&own) && !grantee.starts_with("'mariadb.sys'@") && !grantee.starts_with("'mysql."))
             // information_schema spells it READ_ONLY ADMIN; the grammar takes READ ONLY ADMIN.
-            .map(|(grantee, privilege)| (grantee.clone(), format!("REVOKE {} ON *.* FROM {grantee};", privilege.replace('_', " "))))
+            .map(|(grantee, privilege)| (grantee.clone(), format!("REVOKE {} ON *.* FROM {grantee};", privilege.replace("READ_ONLY", "READ ONLY"))))
             .collect())
     }
 
@@ -68,7 +108,7 @@ impl ReadOnlyFence {
             .collect())
     }
 
-    /// Whether blue is read-only now.
+    /// Whether blue is read-only now (`read_only`; MySQL's `super_read_only` implies it).
     pub async fn is_fenced(&self, blue: &mut mysql_async::Conn) -> Result<bool, CutoverError> {
         let on: Option<i64> = blue.query_first("SELECT @@GLOBAL.read_only").await.map_err(CutoverError::mysql(Side::Blue, "reading read_only"))?;
         Ok(on == Some(1))
@@ -86,7 +126,11 @@ impl ReadOnlyFence {
             return Err(match &e {
                 mysql_async::Error::Server(s) if s.code == 1227 => CutoverError::Privilege {
                     what: format!("turnout's account may not set read_only ({})", s.message),
-                    fix: format!("GRANT READ ONLY ADMIN ON *.* TO '{}'@'%'; (SUPER before MariaDB 10.11)", self.own_user),
+                    fix: format!(
+                        "GRANT READ ONLY ADMIN ON *.* TO '{0}'@'%'; on MariaDB (SUPER before 10.11), GRANT SYSTEM_VARIABLES_ADMIN, \
+                         CONNECTION_ADMIN ON *.* TO '{0}'@'%'; on MySQL",
+                        self.own_user
+                    ),
                 },
                 _ => CutoverError::mysql(Side::Blue, format!("setting read_only within {seconds} s (sessions holding locks kept it from being set)"))(e),
             });
@@ -113,7 +157,39 @@ impl ReadOnlyFence {
         Ok(MySqlFenceReport { took: started.elapsed(), ended_sessions: ended })
     }
 
-    /// Makes blue writable again.
+    /// On Oracle MySQL, after turnout's sentinel: `super_read_only = ON`, so no account at all
+    /// commits on blue any more, and `gtid_executed` read after it — every transaction blue committed
+    /// (`None` on MariaDB, which has no `super_read_only`). Setting it waits for commits in flight,
+    /// bounded by the `lock_wait_timeout` [`ReadOnlyFence::apply`] set on this session.
+    pub async fn seal(&self, blue: &mut mysql_async::Conn) -> Result<Option<String>, CutoverError> {
+        if !is_oracle_mysql(blue, Side::Blue).await? {
+            return Ok(None);
+        }
+        blue.query_drop("SET GLOBAL super_read_only = ON").await.map_err(CutoverError::mysql(Side::Blue, "setting super_read_only"))?;
+        let executed: Option<String> =
+            blue.query_first("SELECT @@GLOBAL.gtid_executed").await.map_err(CutoverError::mysql(Side::Blue, "reading gtid_executed under super_read_only"))?;
+        Ok(Some(executed.unwrap_or_default().replace('\n', "")))
+    }
+
+    /// On Oracle MySQL, lowers the fence from `super_read_only` to `read_only`: applications stay
+    /// fenced, turnout's account (`CONNECTION_ADMIN`) may write — what a reverse stream applying to
+    /// blue needs. Nothing on MariaDB.
+    pub async fn unseal(&self, blue: &mut mysql_async::Conn) -> Result<bool, CutoverError> {
+        if !is_oracle_mysql(blue, Side::Blue).await? {
+            return Ok(false);
+        }
+        let sealed: Option<i64> =
+            blue.query_first("SELECT @@GLOBAL.super_read_only").await.map_err(CutoverError::mysql(Side::Blue, "reading super_read_only"))?;
+        if sealed != Some(1) {
+            return Ok(false);
+        }
+        blue.query_drop("SET GLOBAL super_read_only = OFF")
+            .await
+            .map_err(CutoverError::mysql(Side::Blue, "setting super_read_only off (read_only stays on)"))?;
+        Ok(true)
+    }
+
+    /// Makes blue writable again (on MySQL, `read_only = OFF` turns `super_read_only` off too).
     pub async fn undo(&self, blue: &mut mysql_async::Conn) -> Result<(), CutoverError> {
         blue.query_drop("SET GLOBAL read_only = OFF").await.map_err(CutoverError::mysql(Side::Blue, "setting read_only off again"))
     }

@@ -86,6 +86,21 @@ pub(crate) trait Procedure: Send {
     fn arm_reverse(&mut self) -> impl Future<Output = Result<Option<(String, Position)>, String>> + Send {
         async { Ok(None) }
     }
+
+    /// Whether [`Procedure::arm_reverse`] runs inside the pause, once green is proven complete,
+    /// instead of before the fence. Oracle MySQL: green's binlog cannot tell turnout's forward writes
+    /// from the application's (no GTID domains), so the hand-off position is taken when the forward
+    /// apply has nothing left to write — after the proof, before the switch.
+    fn arms_reverse_after_proof(&self) -> bool {
+        false
+    }
+
+    /// Everything the fenced side committed, known once the fence is complete (Oracle MySQL: its
+    /// `gtid_executed` read under `super_read_only`). The proof waits until green's applied position
+    /// holds it as well as the sentinel; `None` where the sentinel alone proves it.
+    fn fenced_position(&self) -> Option<Position> {
+        None
+    }
 }
 
 /// Where a cutover is; journaled before each step acts.
@@ -423,14 +438,9 @@ impl Controller {
         // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
         // restart; the position is in every journal entry after.
         self.journal(&mut journal, Step::Fencing, None)?;
-        if let Some(names) = self.reverse_names() {
-            match procedure.arm_reverse().await {
-                Ok(Some((line, position))) => {
-                    self.say(line);
-                    journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
-                }
-                Ok(None) => {}
-                Err(e) => return self.undo(&mut procedure, &mut journal, format!("preparing reverse replication failed: {e}")).await,
+        if !procedure.arms_reverse_after_proof() {
+            if let Err(e) = self.arm_reverse(&mut procedure, &mut journal).await {
+                return self.undo(&mut procedure, &mut journal, e).await;
             }
         }
         let pause_budget = Duration::from_millis(request.max_pause_ms);
@@ -462,13 +472,20 @@ impl Controller {
         }
         phases.mark("counters");
         self.journal(&mut journal, Step::SequencesSynced, None)?;
-        let sentinel = match self.sentinel_applied(id, deadline).await {
+        let fenced = procedure.fenced_position();
+        let sentinel = match self.sentinel_applied(id, fenced.as_ref(), deadline).await {
             Ok(at) => at,
             Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
         phases.mark(if to == "green" { "green applied" } else { "blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+        if procedure.arms_reverse_after_proof() {
+            if let Err(e) = self.arm_reverse(&mut procedure, &mut journal).await {
+                return self.undo(&mut procedure, &mut journal, e).await;
+            }
+            phases.mark("reverse armed");
+        }
         if Instant::now() >= deadline {
             return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
         }
@@ -531,17 +548,46 @@ impl Controller {
         }
     }
 
-    /// Waits until green durably applied the sentinel's transaction.
-    async fn sentinel_applied(&self, id: &str, deadline: Instant) -> Result<turnout_decoders::Position, String> {
+    /// Arms the reverse stream, if this cutover has one, and records it in the journal (written by the
+    /// next step). Returns the reason to undo on failure.
+    async fn arm_reverse<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal) -> Result<(), String> {
+        let Some(names) = self.reverse_names() else { return Ok(()) };
+        match procedure.arm_reverse().await {
+            Ok(Some((line, position))) => {
+                self.say(line);
+                journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(format!("preparing reverse replication failed: {e}")),
+        }
+    }
+
+    /// Waits until green durably applied the sentinel's transaction and, where the fenced side knows
+    /// everything it committed (`fenced`), holds all of that too.
+    async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<turnout_decoders::Position, String> {
         loop {
             let moved = self.status.applied_moved();
+            let applied = self.status.applied();
             if let Some(commit) = self.status.fence_commit(id) {
-                if self.status.applied().is_some_and(|applied| applied >= commit) {
+                let holds_all = |applied: &Position| fenced.is_none_or(|f| applied >= f);
+                if applied.as_ref().is_some_and(|applied| *applied >= commit && holds_all(applied)) {
                     return Ok(commit);
                 }
             }
             if Instant::now() >= deadline {
-                return Err(format!("{} did not apply the sentinel within --max-pause; the fence was undone", self.direction.sides().1));
+                let (from, to) = self.direction.sides();
+                let sentinel_in = self.status.fence_commit(id).zip(applied.as_ref()).is_some_and(|(commit, applied)| *applied >= commit);
+                if let (Some(fenced), Some(applied), true) = (fenced, &applied, sentinel_in) {
+                    // The sentinel arrived but not everything the fenced side committed: a write after
+                    // it (an account read_only does not stop) that green never received.
+                    return Err(format!(
+                        "{to} applied the sentinel but not everything {from} committed before super_read_only ({from}: {fenced}; {to} \
+                         applied: {applied}) — an account that read_only does not stop (CONNECTION_ADMIN, SUPER) wrote after the \
+                         sentinel; the fence was undone. Revoke those privileges from application accounts (turnout check names them)"
+                    ));
+                }
+                return Err(format!("{to} did not apply the sentinel within --max-pause; the fence was undone"));
             }
             // Woken by the apply the moment green's durable position moves; the timeout only bounds
             // the wait by the deadline (the sentinel is recorded before its transaction is durable).

@@ -1,15 +1,22 @@
 //! The MySQL/MariaDB side of a cutover: the `read_only` fence (or none), the sentinel as row 2 of the
 //! heartbeat table written by turnout's own session (which `read_only` exempts: it holds `READ ONLY
-//! ADMIN`), AUTO_INCREMENT counters and MariaDB sequences moved ahead of blue's on green, and green
-//! made writable (`read_only = OFF`) before traffic arrives.
+//! ADMIN` on MariaDB, `CONNECTION_ADMIN` on MySQL), AUTO_INCREMENT counters and MariaDB sequences
+//! moved ahead of blue's on green, and green made writable (`read_only = OFF`) before traffic
+//! arrives. On Oracle MySQL the fence is sealed with `super_read_only` right after the sentinel, and
+//! the proof also waits for every GTID blue executed (see [`turnout_cutover::ReadOnlyFence::seal`]).
 //!
-//! Reverse replication (green → blue after the switch) is armed before the fence
+//! Reverse replication (green → blue after the switch). MariaDB: armed before the fence
 //! ([`Procedure::arm_reverse`]): green's binlog end and the GTID state there are the hand-off
-//! position, recorded as the reverse stream's progress on blue. Transactions in the forward apply's
-//! GTID domain are dropped by the reverse stream, so nothing turnout wrote goes back. The same
+//! position, recorded as the reverse stream's progress on blue; transactions in the forward apply's
+//! GTID domain are dropped by the reverse stream, so nothing turnout wrote goes back. Oracle MySQL
+//! has no GTID domains, so the hand-off position is read once green is proven complete, inside the
+//! pause: blue is sealed, so the forward apply has nothing left to write, and the application is not
+//! on green yet — everything after that point in green's binlog is the application's. Blue being
+//! under `super_read_only` then, the position is journaled, and the reverse stream lowers blue to
+//! `read_only` and records it there when it starts ([`crate::rollback::run_reverse`]). The same
 //! procedure runs a rollback with the roles swapped ([`MySqlCutover::connect_back`]): green is fenced
-//! (`read_only`), its sentinel row proves blue has everything, and blue's `read_only` from the
-//! cutover is lifted just before traffic returns.
+//! (`read_only`, sealed on MySQL), its sentinel row proves blue has everything, and blue's
+//! `read_only` from the cutover is lifted just before traffic returns.
 //!
 //! Clients see the pause as errors, not waits: a write under `read_only` fails with error 1290
 //! (`ER_OPTION_PREVENTS_STATEMENT`), and sessions open at the fence are ended (the client sees 2013
@@ -25,7 +32,7 @@ use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 use turnout_cutover::{sync_counters, CounterSync, ReadOnlyFence};
-use turnout_decoders::{GtidState, Position};
+use turnout_decoders::{BinlogPosition, GtidState, Position};
 
 /// Values green's AUTO_INCREMENT counters and sequences are moved ahead of blue's before the fence.
 const COUNTER_MARGIN: u64 = 1_000;
@@ -72,6 +79,10 @@ pub(crate) struct MySqlCutover {
     reverse: Option<Reverse>,
     /// Which tables replicate (their schema objects are compared before the fence).
     filter: crate::tables::TableFilter,
+    /// The fenced side is Oracle MySQL (`super_read_only`, GTID sets), not MariaDB.
+    oracle: bool,
+    /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
+    fenced: Option<Position>,
 }
 
 impl MySqlCutover {
@@ -96,7 +107,8 @@ impl MySqlCutover {
             Fence::None => None,
             Fence::Pgbouncer => return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none")),
         };
-        let blue = connect(&blue_opts, sides.0).await?;
+        let mut blue = connect(&blue_opts, sides.0).await?;
+        let oracle = !crate::source::mysql::is_mariadb(&mut blue, sides.0).await?;
         Ok(MySqlCutover {
             blue_db: database(&blue_opts),
             green_db: database(&green_opts),
@@ -109,6 +121,8 @@ impl MySqlCutover {
             sides,
             reverse: None,
             filter: config.table_filter()?,
+            oracle,
+            fenced: None,
         })
     }
 
@@ -200,9 +214,24 @@ impl MySqlCutover {
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
     async fn privileged(&mut self) -> Result<bool, String> {
         let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {}: {e}", self.sides.0))?;
-        Ok(grants.iter().map(|g| g.to_ascii_uppercase()).any(|g| {
-            g.contains(" ON *.* ") && (g.contains("ALL PRIVILEGES") || g.contains("SUPER") || g.contains("READ ONLY ADMIN") || g.contains("READ_ONLY ADMIN"))
-        }))
+        Ok(turnout_cutover::fence_privileged(&grants, self.oracle))
+    }
+}
+
+impl MySqlCutover {
+    /// On Oracle MySQL: reads the other side's binlog end once green is proven complete — the
+    /// hand-off position (see the module's documentation). Blue is sealed, so it is not recorded
+    /// there now: the reverse stream records it when it starts.
+    async fn arm_reverse_in_pause(&mut self) -> Result<Option<(String, Position)>, String> {
+        let started = Instant::now();
+        let (_, green) = self.sessions().await?;
+        let position = crate::source::mysql::snapshot::binlog_end(green, "green").await.map_err(|e| e.to_string())?;
+        let line = format!(
+            "prepared reverse replication in {} ms: green's binlog from {position}, read once green held everything blue committed \
+             (nothing turnout applies is after it); the reverse stream records it on blue when it starts",
+            started.elapsed().as_millis()
+        );
+        Ok(Some((line, position)))
     }
 }
 
@@ -212,6 +241,18 @@ fn side(name: &str) -> turnout_cutover::Side {
         turnout_cutover::Side::Blue
     } else {
         turnout_cutover::Side::Green
+    }
+}
+
+/// The warning for an account the fence does not stop.
+fn unfenced_warning(account: &str, revoke: &str, from: &str, oracle: bool) -> String {
+    if oracle {
+        format!(
+            "account {account} can write through read_only (CONNECTION_ADMIN or SUPER): super_read_only stops it inside the pause, \
+             but not while {from} is read_only for the reverse stream after the switch: {revoke}"
+        )
+    } else {
+        format!("account {account} can still write while {from} is read-only (READ ONLY ADMIN or SUPER): {revoke}")
     }
 }
 
@@ -229,21 +270,23 @@ impl Procedure for MySqlCutover {
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, String> {
-        let (from, _) = self.sides;
-        let version: String = self.blue.query_first("SELECT VERSION()").await.map_err(|e| format!("reading {from}'s version: {e}"))?.unwrap_or_default();
-        if !version.to_ascii_lowercase().contains("mariadb") {
-            return Err(format!("{from} is MySQL {version}: {}", crate::source::mysql::MYSQL_NOT_BUILT));
-        }
-        let to = self.sides.1;
+        let (from, to) = self.sides;
+        let oracle = self.oracle;
         let (_, green) = self.sessions().await?;
-        let version: String = green.query_first("SELECT VERSION()").await.map_err(|e| format!("reading {to}'s version: {e}"))?.unwrap_or_default();
-        if !version.to_ascii_lowercase().contains("mariadb") {
-            return Err(format!("{to} is MySQL {version}: {}", crate::source::mysql::MYSQL_NOT_BUILT));
+        let green_oracle = !crate::source::mysql::is_mariadb(green, to).await.map_err(|e| e.to_string())?;
+        if green_oracle != oracle {
+            let kind = |o: bool| if o { "Oracle MySQL" } else { "MariaDB" };
+            return Err(format!(
+                "{from} is {} and {to} is {}: a cutover between the two families is not built (their fences, GTIDs and schemas \
+                 differ); cut over between servers of one family",
+                kind(oracle),
+                kind(green_oracle)
+            ));
         }
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
             let (_, green) = self.sessions().await?;
-            let problems = crate::source::mysql::check::reverse_problems(green, &user).await;
+            let problems = crate::source::mysql::check::reverse_problems(green, &user, oracle).await;
             if !problems.is_empty() {
                 let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
                 return Err(format!(
@@ -266,19 +309,24 @@ impl Procedure for MySqlCutover {
             ));
         }
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(|e| e.to_string())?;
-        Ok(unfenced
-            .into_iter()
-            .map(|(account, revoke)| format!("account {account} can still write while {from} is read-only (READ ONLY ADMIN or SUPER): {revoke}"))
-            .collect())
+        Ok(unfenced.into_iter().map(|(account, revoke)| unfenced_warning(&account, &revoke, from, oracle)).collect())
+    }
+
+    fn arms_reverse_after_proof(&self) -> bool {
+        self.oracle
+    }
+
+    fn fenced_position(&self) -> Option<Position> {
+        self.fenced.clone()
     }
 
     async fn check_fence(&mut self) -> Result<(), String> {
         let Some(own_user) = self.fence.as_ref().map(|f| f.own_user.clone()) else { return Ok(()) };
         if !self.privileged().await? {
             return Err(format!(
-                "turnout's account may not set read_only on {}, write its sentinel under it or end other sessions; \
-                 GRANT READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO '{own_user}'@'%'; (SUPER before MariaDB 10.11)",
-                self.sides.0
+                "turnout's account may not set read_only on {}, write its sentinel under it or end other sessions; {}",
+                self.sides.0,
+                turnout_cutover::fence_grant(&own_user, self.oracle)
             ));
         }
         Ok(())
@@ -290,6 +338,12 @@ impl Procedure for MySqlCutover {
     }
 
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, String> {
+        if self.reverse.is_none() {
+            return Ok(None);
+        }
+        if self.oracle {
+            return self.arm_reverse_in_pause().await;
+        }
         let Some(reverse) = &self.reverse else { return Ok(None) };
         let (origin, domain) = (reverse.names.origin.clone(), turnout_sinks::mysql::own_domain(&reverse.forward_origin));
         let started = Instant::now();
@@ -330,7 +384,8 @@ impl Procedure for MySqlCutover {
         let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
         let report = fence.apply(&mut self.blue, budget, &own).await.map_err(|e| e.to_string())?;
         Ok(format!(
-            "fenced writes on {from} (read_only = ON) in {} ms{}",
+            "fenced writes on {from} (read_only = ON{}) in {} ms{}",
+            if self.oracle { ", super_read_only after the sentinel" } else { "" },
             report.took.as_millis(),
             if report.ended_sessions.is_empty() {
                 String::new()
@@ -346,7 +401,13 @@ impl Procedure for MySqlCutover {
         self.blue
             .query_drop(format!("INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let Some(fence) = &self.fence else { return Ok(()) };
+        if let Some(executed) = fence.seal(&mut self.blue).await.map_err(|e| e.to_string())? {
+            let gtids = GtidState::parse_mysql(&executed).map_err(|e| format!("{}'s gtid_executed '{executed}': {e}", self.sides.0))?;
+            self.fenced = Some(Position::Binlog(BinlogPosition { file: String::new(), offset: 0, gtids }));
+        }
+        Ok(())
     }
 
     async fn top_up(&mut self) -> Result<String, String> {
@@ -358,11 +419,35 @@ impl Procedure for MySqlCutover {
         let (from, to) = self.sides;
         let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
         let sides = (side(from), side(to));
+        let mut lines = Vec::new();
+        // Dropping the fenced side's triggers is refused under super_read_only: lifted to
+        // read_only for the handover, sealed again after, and checked that nothing committed then.
+        let fence = self.fence.clone().filter(|_| self.oracle);
+        let unsealed = match &fence {
+            Some(fence) => {
+                let blue = &mut self.blue;
+                let any = !turnout_cutover::trigger_definitions(blue, &from_db, None, sides.0).await.map_err(|e| e.to_string())?.is_empty();
+                any && fence.unseal(blue).await.map_err(|e| e.to_string())?
+            }
+            None => false,
+        };
+        let fenced_before = self.fenced.clone();
         let (blue, green) = self.sessions().await?;
         // The triggers move inside the pause: before, they would have fired again on rows the
         // stream applies; after, the reverse stream applies to the fenced side.
         let handover = turnout_cutover::hand_over_triggers(blue, green, &from_db, &to_db, sides).await.map_err(|e| e.to_string())?;
-        let mut lines = Vec::new();
+        if let (true, Some(fence)) = (unsealed, &fence) {
+            let executed = fence.seal(blue).await.map_err(|e| e.to_string())?.unwrap_or_default();
+            let now = GtidState::parse_mysql(&executed).map_err(|e| format!("{from}'s gtid_executed '{executed}': {e}"))?;
+            match &fenced_before {
+                Some(Position::Binlog(b)) if b.gtids != now => lines.push(format!(
+                    "WARNING: {from} committed transactions while it was read_only for the trigger handover (an account with \
+                     CONNECTION_ADMIN or SUPER wrote): {from}'s gtid_executed went from {} to {now}; those writes are not on {to}",
+                    b.gtids
+                )),
+                _ => {}
+            }
+        }
         if !handover.moved.is_empty() {
             lines.push(format!("moved {} triggers from {from} to {to}: {}", handover.moved.len(), handover.moved.join(", ")));
         }
@@ -388,7 +473,7 @@ impl Procedure for MySqlCutover {
                     fence.undo(&mut fresh).await.map_err(|e| e.to_string())?;
                     self.blue = fresh;
                 }
-                format!("undid the fence (read_only = OFF): {from} takes writes again")
+                format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" })
             }
         };
         if let Some(reverse) = &self.reverse {

@@ -75,10 +75,11 @@ const BINLOG_SETTINGS: [(&str, &str, &str); 4] = [
 ];
 
 /// What keeps green from being the source of a reverse stream after a cutover, each with its fix:
-/// its binlog settings, the privileges to read its binlog and where it ends, and the one that marks
-/// turnout's forward writes in their own GTID domain (without it they could not be told from the
-/// application's).
-pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str) -> Vec<(String, String)> {
+/// its binlog settings, the privileges to read its binlog and where it ends, and on MariaDB the one
+/// that marks turnout's forward writes in their own GTID domain (without it they could not be told
+/// from the application's). Oracle MySQL (`oracle`) needs GTIDs on and no JSON diffs instead; its
+/// hand-off position is taken when the forward apply has nothing left to write, so nothing is marked.
+pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str, oracle: bool) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (name, want, fix) in BINLOG_SETTINGS {
         match variable(green, name).await {
@@ -91,6 +92,28 @@ pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str) -> Vec<
     }
     let g = grants(green).await;
     let account = format!("'{user}'@'%'");
+    if oracle {
+        if !variable(green, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+            problems.push((
+                "green's gtid_mode is not ON, and a reverse stream reads by GTID".into(),
+                "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on green".into(),
+            ));
+        }
+        if variable(green, "binlog_row_value_options").await.is_some_and(|v| v.to_ascii_uppercase().contains("PARTIAL_JSON")) {
+            problems.push((
+                "green has binlog_row_value_options = PARTIAL_JSON (JSON updates logged as diffs)".into(),
+                "SET GLOBAL binlog_row_value_options = '';".into(),
+            ));
+        }
+        if !has_global(&g, "REPLICATION SLAVE") && !has_global(&g, "REPLICATION REPLICA") {
+            problems.push(("turnout's account may not read green's binlog".into(), format!("GRANT REPLICATION SLAVE ON *.* TO {account}; on green")));
+        }
+        if !has_global(&g, "REPLICATION CLIENT") && !has_global(&g, "SUPER") {
+            problems
+                .push(("turnout's account may not read where green's binlog ends".into(), format!("GRANT REPLICATION CLIENT ON *.* TO {account}; on green")));
+        }
+        return problems;
+    }
     if !has_global(&g, "REPLICATION SLAVE") && !has_global(&g, "REPLICATION REPLICA") {
         problems.push(("turnout's account may not read green's binlog".into(), format!("GRANT REPLICATION SLAVE ON *.* TO {account}; on green")));
     }
@@ -164,7 +187,6 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
             }
             _ => f.ok("binlog_row_value_options has no PARTIAL_JSON"),
         }
-        f.warn(format!("blue is Oracle MySQL {version}: replication works; {}", super::MYSQL_NOT_BUILT), "cut over by hand, or wait for the MySQL cutover");
     }
     // Retention: the binlog must outlive the snapshot and any pause.
     let seconds = match variable(&mut conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
@@ -211,7 +233,7 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
         f.fail(format!("the account lacks {}", missing.join(", ")), format!("GRANT {} ON *.* TO {user};", missing.join(", ")));
     }
     if config.cutover.fence == crate::config::Fence::ReadOnly {
-        check_fence(&mut conn, &g, &user, opts, &mut f).await;
+        check_fence(&mut conn, &g, opts, !mariadb, &mut f).await;
     }
     let on_db = g.lines().any(|l| {
         (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* "))
@@ -259,13 +281,18 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
 
 /// The read-only fence: turnout's account may set `read_only`, write its sentinel under it and end
 /// other sessions; every other account that could still write under it is a warning with the REVOKE.
-async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, user: &str, opts: &mysql_async::Opts, f: &mut Findings) {
-    if ["SUPER", "READ ONLY ADMIN", "READ_ONLY ADMIN"].iter().any(|p| has_global(grants, p)) {
-        f.ok("cutover: the account may set read_only and write its sentinel under it");
+async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, opts: &mysql_async::Opts, oracle: bool, f: &mut Findings) {
+    let lines: Vec<String> = grants.lines().map(str::to_owned).collect();
+    if turnout_cutover::fence_privileged(&lines, oracle) {
+        f.ok(if oracle {
+            "cutover: the account may set read_only and super_read_only and write its sentinel under read_only"
+        } else {
+            "cutover: the account may set read_only and write its sentinel under it"
+        });
     } else {
         f.fail(
             "cutover (fence read-only): the account may not set read_only, write under it or end other sessions",
-            format!("GRANT READ ONLY ADMIN, CONNECTION ADMIN ON *.* TO {user}; (SUPER before MariaDB 10.11)"),
+            turnout_cutover::fence_grant(opts.user().unwrap_or_default(), oracle),
         );
     }
     let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned() };
@@ -287,7 +314,14 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, user: &str, opt
     match fence.unfenced_accounts(conn).await {
         Ok(accounts) => {
             for (account, revoke) in accounts {
-                f.warn(format!("cutover: account {account} can still write while blue is read-only (READ ONLY ADMIN or SUPER)"), revoke);
+                let what = if oracle {
+                    format!(
+                        "cutover: account {account} can write through read_only (CONNECTION_ADMIN or SUPER); super_read_only stops it only inside the pause"
+                    )
+                } else {
+                    format!("cutover: account {account} can still write while blue is read-only (READ ONLY ADMIN or SUPER)")
+                };
+                f.warn(what, revoke);
             }
         }
         Err(e) => f.warn(format!("cutover: cannot list the accounts read_only does not stop: {e}"), "grant the account SELECT on mysql.user"),
@@ -326,6 +360,12 @@ async fn check_target(opts: &mysql_async::Opts, reverse: bool) -> Findings {
     } else {
         f.fail("the account may not create turnout's progress table (database turnout)", format!("GRANT ALL PRIVILEGES ON `turnout`.* TO {user};"));
     }
+    if variable(&mut conn, "super_read_only").await.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON")) {
+        f.fail(
+            "green has super_read_only = ON, which stops turnout's apply too",
+            "SET GLOBAL super_read_only = OFF; on green (read_only may stay ON: turnout's account writes through it, and the cutover lifts it)",
+        );
+    }
     match super::catalog::triggers(&mut conn, &db, None, "green").await {
         Ok(t) if t.is_empty() => f.ok("no triggers on green"),
         Ok(t) => {
@@ -336,7 +376,8 @@ async fn check_target(opts: &mysql_async::Opts, reverse: bool) -> Findings {
     }
     if reverse {
         // What the cutover's preflight refuses when it arms the way back.
-        let problems = reverse_problems(&mut conn, opts.user().unwrap_or("")).await;
+        let oracle = !version.to_ascii_lowercase().contains("mariadb");
+        let problems = reverse_problems(&mut conn, opts.user().unwrap_or(""), oracle).await;
         if problems.is_empty() {
             f.ok("cutover: green can feed the reverse stream (binlog settings, privileges to read it and to mark turnout's writes)");
         }

@@ -24,6 +24,8 @@ struct Query {
     sql: &'static str,
     /// Whether the first column is a table name that must be replicated for the row to count.
     per_table: bool,
+    /// Oracle MySQL's form, where its information_schema differs.
+    oracle_sql: Option<&'static str>,
 }
 
 const QUERIES: &[Query] = &[
@@ -31,6 +33,7 @@ const QUERIES: &[Query] = &[
         kind: "table",
         sql: "SELECT TABLE_NAME, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW'",
         per_table: true,
+        oracle_sql: None,
     },
     Query {
         kind: "column",
@@ -39,6 +42,7 @@ const QUERIES: &[Query] = &[
               CONCAT('CHARACTER SET ', CHARACTER_SET_NAME), CONCAT('COLLATE ', COLLATION_NAME)) \
               FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?",
         per_table: true,
+        oracle_sql: None,
     },
     Query {
         kind: "index",
@@ -47,6 +51,7 @@ const QUERIES: &[Query] = &[
               ORDER BY SEQ_IN_INDEX SEPARATOR ', '), ')') \
               FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE, INDEX_TYPE",
         per_table: true,
+        oracle_sql: None,
     },
     Query {
         kind: "foreign key",
@@ -57,16 +62,24 @@ const QUERIES: &[Query] = &[
               ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.TABLE_NAME = r.TABLE_NAME AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME \
               WHERE r.CONSTRAINT_SCHEMA = ? GROUP BY r.TABLE_NAME, r.CONSTRAINT_NAME, r.REFERENCED_TABLE_NAME, r.UPDATE_RULE, r.DELETE_RULE",
         per_table: true,
+        oracle_sql: None,
     },
     Query {
         kind: "check constraint",
         sql: "SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?",
         per_table: true,
+        // MySQL's CHECK_CONSTRAINTS has no table name; its constraint names are unique per schema.
+        oracle_sql: Some(
+            "SELECT tc.TABLE_NAME, tc.CONSTRAINT_NAME, cc.CHECK_CLAUSE FROM information_schema.TABLE_CONSTRAINTS tc \
+             JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME \
+             WHERE tc.CONSTRAINT_SCHEMA = ? AND tc.CONSTRAINT_TYPE = 'CHECK'",
+        ),
     },
     Query {
         kind: "view",
         sql: "SELECT '', TABLE_NAME, CONCAT_WS(' ', SECURITY_TYPE, CHECK_OPTION, VIEW_DEFINITION) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
         per_table: false,
+        oracle_sql: None,
     },
     Query {
         kind: "routine",
@@ -77,15 +90,18 @@ const QUERIES: &[Query] = &[
               SQL_DATA_ACCESS, IS_DETERMINISTIC, SECURITY_TYPE, ROUTINE_DEFINITION) \
               FROM information_schema.ROUTINES r WHERE ROUTINE_SCHEMA = ?",
         per_table: false,
+        oracle_sql: None,
     },
 ];
 
 /// One side's objects in `database`, restricted to `tables` where an object belongs to a table.
 async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str) -> Result<Objects, Error> {
     let mut out = Objects::new();
+    let oracle = !super::is_mariadb(conn, side).await?;
     for q in QUERIES {
         type ObjectRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
-        let rows: Vec<ObjectRow> = conn.exec(q.sql, (database,)).await.map_err(|e| sql_error(side, &format!("reading the {}s to compare", q.kind), e))?;
+        let sql = q.oracle_sql.filter(|_| oracle).unwrap_or(q.sql);
+        let rows: Vec<ObjectRow> = conn.exec(sql, (database,)).await.map_err(|e| sql_error(side, &format!("reading the {}s to compare", q.kind), e))?;
         for (table, name, description) in rows {
             let (table, name) = (String::from_utf8_lossy(&table).into_owned(), String::from_utf8_lossy(&name).into_owned());
             if q.per_table && !tables.contains(&table) {

@@ -20,9 +20,6 @@ pub use stream::MySqlSource;
 use crate::error::Error;
 use mysql_async::prelude::Queryable;
 
-/// Why a cutover from or to Oracle MySQL is refused.
-pub const MYSQL_NOT_BUILT: &str = "the cutover and rollback of an Oracle MySQL server are not built yet (replication, verify and verify --live are)";
-
 /// True when `side` is MariaDB, false for Oracle MySQL (`VERSION()` names MariaDB).
 pub async fn is_mariadb(conn: &mut mysql_async::Conn, side: &str) -> Result<bool, Error> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;

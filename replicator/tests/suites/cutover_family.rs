@@ -1,0 +1,659 @@
+// The MySQL-family cutover suite: `turnout cutover` and `turnout rollback` end to end — real blue and
+// green, haproxy in front of them with an application writing through it as an ordinary DML account,
+// the real `turnout run` sidecar and the real commands. Included by a test binary that defines `BLUE`
+// and `GREEN` (flavors of one family) and `mod common;`.
+
+use common::{maria_pair_of, maria_rows, wait_exit, wait_streaming, Turnout, WAIT};
+use mysql_async::prelude::Queryable;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use turnout_testbed::{HaProxy, MySqlServer};
+
+/// `t` takes the application's writes; `gap` has an AUTO_INCREMENT counter blue moves past its last
+/// row (a rolled-back insert); `block` is what a test locks on green to hold the apply back. On
+/// MariaDB also the sequence `s` ([`schema`]).
+const SCHEMA: &str = "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20) NOT NULL) ENGINE=InnoDB;
+CREATE TABLE gap (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;
+CREATE TABLE block (id INT PRIMARY KEY) ENGINE=InnoDB;";
+
+/// Whether blue (and green: one family) is MariaDB, with sequences and GTID domains.
+fn mariadb() -> bool {
+    BLUE.is_mariadb()
+}
+
+/// The schema: [`SCHEMA`], and on MariaDB a sequence.
+fn schema() -> String {
+    if mariadb() {
+        format!("{SCHEMA}\nCREATE SEQUENCE s;")
+    } else {
+        SCHEMA.to_owned()
+    }
+}
+
+/// Moves a side's counters beyond what its binlog shows: a rolled-back insert moves `gap`'s
+/// AUTO_INCREMENT, and on MariaDB 40 values are taken from the sequence `s`.
+fn run_counters_ahead(server: &MySqlServer, db: &str) {
+    let mut sql = "INSERT INTO gap () VALUES (), (); BEGIN; INSERT INTO gap () VALUES (), (), (); ROLLBACK;".to_owned();
+    if mariadb() {
+        sql.push_str(" SELECT NEXTVAL(s) FROM seq_1_to_40");
+    }
+    server.execute(Some(db), &sql).expect("counters");
+}
+
+/// Makes `server` refuse the application's writes as an operator would before a cutover (turnout's
+/// account writes through `read_only`; `super_read_only` would stop its apply too).
+fn make_read_only(server: &MySqlServer) {
+    server.execute(None, "SET GLOBAL read_only = ON").expect("read-only");
+}
+
+/// `@@GLOBAL.super_read_only` on an Oracle MySQL `server`.
+fn super_read_only(server: &MySqlServer) -> bool {
+    server.execute(None, "SELECT @@GLOBAL.super_read_only").expect("super_read_only").trim() == "1"
+}
+
+/// The application's account: DML only, the same on blue and green (haproxy sends it to either).
+const APP_USER: &str = "app";
+const APP_PASSWORD: &str = "app-secret";
+
+struct Setup {
+    blue: MySqlServer,
+    green: MySqlServer,
+    db: String,
+    proxy: HaProxy,
+    t: Turnout,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
+    setup_with(&schema(), fence, switch, extra).await
+}
+
+async fn setup_with(schema: &str, fence: &str, switch: &str, extra: &str) -> Setup {
+    let (blue, green, db) = maria_pair_of(BLUE, GREEN);
+    let app = format!("CREATE USER {APP_USER}@'%' IDENTIFIED BY '{APP_PASSWORD}'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO {APP_USER}@'%';");
+    blue.execute(Some(&db), &format!("{schema}\n{app}")).expect("blue schema");
+    green.execute(None, &format!("SET sql_log_bin = 0; {app}")).expect("green account");
+    let proxy = HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let toml = format!(
+        "[cutover]\nfence = \"{fence}\"\nswitch = \"{switch}\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n{extra}",
+        proxy.admin_socket().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &toml);
+    t.start();
+    wait_streaming(&mut t).await;
+    Setup { blue, green, db, proxy, t, _dir: dir }
+}
+
+impl Setup {
+    /// The application's URL through haproxy.
+    fn through(&self) -> String {
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", self.proxy.port(), self.db)
+    }
+
+    fn app_url(&self, server: &MySqlServer) -> String {
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", server.port(), self.db)
+    }
+
+    /// Holds a lock on `block` on green (the returned session) and commits a row on blue that green
+    /// therefore cannot apply.
+    async fn block_green(&self) -> mysql_async::Conn {
+        let mut g = conn(&self.green.url(&self.db)).await;
+        g.query_drop("LOCK TABLES block WRITE").await.expect("lock");
+        self.blue.execute(Some(&self.db), "INSERT INTO block VALUES (1)").expect("insert");
+        g
+    }
+
+    async fn wait_lag_over(&mut self, seconds: f64) {
+        let deadline = Instant::now() + WAIT;
+        while self.t.status().and_then(|v| v["lag_seconds"].as_f64()).unwrap_or(0.0) < seconds {
+            assert!(Instant::now() < deadline, "lag never grew\n{}", self.t.log_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Blue is writable, and a write through haproxy lands on blue.
+    async fn assert_blue_serves(&self) {
+        assert!(!read_only(&self.blue), "blue must be writable");
+        let mut c = conn(&self.through()).await;
+        assert_eq!(server_port(&mut c).await, self.blue.port());
+        c.query_drop("INSERT INTO t (note) VALUES ('after')").await.expect("blue takes writes through haproxy");
+    }
+}
+
+async fn conn(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(url).expect("url")).await.expect("connect")
+}
+
+async fn server_port(c: &mut mysql_async::Conn) -> u16 {
+    c.query_first("SELECT @@port").await.expect("port").expect("a row")
+}
+
+/// `@@GLOBAL.read_only` on `server`, asked as root. The read-only fence ends every session that could
+/// write past it, root's included, so a question caught by the fence is asked again.
+fn read_only(server: &MySqlServer) -> bool {
+    let mut tries = 0;
+    loop {
+        match server.execute(None, "SELECT @@GLOBAL.read_only") {
+            Ok(out) => return out.trim() == "1",
+            Err(e) if tries < 3 && (e.to_string().contains("gone away") || e.to_string().contains("Lost connection")) => tries += 1,
+            Err(e) => panic!("read_only: {e}"),
+        }
+    }
+}
+
+/// What the read-only fence shows a client: a refused write or an ended session.
+fn fence_error(e: &str) -> bool {
+    e.contains("1290") || e.contains("1927") || e.contains("2013") || e.contains("4031") || e.to_lowercase().contains("connection") || e.contains("Input/output error")
+}
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Runs `turnout <command>` with the sidecar's configuration and `args` without blocking the test's
+/// other tasks; returns exit code and output.
+async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
+    let config = t.config_path().to_path_buf();
+    let command = command.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output())
+        .await
+        .expect("join")
+        .expect("turnout");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// An application writing one row per transaction through haproxy, as a client of a read-only fence
+/// must: a failed write is retried on a new connection. Records the ids acknowledged (with the time
+/// and the server's port), and every error.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(i64, Instant, u16)>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_writer(url: String) -> Writer {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (s, a, e) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&errors));
+    let task = tokio::spawn(async move {
+        let opts = mysql_async::Opts::from_url(&url).expect("url");
+        let mut c: Option<(mysql_async::Conn, u16)> = None;
+        while !s.load(Ordering::Relaxed) {
+            if c.is_none() {
+                match mysql_async::Conn::new(opts.clone()).await {
+                    // A session haproxy shuts down right after it connected fails here: reconnect.
+                    Ok(mut conn) => match conn.query_first::<u16, _>("SELECT @@port").await {
+                        Ok(Some(port)) => c = Some((conn, port)),
+                        Ok(None) => panic!("SELECT @@port returned no row"),
+                        Err(err) => {
+                            e.lock().expect("errors").push(format!("reading the port: {err}"));
+                            continue;
+                        }
+                    },
+                    Err(err) => {
+                        e.lock().expect("errors").push(format!("connect: {err}"));
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                }
+            }
+            let (conn, port) = c.as_mut().expect("connected");
+            match conn.query_drop("INSERT INTO t (note) VALUES ('w')").await {
+                Ok(()) => {
+                    let id = i64::try_from(conn.last_insert_id().unwrap_or(0)).expect("id");
+                    a.lock().expect("acked").push((id, Instant::now(), *port));
+                }
+                Err(err) => {
+                    e.lock().expect("errors").push(err.to_string());
+                    c = None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+    Writer { stop, acked, errors, task }
+}
+
+impl Writer {
+    async fn finish(self) -> (Vec<(i64, Instant, u16)>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("writer");
+        let acked = self.acked.lock().expect("acked").clone();
+        let errors = self.errors.lock().expect("errors").clone();
+        (acked, errors)
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().expect("acked").len()
+    }
+
+    async fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count() < n {
+            assert!(Instant::now() < deadline, "the writer stalled at {} rows; errors: {:?}", self.count(), self.errors.lock().expect("e"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Waits until the sidecar replicates green → blue.
+async fn wait_reverse(t: &mut Turnout) -> serde_json::Value {
+    common::wait_for(t, "the reverse stream", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await
+}
+
+/// Waits until every row of `table` on blue equals green's, by the text of every column.
+async fn converge(blue: &MySqlServer, green: &MySqlServer, db: &str, table: &str, t: &Turnout) {
+    let deadline = Instant::now() + WAIT;
+    while maria_rows(blue, db, table) != maria_rows(green, db, table) {
+        assert!(Instant::now() < deadline, "blue's {table} never converged to green's\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether blue holds a reverse stream's progress record.
+fn reverse_record(blue: &MySqlServer) -> bool {
+    let sql = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout' AND TABLE_NAME = 'progress'";
+    blue.execute(None, sql).expect("tables").trim() == "1"
+        && blue.execute(None, "SELECT COUNT(*) FROM turnout.progress WHERE stream LIKE '%\\_back'").expect("progress").trim() != "0"
+}
+
+/// Every acknowledged write is on `server` exactly once: the key makes "once" structural, and the
+/// count of the application's rows shows nothing else arrived beyond writes whose outcome the client
+/// could not know (a connection ended mid-statement). Returns the application's ids there.
+fn assert_exactly_once(server: &MySqlServer, db: &str, name: &str, acked: &[(i64, Instant, u16)], errors: &[String]) -> Vec<i64> {
+    let on_server = ids(server, db, "note = 'w'");
+    let mut want: Vec<i64> = acked.iter().map(|(id, _, _)| *id).collect();
+    want.sort_unstable();
+    let missing: Vec<&i64> = want.iter().filter(|id| on_server.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "acknowledged writes missing on {name}: {missing:?}");
+    let unknown = errors.iter().filter(|e| !e.contains("1290")).count();
+    assert!(on_server.len() <= want.len() + unknown, "{name} has {} rows, {} acknowledged, {unknown} unknown outcomes", on_server.len(), want.len());
+    on_server
+}
+
+fn ids(server: &MySqlServer, db: &str, filter: &str) -> Vec<i64> {
+    let out = server.execute(Some(db), &format!("SELECT id FROM t WHERE {filter} ORDER BY id")).expect("ids");
+    out.lines().map(|l| l.trim().parse().expect("id")).collect()
+}
+
+fn number(server: &MySqlServer, db: &str, sql: &str) -> i64 {
+    server.execute(Some(db), sql).expect(sql).trim().parse().unwrap_or_else(|_| panic!("{sql}: not a number"))
+}
+
+#[tokio::test]
+async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_green() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // Blue's counters ran ahead of what the binlog shows.
+    run_counters_ahead(&s.blue, &s.db);
+    // Green starts read-only, as a careful operator leaves it: the cutover must open it.
+    make_read_only(&s.green);
+    let writer = start_writer(s.through());
+    writer.wait_for(200).await;
+    let started = Instant::now();
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    let finished = started.elapsed();
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("fenced writes on blue (read_only = ON") && out.contains("green applied the sentinel"), "{out}");
+    assert!(out.contains("green was read-only"), "{out}");
+    let after = writer.count();
+    writer.wait_for(after + 100).await;
+    let (acked, errors) = writer.finish().await;
+
+    let green_ids = assert_exactly_once(&s.green, &s.db, "green", &acked, &errors);
+    // Writes acknowledged after the switch came from green, and come back to blue through the
+    // reverse stream: blue converges to green, row by row, and holds nothing green lacks.
+    let on_green: Vec<i64> = acked.iter().filter(|(_, _, port)| *port == s.green.port()).map(|(id, _, _)| *id).collect();
+    assert!(on_green.len() >= 100, "only {} writes reached green", on_green.len());
+    wait_reverse(&mut s.t).await;
+    if !mariadb() {
+        // The reverse stream lowered blue's seal to read_only, through which it applies.
+        assert!(!super_read_only(&s.blue), "the reverse stream must lower super_read_only on blue");
+    }
+    converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
+    assert_eq!(ids(&s.blue, &s.db, "note = 'w'"), green_ids);
+    // Clients saw only the fence's errors: read-only refusals and ended connections.
+    assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
+    // Counters on green continue beyond blue's.
+    let blue_gap = number(&s.blue, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
+    let mut g = conn(&s.app_url(&s.green)).await;
+    g.query_drop("INSERT INTO gap () VALUES ()").await.expect("insert on green");
+    let green_gap = i64::try_from(g.last_insert_id().expect("id")).expect("id");
+    assert!(green_gap >= blue_gap, "green's gap id {green_gap} must be at least blue's next {blue_gap}");
+    assert!(green_gap > 5, "green handed out {green_gap}, an id blue's rolled-back insert already took");
+    if mariadb() {
+        let green_s = number(&s.green, &s.db, "SELECT NEXTVAL(s)");
+        assert!(green_s > 40, "green's sequence handed out {green_s}, which blue already handed out");
+    }
+    // Blue refuses the application's writes: never both writable.
+    assert!(read_only(&s.blue));
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    let refused = b.query_drop("INSERT INTO t (note) VALUES ('late')").await.expect_err("blue must refuse writes");
+    assert_eq!(server_code(&refused), Some(1290), "{refused}");
+    // The pause as the client saw it: the largest gap between successive acknowledgements.
+    let (gap, at) = acked.windows(2).map(|w| (w[1].1.duration_since(w[0].1), w[0].1)).max().unwrap_or((Duration::ZERO, started));
+    eprintln!(
+        "largest gap between acknowledged writes: {} ms, starting {} ms after `turnout cutover` began (it took {} ms); {} client errors\n{out}",
+        gap.as_millis(),
+        at.saturating_duration_since(started).as_millis(),
+        finished.as_millis(),
+        errors.len()
+    );
+    // A second cutover is refused, and a restarted `run` goes on replicating green → blue, never
+    // blue → green again.
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+    s.t.start();
+    wait_reverse(&mut s.t).await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn lag_never_under_the_threshold_times_out_and_changes_nothing() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let mut g = s.block_green().await;
+    s.wait_lag_over(1.0).await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "500ms", "--timeout", "3s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("lag did not stay under 500 ms") && !out.contains("fenced writes"), "{out}");
+    s.assert_blue_serves().await;
+    g.query_drop("UNLOCK TABLES").await.expect("unlock");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // Green cannot apply the sentinel (locked): the write pause runs into --max-pause after the fence.
+    let mut g = s.block_green().await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1h", "--max-pause", "2s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("fenced writes") && out.contains("within --max-pause") && out.contains("undid the fence"), "{out}");
+    // MariaDB arms the reverse stream before the fence; MySQL only once green is proven complete.
+    assert_eq!(out.contains("prepared reverse replication"), mariadb(), "{out}");
+    assert!(out.contains("dropped the reverse stream's progress record on blue"), "{out}");
+    assert!(!reverse_record(&s.blue), "the undone cutover left the reverse stream's progress record on blue");
+    g.query_drop("UNLOCK TABLES").await.expect("unlock");
+    s.assert_blue_serves().await;
+    // Replication goes on: green converges to blue.
+    let deadline = Instant::now() + WAIT;
+    while maria_rows(&s.blue, &s.db, "block") != maria_rows(&s.green, &s.db, "block") {
+        assert!(Instant::now() < deadline, "green did not catch up after the undo\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let mut g = s.block_green().await;
+    let config = s.t.config_path().to_path_buf();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["cutover", "--config"])
+        .arg(&config)
+        .args(["--when-lag", "1h", "--max-pause", "120s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cutover");
+    let deadline = Instant::now() + WAIT;
+    while !read_only(&s.blue) {
+        assert!(Instant::now() < deadline, "the fence never went up\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.t.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(read_only(&s.blue), "the fence must still be up after the crash");
+    // MariaDB: the reverse stream was armed before the fence, its start recorded on blue. MySQL
+    // arms it after the proof, which green never reached.
+    assert_eq!(reverse_record(&s.blue), mariadb(), "the reverse stream's record on blue");
+    g.query_drop("UNLOCK TABLES").await.expect("unlock");
+    s.t.start();
+    wait_streaming(&mut s.t).await;
+    assert!(s.t.log_text().contains("the fence on blue was undone"), "{}", s.t.log_text());
+    assert!(!reverse_record(&s.blue), "the undone cutover left the reverse stream's progress record on blue");
+    s.assert_blue_serves().await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (extra, started, switched) = common::hanging_switch(dir.path());
+    let mut s = setup("read-only", "command", &extra).await;
+    let mut child = common::cutover_until_switching(&s.t, &started).await;
+    s.t.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!switched.exists());
+    // Restart: the switch had begun (green was proven complete), so it is completed, not undone, and
+    // the reverse stream armed before the fence runs.
+    s.t.start();
+    wait_reverse(&mut s.t).await;
+    assert!(s.t.log_text().contains("the switch to green was completed"), "{}", s.t.log_text());
+    let url = std::fs::read_to_string(&switched).expect("the switch was completed");
+    assert!(url.contains(&format!(":{}/", s.green.port())), "the command must get green's URL");
+    // Blue stays read-only: never both writable.
+    assert!(read_only(&s.blue), "blue must stay fenced after the switch");
+    if !mariadb() {
+        // The reverse stream found its start in the journal and recorded it on blue.
+        assert!(reverse_record(&s.blue) && !super_read_only(&s.blue), "the reverse stream must record its start on blue and lower the seal");
+    }
+}
+
+#[tokio::test]
+async fn an_application_account_that_read_only_cannot_stop_is_reported_by_check_and_dry_run() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // The privilege that writes through read_only: MariaDB's READ ONLY ADMIN, MySQL's CONNECTION_ADMIN.
+    let privilege = if mariadb() { "READ ONLY ADMIN" } else { "CONNECTION_ADMIN" };
+    s.blue.execute(None, &format!("CREATE USER ops@'%' IDENTIFIED BY 'ops-secret'; GRANT {privilege} ON *.* TO ops@'%'")).expect("account");
+    let revoke = format!("REVOKE {privilege} ON *.* FROM 'ops'@'%';");
+    let (_, out) = turnout(&s.t, "check", &[]).await;
+    assert!(out.contains("account 'ops'@'%' can") && out.contains(&revoke), "{out}");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("WARNING: account 'ops'@'%' can") && out.contains(&revoke), "{out}");
+    // A dry run changes nothing.
+    assert!(!read_only(&s.blue));
+    s.assert_blue_serves().await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_client_using_turnouts_own_account_makes_the_cutover_refuse_naming_its_session() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // An application that logs in as turnout: the account may write under read_only.
+    let mut stray = conn(&s.blue.url(&s.db)).await;
+    stray.query_drop("INSERT INTO t (id, note) VALUES (900, 'stray')").await.expect("write");
+    let id = stray.id();
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("(id {id})")) && out.contains("account of its own"), "{out}");
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("(id {id})")) && !out.contains("fenced writes"), "{out}");
+    assert!(!read_only(&s.blue), "nothing was fenced");
+    s.assert_blue_serves().await;
+    // Without that session the cutover goes ahead.
+    stray.disconnect().await.expect("disconnect");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// Triggers on the side turnout applies to would fire a second time for rows the other side's
+/// triggers already wrote: they are on blue before the cutover, on green after it, on blue after the
+/// rollback — moved inside each write pause.
+#[tokio::test]
+async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_fire_twice() {
+    let schema = format!(
+        "{}\nCREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, t_id BIGINT NOT NULL, at DATETIME(6)) ENGINE=InnoDB;\n\
+         DELIMITER //\nCREATE TRIGGER t_audit AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO audit (t_id, at) VALUES (NEW.id, NOW(6)); END//\n\
+         CREATE TRIGGER t_note BEFORE INSERT ON t FOR EACH ROW SET NEW.note = CONCAT(NEW.note, '+')//\n\
+         CREATE TRIGGER t_first BEFORE INSERT ON t FOR EACH ROW PRECEDES t_note SET NEW.note = CONCAT(NEW.note, '-')//\nDELIMITER ;",
+        schema()
+    );
+    let mut s = setup_with(&schema, "read-only", "haproxy", "").await;
+    let triggers = |server: &MySqlServer| {
+        server
+            .execute(Some(&s.db), "SELECT GROUP_CONCAT(TRIGGER_NAME ORDER BY TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+            .expect("triggers")
+            .trim()
+            .to_owned()
+    };
+    let consistent = |server: &MySqlServer| {
+        server
+            .execute(Some(&s.db), "SELECT COUNT(*) = (SELECT COUNT(*) FROM audit) AND SUM(note LIKE '%-+' AND note NOT LIKE '%+-+') = COUNT(*) FROM t")
+            .expect("audit")
+            .trim()
+            == "1"
+    };
+    let mut app = conn(&s.through()).await;
+    app.query_drop("INSERT INTO t (note) VALUES ('on blue')").await.expect("insert on blue");
+    converge(&s.blue, &s.green, &s.db, "audit", &s.t).await;
+    converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_first,t_note".to_owned(), "NULL".to_owned()));
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("moved 3 triggers from blue to green"), "{out}");
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("NULL".to_owned(), "t_audit,t_first,t_note".to_owned()));
+    wait_reverse(&mut s.t).await;
+    drop(app);
+    let mut app = conn(&s.through()).await;
+    app.query_drop("INSERT INTO t (note) VALUES ('on green')").await.expect("insert on green");
+    assert_eq!(server_port(&mut app).await, s.green.port());
+    // The reverse stream brings green's trigger effects to blue as rows; blue has no trigger to
+    // make them again.
+    converge(&s.green, &s.blue, &s.db, "audit", &s.t).await;
+    converge(&s.green, &s.blue, &s.db, "t", &s.t).await;
+    assert!(consistent(&s.blue) && consistent(&s.green));
+    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("moved 3 triggers from green to blue"), "{out}");
+    assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_first,t_note".to_owned(), "NULL".to_owned()));
+    drop(app);
+    let mut app = conn(&s.through()).await;
+    app.query_drop("INSERT INTO t (note) VALUES ('on blue again')").await.expect("insert on blue");
+    assert!(consistent(&s.blue), "{}", s.blue.execute(Some(&s.db), "SELECT * FROM t; SELECT * FROM audit").unwrap_or_default());
+    assert_eq!(number(&s.blue, &s.db, "SELECT COUNT(*) FROM audit"), 3, "one audit row per insert, on whichever side took it");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_schema_object_changed_outside_the_binlog_makes_the_cutover_refuse_naming_it() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    // A DBA's changes on blue that never reached the binlog: one object of each kind.
+    let changes = "SET sql_log_bin = 0; CREATE INDEX by_note ON t (note); ALTER TABLE block ADD CONSTRAINT positive CHECK (id > 0); \
+        CREATE VIEW recent AS SELECT id FROM t; ALTER TABLE t ALTER COLUMN note SET DEFAULT 'n'; \
+        CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2; \
+        ALTER TABLE block ADD CONSTRAINT to_gap FOREIGN KEY (id) REFERENCES gap (id)";
+    s.blue.execute(Some(&s.db), changes).expect("changes on blue");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    for object in [
+        "index `t`.`by_note`",
+        "check constraint `block`.`positive`",
+        "view `recent`",
+        "column `t`.`note` differs",
+        "routine `FUNCTION twice`",
+        "foreign key `block`.`to_gap`",
+    ] {
+        assert!(out.contains(object), "{object} not named: {out}");
+    }
+    let (_, checked) = turnout(&s.t, "check", &[]).await;
+    assert!(checked.contains("schema: index `t`.`by_note` is on blue but not on green"), "{checked}");
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(!out.contains("fenced writes") && !read_only(&s.blue), "{out}");
+    // The same changes on green: the schemas match again.
+    s.green.execute(Some(&s.db), changes).expect("changes on green");
+    let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue_exactly_once() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let writer = start_writer(s.through());
+    writer.wait_for(100).await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    let armed = if mariadb() { "skipping turnout's own writes" } else { "read once green held everything blue committed" };
+    assert!(out.contains("prepared reverse replication") && out.contains(armed), "{out}");
+    wait_reverse(&mut s.t).await;
+    writer.wait_for(writer.count() + 100).await;
+    // On green, counters run ahead of what its binlog shows.
+    run_counters_ahead(&s.green, &s.db);
+    // kill -9 while the reverse stream runs; green keeps taking writes meanwhile.
+    s.t.kill9();
+    writer.wait_for(writer.count() + 100).await;
+    s.t.start();
+    wait_reverse(&mut s.t).await;
+    writer.wait_for(writer.count() + 50).await;
+    // Blue stays fenced for the application in the rollback window.
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    let refused = b.query_drop("INSERT INTO t (note) VALUES ('app on blue')").await.expect_err("blue must stay fenced");
+    assert_eq!(server_code(&refused), Some(1290), "{refused}");
+    drop(b);
+    // In the rollback window a live verify compares the other way, green being the source, while
+    // the application writes on green.
+    let (code, out) = turnout(&s.t, "verify", &["--live", "--chunk-rows", "100"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("compared at green position") && out.contains("3 tables compared, 0 differ"), "{out}");
+    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("fenced writes on green (read_only = ON") && out.contains("blue applied the sentinel"), "{out}");
+    assert!(out.contains("blue was read-only: set read_only = OFF"), "{out}");
+    let after = writer.count();
+    writer.wait_for(after + 100).await;
+    let (acked, errors) = writer.finish().await;
+    // On blue before, on green in the window, on blue after: every one is on blue exactly once.
+    let blue_ids = assert_exactly_once(&s.blue, &s.db, "blue", &acked, &errors);
+    // Writes went to blue, then green, then blue again; green holds a prefix of blue's rows.
+    let ports: Vec<u16> = acked.iter().map(|(_, _, port)| *port).collect();
+    assert_eq!(ports.first(), Some(&s.blue.port()));
+    assert_eq!(ports.last(), Some(&s.blue.port()), "the last writes must reach blue through haproxy");
+    assert!(ports.contains(&s.green.port()), "no write reached green in the rollback window");
+    let green_ids = ids(&s.green, &s.db, "note = 'w'");
+    assert!(green_ids.len() < blue_ids.len() && green_ids.iter().all(|id| blue_ids.binary_search(id).is_ok()), "green must hold a prefix of blue");
+    assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
+    // Blue's counters continue beyond green's.
+    let green_gap = number(&s.green, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    b.query_drop("INSERT INTO gap () VALUES ()").await.expect("insert on blue");
+    let blue_gap = i64::try_from(b.last_insert_id().expect("id")).expect("id");
+    assert!(blue_gap >= green_gap, "blue's gap id {blue_gap} must be at least green's next {green_gap}");
+    if mariadb() {
+        let green_s = number(&s.green, &s.db, "SELECT NEXTVAL(s)");
+        let blue_s = number(&s.blue, &s.db, "SELECT NEXTVAL(s)");
+        assert!(blue_s > green_s, "blue's sequence handed out {blue_s}, not beyond green's {green_s}");
+    }
+    // Green is the fenced side now: never both writable.
+    assert!(read_only(&s.green) && !read_only(&s.blue));
+    let status = common::wait_for(&mut s.t, "replication to stop", |t| t.status().filter(|v| v["phase"] == "stopped")).await;
+    assert_eq!(status["direction"], "reverse", "{status}");
+    // `turnout finish` drops the reverse stream's progress record on blue.
+    assert!(reverse_record(&s.blue));
+    let (code, out) = turnout(&s.t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!reverse_record(&s.blue), "{out}");
+    // After a rollback this stream never replicates again.
+    assert_eq!(s.t.sigterm(), Some(0));
+    s.t.start();
+    assert_eq!(wait_exit(&mut s.t).await, 1);
+    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+}
+
