@@ -11,10 +11,13 @@ const GREEN: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 
 include!("suites/cutover_family.rs");
 
-/// Without a way back, blue stays sealed after the cutover: an account with `CONNECTION_ADMIN`,
-/// which writes through `read_only`, is refused too — and was not before.
+/// An account with `CONNECTION_ADMIN` writes through `read_only`, so it keeps committing on blue
+/// while the fence is up — before the sentinel and between the sentinel and the seal. Every write
+/// blue acknowledged must be on green when the cutover completes (the proof waits for blue's whole
+/// `gtid_executed`, not just the sentinel); after it, without a way back, blue stays sealed and
+/// refuses that account too.
 #[tokio::test]
-async fn without_a_reverse_stream_blue_stays_sealed_even_for_accounts_that_write_through_read_only() {
+async fn writes_through_read_only_during_the_pause_are_all_on_green_and_the_seal_stops_them_after() {
     let (blue, green, db) = maria_pair_of(BLUE, GREEN);
     blue.execute(
         Some(&db),
@@ -26,22 +29,50 @@ async fn without_a_reverse_stream_blue_stays_sealed_even_for_accounts_that_write
     t.start();
     wait_streaming(&mut t).await;
     let ops_url = format!("mysql://ops:ops-secret@127.0.0.1:{}/{db}", blue.port());
-    // Under plain read_only the account writes: what the seal is for.
-    blue.execute(None, "SET GLOBAL read_only = ON").expect("read_only");
-    let mut ops = conn(&ops_url).await;
-    ops.query_drop("INSERT INTO t (note) VALUES ('through')").await.expect("CONNECTION_ADMIN writes through read_only");
-    drop(ops);
-    blue.execute(None, "SET GLOBAL read_only = OFF").expect("read_only off");
+    // The account writes without pause until the seal refuses it (or the fence ends its session).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, refused) = (Arc::new(Mutex::new(0u32)), Arc::new(Mutex::new(Vec::<String>::new())));
+    let writer = {
+        let (stop, acked, refused, url) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&refused), ops_url.clone());
+        tokio::spawn(async move {
+            let mut c: Option<mysql_async::Conn> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if c.is_none() {
+                    c = Some(conn(&url).await);
+                }
+                let Some(session) = c.as_mut() else { continue };
+                match session.query_drop("INSERT INTO t (note) VALUES ('ops')").await {
+                    Ok(()) => *acked.lock().expect("acked") += 1,
+                    Err(e) => {
+                        refused.lock().expect("refused").push(e.to_string());
+                        c = None;
+                    }
+                }
+            }
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while *acked.lock().expect("acked") < 200 {
+        assert!(Instant::now() < deadline, "the account never wrote: {:?}", refused.lock().expect("refused"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (code, out) = turnout(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer");
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("super_read_only after the sentinel") && out.contains("green applied the sentinel"), "{out}");
     assert!(super_read_only(&blue), "blue must be sealed after the cutover");
+    // Every row blue committed is on green, the account's writes through read_only included.
+    let acked = *acked.lock().expect("acked");
+    let on_blue = ids(&blue, &db, "note = 'ops'");
+    assert!(on_blue.len() >= usize::try_from(acked).expect("count"), "blue has {} of the account's {acked} acknowledged rows", on_blue.len());
+    assert_eq!(maria_rows(&blue, &db, "t"), maria_rows(&green, &db, "t"), "green must hold every row blue committed");
+    let refused = refused.lock().expect("refused").clone();
+    assert!(refused.iter().any(|e| e.contains("1290")), "the seal never refused the account: {refused:?}");
     let mut ops = conn(&ops_url).await;
-    let refused = ops.query_drop("INSERT INTO t (note) VALUES ('late')").await.expect_err("the seal refuses every account");
-    assert_eq!(server_code(&refused), Some(1290), "{refused}");
-    // Green has every row blue committed, the write through read_only included.
-    assert_eq!(maria_rows(&blue, &db, "t"), maria_rows(&green, &db, "t"));
-    assert_eq!(ids(&green, &db, "note = 'through'").len(), 1);
+    let late = ops.query_drop("INSERT INTO t (note) VALUES ('late')").await.expect_err("the seal refuses every account");
+    assert_eq!(server_code(&late), Some(1290), "{late}");
+    eprintln!("the account wrote {acked} rows through read_only; green holds all {}\n{out}", on_blue.len());
     assert_eq!(t.sigterm(), Some(0));
 }
 

@@ -480,7 +480,7 @@ impl Controller {
         phases.mark(if to == "green" { "green applied" } else { "blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
-        if procedure.arms_reverse_after_proof() {
+        if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
             if let Err(e) = self.arm_reverse(&mut procedure, &mut journal).await {
                 return self.undo(&mut procedure, &mut journal, e).await;
             }
