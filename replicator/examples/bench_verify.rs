@@ -7,8 +7,12 @@
 //! options: 10,000-row chunks, 2 workers). Prints rows per second verified and lag p50/p99/max with
 //! and without the verify.
 //!
-//! With `TURNOUT_BENCH_SOURCE=mariadb` blue and green are MariaDB instead (the same table, loaded
-//! from `seq_1_to_ROWS`; the load is one session updating a random row RATE times a second).
+//! With `TURNOUT_BENCH_SOURCE=mariadb` (or `mysql`) blue and green are MariaDB 10.11 (Oracle MySQL 9.7)
+//! instead: the same table, loaded from the flavor's numbers table; the load is one session updating a
+//! random row RATE times a second. For these the servers' own floor is measured in the same run, before
+//! and after the verify (the faster counts): the same chunks (10,000 keys, 2 at a time), each side's `COUNT(*)` and digest query
+//! alone (turnout's own), blue and green at once, without the verify's snapshots, hold or bookkeeping;
+//! the ratio is printed.
 //!
 //! Run: `cargo run --release -p turnout --example bench_verify -- [ROWS] [RATE] [SECONDS]`.
 
@@ -18,7 +22,7 @@ mod common;
 use anyhow::{ensure, Result};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, MySqlServer, PgServer};
+use turnout_testbed::{free_port, Flavor, MySqlServer, PgServer};
 
 fn pgbench(server: &PgServer, db: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new("/usr/lib/postgresql/15/bin/pgbench");
@@ -67,6 +71,41 @@ async fn wait_streaming(port: u16, sidecar: &common::Sidecar) -> Result<()> {
     Ok(())
 }
 
+/// Seconds the servers take to answer the verify's chunk queries alone: `big` in 10,000-key chunks, two
+/// workers, each sending a chunk's count-and-digest query (turnout's own, [`digest_sql`]) to blue and
+/// green at once.
+async fn chunk_floor(config: &turnout::config::Config, rows: u64) -> Result<f64> {
+    use mysql_async::prelude::Queryable;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use turnout::source::mysql::verify::digest_sql;
+    const CHUNK: u64 = 10_000;
+    let columns: Vec<String> = ["id", "n", "label", "at"].iter().map(|c| c.to_string()).collect();
+    let next = std::sync::Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let (next, columns) = (std::sync::Arc::clone(&next), columns.clone());
+        let urls = (config.source.url.expose().to_owned(), config.target.url.expose().to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut blue = mysql_async::Conn::new(mysql_async::Opts::from_url(&urls.0)?).await?;
+            let mut green = mysql_async::Conn::new(mysql_async::Opts::from_url(&urls.1)?).await?;
+            loop {
+                let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
+                if lo >= rows {
+                    return anyhow::Ok(());
+                }
+                let sql = digest_sql(&format!("`big` WHERE id > {lo} AND id <= {}", lo + CHUNK), &columns);
+                let (b, g) = tokio::join!(blue.query_first::<(u64, String), _>(&sql), green.query_first::<(u64, String), _>(&sql));
+                ensure!(b?.is_some() && g?.is_some(), "a chunk query returned no row");
+            }
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
 /// The write load on blue; stopped when dropped.
 enum Load {
     Pgbench(std::process::Child),
@@ -109,22 +148,27 @@ async fn main() -> Result<()> {
     let (rows, rate, seconds): (u64, u32, u64) = (common::arg(0, 10_000_000)?, common::arg(1, 500)?, common::arg(2, 15)?);
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let mariadb = std::env::var("TURNOUT_BENCH_SOURCE").is_ok_and(|s| s == "mariadb");
+    let flavor = match std::env::var("TURNOUT_BENCH_SOURCE").as_deref() {
+        Ok("mariadb") => Some(Flavor::MariaDb10_11),
+        Ok("mysql") => Some(Flavor::MySql9_7),
+        _ => None,
+    };
     // Servers live until the end of main.
     let (_pg, _maria, config, sidecar, load);
     let loading = Instant::now();
-    if mariadb {
-        let (blue, green) = (MySqlServer::start_with(1)?, MySqlServer::start_with(2)?);
+    if let Some(flavor) = flavor {
+        let (blue, green) = (MySqlServer::start_flavor(flavor, 1)?, MySqlServer::start_flavor(flavor, 2)?);
         let db = blue.create_database("bench")?;
         green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE `{db}`"))?;
         blue.execute(
             Some(&db),
             &format!(
                 "CREATE TABLE big (id BIGINT PRIMARY KEY, n INT NOT NULL, label VARCHAR(32), at DATETIME(6)) ENGINE=InnoDB; \
-                 INSERT INTO big SELECT seq, seq % 1000, MD5(seq), '2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_{rows}; ANALYZE TABLE big"
+                 INSERT INTO big SELECT seq, seq % 1000, LEFT(SHA2(seq, 256), 32), '2024-01-01' + INTERVAL seq SECOND FROM {}; ANALYZE TABLE big",
+                flavor.numbers(rows)
             ),
         )?;
-        println!("loaded {rows} rows on MariaDB blue in {:.1} s", loading.elapsed().as_secs_f64());
+        println!("loaded {rows} rows on {} blue in {:.1} s", flavor.label(), loading.elapsed().as_secs_f64());
         config = common::config(&blue.url(&db), &green.url(&db), dir.path(), port)?;
         sidecar = common::Sidecar::start(config.clone());
         wait_streaming(port, &sidecar).await?;
@@ -174,6 +218,8 @@ async fn main() -> Result<()> {
         show_values: false,
         progress_every: Duration::ZERO,
     };
+    // The floor once before the verify too: whichever runs first reads the colder buffer pool.
+    let floor_before = if flavor.is_some() { Some(chunk_floor(&config, rows).await?) } else { None };
     let (verifying, report) = sample(port, turnout::verify::live::run(&config, &options)).await;
     drop(load);
     let report = report?;
@@ -187,6 +233,15 @@ async fn main() -> Result<()> {
         report.positions.len(),
         table.chunks
     );
+    if let Some(before) = floor_before {
+        let floor = chunk_floor(&config, rows).await?.min(before);
+        println!(
+            "servers' floor (each side's chunk count + digest alone, 2 chunks at a time, the faster of a run before and after the \
+             verify): {rows} rows in {floor:.2} s = {:.0} rows/s; verify --live / floor = {:.2}",
+            rows as f64 / floor,
+            floor / secs
+        );
+    }
     print(&format!("lag at {rate} tps without verify"), &quiet);
     print(&format!("lag at {rate} tps during verify --live"), &verifying);
     sidecar.stop().await?;

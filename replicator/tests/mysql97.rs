@@ -77,7 +77,8 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
         payloads += events.lines().filter(|l| l.contains("Transaction_payload")).count();
     }
     assert!(payloads >= 10, "blue wrote {payloads} transaction payloads");
-    // The cutover of a MySQL blue is not built: it refuses before changing anything, and says so.
+    // With no fence (the default) a MySQL cutover cannot arm the way back: the dry run refuses,
+    // naming the setting.
     let cutover = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
         .args(["cutover", "--dry-run", "--when-lag", "<1s", "--config"])
         .arg(t.config_path())
@@ -85,7 +86,7 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
         .expect("cutover");
     let out = String::from_utf8_lossy(&cutover.stdout).into_owned() + &String::from_utf8_lossy(&cutover.stderr);
     assert_eq!(cutover.status.code(), Some(1), "{out}");
-    assert!(out.contains("is MySQL 9.7") && out.contains("not built"), "{out}");
+    assert!(out.contains("needs cutover.fence = \"read-only\"") && out.contains("cutover.reverse = false"), "{out}");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 

@@ -283,6 +283,14 @@ impl Procedure for MySqlCutover {
                 kind(green_oracle)
             ));
         }
+        if self.reverse.is_some() && oracle && self.fence.is_none() {
+            // The hand-off is taken when the forward apply has nothing left to write; without the
+            // seal a late write on blue would be applied after it and come back.
+            return Err(format!(
+                "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
+                 forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
+            ));
+        }
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
             let (_, green) = self.sessions().await?;
