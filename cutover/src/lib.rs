@@ -38,9 +38,12 @@ mod triggers;
 pub use counters::{sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
-pub use mysql_fence::{fence_grant, fence_privileged, is_oracle_mysql, MySqlFenceReport, ReadOnlyFence};
+pub use mysql_fence::{fence_grant, fence_privileged, is_oracle_mysql, running_replication, MySqlFenceReport, ReadOnlyFence};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};
-pub use triggers::{definitions as trigger_definitions, hand_over as hand_over_triggers, Handover as TriggerHandover, TriggerDefinition};
+pub use triggers::{
+    definitions as trigger_definitions, drop_handed_over as drop_handed_over_triggers, hand_over as hand_over_triggers, Handover as TriggerHandover,
+    TriggerDefinition,
+};

@@ -37,6 +37,26 @@ pub struct ReadOnlyFence {
     pub own_user: String,
 }
 
+/// The replication channels applying changes into the server behind `conn` (it is itself a replica),
+/// by name (`''` for MariaDB's default connection or MySQL's default channel). Replication threads
+/// write through `read_only` and `super_read_only` alike, so a cutover of such a server could see
+/// writes after its sentinel.
+pub async fn running_replication(conn: &mut mysql_async::Conn, side: Side) -> Result<Vec<String>, CutoverError> {
+    let oracle = is_oracle_mysql(conn, side).await?;
+    let (statement, running, name) = if oracle {
+        ("SHOW REPLICA STATUS", "Replica_SQL_Running", "Channel_Name")
+    } else {
+        ("SHOW ALL SLAVES STATUS", "Slave_SQL_Running", "Connection_name")
+    };
+    let grant = if oracle { "REPLICATION CLIENT" } else { "SLAVE MONITOR" };
+    let rows: Vec<mysql_async::Row> = conn.query(statement).await.map_err(CutoverError::mysql(side, format!("{statement} (needs {grant})")))?;
+    Ok(rows
+        .iter()
+        .filter(|r| r.get_opt::<String, _>(running).and_then(Result::ok).is_some_and(|v| v.eq_ignore_ascii_case("Yes")))
+        .map(|r| r.get_opt::<String, _>(name).and_then(Result::ok).unwrap_or_default())
+        .collect())
+}
+
 /// Whether the server behind `conn` is Oracle MySQL (which has `super_read_only`), not MariaDB.
 pub async fn is_oracle_mysql(conn: &mut mysql_async::Conn, side: Side) -> Result<bool, CutoverError> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(CutoverError::mysql(side, "reading the server's version"))?;
@@ -143,6 +163,7 @@ impl ReadOnlyFence {
             .await
             .map_err(CutoverError::mysql(Side::Blue, "listing sessions to end"))?;
         let mut ended = Vec::new();
+        let oracle = is_oracle_mysql(blue, Side::Blue).await?;
         for (id, user, host) in sessions {
             if user == self.own_user && own.iter().any(|o| u64::from(*o) == id) {
                 continue;
@@ -151,6 +172,12 @@ impl ReadOnlyFence {
                 Ok(()) => ended.push(format!("{user}@{host} (id {id})")),
                 // Gone already.
                 Err(mysql_async::Error::Server(s)) if s.code == 1094 => {}
+                // MySQL: a session of an account with SYSTEM_USER may only be ended by one. It is left
+                // open: the seal (super_read_only) that follows the sentinel refuses its writes, and
+                // the proof covers anything it commits before that.
+                Err(mysql_async::Error::Server(s)) if s.code == 1095 && oracle => {
+                    tracing::warn!("session {id} of {user}@{host} (SYSTEM_USER) could not be ended; super_read_only refuses its writes");
+                }
                 Err(e) => return Err(CutoverError::mysql(Side::Blue, format!("ending session {id} of {user}"))(e)),
             }
         }

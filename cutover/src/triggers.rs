@@ -10,6 +10,11 @@
 //! under, in their firing order), and drops them on the fenced side, which the reverse stream applies
 //! to from then on. A rollback hands them back the same way.
 //!
+//! On Oracle MySQL the fenced side is sealed (`super_read_only`), which refuses `DROP TRIGGER`: there
+//! the triggers are only copied inside the pause (`drop_from = false`), and [`drop_handed_over`]
+//! drops them on the fenced side when something first applies to it — the reverse stream, which
+//! lowers the seal to `read_only` first. Until then nothing writes there, so nothing fires.
+//!
 //! Idempotent, for a cutover completed after a crash: a trigger already on the other side is kept,
 //! one already gone from the fenced side is not dropped again. Neither change enters a binlog
 //! (`sql_log_bin = 0`): both streams read binlogs, and trigger DDL in them stops a stream.
@@ -130,6 +135,7 @@ pub async fn hand_over(
     from_db: &str,
     to_db: &str,
     sides: (Side, Side),
+    drop_from: bool,
 ) -> Result<Handover, CutoverError> {
     let tables: Vec<String> = to
         .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (to_db,))
@@ -156,7 +162,7 @@ pub async fn hand_over(
             }
             moved.push(format!("{}.{}", quote(&d.table), quote(&d.name)));
         }
-        for d in &definitions {
+        for d in definitions.iter().filter(|_| drop_from) {
             from.query_drop(format!("DROP TRIGGER IF EXISTS {}.{}", quote(from_db), quote(&d.name)))
                 .await
                 .map_err(CutoverError::mysql(sides.0, format!("dropping trigger {} after creating it on the other side", d.name)))?;
@@ -168,6 +174,40 @@ pub async fn hand_over(
         conn.query_drop("SET SESSION sql_log_bin = 1").await.map_err(CutoverError::mysql(side, "SET sql_log_bin = 1"))?;
     }
     result.map(|()| Handover { moved })
+}
+
+/// Drops from `fenced` (database `fenced_db`) every trigger `other` (database `other_db`) has by the
+/// same name on the same table — those a [`hand_over`] without `drop_from` copied there — out of the
+/// binlog. Returns the names dropped. Idempotent.
+pub async fn drop_handed_over(
+    fenced: &mut mysql_async::Conn,
+    other: &mut mysql_async::Conn,
+    fenced_db: &str,
+    other_db: &str,
+    sides: (Side, Side),
+) -> Result<Vec<String>, CutoverError> {
+    let list = "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1, 2";
+    let on_other: Vec<(String, String)> = other.exec(list, (other_db,)).await.map_err(CutoverError::mysql(sides.1, "listing the triggers"))?;
+    let on_fenced: Vec<(String, String)> = fenced.exec(list, (fenced_db,)).await.map_err(CutoverError::mysql(sides.0, "listing the triggers"))?;
+    let handed: Vec<&(String, String)> = on_fenced.iter().filter(|t| on_other.contains(t)).collect();
+    if handed.is_empty() {
+        return Ok(Vec::new());
+    }
+    fenced.query_drop("SET SESSION sql_log_bin = 0").await.map_err(CutoverError::mysql(sides.0, "SET sql_log_bin = 0 (needs BINLOG ADMIN or SUPER)"))?;
+    let mut dropped = Vec::new();
+    let result = async {
+        for (table, name) in handed {
+            fenced
+                .query_drop(format!("DROP TRIGGER IF EXISTS {}.{}", quote(fenced_db), quote(name)))
+                .await
+                .map_err(CutoverError::mysql(sides.0, format!("dropping trigger {name}, which the other side has now")))?;
+            dropped.push(format!("{}.{}", quote(table), quote(name)));
+        }
+        Ok::<(), CutoverError>(())
+    }
+    .await;
+    fenced.query_drop("SET SESSION sql_log_bin = 1").await.map_err(CutoverError::mysql(sides.0, "SET sql_log_bin = 1"))?;
+    result.map(|()| dropped)
 }
 
 /// Creates `d` in `database` under the session settings it was created with, then restores

@@ -158,10 +158,23 @@ pub enum Command {
     },
     /// Local blue + green + load + cutover, no setup needed.
     Demo {
-        /// MariaDB blue and green behind haproxy instead of PostgreSQL behind pgbouncer.
+        /// MySQL-family blue and green behind haproxy instead of PostgreSQL behind pgbouncer.
         #[arg(long)]
         mysql: bool,
+        /// With --mysql: `mysql` (Oracle MySQL 9.7, the default where its root file system can be
+        /// built, else MariaDB) or `mariadb` (MariaDB 10.11).
+        #[arg(long, value_name = "ENGINE", requires = "mysql")]
+        engine: Option<DemoEngine>,
     },
+}
+
+/// The server the MySQL-family demo runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoEngine {
+    /// Oracle MySQL 9.7.
+    Mysql,
+    /// MariaDB 10.11.
+    Mariadb,
 }
 
 impl Command {

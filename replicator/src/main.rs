@@ -135,7 +135,7 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             Ok(config) => turnout::control::finish(&config).await,
             Err(code) => code,
         },
-        Command::Demo { mysql } => turnout::demo::run(mysql).await,
+        Command::Demo { mysql, engine } => turnout::demo::run(mysql, engine).await,
         Command::Verify { config, table, live } => {
             let config = match load(&config.config) {
                 Ok(c) => c,

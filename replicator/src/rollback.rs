@@ -49,34 +49,15 @@ pub async fn run_reverse(config: &Config, status: &Arc<Status>, forward: &Names,
             Err(e) => tracing::warn!("connecting to blue to drop the forward slot failed: {e}"),
         }
     }
-    if config.source_kind() == SourceKind::MySql {
-        open_blue_for_reverse(config, arm).await?;
-    }
     status.start_reverse();
     tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
     match config.source_kind() {
         SourceKind::Pg => crate::run::replicate(&PgAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin), &back, &state, status, shutdown).await,
         SourceKind::MySql => {
-            let admin = crate::source::mysql::MySqlAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin)?;
+            let admin = crate::source::mysql::MySqlAdmin::reverse(&back, arm.names.clone(), &arm.forward_origin, arm.position.clone())?;
             crate::run::replicate(&admin, &back, &state, status, shutdown).await
         }
     }
-}
-
-/// Before the reverse stream applies to a MySQL/MariaDB blue. Oracle MySQL: the cutover left blue
-/// under `super_read_only`, which stops turnout's apply too — lowered to `read_only` (applications
-/// stay fenced; turnout's `CONNECTION_ADMIN` writes through it), and the hand-off position recorded as
-/// the reverse stream's progress (the cutover could not write it there). Both idempotent; MariaDB's
-/// cutover did both already.
-async fn open_blue_for_reverse(config: &Config, arm: &ReverseArm) -> Result<(), Error> {
-    let opts = crate::source::mysql::options(config.source.url.expose(), "source.url")?;
-    let mut blue = crate::source::mysql::connect(&opts, "blue").await?;
-    let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned() };
-    let lowered = fence.unseal(&mut blue).await.map_err(|e| Error::Setup(format!("{e}; the reverse stream cannot apply to blue")))?;
-    if lowered {
-        tracing::info!("blue: super_read_only lowered to read_only for the reverse stream (applications stay fenced)");
-    }
-    turnout_sinks::mysql::record_position(config.source.url.expose(), &arm.names.origin, &arm.position).await.map_err(Error::Sink)
 }
 
 /// Creates (or brings up to date) the reverse stream's publication on green for the tables `[tables]`

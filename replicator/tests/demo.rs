@@ -1,6 +1,6 @@
 //! `turnout demo` — the README's main-job command — runs end to end on this machine: local servers,
-//! load through pgbouncer (PostgreSQL) or haproxy (`--mysql`, MariaDB), replication, cutover,
-//! verification, cleanup.
+//! load through pgbouncer (PostgreSQL) or haproxy (`--mysql`: Oracle MySQL 9.7, or MariaDB with
+//! `--engine mariadb`), replication, cutover, verification, cleanup.
 
 use std::process::Command;
 
@@ -19,7 +19,11 @@ fn demo_replicates_cuts_over_and_verifies_every_acknowledged_write() {
 
 #[test]
 fn demo_for_mariadb_replicates_cuts_over_through_haproxy_and_verifies_every_acknowledged_write() {
-    let out = Command::new(env!("CARGO_BIN_EXE_turnout")).args(["demo", "--mysql"]).env("RUST_LOG", "warn").output().expect("turnout demo --mysql");
+    let out = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["demo", "--mysql", "--engine", "mariadb"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("turnout demo --mysql --engine mariadb");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -28,4 +32,17 @@ fn demo_for_mariadb_replicates_cuts_over_through_haproxy_and_verifies_every_ackn
     assert!(stdout.contains("blue stays read-only: true"), "{stdout}");
     let writes: usize = stdout.lines().find_map(|l| l.strip_prefix("application: ")?.split_whitespace().next()?.parse().ok()).expect("acknowledged count");
     assert!(writes > 100, "the application should have written during the demo: {stdout}");
+}
+
+/// `--mysql` runs on Oracle MySQL 9.7 by default (the harness's machine can build its root file system),
+/// with the read-only fence sealed by `super_read_only`.
+#[test]
+fn demo_for_mysql_runs_on_mysql_9_7_by_default_and_verifies_every_acknowledged_write() {
+    let out = Command::new(env!("CARGO_BIN_EXE_turnout")).args(["demo", "--mysql"]).env("RUST_LOG", "warn").output().expect("turnout demo --mysql");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("running on MySQL 9.7") && stdout.contains("super_read_only after the sentinel"), "{stdout}");
+    assert!(stdout.contains("traffic is on green") && stdout.contains(", 0 missing; balances consistent: true"), "{stdout}");
+    assert!(stdout.contains(" 0 errors") && stdout.contains("blue stays read-only: true"), "{stdout}");
 }

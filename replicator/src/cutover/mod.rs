@@ -481,8 +481,11 @@ impl Controller {
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
-            if let Err(e) = self.arm_reverse(&mut procedure, &mut journal).await {
-                return self.undo(&mut procedure, &mut journal, e).await;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.arm_reverse(&mut procedure, &mut journal)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
+                Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
             }
             phases.mark("reverse armed");
         }

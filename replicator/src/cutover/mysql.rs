@@ -303,6 +303,20 @@ impl Procedure for MySqlCutover {
                 ));
             }
         }
+        if self.fence.is_some() {
+            let channels = turnout_cutover::running_replication(&mut self.blue, side(from)).await.map_err(|e| e.to_string())?;
+            if !channels.is_empty() {
+                let each: Vec<String> =
+                    channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
+                return Err(format!(
+                    "{from} is itself a replica ({} applying changes from another server): replication threads write through \
+                     read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} \
+                     (STOP REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover",
+                    each.join(", "),
+                    if self.oracle { " and super_read_only" } else { "" }
+                ));
+            }
+        }
         self.check_trigger_handover().await?;
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
@@ -428,36 +442,21 @@ impl Procedure for MySqlCutover {
         let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
         let sides = (side(from), side(to));
         let mut lines = Vec::new();
-        // Dropping the fenced side's triggers is refused under super_read_only: lifted to
-        // read_only for the handover, sealed again after, and checked that nothing committed then.
-        let fence = self.fence.clone().filter(|_| self.oracle);
-        let unsealed = match &fence {
-            Some(fence) => {
-                let blue = &mut self.blue;
-                let any = !turnout_cutover::trigger_definitions(blue, &from_db, None, sides.0).await.map_err(|e| e.to_string())?.is_empty();
-                any && fence.unseal(blue).await.map_err(|e| e.to_string())?
-            }
-            None => false,
-        };
-        let fenced_before = self.fenced.clone();
+        // A sealed side refuses DROP TRIGGER: there the triggers are copied now and dropped when the
+        // reverse stream first applies to it (crate::rollback), never by lifting the seal here —
+        // a write then would reach green after the hand-off position was read.
+        let drop_from = !(self.oracle && self.fence.is_some());
         let (blue, green) = self.sessions().await?;
         // The triggers move inside the pause: before, they would have fired again on rows the
         // stream applies; after, the reverse stream applies to the fenced side.
-        let handover = turnout_cutover::hand_over_triggers(blue, green, &from_db, &to_db, sides).await.map_err(|e| e.to_string())?;
-        if let (true, Some(fence)) = (unsealed, &fence) {
-            let executed = fence.seal(blue).await.map_err(|e| e.to_string())?.unwrap_or_default();
-            let now = GtidState::parse_mysql(&executed).map_err(|e| format!("{from}'s gtid_executed '{executed}': {e}"))?;
-            match &fenced_before {
-                Some(Position::Binlog(b)) if b.gtids != now => lines.push(format!(
-                    "WARNING: {from} committed transactions while it was read_only for the trigger handover (an account with \
-                     CONNECTION_ADMIN or SUPER wrote): {from}'s gtid_executed went from {} to {now}; those writes are not on {to}",
-                    b.gtids
-                )),
-                _ => {}
-            }
-        }
+        let handover = turnout_cutover::hand_over_triggers(blue, green, &from_db, &to_db, sides, drop_from).await.map_err(|e| e.to_string())?;
         if !handover.moved.is_empty() {
-            lines.push(format!("moved {} triggers from {from} to {to}: {}", handover.moved.len(), handover.moved.join(", ")));
+            let (n, moved) = (handover.moved.len(), handover.moved.join(", "));
+            lines.push(if drop_from {
+                format!("moved {n} triggers from {from} to {to}: {moved}")
+            } else {
+                format!("copied {n} triggers from {from} to {to}: {moved}; {from} is sealed, so they are dropped there when something first applies to it")
+            });
         }
         let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading {to}'s read_only: {e}"))?;
         if read_only.unwrap_or(0) != 0 {
@@ -475,11 +474,27 @@ impl Procedure for MySqlCutover {
         let mut line = match &self.fence {
             None => "no fence to undo".to_owned(),
             Some(fence) => {
+                let old = self.blue.id();
                 if fence.undo(&mut self.blue).await.is_err() {
-                    // The session may be gone (the server restarted, the network broke): once more on a new one.
+                    // The session may be gone (the server restarted, the network broke): once more on a
+                    // new one — after ending the old one, whose seal (a statement given up at the
+                    // pause's deadline) could otherwise still take effect after this undo.
                     let mut fresh = connect(&self.blue_opts, from).await.map_err(|e| e.to_string())?;
+                    let sealing: Option<u64> = fresh
+                        .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SET GLOBAL super_read_only%'", (old,))
+                        .await
+                        .map_err(|e| format!("looking for turnout's old session on {from}: {e}"))?;
+                    if let Some(id) = sealing {
+                        match fresh.query_drop(format!("KILL CONNECTION {id}")).await {
+                            Ok(()) | Err(mysql_async::Error::Server(_)) => {}
+                            Err(e) => return Err(format!("ending turnout's old session on {from}: {e}")),
+                        }
+                    }
                     fence.undo(&mut fresh).await.map_err(|e| e.to_string())?;
                     self.blue = fresh;
+                }
+                if fence.is_fenced(&mut self.blue).await.map_err(|e| e.to_string())? {
+                    return Err(format!("{from} is still read-only after the undo; SET GLOBAL read_only = OFF there by hand"));
                 }
                 format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" })
             }

@@ -6,7 +6,8 @@
 //! PostgreSQL binaries come from the system (`/usr/lib/postgresql/<major>/bin`) or the npm builds the
 //! test harness fetches; pgbouncer must be installed (`apt-get install -y pgbouncer`).
 //!
-//! `turnout demo --mysql` ([`mysql`]) does the same with MariaDB blue and green behind haproxy.
+//! `turnout demo --mysql [--engine mysql|mariadb]` ([`mysql`]) does the same with Oracle MySQL 9.7 (or
+//! MariaDB) blue and green behind haproxy.
 
 mod mysql;
 
@@ -31,9 +32,9 @@ pub(crate) struct AppLog {
     errors: Vec<String>,
 }
 
-/// Runs the demo (`mysql`: the MariaDB one); returns the exit code.
-pub async fn run(mysql: bool) -> i32 {
-    let outcome = if mysql { mysql::demo().await } else { demo().await };
+/// Runs the demo (`mysql`: the MySQL-family one, on `engine`); returns the exit code.
+pub async fn run(mysql: bool, engine: Option<crate::cli::DemoEngine>) -> i32 {
+    let outcome = if mysql { mysql::demo(engine).await } else { demo().await };
     match outcome {
         Ok(()) => 0,
         Err(e) => {

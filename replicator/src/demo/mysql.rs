@@ -1,40 +1,75 @@
-//! `turnout demo --mysql`: MariaDB blue and green on this machine, haproxy in front of them (the
-//! application's endpoint), an application writing through it as an ordinary DML account,
-//! replication from blue's binlog with live lag, a cutover with the read-only fence and the haproxy
-//! switch, verification that every acknowledged write is on green, the write pause, cleanup.
+//! `turnout demo --mysql`: Oracle MySQL 9.7 (or MariaDB) blue and green on this machine, haproxy in
+//! front of them (the application's endpoint), an application writing through it as an ordinary DML
+//! account, replication from blue's binlog with live lag, a cutover with the read-only fence (sealed
+//! with `super_read_only` on MySQL) and the haproxy switch, verification that every acknowledged write
+//! is on green, the write pause, cleanup.
 //!
-//! MariaDB (`mariadb-server`) and haproxy must be installed; `scripts/demo` installs both.
+//! haproxy must be installed, and MariaDB (`mariadb-server`) for `--engine mariadb` (`scripts/demo`
+//! installs both). MySQL 9.7 runs from a root file system built once into turnout's cache with
+//! `mmdebstrap` (as root, from Debian's `sid`); where that cannot be done the demo says why and runs
+//! on MariaDB, unless `--engine mysql` asked for MySQL.
 
 use super::{report, step, AppLog};
+use crate::cli::DemoEngine;
 use crate::config::Config;
 use mysql_async::prelude::Queryable;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, HaProxy, MySqlServer};
+use turnout_testbed::{free_port, Flavor, HaProxy, MySqlServer};
 
-const SCHEMA: &str = "CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
-    CREATE TABLE events (id BIGINT AUTO_INCREMENT PRIMARY KEY, account INT NOT NULL, amount INT NOT NULL,
-                         at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), note VARCHAR(20),
-                         FOREIGN KEY (account) REFERENCES accounts (id)) ENGINE=InnoDB;
-    INSERT INTO accounts SELECT seq, 0 FROM seq_1_to_1000;
-    INSERT INTO events (account, amount, note) SELECT 1 + seq % 1000, 1, 'seed' FROM seq_1_to_100000;
-    UPDATE accounts a SET balance = (SELECT COUNT(*) FROM events e WHERE e.account = a.id);";
+/// The demo's schema and seed rows on `flavor`.
+fn schema(flavor: Flavor) -> String {
+    format!(
+        "CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
+        CREATE TABLE events (id BIGINT AUTO_INCREMENT PRIMARY KEY, account INT NOT NULL, amount INT NOT NULL,
+                             at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), note VARCHAR(20),
+                             FOREIGN KEY (account) REFERENCES accounts (id)) ENGINE=InnoDB;
+        INSERT INTO accounts SELECT seq, 0 FROM {};
+        INSERT INTO events (account, amount, note) SELECT 1 + seq % 1000, 1, 'seed' FROM {};
+        UPDATE accounts a SET balance = (SELECT COUNT(*) FROM events e WHERE e.account = a.id);",
+        flavor.numbers(1000),
+        flavor.numbers(100_000)
+    )
+}
+
+/// Blue and green of the engine asked for: MySQL 9.7 by default where its servers start, MariaDB
+/// otherwise (saying why).
+async fn servers(engine: Option<DemoEngine>) -> Result<(MySqlServer, MySqlServer), String> {
+    let start = |flavor: Flavor| async move {
+        let blue = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 1)).await.map_err(|x| x.to_string())?;
+        let green = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 2)).await.map_err(|x| x.to_string())?;
+        Ok::<_, String>(blue.and_then(|b| Ok((b, green?))))
+    };
+    let flavor = if engine == Some(DemoEngine::Mariadb) { Flavor::MariaDb10_11 } else { Flavor::MySql9_7 };
+    step(&format!(
+        "starting blue and green ({}, binlog in ROW format with full metadata) and haproxy in front of them{}",
+        flavor.label(),
+        if flavor.is_mariadb() { "" } else { " — the first run builds MySQL's root file system (a minute or two)" }
+    ));
+    match start(flavor).await? {
+        Ok(pair) => Ok(pair),
+        Err(err) if engine.is_none() => {
+            println!("{} cannot run here ({err}); running the demo on MariaDB 10.11 instead (--engine mariadb)", flavor.label());
+            start(Flavor::MariaDb10_11).await?.map_err(|x| format!("MariaDB: {x}"))
+        }
+        Err(err) => Err(format!("{}: {err}", flavor.label())),
+    }
+}
 
 /// The application's account: DML only, on blue and green alike.
 const APP: &str = "app";
 
-pub(crate) async fn demo() -> Result<(), String> {
+pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), String> {
     let e = |what: &'static str| move |err: turnout_testbed::TestbedError| format!("{what}: {err}");
-    step("starting blue and green (MariaDB, binlog in ROW format with full metadata) and haproxy in front of them");
-    let blue = tokio::task::spawn_blocking(|| MySqlServer::start_with(1)).await.map_err(|x| x.to_string())?.map_err(e("blue"))?;
-    let green = tokio::task::spawn_blocking(|| MySqlServer::start_with(2)).await.map_err(|x| x.to_string())?.map_err(e("green"))?;
+    let (blue, green) = servers(engine).await?;
+    println!("running on {}", blue.flavor().label());
     let app_password = format!("app-{}", free_port());
     let account = format!("CREATE USER {APP}@'%' IDENTIFIED BY '{app_password}'; GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO {APP}@'%';");
     blue.execute(None, &format!("CREATE DATABASE app; {account}")).map_err(e("blue database"))?;
     // Green's own setup stays out of its binlog.
     green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE app; {account}")).map_err(e("green database"))?;
-    blue.execute(Some("app"), SCHEMA).map_err(e("blue schema"))?;
+    blue.execute(Some("app"), &schema(blue.flavor())).map_err(e("blue schema"))?;
     let proxy = HaProxy::start("app", ("blue", blue.port()), ("green", green.port())).map_err(e("haproxy"))?;
     println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\nhaproxy 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), proxy.port());
 
@@ -86,9 +121,10 @@ pub(crate) async fn demo() -> Result<(), String> {
 }
 
 /// What a client of the read-only fence sees and should retry on a new connection: 1290 (read-only),
-/// 1927 (connection killed), 2006/2013 (server gone, connection lost) and broken connections.
+/// 1927 (connection killed, MariaDB), 4031 (disconnected by the server, MySQL), 2006/2013 (server gone,
+/// connection lost) and broken connections.
 fn is_fence_error(text: &str) -> bool {
-    ["1290", "1927", "2006", "2013", "Input/output error", "onnection"].iter().any(|code| text.contains(code))
+    ["1290", "1927", "4031", "2006", "2013", "Input/output error", "onnection"].iter().any(|code| text.contains(code))
 }
 
 /// The application: one transaction per event (balance update + insert) through haproxy; a failed

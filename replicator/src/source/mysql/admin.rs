@@ -30,6 +30,8 @@ pub struct MySqlAdmin {
     server_id: u32,
     /// A reverse stream: the GTID domain of the forward apply's writes, never passed back.
     skip_domain: Option<u32>,
+    /// A reverse stream: the hand-off position the cutover journaled, where it starts.
+    hand_off: Option<Position>,
 }
 
 /// turnout's replica `server_id` for a stream: the configured one, else derived from the stream id (so
@@ -47,13 +49,47 @@ impl MySqlAdmin {
         let blue = super::options(config.source.url.expose(), "source.url")?;
         let server_id = server_id(config, &names.origin);
         let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
-        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None })
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None })
     }
 
     /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
-    /// never passing on a transaction the forward apply of `forward_origin` wrote (its GTID domain).
-    pub fn reverse(config: &Config, names: Names, forward_origin: &str) -> Result<MySqlAdmin, Error> {
-        Ok(MySqlAdmin { skip_domain: Some(turnout_sinks::mysql::own_domain(forward_origin)), ..MySqlAdmin::new(config, names)? })
+    /// starting at the cutover's `hand_off` position, never passing on a transaction the forward apply
+    /// of `forward_origin` wrote (its GTID domain).
+    pub fn reverse(config: &Config, names: Names, forward_origin: &str, hand_off: Position) -> Result<MySqlAdmin, Error> {
+        Ok(MySqlAdmin { skip_domain: Some(turnout_sinks::mysql::own_domain(forward_origin)), hand_off: Some(hand_off), ..MySqlAdmin::new(config, names)? })
+    }
+
+    /// Before a reverse stream applies to the side the cutover fenced (its target here). Oracle
+    /// MySQL: the cutover left it under `super_read_only`, which stops turnout's apply too — lowered to
+    /// `read_only` (applications stay fenced; turnout's `CONNECTION_ADMIN` writes through it); the
+    /// triggers the cutover copied to the other side are dropped there (a sealed server refuses
+    /// `DROP TRIGGER`, and they would fire again on the rows this stream applies); and the hand-off
+    /// position is recorded as this stream's progress (the cutover could not write it). Each step is
+    /// idempotent and a no-op after a MariaDB cutover, which did them inside its pause. Runs in every
+    /// attempt of [`crate::run::replicate`], so a transient failure is retried.
+    async fn open_target_for_reverse(&self, hand_off: &Position) -> Result<(), Error> {
+        let side = "blue (the reverse stream's target)";
+        let target = super::options(self.config.target.url.expose(), "target.url")?;
+        let mut conn = connect(&target, side).await?;
+        if !super::is_mariadb(&mut conn, side).await? {
+            let sealed: Option<i64> =
+                conn.query_first("SELECT @@GLOBAL.super_read_only").await.map_err(|e| super::sql_error(side, "reading super_read_only", e))?;
+            if sealed == Some(1) {
+                conn.query_drop("SET GLOBAL super_read_only = OFF")
+                    .await
+                    .map_err(|e| super::sql_error(side, "lowering super_read_only to read_only for the reverse stream", e))?;
+                tracing::info!("blue: super_read_only lowered to read_only for the reverse stream (applications stay fenced)");
+            }
+        }
+        let mut source = connect(&self.blue, "green").await?;
+        let sides = (turnout_cutover::Side::Blue, turnout_cutover::Side::Green);
+        let dropped = turnout_cutover::drop_handed_over_triggers(&mut conn, &mut source, &database(&target), &database(&self.blue), sides)
+            .await
+            .map_err(|e| Error::Setup(format!("{e}; the reverse stream would fire blue's triggers a second time")))?;
+        if !dropped.is_empty() {
+            tracing::info!("dropped {} triggers on blue that green has now: {}", dropped.len(), dropped.join(", "));
+        }
+        turnout_sinks::mysql::record_position(self.config.target.url.expose(), &self.names.origin, hand_off).await.map_err(Error::Sink)
     }
 
     /// Which tables the stream replicates: the filter's, in blue's database, and the heartbeat table —
@@ -77,6 +113,9 @@ impl SourceAdmin for MySqlAdmin {
     }
 
     async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
+        if let Some(hand_off) = &self.hand_off {
+            self.open_target_for_reverse(hand_off).await?;
+        }
         let db = database(&self.blue);
         let mut blue = connect(&self.blue, "blue").await?;
         super::heartbeat::ensure_table(&mut blue, &db).await?;

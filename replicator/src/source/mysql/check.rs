@@ -311,6 +311,17 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, opts: &mysql_as
             );
         }
     }
+    match turnout_cutover::running_replication(conn, turnout_cutover::Side::Blue).await {
+        Ok(channels) if channels.is_empty() => f.ok("cutover: blue is no replica (nothing writes through its fence)"),
+        Ok(channels) => f.warn(
+            format!("cutover: blue is itself a replica ({} running): the cutover refuses, replication threads write through read_only", channels.len()),
+            "stop replication into blue (STOP REPLICA / STOP ALL SLAVES) before the cutover",
+        ),
+        Err(e) => f.fail(
+            format!("cutover: cannot tell whether blue is a replica itself: {e}"),
+            format!("GRANT {} ON *.* TO '{}'@'%';", if oracle { "REPLICATION CLIENT" } else { "SLAVE MONITOR" }, opts.user().unwrap_or_default()),
+        ),
+    }
     match fence.unfenced_accounts(conn).await {
         Ok(accounts) => {
             for (account, revoke) in accounts {
