@@ -64,7 +64,7 @@ pub struct Config {
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
 /// unquoted names fold to lower case, double-quoted ones are literal, and a pattern without a schema
-/// means `public` (see [`crate::catalog::TablePattern`]). Partitions go with their root.
+/// means `public` (see [`crate::tables::TablePattern`]). Partitions go with their root.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TablesConfig {

@@ -6,7 +6,8 @@
 //! every sequence / AUTO_INCREMENT counter on green ahead of blue (writes still flowing) → fence writes
 //! on blue → write a sentinel (PostgreSQL: `pg_logical_emit_message(true, 'turnout.fence', <id>)`;
 //! MySQL/MariaDB: row 2 of the heartbeat table, written by turnout's session, which `read_only`
-//! exempts) → read blue's (now final) counters once and top up any that overtook the margin, while
+//! exempts; Oracle MySQL then seals blue with `super_read_only` and the proof also covers its whole
+//! `gtid_executed`, see [`Procedure::fenced_position`]) → read blue's (now final) counters once and top up any that overtook the margin, while
 //! green applies the sentinel → wait until green has durably applied exactly the sentinel's
 //! transaction (woken by the apply, not polled) → make green writable → switch traffic → stop forward
 //! apply, reporting the measured write pause. Only the fence, the sentinel, one counter read and the

@@ -178,6 +178,7 @@ impl MySqlCutover {
     async fn check_trigger_handover(&mut self) -> Result<(), String> {
         let (from, to) = self.sides;
         let (from_db, to_user) = (self.blue_db.clone(), self.green_opts.user().unwrap_or_default().to_owned());
+        let oracle = self.oracle;
         let (blue, green) = self.sessions().await?;
         let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(|e| e.to_string())?;
         if triggers.is_empty() {
@@ -187,7 +188,8 @@ impl MySqlCutover {
         for (conn, name, user) in [(green, to, to_user.as_str()), (blue, from, "")] {
             // The handover keeps its DDL out of the binlogs: probe that the account may.
             if conn.query_drop("SET SESSION sql_log_bin = 0; SET SESSION sql_log_bin = 1").await.is_err() {
-                missing.push(format!("BINLOG ADMIN on {name} (to keep the trigger changes out of its binlog)"));
+                let privilege = if oracle { "SYSTEM_VARIABLES_ADMIN" } else { "BINLOG ADMIN" };
+                missing.push(format!("{privilege} on {name} (to keep the trigger changes out of its binlog)"));
             }
             let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {name}: {e}"))?;
             let grants = grants.join("\n").to_ascii_uppercase();
@@ -195,17 +197,20 @@ impl MySqlCutover {
                 missing.push(format!("TRIGGER on {name}"));
             }
             let foreign_definer = !user.is_empty() && triggers.iter().any(|t| !t.definer.starts_with(&format!("{user}@")));
-            let may_set_definer = grants.contains("ALL PRIVILEGES ON *.*") || grants.contains("SUPER") || grants.contains("SET USER");
+            // MariaDB: SET USER; MySQL: SET_ANY_DEFINER (SET_USER_ID before 8.2).
+            let may_set_definer = ["ALL PRIVILEGES ON *.*", "SUPER", "SET USER", "SET_ANY_DEFINER", "SET_USER_ID"].iter().any(|p| grants.contains(p));
             if foreign_definer && !may_set_definer {
-                missing.push(format!("SET USER on {name} (a trigger's definer is another account)"));
+                let privilege = if oracle { "SET_ANY_DEFINER" } else { "SET USER" };
+                missing.push(format!("{privilege} on {name} (a trigger's definer is another account)"));
             }
         }
         if missing.is_empty() {
             return Ok(());
         }
+        let example = if oracle { "TRIGGER, SET_ANY_DEFINER, SYSTEM_VARIABLES_ADMIN" } else { "TRIGGER, SET USER, BINLOG ADMIN" };
         Err(format!(
-            "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT TRIGGER, \
-             SET USER, BINLOG ADMIN ON *.* TO turnout's account) and cut over again",
+            "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT \
+             {example} ON *.* TO turnout's account) and cut over again",
             triggers.len(),
             missing.join(", ")
         ))

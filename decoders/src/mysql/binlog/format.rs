@@ -14,10 +14,10 @@ use super::BinlogError;
 
 /// Length of the server version field.
 const SERVER_VERSION_LEN: usize = 50;
-/// binlog_version u16 + server_version[50] + create_timestamp u32 + header_length u8.
+/// binlog_version u16 + `server_version[50]` + create_timestamp u32 + header_length u8.
 const FIXED_LEN: usize = 2 + SERVER_VERSION_LEN + 4 + 1;
 
-/// binlog_version u16, server_version char[50] (NUL-padded), create_timestamp u32, common_header_len u8,
+/// binlog_version u16, `server_version char[50]` (NUL-padded), create_timestamp u32, common_header_len u8,
 /// post_header_len u8[number of event types], then (new servers) checksum_alg u8 and the event's CRC32.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormatDescription {

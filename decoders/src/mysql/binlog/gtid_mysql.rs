@@ -33,7 +33,7 @@ const ENCODED_COMMIT_TIMESTAMP_BIT: u64 = 1 << 55;
 /// Bit 31 of the immediate server version: an original server version follows.
 const ENCODED_SERVER_VERSION_BIT: u32 = 1 << 31;
 
-/// flags u8, source uuid [16], gno i64; then (5.7+) lt_type u8 = 2, last_committed i64, sequence_number
+/// flags u8, `source uuid [16]`, gno i64; then (5.7+) lt_type u8 = 2, last_committed i64, sequence_number
 /// i64; (8.0.1+) immediate_commit_timestamp u56 with bit 55 announcing original_commit_timestamp u56;
 /// (8.0.2+) transaction_length (length-encoded); (8.0.14+) immediate_server_version u32 with bit 31
 /// announcing original_server_version u32. Later additions are ignored.
@@ -125,7 +125,7 @@ pub struct GtidSetEntry {
     pub intervals: Vec<(i64, i64)>,
 }
 
-/// n_sids u64, then per source: uuid [16], n_intervals u64, (start i64, end i64) per interval.
+/// n_sids u64, then per source: `uuid [16]`, n_intervals u64, (start i64, end i64) per interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreviousGtids {
     pub sets: Vec<GtidSetEntry>,
