@@ -2,28 +2,12 @@
 //! can do something about it, the fix. Passwords never appear: URLs are shown redacted and a switch
 //! command's output has the URLs it was given masked.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 use turnout_decoders::ErrorClass;
 
 /// Which database server a SQL error came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// The source, which the fence protects.
-    Blue,
-    /// The target, which takes over.
-    Green,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Blue => "blue",
-            Side::Green => "green",
-        })
-    }
-}
+pub use turnout_decoders::Side;
 
 /// Every way a fence, a switch or the sequence sync can fail.
 #[derive(Debug, thiserror::Error)]
@@ -163,10 +147,7 @@ impl CutoverError {
                 Some(c) if c.starts_with("08") || c.starts_with("40") || c.starts_with("57P") || c == "53300" => ErrorClass::Transient,
                 Some(_) => ErrorClass::Fatal,
             },
-            CutoverError::MySql { source, .. } => match source {
-                mysql_async::Error::Server(_) => ErrorClass::Fatal,
-                _ => ErrorClass::Transient,
-            },
+            CutoverError::MySql { source, .. } => turnout_sinks::error::classify_mysql(source),
             CutoverError::PauseTimeout { .. } | CutoverError::Timeout { .. } | CutoverError::CommandTimeout { .. } => ErrorClass::Transient,
             CutoverError::PgBouncer { fix, .. } => {
                 if fix.is_some() {

@@ -2,6 +2,24 @@
 
 use std::fmt;
 
+/// Which database server something happened on: the one type every crate names sides with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The source, which the fence protects.
+    Blue,
+    /// The target, which takes over.
+    Green,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Blue => "blue",
+            Side::Green => "green",
+        })
+    }
+}
+
 /// What the pipeline should do about an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {

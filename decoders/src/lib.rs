@@ -17,7 +17,7 @@ pub mod position;
 pub mod schema;
 pub mod value;
 
-pub use error::{DecodeError, ErrorClass};
+pub use error::{DecodeError, ErrorClass, Side};
 pub use event::ChangeEvent;
 pub use position::{BinlogPosition, GtidState, Lsn, MariaGtid, Position, Timestamp};
 pub use schema::{Column, ColumnType, ReplicaIdentity, TableName, TableSchema};

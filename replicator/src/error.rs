@@ -1,25 +1,9 @@
 //! The replicator's error type and the one place that decides what the pipeline does about an error.
 
-use std::fmt;
 use turnout_decoders::{DecodeError, ErrorClass};
 
 /// Which database a failed statement ran on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// The source.
-    Blue,
-    /// The target.
-    Green,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Blue => "blue",
-            Side::Green => "green",
-        })
-    }
-}
+pub use turnout_decoders::Side;
 
 /// Every failure of the `turnout` binary's own logic.
 #[derive(Debug, thiserror::Error)]

@@ -102,13 +102,14 @@ pub fn describe_mysql_error(e: &mysql_async::Error) -> String {
     }
 }
 
-/// What to do about a MySQL client error: the connection broke (I/O), the server is going away or
-/// starting (1053, 1927, 2006, 2013), too many connections (1040), a lock wait timeout (1205) or a
-/// deadlock (1213) are transient; everything else needs the operator.
+/// What to do about a MySQL client error — the one table every crate classifies them by: the
+/// connection broke (I/O, or closed under the client), the server is going away or starting or ended the session (1053, 1927,
+/// 2006, 2013, MySQL's 4031), too many connections (1040), a lock wait timeout (1205) or a deadlock
+/// (1213) are transient; everything else needs the operator.
 pub fn classify_mysql(e: &mysql_async::Error) -> ErrorClass {
     match e {
-        mysql_async::Error::Io(_) => ErrorClass::Transient,
-        mysql_async::Error::Server(s) if matches!(s.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2006 | 2013) => ErrorClass::Transient,
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => ErrorClass::Transient,
+        mysql_async::Error::Server(s) if matches!(s.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2006 | 2013 | 4031) => ErrorClass::Transient,
         _ => ErrorClass::Fatal,
     }
 }

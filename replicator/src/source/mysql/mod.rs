@@ -60,11 +60,7 @@ pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async
 /// Whether retrying can help: the connection broke, the server is going away or starting, too many
 /// connections, a lock wait timeout or a deadlock.
 pub fn is_transient(e: &mysql_async::Error) -> bool {
-    match e {
-        mysql_async::Error::Io(_) => true,
-        mysql_async::Error::Server(s) => matches!(s.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2006 | 2013),
-        _ => false,
-    }
+    turnout_sinks::error::classify_mysql(e) == turnout_decoders::ErrorClass::Transient
 }
 
 /// A failed statement on `side` (`blue` or `green`) as an error that names it and keeps its class.
