@@ -213,3 +213,25 @@ async fn an_added_timestamp_column_follows_blues_explicit_defaults_setting() {
     assert_eq!(blue.execute(Some(&db), "SELECT UNIX_TIMESTAMP(seen) FROM t WHERE id = 1").expect("blue").trim(), "1700000000", "the scenario itself");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// MySQL 8.0.21+ logs `CREATE TABLE … SELECT` as one transaction: `BEGIN`, the `CREATE TABLE …
+/// START TRANSACTION`, the rows, `COMMIT`. A table `[tables]` leaves out passes with its rows; a
+/// replicated one stops replication naming the table and the way around it, green untouched.
+#[tokio::test]
+async fn create_table_as_select_passes_when_left_out_and_stops_naming_a_replicated_table() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(Some(&db), "CREATE TABLE src (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO src VALUES (1, 'a'), (2, 'b');").expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[tables]\nexclude = [\"scratch*\"]\n");
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(Some(&db), "CREATE TABLE scratch (PRIMARY KEY (id)) SELECT * FROM src; INSERT INTO src VALUES (3, 'c');").expect("left-out copy");
+    maria_assert_same(&blue, &green, &db, &["src"], &mut t).await;
+    let tables = "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'turnout_heartbeat'";
+    assert_eq!(green.execute(Some(&db), tables).expect("tables").trim(), "src");
+    blue.execute(Some(&db), "CREATE TABLE copy (PRIMARY KEY (id)) SELECT * FROM src").expect("replicated copy");
+    assert_eq!(common::wait_exit(&mut t).await, 1);
+    let log = t.log_text();
+    assert!(log.contains(&format!("{db}.copy")) && log.contains("CREATE TABLE … SELECT") && log.contains("tables.exclude"), "{log}");
+    assert_eq!(green.execute(Some(&db), tables).expect("tables").trim(), "src", "green must be untouched");
+}

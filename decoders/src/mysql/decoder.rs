@@ -386,6 +386,21 @@ impl BinlogDecoder {
             Statement::Ddl { tables, additive } => {
                 let replicated: Vec<&TableName> = tables.iter().filter(|t| (self.selects)(t)).collect();
                 if !replicated.is_empty() {
+                    if !additive && sql.trim_end().to_ascii_uppercase().ends_with("START TRANSACTION") {
+                        // MySQL 8.0.21+ logs CREATE TABLE … SELECT as the table's DDL and its rows in one
+                        // transaction; the rows would need the table first, outside it.
+                        return Err(bad(
+                            "binlog",
+                            format!(
+                                "blue created replicated table {} with CREATE TABLE … SELECT (`{}`, {}), which MySQL logs as the table and its \
+                                 rows in one transaction; turnout cannot create a table mid-transaction on green. Leave such tables out \
+                                 (tables.exclude) or create them with CREATE TABLE and then INSERT … SELECT; run `turnout teardown` and start over",
+                                replicated[0],
+                                abbreviate(&sql),
+                                at()
+                            ),
+                        ));
+                    }
                     if !additive {
                         return Err(bad(
                             "binlog",
