@@ -33,39 +33,44 @@ pub struct CounterSync {
 }
 
 async fn auto_increments(conn: &mut mysql_async::Conn, side: Side, db: &str) -> Result<Vec<(String, i128)>, CutoverError> {
-    // MySQL 8 caches these columns unless told not to; MariaDB reads the live counter anyway.
-    let _ = conn.query_drop("SET SESSION information_schema_stats_expiry = 0").await;
-    let read = "SELECT TABLE_NAME, CAST(AUTO_INCREMENT AS CHAR) FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME";
+    // MySQL 8 caches these columns unless told not to; MariaDB has no such variable (and reads the
+    // live counter anyway), so whether it can be set tells the two apart without another query.
+    let oracle = conn.query_drop("SET SESSION information_schema_stats_expiry = 0").await.is_ok();
     let what = || format!("reading the AUTO_INCREMENT counters of {db}");
-    let mut rows: Vec<(String, Option<String>)> = conn.exec(read, (db,)).await.map_err(CutoverError::mysql(side, what()))?;
-    // MySQL shows no counter for a table not opened since the server started (InnoDB loads it on
-    // first use), the same as for a table without one: those with an AUTO_INCREMENT column are
-    // opened and read again — a counter not loaded must not pass for no counter. (MariaDB always
-    // shows the live counter, and this read is inside the cutover's pause: no extra query there.)
-    if rows.iter().any(|(_, n)| n.is_none()) && crate::mysql_fence::is_oracle_mysql(conn, side).await? {
-        let with_counter: Vec<String> = conn
-            .exec("SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND EXTRA LIKE '%auto_increment%'", (db,))
+    if !oracle {
+        let rows: Vec<(String, Option<String>)> = conn
+            .exec("SELECT TABLE_NAME, CAST(AUTO_INCREMENT AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (db,))
             .await
             .map_err(CutoverError::mysql(side, what()))?;
-        let unloaded: Vec<&String> = rows.iter().filter(|(t, n)| n.is_none() && with_counter.contains(t)).map(|(t, _)| t).collect();
-        if !unloaded.is_empty() {
-            for table in unloaded {
-                let _: Option<i64> = conn
-                    .query_first(format!("SELECT 1 FROM {}.{} LIMIT 1", quote(db), quote(table)))
-                    .await
-                    .map_err(CutoverError::mysql(side, format!("opening {db}.{table} to load its AUTO_INCREMENT counter")))?;
-            }
-            rows = conn.exec(read, (db,)).await.map_err(CutoverError::mysql(side, what()))?;
-            if let Some((table, _)) = rows.iter().find(|(t, n)| n.is_none() && with_counter.contains(t)) {
-                return Err(CutoverError::Config {
-                    field: "AUTO_INCREMENT counter",
-                    reason: format!("{db}.{table} has an AUTO_INCREMENT column but the server shows no counter for it"),
-                });
-            }
-        }
+        return Ok(rows.into_iter().filter_map(|(t, n)| Some((t, n?.parse().ok()?))).collect());
     }
-    Ok(rows.into_iter().filter_map(|(t, n)| Some((t, n?.parse().ok()?))).collect())
+    // MySQL shows no counter for a table not opened since the server started (InnoDB loads it on
+    // first use), the same as for a table without one: the tables with an AUTO_INCREMENT column are
+    // told apart in the same query (cheap on MySQL's data dictionary; this read is inside the
+    // cutover's pause), those not loaded are opened and read again — a counter not loaded must not
+    // pass for no counter.
+    let read = "SELECT t.TABLE_NAME, CAST(t.AUTO_INCREMENT AS CHAR) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? \
+         AND t.TABLE_TYPE = 'BASE TABLE' AND EXISTS (SELECT 1 FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA \
+         AND c.TABLE_NAME = t.TABLE_NAME AND c.EXTRA LIKE '%auto_increment%') ORDER BY t.TABLE_NAME";
+    let mut rows: Vec<(String, Option<String>)> = conn.exec(read, (db,)).await.map_err(CutoverError::mysql(side, what()))?;
+    if rows.iter().any(|(_, n)| n.is_none()) {
+        for (table, _) in rows.iter().filter(|(_, n)| n.is_none()) {
+            let _: Option<i64> = conn
+                .query_first(format!("SELECT 1 FROM {}.{} LIMIT 1", quote(db), quote(table)))
+                .await
+                .map_err(CutoverError::mysql(side, format!("opening {db}.{table} to load its AUTO_INCREMENT counter")))?;
+        }
+        rows = conn.exec(read, (db,)).await.map_err(CutoverError::mysql(side, what()))?;
+    }
+    rows.into_iter()
+        .map(|(table, next)| match next.and_then(|n| n.parse::<i128>().ok()) {
+            Some(next) => Ok((table, next)),
+            None => Err(CutoverError::Config {
+                field: "AUTO_INCREMENT counter",
+                reason: format!("{db}.{table} has an AUTO_INCREMENT column but the server shows no counter for it"),
+            }),
+        })
+        .collect()
 }
 
 async fn sequences(conn: &mut mysql_async::Conn, side: Side, db: &str) -> Result<Vec<String>, CutoverError> {

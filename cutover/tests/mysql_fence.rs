@@ -47,6 +47,17 @@ async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
 
     // An application logged in with turnout's own account: named, and ended by the fence.
     let stray = conn(&blue.url(&db)).await;
+    // The harness's client sessions (its `execute` above) may still be closing on the server: wait
+    // until none but the stray is left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let others = fence.foreign_sessions(&mut own, &[stray.id()]).await.expect("sessions");
+        if others.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "sessions that never closed: {others:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let foreign = fence.foreign_sessions(&mut own, &[]).await.expect("sessions");
     assert_eq!(foreign.len(), 1, "{foreign:?}");
     assert!(foreign[0].starts_with(&format!("{}@", blue.user())) && foreign[0].ends_with(&format!("(id {})", stray.id())), "{foreign:?}");
