@@ -2,14 +2,17 @@
 //! writes were fenced, and what `turnout finish` and `turnout teardown` drop.
 //!
 //! Guarantees:
-//! - No write green accepts is missed: the hand-off position is taken on green before the fence and
-//!   before traffic moves, so every transaction green commits for the application commits after it.
-//!   PostgreSQL: the reverse slot's consistent point, where blue's origin starts. MySQL/MariaDB:
-//!   green's binlog end and GTID state there, recorded as the reverse stream's progress on blue.
-//! - Nothing goes round in a loop: what turnout's forward apply wrote on green is marked and dropped.
-//!   PostgreSQL: its replication origin (`origin 'none'` on 16+, and by the Origin message on every
-//!   version). MySQL/MariaDB: its own GTID domain, whose transactions the reverse stream reads and
-//!   drops.
+//! - No write green accepts is missed: the hand-off position is taken on green before traffic moves,
+//!   so every transaction green commits for the application commits after it. PostgreSQL: the
+//!   reverse slot's consistent point, where blue's origin starts, before the fence. MariaDB: green's
+//!   binlog end and GTID state there, before the fence, recorded as the reverse stream's progress on
+//!   blue. Oracle MySQL: the same, read inside the pause once green is proven complete and recorded on
+//!   blue when the reverse stream starts.
+//! - Nothing goes round in a loop: what turnout's forward apply wrote on green is marked and dropped,
+//!   or precedes the hand-off. PostgreSQL: its replication origin (`origin 'none'` on 16+, and by the
+//!   Origin message on every version). MariaDB: its own GTID domain, whose transactions the reverse
+//!   stream reads and drops. Oracle MySQL: blue is sealed when the hand-off is read, so the forward
+//!   apply has nothing left to write after it.
 //! - The reverse stream is the forward pipeline with the roles swapped ([`crate::config::reversed`]):
 //!   the same exactly-once apply (blue's origin, or blue's progress row, advances in the transaction
 //!   that applies), lag, metrics and alerts; its state lives in `state.dir/reverse`.

@@ -13,7 +13,8 @@
 //! pause: blue is sealed, so the forward apply has nothing left to write, and the application is not
 //! on green yet — everything after that point in green's binlog is the application's. Blue being
 //! under `super_read_only` then, the position is journaled, and the reverse stream lowers blue to
-//! `read_only` and records it there when it starts ([`crate::rollback::run_reverse`]). The same
+//! `read_only`, drops the triggers copied to green and records it there when it starts
+//! ([`crate::source::mysql::MySqlAdmin::reverse`]). The same
 //! procedure runs a rollback with the roles swapped ([`MySqlCutover::connect_back`]): green is fenced
 //! (`read_only`, sealed on MySQL), its sentinel row proves blue has everything, and blue's
 //! `read_only` from the cutover is lifted just before traffic returns.
