@@ -9,7 +9,7 @@
 //! * [`sync_sequences`] (`sequences`) — every sequence of blue carried to green.
 //! * [`ReadOnlyFence`] (`mysql_fence`) — MariaDB/MySQL: `read_only` on, other accounts' sessions
 //!   ended, accounts that could still write listed; on MySQL sealed with `super_read_only` after
-//!   the sentinel; `apply`, `seal`, `unseal`, `undo`, `is_fenced`.
+//!   the sentinel; `apply`, `seal`, `undo`, `is_fenced`.
 //! * [`sync_counters`] (`counters`) — MariaDB/MySQL: every AUTO_INCREMENT counter and MariaDB
 //!   SEQUENCE on green moved at or beyond blue's next value.
 //! * [`hand_over_triggers`] (`triggers`) — MySQL/MariaDB: inside the pause, the fenced side's
@@ -38,7 +38,7 @@ mod triggers;
 pub use counters::{sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
-pub use mysql_fence::{fence_grant, fence_privileged, is_oracle_mysql, running_replication, MySqlFenceReport, ReadOnlyFence};
+pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlFenceReport, ReadOnlyFence};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};

@@ -35,6 +35,8 @@ pub struct MySqlFenceReport {
 #[derive(Clone, Debug)]
 pub struct ReadOnlyFence {
     pub own_user: String,
+    /// Blue is Oracle MySQL (known before the pause, so the fence asks no server inside it).
+    pub oracle: bool,
 }
 
 /// The replication channels applying changes into the server behind `conn` (it is itself a replica),
@@ -58,7 +60,7 @@ pub async fn running_replication(conn: &mut mysql_async::Conn, side: Side) -> Re
 }
 
 /// Whether the server behind `conn` is Oracle MySQL (which has `super_read_only`), not MariaDB.
-pub async fn is_oracle_mysql(conn: &mut mysql_async::Conn, side: Side) -> Result<bool, CutoverError> {
+async fn is_oracle_mysql(conn: &mut mysql_async::Conn, side: Side) -> Result<bool, CutoverError> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(CutoverError::mysql(side, "reading the server's version"))?;
     Ok(!version.unwrap_or_default().to_ascii_lowercase().contains("mariadb"))
 }
@@ -163,7 +165,6 @@ impl ReadOnlyFence {
             .await
             .map_err(CutoverError::mysql(Side::Blue, "listing sessions to end"))?;
         let mut ended = Vec::new();
-        let oracle = is_oracle_mysql(blue, Side::Blue).await?;
         for (id, user, host) in sessions {
             if user == self.own_user && own.iter().any(|o| u64::from(*o) == id) {
                 continue;
@@ -175,7 +176,7 @@ impl ReadOnlyFence {
                 // MySQL: a session of an account with SYSTEM_USER may only be ended by one. It is left
                 // open: the seal (super_read_only) that follows the sentinel refuses its writes, and
                 // the proof covers anything it commits before that.
-                Err(mysql_async::Error::Server(s)) if s.code == 1095 && oracle => {
+                Err(mysql_async::Error::Server(s)) if s.code == 1095 && self.oracle => {
                     tracing::warn!("session {id} of {user}@{host} (SYSTEM_USER) could not be ended; super_read_only refuses its writes");
                 }
                 Err(e) => return Err(CutoverError::mysql(Side::Blue, format!("ending session {id} of {user}"))(e)),
@@ -189,31 +190,13 @@ impl ReadOnlyFence {
     /// (`None` on MariaDB, which has no `super_read_only`). Setting it waits for commits in flight,
     /// bounded by the `lock_wait_timeout` [`ReadOnlyFence::apply`] set on this session.
     pub async fn seal(&self, blue: &mut mysql_async::Conn) -> Result<Option<String>, CutoverError> {
-        if !is_oracle_mysql(blue, Side::Blue).await? {
+        if !self.oracle {
             return Ok(None);
         }
         blue.query_drop("SET GLOBAL super_read_only = ON").await.map_err(CutoverError::mysql(Side::Blue, "setting super_read_only"))?;
         let executed: Option<String> =
             blue.query_first("SELECT @@GLOBAL.gtid_executed").await.map_err(CutoverError::mysql(Side::Blue, "reading gtid_executed under super_read_only"))?;
         Ok(Some(executed.unwrap_or_default().replace('\n', "")))
-    }
-
-    /// On Oracle MySQL, lowers the fence from `super_read_only` to `read_only`: applications stay
-    /// fenced, turnout's account (`CONNECTION_ADMIN`) may write — what a reverse stream applying to
-    /// blue needs. Nothing on MariaDB.
-    pub async fn unseal(&self, blue: &mut mysql_async::Conn) -> Result<bool, CutoverError> {
-        if !is_oracle_mysql(blue, Side::Blue).await? {
-            return Ok(false);
-        }
-        let sealed: Option<i64> =
-            blue.query_first("SELECT @@GLOBAL.super_read_only").await.map_err(CutoverError::mysql(Side::Blue, "reading super_read_only"))?;
-        if sealed != Some(1) {
-            return Ok(false);
-        }
-        blue.query_drop("SET GLOBAL super_read_only = OFF")
-            .await
-            .map_err(CutoverError::mysql(Side::Blue, "setting super_read_only off (read_only stays on)"))?;
-        Ok(true)
     }
 
     /// Makes blue writable again (on MySQL, `read_only = OFF` turns `super_read_only` off too).

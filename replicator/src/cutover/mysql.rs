@@ -103,13 +103,14 @@ impl MySqlCutover {
     async fn connect_sides(config: &Config, sides: (&'static str, &'static str)) -> Result<MySqlCutover, Error> {
         let blue_opts = options(config.source.url.expose(), "source.url")?;
         let green_opts = options(config.target.url.expose(), "target.url")?;
-        let fence = match config.cutover.fence {
-            Fence::ReadOnly => Some(ReadOnlyFence { own_user: blue_opts.user().unwrap_or_default().to_owned() }),
-            Fence::None => None,
+        let read_only = match config.cutover.fence {
+            Fence::ReadOnly => true,
+            Fence::None => false,
             Fence::Pgbouncer => return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none")),
         };
         let mut blue = connect(&blue_opts, sides.0).await?;
         let oracle = !crate::source::mysql::is_mariadb(&mut blue, sides.0).await?;
+        let fence = read_only.then(|| ReadOnlyFence { own_user: blue_opts.user().unwrap_or_default().to_owned(), oracle });
         Ok(MySqlCutover {
             blue_db: database(&blue_opts),
             green_db: database(&green_opts),
