@@ -91,19 +91,26 @@ async fn a_mysql_9_7_blue_replicates_to_a_mysql_9_7_green_exactly_once_across_ki
 }
 
 /// MySQL-only settings and shapes: a table whose primary key MySQL generated and made invisible
-/// (`sql_generate_invisible_primary_key`) replicates with its key; JSON updates logged as partial diffs
-/// (`binlog_row_value_options = PARTIAL_JSON`) are refused by `check` and stop `run`, each naming the
-/// setting — never applied as a guess.
+/// (`sql_generate_invisible_primary_key`) replicates with its key; then JSON updates logged as partial
+/// diffs (`binlog_row_value_options = PARTIAL_JSON`) — a few hundred `JSON_SET`, `JSON_REPLACE` and
+/// `JSON_REMOVE` statements of every shape, in transactions and across rows — arrive exactly, every
+/// document compared by its text; and a diff logged with a minimal row image, which lacks the old
+/// document, stops `run` naming `binlog_row_image = FULL` instead of being applied as a guess.
 #[tokio::test]
-async fn an_invisible_generated_key_replicates_and_partial_json_updates_stop_naming_the_setting() {
+async fn an_invisible_generated_key_and_partial_json_updates_replicate_exactly() {
     let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
     blue.execute(
         Some(&db),
         "SET SESSION sql_generate_invisible_primary_key = ON;
          CREATE TABLE gipk (name VARCHAR(20), doc JSON);
-         INSERT INTO gipk VALUES ('a', '{\"n\": 1, \"s\": \"long enough to be worth a diff\"}'), ('b', '[]'), ('b', '[]');",
+         INSERT INTO gipk VALUES ('a', '{\"n\": 1, \"s\": \"long enough to be worth a diff\"}'), ('b', '[]'), ('b', '[]');
+         SET SESSION sql_generate_invisible_primary_key = OFF;
+         CREATE TABLE docs (id INT PRIMARY KEY, other INT, doc JSON, spare JSON);",
     )
     .expect("schema");
+    let doc = r#"{"a": {"b": [1, 2, 3, "x"]}, "n": 0, "k é": {"q\\"": [true, null]}, "long": "padding padding padding padding padding"}"#;
+    let rows: Vec<String> = (1..=6).map(|i| format!("({i}, {i}, '{doc}', '[1, 2]')")).collect();
+    blue.execute(Some(&db), &format!("INSERT INTO docs VALUES {};", rows.join(", "))).expect("docs");
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
     t.start();
@@ -118,11 +125,54 @@ async fn an_invisible_generated_key_replicates_and_partial_json_updates_stop_nam
     blue.execute(None, "SET GLOBAL binlog_row_value_options = 'PARTIAL_JSON'").expect("partial json");
     let check = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
     let out = String::from_utf8_lossy(&check.stdout).into_owned();
-    assert_eq!(check.status.code(), Some(1), "{out}");
-    assert!(out.contains("PARTIAL_JSON") && out.contains("SET GLOBAL binlog_row_value_options = ''"), "{out}");
-    blue.execute(Some(&db), "UPDATE gipk SET doc = JSON_SET(doc, '$.n', 2) WHERE name = 'a'").expect("partial update");
+    assert!(out.contains("PARTIAL_JSON: JSON updates logged as diffs are applied"), "{out}");
+    assert!(!out.lines().any(|l| l.contains("PARTIAL_JSON") && l.contains("FAIL")), "{out}");
+
+    // Statements of every shape the diffs take: REPLACE of members and cells (from the start and from
+    // the end), INSERT of members (in MySQL's key order) and of cells past the end, REMOVE of both,
+    // values with escapes, objects and arrays; several functions in one statement, several rows per
+    // statement, several statements per transaction, another column changed alongside.
+    let shapes = [
+        "JSON_SET(doc, '$.n', {i})",
+        "JSON_SET(doc, '$.a.b[last]', 'v{i}', '$.new{m}', {i})",
+        "JSON_SET(doc, '$.a.b[99]', JSON_OBJECT('z', {i}, 'a', 'é'))",
+        "JSON_REMOVE(doc, '$.new{m}')",
+        "JSON_REMOVE(doc, '$.a.b[0]')",
+        "JSON_REPLACE(doc, '$.\"k é\".\"q\\\\\"\"[0]', 'quote \\\" and newline \\\\n {i}')",
+        "JSON_SET(doc, '$.a.b[last-1]', JSON_ARRAY({i}, 'x'), '$.long', 'short')",
+        "JSON_REMOVE(JSON_SET(doc, '$.tmp', {i}), '$.tmp', '$.a.b[last]')",
+        "JSON_REPLACE(doc, '$.a', JSON_OBJECT('b', JSON_ARRAY({i})))",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    for batch in 0..30 {
+        let mut sql = String::from("BEGIN;");
+        for step in 0..10 {
+            let i = batch * 10 + step;
+            let shape = shapes[usize::try_from(next(shapes.len() as u64)).unwrap_or(0)].replace("{i}", &i.to_string()).replace("{m}", &(i % 3).to_string());
+            let (lo, hi) = (1 + next(6), 1 + next(6));
+            let other = if next(4) == 0 { ", other = other + 1" } else { "" };
+            sql.push_str(&format!(" UPDATE docs SET doc = {shape}{other} WHERE id BETWEEN {} AND {};", lo.min(hi), lo.max(hi)));
+        }
+        sql.push_str(" UPDATE docs SET spare = JSON_SET(spare, '$[0]', 9) WHERE id = 1; COMMIT;");
+        blue.execute(Some(&db), &sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    maria_assert_same(&blue, &green, &db, &["gipk", "docs"], &mut t).await;
+    let partial = blue.execute(None, "SHOW BINARY LOGS").expect("binlogs");
+    let logged: usize = partial
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .map(|file| blue.execute(None, &format!("SHOW BINLOG EVENTS IN '{file}'")).expect("events").matches("Update_rows_partial").count())
+        .sum();
+    assert!(logged >= 250, "only {logged} statements were logged as partial diffs");
+
+    // A diff without its old document: refused, naming the setting.
+    blue.execute(Some(&db), "SET SESSION binlog_row_image = MINIMAL; UPDATE docs SET doc = JSON_SET(doc, '$.n', -1) WHERE id = 1").expect("minimal");
     assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
-    assert!(t.log_text().contains("binlog_row_value_options = ''"), "{}", t.log_text());
+    assert!(t.log_text().contains("binlog_row_image = FULL"), "{}", t.log_text());
 }
 
 /// Shapes only MySQL has, each once a silent difference: a VECTOR column before latin1 CHARs (MySQL

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run -p turnout-testbed --example capture_binlog -- decoders/tests/fixtures/mariadb`, or with
 //! `--mysql` as the second argument against Oracle MySQL 9.7 (`decoders/tests/fixtures/mysql97`), whose
-//! scenario adds compressed transactions, a PARTIAL_JSON update, MySQL's binary JSON and VECTOR.
+//! scenario adds compressed transactions, PARTIAL_JSON updates, MySQL's binary JSON and VECTOR.
 //!
 //! The server is a throwaway testbed server (row format, full row images, `binlog_row_metadata=FULL`,
 //! GTID strict mode). Output:
@@ -166,7 +166,16 @@ fn mysql_scenario() -> Vec<(&'static str, String)> {
                 .into(),
         ),
         (
-            "binlog_row_value_options = PARTIAL_JSON: a JSON_SET update logged as a diff (PARTIAL_UPDATE_ROWS)",
+            "binlog_row_value_options = PARTIAL_JSON with full row images: JSON_SET, JSON_REMOVE and JSON_REPLACE updates logged as diffs (PARTIAL_UPDATE_ROWS)",
+            "SET SESSION binlog_row_value_options = 'PARTIAL_JSON'; \
+             UPDATE mj SET j = JSON_SET(j, '$.a.b[0]', 7, '$.a.new', 'x', '$.a.b[9]', JSON_OBJECT('z', 1)) WHERE id = 1; \
+             UPDATE mj SET j = JSON_REMOVE(j, '$.k', '$.a.b[last]') WHERE id = 1; \
+             UPDATE mj SET j = JSON_REPLACE(j, '$.big', 'small') WHERE id = 3; \
+             SELECT id, j FROM mj WHERE id IN (1, 3) ORDER BY id;"
+                .into(),
+        ),
+        (
+            "binlog_row_value_options = PARTIAL_JSON with a minimal row image: a JSON_SET update logged as a diff without the old document",
             "SET SESSION binlog_row_value_options = 'PARTIAL_JSON'; SET SESSION binlog_row_image = MINIMAL; \
              UPDATE mj SET j = JSON_SET(j, '$.a.b[0]', 9) WHERE id = 1;"
                 .into(),

@@ -208,23 +208,7 @@ impl Writer {
     fn string(&mut self, bytes: &[u8]) -> Result<(), String> {
         let s = String::from_utf8_lossy(bytes);
         let mut out = String::with_capacity(s.len() + 2);
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if u32::from(c) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", u32::from(c));
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
+        escape_into(&mut out, &s);
         self.push(&out)
     }
 
@@ -268,6 +252,28 @@ impl Writer {
             }
         }
     }
+}
+
+/// Appends `s` as a quoted JSON string with MySQL's escapes (`"`, `\\`, `\b \f \n \r \t`, other control
+/// characters as `\u00XX`).
+pub(crate) fn escape_into(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn fixed<const N: usize>(data: &[u8]) -> Result<[u8; N], String> {

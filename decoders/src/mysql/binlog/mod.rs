@@ -26,6 +26,7 @@ mod gtid_mysql;
 mod header;
 mod heartbeat;
 mod json;
+mod json_diff;
 mod payload;
 mod query;
 mod reader;
@@ -117,7 +118,9 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         XID => BinlogEvent::Xid(Xid::parse(r)?),
         XA_PREPARE => BinlogEvent::XaPrepare(XaPrepare::parse(r)?),
         TABLE_MAP => BinlogEvent::TableMap(TableMap::parse(r, post, fde.is_mariadb())?),
-        WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2 | DELETE_ROWS_V2 => BinlogEvent::Rows(RowsEvent::parse(r, t, post)?),
+        WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2 | DELETE_ROWS_V2 | PARTIAL_UPDATE_ROWS => {
+            BinlogEvent::Rows(RowsEvent::parse(r, t, post)?)
+        }
         HEARTBEAT => BinlogEvent::Heartbeat(Heartbeat::parse(r)?),
         // Only a sign of life from the dump thread, never logged and changing nothing: its fields
         // (file name and position as type-length-value entries) are not needed.
@@ -132,9 +135,6 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         MARIADB_BINLOG_CHECKPOINT => BinlogEvent::BinlogCheckpoint(BinlogCheckpoint::parse(r)?),
         MARIADB_GTID => BinlogEvent::MariaGtid(MariaGtid::parse(r)?),
         MARIADB_GTID_LIST => BinlogEvent::GtidList(GtidList::parse(r)?),
-        PARTIAL_UPDATE_ROWS => {
-            return unsupported("partial JSON updates are logged as diffs that need the old document", "SET GLOBAL binlog_row_value_options = ''")
-        }
         TRANSACTION_PAYLOAD => BinlogEvent::TransactionPayload(TransactionPayload::parse(r)?),
         MARIADB_QUERY_COMPRESSED
         | MARIADB_WRITE_ROWS_COMPRESSED_V1

@@ -6,8 +6,16 @@
 //! A row image is a null bitmap over the columns *present* in the image, then the values of the present,
 //! non-NULL columns. With `binlog_row_image=MINIMAL` or `NOBLOB` some columns are absent; a [`RowImage`]
 //! says so explicitly rather than inventing values.
+//!
+//! MySQL's PARTIAL_UPDATE_ROWS (0x27, `binlog_row_value_options = PARTIAL_JSON`) is an UPDATE version 2
+//! whose after images start with value options (length-encoded) and, when partial JSON is on, a bitmap
+//! with one bit per JSON column saying which hold a diff instead of a document. [`decode_rows`] applies
+//! each diff to the before image's document ([`super::json_diff`]), so the after image it returns holds
+//! whole documents like any other update; a diff without a full before image is refused.
 
+use super::column::FieldType;
 use super::event_type;
+use super::json_diff;
 use super::reader::Reader;
 use super::table_map::{bit_lsb, read_table_id_and_flags, TableMap};
 use super::values::{decode_value, BinlogValue};
@@ -67,6 +75,8 @@ pub struct RowsEvent {
     pub rows: Vec<u8>,
     /// Byte offset of `rows` inside the event.
     pub rows_offset: usize,
+    /// PARTIAL_UPDATE_ROWS: each after image starts with value options and may hold JSON diffs.
+    pub partial_json: bool,
 }
 
 impl RowsEvent {
@@ -79,6 +89,7 @@ impl RowsEvent {
             WRITE_ROWS_V2 => (RowsKind::Write, 2),
             UPDATE_ROWS_V2 => (RowsKind::Update, 2),
             DELETE_ROWS_V2 => (RowsKind::Delete, 2),
+            PARTIAL_UPDATE_ROWS => (RowsKind::Update, 2),
             other => return Err(r.error(format!("event type 0x{other:02x} is not a rows event"))),
         };
         let mut post = r.sub(post_header_len.clamp(6, 8), "rows post-header")?;
@@ -97,13 +108,15 @@ impl RowsEvent {
         let update_columns_present = if kind == RowsKind::Update { Some(r.take(bitmap_len, "after-image columns-present bitmap")?.to_vec()) } else { None };
         let rows_offset = r.offset();
         let rows = r.rest().to_vec();
-        Ok(RowsEvent { kind, version, table_id, flags, extra, column_count: n, columns_present, update_columns_present, rows, rows_offset })
+        let partial_json = type_code == PARTIAL_UPDATE_ROWS;
+        Ok(RowsEvent { kind, version, table_id, flags, extra, column_count: n, columns_present, update_columns_present, rows, rows_offset, partial_json })
     }
 
     /// The event type code this event was read from.
     pub fn type_code(&self) -> u8 {
         use event_type::*;
         match (self.kind, self.version) {
+            (RowsKind::Update, 2) if self.partial_json => PARTIAL_UPDATE_ROWS,
             (RowsKind::Write, 1) => WRITE_ROWS_V1,
             (RowsKind::Update, 1) => UPDATE_ROWS_V1,
             (RowsKind::Delete, 1) => DELETE_ROWS_V1,
@@ -237,7 +250,7 @@ pub fn decode_rows(event: &RowsEvent, table: &TableMap) -> Result<Vec<RowChange>
             RowsKind::Delete => RowChange::Delete { before: image(&mut r, &first, table)? },
             RowsKind::Update => {
                 let before = image(&mut r, &first, table)?;
-                let after = image(&mut r, &second, table)?;
+                let after = if event.partial_json { partial_after_image(&mut r, &second, table, &before)? } else { image(&mut r, &second, table)? };
                 RowChange::Update { before, after }
             }
         };
@@ -251,6 +264,59 @@ pub fn decode_rows(event: &RowsEvent, table: &TableMap) -> Result<Vec<RowChange>
 
 /// Null bitmap over the present columns, then their non-NULL values.
 fn image(r: &mut Reader<'_>, present: &[usize], table: &TableMap) -> Result<RowImage, BinlogError> {
+    image_with(r, present, table, |_| false, |_, _| unreachable_diff())
+}
+
+fn unreachable_diff() -> Result<BinlogValue, BinlogError> {
+    Err(BinlogError::Malformed { event_type: event_type::PARTIAL_UPDATE_ROWS, offset: 0, reason: "a JSON diff outside a partial update".into() })
+}
+
+/// The after image of a PARTIAL_UPDATE_ROWS row: value options, the partial-JSON bitmap (one bit per
+/// JSON column of the table, in column order), then an image in which a JSON column whose bit is set
+/// holds a diff vector (4-byte length, diffs), applied here to the document of `before`.
+fn partial_after_image(r: &mut Reader<'_>, present: &[usize], table: &TableMap, before: &RowImage) -> Result<RowImage, BinlogError> {
+    let options = r.lenenc("value options")?;
+    let json_columns: Vec<usize> = table.columns.iter().enumerate().filter(|(_, c)| c.field_type == FieldType::Json).map(|(i, _)| i).collect();
+    let bits = if options & 1 == 1 { r.take(json_columns.len().div_ceil(8), "partial JSON bitmap")?.to_vec() } else { Vec::new() };
+    // Which JSON columns hold a diff. The bits follow the JSON columns of the table; an image missing
+    // some column (not binlog_row_image = FULL) could number them otherwise, and has no old document.
+    let partial: Vec<usize> = json_columns.iter().enumerate().filter(|(k, _)| bit_lsb(&bits, *k)).map(|(_, &i)| i).collect();
+    if !partial.is_empty() && (present.len() != table.columns.len() || !before.is_complete()) {
+        return Err(BinlogError::Unsupported {
+            event_type: event_type::PARTIAL_UPDATE_ROWS,
+            reason: "a JSON diff in a row image that is not full: the old document it applies to is not in the binlog",
+            fix: "SET GLOBAL binlog_row_image = FULL (or binlog_row_value_options = '')",
+        });
+    }
+    image_with(
+        r,
+        present,
+        table,
+        |i| partial.contains(&i),
+        |r, i| {
+            let at = r.offset();
+            let len = r.u32("JSON diff vector length")?;
+            let body = r.take(usize::try_from(len).unwrap_or(usize::MAX), "JSON diff vector")?;
+            let old = match before.get(i) {
+                Some(BinlogValue::Json(text)) => text,
+                other => return Err(r.error_at(at, format!("a JSON diff for a column whose old value is {other:?}, not a document"))),
+            };
+            json_diff::parse_diffs(body)
+                .and_then(|diffs| json_diff::apply(old, &diffs))
+                .map(BinlogValue::Json)
+                .map_err(|e| r.error_at(at, format!("partial JSON update: {e}")))
+        },
+    )
+}
+
+/// [`image`], with the columns `is_diff` picks decoded by `diff` instead of by their type.
+fn image_with(
+    r: &mut Reader<'_>,
+    present: &[usize],
+    table: &TableMap,
+    is_diff: impl Fn(usize) -> bool,
+    diff: impl Fn(&mut Reader<'_>, usize) -> Result<BinlogValue, BinlogError>,
+) -> Result<RowImage, BinlogError> {
     let nulls = r.take(present.len().div_ceil(8), "row null bitmap")?;
     let mut values = Vec::with_capacity(present.len());
     for (k, &i) in present.iter().enumerate() {
@@ -258,7 +324,8 @@ fn image(r: &mut Reader<'_>, present: &[usize], table: &TableMap) -> Result<RowI
         let value = if bit_lsb(nulls, k) {
             BinlogValue::Null
         } else {
-            decode_value(r, column).map_err(|e| match e {
+            let decoded = if is_diff(i) { diff(r, i) } else { decode_value(r, column) };
+            decoded.map_err(|e| match e {
                 BinlogError::Malformed { offset, reason, .. } => {
                     BinlogError::BadValue { table: table.qualified_name(), column: i, field_type: column.field_type.code(), offset, reason }
                 }
@@ -388,6 +455,70 @@ pub(crate) mod tests {
         b.extend_from_slice(&[6, 0, 0xaa]);
         let e = RowsEvent::parse(&mut Reader::new(&b, 19, 0x17), 0x17, 8).unwrap_or_else(|e| panic!("{e}"));
         assert!(decode_rows(&e, &table()).is_err());
+    }
+
+    /// A row of the test table with `j` a document (`doc`, binary JSON) or a diff vector (`diff`).
+    fn json_row(j: &[u8]) -> Vec<u8> {
+        let mut b = vec![0b0001_0000];
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&[1, b'a', 0x80, 0, 0, 1, 50, 2]);
+        b.extend_from_slice(&u32::try_from(j.len()).unwrap_or(0).to_le_bytes());
+        b.extend_from_slice(j);
+        b
+    }
+
+    /// A PARTIAL_UPDATE_ROWS body of the test table: every column in both images, the after image's
+    /// `j` a diff vector when `bits` says so.
+    fn partial_body(before: &[u8], options: u8, bits: Option<u8>, after_j: &[u8], after_present: u8) -> Vec<u8> {
+        let mut b = vec![0x2a, 0, 0, 0, 0, 0, 1, 0, 2, 0, 6, 0x3f, after_present];
+        b.extend_from_slice(&json_row(before));
+        b.push(options);
+        b.extend(bits);
+        b.extend_from_slice(&json_row(after_j));
+        b
+    }
+
+    fn decode_partial(body: &[u8]) -> Result<Vec<RowChange>, BinlogError> {
+        let code = event_type::PARTIAL_UPDATE_ROWS;
+        let e = RowsEvent::parse(&mut Reader::new(body, 19, code), code, 10)?;
+        assert_eq!((e.kind, e.type_code()), (RowsKind::Update, code));
+        decode_rows(&e, &table())
+    }
+
+    #[test]
+    fn a_partial_json_update_applies_its_diff_to_the_before_image() {
+        use super::super::json::tests::J;
+        use super::super::json_diff::tests::vector;
+        let doc = J::Object(vec![("a".into(), J::I16(1)), ("bb".into(), J::Array(vec![J::I16(1), J::I16(2)], false))], false).encode();
+        let diffs = vector(&[(0, "$.bb[0]", Some(J::Str("x".into()))), (1, "$.c", Some(J::Bool(true)))]);
+        let rows = decode_partial(&partial_body(&doc, 1, Some(1), &diffs, 0x3f)).unwrap_or_else(|e| panic!("{e}"));
+        let [RowChange::Update { before, after }] = rows.as_slice() else { panic!("{rows:?}") };
+        assert_eq!(before.get(5), Some(&BinlogValue::Json(r#"{"a": 1, "bb": [1, 2]}"#.into())));
+        assert_eq!(after.get(5), Some(&BinlogValue::Json(r#"{"a": 1, "c": true, "bb": ["x", 2]}"#.into())));
+        assert_eq!(after.get(1), Some(&BinlogValue::Bytes(b"a".to_vec())));
+
+        // A JSON column whose bit is clear holds a whole document; so do all with the options off.
+        let other = J::Array(vec![J::Null], false).encode();
+        for (options, bits) in [(1, Some(0)), (0, None)] {
+            let rows = decode_partial(&partial_body(&doc, options, bits, &other, 0x3f)).unwrap_or_else(|e| panic!("{e}"));
+            let [RowChange::Update { after, .. }] = rows.as_slice() else { panic!("{rows:?}") };
+            assert_eq!(after.get(5), Some(&BinlogValue::Json("[null]".into())));
+        }
+    }
+
+    #[test]
+    fn a_partial_json_update_that_cannot_be_applied_exactly_is_refused() {
+        use super::super::json::tests::J;
+        use super::super::json_diff::tests::vector;
+        let doc = J::Object(vec![("a".into(), J::I16(1))], false).encode();
+        // A diff whose path is not in the old document: the before image is not what blue changed.
+        let e = decode_partial(&partial_body(&doc, 1, Some(1), &vector(&[(0, "$.zz", Some(J::I16(2)))]), 0x3f)).expect_err("missing path");
+        assert!(matches!(&e, BinlogError::BadValue { column: 5, reason, .. } if reason.contains("REPLACE $.zz")), "{e}");
+        // An after image without every column (binlog_row_image = MINIMAL): refused with the setting.
+        let mut body = partial_body(&doc, 1, Some(1), &vector(&[(0, "$.a", Some(J::I16(2)))]), 0x3f);
+        body[12] = 0x3e;
+        let e = decode_partial(&body).expect_err("minimal image");
+        assert!(matches!(e, BinlogError::Unsupported { .. }) && e.to_string().contains("binlog_row_image = FULL"), "{e}");
     }
 
     #[test]
