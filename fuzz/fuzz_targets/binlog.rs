@@ -9,27 +9,50 @@
 //! 3. split in two at a big-endian `u16` prefix: a TABLE_MAP body and a rows-event body (both framed with
 //!    a fresh header and checksum), then `decode_rows` of the second with the first, forcing the table ids
 //!    to match so the value decoders run;
-//! 4. as a whole binlog file through `split_file` (with the magic prepended when missing).
+//! 4. as a whole binlog file through `split_file` (with the magic prepended when missing);
+//! 5. as one event with the format description of the captured MySQL 9.7 files, and as the body of a
+//!    PARTIAL_UPDATE_ROWS event (`binlog_row_value_options = PARTIAL_JSON`) decoded with the captured
+//!    table map of `fx.mj` (id, JSON, VECTOR), so JSON diffs are parsed and applied to before images.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use turnout_decoders::mysql::binlog::{
-    crc32, decode_rows, event_type, parse_event, split_file, BinlogEvent, FormatDescription, BINLOG_MAGIC,
+    crc32, decode_rows, event_type, parse_event, split_file, BinlogEvent, FormatDescription, TableMap, BINLOG_MAGIC,
 };
 
 /// The first captured binlog file: its format description says CRC32, MariaDB 10.11.
 const CAPTURE: &[u8] = include_bytes!("../../decoders/tests/fixtures/mariadb/mysql-bin.000001");
+/// The first captured MySQL 9.7 file: CRC32, GTIDs, the `fx.mj` table with a JSON column.
+const MYSQL_CAPTURE: &[u8] = include_bytes!("../../decoders/tests/fixtures/mysql97/mysql-bin.000001");
+
+fn fde_of(capture: &[u8]) -> FormatDescription {
+    let first = split_file(capture).next().and_then(Result::ok).unwrap_or_default();
+    match parse_event(first, &FormatDescription::default_v4()).map(|e| e.event) {
+        Ok(BinlogEvent::FormatDescription(f)) => f,
+        other => panic!("the capture does not start with a format description: {other:?}"),
+    }
+}
 
 fn mariadb_fde() -> &'static FormatDescription {
     static FDE: OnceLock<FormatDescription> = OnceLock::new();
-    FDE.get_or_init(|| {
-        let first = split_file(CAPTURE).next().and_then(Result::ok).unwrap_or_default();
-        match parse_event(first, &FormatDescription::default_v4()).map(|e| e.event) {
-            Ok(BinlogEvent::FormatDescription(f)) => f,
-            other => panic!("the capture does not start with a format description: {other:?}"),
-        }
+    FDE.get_or_init(|| fde_of(CAPTURE))
+}
+
+/// The MySQL capture's format description and its table map of `fx.mj`.
+fn mysql() -> &'static (FormatDescription, TableMap) {
+    static MYSQL: OnceLock<(FormatDescription, TableMap)> = OnceLock::new();
+    MYSQL.get_or_init(|| {
+        let fde = fde_of(MYSQL_CAPTURE);
+        let map = split_file(MYSQL_CAPTURE)
+            .flatten()
+            .find_map(|raw| match parse_event(raw, &fde).map(|e| e.event) {
+                Ok(BinlogEvent::TableMap(m)) if m.table == "mj" => Some(m),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no table map of fx.mj in the MySQL capture"));
+        (fde, map)
     })
 }
 
@@ -90,6 +113,16 @@ fuzz_target!(|input: &[u8]| {
                     assert!(changes.len() <= rows.rows.len());
                 }
             }
+        }
+    }
+
+    let (mysql_fde, mj) = mysql();
+    let _ = parse_event(input, mysql_fde);
+    if let Ok(BinlogEvent::Rows(mut rows)) = parse_event(&frame(event_type::PARTIAL_UPDATE_ROWS, input), mysql_fde).map(|e| e.event) {
+        rows.table_id = mj.table_id;
+        rows.column_count = mj.columns.len();
+        if let Ok(changes) = decode_rows(&rows, mj) {
+            assert!(changes.len() <= rows.rows.len());
         }
     }
 

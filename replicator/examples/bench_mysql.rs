@@ -7,7 +7,9 @@
 //! the binlog position before the load; each drains the same backlog alone: MariaDB's native
 //! replication with one SQL thread, native with `slave_parallel_threads = 4` (optimistic), and
 //! turnout. The time until the marker is visible on each green is reported with the ratios, and the
-//! four servers' table checksums are compared.
+//! four servers' table checksums are compared. Then the receive floor: the server's own binlog client
+//! (`mysqlbinlog` / `mariadb-binlog --read-from-remote-server --raw`, no TLS, like turnout here) copies
+//! the same backlog to files, receiving only — no decoding, no apply.
 //!
 //! Snapshot: turnout's parallel consistent copy of the four tables against a `mariadb-dump
 //! --single-transaction | mariadb` pipe, each into the same empty tables.
@@ -130,6 +132,33 @@ fn position(blue: &MySqlServer) -> Result<(Position, String)> {
     Ok((Position::Binlog(BinlogPosition { file, offset, gtids: gtid_state }), gtids))
 }
 
+/// The receive floor: seconds the server's own binlog client takes to copy the binlog from `start` to the
+/// end of the last file, raw, into files under blue's directory.
+fn receive_floor(blue: &MySqlServer, start: &Position) -> Result<f64> {
+    let Position::Binlog(start) = start else { anyhow::bail!("not a binlog position: {start:?}") };
+    let out = blue.dir().join("floor");
+    std::fs::create_dir_all(&out)?;
+    let mut cmd = if blue.flavor().is_mariadb() { std::process::Command::new("mariadb-binlog") } else { blue.tool("/usr/bin/mysqlbinlog") };
+    cmd.args(["--no-defaults", "--read-from-remote-server", "--raw", "--to-last-log", "--host=127.0.0.1"]);
+    cmd.arg(if blue.flavor().is_mariadb() { "--skip-ssl" } else { "--ssl-mode=DISABLED" });
+    if !blue.flavor().is_mariadb() {
+        cmd.arg("--get-server-public-key");
+    }
+    cmd.arg(format!("--port={}", blue.port()))
+        .arg(format!("--user={}", blue.user()))
+        .arg(format!("--password={}", blue.password()))
+        .arg(format!("--start-position={}", start.offset))
+        .arg(format!("--result-file={}/", blue.path_on_server(&out).display()))
+        .arg(&start.file);
+    let t = Instant::now();
+    let run = cmd.output().context("running the server's binlog client")?;
+    let secs = t.elapsed().as_secs_f64();
+    ensure!(run.status.success(), "the binlog client failed: {}", String::from_utf8_lossy(&run.stderr));
+    let bytes: u64 = std::fs::read_dir(&out)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    println!("receive floor ({}) copied {:.1} MB in {secs:.2} s", if blue.flavor().is_mariadb() { "mariadb-binlog --raw" } else { "mysqlbinlog --raw" }, bytes as f64 / 1e6);
+    Ok(secs)
+}
+
 /// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -230,6 +259,8 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     println!("turnout (apply.sessions = {}) drained in {ours_secs:.2} s (turnout CPU {own_cpu:.1} s, green CPU {green_cpu:.1} s)", sessions);
     println!("drain ratio (native 1 thread / turnout): {:.2}x", native[0] / ours_secs);
     println!("drain ratio (native 4 threads / turnout): {:.2}x", native[1] / ours_secs);
+    let floor = receive_floor(&blue, &start)?;
+    println!("turnout / receive floor: {:.2}x (goal <= 1.15)", ours_secs / floor);
     let reference = fingerprint(&blue).await?;
     for (g, name) in [(&single, "native 1"), (&parallel, "native 4"), (&ours, "turnout")] {
         let got = fingerprint(g).await?;

@@ -275,7 +275,12 @@ fn unreachable_diff() -> Result<BinlogValue, BinlogError> {
 /// JSON column of the table, in column order), then an image in which a JSON column whose bit is set
 /// holds a diff vector (4-byte length, diffs), applied here to the document of `before`.
 fn partial_after_image(r: &mut Reader<'_>, present: &[usize], table: &TableMap, before: &RowImage) -> Result<RowImage, BinlogError> {
+    let at = r.offset();
     let options = r.lenenc("value options")?;
+    if options & !1 != 0 {
+        // Only PARTIAL_JSON_UPDATES (1) is defined; another would change what follows.
+        return Err(r.error_at(at, format!("unknown row value options 0x{options:x}")));
+    }
     let json_columns: Vec<usize> = table.columns.iter().enumerate().filter(|(_, c)| c.field_type == FieldType::Json).map(|(i, _)| i).collect();
     let bits = if options & 1 == 1 { r.take(json_columns.len().div_ceil(8), "partial JSON bitmap")?.to_vec() } else { Vec::new() };
     // Which JSON columns hold a diff. The bits follow the JSON columns of the table; an image missing
