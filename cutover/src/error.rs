@@ -134,6 +134,15 @@ impl CutoverError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             CutoverError::Sql { source, .. } => source.code().map(|c| c.code()),
+            CutoverError::MySql { source: mysql_async::Error::Server(e), .. } => Some(&e.state),
+            _ => None,
+        }
+    }
+
+    /// The database a failed statement ran on, when the error is one.
+    pub fn side(&self) -> Option<Side> {
+        match self {
+            CutoverError::Sql { side, .. } | CutoverError::MySql { side, .. } => Some(*side),
             _ => None,
         }
     }

@@ -155,7 +155,11 @@ fn receive_floor(blue: &MySqlServer, start: &Position) -> Result<f64> {
     let secs = t.elapsed().as_secs_f64();
     ensure!(run.status.success(), "the binlog client failed: {}", String::from_utf8_lossy(&run.stderr));
     let bytes: u64 = std::fs::read_dir(&out)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
-    println!("receive floor ({}) copied {:.1} MB in {secs:.2} s", if blue.flavor().is_mariadb() { "mariadb-binlog --raw" } else { "mysqlbinlog --raw" }, bytes as f64 / 1e6);
+    println!(
+        "receive floor ({}) copied {:.1} MB in {secs:.2} s",
+        if blue.flavor().is_mariadb() { "mariadb-binlog --raw" } else { "mysqlbinlog --raw" },
+        bytes as f64 / 1e6
+    );
     Ok(secs)
 }
 

@@ -33,6 +33,24 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A statement on a MySQL/MariaDB blue or green failed (or its session was lost).
+    #[error("{side}: {context}: {source}")]
+    MySql {
+        side: Side,
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// A cutover or rollback step failed; the error keeps its side and retry class.
+    #[error("{0}")]
+    Cutover(#[source] turnout_cutover::CutoverError),
+    /// A step failed for the reason `source` gives; its class is the source's.
+    #[error("{step}: {source}")]
+    Step {
+        step: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// The state store in `state.dir` failed.
     #[error("state: {0}")]
     State(String),
@@ -59,6 +77,18 @@ impl Error {
         move |source| Error::Sql { side, context, source }
     }
 
+    /// Wraps the failure of a step, keeping its class: `.map_err(Error::during("syncing counters"))`.
+    pub fn during<E: Into<Error>>(step: impl Into<String>) -> impl FnOnce(E) -> Error {
+        let step = step.into();
+        move |source| Error::Step { step, source: Box::new(source.into()) }
+    }
+
+    /// Wraps a failed MySQL/MariaDB statement on `side`: `.map_err(Error::mysql(side, "reading …"))`.
+    pub fn mysql(side: Side, context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
+        let context = context.into();
+        move |source| Error::MySql { side, context, source }
+    }
+
     /// Wraps a failed statement on blue: `.map_err(Error::blue("reading …"))`.
     pub fn blue(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
         Error::sql(Side::Blue, context)
@@ -75,9 +105,24 @@ impl Error {
             Error::Source(e) | Error::Target(e) => e.class(),
             Error::Sink(e) => e.class(),
             Error::Sql { source, .. } => turnout_sinks::pg::classify_error(source),
+            Error::MySql { source, .. } => turnout_sinks::error::classify_mysql(source),
+            Error::Cutover(e) => e.class(),
+            Error::Step { source, .. } => source.class(),
             Error::Resync(_) => ErrorClass::Resync,
             Error::Config { .. } | Error::ConfigFile { .. } | Error::State(_) | Error::Setup(_) => ErrorClass::Fatal,
         }
+    }
+}
+
+impl From<turnout_cutover::CutoverError> for Error {
+    fn from(e: turnout_cutover::CutoverError) -> Self {
+        Error::Cutover(e)
+    }
+}
+
+impl From<turnout_sinks::SinkError> for Error {
+    fn from(e: turnout_sinks::SinkError) -> Self {
+        Error::Sink(e)
     }
 }
 
@@ -158,7 +203,10 @@ impl Error {
                     _ => e.sqlstate().and_then(|c| sqlstate_advice(side, c)),
                 }
             }
-            Error::Resync(_) | Error::Setup(_) => None,
+            Error::MySql { side, source: mysql_async::Error::Server(e), .. } => sqlstate_advice(&side.to_string(), &e.state),
+            Error::Cutover(e) => e.sqlstate().and_then(|c| sqlstate_advice(&e.side().map_or("the server".into(), |s| s.to_string()), c)),
+            Error::Step { source, .. } => return (reaction, source.reaction().1),
+            Error::Resync(_) | Error::Setup(_) | Error::MySql { .. } => None,
         };
         (reaction, advice.unwrap_or_else(by_class))
     }
@@ -180,5 +228,26 @@ mod tests {
         let auth = Error::Source(DecodeError::Auth { user: "u".into(), reason: "bad".into() });
         assert_eq!(auth.reaction(), (Reaction::Stop, "check the user name and password in the blue URL".into()));
         assert_eq!(sqlstate_advice("green", "23505").map(|a| a.contains("turnout verify")), Some(true));
+    }
+
+    #[test]
+    fn a_cutover_step_keeps_the_class_and_advice_of_what_failed_under_its_context() {
+        let timeout = turnout_cutover::CutoverError::Timeout { what: "the fence".into(), timeout: std::time::Duration::from_secs(1) };
+        let step = Error::during("syncing sequences failed")(timeout);
+        assert_eq!(step.class(), ErrorClass::Transient);
+        assert_eq!(step.reaction().0, Reaction::Retry);
+        assert!(step.to_string().starts_with("syncing sequences failed: the fence did not finish"), "{step}");
+        let lost = Error::mysql(Side::Green, "reading read_only")(mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed));
+        assert_eq!(Error::during("opening green")(lost).class(), ErrorClass::Transient);
+        let denied = Error::mysql(Side::Blue, "writing the sentinel")(mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1227,
+            message: "Access denied; you need (at least one of) the SUPER privilege(s)".into(),
+            state: "42000".into(),
+        }));
+        let (reaction, advice) = Error::during("the fence")(denied).reaction();
+        assert_eq!(reaction, Reaction::Stop);
+        assert!(advice.contains("blue refused the statement"), "{advice}");
+        let refused = Error::during("preflight")(Error::Setup("blue is a replica".into()));
+        assert_eq!(refused.class(), ErrorClass::Fatal);
     }
 }

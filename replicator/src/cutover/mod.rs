@@ -45,38 +45,38 @@ pub use pg::build;
 /// The logical-message prefix of the cutover sentinel.
 pub use crate::pipeline::assemble::SENTINEL_PREFIX as FENCE_PREFIX;
 
-/// What a cutover does on the source's side. Errors are one line for the operator, naming the thing
-/// and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).
+/// What a cutover does on the source's side. Errors keep their side and retry class ([`Error::class`]);
+/// their text is one line for the operator, naming the thing and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).
 pub(crate) trait Procedure: Send {
     /// `pgbouncer`, `read-only` or `none`, as in `cutover.fence`.
     fn fence_kind(&self) -> &'static str;
 
     /// Refusals before anything changes (e.g. a server too old), and warnings to print (accounts the
     /// fence cannot stop).
-    fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 
     /// Checks, changing nothing, that the fence can be applied.
-    fn check_fence(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Moves green's counters (sequences, AUTO_INCREMENT) ahead of blue's with a margin while writes
     /// still flow; returns what it did.
-    fn counters_ahead(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+    fn counters_ahead(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
 
     /// Fences writes on blue within `budget`; returns what it did.
-    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, String>> + Send;
+    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
 
     /// Commits the sentinel transaction carrying `id` on blue.
-    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), String>> + Send;
+    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Inside the pause: reads blue's final counters once and tops up green's; returns what it did.
-    fn top_up(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+    fn top_up(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
 
     /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
-    fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, String>> + Send;
+    fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send;
 
     /// Lifts the fence (safe after a failed or partial fence) and drops whatever a reverse stream
     /// armed so far; returns what it did.
-    fn undo(&mut self) -> impl Future<Output = Result<String, String>> + Send;
+    fn undo(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
 
     /// Before the fence: arms the reverse stream after checking green can have it — PostgreSQL:
     /// green's publication, blue's replication origin, and green's slot, whose consistent point is the
@@ -84,7 +84,7 @@ pub(crate) trait Procedure: Send {
     /// commits after it, and what the forward apply commits after it carries turnout's origin and is
     /// filtered out. Returns what it did and the hand-off position; `None` when this procedure arms
     /// no reverse stream.
-    fn arm_reverse(&mut self) -> impl Future<Output = Result<Option<(String, Position)>, String>> + Send {
+    fn arm_reverse(&mut self) -> impl Future<Output = Result<Option<(String, Position)>, Error>> + Send {
         async { Ok(None) }
     }
 
@@ -367,10 +367,10 @@ impl Controller {
             self.rollback_allowed().map_err(Error::Setup)?;
             refuse_no_inverse(&switch).map_err(Error::Setup)?;
         }
-        for warning in procedure.preflight().await.map_err(Error::Setup)? {
+        for warning in procedure.preflight().await? {
             self.say(format!("WARNING: {warning}"));
         }
-        procedure.check_fence().await.map_err(Error::Setup)?;
+        procedure.check_fence().await?;
         self.say("fence: ready");
         switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;
         self.say("switch: ready");
@@ -414,7 +414,7 @@ impl Controller {
         }
         match procedure.preflight().await {
             Ok(warnings) => warnings.into_iter().for_each(|w| self.say(format!("WARNING: {w}"))),
-            Err(reason) => return self.fail(&mut journal, reason),
+            Err(e) => return self.fail(&mut journal, e.to_string()),
         }
         let threshold = Duration::from_millis(request.when_lag_ms);
         self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
@@ -431,7 +431,7 @@ impl Controller {
         // Counters go ahead before writes pause; inside the pause one read checks them.
         match procedure.counters_ahead().await {
             Ok(line) => self.say(line),
-            Err(reason) => return self.fail(&mut journal, reason),
+            Err(e) => return self.fail(&mut journal, e.to_string()),
         }
         // The reverse stream, armed before writes pause: its slot's consistent point on green is the
         // hand-off position. Nothing commits on green for the application before the switch, and
@@ -468,7 +468,7 @@ impl Controller {
         // after.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
             Ok(Ok(line)) => self.say(line),
-            Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
+            Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e.to_string()).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
         phases.mark("counters");
@@ -496,16 +496,14 @@ impl Controller {
         // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
         phases.mark("journal");
-        let completed = |e: String| {
-            Error::Setup(format!(
-                "switching traffic to {to} failed after {to} was proven complete: {e}; {from} stays fenced. Fix the cause and \
-                 restart `turnout run` — it completes the switch from the journal"
-            ))
-        };
-        if let Some(line) = procedure.open_green().await.map_err(completed)? {
+        let completed = format!(
+            "switching traffic to {to} failed after {to} was proven complete; {from} stays fenced. Fix the cause below and restart \
+             `turnout run` — it completes the switch from the journal"
+        );
+        if let Some(line) = procedure.open_green().await.map_err(Error::during(completed.clone()))? {
             self.say(line);
         }
-        let report = switch_to(&switch, &self.config, self.direction).await.map_err(|e| completed(e.to_string()))?;
+        let report = switch_to(&switch, &self.config, self.direction).await.map_err(Error::during(completed))?;
         phases.mark("switch");
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
@@ -659,7 +657,7 @@ fn new_id() -> String {
 }
 
 fn cutover_error(e: turnout_cutover::CutoverError) -> Error {
-    Error::Setup(e.to_string())
+    Error::Cutover(e)
 }
 
 /// The traffic switch the configuration asks for.
@@ -778,10 +776,10 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
         }
         Step::Switching => {
             let switch = build_switch(config)?;
-            let interrupted = |e: String| Error::Setup(format!("{what} {} was interrupted while switching; completing the switch failed: {e}", journal.id));
+            let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
             let mut procedure = connect.await?;
-            procedure.open_green().await.map_err(interrupted)?;
-            switch_to(&switch, config, direction).await.map_err(|e| interrupted(e.to_string()))?;
+            procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
+            switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
             tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
             journal.step = Step::Done;
             journal.message = Some("the switch was completed when turnout restarted".into());

@@ -129,30 +129,30 @@ impl MySqlCutover {
     }
 
     /// Blue's and green's sessions, green's opened on first use.
-    async fn sessions(&mut self) -> Result<(&mut mysql_async::Conn, &mut mysql_async::Conn), String> {
+    async fn sessions(&mut self) -> Result<(&mut mysql_async::Conn, &mut mysql_async::Conn), Error> {
         if self.green.is_none() {
-            let mut green = connect(&self.green_opts, self.sides.1).await.map_err(|e| e.to_string())?;
+            let mut green = connect(&self.green_opts, self.sides.1).await?;
             // Moving a counter takes a metadata lock; a table held by another session must not hang
             // the cutover (the fence's own waits are bounded separately).
             green
                 .query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs()))
                 .await
-                .map_err(|e| format!("{}: bounding lock waits: {e}", self.sides.1))?;
+                .map_err(Error::mysql(side(self.sides.1), "bounding lock waits"))?;
             self.green = Some(green);
         }
-        let green = self.green.as_mut().ok_or("green's session is missing")?;
+        let green = self.green.as_mut().ok_or_else(|| Error::Setup("green's session is missing".into()))?;
         Ok((&mut self.blue, green))
     }
 
-    async fn sync(&mut self, margin: u64) -> Result<Vec<CounterSync>, String> {
+    async fn sync(&mut self, margin: u64) -> Result<Vec<CounterSync>, Error> {
         let (blue_db, green_db) = (self.blue_db.clone(), self.green_db.clone());
         let (blue, green) = self.sessions().await?;
-        sync_counters(blue, green, &blue_db, &green_db, margin).await.map_err(|e| e.to_string())
+        sync_counters(blue, green, &blue_db, &green_db, margin).await.map_err(Error::from)
     }
 
     /// Refuses, before anything changes, a cutover while the two sides' schema objects differ (see
     /// [`crate::source::mysql::drift`]), naming each difference and its fix.
-    async fn check_schemas_match(&mut self) -> Result<(), String> {
+    async fn check_schemas_match(&mut self) -> Result<(), Error> {
         let (from, to) = self.sides;
         let db = self.blue_db.clone();
         if db != self.green_db {
@@ -161,28 +161,28 @@ impl MySqlCutover {
         }
         let filter = self.filter.clone();
         let (blue, green) = self.sessions().await?;
-        let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await.map_err(|e| e.to_string())?;
+        let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await?;
         let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
-        let differences = crate::source::mysql::drift::differences(blue, green, &db, &tables).await.map_err(|e| e.to_string())?;
+        let differences = crate::source::mysql::drift::differences(blue, green, &db, &tables).await?;
         if differences.is_empty() {
             return Ok(());
         }
-        Err(format!(
+        Err(Error::Setup(format!(
             "{to}'s schema differs from {from}'s in {} objects — after the switch the application would meet the difference: {}",
             differences.len(),
             differences.join("; ")
-        ))
+        )))
     }
 
     /// Refuses, before anything changes, a cutover whose pause could not hand the fenced side's
     /// triggers over: turnout's account on the other side needs TRIGGER, and SET USER (or SUPER) to
     /// create a trigger whose definer is another account; on the fenced side TRIGGER to drop them.
-    async fn check_trigger_handover(&mut self) -> Result<(), String> {
+    async fn check_trigger_handover(&mut self) -> Result<(), Error> {
         let (from, to) = self.sides;
         let (from_db, to_user) = (self.blue_db.clone(), self.green_opts.user().unwrap_or_default().to_owned());
         let oracle = self.oracle;
         let (blue, green) = self.sessions().await?;
-        let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(|e| e.to_string())?;
+        let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(Error::from)?;
         if triggers.is_empty() {
             return Ok(());
         }
@@ -193,7 +193,7 @@ impl MySqlCutover {
                 let privilege = if oracle { "SYSTEM_VARIABLES_ADMIN" } else { "BINLOG ADMIN" };
                 missing.push(format!("{privilege} on {name} (to keep the trigger changes out of its binlog)"));
             }
-            let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {name}: {e}"))?;
+            let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(Error::mysql(side(name), "reading turnout's grants"))?;
             let grants = grants.join("\n").to_ascii_uppercase();
             if !grants.contains("ALL PRIVILEGES") && !grants.contains("TRIGGER") {
                 missing.push(format!("TRIGGER on {name}"));
@@ -210,17 +210,17 @@ impl MySqlCutover {
             return Ok(());
         }
         let example = if oracle { "TRIGGER, SET_ANY_DEFINER, SYSTEM_VARIABLES_ADMIN" } else { "TRIGGER, SET USER, BINLOG ADMIN" };
-        Err(format!(
+        Err(Error::Setup(format!(
             "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT \
              {example} ON *.* TO turnout's account) and cut over again",
             triggers.len(),
             missing.join(", ")
-        ))
+        )))
     }
 
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
-    async fn privileged(&mut self) -> Result<bool, String> {
-        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(|e| format!("reading turnout's grants on {}: {e}", self.sides.0))?;
+    async fn privileged(&mut self) -> Result<bool, Error> {
+        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(Error::mysql(side(self.sides.0), "reading turnout's grants"))?;
         Ok(turnout_cutover::fence_privileged(&grants, self.oracle))
     }
 }
@@ -229,10 +229,10 @@ impl MySqlCutover {
     /// On Oracle MySQL: reads the other side's binlog end once green is proven complete — the
     /// hand-off position (see the module's documentation). Blue is sealed, so it is not recorded
     /// there now: the reverse stream records it when it starts.
-    async fn arm_reverse_in_pause(&mut self) -> Result<Option<(String, Position)>, String> {
+    async fn arm_reverse_in_pause(&mut self) -> Result<Option<(String, Position)>, Error> {
         let started = Instant::now();
         let (_, green) = self.sessions().await?;
-        let position = crate::source::mysql::snapshot::binlog_end(green, "green").await.map_err(|e| e.to_string())?;
+        let position = crate::source::mysql::snapshot::binlog_end(green, "green").await?;
         let line = format!(
             "prepared reverse replication in {} ms: green's binlog from {position}, read once green held everything blue committed \
              (nothing turnout applies is after it); the reverse stream records it on blue when it starts",
@@ -276,27 +276,27 @@ impl Procedure for MySqlCutover {
         }
     }
 
-    async fn preflight(&mut self) -> Result<Vec<String>, String> {
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         let (from, to) = self.sides;
         let oracle = self.oracle;
         let (_, green) = self.sessions().await?;
-        let green_oracle = !crate::source::mysql::is_mariadb(green, to).await.map_err(|e| e.to_string())?;
+        let green_oracle = !crate::source::mysql::is_mariadb(green, to).await?;
         if green_oracle != oracle {
             let kind = |o: bool| if o { "Oracle MySQL" } else { "MariaDB" };
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "{from} is {} and {to} is {}: a cutover between the two families is not built (their fences, GTIDs and schemas \
                  differ); cut over between servers of one family",
                 kind(oracle),
                 kind(green_oracle)
-            ));
+            )));
         }
         if self.reverse.is_some() && oracle && self.fence.is_none() {
             // The hand-off is taken when the forward apply has nothing left to write; without the
             // seal a late write on blue would be applied after it and come back.
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
                  forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
-            ));
+            )));
         }
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
@@ -304,40 +304,40 @@ impl Procedure for MySqlCutover {
             let problems = crate::source::mysql::check::reverse_problems(green, &user, oracle).await;
             if !problems.is_empty() {
                 let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "green cannot feed the reverse stream — {} (or set cutover.reverse = false to cut over without a way back)",
                     each.join("; ")
-                ));
+                )));
             }
         }
         if self.fence.is_some() {
-            let channels = turnout_cutover::running_replication(&mut self.blue, side(from)).await.map_err(|e| e.to_string())?;
+            let channels = turnout_cutover::running_replication(&mut self.blue, side(from)).await.map_err(Error::from)?;
             if !channels.is_empty() {
                 let each: Vec<String> =
                     channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "{from} is itself a replica ({} applying changes from another server): replication threads write through \
                      read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} \
                      (STOP REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover",
                     each.join(", "),
                     if self.oracle { " and super_read_only" } else { "" }
-                ));
+                )));
             }
         }
         self.check_trigger_handover().await?;
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
         let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
-        let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(|e| e.to_string())?;
+        let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
         if !foreign.is_empty() {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "{from} has sessions of turnout's own account that turnout did not open: {}. That account may write while {from} is \
                  read-only (it writes the sentinel), so a client using it would keep writing through the fence and its writes after the \
                  sentinel would be lost. Give the application an account of its own (and end these sessions), then cut over",
                 foreign.join(", ")
-            ));
+            )));
         }
-        let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(|e| e.to_string())?;
+        let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
         Ok(unfenced.into_iter().map(|(account, revoke)| unfenced_warning(&account, &revoke, from, oracle)).collect())
     }
 
@@ -349,24 +349,24 @@ impl Procedure for MySqlCutover {
         self.fenced.clone()
     }
 
-    async fn check_fence(&mut self) -> Result<(), String> {
+    async fn check_fence(&mut self) -> Result<(), Error> {
         let Some(own_user) = self.fence.as_ref().map(|f| f.own_user.clone()) else { return Ok(()) };
         if !self.privileged().await? {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "turnout's account may not set read_only on {}, write its sentinel under it or end other sessions; {}",
                 self.sides.0,
                 turnout_cutover::fence_grant(&own_user, self.oracle)
-            ));
+            )));
         }
         Ok(())
     }
 
-    async fn counters_ahead(&mut self) -> Result<String, String> {
-        let done = self.sync(COUNTER_MARGIN).await.map_err(|e| format!("syncing AUTO_INCREMENT counters failed: {e}"))?;
+    async fn counters_ahead(&mut self) -> Result<String, Error> {
+        let done = self.sync(COUNTER_MARGIN).await.map_err(Error::during("syncing AUTO_INCREMENT counters failed"))?;
         Ok(counters_line(&done, &format!("{COUNTER_MARGIN} values ahead of {}", self.sides.0), self.sides.1))
     }
 
-    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, String> {
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
         if self.reverse.is_none() {
             return Ok(None);
         }
@@ -380,17 +380,17 @@ impl Procedure for MySqlCutover {
         // The forward apply marks its transactions with its own GTID domain; unless green's binlog
         // shows that domain, its writes could not be told from the application's.
         let position = loop {
-            let position = crate::source::mysql::snapshot::binlog_end(green, "green").await.map_err(|e| e.to_string())?;
+            let position = crate::source::mysql::snapshot::binlog_end(green, "green").await?;
             let marked = matches!(&position, Position::Binlog(b) if matches!(&b.gtids, GtidState::MariaDb(d) if d.contains_key(&domain)));
             if marked {
                 break position;
             }
             if started.elapsed() >= MARKED_WAIT {
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "green's binlog has no transaction in GTID domain {domain}, where turnout's forward apply marks its writes: the apply \
                      session could not set gtid_domain_id when it connected, so its writes cannot be told from the application's. \
                      GRANT BINLOG REPLAY ON *.* on green and restart `turnout run` (or set cutover.reverse = false)"
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
@@ -398,7 +398,7 @@ impl Procedure for MySqlCutover {
         // before it had been applied — it is already there.
         turnout_sinks::mysql::record_position(&self.blue_url, &origin, &position)
             .await
-            .map_err(|e| format!("recording the reverse stream's start on blue: {e}"))?;
+            .map_err(Error::during("recording the reverse stream's start on blue"))?;
         let line = format!(
             "prepared reverse replication in {} ms: green's binlog from {position}, skipping turnout's own writes (GTID domain {domain}); \
              progress record {origin} on blue",
@@ -407,11 +407,11 @@ impl Procedure for MySqlCutover {
         Ok(Some((line, position)))
     }
 
-    async fn fence(&mut self, budget: Duration) -> Result<String, String> {
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
         let from = self.sides.0;
         let Some(fence) = &self.fence else { return Ok("no fence (cutover.fence = none): the operator stopped the writers".into()) };
         let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
-        let report = fence.apply(&mut self.blue, budget, &own).await.map_err(|e| e.to_string())?;
+        let report = fence.apply(&mut self.blue, budget, &own).await.map_err(Error::from)?;
         Ok(format!(
             "fenced writes on {from} (read_only = ON{}) in {} ms{}",
             if self.oracle { ", super_read_only after the sentinel" } else { "" },
@@ -424,27 +424,27 @@ impl Procedure for MySqlCutover {
         ))
     }
 
-    async fn write_sentinel(&mut self, id: &str) -> Result<(), String> {
-        let number = u64::from_str_radix(id, 16).map_err(|_| format!("cutover id {id} is not a 64-bit hex number"))?.cast_signed();
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        let number = u64::from_str_radix(id, 16).map_err(|_| Error::Setup(format!("cutover id {id} is not a 64-bit hex number")))?.cast_signed();
         let table = format!("{}.{}", quote(&self.blue_db), quote(HEARTBEAT_TABLE));
         self.blue
             .query_drop(format!("INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::mysql(side(self.sides.0), "writing the sentinel"))?;
         let Some(fence) = &self.fence else { return Ok(()) };
-        if let Some(executed) = fence.seal(&mut self.blue).await.map_err(|e| e.to_string())? {
-            let gtids = GtidState::parse_mysql(&executed).map_err(|e| format!("{}'s gtid_executed '{executed}': {e}", self.sides.0))?;
+        if let Some(executed) = fence.seal(&mut self.blue).await.map_err(Error::from)? {
+            let gtids = GtidState::parse_mysql(&executed).map_err(|e| Error::Setup(format!("{}'s gtid_executed '{executed}': {e}", self.sides.0)))?;
             self.fenced = Some(Position::Binlog(BinlogPosition { file: String::new(), offset: 0, gtids }));
         }
         Ok(())
     }
 
-    async fn top_up(&mut self) -> Result<String, String> {
-        let done = self.sync(0).await.map_err(|e| format!("checking AUTO_INCREMENT counters failed: {e}"))?;
+    async fn top_up(&mut self) -> Result<String, Error> {
+        let done = self.sync(0).await.map_err(Error::during("checking AUTO_INCREMENT counters failed"))?;
         Ok(counters_line(&done, &format!("checked against {}'s final values", self.sides.0), self.sides.1))
     }
 
-    async fn open_green(&mut self) -> Result<Option<String>, String> {
+    async fn open_green(&mut self) -> Result<Option<String>, Error> {
         let (from, to) = self.sides;
         let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
         let sides = (side(from), side(to));
@@ -456,7 +456,7 @@ impl Procedure for MySqlCutover {
         let (blue, green) = self.sessions().await?;
         // The triggers move inside the pause: before, they would have fired again on rows the
         // stream applies; after, the reverse stream applies to the fenced side.
-        let handover = turnout_cutover::hand_over_triggers(blue, green, &from_db, &to_db, sides, drop_from).await.map_err(|e| e.to_string())?;
+        let handover = turnout_cutover::hand_over_triggers(blue, green, &from_db, &to_db, sides, drop_from).await.map_err(Error::from)?;
         if !handover.moved.is_empty() {
             let (n, moved) = (handover.moved.len(), handover.moved.join(", "));
             lines.push(if drop_from {
@@ -465,18 +465,18 @@ impl Procedure for MySqlCutover {
                 format!("copied {n} triggers from {from} to {to}: {moved}; {from} is sealed, so they are dropped there when something first applies to it")
             });
         }
-        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(|e| format!("reading {to}'s read_only: {e}"))?;
+        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(Error::mysql(side(to), "reading read_only"))?;
         if read_only.unwrap_or(0) != 0 {
-            green
-                .query_drop("SET GLOBAL read_only = OFF")
-                .await
-                .map_err(|e| format!("{to} is read-only and setting read_only = OFF failed: {e}; grant turnout's account on {to} READ ONLY ADMIN"))?;
+            green.query_drop("SET GLOBAL read_only = OFF").await.map_err(Error::mysql(
+                side(to),
+                format!("{to} is read-only and setting read_only = OFF failed (grant turnout's account on {to} READ ONLY ADMIN)"),
+            ))?;
             lines.push(format!("{to} was read-only: set read_only = OFF before traffic arrives"));
         }
         Ok((!lines.is_empty()).then(|| lines.join("; ")))
     }
 
-    async fn undo(&mut self) -> Result<String, String> {
+    async fn undo(&mut self) -> Result<String, Error> {
         let from = self.sides.0;
         let mut line = match &self.fence {
             None => "no fence to undo".to_owned(),
@@ -486,22 +486,22 @@ impl Procedure for MySqlCutover {
                     // The session may be gone (the server restarted, the network broke): once more on a
                     // new one — after ending the old one, whose seal (a statement given up at the
                     // pause's deadline) could otherwise still take effect after this undo.
-                    let mut fresh = connect(&self.blue_opts, from).await.map_err(|e| e.to_string())?;
+                    let mut fresh = connect(&self.blue_opts, from).await?;
                     let sealing: Option<u64> = fresh
                         .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SET GLOBAL super_read_only%'", (old,))
                         .await
-                        .map_err(|e| format!("looking for turnout's old session on {from}: {e}"))?;
+                        .map_err(Error::mysql(side(from), "looking for turnout's old session"))?;
                     if let Some(id) = sealing {
                         match fresh.query_drop(format!("KILL CONNECTION {id}")).await {
                             Ok(()) | Err(mysql_async::Error::Server(_)) => {}
-                            Err(e) => return Err(format!("ending turnout's old session on {from}: {e}")),
+                            Err(e) => return Err(Error::mysql(side(from), "ending turnout's old session")(e)),
                         }
                     }
-                    fence.undo(&mut fresh).await.map_err(|e| e.to_string())?;
+                    fence.undo(&mut fresh).await.map_err(Error::from)?;
                     self.blue = fresh;
                 }
-                if fence.is_fenced(&mut self.blue).await.map_err(|e| e.to_string())? {
-                    return Err(format!("{from} is still read-only after the undo; SET GLOBAL read_only = OFF there by hand"));
+                if fence.is_fenced(&mut self.blue).await.map_err(Error::from)? {
+                    return Err(Error::Setup(format!("{from} is still read-only after the undo; SET GLOBAL read_only = OFF there by hand")));
                 }
                 format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" })
             }

@@ -83,47 +83,45 @@ impl Procedure for PgCutover {
         self.fence.kind()
     }
 
-    async fn preflight(&mut self) -> Result<Vec<String>, String> {
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         let supported: bool = self
             .blue
             .query_one("SELECT current_setting('server_version_num')::int >= 140000", &[])
             .await
-            .map_err(|e| format!("reading blue's server version: {e}"))?
+            .map_err(Error::blue("reading blue's server version"))?
             .get(0);
         if !supported {
-            return Err("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into());
+            return Err(Error::Setup("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into()));
         }
         // The other side's schema must be this side's: after the switch the application meets it.
-        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to compare the schemas: {e}"))?;
-        let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, self.skip_without_identity, crate::error::Side::Blue)
-            .await
-            .map_err(|e| e.to_string())?;
-        let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await.map_err(|e| e.to_string())?;
+        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to compare the schemas"))?;
+        let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, self.skip_without_identity, crate::error::Side::Blue).await?;
+        let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await?;
         if !differences.is_empty() {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "the schemas differ in {} objects — after the switch the application would meet the difference (pg_dump --schema-only \
                  of an object on one side gives the statement for the other): {}",
                 differences.len(),
                 differences.join("; ")
-            ));
+            )));
         }
         Ok(Vec::new())
     }
 
-    async fn check_fence(&mut self) -> Result<(), String> {
-        self.fence.check(&self.blue).await.map_err(|e| e.to_string())
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        self.fence.check(&self.blue).await.map_err(Error::from)
     }
 
-    async fn counters_ahead(&mut self) -> Result<String, String> {
-        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green for the sequences: {e}"))?;
+    async fn counters_ahead(&mut self) -> Result<String, Error> {
+        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to green for the sequences"))?;
         let (seqs, plan) =
-            turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(|e| format!("syncing sequences failed: {e}"))?;
+            turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(Error::during("syncing sequences failed"))?;
         self.sequences = Some((green, plan));
         Ok(format!("moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue", seqs.iter().filter(|s| s.changed).count(), seqs.len()))
     }
 
-    async fn fence(&mut self, budget: Duration) -> Result<String, String> {
-        let report = self.fence.apply(&self.blue, budget).await.map_err(|e| e.to_string())?;
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
+        let report = self.fence.apply(&self.blue, budget).await.map_err(Error::from)?;
         Ok(format!(
             "fenced writes on blue ({}) in {} ms{}",
             self.fence.kind(),
@@ -132,28 +130,28 @@ impl Procedure for PgCutover {
         ))
     }
 
-    async fn write_sentinel(&mut self, id: &str) -> Result<(), String> {
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
         self.blue
             .batch_execute(&format!("BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT", super::FENCE_PREFIX))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(Error::blue("writing the sentinel"))
     }
 
-    async fn top_up(&mut self) -> Result<String, String> {
+    async fn top_up(&mut self) -> Result<String, Error> {
         let Some((green, plan)) = &self.sequences else { return Ok("no sequences to check".into()) };
-        let moved = plan.top_up(&self.blue, green).await.map_err(|e| format!("syncing sequences failed: {e}"))?;
+        let moved = plan.top_up(&self.blue, green).await.map_err(Error::during("syncing sequences failed"))?;
         Ok(format!("checked {} sequences against blue ({moved} topped up on green)", plan.len()))
     }
 
-    async fn open_green(&mut self) -> Result<Option<String>, String> {
+    async fn open_green(&mut self) -> Result<Option<String>, Error> {
         let Some(fence) = &self.reopen else { return Ok(None) };
-        let blue = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to blue to lift its fence: {e}"))?;
-        fence.undo(&blue).await.map_err(|e| e.to_string())?;
+        let blue = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to blue to lift its fence"))?;
+        fence.undo(&blue).await.map_err(Error::from)?;
         Ok(Some("lifted blue's read-only fence from the cutover".into()))
     }
 
-    async fn undo(&mut self) -> Result<String, String> {
-        self.fence.undo(&self.blue).await.map_err(|e| e.to_string())?;
+    async fn undo(&mut self) -> Result<String, Error> {
+        self.fence.undo(&self.blue).await.map_err(Error::from)?;
         let side = if self.reopen.is_some() { "green" } else { "blue" };
         let mut line = format!("undid the fence ({}): {side} takes writes again", self.fence.kind());
         if let Some((names, config)) = &self.reverse {
@@ -166,65 +164,67 @@ impl Procedure for PgCutover {
         Ok(line)
     }
 
-    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, String> {
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
         let Some((names, config)) = &self.reverse else { return Ok(None) };
-        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(|e| format!("connecting to green: {e}"))?;
+        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to green"))?;
         let row = green
             .query_one(
                 "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
                 &[],
             )
             .await
-            .map_err(|e| format!("reading green's wal_level: {e}"))?;
+            .map_err(Error::green("reading green's wal_level"))?;
         let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
         if wal_level != "logical" {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "green has wal_level = {wal_level}; reverse replication needs wal_level = logical on green (set it and restart green), or \
                  set cutover.reverse = false to cut over without a way back"
-            ));
+            )));
         }
         if !may {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "role {role} on green may not create replication slots; ALTER ROLE {role} REPLICATION on green, or set cutover.reverse = false \
                  to cut over without a way back"
-            ));
+            )));
         }
-        let tables = crate::rollback::publish_on_green(config, names).await.map_err(|e| e.to_string())?;
-        turnout_sinks::pg::ensure_origin(&self.blue, &names.origin).await.map_err(|e| format!("creating replication origin {} on blue: {e}", names.origin))?;
+        let tables = crate::rollback::publish_on_green(config, names).await?;
+        turnout_sinks::pg::ensure_origin(&self.blue, &names.origin)
+            .await
+            .map_err(Error::during(format!("creating replication origin {} on blue", names.origin)))?;
         let prepared: Vec<String> = green
             .query("SELECT gid FROM pg_prepared_xacts", &[])
             .await
-            .map_err(|e| format!("reading prepared transactions on green: {e}"))?
+            .map_err(Error::green("reading prepared transactions on green"))?
             .iter()
             .map(|r| r.get(0))
             .collect();
         if !prepared.is_empty() {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "prepared transactions on green ({}) would hold up creating the reverse slot; COMMIT PREPARED or ROLLBACK PREPARED them",
                 prepared.join(", ")
-            ));
+            )));
         }
         // Creating a logical slot waits for every transaction on green that holds an xid; nothing is
         // paused yet, but the wait is bounded.
         let created = Instant::now();
         let ms = SLOT_WAIT.as_millis();
-        green.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(|e| e.to_string())?;
+        green.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(Error::green("bounding the slot's wait"))?;
         let slot = green.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
         let _ = green.batch_execute("RESET statement_timeout").await;
         let lsn: String = match slot {
             Ok(row) => row.get(0),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "creating slot {} on green did not finish within {ms} ms: it waits for transactions there that hold an xid \
                      ({}); end them and cut over again",
                     names.slot,
                     crate::source::pg::live::xid_holders(&green).await
-                ));
+                )));
             }
-            Err(e) => return Err(format!("creating slot {} on green: {e}", names.slot)),
+            Err(e) => return Err(Error::green(format!("creating slot {} on green", names.slot))(e)),
         };
-        let lsn: Lsn = lsn.parse().map_err(|e| format!("green answered an unreadable LSN {lsn}: {e}"))?;
-        turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(|e| format!("setting origin {} on blue: {e}", names.origin))?;
+        let lsn: Lsn = lsn.parse().map_err(|e| Error::Setup(format!("green answered an unreadable LSN {lsn}: {e}")))?;
+        turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(Error::during(format!("setting origin {} on blue", names.origin)))?;
         let line = format!(
             "prepared reverse replication in {} ms: publication {} on green ({tables} tables), slot {} on green from {lsn}, replication origin {} on blue",
             created.elapsed().as_millis(),
