@@ -84,7 +84,7 @@ impl Findings {
 /// `turnout check` against the configured source and green.
 pub async fn run(config: &crate::config::Config) -> Report {
     use crate::source::SourceAdmin;
-    let checked = async { Ok::<Report, crate::Error>(crate::with_admin!(config, crate::source::Names::none(), |admin| admin.check().await)) };
+    let checked = async { Ok::<Report, crate::Error>(crate::with_family!(config, F => F::admin(config, crate::source::Names::none())?.check().await)) };
     checked.await.unwrap_or_else(|e| {
         let mut f = Findings::default();
         f.fail(e.to_string(), "correct the configuration");

@@ -290,33 +290,19 @@ impl Config {
 
     /// Checks every field; the error names the first bad field's path and how to fix it.
     pub fn validate(&self) -> Result<(), Error> {
-        match (self.source_kind(), SourceKind::of(self.target.url.expose())) {
-            (SourceKind::Pg, SourceKind::Pg) => {
-                self.source_options()?;
-                self.target_options()?;
-            }
-            (SourceKind::MySql, SourceKind::MySql) => {
-                crate::source::mysql::options(self.source.url.expose(), "source.url")?;
-                crate::source::mysql::options(self.target.url.expose(), "target.url")?;
-                if self.cutover.fence == Fence::Pgbouncer || self.cutover.switch == Switch::Pgbouncer {
-                    return Err(Error::config(
-                        "cutover.fence",
-                        "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)",
-                    ));
-                }
-            }
-            (source, _) => {
-                return Err(Error::config(
-                    "target.url",
-                    format!(
-                        "blue is {} but green is not: turnout replicates PostgreSQL to PostgreSQL and MySQL/MariaDB to MySQL/MariaDB; \
-                         use a {} URL for green",
-                        source.name(),
-                        if source == SourceKind::Pg { "postgres://" } else { "mysql://" }
-                    ),
-                ))
-            }
+        let source = self.source_kind();
+        if SourceKind::of(self.target.url.expose()) != source {
+            return Err(Error::config(
+                "target.url",
+                format!(
+                    "blue is {} but green is not: turnout replicates PostgreSQL to PostgreSQL and MySQL/MariaDB to MySQL/MariaDB; \
+                     use a {} URL for green",
+                    source.name(),
+                    if source == SourceKind::Pg { "postgres://" } else { "mysql://" }
+                ),
+            ));
         }
+        crate::with_family!(self, F => F::validate(self))?;
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
@@ -385,13 +371,7 @@ impl Config {
     /// The `[tables]` filter, its names read by the source's rules (PostgreSQL: folded, `public` by
     /// default; MySQL/MariaDB: case kept, the source database by default).
     pub fn table_filter(&self) -> Result<crate::tables::TableFilter, Error> {
-        let rules = match self.source_kind() {
-            SourceKind::Pg => crate::tables::NameRules::postgres(),
-            SourceKind::MySql => {
-                let opts = crate::source::mysql::options(self.source.url.expose(), "source.url")?;
-                crate::tables::NameRules::mysql(&crate::source::mysql::database(&opts))
-            }
-        };
+        let rules = crate::with_family!(self, F => F::name_rules(self))?;
         crate::tables::TableFilter::with_rules(self.tables.include.as_deref(), &self.tables.exclude, &rules)
     }
 

@@ -15,24 +15,6 @@ use tokio::sync::watch;
 use turnout_decoders::Position;
 use turnout_sinks::Sink;
 
-/// Runs `$body` with the configured source's administration (PostgreSQL or MySQL/MariaDB) bound to
-/// `$admin`: [`SourceAdmin`] is generic, so each source gets its own monomorphized pipeline.
-#[macro_export]
-macro_rules! with_admin {
-    ($config:expr, $names:expr, |$admin:ident| $body:expr) => {
-        match $config.source_kind() {
-            $crate::config::SourceKind::Pg => {
-                let $admin = $crate::source::pg::admin::PgAdmin::new($config, $names);
-                $body
-            }
-            $crate::config::SourceKind::MySql => {
-                let $admin = $crate::source::mysql::MySqlAdmin::new($config, $names)?;
-                $body
-            }
-        }
-    };
-}
-
 /// Runs until `shutdown` turns true (Ok) or a fatal error. After a completed cutover that armed the
 /// reverse stream, replicates green → blue (the rollback window) until a rollback, `turnout finish`
 /// or `shutdown`; after a cutover without one (or a rollback), replication stops but the HTTP API
@@ -65,7 +47,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     let arm = match resume {
         crate::cutover::Resume::Reverse(arm) => Some(arm),
         crate::cutover::Resume::Forward => {
-            with_admin!(config, names.clone(), |admin| replicate(&admin, config, &state, &status, shutdown).await)?;
+            crate::with_family!(config, F => replicate(&F::admin(config, names.clone())?, config, &state, &status, shutdown).await)?;
             // A cutover completed meanwhile may have armed the reverse stream.
             crate::cutover::open_window(&state)?
         }
@@ -218,7 +200,7 @@ pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
         let state = StateStore::open(&config.state.dir)?;
         Names::for_stream(&state.stream_id()?)
     };
-    with_admin!(config, names, |admin| admin.teardown().await)
+    crate::with_family!(config, F => F::admin(config, names)?.teardown().await)
 }
 
 #[cfg(test)]

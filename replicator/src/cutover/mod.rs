@@ -1,6 +1,7 @@
 //! The cutover procedure run by the sidecar (DESIGN.md "Cutover"), started by `POST /cutover`, the
 //! same for every source; what differs per source (the fence, the sentinel, the counters) is a
-//! [`Procedure`]: [`pg::PgCutover`] and [`mysql::MySqlCutover`].
+//! [`Procedure`], which each source family provides ([`crate::source::family::Family::cutover`]):
+//! [`crate::source::pg::cutover::PgCutover`] and [`crate::source::mysql::cutover::MySqlCutover`].
 //!
 //! Steps: wait until the snapshot is done and lag stays under `--when-lag` (up to `--timeout`) → move
 //! every sequence / AUTO_INCREMENT counter on green ahead of blue (writes still flowing) → fence writes
@@ -23,10 +24,7 @@
 //! - After a completed cutover this stream refuses to replicate again (blue is no longer the source of
 //!   truth).
 
-mod mysql;
-mod pg;
-
-use crate::config::{Config, SourceKind, Switch};
+use crate::config::{Config, Switch};
 use crate::error::Error;
 use crate::source::Names;
 use crate::state::StateStore;
@@ -40,7 +38,8 @@ use tokio::sync::watch;
 use turnout_cutover::{BlueGreen, TrafficSwitch};
 use turnout_decoders::Position;
 
-pub use pg::build;
+pub use crate::source::pg::cutover::build;
+use crate::source::family::Family;
 
 /// The logical-message prefix of the cutover sentinel.
 pub use crate::pipeline::assemble::SENTINEL_PREFIX as FENCE_PREFIX;
@@ -340,24 +339,21 @@ impl Controller {
 
     /// Checks every precondition and prints the plan, changing nothing.
     async fn dry_run(&self, request: &Request) -> Result<(), Error> {
-        match (self.config.source_kind(), self.direction) {
-            (SourceKind::Pg, Direction::Forward) => self.dry_run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, request).await,
-            (SourceKind::Pg, Direction::Reverse) => self.dry_run_with(pg::PgCutover::connect_back(&self.config).await?, request).await,
-            (SourceKind::MySql, Direction::Forward) => {
-                self.dry_run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, request).await
-            }
-            (SourceKind::MySql, Direction::Reverse) => self.dry_run_with(mysql::MySqlCutover::connect_back(&self.config).await?, request).await,
+        crate::with_family!(self.config, F => self.dry_run_with(self.procedure::<F>().await?, request).await)
+    }
+
+    /// This direction's procedure of the family `F`: the cutover (arming the reverse stream when
+    /// configured) or the rollback.
+    async fn procedure<F: Family>(&self) -> Result<F::Cutover, Error> {
+        match self.direction {
+            Direction::Forward => F::cutover(&self.config, &self.names, self.reverse_names().is_some()).await,
+            Direction::Reverse => F::rollback(&self.config).await,
         }
     }
 
     /// The reverse stream a cutover arms, if configured (never for a rollback).
     fn reverse_names(&self) -> Option<Names> {
         (self.direction == Direction::Forward && self.config.cutover.reverse).then(|| Names::reverse_of(&self.names))
-    }
-
-    /// What a MySQL/MariaDB cutover needs to arm the reverse stream, if configured.
-    fn mysql_reverse(&self) -> Option<mysql::Reverse> {
-        self.reverse_names().map(|_| mysql::Reverse::after(&self.names))
     }
 
     async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
@@ -384,14 +380,7 @@ impl Controller {
     }
 
     async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
-        match (self.config.source_kind(), self.direction) {
-            (SourceKind::Pg, Direction::Forward) => self.run_with(pg::PgCutover::connect(&self.config, self.reverse_names()).await?, id, request).await,
-            (SourceKind::Pg, Direction::Reverse) => self.run_with(pg::PgCutover::connect_back(&self.config).await?, id, request).await,
-            (SourceKind::MySql, Direction::Forward) => {
-                self.run_with(mysql::MySqlCutover::connect(&self.config, self.mysql_reverse()).await?, id, request).await
-            }
-            (SourceKind::MySql, Direction::Reverse) => self.run_with(mysql::MySqlCutover::connect_back(&self.config).await?, id, request).await,
-        }
+        crate::with_family!(self.config, F => self.run_with(self.procedure::<F>().await?, id, request).await)
     }
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
@@ -717,14 +706,7 @@ fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), String> {
 /// replication goes on. An error when this stream must not replicate again (cut over without a way
 /// back, the rollback window finished, or rolled back).
 pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
-    let reverse = config.cutover.reverse.then(|| Names::reverse_of(names));
-    match config.source_kind() {
-        SourceKind::Pg => recover_with(config, state, Direction::Forward, pg::PgCutover::connect(config, reverse)).await?,
-        SourceKind::MySql => {
-            let reverse = config.cutover.reverse.then(|| mysql::Reverse::after(names));
-            recover_with(config, state, Direction::Forward, mysql::MySqlCutover::connect(config, reverse)).await?
-        }
-    }
+    crate::with_family!(config, F => recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?);
     let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,
@@ -739,10 +721,7 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         }
         _ => return Ok(Resume::Forward),
     };
-    match config.source_kind() {
-        SourceKind::Pg => recover_with(config, state, Direction::Reverse, pg::PgCutover::connect_back(config)).await?,
-        SourceKind::MySql => recover_with(config, state, Direction::Reverse, mysql::MySqlCutover::connect_back(config)).await?,
-    }
+    crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config)).await?);
     match state.journal(Direction::Reverse)? {
         Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
             "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates. Run `turnout teardown` to \

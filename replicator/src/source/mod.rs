@@ -2,6 +2,7 @@
 //! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
 
 pub mod drift;
+pub mod family;
 pub mod mysql;
 pub mod pg;
 pub mod progress;

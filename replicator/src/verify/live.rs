@@ -195,10 +195,7 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
     };
-    match config.source_kind() {
-        crate::config::SourceKind::Pg => live(&crate::source::pg::live::PgLive { config: &config }, &config, opts, &sidecar, direction, started).await,
-        crate::config::SourceKind::MySql => live(&crate::source::mysql::live::MySqlLive::new(&config)?, &config, opts, &sidecar, direction, started).await,
-    }
+    crate::with_family!(config, F => live(&F::live(&config)?, &config, opts, &sidecar, direction, started).await)
 }
 
 async fn live<B: Backend>(

@@ -20,5 +20,5 @@ pub struct TableCheck {
 /// `turnout verify`: compares the tables `run` replicates (or only `only`, as `schema.table`).
 pub async fn run(config: &crate::config::Config, only: Option<&str>) -> Result<Vec<TableCheck>, crate::error::Error> {
     use crate::source::SourceAdmin;
-    crate::with_admin!(config, crate::source::Names::none(), |admin| admin.verify(only).await)
+    crate::with_family!(config, F => F::admin(config, crate::source::Names::none())?.verify(only).await)
 }

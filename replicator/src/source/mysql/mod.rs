@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod check;
+pub mod cutover;
 pub mod drift;
 pub mod heartbeat;
 pub mod live;
@@ -16,6 +17,70 @@ pub mod verify;
 
 pub use admin::MySqlAdmin;
 pub use stream::MySqlSource;
+
+use crate::config::Config;
+use crate::cutover::ReverseArm;
+use crate::source::family::Family;
+use crate::source::Names;
+
+/// MySQL's and MariaDB's [`Family`]: the binlog by GTID, the `read_only` fence (sealed with
+/// `super_read_only` on Oracle MySQL) with a heartbeat-row sentinel, and a reverse stream from green's
+/// binlog.
+#[allow(missing_debug_implementations)]
+pub struct MySql;
+
+impl Family for MySql {
+    type Admin = MySqlAdmin;
+    type Cutover = cutover::MySqlCutover;
+    type Live = live::MySqlLive;
+
+    fn validate(config: &Config) -> Result<(), Error> {
+        options(config.source.url.expose(), "source.url")?;
+        options(config.target.url.expose(), "target.url")?;
+        if config.cutover.fence == crate::config::Fence::Pgbouncer || config.cutover.switch == crate::config::Switch::Pgbouncer {
+            return Err(Error::config(
+                "cutover.fence",
+                "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Case kept; blue's database when no schema is given.
+    fn name_rules(config: &Config) -> Result<crate::tables::NameRules, Error> {
+        let opts = options(config.source.url.expose(), "source.url")?;
+        Ok(crate::tables::NameRules::mysql(&database(&opts)))
+    }
+
+    fn admin(config: &Config, names: Names) -> Result<MySqlAdmin, Error> {
+        MySqlAdmin::new(config, names)
+    }
+
+    fn reverse_admin(back: &Config, arm: &ReverseArm) -> Result<MySqlAdmin, Error> {
+        MySqlAdmin::reverse(back, arm.names.clone(), &arm.forward_origin, arm.position.clone())
+    }
+
+    async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<cutover::MySqlCutover, Error> {
+        cutover::MySqlCutover::connect(config, reverse.then(|| cutover::Reverse::after(forward))).await
+    }
+
+    async fn rollback(config: &Config) -> Result<cutover::MySqlCutover, Error> {
+        cutover::MySqlCutover::connect_back(config).await
+    }
+
+    fn live(config: &Config) -> Result<live::MySqlLive, Error> {
+        live::MySqlLive::new(config)
+    }
+
+    /// Nothing: the forward stream holds nothing on blue (binlogs follow blue's own retention).
+    async fn before_reverse(_config: &Config, _forward: &Names) {}
+
+    /// Its progress record on blue; green's binlogs follow green's own retention.
+    async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
+        turnout_sinks::mysql::drop_progress(config.source.url.expose(), &names.origin).await.map_err(Error::Sink)?;
+        Ok(vec![format!("deleted the reverse stream's progress record {} on blue (if it existed)", names.origin)])
+    }
+}
 
 use crate::error::Error;
 use mysql_async::prelude::Queryable;

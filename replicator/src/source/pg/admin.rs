@@ -136,7 +136,7 @@ impl SourceAdmin for PgAdmin {
         let green_client = green::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
         green::drop_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
         done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
-        match crate::rollback::drop_reverse(&self.config, &Names::reverse_of(names)).await {
+        match super::reverse::drop_reverse(&self.config, &Names::reverse_of(names)).await {
             Ok(lines) => done.extend(lines),
             Err(e) => done.push(format!("could not drop the reverse stream's slot, publication and origin: {e}")),
         }

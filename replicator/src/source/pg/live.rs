@@ -30,15 +30,15 @@ use turnout_decoders::{Lsn, Position};
 
 /// PostgreSQL's [`Backend`].
 #[allow(missing_debug_implementations)]
-pub struct PgLive<'a> {
-    pub config: &'a Config,
+pub struct PgLive {
+    pub config: Config,
 }
 
-impl Backend for PgLive<'_> {
+impl Backend for PgLive {
     type Session = Client;
 
     async fn tables(&self, only: Option<&str>) -> Result<Vec<TableName>, Error> {
-        crate::source::pg::verify::tables(self.config, only).await
+        crate::source::pg::verify::tables(&self.config, only).await
     }
 
     fn source(&self) -> Result<String, Error> {
@@ -61,7 +61,7 @@ impl Backend for PgLive<'_> {
     }
 
     async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Client>, Error> {
-        take(self.config, hold, workers, slot_timeout).await
+        take(&self.config, hold, workers, slot_timeout).await
     }
 
     async fn shapes(&self, blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, Error> {

@@ -5,13 +5,71 @@
 pub mod admin;
 pub mod catalog;
 pub mod check;
+pub mod cutover;
 pub mod drift;
 pub mod heartbeat;
 pub mod live;
 pub mod origin_filter;
+pub mod reverse;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
 pub mod verify;
 
 pub use stream::PgSource;
+
+use crate::config::Config;
+use crate::cutover::ReverseArm;
+use crate::error::Error;
+use crate::source::family::Family;
+use crate::source::Names;
+
+/// PostgreSQL's [`Family`]: logical replication with pgoutput, the pgbouncer or read-only fence with
+/// a logical-message sentinel, and a reverse stream from a slot on green.
+#[allow(missing_debug_implementations)]
+pub struct Pg;
+
+impl Family for Pg {
+    type Admin = admin::PgAdmin;
+    type Cutover = cutover::PgCutover;
+    type Live = live::PgLive;
+
+    fn validate(config: &Config) -> Result<(), Error> {
+        config.source_options()?;
+        config.target_options()?;
+        Ok(())
+    }
+
+    /// Folded to lower case unless quoted; `public` when no schema is given.
+    fn name_rules(_config: &Config) -> Result<crate::tables::NameRules, Error> {
+        Ok(crate::tables::NameRules::postgres())
+    }
+
+    fn admin(config: &Config, names: Names) -> Result<admin::PgAdmin, Error> {
+        Ok(admin::PgAdmin::new(config, names))
+    }
+
+    fn reverse_admin(back: &Config, arm: &ReverseArm) -> Result<admin::PgAdmin, Error> {
+        Ok(admin::PgAdmin::reverse(back, arm.names.clone(), &arm.forward_origin))
+    }
+
+    async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<cutover::PgCutover, Error> {
+        cutover::PgCutover::connect(config, reverse.then(|| Names::reverse_of(forward))).await
+    }
+
+    async fn rollback(config: &Config) -> Result<cutover::PgCutover, Error> {
+        cutover::PgCutover::connect_back(config).await
+    }
+
+    fn live(config: &Config) -> Result<live::PgLive, Error> {
+        Ok(live::PgLive { config: config.clone() })
+    }
+
+    async fn before_reverse(config: &Config, forward: &Names) {
+        reverse::drop_forward_slot(config, forward).await;
+    }
+
+    async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
+        reverse::drop_reverse(config, names).await
+    }
+}

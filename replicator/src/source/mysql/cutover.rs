@@ -25,7 +25,7 @@
 //! and can be retried; a client that retries on these errors with a new connection reaches green once
 //! the switch is done.
 
-use super::Procedure;
+use crate::cutover::Procedure;
 use crate::config::{reversed, Config, Fence};
 use crate::error::Error;
 use crate::source::mysql::{connect, database, options, quote};

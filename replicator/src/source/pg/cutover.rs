@@ -3,7 +3,7 @@
 //! armed with writes fenced. The same procedure runs a rollback with the roles swapped
 //! ([`PgCutover::connect_back`]): green is fenced, blue receives traffic again.
 
-use super::Procedure;
+use crate::cutover::Procedure;
 use crate::config::{Config, Fence, Switch};
 use crate::error::Error;
 use crate::source::Names;
@@ -132,7 +132,7 @@ impl Procedure for PgCutover {
 
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
         self.blue
-            .batch_execute(&format!("BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT", super::FENCE_PREFIX))
+            .batch_execute(&format!("BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT", crate::cutover::FENCE_PREFIX))
             .await
             .map_err(Error::blue("writing the sentinel"))
     }
@@ -156,7 +156,7 @@ impl Procedure for PgCutover {
         let mut line = format!("undid the fence ({}): {side} takes writes again", self.fence.kind());
         if let Some((names, config)) = &self.reverse {
             // Best effort: what is left only holds WAL on green, and `turnout teardown` drops it too.
-            match crate::rollback::drop_reverse(config, names).await {
+            match super::reverse::drop_reverse(config, names).await {
                 Ok(_) => line.push_str("; dropped the reverse stream's slot, publication and origin"),
                 Err(e) => tracing::warn!("dropping the reverse stream's objects after an undone cutover failed: {e}; `turnout teardown` drops them"),
             }
@@ -187,7 +187,7 @@ impl Procedure for PgCutover {
                  to cut over without a way back"
             )));
         }
-        let tables = crate::rollback::publish_on_green(config, names).await?;
+        let tables = super::reverse::publish_on_green(config, names).await?;
         turnout_sinks::pg::ensure_origin(&self.blue, &names.origin)
             .await
             .map_err(Error::during(format!("creating replication origin {} on blue", names.origin)))?;
@@ -268,7 +268,7 @@ pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
                 c.pgbouncer.as_ref().and_then(|p| p.config_file.clone()).ok_or_else(|| Error::config("cutover.pgbouncer.config_file", "is missing"))?;
             TrafficSwitch::PgBouncer { admin, database, config_file }
         }
-        Switch::Haproxy | Switch::Command | Switch::None => super::build_switch(config)?,
+        Switch::Haproxy | Switch::Command | Switch::None => crate::cutover::build_switch(config)?,
     };
     Ok((fence, switch))
 }

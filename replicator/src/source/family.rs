@@ -1,0 +1,81 @@
+//! The one seam between turnout's generic layer — `run`, the cutover and rollback, live verify,
+//! `check`, `verify`, `teardown` — and a source family. A family implements [`Family`] once, in its
+//! own module tree under `source/` ([`super::pg::Pg`], [`super::mysql::MySql`]); [`with_family!`] is
+//! the only place that picks one, from [`crate::config::SourceKind`].
+//!
+//! Adding a source family therefore means: a module tree under `source/` implementing [`Family`]
+//! (with its [`SourceAdmin`], cutover [`Procedure`] and live-verify [`Backend`]), a `SourceKind`
+//! variant recognising its URL scheme in `config.rs`, and one arm in [`with_family!`].
+
+use super::{Names, SourceAdmin};
+use crate::config::Config;
+use crate::cutover::{Procedure, ReverseArm};
+use crate::error::Error;
+use crate::tables::NameRules;
+use crate::verify::live::Backend;
+use std::future::Future;
+
+/// Everything turnout does that differs per source family.
+pub(crate) trait Family {
+    /// The stream's administration (set-up, snapshot, heartbeat, check, verify, teardown) and the
+    /// change stream it opens.
+    type Admin: SourceAdmin;
+    /// The source's side of a cutover and of a rollback.
+    type Cutover: Procedure;
+    /// Blue's and green's sessions for `verify --live`.
+    type Live: Backend;
+
+    /// Checks the family's own settings: both URLs, and the fence and switch it can work with. The
+    /// error names the field and the fix.
+    fn validate(config: &Config) -> Result<(), Error>;
+
+    /// How `[tables]` patterns name this family's tables.
+    fn name_rules(config: &Config) -> Result<NameRules, Error>;
+
+    /// The forward stream named `names` (`Names::none()` for commands that create nothing).
+    fn admin(config: &Config, names: Names) -> Result<Self::Admin, Error>;
+
+    /// The reverse stream of the rollback window: `back` is the configuration with blue and green
+    /// swapped; it starts at the hand-off position `arm` records and never passes on what the
+    /// forward stream wrote.
+    fn reverse_admin(back: &Config, arm: &ReverseArm) -> Result<Self::Admin, Error>;
+
+    /// The cutover of the forward stream `forward`, arming the reverse stream when `reverse`.
+    fn cutover(config: &Config, forward: &Names, reverse: bool) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
+
+    /// The rollback: the same procedure with the roles swapped (green fenced, blue receiving traffic).
+    fn rollback(config: &Config) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
+
+    /// `verify --live`'s backend for `config` (already swapped in the rollback window).
+    fn live(config: &Config) -> Result<Self::Live, Error>;
+
+    /// Before the reverse stream starts: releases what the forward stream holds on blue and will never
+    /// read again (PostgreSQL: the forward slot). Best effort; failures are logged.
+    fn before_reverse(config: &Config, forward: &Names) -> impl Future<Output = ()> + Send;
+
+    /// Drops what the reverse stream `names` used, each if it exists; one line per thing done.
+    fn drop_reverse(config: &Config, names: &Names) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}
+
+/// Runs `$body` with the type `$F` bound to the [`Family`] of `$config`'s source — the one place
+/// that dispatches on the source kind:
+/// `with_family!(config, F => F::admin(config, names)?.teardown().await)`.
+#[macro_export]
+macro_rules! with_family {
+    ($config:expr, $F:ident => $body:expr) => {
+        match $config.source_kind() {
+            $crate::config::SourceKind::Pg => {
+                #[allow(unused_imports)]
+                use $crate::source::family::Family as _;
+                type $F = $crate::source::pg::Pg;
+                $body
+            }
+            $crate::config::SourceKind::MySql => {
+                #[allow(unused_imports)]
+                use $crate::source::family::Family as _;
+                type $F = $crate::source::mysql::MySql;
+                $body
+            }
+        }
+    };
+}
