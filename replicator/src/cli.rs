@@ -5,10 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Exit code when the configuration cannot be used.
-pub const EXIT_CONFIG: i32 = 2;
-/// Exit code when a check or operation found problems.
-pub const EXIT_FAILED: i32 = 1;
+pub use crate::error::{EXIT_CONFIG, EXIT_FAILED};
 
 /// turnout — change-data-capture replication for blue-green database cutover.
 #[derive(Debug, Parser)]

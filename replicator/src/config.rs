@@ -283,6 +283,26 @@ impl Config {
         Ok(config)
     }
 
+    /// The traffic switch the configuration asks for when it needs no source family (haproxy,
+    /// command, none); `None` for the pgbouncer switch, which PostgreSQL's cutover builds with its
+    /// fence ([`crate::source::pg::cutover::build`]).
+    pub fn plain_switch(&self) -> Result<Option<turnout_cutover::TrafficSwitch>, Error> {
+        use turnout_cutover::TrafficSwitch;
+        let c = &self.cutover;
+        Ok(Some(match c.switch {
+            Switch::Pgbouncer => return Ok(None),
+            Switch::Haproxy => {
+                let h = c.haproxy.as_ref().ok_or_else(|| Error::config("cutover.haproxy", "is missing"))?;
+                TrafficSwitch::HaProxy {
+                    admin_socket: h.admin_socket.clone().ok_or_else(|| Error::config("cutover.haproxy.admin_socket", "is missing"))?,
+                    backend: h.backend.clone().unwrap_or_default(),
+                }
+            }
+            Switch::Command => TrafficSwitch::Command { argv: c.command.as_ref().map(|c| c.argv.clone()).unwrap_or_default() },
+            Switch::None => TrafficSwitch::None,
+        }))
+    }
+
     /// Which database blue is, from `source.url`'s scheme.
     pub fn source_kind(&self) -> SourceKind {
         SourceKind::of(self.source.url.expose())

@@ -69,11 +69,11 @@ pub async fn finish(config: &Config) -> i32 {
         }
         Ok((code, body)) => {
             eprintln!("turnout: the sidecar refused to finish (HTTP {code}): {}", error_of(&body));
-            crate::cli::EXIT_FAILED
+            crate::error::EXIT_FAILED
         }
         Err(e) => {
             eprintln!("turnout: cannot reach the sidecar at http://{listen}/finish: {e} (is `turnout run` running?)");
-            crate::cli::EXIT_FAILED
+            crate::error::EXIT_FAILED
         }
     }
 }
@@ -93,11 +93,11 @@ async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> i32
         Ok((202, _)) => {}
         Ok((code, body)) => {
             eprintln!("turnout: the sidecar refused the {what} (HTTP {code}): {}", error_of(&body));
-            return crate::cli::EXIT_FAILED;
+            return crate::error::EXIT_FAILED;
         }
         Err(e) => {
             eprintln!("turnout: cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)");
-            return crate::cli::EXIT_FAILED;
+            return crate::error::EXIT_FAILED;
         }
     }
     let mut printed = 0;
@@ -119,12 +119,12 @@ async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> i32
                     }
                     Some("dry_run_ok") => return 0,
                     Some("running") => {}
-                    _ => return crate::cli::EXIT_FAILED,
+                    _ => return crate::error::EXIT_FAILED,
                 }
             }
             Ok(Err(e)) => {
                 eprintln!("turnout: unexpected answer from the sidecar: {e}");
-                return crate::cli::EXIT_FAILED;
+                return crate::error::EXIT_FAILED;
             }
             Err(e) => {
                 let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
@@ -133,7 +133,7 @@ async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> i32
                         "turnout: lost contact with the sidecar during the {what}: {e}. Its journal settles the {what} when \
                          `turnout run` restarts; check `turnout status`"
                     );
-                    return crate::cli::EXIT_FAILED;
+                    return crate::error::EXIT_FAILED;
                 }
             }
         }

@@ -5,6 +5,11 @@ use turnout_decoders::{DecodeError, ErrorClass};
 /// Which database a failed statement ran on.
 pub use turnout_decoders::Side;
 
+/// Exit code when the configuration cannot be used.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code when a check or operation found problems.
+pub const EXIT_FAILED: i32 = 1;
+
 /// Every failure of the `turnout` binary's own logic.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

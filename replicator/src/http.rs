@@ -9,6 +9,7 @@
 
 use crate::cutover::{Controller, Request};
 use crate::pipeline::hold::Reach;
+use crate::pipeline::signals::Channels;
 use crate::status::{Phase, Status};
 use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -31,6 +32,7 @@ pub struct Controllers {
 #[derive(Clone)]
 struct AppState {
     status: Arc<Status>,
+    channels: Arc<Channels>,
     controllers: Option<Controllers>,
 }
 
@@ -45,6 +47,7 @@ impl FromRef<AppState> for Arc<Status> {
 pub async fn serve(
     listen: SocketAddr,
     status: Arc<Status>,
+    channels: Arc<Channels>,
     controllers: Option<Controllers>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -57,7 +60,7 @@ pub async fn serve(
         .route("/rollback", get(rollback_progress).post(rollback_start))
         .route("/finish", post(finish))
         .route("/verify/hold", post(verify_hold))
-        .with_state(AppState { status, controllers });
+        .with_state(AppState { status, channels, controllers });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -201,7 +204,7 @@ async fn verify_hold(
         return refused;
     }
     let conflict = |e: String| (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e })));
-    let hold = &state.status.hold;
+    let hold = &state.channels.hold;
     let ttl = std::time::Duration::from_millis(step.ttl_ms.max(1));
     if step.step != "release" && state.status.phase() != Phase::Streaming {
         hold.release();
@@ -253,12 +256,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn status_json(State(status): State<Arc<Status>>) -> impl IntoResponse {
-    Json(status.snapshot())
+/// The status with the live verify's hold as the pipeline's channels have it.
+fn snapshot(state: &AppState) -> crate::status::Snapshot {
+    let mut s = state.status.snapshot();
+    s.verify_hold = state.channels.hold.current().name();
+    s
 }
 
-async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
-    let s = status.snapshot();
+async fn status_json(State(state): State<AppState>) -> impl IntoResponse {
+    Json(snapshot(&state))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let s = snapshot(&state);
     let mut out = String::new();
     // PostgreSQL positions are byte offsets in the WAL; a binlog position has no single number.
     if let Ok(applied) = s.applied_position.parse::<turnout_decoders::Lsn>() {

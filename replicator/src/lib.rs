@@ -14,6 +14,8 @@ pub mod duration;
 pub mod error;
 pub mod http;
 pub mod http_client;
+pub mod journal;
+pub mod names;
 pub mod pipeline;
 pub mod rollback;
 pub mod run;

@@ -13,37 +13,16 @@
 //!   Origin message on every version). MariaDB: its own GTID domain, whose transactions the reverse
 //!   stream reads and drops. Oracle MySQL: blue is sealed when the hand-off is read, so the forward
 //!   apply has nothing left to write after it.
-//! - The reverse stream is the forward pipeline with the roles swapped ([`crate::config::reversed`]):
+//! - The reverse stream is the forward pipeline with the roles swapped ([`crate::config::reversed`],
+//!   run by `turnout run` after the cutover: [`crate::run::run`]):
 //!   the same exactly-once apply (blue's origin, or blue's progress row, advances in the transaction
 //!   that applies), lag, metrics and alerts; its state lives in `state.dir/reverse`.
 //! - Blue stays fenced for applications (pgbouncer / haproxy point at green, a read-only fence stays
 //!   on blue's database); turnout's own apply session on blue writes regardless.
 
-use crate::config::{reversed, Config};
-use crate::cutover::ReverseArm;
+use crate::config::Config;
 use crate::error::Error;
 use crate::source::Names;
-use crate::state::StateStore;
-use crate::status::Status;
-use std::sync::Arc;
-use tokio::sync::watch;
-
-/// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's
-/// switch, `turnout finish`, or the operator's signal), after releasing what the forward stream holds
-/// on blue ([`crate::source::family::Family::before_reverse`]).
-pub async fn run_reverse(config: &Config, status: &Arc<Status>, forward: &Names, arm: &ReverseArm, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-    let back = reversed(config);
-    let state = StateStore::open(&back.state.dir)?;
-    if state.snapshot_done()?.is_none() {
-        // Blue equals green at the hand-off position: nothing to copy.
-        state.mark_snapshot_done(&arm.position)?;
-        state.record_applied(&arm.position)?;
-    }
-    crate::with_family!(config, F => F::before_reverse(config, forward).await);
-    status.start_reverse();
-    tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
-    crate::with_family!(config, F => crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, shutdown).await)
-}
 
 /// Drops what the reverse stream used, each if it exists ([`crate::source::family::Family::drop_reverse`]). Returns one line
 /// per thing done.

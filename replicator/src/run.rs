@@ -3,8 +3,10 @@
 //! when the stream must resync, stopping on errors the operator must fix, and stopping cleanly on
 //! SIGTERM/SIGINT. Source-agnostic: each source plugs in through [`SourceAdmin`].
 
-use crate::config::Config;
+use crate::config::{reversed, Config};
 use crate::error::{Error, Reaction};
+use crate::journal::ReverseArm;
+use crate::pipeline::signals::Channels;
 use crate::pipeline::{self, Budgets};
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
@@ -22,6 +24,7 @@ use turnout_sinks::Sink;
 pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
     let state = StateStore::open(&config.state.dir)?;
     let status = Arc::new(Status::default());
+    let channels = Arc::new(Channels::default());
     // Forward replication stops on the operator's signal or after a completed cutover; reverse
     // replication on the signal, after a completed rollback or on `turnout finish`.
     let (stop, shutdown) = watch::channel(false);
@@ -38,23 +41,25 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     let names = Names::for_stream(&state.stream_id()?);
     let resume = crate::cutover::recover(config, &state, &names).await?;
     let shared = Arc::new(config.clone());
-    let controller = |direction, stop| crate::cutover::Controller::new(direction, Arc::clone(&shared), state.clone(), Arc::clone(&status), names.clone(), stop);
+    let controller = |direction, stop| {
+        crate::cutover::Controller::new(direction, Arc::clone(&shared), state.clone(), Arc::clone(&status), Arc::clone(&channels), names.clone(), stop)
+    };
     let controllers = crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
     let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
-    let _http = crate::http::serve(listen, Arc::clone(&status), Some(controllers), external.clone())
+    let _http = crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers), external.clone())
         .await
         .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
     let arm = match resume {
         crate::cutover::Resume::Reverse(arm) => Some(arm),
         crate::cutover::Resume::Forward => {
-            crate::with_family!(config, F => replicate(&F::admin(config, names.clone())?, config, &state, &status, shutdown).await)?;
+            crate::with_family!(config, F => replicate(&F::admin(config, names.clone())?, config, &state, &status, &channels, shutdown).await)?;
             // A cutover completed meanwhile may have armed the reverse stream.
             crate::cutover::open_window(&state)?
         }
     };
     let stopping = *external.borrow();
     if let (Some(arm), false) = (arm, stopping) {
-        crate::rollback::run_reverse(config, &status, &names, &arm, reverse_shutdown).await?;
+        run_reverse(config, &status, &channels, &names, &arm, reverse_shutdown).await?;
     }
     let stopping = *external.borrow();
     if !stopping {
@@ -64,6 +69,30 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         let _ = external.wait_for(|s| *s).await;
     }
     Ok(())
+}
+
+/// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's
+/// switch, `turnout finish`, or the operator's signal), after releasing what the forward stream holds
+/// on blue ([`crate::source::family::Family::before_reverse`]).
+async fn run_reverse(
+    config: &Config,
+    status: &Arc<Status>,
+    channels: &Arc<Channels>,
+    forward: &Names,
+    arm: &ReverseArm,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let back = reversed(config);
+    let state = StateStore::open(&back.state.dir)?;
+    if state.snapshot_done()?.is_none() {
+        // Blue equals green at the hand-off position: nothing to copy.
+        state.mark_snapshot_done(&arm.position)?;
+        state.record_applied(&arm.position)?;
+    }
+    crate::with_family!(config, F => F::before_reverse(config, forward).await);
+    status.start_reverse();
+    tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
+    crate::with_family!(config, F => crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, channels, shutdown).await)
 }
 
 /// Backoff after a transient failure: from 0.5 s doubling to 30 s, each wait drawn at random from its
@@ -110,6 +139,7 @@ pub async fn replicate<A: SourceAdmin>(
     config: &Config,
     state: &StateStore,
     status: &Arc<Status>,
+    channels: &Arc<Channels>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let names = admin.names().clone();
@@ -120,7 +150,7 @@ pub async fn replicate<A: SourceAdmin>(
     let mut backoff = Backoff::new();
     loop {
         let started = std::time::Instant::now();
-        let result = run_once(admin, config, state, status, shutdown.clone()).await;
+        let result = run_once(admin, config, state, status, channels, shutdown.clone()).await;
         if started.elapsed() >= Backoff::HEALTHY {
             backoff.reset();
         }
@@ -156,7 +186,14 @@ pub async fn replicate<A: SourceAdmin>(
     }
 }
 
-async fn run_once<A: SourceAdmin>(admin: &A, config: &Config, state: &StateStore, status: &Arc<Status>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+async fn run_once<A: SourceAdmin>(
+    admin: &A,
+    config: &Config,
+    state: &StateStore,
+    status: &Arc<Status>,
+    channels: &Arc<Channels>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
     admin.prepare(state, status).await?;
     let sink = admin.open_sink().await?;
     let green_at = sink.applied();
@@ -166,7 +203,7 @@ async fn run_once<A: SourceAdmin>(admin: &A, config: &Config, state: &StateStore
     let source = admin.open_stream(&green_at).await?;
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: config.apply_batch_delay(), memory: config.apply_memory_budget()? };
     tokio::select! {
-        result = pipeline::stream(source, sink, admin.open_early(), state, status, &budgets, shutdown) => result,
+        result = pipeline::stream(source, sink, admin.open_early(), pipeline::Env { state, status, channels, budgets: &budgets }, shutdown) => result,
         e = admin.watch() => Err(e),
     }
 }

@@ -134,7 +134,7 @@ impl StateStore {
     }
 
     /// The journal of the current or last cutover (`Forward`) or rollback (`Reverse`).
-    pub fn journal(&self, direction: crate::status::Direction) -> Result<Option<crate::cutover::Journal>, Error> {
+    pub fn journal(&self, direction: crate::status::Direction) -> Result<Option<crate::journal::Journal>, Error> {
         self.get(Self::journal_key(direction))?
             .map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt cutover journal: {e}"))))
             .transpose()
@@ -144,7 +144,7 @@ impl StateStore {
     /// when `sync` is set. Unsynced is only for a step whose loss in a crash changes nothing (it is
     /// recovered exactly as the synced step before it): it costs no fsync while writes are paused,
     /// and a later synced write makes it durable with everything before it.
-    pub fn put_cutover_journal(&self, journal: &crate::cutover::Journal, sync: bool) -> Result<(), Error> {
+    pub fn put_cutover_journal(&self, journal: &crate::journal::Journal, sync: bool) -> Result<(), Error> {
         let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
         self.put_with(Self::journal_key(journal.direction), &v, sync)
     }

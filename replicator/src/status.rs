@@ -1,5 +1,7 @@
-//! The live status shared by the pipeline and the HTTP API (`/status`, `/metrics`). Never holds
-//! secrets.
+//! The live status shared by the pipeline and the HTTP API (`/status`, `/metrics`): progress, which
+//! the pipeline, the snapshot and the heartbeat write and everyone else only reads. Nothing waits on
+//! it: the live verify's hold and the cutover's sentinels are the pipeline's
+//! [`crate::pipeline::signals::Channels`]. Never holds secrets.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -91,7 +93,7 @@ struct LagModel {
 struct Inner {
     phase: Phase,
     direction: Direction,
-    names: Option<crate::source::Names>,
+    names: Option<crate::names::Names>,
     last_error: Option<ErrorReport>,
     tables: BTreeMap<String, TableProgress>,
     started: Instant,
@@ -117,12 +119,6 @@ pub struct Status {
     slot: Mutex<Option<SlotHealth>>,
     /// Level of each enabled alert (`lag`, `slot`), as the alert task last decided.
     alerts: Mutex<BTreeMap<String, crate::alerts::AlertLevel>>,
-    /// Cutover sentinels seen in the stream: id → commit end of their transaction.
-    fences: Mutex<std::collections::HashMap<String, Position>>,
-    /// Woken whenever the durable position moves (a cutover waits on it with writes paused).
-    applied_moved: tokio::sync::Notify,
-    /// A live verify's hold on the apply.
-    pub hold: crate::pipeline::hold::Hold,
 }
 
 /// The last error, what turnout does about it and what the operator can do.
@@ -172,14 +168,14 @@ pub struct Snapshot {
     pub early_committed_total: u64,
     /// Transactions whose early apply was given up (then applied whole at their commit).
     pub early_given_up_total: u64,
-    pub names: Option<crate::source::Names>,
+    pub names: Option<crate::names::Names>,
     pub tables: BTreeMap<String, TableProgress>,
     /// The last error (cleared when streaming resumes), with its class and advice.
     pub last_error: Option<ErrorReport>,
     /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
     pub alerts: BTreeMap<String, crate::alerts::AlertLevel>,
     /// A live verify's hold on the apply: `idle`, `armed`, `at`, `reached` or `passed` (`turnout verify
-    /// --live`).
+    /// --live`); filled in from the pipeline's channels by the HTTP API, `idle` otherwise.
     pub verify_hold: &'static str,
 }
 
@@ -206,9 +202,6 @@ impl Default for Status {
             lag: Mutex::new(LagModel::default()),
             slot: Mutex::new(None),
             alerts: Mutex::new(BTreeMap::new()),
-            fences: Mutex::new(std::collections::HashMap::new()),
-            applied_moved: tokio::sync::Notify::new(),
-            hold: crate::pipeline::hold::Hold::default(),
         }
     }
 }
@@ -224,8 +217,7 @@ impl Status {
     }
 
     /// Starts over for the reverse stream after a cutover: its positions are green's, so everything
-    /// measured of the forward stream (positions, lag, counters, sentinels, slot, alerts) is
-    /// forgotten.
+    /// measured of the forward stream (positions, lag, counters, slot, alerts) is forgotten.
     pub fn start_reverse(&self) {
         self.with(|i| {
             i.phase = Phase::Starting;
@@ -245,7 +237,6 @@ impl Status {
         *lock(&self.lag) = LagModel::default();
         *lock(&self.slot) = None;
         lock(&self.alerts).clear();
-        lock(&self.fences).clear();
     }
 
     /// What the sidecar is doing now.
@@ -258,7 +249,7 @@ impl Status {
         self.with(|i| i.direction)
     }
 
-    pub fn set_names(&self, names: crate::source::Names) {
+    pub fn set_names(&self, names: crate::names::Names) {
         self.with(|i| i.names = Some(names));
     }
 
@@ -276,7 +267,6 @@ impl Status {
                 _ => *applied = Some(position.clone()),
             }
         }
-        self.applied_moved.notify_waiters();
         let mut lag = lock(&self.lag);
         while lag.pending.front().is_some_and(|(end, _)| end <= position) {
             if let Some((_, ts)) = lag.pending.pop_front() {
@@ -343,16 +333,6 @@ impl Status {
         self.clock_offset_us.store(micros, Ordering::Relaxed);
     }
 
-    /// The cutover sentinel `id` arrived in the transaction ending at `commit_end`.
-    pub fn fence_seen(&self, id: &str, commit_end: &Position) {
-        lock(&self.fences).insert(id.to_owned(), commit_end.clone());
-    }
-
-    /// The commit end of sentinel `id`'s transaction, once received.
-    pub fn fence_commit(&self, id: &str) -> Option<Position> {
-        lock(&self.fences).get(id).cloned()
-    }
-
     pub fn set_slot(&self, slot: Option<SlotHealth>) {
         *lock(&self.slot) = slot;
     }
@@ -376,12 +356,6 @@ impl Status {
             None => lag.newest_heartbeat.max(lag.newest_durable_commit)?,
         };
         Some((blue_now - reference.0).max(0) as f64 / 1e6)
-    }
-
-    /// Returns once the durable position moved (or at once if it moves while this is being set up:
-    /// call it before checking [`Status::applied`], then await).
-    pub fn applied_moved(&self) -> tokio::sync::futures::Notified<'_> {
-        self.applied_moved.notified()
     }
 
     /// The position durable on green, once known.
@@ -453,7 +427,7 @@ impl Status {
             _ => 0,
         };
         let show = |p: &Option<Position>| p.as_ref().map(ToString::to_string).unwrap_or_default();
-        let verify_hold = self.hold.current().name();
+        let verify_hold = "idle";
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {

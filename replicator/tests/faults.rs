@@ -104,7 +104,8 @@ async fn a_sink_failing_on_its_nth_batch_commit_and_flush_loses_and_doubles_noth
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let run = {
         let (cfg, state, status) = (cfg.clone(), state.clone(), Arc::clone(&status));
-        tokio::spawn(async move { turnout::run::replicate(&admin, &cfg, &state, &status, shutdown).await })
+        let channels = Arc::new(turnout::pipeline::signals::Channels::default());
+        tokio::spawn(async move { turnout::run::replicate(&admin, &cfg, &state, &status, &channels, shutdown).await })
     };
     let writer = blue.connect(&db).await.expect("writer");
     // At least 600 rows, and on until every planned fault was injected: rows written before the

@@ -24,8 +24,9 @@
 //! - After a completed cutover this stream refuses to replicate again (blue is no longer the source of
 //!   truth).
 
-use crate::config::{Config, Switch};
+use crate::config::Config;
 use crate::error::Error;
+use crate::pipeline::signals::Channels;
 use crate::source::Names;
 use crate::state::StateStore;
 pub use crate::status::Direction;
@@ -38,126 +39,13 @@ use tokio::sync::watch;
 use turnout_cutover::{BlueGreen, TrafficSwitch};
 use turnout_decoders::Position;
 
-pub use crate::source::pg::cutover::build;
+pub use crate::journal::{Journal, ReverseArm, Step};
+pub(crate) use crate::source::contract::procedure::Procedure;
 use crate::source::family::Family;
+pub use crate::source::pg::cutover::build;
 
 /// The logical-message prefix of the cutover sentinel.
-pub use crate::pipeline::assemble::SENTINEL_PREFIX as FENCE_PREFIX;
-
-/// What a cutover does on the source's side. Errors keep their side and retry class ([`Error::class`]);
-/// their text is one line for the operator, naming the thing and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).
-pub(crate) trait Procedure: Send {
-    /// `pgbouncer`, `read-only` or `none`, as in `cutover.fence`.
-    fn fence_kind(&self) -> &'static str;
-
-    /// Refusals before anything changes (e.g. a server too old), and warnings to print (accounts the
-    /// fence cannot stop).
-    fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
-
-    /// Checks, changing nothing, that the fence can be applied.
-    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Moves green's counters (sequences, AUTO_INCREMENT) ahead of blue's with a margin while writes
-    /// still flow; returns what it did.
-    fn counters_ahead(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
-
-    /// Fences writes on blue within `budget`; returns what it did.
-    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
-
-    /// Commits the sentinel transaction carrying `id` on blue.
-    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Inside the pause: reads blue's final counters once and tops up green's; returns what it did.
-    fn top_up(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
-
-    /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
-    fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send;
-
-    /// Lifts the fence (safe after a failed or partial fence) and drops whatever a reverse stream
-    /// armed so far; returns what it did.
-    fn undo(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
-
-    /// Before the fence: arms the reverse stream after checking green can have it — PostgreSQL:
-    /// green's publication, blue's replication origin, and green's slot, whose consistent point is the
-    /// hand-off position (blue's origin is moved there): every write green accepts after the switch
-    /// commits after it, and what the forward apply commits after it carries turnout's origin and is
-    /// filtered out. Returns what it did and the hand-off position; `None` when this procedure arms
-    /// no reverse stream.
-    fn arm_reverse(&mut self) -> impl Future<Output = Result<Option<(String, Position)>, Error>> + Send {
-        async { Ok(None) }
-    }
-
-    /// Whether [`Procedure::arm_reverse`] runs inside the pause, once green is proven complete,
-    /// instead of before the fence. Oracle MySQL: green's binlog cannot tell turnout's forward writes
-    /// from the application's (no GTID domains), so the hand-off position is taken when the forward
-    /// apply has nothing left to write — after the proof, before the switch.
-    fn arms_reverse_after_proof(&self) -> bool {
-        false
-    }
-
-    /// Everything the fenced side committed, known once the fence is complete (Oracle MySQL: its
-    /// `gtid_executed` read under `super_read_only`). The proof waits until green's applied position
-    /// holds it as well as the sentinel; `None` where the sentinel alone proves it.
-    fn fenced_position(&self) -> Option<Position> {
-        None
-    }
-}
-
-/// Where a cutover is; journaled before each step acts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    Waiting,
-    Fencing,
-    SequencesSynced,
-    SentinelApplied,
-    /// Creating the reverse stream's slot on green (recovered like the steps before: undone). Written
-    /// by earlier versions, which created the slot inside the pause; read for their journals.
-    ArmingReverse,
-    Switching,
-    Done,
-    Undone,
-    Failed,
-}
-
-impl Step {
-    /// The fence may be in place and the switch has not started: undo on recovery.
-    fn fence_may_be_up(self) -> bool {
-        matches!(self, Step::Fencing | Step::SentinelApplied | Step::SequencesSynced | Step::ArmingReverse)
-    }
-}
-
-/// The reverse stream a cutover armed: green → blue from `position`, the consistent point of the slot
-/// created on green just before the fence.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReverseArm {
-    /// Green's publication and slot, blue's replication origin.
-    pub names: Names,
-    /// The forward stream's origin on green: changes carrying it never go back to blue.
-    pub forward_origin: String,
-    /// The hand-off position on green.
-    pub position: Position,
-    /// `turnout finish` ended the rollback window: the reverse stream and what it used are gone.
-    #[serde(default)]
-    pub finished: bool,
-}
-
-/// The journal entry of the current (or last) cutover.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Journal {
-    pub id: String,
-    /// A cutover (traffic to green) or a rollback (traffic back to blue); journaled apart.
-    #[serde(default)]
-    pub direction: Direction,
-    pub step: Step,
-    pub fence: String,
-    pub switch: String,
-    /// Why it ended, for Undone/Failed; the summary for Done.
-    pub message: Option<String>,
-    /// The reverse stream this cutover armed (none for a rollback, or with `cutover.reverse = false`).
-    #[serde(default)]
-    pub reverse: Option<ReverseArm>,
-}
+pub use crate::source::SENTINEL_PREFIX as FENCE_PREFIX;
 
 /// What `POST /cutover` asks for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -187,6 +75,8 @@ pub struct Controller {
     config: Arc<Config>,
     state: StateStore,
     status: Arc<Status>,
+    /// The pipeline's sentinels (waited on with writes paused) and the live verify's hold.
+    channels: Arc<Channels>,
     /// The forward stream's names (the reverse stream's derive from them).
     names: Names,
     progress: Mutex<Progress>,
@@ -205,7 +95,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Controller {
-    pub fn new(direction: Direction, config: Arc<Config>, state: StateStore, status: Arc<Status>, names: Names, stop: watch::Sender<bool>) -> Arc<Controller> {
+    pub fn new(
+        direction: Direction,
+        config: Arc<Config>,
+        state: StateStore,
+        status: Arc<Status>,
+        channels: Arc<Channels>,
+        names: Names,
+        stop: watch::Sender<bool>,
+    ) -> Arc<Controller> {
         let mut progress = Progress::default();
         if let Ok(Some(j)) = state.journal(direction) {
             progress.id = Some(j.id.clone());
@@ -219,7 +117,7 @@ impl Controller {
             );
             progress.lines.extend(j.message);
         }
-        Arc::new(Controller { direction, config, state, status, names, progress: Mutex::new(progress), stop })
+        Arc::new(Controller { direction, config, state, status, channels, names, progress: Mutex::new(progress), stop })
     }
 
     /// The progress of the current or last cutover (rollback).
@@ -284,7 +182,7 @@ impl Controller {
             *p = Progress { id: Some(new_id()), outcome: Some("running".into()), lines: Vec::new(), write_pause_ms: None };
         }
         // A live verify's hold must not keep the sentinel from being applied.
-        self.status.hold.release();
+        self.channels.hold.release();
         let id = self.progress().id.unwrap_or_default();
         let this = Arc::clone(self);
         let run_id = id.clone();
@@ -558,9 +456,9 @@ impl Controller {
     /// everything it committed (`fenced`), holds all of that too.
     async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<turnout_decoders::Position, String> {
         loop {
-            let moved = self.status.applied_moved();
+            let moved = self.channels.sentinels.durable_moved();
             let applied = self.status.applied();
-            if let Some(commit) = self.status.fence_commit(id) {
+            if let Some(commit) = self.channels.sentinels.commit(id) {
                 let holds_all = |applied: &Position| fenced.is_none_or(|f| applied >= f);
                 if applied.as_ref().is_some_and(|applied| *applied >= commit && holds_all(applied)) {
                     return Ok(commit);
@@ -568,7 +466,7 @@ impl Controller {
             }
             if Instant::now() >= deadline {
                 let (from, to) = self.direction.sides();
-                let sentinel_in = self.status.fence_commit(id).zip(applied.as_ref()).is_some_and(|(commit, applied)| *applied >= commit);
+                let sentinel_in = self.channels.sentinels.commit(id).zip(applied.as_ref()).is_some_and(|(commit, applied)| *applied >= commit);
                 if let (Some(fenced), Some(applied), true) = (fenced, &applied, sentinel_in) {
                     // The sentinel arrived but not everything the fenced side committed: a write after
                     // it (an account read_only does not stop) that green never received.
@@ -651,19 +549,10 @@ fn cutover_error(e: turnout_cutover::CutoverError) -> Error {
 
 /// The traffic switch the configuration asks for.
 pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
-    let c = &config.cutover;
-    Ok(match c.switch {
-        Switch::Pgbouncer => build(config)?.1,
-        Switch::Haproxy => {
-            let h = c.haproxy.as_ref().ok_or_else(|| Error::config("cutover.haproxy", "is missing"))?;
-            TrafficSwitch::HaProxy {
-                admin_socket: h.admin_socket.clone().ok_or_else(|| Error::config("cutover.haproxy.admin_socket", "is missing"))?,
-                backend: h.backend.clone().unwrap_or_default(),
-            }
-        }
-        Switch::Command => TrafficSwitch::Command { argv: c.command.as_ref().map(|c| c.argv.clone()).unwrap_or_default() },
-        Switch::None => TrafficSwitch::None,
-    })
+    match config.plain_switch()? {
+        Some(switch) => Ok(switch),
+        None => Ok(build(config)?.1),
+    }
 }
 
 /// The reverse stream of a completed cutover whose rollback window is still open.

@@ -8,16 +8,19 @@
 
 use super::apply::Applier;
 use super::batch::Batcher;
+use super::signals::Sentinels;
 use crate::error::Error;
 use crate::source::Source;
 use crate::state::StateStore;
 use crate::status::Status;
 use turnout_sinks::{Durable, EarlyApply, Sink};
 
-/// Records `durable` (synced, on the state-store thread), shows it, and acknowledges it to the source.
-pub async fn durable<S: Source>(source: &mut S, durable: &Durable, state: &StateStore, status: &Status) -> Result<(), Error> {
+/// Records `durable` (synced, on the state-store thread), shows it, wakes whoever waits on it, and
+/// acknowledges it to the source.
+pub async fn durable<S: Source>(source: &mut S, durable: &Durable, state: &StateStore, status: &Status, sentinels: &Sentinels) -> Result<(), Error> {
     state.record_applied_async(durable.position()).await?;
     status.set_applied(durable.position());
+    sentinels.durable_advanced();
     source.acknowledge(durable);
     Ok(())
 }

@@ -35,8 +35,7 @@ use turnout_decoders::event::TxId;
 use turnout_decoders::{ChangeEvent, Position, TableSchema, Timestamp, Value};
 use turnout_sinks::{RowChange, Transaction};
 
-/// The prefix of the transactional message that carries a cutover sentinel's id.
-pub const SENTINEL_PREFIX: &str = "turnout.fence";
+pub use crate::source::SENTINEL_PREFIX;
 
 /// Bytes counted for every transaction whatever its changes (the transaction, its lag entry and batch
 /// slot), so that empty transactions — PostgreSQL 13/14 send one for every transaction that touched

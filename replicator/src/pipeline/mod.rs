@@ -19,6 +19,7 @@ pub mod apply;
 pub mod assemble;
 pub mod batch;
 pub mod hold;
+pub mod signals;
 
 pub use batch::Budgets;
 
@@ -42,23 +43,27 @@ use turnout_sinks::{Durable, EarlyApply, Sink};
 /// often, so it does not time the stream out.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 
+/// What a stream runs with besides its source and sink: the state store, the progress it shows, the
+/// channels it signals on, and its budgets.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    pub state: &'a StateStore,
+    pub status: &'a Arc<Status>,
+    pub channels: &'a Arc<signals::Channels>,
+    pub budgets: &'a Budgets,
+}
+
 /// Streams from `source` into `sink` until `shutdown` turns true or an error occurs. On shutdown the
 /// transactions received are applied, the durable position acknowledged, and the stream closed.
-pub async fn stream<S: Source, K: Sink, E: EarlyApply>(
-    source: S,
-    mut sink: K,
-    early: E,
-    state: &StateStore,
-    status: &Arc<Status>,
-    budgets: &Budgets,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), Error> {
+pub async fn stream<S: Source, K: Sink, E: EarlyApply>(source: S, mut sink: K, early: E, env: Env<'_>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    let Env { state, status, channels, budgets } = env;
     // Where green stands now, as a durable proof (the recorded position is durable once flushed).
     let start = sink.flush().await.map_err(Error::Sink)?;
     status.set_phase(Phase::Streaming);
     status.stream_restarted();
     status.set_error(None);
     status.set_applied(start.position());
+    channels.sentinels.durable_advanced();
     let batcher = Batcher::new(budgets, state.clone(), start.position().clone(), early.enabled())?;
     let mut p = Pipeline {
         source,
@@ -66,6 +71,7 @@ pub async fn stream<S: Source, K: Sink, E: EarlyApply>(
         batcher,
         state: state.clone(),
         status: Arc::clone(status),
+        channels: Arc::clone(channels),
         budgets: budgets.clone(),
         deferred: None,
         last_heartbeat: None,
@@ -86,6 +92,7 @@ struct Pipeline<S: Source, K: Sink, E: EarlyApply> {
     batcher: Batcher,
     state: StateStore,
     status: Arc<Status>,
+    channels: Arc<signals::Channels>,
     budgets: Budgets,
     /// A transaction received while a live verify holds the apply before it.
     deferred: Option<CommittedTransaction>,
@@ -100,7 +107,7 @@ struct Pipeline<S: Source, K: Sink, E: EarlyApply> {
 impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
-        let mut hold = self.status.hold.subscribe();
+        let mut hold = self.channels.hold.subscribe();
         loop {
             self.obey_hold().await?;
             self.start_due()?;
@@ -115,7 +122,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             if self.applier.unflushed() {
                 wait_until = wait_until.min(self.applier.last_flush + FLUSH_RETRY);
             }
-            if let Some(expires) = self.status.hold.expires() {
+            if let Some(expires) = self.channels.hold.expires() {
                 wait_until = wait_until.min(expires);
             }
             let busy = self.applier.busy();
@@ -167,12 +174,12 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         self.batcher.rows() < self.budgets.batch_rows
             && self.held_bytes() < self.budgets.memory
             && self.deferred.is_none()
-            && matches!(self.status.hold.current(), Stage::Idle | Stage::At { .. } | Stage::Passed { .. })
+            && matches!(self.channels.hold.current(), Stage::Idle | Stage::At { .. } | Stage::Passed { .. })
     }
 
     /// True when a live verify's hold keeps `tx` from being accepted now.
     fn held_back(&self, tx: &CommittedTransaction) -> bool {
-        match self.status.hold.current() {
+        match self.channels.hold.current() {
             Stage::Idle | Stage::Passed { .. } => false,
             Stage::Armed { .. } | Stage::Reached { .. } => true,
             Stage::At { position, .. } => *tx.body.commit_end() > position,
@@ -188,17 +195,17 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
                 self.on_commit(tx).await?;
             }
         }
-        let Stage::At { position, .. } = self.status.hold.current() else { return Ok(()) };
+        let Stage::At { position, .. } = self.channels.hold.current() else { return Ok(()) };
         if self.batcher.applied_floor > position {
             // Accepted before the hold was known (it was not armed): green cannot show the position.
-            self.status.hold.passed(&position);
+            self.channels.hold.passed(&position);
             return Ok(());
         }
         let passed = self.deferred.as_ref().is_some_and(|tx| *tx.body.commit_end() > position) || self.last_heartbeat.as_ref().is_some_and(|h| *h >= position);
         if passed {
             self.apply_batch_now().await?;
             tracing::info!(%position, committed = %self.applier.committed, "green holds at a live verify's position");
-            self.status.hold.reached(&position, self.applier.committed.clone());
+            self.channels.hold.reached(&position, self.applier.committed.clone());
         }
         Ok(())
     }
@@ -239,7 +246,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     /// Records `durable` in the state store, then acknowledges it to the source.
     async fn acknowledge(&mut self, durable: Option<Durable>) -> Result<(), Error> {
         match durable {
-            Some(d) => ack::durable(&mut self.source, &d, &self.state, &self.status).await,
+            Some(d) => ack::durable(&mut self.source, &d, &self.state, &self.status, &self.channels.sentinels).await,
             None => Ok(()),
         }
     }
@@ -411,7 +418,7 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             r.map_err(Error::Sink)?;
         }
         if let Some(id) = sentinel {
-            self.status.fence_seen(&id, body.commit_end());
+            self.channels.sentinels.seen(&id, body.commit_end());
             // A cutover is waiting with writes paused: apply at once, not after the batch delay.
             self.batcher.hurry();
         }

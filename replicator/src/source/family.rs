@@ -9,10 +9,11 @@
 
 use super::{Names, SourceAdmin};
 use crate::config::Config;
-use crate::cutover::{Procedure, ReverseArm};
 use crate::error::Error;
+use crate::journal::ReverseArm;
+use crate::source::contract::compare::Backend;
+use crate::source::contract::procedure::Procedure;
 use crate::tables::NameRules;
-use crate::verify::live::Backend;
 use std::future::Future;
 
 /// Everything turnout does that differs per source family.

@@ -1,51 +1,25 @@
 //! Sources: where changes come from. The pipeline sees a source only through [`Source`]; everything
 //! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
 
+pub mod contract;
 pub mod drift;
 pub mod family;
 pub mod mysql;
 pub mod pg;
 pub mod progress;
 
-use crate::check::Report;
 use crate::error::Error;
+use crate::source::contract::compare::TableCheck;
+use crate::source::contract::report::Report;
 use crate::state::StateStore;
 use crate::status::Status;
-use crate::verify::TableCheck;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::{ChangeEvent, Position};
 use turnout_sinks::{Durable, Sink};
 
-/// Names of the objects turnout creates, derived from the stream id in the state store
-/// (`turnout_<id>`): PostgreSQL's publication, slot and green's replication origin.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Names {
-    pub publication: String,
-    pub slot: String,
-    pub origin: String,
-}
-
-impl Names {
-    pub fn for_stream(id: &str) -> Names {
-        let base = format!("turnout_{id}");
-        Names { publication: base.clone(), slot: base.clone(), origin: base }
-    }
-
-    /// The reverse stream's names after a cutover (`turnout_<id>_back`): green's publication and
-    /// slot, blue's replication origin.
-    pub fn reverse_of(forward: &Names) -> Names {
-        let base = format!("{}_back", forward.slot);
-        Names { publication: base.clone(), slot: base.clone(), origin: base }
-    }
-
-    /// No names: for commands that never touch what turnout created (`check`, `verify`), which must
-    /// not open the state directory a running sidecar holds.
-    pub fn none() -> Names {
-        Names { publication: String::new(), slot: String::new(), origin: String::new() }
-    }
-}
+pub use crate::names::Names;
 
 /// The heartbeat table on sources whose stream carries no messages (PostgreSQL 13, MySQL/MariaDB): one
 /// row `(id = 1, at_us)` rewritten with blue's clock in microseconds every heartbeat interval, created
@@ -56,6 +30,9 @@ pub const HEARTBEAT_TABLE: &str = "turnout_heartbeat";
 
 /// The `id` of the heartbeat row.
 pub const HEARTBEAT_ROW: i64 = 1;
+
+/// The prefix of the transactional message that carries a cutover sentinel's id.
+pub const SENTINEL_PREFIX: &str = "turnout.fence";
 
 /// The `id` of the cutover sentinel row.
 pub const SENTINEL_ROW: i64 = 2;

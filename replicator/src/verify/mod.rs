@@ -6,16 +6,7 @@
 pub mod live;
 pub mod progress;
 
-/// One table's comparison.
-#[derive(Debug, PartialEq, Eq)]
-pub struct TableCheck {
-    pub table: String,
-    pub blue_rows: i64,
-    pub green_rows: i64,
-    pub equal: bool,
-    /// What the operator should know beyond equal or not: columns the sides do not share.
-    pub notes: Vec<String>,
-}
+pub use crate::source::contract::compare::TableCheck;
 
 /// `turnout verify`: compares the tables `run` replicates (or only `only`, as `schema.table`).
 pub async fn run(config: &crate::config::Config, only: Option<&str>) -> Result<Vec<TableCheck>, crate::error::Error> {

@@ -7,13 +7,13 @@
 
 use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
-use crate::check::Report;
 use crate::config::Config;
 use crate::error::Error;
+use crate::source::contract::compare::TableCheck;
+use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin, HEARTBEAT_TABLE};
 use crate::state::StateStore;
 use crate::status::{Phase, Status};
-use crate::verify::TableCheck;
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
 use tokio::sync::watch;

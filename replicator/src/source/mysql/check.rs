@@ -4,8 +4,8 @@
 
 use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, quote, redacted};
-use crate::check::{Findings, Report};
 use crate::config::Config;
+use crate::source::contract::report::{Findings, Report};
 use mysql_async::prelude::Queryable;
 
 /// Runs every check.

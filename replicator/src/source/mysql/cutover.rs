@@ -25,9 +25,9 @@
 //! and can be retried; a client that retries on these errors with a new connection reaches green once
 //! the switch is done.
 
-use crate::cutover::Procedure;
 use crate::config::{reversed, Config, Fence};
 use crate::error::Error;
+use crate::source::contract::procedure::Procedure;
 use crate::source::mysql::{connect, database, options, quote};
 use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
 use mysql_async::prelude::Queryable;

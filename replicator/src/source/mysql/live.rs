@@ -20,7 +20,7 @@
 use super::{connect, qualified, quote, sql_error};
 use crate::config::Config;
 use crate::error::{Error, Side};
-use crate::verify::live::{Backend, HoldDriver, Key, Range, Rows, Shape, Snapshots, Sum, ARM_TTL, AT_TTL};
+use crate::source::contract::compare::{Backend, HoldDriver, Key, Range, Rows, Shape, Snapshots, Sum, ARM_TTL, AT_TTL};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Value as MyValue};
 use std::time::{Duration, Instant};

@@ -19,7 +19,7 @@ pub use admin::MySqlAdmin;
 pub use stream::MySqlSource;
 
 use crate::config::Config;
-use crate::cutover::ReverseArm;
+use crate::journal::ReverseArm;
 use crate::source::family::Family;
 use crate::source::Names;
 

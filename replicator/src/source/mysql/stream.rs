@@ -12,7 +12,7 @@
 //! that is short).
 
 use crate::error::Error;
-use crate::pipeline::assemble::SENTINEL_PREFIX;
+use crate::source::SENTINEL_PREFIX;
 use crate::source::{Source, SourceMessage};
 use futures_util::{FutureExt, StreamExt};
 use mysql_async::prelude::Queryable;

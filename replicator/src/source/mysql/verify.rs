@@ -13,7 +13,7 @@ use super::catalog::{columns, select_tables, ColumnInfo};
 use super::{connect, qualified, quote};
 use crate::config::Config;
 use crate::error::Error;
-use crate::verify::TableCheck;
+use crate::source::contract::compare::TableCheck;
 use mysql_async::prelude::Queryable;
 use turnout_decoders::TableName;
 

@@ -7,14 +7,14 @@
 
 use super::catalog::select_tables;
 use super::{setup, snapshot, PgSource};
-use crate::check::Report;
 use crate::config::Config;
 use crate::error::Error;
+use crate::source::contract::compare::TableCheck;
+use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
 use crate::status::{Phase, Status};
 use crate::tables::Selection;
-use crate::verify::TableCheck;
 use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::pg::client::SlotOptions;

@@ -4,9 +4,9 @@
 //! tables the `[tables]` filter selects; what it leaves out or skips is reported.
 
 use super::catalog::{identity_fix, select_tables};
-use crate::check::{Findings, Report};
 use crate::config::Config;
 use crate::error::Error;
+use crate::source::contract::report::{Findings, Report};
 use turnout_decoders::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::DecodeError;

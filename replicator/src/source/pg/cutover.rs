@@ -3,9 +3,9 @@
 //! armed with writes fenced. The same procedure runs a rollback with the roles swapped
 //! ([`PgCutover::connect_back`]): green is fenced, blue receives traffic again.
 
-use crate::cutover::Procedure;
 use crate::config::{Config, Fence, Switch};
 use crate::error::Error;
+use crate::source::contract::procedure::Procedure;
 use crate::source::Names;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
@@ -132,7 +132,7 @@ impl Procedure for PgCutover {
 
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
         self.blue
-            .batch_execute(&format!("BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT", crate::cutover::FENCE_PREFIX))
+            .batch_execute(&format!("BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT", crate::source::SENTINEL_PREFIX))
             .await
             .map_err(Error::blue("writing the sentinel"))
     }
@@ -268,7 +268,9 @@ pub fn build(config: &Config) -> Result<(WriteFence, TrafficSwitch), Error> {
                 c.pgbouncer.as_ref().and_then(|p| p.config_file.clone()).ok_or_else(|| Error::config("cutover.pgbouncer.config_file", "is missing"))?;
             TrafficSwitch::PgBouncer { admin, database, config_file }
         }
-        Switch::Haproxy | Switch::Command | Switch::None => crate::cutover::build_switch(config)?,
+        Switch::Haproxy | Switch::Command | Switch::None => {
+            config.plain_switch()?.ok_or_else(|| Error::config("cutover.switch", "a switch without pgbouncer was expected"))?
+        }
     };
     Ok((fence, switch))
 }

@@ -19,7 +19,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Side};
-use crate::verify::live::{Backend, HoldDriver, Key, Range, Rows, Shape, Snapshots, Sum, ARM_TTL, AT_TTL};
+use crate::source::contract::compare::{Backend, HoldDriver, Key, Range, Rows, Shape, Snapshots, Sum, ARM_TTL, AT_TTL};
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;

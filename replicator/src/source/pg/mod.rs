@@ -19,8 +19,8 @@ pub mod verify;
 pub use stream::PgSource;
 
 use crate::config::Config;
-use crate::cutover::ReverseArm;
 use crate::error::Error;
+use crate::journal::ReverseArm;
 use crate::source::family::Family;
 use crate::source::Names;
 

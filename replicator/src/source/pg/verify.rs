@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Side};
-use crate::verify::TableCheck;
+use crate::source::contract::compare::TableCheck;
 use tokio_postgres::Client;
 use turnout_decoders::pg::PgConnection;
 use turnout_decoders::TableName;

@@ -1,0 +1,64 @@
+//! The cutover journal: where a cutover or rollback is, written to the state store (synced) before
+//! each step acts, so a restart after a crash knows whether to undo the fence or complete the switch
+//! (see [`crate::cutover`]).
+
+use crate::names::Names;
+use crate::status::Direction;
+use serde::{Deserialize, Serialize};
+use turnout_decoders::Position;
+
+/// Where a cutover is; journaled before each step acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Waiting,
+    Fencing,
+    SequencesSynced,
+    SentinelApplied,
+    /// Creating the reverse stream's slot on green (recovered like the steps before: undone). Written
+    /// by earlier versions, which created the slot inside the pause; read for their journals.
+    ArmingReverse,
+    Switching,
+    Done,
+    Undone,
+    Failed,
+}
+
+impl Step {
+    /// The fence may be in place and the switch has not started: undo on recovery.
+    pub(crate) fn fence_may_be_up(self) -> bool {
+        matches!(self, Step::Fencing | Step::SentinelApplied | Step::SequencesSynced | Step::ArmingReverse)
+    }
+}
+
+/// The reverse stream a cutover armed: green → blue from `position`, the consistent point of the slot
+/// created on green just before the fence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReverseArm {
+    /// Green's publication and slot, blue's replication origin.
+    pub names: Names,
+    /// The forward stream's origin on green: changes carrying it never go back to blue.
+    pub forward_origin: String,
+    /// The hand-off position on green.
+    pub position: Position,
+    /// `turnout finish` ended the rollback window: the reverse stream and what it used are gone.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// The journal entry of the current (or last) cutover.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Journal {
+    pub id: String,
+    /// A cutover (traffic to green) or a rollback (traffic back to blue); journaled apart.
+    #[serde(default)]
+    pub direction: Direction,
+    pub step: Step,
+    pub fence: String,
+    pub switch: String,
+    /// Why it ended, for Undone/Failed; the summary for Done.
+    pub message: Option<String>,
+    /// The reverse stream this cutover armed (none for a rollback, or with `cutover.reverse = false`).
+    #[serde(default)]
+    pub reverse: Option<ReverseArm>,
+}

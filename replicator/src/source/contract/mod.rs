@@ -1,0 +1,7 @@
+//! The contracts a source family implements for the commands around the pipeline — `turnout check`'s
+//! report, `verify`'s comparison and `verify --live`'s backend, the cutover's procedure — kept here,
+//! below those commands, so a family depends on nothing above it.
+
+pub mod compare;
+pub mod procedure;
+pub mod report;

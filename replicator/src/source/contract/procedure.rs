@@ -1,0 +1,66 @@
+//! What a source family does in a cutover and a rollback, behind [`Procedure`]; the steps around it
+//! (lag gate, pause budget, proof, journal, switch) are the same for every family ([`crate::cutover`]).
+
+use crate::error::Error;
+use std::future::Future;
+use std::time::Duration;
+use turnout_decoders::Position;
+
+/// What a cutover does on the source's side. Errors keep their side and retry class ([`Error::class`]);
+/// their text is one line for the operator, naming the thing and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).
+pub(crate) trait Procedure: Send {
+    /// `pgbouncer`, `read-only` or `none`, as in `cutover.fence`.
+    fn fence_kind(&self) -> &'static str;
+
+    /// Refusals before anything changes (e.g. a server too old), and warnings to print (accounts the
+    /// fence cannot stop).
+    fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Checks, changing nothing, that the fence can be applied.
+    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Moves green's counters (sequences, AUTO_INCREMENT) ahead of blue's with a margin while writes
+    /// still flow; returns what it did.
+    fn counters_ahead(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// Fences writes on blue within `budget`; returns what it did.
+    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// Commits the sentinel transaction carrying `id` on blue.
+    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Inside the pause: reads blue's final counters once and tops up green's; returns what it did.
+    fn top_up(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
+    fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Lifts the fence (safe after a failed or partial fence) and drops whatever a reverse stream
+    /// armed so far; returns what it did.
+    fn undo(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// Before the fence: arms the reverse stream after checking green can have it — PostgreSQL:
+    /// green's publication, blue's replication origin, and green's slot, whose consistent point is the
+    /// hand-off position (blue's origin is moved there): every write green accepts after the switch
+    /// commits after it, and what the forward apply commits after it carries turnout's origin and is
+    /// filtered out. Returns what it did and the hand-off position; `None` when this procedure arms
+    /// no reverse stream.
+    fn arm_reverse(&mut self) -> impl Future<Output = Result<Option<(String, Position)>, Error>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Whether [`Procedure::arm_reverse`] runs inside the pause, once green is proven complete,
+    /// instead of before the fence. Oracle MySQL: green's binlog cannot tell turnout's forward writes
+    /// from the application's (no GTID domains), so the hand-off position is taken when the forward
+    /// apply has nothing left to write — after the proof, before the switch.
+    fn arms_reverse_after_proof(&self) -> bool {
+        false
+    }
+
+    /// Everything the fenced side committed, known once the fence is complete (Oracle MySQL: its
+    /// `gtid_executed` read under `super_read_only`). The proof waits until green's applied position
+    /// holds it as well as the sentinel; `None` where the sentinel alone proves it.
+    fn fenced_position(&self) -> Option<Position> {
+        None
+    }
+}
