@@ -42,7 +42,7 @@ mod notify;
 use crate::config::AlertsConfig;
 use crate::duration::parse_duration;
 use crate::error::Error;
-use crate::source::Names;
+use crate::names::Names;
 use crate::status::{now_micros, SlotHealth, Status};
 use serde::Serialize;
 use std::fmt;
@@ -59,50 +59,7 @@ pub const CLEAR_FRACTION: f64 = 0.8;
 /// The slot alert warns when less than this share of the slot's WAL limit is still safe to write.
 pub const SLOT_WARNING_FRACTION: f64 = 0.2;
 
-/// The level of one alert. Ordered: ok < warning < critical.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertLevel {
-    #[default]
-    Ok,
-    Warning,
-    Critical,
-}
-
-impl AlertLevel {
-    /// The value of `turnout_alert_state`: 0 ok, 1 warning, 2 critical.
-    pub fn gauge(self) -> u8 {
-        match self {
-            AlertLevel::Ok => 0,
-            AlertLevel::Warning => 1,
-            AlertLevel::Critical => 2,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AlertLevel::Ok => "ok",
-            AlertLevel::Warning => "warning",
-            AlertLevel::Critical => "critical",
-        }
-    }
-
-    /// Index into per-level arrays of the levels above ok; none for ok.
-    fn slot_index(self) -> Option<usize> {
-        match self {
-            AlertLevel::Ok => None,
-            AlertLevel::Warning => Some(0),
-            AlertLevel::Critical => Some(1),
-        }
-    }
-
-    fn below(self) -> AlertLevel {
-        match self {
-            AlertLevel::Critical => AlertLevel::Warning,
-            AlertLevel::Warning | AlertLevel::Ok => AlertLevel::Ok,
-        }
-    }
-}
+pub use crate::status::AlertLevel;
 
 impl fmt::Display for AlertLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

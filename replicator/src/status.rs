@@ -10,6 +10,51 @@ use std::sync::Mutex;
 use std::time::Instant;
 use turnout_decoders::{Position, Timestamp};
 
+/// The level of one alert. Ordered: ok < warning < critical.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertLevel {
+    #[default]
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl AlertLevel {
+    /// The value of `turnout_alert_state`: 0 ok, 1 warning, 2 critical.
+    pub fn gauge(self) -> u8 {
+        match self {
+            AlertLevel::Ok => 0,
+            AlertLevel::Warning => 1,
+            AlertLevel::Critical => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertLevel::Ok => "ok",
+            AlertLevel::Warning => "warning",
+            AlertLevel::Critical => "critical",
+        }
+    }
+
+    /// Index into per-level arrays of the levels above ok; none for ok.
+    pub(crate) fn slot_index(self) -> Option<usize> {
+        match self {
+            AlertLevel::Ok => None,
+            AlertLevel::Warning => Some(0),
+            AlertLevel::Critical => Some(1),
+        }
+    }
+
+    pub(crate) fn below(self) -> AlertLevel {
+        match self {
+            AlertLevel::Critical => AlertLevel::Warning,
+            AlertLevel::Warning | AlertLevel::Ok => AlertLevel::Ok,
+        }
+    }
+}
+
 /// What the sidecar is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,7 +163,7 @@ pub struct Status {
     lag: Mutex<LagModel>,
     slot: Mutex<Option<SlotHealth>>,
     /// Level of each enabled alert (`lag`, `slot`), as the alert task last decided.
-    alerts: Mutex<BTreeMap<String, crate::alerts::AlertLevel>>,
+    alerts: Mutex<BTreeMap<String, AlertLevel>>,
 }
 
 /// The last error, what turnout does about it and what the operator can do.
@@ -173,7 +218,7 @@ pub struct Snapshot {
     /// The last error (cleared when streaming resumes), with its class and advice.
     pub last_error: Option<ErrorReport>,
     /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
-    pub alerts: BTreeMap<String, crate::alerts::AlertLevel>,
+    pub alerts: BTreeMap<String, AlertLevel>,
     /// A live verify's hold on the apply: `idle`, `armed`, `at`, `reached` or `passed` (`turnout verify
     /// --live`); filled in from the pipeline's channels by the HTTP API, `idle` otherwise.
     pub verify_hold: &'static str,
@@ -343,7 +388,7 @@ impl Status {
     }
 
     /// Records the current level of alert `name`.
-    pub fn set_alert(&self, name: &str, level: crate::alerts::AlertLevel) {
+    pub fn set_alert(&self, name: &str, level: AlertLevel) {
         lock(&self.alerts).insert(name.to_owned(), level);
     }
 

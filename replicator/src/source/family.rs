@@ -1,11 +1,11 @@
 //! The one seam between turnout's generic layer — `run`, the cutover and rollback, live verify,
 //! `check`, `verify`, `teardown` — and a source family. A family implements [`Family`] once, in its
-//! own module tree under `source/` ([`super::pg::Pg`], [`super::mysql::MySql`]); [`with_family!`] is
+//! own module tree under `source/` ([`super::pg::Pg`], [`super::mysql::MySql`]); [`crate::with_family!`] is
 //! the only place that picks one, from [`crate::config::SourceKind`].
 //!
 //! Adding a source family therefore means: a module tree under `source/` implementing [`Family`]
 //! (with its [`SourceAdmin`], cutover [`Procedure`] and live-verify [`Backend`]), a `SourceKind`
-//! variant recognising its URL scheme in `config.rs`, and one arm in [`with_family!`].
+//! variant recognising its URL scheme in `config.rs`, and one arm in [`crate::with_family!`].
 
 use super::{Names, SourceAdmin};
 use crate::config::Config;
