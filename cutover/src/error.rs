@@ -37,7 +37,15 @@ pub enum CutoverError {
 
     /// The pgbouncer admin console could not be reached or refused a command.
     #[error("pgbouncer admin console {console}: `{command}` failed: {reason}{}", fix_suffix(.fix))]
-    PgBouncer { console: String, command: String, reason: String, fix: Option<String> },
+    PgBouncer {
+        console: String,
+        command: String,
+        reason: String,
+        fix: Option<String>,
+        /// The console could not be reached or gave no answer (another attempt may succeed), as
+        /// opposed to a refusal that needs the operator.
+        transient: bool,
+    },
 
     /// `PAUSE` did not return in time because transactions through pgbouncer kept running. The
     /// database has been resumed again.
@@ -158,13 +166,7 @@ impl CutoverError {
             },
             CutoverError::MySql { source, .. } => turnout_sinks::error::classify_mysql(source),
             CutoverError::PauseTimeout { .. } | CutoverError::Timeout { .. } | CutoverError::CommandTimeout { .. } => ErrorClass::Transient,
-            CutoverError::PgBouncer { fix, .. } => {
-                if fix.is_some() {
-                    ErrorClass::Fatal
-                } else {
-                    ErrorClass::Transient
-                }
-            }
+            CutoverError::PgBouncer { transient: true, .. } => ErrorClass::Transient,
             _ => ErrorClass::Fatal,
         }
     }

@@ -144,6 +144,7 @@ impl WriteFence {
                     command: "SHOW DATABASES".into(),
                     reason: format!("pgbouncer runs no entry named {database}"),
                     fix: Some("cutover.pgbouncer.database must name an entry of pgbouncer's [databases] section".into()),
+                    transient: false,
                 }),
             },
             WriteFence::ReadOnly { database } => {

@@ -189,6 +189,13 @@ impl PgBouncerAdmin {
     }
 
     fn error(&self, command: &str, failure: Failure) -> CutoverError {
+        // No answer, a session lost, a console not listening (pgbouncer restarting): another attempt
+        // may succeed. A refusal with a fix needs the operator.
+        let network = match &failure {
+            Failure::Connect(ConnectError::Driver(e)) => e.as_db_error().is_none(),
+            Failure::Lost(_) => true,
+            Failure::Connect(ConnectError::Tls(_)) | Failure::Refused(_) => false,
+        };
         let (reason, fix) = match failure {
             Failure::Connect(ConnectError::Tls(reason)) => (reason, Some("check sslmode/sslrootcert in cutover.pgbouncer.admin_url".to_string())),
             Failure::Connect(ConnectError::Driver(e)) => {
@@ -210,7 +217,8 @@ impl PgBouncerAdmin {
             }
             Failure::Lost(e) => (crate::error::describe_sql_error(&e), None),
         };
-        CutoverError::PgBouncer { console: self.redacted(), command: command.to_string(), reason, fix }
+        let transient = network || fix.is_none();
+        CutoverError::PgBouncer { console: self.redacted(), command: command.to_string(), reason, fix, transient }
     }
 }
 

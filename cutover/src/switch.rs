@@ -171,6 +171,7 @@ impl TrafficSwitch {
                         command: "SHOW DATABASES".into(),
                         reason: format!("pgbouncer runs no entry named {database}"),
                         fix: Some("cutover.pgbouncer.database must name an entry of pgbouncer's [databases] section".into()),
+                        transient: false,
                     });
                 }
                 let text = std::fs::read_to_string(config_file).map_err(|e| CutoverError::PgBouncerConfig {

@@ -7,7 +7,7 @@ use common::{pair, Turnout, WAIT};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{PgBouncer, PgServer};
+use turnout_testbed::{PgBouncer, PgServer, Proxy};
 
 const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); CREATE SEQUENCE loose_seq; SELECT nextval('loose_seq') FROM generate_series(1, 50)";
 
@@ -213,6 +213,39 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
     s.t.start();
     common::wait_for(&mut s.t, "the reverse stream after a restart", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
     assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// A transient failure before the fence is retried, not fatal: pgbouncer's admin console, reached
+/// through a proxy, drops the first connections the cutover opens to check the fence (as a
+/// pgbouncer restarting would), and the cutover retries, then completes with every row on green.
+#[tokio::test]
+async fn a_transient_failure_checking_the_fence_is_retried_and_the_cutover_completes() {
+    let (blue, green, db) = pair(SCHEMA).await;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
+    let console = Proxy::start(bouncer.port()).expect("proxy");
+    let admin_url = bouncer.admin_url().replace(&format!(":{}/", bouncer.port()), &format!(":{}/", console.port()));
+    let toml = format!(
+        "[cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{admin_url}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n",
+        bouncer.config_path().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(&db, "INSERT INTO t (note) SELECT 'before' FROM generate_series(1, 200)").await.expect("rows");
+    console.refuse_next(2);
+    let (code, out) = cutover(&t, &["--when-lag", "1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert_eq!(console.refused(), 2);
+    assert_eq!(out.matches("checking the fence failed on a transient error, retrying").count(), 2, "{out}");
+    let (g, conn) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await.expect("green");
+    tokio::spawn(conn);
+    let n: i64 = g.query_one("SELECT count(*) FROM t WHERE note = 'before'", &[]).await.expect("count").get(0);
+    assert_eq!(n, 200);
+    assert_eq!(port_behind(&bouncer.url(&db)).await, i32::from(green.port()));
+    assert_eq!(t.sigterm(), Some(0));
 }
 
 #[tokio::test]

@@ -314,6 +314,28 @@ async fn a_failed_pipeline_stops_its_apply_session_on_green_before_retrying() {
     assert_eq!(t.sigterm(), Some(0));
 }
 
+/// Blue refusing the first connections while turnout sets up (a restart, a failover in progress) is
+/// retried, not fatal: the set-up starts over and replication proceeds. (The snapshot, streaming and
+/// the cutover's checks have their own tests: below, above, and in `cutover.rs`.)
+#[tokio::test]
+async fn connections_refused_while_setting_up_are_retried_not_fatal() {
+    let (blue, green, db) = pair("CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, 'row' FROM generate_series(1, 100) g").await;
+    let to_blue = Proxy::start(blue.port()).expect("proxy");
+    to_blue.refuse_next(3);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &via(&to_blue, &blue, &db), &green.url(&db));
+    // No heartbeat connection competes for the refusals.
+    let text = std::fs::read_to_string(t.config_path()).expect("config");
+    std::fs::write(t.config_path(), text.replacen("[source]\n", "[source]\nheartbeat_interval = \"1h\"\n", 1)).expect("config");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert_eq!(to_blue.refused(), 3);
+    assert!(t.log_text().contains("retrying in"), "{}", t.log_text());
+    blue.execute(&db, "INSERT INTO t VALUES (101, 'after')").await.expect("insert");
+    assert_converges(&blue, &green, &db, &["t"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
 #[tokio::test]
 async fn a_network_blip_during_the_snapshot_is_retried_not_fatal() {
     let (blue, green, db) = pair(

@@ -26,6 +26,10 @@ struct Faults {
     one_way_us: AtomicU64,
     /// Connections accepted so far.
     accepted: AtomicU64,
+    /// How many of the next connections are closed at once, before any byte passes.
+    refuse: AtomicU64,
+    /// Connections closed that way so far.
+    refused: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -50,6 +54,8 @@ impl Proxy {
             stalled: watch::channel(false).0,
             one_way_us: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            refuse: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
         let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
@@ -103,6 +109,17 @@ impl Proxy {
     pub fn accepted(&self) -> u64 {
         self.faults.accepted.load(Ordering::Relaxed)
     }
+
+    /// Closes each of the next `n` connections as soon as it is accepted, before any byte passes
+    /// (a server that is restarting, a network that drops new connections); later ones pass.
+    pub fn refuse_next(&self, n: u64) {
+        self.faults.refuse.store(n, Ordering::Relaxed);
+    }
+
+    /// Connections closed by [`Proxy::refuse_next`] so far.
+    pub fn refused(&self) -> u64 {
+        self.faults.refused.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Proxy {
@@ -118,6 +135,10 @@ impl Drop for Proxy {
 
 /// Forwards one connection until either side closes or it is cut.
 async fn serve(client: TcpStream, target: SocketAddr, faults: Arc<Faults>) {
+    if faults.refuse.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+        faults.refused.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let Ok(server) = TcpStream::connect(target).await else { return };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);

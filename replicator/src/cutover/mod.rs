@@ -237,7 +237,18 @@ impl Controller {
 
     /// Checks every precondition and prints the plan, changing nothing.
     async fn dry_run(&self, request: &Request) -> Result<(), Error> {
-        crate::with_family!(self.config, F => self.dry_run_with(self.procedure::<F>().await?, request).await)
+        crate::with_family!(self.config, F => self.dry_run_with(self.connect::<F>().await?, request).await)
+    }
+
+    /// This direction's procedure of the family `F`, connected; a transient failure is retried.
+    async fn connect<F: Family>(&self) -> Result<F::Cutover, Error> {
+        let mut retry = Retry::default();
+        loop {
+            match self.procedure::<F>().await {
+                Err(e) if retry.again(self, "connecting", &e).await => {}
+                result => return result,
+            }
+        }
     }
 
     /// This direction's procedure of the family `F`: the cutover (arming the reverse stream when
@@ -261,10 +272,22 @@ impl Controller {
             self.rollback_allowed().map_err(Error::Setup)?;
             refuse_no_inverse(&switch).map_err(Error::Setup)?;
         }
-        for warning in procedure.preflight().await? {
+        let mut retry = Retry::default();
+        let warnings = loop {
+            match procedure.preflight().await {
+                Err(e) if retry.again(self, "the pre-checks", &e).await => {}
+                result => break result?,
+            }
+        };
+        for warning in warnings {
             self.say(format!("WARNING: {warning}"));
         }
-        procedure.check_fence().await?;
+        loop {
+            match procedure.check_fence().await {
+                Err(e) if retry.again(self, "checking the fence", &e).await => {}
+                result => break result?,
+            }
+        }
         self.say("fence: ready");
         switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;
         self.say("switch: ready");
@@ -278,7 +301,7 @@ impl Controller {
     }
 
     async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
-        crate::with_family!(self.config, F => self.run_with(self.procedure::<F>().await?, id, request).await)
+        crate::with_family!(self.config, F => self.run_with(self.connect::<F>().await?, id, request).await)
     }
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
@@ -299,7 +322,15 @@ impl Controller {
                 return self.fail(&mut journal, reason);
             }
         }
-        match procedure.preflight().await {
+        // Before the fence every step changes nothing or is idempotent: a transient failure is retried.
+        let mut retry = Retry::default();
+        let preflight = loop {
+            match procedure.preflight().await {
+                Err(e) if retry.again(self, "the pre-checks", &e).await => {}
+                result => break result,
+            }
+        };
+        match preflight {
             Ok(warnings) => warnings.into_iter().for_each(|w| self.say(format!("WARNING: {w}"))),
             Err(e) => return self.fail(&mut journal, e.to_string()),
         }
@@ -309,14 +340,26 @@ impl Controller {
             return self.fail(&mut journal, reason);
         }
         // Checked (and console sessions opened) before writes pause.
-        if let Err(e) = procedure.check_fence().await {
+        let fence_ready = loop {
+            match procedure.check_fence().await {
+                Err(e) if retry.again(self, "checking the fence", &e).await => {}
+                result => break result,
+            }
+        };
+        if let Err(e) = fence_ready {
             return self.fail(&mut journal, format!("the fence is not ready: {e}"));
         }
         if let Err(e) = switch.check(Duration::from_secs(10)).await {
             return self.fail(&mut journal, format!("the switch is not ready: {e}"));
         }
         // Counters go ahead before writes pause; inside the pause one read checks them.
-        match procedure.counters_ahead().await {
+        let counters = loop {
+            match procedure.counters_ahead().await {
+                Err(e) if retry.again(self, "moving the counters ahead", &e).await => {}
+                result => break result,
+            }
+        };
+        match counters {
             Ok(line) => self.say(line),
             Err(e) => return self.fail(&mut journal, e.to_string()),
         }
@@ -545,6 +588,31 @@ fn new_id() -> String {
 
 fn cutover_error(e: turnout_cutover::CutoverError) -> Error {
     Error::Cutover(e)
+}
+
+/// Retries a step before the fence after a transient failure — a lost connection, a server
+/// restarting, a lock wait timed out ([`Error::class`]): nothing is fenced yet, and each such step
+/// changes nothing or is idempotent. At most [`Retry::ATTEMPTS`] attempts per cutover, waiting 0.5 s
+/// and doubling; refusals and other fatal errors are never retried.
+#[derive(Debug, Default)]
+struct Retry {
+    failures: u32,
+}
+
+impl Retry {
+    const ATTEMPTS: u32 = 5;
+
+    /// Whether to try `what` again after `e`; says so and waits first.
+    async fn again(&mut self, controller: &Controller, what: &str, e: &Error) -> bool {
+        if e.class() != turnout_decoders::ErrorClass::Transient || self.failures + 1 >= Self::ATTEMPTS {
+            return false;
+        }
+        let wait = Duration::from_millis(500 << self.failures);
+        self.failures += 1;
+        controller.say(format!("{what} failed on a transient error, retrying in {} ms: {e}", wait.as_millis()));
+        tokio::time::sleep(wait).await;
+        true
+    }
 }
 
 /// The traffic switch the configuration asks for.

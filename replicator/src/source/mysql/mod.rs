@@ -133,7 +133,14 @@ pub fn sql_error(side: &str, context: &str, e: mysql_async::Error) -> Error {
     match (side, is_transient(&e)) {
         ("blue", _) => stream::source_error(context, e),
         (_, true) => Error::Sink(turnout_sinks::SinkError::Unavailable { context: format!("{side}: {context}"), reason: e.to_string() }),
-        (_, false) => Error::Setup(format!("{side}: {context}: {e}")),
+        (_, false) => {
+            // The side's name, and what a longer name adds ("blue (the reverse stream's target)") in
+            // front of the context.
+            let (name, rest) = side.split_once(' ').unwrap_or((side, ""));
+            let which = if name == "blue" { turnout_decoders::Side::Blue } else { turnout_decoders::Side::Green };
+            let context = if rest.is_empty() { context.to_owned() } else { format!("{rest}: {context}") };
+            Error::MySql { side: which, context, source: e }
+        }
     }
 }
 
