@@ -130,7 +130,10 @@ pub enum CutoverError {
 impl CutoverError {
     pub(crate) fn sql(side: Side, context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> CutoverError {
         let context = context.into();
-        move |source| CutoverError::Sql { side, context, fix: fix_for(&source), source }
+        move |source| {
+            let fix = source.code().and_then(|c| turnout_sinks::error::operator_fix(&side.to_string(), c.code()));
+            CutoverError::Sql { side, context, fix, source }
+        }
     }
 
     pub(crate) fn mysql(side: Side, context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> CutoverError {
@@ -173,20 +176,6 @@ impl CutoverError {
 }
 
 pub(crate) use turnout_sinks::pg::describe_error as describe_sql_error;
-
-/// Advice for the SQLSTATEs an operator can fix.
-fn fix_for(e: &tokio_postgres::Error) -> Option<String> {
-    let code = e.code()?.code();
-    Some(
-        match code {
-            "42501" => "grant turnout's role the privilege named above (or run this step as the owner or a superuser)",
-            "28P01" | "28000" => "check the user name and password in the URL",
-            "3D000" => "check the database name in the URL",
-            _ => return None,
-        }
-        .to_string(),
-    )
-}
 
 fn fix_suffix(fix: &Option<String>) -> String {
     fix.as_deref().map(|f| format!("; fix: {f}")).unwrap_or_default()

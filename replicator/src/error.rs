@@ -155,10 +155,10 @@ impl Reaction {
 
 /// Advice for a SQLSTATE from `side`.
 fn sqlstate_advice(side: &str, code: &str) -> Option<String> {
+    if let Some(fix) = turnout_sinks::error::operator_fix(side, code) {
+        return Some(fix);
+    }
     Some(match code {
-        "28P01" | "28000" => format!("check the user name and password in the {side} URL"),
-        "3D000" => format!("check the database name in the {side} URL"),
-        "42501" => format!("grant turnout's {side} role the privilege named in the error (or use the owner or a superuser)"),
         "40001" | "40P01" => format!("a conflict on {side}; turnout retries the whole batch"),
         "55006" | "55000" => format!("an object on {side} is still held by a session that is going away; turnout retries"),
         c if c.starts_with("08") => format!("the connection to {side} broke; turnout reconnects"),
