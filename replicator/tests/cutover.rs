@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{pair, Turnout, WAIT};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use common::{pair, Turnout, Writer, WAIT};
 use std::time::{Duration, Instant};
 use turnout_testbed::{PgBouncer, PgServer, Proxy};
 
@@ -76,77 +74,30 @@ impl Setup {
 /// Runs `turnout cutover` with `args` (without blocking the test's other tasks, such as the writer);
 /// returns exit code and output.
 async fn cutover(t: &Turnout, args: &[&str]) -> (i32, String) {
-    turnout(t, "cutover", args).await
-}
-
-/// Runs `turnout <command> --config <t's> <args>` without blocking the test's other tasks.
-async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
-    let config = t.config_path().to_path_buf();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let command = command.to_owned();
-    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output())
-        .await
-        .expect("join")
-        .expect("turnout cutover");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    common::turnout_command(t, "cutover", args).await
 }
 
 /// A client writing one row per transaction through pgbouncer until told to stop; records the ids
 /// acknowledged, the time of each acknowledgement, and every error.
-struct Writer {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    acked: Arc<Mutex<Vec<(i64, Instant)>>>,
-    errors: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start_writer(url: String, pause: Duration) -> Writer {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let (s, a, e) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&errors));
-    let task = tokio::spawn(async move {
+fn start_writer(url: String, pause: Duration) -> Writer<(i64, Instant)> {
+    Writer::start(move |log| async move {
         let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect through pgbouncer");
         tokio::spawn(conn);
-        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+        while log.running() {
             match c.simple_query("INSERT INTO t (note) VALUES ('w') RETURNING id").await {
                 Ok(msgs) => {
                     for m in msgs {
                         if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
                             let id: i64 = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(-1);
-                            a.lock().expect("acked").push((id, Instant::now()));
+                            log.acked((id, Instant::now()));
                         }
                     }
                 }
-                Err(err) => e.lock().expect("errors").push(err.to_string()),
+                Err(err) => log.failed(err),
             }
             tokio::time::sleep(pause).await;
         }
-    });
-    Writer { stop, acked, errors, task }
-}
-
-impl Writer {
-    async fn finish(self) -> (Vec<(i64, Instant)>, Vec<String>) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.task.await.expect("writer");
-        let acked = self.acked.lock().expect("acked").clone();
-        let errors = self.errors.lock().expect("errors").clone();
-        (acked, errors)
-    }
-
-    fn count(&self) -> usize {
-        self.acked.lock().expect("acked").len()
-    }
-
-    async fn wait_for(&self, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.count() < n {
-            assert!(Instant::now() < deadline, "the writer stalled at {} rows; errors: {:?}", self.count(), self.errors.lock().expect("e"));
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    })
 }
 
 async fn port_behind(url: &str) -> i32 {
@@ -314,7 +265,7 @@ async fn schema_objects_changed_on_blue_after_the_copy_make_the_cutover_refuse_n
     ] {
         assert!(out.contains(object), "{object}: {out}");
     }
-    let (_, checked) = turnout(&s.t, "check", &[]).await;
+    let (_, checked) = common::turnout_command(&s.t, "check", &[]).await;
     assert!(checked.contains("schema: index t_note is on blue but not on green"), "{checked}");
     let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_ne!(code, 0, "{out}");
@@ -540,7 +491,7 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
     s.t.start();
     wait_reverse(&mut s.t).await;
     writer.wait_for(writer.count() + 50).await;
-    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    let (code, out) = common::turnout_command(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("blue applied the sentinel") && out.contains("traffic is on blue"), "{out}");
     writer.wait_for(writer.count() + 100).await;
@@ -563,7 +514,7 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
     let status = common::wait_for(&mut s.t, "replication to stop", |t| t.status().filter(|v| v["phase"] == "stopped")).await;
     assert_eq!(status["direction"], "reverse", "{status}");
     // `turnout finish` drops the reverse slot and publication on green and the origin on blue.
-    let (code, out) = turnout(&s.t, "finish", &[]).await;
+    let (code, out) = common::turnout_command(&s.t, "finish", &[]).await;
     assert_eq!(code, 0, "{out}");
     let slots: i64 = g.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
     let pubs: i64 = g.query_one("SELECT count(*) FROM pg_publication", &[]).await.expect("pubs").get(0);
@@ -626,10 +577,10 @@ async fn read_only_rollback_through_haproxy(blue_version: u32, green_version: u3
     let err = b.batch_execute("INSERT INTO t (note) VALUES ('app on blue')").await.expect_err("blue must stay fenced");
     assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{err}");
     // In the rollback window a live verify compares the other way: green is the source.
-    let (code, out) = turnout(&t, "verify", &["--live", "--chunk-rows", "100"]).await;
+    let (code, out) = common::turnout_command(&t, "verify", &["--live", "--chunk-rows", "100"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("compared at green position") && out.contains("1 tables compared, 0 differ"), "{out}");
-    let (code, out) = turnout(&t, "rollback", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    let (code, out) = common::turnout_command(&t, "rollback", &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("lifted blue's read-only fence"), "{out}");
     // Traffic is on blue, which takes writes again; green is now the fenced one.

@@ -30,44 +30,34 @@ async fn writes_through_read_only_during_the_pause_are_all_on_green_and_the_seal
     wait_streaming(&mut t).await;
     let ops_url = format!("mysql://ops:ops-secret@127.0.0.1:{}/{db}", blue.port());
     // The account writes without pause until the seal refuses it (or the fence ends its session).
-    let stop = Arc::new(AtomicBool::new(false));
-    let (acked, refused) = (Arc::new(Mutex::new(0u32)), Arc::new(Mutex::new(Vec::<String>::new())));
-    let writer = {
-        let (stop, acked, refused, url) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&refused), ops_url.clone());
-        tokio::spawn(async move {
-            let mut c: Option<mysql_async::Conn> = None;
-            while !stop.load(Ordering::Relaxed) {
-                if c.is_none() {
-                    c = Some(conn(&url).await);
-                }
-                let Some(session) = c.as_mut() else { continue };
-                match session.query_drop("INSERT INTO t (note) VALUES ('ops')").await {
-                    Ok(()) => *acked.lock().expect("acked") += 1,
-                    Err(e) => {
-                        refused.lock().expect("refused").push(e.to_string());
-                        c = None;
-                    }
+    let url = ops_url.clone();
+    let writer = Writer::start(move |log| async move {
+        let mut c: Option<mysql_async::Conn> = None;
+        while log.running() {
+            if c.is_none() {
+                c = Some(conn(&url).await);
+            }
+            let Some(session) = c.as_mut() else { continue };
+            match session.query_drop("INSERT INTO t (note) VALUES ('ops')").await {
+                Ok(()) => log.acked(()),
+                Err(e) => {
+                    log.failed(e);
+                    c = None;
                 }
             }
-        })
-    };
-    let deadline = Instant::now() + WAIT;
-    while *acked.lock().expect("acked") < 200 {
-        assert!(Instant::now() < deadline, "the account never wrote: {:?}", refused.lock().expect("refused"));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        }
+    });
+    writer.wait_for(200).await;
     let (code, out) = turnout(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
-    stop.store(true, Ordering::Relaxed);
-    writer.await.expect("writer");
+    let (acked, refused) = writer.finish().await;
+    let acked = acked.len();
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("super_read_only after the sentinel") && out.contains("green applied the sentinel"), "{out}");
     assert!(super_read_only(&blue), "blue must be sealed after the cutover");
     // Every row blue committed is on green, the account's writes through read_only included.
-    let acked = *acked.lock().expect("acked");
     let on_blue = ids(&blue, &db, "note = 'ops'");
-    assert!(on_blue.len() >= usize::try_from(acked).expect("count"), "blue has {} of the account's {acked} acknowledged rows", on_blue.len());
+    assert!(on_blue.len() >= acked, "blue has {} of the account's {acked} acknowledged rows", on_blue.len());
     assert_eq!(maria_rows(&blue, &db, "t"), maria_rows(&green, &db, "t"), "green must hold every row blue committed");
-    let refused = refused.lock().expect("refused").clone();
     assert!(refused.iter().any(|e| e.contains("1290")), "the seal never refused the account: {refused:?}");
     let mut ops = conn(&ops_url).await;
     let late = ops.query_drop("INSERT INTO t (note) VALUES ('late')").await.expect_err("the seal refuses every account");

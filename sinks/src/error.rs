@@ -162,4 +162,3 @@ pub fn operator_fix(side: &str, code: &str) -> Option<String> {
         _ => return None,
     })
 }
-

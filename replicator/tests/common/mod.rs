@@ -358,3 +358,87 @@ pub async fn cutover_until_switching(t: &Turnout, started: &Path) -> Child {
     }
     child
 }
+
+/// Runs `turnout <command> --config <t's config> <args>` without blocking the test's other tasks (a
+/// writer, the sidecar's own); returns the exit code and the output.
+pub async fn turnout_command(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
+    let config = t.config_path().to_path_buf();
+    let command = command.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output())
+        .await
+        .expect("join")
+        .expect("turnout");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// An application writing until told to stop, recording every write it had acknowledged (`A`: the
+/// id, when, through which server — the caller's choice) and every error. How it writes is the
+/// caller's: [`Writer::start`] runs its loop.
+pub struct Writer<A> {
+    log: WriterLog<A>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a writer's loop reports into, and whether it should go on.
+pub struct WriterLog<A> {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<A>>>,
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl<A> Clone for WriterLog<A> {
+    fn clone(&self) -> Self {
+        WriterLog { stop: std::sync::Arc::clone(&self.stop), acked: std::sync::Arc::clone(&self.acked), errors: std::sync::Arc::clone(&self.errors) }
+    }
+}
+
+impl<A> WriterLog<A> {
+    /// False once the test asked the writer to stop.
+    pub fn running(&self) -> bool {
+        !self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A write the database acknowledged.
+    pub fn acked(&self, write: A) {
+        self.acked.lock().expect("acked").push(write);
+    }
+
+    /// A write or connection that failed.
+    pub fn failed(&self, error: impl std::fmt::Display) {
+        self.errors.lock().expect("errors").push(error.to_string());
+    }
+}
+
+impl<A: Clone + Send + 'static> Writer<A> {
+    /// Spawns `run`, the writing loop, which checks [`WriterLog::running`] and reports each write.
+    pub fn start<F: std::future::Future<Output = ()> + Send + 'static>(run: impl FnOnce(WriterLog<A>) -> F) -> Writer<A> {
+        let log = WriterLog { stop: Default::default(), acked: Default::default(), errors: Default::default() };
+        let task = tokio::spawn(run(log.clone()));
+        Writer { log, task }
+    }
+
+    /// Stops the writer; what it acknowledged, in order, and its errors.
+    pub async fn finish(self) -> (Vec<A>, Vec<String>) {
+        self.log.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("writer");
+        let acked = self.log.acked.lock().expect("acked").clone();
+        let errors = self.log.errors.lock().expect("errors").clone();
+        (acked, errors)
+    }
+
+    /// Writes acknowledged so far.
+    pub fn count(&self) -> usize {
+        self.log.acked.lock().expect("acked").len()
+    }
+
+    /// Waits until `n` writes were acknowledged.
+    pub async fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count() < n {
+            assert!(Instant::now() < deadline, "the writer stalled at {} writes; errors: {:?}", self.count(), self.log.errors.lock().expect("errors"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -3,11 +3,9 @@
 // the real `turnout run` sidecar and the real commands. Included by a test binary that defines `BLUE`
 // and `GREEN` (flavors of one family) and `mod common;`.
 
-use common::{maria_pair_of, maria_rows, wait_exit, wait_streaming, Turnout, WAIT};
+use common::{maria_pair_of, maria_rows, wait_exit, wait_streaming, Turnout, Writer, WAIT};
 use mysql_async::prelude::Queryable;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use turnout_testbed::{HaProxy, MySqlServer};
 
@@ -159,36 +157,17 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
 /// Runs `turnout <command>` with the sidecar's configuration and `args` without blocking the test's
 /// other tasks; returns exit code and output.
 async fn turnout(t: &Turnout, command: &str, args: &[&str]) -> (i32, String) {
-    let config = t.config_path().to_path_buf();
-    let command = command.to_owned();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_turnout")).arg(command).arg("--config").arg(config).args(args).output())
-        .await
-        .expect("join")
-        .expect("turnout");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    common::turnout_command(t, command, args).await
 }
 
 /// An application writing one row per transaction through haproxy, as a client of a read-only fence
 /// must: a failed write is retried on a new connection. Records the ids acknowledged (with the time
 /// and the server's port), and every error.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(i64, Instant, u16)>>>,
-    errors: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn start_writer(url: String) -> Writer {
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let (s, a, e) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&errors));
-    let task = tokio::spawn(async move {
+fn start_writer(url: String) -> Writer<(i64, Instant, u16)> {
+    Writer::start(move |log| async move {
         let opts = mysql_async::Opts::from_url(&url).expect("url");
         let mut c: Option<(mysql_async::Conn, u16)> = None;
-        while !s.load(Ordering::Relaxed) {
+        while log.running() {
             if c.is_none() {
                 match mysql_async::Conn::new(opts.clone()).await {
                     // A session haproxy shuts down right after it connected fails here: reconnect.
@@ -196,12 +175,12 @@ fn start_writer(url: String) -> Writer {
                         Ok(Some(port)) => c = Some((conn, port)),
                         Ok(None) => panic!("SELECT @@port returned no row"),
                         Err(err) => {
-                            e.lock().expect("errors").push(format!("reading the port: {err}"));
+                            log.failed(format!("reading the port: {err}"));
                             continue;
                         }
                     },
                     Err(err) => {
-                        e.lock().expect("errors").push(format!("connect: {err}"));
+                        log.failed(format!("connect: {err}"));
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         continue;
                     }
@@ -211,39 +190,16 @@ fn start_writer(url: String) -> Writer {
             match conn.query_drop("INSERT INTO t (note) VALUES ('w')").await {
                 Ok(()) => {
                     let id = i64::try_from(conn.last_insert_id().unwrap_or(0)).expect("id");
-                    a.lock().expect("acked").push((id, Instant::now(), *port));
+                    log.acked((id, Instant::now(), *port));
                 }
                 Err(err) => {
-                    e.lock().expect("errors").push(err.to_string());
+                    log.failed(err);
                     c = None;
                 }
             }
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-    });
-    Writer { stop, acked, errors, task }
-}
-
-impl Writer {
-    async fn finish(self) -> (Vec<(i64, Instant, u16)>, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.expect("writer");
-        let acked = self.acked.lock().expect("acked").clone();
-        let errors = self.errors.lock().expect("errors").clone();
-        (acked, errors)
-    }
-
-    fn count(&self) -> usize {
-        self.acked.lock().expect("acked").len()
-    }
-
-    async fn wait_for(&self, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.count() < n {
-            assert!(Instant::now() < deadline, "the writer stalled at {} rows; errors: {:?}", self.count(), self.errors.lock().expect("e"));
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    })
 }
 
 /// Waits until the sidecar replicates green → blue.
