@@ -135,7 +135,16 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             Ok(config) => turnout::control::finish(&config).await,
             Err(code) => code,
         },
+        #[cfg(feature = "demo")]
         Command::Demo { mysql, engine } => turnout::demo::run(mysql, engine).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => {
+            eprintln!(
+                "turnout: this binary was built without the demo, which starts throwaway servers; run ./scripts/demo from the \
+                 repository, or build with `cargo build --release -p turnout --features demo`"
+            );
+            turnout::cli::EXIT_CONFIG
+        }
         Command::Verify { config, table, live } => {
             let config = match load(&config.config) {
                 Ok(c) => c,

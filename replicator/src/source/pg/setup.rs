@@ -207,7 +207,7 @@ async fn pg_dump_candidates() -> Vec<(u32, PathBuf)> {
         paths.push(dir.join("pg_dump"));
     }
     // The same cache `turnout demo` and the test harness install client builds into.
-    let cache = turnout_testbed::cache_dir();
+    let cache = crate::cache_dir();
     for e in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
         if e.file_name().to_string_lossy().starts_with("pgclient") {
             // The extracted wheel: pgclientNN/<package>/pginstall/bin/pg_dump.
