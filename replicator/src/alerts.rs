@@ -103,6 +103,7 @@ impl Debounced {
         Debounced { level: AlertLevel::Ok, min_duration, enter_since: [None; 2], clear_since: [None; 2] }
     }
 
+    #[cfg(test)]
     pub fn level(&self) -> AlertLevel {
         self.level
     }

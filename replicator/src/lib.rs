@@ -3,7 +3,7 @@
 //! administration under [`source`] (PostgreSQL in [`source::pg`]), the state store, the HTTP API and
 //! status, alerts, and cutover and rollback orchestration.
 
-pub mod alerts;
+pub(crate) mod alerts;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -11,20 +11,20 @@ pub mod control;
 pub mod cutover;
 #[cfg(feature = "demo")]
 pub mod demo;
-pub mod duration;
+pub(crate) mod duration;
 pub mod error;
-pub mod http;
-pub mod http_client;
-pub mod journal;
-pub mod names;
+pub(crate) mod http;
+pub(crate) mod http_client;
+pub(crate) mod journal;
+pub(crate) mod names;
 pub mod pipeline;
-pub mod rollback;
+pub(crate) mod rollback;
 pub mod run;
 pub mod source;
-pub mod spill;
+pub(crate) mod spill;
 pub mod state;
 pub mod status;
-pub mod tables;
+pub(crate) mod tables;
 pub mod verify;
 
 pub use error::Error;

@@ -55,6 +55,7 @@ impl NameRules {
 
 impl TablePattern {
     /// Parses a pattern with PostgreSQL's rules; the error says what is wrong and how to write it.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<TablePattern, String> {
         TablePattern::parse_with(text, &NameRules::postgres())
     }
