@@ -39,7 +39,7 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
     ))
     .await
     .map_err(|e| {
-        Error::Setup(format!("creating the heartbeat table {} on blue: {e}; grant the account CREATE, INSERT and UPDATE on the database", table(database)))
+        Error::mysql(turnout_decoders::Side::Blue, format!("creating the heartbeat table {} (grant the account CREATE, INSERT and UPDATE on the database)", table(database)))(e)
     })
 }
 

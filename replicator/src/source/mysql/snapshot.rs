@@ -43,7 +43,7 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
         let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for {t}"))) };
         let ddl = String::from_utf8_lossy(&ddl).into_owned();
         green.query_drop(format!("USE {}", quote(&t.schema))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
-        green.query_drop(&ddl).await.map_err(|e| Error::Setup(format!("creating {t} on green: {e}")))?;
+        green.query_drop(&ddl).await.map_err(Error::mysql(turnout_decoders::Side::Green, format!("creating {t}")))?;
     }
     Ok(())
 }
@@ -100,7 +100,7 @@ pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_asyn
             .map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
         let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for sequence {from}"))) };
         green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
-        green.query_drop(String::from_utf8_lossy(&ddl).into_owned()).await.map_err(|e| Error::Setup(format!("creating sequence {to} on green: {e}")))?;
+        green.query_drop(String::from_utf8_lossy(&ddl).into_owned()).await.map_err(Error::mysql(turnout_decoders::Side::Green, format!("creating sequence {to}")))?;
         let next: Option<String> = blue
             .query_first(format!("SELECT CAST(next_not_cached_value AS CHAR) FROM {from}"))
             .await

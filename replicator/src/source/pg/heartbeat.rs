@@ -34,7 +34,7 @@ pub async fn ensure_table(admin: &mut turnout_decoders::pg::PgConnection) -> Res
         )
         .await
         .map(|_| ())
-        .map_err(|e| crate::error::Error::Setup(format!("creating the heartbeat table public.turnout_heartbeat on blue: {e}")))
+        .map_err(|e| crate::error::Error::during("creating the heartbeat table public.turnout_heartbeat on blue")(crate::error::Error::Source(e)))
 }
 
 /// Emits heartbeats until `shutdown` turns true.

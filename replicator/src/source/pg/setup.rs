@@ -73,9 +73,9 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
                     conn.simple_query(&for_tables(&wanted))
                         .await
                         .map(drop)
-                        .map_err(|e| Error::Setup(format!("creating publication {name}: {e}; the source role must own the tables or be a superuser")))
+                        .map_err(|e| Error::during(format!("creating publication {name} (the source role must own the tables or be a superuser)"))(Error::Source(e)))
                 }
-                Err(e) => Err(Error::Setup(format!("creating publication {name}: {e}"))),
+                Err(e) => Err(Error::during(format!("creating publication {name}"))(Error::Source(e))),
             };
         }
         None => {
@@ -83,7 +83,7 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
                 .simple_query(&for_tables(&wanted))
                 .await
                 .map(drop)
-                .map_err(|e| Error::Setup(format!("creating publication {name}: {e}; the source role must own the tables or be a superuser")));
+                .map_err(|e| Error::during(format!("creating publication {name} (the source role must own the tables or be a superuser)"))(Error::Source(e)));
         }
         Some(Published::AllTables) if selection.everything => return Ok(()),
         Some(Published::AllTables) => (selection.all_roots().into_iter().collect(), true),
@@ -113,7 +113,7 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
         match conn.simple_query(&format!("DROP PUBLICATION {quoted}; {all_tables}")).await {
             Ok(_) => return Ok(()),
             Err(e) if e.sqlstate() == Some("42501") => {}
-            Err(e) => return Err(Error::Setup(format!("replacing publication {name}: {e}"))),
+            Err(e) => return Err(Error::during(format!("replacing publication {name}"))(Error::Source(e))),
         }
     }
     if wanted.is_empty() {
@@ -127,7 +127,9 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
     conn.simple_query(&change)
         .await
         .map(drop)
-        .map_err(|e| Error::Setup(format!("changing publication {name} to the selected tables: {e}; the source role must own the publication and the tables")))
+        .map_err(|e| {
+            Error::during(format!("changing publication {name} to the selected tables (the source role must own the publication and the tables)"))(Error::Source(e))
+        })
 }
 
 /// Checks that every selected table can replicate its UPDATEs and DELETEs (a primary key or
