@@ -129,7 +129,8 @@ async fn an_invisible_generated_key_and_partial_json_updates_replicate_exactly()
     assert!(!out.lines().any(|l| l.contains("PARTIAL_JSON") && l.contains("FAIL")), "{out}");
 
     // Statements of every shape the diffs take: REPLACE of members and cells (from the start and from
-    // the end), INSERT of members (in MySQL's key order) and of cells past the end, REMOVE of both,
+    // the end), INSERT of members (in MySQL's key order, one named with a Unicode space) and of cells
+    // past the end, REMOVE of both,
     // values with escapes, objects and arrays; several functions in one statement, several rows per
     // statement, several statements per transaction, another column changed alongside.
     let shapes = [
@@ -142,6 +143,8 @@ async fn an_invisible_generated_key_and_partial_json_updates_replicate_exactly()
         "JSON_SET(doc, '$.a.b[last-1]', JSON_ARRAY({i}, 'x'), '$.long', 'short')",
         "JSON_REMOVE(JSON_SET(doc, '$.tmp', {i}), '$.tmp', '$.a.b[last]')",
         "JSON_REPLACE(doc, '$.a', JSON_OBJECT('b', JSON_ARRAY({i})))",
+        // A member name with a no-break space, which MySQL prints unquoted in the diff's path.
+        "JSON_SET(doc, CONCAT('$.\"', _utf8mb4 X'C2A0', 'k\"'), {i}, '$.k', -{i})",
     ];
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: u64| {

@@ -112,7 +112,15 @@ fn apply_one(root: &mut Node, diff: &JsonDiff) -> Result<(), String> {
     let Some((last, parents)) = legs.split_last() else {
         return Err("a diff of the whole document (MySQL logs those as full values)".into());
     };
-    let value = || -> Result<Node, String> { Parser::parse(diff.value.as_deref().unwrap_or("")).map_err(|e| format!("the new value: {e}")) };
+    let value = || -> Result<Node, String> {
+        let node = Parser::parse(diff.value.as_deref().unwrap_or("")).map_err(|e| format!("the new value: {e}"))?;
+        // The document stays within the depth the parser allows, so rendering and dropping it
+        // cannot recurse without bound (MySQL refuses documents deeper than 100 anyway).
+        if legs.len() + node.depth() > MAX_DEPTH {
+            return Err(format!("the new document would nest deeper than {MAX_DEPTH}"));
+        }
+        Ok(node)
+    };
     let parent = seek(root, parents).ok_or("the path's parent is not in the old document")?;
     match (diff.op, parent, last) {
         (JsonDiffOp::Replace, Node::Object(members), Leg::Member(name)) => {
@@ -210,23 +218,24 @@ impl Cell {
 }
 
 /// A path as MySQL prints it (`Json_path::to_string`): `$`, then `.name` or `."quoted name"` and
-/// `[n]`, `[last]`, `[last-n]`. Wildcards, ellipses and ranges are refused: diffs never hold them.
+/// `[n]`, `[last]`, `[last-n]`, with no space anywhere. Wildcards, ellipses and ranges are refused:
+/// diffs never hold them. Nothing is trimmed: MySQL prints some member names with Unicode spaces
+/// (U+00A0, U+0085) unquoted, and they are part of the name.
 fn parse_path(path: &str) -> Result<Vec<Leg>, String> {
-    let rest = path.trim().strip_prefix('$').ok_or("a path that does not start with $")?;
+    let mut rest = path.strip_prefix('$').ok_or("a path that does not start with $")?;
     let mut legs = Vec::new();
-    let mut rest = rest.trim_start();
     while let Some(c) = rest.chars().next() {
         match c {
             '.' => {
-                let after = rest[1..].trim_start();
+                let after = &rest[1..];
                 if after.starts_with('"') {
                     let end = string_end(after).ok_or("an unterminated quoted member name")?;
                     legs.push(Leg::Member(unescape(&after[..end])?));
                     rest = &after[end..];
                 } else {
-                    let end = after.find(['.', '[', ' ']).unwrap_or(after.len());
+                    let end = after.find(['.', '[']).unwrap_or(after.len());
                     let name = &after[..end];
-                    if name.is_empty() || name.contains('*') {
+                    if name.is_empty() || name.contains(['*', ' ', '"']) {
                         return Err(format!("a member step MySQL does not log in a diff: `{path}`"));
                     }
                     legs.push(Leg::Member(name.to_owned()));
@@ -235,23 +244,21 @@ fn parse_path(path: &str) -> Result<Vec<Leg>, String> {
             }
             '[' => {
                 let end = rest.find(']').ok_or("an unterminated array cell")?;
-                legs.push(Leg::Cell(parse_cell(rest[1..end].trim()).ok_or_else(|| format!("an array step MySQL does not log in a diff: `{path}`"))?));
+                legs.push(Leg::Cell(parse_cell(&rest[1..end]).ok_or_else(|| format!("an array step MySQL does not log in a diff: `{path}`"))?));
                 rest = &rest[end + 1..];
             }
             _ => return Err(format!("cannot read the path `{path}`")),
         }
-        rest = rest.trim_start();
     }
     Ok(legs)
 }
 
 fn parse_cell(s: &str) -> Option<Cell> {
     if let Some(tail) = s.strip_prefix("last") {
-        let tail = tail.trim();
         if tail.is_empty() {
             return Some(Cell { index: 0, from_end: true });
         }
-        let n = tail.strip_prefix('-')?.trim();
+        let n = tail.strip_prefix('-')?;
         return digits(n).map(|index| Cell { index, from_end: true });
     }
     digits(s).map(|index| Cell { index, from_end: false })
@@ -274,6 +281,16 @@ enum Node {
 }
 
 impl Node {
+    /// How deeply containers nest in this value (a scalar: 0). Values come from [`Parser`], whose
+    /// own depth limit bounds this recursion.
+    fn depth(&self) -> usize {
+        match self {
+            Node::Scalar(_) => 0,
+            Node::Array(items) => 1 + items.iter().map(Node::depth).max().unwrap_or(0),
+            Node::Object(members) => 1 + members.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
+        }
+    }
+
     /// The text in MySQL's print format: `{"a": 1, "b": [true, null]}`.
     fn render(&self, out: &mut String) {
         match self {
@@ -304,8 +321,8 @@ impl Node {
     }
 }
 
-/// Nesting deeper than this is refused (MySQL allows 100).
-const MAX_DEPTH: usize = 150;
+/// Nesting deeper than this is refused, as MySQL refuses it.
+use super::json::MAX_DEPTH;
 
 /// A JSON text reader for the text turnout prints (and any valid JSON text).
 struct Parser<'a> {
@@ -494,8 +511,13 @@ pub(crate) mod tests {
             b.extend_from_slice(path.as_bytes());
             if let Some(v) = value {
                 let doc = v.encode();
-                assert!(doc.len() < 251);
-                b.push(u8::try_from(doc.len()).unwrap_or(0));
+                match u8::try_from(doc.len()) {
+                    Ok(n) if n < 251 => b.push(n),
+                    _ => {
+                        b.push(0xfc);
+                        b.extend_from_slice(&u16::try_from(doc.len()).unwrap_or(u16::MAX).to_le_bytes());
+                    }
+                }
                 b.extend_from_slice(&doc);
             }
         }
@@ -552,6 +574,25 @@ pub(crate) mod tests {
         assert!(parse_diffs(&[3, 1, b'$']).is_err_and(|e| e.contains("operation 3")));
         assert!(parse_diffs(&[0, 9, b'$']).is_err_and(|e| e.contains("truncated") || e.contains("bytes with")));
         assert!(parse_diffs(&[0, 1, b'$']).is_err());
+    }
+
+    #[test]
+    fn unicode_spaces_in_an_unquoted_member_name_are_part_of_the_name() {
+        // MySQL prints a name holding U+00A0 unquoted; trimming it would pick another member.
+        let doc = "{\"k\": 0, \"\u{a0}k\": 1, \"tag\": 2, \"tag\u{a0}\": 3}";
+        let out = applied(doc, &[(0, "$.\u{a0}k", Some(J::I16(9))), (2, "$.tag\u{a0}", None)]);
+        assert_eq!(out.as_deref(), Ok("{\"k\": 0, \"\u{a0}k\": 9, \"tag\": 2}"));
+        for spaced in ["$. k", "$ .k", "$.k ", "$[ 0]", "$[last - 1]"] {
+            assert!(applied("{\"k\": [1]}", &[(2, spaced, None)]).is_err(), "{spaced}");
+        }
+    }
+
+    #[test]
+    fn a_diff_cannot_nest_the_document_beyond_the_depth_limit() {
+        let deep = (0..MAX_DEPTH - 1).fold(J::Null, |inner, _| J::Array(vec![inner], false));
+        assert!(applied("[]", &[(1, "$[0]", Some(deep.clone()))]).is_ok());
+        let e = applied("[[]]", &[(1, "$[0][0]", Some(deep))]).expect_err("too deep");
+        assert!(e.contains("deeper"), "{e}");
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
     ))
     .await
     .map_err(|e| {
-        Error::mysql(turnout_decoders::Side::Blue, format!("creating the heartbeat table {} (grant the account CREATE, INSERT and UPDATE on the database)", table(database)))(e)
+        Error::mysql(
+            turnout_decoders::Side::Blue,
+            format!("creating the heartbeat table {} (grant the account CREATE, INSERT and UPDATE on the database)", table(database)),
+        )(e)
     })
 }
 

@@ -100,7 +100,10 @@ pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_asyn
             .map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
         let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for sequence {from}"))) };
         green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
-        green.query_drop(String::from_utf8_lossy(&ddl).into_owned()).await.map_err(Error::mysql(turnout_decoders::Side::Green, format!("creating sequence {to}")))?;
+        green
+            .query_drop(String::from_utf8_lossy(&ddl).into_owned())
+            .await
+            .map_err(Error::mysql(turnout_decoders::Side::Green, format!("creating sequence {to}")))?;
         let next: Option<String> = blue
             .query_first(format!("SELECT CAST(next_not_cached_value AS CHAR) FROM {from}"))
             .await

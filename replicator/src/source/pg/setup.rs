@@ -62,33 +62,31 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
         |tables: &BTreeSet<TableName>| format!("CREATE PUBLICATION {quoted} FOR TABLE {} WITH (publish_via_partition_root = true)", table_list(tables));
     let all_tables = format!("CREATE PUBLICATION {quoted} FOR ALL TABLES WITH (publish_via_partition_root = true)");
     let no_tables = || Error::Setup("blue has no user tables to replicate".into());
-    let (have, all_tables_now) = match published(conn, name).await? {
-        None if selection.everything => {
-            return match conn.simple_query(&all_tables).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.sqlstate() == Some("42501") => {
-                    if wanted.is_empty() {
-                        return Err(no_tables());
+    let (have, all_tables_now) =
+        match published(conn, name).await? {
+            None if selection.everything => {
+                return match conn.simple_query(&all_tables).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.sqlstate() == Some("42501") => {
+                        if wanted.is_empty() {
+                            return Err(no_tables());
+                        }
+                        conn.simple_query(&for_tables(&wanted)).await.map(drop).map_err(|e| {
+                            Error::during(format!("creating publication {name} (the source role must own the tables or be a superuser)"))(Error::Source(e))
+                        })
                     }
-                    conn.simple_query(&for_tables(&wanted))
-                        .await
-                        .map(drop)
-                        .map_err(|e| Error::during(format!("creating publication {name} (the source role must own the tables or be a superuser)"))(Error::Source(e)))
-                }
-                Err(e) => Err(Error::during(format!("creating publication {name}"))(Error::Source(e))),
-            };
-        }
-        None => {
-            return conn
-                .simple_query(&for_tables(&wanted))
-                .await
-                .map(drop)
-                .map_err(|e| Error::during(format!("creating publication {name} (the source role must own the tables or be a superuser)"))(Error::Source(e)));
-        }
-        Some(Published::AllTables) if selection.everything => return Ok(()),
-        Some(Published::AllTables) => (selection.all_roots().into_iter().collect(), true),
-        Some(Published::Tables(have)) => (have, false),
-    };
+                    Err(e) => Err(Error::during(format!("creating publication {name}"))(Error::Source(e))),
+                };
+            }
+            None => {
+                return conn.simple_query(&for_tables(&wanted)).await.map(drop).map_err(|e| {
+                    Error::during(format!("creating publication {name} (the source role must own the tables or be a superuser)"))(Error::Source(e))
+                });
+            }
+            Some(Published::AllTables) if selection.everything => return Ok(()),
+            Some(Published::AllTables) => (selection.all_roots().into_iter().collect(), true),
+            Some(Published::Tables(have)) => (have, false),
+        };
     let added: Vec<String> = wanted.difference(&have).map(ToString::to_string).collect();
     let removed: Vec<String> = have.difference(&wanted).map(ToString::to_string).collect();
     if snapshot_done && !added.is_empty() {
@@ -124,12 +122,9 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
     } else {
         format!("ALTER PUBLICATION {quoted} SET TABLE {}", table_list(&wanted))
     };
-    conn.simple_query(&change)
-        .await
-        .map(drop)
-        .map_err(|e| {
-            Error::during(format!("changing publication {name} to the selected tables (the source role must own the publication and the tables)"))(Error::Source(e))
-        })
+    conn.simple_query(&change).await.map(drop).map_err(|e| {
+        Error::during(format!("changing publication {name} to the selected tables (the source role must own the publication and the tables)"))(Error::Source(e))
+    })
 }
 
 /// Checks that every selected table can replicate its UPDATEs and DELETEs (a primary key or
