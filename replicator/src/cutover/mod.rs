@@ -40,6 +40,19 @@ use turnout_cutover::{BlueGreen, TrafficSwitch};
 use turnout_decoders::Position;
 
 pub use crate::journal::{Journal, ReverseArm, Step};
+
+/// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
+/// ([`Retry::again`]) says its transient failure is worth another attempt.
+macro_rules! retried {
+    ($retry:expr, $controller:expr, $what:expr, $step:expr) => {
+        loop {
+            match $step {
+                Err(e) if $retry.again($controller, $what, &e).await => {}
+                result => break result,
+            }
+        }
+    };
+}
 pub(crate) use crate::source::contract::procedure::Procedure;
 use crate::source::family::Family;
 pub use crate::source::pg::cutover::build;
@@ -243,12 +256,7 @@ impl Controller {
     /// This direction's procedure of the family `F`, connected; a transient failure is retried.
     async fn connect<F: Family>(&self) -> Result<F::Cutover, Error> {
         let mut retry = Retry::default();
-        loop {
-            match self.procedure::<F>().await {
-                Err(e) if retry.again(self, "connecting", &e).await => {}
-                result => return result,
-            }
-        }
+        retried!(retry, self, "connecting", self.procedure::<F>().await)
     }
 
     /// This direction's procedure of the family `F`: the cutover (arming the reverse stream when
@@ -273,21 +281,11 @@ impl Controller {
             refuse_no_inverse(&switch).map_err(Error::Setup)?;
         }
         let mut retry = Retry::default();
-        let warnings = loop {
-            match procedure.preflight().await {
-                Err(e) if retry.again(self, "the pre-checks", &e).await => {}
-                result => break result?,
-            }
-        };
+        let warnings = retried!(retry, self, "the pre-checks", procedure.preflight().await)?;
         for warning in warnings {
             self.say(format!("WARNING: {warning}"));
         }
-        loop {
-            match procedure.check_fence().await {
-                Err(e) if retry.again(self, "checking the fence", &e).await => {}
-                result => break result?,
-            }
-        }
+        retried!(retry, self, "checking the fence", procedure.check_fence().await)?;
         self.say("fence: ready");
         switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;
         self.say("switch: ready");
@@ -324,12 +322,7 @@ impl Controller {
         }
         // Before the fence every step changes nothing or is idempotent: a transient failure is retried.
         let mut retry = Retry::default();
-        let preflight = loop {
-            match procedure.preflight().await {
-                Err(e) if retry.again(self, "the pre-checks", &e).await => {}
-                result => break result,
-            }
-        };
+        let preflight = retried!(retry, self, "the pre-checks", procedure.preflight().await);
         match preflight {
             Ok(warnings) => warnings.into_iter().for_each(|w| self.say(format!("WARNING: {w}"))),
             Err(e) => return self.fail(&mut journal, e.to_string()),
@@ -340,12 +333,7 @@ impl Controller {
             return self.fail(&mut journal, reason);
         }
         // Checked (and console sessions opened) before writes pause.
-        let fence_ready = loop {
-            match procedure.check_fence().await {
-                Err(e) if retry.again(self, "checking the fence", &e).await => {}
-                result => break result,
-            }
-        };
+        let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
         if let Err(e) = fence_ready {
             return self.fail(&mut journal, format!("the fence is not ready: {e}"));
         }
@@ -353,12 +341,7 @@ impl Controller {
             return self.fail(&mut journal, format!("the switch is not ready: {e}"));
         }
         // Counters go ahead before writes pause; inside the pause one read checks them.
-        let counters = loop {
-            match procedure.counters_ahead().await {
-                Err(e) if retry.again(self, "moving the counters ahead", &e).await => {}
-                result => break result,
-            }
-        };
+        let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await);
         match counters {
             Ok(line) => self.say(line),
             Err(e) => return self.fail(&mut journal, e.to_string()),
