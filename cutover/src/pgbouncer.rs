@@ -10,7 +10,7 @@ use crate::session::{self, ConnectError};
 use std::fmt;
 use std::time::Duration;
 use tokio_postgres::SimpleQueryMessage;
-use turnout_decoders::pg::ConnectOptions;
+use turnout_connect::pg::ConnectOptions;
 
 /// Time limit for console commands that do not wait for clients (`RESUME`, `RELOAD`, `SHOW`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,7 +12,7 @@ use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use turnout_decoders::pg::ConnectOptions;
+use turnout_connect::pg::ConnectOptions;
 
 /// Where a `[databases]` entry sends its clients: `host=… port=… dbname=…`.
 #[derive(Clone, Debug, PartialEq, Eq)]

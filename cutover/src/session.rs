@@ -2,7 +2,7 @@
 //! any session settings: the pgbouncer admin console accepts no `SET` of server parameters.
 
 use tokio_postgres::Client;
-use turnout_decoders::pg::ConnectOptions;
+use turnout_connect::pg::ConnectOptions;
 use turnout_sinks::SinkError;
 
 /// Why a session could not be opened.

@@ -19,7 +19,7 @@ use crate::pgbouncer::PgBouncerAdmin;
 use crate::pgbouncer_config::{point_database, Endpoint};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use turnout_decoders::pg::ConnectOptions;
+use turnout_connect::pg::ConnectOptions;
 
 /// How often [`TrafficSwitch::clients_moved`] asks pgbouncer.
 const CLIENTS_MOVED_POLL: Duration = Duration::from_millis(2);
@@ -247,7 +247,7 @@ fn secrets_of(urls: BlueGreen<'_>) -> Vec<String> {
         if let Some(pw) = ConnectOptions::from_url(url, "url").ok().and_then(|o| o.password) {
             secrets.push(pw);
         }
-        if let Some(pw) = turnout_sinks::mysql::conn::options(url).ok().and_then(|o| o.pass().map(str::to_owned)) {
+        if let Some(pw) = turnout_connect::mysql::conn::options(url).ok().and_then(|o| o.pass().map(str::to_owned)) {
             secrets.push(pw);
         }
     }

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use turnout::source::pg::setup::ensure_publication;
 use turnout::source::Names;
 use turnout::state::StateStore;
-use turnout_decoders::pg::client::SlotOptions;
-use turnout_decoders::pg::{ConnectOptions, PgConnection};
+use turnout_connect::pg::client::SlotOptions;
+use turnout_connect::pg::{ConnectOptions, PgConnection};
 use turnout_testbed::{free_port, PgOptions, PgServer, Proxy};
 
 const TABLES: [&str; 4] = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
@@ -242,7 +242,8 @@ async fn recvlogical(blue: &PgServer, db: &str, slot: &str) -> Result<f64> {
 /// Drains `slot` without applying anything until the bench_marker insert commits; returns the time
 /// and the number of messages received.
 async fn receive_only(blue: &PgServer, db: &str, slot: &str) -> Result<(f64, u64)> {
-    use turnout_decoders::pg::{PgOutputDecoder, StartReplication, StreamMessage};
+    use turnout_connect::pg::{StartReplication, StreamMessage};
+    use turnout_decoders::pg::PgOutputDecoder;
     use turnout_decoders::ChangeEvent;
     let t = Instant::now();
     let conn = PgConnection::connect(&ConnectOptions::from_url(&blue.url(db), "source.url")?, true).await?;

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use turnout_decoders::pg::ConnectOptions;
+use turnout_connect::pg::ConnectOptions;
 
 /// A string that must not reach logs, `/status`, metrics or error messages.
 #[derive(Clone, Deserialize, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use common::{maria_rows, wait_streaming, Turnout};
 use mysql_async::prelude::Queryable;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use turnout_sinks::mysql::conn::{open, options};
+use turnout_connect::mysql::conn::{open, options};
 use turnout_testbed::{MySqlServer, TestCertificates};
 
 /// `mysql://turnout:…@host:port/db?query`.

@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::path::PathBuf;
 use std::time::Duration;
-use turnout_decoders::pg::client::SlotOptions;
-use turnout_decoders::pg::{ConnectOptions, PgConnection, StartReplication, StreamMessage};
+use turnout_connect::pg::client::SlotOptions;
+use turnout_connect::pg::{ConnectOptions, PgConnection, StartReplication, StreamMessage};
 use turnout_testbed::{PgOptions, PgServer};
 
 const SCHEMA: &str = r#"

@@ -2,7 +2,7 @@
 //! md5, cleartext and trust logins in normal and replication mode, the errors an operator sees for
 //! wrong or missing passwords and unreachable servers, and TLS under every supported `sslmode`.
 
-use turnout_decoders::pg::{ConnectOptions, PgConnection};
+use turnout_connect::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::{DecodeError, ErrorClass, Lsn};
 use turnout_testbed::{free_port, random_token, PgOptions, PgServer, TestCertificates};
 

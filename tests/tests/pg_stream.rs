@@ -5,9 +5,9 @@
 mod common;
 
 use common::{commit_end, confirmed_flush, replication, wait_for_confirmed, Collector, WAIT};
-use turnout_decoders::pg::client::SlotOptions;
+use turnout_connect::pg::client::SlotOptions;
+use turnout_connect::pg::{StartReplication, StreamMessage};
 use turnout_decoders::pg::wire::StandbyPositions;
-use turnout_decoders::pg::{StartReplication, StreamMessage};
 use turnout_decoders::{ChangeEvent, Value};
 use turnout_testbed::{PgOptions, PgServer};
 

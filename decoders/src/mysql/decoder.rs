@@ -42,9 +42,6 @@ pub struct Decoded {
     pub events: Vec<ChangeEvent>,
     /// How far the binlog reaches (from the event's header), when the event says.
     pub log_end: Option<Position>,
-    /// The events a MySQL transaction payload held (each without checksum), as decoded here. A binlog
-    /// dump client that also hands them out one by one after the payload must not decode them again.
-    pub payload_events: Vec<Vec<u8>>,
 }
 
 /// The transaction being read.
@@ -273,7 +270,6 @@ impl BinlogDecoder {
             out.events.extend(decoded.events);
             out.log_end = decoded.log_end.or(out.log_end);
         }
-        out.payload_events = events;
         Ok(out)
     }
 

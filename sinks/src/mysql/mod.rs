@@ -40,7 +40,6 @@
 //! error names the table.
 
 mod catalog;
-pub mod conn;
 mod fold;
 mod insert;
 pub mod literal;
@@ -86,7 +85,7 @@ const FOLD_ROWS: usize = 20_000;
 
 /// Connection options from a `mysql://` or `mariadb://` URL, counting matched rows.
 pub fn options(url: &str) -> Result<mysql_async::Opts, SinkError> {
-    let opts = conn::options(url).map_err(|e| SinkError::Config(format!("target.url: {e}")))?;
+    let opts = turnout_connect::mysql::conn::options(url).map_err(|e| SinkError::Config(format!("target.url: {e}")))?;
     Ok(mysql_async::OptsBuilder::from_opts(opts).client_found_rows(true).into())
 }
 
@@ -96,7 +95,7 @@ pub async fn connect(url: &str) -> Result<mysql_async::Conn, SinkError> {
 }
 
 async fn connect_with(opts: &mysql_async::Opts) -> Result<mysql_async::Conn, SinkError> {
-    let mut conn = conn::open(opts).await.map_err(SinkError::mysql("connecting"))?;
+    let mut conn = turnout_connect::mysql::conn::open(opts).await.map_err(SinkError::mysql("connecting"))?;
     conn.query_drop(SESSION).await.map_err(SinkError::mysql("setting the session"))?;
     Ok(conn)
 }
@@ -438,7 +437,7 @@ impl Sink for MySqlSink {
         Canceller::new(move || {
             let opts = opts.clone();
             Box::pin(async move {
-                match conn::open(&opts).await {
+                match turnout_connect::mysql::conn::open(&opts).await {
                     Ok(mut c) => {
                         if let Err(e) = c.query_drop(format!("KILL QUERY {id}")).await {
                             tracing::warn!("cancelling green's apply statement failed: {e}");

@@ -17,8 +17,8 @@
 use super::qualified;
 use crate::error::SinkError;
 use tokio_postgres::Client;
+use turnout_connect::pg::ConnectOptions;
 use turnout_decoders::pg::types::oid;
-use turnout_decoders::pg::ConnectOptions;
 use turnout_decoders::schema::{quote_ident, Column, ColumnType, TableSchema, TypeName};
 
 /// Type OIDs below this are created by initdb from the catalog sources and are the same on every

@@ -29,7 +29,7 @@ use statement::{Statements, TargetTable};
 use std::collections::HashMap;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use turnout_decoders::pg::{tls_client_config, ConnectOptions, SslMode};
+use turnout_connect::pg::{tls_client_config, ConnectOptions, SslMode};
 use turnout_decoders::schema::{quote_ident, TableName, TableSchema};
 use turnout_decoders::{Lsn, Position, Timestamp};
 

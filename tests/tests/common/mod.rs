@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::time::Duration;
-use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StreamMessage};
+use turnout_connect::pg::{ConnectOptions, PgConnection, ReplicationStream, StreamMessage};
+use turnout_decoders::pg::PgOutputDecoder;
 use turnout_decoders::{ChangeEvent, Lsn, Position};
 use turnout_testbed::PgServer;
 

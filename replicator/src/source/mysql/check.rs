@@ -58,7 +58,7 @@ fn connect_failure(opts: &mysql_async::Opts, field: &str, e: &crate::Error) -> (
         format!("check the user name ({}) and password in {field}", opts.user().unwrap_or(""))
     } else if text.contains("1049") || text.contains("Unknown database") {
         format!("create the database {} or correct the database name in {field}", database(opts))
-    } else if let Some(fix) = turnout_sinks::mysql::conn::tls_fix(&text, field) {
+    } else if let Some(fix) = turnout_connect::mysql::conn::tls_fix(&text, field) {
         fix
     } else {
         format!("check that the server runs and that host and port in {field} are right")
@@ -294,7 +294,7 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, opts: &mysql_as
     let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned(), oracle };
     // Sessions of this account that this check did not open: `turnout run`'s own, or an
     // application's. The cutover (and its dry run), which knows run's sessions, refuses the latter.
-    let own = turnout_sinks::mysql::conn::own_sessions(opts);
+    let own = turnout_connect::mysql::conn::own_sessions(opts);
     if let Ok(others) = fence.foreign_sessions(conn, &own).await {
         if !others.is_empty() {
             f.warn(

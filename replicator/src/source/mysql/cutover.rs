@@ -327,7 +327,7 @@ impl Procedure for MySqlCutover {
         self.check_trigger_handover().await?;
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(Vec::new()) };
-        let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
+        let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
         let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
         if !foreign.is_empty() {
             return Err(Error::Setup(format!(
@@ -410,7 +410,7 @@ impl Procedure for MySqlCutover {
     async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
         let from = self.sides.0;
         let Some(fence) = &self.fence else { return Ok("no fence (cutover.fence = none): the operator stopped the writers".into()) };
-        let own = turnout_sinks::mysql::conn::own_sessions(&self.blue_opts);
+        let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
         let report = fence.apply(&mut self.blue, budget, &own).await.map_err(Error::from)?;
         Ok(format!(
             "fenced writes on {from} (read_only = ON{}) in {} ms{}",

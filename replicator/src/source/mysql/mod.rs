@@ -93,7 +93,7 @@ pub async fn is_mariadb(conn: &mut mysql_async::Conn, side: &str) -> Result<bool
 
 /// Connection options from a `mysql://` (or `mariadb://`) URL; the error names `field`.
 pub fn options(url: &str, field: &str) -> Result<mysql_async::Opts, Error> {
-    let opts = turnout_sinks::mysql::conn::options(url).map_err(|e| Error::config(field, e))?;
+    let opts = turnout_connect::mysql::conn::options(url).map_err(|e| Error::config(field, e))?;
     if opts.db_name().is_none_or(str::is_empty) {
         return Err(Error::config(field, "names no database; write mysql://user:password@host:3306/database"));
     }
@@ -113,7 +113,7 @@ pub fn database(opts: &mysql_async::Opts) -> String {
 /// A session on blue (or green) with turnout's settings: UTC, utf8mb4 statements, raw column bytes
 /// in results (no conversion to the connection's character set).
 pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async::Conn, Error> {
-    let mut conn = turnout_sinks::mysql::conn::open(opts).await.map_err(|e| sql_error(side, "connecting", e))?;
+    let mut conn = turnout_connect::mysql::conn::open(opts).await.map_err(|e| sql_error(side, "connecting", e))?;
     conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL").await.map_err(|e| sql_error(side, "setting the session", e))?;
     // MySQL: a primary key it generated (`my_row_id`, sql_generate_invisible_primary_key) is in the
     // binlog even where the server hides it from SHOW CREATE TABLE and information_schema; turnout

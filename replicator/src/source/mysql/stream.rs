@@ -14,23 +14,21 @@
 use crate::error::Error;
 use crate::source::SENTINEL_PREFIX;
 use crate::source::{Source, SourceMessage};
-use futures_util::{FutureExt, StreamExt};
+use bytes::Bytes;
 use mysql_async::prelude::Queryable;
 use std::collections::VecDeque;
 use std::time::Duration;
+use turnout_connect::mysql::{BinlogDump, DumpFrom};
 use turnout_decoders::mysql::decoder::{BinlogDecoder, TableSelector};
 use turnout_decoders::{BinlogPosition, ChangeEvent, DecodeError, GtidState, Position};
 use turnout_sinks::Durable;
 
 /// A running binlog dump from blue.
 pub struct MySqlSource {
-    stream: mysql_async::BinlogStream,
+    stream: BinlogDump,
     decoder: BinlogDecoder,
     queue: VecDeque<SourceMessage>,
     receive_timeout: Duration,
-    /// The events of the last transaction payload, which mysql_async hands out again one by one after
-    /// the payload itself: each must match (else the stream stops) and is not decoded twice.
-    payload_events: VecDeque<Vec<u8>>,
 }
 
 impl std::fmt::Debug for MySqlSource {
@@ -59,47 +57,41 @@ impl MySqlSource {
         skip_domain: Option<u32>,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
-        let mut conn = turnout_sinks::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
         // The setting blue's DDL ran with where its binlog does not say (MariaDB).
+        let mut conn = turnout_connect::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue", e))?;
         let explicit_defaults: Option<i64> = conn
             .query_first("SELECT @@GLOBAL.explicit_defaults_for_timestamp")
             .await
             .map_err(|e| source_error("reading explicit_defaults_for_timestamp", e))?;
+        let _ = conn.disconnect().await;
+        let mut stream = BinlogDump::connect(&opts, receive_timeout).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
         // Heartbeats at a third of the receive timeout, so a healthy idle stream is never mistaken for a
         // dead one.
         let heartbeat_ns = (receive_timeout / 3).as_nanos().max(1_000_000_000);
         let gtid_text = gtids.to_string();
-        let stream = match &gtids {
+        let from = match &gtids {
             GtidState::MariaDb(_) | GtidState::None => {
-                conn.query_drop(format!(
-                    "SET @mariadb_slave_capability = 4, @slave_connect_state = '{}', @slave_gtid_strict_mode = 1, \
-                     @slave_gtid_ignore_duplicates = 0, @master_heartbeat_period = {heartbeat_ns}",
-                    gtid_text.replace('\'', "")
-                ))
-                .await
-                .map_err(|e| source_error("preparing the binlog dump", e))?;
-                let request = mysql_async::BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
-                conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?
+                stream
+                    .execute(&format!(
+                        "SET @mariadb_slave_capability = 4, @slave_connect_state = '{}', @slave_gtid_strict_mode = 1, \
+                         @slave_gtid_ignore_duplicates = 0, @master_heartbeat_period = {heartbeat_ns}",
+                        gtid_text.replace('\'', "")
+                    ))
+                    .await
+                    .map_err(|e| source_error("preparing the binlog dump", e))?;
+                DumpFrom::FirstLog
             }
             GtidState::MySql(sets) => {
                 // COM_BINLOG_DUMP_GTID: the server sends every transaction not in the set (MySQL 8.4
                 // reads the heartbeat period from `source_`, older servers from `master_`).
-                conn.query_drop(format!(
-                    "SET @source_heartbeat_period = {heartbeat_ns}, @master_heartbeat_period = {heartbeat_ns}, @source_binlog_checksum = 'ALL'"
-                ))
-                .await
-                .map_err(|e| source_error("preparing the binlog dump", e))?;
-                let sids: Vec<mysql_async::Sid<'static>> = sets
-                    .iter()
-                    .map(|(uuid, intervals)| {
-                        // The wire's intervals are half-open: [first, last + 1).
-                        mysql_async::Sid::new(*uuid).with_intervals(intervals.iter().map(|(a, b)| mysql_async::GnoInterval::new(*a, b + 1)).collect())
-                    })
-                    .collect();
-                let request = mysql_async::BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids);
-                conn.get_binlog_stream(request).await.map_err(|e| source_error("requesting blue's binlog", e))?
+                stream
+                    .execute(&format!("SET @source_heartbeat_period = {heartbeat_ns}, @master_heartbeat_period = {heartbeat_ns}"))
+                    .await
+                    .map_err(|e| source_error("preparing the binlog dump", e))?;
+                DumpFrom::Gtids(sets.iter().map(|(uuid, intervals)| (*uuid, intervals.clone())).collect())
             }
         };
+        stream.start(server_id, &from).await.map_err(|e| source_error("requesting blue's binlog", e))?;
         tracing::debug!(server_id, from = %gtid_text, "reading the binlog");
         Ok(MySqlSource {
             stream,
@@ -109,36 +101,21 @@ impl MySqlSource {
                 .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),
             queue: VecDeque::new(),
             receive_timeout,
-            payload_events: VecDeque::new(),
         })
     }
 
     /// Decodes the dump's next item into the queue; a read error or the dump's end is an error.
-    fn take(&mut self, next: Option<Result<mysql_async::binlog::events::Event, mysql_async::Error>>) -> Result<(), Error> {
+    fn take(&mut self, next: Result<Option<Bytes>, mysql_async::Error>) -> Result<(), Error> {
         match next {
-            Some(Ok(event)) => self.decode(event),
-            Some(Err(e)) => Err(source_error("reading blue's binlog", e)),
-            None => Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
+            Ok(Some(raw)) => self.decode(&raw),
+            Err(e) => Err(source_error("reading blue's binlog", e)),
+            Ok(None) => Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
         }
     }
 
     /// Decodes one event from the dump into the queue.
-    fn decode(&mut self, event: mysql_async::binlog::events::Event) -> Result<(), Error> {
-        let mut raw = Vec::with_capacity(event.data().len() + 32);
-        event
-            .write(mysql_async::binlog::BinlogVersion::Version4, &mut raw)
-            .map_err(|e| Error::Source(DecodeError::Protocol(format!("re-encoding a binlog event: {e}"))))?;
-        if let Some(expected) = self.payload_events.pop_front() {
-            // The driver's copy carries a checksum the payload's events do not have.
-            if raw.get(..expected.len()) == Some(&expected[..]) && raw.len() <= expected.len() + 4 {
-                return Ok(());
-            }
-            return Err(Error::Source(DecodeError::Protocol(
-                "the binlog client handed out an event of a transaction payload that differs from the payload turnout decoded".into(),
-            )));
-        }
-        let decoded = self.decoder.decode(&raw).map_err(Error::Source)?;
-        self.payload_events = decoded.payload_events.into();
+    fn decode(&mut self, raw: &[u8]) -> Result<(), Error> {
+        let decoded = self.decoder.decode(raw).map_err(Error::Source)?;
         let mut log_end = decoded.log_end;
         for event in decoded.events {
             let sentinel = crate::source::sentinel_from_table(&event);
@@ -163,7 +140,7 @@ impl Source for MySqlSource {
             if let Some(m) = self.queue.pop_front() {
                 return Ok(m);
             }
-            let next = tokio::time::timeout(self.receive_timeout, self.stream.next()).await.map_err(|_| {
+            let next = tokio::time::timeout(self.receive_timeout, self.stream.next_event()).await.map_err(|_| {
                 Error::Source(DecodeError::Closed(format!(
                     " (nothing from blue's binlog for {:?}, not even a heartbeat: the connection is presumed dead; source.receive_timeout)",
                     self.receive_timeout
@@ -177,9 +154,10 @@ impl Source for MySqlSource {
     /// everything received in one go instead of one event per wake-up.
     fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error> {
         while self.queue.is_empty() {
-            match self.stream.next().now_or_never() {
-                None => return Ok(None),
-                Some(next) => self.take(next)?,
+            match self.stream.try_next_event() {
+                Ok(None) => return Ok(None),
+                Ok(Some(next)) => self.take(Ok(next))?,
+                Err(e) => self.take(Err(e))?,
             }
         }
         Ok(self.queue.pop_front())
@@ -194,7 +172,7 @@ impl Source for MySqlSource {
     }
 
     async fn close(self) -> Result<(), Error> {
-        // Dropping the dump connection ends it; a clean close is not required by the server.
+        // Closing the dump connection ends it; a clean close is not required by the server.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.close()).await;
         Ok(())
     }

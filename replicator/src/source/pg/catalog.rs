@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::tables::{select, CatalogTable, Selection, TableFilter};
-use turnout_decoders::pg::PgConnection;
+use turnout_connect::pg::PgConnection;
 use turnout_decoders::schema::{quote_ident, TableName};
 
 /// `WHERE` condition selecting user tables (`c`) in user schemas (`n`), not owned by an extension.

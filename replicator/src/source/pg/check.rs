@@ -7,7 +7,7 @@ use super::catalog::{identity_fix, select_tables};
 use crate::config::Config;
 use crate::error::Error;
 use crate::source::contract::report::{Findings, Report};
-use turnout_decoders::pg::{ConnectOptions, PgConnection};
+use turnout_connect::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::DecodeError;
 

@@ -23,7 +23,7 @@ pub use crate::source::HEARTBEAT_TABLE as TABLE;
 
 /// Creates the heartbeat table on blue when blue is PostgreSQL 13 (before the snapshot, so it is
 /// copied and published like any table). A no-op on 14+.
-pub async fn ensure_table(admin: &mut turnout_decoders::pg::PgConnection) -> Result<(), crate::error::Error> {
+pub async fn ensure_table(admin: &mut turnout_connect::pg::PgConnection) -> Result<(), crate::error::Error> {
     if admin.server_version_num().unwrap_or(0) >= 140_000 {
         return Ok(());
     }

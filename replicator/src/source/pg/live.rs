@@ -23,8 +23,8 @@ use crate::source::contract::compare::{Backend, HoldDriver, Key, Range, Rows, Sh
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
-use turnout_decoders::pg::client::{quote_literal, SlotOptions};
-use turnout_decoders::pg::PgConnection;
+use turnout_connect::pg::client::{quote_literal, SlotOptions};
+use turnout_connect::pg::PgConnection;
 use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::{Lsn, Position};
 

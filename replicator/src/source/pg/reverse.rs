@@ -13,7 +13,7 @@ use turnout_decoders::schema::quote_ident;
 pub(crate) async fn publish_on_green(config: &Config, names: &Names) -> Result<usize, Error> {
     use crate::source::pg::{catalog, setup};
     let back = reversed(config);
-    let mut green = turnout_decoders::pg::PgConnection::connect(&back.source_options()?, false).await.map_err(Error::Source)?;
+    let mut green = turnout_connect::pg::PgConnection::connect(&back.source_options()?, false).await.map_err(Error::Source)?;
     let mut selection = catalog::select_tables(&mut green, &back.table_filter()?).await?;
     setup::refuse_tables_without_identity(&mut selection, back.tables.skip_without_identity)?;
     setup::sync_publication(&mut green, &names.publication, &selection, false).await?;

@@ -8,7 +8,7 @@ use crate::tables::{Selection, TableFilter};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
-use turnout_decoders::pg::{ConnectOptions, PgConnection};
+use turnout_connect::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::{quote_ident, TableName};
 
 /// Creates the publication for every table of blue if it does not exist (no filter), publishing
@@ -269,10 +269,10 @@ pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str,
         .env(
             "PGSSLMODE",
             match source.ssl_mode {
-                turnout_decoders::pg::SslMode::Disable => "disable",
-                turnout_decoders::pg::SslMode::Prefer => "prefer",
-                turnout_decoders::pg::SslMode::Require => "require",
-                turnout_decoders::pg::SslMode::VerifyFull => "verify-full",
+                turnout_connect::pg::SslMode::Disable => "disable",
+                turnout_connect::pg::SslMode::Prefer => "prefer",
+                turnout_connect::pg::SslMode::Require => "require",
+                turnout_connect::pg::SslMode::VerifyFull => "verify-full",
             },
         );
     // A pattern in double quotes matches exactly that name (pg_dump's -t/-T pattern rules).

@@ -4,15 +4,16 @@
 //! Acknowledgement: [`Source::acknowledge`] reports the durable position as write/flush/apply;
 //! [`Source::acknowledge_idle`] may report the newest message received (XLogData start or a
 //! heartbeat's position) when the pipeline has nothing pending; the replication client additionally
-//! raises an idle report to the newest keepalive's WAL end (see [`turnout_decoders::pg::client`]).
+//! raises an idle report to the newest keepalive's WAL end (see [`turnout_connect::pg::client`]).
 //! Reported positions never move back.
 
 use super::origin_filter::OriginFilter;
 use crate::error::Error;
 use crate::source::{Source, SourceMessage};
 use std::time::Duration;
+use turnout_connect::pg::{ConnectOptions, PgConnection, ReplicationStream, StartReplication, StreamMessage};
 use turnout_decoders::pg::wire::StandbyPositions;
-use turnout_decoders::pg::{ConnectOptions, PgConnection, PgOutputDecoder, ReplicationStream, StartReplication, StreamMessage};
+use turnout_decoders::pg::PgOutputDecoder;
 use turnout_decoders::{ChangeEvent, DecodeError, Lsn, Position};
 use turnout_sinks::Durable;
 

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::{Error, Side};
 use crate::source::contract::compare::TableCheck;
 use tokio_postgres::Client;
-use turnout_decoders::pg::PgConnection;
+use turnout_connect::pg::PgConnection;
 use turnout_decoders::TableName;
 
 /// The digest statement for one table. The row is taken as `ROW(r.*)`: a reference `r.*` always names

@@ -3,7 +3,7 @@
 //! with keepalive replies and caller-controlled acknowledgements.
 //!
 //! tokio-postgres has no replication mode, so this speaks the protocol directly on postgres-protocol's
-//! message writers and this crate's sans-IO [`wire`] parser.
+//! message writers and the sans-IO [`wire`] parser of `turnout-decoders`.
 //!
 //! **Acknowledgement guarantee**: a [`ReplicationStream`] reports to the server only the write, flush and
 //! apply positions its caller set with [`ReplicationStream::set_positions`]. The one exception lets an
@@ -14,57 +14,18 @@
 
 use super::conninfo::{ConnectOptions, SslMode};
 use super::tls;
-use super::wire::{self, AuthRequest, BackendMessage, ReplicationFrame, StandbyPositions};
-use crate::error::{DecodeError, ServerError};
-use crate::position::{Lsn, Timestamp};
+use crate::transport::Transport;
 use bytes::{Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use std::collections::HashMap;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// The byte stream under a connection.
-enum Transport {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+use turnout_decoders::error::{DecodeError, ServerError};
+use turnout_decoders::pg::wire::{self, AuthRequest, BackendMessage, ReplicationFrame, StandbyPositions};
+use turnout_decoders::position::{Lsn, Timestamp};
 
 /// One row of a simple-query result, as text (`None` = SQL NULL).
 pub type TextRow = Vec<Option<String>>;
@@ -146,7 +107,7 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-use crate::schema::quote_ident;
+use turnout_decoders::schema::quote_ident;
 
 /// A connection to a PostgreSQL server, optionally in logical replication mode
 /// (`replication=database`), which accepts both replication commands and simple SQL queries.
@@ -498,7 +459,7 @@ async fn negotiate_tls(mut tcp: TcpStream, opts: &ConnectOptions) -> Result<(Tra
 /// A message of a logical replication stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamMessage {
-    /// One output-plugin message (for pgoutput: parse with [`super::pgoutput::parse`]).
+    /// One output-plugin message (for pgoutput: parse with [`turnout_decoders::pg::pgoutput::parse`]).
     Data { wal_start: Lsn, wal_end: Lsn, send_time: Timestamp, data: Bytes },
     /// A keepalive. If the server requested a reply, it has already been sent.
     Keepalive { wal_end: Lsn, send_time: Timestamp, reply_requested: bool },

@@ -136,10 +136,15 @@ pub async fn open(opts: &Opts) -> Result<mysql_async::Conn, mysql_async::Error> 
         }
         other => other,
     }?;
-    if let Ok(mut own) = OWN_SESSIONS.lock() {
-        own.entry(server_key(opts)).or_default().insert(conn.id());
-    }
+    remember_session(opts, conn.id());
     Ok(conn)
+}
+
+/// Records connection `id` to the server `opts` names as one of this process's own sessions.
+pub(crate) fn remember_session(opts: &Opts, id: u32) {
+    if let Ok(mut own) = OWN_SESSIONS.lock() {
+        own.entry(server_key(opts)).or_default().insert(id);
+    }
 }
 
 /// Connection ids of the sessions this process opened, per server (`host:port`).

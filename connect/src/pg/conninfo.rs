@@ -2,10 +2,10 @@
 //! (`sslmode`, `sslrootcert`, `application_name`, `connect_timeout`). The password never appears in
 //! `Debug` output or in [`ConnectOptions::redacted`].
 
-use crate::error::DecodeError;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+use turnout_decoders::error::DecodeError;
 
 /// libpq's `sslmode`, minus `allow` and `verify-ca` (use `verify-full`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
