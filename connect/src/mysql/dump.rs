@@ -41,6 +41,9 @@ const MAX_PACKET: u32 = 1 << 30;
 /// `utf8mb4_general_ci`, the session's character set (nothing turnout sends depends on it).
 const COLLATION: u8 = 45;
 
+/// Closed intervals `[first, last]` of transaction numbers.
+pub type Intervals = Vec<(u64, u64)>;
+
 /// Where the dump starts.
 #[derive(Clone, Debug)]
 pub enum DumpFrom {
@@ -49,7 +52,7 @@ pub enum DumpFrom {
     FirstLog,
     /// Every transaction not in this GTID set (`COM_BINLOG_DUMP_GTID`): MySQL. Each source UUID with
     /// its closed intervals of transaction numbers.
-    Gtids(Vec<([u8; 16], Vec<(u64, u64)>)>),
+    Gtids(Vec<([u8; 16], Intervals)>),
 }
 
 /// A logged-in session that becomes a binlog dump with [`BinlogDump::start`].
@@ -349,9 +352,8 @@ impl BinlogDump {
     /// body that fills its last frame exactly.
     async fn write_packet(&mut self, body: &[u8]) -> Result<()> {
         let mut out = Vec::with_capacity(body.len() + 4);
-        let mut chunks = body.chunks(MAX_PAYLOAD).peekable();
         let mut last_len = usize::MAX;
-        while let Some(chunk) = chunks.next() {
+        for chunk in body.chunks(MAX_PAYLOAD) {
             frame(&mut out, chunk, &mut self.seq);
             last_len = chunk.len();
         }
@@ -399,8 +401,8 @@ impl BinlogDump {
 
 /// Appends one frame: 3-byte length, sequence number, payload.
 fn frame(out: &mut Vec<u8>, payload: &[u8], seq: &mut u8) {
-    let len = payload.len() as u32;
-    out.extend_from_slice(&len.to_le_bytes()[..3]);
+    // At most 16 MiB − 1: the low three bytes are the whole length.
+    out.extend_from_slice(&payload.len().to_le_bytes()[..3]);
     out.push(*seq);
     out.extend_from_slice(payload);
     *seq = seq.wrapping_add(1);
