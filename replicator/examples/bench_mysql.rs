@@ -28,8 +28,8 @@ use anyhow::{ensure, Context, Result};
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use turnout::source::Names;
-use turnout::state::StateStore;
+use turnout::testing::Names;
+use turnout::testing::StateStore;
 use turnout_decoders::{BinlogPosition, GtidState, Position, TableName};
 use turnout_testbed::{free_port, Flavor, MySqlServer};
 
@@ -167,8 +167,8 @@ fn receive_floor(blue: &MySqlServer, start: &Position) -> Result<f64> {
 /// Seconds turnout's binlog stream takes to receive and decode the backlog from `start` to the marker
 /// row into change events, applying nothing.
 async fn receive_and_decode(config: &turnout::config::Config, start: &Position) -> Result<f64> {
-    use turnout::source::{Source, SourceAdmin, SourceMessage};
-    let admin = turnout::source::mysql::admin::MySqlAdmin::new(config, Names::for_stream("receive-only"))?;
+    use turnout::testing::{Source, SourceAdmin, SourceMessage};
+    let admin = turnout::testing::mysql::MySqlAdmin::new(config, Names::for_stream("receive-only"))?;
     let t = Instant::now();
     let mut stream = admin.open_stream(start).await?;
     let mut events = 0u64;
@@ -205,11 +205,11 @@ async fn drain(rows: u64, seconds: u64) -> Result<()> {
     let setup = schema(rows);
     blue.execute(None, &setup)?;
     let mut b = conn(&blue).await?;
-    turnout::source::mysql::heartbeat::ensure_table(&mut b, DB).await?;
+    turnout::testing::mysql::ensure_table(&mut b, DB).await?;
     for g in [&single, &parallel, &ours] {
         g.execute(None, &format!("SET sql_log_bin = 0; {setup}"))?;
         let mut c = conn(g).await?;
-        turnout::source::mysql::heartbeat::ensure_table(&mut c, DB).await?;
+        turnout::testing::mysql::ensure_table(&mut c, DB).await?;
     }
     let (start, gtids) = position(&blue)?;
     for (g, threads) in [(&single, 1), (&parallel, 4)] {
@@ -341,14 +341,14 @@ async fn snapshot(rows: u64) -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let state = StateStore::open(dir.path())?;
-    let status = Arc::new(turnout::status::Status::default());
+    let status = Arc::new(turnout::testing::Status::default());
     let t = Instant::now();
     let blue_opts = mysql_async::Opts::from_url(&blue.url(DB))?;
-    let (readers, point) = turnout::source::mysql::snapshot::open_readers(&blue_opts, 4).await?;
+    let (readers, point) = turnout::testing::mysql::open_readers(&blue_opts, 4).await?;
     let mut readers = readers;
     let tables: Vec<(TableName, u64)> = TABLES.iter().map(|t| (TableName::new(DB, *t), 0)).collect();
-    let jobs = turnout::source::mysql::snapshot::plan(&mut readers[0], tables, 0).await?;
-    let copied = turnout::source::mysql::snapshot::copy_all(readers, &ours.url(DB), jobs, &state, &status).await?;
+    let jobs = turnout::testing::mysql::plan(&mut readers[0], tables, 0).await?;
+    let copied = turnout::testing::mysql::copy_all(readers, &ours.url(DB), jobs, &state, &status).await?;
     let ours_secs = t.elapsed().as_secs_f64();
     let held = point.lock_held.map_or("no lock".into(), |d| format!("commits blocked {:.1} ms", d.as_secs_f64() * 1000.0));
     println!("snapshot of {copied} rows: {name} {raw_secs:.2} s, turnout (4 readers, {held}) {ours_secs:.2} s");

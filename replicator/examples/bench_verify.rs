@@ -77,7 +77,7 @@ async fn wait_streaming(port: u16, sidecar: &common::Sidecar) -> Result<()> {
 async fn chunk_floor(config: &turnout::config::Config, rows: u64) -> Result<f64> {
     use mysql_async::prelude::Queryable;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use turnout::source::mysql::verify::digest_sql;
+    use turnout::testing::mysql::digest_sql;
     const CHUNK: u64 = 10_000;
     let columns: Vec<String> = ["id", "n", "label", "at"].iter().map(|c| c.to_string()).collect();
     let next = std::sync::Arc::new(AtomicU64::new(0));

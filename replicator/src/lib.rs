@@ -1,7 +1,11 @@
 //! The `turnout` binary's library: command line, configuration, the source-agnostic pipeline
 //! ([`pipeline`]: source → assembler → batcher → sink → acknowledgement), each source's own
-//! administration under [`source`] (PostgreSQL in [`source::pg`]), the state store, the HTTP API and
+//! administration under `source` (PostgreSQL in `source::pg`), the state store, the HTTP API and
 //! status, alerts, and cutover and rollback orchestration.
+//!
+//! Public: what the `turnout` binary calls (the commands, the configuration, the errors) and
+//! [`testing`], the small set of lower pieces the tests and benchmarks drive directly. Everything else
+//! is visible to this crate only.
 
 pub(crate) mod alerts;
 pub mod check;
@@ -17,17 +21,44 @@ pub(crate) mod http;
 pub(crate) mod http_client;
 pub(crate) mod journal;
 pub(crate) mod names;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub(crate) mod rollback;
 pub mod run;
-pub mod source;
+pub(crate) mod source;
 pub(crate) mod spill;
-pub mod state;
-pub mod status;
+pub(crate) mod state;
+pub(crate) mod status;
 pub(crate) mod tables;
 pub mod verify;
 
 pub use error::Error;
+
+/// What the tests and benchmarks drive below the commands: a source's administration and stream, the
+/// state store and status a run keeps, and the pipeline's notification channels. Not an interface
+/// for other programs.
+pub mod testing {
+    pub use crate::pipeline::signals::Channels;
+    pub use crate::source::{Names, Source, SourceAdmin, SourceMessage};
+    pub use crate::state::StateStore;
+    pub use crate::status::Status;
+
+    /// PostgreSQL: the administration, the publication and the snapshot copy.
+    pub mod pg {
+        pub use crate::source::pg::admin::PgAdmin;
+        pub use crate::source::pg::setup::ensure_publication;
+        pub use crate::source::pg::snapshot::{blue_connect, copy_all, copy_plan};
+    }
+
+    /// MySQL/MariaDB: the administration, the binlog stream, the heartbeat table, the snapshot copy and
+    /// the live verify's digest query.
+    pub mod mysql {
+        pub use crate::source::mysql::admin::MySqlAdmin;
+        pub use crate::source::mysql::heartbeat::ensure_table;
+        pub use crate::source::mysql::snapshot::{copy_all, open_readers, plan};
+        pub use crate::source::mysql::verify::digest_sql;
+        pub use crate::source::mysql::MySqlSource;
+    }
+}
 
 /// The directory of turnout's tool cache, where `turnout demo` and the test harness install
 /// PostgreSQL client builds and server root file systems (and where `pg_dump` is looked for):

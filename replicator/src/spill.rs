@@ -97,7 +97,6 @@ impl Spilled {
 /// A committed transaction whose changes are (partly) in the state store.
 #[derive(Debug)]
 pub struct SpilledTransaction {
-    pub xid: TxId,
     pub commit_end: Position,
     pub commit_ts: Timestamp,
     pub spilled: Spilled,

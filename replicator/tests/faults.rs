@@ -11,10 +11,10 @@ use common::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use turnout::config::Config;
-use turnout::source::pg::admin::PgAdmin;
-use turnout::source::{Names, SourceAdmin};
-use turnout::state::StateStore;
-use turnout::status::Status;
+use turnout::testing::pg::PgAdmin;
+use turnout::testing::StateStore;
+use turnout::testing::Status;
+use turnout::testing::{Names, SourceAdmin};
 use turnout_decoders::Position;
 use turnout_sinks::pg::PgSink;
 use turnout_sinks::Parallel;
@@ -104,7 +104,7 @@ async fn a_sink_failing_on_its_nth_batch_commit_and_flush_loses_and_doubles_noth
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let run = {
         let (cfg, state, status) = (cfg.clone(), state.clone(), Arc::clone(&status));
-        let channels = Arc::new(turnout::pipeline::signals::Channels::default());
+        let channels = Arc::new(turnout::testing::Channels::default());
         tokio::spawn(async move { turnout::run::replicate(&admin, &cfg, &state, &status, &channels, shutdown).await })
     };
     let writer = blue.connect(&db).await.expect("writer");

@@ -108,3 +108,25 @@ fn a_source_family_reaches_nothing_above_it() {
     assert!(reached.is_empty(), "source/ imports {reached:?}");
     assert!(graph["pipeline"].contains("source"), "the pipeline consumes sources: {:?}", graph["pipeline"]);
 }
+
+/// The `[dependencies]` of the workspace crate in `dir`, by name.
+fn dependencies(dir: &str) -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir).join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).expect("a manifest");
+    let manifest: toml::Table = text.parse().expect("TOML");
+    manifest.get("dependencies").and_then(|d| d.as_table()).map(|d| d.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[test]
+fn the_decoders_do_no_io_and_the_binlog_is_parsed_by_them_alone() {
+    let io = ["tokio", "tokio-rustls", "rustls", "postgres-protocol", "mysql_async", "tokio-postgres", "turnout-connect"];
+    let decoders = dependencies("decoders");
+    let reached: Vec<&&str> = io.iter().filter(|c| decoders.contains(**c)).collect();
+    assert!(reached.is_empty(), "decoders depends on {reached:?}");
+    assert!(dependencies("connect").contains("turnout-decoders"), "the connections build on the decoders' framing");
+    // mysql_async's binlog feature would compile in a second binlog parser.
+    let root = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml")).expect("workspace manifest");
+    let workspace: toml::Table = root.parse().expect("TOML");
+    let features = workspace["workspace"]["dependencies"]["mysql_async"].get("features").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+    assert!(!features.iter().any(|f| f.as_str() == Some("binlog")), "mysql_async features {features:?}");
+}

@@ -393,7 +393,7 @@ impl Assembler {
         };
         let segments_complete = buffer.early && buffer.segment.is_empty() && buffer.segment_relations.is_empty();
         let body = match buffer.spilled {
-            Some(spilled) => Body::Spilled(SpilledTransaction { xid, commit_end, commit_ts, spilled }),
+            Some(spilled) => Body::Spilled(SpilledTransaction { commit_end, commit_ts, spilled }),
             None => Body::Whole(Transaction { xid, commit_end, commit_ts, changes: buffer.changes.into_iter().map(|(_, c)| c).collect() }),
         };
         Ok(Assembled::Transaction(CommittedTransaction {

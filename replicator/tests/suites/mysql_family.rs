@@ -425,7 +425,7 @@ async fn a_cascade_from_a_table_left_out_is_refused_by_check_and_run() {
 /// transaction and green ever further behind).
 #[tokio::test]
 async fn a_binlog_backlog_already_received_is_taken_without_waiting() {
-    use turnout::source::{mysql::MySqlSource, Source, SourceMessage};
+    use turnout::testing::{mysql::MySqlSource, Source, SourceMessage};
     use turnout_decoders::{ChangeEvent, GtidState};
     let (blue, _green, db) = maria_pair_of(FLAVOR, FLAVOR);
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB").expect("schema");
