@@ -154,10 +154,9 @@ impl Source for MySqlSource {
     /// everything received in one go instead of one event per wake-up.
     fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error> {
         while self.queue.is_empty() {
-            match self.stream.try_next_event() {
-                Ok(None) => return Ok(None),
-                Ok(Some(next)) => self.take(Ok(next))?,
-                Err(e) => self.take(Err(e))?,
+            match self.stream.try_next_event().transpose() {
+                None => return Ok(None),
+                Some(next) => self.take(next)?,
             }
         }
         Ok(self.queue.pop_front())
