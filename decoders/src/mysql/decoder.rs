@@ -630,16 +630,26 @@ fn schema_of(name: &TableName, tm: &TableMap) -> Result<TableSchema, DecodeError
 
 /// A row of a rows event as a change event.
 fn row_event(schema: &Arc<TableSchema>, tm: &TableMap, change: binlog::RowChange) -> Result<ChangeEvent, DecodeError> {
+    // A column absent from an image is `Unchanged`: MariaDB 11 leaves generated columns out even
+    // under binlog_row_image = FULL, and green computes those itself. Any other absent column (a
+    // session with binlog_row_image = MINIMAL) makes the sink refuse the row when it would need the
+    // value, naming the column; a key column is refused here, as the row could not be found.
     let row = |image: RowImage| -> Result<Row, DecodeError> {
-        if !image.is_complete() {
-            let missing: Vec<String> = image.absent_columns().map(|i| tm.column_name(i)).collect();
-            return Err(bad("binlog", format!("a row image of {} lacks columns {}; set binlog_row_image = FULL on blue", schema.name, missing.join(", "))));
+        let key_missing: Vec<String> = image.absent_columns().filter(|i| schema.columns.get(*i).is_some_and(|c| c.is_key)).map(|i| tm.column_name(i)).collect();
+        if !key_missing.is_empty() && schema.replica_identity != ReplicaIdentity::Full {
+            return Err(bad(
+                "binlog",
+                format!("a row image of {} lacks key columns {}; set binlog_row_image = FULL on blue", schema.name, key_missing.join(", ")),
+            ));
         }
         image
             .into_columns()
             .into_iter()
             .enumerate()
-            .map(|(i, v)| value(&tm.columns[i].real_type(), v.unwrap_or(BinlogValue::Null)).map(|v| padded(schema.columns.get(i).map(|c| &c.ty), v)))
+            .map(|(i, v)| match v {
+                Some(v) => value(&tm.columns[i].real_type(), v).map(|v| padded(schema.columns.get(i).map(|c| &c.ty), v)),
+                None => Ok(Value::Unchanged),
+            })
             .collect()
     };
     let key_of = |r: &Row| -> Row { schema.key_indexes().map(|i| r[i].clone()).collect() };

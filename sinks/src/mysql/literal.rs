@@ -34,6 +34,17 @@ fn digits_only(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
 }
 
+/// `ty` as a green whose JSON is text takes its values: on MariaDB (JSON is LONGTEXT with a
+/// `json_valid` check), a MySQL JSON column's document is written and compared as its exact text,
+/// never parsed again — green then holds blue's text byte for byte.
+pub fn for_green(ty: &MySqlType, json_is_text: bool) -> std::borrow::Cow<'_, MySqlType> {
+    if json_is_text && ty.code == JSON {
+        // LONGTEXT in utf8mb4_bin, as MariaDB declares its JSON.
+        return std::borrow::Cow::Owned(MySqlType { code: 252, charset: Some(46), ..ty.clone() });
+    }
+    std::borrow::Cow::Borrowed(ty)
+}
+
 fn temporal_text(text: &str) -> bool {
     text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b':' | b'.' | b' '))
 }
@@ -83,7 +94,7 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
         }
         Value::Bytes(b) => hex(out, b),
         Value::Text(t) => hex(out, t.as_bytes()),
-        Value::Json { text, .. } if ty.code == 245 => {
+        Value::Json { text, .. } if ty.code == JSON => {
             out.push_str("CAST(CONVERT(");
             hex(out, text.as_bytes());
             out.push_str(" USING utf8mb4) AS JSON)");
@@ -121,7 +132,7 @@ pub fn push_equals(out: &mut String, column: &str, ty: &MySqlType, v: &Value, wh
         return Ok(());
     }
     // MySQL's VECTOR takes no comparison at all ("Incorrect arguments to <=>"): its bytes do.
-    if (whole_row && collated(ty) && matches!(v, Value::Text(_) | Value::Bytes(_))) || ty.code == VECTOR {
+    if (whole_row && collated(ty) && matches!(v, Value::Text(_) | Value::Bytes(_) | Value::Json { .. })) || ty.code == VECTOR {
         out.push_str("CAST(");
         out.push_str(column);
         out.push_str(" AS BINARY)");
@@ -174,6 +185,16 @@ mod tests {
         let mut s = String::new();
         push(&mut s, &json, &Value::Json { jsonb: false, text: "[1]".into() }).expect("json");
         assert_eq!(s, "CAST(CONVERT(X'5B315D' USING utf8mb4) AS JSON)");
+        // A green whose JSON is text (MariaDB) takes blue's text as it is, and finds a row by it
+        // byte for byte.
+        let text = for_green(&json, true);
+        let mut s = String::new();
+        push(&mut s, &text, &Value::Json { jsonb: false, text: "[1]".into() }).expect("json as text");
+        assert_eq!(s, "X'5B315D'");
+        let mut s = String::new();
+        push_equals(&mut s, "`j`", &text, &Value::Json { jsonb: false, text: "[1]".into() }, true).expect("json as text");
+        assert_eq!(s, "CAST(`j` AS BINARY) <=> X'5B315D'");
+        assert_eq!(*for_green(&json, false), json);
     }
 
     #[test]

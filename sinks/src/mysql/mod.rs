@@ -55,7 +55,7 @@ use crate::{Canceller, Committed, Durable, RowChange, Sink, Transaction};
 use catalog::{table_info, TableInfo};
 use fold::Fold;
 use insert::{expect, insert_statements, multi_row_inserts, mysql_type, qualified, InsertColumn};
-use literal::{ident, push, push_equals};
+use literal::{for_green, ident, push, push_equals};
 use mysql_async::prelude::Queryable;
 use queue::StatementQueue;
 use std::collections::{HashMap, HashSet};
@@ -117,6 +117,8 @@ pub struct MySqlSink {
     /// `innodb_flush_log_at_trx_commit = 1`: a commit is durable when it returns.
     durable_commits: bool,
     marks: Option<u32>,
+    /// Green keeps JSON as text (MariaDB): a MySQL blue's documents are written as their text.
+    json_text: bool,
     in_transaction: bool,
 }
 
@@ -164,6 +166,7 @@ impl MySqlSink {
             fold: Fold::default(),
             durable_commits: flush.as_deref() == Some("1"),
             marks,
+            json_text: mariadb,
             in_transaction: false,
         })
     }

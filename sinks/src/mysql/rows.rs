@@ -90,7 +90,7 @@ impl MySqlSink {
     async fn insert_rows_of(&mut self, table: &TableSchema, rows: &[&Vec<Value>]) -> Result<(), SinkError> {
         let generated = self.generated(&table.name).await?.clone();
         let keep: Vec<usize> = table.columns.iter().enumerate().filter(|(_, c)| !generated.contains(&c.name)).map(|(i, _)| i).collect();
-        let columns: Vec<(String, MySqlType)> = keep.iter().map(|&i| (table.columns[i].name.clone(), mysql_type(table, i).clone())).collect();
+        let columns: Vec<(String, MySqlType)> = keep.iter().map(|&i| (table.columns[i].name.clone(), self.green_type(table, i).into_owned())).collect();
         let values: Vec<Vec<Value>> = rows.iter().map(|row| keep.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()).collect();
         if values.is_empty() {
             return Ok(());
@@ -118,7 +118,7 @@ impl MySqlSink {
             let blue = table.columns.iter().position(|c| &c.name == name);
             match blue {
                 Some(i) if !generated.contains(name) => {
-                    columns.push(Some((name.clone(), mysql_type(table, i).clone())));
+                    columns.push(Some((name.clone(), self.green_type(table, i).into_owned())));
                     from.push(Some(i));
                 }
                 _ => {
@@ -215,7 +215,14 @@ impl MySqlSink {
     }
 
     /// `WHERE` for one row: the key columns, or every non-generated column (`<=>`) without a key.
-    fn locate(table: &TableSchema, generated: &HashSet<String>, key: &[Value], old: Option<&Vec<Value>>, sql: &mut String) -> Result<(), SinkError> {
+    fn locate(
+        table: &TableSchema,
+        generated: &HashSet<String>,
+        key: &[Value],
+        old: Option<&Vec<Value>>,
+        json_text: bool,
+        sql: &mut String,
+    ) -> Result<(), SinkError> {
         let full = table.replica_identity == ReplicaIdentity::Full;
         let value_err = |column: &str, reason: String| SinkError::Value { table: table.name.to_string(), column: column.to_owned(), reason };
         let mut first = true;
@@ -228,7 +235,7 @@ impl MySqlSink {
                 sql.push_str(if first { " WHERE " } else { " AND " });
                 first = false;
                 let v = row.get(i).cloned().unwrap_or(Value::Null);
-                push_equals(sql, &ident(&c.name), mysql_type(table, i), &v, true).map_err(|r| value_err(&c.name, r))?;
+                push_equals(sql, &ident(&c.name), &for_green(mysql_type(table, i), json_text), &v, true).map_err(|r| value_err(&c.name, r))?;
             }
         } else {
             for (k, i) in table.key_indexes().enumerate() {
@@ -236,7 +243,7 @@ impl MySqlSink {
                 first = false;
                 let c = &table.columns[i];
                 let v = key.get(k).cloned().unwrap_or(Value::Null);
-                push_equals(sql, &ident(&c.name), mysql_type(table, i), &v, false).map_err(|r| value_err(&c.name, r))?;
+                push_equals(sql, &ident(&c.name), &for_green(mysql_type(table, i), json_text), &v, false).map_err(|r| value_err(&c.name, r))?;
             }
         }
         if first {
@@ -246,6 +253,11 @@ impl MySqlSink {
             sql.push_str(" LIMIT 1");
         }
         Ok(())
+    }
+
+    /// Column `i`'s type as green takes its values ([`for_green`]).
+    fn green_type<'a>(&self, table: &'a TableSchema, i: usize) -> std::borrow::Cow<'a, MySqlType> {
+        for_green(mysql_type(table, i), self.json_text)
     }
 
     async fn update(&mut self, table: &TableSchema, key: &[Value], old: Option<&Vec<Value>>, after: &[Value]) -> Result<(), SinkError> {
@@ -262,20 +274,20 @@ impl MySqlSink {
             first = false;
             sql.push_str(&ident(&c.name));
             sql.push_str(" = ");
-            push(&mut sql, mysql_type(table, i), after.get(i).unwrap_or(&Value::Null)).map_err(|reason| SinkError::Value {
+            push(&mut sql, &self.green_type(table, i), after.get(i).unwrap_or(&Value::Null)).map_err(|reason| SinkError::Value {
                 table: table.name.to_string(),
                 column: c.name.clone(),
                 reason,
             })?;
         }
-        Self::locate(table, &generated, key, old, &mut sql)?;
+        Self::locate(table, &generated, key, old, self.json_text, &mut sql)?;
         self.queue_statement(&sql, Some(1), format!("updating {}", table.name)).await
     }
 
     async fn delete_one(&mut self, table: &TableSchema, row: &[Value]) -> Result<(), SinkError> {
         let generated = self.generated(&table.name).await?.clone();
         let mut sql = format!("DELETE FROM {}", qualified(&table.name));
-        Self::locate(table, &generated, row, Some(&row.to_vec()), &mut sql)?;
+        Self::locate(table, &generated, row, Some(&row.to_vec()), self.json_text, &mut sql)?;
         self.queue_statement(&sql, Some(1), format!("deleting from {}", table.name)).await
     }
 

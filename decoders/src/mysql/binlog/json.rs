@@ -35,6 +35,74 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Decodes a binary JSON document into text. An empty document is JSON `null` (what MySQL writes for a
 /// JSON column set to a JSON null in some partial images).
+/// A JSON double as MySQL prints it (`my_gcvt` with its widest field, then `.0` where the text would
+/// read as an integer): the shortest digits that round-trip, in fixed notation from 1e-15 up to
+/// 1e15 and in exponent notation outside (`1e20`, `1e-16`, `-0.00000015`, `100.0`). A MariaDB green
+/// keeps this text as it is, so it must be MySQL's own byte for byte.
+pub(crate) fn double_text(d: f64) -> String {
+    /// `MY_GCVT_MAX_FIELD_WIDTH`: DBL_DIG + 4 + max(5, MAX_DECPT_FOR_F_FORMAT).
+    const WIDTH: i32 = 15 + 4 + 15;
+    /// `MAX_DECPT_FOR_F_FORMAT` (DBL_DIG).
+    const MAX_DECPT: i32 = 15;
+    // Shortest round-trip digits and the decimal point's place: 0.d1d2… × 10^decpt. Where two
+    // shortest strings are equally near (the double lies exactly halfway), dtoa takes the even last
+    // digit and Rust's shortest form the upper one: the exact value rounded half-to-even to as many
+    // digits is dtoa's choice whenever it round-trips.
+    let shortest = format!("{:e}", d.abs());
+    let len = shortest.split('e').next().unwrap_or("").bytes().filter(u8::is_ascii_digit).count();
+    let even = format!("{:.*e}", len.saturating_sub(1), d.abs());
+    let sci = if even.parse::<f64>().ok() == Some(d.abs()) { even } else { shortest };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let decpt = exp.parse::<i32>().unwrap_or(0) + 1;
+    let len = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    let width = if d < 0.0 { WIDTH - 1 } else { WIDTH };
+    let exp_len = 1 + i32::from(decpt >= 101 || decpt <= -99) + i32::from(decpt >= 11 || decpt <= -9);
+    let fixed_len = if decpt <= 0 {
+        len - decpt + 2
+    } else if decpt < len {
+        len + 1
+    } else {
+        decpt
+    };
+    let have_space = fixed_len <= width;
+    let force_e = decpt <= 0 && width <= 2 - decpt && width >= 3 + exp_len;
+    // my_gcvt's choice of the fixed form, with its `(len > 1 || !force_e)` folded into `!force_e`.
+    let fixed = (have_space || !(decpt > width || force_e || (decpt < -1 && decpt != -2)))
+        && (!have_space || (decpt > -MAX_DECPT && (decpt <= MAX_DECPT || len > decpt)));
+    let mut out = String::with_capacity(24);
+    if d.is_sign_negative() {
+        out.push('-');
+    }
+    if fixed {
+        if decpt <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', usize::try_from(-decpt).unwrap_or(0)));
+            out.push_str(&digits);
+        } else {
+            for (i, c) in digits.chars().enumerate() {
+                if i32::try_from(i).unwrap_or(i32::MAX) == decpt {
+                    out.push('.');
+                }
+                out.push(c);
+            }
+            out.extend(std::iter::repeat_n('0', usize::try_from(decpt - len).unwrap_or(0)));
+        }
+        if !out.contains('.') {
+            out.push_str(".0");
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if len > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push_str(&(decpt - 1).to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) fn to_text(doc: &[u8]) -> Result<String, String> {
     print(doc).map(|(text, _)| text)
@@ -138,7 +206,7 @@ impl Writer {
                 if !d.is_finite() {
                     return Err(format!("double {d} is not a JSON number"));
                 }
-                self.push(&format!("{d:?}"))
+                self.push(&double_text(d))
             }
             STRING => {
                 let (len, skip) = var_len(data)?;
@@ -468,6 +536,31 @@ pub(crate) mod tests {
         assert_eq!(text(&J::I64(i64::MIN)), "-9223372036854775808");
         assert_eq!(text(&J::U64(u64::MAX)), "18446744073709551615");
         assert_eq!(text(&J::Double(2.5)), "2.5");
+        // MySQL's own text (checked against MySQL 9.7's CAST(… AS CHAR)): fixed notation from 1e-15
+        // to below 1e15 (`.0` where it would read as an integer), exponent notation outside.
+        for (d, mysql) in [
+            (-1.5e-7, "-0.00000015"),
+            (1e300, "1e300"),
+            (1e20, "1e20"),
+            (1e15, "1e15"),
+            (1e14, "100000000000000.0"),
+            (123456789012345.6, "123456789012345.6"),
+            (1e-15, "0.000000000000001"),
+            (1e-16, "1e-16"),
+            (1.25e-300, "1.25e-300"),
+            (0.1, "0.1"),
+            (-0.0, "-0.0"),
+            (0.0, "0.0"),
+            (2.0, "2.0"),
+            (-3.5, "-3.5"),
+            (f64::MAX, "1.7976931348623157e308"),
+            (5e-324, "5e-324"),
+            (0.30000000000000004, "0.30000000000000004"),
+            // Exactly 21015318875215.3125, halfway: dtoa's even digit.
+            (21_015_318_875_215.312, "21015318875215.312"),
+        ] {
+            assert_eq!(double_text(d), mysql, "{d:e}");
+        }
         assert_eq!(text(&J::Str("a\"b\\c\n\u{1}é".into())), r#""a\"b\\c\n\u0001é""#);
         assert_eq!(to_text(&[]).ok().as_deref(), Some("null"));
     }

@@ -243,10 +243,28 @@ impl MySqlAdmin {
             state.reset_snapshot()?;
         }
         let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
-        if missing.len() == tables.len() || (missing.len() == 1 && missing[0].ends_with(HEARTBEAT_TABLE)) {
+        let creating = missing.len() == tables.len() || (missing.len() == 1 && missing[0].ends_with(HEARTBEAT_TABLE));
+        let crossing = super::crossing::assess(blue, &mut green, &database(&self.blue), &tables, creating).await?;
+        if let Some(crossing) = &crossing {
+            if let Some(refusal) = crossing.refusal() {
+                return Err(refusal);
+            }
+            tracing::info!(families = %crossing.families, "replicating across the MySQL family");
+            for (what, follows) in &crossing.differs {
+                tracing::warn!("{what}; {follows}");
+            }
+        }
+        if creating {
             let to_create: Vec<TableName> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.clone()).collect();
             tracing::info!(tables = to_create.len(), "copying the schema to green (SHOW CREATE TABLE)");
-            snapshot::copy_schema(blue, &mut green, &to_create).await?;
+            snapshot::copy_schema(blue, &mut green, &to_create).await.map_err(|e| match &crossing {
+                Some(c) => Error::Setup(format!(
+                    "{e}; blue's definition does not carry over from {}: create the table on green yourself with an equivalent \
+                     definition, or change it on blue, then start turnout again",
+                    c.families
+                )),
+                None => e,
+            })?;
             snapshot::copy_sequences(blue, &mut green, &database(&self.blue), &database(&green_opts)).await?;
         } else if !missing.is_empty() {
             return Err(Error::Setup(format!(

@@ -19,6 +19,9 @@ pub async fn run(config: &Config) -> Report {
     }
     if let (Ok(b), Ok(g)) = (super::options(config.source.url.expose(), "source.url"), super::options(config.target.url.expose(), "target.url")) {
         report.sections.push(("schema (green against blue, as the cutover compares them)".into(), check_schemas(&b, &g, config).await.0));
+        if let Some(f) = check_crossing(&b, &g, config).await {
+            report.sections.push(("across the MySQL family (what blue's schema becomes on green)".into(), f.0));
+        }
     }
     report
 }
@@ -49,6 +52,30 @@ async fn check_schemas(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::
         Err(e) => f.warn(format!("cannot compare the schemas: {e}"), "fix the connection problems above"),
     }
     f
+}
+
+/// Blue and green of two families ([`super::crossing`]): what has no equivalent fails, what changes
+/// rules under the same name warns. `None` when both are of one family or cannot be reached (the
+/// sections above say why).
+async fn check_crossing(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::Opts, config: &Config) -> Option<Findings> {
+    let assessed = async {
+        let (mut blue, mut green) = (connect(blue_opts, "blue").await?, connect(green_opts, "green").await?);
+        let db = database(blue_opts);
+        let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
+        let on_green = super::catalog::tables(&mut green, &db).await?;
+        let creating = !on_green.iter().any(|t| selection.tables.contains(&t.name));
+        super::crossing::assess(&mut blue, &mut green, &db, &selection.tables, creating).await
+    };
+    let crossing = assessed.await.ok()??;
+    let mut f = Findings::default();
+    f.ok(format!("replicating {}: rows cross byte for byte", crossing.families));
+    for (what, fix) in crossing.refused {
+        f.fail(what, fix);
+    }
+    for (what, follows) in crossing.differs {
+        f.warn(what, follows);
+    }
+    Some(f)
 }
 
 /// A connection failure with the fix an operator needs.

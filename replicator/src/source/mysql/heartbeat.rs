@@ -23,6 +23,7 @@ pub fn table(database: &str) -> TableName {
 /// Creates the heartbeat table on blue (before the snapshot, so it is copied and replicated like any
 /// table).
 pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Result<(), Error> {
+    // The table's collation is one every MySQL-family server has alike, so it crosses families.
     // Only when missing: MySQL logs `CREATE TABLE IF NOT EXISTS` even for a table that exists, and
     // the stream stops at DDL on a replicated table.
     let exists: Option<i64> = conn
@@ -34,7 +35,7 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
     }
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS {} (id INT PRIMARY KEY, at_us BIGINT NOT NULL) ENGINE = InnoDB \
-         COMMENT = 'turnout: one row rewritten every heartbeat interval to measure replication lag'",
+         DEFAULT CHARSET = ascii COLLATE = ascii_bin COMMENT = 'turnout: one row rewritten every heartbeat interval to measure replication lag'",
         qualified(&table(database))
     ))
     .await

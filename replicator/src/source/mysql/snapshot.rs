@@ -25,6 +25,7 @@ use std::time::Instant;
 use turnout_decoders::schema::MySqlType;
 use turnout_decoders::value::{TemporalKind, Utf8Bytes};
 use turnout_decoders::{BinlogPosition, GtidState, Position, TableName, Value};
+use turnout_sinks::mysql::literal::for_green;
 
 /// Rows per insert on green.
 const BATCH_ROWS: usize = 2_000;
@@ -367,11 +368,12 @@ pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: V
             (Arc::clone(&queue), Arc::clone(&remaining), Arc::clone(status), state.clone(), target_url.to_owned());
         workers.push(tokio::spawn(async move {
             let mut green = turnout_sinks::mysql::connect(&target_url).await.map_err(Error::Sink)?;
+            let json_text = super::is_mariadb(&mut green, "green").await?;
             let mut rows = 0u64;
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let Some(job) = next else { break };
-                let copied = copy_table(&mut reader, &mut green, &job, &status).await?;
+                let copied = copy_table(&mut reader, &mut green, json_text, &job, &status).await?;
                 rows += copied;
                 let name = job.table.to_string();
                 let finished = {
@@ -398,7 +400,8 @@ pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: V
     Ok(total)
 }
 
-async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Conn, job: &CopyJob, status: &Status) -> Result<u64, Error> {
+/// Copies one job's rows; `json_text` when green keeps JSON as text (see `for_green`).
+async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Conn, json_text: bool, job: &CopyJob, status: &Status) -> Result<u64, Error> {
     let table = &job.table;
     let name = table.to_string();
     status.table_started(&name);
@@ -421,7 +424,8 @@ async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Con
             _ => quote(&c.name),
         })
         .collect();
-    let typed: Vec<(String, MySqlType)> = cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), column_type(c, *u))).collect();
+    let typed: Vec<(String, MySqlType)> =
+        cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), for_green(&column_type(c, *u), json_text).into_owned())).collect();
     let mut sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
     if let Some(r) = &job.range {
         sql.push_str(&format!(" WHERE {c} >= {}", r.from, c = quote(&r.column)));
