@@ -108,8 +108,10 @@ impl Footprint {
         }
     }
 
-    /// Adds the key of `values` in key set `set` of `table`; a value the source did not send (an
-    /// unchanged TOAST value) leaves the key out — that value did not change.
+    /// Adds the key of `values` in key set `set` of `table`; a value the source did not send leaves
+    /// the key out: an unchanged TOAST value did not change, and a generated column MariaDB leaves out
+    /// of its row images is computed by green, where two parts that would collide on it meet its
+    /// unique index (a duplicate key or a lock wait), never a silent overwrite.
     fn key<'a>(&mut self, table: &TableName, set: usize, mut values: impl Iterator<Item = Option<&'a Value>>) {
         let mut h = DefaultHasher::new();
         table.hash(&mut h);

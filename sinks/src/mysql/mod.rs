@@ -119,6 +119,8 @@ pub struct MySqlSink {
     marks: Option<u32>,
     /// Green keeps JSON as text (MariaDB): a MySQL blue's documents are written as their text.
     json_text: bool,
+    /// Blue is of the other MySQL family ([`MySqlSink::source_family`]): its DDL is not replayed.
+    across_families: bool,
     in_transaction: bool,
 }
 
@@ -167,6 +169,7 @@ impl MySqlSink {
             durable_commits: flush.as_deref() == Some("1"),
             marks,
             json_text: mariadb,
+            across_families: false,
             in_transaction: false,
         })
     }
@@ -185,6 +188,13 @@ impl MySqlSink {
                 self.applied
             ))),
         }
+    }
+
+    /// Tells the sink blue's family (`blue_mariadb`). Across families blue's DDL is refused instead
+    /// of replayed: its session (`sql_mode` bits, defaults, collations) means something else on green,
+    /// and rows green already holds would take values blue's did not.
+    pub fn source_family(&mut self, blue_mariadb: bool) {
+        self.across_families = blue_mariadb != self.json_text;
     }
 
     /// The GTID domain turnout's writes carry in green's binlog, when the account may set it.
@@ -403,6 +413,17 @@ impl Sink for MySqlSink {
     /// 1050) are taken as done.
     async fn apply_source_ddl(&mut self, database: &str, statement: &str) -> Result<(), SinkError> {
         self.rollback_quietly().await;
+        if self.across_families {
+            return Err(SinkError::Schema {
+                table: database.to_owned(),
+                reason: format!(
+                    "blue ran DDL (`{}`) and green is of the other MySQL family: turnout does not replay DDL across families (session \
+                     settings, defaults and collations mean something else there); run `turnout teardown` and start over — the new \
+                     snapshot copies the changed schema",
+                    shape(statement)
+                ),
+            });
+        }
         self.conn.query_drop(format!("USE {}", ident(database))).await.map_err(SinkError::mysql(format!("USE {database}")))?;
         let result = self.conn.query_drop(statement).await;
         self.conn

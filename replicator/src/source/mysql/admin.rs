@@ -151,8 +151,12 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn open_sink(&self) -> Result<Parallel<MySqlSink>, Error> {
         let (url, stream) = (self.config.target.url.expose(), &self.names.origin);
-        let sessions =
+        let mut sessions =
             futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
+        let blue_mariadb = super::is_mariadb(&mut connect(&self.blue, "blue").await?, "blue").await?;
+        for s in &mut sessions {
+            s.source_family(blue_mariadb);
+        }
         Parallel::new(sessions).map_err(Error::Sink)
     }
 
@@ -244,7 +248,9 @@ impl MySqlAdmin {
         }
         let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
         let creating = missing.len() == tables.len() || (missing.len() == 1 && missing[0].ends_with(HEARTBEAT_TABLE));
-        let crossing = super::crossing::assess(blue, &mut green, &database(&self.blue), &tables, creating).await?;
+        let to_create: Vec<TableName> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.clone()).collect();
+        let created = if creating { to_create.as_slice() } else { &[] };
+        let crossing = super::crossing::assess(blue, &mut green, &database(&self.blue), &tables, created).await?;
         if let Some(crossing) = &crossing {
             if let Some(refusal) = crossing.refusal() {
                 return Err(refusal);
@@ -255,7 +261,6 @@ impl MySqlAdmin {
             }
         }
         if creating {
-            let to_create: Vec<TableName> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.clone()).collect();
             tracing::info!(tables = to_create.len(), "copying the schema to green (SHOW CREATE TABLE)");
             snapshot::copy_schema(blue, &mut green, &to_create).await.map_err(|e| match &crossing {
                 Some(c) => Error::Setup(format!(

@@ -64,10 +64,17 @@ async fn check_crossing(blue_opts: &mysql_async::Opts, green_opts: &mysql_async:
         let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
         let on_green = super::catalog::tables(&mut green, &db).await?;
         let creating = !on_green.iter().any(|t| selection.tables.contains(&t.name));
-        super::crossing::assess(&mut blue, &mut green, &db, &selection.tables, creating).await
+        let created = if creating { selection.tables.as_slice() } else { &[] };
+        super::crossing::assess(&mut blue, &mut green, &db, &selection.tables, created).await
     };
-    let crossing = assessed.await.ok()??;
     let mut f = Findings::default();
+    let crossing = match assessed.await {
+        Ok(c) => c?,
+        Err(e) => {
+            f.warn(format!("cannot compare blue's schema with green's family: {e}"), "fix the connection problems above");
+            return Some(f);
+        }
+    };
     f.ok(format!("replicating {}: rows cross byte for byte", crossing.families));
     for (what, fix) in crossing.refused {
         f.fail(what, fix);

@@ -6,6 +6,10 @@
 //! JSON is text. What can differ is the schema `SHOW CREATE TABLE` carries over, so before creating
 //! anything turnout checks each replicated column against green's family:
 //!
+//! - **Generated columns** must compute alike: green computes them itself (MariaDB does not even log
+//!   them), so only arithmetic on columns crosses; any function, cast, string or division is refused.
+//!   MySQL's INVISIBLE columns are refused toward MariaDB, which ignores the versioned comment MySQL
+//!   prints the attribute in.
 //! - **Types one family lacks** are refused, naming the column and the fix: MariaDB's `UUID`,
 //!   `INET4`, `INET6` and `VECTOR`, MySQL's `VECTOR`, and MySQL geometry restricted to an SRID (MariaDB
 //!   has no such restriction, and MySQL orders a geographic SRID's axes its own way). MariaDB
@@ -94,15 +98,29 @@ async fn collations(green: &mut mysql_async::Conn, mariadb: bool) -> Result<Hash
     Ok(names.into_iter().collect())
 }
 
+/// Whether a generated column's expression computes the same on both families: only column names,
+/// numbers, `+`, `-`, `*` and parentheses (no division, whose precision is a session setting, and no
+/// function, cast, string or collation, which the families implement apart).
+fn portable_expression(expression: &str) -> bool {
+    let mut quoted = false;
+    expression.chars().all(|c| {
+        if c == '`' {
+            quoted = !quoted;
+            return true;
+        }
+        quoted || c.is_ascii_digit() || matches!(c, ' ' | '.' | '+' | '-' | '*' | '(' | ')')
+    }) && !quoted
+}
+
 /// Checks `tables` (all in `database`) for a crossing between blue's and green's families; `None`
-/// when both are of one family. `creating`: green lacks the tables and turnout will create them from
-/// blue's definitions, so their collations must exist on green too.
+/// when both are of one family. `created`: the tables turnout will create on green from blue's
+/// definitions, whose collations must exist there too.
 pub async fn assess(
     blue: &mut mysql_async::Conn,
     green: &mut mysql_async::Conn,
     database: &str,
     tables: &[TableName],
-    creating: bool,
+    created: &[TableName],
 ) -> Result<Option<Crossing>, Error> {
     let (blue_version, green_version) = (version(blue, "blue").await?, version(green, "green").await?);
     let blue_maria = blue_version.to_ascii_lowercase().contains("mariadb");
@@ -112,18 +130,18 @@ pub async fn assess(
     }
     let mut c = Crossing { families: format!("{} {blue_version} to {} {green_version}", family(blue_maria), family(green_maria)), ..Crossing::default() };
     let names: HashSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-    type ColumnRow = (String, String, String, Option<String>);
+    type ColumnRow = (String, String, String, Option<String>, String, String);
     let columns: Vec<ColumnRow> = blue
         .exec(
-            "SELECT TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? \
-             ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            "SELECT TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLLATION_NAME, COALESCE(GENERATION_EXPRESSION, ''), UPPER(EXTRA) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
             (database,),
         )
         .await
         .map_err(|e| sql_error("blue", "reading the columns to compare with green's family", e))?;
     let columns: Vec<ColumnRow> = columns.into_iter().filter(|(t, ..)| names.contains(t.as_str())).collect();
     let column = |t: &str, c: &str| format!("column {}.{}", quote(t), quote(c));
-    for (t, col, data_type, _) in &columns {
+    for (t, col, data_type, _, expression, extra) in &columns {
         for (ty, maria, fix) in TYPES_WITHOUT_EQUIVALENT {
             if data_type == ty && *maria == blue_maria {
                 c.refused.push((
@@ -131,6 +149,41 @@ pub async fn assess(
                     (*fix).to_owned(),
                 ));
             }
+        }
+        // Green computes generated columns itself (MariaDB does not even log them), so their
+        // expression must compute the same there (a table green already has: green's own, below).
+        let creates = created.iter().any(|x| &x.name == t);
+        if creates && !expression.is_empty() && !portable_expression(expression) {
+            c.refused.push((
+                format!("{} is generated as ({expression}), which {} may compute differently", column(t, col), family(green_maria)),
+                "make it a plain column on blue that the application fills, or leave the table out with tables.exclude".into(),
+            ));
+        }
+        // MySQL prints INVISIBLE in a versioned comment (`/*!80023 INVISIBLE */`) MariaDB ignores.
+        if creates && !blue_maria && extra.split_whitespace().any(|w| w == "INVISIBLE") {
+            c.refused.push((
+                format!("{} is INVISIBLE, which MariaDB would not keep from blue's definition", column(t, col)),
+                "create the table on green yourself with the column INVISIBLE, or make it visible on blue".into(),
+            ));
+        }
+    }
+    let existing: Vec<(String, String, String)> = green
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND GENERATION_EXPRESSION <> ''",
+            (database,),
+        )
+        .await
+        .map_err(|e| sql_error("green", "reading the generated columns", e))?;
+    for (t, col, expression) in existing {
+        if names.contains(t.as_str()) && !created.iter().any(|x| x.name == t) && !portable_expression(&expression) {
+            c.refused.push((
+                format!("green's {} is generated as ({expression}), which may compute differently from blue's {}", column(&t, &col), family(blue_maria)),
+                if blue_maria {
+                    "leave the table out with tables.exclude: MariaDB does not log generated values, so green must compute them alike".into()
+                } else {
+                    "make it a plain column on green, which then takes the values blue logs, or leave the table out with tables.exclude".into()
+                },
+            ));
         }
     }
     if !blue_maria {
@@ -152,7 +205,8 @@ pub async fn assess(
             ));
         }
     }
-    if creating {
+    if !created.is_empty() {
+        let names: HashSet<&str> = created.iter().map(|t| t.name.as_str()).collect();
         let known = collations(green, green_maria).await?;
         let table_collations: Vec<(String, Option<String>)> = blue
             .exec("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
@@ -160,9 +214,13 @@ pub async fn assess(
             .map_err(|e| sql_error("blue", "reading the tables' collations", e))?;
         let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut renamed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let used = columns.iter().filter_map(|(t, col, _, coll)| coll.as_ref().map(|k| (k.clone(), column(t, col)))).chain(
-            table_collations.into_iter().filter(|(t, _)| names.contains(t.as_str())).filter_map(|(t, k)| k.map(|k| (k, format!("table {}", quote(&t))))),
-        );
+        let used = columns
+            .iter()
+            .filter(|(t, ..)| names.contains(t.as_str()))
+            .filter_map(|(t, col, _, coll, ..)| coll.as_ref().map(|k| (k.clone(), column(t, col))))
+            .chain(
+                table_collations.into_iter().filter(|(t, _)| names.contains(t.as_str())).filter_map(|(t, k)| k.map(|k| (k, format!("table {}", quote(&t))))),
+            );
         for (collation, what) in used {
             if !known.contains(&collation) {
                 missing.entry(collation).or_default().push(what);
@@ -204,6 +262,16 @@ mod tests {
         assert!(renamed_uca("utf8mb4_de_pb_0900_as_cs"));
         assert!(!renamed_uca("utf8mb4_0900_bin"), "code point order on both");
         assert!(!renamed_uca("utf8mb4_unicode_520_ci"));
+    }
+
+    #[test]
+    fn only_arithmetic_on_columns_is_computed_alike_by_both_families() {
+        assert!(portable_expression("`id` * 2"));
+        assert!(portable_expression("(`a b` + `c`) - 1.5"));
+        assert!(!portable_expression("`id` / 3"), "division's precision is a session setting");
+        assert!(!portable_expression("upper(`s`)"));
+        assert!(!portable_expression("json_extract(`j`,_utf8mb4'$.a')"));
+        assert!(!portable_expression("`unclosed"));
     }
 
     #[test]
