@@ -60,7 +60,7 @@ use mysql_async::prelude::Queryable;
 use queue::StatementQueue;
 use std::collections::{HashMap, HashSet};
 use turnout_decoders::schema::{ColumnType, MySqlType, ReplicaIdentity, TableSchema};
-use turnout_decoders::{Position, TableName, Timestamp, Value};
+use turnout_decoders::{GtidState, Position, TableName, Timestamp, Value};
 
 /// The session settings of every green connection.
 const SESSION: &str = "SET NAMES utf8mb4, time_zone = '+00:00', foreign_key_checks = 0, \
@@ -119,8 +119,6 @@ pub struct MySqlSink {
     marks: Option<u32>,
     /// Green keeps JSON as text (MariaDB): a MySQL blue's documents are written as their text.
     json_text: bool,
-    /// Blue is of the other MySQL family ([`MySqlSink::source_family`]): its DDL is not replayed.
-    across_families: bool,
     in_transaction: bool,
 }
 
@@ -169,7 +167,6 @@ impl MySqlSink {
             durable_commits: flush.as_deref() == Some("1"),
             marks,
             json_text: mariadb,
-            across_families: false,
             in_transaction: false,
         })
     }
@@ -190,11 +187,17 @@ impl MySqlSink {
         }
     }
 
-    /// Tells the sink blue's family (`blue_mariadb`). Across families blue's DDL is refused instead
-    /// of replayed: its session (`sql_mode` bits, defaults, collations) means something else on green,
-    /// and rows green already holds would take values blue's did not.
-    pub fn source_family(&mut self, blue_mariadb: bool) {
-        self.across_families = blue_mariadb != self.json_text;
+    /// Whether blue is of the other MySQL family, as the GTIDs of the position green recorded show
+    /// (MariaDB's domain-server-sequence or MySQL's UUID sets). Across families blue's DDL is refused
+    /// instead of replayed: its session (`sql_mode` bits, defaults, collations) means something else
+    /// on green, and rows green already holds would take values blue's did not.
+    fn across_families(&self) -> bool {
+        let Position::Binlog(b) = &self.applied else { return false };
+        match b.gtids {
+            GtidState::MariaDb(_) => !self.json_text,
+            GtidState::MySql(_) => self.json_text,
+            GtidState::None => false,
+        }
     }
 
     /// The GTID domain turnout's writes carry in green's binlog, when the account may set it.
@@ -413,7 +416,7 @@ impl Sink for MySqlSink {
     /// 1050) are taken as done.
     async fn apply_source_ddl(&mut self, database: &str, statement: &str) -> Result<(), SinkError> {
         self.rollback_quietly().await;
-        if self.across_families {
+        if self.across_families() {
             return Err(SinkError::Schema {
                 table: database.to_owned(),
                 reason: format!(

@@ -151,12 +151,8 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn open_sink(&self) -> Result<Parallel<MySqlSink>, Error> {
         let (url, stream) = (self.config.target.url.expose(), &self.names.origin);
-        let mut sessions =
+        let sessions =
             futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
-        let blue_mariadb = super::is_mariadb(&mut connect(&self.blue, "blue").await?, "blue").await?;
-        for s in &mut sessions {
-            s.source_family(blue_mariadb);
-        }
         Parallel::new(sessions).map_err(Error::Sink)
     }
 
