@@ -84,7 +84,7 @@ async fn check_crossing(blue_opts: &mysql_async::Opts, green_opts: &mysql_async:
     }
     f.warn(
         "`turnout cutover` and the rollback window between the two families are not built: the cutover refuses, naming both",
-        "switch with your own procedure (stop the application's writes on blue, wait until `turnout status` shows no lag, run          `turnout verify`, point the application at green), or replicate between servers of one family",
+        "switch with your own procedure (stop the application's writes on blue, wait until `turnout status` shows no lag, run `turnout verify`, point the application at green), or replicate between servers of one family",
     );
     Some(f)
 }

@@ -80,11 +80,6 @@ fn family(mariadb: bool) -> &'static str {
     }
 }
 
-async fn version(conn: &mut mysql_async::Conn, side: &str) -> Result<String, Error> {
-    let v: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;
-    Ok(v.unwrap_or_default())
-}
-
 /// Green's collation names: MariaDB 10.10+ lists the character-set-qualified ones
 /// (`utf8mb4_uca1400_ai_ci`) apart from `COLLATIONS`.
 async fn collations(green: &mut mysql_async::Conn, mariadb: bool) -> Result<HashSet<String>, Error> {
@@ -122,7 +117,7 @@ pub async fn assess(
     tables: &[TableName],
     created: &[TableName],
 ) -> Result<Option<Crossing>, Error> {
-    let (blue_version, green_version) = (version(blue, "blue").await?, version(green, "green").await?);
+    let (blue_version, green_version) = (super::version(blue, "blue").await?, super::version(green, "green").await?);
     let blue_maria = blue_version.to_ascii_lowercase().contains("mariadb");
     let green_maria = green_version.to_ascii_lowercase().contains("mariadb");
     if blue_maria == green_maria {

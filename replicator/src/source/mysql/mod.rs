@@ -86,10 +86,15 @@ impl Family for MySql {
 use crate::error::Error;
 use mysql_async::prelude::Queryable;
 
+/// `side`'s `VERSION()`.
+pub async fn version(conn: &mut mysql_async::Conn, side: &str) -> Result<String, Error> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;
+    Ok(version.unwrap_or_default())
+}
+
 /// True when `side` is MariaDB, false for Oracle MySQL (`VERSION()` names MariaDB).
 pub async fn is_mariadb(conn: &mut mysql_async::Conn, side: &str) -> Result<bool, Error> {
-    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;
-    Ok(version.unwrap_or_default().to_ascii_lowercase().contains("mariadb"))
+    Ok(version(conn, side).await?.to_ascii_lowercase().contains("mariadb"))
 }
 
 /// Connection options from a `mysql://` (or `mariadb://`) URL; the error names `field`.
