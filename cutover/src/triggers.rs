@@ -210,17 +210,48 @@ pub async fn drop_handed_over(
     result.map(|()| dropped)
 }
 
+/// The `SET SESSION` of the settings `d` was created under. `NO_AUTO_CREATE_USER` (MariaDB's
+/// default, removed from MySQL 8) is left out: it governs `GRANT`, which no trigger runs. So is a
+/// database collation the server does not know (across the MySQL family, e.g. MariaDB 11's
+/// `uca1400` ones on MySQL): the trigger then records its own database's, as any trigger made
+/// there would — the database it lives in, not the session, decides the default collation of its
+/// local variables.
+async fn context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side) -> Result<String, CutoverError> {
+    let modes: Vec<&str> = d.sql_mode.split(',').filter(|m| !m.eq_ignore_ascii_case("NO_AUTO_CREATE_USER")).collect();
+    let mut context = format!(
+        "SET SESSION sql_mode = {}, character_set_client = {}, collation_connection = {}",
+        literal(&modes.join(",")),
+        literal(&d.character_set_client),
+        literal(&d.collation_connection),
+    );
+    let database = format!(", collation_database = {}", literal(&d.database_collation));
+    match conn.query_drop(format!("SET SESSION {}", &database[2..])).await {
+        Ok(()) => context.push_str(&database),
+        Err(mysql_async::Error::Server(e)) if e.code == 1273 => {}
+        Err(e) => return Err(CutoverError::mysql(side, format!("trying the database collation trigger {} was created under", d.name))(e)),
+    }
+    Ok(context)
+}
+
+/// Whether the server behind `conn` knows the session settings `d` was created under (its
+/// `sql_mode` and collations; across the MySQL family one may not): `Err` names the setting it
+/// refused. The session is restored either way.
+pub async fn probe_context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
+    let tried = match context(conn, d, side).await {
+        Ok(context) => conn.query_drop(context).await,
+        Err(e) => Err(mysql_async::Error::Other(e.to_string().into())),
+    };
+    conn.query_drop("SET NAMES utf8mb4, character_set_results = NULL, sql_mode = DEFAULT, collation_database = DEFAULT")
+        .await
+        .map_err(CutoverError::mysql(side, "restoring the session after trying a trigger's settings"))?;
+    tried.map_err(CutoverError::mysql(side, format!("taking the session settings trigger {} was created under", d.name)))
+}
+
 /// Creates `d` in `database` under the session settings it was created with, then restores
 /// turnout's session (utf8mb4, raw results, the server's sql_mode).
 async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
-    let context = format!(
-        "SET SESSION sql_mode = {}, character_set_client = {}, collation_connection = {}, collation_database = {}",
-        literal(&d.sql_mode),
-        literal(&d.character_set_client),
-        literal(&d.collation_connection),
-        literal(&d.database_collation)
-    );
     conn.query_drop(format!("USE {}", quote(database))).await.map_err(CutoverError::mysql(side, format!("USE {database}")))?;
+    let context = context(conn, d, side).await?;
     conn.query_drop(context).await.map_err(CutoverError::mysql(side, format!("setting the session trigger {} was created under", d.name)))?;
     let created = conn.query_drop(without_order_clause(&d.statement)).await;
     conn.query_drop("SET NAMES utf8mb4, character_set_results = NULL, sql_mode = DEFAULT, collation_database = DEFAULT")

@@ -1,7 +1,7 @@
 // The MySQL-family cutover suite: `turnout cutover` and `turnout rollback` end to end — real blue and
 // green, haproxy in front of them with an application writing through it as an ordinary DML account,
 // the real `turnout run` sidecar and the real commands. Included by a test binary that defines `BLUE`
-// and `GREEN` (flavors of one family) and `mod common;`.
+// and `GREEN` (flavors of one family, or one of each: Oracle MySQL and MariaDB) and `mod common;`.
 
 use common::{maria_pair_of, maria_rows, wait_exit, wait_streaming, Turnout, Writer, WAIT};
 use mysql_async::prelude::Queryable;
@@ -11,19 +11,31 @@ use turnout_testbed::{HaProxy, MySqlServer};
 
 /// `t` takes the application's writes; `gap` has an AUTO_INCREMENT counter blue moves past its last
 /// row (a rolled-back insert); `block` is what a test locks on green to hold the apply back. On
-/// MariaDB also the sequence `s` ([`schema`]).
+/// MariaDB on both sides also the sequence `s` ([`schema`]).
 const SCHEMA: &str = "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20) NOT NULL) ENGINE=InnoDB;
 CREATE TABLE gap (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;
 CREATE TABLE block (id INT PRIMARY KEY) ENGINE=InnoDB;";
 
-/// Whether blue (and green: one family) is MariaDB, with sequences and GTID domains.
-fn mariadb() -> bool {
-    BLUE.is_mariadb()
+/// Whether both sides are MariaDB, with sequences (which have no Oracle MySQL equivalent).
+fn sequences() -> bool {
+    BLUE.is_mariadb() && GREEN.is_mariadb()
 }
 
-/// The schema: [`SCHEMA`], and on MariaDB a sequence.
+/// Whether the cutover arms the reverse stream before the fence: green is MariaDB, whose GTID
+/// domains tell turnout's writes from the application's (on Oracle MySQL it is armed in the pause).
+fn armed_before_fence() -> bool {
+    GREEN.is_mariadb()
+}
+
+/// Whether `flavor` seals its fence with `super_read_only` (Oracle MySQL), which refuses `DROP
+/// TRIGGER`: the triggers are copied in the pause and dropped later.
+fn sealed(flavor: turnout_testbed::Flavor) -> bool {
+    !flavor.is_mariadb()
+}
+
+/// The schema: [`SCHEMA`], and a sequence where both sides are MariaDB.
 fn schema() -> String {
-    if mariadb() {
+    if sequences() {
         format!("{SCHEMA}\nCREATE SEQUENCE s;")
     } else {
         SCHEMA.to_owned()
@@ -34,7 +46,7 @@ fn schema() -> String {
 /// AUTO_INCREMENT, and on MariaDB 40 values are taken from the sequence `s`.
 fn run_counters_ahead(server: &MySqlServer, db: &str) {
     let mut sql = "INSERT INTO gap () VALUES (), (); BEGIN; INSERT INTO gap () VALUES (), (), (); ROLLBACK;".to_owned();
-    if mariadb() {
+    if sequences() {
         sql.push_str(" SELECT NEXTVAL(s) FROM seq_1_to_40");
     }
     server.execute(Some(db), &sql).expect("counters");
@@ -71,7 +83,10 @@ async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
 async fn setup_with(schema: &str, fence: &str, switch: &str, extra: &str) -> Setup {
     let (blue, green, db) = maria_pair_of(BLUE, GREEN);
     let app = format!("CREATE USER {APP_USER}@'%' IDENTIFIED BY '{APP_PASSWORD}'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO {APP_USER}@'%';");
-    blue.execute(Some(&db), &format!("{schema}\n{app}")).expect("blue schema");
+    // MariaDB 11's default collation (uca1400) has no Oracle MySQL equivalent: a MariaDB blue crossing
+    // families uses one both define alike, as `turnout check` tells its operator.
+    let collation = if BLUE.is_mariadb() && !GREEN.is_mariadb() { format!("ALTER DATABASE `{db}` COLLATE utf8mb4_unicode_520_ci;") } else { String::new() };
+    blue.execute(Some(&db), &format!("{collation}{schema}\n{app}")).expect("blue schema");
     green.execute(None, &format!("SET sql_log_bin = 0; {app}")).expect("green account");
     let proxy = HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
     let toml = format!(
@@ -271,7 +286,7 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     let on_green: Vec<i64> = acked.iter().filter(|(_, _, port)| *port == s.green.port()).map(|(id, _, _)| *id).collect();
     assert!(on_green.len() >= 100, "only {} writes reached green", on_green.len());
     wait_reverse(&mut s.t).await;
-    if !mariadb() {
+    if sealed(BLUE) {
         // The reverse stream lowered blue's seal to read_only, through which it applies.
         assert!(!super_read_only(&s.blue), "the reverse stream must lower super_read_only on blue");
     }
@@ -286,7 +301,7 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     let green_gap = i64::try_from(g.last_insert_id().expect("id")).expect("id");
     assert!(green_gap >= blue_gap, "green's gap id {green_gap} must be at least blue's next {blue_gap}");
     assert!(green_gap > 5, "green handed out {green_gap}, an id blue's rolled-back insert already took");
-    if mariadb() {
+    if sequences() {
         let green_s = number(&s.green, &s.db, "SELECT NEXTVAL(s)");
         assert!(green_s > 40, "green's sequence handed out {green_s}, which blue already handed out");
     }
@@ -335,8 +350,9 @@ async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1h", "--max-pause", "2s"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("fenced writes") && out.contains("within --max-pause") && out.contains("undid the fence"), "{out}");
-    // MariaDB arms the reverse stream before the fence; MySQL only once green is proven complete.
-    assert_eq!(out.contains("prepared reverse replication"), mariadb(), "{out}");
+    // A MariaDB green arms the reverse stream before the fence; MySQL only once green is proven
+    // complete.
+    assert_eq!(out.contains("prepared reverse replication"), armed_before_fence(), "{out}");
     assert!(out.contains("dropped the reverse stream's progress record on blue"), "{out}");
     assert!(!reverse_record(&s.blue), "the undone cutover left the reverse stream's progress record on blue");
     g.query_drop("UNLOCK TABLES").await.expect("unlock");
@@ -372,9 +388,9 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(read_only(&s.blue), "the fence must still be up after the crash");
-    // MariaDB: the reverse stream was armed before the fence, its start recorded on blue. MySQL
-    // arms it after the proof, which green never reached.
-    assert_eq!(reverse_record(&s.blue), mariadb(), "the reverse stream's record on blue");
+    // A MariaDB green: the reverse stream was armed before the fence, its start recorded on blue.
+    // MySQL arms it after the proof, which green never reached.
+    assert_eq!(reverse_record(&s.blue), armed_before_fence(), "the reverse stream's record on blue");
     g.query_drop("UNLOCK TABLES").await.expect("unlock");
     s.t.start();
     wait_streaming(&mut s.t).await;
@@ -403,9 +419,11 @@ async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
     assert!(url.contains(&format!(":{}/", s.green.port())), "the command must get green's URL");
     // Blue stays read-only: never both writable.
     assert!(read_only(&s.blue), "blue must stay fenced after the switch");
-    if !mariadb() {
-        // The reverse stream found its start in the journal and recorded it on blue.
-        assert!(reverse_record(&s.blue) && !super_read_only(&s.blue), "the reverse stream must record its start on blue and lower the seal");
+    // The reverse stream found its start in the journal and recorded it on blue (a MariaDB green's
+    // was recorded before the fence).
+    assert!(reverse_record(&s.blue), "the reverse stream must record its start on blue");
+    if sealed(BLUE) {
+        assert!(!super_read_only(&s.blue), "the reverse stream must lower the seal");
     }
 }
 
@@ -413,7 +431,7 @@ async fn kill_9_while_switching_is_completed_when_turnout_restarts() {
 async fn an_application_account_that_read_only_cannot_stop_is_reported_by_check_and_dry_run() {
     let mut s = setup("read-only", "haproxy", "").await;
     // The privilege that writes through read_only: MariaDB's READ ONLY ADMIN, MySQL's CONNECTION_ADMIN.
-    let privilege = if mariadb() { "READ ONLY ADMIN" } else { "CONNECTION_ADMIN" };
+    let privilege = if BLUE.is_mariadb() { "READ ONLY ADMIN" } else { "CONNECTION_ADMIN" };
     s.blue.execute(None, &format!("CREATE USER ops@'%' IDENTIFIED BY 'ops-secret'; GRANT {privilege} ON *.* TO ops@'%'")).expect("account");
     let revoke = format!("REVOKE {privilege} ON *.* FROM 'ops'@'%';");
     let (_, out) = turnout(&s.t, "check", &[]).await;
@@ -454,8 +472,11 @@ async fn a_client_using_turnouts_own_account_makes_the_cutover_refuse_naming_its
 /// rollback — moved inside each write pause.
 #[tokio::test]
 async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_fire_twice() {
+    // A MariaDB 11 client's default collation (uca1400) is unknown to Oracle MySQL, where the triggers
+    // are created under the settings they were made with: made under one both families know.
+    let names = if BLUE.is_mariadb() && !GREEN.is_mariadb() { "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_520_ci;" } else { "" };
     let schema = format!(
-        "{}\nCREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, t_id BIGINT NOT NULL, at DATETIME(6)) ENGINE=InnoDB;\n\
+        "{names}{}\nCREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, t_id BIGINT NOT NULL, at DATETIME(6)) ENGINE=InnoDB;\n\
          DELIMITER //\nCREATE TRIGGER t_audit AFTER INSERT ON t FOR EACH ROW BEGIN INSERT INTO audit (t_id, at) VALUES (NEW.id, NOW(6)); END//\n\
          CREATE TRIGGER t_note BEFORE INSERT ON t FOR EACH ROW SET NEW.note = CONCAT(NEW.note, '+')//\n\
          CREATE TRIGGER t_first BEFORE INSERT ON t FOR EACH ROW PRECEDES t_note SET NEW.note = CONCAT(NEW.note, '-')//\nDELIMITER ;",
@@ -485,7 +506,7 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     // MariaDB moves them inside the pause; MySQL's sealed blue refuses DROP TRIGGER, so they are
     // copied then, and dropped on blue before the reverse stream applies anything there.
-    let moved = if mariadb() { "moved 3 triggers from blue to green" } else { "copied 3 triggers from blue to green" };
+    let moved = if sealed(BLUE) { "copied 3 triggers from blue to green" } else { "moved 3 triggers from blue to green" };
     assert!(out.contains(moved), "{out}");
     wait_reverse(&mut s.t).await;
     assert_eq!((triggers(&s.blue), triggers(&s.green)), ("NULL".to_owned(), "t_audit,t_first,t_note".to_owned()));
@@ -500,10 +521,10 @@ async fn triggers_move_to_the_side_that_takes_writes_inside_the_pause_and_never_
     assert!(consistent(&s.blue) && consistent(&s.green));
     let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    let moved = if mariadb() { "moved 3 triggers from green to blue" } else { "copied 3 triggers from green to blue" };
+    let moved = if sealed(GREEN) { "copied 3 triggers from green to blue" } else { "moved 3 triggers from green to blue" };
     assert!(out.contains(moved), "{out}");
     // After a rollback nothing applies to green: a sealed MySQL green keeps its copies.
-    let on_green = if mariadb() { "NULL" } else { "t_audit,t_first,t_note" };
+    let on_green = if sealed(GREEN) { "t_audit,t_first,t_note" } else { "NULL" };
     assert_eq!((triggers(&s.blue), triggers(&s.green)), ("t_audit,t_first,t_note".to_owned(), on_green.to_owned()));
     drop(app);
     let mut app = conn(&s.through()).await;
@@ -553,7 +574,7 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     writer.wait_for(100).await;
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    let armed = if mariadb() { "skipping turnout's own writes" } else { "read once green held everything blue committed" };
+    let armed = if armed_before_fence() { "skipping turnout's own writes" } else { "read once green held everything blue committed" };
     assert!(out.contains("prepared reverse replication") && out.contains(armed), "{out}");
     wait_reverse(&mut s.t).await;
     writer.wait_for(writer.count() + 100).await;
@@ -598,7 +619,7 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     b.query_drop("INSERT INTO gap () VALUES ()").await.expect("insert on blue");
     let blue_gap = i64::try_from(b.last_insert_id().expect("id")).expect("id");
     assert!(blue_gap >= green_gap, "blue's gap id {blue_gap} must be at least green's next {green_gap}");
-    if mariadb() {
+    if sequences() {
         let green_s = number(&s.green, &s.db, "SELECT NEXTVAL(s)");
         let blue_s = number(&s.blue, &s.db, "SELECT NEXTVAL(s)");
         assert!(blue_s > green_s, "blue's sequence handed out {blue_s}, not beyond green's {green_s}");
@@ -627,7 +648,7 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
 async fn a_blue_that_is_itself_a_replica_makes_the_cutover_refuse_before_the_fence() {
     let mut s = setup("read-only", "haproxy", "").await;
     // An upstream that does not answer: the applier thread runs all the same.
-    let replicate = if mariadb() {
+    let replicate = if BLUE.is_mariadb() {
         "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = 1, MASTER_USER = 'x', MASTER_CONNECT_RETRY = 60; START SLAVE"
     } else {
         "CHANGE REPLICATION SOURCE TO SOURCE_HOST = '127.0.0.1', SOURCE_PORT = 1, SOURCE_USER = 'x', SOURCE_CONNECT_RETRY = 60; START REPLICA"
@@ -639,7 +660,7 @@ async fn a_blue_that_is_itself_a_replica_makes_the_cutover_refuse_before_the_fen
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("is itself a replica") && out.contains("STOP REPLICA") && !out.contains("fenced writes"), "{out}");
     s.assert_blue_serves().await;
-    let stop = if mariadb() { "STOP SLAVE; RESET SLAVE ALL" } else { "STOP REPLICA; RESET REPLICA ALL" };
+    let stop = if BLUE.is_mariadb() { "STOP SLAVE; RESET SLAVE ALL" } else { "STOP REPLICA; RESET REPLICA ALL" };
     s.blue.execute(None, stop).expect("stop replication");
     let (code, out) = turnout(&s.t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
     assert_eq!(code, 0, "{out}");

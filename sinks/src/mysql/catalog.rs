@@ -16,6 +16,9 @@ pub(super) struct TableInfo {
     pub ordered: Vec<String>,
     /// A column is INVISIBLE: a positional INSERT does not take a value for it.
     pub invisible: bool,
+    /// Green's columns of Oracle MySQL's JSON type. A source that sends them as text (a MariaDB side,
+    /// whose JSON is LONGTEXT) has its text parsed into them ([`super::literal::push`]).
+    pub json: HashSet<String>,
     /// Whether the table's changes may fold, once decided against blue's schema (the entry is
     /// dropped whenever blue announces a new one).
     pub foldable: Option<bool>,
@@ -39,9 +42,11 @@ async fn count(conn: &mut mysql_async::Conn, table: &TableName, what: &str, sql:
 pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) -> Result<TableInfo, SinkError> {
     // Generated means a generation expression: MySQL's EXTRA also says DEFAULT_GENERATED for a
     // column whose default is an expression (`DEFAULT CURRENT_TIMESTAMP`), which takes values.
-    let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = conn
+    // Name, EXTRA, generated, of the JSON type.
+    type ColumnRow = (Vec<u8>, Vec<u8>, i64, i64);
+    let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, EXTRA, COALESCE(GENERATION_EXPRESSION, '') <> '' FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, EXTRA, COALESCE(GENERATION_EXPRESSION, '') <> '', LOWER(DATA_TYPE) = 'json' FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
@@ -53,10 +58,14 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
             reason: "does not exist on green; create it (turnout run copies the schema when green lacks the tables)".into(),
         });
     }
-    let ordered: Vec<String> = rows.iter().map(|(name, _, _)| String::from_utf8_lossy(name).into_owned()).collect();
-    let invisible = rows.iter().any(|(_, extra, _)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("INVISIBLE"));
+    let ordered: Vec<String> = rows.iter().map(|(name, ..)| String::from_utf8_lossy(name).into_owned()).collect();
+    let invisible = rows.iter().any(|(_, extra, ..)| String::from_utf8_lossy(extra).to_ascii_uppercase().contains("INVISIBLE"));
     let columns = ordered.iter().cloned().collect();
-    let generated = rows.into_iter().filter(|(_, _, generated)| *generated != 0).map(|(name, _, _)| String::from_utf8_lossy(&name).into_owned()).collect();
+    let named = |flag: fn(&ColumnRow) -> bool| -> HashSet<String> {
+        rows.iter().filter(|r| flag(r)).map(|(name, ..)| String::from_utf8_lossy(name).into_owned()).collect()
+    };
+    let generated = named(|r| r.2 != 0);
+    let json = named(|r| r.3 != 0);
     let (db, name) = (table.schema.as_str(), table.name.as_str());
     let self_refs = count(
         conn,
@@ -120,6 +129,7 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         columns,
         ordered,
         invisible,
+        json,
         foldable: None,
         self_referencing: self_refs > 0,
         independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,

@@ -20,7 +20,7 @@ const BIT: u8 = 16;
 /// MySQL 9 VECTOR.
 const VECTOR: u8 = 242;
 /// MySQL's JSON (MariaDB's is LONGTEXT).
-const JSON: u8 = 245;
+pub const JSON: u8 = 245;
 
 fn hex(out: &mut String, bytes: &[u8]) {
     out.push_str("X'");
@@ -28,6 +28,18 @@ fn hex(out: &mut String, bytes: &[u8]) {
         let _ = write!(out, "{b:02X}");
     }
     out.push('\'');
+}
+
+/// `text` as a JSON document: `CAST(CONVERT(X'…' USING utf8mb4) AS JSON)`.
+fn json_from_text(out: &mut String, text: &[u8]) {
+    out.push_str("CAST(CONVERT(");
+    hex(out, text);
+    out.push_str(" USING utf8mb4) AS JSON)");
+}
+
+/// `ty` as JSON: a text column of a MariaDB side written into Oracle MySQL's JSON column.
+pub fn as_json(ty: &MySqlType) -> MySqlType {
+    MySqlType { code: JSON, charset: None, ..ty.clone() }
 }
 
 fn digits_only(text: &str) -> bool {
@@ -92,13 +104,13 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
             let n = b.iter().fold(0u64, |n, byte| (n << 8) | u64::from(*byte));
             let _ = write!(out, "{n}");
         }
+        // Text into Oracle MySQL's JSON (from a MariaDB side, whose JSON is text): parsed there, as
+        // the application's own text would be; a binary string would be refused.
+        Value::Bytes(b) if ty.code == JSON => json_from_text(out, b),
+        Value::Text(t) if ty.code == JSON => json_from_text(out, t.as_bytes()),
         Value::Bytes(b) => hex(out, b),
         Value::Text(t) => hex(out, t.as_bytes()),
-        Value::Json { text, .. } if ty.code == JSON => {
-            out.push_str("CAST(CONVERT(");
-            hex(out, text.as_bytes());
-            out.push_str(" USING utf8mb4) AS JSON)");
-        }
+        Value::Json { text, .. } if ty.code == JSON => json_from_text(out, text.as_bytes()),
         Value::Json { text, .. } => hex(out, text.as_bytes()),
         Value::Unchanged => return Err("the source did not send this column (MySQL needs binlog_row_image = FULL)".into()),
         Value::Uuid(_) | Value::Array { .. } | Value::Unknown { .. } | Value::Binary { .. } => {
@@ -184,6 +196,12 @@ mod tests {
         let json = MySqlType { code: 245, ..MySqlType::default() };
         let mut s = String::new();
         push(&mut s, &json, &Value::Json { jsonb: false, text: "[1]".into() }).expect("json");
+        assert_eq!(s, "CAST(CONVERT(X'5B315D' USING utf8mb4) AS JSON)");
+        // A MariaDB side's JSON arrives as text; into MySQL's JSON it is parsed, never a binary string
+        // (which MySQL refuses: "Cannot create a JSON value from a string with CHARACTER SET 'binary'").
+        let longtext = MySqlType { code: 252, charset: Some(46), ..MySqlType::default() };
+        let mut s = String::new();
+        push(&mut s, &as_json(&longtext), &Value::Bytes(bytes::Bytes::from_static(b"[1]"))).expect("text into json");
         assert_eq!(s, "CAST(CONVERT(X'5B315D' USING utf8mb4) AS JSON)");
         // A green whose JSON is text (MariaDB) takes blue's text as it is, and finds a row by it
         // byte for byte.

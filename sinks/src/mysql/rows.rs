@@ -187,8 +187,9 @@ impl MySqlSink {
             return Ok(decided);
         }
         let green_only = info.columns.iter().any(|c| !info.generated.contains(c) && !table.columns.iter().any(|b| &b.name == c));
+        let parses_json = table.columns.iter().any(|c| info.json.contains(&c.name) && !matches!(&c.ty, ColumnType::MySql(t) if t.code == literal::JSON));
         // A positional INSERT (the folded rows') takes no value for an INVISIBLE column.
-        let decided = info.independent && !green_only && !info.invisible;
+        let decided = info.independent && !green_only && !info.invisible && !parses_json;
         info.foldable = Some(decided);
         Ok(decided)
     }
@@ -215,14 +216,7 @@ impl MySqlSink {
     }
 
     /// `WHERE` for one row: the key columns, or every non-generated column (`<=>`) without a key.
-    fn locate(
-        table: &TableSchema,
-        generated: &HashSet<String>,
-        key: &[Value],
-        old: Option<&Vec<Value>>,
-        json_text: bool,
-        sql: &mut String,
-    ) -> Result<(), SinkError> {
+    fn locate(&self, table: &TableSchema, generated: &HashSet<String>, key: &[Value], old: Option<&Vec<Value>>, sql: &mut String) -> Result<(), SinkError> {
         let full = table.replica_identity == ReplicaIdentity::Full;
         let value_err = |column: &str, reason: String| SinkError::Value { table: table.name.to_string(), column: column.to_owned(), reason };
         let mut first = true;
@@ -235,7 +229,7 @@ impl MySqlSink {
                 sql.push_str(if first { " WHERE " } else { " AND " });
                 first = false;
                 let v = row.get(i).cloned().unwrap_or(Value::Null);
-                push_equals(sql, &ident(&c.name), &for_green(mysql_type(table, i), json_text), &v, true).map_err(|r| value_err(&c.name, r))?;
+                push_equals(sql, &ident(&c.name), &self.green_type(table, i), &v, true).map_err(|r| value_err(&c.name, r))?;
             }
         } else {
             for (k, i) in table.key_indexes().enumerate() {
@@ -243,7 +237,7 @@ impl MySqlSink {
                 first = false;
                 let c = &table.columns[i];
                 let v = key.get(k).cloned().unwrap_or(Value::Null);
-                push_equals(sql, &ident(&c.name), &for_green(mysql_type(table, i), json_text), &v, false).map_err(|r| value_err(&c.name, r))?;
+                push_equals(sql, &ident(&c.name), &self.green_type(table, i), &v, false).map_err(|r| value_err(&c.name, r))?;
             }
         }
         if first {
@@ -255,9 +249,23 @@ impl MySqlSink {
         Ok(())
     }
 
-    /// Column `i`'s type as green takes its values ([`for_green`]).
+    /// Column `i`'s type as green takes its values: [`for_green`], and JSON where green's column is
+    /// Oracle MySQL's JSON and the source sends text (a MariaDB side) — see [`Self::parses_json`].
     fn green_type<'a>(&self, table: &'a TableSchema, i: usize) -> std::borrow::Cow<'a, MySqlType> {
-        for_green(mysql_type(table, i), self.json_text)
+        let ty = for_green(mysql_type(table, i), self.json_text);
+        if self.parses_json(table, i) {
+            return std::borrow::Cow::Owned(literal::as_json(&ty));
+        }
+        ty
+    }
+
+    /// Whether column `i` arrives as text and green's column is Oracle MySQL's JSON: the text is
+    /// parsed there, which normalises it (key order, spacing). So such a column is written only where
+    /// the source changed it ([`Self::update`]), and never by folding, which rewrites whole rows: a
+    /// document nobody touched is not parsed again and stays as it was.
+    fn parses_json(&self, table: &TableSchema, i: usize) -> bool {
+        mysql_type(table, i).code != literal::JSON
+            && self.tables.get(&table.name).is_some_and(|info| table.columns.get(i).is_some_and(|c| info.json.contains(&c.name)))
     }
 
     async fn update(&mut self, table: &TableSchema, key: &[Value], old: Option<&Vec<Value>>, after: &[Value]) -> Result<(), SinkError> {
@@ -266,6 +274,10 @@ impl MySqlSink {
         let mut first = true;
         for (i, c) in table.columns.iter().enumerate() {
             if generated.contains(&c.name) {
+                continue;
+            }
+            let unchanged = old.is_some_and(|old| old.get(i) == after.get(i));
+            if unchanged && self.parses_json(table, i) {
                 continue;
             }
             if !first {
@@ -280,14 +292,14 @@ impl MySqlSink {
                 reason,
             })?;
         }
-        Self::locate(table, &generated, key, old, self.json_text, &mut sql)?;
+        self.locate(table, &generated, key, old, &mut sql)?;
         self.queue_statement(&sql, Some(1), format!("updating {}", table.name)).await
     }
 
     async fn delete_one(&mut self, table: &TableSchema, row: &[Value]) -> Result<(), SinkError> {
         let generated = self.generated(&table.name).await?.clone();
         let mut sql = format!("DELETE FROM {}", qualified(&table.name));
-        Self::locate(table, &generated, row, Some(&row.to_vec()), self.json_text, &mut sql)?;
+        self.locate(table, &generated, row, Some(&row.to_vec()), &mut sql)?;
         self.queue_statement(&sql, Some(1), format!("deleting from {}", table.name)).await
     }
 

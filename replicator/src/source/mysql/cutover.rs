@@ -82,6 +82,9 @@ pub(crate) struct MySqlCutover {
     filter: crate::tables::TableFilter,
     /// The fenced side is Oracle MySQL (`super_read_only`, GTID sets), not MariaDB.
     oracle: bool,
+    /// The side traffic moves to is Oracle MySQL (no GTID domains: the reverse stream's hand-off is
+    /// read inside the pause), learnt by the preflight; until then taken to be the fenced side's.
+    green_oracle: Option<bool>,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
 }
@@ -124,6 +127,7 @@ impl MySqlCutover {
             reverse: None,
             filter: config.table_filter()?,
             oracle,
+            green_oracle: None,
             fenced: None,
         })
     }
@@ -177,17 +181,20 @@ impl MySqlCutover {
     /// Refuses, before anything changes, a cutover whose pause could not hand the fenced side's
     /// triggers over: turnout's account on the other side needs TRIGGER, and SET USER (or SUPER) to
     /// create a trigger whose definer is another account; on the fenced side TRIGGER to drop them.
-    async fn check_trigger_handover(&mut self) -> Result<(), Error> {
+    /// Across the MySQL family the triggers move as written, which is a warning: their bodies then
+    /// run under the other family's SQL.
+    async fn check_trigger_handover(&mut self) -> Result<Option<String>, Error> {
         let (from, to) = self.sides;
         let (from_db, to_user) = (self.blue_db.clone(), self.green_opts.user().unwrap_or_default().to_owned());
         let oracle = self.oracle;
+        let green_oracle = self.green_oracle.unwrap_or(oracle);
         let (blue, green) = self.sessions().await?;
         let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(Error::from)?;
         if triggers.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut missing = Vec::new();
-        for (conn, name, user) in [(green, to, to_user.as_str()), (blue, from, "")] {
+        for (conn, name, user, oracle) in [(green, to, to_user.as_str(), green_oracle), (blue, from, "", oracle)] {
             // The handover keeps its DDL out of the binlogs: probe that the account may.
             if conn.query_drop("SET SESSION sql_log_bin = 0; SET SESSION sql_log_bin = 1").await.is_err() {
                 let privilege = if oracle { "SYSTEM_VARIABLES_ADMIN" } else { "BINLOG ADMIN" };
@@ -206,10 +213,32 @@ impl MySqlCutover {
                 missing.push(format!("{privilege} on {name} (a trigger's definer is another account)"));
             }
         }
-        if missing.is_empty() {
-            return Ok(());
+        if missing.is_empty() && oracle != green_oracle {
+            // Created inside the pause under the settings they were made with: a setting the other
+            // family lacks (a MariaDB-only sql_mode, a collation) must refuse now, not there.
+            let (_, green) = self.sessions().await?;
+            for t in &triggers {
+                turnout_cutover::probe_context(green, t, side(to)).await.map_err(|e| {
+                    Error::Setup(format!(
+                        "trigger {} cannot move from {from} to {to}, of the other MySQL family: {e}. Recreate it on {from} under settings \
+                         both families know, or drop it before the cutover and create it on {to} yourself afterwards",
+                        t.name
+                    ))
+                })?;
+            }
         }
-        let example = if oracle { "TRIGGER, SET_ANY_DEFINER, SYSTEM_VARIABLES_ADMIN" } else { "TRIGGER, SET USER, BINLOG ADMIN" };
+        if missing.is_empty() {
+            let names: Vec<&str> = triggers.iter().map(|t| t.name.as_str()).collect();
+            return Ok((oracle != green_oracle).then(|| {
+                format!(
+                    "{} triggers move from {from} to {to} as written, into the other MySQL family: {}; their bodies then run under {to}'s \
+                     SQL (functions, JSON, collations), so check each there before the cutover",
+                    triggers.len(),
+                    names.join(", ")
+                )
+            }));
+        }
+        let example = if green_oracle { "TRIGGER, SET_ANY_DEFINER, SYSTEM_VARIABLES_ADMIN" } else { "TRIGGER, SET USER, BINLOG ADMIN" };
         Err(Error::Setup(format!(
             "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT \
              {example} ON *.* TO turnout's account) and cut over again",
@@ -281,16 +310,8 @@ impl Procedure for MySqlCutover {
         let oracle = self.oracle;
         let (_, green) = self.sessions().await?;
         let green_oracle = !crate::source::mysql::is_mariadb(green, to).await?;
-        if green_oracle != oracle {
-            let kind = |o: bool| if o { "Oracle MySQL" } else { "MariaDB" };
-            return Err(Error::Setup(format!(
-                "{from} is {} and {to} is {}: a cutover between the two families is not built (their fences, GTIDs and schemas \
-                 differ); cut over between servers of one family",
-                kind(oracle),
-                kind(green_oracle)
-            )));
-        }
-        if self.reverse.is_some() && oracle && self.fence.is_none() {
+        self.green_oracle = Some(green_oracle);
+        if self.reverse.is_some() && green_oracle && self.fence.is_none() {
             // The hand-off is taken when the forward apply has nothing left to write; without the
             // seal a late write on blue would be applied after it and come back.
             return Err(Error::Setup(format!(
@@ -301,7 +322,7 @@ impl Procedure for MySqlCutover {
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
             let (_, green) = self.sessions().await?;
-            let problems = crate::source::mysql::check::reverse_problems(green, &user, oracle).await;
+            let problems = crate::source::mysql::check::reverse_problems(green, &user, green_oracle).await;
             if !problems.is_empty() {
                 let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
                 return Err(Error::Setup(format!(
@@ -324,9 +345,9 @@ impl Procedure for MySqlCutover {
                 )));
             }
         }
-        self.check_trigger_handover().await?;
+        let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
         self.check_schemas_match().await?;
-        let Some(fence) = &self.fence else { return Ok(Vec::new()) };
+        let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
         let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
         if !foreign.is_empty() {
@@ -338,11 +359,22 @@ impl Procedure for MySqlCutover {
             )));
         }
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
-        Ok(unfenced.into_iter().map(|(account, revoke)| unfenced_warning(&account, &revoke, from, oracle)).collect())
+        // Toward an Oracle MySQL green the hand-off is read once green holds the sentinel, and a
+        // MariaDB side has no seal: such an account's write after it would be applied to green after
+        // the hand-off and come back (a duplicate the reverse stream stops at, naming the row).
+        let back = self.reverse.is_some() && green_oracle && !oracle;
+        warnings.extend(unfenced.into_iter().map(|(account, revoke)| {
+            let mut line = unfenced_warning(&account, &revoke, from, oracle);
+            if back {
+                line.push_str(&format!("; a write of theirs after the sentinel would also come back from {to} through the reverse stream, which stops at it"));
+            }
+            line
+        }));
+        Ok(warnings)
     }
 
     fn arms_reverse_after_proof(&self) -> bool {
-        self.oracle
+        self.green_oracle.unwrap_or(self.oracle)
     }
 
     fn fenced_position(&self) -> Option<Position> {
@@ -370,7 +402,7 @@ impl Procedure for MySqlCutover {
         if self.reverse.is_none() {
             return Ok(None);
         }
-        if self.oracle {
+        if self.arms_reverse_after_proof() {
             return self.arm_reverse_in_pause().await;
         }
         let Some(reverse) = &self.reverse else { return Ok(None) };

@@ -12,7 +12,7 @@
 //! before the cutover would change rows that blue's binlog also carries), counters (synced at the
 //! cutover) and table options that change no behaviour (row format, comments, statistics).
 
-use super::sql_error;
+use super::{portable, sql_error};
 use crate::error::Error;
 use crate::source::drift::{compare, Objects};
 use mysql_async::prelude::Queryable;
@@ -95,10 +95,15 @@ const QUERIES: &[Query] = &[
 ];
 
 /// One side's objects in `database`, restricted to `tables` where an object belongs to a table.
-async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str) -> Result<Objects, Error> {
+/// `across`: the other side is of the other family, and columns, CHECK clauses, views and routines
+/// are described as both families print them ([`across_families`]).
+async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, across: bool) -> Result<Objects, Error> {
     let mut out = Objects::new();
     let oracle = !super::is_mariadb(conn, side).await?;
     for q in QUERIES {
+        if across && ACROSS_OWN.contains(&q.kind) {
+            continue;
+        }
         type ObjectRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
         let sql = q.oracle_sql.filter(|_| oracle).unwrap_or(q.sql);
         let rows: Vec<ObjectRow> = conn.exec(sql, (database,)).await.map_err(|e| sql_error(side, &format!("reading the {}s to compare", q.kind), e))?;
@@ -108,17 +113,117 @@ async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String]
                 continue;
             }
             let key = if q.per_table && q.kind != "table" { format!("{} `{table}`.`{name}`", q.kind) } else { format!("{} `{name}`", q.kind) };
-            out.insert(key, description.map(|d| String::from_utf8_lossy(&d).into_owned()).unwrap_or_default());
+            let description = description.map(|d| String::from_utf8_lossy(&d).into_owned()).unwrap_or_default();
+            let description = match q.kind {
+                "routine" if across => portable::strip_widths(&description),
+                // InnoDB's NO ACTION is RESTRICT; MariaDB prints one, MySQL the other.
+                "foreign key" if across => description.replace("NO ACTION", "RESTRICT"),
+                _ => description,
+            };
+            out.insert(key, description);
         }
+    }
+    if across {
+        across_families(conn, database, tables, side, oracle, &mut out).await?;
     }
     Ok(out)
 }
 
+/// The objects [`across_families`] describes itself when the sides' families differ.
+const ACROSS_OWN: &[&str] = &["column", "check constraint", "view"];
+
+/// Columns, CHECK constraints and views as both families print them ([`portable`]). A MySQL JSON
+/// column is what MariaDB makes of one: `longtext` in `utf8mb4_bin` with a `json_valid` check. CHECK
+/// constraints are keyed by their clause (MariaDB names a column's own check after the column, MySQL
+/// numbers them), views by name, security and check option (each family prints its own resolved
+/// form of the definition; a view green lacks or defines with other rights still shows).
+async fn across_families(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, oracle: bool, out: &mut Objects) -> Result<(), Error> {
+    type ColumnRow = (String, String, String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
+    let columns: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION, \
+             CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?",
+            (database,),
+        )
+        .await
+        .map_err(|e| sql_error(side, "reading the columns to compare", e))?;
+    let mut checks: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut column_names: Vec<(String, String)> = Vec::new();
+    for (table, name, data_type, column_type, nullable, default, extra, generation, charset, collation) in columns {
+        if !tables.contains(&table) {
+            continue;
+        }
+        column_names.push((table.clone(), name.clone()));
+        let json = data_type == "json";
+        let (column_type, charset, collation) = if json {
+            checks.push((table.clone(), None, format!("json_valid(`{name}`)")));
+            ("longtext".to_owned(), Some("utf8mb4".to_owned()), Some("utf8mb4_bin".to_owned()))
+        } else {
+            (portable::column_type(&column_type), charset, collation)
+        };
+        let generation = generation.filter(|g| !g.is_empty());
+        let parts = [
+            Some(column_type),
+            Some(if nullable == "YES" { "NULL".to_owned() } else { "NOT NULL".to_owned() }),
+            portable::default(default.as_deref(), &extra, !oracle, portable::numeric(&data_type)).map(|d| format!("DEFAULT {d}")),
+            Some(portable::extra(&extra)).filter(|e| !e.is_empty()),
+            generation.map(|g| format!("AS ({})", portable::expression(&g))),
+            charset.map(|c| format!("CHARACTER SET {c}")),
+            collation.map(|c| format!("COLLATE {c}")),
+        ];
+        out.insert(format!("column `{table}`.`{name}`"), parts.into_iter().flatten().collect::<Vec<_>>().join(" "));
+    }
+    let sql = QUERIES.iter().find(|q| q.kind == "check constraint").map(|q| q.oracle_sql.filter(|_| oracle).unwrap_or(q.sql)).unwrap_or_default();
+    let rows: Vec<(String, String, String)> = conn.exec(sql, (database,)).await.map_err(|e| sql_error(side, "reading the check constraints to compare", e))?;
+    checks.extend(rows.into_iter().map(|(table, name, clause)| (table, Some(name), clause)));
+    for (table, name, clause) in checks.into_iter().filter(|(t, ..)| tables.contains(t)) {
+        // A name the server made up differs between the families (MySQL numbers them, MariaDB names
+        // a column's check after the column): such a check is known by its clause.
+        let given = name.filter(|n| !generated_check_name(&table, n) && !column_names.iter().any(|(t, c)| t == &table && c == n));
+        let clause = portable::expression(&clause);
+        match given {
+            Some(name) => out.insert(format!("check constraint `{table}`.`{name}`"), clause),
+            None => out.insert(format!("check constraint on `{table}` {clause}"), String::new()),
+        };
+    }
+    let views: Vec<(String, String, String)> = conn
+        .exec("SELECT TABLE_NAME, SECURITY_TYPE, CHECK_OPTION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", (database,))
+        .await
+        .map_err(|e| sql_error(side, "reading the views to compare", e))?;
+    for (name, security, check) in views {
+        out.insert(format!("view `{name}`"), format!("{security} {check}"));
+    }
+    Ok(())
+}
+
+/// Whether `name` is one a server gives a CHECK constraint of `table` left unnamed: MySQL's
+/// `<table>_chk_<n>`, MariaDB's `CONSTRAINT_<n>`.
+fn generated_check_name(table: &str, name: &str) -> bool {
+    let numbered = |prefix: &str| name.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    numbered(&format!("{table}_chk_")) || numbered("CONSTRAINT_")
+}
+
 /// Each difference between blue's and green's schema objects (see the module documentation), as one
 /// line naming the object and what to do. `tables` are the replicated tables' names (in blue's
-/// database, which green's has the same name as).
+/// database, which green's has the same name as). Across the MySQL family the objects are described
+/// as both families print them ([`portable`]), and a view's definition is not compared.
 pub async fn differences(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, database: &str, tables: &[String]) -> Result<Vec<String>, Error> {
-    let b = objects(blue, database, tables, "blue").await?;
-    let g = objects(green, database, tables, "green").await?;
+    let across = super::is_mariadb(blue, "blue").await? != super::is_mariadb(green, "green").await?;
+    let b = objects(blue, database, tables, "blue", across).await?;
+    let g = objects(green, database, tables, "green", across).await?;
     Ok(compare(&b, &g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_a_server_made_up_are_taken_for_unnamed_checks() {
+        assert!(generated_check_name("block", "block_chk_1"));
+        assert!(generated_check_name("block", "CONSTRAINT_12"));
+        assert!(!generated_check_name("block", "positive"));
+        assert!(!generated_check_name("block", "other_chk_1"), "another table's numbering is a name");
+        assert!(!generated_check_name("block", "block_chk_"));
+    }
 }

@@ -12,6 +12,7 @@ pub mod cutover;
 pub mod drift;
 pub mod heartbeat;
 pub mod live;
+pub mod portable;
 pub mod snapshot;
 pub mod stream;
 pub mod verify;
