@@ -44,6 +44,6 @@ pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};
 pub use triggers::{
-    definitions as trigger_definitions, drop_handed_over as drop_handed_over_triggers, hand_over as hand_over_triggers, probe_context,
+    definitions as trigger_definitions, drop_handed_over as drop_handed_over_triggers, hand_over as hand_over_triggers, try_create as try_create_triggers,
     Handover as TriggerHandover, TriggerDefinition,
 };

@@ -210,6 +210,70 @@ pub async fn drop_handed_over(
     result.map(|()| dropped)
 }
 
+/// The scratch table a trigger is tried on, in turnout's own database on the other side.
+const TRIAL_TABLE: &str = "`turnout`.`trigger_trial`";
+
+/// Creates each of `definitions` once on a scratch copy of its table in turnout's own database on
+/// the side they move to (`to`, whose replicated tables are in `to_db`) — outside the binlog, the
+/// copy dropped with it at once — so that a statement that side cannot take (the other MySQL
+/// family's syntax, a definer or a setting it lacks) refuses the cutover before the fence, not
+/// inside the switch, which past the proof can only be completed. `Err` names the trigger.
+pub async fn try_create(to: &mut mysql_async::Conn, to_db: &str, definitions: &[TriggerDefinition], side: Side) -> Result<(), CutoverError> {
+    if definitions.is_empty() {
+        return Ok(());
+    }
+    to.query_drop("SET SESSION sql_log_bin = 0").await.map_err(CutoverError::mysql(side, "SET sql_log_bin = 0 (needs BINLOG ADMIN or SUPER)"))?;
+    let result = async {
+        to.query_drop("CREATE DATABASE IF NOT EXISTS turnout").await.map_err(CutoverError::mysql(side, "creating turnout's database"))?;
+        for d in definitions {
+            let statement = without_order_clause(&d.statement);
+            let Some(statement) = on_table(&statement, &d.table, TRIAL_TABLE) else {
+                // A statement turnout cannot point elsewhere: its settings at least are tried.
+                probe_context(to, d, side).await?;
+                continue;
+            };
+            to.query_drop(format!("DROP TABLE IF EXISTS {TRIAL_TABLE}")).await.map_err(CutoverError::mysql(side, "dropping the trigger trial table"))?;
+            to.query_drop(format!("CREATE TABLE {TRIAL_TABLE} LIKE {}.{}", quote(to_db), quote(&d.table)))
+                .await
+                .map_err(CutoverError::mysql(side, format!("copying table {} to try trigger {} on", d.table, d.name)))?;
+            let created = create(to, "turnout", &TriggerDefinition { statement, ..d.clone() }, side).await;
+            to.query_drop(format!("DROP TABLE IF EXISTS {TRIAL_TABLE}")).await.map_err(CutoverError::mysql(side, "dropping the trigger trial table"))?;
+            created?;
+        }
+        Ok::<(), CutoverError>(())
+    }
+    .await;
+    to.query_drop("SET SESSION sql_log_bin = 1").await.map_err(CutoverError::mysql(side, "SET sql_log_bin = 1"))?;
+    to.query_drop(format!("USE {}", quote(to_db))).await.map_err(CutoverError::mysql(side, format!("USE {to_db}")))?;
+    result
+}
+
+/// `statement` with the table after its `ON` (`` `t` `` or `` `db`.`t` ``) replaced by `other`;
+/// `None` when it names the table some other way.
+fn on_table(statement: &[u8], table: &str, other: &str) -> Option<Vec<u8>> {
+    let quoted = quote(table);
+    let text = std::str::from_utf8(statement).ok()?;
+    let upper = text.to_ascii_uppercase();
+    let mut from = 0;
+    while let Some(at) = upper[from..].find(" ON ").map(|i| i + from) {
+        let rest = &text[at + 4..];
+        let name_len = if rest.starts_with(&quoted) {
+            Some(quoted.len())
+        } else {
+            // `db`.`t`
+            rest.strip_prefix('`').and_then(|r| r.find("`.").map(|dot| dot + 3)).filter(|&n| rest[n..].starts_with(&quoted)).map(|n| n + quoted.len())
+        };
+        if let Some(len) = name_len {
+            let mut out = text[..at + 4].to_owned();
+            out.push_str(other);
+            out.push_str(&rest[len..]);
+            return Some(out.into_bytes());
+        }
+        from = at + 4;
+    }
+    None
+}
+
 /// The `SET SESSION` of the settings `d` was created under. `NO_AUTO_CREATE_USER` (MariaDB's
 /// default, removed from MySQL 8) is left out: it governs `GRANT`, which no trigger runs. So is a
 /// database collation the server does not know (across the MySQL family, e.g. MariaDB 11's
@@ -236,7 +300,7 @@ async fn context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side
 /// Whether the server behind `conn` knows the session settings `d` was created under (its
 /// `sql_mode` and collations; across the MySQL family one may not): `Err` names the setting it
 /// refused. The session is restored either way.
-pub async fn probe_context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
+async fn probe_context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
     let tried = match context(conn, d, side).await {
         Ok(context) => conn.query_drop(context).await,
         Err(e) => Err(mysql_async::Error::Other(e.to_string().into())),
@@ -267,7 +331,7 @@ async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinit
 
 #[cfg(test)]
 mod tests {
-    use super::without_order_clause;
+    use super::{on_table, without_order_clause};
 
     #[test]
     fn the_order_clause_is_left_out_and_the_rest_kept_byte_for_byte() {
@@ -282,5 +346,19 @@ mod tests {
         );
         let plain = "CREATE TRIGGER d BEFORE DELETE ON t FOR EACH ROW SET @x = 1";
         assert_eq!(strip(plain), plain);
+    }
+
+    #[test]
+    fn a_trial_points_the_statement_at_the_scratch_table() {
+        let on = |statement: &str, table: &str| on_table(statement.as_bytes(), table, "`turnout`.`trigger_trial`").map(|s| String::from_utf8(s).expect("utf8"));
+        assert_eq!(
+            on("CREATE DEFINER=`root`@`%` TRIGGER `t_on` AFTER INSERT ON `t` FOR EACH ROW INSERT INTO audit VALUES (NEW.id)", "t").as_deref(),
+            Some("CREATE DEFINER=`root`@`%` TRIGGER `t_on` AFTER INSERT ON `turnout`.`trigger_trial` FOR EACH ROW INSERT INTO audit VALUES (NEW.id)")
+        );
+        assert_eq!(
+            on("CREATE TRIGGER x BEFORE UPDATE on `app`.`odd ``name` FOR EACH ROW SET NEW.a = 1", "odd `name").as_deref(),
+            Some("CREATE TRIGGER x BEFORE UPDATE on `turnout`.`trigger_trial` FOR EACH ROW SET NEW.a = 1")
+        );
+        assert_eq!(on("CREATE TRIGGER x BEFORE UPDATE ON t FOR EACH ROW SET NEW.a = 1", "t"), None, "an unquoted name is not guessed at");
     }
 }

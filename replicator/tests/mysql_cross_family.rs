@@ -243,7 +243,8 @@ async fn mysqls_uca_9_collations_are_reported_and_keys_they_tell_apart_stop_the_
 
 /// The rollback window from a MariaDB green back to an Oracle MySQL blue. MariaDB keeps JSON as text:
 /// a document the application writes on green is parsed into blue's JSON as MySQL parses any text
-/// (keys ordered, numbers read), and a document it did not touch is left alone, not parsed again.
+/// (keys ordered, numbers read), a document it did not touch is left alone, not parsed again, and a
+/// number MySQL would round stops the way back naming it.
 #[tokio::test]
 async fn json_written_on_a_mariadb_green_comes_back_to_mysql_as_json_and_untouched_documents_stay_exact() {
     let (blue, green, db) = servers(Flavor::MySql9_7, Flavor::MariaDb11_8);
@@ -281,5 +282,36 @@ async fn json_written_on_a_mariadb_green_comes_back_to_mysql_as_json_and_untouch
     assert_eq!(blue.execute(Some(&db), untouched).expect("document"), before, "a document nobody touched must stay as it was");
     let written = blue.execute(Some(&db), "SELECT id, j, JSON_TYPE(j) FROM docs WHERE id > 1 ORDER BY id").expect("documents");
     assert_eq!(written.trim(), "2\t[true, null]\tARRAY\n3\t{\"a\": [1.0, \"x\"], \"b\": 2}\tOBJECT", "{written}");
+    // A number MySQL's JSON cannot hold as written (it keeps 64-bit integers and doubles) stops the
+    // way back naming it, instead of rounding it on blue.
+    green.execute(Some(&db), "INSERT INTO docs VALUES (4, 0, '{\"amt\": 12345678901234567.89}')").expect("a lossy document on green");
+    assert_eq!(wait_exit(&mut t).await, 1);
+    assert!(t.log_text().contains("number 12345678901234567.89 has no equal in MySQL's JSON"), "{}", t.log_text());
+    assert_eq!(blue.execute(Some(&db), "SELECT COUNT(*) FROM docs WHERE id = 4").expect("count").trim(), "0");
+}
+
+/// A trigger moves to the side traffic moves to inside the switch, past the proof, where a failure
+/// can only be completed. One the other family cannot create (MySQL's `->>` on MariaDB) is tried on a
+/// scratch copy of its table before the fence, and the cutover refuses there, naming it.
+#[tokio::test]
+async fn a_trigger_the_other_family_cannot_create_refuses_the_cutover_before_the_fence() {
+    let (blue, green, db) = servers(Flavor::MySql9_7, Flavor::MariaDb11_8);
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE docs (id INT PRIMARY KEY, j JSON, a VARCHAR(20)) ENGINE=InnoDB; \
+         CREATE TRIGGER pick BEFORE INSERT ON docs FOR EACH ROW SET NEW.a = NEW.j->>'$.a'",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[cutover]\nfence = \"read-only\"\nswitch = \"none\"\n");
+    t.start();
+    wait_streaming(&mut t).await;
+    let (code, out) = turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "30s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("a trigger of blue cannot be created on green") && out.contains("pick"), "{out}");
+    assert!(!out.contains("fenced writes"), "{out}");
+    assert_eq!(blue.execute(None, "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0");
+    let left = green.execute(Some(&db), "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN ('turnout', DATABASE())").expect("triggers");
+    assert_eq!(left.trim(), "0", "the trial left a trigger behind");
     assert_eq!(t.sigterm(), Some(0));
 }

@@ -151,7 +151,8 @@ fn read_only(server: &MySqlServer) -> bool {
     loop {
         match server.execute(None, "SELECT @@GLOBAL.read_only") {
             Ok(out) => return out.trim() == "1",
-            Err(e) if tries < 3 && (e.to_string().contains("gone away") || e.to_string().contains("Lost connection")) => tries += 1,
+            // A MariaDB 11 client speaks TLS by default: an ended session shows as a broken pipe.
+            Err(e) if tries < 3 && ["gone away", "Lost connection", "TLS/SSL error"].iter().any(|m| e.to_string().contains(m)) => tries += 1,
             Err(e) => panic!("read_only: {e}"),
         }
     }

@@ -106,8 +106,14 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
         }
         // Text into Oracle MySQL's JSON (from a MariaDB side, whose JSON is text): parsed there, as
         // the application's own text would be; a binary string would be refused.
-        Value::Bytes(b) if ty.code == JSON => json_from_text(out, b),
-        Value::Text(t) if ty.code == JSON => json_from_text(out, t.as_bytes()),
+        Value::Bytes(b) if ty.code == JSON => {
+            super::json_text::exact_in_mysql(b)?;
+            json_from_text(out, b);
+        }
+        Value::Text(t) if ty.code == JSON => {
+            super::json_text::exact_in_mysql(t.as_bytes())?;
+            json_from_text(out, t.as_bytes());
+        }
         Value::Bytes(b) => hex(out, b),
         Value::Text(t) => hex(out, t.as_bytes()),
         Value::Json { text, .. } if ty.code == JSON => json_from_text(out, text.as_bytes()),

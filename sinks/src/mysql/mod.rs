@@ -42,6 +42,7 @@
 mod catalog;
 mod fold;
 mod insert;
+mod json_text;
 pub mod literal;
 mod progress;
 mod queue;

@@ -213,19 +213,16 @@ impl MySqlCutover {
                 missing.push(format!("{privilege} on {name} (a trigger's definer is another account)"));
             }
         }
-        if missing.is_empty() && oracle != green_oracle {
-            // Created inside the pause under the settings they were made with: a setting the other
-            // family lacks (a MariaDB-only sql_mode, a collation) must refuse now, not there.
-            let (_, green) = self.sessions().await?;
-            for t in &triggers {
-                turnout_cutover::probe_context(green, t, side(to)).await.map_err(|e| {
-                    Error::Setup(format!(
-                        "trigger {} cannot move from {from} to {to}, of the other MySQL family: {e}. Recreate it on {from} under settings \
-                         both families know, or drop it before the cutover and create it on {to} yourself afterwards",
-                        t.name
-                    ))
-                })?;
-            }
+        if missing.is_empty() {
+            // Created inside the switch, past the proof, where a failure can only be completed: each
+            // is tried on a scratch copy of its table first.
+            let (to_db, (_, green)) = (self.green_db.clone(), self.sessions().await?);
+            turnout_cutover::try_create_triggers(green, &to_db, &triggers, side(to)).await.map_err(|e| {
+                Error::Setup(format!(
+                    "a trigger of {from} cannot be created on {to}: {e}. Recreate it on {from} in a form and under settings {to} takes, \
+                     or drop it before the cutover and create it on {to} yourself afterwards"
+                ))
+            })?;
         }
         if missing.is_empty() {
             let names: Vec<&str> = triggers.iter().map(|t| t.name.as_str()).collect();
@@ -262,9 +259,16 @@ impl MySqlCutover {
         let started = Instant::now();
         let (_, green) = self.sessions().await?;
         let position = crate::source::mysql::snapshot::binlog_end(green, "green").await?;
+        // A MariaDB side has no seal: turnout's own heartbeat still writes there, and those rows may
+        // follow — into the heartbeat table only.
+        let after = if self.oracle {
+            "nothing turnout applies is after it"
+        } else {
+            "after it only turnout's heartbeats, unless an account the warnings named wrote through read_only"
+        };
         let line = format!(
             "prepared reverse replication in {} ms: green's binlog from {position}, read once green held everything blue committed \
-             (nothing turnout applies is after it); the reverse stream records it on blue when it starts",
+             ({after}); the reverse stream records it on blue when it starts",
             started.elapsed().as_millis()
         );
         Ok(Some((line, position)))
@@ -361,12 +365,16 @@ impl Procedure for MySqlCutover {
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
         // Toward an Oracle MySQL green the hand-off is read once green holds the sentinel, and a
         // MariaDB side has no seal: such an account's write after it would be applied to green after
-        // the hand-off and come back (a duplicate the reverse stream stops at, naming the row).
+        // the hand-off and come back — an insert or a delete stops the reverse stream at the row, an
+        // update is applied again with the values the row already has.
         let back = self.reverse.is_some() && green_oracle && !oracle;
         warnings.extend(unfenced.into_iter().map(|(account, revoke)| {
             let mut line = unfenced_warning(&account, &revoke, from, oracle);
             if back {
-                line.push_str(&format!("; a write of theirs after the sentinel would also come back from {to} through the reverse stream, which stops at it"));
+                line.push_str(&format!(
+                    "; a write of theirs after the sentinel would also come back from {to} through the reverse stream (an insert or \
+                     delete stops it there, naming the row; an update is applied again with the values the row has)"
+                ));
             }
             line
         }));

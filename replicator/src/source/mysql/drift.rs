@@ -135,9 +135,18 @@ const ACROSS_OWN: &[&str] = &["column", "check constraint", "view"];
 /// Columns, CHECK constraints and views as both families print them ([`portable`]). A MySQL JSON
 /// column is what MariaDB makes of one: `longtext` in `utf8mb4_bin` with a `json_valid` check. CHECK
 /// constraints are keyed by their clause (MariaDB names a column's own check after the column, MySQL
-/// numbers them), views by name, security and check option (each family prints its own resolved
-/// form of the definition; a view green lacks or defines with other rights still shows).
+/// numbers them), views by name, security, check option and the columns they give (each family
+/// prints its own resolved form of the definition, which is not compared).
 async fn across_families(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, oracle: bool, out: &mut Objects) -> Result<(), Error> {
+    let views: Vec<(String, String, String)> = conn
+        .exec("SELECT TABLE_NAME, SECURITY_TYPE, CHECK_OPTION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", (database,))
+        .await
+        .map_err(|e| sql_error(side, "reading the views to compare", e))?;
+    for (name, security, check) in &views {
+        out.insert(format!("view `{name}`"), format!("{security} {check}"));
+    }
+    // A view's definition is not compared, but the columns it gives the application are.
+    let views: Vec<String> = views.into_iter().map(|(name, ..)| name).collect();
     type ColumnRow = (String, String, String, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
     let columns: Vec<ColumnRow> = conn
         .exec(
@@ -150,13 +159,15 @@ async fn across_families(conn: &mut mysql_async::Conn, database: &str, tables: &
     let mut checks: Vec<(String, Option<String>, String)> = Vec::new();
     let mut column_names: Vec<(String, String)> = Vec::new();
     for (table, name, data_type, column_type, nullable, default, extra, generation, charset, collation) in columns {
-        if !tables.contains(&table) {
+        if !tables.contains(&table) && !views.contains(&table) {
             continue;
         }
         column_names.push((table.clone(), name.clone()));
         let json = data_type == "json";
         let (column_type, charset, collation) = if json {
-            checks.push((table.clone(), None, format!("json_valid(`{name}`)")));
+            if tables.contains(&table) {
+                checks.push((table.clone(), None, format!("json_valid(`{name}`)")));
+            }
             ("longtext".to_owned(), Some("utf8mb4".to_owned()), Some("utf8mb4_bin".to_owned()))
         } else {
             (portable::column_type(&column_type), charset, collation)
@@ -167,7 +178,7 @@ async fn across_families(conn: &mut mysql_async::Conn, database: &str, tables: &
             Some(if nullable == "YES" { "NULL".to_owned() } else { "NOT NULL".to_owned() }),
             portable::default(default.as_deref(), &extra, !oracle, portable::numeric(&data_type)).map(|d| format!("DEFAULT {d}")),
             Some(portable::extra(&extra)).filter(|e| !e.is_empty()),
-            generation.map(|g| format!("AS ({})", portable::expression(&g))),
+            generation.map(|g| format!("AS ({})", portable::expression(&g, oracle))),
             charset.map(|c| format!("CHARACTER SET {c}")),
             collation.map(|c| format!("COLLATE {c}")),
         ];
@@ -179,19 +190,13 @@ async fn across_families(conn: &mut mysql_async::Conn, database: &str, tables: &
     for (table, name, clause) in checks.into_iter().filter(|(t, ..)| tables.contains(t)) {
         // A name the server made up differs between the families (MySQL numbers them, MariaDB names
         // a column's check after the column): such a check is known by its clause.
+        // MySQL escapes its own CHECK_CLAUSE (not the `json_valid` stand-in made up above).
+        let clause = portable::expression(&clause, oracle && name.is_some());
         let given = name.filter(|n| !generated_check_name(&table, n) && !column_names.iter().any(|(t, c)| t == &table && c == n));
-        let clause = portable::expression(&clause);
         match given {
             Some(name) => out.insert(format!("check constraint `{table}`.`{name}`"), clause),
             None => out.insert(format!("check constraint on `{table}` {clause}"), String::new()),
         };
-    }
-    let views: Vec<(String, String, String)> = conn
-        .exec("SELECT TABLE_NAME, SECURITY_TYPE, CHECK_OPTION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", (database,))
-        .await
-        .map_err(|e| sql_error(side, "reading the views to compare", e))?;
-    for (name, security, check) in views {
-        out.insert(format!("view `{name}`"), format!("{security} {check}"));
     }
     Ok(())
 }

@@ -12,17 +12,18 @@
 //! know is compared by its text without spaces, quotes of names or charset introducers — a
 //! difference then shows and the cutover refuses, never the other way round.
 
-/// Integer types whose display width MariaDB prints and MySQL 8+ drops.
+/// Integer types whose display width MariaDB prints and MySQL 8+ drops (`year` only as `year(4)`:
+/// MariaDB's `YEAR(2)` is another type).
 const WIDTH_TYPES: &[&str] = &["tinyint", "smallint", "mediumint", "int", "bigint", "year"];
 
 /// A column type as both families print it: display widths dropped except where they mean
 /// something (`tinyint(1)`, which connectors read as a boolean, and `zerofill`, which pads to it).
+/// Both print type names in lower case; the rest (ENUM and SET members) is kept as it is.
 pub fn column_type(column_type: &str) -> String {
-    let lower = column_type.to_ascii_lowercase();
-    if lower.contains("zerofill") || lower.starts_with("tinyint(1)") {
-        return lower;
+    if column_type.contains("zerofill") || column_type.starts_with("tinyint(1)") {
+        return column_type.to_owned();
     }
-    strip_widths(&lower)
+    strip_widths(column_type)
 }
 
 /// Every `int(11)`-style display width in `text` removed (parameter and return types of routines).
@@ -35,7 +36,8 @@ pub fn strip_widths(text: &str) -> String {
         let word = head[word_start..].to_ascii_lowercase();
         let close = tail.find(')');
         let digits = close.is_some_and(|c| c > 1 && tail[1..c].bytes().all(|b| b.is_ascii_digit()));
-        let keep_one = word == "tinyint" && close == Some(2) && &tail[1..2] == "1";
+        let width = close.map(|c| &tail[1..c]);
+        let keep_one = (word == "tinyint" && width == Some("1")) || (word == "year" && width != Some("4"));
         out.push_str(head);
         match close {
             Some(c) if digits && WIDTH_TYPES.contains(&word.as_str()) && !keep_one => rest = &tail[c + 1..],
@@ -86,16 +88,38 @@ pub fn extra(extra: &str) -> String {
 }
 
 /// An expression (generated column, CHECK clause) in one canonical form: parsed and printed as a
-/// fully parenthesised prefix form, or, when it does not parse, its text without whitespace, name
-/// quotes and charset introducers.
-pub fn expression(text: &str) -> String {
-    let tokens = tokens(&text.replace("\\'", "'"));
+/// fully parenthesised prefix form, or, when it does not parse, its tokens without whitespace and
+/// name quotes. `escaped`: the text is MySQL's CHECK_CLAUSE, which escapes every quote and backslash
+/// once more (`_utf8mb4\'x\'`).
+pub fn expression(text: &str, escaped: bool) -> String {
+    let text = if escaped { unescape(text) } else { text.to_owned() };
+    let tokens = tokens(&text);
     let mut p = Parser { tokens: &tokens, at: 0 };
     match p.or() {
         Some(e) if p.at == tokens.len() => e,
         _ => tokens.iter().map(Token::text).collect::<Vec<_>>().join(""),
     }
 }
+
+/// `\'` and `\\` read as `'` and `\`, in one pass.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(next @ ('\'' | '\\'))) => {
+                out.push(next);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Character sets whose introducer (`_utf8mb4'x'`) both families' text of one literal may differ by;
+/// any other (`_binary`, `_latin1`) changes how the literal compares and is kept.
+const UTF8_INTRODUCERS: &[&str] = &["_utf8mb4", "_utf8mb3", "_utf8"];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -110,7 +134,7 @@ impl Token {
     fn text(&self) -> String {
         match self {
             Token::Name(s) | Token::Word(s) | Token::Number(s) | Token::Op(s) => s.clone(),
-            Token::Str(s) => format!("'{s}'"),
+            Token::Str(s) => format!("'{}'", s.replace('\'', "''")),
         }
     }
 }
@@ -152,6 +176,25 @@ fn tokens(text: &str) -> Vec<Token> {
                     }
                     break;
                 }
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    // MySQL's string escapes; `\%` and `\_` keep their backslash (LIKE patterns).
+                    let next = chars[i + 1];
+                    match next {
+                        'n' => s.push('\n'),
+                        't' => s.push('\t'),
+                        'r' => s.push('\r'),
+                        '0' => s.push('\0'),
+                        'b' => s.push('\u{8}'),
+                        'Z' => s.push('\u{1a}'),
+                        '%' | '_' => {
+                            s.push('\\');
+                            s.push(next);
+                        }
+                        other => s.push(other),
+                    }
+                    i += 2;
+                    continue;
+                }
                 s.push(chars[i]);
                 i += 1;
             }
@@ -169,8 +212,8 @@ fn tokens(text: &str) -> Vec<Token> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect::<String>().to_lowercase();
-            // A charset introducer (`_utf8mb4'x'`) says how the literal was read, not its value.
-            if word.starts_with('_') && chars.get(i) == Some(&'\'') {
+            // A UTF-8 introducer (`_utf8mb4'x'`) says how the literal was read, not its value.
+            if UTF8_INTRODUCERS.contains(&word.as_str()) && chars.get(i) == Some(&'\'') {
                 continue;
             }
             out.push(Token::Word(word));
@@ -379,24 +422,38 @@ mod tests {
             ("(`a` in (1,2,3))", "`a` in (1,2,3)"),
             ("(char_length(`s`) > 0)", "char_length(`s`) > 0"),
             ("(not((`a` like _utf8mb4\\'x%\\')))", "`a`  not like 'x%'"),
+            // Quotes and backslashes inside literals, as each server printed them (MySQL escaping its
+            // whole text once more).
+            (r"(`s` = _utf8mb4\'a\\\'b\')", r"`s` = 'a\'b'"),
+            (r"(`s` like _utf8mb4\'a\\\\_%\')", r"`s` like 'a\\_%'"),
         ] {
-            assert_eq!(expression(mysql), expression(mariadb), "{mysql} / {mariadb}");
+            assert_eq!(expression(mysql, true), expression(mariadb, false), "{mysql} / {mariadb}");
         }
     }
 
     #[test]
     fn a_different_grouping_or_value_never_compares_equal() {
-        assert_ne!(expression("(`a` + `b`) * 2"), expression("`a` + `b` * 2"));
-        assert_ne!(expression("`a` - (`b` - `c`)"), expression("`a` - `b` - `c`"));
-        assert_ne!(expression("`a` > 0"), expression("`a` >= 0"));
-        assert_ne!(expression("`s` <> 'x'"), expression("`s` <> 'X'"));
-        assert_ne!(expression("f(`a`"), expression("f(`a`)"), "an unparsed text stays apart from a parsed one");
+        let e = |text: &str| expression(text, false);
+        assert_ne!(e("(`a` + `b`) * 2"), e("`a` + `b` * 2"));
+        assert_ne!(e("`a` - (`b` - `c`)"), e("`a` - `b` - `c`"));
+        assert_ne!(e("`a` > 0"), e("`a` >= 0"));
+        assert_ne!(e("`s` <> 'x'"), e("`s` <> 'X'"));
+        assert_ne!(e("f(`a`"), e("f(`a`)"), "an unparsed text stays apart from a parsed one");
+        assert_ne!(e("`s` = _binary'A'"), e("`s` = 'A'"), "a binary literal compares case-sensitively");
+        assert_eq!(e("`s` = _utf8mb4'A'"), e("`s` = 'A'"));
+        // One literal `a' or 'b` (MariaDB escapes its quotes) is not two literals.
+        assert_ne!(e("`s` <> 'a\\' or \\'b'"), e("`s` <> 'a' or 'b'"));
+        assert_eq!(e("`s` <> 'a\\'b'"), e("`s` <> 'a''b'"));
+        assert_ne!(e("f('a'',''b'"), e("f('a','b'"), "unparsed literals keep their quotes apart");
+        assert_eq!(expression("(`s` <> _utf8mb4\\'a\\\\\\'b\\')", true), e("`s` <> 'a\\'b'"), "MySQL's escaped clause");
     }
 
     #[test]
     fn types_and_defaults_as_both_families_print_them() {
         assert_eq!(column_type("int(11)"), column_type("int"));
         assert_eq!(column_type("year(4)"), "year");
+        assert_eq!(column_type("year(2)"), "year(2)", "MariaDB's two-digit year is another type");
+        assert_ne!(column_type("enum('Active','Inactive')"), column_type("enum('active','inactive')"));
         assert_eq!(column_type("bigint(20) unsigned"), "bigint unsigned");
         assert_eq!(column_type("tinyint(1)"), "tinyint(1)", "a boolean to connectors");
         assert_ne!(column_type("tinyint(4)"), column_type("tinyint(1)"));
