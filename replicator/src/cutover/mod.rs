@@ -377,21 +377,24 @@ impl Controller {
             }
         }
         phases.mark("sentinel");
-        // The fenced side's counters are final: they are checked while the sentinel is applied, not
-        // after.
-        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()).await {
+        // The fenced side's counters are final: they are read and checked while the other side
+        // applies the sentinel, at the same time, not after.
+        let fenced = procedure.fenced_position();
+        let (counters, sentinel) = tokio::join!(
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()),
+            self.sentinel_applied(id, fenced.as_ref(), deadline)
+        );
+        match counters {
             Ok(Ok(line)) => self.say(line),
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e.to_string()).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
-        phases.mark("counters");
         self.journal(&mut journal, Step::SequencesSynced, None)?;
-        let fenced = procedure.fenced_position();
-        let sentinel = match self.sentinel_applied(id, fenced.as_ref(), deadline).await {
+        let sentinel = match sentinel {
             Ok(at) => at,
             Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
-        phases.mark(if to == "green" { "green applied" } else { "blue applied" });
+        phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
@@ -416,6 +419,7 @@ impl Controller {
         if let Some(line) = procedure.open_green().await.map_err(Error::during(completed.clone()))? {
             self.say(line);
         }
+        phases.mark(if to == "green" { "green opened" } else { "blue opened" });
         let report = switch_to(&switch, &self.config, self.direction).await.map_err(Error::during(completed))?;
         phases.mark("switch");
         let pause = fenced_at.elapsed();
