@@ -139,6 +139,45 @@ impl Token {
     }
 }
 
+/// The quoted run from `at` (after its opening `quote`) to the closing one, a doubled quote read as
+/// one, and with `escapes` MySQL's backslash escapes (`\%` and `\_` keep their backslash, as LIKE
+/// patterns need); and the index after it.
+fn quoted(chars: &[char], at: usize, quote: char, escapes: bool) -> (String, usize) {
+    let mut s = String::new();
+    let mut i = at;
+    while i < chars.len() {
+        if chars[i] == quote {
+            if chars.get(i + 1) == Some(&quote) {
+                s.push(quote);
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        if escapes && chars[i] == '\\' && i + 1 < chars.len() {
+            let next = chars[i + 1];
+            match next {
+                'n' => s.push('\n'),
+                't' => s.push('\t'),
+                'r' => s.push('\r'),
+                '0' => s.push('\0'),
+                'b' => s.push('\u{8}'),
+                'Z' => s.push('\u{1a}'),
+                '%' | '_' => {
+                    s.push('\\');
+                    s.push(next);
+                }
+                other => s.push(other),
+            }
+            i += 2;
+            continue;
+        }
+        s.push(chars[i]);
+        i += 1;
+    }
+    (s, i + 1)
+}
+
 fn tokens(text: &str) -> Vec<Token> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
@@ -148,57 +187,12 @@ fn tokens(text: &str) -> Vec<Token> {
         if c.is_whitespace() {
             i += 1;
         } else if c == '`' {
-            let mut name = String::new();
-            i += 1;
-            while i < chars.len() {
-                if chars[i] == '`' {
-                    if chars.get(i + 1) == Some(&'`') {
-                        name.push('`');
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                name.push(chars[i]);
-                i += 1;
-            }
-            i += 1;
+            let (name, next) = quoted(&chars, i + 1, '`', false);
+            i = next;
             out.push(Token::Name(name.to_lowercase()));
         } else if c == '\'' {
-            let mut s = String::new();
-            i += 1;
-            while i < chars.len() {
-                if chars[i] == '\'' {
-                    if chars.get(i + 1) == Some(&'\'') {
-                        s.push('\'');
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                if chars[i] == '\\' && i + 1 < chars.len() {
-                    // MySQL's string escapes; `\%` and `\_` keep their backslash (LIKE patterns).
-                    let next = chars[i + 1];
-                    match next {
-                        'n' => s.push('\n'),
-                        't' => s.push('\t'),
-                        'r' => s.push('\r'),
-                        '0' => s.push('\0'),
-                        'b' => s.push('\u{8}'),
-                        'Z' => s.push('\u{1a}'),
-                        '%' | '_' => {
-                            s.push('\\');
-                            s.push(next);
-                        }
-                        other => s.push(other),
-                    }
-                    i += 2;
-                    continue;
-                }
-                s.push(chars[i]);
-                i += 1;
-            }
-            i += 1;
+            let (s, next) = quoted(&chars, i + 1, '\'', true);
+            i = next;
             out.push(Token::Str(s));
         } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
             let start = i;
