@@ -122,6 +122,14 @@ pub enum CutoverError {
     #[error("{what} did not finish within {}", fmt_duration(*.timeout))]
     Timeout { what: String, timeout: Duration },
 
+    /// A trigger's statement is not of the form turnout can point at a scratch table to try it
+    /// before the fence.
+    #[error(
+        "{side}: trigger {trigger}: its statement does not name its table where turnout can find it to try it first; recreate it in \
+         the form CREATE TRIGGER name {{BEFORE|AFTER}} event ON table FOR EACH ROW …"
+    )]
+    TriggerForm { side: Side, trigger: String },
+
     /// This switch cannot be undone by turnout.
     #[error("the {switch} switch cannot be undone by turnout: {advice}")]
     NoInverse { switch: &'static str, advice: &'static str },
@@ -153,7 +161,7 @@ impl CutoverError {
     /// The database a failed statement ran on, when the error is one.
     pub fn side(&self) -> Option<Side> {
         match self {
-            CutoverError::Sql { side, .. } | CutoverError::MySql { side, .. } => Some(*side),
+            CutoverError::Sql { side, .. } | CutoverError::MySql { side, .. } | CutoverError::TriggerForm { side, .. } => Some(*side),
             _ => None,
         }
     }

@@ -215,34 +215,39 @@ pub async fn drop_handed_over(
     result.map(|()| dropped)
 }
 
-/// The scratch table a trigger is tried on, in turnout's own database on the other side.
-const TRIAL_TABLE: &str = "`turnout`.`trigger_trial`";
-
-/// Creates each of `definitions` once on a scratch copy of its table in turnout's own database on
-/// the side they move to (`to`, whose replicated tables are in `to_db`) — outside the binlog, the
-/// copy dropped with it at once — so that a statement that side cannot take (the other MySQL
-/// family's syntax, a definer or a setting it lacks) refuses the cutover before the fence, not
-/// inside the switch, which past the proof can only be completed. `Err` names the trigger.
+/// Creates each of `definitions` on a table `to_db` has once on a scratch copy of that table in
+/// turnout's own database on the side they move to (`to`) — outside the binlog, the copy dropped
+/// with it at once — so that a statement that side cannot take (the other MySQL family's syntax, a
+/// definer or a setting it lacks) refuses the cutover before the fence, not inside the switch,
+/// which past the proof can only be completed. `Err` names the trigger; so does a statement whose
+/// table turnout cannot find to point at the copy.
 pub async fn try_create(to: &mut mysql_async::Conn, to_db: &str, definitions: &[TriggerDefinition], side: Side) -> Result<(), CutoverError> {
+    let tables: Vec<String> = to
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (to_db,))
+        .await
+        .map_err(CutoverError::mysql(side, "listing the tables"))?;
+    // What the hand-over would create: a trigger on a table green lacks (not replicated) is skipped there.
+    let definitions: Vec<&TriggerDefinition> = definitions.iter().filter(|d| tables.contains(&d.table)).collect();
     if definitions.is_empty() {
         return Ok(());
     }
+    // One scratch table per trial, so that two streams sharing turnout's database never meet.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let trial = format!("`turnout`.{}", quote(&format!("trigger_trial_{:x}_{nanos:x}", std::process::id())));
     to.query_drop("SET SESSION sql_log_bin = 0").await.map_err(CutoverError::mysql(side, "SET sql_log_bin = 0 (needs BINLOG ADMIN or SUPER)"))?;
     let result = async {
         to.query_drop("CREATE DATABASE IF NOT EXISTS turnout").await.map_err(CutoverError::mysql(side, "creating turnout's database"))?;
         for d in definitions {
-            let statement = without_order_clause(&d.statement);
-            let Some(statement) = on_table(&statement, &d.table, TRIAL_TABLE) else {
-                // A statement turnout cannot point elsewhere: its settings at least are tried.
-                probe_context(to, d, side).await?;
-                continue;
-            };
-            to.query_drop(format!("DROP TABLE IF EXISTS {TRIAL_TABLE}")).await.map_err(CutoverError::mysql(side, "dropping the trigger trial table"))?;
-            to.query_drop(format!("CREATE TABLE {TRIAL_TABLE} LIKE {}.{}", quote(to_db), quote(&d.table)))
+            let statement =
+                trial_statement(&without_order_clause(&d.statement), &trial).ok_or_else(|| CutoverError::TriggerForm { side, trigger: d.name.clone() })?;
+            // A trigger of that name left in turnout's database would be taken for this one.
+            to.query_drop(format!("DROP TRIGGER IF EXISTS `turnout`.{}", quote(&d.name))).await.map_err(CutoverError::mysql(side, "dropping an old trial"))?;
+            to.query_drop(format!("DROP TABLE IF EXISTS {trial}")).await.map_err(CutoverError::mysql(side, "dropping the trigger trial table"))?;
+            to.query_drop(format!("CREATE TABLE {trial} LIKE {}.{}", quote(to_db), quote(&d.table)))
                 .await
                 .map_err(CutoverError::mysql(side, format!("copying table {} to try trigger {} on", d.table, d.name)))?;
             let created = create(to, "turnout", &TriggerDefinition { statement, ..d.clone() }, side).await;
-            to.query_drop(format!("DROP TABLE IF EXISTS {TRIAL_TABLE}")).await.map_err(CutoverError::mysql(side, "dropping the trigger trial table"))?;
+            to.query_drop(format!("DROP TABLE IF EXISTS {trial}")).await.map_err(CutoverError::mysql(side, "dropping the trigger trial table"))?;
             created?;
         }
         Ok::<(), CutoverError>(())
@@ -253,30 +258,81 @@ pub async fn try_create(to: &mut mysql_async::Conn, to_db: &str, definitions: &[
     result
 }
 
-/// `statement` with the table after its `ON` (`` `t` `` or `` `db`.`t` ``) replaced by `other`;
-/// `None` when it names the table some other way.
-fn on_table(statement: &[u8], table: &str, other: &str) -> Option<Vec<u8>> {
-    let quoted = quote(table);
-    let text = std::str::from_utf8(statement).ok()?;
-    let upper = text.to_ascii_uppercase();
-    let mut from = 0;
-    while let Some(at) = upper[from..].find(" ON ").map(|i| i + from) {
-        let rest = &text[at + 4..];
-        let name_len = if rest.starts_with(&quoted) {
-            Some(quoted.len())
-        } else {
-            // `db`.`t`
-            rest.strip_prefix('`').and_then(|r| r.find("`.").map(|dot| dot + 3)).filter(|&n| rest[n..].starts_with(&quoted)).map(|n| n + quoted.len())
-        };
-        if let Some(len) = name_len {
-            let mut out = text[..at + 4].to_owned();
-            out.push_str(other);
-            out.push_str(&rest[len..]);
-            return Some(out.into_bytes());
+/// A token of a trigger statement's head: its bytes, and its upper-cased text unless quoted.
+struct HeadToken {
+    start: usize,
+    end: usize,
+    word: Option<String>,
+}
+
+/// The tokens of `statement` up to `FOR EACH ROW` (the body is never looked into).
+fn head_tokens(statement: &[u8]) -> Vec<HeadToken> {
+    let mut out: Vec<HeadToken> = Vec::new();
+    let mut i = 0;
+    while i < statement.len() {
+        let c = statement[i];
+        let start = i;
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
         }
-        from = at + 4;
+        if matches!(c, b'`' | b'"' | b'\'') {
+            i += 1;
+            while i < statement.len() {
+                if statement[i] == c {
+                    if statement.get(i + 1) == Some(&c) {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push(HeadToken { start, end: i.min(statement.len()), word: None });
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            while i < statement.len() && (statement[i].is_ascii_alphanumeric() || matches!(statement[i], b'_' | b'$') || statement[i] >= 0x80) {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+        out.push(HeadToken { start, end: i, word: Some(String::from_utf8_lossy(&statement[start..i]).to_ascii_uppercase()) });
+        let n = out.len();
+        if n >= 3 && ["FOR", "EACH", "ROW"].iter().zip(&out[n - 3..]).all(|(w, t)| t.word.as_deref() == Some(*w)) {
+            break;
+        }
     }
-    None
+    out
+}
+
+/// `statement` made to create the trigger on `table` (a qualified name) instead of its own, its name
+/// without a schema; `None` when its head is not `… TRIGGER [schema.]name {BEFORE|AFTER} event ON
+/// [schema.]table FOR EACH ROW`.
+fn trial_statement(statement: &[u8], table: &str) -> Option<Vec<u8>> {
+    let tokens = head_tokens(statement);
+    let is = |i: usize, w: &str| tokens.get(i).and_then(|t| t.word.as_deref()) == Some(w);
+    // A possibly qualified name starting at token `i`: the index of its last part.
+    let name_end = |i: usize| if is(i + 1, ".") { i + 2 } else { i };
+    let trigger = (0..tokens.len()).find(|&i| is(i, "TRIGGER"))?;
+    let name = (trigger + 1, name_end(trigger + 1));
+    let timing = name.1 + 1;
+    if !(is(timing, "BEFORE") || is(timing, "AFTER")) || !["INSERT", "UPDATE", "DELETE"].iter().any(|e| is(timing + 1, e)) || !is(timing + 2, "ON") {
+        return None;
+    }
+    let on = (timing + 3, name_end(timing + 3));
+    if !is(on.1 + 1, "FOR") {
+        return None;
+    }
+    let (name_first, name_last, on_first, on_last) = (tokens.get(name.0)?, tokens.get(name.1)?, tokens.get(on.0)?, tokens.get(on.1)?);
+    let mut out = statement[..name_first.start].to_vec();
+    out.extend_from_slice(&statement[name_last.start..name_last.end]);
+    out.extend_from_slice(&statement[name_last.end..on_first.start]);
+    out.extend_from_slice(table.as_bytes());
+    out.extend_from_slice(&statement[on_last.end..]);
+    Some(out)
 }
 
 /// The `SET SESSION` of the settings `d` was created under. `NO_AUTO_CREATE_USER` (MariaDB's
@@ -302,20 +358,6 @@ async fn context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side
     Ok(context)
 }
 
-/// Whether the server behind `conn` knows the session settings `d` was created under (its
-/// `sql_mode` and collations; across the MySQL family one may not): `Err` names the setting it
-/// refused. The session is restored either way.
-async fn probe_context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
-    let tried = match context(conn, d, side).await {
-        Ok(context) => conn.query_drop(context).await,
-        Err(e) => Err(mysql_async::Error::Other(e.to_string().into())),
-    };
-    conn.query_drop("SET NAMES utf8mb4, character_set_results = NULL, sql_mode = DEFAULT, collation_database = DEFAULT")
-        .await
-        .map_err(CutoverError::mysql(side, "restoring the session after trying a trigger's settings"))?;
-    tried.map_err(CutoverError::mysql(side, format!("taking the session settings trigger {} was created under", d.name)))
-}
-
 /// Creates `d` in `database` under the session settings it was created with, then restores
 /// turnout's session (utf8mb4, raw results, the server's sql_mode).
 async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
@@ -336,7 +378,7 @@ async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinit
 
 #[cfg(test)]
 mod tests {
-    use super::{on_table, without_order_clause};
+    use super::{trial_statement, without_order_clause};
 
     #[test]
     fn the_order_clause_is_left_out_and_the_rest_kept_byte_for_byte() {
@@ -355,15 +397,23 @@ mod tests {
 
     #[test]
     fn a_trial_points_the_statement_at_the_scratch_table() {
-        let on = |statement: &str, table: &str| on_table(statement.as_bytes(), table, "`turnout`.`trigger_trial`").map(|s| String::from_utf8(s).expect("utf8"));
+        let trial = |statement: &str| trial_statement(statement.as_bytes(), "`turnout`.`x`").map(|s| String::from_utf8(s).expect("utf8"));
         assert_eq!(
-            on("CREATE DEFINER=`root`@`%` TRIGGER `t_on` AFTER INSERT ON `t` FOR EACH ROW INSERT INTO audit VALUES (NEW.id)", "t").as_deref(),
-            Some("CREATE DEFINER=`root`@`%` TRIGGER `t_on` AFTER INSERT ON `turnout`.`trigger_trial` FOR EACH ROW INSERT INTO audit VALUES (NEW.id)")
+            trial("CREATE DEFINER=`root`@`%` TRIGGER `t_on` AFTER INSERT ON `t` FOR EACH ROW INSERT INTO audit SELECT * FROM a JOIN b ON `t`.id = b.id")
+                .as_deref(),
+            Some(
+                "CREATE DEFINER=`root`@`%` TRIGGER `t_on` AFTER INSERT ON `turnout`.`x` FOR EACH ROW INSERT INTO audit SELECT * FROM a JOIN b ON `t`.id = b.id"
+            )
+        );
+        // MariaDB keeps the statement as typed: unquoted, qualified, any case.
+        assert_eq!(
+            trial("create trigger app.trg before update on app.orders for each row set new.a = 1").as_deref(),
+            Some("create trigger trg before update on `turnout`.`x` for each row set new.a = 1")
         );
         assert_eq!(
-            on("CREATE TRIGGER x BEFORE UPDATE on `app`.`odd ``name` FOR EACH ROW SET NEW.a = 1", "odd `name").as_deref(),
-            Some("CREATE TRIGGER x BEFORE UPDATE on `turnout`.`trigger_trial` FOR EACH ROW SET NEW.a = 1")
+            trial("CREATE TRIGGER x BEFORE UPDATE ON `app`.`odd ``name` FOR EACH ROW SET NEW.a = 1").as_deref(),
+            Some("CREATE TRIGGER x BEFORE UPDATE ON `turnout`.`x` FOR EACH ROW SET NEW.a = 1")
         );
-        assert_eq!(on("CREATE TRIGGER x BEFORE UPDATE ON t FOR EACH ROW SET NEW.a = 1", "t"), None, "an unquoted name is not guessed at");
+        assert_eq!(trial("CREATE TRIGGER x ON t FOR EACH ROW SET NEW.a = 1"), None, "no timing: not a form turnout knows");
     }
 }

@@ -384,16 +384,18 @@ impl Controller {
             tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()),
             self.sentinel_applied(id, fenced.as_ref(), deadline)
         );
+        // The sentinel's failure first: it says why (an account that wrote after it), where the
+        // counters' at the same deadline would only say the pause ran out.
+        let sentinel = match sentinel {
+            Ok(at) => at,
+            Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
+        };
         match counters {
             Ok(Ok(line)) => self.say(line),
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e.to_string()).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
         self.journal(&mut journal, Step::SequencesSynced, None)?;
-        let sentinel = match sentinel {
-            Ok(at) => at,
-            Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
-        };
         phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;

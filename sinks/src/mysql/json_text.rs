@@ -75,15 +75,19 @@ fn string(text: &[u8], at: usize) -> (String, usize) {
         match text[i] {
             b'"' => return (decode(&bytes), i + 1),
             b'\\' if i + 1 < text.len() => {
-                // Decoded, so two spellings of one key (`\u0061` and `a`) are one key. A surrogate
-                // pair is kept as written.
+                // Decoded, so two spellings of one key (`\u0061` and `a`, a surrogate pair and the
+                // character) are one key.
                 let next = text[i + 1];
-                if next == b'u' && i + 6 <= text.len() {
-                    let hex = std::str::from_utf8(&text[i + 2..i + 6]).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
-                    if let Some(c) = hex.and_then(char::from_u32) {
+                if let Some(unit) = (next == b'u').then(|| hex4(text, i + 2)).flatten() {
+                    let low = hex4(text, i + 8).filter(|low| (0xDC00..0xE000).contains(low) && text.get(i + 6..i + 8) == Some(b"\\u"));
+                    let (c, len) = match low {
+                        Some(low) if (0xD800..0xDC00).contains(&unit) => (char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)), 12),
+                        _ => (char::from_u32(unit), 6),
+                    };
+                    if let Some(c) = c {
                         let mut buf = [0u8; 4];
                         bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                        i += 6;
+                        i += len;
                         continue;
                     }
                 }
@@ -104,6 +108,11 @@ fn string(text: &[u8], at: usize) -> (String, usize) {
         }
     }
     (decode(&bytes), i)
+}
+
+/// The four hex digits at `at`, as a number.
+fn hex4(text: &[u8], at: usize) -> Option<u32> {
+    text.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok())
 }
 
 fn decode(bytes: &[u8]) -> String {
@@ -182,5 +191,7 @@ mod tests {
         assert!(e.contains("\"a\" twice"), "{e}");
         assert!(exact_in_mysql(br#"{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}"#).is_ok(), "one key per object");
         assert!(exact_in_mysql(br#"{"\u0061": 1, "a": 2}"#).is_err(), "one key in two spellings");
+        assert!(exact_in_mysql("{\"\\ud83d\\ude00\": 1, \"😀\": 2}".as_bytes()).is_err(), "a surrogate pair is its character");
+        assert!(exact_in_mysql(br#"{"\ud83d\ude00": 1, "ud83dude00": 2}"#).is_ok());
     }
 }

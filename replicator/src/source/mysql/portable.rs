@@ -20,7 +20,9 @@ const WIDTH_TYPES: &[&str] = &["tinyint", "smallint", "mediumint", "int", "bigin
 /// something (`tinyint(1)`, which connectors read as a boolean, and `zerofill`, which pads to it).
 /// Both print type names in lower case; the rest (ENUM and SET members) is kept as it is.
 pub fn column_type(column_type: &str) -> String {
-    if column_type.contains("zerofill") || column_type.starts_with("tinyint(1)") {
+    // An ENUM's or SET's members are text, never a width (`enum('int(11)')`).
+    let members = column_type.starts_with("enum(") || column_type.starts_with("set(");
+    if members || column_type.contains("zerofill") || column_type.starts_with("tinyint(1)") {
         return column_type.to_owned();
     }
     strip_widths(column_type)
@@ -60,8 +62,11 @@ pub fn default(default: Option<&str>, extra: &str, mariadb: bool, numeric: bool)
         if d == "NULL" {
             return None;
         }
-        if let Some(inner) = d.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')) {
-            return Some(format!("'{}'", inner.replace("''", "'")));
+        if d.starts_with('\'') && d.ends_with('\'') && d.len() >= 2 {
+            // MariaDB escapes the value it quotes (`\\`, `\n`, `''`); MySQL prints it raw.
+            let chars: Vec<char> = d.chars().collect();
+            let (value, _) = quoted(&chars, 1, '\'', true);
+            return Some(format!("'{value}'"));
         }
         return Some(if numeric { d.to_owned() } else { expression_word(d) });
     }
@@ -463,6 +468,11 @@ mod tests {
         assert_eq!(default(Some("current_timestamp()"), "", true, false), default(Some("CURRENT_TIMESTAMP"), "DEFAULT_GENERATED", false, false));
         assert_ne!(default(Some("'x'"), "", true, false), default(Some("X"), "", false, false));
         assert_ne!(default(Some("'CURRENT_TIMESTAMP'"), "", true, false), default(Some("CURRENT_TIMESTAMP"), "DEFAULT_GENERATED", false, false));
+        // MariaDB's quoted default is escaped, MySQL's raw: `a\b` is one backslash on both.
+        assert_eq!(default(Some(r"'a\\b'"), "", true, false), default(Some(r"a\b"), "", false, false));
+        assert_ne!(default(Some(r"'a\b'"), "", true, false), default(Some(r"a\\b"), "", false, false));
+        assert_eq!(default(Some(r"'x\ny'"), "", true, false), default(Some("x\ny"), "", false, false));
+        assert_ne!(column_type("enum('int(11)')"), column_type("enum('int')"));
         assert_eq!(extra("DEFAULT_GENERATED on update CURRENT_TIMESTAMP(3)"), extra("on update current_timestamp(3)"));
     }
 }
