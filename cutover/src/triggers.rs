@@ -82,42 +82,22 @@ pub async fn definitions(conn: &mut mysql_async::Conn, database: &str, tables: O
 /// their firing order, each after those before it, which gives the same order — and a `PRECEDES`
 /// would name a trigger not created yet.
 fn without_order_clause(statement: &[u8]) -> Vec<u8> {
-    // (start, end, upper-cased word or None for a quoted part) of each token.
-    let mut tokens: Vec<(usize, usize, Option<String>)> = Vec::new();
-    let mut i = 0;
-    while i < statement.len() && tokens.len() < 64 {
-        let c = statement[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if matches!(c, b'`' | b'\'' | b'"') {
-            let start = i;
-            i += 1;
-            while i < statement.len() && statement[i] != c {
-                i += 1;
-            }
-            i += 1;
-            tokens.push((start, i.min(statement.len()), None));
-        } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' {
-            let start = i;
-            while i < statement.len() && (statement[i].is_ascii_alphanumeric() || statement[i] == b'_' || statement[i] == b'$') {
-                i += 1;
-            }
-            tokens.push((start, i, Some(String::from_utf8_lossy(&statement[start..i]).to_ascii_uppercase())));
-        } else {
-            tokens.push((i, i + 1, None));
-            i += 1;
-        }
-        let n = tokens.len();
-        if n >= 5 {
-            let word = |k: usize| tokens[k].2.as_deref().unwrap_or("");
-            if word(n - 5) == "FOR" && word(n - 4) == "EACH" && word(n - 3) == "ROW" && matches!(word(n - 2), "FOLLOWS" | "PRECEDES") {
-                let mut out = statement[..tokens[n - 2].0].to_vec();
-                out.extend_from_slice(&statement[tokens[n - 1].1..]);
-                return out;
-            }
-        }
+    let tokens = head_tokens(statement, 2);
+    let word = |k: usize| tokens[k].word.as_deref().unwrap_or("");
+    let n = tokens.len();
+    if n >= 5 && word(n - 5) == "FOR" && word(n - 4) == "EACH" && word(n - 3) == "ROW" && matches!(word(n - 2), "FOLLOWS" | "PRECEDES") {
+        let mut out = statement[..tokens[n - 2].start].to_vec();
+        out.extend_from_slice(&statement[tokens[n - 1].end..]);
+        return out;
     }
     statement.to_vec()
+}
+
+/// The tables of `database`: a trigger moves only onto a table the other side has.
+async fn tables(conn: &mut mysql_async::Conn, database: &str, side: Side) -> Result<Vec<String>, CutoverError> {
+    conn.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
+        .await
+        .map_err(CutoverError::mysql(side, "listing the tables"))
 }
 
 /// What [`hand_over`] did.
@@ -142,10 +122,7 @@ pub async fn hand_over(
     if definitions.is_empty() {
         return Ok(Handover { moved: Vec::new() });
     }
-    let tables: Vec<String> = to
-        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (to_db,))
-        .await
-        .map_err(CutoverError::mysql(sides.1, "listing the tables"))?;
+    let tables = tables(to, to_db, sides.1).await?;
     definitions.retain(|d| tables.contains(&d.table));
     let existing: Vec<String> = to
         .exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", (to_db,))
@@ -222,10 +199,7 @@ pub async fn drop_handed_over(
 /// which past the proof can only be completed. `Err` names the trigger; so does a statement whose
 /// table turnout cannot find to point at the copy.
 pub async fn try_create(to: &mut mysql_async::Conn, to_db: &str, definitions: &[TriggerDefinition], side: Side) -> Result<(), CutoverError> {
-    let tables: Vec<String> = to
-        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (to_db,))
-        .await
-        .map_err(CutoverError::mysql(side, "listing the tables"))?;
+    let tables = tables(to, to_db, side).await?;
     // What the hand-over would create: a trigger on a table green lacks (not replicated) is skipped there.
     let definitions: Vec<&TriggerDefinition> = definitions.iter().filter(|d| tables.contains(&d.table)).collect();
     if definitions.is_empty() {
@@ -265,11 +239,12 @@ struct HeadToken {
     word: Option<String>,
 }
 
-/// The tokens of `statement` up to `FOR EACH ROW` (the body is never looked into).
-fn head_tokens(statement: &[u8]) -> Vec<HeadToken> {
+/// The tokens of `statement` up to `FOR EACH ROW` and `extra` more (the body is never looked into).
+fn head_tokens(statement: &[u8], extra: usize) -> Vec<HeadToken> {
     let mut out: Vec<HeadToken> = Vec::new();
+    let mut stop: Option<usize> = None;
     let mut i = 0;
-    while i < statement.len() {
+    while i < statement.len() && stop.is_none_or(|stop| out.len() < stop) {
         let c = statement[i];
         let start = i;
         if c.is_ascii_whitespace() {
@@ -301,8 +276,8 @@ fn head_tokens(statement: &[u8]) -> Vec<HeadToken> {
         }
         out.push(HeadToken { start, end: i, word: Some(String::from_utf8_lossy(&statement[start..i]).to_ascii_uppercase()) });
         let n = out.len();
-        if n >= 3 && ["FOR", "EACH", "ROW"].iter().zip(&out[n - 3..]).all(|(w, t)| t.word.as_deref() == Some(*w)) {
-            break;
+        if stop.is_none() && n >= 3 && ["FOR", "EACH", "ROW"].iter().zip(&out[n - 3..]).all(|(w, t)| t.word.as_deref() == Some(*w)) {
+            stop = Some(n + extra);
         }
     }
     out
@@ -312,7 +287,7 @@ fn head_tokens(statement: &[u8]) -> Vec<HeadToken> {
 /// without a schema; `None` when its head is not `… TRIGGER [schema.]name {BEFORE|AFTER} event ON
 /// [schema.]table FOR EACH ROW`.
 fn trial_statement(statement: &[u8], table: &str) -> Option<Vec<u8>> {
-    let tokens = head_tokens(statement);
+    let tokens = head_tokens(statement, 0);
     let is = |i: usize, w: &str| tokens.get(i).and_then(|t| t.word.as_deref()) == Some(w);
     // A possibly qualified name starting at token `i`: the index of its last part.
     let name_end = |i: usize| if is(i + 1, ".") { i + 2 } else { i };

@@ -263,8 +263,12 @@ impl MySqlSink {
     /// parsed there, which normalises it (key order, spacing). So such a column is written only where
     /// the source changed it ([`Self::update`]), and never by folding, which rewrites whole rows: a
     /// document nobody touched is not parsed again and stays as it was.
+    /// Only a MariaDB source sends a JSON column as text, and only an Oracle MySQL green has JSON
+    /// columns: within one family no row pays the catalog lookup.
     fn parses_json(&self, table: &TableSchema, i: usize) -> bool {
-        mysql_type(table, i).code != literal::JSON
+        !self.json_text
+            && self.across_families()
+            && mysql_type(table, i).code != literal::JSON
             && self.tables.get(&table.name).is_some_and(|info| table.columns.get(i).is_some_and(|c| info.json.contains(&c.name)))
     }
 

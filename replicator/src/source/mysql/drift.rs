@@ -97,9 +97,9 @@ const QUERIES: &[Query] = &[
 /// One side's objects in `database`, restricted to `tables` where an object belongs to a table.
 /// `across`: the other side is of the other family, and columns, CHECK clauses, views and routines
 /// are described as both families print them ([`across_families`]).
-async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, across: bool) -> Result<Objects, Error> {
+/// `oracle`: this side is Oracle MySQL.
+async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, oracle: bool, across: bool) -> Result<Objects, Error> {
     let mut out = Objects::new();
-    let oracle = !super::is_mariadb(conn, side).await?;
     for q in QUERIES {
         if across && ACROSS_OWN.contains(&q.kind) {
             continue;
@@ -213,9 +213,10 @@ fn generated_check_name(table: &str, name: &str) -> bool {
 /// database, which green's has the same name as). Across the MySQL family the objects are described
 /// as both families print them ([`portable`]), and a view's definition is not compared.
 pub async fn differences(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, database: &str, tables: &[String]) -> Result<Vec<String>, Error> {
-    let across = super::is_mariadb(blue, "blue").await? != super::is_mariadb(green, "green").await?;
-    let b = objects(blue, database, tables, "blue", across).await?;
-    let g = objects(green, database, tables, "green", across).await?;
+    let (blue_oracle, green_oracle) = (!super::is_mariadb(blue, "blue").await?, !super::is_mariadb(green, "green").await?);
+    let across = blue_oracle != green_oracle;
+    let b = objects(blue, database, tables, "blue", blue_oracle, across).await?;
+    let g = objects(green, database, tables, "green", green_oracle, across).await?;
     Ok(compare(&b, &g))
 }
 
