@@ -116,7 +116,26 @@ pub struct SnapshotConfig {
     pub workers: Option<usize>,
     /// Tables larger than this many MiB are copied as several page ranges at once (default 64; 0 = never).
     pub split_mb: Option<u64>,
+    /// How the initial copy runs: `consistent` (one snapshot for the whole copy), `chunked` (chunks
+    /// reconciled with the stream, each recorded when it is on green, resumable) or `auto` (default:
+    /// chunked when the selected tables hold at least [`CHUNKED_FROM`] bytes).
+    pub mode: Option<SnapshotMode>,
+    /// The size of one chunk of the chunked copy (default `64MiB`, at least `64KiB`).
+    pub chunk_size: Option<String>,
 }
+
+/// `snapshot.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    #[default]
+    Auto,
+    Consistent,
+    Chunked,
+}
+
+/// With `snapshot.mode = "auto"`, the size of the selected tables from which the copy is chunked.
+pub const CHUNKED_FROM: u64 = 1 << 30;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -377,6 +396,7 @@ impl Config {
                 format!("must be between 0 and {MAX_APPLY_SESSIONS} (0 applies large transactions whole at their commit)"),
             ));
         }
+        self.snapshot_chunk_bytes()?;
         if self.snapshot.workers == Some(0) {
             return Err(Error::config("snapshot.workers", "must be at least 1"));
         }
@@ -440,6 +460,25 @@ impl Config {
     /// Page count above which a table is split into ranges (8 KiB pages).
     pub fn snapshot_split_pages(&self) -> u64 {
         self.snapshot.split_mb.unwrap_or(64) * 1024 / 8
+    }
+
+    /// Whether the initial copy of `bytes` of tables is chunked (`snapshot.mode`).
+    pub fn snapshot_chunked(&self, bytes: u64) -> bool {
+        match self.snapshot.mode.unwrap_or_default() {
+            SnapshotMode::Chunked => true,
+            SnapshotMode::Consistent => false,
+            SnapshotMode::Auto => bytes >= CHUNKED_FROM,
+        }
+    }
+
+    /// Bytes of one chunk of the chunked copy (`snapshot.chunk_size`).
+    pub fn snapshot_chunk_bytes(&self) -> Result<u64, Error> {
+        let Some(text) = &self.snapshot.chunk_size else { return Ok(64 << 20) };
+        let bytes = parse_size(text).map_err(|e| Error::config("snapshot.chunk_size", e))?;
+        if bytes < 64 << 10 {
+            return Err(Error::config("snapshot.chunk_size", format!("'{text}' is below the minimum of 64KiB")));
+        }
+        Ok(bytes)
     }
 
     /// Bytes of in-progress transactions kept in memory before spilling (at least 1 MiB).

@@ -12,6 +12,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod copy;
 pub mod cutover;
 #[cfg(feature = "demo")]
 pub mod demo;

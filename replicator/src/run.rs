@@ -200,10 +200,21 @@ async fn run_once<A: SourceAdmin>(
     if let Some(recorded) = state.applied()? {
         check_green_not_behind(&green_at, &recorded, &admin.names().origin)?;
     }
+    let sink = crate::copy::Copying::open(sink, admin.copier()?, state, status, config.snapshot_workers()).await?;
     let source = admin.open_stream(&green_at).await?;
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: config.apply_batch_delay(), memory: config.apply_memory_budget()? };
+    let env = pipeline::Env { state, status, channels, budgets: &budgets };
+    // While chunks remain, streamed transactions are applied whole at their commit, whose position
+    // the chunked copy's barrier needs.
+    let streaming = async {
+        if sink.copying() {
+            pipeline::stream(source, sink, turnout_sinks::early::NoEarly, env, shutdown).await
+        } else {
+            pipeline::stream(source, sink, admin.open_early(), env, shutdown).await
+        }
+    };
     tokio::select! {
-        result = pipeline::stream(source, sink, admin.open_early(), pipeline::Env { state, status, channels, budgets: &budgets }, shutdown) => result,
+        result = streaming => result,
         e = admin.watch() => Err(e),
     }
 }

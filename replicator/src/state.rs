@@ -25,6 +25,8 @@ const SNAPSHOT_STARTED: &[u8] = b"snapshot/started";
 const SNAPSHOT_DONE: &[u8] = b"snapshot/done";
 const TABLE_PREFIX: &str = "snapshot/table/";
 const SCHEMA_COPIED: &[u8] = b"schema/copied";
+const CHUNK_PREFIX: &str = "copy/chunk/";
+const CHUNK_DONE_PREFIX: &str = "copy/done/";
 
 const SPILL_PREFIX: &str = "spill/";
 const CUTOVER_JOURNAL: &[u8] = b"cutover/journal";
@@ -301,10 +303,56 @@ impl StateStore {
         Ok(out)
     }
 
+    /// Records the chunked copy's plan: each chunk's JSON under its id (see [`crate::copy`]). The
+    /// plan is written once, before streaming starts, and never changes after.
+    pub fn put_chunks(&self, chunks: &[(u32, Vec<u8>)]) -> Result<(), Error> {
+        for (id, json) in chunks {
+            self.put(format!("{CHUNK_PREFIX}{id:08}").as_bytes(), json)?;
+        }
+        Ok(())
+    }
+
+    /// The chunked copy's plan, in id order (empty when the copy is not chunked).
+    pub fn chunks(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.scan(CHUNK_PREFIX).map(|v| v.into_iter().map(|(_, json)| json).collect())
+    }
+
+    /// Records that chunk `id` is committed on green (`json`: what it copied). Synced; called only
+    /// after green's commit returned.
+    pub fn mark_chunk_done(&self, id: u32, json: &[u8]) -> Result<(), Error> {
+        self.put(format!("{CHUNK_DONE_PREFIX}{id:08}").as_bytes(), json)
+    }
+
+    /// The chunks recorded as committed on green: id and what each copied.
+    pub fn chunks_done(&self) -> Result<Vec<(u32, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        for (key, json) in self.scan(CHUNK_DONE_PREFIX)? {
+            let id = key.parse::<u32>().map_err(|_| Error::State(format!("corrupt chunk record {CHUNK_DONE_PREFIX}{key}")))?;
+            out.push((id, json));
+        }
+        Ok(out)
+    }
+
+    /// Every key under `prefix` (without it) with its value, in key order.
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator(prefix.as_bytes()) {
+            let (k, v) = item.map_err(|e| Error::State(format!("reading state: {e}")))?;
+            let Some(rest) = k.strip_prefix(prefix.as_bytes()) else { break };
+            out.push((String::from_utf8_lossy(rest).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Forgets an incomplete snapshot so it can be redone from scratch.
     pub fn reset_snapshot(&self) -> Result<(), Error> {
         for (name, _) in self.copied_tables()? {
             self.delete(format!("{TABLE_PREFIX}{name}").as_bytes())?;
+        }
+        for prefix in [CHUNK_PREFIX, CHUNK_DONE_PREFIX] {
+            for (key, _) in self.scan(prefix)? {
+                self.delete(format!("{prefix}{key}").as_bytes())?;
+            }
         }
         self.delete(SNAPSHOT_DONE)?;
         self.delete(SNAPSHOT_STARTED)

@@ -103,6 +103,34 @@ pub struct TableProgress {
     pub done: bool,
 }
 
+/// The chunked initial copy's progress (`snapshot.mode = "chunked"`), in `/status` as `copy`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CopyProgress {
+    pub chunks_total: u64,
+    pub chunks_done: u64,
+    /// Chunks found already on green when this process started (kept, not copied again).
+    pub chunks_kept: u64,
+    /// Rows and bytes on green from the chunks done (kept ones included).
+    pub rows: u64,
+    pub bytes: u64,
+    /// Blue's size estimate of every chunk, and of those done.
+    pub estimated_bytes_total: u64,
+    pub estimated_bytes_done: u64,
+    /// Seconds until every chunk is done at this process's pace so far; none before the first chunk.
+    pub eta_seconds: Option<f64>,
+    /// True once every chunk is on green.
+    pub complete: bool,
+}
+
+/// [`CopyProgress`] and when this process's part of it started.
+#[derive(Debug)]
+struct CopyTracker {
+    progress: CopyProgress,
+    started: Instant,
+    /// Estimated bytes done when this process started.
+    kept_estimate: u64,
+}
+
 /// The replication slot as blue reports it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SlotHealth {
@@ -164,6 +192,7 @@ pub struct Status {
     slot: Mutex<Option<SlotHealth>>,
     /// Level of each enabled alert (`lag`, `slot`), as the alert task last decided.
     alerts: Mutex<BTreeMap<String, AlertLevel>>,
+    copy: Mutex<Option<CopyTracker>>,
 }
 
 /// The last error, what turnout does about it and what the operator can do.
@@ -215,6 +244,8 @@ pub struct Snapshot {
     pub early_given_up_total: u64,
     pub names: Option<crate::names::Names>,
     pub tables: BTreeMap<String, TableProgress>,
+    /// The chunked initial copy, when the copy is chunked.
+    pub copy: Option<CopyProgress>,
     /// The last error (cleared when streaming resumes), with its class and advice.
     pub last_error: Option<ErrorReport>,
     /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
@@ -247,6 +278,7 @@ impl Default for Status {
             lag: Mutex::new(LagModel::default()),
             slot: Mutex::new(None),
             alerts: Mutex::new(BTreeMap::new()),
+            copy: Mutex::new(None),
         }
     }
 }
@@ -455,6 +487,60 @@ impl Status {
         self.with(|i| i.tables.entry(table.to_owned()).or_default().done = true);
     }
 
+    /// A chunked copy of `total` chunks (`bytes` estimated) starts or resumes with `kept` chunks
+    /// (`kept_bytes` estimated, `kept_rows` rows) already on green.
+    pub fn copy_started(&self, total: u64, bytes: u64, kept: u64, kept_bytes: u64, kept_rows: u64) {
+        let progress = CopyProgress {
+            chunks_total: total,
+            chunks_done: kept,
+            chunks_kept: kept,
+            rows: kept_rows,
+            estimated_bytes_total: bytes,
+            estimated_bytes_done: kept_bytes,
+            ..CopyProgress::default()
+        };
+        *lock(&self.copy) = Some(CopyTracker { progress, started: Instant::now(), kept_estimate: kept_bytes });
+    }
+
+    /// One chunk of `estimate` bytes is on green with `rows` rows and `bytes` bytes.
+    pub fn chunk_done(&self, estimate: u64, rows: u64, bytes: u64) {
+        if let Some(t) = lock(&self.copy).as_mut() {
+            t.progress.chunks_done += 1;
+            t.progress.rows += rows;
+            t.progress.bytes += bytes;
+            t.progress.estimated_bytes_done += estimate;
+        }
+    }
+
+    /// Chunks done and in all.
+    pub fn copy_chunks(&self) -> (u64, u64) {
+        lock(&self.copy).as_ref().map_or((0, 0), |t| (t.progress.chunks_done, t.progress.chunks_total))
+    }
+
+    /// Every chunk is on green.
+    pub fn copy_finished(&self) {
+        if let Some(t) = lock(&self.copy).as_mut() {
+            t.progress.complete = true;
+        }
+    }
+
+    /// True while a chunked copy has chunks left: the stream runs, but green is not yet whole.
+    pub fn copying(&self) -> bool {
+        lock(&self.copy).as_ref().is_some_and(|t| !t.progress.complete)
+    }
+
+    fn copy_progress(&self) -> Option<CopyProgress> {
+        let guard = lock(&self.copy);
+        let t = guard.as_ref()?;
+        let mut p = t.progress.clone();
+        let done_here = p.estimated_bytes_done.saturating_sub(t.kept_estimate);
+        if !p.complete && done_here > 0 {
+            let rate = done_here as f64 / t.started.elapsed().as_secs_f64().max(0.001);
+            p.eta_seconds = Some(p.estimated_bytes_total.saturating_sub(p.estimated_bytes_done) as f64 / rate);
+        }
+        Some(p)
+    }
+
     /// A consistent copy for `/status`.
     pub fn snapshot(&self) -> Snapshot {
         let lag_seconds = self.lag_seconds();
@@ -473,6 +559,7 @@ impl Status {
         };
         let show = |p: &Option<Position>| p.as_ref().map(ToString::to_string).unwrap_or_default();
         let verify_hold = "idle";
+        let copy = self.copy_progress();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -495,6 +582,7 @@ impl Status {
                 early_given_up_total: self.early_given_up.load(Ordering::Relaxed),
                 names: i.names.clone(),
                 tables: i.tables.clone(),
+                copy,
                 last_error: i.last_error.clone(),
                 alerts,
                 verify_hold,

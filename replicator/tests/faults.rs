@@ -31,6 +31,7 @@ impl SourceAdmin for FaultyAdmin {
     type Stream = <PgAdmin as SourceAdmin>::Stream;
     type Sink = FaultySink<Parallel<PgSink>>;
     type Early = <PgAdmin as SourceAdmin>::Early;
+    type Copier = <PgAdmin as SourceAdmin>::Copier;
 
     fn names(&self) -> &Names {
         self.inner.names()
@@ -46,6 +47,10 @@ impl SourceAdmin for FaultyAdmin {
 
     fn open_early(&self) -> Self::Early {
         self.inner.open_early()
+    }
+
+    fn copier(&self) -> Result<Self::Copier, turnout::Error> {
+        self.inner.copier()
     }
 
     async fn open_stream(&self, from: &Position) -> Result<Self::Stream, turnout::Error> {

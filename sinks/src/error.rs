@@ -41,6 +41,14 @@ pub enum SinkError {
     /// The target's recorded progress is ahead of what this process believed, or similar.
     #[error("green: {0}")]
     Progress(String),
+    /// The failure of a layer wrapped around a sink (e.g. the chunked initial copy reading blue),
+    /// with that layer's own retry class.
+    #[error("{source}")]
+    Layer {
+        class: ErrorClass,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A PostgreSQL client error as an operator needs to read it: the server's severity, message and
@@ -143,6 +151,7 @@ impl SinkError {
                 _ => classify_pg(source),
             },
             SinkError::Unavailable { .. } => ErrorClass::Transient,
+            SinkError::Layer { class, .. } => *class,
             SinkError::MySql { source, .. } => classify_mysql(source),
             SinkError::Value { .. } | SinkError::Schema { .. } | SinkError::Progress(_) | SinkError::Config(_) => ErrorClass::Fatal,
             // Spilled data is received again from the source after a restart.

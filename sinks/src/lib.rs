@@ -152,6 +152,14 @@ pub trait Sink: Send + 'static {
     /// Nothing is visible, and the recorded position does not move, until the commit succeeds.
     fn begin(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
 
+    /// [`Sink::begin`] for a source transaction whose commit position is known (a spilled one,
+    /// applied after its commit): a layer that must act at a position of the stream (the chunked
+    /// copy's barrier) acts before the transaction opens.
+    fn begin_at(&mut self, commit_end: &Position) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = commit_end;
+        self.begin()
+    }
+
     /// Applies changes inside the transaction [`Sink::begin`] opened; on error it is rolled back.
     fn apply_part(&mut self, changes: &[&RowChange]) -> impl Future<Output = Result<(), SinkError>> + Send;
 

@@ -247,7 +247,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
 
 /// Applies a spilled transaction chunk by chunk in one green transaction.
 async fn apply_spilled<K: Sink>(sink: &mut K, tx: &SpilledTransaction, state: &StateStore) -> Result<Position, Error> {
-    sink.begin().await.map_err(Error::Sink)?;
+    sink.begin_at(&tx.commit_end).await.map_err(Error::Sink)?;
     for i in 0..tx.spilled.chunks() {
         let changes = match tx.spilled.read(state, i).await {
             Ok(c) => c,

@@ -59,7 +59,10 @@ pub async fn stream<S: Source, K: Sink, E: EarlyApply>(source: S, mut sink: K, e
     let Env { state, status, channels, budgets } = env;
     // Where green stands now, as a durable proof (the recorded position is durable once flushed).
     let start = sink.flush().await.map_err(Error::Sink)?;
-    status.set_phase(Phase::Streaming);
+    // While a chunked copy has chunks left green is not whole: the phase stays `snapshot`.
+    if !status.copying() {
+        status.set_phase(Phase::Streaming);
+    }
     status.stream_restarted();
     status.set_error(None);
     status.set_applied(start.position());

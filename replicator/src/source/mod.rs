@@ -131,14 +131,17 @@ pub trait SourceAdmin: Send + Sync + 'static {
     type Sink: Sink;
     /// Green's sessions for streamed transactions applied before their commit.
     type Early: turnout_sinks::EarlyApply;
+    /// The source's side of the chunked initial copy.
+    type Copier: crate::copy::Copier;
 
     /// Names of what turnout creates for this stream.
     fn names(&self) -> &Names;
 
     /// Everything before streaming, idempotent: selects the tables, prepares the source, and — unless
-    /// an earlier run completed it — copies the schema and a consistent snapshot to green, ending
-    /// with green's progress record at the snapshot's consistent point. An interrupted snapshot is
-    /// redone from scratch.
+    /// an earlier run completed it — copies the schema and either a consistent snapshot to green,
+    /// ending with green's progress record at the snapshot's consistent point, or (a chunked copy,
+    /// see [`crate::copy`]) the plan of chunks, with green's progress record where the stream
+    /// starts. An interrupted consistent snapshot is redone from scratch; a chunked copy resumes.
     fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Opens green's apply session, bound to turnout's progress record there.
@@ -146,6 +149,9 @@ pub trait SourceAdmin: Send + Sync + 'static {
 
     /// Green's early apply sessions (opened when first needed).
     fn open_early(&self) -> Self::Early;
+
+    /// The chunked copy's rounds (used while the state store's copy plan has chunks left).
+    fn copier(&self) -> Result<Self::Copier, Error>;
 
     /// Starts the change stream just after `from` (the position durable on green).
     fn open_stream(&self, from: &Position) -> impl Future<Output = Result<Self::Stream, Error>> + Send;

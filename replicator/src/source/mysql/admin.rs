@@ -107,6 +107,7 @@ impl SourceAdmin for MySqlAdmin {
     type Sink = Parallel<MySqlSink>;
     /// Binlog transactions arrive whole at their commit: nothing to apply early.
     type Early = NoEarly;
+    type Copier = super::chunks::MySqlCopier;
 
     fn names(&self) -> &Names {
         &self.names
@@ -158,6 +159,14 @@ impl SourceAdmin for MySqlAdmin {
 
     fn open_early(&self) -> NoEarly {
         NoEarly
+    }
+
+    fn copier(&self) -> Result<super::chunks::MySqlCopier, Error> {
+        Ok(super::chunks::MySqlCopier {
+            blue: self.blue.clone(),
+            target_url: self.config.target.url.expose().to_owned(),
+            workers: self.config.snapshot_workers(),
+        })
     }
 
     async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {
@@ -283,6 +292,9 @@ impl MySqlAdmin {
         }
         snapshot::refuse_typed_json(blue, &tables).await?;
         state.mark_snapshot_started()?;
+        if self.config.snapshot_chunked(super::chunks::total_size(blue, &tables).await?) {
+            return self.plan_chunked_copy(state, blue, &tables).await;
+        }
         let started = std::time::Instant::now();
         let (readers, point) = snapshot::open_readers(&self.blue, self.config.snapshot_workers()).await?;
         // Largest tables first: the last reader to finish decides the snapshot's length.
@@ -308,6 +320,19 @@ impl MySqlAdmin {
         turnout_sinks::mysql::record_position(target_url, &self.names.origin, &point.position).await.map_err(Error::Sink)?;
         state.mark_snapshot_done(&point.position)?;
         state.record_applied(&point.position)?;
+        Ok(())
+    }
+
+    /// The start of a chunked copy ([`crate::copy`]): the chunk plan, and green's progress record at
+    /// the end of blue's binlog now, where the stream starts.
+    async fn plan_chunked_copy(&self, state: &StateStore, blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
+        let start = snapshot::binlog_end(blue, "blue").await?;
+        let plan = super::chunks::plan(blue, tables, self.config.snapshot_chunk_bytes()?).await?;
+        crate::copy::save_plan(state, &plan)?;
+        turnout_sinks::mysql::record_position(self.config.target.url.expose(), &self.names.origin, &start).await.map_err(Error::Sink)?;
+        state.mark_snapshot_done(&start)?;
+        state.record_applied(&start)?;
+        tracing::info!(chunks = plan.len(), from = %start, "planned a chunked copy: green is filled chunk by chunk while the stream runs");
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod check;
+pub mod chunks;
 pub mod crossing;
 pub mod cutover;
 pub mod drift;

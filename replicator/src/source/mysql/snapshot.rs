@@ -373,7 +373,11 @@ pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: V
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let Some(job) = next else { break };
-                let copied = copy_table(&mut reader, &mut green, json_text, &job, &status).await?;
+                let condition = job.range.as_ref().map(|r| match r.to {
+                    Some(to) => format!("{c} >= {} AND {c} < {to}", r.from, c = quote(&r.column)),
+                    None => format!("{c} >= {}", r.from, c = quote(&r.column)),
+                });
+                let copied = copy_table(&mut reader, &mut green, json_text, &job.table, condition.as_deref(), &status).await?;
                 rows += copied;
                 let name = job.table.to_string();
                 let finished = {
@@ -400,9 +404,16 @@ pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: V
     Ok(total)
 }
 
-/// Copies one job's rows; `json_text` when green keeps JSON as text (see `for_green`).
-async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Conn, json_text: bool, job: &CopyJob, status: &Status) -> Result<u64, Error> {
-    let table = &job.table;
+/// Copies the rows of `table` matching `condition` (all without) that `reader`'s snapshot shows
+/// into green; `json_text` when green keeps JSON as text (see `for_green`).
+pub async fn copy_table(
+    reader: &mut mysql_async::Conn,
+    green: &mut mysql_async::Conn,
+    json_text: bool,
+    table: &TableName,
+    condition: Option<&str>,
+    status: &Status,
+) -> Result<u64, Error> {
     let name = table.to_string();
     status.table_started(&name);
     let cols: Vec<ColumnInfo> = columns(reader, table, "blue").await?.into_iter().filter(|c| !c.generated).collect();
@@ -427,11 +438,8 @@ async fn copy_table(reader: &mut mysql_async::Conn, green: &mut mysql_async::Con
     let typed: Vec<(String, MySqlType)> =
         cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), for_green(&column_type(c, *u), json_text).into_owned())).collect();
     let mut sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
-    if let Some(r) = &job.range {
-        sql.push_str(&format!(" WHERE {c} >= {}", r.from, c = quote(&r.column)));
-        if let Some(to) = r.to {
-            sql.push_str(&format!(" AND {c} < {to}", c = quote(&r.column)));
-        }
+    if let Some(condition) = condition {
+        sql.push_str(&format!(" WHERE {condition}"));
     }
     // Prepared: the binary protocol returns numbers and dates typed, strings as raw bytes.
     let mut result = reader.exec_iter(sql, ()).await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))?;

@@ -48,6 +48,7 @@ impl SourceAdmin for PgAdmin {
     type Stream = PgSource;
     type Sink = Parallel<PgSink>;
     type Early = PgEarly;
+    type Copier = super::chunks::PgCopier;
 
     fn names(&self) -> &Names {
         &self.names
@@ -95,6 +96,16 @@ impl SourceAdmin for PgAdmin {
 
     fn open_early(&self) -> PgEarly {
         PgEarly::new(self.config.target.url.expose(), &self.names.origin, self.config.apply_stream_sessions())
+    }
+
+    fn copier(&self) -> Result<super::chunks::PgCopier, Error> {
+        Ok(super::chunks::PgCopier {
+            source: self.config.source_options()?,
+            source_url: self.config.source.url.expose().to_owned(),
+            target_url: self.config.target.url.expose().to_owned(),
+            slot: format!("{}_copy", self.names.slot),
+            workers: self.config.snapshot_workers(),
+        })
     }
 
     async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
@@ -219,11 +230,15 @@ async fn initial_snapshot(
             }
         }
     }
+    let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
+    if config.snapshot_chunked(super::chunks::total_size(&blue_client, tables).await?) {
+        let schema = PostData { pg_dump: pg_dump.as_deref(), left_out: &left_out, tolerate_existing: owned_schema };
+        return plan_chunked_copy(config, state, names, &green_client, &blue_client, tables, schema).await;
+    }
     state.mark_snapshot_started()?;
     let mut repl = PgConnection::connect(&source, true).await.map_err(Error::Source)?;
     let slot = repl.create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await.map_err(Error::Source)?;
     let snapshot_name = slot.snapshot_name.clone().ok_or_else(|| Error::Setup("blue exported no snapshot".into()))?;
-    let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
     // Tables above 64 MiB are copied as several page ranges at once.
     let plan = snapshot::copy_plan(&blue_client, tables, config.snapshot_split_pages()).await?;
     let workers = config.snapshot_workers();
@@ -240,4 +255,47 @@ async fn initial_snapshot(
     state.mark_snapshot_done(&Position::Pg(slot.consistent_point))?;
     state.record_applied(&Position::Pg(slot.consistent_point))?;
     Ok(())
+}
+
+/// The start of a chunked copy ([`crate::copy`]): green's indexes and constraints now (the stream's
+/// keyed changes need them while the copy runs; the copy and the apply run with
+/// `session_replication_role = replica`, so foreign keys do not fire), the stream's slot without a
+/// snapshot, the chunk plan, and green's progress record at the slot's consistent point, where the
+/// stream starts.
+async fn plan_chunked_copy(
+    config: &Config,
+    state: &StateStore,
+    names: &Names,
+    green_client: &tokio_postgres::Client,
+    blue_client: &tokio_postgres::Client,
+    tables: &[turnout_decoders::TableName],
+    schema: PostData<'_>,
+) -> Result<(), Error> {
+    state.mark_snapshot_started()?;
+    if let Some(pg_dump) = schema.pg_dump {
+        let post = setup::dump_schema(pg_dump, &config.source_options()?, "post-data", schema.left_out).await?;
+        setup::apply_post_data(green_client, &post, schema.tolerate_existing, !schema.left_out.is_empty()).await?;
+    }
+    let mut repl = PgConnection::connect(&config.source_options()?, true).await.map_err(Error::Source)?;
+    let slot = repl.create_logical_slot(&names.slot, &SlotOptions::default()).await.map_err(Error::Source)?;
+    repl.close().await;
+    let plan = super::chunks::plan(blue_client, tables, config.snapshot_chunk_bytes()?).await?;
+    crate::copy::save_plan(state, &plan)?;
+    green::ensure_origin(green_client, &names.origin).await.map_err(Error::Sink)?;
+    green::advance_origin(green_client, &names.origin, slot.consistent_point).await.map_err(Error::Sink)?;
+    let start = Position::Pg(slot.consistent_point);
+    state.mark_snapshot_done(&start)?;
+    state.record_applied(&start)?;
+    tracing::info!(chunks = plan.len(), from = %start, "planned a chunked copy: green is filled chunk by chunk while the stream runs");
+    Ok(())
+}
+
+/// The schema copy's post-data step still owed: the `pg_dump` that copies it (none when green's
+/// tables were not created by turnout), the tables left out of the dump, and whether an earlier
+/// attempt may have created some of it.
+#[derive(Debug)]
+struct PostData<'a> {
+    pg_dump: Option<&'a std::path::Path>,
+    left_out: &'a [turnout_decoders::TableName],
+    tolerate_existing: bool,
 }

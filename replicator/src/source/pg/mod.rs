@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod check;
+pub mod chunks;
 pub mod cutover;
 pub mod drift;
 pub mod heartbeat;

@@ -35,15 +35,7 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], spli
             .await
             .map_err(Error::blue(format!("reading the size of {t}")))?;
         let pages = u64::try_from(size.get::<_, i64>(0)).unwrap_or(0);
-        let rows = blue
-            .query(
-                "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
-                 AND attgenerated = '' ORDER BY attnum",
-                &[&t.quoted()],
-            )
-            .await
-            .map_err(Error::blue(format!("reading the columns of {t}")))?;
-        let columns: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let columns = stored_columns(blue, t).await?;
         if split_pages == 0 || pages <= split_pages {
             out.push(CopyTable { name: t.clone(), columns, pages: None });
             continue;
@@ -110,30 +102,66 @@ pub async fn copy_all(
 }
 
 async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTable, status: &Status) -> Result<u64, Error> {
-    let name = t.name.to_string();
+    let filter = match t.pages {
+        None => None,
+        Some((first, None)) => Some(format!("ctid >= '({first},0)'::tid")),
+        Some((first, Some(end))) => Some(format!("ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid")),
+    };
+    let into = Destination { url: target_url, replace: false };
+    copy_rows(source_url, snapshot, &t.name, Some(&t.columns), filter.as_deref(), into, status).await.map(|(rows, _)| rows)
+}
+
+/// Where [`copy_rows`] writes: green's URL, and whether green's rows matching the filter are deleted
+/// first, in the same green transaction as the copy (a chunk copied again after a crash).
+#[derive(Clone, Copy, Debug)]
+pub struct Destination<'a> {
+    pub url: &'a str,
+    pub replace: bool,
+}
+
+/// Copies the rows of `table` matching `filter` (all without) as `snapshot` shows them into green,
+/// `COPY … TO STDOUT` streamed into `COPY … FROM STDIN`; `columns` (default: every stored column,
+/// read inside the snapshot). Returns rows and bytes copied. With `into.replace`, one green
+/// transaction deletes green's matching rows first and commits with `synchronous_commit = on`, so it
+/// is durable when this returns.
+pub async fn copy_rows(
+    source_url: &str,
+    snapshot: &str,
+    table: &TableName,
+    columns: Option<&[String]>,
+    filter: Option<&str>,
+    into: Destination<'_>,
+    status: &Status,
+) -> Result<(u64, u64), Error> {
+    let name = table.to_string();
     status.table_started(&name);
     let blue = blue_connect(source_url).await?;
     blue.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', "''")))
         .await
         .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
-    let green = green_connect(target_url).await.map_err(Error::Sink)?;
-    green.batch_execute("SET session_replication_role = replica").await.map_err(Error::green("SET session_replication_role"))?;
-    let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
-    let col_list = cols.join(", ");
-    let filter = match t.pages {
-        None => String::new(),
-        Some((first, None)) => format!(" WHERE ctid >= '({first},0)'::tid"),
-        Some((first, Some(end))) => format!(" WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid"),
+    let columns = match columns {
+        Some(c) => c.to_vec(),
+        None => stored_columns(&blue, table).await?,
     };
-    let out_sql = format!("COPY (SELECT {col_list} FROM {}{filter}) TO STDOUT", t.name.quoted());
-    let in_sql = format!("COPY {} ({col_list}) FROM STDIN", t.name.quoted());
+    let green = green_connect(into.url).await.map_err(Error::Sink)?;
+    green.batch_execute("SET session_replication_role = replica").await.map_err(Error::green("SET session_replication_role"))?;
+    let col_list = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let condition = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+    if into.replace {
+        green
+            .batch_execute(&format!("SET synchronous_commit = on; BEGIN; DELETE FROM {}{condition}", table.quoted()))
+            .await
+            .map_err(Error::green(format!("clearing green's rows of {name} before copying them")))?;
+    }
+    let out_sql = format!("COPY (SELECT {col_list} FROM {}{condition}) TO STDOUT", table.quoted());
+    let in_sql = format!("COPY {} ({col_list}) FROM STDIN", table.quoted());
     let reader = blue.copy_out(&out_sql).await.map_err(Error::blue(format!("`{out_sql}`")))?;
     let writer = green.copy_in(&in_sql).await.map_err(Error::green(format!("`{in_sql}`")))?;
     futures_util::pin_mut!(reader);
     futures_util::pin_mut!(writer);
     // COPY OUT yields one message per row; forward them in large writes, not one network write each.
     const FLUSH_AT: usize = 256 * 1024;
-    let mut rows: u64 = 0;
+    let (mut rows, mut bytes) = (0u64, 0u64);
     let mut pending = bytes::BytesMut::with_capacity(FLUSH_AT + 64 * 1024);
     let mut pending_rows: u64 = 0;
     loop {
@@ -146,6 +174,7 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
         if pending.len() >= FLUSH_AT || (end && !pending.is_empty()) {
             status.table_progress(&name, pending_rows, pending.len() as u64);
             rows += pending_rows;
+            bytes += pending.len() as u64;
             pending_rows = 0;
             writer.send(pending.split().freeze()).await.map_err(Error::green(format!("writing {name}")))?;
         }
@@ -154,6 +183,22 @@ async fn copy_one(source_url: &str, target_url: &str, snapshot: &str, t: &CopyTa
         }
     }
     let written = writer.finish().await.map_err(Error::green(format!("finishing {name}")))?;
+    if into.replace {
+        green.batch_execute("COMMIT").await.map_err(Error::green(format!("committing the copy of {name}")))?;
+    }
     blue.batch_execute("COMMIT").await.map_err(Error::blue("committing the snapshot transaction"))?;
-    Ok(written.max(rows))
+    Ok((written.max(rows), bytes))
+}
+
+/// The stored columns of `table` (not dropped, not generated), in order.
+async fn stored_columns(blue: &tokio_postgres::Client, table: &TableName) -> Result<Vec<String>, Error> {
+    let rows = blue
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
+             AND attgenerated = '' ORDER BY attnum",
+            &[&table.quoted()],
+        )
+        .await
+        .map_err(Error::blue(format!("reading the columns of {table}")))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -1,0 +1,188 @@
+//! The chunked initial copy (`snapshot.mode = "chunked"`) against real servers: green filled chunk by
+//! chunk while an application writes on blue — inserts beyond the copied keys, updates, deletes that
+//! cascade, rows moved across chunks by an UPDATE of their key — with `kill -9` in the middle of the
+//! copy. The restart keeps every chunk already on green, copies only the others, and blue and green
+//! are then compared by the text of every row.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+const PG_SCHEMA: &str = "
+CREATE TABLE big (id bigint PRIMARY KEY, v int NOT NULL, pad text);
+INSERT INTO big SELECT g, 0, repeat(md5(g::text), 3) FROM generate_series(1, 120000) g;
+CREATE TABLE child (id int PRIMARY KEY, big_id bigint REFERENCES big (id) ON DELETE CASCADE, note text);
+INSERT INTO child SELECT g, 70000 + g, 'c' || g FROM generate_series(1, 10000) g;
+CREATE TABLE tags (name text PRIMARY KEY, n int);
+INSERT INTO tags SELECT 'tag' || g, g FROM generate_series(1, 2000) g;
+CREATE TABLE log (a int, b text);
+ALTER TABLE log REPLICA IDENTITY FULL;
+INSERT INTO log SELECT g, 'x' FROM generate_series(1, 3000) g;
+";
+
+const PG_TABLES: &[&str] = &["big", "child", "tags", "log"];
+
+const CHUNKED: &str = "[snapshot]\nmode = \"chunked\"\nchunk_size = \"1MB\"\nworkers = 2";
+
+/// One application write on blue, `i`-th: spread over the whole key space so that it lands in
+/// chunks copied, being copied and not yet copied.
+fn pg_write(i: i64) -> String {
+    let spot = |p: i64| (i * p).rem_euclid(120_000) + 1;
+    let mut sql = format!(
+        "INSERT INTO big VALUES ({}, {i}, 'new'); UPDATE big SET v = v + 1 WHERE id = {}; DELETE FROM big WHERE id = {}; \
+         UPDATE tags SET n = n + 1 WHERE name = 'tag{}'; INSERT INTO log VALUES ({i}, 'w'); DELETE FROM log WHERE a = {};",
+        200_000 + i,
+        spot(7919),
+        spot(104_729),
+        i % 2000 + 1,
+        i % 3000 + 1
+    );
+    // Rows moved by an UPDATE of their key: from anywhere to far below and far above every chunk.
+    if i % 3 == 0 {
+        // Rows 70001…80000 are referenced by `child`; rows below 60001 are not.
+        let free = |p: i64| (i * p).rem_euclid(60_000) + 1;
+        sql.push_str(&format!("UPDATE big SET id = {} WHERE id = {};", -i, free(31)));
+        sql.push_str(&format!("UPDATE big SET id = {} WHERE id = {};", 1_000_000 + i, free(13)));
+    }
+    sql
+}
+
+/// Polls `/status` until `done` says so about the copy (`copy` object), failing on exit or timeout.
+async fn wait_copy(t: &mut Turnout, what: &str, mut done: impl FnMut(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(s) = t.status() {
+            if done(&s["copy"]) {
+                return s;
+            }
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code} while waiting for {what}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "never saw {what}\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pg_kill_9_in_the_middle_of_a_chunked_copy_keeps_what_is_on_green_and_ends_equal() {
+    let (blue, green, db) = pair(PG_SCHEMA).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), CHUNKED);
+    let url = blue.url(&db);
+    let writer = Writer::start(move |log| async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("writer");
+        tokio::spawn(conn);
+        let mut i = 0i64;
+        while log.running() {
+            i += 1;
+            // A write that collides with another's moved key fails on blue; what blue holds is compared.
+            match client.batch_execute(&format!("BEGIN; {} COMMIT", pg_write(i))).await {
+                Ok(()) => log.acked(i),
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    log.failed(e);
+                }
+            }
+        }
+    });
+    t.start();
+    let s =
+        wait_copy(&mut t, "a third of the chunks on green", |c| c["chunks_done"].as_u64().unwrap_or(0) * 3 >= c["chunks_total"].as_u64().unwrap_or(u64::MAX))
+            .await;
+    let copy = &s["copy"];
+    assert_eq!(copy["complete"], false, "the copy finished before it could be interrupted: {s}");
+    assert_eq!(s["phase"], "snapshot", "a cutover must be refused while chunks remain: {s}");
+    let (total, seen_done) = (copy["chunks_total"].as_u64().expect("total"), copy["chunks_done"].as_u64().expect("done"));
+    assert!(total >= 10, "the plan has only {total} chunks: {s}");
+    t.kill9();
+    writer.wait_for(writer.count() + 50).await;
+    t.start();
+    let s = wait_copy(&mut t, "the copy complete after the restart", |c| c["complete"] == true).await;
+    let kept = s["copy"]["chunks_kept"].as_u64().expect("kept");
+    assert!(kept >= seen_done && kept < total, "kept {kept} of {total} chunks, {seen_done} were seen done before the kill: {s}");
+    assert!(t.log_text().contains("already on green and kept"), "{}", t.log_text());
+    wait_streaming(&mut t).await;
+    writer.wait_for(writer.count() + 50).await;
+    let (acked, _) = writer.finish().await;
+    assert!(acked.len() > 150, "only {} writes went through", acked.len());
+    assert_converges(&blue, &green, &db, PG_TABLES, &mut t).await;
+    // Each round's temporary slot is gone with its connection: only the stream's slot is left.
+    let b = blue.connect(&db).await.expect("blue");
+    let slots: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
+    assert_eq!(slots, 1);
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+const MARIA_SCHEMA: &str = "
+CREATE TABLE big (id INT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200));
+INSERT INTO big SELECT seq, 0, REPEAT(MD5(seq), 3) FROM seq_1_to_60000;
+CREATE TABLE tags (name VARCHAR(40) PRIMARY KEY, n INT);
+INSERT INTO tags SELECT CONCAT('tag', seq), seq FROM seq_1_to_2000;
+ANALYZE TABLE big, tags;
+";
+
+fn maria_write(i: i64) -> String {
+    let spot = |p: i64| (i * p).rem_euclid(60_000) + 1;
+    let mut sql = format!(
+        "INSERT INTO big VALUES ({}, {i}, 'new'); UPDATE big SET v = v + 1 WHERE id = {}; DELETE FROM big WHERE id = {}; \
+         UPDATE tags SET n = n + 1 WHERE name = 'tag{}';",
+        100_000 + i,
+        spot(7919),
+        spot(104_729),
+        i % 2000 + 1
+    );
+    if i % 3 == 0 {
+        sql.push_str(&format!("UPDATE IGNORE big SET id = {} WHERE id = {};", -i, spot(31)));
+        sql.push_str(&format!("UPDATE IGNORE big SET id = {} WHERE id = {};", 1_000_000 + i, spot(13)));
+    }
+    sql
+}
+
+#[tokio::test]
+async fn mariadb_kill_9_in_the_middle_of_a_chunked_copy_keeps_what_is_on_green_and_ends_equal() {
+    let (blue, green, db) = maria_pair();
+    blue.execute(Some(&db), MARIA_SCHEMA).expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), CHUNKED);
+    t.start();
+    let mut i = 0i64;
+    let mut write = |n: usize| {
+        for _ in 0..n {
+            i += 1;
+            blue.execute(Some(&db), &format!("BEGIN; {} COMMIT;", maria_write(i))).expect("write");
+        }
+    };
+    // Writes while the copy starts, then until a third of the chunks are on green.
+    let deadline = Instant::now() + WAIT;
+    let (total, seen_done) = loop {
+        write(3);
+        let s = t.status().unwrap_or_default();
+        let copy = &s["copy"];
+        if copy["chunks_done"].as_u64().unwrap_or(0) * 3 >= copy["chunks_total"].as_u64().unwrap_or(u64::MAX) {
+            assert_eq!(copy["complete"], false, "the copy finished before it could be interrupted: {s}");
+            assert_eq!(s["phase"], "snapshot", "{s}");
+            break (copy["chunks_total"].as_u64().expect("total"), copy["chunks_done"].as_u64().expect("done"));
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "the copy never got a third done\n{}", t.log_text());
+    };
+    assert!(total >= 5, "the plan has only {total} chunks");
+    t.kill9();
+    write(20);
+    t.start();
+    let s = wait_copy(&mut t, "the copy complete after the restart", |c| {
+        write(1);
+        c["complete"] == true
+    })
+    .await;
+    let kept = s["copy"]["chunks_kept"].as_u64().expect("kept");
+    assert!(kept >= seen_done && kept < total, "kept {kept} of {total} chunks, {seen_done} seen done before the kill: {s}");
+    assert!(t.log_text().contains("already on green and kept"), "{}", t.log_text());
+    write(20);
+    maria_assert_same(&blue, &green, &db, &["big", "tags"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
