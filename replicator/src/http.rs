@@ -325,6 +325,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (table, p) in &s.tables {
         let _ = writeln!(out, "turnout_snapshot_rows{{table=\"{}\"}} {}", table.replace('\\', "\\\\").replace('"', "\\\""), p.rows);
     }
+    if let Some(c) = &s.copy {
+        let _ = writeln!(out, "# HELP turnout_copy_chunks Chunks of the chunked initial copy, in all and on green.\n# TYPE turnout_copy_chunks gauge");
+        let _ = writeln!(out, "turnout_copy_chunks{{state=\"total\"}} {}\nturnout_copy_chunks{{state=\"done\"}} {}", c.chunks_total, c.chunks_done);
+        let _ = writeln!(
+            out,
+            "# HELP turnout_copy_rows Rows on green from the chunks of the chunked copy done.\n# TYPE turnout_copy_rows gauge\nturnout_copy_rows {}",
+            c.rows
+        );
+        if let Some(eta) = c.eta_seconds {
+            let _ = writeln!(out, "# HELP turnout_copy_eta_seconds Seconds until the chunked copy is done at its pace so far.");
+            let _ = writeln!(out, "# TYPE turnout_copy_eta_seconds gauge\nturnout_copy_eta_seconds {eta}");
+        }
+    }
     let _ = writeln!(out, "# HELP turnout_alert_state Level of each enabled alert: 0 ok, 1 warning, 2 critical.\n# TYPE turnout_alert_state gauge");
     for (alert, level) in &s.alerts {
         let _ = writeln!(out, "turnout_alert_state{{alert=\"{alert}\"}} {}", level.gauge());

@@ -144,16 +144,23 @@ impl Coverage {
             (RowChange::Update { table, key, before, .. }, Some(true), _) => {
                 Verdict::Replace(RowChange::Delete { table: table.clone(), key: key.clone(), before: before.clone() })
             }
-            (RowChange::Update { table, after, .. }, Some(false), Some(true)) => {
+            (RowChange::Update { table, after, before, .. }, Some(false), Some(true)) => {
+                // A value the source left out as unchanged is the old row's, when the source sent it.
+                let after: Vec<Value> = match before {
+                    Some(before) if before.len() == after.len() => {
+                        after.iter().zip(before).map(|(a, b)| if matches!(a, Value::Unchanged) { b.clone() } else { a.clone() }).collect()
+                    }
+                    _ => after.clone(),
+                };
                 if after.iter().any(|v| matches!(v, Value::Unchanged)) {
                     return Err(Error::Setup(format!(
                         "an UPDATE moved a row of {} into a part green already holds from one it does not yet hold, and blue did not send \
                          all of its values (an unchanged TOASTed value); the chunked copy cannot rebuild the row. Run the copy again with \
-                         snapshot.mode = \"consistent\" (turnout teardown, then turnout run), or set REPLICA IDENTITY FULL on the table",
+                         snapshot.mode = \"consistent\" (turnout teardown, then turnout run), or set REPLICA IDENTITY FULL on the table (the old row then carries every value)",
                         table.name
                     )));
                 }
-                Verdict::Replace(RowChange::Insert { table: table.clone(), after: after.clone() })
+                Verdict::Replace(RowChange::Insert { table: table.clone(), after })
             }
             _ => Verdict::Drop,
         })
@@ -237,8 +244,13 @@ mod tests {
         assert_eq!(c.verdict(&update(3, unchanged)).expect("v"), Verdict::Apply);
         // A move into held rows without every value cannot be rebuilt: refused, naming the table.
         let partial = vec![Value::Unchanged, Value::Int8(25)];
-        let e = c.verdict(&update(12, partial)).expect_err("refused").to_string();
+        let e = c.verdict(&update(12, partial.clone())).expect_err("refused").to_string();
         assert!(e.contains("public.t") && e.contains("consistent"), "{e}");
+        // Unless the old row was sent whole (REPLICA IDENTITY FULL): its value fills the gap.
+        let full =
+            RowChange::Update { table: t.clone(), key: vec![Value::Int8(12)], before: Some(vec![Value::Text("old".into()), Value::Int8(12)]), after: partial };
+        let rebuilt = vec![Value::Text("old".into()), Value::Int8(25)];
+        assert_eq!(c.verdict(&full).expect("v"), Verdict::Replace(RowChange::Insert { table: t.clone(), after: rebuilt }));
     }
 
     #[test]

@@ -205,6 +205,28 @@ pub trait Copier: Send + Sync + 'static {
     /// Copies `chunks` from `round` into green, several at once: each in one green transaction that
     /// deletes green's rows in the chunk's range first, reported to `progress` after its commit.
     fn copy(&self, round: Self::Round, chunks: Vec<Chunk>, progress: &Progress) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Before streaming: deletes, in one durable green transaction, whatever green holds in the
+    /// ranges of `chunks` (chunks not yet recorded: rows of a copy committed but not recorded before a
+    /// crash, which the stream's changes must not meet), and lets go of what an earlier process left
+    /// on blue for its rounds.
+    fn clear(&self, chunks: &[Chunk]) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// `chunks` with adjacent ranges of one table merged (fewer statements for [`Copier::clear`]).
+pub fn merged(chunks: &[Chunk]) -> Vec<Chunk> {
+    let mut sorted: Vec<&Chunk> = chunks.iter().collect();
+    sorted.sort_by(|a, b| (&a.schema, &a.table, a.from).cmp(&(&b.schema, &b.table, b.from)));
+    let mut out: Vec<Chunk> = Vec::new();
+    for c in sorted {
+        match out.last_mut() {
+            Some(last) if last.schema == c.schema && last.table == c.table && last.column == c.column && last.to.is_some() && last.to == c.from => {
+                last.to = c.to;
+            }
+            _ => out.push(c.clone()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -243,6 +265,17 @@ mod tests {
         assert_eq!((one.len(), one[0].from, one[0].to), (1, None, None));
         let extreme = split(&t(), Some(("id", i128::from(i64::MIN), i128::from(i64::MAX))), 100 << 20, 1 << 20, &mut next);
         assert_eq!(extreme.len(), 100);
+    }
+
+    #[test]
+    fn adjacent_ranges_merge_and_gaps_stay() {
+        let mut next = 0;
+        let chunks = split(&t(), Some(("id", 1, 100)), 10 << 20, 1 << 20, &mut next);
+        let gap: Vec<Chunk> = chunks.iter().filter(|c| c.id != 4).cloned().collect();
+        let m = merged(&gap);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!((m[0].from, m[0].to, m[1].from, m[1].to), (None, chunks[4].from, chunks[4].to, None));
+        assert_eq!(merged(&chunks).len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::state::StateStore;
 use crate::status::{Phase, Status};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use turnout_decoders::schema::TableSchema;
 use turnout_decoders::{Position, Timestamp};
 use turnout_sinks::{Canceller, Committed, Conflicts, Durable, RowChange, Sink, SinkError, Transaction};
@@ -20,9 +20,22 @@ pub struct Copying<K: Sink, C: Copier> {
     copy: Option<Rounds<C>>,
 }
 
+/// How long the apply waits for a round's snapshot before it goes on streaming and lets the snapshot
+/// finish in the background: PostgreSQL's slot waits for every transaction open on blue to end, and
+/// MySQL's moment of blocked commits waits for running statements.
+const OPEN_WAIT: Duration = Duration::from_secs(2);
+
+type Opening<C> = tokio::task::JoinHandle<Result<(<C as Copier>::Round, Position), Error>>;
+
 /// The chunks still to copy and the round open now.
 struct Rounds<C: Copier> {
-    copier: C,
+    copier: Arc<C>,
+    /// A round's snapshot still being taken in the background.
+    opening: Option<Opening<C>>,
+    /// Rounds opened in the background that green had already passed: after two, the apply waits
+    /// for the next one however long it takes (else a blue busy with long transactions could keep
+    /// every round from being used).
+    missed: u32,
     coverage: Coverage,
     remaining: VecDeque<Chunk>,
     /// The open round's snapshot and the log position it shows.
@@ -41,10 +54,11 @@ impl<K: Sink, C: Copier> Copying<K, C> {
     /// says what it keeps and opens the first round, copying `per_round` chunks per round.
     pub async fn open(inner: K, copier: C, state: &StateStore, status: &Arc<Status>, per_round: usize) -> Result<Copying<K, C>, Error> {
         let (plan, done) = load_plan(state)?;
-        let remaining: VecDeque<Chunk> = plan.iter().filter(|c| !done.contains_key(&c.id)).cloned().collect();
+        let mut remaining: VecDeque<Chunk> = plan.iter().filter(|c| !done.contains_key(&c.id)).cloned().collect();
         if remaining.is_empty() {
             return Ok(Copying { inner, copy: None });
         }
+        copier.clear(&super::merged(remaining.make_contiguous())).await?;
         let coverage = Coverage::new(&plan, |id| done.contains_key(&id));
         let total_bytes: u64 = plan.iter().map(|c| c.bytes).sum();
         let kept_bytes: u64 = plan.iter().filter(|c| done.contains_key(&c.id)).map(|c| c.bytes).sum();
@@ -65,7 +79,9 @@ impl<K: Sink, C: Copier> Copying<K, C> {
             );
         }
         let mut rounds = Rounds {
-            copier,
+            copier: Arc::new(copier),
+            opening: None,
+            missed: 0,
             coverage,
             remaining,
             round: None,
@@ -86,6 +102,7 @@ impl<K: Sink, C: Copier> Copying<K, C> {
     /// returns the part of `batch` after the last barrier, filtered.
     async fn through_barriers(&mut self, batch: &[Transaction]) -> Result<Vec<Transaction>, SinkError> {
         let Some(rounds) = self.copy.as_mut() else { return Ok(batch.to_vec()) };
+        rounds.take_opened(&self.inner.applied()).await.map_err(layer)?;
         let mut rest = batch;
         while let Some(cut) = rounds.barrier(rest.iter().map(|t| &t.commit_end))? {
             let (before, after) = rest.split_at(cut);
@@ -101,10 +118,11 @@ impl<K: Sink, C: Copier> Copying<K, C> {
     /// After a commit: opens the next round, or ends the copy when nothing remains.
     async fn after_commit(&mut self) -> Result<(), SinkError> {
         let Some(rounds) = self.copy.as_mut() else { return Ok(()) };
-        if rounds.round.is_none() && !rounds.remaining.is_empty() {
+        let idle = rounds.round.is_none() && rounds.opening.is_none();
+        if idle && !rounds.remaining.is_empty() {
             rounds.open().await.map_err(layer)?;
         }
-        if rounds.round.is_none() && rounds.remaining.is_empty() {
+        if idle && rounds.remaining.is_empty() {
             tracing::info!("the chunked copy is complete: every chunk is on green");
             rounds.status.copy_finished();
             rounds.status.set_phase(Phase::Streaming);
@@ -115,12 +133,52 @@ impl<K: Sink, C: Copier> Copying<K, C> {
 }
 
 impl<C: Copier> Rounds<C> {
-    /// Opens a round for the next chunks and nudges blue so that its barrier arrives.
+    /// Opens a round for the next chunks and nudges blue so that its barrier arrives. Waits up to
+    /// [`OPEN_WAIT`] (nothing is applied meanwhile, so nothing past the round's position is); after
+    /// that the snapshot is left to finish in the background ([`Rounds::take_opened`]).
     async fn open(&mut self) -> Result<(), Error> {
-        let (round, position) = self.copier.open().await?;
-        tracing::debug!(%position, "opened a copy round");
-        self.round = Some((round, position));
-        self.copier.nudge().await
+        let copier = Arc::clone(&self.copier);
+        let mut task: Opening<C> = tokio::spawn(async move {
+            let (round, position) = copier.open().await?;
+            copier.nudge().await?;
+            Ok((round, position))
+        });
+        let wait = if self.missed >= 2 { Duration::MAX } else { OPEN_WAIT };
+        match tokio::time::timeout(wait, &mut task).await {
+            Ok(joined) => {
+                let (round, position) = joined.map_err(|e| Error::Setup(format!("internal: a copy round failed to open: {e}")))??;
+                tracing::debug!(%position, "opened a copy round");
+                self.round = Some((round, position));
+            }
+            Err(_) => {
+                tracing::info!(
+                    "a chunked copy round's snapshot is still being taken after {OPEN_WAIT:?} (PostgreSQL waits for every transaction \
+                     open on blue to end; MySQL for running statements): streaming goes on meanwhile"
+                );
+                self.opening = Some(task);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a round whose snapshot was finished in the background: kept when green has applied
+    /// nothing past its position (`applied`), else dropped for a new one.
+    async fn take_opened(&mut self, applied: &Position) -> Result<(), Error> {
+        if !self.opening.as_ref().is_some_and(tokio::task::JoinHandle::is_finished) {
+            return Ok(());
+        }
+        let Some(task) = self.opening.take() else { return Ok(()) };
+        let (round, position) = task.await.map_err(|e| Error::Setup(format!("internal: a copy round failed to open: {e}")))??;
+        if applied.partial_cmp(&position).is_some_and(|o| o != std::cmp::Ordering::Greater) {
+            tracing::debug!(%position, "opened a copy round in the background");
+            self.round = Some((round, position));
+            self.missed = 0;
+            return Ok(());
+        }
+        tracing::debug!(%position, %applied, "a copy round opened in the background is already passed; opening another");
+        drop(round);
+        self.missed += 1;
+        self.open().await
     }
 
     /// Where in `positions` the open round's barrier lies: the first transaction past its position.
@@ -156,8 +214,19 @@ impl<C: Copier> Rounds<C> {
 
     /// Drops the open round (its snapshot predates a schema change).
     fn abandon(&mut self) {
+        if let Some(task) = self.opening.take() {
+            task.abort();
+        }
         if self.round.take().is_some() {
             tracing::debug!("a schema change arrived while a copy round was open; opening another after it");
+        }
+    }
+}
+
+impl<C: Copier> Drop for Rounds<C> {
+    fn drop(&mut self) {
+        if let Some(task) = self.opening.take() {
+            task.abort();
         }
     }
 }
@@ -188,6 +257,7 @@ impl<K: Sink, C: Copier> Sink for Copying<K, C> {
 
     async fn begin_at(&mut self, commit_end: &Position) -> Result<(), SinkError> {
         if let Some(rounds) = self.copy.as_mut() {
+            rounds.take_opened(&self.inner.applied()).await.map_err(layer)?;
             if rounds.barrier(std::iter::once(commit_end))?.is_some() {
                 rounds.copy_round(&mut self.inner).await?;
             }

@@ -18,12 +18,29 @@ use mysql_async::prelude::Queryable;
 use std::sync::{Arc, Mutex};
 use turnout_decoders::{Position, TableName};
 
-/// The chunk plan of `tables` (ids from 0).
+/// The chunk plan of `tables` (ids from 0), every table after the tables its foreign keys refer to.
+///
+/// Green applies the stream with `foreign_key_checks = 1`, so that its own cascades repeat blue's,
+/// which the binlog does not carry. A change the filter drops must therefore never have cascaded on
+/// blue into rows green holds, nor may green hold a child row whose parent it lacks: a parent table is
+/// copied whole before any chunk of a table referring to it, and a table referring to itself is one
+/// chunk. Tables referring to each other in a cycle cannot be ordered: the chunked copy is refused.
 pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_bytes: u64) -> Result<Vec<Chunk>, Error> {
+    let database = tables.first().map(|t| t.schema.clone()).unwrap_or_default();
+    let edges: Vec<(String, String)> = blue
+        .exec("SELECT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?", (&database,))
+        .await
+        .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
+    let edges: Vec<(TableName, TableName)> = edges.into_iter().map(|(c, p)| (TableName::new(&database, c), TableName::new(&database, p))).collect();
+    let (ordered, self_referencing) = parents_first(tables, &edges)?;
     let mut chunks = Vec::new();
     let mut next = 0;
-    for t in tables {
+    for t in &ordered {
         let bytes = table_size(blue, t).await?;
+        if self_referencing.contains(t) {
+            chunks.extend(split(t, None, bytes, chunk_bytes, &mut next));
+            continue;
+        }
         let key: Option<String> = blue
             .exec_first(
                 "SELECT s.COLUMN_NAME FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c \
@@ -49,6 +66,32 @@ pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_byte
         chunks.extend(split(t, range.as_ref().map(|(c, lo, hi)| (c.as_str(), *lo, *hi)), bytes, chunk_bytes, &mut next));
     }
     Ok(chunks)
+}
+
+/// `tables` with every table after those it refers to (`edges`: child → parent), otherwise in the
+/// given order, and the tables that refer to themselves; an error naming the tables of a cycle.
+fn parents_first(tables: &[TableName], edges: &[(TableName, TableName)]) -> Result<(Vec<TableName>, Vec<TableName>), Error> {
+    let selected = |t: &TableName| tables.contains(t);
+    let self_referencing: Vec<TableName> = edges.iter().filter(|(c, p)| c == p && selected(c)).map(|(c, _)| c.clone()).collect();
+    let parents = |t: &TableName| -> Vec<&TableName> { edges.iter().filter(|(c, p)| c == t && p != t && selected(p)).map(|(_, p)| p).collect() };
+    let mut ordered: Vec<TableName> = Vec::with_capacity(tables.len());
+    let mut left: Vec<&TableName> = tables.iter().collect();
+    while !left.is_empty() {
+        let ready = left.iter().position(|t| parents(t).iter().all(|p| ordered.contains(p)));
+        let Some(i) = ready else {
+            let names: Vec<String> = left.iter().map(ToString::to_string).collect();
+            return Err(Error::config(
+                "snapshot.mode",
+                format!(
+                    "the chunked copy cannot order {} (their foreign keys refer to each other in a cycle), so green's cascades could \
+                     not follow blue's while they are copied; set snapshot.mode = \"consistent\"",
+                    names.join(", ")
+                ),
+            ));
+        };
+        ordered.push(left.remove(i).clone());
+    }
+    Ok((ordered, self_referencing))
 }
 
 /// `DATA_LENGTH` of `t`.
@@ -97,6 +140,20 @@ impl Copier for MySqlCopier {
         .map_err(|e| sql_error("blue", "writing a transaction the stream carries past a copy round", e))
     }
 
+    async fn clear(&self, chunks: &[Chunk]) -> Result<(), Error> {
+        let mut green = turnout_sinks::mysql::connect(&self.target_url).await.map_err(Error::Sink)?;
+        green.query_drop("START TRANSACTION").await.map_err(|e| sql_error("green", "starting to clear chunks not yet copied", e))?;
+        for c in chunks {
+            let condition = c.condition(quote).map(|f| format!(" WHERE {f}")).unwrap_or_default();
+            green
+                .query_drop(format!("DELETE FROM {}{condition}", qualified(&c.table_name())))
+                .await
+                .map_err(|e| sql_error("green", &format!("clearing green's rows of {c}, not yet copied"), e))?;
+        }
+        green.query_drop("COMMIT").await.map_err(|e| sql_error("green", "clearing chunks not yet copied", e))?;
+        flush_if_needed(&mut green).await
+    }
+
     async fn copy(&self, readers: Vec<mysql_async::Conn>, chunks: Vec<Chunk>, progress: &Progress) -> Result<(), Error> {
         let queue = Arc::new(Mutex::new(chunks));
         let workers = readers.into_iter().map(|reader| {
@@ -107,13 +164,30 @@ impl Copier for MySqlCopier {
     }
 }
 
+/// Makes green's commits so far durable when its commits alone do not (`innodb_flush_log_at_trx_commit`
+/// other than 1): `FLUSH ENGINE LOGS`, as green's sink does.
+async fn flush_if_needed(green: &mut mysql_async::Conn) -> Result<(), Error> {
+    let flush: Option<String> =
+        green.query_first("SELECT @@innodb_flush_log_at_trx_commit").await.map_err(|e| sql_error("green", "reading innodb_flush_log_at_trx_commit", e))?;
+    if flush.as_deref() == Some("1") {
+        return Ok(());
+    }
+    green
+        .query_drop("FLUSH ENGINE LOGS")
+        .await
+        .map_err(|e| sql_error("green", "flushing green's InnoDB log (FLUSH ENGINE LOGS; needs RELOAD, or set innodb_flush_log_at_trx_commit = 1)", e))
+}
+
 /// One reader's share of a round: chunks from `queue` until it is empty.
 async fn copy_chunks(mut reader: mysql_async::Conn, target_url: &str, queue: &Mutex<Vec<Chunk>>, progress: &Progress) -> Result<(), Error> {
     let mut green = turnout_sinks::mysql::connect(target_url).await.map_err(Error::Sink)?;
     let json_text = super::is_mariadb(&mut green, "green").await?;
-    let flush: Option<String> =
-        green.query_first("SELECT @@innodb_flush_log_at_trx_commit").await.map_err(|e| sql_error("green", "reading innodb_flush_log_at_trx_commit", e))?;
-    let durable_commits = flush.as_deref() == Some("1");
+    // No gap locks: the chunks of a round are neighbouring ranges of one table, each deleted and
+    // filled by its own session at once.
+    green
+        .query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await
+        .map_err(|e| sql_error("green", "setting the chunk sessions' isolation", e))?;
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let Some(chunk) = next else { break };
@@ -124,13 +198,30 @@ async fn copy_chunks(mut reader: mysql_async::Conn, target_url: &str, queue: &Mu
         green.query_drop(&clear).await.map_err(|e| sql_error("green", &format!("clearing green's rows of {table} before copying them"), e))?;
         let rows = copy_table(&mut reader, &mut green, json_text, &table, condition.as_deref(), progress.status()).await?;
         green.query_drop("COMMIT").await.map_err(|e| sql_error("green", &format!("committing the copy of {chunk}"), e))?;
-        if !durable_commits {
-            green.query_drop("FLUSH ENGINE LOGS").await.map_err(|e| {
-                sql_error("green", "flushing green's InnoDB log (FLUSH ENGINE LOGS; needs RELOAD, or set innodb_flush_log_at_trx_commit = 1)", e)
-            })?;
-        }
+        flush_if_needed(&mut green).await?;
         progress.done(&chunk, Copied { rows, bytes: 0 })?;
     }
     let _ = reader.query_drop("COMMIT").await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str) -> TableName {
+        TableName::new("app", name)
+    }
+
+    #[test]
+    fn parents_come_before_children_and_cycles_are_refused() {
+        let tables = [t("items"), t("orders"), t("customers"), t("tree")];
+        let edges = [(t("items"), t("orders")), (t("orders"), t("customers")), (t("tree"), t("tree")), (t("orders"), t("elsewhere"))];
+        let (ordered, own) = parents_first(&tables, &edges).expect("acyclic");
+        assert_eq!(ordered, [t("customers"), t("orders"), t("items"), t("tree")]);
+        assert_eq!(own, [t("tree")]);
+        let cycle = [(t("a"), t("b")), (t("b"), t("a"))];
+        let e = parents_first(&[t("a"), t("b"), t("c")], &cycle).expect_err("a cycle").to_string();
+        assert!(e.contains("app.a") && e.contains("app.b") && !e.contains("app.c") && e.contains("consistent"), "{e}");
+    }
 }

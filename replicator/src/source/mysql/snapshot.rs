@@ -175,7 +175,7 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
     let mariadb_lock = backup && lock.query_drop("BACKUP STAGE BLOCK_COMMIT").await.is_ok();
     // MySQL has no snapshot position of its own: commits are blocked while the snapshots start and
     // the binlog position and GTID set are read, even for one reader.
-    let locked = mariadb_lock || ((workers > 1 || !mariadb) && lock.query_drop("FLUSH TABLES WITH READ LOCK").await.is_ok());
+    let locked = mariadb_lock || ((workers > 1 || !mariadb) && global_read_lock(&mut lock).await?);
     if !locked && !mariadb {
         return Err(Error::Setup(
             "MySQL's snapshot needs commits blocked for a moment (FLUSH TABLES WITH READ LOCK) to read the binlog position its \
@@ -209,6 +209,26 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
     }
     Ok((readers, SnapshotPoint { position: result?, lock_held }))
 }
+
+/// `FLUSH TABLES WITH READ LOCK`, waiting at most [`LOCK_WAIT`] seconds: it blocks every writer from
+/// the moment it waits, and a long-running statement on blue would make it wait (then turnout retries
+/// later). False without the privilege (RELOAD).
+async fn global_read_lock(lock: &mut mysql_async::Conn) -> Result<bool, Error> {
+    lock.query_drop(format!("SET SESSION lock_wait_timeout = {LOCK_WAIT}")).await.map_err(|e| sql_error("blue", "setting lock_wait_timeout", e))?;
+    match lock.query_drop("FLUSH TABLES WITH READ LOCK").await {
+        Ok(()) => Ok(true),
+        // A lock wait timeout is transient: retried with backoff.
+        Err(e @ mysql_async::Error::Server(_)) if matches!(&e, mysql_async::Error::Server(s) if s.code == 1205) => Err(sql_error(
+            "blue",
+            &format!("FLUSH TABLES WITH READ LOCK waited {LOCK_WAIT} s for a running statement to end (writes were blocked meanwhile); retrying later"),
+            e,
+        )),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Seconds `FLUSH TABLES WITH READ LOCK` may wait.
+const LOCK_WAIT: u32 = 5;
 
 /// The binlog position (and GTID state) of a reader's consistent snapshot.
 async fn snapshot_position(r: &mut mysql_async::Conn) -> Result<Position, Error> {

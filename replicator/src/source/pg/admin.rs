@@ -103,7 +103,7 @@ impl SourceAdmin for PgAdmin {
             source: self.config.source_options()?,
             source_url: self.config.source.url.expose().to_owned(),
             target_url: self.config.target.url.expose().to_owned(),
-            slot: format!("{}_copy", self.names.slot),
+            slot: self.names.slot.clone(),
             workers: self.config.snapshot_workers(),
         })
     }

@@ -83,7 +83,7 @@ pub struct PgCopier {
     pub source: ConnectOptions,
     pub source_url: String,
     pub target_url: String,
-    /// The name of each round's temporary slot.
+    /// The stream's slot: each round's temporary slot is named after it (`<slot>_r<hex>`).
     pub slot: String,
     pub workers: usize,
 }
@@ -101,11 +101,13 @@ impl Copier for PgCopier {
     async fn open(&self) -> Result<(PgRound, Position), Error> {
         let mut connection = PgConnection::connect(&self.source, true).await.map_err(Error::Source)?;
         let options = SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() };
-        let slot = connection.create_logical_slot(&self.slot, &options).await.map_err(|e| {
+        // A name of its own per round: blue drops a closed round's slot a moment after its connection.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let name = format!("{}_r{:x}", self.slot, nanos & 0xffff_ffff_ffff);
+        let slot = connection.create_logical_slot(&name, &options).await.map_err(|e| {
             Error::during(format!(
-                "creating the temporary slot {} of a chunked copy round on blue (it needs one free replication slot and WAL sender \
-                 besides the stream's: raise max_replication_slots and max_wal_senders if they are used up)",
-                self.slot
+                "creating the temporary slot {name} of a chunked copy round on blue (it needs one free replication slot and WAL \
+                 sender besides the stream's: raise max_replication_slots and max_wal_senders if they are used up)"
             ))(Error::Source(e))
         })?;
         let snapshot = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for a chunked copy round".into()))?;
@@ -141,5 +143,26 @@ impl Copier for PgCopier {
         // Closing the replication connection drops the temporary slot.
         round.connection.close().await;
         Ok(())
+    }
+
+    async fn clear(&self, chunks: &[Chunk]) -> Result<(), Error> {
+        // A round slot whose connection blue has not yet seen die (its process was killed) holds WAL
+        // until then: its walsender is ended, which drops the slot.
+        let blue = blue_connect(&self.source_url).await?;
+        let pattern = format!("{}\\_r%", self.slot.replace('_', "\\_"));
+        if let Err(e) = blue
+            .query("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL", &[&pattern])
+            .await
+        {
+            tracing::warn!("could not end the connection of an earlier copy round's slot on blue: {}", turnout_sinks::pg::describe_error(&e));
+        }
+        let mut sql = String::from("SET session_replication_role = replica; SET synchronous_commit = on; BEGIN;");
+        for c in chunks {
+            let condition = c.condition(quote_ident).map(|f| format!(" WHERE {f}")).unwrap_or_default();
+            sql.push_str(&format!(" DELETE FROM {}{condition};", c.table_name().quoted()));
+        }
+        sql.push_str(" COMMIT");
+        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::Sink)?;
+        green.batch_execute(&sql).await.map_err(Error::green("clearing green's rows of the chunks not yet copied"))
     }
 }

@@ -11,6 +11,7 @@ use crate::status::Status;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use std::sync::Arc;
 use turnout_decoders::schema::{quote_ident, TableName};
+use turnout_decoders::Side;
 use turnout_sinks::pg::connect as green_connect;
 
 /// One table to copy: its name and the columns to copy (generated columns excluded).
@@ -35,7 +36,7 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], spli
             .await
             .map_err(Error::blue(format!("reading the size of {t}")))?;
         let pages = u64::try_from(size.get::<_, i64>(0)).unwrap_or(0);
-        let columns = stored_columns(blue, t).await?;
+        let columns = stored_columns(blue, t, Side::Blue).await?;
         if split_pages == 0 || pages <= split_pages {
             out.push(CopyTable { name: t.clone(), columns, pages: None });
             continue;
@@ -141,10 +142,24 @@ pub async fn copy_rows(
         .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
     let columns = match columns {
         Some(c) => c.to_vec(),
-        None => stored_columns(&blue, table).await?,
+        None => stored_columns(&blue, table, Side::Blue).await?,
     };
     let green = green_connect(into.url).await.map_err(Error::Sink)?;
     green.batch_execute("SET session_replication_role = replica").await.map_err(Error::green("SET session_replication_role"))?;
+    if into.replace {
+        // A column blue added before the round's snapshot reaches green with the table's next change:
+        // until then the copy has nowhere to put it.
+        let on_green = stored_columns(&green, table, Side::Green).await?;
+        let lacking: Vec<&String> = columns.iter().filter(|c| !on_green.contains(c)).collect();
+        if !lacking.is_empty() {
+            return Err(Error::Setup(format!(
+                "blue's {table} has column(s) {} that green lacks (added on blue while the chunked copy runs, and not yet carried by \
+                 the stream, which announces a table's columns with its next change); add them on green as on blue (ALTER TABLE … \
+                 ADD COLUMN), or write any row of {table} on blue, then start turnout again",
+                lacking.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
     let col_list = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let condition = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
     if into.replace {
@@ -190,15 +205,15 @@ pub async fn copy_rows(
     Ok((written.max(rows), bytes))
 }
 
-/// The stored columns of `table` (not dropped, not generated), in order.
-async fn stored_columns(blue: &tokio_postgres::Client, table: &TableName) -> Result<Vec<String>, Error> {
-    let rows = blue
+/// The stored columns of `table` (not dropped, not generated) on `side`, in order.
+async fn stored_columns(client: &tokio_postgres::Client, table: &TableName, side: Side) -> Result<Vec<String>, Error> {
+    let rows = client
         .query(
             "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
              AND attgenerated = '' ORDER BY attnum",
             &[&table.quoted()],
         )
         .await
-        .map_err(Error::blue(format!("reading the columns of {table}")))?;
+        .map_err(Error::sql(side, format!("reading the columns of {table}")))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
