@@ -99,7 +99,7 @@ fn writer(blue_url: String, rows: i64, stop: Arc<AtomicBool>) -> tokio::task::Jo
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             n += 1;
-            let id = (n as i64 * 7919) % rows + 1;
+            let id = (i64::try_from(n).unwrap_or(0) * 7919) % rows + 1;
             let _ = c.execute("UPDATE wide SET a = a + 1 WHERE id = $1", &[&id]).await;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -198,8 +198,8 @@ async fn main() -> Result<()> {
     blue.execute("postgres", "CREATE DATABASE app").await?;
     let filled = Instant::now();
     blue.execute("app", "CREATE TABLE wide (id bigint PRIMARY KEY, a int NOT NULL, pad text)").await?;
-    let step = 1_000_000;
-    for from in (1..=rows).step_by(step as usize) {
+    let step: i64 = 1_000_000;
+    for from in (1..=rows).step_by(1_000_000) {
         let to = (from + step - 1).min(rows);
         blue.execute("app", &format!("INSERT INTO wide SELECT g, 0, repeat(md5(g::text), 3) FROM generate_series({from}, {to}) g")).await?;
     }

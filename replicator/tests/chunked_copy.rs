@@ -115,8 +115,11 @@ async fn pg_kill_9_in_the_middle_of_a_chunked_copy_keeps_what_is_on_green_and_en
     assert_eq!(t.sigterm(), Some(0));
 }
 
-/// 60,000 rows without MariaDB's sequence engine (MySQL lacks it): digits crossed five times.
+/// 60,000 rows without MariaDB's sequence engine (MySQL lacks it): digits crossed five times. `items`
+/// refers to `orders_` with cascades (a name after it, so the plan must reorder them).
 const MYSQL_SCHEMA: &str = "
+CREATE TABLE orders_ (id INT PRIMARY KEY, total INT);
+INSERT INTO orders_ WITH RECURSIVE s (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 900) SELECT n, n FROM s;
 CREATE TABLE digits (i INT PRIMARY KEY);
 INSERT INTO digits VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9);
 CREATE TABLE big (id INT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200));
@@ -125,6 +128,9 @@ INSERT INTO big SELECT n, 0, REPEAT(SHA2(n, 256), 2) FROM (
   FROM digits a, digits b, digits c, digits d, digits e) s WHERE n <= 60000;
 CREATE TABLE tags (name VARCHAR(40) PRIMARY KEY, n INT);
 INSERT INTO tags SELECT CONCAT('tag', id), id FROM big WHERE id <= 2000;
+CREATE TABLE items (id INT PRIMARY KEY, order_id INT NOT NULL, note VARCHAR(40),
+  FOREIGN KEY (order_id) REFERENCES orders_ (id) ON DELETE CASCADE ON UPDATE CASCADE);
+INSERT INTO items SELECT id, (id - 1) % 900 + 1, 'i' FROM big WHERE id <= 5000;
 ANALYZE TABLE big, tags;
 ";
 
@@ -141,6 +147,14 @@ fn mysql_write(i: i64) -> String {
     if i % 3 == 0 {
         sql.push_str(&format!("UPDATE IGNORE big SET id = {} WHERE id = {};", -i, spot(31)));
         sql.push_str(&format!("UPDATE IGNORE big SET id = {} WHERE id = {};", 1_000_000 + i, spot(13)));
+    }
+    // Orders deleted (their items go with them on blue, by cascade, outside the binlog), renumbered
+    // (the items follow), created with items.
+    let order = (i * 37).rem_euclid(900) + 1;
+    match i % 4 {
+        0 => sql.push_str(&format!("DELETE FROM orders_ WHERE id = {order};")),
+        1 => sql.push_str(&format!("UPDATE IGNORE orders_ SET id = {} WHERE id = {order};", 10_000 + i)),
+        _ => sql.push_str(&format!("INSERT INTO orders_ VALUES ({0}, {i}); INSERT INTO items VALUES ({0}, {0}, 'new');", 20_000 + i)),
     }
     sql
 }
@@ -189,7 +203,7 @@ async fn mysql_family_kill_9_in_the_middle_of_a_chunked_copy(flavor: turnout_tes
     assert!(kept >= seen_done && kept < total, "kept {kept} of {total} chunks, {seen_done} seen done before the kill: {s}");
     assert!(t.log_text().contains("already on green and kept"), "{}", t.log_text());
     write(20);
-    maria_assert_same(&blue, &green, &db, &["big", "tags", "digits"], &mut t).await;
+    maria_assert_same(&blue, &green, &db, &["big", "tags", "digits", "orders_", "items"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 }
 
@@ -201,4 +215,50 @@ async fn mariadb_kill_9_in_the_middle_of_a_chunked_copy_keeps_what_is_on_green_a
 #[tokio::test]
 async fn mysql97_kill_9_in_the_middle_of_a_chunked_copy_keeps_what_is_on_green_and_ends_equal() {
     mysql_family_kill_9_in_the_middle_of_a_chunked_copy(turnout_testbed::Flavor::MySql9_7).await;
+}
+
+/// Blue idle while the copy runs: each round's barrier comes from turnout's own nudge (a
+/// transactional message on PostgreSQL 14+, the heartbeat table on 13). A row moved by its key from a
+/// chunk not yet copied into one copied, with a TOASTed value it did not change, is rebuilt from the
+/// full old row under `REPLICA IDENTITY FULL`.
+async fn pg_idle_blue_chunked_copy(blue_major: u32) {
+    let (blue, green, db) = pair_versions(
+        blue_major,
+        17,
+        "CREATE TABLE t (id int PRIMARY KEY, doc text);
+         INSERT INTO t SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 40000) g;
+         CREATE TABLE toasty (id int PRIMARY KEY, note int, big text);
+         ALTER TABLE toasty REPLICA IDENTITY FULL;
+         INSERT INTO toasty SELECT g, 0, (SELECT string_agg(md5(g::text || x::text), '') FROM generate_series(1, 200) x)
+           FROM generate_series(1, 3000) g;",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = "[snapshot]\nmode = \"chunked\"\nchunk_size = \"2MB\"\nworkers = 2";
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), extra);
+    t.start();
+    // While toasty's first chunk is not yet on green, move one of its rows to the far end, which the
+    // last chunk (copied last) covers — and before then a row of the last chunk into the first.
+    let s = wait_copy(&mut t, "the plan", |c| c["chunks_total"].as_u64().unwrap_or(0) > 0).await;
+    assert_eq!(s["copy"]["complete"], false, "{s}");
+    blue.execute(&db, "UPDATE toasty SET id = -1, note = 1 WHERE id = 3000").await.expect("move into the first chunk");
+    wait_streaming(&mut t).await;
+    let s = t.status().expect("status");
+    let total = s["copy"]["chunks_total"].as_u64().expect("total");
+    assert!(total >= 8, "{s}");
+    assert_eq!(s["copy"]["chunks_done"], total, "{s}");
+    assert_converges(&blue, &green, &db, &["t", "toasty"], &mut t).await;
+    blue.execute(&db, "UPDATE toasty SET note = 2 WHERE id = -1; DELETE FROM t WHERE id <= 10").await.expect("after the copy");
+    assert_converges(&blue, &green, &db, &["t", "toasty"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn pg13_idle_blue_chunked_copy_completes_on_its_own_nudges() {
+    pg_idle_blue_chunked_copy(13).await;
+}
+
+#[tokio::test]
+async fn pg18_idle_blue_chunked_copy_completes_on_its_own_nudges() {
+    pg_idle_blue_chunked_copy(18).await;
 }
