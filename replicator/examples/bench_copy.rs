@@ -171,8 +171,8 @@ fn dump_restore(blue: &PgServer, green: &PgServer) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("dump");
     let tool = |name: &str| -> Result<std::path::PathBuf> {
-        let p = std::path::PathBuf::from(format!("/usr/lib/postgresql/17/bin/{name}"));
-        ensure!(p.is_file(), "{} is missing (apt-get install postgresql-client-17)", p.display());
+        let p = std::path::PathBuf::from(format!("/usr/lib/postgresql/15/bin/{name}"));
+        ensure!(p.is_file(), "{} is missing (apt-get install postgresql-client-15)", p.display());
         Ok(p)
     };
     let started = Instant::now();
@@ -203,7 +203,8 @@ async fn main() -> Result<()> {
         let to = (from + step - 1).min(rows);
         blue.execute("app", &format!("INSERT INTO wide SELECT g, 0, repeat(md5(g::text), 3) FROM generate_series({from}, {to}) g")).await?;
     }
-    blue.execute("app", "VACUUM ANALYZE wide; CHECKPOINT").await?;
+    blue.execute("app", "VACUUM ANALYZE wide").await?;
+    blue.execute("app", "CHECKPOINT").await?;
     let size: i64 = blue.connect("app").await?.query_one("SELECT pg_table_size('wide')", &[]).await?.get(0);
     println!("table: {rows} rows, {} MiB (filled in {:.0} s)", size >> 20, filled.elapsed().as_secs_f64());
     green.execute("postgres", "CREATE DATABASE copy_dump").await?;

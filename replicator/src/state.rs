@@ -333,6 +333,15 @@ impl StateStore {
         Ok(out)
     }
 
+    /// Forgets chunks `ids` of the plan and their records (a table copied again).
+    pub fn forget_chunks(&self, ids: &[u32]) -> Result<(), Error> {
+        for id in ids {
+            self.delete(format!("{CHUNK_DONE_PREFIX}{id:08}").as_bytes())?;
+            self.delete(format!("{CHUNK_PREFIX}{id:08}").as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Every key under `prefix` (without it) with its value, in key order.
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let mut out = Vec::new();

@@ -72,8 +72,14 @@ impl SourceAdmin for PgAdmin {
             );
         }
         let snapshot_done = state.snapshot_done()?.is_some();
-        setup::sync_publication(&mut admin, &names.publication, &selection, snapshot_done).await?;
         let blue_major = admin.server_version_num().unwrap_or(0) / 10000;
+        if snapshot_done {
+            let added = setup::unpublished(&mut admin, &names.publication, &selection).await?;
+            if !added.is_empty() {
+                plan_added_tables(config, state, &added, blue_major).await?;
+            }
+        }
+        setup::sync_publication(&mut admin, &names.publication, &selection, snapshot_done).await?;
         if !snapshot_done {
             initial_snapshot(config, state, names, status, &mut admin, &selection, blue_major).await?;
         }
@@ -279,7 +285,7 @@ async fn plan_chunked_copy(
     let mut repl = PgConnection::connect(&config.source_options()?, true).await.map_err(Error::Source)?;
     let slot = repl.create_logical_slot(&names.slot, &SlotOptions::default()).await.map_err(Error::Source)?;
     repl.close().await;
-    let plan = super::chunks::plan(blue_client, tables, config.snapshot_chunk_bytes()?).await?;
+    let plan = super::chunks::plan(blue_client, tables, config.snapshot_chunk_bytes()?, 0).await?;
     crate::copy::save_plan(state, &plan)?;
     green::ensure_origin(green_client, &names.origin).await.map_err(Error::Sink)?;
     green::advance_origin(green_client, &names.origin, slot.consistent_point).await.map_err(Error::Sink)?;
@@ -298,4 +304,53 @@ struct PostData<'a> {
     pg_dump: Option<&'a std::path::Path>,
     left_out: &'a [turnout_decoders::TableName],
     tolerate_existing: bool,
+}
+
+/// Tables the selection gained after the initial copy (a widened `[tables]` filter, or a table left
+/// out earlier and selected again): created on green from blue's definition (`pg_dump -t`) when green
+/// lacks them, then planned as chunks of the chunked copy, which copies them while the other tables
+/// stream (see [`crate::copy`]). Planned before the publication publishes them, so that no change of
+/// theirs reaches green before their copy; a crash in between plans them again, replacing their
+/// earlier chunks. A table green already has must be empty, unless turnout copied it before (its
+/// rows are then stale, and deleted before the copy).
+async fn plan_added_tables(config: &Config, state: &StateStore, added: &[turnout_decoders::TableName], blue_major: u32) -> Result<(), Error> {
+    let names: Vec<String> = added.iter().map(ToString::to_string).collect();
+    let green_client = green::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+    let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
+    let (plan, _) = crate::copy::load_plan(state)?;
+    let copied: Vec<String> = state.copied_tables()?.into_iter().map(|(t, _)| t).collect();
+    let existing = setup::existing_on_green(&green_client, added).await?;
+    let missing: Vec<turnout_decoders::TableName> = added.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.clone()).collect();
+    for (t, _) in added.iter().zip(&existing).filter(|(_, e)| **e) {
+        let before = copied.contains(&t.to_string()) || plan.iter().any(|c| c.table_name() == *t);
+        let row = green_client.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[]).await.map_err(Error::green(format!("reading {t}")))?;
+        if !before && row.get::<_, bool>(0) {
+            return Err(Error::Setup(format!(
+                "the table selection now includes {t}, and green's {t} already has rows turnout did not copy; TRUNCATE it on green so \
+                 turnout copies it from blue, or leave it out with tables.exclude"
+            )));
+        }
+    }
+    if !missing.is_empty() {
+        let pg_dump = setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?;
+        let source = config.source_options()?;
+        tracing::info!("creating {} on green with {}", missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), pg_dump.display());
+        let pre = setup::dump_tables(&pg_dump, &source, "pre-data", &missing).await?;
+        setup::apply_pre_data(&green_client, &pre, false)
+            .await
+            .map_err(|e| Error::Setup(format!("{e}; create the table on green yourself (what it depends on, a type or a sequence, may be missing there)")))?;
+        let post = setup::dump_tables(&pg_dump, &source, "post-data", &missing).await?;
+        setup::apply_post_data(&green_client, &post, true, true).await?;
+    }
+    let earlier: Vec<u32> = plan.iter().filter(|c| added.contains(&c.table_name())).map(|c| c.id).collect();
+    state.forget_chunks(&earlier)?;
+    let next = plan.iter().map(|c| c.id + 1).max().unwrap_or(0);
+    let chunks = super::chunks::plan(&blue_client, added, config.snapshot_chunk_bytes()?, next).await?;
+    crate::copy::save_plan(state, &chunks)?;
+    tracing::info!(
+        chunks = chunks.len(),
+        "the table selection now includes {}: copying it to green chunk by chunk while the other tables stream",
+        names.join(", ")
+    );
+    Ok(())
 }

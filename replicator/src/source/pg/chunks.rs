@@ -20,10 +20,10 @@ use turnout_connect::pg::{ConnectOptions, PgConnection};
 use turnout_decoders::schema::quote_ident;
 use turnout_decoders::{Position, TableName};
 
-/// The chunk plan of `tables` (ids from 0) and their total size in bytes.
-pub async fn plan(blue: &tokio_postgres::Client, tables: &[TableName], chunk_bytes: u64) -> Result<Vec<Chunk>, Error> {
+/// The chunk plan of `tables`, ids from `first_id`.
+pub async fn plan(blue: &tokio_postgres::Client, tables: &[TableName], chunk_bytes: u64, first_id: u32) -> Result<Vec<Chunk>, Error> {
     let mut chunks = Vec::new();
-    let mut next = 0;
+    let mut next = first_id;
     for t in tables {
         let (bytes, key) = sized_key(blue, t).await?;
         chunks.extend(split(t, key.as_ref().map(|(c, lo, hi)| (c.as_str(), *lo, *hi)), bytes, chunk_bytes, &mut next));

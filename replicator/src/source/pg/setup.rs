@@ -42,6 +42,15 @@ async fn published(conn: &mut PgConnection, name: &str) -> Result<Option<Publish
     Ok(Some(Published::Tables(tables)))
 }
 
+/// The selected tables the publication does not publish (none when it publishes every table).
+pub async fn unpublished(conn: &mut PgConnection, name: &str, selection: &Selection) -> Result<Vec<TableName>, Error> {
+    Ok(match published(conn, name).await? {
+        Some(Published::AllTables) => Vec::new(),
+        Some(Published::Tables(have)) => selection.tables.iter().filter(|t| !have.contains(t)).cloned().collect(),
+        None => selection.tables.clone(),
+    })
+}
+
 fn table_list(tables: &BTreeSet<TableName>) -> String {
     tables.iter().map(TableName::quoted).collect::<Vec<_>>().join(", ")
 }
@@ -52,9 +61,10 @@ fn table_list(tables: &BTreeSet<TableName>) -> String {
 /// otherwise. An existing publication is changed to match (`ALTER PUBLICATION … SET TABLE`, or
 /// dropped and created again in one transaction to change its kind).
 ///
-/// Once the snapshot is done (`snapshot_done`), the set may only shrink: a table newly selected was
-/// never copied, so streaming its changes alone would leave green wrong — that is an error naming
-/// it. A table no longer selected stops receiving changes on green (logged as a warning).
+/// Once the snapshot is done (`snapshot_done`), a table no longer selected stops receiving changes on
+/// green (logged as a warning). A table newly selected must be in the chunked copy's plan before the
+/// publication publishes it (see `plan_added_tables` in [`super::admin`]), so that its changes are
+/// dropped until its copy is on green.
 pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &Selection, snapshot_done: bool) -> Result<(), Error> {
     let wanted: BTreeSet<TableName> = selection.tables.iter().cloned().collect();
     let quoted = quote_ident(name);
@@ -89,14 +99,6 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
         };
     let added: Vec<String> = wanted.difference(&have).map(ToString::to_string).collect();
     let removed: Vec<String> = have.difference(&wanted).map(ToString::to_string).collect();
-    if snapshot_done && !added.is_empty() {
-        return Err(Error::Setup(format!(
-            "the table selection now includes {}, which the initial snapshot did not copy (the [tables] filter changed, or the \
-             table was created on blue since); turnout cannot add a table to a running replication. Leave it out (add it to \
-             tables.exclude), or start over with `turnout teardown --yes` and `turnout run`",
-            added.join(", ")
-        )));
-    }
     if snapshot_done {
         for t in &removed {
             tracing::warn!(table = %t, "no longer selected by [tables]: green keeps its rows as they are and receives no further changes");
@@ -261,6 +263,16 @@ pub async fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<P
 /// `-T` each, partitions included): everything else — schemas, types, functions, sequences and the
 /// selected tables — is dumped as without a filter.
 pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName]) -> Result<String, Error> {
+    dump(pg_dump, source, section, left_out, &[]).await
+}
+
+/// [`dump_schema`] of `tables` only (one `-t` each, with what they own: sequences, indexes,
+/// constraints); what they depend on (types, functions, a parent table) must exist on green.
+pub async fn dump_tables(pg_dump: &Path, source: &ConnectOptions, section: &str, tables: &[TableName]) -> Result<String, Error> {
+    dump(pg_dump, source, section, &[], tables).await
+}
+
+async fn dump(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName], only: &[TableName]) -> Result<String, Error> {
     let mut cmd = Command::new(pg_dump);
     cmd.kill_on_drop(true);
     cmd.args(["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"])
@@ -278,6 +290,9 @@ pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str,
     // A pattern in double quotes matches exactly that name (pg_dump's -t/-T pattern rules).
     for t in left_out {
         cmd.arg("-T").arg(t.quoted());
+    }
+    for t in only {
+        cmd.arg("-t").arg(t.quoted());
     }
     if let Some(pw) = &source.password {
         cmd.env("PGPASSWORD", pw);
