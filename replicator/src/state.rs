@@ -27,6 +27,7 @@ const TABLE_PREFIX: &str = "snapshot/table/";
 const SCHEMA_COPIED: &[u8] = b"schema/copied";
 const CHUNK_PREFIX: &str = "copy/chunk/";
 const CHUNK_DONE_PREFIX: &str = "copy/done/";
+const SELECTION: &[u8] = b"selection/last";
 
 const SPILL_PREFIX: &str = "spill/";
 const CUTOVER_JOURNAL: &[u8] = b"cutover/journal";
@@ -331,6 +332,17 @@ impl StateStore {
             out.push((id, json));
         }
         Ok(out)
+    }
+
+    /// The tables the last start replicated (`schema.table`), when recorded.
+    pub fn last_selection(&self) -> Result<Option<Vec<String>>, Error> {
+        self.get(SELECTION)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt table selection record: {e}")))).transpose()
+    }
+
+    /// Records the tables this start replicates.
+    pub fn record_selection(&self, tables: &[String]) -> Result<(), Error> {
+        let json = serde_json::to_vec(tables).map_err(|e| Error::State(format!("encoding the table selection: {e}")))?;
+        self.put(SELECTION, &json)
     }
 
     /// Forgets chunks `ids` of the plan and their records (a table copied again).

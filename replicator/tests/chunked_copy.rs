@@ -262,3 +262,60 @@ async fn pg13_idle_blue_chunked_copy_completes_on_its_own_nudges() {
 async fn pg18_idle_blue_chunked_copy_completes_on_its_own_nudges() {
     pg_idle_blue_chunked_copy(18).await;
 }
+
+/// MariaDB: a table added to the selection after the initial copy is created on green and copied
+/// while the others stream; one left out for a while and selected again is copied afresh; a table
+/// that an already replicated table refers to by a foreign key cannot be added.
+#[tokio::test]
+async fn mariadb_tables_added_to_the_selection_later_are_copied_while_the_others_stream() {
+    let (blue, green, db) = maria_pair();
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO a SELECT seq, 'a' FROM seq_1_to_1000;
+         CREATE TABLE b (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO b SELECT seq, 'b' FROM seq_1_to_3000;
+         CREATE TABLE p (id INT PRIMARY KEY);
+         INSERT INTO p SELECT seq FROM seq_1_to_10;
+         CREATE TABLE ch (id INT PRIMARY KEY, p_id INT, FOREIGN KEY (p_id) REFERENCES p (id));
+         INSERT INTO ch SELECT seq, seq FROM seq_1_to_10;",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |include: &str| Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &format!("[tables]\ninclude = [{include}]"));
+    let mut t = run("\"a\", \"ch\"");
+    t.start();
+    wait_streaming(&mut t).await;
+    blue.execute(Some(&db), "UPDATE a SET v = 'one'; UPDATE b SET v = 'one' WHERE id <= 10").expect("writes");
+    maria_assert_same(&blue, &green, &db, &["a"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+
+    // b joins: created on green, copied while a streams, written meanwhile.
+    let mut t = run("\"a\", \"b\", \"ch\"");
+    t.start();
+    blue.execute(Some(&db), "UPDATE b SET v = 'two' WHERE id <= 20; DELETE FROM b WHERE id > 2900; UPDATE a SET v = 'two'").expect("writes");
+    wait_streaming(&mut t).await;
+    assert!(t.log_text().contains("now includes"), "{}", t.log_text());
+    blue.execute(Some(&db), "INSERT INTO b VALUES (5000, 'after')").expect("after");
+    maria_assert_same(&blue, &green, &db, &["a", "b"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+
+    // b left out for a while (green's copy goes stale), then selected again: copied afresh.
+    let mut t = run("\"a\", \"ch\"");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+    blue.execute(Some(&db), "UPDATE b SET v = 'stale on green' WHERE id <= 100; DELETE FROM b WHERE id BETWEEN 200 AND 300").expect("writes");
+    let mut t = run("\"a\", \"b\", \"ch\"");
+    t.start();
+    wait_streaming(&mut t).await;
+    maria_assert_same(&blue, &green, &db, &["a", "b"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+
+    // p is what the replicated ch refers to: refused, naming both.
+    let mut t = run("\"a\", \"b\", \"ch\", \"p\"");
+    t.start();
+    assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
+    let log = t.log_text();
+    assert!(log.contains("tables.include") && log.contains(".p") && log.contains(".ch"), "{log}");
+}

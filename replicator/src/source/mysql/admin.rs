@@ -144,8 +144,14 @@ impl SourceAdmin for MySqlAdmin {
         if !tables.contains(&heartbeat) {
             tables.push(heartbeat);
         }
+        let forward = self.hand_off.is_none() && self.skip_domain.is_none();
         if state.snapshot_done()?.is_none() {
-            self.initial_snapshot(state, status, &mut blue, tables).await?;
+            self.initial_snapshot(state, status, &mut blue, tables.clone()).await?;
+        } else if forward {
+            self.plan_added_tables(state, &mut blue, &tables).await?;
+        }
+        if forward {
+            state.record_selection(&tables.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         }
         Ok(())
     }
@@ -327,12 +333,82 @@ impl MySqlAdmin {
     /// the end of blue's binlog now, where the stream starts.
     async fn plan_chunked_copy(&self, state: &StateStore, blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
         let start = snapshot::binlog_end(blue, "blue").await?;
-        let plan = super::chunks::plan(blue, tables, self.config.snapshot_chunk_bytes()?).await?;
+        let plan = super::chunks::plan(blue, tables, self.config.snapshot_chunk_bytes()?, 0).await?;
         crate::copy::save_plan(state, &plan)?;
         turnout_sinks::mysql::record_position(self.config.target.url.expose(), &self.names.origin, &start).await.map_err(Error::Sink)?;
         state.mark_snapshot_done(&start)?;
         state.record_applied(&start)?;
         tracing::info!(chunks = plan.len(), from = %start, "planned a chunked copy: green is filled chunk by chunk while the stream runs");
+        Ok(())
+    }
+
+    /// Tables the selection gained since the last start (a widened `[tables]` filter, a table created
+    /// on blue that a pattern matches, a table left out for a while and selected again): created on
+    /// green when it lacks them (`SHOW CREATE TABLE`), then planned as chunks of the chunked copy,
+    /// which copies them while the other tables stream and drops their changes until then (see
+    /// [`crate::copy`]). A green table turnout did not copy must be empty; one it copied before is
+    /// stale and copied afresh. Refused when a table already replicated refers to an added one by a
+    /// foreign key: green's cascades from it could not follow blue's while it is copied.
+    async fn plan_added_tables(&self, state: &StateStore, blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
+        let (plan, _) = crate::copy::load_plan(state)?;
+        let copied: Vec<String> = state.copied_tables()?.into_iter().map(|(t, _)| t).collect();
+        let copied_before = |t: &TableName| copied.contains(&t.to_string()) || plan.iter().any(|c| c.table_name() == *t);
+        let known: Vec<String> = match state.last_selection()? {
+            Some(known) => known,
+            None => tables.iter().filter(|t| copied_before(t)).map(ToString::to_string).collect(),
+        };
+        let added: Vec<TableName> = tables.iter().filter(|t| !known.contains(&t.to_string())).cloned().collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = added.iter().map(ToString::to_string).collect();
+        let edges = super::chunks::foreign_keys(blue, &database(&self.blue)).await?;
+        if let Some((child, parent)) = edges.iter().find(|(c, p)| added.contains(p) && !added.contains(c) && tables.contains(c)) {
+            return Err(Error::config(
+                "tables.include",
+                format!(
+                    "now selects {parent}, which the replicated table {child} refers to by a foreign key: green's cascades from {parent} \
+                     could not follow blue's while {parent} is copied. Select both from the start (turnout teardown, then turnout run), or \
+                     leave {parent} out"
+                ),
+            ));
+        }
+        snapshot::refuse_typed_json(blue, &added).await?;
+        let green_opts = super::options(self.config.target.url.expose(), "target.url")?;
+        let mut green = connect(&green_opts, "green").await?;
+        let mut missing = Vec::new();
+        for t in &added {
+            let exists: Option<i64> = green
+                .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
+                .await
+                .map_err(|e| super::sql_error("green", "looking up tables", e))?;
+            if exists.unwrap_or(0) == 0 {
+                missing.push(t.clone());
+                continue;
+            }
+            let any: Option<i64> =
+                green.query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t))).await.map_err(|e| super::sql_error("green", "reading a table", e))?;
+            if any.is_some() && !copied_before(t) {
+                return Err(Error::Setup(format!(
+                    "the table selection now includes {t}, and green's {t} already has rows turnout did not copy; TRUNCATE it on green so \
+                     turnout copies it from blue, or leave it out with tables.exclude"
+                )));
+            }
+        }
+        if !missing.is_empty() {
+            green.query_drop("SET foreign_key_checks = 0").await.map_err(|e| super::sql_error("green", "turning off foreign key checks", e))?;
+            snapshot::copy_schema(blue, &mut green, &missing).await?;
+        }
+        let earlier: Vec<u32> = plan.iter().filter(|c| added.contains(&c.table_name())).map(|c| c.id).collect();
+        state.forget_chunks(&earlier)?;
+        let next = plan.iter().map(|c| c.id + 1).max().unwrap_or(0);
+        let chunks = super::chunks::plan(blue, &added, self.config.snapshot_chunk_bytes()?, next).await?;
+        crate::copy::save_plan(state, &chunks)?;
+        tracing::info!(
+            chunks = chunks.len(),
+            "the table selection now includes {}: copying it to green chunk by chunk while the other tables stream",
+            names.join(", ")
+        );
         Ok(())
     }
 }

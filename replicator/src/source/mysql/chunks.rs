@@ -25,16 +25,12 @@ use turnout_decoders::{Position, TableName};
 /// blue into rows green holds, nor may green hold a child row whose parent it lacks: a parent table is
 /// copied whole before any chunk of a table referring to it, and a table referring to itself is one
 /// chunk. Tables referring to each other in a cycle cannot be ordered: the chunked copy is refused.
-pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_bytes: u64) -> Result<Vec<Chunk>, Error> {
+pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_bytes: u64, first_id: u32) -> Result<Vec<Chunk>, Error> {
     let database = tables.first().map(|t| t.schema.clone()).unwrap_or_default();
-    let edges: Vec<(String, String)> = blue
-        .exec("SELECT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?", (&database,))
-        .await
-        .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
-    let edges: Vec<(TableName, TableName)> = edges.into_iter().map(|(c, p)| (TableName::new(&database, c), TableName::new(&database, p))).collect();
+    let edges = foreign_keys(blue, &database).await?;
     let (ordered, self_referencing) = parents_first(tables, &edges)?;
     let mut chunks = Vec::new();
-    let mut next = 0;
+    let mut next = first_id;
     for t in &ordered {
         let bytes = table_size(blue, t).await?;
         if self_referencing.contains(t) {
@@ -66,6 +62,15 @@ pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_byte
         chunks.extend(split(t, range.as_ref().map(|(c, lo, hi)| (c.as_str(), *lo, *hi)), bytes, chunk_bytes, &mut next));
     }
     Ok(chunks)
+}
+
+/// Every foreign key of `database` as (the table that refers, the table it refers to).
+pub async fn foreign_keys(blue: &mut mysql_async::Conn, database: &str) -> Result<Vec<(TableName, TableName)>, Error> {
+    let edges: Vec<(String, String)> = blue
+        .exec("SELECT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?", (database,))
+        .await
+        .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
+    Ok(edges.into_iter().map(|(c, p)| (TableName::new(database, c), TableName::new(database, p))).collect())
 }
 
 /// `tables` with every table after those it refers to (`edges`: child → parent), otherwise in the

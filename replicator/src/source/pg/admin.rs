@@ -73,7 +73,8 @@ impl SourceAdmin for PgAdmin {
         }
         let snapshot_done = state.snapshot_done()?.is_some();
         let blue_major = admin.server_version_num().unwrap_or(0) / 10000;
-        if snapshot_done {
+        // Forward only: the reverse stream's publication is made at the cutover with every table.
+        if snapshot_done && self.skip_origin.is_none() {
             let added = setup::unpublished(&mut admin, &names.publication, &selection).await?;
             if !added.is_empty() {
                 plan_added_tables(config, state, &added, blue_major).await?;
