@@ -304,13 +304,22 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Records the chunked copy's plan: each chunk's JSON under its id (see [`crate::copy`]). The
-    /// plan is written once, before streaming starts, and never changes after.
-    pub fn put_chunks(&self, chunks: &[(u32, Vec<u8>)]) -> Result<(), Error> {
-        for (id, json) in chunks {
-            self.put(format!("{CHUNK_PREFIX}{id:08}").as_bytes(), json)?;
+    /// Records chunks of the chunked copy's plan — each chunk's JSON under its id (see
+    /// [`crate::copy`]) — and forgets the chunks `forget` and their records, in one synced write. The
+    /// plan is written before streaming starts; it gains chunks only for a table added to the
+    /// selection, replacing that table's earlier chunks.
+    pub fn put_chunks(&self, chunks: &[(u32, Vec<u8>)], forget: &[u32]) -> Result<(), Error> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for id in forget {
+            batch.delete(format!("{CHUNK_DONE_PREFIX}{id:08}").as_bytes());
+            batch.delete(format!("{CHUNK_PREFIX}{id:08}").as_bytes());
         }
-        Ok(())
+        for (id, json) in chunks {
+            batch.put(format!("{CHUNK_PREFIX}{id:08}").as_bytes(), json);
+        }
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing the chunk plan: {e}")))
     }
 
     /// The chunked copy's plan, in id order (empty when the copy is not chunked).
@@ -343,15 +352,6 @@ impl StateStore {
     pub fn record_selection(&self, tables: &[String]) -> Result<(), Error> {
         let json = serde_json::to_vec(tables).map_err(|e| Error::State(format!("encoding the table selection: {e}")))?;
         self.put(SELECTION, &json)
-    }
-
-    /// Forgets chunks `ids` of the plan and their records (a table copied again).
-    pub fn forget_chunks(&self, ids: &[u32]) -> Result<(), Error> {
-        for id in ids {
-            self.delete(format!("{CHUNK_DONE_PREFIX}{id:08}").as_bytes())?;
-            self.delete(format!("{CHUNK_PREFIX}{id:08}").as_bytes())?;
-        }
-        Ok(())
     }
 
     /// Every key under `prefix` (without it) with its value, in key order.

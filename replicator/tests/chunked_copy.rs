@@ -312,6 +312,24 @@ async fn mariadb_tables_added_to_the_selection_later_are_copied_while_the_others
     maria_assert_same(&blue, &green, &db, &["a", "b"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 
+    // Left out again, and its definition changes on blue meanwhile: green's stale one is refused,
+    // naming both; dropped on green, it is created again from blue's.
+    let mut t = run("\"a\", \"ch\"");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+    blue.execute(Some(&db), "ALTER TABLE b ADD COLUMN w INT NOT NULL DEFAULT 7; UPDATE b SET w = id WHERE id <= 50").expect("alter");
+    let mut t = run("\"a\", \"b\", \"ch\"");
+    t.start();
+    assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
+    assert!(t.log_text().contains("differ from blue's"), "{}", t.log_text());
+    green.execute(Some(&db), "SET sql_log_bin = 0; DROP TABLE b").expect("drop on green");
+    let mut t = run("\"a\", \"b\", \"ch\"");
+    t.start();
+    wait_streaming(&mut t).await;
+    maria_assert_same(&blue, &green, &db, &["a", "b"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+
     // p is what the replicated ch refers to: refused, naming both.
     let mut t = run("\"a\", \"b\", \"ch\", \"p\"");
     t.start();

@@ -146,9 +146,14 @@ pub fn split(table: &TableName, key: Option<(&str, i128, i128)>, bytes: u64, chu
 
 /// Records the plan in the state store.
 pub fn save_plan(state: &StateStore, chunks: &[Chunk]) -> Result<(), Error> {
+    replace_chunks(state, chunks, &[])
+}
+
+/// Records `chunks` and forgets the chunks `forget`, in one synced write.
+fn replace_chunks(state: &StateStore, chunks: &[Chunk], forget: &[u32]) -> Result<(), Error> {
     let encoded: Result<Vec<(u32, Vec<u8>)>, Error> =
         chunks.iter().map(|c| serde_json::to_vec(c).map(|j| (c.id, j)).map_err(|e| Error::State(format!("encoding a chunk: {e}")))).collect();
-    state.put_chunks(&encoded?)
+    state.put_chunks(&encoded?, forget)
 }
 
 /// The plan and what is done of it, from the state store.
@@ -160,6 +165,55 @@ pub fn load_plan(state: &StateStore) -> Result<(Vec<Chunk>, std::collections::BT
         done.insert(id, serde_json::from_slice(&json).map_err(corrupt)?);
     }
     Ok((chunks, done))
+}
+
+/// The first chunk id free after `plan`.
+pub fn next_id(plan: &[Chunk]) -> u32 {
+    plan.iter().map(|c| c.id + 1).max().unwrap_or(0)
+}
+
+/// Records the new `chunks` of `tables`, added to the selection after the initial copy, and forgets
+/// the chunks `plan` had of them (a table selected again is copied afresh), in one synced write: a
+/// crash leaves either the old chunks or the new ones.
+pub fn save_added(state: &StateStore, plan: &[Chunk], chunks: &[Chunk], tables: &[TableName]) -> Result<(), Error> {
+    let earlier: Vec<u32> = plan.iter().filter(|c| tables.contains(&c.table_name())).map(|c| c.id).collect();
+    replace_chunks(state, chunks, &earlier)?;
+    let names: Vec<String> = tables.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        chunks = chunks.len(),
+        "the table selection now includes {}: copying it to green chunk by chunk while the other tables stream",
+        names.join(", ")
+    );
+    Ok(())
+}
+
+/// Forgets the chunks of `plan` not yet on green whose table is no longer in `selected` (left out,
+/// dropped or renamed on blue): nothing copies them. Chunks already on green stay recorded, so that a
+/// table selected again is known as one turnout copied.
+pub fn forget_unselected(state: &StateStore, selected: &[TableName]) -> Result<(), Error> {
+    let (plan, done) = load_plan(state)?;
+    let gone: Vec<u32> = plan.iter().filter(|c| !done.contains_key(&c.id) && !selected.contains(&c.table_name())).map(|c| c.id).collect();
+    if !gone.is_empty() {
+        tracing::info!(chunks = gone.len(), "forgetting chunks not yet copied of tables no longer selected");
+        state.put_chunks(&[], &gone)?;
+    }
+    Ok(())
+}
+
+/// The refusal of a table added to the selection whose columns on green differ from blue's.
+pub fn definitions_differ(table: &TableName, blue: &str, green: &str) -> Error {
+    Error::Setup(format!(
+        "the table selection now includes {table} again, and its columns on green ({green}) differ from blue's ({blue}), changed while \
+         it was left out; drop it on green so that turnout creates it from blue's definition, or make green's match"
+    ))
+}
+
+/// The refusal of a table added to the selection whose green copy holds rows turnout did not copy.
+pub fn green_has_rows(table: &TableName) -> Error {
+    Error::Setup(format!(
+        "the table selection now includes {table}, and green's {table} already has rows turnout did not copy; TRUNCATE it on green \
+         so turnout copies it from blue, or leave it out with tables.exclude"
+    ))
 }
 
 /// Where a copier reports each chunk it committed on green: recorded in the state store (synced),

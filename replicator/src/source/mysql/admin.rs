@@ -148,6 +148,7 @@ impl SourceAdmin for MySqlAdmin {
         if state.snapshot_done()?.is_none() {
             self.initial_snapshot(state, status, &mut blue, tables.clone()).await?;
         } else if forward {
+            crate::copy::forget_unselected(state, &tables)?;
             self.plan_added_tables(state, &mut blue, &tables).await?;
         }
         if forward {
@@ -361,7 +362,6 @@ impl MySqlAdmin {
         if added.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = added.iter().map(ToString::to_string).collect();
         let edges = super::chunks::foreign_keys(blue, &database(&self.blue)).await?;
         if let Some((child, parent)) = edges.iter().find(|(c, p)| added.contains(p) && !added.contains(c) && tables.contains(c)) {
             return Err(Error::config(
@@ -389,26 +389,32 @@ impl MySqlAdmin {
             let any: Option<i64> =
                 green.query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t))).await.map_err(|e| super::sql_error("green", "reading a table", e))?;
             if any.is_some() && !copied_before(t) {
-                return Err(Error::Setup(format!(
-                    "the table selection now includes {t}, and green's {t} already has rows turnout did not copy; TRUNCATE it on green so \
-                     turnout copies it from blue, or leave it out with tables.exclude"
-                )));
+                return Err(crate::copy::green_has_rows(t));
+            }
+            // Left out for a while, its definition on blue may have moved on: green's must match it.
+            let columns = "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE) ORDER BY ORDINAL_POSITION SEPARATOR ', ') \
+                           FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+            let on_blue: Option<String> =
+                blue.exec_first(columns, (&t.schema, &t.name)).await.map_err(|e| super::sql_error("blue", "reading a table's columns", e))?;
+            let on_green: Option<String> =
+                green.exec_first(columns, (&t.schema, &t.name)).await.map_err(|e| super::sql_error("green", "reading a table's columns", e))?;
+            if on_blue != on_green {
+                return Err(crate::copy::definitions_differ(t, &on_blue.unwrap_or_default(), &on_green.unwrap_or_default()));
+            }
+        }
+        if let Some(crossing) = super::crossing::assess(blue, &mut green, &database(&self.blue), &added, &missing).await? {
+            if let Some(refusal) = crossing.refusal() {
+                return Err(refusal);
+            }
+            for (what, follows) in &crossing.differs {
+                tracing::warn!("{what}; {follows}");
             }
         }
         if !missing.is_empty() {
             green.query_drop("SET foreign_key_checks = 0").await.map_err(|e| super::sql_error("green", "turning off foreign key checks", e))?;
             snapshot::copy_schema(blue, &mut green, &missing).await?;
         }
-        let earlier: Vec<u32> = plan.iter().filter(|c| added.contains(&c.table_name())).map(|c| c.id).collect();
-        state.forget_chunks(&earlier)?;
-        let next = plan.iter().map(|c| c.id + 1).max().unwrap_or(0);
-        let chunks = super::chunks::plan(blue, &added, self.config.snapshot_chunk_bytes()?, next).await?;
-        crate::copy::save_plan(state, &chunks)?;
-        tracing::info!(
-            chunks = chunks.len(),
-            "the table selection now includes {}: copying it to green chunk by chunk while the other tables stream",
-            names.join(", ")
-        );
-        Ok(())
+        let chunks = super::chunks::plan(blue, &added, self.config.snapshot_chunk_bytes()?, crate::copy::next_id(&plan)).await?;
+        crate::copy::save_added(state, &plan, &chunks, &added)
     }
 }

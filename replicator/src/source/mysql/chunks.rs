@@ -27,13 +27,17 @@ use turnout_decoders::{Position, TableName};
 /// chunk. Tables referring to each other in a cycle cannot be ordered: the chunked copy is refused.
 pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_bytes: u64, first_id: u32) -> Result<Vec<Chunk>, Error> {
     let database = tables.first().map(|t| t.schema.clone()).unwrap_or_default();
-    let edges = foreign_keys(blue, &database).await?;
+    let rules = foreign_key_rules(blue, &database).await?;
+    let edges: Vec<(TableName, TableName)> = rules.iter().map(|(c, p, _)| (c.clone(), p.clone())).collect();
     let (ordered, self_referencing) = parents_first(tables, &edges)?;
+    // A table whose rows blue changes by cascade from an UPDATE of another table's key (outside the
+    // binlog) could see them move between its chunks unseen: it is one chunk.
+    let cascaded: Vec<&TableName> = rules.iter().filter(|(c, p, acts)| *acts && c != p).map(|(c, _, _)| c).collect();
     let mut chunks = Vec::new();
     let mut next = first_id;
     for t in &ordered {
         let bytes = table_size(blue, t).await?;
-        if self_referencing.contains(t) {
+        if self_referencing.contains(t) || cascaded.contains(&t) {
             chunks.extend(split(t, None, bytes, chunk_bytes, &mut next));
             continue;
         }
@@ -66,11 +70,23 @@ pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_byte
 
 /// Every foreign key of `database` as (the table that refers, the table it refers to).
 pub async fn foreign_keys(blue: &mut mysql_async::Conn, database: &str) -> Result<Vec<(TableName, TableName)>, Error> {
-    let edges: Vec<(String, String)> = blue
-        .exec("SELECT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?", (database,))
+    Ok(foreign_key_rules(blue, database).await?.into_iter().map(|(c, p, _)| (c, p)).collect())
+}
+
+/// Every foreign key of `database` as (the table that refers, the table it refers to, whether an
+/// UPDATE of the referred key changes the referring rows: `CASCADE`, `SET NULL`, `SET DEFAULT`).
+async fn foreign_key_rules(blue: &mut mysql_async::Conn, database: &str) -> Result<Vec<(TableName, TableName, bool)>, Error> {
+    let edges: Vec<(String, String, String)> = blue
+        .exec("SELECT TABLE_NAME, REFERENCED_TABLE_NAME, UPDATE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?", (database,))
         .await
         .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
-    Ok(edges.into_iter().map(|(c, p)| (TableName::new(database, c), TableName::new(database, p))).collect())
+    Ok(edges
+        .into_iter()
+        .map(|(c, p, rule)| {
+            let acts = !matches!(rule.to_ascii_uppercase().as_str(), "RESTRICT" | "NO ACTION");
+            (TableName::new(database, c), TableName::new(database, p), acts)
+        })
+        .collect())
 }
 
 /// `tables` with every table after those it refers to (`edges`: child → parent), otherwise in the

@@ -73,11 +73,22 @@ impl SourceAdmin for PgAdmin {
         }
         let snapshot_done = state.snapshot_done()?.is_some();
         let blue_major = admin.server_version_num().unwrap_or(0) / 10000;
-        // Forward only: the reverse stream's publication is made at the cutover with every table.
-        if snapshot_done && self.skip_origin.is_none() {
+        if snapshot_done {
             let added = setup::unpublished(&mut admin, &names.publication, &selection).await?;
-            if !added.is_empty() {
-                plan_added_tables(config, state, &added, blue_major).await?;
+            if self.skip_origin.is_some() && !added.is_empty() {
+                // The reverse stream copies nothing: a table green gained in the rollback window
+                // cannot join it.
+                return Err(Error::Setup(format!(
+                    "the table selection of the reverse stream now includes {}, which blue never received; turnout cannot add a table to \
+                     the way back. Leave it out (tables.exclude), or finish the cutover (turnout finish)",
+                    added.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            if self.skip_origin.is_none() {
+                crate::copy::forget_unselected(state, &selection.tables)?;
+                if !added.is_empty() {
+                    plan_added_tables(config, state, &mut admin, &added, blue_major).await?;
+                }
             }
         }
         setup::sync_publication(&mut admin, &names.publication, &selection, snapshot_done).await?;
@@ -314,8 +325,13 @@ struct PostData<'a> {
 /// theirs reaches green before their copy; a crash in between plans them again, replacing their
 /// earlier chunks. A table green already has must be empty, unless turnout copied it before (its
 /// rows are then stale, and deleted before the copy).
-async fn plan_added_tables(config: &Config, state: &StateStore, added: &[turnout_decoders::TableName], blue_major: u32) -> Result<(), Error> {
-    let names: Vec<String> = added.iter().map(ToString::to_string).collect();
+async fn plan_added_tables(
+    config: &Config,
+    state: &StateStore,
+    admin: &mut PgConnection,
+    added: &[turnout_decoders::TableName],
+    blue_major: u32,
+) -> Result<(), Error> {
     let green_client = green::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
     let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
     let (plan, _) = crate::copy::load_plan(state)?;
@@ -326,32 +342,28 @@ async fn plan_added_tables(config: &Config, state: &StateStore, added: &[turnout
         let before = copied.contains(&t.to_string()) || plan.iter().any(|c| c.table_name() == *t);
         let row = green_client.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[]).await.map_err(Error::green(format!("reading {t}")))?;
         if !before && row.get::<_, bool>(0) {
-            return Err(Error::Setup(format!(
-                "the table selection now includes {t}, and green's {t} already has rows turnout did not copy; TRUNCATE it on green so \
-                 turnout copies it from blue, or leave it out with tables.exclude"
-            )));
+            return Err(crate::copy::green_has_rows(t));
+        }
+        // Left out for a while, its definition on blue may have moved on: green's must match it.
+        let columns = "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute \
+                       WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped";
+        let on_blue: Option<String> = blue_client.query_one(columns, &[&t.quoted()]).await.map_err(Error::blue(format!("reading {t}")))?.get(0);
+        let on_green: Option<String> = green_client.query_one(columns, &[&t.quoted()]).await.map_err(Error::green(format!("reading {t}")))?.get(0);
+        if on_blue != on_green {
+            return Err(crate::copy::definitions_differ(t, &on_blue.unwrap_or_default(), &on_green.unwrap_or_default()));
         }
     }
     if !missing.is_empty() {
         let pg_dump = setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?;
         let source = config.source_options()?;
         tracing::info!("creating {} on green with {}", missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), pg_dump.display());
-        let pre = setup::dump_tables(&pg_dump, &source, "pre-data", &missing).await?;
+        let pre = setup::dump_tables(admin, &pg_dump, &source, "pre-data", &missing).await?;
         setup::apply_pre_data(&green_client, &pre, false)
             .await
             .map_err(|e| Error::Setup(format!("{e}; create the table on green yourself (what it depends on, a type or a sequence, may be missing there)")))?;
-        let post = setup::dump_tables(&pg_dump, &source, "post-data", &missing).await?;
+        let post = setup::dump_tables(admin, &pg_dump, &source, "post-data", &missing).await?;
         setup::apply_post_data(&green_client, &post, true, true).await?;
     }
-    let earlier: Vec<u32> = plan.iter().filter(|c| added.contains(&c.table_name())).map(|c| c.id).collect();
-    state.forget_chunks(&earlier)?;
-    let next = plan.iter().map(|c| c.id + 1).max().unwrap_or(0);
-    let chunks = super::chunks::plan(&blue_client, added, config.snapshot_chunk_bytes()?, next).await?;
-    crate::copy::save_plan(state, &chunks)?;
-    tracing::info!(
-        chunks = chunks.len(),
-        "the table selection now includes {}: copying it to green chunk by chunk while the other tables stream",
-        names.join(", ")
-    );
-    Ok(())
+    let chunks = super::chunks::plan(&blue_client, added, config.snapshot_chunk_bytes()?, crate::copy::next_id(&plan)).await?;
+    crate::copy::save_added(state, &plan, &chunks, added)
 }

@@ -266,10 +266,25 @@ pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str,
     dump(pg_dump, source, section, left_out, &[]).await
 }
 
-/// [`dump_schema`] of `tables` only (one `-t` each, with what they own: sequences, indexes,
-/// constraints); what they depend on (types, functions, a parent table) must exist on green.
-pub async fn dump_tables(pg_dump: &Path, source: &ConnectOptions, section: &str, tables: &[TableName]) -> Result<String, Error> {
-    dump(pg_dump, source, section, &[], tables).await
+/// [`dump_schema`] of `tables` only, partitions included (one `-t` each, with what they own:
+/// sequences, indexes, constraints); what they depend on (types, functions) must exist on green.
+pub async fn dump_tables(conn: &mut PgConnection, pg_dump: &Path, source: &ConnectOptions, section: &str, tables: &[TableName]) -> Result<String, Error> {
+    let mut all = Vec::new();
+    for t in tables {
+        let rows = conn
+            .simple_query(&format!(
+                "SELECT n.nspname, c.relname FROM pg_partition_tree('{}'::regclass) p JOIN pg_class c ON c.oid = p.relid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace",
+                t.quoted().replace('\'', "''")
+            ))
+            .await
+            .map_err(Error::Source)?;
+        all.extend(rows.iter().filter_map(|r| Some(TableName::new(r.first().cloned().flatten()?, r.get(1).cloned().flatten()?))));
+        if !all.contains(t) {
+            all.push(t.clone());
+        }
+    }
+    dump(pg_dump, source, section, &[], &all).await
 }
 
 async fn dump(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName], only: &[TableName]) -> Result<String, Error> {
