@@ -282,17 +282,20 @@ async fn mariadb_tables_added_to_the_selection_later_are_copied_while_the_others
     )
     .expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
-    let run = |include: &str| Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &format!("[tables]\ninclude = [{include}]"));
-    let mut t = run("\"a\", \"ch\"");
-    t.start();
+    // A run replicating the tables `include` lists, started.
+    let start = |include: &str| {
+        let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &format!("[tables]\ninclude = [{include}]"));
+        t.start();
+        t
+    };
+    let mut t = start("\"a\", \"ch\"");
     wait_streaming(&mut t).await;
     blue.execute(Some(&db), "UPDATE a SET v = 'one'; UPDATE b SET v = 'one' WHERE id <= 10").expect("writes");
     maria_assert_same(&blue, &green, &db, &["a"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 
     // b joins: created on green, copied while a streams, written meanwhile.
-    let mut t = run("\"a\", \"b\", \"ch\"");
-    t.start();
+    let mut t = start("\"a\", \"b\", \"ch\"");
     blue.execute(Some(&db), "UPDATE b SET v = 'two' WHERE id <= 20; DELETE FROM b WHERE id > 2900; UPDATE a SET v = 'two'").expect("writes");
     wait_streaming(&mut t).await;
     assert!(t.log_text().contains("now includes"), "{}", t.log_text());
@@ -301,39 +304,35 @@ async fn mariadb_tables_added_to_the_selection_later_are_copied_while_the_others
     assert_eq!(t.sigterm(), Some(0));
 
     // b left out for a while (green's copy goes stale), then selected again: copied afresh.
-    let mut t = run("\"a\", \"ch\"");
-    t.start();
-    wait_streaming(&mut t).await;
-    assert_eq!(t.sigterm(), Some(0));
+    streams_then_stops(start("\"a\", \"ch\"")).await;
     blue.execute(Some(&db), "UPDATE b SET v = 'stale on green' WHERE id <= 100; DELETE FROM b WHERE id BETWEEN 200 AND 300").expect("writes");
-    let mut t = run("\"a\", \"b\", \"ch\"");
-    t.start();
+    let mut t = start("\"a\", \"b\", \"ch\"");
     wait_streaming(&mut t).await;
     maria_assert_same(&blue, &green, &db, &["a", "b"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 
     // Left out again, and its definition changes on blue meanwhile: green's stale one is refused,
     // naming both; dropped on green, it is created again from blue's.
-    let mut t = run("\"a\", \"ch\"");
-    t.start();
-    wait_streaming(&mut t).await;
-    assert_eq!(t.sigterm(), Some(0));
+    streams_then_stops(start("\"a\", \"ch\"")).await;
     blue.execute(Some(&db), "ALTER TABLE b ADD COLUMN w INT NOT NULL DEFAULT 7; UPDATE b SET w = id WHERE id <= 50").expect("alter");
-    let mut t = run("\"a\", \"b\", \"ch\"");
-    t.start();
+    let mut t = start("\"a\", \"b\", \"ch\"");
     assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
     assert!(t.log_text().contains("differ from blue's"), "{}", t.log_text());
     green.execute(Some(&db), "SET sql_log_bin = 0; DROP TABLE b").expect("drop on green");
-    let mut t = run("\"a\", \"b\", \"ch\"");
-    t.start();
+    let mut t = start("\"a\", \"b\", \"ch\"");
     wait_streaming(&mut t).await;
     maria_assert_same(&blue, &green, &db, &["a", "b"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 
     // p is what the replicated ch refers to: refused, naming both.
-    let mut t = run("\"a\", \"b\", \"ch\", \"p\"");
-    t.start();
+    let mut t = start("\"a\", \"b\", \"ch\", \"p\"");
     assert_eq!(wait_exit(&mut t).await, 1, "{}", t.log_text());
     let log = t.log_text();
     assert!(log.contains("tables.include") && log.contains(".p") && log.contains(".ch"), "{log}");
+}
+
+/// Waits until `t` streams, then stops it cleanly.
+async fn streams_then_stops(mut t: Turnout) {
+    wait_streaming(&mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
 }
