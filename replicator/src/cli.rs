@@ -37,9 +37,9 @@ pub struct ConfigArg {
 pub struct MoveArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Start when lag is below this: '<1s', '1s' or '500ms'.
+    /// Start when lag is below this: '<1s', '1s' or '500ms'. Required unless only --report is given.
     #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
-    pub when_lag: Duration,
+    pub when_lag: Option<Duration>,
     /// Give up waiting for the lag condition after this long.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -47,8 +47,26 @@ pub struct MoveArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub max_pause: Duration,
     /// Check every precondition and print the plan without fencing anything.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rehearse")]
     pub dry_run: bool,
+    /// Do everything up to the proof (lag gate, fence, sentinel, wait for the other side, counters),
+    /// then undo the fence instead of switching; report each step's time, the write pause and what
+    /// would block or slow the real one. Writes pause for that moment.
+    #[arg(long)]
+    pub rehearse: bool,
+    /// With --rehearse: do not ask before pausing writes.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Go on only if the last live verify (`turnout verify --live`) found no difference and is no
+    /// older than --verify-max-age; otherwise refuse, naming the tables and keys.
+    #[arg(long)]
+    pub verify: bool,
+    /// The oldest live verify --verify accepts (default: cutover.verify_max_age, else 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub verify_max_age: Option<Duration>,
+    /// Write the certificate (JSON) to FILE when done — or, without --when-lag, the last one's.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// The arguments of `verify --live`.
@@ -98,15 +116,25 @@ impl LiveArgs {
 }
 
 impl MoveArgs {
-    /// What `POST /cutover` or `/rollback` asks for.
-    pub fn request(&self) -> crate::cutover::Request {
+    /// What `POST /cutover` or `/rollback` asks for; none when only `--report` was given. An error
+    /// names the missing flag.
+    pub fn request(&self) -> Result<Option<crate::cutover::Request>, String> {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        crate::cutover::Request {
-            when_lag_ms: millis(self.when_lag),
+        let Some(when_lag) = self.when_lag else {
+            if self.report.is_some() && !self.rehearse && !self.dry_run && !self.verify {
+                return Ok(None);
+            }
+            return Err("--when-lag is required (e.g. --when-lag '<1s'); only `--report FILE` alone saves the last certificate".into());
+        };
+        Ok(Some(crate::cutover::Request {
+            when_lag_ms: millis(when_lag),
             timeout_ms: millis(self.timeout),
             max_pause_ms: millis(self.max_pause),
             dry_run: self.dry_run,
-        }
+            rehearse: self.rehearse,
+            verify: self.verify,
+            verify_max_age_ms: self.verify_max_age.map(millis),
+        }))
     }
 }
 
@@ -133,6 +161,15 @@ pub enum Command {
     Rollback(MoveArgs),
     /// End the rollback window: stop reverse replication and drop its slot, publication and origin.
     Finish(ConfigArg),
+    /// Check a cutover certificate (`cutover --report FILE`): its digest, and its signature if any.
+    /// Exit 0 only when it is intact.
+    Certificate {
+        /// The certificate file.
+        file: PathBuf,
+        /// Require a signature by this Ed25519 public key (hex, as the certificate prints it).
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
     /// Preflight: check that replication can start (changes nothing). Exit 0 only when it can.
     Check(ConfigArg),
     /// Compare table contents of blue and green (row counts and a digest of every row).
@@ -183,6 +220,7 @@ impl Command {
             Command::Cutover(_) => "cutover",
             Command::Rollback(_) => "rollback",
             Command::Finish(_) => "finish",
+            Command::Certificate { .. } => "certificate",
             Command::Check(_) => "check",
             Command::Verify { .. } => "verify",
             Command::Teardown { .. } => "teardown",
@@ -221,7 +259,7 @@ mod tests {
     fn when_lag(args: &[&str]) -> Duration {
         let argv = normalize_args(args.iter().map(|s| s.to_string()));
         match Cli::try_parse_from(argv).expect("parses").command {
-            Command::Cutover(a) | Command::Rollback(a) => a.when_lag,
+            Command::Cutover(a) | Command::Rollback(a) => a.when_lag.expect("--when-lag was given"),
             other => panic!("parsed {other:?}"),
         }
     }

@@ -242,11 +242,49 @@ pub struct CutoverConfig {
     pub pgbouncer: Option<PgbouncerConfig>,
     pub haproxy: Option<HaproxyConfig>,
     pub command: Option<CommandConfig>,
+    /// Every cutover also requires a passing live verify (as `turnout cutover --verify`).
+    #[serde(default)]
+    pub verify: bool,
+    /// The oldest live verify the gate accepts, e.g. "30m" (default "1h").
+    #[serde(default)]
+    pub verify_max_age: Option<String>,
+    /// A PKCS#8 PEM Ed25519 private key that signs every certificate
+    /// (`openssl genpkey -algorithm ed25519 -out FILE`).
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Default for CutoverConfig {
     fn default() -> Self {
-        CutoverConfig { fence: Fence::default(), reverse: true, switch: Switch::default(), token: None, pgbouncer: None, haproxy: None, command: None }
+        CutoverConfig {
+            fence: Fence::default(),
+            reverse: true,
+            switch: Switch::default(),
+            token: None,
+            pgbouncer: None,
+            haproxy: None,
+            command: None,
+            verify: false,
+            verify_max_age: None,
+            signing_key: None,
+        }
+    }
+}
+
+/// The oldest live verify a gated cutover accepts unless told otherwise.
+pub const VERIFY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl CutoverConfig {
+    /// `cutover.verify_max_age`, or its default.
+    pub fn verify_max_age(&self) -> Result<std::time::Duration, Error> {
+        Ok(opt_duration("cutover.verify_max_age", &self.verify_max_age)?.unwrap_or(VERIFY_MAX_AGE))
+    }
+
+    /// The key in `cutover.signing_key`, read; none when unset.
+    pub fn signing_key(&self) -> Result<Option<crate::cutover::certificate::SigningKey>, Error> {
+        let Some(path) = &self.signing_key else { return Ok(None) };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::config("cutover.signing_key", format!("cannot read {}: {e}", path.display())))?;
+        crate::cutover::certificate::SigningKey::from_pem(&text).map(Some).map_err(|e| Error::config("cutover.signing_key", format!("{} {e}", path.display())))
     }
 }
 
@@ -364,6 +402,8 @@ impl Config {
                 ),
             ));
         }
+        self.cutover.verify_max_age()?;
+        self.cutover.signing_key()?;
         let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
         let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
         opt_duration("alerts.min_duration", &self.alerts.min_duration)?;

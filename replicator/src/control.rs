@@ -1,7 +1,10 @@
-//! Talking to a running sidecar over its local HTTP API: `turnout status` and `turnout cutover`.
+//! Talking to a running sidecar over its local HTTP API: `turnout status`, `turnout cutover` (and
+//! `rollback`, `finish`), and checking a cutover's certificate (`turnout certificate`).
 
+use crate::cli::MoveArgs;
 use crate::config::Config;
 use crate::cutover::{Progress, Request};
+use std::path::Path;
 use std::time::Duration;
 
 /// One request to the sidecar at `listen` (`host:port`); returns the status code and body.
@@ -44,15 +47,116 @@ pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
     Ok(body)
 }
 
-/// `turnout cutover`: asks the sidecar to cut over and prints each step as it happens. Returns the
-/// exit code: 0 only when traffic is on green (or a dry run found everything ready).
-pub async fn cutover(config: &Config, request: &Request) -> i32 {
+/// `turnout cutover`: asks the sidecar to cut over (rehearse, dry-run) and prints each step as it
+/// happens; saves the certificate with `--report`. Returns the exit code: 0 only when traffic is on
+/// green (or a dry run found everything ready, or a rehearsal completed).
+pub async fn cutover(config: &Config, args: &MoveArgs) -> i32 {
+    act(config, args, "/cutover", "green").await
+}
+
+/// Asks the sidecar for exactly `request` (a cutover to green) and follows it, as `turnout cutover`
+/// does without its other flags.
+pub async fn cutover_with(config: &Config, request: &Request) -> i32 {
     follow(config, request, "/cutover", "green").await
 }
 
 /// `turnout rollback`: the same back to blue, in the rollback window after a cutover.
-pub async fn rollback(config: &Config, request: &Request) -> i32 {
-    follow(config, request, "/rollback", "blue").await
+pub async fn rollback(config: &Config, args: &MoveArgs) -> i32 {
+    act(config, args, "/rollback", "blue").await
+}
+
+async fn act(config: &Config, args: &MoveArgs, path: &str, to: &str) -> i32 {
+    let request = match args.request() {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            return crate::error::EXIT_CONFIG;
+        }
+    };
+    let code = match &request {
+        None => 0,
+        Some(request) => {
+            if request.rehearse && !args.yes {
+                if let Err(refused) = confirm_rehearsal(request, path, to) {
+                    eprintln!("turnout: {refused}");
+                    return crate::error::EXIT_FAILED;
+                }
+            }
+            follow(config, request, path, to).await
+        }
+    };
+    let Some(file) = &args.report else { return code };
+    match save_report(config, path, file).await {
+        Ok(summary) => {
+            println!("{summary}\ncertificate saved to {}", file.display());
+            code
+        }
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            if code == 0 {
+                crate::error::EXIT_FAILED
+            } else {
+                code
+            }
+        }
+    }
+}
+
+/// Says what a rehearsal does to writes and asks to go on; refuses without a terminal to ask on.
+fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let from = if to == "green" { "blue" } else { "green" };
+    eprint!(
+        "A rehearsal of the {} fences writes on {from} for the moment of the fence, the sentinel and the proof (at most --max-pause, \
+         {} ms), then lifts the fence; traffic stays on {from}. Go on? [y/N] ",
+        &path[1..],
+        request.max_pause_ms
+    );
+    let _ = std::io::stderr().flush();
+    if !std::io::stdin().is_terminal() {
+        eprintln!();
+        return Err("a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on".into());
+    }
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err("not rehearsed: nothing was changed".into())
+    }
+}
+
+/// Fetches the last certificate at `{path}/report`, writes it to `file`, and returns its summary.
+async fn save_report(config: &Config, path: &str, file: &Path) -> Result<String, String> {
+    let listen = &config.http.listen;
+    let body =
+        get(listen, &format!("{path}/report")).await.map_err(|e| format!("no certificate from http://{listen}{path}/report: {}", error_of(&e.to_string())))?;
+    let certificate: crate::cutover::certificate::Certificate =
+        serde_json::from_str(&body).map_err(|e| format!("the sidecar answered something that is not a certificate: {e}"))?;
+    std::fs::write(file, body.as_bytes()).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    Ok(certificate.summary())
+}
+
+/// `turnout certificate FILE`: checks a certificate's digest (and signature) and prints its summary.
+pub fn check_certificate(file: &Path, public_key: Option<&str>) -> i32 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("turnout: cannot read {}: {e}", file.display());
+            return crate::error::EXIT_CONFIG;
+        }
+    };
+    match crate::cutover::certificate::check(&text, public_key) {
+        Ok(certificate) => {
+            println!("{}", certificate.summary());
+            println!("{}: intact{}", file.display(), if certificate.signature.is_some() { ", signature verified" } else { " (not signed)" });
+            0
+        }
+        Err(e) => {
+            eprintln!("turnout: {}: {e}", file.display());
+            crate::error::EXIT_FAILED
+        }
+    }
 }
 
 /// `turnout finish`: ends the rollback window and prints what was dropped.
@@ -118,6 +222,12 @@ async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> i32
                         return 0;
                     }
                     Some("dry_run_ok") => return 0,
+                    Some("rehearsed") => {
+                        if let Some(ms) = p.write_pause_ms {
+                            println!("rehearsed: writes were paused for {ms} ms; traffic stays where it was");
+                        }
+                        return 0;
+                    }
                     Some("running") => {}
                     _ => return crate::error::EXIT_FAILED,
                 }

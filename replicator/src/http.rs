@@ -1,6 +1,7 @@
 //! The HTTP API on `http.listen`: `/` (the live status page), `/healthz`, `/status` (JSON), `/metrics`
 //! (Prometheus text), `POST /cutover` / `GET /cutover` (start a cutover, follow its steps), `POST
-//! /rollback` / `GET /rollback` (the same back to blue in the rollback window), `POST /finish` (end
+//! /rollback` / `GET /rollback` (the same back to blue in the rollback window), `GET /cutover/report`
+//! and `GET /rollback/report` (the last one's certificate), `POST /finish` (end
 //! the rollback window) and `POST /verify/hold` (`turnout verify --live` holds the apply at its
 //! position for a moment; see [`crate::pipeline::hold`]).
 //!
@@ -58,6 +59,8 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/cutover", get(cutover_progress).post(cutover_start))
         .route("/rollback", get(rollback_progress).post(rollback_start))
+        .route("/cutover/report", get(cutover_report))
+        .route("/rollback/report", get(rollback_report))
         .route("/finish", post(finish))
         .route("/verify/hold", post(verify_hold))
         .with_state(AppState { status, channels, controllers });
@@ -101,6 +104,25 @@ async fn cutover_progress(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn rollback_progress(State(state): State<AppState>) -> impl IntoResponse {
     progress_of(state.controllers.as_ref().map(|c| &c.rollback))
+}
+
+/// The certificate of the controller's last cutover (rollback, rehearsal), as kept: 404 before any.
+fn report_of(controller: Option<&Arc<Controller>>) -> axum::response::Response {
+    let Some(controller) = controller else { return unavailable().into_response() };
+    let what = controller.direction().what();
+    match controller.certificate() {
+        Ok(Some(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": format!("no {what} has written a certificate yet")}))).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
+async fn cutover_report(State(state): State<AppState>) -> impl IntoResponse {
+    report_of(state.controllers.as_ref().map(|c| &c.cutover))
+}
+
+async fn rollback_report(State(state): State<AppState>) -> impl IntoResponse {
+    report_of(state.controllers.as_ref().map(|c| &c.rollback))
 }
 
 /// Every POST needs the token when one is configured, and comes from this machine when not.

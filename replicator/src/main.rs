@@ -124,13 +124,14 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             }
         }
         Command::Cutover(args) => match load(&args.config.config) {
-            Ok(config) => turnout::control::cutover(&config, &args.request()).await,
+            Ok(config) => turnout::control::cutover(&config, &args).await,
             Err(code) => code,
         },
         Command::Rollback(args) => match load(&args.config.config) {
-            Ok(config) => turnout::control::rollback(&config, &args.request()).await,
+            Ok(config) => turnout::control::rollback(&config, &args).await,
             Err(code) => code,
         },
+        Command::Certificate { file, public_key } => turnout::control::check_certificate(&file, public_key.as_deref()),
         Command::Finish(args) => match load(&args.config) {
             Ok(config) => turnout::control::finish(&config).await,
             Err(code) => code,

@@ -32,6 +32,12 @@ const SELECTION: &[u8] = b"selection/last";
 const SPILL_PREFIX: &str = "spill/";
 const CUTOVER_JOURNAL: &[u8] = b"cutover/journal";
 const ROLLBACK_JOURNAL: &[u8] = b"rollback/journal";
+/// Every journal entry of every cutover and rollback, by id and sequence number: what a certificate
+/// digests.
+const JOURNAL_HISTORY_PREFIX: &str = "cutover/history/";
+/// The last certificate of a cutover (rollback).
+const CUTOVER_CERTIFICATE: &[u8] = b"cutover/certificate";
+const ROLLBACK_CERTIFICATE: &[u8] = b"rollback/certificate";
 
 /// Work for the state-store thread.
 type Job = Box<dyn FnOnce(&DB) + Send>;
@@ -147,9 +153,45 @@ impl StateStore {
     /// when `sync` is set. Unsynced is only for a step whose loss in a crash changes nothing (it is
     /// recovered exactly as the synced step before it): it costs no fsync while writes are paused,
     /// and a later synced write makes it durable with everything before it.
+    ///
+    /// Each entry is also kept, in the same atomic write, in the history of its cutover
+    /// ([`StateStore::journal_history`]), which its certificate digests.
     pub fn put_cutover_journal(&self, journal: &crate::journal::Journal, sync: bool) -> Result<(), Error> {
         let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
-        self.put_with(Self::journal_key(journal.direction), &v, sync)
+        let seq = self.scan(&Self::history_prefix(&journal.id))?.len();
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put(Self::journal_key(journal.direction), &v);
+        batch.put(format!("{}{seq:08}", Self::history_prefix(&journal.id)), &v);
+        let mut w = WriteOptions::default();
+        w.set_sync(sync);
+        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing state: {e}")))
+    }
+
+    fn history_prefix(id: &str) -> String {
+        format!("{JOURNAL_HISTORY_PREFIX}{id}/")
+    }
+
+    /// Every journal entry written for the cutover (or rollback) `id`, in the order written, as the
+    /// bytes stored.
+    pub fn journal_history(&self, id: &str) -> Result<Vec<Vec<u8>>, Error> {
+        Ok(self.scan(&Self::history_prefix(id))?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    fn certificate_key(direction: crate::status::Direction) -> &'static [u8] {
+        match direction {
+            crate::status::Direction::Forward => CUTOVER_CERTIFICATE,
+            crate::status::Direction::Reverse => ROLLBACK_CERTIFICATE,
+        }
+    }
+
+    /// The certificate of the last cutover (`Forward`) or rollback (`Reverse`), as written.
+    pub fn certificate(&self, direction: crate::status::Direction) -> Result<Option<Vec<u8>>, Error> {
+        self.get(Self::certificate_key(direction))
+    }
+
+    /// Keeps the certificate of the cutover (rollback) that just ended, synced.
+    pub fn put_certificate(&self, direction: crate::status::Direction, json: &[u8]) -> Result<(), Error> {
+        self.put(Self::certificate_key(direction), json)
     }
 
     fn spill_key(id: u64, chunk: u32) -> Vec<u8> {

@@ -32,7 +32,6 @@ use crate::state::StateStore;
 pub use crate::status::Direction;
 use crate::status::{Phase, Status};
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -40,6 +39,14 @@ use turnout_cutover::{BlueGreen, TrafficSwitch};
 use turnout_decoders::Position;
 
 pub use crate::journal::{Journal, ReverseArm, Step};
+
+pub mod certificate;
+mod gate;
+pub(crate) mod record;
+mod recover;
+mod rehearse;
+use record::Record;
+pub use recover::{open_window, recover, Resume};
 
 /// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
 /// ([`Retry::again`]) says its transient failure is worth another attempt.
@@ -61,20 +68,30 @@ pub use crate::source::pg::cutover::build;
 pub use crate::source::SENTINEL_PREFIX as FENCE_PREFIX;
 
 /// What `POST /cutover` asks for.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Request {
     pub when_lag_ms: u64,
     pub timeout_ms: u64,
     pub max_pause_ms: u64,
     #[serde(default)]
     pub dry_run: bool,
+    /// Everything up to the proof, then undo the fence instead of switching.
+    #[serde(default)]
+    pub rehearse: bool,
+    /// Go on only after a passing live verify no older than `verify_max_age_ms` (the configured
+    /// `cutover.verify` asks for it too).
+    #[serde(default)]
+    pub verify: bool,
+    #[serde(default)]
+    pub verify_max_age_ms: Option<u64>,
 }
 
 /// What `GET /cutover` shows: the steps printed so far and the outcome.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Progress {
     pub id: Option<String>,
-    /// "running", "done", "failed" (fence undone, blue serving), "dry_run_ok", "dry_run_failed"; none before any.
+    /// "running", "done", "failed" (fence undone, blue serving), "dry_run_ok", "dry_run_failed",
+    /// "rehearsed" (the fence undone as planned), "rehearsal_failed"; none before any.
     pub outcome: Option<String>,
     pub lines: Vec<String>,
     pub write_pause_ms: Option<u64>,
@@ -93,6 +110,8 @@ pub struct Controller {
     /// The forward stream's names (the reverse stream's derive from them).
     names: Names,
     progress: Mutex<Progress>,
+    /// What the current (or last) cutover did, for its certificate.
+    record: Mutex<Record>,
     /// Turned true to stop this direction's apply once traffic moved.
     stop: watch::Sender<bool>,
 }
@@ -130,7 +149,12 @@ impl Controller {
             );
             progress.lines.extend(j.message);
         }
-        Arc::new(Controller { direction, config, state, status, channels, names, progress: Mutex::new(progress), stop })
+        Arc::new(Controller { direction, config, state, status, channels, names, progress: Mutex::new(progress), record: Mutex::default(), stop })
+    }
+
+    /// Which way this controller moves traffic.
+    pub fn direction(&self) -> Direction {
+        self.direction
     }
 
     /// The progress of the current or last cutover (rollback).
@@ -193,6 +217,7 @@ impl Controller {
                 _ => {}
             }
             *p = Progress { id: Some(new_id()), outcome: Some("running".into()), lines: Vec::new(), write_pause_ms: None };
+            *lock(&self.record) = Record::started(request.rehearse);
         }
         // A live verify's hold must not keep the sentinel from being applied.
         self.channels.hold.release();
@@ -209,13 +234,21 @@ impl Controller {
                     }
                 }
             } else {
-                match this.run(&run_id, &request).await {
+                let what = if request.rehearse { "rehearsal" } else { this.direction.what() };
+                let outcome = match this.run(&run_id, &request).await {
+                    Ok(()) if request.rehearse => "rehearsed",
                     Ok(()) => "done",
                     Err(e) => {
-                        this.say(format!("{} failed: {e}", this.direction.what()));
-                        "failed"
+                        this.say(format!("{what} failed: {e}"));
+                        if request.rehearse {
+                            "rehearsal_failed"
+                        } else {
+                            "failed"
+                        }
                     }
-                }
+                };
+                this.certify(&run_id);
+                outcome
             };
             lock(&this.progress).outcome = Some(outcome.into());
         });
@@ -324,13 +357,44 @@ impl Controller {
         let mut retry = Retry::default();
         let preflight = retried!(retry, self, "the pre-checks", procedure.preflight().await);
         match preflight {
-            Ok(warnings) => warnings.into_iter().for_each(|w| self.say(format!("WARNING: {w}"))),
+            Ok(warnings) => {
+                for w in warnings {
+                    self.say(format!("WARNING: {w}"));
+                    if request.rehearse {
+                        lock(&self.record).findings.push(w);
+                    }
+                }
+            }
             Err(e) => return self.fail(&mut journal, e.to_string()),
+        }
+        let sides = procedure.identify().await;
+        lock(&self.record).sides = Some(sides);
+        if request.rehearse {
+            for finding in procedure.findings().await {
+                self.say(format!("FINDING: {finding}"));
+                lock(&self.record).findings.push(finding);
+            }
         }
         let threshold = Duration::from_millis(request.when_lag_ms);
         self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
         if let Err(reason) = self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await {
             return self.fail(&mut journal, reason);
+        }
+        if request.verify || self.config.cutover.verify {
+            let max_age = match request.verify_max_age_ms {
+                Some(ms) => Duration::from_millis(ms),
+                None => self.config.cutover.verify_max_age()?,
+            };
+            match gate::check(&self.config, self.direction, max_age, crate::status::now_micros()) {
+                Ok(result) => {
+                    self.say(format!(
+                        "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {:.0} s old",
+                        result.tables, result.source_rows, result.finished_at, result.age_seconds
+                    ));
+                    lock(&self.record).verify = Some(result);
+                }
+                Err(reason) => return self.fail(&mut journal, reason),
+            }
         }
         // Checked (and console sessions opened) before writes pause.
         let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
@@ -343,7 +407,10 @@ impl Controller {
         // Counters go ahead before writes pause; inside the pause one read checks them.
         let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await);
         match counters {
-            Ok(line) => self.say(line),
+            Ok(line) => {
+                lock(&self.record).counters.push(line.clone());
+                self.say(line);
+            }
             Err(e) => return self.fail(&mut journal, e.to_string()),
         }
         // The reverse stream, armed before writes pause: its slot's consistent point on green is the
@@ -391,13 +458,29 @@ impl Controller {
             Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
         match counters {
-            Ok(Ok(line)) => self.say(line),
+            Ok(Ok((line, topped_up))) => {
+                let mut record = lock(&self.record);
+                record.counters.push(line.clone());
+                if request.rehearse && topped_up > 0 {
+                    record.findings.push(format!(
+                        "{topped_up} counters on {from} moved past the margin set before the fence: the real cutover tops them up                          inside the write pause, one statement each"
+                    ));
+                }
+                drop(record);
+                self.say(line);
+            }
             Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e.to_string()).await,
             Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
         }
         self.journal(&mut journal, Step::SequencesSynced, None)?;
         phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
+        {
+            let mut record = lock(&self.record);
+            record.sentinel = Some(sentinel.to_string());
+            record.fenced = fenced.as_ref().map(ToString::to_string);
+            record.applied = self.status.applied().map(|a| a.to_string());
+        }
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -410,6 +493,9 @@ impl Controller {
         }
         if Instant::now() >= deadline {
             return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
+        }
+        if request.rehearse {
+            return self.end_rehearsal(&mut procedure, &mut journal, phases, fenced_at, request).await;
         }
         // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
@@ -427,6 +513,7 @@ impl Controller {
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
         let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
+        self.record_pause(&phases, pause);
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
         // The clients the fence held reconnect now (pgbouncer logs in to the other side for them):
         // this direction's teardown and the next stream's connections wait until they have, so the
@@ -612,23 +699,6 @@ pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
     }
 }
 
-/// The reverse stream of a completed cutover whose rollback window is still open.
-pub fn open_window(state: &StateStore) -> Result<Option<ReverseArm>, Error> {
-    Ok(match state.journal(Direction::Forward)? {
-        Some(Journal { step: Step::Done, reverse: Some(arm), .. }) if !arm.finished => Some(arm),
-        _ => None,
-    })
-}
-
-/// Where `turnout run` goes on after settling the journals.
-#[derive(Debug)]
-pub enum Resume {
-    /// Replicate blue → green.
-    Forward,
-    /// The rollback window after a cutover: replicate green → blue.
-    Reverse(ReverseArm),
-}
-
 /// Moves traffic the way `direction` goes: to green for a cutover, back to blue for a rollback.
 async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<turnout_cutover::SwitchReport, turnout_cutover::CutoverError> {
     let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
@@ -644,72 +714,6 @@ fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), String> {
         TrafficSwitch::Command { .. } => Err("the command switch has no inverse, so turnout cannot move traffic back to blue; use \
              cutover.switch = \"pgbouncer\" or \"haproxy\", or point the application at blue yourself and run `turnout finish`"
             .into()),
-        _ => Ok(()),
-    }
-}
-
-/// Settles a cutover or rollback interrupted by a crash (see the module documentation) and says where
-/// replication goes on. An error when this stream must not replicate again (cut over without a way
-/// back, the rollback window finished, or rolled back).
-pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
-    crate::with_family!(config, F => recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?);
-    let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
-    let arm = match (cutover.step, cutover.reverse) {
-        (Step::Done, Some(arm)) if !arm.finished => arm,
-        (Step::Done, arm) => {
-            let why = if arm.is_some() { "; `turnout finish` ended its rollback window" } else { "" };
-            return Err(Error::Setup(format!(
-                "this stream was cut over to green (cutover {}: {}{why}); blue is no longer the source. Run `turnout teardown` \
-                 before replicating again",
-                cutover.id,
-                cutover.message.unwrap_or_default()
-            )));
-        }
-        _ => return Ok(Resume::Forward),
-    };
-    crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config)).await?);
-    match state.journal(Direction::Reverse)? {
-        Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
-            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates. Run `turnout teardown` to \
-             drop what it left, then start over",
-            rollback.id,
-            rollback.message.unwrap_or_default()
-        ))),
-        _ => Ok(Resume::Reverse(arm)),
-    }
-}
-
-async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
-    config: &Config,
-    state: &StateStore,
-    direction: Direction,
-    connect: F,
-) -> Result<(), Error> {
-    let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
-    let (what, (from, to)) = (direction.what(), direction.sides());
-    match journal.step {
-        step if step.fence_may_be_up() => {
-            let mut procedure = connect.await?;
-            procedure
-                .undo()
-                .await
-                .map_err(|e| Error::Setup(format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed: {e}", journal.id)))?;
-            tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
-            journal.step = Step::Undone;
-            journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
-            state.put_cutover_journal(&journal, true)
-        }
-        Step::Switching => {
-            let switch = build_switch(config)?;
-            let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
-            let mut procedure = connect.await?;
-            procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
-            switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
-            tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
-            journal.step = Step::Done;
-            journal.message = Some("the switch was completed when turnout restarted".into());
-            state.put_cutover_journal(&journal, true)
-        }
         _ => Ok(()),
     }
 }

@@ -190,10 +190,10 @@ pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> R
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     step("turnout cutover --when-lag '<1s'");
-    let request = Request { when_lag_ms: 1000, timeout_ms: 60_000, max_pause_ms: 5_000, dry_run: false };
+    let request = Request { when_lag_ms: 1000, timeout_ms: 60_000, max_pause_ms: 5_000, ..Request::default() };
     let config = Arc::clone(config);
     let started = Instant::now();
-    let code = crate::control::cutover(&config, &request).await;
+    let code = crate::control::cutover_with(&config, &request).await;
     if code != 0 {
         return Err("the cutover did not complete (blue keeps serving)".into());
     }

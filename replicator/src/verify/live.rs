@@ -149,7 +149,18 @@ async fn live<B: Backend>(
         p.abort();
     }
     outcome?;
-    // Finished: nothing to resume.
+    // Finished: nothing to resume; the result is kept for the cutover's gate.
+    progress::Finished {
+        version: progress::FINISHED_VERSION,
+        source: saved.source.clone(),
+        direction,
+        whole: opts.table.is_none(),
+        tables: saved.tables.clone(),
+        positions: saved.positions.clone(),
+        rounds_at_us: saved.rounds_at_us.clone(),
+        finished_at_us: crate::status::now_micros(),
+    }
+    .save(&config.state.dir)?;
     let _ = std::fs::remove_file(&file);
     let target_only_columns = backend.target_only_columns(&tables).await?;
     Ok(LiveReport {
@@ -177,6 +188,7 @@ async fn rounds<B: Backend>(
         let snaps = backend.take(sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
         tracing::info!(position = %snaps.position, "verify snapshots taken");
         saved.positions.push(snaps.position.to_string());
+        saved.rounds_at_us.push(crate::status::now_micros() - i64::try_from(snaps.taken.elapsed().as_micros()).unwrap_or(0));
         let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
         let first = snaps.blue.first().ok_or_else(|| Error::Setup("verify took no snapshot".into()))?;
         let shapes = backend.shapes(first, &todo).await?;

@@ -87,6 +87,9 @@ pub struct Saved {
     pub tables: Vec<TableState>,
     /// The source position of each round's snapshots.
     pub positions: Vec<String>,
+    /// When each round's snapshots were taken (microseconds since the epoch).
+    #[serde(default)]
+    pub rounds_at_us: Vec<i64>,
 }
 
 impl Saved {
@@ -97,6 +100,7 @@ impl Saved {
             chunk_rows,
             tables: tables.iter().map(|t| TableState { table: t.clone(), ..TableState::default() }).collect(),
             positions: Vec::new(),
+            rounds_at_us: Vec::new(),
         }
     }
 
@@ -123,25 +127,74 @@ impl Saved {
 
     /// Replaces the progress file atomically.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::State(e.to_string()))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-            f.write_all(&text).map_err(fail)?;
-            f.sync_all().map_err(fail)?;
-        }
-        std::fs::rename(&tmp, path).map_err(fail)
+        save_json(self, path)
     }
+}
+
+/// Replaces `path` with `value` as JSON atomically: written beside, synced, renamed.
+fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<(), Error> {
+    let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::State(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+        f.write_all(&text).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+    }
+    std::fs::rename(&tmp, path).map_err(fail)
 }
 
 /// Where a live verify keeps its progress.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("verify-live.json")
+}
+
+/// The last live verify that finished, kept for the cutover's gate (`turnout cutover --verify`) in
+/// `state.dir/verify-last.json`. Replaced atomically by each verify that finishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    pub version: u32,
+    /// The source compared (`host:port/database`).
+    pub source: String,
+    /// Which way the sidecar replicated: in the rollback window green is the source.
+    pub direction: crate::status::Direction,
+    /// Every replicated table was compared (no `--table`).
+    pub whole: bool,
+    pub tables: Vec<TableState>,
+    pub positions: Vec<String>,
+    /// When each round's snapshots were taken; the oldest is the verify's age.
+    pub rounds_at_us: Vec<i64>,
+    pub finished_at_us: i64,
+}
+
+impl Finished {
+    /// Reads the last result; none when no verify finished (or the file is of an older format).
+    pub fn load(state_dir: &Path) -> Result<Option<Finished>, Error> {
+        let path = finished_path(state_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::State(format!("reading {}: {e}", path.display()))),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::State(format!("{} is not a live verify's result ({e}); run `turnout verify --live` again", path.display())))
+    }
+
+    pub fn save(&self, state_dir: &Path) -> Result<(), Error> {
+        save_json(self, &finished_path(state_dir))
+    }
+}
+
+/// The format version of [`Finished`].
+pub const FINISHED_VERSION: u32 = 1;
+
+fn finished_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("verify-last.json")
 }
 
 #[cfg(test)]

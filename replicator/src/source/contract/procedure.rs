@@ -1,6 +1,7 @@
 //! What a source family does in a cutover and a rollback, behind [`Procedure`]; the steps around it
 //! (lag gate, pause budget, proof, journal, switch) are the same for every family ([`crate::cutover`]).
 
+pub(crate) use crate::cutover::record::Identity;
 use crate::error::Error;
 use std::future::Future;
 use std::time::Duration;
@@ -29,8 +30,19 @@ pub(crate) trait Procedure: Send {
     /// Commits the sentinel transaction carrying `id` on blue.
     fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Inside the pause: reads blue's final counters once and tops up green's; returns what it did.
-    fn top_up(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Inside the pause: reads blue's final counters once and tops up green's; returns what it did
+    /// and how many counters it had to move (they overtook the margin set before the fence).
+    fn top_up(&mut self) -> impl Future<Output = Result<(String, usize), Error>> + Send;
+
+    /// What both sides say they are, for the certificate: the fenced side's and the other's. Best
+    /// effort: what cannot be read says why.
+    fn identify(&mut self) -> impl Future<Output = (Identity, Identity)> + Send;
+
+    /// For a rehearsal, changing nothing: what would block or slow the real cutover now — long
+    /// transactions on the fenced side (the fence waits for them or ends them inside the pause),
+    /// sessions on the other side whose locks or transactions hold up the apply. One line each,
+    /// naming the session and the fix.
+    fn findings(&mut self) -> impl Future<Output = Vec<String>> + Send;
 
     /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
     fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send;

@@ -27,7 +27,7 @@
 
 use crate::config::{reversed, Config, Fence};
 use crate::error::Error;
-use crate::source::contract::procedure::Procedure;
+use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::mysql::{connect, database, options, quote};
 use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
 use mysql_async::prelude::Queryable;
@@ -479,9 +479,33 @@ impl Procedure for MySqlCutover {
         Ok(())
     }
 
-    async fn top_up(&mut self) -> Result<String, Error> {
+    async fn top_up(&mut self) -> Result<(String, usize), Error> {
         let done = self.sync(0).await.map_err(Error::during("checking AUTO_INCREMENT counters failed"))?;
-        Ok(counters_line(&done, &format!("checked against {}'s final values", self.sides.0), self.sides.1))
+        let moved = done.iter().filter(|c| c.changed).count();
+        Ok((counters_line(&done, &format!("checked against {}'s final values", self.sides.0), self.sides.1), moved))
+    }
+
+    async fn identify(&mut self) -> (Identity, Identity) {
+        let fenced = super::rehearsal::identity(&mut self.blue).await;
+        let other = match self.sessions().await {
+            Ok((_, green)) => super::rehearsal::identity(green).await,
+            Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
+        };
+        (fenced, other)
+    }
+
+    async fn findings(&mut self) -> Vec<String> {
+        let (from, to) = self.sides;
+        let own_fenced = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
+        let own_other = turnout_connect::mysql::conn::own_sessions(&self.green_opts);
+        let mut found = super::rehearsal::long_transactions(&mut self.blue, from, &own_fenced, true).await;
+        match self.sessions().await {
+            Ok((_, green)) => {
+                found.extend(super::rehearsal::long_transactions(green, to, &own_other, false).await);
+            }
+            Err(e) => found.push(format!("{to}: could not connect to look for sessions blocking the apply: {e}")),
+        }
+        found
     }
 
     async fn open_green(&mut self) -> Result<Option<String>, Error> {

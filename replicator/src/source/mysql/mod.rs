@@ -14,6 +14,7 @@ pub mod drift;
 pub mod heartbeat;
 pub mod live;
 pub mod portable;
+pub(crate) mod rehearsal;
 pub mod snapshot;
 pub mod stream;
 pub mod verify;

@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Fence, Switch};
 use crate::error::Error;
-use crate::source::contract::procedure::Procedure;
+use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::Names;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
@@ -137,10 +137,29 @@ impl Procedure for PgCutover {
             .map_err(Error::blue("writing the sentinel"))
     }
 
-    async fn top_up(&mut self) -> Result<String, Error> {
-        let Some((green, plan)) = &self.sequences else { return Ok("no sequences to check".into()) };
+    async fn top_up(&mut self) -> Result<(String, usize), Error> {
+        let Some((green, plan)) = &self.sequences else { return Ok(("no sequences to check".into(), 0)) };
         let moved = plan.top_up(&self.blue, green).await.map_err(Error::during("syncing sequences failed"))?;
-        Ok(format!("checked {} sequences against blue ({moved} topped up on green)", plan.len()))
+        Ok((format!("checked {} sequences against blue ({moved} topped up on green)", plan.len()), moved))
+    }
+
+    async fn identify(&mut self) -> (Identity, Identity) {
+        let fenced = super::rehearsal::identity(&self.blue).await;
+        let other = match turnout_sinks::pg::connect(&self.target_url).await {
+            Ok(other) => super::rehearsal::identity(&other).await,
+            Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
+        };
+        (fenced, other)
+    }
+
+    async fn findings(&mut self) -> Vec<String> {
+        let (from, to) = if self.reopen.is_some() { ("green", "blue") } else { ("blue", "green") };
+        let mut found = super::rehearsal::long_transactions(&self.blue, from).await;
+        match turnout_sinks::pg::connect(&self.target_url).await {
+            Ok(other) => found.extend(super::rehearsal::blockers(&other, to).await),
+            Err(e) => found.push(format!("{to}: could not connect to look for sessions blocking the apply: {e}")),
+        }
+        found
     }
 
     async fn open_green(&mut self) -> Result<Option<String>, Error> {

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod heartbeat;
 pub mod live;
 pub mod origin_filter;
+pub(crate) mod rehearsal;
 pub mod reverse;
 pub mod setup;
 pub mod snapshot;

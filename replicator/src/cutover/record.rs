@@ -1,0 +1,109 @@
+//! What a running cutover (rollback, rehearsal) did, gathered step by step, and the certificate made
+//! from it and its journal when it ends ([`super::certificate`]).
+
+use super::certificate::{journal_digest, Certificate, RogueWrites, Server, StepTime, VerifyResult, FORMAT};
+use super::{Journal, Step};
+use crate::alerts::rfc3339;
+use crate::config::Config;
+use crate::status::Direction;
+
+/// What a server says it is (`version`) and what tells it from another at the same address
+/// (`identity`), as a procedure reads them ([`crate::source::contract::procedure::Procedure::identify`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Identity {
+    pub version: String,
+    pub identity: String,
+}
+
+/// The facts of one cutover, as far as it got.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub started_us: i64,
+    pub rehearse: bool,
+    /// The rehearsal reached its end and undid the fence as planned.
+    pub rehearsed: bool,
+    /// The fenced side and the other, as they identified themselves.
+    pub sides: Option<(Identity, Identity)>,
+    pub sentinel: Option<String>,
+    pub fenced: Option<String>,
+    pub applied: Option<String>,
+    pub steps: Vec<StepTime>,
+    pub pause_ms: Option<f64>,
+    pub counters: Vec<String>,
+    pub verify: Option<VerifyResult>,
+    pub findings: Vec<String>,
+}
+
+impl Record {
+    pub fn started(rehearse: bool) -> Record {
+        Record { started_us: crate::status::now_micros(), rehearse, ..Record::default() }
+    }
+
+    /// The certificate of the cutover `journal` ended with, over its journal `entries`.
+    pub fn certificate(&self, config: &Config, journal: &Journal, entries: &[Vec<u8>], stream: String) -> Certificate {
+        let direction = journal.direction;
+        let (from_role, to_role) = direction.sides();
+        let (blue, green) = (address(config.source.url.expose()), address(config.target.url.expose()));
+        let (from_address, to_address) = match direction {
+            Direction::Forward => (blue, green),
+            Direction::Reverse => (green, blue),
+        };
+        let (from, to) = self.sides.clone().unwrap_or_default();
+        let server = |role: &str, address: String, id: Identity| Server { role: role.into(), address, version: id.version, identity: id.identity };
+        let outcome = match journal.step {
+            Step::Done => "done",
+            Step::Undone if self.rehearsed => "rehearsed",
+            Step::Undone => "undone",
+            Step::Failed => "failed",
+            _ => "interrupted",
+        };
+        Certificate {
+            format: FORMAT,
+            kind: if self.rehearse { format!("{} rehearsal", direction.what()) } else { direction.what().into() },
+            id: journal.id.clone(),
+            stream,
+            outcome: outcome.into(),
+            message: journal.message.clone(),
+            started_at: rfc3339(self.started_us),
+            finished_at: rfc3339(crate::status::now_micros()),
+            from: server(from_role, from_address, from),
+            to: server(to_role, to_address, to),
+            fence: journal.fence.clone(),
+            switch: if self.rehearse { format!("{} (not used: rehearsal)", journal.switch) } else { journal.switch.clone() },
+            sentinel: self.sentinel.clone(),
+            fenced_position: self.fenced.clone(),
+            applied_at_proof: self.applied.clone(),
+            steps: self.steps.clone(),
+            write_pause_ms: self.pause_ms,
+            counters: self.counters.clone(),
+            verify: self.verify.clone(),
+            rogue_writes: RogueWrites { watched: false, seen: 0 },
+            findings: self.findings.clone(),
+            journal: journal_digest(entries),
+            digest: String::new(),
+            signature: None,
+        }
+    }
+}
+
+/// `host:port/database` of a connection URL, never its user or password.
+fn address(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().map_or_else(|| if u.scheme() == "mysql" { "3306".into() } else { "5432".into() }, |p| p.to_string()),
+            u.path()
+        ),
+        Err(_) => "(unreadable URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_address_names_no_credentials() {
+        assert_eq!(super::address("postgres://app:secret@db.example:6432/shop?sslmode=require"), "db.example:6432/shop");
+        assert_eq!(super::address("mysql://root:pw@10.0.0.5/app"), "10.0.0.5:3306/app");
+    }
+}

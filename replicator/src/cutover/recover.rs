@@ -1,0 +1,94 @@
+//! Recovery at start: settles a cutover or rollback a crash interrupted, from its journal (see
+//! [`super`]), and says where replication goes on.
+
+use super::{build_switch, switch_to, Journal, ReverseArm, Step};
+use crate::config::Config;
+use crate::error::Error;
+use crate::source::contract::procedure::Procedure;
+use crate::source::Names;
+use crate::state::StateStore;
+use crate::status::Direction;
+use std::future::Future;
+
+/// The reverse stream of a completed cutover whose rollback window is still open.
+pub fn open_window(state: &StateStore) -> Result<Option<ReverseArm>, Error> {
+    Ok(match state.journal(Direction::Forward)? {
+        Some(Journal { step: Step::Done, reverse: Some(arm), .. }) if !arm.finished => Some(arm),
+        _ => None,
+    })
+}
+
+/// Where `turnout run` goes on after settling the journals.
+#[derive(Debug)]
+pub enum Resume {
+    /// Replicate blue → green.
+    Forward,
+    /// The rollback window after a cutover: replicate green → blue.
+    Reverse(ReverseArm),
+}
+
+/// Settles a cutover or rollback interrupted by a crash (see the module documentation) and says where
+/// replication goes on. An error when this stream must not replicate again (cut over without a way
+/// back, the rollback window finished, or rolled back).
+pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
+    crate::with_family!(config, F => recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?);
+    let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
+    let arm = match (cutover.step, cutover.reverse) {
+        (Step::Done, Some(arm)) if !arm.finished => arm,
+        (Step::Done, arm) => {
+            let why = if arm.is_some() { "; `turnout finish` ended its rollback window" } else { "" };
+            return Err(Error::Setup(format!(
+                "this stream was cut over to green (cutover {}: {}{why}); blue is no longer the source. Run `turnout teardown` \
+                 before replicating again",
+                cutover.id,
+                cutover.message.unwrap_or_default()
+            )));
+        }
+        _ => return Ok(Resume::Forward),
+    };
+    crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config)).await?);
+    match state.journal(Direction::Reverse)? {
+        Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
+            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates. Run `turnout teardown` to \
+             drop what it left, then start over",
+            rollback.id,
+            rollback.message.unwrap_or_default()
+        ))),
+        _ => Ok(Resume::Reverse(arm)),
+    }
+}
+
+async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
+    config: &Config,
+    state: &StateStore,
+    direction: Direction,
+    connect: F,
+) -> Result<(), Error> {
+    let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
+    let (what, (from, to)) = (direction.what(), direction.sides());
+    match journal.step {
+        step if step.fence_may_be_up() => {
+            let mut procedure = connect.await?;
+            procedure
+                .undo()
+                .await
+                .map_err(|e| Error::Setup(format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed: {e}", journal.id)))?;
+            tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
+            journal.step = Step::Undone;
+            journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
+            state.put_cutover_journal(&journal, true)
+        }
+        Step::Switching => {
+            let switch = build_switch(config)?;
+            let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
+            let mut procedure = connect.await?;
+            procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
+            switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
+            tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
+            journal.step = Step::Done;
+            journal.message = Some("the switch was completed when turnout restarted".into());
+            state.put_cutover_journal(&journal, true)
+        }
+        _ => Ok(()),
+    }
+}
