@@ -26,11 +26,16 @@ async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
     setup_with(pair(SCHEMA).await, fence, switch, extra).await
 }
 
-async fn setup_with((blue, green, db): (PgServer, PgServer, String), fence: &str, switch: &str, extra: &str) -> Setup {
+async fn setup_with(servers: (PgServer, PgServer, String), fence: &str, switch: &str, extra: &str) -> Setup {
+    setup_keyed(servers, &format!("fence = \"{fence}\"\nswitch = \"{switch}\"\n"), extra).await
+}
+
+/// As [`setup_with`], with `cutover` holding `keys` (fence and switch among them).
+async fn setup_keyed((blue, green, db): (PgServer, PgServer, String), keys: &str, extra: &str) -> Setup {
     green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
     let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
     let toml = format!(
-        "[cutover]\nfence = \"{fence}\"\nswitch = \"{switch}\"\n[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n{extra}",
+        "[cutover]\n{keys}[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n{extra}",
         bouncer.admin_url(),
         bouncer.config_path().display()
     );
@@ -163,6 +168,121 @@ async fn pgbouncer_cutover_under_load_loses_no_write_and_moves_traffic_to_green(
     assert_eq!(s.t.sigterm(), Some(0));
     s.t.start();
     common::wait_for(&mut s.t, "the reverse stream after a restart", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// The path an operator takes, under an application writing through pgbouncer: a rehearsal pauses
+/// writes for the fence and the proof, undoes the fence and leaves blue serving; a cutover gated on a
+/// live verify is refused while none has run and while the last one found a row green should not
+/// have, naming it; once a verify finds green equal, the gated cutover completes. Each writes a
+/// signed certificate that `turnout certificate` checks and that breaks when edited; no
+/// acknowledged write is lost, and the rehearsal's pause is measured against the cutover's.
+#[tokio::test]
+async fn a_rehearsal_then_a_cutover_gated_on_a_live_verify_each_certified_lose_no_write() {
+    let keys = tempfile::tempdir().expect("tmp");
+    let key = common::signing_key(keys.path());
+    let cutover_keys = format!("fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\nsigning_key = \"{}\"\n", key.display());
+    let mut s = setup_keyed(pair(SCHEMA).await, &cutover_keys, "").await;
+    let through = s.bouncer.url(&s.db);
+    let writer = start_writer(through.clone(), Duration::from_millis(5));
+    writer.wait_for(200).await;
+    let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let file = |name: &str| keys.path().join(name).display().to_string();
+
+    // Rehearse: the fence and the proof, then the fence undone; traffic stays on blue.
+    let rehearsal = file("rehearsal.json");
+    let (code, out) = cutover(&s.t, &[&["--rehearse", "--yes", "--report", &rehearsal][..], &lag[..]].concat()).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("green applied the sentinel") && out.contains("rehearsal complete") && out.contains("undid the fence"), "{out}");
+    let rehearsed_ms = common::millis_after(&out, "rehearsed: writes were paused for ");
+    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()), "a rehearsal leaves traffic on blue");
+    let n = writer.count();
+    writer.wait_for(n + 100).await;
+    let certificate = common::intact_certificate(std::path::Path::new(&rehearsal));
+    assert_eq!((certificate["kind"].as_str(), certificate["outcome"].as_str()), (Some("cutover rehearsal"), Some("rehearsed")), "{certificate}");
+    assert_eq!(common::certificate_steps(&certificate).last().map(String::as_str), Some("undo"), "{certificate}");
+    assert!(certificate["from"]["version"].as_str().is_some_and(|v| v.starts_with("PostgreSQL")), "{certificate}");
+    assert!(certificate["sentinel"].is_string() && certificate["signature"]["public_key"].is_string(), "{certificate}");
+
+    // The gate: no live verify has finished yet.
+    let (code, out) = cutover(&s.t, &[&["--verify"][..], &lag[..]].concat()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no live verify has finished"), "{out}");
+    // A row written on green by something other than turnout: the verify finds it, the gate names it.
+    let g = s.green().await;
+    g.batch_execute("INSERT INTO t (id, note) VALUES (1000000, 'rogue')").await.expect("rogue row");
+    let (code, out) = common::turnout_command(&s.t, "verify", &["--live", "--progress-every", "0s"]).await;
+    assert!(code == 1 && out.contains("1000000"), "the verify must find the rogue row\n{out}");
+    let (code, out) = cutover(&s.t, &[&["--verify"][..], &lag[..]].concat()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("found differences in 1 tables") && out.contains("(id=1000000) only on the target"), "{out}");
+    assert_eq!(port_behind(&through).await, i32::from(s.blue.port()));
+    // Repaired and verified again: the gated cutover goes through.
+    g.batch_execute("DELETE FROM t WHERE id = 1000000").await.expect("repair");
+    let (code, out) = common::turnout_command(&s.t, "verify", &["--live", "--progress-every", "0s"]).await;
+    assert_eq!(code, 0, "{out}");
+    let report = file("cutover.json");
+    let (code, out) = cutover(&s.t, &[&["--verify", "--verify-max-age", "10m", "--report", &report][..], &lag[..]].concat()).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("verify gate: the live verify of 1 tables"), "{out}");
+    let cutover_ms = common::millis_after(&out, "traffic is on green; writes were paused for ");
+    let n = writer.count();
+    writer.wait_for(n + 100).await;
+    let (acked, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    let mut want: Vec<i64> = acked.iter().map(|(id, _)| *id).collect();
+    want.sort_unstable();
+    assert_eq!(ids(&g).await, want, "green must hold exactly the acknowledged rows");
+
+    // The certificate: the gate's verify, the journal, the signature; any edit breaks it.
+    let certificate = common::intact_certificate(std::path::Path::new(&report));
+    assert_eq!((certificate["kind"].as_str(), certificate["outcome"].as_str()), (Some("cutover"), Some("done")), "{certificate}");
+    assert_eq!(certificate["verify"]["equal"], true, "{certificate}");
+    assert!(common::certificate_steps(&certificate).contains(&"switch".to_owned()), "{certificate}");
+    assert!(certificate["journal"]["entries"].as_u64().is_some_and(|n| n >= 6), "{certificate}");
+    let public = certificate["signature"]["public_key"].as_str().expect("signed").to_owned();
+    assert_eq!(common::check_certificate(std::path::Path::new(&report), Some(&public)).0, 0);
+    let (code, out) = common::check_certificate(std::path::Path::new(&report), Some(&"ab".repeat(32)));
+    assert_eq!(code, 1, "a certificate signed by another key must not pass: {out}");
+    let text = std::fs::read_to_string(&report).expect("certificate");
+    let edited = keys.path().join("edited.json");
+    std::fs::write(&edited, text.replacen("\"outcome\": \"done\"", "\"outcome\": \"undone\"", 1)).expect("edit");
+    let (code, out) = common::check_certificate(&edited, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("digest does not match"), "{out}");
+    // GET /cutover/report serves the same document.
+    assert_eq!(s.t.get("/cutover/report").map(|b| b.trim().to_owned()), Some(text.trim().to_owned()));
+    // The rehearsal took the same steps inside the pause as the cutover, up to where one undid the
+    // fence and the other switched.
+    let rehearsed = common::intact_certificate(std::path::Path::new(&rehearsal));
+    let until = |steps: Vec<String>, end: &str| steps.into_iter().take_while(|s| s != end).collect::<Vec<_>>();
+    assert_eq!(until(common::certificate_steps(&rehearsed), "undo"), until(common::certificate_steps(&certificate), "journal"));
+    eprintln!("write pause: rehearsal {rehearsed_ms} ms, cutover {cutover_ms} ms");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// A rehearsal names what would slow or block the real cutover — a transaction left open on blue
+/// (the fence waits for it or ends it inside the pause) and a session on green keeping a transaction
+/// open — and blue serves again afterwards.
+#[tokio::test]
+async fn a_rehearsal_names_long_transactions_on_blue_and_sessions_on_green() {
+    let mut s = setup("read-only", "pgbouncer", "").await;
+    let b = s.blue.connect(&s.db).await.expect("blue");
+    b.batch_execute("SET application_name = 'long_report'; BEGIN; SELECT count(*) FROM t").await.expect("open on blue");
+    let g = s.green().await;
+    g.batch_execute("SET application_name = 'early_reader'; BEGIN; SELECT count(*) FROM t").await.expect("open on green");
+    // Both transactions must be older than the second from which a rehearsal names them.
+    let watcher = s.blue.connect(&s.db).await.expect("blue");
+    let old = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'long_report' AND xact_start < now() - interval '1200 ms'";
+    while watcher.query_one(old, &[]).await.expect("age").get::<_, i64>(0) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out) = cutover(&s.t, &["--rehearse", "--yes", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("FINDING: blue: a transaction has been open") && out.contains("application 'long_report'"), "{out}");
+    assert!(out.contains("FINDING: green: session pid") && out.contains("application 'early_reader'"), "{out}");
+    assert!(out.contains("2 findings would block or slow the real cutover"), "{out}");
+    s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }
 

@@ -31,11 +31,12 @@ pub struct Server {
     pub identity: String,
 }
 
-/// How long one step took.
+/// How long one step took, in microseconds. (Every number in a certificate is an integer: a float
+/// read back could print differently and break the digest.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepTime {
     pub step: String,
-    pub ms: f64,
+    pub us: u64,
 }
 
 /// The live verify a gated cutover relied on.
@@ -49,7 +50,7 @@ pub struct VerifyResult {
     pub positions: Vec<String>,
     /// When its oldest round's snapshot was taken, and how old that was when the gate passed.
     pub oldest_round_at: String,
-    pub age_seconds: f64,
+    pub age_seconds: u64,
     pub finished_at: String,
 }
 
@@ -107,7 +108,7 @@ pub struct Certificate {
     pub applied_at_proof: Option<String>,
     /// Each step inside the write pause, in order.
     pub steps: Vec<StepTime>,
-    pub write_pause_ms: Option<f64>,
+    pub write_pause_us: Option<u64>,
     /// The counters before the fence (moved ahead) and inside the pause (checked against the final
     /// values), as reported.
     pub counters: Vec<String>,
@@ -181,14 +182,15 @@ impl Certificate {
         if let Some(s) = &self.sentinel {
             lines.push(format!("  sentinel {s}; applied at the proof {}", self.applied_at_proof.as_deref().unwrap_or("-")));
         }
-        if let Some(ms) = self.write_pause_ms {
-            let steps: Vec<String> = self.steps.iter().map(|s| format!("{} {:.1}", s.step, s.ms)).collect();
-            lines.push(format!("  writes paused {ms:.1} ms ({})", steps.join(", ")));
+        if let Some(us) = self.write_pause_us {
+            let ms = |us: u64| us as f64 / 1000.0;
+            let steps: Vec<String> = self.steps.iter().map(|s| format!("{} {:.1}", s.step, ms(s.us))).collect();
+            lines.push(format!("  writes paused {:.1} ms ({} ms)", ms(us), steps.join(", ")));
         }
         lines.extend(self.counters.iter().map(|c| format!("  {c}")));
         lines.push(match &self.verify {
             Some(v) => format!(
-                "  gated by a live verify: {} tables, {} rows, {}; oldest round {:.0} s old",
+                "  gated by a live verify: {} tables, {} rows, {}; oldest round {} s old",
                 v.tables,
                 v.source_rows,
                 if v.equal { "equal" } else { "DIFFERENT" },
@@ -281,7 +283,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
@@ -312,8 +314,8 @@ mod tests {
             sentinel: Some("0/1A2B3C".into()),
             fenced_position: None,
             applied_at_proof: Some("0/1A2B3C".into()),
-            steps: vec![StepTime { step: "fence".into(), ms: 1.5 }],
-            write_pause_ms: Some(12.5),
+            steps: vec![StepTime { step: "fence".into(), us: 1_500 }],
+            write_pause_us: Some(12_500),
             counters: vec!["moved 1 of 2 sequences".into()],
             verify: None,
             rogue_writes: RogueWrites { watched: false, seen: 0 },
@@ -351,7 +353,7 @@ mod tests {
                 let leaf = edited.pointer_mut(path).expect("a leaf");
                 let changed = match &*leaf {
                     serde_json::Value::String(s) => serde_json::Value::String(format!("{s}x")),
-                    serde_json::Value::Number(n) => serde_json::json!(n.as_f64().unwrap_or(0.0) + 1.0),
+                    serde_json::Value::Number(n) => serde_json::json!(n.as_u64().unwrap_or(0) + 1),
                     serde_json::Value::Bool(b) => serde_json::Value::Bool(!*b),
                     other => serde_json::json!(format!("{other}x")),
                 };

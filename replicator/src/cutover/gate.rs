@@ -71,7 +71,7 @@ pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, no
         source_rows: last.tables.iter().map(|t| t.source_rows).sum(),
         positions: last.positions,
         oldest_round_at: rfc3339(oldest),
-        age_seconds: age.as_secs_f64(),
+        age_seconds: age.as_secs(),
         finished_at: rfc3339(last.finished_at_us),
     })
 }

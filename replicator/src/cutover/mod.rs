@@ -388,7 +388,7 @@ impl Controller {
             match gate::check(&self.config, self.direction, max_age, crate::status::now_micros()) {
                 Ok(result) => {
                     self.say(format!(
-                        "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {:.0} s old",
+                        "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {} s old",
                         result.tables, result.source_rows, result.finished_at, result.age_seconds
                     ));
                     lock(&self.record).verify = Some(result);

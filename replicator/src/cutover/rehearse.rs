@@ -23,7 +23,7 @@ impl Controller {
         request: &Request,
     ) -> Result<(), Error> {
         let (from, to) = self.direction.sides();
-        match procedure.undo().await {
+        match procedure.lift_fence().await {
             Ok(line) => self.say(line),
             Err(e) => {
                 let msg = format!(
@@ -37,6 +37,10 @@ impl Controller {
         phases.mark("undo");
         let pause = fenced_at.elapsed();
         self.record_pause(&phases, pause);
+        // After the pause: what the rehearsal armed for the reverse stream.
+        if let Some(line) = procedure.disarm_reverse().await {
+            self.say(line);
+        }
         let budget = Duration::from_millis(request.max_pause_ms);
         if pause * 2 > budget {
             lock(&self.record).findings.push(format!(
@@ -71,8 +75,9 @@ impl Controller {
     /// Keeps the pause and its steps for the certificate.
     pub(super) fn record_pause(&self, phases: &PauseTimeline, pause: Duration) {
         let mut record = lock(&self.record);
-        record.steps = phases.steps.iter().map(|(step, took)| super::certificate::StepTime { step: (*step).into(), ms: took.as_secs_f64() * 1000.0 }).collect();
-        record.pause_ms = Some(pause.as_secs_f64() * 1000.0);
+        let micros = |d: &Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        record.steps = phases.steps.iter().map(|(step, took)| super::certificate::StepTime { step: (*step).into(), us: micros(took) }).collect();
+        record.pause_us = Some(micros(&pause));
     }
 
     /// Writes the certificate of the cutover `id` that just ended (nothing when it ended before its

@@ -103,12 +103,17 @@ impl Turnout {
 
     /// The body of `/metrics`; empty when turnout does not answer.
     pub fn metrics(&self) -> String {
+        self.get("/metrics").unwrap_or_default()
+    }
+
+    /// The body of `GET path`; none when turnout does not answer.
+    pub fn get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
-        let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
         let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+        s.read_to_string(&mut r).ok()?;
+        r.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
     }
 }
 
@@ -441,4 +446,44 @@ impl<A: Clone + Send + 'static> Writer<A> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Writes an Ed25519 private key (PKCS#8 PEM, RFC 8410's example) to `dir` for
+/// `cutover.signing_key`; returns its path.
+pub fn signing_key(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("signing.pem");
+    std::fs::write(&path, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n")
+        .expect("key file");
+    path
+}
+
+/// `turnout certificate FILE [--public-key KEY]`: exit code and output.
+pub fn check_certificate(file: &Path, public_key: Option<&str>) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_turnout"));
+    command.arg("certificate").arg(file);
+    if let Some(key) = public_key {
+        command.arg("--public-key").arg(key);
+    }
+    let out = command.output().expect("turnout certificate");
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A certificate `turnout cutover --report FILE` saved, checked intact by `turnout certificate`, as
+/// JSON.
+pub fn intact_certificate(file: &Path) -> serde_json::Value {
+    let (code, out) = check_certificate(file, None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact"), "{out}");
+    serde_json::from_str(&std::fs::read_to_string(file).expect("certificate")).expect("certificate JSON")
+}
+
+/// The names of a certificate's pause steps, in order.
+pub fn certificate_steps(certificate: &serde_json::Value) -> Vec<String> {
+    certificate["steps"].as_array().into_iter().flatten().filter_map(|s| s["step"].as_str().map(str::to_owned)).collect()
+}
+
+/// The number of milliseconds after `prefix` in a command's output.
+pub fn millis_after(out: &str, prefix: &str) -> u64 {
+    let rest = &out[out.find(prefix).unwrap_or_else(|| panic!("no '{prefix}' in:\n{out}")) + prefix.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number after '{prefix}'"))
 }

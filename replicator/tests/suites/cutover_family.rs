@@ -271,12 +271,38 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     make_read_only(&s.green);
     let writer = start_writer(s.through());
     writer.wait_for(200).await;
+    // A rehearsal first, under the same load: the fence and the proof, then the fence undone; blue
+    // keeps serving, green stays as it was (read-only), and a certificate says so.
+    let reports = tempfile::tempdir().expect("tmp");
+    let (rehearsal, report) = (reports.path().join("rehearsal.json"), reports.path().join("cutover.json"));
+    let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let rehearse = [&["--rehearse", "--yes", "--report", rehearsal.to_str().expect("path")][..], &lag[..]].concat();
+    let (code, out) = turnout(&s.t, "cutover", &rehearse).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("green applied the sentinel") && out.contains("rehearsal complete") && out.contains("undid the fence"), "{out}");
+    let rehearsed_ms = common::millis_after(&out, "rehearsed: writes were paused for ");
+    assert!(!read_only(&s.blue), "a rehearsal leaves blue writable");
+    assert!(!sealed(BLUE) || !super_read_only(&s.blue), "a rehearsal leaves blue unsealed");
+    assert!(read_only(&s.green), "a rehearsal leaves green as it was");
+    let n = writer.count();
+    writer.wait_for(n + 100).await;
+    let rehearsed = common::intact_certificate(&rehearsal);
+    assert_eq!((rehearsed["kind"].as_str(), rehearsed["outcome"].as_str()), (Some("cutover rehearsal"), Some("rehearsed")), "{rehearsed}");
+    assert!(rehearsed["from"]["identity"].as_str().is_some_and(|i| i.starts_with("server_")), "{rehearsed}");
     let started = Instant::now();
-    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    let (code, out) = turnout(&s.t, "cutover", &[&["--report", report.to_str().expect("path")][..], &lag[..]].concat()).await;
     let finished = started.elapsed();
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("fenced writes on blue (read_only = ON") && out.contains("green applied the sentinel"), "{out}");
     assert!(out.contains("green was read-only"), "{out}");
+    // The rehearsal took the same steps inside the pause as the cutover, up to where one undid the
+    // fence and the other switched.
+    let cutover_ms = common::millis_after(&out, "traffic is on green; writes were paused for ");
+    let certified = common::intact_certificate(&report);
+    assert_eq!(certified["outcome"], "done", "{certified}");
+    let until = |steps: Vec<String>, end: &str| steps.into_iter().take_while(|s| s != end).collect::<Vec<_>>();
+    assert_eq!(until(common::certificate_steps(&rehearsed), "undo"), until(common::certificate_steps(&certified), "journal"));
+    eprintln!("write pause: rehearsal {rehearsed_ms} ms, cutover {cutover_ms} ms");
     let after = writer.count();
     writer.wait_for(after + 100).await;
     let (acked, errors) = writer.finish().await;
@@ -327,6 +353,31 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     assert_eq!(s.t.sigterm(), Some(0));
     s.t.start();
     wait_reverse(&mut s.t).await;
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// A rehearsal names what would slow or block the real cutover — a transaction left open on blue
+/// (read_only waits for it inside the pause) and one on green (the apply waits behind its locks) —
+/// and blue serves again afterwards.
+#[tokio::test]
+async fn a_rehearsal_names_long_transactions_on_both_sides() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let mut b = conn(&s.app_url(&s.blue)).await;
+    b.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.expect("open on blue");
+    b.query_drop("SELECT COUNT(*) FROM t").await.expect("read on blue");
+    let mut g = conn(&s.app_url(&s.green)).await;
+    // A read view only: a table it read would hold a metadata lock that stops the counters moving.
+    g.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.expect("open on green");
+    // Both transactions must be older than the second from which a rehearsal names them.
+    let old = "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_started < NOW() - INTERVAL 2 SECOND";
+    while number(&s.blue, &s.db, old) == 0 || number(&s.green, &s.db, old) == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out) = turnout(&s.t, "cutover", &["--rehearse", "--yes", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains(&format!("FINDING: blue: a transaction has been open")) && out.contains(&format!("{APP_USER}@")), "{out}");
+    assert!(out.contains("FINDING: green: a transaction has been open"), "{out}");
+    s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }
 

@@ -47,9 +47,26 @@ pub(crate) trait Procedure: Send {
     /// Makes green ready to take writes before traffic arrives; returns what it did, if anything.
     fn open_green(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send;
 
-    /// Lifts the fence (safe after a failed or partial fence) and drops whatever a reverse stream
-    /// armed so far; returns what it did.
-    fn undo(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Lifts the fence (safe after a failed or partial fence); returns what it did.
+    fn lift_fence(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// Drops whatever a reverse stream armed so far, best effort (what is left only names a
+    /// position or holds WAL, and `turnout teardown` drops it too); returns what it did, if anything.
+    fn disarm_reverse(&mut self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
+
+    /// Lifts the fence and drops whatever a reverse stream armed so far; returns what it did.
+    fn undo(&mut self) -> impl Future<Output = Result<String, Error>> + Send {
+        async {
+            let mut line = self.lift_fence().await?;
+            if let Some(dropped) = self.disarm_reverse().await {
+                line.push_str("; ");
+                line.push_str(&dropped);
+            }
+            Ok(line)
+        }
+    }
 
     /// Before the fence: arms the reverse stream after checking green can have it — PostgreSQL:
     /// green's publication, blue's replication origin, and green's slot, whose consistent point is the

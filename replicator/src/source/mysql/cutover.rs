@@ -540,9 +540,9 @@ impl Procedure for MySqlCutover {
         Ok((!lines.is_empty()).then(|| lines.join("; ")))
     }
 
-    async fn undo(&mut self) -> Result<String, Error> {
+    async fn lift_fence(&mut self) -> Result<String, Error> {
         let from = self.sides.0;
-        let mut line = match &self.fence {
+        let line = match &self.fence {
             None => "no fence to undo".to_owned(),
             Some(fence) => {
                 let old = self.blue.id();
@@ -570,13 +570,18 @@ impl Procedure for MySqlCutover {
                 format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" })
             }
         };
-        if let Some(reverse) = &self.reverse {
-            // Best effort: a record left over only names a position; `turnout teardown` drops it too.
-            match turnout_sinks::mysql::drop_progress(&self.blue_url, &reverse.names.origin).await {
-                Ok(_) => line.push_str("; dropped the reverse stream's progress record on blue"),
-                Err(e) => tracing::warn!("dropping the reverse stream's progress record on blue after an undone cutover failed: {e}"),
+        Ok(line)
+    }
+
+    async fn disarm_reverse(&mut self) -> Option<String> {
+        let reverse = self.reverse.as_ref()?;
+        // Best effort: a record left over only names a position; `turnout teardown` drops it too.
+        match turnout_sinks::mysql::drop_progress(&self.blue_url, &reverse.names.origin).await {
+            Ok(_) => Some("dropped the reverse stream's progress record on blue".into()),
+            Err(e) => {
+                tracing::warn!("dropping the reverse stream's progress record on blue after an undone cutover failed: {e}");
+                None
             }
         }
-        Ok(line)
     }
 }

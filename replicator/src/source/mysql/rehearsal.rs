@@ -30,6 +30,9 @@ pub(crate) async fn identity(conn: &mut mysql_async::Conn) -> Identity {
     Identity { version, identity }
 }
 
+/// A row of `INNODB_TRX` as read: session, user, host, seconds open, rows locked, statement.
+type Transaction = (u64, String, String, f64, u64, String);
+
 /// Transactions open longer than [`LONG_SECONDS`] on `side`, except turnout's own sessions (`own`):
 /// on the fenced side `read_only` waits for them to commit inside the write pause; on the other
 /// side their locks hold up turnout's apply. One line each, naming the session.
@@ -40,7 +43,7 @@ pub(crate) async fn long_transactions(conn: &mut mysql_async::Conn, side: &str, 
          information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_started < NOW() - INTERVAL {LONG_SECONDS} SECOND \
          ORDER BY t.trx_started LIMIT 20"
     );
-    let rows: Result<Vec<(u64, String, String, f64, u64, String)>, _> = conn.query(sql).await;
+    let rows: Result<Vec<Transaction>, _> = conn.query(sql).await;
     match rows {
         Ok(rows) => rows
             .into_iter()
@@ -50,9 +53,11 @@ pub(crate) async fn long_transactions(conn: &mut mysql_async::Conn, side: &str, 
                 let effect = if fenced {
                     "read_only waits for it to commit inside the write pause (or the fence ends it); end it, or cut over when it is done"
                 } else {
-                    "turnout's apply waits behind the rows it locked, so the sentinel may not arrive within --max-pause; end it before the cutover"
+                    "turnout's apply waits behind the rows it locked, and moving counters behind the metadata locks of the tables it read, \
+                     so the cutover may not finish within --max-pause; end it before the cutover"
                 };
-                format!("{side}: a transaction has been open {age:.1} s (session {id}, {user}@{host}, {locked} rows locked: {query}) — {effect}")
+                let doing = if query.is_empty() { "idle".to_owned() } else { format!("running: {query}") };
+                format!("{side}: a transaction has been open {age:.1} s (session {id}, {user}@{host}, {locked} rows locked, {doing}) — {effect}")
             })
             .collect(),
         Err(e) => {

@@ -169,18 +169,22 @@ impl Procedure for PgCutover {
         Ok(Some("lifted blue's read-only fence from the cutover".into()))
     }
 
-    async fn undo(&mut self) -> Result<String, Error> {
+    async fn lift_fence(&mut self) -> Result<String, Error> {
         self.fence.undo(&self.blue).await.map_err(Error::from)?;
         let side = if self.reopen.is_some() { "green" } else { "blue" };
-        let mut line = format!("undid the fence ({}): {side} takes writes again", self.fence.kind());
-        if let Some((names, config)) = &self.reverse {
-            // Best effort: what is left only holds WAL on green, and `turnout teardown` drops it too.
-            match super::reverse::drop_reverse(config, names).await {
-                Ok(_) => line.push_str("; dropped the reverse stream's slot, publication and origin"),
-                Err(e) => tracing::warn!("dropping the reverse stream's objects after an undone cutover failed: {e}; `turnout teardown` drops them"),
+        Ok(format!("undid the fence ({}): {side} takes writes again", self.fence.kind()))
+    }
+
+    async fn disarm_reverse(&mut self) -> Option<String> {
+        let (names, config) = self.reverse.as_ref()?;
+        // Best effort: what is left only holds WAL on green, and `turnout teardown` drops it too.
+        match super::reverse::drop_reverse(config, names).await {
+            Ok(_) => Some("dropped the reverse stream's slot, publication and origin".into()),
+            Err(e) => {
+                tracing::warn!("dropping the reverse stream's objects after an undone cutover failed: {e}; `turnout teardown` drops them");
+                None
             }
         }
-        Ok(line)
     }
 
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
