@@ -116,6 +116,11 @@ impl LiveArgs {
 }
 
 impl MoveArgs {
+    /// What `turnout cutover` (`rollback`) is asked: an error names the missing flag.
+    pub fn invocation(&self) -> Result<crate::control::Invocation, String> {
+        Ok(crate::control::Invocation { request: self.request()?, yes: self.yes, report: self.report.clone() })
+    }
+
     /// What `POST /cutover` or `/rollback` asks for; none when only `--report` was given. An error
     /// names the missing flag.
     pub fn request(&self) -> Result<Option<crate::cutover::Request>, String> {

@@ -279,13 +279,6 @@ impl CutoverConfig {
     pub fn verify_max_age(&self) -> Result<std::time::Duration, Error> {
         Ok(opt_duration("cutover.verify_max_age", &self.verify_max_age)?.unwrap_or(VERIFY_MAX_AGE))
     }
-
-    /// The key in `cutover.signing_key`, read; none when unset.
-    pub fn signing_key(&self) -> Result<Option<crate::cutover::certificate::SigningKey>, Error> {
-        let Some(path) = &self.signing_key else { return Ok(None) };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::config("cutover.signing_key", format!("cannot read {}: {e}", path.display())))?;
-        crate::cutover::certificate::SigningKey::from_pem(&text).map(Some).map_err(|e| Error::config("cutover.signing_key", format!("{} {e}", path.display())))
-    }
 }
 
 fn yes() -> bool {
@@ -403,7 +396,6 @@ impl Config {
             ));
         }
         self.cutover.verify_max_age()?;
-        self.cutover.signing_key()?;
         let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
         let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
         opt_duration("alerts.min_duration", &self.alerts.min_duration)?;

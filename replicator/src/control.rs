@@ -1,56 +1,27 @@
 //! Talking to a running sidecar over its local HTTP API: `turnout status`, `turnout cutover` (and
 //! `rollback`, `finish`), and checking a cutover's certificate (`turnout certificate`).
 
-use crate::cli::MoveArgs;
 use crate::config::Config;
 use crate::cutover::{Progress, Request};
+use crate::http_client::request;
+pub use crate::http_client::{error_of, get, request_within};
 use std::path::Path;
 use std::time::Duration;
 
-/// One request to the sidecar at `listen` (`host:port`); returns the status code and body.
-async fn request(listen: &str, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    request_within(listen, method, path, body, token, Duration::from_secs(30)).await
-}
-
-/// As `request`, with the answer due within `deadline`.
-pub async fn request_within(
-    listen: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    token: Option<&str>,
-    deadline: Duration,
-) -> std::io::Result<(u16, String)> {
-    let (host, port) = listen
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']').to_owned(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| std::io::Error::other(format!("http.listen '{listen}' is not host:port")))?;
-    let endpoint = crate::http_client::Endpoint { host, port, tls: None };
-    let mut headers = Vec::new();
-    if let Some(t) = token {
-        headers.push(("authorization", format!("Bearer {t}")));
-    }
-    if body.is_some() {
-        headers.push(("content-type", "application/json".to_string()));
-    }
-    let body = bytes::Bytes::copy_from_slice(body.unwrap_or_default().as_bytes());
-    let answer = crate::http_client::send(&endpoint, method, path, &headers, body, deadline).await.map_err(std::io::Error::other)?;
-    Ok((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
-}
-
-/// `GET path`; an error unless the answer is 200.
-pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
-    let (code, body) = request(listen, "GET", path, None, None).await?;
-    if code != 200 {
-        return Err(std::io::Error::other(format!("HTTP {code}: {body}")));
-    }
-    Ok(body)
+/// What `turnout cutover` (or `rollback`) was asked: the request for the sidecar (none when only the
+/// certificate is wanted), whether a rehearsal may go on without asking, and where to save the
+/// certificate.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub request: Option<Request>,
+    pub yes: bool,
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// `turnout cutover`: asks the sidecar to cut over (rehearse, dry-run) and prints each step as it
 /// happens; saves the certificate with `--report`. Returns the exit code: 0 only when traffic is on
 /// green (or a dry run found everything ready, or a rehearsal completed).
-pub async fn cutover(config: &Config, args: &MoveArgs) -> i32 {
+pub async fn cutover(config: &Config, args: &Invocation) -> i32 {
     act(config, args, "/cutover", "green").await
 }
 
@@ -61,19 +32,12 @@ pub async fn cutover_with(config: &Config, request: &Request) -> i32 {
 }
 
 /// `turnout rollback`: the same back to blue, in the rollback window after a cutover.
-pub async fn rollback(config: &Config, args: &MoveArgs) -> i32 {
+pub async fn rollback(config: &Config, args: &Invocation) -> i32 {
     act(config, args, "/rollback", "blue").await
 }
 
-async fn act(config: &Config, args: &MoveArgs, path: &str, to: &str) -> i32 {
-    let request = match args.request() {
-        Ok(request) => request,
-        Err(e) => {
-            eprintln!("turnout: {e}");
-            return crate::error::EXIT_CONFIG;
-        }
-    };
-    let code = match &request {
+async fn act(config: &Config, args: &Invocation, path: &str, to: &str) -> i32 {
+    let code = match &args.request {
         None => 0,
         Some(request) => {
             if request.rehearse && !args.yes {
@@ -180,11 +144,6 @@ pub async fn finish(config: &Config) -> i32 {
             crate::error::EXIT_FAILED
         }
     }
-}
-
-/// The `error` of a JSON answer, or the whole body.
-pub fn error_of(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| body.to_owned())
 }
 
 /// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.

@@ -107,3 +107,50 @@ where
     driver.abort();
     result
 }
+
+// The sidecar's own API on `http.listen`, for the commands that talk to it.
+
+/// One request to the sidecar at `listen` (`host:port`); returns the status code and body.
+pub(crate) async fn request(listen: &str, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    request_within(listen, method, path, body, token, Duration::from_secs(30)).await
+}
+
+/// As `request`, with the answer due within `deadline`.
+pub async fn request_within(
+    listen: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    deadline: Duration,
+) -> std::io::Result<(u16, String)> {
+    let (host, port) = listen
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_start_matches('[').trim_end_matches(']').to_owned(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| std::io::Error::other(format!("http.listen '{listen}' is not host:port")))?;
+    let endpoint = Endpoint { host, port, tls: None };
+    let mut headers = Vec::new();
+    if let Some(t) = token {
+        headers.push(("authorization", format!("Bearer {t}")));
+    }
+    if body.is_some() {
+        headers.push(("content-type", "application/json".to_string()));
+    }
+    let body = bytes::Bytes::copy_from_slice(body.unwrap_or_default().as_bytes());
+    let answer = send(&endpoint, method, path, &headers, body, deadline).await.map_err(std::io::Error::other)?;
+    Ok((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
+}
+
+/// `GET path`; an error unless the answer is 200.
+pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
+    let (code, body) = request(listen, "GET", path, None, None).await?;
+    if code != 200 {
+        return Err(std::io::Error::other(format!("HTTP {code}: {body}")));
+    }
+    Ok(body)
+}
+
+/// The `error` of a JSON answer, or the whole body.
+pub fn error_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| body.to_owned())
+}

@@ -10,6 +10,8 @@
 pub(crate) mod alerts;
 pub mod check;
 pub mod cli;
+#[doc(hidden)]
+pub mod compared;
 pub mod config;
 pub mod control;
 pub mod copy;

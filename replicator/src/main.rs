@@ -28,6 +28,22 @@ fn main() {
     std::process::exit(code);
 }
 
+/// `turnout cutover` (`back`: `rollback`).
+async fn move_traffic(args: &turnout::cli::MoveArgs, back: bool) -> i32 {
+    let invocation = match args.invocation() {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    match load(&args.config.config) {
+        Ok(config) if back => turnout::control::rollback(&config, &invocation).await,
+        Ok(config) => turnout::control::cutover(&config, &invocation).await,
+        Err(code) => code,
+    }
+}
+
 fn load(path: &std::path::Path) -> Result<Config, i32> {
     Config::load(path).map_err(|e| {
         eprintln!("turnout: {e}");
@@ -123,14 +139,8 @@ async fn run(command: Command, json_logs: bool) -> i32 {
                 }
             }
         }
-        Command::Cutover(args) => match load(&args.config.config) {
-            Ok(config) => turnout::control::cutover(&config, &args).await,
-            Err(code) => code,
-        },
-        Command::Rollback(args) => match load(&args.config.config) {
-            Ok(config) => turnout::control::rollback(&config, &args).await,
-            Err(code) => code,
-        },
+        Command::Cutover(args) => move_traffic(&args, false).await,
+        Command::Rollback(args) => move_traffic(&args, true).await,
         Command::Certificate { file, public_key } => turnout::control::check_certificate(&file, public_key.as_deref()),
         Command::Finish(args) => match load(&args.config) {
             Ok(config) => turnout::control::finish(&config).await,

@@ -22,6 +22,8 @@ use turnout_sinks::Sink;
 /// or `shutdown`; after a cutover without one (or a rollback), replication stops but the HTTP API
 /// keeps serving until `shutdown`.
 pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
+    // A signing key that cannot be read is refused now, not found out when a cutover ends.
+    crate::cutover::certificate::signing_key(&config.cutover)?;
     let state = StateStore::open(&config.state.dir)?;
     let status = Arc::new(Status::default());
     let channels = Arc::new(Channels::default());

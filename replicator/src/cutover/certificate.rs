@@ -240,6 +240,14 @@ pub fn check(text: &str, expected_key: Option<&str>) -> Result<Certificate, Chec
     Ok(certificate)
 }
 
+/// The key in `cutover.signing_key`, read; none when unset. The error names the key and the fix.
+pub fn signing_key(config: &crate::config::CutoverConfig) -> Result<Option<SigningKey>, crate::error::Error> {
+    let Some(path) = &config.signing_key else { return Ok(None) };
+    let field = "cutover.signing_key";
+    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::config(field, format!("cannot read {}: {e}", path.display())))?;
+    SigningKey::from_pem(&text).map(Some).map_err(|e| crate::error::Error::config(field, format!("{} {e}", path.display())))
+}
+
 /// The Ed25519 key certificates are signed with (`cutover.signing_key`).
 pub struct SigningKey(ring::signature::Ed25519KeyPair);
 

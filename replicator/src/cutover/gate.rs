@@ -10,9 +10,9 @@
 
 use super::certificate::VerifyResult;
 use crate::alerts::rfc3339;
+use crate::compared::{DiffKind, Finished};
 use crate::config::Config;
 use crate::status::Direction;
-use crate::verify::progress::{DiffKind, Finished};
 use std::time::Duration;
 
 /// Rows named per differing table in a refusal.
@@ -30,7 +30,7 @@ pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, no
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
     };
-    let source = crate::with_family!(source_config, F => F::live(&source_config).and_then(|b| crate::verify::live::Backend::source(&b)))
+    let source = crate::with_family!(source_config, F => F::live(&source_config).and_then(|b| crate::source::contract::compare::Backend::source(&b)))
         .map_err(|e| format!("the verify gate cannot name this stream's source: {e}"))?;
     if last.direction != direction || last.source != source {
         return Err(format!(
@@ -77,7 +77,7 @@ pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, no
 }
 
 /// One differing table and the keys of its first rows.
-fn describe(table: &crate::verify::progress::TableState) -> String {
+fn describe(table: &crate::compared::TableState) -> String {
     let rows: Vec<String> = table
         .differences
         .iter()

@@ -42,7 +42,7 @@ pub use crate::journal::{Journal, ReverseArm, Step};
 
 pub mod certificate;
 mod gate;
-pub(crate) mod record;
+mod record;
 mod recover;
 mod rehearse;
 use record::Record;

@@ -7,13 +7,7 @@ use crate::alerts::rfc3339;
 use crate::config::Config;
 use crate::status::Direction;
 
-/// What a server says it is (`version`) and what tells it from another at the same address
-/// (`identity`), as a procedure reads them ([`crate::source::contract::procedure::Procedure::identify`]).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Identity {
-    pub version: String,
-    pub identity: String,
-}
+pub(crate) use crate::source::contract::procedure::Identity;
 
 /// The facts of one cutover, as far as it got.
 #[derive(Debug, Default)]

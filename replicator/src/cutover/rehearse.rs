@@ -99,7 +99,7 @@ impl Controller {
             crate::status::Direction::Reverse => crate::source::Names::reverse_of(&self.names).slot,
         };
         let mut certificate = lock(&self.record).certificate(&self.config, &journal, &entries, stream);
-        let key = self.config.cutover.signing_key().unwrap_or_else(|e| {
+        let key = super::certificate::signing_key(&self.config.cutover).unwrap_or_else(|e| {
             self.say(format!("WARNING: the certificate is not signed: {e}"));
             None
         });

@@ -85,11 +85,13 @@ impl HoldDriver for Sidecar {
         })
         .unwrap_or_default();
         let answer =
-            crate::control::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
+            crate::http_client::request_within(&self.listen, "POST", "/verify/hold", Some(&body), self.token.as_deref(), ttl + Duration::from_secs(5)).await;
         match answer {
             Ok((200, _)) => Ok(true),
             Ok((409, body)) if body.contains("\"passed\":true") => Ok(false),
-            Ok((code, body)) => Err(Error::Setup(format!("the sidecar refused to hold its apply ({step}, HTTP {code}): {}", crate::control::error_of(&body)))),
+            Ok((code, body)) => {
+                Err(Error::Setup(format!("the sidecar refused to hold its apply ({step}, HTTP {code}): {}", crate::http_client::error_of(&body))))
+            }
             Err(e) => Err(Error::Setup(format!("cannot reach the sidecar at http://{}/verify/hold: {e}", self.listen))),
         }
     }
@@ -103,7 +105,7 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
         token: config.cutover.token.as_ref().map(|t| t.expose().to_owned()),
         holder: format!("verify {} {}", std::process::id(), crate::status::now_micros()),
     };
-    let status = crate::control::get(&sidecar.listen, "/status").await.map_err(|e| {
+    let status = crate::http_client::get(&sidecar.listen, "/status").await.map_err(|e| {
         Error::Setup(format!(
             "verify --live needs the running sidecar (`turnout run`) at http://{}, which holds its apply at the compared position: {e}. \
              With writes stopped, `turnout verify` compares without it",

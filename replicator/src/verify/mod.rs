@@ -4,7 +4,7 @@
 //! while writes go on.
 
 pub mod live;
-pub mod progress;
+pub use crate::compared as progress;
 
 pub use crate::source::contract::compare::TableCheck;
 

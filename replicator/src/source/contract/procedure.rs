@@ -1,11 +1,18 @@
 //! What a source family does in a cutover and a rollback, behind [`Procedure`]; the steps around it
 //! (lag gate, pause budget, proof, journal, switch) are the same for every family ([`crate::cutover`]).
 
-pub(crate) use crate::cutover::record::Identity;
 use crate::error::Error;
 use std::future::Future;
 use std::time::Duration;
 use turnout_decoders::Position;
+
+/// What a server says it is (`version`) and what tells it from another at the same address
+/// (`identity`), as [`Procedure::identify`] reads them for a certificate.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Identity {
+    pub version: String,
+    pub identity: String,
+}
 
 /// What a cutover does on the source's side. Errors keep their side and retry class ([`Error::class`]);
 /// their text is one line for the operator, naming the thing and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).

@@ -3,7 +3,7 @@
 //! process list, changing nothing. (`SHOW OPEN TABLES` is not used: turnout's own apply keeps the
 //! replicated tables in use, so it would name them all under load.)
 
-use crate::cutover::record::Identity;
+use crate::source::contract::procedure::Identity;
 use mysql_async::prelude::Queryable;
 
 /// Transactions open longer than this many seconds are named.

@@ -2,7 +2,7 @@
 //! certificate) and what would block or slow the real cutover, read from `pg_stat_activity` and
 //! `pg_locks`, changing nothing.
 
-use crate::cutover::record::Identity;
+use crate::source::contract::procedure::Identity;
 use tokio_postgres::Client;
 
 /// Transactions open longer than this are named.

@@ -1,12 +1,14 @@
-//! What a live verify has compared so far, kept in `state.dir/verify-live.json` so that a run that
-//! stopped (or was killed) resumes where it was.
+//! What a live verify compared: its progress, kept in `state.dir/verify-live.json` so that a run
+//! that stopped (or was killed) resumes where it was, and the last finished run's result, kept for
+//! the cutover's verify gate. Data and files only, below the commands that write (`verify`) and read
+//! (`cutover`) them; `verify::progress` is this module.
 //!
 //! Guarantees: the file is replaced atomically (written beside, synced, renamed), so it is always a
 //! whole earlier state; a table's `watermark` only covers chunks compared completely, in key order,
 //! so resuming from it never skips a row (it may compare again chunks that were done after it).
 
 use crate::error::Error;
-use crate::verify::live::Key;
+use crate::source::contract::compare::Key;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
