@@ -162,6 +162,8 @@ pub struct Finished {
     pub version: u32,
     /// The source compared (`host:port/database`).
     pub source: String,
+    /// The target compared ([`address`] of its URL).
+    pub target: String,
     /// Which way the sidecar replicated: in the rollback window green is the source.
     pub direction: crate::status::Direction,
     /// Every replicated table was compared (no `--table`).
@@ -174,7 +176,8 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// Reads the last result; none when no verify finished (or the file is of an older format).
+    /// Reads the last result; none when no verify finished. A file that cannot be read as one (of
+    /// another format) is an error naming it.
     pub fn load(state_dir: &Path) -> Result<Option<Finished>, Error> {
         let path = finished_path(state_dir);
         let text = match std::fs::read_to_string(&path) {
@@ -194,6 +197,17 @@ impl Finished {
 
 /// The format version of [`Finished`].
 pub const FINISHED_VERSION: u32 = 1;
+
+/// `host:port/database` of a connection URL, never its user or password.
+pub fn address(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let default = if u.scheme().starts_with("postgres") { 5432 } else { 3306 };
+            format!("{}:{}{}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(default), u.path())
+        }
+        Err(_) => "(unreadable URL)".into(),
+    }
+}
 
 fn finished_path(state_dir: &Path) -> PathBuf {
     state_dir.join("verify-last.json")

@@ -28,7 +28,7 @@ pub async fn cutover(config: &Config, args: &Invocation) -> i32 {
 /// Asks the sidecar for exactly `request` (a cutover to green) and follows it, as `turnout cutover`
 /// does without its other flags.
 pub async fn cutover_with(config: &Config, request: &Request) -> i32 {
-    follow(config, request, "/cutover", "green").await
+    follow(config, request, "/cutover", "green").await.0
 }
 
 /// `turnout rollback`: the same back to blue, in the rollback window after a cutover.
@@ -37,8 +37,8 @@ pub async fn rollback(config: &Config, args: &Invocation) -> i32 {
 }
 
 async fn act(config: &Config, args: &Invocation, path: &str, to: &str) -> i32 {
-    let code = match &args.request {
-        None => 0,
+    let (code, id) = match &args.request {
+        None => (0, None),
         Some(request) => {
             if request.rehearse && !args.yes {
                 if let Err(refused) = confirm_rehearsal(request, path, to) {
@@ -50,7 +50,11 @@ async fn act(config: &Config, args: &Invocation, path: &str, to: &str) -> i32 {
         }
     };
     let Some(file) = &args.report else { return code };
-    match save_report(config, path, file).await {
+    if args.request.is_some() && id.is_none() {
+        eprintln!("turnout: no certificate: the sidecar did not start the {}", &path[1..]);
+        return code;
+    }
+    match save_report(config, path, file, id.as_deref()).await {
         Ok(summary) => {
             println!("{summary}\ncertificate saved to {}", file.display());
             code
@@ -71,8 +75,9 @@ fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Stri
     use std::io::{BufRead, IsTerminal, Write};
     let from = if to == "green" { "blue" } else { "green" };
     eprint!(
-        "A rehearsal of the {} fences writes on {from} for the moment of the fence, the sentinel and the proof (at most --max-pause, \
-         {} ms), then lifts the fence; traffic stays on {from}. Go on? [y/N] ",
+        "A rehearsal of the {} fences writes on {from} as the real one does — pgbouncer holds queries; the read-only fence refuses \
+         writes and ends the database's other client sessions — for the fence, the sentinel and the proof (up to --max-pause, {} ms), \
+         then lifts the fence; traffic stays on {from}. Go on? [y/N] ",
         &path[1..],
         request.max_pause_ms
     );
@@ -90,13 +95,21 @@ fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Stri
     }
 }
 
-/// Fetches the last certificate at `{path}/report`, writes it to `file`, and returns its summary.
-async fn save_report(config: &Config, path: &str, file: &Path) -> Result<String, String> {
+/// Fetches the last certificate at `{path}/report` — which must be of the run `id`, when given —
+/// writes it to `file`, and returns its summary.
+async fn save_report(config: &Config, path: &str, file: &Path, id: Option<&str>) -> Result<String, String> {
     let listen = &config.http.listen;
     let body =
         get(listen, &format!("{path}/report")).await.map_err(|e| format!("no certificate from http://{listen}{path}/report: {}", error_of(&e.to_string())))?;
     let certificate: crate::cutover::certificate::Certificate =
         serde_json::from_str(&body).map_err(|e| format!("the sidecar answered something that is not a certificate: {e}"))?;
+    if let Some(id) = id.filter(|id| *id != certificate.id) {
+        return Err(format!(
+            "no certificate of {} {id}: it ended before its first step (the sidecar's last certificate is of {}, not saved)",
+            &path[1..],
+            certificate.id
+        ));
+    }
     std::fs::write(file, body.as_bytes()).map_err(|e| format!("writing {}: {e}", file.display()))?;
     Ok(certificate.summary())
 }
@@ -113,7 +126,12 @@ pub fn check_certificate(file: &Path, public_key: Option<&str>) -> i32 {
     match crate::cutover::certificate::check(&text, public_key) {
         Ok(certificate) => {
             println!("{}", certificate.summary());
-            println!("{}: intact{}", file.display(), if certificate.signature.is_some() { ", signature verified" } else { " (not signed)" });
+            let signed = match (&certificate.signature, public_key) {
+                (Some(_), Some(key)) => format!(", signed by {key}"),
+                (Some(s), None) => format!(", signature verified against the key it names ({}) — pass --public-key with your key to require it", s.public_key),
+                (None, _) => " (not signed)".into(),
+            };
+            println!("{}: intact{signed}", file.display());
             0
         }
         Err(e) => {
@@ -147,22 +165,57 @@ pub async fn finish(config: &Config) -> i32 {
 }
 
 /// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.
-async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> i32 {
+async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> (i32, Option<String>) {
     let what = &path[1..];
     let listen = &config.http.listen;
     let token = config.cutover.token.as_ref().map(|t| t.expose());
+    if let Err(e) = sidecar_understands(listen, path, request).await {
+        eprintln!("turnout: {e}");
+        return (crate::error::EXIT_FAILED, None);
+    }
     let body = serde_json::to_string(request).unwrap_or_default();
-    match self::request(listen, "POST", path, Some(&body), token).await {
-        Ok((202, _)) => {}
+    let id = match self::request(listen, "POST", path, Some(&body), token).await {
+        Ok((202, body)) => serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["id"].as_str().map(str::to_owned)),
         Ok((code, body)) => {
             eprintln!("turnout: the sidecar refused the {what} (HTTP {code}): {}", error_of(&body));
-            return crate::error::EXIT_FAILED;
+            return (crate::error::EXIT_FAILED, None);
         }
         Err(e) => {
             eprintln!("turnout: cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)");
-            return crate::error::EXIT_FAILED;
+            return (crate::error::EXIT_FAILED, None);
         }
+    };
+    (watch(listen, path, to).await, id)
+}
+
+/// Refuses to ask for a rehearsal or a gate from a sidecar that does not list it as understood: an
+/// older one would ignore the field and run a plain cutover.
+async fn sidecar_understands(listen: &str, path: &str, request: &Request) -> Result<(), String> {
+    let wanted: Vec<&str> = [("rehearse", request.rehearse), ("verify", request.verify), ("verify_max_age_ms", request.verify_max_age_ms.is_some())]
+        .into_iter()
+        .filter_map(|(field, asked)| asked.then_some(field))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
     }
+    let body = get(listen, path).await.map_err(|e| format!("cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)"))?;
+    let progress: Progress = serde_json::from_str(&body).map_err(|e| format!("unexpected answer from the sidecar: {e}"))?;
+    let missing: Vec<&str> = wanted.into_iter().filter(|w| !progress.accepts.iter().any(|a| a == w)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the running sidecar is older than this command and does not understand {}: it would run a plain {}. Restart `turnout run` \
+             with this version first; nothing was changed",
+            missing.join(", "),
+            &path[1..]
+        ))
+    }
+}
+
+/// Prints each step of the running cutover (rollback) at `path` until it ends; returns the exit code.
+async fn watch(listen: &str, path: &str, to: &str) -> i32 {
+    let what = &path[1..];
     let mut printed = 0;
     let mut unreachable_since: Option<std::time::Instant> = None;
     loop {

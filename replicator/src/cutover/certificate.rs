@@ -1,14 +1,17 @@
 //! The certificate of a cutover, a rollback or a rehearsal: what happened, from the journal it came
-//! from, in a JSON document an auditor can check without turnout's state (`turnout certificate
-//! FILE`).
+//! from, in a JSON document whose digest and signature an auditor can check without turnout's state
+//! (`turnout certificate FILE`).
 //!
 //! Guarantees:
 //! - `digest` is the SHA-256 of the document's canonical JSON (every object's keys in byte order,
 //!   no whitespace) without `digest` and `signature`: changing, adding or removing any field breaks
-//!   it ([`check`]).
-//! - `journal.sha256` is the SHA-256 over the journal entries the cutover wrote, each as stored and
-//!   preceded by its length (8 bytes, big-endian), in the order written: the certificate names the
-//!   exact record it summarises.
+//!   it ([`check`]). The digest has no key: it shows a file was changed by accident or by someone
+//!   who did not recompute it; against someone who would, only a signature by a key the checker
+//!   pins (`--public-key`) holds.
+//! - `journal.sha256` is the SHA-256 over the journal entries the cutover wrote until it ended, each
+//!   as stored and preceded by its length (8 bytes, big-endian), in the order written: the
+//!   certificate names the exact record it summarises (checking it needs the state store, which
+//!   keeps the entries).
 //! - With `cutover.signing_key`, `signature` is an Ed25519 signature of the digest's 32 bytes by that
 //!   key; the public key travels in the document, and [`check`] can be told which key to expect.
 
@@ -144,8 +147,41 @@ pub fn digest_of(value: &serde_json::Value) -> String {
         map.remove("digest");
         map.remove("signature");
     }
-    // serde_json's maps keep keys in byte order, so this is the canonical form.
-    hex(ring::digest::digest(&ring::digest::SHA256, body.to_string().as_bytes()).as_ref())
+    let mut text = String::new();
+    canonical(&body, &mut text);
+    hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+}
+
+/// `value` as JSON with every object's keys in byte order and no whitespace — whatever order the
+/// map kept them in.
+fn canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// The SHA-256 over journal entries as [`JournalDigest::sha256`] defines it.

@@ -3,8 +3,9 @@
 //! `state.dir/verify-last.json`) compared every replicated table of this direction's source, found
 //! no difference, and took its oldest snapshot no longer than the allowed age ago.
 //!
-//! Guarantees: the gate passes only on a result it can attribute — the same source (`host:port/
-//! database`), the same direction, the whole selection, a known age. Anything else refuses, naming
+//! Guarantees: the gate passes only on a result it can attribute — the same source and target
+//! (`host:port/database`), the same direction, every table replicated now compared, each round's
+//! time known and none in the future. Anything else refuses, naming
 //! what is missing and the command that supplies it; a difference refuses naming each table and
 //! the keys of the rows found (up to [`NAMED`] per table).
 
@@ -12,15 +13,43 @@ use super::certificate::VerifyResult;
 use crate::alerts::rfc3339;
 use crate::compared::{DiffKind, Finished};
 use crate::config::Config;
+use crate::source::contract::compare::Backend;
 use crate::status::Direction;
 use std::time::Duration;
+use turnout_decoders::schema::TableName;
 
 /// Rows named per differing table in a refusal.
 const NAMED: usize = 5;
 
+impl super::Controller {
+    /// The verify gate, when the request asks for it or the configuration does (`cutover.verify`
+    /// gates cutovers; a rollback only when asked): passes, keeping the result for the certificate,
+    /// or says why not. A request may ask for a younger verify than the configuration, never an
+    /// older one.
+    pub(super) async fn verify_gate(&self, request: &super::Request) -> Result<(), String> {
+        let configured = self.direction == Direction::Forward && self.config.cutover.verify;
+        if !request.verify && !configured {
+            return Ok(());
+        }
+        let allowed = self.config.cutover.verify_max_age().map_err(|e| e.to_string())?;
+        let max_age = match request.verify_max_age_ms.map(Duration::from_millis) {
+            Some(asked) if configured => asked.min(allowed),
+            Some(asked) => asked,
+            None => allowed,
+        };
+        let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await?;
+        self.say(format!(
+            "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {} s old",
+            result.tables, result.source_rows, result.finished_at, result.age_seconds
+        ));
+        super::lock(&self.record).verify = Some(result);
+        Ok(())
+    }
+}
+
 /// Whether the last live verify lets this direction's cutover go on: the result for the certificate,
 /// or why not (one line for the operator).
-pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, now_us: i64) -> Result<VerifyResult, String> {
+pub(crate) async fn check(config: &Config, direction: Direction, max_age: Duration, now_us: i64) -> Result<VerifyResult, String> {
     let again = "run `turnout verify --live` (with the sidecar streaming), then cut over";
     let last = Finished::load(&config.state.dir).map_err(|e| format!("the verify gate cannot read the last live verify: {e}"))?;
     let Some(last) = last else {
@@ -30,12 +59,25 @@ pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, no
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
     };
-    let source = crate::with_family!(source_config, F => F::live(&source_config).and_then(|b| crate::source::contract::compare::Backend::source(&b)))
-        .map_err(|e| format!("the verify gate cannot name this stream's source: {e}"))?;
-    if last.direction != direction || last.source != source {
+    let (source, tables) = crate::with_family!(source_config, F => {
+        let backend = F::live(&source_config).map_err(|e| format!("the verify gate cannot reach this stream's source: {e}"))?;
+        let source = Backend::source(&backend).map_err(|e| format!("the verify gate cannot name this stream's source: {e}"))?;
+        let tables = backend.tables(None).await.map_err(|e| format!("the verify gate cannot list the replicated tables: {e}"))?;
+        (source, tables)
+    });
+    let target = crate::compared::address(source_config.target.url.expose());
+    let tables: Vec<String> = tables.iter().map(TableName::quoted).collect();
+    judge(&last, direction, &source, &target, &tables, max_age, now_us)
+}
+
+/// The gate's verdict on `last` for this direction's `source`, `target` and replicated `tables`.
+fn judge(last: &Finished, direction: Direction, source: &str, target: &str, tables: &[String], max_age: Duration, now_us: i64) -> Result<VerifyResult, String> {
+    let again = "run `turnout verify --live` (with the sidecar streaming), then cut over";
+    if last.direction != direction || last.source != source || last.target != target {
         return Err(format!(
-            "--verify: the last live verify compared {} as the source ({:?}), not this {}'s source {source}; {again}",
+            "--verify: the last live verify compared {} against {} ({:?}), not this {}'s {source} against {target}; {again}",
             last.source,
+            last.target,
             last.direction,
             direction.what()
         ));
@@ -43,10 +85,23 @@ pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, no
     if !last.whole {
         return Err(format!("--verify: the last live verify compared one table (--table); the gate needs every table: {again}"));
     }
-    let Some(oldest) = last.rounds_at_us.iter().min().copied() else {
-        return Err(format!("--verify: the last live verify does not say when its snapshots were taken (an older turnout wrote it); {again}"));
+    let missing: Vec<&String> = tables.iter().filter(|name| !last.tables.iter().any(|t| &t.table == *name && t.done)).collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|n| n.as_str()).collect();
+        return Err(format!(
+            "--verify: the last live verify did not compare {} of the tables replicated now ({}): selected or created since; {again}",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    let oldest = match last.rounds_at_us.iter().min() {
+        Some(oldest) if last.rounds_at_us.len() == last.positions.len() => *oldest,
+        _ => return Err(format!("--verify: the last live verify does not say when each of its snapshots was taken (an older turnout wrote it); {again}")),
     };
-    let age = Duration::from_micros(u64::try_from(now_us.saturating_sub(oldest)).unwrap_or(0));
+    if let Some(newest) = last.rounds_at_us.iter().copied().filter(|at| *at > now_us).max() {
+        return Err(format!("--verify: the last live verify's snapshots are dated up to {}, after this machine's clock; {again}", rfc3339(newest)));
+    }
+    let age = Duration::from_micros(u64::try_from(now_us - oldest).unwrap_or(0));
     let differing: Vec<String> = last.tables.iter().filter(|t| !t.equal()).map(describe).collect();
     if !differing.is_empty() {
         return Err(format!(
@@ -69,7 +124,7 @@ pub(crate) fn check(config: &Config, direction: Direction, max_age: Duration, no
         equal: true,
         tables: last.tables.len(),
         source_rows: last.tables.iter().map(|t| t.source_rows).sum(),
-        positions: last.positions,
+        positions: last.positions.clone(),
         oldest_round_at: rfc3339(oldest),
         age_seconds: age.as_secs(),
         finished_at: rfc3339(last.finished_at_us),
@@ -97,5 +152,65 @@ fn describe(table: &crate::compared::TableState) -> String {
         (true, _) => format!("{}: {} chunks differ (keyless: rows not located)", table.table, table.differing_chunks),
         (false, 0) => format!("{}: {}", table.table, rows.join(", ")),
         (false, more) => format!("{}: {} and {more} more", table.table, rows.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compared::{RowDiff, TableState, FINISHED_VERSION};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const NOW: i64 = 1_800_000_000_000_000;
+
+    fn finished() -> Finished {
+        let table = |name: &str| TableState { table: name.into(), done: true, source_rows: 10, target_rows: 10, chunks: 1, ..TableState::default() };
+        Finished {
+            version: FINISHED_VERSION,
+            source: "blue:5432/app".into(),
+            target: "green:5432/app".into(),
+            direction: Direction::Forward,
+            whole: true,
+            tables: vec![table("public.a"), table("public.b")],
+            positions: vec!["0/10".into(), "0/20".into()],
+            rounds_at_us: vec![NOW - 600_000_000, NOW - 60_000_000],
+            finished_at_us: NOW - 30_000_000,
+        }
+    }
+
+    fn verdict(last: &Finished, tables: &[&str]) -> Result<VerifyResult, String> {
+        let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
+        judge(last, Direction::Forward, "blue:5432/app", "green:5432/app", &tables, HOUR, NOW)
+    }
+
+    #[test]
+    fn a_whole_equal_recent_verify_of_this_stream_passes_aged_by_its_oldest_round() {
+        let result = verdict(&finished(), &["public.a", "public.b"]).expect("passes");
+        assert_eq!((result.tables, result.source_rows, result.age_seconds), (2, 20, 600));
+        assert!(judge(&finished(), Direction::Forward, "blue:5432/app", "green:5432/app", &[], Duration::from_secs(599), NOW)
+            .expect_err("too old")
+            .contains("600 s old"));
+    }
+
+    #[test]
+    fn anything_the_gate_cannot_attribute_is_refused_naming_it() {
+        let refused = |last: Finished, tables: &[&str], says: &str| {
+            let e = verdict(&last, tables).expect_err(says);
+            assert!(e.contains(says), "{e}");
+        };
+        refused(finished(), &["public.a", "public.b", "public.c"], "did not compare 1 of the tables replicated now (public.c)");
+        refused(Finished { direction: Direction::Reverse, ..finished() }, &["public.a"], "not this cutover's");
+        refused(Finished { source: "other:5432/app".into(), ..finished() }, &["public.a"], "not this cutover's");
+        refused(Finished { target: "elsewhere:5432/app".into(), ..finished() }, &["public.a"], "not this cutover's");
+        refused(Finished { whole: false, ..finished() }, &["public.a"], "compared one table");
+        refused(Finished { rounds_at_us: vec![NOW - 60_000_000], ..finished() }, &["public.a"], "does not say when");
+        refused(Finished { rounds_at_us: vec![NOW + 60_000_000, NOW], ..finished() }, &["public.a"], "after this machine's clock");
+        let mut differs = finished();
+        differs.tables[1].differing_chunks = 1;
+        differs.tables[1].record(RowDiff { kind: DiffKind::Extra, key: vec![("id".into(), "7".into())], columns: Vec::new(), values: Vec::new() });
+        refused(differs, &["public.a"], "public.b: (id=7) only on the target");
+        let mut unfinished = finished();
+        unfinished.tables[0].done = false;
+        refused(unfinished, &["public.a"], "did not compare 1");
     }
 }

@@ -67,8 +67,10 @@ pub use crate::source::pg::cutover::build;
 /// The logical-message prefix of the cutover sentinel.
 pub use crate::source::SENTINEL_PREFIX as FENCE_PREFIX;
 
-/// What `POST /cutover` asks for.
+/// What `POST /cutover` asks for. Unknown fields are refused: a request this sidecar does not
+/// understand must not run as something else.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Request {
     pub when_lag_ms: u64,
     pub timeout_ms: u64,
@@ -95,7 +97,14 @@ pub struct Progress {
     pub outcome: Option<String>,
     pub lines: Vec<String>,
     pub write_pause_ms: Option<u64>,
+    /// The optional request fields this sidecar understands: the command checks before it asks
+    /// for a rehearsal or a gate, so that an older sidecar cannot run either as a plain cutover.
+    #[serde(default)]
+    pub accepts: Vec<String>,
 }
+
+/// What [`Progress::accepts`] lists.
+pub const ACCEPTS: [&str; 4] = ["dry_run", "rehearse", "verify", "verify_max_age_ms"];
 
 /// The sidecar's cutover (or rollback) controller, shared with the HTTP API: one for each
 /// direction.
@@ -136,12 +145,14 @@ impl Controller {
         names: Names,
         stop: watch::Sender<bool>,
     ) -> Arc<Controller> {
-        let mut progress = Progress::default();
+        let mut progress = Progress { accepts: ACCEPTS.map(String::from).to_vec(), ..Progress::default() };
         if let Ok(Some(j)) = state.journal(direction) {
             progress.id = Some(j.id.clone());
+            let rehearsed = j.message.as_deref().is_some_and(|m| m.starts_with(rehearse::COMPLETE));
             progress.outcome = Some(
                 match j.step {
                     Step::Done => "done",
+                    Step::Undone if rehearsed => "rehearsed",
                     Step::Undone | Step::Failed => "failed",
                     _ => "interrupted",
                 }
@@ -216,7 +227,25 @@ impl Controller {
                 (Some("done"), Direction::Reverse) => return Err("traffic was already rolled back to blue".into()),
                 _ => {}
             }
-            *p = Progress { id: Some(new_id()), outcome: Some("running".into()), lines: Vec::new(), write_pause_ms: None };
+            // A fence a failed undo may have left up is settled first: a new run would overwrite the
+            // journal that tells the restart to undo it.
+            if let Ok(Some(journal)) = self.state.journal(self.direction) {
+                if journal.step.fence_may_be_up() {
+                    return Err(format!(
+                        "{} {} may have left the fence up ({}); restart `turnout run`, which undoes it, before starting another",
+                        self.direction.what(),
+                        journal.id,
+                        journal.message.unwrap_or_default()
+                    ));
+                }
+            }
+            *p = Progress {
+                id: Some(new_id()),
+                outcome: Some("running".into()),
+                lines: Vec::new(),
+                write_pause_ms: None,
+                accepts: ACCEPTS.map(String::from).to_vec(),
+            };
             *lock(&self.record) = Record::started(request.rehearse);
         }
         // A live verify's hold must not keep the sentinel from being applied.
@@ -328,6 +357,7 @@ impl Controller {
         if phase != Phase::Streaming {
             return Err(Error::Setup("replication is not streaming yet (the snapshot must finish first)".into()));
         }
+        self.verify_gate(request).await.map_err(Error::Setup)?;
         Ok(())
     }
 
@@ -367,34 +397,21 @@ impl Controller {
             }
             Err(e) => return self.fail(&mut journal, e.to_string()),
         }
+        if request.rehearse && procedure.fence_kind() == "none" {
+            return self.fail(
+                &mut journal,
+                "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
+            );
+        }
         let sides = procedure.identify().await;
         lock(&self.record).sides = Some(sides);
-        if request.rehearse {
-            for finding in procedure.findings().await {
-                self.say(format!("FINDING: {finding}"));
-                lock(&self.record).findings.push(finding);
-            }
-        }
         let threshold = Duration::from_millis(request.when_lag_ms);
         self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
         if let Err(reason) = self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await {
             return self.fail(&mut journal, reason);
         }
-        if request.verify || self.config.cutover.verify {
-            let max_age = match request.verify_max_age_ms {
-                Some(ms) => Duration::from_millis(ms),
-                None => self.config.cutover.verify_max_age()?,
-            };
-            match gate::check(&self.config, self.direction, max_age, crate::status::now_micros()) {
-                Ok(result) => {
-                    self.say(format!(
-                        "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {} s old",
-                        result.tables, result.source_rows, result.finished_at, result.age_seconds
-                    ));
-                    lock(&self.record).verify = Some(result);
-                }
-                Err(reason) => return self.fail(&mut journal, reason),
-            }
+        if let Err(reason) = self.verify_gate(request).await {
+            return self.fail(&mut journal, reason);
         }
         // Checked (and console sessions opened) before writes pause.
         let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
@@ -412,6 +429,13 @@ impl Controller {
                 self.say(line);
             }
             Err(e) => return self.fail(&mut journal, e.to_string()),
+        }
+        // What would block or slow the real one, read as late as possible before the fence.
+        if request.rehearse {
+            for finding in procedure.findings().await {
+                self.say(format!("FINDING: {finding}"));
+                lock(&self.record).findings.push(finding);
+            }
         }
         // The reverse stream, armed before writes pause: its slot's consistent point on green is the
         // hand-off position. Nothing commits on green for the application before the switch, and
@@ -453,7 +477,7 @@ impl Controller {
         );
         // The sentinel's failure first: it says why (an account that wrote after it), where the
         // counters' at the same deadline would only say the pause ran out.
-        let sentinel = match sentinel {
+        let (sentinel, proved_at) = match sentinel {
             Ok(at) => at,
             Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
         };
@@ -463,7 +487,7 @@ impl Controller {
                 record.counters.push(line.clone());
                 if request.rehearse && topped_up > 0 {
                     record.findings.push(format!(
-                        "{topped_up} counters on {from} moved past the margin set before the fence: the real cutover tops them up                          inside the write pause, one statement each"
+                        "{topped_up} counters on {from} moved past the margin set before the fence: the real cutover tops them up inside the write pause, one statement each"
                     ));
                 }
                 drop(record);
@@ -479,7 +503,7 @@ impl Controller {
             let mut record = lock(&self.record);
             record.sentinel = Some(sentinel.to_string());
             record.fenced = fenced.as_ref().map(ToString::to_string);
-            record.applied = self.status.applied().map(|a| a.to_string());
+            record.applied = Some(proved_at.to_string());
         }
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
@@ -573,14 +597,15 @@ impl Controller {
 
     /// Waits until green durably applied the sentinel's transaction and, where the fenced side knows
     /// everything it committed (`fenced`), holds all of that too.
-    async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<turnout_decoders::Position, String> {
+    /// Returns the sentinel's commit position and the durable position that proved it.
+    async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<(Position, Position), String> {
         loop {
             let moved = self.channels.sentinels.durable_moved();
             let applied = self.status.applied();
             if let Some(commit) = self.channels.sentinels.commit(id) {
                 let holds_all = |applied: &Position| fenced.is_none_or(|f| applied >= f);
-                if applied.as_ref().is_some_and(|applied| *applied >= commit && holds_all(applied)) {
-                    return Ok(commit);
+                if let Some(applied) = applied.as_ref().filter(|applied| **applied >= commit && holds_all(applied)) {
+                    return Ok((commit, applied.clone()));
                 }
             }
             if Instant::now() >= deadline {

@@ -37,7 +37,7 @@ impl Record {
     pub fn certificate(&self, config: &Config, journal: &Journal, entries: &[Vec<u8>], stream: String) -> Certificate {
         let direction = journal.direction;
         let (from_role, to_role) = direction.sides();
-        let (blue, green) = (address(config.source.url.expose()), address(config.target.url.expose()));
+        let (blue, green) = (crate::compared::address(config.source.url.expose()), crate::compared::address(config.target.url.expose()));
         let (from_address, to_address) = match direction {
             Direction::Forward => (blue, green),
             Direction::Reverse => (green, blue),
@@ -80,24 +80,14 @@ impl Record {
     }
 }
 
-/// `host:port/database` of a connection URL, never its user or password.
-fn address(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}:{}{}",
-            u.host_str().unwrap_or("localhost"),
-            u.port().map_or_else(|| if u.scheme() == "mysql" { "3306".into() } else { "5432".into() }, |p| p.to_string()),
-            u.path()
-        ),
-        Err(_) => "(unreadable URL)".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn an_address_names_no_credentials() {
-        assert_eq!(super::address("postgres://app:secret@db.example:6432/shop?sslmode=require"), "db.example:6432/shop");
-        assert_eq!(super::address("mysql://root:pw@10.0.0.5/app"), "10.0.0.5:3306/app");
+        use crate::compared::address;
+        assert_eq!(address("postgres://app:secret@db.example:6432/shop?sslmode=require"), "db.example:6432/shop");
+        assert_eq!(address("postgresql://app@db/shop"), "db:5432/shop");
+        assert_eq!(address("mysql://root:pw@10.0.0.5/app"), "10.0.0.5:3306/app");
+        assert_eq!(address("mariadb://root@10.0.0.5/app"), "10.0.0.5:3306/app");
     }
 }

@@ -3,14 +3,18 @@
 //! reported. The write pause the application saw runs from the fence to the end of the undo, where
 //! a real cutover's runs to the end of the switch.
 //!
-//! Guarantees: the same as an undone cutover — the journal says `undone`, so a crash at any point of
-//! a rehearsal leaves blue serving after the restart; what the rehearsal armed for the reverse
-//! stream is dropped by the undo.
+//! Guarantees: the same as a cutover up to its switch — the journal's steps are the cutover's, so a
+//! crash at any point of a rehearsal is undone by the restart (blue serves), and a completed one
+//! ends `undone`; what the rehearsal armed for the reverse stream is dropped after the fence is
+//! lifted, and a failure to drop it is a finding (it would stop the real cutover).
 
 use super::{lock, Controller, Journal, PauseTimeline, Request, Step};
 use crate::error::Error;
 use crate::source::contract::procedure::Procedure;
 use std::time::{Duration, Instant};
+
+/// How a completed rehearsal's journal message begins (a restart tells it from a failure by it).
+pub(super) const COMPLETE: &str = "rehearsal complete";
 
 impl Controller {
     /// Undoes the fence after a rehearsal's proof and reports the pause and the findings.
@@ -38,8 +42,17 @@ impl Controller {
         let pause = fenced_at.elapsed();
         self.record_pause(&phases, pause);
         // After the pause: what the rehearsal armed for the reverse stream.
-        if let Some(line) = procedure.disarm_reverse().await {
-            self.say(line);
+        match procedure.disarm_reverse().await {
+            Ok(Some(line)) => self.say(line),
+            Ok(None) => {}
+            Err(e) => {
+                let finding = format!(
+                    "dropping what the rehearsal armed for the reverse stream failed ({e}): the real cutover would find it in its way; \
+                     `turnout teardown` (after stopping `turnout run`) or dropping it by hand clears it"
+                );
+                self.say(format!("FINDING: {finding}"));
+                lock(&self.record).findings.push(finding);
+            }
         }
         let budget = Duration::from_millis(request.max_pause_ms);
         if pause * 2 > budget {
@@ -52,7 +65,7 @@ impl Controller {
             ));
         }
         let summary = format!(
-            "rehearsal complete: writes on {from} were paused {} ms ({phases}); {to} proved complete; the fence is undone and traffic \
+            "{COMPLETE}: writes on {from} were paused {} ms ({phases}); {to} proved complete; the fence is undone and traffic \
              stays on {from} (a real {} switches traffic where this one undid the fence)",
             pause.as_millis(),
             self.direction.what()

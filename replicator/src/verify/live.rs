@@ -155,6 +155,7 @@ async fn live<B: Backend>(
     progress::Finished {
         version: progress::FINISHED_VERSION,
         source: saved.source.clone(),
+        target: crate::compared::address(config.target.url.expose()),
         direction,
         whole: opts.table.is_none(),
         tables: saved.tables.clone(),

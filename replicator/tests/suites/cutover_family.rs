@@ -375,7 +375,7 @@ async fn a_rehearsal_names_long_transactions_on_both_sides() {
     }
     let (code, out) = turnout(&s.t, "cutover", &["--rehearse", "--yes", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    assert!(out.contains(&format!("FINDING: blue: a transaction has been open")) && out.contains(&format!("{APP_USER}@")), "{out}");
+    assert!(out.contains("FINDING: blue: a transaction has been open") && out.contains(&format!("{APP_USER}@")), "{out}");
     assert!(out.contains("FINDING: green: a transaction has been open"), "{out}");
     s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));

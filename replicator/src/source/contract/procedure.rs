@@ -57,19 +57,24 @@ pub(crate) trait Procedure: Send {
     /// Lifts the fence (safe after a failed or partial fence); returns what it did.
     fn lift_fence(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
 
-    /// Drops whatever a reverse stream armed so far, best effort (what is left only names a
-    /// position or holds WAL, and `turnout teardown` drops it too); returns what it did, if anything.
-    fn disarm_reverse(&mut self) -> impl Future<Output = Option<String>> + Send {
-        async { None }
+    /// Drops whatever a reverse stream armed so far; returns what it did, if anything.
+    fn disarm_reverse(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send {
+        async { Ok(None) }
     }
 
-    /// Lifts the fence and drops whatever a reverse stream armed so far; returns what it did.
+    /// Lifts the fence and drops whatever a reverse stream armed so far, that part best effort
+    /// (what is left only names a position or holds WAL, and `turnout teardown` drops it too);
+    /// returns what it did.
     fn undo(&mut self) -> impl Future<Output = Result<String, Error>> + Send {
         async {
             let mut line = self.lift_fence().await?;
-            if let Some(dropped) = self.disarm_reverse().await {
-                line.push_str("; ");
-                line.push_str(&dropped);
+            match self.disarm_reverse().await {
+                Ok(Some(dropped)) => {
+                    line.push_str("; ");
+                    line.push_str(&dropped);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("dropping the reverse stream's objects after an undone cutover failed: {e}; `turnout teardown` drops them"),
             }
             Ok(line)
         }

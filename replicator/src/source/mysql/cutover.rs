@@ -573,15 +573,11 @@ impl Procedure for MySqlCutover {
         Ok(line)
     }
 
-    async fn disarm_reverse(&mut self) -> Option<String> {
-        let reverse = self.reverse.as_ref()?;
-        // Best effort: a record left over only names a position; `turnout teardown` drops it too.
-        match turnout_sinks::mysql::drop_progress(&self.blue_url, &reverse.names.origin).await {
-            Ok(_) => Some("dropped the reverse stream's progress record on blue".into()),
-            Err(e) => {
-                tracing::warn!("dropping the reverse stream's progress record on blue after an undone cutover failed: {e}");
-                None
-            }
-        }
+    async fn disarm_reverse(&mut self) -> Result<Option<String>, Error> {
+        let Some(reverse) = self.reverse.as_ref() else { return Ok(None) };
+        turnout_sinks::mysql::drop_progress(&self.blue_url, &reverse.names.origin)
+            .await
+            .map_err(Error::during(format!("dropping the reverse stream's progress record on {}", self.sides.0)))?;
+        Ok(Some(format!("dropped the reverse stream's progress record on {}", self.sides.0)))
     }
 }

@@ -1,6 +1,7 @@
 //! What a MySQL/MariaDB cutover rehearsal reports besides its timings: each side's identity (for the
 //! certificate) and what would block or slow the real cutover, read from `INNODB_TRX` and the
-//! process list, changing nothing. (`SHOW OPEN TABLES` is not used: turnout's own apply keeps the
+//! process list, changing nothing. Findings name sessions, never their statements' text: they go
+//! into the certificate, and a statement can hold data. (`SHOW OPEN TABLES` is not used: turnout's own apply keeps the
 //! replicated tables in use, so it would name them all under load.)
 
 use crate::source::contract::procedure::Identity;
@@ -30,18 +31,22 @@ pub(crate) async fn identity(conn: &mut mysql_async::Conn) -> Identity {
     Identity { version, identity }
 }
 
-/// A row of `INNODB_TRX` as read: session, user, host, seconds open, rows locked, statement.
-type Transaction = (u64, String, String, f64, u64, String);
+/// A row of `INNODB_TRX` as read: session, user, host, seconds open, rows locked, running a
+/// statement now.
+type Transaction = (u64, String, String, f64, u64, bool);
+
+/// The server's local time: `INNODB_TRX.trx_started` is in the server process's time zone, not the
+/// session's (turnout's sessions use UTC).
+const NOW: &str = "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', 'SYSTEM')";
 
 /// Transactions open longer than [`LONG_SECONDS`] on `side`, except turnout's own sessions (`own`):
 /// on the fenced side `read_only` waits for them to commit inside the write pause; on the other
 /// side their locks hold up turnout's apply. One line each, naming the session.
 pub(crate) async fn long_transactions(conn: &mut mysql_async::Conn, side: &str, own: &[u32], fenced: bool) -> Vec<String> {
     let sql = format!(
-        "SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), COALESCE(p.HOST, ''), TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW()) / 1000000, \
-         t.trx_rows_locked, COALESCE(LEFT(REPLACE(t.trx_query, '\\n', ' '), 80), '') FROM information_schema.INNODB_TRX t LEFT JOIN \
-         information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_started < NOW() - INTERVAL {LONG_SECONDS} SECOND \
-         ORDER BY t.trx_started LIMIT 20"
+        "SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), COALESCE(p.HOST, ''), TIMESTAMPDIFF(MICROSECOND, t.trx_started, {NOW}) / 1000000, \
+         t.trx_rows_locked, t.trx_query IS NOT NULL FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p \
+         ON p.ID = t.trx_mysql_thread_id WHERE t.trx_started < {NOW} - INTERVAL {LONG_SECONDS} SECOND ORDER BY t.trx_started LIMIT 20"
     );
     let rows: Result<Vec<Transaction>, _> = conn.query(sql).await;
     match rows {
@@ -49,14 +54,14 @@ pub(crate) async fn long_transactions(conn: &mut mysql_async::Conn, side: &str, 
             .into_iter()
             .filter(|(id, ..)| u32::try_from(*id).is_ok_and(|id| !own.contains(&id)))
             .take(10)
-            .map(|(id, user, host, age, locked, query)| {
+            .map(|(id, user, host, age, locked, running)| {
                 let effect = if fenced {
                     "read_only waits for it to commit inside the write pause (or the fence ends it); end it, or cut over when it is done"
                 } else {
                     "turnout's apply waits behind the rows it locked, and moving counters behind the metadata locks of the tables it read, \
                      so the cutover may not finish within --max-pause; end it before the cutover"
                 };
-                let doing = if query.is_empty() { "idle".to_owned() } else { format!("running: {query}") };
+                let doing = if running { "running a statement" } else { "idle" };
                 format!("{side}: a transaction has been open {age:.1} s (session {id}, {user}@{host}, {locked} rows locked, {doing}) — {effect}")
             })
             .collect(),

@@ -34,6 +34,8 @@ pub(crate) struct PgCutover {
     /// Which tables replicate (their schema objects are compared before the fence).
     filter: crate::tables::TableFilter,
     skip_without_identity: bool,
+    /// The names of the fenced side and of the side traffic moves to (`blue`, `green` for a cutover).
+    sides: (&'static str, &'static str),
 }
 
 impl PgCutover {
@@ -51,6 +53,7 @@ impl PgCutover {
             reopen: None,
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
+            sides: ("blue", "green"),
         })
     }
 
@@ -74,6 +77,7 @@ impl PgCutover {
             reopen,
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
+            sides: ("green", "blue"),
         })
     }
 }
@@ -153,7 +157,7 @@ impl Procedure for PgCutover {
     }
 
     async fn findings(&mut self) -> Vec<String> {
-        let (from, to) = if self.reopen.is_some() { ("green", "blue") } else { ("blue", "green") };
+        let (from, to) = self.sides;
         let mut found = super::rehearsal::long_transactions(&self.blue, from).await;
         match turnout_sinks::pg::connect(&self.target_url).await {
             Ok(other) => found.extend(super::rehearsal::blockers(&other, to).await),
@@ -171,20 +175,13 @@ impl Procedure for PgCutover {
 
     async fn lift_fence(&mut self) -> Result<String, Error> {
         self.fence.undo(&self.blue).await.map_err(Error::from)?;
-        let side = if self.reopen.is_some() { "green" } else { "blue" };
-        Ok(format!("undid the fence ({}): {side} takes writes again", self.fence.kind()))
+        Ok(format!("undid the fence ({}): {} takes writes again", self.fence.kind(), self.sides.0))
     }
 
-    async fn disarm_reverse(&mut self) -> Option<String> {
-        let (names, config) = self.reverse.as_ref()?;
-        // Best effort: what is left only holds WAL on green, and `turnout teardown` drops it too.
-        match super::reverse::drop_reverse(config, names).await {
-            Ok(_) => Some("dropped the reverse stream's slot, publication and origin".into()),
-            Err(e) => {
-                tracing::warn!("dropping the reverse stream's objects after an undone cutover failed: {e}; `turnout teardown` drops them");
-                None
-            }
-        }
+    async fn disarm_reverse(&mut self) -> Result<Option<String>, Error> {
+        let Some((names, config)) = self.reverse.as_ref() else { return Ok(None) };
+        super::reverse::drop_reverse(config, names).await?;
+        Ok(Some("dropped the reverse stream's slot, publication and origin".into()))
     }
 
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {

@@ -1,6 +1,7 @@
 //! What a PostgreSQL cutover rehearsal reports besides its timings: each side's identity (for the
 //! certificate) and what would block or slow the real cutover, read from `pg_stat_activity` and
-//! `pg_locks`, changing nothing.
+//! `pg_locks`, changing nothing. Findings name sessions, never their statements' text: they go into
+//! the certificate, and a statement can hold data.
 
 use crate::source::contract::procedure::Identity;
 use tokio_postgres::Client;
@@ -26,19 +27,18 @@ pub(crate) async fn identity(client: &Client) -> Identity {
 /// PAUSE) or ends them, inside the write pause.
 pub(crate) async fn long_transactions(client: &Client, side: &str) -> Vec<String> {
     let sql = format!(
-        "SELECT pid, usename::text, coalesce(application_name, ''), extract(epoch FROM now() - xact_start)::float8, coalesce(state, ''), \
-         left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 80) FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start < now() - interval '{LONG}' ORDER BY xact_start LIMIT 10"
+        "SELECT pid, usename::text, coalesce(application_name, ''), extract(epoch FROM now() - xact_start)::float8, coalesce(state, '') \
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+         AND coalesce(application_name, '') NOT LIKE 'turnout%' AND xact_start < now() - interval '{LONG}' ORDER BY xact_start LIMIT 10"
     );
     match client.query(&sql, &[]).await {
         Ok(rows) => rows
             .iter()
             .map(|r| {
-                let (pid, user, app, age, state, query): (i32, Option<String>, String, f64, String, String) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+                let (pid, user, app, age, state): (i32, Option<String>, String, f64, String) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
                 format!(
-                    "{side}: a transaction has been open {age:.1} s (pid {pid}, user {}, application '{app}', {state}: {query}) — the fence \
-                     waits for it or ends it inside the write pause; end it, or cut over when it is done",
+                    "{side}: a transaction has been open {age:.1} s (pid {pid}, user {}, application '{app}', {state}) — the fence waits \
+                     for it or ends it inside the write pause; end it, or cut over when it is done",
                     user.unwrap_or_default()
                 )
             })
