@@ -39,6 +39,8 @@
 
 mod notify;
 
+pub use crate::duration::rfc3339;
+
 use crate::config::AlertsConfig;
 use crate::duration::parse_duration;
 use crate::error::Error;
@@ -199,6 +201,20 @@ pub fn slot_observation(slot: Option<&SlotHealth>) -> Option<Observation> {
     })
 }
 
+/// The rollback window warns once half of a budget (`cutover.window_max`, `cutover.window_max_held`)
+/// is used, and is critical from this share; at the whole budget the window ends.
+pub const WINDOW_WARNING_SHARE: f64 = 0.5;
+pub const WINDOW_CRITICAL_SHARE: f64 = 0.8;
+
+/// The window rule: the larger share of either budget used; unknown without a budget.
+pub fn window_observation(window: Option<&crate::status::WindowStatus>) -> Option<Observation> {
+    let used = window?.used?;
+    Some(Observation {
+        enter: [used >= WINDOW_WARNING_SHARE, used >= WINDOW_CRITICAL_SHARE],
+        clear: [used < WINDOW_WARNING_SHARE * CLEAR_FRACTION, used < WINDOW_CRITICAL_SHARE * CLEAR_FRACTION],
+    })
+}
+
 /// The rules `[alerts]` configures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertRules {
@@ -227,7 +243,7 @@ impl AlertRules {
 /// What a webhook receives (as JSON) and a command reads on stdin, for one change of level.
 #[derive(Clone, Debug, Serialize)]
 pub struct AlertEvent {
-    /// `lag` or `slot`.
+    /// `lag`, `slot` or `window`.
     pub alert: &'static str,
     pub previous: AlertLevel,
     pub state: AlertLevel,
@@ -242,7 +258,7 @@ pub struct AlertEvent {
     /// lowest level left (lag is now at or below [`CLEAR_FRACTION`] of it). `slot`, in bytes: the
     /// `safe_wal_bytes` below which the warning fires, when the slot has a limit. None otherwise.
     pub threshold: Option<f64>,
-    /// `seconds` or `bytes`.
+    /// `seconds`, `bytes` or (`window`) `share`.
     pub threshold_unit: &'static str,
     /// The slot, publication and origin of this stream.
     pub names: Option<Names>,
@@ -299,6 +315,34 @@ impl AlertEvent {
             }
         };
         AlertEvent::new("slot", t, message, threshold, "bytes", s)
+    }
+
+    fn window(t: Transition, status: &Status) -> AlertEvent {
+        let s = status.snapshot();
+        let window = s.window.clone().unwrap_or(crate::status::WindowStatus {
+            opened_at: None,
+            age_seconds: None,
+            max_age_seconds: None,
+            held_bytes: None,
+            max_held_bytes: None,
+            used: None,
+        });
+        let used = window.used.map_or_else(|| "an unknown share".into(), |u| format!("{:.0}%", u * 100.0));
+        let message = match t.to {
+            AlertLevel::Ok => format!("the rollback window has used {used} of its budget"),
+            level => format!(
+                "the rollback window has used {used} of its budget (open {} s of cutover.window_max {}; green holds {} of WAL for the \
+                 reverse stream, cutover.window_max_held {}): at the whole budget it ends on its own and rollback is no longer possible — \
+                 decide: `turnout rollback` or `turnout finish` ({level})",
+                window.age_seconds.map_or("?".into(), |a| a.to_string()),
+                window.max_age_seconds.map_or("unset".into(), |m| format!("{m} s")),
+                window.held_bytes.map_or("an unmeasured amount".into(), |h| mib(i64::try_from(h).unwrap_or(i64::MAX))),
+                window.max_held_bytes.map_or("unset".into(), |m| mib(i64::try_from(m).unwrap_or(i64::MAX))),
+                level = level.name()
+            ),
+        };
+        let threshold = window.used.map(|_| if t.to == AlertLevel::Critical { WINDOW_CRITICAL_SHARE } else { WINDOW_WARNING_SHARE });
+        AlertEvent::new("window", t, message, threshold, "share", s)
     }
 
     fn new(
@@ -359,10 +403,14 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     let deliver = notify::spawn(&config);
     let mut lag = rules.lag.map(|thresholds| (thresholds, Debounced::new(rules.min_duration)));
     let mut slot = Debounced::new(rules.min_duration);
+    let mut window = Debounced::new(rules.min_duration);
     if lag.is_some() {
         status.set_alert("lag", AlertLevel::Ok);
     }
     status.set_alert("slot", AlertLevel::Ok);
+    if status.window().is_some_and(|w| w.used.is_some()) {
+        status.set_alert("window", AlertLevel::Ok);
+    }
     let mut ticker = tokio::time::interval(EVALUATION_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -379,6 +427,9 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
         if let Some(t) = slot.observe(now, slot_observation(status.slot().as_ref())) {
             report(&status, &deliver, AlertEvent::slot(t, &status));
         }
+        if let Some(t) = window.observe(now, window_observation(status.window().as_ref())) {
+            report(&status, &deliver, AlertEvent::window(t, &status));
+        }
     }
 }
 
@@ -388,24 +439,6 @@ fn report(status: &Status, deliver: &Option<notify::Queue>, event: AlertEvent) {
     if let Some(queue) = deliver {
         queue.push(event);
     }
-}
-
-/// `micros` since the Unix epoch as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.123Z`).
-pub fn rfc3339(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let millis = micros.rem_euclid(1_000_000) / 1000;
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", day_secs / 3600, day_secs % 3600 / 60, day_secs % 60)
 }
 
 #[cfg(test)]

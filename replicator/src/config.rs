@@ -252,6 +252,20 @@ pub struct CutoverConfig {
     /// (`openssl genpkey -algorithm ed25519 -out FILE`).
     #[serde(default)]
     pub signing_key: Option<PathBuf>,
+    /// The rollback window ends on its own this long after the cutover, e.g. "72h".
+    #[serde(default)]
+    pub window_max: Option<String>,
+    /// The rollback window ends on its own once the reverse stream's slot holds this much WAL on
+    /// green, e.g. "50GiB" (PostgreSQL).
+    #[serde(default)]
+    pub window_max_held: Option<String>,
+}
+
+/// The rollback window's budget (`cutover.window_max`, `cutover.window_max_held`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowBudget {
+    pub max_age: Option<Duration>,
+    pub max_held_bytes: Option<u64>,
 }
 
 impl Default for CutoverConfig {
@@ -267,6 +281,8 @@ impl Default for CutoverConfig {
             verify: false,
             verify_max_age: None,
             signing_key: None,
+            window_max: None,
+            window_max_held: None,
         }
     }
 }
@@ -275,6 +291,14 @@ impl Default for CutoverConfig {
 pub const VERIFY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl CutoverConfig {
+    /// `cutover.window_max` and `cutover.window_max_held`, read.
+    pub fn window_budget(&self) -> Result<WindowBudget, Error> {
+        let max_age = opt_duration("cutover.window_max", &self.window_max)?;
+        let max_held_bytes =
+            self.window_max_held.as_deref().map(|text| parse_size(text).map_err(|e| Error::config("cutover.window_max_held", e))).transpose()?;
+        Ok(WindowBudget { max_age, max_held_bytes })
+    }
+
     /// `cutover.verify_max_age`, or its default.
     pub fn verify_max_age(&self) -> Result<std::time::Duration, Error> {
         Ok(opt_duration("cutover.verify_max_age", &self.verify_max_age)?.unwrap_or(VERIFY_MAX_AGE))
@@ -396,6 +420,7 @@ impl Config {
             ));
         }
         self.cutover.verify_max_age()?;
+        self.cutover.window_budget()?;
         let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
         let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
         opt_duration("alerts.min_duration", &self.alerts.min_duration)?;

@@ -299,6 +299,23 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     let _ = writeln!(out, "# HELP turnout_reverse 1 while replicating green → blue in the rollback window after a cutover, else 0.");
     let _ = writeln!(out, "# TYPE turnout_reverse gauge\nturnout_reverse {}", u8::from(s.direction == crate::status::Direction::Reverse));
+    if let Some(window) = &s.window {
+        let gauges = [
+            ("turnout_window_age_seconds", "Seconds since the cutover opened the rollback window.", window.age_seconds),
+            ("turnout_window_max_seconds", "cutover.window_max: the rollback window ends on its own at this age.", window.max_age_seconds),
+            ("turnout_window_held_bytes", "WAL green keeps for the reverse stream's slot in the rollback window.", window.held_bytes),
+            (
+                "turnout_window_max_held_bytes",
+                "cutover.window_max_held: the rollback window ends on its own when green holds this much.",
+                window.max_held_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            }
+        }
+    }
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);
     let _ = writeln!(out, "# HELP turnout_lag_seconds Age on blue's clock of the oldest transaction not yet durable on green (newest heartbeat when idle).");

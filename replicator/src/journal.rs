@@ -44,6 +44,13 @@ pub struct ReverseArm {
     /// `turnout finish` ended the rollback window: the reverse stream and what it used are gone.
     #[serde(default)]
     pub finished: bool,
+    /// When the reverse stream was armed (microseconds since the epoch; 0 in journals of earlier
+    /// versions): the rollback window's age counts from here (`cutover.window_max`).
+    #[serde(default)]
+    pub opened_at_us: i64,
+    /// Why the window ended on its own (its budget ran out), when it did.
+    #[serde(default)]
+    pub ended: Option<String>,
 }
 
 /// The journal entry of the current (or last) cutover.

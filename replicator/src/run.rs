@@ -47,6 +47,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         crate::cutover::Controller::new(direction, Arc::clone(&shared), state.clone(), Arc::clone(&status), Arc::clone(&channels), names.clone(), stop)
     };
     let controllers = crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
+    let rollback = Arc::clone(&controllers.rollback);
     let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
     let _http = crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers), external.clone())
         .await
@@ -61,6 +62,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     };
     let stopping = *external.borrow();
     if let (Some(arm), false) = (arm, stopping) {
+        let _window = tokio::spawn(watch_window(Arc::clone(&status), rollback, reverse_shutdown.clone()));
         run_reverse(config, &status, &channels, &names, &arm, reverse_shutdown).await?;
     }
     let stopping = *external.borrow();
@@ -93,8 +95,36 @@ async fn run_reverse(
     }
     crate::with_family!(config, F => F::before_reverse(config, forward).await);
     status.start_reverse();
+    status.set_window(arm.opened_at_us, config.cutover.window_budget()?);
     tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
     crate::with_family!(config, F => crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, channels, shutdown).await)
+}
+
+/// Ends the rollback window once its budget is spent (`cutover.window_max`, `cutover.window_max_held`;
+/// see [`crate::status::WindowStatus::spent`]) — unless a rollback is running, which ends it anyway —
+/// with a critical log line naming the budget; a rollback is then refused naming it. Checks every
+/// second until `shutdown`.
+async fn watch_window(status: Arc<Status>, rollback: Arc<crate::cutover::Controller>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let Some(why) = status.window().and_then(|w| w.spent()) else { continue };
+        if rollback.running() {
+            continue;
+        }
+        match rollback.end_window(Some(why.clone())).await {
+            Ok(done) => {
+                tracing::error!(
+                    "the rollback window ended on its own: {why}; {}. Rollback to blue is no longer possible; green is the source of truth",
+                    done.join("; ")
+                );
+                return;
+            }
+            Err(e) => tracing::error!("the rollback window's budget is spent ({why}) but ending it failed: {e}; run `turnout finish`"),
+        }
+    }
 }
 
 /// Backoff after a transient failure: from 0.5 s doubling to 30 s, each wait drawn at random from its

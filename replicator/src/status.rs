@@ -193,6 +193,41 @@ pub struct Status {
     /// Level of each enabled alert (`lag`, `slot`), as the alert task last decided.
     alerts: Mutex<BTreeMap<String, AlertLevel>>,
     copy: Mutex<Option<CopyTracker>>,
+    /// The rollback window's opening time and budget, in the reverse direction.
+    window: Mutex<Option<(i64, crate::config::WindowBudget)>>,
+}
+
+/// The rollback window, on `/status` while the reverse stream runs.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct WindowStatus {
+    /// When the cutover armed the reverse stream; none in journals of earlier versions.
+    pub opened_at: Option<String>,
+    pub age_seconds: Option<u64>,
+    /// `cutover.window_max`.
+    pub max_age_seconds: Option<u64>,
+    /// WAL green keeps for the reverse stream's slot (PostgreSQL); none where not measured.
+    pub held_bytes: Option<u64>,
+    /// `cutover.window_max_held`.
+    pub max_held_bytes: Option<u64>,
+    /// The larger share of either budget used (1.0: the window ends); none without a budget.
+    pub used: Option<f64>,
+}
+
+impl WindowStatus {
+    /// Why the window must end now, when a budget is spent.
+    pub fn spent(&self) -> Option<String> {
+        if let (Some(age), Some(max)) = (self.age_seconds, self.max_age_seconds) {
+            if age >= max {
+                return Some(format!("cutover.window_max ({max} s) passed: the window was open {age} s"));
+            }
+        }
+        match (self.held_bytes, self.max_held_bytes) {
+            (Some(held), Some(max)) if held >= max => {
+                Some(format!("green holds {held} bytes of WAL for the reverse stream, at or above cutover.window_max_held ({max} bytes)"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The last error, what turnout does about it and what the operator can do.
@@ -253,6 +288,8 @@ pub struct Snapshot {
     /// A live verify's hold on the apply: `idle`, `armed`, `at`, `reached` or `passed` (`turnout verify
     /// --live`); filled in from the pipeline's channels by the HTTP API, `idle` otherwise.
     pub verify_hold: &'static str,
+    /// The rollback window, while the reverse stream runs.
+    pub window: Option<WindowStatus>,
 }
 
 impl Default for Status {
@@ -279,6 +316,7 @@ impl Default for Status {
             slot: Mutex::new(None),
             alerts: Mutex::new(BTreeMap::new()),
             copy: Mutex::new(None),
+            window: Mutex::new(None),
         }
     }
 }
@@ -417,6 +455,33 @@ impl Status {
     /// The slot as blue last reported it.
     pub fn slot(&self) -> Option<SlotHealth> {
         lock(&self.slot).clone()
+    }
+
+    /// The reverse stream runs in a rollback window opened at `opened_at_us` (0: unknown) with
+    /// `budget`.
+    pub fn set_window(&self, opened_at_us: i64, budget: crate::config::WindowBudget) {
+        *lock(&self.window) = Some((opened_at_us, budget));
+    }
+
+    /// The rollback window now; none outside it.
+    pub fn window(&self) -> Option<WindowStatus> {
+        let (opened_at_us, budget) = (*lock(&self.window))?;
+        let known = opened_at_us > 0;
+        let age = known.then(|| u64::try_from(now_micros().saturating_sub(opened_at_us) / 1_000_000).unwrap_or(0));
+        let held = lock(&self.slot).as_ref().map(|slot| slot.retained_bytes);
+        let max_age = budget.max_age.map(|d| d.as_secs());
+        let shares = [
+            age.zip(max_age).map(|(age, max)| age as f64 / max.max(1) as f64),
+            held.zip(budget.max_held_bytes).map(|(held, max)| held as f64 / max.max(1) as f64),
+        ];
+        Some(WindowStatus {
+            opened_at: known.then(|| crate::duration::rfc3339(opened_at_us)),
+            age_seconds: age,
+            max_age_seconds: max_age,
+            held_bytes: held,
+            max_held_bytes: budget.max_held_bytes,
+            used: shares.into_iter().flatten().reduce(f64::max),
+        })
     }
 
     /// Records the current level of alert `name`.
@@ -560,6 +625,7 @@ impl Status {
         let show = |p: &Option<Position>| p.as_ref().map(ToString::to_string).unwrap_or_default();
         let verify_hold = "idle";
         let copy = self.copy_progress();
+        let window = self.window();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -586,6 +652,7 @@ impl Status {
                 last_error: i.last_error.clone(),
                 alerts,
                 verify_hold,
+                window,
             }
         })
     }

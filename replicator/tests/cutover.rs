@@ -286,6 +286,34 @@ async fn a_rehearsal_names_long_transactions_on_blue_and_sessions_on_green() {
     assert_eq!(s.t.sigterm(), Some(0));
 }
 
+/// The rollback window has a budget: with `cutover.window_max`, `/status` and `/metrics` show the
+/// window's age and the WAL green holds for the reverse stream, the `window` alert rises as the
+/// budget is used, and at its end the window closes on its own — the reverse stream stops, its slot
+/// on green is dropped — and a rollback is refused naming the budget.
+#[tokio::test]
+async fn the_rollback_window_ends_on_its_own_when_its_budget_is_spent() {
+    let keys = "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\nwindow_max = \"6s\"\n";
+    let mut s = setup_keyed(pair(SCHEMA).await, keys, "").await;
+    let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    let window = common::wait_for(&mut s.t, "the rollback window on /status", |t| {
+        t.status().filter(|v| v["direction"] == "reverse" && v["window"]["held_bytes"].is_u64()).map(|v| v["window"].clone())
+    })
+    .await;
+    assert_eq!(window["max_age_seconds"], 6, "{window}");
+    let metrics = s.t.metrics();
+    assert!(metrics.contains("turnout_window_age_seconds ") && metrics.contains("turnout_window_held_bytes "), "{metrics}");
+    common::wait_for(&mut s.t, "the window alert", |t| t.status().filter(|v| v["alerts"]["window"] == "critical")).await;
+    common::wait_for(&mut s.t, "the window to end", |t| t.log_text().contains("the rollback window ended on its own").then_some(())).await;
+    let g = s.green().await;
+    let slots: i64 = g.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '%\\_back'", &[]).await.expect("slots").get(0);
+    assert_eq!(slots, 0, "the reverse stream's slot must be dropped when the window ends");
+    let (code, out) = common::turnout_command(&s.t, "rollback", &["--when-lag", "<1s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the rollback window ended on its own: cutover.window_max (6 s) passed"), "{out}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
 /// A transient failure before the fence is retried, not fatal: pgbouncer's admin console, reached
 /// through a proxy, drops the first connections the cutover opens to check the fence (as a
 /// pgbouncer restarting would), and the cutover retries, then completes with every row on green.

@@ -208,10 +208,11 @@ impl Controller {
             }
             _ => return Err("there is nothing to roll back: no cutover to green completed".into()),
         };
-        if arm.finished {
-            return Err("`turnout finish` already ended the rollback window".into());
+        match (&arm.ended, arm.finished) {
+            (Some(why), _) => Err(format!("the rollback window ended on its own: {why}; there is no way back to replay")),
+            (None, true) => Err("`turnout finish` already ended the rollback window".into()),
+            (None, false) => Ok(arm),
         }
-        Ok(arm)
     }
 
     /// Starts a cutover (rollback) in the background. Refused while one runs or after one completed.
@@ -289,13 +290,23 @@ impl Controller {
     /// sidecar no longer replicates, and `turnout teardown` drops what is left. Returns one line per
     /// thing done.
     pub async fn finish(&self) -> Result<Vec<String>, String> {
+        self.end_window(None).await
+    }
+
+    /// Ends the rollback window as [`Controller::finish`] does, for `why` when its budget ran out
+    /// (`cutover.window_max`, `cutover.window_max_held`): then a rollback is refused naming it.
+    pub async fn end_window(&self, why: Option<String>) -> Result<Vec<String>, String> {
         if self.running() {
             return Err("a rollback is running; wait for it to end".into());
         }
         let mut journal = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
         let arm = match journal.as_mut() {
             Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => {
+                if why.is_some() && arm.finished {
+                    return Err("the rollback window was already ended".into());
+                }
                 arm.finished = true;
+                arm.ended = why.or(arm.ended.take());
                 arm.clone()
             }
             _ => return Err("there is no rollback window to finish: no cutover with a reverse stream completed".into()),
@@ -587,7 +598,14 @@ impl Controller {
         match procedure.arm_reverse().await {
             Ok(Some((line, position))) => {
                 self.say(line);
-                journal.reverse = Some(ReverseArm { names, forward_origin: self.names.origin.clone(), position, finished: false });
+                journal.reverse = Some(ReverseArm {
+                    names,
+                    forward_origin: self.names.origin.clone(),
+                    position,
+                    finished: false,
+                    opened_at_us: crate::status::now_micros(),
+                    ended: None,
+                });
                 Ok(())
             }
             Ok(None) => Ok(()),
