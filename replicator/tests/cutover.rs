@@ -639,6 +639,14 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
     s.t.start();
     wait_reverse(&mut s.t).await;
     writer.wait_for(writer.count() + 50).await;
+    // The rollback rehearsed first: green fenced, blue proves it holds everything, the fence lifted;
+    // the application goes on writing on green.
+    let rehearse = ["--rehearse", "--yes", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let (code, out) = common::turnout_command(&s.t, "rollback", &rehearse).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("blue applied the sentinel") && out.contains("rehearsal complete: writes on green"), "{out}");
+    assert_eq!(port_behind(&through).await, i32::from(s.green.port()), "a rehearsal leaves traffic on green");
+    writer.wait_for(writer.count() + 50).await;
     let (code, out) = common::turnout_command(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("blue applied the sentinel") && out.contains("traffic is on blue"), "{out}");

@@ -51,13 +51,15 @@ impl super::Controller {
 /// or why not (one line for the operator).
 pub(crate) async fn check(config: &Config, direction: Direction, max_age: Duration, now_us: i64) -> Result<VerifyResult, String> {
     let again = "run `turnout verify --live` (with the sidecar streaming), then cut over";
-    let last = Finished::load(&config.state.dir).map_err(|e| format!("the verify gate cannot read the last live verify: {e}"))?;
-    let Some(last) = last else {
-        return Err(format!("--verify: no live verify has finished for this stream; {again}"));
-    };
+    // The direction's own configuration: in the rollback window green is the source, and the
+    // verify kept its result in the reverse stream's state directory.
     let source_config = match direction {
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
+    };
+    let last = Finished::load(&source_config.state.dir).map_err(|e| format!("the verify gate cannot read the last live verify: {e}"))?;
+    let Some(last) = last else {
+        return Err(format!("--verify: no live verify has finished for this stream; {again}"));
     };
     let (source, tables) = crate::with_family!(source_config, F => {
         let backend = F::live(&source_config).map_err(|e| format!("the verify gate cannot reach this stream's source: {e}"))?;

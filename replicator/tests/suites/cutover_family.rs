@@ -648,8 +648,17 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     let (code, out) = turnout(&s.t, "verify", &["--live", "--chunk-rows", "100"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("compared at green position") && out.contains("3 tables compared, 0 differ"), "{out}");
-    let (code, out) = turnout(&s.t, "rollback", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    // The rollback rehearsed first: green fenced, blue proves it holds everything, the fence lifted;
+    // the application goes on writing on green.
+    let (code, out) = turnout(&s.t, "rollback", &["--rehearse", "--yes", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("blue applied the sentinel") && out.contains("rehearsal complete: writes on green"), "{out}");
+    assert!(!read_only(&s.green), "a rehearsal of the rollback leaves green writable");
+    writer.wait_for(writer.count() + 50).await;
+    // The rollback, gated on the verify that compared green with blue.
+    let (code, out) = turnout(&s.t, "rollback", &["--verify", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("verify gate: the live verify of 3 tables"), "{out}");
     assert!(out.contains("fenced writes on green (read_only = ON") && out.contains("blue applied the sentinel"), "{out}");
     assert!(out.contains("blue was read-only: set read_only = OFF"), "{out}");
     let after = writer.count();
