@@ -117,20 +117,24 @@ impl Saved {
     /// Reads the progress file; none when absent. A file that cannot be read as progress is an error
     /// naming it (remove it, or run with `--restart`).
     pub fn load(path: &Path) -> Result<Option<Saved>, Error> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::State(format!("reading {}: {e}", path.display()))),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::State(format!("{} is not a live verify's progress ({e}); remove it or run with --restart", path.display())))
+        load_json(path, "a live verify's progress", "remove it or run with --restart")
     }
 
     /// Replaces the progress file atomically.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         save_json(self, path)
     }
+}
+
+/// Reads `path` as JSON of `what`; none when absent. Unreadable content is an error naming the file
+/// and `fix`.
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, fix: &str) -> Result<Option<T>, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::State(format!("reading {}: {e}", path.display()))),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::State(format!("{} is not {what} ({e}); {fix}", path.display())))
 }
 
 /// Replaces `path` with `value` as JSON atomically: written beside, synced, renamed.
@@ -179,15 +183,7 @@ impl Finished {
     /// Reads the last result; none when no verify finished. A file that cannot be read as one (of
     /// another format) is an error naming it.
     pub fn load(state_dir: &Path) -> Result<Option<Finished>, Error> {
-        let path = finished_path(state_dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::State(format!("reading {}: {e}", path.display()))),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::State(format!("{} is not a live verify's result ({e}); run `turnout verify --live` again", path.display())))
+        load_json(&finished_path(state_dir), "a live verify's result", "run `turnout verify --live` again")
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<(), Error> {
