@@ -125,6 +125,9 @@ impl MoveArgs {
     /// names the missing flag.
     pub fn request(&self) -> Result<Option<crate::cutover::Request>, String> {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if self.dry_run && self.report.is_some() {
+            return Err("--dry-run changes nothing and leaves no certificate: drop --report".into());
+        }
         let Some(when_lag) = self.when_lag else {
             if self.report.is_some() && !self.rehearse && !self.dry_run && !self.verify {
                 return Ok(None);

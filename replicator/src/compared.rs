@@ -166,7 +166,9 @@ pub struct Finished {
     pub version: u32,
     /// The source compared (`host:port/database`).
     pub source: String,
-    /// The target compared ([`address`] of its URL).
+    /// The target compared ([`address`] of its URL); empty in results of earlier versions, which
+    /// the gate then refuses as of another target.
+    #[serde(default)]
     pub target: String,
     /// Which way the sidecar replicated: in the rollback window green is the source.
     pub direction: crate::status::Direction,

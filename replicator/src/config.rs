@@ -294,8 +294,14 @@ impl CutoverConfig {
     /// `cutover.window_max` and `cutover.window_max_held`, read.
     pub fn window_budget(&self) -> Result<WindowBudget, Error> {
         let max_age = opt_duration("cutover.window_max", &self.window_max)?;
+        if max_age.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(Error::config("cutover.window_max", "is under a second: the window would end at once; give e.g. \"72h\""));
+        }
         let max_held_bytes =
             self.window_max_held.as_deref().map(|text| parse_size(text).map_err(|e| Error::config("cutover.window_max_held", e))).transpose()?;
+        if max_held_bytes == Some(0) {
+            return Err(Error::config("cutover.window_max_held", "is zero: the window would end at once; give e.g. \"50GiB\""));
+        }
         Ok(WindowBudget { max_age, max_held_bytes })
     }
 
@@ -420,7 +426,12 @@ impl Config {
             ));
         }
         self.cutover.verify_max_age()?;
-        self.cutover.window_budget()?;
+        if self.cutover.window_budget()?.max_held_bytes.is_some() && source != SourceKind::Pg {
+            return Err(Error::config(
+                "cutover.window_max_held",
+                "applies to PostgreSQL only: green's binlogs are kept by green's own retention, not held by turnout; use cutover.window_max",
+            ));
+        }
         let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
         let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
         opt_duration("alerts.min_duration", &self.alerts.min_duration)?;
@@ -767,6 +778,9 @@ dir = "/var/lib/turnout"
             ("[alerts]\nlag_warning = \"30s\"\nlag_critical = \"5s\"", "alerts.lag_critical"),
             ("[alerts]\nwebhook = \"ftp://x\"", "alerts.webhook"),
             ("[cutover]\nfence = \"pgbouncer\"", "cutover.pgbouncer"),
+            ("[cutover]\nwindow_max = \"500ms\"", "cutover.window_max"),
+            ("[cutover]\nwindow_max_held = \"0B\"", "cutover.window_max_held"),
+            ("[cutover]\nverify_max_age = \"soon\"", "cutover.verify_max_age"),
             ("[cutover]\nfence = \"pgbouncer\"\n[cutover.pgbouncer]\ndatabase = \"app\"", "cutover.pgbouncer.admin_url"),
             (
                 "[cutover]\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"postgres://a:b@h:6432/pgbouncer\"\ndatabase = \"app\"",

@@ -48,8 +48,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        "" => return Err(format!("'{text}' needs a unit: B, KiB, MiB or GiB")),
-        other => return Err(format!("'{text}' has unknown unit '{other}'; use B, KiB, MiB or GiB")),
+        "t" | "tb" | "tib" => 1 << 40,
+        "" => return Err(format!("'{text}' needs a unit: B, KiB, MiB, GiB or TiB")),
+        other => return Err(format!("'{text}' has unknown unit '{other}'; use B, KiB, MiB, GiB or TiB")),
     };
     value.checked_mul(factor).ok_or_else(|| format!("'{text}' is out of range"))
 }

@@ -95,7 +95,18 @@ async fn run_reverse(
     }
     crate::with_family!(config, F => F::before_reverse(config, forward).await);
     status.start_reverse();
-    status.set_window(arm.opened_at_us, config.cutover.window_budget()?);
+    let budget = config.cutover.window_budget()?;
+    let opened_at_us = if arm.opened_at_us > 0 {
+        arm.opened_at_us
+    } else {
+        if budget.max_age.is_some() {
+            tracing::warn!(
+                "this cutover was made by an earlier version, which did not record when the rollback window opened: cutover.window_max counts from now"
+            );
+        }
+        crate::status::now_micros()
+    };
+    status.set_window(opened_at_us, budget);
     tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
     crate::with_family!(config, F => crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, channels, shutdown).await)
 }
@@ -105,13 +116,20 @@ async fn run_reverse(
 /// with a critical log line naming the budget; a rollback is then refused naming it. Checks every
 /// second until `shutdown`.
 async fn watch_window(status: Arc<Status>, rollback: Arc<crate::cutover::Controller>, mut shutdown: watch::Receiver<bool>) {
+    // A budget must stay spent for this long (this machine's monotonic clock) before the window ends:
+    // one reading after a wall-clock step, or a passing WAL spike, ends nothing.
+    const CONFIRM: Duration = Duration::from_secs(10);
+    let mut spent_since: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let Some(why) = status.window().and_then(|w| w.spent()) else { continue };
-        if rollback.running() {
+        let Some(why) = status.window().and_then(|w| w.spent()) else {
+            spent_since = None;
+            continue;
+        };
+        if spent_since.get_or_insert_with(std::time::Instant::now).elapsed() < CONFIRM || rollback.running() {
             continue;
         }
         match rollback.end_window(Some(why.clone())).await {

@@ -463,6 +463,12 @@ impl Status {
         *lock(&self.window) = Some((opened_at_us, budget));
     }
 
+    /// The rollback window ended (or the reverse stream stopped): nothing more to show.
+    pub fn clear_window(&self) {
+        *lock(&self.window) = None;
+        lock(&self.alerts).remove("window");
+    }
+
     /// The rollback window now; none outside it.
     pub fn window(&self) -> Option<WindowStatus> {
         let (opened_at_us, budget) = (*lock(&self.window))?;

@@ -78,13 +78,13 @@ pub struct Request {
     #[serde(default)]
     pub dry_run: bool,
     /// Everything up to the proof, then undo the fence instead of switching.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rehearse: bool,
     /// Go on only after a passing live verify no older than `verify_max_age_ms` (the configured
     /// `cutover.verify` asks for it too).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_max_age_ms: Option<u64>,
 }
 
@@ -208,6 +208,9 @@ impl Controller {
             }
             _ => return Err("there is nothing to roll back: no cutover to green completed".into()),
         };
+        if let Some(why) = self.status.window().and_then(|w| w.spent()) {
+            return Err(format!("the rollback window's budget is spent ({why}); it is ending, there is no way back to replay"));
+        }
         match (&arm.ended, arm.finished) {
             (Some(why), _) => Err(format!("the rollback window ended on its own: {why}; there is no way back to replay")),
             (None, true) => Err("`turnout finish` already ended the rollback window".into()),
@@ -217,11 +220,13 @@ impl Controller {
 
     /// Starts a cutover (rollback) in the background. Refused while one runs or after one completed.
     pub fn start(self: &Arc<Self>, request: Request) -> Result<String, String> {
-        if self.direction == Direction::Reverse {
-            self.rollback_allowed()?;
-        }
         {
+            // Under the progress lock, as `end_window` checks and ends the window: a rollback and
+            // the window's end never both go ahead.
             let mut p = lock(&self.progress);
+            if self.direction == Direction::Reverse {
+                self.rollback_allowed()?;
+            }
             match (p.outcome.as_deref(), self.direction) {
                 (Some("running"), _) => return Err(format!("a {} is already running", self.direction.what())),
                 (Some("done"), Direction::Forward) => return Err("this stream was already cut over to green".into()),
@@ -230,12 +235,13 @@ impl Controller {
             }
             // A fence a failed undo may have left up is settled first: a new run would overwrite the
             // journal that tells the restart to undo it.
-            if let Ok(Some(journal)) = self.state.journal(self.direction) {
-                if journal.step.fence_may_be_up() {
+            if let Some(journal) = self.state.journal(self.direction).map_err(|e| format!("reading the journal: {e}"))? {
+                if journal.step.fence_may_be_up() || journal.step == Step::Switching {
                     return Err(format!(
-                        "{} {} may have left the fence up ({}); restart `turnout run`, which undoes it, before starting another",
+                        "{} {} was left unsettled ({:?}: {}); restart `turnout run`, which settles it from the journal, before starting another",
                         self.direction.what(),
                         journal.id,
+                        journal.step,
                         journal.message.unwrap_or_default()
                     ));
                 }
@@ -293,11 +299,21 @@ impl Controller {
         self.end_window(None).await
     }
 
-    /// Ends the rollback window as [`Controller::finish`] does, for `why` when its budget ran out
-    /// (`cutover.window_max`, `cutover.window_max_held`): then a rollback is refused naming it.
-    pub async fn end_window(&self, why: Option<String>) -> Result<Vec<String>, String> {
-        if self.running() {
+    /// Journals the window's end, unless a rollback runs or left green unsettled; returns the
+    /// reverse stream it ends. Under the progress lock, as `start` checks whether a rollback may
+    /// begin: a rollback and the window's end never both go ahead.
+    fn close_window(&self, why: Option<String>) -> Result<ReverseArm, String> {
+        let progress = lock(&self.progress);
+        if progress.outcome.as_deref() == Some("running") {
             return Err("a rollback is running; wait for it to end".into());
+        }
+        if let Some(rollback) = self.state.journal(Direction::Reverse).map_err(|e| e.to_string())? {
+            if rollback.step.fence_may_be_up() || rollback.step == Step::Switching {
+                return Err(format!(
+                    "rollback {} was left unsettled ({:?}); restart `turnout run`, which settles it, before ending the window",
+                    rollback.id, rollback.step
+                ));
+            }
         }
         let mut journal = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
         let arm = match journal.as_mut() {
@@ -314,7 +330,15 @@ impl Controller {
         if let Some(journal) = &journal {
             self.state.put_cutover_journal(journal, true).map_err(|e| e.to_string())?;
         }
+        Ok(arm)
+    }
+
+    /// Ends the rollback window as [`Controller::finish`] does, for `why` when its budget ran out
+    /// (`cutover.window_max`, `cutover.window_max_held`): then a rollback is refused naming it.
+    pub async fn end_window(&self, why: Option<String>) -> Result<Vec<String>, String> {
+        let arm = self.close_window(why)?;
         let _ = self.stop.send(true);
+        self.status.clear_window();
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
         done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
         self.status.set_phase(Phase::Stopped);
@@ -453,6 +477,12 @@ impl Controller {
         // whatever turnout's forward apply commits after that point carries its origin and never goes
         // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
         // restart; the position is in every journal entry after.
+        // The window may have ended since the rollback began.
+        if self.direction == Direction::Reverse {
+            if let Err(reason) = self.rollback_allowed() {
+                return self.fail(&mut journal, reason);
+            }
+        }
         self.journal(&mut journal, Step::Fencing, None)?;
         if !procedure.arms_reverse_after_proof() {
             if let Err(e) = self.arm_reverse(&mut procedure, &mut journal).await {

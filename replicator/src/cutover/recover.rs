@@ -33,10 +33,19 @@ pub enum Resume {
 pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
     crate::with_family!(config, F => recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?);
     let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
+    // A rollback interrupted with green fenced (or switching) is settled whatever became of the
+    // window since: it is what keeps green from staying fenced.
+    if cutover.step == Step::Done && cutover.reverse.is_some() && state.journal(Direction::Reverse)?.is_some() {
+        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config)).await?);
+    }
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,
         (Step::Done, arm) => {
-            let why = if arm.is_some() { "; `turnout finish` ended its rollback window" } else { "" };
+            let why = match arm.as_ref().map(|a| a.ended.as_deref()) {
+                Some(Some(ended)) => format!("; the rollback window ended on its own: {ended}"),
+                Some(None) => "; `turnout finish` ended its rollback window".to_owned(),
+                None => String::new(),
+            };
             return Err(Error::Setup(format!(
                 "this stream was cut over to green (cutover {}: {}{why}); blue is no longer the source. Run `turnout teardown` \
                  before replicating again",
@@ -46,7 +55,6 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         }
         _ => return Ok(Resume::Forward),
     };
-    crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config)).await?);
     match state.journal(Direction::Reverse)? {
         Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
             "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates. Run `turnout teardown` to \

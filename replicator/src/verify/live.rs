@@ -151,19 +151,23 @@ async fn live<B: Backend>(
         p.abort();
     }
     outcome?;
-    // Finished: nothing to resume; the result is kept for the cutover's gate.
-    progress::Finished {
+    // Finished: nothing to resume; a whole run's result is kept for the cutover's gate (one of a
+    // single table does not replace it).
+    let whole = opts.table.is_none();
+    let kept = progress::Finished {
         version: progress::FINISHED_VERSION,
         source: saved.source.clone(),
         target: crate::compared::address(config.target.url.expose()),
         direction,
-        whole: opts.table.is_none(),
+        whole,
         tables: saved.tables.clone(),
         positions: saved.positions.clone(),
         rounds_at_us: saved.rounds_at_us.clone(),
         finished_at_us: crate::status::now_micros(),
+    };
+    if whole {
+        kept.save(&config.state.dir)?;
     }
-    .save(&config.state.dir)?;
     let _ = std::fs::remove_file(&file);
     let target_only_columns = backend.target_only_columns(&tables).await?;
     Ok(LiveReport {
