@@ -18,7 +18,7 @@
 //! Guarantees:
 //! - Every step is journaled in the state store (synced) *before* it acts. A failure before the switch,
 //!   or a write pause about to exceed `--max-pause`, undoes the fence; blue keeps serving.
-//! - After a crash, [`recover`] (run at start) settles the journal: a cutover that had not started its
+//! - After a crash, [`recover()`] (run at start) settles the journal: a cutover that had not started its
 //!   switch is undone (fence lifted); one that had started switching is completed (the sentinel was
 //!   already proven, and every switch is idempotent). Never both databases writable, never neither.
 //! - After a completed cutover this stream refuses to replicate again (blue is no longer the source of
