@@ -9,6 +9,7 @@
 //!
 //! Every failure of this crate is a [`DecodeError`], which says whether retrying can help.
 
+pub mod calendar;
 pub mod error;
 pub mod event;
 pub mod mysql;

@@ -319,14 +319,7 @@ impl AlertEvent {
 
     fn window(t: Transition, status: &Status) -> AlertEvent {
         let s = status.snapshot();
-        let window = s.window.clone().unwrap_or(crate::status::WindowStatus {
-            opened_at: None,
-            age_seconds: None,
-            max_age_seconds: None,
-            held_bytes: None,
-            max_held_bytes: None,
-            used: None,
-        });
+        let window = s.window.clone().unwrap_or_default();
         let used = window.used.map_or_else(|| "an unknown share".into(), |u| format!("{:.0}%", u * 100.0));
         let message = match t.to {
             AlertLevel::Ok => format!("the rollback window has used {used} of its budget"),
@@ -334,7 +327,7 @@ impl AlertEvent {
                 "the rollback window has used {used} of its budget (open {} s of cutover.window_max {}; green holds {} of WAL for the \
                  reverse stream, cutover.window_max_held {}): at the whole budget it ends on its own and rollback is no longer possible — \
                  decide: `turnout rollback` or `turnout finish` ({level})",
-                window.age_seconds.map_or("?".into(), |a| a.to_string()),
+                window.age_seconds,
                 window.max_age_seconds.map_or("unset".into(), |m| format!("{m} s")),
                 window.held_bytes.map_or("an unmeasured amount".into(), |h| mib(i64::try_from(h).unwrap_or(i64::MAX))),
                 window.max_held_bytes.map_or("unset".into(), |m| mib(i64::try_from(m).unwrap_or(i64::MAX))),

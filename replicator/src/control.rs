@@ -188,19 +188,18 @@ async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> (i3
     (watch(listen, path, to).await, id)
 }
 
-/// Refuses to ask for a rehearsal or a gate from a sidecar that does not list it as understood: an
-/// older one would ignore the field and run a plain cutover.
+/// Refuses to ask a sidecar for a field it does not list as understood (a rehearsal, a gate): an
+/// older one would ignore the field and run a plain cutover. The fields asked for are those the
+/// request carries beyond [`Request::BASE`] (unset ones are not sent).
 async fn sidecar_understands(listen: &str, path: &str, request: &Request) -> Result<(), String> {
-    let wanted: Vec<&str> = [("rehearse", request.rehearse), ("verify", request.verify), ("verify_max_age_ms", request.verify_max_age_ms.is_some())]
-        .into_iter()
-        .filter_map(|(field, asked)| asked.then_some(field))
-        .collect();
+    let sent = serde_json::to_value(request).unwrap_or_default();
+    let wanted: Vec<&String> = sent.as_object().into_iter().flat_map(|o| o.keys()).filter(|k| !Request::BASE.contains(&k.as_str())).collect();
     if wanted.is_empty() {
         return Ok(());
     }
     let body = get(listen, path).await.map_err(|e| format!("cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)"))?;
     let progress: Progress = serde_json::from_str(&body).map_err(|e| format!("unexpected answer from the sidecar: {e}"))?;
-    let missing: Vec<&str> = wanted.into_iter().filter(|w| !progress.accepts.iter().any(|a| a == w)).collect();
+    let missing: Vec<&str> = wanted.into_iter().map(String::as_str).filter(|w| !progress.accepts.iter().any(|a| a == w)).collect();
     if missing.is_empty() {
         Ok(())
     } else {

@@ -301,7 +301,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let _ = writeln!(out, "# TYPE turnout_reverse gauge\nturnout_reverse {}", u8::from(s.direction == crate::status::Direction::Reverse));
     if let Some(window) = &s.window {
         let gauges = [
-            ("turnout_window_age_seconds", "Seconds since the cutover opened the rollback window.", window.age_seconds),
+            ("turnout_window_age_seconds", "Seconds since the cutover opened the rollback window.", Some(window.age_seconds)),
             ("turnout_window_max_seconds", "cutover.window_max: the rollback window ends on its own at this age.", window.max_age_seconds),
             ("turnout_window_held_bytes", "WAL green keeps for the reverse stream's slot in the rollback window.", window.held_bytes),
             (

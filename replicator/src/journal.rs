@@ -29,6 +29,12 @@ impl Step {
     pub(crate) fn fence_may_be_up(self) -> bool {
         matches!(self, Step::Fencing | Step::SentinelApplied | Step::SequencesSynced | Step::ArmingReverse)
     }
+
+    /// Only a restart settles this step (undoes the fence or completes the switch): nothing may
+    /// overwrite the journal entry that says so.
+    pub(crate) fn unsettled(self) -> bool {
+        self.fence_may_be_up() || self == Step::Switching
+    }
 }
 
 /// The reverse stream a cutover armed: green → blue from `position`, the consistent point of the slot

@@ -198,11 +198,12 @@ pub struct Status {
 }
 
 /// The rollback window, on `/status` while the reverse stream runs.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct WindowStatus {
-    /// When the cutover armed the reverse stream; none in journals of earlier versions.
-    pub opened_at: Option<String>,
-    pub age_seconds: Option<u64>,
+    /// When the cutover armed the reverse stream (for a cutover of an earlier version, which did
+    /// not record it: when `turnout run` started).
+    pub opened_at: String,
+    pub age_seconds: u64,
     /// `cutover.window_max`.
     pub max_age_seconds: Option<u64>,
     /// WAL green keeps for the reverse stream's slot (PostgreSQL); none where not measured.
@@ -216,10 +217,8 @@ pub struct WindowStatus {
 impl WindowStatus {
     /// Why the window must end now, when a budget is spent.
     pub fn spent(&self) -> Option<String> {
-        if let (Some(age), Some(max)) = (self.age_seconds, self.max_age_seconds) {
-            if age >= max {
-                return Some(format!("cutover.window_max ({max} s) passed: the window was open {age} s"));
-            }
+        if let Some(max) = self.max_age_seconds.filter(|max| self.age_seconds >= *max) {
+            return Some(format!("cutover.window_max ({max} s) passed: the window was open {} s", self.age_seconds));
         }
         match (self.held_bytes, self.max_held_bytes) {
             (Some(held), Some(max)) if held >= max => {
@@ -457,8 +456,7 @@ impl Status {
         lock(&self.slot).clone()
     }
 
-    /// The reverse stream runs in a rollback window opened at `opened_at_us` (0: unknown) with
-    /// `budget`.
+    /// The reverse stream runs in a rollback window opened at `opened_at_us` with `budget`.
     pub fn set_window(&self, opened_at_us: i64, budget: crate::config::WindowBudget) {
         *lock(&self.window) = Some((opened_at_us, budget));
     }
@@ -472,16 +470,12 @@ impl Status {
     /// The rollback window now; none outside it.
     pub fn window(&self) -> Option<WindowStatus> {
         let (opened_at_us, budget) = (*lock(&self.window))?;
-        let known = opened_at_us > 0;
-        let age = known.then(|| u64::try_from(now_micros().saturating_sub(opened_at_us) / 1_000_000).unwrap_or(0));
+        let age = u64::try_from(now_micros().saturating_sub(opened_at_us) / 1_000_000).unwrap_or(0);
         let held = lock(&self.slot).as_ref().map(|slot| slot.retained_bytes);
         let max_age = budget.max_age.map(|d| d.as_secs());
-        let shares = [
-            age.zip(max_age).map(|(age, max)| age as f64 / max.max(1) as f64),
-            held.zip(budget.max_held_bytes).map(|(held, max)| held as f64 / max.max(1) as f64),
-        ];
+        let shares = [max_age.map(|max| age as f64 / max.max(1) as f64), held.zip(budget.max_held_bytes).map(|(held, max)| held as f64 / max.max(1) as f64)];
         Some(WindowStatus {
-            opened_at: known.then(|| crate::duration::rfc3339(opened_at_us)),
+            opened_at: crate::duration::rfc3339(opened_at_us),
             age_seconds: age,
             max_age_seconds: max_age,
             held_bytes: held,

@@ -103,8 +103,20 @@ pub struct Progress {
     pub accepts: Vec<String>,
 }
 
-/// What [`Progress::accepts`] lists.
-pub const ACCEPTS: [&str; 4] = ["dry_run", "rehearse", "verify", "verify_max_age_ms"];
+/// What [`Progress::accepts`] lists: the fields of [`Request`] beyond [`Request::BASE`].
+pub const ACCEPTS: [&str; 3] = ["rehearse", "verify", "verify_max_age_ms"];
+
+impl Request {
+    /// The fields every sidecar understands, sent in every request.
+    pub const BASE: [&str; 4] = ["when_lag_ms", "timeout_ms", "max_pause_ms", "dry_run"];
+}
+
+impl Progress {
+    /// No cutover yet, in a sidecar that lists what it accepts.
+    fn new() -> Progress {
+        Progress { accepts: ACCEPTS.map(String::from).to_vec(), ..Progress::default() }
+    }
+}
 
 /// The sidecar's cutover (or rollback) controller, shared with the HTTP API: one for each
 /// direction.
@@ -145,7 +157,7 @@ impl Controller {
         names: Names,
         stop: watch::Sender<bool>,
     ) -> Arc<Controller> {
-        let mut progress = Progress { accepts: ACCEPTS.map(String::from).to_vec(), ..Progress::default() };
+        let mut progress = Progress::new();
         if let Ok(Some(j)) = state.journal(direction) {
             progress.id = Some(j.id.clone());
             let rehearsed = j.message.as_deref().is_some_and(|m| m.starts_with(rehearse::COMPLETE));
@@ -236,7 +248,7 @@ impl Controller {
             // A fence a failed undo may have left up is settled first: a new run would overwrite the
             // journal that tells the restart to undo it.
             if let Some(journal) = self.state.journal(self.direction).map_err(|e| format!("reading the journal: {e}"))? {
-                if journal.step.fence_may_be_up() || journal.step == Step::Switching {
+                if journal.step.unsettled() {
                     return Err(format!(
                         "{} {} was left unsettled ({:?}: {}); restart `turnout run`, which settles it from the journal, before starting another",
                         self.direction.what(),
@@ -246,13 +258,7 @@ impl Controller {
                     ));
                 }
             }
-            *p = Progress {
-                id: Some(new_id()),
-                outcome: Some("running".into()),
-                lines: Vec::new(),
-                write_pause_ms: None,
-                accepts: ACCEPTS.map(String::from).to_vec(),
-            };
+            *p = Progress { id: Some(new_id()), outcome: Some("running".into()), ..Progress::new() };
             *lock(&self.record) = Record::started(request.rehearse);
         }
         // A live verify's hold must not keep the sentinel from being applied.
@@ -308,7 +314,7 @@ impl Controller {
             return Err("a rollback is running; wait for it to end".into());
         }
         if let Some(rollback) = self.state.journal(Direction::Reverse).map_err(|e| e.to_string())? {
-            if rollback.step.fence_may_be_up() || rollback.step == Step::Switching {
+            if rollback.step.unsettled() {
                 return Err(format!(
                     "rollback {} was left unsettled ({:?}); restart `turnout run`, which settles it, before ending the window",
                     rollback.id, rollback.step
@@ -472,17 +478,17 @@ impl Controller {
                 lock(&self.record).findings.push(finding);
             }
         }
-        // The reverse stream, armed before writes pause: its slot's consistent point on green is the
-        // hand-off position. Nothing commits on green for the application before the switch, and
-        // whatever turnout's forward apply commits after that point carries its origin and never goes
-        // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
-        // restart; the position is in every journal entry after.
         // The window may have ended since the rollback began.
         if self.direction == Direction::Reverse {
             if let Err(reason) = self.rollback_allowed() {
                 return self.fail(&mut journal, reason);
             }
         }
+        // The reverse stream, armed before writes pause: its slot's consistent point on green is the
+        // hand-off position. Nothing commits on green for the application before the switch, and
+        // whatever turnout's forward apply commits after that point carries its origin and never goes
+        // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
+        // restart; the position is in every journal entry after.
         self.journal(&mut journal, Step::Fencing, None)?;
         if !procedure.arms_reverse_after_proof() {
             if let Err(e) = self.arm_reverse(&mut procedure, &mut journal).await {
