@@ -45,6 +45,7 @@ use crate::config::AlertsConfig;
 use crate::duration::parse_duration;
 use crate::error::Error;
 use crate::names::Names;
+use crate::status::foreign::{Side, Watched};
 use crate::status::{now_micros, SlotHealth, Status};
 use serde::Serialize;
 use std::fmt;
@@ -243,7 +244,7 @@ impl AlertRules {
 /// What a webhook receives (as JSON) and a command reads on stdin, for one change of level.
 #[derive(Clone, Debug, Serialize)]
 pub struct AlertEvent {
-    /// `lag`, `slot` or `window`.
+    /// `lag`, `slot`, `window` or `rogue_writes`.
     pub alert: &'static str,
     pub previous: AlertLevel,
     pub state: AlertLevel,
@@ -258,7 +259,7 @@ pub struct AlertEvent {
     /// lowest level left (lag is now at or below [`CLEAR_FRACTION`] of it). `slot`, in bytes: the
     /// `safe_wal_bytes` below which the warning fires, when the slot has a limit. None otherwise.
     pub threshold: Option<f64>,
-    /// `seconds`, `bytes` or (`window`) `share`.
+    /// `seconds`, `bytes`, (`window`) `share` or (`rogue_writes`) `writes`.
     pub threshold_unit: &'static str,
     /// The slot, publication and origin of this stream.
     pub names: Option<Names>,
@@ -338,6 +339,26 @@ impl AlertEvent {
         AlertEvent::new("window", t, message, threshold, "share", s)
     }
 
+    /// The `rogue_writes` alert of `side`: critical while writes that are not turnout's wait there
+    /// to be acknowledged, naming tables and keys.
+    fn rogue_writes(t: Transition, side: Side, watched: &Watched, status: &Status) -> AlertEvent {
+        let message = match t.to {
+            AlertLevel::Ok => format!("no write on {side} that turnout did not make waits to be acknowledged"),
+            _ => format!(
+                "{} writes on {side} did not come from turnout: {}; {} until they are reconciled and acknowledged \
+                 (`turnout rogue-writes --acknowledge`)",
+                watched.outstanding(),
+                watched.describe(),
+                match side {
+                    Side::Green => "green differs from blue; the cutover is refused",
+                    Side::Blue => "a client bypassed the switch (a split brain); `turnout finish` is refused",
+                }
+            ),
+        };
+        let count = watched.outstanding() as f64;
+        AlertEvent::new("rogue_writes", t, message, (t.to != AlertLevel::Ok).then_some(count), "writes", status.snapshot())
+    }
+
     fn new(
         alert: &'static str,
         t: Transition,
@@ -397,6 +418,7 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     let mut lag = rules.lag.map(|thresholds| (thresholds, Debounced::new(rules.min_duration)));
     let mut slot = Debounced::new(rules.min_duration);
     let mut window = Debounced::new(rules.min_duration);
+    let mut rogue: std::collections::BTreeMap<Side, AlertLevel> = std::collections::BTreeMap::new();
     if lag.is_some() {
         status.set_alert("lag", AlertLevel::Ok);
     }
@@ -422,6 +444,17 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
         }
         if let Some(t) = window.observe(now, window_observation(status.window().as_ref())) {
             report(&status, &deliver, AlertEvent::window(t, &status));
+        }
+        // Not debounced: one foreign write is already the whole condition.
+        for (side, watched) in status.watches() {
+            let level = if watched.outstanding() > 0 { AlertLevel::Critical } else { AlertLevel::Ok };
+            let from = rogue.insert(side, level).unwrap_or(AlertLevel::Ok);
+            if from != level {
+                report(&status, &deliver, AlertEvent::rogue_writes(Transition { from, to: level }, side, &watched, &status));
+            }
+        }
+        if let Some(level) = rogue.values().max() {
+            status.set_alert("rogue_writes", *level);
         }
     }
 }

@@ -169,6 +169,16 @@ pub enum Command {
     Rollback(MoveArgs),
     /// End the rollback window: stop reverse replication and drop its slot, publication and origin.
     Finish(ConfigArg),
+    /// Show the writes that turnout did not make, seen on green before the cutover or on blue in
+    /// the rollback window (`[watch]`); with --acknowledge, accept them so the cutover or `finish`
+    /// may go on.
+    RogueWrites {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Acknowledge every such write seen so far (after reconciling them).
+        #[arg(long)]
+        acknowledge: bool,
+    },
     /// Check a cutover certificate (`cutover --report FILE`): its digest, and its signature if any.
     /// Exit 0 only when it is intact.
     Certificate {
@@ -228,6 +238,7 @@ impl Command {
             Command::Cutover(_) => "cutover",
             Command::Rollback(_) => "rollback",
             Command::Finish(_) => "finish",
+            Command::RogueWrites { .. } => "rogue-writes",
             Command::Certificate { .. } => "certificate",
             Command::Check(_) => "check",
             Command::Verify { .. } => "verify",

@@ -5,6 +5,9 @@
 //! (`cutover.pgbouncer.admin_url`). Secrets (URLs with passwords, tokens) are held in [`Secret`], whose
 //! `Debug` and `Display` never show the value.
 
+mod watch;
+pub use watch::WatchConfig;
+
 use crate::duration::{parse_duration, parse_size};
 use crate::error::Error;
 use serde::Deserialize;
@@ -60,6 +63,8 @@ pub struct Config {
     pub apply: ApplyConfig,
     #[serde(default)]
     pub tables: TablesConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;

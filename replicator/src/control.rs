@@ -164,6 +164,74 @@ pub async fn finish(config: &Config) -> i32 {
     }
 }
 
+/// `turnout rogue-writes [--acknowledge]`: prints each watched side's writes that turnout did not
+/// make; with `acknowledge`, accepts those seen so far. Exit 0 when none is left unacknowledged.
+pub async fn rogue_writes(config: &Config, acknowledge: bool) -> i32 {
+    let listen = &config.http.listen;
+    let token = config.cutover.token.as_ref().map(|t| t.expose());
+    if acknowledge {
+        match self::request(listen, "POST", "/rogue-writes/acknowledge", Some("{}"), token).await {
+            Ok((200, body)) => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                for line in v["done"].as_array().into_iter().flatten() {
+                    println!("{}", line.as_str().unwrap_or_default());
+                }
+            }
+            Ok((code, body)) => {
+                eprintln!("turnout: the sidecar refused the acknowledgement (HTTP {code}): {}", error_of(&body));
+                return crate::error::EXIT_FAILED;
+            }
+            Err(e) => {
+                eprintln!("turnout: cannot reach the sidecar at http://{listen}/rogue-writes/acknowledge: {e} (is `turnout run` running?)");
+                return crate::error::EXIT_FAILED;
+            }
+        }
+    }
+    let body = match self::request(listen, "GET", "/rogue-writes", None, None).await {
+        Ok((200, body)) => body,
+        Ok((code, body)) => {
+            eprintln!("turnout: the sidecar answered HTTP {code}: {}", error_of(&body));
+            return crate::error::EXIT_FAILED;
+        }
+        Err(e) => {
+            eprintln!("turnout: cannot reach the sidecar at http://{listen}/rogue-writes: {e} (is `turnout run` running?)");
+            return crate::error::EXIT_FAILED;
+        }
+    };
+    let sides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+    if sides.is_empty() {
+        println!("no side is watched for writes that turnout did not make ([watch] green, [watch] blue)");
+        return 0;
+    }
+    let mut outstanding = 0;
+    for (side, w) in &sides {
+        let (seen, acknowledged) = (w["seen"].as_u64().unwrap_or(0), w["acknowledged"].as_u64().unwrap_or(0));
+        outstanding += seen.saturating_sub(acknowledged);
+        println!(
+            "{side}: {} (read through {}): {seen} seen, {acknowledged} acknowledged",
+            w["state"].as_str().unwrap_or("?"),
+            w["read_through"].as_str().unwrap_or("-")
+        );
+        for write in w["unacknowledged"].as_array().into_iter().flatten() {
+            println!(
+                "  {} {} {} (commit {})",
+                write["kind"].as_str().unwrap_or_default(),
+                write["table"].as_str().unwrap_or_default(),
+                write["key"].as_str().unwrap_or_default(),
+                write["commit"].as_str().unwrap_or_default()
+            );
+        }
+        if let Some(e) = w["error"].as_str() {
+            println!("  error: {e}");
+        }
+    }
+    if outstanding > 0 {
+        println!("{outstanding} not acknowledged: reconcile them, then `turnout rogue-writes --acknowledge`");
+        return crate::error::EXIT_FAILED;
+    }
+    0
+}
+
 /// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.
 async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> (i32, Option<String>) {
     let what = &path[1..];

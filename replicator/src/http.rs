@@ -62,6 +62,8 @@ pub async fn serve(
         .route("/cutover/report", get(cutover_report))
         .route("/rollback/report", get(rollback_report))
         .route("/finish", post(finish))
+        .route("/rogue-writes", get(rogue_writes))
+        .route("/rogue-writes/acknowledge", post(rogue_writes_acknowledge))
         .route("/verify/hold", post(verify_hold))
         .with_state(AppState { status, channels, controllers });
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -179,6 +181,24 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
         return refused;
     }
     match controllers.rollback.finish().await {
+        Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+    }
+}
+
+/// `GET /rogue-writes`: the watch of each side for writes that are not turnout's.
+async fn rogue_writes(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.status.watches())
+}
+
+/// `POST /rogue-writes/acknowledge`: the operator acknowledges every foreign write seen so far;
+/// answers one line per side.
+async fn rogue_writes_acknowledge(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> impl IntoResponse {
+    let Some(controllers) = &state.controllers else { return unavailable() };
+    if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/rogue-writes/acknowledge") {
+        return refused;
+    }
+    match controllers.cutover.acknowledge_rogue_writes() {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
         Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
     }
@@ -314,6 +334,23 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             if let Some(value) = value {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
             }
+        }
+    }
+    if !s.rogue_writes.is_empty() {
+        let _ = writeln!(out, "# HELP turnout_rogue_writes_total Writes seen on the watched side that turnout did not make.");
+        let _ = writeln!(out, "# TYPE turnout_rogue_writes_total counter");
+        for (side, w) in &s.rogue_writes {
+            let _ = writeln!(out, "turnout_rogue_writes_total{{side=\"{side}\"}} {}", w.seen);
+        }
+        let _ = writeln!(out, "# HELP turnout_rogue_writes_unacknowledged Of those, not acknowledged (they block the cutover or finish).");
+        let _ = writeln!(out, "# TYPE turnout_rogue_writes_unacknowledged gauge");
+        for (side, w) in &s.rogue_writes {
+            let _ = writeln!(out, "turnout_rogue_writes_unacknowledged{{side=\"{side}\"}} {}", w.outstanding());
+        }
+        let _ = writeln!(out, "# HELP turnout_watch_up 1 while the side's log is read for writes that are not turnout's, else 0.");
+        let _ = writeln!(out, "# TYPE turnout_watch_up gauge");
+        for (side, w) in &s.rogue_writes {
+            let _ = writeln!(out, "turnout_watch_up{{side=\"{side}\"}} {}", u8::from(w.state == "watching"));
         }
     }
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");

@@ -33,6 +33,7 @@ pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod tables;
 pub mod verify;
+pub(crate) mod watch;
 
 pub use error::Error;
 

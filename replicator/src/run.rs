@@ -10,6 +10,7 @@ use crate::pipeline::signals::Channels;
 use crate::pipeline::{self, Budgets};
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
+use crate::status::foreign::Side;
 use crate::status::{Direction, ErrorReport, Phase, Status};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,9 +54,24 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         .await
         .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
     let arm = match resume {
-        crate::cutover::Resume::Reverse(arm) => Some(arm),
+        crate::cutover::Resume::Reverse(arm) => {
+            // A restart in the window: whatever the green watch left is dropped.
+            crate::with_family!(config, F => F::drop_watch(config, &names, Side::Green).await);
+            Some(arm)
+        }
         crate::cutover::Resume::Forward => {
+            let green = start_watch(&shared, &names, Side::Green, &state, &status, shutdown.clone());
+            if green.is_none() {
+                crate::with_family!(config, F => F::drop_watch(config, &names, Side::Green).await);
+            }
             crate::with_family!(config, F => replicate(&F::admin(config, names.clone())?, config, &state, &status, &channels, shutdown).await)?;
+            if let Some(green) = green {
+                let _ = green.await;
+                // Green takes the application's writes once a cutover completed: the watch ends.
+                if crate::cutover::cut_over(&state)? {
+                    crate::with_family!(config, F => F::drop_watch(config, &names, Side::Green).await);
+                }
+            }
             // A cutover completed meanwhile may have armed the reverse stream.
             crate::cutover::open_window(&state)?
         }
@@ -63,7 +79,16 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     let stopping = *external.borrow();
     if let (Some(arm), false) = (arm, stopping) {
         let _window = tokio::spawn(watch_window(Arc::clone(&status), rollback, reverse_shutdown.clone()));
-        run_reverse(config, &status, &channels, &names, &arm, reverse_shutdown).await?;
+        let blue = start_watch(&shared, &names, Side::Blue, &state, &status, reverse_shutdown.clone());
+        let result = run_reverse(config, &status, &channels, &names, &arm, reverse_shutdown).await;
+        if let Some(blue) = blue {
+            let _ = blue.await;
+            // The window ended (a rollback, `turnout finish`, its budget): the forward slot goes.
+            if !*external.borrow() {
+                crate::with_family!(config, F => F::drop_watch(config, &names, Side::Blue).await);
+            }
+        }
+        result?;
     }
     let stopping = *external.borrow();
     if !stopping {
@@ -73,6 +98,24 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         let _ = external.wait_for(|s| *s).await;
     }
     Ok(())
+}
+
+/// Starts the watch of `side` for writes that are not turnout's ([`crate::watch`]) when `[watch]`
+/// asks for it and the source family can; it runs until `stop`.
+fn start_watch(
+    config: &Arc<Config>,
+    names: &Names,
+    side: Side,
+    state: &StateStore,
+    status: &Arc<Status>,
+    stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let wanted = match side {
+        Side::Green => config.watch.green,
+        Side::Blue => config.watch.blue,
+    };
+    let can = crate::with_family!(config, F => F::WATCHES);
+    (wanted && can).then(|| tokio::spawn(crate::watch::task::run(Arc::clone(config), names.clone(), side, state.clone(), Arc::clone(status), stop)))
 }
 
 /// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's

@@ -38,6 +38,7 @@ const JOURNAL_HISTORY_PREFIX: &str = "cutover/history/";
 /// The last certificate of a cutover (rollback).
 const CUTOVER_CERTIFICATE: &[u8] = b"cutover/certificate";
 const ROLLBACK_CERTIFICATE: &[u8] = b"rollback/certificate";
+const WATCH_PREFIX: &str = "watch/";
 
 /// Work for the state-store thread.
 type Job = Box<dyn FnOnce(&DB) + Send>;
@@ -192,6 +193,16 @@ impl StateStore {
     /// Keeps the certificate of the cutover (rollback) that just ended, synced.
     pub fn put_certificate(&self, direction: crate::status::Direction, json: &[u8]) -> Result<(), Error> {
         self.put(Self::certificate_key(direction), json)
+    }
+
+    /// What the watch of `side` for writes that are not turnout's has kept ([`crate::watch`]).
+    pub fn watch_record(&self, side: crate::status::foreign::Side) -> Result<Option<Vec<u8>>, Error> {
+        self.get(format!("{WATCH_PREFIX}{side}").as_bytes())
+    }
+
+    /// Replaces what the watch of `side` keeps, synced.
+    pub fn put_watch_record(&self, side: crate::status::foreign::Side, json: &[u8]) -> Result<(), Error> {
+        self.put(format!("{WATCH_PREFIX}{side}").as_bytes(), json)
     }
 
     fn spill_key(id: u64, chunk: u32) -> Vec<u8> {

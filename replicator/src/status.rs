@@ -3,6 +3,8 @@
 //! it: the live verify's hold and the cutover's sentinels are the pipeline's
 //! [`crate::pipeline::signals::Channels`]. Never holds secrets.
 
+pub mod foreign;
+
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -195,6 +197,8 @@ pub struct Status {
     copy: Mutex<Option<CopyTracker>>,
     /// The rollback window's opening time and budget, in the reverse direction.
     window: Mutex<Option<(i64, crate::config::WindowBudget)>>,
+    /// The watch for writes that are not turnout's, per watched side.
+    watched: Mutex<BTreeMap<foreign::Side, foreign::Watched>>,
 }
 
 /// The rollback window, on `/status` while the reverse stream runs.
@@ -289,6 +293,9 @@ pub struct Snapshot {
     pub verify_hold: &'static str,
     /// The rollback window, while the reverse stream runs.
     pub window: Option<WindowStatus>,
+    /// The watch for writes that are not turnout's, per side watched (`green` before the cutover,
+    /// `blue` in the rollback window).
+    pub rogue_writes: BTreeMap<foreign::Side, foreign::Watched>,
 }
 
 impl Default for Status {
@@ -316,6 +323,7 @@ impl Default for Status {
             alerts: Mutex::new(BTreeMap::new()),
             copy: Mutex::new(None),
             window: Mutex::new(None),
+            watched: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -484,6 +492,21 @@ impl Status {
         })
     }
 
+    /// Changes what `/status` shows of `side`'s watch.
+    pub fn update_watch(&self, side: foreign::Side, f: impl FnOnce(&mut foreign::Watched)) {
+        f(lock(&self.watched).entry(side).or_default());
+    }
+
+    /// `side`'s watch, if it is watched.
+    pub fn watched(&self, side: foreign::Side) -> Option<foreign::Watched> {
+        lock(&self.watched).get(&side).cloned()
+    }
+
+    /// Every side's watch.
+    pub fn watches(&self) -> BTreeMap<foreign::Side, foreign::Watched> {
+        lock(&self.watched).clone()
+    }
+
     /// Records the current level of alert `name`.
     pub fn set_alert(&self, name: &str, level: AlertLevel) {
         lock(&self.alerts).insert(name.to_owned(), level);
@@ -626,6 +649,7 @@ impl Status {
         let verify_hold = "idle";
         let copy = self.copy_progress();
         let window = self.window();
+        let rogue_writes = self.watches();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -653,6 +677,7 @@ impl Status {
                 alerts,
                 verify_hold,
                 window,
+                rogue_writes,
             }
         })
     }

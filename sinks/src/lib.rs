@@ -12,6 +12,7 @@ pub mod error;
 pub mod mysql;
 pub mod parallel;
 pub mod pg;
+pub mod record;
 
 pub use early::{EarlyApply, NoEarly};
 pub use error::SinkError;

@@ -62,7 +62,12 @@ pub struct VerifyResult {
 pub struct RogueWrites {
     /// Whether anything watched for them during this stream.
     pub watched: bool,
+    /// `green` (a cutover) or `blue` (a rollback, in the rollback window), when watched.
+    pub side: Option<String>,
+    /// Writes on that side that were not turnout's, seen by the time of the proof.
     pub seen: u64,
+    /// Of those, acknowledged by the operator.
+    pub acknowledged: u64,
 }
 
 /// The journal a certificate summarises.
@@ -235,7 +240,12 @@ impl Certificate {
             None => "  not gated by a live verify".into(),
         });
         lines.push(if self.rogue_writes.watched {
-            format!("  writes not from turnout seen: {}", self.rogue_writes.seen)
+            format!(
+                "  writes on {} not from turnout: {} seen, {} acknowledged",
+                self.rogue_writes.side.as_deref().unwrap_or("?"),
+                self.rogue_writes.seen,
+                self.rogue_writes.acknowledged
+            )
         } else {
             "  writes not from turnout: not watched".into()
         });
@@ -362,7 +372,7 @@ mod tests {
             write_pause_us: Some(12_500),
             counters: vec!["moved 1 of 2 sequences".into()],
             verify: None,
-            rogue_writes: RogueWrites { watched: false, seen: 0 },
+            rogue_writes: RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 },
             findings: Vec::new(),
             journal: journal_digest(&[b"{\"step\":\"waiting\"}".to_vec(), b"{\"step\":\"done\"}".to_vec()]),
             digest: String::new(),

@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::pipeline::signals::Channels;
 use crate::source::Names;
 use crate::state::StateStore;
+use crate::status::foreign::Side;
 pub use crate::status::Direction;
 use crate::status::{Phase, Status};
 use serde::{Deserialize, Serialize};
@@ -45,8 +46,9 @@ mod gate;
 mod record;
 mod recover;
 mod rehearse;
+mod rogue;
 use record::Record;
-pub use recover::{open_window, recover, Resume};
+pub use recover::{cut_over, open_window, recover, Resume};
 
 /// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
 /// ([`Retry::again`]) says its transient failure is worth another attempt.
@@ -301,7 +303,10 @@ impl Controller {
     /// publication on green and its origin on blue. Journaled first: after a crash halfway the
     /// sidecar no longer replicates, and `turnout teardown` drops what is left. Returns one line per
     /// thing done.
+    /// Refused while blue's watch has foreign writes not acknowledged, or cannot show it read blue's
+    /// log up to now ([`crate::watch`]).
     pub async fn finish(&self) -> Result<Vec<String>, String> {
+        self.rogue_gate_finish().await?;
         self.end_window(None).await
     }
 
@@ -454,6 +459,9 @@ impl Controller {
         if let Err(reason) = self.verify_gate(request).await {
             return self.fail(&mut journal, reason);
         }
+        if let Err(reason) = self.rogue_gate_before() {
+            return self.fail(&mut journal, reason);
+        }
         // Checked (and console sessions opened) before writes pause.
         let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
         if let Err(e) = fence_ready {
@@ -562,6 +570,12 @@ impl Controller {
             }
             phases.mark("reverse armed");
         }
+        if let Some(watched) = self.rogue_gate_in_pause(deadline).await {
+            match watched {
+                Ok(()) => phases.mark("green watched"),
+                Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,
+            }
+        }
         if Instant::now() >= deadline {
             return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await;
         }
@@ -570,6 +584,10 @@ impl Controller {
         }
         // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
+        if self.direction == Direction::Reverse {
+            // Blue takes the application's writes again: they are not foreign from here on.
+            crate::watch::close(&self.status, Side::Blue);
+        }
         phases.mark("journal");
         let completed = format!(
             "switching traffic to {to} failed after {to} was proven complete; {from} stays fenced. Fix the cause below and restart \

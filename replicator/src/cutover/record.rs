@@ -26,6 +26,8 @@ pub(crate) struct Record {
     pub counters: Vec<String>,
     pub verify: Option<VerifyResult>,
     pub findings: Vec<String>,
+    /// What the watch for writes that are not turnout's saw, when the gate read it.
+    pub rogue_writes: Option<RogueWrites>,
 }
 
 impl Record {
@@ -71,7 +73,7 @@ impl Record {
             write_pause_us: self.pause_us,
             counters: self.counters.clone(),
             verify: self.verify.clone(),
-            rogue_writes: RogueWrites { watched: false, seen: 0 },
+            rogue_writes: self.rogue_writes.clone().unwrap_or(RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 }),
             findings: self.findings.clone(),
             journal: journal_digest(entries),
             digest: String::new(),

@@ -18,6 +18,11 @@ pub fn open_window(state: &StateStore) -> Result<Option<ReverseArm>, Error> {
     })
 }
 
+/// Whether a cutover of this stream completed.
+pub fn cut_over(state: &StateStore) -> Result<bool, Error> {
+    Ok(matches!(state.journal(Direction::Forward)?, Some(Journal { step: Step::Done, .. })))
+}
+
 /// Where `turnout run` goes on after settling the journals.
 #[derive(Debug)]
 pub enum Resume {

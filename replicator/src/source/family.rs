@@ -13,8 +13,10 @@ use crate::error::Error;
 use crate::journal::ReverseArm;
 use crate::source::contract::compare::Backend;
 use crate::source::contract::procedure::Procedure;
+use crate::status::foreign::Side;
 use crate::tables::NameRules;
 use std::future::Future;
+use turnout_decoders::Position;
 
 /// Everything turnout does that differs per source family.
 pub(crate) trait Family {
@@ -56,6 +58,26 @@ pub(crate) trait Family {
 
     /// Drops what the reverse stream `names` used, each if it exists; one line per thing done.
     fn drop_reverse(config: &Config, names: &Names) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Whether this family can watch a side for writes that are not turnout's ([`crate::watch`]).
+    const WATCHES: bool;
+
+    /// The watch of `side`: a stream of that side's log that drops every change turnout made there,
+    /// starting after `from` (what the watch already read) or where the watch begins, and that
+    /// position. Only called when [`Family::WATCHES`].
+    fn watch_stream(
+        config: &Config,
+        forward: &Names,
+        side: Side,
+        from: Option<&Position>,
+    ) -> impl Future<Output = Result<(<Self::Admin as SourceAdmin>::Stream, Position), Error>> + Send;
+
+    /// Writes a mark on `side` and returns its position in `side`'s log: a watch that read past it
+    /// read everything committed there before.
+    fn watch_mark(config: &Config, side: Side) -> impl Future<Output = Result<Position, Error>> + Send;
+
+    /// Drops what the watch of `side` holds on the servers, if anything. Best effort.
+    fn drop_watch(config: &Config, forward: &Names, side: Side) -> impl Future<Output = ()> + Send;
 }
 
 /// Runs `$body` with the type `$F` bound to the [`Family`] of `$config`'s source — the one place

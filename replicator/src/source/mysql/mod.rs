@@ -47,6 +47,13 @@ impl Family for MySql {
                 "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)",
             ));
         }
+        if config.watch.green {
+            return Err(Error::config(
+                "watch.green",
+                "watching green for writes that are not turnout's is built for PostgreSQL only so far; remove it (a live verify \
+                 before the cutover, `turnout cutover --verify`, finds what such writes changed)",
+            ));
+        }
         Ok(())
     }
 
@@ -84,6 +91,25 @@ impl Family for MySql {
         turnout_sinks::mysql::drop_progress(config.source.url.expose(), &names.origin).await.map_err(Error::Sink)?;
         Ok(vec![format!("deleted the reverse stream's progress record {} on blue (if it existed)", names.origin)])
     }
+
+    /// Not built for the MySQL family: green's binlog would have to be read without turnout's GTID
+    /// domain (MariaDB) or tag (MySQL 8.3+). `[watch] green` is refused; blue goes unwatched.
+    const WATCHES: bool = false;
+
+    async fn watch_stream(
+        _config: &Config,
+        _forward: &Names,
+        side: crate::status::foreign::Side,
+        _from: Option<&turnout_decoders::Position>,
+    ) -> Result<(stream::MySqlSource, turnout_decoders::Position), Error> {
+        Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
+    }
+
+    async fn watch_mark(_config: &Config, side: crate::status::foreign::Side) -> Result<turnout_decoders::Position, Error> {
+        Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
+    }
+
+    async fn drop_watch(_config: &Config, _forward: &Names, _side: crate::status::foreign::Side) {}
 }
 
 use crate::error::Error;

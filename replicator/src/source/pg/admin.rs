@@ -165,6 +165,11 @@ impl SourceAdmin for PgAdmin {
         let green_client = green::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
         green::drop_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
         done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
+        let watch = super::watch::green_names(names);
+        match super::reverse::drop_slot_and_publication(self.config.target.url.expose(), &watch).await {
+            Ok(()) => done.push(format!("dropped the watch slot and publication {} on green (if they existed)", watch.slot)),
+            Err(e) => done.push(format!("could not drop the watch slot and publication {} on green: {e}", watch.slot)),
+        }
         match super::reverse::drop_reverse(&self.config, &Names::reverse_of(names)).await {
             Ok(lines) => done.extend(lines),
             Err(e) => done.push(format!("could not drop the reverse stream's slot, publication and origin: {e}")),

@@ -17,6 +17,7 @@ pub mod setup;
 pub mod snapshot;
 pub mod stream;
 pub mod verify;
+pub(crate) mod watch;
 
 pub use stream::PgSource;
 
@@ -25,6 +26,8 @@ use crate::error::Error;
 use crate::journal::ReverseArm;
 use crate::source::family::Family;
 use crate::source::Names;
+use crate::status::foreign::Side;
+use turnout_decoders::Position;
 
 /// PostgreSQL's [`Family`]: logical replication with pgoutput, the pgbouncer or read-only fence with
 /// a logical-message sentinel, and a reverse stream from a slot on green.
@@ -67,11 +70,28 @@ impl Family for Pg {
         Ok(live::PgLive { config: config.clone() })
     }
 
+    /// Keeps the forward slot when blue is watched in the window ([`watch`]).
     async fn before_reverse(config: &Config, forward: &Names) {
-        reverse::drop_forward_slot(config, forward).await;
+        if !config.watch.blue {
+            reverse::drop_forward_slot(config, forward).await;
+        }
     }
 
     async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
         reverse::drop_reverse(config, names).await
+    }
+
+    const WATCHES: bool = true;
+
+    async fn watch_stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<(PgSource, Position), Error> {
+        watch::stream(config, forward, side, from).await
+    }
+
+    async fn watch_mark(config: &Config, side: Side) -> Result<Position, Error> {
+        watch::mark(config, side).await
+    }
+
+    async fn drop_watch(config: &Config, forward: &Names, side: Side) {
+        watch::drop(config, forward, side).await
     }
 }

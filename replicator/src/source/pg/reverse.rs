@@ -33,15 +33,20 @@ pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
     }
 }
 
-/// Drops what the reverse stream used, each if it exists: its slot and publication on green and its
-/// origin on blue. Returns one line per thing done.
-pub(crate) async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
-    let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+/// Drops the slot and the publication `names` gives on the server at `url`, each if it exists.
+pub(crate) async fn drop_slot_and_publication(url: &str, names: &Names) -> Result<(), Error> {
+    let green = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
     drop_slot_when_free(&green, &names.slot).await.map_err(Error::Setup)?;
     green
         .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&names.publication)))
         .await
-        .map_err(Error::green(format!("dropping publication {}", names.publication)))?;
+        .map_err(Error::green(format!("dropping publication {}", names.publication)))
+}
+
+/// Drops what the reverse stream used, each if it exists: its slot and publication on green and its
+/// origin on blue. Returns one line per thing done.
+pub(crate) async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
+    drop_slot_and_publication(config.target.url.expose(), names).await?;
     let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
     // The reverse apply session may still hold the origin for a moment after it was told to stop.
     let deadline = Instant::now() + Duration::from_secs(10);

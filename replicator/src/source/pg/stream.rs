@@ -42,10 +42,37 @@ impl PgSource {
         receive_timeout: Duration,
         skip_origin: Option<&str>,
     ) -> Result<PgSource, Error> {
+        // PostgreSQL 16+ also drops them on the server, with every other origin's.
+        Self::open(source, slot, publication, from, receive_timeout, skip_origin, skip_origin.is_some()).await
+    }
+
+    /// [`PgSource::start`] for the watch for writes that are not turnout's ([`crate::watch`]): only
+    /// the changes replayed through `own_origin` are dropped, on the client — a change another
+    /// origin replayed (someone else's subscription) is not turnout's either.
+    pub async fn watching(
+        source: &ConnectOptions,
+        slot: &str,
+        publication: &str,
+        from: Lsn,
+        receive_timeout: Duration,
+        own_origin: &str,
+    ) -> Result<PgSource, Error> {
+        Self::open(source, slot, publication, from, receive_timeout, Some(own_origin), false).await
+    }
+
+    async fn open(
+        source: &ConnectOptions,
+        slot: &str,
+        publication: &str,
+        from: Lsn,
+        receive_timeout: Duration,
+        skip_origin: Option<&str>,
+        origin_none: bool,
+    ) -> Result<PgSource, Error> {
         let conn = PgConnection::connect(source, true).await.map_err(Error::Source)?;
         let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
         start.start = from;
-        start.origin_none = skip_origin.is_some();
+        start.origin_none = origin_none;
         let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
         stream.set_positions(StandbyPositions { write: from, flush: from, apply: from });
         tracing::debug!(start = %from, "streaming");

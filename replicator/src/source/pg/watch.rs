@@ -1,0 +1,102 @@
+//! PostgreSQL's side of the watch for writes that are not turnout's ([`crate::watch`]).
+//!
+//! - **Green, before the cutover**: a slot and a publication of their own on green
+//!   (`turnout_<id>_watch`), created once the initial copy is whole (the copy writes without an
+//!   origin). Every change turnout's forward apply makes carries its replication origin and is
+//!   dropped; what is left is foreign. Dropped when the cutover completes, or when `[watch] green`
+//!   is turned off.
+//! - **Blue, in the rollback window**: the forward stream's own slot on blue, kept after the cutover
+//!   instead of dropped. It stands at the position green proved: everything after it is either the
+//!   reverse stream's apply (its origin, dropped) or foreign. Dropped when the window ends.
+
+use super::PgSource;
+use crate::config::{reversed, Config};
+use crate::error::Error;
+use crate::source::Names;
+use crate::status::foreign::Side;
+use std::str::FromStr;
+use turnout_decoders::{Lsn, Position};
+
+/// The names of green's watch slot and publication.
+pub(crate) fn green_names(forward: &Names) -> Names {
+    let base = format!("{}_watch", forward.slot);
+    Names { publication: base.clone(), slot: base.clone(), origin: base }
+}
+
+fn lsn(text: &str, what: &str) -> Result<Lsn, Error> {
+    Lsn::from_str(text).map_err(|e| Error::Setup(format!("{what}: '{text}' is not an LSN ({e})")))
+}
+
+/// The slot's confirmed position, if the slot exists.
+async fn confirmed(client: &tokio_postgres::Client, slot: &str, side: &str) -> Result<Option<Lsn>, Error> {
+    let row = client
+        .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .map_err(|e| Error::Setup(format!("reading slot {slot} on {side}: {e}")))?;
+    match row.and_then(|r| r.get::<_, Option<String>>(0)) {
+        Some(text) => Ok(Some(lsn(&text, "the slot's confirmed_flush_lsn")?)),
+        None => Ok(None),
+    }
+}
+
+/// The stream of `side`'s log without turnout's own changes, and the position it starts after.
+pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<(PgSource, Position), Error> {
+    let (watched, names, own_origin) = match side {
+        Side::Green => {
+            let names = green_names(forward);
+            super::reverse::publish_on_green(config, &names).await?;
+            (reversed(config), names, forward.origin.clone())
+        }
+        Side::Blue => (config.clone(), forward.clone(), Names::reverse_of(forward).origin),
+    };
+    let client = turnout_sinks::pg::connect(watched.source.url.expose()).await.map_err(Error::Sink)?;
+    let start = match (confirmed(&client, &names.slot, side.name()).await?, side) {
+        (Some(at), _) => at,
+        (None, Side::Green) => {
+            let row = client.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await.map_err(|e| {
+                Error::Setup(format!("creating the watch slot {} on green: {e}; green needs wal_level = logical and a free replication slot", names.slot))
+            })?;
+            lsn(&row.get::<_, String>(0), "the new slot's position")?
+        }
+        (None, Side::Blue) => {
+            return Err(Error::Setup(format!(
+                "the forward slot {} on blue is gone, so blue cannot be watched for writes in the rollback window; \
+                 set [watch] blue = false to run without the watch",
+                names.slot
+            )))
+        }
+    };
+    let from = from.and_then(Position::lsn).map_or(start, |f| f.max(start));
+    let source = PgSource::watching(&watched.source_options()?, &names.slot, &names.publication, from, config.receive_timeout(), &own_origin).await?;
+    Ok((source, Position::Pg(from)))
+}
+
+/// Writes a mark on `side` (a transactional logical message) and returns its position: once the
+/// watch has read past it, it has read everything committed on `side` before.
+pub(crate) async fn mark(config: &Config, side: Side) -> Result<Position, Error> {
+    let url = match side {
+        Side::Green => config.target.url.expose(),
+        Side::Blue => config.source.url.expose(),
+    };
+    let client = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
+    let row = client
+        .query_one("SELECT pg_logical_emit_message(true, 'turnout.watch', now()::text)::text", &[])
+        .await
+        .map_err(|e| Error::Setup(format!("writing the watch's mark on {side}: {e}")))?;
+    Ok(Position::Pg(lsn(&row.get::<_, String>(0), "the mark's position")?))
+}
+
+/// Drops what the watch of `side` holds, if it exists: green's watch slot and publication, or the
+/// forward slot on blue. Best effort (`turnout teardown` drops them too).
+pub(crate) async fn drop(config: &Config, forward: &Names, side: Side) {
+    match side {
+        Side::Blue => super::reverse::drop_forward_slot(config, forward).await,
+        Side::Green => {
+            let names = green_names(forward);
+            match super::reverse::drop_slot_and_publication(config.target.url.expose(), &names).await {
+                Ok(()) => tracing::info!(slot = %names.slot, "dropped the watch slot and publication on green (if they existed)"),
+                Err(e) => tracing::warn!("dropping the watch slot {} on green failed: {e}; `turnout teardown` drops it", names.slot),
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Watching for writes that are not turnout's: on **green before the cutover** (an application
+//! pointed at green too early, a migration run on the wrong side) and on **blue in the rollback
+//! window** (a client that bypassed the switch — a split brain).
+//!
+//! A watched side's log is read by the pipeline into a [`Recording`](turnout_sinks::record::Recording)
+//! sink, after the stream dropped what turnout itself wrote there (PostgreSQL: the changes replayed
+//! through turnout's replication origin). Every change left is a foreign write: recorded here in the
+//! state store (synced, before the side's log is acknowledged past it), shown on `/status` and in
+//! metrics, raised as the critical `rogue_writes` alert, and — until the operator acknowledges it
+//! (`turnout rogue-writes --acknowledge`) — it refuses the cutover (green) or `turnout finish` (blue).
+//!
+//! Guarantees:
+//! - A foreign write is counted once: a replay after a crash re-reads only what the record's position
+//!   does not cover.
+//! - The cutover's gate is read inside the write pause after green proved the sentinel, once the
+//!   watch has read green's log past a mark written then ([`caught_up`]): no foreign write committed
+//!   before the switch escapes it.
+
+pub mod task;
+
+use crate::error::Error;
+use crate::state::StateStore;
+use crate::status::foreign::{Side, SHOWN};
+use crate::status::Status;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use std::time::Instant;
+use turnout_decoders::Position;
+use turnout_sinks::record::{ForeignWrite, Ledger};
+
+/// What the state store keeps of one side's watch.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    pub seen: u64,
+    pub acknowledged: u64,
+    /// The oldest unacknowledged foreign writes (at most [`SHOWN`]).
+    pub unacknowledged: Vec<ForeignWrite>,
+    /// Every foreign write up to here is counted.
+    pub through: Option<Position>,
+}
+
+/// One process's writers of the records: the watch task and an acknowledgement may meet.
+static WRITING: Mutex<()> = Mutex::new(());
+
+fn writing() -> std::sync::MutexGuard<'static, ()> {
+    WRITING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the state store keeps of `side`'s watch.
+pub fn load(state: &StateStore, side: Side) -> Result<Kept, Error> {
+    match state.watch_record(side)? {
+        None => Ok(Kept::default()),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State(format!("the record of the watch on {side} does not decode: {e}"))),
+    }
+}
+
+fn save(state: &StateStore, side: Side, kept: &Kept) -> Result<(), Error> {
+    let json = serde_json::to_vec(kept).map_err(|e| Error::State(format!("encoding the watch record: {e}")))?;
+    state.put_watch_record(side, &json)
+}
+
+/// Shows `kept` on `/status` for `side`.
+pub fn show(status: &Status, side: Side, kept: &Kept) {
+    status.update_watch(side, |w| {
+        w.seen = kept.seen;
+        w.acknowledged = kept.acknowledged;
+        w.unacknowledged = kept.unacknowledged.clone();
+        if kept.through.is_some() && w.through.as_ref().is_none_or(|t| kept.through.as_ref() > Some(t)) {
+            w.through = kept.through.clone();
+            w.read_through = kept.through.as_ref().map(ToString::to_string);
+        }
+    });
+}
+
+/// The watch's [`Ledger`]: foreign writes into the state store (synced), then onto `/status`.
+pub struct StoreLedger {
+    pub side: Side,
+    pub state: StateStore,
+    pub status: Arc<Status>,
+}
+
+impl Ledger for StoreLedger {
+    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+        let closed = self.status.watched(self.side).is_some_and(|w| w.state == "closed");
+        if !writes.is_empty() && !closed {
+            let _writing = writing();
+            let mut kept = load(&self.state, self.side).map_err(|e| e.to_string())?;
+            if kept.through.as_ref().is_some_and(|t| through <= t) {
+                // Already counted before a crash or a reconnect.
+                return Ok(());
+            }
+            kept.seen += writes.len() as u64;
+            let room = SHOWN.saturating_sub(kept.unacknowledged.len());
+            kept.unacknowledged.extend(writes.iter().take(room).cloned());
+            kept.through = Some(through.clone());
+            save(&self.state, self.side, &kept).map_err(|e| e.to_string())?;
+            for w in writes.iter().take(5) {
+                tracing::error!(side = %self.side, table = %w.table, key = %w.key, kind = %w.kind, "a write on {} that turnout did not make: {} {} {}", self.side, w.kind, w.table, w.key);
+            }
+            show(&self.status, self.side, &kept);
+        }
+        // With nothing to count, how far the log was read is only shown: replaying it adds nothing.
+        self.status.update_watch(self.side, |w| {
+            if w.through.as_ref().is_none_or(|t| through > t) {
+                w.through = Some(through.clone());
+                w.read_through = Some(through.to_string());
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Acknowledges every foreign write seen so far on every watched side; returns one line per side
+/// with writes acknowledged.
+pub fn acknowledge(state: &StateStore, status: &Status) -> Result<Vec<String>, Error> {
+    let _writing = writing();
+    let mut lines = Vec::new();
+    for side in [Side::Green, Side::Blue] {
+        let mut kept = load(state, side)?;
+        let outstanding = kept.seen.saturating_sub(kept.acknowledged);
+        if outstanding == 0 {
+            continue;
+        }
+        let named = status.watched(side).map(|w| w.describe()).unwrap_or_default();
+        kept.acknowledged = kept.seen;
+        kept.unacknowledged.clear();
+        save(state, side, &kept)?;
+        show(status, side, &kept);
+        tracing::warn!(side = %side, "the operator acknowledged {outstanding} writes on {side} that turnout did not make: {named}");
+        lines.push(format!("acknowledged {outstanding} writes on {side} that turnout did not make: {named}"));
+    }
+    Ok(lines)
+}
+
+/// Why a cutover (`Side::Green`) or `turnout finish` (`Side::Blue`) may not go on: foreign writes
+/// not acknowledged, or a watch that is not reading.
+pub fn refuse_outstanding(status: &Status, side: Side) -> Result<(), String> {
+    let Some(watched) = status.watched(side) else { return Ok(()) };
+    if watched.outstanding() > 0 {
+        let what = match side {
+            Side::Green => "green differs from blue wherever they landed: reconcile them on green (or run `turnout verify`)",
+            Side::Blue => "blue holds writes the application made past the switch (a split brain): carry them to green or accept their loss",
+        };
+        return Err(format!(
+            "{} writes on {side} did not come from turnout: {}. {what}, then run `turnout rogue-writes --acknowledge`",
+            watched.outstanding(),
+            watched.describe()
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until `side`'s watch has read its log through `mark` (a position written on `side` just
+/// before), up to `deadline`. Errs naming where the watch stands when it does not get there.
+pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: Instant) -> Result<(), String> {
+    loop {
+        let watched = status.watched(side).unwrap_or_default();
+        if watched.through.as_ref().is_some_and(|t| t >= mark) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let at = watched.read_through.unwrap_or_else(|| "nowhere yet".into());
+            let why = watched.error.map(|e| format!(" ({e})")).unwrap_or_default();
+            return Err(format!(
+                "the watch for writes on {side} that are not turnout's had read {side}'s log only to {at}, not to {mark}, in time{why}: \
+                 it cannot be shown that nothing else wrote there"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Ends the counting on `side`: the application's writes go there from now on (a rollback's switch
+/// to blue). What the watch reads afterwards is not foreign.
+pub fn close(status: &Status, side: Side) {
+    if status.watched(side).is_some() {
+        status.update_watch(side, |w| w.state = "closed");
+    }
+}
+
+/// What a certificate says of the watch on `side`: none when `side` is not watched.
+pub fn summary(status: &Status, side: Side) -> Option<(u64, u64)> {
+    status.watched(side).map(|w| (w.seen, w.acknowledged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnout_decoders::Lsn;
+
+    fn write(key: &str) -> ForeignWrite {
+        ForeignWrite { table: "public.t".into(), kind: "insert".into(), key: key.into(), commit: "0/10".into(), index: 0, committed_at_us: 0 }
+    }
+
+    #[tokio::test]
+    async fn writes_are_counted_once_refuse_until_acknowledged_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("test");
+        let status = Arc::new(Status::default());
+        {
+            let state = StateStore::open(dir.path()).expect("test");
+            let ledger = StoreLedger { side: Side::Green, state: state.clone(), status: Arc::clone(&status) };
+            assert!(refuse_outstanding(&status, Side::Green).is_ok());
+            ledger.record(&[], &Position::Pg(Lsn(5))).expect("test");
+            ledger.record(&[write("(id=1)"), write("(id=2)")], &Position::Pg(Lsn(10))).expect("test");
+            // A replay of what was counted (a reconnect from an older position) counts nothing.
+            ledger.record(&[write("(id=1)")], &Position::Pg(Lsn(10))).expect("test");
+            let e = refuse_outstanding(&status, Side::Green).expect_err("test");
+            assert!(e.starts_with("2 writes on green") && e.contains("public.t (id=1) insert, public.t (id=2) insert") && e.contains("--acknowledge"), "{e}");
+            assert!(refuse_outstanding(&status, Side::Blue).is_ok(), "blue is not watched");
+            let deadline = Instant::now() + Duration::from_millis(50);
+            assert!(caught_up(&status, Side::Green, &Position::Pg(Lsn(10)), deadline).await.is_ok());
+            let e = caught_up(&status, Side::Green, &Position::Pg(Lsn(11)), deadline).await.expect_err("test");
+            assert!(e.contains("not to 0/B"), "{e}");
+        }
+        let state = StateStore::open(dir.path()).expect("test");
+        let kept = load(&state, Side::Green).expect("test");
+        assert_eq!((kept.seen, kept.acknowledged, kept.unacknowledged.len()), (2, 0, 2));
+        let fresh = Status::default();
+        show(&fresh, Side::Green, &kept);
+        assert!(refuse_outstanding(&fresh, Side::Green).is_err(), "a restart still refuses");
+        let lines = acknowledge(&state, &fresh).expect("test");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(refuse_outstanding(&fresh, Side::Green).is_ok());
+        assert_eq!(load(&state, Side::Green).expect("test").acknowledged, 2);
+        assert!(acknowledge(&state, &fresh).expect("test").is_empty(), "nothing left to acknowledge");
+    }
+}

@@ -1,0 +1,96 @@
+//! The task that watches one side for writes that are not turnout's: the side's log, without
+//! turnout's own changes, through the pipeline into a [`Recording`] sink over the state store.
+
+use super::{load, show, StoreLedger};
+use crate::config::Config;
+use crate::error::Error;
+use crate::pipeline::signals::Channels;
+use crate::pipeline::{self, Budgets};
+use crate::source::Names;
+use crate::state::StateStore;
+use crate::status::foreign::Side;
+use crate::status::{Phase, Status};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use turnout_sinks::record::{Ledger, Recording};
+use turnout_sinks::NoEarly;
+
+/// What the watch holds in memory for transactions still being received, before it spills.
+const MEMORY: usize = 64 << 20;
+
+/// Watches `side` until `shutdown` turns true, retrying failures with backoff (shown on `/status` as
+/// `retrying` with the error; the cutover's gate then cannot be passed, see
+/// [`super::caught_up`]). Green is watched only once the initial copy is whole: the copy writes
+/// there without turnout's origin.
+pub async fn run(config: Arc<Config>, forward: Names, side: Side, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
+    let failed = |status: &Status, e: &Error| set(status, side, "retrying", Some(e.to_string()));
+    match load(&state, side) {
+        Ok(kept) => show(&status, side, &kept),
+        Err(e) => {
+            tracing::error!("the watch for writes on {side} that are not turnout's cannot start: {e}");
+            return failed(&status, &e);
+        }
+    }
+    set(&status, side, "waiting", None);
+    while side == Side::Green && (status.phase() != Phase::Streaming || status.copying()) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = shutdown.wait_for(|s| *s) => return set(&status, side, "stopped", None),
+        }
+    }
+    let store = match StateStore::open(&config.state.dir.join(format!("watch-{side}"))) {
+        Ok(store) => store,
+        Err(e) => return failed(&status, &e),
+    };
+    let mut wait = Duration::from_millis(500);
+    while !*shutdown.borrow() {
+        match once(&config, &forward, side, &state, &store, &status, shutdown.clone()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!("the watch for writes on {side} that are not turnout's failed: {e}; retrying in {wait:?}");
+                failed(&status, &e);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+    set(&status, side, "stopped", None);
+}
+
+/// Shows the watch's state, unless a rollback's switch closed it ([`super::close`]).
+fn set(status: &Status, side: Side, state: &'static str, error: Option<String>) {
+    status.update_watch(side, |w| {
+        if w.state != "closed" {
+            (w.state, w.error) = (state, error);
+        }
+    });
+}
+
+async fn once(
+    config: &Config,
+    forward: &Names,
+    side: Side,
+    state: &StateStore,
+    store: &StateStore,
+    status: &Arc<Status>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    // Whichever is further: what was counted, or what the watch acknowledged.
+    let from = [load(state, side)?.through, store.applied()?].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    let ledger = Arc::new(StoreLedger { side, state: state.clone(), status: Arc::clone(status) });
+    let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: Duration::ZERO, memory: MEMORY };
+    // The pipeline's own progress and signals: nothing of the replication's.
+    let (own, channels) = (Arc::new(Status::default()), Arc::new(Channels::default()));
+    let env = pipeline::Env { state: store, status: &own, channels: &channels, budgets: &budgets };
+    crate::with_family!(config, F => {
+        let (source, start) = F::watch_stream(config, forward, side, from.as_ref()).await?;
+        ledger.record(&[], &start).map_err(Error::State)?;
+        set(status, side, "watching", None);
+        tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
+        pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await
+    })
+}

@@ -1,0 +1,153 @@
+//! Writes that are not turnout's (`[watch]`), end to end on real servers behind pgbouncer with an
+//! application writing: one on green before the cutover blocks it until acknowledged; one on blue in
+//! the rollback window (a client that bypassed the switch) blocks `turnout finish` until
+//! acknowledged; turnout's own writes — the forward apply on green, the reverse apply on blue — are
+//! never counted.
+
+mod common;
+
+use common::{pair, Turnout, Writer};
+use std::time::Duration;
+use turnout_testbed::PgBouncer;
+
+const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); CREATE TABLE other (k text, n int, PRIMARY KEY (k, n))";
+
+/// A client writing one row per transaction until told to stop; records the ids acknowledged.
+fn start_writer(url: String) -> Writer<i64> {
+    Writer::start(move |log| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect through pgbouncer");
+        tokio::spawn(conn);
+        while log.running() {
+            match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
+                Ok(row) => log.acked(row.get(0)),
+                Err(err) => log.failed(err),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    c
+}
+
+async fn ids(c: &tokio_postgres::Client) -> Vec<i64> {
+    c.query("SELECT id FROM t ORDER BY id", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect()
+}
+
+/// `side`'s watch on `/status` once `check` holds for it.
+async fn watch_until(t: &mut Turnout, side: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    common::wait_for(t, what, |t| t.status().map(|v| v["rogue_writes"][side].clone()).filter(|w| check(w))).await
+}
+
+#[tokio::test]
+async fn writes_that_are_not_turnouts_block_the_cutover_on_green_and_finish_on_blue_until_acknowledged() {
+    let (blue, green, db) = pair(SCHEMA).await;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
+    let toml = format!(
+        "[cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n\
+         [alerts]\nlag_warning = \"30s\"\n[watch]\ngreen = true\n",
+        bouncer.admin_url(),
+        bouncer.config_path().display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let writer = start_writer(bouncer.url(&db));
+    writer.wait_for(100).await;
+    let watched = watch_until(&mut t, "green", "green's watch", |w| w["state"] == "watching").await;
+    assert_eq!(watched["seen"], 0, "turnout's own apply on green is not foreign: {watched}");
+
+    // A migration run on the wrong side: two rows written on green directly.
+    let g = connect(&green_url).await;
+    g.batch_execute("INSERT INTO t (id, note) VALUES (1000000, 'rogue'); INSERT INTO other VALUES ('it''s', 7)").await.expect("rogue rows");
+    let watched = watch_until(&mut t, "green", "the rogue rows on green", |w| w["seen"] == 2).await;
+    assert_eq!(watched["unacknowledged"][0]["key"], "(id=1000000)", "{watched}");
+    assert_eq!(watched["unacknowledged"][1]["key"], "(k='it''s', n=7)", "{watched}");
+    common::wait_for(&mut t, "the rogue_writes alert", |t| t.status().filter(|v| v["alerts"]["rogue_writes"] == "critical")).await;
+    let metrics = t.metrics();
+    assert!(metrics.contains("turnout_rogue_writes_unacknowledged{side=\"green\"} 2"), "{metrics}");
+    assert!(t.log_text().contains("a write on green that turnout did not make"), "{}", t.log_text());
+
+    let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let (code, out) = common::turnout_command(&t, "cutover", &lag).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("2 writes on green did not come from turnout: public.t (id=1000000) insert, public.other (k='it''s', n=7) insert"), "{out}");
+    // The operator repairs green (a write the watch sees too), lists and acknowledges.
+    g.batch_execute("DELETE FROM t WHERE id = 1000000; DELETE FROM other").await.expect("repair");
+    watch_until(&mut t, "green", "the repair on green", |w| w["seen"] == 4).await;
+    let (code, out) = common::turnout_command(&t, "rogue-writes", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("green: watching") && out.contains("delete public.t (id=1000000)"), "{out}");
+    let (code, out) = common::turnout_command(&t, "rogue-writes", &["--acknowledge"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("acknowledged 4 writes on green"), "{out}");
+    common::wait_for(&mut t, "the alert to clear", |t| t.status().filter(|v| v["alerts"]["rogue_writes"] == "ok")).await;
+
+    // The cutover: inside the pause the watch reads green past a mark before the switch.
+    let report = dir.path().join("cutover.json").display().to_string();
+    let (code, out) = common::turnout_command(&t, "cutover", &[&["--report", &report][..], &lag[..]].concat()).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("green watched"), "the pause names the watch's step: {out}");
+    eprintln!("{}", out.lines().filter(|l| l.contains("write pause")).collect::<Vec<_>>().join("\n"));
+    eprintln!("{}", t.log_text().lines().filter(|l| l.contains("TIMING")).collect::<Vec<_>>().join("\n"));
+    let certificate = common::intact_certificate(std::path::Path::new(&report));
+    let rogue = &certificate["rogue_writes"];
+    assert_eq!(
+        (rogue["watched"].as_bool(), rogue["side"].as_str(), rogue["seen"].as_u64(), rogue["acknowledged"].as_u64()),
+        (Some(true), Some("green"), Some(4), Some(4)),
+        "{certificate}"
+    );
+    // Green takes writes now: its watch slot is gone; blue's is the forward slot, kept.
+    common::wait_for(&mut t, "the reverse stream", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
+    let slots: i64 = g.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '%\\_watch'", &[]).await.expect("slots").get(0);
+    assert_eq!(slots, 0);
+    let watched = watch_until(&mut t, "blue", "blue's watch", |w| w["state"] == "watching").await;
+    assert_eq!(watched["seen"], 0, "{watched}");
+
+    // The application writes on green; the reverse stream brings it to blue — not foreign there.
+    let n = writer.count();
+    writer.wait_for(n + 100).await;
+    let b = blue.connect(&db).await.expect("blue");
+    let newest: i64 = g.query_one("SELECT max(id) FROM t", &[]).await.expect("max").get(0);
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while b.query_opt("SELECT 1 FROM t WHERE id = $1", &[&newest]).await.expect("blue").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the reverse stream must bring green's writes to blue");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A client that bypassed the switch writes on blue: a split brain.
+    b.batch_execute("INSERT INTO t (id, note) VALUES (2000000, 'split')").await.expect("split write");
+    let watched = watch_until(&mut t, "blue", "the split-brain write", |w| w["seen"] == 1).await;
+    assert_eq!(watched["unacknowledged"][0]["key"], "(id=2000000)", "{watched}");
+    let (code, out) = common::turnout_command(&t, "finish", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 writes on blue did not come from turnout: public.t (id=2000000) insert"), "{out}");
+    let (code, out) = common::turnout_command(&t, "rogue-writes", &["--acknowledge"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = common::turnout_command(&t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    // Only the bypassing write was counted on blue, however many the reverse stream applied there.
+    let watched = t.status().expect("status")["rogue_writes"]["blue"].clone();
+    assert_eq!(watched["seen"], 1, "{watched}");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let left: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.expect("slots").get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the forward slot on blue must go when the window ends");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (acked, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    let mut want = acked;
+    want.sort_unstable();
+    assert_eq!(ids(&g).await, want, "green must hold exactly the acknowledged rows");
+    assert_eq!(t.sigterm(), Some(0));
+}
