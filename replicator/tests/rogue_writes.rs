@@ -95,7 +95,6 @@ async fn writes_that_are_not_turnouts_block_the_cutover_on_green_and_finish_on_b
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("green watched"), "the pause names the watch's step: {out}");
     eprintln!("{}", out.lines().filter(|l| l.contains("write pause")).collect::<Vec<_>>().join("\n"));
-    eprintln!("{}", t.log_text().lines().filter(|l| l.contains("TIMING")).collect::<Vec<_>>().join("\n"));
     let certificate = common::intact_certificate(std::path::Path::new(&report));
     let rogue = &certificate["rogue_writes"];
     assert_eq!(

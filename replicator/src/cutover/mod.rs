@@ -462,6 +462,10 @@ impl Controller {
         if let Err(reason) = self.rogue_gate_before() {
             return self.fail(&mut journal, reason);
         }
+        let mut marker = match self.rogue_marker().await {
+            Ok(marker) => marker,
+            Err(e) => return self.fail(&mut journal, format!("the watch's mark cannot be written: {e}")),
+        };
         // Checked (and console sessions opened) before writes pause.
         let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
         if let Err(e) = fence_ready {
@@ -570,7 +574,7 @@ impl Controller {
             }
             phases.mark("reverse armed");
         }
-        if let Some(watched) = self.rogue_gate_in_pause(deadline).await {
+        if let Some(watched) = self.rogue_gate_in_pause(marker.as_mut(), deadline).await {
             match watched {
                 Ok(()) => phases.mark("green watched"),
                 Err(reason) => return self.undo(&mut procedure, &mut journal, reason).await,

@@ -2,6 +2,7 @@
 
 use super::{lock, Controller, Direction};
 use crate::cutover::certificate::RogueWrites;
+use crate::source::contract::marker::Marker;
 use crate::status::foreign::Side;
 use std::time::{Duration, Instant};
 
@@ -31,16 +32,20 @@ impl Controller {
         Ok(())
     }
 
+    /// Before the fence: a session on green for the mark inside the pause, when green is watched.
+    pub(super) async fn rogue_marker(&self) -> Result<Option<Box<dyn Marker>>, String> {
+        let Some(side) = self.gated_side() else { return Ok(None) };
+        let marker = crate::with_family!(self.config, F => F::watch_marker(&self.config, side).await).map_err(|e| e.to_string())?;
+        Ok(Some(marker))
+    }
+
     /// Inside the pause, after the proof: the watch read green's log past a mark written now, and
     /// found nothing unacknowledged. None when green is not watched.
-    pub(super) async fn rogue_gate_in_pause(&self, deadline: Instant) -> Option<Result<(), String>> {
-        let side = self.gated_side()?;
+    pub(super) async fn rogue_gate_in_pause(&self, marker: Option<&mut Box<dyn Marker>>, deadline: Instant) -> Option<Result<(), String>> {
+        let (side, marker) = (self.gated_side()?, marker?);
         let checked = async {
-            let t0 = Instant::now();
-            let mark = crate::with_family!(self.config, F => F::watch_mark(&self.config, side).await).map_err(|e| e.to_string())?;
-            let t1 = Instant::now();
+            let mark = marker.mark().await.map_err(|e| e.to_string())?;
             crate::watch::caught_up(&self.status, side, &mark, deadline).await?;
-            tracing::info!("TIMING mark {:?} caught up {:?}", t1 - t0, t1.elapsed());
             crate::watch::refuse_outstanding(&self.status, side)
         };
         let result = checked.await;
@@ -54,8 +59,11 @@ impl Controller {
         if self.status.watched(Side::Blue).is_none_or(|w| w.state == "closed") {
             return Ok(());
         }
-        let mark = crate::with_family!(self.config, F => F::watch_mark(&self.config, Side::Blue).await).map_err(|e| e.to_string());
-        let caught_up = match mark {
+        let mark = async {
+            let mut marker = crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())?;
+            marker.mark().await.map_err(|e| e.to_string())
+        };
+        let caught_up = match mark.await {
             Ok(mark) => crate::watch::caught_up(&self.status, Side::Blue, &mark, Instant::now() + FINISH_CATCH_UP).await,
             Err(e) => Err(e),
         };

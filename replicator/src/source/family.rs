@@ -72,9 +72,8 @@ pub(crate) trait Family {
         from: Option<&Position>,
     ) -> impl Future<Output = Result<(<Self::Admin as SourceAdmin>::Stream, Position), Error>> + Send;
 
-    /// Writes a mark on `side` and returns its position in `side`'s log: a watch that read past it
-    /// read everything committed there before.
-    fn watch_mark(config: &Config, side: Side) -> impl Future<Output = Result<Position, Error>> + Send;
+    /// A session on `side` that writes marks for the watch ([`crate::source::contract::marker::Marker`]).
+    fn watch_marker(config: &Config, side: Side) -> impl Future<Output = Result<Box<dyn crate::source::contract::marker::Marker>, Error>> + Send;
 
     /// Drops what the watch of `side` holds on the servers, if anything. Best effort.
     fn drop_watch(config: &Config, forward: &Names, side: Side) -> impl Future<Output = ()> + Send;

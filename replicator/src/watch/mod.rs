@@ -81,6 +81,10 @@ pub struct StoreLedger {
 
 impl Ledger for StoreLedger {
     fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+        // turnout's heartbeat row (written on blue without an origin until the forward stream's
+        // heartbeat stops after a cutover) is its own.
+        let heartbeat = |w: &ForeignWrite| w.table.rsplit('.').next() == Some(crate::source::HEARTBEAT_TABLE);
+        let writes: Vec<ForeignWrite> = writes.iter().filter(|w| !heartbeat(w)).cloned().collect();
         let closed = self.status.watched(self.side).is_some_and(|w| w.state == "closed");
         if !writes.is_empty() && !closed {
             let _writing = writing();

@@ -3,5 +3,6 @@
 //! below those commands, so a family depends on nothing above it.
 
 pub mod compare;
+pub mod marker;
 pub mod procedure;
 pub mod report;

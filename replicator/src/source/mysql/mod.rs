@@ -105,7 +105,7 @@ impl Family for MySql {
         Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
     }
 
-    async fn watch_mark(_config: &Config, side: crate::status::foreign::Side) -> Result<turnout_decoders::Position, Error> {
+    async fn watch_marker(_config: &Config, side: crate::status::foreign::Side) -> Result<Box<dyn crate::source::contract::marker::Marker>, Error> {
         Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
     }
 

@@ -87,8 +87,8 @@ impl Family for Pg {
         watch::stream(config, forward, side, from).await
     }
 
-    async fn watch_mark(config: &Config, side: Side) -> Result<Position, Error> {
-        watch::mark(config, side).await
+    async fn watch_marker(config: &Config, side: Side) -> Result<Box<dyn crate::source::contract::marker::Marker>, Error> {
+        Ok(Box::new(watch::PgMarker::open(config, side).await?))
     }
 
     async fn drop_watch(config: &Config, forward: &Names, side: Side) {

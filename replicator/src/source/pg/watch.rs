@@ -71,19 +71,39 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
     Ok((source, Position::Pg(from)))
 }
 
-/// Writes a mark on `side` (a transactional logical message) and returns its position: once the
-/// watch has read past it, it has read everything committed on `side` before.
-pub(crate) async fn mark(config: &Config, side: Side) -> Result<Position, Error> {
-    let url = match side {
-        Side::Green => config.target.url.expose(),
-        Side::Blue => config.source.url.expose(),
-    };
-    let client = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
-    let row = client
-        .query_one("SELECT pg_logical_emit_message(true, 'turnout.watch', now()::text)::text", &[])
-        .await
-        .map_err(|e| Error::Setup(format!("writing the watch's mark on {side}: {e}")))?;
-    Ok(Position::Pg(lsn(&row.get::<_, String>(0), "the mark's position")?))
+/// A session on a watched side that commits marks: transactional logical messages.
+pub(crate) struct PgMarker {
+    client: tokio_postgres::Client,
+    side: Side,
+}
+
+impl PgMarker {
+    pub(crate) async fn open(config: &Config, side: Side) -> Result<PgMarker, Error> {
+        let url = match side {
+            Side::Green => config.target.url.expose(),
+            Side::Blue => config.source.url.expose(),
+        };
+        let client = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
+        // A read-only fence left on the database does not stop the mark.
+        client
+            .batch_execute("SET default_transaction_read_only = off")
+            .await
+            .map_err(|e| Error::Setup(format!("preparing the watch's mark on {side}: {e}")))?;
+        Ok(PgMarker { client, side })
+    }
+}
+
+impl crate::source::contract::marker::Marker for PgMarker {
+    fn mark(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Position, Error>> + Send + '_>> {
+        Box::pin(async move {
+            let row = self
+                .client
+                .query_one("SELECT pg_logical_emit_message(true, 'turnout.watch', now()::text)::text", &[])
+                .await
+                .map_err(|e| Error::Setup(format!("writing the watch's mark on {}: {e}", self.side)))?;
+            Ok(Position::Pg(lsn(&row.get::<_, String>(0), "the mark's position")?))
+        })
+    }
 }
 
 /// Drops what the watch of `side` holds, if it exists: green's watch slot and publication, or the
