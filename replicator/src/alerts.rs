@@ -244,7 +244,7 @@ impl AlertRules {
 /// What a webhook receives (as JSON) and a command reads on stdin, for one change of level.
 #[derive(Clone, Debug, Serialize)]
 pub struct AlertEvent {
-    /// `lag`, `slot`, `window` or `rogue_writes`.
+    /// `lag`, `slot`, `window`, `rogue_writes` or `verify`.
     pub alert: &'static str,
     pub previous: AlertLevel,
     pub state: AlertLevel,
@@ -259,7 +259,7 @@ pub struct AlertEvent {
     /// lowest level left (lag is now at or below [`CLEAR_FRACTION`] of it). `slot`, in bytes: the
     /// `safe_wal_bytes` below which the warning fires, when the slot has a limit. None otherwise.
     pub threshold: Option<f64>,
-    /// `seconds`, `bytes`, (`window`) `share` or (`rogue_writes`) `writes`.
+    /// `seconds`, `bytes`, (`window`) `share`, (`rogue_writes`) `writes` or (`verify`) `tables`.
     pub threshold_unit: &'static str,
     /// The slot, publication and origin of this stream.
     pub names: Option<Names>,
@@ -359,6 +359,25 @@ impl AlertEvent {
         AlertEvent::new("rogue_writes", t, message, (t.to != AlertLevel::Ok).then_some(count), "writes", status.snapshot())
     }
 
+    /// The `verify` alert: critical while the continuous verify's last whole run found differences.
+    fn verify(t: Transition, verified: &crate::status::verified::Verified, status: &Status) -> AlertEvent {
+        let differing = verified.differing();
+        let message = match t.to {
+            AlertLevel::Ok => "the continuous verify's last run found blue and green equal".to_string(),
+            _ => {
+                let named: Vec<String> = differing.iter().map(|table| format!("{table}: {}", verified.tables[*table].differences.join(", "))).collect();
+                format!(
+                    "the continuous verify found {} tables differing on green — {}; find the cause (`turnout verify --live --show-values`), \
+                     repair green; `turnout cutover --verify` refuses until a run finds them equal",
+                    differing.len(),
+                    named.join("; ")
+                )
+            }
+        };
+        let count = differing.len() as f64;
+        AlertEvent::new("verify", t, message, (t.to != AlertLevel::Ok).then_some(count), "tables", status.snapshot())
+    }
+
     fn new(
         alert: &'static str,
         t: Transition,
@@ -419,6 +438,7 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     let mut slot = Debounced::new(rules.min_duration);
     let mut window = Debounced::new(rules.min_duration);
     let mut rogue: std::collections::BTreeMap<Side, AlertLevel> = std::collections::BTreeMap::new();
+    let mut verify: Option<AlertLevel> = None;
     if lag.is_some() {
         status.set_alert("lag", AlertLevel::Ok);
     }
@@ -455,6 +475,14 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
         }
         if let Some(level) = rogue.values().max() {
             status.set_alert("rogue_writes", *level);
+        }
+        if let Some(verified) = status.verified().filter(|v| v.finished_at.is_some()) {
+            let level = if verified.differing().is_empty() { AlertLevel::Ok } else { AlertLevel::Critical };
+            let from = verify.replace(level).unwrap_or(AlertLevel::Ok);
+            if from != level {
+                report(&status, &deliver, AlertEvent::verify(Transition { from, to: level }, &verified, &status));
+            }
+            status.set_alert("verify", level);
         }
     }
 }

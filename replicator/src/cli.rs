@@ -111,6 +111,8 @@ impl LiveArgs {
             restart: self.restart,
             show_values: self.show_values,
             progress_every: self.progress_every,
+            rows_per_second: None,
+            background: false,
         }
     }
 }

@@ -40,6 +40,19 @@ pub struct RowDiff {
     pub values: Vec<(String, Option<String>, Option<String>)>,
 }
 
+impl RowDiff {
+    /// `(id=7) only on the target`: the row's key and how it differs.
+    pub fn describe(&self) -> String {
+        let key: Vec<String> = self.key.iter().map(|(c, v)| format!("{c}={v}")).collect();
+        let kind = match self.kind {
+            DiffKind::Missing => "missing on the target",
+            DiffKind::Extra => "only on the target",
+            DiffKind::Changed => "changed",
+        };
+        format!("({}) {kind}", key.join(", "))
+    }
+}
+
 /// Most rows recorded per table; beyond, only counted.
 pub const MAX_RECORDED: usize = 100;
 
@@ -157,6 +170,11 @@ fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<(), Error> {
 /// Where a live verify keeps its progress.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("verify-live.json")
+}
+
+/// Where the sidecar's continuous verify keeps its progress.
+pub fn background_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("verify-background.json")
 }
 
 /// The last live verify that finished, kept for the cutover's gate (`turnout cutover --verify`) in

@@ -5,7 +5,9 @@
 //! (`cutover.pgbouncer.admin_url`). Secrets (URLs with passwords, tokens) are held in [`Secret`], whose
 //! `Debug` and `Display` never show the value.
 
+mod verify;
 mod watch;
+pub use verify::{Continuous, VerifyConfig};
 pub use watch::WatchConfig;
 
 use crate::duration::{parse_duration, parse_size};
@@ -65,6 +67,8 @@ pub struct Config {
     pub tables: TablesConfig,
     #[serde(default)]
     pub watch: WatchConfig,
+    #[serde(default)]
+    pub verify: VerifyConfig,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
@@ -481,6 +485,7 @@ impl Config {
             return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
         }
         self.table_filter()?;
+        self.verify.settings()?;
         self.validate_cutover()
     }
 

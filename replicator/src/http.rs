@@ -353,6 +353,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             let _ = writeln!(out, "turnout_watch_up{{side=\"{side}\"}} {}", u8::from(w.state == "watching"));
         }
     }
+    if let Some(verified) = &s.continuous_verify {
+        let _ = writeln!(out, "# HELP turnout_verify_runs_total Whole runs of the continuous verify finished since start.");
+        let _ = writeln!(out, "# TYPE turnout_verify_runs_total counter\nturnout_verify_runs_total {}", verified.runs);
+        if !verified.tables.is_empty() {
+            let _ = writeln!(out, "# HELP turnout_verify_table_equal 1 when the last finished verify found the table equal on both sides, else 0.");
+            let _ = writeln!(out, "# TYPE turnout_verify_table_equal gauge");
+            for (table, t) in &verified.tables {
+                let _ = writeln!(out, "turnout_verify_table_equal{{table=\"{}\"}} {}", table.replace('\\', "\\\\").replace('"', "\\\""), u8::from(t.equal));
+            }
+            let _ = writeln!(out, "# HELP turnout_verify_tables_differing Tables the last finished verify found differing.");
+            let _ = writeln!(out, "# TYPE turnout_verify_tables_differing gauge\nturnout_verify_tables_differing {}", verified.differing().len());
+        }
+    }
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);
     let _ = writeln!(out, "# HELP turnout_lag_seconds Age on blue's clock of the oldest transaction not yet durable on green (newest heartbeat when idle).");

@@ -49,6 +49,11 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     };
     let controllers = crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
     let rollback = Arc::clone(&controllers.rollback);
+    if config.verify.continuous {
+        let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
+        let busy = move || cutover.running() || back.running();
+        tokio::spawn(crate::verify::continuous::run(Arc::clone(&shared), Arc::clone(&status), busy, external.clone()));
+    }
     let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
     let _http = crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers), external.clone())
         .await

@@ -4,6 +4,7 @@
 //! [`crate::pipeline::signals::Channels`]. Never holds secrets.
 
 pub mod foreign;
+pub mod verified;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -199,6 +200,8 @@ pub struct Status {
     window: Mutex<Option<(i64, crate::config::WindowBudget)>>,
     /// The watch for writes that are not turnout's, per watched side.
     watched: Mutex<BTreeMap<foreign::Side, foreign::Watched>>,
+    /// The continuous verify, when on.
+    verified: Mutex<Option<verified::Verified>>,
 }
 
 /// The rollback window, on `/status` while the reverse stream runs.
@@ -296,6 +299,8 @@ pub struct Snapshot {
     /// The watch for writes that are not turnout's, per side watched (`green` before the cutover,
     /// `blue` in the rollback window).
     pub rogue_writes: BTreeMap<foreign::Side, foreign::Watched>,
+    /// The continuous verify (`verify.continuous`), when on.
+    pub continuous_verify: Option<verified::Verified>,
 }
 
 impl Default for Status {
@@ -324,6 +329,7 @@ impl Default for Status {
             copy: Mutex::new(None),
             window: Mutex::new(None),
             watched: Mutex::new(BTreeMap::new()),
+            verified: Mutex::new(None),
         }
     }
 }
@@ -507,6 +513,16 @@ impl Status {
         lock(&self.watched).clone()
     }
 
+    /// Changes what `/status` shows of the continuous verify (turning it on).
+    pub fn update_verified(&self, f: impl FnOnce(&mut verified::Verified)) {
+        f(lock(&self.verified).get_or_insert_with(Default::default));
+    }
+
+    /// The continuous verify, when on.
+    pub fn verified(&self) -> Option<verified::Verified> {
+        lock(&self.verified).clone()
+    }
+
     /// Records the current level of alert `name`.
     pub fn set_alert(&self, name: &str, level: AlertLevel) {
         lock(&self.alerts).insert(name.to_owned(), level);
@@ -650,6 +666,7 @@ impl Status {
         let copy = self.copy_progress();
         let window = self.window();
         let rogue_writes = self.watches();
+        let continuous_verify = self.verified();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -678,6 +695,7 @@ impl Status {
                 verify_hold,
                 window,
                 rogue_writes,
+                continuous_verify,
             }
         })
     }

@@ -11,7 +11,7 @@
 
 use super::certificate::VerifyResult;
 use crate::alerts::rfc3339;
-use crate::compared::{DiffKind, Finished};
+use crate::compared::Finished;
 use crate::config::Config;
 use crate::source::contract::compare::Backend;
 use crate::status::Direction;
@@ -135,20 +135,7 @@ fn judge(last: &Finished, direction: Direction, source: &str, target: &str, tabl
 
 /// One differing table and the keys of its first rows.
 fn describe(table: &crate::compared::TableState) -> String {
-    let rows: Vec<String> = table
-        .differences
-        .iter()
-        .take(NAMED)
-        .map(|d| {
-            let key: Vec<String> = d.key.iter().map(|(c, v)| format!("{c}={v}")).collect();
-            let kind = match d.kind {
-                DiffKind::Missing => "missing on the target",
-                DiffKind::Extra => "only on the target",
-                DiffKind::Changed => "changed",
-            };
-            format!("({}) {kind}", key.join(", "))
-        })
-        .collect();
+    let rows: Vec<String> = table.differences.iter().take(NAMED).map(crate::compared::RowDiff::describe).collect();
     let more = (table.differences.len() + usize::try_from(table.more_differences).unwrap_or(usize::MAX)).saturating_sub(rows.len());
     match (rows.is_empty(), more) {
         (true, _) => format!("{}: {} chunks differ (keyless: rows not located)", table.table, table.differing_chunks),
@@ -160,6 +147,7 @@ fn describe(table: &crate::compared::TableState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compared::DiffKind;
     use crate::compared::{RowDiff, TableState, FINISHED_VERSION};
 
     const HOUR: Duration = Duration::from_secs(3600);

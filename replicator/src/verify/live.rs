@@ -48,6 +48,12 @@ pub struct LiveOptions {
     pub show_values: bool,
     /// How often to print progress to stderr (never when zero).
     pub progress_every: Duration,
+    /// Compare at most this many source rows per second (paced after each chunk); none: as fast as
+    /// the servers go.
+    pub rows_per_second: Option<u64>,
+    /// The sidecar's own continuous verify (`verify.continuous`): its progress is kept apart from
+    /// `turnout verify --live`'s, so neither resumes the other's.
+    pub background: bool,
 }
 
 /// A live verify's result.
@@ -132,13 +138,13 @@ async fn live<B: Backend>(
     let tables = backend.tables(opts.table.as_deref()).await?;
     let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
     let source = backend.source()?;
-    let file = progress::path(&config.state.dir);
+    let file = if opts.background { progress::background_path(&config.state.dir) } else { progress::path(&config.state.dir) };
     let fresh = Saved::new(source, opts.chunk_rows, &names);
     let (mut saved, resumed) = match Saved::load(&file)? {
         Some(s) if !opts.restart && s.same_run(&fresh) => (s, true),
         _ => (fresh, false),
     };
-    if resumed {
+    if resumed && !opts.background {
         let done = saved.tables.iter().filter(|t| t.done).count();
         eprintln!("verify: resuming the run in {}: {done} of {} tables done", file.display(), saved.tables.len());
     }
@@ -146,7 +152,7 @@ async fn live<B: Backend>(
     let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
     let estimate = backend.estimate_rows(&todo).await;
     let printer = (!opts.progress_every.is_zero()).then(|| tokio::spawn(print_progress(Arc::clone(&rows_done), estimate, opts.progress_every)));
-    let outcome = rounds(backend, opts, sidecar, &tables, &mut saved, &file, &rows_done).await;
+    let outcome = rounds(backend, opts, sidecar, &tables, &mut saved, &file, Counted { rows: &rows_done, since: started }).await;
     if let Some(p) = printer {
         p.abort();
     }
@@ -181,6 +187,12 @@ async fn live<B: Backend>(
     })
 }
 
+/// The rows compared so far, and since when (the pace's start).
+struct Counted<'a> {
+    rows: &'a Arc<AtomicU64>,
+    since: Instant,
+}
+
 /// Rounds until every table is done.
 async fn rounds<B: Backend>(
     backend: &B,
@@ -189,8 +201,9 @@ async fn rounds<B: Backend>(
     tables: &[TableName],
     saved: &mut Saved,
     file: &std::path::Path,
-    rows_done: &Arc<AtomicU64>,
+    counted: Counted<'_>,
 ) -> Result<(), Error> {
+    let Counted { rows: rows_done, since: started } = counted;
     while saved.tables.iter().any(|t| !t.done) {
         let snaps = backend.take(sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
         tracing::info!(position = %snaps.position, "verify snapshots taken");
@@ -208,6 +221,7 @@ async fn rounds<B: Backend>(
             shared: tokio::sync::Mutex::new(Shared::new(std::mem::replace(saved, Saved::new(String::new(), 0, &[])))),
             file,
             rows_done,
+            pace: opts.rows_per_second.map(|rate| (started, rate.max(1))),
         };
         let workers = snaps.blue.iter().zip(&snaps.green).map(|(b, g)| round.work(b, g));
         let result = futures_util::future::try_join_all(workers).await;
@@ -281,6 +295,8 @@ struct Round<'a, B> {
     shared: tokio::sync::Mutex<Shared>,
     file: &'a std::path::Path,
     rows_done: &'a AtomicU64,
+    /// When pacing began and the rows per second allowed.
+    pace: Option<(Instant, u64)>,
 }
 
 impl<B: Backend> Round<'_, B> {
@@ -307,6 +323,14 @@ impl<B: Backend> Round<'_, B> {
             if shared.last_save.elapsed() >= Duration::from_millis(500) {
                 shared.saved.save(self.file)?;
                 shared.last_save = Instant::now();
+            }
+            drop(shared);
+            if let Some((since, rate)) = self.pace {
+                // Not ahead of the budget: the rows compared so far take rows / rate seconds.
+                let due = Duration::from_secs_f64(self.rows_done.load(Ordering::Relaxed) as f64 / rate as f64);
+                if let Some(early) = due.checked_sub(since.elapsed()) {
+                    tokio::time::sleep(early).await;
+                }
             }
         }
         Ok(())

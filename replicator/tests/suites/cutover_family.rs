@@ -264,7 +264,10 @@ fn number(server: &MySqlServer, db: &str, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_green() {
-    let mut s = setup("read-only", "haproxy", "").await;
+    // The continuous verify runs all along, run after run: the cutover pauses it, and its last
+    // whole run satisfies the gate.
+    let continuous = "[verify]\ncontinuous = true\nrows_per_second = 20000\ninterval = \"200ms\"\nchunk_rows = 200\n";
+    let mut s = setup("read-only", "haproxy", continuous).await;
     // Blue's counters ran ahead of what the binlog shows.
     run_counters_ahead(&s.blue, &s.db);
     // Green starts read-only, as a careful operator leaves it: the cutover must open it.
@@ -289,10 +292,17 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     let rehearsed = common::intact_certificate(&rehearsal);
     assert_eq!((rehearsed["kind"].as_str(), rehearsed["outcome"].as_str()), (Some("cutover rehearsal"), Some("rehearsed")), "{rehearsed}");
     assert!(rehearsed["from"]["identity"].as_str().is_some_and(|i| i.starts_with("server_")), "{rehearsed}");
+    let verified = common::wait_for(&mut s.t, "a whole continuous verify", |t| {
+        t.status().map(|v| v["continuous_verify"].clone()).filter(|v| v["runs"].as_u64().is_some_and(|n| n >= 1))
+    })
+    .await;
+    let tables = verified["tables"].as_object().expect("tables");
+    assert!(!tables.is_empty() && tables.values().all(|t| t["equal"] == true), "{verified}");
     let started = Instant::now();
-    let (code, out) = turnout(&s.t, "cutover", &[&["--report", report.to_str().expect("path")][..], &lag[..]].concat()).await;
+    let (code, out) = turnout(&s.t, "cutover", &[&["--verify", "--report", report.to_str().expect("path")][..], &lag[..]].concat()).await;
     let finished = started.elapsed();
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("verify gate: the live verify of"), "{out}");
     assert!(out.contains("fenced writes on blue (read_only = ON") && out.contains("green applied the sentinel"), "{out}");
     assert!(out.contains("green was read-only"), "{out}");
     // The rehearsal took the same steps inside the pause as the cutover, up to where one undid the

@@ -1,0 +1,43 @@
+//! `[verify]`: the sidecar's continuous verify (see [`crate::verify::continuous`]).
+
+use serde::Deserialize;
+
+/// The continuous verify: `turnout verify --live` run by the sidecar itself, again and again.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Re-verify every replicated table in the background while `run` streams; default false.
+    #[serde(default)]
+    pub continuous: bool,
+    /// Source rows compared per second at most (default 5000): the load the verify may add.
+    pub rows_per_second: Option<u64>,
+    /// The pause between two whole runs (default `5m`).
+    pub interval: Option<String>,
+    /// Rows per chunk (default 10000).
+    pub chunk_rows: Option<u64>,
+}
+
+/// [`VerifyConfig`] read and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Continuous {
+    pub rows_per_second: u64,
+    pub interval: std::time::Duration,
+    pub chunk_rows: u64,
+}
+
+impl VerifyConfig {
+    /// The continuous verify's settings; an error names the field.
+    pub fn settings(&self) -> Result<Continuous, crate::error::Error> {
+        use crate::error::Error;
+        let rows_per_second = self.rows_per_second.unwrap_or(5_000);
+        if rows_per_second == 0 {
+            return Err(Error::config("verify.rows_per_second", "is 0: the verify would never compare a row; give e.g. 5000"));
+        }
+        let interval = super::opt_duration("verify.interval", &self.interval)?.unwrap_or(std::time::Duration::from_secs(300));
+        let chunk_rows = self.chunk_rows.unwrap_or(10_000);
+        if chunk_rows == 0 {
+            return Err(Error::config("verify.chunk_rows", "is 0; give e.g. 10000"));
+        }
+        Ok(Continuous { rows_per_second, interval, chunk_rows })
+    }
+}

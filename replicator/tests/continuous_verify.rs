@@ -1,0 +1,96 @@
+//! The continuous verify (`[verify] continuous = true`) against real servers while an application
+//! writes: the sidecar re-verifies every table at its rows/s budget, shows the last result per table
+//! on `/status` and in the metrics, satisfies `turnout cutover --verify` without the operator running
+//! a verify, finds a row written on green directly (the `verify` alert, the gate refusing with its
+//! key), and finds the tables equal again once green is repaired.
+
+mod common;
+
+use common::{pair, Turnout, Writer};
+use std::time::Duration;
+
+const SCHEMA: &str = "\
+    CREATE TABLE t (id bigserial PRIMARY KEY, note text);\
+    CREATE TABLE \"Odd Name\" (k text, n int, v jsonb, PRIMARY KEY (k, n));\
+    INSERT INTO t (note) SELECT 'seed ' || g FROM generate_series(1, 6000) g;\
+    INSERT INTO \"Odd Name\" SELECT 'k''' || (g % 10), g, jsonb_build_object('g', g) FROM generate_series(1, 2000) g;";
+
+/// Rows per second the verify may compare.
+const RATE: u64 = 4000;
+
+fn start_writer(url: String) -> Writer<i64> {
+    Writer::start(move |log| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        while log.running() {
+            match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
+                Ok(row) => log.acked(row.get(0)),
+                Err(err) => log.failed(err),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// `/status`'s `continuous_verify` once `check` holds for it.
+async fn verified_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    common::wait_for(t, what, |t| t.status().map(|v| v["continuous_verify"].clone()).filter(|v| check(v))).await
+}
+
+#[tokio::test]
+async fn the_continuous_verify_keeps_the_gate_satisfied_at_its_budget_and_finds_a_row_written_on_green() {
+    let (blue, green, db) = pair(SCHEMA).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra =
+        format!("[cutover]\nfence = \"none\"\nswitch = \"none\"\n[verify]\ncontinuous = true\nrows_per_second = {RATE}\ninterval = \"1s\"\nchunk_rows = 500\n");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &extra);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let writer = start_writer(blue.url(&db));
+    writer.wait_for(50).await;
+
+    // A whole run finishes on its own, every table equal, within its budget.
+    let v = verified_until(&mut t, "a whole continuous run", |v| v["runs"].as_u64().is_some_and(|n| n >= 1)).await;
+    assert_eq!(v["tables"]["public.t"]["equal"], true, "{v}");
+    assert_eq!(v["tables"]["public.Odd Name"]["equal"], true, "{v}");
+    let (rows, seconds) = (v["last_run_rows"].as_u64().expect("rows"), v["last_run_seconds"].as_f64().expect("seconds"));
+    assert!(rows >= 8000, "every row compared: {v}");
+    // The pacing is checked after each chunk: the whole run's rate stays within the budget, plus the
+    // one chunk compared before the first check.
+    let rate = rows as f64 / seconds;
+    assert!(rate <= (RATE + 500) as f64, "{rows} rows in {seconds:.2} s = {rate:.0} rows/s over the budget {RATE}");
+    eprintln!("continuous verify: {rows} rows in {seconds:.2} s = {rate:.0} rows/s (budget {RATE})");
+    let metrics = t.metrics();
+    assert!(metrics.contains("turnout_verify_table_equal{table=\"public.t\"} 1") && metrics.contains("turnout_verify_tables_differing 0"), "{metrics}");
+    let page = t.get("/").unwrap_or_default();
+    assert!(page.contains("Continuous verify"), "the status page has the card");
+
+    // The gate is satisfied without the operator running a verify.
+    let gate = ["--dry-run", "--verify", "--when-lag", "<1s", "--timeout", "60s"];
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verify gate: the live verify of 2 tables"), "{out}");
+
+    // A row written on green directly: the next run names it, the alert fires, the gate refuses.
+    let (g, conn) = tokio_postgres::connect(&green.url(&db), tokio_postgres::NoTls).await.expect("green");
+    tokio::spawn(conn);
+    g.batch_execute("INSERT INTO t (id, note) VALUES (1000000, 'rogue')").await.expect("rogue row");
+    let v = verified_until(&mut t, "the rogue row found", |v| v["tables"]["public.t"]["equal"] == false).await;
+    assert_eq!(v["tables"]["public.t"]["differences"][0], "(id=1000000) only on the target", "{v}");
+    common::wait_for(&mut t, "the verify alert", |t| t.status().filter(|s| s["alerts"]["verify"] == "critical")).await;
+    assert!(t.metrics().contains("turnout_verify_tables_differing 1"));
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("(id=1000000) only on the target"), "{out}");
+
+    // Repaired: a later run finds the tables equal again.
+    g.batch_execute("DELETE FROM t WHERE id = 1000000").await.expect("repair");
+    verified_until(&mut t, "the tables equal again", |v| v["tables"]["public.t"]["equal"] == true).await;
+    common::wait_for(&mut t, "the alert to clear", |t| t.status().filter(|s| s["alerts"]["verify"] == "ok")).await;
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 0, "{out}");
+
+    let (_, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(t.sigterm(), Some(0));
+}
