@@ -165,28 +165,11 @@ pub async fn finish(config: &Config) -> i32 {
 }
 
 /// `turnout rogue-writes [--acknowledge]`: prints each watched side's writes that turnout did not
-/// make; with `acknowledge`, accepts those seen so far. Exit 0 when none is left unacknowledged.
+/// make; with `acknowledge`, then accepts exactly the ones listed (the sidecar refuses a side whose
+/// count moved meanwhile). Exit 0 when none is left unacknowledged.
 pub async fn rogue_writes(config: &Config, acknowledge: bool) -> i32 {
     let listen = &config.http.listen;
     let token = config.cutover.token.as_ref().map(|t| t.expose());
-    if acknowledge {
-        match self::request(listen, "POST", "/rogue-writes/acknowledge", Some("{}"), token).await {
-            Ok((200, body)) => {
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                for line in v["done"].as_array().into_iter().flatten() {
-                    println!("{}", line.as_str().unwrap_or_default());
-                }
-            }
-            Ok((code, body)) => {
-                eprintln!("turnout: the sidecar refused the acknowledgement (HTTP {code}): {}", error_of(&body));
-                return crate::error::EXIT_FAILED;
-            }
-            Err(e) => {
-                eprintln!("turnout: cannot reach the sidecar at http://{listen}/rogue-writes/acknowledge: {e} (is `turnout run` running?)");
-                return crate::error::EXIT_FAILED;
-            }
-        }
-    }
     let body = match self::request(listen, "GET", "/rogue-writes", None, None).await {
         Ok((200, body)) => body,
         Ok((code, body)) => {
@@ -204,32 +187,49 @@ pub async fn rogue_writes(config: &Config, acknowledge: bool) -> i32 {
         return 0;
     }
     let mut outstanding = 0;
+    let mut seen = serde_json::Map::new();
     for (side, w) in &sides {
-        let (seen, acknowledged) = (w["seen"].as_u64().unwrap_or(0), w["acknowledged"].as_u64().unwrap_or(0));
-        outstanding += seen.saturating_sub(acknowledged);
+        let (count, acknowledged) = (w["seen"].as_u64().unwrap_or(0), w["acknowledged"].as_u64().unwrap_or(0));
+        seen.insert(side.clone(), count.into());
+        outstanding += count.saturating_sub(acknowledged);
         println!(
-            "{side}: {} (read through {}): {seen} seen, {acknowledged} acknowledged",
+            "{side}: {} (read through {}): {count} seen, {acknowledged} acknowledged",
             w["state"].as_str().unwrap_or("?"),
             w["read_through"].as_str().unwrap_or("-")
         );
         for write in w["unacknowledged"].as_array().into_iter().flatten() {
-            println!(
-                "  {} {} {} (commit {})",
-                write["kind"].as_str().unwrap_or_default(),
-                write["table"].as_str().unwrap_or_default(),
-                write["key"].as_str().unwrap_or_default(),
-                write["commit"].as_str().unwrap_or_default()
-            );
+            let field = |name: &str| write[name].as_str().unwrap_or_default().to_owned();
+            println!("  {} {} {} (commit {})", field("kind"), field("table"), field("key"), field("commit"));
         }
         if let Some(e) = w["error"].as_str() {
             println!("  error: {e}");
         }
     }
-    if outstanding > 0 {
-        println!("{outstanding} not acknowledged: reconcile them, then `turnout rogue-writes --acknowledge`");
-        return crate::error::EXIT_FAILED;
+    if outstanding == 0 || !acknowledge {
+        if outstanding > 0 {
+            println!("{outstanding} not acknowledged: reconcile them, then `turnout rogue-writes --acknowledge`");
+            return crate::error::EXIT_FAILED;
+        }
+        return 0;
     }
-    0
+    let ack = serde_json::json!({ "seen": seen }).to_string();
+    match self::request(listen, "POST", "/rogue-writes/acknowledge", Some(&ack), token).await {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            for line in v["done"].as_array().into_iter().flatten() {
+                println!("{}", line.as_str().unwrap_or_default());
+            }
+            0
+        }
+        Ok((code, body)) => {
+            eprintln!("turnout: the sidecar refused the acknowledgement (HTTP {code}): {}", error_of(&body));
+            crate::error::EXIT_FAILED
+        }
+        Err(e) => {
+            eprintln!("turnout: cannot reach the sidecar at http://{listen}/rogue-writes/acknowledge: {e} (is `turnout run` running?)");
+            crate::error::EXIT_FAILED
+        }
+    }
 }
 
 /// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.

@@ -191,14 +191,27 @@ async fn rogue_writes(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.status.watches())
 }
 
-/// `POST /rogue-writes/acknowledge`: the operator acknowledges every foreign write seen so far;
-/// answers one line per side.
-async fn rogue_writes_acknowledge(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> impl IntoResponse {
+/// What `POST /rogue-writes/acknowledge` carries: per side, the count of foreign writes the operator
+/// saw listed.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    pub seen: std::collections::BTreeMap<crate::status::foreign::Side, u64>,
+}
+
+/// `POST /rogue-writes/acknowledge`: the operator acknowledges the foreign writes they saw listed
+/// (refused for a side whose count moved since); answers one line per side.
+async fn rogue_writes_acknowledge(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(ack): Json<Acknowledgement>,
+) -> impl IntoResponse {
     let Some(controllers) = &state.controllers else { return unavailable() };
     if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/rogue-writes/acknowledge") {
         return refused;
     }
-    match controllers.cutover.acknowledge_rogue_writes() {
+    match controllers.cutover.acknowledge_rogue_writes(&ack.seen) {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
         Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
     }

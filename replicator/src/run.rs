@@ -42,7 +42,21 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         });
     }
     let names = Names::for_stream(&state.stream_id()?);
-    let resume = crate::cutover::recover(config, &state, &names).await?;
+    crate::watch::show_kept(&state, &status)?;
+    let resume = match crate::cutover::recover(config, &state, &names).await {
+        Ok(resume) => resume,
+        Err(e) => {
+            // This stream replicates no more (cut over without a way back, the window ended, rolled
+            // back): whatever a watch left on the servers goes.
+            if crate::cutover::cut_over(&state)? && crate::cutover::open_window(&state)?.is_none() {
+                crate::with_family!(config, F => {
+                    F::drop_watch(config, &names, Side::Green).await;
+                    F::drop_watch(config, &names, Side::Blue).await;
+                });
+            }
+            return Err(e);
+        }
+    };
     let shared = Arc::new(config.clone());
     let controller = |direction, stop| {
         crate::cutover::Controller::new(direction, Arc::clone(&shared), state.clone(), Arc::clone(&status), Arc::clone(&channels), names.clone(), stop)
@@ -186,6 +200,14 @@ async fn watch_window(status: Arc<Status>, rollback: Arc<crate::cutover::Control
                     "the rollback window ended on its own: {why}; {}. Rollback to blue is no longer possible; green is the source of truth",
                     done.join("; ")
                 );
+                if let Some(w) = status.watched(Side::Blue).filter(|w| w.outstanding() > 0) {
+                    tracing::error!(
+                        "the rollback window ended with {} writes on blue that turnout did not make and nobody acknowledged: {}. They never \
+                         reached green; carry them over by hand",
+                        w.outstanding(),
+                        w.describe()
+                    );
+                }
                 return;
             }
             Err(e) => tracing::error!("the rollback window's budget is spent ({why}) but ending it failed: {e}; run `turnout finish`"),

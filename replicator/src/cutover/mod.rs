@@ -352,6 +352,8 @@ impl Controller {
         self.status.clear_window();
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
         done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
+        // What blue's watch read (the forward slot, PostgreSQL) goes with the window.
+        crate::with_family!(self.config, F => F::drop_watch(&self.config, &self.names, Side::Blue).await);
         self.status.set_phase(Phase::Stopped);
         Ok(done)
     }
@@ -459,12 +461,9 @@ impl Controller {
         if let Err(reason) = self.verify_gate(request).await {
             return self.fail(&mut journal, reason);
         }
-        if let Err(reason) = self.rogue_gate_before() {
-            return self.fail(&mut journal, reason);
-        }
-        let mut marker = match self.rogue_marker().await {
+        let mut marker = match self.rogue_gate_before().await {
             Ok(marker) => marker,
-            Err(e) => return self.fail(&mut journal, format!("the watch's mark cannot be written: {e}")),
+            Err(reason) => return self.fail(&mut journal, reason),
         };
         // Checked (and console sessions opened) before writes pause.
         let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
@@ -588,10 +587,8 @@ impl Controller {
         }
         // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
-        if self.direction == Direction::Reverse {
-            // Blue takes the application's writes again: they are not foreign from here on.
-            crate::watch::close(&self.status, Side::Blue);
-        }
+        // The side that takes the application's writes from here on: they are not foreign there.
+        crate::watch::close(&self.status, if self.direction == Direction::Forward { Side::Green } else { Side::Blue });
         phases.mark("journal");
         let completed = format!(
             "switching traffic to {to} failed after {to} was proven complete; {from} stays fenced. Fix the cause below and restart \

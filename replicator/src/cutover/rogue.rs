@@ -1,4 +1,8 @@
 //! The cutover's and `turnout finish`'s gates on writes that are not turnout's ([`crate::watch`]).
+//!
+//! Whatever the configuration says now, a foreign write recorded and not acknowledged refuses: turning
+//! a watch off does not make what it saw go away. Only a side that is watched now is also read up to a
+//! mark — before the fence (so the pause does not wait for a watch far behind) and inside the pause.
 
 use super::{lock, Controller, Direction};
 use crate::cutover::certificate::RogueWrites;
@@ -9,73 +13,93 @@ use std::time::{Duration, Instant};
 /// How long `turnout finish` waits for blue's watch to read blue's log up to now.
 const FINISH_CATCH_UP: Duration = Duration::from_secs(10);
 
+/// How long the cutover waits, before the fence, for green's watch to read green's log up to now.
+const BEFORE_FENCE_CATCH_UP: Duration = Duration::from_secs(60);
+
 impl Controller {
-    /// The side this direction's watch covers, when it is watched: green before a cutover. A rollback
-    /// is not gated (blue keeps whatever was written there), only recorded.
-    fn gated_side(&self) -> Option<Side> {
-        (self.direction == Direction::Forward && self.status.watched(Side::Green).is_some()).then_some(Side::Green)
+    /// Whether `side` is watched in this sidecar now (`[watch]` and a family that can).
+    fn watches(&self, side: Side) -> bool {
+        let wanted = match side {
+            Side::Green => self.config.watch.green,
+            Side::Blue => self.config.watch.blue,
+        };
+        wanted && crate::with_family!(self.config, F => F::WATCHES)
     }
 
-    /// Before the fence: no foreign write on green waits to be acknowledged, and the watch reads.
-    pub(super) fn rogue_gate_before(&self) -> Result<(), String> {
+    /// Commits a mark on `side` through `marker` and waits until the watch read past it, all by
+    /// `deadline`.
+    async fn read_up_to_now(&self, side: Side, marker: &mut Box<dyn Marker>, deadline: Instant) -> Result<(), String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mark = match tokio::time::timeout(left, marker.mark()).await {
+            Ok(mark) => mark.map_err(|e| e.to_string())?,
+            Err(_) => return Err(format!("writing the watch's mark on {side} took longer than the time left ({} ms)", left.as_millis())),
+        };
+        crate::watch::caught_up(&self.status, side, &mark, deadline).await
+    }
+
+    /// Before the fence (a cutover): no foreign write on green waits to be acknowledged and, when
+    /// green is watched, the watch has read green up to now. Returns the session for the mark inside
+    /// the pause.
+    pub(super) async fn rogue_gate_before(&self) -> Result<Option<Box<dyn Marker>>, String> {
         self.note_watch();
-        if self.config.watch.green && self.direction == Direction::Forward && self.status.watched(Side::Green).is_none() {
-            return Err("[watch] green is set but green is not watched yet; restart `turnout run` (the watch starts with it)".into());
+        if self.direction != Direction::Forward {
+            return Ok(None);
         }
-        let Some(side) = self.gated_side() else { return Ok(()) };
-        crate::watch::refuse_outstanding(&self.status, side)?;
-        let watched = self.status.watched(side).unwrap_or_default();
+        crate::watch::refuse_outstanding(&self.status, Side::Green)?;
+        if !self.watches(Side::Green) {
+            return Ok(None);
+        }
+        let watched = self.status.watched(Side::Green).unwrap_or_default();
         if watched.state != "watching" {
             let why = watched.error.map(|e| format!(": {e}")).unwrap_or_default();
-            return Err(format!("the watch for writes on {side} that are not turnout's is {}{why}; the cutover waits for it to read", watched.state));
+            let state = if watched.state.is_empty() { "not started" } else { watched.state };
+            return Err(format!("the watch for writes on green that are not turnout's is {state}{why}; the cutover waits for it to read"));
         }
-        Ok(())
-    }
-
-    /// Before the fence: a session on green for the mark inside the pause, when green is watched.
-    pub(super) async fn rogue_marker(&self) -> Result<Option<Box<dyn Marker>>, String> {
-        let Some(side) = self.gated_side() else { return Ok(None) };
-        let marker = crate::with_family!(self.config, F => F::watch_marker(&self.config, side).await).map_err(|e| e.to_string())?;
+        let mut marker = crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Green).await)
+            .map_err(|e| format!("the watch's mark cannot be written: {e}"))?;
+        self.read_up_to_now(Side::Green, &mut marker, Instant::now() + BEFORE_FENCE_CATCH_UP).await?;
+        crate::watch::refuse_outstanding(&self.status, Side::Green)?;
         Ok(Some(marker))
     }
 
     /// Inside the pause, after the proof: the watch read green's log past a mark written now, and
-    /// found nothing unacknowledged. None when green is not watched.
+    /// found nothing unacknowledged, all by `deadline`. None when green is not watched.
     pub(super) async fn rogue_gate_in_pause(&self, marker: Option<&mut Box<dyn Marker>>, deadline: Instant) -> Option<Result<(), String>> {
-        let (side, marker) = (self.gated_side()?, marker?);
-        let checked = async {
-            let mark = marker.mark().await.map_err(|e| e.to_string())?;
-            crate::watch::caught_up(&self.status, side, &mark, deadline).await?;
-            crate::watch::refuse_outstanding(&self.status, side)
+        let marker = marker?;
+        let result = match self.read_up_to_now(Side::Green, marker, deadline).await {
+            Ok(()) => crate::watch::refuse_outstanding(&self.status, Side::Green),
+            Err(e) => Err(e),
         };
-        let result = checked.await;
         self.note_watch();
         Some(result)
     }
 
-    /// `turnout finish`: blue's watch read blue's log up to now and found nothing unacknowledged.
+    /// `turnout finish`: no foreign write on blue waits to be acknowledged and, when blue is watched
+    /// (and no rollback's switch closed the watch), the watch read blue up to now.
     pub(super) async fn rogue_gate_finish(&self) -> Result<(), String> {
-        // Not watched, or closed by a rollback's switch (blue takes the application's writes).
-        if self.status.watched(Side::Blue).is_none_or(|w| w.state == "closed") {
-            return Ok(());
-        }
-        let mark = async {
-            let mut marker = crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())?;
-            marker.mark().await.map_err(|e| e.to_string())
-        };
-        let caught_up = match mark.await {
-            Ok(mark) => crate::watch::caught_up(&self.status, Side::Blue, &mark, Instant::now() + FINISH_CATCH_UP).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = caught_up {
-            return Err(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch"));
+        let closed = self.status.watched(Side::Blue).is_some_and(|w| w.state == "closed");
+        if self.watches(Side::Blue) && !closed {
+            let deadline = Instant::now() + FINISH_CATCH_UP;
+            let opened = tokio::time::timeout(FINISH_CATCH_UP, async {
+                crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|_| Err("connecting to blue for the watch's mark timed out".into()));
+            let read = match opened {
+                Ok(mut marker) => self.read_up_to_now(Side::Blue, &mut marker, deadline).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = read {
+                return Err(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch"));
+            }
         }
         crate::watch::refuse_outstanding(&self.status, Side::Blue)
     }
 
-    /// `POST /rogue-writes/acknowledge`: acknowledges every foreign write seen so far, on every side.
-    pub fn acknowledge_rogue_writes(&self) -> Result<Vec<String>, String> {
-        let lines = crate::watch::acknowledge(&self.state, &self.status).map_err(|e| e.to_string())?;
+    /// `POST /rogue-writes/acknowledge`: acknowledges the foreign writes of each side in `seen`,
+    /// provided that side's count is still the one the operator saw.
+    pub fn acknowledge_rogue_writes(&self, seen: &std::collections::BTreeMap<Side, u64>) -> Result<Vec<String>, String> {
+        let lines = crate::watch::acknowledge(&self.state, &self.status, seen).map_err(|e| e.to_string())?;
         Ok(if lines.is_empty() { vec!["no writes that turnout did not make wait to be acknowledged".into()] } else { lines })
     }
 
@@ -86,8 +110,10 @@ impl Controller {
             Direction::Reverse => Side::Blue,
         };
         lock(&self.record).rogue_writes = Some(match crate::watch::summary(&self.status, side) {
-            Some((seen, acknowledged)) => RogueWrites { watched: true, side: Some(side.name().into()), seen, acknowledged },
-            None => RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 },
+            Some((seen, acknowledged)) if self.watches(side) || seen > 0 => {
+                RogueWrites { watched: self.watches(side), side: Some(side.name().into()), seen, acknowledged }
+            }
+            _ => RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 },
         });
     }
 }

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::journal::ReverseArm;
 use crate::source::contract::compare::Backend;
+use crate::source::contract::marker::WatchStream;
 use crate::source::contract::procedure::Procedure;
 use crate::status::foreign::Side;
 use crate::tables::NameRules;
@@ -63,14 +64,15 @@ pub(crate) trait Family {
     const WATCHES: bool;
 
     /// The watch of `side`: a stream of that side's log that drops every change turnout made there,
-    /// starting after `from` (what the watch already read) or where the watch begins, and that
-    /// position. Only called when [`Family::WATCHES`].
+    /// starting after `from` (what the watch already read) or where the watch begins, that position,
+    /// and what of the log could not be read since `from` (it is counted as a foreign write). Only
+    /// called when [`Family::WATCHES`].
     fn watch_stream(
         config: &Config,
         forward: &Names,
         side: Side,
         from: Option<&Position>,
-    ) -> impl Future<Output = Result<(<Self::Admin as SourceAdmin>::Stream, Position), Error>> + Send;
+    ) -> impl Future<Output = Result<WatchStream<<Self::Admin as SourceAdmin>::Stream>, Error>> + Send;
 
     /// A session on `side` that writes marks for the watch ([`crate::source::contract::marker::Marker`]).
     fn watch_marker(config: &Config, side: Side) -> impl Future<Output = Result<Box<dyn crate::source::contract::marker::Marker>, Error>> + Send;

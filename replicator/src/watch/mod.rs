@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::state::StateStore;
 use crate::status::foreign::{Side, SHOWN};
 use crate::status::Status;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
@@ -114,13 +115,21 @@ impl Ledger for StoreLedger {
     }
 }
 
-/// Acknowledges every foreign write seen so far on every watched side; returns one line per side
-/// with writes acknowledged.
-pub fn acknowledge(state: &StateStore, status: &Status) -> Result<Vec<String>, Error> {
+/// Acknowledges the foreign writes of each side in `seen` — the count the operator saw listed —
+/// provided that side's count is still that: writes that arrived since were not seen, and are not
+/// acknowledged. Returns one line per side with writes acknowledged.
+pub fn acknowledge(state: &StateStore, status: &Status, seen: &BTreeMap<Side, u64>) -> Result<Vec<String>, Error> {
     let _writing = writing();
     let mut lines = Vec::new();
-    for side in [Side::Green, Side::Blue] {
+    for (&side, &listed) in seen {
         let mut kept = load(state, side)?;
+        if kept.seen != listed {
+            return Err(Error::Setup(format!(
+                "{} writes on {side} that turnout did not make were seen, not the {listed} you listed: list them again \
+                 (`turnout rogue-writes`) and acknowledge what you reconciled",
+                kept.seen
+            )));
+        }
         let outstanding = kept.seen.saturating_sub(kept.acknowledged);
         if outstanding == 0 {
             continue;
@@ -134,6 +143,23 @@ pub fn acknowledge(state: &StateStore, status: &Status) -> Result<Vec<String>, E
         lines.push(format!("acknowledged {outstanding} writes on {side} that turnout did not make: {named}"));
     }
     Ok(lines)
+}
+
+/// Shows what the state store kept of each side's watch on `/status`, whether or not the side is
+/// watched now: a write recorded and not acknowledged still refuses.
+pub fn show_kept(state: &StateStore, status: &Status) -> Result<(), Error> {
+    for side in [Side::Green, Side::Blue] {
+        let kept = load(state, side)?;
+        if kept.seen > 0 {
+            show(status, side, &kept);
+            status.update_watch(side, |w| {
+                if w.state.is_empty() {
+                    w.state = "off";
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Why a cutover (`Side::Green`) or `turnout finish` (`Side::Blue`) may not go on: foreign writes
@@ -222,10 +248,14 @@ mod tests {
         let fresh = Status::default();
         show(&fresh, Side::Green, &kept);
         assert!(refuse_outstanding(&fresh, Side::Green).is_err(), "a restart still refuses");
-        let lines = acknowledge(&state, &fresh).expect("test");
+        let stale = BTreeMap::from([(Side::Green, 1)]);
+        let e = acknowledge(&state, &fresh, &stale).expect_err("a count that moved is refused").to_string();
+        assert!(e.contains("2 writes on green") && e.contains("not the 1 you listed"), "{e}");
+        let listed = BTreeMap::from([(Side::Green, 2)]);
+        let lines = acknowledge(&state, &fresh, &listed).expect("test");
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(refuse_outstanding(&fresh, Side::Green).is_ok());
         assert_eq!(load(&state, Side::Green).expect("test").acknowledged, 2);
-        assert!(acknowledge(&state, &fresh).expect("test").is_empty(), "nothing left to acknowledge");
+        assert!(acknowledge(&state, &fresh, &listed).expect("test").is_empty(), "nothing left to acknowledge");
     }
 }

@@ -13,7 +13,7 @@ use crate::status::{Phase, Status};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use turnout_sinks::record::{Ledger, Recording};
+use turnout_sinks::record::{ForeignWrite, Ledger, Recording};
 use turnout_sinks::NoEarly;
 
 /// What the watch holds in memory for transactions still being received, before it spills.
@@ -87,8 +87,14 @@ async fn once(
     let (own, channels) = (Arc::new(Status::default()), Arc::new(Channels::default()));
     let env = pipeline::Env { state: store, status: &own, channels: &channels, budgets: &budgets };
     crate::with_family!(config, F => {
-        let (source, start) = F::watch_stream(config, forward, side, from.as_ref()).await?;
-        ledger.record(&[], &start).map_err(Error::State)?;
+        let opened = F::watch_stream(config, forward, side, from.as_ref()).await?;
+        let (source, start, gap) = (opened.stream, opened.from, opened.unread);
+        // What could not be read is counted as a foreign write: only the operator can say it held none.
+        let unread: Vec<ForeignWrite> = gap
+            .into_iter()
+            .map(|what| ForeignWrite { table: "(unread log)".into(), kind: "gap".into(), key: what, commit: start.to_string(), index: 0, committed_at_us: 0 })
+            .collect();
+        ledger.record(&unread, &start).map_err(Error::State)?;
         set(status, side, "watching", None);
         tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
         pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await

@@ -12,3 +12,15 @@ pub trait Marker: Send {
     /// it read everything committed there before.
     fn mark(&mut self) -> Pin<Box<dyn Future<Output = Result<Position, Error>> + Send + '_>>;
 }
+
+/// A watched side's log, opened ([`crate::source::family::Family::watch_stream`]).
+#[derive(Debug)]
+pub struct WatchStream<S> {
+    /// The side's log without turnout's own changes.
+    pub stream: S,
+    /// The position it starts after.
+    pub from: Position,
+    /// What of the log could not be read since the watch last read (a slot made again): counted as
+    /// a foreign write.
+    pub unread: Option<String>,
+}

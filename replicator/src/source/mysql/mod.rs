@@ -101,7 +101,7 @@ impl Family for MySql {
         _forward: &Names,
         side: crate::status::foreign::Side,
         _from: Option<&turnout_decoders::Position>,
-    ) -> Result<(stream::MySqlSource, turnout_decoders::Position), Error> {
+    ) -> Result<crate::source::contract::marker::WatchStream<stream::MySqlSource>, Error> {
         Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
     }
 

@@ -83,7 +83,12 @@ impl Family for Pg {
 
     const WATCHES: bool = true;
 
-    async fn watch_stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<(PgSource, Position), Error> {
+    async fn watch_stream(
+        config: &Config,
+        forward: &Names,
+        side: Side,
+        from: Option<&Position>,
+    ) -> Result<crate::source::contract::marker::WatchStream<PgSource>, Error> {
         watch::stream(config, forward, side, from).await
     }
 

@@ -43,12 +43,14 @@ impl PgSource {
         skip_origin: Option<&str>,
     ) -> Result<PgSource, Error> {
         // PostgreSQL 16+ also drops them on the server, with every other origin's.
-        Self::open(source, slot, publication, from, receive_timeout, skip_origin, skip_origin.is_some()).await
+        Self::open(source, slot, publication, from, receive_timeout, skip_origin, Watching::No(skip_origin.is_some())).await
     }
 
     /// [`PgSource::start`] for the watch for writes that are not turnout's ([`crate::watch`]): only
     /// the changes replayed through `own_origin` are dropped, on the client — a change another
-    /// origin replayed (someone else's subscription) is not turnout's either.
+    /// origin replayed (someone else's subscription) is not turnout's either. Large transactions are
+    /// not streamed in progress: a transaction's origin is known to the server only at its commit,
+    /// so the first segment of a streamed one carries none and turnout's own would pass the filter.
     pub async fn watching(
         source: &ConnectOptions,
         slot: &str,
@@ -57,7 +59,7 @@ impl PgSource {
         receive_timeout: Duration,
         own_origin: &str,
     ) -> Result<PgSource, Error> {
-        Self::open(source, slot, publication, from, receive_timeout, Some(own_origin), false).await
+        Self::open(source, slot, publication, from, receive_timeout, Some(own_origin), Watching::Yes).await
     }
 
     async fn open(
@@ -67,12 +69,15 @@ impl PgSource {
         from: Lsn,
         receive_timeout: Duration,
         skip_origin: Option<&str>,
-        origin_none: bool,
+        watching: Watching,
     ) -> Result<PgSource, Error> {
         let conn = PgConnection::connect(source, true).await.map_err(Error::Source)?;
         let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
         start.start = from;
-        start.origin_none = origin_none;
+        match watching {
+            Watching::No(origin_none) => start.origin_none = origin_none,
+            Watching::Yes => start.streaming = false,
+        }
         let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
         stream.set_positions(StandbyPositions { write: from, flush: from, apply: from });
         tracing::debug!(start = %from, "streaming");
@@ -102,6 +107,14 @@ impl PgSource {
     fn report(&mut self, at: Lsn) {
         self.stream.set_positions(StandbyPositions { write: at, flush: at, apply: at });
     }
+}
+
+/// How a stream is opened: to replicate (with PostgreSQL 16's server-side `origin = none` or not),
+/// or to watch for writes that are not turnout's.
+#[derive(Clone, Copy, Debug)]
+enum Watching {
+    No(bool),
+    Yes,
 }
 
 /// The LSN of a durable position (a PostgreSQL stream only ever applies PostgreSQL positions).

@@ -12,6 +12,7 @@
 use super::PgSource;
 use crate::config::{reversed, Config};
 use crate::error::Error;
+use crate::source::contract::marker::WatchStream;
 use crate::source::Names;
 use crate::status::foreign::Side;
 use std::str::FromStr;
@@ -39,8 +40,10 @@ async fn confirmed(client: &tokio_postgres::Client, slot: &str, side: &str) -> R
     }
 }
 
-/// The stream of `side`'s log without turnout's own changes, and the position it starts after.
-pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<(PgSource, Position), Error> {
+/// The stream of `side`'s log without turnout's own changes, the position it starts after, and — when
+/// green's watch slot had to be made again although the watch had read before (dropped by someone,
+/// or lost in a failover) — what was not read.
+pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<WatchStream<PgSource>, Error> {
     let (watched, names, own_origin) = match side {
         Side::Green => {
             let names = green_names(forward);
@@ -50,13 +53,18 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
         Side::Blue => (config.clone(), forward.clone(), Names::reverse_of(forward).origin),
     };
     let client = turnout_sinks::pg::connect(watched.source.url.expose()).await.map_err(Error::Sink)?;
+    let mut gap = None;
     let start = match (confirmed(&client, &names.slot, side.name()).await?, side) {
         (Some(at), _) => at,
         (None, Side::Green) => {
             let row = client.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await.map_err(|e| {
                 Error::Setup(format!("creating the watch slot {} on green: {e}; green needs wal_level = logical and a free replication slot", names.slot))
             })?;
-            lsn(&row.get::<_, String>(0), "the new slot's position")?
+            let at = lsn(&row.get::<_, String>(0), "the new slot's position")?;
+            if let Some(read) = from {
+                gap = Some(format!("the watch slot {} was gone and was made again: green's log from {read} to {at} was not read", names.slot));
+            }
+            at
         }
         (None, Side::Blue) => {
             return Err(Error::Setup(format!(
@@ -68,7 +76,7 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
     };
     let from = from.and_then(Position::lsn).map_or(start, |f| f.max(start));
     let source = PgSource::watching(&watched.source_options()?, &names.slot, &names.publication, from, config.receive_timeout(), &own_origin).await?;
-    Ok((source, Position::Pg(from)))
+    Ok(WatchStream { stream: source, from: Position::Pg(from), unread: gap })
 }
 
 /// A session on a watched side that commits marks: transactional logical messages.
