@@ -339,6 +339,15 @@ impl AlertEvent {
         AlertEvent::new("window", t, message, threshold, "share", s)
     }
 
+    /// The `window` alert when the window ended on its own: critical, naming the budget.
+    fn window_ended(why: &str, from: AlertLevel, status: &Status) -> AlertEvent {
+        let message = format!(
+            "the rollback window ended on its own: {why}. The reverse stream stopped and what it used was dropped; rollback to blue \
+             is no longer possible and green is the source of truth"
+        );
+        AlertEvent::new("window", Transition { from, to: AlertLevel::Critical }, message, Some(1.0), "share", status.snapshot())
+    }
+
     /// The `rogue_writes` alert of `side`: critical while writes that are not turnout's wait there
     /// to be acknowledged, naming tables and keys.
     fn rogue_writes(t: Transition, side: Side, watched: &Watched, status: &Status) -> AlertEvent {
@@ -451,7 +460,16 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                // The window's end stops this stream: it is said on the way out.
+                if let Some((why, from)) = status.take_window_ended() {
+                    report(&status, &deliver, AlertEvent::window_ended(&why, from, &status));
+                }
+                return;
+            }
+        }
+        if let Some((why, from)) = status.take_window_ended() {
+            report(&status, &deliver, AlertEvent::window_ended(&why, from, &status));
         }
         let now = Instant::now();
         if let Some((thresholds, machine)) = &mut lag {

@@ -202,6 +202,9 @@ pub struct Status {
     watched: Mutex<BTreeMap<foreign::Side, foreign::Watched>>,
     /// The continuous verify, when on.
     verified: Mutex<Option<verified::Verified>>,
+    /// Why the rollback window ended on its own, and the window alert's level then: for the alert
+    /// task to deliver once.
+    window_ended: Mutex<Option<(String, AlertLevel)>>,
 }
 
 /// The rollback window, on `/status` while the reverse stream runs.
@@ -330,6 +333,7 @@ impl Default for Status {
             window: Mutex::new(None),
             watched: Mutex::new(BTreeMap::new()),
             verified: Mutex::new(None),
+            window_ended: Mutex::new(None),
         }
     }
 }
@@ -479,6 +483,17 @@ impl Status {
     pub fn clear_window(&self) {
         *lock(&self.window) = None;
         lock(&self.alerts).remove("window");
+    }
+
+    /// The rollback window ended on its own (its budget, `why`): the alert task says so once.
+    pub fn window_ended(&self, why: String) {
+        let level = lock(&self.alerts).get("window").copied().unwrap_or(AlertLevel::Ok);
+        *lock(&self.window_ended) = Some((why, level));
+    }
+
+    /// Why the window ended on its own and the alert's level then, once.
+    pub fn take_window_ended(&self) -> Option<(String, AlertLevel)> {
+        lock(&self.window_ended).take()
     }
 
     /// The rollback window now; none outside it.

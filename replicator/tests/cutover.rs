@@ -293,7 +293,11 @@ async fn a_rehearsal_names_long_transactions_on_blue_and_sessions_on_green() {
 #[tokio::test]
 async fn the_rollback_window_ends_on_its_own_when_its_budget_is_spent() {
     let keys = "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\nwindow_max = \"6s\"\n";
-    let mut s = setup_keyed(pair(SCHEMA).await, keys, "").await;
+    // Every alert event, as the command hook receives it, one JSON document per line.
+    let events = tempfile::tempdir().expect("tmp");
+    let file = events.path().join("events.jsonl");
+    let hook = format!("[alerts]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n", file.display());
+    let mut s = setup_keyed(pair(SCHEMA).await, keys, &hook).await;
     let (code, out) = cutover(&s.t, &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     let window = common::wait_for(&mut s.t, "the rollback window on /status", |t| {
@@ -304,7 +308,17 @@ async fn the_rollback_window_ends_on_its_own_when_its_budget_is_spent() {
     let metrics = s.t.metrics();
     assert!(metrics.contains("turnout_window_age_seconds ") && metrics.contains("turnout_window_held_bytes "), "{metrics}");
     common::wait_for(&mut s.t, "the window alert", |t| t.status().filter(|v| v["alerts"]["window"] == "critical")).await;
-    common::wait_for(&mut s.t, "the window to end", |t| t.log_text().contains("the rollback window ended on its own").then_some(())).await;
+    // The sidecar's own line, written once everything the window used was dropped.
+    common::wait_for(&mut s.t, "the window to end", |t| t.log_text().contains("ended the rollback window: the reverse stream stops").then_some(())).await;
+    // The end itself reaches the hook, not only the 80 % warning before it.
+    let ended = common::wait_for(&mut s.t, "the window's end delivered to the command hook", |_| {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["alert"] == "window" && e["message"].as_str().is_some_and(|m| m.contains("ended on its own: cutover.window_max (6 s) passed")))
+    })
+    .await;
+    assert_eq!(ended["state"], "critical", "{ended}");
     let g = s.green().await;
     let slots: i64 = g.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '%\\_back'", &[]).await.expect("slots").get(0);
     assert_eq!(slots, 0, "the reverse stream's slot must be dropped when the window ends");

@@ -262,7 +262,7 @@ impl Certificate {
 /// Checks a certificate's text: its digest, and its signature if it has one (required when
 /// `expected_key`, hex, is given). Returns the certificate.
 pub fn check(text: &str, expected_key: Option<&str>) -> Result<Certificate, CheckError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| CheckError::Unreadable(e.to_string()))?;
+    let Unique(value) = serde_json::from_str(text).map_err(|e| CheckError::Unreadable(e.to_string()))?;
     // Recomputed from the text as given, so that a field turnout does not know is covered too.
     let computed = digest_of(&value);
     let recorded = value.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
@@ -284,6 +284,74 @@ pub fn check(text: &str, expected_key: Option<&str>) -> Result<Certificate, Chec
         (None, None) => {}
     }
     Ok(certificate)
+}
+
+/// A JSON document whose objects each name a key once. A key given twice is refused: a person reading
+/// the file could see one value while the digest covers the other (a parser keeps the last).
+struct Unique(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Unique, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key \"{key}\" appears twice in one object")));
+            }
+            let Unique(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
 }
 
 /// The key in `cutover.signing_key`, read; none when unset. The error names the key and the fix.
@@ -464,5 +532,21 @@ mod tests {
         let b = journal_digest(&[b"a".to_vec(), b"bc".to_vec()]);
         assert_ne!(a.sha256, b.sha256);
         assert_eq!(a.entries, 2);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_even_where_the_digest_matches() {
+        let mut c = sample();
+        c.seal(None);
+        let text = serde_json::to_string_pretty(&c).expect("json");
+        assert!(check(&text, None).is_ok());
+        // The first "outcome" is what a reader sees; a parser that keeps the last would check the digest
+        // against the second.
+        let doubled = text.replacen("\"outcome\": \"done\"", "\"outcome\": \"undone\",\n  \"outcome\": \"done\"", 1);
+        assert_ne!(doubled, text);
+        match check(&doubled, None) {
+            Err(CheckError::Unreadable(e)) => assert!(e.contains("\"outcome\" appears twice"), "{e}"),
+            other => panic!("a doubled key must be refused: {other:?}"),
+        }
     }
 }

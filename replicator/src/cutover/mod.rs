@@ -347,7 +347,10 @@ impl Controller {
     /// Ends the rollback window as [`Controller::finish`] does, for `why` when its budget ran out
     /// (`cutover.window_max`, `cutover.window_max_held`): then a rollback is refused naming it.
     pub async fn end_window(&self, why: Option<String>) -> Result<Vec<String>, String> {
-        let arm = self.close_window(why)?;
+        let arm = self.close_window(why.clone())?;
+        if let Some(why) = why {
+            self.status.window_ended(why);
+        }
         let _ = self.stop.send(true);
         self.status.clear_window();
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
