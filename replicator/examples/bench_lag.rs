@@ -8,6 +8,11 @@
 //! (see [`Probe`]). Prints p50, p99 and max of each, after a 2 s warm-up, and checks blue and both
 //! greens hold the same data.
 //!
+//! The watch for writes that are not turnout's costs its share here too: turnout replicates the same
+//! load once more into green C with `[watch] green = true`, and the run prints, for both turnout runs,
+//! the CPU seconds this process spent and, for the watched one, the CPU seconds of green's walsender
+//! that decodes green's WAL for the watch.
+//!
 //! Run: `cargo run --release -p turnout --example bench_lag -- [RATE] [SECONDS]` (defaults 1000 and 20).
 
 #[path = "common/mod.rs"]
@@ -102,15 +107,74 @@ async fn wait_same(blue: &PgServer, green: &PgServer, db: &str) -> Result<()> {
     Ok(())
 }
 
+/// CPU seconds (user and system) process `pid` has used (`self` for this one), from `/proc`.
+fn cpu_seconds(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    ensure!(fields.len() > 12, "unreadable /proc/{pid}/stat");
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // USER_HZ is 100 on Linux.
+    Ok(ticks / 100.0)
+}
+
+/// Replicates the paced load with turnout into `green`, `watch` telling whether green is watched for
+/// writes that are not turnout's; prints lag and CPU.
+async fn turnout_phase(
+    blue: &PgServer,
+    green: &PgServer,
+    db: &str,
+    rate: u32,
+    seconds: u32,
+    watch: bool,
+    load: impl Fn(u32) -> std::io::Result<std::process::Child>,
+) -> Result<()> {
+    let what = if watch { "turnout with [watch] green" } else { "turnout" };
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let mut config = common::config(&blue.url(db), &green.url(db), dir.path(), port)?;
+    config.watch.green = watch;
+    let sidecar = common::Sidecar::start(config);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = turnout::control::get(&format!("127.0.0.1:{port}"), "/status").await.ok();
+        let v: serde_json::Value = status.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        if v["lag_seconds"].is_f64() && (!watch || v["rogue_writes"]["green"]["state"] == "watching") {
+            break;
+        }
+        ensure!(Instant::now() < deadline && !sidecar.task.is_finished(), "{what} did not start streaming");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut probe = Probe::new(green, db).await?;
+    let cpu = cpu_seconds("self")?;
+    let (own, outside) = sample(load(seconds)?, Some(port), &mut probe).await?;
+    let used = cpu_seconds("self")? - cpu;
+    print(&format!("{what} lag_seconds (/status) at {rate} tps"), &own);
+    print(&format!("{what}, age of green's newest applied blue commit at {rate} tps"), &outside);
+    println!("{what}: this process used {used:.1} CPU seconds over the {seconds} s load");
+    if watch {
+        let g = green.connect(db).await?;
+        let pid: i32 = g.query_one("SELECT pid FROM pg_stat_replication LIMIT 1", &[]).await?.get(0);
+        println!("{what}: green's walsender decoding for the watch used {:.1} CPU seconds in all", cpu_seconds(&pid.to_string())?);
+        let seen = turnout::control::get(&format!("127.0.0.1:{port}"), "/status").await?;
+        let v: serde_json::Value = serde_json::from_str(&seen)?;
+        ensure!(v["rogue_writes"]["green"]["seen"] == 0, "the watch counted turnout's own writes: {}", v["rogue_writes"]);
+    }
+    wait_same(blue, green, db).await?;
+    sidecar.stop().await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     common::init_logging();
     let (rate, seconds): (u32, u32) = (common::arg(0, 1000)?, common::arg(1, 20)?);
     let blue = PgServer::start(15)?;
     let fsync_on = || PgOptions::new(17).conf("fsync = on").conf("full_page_writes = on").conf("track_commit_timestamp = on");
-    let (ours, native) = (PgServer::start_with(fsync_on())?, PgServer::start_with(fsync_on())?);
+    let (ours, native, watched) = (PgServer::start_with(fsync_on())?, PgServer::start_with(fsync_on())?, PgServer::start_with(fsync_on())?);
     let db = "bench";
-    for s in [&blue, &ours, &native] {
+    for s in [&blue, &ours, &native, &watched] {
         s.execute("postgres", "CREATE DATABASE bench").await?;
     }
     ensure!(pgbench(&blue, db, &["-q", "-i", "-s", "1"]).output()?.status.success(), "pgbench -i");
@@ -122,21 +186,9 @@ async fn main() -> Result<()> {
             .spawn()
     };
 
-    // turnout: snapshot, then streaming under the load.
-    let dir = tempfile::tempdir()?;
-    let port = free_port();
-    let sidecar = common::Sidecar::start(common::config(&blue.url(db), &ours.url(db), dir.path(), port)?);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while turnout_lag(port).await.ok().flatten().is_none() {
-        ensure!(Instant::now() < deadline && !sidecar.task.is_finished(), "turnout did not start streaming");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut probe = Probe::new(&ours, db).await?;
-    let (own, outside) = sample(load(seconds)?, Some(port), &mut probe).await?;
-    print(&format!("turnout lag_seconds (/status) at {rate} tps"), &own);
-    print(&format!("turnout, age of green's newest applied blue commit at {rate} tps"), &outside);
-    wait_same(&blue, &ours, db).await?;
-    sidecar.stop().await?;
+    // turnout: snapshot, then streaming under the load; then the same into a green it watches.
+    turnout_phase(&blue, &ours, db, rate, seconds, false, load).await?;
+    turnout_phase(&blue, &watched, db, rate, seconds, true, load).await?;
 
     // Native logical replication: a subscription copying the tables first, then the same load.
     blue.execute(db, "CREATE PUBLICATION native FOR ALL TABLES").await?;
