@@ -143,9 +143,15 @@ pub fn check_certificate(file: &Path, public_key: Option<&str>) -> i32 {
 
 /// `turnout finish`: ends the rollback window and prints what was dropped.
 pub async fn finish(config: &Config) -> i32 {
+    post_and_print(config, "/finish", "{}", "the sidecar refused to finish").await
+}
+
+/// POSTs `body` to the sidecar's `path` and prints the lines of what it did (`{"done": [..]}`);
+/// `refused` says what a refusal means.
+async fn post_and_print(config: &Config, path: &str, body: &str, refused: &str) -> i32 {
     let listen = &config.http.listen;
     let token = config.cutover.token.as_ref().map(|t| t.expose());
-    match self::request(listen, "POST", "/finish", Some("{}"), token).await {
+    match self::request(listen, "POST", path, Some(body), token).await {
         Ok((200, body)) => {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             for line in v["done"].as_array().into_iter().flatten() {
@@ -154,11 +160,11 @@ pub async fn finish(config: &Config) -> i32 {
             0
         }
         Ok((code, body)) => {
-            eprintln!("turnout: the sidecar refused to finish (HTTP {code}): {}", error_of(&body));
+            eprintln!("turnout: {refused} (HTTP {code}): {}", error_of(&body));
             crate::error::EXIT_FAILED
         }
         Err(e) => {
-            eprintln!("turnout: cannot reach the sidecar at http://{listen}/finish: {e} (is `turnout run` running?)");
+            eprintln!("turnout: cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)");
             crate::error::EXIT_FAILED
         }
     }
@@ -169,7 +175,6 @@ pub async fn finish(config: &Config) -> i32 {
 /// count moved meanwhile). Exit 0 when none is left unacknowledged.
 pub async fn rogue_writes(config: &Config, acknowledge: bool) -> i32 {
     let listen = &config.http.listen;
-    let token = config.cutover.token.as_ref().map(|t| t.expose());
     let body = match self::request(listen, "GET", "/rogue-writes", None, None).await {
         Ok((200, body)) => body,
         Ok((code, body)) => {
@@ -213,23 +218,7 @@ pub async fn rogue_writes(config: &Config, acknowledge: bool) -> i32 {
         return 0;
     }
     let ack = serde_json::json!({ "seen": seen }).to_string();
-    match self::request(listen, "POST", "/rogue-writes/acknowledge", Some(&ack), token).await {
-        Ok((200, body)) => {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            for line in v["done"].as_array().into_iter().flatten() {
-                println!("{}", line.as_str().unwrap_or_default());
-            }
-            0
-        }
-        Ok((code, body)) => {
-            eprintln!("turnout: the sidecar refused the acknowledgement (HTTP {code}): {}", error_of(&body));
-            crate::error::EXIT_FAILED
-        }
-        Err(e) => {
-            eprintln!("turnout: cannot reach the sidecar at http://{listen}/rogue-writes/acknowledge: {e} (is `turnout run` running?)");
-            crate::error::EXIT_FAILED
-        }
-    }
+    post_and_print(config, "/rogue-writes/acknowledge", &ack, "the sidecar refused the acknowledgement").await
 }
 
 /// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.
