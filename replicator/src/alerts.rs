@@ -446,7 +446,7 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     let mut lag = rules.lag.map(|thresholds| (thresholds, Debounced::new(rules.min_duration)));
     let mut slot = Debounced::new(rules.min_duration);
     let mut window = Debounced::new(rules.min_duration);
-    let mut rogue: std::collections::BTreeMap<Side, AlertLevel> = std::collections::BTreeMap::new();
+    let mut rogue: std::collections::BTreeMap<Side, Option<AlertLevel>> = std::collections::BTreeMap::new();
     let mut verify: Option<AlertLevel> = None;
     if lag.is_some() {
         status.set_alert("lag", AlertLevel::Ok);
@@ -458,18 +458,16 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     let mut ticker = tokio::time::interval(EVALUATION_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => {
-                // The window's end stops this stream: it is said on the way out.
-                if let Some((why, from)) = status.take_window_ended() {
-                    report(&status, &deliver, AlertEvent::window_ended(&why, from, &status));
-                }
-                return;
-            }
-        }
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        // The window's end stops this stream: it is said on the way out too.
         if let Some((why, from)) = status.take_window_ended() {
             report(&status, &deliver, AlertEvent::window_ended(&why, from, &status));
+        }
+        if stopping {
+            return;
         }
         let now = Instant::now();
         if let Some((thresholds, machine)) = &mut lag {
@@ -483,26 +481,30 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
         if let Some(t) = window.observe(now, window_observation(status.window().as_ref())) {
             report(&status, &deliver, AlertEvent::window(t, &status));
         }
-        // Not debounced: one foreign write is already the whole condition.
+        // Not debounced: one foreign write, one differing table, is already the whole condition.
         for (side, watched) in status.watches() {
-            let level = if watched.outstanding() > 0 { AlertLevel::Critical } else { AlertLevel::Ok };
-            let from = rogue.insert(side, level).unwrap_or(AlertLevel::Ok);
-            if from != level {
-                report(&status, &deliver, AlertEvent::rogue_writes(Transition { from, to: level }, side, &watched, &status));
+            if let Some(t) = flip(rogue.entry(side).or_insert(None), watched.outstanding() > 0) {
+                report(&status, &deliver, AlertEvent::rogue_writes(t, side, &watched, &status));
             }
         }
-        if let Some(level) = rogue.values().max() {
+        if let Some(level) = rogue.values().flatten().max() {
             status.set_alert("rogue_writes", *level);
         }
         if let Some(verified) = status.verified().filter(|v| v.finished_at.is_some()) {
-            let level = if verified.differing().is_empty() { AlertLevel::Ok } else { AlertLevel::Critical };
-            let from = verify.replace(level).unwrap_or(AlertLevel::Ok);
-            if from != level {
-                report(&status, &deliver, AlertEvent::verify(Transition { from, to: level }, &verified, &status));
+            if let Some(t) = flip(&mut verify, !verified.differing().is_empty()) {
+                report(&status, &deliver, AlertEvent::verify(t, &verified, &status));
             }
-            status.set_alert("verify", level);
+            status.set_alert("verify", verify.unwrap_or(AlertLevel::Ok));
         }
     }
+}
+
+/// An alert critical exactly while its condition holds (`critical`), not debounced: the change of
+/// level from `last` (ok before the first reading), if any; `last` becomes the new level.
+fn flip(last: &mut Option<AlertLevel>, critical: bool) -> Option<Transition> {
+    let to = if critical { AlertLevel::Critical } else { AlertLevel::Ok };
+    let from = last.replace(to).unwrap_or(AlertLevel::Ok);
+    (from != to).then_some(Transition { from, to })
 }
 
 fn report(status: &Status, deliver: &Option<notify::Queue>, event: AlertEvent) {

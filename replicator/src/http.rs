@@ -350,20 +350,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
     }
     if !s.rogue_writes.is_empty() {
-        let _ = writeln!(out, "# HELP turnout_rogue_writes_total Writes seen on the watched side that turnout did not make.");
-        let _ = writeln!(out, "# TYPE turnout_rogue_writes_total counter");
-        for (side, w) in &s.rogue_writes {
-            let _ = writeln!(out, "turnout_rogue_writes_total{{side=\"{side}\"}} {}", w.seen);
-        }
-        let _ = writeln!(out, "# HELP turnout_rogue_writes_unacknowledged Of those, not acknowledged (they block the cutover or finish).");
-        let _ = writeln!(out, "# TYPE turnout_rogue_writes_unacknowledged gauge");
-        for (side, w) in &s.rogue_writes {
-            let _ = writeln!(out, "turnout_rogue_writes_unacknowledged{{side=\"{side}\"}} {}", w.outstanding());
-        }
-        let _ = writeln!(out, "# HELP turnout_watch_up 1 while the side's log is read for writes that are not turnout's, else 0.");
-        let _ = writeln!(out, "# TYPE turnout_watch_up gauge");
-        for (side, w) in &s.rogue_writes {
-            let _ = writeln!(out, "turnout_watch_up{{side=\"{side}\"}} {}", u8::from(w.state == "watching"));
+        type PerSide = fn(&crate::status::foreign::Watched) -> u64;
+        let per_side: [(&str, &str, &str, PerSide); 3] = [
+            ("turnout_rogue_writes_total", "counter", "Writes seen on the watched side that turnout did not make.", |w| w.seen),
+            ("turnout_rogue_writes_unacknowledged", "gauge", "Of those, not acknowledged (they block the cutover or finish).", |w| w.outstanding()),
+            ("turnout_watch_up", "gauge", "1 while the side's log is read for writes that are not turnout's, else 0.", |w| u64::from(w.state == "watching")),
+        ];
+        for (name, kind, help, value) in per_side {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (side, w) in &s.rogue_writes {
+                let _ = writeln!(out, "{name}{{side=\"{side}\"}} {}", value(w));
+            }
         }
     }
     if let Some(verified) = &s.continuous_verify {

@@ -49,10 +49,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
             // This stream replicates no more (cut over without a way back, the window ended, rolled
             // back): whatever a watch left on the servers goes.
             if crate::cutover::cut_over(&state)? && crate::cutover::open_window(&state)?.is_none() {
-                crate::with_family!(config, F => {
-                    F::drop_watch(config, &names, Side::Green).await;
-                    F::drop_watch(config, &names, Side::Blue).await;
-                });
+                crate::watch::drop_objects(config, &names, &[Side::Green, Side::Blue]).await;
             }
             return Err(e);
         }
@@ -75,20 +72,20 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     let arm = match resume {
         crate::cutover::Resume::Reverse(arm) => {
             // A restart in the window: whatever the green watch left is dropped.
-            crate::with_family!(config, F => F::drop_watch(config, &names, Side::Green).await);
+            crate::watch::drop_objects(config, &names, &[Side::Green]).await;
             Some(arm)
         }
         crate::cutover::Resume::Forward => {
             let green = start_watch(&shared, &names, Side::Green, &state, &status, shutdown.clone());
             if green.is_none() {
-                crate::with_family!(config, F => F::drop_watch(config, &names, Side::Green).await);
+                crate::watch::drop_objects(config, &names, &[Side::Green]).await;
             }
             crate::with_family!(config, F => replicate(&F::admin(config, names.clone())?, config, &state, &status, &channels, shutdown).await)?;
             if let Some(green) = green {
                 let _ = green.await;
                 // Green takes the application's writes once a cutover completed: the watch ends.
                 if crate::cutover::cut_over(&state)? {
-                    crate::with_family!(config, F => F::drop_watch(config, &names, Side::Green).await);
+                    crate::watch::drop_objects(config, &names, &[Side::Green]).await;
                 }
             }
             // A cutover completed meanwhile may have armed the reverse stream.
@@ -104,7 +101,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
             let _ = blue.await;
             // The window ended (a rollback, `turnout finish`, its budget): the forward slot goes.
             if !*external.borrow() {
-                crate::with_family!(config, F => F::drop_watch(config, &names, Side::Blue).await);
+                crate::watch::drop_objects(config, &names, &[Side::Blue]).await;
             }
         }
         result?;
@@ -129,12 +126,8 @@ fn start_watch(
     status: &Arc<Status>,
     stop: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let wanted = match side {
-        Side::Green => config.watch.green,
-        Side::Blue => config.watch.blue,
-    };
-    let can = crate::with_family!(config, F => F::WATCHES);
-    (wanted && can).then(|| tokio::spawn(crate::watch::task::run(Arc::clone(config), names.clone(), side, state.clone(), Arc::clone(status), stop)))
+    crate::watch::wanted(config, side)
+        .then(|| tokio::spawn(crate::watch::task::run(Arc::clone(config), names.clone(), side, state.clone(), Arc::clone(status), stop)))
 }
 
 /// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's

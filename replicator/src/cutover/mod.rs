@@ -356,7 +356,7 @@ impl Controller {
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
         done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
         // What blue's watch read (the forward slot, PostgreSQL) goes with the window.
-        crate::with_family!(self.config, F => F::drop_watch(&self.config, &self.names, Side::Blue).await);
+        crate::watch::drop_objects(&self.config, &self.names, &[Side::Blue]).await;
         self.status.set_phase(Phase::Stopped);
         Ok(done)
     }

@@ -17,13 +17,9 @@ const FINISH_CATCH_UP: Duration = Duration::from_secs(10);
 const BEFORE_FENCE_CATCH_UP: Duration = Duration::from_secs(60);
 
 impl Controller {
-    /// Whether `side` is watched in this sidecar now (`[watch]` and a family that can).
+    /// Whether `side` is watched in this sidecar now.
     fn watches(&self, side: Side) -> bool {
-        let wanted = match side {
-            Side::Green => self.config.watch.green,
-            Side::Blue => self.config.watch.blue,
-        };
-        wanted && crate::with_family!(self.config, F => F::WATCHES)
+        crate::watch::wanted(&self.config, side)
     }
 
     /// Commits a mark on `side` through `marker` and waits until the watch read past it, all by

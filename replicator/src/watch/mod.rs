@@ -47,6 +47,30 @@ fn writing() -> std::sync::MutexGuard<'static, ()> {
     WRITING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether `side` is watched in this sidecar: `[watch]` asks for it and the source family can.
+pub fn wanted(config: &crate::config::Config, side: Side) -> bool {
+    let asked = match side {
+        Side::Green => config.watch.green,
+        Side::Blue => config.watch.blue,
+    };
+    asked && crate::with_family!(config, F => F::WATCHES)
+}
+
+/// Drops what the watches of `sides` hold on the servers, if anything (best effort).
+pub async fn drop_objects(config: &crate::config::Config, forward: &crate::source::Names, sides: &[Side]) {
+    for &side in sides {
+        crate::with_family!(config, F => F::drop_watch(config, forward, side).await);
+    }
+}
+
+/// Moves what `/status` shows as read up to `at`, never back.
+fn read_to(w: &mut crate::status::foreign::Watched, at: &Position) {
+    if w.through.as_ref().is_none_or(|t| at > t) {
+        w.through = Some(at.clone());
+        w.read_through = Some(at.to_string());
+    }
+}
+
 /// What the state store keeps of `side`'s watch.
 pub fn load(state: &StateStore, side: Side) -> Result<Kept, Error> {
     match state.watch_record(side)? {
@@ -66,9 +90,8 @@ pub fn show(status: &Status, side: Side, kept: &Kept) {
         w.seen = kept.seen;
         w.acknowledged = kept.acknowledged;
         w.unacknowledged = kept.unacknowledged.clone();
-        if kept.through.is_some() && w.through.as_ref().is_none_or(|t| kept.through.as_ref() > Some(t)) {
-            w.through = kept.through.clone();
-            w.read_through = kept.through.as_ref().map(ToString::to_string);
+        if let Some(at) = &kept.through {
+            read_to(w, at);
         }
     });
 }
@@ -80,37 +103,44 @@ pub struct StoreLedger {
     pub status: Arc<Status>,
 }
 
-impl Ledger for StoreLedger {
-    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+impl StoreLedger {
+    /// Counts `writes`, read through `through`, once: synced into the state store, then shown.
+    fn count(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
         // turnout's heartbeat row (written on blue without an origin until the forward stream's
         // heartbeat stops after a cutover) is its own.
         let heartbeat = |w: &ForeignWrite| w.table.rsplit('.').next() == Some(crate::source::HEARTBEAT_TABLE);
         let writes: Vec<ForeignWrite> = writes.iter().filter(|w| !heartbeat(w)).cloned().collect();
         let closed = self.status.watched(self.side).is_some_and(|w| w.state == "closed");
-        if !writes.is_empty() && !closed {
-            let _writing = writing();
-            let mut kept = load(&self.state, self.side).map_err(|e| e.to_string())?;
-            if kept.through.as_ref().is_some_and(|t| through <= t) {
-                // Already counted before a crash or a reconnect.
-                return Ok(());
-            }
-            kept.seen += writes.len() as u64;
-            let room = SHOWN.saturating_sub(kept.unacknowledged.len());
-            kept.unacknowledged.extend(writes.iter().take(room).cloned());
-            kept.through = Some(through.clone());
-            save(&self.state, self.side, &kept).map_err(|e| e.to_string())?;
-            for w in writes.iter().take(5) {
-                tracing::error!(side = %self.side, table = %w.table, key = %w.key, kind = %w.kind, "a write on {} that turnout did not make: {} {} {}", self.side, w.kind, w.table, w.key);
-            }
-            show(&self.status, self.side, &kept);
+        if writes.is_empty() || closed {
+            return Ok(());
+        }
+        let _writing = writing();
+        let mut kept = load(&self.state, self.side).map_err(|e| e.to_string())?;
+        if kept.through.as_ref().is_some_and(|t| through <= t) {
+            // Already counted before a crash or a reconnect.
+            return Ok(());
+        }
+        kept.seen += writes.len() as u64;
+        let room = SHOWN.saturating_sub(kept.unacknowledged.len());
+        kept.unacknowledged.extend(writes.iter().take(room).cloned());
+        kept.through = Some(through.clone());
+        save(&self.state, self.side, &kept).map_err(|e| e.to_string())?;
+        for w in writes.iter().take(5) {
+            tracing::error!(side = %self.side, table = %w.table, key = %w.key, kind = %w.kind, "a write on {} that turnout did not make: {} {} {}", self.side, w.kind, w.table, w.key);
+        }
+        show(&self.status, self.side, &kept);
+        Ok(())
+    }
+}
+
+impl Ledger for StoreLedger {
+    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+        // Most calls carry nothing (turnout's own transactions, filtered): they only move the position.
+        if !writes.is_empty() {
+            self.count(writes, through)?;
         }
         // With nothing to count, how far the log was read is only shown: replaying it adds nothing.
-        self.status.update_watch(self.side, |w| {
-            if w.through.as_ref().is_none_or(|t| through > t) {
-                w.through = Some(through.clone());
-                w.read_through = Some(through.to_string());
-            }
-        });
+        self.status.update_watch(self.side, |w| read_to(w, through));
         Ok(())
     }
 }

@@ -43,7 +43,7 @@ impl PgSource {
         skip_origin: Option<&str>,
     ) -> Result<PgSource, Error> {
         // PostgreSQL 16+ also drops them on the server, with every other origin's.
-        Self::open(source, slot, publication, from, receive_timeout, skip_origin, Watching::No(skip_origin.is_some())).await
+        Self::open(source, slot, publication, from, receive_timeout, skip_origin, Opening::Replicate { origin_none: skip_origin.is_some() }).await
     }
 
     /// [`PgSource::start`] for the watch for writes that are not turnout's ([`crate::watch`]): only
@@ -59,7 +59,7 @@ impl PgSource {
         receive_timeout: Duration,
         own_origin: &str,
     ) -> Result<PgSource, Error> {
-        Self::open(source, slot, publication, from, receive_timeout, Some(own_origin), Watching::Yes).await
+        Self::open(source, slot, publication, from, receive_timeout, Some(own_origin), Opening::Watch).await
     }
 
     async fn open(
@@ -69,14 +69,14 @@ impl PgSource {
         from: Lsn,
         receive_timeout: Duration,
         skip_origin: Option<&str>,
-        watching: Watching,
+        opening: Opening,
     ) -> Result<PgSource, Error> {
         let conn = PgConnection::connect(source, true).await.map_err(Error::Source)?;
         let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
         start.start = from;
-        match watching {
-            Watching::No(origin_none) => start.origin_none = origin_none,
-            Watching::Yes => start.streaming = false,
+        match opening {
+            Opening::Replicate { origin_none } => start.origin_none = origin_none,
+            Opening::Watch => start.streaming = false,
         }
         let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
         stream.set_positions(StandbyPositions { write: from, flush: from, apply: from });
@@ -112,9 +112,9 @@ impl PgSource {
 /// How a stream is opened: to replicate (with PostgreSQL 16's server-side `origin = none` or not),
 /// or to watch for writes that are not turnout's.
 #[derive(Clone, Copy, Debug)]
-enum Watching {
-    No(bool),
-    Yes,
+enum Opening {
+    Replicate { origin_none: bool },
+    Watch,
 }
 
 /// The LSN of a durable position (a PostgreSQL stream only ever applies PostgreSQL positions).
