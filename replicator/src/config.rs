@@ -245,6 +245,11 @@ pub struct CutoverConfig {
     /// role there that may create replication slots. Default true.
     #[serde(default = "yes")]
     pub reverse: bool,
+    /// A rollback arms blue → green replication again, from blue's position before it fences green,
+    /// so that a later `turnout cutover` needs no new copy (PostgreSQL; the MySQL family stops
+    /// replicating after a rollback). Default true.
+    #[serde(default = "yes")]
+    pub iterate: bool,
     #[serde(default)]
     pub switch: Switch,
     pub token: Option<Secret>,
@@ -282,6 +287,7 @@ impl Default for CutoverConfig {
         CutoverConfig {
             fence: Fence::default(),
             reverse: true,
+            iterate: true,
             switch: Switch::default(),
             token: None,
             pgbouncer: None,

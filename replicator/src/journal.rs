@@ -75,3 +75,21 @@ pub struct Journal {
     #[serde(default)]
     pub reverse: Option<ReverseArm>,
 }
+
+/// This stream after a rollback armed blue → green replication again (`cutover.iterate`): the
+/// generation it now runs as, from the rollback's hand-off position on blue.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Resumed {
+    /// The generation's names (slot and publication on blue, origin on green), the origin whose
+    /// writes on blue it drops (the rollback window's reverse stream: they came from green), and the
+    /// hand-off position on blue.
+    pub arm: ReverseArm,
+    /// The rollback this generation follows.
+    pub rollback: String,
+    /// When it began (microseconds since the epoch).
+    pub at_us: i64,
+    /// Why the next cutover is gated on a live verify that began after `at_us`, when blue's rollback
+    /// window was not proven free of writes turnout did not make (they are on blue, never on green).
+    #[serde(default)]
+    pub verify_required: Option<String>,
+}

@@ -20,91 +20,99 @@ use turnout_sinks::Sink;
 
 /// Runs until `shutdown` turns true (Ok) or a fatal error. After a completed cutover that armed the
 /// reverse stream, replicates green → blue (the rollback window) until a rollback, `turnout finish`
-/// or `shutdown`; after a cutover without one (or a rollback), replication stops but the HTTP API
-/// keeps serving until `shutdown`.
+/// or `shutdown`. After a rollback that armed blue → green replication again (`cutover.iterate`),
+/// the stream runs on as its next generation ([`crate::cutover::again`]) and may be cut over again.
+/// After a cutover without a way back, a finished window or a rollback that armed nothing,
+/// replication stops but the HTTP API keeps serving until `shutdown`.
 pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
     // A signing key that cannot be read is refused now, not found out when a cutover ends.
     crate::cutover::certificate::signing_key(&config.cutover)?;
     let state = StateStore::open(&config.state.dir)?;
     let status = Arc::new(Status::default());
     let channels = Arc::new(Channels::default());
-    // Forward replication stops on the operator's signal or after a completed cutover; reverse
-    // replication on the signal, after a completed rollback or on `turnout finish`.
-    let (stop, shutdown) = watch::channel(false);
-    let (reverse_stop, reverse_shutdown) = watch::channel(false);
-    {
-        let (stop, reverse_stop) = (stop.clone(), reverse_stop.clone());
-        let mut external = external.clone();
-        tokio::spawn(async move {
-            let _ = external.wait_for(|s| *s).await;
-            let _ = stop.send(true);
-            let _ = reverse_stop.send(true);
-        });
-    }
-    let names = Names::for_stream(&state.stream_id()?);
-    crate::watch::show_kept(&state, &status)?;
-    let resume = match crate::cutover::recover(config, &state, &names).await {
-        Ok(resume) => resume,
-        Err(e) => {
-            // This stream replicates no more (cut over without a way back, the window ended, rolled
-            // back): whatever a watch left on the servers goes.
-            if crate::cutover::cut_over(&state)? && crate::cutover::open_window(&state)?.is_none() {
-                crate::watch::drop_objects(config, &names, &[Side::Green, Side::Blue]).await;
-            }
-            return Err(e);
-        }
-    };
     let shared = Arc::new(config.clone());
-    let controller = |direction, stop| {
-        crate::cutover::Controller::new(direction, Arc::clone(&shared), state.clone(), Arc::clone(&status), Arc::clone(&channels), names.clone(), stop)
-    };
-    let controllers = crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
-    let rollback = Arc::clone(&controllers.rollback);
-    if config.verify.continuous {
-        let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
-        let busy = move || cutover.running() || back.running();
-        tokio::spawn(crate::verify::continuous::run(Arc::clone(&shared), Arc::clone(&status), busy, external.clone()));
-    }
-    let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
-    let _http = crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers), external.clone())
-        .await
-        .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
-    let arm = match resume {
-        crate::cutover::Resume::Reverse(arm) => {
-            // A restart in the window: whatever the green watch left is dropped.
-            crate::watch::drop_objects(config, &names, &[Side::Green]).await;
-            Some(arm)
-        }
-        crate::cutover::Resume::Forward => {
-            let green = start_watch(&shared, &names, Side::Green, &state, &status, shutdown.clone());
-            if green.is_none() {
-                crate::watch::drop_objects(config, &names, &[Side::Green]).await;
-            }
-            crate::with_family!(config, F => replicate(&F::admin(config, names.clone())?, config, &state, &status, &channels, shutdown).await)?;
-            if let Some(green) = green {
-                let _ = green.await;
-                // Green takes the application's writes once a cutover completed: the watch ends.
-                if crate::cutover::cut_over(&state)? {
-                    crate::watch::drop_objects(config, &names, &[Side::Green]).await;
+    let mut serving: Option<crate::http::Controllers> = None;
+    loop {
+        let names = state.names()?;
+        status.set_generation(names.generation());
+        // Forward replication stops on the operator's signal or after a completed cutover; reverse
+        // replication on the signal, after a completed rollback or on `turnout finish`.
+        let (stop, shutdown) = watch::channel(false);
+        let (reverse_stop, reverse_shutdown) = watch::channel(false);
+        relay(&external, [stop.clone(), reverse_stop.clone()]);
+        crate::watch::show_kept(&state, &status)?;
+        let resume = match crate::cutover::recover(config, &state, &names).await {
+            Ok(resume) => resume,
+            Err(e) => {
+                // This stream replicates no more (cut over without a way back, the window ended, rolled
+                // back): whatever a watch left on the servers goes.
+                if crate::cutover::cut_over(&state)? && crate::cutover::open_window(&state)?.is_none() {
+                    crate::watch::drop_objects(config, &names, &[Side::Green, Side::Blue]).await;
                 }
+                return Err(e);
             }
-            // A cutover completed meanwhile may have armed the reverse stream.
-            crate::cutover::open_window(&state)?
-        }
-    };
-    let stopping = *external.borrow();
-    if let (Some(arm), false) = (arm, stopping) {
-        let _window = tokio::spawn(watch_window(Arc::clone(&status), rollback, reverse_shutdown.clone()));
-        let blue = start_watch(&shared, &names, Side::Blue, &state, &status, reverse_shutdown.clone());
-        let result = run_reverse(config, &status, &channels, &names, &arm, reverse_shutdown).await;
-        if let Some(blue) = blue {
-            let _ = blue.await;
-            // The window ended (a rollback, `turnout finish`, its budget): the forward slot goes.
-            if !*external.borrow() {
-                crate::watch::drop_objects(config, &names, &[Side::Blue]).await;
+        };
+        let resume = match resume {
+            crate::cutover::Resume::Again(arm, rollback) => {
+                crate::cutover::again::begin(config, &state, &status, arm, rollback).await?;
+                continue;
             }
+            crate::cutover::Resume::Forward => None,
+            crate::cutover::Resume::Reverse(arm) => Some(arm),
+        };
+        let controllers = match &serving {
+            Some(controllers) => {
+                controllers.cutover.begin_generation(names.clone(), stop);
+                controllers.rollback.begin_generation(names.clone(), reverse_stop);
+                controllers.clone()
+            }
+            None => {
+                let controller = |direction, stop| {
+                    crate::cutover::Controller::new(
+                        direction,
+                        Arc::clone(&shared),
+                        state.clone(),
+                        Arc::clone(&status),
+                        Arc::clone(&channels),
+                        names.clone(),
+                        stop,
+                    )
+                };
+                let controllers =
+                    crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
+                if config.verify.continuous {
+                    let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
+                    let busy = move || cutover.running() || back.running();
+                    tokio::spawn(crate::verify::continuous::run(Arc::clone(&shared), Arc::clone(&status), busy, external.clone()));
+                }
+                let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
+                crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers.clone()), external.clone())
+                    .await
+                    .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
+                serving = Some(controllers.clone());
+                controllers
+            }
+        };
+        let window = Generation { config: &shared, state: &state, status: &status, channels: &channels, names: &names, external: &external };
+        let arm = match resume {
+            Some(arm) => {
+                // A restart in the window: whatever the green watch left is dropped.
+                crate::watch::drop_objects(config, &names, &[Side::Green]).await;
+                Some(arm)
+            }
+            None => window.forward(shutdown).await?,
+        };
+        let stopping = *external.borrow();
+        if let (Some(arm), false) = (arm, stopping) {
+            window.reverse(&arm, Arc::clone(&controllers.rollback), reverse_shutdown).await?;
         }
-        result?;
+        // A rollback that armed the next generation: the loop begins it.
+        let rolled_back =
+            matches!(state.journal(Direction::Reverse)?, Some(crate::journal::Journal { step: crate::journal::Step::Done, reverse: Some(_), .. }));
+        let stopping = *external.borrow();
+        if !rolled_back || stopping {
+            break;
+        }
     }
     let stopping = *external.borrow();
     if !stopping {
@@ -114,6 +122,91 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         let _ = external.wait_for(|s| *s).await;
     }
     Ok(())
+}
+
+/// Turns every one of `stops` true when the operator's signal comes.
+fn relay<const N: usize>(external: &watch::Receiver<bool>, stops: [watch::Sender<bool>; N]) {
+    let mut external = external.clone();
+    tokio::spawn(async move {
+        let _ = external.wait_for(|s| *s).await;
+        for stop in stops {
+            let _ = stop.send(true);
+        }
+    });
+}
+
+/// One generation of the stream as `run` drives it: blue → green until a cutover, then the rollback
+/// window.
+struct Generation<'a> {
+    config: &'a Arc<Config>,
+    state: &'a StateStore,
+    status: &'a Arc<Status>,
+    channels: &'a Arc<Channels>,
+    names: &'a Names,
+    /// The operator's signal.
+    external: &'a watch::Receiver<bool>,
+}
+
+impl Generation<'_> {
+    /// Replicates blue → green (watching green when asked) until `shutdown`; returns the reverse
+    /// stream a cutover completed meanwhile armed, if one did.
+    async fn forward(&self, shutdown: watch::Receiver<bool>) -> Result<Option<ReverseArm>, Error> {
+        let (config, state, names) = (self.config.as_ref(), self.state, self.names);
+        let green = start_watch(self.config, names, Side::Green, state, self.status, shutdown.clone());
+        if green.is_none() {
+            crate::watch::drop_objects(config, names, &[Side::Green]).await;
+        }
+        let resumed = state.resumed()?;
+        crate::with_family!(config, F => {
+            // A generation a rollback armed starts at its hand-off and drops the reverse apply's
+            // writes on blue, as the reverse stream drops the forward apply's on green.
+            let admin = match &resumed {
+                Some(resumed) => F::reverse_admin(config, &resumed.arm)?,
+                None => F::admin(config, names.clone())?,
+            };
+            replicate(&admin, config, state, self.status, self.channels, shutdown).await
+        })?;
+        if let Some(green) = green {
+            let _ = green.await;
+            // Green takes the application's writes once a cutover completed: the watch ends.
+            if crate::cutover::cut_over(state)? {
+                crate::watch::drop_objects(config, names, &[Side::Green]).await;
+            }
+        }
+        // A cutover completed meanwhile may have armed the reverse stream.
+        crate::cutover::open_window(state)
+    }
+
+    /// The rollback window: replicates green → blue from `arm` (watching blue when asked, ending the
+    /// window when its budget is spent) until a rollback, `turnout finish` or the signal.
+    async fn reverse(&self, arm: &ReverseArm, rollback: Arc<crate::cutover::Controller>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+        let (config, names) = (self.config.as_ref(), self.names);
+        let _window = tokio::spawn(watch_window(Arc::clone(self.status), rollback, shutdown.clone()));
+        // Blue's watch stops after the reverse stream: once a rollback armed the next generation, it
+        // first reads up to that hand-off, so that the whole window is shown free of writes that
+        // are not turnout's, or not (`crate::cutover::again`).
+        let (watch_stop, watch_shutdown) = watch::channel(false);
+        relay(self.external, [watch_stop.clone()]);
+        let blue = start_watch(self.config, names, Side::Blue, self.state, self.status, watch_shutdown);
+        let result = run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await;
+        if let Some(blue) = blue {
+            if let Some(crate::journal::Journal { step: crate::journal::Step::Done, reverse: Some(again), .. }) = self.state.journal(Direction::Reverse)? {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                if let Err(e) = crate::watch::caught_up(self.status, Side::Blue, &again.position, deadline).await {
+                    tracing::warn!("{e}");
+                }
+            }
+            let _ = watch_stop.send(true);
+            let _ = blue.await;
+            // The window ended (a rollback, `turnout finish`, its budget): the forward slot goes
+            // (not on the operator's signal: the window goes on after a restart).
+            let stopping = *self.external.borrow();
+            if !stopping {
+                crate::watch::drop_objects(config, names, &[Side::Blue]).await;
+            }
+        }
+        result
+    }
 }
 
 /// Starts the watch of `side` for writes that are not turnout's ([`crate::watch`]) when `[watch]`
@@ -356,12 +449,17 @@ fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str
 }
 
 /// `turnout teardown`: drops what turnout created on both sides, and the state directory.
+/// Every generation's objects go, the newest first ([`crate::cutover::again`]).
 pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
-    let names = {
+    let generations = {
         let state = StateStore::open(&config.state.dir)?;
-        Names::for_stream(&state.stream_id()?)
+        state.every_generation()?
     };
-    crate::with_family!(config, F => F::admin(config, names)?.teardown().await)
+    let mut done = Vec::new();
+    for names in generations.into_iter().rev() {
+        done.extend(crate::with_family!(config, F => F::admin(config, names)?.teardown().await)?);
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ const JOURNAL_HISTORY_PREFIX: &str = "cutover/history/";
 const CUTOVER_CERTIFICATE: &[u8] = b"cutover/certificate";
 const ROLLBACK_CERTIFICATE: &[u8] = b"rollback/certificate";
 const WATCH_PREFIX: &str = "watch/";
+/// The generation this stream runs as after a rollback armed it again ([`crate::journal::Resumed`]).
+const RESUMED: &[u8] = b"stream/resumed";
 
 /// Work for the state-store thread.
 type Job = Box<dyn FnOnce(&DB) + Send>;
@@ -293,6 +295,50 @@ impl StateStore {
         let id = random_id();
         self.put(STREAM_ID, id.as_bytes())?;
         Ok(id)
+    }
+
+    /// The stream's current generation after a rollback armed it again, if one did.
+    pub fn resumed(&self) -> Result<Option<crate::journal::Resumed>, Error> {
+        self.get(RESUMED)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt generation record: {e}")))).transpose()
+    }
+
+    /// The names of the current generation: `turnout_<id>`, or those the last rollback armed.
+    pub fn names(&self) -> Result<crate::names::Names, Error> {
+        Ok(match self.resumed()? {
+            Some(resumed) => resumed.arm.names,
+            None => crate::names::Names::for_stream(&self.stream_id()?),
+        })
+    }
+
+    /// The names of every generation so far, the first first (what `teardown` drops).
+    pub fn every_generation(&self) -> Result<Vec<crate::names::Names>, Error> {
+        let last = self.names()?.generation();
+        let mut names = vec![crate::names::Names::for_stream(&self.stream_id()?)];
+        while names.len() < last as usize {
+            let next = names[names.len() - 1].next_generation();
+            names.push(next);
+        }
+        Ok(names)
+    }
+
+    /// Begins the generation `resumed` describes, in one synced write: the applied position moves to
+    /// its hand-off on blue (where green's new origin stands), the journals of the cutover and the
+    /// rollback it follows are closed (their history and certificates stay), and the watch ledgers of
+    /// the window that ended are cleared.
+    pub fn begin_generation(&self, resumed: &crate::journal::Resumed) -> Result<(), Error> {
+        let json = serde_json::to_vec(resumed).map_err(|e| Error::State(format!("encoding the generation record: {e}")))?;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put(RESUMED, json);
+        batch.put(APPLIED, encode_position(&resumed.arm.position)?);
+        for key in [CUTOVER_JOURNAL, ROLLBACK_JOURNAL] {
+            batch.delete(key);
+        }
+        for side in [crate::status::foreign::Side::Green, crate::status::foreign::Side::Blue] {
+            batch.delete(format!("{WATCH_PREFIX}{side}"));
+        }
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing state: {e}")))
     }
 
     /// The last position known to be durably applied on green, if any.

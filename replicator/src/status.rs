@@ -170,6 +170,7 @@ struct Inner {
     phase: Phase,
     direction: Direction,
     names: Option<crate::names::Names>,
+    generation: u32,
     last_error: Option<ErrorReport>,
     tables: BTreeMap<String, TableProgress>,
     started: Instant,
@@ -256,6 +257,9 @@ pub struct Snapshot {
     /// `forward` (blue → green) or `reverse` (green → blue, the rollback window after a cutover):
     /// every position, lag and counter below is of this direction's stream.
     pub direction: Direction,
+    /// 1 for the stream's first run blue → green; each rollback that armed blue → green replication
+    /// again (`cutover.iterate`) begins the next.
+    pub generation: u32,
     /// The source position durably applied on green (PostgreSQL LSN, or binlog file:offset and GTIDs).
     pub applied_position: String,
     /// How far the source's log reaches.
@@ -313,6 +317,7 @@ impl Default for Status {
                 phase: Phase::Starting,
                 direction: Direction::Forward,
                 names: None,
+                generation: 1,
                 last_error: None,
                 tables: BTreeMap::new(),
                 started: Instant::now(),
@@ -351,9 +356,21 @@ impl Status {
     /// Starts over for the reverse stream after a cutover: its positions are green's, so everything
     /// measured of the forward stream (positions, lag, counters, slot, alerts) is forgotten.
     pub fn start_reverse(&self) {
+        self.start_direction(Direction::Reverse);
+    }
+
+    /// Starts over for the stream that goes on from blue after a rollback armed it again: everything
+    /// measured of the reverse stream, the rollback window and the window's watches is forgotten.
+    pub fn start_again(&self) {
+        self.start_direction(Direction::Forward);
+        self.clear_window();
+        lock(&self.watched).clear();
+    }
+
+    fn start_direction(&self, direction: Direction) {
         self.with(|i| {
             i.phase = Phase::Starting;
-            i.direction = Direction::Reverse;
+            i.direction = direction;
             i.names = None;
             i.last_error = None;
             i.tables.clear();
@@ -379,6 +396,11 @@ impl Status {
     /// Which way changes flow now.
     pub fn direction(&self) -> Direction {
         self.with(|i| i.direction)
+    }
+
+    /// Which generation of the stream runs ([`Snapshot::generation`]).
+    pub fn set_generation(&self, generation: u32) {
+        self.with(|i| i.generation = generation);
     }
 
     pub fn set_names(&self, names: crate::names::Names) {
@@ -703,6 +725,7 @@ impl Status {
                 early_committed_total: self.early_committed.load(Ordering::Relaxed),
                 early_given_up_total: self.early_given_up.load(Ordering::Relaxed),
                 names: i.names.clone(),
+                generation: i.generation,
                 tables: i.tables.clone(),
                 copy,
                 last_error: i.last_error.clone(),

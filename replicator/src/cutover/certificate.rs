@@ -53,6 +53,9 @@ pub struct VerifyResult {
     pub positions: Vec<String>,
     /// When its oldest round's snapshot was taken, and how old that was when the gate passed.
     pub oldest_round_at: String,
+    /// The same, in microseconds since the epoch (not in the certificate: `oldest_round_at` is).
+    #[serde(skip)]
+    pub oldest_round_at_us: i64,
     pub age_seconds: u64,
     pub finished_at: String,
 }

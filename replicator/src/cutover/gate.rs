@@ -26,8 +26,17 @@ impl super::Controller {
     /// gates cutovers; a rollback only when asked): passes, keeping the result for the certificate,
     /// or says why not. A request may ask for a younger verify than the configuration, never an
     /// older one.
+    ///
+    /// After a rollback that was not proven free of writes on blue that are not turnout's
+    /// ([`crate::journal::Resumed::verify_required`]), the next cutover is gated whatever was asked,
+    /// on a live verify that began after the stream resumed.
     pub(super) async fn verify_gate(&self, request: &super::Request) -> Result<(), String> {
-        let configured = self.direction == Direction::Forward && self.config.cutover.verify;
+        let resumed = match self.direction {
+            Direction::Forward => self.state.resumed().map_err(|e| format!("the verify gate cannot read the stream's generation: {e}"))?,
+            Direction::Reverse => None,
+        };
+        let required = resumed.and_then(|r| r.verify_required.map(|why| (why, r.at_us)));
+        let configured = (self.direction == Direction::Forward && self.config.cutover.verify) || required.is_some();
         if !request.verify && !configured {
             return Ok(());
         }
@@ -37,7 +46,21 @@ impl super::Controller {
             Some(asked) => asked,
             None => allowed,
         };
-        let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await?;
+        let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await.map_err(|e| match &required {
+            Some((why, _)) => format!("{e} (the gate is required after the rollback, because {why})"),
+            None => e,
+        })?;
+        if let Some((why, at_us)) = required {
+            if result.oldest_round_at_us < at_us {
+                return Err(format!(
+                    "this cutover needs a live verify that began after the stream resumed from blue ({}), because {why}; the last one's \
+                     oldest snapshot is from {}. Run `turnout verify --live` (with the sidecar streaming), repair what it finds, then cut over",
+                    rfc3339(at_us),
+                    result.oldest_round_at
+                ));
+            }
+            self.say(format!("verify gate: required after the rollback, because {why}"));
+        }
         self.say(format!(
             "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {} s old",
             result.tables, result.source_rows, result.finished_at, result.age_seconds
@@ -128,6 +151,7 @@ fn judge(last: &Finished, direction: Direction, source: &str, target: &str, tabl
         source_rows: last.tables.iter().map(|t| t.source_rows).sum(),
         positions: last.positions.clone(),
         oldest_round_at: rfc3339(oldest),
+        oldest_round_at_us: oldest,
         age_seconds: age.as_secs(),
         finished_at: rfc3339(last.finished_at_us),
     })

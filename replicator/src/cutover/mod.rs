@@ -41,6 +41,7 @@ use turnout_decoders::Position;
 
 pub use crate::journal::{Journal, ReverseArm, Step};
 
+pub mod again;
 pub mod certificate;
 mod gate;
 mod record;
@@ -130,13 +131,13 @@ pub struct Controller {
     status: Arc<Status>,
     /// The pipeline's sentinels (waited on with writes paused) and the live verify's hold.
     channels: Arc<Channels>,
-    /// The forward stream's names (the reverse stream's derive from them).
-    names: Names,
+    /// This generation's forward stream's names (the reverse stream's derive from them) and the
+    /// sender that stops this direction's apply once traffic moved; both replaced when a rollback
+    /// begins the next generation ([`Controller::begin_generation`]).
+    generation: Mutex<(Names, watch::Sender<bool>)>,
     progress: Mutex<Progress>,
     /// What the current (or last) cutover did, for its certificate.
     record: Mutex<Record>,
-    /// Turned true to stop this direction's apply once traffic moved.
-    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -174,7 +175,28 @@ impl Controller {
             );
             progress.lines.extend(j.message);
         }
-        Arc::new(Controller { direction, config, state, status, channels, names, progress: Mutex::new(progress), record: Mutex::default(), stop })
+        let generation = Mutex::new((names, stop));
+        Arc::new(Controller { direction, config, state, status, channels, generation, progress: Mutex::new(progress), record: Mutex::default() })
+    }
+
+    /// The next generation of the stream begins after a rollback armed it ([`crate::journal::Resumed`]):
+    /// this controller works on its names and stops its apply through `stop`. A cutover may run
+    /// again; a rollback's progress still shows the last one until the next begins.
+    pub fn begin_generation(&self, names: Names, stop: watch::Sender<bool>) {
+        *lock(&self.generation) = (names, stop);
+        if self.direction == Direction::Forward {
+            *lock(&self.progress) = Progress::new();
+        }
+    }
+
+    /// This generation's forward stream's names.
+    fn names(&self) -> Names {
+        lock(&self.generation).0.clone()
+    }
+
+    /// Stops this direction's apply: traffic moved, or the window ended.
+    fn stop(&self) {
+        let _ = lock(&self.generation).1.send(true);
     }
 
     /// Which way this controller moves traffic.
@@ -241,15 +263,20 @@ impl Controller {
             if self.direction == Direction::Reverse {
                 self.rollback_allowed()?;
             }
-            match (p.outcome.as_deref(), self.direction) {
-                (Some("running"), _) => return Err(format!("a {} is already running", self.direction.what())),
-                (Some("done"), Direction::Forward) => return Err("this stream was already cut over to green".into()),
-                (Some("done"), Direction::Reverse) => return Err("traffic was already rolled back to blue".into()),
+            if p.outcome.as_deref() == Some("running") {
+                return Err(format!("a {} is already running", self.direction.what()));
+            }
+            // The journal says what completed in this generation (a progress may show the last
+            // generation's rollback).
+            let journal = self.state.journal(self.direction).map_err(|e| format!("reading the journal: {e}"))?;
+            match (journal.as_ref().map(|j| j.step), self.direction) {
+                (Some(Step::Done), Direction::Forward) => return Err("this stream was already cut over to green".into()),
+                (Some(Step::Done), Direction::Reverse) => return Err("traffic was already rolled back to blue".into()),
                 _ => {}
             }
             // A fence a failed undo may have left up is settled first: a new run would overwrite the
             // journal that tells the restart to undo it.
-            if let Some(journal) = self.state.journal(self.direction).map_err(|e| format!("reading the journal: {e}"))? {
+            if let Some(journal) = journal {
                 if journal.step.unsettled() {
                     return Err(format!(
                         "{} {} was left unsettled ({:?}: {}); restart `turnout run`, which settles it from the journal, before starting another",
@@ -325,6 +352,13 @@ impl Controller {
                     rollback.id, rollback.step
                 ));
             }
+            if rollback.step == Step::Done && rollback.reverse.is_some() {
+                return Err(format!(
+                    "rollback {} armed replication blue → green again (cutover.iterate): the stream goes on as its next generation, and \
+                     the window's objects go as it begins; there is no window to finish",
+                    rollback.id
+                ));
+            }
         }
         let mut journal = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
         let arm = match journal.as_mut() {
@@ -351,12 +385,12 @@ impl Controller {
         if let Some(why) = why {
             self.status.window_ended(why);
         }
-        let _ = self.stop.send(true);
+        self.stop();
         self.status.clear_window();
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
         done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
         // What blue's watch read (the forward slot, PostgreSQL) goes with the window.
-        crate::watch::drop_objects(&self.config, &self.names, &[Side::Blue]).await;
+        crate::watch::drop_objects(&self.config, &self.names(), &[Side::Blue]).await;
         self.status.set_phase(Phase::Stopped);
         Ok(done)
     }
@@ -376,14 +410,16 @@ impl Controller {
     /// configured) or the rollback.
     async fn procedure<F: Family>(&self) -> Result<F::Cutover, Error> {
         match self.direction {
-            Direction::Forward => F::cutover(&self.config, &self.names, self.reverse_names().is_some()).await,
-            Direction::Reverse => F::rollback(&self.config).await,
+            Direction::Forward => F::cutover(&self.config, &self.names(), self.reverse_names().is_some()).await,
+            Direction::Reverse => F::rollback(&self.config, self.reverse_names()).await,
         }
     }
 
-    /// The reverse stream a cutover arms, if configured (never for a rollback).
+    /// The stream the switch hands off to, if configured: a cutover arms the reverse stream
+    /// (`cutover.reverse`); a rollback arms blue → green replication again as the next generation
+    /// (`cutover.iterate`, where the family can, [`Family::ITERATES`]).
     fn reverse_names(&self) -> Option<Names> {
-        (self.direction == Direction::Forward && self.config.cutover.reverse).then(|| Names::reverse_of(&self.names))
+        again_names(&self.config, self.direction, &self.names())
     }
 
     async fn dry_run_with<P: Procedure>(&self, mut procedure: P, request: &Request) -> Result<(), Error> {
@@ -616,7 +652,7 @@ impl Controller {
         }
         // This direction's apply stops: the other side now takes writes (and, after a cutover, the
         // sidecar finds the reverse stream in the journal written just before).
-        let _ = self.stop.send(true);
+        self.stop();
         lock(&self.progress).write_pause_ms = Some(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
         self.say(summary);
         Ok(())
@@ -649,8 +685,18 @@ impl Controller {
         }
     }
 
-    /// Arms the reverse stream, if this cutover has one, and records it in the journal (written by the
-    /// next step). Returns the reason to undo on failure.
+    /// The origin whose writes the stream this switch arms never passes on: the forward apply's on
+    /// green (a cutover arming the reverse stream), or the reverse apply's on blue (a rollback arming
+    /// the next generation): they came from the side that stream writes to.
+    fn handed_from(&self) -> String {
+        match self.direction {
+            Direction::Forward => self.names().origin,
+            Direction::Reverse => Names::reverse_of(&self.names()).origin,
+        }
+    }
+
+    /// Arms the stream the switch hands off to, if configured, and records it in the journal
+    /// (written by the next step). Returns the reason to undo on failure.
     async fn arm_reverse<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal) -> Result<(), String> {
         let Some(names) = self.reverse_names() else { return Ok(()) };
         match procedure.arm_reverse().await {
@@ -658,7 +704,7 @@ impl Controller {
                 self.say(line);
                 journal.reverse = Some(ReverseArm {
                     names,
-                    forward_origin: self.names.origin.clone(),
+                    forward_origin: self.handed_from(),
                     position,
                     finished: false,
                     opened_at_us: crate::status::now_micros(),
@@ -722,6 +768,16 @@ impl Controller {
     fn fail(&self, journal: &mut Journal, reason: String) -> Result<(), Error> {
         self.journal(journal, Step::Failed, Some(reason.clone()))?;
         Err(Error::Setup(reason))
+    }
+}
+
+/// The names of the stream a switch in `direction` arms when `config` asks for one: the reverse
+/// stream of a cutover (`cutover.reverse`), or the next generation after a rollback
+/// (`cutover.iterate`, where the family can).
+pub(crate) fn again_names(config: &Config, direction: Direction, names: &Names) -> Option<Names> {
+    match direction {
+        Direction::Forward => config.cutover.reverse.then(|| Names::reverse_of(names)),
+        Direction::Reverse => (config.cutover.iterate && crate::with_family!(config, F => F::ITERATES)).then(|| names.next_generation()),
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Resume {
     Forward,
     /// The rollback window after a cutover: replicate green → blue.
     Reverse(ReverseArm),
+    /// A rollback completed and armed blue → green replication again (`cutover.iterate`): begin
+    /// the next generation ([`super::again::begin`]) from this arm, after the rollback of this id.
+    Again(ReverseArm, String),
 }
 
 /// Settles a cutover or rollback interrupted by a crash (see the module documentation) and says where
@@ -41,7 +44,8 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
     // A rollback interrupted with green fenced (or switching) is settled whatever became of the
     // window since: it is what keeps green from staying fenced.
     if cutover.step == Step::Done && cutover.reverse.is_some() && state.journal(Direction::Reverse)?.is_some() {
-        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config)).await?);
+        let again = super::again_names(config, Direction::Reverse, names);
+        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, again)).await?);
     }
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,
@@ -61,9 +65,10 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         _ => return Ok(Resume::Forward),
     };
     match state.journal(Direction::Reverse)? {
+        Some(Journal { step: Step::Done, reverse: Some(again), id, .. }) => Ok(Resume::Again(again, id)),
         Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
-            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates. Run `turnout teardown` to \
-             drop what it left, then start over",
+            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates (the rollback armed no stream blue → \
+             green: cutover.iterate = false, or a MySQL-family source). Run `turnout teardown` to drop what it left, then start over",
             rollback.id,
             rollback.message.unwrap_or_default()
         ))),

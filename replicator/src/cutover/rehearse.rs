@@ -108,8 +108,8 @@ impl Controller {
             }
         };
         let stream = match self.direction {
-            crate::status::Direction::Forward => self.names.slot.clone(),
-            crate::status::Direction::Reverse => crate::source::Names::reverse_of(&self.names).slot,
+            crate::status::Direction::Forward => self.names().slot,
+            crate::status::Direction::Reverse => crate::source::Names::reverse_of(&self.names()).slot,
         };
         let mut certificate = lock(&self.record).certificate(&self.config, &journal, &entries, stream);
         let key = super::certificate::signing_key(&self.config.cutover).unwrap_or_else(|e| {

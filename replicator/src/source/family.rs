@@ -47,8 +47,21 @@ pub(crate) trait Family {
     /// The cutover of the forward stream `forward`, arming the reverse stream when `reverse`.
     fn cutover(config: &Config, forward: &Names, reverse: bool) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
 
-    /// The rollback: the same procedure with the roles swapped (green fenced, blue receiving traffic).
-    fn rollback(config: &Config) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
+    /// The rollback: the same procedure with the roles swapped (green fenced, blue receiving traffic),
+    /// arming blue → green replication again under `again` when given (only when [`Family::ITERATES`]):
+    /// what [`Procedure::arm_reverse`] returns is then the hand-off position on blue.
+    fn rollback(config: &Config, again: Option<Names>) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
+
+    /// Whether a rollback can arm blue → green replication again (`cutover.iterate`), so that a later
+    /// cutover needs no new copy. The stream then runs on as [`Family::reverse_admin`] of the
+    /// rollback's arm, with `config` unswapped.
+    const ITERATES: bool;
+
+    /// After a rollback that armed replication again: releases what the reverse stream `names` holds
+    /// on green (PostgreSQL: its slot and publication), keeping what the next stream still needs to
+    /// recognise the reverse stream's writes on blue (its origin). Best effort; one line per thing
+    /// done.
+    fn release_reverse(config: &Config, names: &Names) -> impl Future<Output = Vec<String>> + Send;
 
     /// `verify --live`'s backend for `config` (already swapped in the rollback window).
     fn live(config: &Config) -> Result<Self::Live, Error>;

@@ -75,8 +75,18 @@ impl Family for MySql {
         cutover::MySqlCutover::connect(config, reverse.then(|| cutover::Reverse::after(forward))).await
     }
 
-    async fn rollback(config: &Config) -> Result<cutover::MySqlCutover, Error> {
+    /// `again` is never given: the family does not iterate.
+    async fn rollback(config: &Config, _again: Option<Names>) -> Result<cutover::MySqlCutover, Error> {
         cutover::MySqlCutover::connect_back(config).await
+    }
+
+    /// Not built for the MySQL family: the reverse apply's writes on blue would have to be told apart
+    /// from the application's in blue's binlog (MariaDB: a GTID domain of the reverse apply's own;
+    /// Oracle MySQL: tagged GTIDs, or the hand-off read inside the rollback's pause).
+    const ITERATES: bool = false;
+
+    async fn release_reverse(_config: &Config, _names: &Names) -> Vec<String> {
+        Vec::new()
     }
 
     fn live(config: &Config) -> Result<live::MySqlLive, Error> {

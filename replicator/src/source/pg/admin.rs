@@ -76,11 +76,12 @@ impl SourceAdmin for PgAdmin {
         if snapshot_done {
             let added = setup::unpublished(&mut admin, &names.publication, &selection).await?;
             if self.skip_origin.is_some() && !added.is_empty() {
-                // The reverse stream copies nothing: a table green gained in the rollback window
-                // cannot join it.
+                // A stream that began at a hand-off (the rollback window's, or the next generation
+                // after a rollback) copies nothing: a table its source gained since cannot join it.
                 return Err(Error::Setup(format!(
-                    "the table selection of the reverse stream now includes {}, which blue never received; turnout cannot add a table to \
-                     the way back. Leave it out (tables.exclude), or finish the cutover (turnout finish)",
+                    "the table selection of the stream from the hand-off now includes {}, which its target never received; turnout cannot \
+                     add a table to a stream that began at a hand-off. Leave it out (tables.exclude), or end the window (turnout finish) \
+                     or start over (turnout teardown)",
                     added.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                 )));
             }
@@ -174,8 +175,10 @@ impl SourceAdmin for PgAdmin {
             Ok(lines) => done.extend(lines),
             Err(e) => done.push(format!("could not drop the reverse stream's slot, publication and origin: {e}")),
         }
-        std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
-        done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        if self.config.state.dir.exists() {
+            std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
+            done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        }
         Ok(done)
     }
 }

@@ -4,7 +4,7 @@
 //! ([`PgCutover::connect_back`]): green is fenced, blue receives traffic again.
 
 use crate::config::{Config, Fence, Switch};
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::Names;
 use std::time::{Duration, Instant};
@@ -29,7 +29,9 @@ pub(crate) struct PgCutover {
     sequences: Option<(Client, SequencePlan)>,
     /// A cutover arming the reverse stream: its names and the configuration.
     reverse: Option<(Names, Config)>,
-    /// A rollback: blue's own read-only fence from the cutover, lifted before traffic comes back.
+    /// The read-only fence the last switch left on the side traffic moves to (blue's from the
+    /// cutover, for a rollback; green's from a rollback, for the next generation's cutover), lifted
+    /// just before traffic moves.
     reopen: Option<WriteFence>,
     /// Which tables replicate (their schema objects are compared before the fence).
     filter: crate::tables::TableFilter,
@@ -41,8 +43,14 @@ pub(crate) struct PgCutover {
 impl PgCutover {
     /// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences;
     /// with `reverse`, the cutover arms the reverse stream under those names.
-    pub(crate) async fn connect(config: &Config, reverse: Option<Names>) -> Result<PgCutover, Error> {
+    ///
+    /// `again`: a generation after a rollback, which may have left green's database read-only (its
+    /// fence); that fence is lifted just before traffic moves.
+    pub(crate) async fn connect(config: &Config, reverse: Option<Names>, again: bool) -> Result<PgCutover, Error> {
         let (fence, _) = build(config)?;
+        let reopen = (again && config.cutover.fence == Fence::ReadOnly)
+            .then(|| config.target_options().map(|o| WriteFence::ReadOnly { database: o.database }))
+            .transpose()?;
         let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
         Ok(PgCutover {
             blue,
@@ -50,7 +58,7 @@ impl PgCutover {
             target_url: config.target.url.expose().to_owned(),
             sequences: None,
             reverse: reverse.map(|names| (names, config.clone())),
-            reopen: None,
+            reopen,
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
             sides: ("blue", "green"),
@@ -60,7 +68,10 @@ impl PgCutover {
     /// A rollback: fences green the way the cutover fenced blue (the same pgbouncer entry, or green's
     /// database read-only), writes the sentinel on green, moves blue's sequences ahead of green's, and
     /// lifts blue's read-only fence just before traffic returns.
-    pub(crate) async fn connect_back(config: &Config) -> Result<PgCutover, Error> {
+    /// With `again`, it arms blue → green replication under those names, as a cutover arms the
+    /// reverse stream: publication and slot on blue, whose consistent point (before green is fenced)
+    /// is the hand-off, and green's origin set to it.
+    pub(crate) async fn connect_back(config: &Config, again: Option<Names>) -> Result<PgCutover, Error> {
         let fence = match build(config)?.0 {
             WriteFence::ReadOnly { .. } => WriteFence::ReadOnly { database: config.target_options()?.database },
             other => other,
@@ -73,7 +84,7 @@ impl PgCutover {
             fence,
             target_url: config.source.url.expose().to_owned(),
             sequences: None,
-            reverse: None,
+            reverse: again.map(|names| (names, crate::config::reversed(config))),
             reopen,
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
@@ -168,9 +179,11 @@ impl Procedure for PgCutover {
 
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
         let Some(fence) = &self.reopen else { return Ok(None) };
-        let blue = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to blue to lift its fence"))?;
-        fence.undo(&blue).await.map_err(Error::from)?;
-        Ok(Some("lifted blue's read-only fence from the cutover".into()))
+        let to = self.sides.1;
+        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
+        fence.undo(&other).await.map_err(Error::from)?;
+        let from = if to == "blue" { "cutover" } else { "rollback" };
+        Ok(Some(format!("lifted {to}'s read-only fence from the {from}")))
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {
@@ -184,69 +197,77 @@ impl Procedure for PgCutover {
         Ok(Some("dropped the reverse stream's slot, publication and origin".into()))
     }
 
+    /// A cutover arms green → blue (slot and publication on green, origin on blue); a rollback with
+    /// `again` arms blue → green (slot and publication on blue, origin on green). In both the slot
+    /// is on the side traffic moves to, created before the fence, and its consistent point is the
+    /// hand-off.
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
         let Some((names, config)) = &self.reverse else { return Ok(None) };
-        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to green"))?;
-        let row = green
+        let (from, to) = self.sides;
+        let (on_to, off) = if to == "green" {
+            (Side::Green, "set cutover.reverse = false to cut over without a way back")
+        } else {
+            (Side::Blue, "set cutover.iterate = false to roll back without replicating to green again")
+        };
+        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to}")))?;
+        let row = other
             .query_one(
                 "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
                 &[],
             )
             .await
-            .map_err(Error::green("reading green's wal_level"))?;
+            .map_err(Error::sql(on_to, format!("reading {to}'s wal_level")))?;
         let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
         if wal_level != "logical" {
             return Err(Error::Setup(format!(
-                "green has wal_level = {wal_level}; reverse replication needs wal_level = logical on green (set it and restart green), or \
-                 set cutover.reverse = false to cut over without a way back"
+                "{to} has wal_level = {wal_level}; replicating {to} → {from} needs wal_level = logical on {to} (set it and restart {to}), or {off}"
             )));
         }
         if !may {
-            return Err(Error::Setup(format!(
-                "role {role} on green may not create replication slots; ALTER ROLE {role} REPLICATION on green, or set cutover.reverse = false \
-                 to cut over without a way back"
-            )));
+            return Err(Error::Setup(format!("role {role} on {to} may not create replication slots; ALTER ROLE {role} REPLICATION on {to}, or {off}")));
         }
         let tables = super::reverse::publish_on_green(config, names).await?;
         turnout_sinks::pg::ensure_origin(&self.blue, &names.origin)
             .await
-            .map_err(Error::during(format!("creating replication origin {} on blue", names.origin)))?;
-        let prepared: Vec<String> = green
+            .map_err(Error::during(format!("creating replication origin {} on {from}", names.origin)))?;
+        let prepared: Vec<String> = other
             .query("SELECT gid FROM pg_prepared_xacts", &[])
             .await
-            .map_err(Error::green("reading prepared transactions on green"))?
+            .map_err(Error::sql(on_to, format!("reading prepared transactions on {to}")))?
             .iter()
             .map(|r| r.get(0))
             .collect();
         if !prepared.is_empty() {
             return Err(Error::Setup(format!(
-                "prepared transactions on green ({}) would hold up creating the reverse slot; COMMIT PREPARED or ROLLBACK PREPARED them",
-                prepared.join(", ")
+                "prepared transactions on {to} ({}) would hold up creating slot {}; COMMIT PREPARED or ROLLBACK PREPARED them",
+                prepared.join(", "),
+                names.slot
             )));
         }
-        // Creating a logical slot waits for every transaction on green that holds an xid; nothing is
+        // Creating a logical slot waits for every transaction there that holds an xid; nothing is
         // paused yet, but the wait is bounded.
         let created = Instant::now();
         let ms = SLOT_WAIT.as_millis();
-        green.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(Error::green("bounding the slot's wait"))?;
-        let slot = green.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
-        let _ = green.batch_execute("RESET statement_timeout").await;
+        other.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(Error::sql(on_to, "bounding the slot's wait"))?;
+        let slot = other.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
+        let _ = other.batch_execute("RESET statement_timeout").await;
         let lsn: String = match slot {
             Ok(row) => row.get(0),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
                 return Err(Error::Setup(format!(
-                    "creating slot {} on green did not finish within {ms} ms: it waits for transactions there that hold an xid \
-                     ({}); end them and cut over again",
+                    "creating slot {} on {to} did not finish within {ms} ms: it waits for transactions there that hold an xid \
+                     ({}); end them and try again",
                     names.slot,
-                    crate::source::pg::live::xid_holders(&green).await
+                    crate::source::pg::live::xid_holders(&other).await
                 )));
             }
-            Err(e) => return Err(Error::green(format!("creating slot {} on green", names.slot))(e)),
+            Err(e) => return Err(Error::sql(on_to, format!("creating slot {} on {to}", names.slot))(e)),
         };
-        let lsn: Lsn = lsn.parse().map_err(|e| Error::Setup(format!("green answered an unreadable LSN {lsn}: {e}")))?;
-        turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(Error::during(format!("setting origin {} on blue", names.origin)))?;
+        let lsn: Lsn = lsn.parse().map_err(|e| Error::Setup(format!("{to} answered an unreadable LSN {lsn}: {e}")))?;
+        turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(Error::during(format!("setting origin {} on {from}", names.origin)))?;
+        let what = if to == "green" { "reverse replication" } else { "replication blue → green again" };
         let line = format!(
-            "prepared reverse replication in {} ms: publication {} on green ({tables} tables), slot {} on green from {lsn}, replication origin {} on blue",
+            "prepared {what} in {} ms: publication {} on {to} ({tables} tables), slot {} on {to} from {lsn}, replication origin {} on {from}",
             created.elapsed().as_millis(),
             names.publication,
             names.slot,

@@ -59,11 +59,23 @@ impl Family for Pg {
     }
 
     async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<cutover::PgCutover, Error> {
-        cutover::PgCutover::connect(config, reverse.then(|| Names::reverse_of(forward))).await
+        cutover::PgCutover::connect(config, reverse.then(|| Names::reverse_of(forward)), forward.generation() > 1).await
     }
 
-    async fn rollback(config: &Config) -> Result<cutover::PgCutover, Error> {
-        cutover::PgCutover::connect_back(config).await
+    async fn rollback(config: &Config, again: Option<Names>) -> Result<cutover::PgCutover, Error> {
+        cutover::PgCutover::connect_back(config, again).await
+    }
+
+    const ITERATES: bool = true;
+
+    async fn release_reverse(config: &Config, names: &Names) -> Vec<String> {
+        match reverse::drop_slot_and_publication(config.target.url.expose(), names).await {
+            Ok(()) => vec![format!("dropped the reverse stream's slot and publication {} on green", names.slot)],
+            Err(e) => {
+                tracing::warn!("dropping the reverse stream's slot and publication {} on green failed: {e}; `turnout teardown` drops them", names.slot);
+                Vec::new()
+            }
+        }
     }
 
     fn live(config: &Config) -> Result<live::PgLive, Error> {

@@ -1,0 +1,83 @@
+//! Cutting over again after a rollback (`cutover.iterate`, PostgreSQL): the rollback arms blue →
+//! green replication before it fences green, as a cutover arms the reverse stream; once it completed,
+//! the stream runs on as its next generation — names of its own (`turnout_<id>_g2`, …), its own
+//! slot on blue, its own origin on green — and `turnout cutover` may run again with no new copy.
+//!
+//! Guarantees:
+//! - Nothing is lost or applied twice: the hand-off is the consistent point of the slot created on
+//!   blue before green is fenced. Before it, blue holds what green holds (applied by the forward
+//!   stream before the cutover, or by the reverse stream from green) and whatever was written on blue
+//!   bypassing the switch; after it, the reverse stream's last writes — they carry its origin and are
+//!   dropped, they came from green — and, after the switch, the application's.
+//! - Writes on blue that were not turnout's during the rollback window are on blue and never on
+//!   green. Unless blue's watch read the whole window up to the hand-off and saw none, the next
+//!   cutover is gated on a live verify that began after the generation did
+//!   ([`crate::journal::Resumed::verify_required`]).
+//! - Beginning a generation is one synced write ([`StateStore::begin_generation`]); what the window
+//!   left in the state directory (the reverse stream's state, the watches' positions) is removed
+//!   before it, so a crash at any point begins it again from the same rollback journal.
+
+use crate::config::{reversed, Config};
+use crate::error::Error;
+use crate::journal::{Resumed, ReverseArm};
+use crate::source::Names;
+use crate::state::StateStore;
+use crate::status::foreign::Side;
+use crate::status::Status;
+use turnout_decoders::Position;
+
+/// Begins the generation the rollback `rollback` armed (`arm`): the state store moves to it, what
+/// the rollback window left is removed or released, and `/status` starts over.
+pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: ReverseArm, rollback: String) -> Result<(), Error> {
+    let previous = state.names()?;
+    let verify_required = unproven(config, state, status, &arm.position)?;
+    for dir in [reversed(config).state.dir, config.state.dir.join(format!("watch-{}", Side::Green)), config.state.dir.join(format!("watch-{}", Side::Blue))] {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::State(format!("removing {}, which the rollback window left: {e}", dir.display())))?;
+        }
+    }
+    state.spill_clear()?;
+    // The reverse stream stopped at the rollback's switch: what it holds on green goes first, so a
+    // crash after the generation began leaves nothing holding green's WAL.
+    let released = crate::with_family!(config, F => F::release_reverse(config, &Names::reverse_of(&previous)).await);
+    let (generation, from) = (arm.names.generation(), arm.position.clone());
+    let resumed = Resumed { arm, rollback: rollback.clone(), at_us: crate::status::now_micros(), verify_required };
+    state.begin_generation(&resumed)?;
+    status.start_again();
+    status.set_generation(generation);
+    tracing::warn!(
+        generation,
+        "traffic was rolled back to blue (rollback {rollback}); replicating blue → green again from {from} as generation {generation} ({}): \
+         `turnout cutover` may run again",
+        if released.is_empty() { "nothing to release on green".to_owned() } else { released.join("; ") }
+    );
+    if let Some(why) = &resumed.verify_required {
+        tracing::warn!("the next cutover is gated on a live verify that begins from now on, because {why}");
+    }
+    Ok(())
+}
+
+/// Why blue's rollback window is not proven free of writes that were not turnout's, if it is not:
+/// blue was not watched, its watch saw such writes, or it had not read up to the hand-off.
+fn unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Position) -> Result<Option<String>, Error> {
+    if !crate::watch::wanted(config, Side::Blue) {
+        return Ok(Some(
+            "blue was not watched in the rollback window for writes that are not turnout's ([watch] blue = false, or the source family \
+             cannot watch)"
+                .into(),
+        ));
+    }
+    let kept = crate::watch::load(state, Side::Blue)?;
+    if kept.seen > 0 {
+        return Ok(Some(format!("{} writes on blue in the rollback window were not turnout's: they are on blue and never reached green", kept.seen)));
+    }
+    let shown = status.watched(Side::Blue).and_then(|w| w.through);
+    let through = [shown, kept.through].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    match through {
+        Some(through) if through >= *hand_off => Ok(None),
+        through => Ok(Some(format!(
+            "blue's watch had read blue's log only to {}, not to the hand-off at {hand_off}",
+            through.map_or_else(|| "nowhere".to_owned(), |t| t.to_string())
+        ))),
+    }
+}
