@@ -720,7 +720,7 @@ async fn rollback_to_an_older_blue_16_from_green_18_through_haproxy() {
 /// Cutover with a read-only fence and haproxy, writes on green reach blue (every row compared by its
 /// text, and by `verify --live` in the rollback window), rollback, blue takes writes again.
 async fn read_only_rollback_through_haproxy(blue_version: u32, green_version: u32) {
-    let Haproxied { blue, green: _green, db, through, green_url, mut t, _proxy, _dir } =
+    let Haproxied { blue, green, db, through, green_url, mut t, _proxy, _dir } =
         haproxied(common::pair_versions(blue_version, green_version, SCHEMA).await).await;
     blue.execute(&db, "INSERT INTO t (note) SELECT 'blue ' || g FROM generate_series(1, 300) g").await.expect("rows");
     let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
@@ -770,5 +770,23 @@ async fn read_only_rollback_through_haproxy(blue_version: u32, green_version: u3
     let b = blue.connect(&db).await.expect("blue");
     let n: i64 = b.query_one("SELECT count(*) FROM t WHERE note LIKE 'green %'", &[]).await.expect("count").get(0);
     assert_eq!(n, 200, "every row inserted on green is on blue exactly once");
+    // The stream goes on blue → green as its next generation, with no new copy: the row written on
+    // blue reaches green, and a second cutover lifts the read-only fence the rollback left on green.
+    common::wait_for(&mut t, "generation 2", |t| t.status().filter(|v| v["generation"] == 2 && v["direction"] == "forward" && v["phase"] == "streaming")).await;
+    let (code, out) = cutover(&t, &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("lifted green's read-only fence from the rollback"), "{out}");
+    assert_eq!(port_behind(&through).await, i32::from(green.port()));
+    let c = app(through.clone()).await;
+    c.batch_execute("INSERT INTO t (note) VALUES ('green again')").await.expect("green takes writes again");
+    // The fence on blue and the one lifted on green ended the sessions opened before.
+    let (b, g) = (blue.connect(&db).await.expect("blue"), app(green_url.clone()).await);
+    let deadline = Instant::now() + WAIT;
+    while row_texts(&b).await != row_texts(&g).await {
+        assert!(Instant::now() < deadline, "blue never converged to green in the second window\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n: i64 = g.query_one("SELECT count(*) FROM t WHERE note IN ('back on blue', 'green again')", &[]).await.expect("count").get(0);
+    assert_eq!(n, 2, "the row written on blue after the rollback, and the one on green after the second cutover");
     assert_eq!(t.sigterm(), Some(0));
 }

@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use turnout_decoders::schema::quote_ident;
 
-/// Creates (or brings up to date) the reverse stream's publication on green for the tables `[tables]`
-/// selects there — green has blue's schema. Returns how many tables it publishes.
+/// Creates (or brings up to date) the publication of the stream a switch arms, on the side traffic
+/// moves to (`config`'s target: green for a cutover's reverse stream; blue, with `config` swapped, for
+/// the next generation a rollback arms), for the tables `[tables]` selects there — both sides have
+/// the same schema. Returns how many tables it publishes.
 pub(crate) async fn publish_on_green(config: &Config, names: &Names) -> Result<usize, Error> {
     use crate::source::pg::{catalog, setup};
     let back = reversed(config);
     let mut green = turnout_connect::pg::PgConnection::connect(&back.source_options()?, false).await.map_err(Error::Source)?;
+    // The side may stand behind the last switch's read-only fence (blue in the rollback window, when
+    // a rollback arms the next generation): turnout's own session writes regardless.
+    green.simple_query("SET default_transaction_read_only = off").await.map_err(Error::Source)?;
     let mut selection = catalog::select_tables(&mut green, &back.table_filter()?).await?;
     setup::refuse_tables_without_identity(&mut selection, back.tables.skip_without_identity)?;
     setup::sync_publication(&mut green, &names.publication, &selection, false).await?;
