@@ -562,6 +562,52 @@ mod tests {
         assert_eq!(s.snapshot_done().expect("r"), Some(Position::Pg(Lsn(7))));
     }
 
+    #[test]
+    fn a_generation_begins_in_one_write_that_survives_reopen() {
+        use crate::journal::{Journal, Resumed, ReverseArm, Step};
+        use crate::status::{foreign::Side, Direction};
+        let dir = tempfile::tempdir().expect("tmp");
+        let next = {
+            let s = StateStore::open(dir.path()).expect("open");
+            let first = s.names().expect("names");
+            assert_eq!(first, crate::names::Names::for_stream(&s.stream_id().expect("id")));
+            s.record_applied(&Position::Pg(Lsn(500))).expect("applied");
+            s.put_watch_record(Side::Blue, b"{}").expect("watch");
+            let journal = |direction, id: &str| Journal {
+                id: id.into(),
+                direction,
+                step: Step::Done,
+                fence: "pgbouncer".into(),
+                switch: "pgbouncer".into(),
+                message: None,
+                reverse: None,
+            };
+            s.put_cutover_journal(&journal(Direction::Forward, "c1"), true).expect("cutover");
+            s.put_cutover_journal(&journal(Direction::Reverse, "r1"), true).expect("rollback");
+            let next = first.next_generation();
+            let arm = ReverseArm {
+                names: next.clone(),
+                forward_origin: crate::names::Names::reverse_of(&first).origin,
+                position: Position::Pg(Lsn(900)),
+                finished: false,
+                opened_at_us: 0,
+                ended: None,
+            };
+            s.begin_generation(&Resumed { arm, rollback: "r1".into(), at_us: 1, verify_required: Some("why".into()) }).expect("begin");
+            next
+        };
+        let s = StateStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.names().expect("names"), next);
+        assert_eq!(s.applied().expect("applied"), Some(Position::Pg(Lsn(900))), "the applied position is the hand-off");
+        assert!(s.journal(Direction::Forward).expect("j").is_none() && s.journal(Direction::Reverse).expect("j").is_none());
+        assert_eq!(s.journal_history("c1").expect("history").len(), 1, "the journal's history stays");
+        assert_eq!(s.watch_record(Side::Blue).expect("watch"), None);
+        let resumed = s.resumed().expect("resumed").expect("a generation");
+        assert_eq!((resumed.rollback.as_str(), resumed.verify_required.as_deref()), ("r1", Some("why")));
+        let every: Vec<String> = s.every_generation().expect("every").into_iter().map(|n| n.slot).collect();
+        assert_eq!(every, vec![crate::names::Names::for_stream(&s.stream_id().expect("id")).slot, next.slot]);
+    }
+
     #[tokio::test]
     async fn spill_chunks_written_in_the_background_are_read_back_in_order() {
         let dir = tempfile::tempdir().expect("tmp");
