@@ -25,6 +25,11 @@ impl Names {
         Names { publication: next.clone(), slot: next.clone(), origin: next }
     }
 
+    /// Whether these are a reverse stream's names ([`Names::reverse_of`]).
+    pub fn is_reverse(&self) -> bool {
+        self.origin.ends_with("_back")
+    }
+
     /// Which generation these names are (1 for the stream's first, [`Names::next_generation`]).
     pub fn generation(&self) -> u32 {
         self.split().1

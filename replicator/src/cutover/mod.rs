@@ -411,7 +411,7 @@ impl Controller {
     async fn procedure<F: Family>(&self) -> Result<F::Cutover, Error> {
         match self.direction {
             Direction::Forward => F::cutover(&self.config, &self.names(), self.reverse_names().is_some()).await,
-            Direction::Reverse => F::rollback(&self.config, self.reverse_names()).await,
+            Direction::Reverse => F::rollback(&self.config, &self.names(), self.reverse_names().is_some()).await,
         }
     }
 

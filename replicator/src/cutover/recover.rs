@@ -44,8 +44,8 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
     // A rollback interrupted with green fenced (or switching) is settled whatever became of the
     // window since: it is what keeps green from staying fenced.
     if cutover.step == Step::Done && cutover.reverse.is_some() && state.journal(Direction::Reverse)?.is_some() {
-        let again = super::again_names(config, Direction::Reverse, names);
-        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, again)).await?);
+        let again = super::again_names(config, Direction::Reverse, names).is_some();
+        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, names, again)).await?);
     }
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,

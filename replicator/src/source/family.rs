@@ -47,10 +47,12 @@ pub(crate) trait Family {
     /// The cutover of the forward stream `forward`, arming the reverse stream when `reverse`.
     fn cutover(config: &Config, forward: &Names, reverse: bool) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
 
-    /// The rollback: the same procedure with the roles swapped (green fenced, blue receiving traffic),
-    /// arming blue → green replication again under `again` when given (only when [`Family::ITERATES`]):
-    /// what [`Procedure::arm_reverse`] returns is then the hand-off position on blue.
-    fn rollback(config: &Config, again: Option<Names>) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
+    /// The rollback of the generation `forward`: the same procedure with the roles swapped (green
+    /// fenced, blue receiving traffic), arming blue → green replication again as the next generation
+    /// ([`Names::next_generation`]) when `again` (only when [`Family::ITERATES`]): what
+    /// [`Procedure::arm_reverse`] returns is then the hand-off position on blue, after which the
+    /// reverse stream's writes on blue are dropped.
+    fn rollback(config: &Config, forward: &Names, again: bool) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;
 
     /// Whether a rollback can arm blue → green replication again (`cutover.iterate`), so that a later
     /// cutover needs no new copy. The stream then runs on as [`Family::reverse_admin`] of the

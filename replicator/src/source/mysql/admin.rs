@@ -67,8 +67,14 @@ impl MySqlAdmin {
     /// position is recorded as this stream's progress (the cutover could not write it). Each step is
     /// idempotent and a no-op after a MariaDB cutover, which did them inside its pause. Runs in every
     /// attempt of [`crate::run::replicate`], so a transient failure is retried.
+    ///
+    /// The same runs for the next generation a rollback armed, into green (the rollback sealed it and
+    /// handed its triggers to blue).
     async fn open_target_for_reverse(&self, hand_off: &Position) -> Result<(), Error> {
-        let side = "blue (the reverse stream's target)";
+        use turnout_cutover::Side::{Blue, Green};
+        let ((into, from), sides) = if self.names.is_reverse() { (("blue", "green"), (Blue, Green)) } else { (("green", "blue"), (Green, Blue)) };
+        let side = format!("{into} (the stream's target)");
+        let side = side.as_str();
         let target = super::options(self.config.target.url.expose(), "target.url")?;
         let mut conn = connect(&target, side).await?;
         if !super::is_mariadb(&mut conn, side).await? {
@@ -77,17 +83,16 @@ impl MySqlAdmin {
             if sealed == Some(1) {
                 conn.query_drop("SET GLOBAL super_read_only = OFF")
                     .await
-                    .map_err(|e| super::sql_error(side, "lowering super_read_only to read_only for the reverse stream", e))?;
-                tracing::info!("blue: super_read_only lowered to read_only for the reverse stream (applications stay fenced)");
+                    .map_err(|e| super::sql_error(side, "lowering super_read_only to read_only for the stream", e))?;
+                tracing::info!("{into}: super_read_only lowered to read_only for the stream into it (applications stay fenced)");
             }
         }
-        let mut source = connect(&self.blue, "green").await?;
-        let sides = (turnout_cutover::Side::Blue, turnout_cutover::Side::Green);
+        let mut source = connect(&self.blue, from).await?;
         let dropped = turnout_cutover::drop_handed_over_triggers(&mut conn, &mut source, &database(&target), &database(&self.blue), sides)
             .await
-            .map_err(|e| Error::Setup(format!("{e}; the reverse stream would fire blue's triggers a second time")))?;
+            .map_err(|e| Error::Setup(format!("{e}; the stream would fire {into}'s triggers a second time")))?;
         if !dropped.is_empty() {
-            tracing::info!("dropped {} triggers on blue that green has now: {}", dropped.len(), dropped.join(", "));
+            tracing::info!("dropped {} triggers on {into} that {from} has now: {}", dropped.len(), dropped.join(", "));
         }
         turnout_sinks::mysql::record_position(self.config.target.url.expose(), &self.names.origin, hand_off).await.map_err(Error::Sink)
     }

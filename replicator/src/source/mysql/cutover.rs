@@ -99,8 +99,13 @@ impl MySqlCutover {
 
     /// A rollback: fences green with `read_only`, writes the sentinel there, moves blue's counters
     /// ahead of green's and lifts blue's `read_only` just before traffic returns.
-    pub(crate) async fn connect_back(config: &Config) -> Result<MySqlCutover, Error> {
-        Self::connect_sides(&reversed(config), ("green", "blue")).await
+    ///
+    /// With `again`, it arms blue → green replication as the stream's next generation, as a cutover
+    /// arms the reverse stream with the roles swapped.
+    pub(crate) async fn connect_back(config: &Config, again: Option<Reverse>) -> Result<MySqlCutover, Error> {
+        let mut rollback = Self::connect_sides(&reversed(config), ("green", "blue")).await?;
+        rollback.reverse = again;
+        Ok(rollback)
     }
 
     async fn connect_sides(config: &Config, sides: (&'static str, &'static str)) -> Result<MySqlCutover, Error> {
@@ -252,13 +257,14 @@ impl MySqlCutover {
 }
 
 impl MySqlCutover {
-    /// On Oracle MySQL: reads the other side's binlog end once green is proven complete — the
-    /// hand-off position (see the module's documentation). Blue is sealed, so it is not recorded
-    /// there now: the reverse stream records it when it starts.
+    /// On Oracle MySQL: reads the other side's binlog end once it is proven complete — the hand-off
+    /// position (see the module's documentation). The fenced side is sealed, so it is not recorded
+    /// there now: the armed stream records it when it starts.
     async fn arm_reverse_in_pause(&mut self) -> Result<Option<(String, Position)>, Error> {
         let started = Instant::now();
+        let ((from, to), what) = (self.sides, self.armed());
         let (_, green) = self.sessions().await?;
-        let position = crate::source::mysql::snapshot::binlog_end(green, "green").await?;
+        let position = crate::source::mysql::snapshot::binlog_end(green, to).await?;
         // A MariaDB side has no seal: turnout's own heartbeat still writes there, and those rows may
         // follow — into the heartbeat table only.
         let after = if self.oracle {
@@ -267,11 +273,20 @@ impl MySqlCutover {
             "after it only turnout's heartbeats, unless an account the warnings named wrote through read_only"
         };
         let line = format!(
-            "prepared reverse replication in {} ms: green's binlog from {position}, read once green held everything blue committed \
-             ({after}); the reverse stream records it on blue when it starts",
+            "prepared {what} in {} ms: {to}'s binlog from {position}, read once {to} held everything {from} committed \
+             ({after}); the stream records it on {from} when it starts",
             started.elapsed().as_millis()
         );
         Ok(Some((line, position)))
+    }
+
+    /// What arming makes, for messages: a cutover's reverse stream, or a rollback's next generation.
+    fn armed(&self) -> &'static str {
+        if self.sides.1 == "green" {
+            "reverse replication"
+        } else {
+            "replication blue → green again"
+        }
     }
 }
 
@@ -415,33 +430,35 @@ impl Procedure for MySqlCutover {
         }
         let Some(reverse) = &self.reverse else { return Ok(None) };
         let (origin, domain) = (reverse.names.origin.clone(), turnout_sinks::mysql::own_domain(&reverse.forward_origin));
+        let ((from, to), what) = (self.sides, self.armed());
+        let off = if to == "green" { "cutover.reverse" } else { "cutover.iterate" };
         let started = Instant::now();
         let (_, green) = self.sessions().await?;
-        // The forward apply marks its transactions with its own GTID domain; unless green's binlog
-        // shows that domain, its writes could not be told from the application's.
+        // The apply into this side marks its transactions with its own GTID domain; unless the
+        // binlog shows that domain, its writes could not be told from the application's.
         let position = loop {
-            let position = crate::source::mysql::snapshot::binlog_end(green, "green").await?;
+            let position = crate::source::mysql::snapshot::binlog_end(green, to).await?;
             let marked = matches!(&position, Position::Binlog(b) if matches!(&b.gtids, GtidState::MariaDb(d) if d.contains_key(&domain)));
             if marked {
                 break position;
             }
             if started.elapsed() >= MARKED_WAIT {
                 return Err(Error::Setup(format!(
-                    "green's binlog has no transaction in GTID domain {domain}, where turnout's forward apply marks its writes: the apply \
+                    "{to}'s binlog has no transaction in GTID domain {domain}, where turnout's apply into {to} marks its writes: the apply \
                      session could not set gtid_domain_id when it connected, so its writes cannot be told from the application's. \
-                     GRANT BINLOG REPLAY ON *.* on green and restart `turnout run` (or set cutover.reverse = false)"
+                     GRANT BINLOG REPLAY ON *.* on {to} and restart `turnout run` (or set {off} = false)"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        // The reverse stream's progress on blue starts at the hand-off position, as if everything
-        // before it had been applied — it is already there.
+        // The armed stream's progress on the fenced side starts at the hand-off position, as if
+        // everything before it had been applied — it is already there.
         turnout_sinks::mysql::record_position(&self.blue_url, &origin, &position)
             .await
-            .map_err(Error::during("recording the reverse stream's start on blue"))?;
+            .map_err(Error::during(format!("recording the armed stream's start on {from}")))?;
         let line = format!(
-            "prepared reverse replication in {} ms: green's binlog from {position}, skipping turnout's own writes (GTID domain {domain}); \
-             progress record {origin} on blue",
+            "prepared {what} in {} ms: {to}'s binlog from {position}, skipping turnout's own writes (GTID domain {domain}); \
+             progress record {origin} on {from}",
             started.elapsed().as_millis()
         );
         Ok(Some((line, position)))
@@ -577,7 +594,7 @@ impl Procedure for MySqlCutover {
         let Some(reverse) = self.reverse.as_ref() else { return Ok(None) };
         turnout_sinks::mysql::drop_progress(&self.blue_url, &reverse.names.origin)
             .await
-            .map_err(Error::during(format!("dropping the reverse stream's progress record on {}", self.sides.0)))?;
-        Ok(Some(format!("dropped the reverse stream's progress record on {}", self.sides.0)))
+            .map_err(Error::during(format!("dropping the armed stream's progress record on {}", self.sides.0)))?;
+        Ok(Some(format!("dropped the armed stream's progress record {} on {}", reverse.names.origin, self.sides.0)))
     }
 }

@@ -75,18 +75,26 @@ impl Family for MySql {
         cutover::MySqlCutover::connect(config, reverse.then(|| cutover::Reverse::after(forward))).await
     }
 
-    /// `again` is never given: the family does not iterate.
-    async fn rollback(config: &Config, _again: Option<Names>) -> Result<cutover::MySqlCutover, Error> {
-        cutover::MySqlCutover::connect_back(config).await
+    /// With `again`, the rollback arms the next generation as a cutover arms the reverse stream, the
+    /// roles swapped: MariaDB — blue's binlog end and GTID state before green is fenced, the reverse
+    /// apply's writes on blue dropped by their GTID domain; Oracle MySQL — blue's binlog end inside the
+    /// pause, once blue is proven complete and green sealed, so nothing of the reverse apply's follows.
+    async fn rollback(config: &Config, forward: &Names, again: bool) -> Result<cutover::MySqlCutover, Error> {
+        let again = again.then(|| cutover::Reverse { names: forward.next_generation(), forward_origin: Names::reverse_of(forward).origin });
+        cutover::MySqlCutover::connect_back(config, again).await
     }
 
-    /// Not built for the MySQL family: the reverse apply's writes on blue would have to be told apart
-    /// from the application's in blue's binlog (MariaDB: a GTID domain of the reverse apply's own;
-    /// Oracle MySQL: tagged GTIDs, or the hand-off read inside the rollback's pause).
-    const ITERATES: bool = false;
+    const ITERATES: bool = true;
 
-    async fn release_reverse(_config: &Config, _names: &Names) -> Vec<String> {
-        Vec::new()
+    /// The reverse stream's progress record on blue; green's binlogs follow green's own retention.
+    async fn release_reverse(config: &Config, names: &Names) -> Vec<String> {
+        match Self::drop_reverse(config, names).await {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::warn!("deleting the reverse stream's progress record {} on blue failed: {e}; `turnout teardown` deletes it", names.origin);
+                Vec::new()
+            }
+        }
     }
 
     fn live(config: &Config) -> Result<live::MySqlLive, Error> {

@@ -62,8 +62,8 @@ impl Family for Pg {
         cutover::PgCutover::connect(config, reverse.then(|| Names::reverse_of(forward)), forward.generation() > 1).await
     }
 
-    async fn rollback(config: &Config, again: Option<Names>) -> Result<cutover::PgCutover, Error> {
-        cutover::PgCutover::connect_back(config, again).await
+    async fn rollback(config: &Config, forward: &Names, again: bool) -> Result<cutover::PgCutover, Error> {
+        cutover::PgCutover::connect_back(config, again.then(|| forward.next_generation())).await
     }
 
     const ITERATES: bool = true;
