@@ -245,9 +245,8 @@ pub struct CutoverConfig {
     /// role there that may create replication slots. Default true.
     #[serde(default = "yes")]
     pub reverse: bool,
-    /// A rollback arms blue → green replication again, from blue's position before it fences green,
-    /// so that a later `turnout cutover` needs no new copy (PostgreSQL; the MySQL family stops
-    /// replicating after a rollback). Default true.
+    /// A rollback arms blue → green replication again from a hand-off on blue, as a cutover arms the
+    /// reverse stream, so that a later `turnout cutover` needs no new copy. Default true.
     #[serde(default = "yes")]
     pub iterate: bool,
     #[serde(default)]

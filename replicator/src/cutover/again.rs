@@ -1,14 +1,17 @@
-//! Cutting over again after a rollback (`cutover.iterate`, PostgreSQL): the rollback arms blue →
-//! green replication before it fences green, as a cutover arms the reverse stream; once it completed,
-//! the stream runs on as its next generation — names of its own (`turnout_<id>_g2`, …), its own
-//! slot on blue, its own origin on green — and `turnout cutover` may run again with no new copy.
+//! Cutting over again after a rollback (`cutover.iterate`): the rollback arms blue → green
+//! replication as a cutover arms the reverse stream, the roles swapped; once it completed, the stream
+//! runs on as its next generation — names of its own (`turnout_<id>_g2`, …: PostgreSQL's slot on
+//! blue and origin on green, the MySQL family's progress record on green) — and `turnout cutover` may
+//! run again with no new copy.
 //!
 //! Guarantees:
-//! - Nothing is lost or applied twice: the hand-off is the consistent point of the slot created on
-//!   blue before green is fenced. Before it, blue holds what green holds (applied by the forward
-//!   stream before the cutover, or by the reverse stream from green) and whatever was written on blue
-//!   bypassing the switch; after it, the reverse stream's last writes — they carry its origin and are
-//!   dropped, they came from green — and, after the switch, the application's.
+//! - Nothing is lost or applied twice: before the hand-off blue holds what green holds (applied by
+//!   the forward stream before the cutover, or by the reverse stream from green) and whatever was
+//!   written on blue bypassing the switch; after it, nothing of the reverse stream's that is not
+//!   dropped, and after the switch the application's writes. PostgreSQL: the consistent point of the
+//!   slot created on blue before green is fenced; the reverse apply's last writes carry its origin.
+//!   MariaDB: blue's binlog position before the fence; they carry the reverse apply's GTID domain.
+//!   Oracle MySQL: blue's binlog end in the pause, with green sealed, so none follow.
 //! - Writes on blue that were not turnout's during the rollback window are on blue and never on
 //!   green. Unless blue's watch read the whole window up to the hand-off and saw none, the next
 //!   cutover is gated on a live verify that began after the generation did
