@@ -332,6 +332,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     let _ = writeln!(out, "# HELP turnout_reverse 1 while replicating green → blue in the rollback window after a cutover, else 0.");
     let _ = writeln!(out, "# TYPE turnout_reverse gauge\nturnout_reverse {}", u8::from(s.direction == crate::status::Direction::Reverse));
+    let _ = writeln!(out, "# HELP turnout_generation The stream's generation: 1, and one more for each rollback that armed blue → green again.");
+    let _ = writeln!(out, "# TYPE turnout_generation gauge\nturnout_generation {}", s.generation);
     if let Some(window) = &s.window {
         let gauges = [
             ("turnout_window_age_seconds", "Seconds since the cutover opened the rollback window.", Some(window.age_seconds)),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{pair, Turnout, Writer, WAIT};
+use common::{pair, port_behind, Turnout, Writer, WAIT};
 use std::time::{Duration, Instant};
 use turnout_testbed::{PgBouncer, PgServer, Proxy};
 
@@ -103,18 +103,6 @@ fn start_writer(url: String, pause: Duration) -> Writer<(i64, Instant)> {
             tokio::time::sleep(pause).await;
         }
     })
-}
-
-async fn port_behind(url: &str) -> i32 {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    let rows = c.simple_query("SELECT inet_server_port()").await.expect("port");
-    rows.iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
-            _ => None,
-        })
-        .expect("a row")
 }
 
 #[tokio::test]

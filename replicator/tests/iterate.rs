@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{pair, Turnout, Writer};
+use common::{first_value, pair, port_behind, Turnout, Writer};
 use std::time::{Duration, Instant};
 use turnout_testbed::PgBouncer;
 
@@ -19,22 +19,22 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 }
 
 /// A client writing one row per transaction through pgbouncer until told to stop; records the ids
-/// acknowledged and every error.
+/// acknowledged and every error (simple queries: [`first_value`]).
 fn start_writer(url: String) -> Writer<i64> {
     Writer::start(move |log| async move {
         let c = connect(&url).await;
         while log.running() {
-            match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
-                Ok(row) => log.acked(row.get(0)),
-                Err(err) => log.failed(err),
+            match c.simple_query("INSERT INTO t (note) VALUES ('w') RETURNING id").await {
+                Ok(messages) => {
+                    if let Some(id) = first_value(&messages) {
+                        log.acked(id);
+                    }
+                }
+                Err(err) => log.failed(err.as_db_error().map_or_else(|| err.to_string(), |d| format!("{} ({})", d.message(), d.code().code()))),
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
-}
-
-async fn port_behind(url: &str) -> i32 {
-    connect(url).await.query_one("SELECT inet_server_port()", &[]).await.expect("port").get(0)
 }
 
 async fn ids(c: &tokio_postgres::Client) -> Vec<i64> {
@@ -103,6 +103,7 @@ async fn cutover_rollback_and_cutover_again_keep_every_acknowledged_write_exactl
     t.start();
     let status = wait_generation(&mut t, "forward", 2).await;
     assert!(status["names"]["slot"].as_str().is_some_and(|s| s.ends_with("_g2")), "{status}");
+    assert!(t.metrics().contains("turnout_generation 2"), "{}", t.metrics());
     writer.wait_for(writer.count() + 100).await;
     // The generation's own slot on blue; the reverse stream's slot on green and the first
     // generation's forward slot on blue are gone.

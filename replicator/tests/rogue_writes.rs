@@ -12,14 +12,19 @@ use turnout_testbed::PgBouncer;
 
 const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); CREATE TABLE other (k text, n int, PRIMARY KEY (k, n))";
 
-/// A client writing one row per transaction until told to stop; records the ids acknowledged.
+/// A client writing one row per transaction until told to stop; records the ids acknowledged
+/// (simple queries, as behind pgbouncer they must be: [`common::first_value`]).
 fn start_writer(url: String) -> Writer<i64> {
     Writer::start(move |log| async move {
         let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect through pgbouncer");
         tokio::spawn(conn);
         while log.running() {
-            match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
-                Ok(row) => log.acked(row.get(0)),
+            match c.simple_query("INSERT INTO t (note) VALUES ('w') RETURNING id").await {
+                Ok(messages) => {
+                    if let Some(id) = common::first_value(&messages) {
+                        log.acked(id);
+                    }
+                }
                 Err(err) => log.failed(err.as_db_error().map_or_else(|| err.to_string(), |d| format!("{} ({})", d.message(), d.code().code()))),
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -43,6 +43,9 @@ pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: Re
     // The reverse stream stopped at the rollback's switch: what it holds on green goes first, so a
     // crash after the generation began leaves nothing holding green's WAL.
     let released = crate::with_family!(config, F => F::release_reverse(config, &Names::reverse_of(&previous)).await);
+    // What the window's watches held (PostgreSQL: the forward slot blue's watch read), which a crash
+    // right after the rollback's switch can leave behind.
+    crate::watch::drop_objects(config, &previous, &[Side::Green, Side::Blue]).await;
     let (generation, from) = (arm.names.generation(), arm.position.clone());
     let resumed = Resumed { arm, rollback: rollback.clone(), at_us: crate::status::now_micros(), verify_required };
     state.begin_generation(&resumed)?;

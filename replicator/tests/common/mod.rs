@@ -487,3 +487,22 @@ pub fn millis_after(out: &str, prefix: &str) -> u64 {
     let rest = &out[out.find(prefix).unwrap_or_else(|| panic!("no '{prefix}' in:\n{out}")) + prefix.len()..];
     rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number after '{prefix}'"))
 }
+
+/// The first column of the first row of a simple query's answer. Clients behind pgbouncer use simple
+/// queries: it pools by transaction, and a statement prepared on one server connection does not exist
+/// on the next.
+#[allow(dead_code)]
+pub fn first_value<T: std::str::FromStr>(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<T> {
+    messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+        _ => None,
+    })
+}
+
+/// Which server's port answers at `url` (through a proxy, the server behind it).
+#[allow(dead_code)]
+pub async fn port_behind(url: &str) -> i32 {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    first_value(&c.simple_query("SELECT inet_server_port()").await.expect("port")).expect("a port")
+}
