@@ -107,8 +107,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
             window.reverse(&arm, Arc::clone(&controllers.rollback), reverse_shutdown).await?;
         }
         // A rollback that armed the next generation: the loop begins it.
-        let rolled_back =
-            matches!(state.journal(Direction::Reverse)?, Some(crate::journal::Journal { step: crate::journal::Step::Done, reverse: Some(_), .. }));
+        let rolled_back = crate::cutover::armed_again(&state)?.is_some();
         let stopping = *external.borrow();
         if !rolled_back || stopping {
             break;
@@ -182,26 +181,25 @@ impl Generation<'_> {
     async fn reverse(&self, arm: &ReverseArm, rollback: Arc<crate::cutover::Controller>, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
         let (config, names) = (self.config.as_ref(), self.names);
         let _window = tokio::spawn(watch_window(Arc::clone(self.status), rollback, shutdown.clone()));
-        // Blue's watch stops after the reverse stream: once a rollback armed the next generation, it
-        // first reads up to that hand-off, so that the whole window is shown free of writes that
-        // are not turnout's, or not (`crate::cutover::again`).
+        // Blue's watch stops after the reverse stream: after a rollback that armed the next
+        // generation, once it read up to where it closed at the switch (`crate::cutover::again`).
         let (watch_stop, watch_shutdown) = watch::channel(false);
         relay(self.external, [watch_stop.clone()]);
         let blue = start_watch(self.config, names, Side::Blue, self.state, self.status, watch_shutdown);
         let result = run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await;
         if let Some(blue) = blue {
-            if let Some(crate::journal::Journal { step: crate::journal::Step::Done, reverse: Some(again), .. }) = self.state.journal(Direction::Reverse)? {
+            let closed_at = self.status.watched(Side::Blue).and_then(|w| w.closed_at);
+            if let (Some(closed_at), Some(_)) = (closed_at, crate::cutover::armed_again(self.state)?) {
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                if let Err(e) = crate::watch::caught_up(self.status, Side::Blue, &again.position, deadline).await {
+                if let Err(e) = crate::watch::caught_up(self.status, Side::Blue, &closed_at, deadline).await {
                     tracing::warn!("{e}");
                 }
             }
             let _ = watch_stop.send(true);
             let _ = blue.await;
-            // The window ended (a rollback, `turnout finish`, its budget): the forward slot goes
-            // (not on the operator's signal: the window goes on after a restart).
-            let stopping = *self.external.borrow();
-            if !stopping {
+            // The window ended (a rollback, `turnout finish`, its budget): the forward slot goes.
+            // Not on the operator's signal nor on an error: the window goes on after a restart.
+            if crate::cutover::window_over(self.state)? {
                 crate::watch::drop_objects(config, names, &[Side::Blue]).await;
             }
         }
@@ -449,14 +447,20 @@ fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str
 }
 
 /// `turnout teardown`: drops what turnout created on both sides, and the state directory.
-/// Every generation's objects go, the newest first ([`crate::cutover::again`]).
+/// Every generation's objects go, the newest first ([`crate::cutover::again`]), the next one a
+/// rollback may have armed included; the state directory only with the first generation's, last, so
+/// a failure halfway leaves the names for a second attempt.
 pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
     let generations = {
         let state = StateStore::open(&config.state.dir)?;
         state.every_generation()?
     };
+    // The later generations' teardowns see no state directory to remove.
+    let mut kept = config.clone();
+    kept.state.dir = config.state.dir.join("no-such-directory");
     let mut done = Vec::new();
-    for names in generations.into_iter().rev() {
+    for (i, names) in generations.into_iter().enumerate().rev() {
+        let config = if i == 0 { config } else { &kept };
         done.extend(crate::with_family!(config, F => F::admin(config, names)?.teardown().await)?);
     }
     Ok(done)

@@ -310,14 +310,16 @@ impl StateStore {
         })
     }
 
-    /// The names of every generation so far, the first first (what `teardown` drops).
+    /// The names of every generation so far, the first first, and of the next one when a rollback
+    /// armed it (what `teardown` drops: an interrupted rollback may have made its slot).
     pub fn every_generation(&self) -> Result<Vec<crate::names::Names>, Error> {
-        let last = self.names()?.generation();
+        let current = self.names()?;
         let mut names = vec![crate::names::Names::for_stream(&self.stream_id()?)];
-        while names.len() < last as usize {
+        while names.len() < current.generation() as usize {
             let next = names[names.len() - 1].next_generation();
             names.push(next);
         }
+        names.push(current.next_generation());
         Ok(names)
     }
 
@@ -605,7 +607,8 @@ mod tests {
         let resumed = s.resumed().expect("resumed").expect("a generation");
         assert_eq!((resumed.rollback.as_str(), resumed.verify_required.as_deref()), ("r1", Some("why")));
         let every: Vec<String> = s.every_generation().expect("every").into_iter().map(|n| n.slot).collect();
-        assert_eq!(every, vec![crate::names::Names::for_stream(&s.stream_id().expect("id")).slot, next.slot]);
+        let after = next.next_generation().slot;
+        assert_eq!(every, vec![crate::names::Names::for_stream(&s.stream_id().expect("id")).slot, next.slot, after], "the next one a rollback may arm too");
     }
 
     #[tokio::test]

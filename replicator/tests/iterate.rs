@@ -97,6 +97,8 @@ async fn cutover_rollback_and_cutover_again_keep_every_acknowledged_write_exactl
     let (code, out) = common::turnout_command(&t, "rollback", &LAG).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("prepared replication blue → green again") && out.contains("_g2 on blue"), "{out}");
+    // Blue's watch counts up to a mark written at the switch: the whole window, hand-off included.
+    assert!(out.contains("blue marked"), "{out}");
     assert_eq!(port_behind(&through).await, i32::from(blue.port()));
     // kill -9 as the next generation begins: the restart begins it from the rollback's journal.
     t.kill9();

@@ -39,6 +39,13 @@ pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: Re
             std::fs::remove_dir_all(&dir).map_err(|e| Error::State(format!("removing {}, which the rollback window left: {e}", dir.display())))?;
         }
     }
+    // A live verify's progress from before compared another stretch of the stream: nothing resumes
+    // it (the gate refuses its result anyway, [`crate::journal::Resumed::at_us`]).
+    for file in [crate::compared::path(&config.state.dir), crate::compared::background_path(&config.state.dir)] {
+        if file.exists() {
+            std::fs::remove_file(&file).map_err(|e| Error::State(format!("removing {}: {e}", file.display())))?;
+        }
+    }
     state.spill_clear()?;
     // The reverse stream stopped at the rollback's switch: what it holds on green goes first, so a
     // crash after the generation began leaves nothing holding green's WAL.
@@ -77,12 +84,14 @@ fn unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Pos
     if kept.seen > 0 {
         return Ok(Some(format!("{} writes on blue in the rollback window were not turnout's: they are on blue and never reached green", kept.seen)));
     }
-    let shown = status.watched(Side::Blue).and_then(|w| w.through);
-    let through = [shown, kept.through].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    // Counted: read up to where the watch closed at the rollback's switch (a mark there, read
+    // after the switch), or to where it stood then.
+    let counted = crate::watch::counted_through(status, Side::Blue);
+    let through = [counted, kept.through].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
     match through {
         Some(through) if through >= *hand_off => Ok(None),
         through => Ok(Some(format!(
-            "blue's watch had read blue's log only to {}, not to the hand-off at {hand_off}",
+            "blue's watch had counted blue's log only to {}, not to the hand-off at {hand_off}, when the rollback switched",
             through.map_or_else(|| "nowhere".to_owned(), |t| t.to_string())
         ))),
     }

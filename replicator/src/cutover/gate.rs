@@ -28,14 +28,16 @@ impl super::Controller {
     /// older one.
     ///
     /// After a rollback that was not proven free of writes on blue that are not turnout's
-    /// ([`crate::journal::Resumed::verify_required`]), the next cutover is gated whatever was asked,
-    /// on a live verify that began after the stream resumed.
+    /// ([`crate::journal::Resumed::verify_required`]), the next cutover is gated whatever was asked.
+    /// From the second generation on, the gate only takes a live verify that began after the stream
+    /// resumed: one from before compared another stretch of the stream's history.
     pub(super) async fn verify_gate(&self, request: &super::Request) -> Result<(), String> {
         let resumed = match self.direction {
             Direction::Forward => self.state.resumed().map_err(|e| format!("the verify gate cannot read the stream's generation: {e}"))?,
             Direction::Reverse => None,
         };
-        let required = resumed.and_then(|r| r.verify_required.map(|why| (why, r.at_us)));
+        let since = resumed.as_ref().map(|r| r.at_us);
+        let required = resumed.and_then(|r| r.verify_required);
         let configured = (self.direction == Direction::Forward && self.config.cutover.verify) || required.is_some();
         if !request.verify && !configured {
             return Ok(());
@@ -47,18 +49,20 @@ impl super::Controller {
             None => allowed,
         };
         let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await.map_err(|e| match &required {
-            Some((why, _)) => format!("{e} (the gate is required after the rollback, because {why})"),
+            Some(why) => format!("{e} (the gate is required after the rollback, because {why})"),
             None => e,
         })?;
-        if let Some((why, at_us)) = required {
-            if result.oldest_round_at_us < at_us {
-                return Err(format!(
-                    "this cutover needs a live verify that began after the stream resumed from blue ({}), because {why}; the last one's \
-                     oldest snapshot is from {}. Run `turnout verify --live` (with the sidecar streaming), repair what it finds, then cut over",
-                    rfc3339(at_us),
-                    result.oldest_round_at
-                ));
-            }
+        if let Some(at_us) = since.filter(|at_us| result.oldest_round_at_us < *at_us) {
+            let because =
+                required.as_deref().map_or_else(|| "a verify from before it compared another stretch of the stream".to_owned(), |why| format!("because {why}"));
+            return Err(format!(
+                "this cutover needs a live verify that began after the stream resumed from blue ({}), {because}; the last one's oldest \
+                 snapshot is from {}. Run `turnout verify --live` (with the sidecar streaming), repair what it finds, then cut over",
+                rfc3339(at_us),
+                result.oldest_round_at
+            ));
+        }
+        if let Some(why) = required {
             self.say(format!("verify gate: required after the rollback, because {why}"));
         }
         self.say(format!(

@@ -49,7 +49,7 @@ mod recover;
 mod rehearse;
 mod rogue;
 use record::Record;
-pub use recover::{cut_over, open_window, recover, Resume};
+pub use recover::{armed_again, cut_over, open_window, recover, window_over, Resume};
 
 /// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
 /// ([`Retry::again`]) says its transient failure is worth another attempt.
@@ -265,6 +265,13 @@ impl Controller {
             }
             if p.outcome.as_deref() == Some("running") {
                 return Err(format!("a {} is already running", self.direction.what()));
+            }
+            // Between a rollback that armed the next generation and the moment it begins, nothing
+            // starts: the journals and names are about to change.
+            let beginning = crate::cutover::armed_again(&self.state).map_err(|e| e.to_string())?.is_some()
+                || self.state.names().map_err(|e| e.to_string())? != self.names();
+            if beginning {
+                return Err("the stream's next generation is beginning after the rollback; try again in a moment".into());
             }
             // The journal says what completed in this generation (a progress may show the last
             // generation's rollback).
@@ -624,10 +631,19 @@ impl Controller {
         if request.rehearse {
             return self.end_rehearsal(&mut procedure, &mut journal, phases, fenced_at, request).await;
         }
+        // A rollback that armed the next generation marks where blue's watch stops counting.
+        let closing = match (self.direction, marker.as_mut(), &journal.reverse) {
+            (Direction::Reverse, Some(marker), Some(_)) => {
+                let mark = self.mark_closing(marker, deadline).await;
+                phases.mark("blue marked");
+                mark
+            }
+            _ => None,
+        };
         // Switch. From here on a failure is completed, not undone: the other side has everything.
         self.journal(&mut journal, Step::Switching, None)?;
         // The side that takes the application's writes from here on: they are not foreign there.
-        crate::watch::close(&self.status, if self.direction == Direction::Forward { Side::Green } else { Side::Blue });
+        crate::watch::close(&self.status, if self.direction == Direction::Forward { Side::Green } else { Side::Blue }, closing);
         phases.mark("journal");
         let completed = format!(
             "switching traffic to {to} failed after {to} was proven complete; {from} stays fenced. Fix the cause below and restart \

@@ -18,6 +18,22 @@ pub fn open_window(state: &StateStore) -> Result<Option<ReverseArm>, Error> {
     })
 }
 
+/// Whether the rollback window ended: `turnout finish` or its budget ended it, or a rollback
+/// completed.
+pub fn window_over(state: &StateStore) -> Result<bool, Error> {
+    let finished = matches!(state.journal(Direction::Forward)?, Some(Journal { step: Step::Done, reverse: Some(arm), .. }) if arm.finished);
+    Ok(finished || matches!(state.journal(Direction::Reverse)?, Some(Journal { step: Step::Done, .. })))
+}
+
+/// The next generation a completed rollback armed and the rollback's id, until that generation
+/// begins ([`super::again::begin`]).
+pub fn armed_again(state: &StateStore) -> Result<Option<(ReverseArm, String)>, Error> {
+    Ok(match state.journal(Direction::Reverse)? {
+        Some(Journal { step: Step::Done, reverse: Some(arm), id, .. }) => Some((arm, id)),
+        _ => None,
+    })
+}
+
 /// Whether a cutover of this stream completed.
 pub fn cut_over(state: &StateStore) -> Result<bool, Error> {
     Ok(matches!(state.journal(Direction::Forward)?, Some(Journal { step: Step::Done, .. })))
@@ -44,8 +60,9 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
     // A rollback interrupted with green fenced (or switching) is settled whatever became of the
     // window since: it is what keeps green from staying fenced.
     if cutover.step == Step::Done && cutover.reverse.is_some() && state.journal(Direction::Reverse)?.is_some() {
-        let again = super::again_names(config, Direction::Reverse, names).is_some();
-        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, names, again)).await?);
+        // Whatever the configuration says now, an interrupted rollback may have armed the next
+        // generation: undoing it drops that too (each thing if it exists).
+        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, names, F::ITERATES)).await?);
     }
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,
@@ -64,8 +81,10 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         }
         _ => return Ok(Resume::Forward),
     };
+    if let Some((again, id)) = armed_again(state)? {
+        return Ok(Resume::Again(again, id));
+    }
     match state.journal(Direction::Reverse)? {
-        Some(Journal { step: Step::Done, reverse: Some(again), id, .. }) => Ok(Resume::Again(again, id)),
         Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
             "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates (the rollback armed no stream blue → \
              green: cutover.iterate = false, or a MySQL-family source). Run `turnout teardown` to drop what it left, then start over",

@@ -47,7 +47,7 @@ impl Controller {
             Ok(None) => {}
             Err(e) => {
                 let finding = format!(
-                    "dropping what the rehearsal armed for the reverse stream failed ({e}): the real cutover would find it in its way; \
+                    "dropping what the rehearsal armed for the reverse stream failed ({e}): the real one would find it in its way; \
                      `turnout teardown` (after stopping `turnout run`) or dropping it by hand clears it"
                 );
                 self.say(format!("FINDING: {finding}"));

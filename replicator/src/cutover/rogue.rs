@@ -36,10 +36,12 @@ impl Controller {
     /// Before the fence (a cutover): no foreign write on green waits to be acknowledged and, when
     /// green is watched, the watch has read green up to now. Returns the session for the mark inside
     /// the pause.
+    /// A rollback that arms the next generation gets a session on blue instead, for the mark where
+    /// blue's watch closes ([`Controller::mark_closing`]).
     pub(super) async fn rogue_gate_before(&self) -> Result<Option<Box<dyn Marker>>, String> {
         self.note_watch();
         if self.direction != Direction::Forward {
-            return Ok(None);
+            return Ok(self.closing_marker().await);
         }
         crate::watch::refuse_outstanding(&self.status, Side::Green)?;
         if !self.watches(Side::Green) {
@@ -61,13 +63,50 @@ impl Controller {
     /// Inside the pause, after the proof: the watch read green's log past a mark written now, and
     /// found nothing unacknowledged, all by `deadline`. None when green is not watched.
     pub(super) async fn rogue_gate_in_pause(&self, marker: Option<&mut Box<dyn Marker>>, deadline: Instant) -> Option<Result<(), String>> {
-        let marker = marker?;
+        // A rollback's marker is blue's, for where its watch closes.
+        let marker = marker.filter(|_| self.direction == Direction::Forward)?;
         let result = match self.read_up_to_now(Side::Green, marker, deadline).await {
             Ok(()) => crate::watch::refuse_outstanding(&self.status, Side::Green),
             Err(e) => Err(e),
         };
         self.note_watch();
         Some(result)
+    }
+
+    /// A session on blue for the mark where its watch closes, when this rollback arms the next
+    /// generation and blue is watched. Without one the watch closes where it has read at the switch.
+    async fn closing_marker(&self) -> Option<Box<dyn Marker>> {
+        if self.reverse_names().is_none() || !self.watches(Side::Blue) {
+            return None;
+        }
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, async {
+            crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("connecting to blue timed out".into()));
+        match opened {
+            Ok(marker) => Some(marker),
+            Err(e) => {
+                self.say(format!("WARNING: no session on blue for the watch's closing mark ({e}); blue's watch closes where it has read at the switch"));
+                None
+            }
+        }
+    }
+
+    /// Inside a rollback's pause, just before the switch: a mark on blue where its watch stops
+    /// counting, read after the switch ([`crate::cutover::again`] needs the window counted up to the
+    /// next generation's hand-off, which precedes it). None (the watch closes where it has read) when
+    /// it cannot be written by `deadline`.
+    pub(super) async fn mark_closing(&self, marker: &mut Box<dyn Marker>, deadline: Instant) -> Option<turnout_decoders::Position> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, marker.mark()).await {
+            Ok(Ok(mark)) => Some(mark),
+            Ok(Err(e)) => {
+                self.say(format!("WARNING: writing the watch's closing mark on blue failed ({e}); it closes where it has read"));
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// `turnout finish`: no foreign write on blue waits to be acknowledged and, when blue is watched

@@ -48,6 +48,10 @@ pub struct Watched {
     /// The position behind `read_through`.
     #[serde(skip)]
     pub through: Option<Position>,
+    /// Where the watch closed ([`crate::watch::close`]): a mark written at the switch, or how far it
+    /// had read then. Writes committed after it are the application's and are not counted.
+    #[serde(skip)]
+    pub closed_at: Option<Position>,
 }
 
 /// How many unacknowledged foreign writes are kept and shown, oldest first.

@@ -110,7 +110,8 @@ impl StoreLedger {
         // heartbeat stops after a cutover) is its own.
         let heartbeat = |w: &ForeignWrite| w.table.rsplit('.').next() == Some(crate::source::HEARTBEAT_TABLE);
         let writes: Vec<ForeignWrite> = writes.iter().filter(|w| !heartbeat(w)).cloned().collect();
-        let closed = self.status.watched(self.side).is_some_and(|w| w.state == "closed");
+        // After the switch only what committed before the watch closed is foreign.
+        let closed = self.status.watched(self.side).is_some_and(|w| w.state == "closed" && w.closed_at.as_ref().is_none_or(|at| through > at));
         if writes.is_empty() || closed {
             return Ok(());
         }
@@ -230,11 +231,25 @@ pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: I
     }
 }
 
-/// Ends the counting on `side`: the application's writes go there from now on (a rollback's switch
-/// to blue). What the watch reads afterwards is not foreign.
-pub fn close(status: &Status, side: Side) {
+/// Ends the counting on `side` at `at` — a mark written on `side` at the switch — or, without one,
+/// where the watch has read: the application's writes go there from now on (a switch to that side).
+/// Writes the watch reads afterwards are counted only when they committed before `at`.
+pub fn close(status: &Status, side: Side, at: Option<Position>) {
     if status.watched(side).is_some() {
-        status.update_watch(side, |w| w.state = "closed");
+        status.update_watch(side, |w| {
+            w.state = "closed";
+            w.closed_at = at.or_else(|| w.through.clone());
+        });
+    }
+}
+
+/// How far `side`'s log is shown free of uncounted foreign writes: how far the watch read, and once
+/// it closed no further than where it closed (none when it is not watched or never read).
+pub fn counted_through(status: &Status, side: Side) -> Option<Position> {
+    let w = status.watched(side)?;
+    match (w.through, w.closed_at) {
+        (Some(through), Some(closed)) if w.state == "closed" => Some(if through < closed { through } else { closed }),
+        (through, _) => through,
     }
 }
 

@@ -80,8 +80,8 @@ impl SourceAdmin for PgAdmin {
                 // after a rollback) copies nothing: a table its source gained since cannot join it.
                 return Err(Error::Setup(format!(
                     "the table selection of the stream from the hand-off now includes {}, which its target never received; turnout cannot \
-                     add a table to a stream that began at a hand-off. Leave it out (tables.exclude), or end the window (turnout finish) \
-                     or start over (turnout teardown)",
+                     add a table to a stream that began at a hand-off. Leave it out (tables.exclude); in the rollback window, end it \
+                     (turnout finish); after a rollback, start over (turnout teardown) to copy it",
                     added.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                 )));
             }

@@ -16,7 +16,8 @@ use turnout_decoders::{Lsn, Position};
 /// written on green while writes are paused.
 const SEQUENCE_MARGIN: u32 = 1_000;
 
-/// How long creating the reverse slot on green may wait for transactions there (before the fence).
+/// How long creating the slot a switch arms may wait for transactions on the side traffic moves to
+/// (before the fence): green for a cutover, blue for a rollback.
 const SLOT_WAIT: Duration = Duration::from_secs(30);
 
 /// A cutover from a PostgreSQL blue (or, from [`PgCutover::connect_back`], a rollback from green). In
@@ -48,9 +49,9 @@ impl PgCutover {
     /// fence); that fence is lifted just before traffic moves.
     pub(crate) async fn connect(config: &Config, reverse: Option<Names>, again: bool) -> Result<PgCutover, Error> {
         let (fence, _) = build(config)?;
-        let reopen = (again && config.cutover.fence == Fence::ReadOnly)
-            .then(|| config.target_options().map(|o| WriteFence::ReadOnly { database: o.database }))
-            .transpose()?;
+        // Whatever the fence is now: the rollback's may have been read-only. Lifting it is a no-op
+        // when green's database is not read-only.
+        let reopen = again.then(|| config.target_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
         let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
         Ok(PgCutover {
             blue,
@@ -246,6 +247,12 @@ impl Procedure for PgCutover {
         }
         // Creating a logical slot waits for every transaction there that holds an xid; nothing is
         // paused yet, but the wait is bounded.
+        // A slot of this name that nothing reads is what an earlier attempt left (an undo whose drop
+        // failed): no stream began from it, so it goes.
+        other
+            .execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&names.slot])
+            .await
+            .map_err(Error::sql(on_to, format!("dropping a leftover slot {} on {to}", names.slot)))?;
         let created = Instant::now();
         let ms = SLOT_WAIT.as_millis();
         other.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(Error::sql(on_to, "bounding the slot's wait"))?;
@@ -254,9 +261,15 @@ impl Procedure for PgCutover {
         let lsn: String = match slot {
             Ok(row) => row.get(0),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+                let why = if to == "blue" {
+                    " — on blue these may be the reverse stream's own apply of a long transaction on green; let it finish, or set \
+                     cutover.iterate = false to roll back without replicating to green again"
+                } else {
+                    ""
+                };
                 return Err(Error::Setup(format!(
                     "creating slot {} on {to} did not finish within {ms} ms: it waits for transactions there that hold an xid \
-                     ({}); end them and try again",
+                     ({}); end them and try again{why}",
                     names.slot,
                     crate::source::pg::live::xid_holders(&other).await
                 )));
