@@ -7,7 +7,7 @@ mod common;
 
 use common::{first_value, pair, port_behind, Turnout, Writer};
 use std::time::{Duration, Instant};
-use turnout_testbed::PgBouncer;
+use turnout_testbed::{PgBouncer, PgServer};
 
 const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text, at timestamptz DEFAULT now())";
 const LAG: [&str; 6] = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
@@ -61,8 +61,19 @@ async fn wait_generation(t: &mut Turnout, direction: &str, generation: u64) -> s
     .await
 }
 
-#[tokio::test]
-async fn cutover_rollback_and_cutover_again_keep_every_acknowledged_write_exactly_once() {
+/// Blue behind pgbouncer, green with blue's password, and a streaming sidecar that fences and
+/// switches through that pgbouncer.
+struct Setup {
+    blue: PgServer,
+    green: PgServer,
+    db: String,
+    green_url: String,
+    bouncer: PgBouncer,
+    t: Turnout,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
     let (blue, green, db) = pair(SCHEMA).await;
     green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
     let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
@@ -76,6 +87,12 @@ async fn cutover_rollback_and_cutover_again_keep_every_acknowledged_write_exactl
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
     t.start();
     common::wait_streaming(&mut t).await;
+    Setup { blue, green, db, green_url, bouncer, t, _dir: dir }
+}
+
+#[tokio::test]
+async fn cutover_rollback_and_cutover_again_keep_every_acknowledged_write_exactly_once() {
+    let Setup { blue, green: _green, db, green_url, bouncer, mut t, _dir } = setup().await;
     let through = bouncer.url(&db);
     let (b, g) = (blue.connect(&db).await.expect("blue"), connect(&green_url).await);
     let writer = start_writer(through.clone());
@@ -160,4 +177,26 @@ async fn cutover_rollback_and_cutover_again_keep_every_acknowledged_write_exactl
     let (code, out) = common::turnout_command(&t, "teardown", &["--yes"]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!((slots(&b).await, slots(&g).await, origins(&b).await, origins(&g).await), (vec![], vec![], 0, 0), "{out}");
+}
+
+/// Changes another subscription replays into blue carry an origin of its own: the next generation,
+/// which drops the reverse stream's by origin (on PostgreSQL 16+ with every other origin's), could
+/// not tell them apart. The rollback completes without arming it, says so, and replication stops.
+#[tokio::test]
+async fn a_blue_that_replays_another_origin_is_rolled_back_without_arming_the_next_generation() {
+    let Setup { blue, green: _green, db, bouncer, mut t, _dir, .. } = setup().await;
+    let (code, out) = common::turnout_command(&t, "cutover", &LAG).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    wait_generation(&mut t, "reverse", 1).await;
+    blue.execute(&db, "SELECT pg_replication_origin_create('someone_elses_subscription')").await.expect("origin");
+    let (code, out) = common::turnout_command(&t, "rollback", &LAG).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("this rollback arms no stream blue → green") && !out.contains("prepared replication blue → green again"), "{out}");
+    assert_eq!(port_behind(&bouncer.url(&db)).await, i32::from(blue.port()));
+    assert!(t.log_text().contains("someone_elses_subscription"), "the log names the origin");
+    let status = common::wait_for(&mut t, "replication to stop", |t| t.status().filter(|v| v["phase"] == "stopped")).await;
+    assert_eq!(status["generation"], 1, "{status}");
+    let b = blue.connect(&db).await.expect("blue");
+    assert_eq!(slots(&b).await, Vec::<String>::new(), "nothing armed on blue, and the forward slot went with the window");
+    assert_eq!(t.sigterm(), Some(0));
 }

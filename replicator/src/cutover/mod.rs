@@ -728,7 +728,12 @@ impl Controller {
                 });
                 Ok(())
             }
-            Ok(None) => Ok(()),
+            Ok(None) => {
+                if self.direction == Direction::Reverse {
+                    self.say("WARNING: this rollback arms no stream blue → green (the log says why): replication stops after it");
+                }
+                Ok(())
+            }
             Err(e) => Err(format!("preparing reverse replication failed: {e}")),
         }
     }

@@ -227,6 +227,23 @@ impl Procedure for PgCutover {
         if !may {
             return Err(Error::Setup(format!("role {role} on {to} may not create replication slots; ALTER ROLE {role} REPLICATION on {to}, or {off}")));
         }
+        if to == "blue" {
+            // The next generation drops the reverse apply's writes by their origin, on PostgreSQL 16+
+            // on the server with every other origin's: changes another subscription replays into
+            // blue would never reach green. Such a blue is not armed; the rollback goes on.
+            let others: Option<String> = other
+                .query_one("SELECT string_agg(roname, ', ' ORDER BY roname) FROM pg_replication_origin WHERE roname NOT LIKE 'turnout\\_%'", &[])
+                .await
+                .map_err(Error::sql(on_to, "reading blue's replication origins"))?
+                .get(0);
+            if let Some(others) = others {
+                tracing::warn!(
+                    "blue has replication origins that are not turnout's ({others}): the changes they replay could not be told from the \
+                     reverse stream's, so this rollback arms no stream blue → green; replication stops after it"
+                );
+                return Ok(None);
+            }
+        }
         let tables = super::reverse::publish_on_green(config, names).await?;
         turnout_sinks::pg::ensure_origin(&self.blue, &names.origin)
             .await

@@ -42,7 +42,8 @@ impl PgSource {
         receive_timeout: Duration,
         skip_origin: Option<&str>,
     ) -> Result<PgSource, Error> {
-        // PostgreSQL 16+ also drops them on the server, with every other origin's.
+        // PostgreSQL 16+ also drops them on the server, with every other origin's; before 16 the
+        // stream takes transactions whole ([`Opening::Replicate`]).
         Self::open(source, slot, publication, from, receive_timeout, skip_origin, Opening::Replicate { origin_none: skip_origin.is_some() }).await
     }
 
@@ -75,7 +76,15 @@ impl PgSource {
         let mut start = StartReplication::new(slot, vec![publication.to_owned()]);
         start.start = from;
         match opening {
-            Opening::Replicate { origin_none } => start.origin_none = origin_none,
+            Opening::Replicate { origin_none } => {
+                start.origin_none = origin_none;
+                // Before PostgreSQL 16 the origin is dropped on the client only, by the Origin
+                // message, which a transaction streamed in progress sends only at its commit: its
+                // first segments would pass. Such a stream takes transactions whole.
+                if origin_none && conn.server_version_num().is_some_and(|v| v < 160_000) {
+                    start.streaming = false;
+                }
+            }
             Opening::Watch => start.streaming = false,
         }
         let mut stream = conn.start_replication(&start).await.map_err(Error::Source)?;
