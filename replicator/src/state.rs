@@ -325,7 +325,8 @@ impl StateStore {
 
     /// Begins the generation `resumed` describes, in one synced write: the applied position moves to
     /// its hand-off on blue (where green's new origin stands), the journals of the cutover and the
-    /// rollback it follows are closed (their history and certificates stay), and the watch ledgers of
+    /// rollback it follows are closed (their journal history stays; the next cutover's certificate
+    /// replaces the last one), and the watch ledgers of
     /// the window that ended are cleared.
     pub fn begin_generation(&self, resumed: &crate::journal::Resumed) -> Result<(), Error> {
         let json = serde_json::to_vec(resumed).map_err(|e| Error::State(format!("encoding the generation record: {e}")))?;
