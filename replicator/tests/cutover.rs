@@ -32,15 +32,8 @@ async fn setup_with(servers: (PgServer, PgServer, String), fence: &str, switch: 
 
 /// As [`setup_with`], with `cutover` holding `keys` (fence and switch among them).
 async fn setup_keyed((blue, green, db): (PgServer, PgServer, String), keys: &str, extra: &str) -> Setup {
-    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
-    let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
-    let toml = format!(
-        "[cutover]\n{keys}[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n{extra}",
-        bouncer.admin_url(),
-        bouncer.config_path().display()
-    );
+    let (bouncer, green_url, toml) = common::behind_pgbouncer(&blue, &green, &db, keys, extra).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
     t.start();
     common::wait_streaming(&mut t).await;

@@ -75,15 +75,8 @@ struct Setup {
 
 async fn setup() -> Setup {
     let (blue, green, db) = pair(SCHEMA).await;
-    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
-    let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
-    let toml = format!(
-        "[cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n",
-        bouncer.admin_url(),
-        bouncer.config_path().display()
-    );
+    let (bouncer, green_url, toml) = common::behind_pgbouncer(&blue, &green, &db, "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n", "").await;
     let dir = tempfile::tempdir().expect("tmp");
-    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
     t.start();
     common::wait_streaming(&mut t).await;

@@ -8,7 +8,6 @@ mod common;
 
 use common::{pair, Turnout, Writer};
 use std::time::Duration;
-use turnout_testbed::PgBouncer;
 
 const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); CREATE TABLE other (k text, n int, PRIMARY KEY (k, n))";
 
@@ -54,16 +53,9 @@ async fn writes_that_are_not_turnouts_block_the_cutover_on_green_and_finish_on_b
     // transactions must still be known as its own.
     green.execute("postgres", "ALTER SYSTEM SET logical_decoding_work_mem = '64kB'").await.expect("work mem");
     green.execute("postgres", "SELECT pg_reload_conf()").await.expect("reload");
-    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
-    let bouncer = PgBouncer::start(&blue, &db).expect("pgbouncer");
-    let toml = format!(
-        "[cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n\
-         [alerts]\nlag_warning = \"30s\"\n[watch]\ngreen = true\n",
-        bouncer.admin_url(),
-        bouncer.config_path().display()
-    );
+    let keys = "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n";
+    let (bouncer, green_url, toml) = common::behind_pgbouncer(&blue, &green, &db, keys, "[alerts]\nlag_warning = \"30s\"\n[watch]\ngreen = true\n").await;
     let dir = tempfile::tempdir().expect("tmp");
-    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
     t.start();
     common::wait_streaming(&mut t).await;

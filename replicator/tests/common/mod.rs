@@ -506,3 +506,19 @@ pub async fn port_behind(url: &str) -> i32 {
     tokio::spawn(conn);
     first_value(&c.simple_query("SELECT inet_server_port()").await.expect("port")).expect("a port")
 }
+
+/// Blue behind a new pgbouncer and green given blue's password (pgbouncer's one set of credentials
+/// then works on both): the pgbouncer, green's URL, and a configuration with `[cutover]` holding
+/// `keys` and the pgbouncer's settings, followed by `extra`.
+#[allow(dead_code)]
+pub async fn behind_pgbouncer(blue: &PgServer, green: &PgServer, db: &str, keys: &str, extra: &str) -> (turnout_testbed::PgBouncer, String, String) {
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let bouncer = turnout_testbed::PgBouncer::start(blue, db).expect("pgbouncer");
+    let toml = format!(
+        "[cutover]\n{keys}[cutover.pgbouncer]\nadmin_url = \"{}\"\ndatabase = \"{db}\"\nconfig_file = \"{}\"\n{extra}",
+        bouncer.admin_url(),
+        bouncer.config_path().display()
+    );
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), db));
+    (bouncer, green_url, toml)
+}
