@@ -156,6 +156,9 @@ impl Generation<'_> {
             crate::watch::drop_objects(config, names, &[Side::Green]).await;
         }
         let resumed = state.resumed()?;
+        if let Some(resumed) = &resumed {
+            crate::cutover::again::again_released(config, resumed).await;
+        }
         crate::with_family!(config, F => {
             // A generation a rollback armed starts at its hand-off and drops the reverse apply's
             // writes on blue, as the reverse stream drops the forward apply's on green.

@@ -679,11 +679,11 @@ async fn rollback_under_load_brings_every_write_green_accepted_back_to_blue_exac
         assert!(Instant::now() < deadline, "the forward slot on blue must go when the rollback ends the window");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // After a rollback this stream never replicates again.
+    // After a rollback that armed nothing this stream never replicates again, and says why.
     assert_eq!(s.t.sigterm(), Some(0));
     s.t.start();
     assert_eq!(common::wait_exit(&mut s.t).await, 1);
-    assert!(s.t.log_text().contains("was cut over to green"), "{}", s.t.log_text());
+    assert!(s.t.log_text().contains("traffic was rolled back to blue") && s.t.log_text().contains("cutover.iterate = false"), "{}", s.t.log_text());
 }
 
 #[tokio::test]

@@ -143,9 +143,18 @@ impl Sink for Recording {
 
     async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
         let Some(last) = batch.last() else { return Ok(Committed::new(self.applied.clone())) };
-        let writes: Vec<ForeignWrite> =
-            batch.iter().filter(|t| t.commit_end > self.applied).flat_map(|t| foreign_writes(&t.changes, 0, &t.commit_end, t.commit_ts)).collect();
-        self.record(&writes, &last.commit_end)
+        // Each transaction's writes are recorded through its own commit: a ledger that stops
+        // counting at a position (a watch closed at a switch) judges each by its commit, not by
+        // where the batch ends.
+        for t in batch {
+            if t.commit_end > self.applied {
+                let writes = foreign_writes(&t.changes, 0, &t.commit_end, t.commit_ts);
+                if !writes.is_empty() {
+                    let _ = self.record(&writes, &t.commit_end)?;
+                }
+            }
+        }
+        self.record(&[], &last.commit_end)
     }
 
     async fn begin(&mut self) -> Result<(), SinkError> {

@@ -12,8 +12,8 @@
 //!   slot created on blue before green is fenced; the reverse apply's last writes carry its origin.
 //!   MariaDB: blue's binlog position before the fence; they carry the reverse apply's GTID domain.
 //!   Oracle MySQL: blue's binlog end in the pause, with green sealed, so none follow.
-//! - Writes on blue that were not turnout's during the rollback window are on blue and never on
-//!   green. Unless blue's watch read the whole window up to the hand-off and saw none, the next
+//! - Writes on blue that were not turnout's during the rollback window, before the hand-off, are on
+//!   blue and never on green (those after it are carried, but may race the reverse stream's). Unless blue's watch read the whole window up to the hand-off and saw none, the next
 //!   cutover is gated on a live verify that began after the generation did
 //!   ([`crate::journal::Resumed::verify_required`]).
 //! - Beginning a generation is one synced write ([`StateStore::begin_generation`]); what the window
@@ -49,10 +49,7 @@ pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: Re
     state.spill_clear()?;
     // The reverse stream stopped at the rollback's switch: what it holds on green goes first, so a
     // crash after the generation began leaves nothing holding green's WAL.
-    let released = crate::with_family!(config, F => F::release_reverse(config, &Names::reverse_of(&previous)).await);
-    // What the window's watches held (PostgreSQL: the forward slot blue's watch read), which a crash
-    // right after the rollback's switch can leave behind.
-    crate::watch::drop_objects(config, &previous, &[Side::Green, Side::Blue]).await;
+    let released = release(config, &previous).await;
     let (generation, from) = (arm.names.generation(), arm.position.clone());
     let resumed = Resumed { arm, rollback: rollback.clone(), at_us: crate::status::now_micros(), verify_required };
     state.begin_generation(&resumed)?;
@@ -70,9 +67,40 @@ pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: Re
     Ok(())
 }
 
+/// Releases what the generation `previous` left: its reverse stream's slot and publication on green
+/// and what its watches held (PostgreSQL: the forward slot blue's watch read, which a crash right
+/// after the rollback's switch can leave behind). Each thing if it exists; best effort, so it runs
+/// again each time a generation after it starts ([`again_released`]).
+async fn release(config: &Config, previous: &Names) -> Vec<String> {
+    let released = crate::with_family!(config, F => F::release_reverse(config, &Names::reverse_of(previous)).await);
+    crate::watch::drop_objects(config, previous, &[Side::Green, Side::Blue]).await;
+    released
+}
+
+/// When the generation `resumed` starts: what the generation before it left is released again, in
+/// case that failed as it began (a server out of reach for a moment).
+pub async fn again_released(config: &Config, resumed: &Resumed) {
+    // The previous generation's reverse origin is `<its names>_back`.
+    if let Some(base) = resumed.arm.forward_origin.strip_suffix("_back") {
+        let previous = Names { publication: base.to_owned(), slot: base.to_owned(), origin: base.to_owned() };
+        release(config, &previous).await;
+    }
+}
+
 /// Why blue's rollback window is not proven free of writes that were not turnout's, if it is not:
 /// blue was not watched, its watch saw such writes, or it had not read up to the hand-off.
 fn unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Position) -> Result<Option<String>, Error> {
+    let blue = blue_unproven(config, state, status, hand_off)?;
+    // Green's watch of the next generation begins once it streams, from where green's log is then:
+    // what a client still on green wrote after the rollback's switch is not counted.
+    let green = crate::watch::wanted(config, Side::Green)
+        .then(|| "green was not watched from the rollback's switch until the next generation's watch began".to_owned());
+    let reasons: Vec<String> = blue.into_iter().chain(green).collect();
+    Ok((!reasons.is_empty()).then(|| reasons.join("; and ")))
+}
+
+/// Why blue's window is not shown free of writes that bypassed the switch, if it is not.
+fn blue_unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Position) -> Result<Option<String>, Error> {
     if !crate::watch::wanted(config, Side::Blue) {
         return Ok(Some(
             "blue was not watched in the rollback window for writes that are not turnout's ([watch] blue = false, or the source family \
@@ -82,7 +110,10 @@ fn unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Pos
     }
     let kept = crate::watch::load(state, Side::Blue)?;
     if kept.seen > 0 {
-        return Ok(Some(format!("{} writes on blue in the rollback window were not turnout's: they are on blue and never reached green", kept.seen)));
+        return Ok(Some(format!(
+            "{} writes on blue in the rollback window were not turnout's: those before the hand-off are on blue and never reached green",
+            kept.seen
+        )));
     }
     // Counted: read up to where the watch closed at the rollback's switch (a mark there, read
     // after the switch), or to where it stood then.
@@ -90,9 +121,10 @@ fn unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Pos
     let through = [counted, kept.through].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
     match through {
         Some(through) if through >= *hand_off => Ok(None),
-        through => Ok(Some(format!(
-            "blue's watch had counted blue's log only to {}, not to the hand-off at {hand_off}, when the rollback switched",
-            through.map_or_else(|| "nowhere".to_owned(), |t| t.to_string())
+        Some(through) => Ok(Some(format!("blue's watch counted blue's log only to {through}, not to the hand-off at {hand_off}"))),
+        None => Ok(Some(format!(
+            "blue's watch cannot show it counted blue's log up to the hand-off at {hand_off} (it had not read that far, or a restart lost \
+             how far it read)"
         ))),
     }
 }

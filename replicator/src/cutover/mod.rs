@@ -734,6 +734,16 @@ impl Controller {
                 }
                 Ok(())
             }
+            // The way back is the emergency path: a rollback that cannot arm the next generation
+            // still goes back, without it (what it made is dropped, each thing if it exists).
+            Err(e) if self.direction == Direction::Reverse => {
+                let dropped = match procedure.disarm_reverse().await {
+                    Ok(_) => String::new(),
+                    Err(d) => format!("; dropping what it made failed too ({d}): `turnout teardown` drops it"),
+                };
+                self.say(format!("WARNING: this rollback arms no stream blue → green: {e}{dropped}. The rollback goes on; replication stops after it"));
+                Ok(())
+            }
             Err(e) => Err(format!("preparing reverse replication failed: {e}")),
         }
     }

@@ -64,6 +64,19 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         // generation: undoing it drops that too (each thing if it exists).
         crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, names, F::ITERATES)).await?);
     }
+    // A completed rollback says where things stand, whatever `turnout finish` did after it.
+    if let Some((again, id)) = armed_again(state)? {
+        return Ok(Resume::Again(again, id));
+    }
+    if let Some(rollback) = state.journal(Direction::Reverse)?.filter(|r| r.step == Step::Done) {
+        return Err(Error::Setup(format!(
+            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates (the rollback armed no stream blue → \
+             green: cutover.iterate = false, or arming it failed or was refused, as its output said). Run `turnout teardown` to drop \
+             what it left, then start over",
+            rollback.id,
+            rollback.message.unwrap_or_default()
+        )));
+    }
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,
         (Step::Done, arm) => {
@@ -81,18 +94,7 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         }
         _ => return Ok(Resume::Forward),
     };
-    if let Some((again, id)) = armed_again(state)? {
-        return Ok(Resume::Again(again, id));
-    }
-    match state.journal(Direction::Reverse)? {
-        Some(rollback) if rollback.step == Step::Done => Err(Error::Setup(format!(
-            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates (the rollback armed no stream blue → \
-             green: cutover.iterate = false, or a MySQL-family source). Run `turnout teardown` to drop what it left, then start over",
-            rollback.id,
-            rollback.message.unwrap_or_default()
-        ))),
-        _ => Ok(Resume::Reverse(arm)),
-    }
+    Ok(Resume::Reverse(arm))
 }
 
 async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(

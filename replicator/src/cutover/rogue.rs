@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// How long `turnout finish` waits for blue's watch to read blue's log up to now.
 const FINISH_CATCH_UP: Duration = Duration::from_secs(10);
 
+/// The longest a rollback's closing mark on blue may take inside the pause; without it blue's watch
+/// closes where it has read.
+const CLOSING_MARK_WAIT: Duration = Duration::from_millis(200);
+
 /// How long the cutover waits, before the fence, for green's watch to read green's log up to now.
 const BEFORE_FENCE_CATCH_UP: Duration = Duration::from_secs(60);
 
@@ -96,9 +100,9 @@ impl Controller {
     /// Inside a rollback's pause, just before the switch: a mark on blue where its watch stops
     /// counting, read after the switch ([`crate::cutover::again`] needs the window counted up to the
     /// next generation's hand-off, which precedes it). None (the watch closes where it has read) when
-    /// it cannot be written by `deadline`.
+    /// it cannot be written by `deadline`, or within [`CLOSING_MARK_WAIT`].
     pub(super) async fn mark_closing(&self, marker: &mut Box<dyn Marker>, deadline: Instant) -> Option<turnout_decoders::Position> {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now()).min(CLOSING_MARK_WAIT);
         match tokio::time::timeout(left, marker.mark()).await {
             Ok(Ok(mark)) => Some(mark),
             Ok(Err(e)) => {

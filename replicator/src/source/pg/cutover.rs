@@ -231,8 +231,9 @@ impl Procedure for PgCutover {
             // The next generation drops the reverse apply's writes by their origin, on PostgreSQL 16+
             // on the server with every other origin's: changes another subscription replays into
             // blue would never reach green. Such a blue is not armed; the rollback goes on.
+            let stream = names.slot.rsplit_once("_g").map_or(names.slot.as_str(), |(base, _)| base);
             let others: Option<String> = other
-                .query_one("SELECT string_agg(roname, ', ' ORDER BY roname) FROM pg_replication_origin WHERE roname NOT LIKE 'turnout\\_%'", &[])
+                .query_one("SELECT string_agg(roname, ', ' ORDER BY roname) FROM pg_replication_origin WHERE left(roname, length($1)) <> $1", &[&stream])
                 .await
                 .map_err(Error::sql(on_to, "reading blue's replication origins"))?
                 .get(0);
