@@ -13,8 +13,9 @@
 //!   MariaDB: blue's binlog position before the fence; they carry the reverse apply's GTID domain.
 //!   Oracle MySQL: blue's binlog end in the pause, with green sealed, so none follow.
 //! - Writes on blue that were not turnout's during the rollback window, before the hand-off, are on
-//!   blue and never on green (those after it are carried, but may race the reverse stream's). Unless blue's watch read the whole window up to the hand-off and saw none, the next
-//!   cutover is gated on a live verify that began after the generation did
+//!   blue and never on green (those after it are carried, but may race the reverse stream's).
+//!   Unless blue's watch counted the whole window up to the hand-off and saw none, the next cutover
+//!   is gated on a live verify that began after the generation did
 //!   ([`crate::journal::Resumed::verify_required`]).
 //! - Beginning a generation is one synced write ([`StateStore::begin_generation`]); what the window
 //!   left in the state directory (the reverse stream's state, the watches' positions) is removed
@@ -34,16 +35,20 @@ use turnout_decoders::Position;
 pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: ReverseArm, rollback: String) -> Result<(), Error> {
     let previous = state.names()?;
     let verify_required = unproven(config, state, status, &arm.position)?;
-    for dir in [reversed(config).state.dir, config.state.dir.join(format!("watch-{}", Side::Green)), config.state.dir.join(format!("watch-{}", Side::Blue))] {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::State(format!("removing {}, which the rollback window left: {e}", dir.display())))?;
-        }
-    }
-    // A live verify's progress from before compared another stretch of the stream: nothing resumes
-    // it (the gate refuses its result anyway, [`crate::journal::Resumed::at_us`]).
-    for file in [crate::compared::path(&config.state.dir), crate::compared::background_path(&config.state.dir)] {
-        if file.exists() {
-            std::fs::remove_file(&file).map_err(|e| Error::State(format!("removing {}: {e}", file.display())))?;
+    // What the window left: the reverse stream's and the watches' state, and a live verify's progress
+    // from before, which compared another stretch of the stream (nothing resumes it; the gate refuses
+    // its result anyway, [`crate::journal::Resumed::at_us`]).
+    let dir = &config.state.dir;
+    let left = [reversed(config).state.dir, dir.join(format!("watch-{}", Side::Green)), dir.join(format!("watch-{}", Side::Blue))]
+        .into_iter()
+        .chain([crate::compared::path(dir), crate::compared::background_path(dir)]);
+    for path in left {
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::State(format!("removing {}, which the rollback window left: {e}", path.display())));
+            }
+            _ => {}
         }
     }
     state.spill_clear()?;
