@@ -113,6 +113,7 @@ impl LiveArgs {
             progress_every: self.progress_every,
             rows_per_second: None,
             background: false,
+            recheck: None,
         }
     }
 }

@@ -74,6 +74,19 @@ pub struct TableState {
     pub differences: Vec<RowDiff>,
     /// Differing rows beyond [`MAX_RECORDED`].
     pub more_differences: u64,
+    /// Each chunk compared, in key order: what the continuous verify re-checks alone when its keys
+    /// change (see [`crate::verify::changes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<Bound>,
+}
+
+/// One chunk compared: its upper key (none: to the end), its rows on each side, whether it differed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    pub upper: Option<Key>,
+    pub source_rows: u64,
+    pub target_rows: u64,
+    pub differs: bool,
 }
 
 impl TableState {
@@ -175,6 +188,11 @@ pub fn path(state_dir: &Path) -> PathBuf {
 /// Where the sidecar's continuous verify keeps its progress.
 pub fn background_path(state_dir: &Path) -> PathBuf {
     state_dir.join("verify-background.json")
+}
+
+/// The continuous verify's re-check of what changed: never resumed, removed when it ends.
+pub fn recheck_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("verify-recheck.json")
 }
 
 /// The last live verify that finished, kept for the cutover's gate (`turnout cutover --verify`) in

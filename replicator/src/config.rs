@@ -490,7 +490,7 @@ impl Config {
             return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
         }
         self.table_filter()?;
-        self.verify.settings()?;
+        self.verify.settings(self.cutover.verify_max_age()?)?;
         self.validate_cutover()
     }
 

@@ -368,6 +368,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(verified) = &s.continuous_verify {
         let _ = writeln!(out, "# HELP turnout_verify_runs_total Whole runs of the continuous verify finished since start.");
         let _ = writeln!(out, "# TYPE turnout_verify_runs_total counter\nturnout_verify_runs_total {}", verified.runs);
+        let _ = writeln!(out, "# HELP turnout_verify_rechecks_total Re-checks of what the stream changed (between whole runs) finished since start.");
+        let _ = writeln!(out, "# TYPE turnout_verify_rechecks_total counter\nturnout_verify_rechecks_total {}", verified.rechecks);
         if !verified.tables.is_empty() {
             let _ = writeln!(out, "# HELP turnout_verify_table_equal 1 when the last finished verify found the table equal on both sides, else 0.");
             let _ = writeln!(out, "# TYPE turnout_verify_table_equal gauge");

@@ -83,7 +83,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
                 if config.verify.continuous {
                     let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
                     let busy = move || cutover.running() || back.running();
-                    tokio::spawn(crate::verify::continuous::run(Arc::clone(&shared), Arc::clone(&status), busy, external.clone()));
+                    tokio::spawn(crate::verify::continuous::run(Arc::clone(&shared), Arc::clone(&status), Arc::clone(&channels), busy, external.clone()));
                 }
                 let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
                 crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers.clone()), external.clone())

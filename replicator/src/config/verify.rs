@@ -11,10 +11,13 @@ pub struct VerifyConfig {
     pub continuous: bool,
     /// Source rows compared per second at most (default 5000): the load the verify may add.
     pub rows_per_second: Option<u64>,
-    /// The pause between two whole runs (default `5m`).
+    /// The pause between two runs (default `5m`).
     pub interval: Option<String>,
     /// Rows per chunk (default 10000).
     pub chunk_rows: Option<u64>,
+    /// Between whole runs, runs re-check only what the stream changed; a whole run begins once the
+    /// last began this long ago (default: half of `cutover.verify_max_age`; `0s`: every run whole).
+    pub whole_every: Option<String>,
 }
 
 /// [`VerifyConfig`] read and checked.
@@ -23,11 +26,13 @@ pub struct Continuous {
     pub rows_per_second: u64,
     pub interval: std::time::Duration,
     pub chunk_rows: u64,
+    pub whole_every: std::time::Duration,
 }
 
 impl VerifyConfig {
-    /// The continuous verify's settings; an error names the field.
-    pub fn settings(&self) -> Result<Continuous, crate::error::Error> {
+    /// The continuous verify's settings (`verify_max_age`: the gate's, which `whole_every` defaults
+    /// to half of); an error names the field.
+    pub fn settings(&self, verify_max_age: std::time::Duration) -> Result<Continuous, crate::error::Error> {
         use crate::error::Error;
         let rows_per_second = self.rows_per_second.unwrap_or(5_000);
         if rows_per_second == 0 {
@@ -38,6 +43,7 @@ impl VerifyConfig {
         if chunk_rows == 0 {
             return Err(Error::config("verify.chunk_rows", "is 0; give e.g. 10000"));
         }
-        Ok(Continuous { rows_per_second, interval, chunk_rows })
+        let whole_every = super::opt_duration("verify.whole_every", &self.whole_every)?.unwrap_or(verify_max_age / 2);
+        Ok(Continuous { rows_per_second, interval, chunk_rows, whole_every })
     }
 }

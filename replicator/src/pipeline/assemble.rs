@@ -26,6 +26,7 @@
 //! cutover sentinel is attached to the transaction that carried it. A commit for a transaction the
 //! assembler never saw is a resync error, never an empty commit.
 
+use super::changed::Touched;
 use crate::error::Error;
 use crate::spill::{Spilled, SpilledTransaction, CHUNK_ROWS};
 use crate::state::StateStore;
@@ -103,6 +104,8 @@ pub struct CommittedTransaction {
     /// Changes of a large transaction sent whole that arrived after its last segment: to apply early
     /// before it commits.
     pub tail: Option<Segment>,
+    /// The tables and keys this transaction changed.
+    pub touched: Touched,
 }
 
 /// Changes of a streamed transaction still in progress, for early apply.
@@ -161,6 +164,8 @@ struct Buffer {
     segment: Vec<(TxId, RowChange)>,
     segment_relations: Vec<Arc<TableSchema>>,
     segment_bytes: usize,
+    /// The tables and keys changed so far.
+    touched: Touched,
 }
 
 /// Which buffer: the non-streamed transaction being received, or a streamed one by top-level xid.
@@ -351,6 +356,7 @@ impl Assembler {
         let Some(buffer) = self.buffer(which) else {
             return Err(Error::Resync("the source sent a row change outside any transaction".into()));
         };
+        buffer.touched.note(&change);
         buffer.changes.push((sub, change));
         buffer.bytes += size;
         let full_chunk = buffer.spilled.is_some() && buffer.changes.len() >= CHUNK_ROWS;
@@ -404,6 +410,7 @@ impl Assembler {
             early_xid,
             segments_complete,
             tail,
+            touched: buffer.touched,
         }))
     }
 
@@ -488,6 +495,7 @@ impl Assembler {
                         if b.early {
                             b.segment_relations.push(Arc::clone(&schema));
                         }
+                        b.touched.schema(&schema);
                         b.relations.push(schema);
                         None
                     }
@@ -504,7 +512,10 @@ impl Assembler {
             }
             ChangeEvent::Ddl { database, statement, .. } => {
                 match self.enclosing(None) {
-                    Some(buffer) => buffer.statements.push((database, statement)),
+                    Some(buffer) => {
+                        buffer.touched.statement();
+                        buffer.statements.push((database, statement));
+                    }
                     None => return Err(Error::Resync("the source sent a DDL statement outside any transaction".into())),
                 }
                 return Ok(None);

@@ -10,6 +10,7 @@
 //!   while the stream goes on being received.
 //! - [`ack`]: only durable positions are recorded and acknowledged.
 //! - [`hold`]: a live verify may hold the apply at one source position for a moment.
+//! - [`changed`]: what the stream changed since a verify, for the continuous verify's re-checks.
 //!
 //! A transaction at or below the position green recorded is skipped (exactly-once across restarts).
 //! On any error the apply in flight is cancelled and awaited before the error is returned.
@@ -18,6 +19,7 @@ pub mod ack;
 pub mod apply;
 pub mod assemble;
 pub mod batch;
+pub mod changed;
 pub mod hold;
 pub mod signals;
 
@@ -64,6 +66,7 @@ pub async fn stream<S: Source, K: Sink, E: EarlyApply>(source: S, mut sink: K, e
         status.set_phase(Phase::Streaming);
     }
     status.stream_restarted();
+    channels.changes.begin();
     status.set_error(None);
     status.set_applied(start.position());
     channels.sentinels.durable_advanced();
@@ -330,7 +333,10 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         }
         match self.batcher.assembler.push(event)? {
             None => {}
-            Some(Assembled::Schema(schema)) => self.apply_schema(&schema).await?,
+            Some(Assembled::Schema(schema)) => {
+                self.channels.changes.schema(&schema);
+                self.apply_schema(&schema).await?;
+            }
             Some(Assembled::Transaction(tx)) => self.on_commit(tx).await?,
             Some(Assembled::Segment(segment)) => self.on_segment(segment).await?,
             Some(Assembled::Aborted { xid, subxid }) => {
@@ -395,11 +401,12 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
     }
 
     async fn on_commit(&mut self, tx: CommittedTransaction) -> Result<(), Error> {
+        self.channels.changes.record(&tx.touched, tx.body.commit_end());
         if *tx.body.commit_end() > self.batcher.applied_floor && self.held_back(&tx) {
             self.deferred = Some(tx);
             return Ok(());
         }
-        let CommittedTransaction { body, sentinel, relations, statements, early_xid, segments_complete, tail } = tx;
+        let CommittedTransaction { body, sentinel, relations, statements, early_xid, segments_complete, tail, touched: _ } = tx;
         if *body.commit_end() <= self.batcher.applied_floor {
             if let Some(xid) = early_xid {
                 self.finish().await?;

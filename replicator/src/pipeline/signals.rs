@@ -16,6 +16,8 @@ pub struct Channels {
     pub hold: Hold,
     /// The cutover sentinels the stream carried, and every move of the durable position.
     pub sentinels: Sentinels,
+    /// What the stream changed since the continuous verify last compared it.
+    pub changes: super::changed::Changes,
 }
 
 /// Cutover sentinels seen in the stream, and a wake-up whenever the position durable on green

@@ -12,14 +12,20 @@ pub struct Verified {
     pub state: &'static str,
     /// Whole runs finished since the sidecar started.
     pub runs: u64,
+    /// Re-checks of what the stream changed finished since the sidecar started.
+    pub rechecks: u64,
+    /// The last run's kind: `whole`, or `changes` (only the chunks the stream changed).
+    pub last_run: &'static str,
     /// `verify.rows_per_second`.
     pub rows_per_second: u64,
-    /// When the last whole run finished (also one `turnout verify --live` finished), RFC 3339.
+    /// When the kept result was last updated (a whole run, a re-check, or `turnout verify --live`
+    /// finished), RFC 3339.
     pub finished_at: Option<String>,
-    /// When the oldest snapshot of that run was taken: the age the cutover's gate reads.
+    /// When the oldest snapshot of that result was taken (a whole run's): the age the cutover's gate
+    /// reads.
     pub oldest_round_at: Option<String>,
-    /// Source rows the sidecar's last whole run compared, and how long it took (seconds): their
-    /// ratio stays within `rows_per_second`.
+    /// Source rows the sidecar's last run compared, and how long it took (seconds): their ratio
+    /// stays within `rows_per_second`.
     pub last_run_rows: u64,
     pub last_run_seconds: f64,
     /// Per table, `schema.table`: the last finished run's result.

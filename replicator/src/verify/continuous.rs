@@ -1,27 +1,34 @@
 //! The continuous verify (`[verify] continuous = true`): the sidecar runs `turnout verify --live`
-//! itself, whole run after whole run, at most `verify.rows_per_second` source rows per second, with
+//! itself, run after run, at most `verify.rows_per_second` source rows per second, with
 //! `verify.interval` between runs. Each finished run replaces the result the cutover's gate reads
 //! (`turnout cutover --verify`), so the gate is usually satisfied already when the operator asks; the
 //! last result per table is on `/status` (`continuous_verify`), in the metrics and on the page, and a
 //! difference raises the critical `verify` alert.
 //!
+//! Between whole runs (a whole run begins once the last began `verify.whole_every` ago) a run
+//! re-checks only the chunks the stream changed since the last run ([`super::changes`]); the
+//! result it keeps still ages by the whole run's snapshots.
+//!
 //! A cutover or rollback pauses it: a run in progress is dropped (its snapshot sessions would hold
-//! locks the cutover waits for) and resumes from its saved progress once the cutover ended. The run
-//! compares every table again each time; chunks that changed are not tracked apart.
+//! locks the cutover waits for) and a whole run resumes from its saved progress once the cutover
+//! ended.
 
-use super::live::{self, LiveOptions};
+use super::live::{self, LiveOptions, LiveReport};
+use crate::compared::Finished;
 use crate::config::Config;
+use crate::pipeline::changed::Taken;
+use crate::pipeline::signals::Channels;
 use crate::status::verified::TableVerified;
 use crate::status::{Phase, Status};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How often a running verify checks whether a cutover began.
 const POLL: Duration = Duration::from_millis(100);
 
 /// Shows a finished live verify's result (the continuous verify's or the operator's) on `/status`.
-pub fn show(status: &Status, finished: &crate::compared::Finished) {
+pub fn show(status: &Status, finished: &Finished) {
     status.update_verified(|v| {
         v.finished_at = Some(crate::duration::rfc3339(finished.finished_at_us));
         v.oldest_round_at = finished.rounds_at_us.iter().min().map(|us| crate::duration::rfc3339(*us));
@@ -58,9 +65,40 @@ fn plain(quoted: &str) -> String {
     out
 }
 
-/// Runs the continuous verify until `shutdown`. `busy` says whether a cutover or rollback runs.
-pub async fn run(config: Arc<Config>, status: Arc<Status>, busy: impl Fn() -> bool + Send + Sync + 'static, mut shutdown: watch::Receiver<bool>) {
-    let settings = match config.verify.settings() {
+/// The last whole run this task made, and the result kept since: what the next re-check of what
+/// changed starts from, while the stream's [`Changes`] are of the same epoch.
+struct Chain {
+    epoch: u64,
+    began: Instant,
+    /// Where the result is kept (the direction's state directory).
+    dir: std::path::PathBuf,
+    /// The whole run's positions and snapshot times.
+    whole: (Vec<String>, Vec<i64>),
+    last: Finished,
+}
+
+impl Chain {
+    /// Whether the next run may re-check only what changed: the same stream, the whole run young
+    /// enough, no DDL statement since, and the kept result still this task's (not replaced by an
+    /// operator's `turnout verify --live`).
+    fn usable(&self, taken: &Taken, whole_every: Duration) -> bool {
+        self.epoch == taken.epoch
+            && self.began.elapsed() < whole_every
+            && taken.everything.is_none()
+            && Finished::load(&self.dir).ok().flatten().is_some_and(|f| f.finished_at_us == self.last.finished_at_us)
+    }
+}
+
+/// Runs the continuous verify until `shutdown`. `busy` says whether a cutover or rollback runs;
+/// `changes` is what the stream changed (see [`super::changes`]).
+pub async fn run(
+    config: Arc<Config>,
+    status: Arc<Status>,
+    changes: Arc<Channels>,
+    busy: impl Fn() -> bool + Send + Sync + 'static,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let settings = match config.cutover.verify_max_age().and_then(|max_age| config.verify.settings(max_age)) {
         Ok(s) => s,
         Err(e) => return tracing::error!("the continuous verify is off: {e}"),
     };
@@ -68,7 +106,7 @@ pub async fn run(config: Arc<Config>, status: Arc<Status>, busy: impl Fn() -> bo
     let state_dir = crate::config::reversed(&config).state.dir;
     // The last result kept, shown until the first run finishes.
     for dir in [&config.state.dir, &state_dir] {
-        if let Ok(Some(finished)) = crate::compared::Finished::load(dir) {
+        if let Ok(Some(finished)) = Finished::load(dir) {
             if finished.whole {
                 show(&status, &finished);
             }
@@ -85,8 +123,10 @@ pub async fn run(config: Arc<Config>, status: Arc<Status>, busy: impl Fn() -> bo
         progress_every: Duration::ZERO,
         rows_per_second: Some(settings.rows_per_second),
         background: true,
+        recheck: None,
     };
     let set = |state: &'static str, error: Option<String>| status.update_verified(|v| (v.state, v.error) = (state, error));
+    let mut chain: Option<Chain> = None;
     loop {
         // Only while streaming with green whole, and never beside a cutover.
         while status.phase() != Phase::Streaming || status.copying() || busy() {
@@ -96,44 +136,42 @@ pub async fn run(config: Arc<Config>, status: Arc<Status>, busy: impl Fn() -> bo
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
-        set("running", None);
-        let verify = live::run(&config, &options);
-        tokio::pin!(verify);
-        let outcome = loop {
-            tokio::select! {
-                r = &mut verify => break Some(r),
-                _ = tokio::time::sleep(POLL) => if busy() { break None },
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-        };
-        match outcome {
-            None => {
-                tracing::info!("the continuous verify pauses for the cutover; it resumes from its progress afterwards");
-                continue;
-            }
-            Some(Ok(report)) => {
-                let differing = report.tables.iter().filter(|t| !t.equal()).count();
-                tracing::info!(
-                    tables = report.tables.len(),
-                    differing,
-                    rows = report.rows,
-                    seconds = report.elapsed.as_secs_f64(),
-                    "continuous verify: a whole run finished"
-                );
-                let dir = if report.direction == crate::status::Direction::Forward { &config.state.dir } else { &state_dir };
-                match crate::compared::Finished::load(dir) {
-                    Ok(Some(finished)) => show(&status, &finished),
-                    other => tracing::warn!("the continuous verify's result could not be read back: {other:?}"),
+        let taken = changes.changes.taken();
+        let recheck = chain.as_ref().filter(|c| c.usable(&taken, settings.whole_every)).map(|c| super::changes::plan(&c.last, &taken));
+        if recheck.as_ref().is_some_and(|r| r.plans.is_empty()) {
+            // Nothing changed since the last run.
+            set("waiting", None);
+        } else {
+            set("running", None);
+            let began = Instant::now();
+            let options = LiveOptions { recheck: recheck.clone(), ..options.clone() };
+            let verify = live::run(&config, &options);
+            tokio::pin!(verify);
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut verify => break Some(r),
+                    _ = tokio::time::sleep(POLL) => if busy() { break None },
+                    _ = shutdown.wait_for(|s| *s) => return,
                 }
-                status.update_verified(|v| {
-                    v.runs += 1;
-                    (v.last_run_rows, v.last_run_seconds) = (report.rows, report.elapsed.as_secs_f64());
-                });
-                set("waiting", None);
-            }
-            Some(Err(e)) => {
-                tracing::warn!("the continuous verify failed: {e}; trying again in {:?}", settings.interval);
-                set("failed", Some(e.to_string()));
+            };
+            match outcome {
+                None => {
+                    tracing::info!("the continuous verify pauses for the cutover; it resumes from its progress afterwards");
+                    continue;
+                }
+                Some(Ok(report)) => {
+                    let dir = if report.direction == crate::status::Direction::Forward { config.state.dir.clone() } else { state_dir.clone() };
+                    chain = match (recheck.is_some(), chain.take()) {
+                        (true, Some(c)) => rechecked(&status, &changes, c, &taken, &report),
+                        _ => whole(&status, &changes, &taken, &report, began, dir),
+                    };
+                    status.update_verified(|v| (v.last_run_rows, v.last_run_seconds) = (report.rows, report.elapsed.as_secs_f64()));
+                    set("waiting", None);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!("the continuous verify failed: {e}; trying again in {:?}", settings.interval);
+                    set("failed", Some(e.to_string()));
+                }
             }
         }
         tokio::select! {
@@ -141,6 +179,50 @@ pub async fn run(config: Arc<Config>, status: Arc<Status>, busy: impl Fn() -> bo
             _ = shutdown.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// A whole run finished: shown, what it covered cleared from the stream's changes, and (unless it
+/// resumed an earlier run, whose first rounds may be of another stream) the start of a chain.
+fn whole(status: &Status, changes: &Channels, taken: &Taken, report: &LiveReport, began: Instant, dir: std::path::PathBuf) -> Option<Chain> {
+    let differing = report.tables.iter().filter(|t| !t.equal()).count();
+    tracing::info!(tables = report.tables.len(), differing, rows = report.rows, seconds = report.elapsed.as_secs_f64(), "continuous verify: a whole run finished");
+    status.update_verified(|v| (v.runs, v.last_run) = (v.runs + 1, "whole"));
+    let finished = match Finished::load(&dir) {
+        Ok(Some(finished)) => finished,
+        other => {
+            tracing::warn!("the continuous verify's result could not be read back: {other:?}");
+            return None;
+        }
+    };
+    show(status, &finished);
+    let first = report.round_positions.first().filter(|_| !report.resumed)?;
+    changes.changes.clear(taken, first, None);
+    let whole = (finished.positions.clone(), finished.rounds_at_us.clone());
+    Some(Chain { epoch: taken.epoch, began, dir, whole, last: finished })
+}
+
+/// A re-check of what changed finished: merged into the kept result, saved for the gate, shown, and
+/// what it covered cleared.
+fn rechecked(status: &Status, changes: &Channels, mut chain: Chain, taken: &Taken, report: &LiveReport) -> Option<Chain> {
+    if report.direction != chain.last.direction {
+        return None;
+    }
+    let merged = super::changes::merge(&chain.last, &chain.whole, report, crate::status::now_micros());
+    if let Err(e) = merged.save(&chain.dir) {
+        tracing::warn!("the continuous verify's re-check could not be kept: {e}");
+        return None;
+    }
+    let differing = merged.tables.iter().filter(|t| !t.equal()).count();
+    let chunks: u64 = report.tables.iter().map(|t| t.chunks).sum();
+    tracing::info!(tables = report.tables.len(), chunks, differing, rows = report.rows, "continuous verify: what changed re-checked");
+    show(status, &merged);
+    status.update_verified(|v| (v.rechecks, v.last_run) = (v.rechecks + 1, "changes"));
+    if let Some(first) = report.round_positions.first() {
+        let compared = report.tables.iter().map(|t| t.table.clone()).collect();
+        changes.changes.clear(taken, first, Some(&compared));
+    }
+    chain.last = merged;
+    Some(chain)
 }
 
 #[cfg(test)]

@@ -54,6 +54,27 @@ pub struct LiveOptions {
     /// The sidecar's own continuous verify (`verify.continuous`): its progress is kept apart from
     /// `turnout verify --live`'s, so neither resumes the other's.
     pub background: bool,
+    /// Only these tables, each whole or only some of its chunks (the continuous verify's re-check of
+    /// what changed): never resumed, and its result is not kept (the caller merges it).
+    pub recheck: Option<Recheck>,
+}
+
+/// What a re-check compares.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recheck {
+    /// Per table (`schema.table` quoted as the verify names it): whole or some chunks.
+    pub plans: BTreeMap<String, Plan>,
+    /// The tables the kept result has: any other replicated table is compared whole.
+    pub known: std::collections::BTreeSet<String>,
+}
+
+/// How a re-check compares one table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Whole,
+    /// Only these ranges (in key order) of a table keyed by `column` alone; whole if the table's key
+    /// is no longer that.
+    Chunks { column: String, ranges: Vec<Range> },
 }
 
 /// A live verify's result.
@@ -71,6 +92,12 @@ pub struct LiveReport {
     pub elapsed: Duration,
     /// Per table, the columns only the target has (their values are its own: not compared).
     pub target_only_columns: Vec<(TableName, Vec<String>)>,
+    /// The positions of this run's rounds (not those of a run it resumed), and when each round's
+    /// snapshots were taken (all rounds).
+    pub round_positions: Vec<Position>,
+    pub rounds_at_us: Vec<i64>,
+    /// The tables a re-check compared whole (planned so, or whose key changed).
+    pub compared_whole: std::collections::BTreeSet<String>,
 }
 
 /// The running sidecar, reached over its HTTP API.
@@ -135,15 +162,30 @@ async fn live<B: Backend>(
     direction: Direction,
     started: Instant,
 ) -> Result<LiveReport, Error> {
-    let tables = backend.tables(opts.table.as_deref()).await?;
+    let mut tables = backend.tables(opts.table.as_deref()).await?;
+    if let Some(only) = &opts.recheck {
+        tables.retain(|t| only.plans.contains_key(&t.quoted()) || !only.known.contains(&t.quoted()));
+    }
     let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
     let source = backend.source()?;
-    let file = if opts.background { progress::background_path(&config.state.dir) } else { progress::path(&config.state.dir) };
+    let file = match (&opts.recheck, opts.background) {
+        (Some(_), _) => progress::recheck_path(&config.state.dir),
+        (None, true) => progress::background_path(&config.state.dir),
+        (None, false) => progress::path(&config.state.dir),
+    };
     let fresh = Saved::new(source, opts.chunk_rows, &names);
     let (mut saved, resumed) = match Saved::load(&file)? {
-        Some(s) if !opts.restart && s.same_run(&fresh) => (s, true),
+        Some(s) if !opts.restart && opts.recheck.is_none() && s.same_run(&fresh) => (s, true),
         _ => (fresh, false),
     };
+    let mut plans: Vec<Option<VecDeque<Range>>> = names
+        .iter()
+        .map(|n| match opts.recheck.as_ref().and_then(|r| r.plans.get(n)) {
+            Some(Plan::Chunks { ranges, .. }) => Some(ranges.iter().cloned().collect()),
+            _ => None,
+        })
+        .collect();
+    let mut run = RunLog::default();
     if resumed && !opts.background {
         let done = saved.tables.iter().filter(|t| t.done).count();
         eprintln!("verify: resuming the run in {}: {done} of {} tables done", file.display(), saved.tables.len());
@@ -152,7 +194,7 @@ async fn live<B: Backend>(
     let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
     let estimate = backend.estimate_rows(&todo).await;
     let printer = (!opts.progress_every.is_zero()).then(|| tokio::spawn(print_progress(Arc::clone(&rows_done), estimate, opts.progress_every)));
-    let outcome = rounds(backend, opts, sidecar, &tables, &mut saved, &file, Counted { rows: &rows_done, since: started }).await;
+    let outcome = rounds(backend, opts, sidecar, &tables, (&mut saved, &mut plans, &mut run), &file, Counted { rows: &rows_done, since: started }).await;
     if let Some(p) = printer {
         p.abort();
     }
@@ -171,7 +213,7 @@ async fn live<B: Backend>(
         rounds_at_us: saved.rounds_at_us.clone(),
         finished_at_us: crate::status::now_micros(),
     };
-    if whole {
+    if whole && opts.recheck.is_none() {
         kept.save(&config.state.dir)?;
     }
     let _ = std::fs::remove_file(&file);
@@ -184,7 +226,18 @@ async fn live<B: Backend>(
         rows: rows_done.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
         target_only_columns,
+        round_positions: run.positions,
+        rounds_at_us: kept.rounds_at_us,
+        compared_whole: names.iter().zip(&plans).filter(|(n, p)| p.is_none() || run.unplanned.contains(*n)).map(|(n, _)| n.clone()).collect(),
     })
+}
+
+/// What this run itself did: its rounds' positions, and the planned tables it compared whole (their
+/// key changed).
+#[derive(Default)]
+struct RunLog {
+    positions: Vec<Position>,
+    unplanned: std::collections::BTreeSet<String>,
 }
 
 /// The rows compared so far, and since when (the pace's start).
@@ -199,7 +252,7 @@ async fn rounds<B: Backend>(
     opts: &LiveOptions,
     sidecar: &Sidecar,
     tables: &[TableName],
-    saved: &mut Saved,
+    (saved, plans, run): (&mut Saved, &mut Vec<Option<VecDeque<Range>>>, &mut RunLog),
     file: &std::path::Path,
     counted: Counted<'_>,
 ) -> Result<(), Error> {
@@ -207,18 +260,20 @@ async fn rounds<B: Backend>(
     while saved.tables.iter().any(|t| !t.done) {
         let snaps = backend.take(sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
         tracing::info!(position = %snaps.position, "verify snapshots taken");
+        run.positions.push(snaps.position.clone());
         saved.positions.push(snaps.position.to_string());
         saved.rounds_at_us.push(crate::status::now_micros() - i64::try_from(snaps.taken.elapsed().as_micros()).unwrap_or(0));
         let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
         let first = snaps.blue.first().ok_or_else(|| Error::Setup("verify took no snapshot".into()))?;
         let shapes = backend.shapes(first, &todo).await?;
         let shapes: BTreeMap<String, Shape> = shapes.into_iter().map(|s| (s.table.quoted(), s)).collect();
+        unplan_changed_keys(opts, &shapes, saved, plans, run)?;
         let round = Round {
             backend,
             shapes,
             opts,
             deadline: snaps.taken + opts.max_snapshot_age,
-            shared: tokio::sync::Mutex::new(Shared::new(std::mem::replace(saved, Saved::new(String::new(), 0, &[])))),
+            shared: tokio::sync::Mutex::new(Shared::new(std::mem::replace(saved, Saved::new(String::new(), 0, &[])), std::mem::take(plans))),
             file,
             rows_done,
             pace: opts.rows_per_second.map(|rate| (started, rate.max(1))),
@@ -227,8 +282,37 @@ async fn rounds<B: Backend>(
         let result = futures_util::future::try_join_all(workers).await;
         let shared = round.shared.into_inner();
         *saved = shared.saved;
+        *plans = shared.plans;
         saved.save(file)?;
         result?;
+    }
+    Ok(())
+}
+
+/// A planned table whose key is no longer the planned column alone is compared whole; a table
+/// whose plan was partly compared cannot change course (its key changed during the run): an error.
+fn unplan_changed_keys(
+    opts: &LiveOptions,
+    shapes: &BTreeMap<String, Shape>,
+    saved: &Saved,
+    plans: &mut [Option<VecDeque<Range>>],
+    run: &mut RunLog,
+) -> Result<(), Error> {
+    let Some(recheck) = &opts.recheck else { return Ok(()) };
+    for (state, plan) in saved.tables.iter().zip(plans.iter_mut()) {
+        let Some(Plan::Chunks { column, .. }) = recheck.plans.get(&state.table) else { continue };
+        if plan.is_none() || state.done {
+            continue;
+        }
+        let keyed = shapes.get(&state.table).is_some_and(|s| matches!(s.key.as_slice(), [(i, _)] if s.columns.get(*i) == Some(column)));
+        if keyed {
+            continue;
+        }
+        if state.chunks > 0 {
+            return Err(Error::Setup(format!("the key of {} changed during the continuous verify's re-check; it starts again", state.table)));
+        }
+        *plan = None;
+        run.unplanned.insert(state.table.clone());
     }
     Ok(())
 }
@@ -236,6 +320,8 @@ async fn rounds<B: Backend>(
 /// A chunk given out and not yet folded into its table's progress.
 struct Pending {
     upper: Option<Key>,
+    /// The table's last chunk.
+    last: bool,
     result: Option<Chunk>,
 }
 
@@ -253,15 +339,17 @@ struct Shared {
     next: Vec<(Option<Key>, bool)>,
     /// Per table: chunks given out, oldest first (by sequence number).
     pending: Vec<VecDeque<(u64, Pending)>>,
+    /// Per table: the ranges still to give out when only some chunks are compared.
+    plans: Vec<Option<VecDeque<Range>>>,
     next_seq: u64,
     last_save: Instant,
 }
 
 impl Shared {
-    fn new(saved: Saved) -> Shared {
+    fn new(saved: Saved, plans: Vec<Option<VecDeque<Range>>>) -> Shared {
         let next = saved.tables.iter().map(|t| (t.watermark.clone(), t.done)).collect();
         let pending = saved.tables.iter().map(|_| VecDeque::new()).collect();
-        Shared { saved, next, pending, next_seq: 0, last_save: Instant::now() }
+        Shared { saved, next, pending, plans, next_seq: 0, last_save: Instant::now() }
     }
 
     /// Folds the completed chunks at the front of table `t`'s queue into its progress (in key order,
@@ -269,18 +357,21 @@ impl Shared {
     fn fold(&mut self, t: usize, rows_done: &AtomicU64) {
         let state = &mut self.saved.tables[t];
         while self.pending[t].front().is_some_and(|(_, p)| p.result.is_some()) {
-            let Some((_, Pending { upper, result: Some(chunk) })) = self.pending[t].pop_front() else { break };
+            let Some((_, Pending { upper, last, result: Some(chunk) })) = self.pending[t].pop_front() else { break };
+            let (source_rows, target_rows) = (u64::try_from(chunk.source.rows).unwrap_or(0), u64::try_from(chunk.target.rows).unwrap_or(0));
             state.chunks += 1;
-            state.source_rows += u64::try_from(chunk.source.rows).unwrap_or(0);
-            state.target_rows += u64::try_from(chunk.target.rows).unwrap_or(0);
-            rows_done.fetch_add(u64::try_from(chunk.source.rows).unwrap_or(0), Ordering::Relaxed);
-            if chunk.source != chunk.target {
+            state.source_rows += source_rows;
+            state.target_rows += target_rows;
+            rows_done.fetch_add(source_rows, Ordering::Relaxed);
+            let differs = chunk.source != chunk.target;
+            if differs {
                 state.differing_chunks += 1;
             }
             for d in chunk.diffs {
                 state.record(d);
             }
-            state.done = upper.is_none();
+            state.bounds.push(progress::Bound { upper: upper.clone(), source_rows, target_rows, differs });
+            state.done = last;
             state.watermark = upper;
         }
     }
@@ -343,6 +434,16 @@ impl<B: Backend> Round<'_, B> {
         let Some(t) = shared.next.iter().position(|(_, all_out)| !all_out) else { return Ok(None) };
         let name = shared.saved.tables[t].table.clone();
         let shape = self.shapes.get(&name).ok_or_else(|| Error::Setup(format!("table {name} is gone from blue")))?;
+        if let Some(plan) = shared.plans[t].as_mut() {
+            // Only the planned chunks of this table.
+            let Some(range) = plan.pop_front() else { return Err(Error::Setup(format!("the re-check of {name} planned no chunk"))) };
+            let last = plan.is_empty();
+            shared.next[t] = (range.upper.clone(), last);
+            let seq = shared.next_seq;
+            shared.next_seq += 1;
+            shared.pending[t].push_back((seq, Pending { upper: range.upper.clone(), last, result: None }));
+            return Ok(Some((t, seq, shape, range)));
+        }
         let lower = shared.next[t].0.clone();
         let upper = if shape.key.is_empty() {
             shared.saved.tables[t].keyless = true;
@@ -354,7 +455,7 @@ impl<B: Backend> Round<'_, B> {
         shared.next[t] = (upper.clone(), upper.is_none());
         let seq = shared.next_seq;
         shared.next_seq += 1;
-        shared.pending[t].push_back((seq, Pending { upper: upper.clone(), result: None }));
+        shared.pending[t].push_back((seq, Pending { upper: upper.clone(), last: upper.is_none(), result: None }));
         Ok(Some((t, seq, shape, Range { lower, upper })))
     }
 }

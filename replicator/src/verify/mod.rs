@@ -3,6 +3,7 @@
 //! plain comparison is meaningful on a quiet blue. [`live`]: `verify --live`, at one source position
 //! while writes go on.
 
+pub mod changes;
 pub mod continuous;
 pub mod live;
 pub use crate::compared as progress;
