@@ -219,6 +219,7 @@ async fn main() -> Result<()> {
         progress_every: Duration::ZERO,
         rows_per_second: None,
         background: false,
+        recheck: None,
     };
     // The floor once before the verify too: whichever runs first reads the colder buffer pool.
     let floor_before = if flavor.is_some() { Some(chunk_floor(&config, rows).await?) } else { None };

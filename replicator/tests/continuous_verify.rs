@@ -94,3 +94,64 @@ async fn the_continuous_verify_keeps_the_gate_satisfied_at_its_budget_and_finds_
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// `(kind, rows compared)` of the last run, from `continuous_verify`.
+fn last_run(v: &serde_json::Value) -> (String, u64) {
+    (v["last_run"].as_str().unwrap_or_default().to_owned(), v["last_run_rows"].as_u64().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn between_whole_runs_only_the_chunks_the_stream_changed_are_compared_again() {
+    const CHANGED: &str = "\
+        CREATE TABLE c (id int PRIMARY KEY, note text);\
+        CREATE TABLE s (k text PRIMARY KEY, n int);\
+        INSERT INTO c SELECT g, 'seed ' || g FROM generate_series(1, 2000) g;\
+        INSERT INTO s SELECT 'k' || g, g FROM generate_series(1, 300) g;";
+    let (blue, green, db) = pair(CHANGED).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = "[cutover]\nfence = \"none\"\nswitch = \"none\"\n[verify]\ncontinuous = true\nrows_per_second = 50000\ninterval = \"200ms\"\n\
+                 chunk_rows = 100\nwhole_every = \"1h\"\n";
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), extra);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let v = verified_until(&mut t, "a whole run", |v| v["runs"].as_u64().is_some_and(|n| n >= 1)).await;
+    let (kind, whole_rows) = last_run(&v);
+    assert_eq!((kind.as_str(), whole_rows), ("whole", 2300), "{v}");
+
+    // Two rows changed on green directly, in different chunks: id=6 shares a chunk with id=5, which
+    // the application then changes on blue; id=1950 is in a chunk nothing changes.
+    let (g, conn) = tokio_postgres::connect(&green.url(&db), tokio_postgres::NoTls).await.expect("green");
+    tokio::spawn(conn);
+    g.batch_execute("UPDATE c SET note = 'green only' WHERE id IN (6, 1950)").await.expect("green rows");
+    let (b, conn) = tokio_postgres::connect(&blue.url(&db), tokio_postgres::NoTls).await.expect("blue");
+    tokio::spawn(conn);
+    b.batch_execute("UPDATE c SET note = 'changed on blue' WHERE id = 5").await.expect("blue row");
+
+    // A re-check of the changed chunk alone finds id=6, and only it.
+    let v = verified_until(&mut t, "the changed chunk re-checked", |v| v["tables"]["public.c"]["equal"] == false).await;
+    let (kind, rows) = last_run(&v);
+    assert_eq!(kind, "changes", "{v}");
+    assert!(v["rechecks"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    assert!(rows <= 200, "a re-check compares the changed chunk, not the {whole_rows} rows of a whole run: {rows} rows ({v})");
+    assert_eq!(v["tables"]["public.c"]["differences"], serde_json::json!(["(id=6) changed"]), "{v}");
+    assert_eq!(v["tables"]["public.s"]["equal"], true, "{v}");
+    assert_eq!(v["tables"]["public.c"]["source_rows"], 2000, "the table's counts are the whole run's with the chunk's replaced: {v}");
+    eprintln!("continuous verify: a whole run compared {whole_rows} rows, the re-check of what changed {rows}");
+    assert!(t.metrics().contains("turnout_verify_rechecks_total"), "the metric is exported");
+    // The gate reads the merged result, aged by the whole run: it refuses naming the row.
+    let gate = ["--dry-run", "--verify", "--when-lag", "<1s", "--timeout", "60s"];
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("(id=6) changed"), "{out}");
+
+    // A table that differs is compared whole until it is equal: repairing id=6 uncovers id=1950,
+    // which no re-check of the changed chunk could see.
+    g.batch_execute("UPDATE c SET note = 'seed 6' WHERE id = 6").await.expect("repair 6");
+    let v = verified_until(&mut t, "id=1950 found", |v| v["tables"]["public.c"]["differences"] == serde_json::json!(["(id=1950) changed"])).await;
+    assert_eq!(v["tables"]["public.c"]["equal"], false, "{v}");
+    g.batch_execute("UPDATE c SET note = 'seed 1950' WHERE id = 1950").await.expect("repair 1950");
+    verified_until(&mut t, "equal again", |v| v["tables"]["public.c"]["equal"] == true).await;
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(t.sigterm(), Some(0));
+}

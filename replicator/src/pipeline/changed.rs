@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use turnout_decoders::schema::TableName;
-use turnout_decoders::{Position, TableSchema, Value};
+use turnout_decoders::{ColumnType, Position, TableSchema, Value};
 use turnout_sinks::RowChange;
 
 /// Keys kept per transaction and per table; beyond, a whole table counts as changed.
@@ -118,12 +118,22 @@ impl Touched {
     }
 }
 
-/// The key column's index, when the table is keyed by exactly one column.
+/// The key column's index, when the table is keyed by exactly one column of an integer type (whose
+/// order is its values': an ENUM's or SET's number is not).
 fn single(table: &TableSchema) -> Option<usize> {
     let mut keys = table.key_indexes();
     match (keys.next(), keys.next()) {
-        (Some(i), None) => Some(i),
+        (Some(i), None) if integer_type(&table.columns[i].ty) => Some(i),
         _ => None,
+    }
+}
+
+/// `smallint`, `integer`, `bigint` (and domains over them: pgoutput names the base type);
+/// MySQL-family TINYINT, SMALLINT, MEDIUMINT, INT and BIGINT, signed or not.
+fn integer_type(ty: &ColumnType) -> bool {
+    match ty {
+        ColumnType::Pg { oid, .. } => matches!(oid, 20 | 21 | 23),
+        ColumnType::MySql(m) => matches!(m.code, 1 | 2 | 3 | 8 | 9),
     }
 }
 
@@ -250,7 +260,11 @@ impl Changes {
         if taken.epoch != seen.epoch {
             return;
         }
-        if tables.is_none() && taken.everything.is_some() && taken.everything == seen.everything && seen.everything.as_ref().is_some_and(|p| at_or_before(p, at)) {
+        if tables.is_none()
+            && taken.everything.is_some()
+            && taken.everything == seen.everything
+            && seen.everything.as_ref().is_some_and(|p| at_or_before(p, at))
+        {
             taken.everything = None;
         }
         for (name, before) in &seen.tables {
@@ -278,7 +292,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use turnout_decoders::position::Lsn;
-    use turnout_decoders::schema::{Column, ColumnType, ReplicaIdentity};
+    use turnout_decoders::schema::{Column, ReplicaIdentity};
 
     fn table(keys: &[&str]) -> Arc<TableSchema> {
         let columns = ["id", "k2", "note"]
@@ -326,7 +340,16 @@ mod tests {
         touched.note(&RowChange::Insert { table: table(&["id", "k2"]), after: row(1) });
         assert!(touched.tables[T].whole);
         let mut touched = Touched::default();
-        touched.note(&RowChange::Insert { table: Arc::clone(&t), after: vec![Value::Text(turnout_decoders::Utf8Bytes::from_string("x")), Value::Null, Value::Null] });
+        touched.note(&RowChange::Insert {
+            table: Arc::clone(&t),
+            after: vec![Value::Text(turnout_decoders::Utf8Bytes::from_string("x")), Value::Null, Value::Null],
+        });
+        assert!(touched.tables[T].whole);
+        // A key whose number is not its order (a MySQL ENUM's index): the whole table.
+        let mut enumerated = (*t).clone();
+        enumerated.columns[0].ty = ColumnType::MySql(turnout_decoders::schema::MySqlType { code: 247, ..Default::default() });
+        let mut touched = Touched::default();
+        touched.note(&RowChange::Insert { table: Arc::new(enumerated), after: vec![Value::UInt8(2), Value::Null, Value::Null] });
         assert!(touched.tables[T].whole);
         let mut touched = Touched::default();
         touched.note(&RowChange::Truncate { tables: vec![Arc::clone(&t)], cascade: false, restart_identity: false });

@@ -1,6 +1,6 @@
 //! What the pipeline tells those that wait on it, kept apart from the progress
-//! [`crate::status::Status`] shows: the live verify's [`Hold`] on the apply, and the cutover
-//! [`Sentinels`]. The pipeline owns and writes both; the cutover and the HTTP API wait on them and
+//! [`crate::status::Status`] shows: the live verify's [`Hold`] on the apply, the cutover
+//! [`Sentinels`], and what the stream changed ([`super::changed::Changes`]). The pipeline owns and writes both; the cutover and the HTTP API wait on them and
 //! read them. One [`Channels`] serves a sidecar's forward and reverse streams alike.
 
 use super::hold::Hold;

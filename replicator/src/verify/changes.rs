@@ -40,10 +40,8 @@ fn plan_table(t: &TableState, dirty: &Dirty) -> Option<Plan> {
     }
     let Some(uppers) = integer_uppers(&t.bounds) else { return Some(Plan::Whole) };
     let chosen: BTreeSet<usize> = dirty.keys.keys().map(|k| uppers.partition_point(|u| u.is_some_and(|u| u < *k))).collect();
-    let ranges = chosen
-        .into_iter()
-        .map(|i| Range { lower: i.checked_sub(1).and_then(|p| t.bounds[p].upper.clone()), upper: t.bounds[i].upper.clone() })
-        .collect();
+    let ranges =
+        chosen.into_iter().map(|i| Range { lower: i.checked_sub(1).and_then(|p| t.bounds[p].upper.clone()), upper: t.bounds[i].upper.clone() }).collect();
     Some(Plan::Chunks { column: column.clone(), ranges })
 }
 
@@ -180,7 +178,12 @@ mod tests {
         let last = finished(vec![table("public.t", vec![bound(Some(100), 100), bound(Some(200), 100), bound(None, 7)])]);
         let mut re = table("public.t", vec![Bound { differs: true, target_rows: 99, ..bound(Some(200), 100) }]);
         re.differing_chunks = 1;
-        re.differences = vec![crate::compared::RowDiff { kind: crate::compared::DiffKind::Missing, key: vec![("id".into(), "150".into())], columns: vec![], values: vec![] }];
+        re.differences = vec![crate::compared::RowDiff {
+            kind: crate::compared::DiffKind::Missing,
+            key: vec![("id".into(), "150".into())],
+            columns: vec![],
+            values: vec![],
+        }];
         let report = LiveReport {
             tables: vec![re],
             positions: vec![],

@@ -185,7 +185,13 @@ pub async fn run(
 /// resumed an earlier run, whose first rounds may be of another stream) the start of a chain.
 fn whole(status: &Status, changes: &Channels, taken: &Taken, report: &LiveReport, began: Instant, dir: std::path::PathBuf) -> Option<Chain> {
     let differing = report.tables.iter().filter(|t| !t.equal()).count();
-    tracing::info!(tables = report.tables.len(), differing, rows = report.rows, seconds = report.elapsed.as_secs_f64(), "continuous verify: a whole run finished");
+    tracing::info!(
+        tables = report.tables.len(),
+        differing,
+        rows = report.rows,
+        seconds = report.elapsed.as_secs_f64(),
+        "continuous verify: a whole run finished"
+    );
     status.update_verified(|v| (v.runs, v.last_run) = (v.runs + 1, "whole"));
     let finished = match Finished::load(&dir) {
         Ok(Some(finished)) => finished,

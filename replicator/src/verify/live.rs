@@ -74,7 +74,10 @@ pub enum Plan {
     Whole,
     /// Only these ranges (in key order) of a table keyed by `column` alone; whole if the table's key
     /// is no longer that.
-    Chunks { column: String, ranges: Vec<Range> },
+    Chunks {
+        column: String,
+        ranges: Vec<Range>,
+    },
 }
 
 /// A live verify's result.
