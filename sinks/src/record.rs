@@ -44,6 +44,9 @@ pub struct Recording {
     applied: Position,
     /// A transaction opened with [`Sink::begin`]: its writes so far.
     open: Option<Vec<ForeignWrite>>,
+    /// DDL statements of the transaction applied next (they run before its changes): counted with it,
+    /// at its commit.
+    ddl: Vec<ForeignWrite>,
 }
 
 impl std::fmt::Debug for Recording {
@@ -55,7 +58,16 @@ impl std::fmt::Debug for Recording {
 impl Recording {
     /// Records into `ledger`, the watched log read through `applied` already.
     pub fn new(ledger: Arc<dyn Ledger>, applied: Position) -> Recording {
-        Recording { ledger, applied, open: None }
+        Recording { ledger, applied, open: None, ddl: Vec::new() }
+    }
+
+    /// The DDL statements waiting for their transaction, placed in it: numbered first, at its commit.
+    fn take_ddl(&mut self, commit: &Position, commit_ts: Timestamp) -> Vec<ForeignWrite> {
+        let mut ddl = std::mem::take(&mut self.ddl);
+        for (i, w) in ddl.iter_mut().enumerate() {
+            (w.commit, w.committed_at_us, w.index) = (commit.to_string(), commit_ts.0, u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        ddl
     }
 
     fn record(&mut self, writes: &[ForeignWrite], through: &Position) -> Result<Committed, SinkError> {
@@ -147,8 +159,10 @@ impl Sink for Recording {
         // counting at a position (a watch closed at a switch) judges each by its commit, not by
         // where the batch ends.
         for t in batch {
+            let mut writes = self.take_ddl(&t.commit_end, t.commit_ts);
             if t.commit_end > self.applied {
-                let writes = foreign_writes(&t.changes, 0, &t.commit_end, t.commit_ts);
+                let first = u32::try_from(writes.len()).unwrap_or(u32::MAX);
+                writes.extend(foreign_writes(&t.changes, first, &t.commit_end, t.commit_ts));
                 if !writes.is_empty() {
                     let _ = self.record(&writes, &t.commit_end)?;
                 }
@@ -158,7 +172,7 @@ impl Sink for Recording {
     }
 
     async fn begin(&mut self) -> Result<(), SinkError> {
-        self.open = Some(Vec::new());
+        self.open = Some(std::mem::take(&mut self.ddl));
         Ok(())
     }
 
@@ -175,9 +189,8 @@ impl Sink for Recording {
         if *commit_end <= self.applied {
             writes.clear();
         }
-        for w in &mut writes {
-            w.commit = commit_end.to_string();
-            w.committed_at_us = commit_ts.0;
+        for (i, w) in writes.iter_mut().enumerate() {
+            (w.commit, w.committed_at_us, w.index) = (commit_end.to_string(), commit_ts.0, u32::try_from(i).unwrap_or(u32::MAX));
         }
         self.record(&writes, commit_end)
     }
@@ -200,12 +213,12 @@ impl Sink for Recording {
         Ok(())
     }
 
-    /// DDL on the watched side that turnout did not run is a foreign write of its own kind.
+    /// DDL on the watched side that turnout did not run is a foreign write of its own kind, counted
+    /// with the transaction that carries it (applied next), at its commit.
     async fn apply_source_ddl(&mut self, database: &str, statement: &str) -> Result<(), SinkError> {
         let shown: String = statement.chars().take(200).collect();
-        let write = ForeignWrite { table: database.to_owned(), kind: "ddl".into(), key: shown, commit: self.applied.to_string(), index: 0, committed_at_us: 0 };
-        let through = self.applied.clone();
-        self.record(&[write], &through).map(|_| ())
+        self.ddl.push(ForeignWrite { table: database.to_owned(), kind: "ddl".into(), key: shown, commit: String::new(), index: 0, committed_at_us: 0 });
+        Ok(())
     }
 
     fn canceller(&self) -> Canceller {

@@ -84,6 +84,9 @@ pub struct BinlogDecoder {
     /// Blue's global `explicit_defaults_for_timestamp`, for replayed DDL whose Query event does not
     /// record it (MariaDB never does; MySQL logs it for DDL with TIMESTAMP columns).
     explicit_defaults_for_timestamp: Option<bool>,
+    /// Reading a log for what was written there (the watch for writes that are not turnout's): a
+    /// statement a stream would refuse is passed on as [`ChangeEvent::Ddl`] instead, to be counted.
+    watching: bool,
 }
 
 impl std::fmt::Debug for BinlogDecoder {
@@ -111,7 +114,16 @@ impl BinlogDecoder {
             skip_domain: None,
             databases: Vec::new(),
             explicit_defaults_for_timestamp: None,
+            watching: false,
         }
+    }
+
+    /// For the watch for writes that are not turnout's: statements a replicating stream refuses
+    /// (DDL it cannot apply, statement-format DML, …) are passed on as [`ChangeEvent::Ddl`] — each
+    /// one is a write on the watched side, which the watch counts; nothing is applied from it.
+    pub fn watching(mut self, watching: bool) -> BinlogDecoder {
+        self.watching = watching;
+        self
     }
 
     /// The databases the replicated tables live in: a `DROP DATABASE` of another one changes none of
@@ -199,7 +211,19 @@ impl BinlogDecoder {
                 let gtid = Gtid::MySql { uuid: g.uuid.0, number: u64::try_from(g.gno).unwrap_or_default() };
                 self.begin(&mut out, gtid, ts, false, false)?;
             }
-            BinlogEvent::Query(q) => self.query(&mut out, &q, header.timestamp, header.log_pos)?,
+            BinlogEvent::Query(q) => {
+                let standalone = self.open.as_ref().map(|o| o.standalone || (!o.begun && matches!(o.gtid, Some(Gtid::MySql { .. }))));
+                match self.query(&mut out, &q, header.timestamp, header.log_pos) {
+                    Err(DecodeError::Unsupported { .. }) if self.watching && self.open.is_some() => {
+                        let sql = q.sql_text();
+                        out.events.push(ChangeEvent::Ddl { database: q.schema.clone(), statement: sql.to_string(), tables: Vec::new() });
+                        if standalone == Some(true) || sql.trim().eq_ignore_ascii_case("ROLLBACK") {
+                            self.commit(&mut out, header.log_pos, ts)?;
+                        }
+                    }
+                    other => other?,
+                }
+            }
             BinlogEvent::TableMap(tm) if self.skipping() => {
                 // Its rows are dropped; the next transaction maps the table again.
                 self.tables.insert(tm.table_id, (tm, None));
@@ -751,6 +775,50 @@ mod tests {
         let mut d = BinlogDecoder::new(GtidState::None, Box::new(|_| true));
         let err = d.apply(Event { header, event: BinlogEvent::Query(query) }).expect_err("refused");
         assert!(err.to_string().contains("@mariadb_slave_capability = 4"), "{err}");
+    }
+
+    #[test]
+    fn watching_passes_on_as_ddl_what_a_stream_refuses_and_ends_its_transaction() {
+        use super::binlog::{event_type, EventHeader, Query, StatusVars};
+        let gtid = |seq: u32| Event {
+            header: EventHeader { timestamp: 1, type_code: event_type::MARIADB_GTID, server_id: 1, event_size: 0, log_pos: 50 * seq, flags: 0 },
+            event: BinlogEvent::MariaGtid(super::binlog::MariaGtid {
+                seq_no: u64::from(seq),
+                domain_id: 0,
+                flags: super::binlog::gtid_flags::STANDALONE,
+                commit_id: None,
+                xa_id: None,
+                flags_extra: 0,
+                extra_engines: None,
+                start_alter_seq_no: None,
+                thread_id: None,
+            }),
+        };
+        let query = |sql: &str, seq: u32| Event {
+            header: EventHeader { timestamp: 1, type_code: event_type::QUERY, server_id: 1, event_size: 0, log_pos: 50 * seq + 25, flags: 0 },
+            event: BinlogEvent::Query(Query {
+                thread_id: 9,
+                exec_time: 0,
+                error_code: 0,
+                status_vars_raw: Vec::new(),
+                status: StatusVars::default(),
+                schema: "app".into(),
+                sql: sql.as_bytes().to_vec(),
+            }),
+        };
+        let drop_table = "DROP TABLE t";
+        // A replicating stream refuses it.
+        let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.schema == "app"));
+        d.apply(gtid(1)).expect("gtid");
+        assert!(d.apply(query(drop_table, 1)).is_err());
+        // The watch counts it: a DDL event, and the standalone statement's commit.
+        let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.schema == "app")).watching(true);
+        d.apply(gtid(1)).expect("gtid");
+        let events = d.apply(query(drop_table, 1)).expect("passed on").events;
+        assert!(matches!(&events[..], [ChangeEvent::Ddl { statement, .. }, ChangeEvent::Commit { .. }] if statement == drop_table), "{events:?}");
+        // The next transaction reads on.
+        let events = d.apply(gtid(2)).expect("next transaction").events;
+        assert!(matches!(&events[..], [ChangeEvent::Begin { .. }]), "{events:?}");
     }
 
     #[test]

@@ -75,13 +75,14 @@ pub(crate) trait Family {
     /// Drops what the reverse stream `names` used, each if it exists; one line per thing done.
     fn drop_reverse(config: &Config, names: &Names) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 
-    /// Whether this family can watch a side for writes that are not turnout's ([`crate::watch`]).
-    const WATCHES: bool;
+    /// Whether this family can watch `side` for writes that are not turnout's ([`crate::watch`]); a
+    /// server of the family that cannot after all is refused by [`Family::watch_stream`], naming why.
+    fn watches(side: crate::status::foreign::Side) -> bool;
 
     /// The watch of `side`: a stream of that side's log that drops every change turnout made there,
     /// starting after `from` (what the watch already read) or where the watch begins, that position,
     /// and what of the log could not be read since `from` (it is counted as a foreign write). Only
-    /// called when [`Family::WATCHES`].
+    /// called when [`Family::watches`].
     fn watch_stream(
         config: &Config,
         forward: &Names,

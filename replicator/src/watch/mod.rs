@@ -53,7 +53,7 @@ pub fn wanted(config: &crate::config::Config, side: Side) -> bool {
         Side::Green => config.watch.green,
         Side::Blue => config.watch.blue,
     };
-    asked && crate::with_family!(config, F => F::WATCHES)
+    asked && crate::with_family!(config, F => F::watches(side))
 }
 
 /// Drops what the watches of `sides` hold on the servers, if anything (best effort).

@@ -32,6 +32,8 @@ pub struct MySqlAdmin {
     skip_domain: Option<u32>,
     /// A reverse stream: the hand-off position the cutover journaled, where it starts.
     hand_off: Option<Position>,
+    /// The watch for writes that are not turnout's: statements a stream refuses are passed on.
+    watching: bool,
 }
 
 /// turnout's replica `server_id` for a stream: the configured one, else derived from the stream id (so
@@ -49,7 +51,7 @@ impl MySqlAdmin {
         let blue = super::options(config.source.url.expose(), "source.url")?;
         let server_id = server_id(config, &names.origin);
         let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
-        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None })
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None, watching: false })
     }
 
     /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
@@ -57,6 +59,12 @@ impl MySqlAdmin {
     /// of `forward_origin` wrote (its GTID domain).
     pub fn reverse(config: &Config, names: Names, forward_origin: &str, hand_off: Position) -> Result<MySqlAdmin, Error> {
         Ok(MySqlAdmin { skip_domain: Some(turnout_sinks::mysql::own_domain(forward_origin)), hand_off: Some(hand_off), ..MySqlAdmin::new(config, names)? })
+    }
+
+    /// The watch of `config`'s source for writes that are not turnout's: drops every transaction in
+    /// GTID domain `domain` (turnout's own writes there) and passes on what a stream would refuse.
+    pub fn watching(config: &Config, names: Names, domain: u32) -> Result<MySqlAdmin, Error> {
+        Ok(MySqlAdmin { skip_domain: Some(domain), watching: true, ..MySqlAdmin::new(config, names)? })
     }
 
     /// Before a reverse stream applies to the side the cutover fenced (its target here). Oracle
@@ -189,7 +197,8 @@ impl SourceAdmin for MySqlAdmin {
             let mut blue = connect(&self.blue, "blue").await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
-        MySqlSource::start(self.blue.clone(), self.server_id, b.gtids.clone(), self.selector(sequences)?, self.skip_domain, self.config.receive_timeout()).await
+        let (selects, reading) = (self.selector(sequences)?, (self.skip_domain, self.watching));
+        MySqlSource::start_reading(self.blue.clone(), self.server_id, b.gtids.clone(), selects, reading, self.config.receive_timeout()).await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {

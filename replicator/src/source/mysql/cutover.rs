@@ -85,15 +85,21 @@ pub(crate) struct MySqlCutover {
     /// The side traffic moves to is Oracle MySQL (no GTID domains: the reverse stream's hand-off is
     /// read inside the pause), learnt by the preflight; until then taken to be the fenced side's.
     green_oracle: Option<bool>,
+    /// The GTID domain the session on green writes in, when green is MariaDB (a cutover: the forward
+    /// apply's).
+    green_domain: Option<u32>,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
 }
 
 impl MySqlCutover {
-    /// A cutover; with `reverse`, it arms the reverse stream.
-    pub(crate) async fn connect(config: &Config, reverse: Option<Reverse>) -> Result<MySqlCutover, Error> {
+    /// A cutover of the stream `forward`; with `reverse`, it arms the reverse stream. Its session on
+    /// a MariaDB green writes (the counters it moves) in the forward apply's GTID domain, so the watch
+    /// of green ([`crate::source::mysql::watch`]) knows them as turnout's.
+    pub(crate) async fn connect(config: &Config, forward: &Names, reverse: Option<Reverse>) -> Result<MySqlCutover, Error> {
         let mut cutover = Self::connect_sides(config, ("blue", "green")).await?;
         cutover.reverse = reverse;
+        cutover.green_domain = Some(turnout_sinks::mysql::own_domain(&forward.origin));
         Ok(cutover)
     }
 
@@ -133,6 +139,7 @@ impl MySqlCutover {
             filter: config.table_filter()?,
             oracle,
             green_oracle: None,
+            green_domain: None,
             fenced: None,
         })
     }
@@ -147,6 +154,13 @@ impl MySqlCutover {
                 .query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs()))
                 .await
                 .map_err(Error::mysql(side(self.sides.1), "bounding lock waits"))?;
+            if let Some(domain) = self.green_domain {
+                if crate::source::mysql::is_mariadb(&mut green, self.sides.1).await? {
+                    if let Err(e) = green.query_drop(format!("SET SESSION gtid_domain_id = {domain}")).await {
+                        tracing::warn!("the cutover's writes on green are not marked as turnout's (gtid_domain_id): {e}; GRANT BINLOG REPLAY to mark them");
+                    }
+                }
+            }
             self.green = Some(green);
         }
         let green = self.green.as_mut().ok_or_else(|| Error::Setup("green's session is missing".into()))?;

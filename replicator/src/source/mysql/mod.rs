@@ -18,6 +18,7 @@ pub(crate) mod rehearsal;
 pub mod snapshot;
 pub mod stream;
 pub mod verify;
+pub(crate) mod watch;
 
 pub use admin::MySqlAdmin;
 pub use stream::MySqlSource;
@@ -47,13 +48,6 @@ impl Family for MySql {
                 "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none (and switch haproxy, command or none)",
             ));
         }
-        if config.watch.green {
-            return Err(Error::config(
-                "watch.green",
-                "watching green for writes that are not turnout's is built for PostgreSQL only so far; remove it (a live verify \
-                 before the cutover, `turnout cutover --verify`, finds what such writes changed)",
-            ));
-        }
         Ok(())
     }
 
@@ -72,7 +66,7 @@ impl Family for MySql {
     }
 
     async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<cutover::MySqlCutover, Error> {
-        cutover::MySqlCutover::connect(config, reverse.then(|| cutover::Reverse::after(forward))).await
+        cutover::MySqlCutover::connect(config, forward, reverse.then(|| cutover::Reverse::after(forward))).await
     }
 
     /// With `again`, the rollback arms the next generation as a cutover arms the reverse stream, the
@@ -110,23 +104,27 @@ impl Family for MySql {
         Ok(vec![format!("deleted the reverse stream's progress record {} on blue (if it existed)", names.origin)])
     }
 
-    /// Not built for the MySQL family: green's binlog would have to be read without turnout's GTID
-    /// domain (MariaDB) or tag (MySQL 8.3+). `[watch] green` is refused; blue goes unwatched.
-    const WATCHES: bool = false;
+    /// Green on MariaDB: its binlog without the GTID domain turnout's apply writes in (see
+    /// [`watch`]); an Oracle MySQL green is refused when the watch starts, naming the setting. Blue
+    /// (the rollback window) is not watched.
+    fn watches(side: crate::status::foreign::Side) -> bool {
+        side == crate::status::foreign::Side::Green
+    }
 
     async fn watch_stream(
-        _config: &Config,
-        _forward: &Names,
+        config: &Config,
+        forward: &Names,
         side: crate::status::foreign::Side,
-        _from: Option<&turnout_decoders::Position>,
+        from: Option<&turnout_decoders::Position>,
     ) -> Result<crate::source::contract::marker::WatchStream<stream::MySqlSource>, Error> {
-        Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
+        watch::stream(config, forward, side, from).await
     }
 
-    async fn watch_marker(_config: &Config, side: crate::status::foreign::Side) -> Result<Box<dyn crate::source::contract::marker::Marker>, Error> {
-        Err(Error::Setup(format!("watching {side} for writes that are not turnout's is not built for MySQL and MariaDB")))
+    async fn watch_marker(config: &Config, side: crate::status::foreign::Side) -> Result<Box<dyn crate::source::contract::marker::Marker>, Error> {
+        Ok(Box::new(watch::MySqlMarker::open(config, side).await?))
     }
 
+    /// Nothing held: green's binlog follows its own retention.
     async fn drop_watch(_config: &Config, _forward: &Names, _side: crate::status::foreign::Side) {}
 }
 

@@ -57,6 +57,19 @@ impl MySqlSource {
         skip_domain: Option<u32>,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
+        Self::start_reading(opts, server_id, gtids, selects, (skip_domain, false), receive_timeout).await
+    }
+
+    /// [`MySqlSource::start`]; with `watching`, for the watch for writes that are not turnout's (see
+    /// [`BinlogDecoder::watching`]).
+    pub async fn start_reading(
+        opts: mysql_async::Opts,
+        server_id: u32,
+        gtids: GtidState,
+        selects: TableSelector,
+        (skip_domain, watching): (Option<u32>, bool),
+        receive_timeout: Duration,
+    ) -> Result<MySqlSource, Error> {
         // The setting blue's DDL ran with where its binlog does not say (MariaDB).
         let mut conn = turnout_connect::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue", e))?;
         let explicit_defaults: Option<i64> = conn
@@ -97,6 +110,7 @@ impl MySqlSource {
             stream,
             decoder: BinlogDecoder::new(gtids, selects)
                 .skipping_domain(skip_domain)
+                .watching(watching)
                 .replicating(opts.db_name().map(str::to_owned).into_iter().collect())
                 .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),
             queue: VecDeque::new(),

@@ -93,7 +93,9 @@ impl Family for Pg {
         reverse::drop_reverse(config, names).await
     }
 
-    const WATCHES: bool = true;
+    fn watches(_side: crate::status::foreign::Side) -> bool {
+        true
+    }
 
     async fn watch_stream(
         config: &Config,
