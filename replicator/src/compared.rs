@@ -75,8 +75,9 @@ pub struct TableState {
     /// Differing rows beyond [`MAX_RECORDED`].
     pub more_differences: u64,
     /// Each chunk compared, in key order: what the continuous verify re-checks alone when its keys
-    /// change (see [`crate::verify::changes`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// change (see [`crate::verify::changes`]). Kept in memory only: a run resumed from its file has
+    /// not all of them, and is never the base of a re-check.
+    #[serde(skip)]
     pub bounds: Vec<Bound>,
 }
 
@@ -215,6 +216,10 @@ pub struct Finished {
     /// When each round's snapshots were taken; the oldest is the verify's age.
     pub rounds_at_us: Vec<i64>,
     pub finished_at_us: i64,
+    /// A whole run's result with re-checks of what changed merged in (the continuous verify): when
+    /// that whole run finished. None: one whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_run_finished_at_us: Option<i64>,
 }
 
 impl Finished {
@@ -225,8 +230,32 @@ impl Finished {
     }
 
     pub fn save(&self, state_dir: &Path) -> Result<(), Error> {
+        let _lock = lock_finished(state_dir)?;
         save_json(self, &finished_path(state_dir))
     }
+
+    /// Saves this result only while the kept one is still the one that finished at `expected`
+    /// (microseconds): a verify that finished meanwhile — an operator's `turnout verify --live` —
+    /// is never replaced by a merge of an older one. Returns whether it saved. The check and the
+    /// save hold the lock every save takes (`verify-last.lock`, across processes).
+    pub fn save_over(&self, state_dir: &Path, expected: i64) -> Result<bool, Error> {
+        let _lock = lock_finished(state_dir)?;
+        if Finished::load(state_dir)?.is_none_or(|kept| kept.finished_at_us != expected) {
+            return Ok(false);
+        }
+        save_json(self, &finished_path(state_dir))?;
+        Ok(true)
+    }
+}
+
+/// The lock around replacing the kept result (released when the file is dropped).
+fn lock_finished(state_dir: &Path) -> Result<std::fs::File, Error> {
+    let path = state_dir.join("verify-last.lock");
+    let fail = |e: std::io::Error| Error::State(format!("locking {}: {e}", path.display()));
+    std::fs::create_dir_all(state_dir).map_err(fail)?;
+    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
+    file.lock().map_err(fail)?;
+    Ok(file)
 }
 
 /// The format version of [`Finished`].

@@ -30,6 +30,9 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
     let state = StateStore::open(&config.state.dir)?;
     let status = Arc::new(Status::default());
     let channels = Arc::new(Channels::default());
+    if crate::verify::continuous::rechecks(config) {
+        channels.changes.enable();
+    }
     let shared = Arc::new(config.clone());
     let mut serving: Option<crate::http::Controllers> = None;
     loop {

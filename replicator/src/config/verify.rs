@@ -16,7 +16,8 @@ pub struct VerifyConfig {
     /// Rows per chunk (default 10000).
     pub chunk_rows: Option<u64>,
     /// Between whole runs, runs re-check only what the stream changed; a whole run begins once the
-    /// last began this long ago (default: half of `cutover.verify_max_age`; `0s`: every run whole).
+    /// last began this long ago. Default `0s`: every run whole. Must be under
+    /// `cutover.verify_max_age`, which ages a result by its whole run.
     pub whole_every: Option<String>,
 }
 
@@ -30,8 +31,8 @@ pub struct Continuous {
 }
 
 impl VerifyConfig {
-    /// The continuous verify's settings (`verify_max_age`: the gate's, which `whole_every` defaults
-    /// to half of); an error names the field.
+    /// The continuous verify's settings (`verify_max_age`: the gate's, which `whole_every` must stay
+    /// under); an error names the field.
     pub fn settings(&self, verify_max_age: std::time::Duration) -> Result<Continuous, crate::error::Error> {
         use crate::error::Error;
         let rows_per_second = self.rows_per_second.unwrap_or(5_000);
@@ -43,7 +44,17 @@ impl VerifyConfig {
         if chunk_rows == 0 {
             return Err(Error::config("verify.chunk_rows", "is 0; give e.g. 10000"));
         }
-        let whole_every = super::opt_duration("verify.whole_every", &self.whole_every)?.unwrap_or(verify_max_age / 2);
+        let whole_every = super::opt_duration("verify.whole_every", &self.whole_every)?.unwrap_or_default();
+        if !whole_every.is_zero() && whole_every >= verify_max_age {
+            return Err(Error::config(
+                "verify.whole_every",
+                format!(
+                    "is {} s, not under cutover.verify_max_age ({} s): the gate ages a result by its whole run and would refuse it before                      the next one; give e.g. half of it",
+                    whole_every.as_secs(),
+                    verify_max_age.as_secs()
+                ),
+            ));
+        }
         Ok(Continuous { rows_per_second, interval, chunk_rows, whole_every })
     }
 }

@@ -58,6 +58,10 @@ pub struct VerifyResult {
     pub oldest_round_at_us: i64,
     pub age_seconds: u64,
     pub finished_at: String,
+    /// A whole run's result with the continuous verify's re-checks of what changed merged in: when
+    /// that whole run finished (rows the stream did not change were compared by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_run_finished_at: Option<String>,
 }
 
 /// Writes on the side traffic moves to that did not come from turnout.

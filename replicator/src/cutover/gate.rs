@@ -65,8 +65,9 @@ impl super::Controller {
         if let Some(why) = required {
             self.say(format!("verify gate: required after the rollback, because {why}"));
         }
+        let merged = result.whole_run_finished_at.as_ref().map(|w| format!(" (the whole run of {w}, with what changed since re-checked)")).unwrap_or_default();
         self.say(format!(
-            "verify gate: the live verify of {} tables ({} rows) finished {} found no difference; its oldest snapshot is {} s old",
+            "verify gate: the live verify of {} tables ({} rows) finished {}{merged} found no difference; its oldest snapshot is {} s old",
             result.tables, result.source_rows, result.finished_at, result.age_seconds
         ));
         super::lock(&self.record).verify = Some(result);
@@ -158,6 +159,7 @@ fn judge(last: &Finished, direction: Direction, source: &str, target: &str, tabl
         oldest_round_at_us: oldest,
         age_seconds: age.as_secs(),
         finished_at: rfc3339(last.finished_at_us),
+        whole_run_finished_at: last.whole_run_finished_at_us.map(rfc3339),
     })
 }
 
@@ -193,6 +195,7 @@ mod tests {
             positions: vec!["0/10".into(), "0/20".into()],
             rounds_at_us: vec![NOW - 600_000_000, NOW - 60_000_000],
             finished_at_us: NOW - 30_000_000,
+            whole_run_finished_at_us: None,
         }
     }
 

@@ -192,6 +192,8 @@ pub struct Assembler {
     early: bool,
     /// Estimated bytes of segments not yet handed out.
     segment_bytes: usize,
+    /// Each transaction notes what it touched ([`Touched`]), for the continuous verify.
+    track: bool,
 }
 
 /// A rough size of a change in memory: value payloads plus per-value and per-change overhead.
@@ -230,7 +232,13 @@ impl Assembler {
             spilled_bytes_total: 0,
             early: false,
             segment_bytes: 0,
+            track: false,
         })
+    }
+
+    /// Notes what each transaction touched (see [`super::changed`]).
+    pub fn track(&mut self, track: bool) {
+        self.track = track;
     }
 
     /// Hands out the changes of streamed transactions as they arrive as well (see the module docs).
@@ -353,10 +361,13 @@ impl Assembler {
     /// Adds a change to `which` and keeps memory within the budget.
     fn add(&mut self, which: Which, sub: TxId, change: RowChange) -> Result<(), Error> {
         let size = change_size(&change);
+        let track = self.track;
         let Some(buffer) = self.buffer(which) else {
             return Err(Error::Resync("the source sent a row change outside any transaction".into()));
         };
-        buffer.touched.note(&change);
+        if track {
+            buffer.touched.note(&change);
+        }
         buffer.changes.push((sub, change));
         buffer.bytes += size;
         let full_chunk = buffer.spilled.is_some() && buffer.changes.len() >= CHUNK_ROWS;

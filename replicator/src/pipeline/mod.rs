@@ -70,7 +70,8 @@ pub async fn stream<S: Source, K: Sink, E: EarlyApply>(source: S, mut sink: K, e
     status.set_error(None);
     status.set_applied(start.position());
     channels.sentinels.durable_advanced();
-    let batcher = Batcher::new(budgets, state.clone(), start.position().clone(), early.enabled())?;
+    let mut batcher = Batcher::new(budgets, state.clone(), start.position().clone(), early.enabled())?;
+    batcher.assembler.track(channels.changes.enabled());
     let mut p = Pipeline {
         source,
         applier: Applier::new(sink, early, start),

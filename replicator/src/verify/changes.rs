@@ -8,10 +8,11 @@
 //! - Compared whole instead: a table whose whole run found a difference (until it is equal again),
 //!   a table marked whole, one whose key is not one integer column, or one the last run did not
 //!   compare (added to the selection).
-//! - The merged result keeps the whole run's snapshot times: the cutover's gate ages it by the whole
-//!   run, so a re-check never makes the gate accept a result it would not accept without it. Rows
-//!   that did not change on blue are compared again only by the next whole run (a write on green
-//!   that is not turnout's is `[watch] green`'s to find).
+//! - The merged result keeps the whole run's snapshot times (the cutover's gate ages it by the whole
+//!   run) and says which whole run it builds on (`whole_run_finished_at_us`). Rows the stream did not
+//!   change are compared again only by the next whole run: a difference it does not carry (a write
+//!   on green that is not turnout's, a cascade only green's foreign keys made) shows up only then.
+//!   Hence re-checks are the operator's choice (`verify.whole_every`).
 
 use super::live::{LiveReport, Plan, Range, Recheck};
 use crate::compared::{Bound, Finished, TableState};
@@ -86,7 +87,8 @@ pub fn merge(last: &Finished, whole: &(Vec<String>, Vec<i64>), report: &LiveRepo
     positions.extend(report.round_positions.iter().map(ToString::to_string));
     let mut rounds_at_us = whole.1.clone();
     rounds_at_us.extend(report.rounds_at_us.iter().copied());
-    Finished { tables, positions, rounds_at_us, finished_at_us: now_us, whole: true, ..last.clone() }
+    let whole_run_finished_at_us = last.whole_run_finished_at_us.or(Some(last.finished_at_us));
+    Finished { tables, positions, rounds_at_us, finished_at_us: now_us, whole: true, whole_run_finished_at_us, ..last.clone() }
 }
 
 /// `base` with the chunks `re` compared again in place of its own.
@@ -134,11 +136,12 @@ mod tests {
             positions: vec!["0/10".into()],
             rounds_at_us: vec![1],
             finished_at_us: 2,
+            whole_run_finished_at_us: None,
         }
     }
 
     fn keys(column: &str, keys: &[i128]) -> Dirty {
-        Dirty { column: Some(column.into()), keys: keys.iter().map(|k| (*k, Position::Pg(Lsn(5)))).collect(), whole: None }
+        Dirty { column: Some(column.into()), keys: keys.iter().map(|k| (*k, std::sync::Arc::new(Position::Pg(Lsn(5))))).collect(), whole: None }
     }
 
     #[test]
@@ -166,7 +169,7 @@ mod tests {
         assert!(!plan.contains_key("public.t"), "not changed");
         assert_eq!(plan["public.s"], Plan::Whole, "its chunks do not end at integers");
         assert_eq!(plan["public.d"], Plan::Whole, "it differed");
-        taken.everything = Some(Position::Pg(Lsn(9)));
+        taken.everything = Some(std::sync::Arc::new(Position::Pg(Lsn(9))));
         assert!(super::plan(&last, &taken).plans.values().all(|p| *p == Plan::Whole), "a DDL statement: every table");
         let mut taken = Taken::default();
         taken.tables.insert("public.t".into(), Dirty { whole: Some(None), ..Dirty::default() });
@@ -195,6 +198,7 @@ mod tests {
             round_positions: vec![Position::Pg(Lsn(0x20))],
             rounds_at_us: vec![50],
             compared_whole: BTreeSet::new(),
+            kept: None,
         };
         let merged = merge(&last, &(last.positions.clone(), last.rounds_at_us.clone()), &report, 60);
         let t = &merged.tables[0];
@@ -204,5 +208,6 @@ mod tests {
         assert_eq!(merged.rounds_at_us, vec![1, 50], "the gate ages the result by the whole run");
         assert_eq!(merged.positions, vec!["0/10".to_owned(), "0/20".to_owned()]);
         assert_eq!(merged.finished_at_us, 60);
+        assert_eq!(merged.whole_run_finished_at_us, Some(2), "it says which whole run it builds on");
     }
 }

@@ -89,6 +89,13 @@ impl Chain {
     }
 }
 
+/// Whether the continuous verify re-checks only what changed between whole runs
+/// (`verify.whole_every`): the stream must then keep what changes, from before it starts
+/// ([`crate::pipeline::changed::Changes::enable`]).
+pub fn rechecks(config: &Config) -> bool {
+    config.verify.continuous && config.cutover.verify_max_age().and_then(|max_age| config.verify.settings(max_age)).is_ok_and(|s| !s.whole_every.is_zero())
+}
+
 /// Runs the continuous verify until `shutdown`. `busy` says whether a cutover or rollback runs;
 /// `changes` is what the stream changed (see [`super::changes`]).
 pub async fn run(
@@ -137,7 +144,8 @@ pub async fn run(
             }
         }
         let taken = changes.changes.taken();
-        let recheck = chain.as_ref().filter(|c| c.usable(&taken, settings.whole_every)).map(|c| super::changes::plan(&c.last, &taken));
+        let recheck =
+            chain.as_ref().filter(|c| changes.changes.enabled() && c.usable(&taken, settings.whole_every)).map(|c| super::changes::plan(&c.last, &taken));
         if recheck.as_ref().is_some_and(|r| r.plans.is_empty()) {
             // Nothing changed since the last run.
             set("waiting", None);
@@ -193,13 +201,9 @@ fn whole(status: &Status, changes: &Channels, taken: &Taken, report: &LiveReport
         "continuous verify: a whole run finished"
     );
     status.update_verified(|v| (v.runs, v.last_run) = (v.runs + 1, "whole"));
-    let finished = match Finished::load(&dir) {
-        Ok(Some(finished)) => finished,
-        other => {
-            tracing::warn!("the continuous verify's result could not be read back: {other:?}");
-            return None;
-        }
-    };
+    // What this run saved, with its chunks (re-reading the file could find an operator's verify
+    // that finished meanwhile).
+    let finished = report.kept.clone()?;
     show(status, &finished);
     let first = report.round_positions.first().filter(|_| !report.resumed)?;
     changes.changes.clear(taken, first, None);
@@ -213,20 +217,29 @@ fn rechecked(status: &Status, changes: &Channels, mut chain: Chain, taken: &Take
     if report.direction != chain.last.direction {
         return None;
     }
+    let Some(first) = report.round_positions.first() else {
+        // Nothing was compared (every planned table is gone): nothing to merge.
+        return Some(chain);
+    };
     let merged = super::changes::merge(&chain.last, &chain.whole, report, crate::status::now_micros());
-    if let Err(e) = merged.save(&chain.dir) {
-        tracing::warn!("the continuous verify's re-check could not be kept: {e}");
-        return None;
+    match merged.save_over(&chain.dir, chain.last.finished_at_us) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!("a live verify finished while the continuous verify re-checked what changed; the next run is whole");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!("the continuous verify's re-check could not be kept: {e}");
+            return None;
+        }
     }
     let differing = merged.tables.iter().filter(|t| !t.equal()).count();
     let chunks: u64 = report.tables.iter().map(|t| t.chunks).sum();
     tracing::info!(tables = report.tables.len(), chunks, differing, rows = report.rows, "continuous verify: what changed re-checked");
     show(status, &merged);
     status.update_verified(|v| (v.rechecks, v.last_run) = (v.rechecks + 1, "changes"));
-    if let Some(first) = report.round_positions.first() {
-        let compared = report.tables.iter().map(|t| t.table.clone()).collect();
-        changes.changes.clear(taken, first, Some(&compared));
-    }
+    let compared = report.tables.iter().map(|t| t.table.clone()).collect();
+    changes.changes.clear(taken, first, Some(&compared));
     chain.last = merged;
     Some(chain)
 }

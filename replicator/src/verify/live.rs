@@ -101,6 +101,8 @@ pub struct LiveReport {
     pub rounds_at_us: Vec<i64>,
     /// The tables a re-check compared whole (planned so, or whose key changed).
     pub compared_whole: std::collections::BTreeSet<String>,
+    /// The result this run kept for the gate (a whole run's), as saved and with its chunks.
+    pub kept: Option<progress::Finished>,
 }
 
 /// The running sidecar, reached over its HTTP API.
@@ -177,8 +179,15 @@ async fn live<B: Backend>(
         (None, false) => progress::path(&config.state.dir),
     };
     let fresh = Saved::new(source, opts.chunk_rows, &names);
-    let (mut saved, resumed) = match Saved::load(&file)? {
-        Some(s) if !opts.restart && opts.recheck.is_none() && s.same_run(&fresh) => (s, true),
+    let earlier = if opts.recheck.is_some() {
+        // A re-check never resumes: whatever an earlier one left is gone.
+        let _ = std::fs::remove_file(&file);
+        None
+    } else {
+        Saved::load(&file)?
+    };
+    let (mut saved, resumed) = match earlier {
+        Some(s) if !opts.restart && s.same_run(&fresh) => (s, true),
         _ => (fresh, false),
     };
     let mut plans: Vec<Option<VecDeque<Range>>> = names
@@ -215,10 +224,14 @@ async fn live<B: Backend>(
         positions: saved.positions.clone(),
         rounds_at_us: saved.rounds_at_us.clone(),
         finished_at_us: crate::status::now_micros(),
+        whole_run_finished_at_us: None,
     };
-    if whole && opts.recheck.is_none() {
+    let kept = if whole && opts.recheck.is_none() {
         kept.save(&config.state.dir)?;
-    }
+        Some(kept)
+    } else {
+        None
+    };
     let _ = std::fs::remove_file(&file);
     let target_only_columns = backend.target_only_columns(&tables).await?;
     Ok(LiveReport {
@@ -230,7 +243,8 @@ async fn live<B: Backend>(
         elapsed: started.elapsed(),
         target_only_columns,
         round_positions: run.positions,
-        rounds_at_us: kept.rounds_at_us,
+        rounds_at_us: saved.rounds_at_us.clone(),
+        kept,
         compared_whole: names.iter().zip(&plans).filter(|(n, p)| p.is_none() || run.unplanned.contains(*n)).map(|(n, _)| n.clone()).collect(),
     })
 }

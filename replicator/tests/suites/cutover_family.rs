@@ -266,7 +266,7 @@ fn number(server: &MySqlServer, db: &str, sql: &str) -> i64 {
 async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_green() {
     // The continuous verify runs all along, run after run: the cutover pauses it, and its last
     // whole run satisfies the gate.
-    let continuous = "[verify]\ncontinuous = true\nrows_per_second = 20000\ninterval = \"200ms\"\nchunk_rows = 200\n";
+    let continuous = "[verify]\ncontinuous = true\nrows_per_second = 20000\ninterval = \"200ms\"\nchunk_rows = 200\nwhole_every = \"10m\"\n";
     let mut s = setup("read-only", "haproxy", continuous).await;
     // Blue's counters ran ahead of what the binlog shows.
     run_counters_ahead(&s.blue, &s.db);

@@ -161,7 +161,7 @@ pub async fn reverse_problems(green: &mut mysql_async::Conn, user: &str, oracle:
 
 /// A global server variable as text (`ON`/`OFF` for booleans); `None` when the server has no such
 /// variable. `name` is one of the fixed names below, never input.
-async fn variable(conn: &mut mysql_async::Conn, name: &str) -> Option<String> {
+pub(crate) async fn variable(conn: &mut mysql_async::Conn, name: &str) -> Option<String> {
     let v: Option<Option<Vec<u8>>> = conn.query_first(format!("SELECT @@GLOBAL.{name}")).await.ok()?;
     let text = String::from_utf8_lossy(&v.flatten()?).into_owned();
     Some(match text.as_str() {
