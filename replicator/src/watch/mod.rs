@@ -104,6 +104,18 @@ pub struct StoreLedger {
 }
 
 impl StoreLedger {
+    /// Records where a watch that never read before starts (synced), so a restart reads on from
+    /// there — never from wherever the side's log ends by then.
+    pub fn begin_at(&self, start: &Position) -> Result<(), Error> {
+        let _writing = writing();
+        let mut kept = load(&self.state, self.side)?;
+        if kept.through.is_none() {
+            kept.through = Some(start.clone());
+            save(&self.state, self.side, &kept)?;
+        }
+        Ok(())
+    }
+
     /// Counts `writes`, read through `through`, once: synced into the state store, then shown.
     fn count(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
         // turnout's heartbeat row (written on blue without an origin until the forward stream's

@@ -94,6 +94,7 @@ async fn once(
             .into_iter()
             .map(|what| ForeignWrite { table: "(unread log)".into(), kind: "gap".into(), key: what, commit: start.to_string(), index: 0, committed_at_us: 0 })
             .collect();
+        ledger.begin_at(&start)?;
         ledger.record(&unread, &start).map_err(Error::State)?;
         set(status, side, "watching", None);
         tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
