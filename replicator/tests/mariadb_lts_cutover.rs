@@ -10,3 +10,4 @@ const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;
 const GREEN: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb11_8;
 
 include!("suites/cutover_family.rs");
+include!("suites/watch_family.rs");

@@ -10,6 +10,7 @@ const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 const GREEN: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 
 include!("suites/cutover_family.rs");
+include!("suites/watch_family.rs");
 
 /// An account with `CONNECTION_ADMIN` writes through `read_only`, so it keeps committing on blue
 /// while the fence is up — before the sentinel and between the sentinel and the seal. Every write

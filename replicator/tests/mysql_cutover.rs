@@ -9,6 +9,7 @@ const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;
 const GREEN: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;
 
 include!("suites/cutover_family.rs");
+include!("suites/watch_family.rs");
 
 /// The accounts docker-compose.yml creates (deploy/compose/mariadb-accounts.sql) are enough for
 /// `turnout check`, the cutover fence included.

@@ -66,7 +66,7 @@ fn plain(quoted: &str) -> String {
 }
 
 /// The last whole run this task made, and the result kept since: what the next re-check of what
-/// changed starts from, while the stream's [`Changes`] are of the same epoch.
+/// changed starts from, while the stream's [`crate::pipeline::changed::Changes`] are of the same epoch.
 struct Chain {
     epoch: u64,
     began: Instant,

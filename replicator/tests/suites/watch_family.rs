@@ -1,0 +1,69 @@
+// The MySQL-family watch for writes that are not turnout's (`[watch] green`), end to end: a MariaDB
+// green's binlog read without turnout's GTID domain, under an application writing through haproxy; an
+// Oracle MySQL green refused, naming why. Included after `suites/cutover_family.rs`, whose set-up and
+// helpers it uses.
+
+/// Green's watch (`[watch] green`) on `/status` once `check` holds for it.
+async fn green_watch_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    common::wait_for(t, what, |t| t.status().map(|v| v["rogue_writes"]["green"].clone()).filter(|w| check(w))).await
+}
+
+#[tokio::test]
+async fn a_write_on_green_that_is_not_turnouts_blocks_the_cutover_until_acknowledged() {
+    let mut s = setup("read-only", "haproxy", "[watch]\ngreen = true\n").await;
+    let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    if !GREEN.is_mariadb() {
+        // Not built for an Oracle MySQL green: the watch says so and the cutover refuses.
+        let w = green_watch_until(&mut s.t, "the watch refused", |w| w["state"] == "retrying").await;
+        assert!(w["error"].as_str().is_some_and(|e| e.contains("Oracle MySQL green") && e.contains("[watch] green = false")), "{w}");
+        let (code, out) = turnout(&s.t, "cutover", &lag).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("the watch for writes on green that are not turnout's is retrying"), "{out}");
+        return;
+    }
+    // The cutover moves green's counters (blue's ran ahead): turnout's writes, not foreign ones.
+    run_counters_ahead(&s.blue, &s.db);
+    let writer = start_writer(s.through());
+    writer.wait_for(100).await;
+    green_watch_until(&mut s.t, "green's watch", |w| w["state"] == "watching").await;
+    // One large transaction on blue, applied on green by turnout.
+    let ten = "(SELECT 1 x UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+               UNION ALL SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10)";
+    let bulk = format!("INSERT INTO t (note) SELECT 'bulk' FROM {ten} a, {ten} b, {ten} c, (SELECT 1 x UNION ALL SELECT 2 UNION ALL SELECT 3) d");
+    s.blue.execute(Some(&s.db), &bulk).expect("large transaction");
+    let deadline = Instant::now() + WAIT;
+    while number(&s.green, &s.db, "SELECT COUNT(*) FROM t WHERE note = 'bulk'") != 3000 {
+        assert!(Instant::now() < deadline, "green never applied the large transaction");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Before anything foreign was read: a write while the sidecar is down (kill -9) is read when it
+    // is back — the watch reads on from where it began, not from where green's binlog ends by then.
+    s.t.kill9();
+    s.green.execute(Some(&s.db), "INSERT INTO block VALUES (99)").expect("write while down");
+    s.t.start();
+    let watched = green_watch_until(&mut s.t, "the write made while turnout was down", |w| w["seen"] == 1).await;
+    assert_eq!(watched["unacknowledged"][0]["key"], "(id=99)", "{watched}");
+    // A migration run on the wrong side: a row written on green directly, and a DDL statement.
+    s.green.execute(Some(&s.db), "INSERT INTO t (id, note) VALUES (1000000, 'rogue'); CREATE TABLE rogue (id INT PRIMARY KEY)").expect("rogue writes");
+    let watched = green_watch_until(&mut s.t, "the rogue writes on green", |w| w["seen"] == 3).await;
+    assert_eq!(watched["unacknowledged"][1]["key"], "(id=1000000)", "turnout's own writes, the large transaction too, are not counted: {watched}");
+    assert_eq!(watched["unacknowledged"][2]["kind"], "ddl", "{watched}");
+    common::wait_for(&mut s.t, "the rogue_writes alert", |t| t.status().filter(|v| v["alerts"]["rogue_writes"] == "critical")).await;
+    let (code, out) = turnout(&s.t, "cutover", &lag).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("3 writes on green did not come from turnout") && out.contains("(id=1000000) insert"), "{out}");
+    // Repaired and acknowledged: the repair is a write the watch sees too.
+    s.green.execute(Some(&s.db), "DELETE FROM t WHERE id = 1000000; DROP TABLE rogue").expect("repair");
+    green_watch_until(&mut s.t, "the repair on green", |w| w["seen"] == 5).await;
+    let (code, out) = turnout(&s.t, "rogue-writes", &["--acknowledge"]).await;
+    assert!(code == 0 && out.contains("acknowledged 5 writes on green"), "{out}");
+    // The cutover: inside the pause the watch reads green past a mark, and the counters it moved on
+    // green are turnout's.
+    let (code, out) = turnout(&s.t, "cutover", &lag).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("green watched"), "the pause names the watch's step: {out}");
+    let (acked, errors) = writer.finish().await;
+    assert_exactly_once(&s.green, &s.db, "green", &acked, &errors);
+    let watched = s.t.status().map(|v| v["rogue_writes"]["green"].clone()).unwrap_or_default();
+    assert_eq!(watched["seen"], 5, "nothing of the cutover's counted: {watched}");
+}
