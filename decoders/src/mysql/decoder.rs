@@ -79,6 +79,8 @@ pub struct BinlogDecoder {
     selects: TableSelector,
     /// The MariaDB GTID domain whose transactions are read and dropped.
     skip_domain: Option<u32>,
+    /// A second domain dropped likewise (the watch: the cutover's own writes).
+    skip_also: Option<u32>,
     /// The databases replicated tables live in; dropping one stops the stream (all, when empty).
     databases: Vec<String>,
     /// Blue's global `explicit_defaults_for_timestamp`, for replayed DDL whose Query event does not
@@ -112,6 +114,7 @@ impl BinlogDecoder {
             open: None,
             selects,
             skip_domain: None,
+            skip_also: None,
             databases: Vec::new(),
             explicit_defaults_for_timestamp: None,
             watching: false,
@@ -144,6 +147,12 @@ impl BinlogDecoder {
     /// Drops every transaction in MariaDB GTID domain `domain` (see the module documentation).
     pub fn skipping_domain(mut self, domain: Option<u32>) -> BinlogDecoder {
         self.skip_domain = domain;
+        self
+    }
+
+    /// Drops every transaction in a second domain as well.
+    pub fn also_skipping(mut self, domain: Option<u32>) -> BinlogDecoder {
+        self.skip_also = domain;
         self
     }
 
@@ -186,7 +195,7 @@ impl BinlogDecoder {
             BinlogEvent::TransactionPayload(p) => return self.payload(&p, header.log_pos),
             BinlogEvent::GtidList(_) | BinlogEvent::BinlogCheckpoint(_) | BinlogEvent::AnnotateRows(_) | BinlogEvent::PreviousGtids(_) | BinlogEvent::Stop => {}
             BinlogEvent::MariaGtid(g) => {
-                let skipped = self.skip_domain == Some(g.domain_id);
+                let skipped = self.skip_domain == Some(g.domain_id) || self.skip_also == Some(g.domain_id);
                 self.begin(
                     &mut out,
                     Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no }),

@@ -108,14 +108,10 @@ impl Touched {
         let known = keys.is_some();
         let before = seen.keys.len();
         seen.keys.extend(keys.into_iter().flatten());
-        let added = seen.keys.len() - before;
-        if !known || seen.keys.len() > KEYS_PER_TABLE {
+        let (added, over) = (seen.keys.len() - before, seen.keys.len() > KEYS_PER_TABLE);
+        self.keys += added;
+        if !known || over || self.keys > KEYS_PER_TABLE {
             self.whole(table);
-        } else {
-            self.keys += added;
-            if self.keys > KEYS_PER_TABLE {
-                self.whole(table);
-            }
         }
     }
 

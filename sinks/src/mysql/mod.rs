@@ -74,6 +74,13 @@ pub fn own_domain(stream: &str) -> u32 {
     1 + stream.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 60_000
 }
 
+/// The GTID domain a cutover of `stream` writes its own changes on green in (the counters it
+/// moves): apart from [`own_domain`], whose presence in green's binlog proves the apply marks its
+/// writes, and never equal to any stream's.
+pub fn cutover_domain(stream: &str) -> u32 {
+    own_domain(stream) + 60_000
+}
+
 /// What a folded INSERT ([`MySqlSink::insert_all_columns`]) is called in messages; its "column count
 /// doesn't match" error is how a column added on green mid-stream shows.
 pub(crate) const FOLDED_INSERT: &str = "inserting the rows blue left after a batch into";

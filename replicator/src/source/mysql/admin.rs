@@ -32,8 +32,9 @@ pub struct MySqlAdmin {
     skip_domain: Option<u32>,
     /// A reverse stream: the hand-off position the cutover journaled, where it starts.
     hand_off: Option<Position>,
-    /// The watch for writes that are not turnout's: statements a stream refuses are passed on.
-    watching: bool,
+    /// The watch for writes that are not turnout's: the cutover's domain, dropped too (statements a
+    /// stream refuses are then passed on).
+    watching: Option<u32>,
 }
 
 /// turnout's replica `server_id` for a stream: the configured one, else derived from the stream id (so
@@ -51,7 +52,7 @@ impl MySqlAdmin {
         let blue = super::options(config.source.url.expose(), "source.url")?;
         let server_id = server_id(config, &names.origin);
         let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
-        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None, watching: false })
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None, watching: None })
     }
 
     /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
@@ -62,9 +63,11 @@ impl MySqlAdmin {
     }
 
     /// The watch of `config`'s source for writes that are not turnout's: drops every transaction in
-    /// GTID domain `domain` (turnout's own writes there) and passes on what a stream would refuse.
-    pub fn watching(config: &Config, names: Names, domain: u32) -> Result<MySqlAdmin, Error> {
-        Ok(MySqlAdmin { skip_domain: Some(domain), watching: true, ..MySqlAdmin::new(config, names)? })
+    /// the GTID domains the apply of `stream` and its cutover write in (turnout's own writes there)
+    /// and passes on what a stream would refuse.
+    pub fn watching(config: &Config, names: Names, stream: &str) -> Result<MySqlAdmin, Error> {
+        let (apply, cutover) = (turnout_sinks::mysql::own_domain(stream), turnout_sinks::mysql::cutover_domain(stream));
+        Ok(MySqlAdmin { skip_domain: Some(apply), watching: Some(cutover), ..MySqlAdmin::new(config, names)? })
     }
 
     /// Before a reverse stream applies to the side the cutover fenced (its target here). Oracle

@@ -35,6 +35,10 @@ use std::time::{Duration, Instant};
 use turnout_cutover::{sync_counters, CounterSync, ReadOnlyFence};
 use turnout_decoders::{BinlogPosition, GtidState, Position};
 
+/// How long a session of turnout's account that turnout did not open may take to go away (a client
+/// that just disconnected) before the cutover refuses it.
+const SESSION_SETTLE: Duration = Duration::from_millis(300);
+
 /// Values green's AUTO_INCREMENT counters and sequences are moved ahead of blue's before the fence.
 const COUNTER_MARGIN: u64 = 1_000;
 
@@ -85,8 +89,8 @@ pub(crate) struct MySqlCutover {
     /// The side traffic moves to is Oracle MySQL (no GTID domains: the reverse stream's hand-off is
     /// read inside the pause), learnt by the preflight; until then taken to be the fenced side's.
     green_oracle: Option<bool>,
-    /// The GTID domain the session on green writes in, when green is MariaDB (a cutover: the forward
-    /// apply's).
+    /// The GTID domain the session on green writes in, when green is MariaDB (a cutover: its own,
+    /// [`turnout_sinks::mysql::cutover_domain`], which the watch of green drops).
     green_domain: Option<u32>,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
@@ -94,12 +98,12 @@ pub(crate) struct MySqlCutover {
 
 impl MySqlCutover {
     /// A cutover of the stream `forward`; with `reverse`, it arms the reverse stream. Its session on
-    /// a MariaDB green writes (the counters it moves) in the forward apply's GTID domain, so the watch
+    /// a MariaDB green writes (the counters it moves) in the cutover's GTID domain, so the watch
     /// of green ([`crate::source::mysql::watch`]) knows them as turnout's.
     pub(crate) async fn connect(config: &Config, forward: &Names, reverse: Option<Reverse>) -> Result<MySqlCutover, Error> {
         let mut cutover = Self::connect_sides(config, ("blue", "green")).await?;
         cutover.reverse = reverse;
-        cutover.green_domain = Some(turnout_sinks::mysql::own_domain(&forward.origin));
+        cutover.green_domain = Some(turnout_sinks::mysql::cutover_domain(&forward.origin));
         Ok(cutover)
     }
 
@@ -382,7 +386,14 @@ impl Procedure for MySqlCutover {
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
-        let foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
+        let mut foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
+        if !foreign.is_empty() {
+            // A client that just disconnected is listed until the server ends its thread: only
+            // sessions still there a moment later are refused.
+            tokio::time::sleep(SESSION_SETTLE).await;
+            let again = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
+            foreign.retain(|s| again.contains(s));
+        }
         if !foreign.is_empty() {
             return Err(Error::Setup(format!(
                 "{from} has sessions of turnout's own account that turnout did not open: {}. That account may write while {from} is \

@@ -57,17 +57,18 @@ impl MySqlSource {
         skip_domain: Option<u32>,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
-        Self::start_reading(opts, server_id, gtids, selects, (skip_domain, false), receive_timeout).await
+        Self::start_reading(opts, server_id, gtids, selects, (skip_domain, None), receive_timeout).await
     }
 
-    /// [`MySqlSource::start`]; with `watching`, for the watch for writes that are not turnout's (see
+    /// [`MySqlSource::start`]; with `skip_also`, for the watch for writes that are not turnout's: that
+    /// domain (the cutover's own writes) is dropped too, and what a stream refuses is passed on (see
     /// [`BinlogDecoder::watching`]).
     pub async fn start_reading(
         opts: mysql_async::Opts,
         server_id: u32,
         gtids: GtidState,
         selects: TableSelector,
-        (skip_domain, watching): (Option<u32>, bool),
+        (skip_domain, skip_also): (Option<u32>, Option<u32>),
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
         // The setting blue's DDL ran with where its binlog does not say (MariaDB).
@@ -110,7 +111,8 @@ impl MySqlSource {
             stream,
             decoder: BinlogDecoder::new(gtids, selects)
                 .skipping_domain(skip_domain)
-                .watching(watching)
+                .also_skipping(skip_also)
+                .watching(skip_also.is_some())
                 .replicating(opts.db_name().map(str::to_owned).into_iter().collect())
                 .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),
             queue: VecDeque::new(),

@@ -3,8 +3,9 @@
 //! - **Green, before the cutover (MariaDB)**: green's binlog, read from its end when the watch first
 //!   starts (once the initial copy is whole) with the forward apply's transactions dropped by their
 //!   GTID domain — every session of turnout's apply into green writes in a domain of its own
-//!   ([`turnout_sinks::mysql::own_domain`]), and so does the cutover's session on green (the
-//!   counters it moves). What is left is foreign: rows of a replicated table, or a DDL statement on
+//!   ([`turnout_sinks::mysql::own_domain`]), and the cutover's session on green writes in one next
+//!   to it (the counters it moves, [`turnout_sinks::mysql::cutover_domain`]: apart, so that the
+//!   apply's domain in green's binlog still proves the apply marks its writes). What is left is foreign: rows of a replicated table, or a DDL statement on
 //!   the replicated database.
 //! - The mark is a row in `turnout.watch_mark`, committed in green's default domain: not a
 //!   replicated table, so it is read as an empty transaction, whose GTID (`@@last_gtid`, which must
@@ -66,7 +67,7 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
     };
     let _ = conn.disconnect().await;
     let names = Names { origin: format!("{}_watch", forward.origin), ..Names::none() };
-    let admin = MySqlAdmin::watching(&watched, names, domain)?;
+    let admin = MySqlAdmin::watching(&watched, names, &forward.origin)?;
     let stream = admin.open_stream(&start).await?;
     Ok(WatchStream { stream, from: start, unread: None })
 }
