@@ -37,7 +37,7 @@ use turnout_decoders::{BinlogPosition, GtidState, Position};
 
 /// How long a session of turnout's account that turnout did not open may take to go away (a client
 /// that just disconnected) before the cutover refuses it.
-const SESSION_SETTLE: Duration = Duration::from_millis(300);
+const SESSION_SETTLE: Duration = Duration::from_secs(2);
 
 /// Values green's AUTO_INCREMENT counters and sequences are moved ahead of blue's before the fence.
 const COUNTER_MARGIN: u64 = 1_000;
@@ -387,10 +387,11 @@ impl Procedure for MySqlCutover {
         let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
         let mut foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
-        if !foreign.is_empty() {
-            // A client that just disconnected is listed until the server ends its thread: only
-            // sessions still there a moment later are refused.
-            tokio::time::sleep(SESSION_SETTLE).await;
+        // A client that just disconnected is listed until the server ends its thread: only sessions
+        // still there after a moment are refused.
+        let settled = Instant::now() + SESSION_SETTLE;
+        while !foreign.is_empty() && Instant::now() < settled {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let again = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
             foreign.retain(|s| again.contains(s));
         }
