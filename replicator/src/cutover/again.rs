@@ -106,12 +106,10 @@ fn unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Pos
 
 /// Why blue's window is not shown free of writes that bypassed the switch, if it is not.
 fn blue_unproven(config: &Config, state: &StateStore, status: &Status, hand_off: &Position) -> Result<Option<String>, Error> {
-    if !crate::watch::wanted(config, Side::Blue) {
-        return Ok(Some(
-            "blue was not watched in the rollback window for writes that are not turnout's ([watch] blue = false, or the source family \
-             cannot watch)"
-                .into(),
-        ));
+    if !crate::watch::watching(config, status, Side::Blue) {
+        let why = status.watched(Side::Blue).filter(|w| w.state == crate::watch::UNAVAILABLE).and_then(|w| w.error);
+        let why = why.map_or_else(|| "[watch] blue = false".to_owned(), |e| format!("unavailable: {e}"));
+        return Ok(Some(format!("blue was not watched in the rollback window for writes that are not turnout's ({why})")));
     }
     let kept = crate::watch::load(state, Side::Blue)?;
     if kept.seen > 0 {

@@ -21,9 +21,9 @@ const CLOSING_MARK_WAIT: Duration = Duration::from_millis(200);
 const BEFORE_FENCE_CATCH_UP: Duration = Duration::from_secs(60);
 
 impl Controller {
-    /// Whether `side` is watched in this sidecar now.
+    /// Whether `side` is watched in this sidecar now (asked for, and not unavailable on its server).
     fn watches(&self, side: Side) -> bool {
-        crate::watch::wanted(&self.config, side)
+        crate::watch::watching(&self.config, &self.status, side)
     }
 
     /// Commits a mark on `side` through `marker` and waits until the watch read past it, all by
@@ -48,10 +48,15 @@ impl Controller {
             return Ok(self.closing_marker().await);
         }
         crate::watch::refuse_outstanding(&self.status, Side::Green)?;
-        if !self.watches(Side::Green) {
+        // Asked for: a green its watch is unavailable for refuses too, until the operator turns it off.
+        if !crate::watch::wanted(&self.config, Side::Green) {
             return Ok(None);
         }
         let watched = self.status.watched(Side::Green).unwrap_or_default();
+        if watched.state == crate::watch::UNAVAILABLE {
+            let why = watched.error.unwrap_or_default();
+            return Err(format!("the watch for writes on green that are not turnout's is unavailable: {why}"));
+        }
         if watched.state != "watching" {
             let why = watched.error.map(|e| format!(": {e}")).unwrap_or_default();
             let state = if watched.state.is_empty() { "not started" } else { watched.state };

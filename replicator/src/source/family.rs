@@ -76,8 +76,13 @@ pub(crate) trait Family {
     fn drop_reverse(config: &Config, names: &Names) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 
     /// Whether this family can watch `side` for writes that are not turnout's ([`crate::watch`]); a
-    /// server of the family that cannot after all is refused by [`Family::watch_stream`], naming why.
+    /// server of the family that cannot after all says so through [`Family::watch_unavailable`].
     fn watches(side: crate::status::foreign::Side) -> bool;
+
+    /// Why `side`'s server cannot be watched at all (the watch is not built for it), if so: the watch
+    /// is then shown `unavailable` with this reason and stops; the side counts as not watched (and a
+    /// watch of green that was asked for refuses the cutover).
+    fn watch_unavailable(config: &Config, side: Side) -> impl Future<Output = Result<Option<String>, Error>> + Send;
 
     /// The watch of `side`: a stream of that side's log that drops every change turnout made there,
     /// starting after `from` (what the watch already read) or where the watch begins, that position,

@@ -56,6 +56,15 @@ pub fn wanted(config: &crate::config::Config, side: Side) -> bool {
     asked && crate::with_family!(config, F => F::watches(side))
 }
 
+/// The state of a watch whose side's server cannot be watched at all (the watch is not built for
+/// it): the side counts as not watched ([`watching`]).
+pub const UNAVAILABLE: &str = "unavailable";
+
+/// Whether `side` is watched now: [`wanted`], and its server is not one the watch is unavailable for.
+pub fn watching(config: &crate::config::Config, status: &Status, side: Side) -> bool {
+    wanted(config, side) && status.watched(side).is_none_or(|w| w.state != UNAVAILABLE)
+}
+
 /// Drops what the watches of `sides` hold on the servers, if anything (best effort).
 pub async fn drop_objects(config: &crate::config::Config, forward: &crate::source::Names, sides: &[Side]) {
     for &side in sides {
@@ -247,7 +256,8 @@ pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: I
 /// where the watch has read: the application's writes go there from now on (a switch to that side).
 /// Writes the watch reads afterwards are counted only when they committed before `at`.
 pub fn close(status: &Status, side: Side, at: Option<Position>) {
-    if status.watched(side).is_some() {
+    // A watch unavailable on the side's server stays so: the side was not watched.
+    if status.watched(side).is_some_and(|w| w.state != UNAVAILABLE) {
         status.update_watch(side, |w| {
             w.state = "closed";
             w.closed_at = at.or_else(|| w.through.clone());

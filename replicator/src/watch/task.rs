@@ -21,7 +21,8 @@ const MEMORY: usize = 64 << 20;
 
 /// Watches `side` until `shutdown` turns true, retrying failures with backoff (shown on `/status` as
 /// `retrying` with the error; the cutover's gate then cannot be passed, see
-/// [`super::caught_up`]). Green is watched only once the initial copy is whole: the copy writes
+/// [`super::caught_up`]), or until the family says the side's server cannot be watched at all
+/// ([`super::UNAVAILABLE`], with the reason). Green is watched only once the initial copy is whole: the copy writes
 /// there without turnout's origin.
 pub async fn run(config: Arc<Config>, forward: Names, side: Side, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
     let failed = |status: &Status, e: &Error| set(status, side, "retrying", Some(e.to_string()));
@@ -46,7 +47,11 @@ pub async fn run(config: Arc<Config>, forward: Names, side: Side, state: StateSt
     let mut wait = Duration::from_millis(500);
     while !*shutdown.borrow() {
         match once(&config, &forward, side, &state, &store, &status, shutdown.clone()).await {
-            Ok(()) => break,
+            Ok(None) => break,
+            Ok(Some(why)) => {
+                tracing::warn!("{side} is not watched for writes that are not turnout's: {why}");
+                return set(&status, side, super::UNAVAILABLE, Some(why));
+            }
             Err(e) => {
                 tracing::warn!("the watch for writes on {side} that are not turnout's failed: {e}; retrying in {wait:?}");
                 failed(&status, &e);
@@ -78,7 +83,7 @@ async fn once(
     store: &StateStore,
     status: &Arc<Status>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     // Whichever is further: what was counted, or what the watch acknowledged.
     let from = [load(state, side)?.through, store.applied()?].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
     let ledger = Arc::new(StoreLedger { side, state: state.clone(), status: Arc::clone(status) });
@@ -87,6 +92,9 @@ async fn once(
     let (own, channels) = (Arc::new(Status::default()), Arc::new(Channels::default()));
     let env = pipeline::Env { state: store, status: &own, channels: &channels, budgets: &budgets };
     crate::with_family!(config, F => {
+        if let Some(why) = F::watch_unavailable(config, side).await? {
+            return Ok(Some(why));
+        }
         let opened = F::watch_stream(config, forward, side, from.as_ref()).await?;
         let (source, start, gap) = (opened.stream, opened.from, opened.unread);
         // What could not be read is counted as a foreign write: only the operator can say it held none.
@@ -98,6 +106,6 @@ async fn once(
         ledger.record(&unread, &start).map_err(Error::State)?;
         set(status, side, "watching", None);
         tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
-        pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await
+        pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await.map(|()| None)
     })
 }

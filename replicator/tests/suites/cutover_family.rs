@@ -712,16 +712,21 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     assert!(!reverse_record(&s.blue), "the reverse stream's progress record must go as the next generation begins");
     let writer = start_writer(s.through());
     writer.wait_for(100).await;
-    // Blue was not watched in the window for writes that bypassed the switch (the MySQL family's
-    // watch is not built): the next cutover needs a live verify made since.
     let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    // A MariaDB blue's watch read the window up to the hand-off and found nothing foreign — the
+    // reverse apply and the rollback's counters on blue are turnout's — so no gate is forced (below).
+    if !BLUE.is_mariadb() {
+        // An Oracle MySQL blue is not watched in the window for writes that bypassed the switch: the
+        // next cutover needs a live verify made since.
+        let (code, out) = turnout(&s.t, "cutover", &lag).await;
+        assert!(code == 1 && out.contains("the gate is required after the rollback, because blue was not watched"), "{out}");
+        let (code, out) = turnout(&s.t, "verify", &["--live", "--chunk-rows", "100"]).await;
+        assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    }
     let (code, out) = turnout(&s.t, "cutover", &lag).await;
-    assert!(code == 1 && out.contains("the gate is required after the rollback, because blue was not watched"), "{out}");
-    let (code, out) = turnout(&s.t, "verify", &["--live", "--chunk-rows", "100"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    let (code, out) = turnout(&s.t, "cutover", &lag).await;
-    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    assert!(out.contains("verify gate: required after the rollback") && out.contains("prepared reverse replication"), "{out}");
+    let gated = if BLUE.is_mariadb() { !out.contains("verify gate: required after the rollback") } else { out.contains("verify gate: required after the rollback") };
+    assert!(gated && out.contains("prepared reverse replication"), "{out}");
     wait_reverse(&mut s.t).await;
     writer.wait_for(writer.count() + 100).await;
     let (acked, errors) = writer.finish().await;

@@ -1,6 +1,7 @@
 // The MySQL-family watch for writes that are not turnout's (`[watch] green`), end to end: a MariaDB
 // green's binlog read without turnout's GTID domain, under an application writing through haproxy; an
-// Oracle MySQL green refused, naming why. Included after `suites/cutover_family.rs`, whose set-up and
+// Oracle MySQL green refused, naming why; a MariaDB blue in the rollback window read without the reverse
+// stream's domains, an Oracle MySQL blue not watched, saying why. Included after `suites/cutover_family.rs`, whose set-up and
 // helpers it uses.
 
 /// Green's watch (`[watch] green`) on `/status` once `check` holds for it.
@@ -14,11 +15,11 @@ async fn a_write_on_green_that_is_not_turnouts_blocks_the_cutover_until_acknowle
     let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
     if !GREEN.is_mariadb() {
         // Not built for an Oracle MySQL green: the watch says so and the cutover refuses.
-        let w = green_watch_until(&mut s.t, "the watch refused", |w| w["state"] == "retrying").await;
+        let w = green_watch_until(&mut s.t, "the watch refused", |w| w["state"] == "unavailable").await;
         assert!(w["error"].as_str().is_some_and(|e| e.contains("Oracle MySQL green") && e.contains("[watch] green = false")), "{w}");
         let (code, out) = turnout(&s.t, "cutover", &lag).await;
         assert_eq!(code, 1, "{out}");
-        assert!(out.contains("the watch for writes on green that are not turnout's is retrying"), "{out}");
+        assert!(out.contains("the watch for writes on green that are not turnout's is unavailable"), "{out}");
         return;
     }
     // The cutover moves green's counters (blue's ran ahead): turnout's writes, not foreign ones.
@@ -66,4 +67,57 @@ async fn a_write_on_green_that_is_not_turnouts_blocks_the_cutover_until_acknowle
     assert_exactly_once(&s.green, &s.db, "green", &acked, &errors);
     let watched = s.t.status().map(|v| v["rogue_writes"]["green"].clone()).unwrap_or_default();
     assert_eq!(watched["seen"], 5, "nothing of the cutover's counted: {watched}");
+}
+
+/// Blue's watch (`[watch] blue`, on by default) on `/status` once `check` holds for it.
+async fn blue_watch_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    common::wait_for(t, what, |t| t.status().map(|v| v["rogue_writes"]["blue"].clone()).filter(|w| check(w))).await
+}
+
+#[tokio::test]
+async fn a_write_on_blue_in_the_rollback_window_that_is_not_turnouts_refuses_finish_until_acknowledged() {
+    let mut s = setup("read-only", "haproxy", "").await;
+    let writer = start_writer(s.through());
+    writer.wait_for(100).await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    wait_reverse(&mut s.t).await;
+    if !BLUE.is_mariadb() {
+        // Not built for an Oracle MySQL blue: not watched, saying why, and `finish` is not held up.
+        let w = blue_watch_until(&mut s.t, "the watch unavailable", |w| w["state"] == "unavailable").await;
+        assert!(w["error"].as_str().is_some_and(|e| e.contains("Oracle MySQL blue") && e.contains("not watched")), "{w}");
+        let (code, out) = turnout(&s.t, "finish", &[]).await;
+        assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+        let (_, errors) = writer.finish().await;
+        assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
+        return;
+    }
+    let watched = blue_watch_until(&mut s.t, "blue's watch", |w| w["state"] == "watching").await;
+    assert_eq!(watched["seen"], 0, "the cutover's own writes on blue are not foreign: {watched}");
+    // The application writes on green; the reverse stream brings it to blue — not foreign there.
+    writer.wait_for(writer.count() + 100).await;
+    converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
+    // A write while the sidecar is down (kill -9) is read when it is back: a client that bypassed
+    // the switch, with an account that writes through blue's read_only.
+    s.t.kill9();
+    s.blue.execute(Some(&s.db), "INSERT INTO t (id, note) VALUES (2000000, 'split')").expect("split write");
+    s.t.start();
+    wait_reverse(&mut s.t).await;
+    let watched = blue_watch_until(&mut s.t, "the split-brain write", |w| w["seen"] == 1).await;
+    assert_eq!(watched["unacknowledged"][0]["key"], "(id=2000000)", "{watched}");
+    common::wait_for(&mut s.t, "the rogue_writes alert", |t| t.status().filter(|v| v["alerts"]["rogue_writes"] == "critical")).await;
+    // More of green's writes come back to blue meanwhile; only the split-brain write is counted.
+    writer.wait_for(writer.count() + 100).await;
+    let (code, out) = turnout(&s.t, "finish", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 writes on blue did not come from turnout") && out.contains("(id=2000000) insert"), "{out}");
+    let (code, out) = turnout(&s.t, "rogue-writes", &["--acknowledge"]).await;
+    assert!(code == 0 && out.contains("acknowledged 1 writes on blue"), "{out}");
+    // `finish` reads blue past a mark written now, and finds nothing else.
+    let (code, out) = turnout(&s.t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    let watched = s.t.status().map(|v| v["rogue_writes"]["blue"].clone()).unwrap_or_default();
+    assert_eq!(watched["seen"], 1, "the reverse stream's writes on blue are not counted: {watched}");
+    let (_, errors) = writer.finish().await;
+    assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
 }

@@ -89,8 +89,9 @@ pub(crate) struct MySqlCutover {
     /// The side traffic moves to is Oracle MySQL (no GTID domains: the reverse stream's hand-off is
     /// read inside the pause), learnt by the preflight; until then taken to be the fenced side's.
     green_oracle: Option<bool>,
-    /// The GTID domain the session on green writes in, when green is MariaDB (a cutover: its own,
-    /// [`turnout_sinks::mysql::cutover_domain`], which the watch of green drops).
+    /// The GTID domain the session on green writes in, when green is MariaDB (the cutover domain of
+    /// the stream into it, [`turnout_sinks::mysql::cutover_domain`], which the watch of that side
+    /// drops).
     green_domain: Option<u32>,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
@@ -111,10 +112,12 @@ impl MySqlCutover {
     /// ahead of green's and lifts blue's `read_only` just before traffic returns.
     ///
     /// With `again`, it arms blue → green replication as the stream's next generation, as a cutover
-    /// arms the reverse stream with the roles swapped.
-    pub(crate) async fn connect_back(config: &Config, again: Option<Reverse>) -> Result<MySqlCutover, Error> {
+    /// arms the reverse stream with the roles swapped. Its session on a MariaDB blue writes (the
+    /// counters it moves) in the reverse stream's cutover domain, which the watch of blue drops.
+    pub(crate) async fn connect_back(config: &Config, forward: &Names, again: Option<Reverse>) -> Result<MySqlCutover, Error> {
         let mut rollback = Self::connect_sides(&reversed(config), ("green", "blue")).await?;
         rollback.reverse = again;
+        rollback.green_domain = Some(turnout_sinks::mysql::cutover_domain(&Names::reverse_of(forward).origin));
         Ok(rollback)
     }
 
@@ -161,7 +164,8 @@ impl MySqlCutover {
             if let Some(domain) = self.green_domain {
                 if crate::source::mysql::is_mariadb(&mut green, self.sides.1).await? {
                     if let Err(e) = green.query_drop(format!("SET SESSION gtid_domain_id = {domain}")).await {
-                        tracing::warn!("the cutover's writes on green are not marked as turnout's (gtid_domain_id): {e}; GRANT BINLOG REPLAY to mark them");
+                        let on = self.sides.1;
+                        tracing::warn!("the cutover's writes on {on} are not marked as turnout's (gtid_domain_id): {e}; GRANT BINLOG REPLAY to mark them");
                     }
                 }
             }

@@ -75,7 +75,7 @@ impl Family for MySql {
     /// pause, once blue is proven complete and green sealed, so nothing of the reverse apply's follows.
     async fn rollback(config: &Config, forward: &Names, again: bool) -> Result<cutover::MySqlCutover, Error> {
         let again = again.then(|| cutover::Reverse { names: forward.next_generation(), forward_origin: Names::reverse_of(forward).origin });
-        cutover::MySqlCutover::connect_back(config, again).await
+        cutover::MySqlCutover::connect_back(config, forward, again).await
     }
 
     const ITERATES: bool = true;
@@ -104,11 +104,14 @@ impl Family for MySql {
         Ok(vec![format!("deleted the reverse stream's progress record {} on blue (if it existed)", names.origin)])
     }
 
-    /// Green on MariaDB: its binlog without the GTID domain turnout's apply writes in (see
-    /// [`watch`]); an Oracle MySQL green is refused when the watch starts, naming the setting. Blue
-    /// (the rollback window) is not watched.
-    fn watches(side: crate::status::foreign::Side) -> bool {
-        side == crate::status::foreign::Side::Green
+    /// Both sides, on MariaDB: the side's binlog without the GTID domains turnout writes in there
+    /// (see [`watch`]). An Oracle MySQL side is unavailable ([`Family::watch_unavailable`]).
+    fn watches(_side: crate::status::foreign::Side) -> bool {
+        true
+    }
+
+    async fn watch_unavailable(config: &Config, side: crate::status::foreign::Side) -> Result<Option<String>, Error> {
+        watch::unavailable(config, side).await
     }
 
     async fn watch_stream(

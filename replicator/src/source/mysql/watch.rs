@@ -1,27 +1,37 @@
-//! The MySQL family's side of the watch for writes that are not turnout's ([`crate::watch`]).
+//! The MySQL family's side of the watch for writes that are not turnout's ([`crate::watch`]), on
+//! MariaDB: the watched side's binlog with turnout's own transactions dropped by their GTID domain.
 //!
-//! - **Green, before the cutover (MariaDB)**: green's binlog, read from its end when the watch first
-//!   starts (once the initial copy is whole) with the forward apply's transactions dropped by their
-//!   GTID domain — every session of turnout's apply into green writes in a domain of its own
-//!   ([`turnout_sinks::mysql::own_domain`]), and the cutover's session on green writes in one next
-//!   to it (the counters it moves, [`turnout_sinks::mysql::cutover_domain`]: apart, so that the
-//!   apply's domain in green's binlog still proves the apply marks its writes). What is left is foreign: rows of a replicated table, or a DDL statement on
-//!   the replicated database.
-//! - The mark is a row in `turnout.watch_mark`, committed in green's default domain: not a
-//!   replicated table, so it is read as an empty transaction, whose GTID (`@@last_gtid`, which must
-//!   have moved) is the mark's position.
-//! - Refused, naming the fix, unless green can be read exactly: the binlog settings a reverse stream
-//!   needs (ROW, FULL row image and metadata, the grants), `gtid_strict_mode = ON` (GTIDs in one
-//!   domain only grow, so a position says what was read), no binlog filter (`binlog_do_db`,
-//!   `binlog_ignore_db`), and green itself not writing in turnout's domain.
+//! - **Green, before the cutover**: green's binlog, read from its end when the watch first starts
+//!   (once the initial copy is whole). Every session of turnout's forward apply into green writes in
+//!   a domain of its own ([`turnout_sinks::mysql::own_domain`]), and the cutover's session on green
+//!   in one next to it (the counters it moves, [`turnout_sinks::mysql::cutover_domain`]: apart, so
+//!   that the apply's domain in green's binlog still proves the apply marks its writes).
+//! - **Blue, in the rollback window**: blue's binlog from the position the forward stream applied on
+//!   green (its progress record there), which the cutover proved holds everything blue committed
+//!   before the fence. After it come the reverse stream's apply (its own domain) and the rollback's
+//!   counters (the reverse stream's cutover domain), both dropped — and whatever a client that
+//!   bypassed the switch wrote.
+//! - What is left is foreign: rows of a replicated table, or a DDL statement on the replicated
+//!   database (or anything a replicating stream would refuse).
+//! - The mark is a row in `turnout.watch_mark`, committed in the side's default domain: not a
+//!   replicated table, so it is read as an empty transaction. Its position is the side's whole GTID
+//!   state (`@@gtid_binlog_pos` read before it) with the mark's own GTID (`@@last_gtid`, which must
+//!   have moved) in its domain: a watch that read past it read everything committed before, and the
+//!   rollback's closing mark compares with the hand-off, a whole state too.
+//! - Refused, naming the fix, unless the side can be read exactly: `gtid_strict_mode = ON` (GTIDs in
+//!   one domain only grow, so a position says what was read), no binlog filter (`binlog_do_db`,
+//!   `binlog_ignore_db`), the side itself not writing in a domain turnout's writes are known by, and
+//!   on green the binlog settings and grants a reverse stream needs (blue's are the forward
+//!   stream's).
 //! - Where it starts is recorded before it reads: a restart reads on from there (or from the last
-//!   transaction it read), never from green's end; a log purged meanwhile stops it, loudly.
+//!   transaction it read), never from the side's binlog end; a log purged meanwhile stops it, loudly.
 //!
-//! Not seen: a session on green with `sql_log_bin = 0`, or one that sets turnout's GTID domain.
+//! Not seen: a session with `sql_log_bin = 0`, or one that sets turnout's GTID domain itself.
 //!
-//! Not built: green on Oracle MySQL (turnout's apply would have to tag its GTIDs,
-//! `gtid_next = 'AUTOMATIC:<tag>'`, and the decoder read tagged GTID events), and blue in the
-//! rollback window. Both are refused with the setting that turns them off.
+//! Not built for Oracle MySQL (turnout's apply would have to tag its GTIDs,
+//! `gtid_next = 'AUTOMATIC:<tag>'`, and the decoder read tagged GTID events): such a side is
+//! *unavailable* ([`unavailable`]) — green's watch then refuses the cutover until `[watch] green` is
+//! turned off, and blue counts as not watched.
 
 use super::admin::MySqlAdmin;
 use super::stream::MySqlSource;
@@ -36,119 +46,172 @@ use std::future::Future;
 use std::pin::Pin;
 use turnout_decoders::{GtidState, Position};
 
-/// Why `side` cannot be watched on this server, if it cannot.
-fn not_built(side: Side, what: &str) -> Error {
-    let off = match side {
-        Side::Green => "[watch] green = false",
-        Side::Blue => "[watch] blue = false",
-    };
-    Error::Setup(format!("watching {side} for writes that are not turnout's is not built for {what}; set {off} to run without it"))
+/// The side's URL and the stream whose writes there are turnout's (its apply's and its cutover's
+/// GTID domains): green — the forward stream; blue — the reverse stream.
+fn watched(config: &Config, forward: &Names, side: Side) -> (String, String) {
+    match side {
+        Side::Green => (config.target.url.expose().to_owned(), forward.origin.clone()),
+        Side::Blue => (config.source.url.expose().to_owned(), Names::reverse_of(forward).origin),
+    }
 }
 
-/// Green's binlog without turnout's own writes, from `from` (what the watch read) or green's binlog
-/// end now.
+fn url_key(side: Side) -> &'static str {
+    match side {
+        Side::Green => "target.url",
+        Side::Blue => "source.url",
+    }
+}
+
+/// Why `side` cannot be watched at all, if it cannot: an Oracle MySQL server.
+pub(crate) async fn unavailable(config: &Config, side: Side) -> Result<Option<String>, Error> {
+    let url = match side {
+        Side::Green => config.target.url.expose(),
+        Side::Blue => config.source.url.expose(),
+    };
+    let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
+    let mariadb = is_mariadb(&mut conn, side.name()).await?;
+    let _ = conn.disconnect().await;
+    let off = match side {
+        Side::Green => "set [watch] green = false to cut over without it",
+        Side::Blue => "blue counts as not watched in the rollback window",
+    };
+    Ok((!mariadb).then(|| {
+        format!(
+            "watching an Oracle MySQL {side} for writes that are not turnout's is not built (turnout's writes there would need tagged \
+             GTIDs); {off}"
+        )
+    }))
+}
+
+/// The side's binlog without turnout's own writes, from `from` (what the watch read) or where the
+/// watch begins: green's binlog end now, or on blue the forward stream's applied position.
 pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<WatchStream<MySqlSource>, Error> {
-    if side == Side::Blue {
-        return Err(not_built(side, "MySQL and MariaDB (the rollback window)"));
-    }
-    let watched = reversed(config);
-    let opts = options(watched.source.url.expose(), "target.url")?;
-    let mut conn = connect(&opts, "green").await?;
-    if !is_mariadb(&mut conn, "green").await? {
-        return Err(not_built(side, "an Oracle MySQL green (turnout's writes there would need tagged GTIDs)"));
-    }
+    let (url, stream) = watched(config, forward, side);
+    let opts = options(&url, url_key(side))?;
+    let mut conn = connect(&opts, side.name()).await?;
     // The apply marks its writes in its own domain; an account that may not do so leaves them
     // indistinguishable from the application's.
-    let domain = turnout_sinks::mysql::own_domain(&forward.origin);
-    readable(&mut conn, &opts, domain).await?;
-    let start = match from {
-        Some(read) => read.clone(),
-        None => super::snapshot::binlog_end(&mut conn, "green").await?,
+    readable(&mut conn, &opts, side, turnout_sinks::mysql::own_domain(&stream)).await?;
+    let start = match (from, side) {
+        (Some(read), _) => read.clone(),
+        (None, Side::Green) => super::snapshot::binlog_end(&mut conn, "green").await?,
+        (None, Side::Blue) => {
+            turnout_sinks::mysql::read_progress(config.target.url.expose(), &forward.origin).await.map_err(Error::Sink)?.ok_or_else(|| {
+                Error::Setup(format!(
+                    "green has no progress record of the forward stream {}, so where blue's binlog stops being what green applied is unknown; \
+                 blue cannot be watched in the rollback window (set [watch] blue = false to run without the watch)",
+                    forward.origin
+                ))
+            })?
+        }
     };
     let _ = conn.disconnect().await;
+    // The watched side as the stream's source.
+    let source = match side {
+        Side::Green => reversed(config),
+        Side::Blue => config.clone(),
+    };
     let names = Names { origin: format!("{}_watch", forward.origin), ..Names::none() };
-    let admin = MySqlAdmin::watching(&watched, names, &forward.origin)?;
+    let admin = MySqlAdmin::watching(&source, names, &stream)?;
     let stream = admin.open_stream(&start).await?;
     Ok(WatchStream { stream, from: start, unread: None })
 }
 
-/// Refuses a green whose binlog cannot show every write exactly, naming the first problem's fix.
-async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, domain: u32) -> Result<(), Error> {
-    let refuse = |what: String, fix: String| {
-        Error::Setup(format!("green cannot be watched for writes that are not turnout's: {what}; {fix} (or set [watch] green = false)"))
+/// Refuses a side whose binlog cannot show every write exactly, naming the first problem's fix.
+async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: Side, domain: u32) -> Result<(), Error> {
+    let off = match side {
+        Side::Green => "[watch] green = false",
+        Side::Blue => "[watch] blue = false",
     };
+    let refuse = |what: String, fix: String| Error::Setup(format!("{side} cannot be watched for writes that are not turnout's: {what}; {fix} (or set {off})"));
     let user = opts.user().unwrap_or_default().to_owned();
-    if let Some((what, fix)) = super::check::reverse_problems(conn, &user, false).await.into_iter().next() {
-        return Err(refuse(what, fix));
+    if side == Side::Green {
+        if let Some((what, fix)) = super::check::reverse_problems(conn, &user, false).await.into_iter().next() {
+            return Err(refuse(what, fix));
+        }
     }
     if !super::check::variable(conn, "gtid_strict_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1") {
         return Err(refuse(
-            "gtid_strict_mode is OFF on green, so a transaction's GTID may go backwards and read as already seen".into(),
-            "SET GLOBAL gtid_strict_mode = ON; and in green's configuration".into(),
+            format!("gtid_strict_mode is OFF on {side}, so a transaction's GTID may go backwards and read as already seen"),
+            format!("SET GLOBAL gtid_strict_mode = ON; and in {side}'s configuration"),
         ));
     }
     if super::check::variable(conn, "gtid_domain_id").await.is_some_and(|v| v == domain.to_string()) {
         return Err(refuse(
-            format!("green's own gtid_domain_id is {domain}, the domain turnout's writes are known by"),
-            "give green another gtid_domain_id".into(),
+            format!("{side}'s own gtid_domain_id is {domain}, the domain turnout's writes are known by"),
+            format!("give {side} another gtid_domain_id"),
         ));
     }
-    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error("green", "SHOW MASTER STATUS", e))?;
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error(side.name(), "SHOW MASTER STATUS", e))?;
     let filtered = row.is_some_and(|r| {
         let text = |i: usize| String::from_utf8_lossy(&r.get::<Vec<u8>, _>(i).unwrap_or_default()).into_owned();
         !text(2).is_empty() || !text(3).is_empty()
     });
     if filtered {
-        return Err(refuse("green's binlog is filtered by database (binlog_do_db / binlog_ignore_db)".into(), "remove the filter on green".into()));
+        return Err(refuse(format!("{side}'s binlog is filtered by database (binlog_do_db / binlog_ignore_db)"), format!("remove the filter on {side}")));
     }
     conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}"))
         .await
-        .map_err(|e| refuse(format!("turnout's account may not set gtid_domain_id on green ({e})"), "GRANT BINLOG REPLAY ON *.* on green".into()))
+        .map_err(|e| refuse(format!("turnout's account may not set gtid_domain_id on {side} ({e})"), format!("GRANT BINLOG REPLAY ON *.* on {side}")))
 }
 
-/// The session's last binlogged GTID (empty: none yet).
-async fn last_gtid(conn: &mut mysql_async::Conn) -> Result<String, Error> {
-    let gtid: Option<String> = conn.query_first("SELECT @@last_gtid").await.map_err(|e| sql_error("green", "reading the mark's GTID", e))?;
-    Ok(gtid.unwrap_or_default())
+/// A session variable's text (empty: none).
+async fn text(conn: &mut mysql_async::Conn, side: Side, variable: &str) -> Result<String, Error> {
+    let value: Option<String> = conn.query_first(format!("SELECT {variable}")).await.map_err(|e| sql_error(side.name(), "reading the mark's GTID", e))?;
+    Ok(value.unwrap_or_default())
 }
 
-/// A session on green that commits marks.
+/// A session on a MariaDB side that commits marks.
 pub(crate) struct MySqlMarker {
     conn: mysql_async::Conn,
+    side: Side,
 }
 
 impl MySqlMarker {
     pub(crate) async fn open(config: &Config, side: Side) -> Result<MySqlMarker, Error> {
-        if side == Side::Blue {
-            return Err(not_built(side, "MySQL and MariaDB (the rollback window)"));
+        let url = match side {
+            Side::Green => config.target.url.expose(),
+            Side::Blue => config.source.url.expose(),
+        };
+        let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
+        if !is_mariadb(&mut conn, side.name()).await? {
+            return Err(Error::Setup(format!("the watch's mark is not built for an Oracle MySQL {side}")));
         }
-        let opts = options(config.target.url.expose(), "target.url")?;
-        let mut conn = connect(&opts, "green").await?;
-        conn.query_drop("SET SESSION binlog_format = 'ROW'").await.map_err(|e| sql_error("green", "setting the mark's binlog_format", e))?;
+        conn.query_drop("SET SESSION binlog_format = 'ROW'").await.map_err(|e| sql_error(side.name(), "setting the mark's binlog_format", e))?;
         conn.query_drop("CREATE DATABASE IF NOT EXISTS turnout; CREATE TABLE IF NOT EXISTS turnout.watch_mark (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)")
             .await
-            .map_err(|e| sql_error("green", "creating turnout.watch_mark for the watch's mark", e))?;
-        Ok(MySqlMarker { conn })
+            .map_err(|e| sql_error(side.name(), "creating turnout.watch_mark for the watch's mark", e))?;
+        Ok(MySqlMarker { conn, side })
     }
 }
 
 impl Marker for MySqlMarker {
     fn mark(&mut self) -> Pin<Box<dyn Future<Output = Result<Position, Error>> + Send + '_>> {
         Box::pin(async move {
-            let before = last_gtid(&mut self.conn).await?;
+            let side = self.side;
+            let before = text(&mut self.conn, side, "@@last_gtid").await?;
+            // Everything committed before the mark: the mark adds its own GTID to it.
+            let state = text(&mut self.conn, side, "@@GLOBAL.gtid_binlog_pos").await?;
             self.conn
                 .query_drop("REPLACE INTO turnout.watch_mark VALUES (1, UTC_TIMESTAMP(6))")
                 .await
-                .map_err(|e| sql_error("green", "writing the watch's mark", e))?;
-            let gtid = last_gtid(&mut self.conn).await?;
+                .map_err(|e| sql_error(side.name(), "writing the watch's mark", e))?;
+            let gtid = text(&mut self.conn, side, "@@last_gtid").await?;
             if gtid.is_empty() || gtid == before {
                 return Err(Error::Setup(format!(
-                    "green's binlog shows no transaction for the watch's mark (@@last_gtid stayed '{before}'): it must log every write \
+                    "{side}'s binlog shows no transaction for the watch's mark (@@last_gtid stayed '{before}'): it must log every write \
                      (log_bin on, no binlog filter) to be watched"
                 )));
             }
-            let gtids =
-                GtidState::parse_maria(&gtid).map_err(|e| Error::Setup(format!("the watch's mark has the GTID '{gtid}', which does not parse: {e}")))?;
+            let parse = |text: &str| {
+                GtidState::parse_maria(text).map_err(|e| Error::Setup(format!("the watch's mark on {side} read the GTIDs '{text}', which do not parse: {e}")))
+            };
+            let mut gtids = parse(&state)?;
+            if let GtidState::MariaDb(own) = parse(&gtid)? {
+                for g in own.into_values() {
+                    gtids.push_maria(g);
+                }
+            }
             Ok(Position::Binlog(turnout_decoders::BinlogPosition { gtids, ..Default::default() }))
         })
     }

@@ -97,6 +97,11 @@ impl Family for Pg {
         true
     }
 
+    /// Every PostgreSQL server can be watched.
+    async fn watch_unavailable(_config: &Config, _side: Side) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
     async fn watch_stream(
         config: &Config,
         forward: &Names,
