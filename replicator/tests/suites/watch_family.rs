@@ -120,4 +120,18 @@ async fn a_write_on_blue_in_the_rollback_window_that_is_not_turnouts_refuses_fin
     assert_eq!(watched["seen"], 1, "the reverse stream's writes on blue are not counted: {watched}");
     let (_, errors) = writer.finish().await;
     assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
+    // The window ended: blue's marks go with it; teardown leaves nothing of turnout's on either side.
+    let marks = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout' AND TABLE_NAME = 'watch_mark'";
+    let deadline = Instant::now() + WAIT;
+    while s.blue.execute(None, marks).expect("marks").trim() != "0" {
+        assert!(Instant::now() < deadline, "blue's turnout.watch_mark must go when the window ends");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.t.sigterm(), Some(0));
+    let (code, out) = turnout(&s.t, "teardown", &["--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    let databases = "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'turnout'";
+    for server in [&s.blue, &s.green] {
+        assert_eq!(server.execute(None, databases).expect("databases").trim(), "0", "{out}");
+    }
 }

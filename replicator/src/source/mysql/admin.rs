@@ -218,6 +218,12 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn teardown(&self) -> Result<Vec<String>, Error> {
         let mut done = Vec::new();
+        // The watches' marks first: the database turnout goes with the last progress record.
+        for side in [crate::status::foreign::Side::Green, crate::status::foreign::Side::Blue] {
+            if super::watch::drop_marks(&self.config, side).await? {
+                done.push(format!("dropped turnout.watch_mark on {side}, the watch's marks"));
+            }
+        }
         let target_url = self.config.target.url.expose();
         if turnout_sinks::mysql::drop_progress(target_url, &self.names.origin).await.map_err(Error::Sink)? {
             done.push(format!("deleted the progress record {} on green (and the database turnout once empty)", self.names.origin));

@@ -127,8 +127,14 @@ impl Family for MySql {
         Ok(Box::new(watch::MySqlMarker::open(config, side).await?))
     }
 
-    /// Nothing held: green's binlog follows its own retention.
-    async fn drop_watch(_config: &Config, _forward: &Names, _side: crate::status::foreign::Side) {}
+    /// The marks' table on the side (the side's binlog follows its own retention).
+    async fn drop_watch(config: &Config, _forward: &Names, side: crate::status::foreign::Side) {
+        match watch::drop_marks(config, side).await {
+            Ok(true) => tracing::info!("dropped turnout.watch_mark on {side}, the watch's marks"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("dropping turnout.watch_mark on {side} failed: {e}; `turnout teardown` drops it"),
+        }
+    }
 }
 
 use crate::error::Error;

@@ -216,3 +216,26 @@ impl Marker for MySqlMarker {
         })
     }
 }
+
+/// Drops the marks' table on `side`, and turnout's database there once it holds nothing else
+/// (`turnout teardown`, and when the side's watch ends). Returns whether the table existed.
+pub(crate) async fn drop_marks(config: &Config, side: Side) -> Result<bool, Error> {
+    let url = match side {
+        Side::Green => config.target.url.expose(),
+        Side::Blue => config.source.url.expose(),
+    };
+    let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
+    let tables: Vec<String> = conn
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout'")
+        .await
+        .map_err(|e| sql_error(side.name(), "looking for turnout.watch_mark", e))?;
+    if !tables.iter().any(|t| t == "watch_mark") {
+        return Ok(false);
+    }
+    conn.query_drop("DROP TABLE IF EXISTS turnout.watch_mark").await.map_err(|e| sql_error(side.name(), "dropping turnout.watch_mark", e))?;
+    if tables.len() == 1 {
+        conn.query_drop("DROP DATABASE IF EXISTS turnout").await.map_err(|e| sql_error(side.name(), "dropping the database turnout", e))?;
+    }
+    let _ = conn.disconnect().await;
+    Ok(true)
+}
