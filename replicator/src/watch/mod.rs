@@ -270,7 +270,9 @@ pub fn close(status: &Status, side: Side, at: Option<Position>) {
 pub fn counted_through(status: &Status, side: Side) -> Option<Position> {
     let w = status.watched(side)?;
     match (w.through, w.closed_at) {
-        (Some(through), Some(closed)) if w.state == "closed" => Some(if through < closed { through } else { closed }),
+        // Only as far as both say: a watch that read past the mark is counted to the mark, one that
+        // did not (or whose position does not compare with it) to where it read.
+        (Some(through), Some(closed)) if w.state == "closed" => Some(if closed <= through { closed } else { through }),
         (through, _) => through,
     }
 }

@@ -28,13 +28,14 @@ pub struct MySqlAdmin {
     names: Names,
     blue: mysql_async::Opts,
     server_id: u32,
-    /// A reverse stream: the GTID domain of the forward apply's writes, never passed back.
+    /// A reverse stream (and the watch): the GTID domain of the other stream's apply, whose writes
+    /// are never passed back.
     skip_domain: Option<u32>,
     /// A reverse stream: the hand-off position the cutover journaled, where it starts.
     hand_off: Option<Position>,
-    /// The watch for writes that are not turnout's: the cutover's domain, dropped too (statements a
-    /// stream refuses are then passed on).
-    watching: Option<u32>,
+    /// What the stream drops (the other stream's apply and cutover domains: its rows and the counters
+    /// its cutover moved) and whether it is the watch.
+    reading: super::stream::Reading,
 }
 
 /// turnout's replica `server_id` for a stream: the configured one, else derived from the stream id (so
@@ -52,22 +53,30 @@ impl MySqlAdmin {
         let blue = super::options(config.source.url.expose(), "source.url")?;
         let server_id = server_id(config, &names.origin);
         let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
-        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None, watching: None })
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None, reading: Default::default() })
     }
 
     /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
     /// starting at the cutover's `hand_off` position, never passing on a transaction the forward apply
     /// of `forward_origin` wrote (its GTID domain).
     pub fn reverse(config: &Config, names: Names, forward_origin: &str, hand_off: Position) -> Result<MySqlAdmin, Error> {
-        Ok(MySqlAdmin { skip_domain: Some(turnout_sinks::mysql::own_domain(forward_origin)), hand_off: Some(hand_off), ..MySqlAdmin::new(config, names)? })
+        Ok(MySqlAdmin { hand_off: Some(hand_off), ..MySqlAdmin::skipping(config, names, forward_origin, false)? })
+    }
+
+    /// A stream of `config`'s source without what the stream `other` wrote there: its apply's and its
+    /// cutover's GTID domains (the cutover's counter moves after the hand-off must not come back as
+    /// DDL the stream refuses).
+    fn skipping(config: &Config, names: Names, other: &str, watching: bool) -> Result<MySqlAdmin, Error> {
+        let (apply, cutover) = (turnout_sinks::mysql::own_domain(other), turnout_sinks::mysql::cutover_domain(other));
+        let reading = super::stream::Reading { skip: [Some(apply), Some(cutover)], watching };
+        Ok(MySqlAdmin { skip_domain: Some(apply), reading, ..MySqlAdmin::new(config, names)? })
     }
 
     /// The watch of `config`'s source for writes that are not turnout's: drops every transaction in
     /// the GTID domains the apply of `stream` and its cutover write in (turnout's own writes there)
     /// and passes on what a stream would refuse.
     pub fn watching(config: &Config, names: Names, stream: &str) -> Result<MySqlAdmin, Error> {
-        let (apply, cutover) = (turnout_sinks::mysql::own_domain(stream), turnout_sinks::mysql::cutover_domain(stream));
-        Ok(MySqlAdmin { skip_domain: Some(apply), watching: Some(cutover), ..MySqlAdmin::new(config, names)? })
+        MySqlAdmin::skipping(config, names, stream, true)
     }
 
     /// Before a reverse stream applies to the side the cutover fenced (its target here). Oracle
@@ -200,7 +209,7 @@ impl SourceAdmin for MySqlAdmin {
             let mut blue = connect(&self.blue, "blue").await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
-        let (selects, reading) = (self.selector(sequences)?, (self.skip_domain, self.watching));
+        let (selects, reading) = (self.selector(sequences)?, self.reading);
         MySqlSource::start_reading(self.blue.clone(), self.server_id, b.gtids.clone(), selects, reading, self.config.receive_timeout()).await
     }
 

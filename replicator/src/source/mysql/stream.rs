@@ -46,6 +46,17 @@ pub fn source_error(context: &str, e: mysql_async::Error) -> Error {
     }
 }
 
+/// What a stream of turnout's own drops, and how it treats what it cannot replicate.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reading {
+    /// GTID domains whose transactions are dropped whole (turnout's own writes on the side read: an
+    /// apply's and its cutover's).
+    pub skip: [Option<u32>; 2],
+    /// The watch for writes that are not turnout's: what a stream refuses is passed on as DDL, to be
+    /// counted, instead of stopping it.
+    pub watching: bool,
+}
+
 impl MySqlSource {
     /// Starts reading blue's binlog just after `gtids`, as replica `server_id`, dropping every
     /// transaction in GTID domain `skip_domain` (turnout's own writes, for a reverse stream).
@@ -57,18 +68,18 @@ impl MySqlSource {
         skip_domain: Option<u32>,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
-        Self::start_reading(opts, server_id, gtids, selects, (skip_domain, None), receive_timeout).await
+        Self::start_reading(opts, server_id, gtids, selects, Reading { skip: [skip_domain, None], watching: false }, receive_timeout).await
     }
 
-    /// [`MySqlSource::start`]; with `skip_also`, for the watch for writes that are not turnout's: that
-    /// domain (the cutover's own writes) is dropped too, and what a stream refuses is passed on (see
+    /// [`MySqlSource::start`], dropping the transactions of the GTID domains `reading` names and, for
+    /// the watch for writes that are not turnout's, passing on what a stream refuses (see
     /// [`BinlogDecoder::watching`]).
     pub async fn start_reading(
         opts: mysql_async::Opts,
         server_id: u32,
         gtids: GtidState,
         selects: TableSelector,
-        (skip_domain, skip_also): (Option<u32>, Option<u32>),
+        reading: Reading,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
         // The setting blue's DDL ran with where its binlog does not say (MariaDB).
@@ -110,9 +121,9 @@ impl MySqlSource {
         Ok(MySqlSource {
             stream,
             decoder: BinlogDecoder::new(gtids, selects)
-                .skipping_domain(skip_domain)
-                .also_skipping(skip_also)
-                .watching(skip_also.is_some())
+                .skipping_domain(reading.skip[0])
+                .also_skipping(reading.skip[1])
+                .watching(reading.watching)
                 .replicating(opts.db_name().map(str::to_owned).into_iter().collect())
                 .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),
             queue: VecDeque::new(),

@@ -91,7 +91,7 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
     let mut conn = connect(&opts, side.name()).await?;
     // The apply marks its writes in its own domain; an account that may not do so leaves them
     // indistinguishable from the application's.
-    readable(&mut conn, &opts, side, turnout_sinks::mysql::own_domain(&stream)).await?;
+    readable(&mut conn, &opts, side, &stream).await?;
     let start = match (from, side) {
         (Some(read), _) => read.clone(),
         (None, Side::Green) => super::snapshot::binlog_end(&mut conn, "green").await?,
@@ -118,7 +118,8 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
 }
 
 /// Refuses a side whose binlog cannot show every write exactly, naming the first problem's fix.
-async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: Side, domain: u32) -> Result<(), Error> {
+async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: Side, stream: &str) -> Result<(), Error> {
+    let (domain, cutover) = (turnout_sinks::mysql::own_domain(stream), turnout_sinks::mysql::cutover_domain(stream));
     let off = match side {
         Side::Green => "[watch] green = false",
         Side::Blue => "[watch] blue = false",
@@ -136,9 +137,9 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
             format!("SET GLOBAL gtid_strict_mode = ON; and in {side}'s configuration"),
         ));
     }
-    if super::check::variable(conn, "gtid_domain_id").await.is_some_and(|v| v == domain.to_string()) {
+    if let Some(own) = super::check::variable(conn, "gtid_domain_id").await.filter(|v| *v == domain.to_string() || *v == cutover.to_string()) {
         return Err(refuse(
-            format!("{side}'s own gtid_domain_id is {domain}, the domain turnout's writes are known by"),
+            format!("{side}'s own gtid_domain_id is {own}, a domain turnout's writes are known by"),
             format!("give {side} another gtid_domain_id"),
         ));
     }
@@ -157,7 +158,8 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
 
 /// A session variable's text (empty: none).
 async fn text(conn: &mut mysql_async::Conn, side: Side, variable: &str) -> Result<String, Error> {
-    let value: Option<String> = conn.query_first(format!("SELECT {variable}")).await.map_err(|e| sql_error(side.name(), "reading the mark's GTID", e))?;
+    let context = format!("reading {variable} for the watch's mark");
+    let value: Option<String> = conn.query_first(format!("SELECT {variable}")).await.map_err(|e| sql_error(side.name(), &context, e))?;
     Ok(value.unwrap_or_default())
 }
 
@@ -177,7 +179,17 @@ impl MySqlMarker {
         if !is_mariadb(&mut conn, side.name()).await? {
             return Err(Error::Setup(format!("the watch's mark is not built for an Oracle MySQL {side}")));
         }
-        conn.query_drop("SET SESSION binlog_format = 'ROW'").await.map_err(|e| sql_error(side.name(), "setting the mark's binlog_format", e))?;
+        // The mark must be a row event; setting the session's format needs BINLOG ADMIN, so only
+        // where the server's is not ROW already.
+        let format = text(&mut conn, side, "@@SESSION.binlog_format").await?;
+        if !format.eq_ignore_ascii_case("ROW") {
+            conn.query_drop("SET SESSION binlog_format = 'ROW'").await.map_err(|e| {
+                Error::Setup(format!(
+                    "{side} logs in binlog_format {format}, and turnout's account may not log the watch's mark as a row event ({e}): set \
+                     binlog_format = ROW on {side}, or GRANT BINLOG ADMIN ON *.* there"
+                ))
+            })?;
+        }
         conn.query_drop("CREATE DATABASE IF NOT EXISTS turnout; CREATE TABLE IF NOT EXISTS turnout.watch_mark (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)")
             .await
             .map_err(|e| sql_error(side.name(), "creating turnout.watch_mark for the watch's mark", e))?;
