@@ -57,6 +57,11 @@ pub struct ReverseArm {
     /// Why the window ended on its own (its budget ran out), when it did.
     #[serde(default)]
     pub ended: Option<String>,
+    /// A cutover's: the sentinel's commit on blue, proven applied on green. Blue's watch in the window
+    /// begins there where the family reads blue's log from any position (MariaDB), so a write through
+    /// the fence after it counts even if the forward stream carried it to green before it stopped.
+    #[serde(default)]
+    pub sentinel: Option<Position>,
 }
 
 /// The journal entry of the current (or last) cutover.

@@ -154,7 +154,7 @@ impl Generation<'_> {
     /// stream a cutover completed meanwhile armed, if one did.
     async fn forward(&self, shutdown: watch::Receiver<bool>) -> Result<Option<ReverseArm>, Error> {
         let (config, state, names) = (self.config.as_ref(), self.state, self.names);
-        let green = start_watch(self.config, names, Side::Green, state, self.status, shutdown.clone());
+        let green = start_watch(self.config, names, (Side::Green, None), state, self.status, shutdown.clone());
         if green.is_none() {
             crate::watch::drop_objects(config, names, &[Side::Green]).await;
         }
@@ -191,7 +191,7 @@ impl Generation<'_> {
         // generation, once it read up to where it closed at the switch (`crate::cutover::again`).
         let (watch_stop, watch_shutdown) = watch::channel(false);
         relay(self.external, [watch_stop.clone()]);
-        let blue = start_watch(self.config, names, Side::Blue, self.state, self.status, watch_shutdown);
+        let blue = start_watch(self.config, names, (Side::Blue, arm.sentinel.clone()), self.state, self.status, watch_shutdown);
         let result = run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await;
         if let Some(blue) = blue {
             let closed_at = self.status.watched(Side::Blue).and_then(|w| w.closed_at);
@@ -218,13 +218,13 @@ impl Generation<'_> {
 fn start_watch(
     config: &Arc<Config>,
     names: &Names,
-    side: Side,
+    (side, begin): (Side, Option<turnout_decoders::Position>),
     state: &StateStore,
     status: &Arc<Status>,
     stop: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    crate::watch::wanted(config, side)
-        .then(|| tokio::spawn(crate::watch::task::run(Arc::clone(config), names.clone(), side, state.clone(), Arc::clone(status), stop)))
+    let watched = crate::watch::task::Watched { forward: names.clone(), side, begin };
+    crate::watch::wanted(config, side).then(|| tokio::spawn(crate::watch::task::run(Arc::clone(config), watched, state.clone(), Arc::clone(status), stop)))
 }
 
 /// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's
@@ -283,6 +283,11 @@ async fn watch_window(status: Arc<Status>, rollback: Arc<crate::cutover::Control
         };
         if spent_since.get_or_insert_with(std::time::Instant::now).elapsed() < CONFIRM || rollback.running() {
             continue;
+        }
+        // Blue's log read up to now first, as `finish` does: what was written there before the end
+        // is counted (and named below) — but a budget ends the window even when it cannot be.
+        if let Err(e) = rollback.read_blue_up_to_now().await {
+            tracing::error!("before the rollback window ends on its own: {e}; writes on blue after what its watch read are not counted");
         }
         match rollback.end_window(Some(why.clone())).await {
             Ok(done) => {

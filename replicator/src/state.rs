@@ -595,6 +595,7 @@ mod tests {
                 finished: false,
                 opened_at_us: 0,
                 ended: None,
+                sentinel: None,
             };
             s.begin_generation(&Resumed { arm, rollback: "r1".into(), at_us: 1, verify_required: Some("why".into()) }).expect("begin");
             next

@@ -306,6 +306,9 @@ async fn the_rollback_window_ends_on_its_own_when_its_budget_is_spent() {
     let (code, out) = common::turnout_command(&s.t, "rollback", &["--when-lag", "<1s"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the rollback window ended on its own: cutover.window_max (6 s) passed"), "{out}");
+    // Blue's watch read blue up to a mark before the window ended, as `finish` does.
+    let log = s.t.log_text();
+    assert!(log.contains("the rollback window ended on its own") && !log.contains("before the rollback window ends on its own"), "{log}");
     assert_eq!(s.t.sigterm(), Some(0));
 }
 

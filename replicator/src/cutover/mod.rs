@@ -609,6 +609,14 @@ impl Controller {
             record.fenced = fenced.as_ref().map(ToString::to_string);
             record.applied = Some(proved_at.to_string());
         }
+        // Blue's watch in the window begins at the sentinel (see `ReverseArm::sentinel`); a reverse
+        // stream armed after the proof gets it below.
+        let note_sentinel = |journal: &mut Journal| {
+            if let (Direction::Forward, Some(arm)) = (self.direction, journal.reverse.as_mut()) {
+                arm.sentinel = Some(sentinel.clone());
+            }
+        };
+        note_sentinel(&mut journal);
         self.journal(&mut journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -617,6 +625,7 @@ impl Controller {
                 Ok(Err(e)) => return self.undo(&mut procedure, &mut journal, e).await,
                 Err(_) => return self.undo(&mut procedure, &mut journal, pause_exceeded(request)).await,
             }
+            note_sentinel(&mut journal);
             phases.mark("reverse armed");
         }
         if let Some(watched) = self.rogue_gate_in_pause(marker.as_mut(), deadline).await {
@@ -725,6 +734,7 @@ impl Controller {
                     finished: false,
                     opened_at_us: crate::status::now_micros(),
                     ended: None,
+                    sentinel: None,
                 });
                 Ok(())
             }

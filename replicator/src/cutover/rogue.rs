@@ -121,23 +121,29 @@ impl Controller {
     /// `turnout finish`: no foreign write on blue waits to be acknowledged and, when blue is watched
     /// (and no rollback's switch closed the watch), the watch read blue up to now.
     pub(super) async fn rogue_gate_finish(&self) -> Result<(), String> {
-        let closed = self.status.watched(Side::Blue).is_some_and(|w| w.state == "closed");
-        if self.watches(Side::Blue) && !closed {
-            let deadline = Instant::now() + FINISH_CATCH_UP;
-            let opened = tokio::time::timeout(FINISH_CATCH_UP, async {
-                crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())
-            })
-            .await
-            .unwrap_or_else(|_| Err("connecting to blue for the watch's mark timed out".into()));
-            let read = match opened {
-                Ok(mut marker) => self.read_up_to_now(Side::Blue, &mut marker, deadline).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = read {
-                return Err(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch"));
-            }
+        if let Err(e) = self.read_blue_up_to_now().await {
+            return Err(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch"));
         }
         crate::watch::refuse_outstanding(&self.status, Side::Blue)
+    }
+
+    /// When blue is watched (and no rollback's switch closed the watch): a mark on blue, and the watch
+    /// read past it, within [`FINISH_CATCH_UP`] — before the window ends, by `finish` or its budget.
+    pub async fn read_blue_up_to_now(&self) -> Result<(), String> {
+        let closed = self.status.watched(Side::Blue).is_some_and(|w| w.state == "closed");
+        if !self.watches(Side::Blue) || closed {
+            return Ok(());
+        }
+        let deadline = Instant::now() + FINISH_CATCH_UP;
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, async {
+            crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("connecting to blue for the watch's mark timed out".into()));
+        match opened {
+            Ok(mut marker) => self.read_up_to_now(Side::Blue, &mut marker, deadline).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// `POST /rogue-writes/acknowledge`: acknowledges the foreign writes of each side in `seen`,

@@ -13,8 +13,19 @@ use crate::status::{Phase, Status};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use turnout_decoders::Position;
 use turnout_sinks::record::{ForeignWrite, Ledger, Recording};
 use turnout_sinks::NoEarly;
+
+/// What one watch watches.
+pub struct Watched {
+    /// The forward stream (its names say which of turnout's writes are its own on either side).
+    pub forward: Names,
+    pub side: Side,
+    /// Where to begin when it never read before, if the cutover said (blue: the sentinel's commit);
+    /// otherwise the family decides.
+    pub begin: Option<Position>,
+}
 
 /// What the watch holds in memory for transactions still being received, before it spills.
 const MEMORY: usize = 64 << 20;
@@ -24,7 +35,8 @@ const MEMORY: usize = 64 << 20;
 /// [`super::caught_up`]), or until the family says the side's server cannot be watched at all
 /// ([`super::UNAVAILABLE`], with the reason). Green is watched only once the initial copy is whole: the copy writes
 /// there without turnout's origin.
-pub async fn run(config: Arc<Config>, forward: Names, side: Side, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(config: Arc<Config>, watched: Watched, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
+    let side = watched.side;
     let failed = |status: &Status, e: &Error| set(status, side, "retrying", Some(e.to_string()));
     match load(&state, side) {
         Ok(kept) => show(&status, side, &kept),
@@ -46,7 +58,7 @@ pub async fn run(config: Arc<Config>, forward: Names, side: Side, state: StateSt
     };
     let mut wait = Duration::from_millis(500);
     while !*shutdown.borrow() {
-        match once(&config, &forward, side, &state, &store, &status, shutdown.clone()).await {
+        match once(&config, &watched, &state, &store, &status, shutdown.clone()).await {
             Ok(None) => break,
             Ok(Some(why)) => {
                 tracing::warn!("{side} is not watched for writes that are not turnout's: {why}");
@@ -77,15 +89,17 @@ fn set(status: &Status, side: Side, state: &'static str, error: Option<String>) 
 
 async fn once(
     config: &Config,
-    forward: &Names,
-    side: Side,
+    watched: &Watched,
     state: &StateStore,
     store: &StateStore,
     status: &Arc<Status>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<String>, Error> {
-    // Whichever is further: what was counted, or what the watch acknowledged.
-    let from = [load(state, side)?.through, store.applied()?].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    let (forward, side) = (&watched.forward, watched.side);
+    // Whichever is further: what was counted, or what the watch acknowledged; before either, where
+    // the watch is to begin.
+    let read = [load(state, side)?.through, store.applied()?].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    let from = read.or_else(|| watched.begin.clone());
     let ledger = Arc::new(StoreLedger { side, state: state.clone(), status: Arc::clone(status) });
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: Duration::ZERO, memory: MEMORY };
     // The pipeline's own progress and signals: nothing of the replication's.

@@ -6,11 +6,12 @@
 //!   a domain of its own ([`turnout_sinks::mysql::own_domain`]), and the cutover's session on green
 //!   in one next to it (the counters it moves, [`turnout_sinks::mysql::cutover_domain`]: apart, so
 //!   that the apply's domain in green's binlog still proves the apply marks its writes).
-//! - **Blue, in the rollback window**: blue's binlog from the position the forward stream applied on
-//!   green (its progress record there), which the cutover proved holds everything blue committed
-//!   before the fence. After it come the reverse stream's apply (its own domain) and the rollback's
-//!   counters (the reverse stream's cutover domain), both dropped — and whatever a client that
-//!   bypassed the switch wrote.
+//! - **Blue, in the rollback window**: blue's binlog from the cutover's sentinel (the watch's
+//!   `begin`, journaled by the cutover) or, for a cutover that journaled none, from the position the
+//!   forward stream applied on green (its progress record there) — either proven to hold everything
+//!   blue committed before the fence. After it come the reverse stream's apply (its own domain) and
+//!   the rollback's counters (the reverse stream's cutover domain), both dropped — and whatever a
+//!   client that bypassed the switch wrote.
 //! - What is left is foreign: rows of a replicated table, or a DDL statement on the replicated
 //!   database (or anything a replicating stream would refuse).
 //! - The mark is a row in `turnout.watch_mark`, committed in the side's default domain: not a
