@@ -29,8 +29,8 @@ fn header_length(event: &[u8]) -> usize {
 fn from_now(server: &MySqlServer) -> DumpFrom {
     let text = server.execute(None, "SELECT @@GLOBAL.gtid_executed").expect("gtid_executed").trim().replace('\n', "");
     match turnout_decoders::GtidState::parse_mysql(&text).expect("a GTID set") {
-        turnout_decoders::GtidState::MySql(sets) => DumpFrom::Gtids(sets.into_iter().collect()),
-        _ => DumpFrom::Gtids(Vec::new()),
+        turnout_decoders::GtidState::MySql(sets) => DumpFrom::Gtids(sets),
+        _ => DumpFrom::Gtids(Default::default()),
     }
 }
 

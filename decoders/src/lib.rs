@@ -12,6 +12,7 @@
 pub mod calendar;
 pub mod error;
 pub mod event;
+pub mod gtid;
 pub mod mysql;
 pub mod pg;
 pub mod position;
@@ -20,6 +21,6 @@ pub mod value;
 
 pub use error::{DecodeError, ErrorClass, Side};
 pub use event::ChangeEvent;
-pub use position::{BinlogPosition, GtidState, Lsn, MariaGtid, Position, Timestamp};
+pub use position::{BinlogPosition, GtidState, Lsn, MariaGtid, Position, Timestamp, Tsid};
 pub use schema::{Column, ColumnType, ReplicaIdentity, TableName, TableSchema};
 pub use value::{Utf8Bytes, Value};

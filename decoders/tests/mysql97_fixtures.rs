@@ -9,7 +9,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use turnout_decoders::mysql::binlog::split_file;
-use turnout_decoders::mysql::decoder::BinlogDecoder;
+use turnout_decoders::mysql::binlog::{parse_event, BinlogEvent, FormatDescription};
+use turnout_decoders::mysql::decoder::{BinlogDecoder, OwnWrites};
 use turnout_decoders::{ChangeEvent, GtidState, Position, Value};
 
 const FILES: [&str; 4] = ["mysql-bin.000001", "mysql-bin.000002", "mysql-bin.000003", "mysql-bin.000004"];
@@ -113,11 +114,12 @@ fn every_event_of_a_mysql_9_7_binlog_decodes_and_only_typed_json_and_minimal_par
     assert!(strs.iter().any(|r| r[0] == Value::Int8(62) && matches!(&r[9], Value::Bytes(b) if b.len() == 60_000)), "no compressed 60 kB row");
 
     // Commits in GTID order, each at a later offset within its file, every state a MySQL GTID set.
+    // (Tagged transactions count in their own source: the number of transactions grows.)
     let commits: Vec<(String, u64, u64)> = events
         .iter()
         .filter_map(|e| match e {
             ChangeEvent::Commit { position: Position::Binlog(b), .. } => match &b.gtids {
-                GtidState::MySql(sets) => Some((b.file.clone(), b.offset, sets.values().flatten().map(|(_, last)| *last).max().unwrap_or(0))),
+                GtidState::MySql(sets) => Some((b.file.clone(), b.offset, sets.values().flatten().map(|(first, last)| last - first + 1).sum())),
                 other => panic!("not a MySQL GTID set: {other:?}"),
             },
             _ => None,
@@ -126,7 +128,65 @@ fn every_event_of_a_mysql_9_7_binlog_decodes_and_only_typed_json_and_minimal_par
     assert!(commits.len() > 20, "{commits:?}");
     assert!(commits.windows(2).all(|w| w[1].2 > w[0].2 && (w[1].0 != w[0].0 || w[1].1 > w[0].1)), "{commits:?}");
     // The first compressed transaction commits where its payload event ends (mysqlbinlog: end_log_pos
-    // 155394). The first file has no name: only a ROTATE names a file, and a dump starts with one.
-    assert!(commits.iter().any(|(f, o, _)| f.is_empty() && *o == 155_394), "{commits:?}");
+    // 155395). The first file has no name: only a ROTATE names a file, and a dump starts with one.
+    assert!(commits.iter().any(|(f, o, _)| f.is_empty() && *o == 155_395), "{commits:?}");
     assert!(commits.iter().any(|(f, _, _)| f == "mysql-bin.000004"), "the last file's change: {commits:?}");
+}
+
+/// The ids of `ints` rows inserted in `events`.
+fn int_ids(events: &[ChangeEvent]) -> Vec<Value> {
+    inserted(events, "ints").into_iter().map(|r| r[0].clone()).collect()
+}
+
+#[test]
+fn tagged_transactions_decode_into_their_own_source_and_a_decoder_can_drop_a_tag_whole() {
+    // Every event of every file, through one decoder that replicates `fx` from the start.
+    let decode = |own: OwnWrites| {
+        let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.schema == "fx")).dropping(own);
+        let mut events = Vec::new();
+        for file in FILES {
+            for raw in split_file(&fixture(file)) {
+                // The scenario's two refusals (typed JSON, a minimal partial diff) come before the
+                // tagged transactions and leave the decoder reading on.
+                if let Ok(decoded) = d.decode(raw.expect("event")) {
+                    events.extend(decoded.events);
+                }
+            }
+        }
+        (events, d.gtids().to_string())
+    };
+    let (all, state) = decode(OwnWrites::default());
+    let ids = int_ids(&all);
+    for id in [70, 71, 72, 73] {
+        assert!(ids.contains(&Value::Int8(id)), "row {id} of the tagged scenario: {ids:?}");
+    }
+    // The tagged transactions (a row, two statements, a compressed one, DDL) are fx_tag:1-4, apart
+    // from the server's untagged numbers.
+    assert!(state.contains(":fx_tag:1-4"), "{state}");
+    let tagged_commit = all.iter().find_map(|e| match e {
+        ChangeEvent::Commit { position, .. } if position.to_string().contains("fx_tag:1)") => Some(position.clone()),
+        _ => None,
+    });
+    assert!(tagged_commit.is_some(), "the first tagged transaction's commit names its tag");
+    // Dropping the tag: none of its rows, its GTIDs still in the state; the untagged row after it.
+    let (dropped, dropped_state) = decode(OwnWrites { domains: vec![], tags: vec!["fx_tag".into()] });
+    let ids = int_ids(&dropped);
+    assert!(ids.contains(&Value::Int8(73)) && ![70, 71, 72].iter().any(|id| ids.contains(&Value::Int8(*id))), "{ids:?}");
+    let updated_71 = |events: &[ChangeEvent]| {
+        events.iter().any(|e| matches!(e, ChangeEvent::Update { table, after, .. } if table.name.name == "ints" && after[0] == Value::Int8(71)))
+    };
+    assert!(updated_71(&all) && !updated_71(&dropped), "the tagged UPDATE is dropped too");
+    assert_eq!(dropped_state, state, "dropped transactions still enter the GTID state");
+    // The files after them open with PREVIOUS_GTIDS in the tagged encoding.
+    let mut fde = FormatDescription::default_v4();
+    let mut previous = None;
+    for raw in split_file(&fixture(FILES[1])) {
+        match parse_event(raw.expect("event"), &fde).expect("parses").event {
+            BinlogEvent::FormatDescription(f) => fde = f,
+            BinlogEvent::PreviousGtids(p) => previous = Some(p.to_string()),
+            _ => {}
+        }
+    }
+    let previous = previous.expect("a PREVIOUS_GTIDS event");
+    assert!(previous.ends_with(":fx_tag:1-4"), "{previous}");
 }

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use turnout_decoders::mysql::binlog::split_file;
-use turnout_decoders::mysql::decoder::BinlogDecoder;
+use turnout_decoders::mysql::decoder::{BinlogDecoder, OwnWrites};
 use turnout_decoders::schema::ColumnType;
 use turnout_decoders::value::TemporalKind;
 use turnout_decoders::{ChangeEvent, GtidState, Position, ReplicaIdentity, TableSchema, Value};
@@ -202,7 +202,8 @@ fn a_skipped_domain_passes_on_nothing_but_its_gtids_still_enter_the_state() {
     let armed = Arc::new(AtomicBool::new(false));
     let mut plain = decoder(&armed);
     let a = Arc::clone(&armed);
-    let mut skipping = BinlogDecoder::new(GtidState::None, Box::new(move |t| t.schema == "fx" && a.load(Ordering::SeqCst))).skipping_domain(Some(0));
+    let mut skipping = BinlogDecoder::new(GtidState::None, Box::new(move |t| t.schema == "fx" && a.load(Ordering::SeqCst)))
+        .dropping(OwnWrites { domains: vec![0], tags: vec![] });
     let bytes = fixture(FILES[0]);
     let (mut commits, mut compared) = (0, 0);
     for raw in split_file(&bytes) {
@@ -223,7 +224,7 @@ fn a_skipped_domain_passes_on_nothing_but_its_gtids_still_enter_the_state() {
     assert!(commits > 10 && compared > 50, "the capture decoded only {commits} commits in {compared} events");
     // Another domain is not skipped.
     armed.store(false, Ordering::SeqCst);
-    let mut other = decoder(&armed).skipping_domain(Some(7));
+    let mut other = decoder(&armed).dropping(OwnWrites { domains: vec![7], tags: vec![] });
     let passed: usize = split_file(&bytes)
         .map_while(|raw| {
             let decoded = other.decode(raw.expect("event")).ok();

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run -p turnout-testbed --example capture_binlog -- decoders/tests/fixtures/mariadb`, or with
 //! `--mysql` as the second argument against Oracle MySQL 9.7 (`decoders/tests/fixtures/mysql97`), whose
-//! scenario adds compressed transactions, PARTIAL_JSON updates, MySQL's binary JSON and VECTOR.
+//! scenario adds compressed transactions, PARTIAL_JSON updates, MySQL's binary JSON, VECTOR and tagged GTIDs.
 //!
 //! The server is a throwaway testbed server (row format, full row images, `binlog_row_metadata=FULL`,
 //! GTID strict mode). Output:
@@ -178,6 +178,17 @@ fn mysql_scenario() -> Vec<(&'static str, String)> {
             "binlog_row_value_options = PARTIAL_JSON with a minimal row image: a JSON_SET update logged as a diff without the old document",
             "SET SESSION binlog_row_value_options = 'PARTIAL_JSON'; SET SESSION binlog_row_image = MINIMAL; \
              UPDATE mj SET j = JSON_SET(j, '$.a.b[0]', 9) WHERE id = 1;"
+                .into(),
+        ),
+        (
+            "tagged GTIDs (MySQL 8.3+): GTID_TAGGED_LOG_EVENTs for a row, a multi-statement transaction, a compressed one and DDL, \
+             then untagged again; the next files' PREVIOUS_GTIDS use the tagged encoding",
+            "SET SESSION gtid_next = 'AUTOMATIC:fx_tag'; \
+             INSERT INTO ints (id) VALUES (70); \
+             BEGIN; INSERT INTO ints (id) VALUES (71); UPDATE ints SET b = 71 WHERE id = 71; COMMIT; \
+             SET SESSION binlog_transaction_compression = ON; INSERT INTO ints (id) VALUES (72); SET SESSION binlog_transaction_compression = OFF; \
+             CREATE DATABASE fx_tagged; \
+             SET SESSION gtid_next = 'AUTOMATIC'; INSERT INTO ints (id) VALUES (73);"
                 .into(),
         ),
     ]

@@ -20,7 +20,7 @@ use mysql_async::{DriverError, Opts};
 use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    AuthPlugin, AuthSwitchRequest, ComBinlogDump, ComBinlogDumpGtid, ComRegisterSlave, ErrPacket, HandshakePacket, HandshakeResponse, Sid, SslRequest,
+    AuthPlugin, AuthSwitchRequest, ComBinlogDump, ComBinlogDumpGtid, ComRegisterSlave, ErrPacket, HandshakePacket, HandshakeResponse, Sid, SslRequest, Tag,
 };
 use mysql_common::proto::MySerialize;
 use rustls_pki_types::pem::PemObject;
@@ -41,18 +41,16 @@ const MAX_PACKET: u32 = 1 << 30;
 /// `utf8mb4_general_ci`, the session's character set (nothing turnout sends depends on it).
 const COLLATION: u8 = 45;
 
-/// Closed intervals `[first, last]` of transaction numbers.
-pub type Intervals = Vec<(u64, u64)>;
-
 /// Where the dump starts.
 #[derive(Clone, Debug)]
 pub enum DumpFrom {
     /// The first binlog the server has (`COM_BINLOG_DUMP` with an empty file name): MariaDB, which
     /// then seeks to `@slave_connect_state`.
     FirstLog,
-    /// Every transaction not in this GTID set (`COM_BINLOG_DUMP_GTID`): MySQL. Each source UUID with
-    /// its closed intervals of transaction numbers.
-    Gtids(Vec<([u8; 16], Intervals)>),
+    /// Every transaction not in this GTID set (`COM_BINLOG_DUMP_GTID`): MySQL. Each source (UUID and
+    /// tag) with its closed intervals of transaction numbers; a set with a tagged source is sent in
+    /// the tagged encoding (MySQL 8.3+).
+    Gtids(turnout_decoders::gtid::MySqlSets),
 }
 
 /// A logged-in session that becomes a binlog dump with [`BinlogDump::start`].
@@ -277,13 +275,17 @@ impl BinlogDump {
         match from {
             DumpFrom::FirstLog => self.write_struct(&ComBinlogDump::new(server_id).with_filename(&b""[..]).with_pos(4)).await,
             DumpFrom::Gtids(sets) => {
-                let sids: Vec<Sid<'static>> = sets
-                    .iter()
-                    .map(|(uuid, intervals)| {
-                        // The wire's intervals are half-open: [first, last + 1).
-                        Sid::new(*uuid).with_intervals(intervals.iter().map(|(a, b)| mysql_common::packets::GnoInterval::new(*a, b + 1)).collect())
-                    })
-                    .collect();
+                let mut sids: Vec<Sid<'static>> = Vec::with_capacity(sets.len());
+                for (tsid, intervals) in sets {
+                    // The wire's intervals are half-open: [first, last + 1).
+                    let mut sid =
+                        Sid::new(tsid.uuid).with_intervals(intervals.iter().map(|(a, b)| mysql_common::packets::GnoInterval::new(*a, b + 1)).collect());
+                    if !tsid.tag.is_empty() {
+                        let tag = Tag::new(tsid.tag.clone()).map_err(|e| mysql_async::Error::Other(format!("GTID tag '{}': {e}", tsid.tag).into()))?;
+                        sid = sid.with_tag(tag);
+                    }
+                    sids.push(sid);
+                }
                 self.write_struct(&ComBinlogDumpGtid::new(server_id).with_pos(4).with_sids(sids)).await
             }
         }

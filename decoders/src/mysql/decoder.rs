@@ -19,16 +19,16 @@
 //! Schemas: the first table map of a table, and every one that differs from the last, is announced
 //! with a `Relation` before its rows.
 //!
-//! A decoder built with [`BinlogDecoder::skipping_domain`] passes on nothing of a MariaDB
-//! transaction in that GTID domain (turnout's own writes, read back by a reverse stream): no
-//! `Begin`, rows, DDL or `Commit` — but its GTID still enters the state, so positions after it
-//! include it.
+//! A decoder built with [`BinlogDecoder::dropping`] passes on nothing of a transaction in one of
+//! the given MariaDB GTID domains or with one of the given MySQL GTID tags (turnout's own writes,
+//! read back by a reverse stream or a watch): no `Begin`, rows, DDL or `Commit` — but its GTID still
+//! enters the state, so positions after it include it.
 
 use super::binlog::{self, BinlogEvent, BinlogValue, ColumnMeta, Event, FieldType, FormatDescription, Query, RowImage, TableMap};
 use super::statement::{self, Statement};
 use crate::error::DecodeError;
 use crate::event::{ChangeEvent, Row, TxId};
-use crate::position::{BinlogPosition, GtidState, MariaGtid, Position, Timestamp};
+use crate::position::{BinlogPosition, GtidState, MariaGtid, Position, Timestamp, Tsid};
 use crate::schema::{Column, ColumnType, MySqlType, ReplicaIdentity, TableName, TableSchema};
 use crate::value::{TemporalKind, Utf8Bytes, Value};
 use bytes::Bytes;
@@ -53,14 +53,32 @@ struct Open {
     standalone: bool,
     /// A MySQL GTID is followed by a `BEGIN` query before the first change.
     begun: bool,
-    /// In the skipped GTID domain: nothing of it is passed on.
+    /// One of turnout's own ([`OwnWrites`]): nothing of it is passed on.
     skipped: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Gtid {
     Maria(MariaGtid),
-    MySql { uuid: [u8; 16], number: u64 },
+    MySql { tsid: Tsid, number: u64 },
+}
+
+/// turnout's own writes in a binlog, which a decoder drops whole: the GTID domains (MariaDB) and the
+/// GTID tags (MySQL 8.3+) turnout's sessions write in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnWrites {
+    pub domains: Vec<u32>,
+    pub tags: Vec<String>,
+}
+
+impl OwnWrites {
+    /// Whether a transaction of `gtid` is one of these.
+    fn holds(&self, gtid: &Gtid) -> bool {
+        match gtid {
+            Gtid::Maria(g) => self.domains.contains(&g.domain),
+            Gtid::MySql { tsid, .. } => !tsid.tag.is_empty() && self.tags.contains(&tsid.tag),
+        }
+    }
 }
 
 /// Which tables replicate.
@@ -77,10 +95,8 @@ pub struct BinlogDecoder {
     unchecked: HashMap<u64, (Arc<TableSchema>, Arc<TableSchema>)>,
     open: Option<Open>,
     selects: TableSelector,
-    /// The MariaDB GTID domain whose transactions are read and dropped.
-    skip_domain: Option<u32>,
-    /// A second domain dropped likewise (the watch: the cutover's own writes).
-    skip_also: Option<u32>,
+    /// Transactions read and dropped.
+    own: OwnWrites,
     /// The databases replicated tables live in; dropping one stops the stream (all, when empty).
     databases: Vec<String>,
     /// Blue's global `explicit_defaults_for_timestamp`, for replayed DDL whose Query event does not
@@ -113,8 +129,7 @@ impl BinlogDecoder {
             unchecked: HashMap::new(),
             open: None,
             selects,
-            skip_domain: None,
-            skip_also: None,
+            own: OwnWrites::default(),
             databases: Vec::new(),
             explicit_defaults_for_timestamp: None,
             watching: false,
@@ -144,15 +159,9 @@ impl BinlogDecoder {
         self
     }
 
-    /// Drops every transaction in MariaDB GTID domain `domain` (see the module documentation).
-    pub fn skipping_domain(mut self, domain: Option<u32>) -> BinlogDecoder {
-        self.skip_domain = domain;
-        self
-    }
-
-    /// Drops every transaction in a second domain as well.
-    pub fn also_skipping(mut self, domain: Option<u32>) -> BinlogDecoder {
-        self.skip_also = domain;
+    /// Drops every transaction of `own` (see the module documentation).
+    pub fn dropping(mut self, own: OwnWrites) -> BinlogDecoder {
+        self.own = own;
         self
     }
 
@@ -195,14 +204,9 @@ impl BinlogDecoder {
             BinlogEvent::TransactionPayload(p) => return self.payload(&p, header.log_pos),
             BinlogEvent::GtidList(_) | BinlogEvent::BinlogCheckpoint(_) | BinlogEvent::AnnotateRows(_) | BinlogEvent::PreviousGtids(_) | BinlogEvent::Stop => {}
             BinlogEvent::MariaGtid(g) => {
-                let skipped = self.skip_domain == Some(g.domain_id) || self.skip_also == Some(g.domain_id);
-                self.begin(
-                    &mut out,
-                    Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no }),
-                    ts,
-                    g.is_standalone(),
-                    skipped,
-                )?;
+                let gtid = Gtid::Maria(MariaGtid { domain: g.domain_id, server: header.server_id, sequence: g.seq_no });
+                let skipped = self.own.holds(&gtid);
+                self.begin(&mut out, gtid, ts, g.is_standalone(), skipped)?;
                 if let Some(o) = self.open.as_mut() {
                     o.begun = true;
                 }
@@ -217,8 +221,10 @@ impl BinlogDecoder {
                 if !g.assigned {
                     return Err(bad("binlog", "an anonymous transaction: MySQL must run with gtid_mode = ON"));
                 }
-                let gtid = Gtid::MySql { uuid: g.uuid.0, number: u64::try_from(g.gno).unwrap_or_default() };
-                self.begin(&mut out, gtid, ts, false, false)?;
+                let tsid = Tsid { uuid: g.uuid.0, tag: g.tag.unwrap_or_default() };
+                let gtid = Gtid::MySql { tsid, number: u64::try_from(g.gno).unwrap_or_default() };
+                let skipped = self.own.holds(&gtid);
+                self.begin(&mut out, gtid, ts, false, skipped)?;
             }
             BinlogEvent::Query(q) => {
                 let standalone = self.open.as_ref().map(|o| o.standalone || (!o.begun && matches!(o.gtid, Some(Gtid::MySql { .. }))));
@@ -315,9 +321,9 @@ impl BinlogDecoder {
         if self.open.is_some() {
             return Err(bad("binlog", "a new transaction began before the previous one ended"));
         }
-        let xid: TxId = match gtid {
+        let xid: TxId = match &gtid {
             Gtid::Maria(g) => g.sequence,
-            Gtid::MySql { number, .. } => number,
+            Gtid::MySql { number, .. } => *number,
         };
         self.open = Some(Open { gtid: Some(gtid), ts, standalone, begun: false, skipped });
         if !skipped {
@@ -330,16 +336,9 @@ impl BinlogDecoder {
         let open = self.open.take().ok_or_else(|| bad("binlog", "a commit without a transaction"))?;
         match open.gtid {
             Some(Gtid::Maria(g)) => self.gtids.push_maria(g),
-            Some(Gtid::MySql { uuid, number }) => {
-                let added = push_mysql(&mut self.gtids, uuid, number);
-                if !added {
-                    return Err(bad(
-                        "binlog",
-                        format!(
-                            "blue sent transaction {number} of source {} again: it is already in the GTID set turnout has applied",
-                            GtidState::MySql([(uuid, vec![(number, number)])].into_iter().collect())
-                        ),
-                    ));
+            Some(Gtid::MySql { tsid, number }) => {
+                if !self.gtids.push_mysql(&tsid, number) {
+                    return Err(bad("binlog", format!("blue sent transaction {tsid}:{number} again: it is already in the GTID set turnout has applied")));
                 }
             }
             None => {}
@@ -382,9 +381,9 @@ impl BinlogDecoder {
         // a whole transaction (DDL, TRUNCATE), as MariaDB's standalone GTIDs say outright.
         let standalone = open.standalone || (!open.begun && matches!(open.gtid, Some(Gtid::MySql { .. })));
         open.begun = true;
-        let gtid = match open.gtid {
+        let gtid = match &open.gtid {
             Some(Gtid::Maria(g)) => g.to_string(),
-            Some(Gtid::MySql { uuid, number }) => format!("{}:{number}", uuid.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            Some(Gtid::MySql { tsid, number }) => format!("{tsid}:{number}"),
             None => "none".into(),
         };
         if open.skipped {
@@ -553,31 +552,6 @@ impl BinlogDecoder {
         self.tables.insert(tm.table_id, (tm, Some(schema)));
         Ok(())
     }
-}
-
-/// Adds transaction `number` of source `uuid` to a MySQL GTID set, anywhere among its intervals (a
-/// number may fill a gap: a Group Replication primary that switched over and back, a replica
-/// applying out of order), merging neighbours. False when the set already held it.
-fn push_mysql(state: &mut GtidState, uuid: [u8; 16], number: u64) -> bool {
-    if !matches!(state, GtidState::MySql(_)) {
-        *state = GtidState::MySql(Default::default());
-    }
-    let GtidState::MySql(sets) = state else { return false };
-    let intervals = sets.entry(uuid).or_default();
-    // The first interval that ends at or after `number - 1` (it may hold or touch `number`).
-    let at = intervals.partition_point(|(_, end)| end.saturating_add(1) < number);
-    match intervals.get(at).copied() {
-        Some((start, end)) if start <= number && number <= end => return false,
-        Some((_, end)) if end.saturating_add(1) == number => intervals[at].1 = number,
-        Some((start, _)) if start == number + 1 => intervals[at].0 = number,
-        _ => intervals.insert(at, (number, number)),
-    }
-    // Extending an interval's end may make it touch the next one.
-    if at + 1 < intervals.len() && intervals[at].1 + 1 >= intervals[at + 1].0 {
-        let (_, next_end) = intervals.remove(at + 1);
-        intervals[at].1 = intervals[at].1.max(next_end);
-    }
-    true
 }
 
 /// When blue ran `q`: the event header's seconds and, where the server logged them, microseconds.

@@ -97,19 +97,81 @@ fn timestamps_print_in_utc_and_zero_stays_zero() {
 #[test]
 fn mysql_gtid_numbers_merge_into_intervals() {
     let mut s = GtidState::None;
-    let u = [7u8; 16];
+    let u = Tsid::untagged([7u8; 16]);
+    let set = |intervals: Vec<(u64, u64)>| GtidState::MySql([(Tsid::untagged([7u8; 16]), intervals)].into_iter().collect());
     for n in [1, 2, 3, 5] {
-        assert!(push_mysql(&mut s, u, n));
+        assert!(s.push_mysql(&u, n));
     }
-    assert_eq!(s, GtidState::MySql([(u, vec![(1, 3), (5, 5)])].into_iter().collect()));
+    assert_eq!(s, set(vec![(1, 3), (5, 5)]));
     // A number in a gap lands there and merges its neighbours; one already held is refused.
     for n in [1_000_001, 1_000_002, 7, 4] {
-        assert!(push_mysql(&mut s, u, n));
+        assert!(s.push_mysql(&u, n));
     }
-    assert_eq!(s, GtidState::MySql([(u, vec![(1, 5), (7, 7), (1_000_001, 1_000_002)])].into_iter().collect()));
-    assert!(push_mysql(&mut s, u, 6));
-    assert_eq!(s, GtidState::MySql([(u, vec![(1, 7), (1_000_001, 1_000_002)])].into_iter().collect()));
-    assert!(!push_mysql(&mut s, u, 3) && !push_mysql(&mut s, u, 1_000_002));
-    assert!(push_mysql(&mut s, u, 1_000_000));
-    assert_eq!(s, GtidState::MySql([(u, vec![(1, 7), (1_000_000, 1_000_002)])].into_iter().collect()));
+    assert_eq!(s, set(vec![(1, 5), (7, 7), (1_000_001, 1_000_002)]));
+    assert!(s.push_mysql(&u, 6));
+    assert_eq!(s, set(vec![(1, 7), (1_000_001, 1_000_002)]));
+    assert!(!s.push_mysql(&u, 3) && !s.push_mysql(&u, 1_000_002));
+    assert!(s.push_mysql(&u, 1_000_000));
+    assert_eq!(s, set(vec![(1, 7), (1_000_000, 1_000_002)]));
+}
+
+#[test]
+fn a_tagged_transaction_of_turnouts_is_dropped_but_its_gtid_enters_the_state() {
+    use super::binlog::{event_type, EventHeader, MysqlGtid, Query, StatusVars, Uuid, Xid};
+    let header = |type_code: u8, log_pos: u32| EventHeader { timestamp: 1, type_code, server_id: 1, event_size: 0, log_pos, flags: 0 };
+    let gtid = |tag: Option<&str>, gno: i64, log_pos: u32| Event {
+        header: header(if tag.is_some() { event_type::MYSQL_GTID_TAGGED } else { event_type::MYSQL_GTID }, log_pos),
+        event: BinlogEvent::MysqlGtid(MysqlGtid {
+            assigned: true,
+            flags: 0,
+            uuid: Uuid([3; 16]),
+            gno,
+            tag: tag.map(str::to_owned),
+            last_committed: None,
+            sequence_number: None,
+            immediate_commit_timestamp: None,
+            original_commit_timestamp: None,
+            transaction_length: None,
+            immediate_server_version: None,
+            original_server_version: None,
+        }),
+    };
+    let query = |sql: &str, log_pos: u32| Event {
+        header: header(event_type::QUERY, log_pos),
+        event: BinlogEvent::Query(Query {
+            thread_id: 9,
+            exec_time: 0,
+            error_code: 0,
+            status_vars_raw: Vec::new(),
+            status: StatusVars::default(),
+            schema: "app".into(),
+            sql: sql.as_bytes().to_vec(),
+        }),
+    };
+    let xid = |log_pos: u32| Event { header: header(event_type::XID, log_pos), event: BinlogEvent::Xid(Xid { xid: 1 }) };
+    let own = OwnWrites { domains: vec![], tags: vec!["turnout_7".into()] };
+    let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.schema == "app")).dropping(own);
+    let mut events = Vec::new();
+    // turnout's tagged transaction, another writer's tagged one, an untagged one, and turnout's DDL.
+    for (tag, gno, at) in [(Some("turnout_7"), 1, 100), (Some("app_tag"), 1, 200), (None, 5, 300)] {
+        events.extend(d.apply(gtid(tag, gno, at)).expect("gtid").events);
+        events.extend(d.apply(query("BEGIN", at + 10)).expect("begin").events);
+        events.extend(d.apply(xid(at + 20)).expect("xid").events);
+    }
+    events.extend(d.apply(gtid(Some("turnout_7"), 2, 400)).expect("gtid").events);
+    events.extend(d.apply(query("DROP TABLE t", 410)).expect("turnout's DDL is dropped, not refused").events);
+    let commits: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            ChangeEvent::Commit { position, .. } => Some(position.to_string()),
+            _ => None,
+        })
+        .collect();
+    let uuid = "03030303-0303-0303-0303-030303030303";
+    assert_eq!(
+        commits,
+        [format!(":220 ({uuid}:app_tag:1:turnout_7:1)"), format!(":320 ({uuid}:5:app_tag:1:turnout_7:1)")],
+        "only the other writers' transactions are passed on; positions after turnout's include it"
+    );
+    assert_eq!(d.gtids().to_string(), format!("{uuid}:5:app_tag:1:turnout_7:1-2"));
 }

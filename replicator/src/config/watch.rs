@@ -14,8 +14,8 @@ pub struct WatchConfig {
     /// In the rollback window, watch blue: a write there that the reverse stream did not make (a
     /// client that bypassed the switch: a split brain) raises the critical `rogue_writes` alert and
     /// blocks `turnout finish` until acknowledged. PostgreSQL keeps the forward slot on blue for it;
-    /// MariaDB reads blue's binlog from where the forward stream stopped; an Oracle MySQL blue is not
-    /// watched (`unavailable`). Default true.
+    /// the MySQL family reads blue's binlog from the cutover's sentinel; an Oracle MySQL blue before
+    /// 8.3 (no GTID tags) is not watched (`unavailable`). Default true.
     #[serde(default = "yes")]
     pub blue: bool,
 }

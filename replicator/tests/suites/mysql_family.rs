@@ -178,6 +178,27 @@ async fn check_passes_a_correct_setup_and_names_a_wrong_binlog_setting_with_the_
     assert!(out.contains("binlog_row_metadata = MINIMAL") && out.contains("SET GLOBAL binlog_row_metadata = 'FULL'"), "{out}");
 }
 
+/// The watch of a side tells turnout's writes from others' by a mark only turnout's account may set
+/// there (a GTID domain on MariaDB, a GTID tag on Oracle MySQL): `check` tries it and names the grant.
+#[tokio::test]
+async fn check_says_whether_turnouts_writes_on_a_watched_side_can_be_marked() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[watch]\ngreen = true\n");
+    let check = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = check();
+    assert!(out.contains("[watch] green: turnout's account may mark its writes on green"), "{out}");
+    assert!(out.contains("[watch] blue (the rollback window): turnout's account may mark its writes on blue"), "{out}");
+    let (privilege, grant) = if FLAVOR.is_mariadb() { ("SUPER, BINLOG REPLAY", "GRANT BINLOG REPLAY") } else { ("TRANSACTION_GTID_TAG", "GRANT TRANSACTION_GTID_TAG") };
+    green.execute(None, &format!("REVOKE {privilege} ON *.* FROM '{}'@'%'", green.user())).expect("revoke");
+    let out = check();
+    assert!(out.contains("[watch] green: turnout's account may not mark its writes on green") && out.contains(grant), "{out}");
+}
+
 #[tokio::test]
 async fn verify_compares_mariadb_tables_and_names_one_that_differs() {
     let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
@@ -434,7 +455,7 @@ async fn a_binlog_backlog_already_received_is_taken_without_waiting() {
     let writes: String = (1..=200).map(|i| format!("INSERT INTO t VALUES ({i}, 'n{i}');")).collect();
     blue.execute(Some(&db), &writes).expect("writes");
     let opts = mysql_async::Opts::from_url(&blue.url(&db)).expect("url");
-    let mut source = MySqlSource::start(opts, 4242, start, Box::new(|_| true), None, Duration::from_secs(30)).await.expect("binlog dump");
+    let mut source = MySqlSource::start(opts, 4242, start, Box::new(|_| true), Duration::from_secs(30)).await.expect("binlog dump");
     let is_commit = |m: &SourceMessage| matches!(m, SourceMessage::Event { event: ChangeEvent::Commit { .. }, .. });
     // The 200 transactions are all in blue's binlog before the dump starts.
     let mut commits = usize::from(is_commit(&source.recv().await.expect("first message")));

@@ -7,8 +7,9 @@
 //! value that does not fit fails loudly instead of being cut; zero dates allowed (no `NO_ZERO_DATE`);
 //! a 0 in an AUTO_INCREMENT column kept; `explicit_defaults_for_timestamp = ON`, so a NULL stays NULL.
 //! `CLIENT_FOUND_ROWS`, so an UPDATE counts the rows it matched.
-//! turnout's writes are marked in green's binlog where the account may (`gtid_domain_id` set to a
-//! turnout domain, `skip_replication = 1`), so a reverse stream can tell them from the application's.
+//! turnout's writes are marked in green's binlog where the account may ([`mark_session`]: MariaDB, a
+//! `gtid_domain_id` of turnout's and `skip_replication = 1`; Oracle MySQL 8.3+, GTIDs tagged
+//! `turnout_<n>`), so a reverse stream or a watch can tell them from the application's.
 //!
 //! Foreign keys: InnoDB does not write the rows its cascades change (`ON DELETE CASCADE`, `ON UPDATE
 //! SET NULL`, …) to the binlog; blue's binlog holds only the parent's change. The sink therefore
@@ -60,6 +61,7 @@ use literal::{for_green, ident, push, push_equals};
 use mysql_async::prelude::Queryable;
 use queue::StatementQueue;
 use std::collections::{HashMap, HashSet};
+use turnout_decoders::mysql::decoder::OwnWrites;
 use turnout_decoders::schema::{ColumnType, MySqlType, ReplicaIdentity, TableSchema};
 use turnout_decoders::{GtidState, Position, TableName, Timestamp, Value};
 
@@ -79,6 +81,40 @@ pub fn own_domain(stream: &str) -> u32 {
 /// writes, and never equal to any stream's.
 pub fn cutover_domain(stream: &str) -> u32 {
     own_domain(stream) + 60_000
+}
+
+/// The GTID tag (MySQL 8.3+) of turnout's writes marked `n` ([`own_domain`], [`cutover_domain`]):
+/// what a GTID domain is on MariaDB.
+pub fn tag(n: u32) -> String {
+    format!("turnout_{n}")
+}
+
+/// turnout's own writes of `stream` on the side it applies to, as a decoder drops them: its apply's
+/// and its cutover's, by GTID domain (MariaDB) and tag (Oracle MySQL).
+pub fn own_writes(stream: &str) -> OwnWrites {
+    let marks = [own_domain(stream), cutover_domain(stream)];
+    OwnWrites { domains: marks.to_vec(), tags: marks.iter().map(|n| tag(*n)).collect() }
+}
+
+/// What an account needs to mark its writes ([`mark_session`]).
+pub fn mark_grant(mariadb: bool) -> &'static str {
+    if mariadb {
+        "GRANT BINLOG REPLAY ON *.* (or SUPER)"
+    } else {
+        "GRANT TRANSACTION_GTID_TAG, SESSION_VARIABLES_ADMIN ON *.* (MySQL 8.3+)"
+    }
+}
+
+/// Marks every later write of the session as turnout's, with mark `n`: MariaDB, GTID domain `n`
+/// (`gtid_domain_id`); Oracle MySQL, GTIDs tagged [`tag`]`(n)` (`gtid_next = 'AUTOMATIC:<tag>'`,
+/// which stays for the session's later transactions). The error is the server's; [`mark_grant`]
+/// names the fix.
+pub async fn mark_session(conn: &mut mysql_async::Conn, mariadb: bool, n: u32) -> Result<(), mysql_async::Error> {
+    if mariadb {
+        conn.query_drop(format!("SET SESSION gtid_domain_id = {n}")).await
+    } else {
+        conn.query_drop(format!("SET SESSION gtid_next = 'AUTOMATIC:{}'", tag(n))).await
+    }
 }
 
 /// What a folded INSERT ([`MySqlSink::insert_all_columns`]) is called in messages; its "column count
@@ -148,19 +184,17 @@ impl MySqlSink {
         let domain = own_domain(stream);
         let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(SinkError::mysql("reading the version"))?;
         let mariadb = version.unwrap_or_default().to_ascii_lowercase().contains("mariadb");
-        // Oracle MySQL has no GTID domains: a reverse stream from a MySQL green is not built, and
-        // nothing reads the marks.
-        let marks = if !mariadb {
-            None
-        } else {
-            match conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}, SESSION skip_replication = 1")).await {
-                Ok(()) => Some(domain),
-                Err(e) => {
-                    tracing::warn!(
-                        "turnout's writes on green are not marked in its binlog (gtid_domain_id, skip_replication): {e}; GRANT BINLOG REPLAY (or SUPER) to mark them"
-                    );
-                    None
-                }
+        let marked = match mark_session(&mut conn, mariadb, domain).await {
+            // MariaDB: a replica of green must not apply turnout's writes a second time either.
+            Ok(()) if mariadb => conn.query_drop("SET SESSION skip_replication = 1").await,
+            other => other,
+        };
+        let marks = match marked {
+            Ok(()) => Some(domain),
+            Err(e) => {
+                let how = if mariadb { "gtid_domain_id, skip_replication" } else { "a GTID tag, gtid_next = 'AUTOMATIC:<tag>'" };
+                tracing::warn!("turnout's writes on green are not marked in its binlog ({how}): {e}; {} to mark them", mark_grant(mariadb));
+                None
             }
         };
         Ok(MySqlSink {
@@ -208,7 +242,8 @@ impl MySqlSink {
         }
     }
 
-    /// The GTID domain turnout's writes carry in green's binlog, when the account may set it.
+    /// The mark turnout's writes carry in green's binlog (a GTID domain, or the number of a GTID
+    /// tag: [`tag`]), when the account may set it.
     pub fn marks_own_writes(&self) -> Option<u32> {
         self.marks
     }

@@ -30,6 +30,8 @@ pub mod event_type {
     pub const HEARTBEAT: u8 = 0x1B;
     /// MySQL 8.0.26+: the dump thread's heartbeat with its fields as type-length-value entries.
     pub const HEARTBEAT_V2: u8 = 0x29;
+    /// MySQL 8.3+: the GTID event of a tagged transaction.
+    pub const MYSQL_GTID_TAGGED: u8 = 0x2A;
     pub const ROWS_QUERY: u8 = 0x1D;
     pub const WRITE_ROWS_V2: u8 = 0x1E;
     pub const UPDATE_ROWS_V2: u8 = 0x1F;
@@ -97,7 +99,7 @@ pub mod event_type {
             PARTIAL_UPDATE_ROWS => "PARTIAL_UPDATE_ROWS",
             TRANSACTION_PAYLOAD => "TRANSACTION_PAYLOAD",
             HEARTBEAT_V2 => "HEARTBEAT_V2",
-            0x2A => "GTID_TAGGED",
+            MYSQL_GTID_TAGGED => "GTID_TAGGED",
             MARIADB_ANNOTATE_ROWS => "ANNOTATE_ROWS",
             MARIADB_BINLOG_CHECKPOINT => "BINLOG_CHECKPOINT",
             MARIADB_GTID => "MARIADB_GTID",
@@ -136,7 +138,7 @@ pub enum BinlogEvent {
     GtidList(GtidList),
     BinlogCheckpoint(BinlogCheckpoint),
     AnnotateRows(AnnotateRows),
-    /// MySQL GTID_LOG_EVENT (0x21) or ANONYMOUS_GTID_LOG_EVENT (0x22).
+    /// MySQL GTID_LOG_EVENT (0x21), ANONYMOUS_GTID_LOG_EVENT (0x22) or GTID_TAGGED_LOG_EVENT (0x2A).
     MysqlGtid(MysqlGtid),
     PreviousGtids(PreviousGtids),
     Heartbeat(Heartbeat),

@@ -3,8 +3,8 @@
 //! PREVIOUS_GTIDS_LOG_EVENT (0x23) opens every binlog file with the GTID set of all earlier files.
 //! MariaDB never writes these; they are tested with byte-built events.
 //!
-//! Tagged GTIDs (MySQL 8.3+, GTID_TAGGED_LOG_EVENT 0x2A and the tagged PREVIOUS_GTIDS encoding) are not
-//! decoded.
+//! Tagged GTIDs (MySQL 8.3+): their events are GTID_TAGGED_LOG_EVENT (0x2A, [`super::gtid_tagged`]);
+//! a GTID set holding (or a server that ever saw) a tag is written in the tagged encoding (below).
 
 use super::reader::Reader;
 use super::BinlogError;
@@ -45,6 +45,8 @@ pub struct MysqlGtid {
     pub flags: u8,
     pub uuid: Uuid,
     pub gno: i64,
+    /// The tag of a tagged GTID (GTID_TAGGED_LOG_EVENT), lowercase.
+    pub tag: Option<String>,
     pub last_committed: Option<i64>,
     pub sequence_number: Option<i64>,
     /// Microseconds since the epoch when this server committed.
@@ -67,6 +69,7 @@ impl MysqlGtid {
             flags,
             uuid: Uuid(uuid),
             gno,
+            tag: None,
             last_committed: None,
             sequence_number: None,
             immediate_commit_timestamp: None,
@@ -121,11 +124,19 @@ impl MysqlGtid {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GtidSetEntry {
     pub uuid: Uuid,
+    /// The tag of a tagged source (lowercase); `None` when untagged.
+    pub tag: Option<String>,
     /// Half-open intervals `[start, end)` of gnos.
     pub intervals: Vec<(i64, i64)>,
 }
 
-/// n_sids u64, then per source: `uuid [16]`, n_intervals u64, (start i64, end i64) per interval.
+/// The top byte of the first u64 in the tagged encoding (`Gtid_format::tagged`).
+const TAGGED_FORMAT: u64 = 1;
+
+/// A GTID set in binary (`Gtid_set::encode`), as PREVIOUS_GTIDS_LOG_EVENT carries it. The first u64
+/// says the format: untagged, the number of sources; tagged (top byte 1), the number of sources in
+/// bits 8–55. Then per source: `uuid [16]`, in the tagged format its tag (varlen length, bytes; 0 when
+/// untagged), n_intervals u64, (start i64, end i64) per half-open interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreviousGtids {
     pub sets: Vec<GtidSetEntry>,
@@ -134,15 +145,18 @@ pub struct PreviousGtids {
 impl PreviousGtids {
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, BinlogError> {
         let at = r.offset();
-        let n = r.u64("number of sids")?;
-        if n >> 56 != 0 {
-            return Err(r.error_at(at, "tagged GTID set encoding (MySQL 8.3+) is not supported"));
-        }
-        let n = r.check_count(n, at, "number of sids", 24)?;
+        let header = r.u64("number of sids")?;
+        let (tagged, n) = match header >> 56 {
+            0 => (false, header),
+            TAGGED_FORMAT => (true, (header >> 8) & ((1 << 48) - 1)),
+            format => return Err(r.error_at(at, format!("GTID set encoding format {format} is not known"))),
+        };
+        let n = r.check_count(n, at, "number of sids", if tagged { 25 } else { 24 })?;
         let mut sets = Vec::with_capacity(n);
         for _ in 0..n {
             let mut uuid = [0u8; 16];
             uuid.copy_from_slice(r.take(16, "sid")?);
+            let tag = if tagged { tag(r)? } else { None };
             let at = r.offset();
             let k = r.u64("number of intervals")?;
             let k = r.check_count(k, at, "number of intervals", 16)?;
@@ -156,30 +170,46 @@ impl PreviousGtids {
                 }
                 intervals.push((start, end));
             }
-            sets.push(GtidSetEntry { uuid: Uuid(uuid), intervals });
+            sets.push(GtidSetEntry { uuid: Uuid(uuid), tag, intervals });
         }
         r.finish("the GTID set")?;
         Ok(PreviousGtids { sets })
     }
 }
 
-impl fmt::Display for PreviousGtids {
-    /// The GTID set in MySQL's text form: `uuid:1-5:7,uuid2:3`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, set) in self.sets.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{}", set.uuid)?;
+/// A source's tag in the tagged encoding: a varlen length (0: untagged) and the bytes.
+fn tag(r: &mut Reader<'_>) -> Result<Option<String>, BinlogError> {
+    let at = r.offset();
+    let len = super::gtid_tagged::varlen(r, "tag length")?;
+    if len == 0 {
+        return Ok(None);
+    }
+    if len > crate::gtid::TAG_MAX_LEN as u64 {
+        return Err(r.error_at(at, format!("a tag of {len} bytes")));
+    }
+    let bytes = r.take(usize::try_from(len).unwrap_or(usize::MAX), "tag")?;
+    let text = std::str::from_utf8(bytes).map_err(|_| r.error_at(at, "the tag is not UTF-8"))?;
+    crate::gtid::tag_text(text).map(Some).map_err(|e| r.error_at(at, e))
+}
+
+impl PreviousGtids {
+    /// The set as a GTID state.
+    pub fn state(&self) -> crate::gtid::GtidState {
+        let mut state = crate::gtid::GtidState::None;
+        for set in &self.sets {
+            let tsid = crate::gtid::Tsid { uuid: set.uuid.0, tag: set.tag.clone().unwrap_or_default() };
             for &(start, end) in &set.intervals {
-                if end - 1 == start {
-                    write!(f, ":{start}")?;
-                } else {
-                    write!(f, ":{start}-{}", end - 1)?;
-                }
+                state.push_mysql_interval(&tsid, start.cast_unsigned(), (end - 1).cast_unsigned());
             }
         }
-        Ok(())
+        state
+    }
+}
+
+impl fmt::Display for PreviousGtids {
+    /// The GTID set in MySQL's text form: `uuid:1-5:7:tag:1-3,uuid2:3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.state().fmt(f)
     }
 }
 
@@ -266,5 +296,38 @@ pub(crate) mod tests {
         for n in 0..previous_gtids_body().len() {
             assert!(PreviousGtids::parse(&mut Reader::new(&previous_gtids_body()[..n], 19, 0x23)).is_err());
         }
+    }
+
+    /// The PREVIOUS_GTIDS_LOG_EVENT body a MySQL 9.6.0 server wrote for
+    /// `55778904-0299-11f1-b1b8-4ef0c4956feb:1-13:mytag:1-2` (checksum removed): the tagged encoding.
+    pub(crate) fn tagged_previous_gtids_body() -> Vec<u8> {
+        let uuid = [0x55, 0x77, 0x89, 0x04, 0x02, 0x99, 0x11, 0xf1, 0xb1, 0xb8, 0x4e, 0xf0, 0xc4, 0x95, 0x6f, 0xeb];
+        let mut b = vec![0x01, 0x02, 0, 0, 0, 0, 0, 0x01];
+        for (tag, end) in [(&b""[..], 14u64), (&b"mytag"[..], 3)] {
+            b.extend_from_slice(&uuid);
+            b.push(u8::try_from(tag.len() << 1).unwrap_or_default());
+            b.extend_from_slice(tag);
+            b.extend_from_slice(&1u64.to_le_bytes());
+            b.extend_from_slice(&1u64.to_le_bytes());
+            b.extend_from_slice(&end.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn a_tagged_previous_gtids_decodes_each_tag_as_a_source() {
+        let body = tagged_previous_gtids_body();
+        let p = PreviousGtids::parse(&mut Reader::new(&body, 19, 0x23)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.to_string(), "55778904-0299-11f1-b1b8-4ef0c4956feb:1-13:mytag:1-2");
+        assert_eq!(p.sets[1].tag.as_deref(), Some("mytag"));
+        for n in 0..body.len() {
+            assert!(PreviousGtids::parse(&mut Reader::new(&body[..n], 19, 0x23)).is_err(), "length {n}");
+        }
+        let mut unknown = body.clone();
+        unknown[7] = 2;
+        assert!(PreviousGtids::parse(&mut Reader::new(&unknown, 19, 0x23)).is_err(), "format 2 is not known");
+        let mut bad_tag = body;
+        bad_tag[66] = b'-';
+        assert!(PreviousGtids::parse(&mut Reader::new(&bad_tag, 19, 0x23)).is_err());
     }
 }

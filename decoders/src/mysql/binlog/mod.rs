@@ -23,6 +23,7 @@ mod format;
 mod gtid_list;
 mod gtid_mariadb;
 mod gtid_mysql;
+mod gtid_tagged;
 mod header;
 mod heartbeat;
 mod json;
@@ -130,6 +131,7 @@ fn parse_body(r: &mut Reader<'_>, t: u8, fde: &FormatDescription) -> Result<Binl
         }
         MYSQL_GTID => BinlogEvent::MysqlGtid(gtid_mysql::MysqlGtid::parse(r, true)?),
         MYSQL_ANONYMOUS_GTID => BinlogEvent::MysqlGtid(gtid_mysql::MysqlGtid::parse(r, false)?),
+        MYSQL_GTID_TAGGED => BinlogEvent::MysqlGtid(gtid_tagged::parse(r)?),
         PREVIOUS_GTIDS => BinlogEvent::PreviousGtids(PreviousGtids::parse(r)?),
         MARIADB_ANNOTATE_ROWS => BinlogEvent::AnnotateRows(AnnotateRows::parse(r)),
         MARIADB_BINLOG_CHECKPOINT => BinlogEvent::BinlogCheckpoint(BinlogCheckpoint::parse(r)?),

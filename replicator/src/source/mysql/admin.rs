@@ -28,13 +28,10 @@ pub struct MySqlAdmin {
     names: Names,
     blue: mysql_async::Opts,
     server_id: u32,
-    /// A reverse stream (and the watch): the GTID domain of the other stream's apply, whose writes
-    /// are never passed back.
-    skip_domain: Option<u32>,
     /// A reverse stream: the hand-off position the cutover journaled, where it starts.
     hand_off: Option<Position>,
-    /// What the stream drops (the other stream's apply and cutover domains: its rows and the counters
-    /// its cutover moved) and whether it is the watch.
+    /// What the stream drops (a reverse stream and the watch: the other stream's apply and cutover
+    /// marks, its rows and the counters its cutover moved) and whether it is the watch.
     reading: super::stream::Reading,
 }
 
@@ -53,7 +50,7 @@ impl MySqlAdmin {
         let blue = super::options(config.source.url.expose(), "source.url")?;
         let server_id = server_id(config, &names.origin);
         let names = Names { publication: String::new(), slot: format!("replica server_id {server_id}"), origin: names.origin };
-        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, skip_domain: None, hand_off: None, reading: Default::default() })
+        Ok(MySqlAdmin { config: config.clone(), names, blue, server_id, hand_off: None, reading: Default::default() })
     }
 
     /// The reverse stream after a cutover: `config` with source and target swapped (green → blue),
@@ -64,12 +61,16 @@ impl MySqlAdmin {
     }
 
     /// A stream of `config`'s source without what the stream `other` wrote there: its apply's and its
-    /// cutover's GTID domains (the cutover's counter moves after the hand-off must not come back as
-    /// DDL the stream refuses).
+    /// cutover's GTID domains or tags (the cutover's counter moves after the hand-off must not come
+    /// back as DDL the stream refuses).
     fn skipping(config: &Config, names: Names, other: &str, watching: bool) -> Result<MySqlAdmin, Error> {
-        let (apply, cutover) = (turnout_sinks::mysql::own_domain(other), turnout_sinks::mysql::cutover_domain(other));
-        let reading = super::stream::Reading { skip: [Some(apply), Some(cutover)], watching };
-        Ok(MySqlAdmin { skip_domain: Some(apply), reading, ..MySqlAdmin::new(config, names)? })
+        let reading = super::stream::Reading { skip: turnout_sinks::mysql::own_writes(other), watching };
+        Ok(MySqlAdmin { reading, ..MySqlAdmin::new(config, names)? })
+    }
+
+    /// The forward stream (not a reverse stream, a next generation's or the watch).
+    fn forward(&self) -> bool {
+        self.hand_off.is_none() && self.reading.skip == Default::default()
     }
 
     /// The watch of `config`'s source for writes that are not turnout's: drops every transaction in
@@ -155,7 +156,7 @@ impl SourceAdmin for MySqlAdmin {
         for (field, pattern) in &selection.unmatched {
             tracing::warn!("{field} '{pattern}' matches no table on blue");
         }
-        if self.skip_domain.is_none() {
+        if self.reading.skip == Default::default() {
             // Forward only: a reverse stream applies into blue, whose triggers are the application's.
             let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, "green").await?;
             let on_green = super::catalog::triggers(&mut green, &db, Some(&selection.tables), "green").await?;
@@ -169,7 +170,7 @@ impl SourceAdmin for MySqlAdmin {
         if !tables.contains(&heartbeat) {
             tables.push(heartbeat);
         }
-        let forward = self.hand_off.is_none() && self.skip_domain.is_none();
+        let forward = self.forward();
         if state.snapshot_done()?.is_none() {
             self.initial_snapshot(state, status, &mut blue, tables.clone()).await?;
         } else if forward {
@@ -209,7 +210,7 @@ impl SourceAdmin for MySqlAdmin {
             let mut blue = connect(&self.blue, "blue").await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
-        let (selects, reading) = (self.selector(sequences)?, self.reading);
+        let (selects, reading) = (self.selector(sequences)?, self.reading.clone());
         MySqlSource::start_reading(self.blue.clone(), self.server_id, b.gtids.clone(), selects, reading, self.config.receive_timeout()).await
     }
 

@@ -6,6 +6,7 @@ use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, quote, redacted};
 use crate::config::Config;
 use crate::source::contract::report::{Findings, Report};
+use crate::status::foreign::Side;
 use mysql_async::prelude::Queryable;
 
 /// Runs every check.
@@ -15,7 +16,7 @@ pub async fn run(config: &Config) -> Report {
         report.sections.push((format!("source (blue) {}", redacted(&opts)), check_source(&opts, config).await.0));
     }
     if let Ok(opts) = super::options(config.target.url.expose(), "target.url") {
-        report.sections.push((format!("target (green) {}", redacted(&opts)), check_target(&opts, config.cutover.reverse).await.0));
+        report.sections.push((format!("target (green) {}", redacted(&opts)), check_target(&opts, config).await.0));
     }
     if let (Ok(b), Ok(g)) = (super::options(config.source.url.expose(), "source.url"), super::options(config.target.url.expose(), "target.url")) {
         report.sections.push(("schema (green against blue, as the cutover compares them)".into(), check_schemas(&b, &g, config).await.0));
@@ -308,6 +309,9 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
             }
         },
     }
+    if config.watch.blue && config.cutover.reverse {
+        check_marks(&mut conn, Side::Blue, &version, &mut f).await;
+    }
     f
 }
 
@@ -373,7 +377,8 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, opts: &mysql_as
 
 /// Green: reachable, writable, turnout's progress database; with `reverse`, ready to feed the
 /// reverse stream after a cutover.
-async fn check_target(opts: &mysql_async::Opts, reverse: bool) -> Findings {
+async fn check_target(opts: &mysql_async::Opts, config: &Config) -> Findings {
+    let reverse = config.cutover.reverse;
     let mut f = Findings::default();
     let mut conn = match connect(opts, "green").await {
         Ok(c) => c,
@@ -428,5 +433,29 @@ async fn check_target(opts: &mysql_async::Opts, reverse: bool) -> Findings {
             f.warn(format!("cutover: {what}"), format!("{fix} (or set cutover.reverse = false to cut over without a way back)"));
         }
     }
+    if config.watch.green {
+        check_marks(&mut conn, Side::Green, &version, &mut f).await;
+    }
     f
+}
+
+/// Whether turnout's account may mark its writes on `side` (a GTID domain on MariaDB, a GTID tag on
+/// Oracle MySQL 8.3+), which the watch of that side needs to tell them from others'. Tried in this
+/// session and set back.
+async fn check_marks(conn: &mut mysql_async::Conn, side: Side, version: &str, f: &mut Findings) {
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    let watch = match side {
+        Side::Green => "[watch] green",
+        Side::Blue => "[watch] blue (the rollback window)",
+    };
+    let tried = turnout_sinks::mysql::mark_session(conn, mariadb, turnout_sinks::mysql::cutover_domain("check")).await;
+    let reset = if mariadb { "SET SESSION gtid_domain_id = @@GLOBAL.gtid_domain_id" } else { "SET SESSION gtid_next = 'AUTOMATIC'" };
+    let _ = conn.query_drop(reset).await;
+    match tried {
+        Ok(()) => f.ok(format!("{watch}: turnout's account may mark its writes on {side} ({})", if mariadb { "GTID domain" } else { "GTID tag" })),
+        Err(e) => f.warn(
+            format!("{watch}: turnout's account may not mark its writes on {side} ({e}), so the watch cannot tell them from others'"),
+            format!("{} on {side}, then restart `turnout run` (or set {watch} = false)", turnout_sinks::mysql::mark_grant(mariadb)),
+        ),
+    }
 }

@@ -89,22 +89,23 @@ pub(crate) struct MySqlCutover {
     /// The side traffic moves to is Oracle MySQL (no GTID domains: the reverse stream's hand-off is
     /// read inside the pause), learnt by the preflight; until then taken to be the fenced side's.
     green_oracle: Option<bool>,
-    /// The GTID domain the session on green writes in, when green is MariaDB (the cutover domain of
-    /// the stream into it, [`turnout_sinks::mysql::cutover_domain`], which the watch of that side
-    /// drops).
-    green_domain: Option<u32>,
+    /// The mark of the session on green's writes (the cutover domain of the stream into it,
+    /// [`turnout_sinks::mysql::cutover_domain`]: a GTID domain on MariaDB, a GTID tag on Oracle MySQL),
+    /// which the watch of that side drops.
+    green_mark: Option<u32>,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
 }
 
 impl MySqlCutover {
     /// A cutover of the stream `forward`; with `reverse`, it arms the reverse stream. Its session on
-    /// a MariaDB green writes (the counters it moves) in the cutover's GTID domain, so the watch
-    /// of green ([`crate::source::mysql::watch`]) knows them as turnout's.
+    /// green writes (the counters it moves) in the cutover's GTID domain (MariaDB) or with its GTID
+    /// tag (Oracle MySQL), so the watch of green ([`crate::source::mysql::watch`]) knows them as
+    /// turnout's.
     pub(crate) async fn connect(config: &Config, forward: &Names, reverse: Option<Reverse>) -> Result<MySqlCutover, Error> {
         let mut cutover = Self::connect_sides(config, ("blue", "green")).await?;
         cutover.reverse = reverse;
-        cutover.green_domain = Some(turnout_sinks::mysql::cutover_domain(&forward.origin));
+        cutover.green_mark = Some(turnout_sinks::mysql::cutover_domain(&forward.origin));
         Ok(cutover)
     }
 
@@ -112,12 +113,12 @@ impl MySqlCutover {
     /// ahead of green's and lifts blue's `read_only` just before traffic returns.
     ///
     /// With `again`, it arms blue → green replication as the stream's next generation, as a cutover
-    /// arms the reverse stream with the roles swapped. Its session on a MariaDB blue writes (the
-    /// counters it moves) in the reverse stream's cutover domain, which the watch of blue drops.
+    /// arms the reverse stream with the roles swapped. Its session on blue writes (the counters it
+    /// moves) with the reverse stream's cutover mark, which the watch of blue drops.
     pub(crate) async fn connect_back(config: &Config, forward: &Names, again: Option<Reverse>) -> Result<MySqlCutover, Error> {
         let mut rollback = Self::connect_sides(&reversed(config), ("green", "blue")).await?;
         rollback.reverse = again;
-        rollback.green_domain = Some(turnout_sinks::mysql::cutover_domain(&Names::reverse_of(forward).origin));
+        rollback.green_mark = Some(turnout_sinks::mysql::cutover_domain(&Names::reverse_of(forward).origin));
         Ok(rollback)
     }
 
@@ -146,7 +147,7 @@ impl MySqlCutover {
             filter: config.table_filter()?,
             oracle,
             green_oracle: None,
-            green_domain: None,
+            green_mark: None,
             fenced: None,
         })
     }
@@ -161,12 +162,11 @@ impl MySqlCutover {
                 .query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs()))
                 .await
                 .map_err(Error::mysql(side(self.sides.1), "bounding lock waits"))?;
-            if let Some(domain) = self.green_domain {
-                if crate::source::mysql::is_mariadb(&mut green, self.sides.1).await? {
-                    if let Err(e) = green.query_drop(format!("SET SESSION gtid_domain_id = {domain}")).await {
-                        let on = self.sides.1;
-                        tracing::warn!("the cutover's writes on {on} are not marked as turnout's (gtid_domain_id): {e}; GRANT BINLOG REPLAY to mark them");
-                    }
+            if let Some(mark) = self.green_mark {
+                let mariadb = crate::source::mysql::is_mariadb(&mut green, self.sides.1).await?;
+                if let Err(e) = turnout_sinks::mysql::mark_session(&mut green, mariadb, mark).await {
+                    let (on, grant) = (self.sides.1, turnout_sinks::mysql::mark_grant(mariadb));
+                    tracing::warn!("the cutover's writes on {on} are not marked as turnout's: {e}; {grant} on {on} to mark them");
                 }
             }
             self.green = Some(green);

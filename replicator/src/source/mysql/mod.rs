@@ -104,8 +104,9 @@ impl Family for MySql {
         Ok(vec![format!("deleted the reverse stream's progress record {} on blue (if it existed)", names.origin)])
     }
 
-    /// Both sides, on MariaDB: the side's binlog without the GTID domains turnout writes in there
-    /// (see [`watch`]). An Oracle MySQL side is unavailable ([`Family::watch_unavailable`]).
+    /// Both sides: the side's binlog without the GTID domains (MariaDB) or tags (Oracle MySQL 8.3+)
+    /// turnout writes with there (see [`watch`]). An Oracle MySQL side before 8.3 is unavailable
+    /// ([`Family::watch_unavailable`]).
     fn watches(_side: crate::status::foreign::Side) -> bool {
         true
     }

@@ -19,7 +19,7 @@ use mysql_async::prelude::Queryable;
 use std::collections::VecDeque;
 use std::time::Duration;
 use turnout_connect::mysql::{BinlogDump, DumpFrom};
-use turnout_decoders::mysql::decoder::{BinlogDecoder, TableSelector};
+use turnout_decoders::mysql::decoder::{BinlogDecoder, OwnWrites, TableSelector};
 use turnout_decoders::{BinlogPosition, ChangeEvent, DecodeError, GtidState, Position};
 use turnout_sinks::Durable;
 
@@ -47,31 +47,30 @@ pub fn source_error(context: &str, e: mysql_async::Error) -> Error {
 }
 
 /// What a stream of turnout's own drops, and how it treats what it cannot replicate.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Reading {
-    /// GTID domains whose transactions are dropped whole (turnout's own writes on the side read: an
-    /// apply's and its cutover's).
-    pub skip: [Option<u32>; 2],
+    /// Transactions dropped whole: turnout's own writes on the side read (an apply's and its
+    /// cutover's), by GTID domain (MariaDB) or tag (Oracle MySQL).
+    pub skip: OwnWrites,
     /// The watch for writes that are not turnout's: what a stream refuses is passed on as DDL, to be
     /// counted, instead of stopping it.
     pub watching: bool,
 }
 
 impl MySqlSource {
-    /// Starts reading blue's binlog just after `gtids`, as replica `server_id`, dropping every
-    /// transaction in GTID domain `skip_domain` (turnout's own writes, for a reverse stream).
+    /// Starts reading blue's binlog just after `gtids`, as replica `server_id`, passing on every
+    /// transaction.
     pub async fn start(
         opts: mysql_async::Opts,
         server_id: u32,
         gtids: GtidState,
         selects: TableSelector,
-        skip_domain: Option<u32>,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
-        Self::start_reading(opts, server_id, gtids, selects, Reading { skip: [skip_domain, None], watching: false }, receive_timeout).await
+        Self::start_reading(opts, server_id, gtids, selects, Reading::default(), receive_timeout).await
     }
 
-    /// [`MySqlSource::start`], dropping the transactions of the GTID domains `reading` names and, for
+    /// [`MySqlSource::start`], dropping the transactions `reading` names (turnout's own) and, for
     /// the watch for writes that are not turnout's, passing on what a stream refuses (see
     /// [`BinlogDecoder::watching`]).
     pub async fn start_reading(
@@ -113,7 +112,7 @@ impl MySqlSource {
                     .execute(&format!("SET @source_heartbeat_period = {heartbeat_ns}, @master_heartbeat_period = {heartbeat_ns}"))
                     .await
                     .map_err(|e| source_error("preparing the binlog dump", e))?;
-                DumpFrom::Gtids(sets.iter().map(|(uuid, intervals)| (*uuid, intervals.clone())).collect())
+                DumpFrom::Gtids(sets.clone())
             }
         };
         stream.start(server_id, &from).await.map_err(|e| source_error("requesting blue's binlog", e))?;
@@ -121,8 +120,7 @@ impl MySqlSource {
         Ok(MySqlSource {
             stream,
             decoder: BinlogDecoder::new(gtids, selects)
-                .skipping_domain(reading.skip[0])
-                .also_skipping(reading.skip[1])
+                .dropping(reading.skip)
                 .watching(reading.watching)
                 .replicating(opts.db_name().map(str::to_owned).into_iter().collect())
                 .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),

@@ -1,38 +1,43 @@
-//! The MySQL family's side of the watch for writes that are not turnout's ([`crate::watch`]), on
-//! MariaDB: the watched side's binlog with turnout's own transactions dropped by their GTID domain.
+//! The MySQL family's side of the watch for writes that are not turnout's ([`crate::watch`]): the
+//! watched side's binlog with turnout's own transactions dropped by their mark — a GTID domain on
+//! MariaDB, a GTID tag on Oracle MySQL 8.3+ ([`turnout_sinks::mysql::mark_session`]).
 //!
 //! - **Green, before the cutover**: green's binlog, read from its end when the watch first starts
-//!   (once the initial copy is whole). Every session of turnout's forward apply into green writes in
-//!   a domain of its own ([`turnout_sinks::mysql::own_domain`]), and the cutover's session on green
-//!   in one next to it (the counters it moves, [`turnout_sinks::mysql::cutover_domain`]: apart, so
-//!   that the apply's domain in green's binlog still proves the apply marks its writes).
+//!   (once the initial copy is whole). Every session of turnout's forward apply into green writes
+//!   with a mark of its own ([`turnout_sinks::mysql::own_domain`]), and the cutover's session on
+//!   green with one next to it (the counters it moves, [`turnout_sinks::mysql::cutover_domain`]:
+//!   apart, so that the apply's domain in a MariaDB green's binlog still proves the apply marks its
+//!   writes).
 //! - **Blue, in the rollback window**: blue's binlog from the cutover's sentinel (the watch's
 //!   `begin`, journaled by the cutover) or, for a cutover that journaled none, from the position the
 //!   forward stream applied on green (its progress record there) — either proven to hold everything
-//!   blue committed before the fence. After it come the reverse stream's apply (its own domain) and
-//!   the rollback's counters (the reverse stream's cutover domain), both dropped — and whatever a
+//!   blue committed before the fence. After it come the reverse stream's apply (its own mark) and
+//!   the rollback's counters (the reverse stream's cutover mark), both dropped — and whatever a
 //!   client that bypassed the switch wrote.
 //! - What is left is foreign: rows of a replicated table, or a DDL statement on the replicated
 //!   database (or anything a replicating stream would refuse).
-//! - The mark is a row in `turnout.watch_mark`, committed in the side's default domain: not a
-//!   replicated table, so it is read as an empty transaction. Its position is the side's whole GTID
-//!   state (`@@gtid_binlog_pos` read before it) with the mark's own GTID (`@@last_gtid`, which must
-//!   have moved) in its domain: a watch that read past it read everything committed before, and the
-//!   rollback's closing mark compares with the hand-off, a whole state too.
-//! - Refused, naming the fix, unless the side can be read exactly: `gtid_strict_mode = ON` (GTIDs in
-//!   one domain only grow, so a position says what was read), no binlog filter (`binlog_do_db`,
-//!   `binlog_ignore_db`), the side itself not writing in a domain turnout's writes are known by, and
-//!   on green the binlog settings and grants a reverse stream needs (blue's are the forward
-//!   stream's).
+//! - The mark is a row in `turnout.watch_mark`, committed without turnout's mark: not a replicated
+//!   table, so it is read as an empty transaction. Its position says what was committed before it:
+//!   MariaDB, the side's whole GTID state (`@@gtid_binlog_pos` read before it) with the mark's own
+//!   GTID (`@@last_gtid`, which must have moved) in its domain; Oracle MySQL, `@@GLOBAL.gtid_executed`
+//!   read after it with every tagged source cut back to what it held before the mark (untagged
+//!   transactions are never dropped, so the watch reads past each of them; a tagged one committed
+//!   after the mark may be turnout's, which the watch would read past only with the next foreign
+//!   commit). A watch that read past it read everything committed before, and the rollback's
+//!   closing mark compares with the hand-off, a whole state too.
+//! - Refused, naming the fix, unless the side can be read exactly: MariaDB `gtid_strict_mode = ON`
+//!   (GTIDs in one domain only grow, so a position says what was read), Oracle MySQL 8.3+ with
+//!   `gtid_mode = ON`; no binlog filter (`binlog_do_db`, `binlog_ignore_db`); the MariaDB side itself
+//!   not writing in a domain turnout's writes are known by; turnout's account allowed to mark its
+//!   writes; and on green the binlog settings and grants a reverse stream needs (blue's are the
+//!   forward stream's).
 //! - Where it starts is recorded before it reads: a restart reads on from there (or from the last
 //!   transaction it read), never from the side's binlog end; a log purged meanwhile stops it, loudly.
 //!
-//! Not seen: a session with `sql_log_bin = 0`, or one that sets turnout's GTID domain itself.
-//!
-//! Not built for Oracle MySQL (turnout's apply would have to tag its GTIDs,
-//! `gtid_next = 'AUTOMATIC:<tag>'`, and the decoder read tagged GTID events): such a side is
-//! *unavailable* ([`unavailable`]) — green's watch then refuses the cutover until `[watch] green` is
-//! turned off, and blue counts as not watched.
+//! Not seen: a session with `sql_log_bin = 0`, or one that marks its writes as turnout's itself.
+//! An Oracle MySQL server before 8.3 (no GTID tags) is *unavailable* ([`unavailable`]): green's
+//! watch then refuses the cutover until `[watch] green` is turned off, and blue counts as not
+//! watched.
 
 use super::admin::MySqlAdmin;
 use super::stream::MySqlSource;
@@ -63,7 +68,8 @@ fn url_key(side: Side) -> &'static str {
     }
 }
 
-/// Why `side` cannot be watched at all, if it cannot: an Oracle MySQL server.
+/// Why `side` cannot be watched at all, if it cannot: an Oracle MySQL server before 8.3, whose
+/// GTIDs have no tags to mark turnout's writes with.
 pub(crate) async fn unavailable(config: &Config, side: Side) -> Result<Option<String>, Error> {
     let url = match side {
         Side::Green => config.target.url.expose(),
@@ -71,17 +77,25 @@ pub(crate) async fn unavailable(config: &Config, side: Side) -> Result<Option<St
     };
     let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
     let mariadb = is_mariadb(&mut conn, side.name()).await?;
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side.name(), "reading the version", e))?;
     let _ = conn.disconnect().await;
+    let version = version.unwrap_or_default();
     let off = match side {
         Side::Green => "set [watch] green = false to cut over without it",
         Side::Blue => "blue counts as not watched in the rollback window",
     };
-    Ok((!mariadb).then(|| {
+    Ok((!mariadb && !tags_gtids(&version)).then(|| {
         format!(
-            "watching an Oracle MySQL {side} for writes that are not turnout's is not built (turnout's writes there would need tagged \
-             GTIDs); {off}"
+            "{side} is Oracle MySQL {version}, which cannot tag GTIDs (MySQL 8.3+), so turnout's writes there cannot be told from others'; \
+             {side} cannot be watched for writes that are not turnout's; {off}"
         )
     }))
+}
+
+/// Whether an Oracle MySQL server of `version` (`VERSION()`) tags GTIDs: 8.3 and later.
+fn tags_gtids(version: &str) -> bool {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (8, 3)
 }
 
 /// The side's binlog without turnout's own writes, from `from` (what the watch read) or where the
@@ -120,31 +134,41 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
 
 /// Refuses a side whose binlog cannot show every write exactly, naming the first problem's fix.
 async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: Side, stream: &str) -> Result<(), Error> {
-    let (domain, cutover) = (turnout_sinks::mysql::own_domain(stream), turnout_sinks::mysql::cutover_domain(stream));
+    let own = turnout_sinks::mysql::own_domain(stream);
     let off = match side {
         Side::Green => "[watch] green = false",
         Side::Blue => "[watch] blue = false",
     };
     let refuse = |what: String, fix: String| Error::Setup(format!("{side} cannot be watched for writes that are not turnout's: {what}; {fix} (or set {off})"));
+    let mariadb = is_mariadb(conn, side.name()).await?;
     let user = opts.user().unwrap_or_default().to_owned();
     if side == Side::Green {
-        if let Some((what, fix)) = super::check::reverse_problems(conn, &user, false).await.into_iter().next() {
+        if let Some((what, fix)) = super::check::reverse_problems(conn, &user, !mariadb).await.into_iter().next() {
             return Err(refuse(what, fix));
         }
     }
-    if !super::check::variable(conn, "gtid_strict_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1") {
+    if mariadb {
+        if !super::check::variable(conn, "gtid_strict_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1") {
+            return Err(refuse(
+                format!("gtid_strict_mode is OFF on {side}, so a transaction's GTID may go backwards and read as already seen"),
+                format!("SET GLOBAL gtid_strict_mode = ON; and in {side}'s configuration"),
+            ));
+        }
+        let cutover = turnout_sinks::mysql::cutover_domain(stream);
+        if let Some(domain) = super::check::variable(conn, "gtid_domain_id").await.filter(|v| *v == own.to_string() || *v == cutover.to_string()) {
+            return Err(refuse(
+                format!("{side}'s own gtid_domain_id is {domain}, a domain turnout's writes are known by"),
+                format!("give {side} another gtid_domain_id"),
+            ));
+        }
+    } else if !super::check::variable(conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
         return Err(refuse(
-            format!("gtid_strict_mode is OFF on {side}, so a transaction's GTID may go backwards and read as already seen"),
-            format!("SET GLOBAL gtid_strict_mode = ON; and in {side}'s configuration"),
+            format!("{side}'s gtid_mode is not ON, and turnout's writes are known by their GTID tags"),
+            format!("enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on {side}"),
         ));
     }
-    if let Some(own) = super::check::variable(conn, "gtid_domain_id").await.filter(|v| *v == domain.to_string() || *v == cutover.to_string()) {
-        return Err(refuse(
-            format!("{side}'s own gtid_domain_id is {own}, a domain turnout's writes are known by"),
-            format!("give {side} another gtid_domain_id"),
-        ));
-    }
-    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await.map_err(|e| sql_error(side.name(), "SHOW MASTER STATUS", e))?;
+    let statement = if mariadb { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
+    let row: Option<mysql_async::Row> = conn.query_first(statement).await.map_err(|e| sql_error(side.name(), statement, e))?;
     let filtered = row.is_some_and(|r| {
         let text = |i: usize| String::from_utf8_lossy(&r.get::<Vec<u8>, _>(i).unwrap_or_default()).into_owned();
         !text(2).is_empty() || !text(3).is_empty()
@@ -152,9 +176,9 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
     if filtered {
         return Err(refuse(format!("{side}'s binlog is filtered by database (binlog_do_db / binlog_ignore_db)"), format!("remove the filter on {side}")));
     }
-    conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}"))
-        .await
-        .map_err(|e| refuse(format!("turnout's account may not set gtid_domain_id on {side} ({e})"), format!("GRANT BINLOG REPLAY ON *.* on {side}")))
+    turnout_sinks::mysql::mark_session(conn, mariadb, own).await.map_err(|e| {
+        refuse(format!("turnout's account may not mark its writes on {side} ({e})"), format!("{} on {side}", turnout_sinks::mysql::mark_grant(mariadb)))
+    })
 }
 
 /// A session variable's text (empty: none).
@@ -164,10 +188,16 @@ async fn text(conn: &mut mysql_async::Conn, side: Side, variable: &str) -> Resul
     Ok(value.unwrap_or_default())
 }
 
-/// A session on a MariaDB side that commits marks.
+/// GTIDs the watch's mark read on `side`.
+fn parse(side: Side, text: &str) -> Result<GtidState, Error> {
+    GtidState::parse(text).map_err(|e| Error::Setup(format!("the watch's mark on {side} read the GTIDs '{text}', which do not parse: {e}")))
+}
+
+/// A session on a side that commits marks.
 pub(crate) struct MySqlMarker {
     conn: mysql_async::Conn,
     side: Side,
+    mariadb: bool,
 }
 
 impl MySqlMarker {
@@ -177,9 +207,7 @@ impl MySqlMarker {
             Side::Blue => config.source.url.expose(),
         };
         let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
-        if !is_mariadb(&mut conn, side.name()).await? {
-            return Err(Error::Setup(format!("the watch's mark is not built for an Oracle MySQL {side}")));
-        }
+        let mariadb = is_mariadb(&mut conn, side.name()).await?;
         // The mark must be a row event; setting the session's format needs BINLOG ADMIN, so only
         // where the server's is not ROW already.
         let format = text(&mut conn, side, "@@SESSION.binlog_format").await?;
@@ -194,37 +222,62 @@ impl MySqlMarker {
         conn.query_drop("CREATE DATABASE IF NOT EXISTS turnout; CREATE TABLE IF NOT EXISTS turnout.watch_mark (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)")
             .await
             .map_err(|e| sql_error(side.name(), "creating turnout.watch_mark for the watch's mark", e))?;
-        Ok(MySqlMarker { conn, side })
+        Ok(MySqlMarker { conn, side, mariadb })
+    }
+
+    /// Commits the mark row.
+    async fn write(&mut self) -> Result<(), Error> {
+        self.conn
+            .query_drop("REPLACE INTO turnout.watch_mark VALUES (1, UTC_TIMESTAMP(6))")
+            .await
+            .map_err(|e| sql_error(self.side.name(), "writing the watch's mark", e))
+    }
+
+    /// MariaDB: the whole GTID state before the mark, with the mark's own GTID in its domain.
+    async fn mark_maria(&mut self) -> Result<GtidState, Error> {
+        let side = self.side;
+        let before = text(&mut self.conn, side, "@@last_gtid").await?;
+        // Everything committed before the mark: the mark adds its own GTID to it.
+        let state = text(&mut self.conn, side, "@@GLOBAL.gtid_binlog_pos").await?;
+        self.write().await?;
+        let gtid = text(&mut self.conn, side, "@@last_gtid").await?;
+        if gtid.is_empty() || gtid == before {
+            return Err(Error::Setup(format!(
+                "{side}'s binlog shows no transaction for the watch's mark (@@last_gtid stayed '{before}'): it must log every write \
+                 (log_bin on, no binlog filter) to be watched"
+            )));
+        }
+        let mut gtids = parse(side, &state)?;
+        if let GtidState::MariaDb(own) = parse(side, &gtid)? {
+            for g in own.into_values() {
+                gtids.push_maria(g);
+            }
+        }
+        Ok(gtids)
+    }
+
+    /// Oracle MySQL: the executed set after the mark with its tagged sources as they were before
+    /// (see the module documentation); the mark itself, untagged, must have added to it.
+    async fn mark_mysql(&mut self) -> Result<GtidState, Error> {
+        let side = self.side;
+        let before = parse(side, &text(&mut self.conn, side, "@@GLOBAL.gtid_executed").await?)?;
+        self.write().await?;
+        let after = parse(side, &text(&mut self.conn, side, "@@GLOBAL.gtid_executed").await?)?;
+        let gtids = after.tagged_as_of(&before);
+        if gtids.compare(&before) != Some(std::cmp::Ordering::Greater) {
+            return Err(Error::Setup(format!(
+                "{side}'s executed GTID set did not grow with the watch's mark: it must log every write with a GTID (log_bin on, \
+                 gtid_mode = ON, no binlog filter) to be watched"
+            )));
+        }
+        Ok(gtids)
     }
 }
 
 impl Marker for MySqlMarker {
     fn mark(&mut self) -> Pin<Box<dyn Future<Output = Result<Position, Error>> + Send + '_>> {
         Box::pin(async move {
-            let side = self.side;
-            let before = text(&mut self.conn, side, "@@last_gtid").await?;
-            // Everything committed before the mark: the mark adds its own GTID to it.
-            let state = text(&mut self.conn, side, "@@GLOBAL.gtid_binlog_pos").await?;
-            self.conn
-                .query_drop("REPLACE INTO turnout.watch_mark VALUES (1, UTC_TIMESTAMP(6))")
-                .await
-                .map_err(|e| sql_error(side.name(), "writing the watch's mark", e))?;
-            let gtid = text(&mut self.conn, side, "@@last_gtid").await?;
-            if gtid.is_empty() || gtid == before {
-                return Err(Error::Setup(format!(
-                    "{side}'s binlog shows no transaction for the watch's mark (@@last_gtid stayed '{before}'): it must log every write \
-                     (log_bin on, no binlog filter) to be watched"
-                )));
-            }
-            let parse = |text: &str| {
-                GtidState::parse_maria(text).map_err(|e| Error::Setup(format!("the watch's mark on {side} read the GTIDs '{text}', which do not parse: {e}")))
-            };
-            let mut gtids = parse(&state)?;
-            if let GtidState::MariaDb(own) = parse(&gtid)? {
-                for g in own.into_values() {
-                    gtids.push_maria(g);
-                }
-            }
+            let gtids = if self.mariadb { self.mark_maria().await? } else { self.mark_mysql().await? };
             Ok(Position::Binlog(turnout_decoders::BinlogPosition { gtids, ..Default::default() }))
         })
     }
