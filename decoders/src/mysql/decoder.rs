@@ -336,12 +336,10 @@ impl BinlogDecoder {
         let open = self.open.take().ok_or_else(|| bad("binlog", "a commit without a transaction"))?;
         match open.gtid {
             Some(Gtid::Maria(g)) => self.gtids.push_maria(g),
-            Some(Gtid::MySql { tsid, number }) => {
-                if !self.gtids.push_mysql(&tsid, number) {
-                    return Err(bad("binlog", format!("blue sent transaction {tsid}:{number} again: it is already in the GTID set turnout has applied")));
-                }
+            Some(Gtid::MySql { tsid, number }) if !self.gtids.push_mysql(&tsid, number) => {
+                return Err(bad("binlog", format!("blue sent transaction {tsid}:{number} again: it is already in the GTID set turnout has applied")));
             }
-            None => {}
+            Some(Gtid::MySql { .. }) | None => {}
         }
         let position = self.position(log_pos);
         out.log_end = Some(position.clone());

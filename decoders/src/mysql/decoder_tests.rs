@@ -22,9 +22,26 @@ fn a_transaction_without_a_gtid_event_is_refused_naming_the_capability() {
     assert!(err.to_string().contains("@mariadb_slave_capability = 4"), "{err}");
 }
 
+/// A QUERY event of session 9 in database `app` ending at `log_pos`.
+fn query_event(sql: &str, log_pos: u32) -> Event {
+    use super::binlog::{event_type, EventHeader, Query, StatusVars};
+    Event {
+        header: EventHeader { timestamp: 1, type_code: event_type::QUERY, server_id: 1, event_size: 0, log_pos, flags: 0 },
+        event: BinlogEvent::Query(Query {
+            thread_id: 9,
+            exec_time: 0,
+            error_code: 0,
+            status_vars_raw: Vec::new(),
+            status: StatusVars::default(),
+            schema: "app".into(),
+            sql: sql.as_bytes().to_vec(),
+        }),
+    }
+}
+
 #[test]
 fn watching_passes_on_as_ddl_what_a_stream_refuses_and_ends_its_transaction() {
-    use super::binlog::{event_type, EventHeader, Query, StatusVars};
+    use super::binlog::{event_type, EventHeader};
     let gtid = |seq: u32| Event {
         header: EventHeader { timestamp: 1, type_code: event_type::MARIADB_GTID, server_id: 1, event_size: 0, log_pos: 50 * seq, flags: 0 },
         event: BinlogEvent::MariaGtid(super::binlog::MariaGtid {
@@ -39,18 +56,7 @@ fn watching_passes_on_as_ddl_what_a_stream_refuses_and_ends_its_transaction() {
             thread_id: None,
         }),
     };
-    let query = |sql: &str, seq: u32| Event {
-        header: EventHeader { timestamp: 1, type_code: event_type::QUERY, server_id: 1, event_size: 0, log_pos: 50 * seq + 25, flags: 0 },
-        event: BinlogEvent::Query(Query {
-            thread_id: 9,
-            exec_time: 0,
-            error_code: 0,
-            status_vars_raw: Vec::new(),
-            status: StatusVars::default(),
-            schema: "app".into(),
-            sql: sql.as_bytes().to_vec(),
-        }),
-    };
+    let query = |sql: &str, seq: u32| query_event(sql, 50 * seq + 25);
     let drop_table = "DROP TABLE t";
     // A replicating stream refuses it.
     let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.schema == "app"));
@@ -117,37 +123,13 @@ fn mysql_gtid_numbers_merge_into_intervals() {
 
 #[test]
 fn a_tagged_transaction_of_turnouts_is_dropped_but_its_gtid_enters_the_state() {
-    use super::binlog::{event_type, EventHeader, MysqlGtid, Query, StatusVars, Uuid, Xid};
+    use super::binlog::{event_type, EventHeader, MysqlGtid, Uuid, Xid};
     let header = |type_code: u8, log_pos: u32| EventHeader { timestamp: 1, type_code, server_id: 1, event_size: 0, log_pos, flags: 0 };
     let gtid = |tag: Option<&str>, gno: i64, log_pos: u32| Event {
         header: header(if tag.is_some() { event_type::MYSQL_GTID_TAGGED } else { event_type::MYSQL_GTID }, log_pos),
-        event: BinlogEvent::MysqlGtid(MysqlGtid {
-            assigned: true,
-            flags: 0,
-            uuid: Uuid([3; 16]),
-            gno,
-            tag: tag.map(str::to_owned),
-            last_committed: None,
-            sequence_number: None,
-            immediate_commit_timestamp: None,
-            original_commit_timestamp: None,
-            transaction_length: None,
-            immediate_server_version: None,
-            original_server_version: None,
-        }),
+        event: BinlogEvent::MysqlGtid(MysqlGtid { tag: tag.map(str::to_owned), ..MysqlGtid::new(true, 0, Uuid([3; 16]), gno) }),
     };
-    let query = |sql: &str, log_pos: u32| Event {
-        header: header(event_type::QUERY, log_pos),
-        event: BinlogEvent::Query(Query {
-            thread_id: 9,
-            exec_time: 0,
-            error_code: 0,
-            status_vars_raw: Vec::new(),
-            status: StatusVars::default(),
-            schema: "app".into(),
-            sql: sql.as_bytes().to_vec(),
-        }),
-    };
+    let query = query_event;
     let xid = |log_pos: u32| Event { header: header(event_type::XID, log_pos), event: BinlogEvent::Xid(Xid { xid: 1 }) };
     let own = OwnWrites { domains: vec![], tags: vec!["turnout_7".into()] };
     let mut d = BinlogDecoder::new(GtidState::None, Box::new(|t| t.schema == "app")).dropping(own);

@@ -160,16 +160,19 @@ async fn a_myisam_table_is_refused_by_check_and_run_with_the_fix() {
     assert!(t.log_text().contains("ENGINE = InnoDB"), "{}", t.log_text());
 }
 
+/// `turnout check`'s exit code and report.
+fn check_output(t: &Turnout) -> (Option<i32>, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 #[tokio::test]
 async fn check_passes_a_correct_setup_and_names_a_wrong_binlog_setting_with_the_fix() {
     let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
-    let check = || {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
-    };
+    let check = || check_output(&t);
     let (code, out) = check();
     assert_eq!(code, Some(0), "{out}");
     blue.execute(None, "SET GLOBAL binlog_row_metadata = 'MINIMAL'").expect("break it");
@@ -186,10 +189,7 @@ async fn check_says_whether_turnouts_writes_on_a_watched_side_can_be_marked() {
     blue.execute(Some(&db), "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").expect("schema");
     let dir = tempfile::tempdir().expect("tmp");
     let t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[watch]\ngreen = true\n");
-    let check = || {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(t.config_path()).output().expect("check");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let check = || check_output(&t).1;
     let out = check();
     assert!(out.contains("[watch] green: turnout's account may mark its writes on green"), "{out}");
     assert!(out.contains("[watch] blue (the rollback window): turnout's account may mark its writes on blue"), "{out}");

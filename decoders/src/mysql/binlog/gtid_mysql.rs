@@ -59,15 +59,12 @@ pub struct MysqlGtid {
 }
 
 impl MysqlGtid {
-    pub(crate) fn parse(r: &mut Reader<'_>, assigned: bool) -> Result<Self, BinlogError> {
-        let flags = r.u8("flags")?;
-        let mut uuid = [0u8; 16];
-        uuid.copy_from_slice(r.take(16, "source uuid")?);
-        let gno = r.i64("gno")?;
-        let mut gtid = MysqlGtid {
+    /// A GTID event's first fields, without the later ones (a MySQL 5.6 event; built events).
+    pub fn new(assigned: bool, flags: u8, uuid: Uuid, gno: i64) -> MysqlGtid {
+        MysqlGtid {
             assigned,
             flags,
-            uuid: Uuid(uuid),
+            uuid,
             gno,
             tag: None,
             last_committed: None,
@@ -77,7 +74,15 @@ impl MysqlGtid {
             transaction_length: None,
             immediate_server_version: None,
             original_server_version: None,
-        };
+        }
+    }
+
+    pub(crate) fn parse(r: &mut Reader<'_>, assigned: bool) -> Result<Self, BinlogError> {
+        let flags = r.u8("flags")?;
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(r.take(16, "source uuid")?);
+        let gno = r.i64("gno")?;
+        let mut gtid = MysqlGtid::new(assigned, flags, Uuid(uuid), gno);
         if r.is_empty() {
             return Ok(gtid);
         }

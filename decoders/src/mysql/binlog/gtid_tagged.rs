@@ -82,7 +82,7 @@ fn non_negative(r: &mut Reader<'_>, what: &str) -> Result<i64, BinlogError> {
 #[cfg(test)]
 pub(crate) fn put_varlen(out: &mut Vec<u8>, v: u64) {
     let bits = 64 - v.leading_zeros() as usize;
-    let n = if bits <= 56 { (bits.max(1) + 6) / 7 } else { 9 };
+    let n = if bits <= 56 { bits.max(1).div_ceil(7) } else { 9 };
     if n == 9 {
         out.push(0xFF);
         out.extend_from_slice(&v.to_le_bytes());
@@ -120,20 +120,7 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Result<MysqlGtid, BinlogError> {
         return Err(r.error_at(at, format!("message size {declared} does not fit the event's {available} bytes")));
     }
     let mut f = r.sub(size - consumed, "the GTID event's fields")?;
-    let mut gtid = MysqlGtid {
-        assigned: true,
-        flags: 0,
-        uuid: Uuid([0; 16]),
-        gno: 0,
-        tag: None,
-        last_committed: None,
-        sequence_number: None,
-        immediate_commit_timestamp: None,
-        original_commit_timestamp: None,
-        transaction_length: None,
-        immediate_server_version: None,
-        original_server_version: None,
-    };
+    let mut gtid = MysqlGtid::new(true, 0, Uuid([0; 16]), 0);
     let mut last = None;
     while !f.is_empty() {
         let at = f.offset();
