@@ -99,8 +99,8 @@ pub enum CutoverError {
     HaProxySocket { socket: PathBuf, reason: String },
 
     /// haproxy answered a runtime API command with an error.
-    #[error("haproxy rejected `{command}`: {response} — check that cutover.haproxy.backend ({backend}) names a backend with servers \"blue\" and \"green\"")]
-    HaProxy { command: String, backend: String, response: String },
+    #[error("haproxy rejected `{command}`: {response} — check that {field} ({backend}) names a backend with servers \"blue\" and \"green\"")]
+    HaProxy { command: String, field: &'static str, backend: String, response: String },
 
     /// The switch command could not be started.
     #[error("cannot run the switch command {program}: {reason}; check cutover.command.argv")]

@@ -12,6 +12,13 @@ use tokio::net::UnixStream;
 pub(crate) const BLUE_SERVER: &str = "blue";
 pub(crate) const GREEN_SERVER: &str = "green";
 
+/// A backend of haproxy's and the configuration key that names it (for errors).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Backend<'a> {
+    pub name: &'a str,
+    pub field: &'static str,
+}
+
 /// Longest answer read from the socket (answers to the commands used here are a line or two).
 const MAX_ANSWER: u64 = 1 << 20;
 
@@ -31,33 +38,36 @@ pub(crate) async fn runtime_command(socket: &Path, command: &str, timeout: Durat
 }
 
 /// Runs a command that answers nothing on success; any text is haproxy's error.
-pub(crate) async fn expect_empty(socket: &Path, backend: &str, command: &str, timeout: Duration) -> Result<(), CutoverError> {
+pub(crate) async fn expect_empty(socket: &Path, backend: Backend<'_>, command: &str, timeout: Duration) -> Result<(), CutoverError> {
     let answer = runtime_command(socket, command, timeout).await?;
     let answer = answer.trim();
     if answer.is_empty() {
         Ok(())
     } else {
-        Err(CutoverError::HaProxy { command: command.to_string(), backend: backend.to_string(), response: answer.to_string() })
+        Err(rejected(backend, command, answer))
     }
+}
+
+fn rejected(backend: Backend<'_>, command: &str, response: &str) -> CutoverError {
+    CutoverError::HaProxy { command: command.to_string(), field: backend.field, backend: backend.name.to_string(), response: response.to_string() }
 }
 
 /// Sends new connections of `backend` to server `to` instead of `from`: `to` becomes ready first,
 /// then `from` goes to maintenance, so the backend always has a server; then the sessions still open
 /// on `from` are shut down so their clients reconnect — to `to`.
-pub(crate) async fn move_traffic(socket: &Path, backend: &str, from: &str, to: &str, timeout: Duration) -> Result<(), CutoverError> {
-    for command in [
-        format!("set server {backend}/{to} state ready"),
-        format!("set server {backend}/{from} state maint"),
-        format!("shutdown sessions server {backend}/{from}"),
-    ] {
+pub(crate) async fn move_traffic(socket: &Path, backend: Backend<'_>, from: &str, to: &str, timeout: Duration) -> Result<(), CutoverError> {
+    let name = backend.name;
+    for command in
+        [format!("set server {name}/{to} state ready"), format!("set server {name}/{from} state maint"), format!("shutdown sessions server {name}/{from}")]
+    {
         expect_empty(socket, backend, &command, timeout).await?;
     }
     Ok(())
 }
 
 /// The names of the servers of `backend` (`show servers state <backend>`).
-pub(crate) async fn server_names(socket: &Path, backend: &str, timeout: Duration) -> Result<Vec<String>, CutoverError> {
-    let command = format!("show servers state {backend}");
+pub(crate) async fn server_names(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<Vec<String>, CutoverError> {
+    let command = format!("show servers state {}", backend.name);
     let answer = runtime_command(socket, &command, timeout).await?;
     // Line 1 is the format version, line 2 the column names after a "#"; an unknown backend gets
     // an error text instead.
@@ -66,7 +76,56 @@ pub(crate) async fn server_names(socket: &Path, backend: &str, timeout: Duration
     let header = lines.next().unwrap_or_default();
     let columns: Vec<&str> = header.trim_start_matches('#').split_whitespace().collect();
     let Some(name_at) = columns.iter().position(|c| *c == "srv_name") else {
-        return Err(CutoverError::HaProxy { command, backend: backend.to_string(), response: answer.trim().to_string() });
+        return Err(rejected(backend, &command, answer.trim()));
     };
     Ok(lines.filter_map(|line| line.split_whitespace().nth(name_at).map(str::to_string)).collect())
+}
+
+/// Checks that `backend` has servers `blue` and `green`.
+pub(crate) async fn check_servers(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<(), CutoverError> {
+    let names = server_names(socket, backend, timeout).await?;
+    for server in [BLUE_SERVER, GREEN_SERVER] {
+        if !names.iter().any(|name| name == server) {
+            let command = format!("show servers state {}", backend.name);
+            return Err(rejected(backend, &command, &format!("backend {} has no server named {server}", backend.name)));
+        }
+    }
+    Ok(())
+}
+
+/// One server's line of `show stat`, by column name (`scur`, `stot`, `econ`, `eresp`, `status`, …).
+pub(crate) type ServerStat = std::collections::HashMap<String, String>;
+
+/// The `show stat` line of server `server` of `backend`.
+pub(crate) async fn server_stat(socket: &Path, backend: Backend<'_>, server: &str, timeout: Duration) -> Result<ServerStat, CutoverError> {
+    let answer = runtime_command(socket, "show stat", timeout).await?;
+    parse_stat(&answer, backend.name, server).ok_or_else(|| rejected(backend, "show stat", &format!("no statistics for server {}/{server}", backend.name)))
+}
+
+/// The line of `show stat`'s CSV (a `# pxname,svname,…` header, then one line per proxy and server)
+/// for `backend`/`server`.
+fn parse_stat(csv: &str, backend: &str, server: &str) -> Option<ServerStat> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.trim_start_matches('#').trim().split(',').collect();
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&backend) && f.get(1) == Some(&server))
+        .map(|fields| header.iter().zip(fields).filter(|(k, _)| !k.is_empty()).map(|(k, v)| ((*k).to_owned(), v.to_owned())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_servers_statistics_are_read_by_column_name() {
+        let csv = "# pxname,svname,qcur,scur,stot,econ,eresp,status,weight,\n\
+                   db,FRONTEND,,1,9,,,OPEN,,\n\
+                   db_read,blue,0,2,30,0,0,UP,90,\n\
+                   db_read,green,0,1,7,3,1,UP,10,\n\
+                   db_read,BACKEND,0,3,37,3,1,UP,100,\n";
+        let green = parse_stat(csv, "db_read", "green").expect("green's line");
+        assert_eq!((green["econ"].as_str(), green["eresp"].as_str(), green["weight"].as_str()), ("3", "1", "10"));
+        assert!(parse_stat(csv, "db_read", "purple").is_none() && parse_stat("", "db_read", "green").is_none());
+    }
 }

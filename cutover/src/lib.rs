@@ -6,6 +6,9 @@
 //!   `apply`, `undo`, `is_fenced`, `check`.
 //! * [`TrafficSwitch`] (`switch`) — pgbouncer entry rewrite + `RELOAD` + `RESUME`, haproxy runtime
 //!   API, an operator's command, or none; `to_green`, `to_blue`, `check`.
+//! * [`ReadSplit`] (`share`) — a canary's share of the read endpoint's connections for green:
+//!   haproxy server weights, a pgbouncer host list, or an operator's command; `set`, `green_seen`,
+//!   `check`.
 //! * [`sync_sequences`] (`sequences`) — every sequence of blue carried to green.
 //! * [`ReadOnlyFence`] (`mysql_fence`) — MariaDB/MySQL: `read_only` on, other accounts' sessions
 //!   ended, accounts that could still write listed; on MySQL sealed with `super_read_only` after
@@ -32,6 +35,7 @@ mod pgbouncer;
 mod pgbouncer_config;
 mod sequences;
 mod session;
+mod share;
 mod switch;
 mod triggers;
 
@@ -42,6 +46,7 @@ pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlF
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
+pub use share::{GreenSeen, ReadSplit};
 pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};
 pub use triggers::{
     definitions as trigger_definitions, drop_handed_over as drop_handed_over_triggers, hand_over as hand_over_triggers, try_create as try_create_triggers,

@@ -120,6 +120,13 @@ impl PgBouncerAdmin {
         }
     }
 
+    /// `RECONNECT <database>`: pgbouncer closes the entry's server connections as they are released
+    /// and opens new ones as needed (under the entry's current host list).
+    pub async fn reconnect(&self, database: &str) -> Result<(), CutoverError> {
+        let command = format!("RECONNECT {}", console_word(database));
+        self.run_limited(&command).await.map(|_| ()).map_err(|f| self.error(&command, f))
+    }
+
     /// `RELOAD`: pgbouncer re-reads its configuration file. pgbouncer does not report errors in the
     /// file here (it logs them), so check the result with [`PgBouncerAdmin::show_database`].
     pub async fn reload(&self) -> Result<(), CutoverError> {

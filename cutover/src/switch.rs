@@ -14,7 +14,7 @@
 
 use crate::command;
 use crate::error::CutoverError;
-use crate::haproxy::{self, BLUE_SERVER, GREEN_SERVER};
+use crate::haproxy::{self, Backend, BLUE_SERVER, GREEN_SERVER};
 use crate::pgbouncer::PgBouncerAdmin;
 use crate::pgbouncer_config::{point_database, Endpoint};
 use std::path::{Path, PathBuf};
@@ -114,7 +114,7 @@ impl TrafficSwitch {
                     Direction::ToGreen => (BLUE_SERVER, GREEN_SERVER),
                     Direction::ToBlue => (GREEN_SERVER, BLUE_SERVER),
                 };
-                let work = haproxy::move_traffic(admin_socket, backend, from, to, timeout);
+                let work = haproxy::move_traffic(admin_socket, Backend { name: backend, field: "cutover.haproxy.backend" }, from, to, timeout);
                 tokio::time::timeout(timeout, work)
                     .await
                     .map_err(|_| CutoverError::Timeout { what: format!("switching haproxy backend {backend} to server {to}"), timeout })??;
@@ -184,17 +184,7 @@ impl TrafficSwitch {
                     .map_err(|problem| CutoverError::PgBouncerConfig { path: config_file.clone(), problem })
             }
             TrafficSwitch::HaProxy { admin_socket, backend } => {
-                let names = haproxy::server_names(admin_socket, backend, timeout).await?;
-                for server in [BLUE_SERVER, GREEN_SERVER] {
-                    if !names.iter().any(|name| name == server) {
-                        return Err(CutoverError::HaProxy {
-                            command: format!("show servers state {backend}"),
-                            backend: backend.clone(),
-                            response: format!("backend {backend} has no server named {server}"),
-                        });
-                    }
-                }
-                Ok(())
+                haproxy::check_servers(admin_socket, Backend { name: backend, field: "cutover.haproxy.backend" }, timeout).await
             }
             TrafficSwitch::Command { argv } => {
                 let Some(program) = argv.first() else {
@@ -241,7 +231,7 @@ async fn pgbouncer_switch(admin: &PgBouncerAdmin, database: &str, config_file: &
 }
 
 /// The URLs and their passwords, masked in a switch command's output.
-fn secrets_of(urls: BlueGreen<'_>) -> Vec<String> {
+pub(crate) fn secrets_of(urls: BlueGreen<'_>) -> Vec<String> {
     let mut secrets = vec![urls.blue_url.to_string(), urls.green_url.to_string()];
     for url in [urls.blue_url, urls.green_url] {
         if let Some(pw) = ConnectOptions::from_url(url, "url").ok().and_then(|o| o.password) {
@@ -255,7 +245,7 @@ fn secrets_of(urls: BlueGreen<'_>) -> Vec<String> {
 }
 
 /// Whether `program` names an executable file, as a path or on `PATH`.
-fn find_program(program: &str) -> bool {
+pub(crate) fn find_program(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
     if program.contains('/') {

@@ -244,7 +244,7 @@ impl AlertRules {
 /// What a webhook receives (as JSON) and a command reads on stdin, for one change of level.
 #[derive(Clone, Debug, Serialize)]
 pub struct AlertEvent {
-    /// `lag`, `slot`, `window`, `rogue_writes` or `verify`.
+    /// `lag`, `slot`, `window`, `rogue_writes`, `verify` or `canary`.
     pub alert: &'static str,
     pub previous: AlertLevel,
     pub state: AlertLevel,
@@ -368,6 +368,18 @@ impl AlertEvent {
         AlertEvent::new("rogue_writes", t, message, (t.to != AlertLevel::Ok).then_some(count), "writes", status.snapshot())
     }
 
+    /// The `canary` alert: critical while a tripped threshold holds the read canary's share at 0.
+    fn canary(t: Transition, canary: &crate::canary::CanaryStatus, status: &Status) -> AlertEvent {
+        let message = match t.to {
+            AlertLevel::Ok => format!("the read canary is no longer tripped (now {}, green's share of reads {} %)", canary.state, canary.green_percent),
+            _ => format!(
+                "the read canary tripped: {}; green's share of reads went to 0 and stays there until `turnout canary` is run again",
+                canary.tripped.as_deref().unwrap_or("a threshold")
+            ),
+        };
+        AlertEvent::new("canary", t, message, None, "share", status.snapshot())
+    }
+
     /// The `verify` alert: critical while the continuous verify's last whole run found differences.
     fn verify(t: Transition, verified: &crate::status::verified::Verified, status: &Status) -> AlertEvent {
         let differing = verified.differing();
@@ -448,6 +460,7 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
     let mut window = Debounced::new(rules.min_duration);
     let mut rogue: std::collections::BTreeMap<Side, Option<AlertLevel>> = std::collections::BTreeMap::new();
     let mut verify: Option<AlertLevel> = None;
+    let mut canary: Option<AlertLevel> = None;
     if lag.is_some() {
         status.set_alert("lag", AlertLevel::Ok);
     }
@@ -489,6 +502,12 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
         }
         if let Some(level) = rogue.values().flatten().max() {
             status.set_alert("rogue_writes", *level);
+        }
+        if let Some(c) = status.canary() {
+            if let Some(t) = flip(&mut canary, c.state == "tripped") {
+                report(&status, &deliver, AlertEvent::canary(t, &c, &status));
+            }
+            status.set_alert("canary", canary.unwrap_or(AlertLevel::Ok));
         }
         if let Some(verified) = status.verified().filter(|v| v.finished_at.is_some()) {
             if let Some(t) = flip(&mut verify, !verified.differing().is_empty()) {

@@ -69,6 +69,47 @@ pub struct MoveArgs {
     pub report: Option<PathBuf>,
 }
 
+/// The arguments of `canary`.
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Green's share of reads to start at, e.g. 5% (0 ends the canary: every read to blue).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub reads: u8,
+    /// Raise the share by this much every --every while green stays healthy, e.g. 10%.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub step: Option<u8>,
+    /// How long green must stay healthy at a share before the next step (default 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<Duration>,
+    /// The share the ramp stops at (default: --reads, or 100% with --step).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub max: Option<u8>,
+    /// The staleness allowed: while green lags more, its share is 0 (default canary.max_lag).
+    #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
+    pub max_lag: Option<Duration>,
+}
+
+impl CanaryArgs {
+    /// What `POST /canary` asks.
+    pub fn ask(&self) -> crate::canary::Ask {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        crate::canary::Ask { reads: self.reads, step: self.step, every_ms: self.every.map(ms), max: self.max, max_lag_ms: self.max_lag.map(ms) }
+    }
+}
+
+/// `5%`, `5` or `12.5%` (rounded) as a percentage from 0 to 100.
+pub fn parse_percent(text: &str) -> Result<u8, String> {
+    let t = text.trim();
+    let number = t.strip_suffix('%').unwrap_or(t).trim();
+    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a percentage like 5% or 50"))?;
+    if !(0.0..=100.0).contains(&value) {
+        return Err(format!("'{text}' is not between 0% and 100%"));
+    }
+    Ok(value.round() as u8)
+}
+
 /// The arguments of `verify --live`.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
@@ -182,6 +223,9 @@ pub enum Command {
         #[arg(long)]
         acknowledge: bool,
     },
+    /// Share a growing part of the read endpoint's traffic with green before the cutover (`[canary]`),
+    /// while green stays healthy; `--reads 0` ends it. Prints what the sidecar did.
+    Canary(CanaryArgs),
     /// Check a cutover certificate (`cutover --report FILE`): its digest, and its signature if any.
     /// Exit 0 only when it is intact.
     Certificate {
@@ -242,6 +286,7 @@ impl Command {
             Command::Rollback(_) => "rollback",
             Command::Finish(_) => "finish",
             Command::RogueWrites { .. } => "rogue-writes",
+            Command::Canary(_) => "canary",
             Command::Certificate { .. } => "certificate",
             Command::Check(_) => "check",
             Command::Verify { .. } => "verify",
@@ -294,6 +339,17 @@ mod tests {
         assert_eq!(when_lag(&["turnout", "cutover", "--when-lag<1s"]), Duration::from_secs(1));
         assert_eq!(when_lag(&["turnout", "cutover", "--when-lag=<2s"]), Duration::from_secs(2));
         assert_eq!(when_lag(&["turnout", "rollback", "--when-lag<1s"]), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn canary_takes_percentages_and_durations() {
+        let argv = ["turnout", "canary", "--reads", "5%", "--step", "10", "--every", "2m", "--max", "50%", "--max-lag", "<200ms"].map(String::from);
+        let Command::Canary(a) = Cli::try_parse_from(argv).expect("parses").command else { panic!("canary") };
+        let ask = a.ask();
+        assert_eq!((ask.reads, ask.step, ask.every_ms, ask.max, ask.max_lag_ms), (5, Some(10), Some(120_000), Some(50), Some(200)));
+        for bad in ["101%", "-1", "five"] {
+            assert!(Cli::try_parse_from(["turnout", "canary", "--reads", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

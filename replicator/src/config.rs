@@ -5,8 +5,10 @@
 //! (`cutover.pgbouncer.admin_url`). Secrets (URLs with passwords, tokens) are held in [`Secret`], whose
 //! `Debug` and `Display` never show the value.
 
+mod canary;
 mod verify;
 mod watch;
+pub use canary::{Canary, CanaryConfig, Split};
 pub use verify::{Continuous, VerifyConfig};
 pub use watch::WatchConfig;
 
@@ -69,6 +71,8 @@ pub struct Config {
     pub watch: WatchConfig,
     #[serde(default)]
     pub verify: VerifyConfig,
+    #[serde(default)]
+    pub canary: CanaryConfig,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
@@ -440,6 +444,7 @@ impl Config {
             ));
         }
         self.cutover.verify_max_age()?;
+        self.canary()?;
         if self.cutover.window_budget()?.max_held_bytes.is_some() && source != SourceKind::Pg {
             return Err(Error::config(
                 "cutover.window_max_held",

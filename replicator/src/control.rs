@@ -1,5 +1,5 @@
 //! Talking to a running sidecar over its local HTTP API: `turnout status`, `turnout cutover` (and
-//! `rollback`, `finish`), and checking a cutover's certificate (`turnout certificate`).
+//! `rollback`, `finish`, `canary`), and checking a cutover's certificate (`turnout certificate`).
 
 use crate::config::Config;
 use crate::cutover::{Progress, Request};
@@ -144,6 +144,13 @@ pub fn check_certificate(file: &Path, public_key: Option<&str>) -> i32 {
 /// `turnout finish`: ends the rollback window and prints what was dropped.
 pub async fn finish(config: &Config) -> i32 {
     post_and_print(config, "/finish", "{}", "the sidecar refused to finish").await
+}
+
+/// `turnout canary`: asks the sidecar's read canary for a plan (or its end, `--reads 0`) and prints
+/// what it did. Exit 0 when the sidecar took it.
+pub async fn canary(config: &Config, ask: &crate::canary::Ask) -> i32 {
+    let body = serde_json::to_string(ask).unwrap_or_default();
+    post_and_print(config, "/canary", &body, "the sidecar refused the canary").await
 }
 
 /// POSTs `body` to the sidecar's `path` and prints the lines of what it did (`{"done": [..]}`);

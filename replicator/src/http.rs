@@ -2,8 +2,9 @@
 //! (Prometheus text), `POST /cutover` / `GET /cutover` (start a cutover, follow its steps), `POST
 //! /rollback` / `GET /rollback` (the same back to blue in the rollback window), `GET /cutover/report`
 //! and `GET /rollback/report` (the last one's certificate), `POST /finish` (end
-//! the rollback window) and `POST /verify/hold` (`turnout verify --live` holds the apply at its
-//! position for a moment; see [`crate::pipeline::hold`]).
+//! the rollback window), `POST /verify/hold` (`turnout verify --live` holds the apply at its
+//! position for a moment; see [`crate::pipeline::hold`]) and `GET` / `POST /canary` (the read
+//! canary, [`crate::canary`]).
 //!
 //! Every POST needs `Authorization: Bearer <cutover.token>` when a token is configured; without one
 //! it is accepted only from loopback addresses.
@@ -22,11 +23,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// The cutover and rollback controllers of a running sidecar.
+/// The cutover and rollback controllers of a running sidecar, and its read canary.
 #[derive(Clone, Debug)]
 pub struct Controllers {
     pub cutover: Arc<Controller>,
     pub rollback: Arc<Controller>,
+    pub canary: Arc<crate::canary::Canary>,
 }
 
 /// What the handlers share.
@@ -65,6 +67,7 @@ pub async fn serve(
         .route("/rogue-writes", get(rogue_writes))
         .route("/rogue-writes/acknowledge", post(rogue_writes_acknowledge))
         .route("/verify/hold", post(verify_hold))
+        .route("/canary", get(canary_status).post(canary_ask))
         .with_state(AppState { status, channels, controllers });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     Ok(tokio::spawn(async move {
@@ -181,6 +184,29 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
         return refused;
     }
     match controllers.rollback.finish().await {
+        Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+    }
+}
+
+/// `GET /canary`: the read canary as `/status` shows it (`null` before any).
+async fn canary_status(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.status.canary())
+}
+
+/// `POST /canary`: a new plan for the read canary, a change of plan, or its end (`reads: 0`);
+/// answers the lines of what was done.
+async fn canary_ask(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(ask): Json<crate::canary::Ask>,
+) -> impl IntoResponse {
+    let Some(controllers) = &state.controllers else { return unavailable() };
+    if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/canary") {
+        return refused;
+    }
+    match controllers.canary.ask(ask).await {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
         Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
     }
@@ -379,6 +405,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             let _ = writeln!(out, "# HELP turnout_verify_tables_differing Tables the last finished verify found differing.");
             let _ = writeln!(out, "# TYPE turnout_verify_tables_differing gauge\nturnout_verify_tables_differing {}", verified.differing().len());
         }
+    }
+    if let Some(canary) = &s.canary {
+        crate::canary::metrics(canary, &mut out);
     }
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);

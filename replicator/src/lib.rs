@@ -8,6 +8,7 @@
 //! is visible to this crate only.
 
 pub(crate) mod alerts;
+pub mod canary;
 pub mod check;
 pub mod cli;
 #[doc(hidden)]

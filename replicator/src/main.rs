@@ -146,6 +146,10 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             Ok(config) => turnout::control::finish(&config).await,
             Err(code) => code,
         },
+        Command::Canary(args) => match load(&args.config.config) {
+            Ok(config) => turnout::control::canary(&config, &args.ask()).await,
+            Err(code) => code,
+        },
         Command::RogueWrites { config, acknowledge } => match load(&config.config) {
             Ok(config) => turnout::control::rogue_writes(&config, acknowledge).await,
             Err(code) => code,

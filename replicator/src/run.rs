@@ -81,8 +81,12 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
                         stop,
                     )
                 };
-                let controllers =
-                    crate::http::Controllers { cutover: controller(Direction::Forward, stop), rollback: controller(Direction::Reverse, reverse_stop) };
+                let canary = crate::canary::Canary::start(Arc::clone(&shared), state.clone(), Arc::clone(&status), Arc::clone(&channels), external.clone())?;
+                let controllers = crate::http::Controllers {
+                    cutover: controller(Direction::Forward, stop),
+                    rollback: controller(Direction::Reverse, reverse_stop),
+                    canary: Arc::new(canary),
+                };
                 if config.verify.continuous {
                     let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
                     let busy = move || cutover.running() || back.running();
@@ -462,14 +466,15 @@ fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str
 /// rollback may have armed included; the state directory only with the first generation's, last, so
 /// a failure halfway leaves the names for a second attempt.
 pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
-    let generations = {
+    let (generations, canary) = {
         let state = StateStore::open(&config.state.dir)?;
-        state.every_generation()?
+        // A canary that did not end leaves green refusing the application's writes: lifted first.
+        (state.every_generation()?, crate::canary::release(config, &state).await)
     };
     // The later generations' teardowns see no state directory to remove.
     let mut kept = config.clone();
     kept.state.dir = config.state.dir.join("no-such-directory");
-    let mut done = Vec::new();
+    let mut done: Vec<String> = canary.into_iter().collect();
     for (i, names) in generations.into_iter().enumerate().rev() {
         let config = if i == 0 { config } else { &kept };
         done.extend(crate::with_family!(config, F => F::admin(config, names)?.teardown().await)?);

@@ -41,6 +41,8 @@ const ROLLBACK_CERTIFICATE: &[u8] = b"rollback/certificate";
 const WATCH_PREFIX: &str = "watch/";
 /// The generation this stream runs as after a rollback armed it again ([`crate::journal::Resumed`]).
 const RESUMED: &[u8] = b"stream/resumed";
+/// The read canary's record ([`crate::canary::plan::Record`]).
+const CANARY: &[u8] = b"canary/record";
 
 /// Work for the state-store thread.
 type Job = Box<dyn FnOnce(&DB) + Send>;
@@ -342,6 +344,17 @@ impl StateStore {
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing state: {e}")))
+    }
+
+    /// The read canary's record, if a canary was ever asked for.
+    pub fn canary(&self) -> Result<Option<crate::canary::plan::Record>, Error> {
+        self.get(CANARY)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt canary record: {e}")))).transpose()
+    }
+
+    /// Keeps the read canary's record (synced: a restart restores what was live, or 0 when in doubt).
+    pub fn record_canary(&self, record: &crate::canary::plan::Record) -> Result<(), Error> {
+        let json = serde_json::to_vec(record).map_err(|e| Error::State(format!("encoding the canary record: {e}")))?;
+        self.put(CANARY, &json)
     }
 
     /// The last position known to be durably applied on green, if any.

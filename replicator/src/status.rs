@@ -4,7 +4,10 @@
 //! [`crate::pipeline::signals::Channels`]. Never holds secrets.
 
 pub mod foreign;
+mod snapshot;
 pub mod verified;
+
+pub use snapshot::Snapshot;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -203,6 +206,8 @@ pub struct Status {
     watched: Mutex<BTreeMap<foreign::Side, foreign::Watched>>,
     /// The continuous verify, when on.
     verified: Mutex<Option<verified::Verified>>,
+    /// The read canary, once one was asked for.
+    canary: Mutex<Option<crate::canary::CanaryStatus>>,
     /// Why the rollback window ended on its own, and the window alert's level then: for the alert
     /// task to deliver once.
     window_ended: Mutex<Option<(String, AlertLevel)>>,
@@ -250,66 +255,6 @@ pub struct ErrorReport {
     pub advice: String,
 }
 
-/// The JSON of `/status`.
-#[derive(Debug, Serialize)]
-pub struct Snapshot {
-    pub phase: Phase,
-    /// `forward` (blue → green) or `reverse` (green → blue, the rollback window after a cutover):
-    /// every position, lag and counter below is of this direction's stream.
-    pub direction: Direction,
-    /// 1 for the stream's first run blue → green; each rollback that armed blue → green replication
-    /// again (`cutover.iterate`) begins the next.
-    pub generation: u32,
-    /// The source position durably applied on green (PostgreSQL LSN, or binlog file:offset and GTIDs).
-    pub applied_position: String,
-    /// How far the source's log reaches.
-    pub source_position: String,
-    /// Source log bytes not yet durable on green, where the source can measure them.
-    pub lag_bytes: u64,
-    /// Age, on blue's clock, of the oldest transaction committed on blue and not yet durable on green;
-    /// when nothing is pending, of the newest heartbeat received or transaction durable on green,
-    /// whichever is newer (green holds everything blue committed before either). None until measurable.
-    pub lag_seconds: Option<f64>,
-    /// `lag_bytes` divided by the recent durable apply rate.
-    pub predicted_drain_seconds: Option<f64>,
-    /// Recent durable progress on green, bytes of source WAL per second.
-    pub apply_bytes_per_second: f64,
-    pub slot: Option<SlotHealth>,
-    pub rows_applied: u64,
-    pub transactions_applied: u64,
-    pub rows_per_second: f64,
-    /// Estimated bytes of everything received and not yet applied held in memory (open transactions,
-    /// the batch, the batch in flight); bounded by `apply.memory_budget`.
-    pub buffered_bytes: u64,
-    /// Source transactions received and not yet durable on green.
-    pub pending_transactions: usize,
-    /// Bytes of large transactions written to the state store since start.
-    pub spilled_bytes_total: u64,
-    /// Large transactions applied on green while blue still sent them (streamed, or sent whole and
-    /// too large for memory), and committed there.
-    pub early_committed_total: u64,
-    /// Transactions whose early apply was given up (then applied whole at their commit).
-    pub early_given_up_total: u64,
-    pub names: Option<crate::names::Names>,
-    pub tables: BTreeMap<String, TableProgress>,
-    /// The chunked initial copy, when the copy is chunked.
-    pub copy: Option<CopyProgress>,
-    /// The last error (cleared when streaming resumes), with its class and advice.
-    pub last_error: Option<ErrorReport>,
-    /// Level of each enabled alert: `lag` (when a lag threshold is configured) and `slot`.
-    pub alerts: BTreeMap<String, AlertLevel>,
-    /// A live verify's hold on the apply: `idle`, `armed`, `at`, `reached` or `passed` (`turnout verify
-    /// --live`); filled in from the pipeline's channels by the HTTP API, `idle` otherwise.
-    pub verify_hold: &'static str,
-    /// The rollback window, while the reverse stream runs.
-    pub window: Option<WindowStatus>,
-    /// The watch for writes that are not turnout's, per side watched (`green` before the cutover,
-    /// `blue` in the rollback window).
-    pub rogue_writes: BTreeMap<foreign::Side, foreign::Watched>,
-    /// The continuous verify (`verify.continuous`), when on.
-    pub continuous_verify: Option<verified::Verified>,
-}
-
 impl Default for Status {
     fn default() -> Self {
         Status {
@@ -338,6 +283,7 @@ impl Default for Status {
             window: Mutex::new(None),
             watched: Mutex::new(BTreeMap::new()),
             verified: Mutex::new(None),
+            canary: Mutex::new(None),
             window_ended: Mutex::new(None),
         }
     }
@@ -560,6 +506,15 @@ impl Status {
         lock(&self.verified).clone()
     }
 
+    /// Shows the read canary as it stands.
+    pub fn set_canary(&self, canary: Option<crate::canary::CanaryStatus>) {
+        *lock(&self.canary) = canary;
+    }
+
+    pub fn canary(&self) -> Option<crate::canary::CanaryStatus> {
+        lock(&self.canary).clone()
+    }
+
     /// Records the current level of alert `name`.
     pub fn set_alert(&self, name: &str, level: AlertLevel) {
         lock(&self.alerts).insert(name.to_owned(), level);
@@ -704,6 +659,7 @@ impl Status {
         let window = self.window();
         let rogue_writes = self.watches();
         let continuous_verify = self.verified();
+        let canary = self.canary();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -734,6 +690,7 @@ impl Status {
                 window,
                 rogue_writes,
                 continuous_verify,
+                canary,
             }
         })
     }

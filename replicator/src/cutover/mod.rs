@@ -49,7 +49,7 @@ mod recover;
 mod rehearse;
 mod rogue;
 use record::Record;
-pub use recover::{armed_again, cut_over, open_window, recover, window_over, Resume};
+pub use recover::{armed_again, cut_over, open_window, recover, rolled_back, window_over, Resume};
 
 /// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
 /// ([`Retry::again`]) says its transient failure is worth another attempt.
@@ -669,6 +669,8 @@ impl Controller {
         let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
         self.record_pause(&phases, pause);
         self.journal(&mut journal, Step::Done, Some(summary.clone()))?;
+        // Reads follow the writes (a read canary's split, when configured).
+        self.channels.reads_follow.notify_one();
         // The clients the fence held reconnect now (pgbouncer logs in to the other side for them):
         // this direction's teardown and the next stream's connections wait until they have, so the
         // two do not compete for the machine. Bounded; the next stream loses nothing by waiting.

@@ -34,6 +34,11 @@ pub fn armed_again(state: &StateStore) -> Result<Option<(ReverseArm, String)>, E
     })
 }
 
+/// Whether a rollback completed (until the next generation begins).
+pub fn rolled_back(state: &StateStore) -> Result<bool, Error> {
+    Ok(matches!(state.journal(Direction::Reverse)?, Some(Journal { step: Step::Done, .. })))
+}
+
 /// Whether a cutover of this stream completed.
 pub fn cut_over(state: &StateStore) -> Result<bool, Error> {
     Ok(matches!(state.journal(Direction::Forward)?, Some(Journal { step: Step::Done, .. })))

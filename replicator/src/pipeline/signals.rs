@@ -18,6 +18,9 @@ pub struct Channels {
     pub sentinels: Sentinels,
     /// What the stream changed since the continuous verify last compared it.
     pub changes: super::changed::Changes,
+    /// A cutover or rollback completed its switch: the read canary moves the reads after the
+    /// writes at once instead of at its next check.
+    pub reads_follow: tokio::sync::Notify,
 }
 
 /// Cutover sentinels seen in the stream, and a wake-up whenever the position durable on green

@@ -11,6 +11,7 @@ use super::{Names, SourceAdmin};
 use crate::config::Config;
 use crate::error::Error;
 use crate::journal::ReverseArm;
+use crate::source::contract::canary::GreenReads;
 use crate::source::contract::compare::Backend;
 use crate::source::contract::marker::WatchStream;
 use crate::source::contract::procedure::Procedure;
@@ -28,6 +29,8 @@ pub(crate) trait Family {
     type Cutover: Procedure;
     /// Blue's and green's sessions for `verify --live`.
     type Live: Backend;
+    /// Green as a read canary sees it.
+    type Green: GreenReads;
 
     /// Checks the family's own settings: both URLs, and the fence and switch it can work with. The
     /// error names the field and the fix.
@@ -97,6 +100,9 @@ pub(crate) trait Family {
 
     /// A session on `side` that writes marks for the watch ([`crate::source::contract::marker::Marker`]).
     fn watch_marker(config: &Config, side: Side) -> impl Future<Output = Result<Box<dyn crate::source::contract::marker::Marker>, Error>> + Send;
+
+    /// Green for the read canary ([`crate::canary`]): sessions opened on first use.
+    fn canary_green(config: &Config) -> Result<Self::Green, Error>;
 
     /// Drops what the watch of `side` holds on the servers, if anything. Best effort.
     fn drop_watch(config: &Config, forward: &Names, side: Side) -> impl Future<Output = ()> + Send;

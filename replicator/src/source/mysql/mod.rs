@@ -5,6 +5,7 @@
 //! Blue's database is the one the `source.url` names; its tables are `database.table`.
 
 pub mod admin;
+pub(crate) mod canary;
 pub mod catalog;
 pub mod check;
 pub mod chunks;
@@ -38,6 +39,7 @@ impl Family for MySql {
     type Admin = MySqlAdmin;
     type Cutover = cutover::MySqlCutover;
     type Live = live::MySqlLive;
+    type Green = canary::MySqlGreen;
 
     fn validate(config: &Config) -> Result<(), Error> {
         options(config.source.url.expose(), "source.url")?;
@@ -129,6 +131,10 @@ impl Family for MySql {
     }
 
     /// The marks' table on the side (the side's binlog follows its own retention).
+    fn canary_green(config: &Config) -> Result<canary::MySqlGreen, Error> {
+        canary::MySqlGreen::new(config)
+    }
+
     async fn drop_watch(config: &Config, _forward: &Names, side: crate::status::foreign::Side) {
         match watch::drop_marks(config, side).await {
             Ok(true) => tracing::info!("dropped turnout.watch_mark on {side}, the watch's marks"),

@@ -45,13 +45,13 @@ impl PgCutover {
     /// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences;
     /// with `reverse`, the cutover arms the reverse stream under those names.
     ///
-    /// `again`: a generation after a rollback, which may have left green's database read-only (its
-    /// fence); that fence is lifted just before traffic moves.
-    pub(crate) async fn connect(config: &Config, reverse: Option<Names>, again: bool) -> Result<PgCutover, Error> {
+    /// Green's database may be read-only for the application — a rollback's fence (a generation
+    /// after it), or a read canary's — so that is lifted just before traffic moves.
+    pub(crate) async fn connect(config: &Config, reverse: Option<Names>) -> Result<PgCutover, Error> {
         let (fence, _) = build(config)?;
         // Whatever the fence is now: the rollback's may have been read-only. Lifting it is a no-op
         // when green's database is not read-only.
-        let reopen = again.then(|| config.target_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
+        let reopen = Some(WriteFence::ReadOnly { database: config.target_options()?.database });
         let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
         Ok(PgCutover {
             blue,
@@ -182,9 +182,12 @@ impl Procedure for PgCutover {
         let Some(fence) = &self.reopen else { return Ok(None) };
         let to = self.sides.1;
         let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
+        if !fence.is_fenced(&other).await.map_err(Error::from)? {
+            return Ok(None);
+        }
         fence.undo(&other).await.map_err(Error::from)?;
-        let from = if to == "blue" { "cutover" } else { "rollback" };
-        Ok(Some(format!("lifted {to}'s read-only fence from the {from}")))
+        let from = if to == "blue" { "the cutover" } else { "the rollback or the read canary" };
+        Ok(Some(format!("lifted {to}'s read-only fence from {from}")))
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {

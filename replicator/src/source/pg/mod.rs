@@ -3,6 +3,7 @@
 //! heartbeats, the preflight check and verify digests.
 
 pub mod admin;
+pub(crate) mod canary;
 pub mod catalog;
 pub mod check;
 pub mod chunks;
@@ -38,6 +39,7 @@ impl Family for Pg {
     type Admin = admin::PgAdmin;
     type Cutover = cutover::PgCutover;
     type Live = live::PgLive;
+    type Green = canary::PgGreen;
 
     fn validate(config: &Config) -> Result<(), Error> {
         config.source_options()?;
@@ -59,7 +61,7 @@ impl Family for Pg {
     }
 
     async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<cutover::PgCutover, Error> {
-        cutover::PgCutover::connect(config, reverse.then(|| Names::reverse_of(forward)), forward.generation() > 1).await
+        cutover::PgCutover::connect(config, reverse.then(|| Names::reverse_of(forward))).await
     }
 
     async fn rollback(config: &Config, forward: &Names, again: bool) -> Result<cutover::PgCutover, Error> {
@@ -113,6 +115,10 @@ impl Family for Pg {
 
     async fn watch_marker(config: &Config, side: Side) -> Result<Box<dyn crate::source::contract::marker::Marker>, Error> {
         Ok(Box::new(watch::PgMarker::open(config, side).await?))
+    }
+
+    fn canary_green(config: &Config) -> Result<canary::PgGreen, Error> {
+        canary::PgGreen::new(config)
     }
 
     async fn drop_watch(config: &Config, forward: &Names, side: Side) {
