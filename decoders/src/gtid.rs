@@ -34,6 +34,9 @@ pub struct Tsid {
     pub tag: String,
 }
 
+/// One past the largest transaction number MySQL hands out (2^63 - 1).
+const MAX_GNO: u64 = i64::MAX as u64;
+
 /// The longest tag MySQL accepts.
 pub const TAG_MAX_LEN: usize = 32;
 
@@ -206,8 +209,8 @@ impl GtidState {
                 let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>()) else {
                     return Err(format!("'{item}' in '{part}' is not a GTID interval or tag"));
                 };
-                if a == 0 || b < a {
-                    return Err(format!("'{item}' in '{part}' is not a GTID interval"));
+                if a == 0 || b < a || b >= MAX_GNO {
+                    return Err(format!("'{item}' in '{part}' is not a GTID interval (numbers 1 to 2^63 - 2)"));
                 }
                 add_interval(sets.entry(tsid.clone()).or_default(), a, b);
             }
@@ -462,6 +465,7 @@ mod tests {
             "3e11fa47:1-5",
             "3e11fa47-71ca-11e1-9e33-c80aa9429562:5-1",
             "3e11fa47-71ca-11e1-9e33-c80aa9429562:0",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9223372036854775807",
         ] {
             assert!(GtidState::parse_mysql(bad).is_err(), "{bad}");
         }

@@ -1,5 +1,6 @@
 //! Throwaway haproxy instances: one TCP frontend in front of a backend with an active and a standby
-//! server, and the admin socket of its runtime API.
+//! server, a second frontend for reads in front of a backend sharing them by weight, and the admin
+//! socket of its runtime API.
 
 use crate::error::TestbedError;
 use crate::process::{accepts_tcp, find_program, free_port, output_file, tail, terminate, POLL};
@@ -16,12 +17,16 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// A running haproxy in TCP mode: clients connect to [`HaProxy::port`] and reach backend
 /// [`HaProxy::backend`], which has the active server (ready) and the standby server (in
 /// maintenance, `disabled`) given to [`HaProxy::start`]. The runtime API listens on
-/// [`HaProxy::admin_socket`] with `level admin`. Dropping it stops haproxy and deletes its files.
+/// [`HaProxy::admin_socket`] with `level admin`. Reads connect to [`HaProxy::read_port`] and reach
+/// backend [`HaProxy::read_backend`] (`<backend>_read`), round-robin by weight over the same two
+/// servers: the active one weight 100, the standby one weight 0 (ready, taking nothing). Dropping it
+/// stops haproxy and deletes its files.
 #[derive(Debug)]
 pub struct HaProxy {
     dir: TempDir,
     child: Option<Child>,
     port: u16,
+    read_port: u16,
     backend: String,
 }
 
@@ -31,10 +36,11 @@ impl HaProxy {
     pub fn start(backend: &str, active: (&str, u16), standby: (&str, u16)) -> Result<Self, TestbedError> {
         let program = find_program("haproxy").ok_or_else(|| TestbedError::Missing { what: "haproxy".into(), fix: "apt-get install -y haproxy".into() })?;
         let dir = tempfile::Builder::new().prefix("turnout-haproxy-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
-        let mut proxy = HaProxy { dir, child: None, port: 0, backend: backend.to_string() };
+        let mut proxy = HaProxy { dir, child: None, port: 0, read_port: 0, backend: backend.to_string() };
         let mut last_err = None;
         for _attempt in 0..3 {
             proxy.port = free_port();
+            proxy.read_port = free_port();
             proxy.write_config(active, standby)?;
             match proxy.launch(&program) {
                 Ok(()) => return Ok(proxy),
@@ -49,9 +55,12 @@ impl HaProxy {
             "global\n    stats socket {socket} mode 600 level admin\n\n\
              defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n\n\
              frontend clients\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n\n\
-             backend {backend}\n    server {a_name} 127.0.0.1:{a_port}\n    server {s_name} 127.0.0.1:{s_port} disabled\n",
+             backend {backend}\n    server {a_name} 127.0.0.1:{a_port}\n    server {s_name} 127.0.0.1:{s_port} disabled\n\n\
+             frontend reads\n    bind 127.0.0.1:{read_port}\n    default_backend {backend}_read\n\n\
+             backend {backend}_read\n    balance roundrobin\n    server {a_name} 127.0.0.1:{a_port} weight 100\n    server {s_name} 127.0.0.1:{s_port} weight 0\n",
             socket = self.admin_socket().display(),
             port = self.port,
+            read_port = self.read_port,
             backend = self.backend,
             a_name = active.0,
             a_port = active.1,
@@ -96,7 +105,7 @@ impl HaProxy {
                 Ok(None) => {}
                 Err(e) => return Err(format!("checking on haproxy: {e}")),
             }
-            if self.admin_socket().exists() && accepts_tcp(self.port) {
+            if self.admin_socket().exists() && accepts_tcp(self.port) && accepts_tcp(self.read_port) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -119,6 +128,16 @@ impl HaProxy {
     /// The backend's name.
     pub fn backend(&self) -> &str {
         &self.backend
+    }
+
+    /// The read frontend's loopback port.
+    pub fn read_port(&self) -> u16 {
+        self.read_port
+    }
+
+    /// The read backend's name: `<backend>_read`.
+    pub fn read_backend(&self) -> String {
+        format!("{}_read", self.backend)
     }
 
     /// The runtime API's unix socket (`level admin`).

@@ -433,6 +433,12 @@ impl<A: Clone + Send + 'static> Writer<A> {
         (acked, errors)
     }
 
+    /// What was acknowledged so far, in order.
+    #[allow(dead_code)]
+    pub fn snapshot(&self) -> Vec<A> {
+        self.log.acked.lock().expect("acked").clone()
+    }
+
     /// Writes acknowledged so far.
     pub fn count(&self) -> usize {
         self.log.acked.lock().expect("acked").len()

@@ -101,7 +101,7 @@ pub fn mark_grant(mariadb: bool) -> &'static str {
     if mariadb {
         "GRANT BINLOG REPLAY ON *.* (or SUPER)"
     } else {
-        "GRANT TRANSACTION_GTID_TAG, SESSION_VARIABLES_ADMIN ON *.* (MySQL 8.3+)"
+        "GRANT TRANSACTION_GTID_TAG, SESSION_VARIABLES_ADMIN ON *.* (MySQL 8.3+; older servers have no GTID tags)"
     }
 }
 
@@ -174,7 +174,15 @@ impl std::fmt::Debug for MySqlSink {
 
 impl MySqlSink {
     /// Connects, creates the progress table if needed and reads this stream's recorded position.
+    /// On Oracle MySQL its GTIDs are not tagged (see [`MySqlSink::connect_tagging`]).
     pub async fn connect(url: &str, stream: &str) -> Result<MySqlSink, SinkError> {
+        Self::connect_tagging(url, stream, false).await
+    }
+
+    /// As [`MySqlSink::connect`]; with `tag`, on Oracle MySQL 8.3+ the session tags its GTIDs as
+    /// turnout's ([`mark_session`]) — for a watch of green's (blue's) binlog. MariaDB sessions always
+    /// write in turnout's GTID domain, which reverse streams rely on.
+    pub async fn connect_tagging(url: &str, stream: &str, tag: bool) -> Result<MySqlSink, SinkError> {
         let opts = options(url)?;
         let mut conn = connect_with(&opts).await?;
         progress::ensure_table(&mut conn).await?;
@@ -184,13 +192,16 @@ impl MySqlSink {
         let domain = own_domain(stream);
         let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(SinkError::mysql("reading the version"))?;
         let mariadb = version.unwrap_or_default().to_ascii_lowercase().contains("mariadb");
-        let marked = match mark_session(&mut conn, mariadb, domain).await {
-            // MariaDB: a replica of green must not apply turnout's writes a second time either.
-            Ok(()) if mariadb => conn.query_drop("SET SESSION skip_replication = 1").await,
-            other => other,
+        let marked = if mariadb {
+            // A replica of green must not apply turnout's writes a second time either.
+            conn.query_drop(format!("SET SESSION gtid_domain_id = {domain}, SESSION skip_replication = 1")).await
+        } else if tag {
+            mark_session(&mut conn, mariadb, domain).await
+        } else {
+            Ok(())
         };
         let marks = match marked {
-            Ok(()) => Some(domain),
+            Ok(()) => (mariadb || tag).then_some(domain),
             Err(e) => {
                 let how = if mariadb { "gtid_domain_id, skip_replication" } else { "a GTID tag, gtid_next = 'AUTOMATIC:<tag>'" };
                 tracing::warn!("turnout's writes on green are not marked in its binlog ({how}): {e}; {} to mark them", mark_grant(mariadb));

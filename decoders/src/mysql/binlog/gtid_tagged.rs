@@ -122,6 +122,7 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Result<MysqlGtid, BinlogError> {
     let mut f = r.sub(size - consumed, "the GTID event's fields")?;
     let mut gtid = MysqlGtid::new(true, 0, Uuid([0; 16]), 0);
     let mut last = None;
+    let mut has_uuid = false;
     while !f.is_empty() {
         let at = f.offset();
         let id = varlen(&mut f, "field id")?;
@@ -132,6 +133,7 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Result<MysqlGtid, BinlogError> {
         match id {
             0 => gtid.flags = u8::try_from(bounded(&mut f, "gtid flags", 0xFF)?).unwrap_or_default(),
             1 => {
+                has_uuid = true;
                 for byte in gtid.uuid.0.iter_mut() {
                     *byte = u8::try_from(bounded(&mut f, "source uuid byte", 0xFF)?).unwrap_or_default();
                 }
@@ -162,8 +164,9 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Result<MysqlGtid, BinlogError> {
             }
         }
     }
-    if gtid.tag.is_none() || gtid.gno < 1 {
-        return Err(r.error_at(start, "a tagged GTID event without a tag or a transaction number"));
+    // MySQL's transaction numbers run from 1 to 2^63 - 2.
+    if gtid.tag.is_none() || !has_uuid || gtid.gno < 1 || gtid.gno == i64::MAX {
+        return Err(r.error_at(start, "a tagged GTID event without a source, a tag or a valid transaction number"));
     }
     // Left out when equal to the immediate values.
     gtid.original_commit_timestamp = gtid.original_commit_timestamp.or(gtid.immediate_commit_timestamp);
@@ -244,6 +247,8 @@ pub(crate) mod tests {
         assert!(parsed(&message(&swapped, 0)).is_err());
         let untagged: Vec<u8> = SERVER_BODY[3..33].iter().chain(&SERVER_BODY[40..]).copied().collect();
         assert!(parsed(&message(&untagged, 0)).is_err());
+        let sourceless: Vec<u8> = SERVER_BODY[3..5].iter().chain(&SERVER_BODY[31..]).copied().collect();
+        assert!(parsed(&message(&sourceless, 0)).is_err(), "no UUID field");
     }
 
     #[test]

@@ -61,10 +61,16 @@ impl MySqlAdmin {
     }
 
     /// A stream of `config`'s source without what the stream `other` wrote there: its apply's and its
-    /// cutover's GTID domains or tags (the cutover's counter moves after the hand-off must not come
-    /// back as DDL the stream refuses).
+    /// cutover's GTID domains (the cutover's counter moves after the hand-off must not come back as
+    /// DDL the stream refuses). Only the watch drops Oracle MySQL's tags too: a stream from an Oracle
+    /// MySQL side starts at a hand-off read once nothing of turnout's is left to write there, so a
+    /// tagged transaction it reads is never turnout's to drop.
     fn skipping(config: &Config, names: Names, other: &str, watching: bool) -> Result<MySqlAdmin, Error> {
-        let reading = super::stream::Reading { skip: turnout_sinks::mysql::own_writes(other), watching };
+        let mut skip = turnout_sinks::mysql::own_writes(other);
+        if !watching {
+            skip.tags.clear();
+        }
+        let reading = super::stream::Reading { skip, watching };
         Ok(MySqlAdmin { reading, ..MySqlAdmin::new(config, names)? })
     }
 
@@ -185,8 +191,11 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn open_sink(&self) -> Result<Parallel<MySqlSink>, Error> {
         let (url, stream) = (self.config.target.url.expose(), &self.names.origin);
-        let sessions =
-            futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect(url, stream))).await.map_err(Error::Sink)?;
+        // Oracle MySQL tags the apply's GTIDs only where a watch reads them: the target's.
+        let watched = if self.names.is_reverse() { self.config.watch.blue } else { self.config.watch.green };
+        let sessions = futures_util::future::try_join_all((0..self.config.apply_sessions().max(1)).map(|_| MySqlSink::connect_tagging(url, stream, watched)))
+            .await
+            .map_err(Error::Sink)?;
         Parallel::new(sessions).map_err(Error::Sink)
     }
 

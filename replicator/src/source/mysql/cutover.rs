@@ -93,6 +93,9 @@ pub(crate) struct MySqlCutover {
     /// [`turnout_sinks::mysql::cutover_domain`]: a GTID domain on MariaDB, a GTID tag on Oracle MySQL),
     /// which the watch of that side drops.
     green_mark: Option<u32>,
+    /// A watch reads the side traffic moves to (`[watch] green` for a cutover, `[watch] blue` for a
+    /// rollback): its Oracle MySQL session tags its writes.
+    green_watched: bool,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
 }
@@ -106,6 +109,7 @@ impl MySqlCutover {
         let mut cutover = Self::connect_sides(config, ("blue", "green")).await?;
         cutover.reverse = reverse;
         cutover.green_mark = Some(turnout_sinks::mysql::cutover_domain(&forward.origin));
+        cutover.green_watched = config.watch.green;
         Ok(cutover)
     }
 
@@ -119,6 +123,7 @@ impl MySqlCutover {
         let mut rollback = Self::connect_sides(&reversed(config), ("green", "blue")).await?;
         rollback.reverse = again;
         rollback.green_mark = Some(turnout_sinks::mysql::cutover_domain(&Names::reverse_of(forward).origin));
+        rollback.green_watched = config.watch.blue;
         Ok(rollback)
     }
 
@@ -148,6 +153,7 @@ impl MySqlCutover {
             oracle,
             green_oracle: None,
             green_mark: None,
+            green_watched: false,
             fenced: None,
         })
     }
@@ -164,7 +170,9 @@ impl MySqlCutover {
                 .map_err(Error::mysql(side(self.sides.1), "bounding lock waits"))?;
             if let Some(mark) = self.green_mark {
                 let mariadb = crate::source::mysql::is_mariadb(&mut green, self.sides.1).await?;
-                if let Err(e) = turnout_sinks::mysql::mark_session(&mut green, mariadb, mark).await {
+                // Oracle MySQL's tags only where a watch reads them.
+                let marked = if mariadb || self.green_watched { turnout_sinks::mysql::mark_session(&mut green, mariadb, mark).await } else { Ok(()) };
+                if let Err(e) = marked {
                     let (on, grant) = (self.sides.1, turnout_sinks::mysql::mark_grant(mariadb));
                     tracing::warn!("the cutover's writes on {on} are not marked as turnout's: {e}; {grant} on {on} to mark them");
                 }

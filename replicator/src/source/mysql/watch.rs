@@ -166,6 +166,13 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
             format!("{side}'s gtid_mode is not ON, and turnout's writes are known by their GTID tags"),
             format!("enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on {side}"),
         ));
+    } else if super::check::variable(conn, "log_replica_updates").await.is_some_and(|v| v == "0" || v.eq_ignore_ascii_case("OFF")) {
+        // A mark's position is the executed GTID set: a GTID that never reaches the binlog could
+        // never be read past.
+        return Err(refuse(
+            format!("{side} does not log what it replicates from elsewhere (log_replica_updates = OFF): those GTIDs are executed but not in its binlog"),
+            format!("set log_replica_updates = ON on {side}"),
+        ));
     }
     let statement = if mariadb { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
     let row: Option<mysql_async::Row> = conn.query_first(statement).await.map_err(|e| sql_error(side.name(), statement, e))?;

@@ -1,0 +1,275 @@
+//! The read canary on PostgreSQL (`turnout canary`, `[canary]`), through haproxy's read backend,
+//! under an application that writes through the write endpoint and reads through the read endpoint:
+//! green's share of reads follows the ramp, as blue's and green's own statement counters show; no
+//! application write lands on green; a threshold trip (green failing its readers) sends every read
+//! back to blue within a check; a kill -9 restores the live share; the cutover moves the writes and
+//! the remaining reads, losing nothing.
+
+mod common;
+
+use common::{Turnout, Writer};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+use turnout_testbed::{HaProxy, PgServer};
+
+const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); \
+    INSERT INTO t (note) SELECT 'seed' FROM generate_series(1, 200)";
+const APP: &str = "app";
+const APP_PASSWORD: &str = "app-secret";
+/// The canary checks this often.
+const CHECK: Duration = Duration::from_millis(250);
+
+struct Setup {
+    blue: PgServer,
+    green: PgServer,
+    db: String,
+    /// Green as its superuser, with blue's password.
+    green_url: String,
+    proxy: HaProxy,
+    t: Turnout,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn url(&self, port: u16) -> String {
+        format!("postgres://{APP}:{APP_PASSWORD}@127.0.0.1:{port}/{}?sslmode=disable", self.db)
+    }
+
+    /// Runs `sql` on green as its superuser.
+    async fn on_green(&self, sql: &str) {
+        // A session of turnout's kind: it writes past the canary's read-only default.
+        let c = admin(&self.green_url).await;
+        c.batch_execute("SET default_transaction_read_only = off").await.expect("read-write");
+        c.batch_execute(sql).await.expect(sql);
+    }
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    c
+}
+
+async fn setup() -> Setup {
+    let (blue, green, db) = common::pair(SCHEMA).await;
+    // The application's own role on both sides (roles are not replicated), and green with blue's
+    // password for turnout.
+    let role = format!(
+        "CREATE ROLE {APP} LOGIN PASSWORD '{APP_PASSWORD}'; GRANT SELECT, INSERT, UPDATE, DELETE ON t TO {APP}; GRANT USAGE ON SEQUENCE t_id_seq TO {APP}"
+    );
+    blue.execute(&db, &role).await.expect("blue role");
+    green.execute("postgres", &format!("CREATE ROLE {APP} LOGIN PASSWORD '{APP_PASSWORD}'")).await.expect("green role");
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    let proxy = HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), &db));
+    let probe = format!("postgres://{APP}:{APP_PASSWORD}@127.0.0.1:{}/{db}?sslmode=disable", green.port());
+    let toml = format!(
+        "[cutover]\nfence = \"read-only\"\nswitch = \"haproxy\"\n[cutover.haproxy]\nadmin_socket = \"{socket}\"\nbackend = \"db\"\n\
+         [canary]\nsplit = \"haproxy\"\ncheck_every = \"{check}ms\"\nmax_lag = \"2s\"\nmax_latency = \"2s\"\nmax_errors_per_second = 5\n\
+         probe = \"SELECT count(*) FROM t\"\nprobe_url = \"{probe}\"\n[canary.haproxy]\nbackend = \"{read}\"\n",
+        socket = proxy.admin_socket().display(),
+        check = CHECK.as_millis(),
+        read = proxy.read_backend(),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    // The schema copy brought the table, not the role's grants: as an operator makes them.
+    admin(&green_url)
+        .await
+        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON t TO {APP}; GRANT USAGE ON SEQUENCE t_id_seq TO {APP}"))
+        .await
+        .expect("grants");
+    Setup { blue, green, db, green_url, proxy, t, _dir: dir }
+}
+
+/// Writes one row per transaction through `url`, connecting again after an error (the switch ends
+/// sessions); records the ids acknowledged and every error.
+fn start_writer(url: String) -> Writer<i64> {
+    Writer::start(move |log| async move {
+        let mut client = None;
+        while log.running() {
+            if client.is_none() {
+                match tokio_postgres::connect(&url, NoTls).await {
+                    Ok((c, conn)) => {
+                        tokio::spawn(conn);
+                        client = Some(c);
+                    }
+                    Err(e) => log.failed(e),
+                }
+            }
+            if let Some(c) = &client {
+                match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
+                    Ok(row) => log.acked(row.get(0)),
+                    Err(e) => {
+                        log.failed(e);
+                        client = None;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// Reads one row per connection through `url` (haproxy shares connections by weight), recording the
+/// port of the server that answered, or the error.
+fn start_reader(url: String) -> Writer<Result<u16, String>> {
+    Writer::start(move |log| async move {
+        let mut n: i64 = 0;
+        while log.running() {
+            n += 1;
+            let read = async {
+                let (c, conn) = tokio_postgres::connect(&url, NoTls).await.map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                let row = c.query_one("SELECT inet_server_port(), (SELECT note FROM t WHERE id = $1)", &[&(n % 200 + 1)]).await.map_err(|e| e.to_string())?;
+                Ok(u16::try_from(row.get::<_, i32>(0)).unwrap_or_default())
+            };
+            log.acked(read.await);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// Index scans of `t` on a server (readers look rows up by key; turnout's apply of inserts does
+/// not): the server's own count of the reads it served.
+async fn index_scans(url: &str) -> i64 {
+    // A new session each time: statistics flush when a session ends.
+    let c = admin(url).await;
+    c.query_one("SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 't'", &[]).await.expect("idx_scan").get(0)
+}
+
+/// Green's share of the reads served while `reads` more were made, by the servers' own counters and
+/// by the port that answered.
+async fn measure(s: &Setup, reader: &Writer<Result<u16, String>>, reads: usize) -> (f64, f64) {
+    let blue = s.blue.url(&s.db);
+    let (b0, g0) = (index_scans(&blue).await, index_scans(&s.green_url).await);
+    let from = reader.count();
+    reader.wait_for(from + reads).await;
+    // Statistics reach the shared counters within a second of a session's end.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (b1, g1) = (index_scans(&blue).await, index_scans(&s.green_url).await);
+    let by_counters = (g1 - g0) as f64 / ((g1 - g0) + (b1 - b0)).max(1) as f64;
+    let answered = reader.snapshot();
+    let window: Vec<u16> = answered[from..].iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    let by_port = window.iter().filter(|p| **p == s.green.port()).count() as f64 / window.len().max(1) as f64;
+    (by_counters, by_port)
+}
+
+async fn canary(t: &Turnout, args: &[&str]) -> (i32, String) {
+    common::turnout_command(t, "canary", args).await
+}
+
+async fn canary_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    common::wait_for(t, what, |t| t.status().map(|v| v["canary"].clone()).filter(|c| check(c))).await
+}
+
+#[tokio::test]
+async fn reads_ramp_to_green_trip_back_to_blue_survive_kill_9_and_follow_the_cutover() {
+    let mut s = setup().await;
+    let writer = start_writer(s.url(s.proxy.port()));
+    let reader = start_reader(s.url(s.proxy.read_port()));
+    writer.wait_for(50).await;
+    reader.wait_for(50).await;
+    assert!(reader.snapshot().iter().all(|r| *r == Ok(s.blue.port())), "before the canary every read is blue's");
+
+    // 20 %, then 50 % fifteen seconds later.
+    let (code, out) = canary(&s.t, &["--reads", "20%", "--step", "30%", "--every", "15s", "--max", "50%", "--max-lag", "2s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("green's share of reads is 20 %") && out.contains("read-only for the application"), "{out}");
+    let (counters, ports) = measure(&s, &reader, 300).await;
+    eprintln!("at 20 %: green served {:.1} % of reads by the servers' index scans, {:.1} % by the port that answered", counters * 100.0, ports * 100.0);
+    assert!((0.08..=0.35).contains(&counters) && (0.08..=0.35).contains(&ports), "at 20 %: counters {counters:.2}, ports {ports:.2}");
+    canary_until(&mut s.t, "the ramp to 50 %", |c| c["green_percent"] == 50).await;
+    let (counters, ports) = measure(&s, &reader, 300).await;
+    eprintln!("at 50 %: green served {:.1} % of reads by the servers' index scans, {:.1} % by the port that answered", counters * 100.0, ports * 100.0);
+    assert!((0.35..=0.65).contains(&counters) && (0.35..=0.65).contains(&ports), "at 50 %: counters {counters:.2}, ports {ports:.2}");
+    assert!(s.t.metrics().contains("turnout_canary_green_read_percent 50"), "{}", s.t.metrics());
+
+    // No application write lands on green, directly or through the read endpoint.
+    let (g, conn) = tokio_postgres::connect(&s.url(s.green.port()), NoTls).await.expect("app on green");
+    tokio::spawn(conn);
+    let refused = g.batch_execute("INSERT INTO t (note) VALUES ('app on green')").await.expect_err("green refuses the application's writes");
+    assert_eq!(refused.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{refused}");
+    drop(g);
+
+    // Green fails its readers: the probe (as the application) fails, the canary trips and every
+    // read goes back to blue at that check.
+    let revoked = Instant::now();
+    s.on_green(&format!("REVOKE SELECT ON t FROM {APP}")).await;
+    let tripped = canary_until(&mut s.t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
+    let took = revoked.elapsed();
+    eprintln!("tripped {} ms after green began failing its readers (checks every {} ms)", took.as_millis(), CHECK.as_millis());
+    assert!(tripped["tripped"].as_str().is_some_and(|w| w.contains("probe failed") && w.contains("permission denied")), "{tripped}");
+    assert!(took < CHECK + Duration::from_secs(1), "the share went to 0 {} ms after green began failing", took.as_millis());
+    common::wait_for(&mut s.t, "the canary alert", |t| t.status().filter(|v| v["alerts"]["canary"] == "critical")).await;
+    let from = reader.count();
+    reader.wait_for(from + 100).await;
+    assert!(reader.snapshot()[from + 20..].iter().all(|r| *r == Ok(s.blue.port())), "after the trip every read is blue's");
+
+    // Repaired, asked again; a kill -9 restores the live share.
+    s.on_green(&format!("GRANT SELECT ON t TO {APP}")).await;
+    let (code, out) = canary(&s.t, &["--reads", "40%"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    canary_until(&mut s.t, "40 %", |c| c["green_percent"] == 40 && c["state"] == "running").await;
+    s.t.kill9();
+    s.t.start();
+    common::wait_streaming(&mut s.t).await;
+    let restored = canary_until(&mut s.t, "the restored share", |c| c["green_percent"] == 40).await;
+    assert!(restored["steps"].as_array().is_some_and(|steps| steps.iter().any(|st| st["why"].as_str().is_some_and(|w| w.contains("restart")))), "{restored}");
+    let (_, ports) = measure(&s, &reader, 200).await;
+    assert!((0.25..=0.55).contains(&ports), "after the restart: ports {ports:.2}");
+
+    // The cutover moves the writes and every read; green takes the application's writes.
+    let (code, out) = common::turnout_command(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("lifted green's read-only fence"), "{out}");
+    canary_until(&mut s.t, "reads following the writes", |c| c["state"] == "cut-over" && c["green_percent"] == 100).await;
+    let from = reader.count();
+    reader.wait_for(from + 100).await;
+    assert!(reader.snapshot()[from + 20..].iter().all(|r| *r == Ok(s.green.port())), "after the cutover every read is green's");
+    writer.wait_for(writer.count() + 100).await;
+    let (acked, _) = writer.finish().await;
+    let (reads, _) = reader.finish().await;
+    assert!(reads.iter().filter(|r| r.is_err()).count() < reads.len() / 4, "most reads succeed");
+    // Every acknowledged write is on green exactly once.
+    let g = admin(&s.green_url).await;
+    let on_green: Vec<i64> = g.query("SELECT id FROM t WHERE note = 'w' ORDER BY id", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect();
+    let mut want = acked.clone();
+    want.sort_unstable();
+    assert_eq!(on_green, want, "every acknowledged write on green exactly once");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_canary_is_refused_without_a_split_and_paused_while_green_lags() {
+    let (blue, green, db) = common::pair(SCHEMA).await;
+    let (_dir, t) = common::running(&blue, &green, &db).await;
+    let (code, out) = canary(&t, &["--reads", "5%"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no read canary is configured") && out.contains("canary.split"), "{out}");
+    drop(t);
+    // With a split: green held back by a lock lags, and its share is 0 until it catches up.
+    let mut s = setup().await;
+    let (code, out) = canary(&s.t, &["--reads", "50%", "--max-lag", "2s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    canary_until(&mut s.t, "50 %", |c| c["state"] == "running" && c["green_percent"] == 50).await;
+    // (After the canary's fence: a session of its own that may lock, as green's database is read-only.)
+    let g = admin(&s.green_url).await;
+    g.batch_execute("BEGIN READ WRITE; LOCK TABLE t IN SHARE MODE").await.expect("lock");
+    s.blue.execute(&s.db, "INSERT INTO t (note) VALUES ('pending')").await.expect("insert");
+    let paused = canary_until(&mut s.t, "paused", |c| c["state"] == "paused").await;
+    assert_eq!(paused["green_percent"], 0, "{paused}");
+    assert!(s.t.status().and_then(|v| v["lag_seconds"].as_f64()).is_some_and(|l| l > 2.0), "paused for lag");
+    g.batch_execute("COMMIT").await.expect("unlock");
+    canary_until(&mut s.t, "resumed at 50 %", |c| c["state"] == "running" && c["green_percent"] == 50).await;
+    // Ended: every read to blue, green writable again for the application.
+    let (code, out) = canary(&s.t, &["--reads", "0"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("every read goes to blue") && out.contains("takes the application's writes again"), "{out}");
+    let (a, conn) = tokio_postgres::connect(&s.url(s.green.port()), NoTls).await.expect("app on green");
+    tokio::spawn(conn);
+    a.batch_execute("BEGIN; INSERT INTO t (id, note) VALUES (-1, 'allowed again'); ROLLBACK").await.expect("green writable after the canary ended");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
