@@ -99,3 +99,4 @@ async fn a_green_account_that_cannot_read_its_binlog_stops_the_cutover_before_th
     assert!(!read_only(&green) && read_only(&blue));
     assert_eq!(t.sigterm(), Some(0));
 }
+include!("suites/canary_family.rs");

@@ -84,3 +84,4 @@ async fn a_green_account_that_cannot_feed_the_reverse_stream_stops_the_cutover_b
     wait_reverse(&mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 }
+include!("suites/canary_family.rs");

@@ -215,7 +215,9 @@ impl Task {
         if r.over() {
             return;
         }
-        let seen = self.look(green).await;
+        let kept = self.keep_fence(green).await;
+        let mut seen = self.look(green).await;
+        seen.trip = seen.trip.or(kept);
         let now = now_micros();
         let Some(r) = self.record.as_mut() else { return };
         let change = decide(r, &seen, now);
@@ -254,6 +256,23 @@ impl Task {
             self.set(share, why.to_owned()).await;
         }
         true
+    }
+
+    /// While the canary keeps green from the application's writes: that it still does — a restart
+    /// of a MySQL-family green forgets `read_only` — setting it again if not. What trips the canary
+    /// when it cannot be kept.
+    async fn keep_fence<G: GreenReads>(&mut self, green: &mut G) -> Option<String> {
+        if !self.record.as_ref().is_some_and(|r| r.fenced && !r.over()) {
+            return None;
+        }
+        match green.fence().await {
+            Ok(None) => None,
+            Ok(Some(line)) => {
+                tracing::warn!("read canary: green took the application's writes again (restarted?): {line}");
+                None
+            }
+            Err(e) => Some(format!("green's fence on the application's writes cannot be kept: {e}")),
+        }
     }
 
     /// Green's lag and health now, and what of it trips the canary.

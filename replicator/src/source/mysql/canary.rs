@@ -1,6 +1,6 @@
 //! The MySQL family's green for a read canary ([`GreenReads`]): the probe on its own read-only
-//! session, the errors green raised (Oracle MySQL's `performance_schema`; MariaDB keeps no such
-//! count unless its `performance_schema` is on), and `read_only` as the fence on the application's
+//! session, the errors green raised for other accounts than turnout's (Oracle MySQL's
+//! `performance_schema`; MariaDB keeps no such count unless its `performance_schema` is on), and `read_only` as the fence on the application's
 //! writes — turnout's account writes through it (`CONNECTION_ADMIN` on Oracle MySQL, `READ ONLY
 //! ADMIN` on MariaDB), which the fence checks first.
 //!
@@ -67,9 +67,17 @@ impl GreenReads for MySqlGreen {
     }
 
     async fn failures(&mut self) -> Option<u64> {
+        // Other accounts' errors only: turnout's own sessions raise errors they handle (a progress
+        // row's duplicate key, for one) at every transaction.
+        let user = self.target.user().unwrap_or_default().to_owned();
         let green = self.green().await.ok()?;
-        let sum: Result<Option<Option<u64>>, _> =
-            green.query_first("SELECT CAST(SUM(SUM_ERROR_RAISED) AS UNSIGNED) FROM performance_schema.events_errors_summary_global_by_error").await;
+        let sum: Result<Option<Option<u64>>, _> = green
+            .exec_first(
+                "SELECT CAST(COALESCE(SUM(SUM_ERROR_RAISED), 0) AS UNSIGNED) FROM performance_schema.events_errors_summary_by_account_by_error \
+                 WHERE USER IS NOT NULL AND USER <> ?",
+                (user,),
+            )
+            .await;
         match sum {
             Ok(count) => count.flatten(),
             Err(mysql_async::Error::Server(_)) => None,
