@@ -107,7 +107,8 @@ pub fn parse_percent(text: &str) -> Result<u8, String> {
     if !(0.0..=100.0).contains(&value) {
         return Err(format!("'{text}' is not between 0% and 100%"));
     }
-    Ok(value.round() as u8)
+    let rounded = value.round();
+    (0..=100u8).find(|p| f64::from(*p) >= rounded).ok_or_else(|| format!("'{text}' is not between 0% and 100%"))
 }
 
 /// The arguments of `verify --live`.

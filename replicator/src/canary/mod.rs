@@ -279,7 +279,12 @@ impl Task {
     async fn look<G: GreenReads>(&mut self, green: &mut G) -> Seen {
         let s = &self.settings;
         let streaming = self.status.phase() == Phase::Streaming && self.status.direction() == crate::status::Direction::Forward;
-        let lag_ms = self.status.lag_seconds().filter(|_| streaming).map(|l| (l * 1000.0).round() as u64);
+        let lag_ms = self
+            .status
+            .lag_seconds()
+            .filter(|_| streaming)
+            .and_then(|l| Duration::try_from_secs_f64(l).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let probe = green.probe(&s.probe).await;
         let failures = green.failures().await;
         let seen_by_split = s.split.green_seen(SPLIT_TIMEOUT).await;
