@@ -132,6 +132,26 @@ impl WriteFence {
         }
     }
 
+    /// Lifts a read-only fence on the side traffic is about to move to, inside a write pause: the
+    /// database-level default is reset (an error if that fails), then the client sessions opened
+    /// while it stood — read-only by default, they can only read — are asked to end within `limit`,
+    /// best effort: those still there are returned, not an error, so that no session can hold up a
+    /// switch. Other fences: [`WriteFence::undo`].
+    pub async fn reopen(&self, side: &Client, limit: Duration) -> Result<Vec<String>, CutoverError> {
+        let WriteFence::ReadOnly { database } = self else { return self.undo(side).await.map(|()| Vec::new()) };
+        if !database_is_read_only(side, database).await? {
+            return Ok(Vec::new());
+        }
+        let reset = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(database));
+        side.batch_execute(&reset).await.map_err(CutoverError::sql(Side::Blue, reset.clone()))?;
+        let reset_at = server_clock(side).await?;
+        match tokio::time::timeout(limit, end_sessions(side, database, &reset_at, Instant::now() + limit, limit)).await {
+            Ok(Ok(_)) => Ok(Vec::new()),
+            Ok(Err(e)) => Ok(vec![e.to_string()]),
+            Err(_) => Ok(vec![format!("sessions opened while {database} was read-only did not end within {} ms", limit.as_millis())]),
+        }
+    }
+
     /// Checks, changing nothing, that the fence can be applied: pgbouncer — the console answers and
     /// runs the entry; read-only — the database exists, no role setting overrides the fence, and
     /// this session's role may `ALTER DATABASE` and end other sessions.

@@ -20,7 +20,7 @@ use crate::error::CutoverError;
 use crate::haproxy::{self, Backend, BLUE_SERVER, GREEN_SERVER};
 use crate::pgbouncer::PgBouncerAdmin;
 use crate::pgbouncer_config::{point_database, Endpoint};
-use crate::switch::{find_program, secrets_of, BlueGreen};
+use crate::switch::{check_program, secrets_of, BlueGreen};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -103,7 +103,18 @@ impl ReadSplit {
     /// blue and green share a port and a database name; command — the program exists.
     pub async fn check(&self, urls: BlueGreen<'_>, timeout: Duration) -> Result<(), CutoverError> {
         match self {
-            ReadSplit::HaProxy { admin_socket, backend } => haproxy::check_servers(admin_socket, read_backend(backend), timeout).await,
+            ReadSplit::HaProxy { admin_socket, backend } => {
+                haproxy::check_servers(admin_socket, read_backend(backend), timeout).await?;
+                // Another server there would keep taking reads whatever the weights say.
+                let names = haproxy::server_names(admin_socket, read_backend(backend), timeout).await?;
+                match names.iter().find(|n| *n != BLUE_SERVER && *n != GREEN_SERVER) {
+                    Some(other) => Err(CutoverError::Config {
+                        field: "canary.haproxy.backend",
+                        reason: format!("backend {backend} has server {other} besides blue and green, which would take reads whatever the canary sets; give the canary a backend of blue and green only"),
+                    }),
+                    None => Ok(()),
+                }
+            }
             ReadSplit::PgBouncer { admin, database, .. } => {
                 host_list(urls, 0)?;
                 if admin.show_database(database).await?.is_none() {
@@ -117,16 +128,7 @@ impl ReadSplit {
                 }
                 Ok(())
             }
-            ReadSplit::Command { argv } => {
-                let Some(program) = argv.first() else {
-                    return Err(CutoverError::Config { field: "canary.command.argv", reason: "is empty; give the program and its arguments".into() });
-                };
-                if find_program(program) {
-                    Ok(())
-                } else {
-                    Err(CutoverError::CommandStart { program: program.clone(), reason: "no such executable (as a path or on PATH)".into() })
-                }
-            }
+            ReadSplit::Command { argv } => check_program(argv, "canary.command.argv"),
         }
     }
 }
@@ -190,6 +192,12 @@ async fn pgbouncer_set(admin: &PgBouncerAdmin, database: &str, config_file: &std
     let to = host_list(urls, share)?;
     point_database(config_file, database, &to)?;
     admin.reload().await?;
+    // pgbouncer reports no error in a file it did not take: what runs must be the new list.
+    let running = admin.show_database(database).await?;
+    let shown = running.as_ref().and_then(|d| d.host.clone()).unwrap_or_else(|| "no such entry".into());
+    if shown != to.host {
+        return Err(CutoverError::ReloadNotApplied { database: database.to_string(), shown, wanted: to.to_string(), path: config_file.to_path_buf() });
+    }
     admin.reconnect(database).await?;
     Ok(format!("pgbouncer read entry {database}: {share} % of new server connections to green (reloaded, reconnected)"))
 }
@@ -215,5 +223,28 @@ mod tests {
         assert_eq!((pgb.nearest(7), pgb.nearest(8), pgb.nearest(2), pgb.nearest(200)), (5, 10, 0, 100));
         let other_port = BlueGreen { blue_url: "postgres://u@10.0.0.1:5432/app", green_url: "postgres://u@10.0.0.2:5433/app" };
         assert!(host_list(other_port, 50).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_command_split_runs_the_program_with_greens_share_and_names_its_failure() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = dir.path().join("share");
+        let script = dir.path().join("split.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nprintf '%s' \"$TURNOUT_CANARY_GREEN_PERCENT\" > {}\n[ \"$TURNOUT_CANARY_GREEN_PERCENT\" != 66 ]\n", out.display()),
+        )
+        .expect("script");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let split = ReadSplit::Command { argv: vec![script.display().to_string()] };
+        let urls = BlueGreen { blue_url: "postgres://u:secret@10.0.0.1:5432/app", green_url: "postgres://u:secret@10.0.0.2:5432/app" };
+        split.check(urls, Duration::from_secs(5)).await.expect("the program exists");
+        let done = split.set(30, urls, Duration::from_secs(5)).await.expect("set");
+        assert!(done.contains("30 %"), "{done}");
+        assert_eq!(std::fs::read_to_string(&out).expect("written"), "30");
+        let failed = split.set(66, urls, Duration::from_secs(5)).await.expect_err("the program said no");
+        assert!(failed.to_string().contains("failed"), "{failed}");
+        let missing = ReadSplit::Command { argv: vec!["/no/such/program".into()] };
+        assert!(missing.check(urls, Duration::from_secs(5)).await.is_err());
     }
 }

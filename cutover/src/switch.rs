@@ -186,16 +186,7 @@ impl TrafficSwitch {
             TrafficSwitch::HaProxy { admin_socket, backend } => {
                 haproxy::check_servers(admin_socket, Backend { name: backend, field: "cutover.haproxy.backend" }, timeout).await
             }
-            TrafficSwitch::Command { argv } => {
-                let Some(program) = argv.first() else {
-                    return Err(CutoverError::Config { field: "cutover.command.argv", reason: "is empty; give the program and its arguments".into() });
-                };
-                if find_program(program) {
-                    Ok(())
-                } else {
-                    Err(CutoverError::CommandStart { program: program.clone(), reason: "no such executable (as a path or on PATH)".into() })
-                }
-            }
+            TrafficSwitch::Command { argv } => check_program(argv, "cutover.command.argv"),
             TrafficSwitch::None => Ok(()),
         }
     }
@@ -242,6 +233,18 @@ pub(crate) fn secrets_of(urls: BlueGreen<'_>) -> Vec<String> {
         }
     }
     secrets
+}
+
+/// Checks that `argv` (of the setting `field`) names a program that exists.
+pub(crate) fn check_program(argv: &[String], field: &'static str) -> Result<(), CutoverError> {
+    let Some(program) = argv.first() else {
+        return Err(CutoverError::Config { field, reason: "is empty; give the program and its arguments".into() });
+    };
+    if find_program(program) {
+        Ok(())
+    } else {
+        Err(CutoverError::CommandStart { program: program.clone(), reason: "no such executable (as a path or on PATH)".into() })
+    }
 }
 
 /// Whether `program` names an executable file, as a path or on `PATH`.

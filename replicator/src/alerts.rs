@@ -369,7 +369,7 @@ impl AlertEvent {
     }
 
     /// The `canary` alert: critical while a tripped threshold holds the read canary's share at 0.
-    fn canary(t: Transition, canary: &crate::canary::CanaryStatus, status: &Status) -> AlertEvent {
+    fn canary(t: Transition, canary: &crate::canary_plan::CanaryStatus, status: &Status) -> AlertEvent {
         let message = match t.to {
             AlertLevel::Ok => format!("the read canary is no longer tripped (now {}, green's share of reads {} %)", canary.state, canary.green_percent),
             _ => format!(

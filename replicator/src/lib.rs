@@ -9,6 +9,7 @@
 
 pub(crate) mod alerts;
 pub mod canary;
+pub(crate) mod canary_plan;
 pub mod check;
 pub mod cli;
 #[doc(hidden)]

@@ -51,6 +51,10 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
                 // back): whatever a watch left on the servers goes.
                 if crate::cutover::cut_over(&state)? && crate::cutover::open_window(&state)?.is_none() {
                     crate::watch::drop_objects(config, &names, &[Side::Green, Side::Blue]).await;
+                    // The reads follow the writes, should a crash have come between the switch and them.
+                    for line in crate::canary::settle(config, &state).await {
+                        tracing::info!("{line}");
+                    }
                 }
                 return Err(e);
             }
@@ -121,11 +125,14 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         }
     }
     let stopping = *external.borrow();
+    let mut external = external;
     if !stopping {
         tracing::info!("replication stopped; serving the HTTP API until stopped");
         status.set_phase(Phase::Stopped);
-        let mut external = external;
         let _ = external.wait_for(|s| *s).await;
+    }
+    if let Some(controllers) = &serving {
+        controllers.canary.stopped().await;
     }
     Ok(())
 }
@@ -468,13 +475,13 @@ fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str
 pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
     let (generations, canary) = {
         let state = StateStore::open(&config.state.dir)?;
-        // A canary that did not end leaves green refusing the application's writes: lifted first.
-        (state.every_generation()?, crate::canary::release(config, &state).await)
+        // The read endpoint where the writes are, and a canary's fence on green lifted, first.
+        (state.every_generation()?, crate::canary::settle(config, &state).await)
     };
     // The later generations' teardowns see no state directory to remove.
     let mut kept = config.clone();
     kept.state.dir = config.state.dir.join("no-such-directory");
-    let mut done: Vec<String> = canary.into_iter().collect();
+    let mut done: Vec<String> = canary;
     for (i, names) in generations.into_iter().enumerate().rev() {
         let config = if i == 0 { config } else { &kept };
         done.extend(crate::with_family!(config, F => F::admin(config, names)?.teardown().await)?);

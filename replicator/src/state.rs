@@ -41,7 +41,7 @@ const ROLLBACK_CERTIFICATE: &[u8] = b"rollback/certificate";
 const WATCH_PREFIX: &str = "watch/";
 /// The generation this stream runs as after a rollback armed it again ([`crate::journal::Resumed`]).
 const RESUMED: &[u8] = b"stream/resumed";
-/// The read canary's record ([`crate::canary::plan::Record`]).
+/// The read canary's record ([`crate::canary_plan::Record`]).
 const CANARY: &[u8] = b"canary/record";
 
 /// Work for the state-store thread.
@@ -347,12 +347,12 @@ impl StateStore {
     }
 
     /// The read canary's record, if a canary was ever asked for.
-    pub fn canary(&self) -> Result<Option<crate::canary::plan::Record>, Error> {
+    pub fn canary(&self) -> Result<Option<crate::canary_plan::Record>, Error> {
         self.get(CANARY)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt canary record: {e}")))).transpose()
     }
 
     /// Keeps the read canary's record (synced: a restart restores what was live, or 0 when in doubt).
-    pub fn record_canary(&self, record: &crate::canary::plan::Record) -> Result<(), Error> {
+    pub fn record_canary(&self, record: &crate::canary_plan::Record) -> Result<(), Error> {
         let json = serde_json::to_vec(record).map_err(|e| Error::State(format!("encoding the canary record: {e}")))?;
         self.put(CANARY, &json)
     }

@@ -207,7 +207,7 @@ pub struct Status {
     /// The continuous verify, when on.
     verified: Mutex<Option<verified::Verified>>,
     /// The read canary, once one was asked for.
-    canary: Mutex<Option<crate::canary::CanaryStatus>>,
+    canary: Mutex<Option<crate::canary_plan::CanaryStatus>>,
     /// Why the rollback window ended on its own, and the window alert's level then: for the alert
     /// task to deliver once.
     window_ended: Mutex<Option<(String, AlertLevel)>>,
@@ -507,11 +507,11 @@ impl Status {
     }
 
     /// Shows the read canary as it stands.
-    pub fn set_canary(&self, canary: Option<crate::canary::CanaryStatus>) {
+    pub fn set_canary(&self, canary: Option<crate::canary_plan::CanaryStatus>) {
         *lock(&self.canary) = canary;
     }
 
-    pub fn canary(&self) -> Option<crate::canary::CanaryStatus> {
+    pub fn canary(&self) -> Option<crate::canary_plan::CanaryStatus> {
         lock(&self.canary).clone()
     }
 

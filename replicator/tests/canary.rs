@@ -268,8 +268,130 @@ async fn a_canary_is_refused_without_a_split_and_paused_while_green_lags() {
     let (code, out) = canary(&s.t, &["--reads", "0"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("every read goes to blue") && out.contains("takes the application's writes again"), "{out}");
+    assert_eq!(weight(&s.proxy, "green").await, 0);
     let (a, conn) = tokio_postgres::connect(&s.url(s.green.port()), NoTls).await.expect("app on green");
     tokio::spawn(conn);
     a.batch_execute("BEGIN; INSERT INTO t (id, note) VALUES (-1, 'allowed again'); ROLLBACK").await.expect("green writable after the canary ended");
+    drop(a);
+    // Again, then turnout stops: nothing would watch green's lag, so its share goes to 0 first; then
+    // teardown leaves every read on blue and green writable.
+    let (code, out) = canary(&s.t, &["--reads", "30%"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    canary_until(&mut s.t, "30 %", |c| c["green_percent"] == 30).await;
+    assert_eq!(weight(&s.proxy, "green").await, 30);
     assert_eq!(s.t.sigterm(), Some(0));
+    assert_eq!(weight(&s.proxy, "green").await, 0, "a stopping sidecar sends the reads to blue");
+    let (code, out) = common::turnout_command(&s.t, "teardown", &["--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("every read to blue") && out.contains("takes the application's writes again"), "{out}");
+    let (a, conn) = tokio_postgres::connect(&s.url(s.green.port()), NoTls).await.expect("app on green");
+    tokio::spawn(conn);
+    a.batch_execute("BEGIN; INSERT INTO t (id, note) VALUES (-2, 'after teardown'); ROLLBACK").await.expect("green writable after teardown");
+}
+
+/// The weight haproxy gives server `server` of the read backend now (`get weight`).
+async fn weight(proxy: &HaProxy, server: &str) -> u32 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::UnixStream::connect(proxy.admin_socket()).await.expect("admin socket");
+    socket.write_all(format!("get weight {}/{server}\n", proxy.read_backend()).as_bytes()).await.expect("ask");
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.expect("answer");
+    answer.split_whitespace().next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("weight: {answer}"))
+}
+
+/// Reads one row per connection through pgbouncer's read entry from `tasks` clients at once, recording
+/// the port of the server that answered (pgbouncer shares new server connections by its host list).
+fn start_readers(url: String, tasks: usize) -> Writer<Result<u16, String>> {
+    Writer::start(move |log| async move {
+        let mut all = Vec::new();
+        for _ in 0..tasks {
+            let (url, log) = (url.clone(), log.clone());
+            all.push(tokio::spawn(async move {
+                while log.running() {
+                    let read = async {
+                        let (c, conn) = tokio_postgres::connect(&url, NoTls).await.map_err(|e| e.to_string())?;
+                        tokio::spawn(conn);
+                        let rows = c.simple_query("SELECT inet_server_port()").await.map_err(|e| e.to_string())?;
+                        Ok(common::first_value::<u16>(&rows).unwrap_or_default())
+                    };
+                    log.acked(read.await);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }));
+        }
+        for task in all {
+            let _ = task.await;
+        }
+    })
+}
+
+/// Green's share of what answered in `reads[from..]`, and how many answered.
+fn share_of(reads: &[Result<u16, String>], from: usize, green: u16) -> (f64, usize) {
+    let answered: Vec<u16> = reads[from..].iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    (answered.iter().filter(|p| **p == green).count() as f64 / answered.len().max(1) as f64, answered.len())
+}
+
+#[tokio::test]
+async fn a_pgbouncer_read_entry_shares_reads_by_its_host_list_and_trips_when_green_slows_down() {
+    let (blue, green, db) = common::pair(SCHEMA).await;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.expect("password");
+    // A host list has one port: blue and green reached on one port number, at two loopback addresses.
+    let blue_at = turnout_testbed::Proxy::start_at([127, 0, 0, 2].into(), 0, blue.port()).expect("blue's address");
+    let port = blue_at.port();
+    let green_at = turnout_testbed::Proxy::start_at([127, 0, 0, 3].into(), port, green.port()).expect("green's address");
+    let bouncer = turnout_testbed::PgBouncer::start(&blue, &db).expect("pgbouncer");
+    // The read entry, on blue; server connections live a second, so the pools follow the host list.
+    bouncer
+        .edit_config(|ini| {
+            ini.replacen("[databases]\n", &format!("[databases]\n{db}_ro = host=127.0.0.2 port={port} dbname={db}\n"), 1)
+                + "server_lifetime = 1\nserver_round_robin = 1\n"
+        })
+        .expect("read entry");
+    admin(&bouncer.admin_url()).await.simple_query("RELOAD").await.expect("reload");
+    let url = |host: &str| format!("postgres://postgres:{}@{host}:{port}/{db}?sslmode=disable", blue.password());
+    let toml = format!(
+        "[cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{admin}\"\ndatabase = \"{db}\"\nconfig_file = \"{ini}\"\n\
+         [canary]\nsplit = \"pgbouncer\"\ncheck_every = \"{check}ms\"\nmax_lag = \"5s\"\nmax_latency = \"300ms\"\n[canary.pgbouncer]\ndatabase = \"{db}_ro\"\n",
+        admin = bouncer.admin_url(),
+        ini = bouncer.config_path().display(),
+        check = CHECK.as_millis(),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &url("127.0.0.2"), &url("127.0.0.3"), &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let readers = start_readers(bouncer.url(&format!("{db}_ro")), 4);
+    readers.wait_for(40).await;
+    assert_eq!(share_of(&readers.snapshot(), 0, green.port()).0, 0.0, "before the canary every read is blue's");
+
+    let (code, out) = canary(&t, &["--reads", "50%"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    canary_until(&mut t, "50 %", |c| c["green_percent"] == 50).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from = readers.count();
+    readers.wait_for(from + 400).await;
+    let (share, n) = share_of(&readers.snapshot(), from, green.port());
+    eprintln!("pgbouncer at 50 %: green answered {:.1} % of {n} reads", share * 100.0);
+    assert!((0.2..=0.8).contains(&share), "at 50 %: {share:.2} of {n}");
+
+    // Green slows down: the probe is over canary.max_latency, every read goes back to blue.
+    green_at.set_latency(Duration::from_millis(300));
+    let tripped = canary_until(&mut t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
+    assert!(tripped["tripped"].as_str().is_some_and(|w| w.contains("canary.max_latency")), "{tripped}");
+    green_at.set_latency(Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from = readers.count();
+    readers.wait_for(from + 200).await;
+    assert_eq!(share_of(&readers.snapshot(), from, green.port()).0, 0.0, "after the trip every read is blue's");
+
+    // The cutover: writes and every read to green.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    canary_until(&mut t, "reads following the writes", |c| c["state"] == "cut-over" && c["green_percent"] == 100).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from = readers.count();
+    readers.wait_for(from + 200).await;
+    assert_eq!(share_of(&readers.snapshot(), from, green.port()).0, 1.0, "after the cutover every read is green's");
+    let _ = readers.finish().await;
+    assert_eq!(t.sigterm(), Some(0));
 }

@@ -136,6 +136,12 @@ impl PgBouncer {
         }
     }
 
+    /// Rewrites pgbouncer's configuration file with `edit` (the caller then asks for `RELOAD`).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) -> Result<(), TestbedError> {
+        let text = std::fs::read_to_string(self.config_path()).map_err(TestbedError::io("reading pgbouncer.ini"))?;
+        std::fs::write(self.config_path(), edit(text)).map_err(TestbedError::io("writing pgbouncer.ini"))
+    }
+
     /// The pgbouncer process's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -45,8 +45,15 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free loopback port and forwards every connection to `127.0.0.1:target_port`.
     pub fn start(target_port: u16) -> Result<Proxy, TestbedError> {
+        Self::start_at(std::net::Ipv4Addr::LOCALHOST, 0, target_port)
+    }
+
+    /// As [`Proxy::start`], listening on `ip:port` (any loopback address, `127.0.0.2` say; port 0: a
+    /// free one) — so that two servers can be reached on one port number, as pgbouncer's host
+    /// lists need.
+    pub fn start_at(ip: std::net::Ipv4Addr, port: u16, target_port: u16) -> Result<Proxy, TestbedError> {
         let target: SocketAddr = ([127, 0, 0, 1], target_port).into();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(TestbedError::io("binding the proxy"))?;
+        let std_listener = std::net::TcpListener::bind((ip, port)).map_err(TestbedError::io("binding the proxy"))?;
         std_listener.set_nonblocking(true).map_err(TestbedError::io("configuring the proxy socket"))?;
         let port = std_listener.local_addr().map_err(TestbedError::io("reading the proxy address"))?.port();
         let faults = Arc::new(Faults {

@@ -24,17 +24,21 @@
 //!   restart too.
 //!
 //! One task owns the split and green's sessions; requests and the cutover's signal reach it over a
-//! channel, so changes never interleave.
+//! channel, so its changes never interleave; while a cutover or rollback runs it stands down (no
+//! change of share, no fencing), and `turnout canary` is refused.
+//!
+//! Limits, stated plainly: the share is a share of new connections (pooled sessions keep their
+//! server until they end; a drop to 0 ends green's on haproxy, pgbouncer recycles them as they are
+//! released); lag is looked at once per check; while turnout is down after a crash nothing watches
+//! green's lag (a graceful stop sends the reads to blue first).
 
-pub mod plan;
-
+use crate::canary_plan::{decide, restored, CanaryStatus, Check, Plan, Record, Seen, State};
 use crate::config::Config;
 use crate::error::Error;
 use crate::pipeline::signals::Channels;
-use crate::source::contract::canary::GreenReads;
+use crate::source::contract::canary::{GreenReads, GREEN_TIMEOUT};
 use crate::state::StateStore;
 use crate::status::{now_micros, Phase, Status};
-use plan::{decide, Plan, Record, Seen, State, Step};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,53 +68,22 @@ pub struct Ask {
     pub max_lag_ms: Option<u64>,
 }
 
-/// The canary on `/status`.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct CanaryStatus {
-    /// `running`, `paused`, `tripped`, `ended`, `cut-over` or `rolled-back`.
-    pub state: &'static str,
-    /// The share of new read connections the split sends to green now, percent.
-    pub green_percent: u8,
-    /// The share the plan gives while green is healthy.
-    pub scheduled_percent: u8,
-    /// A change of the split was under way when turnout stopped, or failed: the live share is not
-    /// known for sure (the next check sets it again).
-    pub in_doubt: bool,
-    pub plan: Option<Plan>,
-    pub tripped: Option<String>,
-    /// `haproxy`, `pgbouncer` or `command`.
-    pub split: &'static str,
-    /// The canary made green refuse the application's writes.
-    pub green_fenced: bool,
-    pub started_at: Option<String>,
-    pub last_check: Option<Check>,
-    /// The split's last failure, until a change succeeds.
-    pub error: Option<String>,
-    /// The newest changes of the share.
-    pub steps: Vec<Step>,
-}
-
-/// What the last check saw.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct Check {
-    pub at: String,
-    pub lag_ms: Option<u64>,
-    pub probe_ms: Option<f64>,
-    pub probe_error: Option<String>,
-    /// Green's failures per second since the check before (its own count and the split's).
-    pub failures_per_second: Option<f64>,
-    /// Green's health as the split checks it (haproxy `status`).
-    pub split_status: Option<String>,
-}
-
 enum Command {
     Ask(Ask, oneshot::Sender<Result<Vec<String>, String>>),
+}
+
+/// What woke the canary's task.
+enum Event {
+    Check,
+    Ask(Ask, oneshot::Sender<Result<Vec<String>, String>>),
+    Stop,
 }
 
 /// The canary's handle: requests go to its task.
 #[derive(Debug)]
 pub struct Canary {
     tx: Option<mpsc::Sender<Command>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Canary {
@@ -124,14 +97,25 @@ impl Canary {
         channels: Arc<Channels>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Canary, Error> {
-        let Some(settings) = config.canary()? else { return Ok(Canary { tx: None }) };
+        let Some(settings) = config.canary()? else { return Ok(Canary { tx: None, task: std::sync::Mutex::new(None) }) };
         let (tx, rx) = mpsc::channel(8);
-        let task = Task { config: Arc::clone(&config), settings, state, status, record: None, last: Counts::default(), error: None, check: None };
-        crate::with_family!(config, F => {
+        let task = Task { config: Arc::clone(&config), settings, state, status, channels, record: None, last: Counts::default(), error: None, check: None };
+        let handle = crate::with_family!(config, F => {
             let green = F::canary_green(&config)?;
-            tokio::spawn(task.run(green, rx, channels, shutdown));
+            tokio::spawn(task.run(green, rx, shutdown))
         });
-        Ok(Canary { tx: Some(tx) })
+        Ok(Canary { tx: Some(tx), task: std::sync::Mutex::new(Some(handle)) })
+    }
+
+    /// Once the operator's signal came: waits (up to [`SPLIT_TIMEOUT`]) until the task has sent a
+    /// running canary's reads to blue — nothing watches green's lag once turnout is gone.
+    pub async fn stopped(&self) {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            if tokio::time::timeout(SPLIT_TIMEOUT, task).await.is_err() {
+                tracing::warn!("read canary: sending the reads to blue did not finish before turnout stopped");
+            }
+        }
     }
 
     /// Asks the canary's task; the answer is what it did, line by line, or why it refused.
@@ -158,6 +142,7 @@ struct Task {
     settings: crate::config::Canary,
     state: StateStore,
     status: Arc<Status>,
+    channels: Arc<Channels>,
     record: Option<Record>,
     last: Counts,
     error: Option<String>,
@@ -165,7 +150,8 @@ struct Task {
 }
 
 impl Task {
-    async fn run<G: GreenReads>(mut self, mut green: G, mut rx: mpsc::Receiver<Command>, channels: Arc<Channels>, mut shutdown: watch::Receiver<bool>) {
+    async fn run<G: GreenReads>(mut self, mut green: G, mut rx: mpsc::Receiver<Command>, mut shutdown: watch::Receiver<bool>) {
+        let channels = Arc::clone(&self.channels);
         match self.state.canary() {
             Ok(record) => self.record = record,
             Err(e) => tracing::error!("the read canary cannot read its record: {e}; it starts from nothing"),
@@ -174,33 +160,47 @@ impl Task {
         let mut ticker = tokio::time::interval(self.settings.check_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let asked = tokio::select! {
-                _ = ticker.tick() => None,
-                () = channels.reads_follow.notified() => None,
+            let event = tokio::select! {
+                _ = ticker.tick() => Event::Check,
+                () = channels.reads_follow.notified() => Event::Check,
                 command = rx.recv() => match command {
-                    Some(Command::Ask(ask, reply)) => Some((ask, reply)),
+                    Some(Command::Ask(ask, reply)) => Event::Ask(ask, reply),
                     None => return,
                 },
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = shutdown.wait_for(|stop| *stop) => Event::Stop,
             };
-            match asked {
-                Some((ask, reply)) => {
+            match event {
+                Event::Ask(ask, reply) => {
                     let answer = self.ask(&mut green, ask).await;
                     let _ = reply.send(answer);
                 }
-                None => self.tick(&mut green).await,
+                Event::Check => self.tick(&mut green).await,
+                Event::Stop => {
+                    self.stopping().await;
+                    return;
+                }
             }
             self.publish();
         }
     }
 
-    /// After a restart: the share that was live again, or 0 when a change was under way.
+    /// After a restart: the share that was live again, or 0 when a change was under way. Without a
+    /// record (no canary yet), every read to blue — unless the writes are on green, which the first
+    /// check follows.
     async fn restore(&mut self) {
+        if self.record.is_none() {
+            if !writes_on_green(&self.state).unwrap_or(true) {
+                let mut record = Record::new(Plan { reads: 0, step: 0, every_ms: 0, max: 0, max_lag_ms: 0 }, now_micros());
+                record.state = State::Ended;
+                record.live = 100;
+                self.record = Some(record);
+                self.set(0, "start: no canary asked for, every read to blue".into()).await;
+                self.publish();
+            }
+            return;
+        }
         let Some(r) = &self.record else { return };
-        let (share, why) = match r.setting {
-            Some(doubt) => (0, format!("restart: the change to {doubt} % was under way when turnout stopped, so the live share is in doubt")),
-            None => (r.live, "restart: the share that was live".to_owned()),
-        };
+        let (share, why) = restored(r);
         self.set(share, why).await;
         self.publish();
     }
@@ -208,11 +208,20 @@ impl Task {
     /// One check: reads follow writes once the writes moved; otherwise the plan's rule on what
     /// green looks like now.
     async fn tick<G: GreenReads>(&mut self, green: &mut G) {
+        // A cutover or rollback runs: it lifts green's fence and moves the writes; nothing here may
+        // fence green again or move reads until it ended.
+        if self.channels.moving.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return;
+        }
         if self.follow_writes().await {
             return;
         }
         let Some(r) = &self.record else { return };
         if r.over() {
+            // An end whose change failed is tried again.
+            if r.state == State::Ended && (r.live != 0 || r.setting.is_some()) {
+                self.set(0, "ended (--reads 0), again".into()).await;
+            }
             return;
         }
         let kept = self.keep_fence(green).await;
@@ -243,7 +252,6 @@ impl Task {
         };
         let state = self.record.as_ref().map(|r| r.state);
         let (share, new, why) = match (on_green, state) {
-            (true, Some(State::CutOver)) => (100, State::CutOver, "the cutover moved the writes: every read follows them to green"),
             (true, _) => (100, State::CutOver, "the cutover moved the writes: every read follows them to green"),
             (false, Some(State::CutOver | State::RolledBack)) => (0, State::RolledBack, "the writes went back to blue: every read follows them"),
             (false, _) => return false,
@@ -251,6 +259,10 @@ impl Task {
         let record = self.record.get_or_insert_with(|| Record::new(Plan { reads: 0, step: 0, every_ms: 0, max: 0, max_lag_ms: 0 }, now_micros()));
         let changed = record.state != new || record.live != share || record.setting.is_some();
         record.state = new;
+        if on_green {
+            // The cutover lifted green's fence before its switch.
+            record.fenced = false;
+        }
         if changed {
             tracing::info!("read canary: {why}");
             self.set(share, why.to_owned()).await;
@@ -265,7 +277,10 @@ impl Task {
         if !self.record.as_ref().is_some_and(|r| r.fenced && !r.over()) {
             return None;
         }
-        match green.fence().await {
+        match tokio::time::timeout(GREEN_TIMEOUT, green.fence())
+            .await
+            .unwrap_or_else(|_| Err(Error::Setup(format!("no answer within {} s", GREEN_TIMEOUT.as_secs()))))
+        {
             Ok(None) => None,
             Ok(Some(line)) => {
                 tracing::warn!("read canary: green took the application's writes again (restarted?): {line}");
@@ -285,8 +300,9 @@ impl Task {
             .filter(|_| streaming)
             .and_then(|l| Duration::try_from_secs_f64(l).ok())
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let probe = green.probe(&s.probe).await;
-        let failures = green.failures().await;
+        // The probe is cut off once it is over the limit: that is already the answer.
+        let probe = green.probe(&s.probe, s.max_latency + Duration::from_millis(50)).await;
+        let failures = tokio::time::timeout(GREEN_TIMEOUT, green.failures()).await.ok().flatten();
         let seen_by_split = s.split.green_seen(SPLIT_TIMEOUT).await;
         let now = Instant::now();
         let split_errors = seen_by_split.as_ref().ok().and_then(|g| g.errors);
@@ -300,9 +316,15 @@ impl Task {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
         };
-        let split_status = seen_by_split.as_ref().ok().and_then(|g| g.status.clone());
+        let split_status = match &seen_by_split {
+            Ok(g) => g.status.clone(),
+            Err(e) => Some(format!("unreadable: {e}")),
+        };
         let mut trip = None;
         match &probe {
+            Err(e) if e.starts_with("no answer within") => {
+                trip = Some(format!("green's probe gave no answer within canary.max_latency ({} ms)", s.max_latency.as_millis()));
+            }
             Err(e) => trip = Some(format!("green's probe failed: {e}")),
             Ok(took) if *took > s.max_latency => {
                 trip = Some(format!("green's probe took {} ms, over canary.max_latency ({} ms)", took.as_millis(), s.max_latency.as_millis()));
@@ -337,9 +359,13 @@ impl Task {
         let Some(r) = self.record.as_mut() else { return };
         r.setting = Some(share);
         if let Err(e) = self.state.record_canary(r) {
-            tracing::error!("read canary: keeping its record failed, so the split is not changed: {e}");
             self.error = Some(e.to_string());
-            return;
+            // Reads back to blue go ahead all the same: that is the safe way.
+            if share != 0 {
+                tracing::error!("read canary: keeping its record failed, so the split is not changed: {e}");
+                return;
+            }
+            tracing::error!("read canary: keeping its record failed: {e}; reads go to blue all the same");
         }
         let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
         match self.settings.split.set(share, urls, SPLIT_TIMEOUT).await {
@@ -360,8 +386,19 @@ impl Task {
         }
     }
 
+    /// turnout stops: nothing watches green's lag from now on, so a running canary's reads go to blue
+    /// (the record keeps its plan: a restart restores 0 and the next healthy check the plan's share).
+    async fn stopping(&mut self) {
+        if self.record.as_ref().is_some_and(|r| !r.over() && (r.live != 0 || r.setting.is_some())) {
+            self.set(0, "turnout stopping: nothing watches green's lag meanwhile".into()).await;
+        }
+    }
+
     /// `turnout canary`: a new plan, a change of plan, or the end (`--reads 0`).
     async fn ask<G: GreenReads>(&mut self, green: &mut G, ask: Ask) -> Result<Vec<String>, String> {
+        if self.channels.moving.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err("a cutover or rollback is running; ask the canary after it".into());
+        }
         if writes_on_green(&self.state).map_err(|e| e.to_string())? {
             return Err("the cutover already moved the writes to green, and every read follows them".into());
         }
@@ -378,11 +415,18 @@ impl Task {
         }
         let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
         self.settings.split.check(urls, SPLIT_TIMEOUT).await.map_err(|e| e.to_string())?;
-        let probe = green.probe(&self.settings.probe).await.map_err(|e| format!("green's probe fails, so green would trip at once: {e}"))?;
+        let probe =
+            green.probe(&self.settings.probe, self.settings.max_latency).await.map_err(|e| format!("green's probe fails, so green would trip at once: {e}"))?;
         let mut lines = vec![format!("green's probe answered in {} ms", probe.as_millis())];
+        if tokio::time::timeout(GREEN_TIMEOUT, green.failures()).await.ok().flatten().is_none() {
+            lines.push("green keeps no count of failures turnout can read (MariaDB without performance_schema): the probe and the split's own checks are the health signals".into());
+        }
         let mut fenced = self.record.as_ref().is_some_and(|r| r.fenced && !r.over());
         if self.settings.fence_green && !fenced {
-            match green.fence().await.map_err(|e| format!("green cannot be kept from the application's writes: {e}"))? {
+            let fenced_now = tokio::time::timeout(GREEN_TIMEOUT, green.fence())
+                .await
+                .unwrap_or_else(|_| Err(Error::Setup(format!("no answer within {} s", GREEN_TIMEOUT.as_secs()))));
+            match fenced_now.map_err(|e| format!("green cannot be kept from the application's writes: {e}"))? {
                 Some(line) => {
                     lines.push(line);
                     fenced = true;
@@ -429,7 +473,10 @@ impl Task {
             return Err("--every must be at least 1s".into());
         }
         let max_lag_ms = ask.max_lag_ms.unwrap_or_else(|| u64::try_from(self.settings.max_lag.as_millis()).unwrap_or(u64::MAX));
-        Ok(Plan { reads: self.settings.split.nearest(ask.reads), step, every_ms, max: self.settings.split.nearest(max), max_lag_ms })
+        // Shares the split can give (pgbouncer: steps of 5 %), so the plan never asks for one it
+        // cannot reach.
+        let split = &self.settings.split;
+        Ok(Plan { reads: split.nearest(ask.reads), step: split.nearest(step), every_ms, max: split.nearest(max), max_lag_ms })
     }
 
     /// `--reads 0`: every read to blue, the canary's fence on green lifted.
@@ -507,17 +554,31 @@ fn writes_on_green(state: &StateStore) -> Result<bool, Error> {
     Ok(crate::cutover::cut_over(state)? && !crate::cutover::rolled_back(state)?)
 }
 
-/// Lifts the canary's fence on green when it made one and the canary did not end (`teardown`).
-pub async fn release(config: &Config, state: &StateStore) -> Option<String> {
-    state.canary().ok().flatten().filter(|r| r.fenced && !r.over())?;
-    let lifted = crate::with_family!(config, F => {
-        match F::canary_green(config) {
-            Ok(mut green) => green.unfence().await,
-            Err(e) => Err(e),
-        }
+/// Leaves the read endpoint safe when turnout lets go of it (`turnout teardown`): every read where
+/// the writes are (green after a completed cutover, else blue), and the canary's fence on green
+/// lifted when it made one. What it did, line by line; nothing without `canary.split`.
+pub async fn settle(config: &Config, state: &StateStore) -> Vec<String> {
+    let Ok(Some(settings)) = config.canary() else { return Vec::new() };
+    let record = state.canary().ok().flatten();
+    let on_green = writes_on_green(state).unwrap_or(false);
+    let mut lines = Vec::new();
+    let share = if on_green { 100 } else { 0 };
+    let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
+    lines.push(match settings.split.set(share, urls, SPLIT_TIMEOUT).await {
+        Ok(done) => format!("read endpoint: every read to {} ({done})", if on_green { "green" } else { "blue" }),
+        Err(e) => format!("setting the read endpoint's split to {share} % green failed: {e}; set it by hand"),
     });
-    Some(match lifted {
-        Ok(line) => line,
-        Err(e) => format!("lifting the read canary's fence on green failed: {e}"),
-    })
+    if record.is_some_and(|r| r.fenced && !r.over()) && !on_green {
+        let lifted = crate::with_family!(config, F => {
+            match F::canary_green(config) {
+                Ok(mut green) => green.unfence().await,
+                Err(e) => Err(e),
+            }
+        });
+        lines.push(match lifted {
+            Ok(line) => line,
+            Err(e) => format!("lifting the read canary's fence on green failed: {e}"),
+        });
+    }
+    lines
 }

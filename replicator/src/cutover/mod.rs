@@ -302,7 +302,10 @@ impl Controller {
         let id = self.progress().id.unwrap_or_default();
         let this = Arc::clone(self);
         let run_id = id.clone();
+        // The read canary stands down until this ends (it must not fence green again, nor move reads).
+        let moving = (!request.dry_run).then(|| crate::pipeline::signals::Moving::begin(&self.channels));
         tokio::spawn(async move {
+            let _moving = moving;
             let outcome = if request.dry_run {
                 match this.dry_run(&request).await {
                     Ok(()) => "dry_run_ok",

@@ -21,6 +21,28 @@ pub struct Channels {
     /// A cutover or rollback completed its switch: the read canary moves the reads after the
     /// writes at once instead of at its next check.
     pub reads_follow: tokio::sync::Notify,
+    /// Cutovers and rollbacks (rehearsals included) running now: the read canary stands down
+    /// meanwhile.
+    pub moving: std::sync::atomic::AtomicUsize,
+}
+
+/// One running cutover or rollback in [`Channels::moving`], until dropped.
+#[derive(Debug)]
+pub struct Moving(std::sync::Arc<Channels>);
+
+impl Moving {
+    pub fn begin(channels: &std::sync::Arc<Channels>) -> Moving {
+        channels.moving.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Moving(std::sync::Arc::clone(channels))
+    }
+}
+
+impl Drop for Moving {
+    fn drop(&mut self) {
+        self.0.moving.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // The canary looks again at once: the reads may follow the writes now.
+        self.0.reads_follow.notify_one();
+    }
 }
 
 /// Cutover sentinels seen in the stream, and a wake-up whenever the position durable on green

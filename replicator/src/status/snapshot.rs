@@ -63,5 +63,5 @@ pub struct Snapshot {
     /// The continuous verify (`verify.continuous`), when on.
     pub continuous_verify: Option<verified::Verified>,
     /// The read canary, once one was asked for (`turnout canary`).
-    pub canary: Option<crate::canary::CanaryStatus>,
+    pub canary: Option<crate::canary_plan::CanaryStatus>,
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 /// failure; every method is safe to call again.
 pub(crate) trait GreenReads: Send {
     /// Runs `sql` once on a read-only session of `canary.probe_url` and returns how long it took; an
-    /// error is the server's or the connection's, in one line.
-    fn probe(&mut self, sql: &str) -> impl Future<Output = Result<Duration, String>> + Send;
+    /// error is the server's or the connection's, in one line — or that it took longer than
+    /// `timeout` (then the session is dropped).
+    fn probe(&mut self, sql: &str, timeout: Duration) -> impl Future<Output = Result<Duration, String>> + Send;
 
     /// Green's count of failures so far — PostgreSQL: transactions rolled back in green's database;
     /// Oracle MySQL: errors raised (`performance_schema`) — or `None` where the server keeps no such
@@ -28,5 +29,5 @@ pub(crate) trait GreenReads: Send {
     fn unfence(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
 }
 
-/// How long a probe (its connection and its query) may take before it counts as failed.
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long turnout's own statements on green (counters, the fence) may take.
+pub(crate) const GREEN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@
 use super::{connect, options};
 use crate::config::Config;
 use crate::error::Error;
-use crate::source::contract::canary::{GreenReads, PROBE_TIMEOUT};
+use crate::source::contract::canary::GreenReads;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,10 @@ impl MySqlGreen {
     /// turnout's own session on green.
     async fn green(&mut self) -> Result<&mut mysql_async::Conn, Error> {
         if self.green.is_none() {
-            self.green = Some(connect(&self.target, "green").await?);
+            let mut conn = connect(&self.target, "green").await?;
+            // `SET GLOBAL read_only` waits for locks; never longer than this.
+            conn.query_drop("SET SESSION lock_wait_timeout = 5").await.map_err(Error::mysql(turnout_cutover::Side::Green, "bounding lock waits"))?;
+            self.green = Some(conn);
         }
         self.green.as_mut().ok_or_else(|| Error::Setup("green's session is missing".into()))
     }
@@ -47,7 +50,7 @@ impl MySqlGreen {
 }
 
 impl GreenReads for MySqlGreen {
-    async fn probe(&mut self, sql: &str) -> Result<Duration, String> {
+    async fn probe(&mut self, sql: &str, timeout: Duration) -> Result<Duration, String> {
         let started = Instant::now();
         let run = async {
             if self.probe.is_none() {
@@ -59,7 +62,7 @@ impl GreenReads for MySqlGreen {
             let conn = self.probe.as_mut().ok_or("the probe's session is missing")?;
             conn.query_drop(sql).await.map_err(|e| e.to_string())
         };
-        let outcome = tokio::time::timeout(PROBE_TIMEOUT, run).await.unwrap_or_else(|_| Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())));
+        let outcome = tokio::time::timeout(timeout, run).await.unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
         if outcome.is_err() {
             self.probe = None;
         }
@@ -104,7 +107,16 @@ impl GreenReads for MySqlGreen {
             )));
         }
         green.query_drop("SET GLOBAL read_only = ON").await.map_err(Error::mysql(turnout_cutover::Side::Green, "setting read_only"))?;
-        Ok(Some("green is read_only for the application (turnout's account writes through it)".into()))
+        // Accounts that write through read_only anyway: named, with the REVOKE that would stop them.
+        let fence = turnout_cutover::ReadOnlyFence { own_user: user, oracle };
+        let through = fence.unfenced_accounts(green).await.unwrap_or_default();
+        let warning = if through.is_empty() {
+            String::new()
+        } else {
+            let named: Vec<String> = through.iter().map(|(account, revoke)| format!("{account} ({revoke})")).collect();
+            format!("; WARNING: these accounts write through read_only, so an application using them could still write on green: {}", named.join(", "))
+        };
+        Ok(Some(format!("green is read_only for the application (turnout's account writes through it){warning}")))
     }
 
     async fn unfence(&mut self) -> Result<String, Error> {

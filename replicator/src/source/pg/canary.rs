@@ -8,7 +8,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::source::contract::canary::{GreenReads, PROBE_TIMEOUT};
+use crate::source::contract::canary::GreenReads;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use turnout_cutover::WriteFence;
@@ -44,7 +44,7 @@ impl PgGreen {
 }
 
 impl GreenReads for PgGreen {
-    async fn probe(&mut self, sql: &str) -> Result<Duration, String> {
+    async fn probe(&mut self, sql: &str, timeout: Duration) -> Result<Duration, String> {
         let started = Instant::now();
         let run = async {
             if self.probe.as_ref().is_none_or(Client::is_closed) {
@@ -56,7 +56,7 @@ impl GreenReads for PgGreen {
             let client = self.probe.as_ref().ok_or("the probe's session is missing")?;
             client.simple_query(sql).await.map(|_| ()).map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()))
         };
-        let outcome = tokio::time::timeout(PROBE_TIMEOUT, run).await.unwrap_or_else(|_| Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())));
+        let outcome = tokio::time::timeout(timeout, run).await.unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
         if outcome.is_err() {
             self.probe = None;
         }

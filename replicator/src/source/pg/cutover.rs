@@ -22,6 +22,9 @@ const SLOT_WAIT: Duration = Duration::from_secs(30);
 
 /// A cutover from a PostgreSQL blue (or, from [`PgCutover::connect_back`], a rollback from green). In
 /// this type "blue" is the side being fenced and "green" the side traffic moves to.
+/// How long the switch waits for the sessions a lifted read-only fence left (read-only) to end.
+const REOPEN_LIMIT: Duration = Duration::from_secs(2);
+
 pub(crate) struct PgCutover {
     blue: Client,
     fence: WriteFence,
@@ -185,9 +188,12 @@ impl Procedure for PgCutover {
         if !fence.is_fenced(&other).await.map_err(Error::from)? {
             return Ok(None);
         }
-        fence.undo(&other).await.map_err(Error::from)?;
+        // Inside the pause: the default goes at once; read-only sessions left (they can only read)
+        // never hold the switch up.
+        let left = fence.reopen(&other, REOPEN_LIMIT).await.map_err(Error::from)?;
         let from = if to == "blue" { "the cutover" } else { "the rollback or the read canary" };
-        Ok(Some(format!("lifted {to}'s read-only fence from {from}")))
+        let left = if left.is_empty() { String::new() } else { format!(" (read-only sessions left, reading only: {})", left.join("; ")) };
+        Ok(Some(format!("lifted {to}'s read-only fence from {from}{left}")))
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {

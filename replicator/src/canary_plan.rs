@@ -1,5 +1,6 @@
-//! The canary's plan, its record in the state store, and the rule that decides green's share of
-//! reads at each check — pure, so every rule is tested here.
+//! The read canary's plan, its record in the state store, what `/status` shows of it, and the rule
+//! that decides green's share of reads at each check ([`crate::canary`] runs it) — pure data and
+//! logic, below the state store and the status, so every rule is tested here.
 //!
 //! The rule, in order:
 //! 1. A canary ended, or followed by the cutover (all reads go where the writes went), changes no
@@ -11,6 +12,45 @@
 //!    (the clock of a step starts again when a pause ends).
 
 use serde::{Deserialize, Serialize};
+
+/// The canary on `/status`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CanaryStatus {
+    /// `running`, `paused`, `tripped`, `ended`, `cut-over` or `rolled-back`.
+    pub state: &'static str,
+    /// The share of new read connections the split sends to green now, percent.
+    pub green_percent: u8,
+    /// The share the plan gives while green is healthy.
+    pub scheduled_percent: u8,
+    /// A change of the split was under way when turnout stopped, or failed: the live share is not
+    /// known for sure (the next check sets it again).
+    pub in_doubt: bool,
+    pub plan: Option<Plan>,
+    pub tripped: Option<String>,
+    /// `haproxy`, `pgbouncer` or `command`.
+    pub split: &'static str,
+    /// The canary made green refuse the application's writes.
+    pub green_fenced: bool,
+    pub started_at: Option<String>,
+    pub last_check: Option<Check>,
+    /// The split's last failure, until a change succeeds.
+    pub error: Option<String>,
+    /// The newest changes of the share.
+    pub steps: Vec<Step>,
+}
+
+/// What the last check saw.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Check {
+    pub at: String,
+    pub lag_ms: Option<u64>,
+    pub probe_ms: Option<f64>,
+    pub probe_error: Option<String>,
+    /// Green's failures per second since the check before (its own count and the split's).
+    pub failures_per_second: Option<f64>,
+    /// Green's health as the split checks it (haproxy `status`).
+    pub split_status: Option<String>,
+}
 
 /// Changes kept in the record's journal (the oldest go first).
 pub const STEPS_KEPT: usize = 500;
@@ -123,6 +163,15 @@ impl Record {
     /// Whether the plan no longer moves the share (ended, or following the writes).
     pub fn over(&self) -> bool {
         matches!(self.state, State::Ended | State::CutOver | State::RolledBack)
+    }
+}
+
+/// The share to set again after a restart, and why: the one that was live, or 0 when a change was
+/// under way when turnout stopped (the split may hold either).
+pub fn restored(r: &Record) -> (u8, String) {
+    match r.setting {
+        Some(doubt) => (0, format!("restart: the change to {doubt} % was under way when turnout stopped, so the live share is in doubt")),
+        None => (r.live, "restart: the share that was live".to_owned()),
     }
 }
 
@@ -244,6 +293,17 @@ mod tests {
             assert_eq!(tick(&mut r, &Seen { lag_ms: None, trip: Some("x".into()) }, S), None);
             assert_eq!(r.state, state);
         }
+    }
+
+    #[test]
+    fn a_restart_restores_the_live_share_or_zero_when_a_change_was_in_doubt() {
+        let mut r = Record::new(plan(), 0);
+        tick(&mut r, &healthy(), 0);
+        assert_eq!(restored(&r).0, 5);
+        r.setting = Some(15);
+        let (share, why) = restored(&r);
+        assert_eq!(share, 0);
+        assert!(why.contains("in doubt") && why.contains("15"), "{why}");
     }
 
     #[test]
