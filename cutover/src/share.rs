@@ -46,6 +46,9 @@ pub struct GreenSeen {
     pub errors: Option<u64>,
     /// Green's health as the split checks it, when it checks (haproxy `status`: `UP`, `DOWN`, …).
     pub status: Option<String>,
+    /// The share the split gives green now, where it can tell (haproxy: green's weight) — a reload
+    /// of haproxy brings back its configured weights.
+    pub percent: Option<u8>,
 }
 
 impl ReadSplit {
@@ -95,7 +98,8 @@ impl ReadSplit {
         let ReadSplit::HaProxy { admin_socket, backend } = self else { return Ok(GreenSeen::default()) };
         let stat = haproxy::server_stat(admin_socket, read_backend(backend), GREEN_SERVER, timeout).await?;
         let count = |key: &str| stat.get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Ok(GreenSeen { errors: Some(count("econ") + count("eresp")), status: stat.get("status").filter(|s| !s.is_empty()).cloned() })
+        let percent = stat.get("weight").and_then(|w| w.parse::<u8>().ok());
+        Ok(GreenSeen { errors: Some(count("econ") + count("eresp")), status: stat.get("status").filter(|s| !s.is_empty()).cloned(), percent })
     }
 
     /// Checks, changing nothing, that the split can run: haproxy — the socket answers and the

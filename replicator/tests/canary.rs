@@ -186,6 +186,14 @@ async fn reads_ramp_to_green_trip_back_to_blue_survive_kill_9_and_follow_the_cut
     eprintln!("at 50 %: green served {:.1} % of reads by the servers' index scans, {:.1} % by the port that answered", counters * 100.0, ports * 100.0);
     assert!((0.35..=0.65).contains(&counters) && (0.35..=0.65).contains(&ports), "at 50 %: counters {counters:.2}, ports {ports:.2}");
     assert!(s.t.metrics().contains("turnout_canary_green_read_percent 50"), "{}", s.t.metrics());
+    // Someone else moves the split (a reload of haproxy brings its configured weights back): the
+    // canary sets the live share again.
+    haproxy(&s.proxy, &format!("set server {}/green weight 0", s.proxy.read_backend())).await;
+    canary_until(&mut s.t, "the share set again", |c| {
+        c["steps"].as_array().is_some_and(|st| st.iter().any(|x| x["why"].as_str().is_some_and(|w| w.contains("set again")) && x["share"] == 50))
+    })
+    .await;
+    assert_eq!(weight(&s.proxy, "green").await, 50);
 
     // No application write lands on green, directly or through the read endpoint.
     let (g, conn) = tokio_postgres::connect(&s.url(s.green.port()), NoTls).await.expect("app on green");
@@ -291,13 +299,19 @@ async fn a_canary_is_refused_without_a_split_and_paused_while_green_lags() {
     a.batch_execute("BEGIN; INSERT INTO t (id, note) VALUES (-2, 'after teardown'); ROLLBACK").await.expect("green writable after teardown");
 }
 
-/// The weight haproxy gives server `server` of the read backend now (`get weight`).
-async fn weight(proxy: &HaProxy, server: &str) -> u32 {
+/// haproxy's answer to a runtime API `command`.
+async fn haproxy(proxy: &HaProxy, command: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::UnixStream::connect(proxy.admin_socket()).await.expect("admin socket");
-    socket.write_all(format!("get weight {}/{server}\n", proxy.read_backend()).as_bytes()).await.expect("ask");
+    socket.write_all(format!("{command}\n").as_bytes()).await.expect("ask");
     let mut answer = String::new();
     socket.read_to_string(&mut answer).await.expect("answer");
+    answer
+}
+
+/// The weight haproxy gives server `server` of the read backend now (`get weight`).
+async fn weight(proxy: &HaProxy, server: &str) -> u32 {
+    let answer = haproxy(proxy, &format!("get weight {}/{server}", proxy.read_backend())).await;
     answer.split_whitespace().next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("weight: {answer}"))
 }
 

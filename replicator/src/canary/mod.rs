@@ -214,8 +214,10 @@ impl Task {
             return;
         }
         if self.follow_writes().await {
+            self.reassert().await;
             return;
         }
+        self.reassert().await;
         let Some(r) = &self.record else { return };
         if r.over() {
             // An end whose change failed is tried again.
@@ -287,6 +289,18 @@ impl Task {
                 None
             }
             Err(e) => Some(format!("green's fence on the application's writes cannot be kept: {e}")),
+        }
+    }
+
+    /// Sets the live share again where the split shows another one (haproxy reloaded, an operator's
+    /// change): the journal, not the split, is what the canary answers for.
+    async fn reassert(&mut self) {
+        let Some(r) = self.record.as_ref().filter(|r| r.setting.is_none()) else { return };
+        let live = r.live;
+        let shown = self.settings.split.green_seen(SPLIT_TIMEOUT).await.ok().and_then(|g| g.percent);
+        if let Some(shown) = shown.filter(|p| *p != live) {
+            tracing::warn!("read canary: the split gives green {shown} % of reads, not the live {live} % (haproxy reloaded?); setting it again");
+            self.set(live, format!("the split showed {shown} %, not the live {live} %: set again")).await;
         }
     }
 
