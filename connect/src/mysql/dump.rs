@@ -86,7 +86,6 @@ impl BinlogDump {
         let dump = tokio::time::timeout(timeout, login).await.map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no login to {}:{} within {timeout:?}", opts.ip_or_hostname(), opts.tcp_port()))
         })??;
-        remember_session(opts, dump.connection_id);
         Ok(dump)
     }
 
@@ -107,6 +106,9 @@ impl BinlogDump {
         }
         let handshake = ParseBuf(&packet).parse::<HandshakePacket>(()).map_err(|_| unexpected(&packet))?;
         dump.connection_id = handshake.connection_id();
+        // Known as turnout's own from the moment the server names it, before the login completes
+        // (a cutover listing the account's sessions meanwhile must not take it for a client's).
+        remember_session(opts, dump.connection_id);
         let version = handshake.maria_db_server_version_parsed().or_else(|| handshake.server_version_parsed()).unwrap_or((0, 0, 0));
         let mut nonce = handshake.scramble_1_ref().to_vec();
         nonce.extend_from_slice(handshake.scramble_2_ref().unwrap_or_default());

@@ -399,11 +399,13 @@ impl Procedure for MySqlCutover {
         let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
         let mut foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
-        // A client that just disconnected is listed until the server ends its thread: only sessions
-        // still there after a moment are refused.
+        // A client that just disconnected is listed until the server ends its thread, and a session
+        // turnout is opening is listed before turnout knows its id: only sessions still there, and
+        // still not turnout's, after a moment are refused.
         let settled = Instant::now() + SESSION_SETTLE;
         while !foreign.is_empty() && Instant::now() < settled {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
             let again = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
             foreign.retain(|s| again.contains(s));
         }
