@@ -136,19 +136,20 @@ impl WriteFence {
     /// database-level default is reset (an error if that fails), then the client sessions opened
     /// while it stood — read-only by default, they can only read — are asked to end within `limit`,
     /// best effort: those still there are returned, not an error, so that no session can hold up a
-    /// switch. Other fences: [`WriteFence::undo`].
-    pub async fn reopen(&self, side: &Client, limit: Duration) -> Result<Vec<String>, CutoverError> {
-        let WriteFence::ReadOnly { database } = self else { return self.undo(side).await.map(|()| Vec::new()) };
+    /// switch. `None` when the database was not read-only (nothing changed). Other fences:
+    /// [`WriteFence::undo`].
+    pub async fn reopen(&self, side: &Client, limit: Duration) -> Result<Option<Vec<String>>, CutoverError> {
+        let WriteFence::ReadOnly { database } = self else { return self.undo(side).await.map(|()| Some(Vec::new())) };
         if !database_is_read_only(side, database).await? {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let reset = format!("ALTER DATABASE {} RESET default_transaction_read_only", quote_ident(database));
         side.batch_execute(&reset).await.map_err(CutoverError::sql(Side::Blue, reset.clone()))?;
         let reset_at = server_clock(side).await?;
         match tokio::time::timeout(limit, end_sessions(side, database, &reset_at, Instant::now() + limit, limit)).await {
-            Ok(Ok(_)) => Ok(Vec::new()),
-            Ok(Err(e)) => Ok(vec![e.to_string()]),
-            Err(_) => Ok(vec![format!("sessions opened while {database} was read-only did not end within {} ms", limit.as_millis())]),
+            Ok(Ok(_)) => Ok(Some(Vec::new())),
+            Ok(Err(e)) => Ok(Some(vec![e.to_string()])),
+            Err(_) => Ok(Some(vec![format!("sessions opened while {database} was read-only did not end within {} ms", limit.as_millis())])),
         }
     }
 

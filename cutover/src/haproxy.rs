@@ -66,7 +66,7 @@ pub(crate) async fn move_traffic(socket: &Path, backend: Backend<'_>, from: &str
 }
 
 /// The names of the servers of `backend` (`show servers state <backend>`).
-pub(crate) async fn server_names(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<Vec<String>, CutoverError> {
+async fn server_names(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<Vec<String>, CutoverError> {
     let command = format!("show servers state {}", backend.name);
     let answer = runtime_command(socket, &command, timeout).await?;
     // Line 1 is the format version, line 2 the column names after a "#"; an unknown backend gets
@@ -81,8 +81,8 @@ pub(crate) async fn server_names(socket: &Path, backend: Backend<'_>, timeout: D
     Ok(lines.filter_map(|line| line.split_whitespace().nth(name_at).map(str::to_string)).collect())
 }
 
-/// Checks that `backend` has servers `blue` and `green`.
-pub(crate) async fn check_servers(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<(), CutoverError> {
+/// Checks that `backend` has servers `blue` and `green`; returns the names of all its servers.
+pub(crate) async fn check_servers(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<Vec<String>, CutoverError> {
     let names = server_names(socket, backend, timeout).await?;
     for server in [BLUE_SERVER, GREEN_SERVER] {
         if !names.iter().any(|name| name == server) {
@@ -90,7 +90,7 @@ pub(crate) async fn check_servers(socket: &Path, backend: Backend<'_>, timeout: 
             return Err(rejected(backend, &command, &format!("backend {} has no server named {server}", backend.name)));
         }
     }
-    Ok(())
+    Ok(names)
 }
 
 /// One server's line of `show stat`, by column name (`scur`, `stot`, `econ`, `eresp`, `status`, …).

@@ -108,9 +108,8 @@ impl ReadSplit {
     pub async fn check(&self, urls: BlueGreen<'_>, timeout: Duration) -> Result<(), CutoverError> {
         match self {
             ReadSplit::HaProxy { admin_socket, backend } => {
-                haproxy::check_servers(admin_socket, read_backend(backend), timeout).await?;
                 // Another server there would keep taking reads whatever the weights say.
-                let names = haproxy::server_names(admin_socket, read_backend(backend), timeout).await?;
+                let names = haproxy::check_servers(admin_socket, read_backend(backend), timeout).await?;
                 match names.iter().find(|n| *n != BLUE_SERVER && *n != GREEN_SERVER) {
                     Some(other) => Err(CutoverError::Config {
                         field: "canary.haproxy.backend",
@@ -181,9 +180,7 @@ fn host_list(urls: BlueGreen<'_>, share: u8) -> Result<Endpoint, CutoverError> {
     let greens = usize::from(share / (100 / PGBOUNCER_SLOTS));
     let slots = usize::from(PGBOUNCER_SLOTS);
     let hosts: Vec<&str> = (0..slots).map(|i| if is_green_slot(i, greens, slots) { green.host.as_str() } else { blue.host.as_str() }).collect();
-    let mut distinct = hosts.clone();
-    distinct.dedup();
-    let host = if distinct.len() == 1 { distinct[0].to_owned() } else { hosts.join(",") };
+    let host = if greens == 0 || greens == slots { hosts[0].to_owned() } else { hosts.join(",") };
     Ok(Endpoint { host, port: blue.port, dbname: blue.dbname })
 }
 

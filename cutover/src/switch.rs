@@ -184,7 +184,7 @@ impl TrafficSwitch {
                     .map_err(|problem| CutoverError::PgBouncerConfig { path: config_file.clone(), problem })
             }
             TrafficSwitch::HaProxy { admin_socket, backend } => {
-                haproxy::check_servers(admin_socket, Backend { name: backend, field: "cutover.haproxy.backend" }, timeout).await
+                haproxy::check_servers(admin_socket, Backend { name: backend, field: "cutover.haproxy.backend" }, timeout).await.map(|_| ())
             }
             TrafficSwitch::Command { argv } => check_program(argv, "cutover.command.argv"),
             TrafficSwitch::None => Ok(()),

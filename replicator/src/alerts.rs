@@ -371,7 +371,7 @@ impl AlertEvent {
     /// The `canary` alert: critical while a tripped threshold holds the read canary's share at 0.
     fn canary(t: Transition, canary: &crate::canary_plan::CanaryStatus, status: &Status) -> AlertEvent {
         let message = match t.to {
-            AlertLevel::Ok => format!("the read canary is no longer tripped (now {}, green's share of reads {} %)", canary.state, canary.green_percent),
+            AlertLevel::Ok => format!("the read canary is no longer tripped (now {}, green's share of reads {} %)", canary.state.name(), canary.green_percent),
             _ => format!(
                 "the read canary tripped: {}; green's share of reads went to 0 and stays there until `turnout canary` is run again",
                 canary.tripped.as_deref().unwrap_or("a threshold")
@@ -504,7 +504,7 @@ pub async fn run(config: AlertsConfig, status: Arc<Status>, mut shutdown: watch:
             status.set_alert("rogue_writes", *level);
         }
         if let Some(c) = status.canary() {
-            if let Some(t) = flip(&mut canary, c.state == "tripped") {
+            if let Some(t) = flip(&mut canary, c.state == crate::canary_plan::State::Tripped) {
                 report(&status, &deliver, AlertEvent::canary(t, &c, &status));
             }
             status.set_alert("canary", canary.unwrap_or(AlertLevel::Ok));

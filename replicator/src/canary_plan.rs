@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CanaryStatus {
     /// `running`, `paused`, `tripped`, `ended`, `cut-over` or `rolled-back`.
-    pub state: &'static str,
+    pub state: State,
     /// The share of new read connections the split sends to green now, percent.
     pub green_percent: u8,
     /// The share the plan gives while green is healthy.
@@ -55,8 +55,9 @@ pub struct Check {
 /// Changes kept in the record's journal (the oldest go first).
 pub const STEPS_KEPT: usize = 500;
 
-/// What the operator asked (`turnout canary`, `POST /canary`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the operator asked (`turnout canary`, `POST /canary`); the default is no plan (a record
+/// made only to follow the writes or to start at 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Green's share of reads to start at, percent.
     pub reads: u8,

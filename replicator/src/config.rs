@@ -405,6 +405,11 @@ impl Config {
         }))
     }
 
+    /// Blue's and green's URLs as a traffic switch or a read split gives them to a command.
+    pub fn blue_green(&self) -> turnout_cutover::BlueGreen<'_> {
+        turnout_cutover::BlueGreen { blue_url: self.source.url.expose(), green_url: self.target.url.expose() }
+    }
+
     /// Which database blue is, from `source.url`'s scheme.
     pub fn source_kind(&self) -> SourceKind {
         SourceKind::of(self.source.url.expose())

@@ -36,14 +36,14 @@ use crate::canary_plan::{decide, restored, CanaryStatus, Check, Plan, Record, Se
 use crate::config::Config;
 use crate::error::Error;
 use crate::pipeline::signals::Channels;
-use crate::source::contract::canary::{GreenReads, GREEN_TIMEOUT};
+use crate::source::contract::canary::{self as reads, GreenReads, ProbeFailure};
 use crate::state::StateStore;
 use crate::status::{now_micros, Phase, Status};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
-use turnout_cutover::BlueGreen;
+use turnout_cutover::{CutoverError, GreenSeen};
 
 /// How long one change of the split may take.
 const SPLIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,7 +190,7 @@ impl Task {
     async fn restore(&mut self) {
         if self.record.is_none() {
             if !writes_on_green(&self.state).unwrap_or(true) {
-                let mut record = Record::new(Plan { reads: 0, step: 0, every_ms: 0, max: 0, max_lag_ms: 0 }, now_micros());
+                let mut record = Record::new(Plan::default(), now_micros());
                 record.state = State::Ended;
                 record.live = 100;
                 self.record = Some(record);
@@ -213,11 +213,13 @@ impl Task {
         if self.channels.moving.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             return;
         }
-        if self.follow_writes().await {
-            self.reassert().await;
+        let followed = self.follow_writes().await;
+        // What the split says of green, read once per check.
+        let by_split = self.settings.split.green_seen(SPLIT_TIMEOUT).await;
+        self.reassert(by_split.as_ref().ok().and_then(|g| g.percent)).await;
+        if followed {
             return;
         }
-        self.reassert().await;
         let Some(r) = &self.record else { return };
         if r.over() {
             // An end whose change failed is tried again.
@@ -227,7 +229,7 @@ impl Task {
             return;
         }
         let kept = self.keep_fence(green).await;
-        let mut seen = self.look(green).await;
+        let mut seen = self.look(green, by_split).await;
         seen.trip = seen.trip.or(kept);
         let now = now_micros();
         let Some(r) = self.record.as_mut() else { return };
@@ -258,7 +260,7 @@ impl Task {
             (false, Some(State::CutOver | State::RolledBack)) => (0, State::RolledBack, "the writes went back to blue: every read follows them"),
             (false, _) => return false,
         };
-        let record = self.record.get_or_insert_with(|| Record::new(Plan { reads: 0, step: 0, every_ms: 0, max: 0, max_lag_ms: 0 }, now_micros()));
+        let record = self.record.get_or_insert_with(|| Record::new(Plan::default(), now_micros()));
         let changed = record.state != new || record.live != share || record.setting.is_some();
         record.state = new;
         if on_green {
@@ -279,10 +281,7 @@ impl Task {
         if !self.record.as_ref().is_some_and(|r| r.fenced && !r.over()) {
             return None;
         }
-        match tokio::time::timeout(GREEN_TIMEOUT, green.fence())
-            .await
-            .unwrap_or_else(|_| Err(Error::Setup(format!("no answer within {} s", GREEN_TIMEOUT.as_secs()))))
-        {
+        match reads::fence(green).await {
             Ok(None) => None,
             Ok(Some(line)) => {
                 tracing::warn!("read canary: green took the application's writes again (restarted?): {line}");
@@ -292,22 +291,22 @@ impl Task {
         }
     }
 
-    /// Sets the live share again where the split shows another one (haproxy reloaded, an operator's
-    /// change): the journal, not the split, is what the canary answers for.
-    async fn reassert(&mut self) {
+    /// Sets the live share again where the split shows (`shown`) another one (haproxy reloaded, an
+    /// operator's change): the journal, not the split, is what the canary answers for.
+    async fn reassert(&mut self, shown: Option<u8>) {
         let Some(r) = self.record.as_ref().filter(|r| r.setting.is_none()) else { return };
         let live = r.live;
-        let shown = self.settings.split.green_seen(SPLIT_TIMEOUT).await.ok().and_then(|g| g.percent);
         if let Some(shown) = shown.filter(|p| *p != live) {
             tracing::warn!("read canary: the split gives green {shown} % of reads, not the live {live} % (haproxy reloaded?); setting it again");
             self.set(live, format!("the split showed {shown} %, not the live {live} %: set again")).await;
         }
     }
 
-    /// Green's lag and health now, and what of it trips the canary.
-    async fn look<G: GreenReads>(&mut self, green: &mut G) -> Seen {
+    /// Green's lag and health now (`seen_by_split`: what the split says of green), and what of it
+    /// trips the canary.
+    async fn look<G: GreenReads>(&mut self, green: &mut G, seen_by_split: Result<GreenSeen, CutoverError>) -> Seen {
         let s = &self.settings;
-        let streaming = self.status.phase() == Phase::Streaming && self.status.direction() == crate::status::Direction::Forward;
+        let streaming = streams_forward(&self.status);
         let lag_ms = self
             .status
             .lag_seconds()
@@ -315,9 +314,8 @@ impl Task {
             .and_then(|l| Duration::try_from_secs_f64(l).ok())
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         // The probe is cut off once it is over the limit: that is already the answer.
-        let probe = green.probe(&s.probe, s.max_latency + Duration::from_millis(50)).await;
-        let failures = tokio::time::timeout(GREEN_TIMEOUT, green.failures()).await.ok().flatten();
-        let seen_by_split = s.split.green_seen(SPLIT_TIMEOUT).await;
+        let probe = reads::probe(green, &s.probe, s.max_latency + Duration::from_millis(50)).await;
+        let failures = reads::failures(green).await;
         let now = Instant::now();
         let split_errors = seen_by_split.as_ref().ok().and_then(|g| g.errors);
         let rate = |prev: Option<u64>, cur: Option<u64>| match (prev, cur, self.last.at) {
@@ -336,7 +334,7 @@ impl Task {
         };
         let mut trip = None;
         match &probe {
-            Err(e) if e.starts_with("no answer within") => {
+            Err(ProbeFailure::NoAnswer(_)) => {
                 trip = Some(format!("green's probe gave no answer within canary.max_latency ({} ms)", s.max_latency.as_millis()));
             }
             Err(e) => trip = Some(format!("green's probe failed: {e}")),
@@ -361,7 +359,7 @@ impl Task {
             at: crate::duration::rfc3339(now_micros()),
             lag_ms,
             probe_ms: probe.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
-            probe_error: probe.err(),
+            probe_error: probe.err().map(|e| e.to_string()),
             failures_per_second,
             split_status,
         });
@@ -381,7 +379,7 @@ impl Task {
             }
             tracing::error!("read canary: keeping its record failed: {e}; reads go to blue all the same");
         }
-        let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
+        let urls = self.config.blue_green();
         match self.settings.split.set(share, urls, SPLIT_TIMEOUT).await {
             Ok(done) => {
                 r.live = self.settings.split.nearest(share);
@@ -420,27 +418,25 @@ impl Task {
             return self.end(green).await;
         }
         let plan = self.plan(&ask)?;
-        if self.status.phase() != Phase::Streaming || self.status.direction() != crate::status::Direction::Forward {
+        if !streams_forward(&self.status) {
             return Err(format!(
                 "green takes reads only while it streams from blue (now: {} {}); wait for the initial copy to finish",
                 self.status.direction().what(),
                 serde_json::to_value(self.status.phase()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
             ));
         }
-        let urls = BlueGreen { blue_url: self.config.source.url.expose(), green_url: self.config.target.url.expose() };
+        let urls = self.config.blue_green();
         self.settings.split.check(urls, SPLIT_TIMEOUT).await.map_err(|e| e.to_string())?;
-        let probe =
-            green.probe(&self.settings.probe, self.settings.max_latency).await.map_err(|e| format!("green's probe fails, so green would trip at once: {e}"))?;
+        let probe = reads::probe(green, &self.settings.probe, self.settings.max_latency)
+            .await
+            .map_err(|e| format!("green's probe fails, so green would trip at once: {e}"))?;
         let mut lines = vec![format!("green's probe answered in {} ms", probe.as_millis())];
-        if tokio::time::timeout(GREEN_TIMEOUT, green.failures()).await.ok().flatten().is_none() {
+        if reads::failures(green).await.is_none() {
             lines.push("green keeps no count of failures turnout can read (MariaDB without performance_schema): the probe and the split's own checks are the health signals".into());
         }
         let mut fenced = self.record.as_ref().is_some_and(|r| r.fenced && !r.over());
         if self.settings.fence_green && !fenced {
-            let fenced_now = tokio::time::timeout(GREEN_TIMEOUT, green.fence())
-                .await
-                .unwrap_or_else(|_| Err(Error::Setup(format!("no answer within {} s", GREEN_TIMEOUT.as_secs()))));
-            match fenced_now.map_err(|e| format!("green cannot be kept from the application's writes: {e}"))? {
+            match reads::fence(green).await.map_err(|e| format!("green cannot be kept from the application's writes: {e}"))? {
                 Some(line) => {
                     lines.push(line);
                     fenced = true;
@@ -512,7 +508,7 @@ impl Task {
 
     fn publish(&self) {
         self.status.set_canary(self.record.as_ref().map(|r| CanaryStatus {
-            state: r.state.name(),
+            state: r.state,
             green_percent: r.live,
             scheduled_percent: r.scheduled,
             in_doubt: r.setting.is_some(),
@@ -536,9 +532,9 @@ pub(crate) fn metrics(c: &CanaryStatus, out: &mut String) {
         (
             "turnout_canary_tripped",
             "1 while a tripped threshold holds the canary's share at 0 (alert canary), else 0.",
-            Some(f64::from(u8::from(c.state == "tripped"))),
+            Some(f64::from(u8::from(c.state == State::Tripped))),
         ),
-        ("turnout_canary_paused", "1 while green's lag holds the canary's share at 0, else 0.", Some(f64::from(u8::from(c.state == "paused")))),
+        ("turnout_canary_paused", "1 while green's lag holds the canary's share at 0, else 0.", Some(f64::from(u8::from(c.state == State::Paused)))),
         (
             "turnout_canary_probe_seconds",
             "How long the canary's last probe on green took.",
@@ -563,6 +559,11 @@ fn describe(plan: &Plan) -> String {
     format!("{} % of reads{ramp}, lag at most {} ms", plan.reads, plan.max_lag_ms)
 }
 
+/// Whether the forward stream runs (green then has a lag that means something).
+fn streams_forward(status: &Status) -> bool {
+    status.phase() == Phase::Streaming && status.direction() == crate::status::Direction::Forward
+}
+
 /// Whether the application's writes go to green: a cutover completed and no rollback after it.
 fn writes_on_green(state: &StateStore) -> Result<bool, Error> {
     Ok(crate::cutover::cut_over(state)? && !crate::cutover::rolled_back(state)?)
@@ -577,7 +578,7 @@ pub async fn settle(config: &Config, state: &StateStore) -> Vec<String> {
     let on_green = writes_on_green(state).unwrap_or(false);
     let mut lines = Vec::new();
     let share = if on_green { 100 } else { 0 };
-    let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
+    let urls = config.blue_green();
     lines.push(match settings.split.set(share, urls, SPLIT_TIMEOUT).await {
         Ok(done) => format!("read endpoint: every read to {} ({done})", if on_green { "green" } else { "blue" }),
         Err(e) => format!("setting the read endpoint's split to {share} % green failed: {e}; set it by hand"),

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use turnout_cutover::{BlueGreen, TrafficSwitch};
+use turnout_cutover::TrafficSwitch;
 use turnout_decoders::Position;
 
 pub use crate::journal::{Journal, ReverseArm, Step};
@@ -904,7 +904,7 @@ pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
 
 /// Moves traffic the way `direction` goes: to green for a cutover, back to blue for a rollback.
 async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<turnout_cutover::SwitchReport, turnout_cutover::CutoverError> {
-    let urls = BlueGreen { blue_url: config.source.url.expose(), green_url: config.target.url.expose() };
+    let urls = config.blue_green();
     match direction {
         Direction::Forward => switch.to_green(urls, Duration::from_secs(30)).await,
         Direction::Reverse => switch.to_blue(urls, Duration::from_secs(30)).await,

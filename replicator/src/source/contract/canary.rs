@@ -1,18 +1,21 @@
 //! Green as a read canary sees it ([`crate::canary`]): a probe run the way readers reach green,
 //! green's own count of failures, and a fence on the application's writes there. A family
-//! implements [`GreenReads`] once; the canary's loop, ramp and journal are the same for every family.
+//! implements [`GreenReads`] once; the canary's loop, ramp and journal are the same for every family,
+//! and so are the bounds on each call ([`probe`], [`failures`], [`fence`]).
 
 use crate::error::Error;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the canary asks of green. Sessions are opened on first use and opened again after a
 /// failure; every method is safe to call again.
 pub(crate) trait GreenReads: Send {
-    /// Runs `sql` once on a read-only session of `canary.probe_url` and returns how long it took; an
-    /// error is the server's or the connection's, in one line — or that it took longer than
-    /// `timeout` (then the session is dropped).
-    fn probe(&mut self, sql: &str, timeout: Duration) -> impl Future<Output = Result<Duration, String>> + Send;
+    /// Runs `sql` once on a read-only session of `canary.probe_url` (opened if there is none); an
+    /// error is the server's or the connection's, in one line. Unbounded: see [`probe`].
+    fn probe_once(&mut self, sql: &str) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Drops the probe's session (the next probe opens a new one).
+    fn drop_probe(&mut self);
 
     /// Green's count of failures so far — PostgreSQL: transactions rolled back in green's database;
     /// Oracle MySQL: errors raised (`performance_schema`) — or `None` where the server keeps no such
@@ -31,3 +34,47 @@ pub(crate) trait GreenReads: Send {
 
 /// How long turnout's own statements on green (counters, the fence) may take.
 pub(crate) const GREEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a probe gave no time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ProbeFailure {
+    /// Cut off after this long (its session is dropped).
+    NoAnswer(Duration),
+    /// The server's or the connection's error.
+    Failed(String),
+}
+
+impl std::fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeFailure::NoAnswer(after) => write!(f, "no answer within {} ms", after.as_millis()),
+            ProbeFailure::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Runs the probe `sql` on green and returns how long it took, cut off at `timeout`; after any
+/// failure the probe's session is dropped, so the next probe starts on a new one.
+pub(crate) async fn probe<G: GreenReads>(green: &mut G, sql: &str, timeout: Duration) -> Result<Duration, ProbeFailure> {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(timeout, green.probe_once(sql)).await {
+        Ok(done) => done.map_err(ProbeFailure::Failed),
+        Err(_) => Err(ProbeFailure::NoAnswer(timeout)),
+    };
+    if outcome.is_err() {
+        green.drop_probe();
+    }
+    outcome.map(|()| started.elapsed())
+}
+
+/// Green's count of failures ([`GreenReads::failures`]), `None` too when it takes longer than
+/// [`GREEN_TIMEOUT`].
+pub(crate) async fn failures<G: GreenReads>(green: &mut G) -> Option<u64> {
+    tokio::time::timeout(GREEN_TIMEOUT, green.failures()).await.ok().flatten()
+}
+
+/// Green's fence on the application's writes ([`GreenReads::fence`]), an error when it takes longer
+/// than [`GREEN_TIMEOUT`].
+pub(crate) async fn fence<G: GreenReads>(green: &mut G) -> Result<Option<String>, Error> {
+    tokio::time::timeout(GREEN_TIMEOUT, green.fence()).await.unwrap_or_else(|_| Err(Error::Setup(format!("no answer within {} s", GREEN_TIMEOUT.as_secs()))))
+}

@@ -12,7 +12,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::source::contract::canary::GreenReads;
 use mysql_async::prelude::Queryable;
-use std::time::{Duration, Instant};
 
 pub(crate) struct MySqlGreen {
     target: mysql_async::Opts,
@@ -50,23 +49,19 @@ impl MySqlGreen {
 }
 
 impl GreenReads for MySqlGreen {
-    async fn probe(&mut self, sql: &str, timeout: Duration) -> Result<Duration, String> {
-        let started = Instant::now();
-        let run = async {
-            if self.probe.is_none() {
-                let mut conn = turnout_connect::mysql::conn::open(&self.probe_opts).await.map_err(|e| e.to_string())?;
-                // The probe only reads, whatever it says.
-                conn.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(|e| e.to_string())?;
-                self.probe = Some(conn);
-            }
-            let conn = self.probe.as_mut().ok_or("the probe's session is missing")?;
-            conn.query_drop(sql).await.map_err(|e| e.to_string())
-        };
-        let outcome = tokio::time::timeout(timeout, run).await.unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
-        if outcome.is_err() {
-            self.probe = None;
+    async fn probe_once(&mut self, sql: &str) -> Result<(), String> {
+        if self.probe.is_none() {
+            let mut conn = turnout_connect::mysql::conn::open(&self.probe_opts).await.map_err(|e| e.to_string())?;
+            // The probe only reads, whatever it says.
+            conn.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(|e| e.to_string())?;
+            self.probe = Some(conn);
         }
-        outcome.map(|()| started.elapsed())
+        let conn = self.probe.as_mut().ok_or("the probe's session is missing")?;
+        conn.query_drop(sql).await.map_err(|e| e.to_string())
+    }
+
+    fn drop_probe(&mut self) {
+        self.probe = None;
     }
 
     async fn failures(&mut self) -> Option<u64> {

@@ -130,11 +130,11 @@ impl Family for MySql {
         Ok(Box::new(watch::MySqlMarker::open(config, side).await?))
     }
 
-    /// The marks' table on the side (the side's binlog follows its own retention).
     fn canary_green(config: &Config) -> Result<canary::MySqlGreen, Error> {
         canary::MySqlGreen::new(config)
     }
 
+    /// The marks' table on the side (the side's binlog follows its own retention).
     async fn drop_watch(config: &Config, _forward: &Names, side: crate::status::foreign::Side) {
         match watch::drop_marks(config, side).await {
             Ok(true) => tracing::info!("dropped turnout.watch_mark on {side}, the watch's marks"),

@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::source::contract::canary::GreenReads;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_postgres::Client;
 use turnout_cutover::WriteFence;
 
@@ -44,23 +44,19 @@ impl PgGreen {
 }
 
 impl GreenReads for PgGreen {
-    async fn probe(&mut self, sql: &str, timeout: Duration) -> Result<Duration, String> {
-        let started = Instant::now();
-        let run = async {
-            if self.probe.as_ref().is_none_or(Client::is_closed) {
-                let client = turnout_sinks::pg::connect(&self.probe_url).await.map_err(|e| e.to_string())?;
-                // The probe only reads, whatever it says.
-                client.batch_execute("SET default_transaction_read_only = on").await.map_err(|e| e.to_string())?;
-                self.probe = Some(client);
-            }
-            let client = self.probe.as_ref().ok_or("the probe's session is missing")?;
-            client.simple_query(sql).await.map(|_| ()).map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()))
-        };
-        let outcome = tokio::time::timeout(timeout, run).await.unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
-        if outcome.is_err() {
-            self.probe = None;
+    async fn probe_once(&mut self, sql: &str) -> Result<(), String> {
+        if self.probe.as_ref().is_none_or(Client::is_closed) {
+            let client = turnout_sinks::pg::connect(&self.probe_url).await.map_err(|e| e.to_string())?;
+            // The probe only reads, whatever it says.
+            client.batch_execute("SET default_transaction_read_only = on").await.map_err(|e| e.to_string())?;
+            self.probe = Some(client);
         }
-        outcome.map(|()| started.elapsed())
+        let client = self.probe.as_ref().ok_or("the probe's session is missing")?;
+        client.simple_query(sql).await.map(|_| ()).map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()))
+    }
+
+    fn drop_probe(&mut self) {
+        self.probe = None;
     }
 
     async fn failures(&mut self) -> Option<u64> {

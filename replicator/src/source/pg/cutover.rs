@@ -20,11 +20,11 @@ const SEQUENCE_MARGIN: u32 = 1_000;
 /// (before the fence): green for a cutover, blue for a rollback.
 const SLOT_WAIT: Duration = Duration::from_secs(30);
 
-/// A cutover from a PostgreSQL blue (or, from [`PgCutover::connect_back`], a rollback from green). In
-/// this type "blue" is the side being fenced and "green" the side traffic moves to.
 /// How long the switch waits for the sessions a lifted read-only fence left (read-only) to end.
 const REOPEN_LIMIT: Duration = Duration::from_secs(2);
 
+/// A cutover from a PostgreSQL blue (or, from [`PgCutover::connect_back`], a rollback from green). In
+/// this type "blue" is the side being fenced and "green" the side traffic moves to.
 pub(crate) struct PgCutover {
     blue: Client,
     fence: WriteFence,
@@ -185,12 +185,9 @@ impl Procedure for PgCutover {
         let Some(fence) = &self.reopen else { return Ok(None) };
         let to = self.sides.1;
         let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
-        if !fence.is_fenced(&other).await.map_err(Error::from)? {
-            return Ok(None);
-        }
         // Inside the pause: the default goes at once; read-only sessions left (they can only read)
         // never hold the switch up.
-        let left = fence.reopen(&other, REOPEN_LIMIT).await.map_err(Error::from)?;
+        let Some(left) = fence.reopen(&other, REOPEN_LIMIT).await.map_err(Error::from)? else { return Ok(None) };
         let from = if to == "blue" { "the cutover" } else { "the rollback or the read canary" };
         let left = if left.is_empty() { String::new() } else { format!(" (read-only sessions left, reading only: {})", left.join("; ")) };
         Ok(Some(format!("lifted {to}'s read-only fence from {from}{left}")))
