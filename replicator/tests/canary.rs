@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Turnout, Writer};
+use common::{canary_until, Turnout, Writer};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 use turnout_testbed::{HaProxy, PgServer};
@@ -159,10 +159,6 @@ async fn measure(s: &Setup, reader: &Writer<Result<u16, String>>, reads: usize) 
 
 async fn canary(t: &Turnout, args: &[&str]) -> (i32, String) {
     common::turnout_command(t, "canary", args).await
-}
-
-async fn canary_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    common::wait_for(t, what, |t| t.status().map(|v| v["canary"].clone()).filter(|c| check(c))).await
 }
 
 #[tokio::test]

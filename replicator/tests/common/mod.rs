@@ -454,6 +454,11 @@ impl<A: Clone + Send + 'static> Writer<A> {
     }
 }
 
+/// Waits until the read canary on `/status` passes `check`; returns it.
+pub async fn canary_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    wait_for(t, what, |t| t.status().map(|v| v["canary"].clone()).filter(|c| check(c))).await
+}
+
 /// Writes an Ed25519 private key (PKCS#8 PEM, RFC 8410's example) to `dir` for
 /// `cutover.signing_key`; returns its path.
 pub fn signing_key(dir: &Path) -> std::path::PathBuf {

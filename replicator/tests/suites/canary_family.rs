@@ -49,10 +49,6 @@ async fn green_share(s: &Setup, reader: &Writer<Result<u16, String>>, reads: usi
     answered.iter().filter(|p| **p == s.green.port()).count() as f64 / answered.len().max(1) as f64
 }
 
-async fn canary_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    common::wait_for(t, what, |t| t.status().map(|v| v["canary"].clone()).filter(|c| check(c))).await
-}
-
 #[tokio::test]
 async fn a_read_canary_ramps_trips_when_green_goes_down_survives_kill_9_and_follows_the_cutover() {
     let mut s = setup("read-only", "haproxy", &canary_toml()).await;
@@ -67,7 +63,7 @@ async fn a_read_canary_ramps_trips_when_green_goes_down_survives_kill_9_and_foll
     let share = green_share(&s, &reader, 300).await;
     eprintln!("at 30 %: green answered {:.1} % of reads", share * 100.0);
     assert!((0.15..=0.45).contains(&share), "at 30 %: {share:.2}; {}", s.t.status().map(|v| v["canary"].clone()).unwrap_or_default());
-    canary_until(&mut s.t, "the ramp to 70 %", |c| c["green_percent"] == 70).await;
+    common::canary_until(&mut s.t, "the ramp to 70 %", |c| c["green_percent"] == 70).await;
     let share = green_share(&s, &reader, 300).await;
     eprintln!("at 70 %: green answered {:.1} % of reads", share * 100.0);
     assert!((0.55..=0.85).contains(&share), "at 70 %: {share:.2}");
@@ -81,7 +77,7 @@ async fn a_read_canary_ramps_trips_when_green_goes_down_survives_kill_9_and_foll
     // Green goes down: the canary trips and every read goes to blue.
     let down = Instant::now();
     s.green.stop().expect("stop green");
-    let tripped = canary_until(&mut s.t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
+    let tripped = common::canary_until(&mut s.t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
     eprintln!("tripped {} ms after green's shutdown began (checks every {} ms)", down.elapsed().as_millis(), CANARY_CHECK.as_millis());
     assert!(tripped["tripped"].as_str().is_some_and(|w| w.contains("probe failed")), "{tripped}");
     assert!(down.elapsed() < CANARY_CHECK + Duration::from_secs(3), "tripped {} ms after green went down", down.elapsed().as_millis());
@@ -94,14 +90,14 @@ async fn a_read_canary_ramps_trips_when_green_goes_down_survives_kill_9_and_foll
     wait_streaming(&mut s.t).await;
     let (code, out) = turnout(&s.t, "canary", &["--reads", "30%"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    canary_until(&mut s.t, "30 % again", |c| c["state"] == "running" && c["green_percent"] == 30).await;
+    common::canary_until(&mut s.t, "30 % again", |c| c["state"] == "running" && c["green_percent"] == 30).await;
     assert!(read_only(&s.green), "the canary set read_only on green again after its restart");
 
     // kill -9: the live share is restored.
     s.t.kill9();
     s.t.start();
     wait_streaming(&mut s.t).await;
-    let restored = canary_until(&mut s.t, "the restored share", |c| c["green_percent"] == 30).await;
+    let restored = common::canary_until(&mut s.t, "the restored share", |c| c["green_percent"] == 30).await;
     // The restart set the live share itself (not 0, then the plan's share at the next check).
     let restart = restored["steps"].as_array().and_then(|st| st.iter().find(|x| x["why"].as_str().is_some_and(|w| w.contains("restart"))).cloned());
     assert!(restart.as_ref().is_some_and(|x| x["share"] == 30), "{restored}");
@@ -109,7 +105,7 @@ async fn a_read_canary_ramps_trips_when_green_goes_down_survives_kill_9_and_foll
     // The cutover moves the writes and every read.
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
-    canary_until(&mut s.t, "reads following the writes", |c| c["state"] == "cut-over" && c["green_percent"] == 100).await;
+    common::canary_until(&mut s.t, "reads following the writes", |c| c["state"] == "cut-over" && c["green_percent"] == 100).await;
     let from = reader.count();
     reader.wait_for(from + 60).await;
     assert!(reader.snapshot()[from + 10..].iter().all(|r| *r == Ok(s.green.port())), "after the cutover every read is green's");
