@@ -189,6 +189,9 @@ async fn a_blue_that_replays_another_origin_is_rolled_back_without_arming_the_ne
     assert!(t.log_text().contains("someone_elses_subscription"), "the log names the origin");
     let status = common::wait_for(&mut t, "replication to stop", |t| t.status().filter(|v| v["phase"] == "stopped")).await;
     assert_eq!(status["generation"], 1, "{status}");
+    // The reverse stream's pipeline says `stopped` as it drains; the window's forward slot is
+    // dropped after blue's watch stopped reading it, which the log says.
+    common::wait_for(&mut t, "the forward slot to be dropped", |t| t.log_text().contains("dropped the forward slot on blue").then_some(())).await;
     let b = blue.connect(&db).await.expect("blue");
     assert_eq!(slots(&b).await, Vec::<String>::new(), "nothing armed on blue, and the forward slot went with the window");
     assert_eq!(t.sigterm(), Some(0));
