@@ -18,7 +18,7 @@ use crate::compared::Finished;
 use crate::config::Config;
 use crate::pipeline::changed::Taken;
 use crate::pipeline::signals::Channels;
-use crate::status::verified::TableVerified;
+use crate::status::verified::{TableVerified, Verified};
 use crate::status::{Phase, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,24 +29,27 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Shows a finished live verify's result (the continuous verify's or the operator's) on `/status`.
 pub fn show(status: &Status, finished: &Finished) {
-    status.update_verified(|v| {
-        v.finished_at = Some(crate::duration::rfc3339(finished.finished_at_us));
-        v.oldest_round_at = finished.rounds_at_us.iter().min().map(|us| crate::duration::rfc3339(*us));
-        v.tables = finished
-            .tables
-            .iter()
-            .map(|t| {
-                let verified = TableVerified {
-                    equal: t.equal(),
-                    source_rows: t.source_rows,
-                    target_rows: t.target_rows,
-                    differing_chunks: t.differing_chunks,
-                    differences: t.differences.iter().take(5).map(crate::compared::RowDiff::describe).collect(),
-                };
-                (plain(&t.table), verified)
-            })
-            .collect();
-    });
+    status.update_verified(|v| fill(v, finished));
+}
+
+/// `v` showing `finished`: its times and each table's result.
+fn fill(v: &mut Verified, finished: &Finished) {
+    v.finished_at = Some(crate::duration::rfc3339(finished.finished_at_us));
+    v.oldest_round_at = finished.rounds_at_us.iter().min().map(|us| crate::duration::rfc3339(*us));
+    v.tables = finished
+        .tables
+        .iter()
+        .map(|t| {
+            let verified = TableVerified {
+                equal: t.equal(),
+                source_rows: t.source_rows,
+                target_rows: t.target_rows,
+                differing_chunks: t.differing_chunks,
+                differences: t.differences.iter().take(5).map(crate::compared::RowDiff::describe).collect(),
+            };
+            (plain(&t.table), verified)
+        })
+        .collect();
 }
 
 /// `schema.table` from the verify's `"schema"."table"` (as the snapshot's table progress names it).
@@ -169,12 +172,16 @@ pub async fn run(
                 }
                 Some(Ok(report)) => {
                     let dir = if report.direction == crate::status::Direction::Forward { config.state.dir.clone() } else { state_dir.clone() };
+                    // `/status` changes once per finished run: a reader never sees a run counted
+                    // without its tables and figures (this task is the only one that changes it).
+                    let mut shown = status.verified().unwrap_or_default();
                     chain = match (recheck.is_some(), chain.take()) {
-                        (true, Some(c)) => rechecked(&status, &changes, c, &taken, &report),
-                        _ => whole(&status, &changes, &taken, &report, began, dir),
+                        (true, Some(c)) => rechecked(&mut shown, &changes, c, &taken, &report),
+                        _ => whole(&mut shown, &changes, &taken, &report, began, dir),
                     };
-                    status.update_verified(|v| (v.last_run_rows, v.last_run_seconds) = (report.rows, report.elapsed.as_secs_f64()));
-                    set("waiting", None);
+                    (shown.last_run_rows, shown.last_run_seconds) = (report.rows, report.elapsed.as_secs_f64());
+                    (shown.state, shown.error) = ("waiting", None);
+                    status.update_verified(|v| *v = shown);
                 }
                 Some(Err(e)) => {
                     tracing::warn!("the continuous verify failed: {e}; trying again in {:?}", settings.interval);
@@ -189,9 +196,9 @@ pub async fn run(
     }
 }
 
-/// A whole run finished: shown, what it covered cleared from the stream's changes, and (unless it
+/// A whole run finished: shown (in `shown`), what it covered cleared from the stream's changes, and (unless it
 /// resumed an earlier run, whose first rounds may be of another stream) the start of a chain.
-fn whole(status: &Status, changes: &Channels, taken: &Taken, report: &LiveReport, began: Instant, dir: std::path::PathBuf) -> Option<Chain> {
+fn whole(shown: &mut Verified, changes: &Channels, taken: &Taken, report: &LiveReport, began: Instant, dir: std::path::PathBuf) -> Option<Chain> {
     let differing = report.tables.iter().filter(|t| !t.equal()).count();
     tracing::info!(
         tables = report.tables.len(),
@@ -200,20 +207,21 @@ fn whole(status: &Status, changes: &Channels, taken: &Taken, report: &LiveReport
         seconds = report.elapsed.as_secs_f64(),
         "continuous verify: a whole run finished"
     );
-    status.update_verified(|v| (v.runs, v.last_run) = (v.runs + 1, "whole"));
+    (shown.runs, shown.last_run) = (shown.runs + 1, "whole");
     // What this run saved, with its chunks (re-reading the file could find an operator's verify
     // that finished meanwhile).
     let finished = report.kept.clone()?;
-    show(status, &finished);
+    fill(shown, &finished);
     let first = report.round_positions.first().filter(|_| !report.resumed)?;
     changes.changes.clear(taken, first, None);
     let whole = (finished.positions.clone(), finished.rounds_at_us.clone());
     Some(Chain { epoch: taken.epoch, began, dir, whole, last: finished })
 }
 
-/// A re-check of what changed finished: merged into the kept result, saved for the gate, shown, and
+/// A re-check of what changed finished: merged into the kept result, saved for the gate, shown (in
+/// `shown`), and
 /// what it covered cleared.
-fn rechecked(status: &Status, changes: &Channels, mut chain: Chain, taken: &Taken, report: &LiveReport) -> Option<Chain> {
+fn rechecked(shown: &mut Verified, changes: &Channels, mut chain: Chain, taken: &Taken, report: &LiveReport) -> Option<Chain> {
     if report.direction != chain.last.direction {
         return None;
     }
@@ -236,8 +244,8 @@ fn rechecked(status: &Status, changes: &Channels, mut chain: Chain, taken: &Take
     let differing = merged.tables.iter().filter(|t| !t.equal()).count();
     let chunks: u64 = report.tables.iter().map(|t| t.chunks).sum();
     tracing::info!(tables = report.tables.len(), chunks, differing, rows = report.rows, "continuous verify: what changed re-checked");
-    show(status, &merged);
-    status.update_verified(|v| (v.rechecks, v.last_run) = (v.rechecks + 1, "changes"));
+    fill(shown, &merged);
+    (shown.rechecks, shown.last_run) = (shown.rechecks + 1, "changes");
     let compared = report.tables.iter().map(|t| t.table.clone()).collect();
     changes.changes.clear(taken, first, Some(&compared));
     chain.last = merged;

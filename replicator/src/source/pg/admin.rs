@@ -153,18 +153,17 @@ impl SourceAdmin for PgAdmin {
     async fn teardown(&self) -> Result<Vec<String>, Error> {
         let mut done = Vec::new();
         let names = &self.names;
-        let source = self.config.source_options()?;
-        let mut admin = PgConnection::connect(&source, false).await.map_err(Error::Source)?;
-        setup::drop_slot(&mut admin, &names.slot).await?;
+        // A sidecar just stopped: its walsender and apply session may hold the slot and the origin
+        // for a moment after its process ended.
+        let blue = turnout_sinks::pg::connect(self.config.source.url.expose()).await.map_err(Error::Sink)?;
+        super::reverse::drop_slot_when_free(&blue, &names.slot, false).await.map_err(Error::Setup)?;
         done.push(format!("dropped slot {} on blue (if it existed)", names.slot));
-        admin
-            .simple_query(&format!("DROP PUBLICATION IF EXISTS {}", turnout_decoders::schema::quote_ident(&names.publication)))
+        blue.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", turnout_decoders::schema::quote_ident(&names.publication)))
             .await
-            .map_err(Error::Source)?;
+            .map_err(Error::blue(format!("dropping publication {}", names.publication)))?;
         done.push(format!("dropped publication {} on blue (if it existed)", names.publication));
-        admin.close().await;
         let green_client = green::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
-        green::drop_origin(&green_client, &names.origin).await.map_err(Error::Sink)?;
+        super::reverse::drop_origin_when_free(&green_client, &names.origin).await?;
         done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
         let watch = super::watch::green_names(names);
         match super::reverse::drop_slot_and_publication(self.config.target.url.expose(), &watch).await {

@@ -30,7 +30,7 @@ pub(crate) async fn publish_on_green(config: &Config, names: &Names) -> Result<u
 /// hold blue's WAL for the whole rollback window. Best effort (`turnout teardown` drops it too).
 pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
     match turnout_sinks::pg::connect(config.source.url.expose()).await {
-        Ok(blue) => match drop_slot_when_free(&blue, &forward.slot).await {
+        Ok(blue) => match drop_slot_when_free(&blue, &forward.slot, true).await {
             Ok(()) => tracing::info!(slot = %forward.slot, "dropped the forward slot on blue"),
             Err(e) => tracing::warn!("dropping the forward slot {} on blue failed: {e}; `turnout teardown` drops it", forward.slot),
         },
@@ -41,7 +41,7 @@ pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
 /// Drops the slot and the publication `names` gives on the server at `url`, each if it exists.
 pub(crate) async fn drop_slot_and_publication(url: &str, names: &Names) -> Result<(), Error> {
     let green = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
-    drop_slot_when_free(&green, &names.slot).await.map_err(Error::Setup)?;
+    drop_slot_when_free(&green, &names.slot, true).await.map_err(Error::Setup)?;
     green
         .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&names.publication)))
         .await
@@ -53,15 +53,7 @@ pub(crate) async fn drop_slot_and_publication(url: &str, names: &Names) -> Resul
 pub(crate) async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
     drop_slot_and_publication(config.target.url.expose(), names).await?;
     let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
-    // The reverse apply session may still hold the origin for a moment after it was told to stop.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match turnout_sinks::pg::drop_origin(&blue, &names.origin).await {
-            Ok(()) => break,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => return Err(Error::Sink(e)),
-        }
-    }
+    drop_origin_when_free(&blue, &names.origin).await?;
     Ok(vec![
         format!("dropped slot {} on green (if it existed)", names.slot),
         format!("dropped publication {} on green (if it existed)", names.publication),
@@ -69,19 +61,36 @@ pub(crate) async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<S
     ])
 }
 
-/// Drops `slot` if it exists, ending the walsender that still streams it (turnout's own, being
-/// stopped) and retrying for up to 10 s while it lets go.
-async fn drop_slot_when_free(client: &Client, slot: &str) -> Result<(), String> {
+/// Drops `origin` if it exists, retrying for up to 10 s while an apply session of turnout's that
+/// was told to stop (or whose process ended) still holds it.
+pub(crate) async fn drop_origin_when_free(client: &Client, origin: &str) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let _ =
-            client.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL", &[&slot]).await;
+        match turnout_sinks::pg::drop_origin(client, origin).await {
+            Ok(()) => return Ok(()),
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(Error::Sink(e)),
+        }
+    }
+}
+
+/// Drops `slot` if it exists, retrying for up to 10 s while the walsender that streamed it lets go.
+/// With `end_walsender`, that walsender (turnout's own, being stopped) is ended first; without, a
+/// slot still streamed after 10 s (by a turnout running elsewhere) is refused, naming it.
+pub(crate) async fn drop_slot_when_free(client: &Client, slot: &str, end_walsender: bool) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if end_walsender {
+            let sql = "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL";
+            let _ = client.execute(sql, &[&slot]).await;
+        }
         match client.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await {
             Ok(_) => return Ok(()),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => return Err(format!("dropping slot {slot}: {e}")),
+            Err(e) if end_walsender => return Err(format!("dropping slot {slot}: {e}")),
+            Err(e) => return Err(format!("dropping slot {slot}: {e}; stop what still streams it (a turnout running elsewhere?) and run this again")),
         }
     }
 }
