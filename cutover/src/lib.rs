@@ -47,7 +47,7 @@ pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use share::{GreenSeen, ReadSplit};
-pub use switch::{BlueGreen, SwitchReport, TrafficSwitch};
+pub use switch::{BlueGreen, ClientsMoved, SwitchReport, TrafficSwitch};
 pub use triggers::{
     definitions as trigger_definitions, drop_handed_over as drop_handed_over_triggers, hand_over as hand_over_triggers, try_create as try_create_triggers,
     Handover as TriggerHandover, TriggerDefinition,

@@ -22,7 +22,18 @@ use std::time::{Duration, Instant};
 use turnout_connect::pg::ConnectOptions;
 
 /// How often [`TrafficSwitch::clients_moved`] asks pgbouncer.
-const CLIENTS_MOVED_POLL: Duration = Duration::from_millis(2);
+const CLIENTS_MOVED_POLL: Duration = Duration::from_millis(10);
+
+/// What [`TrafficSwitch::clients_moved`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientsMoved {
+    /// No client of the entry waited for a server connection any more after this long.
+    Moved(Duration),
+    /// Clients still waited when the cap passed.
+    StillWaiting,
+    /// Nothing to observe (not a pgbouncer switch), or pgbouncer's console did not answer.
+    Unobserved,
+}
 
 /// How clients are moved from blue to green.
 #[derive(Clone, Debug)]
@@ -141,19 +152,21 @@ impl TrafficSwitch {
 
     /// After a pgbouncer switch: waits until no client of the entry waits for a server connection
     /// any more — the clients the fence held each got one to green — and returns how long that took,
-    /// or `None` when `cap` passed first (pgbouncer may also hold clients for its own reasons, such
-    /// as a full pool). The other switches have nothing to observe and return `None` at once.
+    /// or that `cap` passed first (pgbouncer may also hold clients for its own reasons, such as a
+    /// full pool). The other switches have nothing to observe and return at once.
     /// Callers use it to keep their own reconnection work (the reverse stream's) off the machine
     /// while the applications' connections are made.
-    pub async fn clients_moved(&self, cap: Duration) -> Option<Duration> {
-        let TrafficSwitch::PgBouncer { admin, database, .. } = self else { return None };
+    pub async fn clients_moved(&self, cap: Duration) -> ClientsMoved {
+        let TrafficSwitch::PgBouncer { admin, database, .. } = self else { return ClientsMoved::Unobserved };
         let started = Instant::now();
         loop {
-            if admin.waiting_clients(database).await.ok()? == 0 {
-                return Some(started.elapsed());
+            match admin.waiting_clients(database).await {
+                Ok(0) => return ClientsMoved::Moved(started.elapsed()),
+                Ok(_) => {}
+                Err(_) => return ClientsMoved::Unobserved,
             }
             if started.elapsed() >= cap {
-                return None;
+                return ClientsMoved::StillWaiting;
             }
             tokio::time::sleep(CLIENTS_MOVED_POLL).await;
         }

@@ -170,8 +170,8 @@ async fn reads_ramp_to_green_trip_back_to_blue_survive_kill_9_and_follow_the_cut
     reader.wait_for(50).await;
     assert!(reader.snapshot().iter().all(|r| *r == Ok(s.blue.port())), "before the canary every read is blue's");
 
-    // 20 %, then 50 % fifteen seconds later.
-    let (code, out) = canary(&s.t, &["--reads", "20%", "--step", "30%", "--every", "15s", "--max", "50%", "--max-lag", "2s"]).await;
+    // 20 %, then 50 % thirty seconds later (the 20 % window is measured well within them).
+    let (code, out) = canary(&s.t, &["--reads", "20%", "--step", "30%", "--every", "30s", "--max", "50%", "--max-lag", "2s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("green's share of reads is 20 %") && out.contains("read-only for the application"), "{out}");
     let (counters, ports) = measure(&s, &reader, 300).await;
@@ -200,13 +200,15 @@ async fn reads_ramp_to_green_trip_back_to_blue_survive_kill_9_and_follow_the_cut
 
     // Green fails its readers: the probe (as the application) fails, the canary trips and every
     // read goes back to blue at that check.
-    let revoked = Instant::now();
     s.on_green(&format!("REVOKE SELECT ON t FROM {APP}")).await;
+    let revoked = Instant::now();
     let tripped = canary_until(&mut s.t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
     let took = revoked.elapsed();
     eprintln!("tripped {} ms after green began failing its readers (checks every {} ms)", took.as_millis(), CHECK.as_millis());
     assert!(tripped["tripped"].as_str().is_some_and(|w| w.contains("probe failed") && w.contains("permission denied")), "{tripped}");
-    assert!(took < CHECK + Duration::from_secs(1), "the share went to 0 {} ms after green began failing", took.as_millis());
+    // One check, plus its round trips to green and haproxy and two synced journal writes on a
+    // loaded machine.
+    assert!(took < CHECK + Duration::from_secs(3), "the share went to 0 {} ms after green began failing", took.as_millis());
     common::wait_for(&mut s.t, "the canary alert", |t| t.status().filter(|v| v["alerts"]["canary"] == "critical")).await;
     let from = reader.count();
     reader.wait_for(from + 100).await;
@@ -363,7 +365,7 @@ async fn a_pgbouncer_read_entry_shares_reads_by_its_host_list_and_trips_when_gre
     let url = |host: &str| format!("postgres://postgres:{}@{host}:{port}/{db}?sslmode=disable", blue.password());
     let toml = format!(
         "[cutover]\nfence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n[cutover.pgbouncer]\nadmin_url = \"{admin}\"\ndatabase = \"{db}\"\nconfig_file = \"{ini}\"\n\
-         [canary]\nsplit = \"pgbouncer\"\ncheck_every = \"{check}ms\"\nmax_lag = \"5s\"\nmax_latency = \"300ms\"\n[canary.pgbouncer]\ndatabase = \"{db}_ro\"\n",
+         [canary]\nsplit = \"pgbouncer\"\ncheck_every = \"{check}ms\"\nmax_lag = \"5s\"\nmax_latency = \"1s\"\n[canary.pgbouncer]\ndatabase = \"{db}_ro\"\n",
         admin = bouncer.admin_url(),
         ini = bouncer.config_path().display(),
         check = CHECK.as_millis(),
@@ -387,7 +389,7 @@ async fn a_pgbouncer_read_entry_shares_reads_by_its_host_list_and_trips_when_gre
     assert!((0.2..=0.8).contains(&share), "at 50 %: {share:.2} of {n}");
 
     // Green slows down: the probe is over canary.max_latency, every read goes back to blue.
-    green_at.set_latency(Duration::from_millis(300));
+    green_at.set_latency(Duration::from_secs(1));
     let tripped = canary_until(&mut t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
     assert!(tripped["tripped"].as_str().is_some_and(|w| w.contains("canary.max_latency")), "{tripped}");
     green_at.set_latency(Duration::ZERO);

@@ -176,7 +176,7 @@ async fn kill_9_during_parallel_apply_keeps_a_prefix_and_applies_exactly_once() 
                 break;
             }
             assert!(Instant::now() < deadline, "green stopped at {n} log rows\n{}", t.log_text());
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         t.kill9();
     }

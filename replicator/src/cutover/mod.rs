@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use turnout_cutover::TrafficSwitch;
+use turnout_cutover::{ClientsMoved, TrafficSwitch};
 use turnout_decoders::Position;
 
 pub use crate::journal::{Journal, ReverseArm, Step};
@@ -677,8 +677,13 @@ impl Controller {
         // The clients the fence held reconnect now (pgbouncer logs in to the other side for them):
         // this direction's teardown and the next stream's connections wait until they have, so the
         // two do not compete for the machine. Bounded; the next stream loses nothing by waiting.
-        if let Some(took) = switch.clients_moved(CLIENTS_MOVED_CAP).await {
-            self.say(format!("every client the fence held had a connection to {to} {} ms after the switch", took.as_millis()));
+        match switch.clients_moved(CLIENTS_MOVED_CAP).await {
+            ClientsMoved::Moved(took) => self.say(format!("every client the fence held had a connection to {to} {} ms after the switch", took.as_millis())),
+            ClientsMoved::StillWaiting => self.say(format!(
+                "pgbouncer still held clients waiting for a connection to {to} {} s after the switch (a full pool?); going on",
+                CLIENTS_MOVED_CAP.as_secs()
+            )),
+            ClientsMoved::Unobserved => {}
         }
         // This direction's apply stops: the other side now takes writes (and, after a cutover, the
         // sidecar finds the reverse stream in the journal written just before).
@@ -828,8 +833,9 @@ pub(crate) fn again_names(config: &Config, direction: Direction, names: &Names) 
 }
 
 /// How long a completed cutover waits for pgbouncer to give the held clients their connections to
-/// the other side before it stops this direction's apply.
-const CLIENTS_MOVED_CAP: Duration = Duration::from_millis(250);
+/// the other side before it stops this direction's apply: usually tens of ms; the writes flow
+/// meanwhile, so only the command's answer waits.
+const CLIENTS_MOVED_CAP: Duration = Duration::from_secs(2);
 
 /// Where the write pause went: each step's share, in order, as the summary line prints it.
 struct PauseTimeline {

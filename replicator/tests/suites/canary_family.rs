@@ -77,10 +77,13 @@ async fn a_read_canary_ramps_trips_when_green_goes_down_survives_kill_9_and_foll
     // Green goes down: the canary trips and every read goes to blue.
     let down = Instant::now();
     s.green.stop().expect("stop green");
+    // A clean shutdown takes as long as it takes on a loaded machine: the bound runs from its end,
+    // when green surely answers no more (the canary may trip before it).
+    let stopped = Instant::now();
     let tripped = common::canary_until(&mut s.t, "the trip", |c| c["state"] == "tripped" && c["green_percent"] == 0).await;
     eprintln!("tripped {} ms after green's shutdown began (checks every {} ms)", down.elapsed().as_millis(), CANARY_CHECK.as_millis());
     assert!(tripped["tripped"].as_str().is_some_and(|w| w.contains("probe failed")), "{tripped}");
-    assert!(down.elapsed() < CANARY_CHECK + Duration::from_secs(3), "tripped {} ms after green went down", down.elapsed().as_millis());
+    assert!(stopped.elapsed() < CANARY_CHECK + Duration::from_secs(3), "tripped {} ms after green's shutdown ended", stopped.elapsed().as_millis());
     let from = reader.count();
     reader.wait_for(from + 60).await;
     assert!(reader.snapshot()[from + 10..].iter().all(|r| *r == Ok(s.blue.port())), "after the trip every read is blue's");

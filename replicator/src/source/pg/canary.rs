@@ -13,8 +13,11 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use turnout_cutover::WriteFence;
 
-/// How long fencing green may wait for the sessions it ends to be gone.
-const FENCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long fencing green may wait for the sessions it ends to be gone: within the bound on
+/// turnout's own statements on green ([`crate::source::contract::canary::GREEN_TIMEOUT`]), so the
+/// fence's own error (naming the sessions) is the one reported.
+const FENCE_TIMEOUT: Duration = Duration::from_secs(4);
+const _: () = assert!(FENCE_TIMEOUT.as_secs() < crate::source::contract::canary::GREEN_TIMEOUT.as_secs());
 
 pub(crate) struct PgGreen {
     target_url: String,
