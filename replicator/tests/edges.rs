@@ -79,3 +79,49 @@ fn an_api_reachable_from_other_machines_needs_a_token() {
     let out = Command::new(env!("CARGO_BIN_EXE_turnout")).args(["check", "--config"]).arg(&config).output().expect("check");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `turnout teardown` with a copy of a running sidecar's state directory (a turnout running
+/// elsewhere on the same stream): the slot that sidecar streams is refused after a wait, naming it
+/// and what to do, and the running stream is never ended.
+#[tokio::test]
+async fn a_teardown_beside_a_running_sidecar_refuses_the_slot_it_streams_and_never_ends_it() {
+    let (blue, green, db) = common::pair("CREATE TABLE t (id int PRIMARY KEY, note text);").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+    // Copied while the sidecar is stopped, the state directory names the same stream.
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    copy_dir(&dir.path().join("state"), &elsewhere.path().join("state"));
+    let other = Turnout::new(elsewhere.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let (code, out) = common::turnout_command(&other, "teardown", &["--yes"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is active") && out.contains("a turnout running elsewhere?"), "{out}");
+    // The sidecar streams on: a row written on blue reaches green.
+    let b = blue.connect(&db).await.expect("blue");
+    b.batch_execute("INSERT INTO t VALUES (1, 'after the refused teardown')").await.expect("insert");
+    let g = green.connect(&db).await.expect("green");
+    let deadline = Instant::now() + WAIT;
+    while g.query_opt("SELECT 1 FROM t WHERE id = 1", &[]).await.expect("read green").is_none() {
+        assert!(t.exited().is_none() && Instant::now() < deadline, "the running stream must go on\n{}", t.log_text());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// Copies the directory `from` to `to`, recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

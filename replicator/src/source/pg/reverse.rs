@@ -89,8 +89,11 @@ pub(crate) async fn drop_slot_when_free(client: &Client, slot: &str, end_walsend
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) if end_walsender => return Err(format!("dropping slot {slot}: {e}")),
-            Err(e) => return Err(format!("dropping slot {slot}: {e}; stop what still streams it (a turnout running elsewhere?) and run this again")),
+            Err(e) => {
+                let e = turnout_sinks::error::describe_pg_error(&e);
+                let fix = if end_walsender { "" } else { "; stop what still streams it (a turnout running elsewhere?) and run this again" };
+                return Err(format!("dropping slot {slot}: {e}{fix}"));
+            }
         }
     }
 }
