@@ -196,8 +196,9 @@ pub async fn run(
     }
 }
 
-/// A whole run finished: shown (in `shown`), what it covered cleared from the stream's changes, and (unless it
-/// resumed an earlier run, whose first rounds may be of another stream) the start of a chain.
+/// A whole run finished: shown (in `shown`), what it covered cleared from the stream's changes, and
+/// (unless it resumed an earlier run, whose first rounds may be of another stream) the start of a
+/// chain.
 fn whole(shown: &mut Verified, changes: &Channels, taken: &Taken, report: &LiveReport, began: Instant, dir: std::path::PathBuf) -> Option<Chain> {
     let differing = report.tables.iter().filter(|t| !t.equal()).count();
     tracing::info!(
@@ -219,8 +220,7 @@ fn whole(shown: &mut Verified, changes: &Channels, taken: &Taken, report: &LiveR
 }
 
 /// A re-check of what changed finished: merged into the kept result, saved for the gate, shown (in
-/// `shown`), and
-/// what it covered cleared.
+/// `shown`), and what it covered cleared.
 fn rechecked(shown: &mut Verified, changes: &Channels, mut chain: Chain, taken: &Taken, report: &LiveReport) -> Option<Chain> {
     if report.direction != chain.last.direction {
         return None;
