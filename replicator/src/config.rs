@@ -560,6 +560,16 @@ impl Config {
     }
 
     /// Whether the initial copy of `bytes` of tables is chunked (`snapshot.mode`).
+    /// Whether the copy is chunked when the configuration alone says so (`None` for `auto`, which
+    /// decides by size: [`Config::snapshot_chunked`]).
+    pub fn snapshot_chunked_as_set(&self) -> Option<bool> {
+        match self.snapshot.mode.unwrap_or_default() {
+            SnapshotMode::Chunked => Some(true),
+            SnapshotMode::Consistent => Some(false),
+            SnapshotMode::Auto => None,
+        }
+    }
+
     pub fn snapshot_chunked(&self, bytes: u64) -> bool {
         match self.snapshot.mode.unwrap_or_default() {
             SnapshotMode::Chunked => true,

@@ -52,7 +52,7 @@ pub mod testing {
     pub mod pg {
         pub use crate::source::pg::admin::PgAdmin;
         pub use crate::source::pg::setup::ensure_publication;
-        pub use crate::source::pg::snapshot::{blue_connect, copy_all, copy_plan};
+        pub use crate::source::pg::snapshot::{blue_connect, copy_all, copy_plan, hold_unrewritten};
     }
 
     /// MySQL/MariaDB: the administration, the binlog stream, the heartbeat table, the snapshot copy and

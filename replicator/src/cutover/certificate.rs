@@ -132,6 +132,10 @@ pub struct Certificate {
     pub rogue_writes: RogueWrites,
     /// What a rehearsal found would block or slow the real cutover.
     pub findings: Vec<String>,
+    /// The fenced side's inventory before the fence: its digest and objects per handling (absent
+    /// from certificates of versions that took none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<crate::source::contract::inventory::InventorySummary>,
     pub journal: JournalDigest,
     pub digest: String,
     pub signature: Option<Signature>,
@@ -449,6 +453,11 @@ mod tests {
             verify: None,
             rogue_writes: RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 },
             findings: Vec::new(),
+            inventory: Some(crate::source::contract::inventory::InventorySummary {
+                sha256: "ab".repeat(32),
+                objects: 12,
+                handled: [("streamed".to_string(), 3), ("copied".to_string(), 9)].into_iter().collect(),
+            }),
             journal: journal_digest(&[b"{\"step\":\"waiting\"}".to_vec(), b"{\"step\":\"done\"}".to_vec()]),
             digest: String::new(),
             signature: None,

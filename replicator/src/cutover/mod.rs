@@ -483,6 +483,7 @@ impl Controller {
         // Before the fence every step changes nothing or is idempotent: a transient failure is retried.
         let mut retry = Retry::default();
         let preflight = retried!(retry, self, "the pre-checks", procedure.preflight().await);
+        lock(&self.record).inventory = procedure.inventory();
         match preflight {
             Ok(warnings) => {
                 for w in warnings {

@@ -28,6 +28,8 @@ pub(crate) struct Record {
     pub findings: Vec<String>,
     /// What the watch for writes that are not turnout's saw, when the gate read it.
     pub rogue_writes: Option<RogueWrites>,
+    /// The fenced side's inventory, as the pre-checks took it.
+    pub inventory: Option<crate::source::contract::inventory::InventorySummary>,
 }
 
 impl Record {
@@ -75,6 +77,7 @@ impl Record {
             verify: self.verify.clone(),
             rogue_writes: self.rogue_writes.clone().unwrap_or(RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 }),
             findings: self.findings.clone(),
+            inventory: self.inventory.clone(),
             journal: journal_digest(entries),
             digest: String::new(),
             signature: None,

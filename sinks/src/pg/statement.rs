@@ -28,6 +28,9 @@ use turnout_decoders::value::Value;
 pub(super) struct TargetTable {
     name: TableName,
     qualified: String,
+    /// How UPDATE, DELETE and TRUNCATE name the table: `ONLY` an ordinary table, so that an
+    /// inheritance parent's statement never touches a child's rows (which blue sends as the child's).
+    own_rows: String,
     /// Column name → cast type (schema-qualified, quoted where needed: `pg_catalog."bit"`).
     cast_types: HashMap<String, String>,
     /// Primary-key columns on green.
@@ -89,7 +92,8 @@ impl TargetTable {
                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND NOT i.indisprimary) \
                    OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'x'), \
                  EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass($1) AND t.tgenabled IN ('A', 'R')) \
-                   OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled IN ('A', 'R') AND r.rulename <> '_RETURN')",
+                   OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = to_regclass($1) AND r.ev_enabled IN ('A', 'R') AND r.rulename <> '_RETURN'), \
+                 (SELECT relkind = 'r' FROM pg_class WHERE oid = to_regclass($1))",
                 &[&qualified],
             )
             .await
@@ -106,8 +110,10 @@ impl TargetTable {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let ordinary: Option<bool> = facts.get(3);
         Ok(TargetTable {
             name: name.clone(),
+            own_rows: if ordinary == Some(true) { format!("ONLY {qualified}") } else { qualified.clone() },
             qualified,
             cast_types,
             primary_key: facts.get(0),
@@ -438,7 +444,7 @@ impl Statements {
                     }
                 }
                 RowChange::Truncate { tables: ts, cascade, restart_identity } => {
-                    let names: Vec<String> = ts.iter().map(|t| qualified(&t.name)).collect();
+                    let names: Vec<String> = ts.iter().map(|t| tables.get(&t.name).map_or_else(|| qualified(&t.name), |g| g.own_rows.clone())).collect();
                     let sql = format!(
                         "TRUNCATE {}{}{}",
                         names.join(", "),
@@ -634,13 +640,13 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
                 assignments.push(format!("{} = ${n}::{}", quote_ident(c), t.type_of(c)?));
             }
             let (predicate, used) = predicate(t, key, *by_all, n)?;
-            let sql = format!("UPDATE {} SET {} WHERE {}", t.qualified, assignments.join(", "), row_filter(t, &predicate, *by_all));
+            let sql = format!("UPDATE {} SET {} WHERE {}", t.own_rows, assignments.join(", "), row_filter(t, &predicate, *by_all));
             (sql, vec![Type::TEXT; used])
         }
         Shape::Delete { table, key, by_all } => {
             let t = table_of(table)?;
             let (predicate, used) = predicate(t, key, *by_all, 0)?;
-            (format!("DELETE FROM {} WHERE {}", t.qualified, row_filter(t, &predicate, *by_all)), vec![Type::TEXT; used])
+            (format!("DELETE FROM {} WHERE {}", t.own_rows, row_filter(t, &predicate, *by_all)), vec![Type::TEXT; used])
         }
         Shape::UpdateMany { table, set, key } => {
             let t = table_of(table)?;
@@ -657,7 +663,7 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
             let aliases: Vec<String> = (0..set.len()).map(|i| format!("s{i}")).chain((0..key.len()).map(|i| format!("k{i}"))).collect();
             let sql = format!(
                 "UPDATE {} AS target_ SET {} FROM unnest({}) AS v({}) WHERE {}",
-                t.qualified,
+                t.own_rows,
                 assignments.join(", "),
                 arrays.join(", "),
                 aliases.join(", "),
@@ -673,13 +679,8 @@ fn sql_for(shape: &Shape, tables: &HashMap<TableName, TargetTable>) -> Result<(S
             }
             let arrays: Vec<String> = (1..=key.len()).map(|i| format!("${i}::text[]")).collect();
             let aliases: Vec<String> = (0..key.len()).map(|i| format!("k{i}")).collect();
-            let sql = format!(
-                "DELETE FROM {} AS target_ USING unnest({}) AS v({}) WHERE {}",
-                t.qualified,
-                arrays.join(", "),
-                aliases.join(", "),
-                conds.join(" AND ")
-            );
+            let sql =
+                format!("DELETE FROM {} AS target_ USING unnest({}) AS v({}) WHERE {}", t.own_rows, arrays.join(", "), aliases.join(", "), conds.join(" AND "));
             (sql, vec![Type::TEXT_ARRAY; key.len()])
         }
     })
@@ -738,7 +739,7 @@ fn predicate(t: &TargetTable, key: &[String], by_all: bool, first: usize) -> Res
 /// Under REPLICA IDENTITY FULL several identical rows may match: change exactly one of them.
 fn row_filter(t: &TargetTable, predicate: &str, by_all: bool) -> String {
     if by_all {
-        format!("(tableoid, ctid) = (SELECT tableoid, ctid FROM {} WHERE {predicate} LIMIT 1)", t.qualified)
+        format!("(tableoid, ctid) = (SELECT tableoid, ctid FROM {} WHERE {predicate} LIMIT 1)", t.own_rows)
     } else {
         predicate.to_string()
     }

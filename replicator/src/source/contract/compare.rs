@@ -30,6 +30,9 @@ pub struct Shape {
     /// The key columns' positions in `columns` and their types (as the backend names them), in key
     /// order; empty when the table has no key.
     pub key: Vec<(usize, String)>,
+    /// Read with `ONLY`: the table's own rows without its inheritance children's (PostgreSQL's
+    /// ordinary tables).
+    pub only: bool,
 }
 
 /// Count and hash sum of a range's rows.

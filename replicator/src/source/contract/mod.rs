@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod compare;
+pub mod inventory;
 pub mod marker;
 pub mod procedure;
 pub mod report;

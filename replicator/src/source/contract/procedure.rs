@@ -24,6 +24,12 @@ pub(crate) trait Procedure: Send {
     /// fence cannot stop).
     fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 
+    /// The fenced side's inventory as [`Procedure::preflight`] took it, for the certificate; `None`
+    /// before the pre-checks ran.
+    fn inventory(&self) -> Option<crate::source::contract::inventory::InventorySummary> {
+        None
+    }
+
     /// Checks, changing nothing, that the fence can be applied.
     fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
 

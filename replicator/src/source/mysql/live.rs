@@ -241,7 +241,7 @@ impl Backend for MySqlLive {
                     columns.iter().position(|c| *c == name).map(|i| (i, String::from_utf8_lossy(&ty).to_ascii_lowercase()))
                 })
                 .collect();
-            out.push(Shape { table: table.clone(), columns, key });
+            out.push(Shape { table: table.clone(), columns, key, only: false });
         }
         Ok(out)
     }
@@ -330,6 +330,7 @@ mod tests {
             table: TableName::new("app", "t"),
             columns: vec!["a".into(), "b".into(), "note".into()],
             key: vec![(0, "bigint(20) unsigned".into()), (1, "varbinary(8)".into())],
+            only: false,
         };
         let keys = key_columns(&shape);
         let mut params = Vec::new();

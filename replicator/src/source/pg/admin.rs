@@ -64,6 +64,10 @@ impl SourceAdmin for PgAdmin {
             tracing::warn!("{field} '{pattern}' matches no table on blue");
         }
         setup::refuse_tables_without_identity(&mut selection, config.tables.skip_without_identity)?;
+        // Nothing on blue unaccounted for: whatever the inventory refuses stops the start.
+        let inventory = super::inventory::of_config(config, true).await?;
+        tracing::info!(objects = inventory.objects(), digest = %inventory.digest(), "blue's inventory taken");
+        inventory.refusal("replication cannot start")?;
         if !selection.everything {
             tracing::info!(
                 selected = selection.tables.len(),
@@ -139,7 +143,7 @@ impl SourceAdmin for PgAdmin {
 
     fn watch(&self) -> impl std::future::Future<Output = Error> + Send {
         let config = self.config.clone();
-        async move { super::drift::watch_partitions(&config).await }
+        async move { super::inventory::watch(&config).await }
     }
 
     async fn check(&self) -> Report {
@@ -256,7 +260,12 @@ async fn initial_snapshot(
         }
     }
     let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
-    if config.snapshot_chunked(super::chunks::total_size(&blue_client, tables).await?) {
+    // The size is read only when it decides (reading it waits for a lock a table's DDL holds).
+    let chunked = match config.snapshot_chunked_as_set() {
+        Some(chunked) => chunked,
+        None => config.snapshot_chunked(super::chunks::total_size(&blue_client, tables).await?),
+    };
+    if chunked {
         let schema = PostData { pg_dump: pg_dump.as_deref(), left_out: &left_out, tolerate_existing: owned_schema };
         return plan_chunked_copy(config, state, names, &green_client, &blue_client, tables, schema).await;
     }

@@ -45,6 +45,25 @@ pub async fn select_tables(conn: &mut PgConnection, filter: &TableFilter) -> Res
     select(tables, filter)
 }
 
+/// How a statement names `table` to read or change its own rows and no inheritance child's:
+/// `ONLY "s"."t"` for an ordinary table, a partitioned table as it is (its rows are its partitions'
+/// — `ONLY` would name none of them). Read on `side`, whose table it is.
+pub async fn own_rows(client: &tokio_postgres::Client, table: &TableName, side: crate::error::Side) -> Result<String, Error> {
+    let row = client
+        .query_opt("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", &[&table.quoted()])
+        .await
+        .map_err(Error::sql(side, format!("reading the kind of {table}")))?;
+    Ok(own_rows_of(table, row.map(|r| r.get::<_, String>(0)).as_deref()))
+}
+
+/// [`own_rows`] for a table of `relkind` (`None`: not known, named as it is).
+pub fn own_rows_of(table: &TableName, relkind: Option<&str>) -> String {
+    match relkind {
+        Some("r") => format!("ONLY {}", table.quoted()),
+        _ => table.quoted(),
+    }
+}
+
 /// The `ALTER TABLE … REPLICA IDENTITY FULL` that makes a table replicable.
 pub fn identity_fix(t: &TableName) -> String {
     format!("ALTER TABLE {}.{} REPLICA IDENTITY FULL;", quote_ident(&t.schema), quote_ident(&t.name))

@@ -22,7 +22,20 @@ pub async fn run(config: &Config) -> Report {
         report.sections.push((format!("target (green) {}", target.redacted()), check_target(&target).await.0));
     }
     report.sections.push(("schema (green against blue, as the cutover compares them)".into(), check_schemas(config).await.0));
+    report.sections.push(("inventory (every object in blue's database, and what turnout does with it)".into(), check_inventory(config).await.0));
     report
+}
+
+/// Blue's inventory ([`super::inventory`]): one line per class; a refused class fails.
+async fn check_inventory(config: &Config) -> Findings {
+    match super::inventory::of_config(config, true).await {
+        Ok(inventory) => inventory.findings(),
+        Err(e) => {
+            let mut f = Findings::default();
+            f.fail(format!("cannot take blue's inventory: {e}"), "fix the connection problems above; turnout run refuses to start without it");
+            f
+        }
+    }
 }
 
 /// The cutover's schema comparison ([`super::drift`]), as warnings: before the first `run` green has

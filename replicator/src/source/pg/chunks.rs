@@ -69,8 +69,9 @@ async fn sized_key(blue: &tokio_postgres::Client, t: &TableName) -> Result<(u64,
         .map_err(Error::blue(format!("reading the key of {t}")))?;
     let Some(column) = key.map(|r| r.get::<_, String>(0)) else { return Ok((bytes, None)) };
     let c = quote_ident(&column);
+    let from = super::catalog::own_rows(blue, t, turnout_decoders::Side::Blue).await?;
     let row = blue
-        .query_one(&format!("SELECT min({c})::text, max({c})::text FROM {}", t.quoted()), &[])
+        .query_one(&format!("SELECT min({c})::text, max({c})::text FROM {from}"), &[])
         .await
         .map_err(Error::blue(format!("reading the key range of {t}")))?;
     let parse = |i: usize| row.get::<_, Option<String>>(i).and_then(|v| v.parse::<i128>().ok());
@@ -156,13 +157,14 @@ impl Copier for PgCopier {
         {
             tracing::warn!("could not end the connection of an earlier copy round's slot on blue: {}", turnout_sinks::pg::describe_error(&e));
         }
+        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::Sink)?;
         let mut sql = String::from("SET session_replication_role = replica; SET synchronous_commit = on; BEGIN;");
         for c in chunks {
             let condition = c.condition(quote_ident).map(|f| format!(" WHERE {f}")).unwrap_or_default();
-            sql.push_str(&format!(" DELETE FROM {}{condition};", c.table_name().quoted()));
+            let own = super::catalog::own_rows(&green, &c.table_name(), turnout_decoders::Side::Green).await?;
+            sql.push_str(&format!(" DELETE FROM {own}{condition};"));
         }
         sql.push_str(" COMMIT");
-        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::Sink)?;
         green.batch_execute(&sql).await.map_err(Error::green("clearing green's rows of the chunks not yet copied"))
     }
 }

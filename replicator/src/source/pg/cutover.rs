@@ -42,6 +42,8 @@ pub(crate) struct PgCutover {
     skip_without_identity: bool,
     /// The names of the fenced side and of the side traffic moves to (`blue`, `green` for a cutover).
     sides: (&'static str, &'static str),
+    /// The fenced side's inventory as the pre-checks took it.
+    inventory: Option<crate::source::contract::inventory::InventorySummary>,
 }
 
 impl PgCutover {
@@ -66,6 +68,7 @@ impl PgCutover {
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
             sides: ("blue", "green"),
+            inventory: None,
         })
     }
 
@@ -93,6 +96,7 @@ impl PgCutover {
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
             sides: ("green", "blue"),
+            inventory: None,
         })
     }
 }
@@ -124,7 +128,14 @@ impl Procedure for PgCutover {
                 differences.join("; ")
             )));
         }
+        // Nothing on the fenced side unaccounted for, and what the schema copy brings over is there.
+        let inventory = super::inventory::before_fence(&self.blue, &other, &self.filter, self.skip_without_identity).await?;
+        self.inventory = Some(inventory.summary());
         Ok(Vec::new())
+    }
+
+    fn inventory(&self) -> Option<crate::source::contract::inventory::InventorySummary> {
+        self.inventory.clone()
     }
 
     async fn check_fence(&mut self) -> Result<(), Error> {
@@ -135,8 +146,11 @@ impl Procedure for PgCutover {
         let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to green for the sequences"))?;
         let (seqs, plan) =
             turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(Error::during("syncing sequences failed"))?;
+        let (from, to) = self.sides;
+        let refreshed = super::inventory::refresh_materialized_views(&self.blue, &green, to).await?;
         self.sequences = Some((green, plan));
-        Ok(format!("moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue", seqs.iter().filter(|s| s.changed).count(), seqs.len()))
+        let views = if refreshed == 0 { String::new() } else { format!("; refreshed {refreshed} materialized views on {to} (populated on {from})") };
+        Ok(format!("moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue{views}", seqs.iter().filter(|s| s.changed).count(), seqs.len()))
     }
 
     async fn fence(&mut self, budget: Duration) -> Result<String, Error> {

@@ -117,6 +117,13 @@ fn definitions_sql(what: &str, description: &str) -> String {
 /// The replicated tables, as `run` selects them (leaving out tables without a replica identity when
 /// `skip_without_identity`), without turnout's heartbeat table.
 pub async fn replicated_tables(client: &Client, filter: &TableFilter, skip_without_identity: bool, side: Side) -> Result<Vec<TableName>, Error> {
+    let selection = selection(client, filter, skip_without_identity, side).await?;
+    Ok(selection.tables.into_iter().filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE)).collect())
+}
+
+/// The table selection as `run` makes it (leaving out tables without a replica identity when
+/// `skip_without_identity`), read through an ordinary session.
+pub async fn selection(client: &Client, filter: &TableFilter, skip_without_identity: bool, side: Side) -> Result<crate::tables::Selection, Error> {
     let rows =
         client.query(super::catalog::TABLES_SQL.as_str(), &[]).await.map_err(|source| Error::Sql { side, context: "listing the tables".into(), source })?;
     let tables = rows
@@ -135,7 +142,7 @@ pub async fn replicated_tables(client: &Client, filter: &TableFilter, skip_witho
     if skip_without_identity {
         selection.skip_without_identity();
     }
-    Ok(selection.tables.into_iter().filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE)).collect())
+    Ok(selection)
 }
 
 async fn objects(client: &Client, tables: &[String], schemas: &[String], same_major: bool, side: Side) -> Result<Objects, Error> {
@@ -177,30 +184,29 @@ pub async fn differences(blue: &Client, green: &Client, tables: &[TableName]) ->
     Ok(compare(&b, &g))
 }
 
-/// How often [`watch_partitions`] compares the partition trees.
-const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the stream's watch compares the partition trees ([`super::inventory::watch`]).
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// While `run` streams: compares blue's and green's partition trees of the replicated tables at the
-/// start and every few seconds, and returns the error naming each difference once there is one.
+/// While `run` streams (at the start and every [`WATCH_INTERVAL`]): compares blue's and green's
+/// partition trees of the replicated tables, and returns the error naming each difference once
+/// there is one.
 /// pgoutput carries neither `DETACH PARTITION` (a retention job's rows vanish from blue without a
 /// DELETE) nor `ATTACH PARTITION` (rows filled while standalone appear without an INSERT), nor a new
 /// partition green lacks: replicating on would leave green different. Failing to look (a server
 /// restarting) is retried.
-pub async fn watch_partitions(config: &crate::config::Config) -> Error {
-    loop {
-        match partition_differences(config).await {
-            Ok(d) if !d.is_empty() => {
-                return Error::Setup(format!(
-                    "blue's partitions changed in a way its change stream does not carry: {}. Make the same change on green \
-                     (ALTER TABLE … DETACH PARTITION / ATTACH PARTITION, CREATE TABLE … PARTITION OF — an attached table with its rows), \
-                     then start turnout run again",
-                    d.join("; ")
-                ))
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!("comparing the partition trees failed, trying again: {e}"),
+pub async fn partition_watch_error(config: &crate::config::Config) -> Option<Error> {
+    match partition_differences(config).await {
+        Ok(d) if !d.is_empty() => Some(Error::Setup(format!(
+            "blue's partitions changed in a way its change stream does not carry: {}. Make the same change on green \
+             (ALTER TABLE … DETACH PARTITION / ATTACH PARTITION, CREATE TABLE … PARTITION OF — an attached table with its rows), \
+             then start turnout run again",
+            d.join("; ")
+        ))),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!("comparing the partition trees failed, trying again: {e}");
+            None
         }
-        tokio::time::sleep(WATCH_INTERVAL).await;
     }
 }
 

@@ -132,13 +132,23 @@ async fn shapes(blue: &Client, tables: &[TableName]) -> Result<Vec<Shape>, Error
         if key.is_empty() {
             key = ranked(3);
         }
-        out.push(Shape { table: table.clone(), columns, key: key.into_iter().map(|(_, i, t)| (i, t)).collect() });
+        let only = crate::source::pg::catalog::own_rows(blue, table, Side::Blue).await?.starts_with("ONLY ");
+        out.push(Shape { table: table.clone(), columns, key: key.into_iter().map(|(_, i, t)| (i, t)).collect(), only });
     }
     Ok(out)
 }
 
 /// PostgreSQL's chunk statements.
 impl Shape {
+    /// How statements name the table: its own rows only.
+    fn from(&self) -> String {
+        if self.only {
+            format!("ONLY {}", self.table.quoted())
+        } else {
+            self.table.quoted()
+        }
+    }
+
     fn cols(&self) -> String {
         self.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
     }
@@ -180,7 +190,7 @@ impl Shape {
         // text (a name in `ORDER BY` means an output column first).
         let texts: Vec<String> = self.key.iter().enumerate().map(|(j, (i, _))| format!("{}::text AS k{j}", quote_ident(&self.columns[*i]))).collect();
         let order: Vec<String> = self.key.iter().map(|(i, _)| format!("r.{}", quote_ident(&self.columns[*i]))).collect();
-        let sql = format!("SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1", texts.join(", "), self.table.quoted(), order.join(", "));
+        let sql = format!("SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1", texts.join(", "), self.from(), order.join(", "));
         let row = client.query_opt(&sql, &params).await.map_err(Error::sql(side, format!("reading the keys of {}", self.table.quoted())))?;
         Ok(row.map(|r| (0..self.key.len()).map(|j| r.get::<_, String>(j)).collect()))
     }
@@ -189,12 +199,18 @@ impl Shape {
     async fn sum(&self, client: &Client, range: &Range, side: Side) -> Result<Sum, Error> {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
+        // The statement locks the table before it runs: a rewrite since the snapshot (which would make
+        // the table read empty) is found in the same statement, never missed while it reads.
         let sql = format!(
-            "SELECT count(*)::int8, COALESCE(sum(('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::int8), 0)::text FROM {} WHERE {condition}",
+            "SELECT count(*)::int8, COALESCE(sum(('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::int8), 0)::text, {} FROM {} WHERE {condition}",
             self.cols(),
-            self.table.quoted()
+            crate::source::pg::snapshot::rewritten_since_snapshot(&self.table),
+            self.from()
         );
         let row = client.query_one(&sql, &params).await.map_err(Error::sql(side, format!("checksumming {}", self.table.quoted())))?;
+        if let Some(names) = row.get::<_, Option<String>>(2) {
+            return Err(crate::source::pg::snapshot::rewritten_error(&names, side));
+        }
         Ok(Sum { rows: row.get(0), hash: row.get(1) })
     }
 
@@ -203,7 +219,7 @@ impl Shape {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
         let texts: Vec<String> = self.columns.iter().map(|c| format!("{}::text", quote_ident(c))).collect();
-        let sql = format!("SELECT {} FROM {} WHERE {condition}", texts.join(", "), self.table.quoted());
+        let sql = format!("SELECT {} FROM {} WHERE {condition}", texts.join(", "), self.from());
         let rows = client.query(&sql, &params).await.map_err(Error::sql(side, format!("reading rows of {}", self.table.quoted())))?;
         Ok(rows
             .iter()
@@ -230,8 +246,8 @@ async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_tim
     let mut blue = Vec::with_capacity(workers);
     let mut green = Vec::with_capacity(workers);
     for _ in 0..workers {
-        blue.push(turnout_sinks::pg::connect(source).await.map_err(Error::Sink)?);
-        green.push(turnout_sinks::pg::connect(target).await.map_err(Error::Sink)?);
+        blue.push(super::verify::unfiltered(source, Side::Blue).await?);
+        green.push(super::verify::unfiltered(target, Side::Green).await?);
     }
     let mut options = config.source_options()?;
     options.application_name = format!("turnout verify {}", std::process::id());

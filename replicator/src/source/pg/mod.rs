@@ -10,6 +10,7 @@ pub mod chunks;
 pub mod cutover;
 pub mod drift;
 pub mod heartbeat;
+pub mod inventory;
 pub mod live;
 pub mod origin_filter;
 pub(crate) mod rehearsal;

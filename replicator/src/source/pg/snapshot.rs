@@ -137,9 +137,13 @@ pub async fn copy_rows(
     let name = table.to_string();
     status.table_started(&name);
     let blue = blue_connect(source_url).await?;
-    blue.batch_execute(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', "''")))
-        .await
-        .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
+    blue.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; SET LOCAL row_security = off",
+        snapshot.replace('\'', "''")
+    ))
+    .await
+    .map_err(Error::blue(format!("importing snapshot {snapshot} for {name}")))?;
+    let from = hold_unrewritten(&blue, table, Side::Blue).await?;
     let columns = match columns {
         Some(c) => c.to_vec(),
         None => stored_columns(&blue, table, Side::Blue).await?,
@@ -163,12 +167,13 @@ pub async fn copy_rows(
     let col_list = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let condition = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
     if into.replace {
+        let on_green = super::catalog::own_rows(&green, table, Side::Green).await?;
         green
-            .batch_execute(&format!("SET synchronous_commit = on; BEGIN; DELETE FROM {}{condition}", table.quoted()))
+            .batch_execute(&format!("SET synchronous_commit = on; BEGIN; DELETE FROM {on_green}{condition}"))
             .await
             .map_err(Error::green(format!("clearing green's rows of {name} before copying them")))?;
     }
-    let out_sql = format!("COPY (SELECT {col_list} FROM {}{condition}) TO STDOUT", table.quoted());
+    let out_sql = format!("COPY (SELECT {col_list} FROM {from}{condition}) TO STDOUT");
     let in_sql = format!("COPY {} ({col_list}) FROM STDIN", table.quoted());
     let reader = blue.copy_out(&out_sql).await.map_err(Error::blue(format!("`{out_sql}`")))?;
     let writer = green.copy_in(&in_sql).await.map_err(Error::green(format!("`{in_sql}`")))?;
@@ -182,6 +187,7 @@ pub async fn copy_rows(
     loop {
         let chunk = reader.try_next().await.map_err(Error::blue(format!("reading {name}")))?;
         if let Some(chunk) = &chunk {
+            // COPY's text format ends every row with a newline and escapes those inside values.
             pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
             pending.extend_from_slice(chunk);
         }
@@ -198,11 +204,75 @@ pub async fn copy_rows(
         }
     }
     let written = writer.finish().await.map_err(Error::green(format!("finishing {name}")))?;
+    // The row-count guard: blue's own count at the same snapshot, the rows read and the rows green
+    // took must agree before anything is committed.
+    let counted: i64 = blue
+        .query_one(&format!("SELECT count(*)::int8 FROM {from}{condition}"), &[])
+        .await
+        .map_err(Error::blue(format!("counting {name} at the copy's snapshot")))?
+        .get(0);
+    if u64::try_from(counted).ok() != Some(rows) || written != rows {
+        if into.replace {
+            // Nothing of this chunk is committed on green.
+            let _ = green.batch_execute("ROLLBACK").await;
+        }
+        return Err(Error::Setup(format!(
+            "the copy of {name}{condition} does not add up: blue counts {counted} rows at the copy's snapshot, {rows} were read and green \
+             took {written}; nothing is streamed until it does. Run turnout teardown and start again; if it happens again, report it"
+        )));
+    }
     if into.replace {
         green.batch_execute("COMMIT").await.map_err(Error::green(format!("committing the copy of {name}")))?;
     }
     blue.batch_execute("COMMIT").await.map_err(Error::blue("committing the snapshot transaction"))?;
-    Ok((written.max(rows), bytes))
+    Ok((rows, bytes))
+}
+
+/// In a transaction that imported an older snapshot: takes `ACCESS SHARE` on `table` (its partitions
+/// with it), so that nothing can rewrite it until the transaction ends, and then checks that nothing
+/// rewrote it between the snapshot and the lock. (Tables are locked one at a time, as each is read,
+/// not all at the snapshot as `pg_dump` does: a DDL statement queued behind such a lock would hold up
+/// the copy's own later reads of that table — a deadlock PostgreSQL cannot see — and every query of
+/// the application on it until the whole copy ended.) A rewrite (`ALTER TABLE` that rewrites, `VACUUM
+/// FULL`, `CLUSTER`, `TRUNCATE`, `pg_repack`) gives the table new storage whose rows the older
+/// snapshot cannot see: read through it, the table would look empty (PostgreSQL's documented MVCC
+/// caveat). Detected by comparing each relation's file node as the snapshot's catalog shows it with
+/// the one the server now uses; a difference is [`Error::Resync`]: the copy (or verify) starts again
+/// at a new snapshot. Returns how to name the table to read its own rows ([`super::catalog::own_rows`]).
+pub async fn hold_unrewritten(client: &tokio_postgres::Client, table: &TableName, side: Side) -> Result<String, Error> {
+    let from = super::catalog::own_rows(client, table, side).await?;
+    client.batch_execute(&format!("LOCK TABLE {from} IN ACCESS SHARE MODE")).await.map_err(Error::sql(side, format!("locking {table} for the copy")))?;
+    let rewritten: Option<String> = client
+        .query_one(&format!("SELECT {}", rewritten_since_snapshot(table)), &[])
+        .await
+        .map_err(Error::sql(side, format!("comparing the storage of {table} with the snapshot's")))?
+        .get(0);
+    match rewritten {
+        None => Ok(from),
+        Some(names) => Err(rewritten_error(&names, side)),
+    }
+}
+
+/// A scalar SQL expression: the relations of `table` (itself, or a partitioned table's partitions)
+/// whose storage differs from what the transaction's snapshot shows — rewritten since (comma-separated),
+/// or NULL. The snapshot's catalog rows give the file node the snapshot can read; the server's
+/// relation cache the one it uses now. Meaningful while the statement holds a lock on `table` (a
+/// statement reading `table` holds one from before it runs to its end).
+pub fn rewritten_since_snapshot(table: &TableName) -> String {
+    let name = turnout_connect::pg::client::quote_literal(&table.quoted());
+    format!(
+        "(SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c \
+          WHERE (c.oid = {name}::regclass OR (c.relispartition AND c.oid IN (SELECT relid FROM pg_partition_tree({name}::regclass)))) \
+            AND c.relkind IN ('r', 'm') AND c.relfilenode <> pg_relation_filenode(c.oid))"
+    )
+}
+
+/// The error of a read that found `names` rewritten since its snapshot: [`Error::Resync`].
+pub fn rewritten_error(names: &str, side: Side) -> Error {
+    Error::Resync(format!(
+        "{names} was rewritten on {side} after the snapshot this read uses (an ALTER TABLE that rewrites it, VACUUM FULL, CLUSTER, \
+         TRUNCATE or pg_repack committed in between), so the snapshot would show it empty; reading it again at a new snapshot"
+    ))
 }
 
 /// The stored columns of `table` (not dropped, not generated) on `side`, in order.

@@ -2,8 +2,10 @@
 //!
 //! Each side computes, in one statement, the row count and an order-independent digest of every
 //! row's text form (the md5 of the sorted md5s of `row::text`), with the same session settings on both
-//! sides so that values print identically. Meaningful when green has caught up and blue is quiet
-//! (after a cutover, or with writes paused); on a live blue, a difference may only be lag. Read-only.
+//! sides so that values print identically. Each side reads a table's own rows (`ONLY` an inheritance
+//! parent) with `row_security = off`, so a policy cannot hide rows from both sides alike. Meaningful
+//! when green has caught up and blue is quiet (after a cutover, or with writes paused); on a live blue,
+//! a difference may only be lag. Read-only.
 
 use crate::config::Config;
 use crate::error::{Error, Side};
@@ -18,10 +20,20 @@ fn digest_sql(table: &str) -> String {
     format!("SELECT count(*), COALESCE(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT md5(ROW(r.*)::text) AS h FROM {table} r) d")
 }
 
-async fn digest(client: &Client, table: &str, side: Side) -> Result<(i64, String), Error> {
+/// The digest of `table`'s own rows on one side (an inheritance parent's without its children's).
+async fn digest(client: &Client, table: &TableName, side: Side) -> Result<(i64, String), Error> {
+    let from = super::catalog::own_rows(client, table, side).await?;
     let context = format!("reading {table}");
-    let row = client.query_one(&digest_sql(table), &[]).await.map_err(|source| Error::Sql { side, context, source })?;
+    let row = client.query_one(&digest_sql(&from), &[]).await.map_err(|source| Error::Sql { side, context, source })?;
     Ok((row.get(0), row.get(1)))
+}
+
+/// An ordinary session to `url` whose reads row-level security never filters: with `row_security =
+/// off` a policy that would hide rows is an error instead (turnout's role must bypass it).
+pub async fn unfiltered(url: &str, side: Side) -> Result<Client, Error> {
+    let client = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
+    client.batch_execute("SET row_security = off").await.map_err(Error::sql(side, "SET row_security = off"))?;
+    Ok(client)
 }
 
 /// The tables `run` replicates (or only `only`, as `schema.table`), without turnout's heartbeat table.
@@ -42,13 +54,13 @@ pub async fn tables(config: &Config, only: Option<&str>) -> Result<Vec<TableName
 
 /// Compares the tables `run` replicates (or only `only`, as `schema.table`).
 pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
-    let tables: Vec<String> = tables(config, only).await?.iter().map(TableName::quoted).collect();
-    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
-    let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+    let tables = tables(config, only).await?;
+    let blue = unfiltered(config.source.url.expose(), Side::Blue).await?;
+    let green = unfiltered(config.target.url.expose(), Side::Green).await?;
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
         let (b, g) = tokio::try_join!(digest(&blue, &table, Side::Blue), digest(&green, &table, Side::Green))?;
-        out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table, notes: Vec::new() });
+        out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table: table.quoted(), notes: Vec::new() });
     }
     Ok(out)
 }
