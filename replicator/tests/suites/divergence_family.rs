@@ -196,3 +196,30 @@ async fn columns_defaulting_to_the_clock_keep_blues_values_through_snapshot_and_
     maria_assert_same(&blue, &green, &db, &["stamped"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+#[tokio::test]
+async fn the_enum_error_value_a_non_strict_session_wrote_is_copied_and_streamed_exactly() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    // A session that is not strict stores '' (index 0) for a value outside the list: legal on blue.
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE tickets (id INT PRIMARY KEY, state ENUM('abc','def','ghi') NOT NULL, tag ENUM('', 'x')) ENGINE=InnoDB; \
+         SET SESSION sql_mode = ''; \
+         INSERT INTO tickets VALUES (1, 'xyz', ''), (2, 'abc', 'x'), (3, 'nope', 'bad')",
+    )
+    .expect("schema");
+    let (_dir, mut t) = streaming(&blue, &green, &db).await;
+    blue.execute(
+        Some(&db),
+        "SET SESSION sql_mode = ''; INSERT INTO tickets VALUES (4, 'zzz', 'y'), (5, 'def', ''); \
+         UPDATE tickets SET state = 'bogus' WHERE id = 2; UPDATE tickets SET state = 'ghi' WHERE id = 1; \
+         INSERT INTO tickets SELECT 100 + id, 'again', 'again' FROM tickets",
+    )
+    .expect("changes");
+    // By index: the error value (0) and a listed '' (1 in `tag`) print alike but are not the same.
+    let sql = "SELECT id, state + 0, tag + 0, HEX(state), HEX(tag) FROM tickets ORDER BY id";
+    let answer = same_answer(&blue, &green, &db, sql, &mut t).await;
+    assert!(answer.contains("3\t0\t0\t\t"), "row 3 holds the error value in both columns:\n{answer}");
+    maria_assert_same(&blue, &green, &db, &["tickets"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}

@@ -17,6 +17,33 @@ pub const FLOAT: u8 = 4;
 
 /// MySQL `BIT(n)`.
 const BIT: u8 = 16;
+/// MySQL `ENUM`.
+pub const ENUM: u8 = 247;
+
+/// Whether `v` is an ENUM column's error value: index 0, the empty string a session that is not
+/// strict stores for a value outside the list (`'xyz'` into `ENUM('abc','def')`). It is legal data on
+/// blue, but a strict session (turnout's) may not assign it: the statement that writes it runs with
+/// strict mode off for that statement only ([`relaxed`]) and must warn once per such value.
+pub fn enum_error(ty: &MySqlType, v: &Value) -> bool {
+    ty.code == ENUM && matches!(v, Value::UInt8(0) | Value::Int8(0) | Value::Int4(0) | Value::Int2(0))
+}
+
+/// The sink's `sql_mode` without its strict bit: what a statement writing an ENUM error value runs
+/// with.
+const RELAXED_MODE: &str = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
+
+/// `statement` (an `INSERT`, `REPLACE` or `UPDATE`) run with strict mode off for itself alone:
+/// MariaDB's `SET STATEMENT sql_mode = … FOR`, Oracle MySQL's `SET_VAR` hint after its first word.
+/// The session's own mode is never changed, so nothing else can be written non-strictly.
+pub fn relaxed(statement: &str, mariadb: bool) -> String {
+    if mariadb {
+        return format!("SET STATEMENT sql_mode = '{RELAXED_MODE}' FOR {statement}");
+    }
+    match statement.split_once(' ') {
+        Some((verb, rest)) => format!("{verb} /*+ SET_VAR(sql_mode = '{RELAXED_MODE}') */ {rest}"),
+        None => statement.to_owned(),
+    }
+}
 /// MySQL 9 VECTOR.
 const VECTOR: u8 = 242;
 /// MySQL's JSON (MariaDB's is LONGTEXT).

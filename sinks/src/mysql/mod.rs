@@ -56,7 +56,7 @@ use crate::error::SinkError;
 use crate::{Canceller, Committed, Durable, RowChange, Sink, Transaction};
 use catalog::{table_info, TableInfo};
 use fold::Fold;
-use insert::{expect, insert_statements, multi_row_inserts, mysql_type, qualified, InsertColumn};
+use insert::{expect, insert_statements, multi_row_inserts, mysql_type, qualified, InsertColumn, RowStatement};
 use literal::{for_green, ident, push, push_equals};
 use mysql_async::prelude::Queryable;
 use queue::StatementQueue;
@@ -286,7 +286,21 @@ impl MySqlSink {
         if self.queue.would_overflow(sql.len()) {
             self.queue.send(&mut self.conn).await?;
         }
-        self.queue.push(sql, expected, what);
+        self.queue.push(sql, expected, None, what);
+        Ok(())
+    }
+
+    /// Queues a row statement ([`RowStatement`]): relaxed for itself alone when it writes ENUM error
+    /// values, and then required to warn once for each.
+    async fn queue_rows(&mut self, s: &RowStatement, what: impl Into<String>) -> Result<(), SinkError> {
+        if s.enum_errors == 0 {
+            return self.queue_statement(&s.sql, Some(s.rows), what).await;
+        }
+        let sql = literal::relaxed(&s.sql, self.json_text);
+        if self.queue.would_overflow(sql.len()) {
+            self.queue.send(&mut self.conn).await?;
+        }
+        self.queue.push(&sql, Some(s.rows), Some(s.enum_errors), what);
         Ok(())
     }
 

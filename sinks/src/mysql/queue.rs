@@ -19,6 +19,8 @@ pub(super) const QUEUE_BYTES: usize = 4 << 20;
 struct Check {
     /// Rows the statement must touch, when it must touch a known number.
     expected: Option<u64>,
+    /// Warnings the statement must give, when it runs relaxed ([`super::literal::relaxed`]).
+    warnings: Option<u16>,
     what: String,
     /// The statement's byte range in the query, for messages.
     start: usize,
@@ -42,14 +44,15 @@ impl StatementQueue {
         !self.is_empty() && self.sql.len() + bytes + 1 > QUEUE_BYTES
     }
 
-    /// Queues one statement that must touch `expected` rows (`None`: any number).
-    pub(super) fn push(&mut self, statement: &str, expected: Option<u64>, what: impl Into<String>) {
+    /// Queues one statement that must touch `expected` rows (`None`: any number) and, when given,
+    /// give exactly `warnings` warnings.
+    pub(super) fn push(&mut self, statement: &str, expected: Option<u64>, warnings: Option<u16>, what: impl Into<String>) {
         if !self.sql.is_empty() {
             self.sql.push(';');
         }
         let start = self.sql.len();
         self.sql.push_str(statement);
-        self.checks.push(Check { expected, what: what.into(), start, end: self.sql.len() });
+        self.checks.push(Check { expected, warnings, what: what.into(), start, end: self.sql.len() });
     }
 
     /// Drops everything queued (after a failed batch is rolled back).
@@ -88,6 +91,11 @@ impl StatementQueue {
             if let Some(n) = check.expected {
                 if failure.is_none() {
                     failure = expect(result.affected_rows(), n, &check.what).err();
+                }
+            }
+            if let Some(n) = check.warnings {
+                if failure.is_none() {
+                    failure = super::insert::expect_warnings(result.warnings(), n, &check.what).err();
                 }
             }
         }

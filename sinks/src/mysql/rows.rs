@@ -95,8 +95,8 @@ impl MySqlSink {
         if values.is_empty() {
             return Ok(());
         }
-        for (sql, count) in insert_statements(&table.name, &columns, &values)? {
-            self.queue_statement(&sql, Some(count), format!("inserting into {}", table.name)).await?;
+        for s in insert_statements(&table.name, &columns, &values)? {
+            self.queue_rows(&s, format!("inserting into {}", table.name)).await?;
         }
         Ok(())
     }
@@ -130,8 +130,8 @@ impl MySqlSink {
         let values: Vec<Vec<Value>> =
             rows.iter().map(|row| from.iter().map(|i| i.and_then(|i| row.get(i).cloned()).unwrap_or(Value::Null)).collect()).collect();
         let head = format!("INSERT INTO {} VALUES ", qualified(&table.name));
-        for (sql, count) in multi_row_inserts(&table.name, &head, &columns, &values)? {
-            self.queue_statement(&sql, Some(count), format!("{FOLDED_INSERT} {}", table.name)).await?;
+        for s in multi_row_inserts(&table.name, &head, &columns, &values)? {
+            self.queue_rows(&s, format!("{FOLDED_INSERT} {}", table.name)).await?;
         }
         Ok(())
     }
@@ -276,6 +276,7 @@ impl MySqlSink {
         let generated = self.generated(&table.name).await?.clone();
         let mut sql = format!("UPDATE {} SET ", qualified(&table.name));
         let mut first = true;
+        let mut enum_errors = 0u16;
         for (i, c) in table.columns.iter().enumerate() {
             if generated.contains(&c.name) {
                 continue;
@@ -290,14 +291,12 @@ impl MySqlSink {
             first = false;
             sql.push_str(&ident(&c.name));
             sql.push_str(" = ");
-            push(&mut sql, &self.green_type(table, i), after.get(i).unwrap_or(&Value::Null)).map_err(|reason| SinkError::Value {
-                table: table.name.to_string(),
-                column: c.name.clone(),
-                reason,
-            })?;
+            let (ty, value) = (self.green_type(table, i), after.get(i).unwrap_or(&Value::Null));
+            push(&mut sql, &ty, value).map_err(|reason| SinkError::Value { table: table.name.to_string(), column: c.name.clone(), reason })?;
+            enum_errors += u16::from(literal::enum_error(&ty, value));
         }
         self.locate(table, &generated, key, old, &mut sql)?;
-        self.queue_statement(&sql, Some(1), format!("updating {}", table.name)).await
+        self.queue_rows(&RowStatement { sql, rows: 1, enum_errors }, format!("updating {}", table.name)).await
     }
 
     async fn delete_one(&mut self, table: &TableSchema, row: &[Value]) -> Result<(), SinkError> {

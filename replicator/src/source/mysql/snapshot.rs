@@ -447,7 +447,9 @@ pub async fn copy_table(
     let select: Vec<String> = cols
         .iter()
         .map(|c| match c.data_type.as_str() {
-            "enum" | "set" => format!("{} + 0", quote(&c.name)),
+            // The member's index or the set's bit mask as an integer: Oracle MySQL types `e + 0` as a
+            // DOUBLE (a 64-member SET's mask would round).
+            "enum" | "set" => format!("CAST({} AS UNSIGNED)", quote(&c.name)),
             // MariaDB's own types print as text but are written back as their binary form, as the
             // binlog carries them.
             "inet6" | "uuid" => format!("CAST({} AS BINARY(16))", quote(&c.name)),
