@@ -121,6 +121,10 @@ impl MySqlAdmin {
         if !dropped.is_empty() {
             tracing::info!("dropped {} triggers on {into} that {from} has now: {}", dropped.len(), dropped.join(", "));
         }
+        let disabled = super::programs::disable_handed_over_events(&mut conn, &mut source, &database(&target), &database(&self.blue), sides).await?;
+        if !disabled.is_empty() {
+            tracing::info!("disabled {} events on {into} that {from} runs now: {}", disabled.len(), disabled.join(", "));
+        }
         turnout_sinks::mysql::record_position(self.config.target.url.expose(), &self.names.origin, hand_off).await.map_err(Error::Sink)
     }
 
@@ -325,6 +329,11 @@ impl MySqlAdmin {
                 None => e,
             })?;
             snapshot::copy_sequences(blue, &mut green, &database(&self.blue), &database(&green_opts)).await?;
+            let filtered = self.config.tables.include.is_some() || !self.config.tables.exclude.is_empty();
+            let programs = super::programs::copy(blue, &mut green, &database(&self.blue), &database(&green_opts), filtered).await?;
+            if !programs.is_empty() {
+                tracing::info!(objects = %programs.join(", "), "created blue's views, routines and events on green (events disabled until the cutover)");
+            }
         } else if !missing.is_empty() {
             return Err(Error::Setup(format!(
                 "green has some of blue's tables but lacks {}; create them on green or drop the others so turnout copies the whole schema",

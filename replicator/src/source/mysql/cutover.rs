@@ -279,6 +279,37 @@ impl MySqlCutover {
         )))
     }
 
+    /// Refuses a cutover while an event is enabled on the side traffic moves to (it fires there while
+    /// turnout applies the fenced side's rows, which its twin on the fenced side also changes); warns
+    /// when events will be enabled there and its event scheduler is off (they would never fire).
+    async fn check_event_handover(&mut self) -> Result<Option<String>, Error> {
+        let (from, to) = self.sides;
+        let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
+        let (blue, green) = self.sessions().await?;
+        let enabled = "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED' ORDER BY 1";
+        let on_to: Vec<String> = green.exec(enabled, (&to_db,)).await.map_err(Error::mysql(side(to), "listing the events"))?;
+        if !on_to.is_empty() {
+            return Err(Error::Setup(format!(
+                "{to} has events enabled before the cutover ({}): they fire there while turnout applies {from}'s rows, which {from}'s own                  events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause",
+                on_to.join(", ")
+            )));
+        }
+        let on_from: Vec<String> = blue.exec(enabled, (&from_db,)).await.map_err(Error::mysql(side(from), "listing the events"))?;
+        if on_from.is_empty() {
+            return Ok(None);
+        }
+        let scheduler: Option<String> =
+            green.query_first("SELECT @@GLOBAL.event_scheduler").await.map_err(Error::mysql(side(to), "reading event_scheduler"))?;
+        Ok((scheduler.as_deref() != Some("ON")).then(|| {
+            format!(
+                "{} events enabled on {from} ({}) are enabled on {to} by the cutover, but {to}'s event_scheduler is {}: they will not fire                  there until SET GLOBAL event_scheduler = ON",
+                on_from.len(),
+                on_from.join(", "),
+                scheduler.unwrap_or_default()
+            )
+        }))
+    }
+
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
     async fn privileged(&mut self) -> Result<bool, Error> {
         let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(Error::mysql(side(self.sides.0), "reading turnout's grants"))?;
@@ -395,6 +426,7 @@ impl Procedure for MySqlCutover {
             }
         }
         let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
+        warnings.extend(self.check_event_handover().await?);
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
@@ -418,6 +450,23 @@ impl Procedure for MySqlCutover {
             )));
         }
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
+        if !oracle {
+            // An event runs as its definer: one that writes through read_only may write between the fence
+            // and the hand-over (Oracle MySQL's seal and proof cover that time; MariaDB has no seal).
+            let events: Vec<(String, String)> = self
+                .blue
+                .exec("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED'", (&self.blue_db,))
+                .await
+                .map_err(Error::mysql(side(from), "listing the events"))?;
+            let plain = |account: &str| account.replace('\'', "");
+            for (event, definer) in events.into_iter().filter(|(_, d)| unfenced.iter().any(|(account, _)| plain(account) == *d)) {
+                warnings.push(format!(
+                    "event {event} runs as {definer}, which may write while {from} is read-only: a write of its between the fence and the \
+                     switch would stay on {from} only; stop {from}'s event scheduler before the cutover (SET GLOBAL event_scheduler = OFF: the cutover \
+                     still enables the event on {to})"
+                ));
+            }
+        }
         // Toward an Oracle MySQL green the hand-off is read once green holds the sentinel, and a
         // MariaDB side has no seal: such an account's write after it would be applied to green after
         // the hand-off and come back — an insert or a delete stops the reverse stream at the row, an
@@ -585,6 +634,16 @@ impl Procedure for MySqlCutover {
             } else {
                 format!("copied {n} triggers from {from} to {to}: {moved}; {from} is sealed, so they are dropped there when something first applies to it")
             });
+        }
+        // Events likewise: enabled where the writes go, off where they leave.
+        let events = crate::source::mysql::programs::hand_over_events(blue, green, &from_db, &to_db, sides, drop_from).await?;
+        if !events.is_empty() {
+            lines.push(format!(
+                "enabled {} events on {to}{}: {}",
+                events.len(),
+                if drop_from { format!(", disabled on {from}") } else { String::new() },
+                events.join(", ")
+            ));
         }
         let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(Error::mysql(side(to), "reading read_only"))?;
         if read_only.unwrap_or(0) != 0 {

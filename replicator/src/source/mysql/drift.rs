@@ -6,11 +6,12 @@
 //! table: its columns (type, nullability, default, extra, generation expression, character set and
 //! collation), its indexes (uniqueness, columns with prefix lengths, type) and its constraints
 //! (foreign keys with their rules, checks); per database: views (definition, security), stored
-//! functions and procedures (body, parameters, data access, determinism, security) and whether each
-//! replicated table exists. Triggers are left out on purpose (they move inside the write pause, see
-//! `turnout_cutover::hand_over_triggers`), and so are events (they stay on blue: an event on green
-//! before the cutover would change rows that blue's binlog also carries), counters (synced at the
-//! cutover) and table options that change no behaviour (row format, comments, statistics).
+//! functions and procedures (body, parameters, data access, determinism, security), events (definer,
+//! schedule, body — not whether enabled: green's are disabled until the cutover enables them, see
+//! [`super::programs`]) and whether each replicated table exists. Triggers are left out on purpose
+//! (they move inside the write pause, see `turnout_cutover::hand_over_triggers`), and so are counters
+//! (synced at the cutover) and table options that change no behaviour (row format, comments,
+//! statistics).
 
 use super::{portable, sql_error};
 use crate::error::Error;
@@ -78,6 +79,13 @@ const QUERIES: &[Query] = &[
     Query {
         kind: "view",
         sql: "SELECT '', TABLE_NAME, CONCAT_WS(' ', SECURITY_TYPE, CHECK_OPTION, VIEW_DEFINITION) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
+        per_table: false,
+        oracle_sql: None,
+    },
+    Query {
+        kind: "event",
+        sql: "SELECT '', EVENT_NAME, CONCAT_WS(' ', DEFINER, EVENT_TYPE, EXECUTE_AT, INTERVAL_VALUE, INTERVAL_FIELD, STARTS, ENDS, ON_COMPLETION, \
+              EVENT_DEFINITION) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
         per_table: false,
         oracle_sql: None,
     },

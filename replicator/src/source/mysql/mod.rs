@@ -15,6 +15,7 @@ pub mod drift;
 pub mod heartbeat;
 pub mod live;
 pub mod portable;
+pub mod programs;
 pub(crate) mod rehearsal;
 pub mod snapshot;
 pub mod stream;
