@@ -65,7 +65,7 @@ async fn an_error_on_green_shows_the_servers_message_detail_sqlstate_and_the_sta
         "SQLSTATE 23514",
         "detail: Failing row contains",
         "updating public.t",
-        "UPDATE \"public\".\"t\"",
+        "UPDATE ONLY \"public\".\"t\"",
         "constraint qty_small",
     ] {
         assert!(log.contains(needle), "the error lacks `{needle}`:\n{log}");

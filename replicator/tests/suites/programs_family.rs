@@ -296,3 +296,42 @@ async fn an_enabled_event_runs_on_the_side_that_takes_the_writes() {
     common::maria_assert_same(&green, &blue, &db, &["rental_audit"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+#[tokio::test]
+async fn check_lists_every_object_class_and_a_definer_green_lacks_is_refused_naming_the_account() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(
+        Some(&db),
+        &format!("{SAKILA}\n{PROGRAMS}\nCREATE USER reporter@localhost; GRANT SELECT ON `{db}`.* TO reporter@localhost;\nCREATE DEFINER = reporter@localhost SQL SECURITY DEFINER VIEW report AS SELECT COUNT(*) AS films FROM film;"),
+    )
+    .expect("blue schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    let (code, out) = common::turnout_command(&t, "check", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    for needle in [
+        "inventory (every object in blue's database",
+        "17 × table [streamed]",
+        "8 × view [copied]",
+        "3 × stored procedure [copied]",
+        "3 × stored function [copied]",
+        "3 × trigger [at cutover]: film.del_film, film.ins_film, film.upd_film",
+        "1 × event [at cutover]: audit_open_rentals",
+        "fulltext index [copied]: film_text.idx_title_description",
+        "definer green lacks [REFUSED]: reporter@localhost",
+        "CREATE USER 'reporter'@'localhost' on green",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing:\n{out}");
+    }
+    t.start();
+    assert_eq!(common::wait_exit(&mut t).await, 1);
+    let log = t.log_text();
+    assert!(log.contains("definer green lacks (reporter@localhost)") && log.contains("replication cannot start"), "{log}");
+    green
+        .execute(None, &format!("SET sql_log_bin = 0; CREATE USER reporter@localhost; GRANT SELECT ON `{db}`.* TO reporter@localhost"))
+        .expect("the account on green, with its grants");
+    t.start();
+    wait_streaming(&mut t).await;
+    assert_eq!(green.execute(Some(&db), "SELECT films FROM report").expect("the view on green").trim(), "0");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}

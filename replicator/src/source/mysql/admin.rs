@@ -166,6 +166,13 @@ impl SourceAdmin for MySqlAdmin {
         for (field, pattern) in &selection.unmatched {
             tracing::warn!("{field} '{pattern}' matches no table on blue");
         }
+        {
+            // Nothing on blue unaccounted for: whatever the inventory refuses stops the start.
+            let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, "green").await?;
+            let inventory = super::inventory::take(&mut blue, Some(&mut green), &db, &selection, HEARTBEAT_TABLE).await?;
+            tracing::info!(objects = inventory.objects(), digest = %inventory.digest(), "blue's inventory taken");
+            inventory.refusal("replication cannot start")?;
+        }
         if self.reading.skip == Default::default() {
             // Forward only: a reverse stream applies into blue, whose triggers are the application's.
             let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, "green").await?;

@@ -23,8 +23,27 @@ pub async fn run(config: &Config) -> Report {
         if let Some(f) = check_crossing(&b, &g, config).await {
             report.sections.push(("across the MySQL family (what blue's schema becomes on green)".into(), f.0));
         }
+        report.sections.push(("inventory (every object in blue's database, and what turnout does with it)".into(), check_inventory(&b, &g, config).await.0));
     }
     report
+}
+
+/// Blue's inventory ([`super::inventory`]): one line per class; a refused class fails.
+async fn check_inventory(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::Opts, config: &Config) -> Findings {
+    let taken = async {
+        let (mut blue, mut green) = (connect(blue_opts, "blue").await?, connect(green_opts, "green").await?);
+        let db = database(blue_opts);
+        let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
+        super::inventory::take(&mut blue, Some(&mut green), &db, &selection, crate::source::HEARTBEAT_TABLE).await
+    };
+    match taken.await {
+        Ok(inventory) => inventory.findings(),
+        Err(e) => {
+            let mut f = Findings::default();
+            f.fail(format!("cannot take blue's inventory: {e}"), "fix the connection problems above; turnout run refuses to start without it");
+            f
+        }
+    }
 }
 
 /// The cutover's schema comparison ([`super::drift`]), as warnings: before the first `run` green has

@@ -98,6 +98,8 @@ pub(crate) struct MySqlCutover {
     green_watched: bool,
     /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
     fenced: Option<Position>,
+    /// The fenced side's inventory as the pre-checks took it.
+    inventory: Option<crate::source::contract::inventory::InventorySummary>,
 }
 
 impl MySqlCutover {
@@ -155,6 +157,7 @@ impl MySqlCutover {
             green_mark: None,
             green_watched: false,
             fenced: None,
+            inventory: None,
         })
     }
 
@@ -279,6 +282,19 @@ impl MySqlCutover {
         )))
     }
 
+    /// The fenced side's inventory ([`crate::source::mysql::inventory`]): a refused class refuses the
+    /// cutover; its summary goes into the certificate.
+    async fn check_inventory(&mut self) -> Result<(), Error> {
+        let (db, filter) = (self.blue_db.clone(), self.filter.clone());
+        let (blue, green) = self.sessions().await?;
+        let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await?;
+        let heartbeat = crate::source::HEARTBEAT_TABLE;
+        let inventory = crate::source::mysql::inventory::take(blue, Some(green), &db, &selection, heartbeat).await?;
+        inventory.refusal("the cutover cannot go on")?;
+        self.inventory = Some(inventory.summary());
+        Ok(())
+    }
+
     /// Refuses a cutover while an event is enabled on the side traffic moves to (it fires there while
     /// turnout applies the fenced side's rows, which its twin on the fenced side also changes); warns
     /// when events will be enabled there and its event scheduler is off (they would never fire).
@@ -377,6 +393,10 @@ fn counters_line(done: &[CounterSync], what: &str, on: &str) -> String {
 }
 
 impl Procedure for MySqlCutover {
+    fn inventory(&self) -> Option<crate::source::contract::inventory::InventorySummary> {
+        self.inventory.clone()
+    }
+
     fn fence_kind(&self) -> &'static str {
         if self.fence.is_some() {
             "read-only"
@@ -427,6 +447,7 @@ impl Procedure for MySqlCutover {
         }
         let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
         warnings.extend(self.check_event_handover().await?);
+        self.check_inventory().await?;
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);

@@ -13,6 +13,7 @@ pub mod crossing;
 pub mod cutover;
 pub mod drift;
 pub mod heartbeat;
+pub mod inventory;
 pub mod live;
 pub mod portable;
 pub mod programs;
