@@ -1,5 +1,7 @@
-//! The container image: `./scripts/image` builds it (release binary + Containerfile) with podman or
-//! docker, and `turnout check` runs inside it against real servers on the host. Skipped, saying so,
+//! The container image: `./scripts/image` builds it (a turnout binary + Containerfile) with podman or
+//! docker, and `turnout check` runs inside it against real servers on the host. The test packages the
+//! binary the test build already made (`TURNOUT_IMAGE_BINARY`): the image's own build compiles a release
+//! binary, which on a fresh 2-core machine takes longer than the rest of the suite. Skipped, saying so,
 //! only where neither podman nor docker exists (scripts/test installs podman on Debian).
 
 mod common;
@@ -50,10 +52,13 @@ async fn the_image_runs_turnout_check_against_servers_on_the_host_as_a_non_root_
     // fingerprints and rebuild the release binary's dependencies on every run.
     let keep = ["PATH", "HOME", "USER", "LANG", "TMPDIR", "CARGO_HOME", "RUSTUP_HOME", "CARGO_TARGET_DIR", "TURNOUT_CACHE_DIR"];
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| keep.contains(&k.as_str())).collect();
-    let built = tokio::task::spawn_blocking(move || Command::new(repo().join("scripts/image")).env_clear().envs(env).env("TURNOUT_IMAGE", tag).output())
-        .await
-        .expect("join")
-        .expect("scripts/image");
+    let binary = env!("CARGO_BIN_EXE_turnout");
+    let built = tokio::task::spawn_blocking(move || {
+        Command::new(repo().join("scripts/image")).env_clear().envs(env).env("TURNOUT_IMAGE", tag).env("TURNOUT_IMAGE_BINARY", binary).output()
+    })
+    .await
+    .expect("join")
+    .expect("scripts/image");
     assert!(built.status.success(), "scripts/image failed:\n{}", text(&built));
 
     let (blue, green, db) = common::pair("CREATE TABLE t (id int PRIMARY KEY, v text)").await;

@@ -284,7 +284,7 @@ impl MySqlCutover {
 
     /// The fenced side's inventory ([`crate::source::mysql::inventory`]): a refused class refuses the
     /// cutover; its summary goes into the certificate.
-    async fn check_inventory(&mut self) -> Result<(), Error> {
+    async fn check_inventory(&mut self) -> Result<Option<String>, Error> {
         let (db, filter) = (self.blue_db.clone(), self.filter.clone());
         let (blue, green) = self.sessions().await?;
         let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await?;
@@ -292,7 +292,13 @@ impl MySqlCutover {
         let inventory = crate::source::mysql::inventory::take(blue, Some(green), &db, &selection, heartbeat).await?;
         inventory.refusal("the cutover cannot go on")?;
         self.inventory = Some(inventory.summary());
-        Ok(())
+        if self.reverse.is_none() {
+            return Ok(None);
+        }
+        let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let (green_db, same_family) = (self.green_db.clone(), self.green_oracle == Some(self.oracle));
+        let (blue, green) = self.sessions().await?;
+        crate::source::mysql::inventory::way_back(blue, green, &green_db, &tables, same_family).await
     }
 
     /// Refuses a cutover while an event is enabled on the side traffic moves to (it fires there while
@@ -447,7 +453,7 @@ impl Procedure for MySqlCutover {
         }
         let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
         warnings.extend(self.check_event_handover().await?);
-        self.check_inventory().await?;
+        warnings.extend(self.check_inventory().await?);
         self.check_schemas_match().await?;
         let Some(fence) = &self.fence else { return Ok(warnings) };
         let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);

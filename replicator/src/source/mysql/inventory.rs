@@ -220,6 +220,57 @@ pub async fn take(
     Ok(g.into_inventory())
 }
 
+/// Before a cutover that arms the way back: within one family, the collations the replicated tables
+/// of the side traffic moves to (`other`, database `other_db`) use that the fenced side's server lacks
+/// (refused: the reverse stream's DDL would fail there; across the families the crossing's own
+/// equivalences decide). Returns a warning when `other`'s database defaults to a collation the fenced
+/// side lacks (MariaDB 11.8's `uca1400` on 10.11): a table the application creates there after the
+/// cutover could not come back.
+pub async fn way_back(
+    fenced: &mut mysql_async::Conn,
+    other: &mut mysql_async::Conn,
+    other_db: &str,
+    tables: &[String],
+    same_family: bool,
+) -> Result<Option<String>, Error> {
+    let known: Vec<String> =
+        fenced.query("SELECT COLLATION_NAME FROM information_schema.COLLATIONS").await.map_err(|e| sql_error("blue", "listing the collations", e))?;
+    if same_family {
+        let used: Vec<(String, String)> = other
+            .exec(
+                "SELECT DISTINCT TABLE_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLLATION_NAME IS NOT NULL \
+                 UNION SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_COLLATION IS NOT NULL",
+                (other_db, other_db),
+            )
+            .await
+            .map_err(|e| sql_error("green", "listing the collations", e))?;
+        let mut problems: Vec<String> = used
+            .into_iter()
+            .filter(|(t, c)| tables.contains(t) && !known.contains(c))
+            .map(|(t, c)| format!("table {t} uses collation {c}, which the other side's server does not have"))
+            .collect();
+        problems.sort();
+        problems.dedup();
+        if !problems.is_empty() {
+            return Err(Error::Setup(format!(
+                "the way back could not carry what the side traffic moves to holds: {}. Resolve it there (ALTER TABLE … CONVERT TO \
+                 CHARACTER SET … COLLATE … with a collation both servers have), or cut over without a way back (cutover.reverse = false)",
+                problems.join("; ")
+            )));
+        }
+    }
+    let default: Option<String> = other
+        .exec_first("SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (other_db,))
+        .await
+        .map_err(|e| sql_error("green", "reading the database's default collation", e))?;
+    Ok(default.filter(|d| !known.contains(d)).map(|d| {
+        format!(
+            "database {other_db} defaults to collation {d}, which the other side's server does not have: a table created there after the \
+             cutover would stop the way back; ALTER DATABASE `{other_db}` COLLATE a collation both have before the cutover"
+        )
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

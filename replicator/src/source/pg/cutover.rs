@@ -130,6 +130,9 @@ impl Procedure for PgCutover {
         }
         // Nothing on the fenced side unaccounted for, and what the schema copy brings over is there.
         let inventory = super::inventory::before_fence(&self.blue, &other, &self.filter, self.skip_without_identity).await?;
+        if self.reverse.is_some() {
+            super::inventory::way_back(&self.blue, &other, &self.filter, self.skip_without_identity).await?;
+        }
         self.inventory = Some(inventory.summary());
         Ok(Vec::new())
     }

@@ -364,6 +364,47 @@ fn missing_on(ours: &Inventory, theirs: &Inventory) -> Vec<String> {
         .collect()
 }
 
+/// Before a cutover that arms the way back (`cutover.reverse`, or a rollback arming the next
+/// generation): what the side traffic moves to (`other`) holds in the replicated tables that the
+/// fenced side's server (`fenced`, of another major version perhaps) could not apply when the reverse
+/// stream brings it back — a column type it lacks, a column generated `VIRTUAL` (PostgreSQL 18) on an
+/// older server, an extension or collation its server lacks, and whatever `other`'s own inventory
+/// refuses. An error naming each, and the two ways out.
+pub async fn way_back(fenced: &Client, other: &Client, filter: &crate::tables::TableFilter, skip_without_identity: bool) -> Result<(), Error> {
+    let selection = super::drift::selection(other, filter, skip_without_identity, Side::Green).await?;
+    let inventory = take_on(other, Side::Green, Some(fenced), &selection).await?;
+    let mut problems: Vec<String> = inventory.refused().map(|c| format!("{} ({}): {}", c.class, c.named(), c.what)).collect();
+    let names: Vec<String> = selection.tables.iter().map(TableName::quoted).collect();
+    let columns = other
+        .query(
+            "SELECT a.attrelid::regclass::text || '.' || quote_ident(a.attname), format_type(a.atttypid, NULL), a.attgenerated::text \
+             FROM pg_attribute a WHERE a.attrelid = ANY (SELECT to_regclass(n) FROM unnest($1::text[]) n) AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&names],
+        )
+        .await
+        .map_err(Error::green("reading the columns of the replicated tables"))?;
+    let major: i32 =
+        fenced.query_one("SELECT current_setting('server_version_num')::int / 10000", &[]).await.map_err(Error::blue("reading the server version"))?.get(0);
+    for r in &columns {
+        let (column, ty, generated): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let known: bool = fenced.query_one("SELECT to_regtype($1) IS NOT NULL", &[&ty]).await.map_err(Error::blue("looking up a type"))?.get(0);
+        if !known {
+            problems.push(format!("column {column} is of type {ty}, which the other side does not have"));
+        }
+        if generated == "v" && major < 18 {
+            problems.push(format!("column {column} is generated VIRTUAL, which PostgreSQL {major} does not know"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Setup(format!(
+        "the way back could not carry what the side traffic moves to holds: {}. Resolve it there, or cut over without a way back \
+         (cutover.reverse = false)",
+        problems.join("; ")
+    )))
+}
+
 /// Refreshes on `other` every materialized view that is populated on `fenced` (before the fence:
 /// the schema copy creates them empty), views that read other views after those. Returns how many.
 pub async fn refresh_materialized_views(fenced: &Client, other: &Client, to: &str) -> Result<usize, Error> {
