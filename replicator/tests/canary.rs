@@ -143,7 +143,7 @@ async fn index_scans(url: &str) -> i64 {
 /// Green's share of the reads served while `reads` more were made, by the servers' own counters and
 /// by the port that answered — measured with the canary's share unchanged from start to end (its
 /// status is read before and after the window: a step in between would make the figure a blend).
-async fn measure(s: &mut Setup, reader: &Writer<Result<u16, String>>, reads: usize) -> (f64, f64) {
+async fn measure(s: &Setup, reader: &Writer<Result<u16, String>>, reads: usize) -> (f64, f64) {
     let share = |t: &Turnout| t.status().map(|v| (v["canary"]["green_percent"].clone(), v["canary"]["steps"].as_array().map_or(0, Vec::len)));
     let before = share(&s.t);
     let blue = s.blue.url(&s.db);
@@ -185,13 +185,13 @@ async fn reads_ramp_to_green_trip_back_to_blue_survive_kill_9_and_follow_the_cut
     let (code, out) = canary(&s.t, &["--reads", "20%", "--max-lag", "2s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("green's share of reads is 20 %") && out.contains("read-only for the application"), "{out}");
-    let (counters, ports) = measure(&mut s, &reader, 300).await;
+    let (counters, ports) = measure(&s, &reader, 300).await;
     eprintln!("at 20 %: green served {:.1} % of reads by the servers' index scans, {:.1} % by the port that answered", counters * 100.0, ports * 100.0);
     assert!((0.08..=0.35).contains(&counters) && (0.08..=0.35).contains(&ports), "at 20 %: counters {counters:.2}, ports {ports:.2}");
     let (code, out) = canary(&s.t, &["--reads", "20%", "--step", "30%", "--every", "1s", "--max", "50%", "--max-lag", "2s"]).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     canary_until(&mut s.t, "the ramp to 50 %", |c| c["green_percent"] == 50).await;
-    let (counters, ports) = measure(&mut s, &reader, 300).await;
+    let (counters, ports) = measure(&s, &reader, 300).await;
     eprintln!("at 50 %: green served {:.1} % of reads by the servers' index scans, {:.1} % by the port that answered", counters * 100.0, ports * 100.0);
     assert!((0.35..=0.65).contains(&counters) && (0.35..=0.65).contains(&ports), "at 50 %: counters {counters:.2}, ports {ports:.2}");
     assert!(s.t.metrics().contains("turnout_canary_green_read_percent 50"), "{}", s.t.metrics());
