@@ -153,6 +153,16 @@ impl WriteFence {
         }
     }
 
+    /// Whether [`WriteFence::reopen`] on `side` would have anything to lift (read before the pause, so
+    /// that the pause spends nothing on a side that is not fenced): a read-only fence whose database is
+    /// read-only now; any other fence always.
+    pub async fn needs_reopen(&self, side: &Client) -> Result<bool, CutoverError> {
+        match self {
+            WriteFence::ReadOnly { database } => database_is_read_only(side, database).await,
+            _ => Ok(true),
+        }
+    }
+
     /// Checks, changing nothing, that the fence can be applied: pgbouncer — the console answers and
     /// runs the entry; read-only — the database exists, no role setting overrides the fence, and
     /// this session's role may `ALTER DATABASE` and end other sessions.

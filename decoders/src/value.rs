@@ -94,6 +94,13 @@ pub enum Value {
         jsonb: bool,
         text: Utf8Bytes,
     },
+    /// An Oracle MySQL JSON document holding typed scalars (DECIMAL, DATE, TIME, DATETIME), which its
+    /// text alone would not rebuild: the text as MySQL prints it, and the SQL expression that builds
+    /// the same document, every scalar with its type (`mysql::binlog::json_typed`).
+    TypedJson {
+        text: Utf8Bytes,
+        sql: Utf8Bytes,
+    },
     /// Dates, times, timestamps and intervals as the source printed them (ISO, UTC).
     Temporal(TemporalKind, Utf8Bytes),
     Uuid([u8; 16]),

@@ -286,10 +286,7 @@ async fn objects_the_copy_brings_over_are_on_green_and_materialized_views_popula
     .await;
     let dir = tempfile::tempdir().expect("tmp");
     let switched = dir.path().join("switched");
-    let script = dir.path().join("switch.sh");
-    std::fs::write(&script, format!("#!/bin/sh\ntouch '{}'\n", switched.display())).expect("script");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let extra = format!("[cutover]\nfence = \"read-only\"\nswitch = \"command\"\n[cutover.command]\nargv = [\"{}\"]\n", script.display());
+    let extra = command_switch(dir.path(), &format!("touch '{}'", switched.display()));
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &extra);
     t.start();
     wait_streaming(&mut t).await;

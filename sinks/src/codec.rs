@@ -239,6 +239,11 @@ pub fn put_value(buf: &mut BytesMut, v: &Value) {
             buf.put_u8(18);
             buf.put_u64(*u);
         }
+        Value::TypedJson { text, sql } => {
+            buf.put_u8(19);
+            put_bytes(buf, text.as_bytes());
+            put_bytes(buf, sql.as_bytes());
+        }
     }
 }
 
@@ -355,6 +360,7 @@ pub fn get_value(buf: &mut Bytes) -> Result<Value, SinkError> {
             Value::Binary { type_oid, data: get_bytes(buf)? }
         }
         18 => Value::UInt8(get_u64(buf)?),
+        19 => Value::TypedJson { text: get_text(buf)?, sql: get_text(buf)? },
         other => return Err(corrupt(&format!("unknown value tag {other}"))),
     })
 }
@@ -385,6 +391,7 @@ mod tests {
             text().prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| Value::Bytes(Bytes::from(b))),
             (any::<bool>(), text()).prop_map(|(jsonb, text)| Value::Json { jsonb, text }),
+            (text(), text()).prop_map(|(text, sql)| Value::TypedJson { text, sql }),
             text().prop_map(|t| Value::Temporal(TemporalKind::Interval, t)),
             text().prop_map(|t| Value::Temporal(TemporalKind::TimestampTz, t)),
             any::<[u8; 16]>().prop_map(Value::Uuid),

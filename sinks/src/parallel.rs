@@ -243,7 +243,7 @@ fn hash_value(v: &Value, h: &mut impl Hasher) {
         Value::Oid(i) => i.hash(h),
         Value::Float4(f) => f.to_bits().hash(h),
         Value::Float8(f) => f.to_bits().hash(h),
-        Value::Numeric(t) | Value::Text(t) | Value::Json { text: t, .. } => text(t.as_str(), h),
+        Value::Numeric(t) | Value::Text(t) | Value::Json { text: t, .. } | Value::TypedJson { text: t, .. } => text(t.as_str(), h),
         Value::Temporal(kind, t) => {
             kind.hash(h);
             text(t.as_str(), h);

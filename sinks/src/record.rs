@@ -136,7 +136,9 @@ fn value_text(v: &Value) -> String {
         Value::Float4(n) => n.to_string(),
         Value::Float8(n) => n.to_string(),
         Value::Numeric(s) => s.to_string(),
-        Value::Text(s) | Value::Json { text: s, .. } | Value::Temporal(_, s) | Value::Unknown { text: s, .. } => quoted(s.as_str()),
+        Value::Text(s) | Value::Json { text: s, .. } | Value::TypedJson { text: s, .. } | Value::Temporal(_, s) | Value::Unknown { text: s, .. } => {
+            quoted(s.as_str())
+        }
         Value::Bytes(b) => format!("'\\x{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
         Value::Uuid(u) => quoted(&uuid_text(u)),
         other => quoted(&format!("{other:?}")),

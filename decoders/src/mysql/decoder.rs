@@ -721,6 +721,7 @@ fn value(field: &FieldType, v: BinlogValue) -> Result<Value, DecodeError> {
             let _ = field;
             Value::Json { jsonb: false, text: Utf8Bytes::from_string(text) }
         }
+        BinlogValue::TypedJson { text, sql } => Value::TypedJson { text: Utf8Bytes::from_string(text), sql: Utf8Bytes::from_string(sql) },
     })
 }
 

@@ -202,6 +202,7 @@ pub fn change_size(c: &RowChange) -> usize {
         40 + match v {
             Value::Numeric(t) | Value::Text(t) | Value::Temporal(_, t) => t.as_bytes().len(),
             Value::Json { text, .. } | Value::Unknown { text, .. } => text.as_bytes().len(),
+            Value::TypedJson { text, sql } => text.as_bytes().len() + sql.as_bytes().len(),
             Value::Bytes(b) | Value::Binary { data: b, .. } => b.len(),
             Value::Array { elements, .. } => elements.iter().map(value).sum(),
             _ => 0,

@@ -325,6 +325,15 @@ pub fn maria_rows(server: &turnout_testbed::MySqlServer, db: &str, table: &str) 
     v
 }
 
+/// A read-only fence and a command switch running `body` (a shell script's lines), for cutovers that
+/// move no traffic: the `[cutover]` TOML. The script is written into `dir`.
+pub fn command_switch(dir: &Path, body: &str) -> String {
+    let script = dir.join("switch.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    format!("[cutover]\nfence = \"read-only\"\nswitch = \"command\"\n[cutover.command]\nargv = [\"{}\"]\n", script.display())
+}
+
 /// A switch command for crash tests: its first run marks `started` and hangs (the test kills turnout
 /// meanwhile); any later run writes `$TURNOUT_GREEN_URL` to `switched` and succeeds. Returns the
 /// `[cutover.command]` TOML, `started` and `switched`.

@@ -144,6 +144,13 @@ pub fn push(out: &mut String, ty: &MySqlType, v: &Value) -> Result<(), String> {
         Value::Bytes(b) => hex(out, b),
         Value::Text(t) => hex(out, t.as_bytes()),
         Value::Json { text, .. } if ty.code == JSON => json_from_text(out, text.as_bytes()),
+        // Built by its SQL, which keeps every scalar's type (decoded and checked by the decoder).
+        Value::TypedJson { sql, .. } if ty.code == JSON => out.push_str(sql.as_str()),
+        Value::TypedJson { .. } => {
+            return Err("the JSON document holds typed DECIMAL, DATE, TIME or DATETIME scalars, and green keeps JSON as text (MariaDB), \
+                        which would make them plain numbers and strings; store them on blue as plain JSON numbers or strings"
+                .into())
+        }
         Value::Json { text, .. } => hex(out, text.as_bytes()),
         Value::Unchanged => return Err("the source did not send this column (MySQL needs binlog_row_image = FULL)".into()),
         Value::Uuid(_) | Value::Array { .. } | Value::Unknown { .. } | Value::Binary { .. } => {

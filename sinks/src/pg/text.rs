@@ -20,6 +20,7 @@ pub fn to_text(v: &Value) -> Result<Option<String>, String> {
         Value::Float8(f) => float_text(*f, f.to_string()),
         Value::Numeric(t) | Value::Text(t) | Value::Temporal(_, t) | Value::Unknown { text: t, .. } => t.as_str().to_owned(),
         Value::Json { text, .. } => text.as_str().to_owned(),
+        Value::TypedJson { .. } => return Err("a MySQL JSON document with typed scalars cannot be written to PostgreSQL".into()),
         Value::Bytes(b) => {
             let mut s = String::with_capacity(2 + b.len() * 2);
             s.push_str("\\x");

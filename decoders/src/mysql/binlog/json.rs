@@ -108,6 +108,18 @@ pub(crate) fn to_text(doc: &[u8]) -> Result<String, String> {
     print(doc).map(|(text, _)| text)
 }
 
+/// A JSON column's value: its text, or for a document holding typed scalars its text and the SQL
+/// expression that rebuilds it with their types ([`super::json_typed`]); a typed scalar no expression
+/// rebuilds (TIMESTAMP, BLOB, BIT, GEOMETRY) is an error naming it.
+pub(crate) fn decode(doc: &[u8]) -> Result<BinlogValue, String> {
+    let (text, typed) = print(doc)?;
+    if typed.is_none() {
+        return Ok(BinlogValue::Json(text));
+    }
+    let sql = to_tree(doc)?.to_sql().map_err(|e| format!("{e} (`{}`); store it on blue as a plain JSON string", abbreviate(&text)))?;
+    Ok(BinlogValue::TypedJson { text, sql })
+}
+
 /// The text of a value turnout writes to green; a document holding a typed scalar (MySQL's
 /// "opaque" DECIMAL, DATE, TIME, DATETIME or binary value, as `CAST(x AS JSON)` or `JSON_OBJECT('k', x)`
 /// of such a column stores) is refused. Its text would be parsed back on green as a DOUBLE or a plain
@@ -125,6 +137,116 @@ pub(crate) fn to_text_exact(doc: &[u8]) -> Result<String, String> {
             abbreviate(&text)
         )),
     }
+}
+
+/// The document as a typed tree ([`super::json_typed::Node`]), for a document whose text would lose
+/// its scalars' types. Bounded like [`to_text_exact`]: nesting deeper than [`MAX_DEPTH`] and a tree far
+/// larger than the document are errors.
+pub(crate) fn to_tree(doc: &[u8]) -> Result<super::json_typed::Node, String> {
+    let Some((&t, value)) = doc.split_first() else { return Ok(super::json_typed::Node::Null) };
+    let mut budget = doc.len().saturating_mul(16).saturating_add(1024);
+    tree(t, value, 0, &mut budget)
+}
+
+fn tree(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<super::json_typed::Node, String> {
+    use super::json_typed::Node;
+    // Shared offsets can make a small document expand: each node costs a share of the budget.
+    *budget = budget.checked_sub(8).ok_or("the document expands to far more nodes than its size allows")?;
+    Ok(match t {
+        SMALL_OBJECT | LARGE_OBJECT | SMALL_ARRAY | LARGE_ARRAY => {
+            if depth >= MAX_DEPTH {
+                return Err(format!("nested deeper than {MAX_DEPTH}"));
+            }
+            let large = matches!(t, LARGE_OBJECT | LARGE_ARRAY);
+            let object = matches!(t, SMALL_OBJECT | LARGE_OBJECT);
+            let w = if large { 4 } else { 2 };
+            let count = to_usize(le(data, 0, w, "element count")?)?;
+            let size = to_usize(le(data, w, w, "container size")?)?;
+            let data = data.get(..size).ok_or_else(|| format!("container of {size} bytes, {} left", data.len()))?;
+            let (key_entry, value_entry, keys_at) = (w + 2, 1 + w, 2 * w);
+            let values_at = keys_at.saturating_add(if object { count.saturating_mul(key_entry) } else { 0 });
+            let end = values_at.saturating_add(count.saturating_mul(value_entry));
+            if end > size {
+                return Err(format!("{count} elements do not fit in a container of {size} bytes"));
+            }
+            let mut keys = Vec::new();
+            let mut values = Vec::with_capacity(count);
+            for i in 0..count {
+                if object {
+                    let at = keys_at + i * key_entry;
+                    let offset = to_usize(le(data, at, w, "key offset")?)?;
+                    let len = to_usize(le(data, at + w, 2, "key length")?)?;
+                    let key = data.get(offset..offset.saturating_add(len)).ok_or("key outside its object")?;
+                    keys.push(String::from_utf8_lossy(key).into_owned());
+                }
+                let at = values_at + i * value_entry;
+                let vt = *data.get(at).ok_or("truncated value entry")?;
+                let v = if inlined(vt, large) {
+                    data.get(at + 1..at + 1 + w).ok_or("truncated inlined value")?
+                } else {
+                    let offset = to_usize(le(data, at + 1, w, "value offset")?)?;
+                    if offset < end {
+                        return Err(format!("value offset {offset} points into the container's header"));
+                    }
+                    data.get(offset..).ok_or("value outside its container")?
+                };
+                values.push(tree(vt, v, depth + 1, budget)?);
+            }
+            if object {
+                Node::Object(keys.into_iter().zip(values).collect())
+            } else {
+                Node::Array(values)
+            }
+        }
+        LITERAL => match *data.first().ok_or("truncated literal")? {
+            LITERAL_NULL => Node::Null,
+            LITERAL_TRUE => Node::Bool(true),
+            LITERAL_FALSE => Node::Bool(false),
+            other => return Err(format!("unknown literal 0x{other:02x}")),
+        },
+        INT16 => Node::Int(i64::from(i16::from_le_bytes(fixed(data)?))),
+        UINT16 => Node::UInt(u64::from(u16::from_le_bytes(fixed(data)?))),
+        INT32 => Node::Int(i64::from(i32::from_le_bytes(fixed(data)?))),
+        UINT32 => Node::UInt(u64::from(u32::from_le_bytes(fixed(data)?))),
+        INT64 => Node::Int(i64::from_le_bytes(fixed(data)?)),
+        UINT64 => Node::UInt(u64::from_le_bytes(fixed(data)?)),
+        DOUBLE => Node::Double(f64::from_le_bytes(fixed(data)?)),
+        STRING => {
+            let (len, skip) = var_len(data)?;
+            Node::Str(String::from_utf8_lossy(data.get(skip..skip.saturating_add(len)).ok_or("truncated string")?).into_owned())
+        }
+        OPAQUE => {
+            let (&field_type, rest) = data.split_first().ok_or("truncated opaque value")?;
+            let (len, skip) = var_len(rest)?;
+            let v = rest.get(skip..skip.saturating_add(len)).ok_or("truncated opaque value")?;
+            let packed = || -> Result<i64, String> { Ok(i64::from_le_bytes(fixed(v)?)) };
+            match field_type {
+                246 => {
+                    let (&precision, tail) = v.split_first().ok_or("truncated opaque decimal")?;
+                    let (&scale, digits) = tail.split_first().ok_or("truncated opaque decimal")?;
+                    Node::Decimal { text: decode_decimal(digits, precision, scale)?, precision, scale }
+                }
+                10 => match datetime_from_packed(packed()?) {
+                    BinlogValue::DateTime { year, month, day, .. } => Node::Date(format!("{year:04}-{month:02}-{day:02}")),
+                    _ => return Err("unreachable: packed date".into()),
+                },
+                12 => match datetime_from_packed(packed()?) {
+                    BinlogValue::DateTime { year, month, day, hour, minute, second, micros } => {
+                        Node::DateTime(format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}"))
+                    }
+                    _ => return Err("unreachable: packed datetime".into()),
+                },
+                11 => match time_from_packed(packed()?) {
+                    BinlogValue::Time { negative, hours, minutes, seconds, micros } => {
+                        Node::Time(format!("{}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}", if negative { "-" } else { "" }))
+                    }
+                    _ => return Err("unreachable: packed time".into()),
+                },
+                t => Node::Opaque(t, v.to_vec()),
+            }
+        }
+        other => return Err(format!("unknown value type 0x{other:02x}")),
+    })
 }
 
 fn opaque_name(field_type: u8) -> &'static str {

@@ -28,6 +28,7 @@ mod header;
 mod heartbeat;
 mod json;
 mod json_diff;
+pub mod json_typed;
 mod payload;
 mod query;
 mod reader;

@@ -69,6 +69,11 @@ pub enum BinlogValue {
     Bytes(Vec<u8>),
     /// MySQL's JSON type, decoded from its binary form into JSON text.
     Json(String),
+    /// MySQL's JSON holding typed scalars: its text and the SQL that rebuilds it with their types.
+    TypedJson {
+        text: String,
+        sql: String,
+    },
     /// GEOMETRY: 4-byte SRID then WKB.
     Geometry(Vec<u8>),
 }
@@ -82,7 +87,7 @@ impl fmt::Display for BinlogValue {
             BinlogValue::UInt(v) => write!(f, "{v}"),
             BinlogValue::Float(v) => write!(f, "{v}"),
             BinlogValue::Double(v) => write!(f, "{v}"),
-            BinlogValue::Decimal(v) | BinlogValue::Json(v) => f.write_str(v),
+            BinlogValue::Decimal(v) | BinlogValue::Json(v) | BinlogValue::TypedJson { text: v, .. } => f.write_str(v),
             BinlogValue::Year(y) => write!(f, "{y:04}"),
             BinlogValue::Date { year, month, day } => write!(f, "{year:04}-{month:02}-{day:02}"),
             BinlogValue::Time { negative, hours, minutes, seconds, micros } => {
@@ -213,7 +218,7 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, column: &TableColumn) -> Result<B
         (Json, &ColumnMeta::Blob { length_bytes }) => {
             let at = r.offset();
             let doc = blob(r, usize::from(length_bytes))?;
-            json::to_text_exact(doc).map(BinlogValue::Json).map_err(|e| r.error_at(at, format!("binary JSON: {e}")))
+            json::decode(doc).map_err(|e| r.error_at(at, format!("binary JSON: {e}")))
         }
         (Decimal, _) => Err(r.error("the pre-5.0 DECIMAL type has no binary row format")),
         (TypedArray, _) => Err(r.error("typed array columns (multi-valued index helpers) cannot be decoded")),

@@ -355,7 +355,8 @@ impl MySqlAdmin {
                 }
             }
         }
-        snapshot::refuse_typed_json(blue, &tables).await?;
+        let green_json_text = super::is_mariadb(&mut green, "green").await?;
+        snapshot::refuse_typed_json(blue, &tables, green_json_text).await?;
         state.mark_snapshot_started()?;
         if self.config.snapshot_chunked(super::chunks::total_size(blue, &tables).await?) {
             return self.plan_chunked_copy(state, blue, &tables).await;
@@ -431,9 +432,10 @@ impl MySqlAdmin {
                 ),
             ));
         }
-        snapshot::refuse_typed_json(blue, &added).await?;
         let green_opts = super::options(self.config.target.url.expose(), "target.url")?;
         let mut green = connect(&green_opts, "green").await?;
+        let green_json_text = super::is_mariadb(&mut green, "green").await?;
+        snapshot::refuse_typed_json(blue, &added, green_json_text).await?;
         let mut missing = Vec::new();
         for t in &added {
             let exists: Option<i64> = green

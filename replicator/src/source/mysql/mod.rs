@@ -20,6 +20,7 @@ pub mod programs;
 pub(crate) mod rehearsal;
 pub mod snapshot;
 pub mod stream;
+pub mod typed_json;
 pub mod verify;
 pub(crate) mod watch;
 

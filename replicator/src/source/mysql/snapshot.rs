@@ -49,11 +49,12 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
     Ok(())
 }
 
-/// Refuses the snapshot when a MySQL JSON column of `tables` holds a typed scalar (a DECIMAL, DATE,
-/// TIME, DATETIME or binary value stored inside the document): its text, written on green, would be
-/// parsed back as a DOUBLE or a string. Found as the documents whose text does not parse back to the
-/// same value or the same text. MariaDB's JSON is text and has none.
-pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
+/// Refuses the copy, before it starts, of a MySQL JSON column of `tables` holding typed scalars
+/// (DECIMAL, DATE, TIME, DATETIME or binary values stored inside a document) where the copy cannot
+/// keep their types: into a green that keeps JSON as text (`green_json_text`, MariaDB), or in a table
+/// without a primary key (the copy finds each such row again by its key, [`super::typed_json`]). The
+/// documents are found by [`super::typed_json::flag_sql`]. MariaDB's JSON is text and has none.
+pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName], green_json_text: bool) -> Result<(), Error> {
     if super::is_mariadb(blue, "blue").await? {
         return Ok(());
     }
@@ -62,21 +63,34 @@ pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName
             .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE = 'json'", (&t.schema, &t.name))
             .await
             .map_err(|e| sql_error("blue", "listing JSON columns", e))?;
+        if json.is_empty() {
+            continue;
+        }
+        let keyed: Option<i64> = blue
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_TYPE = 'PRIMARY KEY'",
+                (&t.schema, &t.name),
+            )
+            .await
+            .map_err(|e| sql_error("blue", "reading the primary key", e))?;
+        if keyed.unwrap_or(0) > 0 && !green_json_text {
+            continue;
+        }
         for c in json {
-            let q = quote(&c);
             let typed: Option<i64> = blue
-                .query_first(format!(
-                    "SELECT COUNT(*) FROM {} WHERE CAST(CAST({q} AS CHAR) AS JSON) <> {q} \
-                     OR CAST(CAST(CAST({q} AS CHAR) AS JSON) AS CHAR) <> CAST({q} AS CHAR)",
-                    qualified(t)
-                ))
+                .query_first(format!("SELECT COUNT(*) FROM {} WHERE {}", qualified(t), super::typed_json::flag_sql(&c)))
                 .await
                 .map_err(|e| sql_error("blue", &format!("checking the JSON of {t}.{c}"), e))?;
             if let Some(n) = typed.filter(|n| *n > 0) {
+                let why = if green_json_text {
+                    "green keeps JSON as text (MariaDB), which would make them plain numbers and strings"
+                } else {
+                    "the table has no primary key, by which the copy finds each such row again to write the document with its types"
+                };
                 return Err(Error::Setup(format!(
-                    "{n} row(s) of {t} hold JSON in column `{c}` with typed DECIMAL, DATE, TIME, DATETIME or binary scalars, which green \
-                     would store as DOUBLEs or strings; store them on blue as plain JSON numbers or strings, or leave the table out \
-                     with tables.exclude"
+                    "{n} row(s) of {t} hold JSON in column `{c}` with typed DECIMAL, DATE, TIME, DATETIME or binary scalars, and {why}; store \
+                     them on blue as plain JSON numbers or strings{}, or leave the table out with tables.exclude",
+                    if green_json_text { "" } else { ", or give the table a primary key" }
                 )));
             }
         }
@@ -459,6 +473,13 @@ pub async fn copy_table(
         .collect();
     let typed: Vec<(String, MySqlType)> =
         cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), for_green(&column_type(c, *u), json_text).into_owned())).collect();
+    // Oracle MySQL JSON columns: a flag per row for a document its text would not rebuild (typed
+    // scalars), rewritten with its types once the table is copied ([`super::typed_json`]).
+    let json: Vec<usize> = cols.iter().enumerate().filter(|(_, c)| c.data_type == "json").map(|(i, _)| i).collect();
+    let key: Vec<usize> = if json.is_empty() { Vec::new() } else { primary_key(reader, table, &cols).await? };
+    let mut select = select;
+    select.extend(json.iter().map(|&i| super::typed_json::flag_sql(&cols[i].name)));
+    let mut typed_docs: Vec<(super::typed_json::Key, usize, String)> = Vec::new();
     let mut sql = format!("SELECT {} FROM {}", select.join(", "), qualified(table));
     if let Some(condition) = condition {
         sql.push_str(&format!(" WHERE {condition}"));
@@ -468,7 +489,27 @@ pub async fn copy_table(
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH_ROWS);
     let mut copied = 0u64;
     while let Some(row) = result.next().await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))? {
-        let values: Vec<Value> = row.unwrap().into_iter().zip(cols.iter().zip(&unsigned)).map(|(v, (c, u))| value(v, c, *u)).collect();
+        let mut raw = row.unwrap();
+        let flags = raw.split_off(cols.len());
+        for (&i, flag) in json.iter().zip(&flags) {
+            if matches!(flag, mysql_async::Value::Int(1) | mysql_async::Value::UInt(1)) {
+                if key.is_empty() {
+                    return Err(Error::Setup(format!(
+                        "{table} holds JSON in column `{}` with typed DECIMAL, DATE, TIME or DATETIME scalars and has no primary key, so \
+                         turnout cannot find the row again to copy the document with its types; add a primary key, store the values as \
+                         plain JSON numbers or strings, or leave the table out with tables.exclude",
+                        cols[i].name
+                    )));
+                }
+                let at: super::typed_json::Key = key.iter().map(|&k| (cols[k].name.clone(), raw[k].clone())).collect();
+                let text = match &raw[i] {
+                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    _ => String::new(),
+                };
+                typed_docs.push((at, i, text));
+            }
+        }
+        let values: Vec<Value> = raw.into_iter().zip(cols.iter().zip(&unsigned)).map(|(v, (c, u))| value(v, c, *u)).collect();
         batch.push(values);
         if batch.len() >= BATCH_ROWS {
             turnout_sinks::mysql::insert_rows(green, table, &typed, &batch).await.map_err(Error::Sink)?;
@@ -482,5 +523,33 @@ pub async fn copy_table(
         copied += batch.len() as u64;
         status.table_progress(&name, batch.len() as u64, 0);
     }
+    drop(result);
+    if !typed_docs.is_empty() && json_text {
+        return Err(Error::Setup(format!(
+            "{table} holds JSON with typed DECIMAL, DATE, TIME or DATETIME scalars, and green keeps JSON as text (MariaDB), which would \
+             make them plain numbers and strings; store them on blue as plain JSON numbers or strings, or leave the table out with \
+             tables.exclude"
+        )));
+    }
+    for (at, i, text) in &typed_docs {
+        let built = super::typed_json::document_sql(reader, table, at, &cols[*i].name, text).await?;
+        super::typed_json::rewrite(green, table, at, &cols[*i].name, &built).await?;
+    }
+    if !typed_docs.is_empty() {
+        tracing::info!(table = %table, documents = typed_docs.len(), "copied JSON documents holding typed scalars with their types");
+    }
     Ok(copied)
+}
+
+/// The positions in `cols` of `table`'s primary key columns (empty without one).
+async fn primary_key(reader: &mut mysql_async::Conn, table: &TableName, cols: &[ColumnInfo]) -> Result<Vec<usize>, Error> {
+    let names: Vec<String> = reader
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+             ORDER BY ORDINAL_POSITION",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| sql_error("blue", "reading the primary key", e))?;
+    Ok(names.iter().filter_map(|n| cols.iter().position(|c| &c.name == n)).collect())
 }

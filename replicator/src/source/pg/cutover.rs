@@ -44,6 +44,9 @@ pub(crate) struct PgCutover {
     sides: (&'static str, &'static str),
     /// The fenced side's inventory as the pre-checks took it.
     inventory: Option<crate::source::contract::inventory::InventorySummary>,
+    /// Whether the side traffic moves to was read-only for the application when looked at before the
+    /// fence (nothing fences it again meanwhile: a read canary stands down while a cutover runs).
+    reopen_needed: bool,
 }
 
 impl PgCutover {
@@ -69,6 +72,7 @@ impl PgCutover {
             skip_without_identity: config.tables.skip_without_identity,
             sides: ("blue", "green"),
             inventory: None,
+            reopen_needed: true,
         })
     }
 
@@ -97,6 +101,7 @@ impl PgCutover {
             skip_without_identity: config.tables.skip_without_identity,
             sides: ("green", "blue"),
             inventory: None,
+            reopen_needed: true,
         })
     }
 }
@@ -151,6 +156,12 @@ impl Procedure for PgCutover {
             turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(Error::during("syncing sequences failed"))?;
         let (from, to) = self.sides;
         let refreshed = super::inventory::refresh_materialized_views(&self.blue, &green, to).await?;
+        // Read now, on this session, so that the pause opens no session and asks nothing when there is
+        // nothing to lift.
+        self.reopen_needed = match &self.reopen {
+            Some(fence) => fence.needs_reopen(&green).await.map_err(Error::from)?,
+            None => false,
+        };
         self.sequences = Some((green, plan));
         let views = if refreshed == 0 { String::new() } else { format!("; refreshed {refreshed} materialized views on {to} (populated on {from})") };
         Ok(format!("moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue{views}", seqs.iter().filter(|s| s.changed).count(), seqs.len()))
@@ -200,11 +211,22 @@ impl Procedure for PgCutover {
 
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
         let Some(fence) = &self.reopen else { return Ok(None) };
+        if !self.reopen_needed {
+            return Ok(None);
+        }
         let to = self.sides.1;
-        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
+        // The session the counters were moved on, opened before the fence.
+        let opened;
+        let other = match &self.sequences {
+            Some((green, _)) => green,
+            None => {
+                opened = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
+                &opened
+            }
+        };
         // Inside the pause: the default goes at once; read-only sessions left (they can only read)
         // never hold the switch up.
-        let Some(left) = fence.reopen(&other, REOPEN_LIMIT).await.map_err(Error::from)? else { return Ok(None) };
+        let Some(left) = fence.reopen(other, REOPEN_LIMIT).await.map_err(Error::from)? else { return Ok(None) };
         let from = if to == "blue" { "the cutover" } else { "the rollback or the read canary" };
         let left = if left.is_empty() { String::new() } else { format!(" (read-only sessions left, reading only: {})", left.join("; ")) };
         Ok(Some(format!("lifted {to}'s read-only fence from {from}{left}")))
