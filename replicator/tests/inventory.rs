@@ -328,3 +328,27 @@ async fn objects_the_copy_brings_over_are_on_green_and_materialized_views_popula
     assert!(inventory["handled"]["streamed"].as_u64() >= Some(1) && inventory["handled"]["at cutover"].as_u64() >= Some(3), "{inventory}");
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+#[tokio::test]
+async fn a_way_back_that_could_not_carry_what_green_holds_refuses_the_cutover_until_it_is_one_way() {
+    let (blue, green, db) = pair("CREATE TABLE t (id bigserial PRIMARY KEY, note text); INSERT INTO t (note) VALUES ('a')").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = command_switch(dir.path(), "true");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &extra);
+    t.start();
+    wait_streaming(&mut t).await;
+    // Green holds a large object: the reverse stream could never bring it back to blue.
+    green.execute(&db, "SELECT lo_from_bytea(0, 'only on green')").await.expect("large object on green");
+    let (code, out) = turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the way back could not carry") && out.contains("large object") && out.contains("cutover.reverse = false"), "{out}");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+    // Accepted as a one-way cutover, it goes ahead.
+    let config = std::fs::read_to_string(t.config_path()).expect("config");
+    std::fs::write(t.config_path(), config.replacen("[cutover]\n", "[cutover]\nreverse = false\n", 1)).expect("one way");
+    t.start();
+    wait_streaming(&mut t).await;
+    let (code, out) = turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
