@@ -21,6 +21,6 @@ pub mod value;
 
 pub use error::{DecodeError, ErrorClass, Side};
 pub use event::ChangeEvent;
-pub use position::{BinlogPosition, GtidState, Lsn, MariaGtid, Position, Timestamp, Tsid};
+pub use position::{BinlogPosition, GtidState, Incomparable, Lsn, MariaGtid, Position, Timestamp, Tsid};
 pub use schema::{Column, ColumnType, ReplicaIdentity, TableName, TableSchema};
 pub use value::{Utf8Bytes, Value};

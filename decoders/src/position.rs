@@ -3,7 +3,8 @@
 //! A PostgreSQL [`Lsn`] is a 64-bit byte position in the write-ahead log, written as two hexadecimal
 //! halves (`16/B374D848`). A MySQL/MariaDB [`BinlogPosition`] is a binlog file and offset together with
 //! the GTID state that includes every transaction up to it. [`Position`] is either; positions are
-//! ordered inside one source log (see [`Position::partial_cmp`]) and never compared across logs.
+//! ordered inside one source log (see [`Position::try_cmp`]) and never compared across logs: there is no
+//! `<` on positions, so every comparison says what an unordered pair means.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -86,7 +87,7 @@ impl BinlogPosition {
 /// offset only order positions whose GTID states are equal (heartbeats and events between two
 /// transactions) and positions without GTIDs. Positions of different sources, two GTID states that
 /// each hold a transaction the other lacks, or binlogs of different base names without GTIDs are
-/// unordered (`partial_cmp` is `None`): callers treat that as an error, never as "not newer".
+/// unordered ([`Position::try_cmp`] is [`Incomparable`]): callers treat that as an error, never as "not newer".
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub enum Position {
     /// PostgreSQL logical replication: the end LSN of a commit, or the LSN of a message.
@@ -123,18 +124,28 @@ impl Position {
         }
     }
 
-    /// The later of two positions of the same log (`self` when they are unordered).
-    pub fn max(self, other: Position) -> Position {
-        if other > self {
-            other
-        } else {
-            self
-        }
+    /// How `self` stands against `other` in their log, or [`Incomparable`] when no order relates
+    /// them: a PostgreSQL LSN against a binlog position, two GTID sets neither of which contains the
+    /// other, two binlog files of different base names without GTIDs. Callers decide what an
+    /// unordered pair means for them; it is never taken for "not later".
+    pub fn try_cmp(&self, other: &Position) -> Result<std::cmp::Ordering, Incomparable> {
+        self.order(other).ok_or_else(|| Incomparable { a: self.to_string(), b: other.to_string() })
     }
-}
 
-impl PartialOrd for Position {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+    /// The later of two positions of the same log; [`Incomparable`] when they are unordered.
+    pub fn try_max(self, other: Position) -> Result<Position, Incomparable> {
+        Ok(match self.try_cmp(&other)? {
+            std::cmp::Ordering::Less => other,
+            _ => self,
+        })
+    }
+
+    /// Whether `self` is at or past `other`; [`Incomparable`] when they are unordered.
+    pub fn reached(&self, other: &Position) -> Result<bool, Incomparable> {
+        Ok(self.try_cmp(other)?.is_ge())
+    }
+
+    fn order(&self, other: &Position) -> Option<std::cmp::Ordering> {
         match (self, other) {
             (Position::Pg(a), Position::Pg(b)) => Some(a.cmp(b)),
             (Position::Binlog(a), Position::Binlog(b)) => {
@@ -159,6 +170,15 @@ impl PartialOrd for Position {
             _ => None,
         }
     }
+}
+
+/// Two positions no order relates (see [`Position::try_cmp`]): comparing them is a fault in what
+/// produced them — two different logs, or a log that forked — never something to guess past.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("positions {a} and {b} cannot be ordered (different logs, or GTID sets neither of which holds the other)")]
+pub struct Incomparable {
+    pub a: String,
+    pub b: String,
 }
 
 impl fmt::Display for Position {
@@ -230,11 +250,11 @@ mod tests {
 
     #[test]
     fn binlog_positions_order_by_file_number_then_offset_and_never_across_sources() {
-        assert!(binlog("mysql-bin.000002", 4) > binlog("mysql-bin.000001", 900));
-        assert!(binlog("mysql-bin.000010", 4) > binlog("mysql-bin.000009", 4), "numbers, not text");
-        assert!(binlog("mysql-bin.000001", 5) > binlog("mysql-bin.000001", 4));
-        assert_eq!(binlog("a.000001", 4).partial_cmp(&binlog("b.000002", 4)), None);
-        assert_eq!(binlog("a.000001", 4).partial_cmp(&Position::Pg(Lsn(4))), None);
+        assert_eq!(binlog("mysql-bin.000002", 4).try_cmp(&binlog("mysql-bin.000001", 900)), Ok(std::cmp::Ordering::Greater));
+        assert_eq!(binlog("mysql-bin.000010", 4).try_cmp(&binlog("mysql-bin.000009", 4)), Ok(std::cmp::Ordering::Greater), "numbers, not text");
+        assert_eq!(binlog("mysql-bin.000001", 5).try_cmp(&binlog("mysql-bin.000001", 4)), Ok(std::cmp::Ordering::Greater));
+        assert_eq!(binlog("a.000001", 4).try_cmp(&binlog("b.000002", 4)).ok(), None);
+        assert_eq!(binlog("a.000001", 4).try_cmp(&Position::Pg(Lsn(4))).ok(), None);
         assert_eq!(binlog("m.000001", 10).bytes_since(&binlog("m.000001", 4)), Some(6));
         assert_eq!(binlog("m.000002", 10).bytes_since(&binlog("m.000001", 4)), None);
     }
@@ -249,16 +269,33 @@ mod tests {
         // offset, but later transactions.
         let before = gtid_at("mysql-bin.000007", 90_000, "0-1-500");
         let after = gtid_at("mysql-bin.000001", 400, "0-1-500,1-9-1");
-        assert!(after > before);
-        assert!(gtid_at("mysql-bin.000001", 400, "0-2-501") > before, "a sequence number beyond, from another server");
-        assert!(gtid_at("replica-bin.000001", 4, "0-1-499") < before);
+        assert_eq!(after.try_cmp(&before), Ok(std::cmp::Ordering::Greater));
+        assert_eq!(
+            gtid_at("mysql-bin.000001", 400, "0-2-501").try_cmp(&before),
+            Ok(std::cmp::Ordering::Greater),
+            "a sequence number beyond, from another server"
+        );
+        assert_eq!(gtid_at("replica-bin.000001", 4, "0-1-499").try_cmp(&before), Ok(std::cmp::Ordering::Less));
         // The same transactions: ordered by offset in one file, equal across servers.
-        assert!(gtid_at("mysql-bin.000007", 90_100, "0-1-500") > before);
-        assert_eq!(gtid_at("other-bin.000001", 4, "0-1-500").partial_cmp(&before), Some(std::cmp::Ordering::Equal));
+        assert_eq!(gtid_at("mysql-bin.000007", 90_100, "0-1-500").try_cmp(&before), Ok(std::cmp::Ordering::Greater));
+        assert_eq!(gtid_at("other-bin.000001", 4, "0-1-500").try_cmp(&before), Ok(std::cmp::Ordering::Equal));
         // The same sequence number written by two servers: two histories.
-        assert_eq!(gtid_at("mysql-bin.000001", 4, "0-2-500").partial_cmp(&before), None);
+        assert_eq!(gtid_at("mysql-bin.000001", 4, "0-2-500").try_cmp(&before).ok(), None);
         // Two branches of history (each has a transaction the other lacks): unordered.
-        assert_eq!(gtid_at("mysql-bin.000009", 4, "0-1-501,1-1-1").partial_cmp(&gtid_at("mysql-bin.000008", 4, "0-1-502")), None);
+        assert_eq!(gtid_at("mysql-bin.000009", 4, "0-1-501,1-1-1").try_cmp(&gtid_at("mysql-bin.000008", 4, "0-1-502")).ok(), None);
+    }
+
+    #[test]
+    fn the_later_of_two_and_reaching_fail_on_unordered_pairs() {
+        let (a, b) = (binlog("m.000001", 4), binlog("m.000002", 4));
+        assert_eq!(a.clone().try_max(b.clone()), Ok(b.clone()));
+        assert_eq!(b.clone().try_max(a.clone()), Ok(b.clone()));
+        assert_eq!(b.reached(&a), Ok(true));
+        assert_eq!(a.reached(&b), Ok(false));
+        let other = binlog("other.000001", 4);
+        let e = a.clone().try_max(other.clone()).expect_err("unordered");
+        assert_eq!((e.a.as_str(), e.b.as_str()), ("m.000001:4", "other.000001:4"));
+        assert!(a.reached(&other).is_err() && Position::Pg(Lsn(1)).reached(&a).is_err());
     }
 
     proptest::proptest! {

@@ -69,6 +69,10 @@ pub enum Error {
     /// from the position durable on green, which replays everything after it.
     #[error("the change stream must restart: {0}")]
     Resync(String),
+    /// Two positions that must be of one log cannot be ordered (see
+    /// [`turnout_decoders::Position::try_cmp`]): never guessed past.
+    #[error("{0}")]
+    Unordered(#[from] turnout_decoders::Incomparable),
 }
 
 impl Error {
@@ -114,7 +118,7 @@ impl Error {
             Error::Cutover(e) => e.class(),
             Error::Step { source, .. } => source.class(),
             Error::Resync(_) => ErrorClass::Resync,
-            Error::Config { .. } | Error::ConfigFile { .. } | Error::State(_) | Error::Setup(_) => ErrorClass::Fatal,
+            Error::Config { .. } | Error::ConfigFile { .. } | Error::State(_) | Error::Setup(_) | Error::Unordered(_) => ErrorClass::Fatal,
         }
     }
 }
@@ -211,6 +215,11 @@ impl Error {
             Error::MySql { side, source: mysql_async::Error::Server(e), .. } => sqlstate_advice(&side.to_string(), &e.state),
             Error::Cutover(e) => e.sqlstate().and_then(|c| sqlstate_advice(&e.side().map_or("the server".into(), |s| s.to_string()), c)),
             Error::Step { source, .. } => return (reaction, source.reaction().1),
+            Error::Unordered(_) => Some(
+                "the stream, green's progress record or turnout's state follow different logs (another server, a failover to a \
+                 server with another history): run `turnout teardown` and start over"
+                    .into(),
+            ),
             Error::Resync(_) | Error::Setup(_) | Error::MySql { .. } => None,
         };
         (reaction, advice.unwrap_or_else(by_class))

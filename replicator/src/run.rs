@@ -453,16 +453,16 @@ fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str
     let problem = if green_at.is_start() && !recorded.is_start() {
         format!("green holds no progress record ({record}) but this state directory saw {recorded} applied: green's turnout progress was dropped or green was restored from a dump without it")
     } else {
-        match green_at.partial_cmp(recorded) {
-            Some(std::cmp::Ordering::Less) => format!(
+        match green_at.try_cmp(recorded) {
+            Ok(std::cmp::Ordering::Less) => format!(
                 "green's recorded position {green_at} is behind the {recorded} this state directory saw applied: green was restored \
                  or its progress record ({record}) rolled back"
             ),
-            None => format!(
+            Err(_) => format!(
                 "green's recorded position {green_at} cannot be compared with the {recorded} this state directory saw applied \
                  (another server's history, or a diverged GTID state)"
             ),
-            Some(_) => return Ok(()),
+            Ok(_) => return Ok(()),
         }
     };
     Err(Error::Setup(format!("{problem}. Replicating from here could lose or repeat changes; run `turnout teardown` and start over")))

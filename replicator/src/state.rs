@@ -515,7 +515,8 @@ fn encode_position(p: &Position) -> Result<Vec<u8>, Error> {
 fn record_applied_in(db: &DB, position: &Position) -> Result<Position, Error> {
     let current = db.get(APPLIED).map_err(|e| Error::State(format!("reading state: {e}")))?.map(|v| decode_position(&v)).transpose()?;
     match current {
-        Some(c) if position.partial_cmp(&c) != Some(std::cmp::Ordering::Greater) => Ok(c),
+        // Never moves back; a position that cannot be ordered against the record is refused.
+        Some(c) if position.try_cmp(&c)?.is_le() => Ok(c),
         _ => {
             let mut w = WriteOptions::default();
             w.set_sync(true);
@@ -549,6 +550,10 @@ mod tests {
             assert_eq!(s.record_applied(&Position::Pg(Lsn(50))).expect("write"), Position::Pg(Lsn(100)));
         }
         let s = StateStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.applied().expect("read"), Some(Position::Pg(Lsn(100))));
+        // A position of another log is refused, never silently kept behind the record.
+        let other = Position::Binlog(turnout_decoders::BinlogPosition { file: "mysql-bin.000001".into(), offset: 4, gtids: Default::default() });
+        assert!(matches!(s.record_applied(&other), Err(Error::Unordered(_))), "an unordered position must be an error");
         assert_eq!(s.applied().expect("read"), Some(Position::Pg(Lsn(100))));
     }
 

@@ -363,12 +363,14 @@ impl Status {
         {
             let mut applied = lock(&self.applied);
             match applied.as_ref() {
-                Some(a) if a >= position => return,
+                // Kept only when known to be at or past it: the proof then finds any unordered pair.
+                Some(a) if a.try_cmp(position).is_ok_and(std::cmp::Ordering::is_ge) => return,
                 _ => *applied = Some(position.clone()),
             }
         }
         let mut lag = lock(&self.lag);
-        while lag.pending.front().is_some_and(|(end, _)| end <= position) {
+        // A pending transaction not known to be covered stays pending (counted as lag).
+        while lag.pending.front().is_some_and(|(end, _)| end.try_cmp(position).is_ok_and(std::cmp::Ordering::is_le)) {
             if let Some((_, ts)) = lag.pending.pop_front() {
                 if lag.newest_durable_commit.is_none_or(|c| ts > c) {
                     lag.newest_durable_commit = Some(ts);
@@ -396,7 +398,7 @@ impl Status {
 
     /// A source transaction was received (commit end and commit time on blue's clock).
     pub fn transaction_received(&self, commit_end: &Position, commit_ts: Timestamp) {
-        if lock(&self.applied).as_ref().is_none_or(|a| commit_end > a) {
+        if lock(&self.applied).as_ref().is_none_or(|a| !a.try_cmp(commit_end).is_ok_and(std::cmp::Ordering::is_ge)) {
             let mut lag = lock(&self.lag);
             // A binlog's timestamps are whole seconds and mark when a statement began, up to a second
             // (or a long transaction) before its commit; the commit came after the heartbeat received
@@ -539,7 +541,7 @@ impl Status {
     /// How far the source's log reaches (never moves back within one log).
     pub fn set_source_end(&self, position: &Position) {
         let mut end = lock(&self.source_end);
-        if end.as_ref().is_none_or(|e| position > e || e.partial_cmp(position).is_none()) {
+        if end.as_ref().is_none_or(|e| !position.try_cmp(e).is_ok_and(std::cmp::Ordering::is_le)) {
             *end = Some(position.clone());
         }
     }

@@ -51,6 +51,17 @@ pub enum SinkError {
     },
 }
 
+impl From<turnout_decoders::Incomparable> for SinkError {
+    /// Two positions of what should be one log that no order relates: the stream and green's
+    /// progress record follow different logs (another server, a forked history).
+    fn from(e: turnout_decoders::Incomparable) -> SinkError {
+        SinkError::Progress(format!(
+            "{e}: the stream and what green recorded follow different logs (another server, or a history that forked); \
+             run `turnout teardown` and start over"
+        ))
+    }
+}
+
 /// A PostgreSQL client error as an operator needs to read it: the server's severity, message and
 /// SQLSTATE, then its detail, hint, context (`where`) and the table, column and constraint it names;
 /// for a failure without a server message (connection, TLS, protocol) the whole chain of causes.

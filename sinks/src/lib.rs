@@ -213,9 +213,11 @@ pub trait Sink: Send + 'static {
     }
 
     /// Another session of the same stream recorded `position` on the target: this session's idea
-    /// of the recorded position moves up to it (a position never moves back).
-    fn advanced(&mut self, position: &Position) {
+    /// of the recorded position moves up to it (a position never moves back). A position that
+    /// cannot be ordered against the recorded one is an error.
+    fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
         let _ = position;
+        Ok(())
     }
 
     /// Forgets what this session cached about the target's tables (another session changed them).

@@ -347,11 +347,9 @@ impl<K: Sink> std::fmt::Debug for Parallel<K> {
 impl<K: Sink> Parallel<K> {
     /// Sessions of one stream, all recording progress in the same place; at least one.
     pub fn new(sessions: Vec<K>) -> Result<Parallel<K>, SinkError> {
-        let applied = sessions
-            .iter()
-            .map(Sink::applied)
-            .reduce(|a, b| if b > a { b } else { a })
-            .ok_or_else(|| SinkError::Config("apply.sessions must be at least 1".into()))?;
+        let mut recorded = sessions.iter().map(Sink::applied);
+        let first = recorded.next().ok_or_else(|| SinkError::Config("apply.sessions must be at least 1".into()))?;
+        let applied = recorded.try_fold(first, Position::try_max)?;
         Ok(Parallel { sessions: sessions.into_iter().map(Some).collect(), applied, rules: HashMap::new(), stall: STALL, redone: 0, last: 0 })
     }
 
@@ -375,14 +373,15 @@ impl<K: Sink> Parallel<K> {
     fn session(&mut self, i: usize) -> Result<&mut K, SinkError> {
         let applied = self.applied.clone();
         let s = self.sessions.get_mut(i).and_then(Option::as_mut).ok_or_else(|| SinkError::Progress(format!("internal: apply session {i} is busy")))?;
-        s.advanced(&applied);
+        s.advanced(&applied)?;
         Ok(s)
     }
 
-    fn committed(&mut self, c: &Committed) {
-        if *c.position() > self.applied {
+    fn committed(&mut self, c: &Committed) -> Result<(), SinkError> {
+        if c.position().try_cmp(&self.applied)?.is_gt() {
             self.applied = c.position().clone();
         }
+        Ok(())
     }
 
     /// Learns how every table of `batch` may conflict.
@@ -416,7 +415,7 @@ impl<K: Sink> Parallel<K> {
     async fn apply_wave(&mut self, batch: &[Transaction], parts: &[Range<usize>]) -> Result<(), SinkError> {
         if let [only] = parts {
             let c = self.session(0)?.apply(&batch[only.clone()]).await?;
-            self.committed(&c);
+            self.committed(&c)?;
             self.last = 0;
             return Ok(());
         }
@@ -448,7 +447,7 @@ impl<K: Sink> Parallel<K> {
                 state[head] = Part::Done;
                 match result {
                     Ok(c) => {
-                        self.committed(&c);
+                        self.committed(&c)?;
                         self.last = head;
                         head += 1;
                     }
@@ -495,7 +494,7 @@ impl<K: Sink> Parallel<K> {
             self.redone += (n - redo) as u64;
             let range = parts[redo].start..parts[n - 1].end;
             let c = self.session(0)?.apply(&batch[range]).await?;
-            self.committed(&c);
+            self.committed(&c)?;
             self.last = 0;
         }
         Ok(())
@@ -508,14 +507,20 @@ impl<K: Sink> Sink for Parallel<K> {
     }
 
     async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
-        let skip = batch.iter().take_while(|t| t.commit_end <= self.applied).count();
+        let mut skip = 0;
+        for t in batch {
+            if t.commit_end.try_cmp(&self.applied)?.is_gt() {
+                break;
+            }
+            skip += 1;
+        }
         let batch = &batch[skip..];
         if batch.is_empty() {
             return Ok(Committed::new(self.applied.clone()));
         }
         if self.sessions.len() == 1 {
             let c = self.session(0)?.apply(batch).await?;
-            self.committed(&c);
+            self.committed(&c)?;
             self.last = 0;
             return Ok(c);
         }
@@ -538,7 +543,7 @@ impl<K: Sink> Sink for Parallel<K> {
 
     async fn commit(&mut self, commit_end: &Position, commit_ts: Timestamp) -> Result<Committed, SinkError> {
         let c = self.session(0)?.commit(commit_end, commit_ts).await?;
-        self.committed(&c);
+        self.committed(&c)?;
         self.last = 0;
         Ok(c)
     }
@@ -594,13 +599,14 @@ impl<K: Sink> Sink for Parallel<K> {
         Ok(())
     }
 
-    fn advanced(&mut self, position: &Position) {
-        if *position > self.applied {
+    fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
+        if position.try_cmp(&self.applied)?.is_gt() {
             self.applied = position.clone();
         }
         for s in self.sessions.iter_mut().flatten() {
-            s.advanced(position);
+            s.advanced(position)?;
         }
+        Ok(())
     }
 
     fn forget_schema(&mut self) {

@@ -72,7 +72,7 @@ impl Recording {
 
     fn record(&mut self, writes: &[ForeignWrite], through: &Position) -> Result<Committed, SinkError> {
         self.ledger.record(writes, through).map_err(|e| SinkError::Progress(format!("recording foreign writes: {e}")))?;
-        if *through > self.applied {
+        if through.try_cmp(&self.applied)?.is_gt() {
             self.applied = through.clone();
         }
         Ok(Committed::new(self.applied.clone()))
@@ -162,7 +162,7 @@ impl Sink for Recording {
         // where the batch ends.
         for t in batch {
             let mut writes = self.take_ddl(&t.commit_end, t.commit_ts);
-            if t.commit_end > self.applied {
+            if t.commit_end.try_cmp(&self.applied)?.is_gt() {
                 let first = u32::try_from(writes.len()).unwrap_or(u32::MAX);
                 writes.extend(foreign_writes(&t.changes, first, &t.commit_end, t.commit_ts));
                 if !writes.is_empty() {
@@ -188,7 +188,7 @@ impl Sink for Recording {
 
     async fn commit(&mut self, commit_end: &Position, commit_ts: Timestamp) -> Result<Committed, SinkError> {
         let mut writes = self.open.take().unwrap_or_default();
-        if *commit_end <= self.applied {
+        if commit_end.try_cmp(&self.applied)?.is_le() {
             writes.clear();
         }
         for (i, w) in writes.iter_mut().enumerate() {

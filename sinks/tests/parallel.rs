@@ -235,3 +235,25 @@ async fn a_duplicate_key_the_keys_did_not_foresee_is_redone_after_the_earlier_pa
     assert_eq!(row_one(&rows), Some(&("1.00".to_owned(), "again".to_owned())));
     assert_eq!(rows.len(), 302);
 }
+
+/// A transaction whose position cannot be ordered against what green recorded (another log) is an
+/// error that names both, never skipped as "already applied" nor applied as "new": green keeps what
+/// it had.
+#[tokio::test]
+async fn a_transaction_of_another_log_is_an_error_never_a_guess() {
+    let server = PgServer::start(17).expect("server");
+    let db = server.create_database("unordered").await.expect("db");
+    server.execute(&db, SCHEMA).await.expect("schema");
+    for sessions in [1, 2] {
+        let mut sink = parallel(&server, &db, sessions).await;
+        let first = sessions as u64 * 10;
+        let c = sink.apply(&inserts(first, 1, 1)).await.expect("apply");
+        assert_eq!(c.position(), &Position::Pg(Lsn(first * 100)));
+        let before = rows(&server, &db).await;
+        let mut foreign = inserts(900, 1, 1);
+        foreign[0].commit_end = Position::Binlog(turnout_decoders::BinlogPosition { file: "mysql-bin.000001".into(), offset: 4, gtids: Default::default() });
+        let e = sink.apply(&foreign).await.expect_err("a position of another log must be refused");
+        assert!(e.to_string().contains("cannot be ordered") && e.to_string().contains("mysql-bin.000001:4"), "{e}");
+        assert_eq!(rows(&server, &db).await, before, "green must keep what it had ({sessions} sessions)");
+    }
+}

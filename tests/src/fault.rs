@@ -109,7 +109,7 @@ impl<S: Sink + std::fmt::Debug> Sink for FaultySink<S> {
         self.inner.bind_progress().await
     }
 
-    fn advanced(&mut self, position: &Position) {
+    fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
         self.inner.advanced(position)
     }
 

@@ -169,7 +169,7 @@ impl<C: Copier> Rounds<C> {
         }
         let Some(task) = self.opening.take() else { return Ok(()) };
         let (round, position) = task.await.map_err(|e| Error::Setup(format!("internal: a copy round failed to open: {e}")))??;
-        if applied.partial_cmp(&position).is_some_and(|o| o != std::cmp::Ordering::Greater) {
+        if applied.try_cmp(&position)?.is_le() {
             tracing::debug!(%position, "opened a copy round in the background");
             self.round = Some((round, position));
             self.missed = 0;
@@ -186,10 +186,12 @@ impl<C: Copier> Rounds<C> {
     fn barrier<'a>(&self, positions: impl Iterator<Item = &'a Position>) -> Result<Option<usize>, SinkError> {
         let Some((_, at)) = self.round.as_ref() else { return Ok(None) };
         for (i, p) in positions.enumerate() {
-            match p.partial_cmp(at) {
-                Some(std::cmp::Ordering::Greater) => return Ok(Some(i)),
-                Some(_) => {}
-                None => return Err(layer(Error::Resync(format!("a transaction at {p} cannot be ordered against the chunked copy round's snapshot at {at}")))),
+            match p.try_cmp(at) {
+                Ok(std::cmp::Ordering::Greater) => return Ok(Some(i)),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(layer(Error::Resync(format!("a transaction at {p} cannot be ordered against the chunked copy round's snapshot at {at}"))))
+                }
             }
         }
         Ok(None)
@@ -322,7 +324,7 @@ impl<K: Sink, C: Copier> Sink for Copying<K, C> {
         self.inner.bind_progress().await
     }
 
-    fn advanced(&mut self, position: &Position) {
+    fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
         self.inner.advanced(position)
     }
 

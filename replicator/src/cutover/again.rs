@@ -121,9 +121,13 @@ fn blue_unproven(config: &Config, state: &StateStore, status: &Status, hand_off:
     // Counted: read up to where the watch closed at the rollback's switch (a mark there, read
     // after the switch), or to where it stood then.
     let counted = crate::watch::counted_through(status, Side::Blue);
-    let through = [counted, kept.through].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    let mut read = [counted, kept.through].into_iter().flatten();
+    let through = match read.next() {
+        Some(first) => Some(read.try_fold(first, turnout_decoders::Position::try_max)?),
+        None => None,
+    };
     match through {
-        Some(through) if through >= *hand_off => Ok(None),
+        Some(through) if through.reached(hand_off)? => Ok(None),
         Some(through) => Ok(Some(format!("blue's watch counted blue's log only to {through}, not to the hand-off at {hand_off}"))),
         None => Ok(Some(format!(
             "blue's watch cannot show it counted blue's log up to the hand-off at {hand_off} (it had not read that far, or a restart lost \

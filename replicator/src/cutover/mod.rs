@@ -773,18 +773,28 @@ impl Controller {
     /// everything it committed (`fenced`), holds all of that too.
     /// Returns the sentinel's commit position and the durable position that proved it.
     async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<(Position, Position), String> {
+        let (from, to) = self.direction.sides();
+        // A position the proof cannot order is no proof: the fence is undone, naming both.
+        let reached = |a: &Position, b: &Position| {
+            a.reached(b).map_err(|e| format!("the proof cannot order {to}'s applied position against {from}'s ({e}); the fence was undone"))
+        };
         loop {
             let moved = self.channels.sentinels.durable_moved();
             let applied = self.status.applied();
-            if let Some(commit) = self.channels.sentinels.commit(id) {
-                let holds_all = |applied: &Position| fenced.is_none_or(|f| applied >= f);
-                if let Some(applied) = applied.as_ref().filter(|applied| **applied >= commit && holds_all(applied)) {
+            if let (Some(commit), Some(applied)) = (self.channels.sentinels.commit(id), applied.as_ref()) {
+                let holds_all = match fenced {
+                    Some(f) => reached(applied, f)?,
+                    None => true,
+                };
+                if reached(applied, &commit)? && holds_all {
                     return Ok((commit, applied.clone()));
                 }
             }
             if Instant::now() >= deadline {
-                let (from, to) = self.direction.sides();
-                let sentinel_in = self.channels.sentinels.commit(id).zip(applied.as_ref()).is_some_and(|(commit, applied)| *applied >= commit);
+                let sentinel_in = match (self.channels.sentinels.commit(id), applied.as_ref()) {
+                    (Some(commit), Some(applied)) => reached(applied, &commit)?,
+                    _ => false,
+                };
                 if let (Some(fenced), Some(applied), true) = (fenced, &applied, sentinel_in) {
                     // The sentinel arrived but not everything the fenced side committed: a write after
                     // it (an account read_only does not stop) that green never received.

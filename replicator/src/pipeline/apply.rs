@@ -159,7 +159,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
                 let bound = lane.sink.bind_progress().await;
                 let (committed, durable) = done.map_err(Error::Sink)?;
                 bound.map_err(Error::Sink)?;
-                lane.sink.advanced(committed.position());
+                lane.sink.advanced(committed.position()).map_err(Error::Sink)?;
                 Ok(Outcome::new(1, rows, committed.position().clone(), Some(durable)))
             }
             .await;
@@ -177,9 +177,10 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
         })
     }
 
-    /// True when commits exist that are not yet flushed.
+    /// True when commits exist that are not yet flushed (or, failing closed, when the two positions
+    /// cannot be ordered: the flush's own bookkeeping then reports the fault).
     pub fn unflushed(&self) -> bool {
-        self.committed > *self.durable.position()
+        !matches!(self.committed.try_cmp(self.durable.position()), Ok(o) if o.is_le())
     }
 
     /// A flush should start now: commits are unflushed and no flush ran within [`FLUSH_RETRY`].
@@ -206,11 +207,11 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
         let outcome = result?;
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::debug!(committed = %outcome.committed, durable = ?outcome.durable.as_ref().map(|d| d.position().to_string()), rows = outcome.rows, ms, "batch committed");
-        if outcome.committed > self.committed {
+        if outcome.committed.try_cmp(&self.committed)?.is_gt() {
             self.committed = outcome.committed.clone();
         }
         if let Some(d) = &outcome.durable {
-            if *d.position() > *self.durable.position() {
+            if d.position().try_cmp(self.durable.position())?.is_gt() {
                 self.durable = d.clone();
             }
         }

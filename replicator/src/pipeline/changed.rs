@@ -194,8 +194,10 @@ pub struct Changes {
     inner: Mutex<Inner>,
 }
 
+/// Whether `a` is known to be at or before `b`: a change that cannot be ordered against a verify's
+/// position is never taken as covered by it (it stays to be checked again).
 fn at_or_before(a: &Position, b: &Position) -> bool {
-    matches!(a.partial_cmp(b), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))
+    a.try_cmp(b).is_ok_and(std::cmp::Ordering::is_le)
 }
 
 impl Changes {

@@ -189,7 +189,9 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
         match self.channels.hold.current() {
             Stage::Idle | Stage::Passed { .. } => false,
             Stage::Armed { .. } | Stage::Reached { .. } => true,
-            Stage::At { position, .. } => *tx.body.commit_end() > position,
+            // A transaction the hold's position cannot be ordered against is held: the caller
+            // finds the fault when it compares them.
+            Stage::At { position, .. } => !matches!(tx.body.commit_end().try_cmp(&position), Ok(o) if o.is_le()),
         }
     }
 
@@ -203,12 +205,20 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
             }
         }
         let Stage::At { position, .. } = self.channels.hold.current() else { return Ok(()) };
-        if self.batcher.applied_floor > position {
+        if self.batcher.applied_floor.try_cmp(&position)?.is_gt() {
             // Accepted before the hold was known (it was not armed): green cannot show the position.
             self.channels.hold.passed(&position);
             return Ok(());
         }
-        let passed = self.deferred.as_ref().is_some_and(|tx| *tx.body.commit_end() > position) || self.last_heartbeat.as_ref().is_some_and(|h| *h >= position);
+        let beyond = match self.deferred.as_ref() {
+            Some(tx) => tx.body.commit_end().try_cmp(&position)?.is_gt(),
+            None => false,
+        };
+        let heartbeat = match self.last_heartbeat.as_ref() {
+            Some(h) => h.reached(&position)?,
+            None => false,
+        };
+        let passed = beyond || heartbeat;
         if passed {
             self.apply_batch_now().await?;
             tracing::info!(%position, committed = %self.applier.committed, "green holds at a live verify's position");
@@ -403,12 +413,12 @@ impl<S: Source, K: Sink, E: EarlyApply> Pipeline<S, K, E> {
 
     async fn on_commit(&mut self, tx: CommittedTransaction) -> Result<(), Error> {
         self.channels.changes.record(&tx.touched, tx.body.commit_end());
-        if *tx.body.commit_end() > self.batcher.applied_floor && self.held_back(&tx) {
+        if tx.body.commit_end().try_cmp(&self.batcher.applied_floor)?.is_gt() && self.held_back(&tx) {
             self.deferred = Some(tx);
             return Ok(());
         }
         let CommittedTransaction { body, sentinel, relations, statements, early_xid, segments_complete, tail, touched: _ } = tx;
-        if *body.commit_end() <= self.batcher.applied_floor {
+        if body.commit_end().try_cmp(&self.batcher.applied_floor)?.is_le() {
             if let Some(xid) = early_xid {
                 self.finish().await?;
                 self.applier.early()?.forget(xid).await;

@@ -72,9 +72,10 @@ pub async fn drop_objects(config: &crate::config::Config, forward: &crate::sourc
     }
 }
 
-/// Moves what `/status` shows as read up to `at`, never back.
+/// Moves what `/status` shows as read up to `at`, never back (nor to a position it cannot order
+/// against where it stands: the watch then never shows itself caught up).
 fn read_to(w: &mut crate::status::foreign::Watched, at: &Position) {
-    if w.through.as_ref().is_none_or(|t| at > t) {
+    if w.through.as_ref().is_none_or(|t| at.try_cmp(t).is_ok_and(std::cmp::Ordering::is_gt)) {
         w.through = Some(at.clone());
         w.read_through = Some(at.to_string());
     }
@@ -132,13 +133,16 @@ impl StoreLedger {
         let heartbeat = |w: &ForeignWrite| w.table.rsplit('.').next() == Some(crate::source::HEARTBEAT_TABLE);
         let writes: Vec<ForeignWrite> = writes.iter().filter(|w| !heartbeat(w)).cloned().collect();
         // After the switch only what committed before the watch closed is foreign.
-        let closed = self.status.watched(self.side).is_some_and(|w| w.state == "closed" && w.closed_at.as_ref().is_none_or(|at| through > at));
+        let closed = self
+            .status
+            .watched(self.side)
+            .is_some_and(|w| w.state == "closed" && w.closed_at.as_ref().is_none_or(|at| through.try_cmp(at).is_ok_and(std::cmp::Ordering::is_gt)));
         if writes.is_empty() || closed {
             return Ok(());
         }
         let _writing = writing();
         let mut kept = load(&self.state, self.side).map_err(|e| e.to_string())?;
-        if kept.through.as_ref().is_some_and(|t| through <= t) {
+        if kept.through.as_ref().is_some_and(|t| through.try_cmp(t).is_ok_and(std::cmp::Ordering::is_le)) {
             // Already counted before a crash or a reconnect.
             return Ok(());
         }
@@ -237,8 +241,10 @@ pub fn refuse_outstanding(status: &Status, side: Side) -> Result<(), String> {
 pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: Instant) -> Result<(), String> {
     loop {
         let watched = status.watched(side).unwrap_or_default();
-        if watched.through.as_ref().is_some_and(|t| t >= mark) {
-            return Ok(());
+        match watched.through.as_ref().map(|t| t.reached(mark)) {
+            Some(Ok(true)) => return Ok(()),
+            Some(Err(e)) => return Err(format!("{}'s watch cannot order where it read against the mark: {e}", side.name())),
+            _ => {}
         }
         if Instant::now() >= deadline {
             let at = watched.read_through.unwrap_or_else(|| "nowhere yet".into());
@@ -272,7 +278,9 @@ pub fn counted_through(status: &Status, side: Side) -> Option<Position> {
     match (w.through, w.closed_at) {
         // Only as far as both say: a watch that read past the mark is counted to the mark, one that
         // did not (or whose position does not compare with it) to where it read.
-        (Some(through), Some(closed)) if w.state == "closed" => Some(if closed <= through { closed } else { through }),
+        (Some(through), Some(closed)) if w.state == "closed" => {
+            Some(if closed.try_cmp(&through).is_ok_and(std::cmp::Ordering::is_le) { closed } else { through })
+        }
         (through, _) => through,
     }
 }

@@ -98,7 +98,11 @@ async fn once(
     let (forward, side) = (&watched.forward, watched.side);
     // Whichever is further: what was counted, or what the watch acknowledged; before either, where
     // the watch is to begin.
-    let read = [load(state, side)?.through, store.applied()?].into_iter().flatten().reduce(|a, b| if b > a { b } else { a });
+    let mut positions = [load(state, side)?.through, store.applied()?].into_iter().flatten();
+    let read = match positions.next() {
+        Some(first) => Some(positions.try_fold(first, turnout_decoders::Position::try_max)?),
+        None => None,
+    };
     let from = read.or_else(|| watched.begin.clone());
     let ledger = Arc::new(StoreLedger { side, state: state.clone(), status: Arc::clone(status) });
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: Duration::ZERO, memory: MEMORY };

@@ -230,9 +230,9 @@ impl MySqlSink {
         if matches!(&self.applied, Position::Binlog(b) if b.file.is_empty() && b.offset == 0) {
             return Ok(true);
         }
-        match p.partial_cmp(&self.applied) {
-            Some(o) => Ok(o == std::cmp::Ordering::Greater),
-            None => Err(SinkError::Progress(format!(
+        match p.try_cmp(&self.applied) {
+            Ok(o) => Ok(o == std::cmp::Ordering::Greater),
+            Err(_) => Err(SinkError::Progress(format!(
                 "the source position {p} cannot be compared with the position {} recorded on green (another server or binlog \
                  name?); run `turnout teardown` and start over",
                 self.applied
@@ -516,10 +516,11 @@ impl Sink for MySqlSink {
         Ok(self.info(&schema.name).await?.conflicts.clone())
     }
 
-    fn advanced(&mut self, position: &Position) {
-        if self.beyond_applied(position).unwrap_or(false) {
+    fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
+        if self.beyond_applied(position)? {
             self.applied = position.clone();
         }
+        Ok(())
     }
 
     fn forget_schema(&mut self) {

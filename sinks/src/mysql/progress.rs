@@ -53,8 +53,8 @@ pub async fn record_position(url: &str, stream: &str, position: &Position) -> Re
     let mut conn = super::connect(url).await?;
     ensure_table(&mut conn).await?;
     if let Some(current) = read(&mut conn, stream).await? {
-        // Only forward; positions that cannot be compared (another source kind) are left alone too.
-        if position.partial_cmp(&current) != Some(std::cmp::Ordering::Greater) {
+        // Only forward; a position that cannot be ordered against the record is an error.
+        if !position.try_cmp(&current)?.is_gt() {
             return Ok(());
         }
     }

@@ -306,7 +306,12 @@ impl Sink for PgSink {
 
     async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
         let applied = Position::Pg(self.applied);
-        let pending: Vec<&Transaction> = batch.iter().filter(|t| t.commit_end > applied).collect();
+        let mut pending: Vec<&Transaction> = Vec::with_capacity(batch.len());
+        for t in batch {
+            if t.commit_end.try_cmp(&applied)?.is_gt() {
+                pending.push(t);
+            }
+        }
         let Some(last) = pending.last() else {
             return Ok(Committed::new(applied));
         };
@@ -470,10 +475,10 @@ impl Sink for PgSink {
         Ok(())
     }
 
-    fn advanced(&mut self, position: &Position) {
-        if let Some(lsn) = position.lsn() {
-            self.applied = self.applied.max(lsn);
-        }
+    fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
+        let lsn = position.lsn().ok_or_else(|| SinkError::from(turnout_decoders::Incomparable { a: position.to_string(), b: self.applied.to_string() }))?;
+        self.applied = self.applied.max(lsn);
+        Ok(())
     }
 
     fn forget_schema(&mut self) {
