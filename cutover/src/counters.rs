@@ -105,8 +105,10 @@ pub async fn sync_counters(
 ) -> Result<Vec<CounterSync>, CutoverError> {
     let margin = i128::from(margin);
     let mut done = Vec::new();
-    let green_counters = auto_increments(green, Side::Green, green_db).await?;
-    for (table, blue_next) in auto_increments(blue, Side::Blue, blue_db).await? {
+    // Both sides are read at once: inside the cutover's pause this is one round of the two servers'
+    // time, not two.
+    let (green_counters, blue_counters) = tokio::try_join!(auto_increments(green, Side::Green, green_db), auto_increments(blue, Side::Blue, blue_db))?;
+    for (table, blue_next) in blue_counters {
         let name = format!("{}.{}", quote(green_db), quote(&table));
         let Some(&(_, green_next)) = green_counters.iter().find(|(t, _)| *t == table) else {
             return Err(CutoverError::Privilege {
@@ -124,14 +126,15 @@ pub async fn sync_counters(
         }
         done.push(CounterSync { kind: CounterKind::AutoIncrement, name, blue_next, green_next, set_to: if changed { wanted } else { green_next }, changed });
     }
-    let green_sequences = sequences(green, Side::Green, green_db).await?;
-    for seq in sequences(blue, Side::Blue, blue_db).await? {
+    let (green_sequences, blue_sequences) = tokio::try_join!(sequences(green, Side::Green, green_db), sequences(blue, Side::Blue, blue_db))?;
+    for seq in blue_sequences {
         let name = format!("{}.{}", quote(green_db), quote(&seq));
         if !green_sequences.contains(&seq) {
             return Err(CutoverError::Privilege { what: format!("green has no sequence {name}, which blue has"), fix: "create it on green".into() });
         }
-        let (blue_next, increment) = sequence_state(blue, Side::Blue, &format!("{}.{}", quote(blue_db), quote(&seq))).await?;
-        let (green_next, _) = sequence_state(green, Side::Green, &name).await?;
+        let blue_name = format!("{}.{}", quote(blue_db), quote(&seq));
+        let ((blue_next, increment), (green_next, _)) =
+            tokio::try_join!(sequence_state(blue, Side::Blue, &blue_name), sequence_state(green, Side::Green, &name))?;
         // `margin` increments beyond blue's next value, in the sequence's direction.
         let wanted = blue_next + margin * increment;
         let changed = if increment >= 0 { green_next < wanted } else { green_next > wanted };

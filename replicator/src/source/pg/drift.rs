@@ -192,32 +192,26 @@ pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5
 /// there is one.
 /// pgoutput carries neither `DETACH PARTITION` (a retention job's rows vanish from blue without a
 /// DELETE) nor `ATTACH PARTITION` (rows filled while standalone appear without an INSERT), nor a new
-/// partition green lacks: replicating on would leave green different. Failing to look (a server
-/// restarting) is retried.
-pub async fn partition_watch_error(config: &crate::config::Config) -> Option<Error> {
-    match partition_differences(config).await {
-        Ok(d) if !d.is_empty() => Some(Error::Setup(format!(
+/// partition green lacks: replicating on would leave green different. A failure to look is the
+/// caller's to retry.
+pub async fn partition_watch_error(config: &crate::config::Config, blue: &Client, green: &Client) -> Result<Option<Error>, Error> {
+    let d = partition_differences(config, blue, green).await?;
+    Ok((!d.is_empty()).then(|| {
+        Error::Setup(format!(
             "blue's partitions changed in a way its change stream does not carry: {}. Make the same change on green \
              (ALTER TABLE … DETACH PARTITION / ATTACH PARTITION, CREATE TABLE … PARTITION OF — an attached table with its rows), \
              then start turnout run again",
             d.join("; ")
-        ))),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::debug!("comparing the partition trees failed, trying again: {e}");
-            None
-        }
-    }
+        ))
+    }))
 }
 
-async fn partition_differences(config: &crate::config::Config) -> Result<Vec<String>, Error> {
-    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
-    let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
-    let tables = replicated_tables(&blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
+async fn partition_differences(config: &crate::config::Config, blue: &Client, green: &Client) -> Result<Vec<String>, Error> {
+    let tables = replicated_tables(blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
     let names: Vec<String> = tables.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect();
     let (what, sql) = QUERIES[0];
     let mut trees = Vec::new();
-    for (client, side) in [(&blue, Side::Blue), (&green, Side::Green)] {
+    for (client, side) in [(blue, Side::Blue), (green, Side::Green)] {
         let rows = client.query(sql, &[&names, &Vec::<String>::new()]).await.map_err(|source| Error::Sql {
             side,
             context: format!("reading the {what} to compare"),

@@ -202,16 +202,18 @@ async fn unknown_catalogs(client: &Client, side: Side) -> Result<Vec<String>, Er
         )
         .await
         .map_err(Error::sql(side, "listing the catalogs"))?;
-    let mut out = Vec::new();
-    for r in catalogs {
-        let catalog: String = r.get(0);
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM pg_catalog.{catalog} WHERE oid >= {FIRST_USER_OID})");
-        let used: bool = client.query_one(&sql, &[]).await.map_err(Error::sql(side, format!("reading pg_catalog.{catalog}")))?.get(0);
-        if used {
-            out.push(format!("pg_catalog.{catalog}"));
-        }
+    let names: Vec<String> = catalogs.iter().map(|r| r.get(0)).collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // One statement for all of them: the stream's watch runs this every few seconds.
+    let sql = names
+        .iter()
+        .map(|c| format!("SELECT 'pg_catalog.{c}'::text WHERE EXISTS (SELECT 1 FROM pg_catalog.{c} WHERE oid >= {FIRST_USER_OID})"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let used = client.query(&sql, &[]).await.map_err(Error::sql(side, format!("reading the catalogs {}", names.join(", "))))?;
+    Ok(used.iter().map(|r| r.get(0)).collect())
 }
 
 /// Triggers, rules, policies and statistics objects with their table: `(kind, table, name, enabled)`.
@@ -462,25 +464,48 @@ pub async fn of_config(config: &crate::config::Config, with_green: bool) -> Resu
 /// While the stream runs: every [`WATCH_INTERVAL`] takes blue's inventory and returns the error naming
 /// whatever it now refuses (a table made unlogged, a large object created, a policy that applies to
 /// turnout's role), then compares the partition trees ([`super::drift::partition_watch_error`]).
-/// Failures to look are retried, never fatal.
+/// It keeps one session to each side between looks (a login every 5 s would cost blue more than the
+/// look); failures to look are retried on new sessions, never fatal.
 pub async fn watch(config: &crate::config::Config) -> Error {
+    let mut sessions: Option<(Client, Client)> = None;
     loop {
-        match of_config(config, false).await {
-            Ok(inventory) => {
-                if let Err(e) = inventory.refusal("replication stops") {
-                    return Error::Setup(format!(
-                        "{e}\nChanges made since it appeared may be missing on green: once fixed, have the tables it names copied again \
-                         (leave them out with tables.exclude, start turnout, then select them again), or run turnout verify"
-                    ));
+        if sessions.is_none() {
+            match open_both(config).await {
+                Ok(both) => sessions = Some(both),
+                Err(e) => tracing::debug!("opening the inventory watch's sessions failed, trying again: {e}"),
+            }
+        }
+        if let Some((blue, green)) = &sessions {
+            match look(config, blue, green).await {
+                Ok(Some(e)) => return e,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!("taking blue's inventory failed, trying again: {e}");
+                    sessions = None;
                 }
             }
-            Err(e) => tracing::debug!("taking blue's inventory failed, trying again: {e}"),
-        }
-        if let Some(e) = super::drift::partition_watch_error(config).await {
-            return e;
         }
         tokio::time::sleep(WATCH_INTERVAL).await;
     }
+}
+
+async fn open_both(config: &crate::config::Config) -> Result<(Client, Client), Error> {
+    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
+    let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+    Ok((blue, green))
+}
+
+/// One look of [`watch`]: the error that stops the stream, if any.
+async fn look(config: &crate::config::Config, blue: &Client, green: &Client) -> Result<Option<Error>, Error> {
+    let selection = super::drift::selection(blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
+    let inventory = take(blue, None, &selection).await?;
+    if let Err(e) = inventory.refusal("replication stops") {
+        return Ok(Some(Error::Setup(format!(
+            "{e}\nChanges made since it appeared may be missing on green: once fixed, have the tables it names copied again \
+             (leave them out with tables.exclude, start turnout, then select them again), or run turnout verify"
+        ))));
+    }
+    super::drift::partition_watch_error(config, blue, green).await
 }
 
 /// Takes blue's inventory (`client` is a session to blue), deciding each class against `selection`
