@@ -131,10 +131,11 @@ async fn copy(blue: &PgServer, green: &PgServer, mode: &str, kill_at: Option<f64
     std::fs::write(
         &config,
         format!(
-            "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[snapshot]\nmode = \"{mode}\"\nworkers = 2\n",
+            "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[state]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[snapshot]\nmode = \"{mode}\"\nworkers = 2\n{}",
             blue.url("app"),
             green.url(&db),
-            dir.path().join("state").display()
+            dir.path().join("state").display(),
+            std::env::var("BENCH_CHUNK_SIZE").map(|size| format!("chunk_size = \"{size}\"\n")).unwrap_or_default()
         ),
     )?;
     let log = dir.path().join("turnout.log");
@@ -221,6 +222,17 @@ async fn main() -> Result<()> {
     blue.execute("app", "CHECKPOINT").await?;
     let size: i64 = blue.connect("app").await?.query_one("SELECT pg_table_size('wide')", &[]).await?.get(0);
     println!("table: {rows} rows, {} MiB (filled in {:.0} s)", size >> 20, filled.elapsed().as_secs_f64());
+    // BENCH_UNINTERRUPTED_ONLY=1: the two uninterrupted copies alone (no baseline, no kill).
+    if std::env::var_os("BENCH_UNINTERRUPTED_ONLY").is_some() {
+        let mut results = Vec::new();
+        for mode in ["consistent", "chunked"] {
+            let o = copy(&blue, &green, mode, None, rows).await?;
+            println!("{mode:<10} uninterrupted {:>7.1} s, blue's WAL held for the slot at most {:>7.1} MiB", o.seconds, o.peak_wal as f64 / 1048576.0);
+            results.push(o.seconds);
+        }
+        println!("chunked / consistent, uninterrupted: {:.2}×", results[1] / results[0]);
+        return Ok(());
+    }
     green.execute("postgres", "CREATE DATABASE copy_dump").await?;
     let dump = dump_restore(&blue, &green)?;
     println!("pg_dump -j 2 | pg_restore -j 2: {dump:.1} s");

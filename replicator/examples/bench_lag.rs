@@ -64,6 +64,9 @@ impl Probe {
 async fn sample(mut load: std::process::Child, port: Option<u16>, probe: &mut Probe) -> Result<(Vec<f64>, Vec<f64>)> {
     let started = Instant::now();
     let (mut own, mut outside) = (Vec::new(), Vec::new());
+    // When the largest outside samples were taken (seconds into the load): a cause that recurs on
+    // a period (a watch, a heartbeat) shows in them.
+    let mut when: Vec<(f64, f64)> = Vec::new();
     loop {
         if let Some(status) = load.try_wait()? {
             ensure!(status.success(), "pgbench failed");
@@ -75,6 +78,9 @@ async fn sample(mut load: std::process::Child, port: Option<u16>, probe: &mut Pr
             if let Some(port) = port {
                 own.extend(turnout_lag(port).await?);
             }
+            if let Some(m) = measured {
+                when.push((m, started.elapsed().as_secs_f64()));
+            }
             outside.extend(measured);
         }
         tokio::time::sleep_until(next.into()).await;
@@ -82,6 +88,9 @@ async fn sample(mut load: std::process::Child, port: Option<u16>, probe: &mut Pr
     ensure!(!outside.is_empty() && (port.is_none() || !own.is_empty()), "no lag samples");
     own.sort_by(f64::total_cmp);
     outside.sort_by(f64::total_cmp);
+    when.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let largest: Vec<String> = when.iter().take(8).map(|(lag, at)| format!("{:.1} ms at {at:.2} s", lag * 1000.0)).collect();
+    println!("largest outside samples: {}", largest.join(", "));
     Ok((own, outside))
 }
 

@@ -183,12 +183,22 @@ fn start_writer(url: String) -> Writer<(i64, Instant, u16)> {
     Writer::start(move |log| async move {
         let opts = mysql_async::Opts::from_url(&url).expect("url");
         let mut c: Option<(mysql_async::Conn, u16)> = None;
+        // The server of the last session: a login to another one (after the switch) is timed, for
+        // the pause benchmark (scripts/bench-pause).
+        let mut last_port = None;
         while log.running() {
             if c.is_none() {
+                let login = Instant::now();
                 match mysql_async::Conn::new(opts.clone()).await {
                     // A session haproxy shuts down right after it connected fails here: reconnect.
                     Ok(mut conn) => match conn.query_first::<u16, _>("SELECT @@port").await {
-                        Ok(Some(port)) => c = Some((conn, port)),
+                        Ok(Some(port)) => {
+                            if last_port.is_some_and(|p| p != port) {
+                                eprintln!("the application's first login to port {port} took {:.1} ms", login.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            last_port = Some(port);
+                            c = Some((conn, port));
+                        }
                         Ok(None) => panic!("SELECT @@port returned no row"),
                         Err(err) => {
                             log.failed(format!("reading the port: {err}"));
