@@ -192,26 +192,16 @@ pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async
     Ok(conn)
 }
 
-/// Whether retrying can help: the connection broke, the server is going away or starting, too many
-/// connections, a lock wait timeout or a deadlock.
-pub fn is_transient(e: &mysql_async::Error) -> bool {
-    turnout_sinks::error::classify_mysql(e) == turnout_decoders::ErrorClass::Transient
-}
-
-/// A failed statement on `side` (`blue` or `green`) as an error that names it and keeps its class.
+/// A failed statement on `side` as [`Error::MySql`]: the side, the server's error code, SQLSTATE and
+/// message, and the retry class the driver's error has ([`turnout_sinks::error::classify_mysql`]) —
+/// the same for either side, so a refusal on blue keeps its code and its advice. `side` is `blue` or
+/// `green`, optionally followed by what a longer name adds ("blue (the reverse stream's target)"),
+/// which goes in front of the context.
 pub fn sql_error(side: &str, context: &str, e: mysql_async::Error) -> Error {
-    match (side, is_transient(&e)) {
-        ("blue", _) => stream::source_error(context, e),
-        (_, true) => Error::Sink(turnout_sinks::SinkError::Unavailable { context: format!("{side}: {context}"), reason: e.to_string() }),
-        (_, false) => {
-            // The side's name, and what a longer name adds ("blue (the reverse stream's target)") in
-            // front of the context.
-            let (name, rest) = side.split_once(' ').unwrap_or((side, ""));
-            let which = if name == "blue" { turnout_decoders::Side::Blue } else { turnout_decoders::Side::Green };
-            let context = if rest.is_empty() { context.to_owned() } else { format!("{rest}: {context}") };
-            Error::MySql { side: which, context, source: e }
-        }
-    }
+    let (name, rest) = side.split_once(' ').unwrap_or((side, ""));
+    let which = if name == "blue" { turnout_decoders::Side::Blue } else { turnout_decoders::Side::Green };
+    let context = if rest.is_empty() { context.to_owned() } else { format!("{rest}: {context}") };
+    Error::MySql { side: which, context, source: e }
 }
 
 /// Quotes a MySQL identifier with backticks.

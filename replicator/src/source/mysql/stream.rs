@@ -37,13 +37,9 @@ impl std::fmt::Debug for MySqlSource {
     }
 }
 
-/// A driver error on blue as a source error (the connection's failures are transient).
+/// A driver error on blue, with its code and retry class (the connection's failures are transient).
 pub fn source_error(context: &str, e: mysql_async::Error) -> Error {
-    if super::is_transient(&e) {
-        Error::Source(DecodeError::Closed(format!(" ({context}: {e})")))
-    } else {
-        Error::Source(DecodeError::Unsupported { context: "blue", reason: format!("{context}: {e}") })
-    }
+    super::sql_error("blue", context, e)
 }
 
 /// What a stream of turnout's own drops, and how it treats what it cannot replicate.

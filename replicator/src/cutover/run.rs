@@ -1,0 +1,459 @@
+//! The run of one cutover or rollback ([`Controller::run`]): the journal's stretches, one method
+//! each — the checks before the fence ([`Controller::before_fence`]), the fence and the proof
+//! ([`Controller::fence_and_prove`]), and the switch ([`Controller::switch_over`]); a rehearsal ends
+//! after the proof instead ([`Controller::end_rehearsal`]).
+//!
+//! Guarantees (see the module above): every step is journaled before it acts; before the fence a
+//! failure changes nothing (`Failed`); from the fence to the switch a failure or a pause about to
+//! exceed `--max-pause` undoes the fence (`Undone`); from `Switching` on a failure is completed by
+//! the next `turnout run`, never undone.
+
+use super::{
+    build_switch, lock, pause_exceeded, refuse_no_inverse, switch_to, Controller, Direction, Journal, PauseTimeline, Request, Retry, ReverseArm, Step,
+    CLIENTS_MOVED_CAP,
+};
+use crate::error::Error;
+use crate::source::contract::marker::Marker;
+use crate::source::contract::procedure::Procedure;
+use crate::source::Names;
+use crate::status::foreign::Side;
+use crate::status::Phase;
+use std::time::{Duration, Instant};
+use turnout_cutover::{ClientsMoved, TrafficSwitch};
+use turnout_decoders::Position;
+
+/// The write pause under way: when the fence went up, its phases so far, and when it must end.
+struct Pause {
+    fenced_at: Instant,
+    phases: PauseTimeline,
+    deadline: Instant,
+}
+
+impl Controller {
+    pub(super) async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
+        crate::with_family!(self.config, F => self.run_with(self.connect::<F>().await?, id, request).await)
+    }
+
+    async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
+        let switch = build_switch(&self.config)?;
+        let mut journal = Journal {
+            id: id.to_owned(),
+            direction: self.direction,
+            step: Step::Waiting,
+            fence: procedure.fence_kind().into(),
+            switch: switch.kind().into(),
+            message: None,
+            reverse: None,
+        };
+        self.journal(&mut journal, Step::Waiting, None)?;
+        let mut marker = self.before_fence(&mut procedure, &mut journal, &switch, request).await?;
+        let pause = self.fence_and_prove(&mut procedure, &mut journal, marker.as_mut(), id, request).await?;
+        if request.rehearse {
+            return self.end_rehearsal(&mut procedure, &mut journal, pause.phases, pause.fenced_at, request).await;
+        }
+        self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await
+    }
+
+    /// `Waiting`: everything checked and prepared that can be before writes pause — the pre-checks,
+    /// lag under the threshold, the verify and rogue-write gates, the fence and switch ready, the
+    /// counters moved ahead. Changes nothing a failure would have to undo. Returns the marker of
+    /// the watch for writes that are not turnout's, when one gates the cutover.
+    async fn before_fence<P: Procedure>(
+        &self,
+        procedure: &mut P,
+        journal: &mut Journal,
+        switch: &TrafficSwitch,
+        request: &Request,
+    ) -> Result<Option<Box<dyn Marker>>, Error> {
+        if self.direction == Direction::Reverse {
+            if let Err(reason) = refuse_no_inverse(switch) {
+                return Err(self.fail(journal, reason));
+            }
+        }
+        // Before the fence every step changes nothing or is idempotent: a transient failure is retried.
+        let mut retry = Retry::default();
+        let preflight = retried!(retry, self, "the pre-checks", procedure.preflight().await);
+        lock(&self.record).inventory = procedure.inventory();
+        match preflight {
+            Ok(warnings) => {
+                for w in warnings {
+                    self.say(format!("WARNING: {w}"));
+                    if request.rehearse {
+                        lock(&self.record).findings.push(w);
+                    }
+                }
+            }
+            Err(e) => return Err(self.fail(journal, e.to_string())),
+        }
+        if request.rehearse && procedure.fence_kind() == "none" {
+            return Err(self.fail(
+                journal,
+                "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
+            ));
+        }
+        let sides = procedure.identify().await;
+        lock(&self.record).sides = Some(sides);
+        let threshold = Duration::from_millis(request.when_lag_ms);
+        self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
+        if let Err(reason) = self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await {
+            return Err(self.fail(journal, reason));
+        }
+        if let Err(reason) = self.verify_gate(request).await {
+            return Err(self.fail(journal, reason));
+        }
+        let marker = match self.rogue_gate_before().await {
+            Ok(marker) => marker,
+            Err(reason) => return Err(self.fail(journal, reason)),
+        };
+        // Checked (and console sessions opened) before writes pause.
+        let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
+        if let Err(e) = fence_ready {
+            return Err(self.fail(journal, format!("the fence is not ready: {e}")));
+        }
+        if let Err(e) = switch.check(Duration::from_secs(10)).await {
+            return Err(self.fail(journal, format!("the switch is not ready: {e}")));
+        }
+        // Counters go ahead before writes pause; inside the pause one read checks them.
+        let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await);
+        match counters {
+            Ok(line) => {
+                lock(&self.record).counters.push(line.clone());
+                self.say(line);
+            }
+            Err(e) => return Err(self.fail(journal, e.to_string())),
+        }
+        // What would block or slow the real one, read as late as possible before the fence.
+        if request.rehearse {
+            for finding in procedure.findings().await {
+                self.say(format!("FINDING: {finding}"));
+                lock(&self.record).findings.push(finding);
+            }
+        }
+        // The window may have ended since the rollback began.
+        if self.direction == Direction::Reverse {
+            if let Err(reason) = self.rollback_allowed() {
+                return Err(self.fail(journal, reason));
+            }
+        }
+        Ok(marker)
+    }
+
+    /// `Fencing` → `SequencesSynced` → `SentinelApplied`: arms the stream the switch hands off to,
+    /// fences the side writes leave, writes the sentinel and waits until the other side durably
+    /// applied it (and everything the fenced side committed), reading the final counters meanwhile.
+    /// Any failure, or the pause about to exceed `--max-pause`, undoes the fence.
+    async fn fence_and_prove<P: Procedure>(
+        &self,
+        procedure: &mut P,
+        journal: &mut Journal,
+        marker: Option<&mut Box<dyn Marker>>,
+        id: &str,
+        request: &Request,
+    ) -> Result<Pause, Error> {
+        let (from, to) = self.direction.sides();
+        // The reverse stream, armed before writes pause: its slot's consistent point on green is the
+        // hand-off position. Nothing commits on green for the application before the switch, and
+        // whatever turnout's forward apply commits after that point carries its origin and never goes
+        // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
+        // restart; the position is in every journal entry after.
+        self.journal(journal, Step::Fencing, None)?;
+        if !procedure.arms_reverse_after_proof() {
+            if let Err(e) = self.arm_reverse(procedure, journal).await {
+                return Err(self.undo(procedure, journal, e).await);
+            }
+        }
+        let pause_budget = Duration::from_millis(request.max_pause_ms);
+        let fenced_at = Instant::now();
+        let mut phases = PauseTimeline::new(fenced_at);
+        match procedure.fence(pause_budget).await {
+            Ok(line) => self.say(line),
+            Err(e) => return Err(self.undo(procedure, journal, format!("fencing failed: {e}")).await),
+        }
+        phases.mark("fence");
+        let deadline = fenced_at + pause_budget;
+        // Sentinel: written after the fence, so every write acknowledged before it precedes it.
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.undo(procedure, journal, format!("writing the sentinel on {from} failed: {e}")).await),
+            Err(_) => {
+                return Err(self.undo(procedure, journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await)
+            }
+        }
+        phases.mark("sentinel");
+        // The fenced side's counters are final: they are read and checked while the other side
+        // applies the sentinel, at the same time, not after.
+        let fenced = procedure.fenced_position();
+        let (counters, sentinel) = tokio::join!(
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()),
+            self.sentinel_applied(id, fenced.as_ref(), deadline)
+        );
+        // The sentinel's failure first: it says why (an account that wrote after it), where the
+        // counters' at the same deadline would only say the pause ran out.
+        let (sentinel, proved_at) = match sentinel {
+            Ok(at) => at,
+            Err(reason) => return Err(self.undo(procedure, journal, reason).await),
+        };
+        match counters {
+            Ok(Ok((line, topped_up))) => {
+                let mut record = lock(&self.record);
+                record.counters.push(line.clone());
+                if request.rehearse && topped_up > 0 {
+                    record.findings.push(format!(
+                        "{topped_up} counters on {from} moved past the margin set before the fence: the real cutover tops them up inside the write pause, one statement each"
+                    ));
+                }
+                drop(record);
+                self.say(line);
+            }
+            Ok(Err(e)) => return Err(self.undo(procedure, journal, e.to_string()).await),
+            Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
+        }
+        self.journal(journal, Step::SequencesSynced, None)?;
+        phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
+        self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
+        {
+            let mut record = lock(&self.record);
+            record.sentinel = Some(sentinel.to_string());
+            record.fenced = fenced.as_ref().map(ToString::to_string);
+            record.applied = Some(proved_at.to_string());
+        }
+        // Blue's watch in the window begins at the sentinel (see `ReverseArm::sentinel`); a reverse
+        // stream armed after the proof gets it below.
+        let note_sentinel = |journal: &mut Journal| {
+            if let (Direction::Forward, Some(arm)) = (self.direction, journal.reverse.as_mut()) {
+                arm.sentinel = Some(sentinel.clone());
+            }
+        };
+        note_sentinel(journal);
+        self.journal(journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+        if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.arm_reverse(procedure, journal)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.undo(procedure, journal, e).await),
+                Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
+            }
+            note_sentinel(journal);
+            phases.mark("reverse armed");
+        }
+        if let Some(watched) = self.rogue_gate_in_pause(marker, deadline).await {
+            match watched {
+                Ok(()) => phases.mark("green watched"),
+                Err(reason) => return Err(self.undo(procedure, journal, reason).await),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(self.undo(procedure, journal, pause_exceeded(request)).await);
+        }
+        Ok(Pause { fenced_at, phases, deadline })
+    }
+
+    /// `Switching` → `Done`: the other side has everything; traffic moves to it, and a failure from
+    /// here on is completed by the next `turnout run`, never undone.
+    async fn switch_over<P: Procedure>(
+        &self,
+        procedure: &mut P,
+        journal: &mut Journal,
+        switch: &TrafficSwitch,
+        marker: Option<&mut Box<dyn Marker>>,
+        pause: Pause,
+    ) -> Result<(), Error> {
+        let (from, to) = self.direction.sides();
+        let Pause { fenced_at, mut phases, deadline } = pause;
+        // A rollback that armed the next generation marks where blue's watch stops counting.
+        let closing = match (self.direction, marker, &journal.reverse) {
+            (Direction::Reverse, Some(marker), Some(_)) => {
+                let mark = self.mark_closing(marker, deadline).await;
+                phases.mark("blue marked");
+                mark
+            }
+            _ => None,
+        };
+        // Switch. From here on a failure is completed, not undone: the other side has everything.
+        self.journal(journal, Step::Switching, None)?;
+        // The side that takes the application's writes from here on: they are not foreign there.
+        crate::watch::close(&self.status, if self.direction == Direction::Forward { Side::Green } else { Side::Blue }, closing);
+        phases.mark("journal");
+        let completed = format!(
+            "switching traffic to {to} failed after {to} was proven complete; {from} stays fenced. Fix the cause below and restart \
+             `turnout run` — it completes the switch from the journal"
+        );
+        if let Some(line) = procedure.open_green().await.map_err(Error::during(completed.clone()))? {
+            self.say(line);
+        }
+        phases.mark(if to == "green" { "green opened" } else { "blue opened" });
+        let report = switch_to(switch, &self.config, self.direction).await.map_err(Error::during(completed))?;
+        phases.mark("switch");
+        let pause = fenced_at.elapsed();
+        self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
+        let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
+        self.record_pause(&phases, pause);
+        self.journal(journal, Step::Done, Some(summary.clone()))?;
+        // Reads follow the writes (a read canary's split, when configured).
+        self.channels.reads_follow.notify_one();
+        // The clients the fence held reconnect now (pgbouncer logs in to the other side for them):
+        // this direction's teardown and the next stream's connections wait until they have, so the
+        // two do not compete for the machine. Bounded; the next stream loses nothing by waiting.
+        match switch.clients_moved(CLIENTS_MOVED_CAP).await {
+            ClientsMoved::Moved(took) => self.say(format!("every client the fence held had a connection to {to} {} ms after the switch", took.as_millis())),
+            ClientsMoved::StillWaiting => self.say(format!(
+                "pgbouncer still held clients waiting for a connection to {to} {} s after the switch (a full pool?); going on",
+                CLIENTS_MOVED_CAP.as_secs()
+            )),
+            ClientsMoved::Unobserved => {}
+        }
+        // This direction's apply stops: the other side now takes writes (and, after a cutover, the
+        // sidecar finds the reverse stream in the journal written just before).
+        self.stop();
+        lock(&self.progress).write_pause_ms = Some(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
+        self.say(summary);
+        Ok(())
+    }
+
+    /// Waits until streaming with lag under `threshold` for several consecutive samples.
+    async fn wait_for_lag(&self, threshold: Duration, timeout: Duration) -> Result<(), String> {
+        const STABLE: u32 = 5;
+        let deadline = Instant::now() + timeout;
+        let mut under = 0;
+        let mut last: Option<f64> = None;
+        loop {
+            let streaming = self.status.phase() == Phase::Streaming;
+            let lag = self.status.lag_seconds();
+            last = lag.or(last);
+            under = if streaming && lag.is_some_and(|l| l < threshold.as_secs_f64()) { under + 1 } else { 0 };
+            if under >= STABLE {
+                self.say(format!("lag {:.3} s is under the threshold", lag.unwrap_or(0.0)));
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "lag did not stay under {} ms within {} s (last: {}); nothing was changed, blue keeps serving",
+                    threshold.as_millis(),
+                    timeout.as_secs(),
+                    last.map_or("unknown".into(), |l| format!("{l:.3} s"))
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The origin whose writes the stream this switch arms never passes on: the forward apply's on
+    /// green (a cutover arming the reverse stream), or the reverse apply's on blue (a rollback arming
+    /// the next generation): they came from the side that stream writes to.
+    fn handed_from(&self) -> String {
+        match self.direction {
+            Direction::Forward => self.names().origin,
+            Direction::Reverse => Names::reverse_of(&self.names()).origin,
+        }
+    }
+
+    /// Arms the stream the switch hands off to, if configured, and records it in the journal
+    /// (written by the next step). Returns the reason to undo on failure.
+    async fn arm_reverse<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal) -> Result<(), String> {
+        let Some(names) = self.reverse_names() else { return Ok(()) };
+        match procedure.arm_reverse().await {
+            Ok(Some((line, position))) => {
+                self.say(line);
+                journal.reverse = Some(ReverseArm {
+                    names,
+                    forward_origin: self.handed_from(),
+                    position,
+                    finished: false,
+                    opened_at_us: crate::status::now_micros(),
+                    ended: None,
+                    sentinel: None,
+                });
+                Ok(())
+            }
+            Ok(None) => {
+                if self.direction == Direction::Reverse {
+                    self.say("WARNING: this rollback arms no stream blue → green (the log says why): replication stops after it");
+                }
+                Ok(())
+            }
+            // The way back is the emergency path: a rollback that cannot arm the next generation
+            // still goes back, without it (what it made is dropped, each thing if it exists).
+            Err(e) if self.direction == Direction::Reverse => {
+                let dropped = match procedure.disarm_reverse().await {
+                    Ok(_) => String::new(),
+                    Err(d) => format!("; dropping what it made failed too ({d}): `turnout teardown` drops it"),
+                };
+                self.say(format!("WARNING: this rollback arms no stream blue → green: {e}{dropped}. The rollback goes on; replication stops after it"));
+                Ok(())
+            }
+            Err(e) => Err(format!("preparing reverse replication failed: {e}")),
+        }
+    }
+
+    /// Waits until green durably applied the sentinel's transaction and, where the fenced side knows
+    /// everything it committed (`fenced`), holds all of that too.
+    /// Returns the sentinel's commit position and the durable position that proved it.
+    async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<(Position, Position), String> {
+        let (from, to) = self.direction.sides();
+        // A position the proof cannot order is no proof: the fence is undone, naming both.
+        let reached = |a: &Position, b: &Position| {
+            a.reached(b).map_err(|e| format!("the proof cannot order {to}'s applied position against {from}'s ({e}); the fence was undone"))
+        };
+        loop {
+            let moved = self.channels.sentinels.durable_moved();
+            let applied = self.status.applied();
+            if let (Some(commit), Some(applied)) = (self.channels.sentinels.commit(id), applied.as_ref()) {
+                let holds_all = match fenced {
+                    Some(f) => reached(applied, f)?,
+                    None => true,
+                };
+                if reached(applied, &commit)? && holds_all {
+                    return Ok((commit, applied.clone()));
+                }
+            }
+            if Instant::now() >= deadline {
+                let sentinel_in = match (self.channels.sentinels.commit(id), applied.as_ref()) {
+                    (Some(commit), Some(applied)) => reached(applied, &commit)?,
+                    _ => false,
+                };
+                if let (Some(fenced), Some(applied), true) = (fenced, &applied, sentinel_in) {
+                    // The sentinel arrived but not everything the fenced side committed: a write after
+                    // it (an account read_only does not stop) that green never received.
+                    return Err(format!(
+                        "{to} applied the sentinel but not everything {from} committed before super_read_only ({from}: {fenced}; {to} \
+                         applied: {applied}) — an account that read_only does not stop (CONNECTION_ADMIN, SUPER) wrote after the \
+                         sentinel; the fence was undone. Revoke those privileges from application accounts (turnout check names them)"
+                    ));
+                }
+                return Err(format!("{to} did not apply the sentinel within --max-pause; the fence was undone"));
+            }
+            // Woken by the apply the moment green's durable position moves; the timeout only bounds
+            // the wait by the deadline (the sentinel is recorded before its transaction is durable).
+            let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)), moved).await;
+        }
+    }
+
+    /// Undoes the fence for `reason` and journals it; the error the run ends with (the journal's
+    /// own failure first).
+    async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: String) -> Error {
+        match procedure.undo().await {
+            Ok(line) => self.say(line),
+            Err(e) => {
+                let from = self.direction.sides().0;
+                let msg =
+                    format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
+                return match self.journal(journal, Step::Fencing, Some(msg.clone())) {
+                    Err(journaled) => journaled,
+                    Ok(()) => Error::Setup(msg),
+                };
+            }
+        }
+        match self.journal(journal, Step::Undone, Some(reason.clone())) {
+            Err(journaled) => journaled,
+            Ok(()) => Error::Setup(reason),
+        }
+    }
+
+    /// Journals a run that ended before the fence, for `reason`; the error it ends with.
+    pub(super) fn fail(&self, journal: &mut Journal, reason: String) -> Error {
+        match self.journal(journal, Step::Failed, Some(reason.clone())) {
+            Err(journaled) => journaled,
+            Ok(()) => Error::Setup(reason),
+        }
+    }
+}
