@@ -14,7 +14,7 @@
 
 use crate::error::Error;
 use rocksdb::{Options, WriteOptions, DB};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use turnout_decoders::{Lsn, Position};
@@ -57,6 +57,10 @@ pub struct StateStore {
     /// The first failed background spill write, reported by the next spill read.
     spill_failure: Arc<Mutex<Option<String>>>,
     _thread: Arc<StateThread>,
+    /// `state.dir/turnout.lock`, locked for as long as any clone lives (dropped last, after the thread
+    /// closed the database): a second process, or a second open in this one, is told the directory
+    /// is in use.
+    _lock: Arc<std::fs::File>,
 }
 
 /// Joins the state-store thread when the last [`StateStore`] clone goes.
@@ -72,6 +76,27 @@ impl Drop for StateThread {
         if let Some(h) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
         }
+    }
+}
+
+/// Takes `dir`'s lock file, or says who holds it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, Error> {
+    let path = dir.join("turnout.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::State(format!("cannot create {}: {e}; check the permissions of state.dir", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::State(format!(
+            "state.dir {} is in use by another turnout process (it holds {}); stop that process, or give this one a state.dir of its own",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::State(format!("cannot lock {}: {e}", path.display()))),
     }
 }
 
@@ -96,14 +121,8 @@ impl StateStore {
         // own memory stays a fixed, small overhead next to apply.memory_budget.
         opts.set_write_buffer_size(8 << 20);
         opts.set_max_write_buffer_number(2);
-        let db = DB::open(&opts, dir.join("rocksdb")).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("lock") {
-                Error::State(format!("state.dir {} is in use by another turnout process ({msg})", dir.display()))
-            } else {
-                Error::State(format!("cannot open the state store in {}: {msg}", dir.display()))
-            }
-        })?;
+        let lock = lock_dir(dir)?;
+        let db = DB::open(&opts, dir.join("rocksdb")).map_err(|e| Error::State(format!("cannot open the state store in {}: {e}", dir.display())))?;
         let db = Arc::new(db);
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let (stop, stopped) = crossbeam_channel::bounded::<Job>(0);
@@ -127,7 +146,7 @@ impl StateStore {
             })
             .map_err(|e| Error::State(format!("cannot start the state-store thread: {e}")))?;
         let thread = StateThread { stop: Mutex::new(Some(stop)), handle: Mutex::new(Some(handle)) };
-        Ok(StateStore { db, jobs, spill_failure: Arc::new(Mutex::new(None)), _thread: Arc::new(thread) })
+        Ok(StateStore { db, jobs, spill_failure: Arc::new(Mutex::new(None)), _thread: Arc::new(thread), _lock: Arc::new(lock) })
     }
 
     /// Runs `f` on the state-store thread and waits for its result without blocking the runtime.
