@@ -27,6 +27,7 @@ pub(crate) mod http_client;
 pub(crate) mod journal;
 pub(crate) mod names;
 pub(crate) mod pipeline;
+pub(crate) mod retry;
 pub(crate) mod rollback;
 pub mod run;
 pub(crate) mod source;

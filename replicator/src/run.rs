@@ -321,42 +321,6 @@ async fn watch_window(status: Arc<Status>, rollback: Arc<crate::cutover::Control
     }
 }
 
-/// Backoff after a transient failure: from 0.5 s doubling to 30 s, each wait drawn at random from its
-/// upper half (so many sidecars do not retry in step); back to the start once streaming has run
-/// cleanly for a minute.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(30);
-    /// Streaming this long without an error counts as recovered.
-    const HEALTHY: Duration = Duration::from_secs(60);
-
-    fn new() -> Backoff {
-        Backoff { next: Self::FIRST }
-    }
-
-    fn wait(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        let half = d / 2;
-        half + half.mul_f64(jitter())
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-/// A number in [0, 1) from the clock's nanoseconds (randomness enough to spread retries).
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    f64::from(nanos % 1_000_000) / 1_000_000.0
-}
-
 /// Prepares and streams through `admin` until `shutdown` turns true or an error the operator must fix
 /// (retrying, resyncing or stopping as [`Error::reaction`] decides). `turnout run` calls it with the
 /// configured source's administration; tests call it with wrapped ones.
@@ -373,11 +337,11 @@ pub async fn replicate<A: SourceAdmin>(
     tracing::info!(slot = %names.slot, publication = %names.publication, origin = %names.origin, "starting");
     let _heartbeats = tokio::spawn(admin.heartbeat(Arc::clone(status), shutdown.clone()));
     let _alerts = tokio::spawn(crate::alerts::run(config.alerts.clone(), Arc::clone(status), shutdown.clone()));
-    let mut backoff = Backoff::new();
+    let mut backoff = crate::retry::Backoff::new();
     loop {
         let started = std::time::Instant::now();
         let result = run_once(admin, config, state, status, channels, shutdown.clone()).await;
-        if started.elapsed() >= Backoff::HEALTHY {
+        if started.elapsed() >= crate::retry::Backoff::HEALTHY {
             backoff.reset();
         }
         let e = match result {
@@ -492,16 +456,6 @@ pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_a_cap_with_jitter_and_resets() {
-        let mut b = Backoff::new();
-        let waits: Vec<Duration> = (0..10).map(|_| b.wait()).collect();
-        assert!(waits[0] >= Duration::from_millis(250) && waits[0] <= Duration::from_millis(500), "{waits:?}");
-        assert!(waits[9] >= Duration::from_secs(15) && waits[9] <= Duration::from_secs(30), "{waits:?}");
-        b.reset();
-        assert!(b.wait() <= Duration::from_millis(500));
-    }
 
     #[test]
     fn green_missing_behind_or_incomparable_progress_is_refused() {

@@ -185,3 +185,35 @@ async fn writes_that_are_not_turnouts_block_the_cutover_on_green_and_finish_on_b
     assert_eq!(ids(&g).await, want, "green must hold exactly the acknowledged rows");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// A watch that fails for a reason only the operator can fix — green cannot decode its own log
+/// (`wal_level = replica`) — stops as `failed` with the error and its advice instead of retrying
+/// it forever; replication goes on, and the cutover is refused while green is not watched.
+#[tokio::test]
+async fn a_watch_that_cannot_work_stops_failed_with_its_fix_and_is_not_retried() {
+    let green = turnout_testbed::PgOptions::new(17).conf("wal_level = replica");
+    let (blue, green, db) = common::pair_between(turnout_testbed::PgOptions::new(15), green, SCHEMA).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[watch]\ngreen = true\n[cutover]\nreverse = false\n");
+    t.start();
+    let w = watch_until(&mut t, "green", "the watch stopping as failed", |w| w["state"] == "failed").await;
+    let error = w["error"].as_str().unwrap_or_default();
+    assert!(error.contains("wal_level = logical") && error.contains("fix what the error names"), "{w}");
+    // Replication goes on without it.
+    let b = connect(&blue.url(&db)).await;
+    b.execute("INSERT INTO t (note) VALUES ('after')", &[]).await.expect("insert on blue");
+    let g = connect(&green.url(&db)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while g.query("SELECT 1 FROM t WHERE note = 'after'", &[]).await.expect("read green").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "replication stopped with the watch\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Stopped once, not retried; still failed.
+    let log = t.log_text();
+    assert_eq!(log.matches("that are not turnout's stopped").count(), 1, "{log}");
+    assert!(!log.contains("that are not turnout's failed"), "a fatal failure must not be retried\n{log}");
+    assert_eq!(t.status().map(|v| v["rogue_writes"]["green"]["state"].clone()), Some(serde_json::json!("failed")));
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "10s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(t.sigterm(), Some(0));
+}

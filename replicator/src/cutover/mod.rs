@@ -438,7 +438,7 @@ impl Retry {
 
     /// Whether to try `what` again after `e`; says so and waits first.
     async fn again(&mut self, controller: &Controller, what: &str, e: &Error) -> bool {
-        if e.class() != turnout_decoders::ErrorClass::Transient || self.failures + 1 >= Self::ATTEMPTS {
+        if e.reaction().0 != crate::error::Reaction::Retry || self.failures + 1 >= Self::ATTEMPTS {
             return false;
         }
         let wait = Duration::from_millis(500 << self.failures);

@@ -3,7 +3,7 @@
 
 use super::{load, show, StoreLedger};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Reaction};
 use crate::pipeline::signals::Channels;
 use crate::pipeline::{self, Budgets};
 use crate::source::Names;
@@ -30,10 +30,12 @@ pub struct Watched {
 /// What the watch holds in memory for transactions still being received, before it spills.
 const MEMORY: usize = 64 << 20;
 
-/// Watches `side` until `shutdown` turns true, retrying failures with backoff (shown on `/status` as
-/// `retrying` with the error; the cutover's gate then cannot be passed, see
-/// [`super::caught_up`]), or until the family says the side's server cannot be watched at all
-/// ([`super::UNAVAILABLE`], with the reason). Green is watched only once the initial copy is whole: the copy writes
+/// Watches `side` until `shutdown` turns true. A failure is handled as [`Error::reaction`] decides
+/// ([`crate::retry`]): a transient one is retried with backoff, a resync at once (both shown on
+/// `/status` as `retrying` with the error), and a fatal one — a refusal, a missing privilege —
+/// stops the watch as `failed` with the error and its advice; either way the cutover's gate cannot
+/// be passed ([`super::caught_up`]). It also stops when the family says the side's server cannot be
+/// watched at all ([`super::UNAVAILABLE`], with the reason). Green is watched only once the initial copy is whole: the copy writes
 /// there without turnout's origin.
 pub async fn run(config: Arc<Config>, watched: Watched, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
     let side = watched.side;
@@ -56,24 +58,34 @@ pub async fn run(config: Arc<Config>, watched: Watched, state: StateStore, statu
         Ok(store) => store,
         Err(e) => return failed(&status, &e),
     };
-    let mut wait = Duration::from_millis(500);
+    let mut backoff = crate::retry::Backoff::new();
     while !*shutdown.borrow() {
-        match once(&config, &watched, &state, &store, &status, shutdown.clone()).await {
+        let started = std::time::Instant::now();
+        let e = match once(&config, &watched, &state, &store, &status, shutdown.clone()).await {
             Ok(None) => break,
             Ok(Some(why)) => {
                 tracing::warn!("{side} is not watched for writes that are not turnout's: {why}");
                 return set(&status, side, super::UNAVAILABLE, Some(why));
             }
-            Err(e) => {
-                tracing::warn!("the watch for writes on {side} that are not turnout's failed: {e}; retrying in {wait:?}");
-                failed(&status, &e);
-            }
+            Err(e) => e,
+        };
+        if started.elapsed() >= crate::retry::Backoff::HEALTHY {
+            backoff.reset();
         }
+        let wait = match e.reaction() {
+            (Reaction::Stop, advice) => {
+                tracing::error!("the watch for writes on {side} that are not turnout's stopped: {e}; {advice}");
+                return set(&status, side, "failed", Some(format!("{e}; {advice}")));
+            }
+            (Reaction::Resync, _) => Duration::ZERO,
+            (Reaction::Retry, _) => backoff.wait(),
+        };
+        tracing::warn!("the watch for writes on {side} that are not turnout's failed: {e}; retrying in {wait:?}");
+        failed(&status, &e);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.wait_for(|s| *s) => break,
         }
-        wait = (wait * 2).min(Duration::from_secs(30));
     }
     set(&status, side, "stopped", None);
 }
