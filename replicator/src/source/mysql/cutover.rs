@@ -312,7 +312,7 @@ impl MySqlCutover {
         let on_to: Vec<String> = green.exec(enabled, (&to_db,)).await.map_err(Error::mysql(side(to), "listing the events"))?;
         if !on_to.is_empty() {
             return Err(Error::Setup(format!(
-                "{to} has events enabled before the cutover ({}): they fire there while turnout applies {from}'s rows, which {from}'s own                  events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause",
+                "{to} has events enabled before the cutover ({}): they fire there while turnout applies {from}'s rows, which {from}'s own events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause",
                 on_to.join(", ")
             )));
         }
@@ -324,7 +324,7 @@ impl MySqlCutover {
             green.query_first("SELECT @@GLOBAL.event_scheduler").await.map_err(Error::mysql(side(to), "reading event_scheduler"))?;
         Ok((scheduler.as_deref() != Some("ON")).then(|| {
             format!(
-                "{} events enabled on {from} ({}) are enabled on {to} by the cutover, but {to}'s event_scheduler is {}: they will not fire                  there until SET GLOBAL event_scheduler = ON",
+                "{} events enabled on {from} ({}) are enabled on {to} by the cutover, but {to}'s event_scheduler is {}: they will not fire there until SET GLOBAL event_scheduler = ON",
                 on_from.len(),
                 on_from.join(", "),
                 scheduler.unwrap_or_default()
