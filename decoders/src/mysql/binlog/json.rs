@@ -216,33 +216,15 @@ fn tree(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<super::j
             Node::Str(String::from_utf8_lossy(data.get(skip..skip.saturating_add(len)).ok_or("truncated string")?).into_owned())
         }
         OPAQUE => {
-            let (&field_type, rest) = data.split_first().ok_or("truncated opaque value")?;
-            let (len, skip) = var_len(rest)?;
-            let v = rest.get(skip..skip.saturating_add(len)).ok_or("truncated opaque value")?;
-            let packed = || -> Result<i64, String> { Ok(i64::from_le_bytes(fixed(v)?)) };
-            match field_type {
-                246 => {
-                    let (&precision, tail) = v.split_first().ok_or("truncated opaque decimal")?;
-                    let (&scale, digits) = tail.split_first().ok_or("truncated opaque decimal")?;
-                    Node::Decimal { text: decode_decimal(digits, precision, scale)?, precision, scale }
-                }
-                10 => match datetime_from_packed(packed()?) {
-                    BinlogValue::DateTime { year, month, day, .. } => Node::Date(format!("{year:04}-{month:02}-{day:02}")),
-                    _ => return Err("unreachable: packed date".into()),
-                },
-                12 => match datetime_from_packed(packed()?) {
-                    BinlogValue::DateTime { year, month, day, hour, minute, second, micros } => {
-                        Node::DateTime(format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}"))
-                    }
-                    _ => return Err("unreachable: packed datetime".into()),
-                },
-                11 => match time_from_packed(packed()?) {
-                    BinlogValue::Time { negative, hours, minutes, seconds, micros } => {
-                        Node::Time(format!("{}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}", if negative { "-" } else { "" }))
-                    }
-                    _ => return Err("unreachable: packed time".into()),
-                },
-                t => Node::Opaque(t, v.to_vec()),
+            let (field_type, v) = opaque_parts(data)?;
+            // A TIMESTAMP scalar stays opaque here: no SQL expression rebuilds it with its type.
+            let scalar = if field_type == 7 { None } else { opaque_scalar(field_type, v)? };
+            match scalar {
+                None => Node::Opaque(field_type, v.to_vec()),
+                Some(Scalar::Decimal { text, precision, scale }) => Node::Decimal { text, precision, scale },
+                Some(Scalar::Date(t)) => Node::Date(t),
+                Some(Scalar::DateTime(t)) => Node::DateTime(t),
+                Some(Scalar::Time(t)) => Node::Time(t),
             }
         }
         other => return Err(format!("unknown value type 0x{other:02x}")),
@@ -405,43 +387,62 @@ impl Writer {
     /// field type u8, length (variable), data: DECIMAL as a number, temporal types as quoted strings, other
     /// types as `"base64:typeNN:..."` like MySQL.
     fn opaque(&mut self, data: &[u8]) -> Result<(), String> {
-        let (&field_type, rest) = data.split_first().ok_or("truncated opaque value")?;
+        let (field_type, v) = opaque_parts(data)?;
         self.typed.get_or_insert(field_type);
-        let (len, skip) = var_len(rest)?;
-        let v = rest.get(skip..skip.saturating_add(len)).ok_or("truncated opaque value")?;
-        let packed = || -> Result<i64, String> { Ok(i64::from_le_bytes(fixed(v)?)) };
-        match field_type {
-            246 => {
-                let (&precision, tail) = v.split_first().ok_or("truncated opaque decimal")?;
-                let (&scale, digits) = tail.split_first().ok_or("truncated opaque decimal")?;
-                let text = decode_decimal(digits, precision, scale)?;
-                self.push(&text)
-            }
-            10 => {
-                let BinlogValue::DateTime { year, month, day, .. } = datetime_from_packed(packed()?) else {
-                    return Err("unreachable: packed date".into());
-                };
-                self.push(&format!("\"{year:04}-{month:02}-{day:02}\""))
-            }
-            7 | 12 => {
-                let BinlogValue::DateTime { year, month, day, hour, minute, second, micros } = datetime_from_packed(packed()?) else {
-                    return Err("unreachable: packed datetime".into());
-                };
-                self.push(&format!("\"{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}\""))
-            }
-            11 => {
-                let BinlogValue::Time { negative, hours, minutes, seconds, micros } = time_from_packed(packed()?) else {
-                    return Err("unreachable: packed time".into());
-                };
-                let sign = if negative { "-" } else { "" };
-                self.push(&format!("\"{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}\""))
-            }
-            t => {
-                let text = format!("\"base64:type{t}:{}\"", base64(v));
-                self.push(&text)
-            }
-        }
+        let text = match opaque_scalar(field_type, v)? {
+            Some(Scalar::Decimal { text, .. }) => text,
+            Some(Scalar::Date(t) | Scalar::DateTime(t) | Scalar::Time(t)) => format!("\"{t}\""),
+            None => format!("\"base64:type{field_type}:{}\"", base64(v)),
+        };
+        self.push(&text)
     }
+}
+
+/// An opaque value's field type and bytes: field type u8, length (variable), data.
+fn opaque_parts(data: &[u8]) -> Result<(u8, &[u8]), String> {
+    let (&field_type, rest) = data.split_first().ok_or("truncated opaque value")?;
+    let (len, skip) = var_len(rest)?;
+    Ok((field_type, rest.get(skip..skip.saturating_add(len)).ok_or("truncated opaque value")?))
+}
+
+/// An opaque scalar MySQL writes as a number or a date/time string.
+enum Scalar {
+    Decimal { text: String, precision: u8, scale: u8 },
+    Date(String),
+    DateTime(String),
+    Time(String),
+}
+
+/// Decodes an opaque value of `field_type`: DECIMAL, DATE, DATETIME/TIMESTAMP and TIME as their text
+/// (`None` for any other type, which MySQL prints as base64).
+fn opaque_scalar(field_type: u8, v: &[u8]) -> Result<Option<Scalar>, String> {
+    let packed = || -> Result<i64, String> { Ok(i64::from_le_bytes(fixed(v)?)) };
+    Ok(Some(match field_type {
+        246 => {
+            let (&precision, tail) = v.split_first().ok_or("truncated opaque decimal")?;
+            let (&scale, digits) = tail.split_first().ok_or("truncated opaque decimal")?;
+            Scalar::Decimal { text: decode_decimal(digits, precision, scale)?, precision, scale }
+        }
+        10 => {
+            let BinlogValue::DateTime { year, month, day, .. } = datetime_from_packed(packed()?) else {
+                return Err("unreachable: packed date".into());
+            };
+            Scalar::Date(format!("{year:04}-{month:02}-{day:02}"))
+        }
+        7 | 12 => {
+            let BinlogValue::DateTime { year, month, day, hour, minute, second, micros } = datetime_from_packed(packed()?) else {
+                return Err("unreachable: packed datetime".into());
+            };
+            Scalar::DateTime(format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}"))
+        }
+        11 => {
+            let BinlogValue::Time { negative, hours, minutes, seconds, micros } = time_from_packed(packed()?) else {
+                return Err("unreachable: packed time".into());
+            };
+            Scalar::Time(format!("{}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}", if negative { "-" } else { "" }))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Appends `s` as a quoted JSON string with MySQL's escapes (`"`, `\\`, `\b \f \n \r \t`, other control
