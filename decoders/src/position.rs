@@ -140,6 +140,13 @@ impl Position {
         })
     }
 
+    /// The latest of `positions` (none when there are none); [`Incomparable`] when two are unordered.
+    pub fn latest(positions: impl IntoIterator<Item = Position>) -> Result<Option<Position>, Incomparable> {
+        let mut positions = positions.into_iter();
+        let Some(first) = positions.next() else { return Ok(None) };
+        positions.try_fold(first, Position::try_max).map(Some)
+    }
+
     /// Whether `self` is at or past `other`; [`Incomparable`] when they are unordered.
     pub fn reached(&self, other: &Position) -> Result<bool, Incomparable> {
         Ok(self.try_cmp(other)?.is_ge())
@@ -296,6 +303,9 @@ mod tests {
         let e = a.clone().try_max(other.clone()).expect_err("unordered");
         assert_eq!((e.a.as_str(), e.b.as_str()), ("m.000001:4", "other.000001:4"));
         assert!(a.reached(&other).is_err() && Position::Pg(Lsn(1)).reached(&a).is_err());
+        assert_eq!(Position::latest([a.clone(), b.clone(), a.clone()]), Ok(Some(b)));
+        assert_eq!(Position::latest([]), Ok(None));
+        assert!(Position::latest([a, other]).is_err());
     }
 
     proptest::proptest! {

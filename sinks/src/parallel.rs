@@ -347,9 +347,7 @@ impl<K: Sink> std::fmt::Debug for Parallel<K> {
 impl<K: Sink> Parallel<K> {
     /// Sessions of one stream, all recording progress in the same place; at least one.
     pub fn new(sessions: Vec<K>) -> Result<Parallel<K>, SinkError> {
-        let mut recorded = sessions.iter().map(Sink::applied);
-        let first = recorded.next().ok_or_else(|| SinkError::Config("apply.sessions must be at least 1".into()))?;
-        let applied = recorded.try_fold(first, Position::try_max)?;
+        let applied = Position::latest(sessions.iter().map(Sink::applied))?.ok_or_else(|| SinkError::Config("apply.sessions must be at least 1".into()))?;
         Ok(Parallel { sessions: sessions.into_iter().map(Some).collect(), applied, rules: HashMap::new(), stall: STALL, redone: 0, last: 0 })
     }
 

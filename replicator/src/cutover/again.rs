@@ -121,11 +121,7 @@ fn blue_unproven(config: &Config, state: &StateStore, status: &Status, hand_off:
     // Counted: read up to where the watch closed at the rollback's switch (a mark there, read
     // after the switch), or to where it stood then.
     let counted = crate::watch::counted_through(status, Side::Blue);
-    let mut read = [counted, kept.through].into_iter().flatten();
-    let through = match read.next() {
-        Some(first) => Some(read.try_fold(first, turnout_decoders::Position::try_max)?),
-        None => None,
-    };
+    let through = turnout_decoders::Position::latest([counted, kept.through].into_iter().flatten())?;
     match through {
         Some(through) if through.reached(hand_off)? => Ok(None),
         Some(through) => Ok(Some(format!("blue's watch counted blue's log only to {through}, not to the hand-off at {hand_off}"))),

@@ -110,11 +110,7 @@ async fn once(
     let (forward, side) = (&watched.forward, watched.side);
     // Whichever is further: what was counted, or what the watch acknowledged; before either, where
     // the watch is to begin.
-    let mut positions = [load(state, side)?.through, store.applied()?].into_iter().flatten();
-    let read = match positions.next() {
-        Some(first) => Some(positions.try_fold(first, turnout_decoders::Position::try_max)?),
-        None => None,
-    };
+    let read = turnout_decoders::Position::latest([load(state, side)?.through, store.applied()?].into_iter().flatten())?;
     let from = read.or_else(|| watched.begin.clone());
     let ledger = Arc::new(StoreLedger { side, state: state.clone(), status: Arc::clone(status) });
     let budgets = Budgets { batch_rows: config.apply_batch_rows(), batch_delay: Duration::ZERO, memory: MEMORY };
