@@ -9,6 +9,7 @@
 
 use crate::error::Error;
 use crate::source::contract::compare::Key;
+use crate::state::StoreError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -155,30 +156,30 @@ impl Saved {
 
 /// Reads `path` as JSON of `what`; none when absent. Unreadable content is an error naming the file
 /// and `fix`.
-fn load_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, fix: &str) -> Result<Option<T>, Error> {
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str, fix: &'static str) -> Result<Option<T>, Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::State(format!("reading {}: {e}", path.display()))),
+        Err(e) => return Err(StoreError::file("reading", path)(e).into()),
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::State(format!("{} is not {what} ({e}); {fix}", path.display())))
+    serde_json::from_str(&text).map(Some).map_err(|e| StoreError::CorruptFile { path: path.to_path_buf(), what, reason: e.to_string(), fix }.into())
 }
 
 /// Replaces `path` with `value` as JSON atomically: written beside, synced, renamed.
 fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<(), Error> {
-    let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
+    let fail = StoreError::file("writing", path);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        std::fs::create_dir_all(dir).map_err(&fail)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::State(e.to_string()))?;
+    let text = serde_json::to_vec_pretty(value).map_err(StoreError::encode("a verify record"))?;
     {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-        f.write_all(&text).map_err(fail)?;
-        f.sync_all().map_err(fail)?;
+        let mut f = std::fs::File::create(&tmp).map_err(&fail)?;
+        f.write_all(&text).map_err(&fail)?;
+        f.sync_all().map_err(&fail)?;
     }
-    std::fs::rename(&tmp, path).map_err(fail)
+    Ok(std::fs::rename(&tmp, path).map_err(&fail)?)
 }
 
 /// Where a live verify keeps its progress.
@@ -251,10 +252,10 @@ impl Finished {
 /// The lock around replacing the kept result (released when the file is dropped).
 fn lock_finished(state_dir: &Path) -> Result<std::fs::File, Error> {
     let path = state_dir.join("verify-last.lock");
-    let fail = |e: std::io::Error| Error::State(format!("locking {}: {e}", path.display()));
-    std::fs::create_dir_all(state_dir).map_err(fail)?;
-    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
-    file.lock().map_err(fail)?;
+    let fail = StoreError::file("locking", &path);
+    std::fs::create_dir_all(state_dir).map_err(&fail)?;
+    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(&fail)?;
+    file.lock().map_err(&fail)?;
     Ok(file)
 }
 

@@ -11,6 +11,7 @@
 
 use crate::error::Error;
 use crate::state::StateStore;
+use crate::state::StoreError;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -71,16 +72,13 @@ impl Spilled {
 
     /// Reads chunk `index` back (changes of rolled-back subtransactions left out).
     pub async fn read(&self, state: &StateStore, index: u32) -> Result<Vec<RowChange>, Error> {
-        let data = state.spill_get(self.id, index).await?.ok_or_else(|| {
-            Error::State("a chunk of a spilled transaction is missing; restart turnout to receive the transaction again from the source".into())
-        })?;
+        let data = state.spill_get(self.id, index).await?.ok_or_else(|| StoreError::Spill("a chunk is missing".into()))?;
         self.decode_chunk(Bytes::from(data))
     }
 
     /// Decodes one chunk as [`Spilled::write`] encoded it; never panics on damaged bytes.
     pub fn decode_chunk(&self, buf: Bytes) -> Result<Vec<RowChange>, Error> {
-        codec::decode_chunk(buf, &self.tables, |sub| !self.aborted.contains(&sub))
-            .map_err(|e| Error::State(format!("{e}; restart turnout to receive the transaction again from the source")))
+        codec::decode_chunk(buf, &self.tables, |sub| !self.aborted.contains(&sub)).map_err(|e| StoreError::Spill(e.to_string()).into())
     }
 
     /// Number of chunks written.

@@ -32,10 +32,13 @@ pub struct ForeignWrite {
     pub committed_at_us: i64,
 }
 
+/// Why a [`Ledger`] could not keep what it was given (its store's own error).
+pub type LedgerError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Where foreign writes are kept. Must be durable when [`Ledger::record`] returns.
 pub trait Ledger: Send + Sync + 'static {
     /// Records `writes` (possibly none) and that the watched log was read through `through`.
-    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String>;
+    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), LedgerError>;
 }
 
 /// The recording sink over a [`Ledger`].
@@ -239,7 +242,7 @@ mod tests {
     struct Kept(Mutex<(Vec<ForeignWrite>, Option<Position>)>);
 
     impl Ledger for Kept {
-        fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+        fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), LedgerError> {
             let mut k = self.0.lock().expect("test");
             k.0.extend_from_slice(writes);
             k.1 = Some(through.clone());

@@ -56,6 +56,7 @@ pub use sink::Copying;
 
 use crate::error::Error;
 use crate::state::StateStore;
+use crate::state::StoreError;
 use crate::status::Status;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -152,13 +153,13 @@ pub fn save_plan(state: &StateStore, chunks: &[Chunk]) -> Result<(), Error> {
 /// Records `chunks` and forgets the chunks `forget`, in one synced write.
 fn replace_chunks(state: &StateStore, chunks: &[Chunk], forget: &[u32]) -> Result<(), Error> {
     let encoded: Result<Vec<(u32, Vec<u8>)>, Error> =
-        chunks.iter().map(|c| serde_json::to_vec(c).map(|j| (c.id, j)).map_err(|e| Error::State(format!("encoding a chunk: {e}")))).collect();
+        chunks.iter().map(|c| serde_json::to_vec(c).map(|j| (c.id, j)).map_err(|e| StoreError::encode("a chunk")(e).into())).collect();
     state.put_chunks(&encoded?, forget)
 }
 
 /// The plan and what is done of it, from the state store.
 pub fn load_plan(state: &StateStore) -> Result<(Vec<Chunk>, std::collections::BTreeMap<u32, Copied>), Error> {
-    let corrupt = |e: serde_json::Error| Error::State(format!("corrupt chunk record in the state store: {e}"));
+    let corrupt = |e: serde_json::Error| Error::from(StoreError::corrupt("chunk record")(e));
     let chunks: Vec<Chunk> = state.chunks()?.iter().map(|j| serde_json::from_slice(j).map_err(corrupt)).collect::<Result<_, _>>()?;
     let mut done = std::collections::BTreeMap::new();
     for (id, json) in state.chunks_done()? {
@@ -236,7 +237,7 @@ impl Progress {
 
     /// `chunk` is committed on green with what it copied. Call only after green's commit returned.
     pub fn done(&self, chunk: &Chunk, copied: Copied) -> Result<(), Error> {
-        let json = serde_json::to_vec(&copied).map_err(|e| Error::State(format!("encoding a chunk record: {e}")))?;
+        let json = serde_json::to_vec(&copied).map_err(StoreError::encode("a chunk record"))?;
         self.state.mark_chunk_done(chunk.id, &json)?;
         self.status.chunk_done(chunk.bytes, copied.rows, copied.bytes);
         Ok(())

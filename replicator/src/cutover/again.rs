@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::journal::{Resumed, ReverseArm};
 use crate::source::Names;
 use crate::state::StateStore;
+use crate::state::StoreError;
 use crate::status::foreign::Side;
 use crate::status::Status;
 use turnout_decoders::Position;
@@ -46,7 +47,7 @@ pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: Re
         let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::State(format!("removing {}, which the rollback window left: {e}", path.display())));
+                return Err(StoreError::file("removing (what the rollback window left)", &path)(e).into());
             }
             _ => {}
         }

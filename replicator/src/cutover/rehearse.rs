@@ -11,6 +11,7 @@
 use super::{lock, Controller, Journal, PauseTimeline, Request, Step};
 use crate::error::Error;
 use crate::source::contract::procedure::Procedure;
+use crate::state::StoreError;
 use std::time::{Duration, Instant};
 
 /// How a completed rehearsal's journal message begins (a restart tells it from a failure by it).
@@ -117,8 +118,9 @@ impl Controller {
             None
         });
         certificate.seal(key.as_ref());
-        let stored =
-            serde_json::to_vec_pretty(&certificate).map_err(|e| Error::State(e.to_string())).and_then(|json| self.state.put_certificate(self.direction, &json));
+        let stored = serde_json::to_vec_pretty(&certificate)
+            .map_err(|e| StoreError::encode("the certificate")(e).into())
+            .and_then(|json| self.state.put_certificate(self.direction, &json));
         match stored {
             Ok(()) => self.say(format!(
                 "certificate written: sha256 {}{} (`turnout {} --report FILE` saves it)",

@@ -20,6 +20,7 @@ pub mod task;
 
 use crate::error::Error;
 use crate::state::StateStore;
+use crate::state::StoreError;
 use crate::status::foreign::{Side, SHOWN};
 use crate::status::Status;
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
 use turnout_decoders::Position;
-use turnout_sinks::record::{ForeignWrite, Ledger};
+use turnout_sinks::record::{ForeignWrite, Ledger, LedgerError};
 
 /// What the state store keeps of one side's watch.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -85,12 +86,12 @@ fn read_to(w: &mut crate::status::foreign::Watched, at: &Position) {
 pub fn load(state: &StateStore, side: Side) -> Result<Kept, Error> {
     match state.watch_record(side)? {
         None => Ok(Kept::default()),
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State(format!("the record of the watch on {side} does not decode: {e}"))),
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).map_err(StoreError::corrupt("watch record"))?),
     }
 }
 
 fn save(state: &StateStore, side: Side, kept: &Kept) -> Result<(), Error> {
-    let json = serde_json::to_vec(kept).map_err(|e| Error::State(format!("encoding the watch record: {e}")))?;
+    let json = serde_json::to_vec(kept).map_err(StoreError::encode("the watch record"))?;
     state.put_watch_record(side, &json)
 }
 
@@ -127,7 +128,7 @@ impl StoreLedger {
     }
 
     /// Counts `writes`, read through `through`, once: synced into the state store, then shown.
-    fn count(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+    fn count(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), Error> {
         // turnout's heartbeat row (written on blue without an origin until the forward stream's
         // heartbeat stops after a cutover) is its own.
         let heartbeat = |w: &ForeignWrite| w.table.rsplit('.').next() == Some(crate::source::HEARTBEAT_TABLE);
@@ -141,7 +142,7 @@ impl StoreLedger {
             return Ok(());
         }
         let _writing = writing();
-        let mut kept = load(&self.state, self.side).map_err(|e| e.to_string())?;
+        let mut kept = load(&self.state, self.side)?;
         if kept.through.as_ref().is_some_and(|t| through.try_cmp(t).is_ok_and(std::cmp::Ordering::is_le)) {
             // Already counted before a crash or a reconnect.
             return Ok(());
@@ -150,7 +151,7 @@ impl StoreLedger {
         let room = SHOWN.saturating_sub(kept.unacknowledged.len());
         kept.unacknowledged.extend(writes.iter().take(room).cloned());
         kept.through = Some(through.clone());
-        save(&self.state, self.side, &kept).map_err(|e| e.to_string())?;
+        save(&self.state, self.side, &kept)?;
         for w in writes.iter().take(5) {
             tracing::error!(side = %self.side, table = %w.table, key = %w.key, kind = %w.kind, "a write on {} that turnout did not make: {} {} {}", self.side, w.kind, w.table, w.key);
         }
@@ -159,8 +160,9 @@ impl StoreLedger {
     }
 }
 
-impl Ledger for StoreLedger {
-    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), String> {
+impl StoreLedger {
+    /// [`Ledger::record`] with turnout's error.
+    pub fn record_writes(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), Error> {
         // Most calls carry nothing (turnout's own transactions, filtered): they only move the position.
         if !writes.is_empty() {
             self.count(writes, through)?;
@@ -168,6 +170,12 @@ impl Ledger for StoreLedger {
         // With nothing to count, how far the log was read is only shown: replaying it adds nothing.
         self.status.update_watch(self.side, |w| read_to(w, through));
         Ok(())
+    }
+}
+
+impl Ledger for StoreLedger {
+    fn record(&self, writes: &[ForeignWrite], through: &Position) -> Result<(), LedgerError> {
+        Ok(self.record_writes(writes, through)?)
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use turnout_decoders::Position;
-use turnout_sinks::record::{ForeignWrite, Ledger, Recording};
+use turnout_sinks::record::{ForeignWrite, Recording};
 use turnout_sinks::NoEarly;
 
 /// What one watch watches.
@@ -129,7 +129,7 @@ async fn once(
             .map(|what| ForeignWrite { table: "(unread log)".into(), kind: "gap".into(), key: what, commit: start.to_string(), index: 0, committed_at_us: 0 })
             .collect();
         ledger.begin_at(&start)?;
-        ledger.record(&unread, &start).map_err(Error::State)?;
+        ledger.record_writes(&unread, &start)?;
         set(status, side, "watching", None);
         tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
         pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await.map(|()| None)

@@ -13,6 +13,7 @@ use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin, HEARTBEAT_TABLE};
 use crate::state::StateStore;
+use crate::state::StoreError;
 use crate::status::{Phase, Status};
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
@@ -278,7 +279,7 @@ impl SourceAdmin for MySqlAdmin {
             .map_err(|e| super::sql_error("blue", "dropping the heartbeat table", e))?;
         done.push(format!("dropped {heartbeat} on blue (if it existed)"));
         if self.config.state.dir.exists() {
-            std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
+            std::fs::remove_dir_all(&self.config.state.dir).map_err(StoreError::file("removing", &self.config.state.dir))?;
             done.push(format!("removed state directory {}", self.config.state.dir.display()));
         }
         Ok(done)

@@ -13,6 +13,7 @@ use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
+use crate::state::StoreError;
 use crate::status::{Phase, Status};
 use crate::tables::Selection;
 use std::sync::Arc;
@@ -179,7 +180,7 @@ impl SourceAdmin for PgAdmin {
             Err(e) => done.push(format!("could not drop the reverse stream's slot, publication and origin: {e}")),
         }
         if self.config.state.dir.exists() {
-            std::fs::remove_dir_all(&self.config.state.dir).map_err(|e| Error::State(format!("removing {}: {e}", self.config.state.dir.display())))?;
+            std::fs::remove_dir_all(&self.config.state.dir).map_err(StoreError::file("removing", &self.config.state.dir))?;
             done.push(format!("removed state directory {}", self.config.state.dir.display()));
         }
         Ok(done)

@@ -1,5 +1,8 @@
 //! The replicator's error type and the one place that decides what the pipeline does about an error.
 
+mod store;
+pub use store::StoreError;
+
 use turnout_decoders::{DecodeError, ErrorClass};
 
 /// Which database a failed statement ran on.
@@ -56,9 +59,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// The state store in `state.dir` failed.
+    /// The state store in `state.dir`, or a file turnout keeps there, failed.
     #[error("state: {0}")]
-    State(String),
+    Store(#[from] StoreError),
     /// Applying to green failed.
     #[error("{0}")]
     Sink(#[source] turnout_sinks::SinkError),
@@ -118,7 +121,7 @@ impl Error {
             Error::Cutover(e) => e.class(),
             Error::Step { source, .. } => source.class(),
             Error::Resync(_) => ErrorClass::Resync,
-            Error::Config { .. } | Error::ConfigFile { .. } | Error::State(_) | Error::Setup(_) | Error::Unordered(_) => ErrorClass::Fatal,
+            Error::Config { .. } | Error::ConfigFile { .. } | Error::Store(_) | Error::Setup(_) | Error::Unordered(_) => ErrorClass::Fatal,
         }
     }
 }
@@ -198,7 +201,7 @@ impl Error {
         let advice = match self {
             Error::Config { field, .. } => Some(format!("correct {field} in the configuration file")),
             Error::ConfigFile { path, .. } => Some(format!("check that {path} exists and is readable")),
-            Error::State(_) => Some("check free space and permissions of state.dir, and that no other turnout uses it".into()),
+            Error::Store(e) => Some(e.advice()),
             Error::Sql { side, source, .. } => source.code().and_then(|c| sqlstate_advice(&side.to_string(), c.code())),
             Error::Sink(e) => e.sqlstate().and_then(|c| sqlstate_advice("green", c)),
             Error::Source(e) | Error::Target(e) => {
@@ -234,7 +237,7 @@ mod tests {
     fn every_error_gets_a_reaction_and_advice() {
         let resync = Error::Resync("x".into());
         assert_eq!(resync.reaction().0, Reaction::Resync);
-        let state = Error::State("disk full".into());
+        let state = Error::Store(StoreError::file("writing", "/x".as_ref())(std::io::Error::other("disk full")));
         assert_eq!(state.reaction().0, Reaction::Stop);
         assert!(state.reaction().1.contains("state.dir"));
         let closed = Error::Source(DecodeError::Closed(String::new()));

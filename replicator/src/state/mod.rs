@@ -13,10 +13,12 @@
 //! `crossbeam-channel`. Its queue is FIFO, so a spill read always sees the writes queued before it.
 
 use crate::error::Error;
+pub use crate::error::StoreError;
 use rocksdb::{Options, WriteOptions, DB};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
 use turnout_decoders::{Lsn, Position};
 
 const STREAM_ID: &[u8] = b"meta/stream_id";
@@ -82,21 +84,11 @@ impl Drop for StateThread {
 /// Takes `dir`'s lock file, or says who holds it.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, Error> {
     let path = dir.join("turnout.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::State(format!("cannot create {}: {e}; check the permissions of state.dir", path.display())))?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(StoreError::file("creating", &path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::State(format!(
-            "state.dir {} is in use by another turnout process (it holds {}); stop that process, or give this one a state.dir of its own",
-            dir.display(),
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::State(format!("cannot lock {}: {e}", path.display()))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { dir: dir.to_path_buf(), lock: path }.into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::file("locking", &path)(e).into()),
     }
 }
 
@@ -110,11 +102,7 @@ impl StateStore {
     /// Opens (creating) the store in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, Error> {
         // Created readable by turnout's user only: it holds positions and spilled row data.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::State(format!("cannot create state.dir {}: {e}; create it for turnout's user or choose another", dir.display())))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(StoreError::file("creating state.dir", dir))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         // Spilled transaction data passes through the memtables: keep them small so the state store's
@@ -122,7 +110,7 @@ impl StateStore {
         opts.set_write_buffer_size(8 << 20);
         opts.set_max_write_buffer_number(2);
         let lock = lock_dir(dir)?;
-        let db = DB::open(&opts, dir.join("rocksdb")).map_err(|e| Error::State(format!("cannot open the state store in {}: {e}", dir.display())))?;
+        let db = DB::open(&opts, dir.join("rocksdb")).map_err(StoreError::db(format!("opening the state store in {}", dir.display())))?;
         let db = Arc::new(db);
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let (stop, stopped) = crossbeam_channel::bounded::<Job>(0);
@@ -144,7 +132,7 @@ impl StateStore {
                     }
                 }
             })
-            .map_err(|e| Error::State(format!("cannot start the state-store thread: {e}")))?;
+            .map_err(|e| StoreError::Thread(format!("cannot start: {e}")))?;
         let thread = StateThread { stop: Mutex::new(Some(stop)), handle: Mutex::new(Some(handle)) };
         Ok(StateStore { db, jobs, spill_failure: Arc::new(Mutex::new(None)), _thread: Arc::new(thread), _lock: Arc::new(lock) })
     }
@@ -155,8 +143,8 @@ impl StateStore {
         let job: Job = Box::new(move |db| {
             let _ = reply.send(f(db));
         });
-        self.jobs.send(job).map_err(|_| Error::State("the state-store thread has stopped".into()))?;
-        result.await.map_err(|_| Error::State("the state-store thread stopped while working".into()))?
+        self.jobs.send(job).map_err(|_| StoreError::Thread("has stopped".into()))?;
+        result.await.map_err(|_| StoreError::Thread("stopped while working".into()))?
     }
 
     fn journal_key(direction: crate::status::Direction) -> &'static [u8] {
@@ -168,9 +156,7 @@ impl StateStore {
 
     /// The journal of the current or last cutover (`Forward`) or rollback (`Reverse`).
     pub fn journal(&self, direction: crate::status::Direction) -> Result<Option<crate::journal::Journal>, Error> {
-        self.get(Self::journal_key(direction))?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt cutover journal: {e}"))))
-            .transpose()
+        self.get(Self::journal_key(direction))?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("cutover journal")(e).into())).transpose()
     }
 
     /// Records a cutover (or rollback, as `journal.direction` says) step, synced before it returns
@@ -181,14 +167,14 @@ impl StateStore {
     /// Each entry is also kept, in the same atomic write, in the history of its cutover
     /// ([`StateStore::journal_history`]), which its certificate digests.
     pub fn put_cutover_journal(&self, journal: &crate::journal::Journal, sync: bool) -> Result<(), Error> {
-        let v = serde_json::to_vec(journal).map_err(|e| Error::State(format!("encoding the cutover journal: {e}")))?;
+        let v = serde_json::to_vec(journal).map_err(StoreError::encode("the cutover journal"))?;
         let seq = self.scan(&Self::history_prefix(&journal.id))?.len();
         let mut batch = rocksdb::WriteBatch::default();
         batch.put(Self::journal_key(journal.direction), &v);
         batch.put(format!("{}{seq:08}", Self::history_prefix(&journal.id)), &v);
         let mut w = WriteOptions::default();
         w.set_sync(sync);
-        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing state: {e}")))
+        self.db.write_opt(batch, &w).map_err(|e| StoreError::db("writing state")(e).into())
     }
 
     fn history_prefix(id: &str) -> String {
@@ -244,15 +230,14 @@ impl StateStore {
                 failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("spilling a large transaction: {e}"));
             }
         });
-        self.jobs.send(job).map_err(|_| Error::State("the state-store thread has stopped".into()))
+        Ok(self.jobs.send(job).map_err(|_| StoreError::Thread("has stopped".into()))?)
     }
 
     /// Reads one chunk of a spilled transaction, after every write queued before.
     pub async fn spill_get(&self, id: u64, chunk: u32) -> Result<Option<Vec<u8>>, Error> {
-        let data =
-            self.on_thread(move |db| db.get(Self::spill_key(id, chunk)).map_err(|e| Error::State(format!("reading a spilled transaction: {e}")))).await?;
+        let data = self.on_thread(move |db| Ok(db.get(Self::spill_key(id, chunk)).map_err(|e| StoreError::Spill(format!("reading: {e}")))?)).await?;
         if let Some(failure) = self.spill_failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Err(Error::State(failure));
+            return Err(StoreError::Spill(failure).into());
         }
         Ok(data)
     }
@@ -281,7 +266,7 @@ impl StateStore {
                 failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("deleting spilled data: {e}"));
             }
         });
-        self.jobs.send(job).map_err(|_| Error::State("the state-store thread has stopped".into()))
+        Ok(self.jobs.send(job).map_err(|_| StoreError::Thread("has stopped".into()))?)
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -291,17 +276,17 @@ impl StateStore {
     fn put_with(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), Error> {
         let mut w = WriteOptions::default();
         w.set_sync(sync);
-        self.db.put_opt(key, value, &w).map_err(|e| Error::State(format!("writing state: {e}")))
+        self.db.put_opt(key, value, &w).map_err(|e| StoreError::db("writing state")(e).into())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.db.get(key).map_err(|e| Error::State(format!("reading state: {e}")))
+        self.db.get(key).map_err(|e| StoreError::db("reading state")(e).into())
     }
 
     fn delete(&self, key: &[u8]) -> Result<(), Error> {
         let mut w = WriteOptions::default();
         w.set_sync(true);
-        self.db.delete_opt(key, &w).map_err(|e| Error::State(format!("writing state: {e}")))
+        self.db.delete_opt(key, &w).map_err(|e| StoreError::db("writing state")(e).into())
     }
 
     fn get_position(&self, key: &[u8]) -> Result<Option<Position>, Error> {
@@ -311,7 +296,7 @@ impl StateStore {
     /// This stream's id, created on first use. Slot, publication and origin are named `turnout_<id>`.
     pub fn stream_id(&self) -> Result<String, Error> {
         if let Some(v) = self.get(STREAM_ID)? {
-            return String::from_utf8(v).map_err(|_| Error::State("corrupt stream id".into()));
+            return Ok(String::from_utf8(v).map_err(StoreError::corrupt("stream id"))?);
         }
         let id = random_id();
         self.put(STREAM_ID, id.as_bytes())?;
@@ -320,7 +305,7 @@ impl StateStore {
 
     /// The stream's current generation after a rollback armed it again, if one did.
     pub fn resumed(&self) -> Result<Option<crate::journal::Resumed>, Error> {
-        self.get(RESUMED)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt generation record: {e}")))).transpose()
+        self.get(RESUMED)?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("generation record")(e).into())).transpose()
     }
 
     /// The names of the current generation: `turnout_<id>`, or those the last rollback armed.
@@ -350,7 +335,7 @@ impl StateStore {
     /// replaces the last one), and the watch ledgers of
     /// the window that ended are cleared.
     pub fn begin_generation(&self, resumed: &crate::journal::Resumed) -> Result<(), Error> {
-        let json = serde_json::to_vec(resumed).map_err(|e| Error::State(format!("encoding the generation record: {e}")))?;
+        let json = serde_json::to_vec(resumed).map_err(StoreError::encode("the generation record"))?;
         let mut batch = rocksdb::WriteBatch::default();
         batch.put(RESUMED, json);
         batch.put(APPLIED, encode_position(&resumed.arm.position)?);
@@ -362,17 +347,17 @@ impl StateStore {
         }
         let mut w = WriteOptions::default();
         w.set_sync(true);
-        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing state: {e}")))
+        self.db.write_opt(batch, &w).map_err(|e| StoreError::db("writing state")(e).into())
     }
 
     /// The read canary's record, if a canary was ever asked for.
     pub fn canary(&self) -> Result<Option<crate::canary_plan::Record>, Error> {
-        self.get(CANARY)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt canary record: {e}")))).transpose()
+        self.get(CANARY)?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("canary record")(e).into())).transpose()
     }
 
     /// Keeps the read canary's record (synced: a restart restores what was live, or 0 when in doubt).
     pub fn record_canary(&self, record: &crate::canary_plan::Record) -> Result<(), Error> {
-        let json = serde_json::to_vec(record).map_err(|e| Error::State(format!("encoding the canary record: {e}")))?;
+        let json = serde_json::to_vec(record).map_err(StoreError::encode("the canary record"))?;
         self.put(CANARY, &json)
     }
 
@@ -430,7 +415,7 @@ impl StateStore {
     pub fn copied_tables(&self) -> Result<Vec<(String, u64)>, Error> {
         let mut out = Vec::new();
         for item in self.db.prefix_iterator(TABLE_PREFIX.as_bytes()) {
-            let (k, v) = item.map_err(|e| Error::State(format!("reading state: {e}")))?;
+            let (k, v) = item.map_err(StoreError::db("reading state"))?;
             let Some(name) = k.strip_prefix(TABLE_PREFIX.as_bytes()) else { break };
             let rows = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
             out.push((String::from_utf8_lossy(name).into_owned(), rows));
@@ -453,7 +438,7 @@ impl StateStore {
         }
         let mut w = WriteOptions::default();
         w.set_sync(true);
-        self.db.write_opt(batch, &w).map_err(|e| Error::State(format!("writing the chunk plan: {e}")))
+        self.db.write_opt(batch, &w).map_err(|e| StoreError::db("writing the chunk plan")(e).into())
     }
 
     /// The chunked copy's plan, in id order (empty when the copy is not chunked).
@@ -471,7 +456,7 @@ impl StateStore {
     pub fn chunks_done(&self) -> Result<Vec<(u32, Vec<u8>)>, Error> {
         let mut out = Vec::new();
         for (key, json) in self.scan(CHUNK_DONE_PREFIX)? {
-            let id = key.parse::<u32>().map_err(|_| Error::State(format!("corrupt chunk record {CHUNK_DONE_PREFIX}{key}")))?;
+            let id = key.parse::<u32>().map_err(StoreError::corrupt("chunk record"))?;
             out.push((id, json));
         }
         Ok(out)
@@ -479,12 +464,12 @@ impl StateStore {
 
     /// The tables the last start replicated (`schema.table`), when recorded.
     pub fn last_selection(&self) -> Result<Option<Vec<String>>, Error> {
-        self.get(SELECTION)?.map(|v| serde_json::from_slice(&v).map_err(|e| Error::State(format!("corrupt table selection record: {e}")))).transpose()
+        self.get(SELECTION)?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("table selection record")(e).into())).transpose()
     }
 
     /// Records the tables this start replicates.
     pub fn record_selection(&self, tables: &[String]) -> Result<(), Error> {
-        let json = serde_json::to_vec(tables).map_err(|e| Error::State(format!("encoding the table selection: {e}")))?;
+        let json = serde_json::to_vec(tables).map_err(StoreError::encode("the table selection"))?;
         self.put(SELECTION, &json)
     }
 
@@ -492,7 +477,7 @@ impl StateStore {
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let mut out = Vec::new();
         for item in self.db.prefix_iterator(prefix.as_bytes()) {
-            let (k, v) = item.map_err(|e| Error::State(format!("reading state: {e}")))?;
+            let (k, v) = item.map_err(StoreError::db("reading state"))?;
             let Some(rest) = k.strip_prefix(prefix.as_bytes()) else { break };
             out.push((String::from_utf8_lossy(rest).into_owned(), v.to_vec()));
         }
@@ -518,28 +503,28 @@ impl StateStore {
 /// version.
 fn decode_position(v: &[u8]) -> Result<Position, Error> {
     match v.split_first() {
-        Some((b'J', json)) => serde_json::from_slice(json).map_err(|e| Error::State(format!("corrupt position in the state store: {e}"))),
+        Some((b'J', json)) => serde_json::from_slice(json).map_err(|e| StoreError::corrupt("position")(e).into()),
         _ => <[u8; 8]>::try_from(v)
             .map(|bytes| Position::Pg(Lsn(u64::from_be_bytes(bytes))))
-            .map_err(|_| Error::State("corrupt position in the state store".into())),
+            .map_err(|_| StoreError::Corrupt { what: "position", reason: format!("{} bytes, neither JSON nor an LSN", v.len()) }.into()),
     }
 }
 
 fn encode_position(p: &Position) -> Result<Vec<u8>, Error> {
     let mut out = vec![b'J'];
-    serde_json::to_writer(&mut out, p).map_err(|e| Error::State(format!("encoding a position: {e}")))?;
+    serde_json::to_writer(&mut out, p).map_err(StoreError::encode("a position"))?;
     Ok(out)
 }
 
 fn record_applied_in(db: &DB, position: &Position) -> Result<Position, Error> {
-    let current = db.get(APPLIED).map_err(|e| Error::State(format!("reading state: {e}")))?.map(|v| decode_position(&v)).transpose()?;
+    let current = db.get(APPLIED).map_err(StoreError::db("reading state"))?.map(|v| decode_position(&v)).transpose()?;
     match current {
         // Never moves back; a position that cannot be ordered against the record is refused.
         Some(c) if position.try_cmp(&c)?.is_le() => Ok(c),
         _ => {
             let mut w = WriteOptions::default();
             w.set_sync(true);
-            db.put_opt(APPLIED, encode_position(position)?, &w).map_err(|e| Error::State(format!("writing state: {e}")))?;
+            db.put_opt(APPLIED, encode_position(position)?, &w).map_err(StoreError::db("writing state"))?;
             Ok(position.clone())
         }
     }
