@@ -6,6 +6,7 @@
 //! `Debug` and `Display` never show the value.
 
 mod canary;
+pub mod handover;
 mod verify;
 mod watch;
 pub use canary::{Canary, CanaryConfig, Split};
@@ -73,6 +74,9 @@ pub struct Config {
     pub verify: VerifyConfig,
     #[serde(default)]
     pub canary: CanaryConfig,
+    /// `[[handover]]`: consumers of blue's change log carried over to green at the cutover.
+    #[serde(default)]
+    pub handover: Vec<handover::Handover>,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
@@ -430,6 +434,7 @@ impl Config {
             ));
         }
         crate::with_family!(self, F => F::validate(self))?;
+        self.validate_handover(source)?;
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
@@ -510,6 +515,16 @@ impl Config {
     pub fn table_filter(&self) -> Result<crate::tables::TableFilter, Error> {
         let rules = crate::with_family!(self, F => F::name_rules(self))?;
         crate::tables::TableFilter::with_rules(self.tables.include.as_deref(), &self.tables.exclude, &rules)
+    }
+
+    fn validate_handover(&self, source: SourceKind) -> Result<(), Error> {
+        for (at, entry) in self.handover.iter().enumerate() {
+            entry.validate(at, source == SourceKind::MySql)?;
+            if self.handover[..at].iter().any(|e| e.name() == entry.name()) {
+                return Err(Error::config(format!("handover[{at}]"), format!("'{}' is named twice; keep one entry", entry.name())));
+            }
+        }
+        Ok(())
     }
 
     fn validate_cutover(&self) -> Result<(), Error> {

@@ -68,6 +68,7 @@ pub async fn serve(
         .route("/rogue-writes/acknowledge", post(rogue_writes_acknowledge))
         .route("/verify/hold", post(verify_hold))
         .route("/canary", get(canary_status).post(canary_ask))
+        .route("/handover", get(handover))
         .with_state(AppState { status, channels, controllers });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     Ok(tokio::spawn(async move {
@@ -190,6 +191,12 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
 }
 
 /// `GET /canary`: the read canary as `/status` shows it (`null` before any).
+/// `GET /handover`: blue's downstream consumers and what the last cutover handed over to green.
+async fn handover(State(state): State<AppState>) -> impl IntoResponse {
+    let Some(controllers) = &state.controllers else { return unavailable() };
+    (StatusCode::OK, Json(controllers.cutover.handover().await))
+}
+
 async fn canary_status(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.status.canary())
 }

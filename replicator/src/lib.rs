@@ -22,6 +22,7 @@ pub mod cutover;
 pub mod demo;
 pub(crate) mod duration;
 pub mod error;
+pub(crate) mod handover;
 pub(crate) mod http;
 pub(crate) mod http_client;
 pub(crate) mod journal;

@@ -173,6 +173,11 @@ impl Generation<'_> {
         if let Some(resumed) = &resumed {
             crate::cutover::again::again_released(config, resumed).await;
         }
+        if resumed.is_some() {
+            // Nothing is applied to green before the consumers a rollback carried back read it up to
+            // the rollback's fence.
+            crate::handover::settle(config, state, crate::status::Direction::Reverse).await?;
+        }
         crate::with_family!(config, F => {
             // A generation a rollback armed starts at its hand-off and drops the reverse apply's
             // writes on blue, as the reverse stream drops the forward apply's on green.
@@ -203,7 +208,11 @@ impl Generation<'_> {
         let (watch_stop, watch_shutdown) = watch::channel(false);
         relay(self.external, [watch_stop.clone()]);
         let blue = start_watch(self.config, names, (Side::Blue, arm.sentinel.clone()), self.state, self.status, watch_shutdown);
-        let result = run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await;
+        // Nothing is applied to blue before the consumers carried over read it up to the fence.
+        let result = match crate::handover::settle(config, self.state, Direction::Forward).await {
+            Ok(()) => run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await,
+            Err(e) => Err(e),
+        };
         if let Some(blue) = blue {
             let closed_at = self.status.watched(Side::Blue).and_then(|w| w.closed_at);
             if let (Some(closed_at), Some(_)) = (closed_at, crate::cutover::armed_again(self.state)?) {
@@ -218,6 +227,12 @@ impl Generation<'_> {
             // Not on the operator's signal nor on an error: the window goes on after a restart.
             if crate::cutover::window_over(self.state)? {
                 crate::watch::drop_objects(config, names, &[Side::Blue]).await;
+            }
+        }
+        // Writes stay on green for good: the consumers carried there no longer need their slots on blue.
+        if crate::cutover::window_finished(self.state)? {
+            for line in crate::handover::drop_left(config, self.state).await {
+                tracing::info!("{line}");
             }
         }
         result
@@ -437,10 +452,11 @@ fn check_green_not_behind(green_at: &Position, recorded: &Position, record: &str
 /// rollback may have armed included; the state directory only with the first generation's, last, so
 /// a failure halfway leaves the names for a second attempt.
 pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
-    let (generations, canary) = {
+    let (generations, canary, handed) = {
         let state = StateStore::open(&config.state.dir)?;
         // The read endpoint where the writes are, and a canary's fence on green lifted, first.
-        (state.every_generation()?, crate::canary::settle(config, &state).await)
+        let handed = state.handover::<crate::handover::Record>(Direction::Forward)?.is_some();
+        (state.every_generation()?, crate::canary::settle(config, &state).await, handed)
     };
     // The later generations' teardowns see no state directory to remove.
     let mut kept = config.clone();
@@ -449,6 +465,11 @@ pub async fn teardown(config: &Config) -> Result<Vec<String>, Error> {
     for (i, names) in generations.into_iter().enumerate().rev() {
         let config = if i == 0 { config } else { &kept };
         done.extend(crate::with_family!(config, F => F::admin(config, names)?.teardown().await)?);
+    }
+    // Slots a cutover that never completed made on green for its consumers; once one handed them
+    // over they are the consumers' own.
+    if !handed {
+        done.extend(crate::handover::drop_unused(config).await);
     }
     Ok(done)
 }

@@ -178,7 +178,11 @@ fn fields_of(section: &str) -> Option<Vec<String>> {
     } else {
         format!("{BASE}{header}{probe}")
     };
-    let err = turnout::config::Config::parse(&text, |_| None).err()?.to_string();
+    let mut err = turnout::config::Config::parse(&text, |_| None).err()?.to_string();
+    if err.contains("expected a sequence") {
+        // An array of tables (`[[handover]]`): probe one entry.
+        err = turnout::config::Config::parse(&format!("{BASE}[[{section}]]\n{probe}"), |_| None).err()?.to_string();
+    }
     if !err.contains("unknown field `zz_probe`") {
         return None;
     }

@@ -11,6 +11,7 @@ const GREEN: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 
 include!("suites/cutover_family.rs");
 include!("suites/watch_family.rs");
+include!("suites/handover_family.rs");
 
 /// An account with `CONNECTION_ADMIN` writes through `read_only`, so it keeps committing on blue
 /// while the fence is up — before the sentinel and between the sentinel and the seal. Every write

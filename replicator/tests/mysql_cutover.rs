@@ -10,6 +10,7 @@ const GREEN: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;
 
 include!("suites/cutover_family.rs");
 include!("suites/watch_family.rs");
+include!("suites/handover_family.rs");
 
 /// The accounts docker-compose.yml creates (deploy/compose/mariadb-accounts.sql) are enough for
 /// `turnout check`, the cutover fence included.

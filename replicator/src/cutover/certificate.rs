@@ -136,6 +136,10 @@ pub struct Certificate {
     /// from certificates of versions that took none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<crate::source::contract::inventory::InventorySummary>,
+    /// The consumers of blue's log handed over to green inside the pause: where each stopped on blue
+    /// and resumes on green (absent when none was carried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handover: Vec<crate::handover::Handed>,
     pub journal: JournalDigest,
     pub digest: String,
     pub signature: Option<Signature>,
@@ -458,6 +462,7 @@ mod tests {
                 objects: 12,
                 handled: [("streamed".to_string(), 3), ("copied".to_string(), 9)].into_iter().collect(),
             }),
+            handover: Vec::new(),
             journal: journal_digest(&[b"{\"step\":\"waiting\"}".to_vec(), b"{\"step\":\"done\"}".to_vec()]),
             digest: String::new(),
             signature: None,

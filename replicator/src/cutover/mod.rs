@@ -48,7 +48,7 @@ mod recover;
 mod rehearse;
 mod rogue;
 use record::Record;
-pub use recover::{armed_again, cut_over, open_window, recover, rolled_back, window_over, Resume};
+pub use recover::{armed_again, cut_over, open_window, recover, rolled_back, window_finished, window_over, Resume};
 
 /// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
 /// ([`Retry::again`]) says its transient failure is worth another attempt.
@@ -218,6 +218,11 @@ impl Controller {
     /// The token `POST /cutover` (and `/rollback`, `/finish`) requires, if configured.
     pub fn token(&self) -> Option<&str> {
         self.config.cutover.token.as_ref().map(|t| t.expose())
+    }
+
+    /// `GET /handover`: blue's consumers and what the last cutover handed over ([`crate::handover::view`]).
+    pub async fn handover(&self) -> serde_json::Value {
+        crate::handover::view(&self.config, &self.state).await
     }
 
     fn say(&self, line: impl Into<String>) {

@@ -30,6 +30,8 @@ pub(crate) struct Record {
     pub rogue_writes: Option<RogueWrites>,
     /// The fenced side's inventory, as the pre-checks took it.
     pub inventory: Option<crate::source::contract::inventory::InventorySummary>,
+    /// The consumers handed over inside the pause.
+    pub handover: Vec<crate::handover::Handed>,
 }
 
 impl Record {
@@ -78,6 +80,7 @@ impl Record {
             rogue_writes: self.rogue_writes.clone().unwrap_or(RogueWrites { watched: false, side: None, seen: 0, acknowledged: 0 }),
             findings: self.findings.clone(),
             inventory: self.inventory.clone(),
+            handover: self.handover.clone(),
             journal: journal_digest(entries),
             digest: String::new(),
             signature: None,

@@ -21,8 +21,12 @@ pub fn open_window(state: &StateStore) -> Result<Option<ReverseArm>, Error> {
 /// Whether the rollback window ended: `turnout finish` or its budget ended it, or a rollback
 /// completed.
 pub fn window_over(state: &StateStore) -> Result<bool, Error> {
-    let finished = matches!(state.journal(Direction::Forward)?, Some(Journal { step: Step::Done, reverse: Some(arm), .. }) if arm.finished);
-    Ok(finished || matches!(state.journal(Direction::Reverse)?, Some(Journal { step: Step::Done, .. })))
+    Ok(window_finished(state)? || matches!(state.journal(Direction::Reverse)?, Some(Journal { step: Step::Done, .. })))
+}
+
+/// Whether `turnout finish` (or the window's budget) ended the rollback window: writes stay on green.
+pub fn window_finished(state: &StateStore) -> Result<bool, Error> {
+    Ok(matches!(state.journal(Direction::Forward)?, Some(Journal { step: Step::Done, reverse: Some(arm), .. }) if arm.finished))
 }
 
 /// The next generation a completed rollback armed and the rollback's id, until that generation

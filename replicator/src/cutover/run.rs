@@ -29,6 +29,14 @@ struct Pause {
     deadline: Instant,
 }
 
+/// What is ready before the fence.
+struct Ready {
+    /// The watch's marker, when the watch for writes that are not turnout's gates the cutover.
+    marker: Option<Box<dyn Marker>>,
+    /// The consumers carried over, prepared.
+    handover: Option<crate::handover::Session>,
+}
+
 impl Controller {
     pub(super) async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
         crate::with_family!(self.config, F => self.run_with(self.connect::<F>().await?, id, request).await)
@@ -46,8 +54,8 @@ impl Controller {
             reverse: None,
         };
         self.journal(&mut journal, Step::Waiting, None)?;
-        let mut marker = self.before_fence(&mut procedure, &mut journal, &switch, request).await?;
-        let pause = self.fence_and_prove(&mut procedure, &mut journal, marker.as_mut(), id, request).await?;
+        let Ready { mut marker, mut handover } = self.before_fence(&mut procedure, &mut journal, &switch, request).await?;
+        let pause = self.fence_and_prove(&mut procedure, &mut journal, (marker.as_mut(), handover.as_mut()), id, request).await?;
         if request.rehearse {
             return self.end_rehearsal(&mut procedure, &mut journal, pause.phases, pause.fenced_at, request).await;
         }
@@ -56,15 +64,10 @@ impl Controller {
 
     /// `Waiting`: everything checked and prepared that can be before writes pause — the pre-checks,
     /// lag under the threshold, the verify and rogue-write gates, the fence and switch ready, the
-    /// counters moved ahead. Changes nothing a failure would have to undo. Returns the marker of
+    /// counters moved ahead, the consumers carried over prepared on the other side. Changes nothing a
+    /// failure would have to undo. Returns the marker of
     /// the watch for writes that are not turnout's, when one gates the cutover.
-    async fn before_fence<P: Procedure>(
-        &self,
-        procedure: &mut P,
-        journal: &mut Journal,
-        switch: &TrafficSwitch,
-        request: &Request,
-    ) -> Result<Option<Box<dyn Marker>>, Error> {
+    async fn before_fence<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, switch: &TrafficSwitch, request: &Request) -> Result<Ready, Error> {
         if self.direction == Direction::Reverse {
             if let Err(reason) = refuse_no_inverse(switch) {
                 return Err(self.fail(journal, reason));
@@ -129,13 +132,21 @@ impl Controller {
                 lock(&self.record).findings.push(finding);
             }
         }
+        // The consumers carried over: their slots made on green and their reading of blue checked.
+        let handover = match crate::handover::Session::prepare(&self.config, self.direction).await {
+            Ok(session) => session,
+            Err(e) => return Err(self.fail(journal, format!("the consumers cannot be handed over: {e}"))),
+        };
+        if let Some(h) = &handover {
+            self.say(format!("consumers to hand over to {}, ready: {}", self.direction.sides().1, h.consumers().join(", ")));
+        }
         // The window may have ended since the rollback began.
         if self.direction == Direction::Reverse {
             if let Err(reason) = self.rollback_allowed() {
                 return Err(self.fail(journal, reason));
             }
         }
-        Ok(marker)
+        Ok(Ready { marker, handover })
     }
 
     /// `Fencing` → `SequencesSynced` → `SentinelApplied`: arms the stream the switch hands off to,
@@ -146,7 +157,7 @@ impl Controller {
         &self,
         procedure: &mut P,
         journal: &mut Journal,
-        marker: Option<&mut Box<dyn Marker>>,
+        (marker, handover): (Option<&mut Box<dyn Marker>>, Option<&mut crate::handover::Session>),
         id: &str,
         request: &Request,
     ) -> Result<Pause, Error> {
@@ -241,6 +252,23 @@ impl Controller {
                 Ok(()) => phases.mark("green watched"),
                 Err(reason) => return Err(self.undo(procedure, journal, reason).await),
             }
+        }
+        if let Some(handover) = handover {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let handed = match tokio::time::timeout(remaining, handover.hand_off(Some(sentinel.to_string()))).await {
+                Ok(Ok(handed)) => handed,
+                Ok(Err(e)) => return Err(self.undo(procedure, journal, format!("handing the consumers over failed: {e}")).await),
+                Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
+            };
+            phases.mark("consumers handed over");
+            if !request.rehearse {
+                // Unsynced: the switch's journal entry, synced, makes it durable before traffic moves.
+                let record = crate::handover::Record { cutover: id.to_owned(), direction: self.direction, consumers: handed.clone(), settled: false };
+                if let Err(e) = self.state.put_handover(self.direction, &record, false) {
+                    return Err(self.undo(procedure, journal, format!("keeping the hand-over failed: {e}")).await);
+                }
+            }
+            lock(&self.record).handover = handed;
         }
         if Instant::now() >= deadline {
             return Err(self.undo(procedure, journal, pause_exceeded(request)).await);

@@ -45,6 +45,10 @@ const WATCH_PREFIX: &str = "watch/";
 const RESUMED: &[u8] = b"stream/resumed";
 /// The read canary's record ([`crate::canary_plan::Record`]).
 const CANARY: &[u8] = b"canary/record";
+/// The consumers the last cutover handed over to green, and the last rollback back to blue
+/// ([`crate::handover::Record`]).
+const HANDOVER_FORWARD: &[u8] = b"handover/forward";
+const HANDOVER_REVERSE: &[u8] = b"handover/reverse";
 
 /// Work for the state-store thread.
 type Job = Box<dyn FnOnce(&DB) + Send>;
@@ -359,6 +363,34 @@ impl StateStore {
     pub fn record_canary(&self, record: &crate::canary_plan::Record) -> Result<(), Error> {
         let json = serde_json::to_vec(record).map_err(StoreError::encode("the canary record"))?;
         self.put(CANARY, &json)
+    }
+
+    fn handover_key(direction: crate::status::Direction) -> &'static [u8] {
+        match direction {
+            crate::status::Direction::Forward => HANDOVER_FORWARD,
+            crate::status::Direction::Reverse => HANDOVER_REVERSE,
+        }
+    }
+
+    /// What the last cutover (`Forward`) or rollback (`Reverse`) handed over of the consumers it
+    /// carried, if it carried any ([`crate::handover::Record`]).
+    pub fn handover<R: serde::de::DeserializeOwned>(&self, direction: crate::status::Direction) -> Result<Option<R>, Error> {
+        self.get(Self::handover_key(direction))?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("hand-over record")(e).into())).transpose()
+    }
+
+    /// Keeps what a cutover (rollback) handed over, synced when `sync` is set — unsynced inside the
+    /// write pause, where the switch's journal entry, synced, makes it durable before traffic moves.
+    /// A cutover's record replaces the record of the rollback before it.
+    pub fn put_handover<R: serde::Serialize>(&self, direction: crate::status::Direction, record: &R, sync: bool) -> Result<(), Error> {
+        let json = serde_json::to_vec(record).map_err(StoreError::encode("the hand-over record"))?;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put(Self::handover_key(direction), json);
+        if direction == crate::status::Direction::Forward {
+            batch.delete(HANDOVER_REVERSE);
+        }
+        let mut w = WriteOptions::default();
+        w.set_sync(sync);
+        self.db.write_opt(batch, &w).map_err(|e| StoreError::db("writing the hand-over record")(e).into())
     }
 
     /// The last position known to be durably applied on green, if any.

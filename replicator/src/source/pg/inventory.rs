@@ -783,8 +783,8 @@ fn classify(
             .with_objects(elsewhere.subscriptions.clone()),
     );
     inventory.add(
-        Class::new("logical replication slot", Handling::Operator, "a downstream consumer of blue's changes; it does not follow the cutover")
-            .with_fix("create the consumer's slot on green at the cutover and point the consumer there")
+        Class::new("logical replication slot", Handling::Operator, "a downstream consumer of blue's changes; it follows the cutover only when carried")
+            .with_fix("carry it with a [[handover]] entry (slot = its name): the cutover makes its slot on green at the hand-off; `turnout check` says which are carried")
             .with_objects(elsewhere.logical_slots.clone()),
     );
     inventory.add(

@@ -1,0 +1,378 @@
+//! Downstream consumers of blue's change log carried over to green with their place kept
+//! (`[[handover]]`).
+//!
+//! A consumer — Debezium, a warehouse loader, `pg_recvlogical` — reads blue through a logical slot.
+//! At the cutover, inside the write pause, green is proven to hold every write blue committed and
+//! nothing has been written on green for the application yet: the one moment where "the same place"
+//! has an exact answer on green. turnout makes each carried consumer's slot on green before the fence
+//! (creating a slot waits for a consistent point, which may not fit the pause), moves it inside the
+//! pause to green's hand-off position — past everything turnout's own apply wrote there, so the
+//! consumer never sees it as new — and proves the slot stands exactly there.
+//!
+//! Guarantees, for a carried consumer that reads blue up to the fence and then green from its slot:
+//! every change the application committed is delivered once — those committed before the fence from
+//! blue, those after the switch from green. Before the fence each consumer must have read blue's log
+//! up to where it stood when the wait began (`handover.wait`); one that has not refuses the cutover
+//! (default) or is recorded with the range of blue's log it must still read (`on_lag = "record"`).
+//! After the switch the reverse stream (green → blue) starts applying only once every carried
+//! consumer has read blue up to the fence, or its wait ran out: until then nothing but the cutover's
+//! own marks lies past the fence in blue's log.
+
+pub mod mysql;
+pub mod pg;
+
+use crate::status::Direction;
+use serde::{Deserialize, Serialize};
+
+/// A consumer of blue's change log found on blue (`turnout check`, `GET /handover`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consumer {
+    /// The slot's name, or the standby's `application_name` when it uses no slot.
+    pub name: String,
+    /// `logical` or `physical` slot, or `standby` (a connected standby without a slot).
+    pub kind: String,
+    /// The logical slot's output plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The database a logical slot decodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// A session reads it now.
+    pub active: bool,
+    /// The client reading it, when active (`application_name@address`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// How far it has read: `confirmed_flush_lsn` of a logical slot, `restart_lsn` of a physical
+    /// one, `replay_lsn` of a standby.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    /// Bytes of blue's log it has not read yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind_bytes: Option<i64>,
+    /// A `[[handover]]` entry carries it over at the cutover.
+    pub carried: bool,
+}
+
+/// What a cutover (rollback) did for one carried consumer: where it stopped on the side writes left
+/// and where it resumes on the side they moved to. Kept in the state store and the certificate,
+/// shown by `GET /handover`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handed {
+    /// The consumer: its slot on both sides under the same name (PostgreSQL), or the account of its
+    /// binlog dump sessions (MySQL/MariaDB).
+    pub consumer: String,
+    /// The slot's output plugin (PostgreSQL).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub plugin: String,
+    /// The publications made (or found equal) on the side writes move to.
+    pub publications: Vec<String>,
+    /// The position the consumer's slot had confirmed on the fenced side when the cutover checked it,
+    /// before the fence.
+    pub consumed: String,
+    /// The fence on the fenced side: the consumer reads it up to here (the cutover's sentinel), no
+    /// further.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fence: Option<String>,
+    /// Where the consumer resumes on the other side: its slot there stands at this position, proven.
+    pub resume: String,
+    /// After the switch: the range of the fenced side's log the consumer had still not read when its
+    /// wait ran out (`from..to`); none once it read up to the fence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<String>,
+    /// How long the wait for the consumer to read blue up to the fence may take (`handover.wait`).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+impl Handed {
+    /// The operator's steps to repoint the consumer from `from` to `to` (at `host`), one per line.
+    pub fn repoint(&self, from: &str, to: &str, host: &str) -> Vec<String> {
+        if self.plugin.is_empty() {
+            // MySQL/MariaDB: a place, not a slot.
+            return vec![
+                format!(
+                    "{}: read {from}'s binlog up to {}{}, then point the consumer at {to} ({host}) from {}",
+                    self.consumer,
+                    self.fence.as_deref().unwrap_or("the fence"),
+                    self.gap.as_ref().map(|_| " (it had not been sent all of it when the cutover ended)").unwrap_or_default(),
+                    self.resume
+                ),
+                format!("  by GTID: start from {to}'s GTID set in the place above (a replica: CHANGE REPLICATION SOURCE TO … SOURCE_AUTO_POSITION = 1)"),
+                format!("  by position: mysqlbinlog --read-from-remote-server --host {host} --start-position=<position> <file> (the file:position above)"),
+            ];
+        }
+        let mut lines = vec![format!(
+            "{}: read {from} up to {}{}, then point the consumer at {to} ({host}) with the same slot name {} — it resumes at {}",
+            self.consumer,
+            self.fence.as_deref().unwrap_or("the fence"),
+            self.gap.as_ref().map(|g| format!(" (still unread when the cutover ended: {g}; {from}'s slot is kept)")).unwrap_or_default(),
+            self.consumer,
+            self.resume
+        )];
+        lines.push(format!(
+            "  Debezium: set database.hostname to {to}'s host and keep slot.name = {} (publication.name as before); restart the connector",
+            self.consumer
+        ));
+        lines.push(format!(
+            "  pg_recvlogical: --endpos {} on {from}, then pg_recvlogical -d <{to}> --slot {} --start",
+            self.fence.as_deref().unwrap_or("<fence>"),
+            self.consumer
+        ));
+        lines
+    }
+}
+
+/// The hand-over of the last cutover (rollback): kept in the state store, shown by `GET /handover`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The cutover (rollback) that handed the consumers over.
+    pub cutover: String,
+    /// Which way: a cutover hands consumers from blue to green, a rollback back.
+    pub direction: Direction,
+    pub consumers: Vec<Handed>,
+    /// The stream that follows (the reverse stream after a cutover, the next generation after a
+    /// rollback) waited for every consumer to read the fenced side up to the fence (or its wait ran
+    /// out) and may now apply there.
+    #[serde(default)]
+    pub settled: bool,
+}
+
+/// The hand-over of one cutover in progress: a session on the side writes move to, opened before
+/// the fence, and the consumers prepared there.
+pub enum Session {
+    Pg { to: tokio_postgres::Client, to_side: crate::error::Side, prepared: Vec<pg::Prepared> },
+    MySql { to: mysql_async::Conn, to_side: &'static str, prepared: Vec<mysql::Prepared> },
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("consumers", &self.consumers()).finish()
+    }
+}
+
+impl Session {
+    /// Before the fence of a cutover (`Forward`) or rollback (`Reverse`): prepares every consumer
+    /// `[[handover]]` carries ([`pg::prepare`], [`mysql::prepare`]). None when no entry carries one.
+    pub async fn prepare(config: &crate::config::Config, direction: Direction) -> Result<Option<Session>, crate::Error> {
+        if config.handover.is_empty() {
+            return Ok(None);
+        }
+        let (from_url, to_url) = urls(config, direction);
+        let (from_side, to_side) = direction.sides();
+        let session = match config.source_kind() {
+            crate::config::SourceKind::Pg => {
+                let from = turnout_sinks::pg::connect(from_url).await?;
+                let to = turnout_sinks::pg::connect(to_url).await?;
+                let prepared = pg::prepare(&from, &to, &config.handover, (from_side, to_side)).await?;
+                Session::Pg { to, to_side: pg::side_of(to_side), prepared }
+            }
+            crate::config::SourceKind::MySql => {
+                let (mut from, own) = mysql_session(from_url, from_side).await?;
+                let prepared = mysql::prepare(&mut from, from_side, &own, &config.handover).await?;
+                let (to, _) = mysql_session(to_url, to_side).await?;
+                Session::MySql { to, to_side, prepared }
+            }
+        };
+        if session.consumers().is_empty() {
+            tracing::info!("[[handover]] carries no consumer: {from_side} has none it names");
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    /// The consumers being carried.
+    pub fn consumers(&self) -> Vec<&str> {
+        match self {
+            Session::Pg { prepared, .. } => prepared.iter().map(|p| p.slot.as_str()).collect(),
+            Session::MySql { prepared, .. } => prepared.iter().map(|p| p.account.as_str()).collect(),
+        }
+    }
+
+    /// Inside the pause, after the proof ([`pg::hand_off`], [`mysql::hand_off`]); `fence` is the
+    /// sentinel's position on the fenced side.
+    pub async fn hand_off(&mut self, fence: Option<String>) -> Result<Vec<Handed>, crate::Error> {
+        match self {
+            Session::Pg { to, to_side, prepared } => pg::hand_off(to, *to_side, prepared, fence).await,
+            Session::MySql { to, to_side, prepared } => mysql::hand_off(to, to_side, prepared, fence).await,
+        }
+    }
+}
+
+/// A MySQL/MariaDB session from `url` on `side`, and the account it uses (turnout's own).
+async fn mysql_session(url: &str, side: &str) -> Result<(mysql_async::Conn, String), crate::Error> {
+    let opts = crate::source::mysql::options(url, if side == "blue" { "source.url" } else { "target.url" })?;
+    let own = opts.user().unwrap_or_default().to_owned();
+    Ok((crate::source::mysql::connect(&opts, side).await?, own))
+}
+
+/// The URLs of the side writes leave and the side they move to.
+fn urls(config: &crate::config::Config, direction: Direction) -> (&str, &str) {
+    match direction {
+        Direction::Forward => (config.source.url.expose(), config.target.url.expose()),
+        Direction::Reverse => (config.target.url.expose(), config.source.url.expose()),
+    }
+}
+
+/// After a switch, before the stream that follows applies to the fenced side (the reverse stream
+/// after a cutover, the next generation after a rollback): each consumer the switch carried has read
+/// the fenced side up to the fence, or its gap is recorded ([`pg::settle`]). Runs once per switch;
+/// the record says so.
+pub async fn settle(config: &crate::config::Config, state: &crate::state::StateStore, direction: Direction) -> Result<(), crate::Error> {
+    let Some(mut record) = state.handover::<Record>(direction)? else { return Ok(()) };
+    if record.settled || record.consumers.is_empty() {
+        return Ok(());
+    }
+    let (from, to) = direction.sides();
+    let url = urls(config, direction).0;
+    match config.source_kind() {
+        crate::config::SourceKind::Pg => pg::settle(&turnout_sinks::pg::connect(url).await?, &mut record.consumers, from).await?,
+        crate::config::SourceKind::MySql => {
+            let (mut fenced, own) = mysql_session(url, from).await?;
+            mysql::settle(&mut fenced, from, &own, &mut record.consumers).await?;
+        }
+    }
+    record.settled = true;
+    state.put_handover(direction, &record, true)?;
+    for c in &record.consumers {
+        match &c.gap {
+            None => tracing::info!("the consumer {} read {from} up to the fence; it resumes on {to} at {}", c.consumer, c.resume),
+            Some(gap) => tracing::warn!("the consumer {} must still read {gap} on {from} before it resumes on {to} at {}", c.consumer, c.resume),
+        }
+    }
+    Ok(())
+}
+
+/// Once writes stay on green for good (`turnout finish`, or the window's budget spent): the slots the
+/// cutover carried are dropped on blue — each named first; one still read is kept, with a warning,
+/// for its consumer to finish (it holds blue's WAL until dropped).
+pub async fn drop_left(config: &crate::config::Config, state: &crate::state::StateStore) -> Vec<String> {
+    let Ok(Some(record)) = state.handover::<Record>(Direction::Forward) else { return Vec::new() };
+    // MySQL/MariaDB keep no place for a binlog reader: nothing to drop.
+    if record.consumers.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
+        return Vec::new();
+    }
+    let blue = match turnout_sinks::pg::connect(config.source.url.expose()).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("WARNING: the consumers' slots on blue were not dropped ({e}); drop them there by hand")],
+    };
+    let mut lines = Vec::new();
+    for c in &record.consumers {
+        lines.push(pg::drop_slot(&blue, &c.consumer, "blue", &format!("its consumer resumed on green at {}", c.resume)).await);
+    }
+    lines
+}
+
+/// `turnout teardown` before any cutover handed consumers over: the slots `[[handover]]` names are
+/// dropped on green where idle (an undone cutover made them there), each named.
+pub async fn drop_unused(config: &crate::config::Config) -> Vec<String> {
+    let named: Vec<&str> = config.handover.iter().filter(|e| !e.every_slot() && !e.slot.is_empty()).map(|e| e.slot.as_str()).collect();
+    if named.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
+        return Vec::new();
+    }
+    let green = match turnout_sinks::pg::connect(config.target.url.expose()).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("WARNING: the consumers' slots on green were not looked at ({e}); drop those turnout made there by hand")],
+    };
+    let mut lines = Vec::new();
+    for slot in named {
+        if green.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.ok().flatten().is_some() {
+            lines.push(pg::drop_slot(&green, slot, "green", "made for its consumer by a cutover that did not complete").await);
+        }
+    }
+    lines
+}
+
+/// Blue's consumers now ([`pg::discover`], [`mysql::discover`]).
+pub async fn discover(config: &crate::config::Config) -> Result<Vec<Consumer>, crate::Error> {
+    match config.source_kind() {
+        crate::config::SourceKind::Pg => pg::discover(&turnout_sinks::pg::connect(config.source.url.expose()).await?, &config.handover).await,
+        crate::config::SourceKind::MySql => {
+            let (mut blue, own) = mysql_session(config.source.url.expose(), "blue").await?;
+            mysql::discover(&mut blue, &own, &config.handover).await
+        }
+    }
+}
+
+/// Blue's downstream consumers ([`crate::handover`]): each carried one is fine; one left behind is a
+/// warning naming the `[[handover]]` entry that carries it; an entry naming no slot fails.
+pub async fn findings(config: &crate::config::Config) -> crate::source::contract::report::Findings {
+    let mut f = crate::source::contract::report::Findings::default();
+    let consumers = match discover(config).await {
+        Ok(c) => c,
+        Err(e) => {
+            f.warn(format!("cannot list blue's consumers: {e}"), "fix the connection problems above");
+            return f;
+        }
+    };
+    let database = match config.source_kind() {
+        crate::config::SourceKind::Pg => config.source_options().map(|o| o.database.clone()).unwrap_or_default(),
+        crate::config::SourceKind::MySql => String::new(),
+    };
+    if consumers.is_empty() {
+        f.ok("no replication slot, standby or binlog reader other than turnout's reads blue's log");
+    }
+    for c in &consumers {
+        let at = c.position.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
+        let behind = c.behind_bytes.map(|b| format!(", {b} bytes behind")).unwrap_or_default();
+        let state = if c.active { format!("read by {}", c.client.as_deref().unwrap_or("a session")) } else { "idle".into() };
+        let what = format!("{} {}{} ({state}{at}{behind})", c.kind, c.name, c.plugin.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default());
+        match (c.kind.as_str(), c.carried) {
+            (_, true) => f.ok(format!("{what}: carried over to green at the cutover ([[handover]])")),
+            ("logical", false) if c.database.as_deref() == Some(database.as_str()) => f.warn(
+                format!("{what}: does not follow the cutover"),
+                format!("add [[handover]] slot = \"{}\" to carry its place to green (see the guide's consumer hand-over page)", c.name),
+            ),
+            ("logical", false) => f.ok(format!("{what}: decodes another database; the cutover leaves it")),
+            ("physical" | "standby", false) => {
+                f.warn(format!("{what}: a standby or backup of blue; it does not follow the cutover"), "build green's standbys before the cutover")
+            }
+            (_, false) => f.warn(
+                format!("{what}: reads blue's binlog and does not follow the cutover"),
+                format!("add [[handover]] account = \"{}\" to have its place on green recorded at the cutover", c.name.split(' ').next().unwrap_or_default()),
+            ),
+        }
+    }
+    let pg = config.source_kind() == crate::config::SourceKind::Pg;
+    for entry in config.handover.iter().filter(|e| !e.every_slot()) {
+        let found =
+            consumers.iter().any(|c| if pg { c.name == entry.slot && c.kind == "logical" } else { c.name.split(' ').next() == Some(entry.account.as_str()) });
+        if !found && pg {
+            f.fail(format!("[[handover]] names slot {}, which blue does not have", entry.slot), "correct the slot name (the lines above list blue's slots)");
+        } else if !found {
+            f.warn(
+                format!("[[handover]] names account {}, but no session of it reads blue's binlog now", entry.account),
+                "start the consumer before the cutover: one that is not reading is refused (on_lag = \"refuse\")",
+            );
+        }
+    }
+    f
+}
+
+/// What `GET /handover` shows: blue's consumers now (`discovered`, or why they cannot be listed) and
+/// what the last cutover handed over, with the steps to repoint each consumer.
+pub async fn view(config: &crate::config::Config, state: &crate::state::StateStore) -> serde_json::Value {
+    let discovered = discover(config).await.map_err(|e| e.to_string());
+    // The last switch's record: a rollback's when one ran since the cutover.
+    let record = state.handover::<Record>(Direction::Reverse).and_then(|r| match r {
+        Some(r) => Ok(Some(r)),
+        None => state.handover(Direction::Forward),
+    });
+    let record = record.map_err(|e| e.to_string());
+    let repoint: Vec<String> = record
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|r| {
+            let (from, to) = r.direction.sides();
+            let host = crate::compared::address(urls(config, r.direction).1);
+            r.consumers.iter().flat_map(|c| c.repoint(from, to, &host)).collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "discovered": discovered.as_ref().ok(),
+        "discovery_error": discovered.as_ref().err(),
+        "handed_over": record.as_ref().ok().and_then(Option::as_ref),
+        "record_error": record.as_ref().err(),
+        "repoint": repoint,
+    })
+}

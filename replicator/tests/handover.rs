@@ -1,0 +1,298 @@
+//! Downstream consumers of blue's log carried over to green by the cutover (`[[handover]]`), checked
+//! with consumers nobody here wrote: `pg_recvlogical` with `test_decoding`, and the server's own
+//! `pg_logical_slot_get_binary_changes` with `pgoutput` and a publication. An application writes
+//! through pgbouncer across the cutover; each consumer reads blue up to the fence, is repointed to
+//! green from the hand-over record, and must have seen every row the application committed exactly
+//! once.
+
+mod common;
+
+use common::{Turnout, Writer, WAIT};
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use turnout_testbed::PgServer;
+
+const SCHEMA: &str = "CREATE TABLE t (id bigserial PRIMARY KEY, note text); CREATE PUBLICATION dbz_pub FOR TABLE t";
+
+/// `pg_recvlogical` reading `slot` (test_decoding, changes with a replication origin left out — the
+/// reverse stream's on blue after the switch) from `url` into `file`, confirming every second.
+fn recvlogical(url: &str, slot: &str, file: &std::path::Path) -> Child {
+    let bin = turnout_testbed::client_bin_dir(15).expect("pg_recvlogical").join("pg_recvlogical");
+    Command::new(bin)
+        .args(["-d", url, "--slot", slot, "--start", "-o", "only-local=1", "-o", "skip-empty-xacts=1", "-F", "1", "-s", "1", "-f"])
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pg_recvlogical")
+}
+
+/// Stops `pg_recvlogical` as an operator would (SIGINT: it flushes and confirms what it wrote).
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+/// The ids of `t` inserted, in the order `test_decoding` printed them.
+fn decoded_ids(file: &std::path::Path) -> Vec<i64> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("table public.t: INSERT: id[bigint]:"))
+        .filter_map(|rest| rest.split(' ').next().and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+/// The first column of a pgoutput Insert message (`I`, relation oid, `N`, column count, then each
+/// column as kind, length, text): the row's id.
+fn pgoutput_insert_id(data: &[u8]) -> Option<i64> {
+    if data.first() != Some(&b'I') || data.get(5) != Some(&b'N') || data.get(8) != Some(&b't') {
+        return None;
+    }
+    let len = u32::from_be_bytes(data.get(9..13)?.try_into().ok()?) as usize;
+    std::str::from_utf8(data.get(13..13 + len)?).ok()?.parse().ok()
+}
+
+fn start_writer(url: String) -> Writer<i64> {
+    Writer::start(move |log| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect through pgbouncer");
+        tokio::spawn(conn);
+        while log.running() {
+            match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
+                Ok(row) => log.acked(row.get(0)),
+                Err(err) => log.failed(err),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// Counts of each id; every id of `want` must appear exactly once and nothing else.
+fn assert_exactly_once(who: &str, seen: &[i64], want: &[i64]) {
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for id in seen {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
+    let missing: Vec<_> = want.iter().filter(|id| !counts.contains_key(id)).copied().collect();
+    let extra: Vec<_> = counts.keys().filter(|id| want.binary_search(id).is_err()).copied().collect();
+    assert!(twice.is_empty() && missing.is_empty() && extra.is_empty(), "{who}: seen twice {twice:?}, missing {missing:?}, not committed {extra:?}");
+}
+
+async fn ids(c: &tokio_postgres::Client) -> Vec<i64> {
+    c.query("SELECT id FROM t ORDER BY id", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect()
+}
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    c
+}
+
+/// Blue 15 with two consumers, green 17, pgbouncer in front, the sidecar carrying both consumers.
+struct Setup {
+    blue: PgServer,
+    green: PgServer,
+    green_url: String,
+    db: String,
+    bouncer: turnout_testbed::PgBouncer,
+    t: Turnout,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(handover: &str) -> Setup {
+    let (blue, green, db) = common::pair_versions(15, 17, SCHEMA).await;
+    blue.execute(&db, "SELECT pg_create_logical_replication_slot('downstream', 'test_decoding'); SELECT pg_create_logical_replication_slot('dbz', 'pgoutput')")
+        .await
+        .expect("consumer slots");
+    let (bouncer, green_url, toml) = common::behind_pgbouncer(&blue, &green, &db, "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n", handover).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    Setup { blue, green, green_url, db, bouncer, t, dir }
+}
+
+/// The changes a poller took: position and pgoutput message.
+type Changes = std::sync::Arc<std::sync::Mutex<Vec<(turnout_decoders::Lsn, Vec<u8>)>>>;
+
+/// A pgoutput consumer through SQL, polling `slot` on `url` until stopped: every change it took
+/// (and so confirmed), with its position.
+struct Poller {
+    seen: Changes,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Poller {
+    async fn start(url: &str, slot: &'static str) -> Poller {
+        let c = client(url).await;
+        let seen: Changes = Default::default();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let log = std::sync::Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while !*stopped.borrow() {
+                let rows = c
+                    .query(
+                        "SELECT lsn::text, data FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'dbz_pub')",
+                        &[&slot],
+                    )
+                    .await
+                    .expect("pgoutput changes");
+                log.lock().expect("log").extend(rows.iter().map(|r| (r.get::<_, String>(0).parse().expect("lsn"), r.get(1))));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Poller { seen, stop, task }
+    }
+
+    /// Stops polling; the inserted ids it took, those at or before `upto` only when given.
+    async fn finish(self, upto: Option<turnout_decoders::Lsn>) -> Vec<i64> {
+        let _ = self.stop.send(true);
+        self.task.await.expect("poller");
+        let seen = self.seen.lock().expect("log");
+        seen.iter().filter(|(lsn, _)| upto.is_none_or(|u| *lsn <= u)).filter_map(|(_, data)| pgoutput_insert_id(data)).collect()
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.seen.lock().expect("log").iter().filter_map(|(_, data)| pgoutput_insert_id(data)).collect()
+    }
+}
+
+/// The hand-over record once the stream that follows the switch of `direction` waited for the
+/// consumers: its fence and where they resume.
+async fn handed_over(t: &mut Turnout, direction: &str) -> serde_json::Value {
+    let view = common::wait_for(t, "the hand-over settled", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        (v["handed_over"]["settled"] == true && v["handed_over"]["direction"] == direction).then_some(v)
+    })
+    .await;
+    let handed = view["handed_over"]["consumers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(handed.len(), 2, "{view}");
+    assert!(handed.iter().all(|h| h["gap"].is_null() && h["fence"].is_string() && h["resume"].is_string()), "{view}");
+    view
+}
+
+#[tokio::test]
+async fn consumers_read_every_committed_row_once_across_a_cutover_and_a_rollback() {
+    let mut s = setup("[[handover]]\nslot = \"downstream\"\n[[handover]]\nslot = \"dbz\"\npublications = [\"dbz_pub\"]\n").await;
+    let (blue_url, green_url) = (s.blue.url(&s.db), s.green_url.clone());
+    // Before the cutover `check` lists both consumers as carried.
+    let (code, out) = common::turnout_command(&s.t, "check", &[]).await;
+    assert!(out.contains("logical downstream [test_decoding]") && out.contains("carried over to green at the cutover"), "{code}\n{out}");
+    let files: Vec<std::path::PathBuf> = (0..3).map(|i| s.dir.path().join(format!("downstream-{i}.txt"))).collect();
+    let reader = recvlogical(&blue_url, "downstream", &files[0]);
+    let poller = Poller::start(&blue_url, "dbz").await;
+
+    let writer = start_writer(s.bouncer.url(&s.db));
+    writer.wait_for(200).await;
+    let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let (code, out) = common::turnout_command(&s.t, "cutover", &lag).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("consumers to hand over to green, ready: downstream, dbz") || out.contains("ready: dbz, downstream"), "{out}");
+    assert!(out.contains("consumers handed over"), "the pause names the hand-over's phase: {out}");
+
+    // The record: where each stopped on blue and resumes on green; the reverse stream waited for both.
+    let view = handed_over(&mut s.t, "forward").await;
+    let fence: turnout_decoders::Lsn = view["handed_over"]["consumers"][0]["fence"].as_str().and_then(|f| f.parse().ok()).expect("fence");
+    assert!(view["repoint"].as_array().is_some_and(|r| r.iter().any(|l| l.as_str().is_some_and(|l| l.contains("Debezium")))), "{view}");
+    let certificate: serde_json::Value = serde_json::from_str(&s.t.get("/cutover/report").expect("report")).expect("json");
+    assert_eq!(certificate["handover"].as_array().map(Vec::len), Some(2), "{certificate}");
+    let g = client(&green_url).await;
+    let slots: Vec<(String, String)> = g
+        .query("SELECT slot_name::text, plugin::text FROM pg_replication_slots WHERE slot_name IN ('downstream', 'dbz') ORDER BY 1", &[])
+        .await
+        .expect("green slots")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(slots, [("dbz".to_owned(), "pgoutput".to_owned()), ("downstream".to_owned(), "test_decoding".to_owned())]);
+    let tables: Vec<String> =
+        g.query("SELECT tablename::text FROM pg_publication_tables WHERE pubname = 'dbz_pub'", &[]).await.expect("pub").iter().map(|r| r.get(0)).collect();
+    assert_eq!(tables, ["t"], "the publication the pgoutput consumer reads is on green as on blue");
+
+    // Repointed to green from the record: blue up to the fence, green from its slot.
+    stop(reader);
+    let mut pgoutput = poller.finish(Some(fence)).await;
+    let reader = recvlogical(&green_url, "downstream", &files[1]);
+    let poller = Poller::start(&green_url, "dbz").await;
+    writer.wait_for(writer.count() + 150).await;
+    // Green's slots must be read up to now before the rollback hands them back.
+    let deadline = Instant::now() + WAIT;
+    while decoded_ids(&files[1]).is_empty() || poller.ids().is_empty() {
+        assert!(Instant::now() < deadline, "the consumers on green read nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The rollback hands them back: green up to its fence, blue from its slot, moved past the window.
+    let (code, out) = common::turnout_command(&s.t, "rollback", &lag).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("consumers to hand over to blue, ready: downstream, dbz") || out.contains("ready: dbz, downstream"), "{out}");
+    let view = handed_over(&mut s.t, "reverse").await;
+    let fence: turnout_decoders::Lsn = view["handed_over"]["consumers"][0]["fence"].as_str().and_then(|f| f.parse().ok()).expect("fence");
+    stop(reader);
+    pgoutput.extend(poller.finish(Some(fence)).await);
+    let reader = recvlogical(&blue_url, "downstream", &files[2]);
+    let poller = Poller::start(&blue_url, "dbz").await;
+    writer.wait_for(writer.count() + 100).await;
+    let (acked, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "client errors during the cutover and the rollback: {errors:?}");
+    let b = client(&blue_url).await;
+    let committed = ids(&b).await;
+    assert!(acked.iter().all(|id| committed.binary_search(id).is_ok()), "an acknowledged write is missing on blue");
+
+    // Each consumer — blue, green, blue again — saw every committed row once.
+    let deadline = Instant::now() + WAIT;
+    while files.iter().map(|f| decoded_ids(f).len()).sum::<usize>() < committed.len() || pgoutput.len() + poller.ids().len() < committed.len() {
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(reader);
+    pgoutput.extend(poller.finish(None).await);
+    let decoded: Vec<i64> = files.iter().flat_map(|f| decoded_ids(f)).collect();
+    let by_file: Vec<usize> = files.iter().map(|f| decoded_ids(f).len()).collect();
+    eprintln!("committed {} rows; pg_recvlogical saw {} ({by_file:?} by file), pgoutput {}", committed.len(), decoded.len(), pgoutput.len());
+    assert_exactly_once("pg_recvlogical (test_decoding)", &decoded, &committed);
+    assert_exactly_once("pgoutput", &pgoutput, &committed);
+    assert_eq!(s.t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn a_consumer_behind_at_the_fence_is_refused_and_with_record_its_gap_is_kept() {
+    // Nobody reads `downstream` while the application writes: it falls behind.
+    let mut s = setup("[[handover]]\nslot = \"downstream\"\nwait = \"1s\"\n").await;
+    s.blue.execute(&s.db, "INSERT INTO t (note) SELECT 'x' FROM generate_series(1, 100)").await.expect("rows");
+    let (code, out) = common::turnout_command(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the consumer of slot downstream has read blue's log up to") && out.contains("on_lag = \"record\""), "{out}");
+    // Refused before the fence: blue takes writes and green has no slot of the consumer's yet made
+    // in use (the one made is idle, kept for the next attempt).
+    s.blue.execute(&s.db, "INSERT INTO t (note) VALUES ('after the refusal')").await.expect("blue writable");
+    let bouncer_url = s.bouncer.url(&s.db);
+    assert_eq!(common::port_behind(&bouncer_url).await, i32::from(s.blue.port()));
+
+    // With on_lag = "record", the cutover goes on and the record keeps what it must still read.
+    assert_eq!(s.t.sigterm(), Some(0));
+    let config = std::fs::read_to_string(s.t.config_path()).expect("config").replace("wait = \"1s\"", "wait = \"1s\"\non_lag = \"record\"");
+    std::fs::write(s.t.config_path(), config).expect("config");
+    s.t.start();
+    common::wait_streaming(&mut s.t).await;
+    let (code, out) = common::turnout_command(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    let view = common::wait_for(&mut s.t, "the hand-over settled", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        (v["handed_over"]["settled"] == true).then_some(v)
+    })
+    .await;
+    let gap = view["handed_over"]["consumers"][0]["gap"].as_str().expect("a gap").to_owned();
+    let fence = view["handed_over"]["consumers"][0]["fence"].as_str().expect("fence").to_owned();
+    assert!(gap.ends_with(&format!("..{fence}")), "{view}");
+    // Blue's slot is kept: the consumer can still read what lies in the gap.
+    let b = client(&s.blue.url(&s.db)).await;
+    let kept: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'downstream'", &[]).await.expect("slot").get(0);
+    assert_eq!(kept, 1);
+    let _ = &s.green;
+    assert_eq!(s.t.sigterm(), Some(0));
+}

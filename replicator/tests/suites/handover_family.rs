@@ -1,0 +1,136 @@
+// The MySQL-family hand-over of downstream binlog readers (`[[handover]] account = …`), checked with a
+// reader nobody here wrote: the server's own `mysqlbinlog` (`mariadb-binlog`) reading blue with
+// `--read-from-remote-server --stop-never`, repointed to green from the hand-over record. Included
+// after `suites/cutover_family.rs`, whose setup, writer and helpers it uses.
+
+/// The reader's account: replication only, on both sides.
+const READER: &str = "reader";
+const READER_PASSWORD: &str = "reader-secret";
+
+/// `mysqlbinlog` reading `server`'s binlog from `file` at `position` on, rows decoded, into `out`.
+fn binlog_reader(server: &MySqlServer, file: &str, position: u64, out: &std::path::Path) -> std::process::Child {
+    // Its own server id, not blue's (MariaDB's tool names the option differently).
+    let (program, server_id) = match server.flavor().is_mariadb() {
+        true => ("/usr/bin/mariadb-binlog", "--stop-never-slave-server-id=4242"),
+        false => ("/usr/bin/mysqlbinlog", "--connection-server-id=4242"),
+    };
+    server
+        .tool(program)
+        .args(["--read-from-remote-server", "--stop-never", server_id, "--verbose", "--base64-output=DECODE-ROWS"])
+        .arg("--host=127.0.0.1")
+        .arg(format!("--port={}", server.port()))
+        .arg(format!("--user={READER}"))
+        .arg(format!("--password={READER_PASSWORD}"))
+        .arg(format!("--start-position={position}"))
+        .arg(file)
+        .stdout(std::fs::File::create(out).expect("reader output"))
+        .stderr(std::fs::File::create(out.with_extension("err")).expect("reader errors"))
+        .spawn()
+        .expect("start the binlog reader")
+}
+
+/// The ids of `db`.`t` inserted in `out`, each with the binlog file and offset of its event.
+fn read_inserts(out: &std::path::Path, first_file: &str, db: &str) -> Vec<(String, u64, i64)> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let (mut file, mut at, mut inserting) = (first_file.to_owned(), 0u64, false);
+    let mut found = Vec::new();
+    let insert = format!("### INSERT INTO `{db}`.`t`");
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("# at ") {
+            at = n.trim().parse().unwrap_or(at);
+        } else if let Some(rest) = line.split("Rotate to ").nth(1) {
+            if let Some(next) = rest.split_whitespace().next() {
+                file = next.to_owned();
+            }
+        } else if line.starts_with(&insert) {
+            inserting = true;
+        } else if let Some(v) = line.strip_prefix("###   @1=").filter(|_| inserting) {
+            inserting = false;
+            if let Ok(id) = v.trim().parse() {
+                found.push((file.clone(), at, id));
+            }
+        }
+    }
+    found
+}
+
+/// `file:offset` at the front of a position as turnout shows it (`binlog.000002:1234 (gtids)`).
+fn file_offset(position: &str) -> (String, u64) {
+    let place = position.split(' ').next().unwrap_or_default();
+    let (file, offset) = place.rsplit_once(':').unwrap_or_else(|| panic!("no file:offset in {position}"));
+    (file.to_owned(), offset.parse().unwrap_or_else(|_| panic!("offset of {position}")))
+}
+
+fn first_binlog(server: &MySqlServer) -> String {
+    let out = server.execute(None, "SHOW BINARY LOGS").expect("binary logs");
+    out.lines().next().and_then(|l| l.split_whitespace().next()).expect("a binlog").to_owned()
+}
+
+#[tokio::test]
+async fn a_binlog_reader_reads_every_committed_row_once_across_the_cutover() {
+    let mut s = setup("read-only", "haproxy", "[[handover]]\naccount = \"reader\"\n").await;
+    let account = format!("CREATE USER {READER}@'%' IDENTIFIED BY '{READER_PASSWORD}'; GRANT REPLICATION SLAVE ON *.* TO {READER}@'%';");
+    s.blue.execute(None, &account).expect("reader on blue");
+    s.green.execute(None, &format!("SET sql_log_bin = 0; {account}")).expect("reader on green");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (on_blue, on_green) = (dir.path().join("blue.txt"), dir.path().join("green.txt"));
+    let first = first_binlog(&s.blue);
+    let mut reader = binlog_reader(&s.blue, &first, 4, &on_blue);
+    // `check` lists the reader as carried.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, out) = turnout(&s.t, "check", &[]).await;
+        if out.contains("carried over to green at the cutover") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "check never listed the reader as carried:\n{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let writer = start_writer(s.through());
+    writer.wait_for(200).await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("consumers to hand over to green, ready: reader") && out.contains("consumers handed over"), "{out}");
+    let view = common::wait_for(&mut s.t, "the hand-over settled", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        (v["handed_over"]["settled"] == true).then_some(v)
+    })
+    .await;
+    let handed = &view["handed_over"]["consumers"][0];
+    assert!(handed["gap"].is_null(), "{view}");
+    let (fence_file, fence_at) = file_offset(handed["fence"].as_str().expect("fence"));
+    let (resume_file, resume_at) = file_offset(handed["resume"].as_str().expect("resume"));
+
+    // Repointed from the record: blue up to the fence, green from where it resumes.
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let mut green_reader = binlog_reader(&s.green, &resume_file, resume_at, &on_green);
+    let after = writer.count();
+    writer.wait_for(after + 100).await;
+    let (acked, errors) = writer.finish().await;
+    let committed = assert_exactly_once(&s.green, &s.db, "green", &acked, &errors);
+    let before_fence = |(file, at, _): &(String, u64, i64)| (file.as_str(), *at) < (fence_file.as_str(), fence_at);
+    let deadline = Instant::now() + WAIT;
+    let seen = loop {
+        let from_blue: Vec<i64> = read_inserts(&on_blue, &first, &s.db).iter().filter(|i| before_fence(i)).map(|i| i.2).collect();
+        let from_green: Vec<i64> = read_inserts(&on_green, &resume_file, &s.db).iter().map(|i| i.2).collect();
+        let seen = [from_blue, from_green].concat();
+        if seen.len() >= committed.len() || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("committed {} rows; the reader saw {} (fence {fence_file}:{fence_at}, resume {resume_file}:{resume_at})", committed.len(), seen.len());
+    let _ = green_reader.kill();
+    let _ = green_reader.wait();
+    let mut counts = std::collections::BTreeMap::<i64, usize>::new();
+    for id in &seen {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
+    let missing: Vec<_> = committed.iter().filter(|id| !counts.contains_key(id)).collect();
+    let extra: Vec<_> = counts.keys().filter(|id| committed.binary_search(id).is_err()).collect();
+    assert!(twice.is_empty() && missing.is_empty() && extra.is_empty(), "the reader saw twice {twice:?}, missed {missing:?}, saw uncommitted {extra:?}");
+    assert_eq!(s.t.sigterm(), Some(0));
+}
