@@ -142,30 +142,39 @@ async fn index_scans(url: &str) -> i64 {
 
 /// Green's share of the reads served while `reads` more were made, by the servers' own counters and
 /// by the port that answered — measured with the canary's share unchanged from start to end (its
-/// status is read before and after the window: a step in between would make the figure a blend).
+/// status is read before and after the window: a step in between — green lagging past `--max-lag` on
+/// a loaded machine sends its share to 0 and back — would make the figure a blend, so the window is
+/// measured again).
 async fn measure(s: &Setup, reader: &Writer<Result<u16, String>>, reads: usize) -> (f64, f64) {
     let share = |t: &Turnout| t.status().map(|v| (v["canary"]["green_percent"].clone(), v["canary"]["steps"].as_array().map_or(0, Vec::len)));
-    let before = share(&s.t);
-    let blue = s.blue.url(&s.db);
-    let (b0, g0) = (index_scans(&blue).await, index_scans(&s.green_url).await);
-    let from = reader.count();
-    reader.wait_for(from + reads).await;
-    // A session's statistics reach the shared counters as it ends: wait until they account for the
-    // window's reads (each one index scan), however busy the machine.
-    let deadline = Instant::now() + WAIT;
-    let (b1, g1) = loop {
-        let (b1, g1) = (index_scans(&blue).await, index_scans(&s.green_url).await);
-        if (g1 - g0) + (b1 - b0) >= reads as i64 || Instant::now() > deadline {
-            break (b1, g1);
+    for _ in 0..5 {
+        let before = share(&s.t);
+        let blue = s.blue.url(&s.db);
+        let (b0, g0) = (index_scans(&blue).await, index_scans(&s.green_url).await);
+        let from = reader.count();
+        reader.wait_for(from + reads).await;
+        // A session's statistics reach the shared counters as it ends: wait until they account for the
+        // window's reads (each one index scan), however busy the machine.
+        let deadline = Instant::now() + WAIT;
+        let (b1, g1) = loop {
+            let (b1, g1) = (index_scans(&blue).await, index_scans(&s.green_url).await);
+            if (g1 - g0) + (b1 - b0) >= reads as i64 || Instant::now() > deadline {
+                break (b1, g1);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let after = share(&s.t);
+        if after != before {
+            eprintln!("the canary's share moved while it was measured ({before:?} → {after:?}): measuring again");
+            continue;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(share(&s.t), before, "the canary's share changed while it was measured");
-    let by_counters = (g1 - g0) as f64 / ((g1 - g0) + (b1 - b0)).max(1) as f64;
-    let answered = reader.snapshot();
-    let window: Vec<u16> = answered[from..].iter().filter_map(|r| r.as_ref().ok().copied()).collect();
-    let by_port = window.iter().filter(|p| **p == s.green.port()).count() as f64 / window.len().max(1) as f64;
-    (by_counters, by_port)
+        let by_counters = (g1 - g0) as f64 / ((g1 - g0) + (b1 - b0)).max(1) as f64;
+        let answered = reader.snapshot();
+        let window: Vec<u16> = answered[from..].iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        let by_port = window.iter().filter(|p| **p == s.green.port()).count() as f64 / window.len().max(1) as f64;
+        return (by_counters, by_port);
+    }
+    panic!("the canary's share moved during each of 5 measurements:\n{}", s.t.log_text());
 }
 
 async fn canary(t: &Turnout, args: &[&str]) -> (i32, String) {
