@@ -66,16 +66,39 @@ fn first_binlog(server: &MySqlServer) -> String {
     out.lines().next().and_then(|l| l.split_whitespace().next()).expect("a binlog").to_owned()
 }
 
+/// The hand-over record once the stream that follows the switch of `direction` waited for the
+/// reader: its fence and where it resumes, as binlog file and offset.
+async fn handed_over(t: &mut Turnout, direction: &str) -> ((String, u64), (String, u64)) {
+    let view = common::wait_for(t, "the hand-over settled", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        (v["handed_over"]["settled"] == true && v["handed_over"]["direction"] == direction).then_some(v)
+    })
+    .await;
+    let handed = &view["handed_over"]["consumers"][0];
+    assert!(handed["gap"].is_null() && handed["consumer"] == READER, "{view}");
+    (file_offset(handed["fence"].as_str().expect("fence")), file_offset(handed["resume"].as_str().expect("resume")))
+}
+
+/// The inserted ids of `t` a reader wrote to `out` (from `first`), those before `upto` only when given.
+fn inserted(out: &std::path::Path, first: &str, db: &str, upto: Option<&(String, u64)>) -> Vec<i64> {
+    read_inserts(out, first, db).into_iter().filter(|(file, at, _)| upto.is_none_or(|(f, o)| (file.as_str(), *at) < (f.as_str(), *o))).map(|i| i.2).collect()
+}
+
+fn stop_reader(mut reader: std::process::Child) {
+    let _ = reader.kill();
+    let _ = reader.wait();
+}
+
 #[tokio::test]
-async fn a_binlog_reader_reads_every_committed_row_once_across_the_cutover() {
+async fn a_binlog_reader_reads_every_committed_row_once_across_a_cutover_and_a_rollback() {
     let mut s = setup("read-only", "haproxy", "[[handover]]\naccount = \"reader\"\n").await;
     let account = format!("CREATE USER {READER}@'%' IDENTIFIED BY '{READER_PASSWORD}'; GRANT REPLICATION SLAVE ON *.* TO {READER}@'%';");
     s.blue.execute(None, &account).expect("reader on blue");
     s.green.execute(None, &format!("SET sql_log_bin = 0; {account}")).expect("reader on green");
     let dir = tempfile::tempdir().expect("tmp");
-    let (on_blue, on_green) = (dir.path().join("blue.txt"), dir.path().join("green.txt"));
+    let outs: Vec<std::path::PathBuf> = (0..3).map(|i| dir.path().join(format!("reader-{i}.txt"))).collect();
     let first = first_binlog(&s.blue);
-    let mut reader = binlog_reader(&s.blue, &first, 4, &on_blue);
+    let reader = binlog_reader(&s.blue, &first, 4, &outs[0]);
     // `check` lists the reader as carried.
     let deadline = Instant::now() + WAIT;
     loop {
@@ -89,41 +112,35 @@ async fn a_binlog_reader_reads_every_committed_row_once_across_the_cutover() {
 
     let writer = start_writer(s.through());
     writer.wait_for(200).await;
-    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    let lag = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let (code, out) = turnout(&s.t, "cutover", &lag).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("consumers to hand over to green, ready: reader") && out.contains("consumers handed over"), "{out}");
-    let view = common::wait_for(&mut s.t, "the hand-over settled", |t| {
-        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
-        (v["handed_over"]["settled"] == true).then_some(v)
-    })
-    .await;
-    let handed = &view["handed_over"]["consumers"][0];
-    assert!(handed["gap"].is_null(), "{view}");
-    let (fence_file, fence_at) = file_offset(handed["fence"].as_str().expect("fence"));
-    let (resume_file, resume_at) = file_offset(handed["resume"].as_str().expect("resume"));
-
+    let (fence, resume) = handed_over(&mut s.t, "forward").await;
     // Repointed from the record: blue up to the fence, green from where it resumes.
-    let _ = reader.kill();
-    let _ = reader.wait();
-    let mut green_reader = binlog_reader(&s.green, &resume_file, resume_at, &on_green);
-    let after = writer.count();
-    writer.wait_for(after + 100).await;
+    stop_reader(reader);
+    let mut seen = inserted(&outs[0], &first, &s.db, Some(&fence));
+    let reader = binlog_reader(&s.green, &resume.0, resume.1, &outs[1]);
+    writer.wait_for(writer.count() + 150).await;
+
+    // The rollback hands it back: green up to the rollback's fence, blue from where it resumes.
+    let (code, out) = turnout(&s.t, "rollback", &lag).await;
+    assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
+    assert!(out.contains("consumers to hand over to blue, ready: reader"), "{out}");
+    let (back_fence, back_resume) = handed_over(&mut s.t, "reverse").await;
+    stop_reader(reader);
+    seen.extend(inserted(&outs[1], &resume.0, &s.db, Some(&back_fence)));
+    let reader = binlog_reader(&s.blue, &back_resume.0, back_resume.1, &outs[2]);
+    writer.wait_for(writer.count() + 100).await;
     let (acked, errors) = writer.finish().await;
-    let committed = assert_exactly_once(&s.green, &s.db, "green", &acked, &errors);
-    let before_fence = |(file, at, _): &(String, u64, i64)| (file.as_str(), *at) < (fence_file.as_str(), fence_at);
+    let committed = assert_exactly_once(&s.blue, &s.db, "blue", &acked, &errors);
     let deadline = Instant::now() + WAIT;
-    let seen = loop {
-        let from_blue: Vec<i64> = read_inserts(&on_blue, &first, &s.db).iter().filter(|i| before_fence(i)).map(|i| i.2).collect();
-        let from_green: Vec<i64> = read_inserts(&on_green, &resume_file, &s.db).iter().map(|i| i.2).collect();
-        let seen = [from_blue, from_green].concat();
-        if seen.len() >= committed.len() || Instant::now() > deadline {
-            break seen;
-        }
+    while seen.len() + inserted(&outs[2], &back_resume.0, &s.db, None).len() < committed.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    eprintln!("committed {} rows; the reader saw {} (fence {fence_file}:{fence_at}, resume {resume_file}:{resume_at})", committed.len(), seen.len());
-    let _ = green_reader.kill();
-    let _ = green_reader.wait();
+    }
+    stop_reader(reader);
+    seen.extend(inserted(&outs[2], &back_resume.0, &s.db, None));
+    eprintln!("committed {} rows; the reader saw {} (cutover fence {fence:?}, resume {resume:?}; rollback fence {back_fence:?}, resume {back_resume:?})", committed.len(), seen.len());
     let mut counts = std::collections::BTreeMap::<i64, usize>::new();
     for id in &seen {
         *counts.entry(*id).or_default() += 1;
