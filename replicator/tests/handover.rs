@@ -308,7 +308,13 @@ async fn three_consumers_carried_through_a_cutover_under_load() {
     let extra = "[[handover]]\nslot = \"*\"\n[[handover]]\nslot = \"dbz\"\npublications = [\"dbz_pub\"]\n";
     let mut s = setup(extra).await;
     let blue_url = s.blue.url(&s.db);
-    s.blue.execute(&s.db, "SELECT pg_drop_replication_slot('downstream'); SELECT pg_create_logical_replication_slot(n, 'pgoutput') FROM (VALUES ('dbz_2'), ('dbz_3')) v(n)").await.expect("slots");
+    s.blue
+        .execute(
+            &s.db,
+            "SELECT pg_drop_replication_slot('downstream'); SELECT pg_create_logical_replication_slot(n, 'pgoutput') FROM (VALUES ('dbz_2'), ('dbz_3')) v(n)",
+        )
+        .await
+        .expect("slots");
     let pollers = [Poller::start(&blue_url, "dbz").await, Poller::start(&blue_url, "dbz_2").await, Poller::start(&blue_url, "dbz_3").await];
     let writer = start_writer(s.bouncer.url(&s.db));
     writer.wait_for(200).await;

@@ -1,6 +1,7 @@
 //! Unit tests of the binlog decoder on byte-built events (the captured-binlog tests are in
 //! `decoders/tests/`).
 
+use super::rows::utc_datetime;
 use super::*;
 
 #[test]

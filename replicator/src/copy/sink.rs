@@ -146,7 +146,7 @@ impl<C: Copier> Rounds<C> {
         let wait = if self.missed >= 2 { Duration::MAX } else { OPEN_WAIT };
         match tokio::time::timeout(wait, &mut task).await {
             Ok(joined) => {
-                let (round, position) = joined.map_err(|e| Error::Setup(format!("internal: a copy round failed to open: {e}")))??;
+                let (round, position) = joined.map_err(|e| Error::Internal(format!("a copy round failed to open: {e}")))??;
                 tracing::debug!(%position, "opened a copy round");
                 self.round = Some((round, position));
             }
@@ -168,7 +168,7 @@ impl<C: Copier> Rounds<C> {
             return Ok(());
         }
         let Some(task) = self.opening.take() else { return Ok(()) };
-        let (round, position) = task.await.map_err(|e| Error::Setup(format!("internal: a copy round failed to open: {e}")))??;
+        let (round, position) = task.await.map_err(|e| Error::Internal(format!("a copy round failed to open: {e}")))??;
         if applied.try_cmp(&position)?.is_le() {
             tracing::debug!(%position, "opened a copy round in the background");
             self.round = Some((round, position));

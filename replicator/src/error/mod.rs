@@ -8,6 +8,16 @@ use turnout_decoders::{DecodeError, ErrorClass};
 /// Which database a failed statement ran on.
 pub use turnout_decoders::Side;
 
+/// The side a name (`blue`, `green`, or either followed by more: "blue (the reverse stream's
+/// target)") stands for.
+pub fn side_named(name: &str) -> Side {
+    if name.starts_with("blue") {
+        Side::Blue
+    } else {
+        Side::Green
+    }
+}
+
 /// Exit code when the configuration cannot be used.
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code when a check or operation found problems.
@@ -65,9 +75,23 @@ pub enum Error {
     /// Applying to green failed.
     #[error("{0}")]
     Sink(#[source] turnout_sinks::SinkError),
-    /// Setting up replication (publication, slot, schema copy, snapshot) failed.
+    /// turnout refuses: a check it makes found what would make green differ or the cutover unsafe,
+    /// named with its fix.
     #[error("{0}")]
     Setup(String),
+    /// A server answered what turnout cannot use (an LSN or GTID set that does not parse, a definition
+    /// or snapshot it did not return).
+    #[error("{side} answered what turnout cannot use: {what}")]
+    Unexpected { side: Side, what: String },
+    /// A program turnout runs (`pg_dump`) could not be run, or failed.
+    #[error("{program}: {reason}")]
+    Tool { program: String, reason: String },
+    /// The running sidecar's control API refused a request, or could not be reached.
+    #[error("the sidecar at {url}: {reason}")]
+    Sidecar { url: String, reason: String },
+    /// One of turnout's own invariants broke (a task died, a session it opened is missing): a bug.
+    #[error("internal: {0}")]
+    Internal(String),
     /// The stream cannot continue from here (e.g. a commit for a transaction never received): reconnect
     /// from the position durable on green, which replays everything after it.
     #[error("the change stream must restart: {0}")]
@@ -121,7 +145,15 @@ impl Error {
             Error::Cutover(e) => e.class(),
             Error::Step { source, .. } => source.class(),
             Error::Resync(_) => ErrorClass::Resync,
-            Error::Config { .. } | Error::ConfigFile { .. } | Error::Store(_) | Error::Setup(_) | Error::Unordered(_) => ErrorClass::Fatal,
+            Error::Config { .. }
+            | Error::ConfigFile { .. }
+            | Error::Store(_)
+            | Error::Setup(_)
+            | Error::Unordered(_)
+            | Error::Unexpected { .. }
+            | Error::Tool { .. }
+            | Error::Sidecar { .. }
+            | Error::Internal(_) => ErrorClass::Fatal,
         }
     }
 }
@@ -223,6 +255,12 @@ impl Error {
                  server with another history): run `turnout teardown` and start over"
                     .into(),
             ),
+            Error::Unexpected { side, .. } => Some(format!(
+                "{side} sent what this version cannot read: keep the log and report it with {side}'s version; restarting resumes from green's position"
+            )),
+            Error::Tool { program, .. } => Some(format!("fix what {program} says above (or point turnout at another build of it), then start again")),
+            Error::Sidecar { .. } => Some("check that `turnout run` is running with this configuration and answers on http.listen".into()),
+            Error::Internal(_) => Some("this is a bug in turnout: keep the log and report it; restarting resumes from green's position".into()),
             Error::Resync(_) | Error::Setup(_) | Error::MySql { .. } => None,
         };
         (reaction, advice.unwrap_or_else(by_class))

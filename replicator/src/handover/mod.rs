@@ -164,7 +164,7 @@ impl Session {
                 let from = turnout_sinks::pg::connect(from_url).await?;
                 let to = turnout_sinks::pg::connect(to_url).await?;
                 let prepared = pg::prepare(&from, &to, &config.handover, (from_side, to_side)).await?;
-                Session::Pg { to, to_side: pg::side_of(to_side), prepared }
+                Session::Pg { to, to_side: crate::error::side_named(to_side), prepared }
             }
             crate::config::SourceKind::MySql => {
                 let (mut from, own) = mysql_session(from_url, from_side).await?;

@@ -82,7 +82,7 @@ pub struct Prepared {
 /// began — within the entry's `wait`, or refused (`on_lag = "refuse"`). Idempotent: a slot an undone
 /// cutover made is used again. `sides` names (from, to).
 pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&str, &str)) -> Result<Vec<Prepared>, Error> {
-    let (from_side, to_side) = (side_of(sides.0), side_of(sides.1));
+    let (from_side, to_side) = (crate::error::side_named(sides.0), crate::error::side_named(sides.1));
     let mut prepared = Vec::new();
     for Carried { slot, plugin, two_phase, entry } in resolve(from, from_side, entries).await? {
         for publication in &entry.publications {
@@ -109,14 +109,6 @@ pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&
         }
     }
     Ok(prepared)
-}
-
-pub(super) fn side_of(name: &str) -> Side {
-    if name == "blue" {
-        Side::Blue
-    } else {
-        Side::Green
-    }
 }
 
 /// The slots the entries carry, with the plugin of each and its entry; a named slot that `from`
@@ -360,7 +352,7 @@ pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Opt
 pub async fn settle(fenced: &Client, handed: &mut [Handed], side: &str) -> Result<(), Error> {
     for h in handed.iter_mut().filter(|h| h.gap.is_none()) {
         let Some(fence) = h.fence.as_deref().map(lsn_of).transpose()? else { continue };
-        let (reached, at) = confirmed_reaches(fenced, side_of(side), &h.consumer, fence, Duration::from_millis(h.wait_ms)).await?;
+        let (reached, at) = confirmed_reaches(fenced, crate::error::side_named(side), &h.consumer, fence, Duration::from_millis(h.wait_ms)).await?;
         if !reached {
             tracing::warn!(
                 "the consumer of slot {} has read {side} only up to {at}, not to the fence {fence}: it must still read {at}..{fence} there",
@@ -409,5 +401,5 @@ async fn confirmed_reaches(client: &Client, side: Side, slot: &str, target: Lsn,
 }
 
 fn lsn_of(text: &str) -> Result<Lsn, Error> {
-    text.parse().map_err(|e| Error::Setup(format!("the server answered an unreadable LSN '{text}': {e}")))
+    text.parse().map_err(|e| Error::Internal(format!("an LSN a server answered, '{text}', does not parse: {e}")))
 }

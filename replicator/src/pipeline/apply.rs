@@ -92,7 +92,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
     where
         Fut: std::future::Future<Output = Applied<K, E>> + Send + 'static,
     {
-        let sink = self.idle.take().ok_or_else(|| Error::Setup("internal: the sink was asked to work while busy".into()))?;
+        let sink = self.idle.take().ok_or_else(|| Error::Internal("the sink was asked to work while busy".into()))?;
         self.started = Instant::now();
         self.inflight_bytes = bytes;
         self.inflight = Some(tokio::spawn(work(sink)));
@@ -194,7 +194,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
             Some(handle) => {
                 let done = handle.await;
                 self.inflight = None;
-                done.map_err(|e| Error::Setup(format!("internal: the apply task failed: {e}")))
+                done.map_err(|e| Error::Internal(format!("the apply task failed: {e}")))
             }
             None => std::future::pending().await,
         }
@@ -225,7 +225,7 @@ impl<K: Sink, E: EarlyApply> Applier<K, E> {
 
     /// The idle lane (the caller waited for the task in flight).
     pub fn lane(&mut self) -> Result<&mut Lane<K, E>, Error> {
-        self.idle.as_mut().ok_or_else(|| Error::Setup("internal: the sink is busy".into()))
+        self.idle.as_mut().ok_or_else(|| Error::Internal("the sink is busy".into()))
     }
 
     /// The idle early apply sessions (the caller waited for the task in flight).

@@ -27,7 +27,7 @@
 //! assembler never saw is a resync error, never an empty commit.
 
 use super::changed::Touched;
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::spill::{Spilled, SpilledTransaction, CHUNK_ROWS};
 use crate::state::StateStore;
 use std::collections::HashMap;
@@ -496,7 +496,7 @@ impl Assembler {
                 return Ok(early.then_some(Assembled::Aborted { xid, subxid }));
             }
             ChangeEvent::BeginPrepare { .. } | ChangeEvent::Prepare { .. } | ChangeEvent::CommitPrepared { .. } | ChangeEvent::RollbackPrepared { .. } => {
-                return Err(Error::Setup("protocol: two-phase messages arrived but two-phase decoding was not requested".into()))
+                return Err(Error::Unexpected { side: Side::Blue, what: "two-phase messages, though two-phase decoding was not requested".into() })
             }
             ChangeEvent::Relation(schema) => {
                 // Inside a streamed transaction a schema change belongs to that transaction: it may

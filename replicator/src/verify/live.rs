@@ -127,10 +127,11 @@ impl HoldDriver for Sidecar {
         match answer {
             Ok((200, _)) => Ok(true),
             Ok((409, body)) if body.contains("\"passed\":true") => Ok(false),
-            Ok((code, body)) => {
-                Err(Error::Setup(format!("the sidecar refused to hold its apply ({step}, HTTP {code}): {}", crate::http_client::error_of(&body))))
-            }
-            Err(e) => Err(Error::Setup(format!("cannot reach the sidecar at http://{}/verify/hold: {e}", self.listen))),
+            Ok((code, body)) => Err(Error::Sidecar {
+                url: format!("http://{}/verify/hold", self.listen),
+                reason: format!("refused to hold its apply ({step}, HTTP {code}): {}", crate::http_client::error_of(&body)),
+            }),
+            Err(e) => Err(Error::Sidecar { url: format!("http://{}/verify/hold", self.listen), reason: format!("cannot be reached: {e}") }),
         }
     }
 }
@@ -281,7 +282,7 @@ async fn rounds<B: Backend>(
         saved.positions.push(snaps.position.to_string());
         saved.rounds_at_us.push(crate::status::now_micros() - i64::try_from(snaps.taken.elapsed().as_micros()).unwrap_or(0));
         let todo: Vec<TableName> = tables.iter().zip(&saved.tables).filter(|(_, s)| !s.done).map(|(t, _)| t.clone()).collect();
-        let first = snaps.blue.first().ok_or_else(|| Error::Setup("verify took no snapshot".into()))?;
+        let first = snaps.blue.first().ok_or_else(|| Error::Internal("verify took no snapshot".into()))?;
         let shapes = backend.shapes(first, &todo).await?;
         let shapes: BTreeMap<String, Shape> = shapes.into_iter().map(|s| (s.table.quoted(), s)).collect();
         unplan_changed_keys(opts, &shapes, saved, plans, run)?;
@@ -453,7 +454,7 @@ impl<B: Backend> Round<'_, B> {
         let shape = self.shapes.get(&name).ok_or_else(|| Error::Setup(format!("table {name} is gone from blue")))?;
         if let Some(plan) = shared.plans[t].as_mut() {
             // Only the planned chunks of this table.
-            let Some(range) = plan.pop_front() else { return Err(Error::Setup(format!("the re-check of {name} planned no chunk"))) };
+            let Some(range) = plan.pop_front() else { return Err(Error::Internal(format!("the re-check of {name} planned no chunk"))) };
             let last = plan.is_empty();
             shared.next[t] = (range.upper.clone(), last);
             let seq = shared.next_seq;

@@ -38,7 +38,7 @@ impl MySqlGreen {
             conn.query_drop("SET SESSION lock_wait_timeout = 5").await.map_err(Error::mysql(turnout_cutover::Side::Green, "bounding lock waits"))?;
             self.green = Some(conn);
         }
-        self.green.as_mut().ok_or_else(|| Error::Setup("green's session is missing".into()))
+        self.green.as_mut().ok_or_else(|| Error::Internal("the canary's session on green is missing".into()))
     }
 
     async fn read_only(&mut self) -> Result<bool, Error> {

@@ -199,7 +199,7 @@ impl Backend for MySqlLive {
                 None => tracing::info!("the sidecar had applied past verify's position before it heard of it; again with the apply held first"),
             }
         }
-        Err(Error::Setup("the sidecar applied past verify's position although it was held".into()))
+        Err(Error::Internal("the sidecar applied past verify's position although it was held".into()))
     }
 
     async fn target_only_columns(&self, tables: &[TableName]) -> Result<Vec<(TableName, Vec<String>)>, Error> {

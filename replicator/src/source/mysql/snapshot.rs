@@ -16,7 +16,7 @@
 
 use super::catalog::{columns, ColumnInfo};
 use super::{connect, qualified, quote, sql_error};
-use crate::error::Error;
+use crate::error::{side_named, Error, Side};
 use crate::state::StateStore;
 use crate::status::Status;
 use mysql_async::prelude::Queryable;
@@ -41,7 +41,7 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
             .query_first(format!("SHOW CREATE TABLE {}", qualified(t)))
             .await
             .map_err(|e| sql_error("blue", &format!("reading the definition of {t}"), e))?;
-        let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for {t}"))) };
+        let Some((_, ddl)) = row else { return Err(Error::Unexpected { side: Side::Blue, what: format!("no definition of {t}") }) };
         let ddl = String::from_utf8_lossy(&ddl).into_owned();
         green.query_drop(format!("USE {}", quote(&t.schema))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
         green.query_drop(&ddl).await.map_err(Error::mysql(turnout_decoders::Side::Green, format!("creating {t}")))?;
@@ -113,7 +113,7 @@ pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_asyn
             .query_first(format!("SHOW CREATE SEQUENCE {from}"))
             .await
             .map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
-        let Some((_, ddl)) = row else { return Err(Error::Setup(format!("blue returned no definition for sequence {from}"))) };
+        let Some((_, ddl)) = row else { return Err(Error::Unexpected { side: Side::Blue, what: format!("no definition of sequence {from}") }) };
         green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
         green
             .query_drop(String::from_utf8_lossy(&ddl).into_owned())
@@ -269,7 +269,7 @@ pub async fn binlog_end(r: &mut mysql_async::Conn, side: &str) -> Result<Positio
         return position_at(r, side, file, offset).await;
     }
     let executed = String::from_utf8_lossy(&row.get::<Vec<u8>, _>(4).unwrap_or_default()).into_owned();
-    let gtids = GtidState::parse_mysql(&executed).map_err(|e| Error::Setup(format!("{side}'s Executed_Gtid_Set: {e}")))?;
+    let gtids = GtidState::parse_mysql(&executed).map_err(|e| Error::Unexpected { side: side_named(side), what: format!("Executed_Gtid_Set ({e})") })?;
     if gtids == GtidState::None {
         return Err(Error::Setup(format!(
             "{side} has no GTIDs: turnout resumes MySQL by GTID set; SET GLOBAL gtid_mode = ON (with enforce_gtid_consistency = ON)"
@@ -433,7 +433,7 @@ pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: V
     }
     let mut total = 0;
     for w in workers {
-        total += w.await.map_err(|e| Error::Setup(format!("internal: a snapshot worker failed: {e}")))??;
+        total += w.await.map_err(|e| Error::Internal(format!("a snapshot worker failed: {e}")))??;
     }
     Ok(total)
 }

@@ -43,7 +43,7 @@ use super::admin::MySqlAdmin;
 use super::stream::MySqlSource;
 use super::{connect, is_mariadb, options, sql_error};
 use crate::config::{reversed, Config};
-use crate::error::Error;
+use crate::error::{side_named, Error};
 use crate::source::contract::marker::{Marker, WatchStream};
 use crate::source::{Names, SourceAdmin};
 use crate::status::foreign::Side;
@@ -197,7 +197,7 @@ async fn text(conn: &mut mysql_async::Conn, side: Side, variable: &str) -> Resul
 
 /// GTIDs the watch's mark read on `side`.
 fn parse(side: Side, text: &str) -> Result<GtidState, Error> {
-    GtidState::parse(text).map_err(|e| Error::Setup(format!("the watch's mark on {side} read the GTIDs '{text}', which do not parse: {e}")))
+    GtidState::parse(text).map_err(|e| Error::Unexpected { side: side_named(side.name()), what: format!("the GTIDs '{text}' of the watch's mark ({e})") })
 }
 
 /// A session on a side that commits marks.

@@ -8,7 +8,7 @@
 use super::catalog::select_tables;
 use super::{setup, snapshot, PgSource};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin};
@@ -273,7 +273,8 @@ async fn initial_snapshot(
     state.mark_snapshot_started()?;
     let mut repl = PgConnection::connect(&source, true).await.map_err(Error::Source)?;
     let slot = repl.create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await.map_err(Error::Source)?;
-    let snapshot_name = slot.snapshot_name.clone().ok_or_else(|| Error::Setup("blue exported no snapshot".into()))?;
+    let snapshot_name =
+        slot.snapshot_name.clone().ok_or_else(|| Error::Unexpected { side: Side::Blue, what: "no exported snapshot for the initial copy".into() })?;
     // Tables above 64 MiB are copied as several page ranges at once.
     let plan = snapshot::copy_plan(&blue_client, tables, config.snapshot_split_pages()).await?;
     let workers = config.snapshot_workers();

@@ -38,7 +38,7 @@ impl PgGreen {
         if self.green.as_ref().is_none_or(Client::is_closed) {
             self.green = Some(turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::Sink)?);
         }
-        self.green.as_ref().ok_or_else(|| Error::Setup("green's session is missing".into()))
+        self.green.as_ref().ok_or_else(|| Error::Internal("the canary's session on green is missing".into()))
     }
 
     fn fence_of(&self) -> WriteFence {

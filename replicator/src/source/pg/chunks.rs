@@ -13,7 +13,7 @@
 
 use super::snapshot::{blue_connect, copy_rows, Destination};
 use crate::copy::{split, Chunk, Copied, Copier, Progress};
-use crate::error::Error;
+use crate::error::{Error, Side};
 use futures_util::StreamExt;
 use turnout_connect::pg::client::SlotOptions;
 use turnout_connect::pg::{ConnectOptions, PgConnection};
@@ -111,7 +111,8 @@ impl Copier for PgCopier {
                  sender besides the stream's: raise max_replication_slots and max_wal_senders if they are used up)"
             ))(Error::Source(e))
         })?;
-        let snapshot = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for a chunked copy round".into()))?;
+        let snapshot =
+            slot.snapshot_name.ok_or_else(|| Error::Unexpected { side: Side::Blue, what: "no exported snapshot for a chunked copy round".into() })?;
         Ok((PgRound { connection, snapshot }, Position::Pg(slot.consistent_point)))
     }
 

@@ -268,7 +268,7 @@ async fn take<H: HoldDriver>(config: &Config, hold: &H, workers: usize, slot_tim
             }
         }
     }
-    Err(Error::Setup("the sidecar applied past verify's position although it was held".into()))
+    Err(Error::Internal("the sidecar applied past verify's position although it was held".into()))
 }
 
 /// One try: the slot and blue's snapshots, the hold at its position and green's snapshots. `None`
@@ -304,7 +304,7 @@ async fn attempt<H: HoldDriver>(
         },
         failed = renew => return failed,
     };
-    let name = slot.snapshot_name.ok_or_else(|| Error::Setup("blue exported no snapshot for verify's temporary slot".into()))?;
+    let name = slot.snapshot_name.ok_or_else(|| Error::Unexpected { side: Side::Blue, what: "no exported snapshot for verify's temporary slot".into() })?;
     let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
     futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
     let position = slot.consistent_point;

@@ -315,9 +315,12 @@ async fn dump(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: 
     if let Some(root) = &source.ssl_root_cert {
         cmd.env("PGSSLROOTCERT", root);
     }
-    let out = cmd.output().await.map_err(|e| Error::Setup(format!("running {}: {e}", pg_dump.display())))?;
+    let out = cmd.output().await.map_err(|e| Error::Tool { program: pg_dump.display().to_string(), reason: format!("cannot be run: {e}") })?;
     if !out.status.success() {
-        return Err(Error::Setup(format!("{} --section={section} failed: {}", pg_dump.display(), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::Tool {
+            program: pg_dump.display().to_string(),
+            reason: format!("--section={section} failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        });
     }
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().filter(|l| !l.starts_with('\\')).collect::<Vec<_>>().join("\n"))

@@ -25,7 +25,7 @@ pub(crate) fn green_names(forward: &Names) -> Names {
 }
 
 fn lsn(text: &str, what: &str) -> Result<Lsn, Error> {
-    Lsn::from_str(text).map_err(|e| Error::Setup(format!("{what}: '{text}' is not an LSN ({e})")))
+    Lsn::from_str(text).map_err(|e| Error::Internal(format!("{what}: '{text}' is not an LSN ({e})")))
 }
 
 /// The slot's confirmed position, if the slot exists.

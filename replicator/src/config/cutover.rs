@@ -1,0 +1,193 @@
+//! `[cutover]`: the fence, the switch and what each needs, the way back (`reverse`, `iterate`), the
+//! verify gate, certificates and the rollback window's budget.
+
+use super::{opt_duration, Config, Secret};
+use crate::duration::parse_size;
+use crate::error::Error;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use turnout_connect::pg::ConnectOptions;
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fence {
+    Pgbouncer,
+    ReadOnly,
+    #[default]
+    None,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    Pgbouncer,
+    Haproxy,
+    Command,
+    #[default]
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoverConfig {
+    #[serde(default)]
+    pub fence: Fence,
+    /// Arm reverse replication (green → blue) at the cutover, so `turnout rollback` can go back
+    /// without losing what green accepted. PostgreSQL: needs `wal_level = logical` on green and a
+    /// role there that may create replication slots. Default true.
+    #[serde(default = "yes")]
+    pub reverse: bool,
+    /// A rollback arms blue → green replication again from a hand-off on blue, as a cutover arms the
+    /// reverse stream, so that a later `turnout cutover` needs no new copy. Default true.
+    #[serde(default = "yes")]
+    pub iterate: bool,
+    #[serde(default)]
+    pub switch: Switch,
+    pub token: Option<Secret>,
+    pub pgbouncer: Option<PgbouncerConfig>,
+    pub haproxy: Option<HaproxyConfig>,
+    pub command: Option<CommandConfig>,
+    /// Every cutover also requires a passing live verify (as `turnout cutover --verify`).
+    #[serde(default)]
+    pub verify: bool,
+    /// The oldest live verify the gate accepts, e.g. "30m" (default "1h").
+    #[serde(default)]
+    pub verify_max_age: Option<String>,
+    /// A PKCS#8 PEM Ed25519 private key that signs every certificate
+    /// (`openssl genpkey -algorithm ed25519 -out FILE`).
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// The rollback window ends on its own this long after the cutover, e.g. "72h".
+    #[serde(default)]
+    pub window_max: Option<String>,
+    /// The rollback window ends on its own once the reverse stream's slot holds this much WAL on
+    /// green, e.g. "50GiB" (PostgreSQL).
+    #[serde(default)]
+    pub window_max_held: Option<String>,
+}
+
+/// The rollback window's budget (`cutover.window_max`, `cutover.window_max_held`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowBudget {
+    pub max_age: Option<Duration>,
+    pub max_held_bytes: Option<u64>,
+}
+
+impl Default for CutoverConfig {
+    fn default() -> Self {
+        CutoverConfig {
+            fence: Fence::default(),
+            reverse: true,
+            iterate: true,
+            switch: Switch::default(),
+            token: None,
+            pgbouncer: None,
+            haproxy: None,
+            command: None,
+            verify: false,
+            verify_max_age: None,
+            signing_key: None,
+            window_max: None,
+            window_max_held: None,
+        }
+    }
+}
+
+/// The oldest live verify a gated cutover accepts unless told otherwise.
+pub const VERIFY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl CutoverConfig {
+    /// `cutover.window_max` and `cutover.window_max_held`, read.
+    pub fn window_budget(&self) -> Result<WindowBudget, Error> {
+        let max_age = opt_duration("cutover.window_max", &self.window_max)?;
+        if max_age.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(Error::config("cutover.window_max", "is under a second: the window would end at once; give e.g. \"72h\""));
+        }
+        let max_held_bytes =
+            self.window_max_held.as_deref().map(|text| parse_size(text).map_err(|e| Error::config("cutover.window_max_held", e))).transpose()?;
+        if max_held_bytes == Some(0) {
+            return Err(Error::config("cutover.window_max_held", "is zero: the window would end at once; give e.g. \"50GiB\""));
+        }
+        Ok(WindowBudget { max_age, max_held_bytes })
+    }
+
+    /// `cutover.verify_max_age`, or its default.
+    pub fn verify_max_age(&self) -> Result<std::time::Duration, Error> {
+        Ok(opt_duration("cutover.verify_max_age", &self.verify_max_age)?.unwrap_or(VERIFY_MAX_AGE))
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The configuration of the reverse stream after a cutover: green is its source and blue its target;
+/// everything else is the same.
+pub fn reversed(config: &Config) -> Config {
+    let mut back = config.clone();
+    std::mem::swap(&mut back.source.url, &mut back.target.url);
+    back.state.dir = config.state.dir.join("reverse");
+    back
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgbouncerConfig {
+    pub admin_url: Option<Secret>,
+    pub database: Option<String>,
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyConfig {
+    pub admin_socket: Option<PathBuf>,
+    pub backend: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    #[serde(default)]
+    pub argv: Vec<String>,
+}
+
+impl Config {
+    pub(super) fn validate_cutover(&self) -> Result<(), Error> {
+        let c = &self.cutover;
+        let needs_pgbouncer = c.fence == Fence::Pgbouncer || c.switch == Switch::Pgbouncer;
+        if needs_pgbouncer {
+            let p = c.pgbouncer.as_ref().ok_or_else(|| {
+                Error::config(
+                    "cutover.pgbouncer",
+                    "is missing but cutover.fence or cutover.switch is \"pgbouncer\"; add a [cutover.pgbouncer] table with admin_url and database",
+                )
+            })?;
+            let admin = p
+                .admin_url
+                .as_ref()
+                .ok_or_else(|| Error::config("cutover.pgbouncer.admin_url", "is missing; e.g. postgres://admin:PASSWORD@127.0.0.1:6432/pgbouncer"))?;
+            ConnectOptions::from_url(admin.expose(), "cutover.pgbouncer.admin_url").map_err(|e| Error::config("cutover.pgbouncer.admin_url", e.to_string()))?;
+            if p.database.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::config("cutover.pgbouncer.database", "is missing; name the [databases] entry to pause and repoint"));
+            }
+            if c.switch == Switch::Pgbouncer && p.config_file.is_none() {
+                return Err(Error::config("cutover.pgbouncer.config_file", "is missing; switch = \"pgbouncer\" rewrites that file's [databases] entry"));
+            }
+        }
+        if c.switch == Switch::Haproxy {
+            let h = c.haproxy.as_ref().ok_or_else(|| Error::config("cutover.haproxy", "is missing but cutover.switch is \"haproxy\""))?;
+            if h.admin_socket.is_none() {
+                return Err(Error::config("cutover.haproxy.admin_socket", "is missing; the path of haproxy's `stats socket … level admin`"));
+            }
+            if h.backend.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::config("cutover.haproxy.backend", "is missing; the backend holding servers \"blue\" and \"green\""));
+            }
+        }
+        if c.switch == Switch::Command && c.command.as_ref().is_none_or(|cmd| cmd.argv.is_empty()) {
+            return Err(Error::config("cutover.command.argv", "is missing or empty but cutover.switch is \"command\""));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! The MySQL-family cutover's pre-checks: what must hold before writes pause — the schemas equal,
+//! triggers and events that can move, the inventory, turnout's privileges and the sessions that
+//! could write through the fence.
+
+use super::*;
+
+impl MySqlCutover {
+    /// Refuses, before anything changes, a cutover while the two sides' schema objects differ (see
+    /// [`crate::source::mysql::drift`]), naming each difference and its fix.
+    async fn check_schemas_match(&mut self) -> Result<(), Error> {
+        let (from, to) = self.sides;
+        let db = self.blue_db.clone();
+        if db != self.green_db {
+            // Objects are compared by name in a database of the same name on both sides.
+            return Ok(());
+        }
+        let filter = self.filter.clone();
+        let (blue, green) = self.sessions().await?;
+        let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await?;
+        let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let differences = crate::source::mysql::drift::differences(blue, green, &db, &tables).await?;
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Setup(format!(
+            "{to}'s schema differs from {from}'s in {} objects — after the switch the application would meet the difference: {}",
+            differences.len(),
+            differences.join("; ")
+        )))
+    }
+
+    /// Refuses, before anything changes, a cutover whose pause could not hand the fenced side's
+    /// triggers over: turnout's account on the other side needs TRIGGER, and SET USER (or SUPER) to
+    /// create a trigger whose definer is another account; on the fenced side TRIGGER to drop them.
+    /// Across the MySQL family the triggers move as written, which is a warning: their bodies then
+    /// run under the other family's SQL.
+    async fn check_trigger_handover(&mut self) -> Result<Option<String>, Error> {
+        let (from, to) = self.sides;
+        let (from_db, to_user) = (self.blue_db.clone(), self.green_opts.user().unwrap_or_default().to_owned());
+        let oracle = self.oracle;
+        let green_oracle = self.green_oracle.unwrap_or(oracle);
+        let (blue, green) = self.sessions().await?;
+        let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(Error::from)?;
+        if triggers.is_empty() {
+            return Ok(None);
+        }
+        let mut missing = Vec::new();
+        for (conn, name, user, oracle) in [(green, to, to_user.as_str(), green_oracle), (blue, from, "", oracle)] {
+            // The handover keeps its DDL out of the binlogs: probe that the account may.
+            if conn.query_drop("SET SESSION sql_log_bin = 0; SET SESSION sql_log_bin = 1").await.is_err() {
+                let privilege = if oracle { "SYSTEM_VARIABLES_ADMIN" } else { "BINLOG ADMIN" };
+                missing.push(format!("{privilege} on {name} (to keep the trigger changes out of its binlog)"));
+            }
+            let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(Error::mysql(side(name), "reading turnout's grants"))?;
+            let grants = grants.join("\n").to_ascii_uppercase();
+            if !grants.contains("ALL PRIVILEGES") && !grants.contains("TRIGGER") {
+                missing.push(format!("TRIGGER on {name}"));
+            }
+            let foreign_definer = !user.is_empty() && triggers.iter().any(|t| !t.definer.starts_with(&format!("{user}@")));
+            // MariaDB: SET USER; MySQL: SET_ANY_DEFINER (SET_USER_ID before 8.2).
+            let may_set_definer = ["ALL PRIVILEGES ON *.*", "SUPER", "SET USER", "SET_ANY_DEFINER", "SET_USER_ID"].iter().any(|p| grants.contains(p));
+            if foreign_definer && !may_set_definer {
+                let privilege = if oracle { "SET_ANY_DEFINER" } else { "SET USER" };
+                missing.push(format!("{privilege} on {name} (a trigger's definer is another account)"));
+            }
+        }
+        if missing.is_empty() {
+            // Created inside the switch, past the proof, where a failure can only be completed: each
+            // is tried on a scratch copy of its table first.
+            let (to_db, (_, green)) = (self.green_db.clone(), self.sessions().await?);
+            turnout_cutover::try_create_triggers(green, &to_db, &triggers, side(to)).await.map_err(|e| {
+                Error::Setup(format!(
+                    "a trigger of {from} cannot be created on {to}: {e}. Recreate it on {from} in a form and under settings {to} takes, \
+                     or drop it before the cutover and create it on {to} yourself afterwards"
+                ))
+            })?;
+        }
+        if missing.is_empty() {
+            let names: Vec<&str> = triggers.iter().map(|t| t.name.as_str()).collect();
+            return Ok((oracle != green_oracle).then(|| {
+                format!(
+                    "{} triggers move from {from} to {to} as written, into the other MySQL family: {}; their bodies then run under {to}'s \
+                     SQL (functions, JSON, collations), so check each there before the cutover",
+                    triggers.len(),
+                    names.join(", ")
+                )
+            }));
+        }
+        let example = if green_oracle { "TRIGGER, SET_ANY_DEFINER, SYSTEM_VARIABLES_ADMIN" } else { "TRIGGER, SET USER, BINLOG ADMIN" };
+        Err(Error::Setup(format!(
+            "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT \
+             {example} ON *.* TO turnout's account) and cut over again",
+            triggers.len(),
+            missing.join(", ")
+        )))
+    }
+
+    /// The fenced side's inventory ([`crate::source::mysql::inventory`]): a refused class refuses the
+    /// cutover; its summary goes into the certificate.
+    async fn check_inventory(&mut self) -> Result<Option<String>, Error> {
+        let (db, filter) = (self.blue_db.clone(), self.filter.clone());
+        let (blue, green) = self.sessions().await?;
+        let (selection, _) = crate::source::mysql::catalog::select_tables(blue, &db, &filter).await?;
+        let heartbeat = crate::source::HEARTBEAT_TABLE;
+        let inventory = crate::source::mysql::inventory::take(blue, Some(green), &db, &selection, heartbeat).await?;
+        inventory.refusal("the cutover cannot go on")?;
+        self.inventory = Some(inventory.summary());
+        if self.reverse.is_none() {
+            return Ok(None);
+        }
+        let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
+        let (green_db, same_family) = (self.green_db.clone(), self.green_oracle == Some(self.oracle));
+        let (blue, green) = self.sessions().await?;
+        crate::source::mysql::inventory::way_back(blue, green, &green_db, &tables, same_family).await
+    }
+
+    /// Refuses a cutover while an event is enabled on the side traffic moves to (it fires there while
+    /// turnout applies the fenced side's rows, which its twin on the fenced side also changes); warns
+    /// when events will be enabled there and its event scheduler is off (they would never fire).
+    async fn check_event_handover(&mut self) -> Result<Option<String>, Error> {
+        let (from, to) = self.sides;
+        let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
+        let (blue, green) = self.sessions().await?;
+        let enabled = "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED' ORDER BY 1";
+        let on_to: Vec<String> = green.exec(enabled, (&to_db,)).await.map_err(Error::mysql(side(to), "listing the events"))?;
+        if !on_to.is_empty() {
+            return Err(Error::Setup(format!(
+                "{to} has events enabled before the cutover ({}): they fire there while turnout applies {from}'s rows, which {from}'s own events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause",
+                on_to.join(", ")
+            )));
+        }
+        let on_from: Vec<String> = blue.exec(enabled, (&from_db,)).await.map_err(Error::mysql(side(from), "listing the events"))?;
+        if on_from.is_empty() {
+            return Ok(None);
+        }
+        let scheduler: Option<String> =
+            green.query_first("SELECT @@GLOBAL.event_scheduler").await.map_err(Error::mysql(side(to), "reading event_scheduler"))?;
+        Ok((scheduler.as_deref() != Some("ON")).then(|| {
+            format!(
+                "{} events enabled on {from} ({}) are enabled on {to} by the cutover, but {to}'s event_scheduler is {}: they will not fire there until SET GLOBAL event_scheduler = ON",
+                on_from.len(),
+                on_from.join(", "),
+                scheduler.unwrap_or_default()
+            )
+        }))
+    }
+
+    /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
+    pub(super) async fn privileged(&mut self) -> Result<bool, Error> {
+        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(Error::mysql(side(self.sides.0), "reading turnout's grants"))?;
+        Ok(turnout_cutover::fence_privileged(&grants, self.oracle))
+    }
+
+    /// [`Procedure::preflight`]: every pre-check, with the warnings they leave.
+    pub(super) async fn preflight_checks(&mut self) -> Result<Vec<String>, Error> {
+        let (from, to) = self.sides;
+        let oracle = self.oracle;
+        let (_, green) = self.sessions().await?;
+        let green_oracle = !crate::source::mysql::is_mariadb(green, to).await?;
+        self.green_oracle = Some(green_oracle);
+        if self.reverse.is_some() && green_oracle && self.fence.is_none() {
+            // The hand-off is taken when the forward apply has nothing left to write; without the
+            // seal a late write on blue would be applied after it and come back.
+            return Err(Error::Setup(format!(
+                "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
+                 forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
+            )));
+        }
+        if self.reverse.is_some() {
+            let user = self.green_opts.user().unwrap_or_default().to_owned();
+            let (_, green) = self.sessions().await?;
+            let problems = crate::source::mysql::check::reverse_problems(green, &user, green_oracle).await;
+            if !problems.is_empty() {
+                let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
+                return Err(Error::Setup(format!(
+                    "green cannot feed the reverse stream — {} (or set cutover.reverse = false to cut over without a way back)",
+                    each.join("; ")
+                )));
+            }
+        }
+        if self.fence.is_some() {
+            let channels = turnout_cutover::running_replication(&mut self.blue, side(from)).await.map_err(Error::from)?;
+            if !channels.is_empty() {
+                let each: Vec<String> =
+                    channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
+                return Err(Error::Setup(format!(
+                    "{from} is itself a replica ({} applying changes from another server): replication threads write through \
+                     read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} \
+                     (STOP REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover",
+                    each.join(", "),
+                    if self.oracle { " and super_read_only" } else { "" }
+                )));
+            }
+        }
+        let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
+        warnings.extend(self.check_event_handover().await?);
+        warnings.extend(self.check_inventory().await?);
+        self.check_schemas_match().await?;
+        let Some(fence) = &self.fence else { return Ok(warnings) };
+        let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
+        let mut foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
+        // A client that just disconnected is listed until the server ends its thread, and a session
+        // turnout is opening is listed before turnout knows its id: only sessions still there, and
+        // still not turnout's, after a moment are refused.
+        let settled = Instant::now() + SESSION_SETTLE;
+        while !foreign.is_empty() && Instant::now() < settled {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
+            let again = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
+            foreign.retain(|s| again.contains(s));
+        }
+        if !foreign.is_empty() {
+            return Err(Error::Setup(format!(
+                "{from} has sessions of turnout's own account that turnout did not open: {}. That account may write while {from} is \
+                 read-only (it writes the sentinel), so a client using it would keep writing through the fence and its writes after the \
+                 sentinel would be lost. Give the application an account of its own (and end these sessions), then cut over",
+                foreign.join(", ")
+            )));
+        }
+        let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
+        if !oracle {
+            // An event runs as its definer: one that writes through read_only may write between the fence
+            // and the hand-over (Oracle MySQL's seal and proof cover that time; MariaDB has no seal).
+            let events: Vec<(String, String)> = self
+                .blue
+                .exec("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED'", (&self.blue_db,))
+                .await
+                .map_err(Error::mysql(side(from), "listing the events"))?;
+            let plain = |account: &str| account.replace('\'', "");
+            for (event, definer) in events.into_iter().filter(|(_, d)| unfenced.iter().any(|(account, _)| plain(account) == *d)) {
+                warnings.push(format!(
+                    "event {event} runs as {definer}, which may write while {from} is read-only: a write of its between the fence and the \
+                     switch would stay on {from} only; stop {from}'s event scheduler before the cutover (SET GLOBAL event_scheduler = OFF: the cutover \
+                     still enables the event on {to})"
+                ));
+            }
+        }
+        // Toward an Oracle MySQL green the hand-off is read once green holds the sentinel, and a
+        // MariaDB side has no seal: such an account's write after it would be applied to green after
+        // the hand-off and come back — an insert or a delete stops the reverse stream at the row, an
+        // update is applied again with the values the row already has.
+        let back = self.reverse.is_some() && green_oracle && !oracle;
+        warnings.extend(unfenced.into_iter().map(|(account, revoke)| {
+            let mut line = unfenced_warning(&account, &revoke, from, oracle);
+            if back {
+                line.push_str(&format!(
+                    "; a write of theirs after the sentinel would also come back from {to} through the reverse stream (an insert or \
+                     delete stops it there, naming the row; an update is applied again with the values the row has)"
+                ));
+            }
+            line
+        }));
+        Ok(warnings)
+    }
+}
