@@ -296,12 +296,41 @@ impl Config {
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
+        self.validate_http()?;
+        self.cutover.verify_max_age()?;
+        self.canary()?;
+        if self.cutover.window_budget()?.max_held_bytes.is_some() && source != SourceKind::Pg {
+            return Err(Error::config(
+                "cutover.window_max_held",
+                "applies to PostgreSQL only: green's binlogs are kept by green's own retention, not held by turnout; use cutover.window_max",
+            ));
+        }
+        self.validate_alerts()?;
+        self.apply_memory_budget()?;
+        if opt_duration("source.receive_timeout", &self.source.receive_timeout)?.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(Error::config("source.receive_timeout", "must be at least 1s (the source sends keepalives every few seconds)"));
+        }
+        if opt_duration("source.heartbeat_interval", &self.source.heartbeat_interval)?.is_some_and(|d| d < Duration::from_millis(10)) {
+            return Err(Error::config("source.heartbeat_interval", "must be at least 10ms"));
+        }
+        self.validate_apply()?;
+        self.snapshot_chunk_bytes()?;
+        if self.snapshot.workers == Some(0) {
+            return Err(Error::config("snapshot.workers", "must be at least 1"));
+        }
+        self.table_filter()?;
+        self.verify.settings(self.cutover.verify_max_age()?)?;
+        self.validate_cutover()
+    }
+
+    /// `http.listen`: an address, and reachable from other machines only with `cutover.token` set (an
+    /// open `POST /cutover` would be anyone's).
+    fn validate_http(&self) -> Result<(), Error> {
         let listen = self
             .http
             .listen
             .parse::<SocketAddr>()
             .map_err(|e| Error::config("http.listen", format!("'{}' is not host:port ({e}); e.g. 127.0.0.1:9187", self.http.listen)))?;
-        // Other machines could reach the API: POST /cutover must then need a secret.
         if !listen.ip().is_loopback() && self.cutover.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
             return Err(Error::config(
                 "http.listen",
@@ -311,14 +340,11 @@ impl Config {
                 ),
             ));
         }
-        self.cutover.verify_max_age()?;
-        self.canary()?;
-        if self.cutover.window_budget()?.max_held_bytes.is_some() && source != SourceKind::Pg {
-            return Err(Error::config(
-                "cutover.window_max_held",
-                "applies to PostgreSQL only: green's binlogs are kept by green's own retention, not held by turnout; use cutover.window_max",
-            ));
-        }
+        Ok(())
+    }
+
+    /// `[alerts]`: durations, warning under critical, an http(s) webhook, a command with a program.
+    fn validate_alerts(&self) -> Result<(), Error> {
         let warning = opt_duration("alerts.lag_warning", &self.alerts.lag_warning)?;
         let critical = opt_duration("alerts.lag_critical", &self.alerts.lag_critical)?;
         opt_duration("alerts.min_duration", &self.alerts.min_duration)?;
@@ -333,13 +359,14 @@ impl Config {
                 return Err(Error::config("alerts.webhook", "is not an http:// or https:// URL"));
             }
         }
-        self.apply_memory_budget()?;
-        if opt_duration("source.receive_timeout", &self.source.receive_timeout)?.is_some_and(|d| d < Duration::from_secs(1)) {
-            return Err(Error::config("source.receive_timeout", "must be at least 1s (the source sends keepalives every few seconds)"));
+        if matches!(&self.alerts.command, Some(argv) if argv.is_empty()) {
+            return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
         }
-        if opt_duration("source.heartbeat_interval", &self.source.heartbeat_interval)?.is_some_and(|d| d < Duration::from_millis(10)) {
-            return Err(Error::config("source.heartbeat_interval", "must be at least 10ms"));
-        }
+        Ok(())
+    }
+
+    /// `[apply]`: a batch delay that parses, batches and session counts in range.
+    fn validate_apply(&self) -> Result<(), Error> {
         opt_duration("apply.batch_delay", &self.apply.batch_delay)?;
         if self.apply.batch_rows == Some(0) {
             return Err(Error::config("apply.batch_rows", "must be at least 1"));
@@ -355,16 +382,7 @@ impl Config {
                 format!("must be between 0 and {MAX_APPLY_SESSIONS} (0 applies large transactions whole at their commit)"),
             ));
         }
-        self.snapshot_chunk_bytes()?;
-        if self.snapshot.workers == Some(0) {
-            return Err(Error::config("snapshot.workers", "must be at least 1"));
-        }
-        if matches!(&self.alerts.command, Some(argv) if argv.is_empty()) {
-            return Err(Error::config("alerts.command", "is empty; give [\"/path/to/program\", \"arg\", …]"));
-        }
-        self.table_filter()?;
-        self.verify.settings(self.cutover.verify_max_age()?)?;
-        self.validate_cutover()
+        Ok(())
     }
 
     /// The `[tables]` include/exclude patterns, parsed; errors name the pattern's field path.

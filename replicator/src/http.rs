@@ -156,7 +156,7 @@ fn start(controller: Option<&Arc<Controller>>, peer: SocketAddr, headers: &Heade
     }
     match controller.start(request) {
         Ok(id) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))),
-        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e.to_string() }))),
     }
 }
 
@@ -186,7 +186,7 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
     }
     match controllers.rollback.finish().await {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
-        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e.to_string() }))),
     }
 }
 
@@ -215,7 +215,7 @@ async fn canary_ask(
     }
     match controllers.canary.ask(ask).await {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
-        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e.to_string() }))),
     }
 }
 
@@ -246,7 +246,7 @@ async fn rogue_writes_acknowledge(
     }
     match controllers.cutover.acknowledge_rogue_writes(&ack.seen) {
         Ok(lines) => (StatusCode::OK, Json(serde_json::json!({ "done": lines }))),
-        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e.to_string() }))),
     }
 }
 
@@ -367,52 +367,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let _ = writeln!(out, "# TYPE turnout_reverse gauge\nturnout_reverse {}", u8::from(s.direction == crate::status::Direction::Reverse));
     let _ = writeln!(out, "# HELP turnout_generation The stream's generation: 1, and one more for each rollback that armed blue → green again.");
     let _ = writeln!(out, "# TYPE turnout_generation gauge\nturnout_generation {}", s.generation);
-    if let Some(window) = &s.window {
-        let gauges = [
-            ("turnout_window_age_seconds", "Seconds since the cutover opened the rollback window.", Some(window.age_seconds)),
-            ("turnout_window_max_seconds", "cutover.window_max: the rollback window ends on its own at this age.", window.max_age_seconds),
-            ("turnout_window_held_bytes", "WAL green keeps for the reverse stream's slot in the rollback window.", window.held_bytes),
-            (
-                "turnout_window_max_held_bytes",
-                "cutover.window_max_held: the rollback window ends on its own when green holds this much.",
-                window.max_held_bytes,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            if let Some(value) = value {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-            }
-        }
-    }
-    if !s.rogue_writes.is_empty() {
-        type PerSide = fn(&crate::status::foreign::Watched) -> u64;
-        let per_side: [(&str, &str, &str, PerSide); 3] = [
-            ("turnout_rogue_writes_total", "counter", "Writes seen on the watched side that turnout did not make.", |w| w.seen),
-            ("turnout_rogue_writes_unacknowledged", "gauge", "Of those, not acknowledged (they block the cutover or finish).", |w| w.outstanding()),
-            ("turnout_watch_up", "gauge", "1 while the side's log is read for writes that are not turnout's, else 0.", |w| u64::from(w.state == "watching")),
-        ];
-        for (name, kind, help, value) in per_side {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (side, w) in &s.rogue_writes {
-                let _ = writeln!(out, "{name}{{side=\"{side}\"}} {}", value(w));
-            }
-        }
-    }
-    if let Some(verified) = &s.continuous_verify {
-        let _ = writeln!(out, "# HELP turnout_verify_runs_total Whole runs of the continuous verify finished since start.");
-        let _ = writeln!(out, "# TYPE turnout_verify_runs_total counter\nturnout_verify_runs_total {}", verified.runs);
-        let _ = writeln!(out, "# HELP turnout_verify_rechecks_total Re-checks of what the stream changed (between whole runs) finished since start.");
-        let _ = writeln!(out, "# TYPE turnout_verify_rechecks_total counter\nturnout_verify_rechecks_total {}", verified.rechecks);
-        if !verified.tables.is_empty() {
-            let _ = writeln!(out, "# HELP turnout_verify_table_equal 1 when the last finished verify found the table equal on both sides, else 0.");
-            let _ = writeln!(out, "# TYPE turnout_verify_table_equal gauge");
-            for (table, t) in &verified.tables {
-                let _ = writeln!(out, "turnout_verify_table_equal{{table=\"{}\"}} {}", table.replace('\\', "\\\\").replace('"', "\\\""), u8::from(t.equal));
-            }
-            let _ = writeln!(out, "# HELP turnout_verify_tables_differing Tables the last finished verify found differing.");
-            let _ = writeln!(out, "# TYPE turnout_verify_tables_differing gauge\nturnout_verify_tables_differing {}", verified.differing().len());
-        }
-    }
+    window_metrics(&mut out, &s);
+    rogue_metrics(&mut out, &s);
+    verify_metrics(&mut out, &s);
     if let Some(canary) = &s.canary {
         crate::canary::metrics(canary, &mut out);
     }
@@ -482,4 +439,62 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "turnout_alert_state{{alert=\"{alert}\"}} {}", level.gauge());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The rollback window's age and budget.
+fn window_metrics(out: &mut String, s: &crate::status::Snapshot) {
+    if let Some(window) = &s.window {
+        let gauges = [
+            ("turnout_window_age_seconds", "Seconds since the cutover opened the rollback window.", Some(window.age_seconds)),
+            ("turnout_window_max_seconds", "cutover.window_max: the rollback window ends on its own at this age.", window.max_age_seconds),
+            ("turnout_window_held_bytes", "WAL green keeps for the reverse stream's slot in the rollback window.", window.held_bytes),
+            (
+                "turnout_window_max_held_bytes",
+                "cutover.window_max_held: the rollback window ends on its own when green holds this much.",
+                window.max_held_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            }
+        }
+    }
+}
+
+/// Writes that are not turnout's, per watched side.
+fn rogue_metrics(out: &mut String, s: &crate::status::Snapshot) {
+    if !s.rogue_writes.is_empty() {
+        type PerSide = fn(&crate::status::foreign::Watched) -> u64;
+        let per_side: [(&str, &str, &str, PerSide); 3] = [
+            ("turnout_rogue_writes_total", "counter", "Writes seen on the watched side that turnout did not make.", |w| w.seen),
+            ("turnout_rogue_writes_unacknowledged", "gauge", "Of those, not acknowledged (they block the cutover or finish).", |w| w.outstanding()),
+            ("turnout_watch_up", "gauge", "1 while the side's log is read for writes that are not turnout's, else 0.", |w| u64::from(w.state == "watching")),
+        ];
+        for (name, kind, help, value) in per_side {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (side, w) in &s.rogue_writes {
+                let _ = writeln!(out, "{name}{{side=\"{side}\"}} {}", value(w));
+            }
+        }
+    }
+}
+
+/// The continuous verify's runs and findings.
+fn verify_metrics(out: &mut String, s: &crate::status::Snapshot) {
+    if let Some(verified) = &s.continuous_verify {
+        let _ = writeln!(out, "# HELP turnout_verify_runs_total Whole runs of the continuous verify finished since start.");
+        let _ = writeln!(out, "# TYPE turnout_verify_runs_total counter\nturnout_verify_runs_total {}", verified.runs);
+        let _ = writeln!(out, "# HELP turnout_verify_rechecks_total Re-checks of what the stream changed (between whole runs) finished since start.");
+        let _ = writeln!(out, "# TYPE turnout_verify_rechecks_total counter\nturnout_verify_rechecks_total {}", verified.rechecks);
+        if !verified.tables.is_empty() {
+            let _ = writeln!(out, "# HELP turnout_verify_table_equal 1 when the last finished verify found the table equal on both sides, else 0.");
+            let _ = writeln!(out, "# TYPE turnout_verify_table_equal gauge");
+            for (table, t) in &verified.tables {
+                let _ = writeln!(out, "turnout_verify_table_equal{{table=\"{}\"}} {}", table.replace('\\', "\\\\").replace('"', "\\\""), u8::from(t.equal));
+            }
+            let _ = writeln!(out, "# HELP turnout_verify_tables_differing Tables the last finished verify found differing.");
+            let _ = writeln!(out, "# TYPE turnout_verify_tables_differing gauge\nturnout_verify_tables_differing {}", verified.differing().len());
+        }
+    }
 }

@@ -53,92 +53,22 @@ fn load(path: &std::path::Path) -> Result<Config, i32> {
 
 async fn run(command: Command, json_logs: bool) -> i32 {
     match command {
-        Command::Check(args) => {
-            let config = match load(&args.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let report = turnout::check::run(&config).await;
-            print!("{report}");
-            if report.passed() {
-                0
-            } else {
-                EXIT_FAILED
-            }
-        }
-        Command::Run(args) => {
-            let config = match load(&args.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("stopping: finishing the current batch and acknowledging what is durable");
-                let _ = tx.send(true);
-            });
-            match turnout::run::run(&config, rx).await {
-                Ok(()) => 0,
-                Err(e) if json_logs => {
-                    // A log shipper reads stderr: the reason stays one JSON object.
-                    tracing::error!(error = %e, "turnout run stopped");
-                    EXIT_FAILED
-                }
-                Err(e) => {
-                    eprintln!("turnout: {e}");
-                    EXIT_FAILED
-                }
-            }
-        }
-        Command::Teardown { config, yes } => {
-            let config = match load(&config.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            if !yes {
-                eprintln!(
-                    "turnout: teardown drops the replication slot and publication on blue, the replication origin on green and \
-                     the state directory {}; run again with --yes to do it",
-                    config.state.dir.display()
-                );
-                return EXIT_FAILED;
-            }
-            match turnout::run::teardown(&config).await {
-                Ok(done) => {
-                    for line in done {
-                        println!("{line}");
-                    }
-                    0
-                }
-                Err(e) => {
-                    eprintln!("turnout: {e}");
-                    EXIT_FAILED
-                }
-            }
-        }
-        Command::Status { config, json, watch } => {
-            let config = match load(&config.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            if watch {
-                return watch_status(&config.http.listen, json).await;
-            }
-            match turnout::control::get(&config.http.listen, "/status").await {
-                Ok(body) if json => {
-                    println!("{body}");
-                    0
-                }
-                Ok(body) => {
-                    print_status(&body);
-                    0
-                }
-                Err(e) => {
-                    eprintln!("turnout: cannot reach the sidecar at http://{}/status: {e} (is `turnout run` running?)", config.http.listen);
-                    EXIT_FAILED
-                }
-            }
-        }
+        Command::Check(args) => match load(&args.config) {
+            Ok(config) => check(&config).await,
+            Err(code) => code,
+        },
+        Command::Run(args) => match load(&args.config) {
+            Ok(config) => run_sidecar(&config, json_logs).await,
+            Err(code) => code,
+        },
+        Command::Teardown { config, yes } => match load(&config.config) {
+            Ok(config) => teardown(&config, yes).await,
+            Err(code) => code,
+        },
+        Command::Status { config, json, watch } => match load(&config.config) {
+            Ok(config) => status(&config, json, watch).await,
+            Err(code) => code,
+        },
         Command::Cutover(args) => move_traffic(&args, false).await,
         Command::Rollback(args) => move_traffic(&args, true).await,
         Command::Certificate { file, public_key } => turnout::control::check_certificate(&file, public_key.as_deref()),
@@ -164,39 +94,117 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             );
             turnout::cli::EXIT_CONFIG
         }
-        Command::Verify { config, table, live } => {
-            let config = match load(&config.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            if live.live {
-                return verify_live(&config, &live.options(table)).await;
+        Command::Verify { config, table, live } => match load(&config.config) {
+            Ok(config) if live.live => verify_live(&config, &live.options(table)).await,
+            Ok(config) => verify(&config, table.as_deref()).await,
+            Err(code) => code,
+        },
+    }
+}
+
+/// `turnout check`: the report, exit 1 when a requirement is not met.
+async fn check(config: &Config) -> i32 {
+    let report = turnout::check::run(config).await;
+    print!("{report}");
+    if report.passed() {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// `turnout run`: replicates until SIGTERM or SIGINT.
+async fn run_sidecar(config: &Config, json_logs: bool) -> i32 {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing the current batch and acknowledging what is durable");
+        let _ = tx.send(true);
+    });
+    match turnout::run::run(config, rx).await {
+        Ok(()) => 0,
+        Err(e) if json_logs => {
+            // A log shipper reads stderr: the reason stays one JSON object.
+            tracing::error!(error = %e, "turnout run stopped");
+            EXIT_FAILED
+        }
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `turnout teardown`: refused without `--yes`.
+async fn teardown(config: &Config, yes: bool) -> i32 {
+    if !yes {
+        eprintln!(
+            "turnout: teardown drops the replication slot and publication on blue, the replication origin on green and \
+             the state directory {}; run again with --yes to do it",
+            config.state.dir.display()
+        );
+        return EXIT_FAILED;
+    }
+    match turnout::run::teardown(config).await {
+        Ok(done) => {
+            for line in done {
+                println!("{line}");
             }
-            match turnout::verify::run(&config, table.as_deref()).await {
-                Ok(checks) => {
-                    for c in &checks {
-                        if c.equal {
-                            println!("ok       {} ({} rows)", c.table, c.blue_rows);
-                        } else {
-                            println!("DIFFERS  {} (blue {} rows, green {} rows)", c.table, c.blue_rows, c.green_rows);
-                        }
-                        for note in &c.notes {
-                            println!("         {note}");
-                        }
-                    }
-                    let differ = checks.iter().filter(|c| !c.equal).count();
-                    println!("{} tables compared, {differ} differ", checks.len());
-                    if differ == 0 {
-                        0
-                    } else {
-                        EXIT_FAILED
-                    }
+            0
+        }
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `turnout status`: the sidecar's `/status`, once or as it changes.
+async fn status(config: &Config, json: bool, watch: bool) -> i32 {
+    if watch {
+        return watch_status(&config.http.listen, json).await;
+    }
+    match turnout::control::get(&config.http.listen, "/status").await {
+        Ok(body) if json => {
+            println!("{body}");
+            0
+        }
+        Ok(body) => {
+            print_status(&body);
+            0
+        }
+        Err(e) => {
+            eprintln!("turnout: cannot reach the sidecar at http://{}/status: {e} (is `turnout run` running?)", config.http.listen);
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `turnout verify`: every replicated table compared, exit 1 when one differs.
+async fn verify(config: &Config, table: Option<&str>) -> i32 {
+    match turnout::verify::run(config, table).await {
+        Ok(checks) => {
+            for c in &checks {
+                if c.equal {
+                    println!("ok       {} ({} rows)", c.table, c.blue_rows);
+                } else {
+                    println!("DIFFERS  {} (blue {} rows, green {} rows)", c.table, c.blue_rows, c.green_rows);
                 }
-                Err(e) => {
-                    eprintln!("turnout: {e}");
-                    EXIT_FAILED
+                for note in &c.notes {
+                    println!("         {note}");
                 }
             }
+            let differ = checks.iter().filter(|c| !c.equal).count();
+            println!("{} tables compared, {differ} differ", checks.len());
+            if differ == 0 {
+                0
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            EXIT_FAILED
         }
     }
 }

@@ -34,6 +34,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         channels.changes.enable();
     }
     let shared = Arc::new(config.clone());
+    tokio::spawn(crate::handover::show_consumers(Arc::clone(&shared), Arc::clone(&status), external.clone()));
     let mut serving: Option<crate::http::Controllers> = None;
     loop {
         let names = state.names()?;
@@ -212,6 +213,15 @@ impl Generation<'_> {
         let result = match crate::handover::settle(config, self.state, Direction::Forward).await {
             Ok(()) => run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await,
             Err(e) => Err(e),
+        };
+        // `turnout finish` (or the budget) may end the window while the reverse stream starts, dropping
+        // what it starts from: what it then fails on is moot — there is no window left to replicate.
+        let result = match result {
+            Err(e) if crate::cutover::window_over(self.state)? => {
+                tracing::info!("the rollback window ended while the reverse stream started ({e}); it stops");
+                Ok(())
+            }
+            other => other,
         };
         if let Some(blue) = blue {
             let closed_at = self.status.watched(Side::Blue).and_then(|w| w.closed_at);

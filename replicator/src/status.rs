@@ -3,6 +3,7 @@
 //! it: the live verify's hold and the cutover's sentinels are the pipeline's
 //! [`crate::pipeline::signals::Channels`]. Never holds secrets.
 
+pub mod consumers;
 mod copy;
 pub mod foreign;
 mod snapshot;
@@ -178,6 +179,8 @@ pub struct Status {
     /// Why the rollback window ended on its own, and the window alert's level then: for the alert
     /// task to deliver once.
     window_ended: Mutex<Option<(String, AlertLevel)>>,
+    /// Blue's downstream consumers, as last looked at ([`crate::handover`]).
+    consumers: Mutex<Option<Vec<consumers::Consumer>>>,
 }
 
 /// The rollback window, on `/status` while the reverse stream runs.
@@ -252,6 +255,7 @@ impl Default for Status {
             verified: Mutex::new(None),
             canary: Mutex::new(None),
             window_ended: Mutex::new(None),
+            consumers: Mutex::new(None),
         }
     }
 }
@@ -534,6 +538,11 @@ impl Status {
         self.spilled_bytes.store(spilled_total, Ordering::Relaxed);
     }
 
+    /// Blue's downstream consumers, as just looked at.
+    pub fn set_consumers(&self, consumers: Vec<consumers::Consumer>) {
+        *lock(&self.consumers) = Some(consumers);
+    }
+
     /// A consistent copy for `/status`.
     pub fn snapshot(&self) -> Snapshot {
         let lag_seconds = self.lag_seconds();
@@ -557,6 +566,7 @@ impl Status {
         let rogue_writes = self.watches();
         let continuous_verify = self.verified();
         let canary = self.canary();
+        let consumers = lock(&self.consumers).clone();
         self.with(|i| {
             let secs = i.started.elapsed().as_secs_f64().max(0.001);
             Snapshot {
@@ -588,6 +598,7 @@ impl Status {
                 rogue_writes,
                 continuous_verify,
                 canary,
+                consumers,
             }
         })
     }

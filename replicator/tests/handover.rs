@@ -54,14 +54,20 @@ fn pgoutput_insert_id(data: &[u8]) -> Option<i64> {
 }
 
 /// An application writing one row per transaction through pgbouncer: each id acknowledged, with when.
+/// Simple-protocol statements, as through any transaction pooler: a prepared statement does not
+/// follow the client to the other server at the switch.
 fn start_writer(url: String) -> Writer<(i64, Instant)> {
     Writer::start(move |log| async move {
         let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect through pgbouncer");
         tokio::spawn(conn);
         while log.running() {
-            match c.query_one("INSERT INTO t (note) VALUES ('w') RETURNING id", &[]).await {
-                Ok(row) => log.acked((row.get(0), Instant::now())),
-                Err(err) => log.failed(err),
+            match c.simple_query("INSERT INTO t (note) VALUES ('w') RETURNING id").await {
+                Ok(messages) => {
+                    if let Some(id) = common::first_value::<i64>(&messages) {
+                        log.acked((id, Instant::now()));
+                    }
+                }
+                Err(err) => log.failed(format!("{err}: {}", err.as_db_error().map_or_else(String::new, |e| format!("{} {}", e.code().code(), e.message())))),
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -181,6 +187,10 @@ async fn consumers_read_every_committed_row_once_across_a_cutover_and_a_rollback
     // Before the cutover `check` lists both consumers as carried.
     let (code, out) = common::turnout_command(&s.t, "check", &[]).await;
     assert!(out.contains("logical downstream [test_decoding]") && out.contains("carried over to green at the cutover"), "{code}\n{out}");
+    // And `/status` shows them, as the sidecar last looked.
+    let listed = common::wait_for(&mut s.t, "blue's consumers on /status", |t| t.status().filter(|v| v["consumers"].is_array())).await;
+    let carried: Vec<&str> = listed["consumers"].as_array().into_iter().flatten().filter(|c| c["carried"] == true).filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(carried, ["dbz", "downstream"], "{listed}");
     let files: Vec<std::path::PathBuf> = (0..3).map(|i| s.dir.path().join(format!("downstream-{i}.txt"))).collect();
     let reader = recvlogical(&blue_url, "downstream", &files[0]);
     let poller = Poller::start(&blue_url, "dbz").await;
@@ -295,8 +305,14 @@ async fn a_consumer_behind_at_the_fence_is_refused_and_with_record_its_gap_is_ke
     let b = client(&s.blue.url(&s.db)).await;
     let kept: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'downstream'", &[]).await.expect("slot").get(0);
     assert_eq!(kept, 1);
+    // `turnout finish` keeps it too: its consumer has a gap to read there.
+    let (code, out) = common::turnout_command(&s.t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    common::wait_for(&mut s.t, "the kept slot named", |t| t.log_text().contains("slot downstream on blue is kept").then_some(())).await;
+    let kept: i64 = b.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'downstream'", &[]).await.expect("slot").get(0);
+    assert_eq!(kept, 1);
     let _ = &s.green;
-    assert_eq!(s.t.sigterm(), Some(0));
+    assert_eq!(s.t.sigterm(), Some(0), "{}", s.t.log_text());
 }
 
 /// Three consumers carried through a cutover under an application writing through pgbouncer: what
@@ -342,5 +358,15 @@ async fn three_consumers_carried_through_a_cutover_under_load() {
     assert_eq!(view["handed_over"]["consumers"].as_array().map(Vec::len), Some(3), "{view}");
     // The pause, for the benchmark: the same line and figure the cutover suite prints.
     eprintln!("largest gap between acknowledged writes: {gap} ms\n{out}");
+    // `turnout finish`: writes stay on green, and the consumers' slots on blue go.
+    let (code, out) = common::turnout_command(&s.t, "finish", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    let b = client(&blue_url).await;
+    let deadline = Instant::now() + WAIT;
+    while b.query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'dbz%'", &[]).await.expect("slots").get::<_, i64>(0) > 0 {
+        assert!(Instant::now() < deadline, "finish must drop the carried slots on blue\n{}", s.t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(s.t.log_text().contains("dropped slot dbz_2 on blue: its consumer resumed on green at"), "{}", s.t.log_text());
     assert_eq!(s.t.sigterm(), Some(0));
 }

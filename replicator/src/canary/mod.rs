@@ -69,13 +69,13 @@ pub struct Ask {
 }
 
 enum Command {
-    Ask(Ask, oneshot::Sender<Result<Vec<String>, String>>),
+    Ask(Ask, oneshot::Sender<Result<Vec<String>, Error>>),
 }
 
 /// What woke the canary's task.
 enum Event {
     Check,
-    Ask(Ask, oneshot::Sender<Result<Vec<String>, String>>),
+    Ask(Ask, oneshot::Sender<Result<Vec<String>, Error>>),
     Stop,
 }
 
@@ -119,13 +119,16 @@ impl Canary {
     }
 
     /// Asks the canary's task; the answer is what it did, line by line, or why it refused.
-    pub async fn ask(&self, ask: Ask) -> Result<Vec<String>, String> {
+    pub async fn ask(&self, ask: Ask) -> Result<Vec<String>, Error> {
         let Some(tx) = &self.tx else {
-            return Err("no read canary is configured: set canary.split (haproxy, pgbouncer or command) and its section, then restart `turnout run`".into());
+            return Err(Error::Setup(
+                "no read canary is configured: set canary.split (haproxy, pgbouncer or command) and its section, then restart `turnout run`".into(),
+            ));
         };
         let (reply, answer) = oneshot::channel();
-        tx.send(Command::Ask(ask, reply)).await.map_err(|_| "the canary's task stopped".to_owned())?;
-        answer.await.map_err(|_| "the canary's task stopped".to_owned())?
+        let stopped = || Error::Internal("the canary's task stopped".into());
+        tx.send(Command::Ask(ask, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -407,36 +410,36 @@ impl Task {
     }
 
     /// `turnout canary`: a new plan, a change of plan, or the end (`--reads 0`).
-    async fn ask<G: GreenReads>(&mut self, green: &mut G, ask: Ask) -> Result<Vec<String>, String> {
+    async fn ask<G: GreenReads>(&mut self, green: &mut G, ask: Ask) -> Result<Vec<String>, Error> {
         if self.channels.moving.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            return Err("a cutover or rollback is running; ask the canary after it".into());
+            return Err(Error::Setup("a cutover or rollback is running; ask the canary after it".into()));
         }
-        if writes_on_green(&self.state).map_err(|e| e.to_string())? {
-            return Err("the cutover already moved the writes to green, and every read follows them".into());
+        if writes_on_green(&self.state)? {
+            return Err(Error::Setup("the cutover already moved the writes to green, and every read follows them".into()));
         }
         if ask.reads == 0 {
             return self.end(green).await;
         }
-        let plan = self.plan(&ask)?;
+        let plan = self.plan(&ask).map_err(Error::Setup)?;
         if !streams_forward(&self.status) {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "green takes reads only while it streams from blue (now: {} {}); wait for the initial copy to finish",
                 self.status.direction().what(),
                 serde_json::to_value(self.status.phase()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-            ));
+            )));
         }
         let urls = self.config.blue_green();
-        self.settings.split.check(urls, SPLIT_TIMEOUT).await.map_err(|e| e.to_string())?;
+        self.settings.split.check(urls, SPLIT_TIMEOUT).await?;
         let probe = reads::probe(green, &self.settings.probe, self.settings.max_latency)
             .await
-            .map_err(|e| format!("green's probe fails, so green would trip at once: {e}"))?;
+            .map_err(|e| Error::Setup(format!("green's probe fails, so green would trip at once: {e}")))?;
         let mut lines = vec![format!("green's probe answered in {} ms", probe.as_millis())];
         if reads::failures(green).await.is_none() {
             lines.push("green keeps no count of failures turnout can read (MariaDB without performance_schema): the probe and the split's own checks are the health signals".into());
         }
         let mut fenced = self.record.as_ref().is_some_and(|r| r.fenced && !r.over());
         if self.settings.fence_green && !fenced {
-            match reads::fence(green).await.map_err(|e| format!("green cannot be kept from the application's writes: {e}"))? {
+            match reads::fence(green).await.map_err(Error::during("keeping green from the application's writes"))? {
                 Some(line) => {
                     lines.push(line);
                     fenced = true;
@@ -455,7 +458,7 @@ impl Task {
         self.record = Some(record);
         self.last = Counts::default();
         self.tick(green).await;
-        let r = self.record.as_ref().ok_or("the canary's record is missing")?;
+        let r = self.record.as_ref().ok_or_else(|| Error::Internal("the canary's record is missing".into()))?;
         lines.push(match r.state {
             State::Paused => format!("paused: green lags more than {} ms; its share stays 0 until it catches up", plan.max_lag_ms),
             State::Tripped => format!("tripped at once: {}", r.tripped.clone().unwrap_or_default()),
@@ -463,7 +466,7 @@ impl Task {
         });
         if let Some(e) = &self.error {
             lines.push(format!("the split failed: {e}"));
-            return Err(lines.join("; "));
+            return Err(Error::Setup(lines.join("; ")));
         }
         Ok(lines)
     }
@@ -490,18 +493,18 @@ impl Task {
     }
 
     /// `--reads 0`: every read to blue, the canary's fence on green lifted.
-    async fn end<G: GreenReads>(&mut self, green: &mut G) -> Result<Vec<String>, String> {
+    async fn end<G: GreenReads>(&mut self, green: &mut G) -> Result<Vec<String>, Error> {
         let Some(r) = self.record.as_mut().filter(|r| !r.over()) else { return Ok(vec!["no read canary runs".into()]) };
         r.state = State::Ended;
         self.set(0, "ended (--reads 0)".into()).await;
         if let Some(e) = &self.error {
-            return Err(format!("setting green's share of reads to 0 failed: {e}; the canary tries again at its next check"));
+            return Err(Error::Setup(format!("setting green's share of reads to 0 failed: {e}; the canary tries again at its next check")));
         }
         let mut lines = vec!["green's share of reads is 0 %: every read goes to blue".to_owned()];
         if let Some(r) = self.record.as_mut().filter(|r| r.fenced) {
-            lines.push(green.unfence().await.map_err(|e| format!("lifting the canary's fence on green failed: {e}"))?);
+            lines.push(green.unfence().await.map_err(Error::during("lifting the canary's fence on green"))?);
             r.fenced = false;
-            self.state.record_canary(r).map_err(|e| e.to_string())?;
+            self.state.record_canary(r)?;
         }
         Ok(lines)
     }

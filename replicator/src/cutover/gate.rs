@@ -13,6 +13,7 @@ use super::certificate::VerifyResult;
 use crate::alerts::rfc3339;
 use crate::compared::Finished;
 use crate::config::Config;
+use crate::error::Error;
 use crate::source::contract::compare::Backend;
 use crate::status::Direction;
 use std::time::Duration;
@@ -31,9 +32,9 @@ impl super::Controller {
     /// ([`crate::journal::Resumed::verify_required`]), the next cutover is gated whatever was asked.
     /// From the second generation on, the gate only takes a live verify that began after the stream
     /// resumed: one from before compared another stretch of the stream's history.
-    pub(super) async fn verify_gate(&self, request: &super::Request) -> Result<(), String> {
+    pub(super) async fn verify_gate(&self, request: &super::Request) -> Result<(), Error> {
         let resumed = match self.direction {
-            Direction::Forward => self.state.resumed().map_err(|e| format!("the verify gate cannot read the stream's generation: {e}"))?,
+            Direction::Forward => self.state.resumed().map_err(Error::during("the verify gate reading the stream's generation"))?,
             Direction::Reverse => None,
         };
         let since = resumed.as_ref().map(|r| r.at_us);
@@ -42,25 +43,25 @@ impl super::Controller {
         if !request.verify && !configured {
             return Ok(());
         }
-        let allowed = self.config.cutover.verify_max_age().map_err(|e| e.to_string())?;
+        let allowed = self.config.cutover.verify_max_age()?;
         let max_age = match request.verify_max_age_ms.map(Duration::from_millis) {
             Some(asked) if configured => asked.min(allowed),
             Some(asked) => asked,
             None => allowed,
         };
         let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await.map_err(|e| match &required {
-            Some(why) => format!("{e} (the gate is required after the rollback, because {why})"),
-            None => e,
+            Some(why) => Error::Setup(format!("{e} (the gate is required after the rollback, because {why})")),
+            None => Error::Setup(e),
         })?;
         if let Some(at_us) = since.filter(|at_us| result.oldest_round_at_us < *at_us) {
             let because =
                 required.as_deref().map_or_else(|| "a verify from before it compared another stretch of the stream".to_owned(), |why| format!("because {why}"));
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "this cutover needs a live verify that began after the stream resumed from blue ({}), {because}; the last one's oldest \
                  snapshot is from {}. Run `turnout verify --live` (with the sidecar streaming), repair what it finds, then cut over",
                 rfc3339(at_us),
                 result.oldest_round_at
-            ));
+            )));
         }
         if let Some(why) = required {
             self.say(format!("verify gate: required after the rollback, because {why}"));

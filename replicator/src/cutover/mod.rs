@@ -241,7 +241,7 @@ impl Controller {
     }
 
     /// Starts a cutover (rollback) in the background. Refused while one runs or after one completed.
-    pub fn start(self: &Arc<Self>, request: Request) -> Result<String, String> {
+    pub fn start(self: &Arc<Self>, request: Request) -> Result<String, Error> {
         {
             // Under the progress lock, as `end_window` checks and ends the window: a rollback and
             // the window's end never both go ahead.
@@ -250,34 +250,33 @@ impl Controller {
                 self.rollback_allowed()?;
             }
             if p.outcome.as_deref() == Some("running") {
-                return Err(format!("a {} is already running", self.direction.what()));
+                return Err(Error::Setup(format!("a {} is already running", self.direction.what())));
             }
             // Between a rollback that armed the next generation and the moment it begins, nothing
             // starts: the journals and names are about to change.
-            let beginning = crate::cutover::armed_again(&self.state).map_err(|e| e.to_string())?.is_some()
-                || self.state.names().map_err(|e| e.to_string())? != self.names();
+            let beginning = crate::cutover::armed_again(&self.state)?.is_some() || self.state.names()? != self.names();
             if beginning {
-                return Err("the stream's next generation is beginning after the rollback; try again in a moment".into());
+                return Err(Error::Setup("the stream's next generation is beginning after the rollback; try again in a moment".into()));
             }
             // The journal says what completed in this generation (a progress may show the last
             // generation's rollback).
-            let journal = self.state.journal(self.direction).map_err(|e| format!("reading the journal: {e}"))?;
+            let journal = self.state.journal(self.direction)?;
             match (journal.as_ref().map(|j| j.step), self.direction) {
-                (Some(Step::Done), Direction::Forward) => return Err("this stream was already cut over to green".into()),
-                (Some(Step::Done), Direction::Reverse) => return Err("traffic was already rolled back to blue".into()),
+                (Some(Step::Done), Direction::Forward) => return Err(Error::Setup("this stream was already cut over to green".into())),
+                (Some(Step::Done), Direction::Reverse) => return Err(Error::Setup("traffic was already rolled back to blue".into())),
                 _ => {}
             }
             // A fence a failed undo may have left up is settled first: a new run would overwrite the
             // journal that tells the restart to undo it.
             if let Some(journal) = journal {
                 if journal.step.unsettled() {
-                    return Err(format!(
+                    return Err(Error::Setup(format!(
                         "{} {} was left unsettled ({:?}: {}); restart `turnout run`, which settles it from the journal, before starting another",
                         self.direction.what(),
                         journal.id,
                         journal.step,
                         journal.message.unwrap_or_default()
-                    ));
+                    )));
                 }
             }
             *p = Progress { id: Some(new_id()), outcome: Some("running".into()), ..Progress::new() };
@@ -353,8 +352,8 @@ impl Controller {
         let switch = build_switch(&self.config)?;
         self.say(format!("dry run: fence = {}, switch = {}", procedure.fence_kind(), switch.kind()));
         if self.direction == Direction::Reverse {
-            self.rollback_allowed().map_err(Error::Setup)?;
-            refuse_no_inverse(&switch).map_err(Error::Setup)?;
+            self.rollback_allowed()?;
+            refuse_no_inverse(&switch)?;
         }
         let mut retry = Retry::default();
         let warnings = retried!(retry, self, "the pre-checks", procedure.preflight().await)?;
@@ -371,7 +370,7 @@ impl Controller {
         if phase != Phase::Streaming {
             return Err(Error::Setup("replication is not streaming yet (the snapshot must finish first)".into()));
         }
-        self.verify_gate(request).await.map_err(Error::Setup)?;
+        self.verify_gate(request).await?;
         Ok(())
     }
 }
@@ -417,8 +416,8 @@ impl std::fmt::Display for PauseTimeline {
     }
 }
 
-fn pause_exceeded(request: &Request) -> String {
-    format!("the write pause would exceed --max-pause {} ms; the fence was undone", request.max_pause_ms)
+fn pause_exceeded(request: &Request) -> Error {
+    Error::Setup(format!("the write pause would exceed --max-pause {} ms; the fence was undone", request.max_pause_ms))
 }
 
 fn new_id() -> String {
@@ -472,11 +471,13 @@ async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction
 }
 
 /// A rollback must be able to move traffic back: the command switch has no inverse.
-fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), String> {
+fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), Error> {
     match switch {
-        TrafficSwitch::Command { .. } => Err("the command switch has no inverse, so turnout cannot move traffic back to blue; use \
-             cutover.switch = \"pgbouncer\" or \"haproxy\", or point the application at blue yourself and run `turnout finish`"
-            .into()),
+        TrafficSwitch::Command { .. } => Err(Error::Setup(
+            "the command switch has no inverse, so turnout cannot move traffic back to blue; use cutover.switch = \"pgbouncer\" or \
+             \"haproxy\", or point the application at blue yourself and run `turnout finish`"
+                .into(),
+        )),
         _ => Ok(()),
     }
 }

@@ -6,6 +6,7 @@
 
 use super::{lock, Controller, Direction};
 use crate::cutover::certificate::RogueWrites;
+use crate::error::Error;
 use crate::source::contract::marker::Marker;
 use crate::status::foreign::Side;
 use std::time::{Duration, Instant};
@@ -28,11 +29,11 @@ impl Controller {
 
     /// Commits a mark on `side` through `marker` and waits until the watch read past it, all by
     /// `deadline`.
-    async fn read_up_to_now(&self, side: Side, marker: &mut Box<dyn Marker>, deadline: Instant) -> Result<(), String> {
+    async fn read_up_to_now(&self, side: Side, marker: &mut Box<dyn Marker>, deadline: Instant) -> Result<(), Error> {
         let left = deadline.saturating_duration_since(Instant::now());
         let mark = match tokio::time::timeout(left, marker.mark()).await {
-            Ok(mark) => mark.map_err(|e| e.to_string())?,
-            Err(_) => return Err(format!("writing the watch's mark on {side} took longer than the time left ({} ms)", left.as_millis())),
+            Ok(mark) => mark?,
+            Err(_) => return Err(Error::Setup(format!("writing the watch's mark on {side} took longer than the time left ({} ms)", left.as_millis()))),
         };
         crate::watch::caught_up(&self.status, side, &mark, deadline).await
     }
@@ -42,7 +43,7 @@ impl Controller {
     /// the pause.
     /// A rollback that arms the next generation gets a session on blue instead, for the mark where
     /// blue's watch closes ([`Controller::mark_closing`]).
-    pub(super) async fn rogue_gate_before(&self) -> Result<Option<Box<dyn Marker>>, String> {
+    pub(super) async fn rogue_gate_before(&self) -> Result<Option<Box<dyn Marker>>, Error> {
         self.note_watch();
         if self.direction != Direction::Forward {
             return Ok(self.closing_marker().await);
@@ -55,15 +56,15 @@ impl Controller {
         let watched = self.status.watched(Side::Green).unwrap_or_default();
         if watched.state == crate::watch::UNAVAILABLE {
             let why = watched.error.unwrap_or_default();
-            return Err(format!("the watch for writes on green that are not turnout's is unavailable: {why}"));
+            return Err(Error::Setup(format!("the watch for writes on green that are not turnout's is unavailable: {why}")));
         }
         if watched.state != "watching" {
             let why = watched.error.map(|e| format!(": {e}")).unwrap_or_default();
             let state = if watched.state.is_empty() { "not started" } else { watched.state };
-            return Err(format!("the watch for writes on green that are not turnout's is {state}{why}; the cutover waits for it to read"));
+            return Err(Error::Setup(format!("the watch for writes on green that are not turnout's is {state}{why}; the cutover waits for it to read")));
         }
-        let mut marker = crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Green).await)
-            .map_err(|e| format!("the watch's mark cannot be written: {e}"))?;
+        let mut marker =
+            crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Green).await).map_err(Error::during("writing the watch's mark"))?;
         self.read_up_to_now(Side::Green, &mut marker, Instant::now() + BEFORE_FENCE_CATCH_UP).await?;
         crate::watch::refuse_outstanding(&self.status, Side::Green)?;
         Ok(Some(marker))
@@ -71,7 +72,7 @@ impl Controller {
 
     /// Inside the pause, after the proof: the watch read green's log past a mark written now, and
     /// found nothing unacknowledged, all by `deadline`. None when green is not watched.
-    pub(super) async fn rogue_gate_in_pause(&self, marker: Option<&mut Box<dyn Marker>>, deadline: Instant) -> Option<Result<(), String>> {
+    pub(super) async fn rogue_gate_in_pause(&self, marker: Option<&mut Box<dyn Marker>>, deadline: Instant) -> Option<Result<(), Error>> {
         // A rollback's marker is blue's, for where its watch closes.
         let marker = marker.filter(|_| self.direction == Direction::Forward)?;
         let result = match self.read_up_to_now(Side::Green, marker, deadline).await {
@@ -88,11 +89,9 @@ impl Controller {
         if self.reverse_names().is_none() || !self.watches(Side::Blue) {
             return None;
         }
-        let opened = tokio::time::timeout(FINISH_CATCH_UP, async {
-            crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|_| Err("connecting to blue timed out".into()));
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, async { crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await) })
+            .await
+            .unwrap_or_else(|_| Err(Error::Setup("connecting to blue timed out".into())));
         match opened {
             Ok(marker) => Some(marker),
             Err(e) => {
@@ -120,26 +119,24 @@ impl Controller {
 
     /// `turnout finish`: no foreign write on blue waits to be acknowledged and, when blue is watched
     /// (and no rollback's switch closed the watch), the watch read blue up to now.
-    pub(super) async fn rogue_gate_finish(&self) -> Result<(), String> {
+    pub(super) async fn rogue_gate_finish(&self) -> Result<(), Error> {
         if let Err(e) = self.read_blue_up_to_now().await {
-            return Err(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch"));
+            return Err(Error::Setup(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch")));
         }
         crate::watch::refuse_outstanding(&self.status, Side::Blue)
     }
 
     /// When blue is watched (and no rollback's switch closed the watch): a mark on blue, and the watch
     /// read past it, within [`FINISH_CATCH_UP`] — before the window ends, by `finish` or its budget.
-    pub async fn read_blue_up_to_now(&self) -> Result<(), String> {
+    pub async fn read_blue_up_to_now(&self) -> Result<(), Error> {
         let closed = self.status.watched(Side::Blue).is_some_and(|w| w.state == "closed");
         if !self.watches(Side::Blue) || closed {
             return Ok(());
         }
         let deadline = Instant::now() + FINISH_CATCH_UP;
-        let opened = tokio::time::timeout(FINISH_CATCH_UP, async {
-            crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|_| Err("connecting to blue for the watch's mark timed out".into()));
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, async { crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await) })
+            .await
+            .unwrap_or_else(|_| Err(Error::Setup("connecting to blue for the watch's mark timed out".into())));
         match opened {
             Ok(mut marker) => self.read_up_to_now(Side::Blue, &mut marker, deadline).await,
             Err(e) => Err(e),
@@ -148,8 +145,8 @@ impl Controller {
 
     /// `POST /rogue-writes/acknowledge`: acknowledges the foreign writes of each side in `seen`,
     /// provided that side's count is still the one the operator saw.
-    pub fn acknowledge_rogue_writes(&self, seen: &std::collections::BTreeMap<Side, u64>) -> Result<Vec<String>, String> {
-        let lines = crate::watch::acknowledge(&self.state, &self.status, seen).map_err(|e| e.to_string())?;
+    pub fn acknowledge_rogue_writes(&self, seen: &std::collections::BTreeMap<Side, u64>) -> Result<Vec<String>, Error> {
+        let lines = crate::watch::acknowledge(&self.state, &self.status, seen)?;
         Ok(if lines.is_empty() { vec!["no writes that turnout did not make wait to be acknowledged".into()] } else { lines })
     }
 

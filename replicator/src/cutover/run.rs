@@ -86,12 +86,14 @@ impl Controller {
                     }
                 }
             }
-            Err(e) => return Err(self.fail(journal, e.to_string())),
+            Err(e) => return Err(self.fail(journal, e)),
         }
         if request.rehearse && procedure.fence_kind() == "none" {
             return Err(self.fail(
                 journal,
-                "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
+                Error::Setup(
+                    "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
+                ),
             ));
         }
         let sides = procedure.identify().await;
@@ -111,10 +113,10 @@ impl Controller {
         // Checked (and console sessions opened) before writes pause.
         let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
         if let Err(e) = fence_ready {
-            return Err(self.fail(journal, format!("the fence is not ready: {e}")));
+            return Err(self.fail(journal, Error::during("the fence is not ready")(e)));
         }
         if let Err(e) = switch.check(Duration::from_secs(10)).await {
-            return Err(self.fail(journal, format!("the switch is not ready: {e}")));
+            return Err(self.fail(journal, Error::during("the switch is not ready")(e)));
         }
         // Counters go ahead before writes pause; inside the pause one read checks them.
         let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await);
@@ -123,7 +125,7 @@ impl Controller {
                 lock(&self.record).counters.push(line.clone());
                 self.say(line);
             }
-            Err(e) => return Err(self.fail(journal, e.to_string())),
+            Err(e) => return Err(self.fail(journal, e)),
         }
         // What would block or slow the real one, read as late as possible before the fence.
         if request.rehearse {
@@ -135,7 +137,7 @@ impl Controller {
         // The consumers carried over: their slots made on green and their reading of blue checked.
         let handover = match crate::handover::Session::prepare(&self.config, self.direction).await {
             Ok(session) => session,
-            Err(e) => return Err(self.fail(journal, format!("the consumers cannot be handed over: {e}"))),
+            Err(e) => return Err(self.fail(journal, Error::during("the consumers cannot be handed over")(e))),
         };
         if let Some(h) = &handover {
             self.say(format!("consumers to hand over to {}, ready: {}", self.direction.sides().1, h.consumers().join(", ")));
@@ -178,16 +180,17 @@ impl Controller {
         let mut phases = PauseTimeline::new(fenced_at);
         match procedure.fence(pause_budget).await {
             Ok(line) => self.say(line),
-            Err(e) => return Err(self.undo(procedure, journal, format!("fencing failed: {e}")).await),
+            Err(e) => return Err(self.undo(procedure, journal, Error::during("fencing failed")(e)).await),
         }
         phases.mark("fence");
         let deadline = fenced_at + pause_budget;
         // Sentinel: written after the fence, so every write acknowledged before it precedes it.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.undo(procedure, journal, format!("writing the sentinel on {from} failed: {e}")).await),
+            Ok(Err(e)) => return Err(self.undo(procedure, journal, Error::during(format!("writing the sentinel on {from} failed"))(e)).await),
             Err(_) => {
-                return Err(self.undo(procedure, journal, format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone")).await)
+                let late = Error::Setup(format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone"));
+                return Err(self.undo(procedure, journal, late).await);
             }
         }
         phases.mark("sentinel");
@@ -216,7 +219,7 @@ impl Controller {
                 drop(record);
                 self.say(line);
             }
-            Ok(Err(e)) => return Err(self.undo(procedure, journal, e.to_string()).await),
+            Ok(Err(e)) => return Err(self.undo(procedure, journal, e).await),
             Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
         }
         self.journal(journal, Step::SequencesSynced, None)?;
@@ -257,7 +260,7 @@ impl Controller {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let handed = match tokio::time::timeout(remaining, handover.hand_off(Some(sentinel.to_string()))).await {
                 Ok(Ok(handed)) => handed,
-                Ok(Err(e)) => return Err(self.undo(procedure, journal, format!("handing the consumers over failed: {e}")).await),
+                Ok(Err(e)) => return Err(self.undo(procedure, journal, Error::during("handing the consumers over failed")(e)).await),
                 Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
             };
             phases.mark("consumers handed over");
@@ -265,7 +268,7 @@ impl Controller {
                 // Unsynced: the switch's journal entry, synced, makes it durable before traffic moves.
                 let record = crate::handover::Record { cutover: id.to_owned(), direction: self.direction, consumers: handed.clone(), settled: false };
                 if let Err(e) = self.state.put_handover(self.direction, &record, false) {
-                    return Err(self.undo(procedure, journal, format!("keeping the hand-over failed: {e}")).await);
+                    return Err(self.undo(procedure, journal, Error::during("keeping the hand-over failed")(e)).await);
                 }
             }
             lock(&self.record).handover = handed;
@@ -339,7 +342,7 @@ impl Controller {
     }
 
     /// Waits until streaming with lag under `threshold` for several consecutive samples.
-    async fn wait_for_lag(&self, threshold: Duration, timeout: Duration) -> Result<(), String> {
+    async fn wait_for_lag(&self, threshold: Duration, timeout: Duration) -> Result<(), Error> {
         const STABLE: u32 = 5;
         let deadline = Instant::now() + timeout;
         let mut under = 0;
@@ -354,12 +357,12 @@ impl Controller {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "lag did not stay under {} ms within {} s (last: {}); nothing was changed, blue keeps serving",
                     threshold.as_millis(),
                     timeout.as_secs(),
                     last.map_or("unknown".into(), |l| format!("{l:.3} s"))
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -377,7 +380,7 @@ impl Controller {
 
     /// Arms the stream the switch hands off to, if configured, and records it in the journal
     /// (written by the next step). Returns the reason to undo on failure.
-    async fn arm_reverse<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal) -> Result<(), String> {
+    async fn arm_reverse<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal) -> Result<(), Error> {
         let Some(names) = self.reverse_names() else { return Ok(()) };
         match procedure.arm_reverse().await {
             Ok(Some((line, position))) => {
@@ -409,18 +412,18 @@ impl Controller {
                 self.say(format!("WARNING: this rollback arms no stream blue → green: {e}{dropped}. The rollback goes on; replication stops after it"));
                 Ok(())
             }
-            Err(e) => Err(format!("preparing reverse replication failed: {e}")),
+            Err(e) => Err(Error::during("preparing reverse replication failed")(e)),
         }
     }
 
     /// Waits until green durably applied the sentinel's transaction and, where the fenced side knows
     /// everything it committed (`fenced`), holds all of that too.
     /// Returns the sentinel's commit position and the durable position that proved it.
-    async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<(Position, Position), String> {
+    async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<(Position, Position), Error> {
         let (from, to) = self.direction.sides();
         // A position the proof cannot order is no proof: the fence is undone, naming both.
         let reached = |a: &Position, b: &Position| {
-            a.reached(b).map_err(|e| format!("the proof cannot order {to}'s applied position against {from}'s ({e}); the fence was undone"))
+            a.reached(b).map_err(Error::during(format!("the proof ordering {to}'s applied position against {from}'s (the fence was undone)")))
         };
         loop {
             let moved = self.channels.sentinels.durable_moved();
@@ -442,13 +445,13 @@ impl Controller {
                 if let (Some(fenced), Some(applied), true) = (fenced, &applied, sentinel_in) {
                     // The sentinel arrived but not everything the fenced side committed: a write after
                     // it (an account read_only does not stop) that green never received.
-                    return Err(format!(
+                    return Err(Error::Setup(format!(
                         "{to} applied the sentinel but not everything {from} committed before super_read_only ({from}: {fenced}; {to} \
                          applied: {applied}) — an account that read_only does not stop (CONNECTION_ADMIN, SUPER) wrote after the \
                          sentinel; the fence was undone. Revoke those privileges from application accounts (turnout check names them)"
-                    ));
+                    )));
                 }
-                return Err(format!("{to} did not apply the sentinel within --max-pause; the fence was undone"));
+                return Err(Error::Setup(format!("{to} did not apply the sentinel within --max-pause; the fence was undone")));
             }
             // Woken by the apply the moment green's durable position moves; the timeout only bounds
             // the wait by the deadline (the sentinel is recorded before its transaction is durable).
@@ -458,30 +461,34 @@ impl Controller {
 
     /// Undoes the fence for `reason` and journals it; the error the run ends with (the journal's
     /// own failure first).
-    async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: String) -> Error {
+    async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: Error) -> Error {
         match procedure.undo().await {
             Ok(line) => self.say(line),
             Err(e) => {
                 let from = self.direction.sides().0;
                 let msg =
                     format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
-                return match self.journal(journal, Step::Fencing, Some(msg.clone())) {
+                return match self.journal(journal, Step::Fencing, Some(msg)) {
                     Err(journaled) => journaled,
-                    Ok(()) => Error::Setup(msg),
+                    // The undo's failure is what the operator must act on; the reason is in the journal.
+                    Ok(()) => Error::during(format!(
+                        "{reason}; UNDOING THE FENCE FAILED — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo"
+                    ))(e),
                 };
             }
         }
-        match self.journal(journal, Step::Undone, Some(reason.clone())) {
+        match self.journal(journal, Step::Undone, Some(reason.to_string())) {
             Err(journaled) => journaled,
-            Ok(()) => Error::Setup(reason),
+            Ok(()) => reason,
         }
     }
 
-    /// Journals a run that ended before the fence, for `reason`; the error it ends with.
-    pub(super) fn fail(&self, journal: &mut Journal, reason: String) -> Error {
-        match self.journal(journal, Step::Failed, Some(reason.clone())) {
+    /// Journals a run that ended before the fence, for `reason`; the error it ends with, as it came
+    /// (its side, code and retry class kept).
+    pub(super) fn fail(&self, journal: &mut Journal, reason: Error) -> Error {
+        match self.journal(journal, Step::Failed, Some(reason.to_string())) {
             Err(journaled) => journaled,
-            Ok(()) => Error::Setup(reason),
+            Ok(()) => reason,
         }
     }
 }

@@ -11,21 +11,21 @@ use super::*;
 
 impl Controller {
     /// Why a rollback cannot start now, if it cannot; the reverse stream the cutover armed if it can.
-    pub(super) fn rollback_allowed(&self) -> Result<ReverseArm, String> {
-        let cutover = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
+    pub(super) fn rollback_allowed(&self) -> Result<ReverseArm, Error> {
+        let cutover = self.state.journal(Direction::Forward)?;
         let arm = match cutover {
             Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => arm,
             Some(Journal { step: Step::Done, .. }) => {
-                return Err("the cutover armed no reverse stream (cutover.reverse = false): there is no way back to replay".into())
+                return Err(Error::Setup("the cutover armed no reverse stream (cutover.reverse = false): there is no way back to replay".into()))
             }
-            _ => return Err("there is nothing to roll back: no cutover to green completed".into()),
+            _ => return Err(Error::Setup("there is nothing to roll back: no cutover to green completed".into())),
         };
         if let Some(why) = self.status.window().and_then(|w| w.spent()) {
-            return Err(format!("the rollback window's budget is spent ({why}); it is ending, there is no way back to replay"));
+            return Err(Error::Setup(format!("the rollback window's budget is spent ({why}); it is ending, there is no way back to replay")));
         }
         match (&arm.ended, arm.finished) {
-            (Some(why), _) => Err(format!("the rollback window ended on its own: {why}; there is no way back to replay")),
-            (None, true) => Err("`turnout finish` already ended the rollback window".into()),
+            (Some(why), _) => Err(Error::Setup(format!("the rollback window ended on its own: {why}; there is no way back to replay"))),
+            (None, true) => Err(Error::Setup("`turnout finish` already ended the rollback window".into())),
             (None, false) => Ok(arm),
         }
     }
@@ -36,7 +36,7 @@ impl Controller {
     /// thing done.
     /// Refused while blue's watch has foreign writes not acknowledged, or cannot show it read blue's
     /// log up to now ([`crate::watch`]).
-    pub async fn finish(&self) -> Result<Vec<String>, String> {
+    pub async fn finish(&self) -> Result<Vec<String>, Error> {
         self.rogue_gate_finish().await?;
         self.end_window(None).await
     }
@@ -44,47 +44,47 @@ impl Controller {
     /// Journals the window's end, unless a rollback runs or left green unsettled; returns the
     /// reverse stream it ends. Under the progress lock, as `start` checks whether a rollback may
     /// begin: a rollback and the window's end never both go ahead.
-    fn close_window(&self, why: Option<String>) -> Result<ReverseArm, String> {
+    fn close_window(&self, why: Option<String>) -> Result<ReverseArm, Error> {
         let progress = lock(&self.progress);
         if progress.outcome.as_deref() == Some("running") {
-            return Err("a rollback is running; wait for it to end".into());
+            return Err(Error::Setup("a rollback is running; wait for it to end".into()));
         }
-        if let Some(rollback) = self.state.journal(Direction::Reverse).map_err(|e| e.to_string())? {
+        if let Some(rollback) = self.state.journal(Direction::Reverse)? {
             if rollback.step.unsettled() {
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "rollback {} was left unsettled ({:?}); restart `turnout run`, which settles it, before ending the window",
                     rollback.id, rollback.step
-                ));
+                )));
             }
             if rollback.step == Step::Done && rollback.reverse.is_some() {
-                return Err(format!(
+                return Err(Error::Setup(format!(
                     "rollback {} armed replication blue → green again (cutover.iterate): the stream goes on as its next generation, and \
                      the window's objects go as it begins; there is no window to finish",
                     rollback.id
-                ));
+                )));
             }
         }
-        let mut journal = self.state.journal(Direction::Forward).map_err(|e| e.to_string())?;
+        let mut journal = self.state.journal(Direction::Forward)?;
         let arm = match journal.as_mut() {
             Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => {
                 if why.is_some() && arm.finished {
-                    return Err("the rollback window was already ended".into());
+                    return Err(Error::Setup("the rollback window was already ended".into()));
                 }
                 arm.finished = true;
                 arm.ended = why.or(arm.ended.take());
                 arm.clone()
             }
-            _ => return Err("there is no rollback window to finish: no cutover with a reverse stream completed".into()),
+            _ => return Err(Error::Setup("there is no rollback window to finish: no cutover with a reverse stream completed".into())),
         };
         if let Some(journal) = &journal {
-            self.state.put_cutover_journal(journal, true).map_err(|e| e.to_string())?;
+            self.state.put_cutover_journal(journal, true)?;
         }
         Ok(arm)
     }
 
     /// Ends the rollback window as [`Controller::finish`] does, for `why` when its budget ran out
     /// (`cutover.window_max`, `cutover.window_max_held`): then a rollback is refused naming it.
-    pub async fn end_window(&self, why: Option<String>) -> Result<Vec<String>, String> {
+    pub async fn end_window(&self, why: Option<String>) -> Result<Vec<String>, Error> {
         let arm = self.close_window(why.clone())?;
         if let Some(why) = why {
             self.status.window_ended(why);
@@ -92,7 +92,7 @@ impl Controller {
         self.stop();
         self.status.clear_window();
         let mut done = vec!["ended the rollback window: the reverse stream stops".to_string()];
-        done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await.map_err(|e| e.to_string())?);
+        done.extend(crate::rollback::drop_reverse(&self.config, &arm.names).await?);
         // What blue's watch read (the forward slot, PostgreSQL) goes with the window.
         crate::watch::drop_objects(&self.config, &self.names(), &[Side::Blue]).await;
         self.status.set_phase(Phase::Stopped);

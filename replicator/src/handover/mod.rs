@@ -24,34 +24,7 @@ pub mod pg;
 use crate::status::Direction;
 use serde::{Deserialize, Serialize};
 
-/// A consumer of blue's change log found on blue (`turnout check`, `GET /handover`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Consumer {
-    /// The slot's name, or the standby's `application_name` when it uses no slot.
-    pub name: String,
-    /// `logical` or `physical` slot, or `standby` (a connected standby without a slot).
-    pub kind: String,
-    /// The logical slot's output plugin.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<String>,
-    /// The database a logical slot decodes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database: Option<String>,
-    /// A session reads it now.
-    pub active: bool,
-    /// The client reading it, when active (`application_name@address`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<String>,
-    /// How far it has read: `confirmed_flush_lsn` of a logical slot, `restart_lsn` of a physical
-    /// one, `replay_lsn` of a standby.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<String>,
-    /// Bytes of blue's log it has not read yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub behind_bytes: Option<i64>,
-    /// A `[[handover]]` entry carries it over at the cutover.
-    pub carried: bool,
-}
+pub use crate::status::consumers::Consumer;
 
 /// What a cutover (rollback) did for one carried consumer: where it stopped on the side writes left
 /// and where it resumes on the side they moved to. Kept in the state store and the certificate,
@@ -243,8 +216,8 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
 }
 
 /// Once writes stay on green for good (`turnout finish`, or the window's budget spent): the slots the
-/// cutover carried are dropped on blue — each named first; one still read is kept, with a warning,
-/// for its consumer to finish (it holds blue's WAL until dropped).
+/// cutover carried are dropped on blue, each named. One still read, or whose consumer has a gap to
+/// read there, is kept with a warning (it holds blue's WAL until dropped).
 pub async fn drop_left(config: &crate::config::Config, state: &crate::state::StateStore) -> Vec<String> {
     let Ok(Some(record)) = state.handover::<Record>(Direction::Forward) else { return Vec::new() };
     // MySQL/MariaDB keep no place for a binlog reader: nothing to drop.
@@ -257,9 +230,34 @@ pub async fn drop_left(config: &crate::config::Config, state: &crate::state::Sta
     };
     let mut lines = Vec::new();
     for c in &record.consumers {
-        lines.push(pg::drop_slot(&blue, &c.consumer, "blue", &format!("its consumer resumed on green at {}", c.resume)).await);
+        match &c.gap {
+            // Its consumer still needs what the slot holds.
+            Some(gap) => lines.push(format!("WARNING: slot {} on blue is kept: its consumer must still read {gap} there; drop it once it has", c.consumer)),
+            None => lines.push(pg::drop_slot(&blue, &c.consumer, "blue", &format!("its consumer resumed on green at {}", c.resume)).await),
+        }
     }
     lines
+}
+
+/// How often `/status` looks at blue's consumers again.
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Keeps `/status`'s list of blue's consumers current until `stop`: looked at now and every
+/// [`LOOK_EVERY`]. A look that fails keeps the last list (and logs why at debug level).
+pub async fn show_consumers(
+    config: std::sync::Arc<crate::config::Config>,
+    status: std::sync::Arc<crate::status::Status>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match discover(&config).await {
+            Ok(consumers) => status.set_consumers(consumers),
+            Err(e) => tracing::debug!("looking at blue's consumers: {e}"),
+        }
+        if tokio::time::timeout(LOOK_EVERY, stop.wait_for(|s| *s)).await.is_ok() {
+            return;
+        }
+    }
 }
 
 /// `turnout teardown` before any cutover handed consumers over: the slots `[[handover]]` names are

@@ -64,4 +64,7 @@ pub struct Snapshot {
     pub continuous_verify: Option<verified::Verified>,
     /// The read canary, once one was asked for (`turnout canary`).
     pub canary: Option<crate::canary_plan::CanaryStatus>,
+    /// Blue's downstream consumers (slots, standbys, binlog readers that are not turnout's), looked at
+    /// every 30 s; none before the first look or when blue cannot be read.
+    pub consumers: Option<Vec<super::consumers::Consumer>>,
 }

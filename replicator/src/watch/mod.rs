@@ -228,39 +228,39 @@ pub fn show_kept(state: &StateStore, status: &Status) -> Result<(), Error> {
 
 /// Why a cutover (`Side::Green`) or `turnout finish` (`Side::Blue`) may not go on: foreign writes
 /// not acknowledged, or a watch that is not reading.
-pub fn refuse_outstanding(status: &Status, side: Side) -> Result<(), String> {
+pub fn refuse_outstanding(status: &Status, side: Side) -> Result<(), Error> {
     let Some(watched) = status.watched(side) else { return Ok(()) };
     if watched.outstanding() > 0 {
         let what = match side {
             Side::Green => "green differs from blue wherever they landed: reconcile them on green (or run `turnout verify`)",
             Side::Blue => "blue holds writes the application made past the switch (a split brain): carry them to green or accept their loss",
         };
-        return Err(format!(
+        return Err(Error::Setup(format!(
             "{} writes on {side} did not come from turnout: {}. {what}, then run `turnout rogue-writes --acknowledge`",
             watched.outstanding(),
             watched.describe()
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Waits until `side`'s watch has read its log through `mark` (a position written on `side` just
 /// before), up to `deadline`. Errs naming where the watch stands when it does not get there.
-pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: Instant) -> Result<(), String> {
+pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: Instant) -> Result<(), Error> {
     loop {
         let watched = status.watched(side).unwrap_or_default();
         match watched.through.as_ref().map(|t| t.reached(mark)) {
             Some(Ok(true)) => return Ok(()),
-            Some(Err(e)) => return Err(format!("{}'s watch cannot order where it read against the mark: {e}", side.name())),
+            Some(Err(e)) => return Err(Error::during(format!("{}'s watch ordering where it read against the mark", side.name()))(e)),
             _ => {}
         }
         if Instant::now() >= deadline {
             let at = watched.read_through.unwrap_or_else(|| "nowhere yet".into());
             let why = watched.error.map(|e| format!(" ({e})")).unwrap_or_default();
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "the watch for writes on {side} that are not turnout's had read {side}'s log only to {at}, not to {mark}, in time{why}: \
                  it cannot be shown that nothing else wrote there"
-            ));
+            )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -319,12 +319,12 @@ mod tests {
             ledger.record(&[write("(id=1)"), write("(id=2)")], &Position::Pg(Lsn(10))).expect("test");
             // A replay of what was counted (a reconnect from an older position) counts nothing.
             ledger.record(&[write("(id=1)")], &Position::Pg(Lsn(10))).expect("test");
-            let e = refuse_outstanding(&status, Side::Green).expect_err("test");
+            let e = refuse_outstanding(&status, Side::Green).expect_err("test").to_string();
             assert!(e.starts_with("2 writes on green") && e.contains("public.t (id=1) insert, public.t (id=2) insert") && e.contains("--acknowledge"), "{e}");
             assert!(refuse_outstanding(&status, Side::Blue).is_ok(), "blue is not watched");
             let deadline = Instant::now() + Duration::from_millis(50);
             assert!(caught_up(&status, Side::Green, &Position::Pg(Lsn(10)), deadline).await.is_ok());
-            let e = caught_up(&status, Side::Green, &Position::Pg(Lsn(11)), deadline).await.expect_err("test");
+            let e = caught_up(&status, Side::Green, &Position::Pg(Lsn(11)), deadline).await.expect_err("test").to_string();
             assert!(e.contains("not to 0/B"), "{e}");
         }
         let state = StateStore::open(dir.path()).expect("test");

@@ -151,3 +151,13 @@ async fn a_binlog_reader_reads_every_committed_row_once_across_a_cutover_and_a_r
     assert!(twice.is_empty() && missing.is_empty() && extra.is_empty(), "the reader saw twice {twice:?}, missed {missing:?}, saw uncommitted {extra:?}");
     assert_eq!(s.t.sigterm(), Some(0));
 }
+
+#[tokio::test]
+async fn a_binlog_reader_that_is_not_reading_refuses_the_cutover_before_the_fence() {
+    let s = setup("read-only", "haproxy", "[[handover]]\naccount = \"reader\"\nwait = \"1s\"\n").await;
+    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the consumer reader has not been sent blue's whole binlog within 1 s") && out.contains("on_lag = \"record\""), "{out}");
+    // Refused before the fence: blue serves the application as before.
+    s.assert_blue_serves().await;
+}
