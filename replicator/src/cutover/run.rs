@@ -258,25 +258,29 @@ impl Controller {
         }
         if let Some(handover) = handover {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let handed = match tokio::time::timeout(remaining, handover.hand_off(Some(sentinel.to_string()))).await {
-                Ok(Ok(handed)) => handed,
-                Ok(Err(e)) => return Err(self.undo(procedure, journal, Error::during("handing the consumers over failed")(e)).await),
+            match tokio::time::timeout(remaining, self.hand_over(handover, &sentinel, id, request.rehearse)).await {
+                Ok(Ok(())) => phases.mark("consumers handed over"),
+                Ok(Err(e)) => return Err(self.undo(procedure, journal, e).await),
                 Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
-            };
-            phases.mark("consumers handed over");
-            if !request.rehearse {
-                // Unsynced: the switch's journal entry, synced, makes it durable before traffic moves.
-                let record = crate::handover::Record { cutover: id.to_owned(), direction: self.direction, consumers: handed.clone(), settled: false };
-                if let Err(e) = self.state.put_handover(self.direction, &record, false) {
-                    return Err(self.undo(procedure, journal, Error::during("keeping the hand-over failed")(e)).await);
-                }
             }
-            lock(&self.record).handover = handed;
         }
         if Instant::now() >= deadline {
             return Err(self.undo(procedure, journal, pause_exceeded(request)).await);
         }
         Ok(Pause { fenced_at, phases, deadline })
+    }
+
+    /// Inside the pause, after the proof: the carried consumers' places on the other side
+    /// ([`crate::handover`]), kept for the certificate and — unless rehearsing — in the state store,
+    /// unsynced: the switch's journal entry, synced, makes it durable before traffic moves.
+    async fn hand_over(&self, handover: &mut crate::handover::Session, sentinel: &Position, id: &str, rehearse: bool) -> Result<(), Error> {
+        let handed = handover.hand_off(Some(sentinel.to_string())).await.map_err(Error::during("handing the consumers over failed"))?;
+        if !rehearse {
+            let record = crate::handover::Record { cutover: id.to_owned(), direction: self.direction, consumers: handed.clone(), settled: false };
+            self.state.put_handover(self.direction, &record, false).map_err(Error::during("keeping the hand-over failed"))?;
+        }
+        lock(&self.record).handover = handed;
+        Ok(())
     }
 
     /// `Switching` → `Done`: the other side has everything; traffic moves to it, and a failure from
