@@ -54,6 +54,10 @@ impl Controller {
             reverse: None,
         };
         self.journal(&mut journal, Step::Waiting, None)?;
+        // A record an earlier attempt left (one undone after its pause) is superseded by this one.
+        if !request.rehearse {
+            self.state.clear_handover(self.direction)?;
+        }
         let Ready { mut marker, mut handover } = self.before_fence(&mut procedure, &mut journal, &switch, request).await?;
         let pause = self.fence_and_prove(&mut procedure, &mut journal, (marker.as_mut(), handover.as_mut()), id, request).await?;
         if request.rehearse {
@@ -135,7 +139,7 @@ impl Controller {
             }
         }
         // The consumers carried over: their slots made on green and their reading of blue checked.
-        let handover = match crate::handover::Session::prepare(&self.config, self.direction).await {
+        let handover = match crate::handover::Session::prepare(&self.config, self.direction, &self.state).await {
             Ok(session) => session,
             Err(e) => return Err(self.fail(journal, Error::during("the consumers cannot be handed over")(e))),
         };

@@ -126,7 +126,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Before the fence of a cutover (`Forward`) or rollback (`Reverse`): prepares every consumer
     /// `[[handover]]` carries ([`pg::prepare`], [`mysql::prepare`]). None when no entry carries one.
-    pub async fn prepare(config: &crate::config::Config, direction: Direction) -> Result<Option<Session>, crate::Error> {
+    pub async fn prepare(config: &crate::config::Config, direction: Direction, state: &crate::state::StateStore) -> Result<Option<Session>, crate::Error> {
         if config.handover.is_empty() {
             return Ok(None);
         }
@@ -136,7 +136,14 @@ impl Session {
             crate::config::SourceKind::Pg => {
                 let from = turnout_sinks::pg::connect(from_url).await?;
                 let to = turnout_sinks::pg::connect(to_url).await?;
-                let prepared = pg::prepare(&from, &to, &config.handover, (from_side, to_side)).await?;
+                // A rollback moves the slots the cutover carried only where their consumers read up to its fence.
+                let read_to: Vec<(String, turnout_decoders::Lsn)> = match direction {
+                    Direction::Reverse => current(state, Direction::Forward)?
+                        .map(|r| r.consumers.iter().filter_map(|c| Some((c.consumer.clone(), c.fence.as_deref()?.parse().ok()?))).collect())
+                        .unwrap_or_default(),
+                    Direction::Forward => Vec::new(),
+                };
+                let prepared = pg::prepare(&from, &to, &config.handover, (from_side, to_side), &read_to).await?;
                 Session::Pg { to, to_side: crate::error::side_named(to_side), prepared }
             }
             crate::config::SourceKind::MySql => {
@@ -186,19 +193,42 @@ fn urls(config: &crate::config::Config, direction: Direction) -> (&str, &str) {
     }
 }
 
+/// The hand-over record of the switch of `direction` that completed: none when the record belongs
+/// to an attempt that was undone (written inside its pause, before the point of no return).
+fn current(state: &crate::state::StateStore, direction: Direction) -> Result<Option<Record>, crate::Error> {
+    let Some(record) = state.handover::<Record>(direction)? else { return Ok(None) };
+    // The journal of that switch says whether it completed; once a rollback's next generation began,
+    // the journals are closed and the record is the last switch's.
+    let undone = state.journal(direction)?.is_some_and(|j| j.id == record.cutover && j.step != crate::journal::Step::Done);
+    Ok((!undone).then_some(record))
+}
+
 /// After a switch, before the stream that follows applies to the fenced side (the reverse stream
 /// after a cutover, the next generation after a rollback): each consumer the switch carried has read
 /// the fenced side up to the fence, or its gap is recorded ([`pg::settle`]). Runs once per switch;
 /// the record says so.
 pub async fn settle(config: &crate::config::Config, state: &crate::state::StateStore, direction: Direction) -> Result<(), crate::Error> {
-    let Some(mut record) = state.handover::<Record>(direction)? else { return Ok(()) };
+    let Some(mut record) = current(state, direction)? else { return Ok(()) };
     if record.settled || record.consumers.is_empty() {
         return Ok(());
     }
     let (from, to) = direction.sides();
-    let url = urls(config, direction).0;
+    let (url, to_url) = urls(config, direction);
     match config.source_kind() {
-        crate::config::SourceKind::Pg => pg::settle(&turnout_sinks::pg::connect(url).await?, &mut record.consumers, from).await?,
+        crate::config::SourceKind::Pg => {
+            // A slot's advanced position reaches disk at the next checkpoint: until then a crash of
+            // that server would put it back before the hand-off, and its consumer would see turnout's
+            // apply again. One now, before the consumers are told to read there.
+            let to_client = turnout_sinks::pg::connect(to_url).await?;
+            if let Err(e) = to_client.batch_execute("CHECKPOINT").await {
+                tracing::warn!(
+                    "CHECKPOINT on {to} failed ({}): the consumers' slots there are on disk only after its next checkpoint; run CHECKPOINT \
+                     on {to} (as a superuser or a pg_checkpoint member) before the consumers read there",
+                    turnout_sinks::pg::describe_error(&e)
+                );
+            }
+            pg::settle(&turnout_sinks::pg::connect(url).await?, &mut record.consumers, from).await?
+        }
         crate::config::SourceKind::MySql => {
             let (mut fenced, own) = mysql_session(url, from).await?;
             mysql::settle(&mut fenced, from, &own, &mut record.consumers).await?;
@@ -219,7 +249,12 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
 /// cutover carried are dropped on blue, each named. One still read, or whose consumer has a gap to
 /// read there, is kept with a warning (it holds blue's WAL until dropped).
 pub async fn drop_left(config: &crate::config::Config, state: &crate::state::StateStore) -> Vec<String> {
-    let Ok(Some(record)) = state.handover::<Record>(Direction::Forward) else { return Vec::new() };
+    // Only what the cutover that completed handed over, once each consumer was seen to read blue up
+    // to the fence (or its gap recorded).
+    let Ok(Some(record)) = current(state, Direction::Forward) else { return Vec::new() };
+    if !record.settled {
+        return vec!["WARNING: the consumers' slots on blue were kept: the hand-over never saw them read blue up to the fence".into()];
+    }
     // MySQL/MariaDB keep no place for a binlog reader: nothing to drop.
     if record.consumers.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
         return Vec::new();
@@ -351,9 +386,9 @@ pub async fn findings(config: &crate::config::Config) -> crate::source::contract
 pub async fn view(config: &crate::config::Config, state: &crate::state::StateStore) -> serde_json::Value {
     let discovered = discover(config).await.map_err(|e| e.to_string());
     // The last switch's record: a rollback's when one ran since the cutover.
-    let record = state.handover::<Record>(Direction::Reverse).and_then(|r| match r {
+    let record = current(state, Direction::Reverse).and_then(|r| match r {
         Some(r) => Ok(Some(r)),
-        None => state.handover(Direction::Forward),
+        None => current(state, Direction::Forward),
     });
     let record = record.map_err(|e| e.to_string());
     let repoint: Vec<String> = record

@@ -81,18 +81,33 @@ pub struct Prepared {
 /// and its slot on the fenced side (`from`) read up to where that side's log stood when the wait
 /// began — within the entry's `wait`, or refused (`on_lag = "refuse"`). Idempotent: a slot an undone
 /// cutover made is used again. `sides` names (from, to).
-pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&str, &str)) -> Result<Vec<Prepared>, Error> {
+/// `read_to`: for a rollback, where each consumer the cutover carried must have read the side writes
+/// return to (the cutover's fence) before its slot there may move to the rollback's hand-off — or
+/// the part it had not read would be skipped.
+pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&str, &str), read_to: &[(String, Lsn)]) -> Result<Vec<Prepared>, Error> {
     let (from_side, to_side) = (crate::error::side_named(sides.0), crate::error::side_named(sides.1));
     let mut prepared = Vec::new();
     for Carried { slot, plugin, two_phase, entry } in resolve(from, from_side, entries).await? {
+        let kept = to
+            .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .await
+            .map_err(Error::sql(to_side, format!("reading slot {slot}")))?;
+        // A slot its consumer dropped there is made anew at the hand-off: nothing of it is skipped.
+        if let Some((_, fence)) = read_to.iter().find(|(s, _)| *s == slot).filter(|_| kept.is_some()) {
+            let (read, at) = confirmed_reaches(to, to_side, &slot, *fence, Duration::ZERO).await?;
+            if !read {
+                return Err(Error::Setup(format!(
+                    "the consumer of slot {slot} has read {to_side} only up to {at}, not to the cutover's fence {fence}: moving its slot \
+                     there to the rollback's hand-off would skip {at}..{fence}; let it read that first, or leave it out of [[handover]]"
+                )));
+            }
+        }
         for publication in &entry.publications {
             same_publication((from, from_side), (to, to_side), publication).await?;
         }
         make_slot(to, to_side, &slot, &plugin, two_phase).await?;
         prepared.push(Prepared { slot, plugin, publications: entry.publications.clone(), consumed: Lsn(0), wait: entry.wait()?, on_lag: entry.on_lag });
     }
-    // Move the slots up to the other side's log now: inside the pause only what was applied since is decoded.
-    advance(to, to_side, &prepared).await?;
     let now: String = from.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.map_err(Error::sql(from_side, "reading the log position"))?.get(0);
     let target = lsn_of(&now)?;
     for p in &mut prepared {
@@ -108,6 +123,9 @@ pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&
             )));
         }
     }
+    // Move the slots up to the other side's log now, after the waits: inside the pause only what was
+    // applied since is decoded.
+    advance(to, to_side, &prepared).await?;
     Ok(prepared)
 }
 
@@ -281,17 +299,27 @@ async fn make_slot(to: &Client, side: Side, slot: &str, plugin: &str, two_phase:
             )))
         }
         Some(r) if r.get::<_, bool>(2) => Err(Error::Setup(format!(
-            "{side}'s slot {slot} is being read already: a consumer moved there before the switch would read turnout's own apply as \
-             changes; stop it and cut over again"
+            "{side}'s slot {slot} is being read now: a consumer reading there before the switch would read turnout's own apply as \
+             changes (before a rollback: the consumer still reads {side}); stop it and try again"
         ))),
         Some(_) => Ok(()),
         None => {
+            // Creating a logical slot waits for every transaction holding an xid there (prepared ones
+            // too): bounded, so the cutover refuses instead of hanging before the fence.
+            to.batch_execute("SET statement_timeout = '30s'").await.map_err(Error::sql(side, "bounding the slot's creation"))?;
             // The four-argument form exists from PostgreSQL 14 on; only a two-phase slot needs it.
             let made = match two_phase {
                 true => to.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2, false, true)", &[&slot, &plugin]).await,
                 false => to.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)", &[&slot, &plugin]).await,
             };
-            made.map_err(Error::sql(side, format!("creating slot {slot} ({plugin}) for its consumer")))?;
+            let _ = to.batch_execute("RESET statement_timeout").await;
+            made.map_err(Error::sql(
+                side,
+                format!(
+                    "creating slot {slot} ({plugin}) for its consumer (within 30 s: it waits for every transaction on {side} holding an xid, \
+                     prepared ones included — end them)"
+                ),
+            ))?;
             tracing::info!("created slot {slot} ({plugin}) on {side} for the hand-over");
             Ok(())
         }
@@ -352,6 +380,18 @@ pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Opt
 pub async fn settle(fenced: &Client, handed: &mut [Handed], side: &str) -> Result<(), Error> {
     for h in handed.iter_mut().filter(|h| h.gap.is_none()) {
         let Some(fence) = h.fence.as_deref().map(lsn_of).transpose()? else { continue };
+        // A consumer that dropped its slot there itself (Debezium's slot.drop.on.stop, an operator
+        // after --endpos) has nothing left to wait for; what it read is its own to say.
+        let exists = fenced
+            .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&h.consumer])
+            .await
+            .map_err(Error::sql(crate::error::side_named(side), format!("reading slot {}", h.consumer)))?
+            .is_some();
+        if !exists {
+            tracing::warn!("the consumer's slot {} is gone from {side}: whether it read up to the fence {fence} is its own to say", h.consumer);
+            h.gap = Some(format!("unknown (slot dropped on {side})..{fence}"));
+            continue;
+        }
         let (reached, at) = confirmed_reaches(fenced, crate::error::side_named(side), &h.consumer, fence, Duration::from_millis(h.wait_ms)).await?;
         if !reached {
             tracing::warn!(

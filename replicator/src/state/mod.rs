@@ -378,6 +378,12 @@ impl StateStore {
         self.get(Self::handover_key(direction))?.map(|v| serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("hand-over record")(e).into())).transpose()
     }
 
+    /// Forgets the hand-over record of `direction` (a new cutover or rollback begins: it supersedes
+    /// whatever an earlier attempt recorded), synced.
+    pub fn clear_handover(&self, direction: crate::status::Direction) -> Result<(), Error> {
+        self.delete(Self::handover_key(direction))
+    }
+
     /// Keeps what a cutover (rollback) handed over, synced when `sync` is set — unsynced inside the
     /// write pause, where the switch's journal entry, synced, makes it durable before traffic moves.
     /// A cutover's record replaces the record of the rollback before it.
