@@ -474,14 +474,13 @@ impl Controller {
             Ok(line) => self.say(line),
             Err(e) => {
                 let from = self.direction.sides().0;
-                let msg =
-                    format!("{reason}; UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo");
-                return match self.journal(journal, Step::Fencing, Some(msg)) {
+                // What the operator must act on is the undo's failure; the journal keeps the same line.
+                let failed = Error::during(format!(
+                    "{reason}; UNDOING THE FENCE FAILED — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo"
+                ))(e);
+                return match self.journal(journal, Step::Fencing, Some(failed.to_string())) {
                     Err(journaled) => journaled,
-                    // The undo's failure is what the operator must act on; the reason is in the journal.
-                    Ok(()) => Error::during(format!(
-                        "{reason}; UNDOING THE FENCE FAILED — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo"
-                    ))(e),
+                    Ok(()) => failed,
                 };
             }
         }

@@ -88,14 +88,9 @@ pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&
     let (from_side, to_side) = (crate::error::side_named(sides.0), crate::error::side_named(sides.1));
     let mut prepared = Vec::new();
     for Carried { slot, plugin, two_phase, entry } in resolve(from, from_side, entries).await? {
-        let kept = to
-            .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-            .await
-            .map_err(Error::sql(to_side, format!("reading slot {slot}")))?;
         // A slot its consumer dropped there is made anew at the hand-off: nothing of it is skipped.
-        if let Some((_, fence)) = read_to.iter().find(|(s, _)| *s == slot).filter(|_| kept.is_some()) {
-            let (read, at) = confirmed_reaches(to, to_side, &slot, *fence, Duration::ZERO).await?;
-            if !read {
+        if let Some((_, fence)) = read_to.iter().find(|(s, _)| *s == slot) {
+            if let Some((false, at)) = confirmed_reaches(to, to_side, &slot, *fence, Duration::ZERO).await? {
                 return Err(Error::Setup(format!(
                     "the consumer of slot {slot} has read {to_side} only up to {at}, not to the cutover's fence {fence}: moving its slot \
                      there to the rollback's hand-off would skip {at}..{fence}; let it read that first, or leave it out of [[handover]]"
@@ -111,7 +106,9 @@ pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&
     let now: String = from.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.map_err(Error::sql(from_side, "reading the log position"))?.get(0);
     let target = lsn_of(&now)?;
     for p in &mut prepared {
-        let (reached, at) = confirmed_reaches(from, from_side, &p.slot, target, p.wait).await?;
+        let Some((reached, at)) = confirmed_reaches(from, from_side, &p.slot, target, p.wait).await? else {
+            return Err(Error::Setup(format!("the consumer's slot {} is gone from {from_side}; its place cannot be handed over", p.slot)));
+        };
         p.consumed = at;
         if !reached && p.on_lag == OnLag::Refuse {
             return Err(Error::Setup(format!(
@@ -382,17 +379,11 @@ pub async fn settle(fenced: &Client, handed: &mut [Handed], side: &str) -> Resul
         let Some(fence) = h.fence.as_deref().map(lsn_of).transpose()? else { continue };
         // A consumer that dropped its slot there itself (Debezium's slot.drop.on.stop, an operator
         // after --endpos) has nothing left to wait for; what it read is its own to say.
-        let exists = fenced
-            .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&h.consumer])
-            .await
-            .map_err(Error::sql(crate::error::side_named(side), format!("reading slot {}", h.consumer)))?
-            .is_some();
-        if !exists {
+        let Some((reached, at)) = confirmed_reaches(fenced, crate::error::side_named(side), &h.consumer, fence, Duration::from_millis(h.wait_ms)).await? else {
             tracing::warn!("the consumer's slot {} is gone from {side}: whether it read up to the fence {fence} is its own to say", h.consumer);
             h.gap = Some(format!("unknown (slot dropped on {side})..{fence}"));
             continue;
-        }
-        let (reached, at) = confirmed_reaches(fenced, crate::error::side_named(side), &h.consumer, fence, Duration::from_millis(h.wait_ms)).await?;
+        };
         if !reached {
             tracing::warn!(
                 "the consumer of slot {} has read {side} only up to {at}, not to the fence {fence}: it must still read {at}..{fence} there",
@@ -418,23 +409,23 @@ pub async fn drop_slot(client: &Client, slot: &str, side: &str, why: &str) -> St
 }
 
 /// Waits up to `wait` for `slot`'s confirmed position on `client` (`side`) to reach `target`;
-/// returns whether it did and where it stands.
-async fn confirmed_reaches(client: &Client, side: Side, slot: &str, target: Lsn, wait: Duration) -> Result<(bool, Lsn), Error> {
+/// returns whether it did and where it stands — none when there is no slot of that name.
+async fn confirmed_reaches(client: &Client, side: Side, slot: &str, target: Lsn, wait: Duration) -> Result<Option<(bool, Lsn)>, Error> {
     let deadline = Instant::now() + wait;
     loop {
         let row = client
             .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
             .await
             .map_err(Error::sql(side, format!("reading slot {slot}")))?;
-        let Some(text) = row.and_then(|r| r.get::<_, Option<String>>(0)) else {
-            return Err(Error::Setup(format!("the consumer's slot {slot} is gone from {side}; its place cannot be handed over")));
+        let Some(row) = row else { return Ok(None) };
+        let Some(text) = row.get::<_, Option<String>>(0) else {
+            return Err(Error::Setup(format!(
+                "{side}'s slot {slot} has no confirmed position (not a logical slot, or not yet ready); its place cannot be handed over"
+            )));
         };
         let at = lsn_of(&text)?;
-        if at >= target {
-            return Ok((true, at));
-        }
-        if Instant::now() >= deadline {
-            return Ok((false, at));
+        if at >= target || Instant::now() >= deadline {
+            return Ok(Some((at >= target, at)));
         }
         tokio::time::sleep(POLL).await;
     }
