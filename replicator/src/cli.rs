@@ -69,6 +69,52 @@ pub struct MoveArgs {
     pub report: Option<PathBuf>,
 }
 
+/// `turnout fleet`: many blue → green pairs cut over as one decision kept by etcd.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// The fleet file: its name, its pairs' sidecars and its etcd cluster.
+    #[arg(long, value_name = "FILE", default_value = "fleet.toml")]
+    pub fleet: PathBuf,
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+/// What `turnout fleet` does.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Every pair's phase, lag, alerts and cutover, and the fleet's last decision in etcd.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cut every pair over as one decision: every pair's dry run, then every pair fenced and proven,
+    /// holding; one etcd transaction decides commit (every pair switches) or abort (every pair
+    /// undoes its fence).
+    Cutover {
+        /// Start when every pair's lag is below this: '<1s', '1s' or '500ms'.
+        #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
+        when_lag: Duration,
+        /// Give up waiting for the lag condition (and for every pair to be ready) after this long.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+        /// The fleet's pause budget: from the first fence to the decision. A pair not proven within
+        /// it aborts the fleet; a pair holding this long without a decision tries to abort it.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+        max_pause: Duration,
+        /// Every pair fences together and proves, then lifts its fence; nothing switches.
+        #[arg(long)]
+        rehearse: bool,
+        /// Every pair goes on only after a passing live verify (as `turnout cutover --verify`).
+        #[arg(long)]
+        verify: bool,
+        /// Write the fleet's certificate (JSON) to FILE: each pair's certificate digest, the votes,
+        /// the decision and its etcd revision.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+}
+
 /// The arguments of `canary`.
 #[derive(Debug, Args)]
 pub struct CanaryArgs {
@@ -187,6 +233,7 @@ impl MoveArgs {
             rehearse: self.rehearse,
             verify: self.verify,
             verify_max_age_ms: self.verify_max_age.map(millis),
+            fleet: None,
         }))
     }
 }
@@ -227,6 +274,9 @@ pub enum Command {
     /// Share a growing part of the read endpoint's traffic with green before the cutover (`[canary]`),
     /// while green stays healthy; `--reads 0` ends it. Prints what the sidecar did.
     Canary(CanaryArgs),
+    /// A fleet of blue → green pairs, each with its own sidecar, cut over as one decision kept by
+    /// etcd (`fleet.toml`).
+    Fleet(FleetArgs),
     /// Check a cutover certificate (`cutover --report FILE`): its digest, and its signature if any.
     /// Exit 0 only when it is intact.
     Certificate {
@@ -288,6 +338,7 @@ impl Command {
             Command::Finish(_) => "finish",
             Command::RogueWrites { .. } => "rogue-writes",
             Command::Canary(_) => "canary",
+            Command::Fleet(_) => "fleet",
             Command::Certificate { .. } => "certificate",
             Command::Check(_) => "check",
             Command::Verify { .. } => "verify",

@@ -79,6 +79,9 @@ pub struct Config {
     /// `[[handover]]`: consumers of blue's change log carried over to green at the cutover.
     #[serde(default)]
     pub handover: Vec<handover::Handover>,
+    /// `[fleet]`: the etcd cluster this sidecar votes in when a fleet cuts over as one decision.
+    #[serde(default)]
+    pub fleet: crate::fleet::config::SidecarFleet,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
@@ -235,14 +238,7 @@ impl Config {
 
     /// Parses TOML text, expanding `${VAR}` with `env`, and validates it.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::config("(file)", syntax_message(text, &e)))?;
-        expand(&mut value, "", &env)?;
-        // The error names the field path (`apply.batch_rows`), not just "the file".
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
-            let path = e.path().to_string();
-            let field = if path == "." || path.is_empty() { "(file)".to_string() } else { path };
-            Error::config(field, toml_message(e.inner()))
-        })?;
+        let config: Config = parse_expanded(text, env)?;
         config.validate()?;
         Ok(config)
     }
@@ -293,6 +289,9 @@ impl Config {
         }
         crate::with_family!(self, F => F::validate(self))?;
         self.validate_handover(source)?;
+        if let Some(etcd) = &self.fleet.etcd {
+            etcd.validate("fleet.etcd")?;
+        }
         if self.state.dir.as_os_str().is_empty() {
             return Err(Error::config("state.dir", "is empty; give a directory turnout may create and own"));
         }
@@ -554,6 +553,18 @@ fn toml_message(e: &toml::de::Error) -> String {
         Some(span) => format!("{msg} (at byte {})", span.start),
         None => msg,
     }
+}
+
+/// Parses TOML text into `T`, expanding `${VAR}` with `env` first; an error names the field path
+/// (`apply.batch_rows`), not just "the file". Shared by `turnout.toml` and `fleet.toml`.
+pub(crate) fn parse_expanded<T: serde::de::DeserializeOwned>(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<T, Error> {
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::config("(file)", syntax_message(text, &e)))?;
+    expand(&mut value, "", &env)?;
+    serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() { "(file)".to_string() } else { path };
+        Error::config(field, toml_message(e.inner()))
+    })
 }
 
 /// Expands `${VAR}` in every string of `value`; `path` is the dotted field path for errors.

@@ -18,6 +18,10 @@ pub enum Step {
     /// Creating the reverse stream's slot on green (recovered like the steps before: undone). Written
     /// by earlier versions, which created the slot inside the pause; read for their journals.
     ArmingReverse,
+    /// Fenced and proven, one pair of a fleet cutover: its vote is cast (or about to be) and it holds
+    /// for the fleet's decision, which a restart reads from etcd to switch or undo
+    /// ([`crate::fleet::settle`]). Never undone without that decision.
+    Prepared,
     Switching,
     Done,
     Undone,
@@ -33,7 +37,7 @@ impl Step {
     /// Only a restart settles this step (undoes the fence or completes the switch): nothing may
     /// overwrite the journal entry that says so.
     pub(crate) fn unsettled(self) -> bool {
-        self.fence_may_be_up() || self == Step::Switching
+        self.fence_may_be_up() || matches!(self, Step::Prepared | Step::Switching)
     }
 }
 
@@ -79,6 +83,9 @@ pub struct Journal {
     /// The reverse stream this cutover armed (none for a rollback, or with `cutover.reverse = false`).
     #[serde(default)]
     pub reverse: Option<ReverseArm>,
+    /// The fleet vote this cutover holds for (`Step::Prepared`), when it is one pair of a fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::Held>,
 }
 
 /// This stream after a rollback armed blue → green replication again (`cutover.iterate`): the

@@ -22,6 +22,7 @@ pub mod cutover;
 pub mod demo;
 pub(crate) mod duration;
 pub mod error;
+pub mod fleet;
 pub(crate) mod handover;
 pub(crate) mod http;
 pub(crate) mod http_client;

@@ -44,6 +44,26 @@ async fn move_traffic(args: &turnout::cli::MoveArgs, back: bool) -> i32 {
     }
 }
 
+/// `turnout fleet status|cutover`.
+async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
+    use turnout::fleet::coordinator;
+    let file = match turnout::fleet::config::FleetFile::load(&args.fleet) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("turnout: {}: {e}", args.fleet.display());
+            return EXIT_CONFIG;
+        }
+    };
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    match args.command {
+        turnout::cli::FleetCommand::Status { json } => coordinator::status(&file, json).await,
+        turnout::cli::FleetCommand::Cutover { when_lag, timeout, max_pause, rehearse, verify, report } => {
+            let args = coordinator::CutoverArgs { when_lag_ms: ms(when_lag), timeout_ms: ms(timeout), max_pause_ms: ms(max_pause), rehearse, verify, report };
+            coordinator::cutover(&file, &args).await
+        }
+    }
+}
+
 fn load(path: &std::path::Path) -> Result<Config, i32> {
     Config::load(path).map_err(|e| {
         eprintln!("turnout: {e}");
@@ -70,6 +90,7 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             Err(code) => code,
         },
         Command::Cutover(args) => move_traffic(&args, false).await,
+        Command::Fleet(args) => fleet(args).await,
         Command::Rollback(args) => move_traffic(&args, true).await,
         Command::Certificate { file, public_key } => turnout::control::check_certificate(&file, public_key.as_deref()),
         Command::Finish(args) => match load(&args.config) {

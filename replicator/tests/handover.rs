@@ -367,6 +367,10 @@ async fn three_consumers_carried_through_a_cutover_under_load() {
         assert!(Instant::now() < deadline, "finish must drop the carried slots on blue\n{}", s.t.log_text());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(s.t.log_text().contains("dropped slot dbz_2 on blue: its consumer resumed on green at"), "{}", s.t.log_text());
+    // The line follows the drop: the slot may be gone a moment before it is written.
+    common::wait_for(&mut s.t, "the drop of dbz_2 logged", |t| {
+        t.log_text().contains("dropped slot dbz_2 on blue: its consumer resumed on green at").then_some(())
+    })
+    .await;
     assert_eq!(s.t.sigterm(), Some(0));
 }

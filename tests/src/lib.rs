@@ -14,10 +14,13 @@
 //!   its admin console.
 //! * [`HaProxy`] — haproxy (TCP mode) in front of an active and a standby server, with its runtime
 //!   API's admin socket.
+//! * [`EtcdCluster`] — an etcd cluster of N members (Debian's `etcd-server`) on loopback ports,
+//!   whose members can be killed and started again.
 //! * [`Proxy`] — a fault-injecting TCP proxy (cut, stall, latency) between turnout and a server, and
 //!   [`fault::FaultySink`] — a sink that fails on the Nth batch, commit or flush.
 
 mod error;
+mod etcd;
 pub mod fault;
 mod haproxy;
 mod mysql;
@@ -29,6 +32,7 @@ mod rootfs;
 mod tls;
 
 pub use error::TestbedError;
+pub use etcd::EtcdCluster;
 pub use haproxy::HaProxy;
 pub use mysql::{Flavor, MySqlServer};
 pub use pgbouncer::PgBouncer;

@@ -42,6 +42,7 @@ pub use crate::journal::{Journal, ReverseArm, Step};
 
 pub mod again;
 pub mod certificate;
+mod fleet;
 mod gate;
 mod record;
 mod recover;
@@ -90,6 +91,10 @@ pub struct Request {
     pub verify: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_max_age_ms: Option<u64>,
+    /// One pair of a fleet cutover: fence on the fleet's `go`, hold after the proof for its decision
+    /// ([`crate::fleet`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::Ticket>,
 }
 
 /// What `GET /cutover` shows: the steps printed so far and the outcome.
@@ -108,7 +113,7 @@ pub struct Progress {
 }
 
 /// What [`Progress::accepts`] lists: the fields of [`Request`] beyond [`Request::BASE`].
-pub const ACCEPTS: [&str; 3] = ["rehearse", "verify", "verify_max_age_ms"];
+pub const ACCEPTS: [&str; 4] = ["rehearse", "verify", "verify_max_age_ms", "fleet"];
 
 impl Request {
     /// The fields every sidecar understands, sent in every request.
@@ -323,6 +328,10 @@ impl Controller {
 
     /// Checks every precondition and prints the plan, changing nothing.
     async fn dry_run(&self, request: &Request) -> Result<(), Error> {
+        if let Some(ticket) = &request.fleet {
+            crate::fleet::ledger(&self.config, ticket).await?.view().await.map_err(Error::during("reading the fleet's keys in etcd"))?;
+            self.say(format!("the fleet's etcd answers (pair {:?} of fleet {:?})", ticket.pair, ticket.fleet));
+        }
         crate::with_family!(self.config, F => self.dry_run_with(self.connect::<F>().await?, request).await)
     }
 

@@ -114,7 +114,22 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
 ) -> Result<(), Error> {
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
     let (what, (from, to)) = (direction.what(), direction.sides());
-    match journal.step {
+    // One pair of a fleet, holding: the fleet's decision says whether it switches or undoes.
+    let step = match (journal.step, &journal.fleet) {
+        (Step::Prepared, Some(held)) => {
+            let unread = format!("{what} {} holds a vote of fleet {:?} with {from} fenced; {from} stays fenced until the fleet's decision can be read — restart `turnout run` once etcd answers", journal.id, held.ticket.fleet);
+            let decision = crate::fleet::settle(config, held).await.map_err(Error::during(unread))?;
+            tracing::warn!(id = %journal.id, "a {what} was interrupted while holding for fleet {:?}, which decided {}", held.ticket.fleet, decision.as_str());
+            if decision == crate::fleet::etcd::Decision::Commit {
+                Step::Switching
+            } else {
+                Step::Fencing
+            }
+        }
+        (Step::Prepared, None) => Step::Fencing,
+        (step, _) => step,
+    };
+    match step {
         step if step.fence_may_be_up() => {
             let mut procedure = connect.await?;
             procedure

@@ -52,6 +52,7 @@ impl Controller {
             switch: switch.kind().into(),
             message: None,
             reverse: None,
+            fleet: None,
         };
         self.journal(&mut journal, Step::Waiting, None)?;
         // A record an earlier attempt left (one undone after its pause) is superseded by this one.
@@ -59,11 +60,54 @@ impl Controller {
             self.state.clear_handover(self.direction)?;
         }
         let Ready { mut marker, mut handover } = self.before_fence(&mut procedure, &mut journal, &switch, request).await?;
-        let pause = self.fence_and_prove(&mut procedure, &mut journal, (marker.as_mut(), handover.as_mut()), id, request).await?;
+        // One pair of a fleet: its etcd reached before the fence, which goes up once every pair is ready.
+        let mut pair = match &request.fleet {
+            Some(ticket) => match self.fleet_join(ticket).await {
+                Ok(pair) => Some(pair),
+                Err(e) => return Err(self.fail(&mut journal, Error::during("joining the fleet's cutover")(e))),
+            },
+            None => None,
+        };
+        let pause = match self.fence_and_prove(&mut procedure, &mut journal, (marker.as_mut(), handover.as_mut(), pair.as_mut()), id, request).await {
+            Ok(pause) => pause,
+            Err(e) => {
+                if let Some(pair) = pair.as_mut() {
+                    self.fleet_outcome(pair, "undone", None).await;
+                }
+                return Err(e);
+            }
+        };
         if request.rehearse {
             return self.end_rehearsal(&mut procedure, &mut journal, pause.phases, pause.fenced_at, request).await;
         }
-        self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await
+        let Some(mut pair) = pair else {
+            return self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await;
+        };
+        // Fenced and proven: the fleet decides whether this pair switches.
+        let fenced_at_ms = crate::fleet::now_ms() - i64::try_from(pause.fenced_at.elapsed().as_millis()).unwrap_or(0);
+        let hold_until_ms = fenced_at_ms + i64::try_from(request.max_pause_ms).unwrap_or(i64::MAX / 2);
+        let sentinel = lock(&self.record).sentinel.clone().unwrap_or_default();
+        let mut pause = pause;
+        let decision = match self.fleet_hold(&mut pair, &mut journal, fenced_at_ms, hold_until_ms, sentinel).await {
+            Ok(decision) => decision,
+            // No vote was cast: the fleet cannot commit without this pair.
+            Err(e) => {
+                self.say(format!("holding for the fleet failed before the vote: {e}"));
+                crate::fleet::etcd::Decision::Abort
+            }
+        };
+        pause.phases.mark("fleet decided");
+        if decision != crate::fleet::etcd::Decision::Commit {
+            let why = Error::Setup(format!("fleet {:?} decided abort: every pair undoes its fence; traffic stays where it was", pair.ticket.fleet));
+            let e = self.undo(&mut procedure, &mut journal, why).await;
+            self.fleet_outcome(&mut pair, "undone", None).await;
+            return Err(e);
+        }
+        let switched = self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await;
+        let did = if switched.is_ok() { "switched" } else { "switch failed: completed by the next `turnout run`" };
+        let write_pause_ms = lock(&self.progress).write_pause_ms;
+        self.fleet_outcome(&mut pair, did, write_pause_ms).await;
+        switched
     }
 
     /// `Waiting`: everything checked and prepared that can be before writes pause — the pre-checks,
@@ -163,7 +207,7 @@ impl Controller {
         &self,
         procedure: &mut P,
         journal: &mut Journal,
-        (marker, handover): (Option<&mut Box<dyn Marker>>, Option<&mut crate::handover::Session>),
+        (marker, handover, fleet): (Option<&mut Box<dyn Marker>>, Option<&mut crate::handover::Session>, Option<&mut super::fleet::Pair>),
         id: &str,
         request: &Request,
     ) -> Result<Pause, Error> {
@@ -176,6 +220,12 @@ impl Controller {
         self.journal(journal, Step::Fencing, None)?;
         if !procedure.arms_reverse_after_proof() {
             if let Err(e) = self.arm_reverse(procedure, journal).await {
+                return Err(self.undo(procedure, journal, e).await);
+            }
+        }
+        // One pair of a fleet fences with the others: once every pair is ready this close to its fence.
+        if let Some(pair) = fleet {
+            if let Err(e) = self.fleet_ready(pair, id, Duration::from_millis(request.timeout_ms)).await {
                 return Err(self.undo(procedure, journal, e).await);
             }
         }

@@ -89,6 +89,14 @@ pub enum Error {
     /// The running sidecar's control API refused a request, or could not be reached.
     #[error("the sidecar at {url}: {reason}")]
     Sidecar { url: String, reason: String },
+    /// The etcd cluster that keeps a fleet's decision failed or could not be reached; retried where
+    /// retrying cannot change an outcome (a read, a compare-and-swap).
+    #[error("etcd: {context}: {source}")]
+    Etcd {
+        context: String,
+        #[source]
+        source: etcd_client::Error,
+    },
     /// One of turnout's own invariants broke (a task died, a session it opened is missing): a bug.
     #[error("internal: {0}")]
     Internal(String),
@@ -125,6 +133,12 @@ impl Error {
         move |source| Error::MySql { side, context, source }
     }
 
+    /// Wraps a failed request to etcd: `.map_err(Error::etcd("reading the decision"))`.
+    pub fn etcd(context: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Etcd { context, source }
+    }
+
     /// Wraps a failed statement on blue: `.map_err(Error::blue("reading …"))`.
     pub fn blue(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
         Error::sql(Side::Blue, context)
@@ -145,6 +159,10 @@ impl Error {
             Error::Cutover(e) => e.class(),
             Error::Step { source, .. } => source.class(),
             Error::Resync(_) => ErrorClass::Resync,
+            Error::Etcd { source, .. } => match source {
+                etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) | etcd_client::Error::InvalidMetadataValue(_) => ErrorClass::Fatal,
+                _ => ErrorClass::Transient,
+            },
             Error::Config { .. }
             | Error::ConfigFile { .. }
             | Error::Store(_)
@@ -260,6 +278,11 @@ impl Error {
             )),
             Error::Tool { program, .. } => Some(format!("fix what {program} says above (or point turnout at another build of it), then start again")),
             Error::Sidecar { .. } => Some("check that `turnout run` is running with this configuration and answers on http.listen".into()),
+            Error::Etcd { .. } => Some(
+                "check that the fleet's etcd cluster has a quorum and answers on the endpoints configured ([fleet.etcd], fleet.toml's [etcd]), \
+                 and its credentials"
+                    .into(),
+            ),
             Error::Internal(_) => Some("this is a bug in turnout: keep the log and report it; restarting resumes from green's position".into()),
             Error::Resync(_) | Error::Setup(_) | Error::MySql { .. } => None,
         };

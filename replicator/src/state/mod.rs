@@ -644,6 +644,7 @@ mod tests {
                 switch: "pgbouncer".into(),
                 message: None,
                 reverse: None,
+                fleet: None,
             };
             s.put_cutover_journal(&journal(Direction::Forward, "c1"), true).expect("cutover");
             s.put_cutover_journal(&journal(Direction::Reverse, "r1"), true).expect("rollback");

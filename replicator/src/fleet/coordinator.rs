@@ -1,0 +1,353 @@
+//! `turnout fleet cutover` and `turnout fleet status`: the coordinator's side of a fleet cutover
+//! ([`super`]). The coordinator gates the fleet (every pair's dry run), opens the decision in etcd,
+//! asks every sidecar for its part, says `go` once every pair is ready, and decides: `commit` only
+//! in the etcd transaction that finds every vote `prepared`, within the pause budget; `abort`
+//! otherwise. It keeps no state of its own: killed at any step, the decision in etcd and the
+//! sidecars' holds settle the fleet without it.
+
+use super::config::{FleetFile, Pair};
+use super::etcd::{self, Decision, Ledger, View};
+use super::{now_ms, Ticket};
+use crate::cutover::{Progress, Request};
+use crate::error::{Error, EXIT_FAILED};
+use crate::http_client::{error_of, get, request};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What `turnout fleet cutover` was asked.
+#[derive(Clone, Debug)]
+pub struct CutoverArgs {
+    pub when_lag_ms: u64,
+    pub timeout_ms: u64,
+    /// The fleet's pause budget: from the first fence to the decision, for every pair.
+    pub max_pause_ms: u64,
+    pub rehearse: bool,
+    pub verify: bool,
+    pub report: Option<std::path::PathBuf>,
+}
+
+/// Each pair's last progress, as its follower read it.
+type Progresses = Arc<Mutex<BTreeMap<String, Progress>>>;
+
+/// `turnout fleet cutover`; returns the exit code: 0 only when every pair switched (or, rehearsing,
+/// every pair rehearsed).
+pub async fn cutover(file: &FleetFile, args: &CutoverArgs) -> i32 {
+    match run(file, args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("turnout: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
+    let client = etcd::connect(&file.etcd).await?;
+    let id = format!("{}-{}", file.name, now_ms());
+    let ticket = |pair: &Pair| Ticket { fleet: file.name.clone(), id: id.clone(), pair: pair.name.clone() };
+    let base = Request {
+        when_lag_ms: args.when_lag_ms,
+        timeout_ms: args.timeout_ms,
+        max_pause_ms: args.max_pause_ms,
+        rehearse: args.rehearse,
+        verify: args.verify,
+        ..Request::default()
+    };
+    // 1. The gate: every pair's dry run (its preflight, lag, fence and switch ready, etcd reachable).
+    println!("fleet {} ({} pairs): checking every pair", file.name, file.pairs.len());
+    let checks = futures_util::future::join_all(file.pairs.iter().map(|p| {
+        let request = Request { dry_run: true, rehearse: false, fleet: Some(ticket(p)), ..base.clone() };
+        async move { (p.name.clone(), start_and_follow(p, &request, None).await) }
+    }))
+    .await;
+    let refused: Vec<String> = checks
+        .iter()
+        .filter_map(|(name, r)| match r {
+            Ok(p) if p.outcome.as_deref() == Some("dry_run_ok") => None,
+            Ok(p) => Some(format!("{name}: {}", p.lines.last().cloned().unwrap_or_else(|| "dry run failed".into()))),
+            Err(e) => Some(format!("{name}: {e}")),
+        })
+        .collect();
+    if !refused.is_empty() {
+        eprintln!("turnout: the fleet's gate refused; nothing was changed:\n  {}", refused.join("\n  "));
+        return Ok(EXIT_FAILED);
+    }
+    // 2. The decision, `preparing`, and the record.
+    let mut ledger = Ledger::new(client, &file.name, &id);
+    let pairs: Vec<String> = file.pairs.iter().map(|p| p.name.clone()).collect();
+    let record = serde_json::json!({ "pairs": pairs, "max_pause_ms": args.max_pause_ms, "rehearse": args.rehearse, "opened_at_ms": now_ms() });
+    ledger.open(&record).await?;
+    println!("fleet cutover {id}: decision preparing");
+    // 3. Every pair's part, followed in the background.
+    let progress: Progresses = Arc::default();
+    let mut followers = Vec::new();
+    for p in &file.pairs {
+        let request = Request { fleet: Some(ticket(p)), ..base.clone() };
+        let (pair, progress) = (p.clone(), Arc::clone(&progress));
+        followers.push(tokio::spawn(async move { start_and_follow(&pair, &request, Some(&progress)).await }));
+    }
+    // 4. `go` once every pair is ready; 5. the decision.
+    let decided = decide(&mut ledger, &pairs, args, &progress).await;
+    let (decision, revision) = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("turnout: deciding failed: {e}; every pair's hold aborts the fleet unless the decision was made");
+            (Decision::Preparing, 0)
+        }
+    };
+    println!("fleet decision: {} (etcd revision {revision})", decision.as_str());
+    for f in followers {
+        let _ = f.await;
+    }
+    let view = ledger.view().await.ok();
+    let code = report(file, args, &id, decision, revision, view.as_ref(), &progress).await;
+    Ok(code)
+}
+
+/// Says `go` once every pair is ready, then decides: `commit` when every vote is in within the
+/// budget, `abort` when a pair failed, the budget ran out or the pairs were not ready in time.
+/// Returns the decision as etcd holds it and its revision.
+async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progress: &Progresses) -> Result<(Decision, i64), Error> {
+    let ready_until = Instant::now() + Duration::from_millis(args.timeout_ms) + Duration::from_secs(30);
+    let failed = |progress: &Progresses| {
+        let p = progress.lock().unwrap_or_else(|p| p.into_inner());
+        p.iter()
+            .find(|(_, p)| p.outcome.as_deref().is_some_and(|o| o != "running"))
+            .map(|(name, p)| (name.clone(), p.lines.last().cloned().unwrap_or_default()))
+    };
+    loop {
+        let view = ledger.view().await?;
+        if view.decision != Some(Decision::Preparing) {
+            return Ok((view.decision.unwrap_or(Decision::Abort), view.decided_at));
+        }
+        if pairs.iter().all(|p| view.ready.contains_key(p)) {
+            ledger.put("go", "fence").await?;
+            println!("every pair is ready: go");
+            break;
+        }
+        if let Some((name, why)) = failed(progress) {
+            println!("pair {name} ended before the fence ({why}): aborting");
+            return ledger.abort().await;
+        }
+        if Instant::now() >= ready_until {
+            println!("not every pair was ready in time: aborting");
+            return ledger.abort().await;
+        }
+        ledger.changed_after(view.revision, (Instant::now() + Duration::from_millis(50)).min(ready_until)).await;
+    }
+    if args.rehearse {
+        // Every pair lifts its own fence after its proof; the record is closed once they did.
+        let ended = |progress: &Progresses| {
+            let p = progress.lock().unwrap_or_else(|p| p.into_inner());
+            pairs.iter().all(|name| p.get(name).is_some_and(|p| p.outcome.as_deref() != Some("running")))
+        };
+        while !ended(progress) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        return ledger.abort().await;
+    }
+    let budget = i64::try_from(args.max_pause_ms).unwrap_or(i64::MAX / 2);
+    loop {
+        let view = ledger.view().await?;
+        if view.decision != Some(Decision::Preparing) {
+            return Ok((view.decision.unwrap_or(Decision::Abort), view.decided_at));
+        }
+        let first_fence = view.prepared.values().map(|p| p.fenced_at_ms).min();
+        let spent = first_fence.is_some_and(|f| now_ms() - f >= budget);
+        if pairs.iter().all(|p| view.votes.get(p).is_some_and(|v| v == "prepared")) && !spent {
+            let decided = ledger.commit(pairs).await?;
+            if decided.0 != Decision::Preparing {
+                return Ok(decided);
+            }
+            continue;
+        }
+        if spent {
+            println!("the fleet's pause budget ({budget} ms) ran out before every pair voted: aborting");
+            return ledger.abort().await;
+        }
+        if let Some((name, why)) = failed(progress) {
+            println!("pair {name} failed ({why}): aborting");
+            return ledger.abort().await;
+        }
+        let until = first_fence.map_or(Instant::now() + Duration::from_millis(50), |f| {
+            Instant::now() + Duration::from_millis(u64::try_from(f + budget - now_ms()).unwrap_or(0)).min(Duration::from_millis(50))
+        });
+        ledger.changed_after(view.revision, until).await;
+    }
+}
+
+/// Starts `request` at the pair's sidecar and follows it until it ends, printing each new line
+/// prefixed with the pair's name (when `shared` is given, also keeping it there). Returns the last
+/// progress.
+async fn start_and_follow(pair: &Pair, request: &Request, shared: Option<&Progresses>) -> Result<Progress, Error> {
+    let sidecar = |reason: String| Error::Sidecar { url: format!("http://{}/cutover", pair.control), reason };
+    let token = pair.token.as_ref().map(|t| t.expose());
+    let body = serde_json::to_string(request).unwrap_or_default();
+    let (code, answer) = request_fn(&pair.control, &body, token).await.map_err(|e| sidecar(format!("cannot be reached: {e} (is `turnout run` running?)")))?;
+    if code != 202 {
+        return Err(sidecar(format!("refused (HTTP {code}): {}", error_of(&answer))));
+    }
+    let mut printed = 0;
+    let mut unreachable_since: Option<Instant> = None;
+    loop {
+        match get(&pair.control, "/cutover").await.map(|b| serde_json::from_str::<Progress>(&b)) {
+            Ok(Ok(p)) => {
+                unreachable_since = None;
+                if shared.is_some() {
+                    for line in p.lines.iter().skip(printed) {
+                        println!("[{}] {line}", pair.name);
+                    }
+                    printed = p.lines.len();
+                }
+                if let Some(shared) = shared {
+                    shared.lock().unwrap_or_else(|p| p.into_inner()).insert(pair.name.clone(), p.clone());
+                }
+                if p.outcome.as_deref() != Some("running") {
+                    return Ok(p);
+                }
+            }
+            Ok(Err(e)) => return Err(sidecar(format!("answered what is not a cutover's progress: {e}"))),
+            Err(e) => {
+                // A sidecar restarting settles its part from its journal and the decision.
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(60) {
+                    return Err(sidecar(format!("lost contact for 60 s: {e}; its journal and the fleet's decision settle it when it restarts")));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn request_fn(control: &str, body: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    request(control, "POST", "/cutover", Some(body), token).await
+}
+
+/// Prints what every pair did and the fleet's pause; saves the fleet's certificate with
+/// `--report`. Returns the exit code.
+async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decision, revision: i64, view: Option<&View>, progress: &Progresses) -> i32 {
+    let progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let want = if args.rehearse { "rehearsed" } else { "done" };
+    let mut all = true;
+    let mut rows = Vec::new();
+    for p in &file.pairs {
+        let outcome = progress.get(&p.name).and_then(|p| p.outcome.clone()).unwrap_or_else(|| "unknown".into());
+        all &= outcome == want;
+        let pause = progress.get(&p.name).and_then(|p| p.write_pause_ms);
+        println!("  {:<16} {:<10} write pause {}", p.name, outcome, pause.map_or("-".into(), |ms| format!("{ms} ms")));
+        let certificate = match get(&p.control, "/cutover/report").await {
+            Ok(body) => serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["digest"].as_str().map(str::to_owned)),
+            Err(_) => None,
+        };
+        rows.push(serde_json::json!({
+            "pair": p.name,
+            "control": p.control,
+            "outcome": outcome,
+            "write_pause_ms": pause,
+            "vote": view.and_then(|v| v.votes.get(&p.name)),
+            "prepared": view.and_then(|v| v.prepared.get(&p.name)),
+            "did": view.and_then(|v| v.outcomes.get(&p.name)),
+            "certificate_digest": certificate,
+        }));
+    }
+    let fleet_pause = view.and_then(|v| {
+        let first = v.prepared.values().map(|p| p.fenced_at_ms).min()?;
+        let last = v.outcomes.values().map(|o| o.at_ms).max()?;
+        Some(last - first)
+    });
+    if let Some(ms) = fleet_pause {
+        println!("fleet pause (first fence to last pair done): {ms} ms");
+    }
+    let verdict = match (decision, all) {
+        (Decision::Commit, true) => format!("fleet {} cut over: every pair is on green", file.name),
+        (Decision::Abort, _) if args.rehearse && all => format!("fleet {} rehearsed: every pair lifted its fence", file.name),
+        (Decision::Abort, _) => format!("fleet {} aborted: every pair undid its fence; traffic stays on blue", file.name),
+        _ => format!("fleet {}: decision {}, not every pair ended as expected — see above and `turnout fleet status`", file.name, decision.as_str()),
+    };
+    println!("{verdict}");
+    if let Some(path) = &args.report {
+        let certificate = serde_json::json!({
+            "kind": "fleet-cutover",
+            "fleet": file.name,
+            "id": id,
+            "decision": decision.as_str(),
+            "decision_revision": revision,
+            "fleet_pause_ms": fleet_pause,
+            "pairs": rows,
+        });
+        let text = serde_json::to_string_pretty(&certificate).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("turnout: writing {}: {e}", path.display());
+            return EXIT_FAILED;
+        }
+        println!("fleet certificate saved to {}", path.display());
+    }
+    let ok = all && (decision == Decision::Commit || (args.rehearse && decision == Decision::Abort));
+    if ok {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// `turnout fleet status`: every pair's phase, lag and cutover, and the fleet's last decision.
+pub async fn status(file: &FleetFile, json: bool) -> i32 {
+    let mut pairs = Vec::new();
+    for p in &file.pairs {
+        let status = get(&p.control, "/status").await.ok().and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        let cutover = get(&p.control, "/cutover").await.ok().and_then(|b| serde_json::from_str::<Progress>(&b).ok());
+        pairs.push(serde_json::json!({
+            "pair": p.name,
+            "control": p.control,
+            "reachable": status.is_some(),
+            "phase": status.as_ref().map(|s| s["phase"].clone()),
+            "lag_seconds": status.as_ref().map(|s| s["lag_seconds"].clone()),
+            "alerts": status.as_ref().map(|s| s["alerts"].clone()),
+            "cutover": cutover.as_ref().and_then(|c| c.outcome.clone()),
+            "write_pause_ms": cutover.as_ref().and_then(|c| c.write_pause_ms),
+        }));
+    }
+    let fleet = match fleet_record(file).await {
+        Ok(v) => v,
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    let all_reachable = pairs.iter().all(|p| p["reachable"] == true);
+    if json {
+        println!("{}", serde_json::json!({ "fleet": file.name, "pairs": pairs, "last": fleet }));
+    } else {
+        println!("fleet {}", file.name);
+        println!("  {:<16} {:<10} {:>10}  {:<10} alerts", "pair", "phase", "lag", "cutover");
+        for p in &pairs {
+            let lag = p["lag_seconds"].as_f64().map_or("-".into(), |l| format!("{l:.3} s"));
+            let phase = p["phase"].as_str().unwrap_or("unreachable");
+            let cutover = p["cutover"].as_str().unwrap_or("-");
+            let alerts = p["alerts"].as_array().map_or(0, Vec::len);
+            println!("  {:<16} {phase:<10} {lag:>10}  {cutover:<10} {alerts}", p["pair"].as_str().unwrap_or_default());
+        }
+        match fleet["id"].as_str() {
+            Some(id) => println!("last fleet cutover {id}: decision {}", fleet["decision"].as_str().unwrap_or("unknown")),
+            None => println!("no fleet cutover recorded in etcd{}", fleet["error"].as_str().map_or(String::new(), |e| format!(" ({e})"))),
+        }
+    }
+    if all_reachable {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// The fleet's last cutover in etcd: its id, decision, votes and outcomes.
+async fn fleet_record(file: &FleetFile) -> Result<serde_json::Value, Error> {
+    let mut client = etcd::connect(&file.etcd).await?;
+    let Some(id) = Ledger::current(&mut client, &file.name).await? else { return Ok(serde_json::json!({})) };
+    let view = Ledger::new(client, &file.name, &id).view().await?;
+    Ok(serde_json::json!({
+        "id": id,
+        "decision": view.decision.map(Decision::as_str),
+        "revision": view.decided_at,
+        "votes": view.votes,
+        "prepared": view.prepared,
+        "outcomes": view.outcomes,
+    }))
+}

@@ -1,0 +1,361 @@
+//! The fleet's keys in etcd, and the only operations turnout does on them. Under
+//! `/turnout/fleet/<fleet>/<id>/`:
+//!
+//! | key | written by | value |
+//! | --- | --- | --- |
+//! | `decision` | coordinator (created), then one transaction by anyone | `preparing` → `commit` or `abort`, never changed after |
+//! | `record` | coordinator | the pairs and the budget (JSON) |
+//! | `ready/<pair>` | sidecar, before its fence | its sidecar cutover id |
+//! | `go` | coordinator, once every pair is ready | `fence` |
+//! | `vote/<pair>` | sidecar, fenced and proven, under its lease | `prepared` |
+//! | `prepared/<pair>` | sidecar, with its vote | when it fenced, its sentinel (JSON) |
+//! | `outcome/<pair>` | sidecar, after it switched or undid | what it did, when (JSON) |
+//!
+//! `/turnout/fleet/<fleet>/current` names the fleet's last cutover id. The decision changes once, by
+//! a compare-and-swap from `preparing`: to `commit` only while every pair's vote is `prepared`
+//! ([`Ledger::commit`]), to `abort` by anyone ([`Ledger::abort`]). Every pair follows the one value.
+
+use super::config::EtcdConfig;
+use crate::error::Error;
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long one request to etcd may take before it counts as failed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a request failing for a transient reason (a member down, no leader for a moment) is
+/// tried again. Every operation here may be: reads and puts are idempotent, and a compare-and-swap
+/// tried again reads the value the first attempt left.
+const RETRY_FOR: Duration = Duration::from_secs(3);
+
+/// The fleet's decision: the one value every pair follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Not decided: pairs may still vote.
+    Preparing,
+    /// Every pair switches.
+    Commit,
+    /// Every pair undoes its fence (or does not fence).
+    Abort,
+}
+
+impl Decision {
+    fn parse(value: &[u8]) -> Option<Decision> {
+        match value {
+            b"preparing" => Some(Decision::Preparing),
+            b"commit" => Some(Decision::Commit),
+            b"abort" => Some(Decision::Abort),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Preparing => "preparing",
+            Decision::Commit => "commit",
+            Decision::Abort => "abort",
+        }
+    }
+}
+
+/// What a pair wrote with its vote: fenced and proven, when, and how it proved it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The sidecar's own cutover id.
+    pub cutover: String,
+    /// When its fence went up (milliseconds since the epoch, the sidecar's clock).
+    pub fenced_at_ms: i64,
+    /// The sentinel proven applied on green.
+    pub sentinel: String,
+    /// Until when it holds before it tries to abort the fleet itself (milliseconds since the epoch).
+    pub hold_until_ms: i64,
+}
+
+/// What a pair did once the decision was made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `switched` or `undone`.
+    pub did: String,
+    /// When (milliseconds since the epoch, the sidecar's clock).
+    pub at_ms: i64,
+    /// The pair's own write pause, when it switched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_pause_ms: Option<u64>,
+}
+
+/// Everything under one fleet cutover's prefix, read at one revision.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub revision: i64,
+    pub decision: Option<Decision>,
+    /// The revision at which the decision was last written (its commit or abort).
+    pub decided_at: i64,
+    pub ready: BTreeMap<String, String>,
+    pub go: bool,
+    pub votes: BTreeMap<String, String>,
+    pub prepared: BTreeMap<String, Prepared>,
+    pub outcomes: BTreeMap<String, Outcome>,
+    pub record: Option<serde_json::Value>,
+}
+
+/// One fleet cutover's keys in etcd.
+#[derive(Clone)]
+pub struct Ledger {
+    client: Client,
+    /// `/turnout/fleet/<fleet>/`.
+    fleet: String,
+    /// `/turnout/fleet/<fleet>/<id>/`.
+    prefix: String,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+/// Connects to the etcd cluster `config` names.
+pub async fn connect(config: &EtcdConfig) -> Result<Client, Error> {
+    let mut options = ConnectOptions::new().with_timeout(REQUEST_TIMEOUT).with_connect_timeout(REQUEST_TIMEOUT).with_require_leader(true);
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        options = options.with_user(user.clone(), password.expose().to_owned());
+    }
+    if let Some(ca) = &config.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| Error::config("fleet.etcd.ca_file", format!("cannot read {}: {e}", ca.display())))?;
+        options = options.with_tls(etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(pem)));
+    }
+    Client::connect(&config.endpoints, Some(options)).await.map_err(Error::etcd(format!("connecting to {}", config.endpoints.join(", "))))
+}
+
+/// `op` on a clone of `client`, tried again while it fails transiently, up to [`RETRY_FOR`].
+async fn attempt<T, F, Fut>(client: &Client, what: &str, op: F) -> Result<T, Error>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = Instant::now() + RETRY_FOR;
+    loop {
+        match op(client.clone()).await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let err = Error::etcd(what)(e);
+                if err.class() != turnout_decoders::ErrorClass::Transient || Instant::now() >= deadline {
+                    return Err(err);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// The keys of fleet `fleet`'s cutover `id`.
+    pub fn new(client: Client, fleet: &str, id: &str) -> Ledger {
+        Ledger { client, fleet: format!("/turnout/fleet/{fleet}/"), prefix: format!("/turnout/fleet/{fleet}/{id}/") }
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// Creates the decision (`preparing`) and the record, and names this cutover the fleet's
+    /// current one. Refused when the decision already exists: an id is used once.
+    pub async fn open(&mut self, record: &serde_json::Value) -> Result<(), Error> {
+        let decision = self.key("decision");
+        let text = record.to_string();
+        let id = self.prefix.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+        let txn = Txn::new().when([Compare::create_revision(decision.clone(), CompareOp::Equal, 0)]).and_then([
+            TxnOp::put(decision, "preparing", None),
+            TxnOp::put(self.key("record"), text, None),
+            TxnOp::put(format!("{}current", self.fleet), id, None),
+        ]);
+        let done = attempt(&self.client, "creating the fleet's decision", |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
+        // Tried again after a first attempt that succeeded, the transaction finds its own record.
+        let ours = || async {
+            let view = self.clone().view().await.ok()?;
+            (view.decision == Some(Decision::Preparing) && view.record.as_ref() == Some(record)).then_some(())
+        };
+        if done.succeeded() || ours().await.is_some() {
+            Ok(())
+        } else {
+            Err(Error::Setup(format!("the fleet cutover {} already exists in etcd; start a new one", self.prefix)))
+        }
+    }
+
+    /// Reads every key of this cutover at one revision.
+    pub async fn view(&mut self) -> Result<View, Error> {
+        let prefix = self.prefix.clone();
+        let got = attempt(&self.client, "reading the fleet's keys", |mut c| {
+            let prefix = prefix.clone();
+            async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
+        })
+        .await?;
+        let mut view = View { revision: got.header().map_or(0, |h| h.revision()), ..View::default() };
+        for kv in got.kvs() {
+            let Some(rest) = kv.key_str().ok().and_then(|k| k.strip_prefix(&self.prefix)) else { continue };
+            let text = String::from_utf8_lossy(kv.value()).into_owned();
+            match rest.split_once('/') {
+                None if rest == "decision" => {
+                    view.decision = Decision::parse(kv.value());
+                    view.decided_at = kv.mod_revision();
+                }
+                None if rest == "go" => view.go = true,
+                None if rest == "record" => view.record = serde_json::from_str(&text).ok(),
+                Some(("ready", pair)) => drop(view.ready.insert(pair.to_owned(), text)),
+                Some(("vote", pair)) => drop(view.votes.insert(pair.to_owned(), text)),
+                Some(("prepared", pair)) => drop(view.prepared.insert(pair.to_owned(), serde_json::from_str(&text).unwrap_or_default())),
+                Some(("outcome", pair)) => drop(view.outcomes.insert(pair.to_owned(), serde_json::from_str(&text).unwrap_or_default())),
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+
+    /// Waits until a key of this cutover changes after `revision`, or `until`; true when one did.
+    /// A watch that fails is not an answer: the caller reads the keys again either way.
+    pub async fn changed_after(&mut self, revision: i64, until: Instant) -> bool {
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        let wait = async {
+            let Ok(mut stream) = self.client.watch(self.prefix.clone(), Some(options)).await else { return false };
+            loop {
+                match stream.message().await {
+                    Ok(Some(r)) if !r.events().is_empty() => return true,
+                    Ok(Some(_)) => {}
+                    _ => return false,
+                }
+            }
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        let changed = tokio::time::timeout(left, wait).await.unwrap_or(false);
+        if !changed && Instant::now() < until {
+            // The watch failed (etcd unreachable): do not spin on it.
+            tokio::time::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now()))).await;
+        }
+        changed
+    }
+
+    /// Writes `value` at `rest`.
+    pub async fn put(&mut self, rest: &str, value: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let (key, value) = (self.key(rest), value.into());
+        attempt(&self.client, &format!("writing {rest}"), |mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { c.put(key, value, None).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Casts `pair`'s vote `prepared` under `lease`, with what it proved, in one transaction — which
+    /// also turns the decision to `commit` when it finds the decision `preparing` and every other
+    /// pair of `pairs` voted `prepared` (the last pair to vote decides; the coordinator otherwise).
+    /// Returns whether this vote committed the fleet.
+    pub async fn vote(&mut self, pair: &str, prepared: &Prepared, lease: i64, pairs: &[String]) -> Result<bool, Error> {
+        let detail = serde_json::to_string(prepared).unwrap_or_default();
+        let cast = [
+            TxnOp::put(self.key(&format!("prepared/{pair}")), detail, None),
+            TxnOp::put(self.key(&format!("vote/{pair}")), "prepared", Some(PutOptions::new().with_lease(lease))),
+        ];
+        let mut when = vec![Compare::value(self.key("decision"), CompareOp::Equal, "preparing")];
+        when.extend(pairs.iter().filter(|p| *p != pair).map(|p| Compare::value(self.key(&format!("vote/{p}")), CompareOp::Equal, "prepared")));
+        let mut commit = cast.to_vec();
+        commit.push(TxnOp::put(self.key("decision"), Decision::Commit.as_str(), None));
+        // Without the fleet's list (or off it), this vote never decides.
+        let may_decide = pairs.iter().any(|p| p == pair);
+        let txn = if may_decide { Txn::new().when(when).and_then(commit).or_else(cast) } else { Txn::new().and_then(cast) };
+        let done = attempt(&self.client, "casting the vote", |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
+        Ok(may_decide && done.succeeded())
+    }
+
+    /// A lease of `ttl` seconds, kept alive by a task until the returned handle is dropped.
+    pub async fn lease(&mut self, ttl: i64) -> Result<LeaseHandle, Error> {
+        let id = attempt(&self.client, "granting the vote's lease", |mut c| async move { c.lease_grant(ttl, None).await }).await?.id();
+        let mut client = self.client.clone();
+        let every = Duration::from_millis(u64::try_from(ttl).unwrap_or(1).saturating_mul(1000) / 3);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok((mut keeper, mut stream)) = client.lease_keep_alive(id).await {
+                    while keeper.keep_alive().await.is_ok() && matches!(stream.message().await, Ok(Some(_))) {
+                        tokio::time::sleep(every).await;
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        Ok(LeaseHandle { id, task })
+    }
+
+    /// The decision turned from `preparing` to `commit` if, and only if, every pair of `pairs` voted
+    /// `prepared` (read in the same transaction); otherwise nothing changes. Returns the decision
+    /// as it stands after, and its revision.
+    pub async fn commit(&mut self, pairs: &[String]) -> Result<(Decision, i64), Error> {
+        let decision = self.key("decision");
+        let mut when = vec![Compare::value(decision.clone(), CompareOp::Equal, "preparing")];
+        when.extend(pairs.iter().map(|p| Compare::value(self.key(&format!("vote/{p}")), CompareOp::Equal, "prepared")));
+        self.swap(when, Decision::Commit).await
+    }
+
+    /// The decision turned from `preparing` to `abort`; one already made stays. Returns the decision
+    /// as it stands after, and its revision.
+    pub async fn abort(&mut self) -> Result<(Decision, i64), Error> {
+        let when = vec![Compare::value(self.key("decision"), CompareOp::Equal, "preparing")];
+        self.swap(when, Decision::Abort).await
+    }
+
+    async fn swap(&mut self, when: Vec<Compare>, to: Decision) -> Result<(Decision, i64), Error> {
+        let decision = self.key("decision");
+        let txn = Txn::new().when(when).and_then([TxnOp::put(decision.clone(), to.as_str(), None)]).or_else([TxnOp::get(decision, None)]);
+        let done = attempt(&self.client, &format!("deciding {}", to.as_str()), |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
+        let revision = done.header().map_or(0, |h| h.revision());
+        if done.succeeded() {
+            return Ok((to, revision));
+        }
+        for op in done.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(got) = op {
+                if let Some(kv) = got.kvs().first() {
+                    let now = Decision::parse(kv.value()).ok_or_else(|| Error::Internal(format!("the fleet's decision reads {:?}", kv.value_str())))?;
+                    return Ok((now, kv.mod_revision()));
+                }
+            }
+        }
+        Err(Error::Setup(format!("the fleet's decision {} is missing from etcd: was the fleet's key range deleted?", self.key("decision"))))
+    }
+
+    /// The fleet's last cutover id (`current`), if any.
+    pub async fn current(client: &mut Client, fleet: &str) -> Result<Option<String>, Error> {
+        let key = format!("/turnout/fleet/{fleet}/current");
+        let got = attempt(client, "reading the fleet's current cutover", |mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
+        })
+        .await?;
+        Ok(got.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+    }
+}
+
+/// A lease kept alive while held; dropping it stops the keep-alive (the lease then expires).
+#[derive(Debug)]
+pub struct LeaseHandle {
+    pub id: i64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LeaseHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

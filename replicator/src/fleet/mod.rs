@@ -1,0 +1,113 @@
+//! Fleets: N blue → green pairs cut over as one decision, kept by etcd (decision record 0015).
+//!
+//! A coordinator (`turnout fleet cutover`, [`coordinator`]) asks every pair's sidecar for a cutover
+//! carrying a [`Ticket`]. Each sidecar, once its checks before the fence passed, says it is ready
+//! and fences only when the coordinator says `go` (so the fences go up together); fenced and
+//! proven, it journals that it holds, votes `prepared` in etcd and **holds** — fenced, proven, not
+//! switched — until the fleet's decision key reads `commit` (it switches) or `abort` (it undoes its
+//! fence). The coordinator turns the decision from `preparing` to `commit` in one etcd transaction
+//! only while every vote reads `prepared`; anyone may turn it to `abort`. A sidecar whose hold runs
+//! out tries the abort itself; whichever transaction wins, every pair follows the one value — the
+//! fleet ends all switched or all back on blue. A sidecar that cannot read the decision does not
+//! guess: it keeps holding (blue fenced) and says so until etcd answers; killed while holding, it
+//! settles from its journal and the decision when it restarts ([`settle`]).
+
+pub mod config;
+pub mod coordinator;
+pub mod etcd;
+
+use crate::error::Error;
+use etcd::{Decision, Ledger};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// What a sidecar's cutover request carries when it is one pair of a fleet cutover.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ticket {
+    /// The fleet's name.
+    pub fleet: String,
+    /// The fleet cutover's id (its keys in etcd).
+    pub id: String,
+    /// This pair's name in the fleet.
+    pub pair: String,
+}
+
+/// A fleet vote a sidecar journaled before casting it: what a restart settles from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub ticket: Ticket,
+    /// Until when the sidecar holds before it tries to abort the fleet itself (milliseconds since
+    /// the epoch).
+    pub hold_until_ms: i64,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    crate::status::now_micros() / 1000
+}
+
+/// The sidecar's ledger for `ticket`, from its `[fleet.etcd]`; refused without one.
+pub async fn ledger(config: &crate::config::Config, ticket: &Ticket) -> Result<Ledger, Error> {
+    let Some(etcd) = &config.fleet.etcd else {
+        return Err(Error::Setup(format!(
+            "this sidecar was asked to cut over as pair {:?} of fleet {:?}, but its configuration has no [fleet.etcd]: add the fleet's \
+             etcd endpoints to turnout.toml and restart `turnout run`; nothing was changed",
+            ticket.pair, ticket.fleet
+        )));
+    };
+    Ok(Ledger::new(etcd::connect(etcd).await?, &ticket.fleet, &ticket.id))
+}
+
+/// Waits for the fleet's decision to be made, up to `hold_until_ms`; then tries to abort the fleet
+/// itself, and follows whichever transaction won. While etcd cannot be reached it keeps trying —
+/// past the hold, saying so through `say` — and never guesses: the decision it returns is the one
+/// etcd holds.
+pub async fn await_decision(ledger: &mut Ledger, hold_until_ms: i64, say: &(dyn Fn(String) + Sync)) -> Decision {
+    let mut unreachable_said = false;
+    loop {
+        let left = Duration::from_millis(u64::try_from(hold_until_ms - now_ms()).unwrap_or(0));
+        match ledger.view().await {
+            Ok(view) => {
+                match view.decision {
+                    Some(Decision::Commit) => return Decision::Commit,
+                    Some(Decision::Abort) => return Decision::Abort,
+                    _ if left.is_zero() => {}
+                    _ => {
+                        ledger.changed_after(view.revision, Instant::now() + left).await;
+                        continue;
+                    }
+                }
+                // The hold ran out without a decision: abort the fleet, unless it was just decided.
+                match ledger.abort().await {
+                    Ok((Decision::Preparing, _)) => {}
+                    Ok((decision, _)) => {
+                        if decision == Decision::Abort {
+                            say("the hold ran out without the fleet's decision: this pair aborted the fleet".into());
+                        }
+                        return decision;
+                    }
+                    Err(e) => say(format!("aborting the fleet after the hold failed ({e}); trying again — the fence stays until etcd answers")),
+                }
+            }
+            Err(e) => {
+                if !unreachable_said || left.is_zero() {
+                    say(format!("the fleet's decision cannot be read ({e}); this pair holds — it never switches or undoes on a guess — and tries again"));
+                    unreachable_said = true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// At restart, for a journal that holds a fleet vote: the fleet's decision, waited for as the hold
+/// would have (the abort tried once the hold ran out). An error only when etcd cannot be reached
+/// (or `[fleet.etcd]` is gone): the fence stays, and the next restart asks again.
+pub async fn settle(config: &crate::config::Config, held: &Held) -> Result<Decision, Error> {
+    let mut ledger = ledger(config, &held.ticket).await?;
+    // One read first: an unreachable etcd fails the restart instead of waiting for ever.
+    ledger.view().await?;
+    let say = |line: String| tracing::warn!("{line}");
+    Ok(await_decision(&mut ledger, held.hold_until_ms, &say).await)
+}
