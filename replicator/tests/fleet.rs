@@ -32,7 +32,7 @@ struct Pair {
     db: String,
     t: Turnout,
     _dir: tempfile::TempDir,
-    writer: Option<Writer<i64>>,
+    writer: Option<Writer<(i64, Instant)>>,
 }
 
 fn fleet_keys(etcd: &EtcdCluster) -> String {
@@ -43,9 +43,13 @@ fn fleet_keys(etcd: &EtcdCluster) -> String {
 impl Pair {
     /// PostgreSQL `blue` → `green` behind pgbouncer (the pgbouncer fence and switch).
     async fn pg(name: &str, blue: u32, green: u32, etcd: &EtcdCluster) -> Pair {
+        Pair::pg_with(name, blue, green, &fleet_keys(etcd)).await
+    }
+
+    /// As [`Pair::pg`], with `extra` (its `[fleet]`, or none) in the sidecar's configuration.
+    async fn pg_with(name: &str, blue: u32, green: u32, extra: &str) -> Pair {
         let (blue, green, db) = common::pair_versions(blue, green, PG_SCHEMA).await;
-        let (bouncer, green_url, toml) =
-            common::behind_pgbouncer(&blue, &green, &db, "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n", &fleet_keys(etcd)).await;
+        let (bouncer, green_url, toml) = common::behind_pgbouncer(&blue, &green, &db, "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\n", extra).await;
         let dir = tempfile::tempdir().expect("tmp");
         let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
         t.start();
@@ -86,7 +90,7 @@ impl Pair {
                     tokio::spawn(conn);
                     while log.running() {
                         match c.simple_query("INSERT INTO t (note) VALUES ('w') RETURNING id").await {
-                            Ok(m) => log.acked(common::first_value::<i64>(&m).expect("id")),
+                            Ok(m) => log.acked((common::first_value::<i64>(&m).expect("id"), Instant::now())),
                             Err(e) => log.failed(e),
                         }
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -103,7 +107,7 @@ impl Pair {
                         }
                         if let Some(conn) = c.as_mut() {
                             match conn.query_drop("INSERT INTO t (note) VALUES ('w')").await {
-                                Ok(()) => log.acked(i64::try_from(conn.last_insert_id().unwrap_or(0)).unwrap_or(0)),
+                                Ok(()) => log.acked((i64::try_from(conn.last_insert_id().unwrap_or(0)).unwrap_or(0), Instant::now())),
                                 // The fence (read_only) refuses and the switch ends the session:
                                 // an application reconnects and goes on.
                                 Err(_) => c = None,
@@ -116,15 +120,22 @@ impl Pair {
         });
     }
 
-    /// Stops the application; the ids it had acknowledged and the largest gap between two.
+    /// Stops the application; the ids it had acknowledged.
     async fn stop_writer(&mut self) -> Vec<i64> {
+        self.stop_writer_timed().await.0
+    }
+
+    /// Stops the application; the ids it had acknowledged and the largest gap between two
+    /// acknowledgements (the application's view of the write pause).
+    async fn stop_writer_timed(&mut self) -> (Vec<i64>, Duration) {
         let writer = self.writer.take().expect("a writer");
         writer.wait_for(writer.count() + 20).await;
         let (acked, errors) = writer.finish().await;
         if let Servers::Pg { .. } = self.servers {
             assert!(errors.is_empty(), "{}: client errors through pgbouncer: {errors:?}", self.name);
         }
-        acked
+        let gap = acked.windows(2).map(|w| w[1].1.duration_since(w[0].1)).max().unwrap_or_default();
+        (acked.into_iter().map(|(id, _)| id).collect(), gap)
     }
 
     /// The ids of `t` on `green` (true) or blue.
@@ -319,11 +330,13 @@ async fn three_families_cut_over_as_one_decision_with_an_etcd_member_down() {
     let (code, text) = finished(child, &out).await;
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("fleet decision: commit") && text.contains("every pair is on green"), "{text}");
+    let mut gaps = Vec::new();
     for p in &mut pairs {
-        let acked = p.stop_writer().await;
+        let (acked, gap) = p.stop_writer_timed().await;
         assert!(acked.len() > 40, "{}: the application barely wrote ({})", p.name, acked.len());
         p.assert_all_on_green(&acked).await;
         assert_eq!(p.outcome(), "done", "{}", p.name);
+        gaps.push(format!("{} {} ms", p.name, gap.as_millis()));
     }
     let certificate: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
     assert_eq!(certificate["decision"], "commit", "{certificate}");
@@ -336,7 +349,7 @@ async fn three_families_cut_over_as_one_decision_with_an_etcd_member_down() {
         assert!(row["certificate_digest"].as_str().is_some_and(|d| d.len() == 64), "{row}");
     }
     let fleet_pause = certificate["fleet_pause_ms"].as_i64().expect("fleet pause");
-    eprintln!("fleet pause (first fence to last switch): {fleet_pause} ms\n{text}");
+    eprintln!("fleet pause (first fence to last switch): {fleet_pause} ms; each application's largest gap: {}\n{text}", gaps.join(", "));
     // `turnout fleet status` shows the decision, read from etcd with a member still down.
     let status_out = dir.path().join("status");
     let (code, status) = finished(fleet_command(&file, &["status", "--json"], &status_out), &status_out).await;
@@ -500,4 +513,107 @@ async fn quorum_lost_before_the_decision_holds_then_aborts_and_every_blue_takes_
     for p in &pairs {
         p.assert_blue_serves().await;
     }
+}
+
+/// `--rehearse`: every pair fences together, proves and lifts its fence; nothing switches, every
+/// application goes on writing on blue, and the record is closed as `abort`.
+#[tokio::test]
+async fn a_rehearsal_fences_every_pair_together_and_switches_none() {
+    let etcd = EtcdCluster::start(3).expect("etcd");
+    let (a, b) = tokio::join!(Pair::pg("a", 15, 17, &etcd), Pair::pg("b", 15, 17, &etcd));
+    let mut pairs = vec![a, b];
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), "drill", &etcd, &pairs);
+    for p in &mut pairs {
+        p.start_writer();
+    }
+    let out = dir.path().join("out");
+    let (code, text) =
+        finished(fleet_command(&file, &["cutover", "--when-lag", "<5s", "--timeout", "30s", "--max-pause", "5s", "--rehearse"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("every pair lifted its fence"), "{text}");
+    assert_eq!(outcomes(&pairs).await, ["rehearsed", "rehearsed"]);
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        let on_blue = p.ids(false).await;
+        assert!(acked.iter().all(|id| on_blue.binary_search(id).is_ok()), "{}: every write went to blue", p.name);
+        p.assert_blue_serves().await;
+    }
+    assert_eq!(decision(&etcd_keys(&etcd, "drill").await).as_deref(), Some("abort"));
+}
+
+/// The gate refuses before anything changes: a pair whose sidecar has no `[fleet.etcd]` is named
+/// with the fix and no decision is opened; a fleet file naming a pair twice exits 2 naming the field.
+#[tokio::test]
+async fn the_gate_refuses_a_pair_without_etcd_and_a_bad_fleet_file_names_the_field() {
+    let etcd = EtcdCluster::start(3).expect("etcd");
+    let (a, b) = tokio::join!(Pair::pg("a", 15, 17, &etcd), Pair::pg_with("b", 15, 17, ""));
+    let pairs = vec![a, b];
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), "gate", &etcd, &pairs);
+    let out = dir.path().join("out");
+    let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<5s", "--max-pause", "5s"], &out), &out).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("the fleet's gate refused; nothing was changed") && text.contains("b: ") && text.contains("[fleet.etcd]"), "{text}");
+    assert!(etcd_keys(&etcd, "gate").await.is_empty(), "no decision may be opened");
+    for p in &pairs {
+        p.assert_blue_serves().await;
+    }
+    let twice = format!("{}\n{}", std::fs::read_to_string(&file).expect("file"), pairs[0].fleet_entry());
+    std::fs::write(&file, twice).expect("write");
+    let (code, text) = finished(fleet_command(&file, &["status"], &out), &out).await;
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("pair[2].name") && text.contains("names two pairs"), "{text}");
+}
+
+/// The benchmark: `TURNOUT_FLEET_PAIRS` PostgreSQL 15 → 17 pairs (default 3), each with an application
+/// writing through pgbouncer. First one more pair cut over alone with `turnout cutover` (the baseline,
+/// in the same run), then the fleet with `turnout fleet cutover`: prints the single pair's pause, the
+/// fleet's pause (first fence to last switch), their ratio and the applications' largest gap.
+/// `cargo nextest run -p turnout --features turnout/demo --run-ignored only -E 'test(fleet_pause)'`.
+#[tokio::test]
+#[ignore = "a benchmark: run on purpose"]
+async fn fleet_pause_against_a_single_pair() {
+    let n: usize = std::env::var("TURNOUT_FLEET_PAIRS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let etcd = EtcdCluster::start(3).expect("etcd");
+    let mut single = Pair::pg("single", 15, 17, &etcd).await;
+    single.start_writer();
+    single.writer.as_ref().expect("writer").wait_for(50).await;
+    let (code, out) = common::turnout_command(&single.t, "cutover", &["--when-lag", "<1s", "--max-pause", "10s"]).await;
+    assert_eq!(code, 0, "{out}");
+    let single_pause = common::millis_after(&out, "writes were paused for ");
+    let (_, single_gap) = single.stop_writer_timed().await;
+    drop(single);
+    let mut pairs = Vec::new();
+    for i in 0..n {
+        pairs.push(Pair::pg(&format!("p{i}"), 15, 17, &etcd).await);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), "bench", &etcd, &pairs);
+    for p in &mut pairs {
+        p.start_writer();
+        p.writer.as_ref().expect("writer").wait_for(50).await;
+    }
+    let out = dir.path().join("out");
+    let report = dir.path().join("fleet.json");
+    let child =
+        fleet_command(&file, &["cutover", "--when-lag", "<1s", "--timeout", "120s", "--max-pause", "10s", "--report", report.to_str().expect("path")], &out);
+    let (code, text) = finished(child, &out).await;
+    assert_eq!(code, 0, "{text}");
+    eprintln!("{text}");
+    let mut gap = Duration::ZERO;
+    for p in &mut pairs {
+        let (acked, g) = p.stop_writer_timed().await;
+        p.assert_all_on_green(&acked).await;
+        gap = gap.max(g);
+    }
+    let certificate: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let fleet_pause = certificate["fleet_pause_ms"].as_u64().expect("fleet pause");
+    let pauses: Vec<u64> = certificate["pairs"].as_array().expect("pairs").iter().filter_map(|p| p["write_pause_ms"].as_u64()).collect();
+    println!(
+        "pairs {n}: single pair pause {single_pause} ms (application gap {} ms); fleet pause {fleet_pause} ms (each pair {pauses:?} ms; largest application gap {} ms); ratio {:.1}",
+        single_gap.as_millis(),
+        gap.as_millis(),
+        fleet_pause as f64 / single_pause.max(1) as f64
+    );
 }

@@ -40,6 +40,7 @@ impl Controller {
         ledger.put(&format!("ready/{}", ticket.pair), id).await?;
         self.say(format!("ready as pair {:?} of fleet {:?} ({}); waiting for every pair to be ready", ticket.pair, ticket.fleet, ticket.id));
         let until = Instant::now() + timeout;
+        let mut changes = ledger.changes().await;
         loop {
             let view = ledger.view().await?;
             match view.decision {
@@ -62,7 +63,7 @@ impl Controller {
             if Instant::now() >= until {
                 return Err(Error::Setup(format!("not every pair of fleet {:?} was ready within {} s; nothing was changed", ticket.fleet, timeout.as_secs())));
             }
-            ledger.changed_after(view.revision, until).await;
+            changes.next(until).await;
         }
         self.say("every pair is ready: fencing");
         Ok(())
@@ -99,9 +100,10 @@ impl Controller {
 
     /// Writes what this pair did for the coordinator (and `turnout fleet status`); its failure is
     /// only said: the decision, not this, is what every pair follows.
-    pub(super) async fn fleet_outcome(&self, pair: &mut Pair, did: &str, write_pause_ms: Option<u64>) {
+    /// `at_ms`: when it happened (default now).
+    pub(super) async fn fleet_outcome(&self, pair: &mut Pair, did: &str, write_pause_ms: Option<u64>, at_ms: Option<i64>) {
         pair.lease = None;
-        let outcome = Outcome { did: did.into(), at_ms: now_ms(), write_pause_ms };
+        let outcome = Outcome { did: did.into(), at_ms: at_ms.unwrap_or_else(now_ms), write_pause_ms };
         let name = pair.ticket.pair.clone();
         if let Err(e) = pair.ledger.put(&format!("outcome/{name}"), serde_json::to_string(&outcome).unwrap_or_default()).await {
             self.say(format!("WARNING: writing this pair's outcome to etcd failed: {e}"));

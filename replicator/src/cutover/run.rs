@@ -72,7 +72,7 @@ impl Controller {
             Ok(pause) => pause,
             Err(e) => {
                 if let Some(pair) = pair.as_mut() {
-                    self.fleet_outcome(pair, "undone", None).await;
+                    self.fleet_outcome(pair, "undone", None, None).await;
                 }
                 return Err(e);
             }
@@ -100,13 +100,15 @@ impl Controller {
         if decision != crate::fleet::etcd::Decision::Commit {
             let why = Error::Setup(format!("fleet {:?} decided abort: every pair undoes its fence; traffic stays where it was", pair.ticket.fleet));
             let e = self.undo(&mut procedure, &mut journal, why).await;
-            self.fleet_outcome(&mut pair, "undone", None).await;
+            self.fleet_outcome(&mut pair, "undone", None, None).await;
             return Err(e);
         }
         let switched = self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await;
         let did = if switched.is_ok() { "switched" } else { "switch failed: completed by the next `turnout run`" };
         let write_pause_ms = lock(&self.progress).write_pause_ms;
-        self.fleet_outcome(&mut pair, did, write_pause_ms).await;
+        // When traffic moved: the fleet's pause ends at its last pair's switch.
+        let switched_at_ms = write_pause_ms.map(|ms| fenced_at_ms + i64::try_from(ms).unwrap_or(0));
+        self.fleet_outcome(&mut pair, did, write_pause_ms, switched_at_ms).await;
         switched
     }
 

@@ -116,6 +116,7 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
             .find(|(_, p)| p.outcome.as_deref().is_some_and(|o| o != "running"))
             .map(|(name, p)| (name.clone(), p.lines.last().cloned().unwrap_or_default()))
     };
+    let mut changes = ledger.changes().await;
     loop {
         let view = ledger.view().await?;
         if view.decision != Some(Decision::Preparing) {
@@ -134,7 +135,8 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
             println!("not every pair was ready in time: aborting");
             return ledger.abort().await;
         }
-        ledger.changed_after(view.revision, (Instant::now() + Duration::from_millis(50)).min(ready_until)).await;
+        // A pair that ends before the fence is seen through its sidecar, not etcd: looked at every 50 ms.
+        changes.next((Instant::now() + Duration::from_millis(50)).min(ready_until)).await;
     }
     if args.rehearse {
         // Every pair lifts its own fence after its proof; the record is closed once they did.
@@ -173,7 +175,7 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
         let until = first_fence.map_or(Instant::now() + Duration::from_millis(50), |f| {
             Instant::now() + Duration::from_millis(u64::try_from(f + budget - now_ms()).unwrap_or(0)).min(Duration::from_millis(50))
         });
-        ledger.changed_after(view.revision, until).await;
+        changes.next(until).await;
     }
 }
 

@@ -218,27 +218,12 @@ impl Ledger {
         Ok(view)
     }
 
-    /// Waits until a key of this cutover changes after `revision`, or `until`; true when one did.
-    /// A watch that fails is not an answer: the caller reads the keys again either way.
-    pub async fn changed_after(&mut self, revision: i64, until: Instant) -> bool {
-        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
-        let wait = async {
-            let Ok(mut stream) = self.client.watch(self.prefix.clone(), Some(options)).await else { return false };
-            loop {
-                match stream.message().await {
-                    Ok(Some(r)) if !r.events().is_empty() => return true,
-                    Ok(Some(_)) => {}
-                    _ => return false,
-                }
-            }
-        };
-        let left = until.saturating_duration_since(Instant::now());
-        let changed = tokio::time::timeout(left, wait).await.unwrap_or(false);
-        if !changed && Instant::now() < until {
-            // The watch failed (etcd unreachable): do not spin on it.
-            tokio::time::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now()))).await;
-        }
-        changed
+    /// A watch on this cutover's keys from now on, open (etcd confirmed it) before it returns: read the
+    /// keys after opening it, and every change after that read is seen ([`Changes::next`]).
+    pub async fn changes(&self) -> Changes {
+        let mut changes = Changes { client: self.client.clone(), prefix: self.prefix.clone(), stream: None };
+        changes.open().await;
+        changes
     }
 
     /// Writes `value` at `rest`.
@@ -344,6 +329,70 @@ impl Ledger {
         })
         .await?;
         Ok(got.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+    }
+}
+
+/// A watch on one fleet cutover's keys ([`Ledger::changes`]). A watch made to start now is served as
+/// events happen; one made to start at a past revision would be caught up by etcd's background
+/// loop, up to 100 ms late — inside the write pause.
+pub struct Changes {
+    client: Client,
+    prefix: String,
+    stream: Option<etcd_client::WatchStream>,
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes").field("prefix", &self.prefix).field("open", &self.stream.is_some()).finish()
+    }
+}
+
+impl Changes {
+    async fn open(&mut self) {
+        let (mut client, prefix) = (self.client.clone(), self.prefix.clone());
+        let opened = tokio::time::timeout(REQUEST_TIMEOUT, async move {
+            let mut stream = client.watch(prefix, Some(WatchOptions::new().with_prefix())).await.ok()?;
+            loop {
+                match stream.message().await {
+                    Ok(Some(r)) if r.created() => return Some(stream),
+                    Ok(Some(_)) => {}
+                    _ => return None,
+                }
+            }
+        })
+        .await;
+        self.stream = opened.ok().flatten();
+    }
+
+    /// Waits until a key changes, or `until`. True when the caller must read the keys again: one
+    /// changed, or the watch broke and was opened again (changes in between are not seen here).
+    pub async fn next(&mut self, until: Instant) -> bool {
+        let left = until.saturating_duration_since(Instant::now());
+        let Some(stream) = self.stream.as_mut() else {
+            // etcd unreachable: do not spin on it.
+            tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+            self.open().await;
+            return self.stream.is_some();
+        };
+        let event = tokio::time::timeout(left, async {
+            loop {
+                match stream.message().await {
+                    Ok(Some(r)) if !r.events().is_empty() => return true,
+                    Ok(Some(r)) if !r.canceled() => {}
+                    _ => return false,
+                }
+            }
+        })
+        .await;
+        match event {
+            Ok(true) => true,
+            Ok(false) => {
+                self.stream = None;
+                self.open().await;
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -64,7 +64,16 @@ pub async fn ledger(config: &crate::config::Config, ticket: &Ticket) -> Result<L
 /// past the hold, saying so through `say` — and never guesses: the decision it returns is the one
 /// etcd holds.
 pub async fn await_decision(ledger: &mut Ledger, hold_until_ms: i64, say: &(dyn Fn(String) + Sync)) -> Decision {
-    let mut unreachable_said = false;
+    // Said at most this often while etcd does not answer.
+    const REPEAT: Duration = Duration::from_secs(5);
+    let mut said: Option<Instant> = None;
+    let mut say_again = |line: String| {
+        if said.is_none_or(|at| at.elapsed() >= REPEAT) {
+            say(line);
+            said = Some(Instant::now());
+        }
+    };
+    let mut changes = ledger.changes().await;
     loop {
         let left = Duration::from_millis(u64::try_from(hold_until_ms - now_ms()).unwrap_or(0));
         match ledger.view().await {
@@ -74,27 +83,24 @@ pub async fn await_decision(ledger: &mut Ledger, hold_until_ms: i64, say: &(dyn 
                     Some(Decision::Abort) => return Decision::Abort,
                     _ if left.is_zero() => {}
                     _ => {
-                        ledger.changed_after(view.revision, Instant::now() + left).await;
+                        changes.next(Instant::now() + left).await;
                         continue;
                     }
                 }
                 // The hold ran out without a decision: abort the fleet, unless it was just decided.
                 match ledger.abort().await {
-                    Ok((Decision::Preparing, _)) => {}
-                    Ok((decision, _)) => {
+                    Ok((decision, _)) if decision != Decision::Preparing => {
                         if decision == Decision::Abort {
                             say("the hold ran out without the fleet's decision: this pair aborted the fleet".into());
                         }
                         return decision;
                     }
-                    Err(e) => say(format!("aborting the fleet after the hold failed ({e}); trying again — the fence stays until etcd answers")),
+                    Ok(_) => {}
+                    Err(e) => say_again(format!("aborting the fleet after the hold failed ({e}); trying again — the fence stays until etcd answers")),
                 }
             }
             Err(e) => {
-                if !unreachable_said || left.is_zero() {
-                    say(format!("the fleet's decision cannot be read ({e}); this pair holds — it never switches or undoes on a guess — and tries again"));
-                    unreachable_said = true;
-                }
+                say_again(format!("the fleet's decision cannot be read ({e}); this pair holds — it never switches or undoes on a guess — and tries again"))
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
