@@ -16,9 +16,16 @@ fn repo() -> PathBuf {
 
 /// Every document of every manifest in `deploy/kubernetes`.
 fn manifests() -> Vec<(String, Value)> {
-    let dir = repo().join("deploy/kubernetes");
+    let docs = manifests_in("deploy/kubernetes");
+    assert!(docs.len() >= 6, "expected the Secret, ConfigMap, claim, Deployment, Service and Job: {}", docs.len());
+    docs
+}
+
+/// Every document of every manifest file in `dir` (not its subdirectories).
+fn manifests_in(dir: &str) -> Vec<(String, Value)> {
+    let dir = repo().join(dir);
     let mut docs = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("deploy/kubernetes").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("manifests").map(|e| e.expect("entry").path()).filter(|p| p.is_file()).collect();
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("manifest");
@@ -29,7 +36,6 @@ fn manifests() -> Vec<(String, Value)> {
             docs.push((name, value));
         }
     }
-    assert!(docs.len() >= 6, "expected the Secret, ConfigMap, claim, Deployment, Service and Job: {}", docs.len());
     docs
 }
 
@@ -188,4 +194,39 @@ fn the_compose_turnout_service_loads_its_configuration_and_shares_pgbouncers_con
         compose_default(text(&services["green"]["environment"]["POSTGRES_PASSWORD"])),
         compose_default(text(&services["blue"]["environment"]["POSTGRES_PASSWORD"]))
     );
+}
+
+/// The fleet example: its fleet.toml loads with the real loader (every `${VAR}` from its Secret),
+/// names the etcd cluster etcd.yaml runs and the same one the sidecar example's `[fleet.etcd]`
+/// names, and its Job runs `turnout fleet cutover` on that file as mounted.
+#[test]
+fn the_fleet_example_coordinates_sidecars_through_the_etcd_it_runs() {
+    let docs = manifests_in("deploy/kubernetes/fleet");
+    let secrets: HashMap<String, String> =
+        kind(&docs, "Secret")["stringData"].as_mapping().expect("stringData").iter().map(|(k, v)| (text(k).to_owned(), text(v).to_owned())).collect();
+    let toml = text(&kind(&docs, "ConfigMap")["data"]["fleet.toml"]);
+    let fleet = turnout::fleet::config::FleetFile::parse(toml, |name| secrets.get(name).cloned()).unwrap_or_else(|e| panic!("fleet.toml: {e}"));
+    assert!(fleet.pairs.len() >= 2 && fleet.pairs.iter().all(|p| p.token.is_some()), "{fleet:?}");
+    // The cluster etcd.yaml runs: its StatefulSet's members through its headless Service.
+    let set = kind(&docs, "StatefulSet");
+    let (name, replicas) = (text(&set["metadata"]["name"]), set["spec"]["replicas"].as_u64().expect("replicas"));
+    let members: Vec<String> = (0..replicas).map(|i| format!("http://{name}-{i}.{}:2379", text(&set["spec"]["serviceName"]))).collect();
+    assert_eq!(fleet.etcd.endpoints, members);
+    // The sidecar example votes in the same cluster.
+    let sidecar = kind(&manifests(), "ConfigMap")["data"]["turnout.toml"].clone();
+    let secrets_of_sidecar: HashMap<String, String> = kind(&manifests(), "Secret")["stringData"]
+        .as_mapping()
+        .expect("stringData")
+        .iter()
+        .map(|(k, v)| (text(k).to_owned(), text(v).to_owned()))
+        .collect();
+    let config = Config::parse(text(&sidecar), |name| secrets_of_sidecar.get(name).cloned()).expect("sidecar config");
+    assert_eq!(config.fleet.etcd.as_ref().map(|e| e.endpoints.clone()), Some(members));
+    // The Job runs the coordinator on the mounted file.
+    let container = &kind(&docs, "Job")["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_sequence().expect("args").iter().map(text).collect();
+    let file = args[args.iter().position(|a| *a == "--fleet").expect("--fleet") + 1];
+    assert_eq!(args[0], "fleet");
+    assert!(args.contains(&"cutover") && args.contains(&"--when-lag"), "{args:?}");
+    assert!(container["volumeMounts"].as_sequence().expect("mounts").iter().any(|m| m["mountPath"] == file && m["subPath"] == "fleet.toml"));
 }

@@ -80,7 +80,12 @@ impl FleetFile {
     /// Reads and checks `fleet.toml` (`${VAR}` expands from the environment, as in `turnout.toml`).
     pub fn load(path: &Path) -> Result<FleetFile, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile { path: path.display().to_string(), source })?;
-        let file: FleetFile = crate::config::parse_expanded(&text, |name| std::env::var(name).ok())?;
+        FleetFile::parse(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses and checks the text of a fleet file, expanding `${VAR}` with `env`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<FleetFile, Error> {
+        let file: FleetFile = crate::config::parse_expanded(text, env)?;
         file.validate()?;
         Ok(file)
     }
