@@ -214,12 +214,8 @@ fn the_fleet_example_coordinates_sidecars_through_the_etcd_it_runs() {
     assert_eq!(fleet.etcd.endpoints, members);
     // The sidecar example votes in the same cluster.
     let sidecar = kind(&manifests(), "ConfigMap")["data"]["turnout.toml"].clone();
-    let secrets_of_sidecar: HashMap<String, String> = kind(&manifests(), "Secret")["stringData"]
-        .as_mapping()
-        .expect("stringData")
-        .iter()
-        .map(|(k, v)| (text(k).to_owned(), text(v).to_owned()))
-        .collect();
+    let secrets_of_sidecar: HashMap<String, String> =
+        kind(&manifests(), "Secret")["stringData"].as_mapping().expect("stringData").iter().map(|(k, v)| (text(k).to_owned(), text(v).to_owned())).collect();
     let config = Config::parse(text(&sidecar), |name| secrets_of_sidecar.get(name).cloned()).expect("sidecar config");
     assert_eq!(config.fleet.etcd.as_ref().map(|e| e.endpoints.clone()), Some(members));
     // The Job runs the coordinator on the mounted file.

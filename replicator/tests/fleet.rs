@@ -182,6 +182,20 @@ impl Pair {
         }
     }
 
+    /// The fence holds: a write through pgbouncer does not complete within a second.
+    async fn assert_writes_held(&self) {
+        let Servers::Pg { bouncer, .. } = &self.servers else { panic!("{}: a PostgreSQL pair", self.name) };
+        let url = bouncer.url(&self.db);
+        // A paused pgbouncer holds the login as well as the statement.
+        let write = tokio::time::timeout(Duration::from_secs(1), async move {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            c.simple_query("INSERT INTO t (note) VALUES ('held')").await
+        })
+        .await;
+        assert!(write.is_err(), "{}: a write went through while the pair held: {write:?}", self.name);
+    }
+
     /// Holds a lock on `block` on green and commits a row on blue that green therefore cannot
     /// apply: this pair's proof cannot complete while the returned session holds it.
     async fn block_green(&self) -> Blocker {
@@ -405,12 +419,15 @@ async fn the_coordinator_killed_before_deciding_every_pair_undoes_within_its_hol
     until_keys(&etcd, "orphan", "two votes", |k| votes(k) == 2).await;
     child.kill().expect("kill -9 the coordinator");
     let _ = child.wait();
-    drop(lock);
+    // c stays unable to prove: the fleet can only end by a pair's own abort (c's when its proof
+    // runs out, or a holding pair's when its hold does).
     assert_eq!(outcomes(&pairs).await, ["failed", "failed", "failed"]);
+    drop(lock);
     let keys = etcd_keys(&etcd, "orphan").await;
     assert_eq!(decision(&keys).as_deref(), Some("abort"), "{keys:?}");
-    let aborted_by_a_pair = pairs.iter().any(|p| p.progress()["lines"].to_string().contains("this pair aborted the fleet"));
-    assert!(aborted_by_a_pair, "a holding pair must have aborted the fleet itself");
+    let lines: Vec<String> = pairs.iter().map(|p| p.progress()["lines"].to_string()).collect();
+    let aborted_by_a_pair = lines.iter().any(|l| l.contains("this pair aborted the fleet") || l.contains("this pair will not vote"));
+    assert!(aborted_by_a_pair, "a pair must have aborted the fleet itself: {lines:?}");
     for p in &pairs {
         p.assert_blue_serves().await;
     }
@@ -494,7 +511,6 @@ async fn quorum_lost_before_the_decision_holds_then_aborts_and_every_blue_takes_
     let voted_at = Instant::now();
     etcd.kill(1);
     etcd.kill(2);
-    drop(lock);
     // Past every hold (2 s from each fence, before the votes): the pairs that voted still hold,
     // fenced; nothing switched.
     let holding = |p: &Pair| p.progress()["lines"].to_string().contains("cannot be read");
@@ -505,8 +521,13 @@ async fn quorum_lost_before_the_decision_holds_then_aborts_and_every_blue_takes_
     }
     assert_eq!(pairs[0].outcome(), "running");
     assert_eq!(pairs[1].outcome(), "running");
+    // Still fenced: a write through the proxy is held, not taken.
+    for p in &pairs[..2] {
+        p.assert_writes_held().await;
+    }
     etcd.restart(1).expect("member back");
     assert_eq!(outcomes(&pairs).await, ["failed", "failed", "failed"]);
+    drop(lock);
     let (code, text) = finished(child, &out).await;
     assert_ne!(code, 0, "{text}");
     assert_eq!(decision(&etcd_keys(&etcd, "quorum").await).as_deref(), Some("abort"));

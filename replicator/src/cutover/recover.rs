@@ -114,19 +114,31 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
 ) -> Result<(), Error> {
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
     let (what, (from, to)) = (direction.what(), direction.sides());
-    // One pair of a fleet, holding: the fleet's decision says whether it switches or undoes.
-    let step = match (journal.step, &journal.fleet) {
+    // One pair of a fleet, holding: the fleet's decision says whether it switches or undoes, and
+    // is journaled (synced) before either, so that a second restart need not ask etcd again.
+    let step = match (journal.step, journal.fleet.clone()) {
         (Step::Prepared, Some(held)) => {
-            let unread = format!("{what} {} holds a vote of fleet {:?} with {from} fenced; {from} stays fenced until the fleet's decision can be read — restart `turnout run` once etcd answers", journal.id, held.ticket.fleet);
-            let decision = crate::fleet::settle(config, held).await.map_err(Error::during(unread))?;
+            let unread = format!(
+                "{what} {} holds a vote of fleet {:?} with {from} fenced; {from} stays fenced until the fleet's decision can be read — \
+                 restart `turnout run` once etcd answers",
+                journal.id, held.ticket.fleet
+            );
+            let decision = crate::fleet::settle(config, &held).await.map_err(Error::during(unread))?;
             tracing::warn!(id = %journal.id, "a {what} was interrupted while holding for fleet {:?}, which decided {}", held.ticket.fleet, decision.as_str());
-            if decision == crate::fleet::etcd::Decision::Commit {
-                Step::Switching
-            } else {
-                Step::Fencing
-            }
+            let step = if decision == crate::fleet::etcd::Decision::Commit { Step::Switching } else { Step::Fencing };
+            journal.step = step;
+            journal.message = Some(format!("fleet {:?} decided {}", held.ticket.fleet, decision.as_str()));
+            state.put_cutover_journal(&journal, true)?;
+            step
         }
-        (Step::Prepared, None) => Step::Fencing,
+        (Step::Prepared, None) => {
+            return Err(Error::Internal(format!("{what} {} is journaled as holding for a fleet without its ticket; {from} stays fenced", journal.id)))
+        }
+        // Joined a fleet, interrupted before its vote: it will not vote; the others need not wait.
+        (step, Some(held)) if step.fence_may_be_up() => {
+            crate::fleet::abandon(config, &held.ticket).await;
+            step
+        }
         (step, _) => step,
     };
     match step {
@@ -145,6 +157,17 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
             let switch = build_switch(config)?;
             let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
             let mut procedure = connect.await?;
+            // A fleet committed while this sidecar was down: its proof holds only while the fence
+            // does, and nothing here can prove again.
+            if journal.fleet.is_some() && !procedure.fenced().await? {
+                return Err(Error::Setup(format!(
+                    "fleet {:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
+                     writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand \
+                     (pgbouncer PAUSE, SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then \
+                     switch traffic by hand; the journal keeps this state",
+                    journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default()
+                )));
+            }
             procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
             switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
             tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");

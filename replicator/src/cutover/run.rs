@@ -23,10 +23,22 @@ use turnout_cutover::{ClientsMoved, TrafficSwitch};
 use turnout_decoders::Position;
 
 /// The write pause under way: when the fence went up, its phases so far, and when it must end.
-struct Pause {
-    fenced_at: Instant,
-    phases: PauseTimeline,
-    deadline: Instant,
+pub(super) struct Pause {
+    pub fenced_at: Instant,
+    pub phases: PauseTimeline,
+    pub deadline: Instant,
+}
+
+/// What the proof found ([`Controller::prove`]).
+pub(super) struct Proof {
+    /// The sentinel's commit on the fenced side.
+    pub sentinel: Position,
+    /// The other side's durable position that proved it.
+    pub proved_at: Position,
+    /// Everything the fenced side committed, where it knows it.
+    pub fenced: Option<Position>,
+    /// The counters' line, and how many were topped up.
+    pub counters: (String, usize),
 }
 
 /// What is ready before the fence.
@@ -62,7 +74,7 @@ impl Controller {
         let Ready { mut marker, mut handover } = self.before_fence(&mut procedure, &mut journal, &switch, request).await?;
         // One pair of a fleet: its etcd reached before the fence, which goes up once every pair is ready.
         let mut pair = match &request.fleet {
-            Some(ticket) => match self.fleet_join(ticket).await {
+            Some(ticket) => match self.fleet_join(&procedure, &mut journal, ticket, request).await {
                 Ok(pair) => Some(pair),
                 Err(e) => return Err(self.fail(&mut journal, Error::during("joining the fleet's cutover")(e))),
             },
@@ -71,8 +83,9 @@ impl Controller {
         let pause = match self.fence_and_prove(&mut procedure, &mut journal, (marker.as_mut(), handover.as_mut(), pair.as_mut()), id, request).await {
             Ok(pause) => pause,
             Err(e) => {
+                // The others need not wait out their holds for a pair that will not vote.
                 if let Some(pair) = pair.as_mut() {
-                    self.fleet_outcome(pair, "undone", None, None).await;
+                    self.fleet_abandon(pair, &e).await;
                 }
                 return Err(e);
             }
@@ -80,36 +93,11 @@ impl Controller {
         if request.rehearse {
             return self.end_rehearsal(&mut procedure, &mut journal, pause.phases, pause.fenced_at, request).await;
         }
-        let Some(mut pair) = pair else {
-            return self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await;
-        };
-        // Fenced and proven: the fleet decides whether this pair switches.
-        let fenced_at_ms = crate::fleet::now_ms() - i64::try_from(pause.fenced_at.elapsed().as_millis()).unwrap_or(0);
-        let hold_until_ms = fenced_at_ms + i64::try_from(request.max_pause_ms).unwrap_or(i64::MAX / 2);
-        let sentinel = lock(&self.record).sentinel.clone().unwrap_or_default();
-        let mut pause = pause;
-        let decision = match self.fleet_hold(&mut pair, &mut journal, fenced_at_ms, hold_until_ms, sentinel).await {
-            Ok(decision) => decision,
-            // No vote was cast: the fleet cannot commit without this pair.
-            Err(e) => {
-                self.say(format!("holding for the fleet failed before the vote: {e}"));
-                crate::fleet::etcd::Decision::Abort
-            }
-        };
-        pause.phases.mark("fleet decided");
-        if decision != crate::fleet::etcd::Decision::Commit {
-            let why = Error::Setup(format!("fleet {:?} decided abort: every pair undoes its fence; traffic stays where it was", pair.ticket.fleet));
-            let e = self.undo(&mut procedure, &mut journal, why).await;
-            self.fleet_outcome(&mut pair, "undone", None, None).await;
-            return Err(e);
+        match pair {
+            None => self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await,
+            // Fenced and proven: the fleet decides whether this pair switches.
+            Some(mut pair) => self.fleet_finish(&mut procedure, &mut journal, (&switch, marker.as_mut()), pause, &mut pair, (id, request)).await,
         }
-        let switched = self.switch_over(&mut procedure, &mut journal, &switch, marker.as_mut(), pause).await;
-        let did = if switched.is_ok() { "switched" } else { "switch failed: completed by the next `turnout run`" };
-        let write_pause_ms = lock(&self.progress).write_pause_ms;
-        // When traffic moved: the fleet's pause ends at its last pair's switch.
-        let switched_at_ms = write_pause_ms.map(|ms| fenced_at_ms + i64::try_from(ms).unwrap_or(0));
-        self.fleet_outcome(&mut pair, did, write_pause_ms, switched_at_ms).await;
-        switched
     }
 
     /// `Waiting`: everything checked and prepared that can be before writes pause — the pre-checks,
@@ -227,7 +215,7 @@ impl Controller {
         }
         // One pair of a fleet fences with the others: once every pair is ready this close to its fence.
         if let Some(pair) = fleet {
-            if let Err(e) = self.fleet_ready(pair, id, Duration::from_millis(request.timeout_ms)).await {
+            if let Err(e) = self.fleet_ready(pair, id, request).await {
                 return Err(self.undo(procedure, journal, e).await);
             }
         }
@@ -240,44 +228,20 @@ impl Controller {
         }
         phases.mark("fence");
         let deadline = fenced_at + pause_budget;
-        // Sentinel: written after the fence, so every write acknowledged before it precedes it.
-        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.undo(procedure, journal, Error::during(format!("writing the sentinel on {from} failed"))(e)).await),
-            Err(_) => {
-                let late = Error::Setup(format!("writing the sentinel on {from} took longer than --max-pause; the fence was undone"));
-                return Err(self.undo(procedure, journal, late).await);
-            }
-        }
-        phases.mark("sentinel");
-        // The fenced side's counters are final: they are read and checked while the other side
-        // applies the sentinel, at the same time, not after.
-        let fenced = procedure.fenced_position();
-        let (counters, sentinel) = tokio::join!(
-            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()),
-            self.sentinel_applied(id, fenced.as_ref(), deadline)
-        );
-        // The sentinel's failure first: it says why (an account that wrote after it), where the
-        // counters' at the same deadline would only say the pause ran out.
-        let (sentinel, proved_at) = match sentinel {
-            Ok(at) => at,
+        let Proof { sentinel, proved_at, fenced, counters: (line, topped_up) } = match self.prove(procedure, id, deadline, request, &mut phases).await {
+            Ok(proof) => proof,
             Err(reason) => return Err(self.undo(procedure, journal, reason).await),
         };
-        match counters {
-            Ok(Ok((line, topped_up))) => {
-                let mut record = lock(&self.record);
-                record.counters.push(line.clone());
-                if request.rehearse && topped_up > 0 {
-                    record.findings.push(format!(
-                        "{topped_up} counters on {from} moved past the margin set before the fence: the real cutover tops them up inside the write pause, one statement each"
-                    ));
-                }
-                drop(record);
-                self.say(line);
+        {
+            let mut record = lock(&self.record);
+            record.counters.push(line.clone());
+            if request.rehearse && topped_up > 0 {
+                record.findings.push(format!(
+                    "{topped_up} counters on {from} moved past the margin set before the fence: the real cutover tops them up inside the write pause, one statement each"
+                ));
             }
-            Ok(Err(e)) => return Err(self.undo(procedure, journal, e).await),
-            Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
         }
+        self.say(line);
         self.journal(journal, Step::SequencesSynced, None)?;
         phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
@@ -326,6 +290,43 @@ impl Controller {
         Ok(Pause { fenced_at, phases, deadline })
     }
 
+    /// With the fence up: writes the sentinel `id` on the fenced side and waits until the other side
+    /// durably applied it (and, where the fenced side knows it, everything it committed), reading and
+    /// topping up the counters at the same time. Undoes nothing: the caller does, or (after a fleet's
+    /// commit) cannot.
+    pub(super) async fn prove<P: Procedure>(
+        &self,
+        procedure: &mut P,
+        id: &str,
+        deadline: Instant,
+        request: &Request,
+        phases: &mut PauseTimeline,
+    ) -> Result<Proof, Error> {
+        let from = self.direction.sides().0;
+        // Sentinel: written after the fence, so every write acknowledged before it precedes it.
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::during(format!("writing the sentinel on {from} failed"))(e)),
+            Err(_) => return Err(Error::Setup(format!("writing the sentinel on {from} took longer than --max-pause"))),
+        }
+        phases.mark("sentinel");
+        // The fenced side's counters are final: they are read and checked while the other side
+        // applies the sentinel, at the same time, not after.
+        let fenced = procedure.fenced_position();
+        let (counters, sentinel) = tokio::join!(
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.top_up()),
+            self.sentinel_applied(id, fenced.as_ref(), deadline)
+        );
+        // The sentinel's failure first: it says why (an account that wrote after it), where the
+        // counters' at the same deadline would only say the pause ran out.
+        let (sentinel, proved_at) = sentinel?;
+        let counters = match counters {
+            Ok(result) => result?,
+            Err(_) => return Err(pause_exceeded(request)),
+        };
+        Ok(Proof { sentinel, proved_at, fenced, counters })
+    }
+
     /// Inside the pause, after the proof: the carried consumers' places on the other side
     /// ([`crate::handover`]), kept for the certificate and — unless rehearsing — in the state store,
     /// unsynced: the switch's journal entry, synced, makes it durable before traffic moves.
@@ -341,7 +342,7 @@ impl Controller {
 
     /// `Switching` → `Done`: the other side has everything; traffic moves to it, and a failure from
     /// here on is completed by the next `turnout run`, never undone.
-    async fn switch_over<P: Procedure>(
+    pub(super) async fn switch_over<P: Procedure>(
         &self,
         procedure: &mut P,
         journal: &mut Journal,
@@ -521,7 +522,7 @@ impl Controller {
 
     /// Undoes the fence for `reason` and journals it; the error the run ends with (the journal's
     /// own failure first).
-    async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: Error) -> Error {
+    pub(super) async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: Error) -> Error {
         match procedure.undo().await {
             Ok(line) => self.say(line),
             Err(e) => {

@@ -161,6 +161,10 @@ impl Error {
             Error::Resync(_) => ErrorClass::Resync,
             Error::Etcd { source, .. } => match source {
                 etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) | etcd_client::Error::InvalidMetadataValue(_) => ErrorClass::Fatal,
+                // gRPC's INVALID_ARGUMENT (too many operations in one transaction), NOT_FOUND (a lease
+                // gone), PERMISSION_DENIED, FAILED_PRECONDITION and UNAUTHENTICATED: asking again
+                // changes nothing.
+                etcd_client::Error::GRpcStatus(status) if matches!(status.code() as i32, 3 | 5 | 7 | 9 | 16) => ErrorClass::Fatal,
                 _ => ErrorClass::Transient,
             },
             Error::Config { .. }

@@ -33,6 +33,9 @@ impl EtcdConfig {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
                 return Err(Error::config(format!("{field}.endpoints"), format!("{e:?} is not an http:// or https:// URL")));
             }
+            if e.starts_with("http://") && self.ca_file.is_some() {
+                return Err(Error::config(format!("{field}.ca_file"), format!("{e} does not use TLS: make every endpoint https:// or drop ca_file")));
+            }
             if e.starts_with("https://") && self.ca_file.is_none() {
                 return Err(Error::config(format!("{field}.ca_file"), format!("{e} uses TLS: name the CA that signed the members' certificates")));
             }
@@ -51,6 +54,10 @@ impl EtcdConfig {
 pub struct SidecarFleet {
     pub etcd: Option<EtcdConfig>,
 }
+
+/// The most pairs one fleet may have: the commit compares every vote in one etcd transaction,
+/// which allows 128 operations by default.
+pub const MAX_PAIRS: usize = 100;
 
 /// `fleet.toml`: one fleet of blue → green pairs cut over as one decision.
 #[derive(Clone, Debug, Deserialize)]
@@ -99,7 +106,16 @@ impl FleetFile {
         if self.pairs.is_empty() {
             return Err(Error::config("pair", "name at least one pair ([[pair]] name = …, control = \"host:port\")"));
         }
+        // The commit reads every vote in one transaction, and etcd allows 128 operations in one
+        // (`--max-txn-ops`, counting each comparison).
+        if self.pairs.len() > MAX_PAIRS {
+            return Err(Error::config(
+                "pair",
+                format!("{} pairs: a fleet has at most {MAX_PAIRS} (split it into fleets cut over one after another)", self.pairs.len()),
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
+        let mut controls = std::collections::BTreeSet::new();
         for (i, p) in self.pairs.iter().enumerate() {
             if !name_ok(&p.name) {
                 return Err(Error::config(format!("pair[{i}].name"), "a pair name of letters, digits, '-', '_' and '.'"));
@@ -107,8 +123,12 @@ impl FleetFile {
             if !seen.insert(p.name.as_str()) {
                 return Err(Error::config(format!("pair[{i}].name"), format!("{:?} names two pairs", p.name)));
             }
-            if p.control.parse::<std::net::SocketAddr>().is_err() && !p.control.contains(':') {
+            let port = p.control.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then(|| port.parse::<u16>().ok()).flatten());
+            if port.is_none() {
                 return Err(Error::config(format!("pair[{i}].control"), "the sidecar's http.listen, host:port"));
+            }
+            if !controls.insert(p.control.as_str()) {
+                return Err(Error::config(format!("pair[{i}].control"), format!("{} is the sidecar of two pairs", p.control)));
             }
         }
         Ok(())

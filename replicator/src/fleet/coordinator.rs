@@ -85,22 +85,36 @@ async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
     for p in &file.pairs {
         let request = Request { fleet: Some(ticket(p)), ..base.clone() };
         let (pair, progress) = (p.clone(), Arc::clone(&progress));
-        followers.push(tokio::spawn(async move { start_and_follow(&pair, &request, Some(&progress)).await }));
+        followers.push(tokio::spawn(async move {
+            let followed = start_and_follow(&pair, &request, Some(&progress)).await;
+            // A sidecar that refused or went silent has ended as far as the decision goes.
+            if let Err(e) = &followed {
+                println!("[{}] {e}", pair.name);
+                let lost = Progress { outcome: Some("unreachable".into()), lines: vec![e.to_string()], ..Progress::default() };
+                progress.lock().unwrap_or_else(|p| p.into_inner()).insert(pair.name.clone(), lost);
+            }
+            followed
+        }));
     }
     // 4. `go` once every pair is ready; 5. the decision.
     let decided = decide(&mut ledger, &pairs, args, &progress).await;
     let (decision, revision) = match decided {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("turnout: deciding failed: {e}; every pair's hold aborts the fleet unless the decision was made");
-            (Decision::Preparing, 0)
+            eprintln!("turnout: deciding failed: {e}; aborting the fleet (a pair holding past its hold aborts it too)");
+            ledger.abort().await.unwrap_or((Decision::Preparing, 0))
         }
     };
     println!("fleet decision: {} (etcd revision {revision})", decision.as_str());
+    if decision == Decision::Preparing {
+        println!("waiting for the pairs: each aborts the fleet when its hold runs out, once etcd answers");
+    }
     for f in followers {
         let _ = f.await;
     }
+    // The decision as etcd holds it at the end (a pair may have decided after the coordinator).
     let view = ledger.view().await.ok();
+    let (decision, revision) = view.as_ref().and_then(|v| v.decision.map(|d| (d, v.decided_at))).unwrap_or((decision, revision));
     let code = report(file, args, &id, decision, revision, view.as_ref(), &progress).await;
     Ok(code)
 }
@@ -123,7 +137,10 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
             return Ok((view.decision.unwrap_or(Decision::Abort), view.decided_at));
         }
         if pairs.iter().all(|p| view.ready.contains_key(p)) {
-            ledger.put("go", "fence").await?;
+            let now = ledger.go().await?;
+            if now != Decision::Preparing {
+                return Ok((now, view.revision));
+            }
             println!("every pair is ready: go");
             break;
         }
@@ -138,25 +155,28 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
         // A pair that ends before the fence is seen through its sidecar, not etcd: looked at every 50 ms.
         changes.next((Instant::now() + Duration::from_millis(50)).min(ready_until)).await;
     }
+    // The budget on this machine's own clock, from `go`: the sidecars' clocks are not compared.
+    let budget = Duration::from_millis(args.max_pause_ms);
+    let spent_at = Instant::now() + budget;
     if args.rehearse {
-        // Every pair lifts its own fence after its proof; the record is closed once they did.
+        // Every pair lifts its own fence after its proof; the record is closed once they did (or
+        // the proof's budget and the followers' patience ran out).
         let ended = |progress: &Progresses| {
             let p = progress.lock().unwrap_or_else(|p| p.into_inner());
             pairs.iter().all(|name| p.get(name).is_some_and(|p| p.outcome.as_deref() != Some("running")))
         };
-        while !ended(progress) {
+        let give_up = spent_at + Duration::from_secs(90);
+        while !ended(progress) && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         return ledger.abort().await;
     }
-    let budget = i64::try_from(args.max_pause_ms).unwrap_or(i64::MAX / 2);
     loop {
         let view = ledger.view().await?;
         if view.decision != Some(Decision::Preparing) {
             return Ok((view.decision.unwrap_or(Decision::Abort), view.decided_at));
         }
-        let first_fence = view.prepared.values().map(|p| p.fenced_at_ms).min();
-        let spent = first_fence.is_some_and(|f| now_ms() - f >= budget);
+        let spent = Instant::now() >= spent_at;
         if pairs.iter().all(|p| view.votes.get(p).is_some_and(|v| v == "prepared")) && !spent {
             let decided = ledger.commit(pairs).await?;
             if decided.0 != Decision::Preparing {
@@ -165,17 +185,15 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
             continue;
         }
         if spent {
-            println!("the fleet's pause budget ({budget} ms) ran out before every pair voted: aborting");
+            println!("the fleet's pause budget ({} ms from go) ran out before every pair voted: aborting", budget.as_millis());
             return ledger.abort().await;
         }
         if let Some((name, why)) = failed(progress) {
             println!("pair {name} failed ({why}): aborting");
             return ledger.abort().await;
         }
-        let until = first_fence.map_or(Instant::now() + Duration::from_millis(50), |f| {
-            Instant::now() + Duration::from_millis(u64::try_from(f + budget - now_ms()).unwrap_or(0)).min(Duration::from_millis(50))
-        });
-        changes.next(until).await;
+        // A pair that fails is seen through its sidecar, not etcd: looked at every 50 ms.
+        changes.next((Instant::now() + Duration::from_millis(50)).min(spent_at)).await;
     }
 }
 
@@ -253,10 +271,11 @@ async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decisi
             "certificate_digest": certificate,
         }));
     }
+    // Each machine's clock: close on one host or with NTP, never below 0.
     let fleet_pause = view.and_then(|v| {
         let first = v.prepared.values().map(|p| p.fenced_at_ms).min()?;
         let last = v.outcomes.values().map(|o| o.at_ms).max()?;
-        Some(last - first)
+        Some((last - first).max(0))
     });
     if let Some(ms) = fleet_pause {
         println!("fleet pause (first fence to last pair done): {ms} ms");

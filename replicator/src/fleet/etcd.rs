@@ -119,7 +119,15 @@ impl std::fmt::Debug for Ledger {
 
 /// Connects to the etcd cluster `config` names.
 pub async fn connect(config: &EtcdConfig) -> Result<Client, Error> {
-    let mut options = ConnectOptions::new().with_timeout(REQUEST_TIMEOUT).with_connect_timeout(REQUEST_TIMEOUT).with_require_leader(true);
+    // A member restarted (its simple tokens gone) or a JWT expired during a long hold: the client
+    // authenticates again by itself. HTTP/2 keepalive notices a half-open connection under a watch.
+    let mut options = ConnectOptions::new()
+        .with_timeout(REQUEST_TIMEOUT)
+        .with_connect_timeout(REQUEST_TIMEOUT)
+        .with_require_leader(true)
+        .with_auto_token_refresh(true)
+        .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT)
+        .with_keep_alive_while_idle(true);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.with_user(user.clone(), password.expose().to_owned());
     }
@@ -208,10 +216,23 @@ impl Ledger {
                 }
                 None if rest == "go" => view.go = true,
                 None if rest == "record" => view.record = serde_json::from_str(&text).ok(),
-                Some(("ready", pair)) => drop(view.ready.insert(pair.to_owned(), text)),
-                Some(("vote", pair)) => drop(view.votes.insert(pair.to_owned(), text)),
-                Some(("prepared", pair)) => drop(view.prepared.insert(pair.to_owned(), serde_json::from_str(&text).unwrap_or_default())),
-                Some(("outcome", pair)) => drop(view.outcomes.insert(pair.to_owned(), serde_json::from_str(&text).unwrap_or_default())),
+                Some(("ready", pair)) => {
+                    view.ready.insert(pair.to_owned(), text);
+                }
+                Some(("vote", pair)) => {
+                    view.votes.insert(pair.to_owned(), text);
+                }
+                // One this version cannot read counts as missing, never as a default.
+                Some(("prepared", pair)) => {
+                    if let Ok(prepared) = serde_json::from_str(&text) {
+                        view.prepared.insert(pair.to_owned(), prepared);
+                    }
+                }
+                Some(("outcome", pair)) => {
+                    if let Ok(outcome) = serde_json::from_str(&text) {
+                        view.outcomes.insert(pair.to_owned(), outcome);
+                    }
+                }
                 _ => {}
             }
         }
@@ -235,6 +256,25 @@ impl Ledger {
         })
         .await?;
         Ok(())
+    }
+
+    /// Says `go` (every pair fences), only while the decision is still `preparing`. Returns the
+    /// decision as it stands.
+    pub async fn go(&mut self) -> Result<Decision, Error> {
+        let decision = self.key("decision");
+        let txn = Txn::new()
+            .when([Compare::value(decision.clone(), CompareOp::Equal, "preparing")])
+            .and_then([TxnOp::put(self.key("go"), "fence", None)])
+            .or_else([TxnOp::get(decision, None)]);
+        let done = attempt(&self.client, "saying go", |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
+        if done.succeeded() {
+            return Ok(Decision::Preparing);
+        }
+        Ok(self.view().await?.decision.unwrap_or(Decision::Abort))
     }
 
     /// Casts `pair`'s vote `prepared` under `lease`, with what it proved, in one transaction — which

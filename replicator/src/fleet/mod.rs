@@ -17,7 +17,7 @@ pub mod coordinator;
 pub mod etcd;
 
 use crate::error::Error;
-use etcd::{Decision, Ledger};
+use etcd::{Changes, Decision, Ledger};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -33,12 +33,24 @@ pub struct Ticket {
     pub pair: String,
 }
 
+impl Ticket {
+    /// Refuses a ticket whose names could not be the fleet's keys (empty, or with a `/`).
+    pub fn validate(&self) -> Result<(), Error> {
+        let ok = |s: &str| !s.is_empty() && !s.contains('/') && s.chars().all(|c| c.is_ascii_graphic());
+        if ok(&self.fleet) && ok(&self.id) && ok(&self.pair) {
+            Ok(())
+        } else {
+            Err(Error::Setup(format!("the fleet ticket {self:?} is not usable: fleet, id and pair must be non-empty names without '/'; nothing was changed")))
+        }
+    }
+}
+
 /// A fleet vote a sidecar journaled before casting it: what a restart settles from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     pub ticket: Ticket,
     /// Until when the sidecar holds before it tries to abort the fleet itself (milliseconds since
-    /// the epoch).
+    /// the epoch); 0 before it voted (journaled when it joined, before its fence).
     pub hold_until_ms: i64,
 }
 
@@ -59,12 +71,12 @@ pub async fn ledger(config: &crate::config::Config, ticket: &Ticket) -> Result<L
     Ok(Ledger::new(etcd::connect(etcd).await?, &ticket.fleet, &ticket.id))
 }
 
-/// Waits for the fleet's decision to be made, up to `hold_until_ms`; then tries to abort the fleet
-/// itself, and follows whichever transaction won. While etcd cannot be reached it keeps trying —
-/// past the hold, saying so through `say` — and never guesses: the decision it returns is the one
-/// etcd holds.
-pub async fn await_decision(ledger: &mut Ledger, hold_until_ms: i64, say: &(dyn Fn(String) + Sync)) -> Decision {
-    // Said at most this often while etcd does not answer.
+/// Waits for the fleet's decision to be made, up to `until` (watching the keys with `changes`,
+/// opened before any read of them); then tries to abort the fleet itself, and follows whichever
+/// transaction won. While etcd cannot be reached — or the decision key is missing, which nobody
+/// may read as either outcome — it keeps trying, past the hold, saying so through `say` (at most
+/// every 5 s), and never guesses: the decision it returns is the one etcd holds.
+pub async fn await_decision(ledger: &mut Ledger, mut changes: Changes, until: Instant, say: &(dyn Fn(String) + Sync)) -> Decision {
     const REPEAT: Duration = Duration::from_secs(5);
     let mut said: Option<Instant> = None;
     let mut say_again = |line: String| {
@@ -73,17 +85,15 @@ pub async fn await_decision(ledger: &mut Ledger, hold_until_ms: i64, say: &(dyn 
             said = Some(Instant::now());
         }
     };
-    let mut changes = ledger.changes().await;
     loop {
-        let left = Duration::from_millis(u64::try_from(hold_until_ms - now_ms()).unwrap_or(0));
         match ledger.view().await {
             Ok(view) => {
                 match view.decision {
                     Some(Decision::Commit) => return Decision::Commit,
                     Some(Decision::Abort) => return Decision::Abort,
-                    _ if left.is_zero() => {}
+                    _ if Instant::now() >= until => {}
                     _ => {
-                        changes.next(Instant::now() + left).await;
+                        changes.next(until).await;
                         continue;
                     }
                 }
@@ -109,11 +119,26 @@ pub async fn await_decision(ledger: &mut Ledger, hold_until_ms: i64, say: &(dyn 
 
 /// At restart, for a journal that holds a fleet vote: the fleet's decision, waited for as the hold
 /// would have (the abort tried once the hold ran out). An error only when etcd cannot be reached
-/// (or `[fleet.etcd]` is gone): the fence stays, and the next restart asks again.
+/// at first (or `[fleet.etcd]` is gone): the fence stays, and the next restart asks again.
 pub async fn settle(config: &crate::config::Config, held: &Held) -> Result<Decision, Error> {
     let mut ledger = ledger(config, &held.ticket).await?;
+    let changes = ledger.changes().await;
     // One read first: an unreachable etcd fails the restart instead of waiting for ever.
     ledger.view().await?;
+    let left = Duration::from_millis(u64::try_from(held.hold_until_ms - now_ms()).unwrap_or(0));
     let say = |line: String| tracing::warn!("{line}");
-    Ok(await_decision(&mut ledger, held.hold_until_ms, &say).await)
+    Ok(await_decision(&mut ledger, changes, Instant::now() + left, &say).await)
+}
+
+/// At restart, for a journal of a pair that joined a fleet and did not vote (its fence is being
+/// undone): aborts the fleet, bounded and best effort, so that the others need not wait out their
+/// holds.
+pub async fn abandon(config: &crate::config::Config, ticket: &Ticket) {
+    let aborted = tokio::time::timeout(Duration::from_secs(5), async { ledger(config, ticket).await?.abort().await }).await;
+    match aborted {
+        Ok(Ok((decision, _))) => {
+            tracing::warn!(fleet = %ticket.fleet, "this pair will not vote after its restart; the fleet's decision is {}", decision.as_str())
+        }
+        _ => tracing::warn!(fleet = %ticket.fleet, "this pair will not vote after its restart; aborting the fleet failed (its holds abort it)"),
+    }
 }

@@ -63,6 +63,11 @@ pub(crate) trait Procedure: Send {
     /// Lifts the fence (safe after a failed or partial fence); returns what it did.
     fn lift_fence(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
 
+    /// Whether the fence is in place now, read from the server (pgbouncer's paused entry, the
+    /// database's or server's read-only setting); false without a fence. A switch after a long hold
+    /// (one pair of a fleet) or a restart checks it: the proof only holds while the fence does.
+    fn fenced(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
+
     /// Drops whatever a reverse stream armed so far; returns what it did, if anything.
     fn disarm_reverse(&mut self) -> impl Future<Output = Result<Option<String>, Error>> + Send {
         async { Ok(None) }

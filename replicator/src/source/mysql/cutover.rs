@@ -443,6 +443,13 @@ impl Procedure for MySqlCutover {
         Ok((!lines.is_empty()).then(|| lines.join("; ")))
     }
 
+    async fn fenced(&mut self) -> Result<bool, Error> {
+        match &self.fence {
+            None => Ok(false),
+            Some(fence) => fence.is_fenced(&mut self.blue).await.map_err(Error::from),
+        }
+    }
+
     async fn lift_fence(&mut self) -> Result<String, Error> {
         let from = self.sides.0;
         let line = match &self.fence {

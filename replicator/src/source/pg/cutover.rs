@@ -232,6 +232,10 @@ impl Procedure for PgCutover {
         Ok(Some(format!("lifted {to}'s read-only fence from {from}{left}")))
     }
 
+    async fn fenced(&mut self) -> Result<bool, Error> {
+        self.fence.is_fenced(&self.blue).await.map_err(Error::from)
+    }
+
     async fn lift_fence(&mut self) -> Result<String, Error> {
         self.fence.undo(&self.blue).await.map_err(Error::from)?;
         Ok(format!("undid the fence ({}): {} takes writes again", self.fence.kind(), self.sides.0))
