@@ -7,11 +7,13 @@
 
 mod canary;
 mod cutover;
+mod fleet;
 pub mod handover;
 mod verify;
 mod watch;
 pub use canary::{Canary, CanaryConfig, Split};
 pub use cutover::{reversed, CommandConfig, CutoverConfig, Fence, HaproxyConfig, PgbouncerConfig, Switch, WindowBudget, VERIFY_MAX_AGE};
+pub use fleet::{EtcdConfig, SidecarFleet};
 pub use verify::{Continuous, VerifyConfig};
 pub use watch::WatchConfig;
 
@@ -81,7 +83,7 @@ pub struct Config {
     pub handover: Vec<handover::Handover>,
     /// `[fleet]`: the etcd cluster this sidecar votes in when a fleet cuts over as one decision.
     #[serde(default)]
-    pub fleet: crate::fleet::config::SidecarFleet,
+    pub fleet: SidecarFleet,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;

@@ -46,7 +46,7 @@ async fn move_traffic(args: &turnout::cli::MoveArgs, back: bool) -> i32 {
 
 /// `turnout fleet status|cutover`.
 async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
-    use turnout::fleet::coordinator;
+    use turnout::control::fleet as coordinator;
     let file = match turnout::fleet::config::FleetFile::load(&args.fleet) {
         Ok(file) => file,
         Err(e) => {

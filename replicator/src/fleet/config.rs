@@ -1,59 +1,12 @@
-//! The fleet's files: `fleet.toml` (the coordinator's: the fleet's name, its pairs and the etcd
-//! cluster that keeps its decision) and `[fleet.etcd]` in each pair's `turnout.toml` (the same
-//! cluster, as that sidecar reaches it).
+//! `fleet.toml`, the coordinator's file: the fleet's name, its pairs and the etcd cluster that keeps
+//! its decision (`[fleet.etcd]` in each pair's `turnout.toml`, [`crate::config::SidecarFleet`],
+//! names the same cluster as that sidecar reaches it).
 
 use crate::config::Secret;
+pub use crate::config::{EtcdConfig, SidecarFleet};
 use crate::error::Error;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
-
-/// How turnout reaches the etcd cluster that keeps a fleet's decision.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EtcdConfig {
-    /// Client URLs of the cluster's members (`http://host:2379`, or `https://` with `ca_file`).
-    pub endpoints: Vec<String>,
-    /// The etcd user turnout authenticates as (etcd's own authentication); none without it.
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// The CA that signed the members' certificates (PEM), for `https://` endpoints.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-impl EtcdConfig {
-    /// Checks the entry at `field` (`fleet.etcd` or `etcd`).
-    pub fn validate(&self, field: &str) -> Result<(), Error> {
-        if self.endpoints.is_empty() {
-            return Err(Error::config(format!("{field}.endpoints"), "name at least one member of the etcd cluster (\"http://etcd-0:2379\")"));
-        }
-        for e in &self.endpoints {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(Error::config(format!("{field}.endpoints"), format!("{e:?} is not an http:// or https:// URL")));
-            }
-            if e.starts_with("http://") && self.ca_file.is_some() {
-                return Err(Error::config(format!("{field}.ca_file"), format!("{e} does not use TLS: make every endpoint https:// or drop ca_file")));
-            }
-            if e.starts_with("https://") && self.ca_file.is_none() {
-                return Err(Error::config(format!("{field}.ca_file"), format!("{e} uses TLS: name the CA that signed the members' certificates")));
-            }
-        }
-        if self.user.is_some() != self.password.is_some() {
-            return Err(Error::config(format!("{field}.password"), "etcd authentication needs both user and password"));
-        }
-        Ok(())
-    }
-}
-
-/// `[fleet]` in a pair's `turnout.toml`: the etcd cluster its sidecar votes in and reads the fleet's
-/// decision from. A sidecar without it refuses a fleet cutover before its fence.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SidecarFleet {
-    pub etcd: Option<EtcdConfig>,
-}
+use std::path::Path;
 
 /// The most pairs one fleet may have: the commit compares every vote in one etcd transaction,
 /// which allows 128 operations by default.

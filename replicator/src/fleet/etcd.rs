@@ -15,7 +15,7 @@
 //! a compare-and-swap from `preparing`: to `commit` only while every pair's vote is `prepared`
 //! ([`Ledger::commit`]), to `abort` by anyone ([`Ledger::abort`]). Every pair follows the one value.
 
-use super::config::EtcdConfig;
+use crate::config::EtcdConfig;
 use crate::error::Error;
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use serde::{Deserialize, Serialize};

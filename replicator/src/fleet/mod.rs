@@ -1,6 +1,6 @@
 //! Fleets: N blue → green pairs cut over as one decision, kept by etcd (decision record 0015).
 //!
-//! A coordinator (`turnout fleet cutover`, [`coordinator`]) asks every pair's sidecar for a cutover
+//! A coordinator (`turnout fleet cutover`, [`crate::control::fleet`]) asks every pair's sidecar for a cutover
 //! carrying a [`Ticket`]. Each sidecar, once its checks before the fence passed, says it is ready
 //! and fences only when the coordinator says `go` (so the fences go up together); fenced and
 //! proven, it journals that it holds, votes `prepared` in etcd and **holds** — fenced, proven, not
@@ -13,7 +13,6 @@
 //! settles from its journal and the decision when it restarts ([`settle`]).
 
 pub mod config;
-pub mod coordinator;
 pub mod etcd;
 
 use crate::error::Error;

@@ -1,5 +1,8 @@
 //! Talking to a running sidecar over its local HTTP API: `turnout status`, `turnout cutover` (and
-//! `rollback`, `finish`, `canary`), and checking a cutover's certificate (`turnout certificate`).
+//! `rollback`, `finish`, `canary`), and checking a cutover's certificate (`turnout certificate`);
+//! talking to a fleet's sidecars: `turnout fleet` ([`fleet`]).
+
+pub mod fleet;
 
 use crate::config::Config;
 use crate::cutover::{Progress, Request};

@@ -1,15 +1,15 @@
 //! `turnout fleet cutover` and `turnout fleet status`: the coordinator's side of a fleet cutover
-//! ([`super`]). The coordinator gates the fleet (every pair's dry run), opens the decision in etcd,
+//! ([`crate::fleet`]). The coordinator gates the fleet (every pair's dry run), opens the decision in etcd,
 //! asks every sidecar for its part, says `go` once every pair is ready, and decides: `commit` only
 //! in the etcd transaction that finds every vote `prepared`, within the pause budget; `abort`
 //! otherwise. It keeps no state of its own: killed at any step, the decision in etcd and the
 //! sidecars' holds settle the fleet without it.
 
-use super::config::{FleetFile, Pair};
-use super::etcd::{self, Decision, Ledger, View};
-use super::{now_ms, Ticket};
 use crate::cutover::{Progress, Request};
 use crate::error::{Error, EXIT_FAILED};
+use crate::fleet::config::{FleetFile, Pair};
+use crate::fleet::etcd::{self, Decision, Ledger, View};
+use crate::fleet::{now_ms, Ticket};
 use crate::http_client::{error_of, get, request};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
