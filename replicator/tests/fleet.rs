@@ -273,14 +273,27 @@ async fn finished(mut child: Child, out: &Path) -> (i32, String) {
 }
 
 /// The fleet's keys in etcd, read by the test itself: (key suffix, value) under the fleet's prefix.
+/// With a member down, the client's first request may go to it: tried again for a few seconds.
 async fn etcd_keys(etcd: &EtcdCluster, fleet: &str) -> Vec<(String, String)> {
-    let Ok(mut c) = etcd_client::Client::connect(etcd.endpoints(), None).await else { return Vec::new() };
     let prefix = format!("/turnout/fleet/{fleet}/");
-    let Ok(got) = c.get(prefix.clone(), Some(etcd_client::GetOptions::new().with_prefix())).await else { return Vec::new() };
-    got.kvs()
-        .iter()
-        .map(|kv| (kv.key_str().unwrap_or_default().trim_start_matches(&prefix).to_owned(), String::from_utf8_lossy(kv.value()).into_owned()))
-        .collect()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let read = async {
+            let mut c = etcd_client::Client::connect(etcd.endpoints(), None).await.ok()?;
+            c.get(prefix.clone(), Some(etcd_client::GetOptions::new().with_prefix())).await.ok()
+        };
+        if let Some(got) = read.await {
+            return got
+                .kvs()
+                .iter()
+                .map(|kv| (kv.key_str().unwrap_or_default().trim_start_matches(&prefix).to_owned(), String::from_utf8_lossy(kv.value()).into_owned()))
+                .collect();
+        }
+        if Instant::now() >= deadline {
+            return Vec::new();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the fleet's keys satisfy `check`.
