@@ -98,8 +98,8 @@ pub enum FleetCommand {
         /// Give up waiting for the lag condition (and for every pair to be ready) after this long.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
-        /// The fleet's pause budget: from the first fence to the decision. A pair not proven within
-        /// it aborts the fleet; a pair holding this long without a decision tries to abort it.
+        /// The fleet's pause budget: not every pair voted within it from the coordinator's go, the
+        /// fleet aborts; a pair holding this long from its own fence without a decision aborts it.
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
         max_pause: Duration,
         /// Every pair fences together and proves, then lifts its fence; nothing switches.
