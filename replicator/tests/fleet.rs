@@ -387,22 +387,34 @@ async fn three_families_cut_over_as_one_decision_with_an_etcd_member_down() {
 }
 
 /// Three PostgreSQL pairs; `blocked` of them made unable to prove (green held by a lock).
-async fn pg_fleet(etcd: &EtcdCluster) -> Vec<Pair> {
-    let (a, b, c) = tokio::join!(Pair::pg("a", 15, 17, etcd), Pair::pg("b", 15, 17, etcd), Pair::pg("c", 15, 17, etcd));
-    vec![a, b, c]
+/// A 3-member etcd cluster and three PostgreSQL 15 → 17 pairs (`a`, `b`, `c`) in fleet `name`, each
+/// application writing when `writing`; the fleet file in `dir`.
+struct PgFleet {
+    etcd: EtcdCluster,
+    pairs: Vec<Pair>,
+    dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+async fn pg_fleet(name: &str, writing: bool) -> PgFleet {
+    let etcd = EtcdCluster::start(3).expect("etcd");
+    let (a, b, c) = tokio::join!(Pair::pg("a", 15, 17, &etcd), Pair::pg("b", 15, 17, &etcd), Pair::pg("c", 15, 17, &etcd));
+    let mut pairs = vec![a, b, c];
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), name, &etcd, &pairs);
+    if writing {
+        for p in &mut pairs {
+            p.start_writer();
+        }
+    }
+    PgFleet { etcd, pairs, dir, file }
 }
 
 /// One pair that cannot prove (green held by a lock) aborts the fleet: every pair undoes its fence,
 /// nothing switches, every blue takes writes through its proxy again.
 #[tokio::test]
 async fn a_pair_that_cannot_prove_aborts_the_fleet_and_every_blue_takes_writes() {
-    let etcd = EtcdCluster::start(3).expect("etcd");
-    let mut pairs = pg_fleet(&etcd).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let file = fleet_file(dir.path(), "abort", &etcd, &pairs);
-    for p in &mut pairs {
-        p.start_writer();
-    }
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("abort", true).await;
     let _lock = pairs[2].block_green().await;
     let out = dir.path().join("out");
     let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "2s"], &out), &out).await;
@@ -422,10 +434,7 @@ async fn a_pair_that_cannot_prove_aborts_the_fleet_and_every_blue_takes_writes()
 /// until their hold runs out, abort the fleet themselves and undo; every blue takes writes.
 #[tokio::test]
 async fn the_coordinator_killed_before_deciding_every_pair_undoes_within_its_hold() {
-    let etcd = EtcdCluster::start(3).expect("etcd");
-    let pairs = pg_fleet(&etcd).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let file = fleet_file(dir.path(), "orphan", &etcd, &pairs);
+    let PgFleet { etcd, pairs, dir, file } = pg_fleet("orphan", false).await;
     let lock = pairs[2].block_green().await;
     let out = dir.path().join("out");
     let mut child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "3s"], &out);
@@ -450,13 +459,7 @@ async fn the_coordinator_killed_before_deciding_every_pair_undoes_within_its_hol
 /// watching the decision itself.
 #[tokio::test]
 async fn the_coordinator_killed_after_commit_every_pair_still_switches() {
-    let etcd = EtcdCluster::start(3).expect("etcd");
-    let mut pairs = pg_fleet(&etcd).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let file = fleet_file(dir.path(), "committed", &etcd, &pairs);
-    for p in &mut pairs {
-        p.start_writer();
-    }
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("committed", true).await;
     let out = dir.path().join("out");
     let mut child = fleet_command(&file, &["cutover", "--when-lag", "<5s", "--timeout", "30s", "--max-pause", "10s"], &out);
     until_keys(&etcd, "committed", "the commit", |k| decision(k).as_deref() == Some("commit")).await;
@@ -474,13 +477,7 @@ async fn the_coordinator_killed_after_commit_every_pair_still_switches() {
 /// write its application had acknowledged is on its green.
 #[tokio::test]
 async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
-    let etcd = EtcdCluster::start(3).expect("etcd");
-    let mut pairs = pg_fleet(&etcd).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let file = fleet_file(dir.path(), "restart", &etcd, &pairs);
-    for p in &mut pairs {
-        p.start_writer();
-    }
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("restart", true).await;
     // Pair c proves slowly (green held by a lock for a moment): a and b hold meanwhile.
     let lock = pairs[2].block_green().await;
     let out = dir.path().join("out");
@@ -513,10 +510,7 @@ async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
 /// the fleet and every blue takes writes.
 #[tokio::test]
 async fn quorum_lost_before_the_decision_holds_then_aborts_and_every_blue_takes_writes() {
-    let mut etcd = EtcdCluster::start(3).expect("etcd");
-    let pairs = pg_fleet(&etcd).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let file = fleet_file(dir.path(), "quorum", &etcd, &pairs);
+    let PgFleet { mut etcd, pairs, dir, file } = pg_fleet("quorum", false).await;
     let lock = pairs[2].block_green().await;
     let out = dir.path().join("out");
     let child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "2s"], &out);

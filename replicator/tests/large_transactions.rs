@@ -142,7 +142,11 @@ async fn peak_memory_stays_under_the_budget_plus_a_fixed_overhead_for_a_2m_row_t
     eprintln!("peak RSS before the load {} MiB, after {} MiB; spilled {} MiB", before >> 20, peak >> 20, s >> 20);
     // Held in memory, these rows would take several hundred MiB.
     assert!(s > 100 << 20, "the transaction should have been spilled, spilled_bytes_total = {s}");
-    assert!(peak < BUDGET + OVERHEAD, "peak RSS {} MiB exceeds budget 16 MiB + overhead {} MiB", peak >> 20, OVERHEAD >> 20);
+    // What the transaction made turnout hold: the growth of the high-water mark over the one before
+    // the load. The mark itself also counts the pages of turnout's own binary it has touched (about
+    // 46 MiB in a debug build), which no transaction changes.
+    let grown = peak.saturating_sub(before);
+    assert!(grown < BUDGET + OVERHEAD, "peak RSS grew by {} MiB, over budget 16 MiB + overhead {} MiB", grown >> 20, OVERHEAD >> 20);
     assert_eq!(t.sigterm(), Some(0));
 }
 
