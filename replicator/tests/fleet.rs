@@ -196,6 +196,14 @@ impl Pair {
         assert!(write.is_err(), "{}: a write went through while the pair held: {write:?}", self.name);
     }
 
+    /// Lifts the pgbouncer fence behind turnout's back, as a pgbouncer restart would.
+    async fn resume_pgbouncer(&self) {
+        let Servers::Pg { bouncer, .. } = &self.servers else { panic!("{}: a PostgreSQL pair", self.name) };
+        let (c, conn) = tokio_postgres::connect(&bouncer.admin_url(), tokio_postgres::NoTls).await.expect("pgbouncer's console");
+        tokio::spawn(conn);
+        c.simple_query(&format!("RESUME {}", self.db)).await.expect("RESUME");
+    }
+
     /// Holds a lock on `block` on green and commits a row on blue that green therefore cannot
     /// apply: this pair's proof cannot complete while the returned session holds it.
     async fn block_green(&self) -> Blocker {
@@ -503,6 +511,53 @@ async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
             p.assert_blue_serves().await;
         }
     }
+}
+
+/// A pair's fence lifted behind turnout's back while it holds (its pgbouncer resumed), then the
+/// fleet commits: the pair fences and proves again before it switches, so every write its
+/// application made through the lifted fence is on green too.
+#[tokio::test]
+async fn a_fence_lost_while_holding_is_raised_and_proven_again_before_the_switch() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("refence", true).await;
+    let lock = pairs[2].block_green().await;
+    let out = dir.path().join("out");
+    let child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "20s"], &out);
+    until_keys(&etcd, "refence", "a's vote", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    pairs[0].resume_pgbouncer().await;
+    // The application writes on blue through the lifted fence while the fleet has not decided.
+    let writer = pairs[0].writer.as_ref().expect("writer");
+    writer.wait_for(writer.count() + 20).await;
+    drop(lock);
+    let (code, text) = finished(child, &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("[a] the fence on blue was lost while holding: fencing and proving again"), "{text}");
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_green(&acked).await;
+    }
+}
+
+/// A sidecar killed while it holds, its fence lifted while it is down, and the fleet commits: the
+/// restarted sidecar refuses to switch without a proof, naming why; the other pairs switch.
+#[tokio::test]
+async fn a_restart_after_commit_with_the_fence_gone_refuses_to_switch() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("lost", false).await;
+    let lock = pairs[2].block_green().await;
+    let out = dir.path().join("out");
+    let child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "20s"], &out);
+    until_keys(&etcd, "lost", "a's vote", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    pairs[0].t.kill9();
+    pairs[0].resume_pgbouncer().await;
+    drop(lock);
+    until_keys(&etcd, "lost", "the commit", |k| decision(k).as_deref() == Some("commit")).await;
+    pairs[0].t.start();
+    let code = common::wait_exit(&mut pairs[0].t).await;
+    assert_ne!(code, 0);
+    let log = pairs[0].t.log_text();
+    assert!(log.contains("committed while this sidecar was down, and the fence on blue is gone"), "{log}");
+    pairs[0].assert_blue_serves().await;
+    let (_, text) = finished(child, &out).await;
+    assert_eq!([pairs[1].outcome(), pairs[2].outcome()], ["done", "done"], "{text}");
 }
 
 /// etcd's quorum lost before the decision: a holding pair cannot read the decision and does not

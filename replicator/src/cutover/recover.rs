@@ -115,7 +115,9 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
     let (what, (from, to)) = (direction.what(), direction.sides());
     // One pair of a fleet, holding: the fleet's decision says whether it switches or undoes, and
-    // is journaled (synced) before either, so that a second restart need not ask etcd again.
+    // is journaled (synced) before either, so that a second restart need not ask etcd again — an
+    // undo at once, a switch once the fence is found still up (`committed`).
+    let mut committed = false;
     let step = match (journal.step, journal.fleet.clone()) {
         (Step::Prepared, Some(held)) => {
             let unread = format!(
@@ -125,11 +127,15 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
             );
             let decision = crate::fleet::settle(config, &held).await.map_err(Error::during(unread))?;
             tracing::warn!(id = %journal.id, "a {what} was interrupted while holding for fleet {:?}, which decided {}", held.ticket.fleet, decision.as_str());
-            let step = if decision == crate::fleet::etcd::Decision::Commit { Step::Switching } else { Step::Fencing };
-            journal.step = step;
             journal.message = Some(format!("fleet {:?} decided {}", held.ticket.fleet, decision.as_str()));
-            state.put_cutover_journal(&journal, true)?;
-            step
+            if decision == crate::fleet::etcd::Decision::Commit {
+                committed = true;
+                Step::Switching
+            } else {
+                journal.step = Step::Fencing;
+                state.put_cutover_journal(&journal, true)?;
+                Step::Fencing
+            }
         }
         (Step::Prepared, None) => {
             return Err(Error::Internal(format!("{what} {} is journaled as holding for a fleet without its ticket; {from} stays fenced", journal.id)))
@@ -158,15 +164,20 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
             let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
             let mut procedure = connect.await?;
             // A fleet committed while this sidecar was down: its proof holds only while the fence
-            // does, and nothing here can prove again.
-            if journal.fleet.is_some() && !procedure.fenced().await? {
-                return Err(Error::Setup(format!(
-                    "fleet {:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
-                     writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand \
-                     (pgbouncer PAUSE, SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then \
-                     switch traffic by hand; the journal keeps this state",
-                    journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default()
-                )));
+            // does, and nothing here can prove again. Checked before `Switching` is journaled (after
+            // it, the switch itself may have lifted a pgbouncer fence).
+            if committed {
+                if !procedure.fenced().await? {
+                    return Err(Error::Setup(format!(
+                        "fleet {:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
+                         writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand \
+                         (pgbouncer PAUSE, SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then \
+                         switch traffic by hand; the journal keeps this state",
+                        journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default()
+                    )));
+                }
+                journal.step = Step::Switching;
+                state.put_cutover_journal(&journal, true)?;
             }
             procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
             switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
