@@ -159,8 +159,17 @@ fn read_only(server: &MySqlServer) -> bool {
 }
 
 /// What the read-only fence shows a client: a refused write or an ended session.
+/// An error the application sees while the fence is up or traffic moves: read-only (1290), a session
+/// ended by the fence or the switch (1927, 2013, 4031, a closed connection), or a login cut by the
+/// switch mid-handshake (1158, "error reading communication packets").
 fn fence_error(e: &str) -> bool {
-    e.contains("1290") || e.contains("1927") || e.contains("2013") || e.contains("4031") || e.to_lowercase().contains("connection") || e.contains("Input/output error")
+    e.contains("1290")
+        || e.contains("1927")
+        || e.contains("2013")
+        || e.contains("4031")
+        || e.contains("1158")
+        || e.to_lowercase().contains("connection")
+        || e.contains("Input/output error")
 }
 
 fn server_code(e: &mysql_async::Error) -> Option<u16> {
