@@ -10,7 +10,7 @@ use crate::error::{Error, EXIT_FAILED};
 use crate::fleet::config::{FleetFile, Pair};
 use crate::fleet::etcd::{self, Decision, Ledger, View};
 use crate::fleet::{now_ms, Ticket};
-use crate::http_client::{error_of, get, request};
+use crate::http_client::{error_of, get};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -204,7 +204,9 @@ async fn start_and_follow(pair: &Pair, request: &Request, shared: Option<&Progre
     let sidecar = |reason: String| Error::Sidecar { url: format!("http://{}/cutover", pair.control), reason };
     let token = pair.token.as_ref().map(|t| t.expose());
     let body = serde_json::to_string(request).unwrap_or_default();
-    let (code, answer) = request_fn(&pair.control, &body, token).await.map_err(|e| sidecar(format!("cannot be reached: {e} (is `turnout run` running?)")))?;
+    let (code, answer) = crate::http_client::request(&pair.control, "POST", "/cutover", Some(&body), token)
+        .await
+        .map_err(|e| sidecar(format!("cannot be reached: {e} (is `turnout run` running?)")))?;
     if code != 202 {
         return Err(sidecar(format!("refused (HTTP {code}): {}", error_of(&answer))));
     }
@@ -238,10 +240,6 @@ async fn start_and_follow(pair: &Pair, request: &Request, shared: Option<&Progre
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn request_fn(control: &str, body: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    request(control, "POST", "/cutover", Some(body), token).await
 }
 
 /// Prints what every pair did and the fleet's pause; saves the fleet's certificate with
