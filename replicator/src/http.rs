@@ -305,7 +305,7 @@ async fn verify_hold(
             }
             match hold.arm(ttl, &step.holder) {
                 Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "stage": "armed" }))),
-                Err(e) => conflict(e),
+                Err(e) => conflict(e.to_string()),
             }
         }
         "at" => {
@@ -317,7 +317,7 @@ async fn verify_hold(
                 );
             };
             if let Err(e) = hold.at(position.clone(), ttl) {
-                return conflict(e);
+                return conflict(e.to_string());
             }
             match hold.wait_reached(&position, ttl).await {
                 Ok(Reach::Reached(committed)) => (StatusCode::OK, Json(serde_json::json!({ "stage": "reached", "committed": committed.to_string() }))),
@@ -327,7 +327,7 @@ async fn verify_hold(
                 }
                 Err(e) => {
                     hold.release();
-                    conflict(e)
+                    conflict(e.to_string())
                 }
             }
         }

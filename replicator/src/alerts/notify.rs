@@ -121,6 +121,30 @@ enum Failure {
     Refused(String),
 }
 
+/// Why an alert was not delivered. Never quotes the webhook's URL or the command's arguments (they
+/// may carry secrets).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum Undelivered {
+    /// The webhook's answer another attempt would get again.
+    #[error("{0}")]
+    Refused(String),
+    /// Every attempt failed; the last one's failure.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp { last: String, attempts: u32 },
+    /// `alerts.command` is an empty list.
+    #[error("is empty")]
+    NoProgram,
+    /// The command could not be started or waited for.
+    #[error("{program}: cannot start: {reason}")]
+    NotStarted { program: String, reason: String },
+    /// The command ran past its limit and was killed.
+    #[error("{program}: did not finish within {limit:?}; killed")]
+    Hung { program: String, limit: Duration },
+    /// The command failed; the last line it wrote on stderr.
+    #[error("{program}: {outcome}")]
+    Failed { program: String, outcome: String },
+}
+
 /// An `alerts.webhook` target. The URL may carry credentials, so neither it nor its parts are ever
 /// printed.
 struct Webhook {
@@ -192,13 +216,13 @@ impl Webhook {
 
     /// POSTs `body` as `retry` says; returns the number of attempts it took. The error says what the
     /// last attempt got.
-    async fn deliver(&self, body: &[u8], retry: Retry) -> Result<u32, String> {
+    async fn deliver(&self, body: &[u8], retry: Retry) -> Result<u32, Undelivered> {
         let mut wait = retry.backoff;
         let mut last = String::new();
         for attempt in 1..=retry.attempts {
             match self.post(body, retry.timeout).await {
                 Ok(()) => return Ok(attempt),
-                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::Refused(e)) => return Err(Undelivered::Refused(e)),
                 Err(Failure::Retry(e)) => {
                     if attempt < retry.attempts {
                         tracing::warn!("alerts.webhook: attempt {attempt} of {} failed: {e}; retrying in {wait:?}", retry.attempts);
@@ -209,7 +233,7 @@ impl Webhook {
                 }
             }
         }
-        Err(format!("{last} (gave up after {} attempts)", retry.attempts))
+        Err(Undelivered::GaveUp { last, attempts: retry.attempts })
     }
 
     /// One attempt.
@@ -254,8 +278,8 @@ pub fn command_env(event: &AlertEvent) -> Vec<(&'static str, String)> {
 
 /// Runs `argv` with `body` and a newline on stdin; the error names the program, never its arguments
 /// (they may carry secrets).
-async fn run_command(argv: &[String], event: &AlertEvent, body: &[u8], limit: Duration) -> Result<(), String> {
-    let (program, args) = argv.split_first().ok_or("is empty")?;
+async fn run_command(argv: &[String], event: &AlertEvent, body: &[u8], limit: Duration) -> Result<(), Undelivered> {
+    let (program, args) = argv.split_first().ok_or(Undelivered::NoProgram)?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .envs(command_env(event))
@@ -264,7 +288,7 @@ async fn run_command(argv: &[String], event: &AlertEvent, body: &[u8], limit: Du
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{program}: cannot start: {e}"))?;
+        .map_err(|e| Undelivered::NotStarted { program: program.clone(), reason: e.to_string() })?;
     let stdin = child.stdin.take();
     let finished = async move {
         if let Some(mut stdin) = stdin {
@@ -275,13 +299,13 @@ async fn run_command(argv: &[String], event: &AlertEvent, body: &[u8], limit: Du
         child.wait_with_output().await
     };
     match tokio::time::timeout(limit, finished).await {
-        Err(_) => Err(format!("{program}: did not finish within {limit:?}; killed")),
-        Ok(Err(e)) => Err(format!("{program}: {e}")),
+        Err(_) => Err(Undelivered::Hung { program: program.clone(), limit }),
+        Ok(Err(e)) => Err(Undelivered::Failed { program: program.clone(), outcome: e.to_string() }),
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output on stderr)");
-            Err(format!("{program}: exited with {}: {last}", out.status))
+            Err(Undelivered::Failed { program: program.clone(), outcome: format!("exited with {}: {last}", out.status) })
         }
     }
 }
@@ -373,12 +397,12 @@ mod tests {
     async fn webhook_client_errors_are_not_retried_and_server_errors_are_given_up_after_three_attempts() {
         let (port, requests) = server(vec![404]).await;
         let hook = Webhook::new(&Secret::new(format!("http://127.0.0.1:{port}/")), RootCertStore::empty).expect("url");
-        let err = hook.deliver(b"{}", FAST).await.expect_err("404");
+        let err = hook.deliver(b"{}", FAST).await.expect_err("404").to_string();
         assert!(err.contains("HTTP 404"), "{err}");
         assert_eq!(requests.await.expect("server").len(), 1);
         let (port, requests) = server(vec![500, 502, 503]).await;
         let hook = Webhook::new(&Secret::new(format!("http://127.0.0.1:{port}/")), RootCertStore::empty).expect("url");
-        let err = hook.deliver(b"{}", FAST).await.expect_err("5xx");
+        let err = hook.deliver(b"{}", FAST).await.expect_err("5xx").to_string();
         assert!(err.contains("HTTP 503") && err.contains("3 attempts"), "{err}");
         assert_eq!(requests.await.expect("server").len(), 3);
     }
@@ -389,10 +413,10 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         let hook = Webhook::new(&Secret::new(format!("http://127.0.0.1:{port}/")), RootCertStore::empty).expect("url");
         let quick = Retry { attempts: 2, timeout: Duration::from_millis(200), backoff: Duration::from_millis(10) };
-        let err = hook.deliver(b"{}", quick).await.expect_err("silent");
+        let err = hook.deliver(b"{}", quick).await.expect_err("silent").to_string();
         assert!(err.contains("no answer within"), "{err}");
         drop(listener);
-        let err = hook.deliver(b"{}", quick).await.expect_err("closed");
+        let err = hook.deliver(b"{}", quick).await.expect_err("closed").to_string();
         assert!(err.contains("cannot connect"), "{err}");
     }
 
@@ -453,13 +477,13 @@ mod tests {
     async fn a_failing_or_hanging_command_is_reported_and_killed() {
         let ev = event();
         let argv = |s: &str| vec!["/bin/sh".to_string(), "-c".into(), s.into()];
-        let err = run_command(&argv("echo broken pipe to pager >&2; exit 3"), &ev, b"{}", Duration::from_secs(10)).await.expect_err("exit 3");
+        let err = run_command(&argv("echo broken pipe to pager >&2; exit 3"), &ev, b"{}", Duration::from_secs(10)).await.expect_err("exit 3").to_string();
         assert!(err.contains("exit status: 3") && err.contains("broken pipe to pager"), "{err}");
         let started = std::time::Instant::now();
-        let err = run_command(&argv("exec sleep 30"), &ev, b"{}", Duration::from_millis(300)).await.expect_err("hangs");
+        let err = run_command(&argv("exec sleep 30"), &ev, b"{}", Duration::from_millis(300)).await.expect_err("hangs").to_string();
         assert!(err.contains("did not finish"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let err = run_command(&["/nonexistent/hook".to_string()], &ev, b"{}", Duration::from_secs(1)).await.expect_err("missing");
+        let err = run_command(&["/nonexistent/hook".to_string()], &ev, b"{}", Duration::from_secs(1)).await.expect_err("missing").to_string();
         assert!(err.contains("cannot start"), "{err}");
     }
 }

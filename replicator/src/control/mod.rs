@@ -6,6 +6,7 @@ pub mod fleet;
 
 use crate::config::Config;
 use crate::cutover::{Progress, Request};
+use crate::error::Error;
 use crate::http_client::request;
 pub use crate::http_client::{error_of, get, request_within};
 use std::path::Path;
@@ -74,7 +75,7 @@ async fn act(config: &Config, args: &Invocation, path: &str, to: &str) -> i32 {
 }
 
 /// Says what a rehearsal does to writes and asks to go on; refuses without a terminal to ask on.
-fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), String> {
+fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Error> {
     use std::io::{BufRead, IsTerminal, Write};
     let from = if to == "green" { "blue" } else { "green" };
     eprint!(
@@ -87,33 +88,33 @@ fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Stri
     let _ = std::io::stderr().flush();
     if !std::io::stdin().is_terminal() {
         eprintln!();
-        return Err("a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on".into());
+        return Err(Error::Setup("a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on".into()));
     }
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {
-        Err("not rehearsed: nothing was changed".into())
+        Err(Error::Setup("not rehearsed: nothing was changed".into()))
     }
 }
 
 /// Fetches the last certificate at `{path}/report` — which must be of the run `id`, when given —
 /// writes it to `file`, and returns its summary.
-async fn save_report(config: &Config, path: &str, file: &Path, id: Option<&str>) -> Result<String, String> {
-    let listen = &config.http.listen;
-    let body =
-        get(listen, &format!("{path}/report")).await.map_err(|e| format!("no certificate from http://{listen}{path}/report: {}", error_of(&e.to_string())))?;
+async fn save_report(config: &Config, path: &str, file: &Path, id: Option<&str>) -> Result<String, Error> {
+    let url = format!("http://{}{path}/report", config.http.listen);
+    let sidecar = |reason: String| Error::Sidecar { url: url.clone(), reason };
+    let body = get(&config.http.listen, &format!("{path}/report")).await.map_err(|e| sidecar(format!("no certificate: {}", error_of(&e.to_string()))))?;
     let certificate: crate::cutover::certificate::Certificate =
-        serde_json::from_str(&body).map_err(|e| format!("the sidecar answered something that is not a certificate: {e}"))?;
+        serde_json::from_str(&body).map_err(|e| sidecar(format!("answered something that is not a certificate: {e}")))?;
     if let Some(id) = id.filter(|id| *id != certificate.id) {
-        return Err(format!(
+        return Err(sidecar(format!(
             "no certificate of {} {id}: it ended before its first step (the sidecar's last certificate is of {}, not saved)",
             &path[1..],
             certificate.id
-        ));
+        )));
     }
-    std::fs::write(file, body.as_bytes()).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    std::fs::write(file, body.as_bytes()).map_err(Error::file("writing", file))?;
     Ok(certificate.summary())
 }
 
@@ -258,24 +259,25 @@ async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> (i3
 /// Refuses to ask a sidecar for a field it does not list as understood (a rehearsal, a gate): an
 /// older one would ignore the field and run a plain cutover. The fields asked for are those the
 /// request carries beyond [`Request::BASE`] (unset ones are not sent).
-async fn sidecar_understands(listen: &str, path: &str, request: &Request) -> Result<(), String> {
+async fn sidecar_understands(listen: &str, path: &str, request: &Request) -> Result<(), Error> {
     let sent = serde_json::to_value(request).unwrap_or_default();
     let wanted: Vec<&String> = sent.as_object().into_iter().flat_map(|o| o.keys()).filter(|k| !Request::BASE.contains(&k.as_str())).collect();
     if wanted.is_empty() {
         return Ok(());
     }
-    let body = get(listen, path).await.map_err(|e| format!("cannot reach the sidecar at http://{listen}{path}: {e} (is `turnout run` running?)"))?;
-    let progress: Progress = serde_json::from_str(&body).map_err(|e| format!("unexpected answer from the sidecar: {e}"))?;
+    let sidecar = |reason: String| Error::Sidecar { url: format!("http://{listen}{path}"), reason };
+    let body = get(listen, path).await.map_err(|e| sidecar(format!("cannot be reached: {e} (is `turnout run` running?)")))?;
+    let progress: Progress = serde_json::from_str(&body).map_err(|e| sidecar(format!("unexpected answer: {e}")))?;
     let missing: Vec<&str> = wanted.into_iter().map(String::as_str).filter(|w| !progress.accepts.iter().any(|a| a == w)).collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the running sidecar is older than this command and does not understand {}: it would run a plain {}. Restart `turnout run` \
+        Err(sidecar(format!(
+            "it is older than this command and does not understand {}: it would run a plain {}. Restart `turnout run` \
              with this version first; nothing was changed",
             missing.join(", "),
             &path[1..]
-        ))
+        )))
     }
 }
 

@@ -49,9 +49,9 @@ impl super::Controller {
             Some(asked) => asked,
             None => allowed,
         };
-        let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await.map_err(|e| match &required {
-            Some(why) => Error::Setup(format!("{e} (the gate is required after the rollback, because {why})")),
-            None => Error::Setup(e),
+        let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await?.map_err(|refusal| match &required {
+            Some(why) => Error::Setup(format!("{refusal} (the gate is required after the rollback, because {why})")),
+            None => Error::Setup(refusal.to_string()),
         })?;
         if let Some(at_us) = since.filter(|at_us| result.oldest_round_at_us < *at_us) {
             let because =
@@ -76,80 +76,103 @@ impl super::Controller {
     }
 }
 
-/// Whether the last live verify lets this direction's cutover go on: the result for the certificate,
-/// or why not (one line for the operator).
-pub(crate) async fn check(config: &Config, direction: Direction, max_age: Duration, now_us: i64) -> Result<VerifyResult, String> {
-    let again = "run `turnout verify --live` (with the sidecar streaming), then cut over";
+/// Why the gate refuses the last live verify: each names what is missing and the command that
+/// supplies it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GateRefusal {
+    #[error("--verify: no live verify has finished for this stream; {AGAIN}")]
+    NoVerify,
+    #[error("--verify: the last live verify compared {compared} against {against} ({direction:?}), not this {}'s {source_now} against {target_now}; {AGAIN}", .direction_now.what())]
+    OtherStream { compared: String, against: String, direction: Direction, source_now: String, target_now: String, direction_now: Direction },
+    #[error("--verify: the last live verify compared one table (--table); the gate needs every table: {AGAIN}")]
+    OneTable,
+    #[error("--verify: the last live verify did not compare {} of the tables replicated now ({}): selected or created since; {AGAIN}", .0.len(), .0.join(", "))]
+    NotCompared(Vec<String>),
+    #[error("--verify: the last live verify does not say when each of its snapshots was taken (an older turnout wrote it); {AGAIN}")]
+    Undated,
+    #[error("--verify: the last live verify's snapshots are dated up to {}, after this machine's clock; {AGAIN}", rfc3339(*.0))]
+    FromTheFuture(i64),
+    #[error(
+        "--verify: the last live verify (finished {}) found differences in {} tables — {}. Find their cause (`turnout verify --live \
+         --show-values` prints the values), repair green, verify again, then cut over",
+        rfc3339(*.finished_at_us), .tables.len(), .tables.join("; ")
+    )]
+    Differences { finished_at_us: i64, tables: Vec<String> },
+    #[error(
+        "--verify: the last live verify's oldest snapshot is {} s old, older than the {} s allowed (--verify-max-age, \
+         cutover.verify_max_age); {AGAIN}", .age.as_secs(), .max_age.as_secs()
+    )]
+    TooOld { age: Duration, max_age: Duration },
+}
+
+/// What every refusal but a difference tells the operator to do.
+const AGAIN: &str = "run `turnout verify --live` (with the sidecar streaming), then cut over";
+
+/// Whether the last live verify lets this direction's cutover go on: the result for the
+/// certificate, or the gate's refusal; an error when what the gate reads cannot be read.
+pub(crate) async fn check(config: &Config, direction: Direction, max_age: Duration, now_us: i64) -> Result<Result<VerifyResult, GateRefusal>, Error> {
     // The direction's own configuration: in the rollback window green is the source, and the
     // verify kept its result in the reverse stream's state directory.
     let source_config = match direction {
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
     };
-    let last = Finished::load(&source_config.state.dir).map_err(|e| format!("the verify gate cannot read the last live verify: {e}"))?;
+    let last = Finished::load(&source_config.state.dir).map_err(Error::during("the verify gate reading the last live verify"))?;
     let Some(last) = last else {
-        return Err(format!("--verify: no live verify has finished for this stream; {again}"));
+        return Ok(Err(GateRefusal::NoVerify));
     };
     let (source, tables) = crate::with_family!(source_config, F => {
-        let backend = F::live(&source_config).map_err(|e| format!("the verify gate cannot reach this stream's source: {e}"))?;
-        let source = Backend::source(&backend).map_err(|e| format!("the verify gate cannot name this stream's source: {e}"))?;
-        let tables = backend.tables(None).await.map_err(|e| format!("the verify gate cannot list the replicated tables: {e}"))?;
+        let backend = F::live(&source_config).map_err(Error::during("the verify gate reaching this stream's source"))?;
+        let source = Backend::source(&backend).map_err(Error::during("the verify gate naming this stream's source"))?;
+        let tables = backend.tables(None).await.map_err(Error::during("the verify gate listing the replicated tables"))?;
         (source, tables)
     });
     let target = crate::compared::address(source_config.target.url.expose());
     let tables: Vec<String> = tables.iter().map(TableName::quoted).collect();
-    judge(&last, direction, &source, &target, &tables, max_age, now_us)
+    Ok(judge(&last, direction, &source, &target, &tables, max_age, now_us))
 }
 
 /// The gate's verdict on `last` for this direction's `source`, `target` and replicated `tables`.
-fn judge(last: &Finished, direction: Direction, source: &str, target: &str, tables: &[String], max_age: Duration, now_us: i64) -> Result<VerifyResult, String> {
-    let again = "run `turnout verify --live` (with the sidecar streaming), then cut over";
+fn judge(
+    last: &Finished,
+    direction: Direction,
+    source: &str,
+    target: &str,
+    tables: &[String],
+    max_age: Duration,
+    now_us: i64,
+) -> Result<VerifyResult, GateRefusal> {
     if last.direction != direction || last.source != source || last.target != target {
-        return Err(format!(
-            "--verify: the last live verify compared {} against {} ({:?}), not this {}'s {source} against {target}; {again}",
-            last.source,
-            last.target,
-            last.direction,
-            direction.what()
-        ));
+        return Err(GateRefusal::OtherStream {
+            compared: last.source.clone(),
+            against: last.target.clone(),
+            direction: last.direction,
+            source_now: source.to_owned(),
+            target_now: target.to_owned(),
+            direction_now: direction,
+        });
     }
     if !last.whole {
-        return Err(format!("--verify: the last live verify compared one table (--table); the gate needs every table: {again}"));
+        return Err(GateRefusal::OneTable);
     }
-    let missing: Vec<&String> = tables.iter().filter(|name| !last.tables.iter().any(|t| &t.table == *name && t.done)).collect();
+    let missing: Vec<String> = tables.iter().filter(|name| !last.tables.iter().any(|t| &t.table == *name && t.done)).cloned().collect();
     if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|n| n.as_str()).collect();
-        return Err(format!(
-            "--verify: the last live verify did not compare {} of the tables replicated now ({}): selected or created since; {again}",
-            names.len(),
-            names.join(", ")
-        ));
+        return Err(GateRefusal::NotCompared(missing));
     }
     let oldest = match last.rounds_at_us.iter().min() {
         Some(oldest) if last.rounds_at_us.len() == last.positions.len() => *oldest,
-        _ => return Err(format!("--verify: the last live verify does not say when each of its snapshots was taken (an older turnout wrote it); {again}")),
+        _ => return Err(GateRefusal::Undated),
     };
     if let Some(newest) = last.rounds_at_us.iter().copied().filter(|at| *at > now_us).max() {
-        return Err(format!("--verify: the last live verify's snapshots are dated up to {}, after this machine's clock; {again}", rfc3339(newest)));
+        return Err(GateRefusal::FromTheFuture(newest));
     }
     let age = Duration::from_micros(u64::try_from(now_us - oldest).unwrap_or(0));
     let differing: Vec<String> = last.tables.iter().filter(|t| !t.equal()).map(describe).collect();
     if !differing.is_empty() {
-        return Err(format!(
-            "--verify: the last live verify (finished {}) found differences in {} tables — {}. Find their cause (`turnout verify --live \
-             --show-values` prints the values), repair green, verify again, then cut over",
-            rfc3339(last.finished_at_us),
-            differing.len(),
-            differing.join("; ")
-        ));
+        return Err(GateRefusal::Differences { finished_at_us: last.finished_at_us, tables: differing });
     }
     if age > max_age {
-        return Err(format!(
-            "--verify: the last live verify's oldest snapshot is {} s old, older than the {} s allowed (--verify-max-age, \
-             cutover.verify_max_age); {again}",
-            age.as_secs(),
-            max_age.as_secs()
-        ));
+        return Err(GateRefusal::TooOld { age, max_age });
     }
     Ok(VerifyResult {
         equal: true,
@@ -200,7 +223,7 @@ mod tests {
         }
     }
 
-    fn verdict(last: &Finished, tables: &[&str]) -> Result<VerifyResult, String> {
+    fn verdict(last: &Finished, tables: &[&str]) -> Result<VerifyResult, GateRefusal> {
         let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
         judge(last, Direction::Forward, "blue:5432/app", "green:5432/app", &tables, HOUR, NOW)
     }
@@ -211,13 +234,14 @@ mod tests {
         assert_eq!((result.tables, result.source_rows, result.age_seconds), (2, 20, 600));
         assert!(judge(&finished(), Direction::Forward, "blue:5432/app", "green:5432/app", &[], Duration::from_secs(599), NOW)
             .expect_err("too old")
+            .to_string()
             .contains("600 s old"));
     }
 
     #[test]
     fn anything_the_gate_cannot_attribute_is_refused_naming_it() {
         let refused = |last: Finished, tables: &[&str], says: &str| {
-            let e = verdict(&last, tables).expect_err(says);
+            let e = verdict(&last, tables).expect_err(says).to_string();
             assert!(e.contains(says), "{e}");
         };
         refused(finished(), &["public.a", "public.b", "public.c"], "did not compare 1 of the tables replicated now (public.c)");

@@ -86,6 +86,14 @@ pub enum Error {
     /// A program turnout runs (`pg_dump`) could not be run, or failed.
     #[error("{program}: {reason}")]
     Tool { program: String, reason: String },
+    /// A file turnout was asked to write or read outside its state (a certificate, a report) failed.
+    #[error("{doing} {path}: {source}")]
+    File {
+        doing: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The running sidecar's control API refused a request, or could not be reached.
     #[error("the sidecar at {url}: {reason}")]
     Sidecar { url: String, reason: String },
@@ -133,6 +141,12 @@ impl Error {
         move |source| Error::MySql { side, context, source }
     }
 
+    /// Wraps a failed read or write of a file the operator named: `.map_err(Error::file("writing", path))`.
+    pub fn file(doing: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.display().to_string();
+        move |source| Error::File { doing, path, source }
+    }
+
     /// Wraps a failed request to etcd: `.map_err(Error::etcd("reading the decision"))`.
     pub fn etcd(context: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> Error {
         let context = context.into();
@@ -174,6 +188,7 @@ impl Error {
             | Error::Unordered(_)
             | Error::Unexpected { .. }
             | Error::Tool { .. }
+            | Error::File { .. }
             | Error::Sidecar { .. }
             | Error::Internal(_) => ErrorClass::Fatal,
         }
@@ -281,6 +296,7 @@ impl Error {
                 "{side} sent what this version cannot read: keep the log and report it with {side}'s version; restarting resumes from green's position"
             )),
             Error::Tool { program, .. } => Some(format!("fix what {program} says above (or point turnout at another build of it), then start again")),
+            Error::File { path, .. } => Some(format!("check that {path}'s directory exists and turnout may write there")),
             Error::Sidecar { .. } => Some("check that `turnout run` is running with this configuration and answers on http.listen".into()),
             Error::Etcd { .. } => Some(
                 "check that the fleet's etcd cluster has a quorum and answers on the endpoints configured ([fleet.etcd], fleet.toml's [etcd]), \

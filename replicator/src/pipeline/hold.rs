@@ -48,6 +48,23 @@ pub enum Stage {
     Passed { position: Position, until: Instant },
 }
 
+/// Why a step of the hold was refused or gave up; each is answered `409 Conflict`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum HoldError {
+    /// Another live verify holds the apply (its hold is at `stage`).
+    #[error("another live verify's hold is {stage}; try again when it is done")]
+    Busy { stage: &'static str },
+    /// The hold left `at` (it expired or was released) before green reached the position.
+    #[error("the hold is {stage} before green reached {position}")]
+    Ended { stage: &'static str, position: Position },
+    /// The pipeline that obeys the hold stopped.
+    #[error("the pipeline is gone")]
+    PipelineGone,
+    /// Green did not reach the position in time.
+    #[error("green did not reach {position} within {within:?} (is replication running and blue reachable?)")]
+    NotReached { position: Position, within: Duration },
+}
+
 /// How a hold at a position ended for its waiter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reach {
@@ -123,30 +140,30 @@ impl Hold {
     }
 
     /// Step 1, or extending it (same `holder`). Refused while another hold is in progress.
-    pub fn arm(&self, ttl: Duration, holder: &str) -> Result<(), String> {
+    pub fn arm(&self, ttl: Duration, holder: &str) -> Result<(), HoldError> {
         match self.current() {
             Stage::Idle => {}
             Stage::Armed { holder: h, .. } if h == holder => {}
-            _ => return Err("another live verify holds the apply now; try again when it is done".into()),
+            other => return Err(HoldError::Busy { stage: other.name() }),
         }
         self.stage.send_replace(Stage::Armed { until: deadline(ttl), holder: holder.to_owned() });
         Ok(())
     }
 
     /// Step 2: hold at `position`, armed or not. Refused while another hold is at a position.
-    pub fn at(&self, position: Position, ttl: Duration) -> Result<(), String> {
+    pub fn at(&self, position: Position, ttl: Duration) -> Result<(), HoldError> {
         match self.current() {
             Stage::Idle | Stage::Passed { .. } | Stage::Armed { .. } => {
                 self.stage.send_replace(Stage::At { position, until: deadline(ttl) });
                 Ok(())
             }
-            other => Err(format!("another live verify's hold is {}; try again when it is done", other.name())),
+            other => Err(HoldError::Busy { stage: other.name() }),
         }
     }
 
     /// Waits until the hold at `position` is reached (or passed). Errors when the hold expired or was
     /// released first, or `within` passes.
-    pub async fn wait_reached(&self, position: &Position, within: Duration) -> Result<Reach, String> {
+    pub async fn wait_reached(&self, position: &Position, within: Duration) -> Result<Reach, HoldError> {
         let mut rx = self.stage.subscribe();
         let reached = tokio::time::timeout(within, async {
             loop {
@@ -154,18 +171,18 @@ impl Hold {
                     Stage::Reached { position: p, committed, .. } if p == *position => return Ok(Reach::Reached(committed)),
                     Stage::Passed { position: p, .. } if p == *position => return Ok(Reach::Passed),
                     Stage::At { position: p, .. } if p == *position => {}
-                    other => return Err(format!("the hold is {} before green reached {position}", other.name())),
+                    other => return Err(HoldError::Ended { stage: other.name(), position: position.clone() }),
                 }
                 // Wakes on every change; expiry is noticed by `current` on the next turn.
                 let until = self.expires().unwrap_or_else(Instant::now);
                 tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return Err("the pipeline is gone".to_owned()) },
+                    changed = rx.changed() => if changed.is_err() { return Err(HoldError::PipelineGone) },
                     _ = tokio::time::sleep_until(until) => {}
                 }
             }
         })
         .await;
-        reached.unwrap_or_else(|_| Err(format!("green did not reach {position} within {within:?} (is replication running and blue reachable?)")))
+        reached.unwrap_or_else(|_| Err(HoldError::NotReached { position: position.clone(), within }))
     }
 
     /// Step 3, or giving up at any step: applying goes on.
@@ -243,6 +260,6 @@ mod tests {
         assert!(hold.expires().expect("test step") <= Instant::now() + MAX_TTL, "time to live is capped");
         hold.at(pos(1), Duration::from_secs(2)).expect("test step");
         let got = hold.wait_reached(&pos(1), Duration::from_secs(60)).await;
-        assert!(got.expect_err("an error").contains("idle"), "a waiter learns that the hold expired");
+        assert_eq!(got, Err(HoldError::Ended { stage: "idle", position: pos(1) }), "a waiter learns that the hold expired");
     }
 }

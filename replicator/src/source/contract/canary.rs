@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 /// failure; every method is safe to call again.
 pub(crate) trait GreenReads: Send {
     /// Runs `sql` once on a read-only session of `canary.probe_url` (opened if there is none); an
-    /// error is the server's or the connection's, in one line. Unbounded: see [`probe`].
-    fn probe_once(&mut self, sql: &str) -> impl Future<Output = Result<(), String>> + Send;
+    /// error is the server's or the connection's, on green. Unbounded: see [`probe`].
+    fn probe_once(&mut self, sql: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Drops the probe's session (the next probe opens a new one).
     fn drop_probe(&mut self);
@@ -36,19 +36,19 @@ pub(crate) trait GreenReads: Send {
 pub(crate) const GREEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a probe gave no time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum ProbeFailure {
     /// Cut off after this long (its session is dropped).
     NoAnswer(Duration),
     /// The server's or the connection's error.
-    Failed(String),
+    Failed(Error),
 }
 
 impl std::fmt::Display for ProbeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ProbeFailure::NoAnswer(after) => write!(f, "no answer within {} ms", after.as_millis()),
-            ProbeFailure::Failed(e) => f.write_str(e),
+            ProbeFailure::Failed(e) => write!(f, "{e}"),
         }
     }
 }

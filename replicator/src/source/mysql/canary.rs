@@ -49,15 +49,16 @@ impl MySqlGreen {
 }
 
 impl GreenReads for MySqlGreen {
-    async fn probe_once(&mut self, sql: &str) -> Result<(), String> {
+    async fn probe_once(&mut self, sql: &str) -> Result<(), Error> {
+        let green = turnout_cutover::Side::Green;
         if self.probe.is_none() {
-            let mut conn = turnout_connect::mysql::conn::open(&self.probe_opts).await.map_err(|e| e.to_string())?;
+            let mut conn = turnout_connect::mysql::conn::open(&self.probe_opts).await.map_err(Error::mysql(green, "opening the probe's session"))?;
             // The probe only reads, whatever it says.
-            conn.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(|e| e.to_string())?;
+            conn.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(Error::mysql(green, "making the probe's session read-only"))?;
             self.probe = Some(conn);
         }
-        let conn = self.probe.as_mut().ok_or("the probe's session is missing")?;
-        conn.query_drop(sql).await.map_err(|e| e.to_string())
+        let conn = self.probe.as_mut().ok_or_else(|| Error::Internal("the probe's session is missing".into()))?;
+        conn.query_drop(sql).await.map_err(Error::mysql(green, "the probe"))
     }
 
     fn drop_probe(&mut self) {

@@ -161,7 +161,7 @@ impl SourceAdmin for PgAdmin {
         // A sidecar just stopped: its walsender and apply session may hold the slot and the origin
         // for a moment after its process ended.
         let blue = turnout_sinks::pg::connect(self.config.source.url.expose()).await.map_err(Error::Sink)?;
-        super::reverse::drop_slot_when_free(&blue, &names.slot, false).await.map_err(Error::Setup)?;
+        super::reverse::drop_slot_when_free(&blue, crate::error::Side::Blue, &names.slot, false).await?;
         done.push(format!("dropped slot {} on blue (if it existed)", names.slot));
         blue.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", turnout_decoders::schema::quote_ident(&names.publication)))
             .await

@@ -47,15 +47,15 @@ impl PgGreen {
 }
 
 impl GreenReads for PgGreen {
-    async fn probe_once(&mut self, sql: &str) -> Result<(), String> {
+    async fn probe_once(&mut self, sql: &str) -> Result<(), Error> {
         if self.probe.as_ref().is_none_or(Client::is_closed) {
-            let client = turnout_sinks::pg::connect(&self.probe_url).await.map_err(|e| e.to_string())?;
+            let client = turnout_sinks::pg::connect(&self.probe_url).await.map_err(Error::Sink)?;
             // The probe only reads, whatever it says.
-            client.batch_execute("SET default_transaction_read_only = on").await.map_err(|e| e.to_string())?;
+            client.batch_execute("SET default_transaction_read_only = on").await.map_err(Error::green("making the probe's session read-only"))?;
             self.probe = Some(client);
         }
-        let client = self.probe.as_ref().ok_or("the probe's session is missing")?;
-        client.simple_query(sql).await.map(|_| ()).map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()))
+        let client = self.probe.as_ref().ok_or_else(|| Error::Internal("the probe's session is missing".into()))?;
+        client.simple_query(sql).await.map(|_| ()).map_err(Error::green("the probe"))
     }
 
     fn drop_probe(&mut self) {

@@ -12,6 +12,7 @@
 //! row is rewritten with blue's clock every interval; the pipeline reads the clock from its changes.
 //! Failures here never stop replication: they are logged and retried.
 
+use crate::error::Error;
 use crate::status::{now_micros, SlotHealth, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ pub use crate::source::HEARTBEAT_TABLE as TABLE;
 
 /// Creates the heartbeat table on blue when blue is PostgreSQL 13 (before the snapshot, so it is
 /// copied and published like any table). A no-op on 14+.
-pub async fn ensure_table(admin: &mut turnout_connect::pg::PgConnection) -> Result<(), crate::error::Error> {
+pub async fn ensure_table(admin: &mut turnout_connect::pg::PgConnection) -> Result<(), Error> {
     if admin.server_version_num().unwrap_or(0) >= 140_000 {
         return Ok(());
     }
@@ -34,7 +35,7 @@ pub async fn ensure_table(admin: &mut turnout_connect::pg::PgConnection) -> Resu
         )
         .await
         .map(|_| ())
-        .map_err(|e| crate::error::Error::during("creating the heartbeat table public.turnout_heartbeat on blue")(crate::error::Error::Source(e)))
+        .map_err(|e| Error::during("creating the heartbeat table public.turnout_heartbeat on blue")(Error::Source(e)))
 }
 
 /// Emits heartbeats until `shutdown` turns true.
@@ -42,9 +43,10 @@ pub async fn run(source_url: String, slot: String, interval: Duration, status: A
     crate::source::keep_beating(|| beat(&source_url, &slot, interval, &status), shutdown).await
 }
 
-async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status) -> Result<(), String> {
-    let client = turnout_sinks::pg::connect(source_url).await.map_err(|e| e.to_string())?;
-    let version: i32 = client.query_one("SELECT current_setting('server_version_num')::int", &[]).await.map_err(|e| e.to_string())?.get(0);
+async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status) -> Result<(), Error> {
+    let client = turnout_sinks::pg::connect(source_url).await.map_err(Error::Sink)?;
+    let version: i32 =
+        client.query_one("SELECT current_setting('server_version_num')::int", &[]).await.map_err(Error::blue("reading the server version"))?.get(0);
     let sql = match version {
         v if v >= 170_000 => {
             "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us) \
@@ -61,7 +63,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
              SELECT (SELECT at_us FROM w), pg_current_wal_flush_lsn()::text, ''"
         }
     };
-    let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
+    let stmt = client.prepare(sql).await.map_err(Error::blue("preparing the heartbeat"))?;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_slot_check: Option<Instant> = None;
@@ -69,7 +71,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
     loop {
         ticker.tick().await;
         let sent = now_micros();
-        let row = client.query_one(&stmt, &[]).await.map_err(|e| e.to_string())?;
+        let row = client.query_one(&stmt, &[]).await.map_err(Error::blue("writing a heartbeat"))?;
         let received = now_micros();
         let blue_us: i64 = row.get(0);
         status.set_clock_offset(blue_us - (sent + received) / 2);
@@ -86,7 +88,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
     }
 }
 
-async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, String> {
+async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, Error> {
     let row = client
         .query_opt(
             "SELECT COALESCE((pg_current_wal_lsn() - restart_lsn)::int8, 0), COALESCE(wal_status, ''), safe_wal_size \
@@ -94,6 +96,6 @@ async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, 
             &[&slot],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::blue("reading the slot's health"))?;
     Ok(row.map(|r| SlotHealth { retained_bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), wal_status: r.get(1), safe_wal_bytes: r.get(2) }))
 }

@@ -2,7 +2,7 @@
 //! forward and reverse streams leave behind (slots, publication, origin) dropped when the window ends.
 
 use crate::config::{reversed, Config};
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::source::Names;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
@@ -30,7 +30,7 @@ pub(crate) async fn publish_on_green(config: &Config, names: &Names) -> Result<u
 /// hold blue's WAL for the whole rollback window. Best effort (`turnout teardown` drops it too).
 pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
     match turnout_sinks::pg::connect(config.source.url.expose()).await {
-        Ok(blue) => match drop_slot_when_free(&blue, &forward.slot, true).await {
+        Ok(blue) => match drop_slot_when_free(&blue, Side::Blue, &forward.slot, true).await {
             Ok(()) => tracing::info!(slot = %forward.slot, "dropped the forward slot on blue"),
             Err(e) => tracing::warn!("dropping the forward slot {} on blue failed: {e}; `turnout teardown` drops it", forward.slot),
         },
@@ -41,7 +41,7 @@ pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
 /// Drops the slot and the publication `names` gives on the server at `url`, each if it exists.
 pub(crate) async fn drop_slot_and_publication(url: &str, names: &Names) -> Result<(), Error> {
     let green = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
-    drop_slot_when_free(&green, &names.slot, true).await.map_err(Error::Setup)?;
+    drop_slot_when_free(&green, Side::Green, &names.slot, true).await?;
     green
         .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&names.publication)))
         .await
@@ -77,7 +77,7 @@ pub(crate) async fn drop_origin_when_free(client: &Client, origin: &str) -> Resu
 /// Drops `slot` if it exists, retrying for up to 10 s while the walsender that streamed it lets go.
 /// With `end_walsender`, that walsender (turnout's own, being stopped) is ended first; without, a
 /// slot still streamed after 10 s (by a turnout running elsewhere) is refused, naming it.
-pub(crate) async fn drop_slot_when_free(client: &Client, slot: &str, end_walsender: bool) -> Result<(), String> {
+pub(crate) async fn drop_slot_when_free(client: &Client, side: Side, slot: &str, end_walsender: bool) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if end_walsender {
@@ -89,10 +89,9 @@ pub(crate) async fn drop_slot_when_free(client: &Client, slot: &str, end_walsend
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => {
-                let e = turnout_sinks::error::describe_pg_error(&e);
-                let fix = if end_walsender { "" } else { "; stop what still streams it (a turnout running elsewhere?) and run this again" };
-                return Err(format!("dropping slot {slot}: {e}{fix}"));
+            Err(source) => {
+                let fix = if end_walsender { "" } else { " (stop what still streams it — a turnout running elsewhere? — and run this again)" };
+                return Err(Error::Sql { side, context: format!("dropping slot {slot}{fix}"), source });
             }
         }
     }
