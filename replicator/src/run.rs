@@ -45,22 +45,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         let (reverse_stop, reverse_shutdown) = watch::channel(false);
         relay(&external, [stop.clone(), reverse_stop.clone()]);
         crate::watch::show_kept(&state, &status)?;
-        let resume = match crate::cutover::recover(config, &state, &names).await {
-            Ok(resume) => resume,
-            Err(e) => {
-                // This stream replicates no more (cut over without a way back, the window ended, rolled
-                // back): whatever a watch left on the servers goes.
-                if crate::cutover::cut_over(&state)? && crate::cutover::open_window(&state)?.is_none() {
-                    crate::watch::drop_objects(config, &names, &[Side::Green, Side::Blue]).await;
-                    // The reads follow the writes, should a crash have come between the switch and them.
-                    for line in crate::canary::settle(config, &state).await {
-                        tracing::info!("{line}");
-                    }
-                }
-                return Err(e);
-            }
-        };
-        let resume = match resume {
+        let resume = match recover(config, &state, &names).await? {
             crate::cutover::Resume::Again(arm, rollback) => {
                 crate::cutover::again::begin(config, &state, &status, arm, rollback).await?;
                 continue;
@@ -75,32 +60,8 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
                 controllers.clone()
             }
             None => {
-                let controller = |direction, stop| {
-                    crate::cutover::Controller::new(
-                        direction,
-                        Arc::clone(&shared),
-                        state.clone(),
-                        Arc::clone(&status),
-                        Arc::clone(&channels),
-                        names.clone(),
-                        stop,
-                    )
-                };
-                let canary = crate::canary::Canary::start(Arc::clone(&shared), state.clone(), Arc::clone(&status), Arc::clone(&channels), external.clone())?;
-                let controllers = crate::http::Controllers {
-                    cutover: controller(Direction::Forward, stop),
-                    rollback: controller(Direction::Reverse, reverse_stop),
-                    canary: Arc::new(canary),
-                };
-                if config.verify.continuous {
-                    let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
-                    let busy = move || cutover.running() || back.running();
-                    tokio::spawn(crate::verify::continuous::run(Arc::clone(&shared), Arc::clone(&status), Arc::clone(&channels), busy, external.clone()));
-                }
-                let listen = config.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
-                crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Some(controllers.clone()), external.clone())
-                    .await
-                    .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
+                let window = Generation { config: &shared, state: &state, status: &status, channels: &channels, names: &names, external: &external };
+                let controllers = window.serve(stop, reverse_stop).await?;
                 serving = Some(controllers.clone());
                 controllers
             }
@@ -149,6 +110,25 @@ fn relay<const N: usize>(external: &watch::Receiver<bool>, stops: [watch::Sender
     });
 }
 
+/// Settles what the journal left and says how the stream resumes. When it cannot (this stream
+/// replicates no more: cut over without a way back, the window ended, rolled back), whatever a
+/// watch left on the servers goes, and the reads follow the writes, should a crash have come
+/// between the switch and them.
+async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<crate::cutover::Resume, Error> {
+    match crate::cutover::recover(config, state, names).await {
+        Ok(resume) => Ok(resume),
+        Err(e) => {
+            if crate::cutover::cut_over(state)? && crate::cutover::open_window(state)?.is_none() {
+                crate::watch::drop_objects(config, names, &[Side::Green, Side::Blue]).await;
+                for line in crate::canary::settle(config, state).await {
+                    tracing::info!("{line}");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
 /// One generation of the stream as `run` drives it: blue → green until a cutover, then the rollback
 /// window.
 struct Generation<'a> {
@@ -162,6 +142,39 @@ struct Generation<'a> {
 }
 
 impl Generation<'_> {
+    /// Starts what lives as long as the process, on the first generation: the cutover's and the
+    /// rollback's controllers, the read canary, continuous verify and the HTTP API.
+    async fn serve(&self, stop: watch::Sender<bool>, reverse_stop: watch::Sender<bool>) -> Result<crate::http::Controllers, Error> {
+        let (shared, status, channels, external) = (self.config, self.status, self.channels, self.external);
+        let controller = |direction, stop| {
+            crate::cutover::Controller::new(
+                direction,
+                Arc::clone(shared),
+                self.state.clone(),
+                Arc::clone(status),
+                Arc::clone(channels),
+                self.names.clone(),
+                stop,
+            )
+        };
+        let canary = crate::canary::Canary::start(Arc::clone(shared), self.state.clone(), Arc::clone(status), Arc::clone(channels), external.clone())?;
+        let controllers = crate::http::Controllers {
+            cutover: controller(Direction::Forward, stop),
+            rollback: controller(Direction::Reverse, reverse_stop),
+            canary: Arc::new(canary),
+        };
+        if shared.verify.continuous {
+            let (cutover, back) = (Arc::clone(&controllers.cutover), Arc::clone(&controllers.rollback));
+            let busy = move || cutover.running() || back.running();
+            tokio::spawn(crate::verify::continuous::run(Arc::clone(shared), Arc::clone(status), Arc::clone(channels), busy, external.clone()));
+        }
+        let listen = shared.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
+        crate::http::serve(listen, Arc::clone(status), Arc::clone(channels), Some(controllers.clone()), external.clone())
+            .await
+            .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
+        Ok(controllers)
+    }
+
     /// Replicates blue → green (watching green when asked) until `shutdown`; returns the reverse
     /// stream a cutover completed meanwhile armed, if one did.
     async fn forward(&self, shutdown: watch::Receiver<bool>) -> Result<Option<ReverseArm>, Error> {

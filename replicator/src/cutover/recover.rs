@@ -113,12 +113,31 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
     connect: F,
 ) -> Result<(), Error> {
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
-    let (what, (from, to)) = (direction.what(), direction.sides());
-    // One pair of a fleet, holding: the fleet's decision says whether it switches or undoes, and
-    // is journaled (synced) before either, so that a second restart need not ask etcd again — an
-    // undo at once, a switch once the fence is found still up (`committed`).
-    let mut committed = false;
-    let step = match (journal.step, journal.fleet.clone()) {
+    let (what, from) = (direction.what(), direction.sides().0);
+    let (step, committed) = settle_fleet(config, state, &mut journal, direction).await?;
+    match step {
+        step if step.fence_may_be_up() => {
+            let mut procedure = connect.await?;
+            let failed = format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed", journal.id);
+            procedure.undo().await.map_err(Error::during(failed))?;
+            tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
+            journal.step = Step::Undone;
+            journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
+            state.put_cutover_journal(&journal, true)
+        }
+        Step::Switching => complete_switch(config, state, &mut journal, direction, connect.await?, committed).await,
+        _ => Ok(()),
+    }
+}
+
+/// The step to settle from, and whether a fleet committed. One pair of a fleet, holding: the
+/// fleet's decision says whether it switches or undoes, and is journaled (synced) before either, so
+/// that a second restart need not ask etcd again — an undo at once, a switch once the fence is
+/// found still up. A pair that joined a fleet and was interrupted before its vote will not vote:
+/// it aborts the fleet, so the others need not wait.
+async fn settle_fleet(config: &Config, state: &StateStore, journal: &mut Journal, direction: Direction) -> Result<(Step, bool), Error> {
+    let (what, from) = (direction.what(), direction.sides().0);
+    match (journal.step, journal.fleet.clone()) {
         (Step::Prepared, Some(held)) => {
             let unread = format!(
                 "{what} {} holds a vote of fleet {:?} with {from} fenced; {from} stays fenced until the fleet's decision can be read — \
@@ -129,63 +148,56 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
             tracing::warn!(id = %journal.id, "a {what} was interrupted while holding for fleet {:?}, which decided {}", held.ticket.fleet, decision.as_str());
             journal.message = Some(format!("fleet {:?} decided {}", held.ticket.fleet, decision.as_str()));
             if decision == crate::fleet::etcd::Decision::Commit {
-                committed = true;
-                Step::Switching
-            } else {
-                journal.step = Step::Fencing;
-                state.put_cutover_journal(&journal, true)?;
-                Step::Fencing
+                return Ok((Step::Switching, true));
             }
+            journal.step = Step::Fencing;
+            state.put_cutover_journal(journal, true)?;
+            Ok((Step::Fencing, false))
         }
         (Step::Prepared, None) => {
-            return Err(Error::Internal(format!("{what} {} is journaled as holding for a fleet without its ticket; {from} stays fenced", journal.id)))
+            Err(Error::Internal(format!("{what} {} is journaled as holding for a fleet without its ticket; {from} stays fenced", journal.id)))
         }
-        // Joined a fleet, interrupted before its vote: it will not vote; the others need not wait.
         (step, Some(held)) if step.fence_may_be_up() => {
             crate::fleet::abandon(config, &held.ticket).await;
-            step
+            Ok((step, false))
         }
-        (step, _) => step,
-    };
-    match step {
-        step if step.fence_may_be_up() => {
-            let mut procedure = connect.await?;
-            procedure
-                .undo()
-                .await
-                .map_err(|e| Error::Setup(format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed: {e}", journal.id)))?;
-            tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
-            journal.step = Step::Undone;
-            journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
-            state.put_cutover_journal(&journal, true)
-        }
-        Step::Switching => {
-            let switch = build_switch(config)?;
-            let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
-            let mut procedure = connect.await?;
-            // A fleet committed while this sidecar was down: its proof holds only while the fence
-            // does, and nothing here can prove again. Checked before `Switching` is journaled (after
-            // it, the switch itself may have lifted a pgbouncer fence).
-            if committed {
-                if !procedure.fenced().await? {
-                    return Err(Error::Setup(format!(
-                        "fleet {:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
-                         writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand \
-                         (pgbouncer PAUSE, SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then \
-                         switch traffic by hand; the journal keeps this state",
-                        journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default()
-                    )));
-                }
-                journal.step = Step::Switching;
-                state.put_cutover_journal(&journal, true)?;
-            }
-            procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
-            switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
-            tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
-            journal.step = Step::Done;
-            journal.message = Some("the switch was completed when turnout restarted".into());
-            state.put_cutover_journal(&journal, true)
-        }
-        _ => Ok(()),
+        (step, _) => Ok((step, false)),
     }
+}
+
+/// Completes a switch the journal says was under way (or a fleet committed while this sidecar was
+/// down).
+async fn complete_switch<P: Procedure>(
+    config: &Config,
+    state: &StateStore,
+    journal: &mut Journal,
+    direction: Direction,
+    mut procedure: P,
+    committed: bool,
+) -> Result<(), Error> {
+    let (what, (from, to)) = (direction.what(), direction.sides());
+    let switch = build_switch(config)?;
+    let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
+    // A fleet committed while this sidecar was down: its proof holds only while the fence does, and
+    // nothing here can prove again. Checked before `Switching` is journaled (after it, the switch
+    // itself may have lifted a pgbouncer fence).
+    if committed {
+        if !procedure.fenced().await? {
+            return Err(Error::Setup(format!(
+                "fleet {:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
+                 writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand \
+                 (pgbouncer PAUSE, SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then \
+                 switch traffic by hand; the journal keeps this state",
+                journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default()
+            )));
+        }
+        journal.step = Step::Switching;
+        state.put_cutover_journal(journal, true)?;
+    }
+    procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
+    switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
+    tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
+    journal.step = Step::Done;
+    journal.message = Some("the switch was completed when turnout restarted".into());
+    state.put_cutover_journal(journal, true)
 }

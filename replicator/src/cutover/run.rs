@@ -106,65 +106,46 @@ impl Controller {
     /// failure would have to undo. Returns the marker of
     /// the watch for writes that are not turnout's, when one gates the cutover.
     async fn before_fence<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, switch: &TrafficSwitch, request: &Request) -> Result<Ready, Error> {
+        match self.get_ready(procedure, switch, request).await {
+            Ok(ready) => Ok(ready),
+            Err(reason) => Err(self.fail(journal, reason)),
+        }
+    }
+
+    /// [`Self::before_fence`]'s checks, in order; the first that fails is the cutover's failure.
+    async fn get_ready<P: Procedure>(&self, procedure: &mut P, switch: &TrafficSwitch, request: &Request) -> Result<Ready, Error> {
         if self.direction == Direction::Reverse {
-            if let Err(reason) = refuse_no_inverse(switch) {
-                return Err(self.fail(journal, reason));
-            }
+            refuse_no_inverse(switch)?;
         }
         // Before the fence every step changes nothing or is idempotent: a transient failure is retried.
         let mut retry = Retry::default();
         let preflight = retried!(retry, self, "the pre-checks", procedure.preflight().await);
         lock(&self.record).inventory = procedure.inventory();
-        match preflight {
-            Ok(warnings) => {
-                for w in warnings {
-                    self.say(format!("WARNING: {w}"));
-                    if request.rehearse {
-                        lock(&self.record).findings.push(w);
-                    }
-                }
+        for w in preflight? {
+            self.say(format!("WARNING: {w}"));
+            if request.rehearse {
+                lock(&self.record).findings.push(w);
             }
-            Err(e) => return Err(self.fail(journal, e)),
         }
         if request.rehearse && procedure.fence_kind() == "none" {
-            return Err(self.fail(
-                journal,
-                Error::Setup(
-                    "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
-                ),
+            return Err(Error::Setup(
+                "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
             ));
         }
         let sides = procedure.identify().await;
         lock(&self.record).sides = Some(sides);
         let threshold = Duration::from_millis(request.when_lag_ms);
         self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
-        if let Err(reason) = self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await {
-            return Err(self.fail(journal, reason));
-        }
-        if let Err(reason) = self.verify_gate(request).await {
-            return Err(self.fail(journal, reason));
-        }
-        let marker = match self.rogue_gate_before().await {
-            Ok(marker) => marker,
-            Err(reason) => return Err(self.fail(journal, reason)),
-        };
+        self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await?;
+        self.verify_gate(request).await?;
+        let marker = self.rogue_gate_before().await?;
         // Checked (and console sessions opened) before writes pause.
-        let fence_ready = retried!(retry, self, "checking the fence", procedure.check_fence().await);
-        if let Err(e) = fence_ready {
-            return Err(self.fail(journal, Error::during("the fence is not ready")(e)));
-        }
-        if let Err(e) = switch.check(Duration::from_secs(10)).await {
-            return Err(self.fail(journal, Error::during("the switch is not ready")(e)));
-        }
+        retried!(retry, self, "checking the fence", procedure.check_fence().await).map_err(Error::during("the fence is not ready"))?;
+        switch.check(Duration::from_secs(10)).await.map_err(Error::during("the switch is not ready"))?;
         // Counters go ahead before writes pause; inside the pause one read checks them.
-        let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await);
-        match counters {
-            Ok(line) => {
-                lock(&self.record).counters.push(line.clone());
-                self.say(line);
-            }
-            Err(e) => return Err(self.fail(journal, e)),
-        }
+        let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await)?;
+        lock(&self.record).counters.push(counters.clone());
+        self.say(counters);
         // What would block or slow the real one, read as late as possible before the fence.
         if request.rehearse {
             for finding in procedure.findings().await {
@@ -173,18 +154,14 @@ impl Controller {
             }
         }
         // The consumers carried over: their slots made on green and their reading of blue checked.
-        let handover = match crate::handover::Session::prepare(&self.config, self.direction, &self.state).await {
-            Ok(session) => session,
-            Err(e) => return Err(self.fail(journal, Error::during("the consumers cannot be handed over")(e))),
-        };
+        let handover =
+            crate::handover::Session::prepare(&self.config, self.direction, &self.state).await.map_err(Error::during("the consumers cannot be handed over"))?;
         if let Some(h) = &handover {
             self.say(format!("consumers to hand over to {}, ready: {}", self.direction.sides().1, h.consumers().join(", ")));
         }
         // The window may have ended since the rollback began.
         if self.direction == Direction::Reverse {
-            if let Err(reason) = self.rollback_allowed() {
-                return Err(self.fail(journal, reason));
-            }
+            self.rollback_allowed()?;
         }
         Ok(Ready { marker, handover })
     }
@@ -232,6 +209,29 @@ impl Controller {
             Ok(proof) => proof,
             Err(reason) => return Err(self.undo(procedure, journal, reason).await),
         };
+        self.record_counters(line, topped_up, request);
+        self.journal(journal, Step::SequencesSynced, None)?;
+        phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
+        self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
+        {
+            let mut record = lock(&self.record);
+            record.sentinel = Some(sentinel.to_string());
+            record.fenced = fenced.as_ref().map(ToString::to_string);
+            record.applied = Some(proved_at.to_string());
+        }
+        self.note_sentinel(journal, &sentinel);
+        self.journal(journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+        let pause = Pause { fenced_at, phases, deadline };
+        match self.after_proof(procedure, journal, (marker, handover), &sentinel, id, request, pause).await {
+            Ok(pause) => Ok(pause),
+            Err(reason) => Err(self.undo(procedure, journal, reason).await),
+        }
+    }
+
+    /// Keeps the counters' line (and, in a rehearsal, how many had to be topped up) for the
+    /// certificate, and says it.
+    fn record_counters(&self, line: String, topped_up: usize, request: &Request) {
+        let from = self.direction.sides().0;
         {
             let mut record = lock(&self.record);
             record.counters.push(line.clone());
@@ -242,52 +242,47 @@ impl Controller {
             }
         }
         self.say(line);
-        self.journal(journal, Step::SequencesSynced, None)?;
-        phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
-        self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
-        {
-            let mut record = lock(&self.record);
-            record.sentinel = Some(sentinel.to_string());
-            record.fenced = fenced.as_ref().map(ToString::to_string);
-            record.applied = Some(proved_at.to_string());
+    }
+
+    /// Blue's watch in the window begins at the sentinel (see `ReverseArm::sentinel`).
+    fn note_sentinel(&self, journal: &mut Journal, sentinel: &Position) {
+        if let (Direction::Forward, Some(arm)) = (self.direction, journal.reverse.as_mut()) {
+            arm.sentinel = Some(sentinel.clone());
         }
-        // Blue's watch in the window begins at the sentinel (see `ReverseArm::sentinel`); a reverse
-        // stream armed after the proof gets it below.
-        let note_sentinel = |journal: &mut Journal| {
-            if let (Direction::Forward, Some(arm)) = (self.direction, journal.reverse.as_mut()) {
-                arm.sentinel = Some(sentinel.clone());
-            }
-        };
-        note_sentinel(journal);
-        self.journal(journal, Step::SentinelApplied, Some(format!("sentinel {sentinel}")))?;
+    }
+
+    /// The steps inside the pause after the proof, each within the pause's budget: the reverse
+    /// stream armed (where it is armed after the proof), green watched for writes that are not
+    /// turnout's, the consumers handed over. An error is undone by the caller.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_proof<P: Procedure>(
+        &self,
+        procedure: &mut P,
+        journal: &mut Journal,
+        (marker, handover): (Option<&mut Box<dyn Marker>>, Option<&mut crate::handover::Session>),
+        sentinel: &Position,
+        id: &str,
+        request: &Request,
+        mut pause: Pause,
+    ) -> Result<Pause, Error> {
+        let deadline = pause.deadline;
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, self.arm_reverse(procedure, journal)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(self.undo(procedure, journal, e).await),
-                Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
-            }
-            note_sentinel(journal);
-            phases.mark("reverse armed");
+            within(deadline, request, self.arm_reverse(procedure, journal)).await?;
+            self.note_sentinel(journal, sentinel);
+            pause.phases.mark("reverse armed");
         }
         if let Some(watched) = self.rogue_gate_in_pause(marker, deadline).await {
-            match watched {
-                Ok(()) => phases.mark("green watched"),
-                Err(reason) => return Err(self.undo(procedure, journal, reason).await),
-            }
+            watched?;
+            pause.phases.mark("green watched");
         }
         if let Some(handover) = handover {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, self.hand_over(handover, &sentinel, id, request.rehearse)).await {
-                Ok(Ok(())) => phases.mark("consumers handed over"),
-                Ok(Err(e)) => return Err(self.undo(procedure, journal, e).await),
-                Err(_) => return Err(self.undo(procedure, journal, pause_exceeded(request)).await),
-            }
+            within(deadline, request, self.hand_over(handover, sentinel, id, request.rehearse)).await?;
+            pause.phases.mark("consumers handed over");
         }
         if Instant::now() >= deadline {
-            return Err(self.undo(procedure, journal, pause_exceeded(request)).await);
+            return Err(pause_exceeded(request));
         }
-        Ok(Pause { fenced_at, phases, deadline })
+        Ok(pause)
     }
 
     /// With the fence up: writes the sentinel `id` on the fenced side and waits until the other side
@@ -551,4 +546,9 @@ impl Controller {
             Ok(()) => reason,
         }
     }
+}
+
+/// `step`, or the pause's budget exceeded when it has not ended by `deadline`.
+async fn within<T>(deadline: Instant, request: &Request, step: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), step).await.unwrap_or_else(|_| Err(pause_exceeded(request)))
 }
