@@ -373,6 +373,14 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(canary) = &s.canary {
         crate::canary::metrics(canary, &mut out);
     }
+    lag_metrics(&mut out, &s);
+    apply_metrics(&mut out, &s);
+    progress_metrics(&mut out, &s);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Lag, the apply's rates and blue's slot.
+fn lag_metrics(out: &mut String, s: &crate::status::Snapshot) {
     let _ = writeln!(out, "# HELP turnout_lag_bytes Source WAL end last reported by blue minus the applied position.");
     let _ = writeln!(out, "# TYPE turnout_lag_bytes gauge\nturnout_lag_bytes {}", s.lag_bytes);
     let _ = writeln!(out, "# HELP turnout_lag_seconds Age on blue's clock of the oldest transaction not yet durable on green (newest heartbeat when idle).");
@@ -400,6 +408,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP turnout_slot_lost 1 when blue has removed WAL the slot needs (wal_status = lost).");
         let _ = writeln!(out, "# TYPE turnout_slot_lost gauge\nturnout_slot_lost {}", u8::from(slot.wal_status == "lost"));
     }
+}
+
+/// What the apply did and holds.
+fn apply_metrics(out: &mut String, s: &crate::status::Snapshot) {
     let _ = writeln!(out, "# HELP turnout_rows_applied_total Row changes applied on green by streaming.");
     let _ = writeln!(out, "# TYPE turnout_rows_applied_total counter\nturnout_rows_applied_total {}", s.rows_applied);
     let _ = writeln!(out, "# HELP turnout_transactions_applied_total Source transactions applied on green.");
@@ -412,6 +424,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let _ = writeln!(out, "# TYPE turnout_early_committed_total counter\nturnout_early_committed_total {}", s.early_committed_total);
     let _ = writeln!(out, "# HELP turnout_early_given_up_total Transactions whose early apply was given up (applied whole at commit).");
     let _ = writeln!(out, "# TYPE turnout_early_given_up_total counter\nturnout_early_given_up_total {}", s.early_given_up_total);
+}
+
+/// The phase, the initial copy's progress and the alerts.
+fn progress_metrics(out: &mut String, s: &crate::status::Snapshot) {
     let _ = writeln!(out, "# HELP turnout_phase 1 for the current phase.\n# TYPE turnout_phase gauge");
     for phase in [Phase::Starting, Phase::Snapshot, Phase::Streaming, Phase::Retrying, Phase::Stopped] {
         let name = serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -438,7 +454,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (alert, level) in &s.alerts {
         let _ = writeln!(out, "turnout_alert_state{{alert=\"{alert}\"}} {}", level.gauge());
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 /// The rollback window's age and budget.

@@ -99,6 +99,47 @@ pub fn rechecks(config: &Config) -> bool {
     config.verify.continuous && config.cutover.verify_max_age().and_then(|max_age| config.verify.settings(max_age)).is_ok_and(|s| !s.whole_every.is_zero())
 }
 
+/// The options of a background run: one worker at `verify.rows_per_second`.
+fn background(settings: &crate::config::Continuous) -> LiveOptions {
+    LiveOptions {
+        table: None,
+        chunk_rows: settings.chunk_rows,
+        parallel: 1,
+        max_snapshot_age: Duration::from_secs(60),
+        slot_timeout: Duration::from_secs(30),
+        restart: false,
+        show_values: false,
+        progress_every: Duration::ZERO,
+        rows_per_second: Some(settings.rows_per_second),
+        background: true,
+        recheck: None,
+    }
+}
+
+/// A run that finished: whether it re-checked what changed, the changes taken before it began,
+/// when it began, and the state directory of its direction.
+struct Run<'a> {
+    recheck: bool,
+    taken: &'a Taken,
+    began: Instant,
+    dir: std::path::PathBuf,
+}
+
+/// Shows a finished run in `/status` and returns the chain the next run re-checks from. `/status`
+/// changes once per finished run: a reader never sees a run counted without its tables and figures
+/// (this task is the only one that changes it).
+fn finished(status: &Status, changes: &Channels, chain: Option<Chain>, run: Run<'_>, report: &LiveReport) -> Option<Chain> {
+    let mut shown = status.verified().unwrap_or_default();
+    let chain = match (run.recheck, chain) {
+        (true, Some(c)) => rechecked(&mut shown, changes, c, run.taken, report),
+        _ => whole(&mut shown, changes, run.taken, report, run.began, run.dir),
+    };
+    (shown.last_run_rows, shown.last_run_seconds) = (report.rows, report.elapsed.as_secs_f64());
+    (shown.state, shown.error) = ("waiting", None);
+    status.update_verified(|v| *v = shown);
+    chain
+}
+
 /// Runs the continuous verify until `shutdown`. `busy` says whether a cutover or rollback runs;
 /// `changes` is what the stream changed (see [`super::changes`]).
 pub async fn run(
@@ -122,19 +163,7 @@ pub async fn run(
             }
         }
     }
-    let options = LiveOptions {
-        table: None,
-        chunk_rows: settings.chunk_rows,
-        parallel: 1,
-        max_snapshot_age: Duration::from_secs(60),
-        slot_timeout: Duration::from_secs(30),
-        restart: false,
-        show_values: false,
-        progress_every: Duration::ZERO,
-        rows_per_second: Some(settings.rows_per_second),
-        background: true,
-        recheck: None,
-    };
+    let options = background(&settings);
     let set = |state: &'static str, error: Option<String>| status.update_verified(|v| (v.state, v.error) = (state, error));
     let mut chain: Option<Chain> = None;
     loop {
@@ -172,16 +201,8 @@ pub async fn run(
                 }
                 Some(Ok(report)) => {
                     let dir = if report.direction == crate::status::Direction::Forward { config.state.dir.clone() } else { state_dir.clone() };
-                    // `/status` changes once per finished run: a reader never sees a run counted
-                    // without its tables and figures (this task is the only one that changes it).
-                    let mut shown = status.verified().unwrap_or_default();
-                    chain = match (recheck.is_some(), chain.take()) {
-                        (true, Some(c)) => rechecked(&mut shown, &changes, c, &taken, &report),
-                        _ => whole(&mut shown, &changes, &taken, &report, began, dir),
-                    };
-                    (shown.last_run_rows, shown.last_run_seconds) = (report.rows, report.elapsed.as_secs_f64());
-                    (shown.state, shown.error) = ("waiting", None);
-                    status.update_verified(|v| *v = shown);
+                    let run = Run { recheck: recheck.is_some(), taken: &taken, began, dir };
+                    chain = finished(&status, &changes, chain.take(), run, &report);
                 }
                 Some(Err(e)) => {
                     tracing::warn!("the continuous verify failed: {e}; trying again in {:?}", settings.interval);

@@ -173,24 +173,7 @@ async fn live<B: Backend>(
         tables.retain(|t| only.plans.contains_key(&t.quoted()) || !only.known.contains(&t.quoted()));
     }
     let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
-    let source = backend.source()?;
-    let file = match (&opts.recheck, opts.background) {
-        (Some(_), _) => progress::recheck_path(&config.state.dir),
-        (None, true) => progress::background_path(&config.state.dir),
-        (None, false) => progress::path(&config.state.dir),
-    };
-    let fresh = Saved::new(source, opts.chunk_rows, &names);
-    let earlier = if opts.recheck.is_some() {
-        // A re-check never resumes: whatever an earlier one left is gone.
-        let _ = std::fs::remove_file(&file);
-        None
-    } else {
-        Saved::load(&file)?
-    };
-    let (mut saved, resumed) = match earlier {
-        Some(s) if !opts.restart && s.same_run(&fresh) => (s, true),
-        _ => (fresh, false),
-    };
+    let (file, mut saved, resumed) = progress_of(config, opts, backend.source()?, &names)?;
     let mut plans: Vec<Option<VecDeque<Range>>> = names
         .iter()
         .map(|n| match opts.recheck.as_ref().and_then(|r| r.plans.get(n)) {
@@ -214,25 +197,7 @@ async fn live<B: Backend>(
     outcome?;
     // Finished: nothing to resume; a whole run's result is kept for the cutover's gate (one of a
     // single table does not replace it).
-    let whole = opts.table.is_none();
-    let kept = progress::Finished {
-        version: progress::FINISHED_VERSION,
-        source: saved.source.clone(),
-        target: crate::compared::address(config.target.url.expose()),
-        direction,
-        whole,
-        tables: saved.tables.clone(),
-        positions: saved.positions.clone(),
-        rounds_at_us: saved.rounds_at_us.clone(),
-        finished_at_us: crate::status::now_micros(),
-        whole_run_finished_at_us: None,
-    };
-    let kept = if whole && opts.recheck.is_none() {
-        kept.save(&config.state.dir)?;
-        Some(kept)
-    } else {
-        None
-    };
+    let kept = keep(config, opts, &saved, direction)?;
     let _ = std::fs::remove_file(&file);
     let target_only_columns = backend.target_only_columns(&tables).await?;
     Ok(LiveReport {
@@ -248,6 +213,50 @@ async fn live<B: Backend>(
         kept,
         compared_whole: names.iter().zip(&plans).filter(|(n, p)| p.is_none() || run.unplanned.contains(*n)).map(|(n, _)| n.clone()).collect(),
     })
+}
+
+/// The run's progress file, the run to go on with, and whether it resumes one an earlier run left
+/// (same source, chunk size and tables; never for a re-check or with `--restart`).
+fn progress_of(config: &Config, opts: &LiveOptions, source: String, names: &[String]) -> Result<(std::path::PathBuf, Saved, bool), Error> {
+    let file = match (&opts.recheck, opts.background) {
+        (Some(_), _) => progress::recheck_path(&config.state.dir),
+        (None, true) => progress::background_path(&config.state.dir),
+        (None, false) => progress::path(&config.state.dir),
+    };
+    let fresh = Saved::new(source, opts.chunk_rows, names);
+    let earlier = if opts.recheck.is_some() {
+        // A re-check never resumes: whatever an earlier one left is gone.
+        let _ = std::fs::remove_file(&file);
+        None
+    } else {
+        Saved::load(&file)?
+    };
+    Ok(match earlier {
+        Some(s) if !opts.restart && s.same_run(&fresh) => (file, s, true),
+        _ => (file, fresh, false),
+    })
+}
+
+/// A whole run's result, kept for the cutover's gate (one of a single table, or a re-check, does
+/// not replace it).
+fn keep(config: &Config, opts: &LiveOptions, saved: &Saved, direction: Direction) -> Result<Option<progress::Finished>, Error> {
+    if opts.table.is_some() || opts.recheck.is_some() {
+        return Ok(None);
+    }
+    let kept = progress::Finished {
+        version: progress::FINISHED_VERSION,
+        source: saved.source.clone(),
+        target: crate::compared::address(config.target.url.expose()),
+        direction,
+        whole: true,
+        tables: saved.tables.clone(),
+        positions: saved.positions.clone(),
+        rounds_at_us: saved.rounds_at_us.clone(),
+        finished_at_us: crate::status::now_micros(),
+        whole_run_finished_at_us: None,
+    };
+    kept.save(&config.state.dir)?;
+    Ok(Some(kept))
 }
 
 /// What this run itself did: its rounds' positions, and the planned tables it compared whole (their
