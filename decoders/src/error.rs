@@ -3,20 +3,29 @@
 use std::fmt;
 
 /// Which database server something happened on: the one type every crate names sides with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
+    /// The target, which takes over (ordered first: green is watched before the cutover, blue in
+    /// the window after it).
+    Green,
     /// The source, which the fence protects.
     Blue,
-    /// The target, which takes over.
-    Green,
+}
+
+impl Side {
+    /// `blue` or `green`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Blue => "blue",
+            Side::Green => "green",
+        }
+    }
 }
 
 impl fmt::Display for Side {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Blue => "blue",
-            Side::Green => "green",
-        })
+        f.write_str(self.name())
     }
 }
 

@@ -8,16 +8,6 @@ use turnout_decoders::{DecodeError, ErrorClass};
 /// Which database a failed statement ran on.
 pub use turnout_decoders::Side;
 
-/// The side a name (`blue`, `green`, or either followed by more: "blue (the reverse stream's
-/// target)") stands for.
-pub fn side_named(name: &str) -> Side {
-    if name.starts_with("blue") {
-        Side::Blue
-    } else {
-        Side::Green
-    }
-}
-
 /// Exit code when the configuration cannot be used.
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code when a check or operation found problems.

@@ -114,7 +114,7 @@ pub struct Record {
 /// the fence, and the consumers prepared there.
 pub enum Session {
     Pg { to: tokio_postgres::Client, to_side: crate::error::Side, prepared: Vec<pg::Prepared> },
-    MySql { to: mysql_async::Conn, to_side: &'static str, prepared: Vec<mysql::Prepared> },
+    MySql { to: mysql_async::Conn, to_side: crate::error::Side, prepared: Vec<mysql::Prepared> },
 }
 
 impl std::fmt::Debug for Session {
@@ -131,7 +131,7 @@ impl Session {
             return Ok(None);
         }
         let (from_url, to_url) = urls(config, direction);
-        let (from_side, to_side) = direction.sides();
+        let (from_side, to_side) = direction.ends();
         let session = match config.source_kind() {
             crate::config::SourceKind::Pg => {
                 let from = turnout_sinks::pg::connect(from_url).await?;
@@ -144,7 +144,7 @@ impl Session {
                     Direction::Forward => Vec::new(),
                 };
                 let prepared = pg::prepare(&from, &to, &config.handover, (from_side, to_side), &read_to).await?;
-                Session::Pg { to, to_side: crate::error::side_named(to_side), prepared }
+                Session::Pg { to, to_side, prepared }
             }
             crate::config::SourceKind::MySql => {
                 let (mut from, own) = mysql_session(from_url, from_side).await?;
@@ -173,14 +173,14 @@ impl Session {
     pub async fn hand_off(&mut self, fence: Option<String>) -> Result<Vec<Handed>, crate::Error> {
         match self {
             Session::Pg { to, to_side, prepared } => pg::hand_off(to, *to_side, prepared, fence).await,
-            Session::MySql { to, to_side, prepared } => mysql::hand_off(to, to_side, prepared, fence).await,
+            Session::MySql { to, to_side, prepared } => mysql::hand_off(to, *to_side, prepared, fence).await,
         }
     }
 }
 
 /// A MySQL/MariaDB session from `url` on `side`, and the account it uses (turnout's own).
-async fn mysql_session(url: &str, side: &str) -> Result<(mysql_async::Conn, String), crate::Error> {
-    let opts = crate::source::mysql::options(url, if side == "blue" { "source.url" } else { "target.url" })?;
+async fn mysql_session(url: &str, side: crate::error::Side) -> Result<(mysql_async::Conn, String), crate::Error> {
+    let opts = crate::source::mysql::options(url, if side == crate::error::Side::Blue { "source.url" } else { "target.url" })?;
     let own = opts.user().unwrap_or_default().to_owned();
     Ok((crate::source::mysql::connect(&opts, side).await?, own))
 }
@@ -212,7 +212,7 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
     if record.settled || record.consumers.is_empty() {
         return Ok(());
     }
-    let (from, to) = direction.sides();
+    let (from, to) = direction.ends();
     let (url, to_url) = urls(config, direction);
     match config.source_kind() {
         crate::config::SourceKind::Pg => {
@@ -268,7 +268,7 @@ pub async fn drop_left(config: &crate::config::Config, state: &crate::state::Sta
         match &c.gap {
             // Its consumer still needs what the slot holds.
             Some(gap) => lines.push(format!("WARNING: slot {} on blue is kept: its consumer must still read {gap} there; drop it once it has", c.consumer)),
-            None => lines.push(pg::drop_slot(&blue, &c.consumer, "blue", &format!("its consumer resumed on green at {}", c.resume)).await),
+            None => lines.push(pg::drop_slot(&blue, &c.consumer, crate::error::Side::Blue, &format!("its consumer resumed on green at {}", c.resume)).await),
         }
     }
     lines
@@ -309,7 +309,7 @@ pub async fn drop_unused(config: &crate::config::Config) -> Vec<String> {
     let mut lines = Vec::new();
     for slot in named {
         if green.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await.ok().flatten().is_some() {
-            lines.push(pg::drop_slot(&green, slot, "green", "made for its consumer by a cutover that did not complete").await);
+            lines.push(pg::drop_slot(&green, slot, crate::error::Side::Green, "made for its consumer by a cutover that did not complete").await);
         }
     }
     lines
@@ -320,7 +320,7 @@ pub async fn discover(config: &crate::config::Config) -> Result<Vec<Consumer>, c
     match config.source_kind() {
         crate::config::SourceKind::Pg => pg::discover(&turnout_sinks::pg::connect(config.source.url.expose()).await?, &config.handover).await,
         crate::config::SourceKind::MySql => {
-            let (mut blue, own) = mysql_session(config.source.url.expose(), "blue").await?;
+            let (mut blue, own) = mysql_session(config.source.url.expose(), crate::error::Side::Blue).await?;
             mysql::discover(&mut blue, &own, &config.handover).await
         }
     }

@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(20);
 type Session = (u64, String, String, String, String);
 
 /// Every binlog dump session on `conn` (`side`) that is not turnout's own account (`own`).
-async fn sessions(conn: &mut mysql_async::Conn, side: &str, own: &str) -> Result<Vec<Session>, Error> {
+async fn sessions(conn: &mut mysql_async::Conn, side: crate::error::Side, own: &str) -> Result<Vec<Session>, Error> {
     let rows: Vec<(u64, String, String, String, Option<String>)> = conn
         .query(
             "SELECT ID, USER, HOST, COMMAND, STATE FROM information_schema.PROCESSLIST \
@@ -44,7 +44,7 @@ fn carries(entries: &[Handover], account: &str) -> bool {
 
 /// Blue's binlog readers that are not turnout's (`own`: turnout's account).
 pub async fn discover(conn: &mut mysql_async::Conn, own: &str, entries: &[Handover]) -> Result<Vec<Consumer>, Error> {
-    Ok(sessions(conn, "blue", own)
+    Ok(sessions(conn, crate::error::Side::Blue, own)
         .await?
         .into_iter()
         .map(|(id, user, host, command, state)| Consumer {
@@ -73,7 +73,7 @@ pub struct Prepared {
 /// Before the fence: every carried consumer's sessions on the fenced side (`from`) have been sent the
 /// whole binlog at least once since the wait began — within the entry's `wait`, or refused
 /// (`on_lag = "refuse"`). An account with no session reading is behind.
-pub async fn prepare(from: &mut mysql_async::Conn, side: &str, own: &str, entries: &[Handover]) -> Result<Vec<Prepared>, Error> {
+pub async fn prepare(from: &mut mysql_async::Conn, side: crate::error::Side, own: &str, entries: &[Handover]) -> Result<Vec<Prepared>, Error> {
     let mut accounts: Vec<(String, &Handover)> = entries.iter().filter(|e| e.account != "*").map(|e| (e.account.clone(), e)).collect();
     if let Some(all) = entries.iter().find(|e| e.account == "*") {
         for (_, user, ..) in sessions(from, side, own).await? {
@@ -100,7 +100,7 @@ pub async fn prepare(from: &mut mysql_async::Conn, side: &str, own: &str, entrie
 }
 
 /// Waits up to `wait` for a session of `account` to have been sent the whole binlog.
-async fn caught_up(conn: &mut mysql_async::Conn, side: &str, own: &str, account: &str, wait: Duration) -> Result<bool, Error> {
+async fn caught_up(conn: &mut mysql_async::Conn, side: crate::error::Side, own: &str, account: &str, wait: Duration) -> Result<bool, Error> {
     let deadline = Instant::now() + wait;
     loop {
         let now = sessions(conn, side, own).await?;
@@ -117,7 +117,7 @@ async fn caught_up(conn: &mut mysql_async::Conn, side: &str, own: &str, account:
 
 /// Inside the pause, after the proof: where every consumer resumes on the side writes move to (`to`):
 /// its binlog end and executed GTID set now. `fence` is the fenced side's sentinel.
-pub async fn hand_off(to: &mut mysql_async::Conn, side: &str, prepared: &[Prepared], fence: Option<String>) -> Result<Vec<Handed>, Error> {
+pub async fn hand_off(to: &mut mysql_async::Conn, side: crate::error::Side, prepared: &[Prepared], fence: Option<String>) -> Result<Vec<Handed>, Error> {
     let at = crate::source::mysql::snapshot::binlog_end(to, side).await?;
     Ok(prepared
         .iter()
@@ -137,7 +137,7 @@ pub async fn hand_off(to: &mut mysql_async::Conn, side: &str, prepared: &[Prepar
 /// After the switch, before the stream that follows applies to the fenced side: each consumer's
 /// sessions there have been sent the whole binlog (up to the fence: nothing else lies there yet),
 /// within its wait; one whose have not gets its gap recorded.
-pub async fn settle(fenced: &mut mysql_async::Conn, side: &str, own: &str, handed: &mut [Handed]) -> Result<(), Error> {
+pub async fn settle(fenced: &mut mysql_async::Conn, side: crate::error::Side, own: &str, handed: &mut [Handed]) -> Result<(), Error> {
     for h in handed.iter_mut().filter(|h| h.gap.is_none()) {
         if !caught_up(fenced, side, own, &h.consumer, Duration::from_millis(h.wait_ms)).await? {
             let fence = h.fence.clone().unwrap_or_default();

@@ -84,8 +84,13 @@ pub struct Prepared {
 /// `read_to`: for a rollback, where each consumer the cutover carried must have read the side writes
 /// return to (the cutover's fence) before its slot there may move to the rollback's hand-off — or
 /// the part it had not read would be skipped.
-pub async fn prepare(from: &Client, to: &Client, entries: &[Handover], sides: (&str, &str), read_to: &[(String, Lsn)]) -> Result<Vec<Prepared>, Error> {
-    let (from_side, to_side) = (crate::error::side_named(sides.0), crate::error::side_named(sides.1));
+pub async fn prepare(
+    from: &Client,
+    to: &Client,
+    entries: &[Handover],
+    (from_side, to_side): (crate::error::Side, crate::error::Side),
+    read_to: &[(String, Lsn)],
+) -> Result<Vec<Prepared>, Error> {
     let mut prepared = Vec::new();
     for Carried { slot, plugin, two_phase, entry } in resolve(from, from_side, entries).await? {
         // A slot its consumer dropped there is made anew at the hand-off: nothing of it is skipped.
@@ -374,12 +379,12 @@ pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Opt
 /// After the switch, before the stream that follows applies to the fenced side (`fenced`, named
 /// `side`): each consumer's slot there read up to the fence, within its wait; one that has not gets
 /// its gap recorded (its slot there is kept).
-pub async fn settle(fenced: &Client, handed: &mut [Handed], side: &str) -> Result<(), Error> {
+pub async fn settle(fenced: &Client, handed: &mut [Handed], side: crate::error::Side) -> Result<(), Error> {
     for h in handed.iter_mut().filter(|h| h.gap.is_none()) {
         let Some(fence) = h.fence.as_deref().map(lsn_of).transpose()? else { continue };
         // A consumer that dropped its slot there itself (Debezium's slot.drop.on.stop, an operator
         // after --endpos) has nothing left to wait for; what it read is its own to say.
-        let Some((reached, at)) = confirmed_reaches(fenced, crate::error::side_named(side), &h.consumer, fence, Duration::from_millis(h.wait_ms)).await? else {
+        let Some((reached, at)) = confirmed_reaches(fenced, side, &h.consumer, fence, Duration::from_millis(h.wait_ms)).await? else {
             tracing::warn!("the consumer's slot {} is gone from {side}: whether it read up to the fence {fence} is its own to say", h.consumer);
             h.gap = Some(format!("unknown (slot dropped on {side})..{fence}"));
             continue;
@@ -396,7 +401,7 @@ pub async fn settle(fenced: &Client, handed: &mut [Handed], side: &str) -> Resul
 }
 
 /// Drops `slot` on `side` once its consumer moved on (`why`), unless it is being read; says which.
-pub async fn drop_slot(client: &Client, slot: &str, side: &str, why: &str) -> String {
+pub async fn drop_slot(client: &Client, slot: &str, side: crate::error::Side, why: &str) -> String {
     let dropped = client.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&slot]).await;
     match dropped {
         Ok(rows) if rows.len() == 1 => format!("dropped slot {slot} on {side}: {why}"),

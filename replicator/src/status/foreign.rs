@@ -5,30 +5,10 @@ use serde::Serialize;
 use turnout_decoders::Position;
 use turnout_sinks::record::ForeignWrite;
 
-/// The side watched for writes that are not turnout's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// Green before the cutover: anything written there is not blue's and would make green differ.
-    Green,
-    /// Blue in the rollback window: a write there that the reverse stream did not make is a split brain.
-    Blue,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Green => "green",
-            Side::Blue => "blue",
-        }
-    }
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The side watched for writes that are not turnout's: green before the cutover (anything written
+/// there is not blue's and would make green differ), blue in the rollback window (a write there
+/// that the reverse stream did not make is a split brain).
+pub use turnout_decoders::Side;
 
 /// One side's watch as `/status` shows it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]

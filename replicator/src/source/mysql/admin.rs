@@ -100,9 +100,8 @@ impl MySqlAdmin {
     /// handed its triggers to blue).
     async fn open_target_for_reverse(&self, hand_off: &Position) -> Result<(), Error> {
         use turnout_cutover::Side::{Blue, Green};
-        let ((into, from), sides) = if self.names.is_reverse() { (("blue", "green"), (Blue, Green)) } else { (("green", "blue"), (Green, Blue)) };
-        let side = format!("{into} (the stream's target)");
-        let side = side.as_str();
+        let (into, from) = if self.names.is_reverse() { (Blue, Green) } else { (Green, Blue) };
+        let (sides, side) = ((into, from), into);
         let target = super::options(self.config.target.url.expose(), "target.url")?;
         let mut conn = connect(&target, side).await?;
         if !super::is_mariadb(&mut conn, side).await? {
@@ -155,7 +154,7 @@ impl SourceAdmin for MySqlAdmin {
             self.open_target_for_reverse(hand_off).await?;
         }
         let db = database(&self.blue);
-        let mut blue = connect(&self.blue, "blue").await?;
+        let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
         super::heartbeat::ensure_table(&mut blue, &db).await?;
         let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
         if let Some(t) = unreplicable(&selection, &infos).first() {
@@ -169,15 +168,15 @@ impl SourceAdmin for MySqlAdmin {
         }
         {
             // Nothing on blue unaccounted for: whatever the inventory refuses stops the start.
-            let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, "green").await?;
+            let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, crate::error::Side::Green).await?;
             let inventory = super::inventory::take(&mut blue, Some(&mut green), &db, &selection, HEARTBEAT_TABLE).await?;
             tracing::info!(objects = inventory.objects(), digest = %inventory.digest(), "blue's inventory taken");
             inventory.refusal("replication cannot start")?;
         }
         if self.reading.skip == Default::default() {
             // Forward only: a reverse stream applies into blue, whose triggers are the application's.
-            let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, "green").await?;
-            let on_green = super::catalog::triggers(&mut green, &db, Some(&selection.tables), "green").await?;
+            let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, crate::error::Side::Green).await?;
+            let on_green = super::catalog::triggers(&mut green, &db, Some(&selection.tables), crate::error::Side::Green).await?;
             if !on_green.is_empty() {
                 let (what, fix) = super::catalog::green_triggers_problem(&on_green);
                 return Err(Error::Setup(format!("{what}; {fix}")));
@@ -228,7 +227,7 @@ impl SourceAdmin for MySqlAdmin {
             return Err(Error::Setup(format!("a binlog stream cannot start at the non-binlog position {from}")));
         };
         let sequences = {
-            let mut blue = connect(&self.blue, "blue").await?;
+            let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
         let (selects, reading) = (self.selector(sequences)?, self.reading.clone());
@@ -265,18 +264,18 @@ impl SourceAdmin for MySqlAdmin {
             done.push(format!("deleted the reverse stream's progress record {} on blue", back.origin));
         }
         let green_opts = super::options(target_url, "target.url")?;
-        let mut green = connect(&green_opts, "green").await?;
+        let mut green = connect(&green_opts, crate::error::Side::Green).await?;
         let green_heartbeat = super::heartbeat::table(&database(&green_opts));
         green
             .query_drop(format!("DROP TABLE IF EXISTS {}", qualified(&green_heartbeat)))
             .await
-            .map_err(|e| super::sql_error("green", "dropping the copy of the heartbeat table", e))?;
+            .map_err(|e| super::sql_error(crate::error::Side::Green, "dropping the copy of the heartbeat table", e))?;
         done.push(format!("dropped {green_heartbeat} on green (if it existed)"));
-        let mut blue = connect(&self.blue, "blue").await?;
+        let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
         let heartbeat = super::heartbeat::table(&database(&self.blue));
         blue.query_drop(format!("DROP TABLE IF EXISTS {}", qualified(&heartbeat)))
             .await
-            .map_err(|e| super::sql_error("blue", "dropping the heartbeat table", e))?;
+            .map_err(|e| super::sql_error(crate::error::Side::Blue, "dropping the heartbeat table", e))?;
         done.push(format!("dropped {heartbeat} on blue (if it existed)"));
         if self.config.state.dir.exists() {
             std::fs::remove_dir_all(&self.config.state.dir).map_err(StoreError::file("removing", &self.config.state.dir))?;
@@ -291,15 +290,18 @@ impl MySqlAdmin {
         status.set_phase(Phase::Snapshot);
         let target_url = self.config.target.url.expose();
         let green_opts = super::options(target_url, "target.url")?;
-        let mut green = connect(&green_opts, "green").await?;
+        let mut green = connect(&green_opts, crate::error::Side::Green).await?;
         // Tables are created, and emptied, in any order: a child may come before its parent.
-        green.query_drop("SET foreign_key_checks = 0").await.map_err(|e| super::sql_error("green", "turning off foreign key checks for the schema copy", e))?;
+        green
+            .query_drop("SET foreign_key_checks = 0")
+            .await
+            .map_err(|e| super::sql_error(crate::error::Side::Green, "turning off foreign key checks for the schema copy", e))?;
         let mut existing = Vec::new();
         for t in &tables {
             let n: Option<i64> = green
                 .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
                 .await
-                .map_err(|e| super::sql_error("green", "looking up tables", e))?;
+                .map_err(|e| super::sql_error(crate::error::Side::Green, "looking up tables", e))?;
             existing.push(n.unwrap_or(0) > 0);
         }
         if state.snapshot_started()? {
@@ -308,7 +310,7 @@ impl MySqlAdmin {
                 green
                     .query_drop(format!("TRUNCATE TABLE {}", qualified(t)))
                     .await
-                    .map_err(|e| super::sql_error("green", "emptying an unfinished snapshot", e))?;
+                    .map_err(|e| super::sql_error(crate::error::Side::Green, "emptying an unfinished snapshot", e))?;
             }
             state.reset_snapshot()?;
         }
@@ -349,14 +351,16 @@ impl MySqlAdmin {
             )));
         } else {
             for t in &tables {
-                let any: Option<i64> =
-                    green.query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t))).await.map_err(|e| super::sql_error("green", "reading a table", e))?;
+                let any: Option<i64> = green
+                    .query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t)))
+                    .await
+                    .map_err(|e| super::sql_error(crate::error::Side::Green, "reading a table", e))?;
                 if any.is_some() {
                     return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
                 }
             }
         }
-        let green_json_text = super::is_mariadb(&mut green, "green").await?;
+        let green_json_text = super::is_mariadb(&mut green, crate::error::Side::Green).await?;
         snapshot::refuse_typed_json(blue, &tables, green_json_text).await?;
         state.mark_snapshot_started()?;
         if self.config.snapshot_chunked(super::chunks::total_size(blue, &tables).await?) {
@@ -371,7 +375,7 @@ impl MySqlAdmin {
             let n: Option<i64> = blue
                 .exec_first("SELECT COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
                 .await
-                .map_err(|e| super::sql_error("blue", "reading table sizes", e))?;
+                .map_err(|e| super::sql_error(crate::error::Side::Blue, "reading table sizes", e))?;
             sizes.insert(t.clone(), n.unwrap_or(0));
         }
         // Workers pop from the end.
@@ -393,7 +397,7 @@ impl MySqlAdmin {
     /// The start of a chunked copy ([`crate::copy`]): the chunk plan, and green's progress record at
     /// the end of blue's binlog now, where the stream starts.
     async fn plan_chunked_copy(&self, state: &StateStore, blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
-        let start = snapshot::binlog_end(blue, "blue").await?;
+        let start = snapshot::binlog_end(blue, crate::error::Side::Blue).await?;
         let plan = super::chunks::plan(blue, tables, self.config.snapshot_chunk_bytes()?, 0).await?;
         crate::copy::save_plan(state, &plan)?;
         turnout_sinks::mysql::record_position(self.config.target.url.expose(), &self.names.origin, &start).await.map_err(Error::Sink)?;
@@ -434,21 +438,23 @@ impl MySqlAdmin {
             ));
         }
         let green_opts = super::options(self.config.target.url.expose(), "target.url")?;
-        let mut green = connect(&green_opts, "green").await?;
-        let green_json_text = super::is_mariadb(&mut green, "green").await?;
+        let mut green = connect(&green_opts, crate::error::Side::Green).await?;
+        let green_json_text = super::is_mariadb(&mut green, crate::error::Side::Green).await?;
         snapshot::refuse_typed_json(blue, &added, green_json_text).await?;
         let mut missing = Vec::new();
         for t in &added {
             let exists: Option<i64> = green
                 .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
                 .await
-                .map_err(|e| super::sql_error("green", "looking up tables", e))?;
+                .map_err(|e| super::sql_error(crate::error::Side::Green, "looking up tables", e))?;
             if exists.unwrap_or(0) == 0 {
                 missing.push(t.clone());
                 continue;
             }
-            let any: Option<i64> =
-                green.query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t))).await.map_err(|e| super::sql_error("green", "reading a table", e))?;
+            let any: Option<i64> = green
+                .query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t)))
+                .await
+                .map_err(|e| super::sql_error(crate::error::Side::Green, "reading a table", e))?;
             if any.is_some() && !copied_before(t) {
                 return Err(crate::copy::green_has_rows(t));
             }
@@ -456,9 +462,11 @@ impl MySqlAdmin {
             let columns = "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE) ORDER BY ORDINAL_POSITION SEPARATOR ', ') \
                            FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
             let on_blue: Option<String> =
-                blue.exec_first(columns, (&t.schema, &t.name)).await.map_err(|e| super::sql_error("blue", "reading a table's columns", e))?;
-            let on_green: Option<String> =
-                green.exec_first(columns, (&t.schema, &t.name)).await.map_err(|e| super::sql_error("green", "reading a table's columns", e))?;
+                blue.exec_first(columns, (&t.schema, &t.name)).await.map_err(|e| super::sql_error(crate::error::Side::Blue, "reading a table's columns", e))?;
+            let on_green: Option<String> = green
+                .exec_first(columns, (&t.schema, &t.name))
+                .await
+                .map_err(|e| super::sql_error(crate::error::Side::Green, "reading a table's columns", e))?;
             if on_blue != on_green {
                 return Err(crate::copy::definitions_differ(t, &on_blue.unwrap_or_default(), &on_green.unwrap_or_default()));
             }
@@ -472,7 +480,10 @@ impl MySqlAdmin {
             }
         }
         if !missing.is_empty() {
-            green.query_drop("SET foreign_key_checks = 0").await.map_err(|e| super::sql_error("green", "turning off foreign key checks", e))?;
+            green
+                .query_drop("SET foreign_key_checks = 0")
+                .await
+                .map_err(|e| super::sql_error(crate::error::Side::Green, "turning off foreign key checks", e))?;
             snapshot::copy_schema(blue, &mut green, &missing).await?;
         }
         let chunks = super::chunks::plan(blue, &added, self.config.snapshot_chunk_bytes()?, crate::copy::next_id(&plan)).await?;

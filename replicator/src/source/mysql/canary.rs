@@ -33,7 +33,7 @@ impl MySqlGreen {
     /// turnout's own session on green.
     async fn green(&mut self) -> Result<&mut mysql_async::Conn, Error> {
         if self.green.is_none() {
-            let mut conn = connect(&self.target, "green").await?;
+            let mut conn = connect(&self.target, crate::error::Side::Green).await?;
             // `SET GLOBAL read_only` waits for locks; never longer than this.
             conn.query_drop("SET SESSION lock_wait_timeout = 5").await.map_err(Error::mysql(turnout_cutover::Side::Green, "bounding lock waits"))?;
             self.green = Some(conn);
@@ -93,7 +93,7 @@ impl GreenReads for MySqlGreen {
         }
         let user = self.target.user().unwrap_or_default().to_owned();
         let green = self.green().await?;
-        let oracle = !super::is_mariadb(green, "green").await?;
+        let oracle = !super::is_mariadb(green, crate::error::Side::Green).await?;
         let grants: Vec<String> = green.query("SHOW GRANTS").await.map_err(Error::mysql(turnout_cutover::Side::Green, "SHOW GRANTS"))?;
         if !turnout_cutover::fence_privileged(&grants, oracle) {
             return Err(Error::Setup(format!(

@@ -31,7 +31,7 @@ pub async fn tables(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<
             (database,),
         )
         .await
-        .map_err(|e| sql_error("blue", "listing the tables", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Blue, "listing the tables", e))?;
     Ok(rows
         .into_iter()
         .map(|(name, engine, pk, kind)| TableInfo {
@@ -47,7 +47,7 @@ pub async fn tables(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<
 pub async fn sequences(conn: &mut mysql_async::Conn, database: &str) -> Result<Vec<String>, Error> {
     conn.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME", (database,))
         .await
-        .map_err(|e| sql_error("blue", "listing the sequences", e))
+        .map_err(|e| sql_error(crate::error::Side::Blue, "listing the sequences", e))
 }
 
 /// Applies `filter` to blue's tables. Tables without a primary key replicate (rows are matched on every
@@ -117,7 +117,7 @@ pub async fn hidden_cascades(conn: &mut mysql_async::Conn, database: &str, selec
             (database,),
         )
         .await
-        .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading foreign keys", e))?;
     let acts = |rule: &str| !matches!(rule.to_ascii_uppercase().as_str(), "RESTRICT" | "NO ACTION");
     Ok(rows
         .into_iter()
@@ -154,7 +154,7 @@ pub struct ColumnInfo {
 }
 
 /// The columns of `table` in order.
-pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str) -> Result<Vec<ColumnInfo>, Error> {
+pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: crate::error::Side) -> Result<Vec<ColumnInfo>, Error> {
     type ColumnRow = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
     // Generated means a generation expression: MySQL's EXTRA also says DEFAULT_GENERATED for a column
     // whose default is an expression (`DEFAULT CURRENT_TIMESTAMP`), whose values must be copied.
@@ -183,7 +183,7 @@ pub async fn columns(conn: &mut mysql_async::Conn, table: &TableName, side: &str
 /// On green before the cutover a trigger is a divergence waiting to happen: blue's triggers already
 /// wrote their effects into blue's binlog as rows, so a green trigger would apply them a second time
 /// (a `BEFORE UPDATE` overwriting blue's value, an `AFTER INSERT` into an audit table doubling it).
-pub async fn triggers(conn: &mut mysql_async::Conn, database: &str, tables: Option<&[TableName]>, side: &str) -> Result<Vec<String>, Error> {
+pub async fn triggers(conn: &mut mysql_async::Conn, database: &str, tables: Option<&[TableName]>, side: crate::error::Side) -> Result<Vec<String>, Error> {
     let rows: Vec<(String, String)> = conn
         .exec("SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? ORDER BY 1, 2", (database,))
         .await

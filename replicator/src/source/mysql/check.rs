@@ -31,7 +31,7 @@ pub async fn run(config: &Config) -> Report {
 /// Blue's inventory ([`super::inventory`]): one line per class; a refused class fails.
 async fn check_inventory(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::Opts, config: &Config) -> Findings {
     let taken = async {
-        let (mut blue, mut green) = (connect(blue_opts, "blue").await?, connect(green_opts, "green").await?);
+        let (mut blue, mut green) = (connect(blue_opts, crate::error::Side::Blue).await?, connect(green_opts, crate::error::Side::Green).await?);
         let db = database(blue_opts);
         let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
         super::inventory::take(&mut blue, Some(&mut green), &db, &selection, crate::source::HEARTBEAT_TABLE).await
@@ -51,7 +51,7 @@ async fn check_inventory(blue_opts: &mysql_async::Opts, green_opts: &mysql_async
 async fn check_schemas(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::Opts, config: &Config) -> Findings {
     let mut f = Findings::default();
     let compared = async {
-        let (mut blue, mut green) = (connect(blue_opts, "blue").await?, connect(green_opts, "green").await?);
+        let (mut blue, mut green) = (connect(blue_opts, crate::error::Side::Blue).await?, connect(green_opts, crate::error::Side::Green).await?);
         let db = database(blue_opts);
         let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
         let tables: Vec<String> = selection.tables.iter().map(|t| t.name.clone()).collect();
@@ -79,7 +79,7 @@ async fn check_schemas(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::
 /// sections above say why).
 async fn check_crossing(blue_opts: &mysql_async::Opts, green_opts: &mysql_async::Opts, config: &Config) -> Option<Findings> {
     let assessed = async {
-        let (mut blue, mut green) = (connect(blue_opts, "blue").await?, connect(green_opts, "green").await?);
+        let (mut blue, mut green) = (connect(blue_opts, crate::error::Side::Blue).await?, connect(green_opts, crate::error::Side::Green).await?);
         let db = database(blue_opts);
         let (selection, _) = select_tables(&mut blue, &db, &config.table_filter()?).await?;
         let on_green = super::catalog::tables(&mut green, &db).await?;
@@ -204,7 +204,7 @@ fn has_global(grants: &str, privilege: &str) -> bool {
 
 async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let mut f = Findings::default();
-    let mut conn = match connect(opts, "blue").await {
+    let mut conn = match connect(opts, crate::error::Side::Blue).await {
         Ok(c) => c,
         Err(e) => {
             let (what, fix) = connect_failure(opts, "source.url", &e);
@@ -399,7 +399,7 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, opts: &mysql_as
 async fn check_target(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let reverse = config.cutover.reverse;
     let mut f = Findings::default();
-    let mut conn = match connect(opts, "green").await {
+    let mut conn = match connect(opts, crate::error::Side::Green).await {
         Ok(c) => c,
         Err(e) => {
             let (what, fix) = connect_failure(opts, "target.url", &e);
@@ -433,7 +433,7 @@ async fn check_target(opts: &mysql_async::Opts, config: &Config) -> Findings {
             "SET GLOBAL super_read_only = OFF; on green (read_only may stay ON: turnout's account writes through it, and the cutover lifts it)",
         );
     }
-    match super::catalog::triggers(&mut conn, &db, None, "green").await {
+    match super::catalog::triggers(&mut conn, &db, None, crate::error::Side::Green).await {
         Ok(t) if t.is_empty() => f.ok("no triggers on green"),
         Ok(t) => {
             let (what, fix) = super::catalog::green_triggers_problem(&t);

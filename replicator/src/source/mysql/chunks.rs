@@ -50,14 +50,14 @@ pub async fn plan(blue: &mut mysql_async::Conn, tables: &[TableName], chunk_byte
                 (&t.schema, &t.name),
             )
             .await
-            .map_err(|e| sql_error("blue", &format!("reading the key of {t}"), e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the key of {t}"), e))?;
         let range = match key {
             Some(column) => {
                 let c = quote(&column);
                 let bounds: Option<(Option<String>, Option<String>)> = blue
                     .query_first(format!("SELECT CAST(MIN({c}) AS CHAR), CAST(MAX({c}) AS CHAR) FROM {}", qualified(t)))
                     .await
-                    .map_err(|e| sql_error("blue", &format!("reading the key range of {t}"), e))?;
+                    .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the key range of {t}"), e))?;
                 let parse = |v: Option<String>| v.and_then(|v| v.parse::<i128>().ok());
                 bounds.and_then(|(lo, hi)| parse(lo).zip(parse(hi))).map(|(lo, hi)| (column, lo, hi))
             }
@@ -79,7 +79,7 @@ async fn foreign_key_rules(blue: &mut mysql_async::Conn, database: &str) -> Resu
     let edges: Vec<(String, String, String)> = blue
         .exec("SELECT TABLE_NAME, REFERENCED_TABLE_NAME, UPDATE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?", (database,))
         .await
-        .map_err(|e| sql_error("blue", "reading foreign keys", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading foreign keys", e))?;
     Ok(edges
         .into_iter()
         .map(|(c, p, rule)| {
@@ -120,7 +120,7 @@ async fn table_size(blue: &mut mysql_async::Conn, t: &TableName) -> Result<u64, 
     let n: Option<u64> = blue
         .exec_first("SELECT COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
         .await
-        .map_err(|e| sql_error("blue", "reading table sizes", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading table sizes", e))?;
     Ok(n.unwrap_or(0))
 }
 
@@ -151,27 +151,27 @@ impl Copier for MySqlCopier {
     }
 
     async fn nudge(&self) -> Result<(), Error> {
-        let mut blue = connect(&self.blue, "blue").await?;
+        let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
         let table = super::heartbeat::table(&super::database(&self.blue));
         blue.query_drop(format!(
             "INSERT INTO {} (id, at_us) VALUES (1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)",
             qualified(&table)
         ))
         .await
-        .map_err(|e| sql_error("blue", "writing a transaction the stream carries past a copy round", e))
+        .map_err(|e| sql_error(crate::error::Side::Blue, "writing a transaction the stream carries past a copy round", e))
     }
 
     async fn clear(&self, chunks: &[Chunk]) -> Result<(), Error> {
         let mut green = turnout_sinks::mysql::connect(&self.target_url).await.map_err(Error::Sink)?;
-        green.query_drop("START TRANSACTION").await.map_err(|e| sql_error("green", "starting to clear chunks not yet copied", e))?;
+        green.query_drop("START TRANSACTION").await.map_err(|e| sql_error(crate::error::Side::Green, "starting to clear chunks not yet copied", e))?;
         for c in chunks {
             let condition = c.condition(quote).map(|f| format!(" WHERE {f}")).unwrap_or_default();
             green
                 .query_drop(format!("DELETE FROM {}{condition}", qualified(&c.table_name())))
                 .await
-                .map_err(|e| sql_error("green", &format!("clearing green's rows of {c}, not yet copied"), e))?;
+                .map_err(|e| sql_error(crate::error::Side::Green, &format!("clearing green's rows of {c}, not yet copied"), e))?;
         }
-        green.query_drop("COMMIT").await.map_err(|e| sql_error("green", "clearing chunks not yet copied", e))?;
+        green.query_drop("COMMIT").await.map_err(|e| sql_error(crate::error::Side::Green, "clearing chunks not yet copied", e))?;
         flush_if_needed(&mut green).await
     }
 
@@ -188,37 +188,41 @@ impl Copier for MySqlCopier {
 /// Makes green's commits so far durable when its commits alone do not (`innodb_flush_log_at_trx_commit`
 /// other than 1): `FLUSH ENGINE LOGS`, as green's sink does.
 async fn flush_if_needed(green: &mut mysql_async::Conn) -> Result<(), Error> {
-    let flush: Option<String> =
-        green.query_first("SELECT @@innodb_flush_log_at_trx_commit").await.map_err(|e| sql_error("green", "reading innodb_flush_log_at_trx_commit", e))?;
+    let flush: Option<String> = green
+        .query_first("SELECT @@innodb_flush_log_at_trx_commit")
+        .await
+        .map_err(|e| sql_error(crate::error::Side::Green, "reading innodb_flush_log_at_trx_commit", e))?;
     if flush.as_deref() == Some("1") {
         return Ok(());
     }
-    green
-        .query_drop("FLUSH ENGINE LOGS")
-        .await
-        .map_err(|e| sql_error("green", "flushing green's InnoDB log (FLUSH ENGINE LOGS; needs RELOAD, or set innodb_flush_log_at_trx_commit = 1)", e))
+    green.query_drop("FLUSH ENGINE LOGS").await.map_err(|e| {
+        sql_error(crate::error::Side::Green, "flushing green's InnoDB log (FLUSH ENGINE LOGS; needs RELOAD, or set innodb_flush_log_at_trx_commit = 1)", e)
+    })
 }
 
 /// One reader's share of a round: chunks from `queue` until it is empty.
 async fn copy_chunks(mut reader: mysql_async::Conn, target_url: &str, queue: &Mutex<Vec<Chunk>>, progress: &Progress) -> Result<(), Error> {
     let mut green = turnout_sinks::mysql::connect(target_url).await.map_err(Error::Sink)?;
-    let json_text = super::is_mariadb(&mut green, "green").await?;
+    let json_text = super::is_mariadb(&mut green, crate::error::Side::Green).await?;
     // No gap locks: the chunks of a round are neighbouring ranges of one table, each deleted and
     // filled by its own session at once.
     green
         .query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await
-        .map_err(|e| sql_error("green", "setting the chunk sessions' isolation", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Green, "setting the chunk sessions' isolation", e))?;
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let Some(chunk) = next else { break };
         let table = chunk.table_name();
         let condition = chunk.condition(quote);
         let clear = format!("DELETE FROM {}{}", qualified(&table), condition.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default());
-        green.query_drop("START TRANSACTION").await.map_err(|e| sql_error("green", "starting a chunk's transaction", e))?;
-        green.query_drop(&clear).await.map_err(|e| sql_error("green", &format!("clearing green's rows of {table} before copying them"), e))?;
+        green.query_drop("START TRANSACTION").await.map_err(|e| sql_error(crate::error::Side::Green, "starting a chunk's transaction", e))?;
+        green
+            .query_drop(&clear)
+            .await
+            .map_err(|e| sql_error(crate::error::Side::Green, &format!("clearing green's rows of {table} before copying them"), e))?;
         let rows = copy_table(&mut reader, &mut green, json_text, &table, condition.as_deref(), progress.status()).await?;
-        green.query_drop("COMMIT").await.map_err(|e| sql_error("green", &format!("committing the copy of {chunk}"), e))?;
+        green.query_drop("COMMIT").await.map_err(|e| sql_error(crate::error::Side::Green, &format!("committing the copy of {chunk}"), e))?;
         flush_if_needed(&mut green).await?;
         progress.done(&chunk, Copied { rows, bytes: 0 })?;
     }

@@ -83,8 +83,10 @@ fn family(mariadb: bool) -> &'static str {
 /// Green's collation names: MariaDB 10.10+ lists the character-set-qualified ones
 /// (`utf8mb4_uca1400_ai_ci`) apart from `COLLATIONS`.
 async fn collations(green: &mut mysql_async::Conn, mariadb: bool) -> Result<HashSet<String>, Error> {
-    let mut names: Vec<String> =
-        green.query("SELECT COLLATION_NAME FROM information_schema.COLLATIONS").await.map_err(|e| sql_error("green", "listing collations", e))?;
+    let mut names: Vec<String> = green
+        .query("SELECT COLLATION_NAME FROM information_schema.COLLATIONS")
+        .await
+        .map_err(|e| sql_error(crate::error::Side::Green, "listing collations", e))?;
     if mariadb {
         if let Ok(full) = green.query::<String, _>("SELECT FULL_COLLATION_NAME FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY").await {
             names.extend(full);
@@ -117,7 +119,7 @@ pub async fn assess(
     tables: &[TableName],
     created: &[TableName],
 ) -> Result<Option<Crossing>, Error> {
-    let (blue_version, green_version) = (super::version(blue, "blue").await?, super::version(green, "green").await?);
+    let (blue_version, green_version) = (super::version(blue, crate::error::Side::Blue).await?, super::version(green, crate::error::Side::Green).await?);
     let blue_maria = blue_version.to_ascii_lowercase().contains("mariadb");
     let green_maria = green_version.to_ascii_lowercase().contains("mariadb");
     if blue_maria == green_maria {
@@ -133,7 +135,7 @@ pub async fn assess(
             (database,),
         )
         .await
-        .map_err(|e| sql_error("blue", "reading the columns to compare with green's family", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading the columns to compare with green's family", e))?;
     let columns: Vec<ColumnRow> = columns.into_iter().filter(|(t, ..)| names.contains(t.as_str())).collect();
     let column = |t: &str, c: &str| format!("column {}.{}", quote(t), quote(c));
     for (t, col, data_type, _, expression, extra) in &columns {
@@ -168,7 +170,7 @@ pub async fn assess(
             (database,),
         )
         .await
-        .map_err(|e| sql_error("green", "reading the generated columns", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Green, "reading the generated columns", e))?;
     for (t, col, expression) in existing {
         if names.contains(t.as_str()) && !created.iter().any(|x| x.name == t) && !portable_expression(&expression) {
             c.refused.push((
@@ -185,7 +187,7 @@ pub async fn assess(
         let srid: Vec<(String, String, u32)> = blue
             .exec("SELECT TABLE_NAME, COLUMN_NAME, SRS_ID FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND SRS_ID IS NOT NULL", (database,))
             .await
-            .map_err(|e| sql_error("blue", "reading the geometry columns' SRIDs", e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, "reading the geometry columns' SRIDs", e))?;
         for (t, col, srid) in srid.into_iter().filter(|(t, ..)| names.contains(t.as_str())) {
             c.refused.push((
                 format!("{} is geometry restricted to SRID {srid}, which MariaDB cannot restrict a column to", column(&t, &col)),
@@ -206,7 +208,7 @@ pub async fn assess(
         let table_collations: Vec<(String, Option<String>)> = blue
             .exec("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
             .await
-            .map_err(|e| sql_error("blue", "reading the tables' collations", e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, "reading the tables' collations", e))?;
         let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut renamed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let used = columns

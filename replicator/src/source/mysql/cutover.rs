@@ -28,7 +28,7 @@
 mod checks;
 
 use crate::config::{reversed, Config, Fence};
-use crate::error::{side_named, Error};
+use crate::error::{Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::mysql::{connect, database, options, quote};
 use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
@@ -81,7 +81,7 @@ pub(crate) struct MySqlCutover {
     /// `None` for `cutover.fence = "none"`.
     fence: Option<ReadOnlyFence>,
     /// The names of the fenced side and of the side traffic moves to (`blue`, `green` for a cutover).
-    sides: (&'static str, &'static str),
+    sides: (Side, Side),
     /// A cutover arming the reverse stream.
     reverse: Option<Reverse>,
     /// Which tables replicate (their schema objects are compared before the fence).
@@ -110,7 +110,7 @@ impl MySqlCutover {
     /// tag (Oracle MySQL), so the watch of green ([`crate::source::mysql::watch`]) knows them as
     /// turnout's.
     pub(crate) async fn connect(config: &Config, forward: &Names, reverse: Option<Reverse>) -> Result<MySqlCutover, Error> {
-        let mut cutover = Self::connect_sides(config, ("blue", "green")).await?;
+        let mut cutover = Self::connect_sides(config, (Side::Blue, Side::Green)).await?;
         cutover.reverse = reverse;
         cutover.green_mark = Some(turnout_sinks::mysql::cutover_domain(&forward.origin));
         cutover.green_watched = config.watch.green;
@@ -124,14 +124,14 @@ impl MySqlCutover {
     /// arms the reverse stream with the roles swapped. Its session on blue writes (the counters it
     /// moves) with the reverse stream's cutover mark, which the watch of blue drops.
     pub(crate) async fn connect_back(config: &Config, forward: &Names, again: Option<Reverse>) -> Result<MySqlCutover, Error> {
-        let mut rollback = Self::connect_sides(&reversed(config), ("green", "blue")).await?;
+        let mut rollback = Self::connect_sides(&reversed(config), (Side::Green, Side::Blue)).await?;
         rollback.reverse = again;
         rollback.green_mark = Some(turnout_sinks::mysql::cutover_domain(&Names::reverse_of(forward).origin));
         rollback.green_watched = config.watch.blue;
         Ok(rollback)
     }
 
-    async fn connect_sides(config: &Config, sides: (&'static str, &'static str)) -> Result<MySqlCutover, Error> {
+    async fn connect_sides(config: &Config, sides: (Side, Side)) -> Result<MySqlCutover, Error> {
         let blue_opts = options(config.source.url.expose(), "source.url")?;
         let green_opts = options(config.target.url.expose(), "target.url")?;
         let read_only = match config.cutover.fence {
@@ -172,7 +172,7 @@ impl MySqlCutover {
             green
                 .query_drop(format!("SET SESSION lock_wait_timeout = {}", COUNTER_LOCK_WAIT.as_secs()))
                 .await
-                .map_err(Error::mysql(side(self.sides.1), "bounding lock waits"))?;
+                .map_err(Error::mysql(self.sides.1, "bounding lock waits"))?;
             if let Some(mark) = self.green_mark {
                 let mariadb = crate::source::mysql::is_mariadb(&mut green, self.sides.1).await?;
                 // Oracle MySQL's tags only where a watch reads them.
@@ -221,7 +221,7 @@ impl MySqlCutover {
 
     /// What arming makes, for messages: a cutover's reverse stream, or a rollback's next generation.
     fn armed(&self) -> &'static str {
-        if self.sides.1 == "green" {
+        if self.sides.1 == Side::Green {
             "reverse replication"
         } else {
             "replication blue → green again"
@@ -229,17 +229,8 @@ impl MySqlCutover {
     }
 }
 
-/// The side named `name` (`blue` or `green`) for messages.
-fn side(name: &str) -> turnout_cutover::Side {
-    if name == "blue" {
-        turnout_cutover::Side::Blue
-    } else {
-        turnout_cutover::Side::Green
-    }
-}
-
 /// The warning for an account the fence does not stop.
-fn unfenced_warning(account: &str, revoke: &str, from: &str, oracle: bool) -> String {
+fn unfenced_warning(account: &str, revoke: &str, from: Side, oracle: bool) -> String {
     if oracle {
         format!(
             "account {account} can write through read_only (CONNECTION_ADMIN or SUPER): super_read_only stops it inside the pause, \
@@ -250,7 +241,7 @@ fn unfenced_warning(account: &str, revoke: &str, from: &str, oracle: bool) -> St
     }
 }
 
-fn counters_line(done: &[CounterSync], what: &str, on: &str) -> String {
+fn counters_line(done: &[CounterSync], what: &str, on: Side) -> String {
     format!("{what}: {} of {} AUTO_INCREMENT counters and sequences moved on {on}", done.iter().filter(|c| c.changed).count(), done.len())
 }
 
@@ -306,7 +297,7 @@ impl Procedure for MySqlCutover {
         let Some(reverse) = &self.reverse else { return Ok(None) };
         let (origin, domain) = (reverse.names.origin.clone(), turnout_sinks::mysql::own_domain(&reverse.forward_origin));
         let ((from, to), what) = (self.sides, self.armed());
-        let off = if to == "green" { "cutover.reverse" } else { "cutover.iterate" };
+        let off = if to == crate::error::Side::Green { "cutover.reverse" } else { "cutover.iterate" };
         let started = Instant::now();
         let (_, green) = self.sessions().await?;
         // The apply into this side marks its transactions with its own GTID domain; unless the
@@ -362,11 +353,11 @@ impl Procedure for MySqlCutover {
         self.blue
             .query_drop(format!("INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"))
             .await
-            .map_err(Error::mysql(side(self.sides.0), "writing the sentinel"))?;
+            .map_err(Error::mysql(self.sides.0, "writing the sentinel"))?;
         let Some(fence) = &self.fence else { return Ok(()) };
         if let Some(executed) = fence.seal(&mut self.blue).await.map_err(Error::from)? {
-            let gtids = GtidState::parse_mysql(&executed)
-                .map_err(|e| Error::Unexpected { side: side_named(self.sides.0), what: format!("gtid_executed '{executed}' ({e})") })?;
+            let gtids =
+                GtidState::parse_mysql(&executed).map_err(|e| Error::Unexpected { side: self.sides.0, what: format!("gtid_executed '{executed}' ({e})") })?;
             self.fenced = Some(Position::Binlog(BinlogPosition { file: String::new(), offset: 0, gtids }));
         }
         Ok(())
@@ -404,7 +395,7 @@ impl Procedure for MySqlCutover {
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
         let (from, to) = self.sides;
         let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
-        let sides = (side(from), side(to));
+        let sides = (from, to);
         let mut lines = Vec::new();
         // A sealed side refuses DROP TRIGGER: there the triggers are copied now and dropped when the
         // reverse stream first applies to it (crate::rollback), never by lifting the seal here —
@@ -432,12 +423,12 @@ impl Procedure for MySqlCutover {
                 events.join(", ")
             ));
         }
-        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(Error::mysql(side(to), "reading read_only"))?;
+        let read_only: Option<i64> = green.query_first("SELECT @@GLOBAL.read_only").await.map_err(Error::mysql(to, "reading read_only"))?;
         if read_only.unwrap_or(0) != 0 {
-            green.query_drop("SET GLOBAL read_only = OFF").await.map_err(Error::mysql(
-                side(to),
-                format!("{to} is read-only and setting read_only = OFF failed (grant turnout's account on {to} READ ONLY ADMIN)"),
-            ))?;
+            green
+                .query_drop("SET GLOBAL read_only = OFF")
+                .await
+                .map_err(Error::mysql(to, format!("{to} is read-only and setting read_only = OFF failed (grant turnout's account on {to} READ ONLY ADMIN)")))?;
             lines.push(format!("{to} was read-only: set read_only = OFF before traffic arrives"));
         }
         Ok((!lines.is_empty()).then(|| lines.join("; ")))
@@ -464,11 +455,11 @@ impl Procedure for MySqlCutover {
                     let sealing: Option<u64> = fresh
                         .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SET GLOBAL super_read_only%'", (old,))
                         .await
-                        .map_err(Error::mysql(side(from), "looking for turnout's old session"))?;
+                        .map_err(Error::mysql(from, "looking for turnout's old session"))?;
                     if let Some(id) = sealing {
                         match fresh.query_drop(format!("KILL CONNECTION {id}")).await {
                             Ok(()) | Err(mysql_async::Error::Server(_)) => {}
-                            Err(e) => return Err(Error::mysql(side(from), "ending turnout's old session")(e)),
+                            Err(e) => return Err(Error::mysql(from, "ending turnout's old session")(e)),
                         }
                     }
                     fence.undo(&mut fresh).await.map_err(Error::from)?;

@@ -106,7 +106,14 @@ const QUERIES: &[Query] = &[
 /// `across`: the other side is of the other family, and columns, CHECK clauses, views and routines
 /// are described as both families print them ([`across_families`]).
 /// `oracle`: this side is Oracle MySQL.
-async fn objects(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, oracle: bool, across: bool) -> Result<Objects, Error> {
+async fn objects(
+    conn: &mut mysql_async::Conn,
+    database: &str,
+    tables: &[String],
+    side: crate::error::Side,
+    oracle: bool,
+    across: bool,
+) -> Result<Objects, Error> {
     let mut out = Objects::new();
     for q in QUERIES {
         if across && ACROSS_OWN.contains(&q.kind) {
@@ -145,7 +152,14 @@ const ACROSS_OWN: &[&str] = &["column", "check constraint", "view"];
 /// constraints are keyed by their clause (MariaDB names a column's own check after the column, MySQL
 /// numbers them), views by name, security, check option and the columns they give (each family
 /// prints its own resolved form of the definition, which is not compared).
-async fn across_families(conn: &mut mysql_async::Conn, database: &str, tables: &[String], side: &str, oracle: bool, out: &mut Objects) -> Result<(), Error> {
+async fn across_families(
+    conn: &mut mysql_async::Conn,
+    database: &str,
+    tables: &[String],
+    side: crate::error::Side,
+    oracle: bool,
+    out: &mut Objects,
+) -> Result<(), Error> {
     let views: Vec<(String, String, String)> = conn
         .exec("SELECT TABLE_NAME, SECURITY_TYPE, CHECK_OPTION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", (database,))
         .await
@@ -221,10 +235,10 @@ fn generated_check_name(table: &str, name: &str) -> bool {
 /// database, which green's has the same name as). Across the MySQL family the objects are described
 /// as both families print them ([`portable`]), and a view's definition is not compared.
 pub async fn differences(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, database: &str, tables: &[String]) -> Result<Vec<String>, Error> {
-    let (blue_oracle, green_oracle) = (!super::is_mariadb(blue, "blue").await?, !super::is_mariadb(green, "green").await?);
+    let (blue_oracle, green_oracle) = (!super::is_mariadb(blue, crate::error::Side::Blue).await?, !super::is_mariadb(green, crate::error::Side::Green).await?);
     let across = blue_oracle != green_oracle;
-    let b = objects(blue, database, tables, "blue", blue_oracle, across).await?;
-    let g = objects(green, database, tables, "green", green_oracle, across).await?;
+    let b = objects(blue, database, tables, crate::error::Side::Blue, blue_oracle, across).await?;
+    let g = objects(green, database, tables, crate::error::Side::Green, green_oracle, across).await?;
     Ok(compare(&b, &g))
 }
 

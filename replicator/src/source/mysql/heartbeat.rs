@@ -29,7 +29,7 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
     let exists: Option<i64> = conn
         .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, HEARTBEAT_TABLE))
         .await
-        .map_err(|e| super::sql_error("blue", "looking for the heartbeat table", e))?;
+        .map_err(|e| super::sql_error(crate::error::Side::Blue, "looking for the heartbeat table", e))?;
     if exists.unwrap_or(0) > 0 {
         return Ok(());
     }
@@ -54,9 +54,9 @@ pub async fn run(opts: mysql_async::Opts, interval: Duration, status: Arc<Status
 
 async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> Result<(), Error> {
     let database = super::database(opts);
-    let mut conn = connect(opts, "blue").await?;
+    let mut conn = connect(opts, crate::error::Side::Blue).await?;
     // MySQL 8.4 removed SHOW MASTER STATUS.
-    let binlog_status = if super::is_mariadb(&mut conn, "blue").await? { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
+    let binlog_status = if super::is_mariadb(&mut conn, crate::error::Side::Blue).await? { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
     let write = format!(
         "INSERT INTO {} (id, at_us) VALUES (1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)) \
          ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)",
@@ -67,10 +67,12 @@ async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> 
     let mut last_end: Option<Instant> = None;
     loop {
         ticker.tick().await;
-        conn.query_drop(&write).await.map_err(|e| super::sql_error("blue", "writing the heartbeat", e))?;
+        conn.query_drop(&write).await.map_err(|e| super::sql_error(crate::error::Side::Blue, "writing the heartbeat", e))?;
         let sent = now_micros();
-        let blue_us: Option<i64> =
-            conn.query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)").await.map_err(|e| super::sql_error("blue", "reading the clock", e))?;
+        let blue_us: Option<i64> = conn
+            .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+            .await
+            .map_err(|e| super::sql_error(crate::error::Side::Blue, "reading the clock", e))?;
         let received = now_micros();
         if let Some(us) = blue_us {
             status.set_clock_offset(us - (sent + received) / 2);

@@ -76,7 +76,7 @@ pub async fn take(
     selection: &Selection,
     heartbeat: &str,
 ) -> Result<Inventory, Error> {
-    let e = |what: &'static str| move |err| sql_error("blue", what, err);
+    let e = |what: &'static str| move |err| sql_error(crate::error::Side::Blue, what, err);
     let mut g = Grouped::default();
     let tables: Vec<(String, String, Option<String>, Option<String>)> = blue
         .exec("SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CREATE_OPTIONS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", (database,))
@@ -233,8 +233,10 @@ pub async fn way_back(
     tables: &[String],
     same_family: bool,
 ) -> Result<Option<String>, Error> {
-    let known: Vec<String> =
-        fenced.query("SELECT COLLATION_NAME FROM information_schema.COLLATIONS").await.map_err(|e| sql_error("blue", "listing the collations", e))?;
+    let known: Vec<String> = fenced
+        .query("SELECT COLLATION_NAME FROM information_schema.COLLATIONS")
+        .await
+        .map_err(|e| sql_error(crate::error::Side::Blue, "listing the collations", e))?;
     if same_family {
         let used: Vec<(String, String)> = other
             .exec(
@@ -243,7 +245,7 @@ pub async fn way_back(
                 (other_db, other_db),
             )
             .await
-            .map_err(|e| sql_error("green", "listing the collations", e))?;
+            .map_err(|e| sql_error(crate::error::Side::Green, "listing the collations", e))?;
         let mut problems: Vec<String> = used
             .into_iter()
             .filter(|(t, c)| tables.contains(t) && !known.contains(c))
@@ -262,7 +264,7 @@ pub async fn way_back(
     let default: Option<String> = other
         .exec_first("SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (other_db,))
         .await
-        .map_err(|e| sql_error("green", "reading the database's default collation", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Green, "reading the database's default collation", e))?;
     Ok(default.filter(|d| !known.contains(d)).map(|d| {
         format!(
             "database {other_db} defaults to collation {d}, which the other side's server does not have: a table created there after the \

@@ -45,13 +45,6 @@ impl MySqlLive {
     }
 }
 
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Blue => "blue",
-        Side::Green => "green",
-    }
-}
-
 /// How a key column is ordered, read as text, and how a text is turned back into its type.
 struct KeyColumn {
     /// The expression ordered and compared (`r`.`col`, or its number for ENUM and SET).
@@ -153,7 +146,7 @@ impl Backend for MySqlLive {
     type Session = Mutex<mysql_async::Conn>;
 
     async fn tables(&self, only: Option<&str>) -> Result<Vec<TableName>, Error> {
-        let mut blue = connect(&self.blue, "blue").await?;
+        let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
         // A SEQUENCE is not replicated (green's is moved ahead at cutover): nothing to compare.
         let sequences = super::catalog::sequences(&mut blue, &super::database(&self.blue)).await?;
         Ok(super::verify::tables(&self.config, &mut blue, only).await?.into_iter().filter(|t| !sequences.contains(&t.name)).collect())
@@ -164,7 +157,7 @@ impl Backend for MySqlLive {
     }
 
     async fn estimate_rows(&self, tables: &[TableName]) -> Option<u64> {
-        let mut blue = connect(&self.blue, "blue").await.ok()?;
+        let mut blue = connect(&self.blue, crate::error::Side::Blue).await.ok()?;
         let mut total = 0u64;
         for t in tables {
             let n: Option<Option<u64>> = blue
@@ -179,7 +172,7 @@ impl Backend for MySqlLive {
     async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, _slot_timeout: Duration) -> Result<Snapshots<Self::Session>, Error> {
         let mut green = Vec::with_capacity(workers);
         for _ in 0..workers {
-            green.push(connect(&self.green, "green").await?);
+            green.push(connect(&self.green, crate::error::Side::Green).await?);
         }
         for armed in [false, true] {
             let attempt = self.attempt(hold, armed, workers, &mut green).await;
@@ -203,11 +196,11 @@ impl Backend for MySqlLive {
     }
 
     async fn target_only_columns(&self, tables: &[TableName]) -> Result<Vec<(TableName, Vec<String>)>, Error> {
-        let (mut blue, mut green) = (connect(&self.blue, "blue").await?, connect(&self.green, "green").await?);
+        let (mut blue, mut green) = (connect(&self.blue, crate::error::Side::Blue).await?, connect(&self.green, crate::error::Side::Green).await?);
         let mut out = Vec::new();
         for table in tables {
-            let on_blue = super::catalog::columns(&mut blue, table, "blue").await?;
-            let only: Vec<String> = super::catalog::columns(&mut green, table, "green")
+            let on_blue = super::catalog::columns(&mut blue, table, crate::error::Side::Blue).await?;
+            let only: Vec<String> = super::catalog::columns(&mut green, table, crate::error::Side::Green)
                 .await?
                 .into_iter()
                 .filter(|g| !on_blue.iter().any(|b| b.name == g.name))
@@ -224,7 +217,7 @@ impl Backend for MySqlLive {
         let mut conn = blue.lock().await;
         let mut out = Vec::with_capacity(tables.len());
         for table in tables {
-            let columns: Vec<String> = super::catalog::columns(&mut conn, table, "blue").await?.into_iter().map(|c| c.name).collect();
+            let columns: Vec<String> = super::catalog::columns(&mut conn, table, crate::error::Side::Blue).await?.into_iter().map(|c| c.name).collect();
             let key: Vec<(Vec<u8>, Vec<u8>)> = conn
                 .exec(
                     "SELECT s.COLUMN_NAME, c.COLUMN_TYPE FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c \
@@ -233,7 +226,7 @@ impl Backend for MySqlLive {
                     (&table.schema, &table.name),
                 )
                 .await
-                .map_err(|e| sql_error("blue", &format!("reading the primary key of {table}"), e))?;
+                .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the primary key of {table}"), e))?;
             let key = key
                 .into_iter()
                 .filter_map(|(name, ty)| {
@@ -252,12 +245,8 @@ impl Backend for MySqlLive {
         let texts: Vec<String> = keys.iter().enumerate().map(|(j, k)| format!("{} AS k{j}", k.text)).collect();
         let order: Vec<&str> = keys.iter().map(|k| k.column.as_str()).collect();
         let sql = format!("SELECT {} FROM {from} ORDER BY {} LIMIT 1 OFFSET {}", texts.join(", "), order.join(", "), (n - 1).max(0));
-        let row: Option<mysql_async::Row> = session
-            .lock()
-            .await
-            .exec_first(sql, positional(params))
-            .await
-            .map_err(|e| sql_error(side_name(side), &format!("reading the keys of {}", shape.table), e))?;
+        let row: Option<mysql_async::Row> =
+            session.lock().await.exec_first(sql, positional(params)).await.map_err(|e| sql_error(side, &format!("reading the keys of {}", shape.table), e))?;
         Ok(row.map(|mut r| key_of(&mut r, keys.len())))
     }
 
@@ -265,12 +254,8 @@ impl Backend for MySqlLive {
         let keys = key_columns(shape);
         let (from, params) = from_range(shape, &keys, range);
         let sql = super::verify::digest_sql(&from, &shape.columns);
-        let row: Option<(i64, Vec<u8>)> = session
-            .lock()
-            .await
-            .exec_first(sql, positional(params))
-            .await
-            .map_err(|e| sql_error(side_name(side), &format!("checksumming {}", shape.table), e))?;
+        let row: Option<(i64, Vec<u8>)> =
+            session.lock().await.exec_first(sql, positional(params)).await.map_err(|e| sql_error(side, &format!("checksumming {}", shape.table), e))?;
         let (rows, hash) = row.unwrap_or((0, Vec::new()));
         Ok(Sum { rows, hash: text_of(hash) })
     }
@@ -282,7 +267,7 @@ impl Backend for MySqlLive {
         select.extend(shape.columns.iter().map(|c| format!("CAST(r.{} AS BINARY)", quote(c))));
         let sql = format!("SELECT {} FROM {from}", select.join(", "));
         let rows: Vec<mysql_async::Row> =
-            session.lock().await.exec(sql, positional(params)).await.map_err(|e| sql_error(side_name(side), &format!("reading rows of {}", shape.table), e))?;
+            session.lock().await.exec(sql, positional(params)).await.map_err(|e| sql_error(side, &format!("reading rows of {}", shape.table), e))?;
         Ok(rows
             .into_iter()
             .map(|mut r| {
@@ -314,7 +299,7 @@ impl MySqlLive {
         for g in green.iter_mut().take(blue.len()) {
             g.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
                 .await
-                .map_err(|e| sql_error("green", "beginning verify's snapshot", e))?;
+                .map_err(|e| sql_error(crate::error::Side::Green, "beginning verify's snapshot", e))?;
         }
         Ok(Some((blue, point.position)))
     }

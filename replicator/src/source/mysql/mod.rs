@@ -147,17 +147,17 @@ impl Family for MySql {
     }
 }
 
-use crate::error::Error;
+use crate::error::{Error, Side};
 use mysql_async::prelude::Queryable;
 
 /// `side`'s `VERSION()`.
-pub async fn version(conn: &mut mysql_async::Conn, side: &str) -> Result<String, Error> {
+pub async fn version(conn: &mut mysql_async::Conn, side: crate::error::Side) -> Result<String, Error> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;
     Ok(version.unwrap_or_default())
 }
 
 /// True when `side` is MariaDB, false for Oracle MySQL (`VERSION()` names MariaDB).
-pub async fn is_mariadb(conn: &mut mysql_async::Conn, side: &str) -> Result<bool, Error> {
+pub async fn is_mariadb(conn: &mut mysql_async::Conn, side: crate::error::Side) -> Result<bool, Error> {
     Ok(version(conn, side).await?.to_ascii_lowercase().contains("mariadb"))
 }
 
@@ -182,7 +182,7 @@ pub fn database(opts: &mysql_async::Opts) -> String {
 
 /// A session on blue (or green) with turnout's settings: UTC, utf8mb4 statements, raw column bytes
 /// in results (no conversion to the connection's character set).
-pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async::Conn, Error> {
+pub async fn connect(opts: &mysql_async::Opts, side: crate::error::Side) -> Result<mysql_async::Conn, Error> {
     let mut conn = turnout_connect::mysql::conn::open(opts).await.map_err(|e| sql_error(side, "connecting", e))?;
     conn.query_drop("SET NAMES utf8mb4, time_zone = '+00:00', character_set_results = NULL").await.map_err(|e| sql_error(side, "setting the session", e))?;
     // MySQL: a primary key it generated (`my_row_id`, sql_generate_invisible_primary_key) is in the
@@ -194,14 +194,9 @@ pub async fn connect(opts: &mysql_async::Opts, side: &str) -> Result<mysql_async
 
 /// A failed statement on `side` as [`Error::MySql`]: the side, the server's error code, SQLSTATE and
 /// message, and the retry class the driver's error has ([`turnout_sinks::error::classify_mysql`]) —
-/// the same for either side, so a refusal on blue keeps its code and its advice. `side` is `blue` or
-/// `green`, optionally followed by what a longer name adds ("blue (the reverse stream's target)"),
-/// which goes in front of the context.
-pub fn sql_error(side: &str, context: &str, e: mysql_async::Error) -> Error {
-    let (name, rest) = side.split_once(' ').unwrap_or((side, ""));
-    let which = if name == "blue" { turnout_decoders::Side::Blue } else { turnout_decoders::Side::Green };
-    let context = if rest.is_empty() { context.to_owned() } else { format!("{rest}: {context}") };
-    Error::MySql { side: which, context, source: e }
+/// the same for either side, so a refusal on blue keeps its code and its advice.
+pub fn sql_error(side: Side, context: &str, e: mysql_async::Error) -> Error {
+    Error::MySql { side, context: context.to_owned(), source: e }
 }
 
 /// Quotes a MySQL identifier with backticks.

@@ -44,7 +44,7 @@ fn text(v: &mysql_async::Value) -> String {
 
 /// The names of `database`'s objects of each kind, in an order that creates a view's dependencies first
 /// where names allow it (the passes settle the rest).
-async fn names(conn: &mut mysql_async::Conn, database: &str, side: &str) -> Result<Vec<(&'static str, String)>, Error> {
+async fn names(conn: &mut mysql_async::Conn, database: &str, side: crate::error::Side) -> Result<Vec<(&'static str, String)>, Error> {
     let mut out = Vec::new();
     let views: Vec<String> = conn
         .exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,))
@@ -73,7 +73,7 @@ async fn names(conn: &mut mysql_async::Conn, database: &str, side: &str) -> Resu
 }
 
 /// Every view, stored function and procedure and event of `database`, as `SHOW CREATE` gives it.
-pub async fn definitions(conn: &mut mysql_async::Conn, database: &str, side: &str) -> Result<Vec<Program>, Error> {
+pub async fn definitions(conn: &mut mysql_async::Conn, database: &str, side: crate::error::Side) -> Result<Vec<Program>, Error> {
     let mut out = Vec::new();
     for (kind, name) in names(conn, database, side).await? {
         let row: Option<mysql_async::Row> = conn.query_first(format!("SHOW CREATE {kind} {}.{}", quote(database), quote(&name))).await.map_err(|e| {
@@ -145,8 +145,8 @@ async fn create(conn: &mut mysql_async::Conn, database: &str, p: &Program, state
 /// otherwise every failure is an error naming the object and the server's words. Returns what it
 /// created, as `KIND name`.
 pub async fn copy(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, blue_db: &str, green_db: &str, filtered: bool) -> Result<Vec<String>, Error> {
-    let programs = definitions(blue, blue_db, "blue").await?;
-    let existing: Vec<(&'static str, String)> = names(green, green_db, "green").await?;
+    let programs = definitions(blue, blue_db, crate::error::Side::Blue).await?;
+    let existing: Vec<(&'static str, String)> = names(green, green_db, crate::error::Side::Green).await?;
     let mut left: Vec<Program> = programs.into_iter().filter(|p| !existing.iter().any(|(k, n)| *k == p.kind && *n == p.name)).collect();
     let mut created = Vec::new();
     // A view reads `blue_db`.`t`: on green it reads green's database.

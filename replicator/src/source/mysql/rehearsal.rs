@@ -42,7 +42,7 @@ const NOW: &str = "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', 'SYSTEM')";
 /// Transactions open longer than [`LONG_SECONDS`] on `side`, except turnout's own sessions (`own`):
 /// on the fenced side `read_only` waits for them to commit inside the write pause; on the other
 /// side their locks hold up turnout's apply. One line each, naming the session.
-pub(crate) async fn long_transactions(conn: &mut mysql_async::Conn, side: &str, own: &[u32], fenced: bool) -> Vec<String> {
+pub(crate) async fn long_transactions(conn: &mut mysql_async::Conn, side: crate::error::Side, own: &[u32], fenced: bool) -> Vec<String> {
     let sql = format!(
         "SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), COALESCE(p.HOST, ''), TIMESTAMPDIFF(MICROSECOND, t.trx_started, {NOW}) / 1000000, \
          t.trx_rows_locked, t.trx_query IS NOT NULL FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p \

@@ -16,7 +16,7 @@
 
 use super::catalog::{columns, ColumnInfo};
 use super::{connect, qualified, quote, sql_error};
-use crate::error::{side_named, Error, Side};
+use crate::error::{Error, Side};
 use crate::state::StateStore;
 use crate::status::Status;
 use mysql_async::prelude::Queryable;
@@ -36,14 +36,14 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
         green
             .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(&t.schema)))
             .await
-            .map_err(|e| sql_error("green", &format!("creating database {}", t.schema), e))?;
+            .map_err(|e| sql_error(crate::error::Side::Green, &format!("creating database {}", t.schema), e))?;
         let row: Option<(Vec<u8>, Vec<u8>)> = blue
             .query_first(format!("SHOW CREATE TABLE {}", qualified(t)))
             .await
-            .map_err(|e| sql_error("blue", &format!("reading the definition of {t}"), e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the definition of {t}"), e))?;
         let Some((_, ddl)) = row else { return Err(Error::Unexpected { side: Side::Blue, what: format!("no definition of {t}") }) };
         let ddl = String::from_utf8_lossy(&ddl).into_owned();
-        green.query_drop(format!("USE {}", quote(&t.schema))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
+        green.query_drop(format!("USE {}", quote(&t.schema))).await.map_err(|e| sql_error(crate::error::Side::Green, "choosing the database", e))?;
         green.query_drop(&ddl).await.map_err(Error::mysql(turnout_decoders::Side::Green, format!("creating {t}")))?;
     }
     Ok(())
@@ -55,14 +55,14 @@ pub async fn copy_schema(blue: &mut mysql_async::Conn, green: &mut mysql_async::
 /// without a primary key (the copy finds each such row again by its key, [`super::typed_json`]). The
 /// documents are found by [`super::typed_json::flag_sql`]. MariaDB's JSON is text and has none.
 pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName], green_json_text: bool) -> Result<(), Error> {
-    if super::is_mariadb(blue, "blue").await? {
+    if super::is_mariadb(blue, crate::error::Side::Blue).await? {
         return Ok(());
     }
     for t in tables {
         let json: Vec<String> = blue
             .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE = 'json'", (&t.schema, &t.name))
             .await
-            .map_err(|e| sql_error("blue", "listing JSON columns", e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, "listing JSON columns", e))?;
         if json.is_empty() {
             continue;
         }
@@ -72,7 +72,7 @@ pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName
                 (&t.schema, &t.name),
             )
             .await
-            .map_err(|e| sql_error("blue", "reading the primary key", e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, "reading the primary key", e))?;
         if keyed.unwrap_or(0) > 0 && !green_json_text {
             continue;
         }
@@ -80,7 +80,7 @@ pub async fn refuse_typed_json(blue: &mut mysql_async::Conn, tables: &[TableName
             let typed: Option<i64> = blue
                 .query_first(format!("SELECT COUNT(*) FROM {} WHERE {}", qualified(t), super::typed_json::flag_sql(&c)))
                 .await
-                .map_err(|e| sql_error("blue", &format!("checking the JSON of {t}.{c}"), e))?;
+                .map_err(|e| sql_error(crate::error::Side::Blue, &format!("checking the JSON of {t}.{c}"), e))?;
             if let Some(n) = typed.filter(|n| *n > 0) {
                 let why = if green_json_text {
                     "green keeps JSON as text (MariaDB), which would make them plain numbers and strings"
@@ -112,9 +112,9 @@ pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_asyn
         let row: Option<(Vec<u8>, Vec<u8>)> = blue
             .query_first(format!("SHOW CREATE SEQUENCE {from}"))
             .await
-            .map_err(|e| sql_error("blue", &format!("reading the definition of sequence {from}"), e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the definition of sequence {from}"), e))?;
         let Some((_, ddl)) = row else { return Err(Error::Unexpected { side: Side::Blue, what: format!("no definition of sequence {from}") }) };
-        green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error("green", "choosing the database", e))?;
+        green.query_drop(format!("USE {}", quote(green_db))).await.map_err(|e| sql_error(crate::error::Side::Green, "choosing the database", e))?;
         green
             .query_drop(String::from_utf8_lossy(&ddl).into_owned())
             .await
@@ -122,10 +122,13 @@ pub async fn copy_sequences(blue: &mut mysql_async::Conn, green: &mut mysql_asyn
         let next: Option<String> = blue
             .query_first(format!("SELECT CAST(next_not_cached_value AS CHAR) FROM {from}"))
             .await
-            .map_err(|e| sql_error("blue", &format!("reading sequence {from}"), e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading sequence {from}"), e))?;
         if let Some(next) = next.filter(|n| n.parse::<i128>().is_ok()) {
             // The third argument 0: `next` itself has not been handed out yet.
-            green.query_drop(format!("SELECT SETVAL({to}, {next}, 0)")).await.map_err(|e| sql_error("green", &format!("setting sequence {to}"), e))?;
+            green
+                .query_drop(format!("SELECT SETVAL({to}, {next}, 0)"))
+                .await
+                .map_err(|e| sql_error(crate::error::Side::Green, &format!("setting sequence {to}"), e))?;
         }
     }
     Ok(())
@@ -171,16 +174,16 @@ pub struct SnapshotPoint {
 pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Result<(Vec<mysql_async::Conn>, SnapshotPoint), Error> {
     // Sessions are opened before commits are blocked, so the block lasts only as long as starting
     // the snapshots takes.
-    let mut lock = connect(blue_opts, "blue").await?;
+    let mut lock = connect(blue_opts, crate::error::Side::Blue).await?;
     let mut readers = Vec::with_capacity(workers.max(1));
     for _ in 0..workers.max(1) {
-        let mut r = connect(blue_opts, "blue").await?;
-        r.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| sql_error("blue", "isolation", e))?;
+        let mut r = connect(blue_opts, crate::error::Side::Blue).await?;
+        r.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| sql_error(crate::error::Side::Blue, "isolation", e))?;
         readers.push(r);
     }
     // The stages before BLOCK_COMMIT (FLUSH closes unused tables, BLOCK_DDL waits for running DDL)
     // block no commit; they run first, so commits are blocked only from BLOCK_COMMIT on.
-    let mariadb = super::is_mariadb(&mut lock, "blue").await?;
+    let mariadb = super::is_mariadb(&mut lock, crate::error::Side::Blue).await?;
     let mut backup = mariadb;
     for stage in ["START", "FLUSH", "BLOCK_DDL"] {
         backup = backup && lock.query_drop(format!("BACKUP STAGE {stage}")).await.is_ok();
@@ -203,7 +206,7 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
     }
     let result = async {
         for r in &mut readers {
-            r.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| sql_error("blue", "starting the snapshot", e))?;
+            r.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| sql_error(crate::error::Side::Blue, "starting the snapshot", e))?;
         }
         snapshot_position(&mut readers[0]).await
     }
@@ -228,12 +231,14 @@ pub async fn open_readers(blue_opts: &mysql_async::Opts, workers: usize) -> Resu
 /// the moment it waits, and a long-running statement on blue would make it wait (then turnout retries
 /// later). False without the privilege (RELOAD).
 async fn global_read_lock(lock: &mut mysql_async::Conn) -> Result<bool, Error> {
-    lock.query_drop(format!("SET SESSION lock_wait_timeout = {LOCK_WAIT}")).await.map_err(|e| sql_error("blue", "setting lock_wait_timeout", e))?;
+    lock.query_drop(format!("SET SESSION lock_wait_timeout = {LOCK_WAIT}"))
+        .await
+        .map_err(|e| sql_error(crate::error::Side::Blue, "setting lock_wait_timeout", e))?;
     match lock.query_drop("FLUSH TABLES WITH READ LOCK").await {
         Ok(()) => Ok(true),
         // A lock wait timeout is transient: retried with backoff.
         Err(e @ mysql_async::Error::Server(_)) if matches!(&e, mysql_async::Error::Server(s) if s.code == 1205) => Err(sql_error(
-            "blue",
+            crate::error::Side::Blue,
             &format!("FLUSH TABLES WITH READ LOCK waited {LOCK_WAIT} s for a running statement to end (writes were blocked meanwhile); retrying later"),
             e,
         )),
@@ -247,18 +252,18 @@ const LOCK_WAIT: u32 = 5;
 /// The binlog position (and GTID state) of a reader's consistent snapshot.
 async fn snapshot_position(r: &mut mysql_async::Conn) -> Result<Position, Error> {
     let status: Vec<(String, String)> =
-        r.query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'").await.map_err(|e| sql_error("blue", "reading the snapshot position", e))?;
+        r.query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'").await.map_err(|e| sql_error(crate::error::Side::Blue, "reading the snapshot position", e))?;
     let get = |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     match (get("binlog_snapshot_file"), get("binlog_snapshot_position")) {
-        (Some(f), Some(p)) if !f.is_empty() => position_at(r, "blue", f, p.parse::<u64>().unwrap_or(0)).await,
-        _ => binlog_end(r, "blue").await,
+        (Some(f), Some(p)) if !f.is_empty() => position_at(r, crate::error::Side::Blue, f, p.parse::<u64>().unwrap_or(0)).await,
+        _ => binlog_end(r, crate::error::Side::Blue).await,
     }
 }
 
 /// Where `side`'s binlog ends now (`SHOW MASTER STATUS`; MySQL 8.4+: `SHOW BINARY LOG STATUS`), with
 /// the GTID state there: every transaction committed later comes after it. On MySQL the GTID set is
 /// the statement's own `Executed_Gtid_Set`, read with the position.
-pub async fn binlog_end(r: &mut mysql_async::Conn, side: &str) -> Result<Position, Error> {
+pub async fn binlog_end(r: &mut mysql_async::Conn, side: crate::error::Side) -> Result<Position, Error> {
     let mariadb = super::is_mariadb(r, side).await?;
     let statement = if mariadb { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
     let row: Option<mysql_async::Row> = r.query_first(statement).await.map_err(|e| sql_error(side, statement, e))?;
@@ -269,7 +274,7 @@ pub async fn binlog_end(r: &mut mysql_async::Conn, side: &str) -> Result<Positio
         return position_at(r, side, file, offset).await;
     }
     let executed = String::from_utf8_lossy(&row.get::<Vec<u8>, _>(4).unwrap_or_default()).into_owned();
-    let gtids = GtidState::parse_mysql(&executed).map_err(|e| Error::Unexpected { side: side_named(side), what: format!("Executed_Gtid_Set ({e})") })?;
+    let gtids = GtidState::parse_mysql(&executed).map_err(|e| Error::Unexpected { side, what: format!("Executed_Gtid_Set ({e})") })?;
     if gtids == GtidState::None {
         return Err(Error::Setup(format!(
             "{side} has no GTIDs: turnout resumes MySQL by GTID set; SET GLOBAL gtid_mode = ON (with enforce_gtid_consistency = ON)"
@@ -279,7 +284,7 @@ pub async fn binlog_end(r: &mut mysql_async::Conn, side: &str) -> Result<Positio
 }
 
 /// `file:offset` of `side`'s binlog with the GTID state there (`BINLOG_GTID_POS`).
-async fn position_at(r: &mut mysql_async::Conn, side: &str, file: String, offset: u64) -> Result<Position, Error> {
+async fn position_at(r: &mut mysql_async::Conn, side: crate::error::Side, file: String, offset: u64) -> Result<Position, Error> {
     let gtid: Option<Option<String>> =
         r.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, offset)).await.map_err(|e| sql_error(side, "BINLOG_GTID_POS", e))?;
     let gtids = GtidState::parse_maria(&gtid.flatten().unwrap_or_default()).map_err(Error::Setup)?;
@@ -349,7 +354,7 @@ pub async fn plan(reader: &mut mysql_async::Conn, tables: Vec<(TableName, u64)>,
                     (&table.schema, &table.name),
                 )
                 .await
-                .map_err(|e| sql_error("blue", &format!("reading the key of {table}"), e))?
+                .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the key of {table}"), e))?
         } else {
             Vec::new()
         };
@@ -362,7 +367,7 @@ pub async fn plan(reader: &mut mysql_async::Conn, tables: Vec<(TableName, u64)>,
         let bounds: Option<(Option<String>, Option<String>)> = reader
             .query_first(format!("SELECT CAST(MIN({c}) AS CHAR), CAST(MAX({c}) AS CHAR) FROM {}", qualified(&table), c = quote(&column)))
             .await
-            .map_err(|e| sql_error("blue", &format!("reading the key range of {table}"), e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the key range of {table}"), e))?;
         let parse = |v: Option<String>| v.and_then(|t| t.parse::<i128>().ok());
         let (Some(min), Some(max)) = bounds.map_or((None, None), |(a, b)| (parse(a), parse(b))) else {
             jobs.push(CopyJob { table, range: None });
@@ -402,7 +407,7 @@ pub async fn copy_all(readers: Vec<mysql_async::Conn>, target_url: &str, jobs: V
             (Arc::clone(&queue), Arc::clone(&remaining), Arc::clone(status), state.clone(), target_url.to_owned());
         workers.push(tokio::spawn(async move {
             let mut green = turnout_sinks::mysql::connect(&target_url).await.map_err(Error::Sink)?;
-            let json_text = super::is_mariadb(&mut green, "green").await?;
+            let json_text = super::is_mariadb(&mut green, crate::error::Side::Green).await?;
             let mut rows = 0u64;
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -450,12 +455,12 @@ pub async fn copy_table(
 ) -> Result<u64, Error> {
     let name = table.to_string();
     status.table_started(&name);
-    let cols: Vec<ColumnInfo> = columns(reader, table, "blue").await?.into_iter().filter(|c| !c.generated).collect();
+    let cols: Vec<ColumnInfo> = columns(reader, table, crate::error::Side::Blue).await?.into_iter().filter(|c| !c.generated).collect();
     let unsigned: Vec<bool> = {
         let rows: Vec<(Vec<u8>, Vec<u8>)> = reader
             .exec("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&table.schema, &table.name))
             .await
-            .map_err(|e| sql_error("blue", "reading column types", e))?;
+            .map_err(|e| sql_error(crate::error::Side::Blue, "reading column types", e))?;
         cols.iter().map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned"))).collect()
     };
     let select: Vec<String> = cols
@@ -485,10 +490,10 @@ pub async fn copy_table(
         sql.push_str(&format!(" WHERE {condition}"));
     }
     // Prepared: the binary protocol returns numbers and dates typed, strings as raw bytes.
-    let mut result = reader.exec_iter(sql, ()).await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))?;
+    let mut result = reader.exec_iter(sql, ()).await.map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading {table}"), e))?;
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH_ROWS);
     let mut copied = 0u64;
-    while let Some(row) = result.next().await.map_err(|e| sql_error("blue", &format!("reading {table}"), e))? {
+    while let Some(row) = result.next().await.map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading {table}"), e))? {
         let mut raw = row.unwrap();
         let flags = raw.split_off(cols.len());
         for (&i, flag) in json.iter().zip(&flags) {
@@ -550,6 +555,6 @@ async fn primary_key(reader: &mut mysql_async::Conn, table: &TableName, cols: &[
             (&table.schema, &table.name),
         )
         .await
-        .map_err(|e| sql_error("blue", "reading the primary key", e))?;
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading the primary key", e))?;
     Ok(names.iter().filter_map(|n| cols.iter().position(|c| &c.name == n)).collect())
 }

@@ -39,7 +39,7 @@ impl std::fmt::Debug for MySqlSource {
 
 /// A driver error on blue, with its code and retry class (the connection's failures are transient).
 pub fn source_error(context: &str, e: mysql_async::Error) -> Error {
-    super::sql_error("blue", context, e)
+    super::sql_error(crate::error::Side::Blue, context, e)
 }
 
 /// What a stream of turnout's own drops, and how it treats what it cannot replicate.

@@ -112,7 +112,7 @@ pub async fn document_sql(
         }
         params.extend(key.iter().map(|(_, v)| v.clone()));
         let row: Option<mysql_async::Row> =
-            reader.exec_first(sql, params).await.map_err(|e| sql_error("blue", &format!("reading the typed JSON of {table}.{column}"), e))?;
+            reader.exec_first(sql, params).await.map_err(|e| sql_error(crate::error::Side::Blue, &format!("reading the typed JSON of {table}.{column}"), e))?;
         let row = row.ok_or_else(|| fail("its row was not found again by its primary key".into()))?;
         for i in 0..batch.len() {
             let text_at = |j: usize| -> String {

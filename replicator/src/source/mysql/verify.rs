@@ -49,7 +49,7 @@ fn digest_sql_of(from: &str, columns: &[(String, bool)]) -> String {
     )
 }
 
-async fn digest(conn: &mut mysql_async::Conn, table: &TableName, columns: &[(String, bool)], side: &str) -> Result<(i64, String), Error> {
+async fn digest(conn: &mut mysql_async::Conn, table: &TableName, columns: &[(String, bool)], side: crate::error::Side) -> Result<(i64, String), Error> {
     let sql = digest_sql_of(&qualified(table), columns);
     let row: Option<(i64, Vec<u8>)> = conn.query_first(sql).await.map_err(|e| super::sql_error(side, &format!("reading {table}"), e))?;
     let (count, digest) = row.unwrap_or((0, Vec::new()));
@@ -76,16 +76,16 @@ pub async fn tables(config: &Config, blue: &mut mysql_async::Conn, only: Option<
 pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
     let blue_opts = super::options(config.source.url.expose(), "source.url")?;
     let green_opts = super::options(config.target.url.expose(), "target.url")?;
-    let mut blue = connect(&blue_opts, "blue").await?;
-    let mut green = connect(&green_opts, "green").await?;
+    let mut blue = connect(&blue_opts, crate::error::Side::Blue).await?;
+    let mut green = connect(&green_opts, crate::error::Side::Green).await?;
     let tables = tables(config, &mut blue, only).await?;
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
-        let on_blue = columns(&mut blue, &table, "blue").await?;
-        let on_green = columns(&mut green, &table, "green").await?;
+        let on_blue = columns(&mut blue, &table, crate::error::Side::Blue).await?;
+        let on_green = columns(&mut green, &table, crate::error::Side::Green).await?;
         let (compared, notes) = compared_columns(&on_blue, &on_green);
-        let b = digest(&mut blue, &table, &compared, "blue").await?;
-        let g = digest(&mut green, &table, &compared, "green").await?;
+        let b = digest(&mut blue, &table, &compared, crate::error::Side::Blue).await?;
+        let g = digest(&mut green, &table, &compared, crate::error::Side::Green).await?;
         let missing = on_blue.iter().any(|c| !on_green.iter().any(|x| x.name == c.name));
         out.push(TableCheck { equal: b == g && !missing, blue_rows: b.0, green_rows: g.0, table: qualified(&table), notes });
     }

@@ -43,7 +43,7 @@ use super::admin::MySqlAdmin;
 use super::stream::MySqlSource;
 use super::{connect, is_mariadb, options, sql_error};
 use crate::config::{reversed, Config};
-use crate::error::{side_named, Error};
+use crate::error::Error;
 use crate::source::contract::marker::{Marker, WatchStream};
 use crate::source::{Names, SourceAdmin};
 use crate::status::foreign::Side;
@@ -75,9 +75,9 @@ pub(crate) async fn unavailable(config: &Config, side: Side) -> Result<Option<St
         Side::Green => config.target.url.expose(),
         Side::Blue => config.source.url.expose(),
     };
-    let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
-    let mariadb = is_mariadb(&mut conn, side.name()).await?;
-    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side.name(), "reading the version", e))?;
+    let mut conn = connect(&options(url, url_key(side))?, side).await?;
+    let mariadb = is_mariadb(&mut conn, side).await?;
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| sql_error(side, "reading the version", e))?;
     let _ = conn.disconnect().await;
     let version = version.unwrap_or_default();
     let off = match side {
@@ -103,13 +103,13 @@ fn tags_gtids(version: &str) -> bool {
 pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: Option<&Position>) -> Result<WatchStream<MySqlSource>, Error> {
     let (url, stream) = watched(config, forward, side);
     let opts = options(&url, url_key(side))?;
-    let mut conn = connect(&opts, side.name()).await?;
+    let mut conn = connect(&opts, side).await?;
     // The apply marks its writes in its own domain; an account that may not do so leaves them
     // indistinguishable from the application's.
     readable(&mut conn, &opts, side, &stream).await?;
     let start = match (from, side) {
         (Some(read), _) => read.clone(),
-        (None, Side::Green) => super::snapshot::binlog_end(&mut conn, "green").await?,
+        (None, Side::Green) => super::snapshot::binlog_end(&mut conn, crate::error::Side::Green).await?,
         (None, Side::Blue) => {
             turnout_sinks::mysql::read_progress(config.target.url.expose(), &forward.origin).await.map_err(Error::Sink)?.ok_or_else(|| {
                 Error::Setup(format!(
@@ -140,7 +140,7 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
         Side::Blue => "[watch] blue = false",
     };
     let refuse = |what: String, fix: String| Error::Setup(format!("{side} cannot be watched for writes that are not turnout's: {what}; {fix} (or set {off})"));
-    let mariadb = is_mariadb(conn, side.name()).await?;
+    let mariadb = is_mariadb(conn, side).await?;
     let user = opts.user().unwrap_or_default().to_owned();
     if side == Side::Green {
         if let Some((what, fix)) = super::check::reverse_problems(conn, &user, !mariadb).await.into_iter().next() {
@@ -175,7 +175,7 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
         ));
     }
     let statement = if mariadb { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
-    let row: Option<mysql_async::Row> = conn.query_first(statement).await.map_err(|e| sql_error(side.name(), statement, e))?;
+    let row: Option<mysql_async::Row> = conn.query_first(statement).await.map_err(|e| sql_error(side, statement, e))?;
     let filtered = row.is_some_and(|r| {
         let text = |i: usize| String::from_utf8_lossy(&r.get::<Vec<u8>, _>(i).unwrap_or_default()).into_owned();
         !text(2).is_empty() || !text(3).is_empty()
@@ -191,13 +191,13 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
 /// A session variable's text (empty: none).
 async fn text(conn: &mut mysql_async::Conn, side: Side, variable: &str) -> Result<String, Error> {
     let context = format!("reading {variable} for the watch's mark");
-    let value: Option<String> = conn.query_first(format!("SELECT {variable}")).await.map_err(|e| sql_error(side.name(), &context, e))?;
+    let value: Option<String> = conn.query_first(format!("SELECT {variable}")).await.map_err(|e| sql_error(side, &context, e))?;
     Ok(value.unwrap_or_default())
 }
 
 /// GTIDs the watch's mark read on `side`.
 fn parse(side: Side, text: &str) -> Result<GtidState, Error> {
-    GtidState::parse(text).map_err(|e| Error::Unexpected { side: side_named(side.name()), what: format!("the GTIDs '{text}' of the watch's mark ({e})") })
+    GtidState::parse(text).map_err(|e| Error::Unexpected { side, what: format!("the GTIDs '{text}' of the watch's mark ({e})") })
 }
 
 /// A session on a side that commits marks.
@@ -213,8 +213,8 @@ impl MySqlMarker {
             Side::Green => config.target.url.expose(),
             Side::Blue => config.source.url.expose(),
         };
-        let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
-        let mariadb = is_mariadb(&mut conn, side.name()).await?;
+        let mut conn = connect(&options(url, url_key(side))?, side).await?;
+        let mariadb = is_mariadb(&mut conn, side).await?;
         // The mark must be a row event; setting the session's format needs BINLOG ADMIN, so only
         // where the server's is not ROW already.
         let format = text(&mut conn, side, "@@SESSION.binlog_format").await?;
@@ -228,7 +228,7 @@ impl MySqlMarker {
         }
         conn.query_drop("CREATE DATABASE IF NOT EXISTS turnout; CREATE TABLE IF NOT EXISTS turnout.watch_mark (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)")
             .await
-            .map_err(|e| sql_error(side.name(), "creating turnout.watch_mark for the watch's mark", e))?;
+            .map_err(|e| sql_error(side, "creating turnout.watch_mark for the watch's mark", e))?;
         Ok(MySqlMarker { conn, side, mariadb })
     }
 
@@ -237,7 +237,7 @@ impl MySqlMarker {
         self.conn
             .query_drop("REPLACE INTO turnout.watch_mark VALUES (1, UTC_TIMESTAMP(6))")
             .await
-            .map_err(|e| sql_error(self.side.name(), "writing the watch's mark", e))
+            .map_err(|e| sql_error(self.side, "writing the watch's mark", e))
     }
 
     /// MariaDB: the whole GTID state before the mark, with the mark's own GTID in its domain.
@@ -297,17 +297,17 @@ pub(crate) async fn drop_marks(config: &Config, side: Side) -> Result<bool, Erro
         Side::Green => config.target.url.expose(),
         Side::Blue => config.source.url.expose(),
     };
-    let mut conn = connect(&options(url, url_key(side))?, side.name()).await?;
+    let mut conn = connect(&options(url, url_key(side))?, side).await?;
     let tables: Vec<String> = conn
         .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'turnout'")
         .await
-        .map_err(|e| sql_error(side.name(), "looking for turnout.watch_mark", e))?;
+        .map_err(|e| sql_error(side, "looking for turnout.watch_mark", e))?;
     if !tables.iter().any(|t| t == "watch_mark") {
         return Ok(false);
     }
-    conn.query_drop("DROP TABLE IF EXISTS turnout.watch_mark").await.map_err(|e| sql_error(side.name(), "dropping turnout.watch_mark", e))?;
+    conn.query_drop("DROP TABLE IF EXISTS turnout.watch_mark").await.map_err(|e| sql_error(side, "dropping turnout.watch_mark", e))?;
     if tables.len() == 1 {
-        conn.query_drop("DROP DATABASE IF EXISTS turnout").await.map_err(|e| sql_error(side.name(), "dropping the database turnout", e))?;
+        conn.query_drop("DROP DATABASE IF EXISTS turnout").await.map_err(|e| sql_error(side, "dropping the database turnout", e))?;
     }
     let _ = conn.disconnect().await;
     Ok(true)

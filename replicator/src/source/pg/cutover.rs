@@ -4,7 +4,7 @@
 //! ([`PgCutover::connect_back`]): green is fenced, blue receives traffic again.
 
 use crate::config::{Config, Fence, Switch};
-use crate::error::{side_named, Error, Side};
+use crate::error::{Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::Names;
 use std::time::{Duration, Instant};
@@ -343,7 +343,7 @@ impl Procedure for PgCutover {
             }
             Err(e) => return Err(Error::sql(on_to, format!("creating slot {} on {to}", names.slot))(e)),
         };
-        let lsn: Lsn = lsn.parse().map_err(|e| Error::Unexpected { side: side_named(to), what: format!("the LSN {lsn} ({e})") })?;
+        let lsn: Lsn = lsn.parse().map_err(|e| Error::Unexpected { side: on_to, what: format!("the LSN {lsn} ({e})") })?;
         turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(Error::during(format!("setting origin {} on {from}", names.origin)))?;
         let what = if to == "green" { "reverse replication" } else { "replication blue → green again" };
         let line = format!(

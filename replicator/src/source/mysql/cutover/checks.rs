@@ -40,7 +40,7 @@ impl MySqlCutover {
         let oracle = self.oracle;
         let green_oracle = self.green_oracle.unwrap_or(oracle);
         let (blue, green) = self.sessions().await?;
-        let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, side(from)).await.map_err(Error::from)?;
+        let triggers = turnout_cutover::trigger_definitions(blue, &from_db, None, from).await.map_err(Error::from)?;
         if triggers.is_empty() {
             return Ok(None);
         }
@@ -51,7 +51,7 @@ impl MySqlCutover {
                 let privilege = if oracle { "SYSTEM_VARIABLES_ADMIN" } else { "BINLOG ADMIN" };
                 missing.push(format!("{privilege} on {name} (to keep the trigger changes out of its binlog)"));
             }
-            let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(Error::mysql(side(name), "reading turnout's grants"))?;
+            let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(Error::mysql(name, "reading turnout's grants"))?;
             let grants = grants.join("\n").to_ascii_uppercase();
             if !grants.contains("ALL PRIVILEGES") && !grants.contains("TRIGGER") {
                 missing.push(format!("TRIGGER on {name}"));
@@ -68,7 +68,7 @@ impl MySqlCutover {
             // Created inside the switch, past the proof, where a failure can only be completed: each
             // is tried on a scratch copy of its table first.
             let (to_db, (_, green)) = (self.green_db.clone(), self.sessions().await?);
-            turnout_cutover::try_create_triggers(green, &to_db, &triggers, side(to)).await.map_err(|e| {
+            turnout_cutover::try_create_triggers(green, &to_db, &triggers, to).await.map_err(|e| {
                 Error::Setup(format!(
                     "a trigger of {from} cannot be created on {to}: {e}. Recreate it on {from} in a form and under settings {to} takes, \
                      or drop it before the cutover and create it on {to} yourself afterwards"
@@ -122,19 +122,18 @@ impl MySqlCutover {
         let (from_db, to_db) = (self.blue_db.clone(), self.green_db.clone());
         let (blue, green) = self.sessions().await?;
         let enabled = "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED' ORDER BY 1";
-        let on_to: Vec<String> = green.exec(enabled, (&to_db,)).await.map_err(Error::mysql(side(to), "listing the events"))?;
+        let on_to: Vec<String> = green.exec(enabled, (&to_db,)).await.map_err(Error::mysql(to, "listing the events"))?;
         if !on_to.is_empty() {
             return Err(Error::Setup(format!(
                 "{to} has events enabled before the cutover ({}): they fire there while turnout applies {from}'s rows, which {from}'s own events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause",
                 on_to.join(", ")
             )));
         }
-        let on_from: Vec<String> = blue.exec(enabled, (&from_db,)).await.map_err(Error::mysql(side(from), "listing the events"))?;
+        let on_from: Vec<String> = blue.exec(enabled, (&from_db,)).await.map_err(Error::mysql(from, "listing the events"))?;
         if on_from.is_empty() {
             return Ok(None);
         }
-        let scheduler: Option<String> =
-            green.query_first("SELECT @@GLOBAL.event_scheduler").await.map_err(Error::mysql(side(to), "reading event_scheduler"))?;
+        let scheduler: Option<String> = green.query_first("SELECT @@GLOBAL.event_scheduler").await.map_err(Error::mysql(to, "reading event_scheduler"))?;
         Ok((scheduler.as_deref() != Some("ON")).then(|| {
             format!(
                 "{} events enabled on {from} ({}) are enabled on {to} by the cutover, but {to}'s event_scheduler is {}: they will not fire there until SET GLOBAL event_scheduler = ON",
@@ -147,7 +146,7 @@ impl MySqlCutover {
 
     /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
     pub(super) async fn privileged(&mut self) -> Result<bool, Error> {
-        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(Error::mysql(side(self.sides.0), "reading turnout's grants"))?;
+        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(Error::mysql(self.sides.0, "reading turnout's grants"))?;
         Ok(turnout_cutover::fence_privileged(&grants, self.oracle))
     }
 
@@ -179,7 +178,7 @@ impl MySqlCutover {
             }
         }
         if self.fence.is_some() {
-            let channels = turnout_cutover::running_replication(&mut self.blue, side(from)).await.map_err(Error::from)?;
+            let channels = turnout_cutover::running_replication(&mut self.blue, from).await.map_err(Error::from)?;
             if !channels.is_empty() {
                 let each: Vec<String> =
                     channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
@@ -225,7 +224,7 @@ impl MySqlCutover {
                 .blue
                 .exec("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED'", (&self.blue_db,))
                 .await
-                .map_err(Error::mysql(side(from), "listing the events"))?;
+                .map_err(Error::mysql(from, "listing the events"))?;
             let plain = |account: &str| account.replace('\'', "");
             for (event, definer) in events.into_iter().filter(|(_, d)| unfenced.iter().any(|(account, _)| plain(account) == *d)) {
                 warnings.push(format!(
