@@ -76,13 +76,24 @@ pub async fn take(
     selection: &Selection,
     heartbeat: &str,
 ) -> Result<Inventory, Error> {
-    let e = |what: &'static str| move |err| sql_error(crate::error::Side::Blue, what, err);
     let mut g = Grouped::default();
+    tables_into(&mut g, blue, database, selection, heartbeat).await?;
+    columns_into(&mut g, blue, database, selection).await?;
+    programs_into(&mut g, blue, database, selection).await?;
+    if let Some(green) = green {
+        definers_into(&mut g, blue, green, database).await?;
+    }
+    Ok(g.into_inventory())
+}
+
+/// Blue's tables and views by kind: streamed, copied, or refused naming why.
+async fn tables_into(g: &mut Grouped, blue: &mut mysql_async::Conn, database: &str, selection: &Selection, heartbeat: &str) -> Result<(), Error> {
+    let e = |what: &'static str| move |err| sql_error(crate::error::Side::Blue, what, err);
+    let selected = |name: &str| selection.tables.iter().any(|t| t.name == name);
     let tables: Vec<(String, String, Option<String>, Option<String>)> = blue
         .exec("SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CREATE_OPTIONS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", (database,))
         .await
         .map_err(e("listing the tables"))?;
-    let selected = |name: &str| selection.tables.iter().any(|t| t.name == name);
     for (name, kind, engine, options) in tables {
         if name == heartbeat {
             continue;
@@ -120,6 +131,13 @@ pub async fn take(
             ),
         }
     }
+    Ok(())
+}
+
+/// The selected tables' generated and invisible columns and full-text and spatial indexes.
+async fn columns_into(g: &mut Grouped, blue: &mut mysql_async::Conn, database: &str, selection: &Selection) -> Result<(), Error> {
+    let e = |what: &'static str| move |err| sql_error(crate::error::Side::Blue, what, err);
+    let selected = |name: &str| selection.tables.iter().any(|t| t.name == name);
     let columns: Vec<(String, String, String)> = blue
         .exec(
             "SELECT TABLE_NAME, COLUMN_NAME, CONCAT(IF(COALESCE(GENERATION_EXPRESSION, '') <> '', 'g', ''), IF(EXTRA LIKE '%INVISIBLE%', 'i', '')) \
@@ -152,6 +170,13 @@ pub async fn take(
             format!("{table}.{index}"),
         );
     }
+    Ok(())
+}
+
+/// Blue's stored routines, the selected tables' triggers and the database's events.
+async fn programs_into(g: &mut Grouped, blue: &mut mysql_async::Conn, database: &str, selection: &Selection) -> Result<(), Error> {
+    let e = |what: &'static str| move |err| sql_error(crate::error::Side::Blue, what, err);
+    let selected = |name: &str| selection.tables.iter().any(|t| t.name == name);
     let routines: Vec<(String, String)> = blue
         .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1, 2", (database,))
         .await
@@ -182,42 +207,46 @@ pub async fn take(
     for name in events {
         g.put("event", Handling::AtCutover, "created disabled on green; enabled there inside the write pause, disabled on blue", None, name);
     }
-    if let Some(green) = green {
-        let definers: Vec<String> = blue
-            .exec(
-                "SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? UNION SELECT DEFINER FROM information_schema.ROUTINES \
-                 WHERE ROUTINE_SCHEMA = ? UNION SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
-                 UNION SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
-                (database, database, database, database),
-            )
-            .await
-            .map_err(e("listing the definers"))?;
-        match green_accounts(green).await {
-            Some(accounts) => {
-                for definer in definers.into_iter().filter(|d| !accounts.contains(d)) {
-                    g.put(
-                        "definer green lacks",
-                        Handling::Refused,
-                        "views, routines, triggers or events run as this account, which does not exist on green: they would fail there",
-                        Some(format!("CREATE USER {} on green, with the grants it has on blue", account(&definer))),
-                        definer,
-                    );
-                }
+    Ok(())
+}
+
+/// The accounts blue's views, routines, triggers and events run as, each refused when green lacks it.
+async fn definers_into(g: &mut Grouped, blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, database: &str) -> Result<(), Error> {
+    let e = |what: &'static str| move |err| sql_error(crate::error::Side::Blue, what, err);
+    let definers: Vec<String> = blue
+        .exec(
+            "SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? UNION SELECT DEFINER FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = ? UNION SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             UNION SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+            (database, database, database, database),
+        )
+        .await
+        .map_err(e("listing the definers"))?;
+    match green_accounts(green).await {
+        Some(accounts) => {
+            for definer in definers.into_iter().filter(|d| !accounts.contains(d)) {
+                g.put(
+                    "definer green lacks",
+                    Handling::Refused,
+                    "views, routines, triggers or events run as this account, which does not exist on green: they would fail there",
+                    Some(format!("CREATE USER {} on green, with the grants it has on blue", account(&definer))),
+                    definer,
+                );
             }
-            None => {
-                for definer in definers {
-                    g.put(
-                        "definer",
-                        Handling::Operator,
-                        "turnout's account may not read green's accounts to check that it exists there",
-                        Some(format!("make sure {} exists on green (or GRANT SELECT ON mysql.user to turnout's account)", account(&definer))),
-                        definer,
-                    );
-                }
+        }
+        None => {
+            for definer in definers {
+                g.put(
+                    "definer",
+                    Handling::Operator,
+                    "turnout's account may not read green's accounts to check that it exists there",
+                    Some(format!("make sure {} exists on green (or GRANT SELECT ON mysql.user to turnout's account)", account(&definer))),
+                    definer,
+                );
             }
         }
     }
-    Ok(g.into_inventory())
+    Ok(())
 }
 
 /// Before a cutover that arms the way back: within one family, the collations the replicated tables
