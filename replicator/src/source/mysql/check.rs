@@ -215,91 +215,14 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let version: String = conn.query_first("SELECT VERSION()").await.ok().flatten().unwrap_or_default();
     let mariadb = version.to_ascii_lowercase().contains("mariadb");
     f.ok(format!("connected as {} ({})", opts.user().unwrap_or(""), if version.is_empty() { "version unknown".into() } else { version.clone() }));
-    for (name, want, fix) in BINLOG_SETTINGS {
-        match variable(&mut conn, name).await {
-            Some(v) if v.eq_ignore_ascii_case(want) => f.ok(format!("{name} = {v}")),
-            Some(v) => f.fail(format!("{name} = {v}, turnout needs {want}"), fix),
-            None => f.fail(format!("{name} is not set on this server (too old?)"), fix),
-        }
-    }
-    if mariadb {
-        match variable(&mut conn, "log_bin_compress").await {
-            Some(v) if v.eq_ignore_ascii_case("ON") => f.fail("log_bin_compress = ON: compressed binlog events", "SET GLOBAL log_bin_compress = OFF;"),
-            _ => f.ok("log_bin_compress = OFF"),
-        }
-    } else {
-        if !variable(&mut conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
-            f.fail("gtid_mode is not ON", "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on blue");
-        }
-        match variable(&mut conn, "binlog_row_value_options").await {
-            // The diffs apply to the before image's document, which binlog_row_image = FULL (checked
-            // above) puts in the binlog; a diff without it stops `run` naming that setting.
-            Some(v) if v.to_ascii_uppercase().contains("PARTIAL_JSON") => {
-                f.ok("binlog_row_value_options = PARTIAL_JSON: JSON updates logged as diffs are applied to the before image's document")
-            }
-            _ => f.ok("binlog_row_value_options has no PARTIAL_JSON"),
-        }
-    }
-    // Retention: the binlog must outlive the snapshot and any pause.
-    let seconds = match variable(&mut conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
-        Some(s) if s > 0 => Some(s),
-        _ => variable(&mut conn, "expire_logs_days")
-            .await
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|d| d.is_finite() && *d > 0.0)
-            .map(|d| std::time::Duration::from_secs_f64(d * 86_400.0).as_secs()),
-    };
+    binlog_settings(&mut conn, mariadb, &mut f).await;
     let db = database(opts);
-    let bytes: i64 = conn
-        .exec_first("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (&db,))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0);
-    // A conservative copy rate for the estimate: 20 MB/s.
-    let estimate = u64::try_from(bytes).unwrap_or(0) / (20 << 20);
-    match seconds {
-        None => f.ok("binlogs are kept until purged by hand (no expiry)"),
-        Some(s) if s < 3600 || s < estimate.saturating_mul(4) => f.warn(
-            format!("binlogs expire after {s} s; the snapshot of {} MB may take ~{estimate} s", bytes >> 20),
-            "keep binlogs longer than the snapshot and any outage: SET GLOBAL binlog_expire_logs_seconds = 604800;",
-        ),
-        Some(s) => f.ok(format!("binlogs are kept {s} s (snapshot estimate ~{estimate} s)")),
-    }
-    // Privileges.
+    retention(&mut conn, &db, &mut f).await;
     let g = grants(&mut conn).await;
-    let user = format!("'{}'@'%'", opts.user().unwrap_or(""));
-    let mut missing = Vec::new();
-    if !has_global(&g, "REPLICATION SLAVE") && !has_global(&g, "REPLICATION REPLICA") {
-        missing.push("REPLICATION SLAVE");
-    }
-    if !has_global(&g, "BINLOG MONITOR") && !has_global(&g, "REPLICATION CLIENT") && !has_global(&g, "SUPER") {
-        missing.push(if mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" });
-    }
-    if !has_global(&g, "RELOAD") {
-        missing.push("RELOAD");
-    }
-    if missing.is_empty() {
-        f.ok("privileges: replication, binlog monitoring and RELOAD (for the snapshot's commit lock)");
-    } else {
-        f.fail(format!("the account lacks {}", missing.join(", ")), format!("GRANT {} ON *.* TO {user};", missing.join(", ")));
-    }
+    privileges(&g, opts, &db, mariadb, &mut f);
     if config.cutover.fence == crate::config::Fence::ReadOnly {
         check_fence(&mut conn, &g, opts, !mariadb, &mut f).await;
     }
-    let on_db = g.lines().any(|l| {
-        (l.contains(&format!(" ON {}.* ", quote(&db).to_ascii_uppercase())) || l.contains(" ON *.* "))
-            && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE")))
-    });
-    if on_db {
-        f.ok(format!("SELECT and CREATE on {db} (reading tables, the heartbeat table)"));
-    } else {
-        f.fail(
-            format!("the account may not read {db} or create turnout's heartbeat table there"),
-            format!("GRANT SELECT, CREATE, INSERT, UPDATE ON {}.* TO {user};", quote(&db)),
-        );
-    }
-    // Tables.
     match config.table_filter() {
         Err(e) => f.fail(e.to_string(), "correct [tables]"),
         Ok(filter) => match select_tables(&mut conn, &db, &filter).await {
@@ -332,6 +255,95 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
         check_marks(&mut conn, Side::Blue, &version, &mut f).await;
     }
     f
+}
+
+/// The binlog settings turnout reads the stream with.
+async fn binlog_settings(conn: &mut mysql_async::Conn, mariadb: bool, f: &mut Findings) {
+    for (name, want, fix) in BINLOG_SETTINGS {
+        match variable(conn, name).await {
+            Some(v) if v.eq_ignore_ascii_case(want) => f.ok(format!("{name} = {v}")),
+            Some(v) => f.fail(format!("{name} = {v}, turnout needs {want}"), fix),
+            None => f.fail(format!("{name} is not set on this server (too old?)"), fix),
+        }
+    }
+    if mariadb {
+        match variable(conn, "log_bin_compress").await {
+            Some(v) if v.eq_ignore_ascii_case("ON") => f.fail("log_bin_compress = ON: compressed binlog events", "SET GLOBAL log_bin_compress = OFF;"),
+            _ => f.ok("log_bin_compress = OFF"),
+        }
+    } else {
+        if !variable(conn, "gtid_mode").await.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+            f.fail("gtid_mode is not ON", "enable GTIDs (gtid_mode = ON, enforce_gtid_consistency = ON) on blue");
+        }
+        match variable(conn, "binlog_row_value_options").await {
+            // The diffs apply to the before image's document, which binlog_row_image = FULL (checked
+            // above) puts in the binlog; a diff without it stops `run` naming that setting.
+            Some(v) if v.to_ascii_uppercase().contains("PARTIAL_JSON") => {
+                f.ok("binlog_row_value_options = PARTIAL_JSON: JSON updates logged as diffs are applied to the before image's document")
+            }
+            _ => f.ok("binlog_row_value_options has no PARTIAL_JSON"),
+        }
+    }
+}
+
+/// Retention: the binlog must outlive the snapshot and any pause.
+async fn retention(conn: &mut mysql_async::Conn, db: &str, f: &mut Findings) {
+    let seconds = match variable(conn, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
+        Some(s) if s > 0 => Some(s),
+        _ => variable(conn, "expire_logs_days")
+            .await
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d > 0.0)
+            .map(|d| std::time::Duration::from_secs_f64(d * 86_400.0).as_secs()),
+    };
+    let bytes: i64 = conn
+        .exec_first("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (db,))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    // A conservative copy rate for the estimate: 20 MB/s.
+    let estimate = u64::try_from(bytes).unwrap_or(0) / (20 << 20);
+    match seconds {
+        None => f.ok("binlogs are kept until purged by hand (no expiry)"),
+        Some(s) if s < 3600 || s < estimate.saturating_mul(4) => f.warn(
+            format!("binlogs expire after {s} s; the snapshot of {} MB may take ~{estimate} s", bytes >> 20),
+            "keep binlogs longer than the snapshot and any outage: SET GLOBAL binlog_expire_logs_seconds = 604800;",
+        ),
+        Some(s) => f.ok(format!("binlogs are kept {s} s (snapshot estimate ~{estimate} s)")),
+    }
+}
+
+/// The account's privileges for the stream, the snapshot and the heartbeat table (`g` its grants).
+fn privileges(g: &str, opts: &mysql_async::Opts, db: &str, mariadb: bool, f: &mut Findings) {
+    let user = format!("'{}'@'%'", opts.user().unwrap_or(""));
+    let mut missing = Vec::new();
+    if !has_global(g, "REPLICATION SLAVE") && !has_global(g, "REPLICATION REPLICA") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !has_global(g, "BINLOG MONITOR") && !has_global(g, "REPLICATION CLIENT") && !has_global(g, "SUPER") {
+        missing.push(if mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" });
+    }
+    if !has_global(g, "RELOAD") {
+        missing.push("RELOAD");
+    }
+    if missing.is_empty() {
+        f.ok("privileges: replication, binlog monitoring and RELOAD (for the snapshot's commit lock)");
+    } else {
+        f.fail(format!("the account lacks {}", missing.join(", ")), format!("GRANT {} ON *.* TO {user};", missing.join(", ")));
+    }
+    let on_db = g.lines().any(|l| {
+        (l.contains(&format!(" ON {}.* ", quote(db).to_ascii_uppercase())) || l.contains(" ON *.* "))
+            && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE")))
+    });
+    if on_db {
+        f.ok(format!("SELECT and CREATE on {db} (reading tables, the heartbeat table)"));
+    } else {
+        f.fail(
+            format!("the account may not read {db} or create turnout's heartbeat table there"),
+            format!("GRANT SELECT, CREATE, INSERT, UPDATE ON {}.* TO {user};", quote(db)),
+        );
+    }
 }
 
 /// The read-only fence: turnout's account may set `read_only`, write its sentinel under it and end
