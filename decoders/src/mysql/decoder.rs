@@ -248,43 +248,7 @@ impl BinlogDecoder {
                 self.tables.insert(tm.table_id, (tm, None));
             }
             BinlogEvent::TableMap(tm) => self.table_map(&mut out, tm)?,
-            BinlogEvent::Rows(rows) => {
-                let Some(open) = self.open.as_ref() else {
-                    return Err(bad("binlog", "a rows event outside any transaction"));
-                };
-                if !open.begun {
-                    return Err(bad("binlog", "a rows event before the transaction's BEGIN"));
-                }
-                if open.skipped {
-                    return Ok(out);
-                }
-                let Some((tm, schema)) = self.tables.get(&rows.table_id) else {
-                    return Err(DecodeError::UnknownRelation { relation_id: u32::try_from(rows.table_id).unwrap_or(u32::MAX) });
-                };
-                if let Some(schema) = schema.clone() {
-                    // A session with foreign_key_checks = 0 wrote these rows: its changes did not
-                    // cascade on blue, and must not on green.
-                    // Rows a session wrote with foreign_key_checks = 0 did not cascade on blue, and must
-                    // not on green; where MySQL's SQL layer enforces foreign keys, the cascaded rows are
-                    // logged themselves, so green must not cascade again either.
-                    let unchecked = binlog::rows_flags::NO_FOREIGN_KEY_CHECKS | binlog::rows_flags::USE_SQL_FOREIGN_KEY;
-                    let schema = if rows.flags & unchecked != 0 {
-                        match self.unchecked.get(&rows.table_id) {
-                            Some((checked, unchecked)) if Arc::ptr_eq(checked, &schema) => Arc::clone(unchecked),
-                            _ => {
-                                let unchecked = Arc::new(TableSchema { foreign_key_checks: false, ..(*schema).clone() });
-                                self.unchecked.insert(rows.table_id, (schema, Arc::clone(&unchecked)));
-                                unchecked
-                            }
-                        }
-                    } else {
-                        schema
-                    };
-                    for change in binlog::decode_rows(&rows, tm).map_err(DecodeError::Binlog)? {
-                        out.events.push(row_event(&schema, tm, change)?);
-                    }
-                }
-            }
+            BinlogEvent::Rows(rows) => self.rows(&mut out, &rows)?,
             BinlogEvent::Xid(_) => self.commit(&mut out, header.log_pos, ts)?,
             BinlogEvent::XaPrepare(_) => return Err(bad("binlog", "an XA PREPARE: turnout cannot replicate XA transactions; finish them on blue first")),
             BinlogEvent::Unknown { type_code, .. } => {
@@ -295,6 +259,45 @@ impl BinlogDecoder {
             }
         }
         Ok(out)
+    }
+
+    /// A rows event of the open transaction: its row changes, with the table's schema as the
+    /// session that wrote them saw foreign keys; nothing for a skipped transaction or table.
+    fn rows(&mut self, out: &mut Decoded, rows: &binlog::RowsEvent) -> Result<(), DecodeError> {
+        let Some(open) = self.open.as_ref() else {
+            return Err(bad("binlog", "a rows event outside any transaction"));
+        };
+        if !open.begun {
+            return Err(bad("binlog", "a rows event before the transaction's BEGIN"));
+        }
+        if open.skipped {
+            return Ok(());
+        }
+        let Some((tm, schema)) = self.tables.get(&rows.table_id) else {
+            return Err(DecodeError::UnknownRelation { relation_id: u32::try_from(rows.table_id).unwrap_or(u32::MAX) });
+        };
+        if let Some(schema) = schema.clone() {
+            // Rows a session wrote with foreign_key_checks = 0 did not cascade on blue, and must
+            // not on green; where MySQL's SQL layer enforces foreign keys, the cascaded rows are
+            // logged themselves, so green must not cascade again either.
+            let unchecked = binlog::rows_flags::NO_FOREIGN_KEY_CHECKS | binlog::rows_flags::USE_SQL_FOREIGN_KEY;
+            let schema = if rows.flags & unchecked != 0 {
+                match self.unchecked.get(&rows.table_id) {
+                    Some((checked, unchecked)) if Arc::ptr_eq(checked, &schema) => Arc::clone(unchecked),
+                    _ => {
+                        let unchecked = Arc::new(TableSchema { foreign_key_checks: false, ..(*schema).clone() });
+                        self.unchecked.insert(rows.table_id, (schema, Arc::clone(&unchecked)));
+                        unchecked
+                    }
+                }
+            } else {
+                schema
+            };
+            for change in binlog::decode_rows(rows, tm).map_err(DecodeError::Binlog)? {
+                out.events.push(row_event(&schema, tm, change)?);
+            }
+        }
+        Ok(())
     }
 
     /// A MySQL transaction payload: its events, decompressed, decoded in order as if they had come one

@@ -74,68 +74,14 @@ impl PgOutputDecoder {
                 self.type_names.insert(t.type_oid, TypeName { schema, name: t.name });
                 return Ok(None);
             }
-            PgOutputMessage::Relation(r) => {
-                let replica_identity = ReplicaIdentity::from_byte(r.replica_identity).ok_or_else(|| DecodeError::Malformed {
-                    context: "pgoutput",
-                    tag: 'R',
-                    offset: 0,
-                    reason: format!("unknown replica identity 0x{:02x}", r.replica_identity),
-                })?;
-                let columns = r
-                    .columns
-                    .into_iter()
-                    .map(|c| Column {
-                        ty: ColumnType::Pg { oid: c.type_oid, modifier: c.type_modifier, name: self.type_names.get(&c.type_oid).cloned() },
-                        name: c.name,
-                        is_key: c.flags & 1 == 1,
-                    })
-                    .collect();
-                let schema = Arc::new(TableSchema {
-                    relation_id: u64::from(r.relation_id),
-                    name: TableName::new(r.namespace, r.name),
-                    replica_identity,
-                    columns,
-                    foreign_key_checks: true,
-                });
-                match self.stream_xid {
-                    Some(xid) => {
-                        self.stream_relations.entry(xid).or_default().insert(r.relation_id, Arc::clone(&schema));
-                    }
-                    None => {
-                        self.relations.insert(r.relation_id, Arc::clone(&schema));
-                    }
-                }
-                ChangeEvent::Relation(schema)
-            }
+            PgOutputMessage::Relation(r) => self.announce(r)?,
             PgOutputMessage::Insert(i) => {
                 let table = self.table(i.relation_id)?;
                 let after = row(&table, i.new)?;
                 ChangeEvent::Insert { table, xid: i.xid.map(u64::from), after }
             }
-            PgOutputMessage::Update(u) => {
-                let table = self.table(u.relation_id)?;
-                let after = row(&table, u.new)?;
-                let (key, before) = match u.old {
-                    Some(OldTuple::Key(k)) => (key_of(&table, &row(&table, k)?), None),
-                    Some(OldTuple::Old(o)) => {
-                        let before = row(&table, o)?;
-                        (key_of(&table, &before), Some(before))
-                    }
-                    None => (key_of(&table, &after), None),
-                };
-                ChangeEvent::Update { table, xid: u.xid.map(u64::from), key, before, after }
-            }
-            PgOutputMessage::Delete(d) => {
-                let table = self.table(d.relation_id)?;
-                let (key, before) = match d.old {
-                    OldTuple::Key(k) => (key_of(&table, &row(&table, k)?), None),
-                    OldTuple::Old(o) => {
-                        let before = row(&table, o)?;
-                        (key_of(&table, &before), Some(before))
-                    }
-                };
-                ChangeEvent::Delete { table, xid: d.xid.map(u64::from), key, before }
-            }
+            PgOutputMessage::Update(u) => self.update(u)?,
+            PgOutputMessage::Delete(d) => self.delete(d)?,
             PgOutputMessage::Truncate(t) => {
                 let tables = t.relation_ids.iter().map(|&id| self.table(id)).collect::<Result<_, _>>()?;
                 ChangeEvent::Truncate { tables, xid: t.xid.map(u64::from), cascade: t.cascade, restart_identity: t.restart_identity }
@@ -173,37 +119,76 @@ impl PgOutputDecoder {
                     abort_ts: a.abort_ts,
                 }
             }
-            PgOutputMessage::BeginPrepare(b) => ChangeEvent::BeginPrepare {
-                xid: u64::from(b.xid),
-                gid: b.gid,
-                prepare_position: Position::Pg(b.prepare_lsn),
-                end_position: Position::Pg(b.end_lsn),
-                prepare_ts: b.prepare_ts,
-            },
-            PgOutputMessage::Prepare(p) => ChangeEvent::Prepare {
-                xid: u64::from(p.xid),
-                gid: p.gid,
-                prepare_position: Position::Pg(p.prepare_lsn),
-                end_position: Position::Pg(p.end_lsn),
-                prepare_ts: p.prepare_ts,
-                streamed: p.streamed,
-            },
-            PgOutputMessage::CommitPrepared(c) => ChangeEvent::CommitPrepared {
-                xid: u64::from(c.xid),
-                gid: c.gid,
-                commit_position: Position::Pg(c.commit_lsn),
-                end_position: Position::Pg(c.end_lsn),
-                commit_ts: c.commit_ts,
-            },
-            PgOutputMessage::RollbackPrepared(r) => ChangeEvent::RollbackPrepared {
-                xid: u64::from(r.xid),
-                gid: r.gid,
-                prepare_end_position: Position::Pg(r.prepare_end_lsn),
-                rollback_end_position: Position::Pg(r.rollback_end_lsn),
-                prepare_ts: r.prepare_ts,
-                rollback_ts: r.rollback_ts,
-            },
+            PgOutputMessage::BeginPrepare(b) => begin_prepare(b),
+            PgOutputMessage::Prepare(p) => prepare(p),
+            PgOutputMessage::CommitPrepared(c) => commit_prepared(c),
+            PgOutputMessage::RollbackPrepared(r) => rollback_prepared(r),
         }))
+    }
+
+    /// A relation's schema, kept for the rows that follow (inside a stream segment, for that stream
+    /// only until it commits).
+    fn announce(&mut self, r: pgoutput::Relation) -> Result<ChangeEvent, DecodeError> {
+        let replica_identity = ReplicaIdentity::from_byte(r.replica_identity).ok_or_else(|| DecodeError::Malformed {
+            context: "pgoutput",
+            tag: 'R',
+            offset: 0,
+            reason: format!("unknown replica identity 0x{:02x}", r.replica_identity),
+        })?;
+        let columns = r
+            .columns
+            .into_iter()
+            .map(|c| Column {
+                ty: ColumnType::Pg { oid: c.type_oid, modifier: c.type_modifier, name: self.type_names.get(&c.type_oid).cloned() },
+                name: c.name,
+                is_key: c.flags & 1 == 1,
+            })
+            .collect();
+        let schema = Arc::new(TableSchema {
+            relation_id: u64::from(r.relation_id),
+            name: TableName::new(r.namespace, r.name),
+            replica_identity,
+            columns,
+            foreign_key_checks: true,
+        });
+        match self.stream_xid {
+            Some(xid) => {
+                self.stream_relations.entry(xid).or_default().insert(r.relation_id, Arc::clone(&schema));
+            }
+            None => {
+                self.relations.insert(r.relation_id, Arc::clone(&schema));
+            }
+        }
+        Ok(ChangeEvent::Relation(schema))
+    }
+
+    /// An update, keyed by its old key (or whole old row under REPLICA IDENTITY FULL), else by the
+    /// new row's key.
+    fn update(&self, u: pgoutput::Update) -> Result<ChangeEvent, DecodeError> {
+        let table = self.table(u.relation_id)?;
+        let after = row(&table, u.new)?;
+        let (key, before) = match u.old {
+            Some(OldTuple::Key(k)) => (key_of(&table, &row(&table, k)?), None),
+            Some(OldTuple::Old(o)) => {
+                let before = row(&table, o)?;
+                (key_of(&table, &before), Some(before))
+            }
+            None => (key_of(&table, &after), None),
+        };
+        Ok(ChangeEvent::Update { table, xid: u.xid.map(u64::from), key, before, after })
+    }
+
+    /// A delete, keyed by its old key or whole old row.
+    fn delete(&self, d: pgoutput::Delete) -> Result<ChangeEvent, DecodeError> {
+        let table = self.table(d.relation_id)?;
+        let (key, before) = match d.old {
+            OldTuple::Key(k) => (key_of(&table, &row(&table, k)?), None),
+            OldTuple::Old(o) => {
+                let before = row(&table, o)?;
+                (key_of(&table, &before), Some(before))
+            }
+        };
+        Ok(ChangeEvent::Delete { table, xid: d.xid.map(u64::from), key, before })
     }
 
     /// A relation as the message being decoded sees it: inside a stream segment the stream's own
@@ -214,6 +199,49 @@ impl PgOutputDecoder {
             .or_else(|| self.relations.get(&relation_id))
             .cloned()
             .ok_or(DecodeError::UnknownRelation { relation_id })
+    }
+}
+
+/// Two-phase messages, which pgoutput sends only when two-phase decoding is asked.
+fn begin_prepare(b: pgoutput::BeginPrepare) -> ChangeEvent {
+    ChangeEvent::BeginPrepare {
+        xid: u64::from(b.xid),
+        gid: b.gid,
+        prepare_position: Position::Pg(b.prepare_lsn),
+        end_position: Position::Pg(b.end_lsn),
+        prepare_ts: b.prepare_ts,
+    }
+}
+
+fn prepare(p: pgoutput::Prepare) -> ChangeEvent {
+    ChangeEvent::Prepare {
+        xid: u64::from(p.xid),
+        gid: p.gid,
+        prepare_position: Position::Pg(p.prepare_lsn),
+        end_position: Position::Pg(p.end_lsn),
+        prepare_ts: p.prepare_ts,
+        streamed: p.streamed,
+    }
+}
+
+fn commit_prepared(c: pgoutput::CommitPrepared) -> ChangeEvent {
+    ChangeEvent::CommitPrepared {
+        xid: u64::from(c.xid),
+        gid: c.gid,
+        commit_position: Position::Pg(c.commit_lsn),
+        end_position: Position::Pg(c.end_lsn),
+        commit_ts: c.commit_ts,
+    }
+}
+
+fn rollback_prepared(r: pgoutput::RollbackPrepared) -> ChangeEvent {
+    ChangeEvent::RollbackPrepared {
+        xid: u64::from(r.xid),
+        gid: r.gid,
+        prepare_end_position: Position::Pg(r.prepare_end_lsn),
+        rollback_end_position: Position::Pg(r.rollback_end_lsn),
+        prepare_ts: r.prepare_ts,
+        rollback_ts: r.rollback_ts,
     }
 }
 

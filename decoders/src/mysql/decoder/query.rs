@@ -51,73 +51,8 @@ impl BinlogDecoder {
                     out.events.push(ChangeEvent::Truncate { tables: vec![schema], xid: None, cascade: false, restart_identity: false });
                 }
             }
-            Statement::Dml => {
-                return Err(bad(
-                    "binlog",
-                    format!(
-                        "blue logged a statement that can change rows as text instead of row events (`{}`, {}): that session runs with \
-                         binlog_format = STATEMENT or MIXED, and turnout cannot know which rows it changed. Set binlog_format = ROW \
-                         globally on blue and end the sessions opened before (pooled connections keep their own setting), then run \
-                         `turnout teardown` and start over — green may already lack this statement's changes",
-                        abbreviate(&sql),
-                        at()
-                    ),
-                ))
-            }
-            Statement::Ddl { tables, additive } => {
-                let replicated: Vec<&TableName> = tables.iter().filter(|t| (self.selects)(t)).collect();
-                if !replicated.is_empty() {
-                    if !additive && sql.trim_end().to_ascii_uppercase().ends_with("START TRANSACTION") {
-                        // MySQL 8.0.21+ logs CREATE TABLE … SELECT as the table's DDL and its rows in one
-                        // transaction; the rows would need the table first, outside it.
-                        return Err(bad(
-                            "binlog",
-                            format!(
-                                "blue created replicated table {} with CREATE TABLE … SELECT (`{}`, {}), which MySQL logs as the table and its \
-                                 rows in one transaction; turnout cannot create a table mid-transaction on green. Leave such tables out \
-                                 (tables.exclude) or create them with CREATE TABLE and then INSERT … SELECT; run `turnout teardown` and start over",
-                                replicated[0],
-                                abbreviate(&sql),
-                                at()
-                            ),
-                        ));
-                    }
-                    if !additive {
-                        return Err(bad(
-                            "binlog",
-                            format!(
-                                "blue ran DDL on replicated table {} that turnout cannot apply safely: `{}` ({}); apply the same change on \
-                                 green, then restart turnout (or run `turnout teardown` and start over)",
-                                replicated[0],
-                                abbreviate(&sql),
-                                at()
-                            ),
-                        ));
-                    }
-                    if let Some((column, why)) = statement::unreproducible_column(&statement::tokens(&sql)) {
-                        return Err(bad(
-                            "binlog",
-                            format!(
-                                "blue added column `{column}` to {} and filled its existing rows with values green cannot reproduce: {why} \
-                                 (`{}`, {}). Run `turnout teardown` and start over (the new snapshot copies blue's values), or give the \
-                                 column a constant default on blue",
-                                replicated[0],
-                                abbreviate(&sql),
-                                at()
-                            ),
-                        ));
-                    }
-                    out.events.push(ChangeEvent::Ddl {
-                        database: db.to_owned(),
-                        statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
-                        tables: tables.clone(),
-                    });
-                    // The next table map announces the new shape.
-                    for t in &tables {
-                        self.announced.remove(t);
-                    }
-                }
-            }
+            Statement::Dml => return Err(statement_logged(&sql, &at())),
+            Statement::Ddl { tables, additive } => self.ddl(out, q, seconds, (&sql, &at()), tables, additive)?,
             Statement::Routine { object } => {
                 if (self.selects)(&object) {
                     out.events.push(ChangeEvent::Ddl {
@@ -127,42 +62,9 @@ impl BinlogDecoder {
                     });
                 }
             }
-            Statement::Refused(what) => {
-                let fix = match what {
-                    "a trigger" => {
-                        "turnout never creates triggers on green before the cutover, where they would fire again for rows blue's \
-                                    triggers already changed; drop it on blue and create it on both sides after the cutover"
-                    }
-                    "an event" => "an event on green would change rows that blue's binlog also carries; create events on green after the cutover",
-                    _ => "turnout cannot replay it exactly on green",
-                };
-                return Err(bad(
-                    "binlog",
-                    format!("blue's binlog holds {what} (`{}`, {}): {fix}. Then run `turnout teardown` and start over", abbreviate(&sql), at()),
-                ));
-            }
-            Statement::Unknown => {
-                return Err(bad(
-                    "binlog",
-                    format!(
-                        "blue's binlog holds a statement turnout does not recognise (`{}`, {}); it is never passed over, since it might \
-                         change replicated rows. If it changes none, run `turnout teardown` and start over after it",
-                        abbreviate(&sql),
-                        at()
-                    ),
-                ));
-            }
-            Statement::DropDatabase(name) if self.databases.is_empty() || self.databases.contains(&name) => {
-                return Err(bad(
-                    "binlog",
-                    format!(
-                        "blue dropped database `{name}`, where replicated tables live (`{}`, {}); turnout will not drop them on green. \
-                         Run `turnout teardown` and start over",
-                        abbreviate(&sql),
-                        at()
-                    ),
-                ));
-            }
+            Statement::Refused(what) => return Err(refused(what, &sql, &at())),
+            Statement::Unknown => return Err(unknown(&sql, &at())),
+            Statement::DropDatabase(name) if self.databases.is_empty() || self.databases.contains(&name) => return Err(dropped_database(&name, &sql, &at())),
             Statement::DropDatabase(_) | Statement::NoRowChange | Statement::Begin | Statement::Commit | Statement::Savepoint | Statement::Rollback => {}
         }
         if standalone {
@@ -170,6 +72,117 @@ impl BinlogDecoder {
         }
         Ok(())
     }
+
+    /// DDL on replicated tables: passed on when it only adds what green can reproduce, refused
+    /// naming the statement (`sql`) and where blue ran it (`at`) otherwise.
+    fn ddl(&mut self, out: &mut Decoded, q: &Query, seconds: u32, (sql, at): (&str, &str), tables: Vec<TableName>, additive: bool) -> Result<(), DecodeError> {
+        let db = q.schema.as_str();
+        let replicated: Vec<&TableName> = tables.iter().filter(|t| (self.selects)(t)).collect();
+        if !replicated.is_empty() {
+            if !additive && sql.trim_end().to_ascii_uppercase().ends_with("START TRANSACTION") {
+                // MySQL 8.0.21+ logs CREATE TABLE … SELECT as the table's DDL and its rows in one
+                // transaction; the rows would need the table first, outside it.
+                return Err(bad(
+                    "binlog",
+                    format!(
+                        "blue created replicated table {} with CREATE TABLE … SELECT (`{}`, {}), which MySQL logs as the table and its \
+                         rows in one transaction; turnout cannot create a table mid-transaction on green. Leave such tables out \
+                         (tables.exclude) or create them with CREATE TABLE and then INSERT … SELECT; run `turnout teardown` and start over",
+                        replicated[0],
+                        abbreviate(sql),
+                        at
+                    ),
+                ));
+            }
+            if !additive {
+                return Err(bad(
+                    "binlog",
+                    format!(
+                        "blue ran DDL on replicated table {} that turnout cannot apply safely: `{}` ({}); apply the same change on \
+                         green, then restart turnout (or run `turnout teardown` and start over)",
+                        replicated[0],
+                        abbreviate(sql),
+                        at
+                    ),
+                ));
+            }
+            if let Some((column, why)) = statement::unreproducible_column(&statement::tokens(sql)) {
+                return Err(bad(
+                    "binlog",
+                    format!(
+                        "blue added column `{column}` to {} and filled its existing rows with values green cannot reproduce: {why} \
+                         (`{}`, {}). Run `turnout teardown` and start over (the new snapshot copies blue's values), or give the \
+                         column a constant default on blue",
+                        replicated[0],
+                        abbreviate(sql),
+                        at
+                    ),
+                ));
+            }
+            out.events.push(ChangeEvent::Ddl {
+                database: db.to_owned(),
+                statement: with_session(q, seconds, sql, self.explicit_defaults_for_timestamp),
+                tables: tables.clone(),
+            });
+            // The next table map announces the new shape.
+            for t in &tables {
+                self.announced.remove(t);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A statement that can change rows logged as text: its session ran with `binlog_format =
+/// STATEMENT` or `MIXED`.
+fn statement_logged(sql: &str, at: &str) -> DecodeError {
+    bad(
+        "binlog",
+        format!(
+            "blue logged a statement that can change rows as text instead of row events (`{}`, {at}): that session runs with \
+             binlog_format = STATEMENT or MIXED, and turnout cannot know which rows it changed. Set binlog_format = ROW \
+             globally on blue and end the sessions opened before (pooled connections keep their own setting), then run \
+             `turnout teardown` and start over — green may already lack this statement's changes",
+            abbreviate(sql)
+        ),
+    )
+}
+
+/// A trigger, an event or another object turnout never replays.
+fn refused(what: &str, sql: &str, at: &str) -> DecodeError {
+    let fix = match what {
+        "a trigger" => {
+            "turnout never creates triggers on green before the cutover, where they would fire again for rows blue's \
+             triggers already changed; drop it on blue and create it on both sides after the cutover"
+        }
+        "an event" => "an event on green would change rows that blue's binlog also carries; create events on green after the cutover",
+        _ => "turnout cannot replay it exactly on green",
+    };
+    bad("binlog", format!("blue's binlog holds {what} (`{}`, {at}): {fix}. Then run `turnout teardown` and start over", abbreviate(sql)))
+}
+
+/// A statement turnout does not recognise: never passed over, since it might change replicated rows.
+fn unknown(sql: &str, at: &str) -> DecodeError {
+    bad(
+        "binlog",
+        format!(
+            "blue's binlog holds a statement turnout does not recognise (`{}`, {at}); it is never passed over, since it might \
+             change replicated rows. If it changes none, run `turnout teardown` and start over after it",
+            abbreviate(sql)
+        ),
+    )
+}
+
+/// A dropped database where replicated tables live.
+fn dropped_database(name: &str, sql: &str, at: &str) -> DecodeError {
+    bad(
+        "binlog",
+        format!(
+            "blue dropped database `{name}`, where replicated tables live (`{}`, {at}); turnout will not drop them on green. \
+             Run `turnout teardown` and start over",
+            abbreviate(sql)
+        ),
+    )
 }
 
 /// When blue ran `q`: the event header's seconds and, where the server logged them, microseconds.
