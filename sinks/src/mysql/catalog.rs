@@ -66,6 +66,44 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
     };
     let generated = named(|r| r.2 != 0);
     let json = named(|r| r.3 != 0);
+    let Constraints { self_refs, foreign_keys, unique, primary, triggers, versioned } = constraints(conn, table).await?;
+    let conflicts = if foreign_keys > 0 || triggers > 0 || versioned > 0 {
+        crate::Conflicts::Everything
+    } else if unique > 0 {
+        crate::Conflicts::Table
+    } else {
+        crate::Conflicts::Keys(Vec::new())
+    };
+    Ok(TableInfo {
+        generated,
+        columns,
+        ordered,
+        invisible,
+        json,
+        foldable: None,
+        self_referencing: self_refs > 0,
+        independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
+        conflicts,
+    })
+}
+
+/// How many of each thing that decides how rows of a table on green may be applied it has.
+struct Constraints {
+    /// Foreign keys from the table to itself.
+    self_refs: u64,
+    /// Foreign keys from or to the table.
+    foreign_keys: u64,
+    /// Unique keys besides the primary key.
+    unique: u64,
+    /// Primary key columns.
+    primary: u64,
+    triggers: u64,
+    /// 1 when it is not a base table (system-versioned).
+    versioned: u64,
+}
+
+/// Counts `table`'s [`Constraints`] on green.
+async fn constraints(conn: &mut mysql_async::Conn, table: &TableName) -> Result<Constraints, SinkError> {
     let (db, name) = (table.schema.as_str(), table.name.as_str());
     let self_refs = count(
         conn,
@@ -117,22 +155,5 @@ pub(super) async fn table_info(conn: &mut mysql_async::Conn, table: &TableName) 
         vec![db, name],
     )
     .await?;
-    let conflicts = if foreign_keys > 0 || triggers > 0 || versioned > 0 {
-        crate::Conflicts::Everything
-    } else if unique > 0 {
-        crate::Conflicts::Table
-    } else {
-        crate::Conflicts::Keys(Vec::new())
-    };
-    Ok(TableInfo {
-        generated,
-        columns,
-        ordered,
-        invisible,
-        json,
-        foldable: None,
-        self_referencing: self_refs > 0,
-        independent: primary > 0 && foreign_keys == 0 && unique == 0 && triggers == 0 && versioned == 0,
-        conflicts,
-    })
+    Ok(Constraints { self_refs, foreign_keys, unique, primary, triggers, versioned })
 }

@@ -359,118 +359,16 @@ impl Statements {
     /// Turns changes into calls (consecutive inserts into one table with the same columns become one
     /// call) and runs them pipelined, in order, on `client` inside the caller's transaction.
     pub(super) async fn execute(&mut self, client: &Client, tables: &HashMap<TableName, TargetTable>, changes: &[&RowChange]) -> Result<(), SinkError> {
-        let mut calls: Vec<Call> = Vec::new();
-        let mut truncates: Vec<(usize, String)> = Vec::new();
-        let ordered = group_by_table(changes, tables);
-        for change in ordered {
-            match change {
-                RowChange::Insert { table, after } => {
-                    let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-                    let shape = Shape::Insert { table: table.name.clone(), columns };
-                    if !matches!(calls.last(), Some(c) if c.shape == shape) {
-                        calls.push(Call::arrays(shape, table.columns.len()));
-                    }
-                    let values = table.columns.iter().zip(after).map(|(c, v)| value_text(table, &c.name, v)).collect::<Result<Vec<_>, _>>()?;
-                    if let Some(call) = calls.last_mut() {
-                        call.push_row(values);
-                    }
-                }
-                RowChange::Update { table, key, before, after } => {
-                    let always = tables.get(&table.name).map(|t| t.identity_always.as_slice()).unwrap_or_default();
-                    let mut set = Vec::new();
-                    let mut values = Vec::new();
-                    let mut pinned = Vec::new();
-                    for (i, (c, v)) in table.columns.iter().zip(after).enumerate() {
-                        if v.is_unchanged() {
-                            continue;
-                        }
-                        if always.contains(&c.name) {
-                            pinned.push(i);
-                            continue;
-                        }
-                        set.push(c.name.clone());
-                        values.push(value_text(table, &c.name, v)?);
-                    }
-                    let (key_cols, by_all, key_params) = locator(table, key, before.as_ref())?;
-                    let key_values: Vec<Option<String>> = key_params.iter().map(Param::text).collect();
-                    for &i in &pinned {
-                        identity_unchanged(table, i, key, before.as_ref(), after)?;
-                    }
-                    if set.is_empty() {
-                        // Every column is an unchanged TOAST value (or an unchanged identity): nothing to write.
-                        continue;
-                    }
-                    let key_kept = table
-                        .key_indexes()
-                        .zip(&key_values)
-                        .all(|(i, k)| after[i].is_unchanged() || value_text(table, &table.columns[i].name, &after[i]).ok().as_ref() == Some(k));
-                    let multi = !by_all && key_kept && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols) && !t.other_unique);
-                    if multi {
-                        let shape = Shape::UpdateMany { table: table.name.clone(), set: set.clone(), key: key_cols };
-                        if !matches!(calls.last(), Some(c) if c.shape == shape) {
-                            calls.push(Call::arrays(shape, set.len() + key_values.len()));
-                        }
-                        if let Some(call) = calls.last_mut() {
-                            // The same row updated again with the same columns: the later values win.
-                            // Safe inside one statement of one table's run: no other change of this
-                            // row lies between, and the table has no other unique index.
-                            match call.keys.get(&key_values).copied() {
-                                Some(row) => call.overwrite_row(row, values),
-                                None => {
-                                    call.keys.insert(key_values.clone(), call.rows);
-                                    values.extend(key_values);
-                                    call.push_row(values);
-                                }
-                            }
-                        }
-                    } else {
-                        let mut params: Vec<Param> = values.into_iter().map(Param::Text).collect();
-                        params.extend(key_params);
-                        calls.push(Call::new(Shape::Update { table: table.name.clone(), set, key: key_cols, by_all }, params));
-                    }
-                }
-                RowChange::Delete { table, key, before } => {
-                    let (key_cols, by_all, params) = locator(table, key, before.as_ref())?;
-                    if !by_all && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols)) {
-                        let key_values: Vec<Option<String>> = params.iter().map(Param::text).collect();
-                        let shape = Shape::DeleteMany { table: table.name.clone(), key: key_cols };
-                        let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains_key(&key_values));
-                        if !joinable {
-                            calls.push(Call::arrays(shape, key_values.len()));
-                        }
-                        if let Some(call) = calls.last_mut() {
-                            call.keys.insert(key_values.clone(), call.rows);
-                            call.push_row(key_values);
-                        }
-                    } else {
-                        calls.push(Call::new(Shape::Delete { table: table.name.clone(), key: key_cols, by_all }, params));
-                    }
-                }
-                RowChange::Truncate { tables: ts, cascade, restart_identity } => {
-                    let names: Vec<String> = ts.iter().map(|t| tables.get(&t.name).map_or_else(|| qualified(&t.name), |g| g.own_rows.clone())).collect();
-                    let sql = format!(
-                        "TRUNCATE {}{}{}",
-                        names.join(", "),
-                        if *restart_identity { " RESTART IDENTITY" } else { "" },
-                        if *cascade { " CASCADE" } else { "" }
-                    );
-                    truncates.push((calls.len(), sql));
-                }
-            }
-        }
-        // Large inserts go through COPY (faster than unnest for thousands of rows); rules do not fire
-        // for COPY, so tables with ENABLE ALWAYS rules or triggers keep INSERT.
-        for call in &mut calls {
-            if let Shape::Insert { table, columns } = &call.shape {
-                if call.rows >= COPY_MIN_ROWS && tables.get(table).is_some_and(|t| !t.fires_always) {
-                    call.shape = Shape::Copy { table: table.clone(), columns: columns.clone() };
-                }
-            }
-        }
-        // Prepare every new shape first (pipelined, cached across batches), the COPY statements too:
-        // a COPY prepared on the spot would cost a round trip of its own in every batch.
+        let (calls, truncates) = plan(changes, tables)?;
+        self.prepare(client, &calls, tables).await?;
+        self.run(client, &calls, truncates).await
+    }
+
+    /// Prepares every new shape first (pipelined, cached across batches), the COPY statements too:
+    /// a COPY prepared on the spot would cost a round trip of its own in every batch.
+    async fn prepare(&mut self, client: &Client, calls: &[Call], tables: &HashMap<TableName, TargetTable>) -> Result<(), SinkError> {
         let mut new_shapes: Vec<(&Shape, String, Vec<Type>)> = Vec::new();
-        for call in &calls {
+        for call in calls {
             if !self.cache.contains_key(&call.shape) && !new_shapes.iter().any(|(s, ..)| *s == &call.shape) {
                 let (sql, types) = sql_for(&call.shape, tables)?;
                 new_shapes.push((&call.shape, sql, types));
@@ -483,10 +381,14 @@ impl Statements {
         for ((shape, sql, _), stmt) in new_shapes.into_iter().zip(prepared) {
             self.cache.insert(shape.clone(), (stmt, sql));
         }
-        // Run in order, pipelined: every statement and COPY up to a TRUNCATE is sent without waiting
-        // for the one before it (green runs them in the order sent; after an error it rejects the rest
-        // of the transaction, and the first error in order is the one reported). A COPY's rows follow
-        // as soon as green is ready for them.
+        Ok(())
+    }
+
+    /// Runs `calls` in order, pipelined: every statement and COPY up to a TRUNCATE is sent without
+    /// waiting for the one before it (green runs them in the order sent; after an error it rejects
+    /// the rest of the transaction, and the first error in order is the one reported). A COPY's rows
+    /// follow as soon as green is ready for them.
+    async fn run(&self, client: &Client, calls: &[Call], truncates: Truncates) -> Result<(), SinkError> {
         let cache = &self.cache;
         let mut start = 0;
         let mut cut_points: Vec<(usize, Option<String>)> = truncates.into_iter().map(|(i, sql)| (i, Some(sql))).collect();
@@ -510,6 +412,134 @@ impl Statements {
         }
         Ok(())
     }
+}
+
+/// TRUNCATE statements, each with the index of the call it runs before.
+type Truncates = Vec<(usize, String)>;
+
+/// The calls `changes` make, in order, and the TRUNCATEs between them.
+fn plan(changes: &[&RowChange], tables: &HashMap<TableName, TargetTable>) -> Result<(Vec<Call>, Truncates), SinkError> {
+    let mut calls: Vec<Call> = Vec::new();
+    let mut truncates: Vec<(usize, String)> = Vec::new();
+    let ordered = group_by_table(changes, tables);
+    for change in ordered {
+        match change {
+            RowChange::Insert { table, after } => {
+                let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+                let shape = Shape::Insert { table: table.name.clone(), columns };
+                if !matches!(calls.last(), Some(c) if c.shape == shape) {
+                    calls.push(Call::arrays(shape, table.columns.len()));
+                }
+                let values = table.columns.iter().zip(after).map(|(c, v)| value_text(table, &c.name, v)).collect::<Result<Vec<_>, _>>()?;
+                if let Some(call) = calls.last_mut() {
+                    call.push_row(values);
+                }
+            }
+            RowChange::Update { table, key, before, after } => plan_update(&mut calls, tables, table, key, before.as_ref(), after)?,
+            RowChange::Delete { table, key, before } => {
+                let (key_cols, by_all, params) = locator(table, key, before.as_ref())?;
+                if !by_all && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols)) {
+                    let key_values: Vec<Option<String>> = params.iter().map(Param::text).collect();
+                    let shape = Shape::DeleteMany { table: table.name.clone(), key: key_cols };
+                    let joinable = matches!(calls.last(), Some(c) if c.shape == shape && !c.keys.contains_key(&key_values));
+                    if !joinable {
+                        calls.push(Call::arrays(shape, key_values.len()));
+                    }
+                    if let Some(call) = calls.last_mut() {
+                        call.keys.insert(key_values.clone(), call.rows);
+                        call.push_row(key_values);
+                    }
+                } else {
+                    calls.push(Call::new(Shape::Delete { table: table.name.clone(), key: key_cols, by_all }, params));
+                }
+            }
+            RowChange::Truncate { tables: ts, cascade, restart_identity } => {
+                let names: Vec<String> = ts.iter().map(|t| tables.get(&t.name).map_or_else(|| qualified(&t.name), |g| g.own_rows.clone())).collect();
+                let sql = format!(
+                    "TRUNCATE {}{}{}",
+                    names.join(", "),
+                    if *restart_identity { " RESTART IDENTITY" } else { "" },
+                    if *cascade { " CASCADE" } else { "" }
+                );
+                truncates.push((calls.len(), sql));
+            }
+        }
+    }
+    // Large inserts go through COPY (faster than unnest for thousands of rows); rules do not fire
+    // for COPY, so tables with ENABLE ALWAYS rules or triggers keep INSERT.
+    for call in &mut calls {
+        if let Shape::Insert { table, columns } = &call.shape {
+            if call.rows >= COPY_MIN_ROWS && tables.get(table).is_some_and(|t| !t.fires_always) {
+                call.shape = Shape::Copy { table: table.clone(), columns: columns.clone() };
+            }
+        }
+    }
+    Ok((calls, truncates))
+}
+
+/// An UPDATE: joined to the call before it when it updates the same columns of other rows by their
+/// primary key, a statement of its own otherwise; nothing when every column is unchanged.
+fn plan_update(
+    calls: &mut Vec<Call>,
+    tables: &HashMap<TableName, TargetTable>,
+    table: &TableSchema,
+    key: &[Value],
+    before: Option<&Vec<Value>>,
+    after: &[Value],
+) -> Result<(), SinkError> {
+    let always = tables.get(&table.name).map(|t| t.identity_always.as_slice()).unwrap_or_default();
+    let mut set = Vec::new();
+    let mut values = Vec::new();
+    let mut pinned = Vec::new();
+    for (i, (c, v)) in table.columns.iter().zip(after).enumerate() {
+        if v.is_unchanged() {
+            continue;
+        }
+        if always.contains(&c.name) {
+            pinned.push(i);
+            continue;
+        }
+        set.push(c.name.clone());
+        values.push(value_text(table, &c.name, v)?);
+    }
+    let (key_cols, by_all, key_params) = locator(table, key, before)?;
+    let key_values: Vec<Option<String>> = key_params.iter().map(Param::text).collect();
+    for &i in &pinned {
+        identity_unchanged(table, i, key, before, after)?;
+    }
+    if set.is_empty() {
+        // Every column is an unchanged TOAST value (or an unchanged identity): nothing to write.
+        return Ok(());
+    }
+    let key_kept = table
+        .key_indexes()
+        .zip(&key_values)
+        .all(|(i, k)| after[i].is_unchanged() || value_text(table, &table.columns[i].name, &after[i]).ok().as_ref() == Some(k));
+    let multi = !by_all && key_kept && tables.get(&table.name).is_some_and(|t| t.pk_is(&key_cols) && !t.other_unique);
+    if multi {
+        let shape = Shape::UpdateMany { table: table.name.clone(), set: set.clone(), key: key_cols };
+        if !matches!(calls.last(), Some(c) if c.shape == shape) {
+            calls.push(Call::arrays(shape, set.len() + key_values.len()));
+        }
+        if let Some(call) = calls.last_mut() {
+            // The same row updated again with the same columns: the later values win.
+            // Safe inside one statement of one table's run: no other change of this
+            // row lies between, and the table has no other unique index.
+            match call.keys.get(&key_values).copied() {
+                Some(row) => call.overwrite_row(row, values),
+                None => {
+                    call.keys.insert(key_values.clone(), call.rows);
+                    values.extend(key_values);
+                    call.push_row(values);
+                }
+            }
+        }
+    } else {
+        let mut params: Vec<Param> = values.into_iter().map(Param::Text).collect();
+        params.extend(key_params);
+        calls.push(Call::new(Shape::Update { table: table.name.clone(), set, key: key_cols, by_all }, params));
+    }
+    Ok(())
 }
 
 /// Insert calls with at least this many rows are sent with `COPY … FROM STDIN`.
