@@ -84,6 +84,10 @@ pub struct Config {
     /// `[fleet]`: the etcd cluster this sidecar votes in when a fleet cuts over as one decision.
     #[serde(default)]
     pub fleet: SidecarFleet,
+    /// Set by [`reversed`] only: `source` names green and `target` blue (the rollback window's
+    /// reverse stream).
+    #[serde(skip)]
+    pub reversed: bool,
 }
 
 /// Which of blue's tables replicate. Patterns are `schema.table` with `*` wildcards in either part;
@@ -483,6 +487,24 @@ impl Config {
     }
 
     /// Connection settings for blue.
+    /// The server `source.url` names here: blue, or green in the reverse stream's configuration.
+    pub fn source_side(&self) -> crate::error::Side {
+        if self.reversed {
+            crate::error::Side::Green
+        } else {
+            crate::error::Side::Blue
+        }
+    }
+
+    /// The server `target.url` names here: green, or blue in the reverse stream's configuration.
+    pub fn target_side(&self) -> crate::error::Side {
+        if self.reversed {
+            crate::error::Side::Blue
+        } else {
+            crate::error::Side::Green
+        }
+    }
+
     pub fn source_options(&self) -> Result<ConnectOptions, Error> {
         url_options(&self.source.url, "source.url")
     }

@@ -95,8 +95,6 @@ impl Direction {
         }
     }
 
-    /// The source and the target of this direction's stream — the side traffic moves from and the
-    /// side it moves to.
     /// The side replicated from and the side replicated to.
     pub fn ends(self) -> (turnout_decoders::Side, turnout_decoders::Side) {
         use turnout_decoders::Side;
@@ -106,6 +104,8 @@ impl Direction {
         }
     }
 
+    /// The source and the target of this direction's stream — the side traffic moves from and the
+    /// side it moves to.
     pub fn sides(self) -> (&'static str, &'static str) {
         match self {
             Direction::Forward => ("blue", "green"),

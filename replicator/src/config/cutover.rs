@@ -128,6 +128,7 @@ pub fn reversed(config: &Config) -> Config {
     let mut back = config.clone();
     std::mem::swap(&mut back.source.url, &mut back.target.url);
     back.state.dir = config.state.dir.join("reverse");
+    back.reversed = !config.reversed;
     back
 }
 

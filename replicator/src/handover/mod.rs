@@ -134,8 +134,8 @@ impl Session {
         let (from_side, to_side) = direction.ends();
         let session = match config.source_kind() {
             crate::config::SourceKind::Pg => {
-                let from = turnout_sinks::pg::connect(from_url).await?;
-                let to = turnout_sinks::pg::connect(to_url).await?;
+                let from = crate::source::pg::session(from_url, from_side).await?;
+                let to = crate::source::pg::session(to_url, to_side).await?;
                 // A rollback moves the slots the cutover carried only where their consumers read up to its fence.
                 let read_to: Vec<(String, turnout_decoders::Lsn)> = match direction {
                     Direction::Reverse => current(state, Direction::Forward)?
@@ -219,7 +219,7 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
             // A slot's advanced position reaches disk at the next checkpoint: until then a crash of
             // that server would put it back before the hand-off, and its consumer would see turnout's
             // apply again. One now, before the consumers are told to read there.
-            let to_client = turnout_sinks::pg::connect(to_url).await?;
+            let to_client = crate::source::pg::session(to_url, to).await?;
             if let Err(e) = to_client.batch_execute("CHECKPOINT").await {
                 tracing::warn!(
                     "CHECKPOINT on {to} failed ({}): the consumers' slots there are on disk only after its next checkpoint; run CHECKPOINT \
@@ -227,7 +227,7 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
                     turnout_sinks::pg::describe_error(&e)
                 );
             }
-            pg::settle(&turnout_sinks::pg::connect(url).await?, &mut record.consumers, from).await?
+            pg::settle(&crate::source::pg::session(url, from).await?, &mut record.consumers, from).await?
         }
         crate::config::SourceKind::MySql => {
             let (mut fenced, own) = mysql_session(url, from).await?;
@@ -259,7 +259,7 @@ pub async fn drop_left(config: &crate::config::Config, state: &crate::state::Sta
     if record.consumers.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
         return Vec::new();
     }
-    let blue = match turnout_sinks::pg::connect(config.source.url.expose()).await {
+    let blue = match crate::source::pg::session(config.source.url.expose(), config.source_side()).await {
         Ok(c) => c,
         Err(e) => return vec![format!("WARNING: the consumers' slots on blue were not dropped ({e}); drop them there by hand")],
     };
@@ -302,7 +302,7 @@ pub async fn drop_unused(config: &crate::config::Config) -> Vec<String> {
     if named.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
         return Vec::new();
     }
-    let green = match turnout_sinks::pg::connect(config.target.url.expose()).await {
+    let green = match crate::source::pg::session(config.target.url.expose(), config.target_side()).await {
         Ok(c) => c,
         Err(e) => return vec![format!("WARNING: the consumers' slots on green were not looked at ({e}); drop those turnout made there by hand")],
     };
@@ -318,7 +318,9 @@ pub async fn drop_unused(config: &crate::config::Config) -> Vec<String> {
 /// Blue's consumers now ([`pg::discover`], [`mysql::discover`]).
 pub async fn discover(config: &crate::config::Config) -> Result<Vec<Consumer>, crate::Error> {
     match config.source_kind() {
-        crate::config::SourceKind::Pg => pg::discover(&turnout_sinks::pg::connect(config.source.url.expose()).await?, &config.handover).await,
+        crate::config::SourceKind::Pg => {
+            pg::discover(&crate::source::pg::session(config.source.url.expose(), config.source_side()).await?, &config.handover).await
+        }
         crate::config::SourceKind::MySql => {
             let (mut blue, own) = mysql_session(config.source.url.expose(), crate::error::Side::Blue).await?;
             mysql::discover(&mut blue, &own, &config.handover).await

@@ -476,44 +476,11 @@ impl Assembler {
             ChangeEvent::StreamCommit { xid, position, commit_ts } => {
                 return self.commit(Which::Stream(xid), xid, position, commit_ts).map(Some);
             }
-            ChangeEvent::StreamAbort { xid, subxid, .. } => {
-                let early = self.streams.get(&xid).is_some_and(|b| b.early);
-                if xid == subxid {
-                    self.discard(Which::Stream(xid))?;
-                } else if let Some(s) = self.streams.get_mut(&xid) {
-                    let before = s.bytes;
-                    s.changes.retain(|(sub, _)| *sub != subxid);
-                    s.bytes = s.changes.iter().map(|(_, c)| change_size(c)).sum();
-                    if let Some(spilled) = s.spilled.as_mut() {
-                        spilled.abort_subtransaction(subxid);
-                    }
-                    self.buffered_bytes -= before - s.bytes;
-                    let segment_before = s.segment_bytes;
-                    s.segment.retain(|(sub, _)| *sub != subxid);
-                    s.segment_bytes = s.segment.iter().map(|(_, c)| change_size(c)).sum();
-                    self.segment_bytes -= segment_before - s.segment_bytes;
-                }
-                return Ok(early.then_some(Assembled::Aborted { xid, subxid }));
-            }
+            ChangeEvent::StreamAbort { xid, subxid, .. } => return self.abort_stream(xid, subxid),
             ChangeEvent::BeginPrepare { .. } | ChangeEvent::Prepare { .. } | ChangeEvent::CommitPrepared { .. } | ChangeEvent::RollbackPrepared { .. } => {
                 return Err(Error::Unexpected { side: Side::Blue, what: "two-phase messages, though two-phase decoding was not requested".into() })
             }
-            ChangeEvent::Relation(schema) => {
-                // Inside a streamed transaction a schema change belongs to that transaction: it may
-                // still roll back.
-                return Ok(match self.open_stream {
-                    Some(x) => {
-                        let b = self.stream(x);
-                        if b.early {
-                            b.segment_relations.push(Arc::clone(&schema));
-                        }
-                        b.touched.schema(&schema);
-                        b.relations.push(schema);
-                        None
-                    }
-                    None => Some(Assembled::Schema(schema)),
-                });
-            }
+            ChangeEvent::Relation(schema) => return Ok(self.relation(schema)),
             ChangeEvent::Message { xid, transactional: true, prefix, content, .. } if prefix == SENTINEL_PREFIX => {
                 let id = String::from_utf8_lossy(&content).into_owned();
                 match self.enclosing(xid) {
@@ -538,6 +505,49 @@ impl Assembler {
             ChangeEvent::Delete { table, xid, key, before } => (xid, RowChange::Delete { table, key, before }),
             ChangeEvent::Truncate { tables, xid, cascade, restart_identity } => (xid, RowChange::Truncate { tables, cascade, restart_identity }),
         };
+        self.row(sub, change)
+    }
+
+    /// A streamed transaction `xid` aborted, whole (`subxid == xid`) or one subtransaction of it.
+    fn abort_stream(&mut self, xid: TxId, subxid: TxId) -> Result<Option<Assembled>, Error> {
+        let early = self.streams.get(&xid).is_some_and(|b| b.early);
+        if xid == subxid {
+            self.discard(Which::Stream(xid))?;
+        } else if let Some(s) = self.streams.get_mut(&xid) {
+            let before = s.bytes;
+            s.changes.retain(|(sub, _)| *sub != subxid);
+            s.bytes = s.changes.iter().map(|(_, c)| change_size(c)).sum();
+            if let Some(spilled) = s.spilled.as_mut() {
+                spilled.abort_subtransaction(subxid);
+            }
+            self.buffered_bytes -= before - s.bytes;
+            let segment_before = s.segment_bytes;
+            s.segment.retain(|(sub, _)| *sub != subxid);
+            s.segment_bytes = s.segment.iter().map(|(_, c)| change_size(c)).sum();
+            self.segment_bytes -= segment_before - s.segment_bytes;
+        }
+        Ok(early.then_some(Assembled::Aborted { xid, subxid }))
+    }
+
+    /// A table's schema. Inside a streamed transaction a schema change belongs to that transaction:
+    /// it may still roll back.
+    fn relation(&mut self, schema: Arc<TableSchema>) -> Option<Assembled> {
+        match self.open_stream {
+            Some(x) => {
+                let b = self.stream(x);
+                if b.early {
+                    b.segment_relations.push(Arc::clone(&schema));
+                }
+                b.touched.schema(&schema);
+                b.relations.push(schema);
+                None
+            }
+            None => Some(Assembled::Schema(schema)),
+        }
+    }
+
+    /// A row change, of the streamed (sub)transaction `sub` or of the current transaction.
+    fn row(&mut self, sub: Option<TxId>, change: RowChange) -> Result<Option<Assembled>, Error> {
         match sub {
             Some(sub) => {
                 let top = self.open_stream.unwrap_or(sub);
@@ -552,16 +562,16 @@ impl Assembler {
                 if self.streams.get(&top).is_some_and(|b| b.segment.len() >= CHUNK_ROWS) {
                     return Ok(self.take_segment(top));
                 }
+                Ok(None)
             }
             None => {
                 if self.current.is_none() {
                     return Err(Error::Resync("the source sent a row change outside any transaction".into()));
                 }
                 self.add(Which::Current, 0, change)?;
-                return Ok(self.segment_of(Which::Current).map(Assembled::Segment));
+                Ok(self.segment_of(Which::Current).map(Assembled::Segment))
             }
         }
-        Ok(None)
     }
 }
 

@@ -296,14 +296,7 @@ impl MySqlAdmin {
             .query_drop("SET foreign_key_checks = 0")
             .await
             .map_err(|e| super::sql_error(crate::error::Side::Green, "turning off foreign key checks for the schema copy", e))?;
-        let mut existing = Vec::new();
-        for t in &tables {
-            let n: Option<i64> = green
-                .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
-                .await
-                .map_err(|e| super::sql_error(crate::error::Side::Green, "looking up tables", e))?;
-            existing.push(n.unwrap_or(0) > 0);
-        }
+        let existing = existing_on_green(&mut green, &tables).await?;
         if state.snapshot_started()? {
             tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
             for (t, _) in tables.iter().zip(&existing).filter(|(_, e)| **e) {
@@ -350,15 +343,7 @@ impl MySqlAdmin {
                 missing.join(", ")
             )));
         } else {
-            for t in &tables {
-                let any: Option<i64> = green
-                    .query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t)))
-                    .await
-                    .map_err(|e| super::sql_error(crate::error::Side::Green, "reading a table", e))?;
-                if any.is_some() {
-                    return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
-                }
-            }
+            refuse_rows_on_green(&mut green, &tables).await?;
         }
         let green_json_text = super::is_mariadb(&mut green, crate::error::Side::Green).await?;
         snapshot::refuse_typed_json(blue, &tables, green_json_text).await?;
@@ -368,24 +353,9 @@ impl MySqlAdmin {
         }
         let started = std::time::Instant::now();
         let (readers, point) = snapshot::open_readers(&self.blue, self.config.snapshot_workers()).await?;
-        // Largest tables first: the last reader to finish decides the snapshot's length.
-        let mut ordered = tables.clone();
-        let mut sizes = std::collections::HashMap::new();
-        for t in &ordered {
-            let n: Option<i64> = blue
-                .exec_first("SELECT COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
-                .await
-                .map_err(|e| super::sql_error(crate::error::Side::Blue, "reading table sizes", e))?;
-            sizes.insert(t.clone(), n.unwrap_or(0));
-        }
-        // Workers pop from the end.
-        ordered.sort_by_key(|t| sizes.get(t).copied().unwrap_or(0));
+        let sized = largest_last(blue, &tables).await?;
         let mut readers = readers;
-        let sized = ordered.into_iter().map(|t| {
-            let bytes = sizes.get(&t).copied().unwrap_or(0);
-            (t, u64::try_from(bytes).unwrap_or(0))
-        });
-        let jobs = snapshot::plan(&mut readers[0], sized.collect(), self.config.snapshot_split_pages() * 8192).await?;
+        let jobs = snapshot::plan(&mut readers[0], sized, self.config.snapshot_split_pages() * 8192).await?;
         let rows = snapshot::copy_all(readers, target_url, jobs, state, status).await?;
         tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), position = %point.position, "snapshot copied");
         turnout_sinks::mysql::record_position(target_url, &self.names.origin, &point.position).await.map_err(Error::Sink)?;
@@ -489,4 +459,46 @@ impl MySqlAdmin {
         let chunks = super::chunks::plan(blue, &added, self.config.snapshot_chunk_bytes()?, crate::copy::next_id(&plan)).await?;
         crate::copy::save_added(state, &plan, &chunks, &added)
     }
+}
+
+/// Whether green has each of `tables`.
+async fn existing_on_green(green: &mut mysql_async::Conn, tables: &[TableName]) -> Result<Vec<bool>, Error> {
+    let mut existing = Vec::new();
+    for t in tables {
+        let n: Option<i64> = green
+            .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
+            .await
+            .map_err(|e| super::sql_error(crate::error::Side::Green, "looking up tables", e))?;
+        existing.push(n.unwrap_or(0) > 0);
+    }
+    Ok(existing)
+}
+
+/// Refuses the snapshot when one of green's `tables` already has rows.
+async fn refuse_rows_on_green(green: &mut mysql_async::Conn, tables: &[TableName]) -> Result<(), Error> {
+    for t in tables {
+        let any: Option<i64> = green
+            .query_first(format!("SELECT 1 FROM {} LIMIT 1", qualified(t)))
+            .await
+            .map_err(|e| super::sql_error(crate::error::Side::Green, "reading a table", e))?;
+        if any.is_some() {
+            return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
+        }
+    }
+    Ok(())
+}
+
+/// `tables` with their sizes on blue, the largest last: the snapshot's workers pop from the end, and
+/// the last reader to finish decides the snapshot's length.
+async fn largest_last(blue: &mut mysql_async::Conn, tables: &[TableName]) -> Result<Vec<(TableName, u64)>, Error> {
+    let mut sized = Vec::with_capacity(tables.len());
+    for t in tables {
+        let n: Option<i64> = blue
+            .exec_first("SELECT COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&t.schema, &t.name))
+            .await
+            .map_err(|e| super::sql_error(crate::error::Side::Blue, "reading table sizes", e))?;
+        sized.push((t.clone(), u64::try_from(n.unwrap_or(0)).unwrap_or(0)));
+    }
+    sized.sort_by_key(|(_, bytes)| *bytes);
+    Ok(sized)
 }

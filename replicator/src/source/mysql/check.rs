@@ -219,10 +219,11 @@ async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let db = database(opts);
     retention(&mut conn, &db, &mut f).await;
     let g = grants(&mut conn).await;
-    privileges(&g, opts, &db, mariadb, &mut f);
+    privileges(&g, opts, mariadb, &mut f);
     if config.cutover.fence == crate::config::Fence::ReadOnly {
         check_fence(&mut conn, &g, opts, !mariadb, &mut f).await;
     }
+    database_grants(&g, opts, &db, &mut f);
     match config.table_filter() {
         Err(e) => f.fail(e.to_string(), "correct [tables]"),
         Ok(filter) => match select_tables(&mut conn, &db, &filter).await {
@@ -314,8 +315,8 @@ async fn retention(conn: &mut mysql_async::Conn, db: &str, f: &mut Findings) {
     }
 }
 
-/// The account's privileges for the stream, the snapshot and the heartbeat table (`g` its grants).
-fn privileges(g: &str, opts: &mysql_async::Opts, db: &str, mariadb: bool, f: &mut Findings) {
+/// The account's privileges for the stream and the snapshot (`g` its grants).
+fn privileges(g: &str, opts: &mysql_async::Opts, mariadb: bool, f: &mut Findings) {
     let user = format!("'{}'@'%'", opts.user().unwrap_or(""));
     let mut missing = Vec::new();
     if !has_global(g, "REPLICATION SLAVE") && !has_global(g, "REPLICATION REPLICA") {
@@ -332,6 +333,11 @@ fn privileges(g: &str, opts: &mysql_async::Opts, db: &str, mariadb: bool, f: &mu
     } else {
         f.fail(format!("the account lacks {}", missing.join(", ")), format!("GRANT {} ON *.* TO {user};", missing.join(", ")));
     }
+}
+
+/// The account may read the database and create turnout's heartbeat table there (`g` its grants).
+fn database_grants(g: &str, opts: &mysql_async::Opts, db: &str, f: &mut Findings) {
+    let user = format!("'{}'@'%'", opts.user().unwrap_or(""));
     let on_db = g.lines().any(|l| {
         (l.contains(&format!(" ON {}.* ", quote(db).to_ascii_uppercase())) || l.contains(" ON *.* "))
             && (l.contains("ALL PRIVILEGES") || (l.contains("SELECT") && l.contains("CREATE")))

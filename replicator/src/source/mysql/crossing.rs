@@ -127,7 +127,6 @@ pub async fn assess(
     }
     let mut c = Crossing { families: format!("{} {blue_version} to {} {green_version}", family(blue_maria), family(green_maria)), ..Crossing::default() };
     let names: HashSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-    type ColumnRow = (String, String, String, Option<String>, String, String);
     let columns: Vec<ColumnRow> = blue
         .exec(
             "SELECT TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), COLLATION_NAME, COALESCE(GENERATION_EXPRESSION, ''), UPPER(EXTRA) \
@@ -137,8 +136,24 @@ pub async fn assess(
         .await
         .map_err(|e| sql_error(crate::error::Side::Blue, "reading the columns to compare with green's family", e))?;
     let columns: Vec<ColumnRow> = columns.into_iter().filter(|(t, ..)| names.contains(t.as_str())).collect();
+    let families = (blue_maria, green_maria);
+    columns_crossing(&mut c, &columns, created, families);
+    green_generated(&mut c, green, database, &names, created, blue_maria).await?;
+    family_only(&mut c, blue, database, &names, blue_maria).await?;
+    if !created.is_empty() {
+        collations_crossing(&mut c, blue, green, database, &columns, created, green_maria).await?;
+    }
+    Ok(Some(c))
+}
+
+/// The columns of blue's replicated tables `columns`, one row each.
+type ColumnRow = (String, String, String, Option<String>, String, String);
+
+/// Blue's columns of a type green's family lacks, and, in the tables turnout creates on green,
+/// generated columns green may compute differently and INVISIBLE columns MariaDB would not keep.
+fn columns_crossing(c: &mut Crossing, columns: &[ColumnRow], created: &[TableName], (blue_maria, green_maria): (bool, bool)) {
     let column = |t: &str, c: &str| format!("column {}.{}", quote(t), quote(c));
-    for (t, col, data_type, _, expression, extra) in &columns {
+    for (t, col, data_type, _, expression, extra) in columns {
         for (ty, maria, fix) in TYPES_WITHOUT_EQUIVALENT {
             if data_type == ty && *maria == blue_maria {
                 c.refused.push((
@@ -164,6 +179,19 @@ pub async fn assess(
             ));
         }
     }
+}
+
+/// Green's own generated columns in tables green already has, which may compute differently from
+/// blue's family.
+async fn green_generated(
+    c: &mut Crossing,
+    green: &mut mysql_async::Conn,
+    database: &str,
+    names: &HashSet<&str>,
+    created: &[TableName],
+    blue_maria: bool,
+) -> Result<(), Error> {
+    let column = |t: &str, c: &str| format!("column {}.{}", quote(t), quote(c));
     let existing: Vec<(String, String, String)> = green
         .exec(
             "SELECT TABLE_NAME, COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND GENERATION_EXPRESSION <> ''",
@@ -183,6 +211,12 @@ pub async fn assess(
             ));
         }
     }
+    Ok(())
+}
+
+/// What only one family has: Oracle MySQL's SRID-restricted geometry columns, MariaDB's sequences.
+async fn family_only(c: &mut Crossing, blue: &mut mysql_async::Conn, database: &str, names: &HashSet<&str>, blue_maria: bool) -> Result<(), Error> {
+    let column = |t: &str, c: &str| format!("column {}.{}", quote(t), quote(c));
     if !blue_maria {
         let srid: Vec<(String, String, u32)> = blue
             .exec("SELECT TABLE_NAME, COLUMN_NAME, SRS_ID FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND SRS_ID IS NOT NULL", (database,))
@@ -202,51 +236,62 @@ pub async fn assess(
             ));
         }
     }
-    if !created.is_empty() {
-        let names: HashSet<&str> = created.iter().map(|t| t.name.as_str()).collect();
-        let known = collations(green, green_maria).await?;
-        let table_collations: Vec<(String, Option<String>)> = blue
-            .exec("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
-            .await
-            .map_err(|e| sql_error(crate::error::Side::Blue, "reading the tables' collations", e))?;
-        let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut renamed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let used = columns
-            .iter()
-            .filter(|(t, ..)| names.contains(t.as_str()))
-            .filter_map(|(t, col, _, coll, ..)| coll.as_ref().map(|k| (k.clone(), column(t, col))))
-            .chain(
-                table_collations.into_iter().filter(|(t, _)| names.contains(t.as_str())).filter_map(|(t, k)| k.map(|k| (k, format!("table {}", quote(&t))))),
-            );
-        for (collation, what) in used {
-            if !known.contains(&collation) {
-                missing.entry(collation).or_default().push(what);
-            } else if renamed_uca(&collation) {
-                renamed.entry(collation).or_default().push(what);
-            }
-        }
-        for (collation, users) in missing {
-            c.refused.push((
-                format!("collation {collation} ({}) does not exist on {}", users.join(", "), family(green_maria)),
-                "convert those columns on blue to a collation both families define alike (utf8mb4_unicode_520_ci, utf8mb4_general_ci, \
-                 utf8mb4_bin), or create the tables on green yourself with the collation you choose"
-                    .into(),
-            ));
-        }
-        for (collation, users) in renamed {
-            c.differs.push((
-                format!(
-                    "collation {collation} ({}) follows UCA 9.0 on Oracle MySQL and UCA 14.0 on MariaDB: characters added in Unicode 10 to 14 \
-                     compare and sort differently",
-                    users.join(", ")
-                ),
-                "values are copied byte for byte; two keys that are distinct on blue but equal on green stop replication with a \
-                 duplicate-key error naming the row, and green's ORDER BY follows UCA 14.0"
-                    .into(),
-            ));
+    Ok(())
+}
+
+/// The collations of the tables turnout creates on green: refused where green's family lacks one,
+/// a difference where the two families follow different UCA versions under one name.
+async fn collations_crossing(
+    c: &mut Crossing,
+    blue: &mut mysql_async::Conn,
+    green: &mut mysql_async::Conn,
+    database: &str,
+    columns: &[ColumnRow],
+    created: &[TableName],
+    green_maria: bool,
+) -> Result<(), Error> {
+    let column = |t: &str, c: &str| format!("column {}.{}", quote(t), quote(c));
+    let names: HashSet<&str> = created.iter().map(|t| t.name.as_str()).collect();
+    let known = collations(green, green_maria).await?;
+    let table_collations: Vec<(String, Option<String>)> = blue
+        .exec("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
+        .await
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading the tables' collations", e))?;
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut renamed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let used = columns
+        .iter()
+        .filter(|(t, ..)| names.contains(t.as_str()))
+        .filter_map(|(t, col, _, coll, ..)| coll.as_ref().map(|k| (k.clone(), column(t, col))))
+        .chain(table_collations.into_iter().filter(|(t, _)| names.contains(t.as_str())).filter_map(|(t, k)| k.map(|k| (k, format!("table {}", quote(&t))))));
+    for (collation, what) in used {
+        if !known.contains(&collation) {
+            missing.entry(collation).or_default().push(what);
+        } else if renamed_uca(&collation) {
+            renamed.entry(collation).or_default().push(what);
         }
     }
-    Ok(Some(c))
+    for (collation, users) in missing {
+        c.refused.push((
+            format!("collation {collation} ({}) does not exist on {}", users.join(", "), family(green_maria)),
+            "convert those columns on blue to a collation both families define alike (utf8mb4_unicode_520_ci, utf8mb4_general_ci, \
+             utf8mb4_bin), or create the tables on green yourself with the collation you choose"
+                .into(),
+        ));
+    }
+    for (collation, users) in renamed {
+        c.differs.push((
+            format!(
+                "collation {collation} ({}) follows UCA 9.0 on Oracle MySQL and UCA 14.0 on MariaDB: characters added in Unicode 10 to 14 \
+                 compare and sort differently",
+                users.join(", ")
+            ),
+            "values are copied byte for byte; two keys that are distinct on blue but equal on green stop replication with a \
+             duplicate-key error naming the row, and green's ORDER BY follows UCA 14.0"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

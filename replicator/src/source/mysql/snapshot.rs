@@ -456,26 +456,8 @@ pub async fn copy_table(
     let name = table.to_string();
     status.table_started(&name);
     let cols: Vec<ColumnInfo> = columns(reader, table, crate::error::Side::Blue).await?.into_iter().filter(|c| !c.generated).collect();
-    let unsigned: Vec<bool> = {
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = reader
-            .exec("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&table.schema, &table.name))
-            .await
-            .map_err(|e| sql_error(crate::error::Side::Blue, "reading column types", e))?;
-        cols.iter().map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned"))).collect()
-    };
-    let select: Vec<String> = cols
-        .iter()
-        .map(|c| match c.data_type.as_str() {
-            // The member's index or the set's bit mask as an integer: Oracle MySQL types `e + 0` as a
-            // DOUBLE (a 64-member SET's mask would round).
-            "enum" | "set" => format!("CAST({} AS UNSIGNED)", quote(&c.name)),
-            // MariaDB's own types print as text but are written back as their binary form, as the
-            // binlog carries them.
-            "inet6" | "uuid" => format!("CAST({} AS BINARY(16))", quote(&c.name)),
-            "inet4" => format!("CAST({} AS BINARY(4))", quote(&c.name)),
-            _ => quote(&c.name),
-        })
-        .collect();
+    let unsigned = unsigned_columns(reader, table, &cols).await?;
+    let select = select_list(&cols);
     let typed: Vec<(String, MySqlType)> =
         cols.iter().zip(&unsigned).map(|(c, u)| (c.name.clone(), for_green(&column_type(c, *u), json_text).into_owned())).collect();
     // Oracle MySQL JSON columns: a flag per row for a document its text would not rebuild (typed
@@ -529,21 +511,60 @@ pub async fn copy_table(
         status.table_progress(&name, batch.len() as u64, 0);
     }
     drop(result);
-    if !typed_docs.is_empty() && json_text {
+    if !typed_docs.is_empty() {
+        rewrite_typed_docs(reader, green, json_text, table, &cols, &typed_docs).await?;
+    }
+    Ok(copied)
+}
+
+/// Whether each of `cols` is unsigned.
+async fn unsigned_columns(reader: &mut mysql_async::Conn, table: &TableName, cols: &[ColumnInfo]) -> Result<Vec<bool>, Error> {
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = reader
+        .exec("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&table.schema, &table.name))
+        .await
+        .map_err(|e| sql_error(crate::error::Side::Blue, "reading column types", e))?;
+    Ok(cols.iter().map(|c| rows.iter().any(|(n, t)| n == c.name.as_bytes() && String::from_utf8_lossy(t).to_ascii_lowercase().contains("unsigned"))).collect())
+}
+
+/// What the copy selects for each of `cols`.
+fn select_list(cols: &[ColumnInfo]) -> Vec<String> {
+    cols.iter()
+        .map(|c| match c.data_type.as_str() {
+            // The member's index or the set's bit mask as an integer: Oracle MySQL types `e + 0` as a
+            // DOUBLE (a 64-member SET's mask would round).
+            "enum" | "set" => format!("CAST({} AS UNSIGNED)", quote(&c.name)),
+            // MariaDB's own types print as text but are written back as their binary form, as the
+            // binlog carries them.
+            "inet6" | "uuid" => format!("CAST({} AS BINARY(16))", quote(&c.name)),
+            "inet4" => format!("CAST({} AS BINARY(4))", quote(&c.name)),
+            _ => quote(&c.name),
+        })
+        .collect()
+}
+
+/// Rewrites on green, with their types, the JSON documents of the copied `table` that hold typed
+/// scalars; refused when green keeps JSON as text (MariaDB).
+async fn rewrite_typed_docs(
+    reader: &mut mysql_async::Conn,
+    green: &mut mysql_async::Conn,
+    json_text: bool,
+    table: &TableName,
+    cols: &[ColumnInfo],
+    typed_docs: &[(super::typed_json::Key, usize, String)],
+) -> Result<(), Error> {
+    if json_text {
         return Err(Error::Setup(format!(
             "{table} holds JSON with typed DECIMAL, DATE, TIME or DATETIME scalars, and green keeps JSON as text (MariaDB), which would \
              make them plain numbers and strings; store them on blue as plain JSON numbers or strings, or leave the table out with \
              tables.exclude"
         )));
     }
-    for (at, i, text) in &typed_docs {
+    for (at, i, text) in typed_docs {
         let built = super::typed_json::document_sql(reader, table, at, &cols[*i].name, text).await?;
         super::typed_json::rewrite(green, table, at, &cols[*i].name, &built).await?;
     }
-    if !typed_docs.is_empty() {
-        tracing::info!(table = %table, documents = typed_docs.len(), "copied JSON documents holding typed scalars with their types");
-    }
-    Ok(copied)
+    tracing::info!(table = %table, documents = typed_docs.len(), "copied JSON documents holding typed scalars with their types");
+    Ok(())
 }
 
 /// The positions in `cols` of `table`'s primary key columns (empty without one).

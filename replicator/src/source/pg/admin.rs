@@ -19,8 +19,8 @@ use crate::tables::Selection;
 use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_connect::pg::client::SlotOptions;
-use turnout_connect::pg::PgConnection;
-use turnout_decoders::Position;
+use turnout_connect::pg::{ConnectOptions, PgConnection};
+use turnout_decoders::{Position, TableName};
 use turnout_sinks::pg::{self as green, PgEarly, PgSink};
 use turnout_sinks::Parallel;
 
@@ -139,7 +139,14 @@ impl SourceAdmin for PgAdmin {
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-        super::heartbeat::run(self.config.source.url.expose().to_owned(), self.names.slot.clone(), self.config.heartbeat_interval(), status, shutdown)
+        super::heartbeat::run(
+            self.config.source.url.expose().to_owned(),
+            self.config.source_side(),
+            self.names.slot.clone(),
+            self.config.heartbeat_interval(),
+            status,
+            shutdown,
+        )
     }
 
     fn watch(&self) -> impl std::future::Future<Output = Error> + Send {
@@ -160,7 +167,7 @@ impl SourceAdmin for PgAdmin {
         let names = &self.names;
         // A sidecar just stopped: its walsender and apply session may hold the slot and the origin
         // for a moment after its process ended.
-        let blue = turnout_sinks::pg::connect(self.config.source.url.expose()).await.map_err(Error::Sink)?;
+        let blue = crate::source::pg::session(self.config.source.url.expose(), self.config.source_side()).await?;
         super::reverse::drop_slot_when_free(&blue, crate::error::Side::Blue, &names.slot, false).await?;
         done.push(format!("dropped slot {} on blue (if it existed)", names.slot));
         blue.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", turnout_decoders::schema::quote_ident(&names.publication)))
@@ -204,62 +211,8 @@ async fn initial_snapshot(
     let source = config.source_options()?;
     let target_url = config.target.url.expose();
     let green_client = green::connect(target_url).await.map_err(Error::Sink)?;
-    if state.snapshot_started()? {
-        tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
-        setup::drop_slot(admin, &names.slot).await?;
-        let existing = setup::existing_on_green(&green_client, tables).await?;
-        let present: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| **e).map(|(t, _)| t.quoted()).collect();
-        if !present.is_empty() {
-            green_client
-                .batch_execute(&format!("TRUNCATE {}", present.join(", ")))
-                .await
-                .map_err(Error::green("emptying the tables of the unfinished snapshot"))?;
-        }
-        state.reset_snapshot()?;
-    } else if setup::slot_exists(admin, &names.slot).await? {
-        return Err(Error::Setup(format!(
-            "slot {} exists on blue but this state directory has no snapshot; another turnout may use it. Drop it with \
-             SELECT pg_drop_replication_slot('{}') if it is stale",
-            names.slot, names.slot
-        )));
-    }
-    let existing = setup::existing_on_green(&green_client, tables).await?;
-    let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
-    let copy_schema = !tables.is_empty() && missing.len() == tables.len();
-    // An earlier, interrupted attempt may have created the tables itself: then it still owes the
-    // indexes and constraints (post-data) once the copy is done.
-    let owned_schema = state.schema_copied()?;
-    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?) } else { None };
-    if !copy_schema && !missing.is_empty() {
-        return Err(Error::Setup(format!(
-            "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
-             so turnout copies the whole schema",
-            missing.join(", ")
-        )));
-    }
-    if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
-        tracing::info!("copying the schema to green with {}", pg_dump.display());
-        let pre = setup::dump_schema(pg_dump, &source, "pre-data", &left_out).await?;
-        setup::apply_pre_data(&green_client, &pre, filtered).await?;
-        let created = setup::existing_on_green(&green_client, tables).await?;
-        let lacking: Vec<String> = tables.iter().zip(&created).filter(|(_, c)| !**c).map(|(t, _)| t.to_string()).collect();
-        if !lacking.is_empty() {
-            return Err(Error::Setup(format!(
-                "the schema copy could not create {} on green: its definition refers to a table that [tables] leaves out \
-                 (see the warnings above); select that table too, or create these tables on green yourself",
-                lacking.join(", ")
-            )));
-        }
-        state.mark_schema_copied()?;
-    } else {
-        for t in tables {
-            let row =
-                green_client.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[]).await.map_err(Error::green(format!("reading {t}")))?;
-            if row.get::<_, bool>(0) {
-                return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
-            }
-        }
-    }
+    restart_unfinished(state, admin, names, &green_client, tables).await?;
+    let (pg_dump, owned_schema) = green_schema(config, state, &green_client, selection, &source, blue_major).await?;
     let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
     // The size is read only when it decides (reading it waits for a lock a table's DDL holds).
     let chunked = match config.snapshot_chunked_as_set() {
@@ -291,6 +244,91 @@ async fn initial_snapshot(
     state.mark_snapshot_done(&Position::Pg(slot.consistent_point))?;
     state.record_applied(&Position::Pg(slot.consistent_point))?;
     Ok(())
+}
+
+/// An earlier snapshot that did not finish starts again from scratch (its slot dropped, green's
+/// tables emptied); a slot of this stream's name without one is refused (another turnout may use it).
+async fn restart_unfinished(
+    state: &StateStore,
+    admin: &mut PgConnection,
+    names: &Names,
+    green_client: &tokio_postgres::Client,
+    tables: &[TableName],
+) -> Result<(), Error> {
+    if state.snapshot_started()? {
+        tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
+        setup::drop_slot(admin, &names.slot).await?;
+        let existing = setup::existing_on_green(green_client, tables).await?;
+        let present: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| **e).map(|(t, _)| t.quoted()).collect();
+        if !present.is_empty() {
+            green_client
+                .batch_execute(&format!("TRUNCATE {}", present.join(", ")))
+                .await
+                .map_err(Error::green("emptying the tables of the unfinished snapshot"))?;
+        }
+        state.reset_snapshot()?;
+    } else if setup::slot_exists(admin, &names.slot).await? {
+        return Err(Error::Setup(format!(
+            "slot {} exists on blue but this state directory has no snapshot; another turnout may use it. Drop it with \
+             SELECT pg_drop_replication_slot('{}') if it is stale",
+            names.slot, names.slot
+        )));
+    }
+    Ok(())
+}
+
+/// Green's schema before the copy: blue's pre-data copied when green has none of the tables;
+/// otherwise every table must exist there, empty. Returns the `pg_dump` that still owes the
+/// post-data, if any, and whether turnout created the schema itself.
+async fn green_schema(
+    config: &Config,
+    state: &StateStore,
+    green_client: &tokio_postgres::Client,
+    selection: &Selection,
+    source: &ConnectOptions,
+    blue_major: u32,
+) -> Result<(Option<std::path::PathBuf>, bool), Error> {
+    let tables = &selection.tables[..];
+    let left_out = selection.left_out();
+    let filtered = !left_out.is_empty();
+    let existing = setup::existing_on_green(green_client, tables).await?;
+    let missing: Vec<String> = tables.iter().zip(&existing).filter(|(_, e)| !**e).map(|(t, _)| t.to_string()).collect();
+    let copy_schema = !tables.is_empty() && missing.len() == tables.len();
+    // An earlier, interrupted attempt may have created the tables itself: then it still owes the
+    // indexes and constraints (post-data) once the copy is done.
+    let owned_schema = state.schema_copied()?;
+    let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?) } else { None };
+    if !copy_schema && !missing.is_empty() {
+        return Err(Error::Setup(format!(
+            "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
+             so turnout copies the whole schema",
+            missing.join(", ")
+        )));
+    }
+    if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
+        tracing::info!("copying the schema to green with {}", pg_dump.display());
+        let pre = setup::dump_schema(pg_dump, source, "pre-data", &left_out).await?;
+        setup::apply_pre_data(green_client, &pre, filtered).await?;
+        let created = setup::existing_on_green(green_client, tables).await?;
+        let lacking: Vec<String> = tables.iter().zip(&created).filter(|(_, c)| !**c).map(|(t, _)| t.to_string()).collect();
+        if !lacking.is_empty() {
+            return Err(Error::Setup(format!(
+                "the schema copy could not create {} on green: its definition refers to a table that [tables] leaves out \
+                 (see the warnings above); select that table too, or create these tables on green yourself",
+                lacking.join(", ")
+            )));
+        }
+        state.mark_schema_copied()?;
+    } else {
+        for t in tables {
+            let row =
+                green_client.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[]).await.map_err(Error::green(format!("reading {t}")))?;
+            if row.get::<_, bool>(0) {
+                return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
+            }
+        }
+    }
+    Ok((pg_dump, owned_schema))
 }
 
 /// The start of a chunked copy ([`crate::copy`]): green's indexes and constraints now (the stream's

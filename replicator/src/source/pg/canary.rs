@@ -36,7 +36,7 @@ impl PgGreen {
     /// turnout's own session on green.
     async fn green(&mut self) -> Result<&Client, Error> {
         if self.green.as_ref().is_none_or(Client::is_closed) {
-            self.green = Some(turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::Sink)?);
+            self.green = Some(super::session(&self.target_url, crate::error::Side::Green).await?);
         }
         self.green.as_ref().ok_or_else(|| Error::Internal("the canary's session on green is missing".into()))
     }
@@ -49,7 +49,7 @@ impl PgGreen {
 impl GreenReads for PgGreen {
     async fn probe_once(&mut self, sql: &str) -> Result<(), Error> {
         if self.probe.as_ref().is_none_or(Client::is_closed) {
-            let client = turnout_sinks::pg::connect(&self.probe_url).await.map_err(Error::Sink)?;
+            let client = super::session(&self.probe_url, crate::error::Side::Green).await?;
             // The probe only reads, whatever it says.
             client.batch_execute("SET default_transaction_read_only = on").await.map_err(Error::green("making the probe's session read-only"))?;
             self.probe = Some(client);

@@ -43,8 +43,8 @@ async fn check_inventory(config: &Config) -> Findings {
 async fn check_schemas(config: &Config) -> Findings {
     let mut f = Findings::default();
     let compared = async {
-        let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
-        let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+        let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
+        let green = crate::source::pg::session(config.target.url.expose(), config.target_side()).await?;
         let tables = super::drift::replicated_tables(&blue, &config.table_filter()?, config.tables.skip_without_identity, crate::error::Side::Blue).await?;
         let on_green =
             super::drift::replicated_tables(&green, &crate::tables::TableFilter::default(), false, crate::error::Side::Green).await.unwrap_or_default();

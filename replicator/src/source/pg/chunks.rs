@@ -158,7 +158,7 @@ impl Copier for PgCopier {
         {
             tracing::warn!("could not end the connection of an earlier copy round's slot on blue: {}", turnout_sinks::pg::describe_error(&e));
         }
-        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::Sink)?;
+        let green = super::session(&self.target_url, crate::error::Side::Green).await?;
         let mut sql = String::from("SET session_replication_role = replica; SET synchronous_commit = on; BEGIN;");
         for c in chunks {
             let condition = c.condition(quote_ident).map(|f| format!(" WHERE {f}")).unwrap_or_default();

@@ -60,7 +60,7 @@ impl PgCutover {
         // Whatever the fence is now: the rollback's may have been read-only. Lifting it is a no-op
         // when green's database is not read-only.
         let reopen = Some(WriteFence::ReadOnly { database: config.target_options()?.database });
-        let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
+        let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
         Ok(PgCutover {
             blue,
             fence,
@@ -89,7 +89,7 @@ impl PgCutover {
         };
         let reopen =
             (config.cutover.fence == Fence::ReadOnly).then(|| config.source_options().map(|o| WriteFence::ReadOnly { database: o.database })).transpose()?;
-        let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+        let green = crate::source::pg::session(config.target.url.expose(), config.target_side()).await?;
         Ok(PgCutover {
             blue: green,
             fence,
@@ -260,90 +260,16 @@ impl Procedure for PgCutover {
             (Side::Blue, "set cutover.iterate = false to roll back without replicating to green again")
         };
         let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to}")))?;
-        let row = other
-            .query_one(
-                "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
-                &[],
-            )
-            .await
-            .map_err(Error::sql(on_to, format!("reading {to}'s wal_level")))?;
-        let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
-        if wal_level != "logical" {
-            return Err(Error::Setup(format!(
-                "{to} has wal_level = {wal_level}; replicating {to} → {from} needs wal_level = logical on {to} (set it and restart {to}), or {off}"
-            )));
-        }
-        if !may {
-            return Err(Error::Setup(format!("role {role} on {to} may not create replication slots; ALTER ROLE {role} REPLICATION on {to}, or {off}")));
-        }
-        if to == "blue" {
-            // The next generation drops the reverse apply's writes by their origin, on PostgreSQL 16+
-            // on the server with every other origin's: changes another subscription replays into
-            // blue would never reach green. Such a blue is not armed; the rollback goes on.
-            let stream = names.slot.rsplit_once("_g").map_or(names.slot.as_str(), |(base, _)| base);
-            let others: Option<String> = other
-                .query_one("SELECT string_agg(roname, ', ' ORDER BY roname) FROM pg_replication_origin WHERE left(roname, length($1)) <> $1", &[&stream])
-                .await
-                .map_err(Error::sql(on_to, "reading blue's replication origins"))?
-                .get(0);
-            if let Some(others) = others {
-                tracing::warn!(
-                    "blue has replication origins that are not turnout's ({others}): the changes they replay could not be told from the \
-                     reverse stream's, so this rollback arms no stream blue → green; replication stops after it"
-                );
-                return Ok(None);
-            }
+        may_arm(&other, (from, to), on_to, off).await?;
+        if to == "blue" && foreign_origins(&other, names).await? {
+            return Ok(None);
         }
         let tables = super::reverse::publish_on_green(config, names).await?;
         turnout_sinks::pg::ensure_origin(&self.blue, &names.origin)
             .await
             .map_err(Error::during(format!("creating replication origin {} on {from}", names.origin)))?;
-        let prepared: Vec<String> = other
-            .query("SELECT gid FROM pg_prepared_xacts", &[])
-            .await
-            .map_err(Error::sql(on_to, format!("reading prepared transactions on {to}")))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !prepared.is_empty() {
-            return Err(Error::Setup(format!(
-                "prepared transactions on {to} ({}) would hold up creating slot {}; COMMIT PREPARED or ROLLBACK PREPARED them",
-                prepared.join(", "),
-                names.slot
-            )));
-        }
-        // Creating a logical slot waits for every transaction there that holds an xid; nothing is
-        // paused yet, but the wait is bounded.
-        // A slot of this name that nothing reads is what an earlier attempt left (an undo whose drop
-        // failed): no stream began from it, so it goes.
-        other
-            .execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&names.slot])
-            .await
-            .map_err(Error::sql(on_to, format!("dropping a leftover slot {} on {to}", names.slot)))?;
         let created = Instant::now();
-        let ms = SLOT_WAIT.as_millis();
-        other.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(Error::sql(on_to, "bounding the slot's wait"))?;
-        let slot = other.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
-        let _ = other.batch_execute("RESET statement_timeout").await;
-        let lsn: String = match slot {
-            Ok(row) => row.get(0),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
-                let why = if to == "blue" {
-                    " — on blue these may be the reverse stream's own apply of a long transaction on green; let it finish, or set \
-                     cutover.iterate = false to roll back without replicating to green again"
-                } else {
-                    ""
-                };
-                return Err(Error::Setup(format!(
-                    "creating slot {} on {to} did not finish within {ms} ms: it waits for transactions there that hold an xid \
-                     ({}); end them and try again{why}",
-                    names.slot,
-                    crate::source::pg::live::xid_holders(&other).await
-                )));
-            }
-            Err(e) => return Err(Error::sql(on_to, format!("creating slot {} on {to}", names.slot))(e)),
-        };
-        let lsn: Lsn = lsn.parse().map_err(|e| Error::Unexpected { side: on_to, what: format!("the LSN {lsn} ({e})") })?;
+        let lsn = create_slot(&other, names, on_to).await?;
         turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(Error::during(format!("setting origin {} on {from}", names.origin)))?;
         let what = if to == "green" { "reverse replication" } else { "replication blue → green again" };
         let line = format!(
@@ -355,6 +281,99 @@ impl Procedure for PgCutover {
         );
         Ok(Some((line, Position::Pg(lsn))))
     }
+}
+
+/// Whether `to` can be armed for replication `to` → `from`: `wal_level = logical`, and turnout's role
+/// there may create replication slots; `off` says how to go on without arming.
+async fn may_arm(other: &Client, (from, to): (&str, &str), on_to: Side, off: &str) -> Result<(), Error> {
+    let row = other
+        .query_one(
+            "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(Error::sql(on_to, format!("reading {to}'s wal_level")))?;
+    let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
+    if wal_level != "logical" {
+        return Err(Error::Setup(format!(
+            "{to} has wal_level = {wal_level}; replicating {to} → {from} needs wal_level = logical on {to} (set it and restart {to}), or {off}"
+        )));
+    }
+    if !may {
+        return Err(Error::Setup(format!("role {role} on {to} may not create replication slots; ALTER ROLE {role} REPLICATION on {to}, or {off}")));
+    }
+    Ok(())
+}
+
+/// Whether blue has replication origins that are not turnout's. The next generation drops the
+/// reverse apply's writes by their origin, on PostgreSQL 16+ on the server with every other
+/// origin's: changes another subscription replays into blue would never reach green. Such a blue is
+/// not armed; the rollback goes on.
+async fn foreign_origins(other: &Client, names: &Names) -> Result<bool, Error> {
+    let stream = names.slot.rsplit_once("_g").map_or(names.slot.as_str(), |(base, _)| base);
+    let others: Option<String> = other
+        .query_one("SELECT string_agg(roname, ', ' ORDER BY roname) FROM pg_replication_origin WHERE left(roname, length($1)) <> $1", &[&stream])
+        .await
+        .map_err(Error::sql(Side::Blue, "reading blue's replication origins"))?
+        .get(0);
+    let Some(others) = others else { return Ok(false) };
+    tracing::warn!(
+        "blue has replication origins that are not turnout's ({others}): the changes they replay could not be told from the \
+         reverse stream's, so this rollback arms no stream blue → green; replication stops after it"
+    );
+    Ok(true)
+}
+
+/// Creates the reverse stream's slot on `to` (`on_to`) and returns its consistent point. Creating
+/// a logical slot waits for every transaction there that holds an xid; nothing is paused yet, but
+/// the wait is bounded, and prepared transactions (which would hold it up) are refused first.
+async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, Error> {
+    let to = on_to.name();
+    let prepared: Vec<String> = other
+        .query("SELECT gid FROM pg_prepared_xacts", &[])
+        .await
+        .map_err(Error::sql(on_to, format!("reading prepared transactions on {to}")))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !prepared.is_empty() {
+        return Err(Error::Setup(format!(
+            "prepared transactions on {to} ({}) would hold up creating slot {}; COMMIT PREPARED or ROLLBACK PREPARED them",
+            prepared.join(", "),
+            names.slot
+        )));
+    }
+    // Creating a logical slot waits for every transaction there that holds an xid; nothing is
+    // paused yet, but the wait is bounded.
+    // A slot of this name that nothing reads is what an earlier attempt left (an undo whose drop
+    // failed): no stream began from it, so it goes.
+    other
+        .execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&names.slot])
+        .await
+        .map_err(Error::sql(on_to, format!("dropping a leftover slot {} on {to}", names.slot)))?;
+    let ms = SLOT_WAIT.as_millis();
+    other.batch_execute(&format!("SET statement_timeout = {ms}")).await.map_err(Error::sql(on_to, "bounding the slot's wait"))?;
+    let slot = other.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await;
+    let _ = other.batch_execute("RESET statement_timeout").await;
+    let lsn: String = match slot {
+        Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+            let why = if to == "blue" {
+                " — on blue these may be the reverse stream's own apply of a long transaction on green; let it finish, or set \
+                 cutover.iterate = false to roll back without replicating to green again"
+            } else {
+                ""
+            };
+            return Err(Error::Setup(format!(
+                "creating slot {} on {to} did not finish within {ms} ms: it waits for transactions there that hold an xid \
+                 ({}); end them and try again{why}",
+                names.slot,
+                crate::source::pg::live::xid_holders(other).await
+            )));
+        }
+        Err(e) => return Err(Error::sql(on_to, format!("creating slot {} on {to}", names.slot))(e)),
+    };
+    lsn.parse().map_err(|e| Error::Unexpected { side: on_to, what: format!("the LSN {lsn} ({e})") })
 }
 
 /// The PostgreSQL fence and switch the configuration asks for.

@@ -12,7 +12,7 @@
 //! row is rewritten with blue's clock every interval; the pipeline reads the clock from its changes.
 //! Failures here never stop replication: they are logged and retried.
 
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::status::{now_micros, SlotHealth, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,14 +39,15 @@ pub async fn ensure_table(admin: &mut turnout_connect::pg::PgConnection) -> Resu
 }
 
 /// Emits heartbeats until `shutdown` turns true.
-pub async fn run(source_url: String, slot: String, interval: Duration, status: Arc<Status>, shutdown: watch::Receiver<bool>) {
-    crate::source::keep_beating(|| beat(&source_url, &slot, interval, &status), shutdown).await
+/// `side` is the server `source_url` names (green in the reverse stream).
+pub async fn run(source_url: String, side: Side, slot: String, interval: Duration, status: Arc<Status>, shutdown: watch::Receiver<bool>) {
+    crate::source::keep_beating(|| beat(&source_url, side, &slot, interval, &status), shutdown).await
 }
 
-async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status) -> Result<(), Error> {
-    let client = turnout_sinks::pg::connect(source_url).await.map_err(Error::Sink)?;
+async fn beat(source_url: &str, side: Side, slot: &str, interval: Duration, status: &Status) -> Result<(), Error> {
+    let client = super::session(source_url, side).await?;
     let version: i32 =
-        client.query_one("SELECT current_setting('server_version_num')::int", &[]).await.map_err(Error::blue("reading the server version"))?.get(0);
+        client.query_one("SELECT current_setting('server_version_num')::int", &[]).await.map_err(Error::sql(side, "reading the server version"))?.get(0);
     let sql = match version {
         v if v >= 170_000 => {
             "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS us) \
@@ -63,7 +64,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
              SELECT (SELECT at_us FROM w), pg_current_wal_flush_lsn()::text, ''"
         }
     };
-    let stmt = client.prepare(sql).await.map_err(Error::blue("preparing the heartbeat"))?;
+    let stmt = client.prepare(sql).await.map_err(Error::sql(side, "preparing the heartbeat"))?;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_slot_check: Option<Instant> = None;
@@ -71,7 +72,7 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
     loop {
         ticker.tick().await;
         let sent = now_micros();
-        let row = client.query_one(&stmt, &[]).await.map_err(Error::blue("writing a heartbeat"))?;
+        let row = client.query_one(&stmt, &[]).await.map_err(Error::sql(side, "writing a heartbeat"))?;
         let received = now_micros();
         let blue_us: i64 = row.get(0);
         status.set_clock_offset(blue_us - (sent + received) / 2);
@@ -81,14 +82,14 @@ async fn beat(source_url: &str, slot: &str, interval: Duration, status: &Status)
         // Every second; every beat while the slot does not exist yet (it appears with the snapshot).
         if slot_missing || last_slot_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_slot_check = Some(Instant::now());
-            let health = slot_health(&client, slot).await?;
+            let health = slot_health(&client, side, slot).await?;
             slot_missing = health.is_none();
             status.set_slot(health);
         }
     }
 }
 
-async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, Error> {
+async fn slot_health(client: &Client, side: Side, slot: &str) -> Result<Option<SlotHealth>, Error> {
     let row = client
         .query_opt(
             "SELECT COALESCE((pg_current_wal_lsn() - restart_lsn)::int8, 0), COALESCE(wal_status, ''), safe_wal_size \
@@ -96,6 +97,6 @@ async fn slot_health(client: &Client, slot: &str) -> Result<Option<SlotHealth>, 
             &[&slot],
         )
         .await
-        .map_err(Error::blue("reading the slot's health"))?;
+        .map_err(Error::sql(side, "reading the slot's health"))?;
     Ok(row.map(|r| SlotHealth { retained_bytes: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), wal_status: r.get(1), safe_wal_bytes: r.get(2) }))
 }

@@ -455,9 +455,9 @@ const WATCH_INTERVAL: std::time::Duration = super::drift::WATCH_INTERVAL;
 /// The inventory of the configured source, its tables selected as `run` selects them; with
 /// `with_green`, also what green's server lacks.
 pub async fn of_config(config: &crate::config::Config, with_green: bool) -> Result<Inventory, Error> {
-    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
+    let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
     let green = match with_green {
-        true => Some(turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?),
+        true => Some(crate::source::pg::session(config.target.url.expose(), config.target_side()).await?),
         false => None,
     };
     let selection = super::drift::selection(&blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
@@ -493,8 +493,8 @@ pub async fn watch(config: &crate::config::Config) -> Error {
 }
 
 async fn open_both(config: &crate::config::Config) -> Result<(Client, Client), Error> {
-    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
-    let green = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+    let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
+    let green = crate::source::pg::session(config.target.url.expose(), config.target_side()).await?;
     Ok((blue, green))
 }
 

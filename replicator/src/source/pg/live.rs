@@ -69,8 +69,8 @@ impl Backend for PgLive {
     }
 
     async fn target_only_columns(&self, tables: &[TableName]) -> Result<Vec<(TableName, Vec<String>)>, Error> {
-        let blue = turnout_sinks::pg::connect(self.config.source.url.expose()).await.map_err(Error::Sink)?;
-        let green = turnout_sinks::pg::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
+        let blue = crate::source::pg::session(self.config.source.url.expose(), self.config.source_side()).await?;
+        let green = crate::source::pg::session(self.config.target.url.expose(), self.config.target_side()).await?;
         let mut out = Vec::new();
         for table in tables {
             let name = table.quoted();

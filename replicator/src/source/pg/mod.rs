@@ -23,6 +23,18 @@ pub(crate) mod watch;
 
 pub use stream::PgSource;
 
+/// A tokio-postgres session to the server at `url`, which is `side`'s, with turnout's session
+/// settings ([`turnout_sinks::pg::SESSION_SETTINGS`]); a failure is that side's, with its SQLSTATE
+/// and retry class, and an unusable URL names its key.
+pub(crate) async fn session(url: &str, side: crate::error::Side) -> Result<tokio_postgres::Client, Error> {
+    use turnout_sinks::SinkError;
+    turnout_sinks::pg::connect(url).await.map_err(|e| match e {
+        SinkError::Target { context, source } => Error::Sql { side, context, source },
+        SinkError::Config(reason) => Error::config(if side == crate::error::Side::Blue { "source.url" } else { "target.url" }, reason),
+        other => Error::Sink(other),
+    })
+}
+
 use crate::config::Config;
 use crate::error::Error;
 use crate::journal::ReverseArm;

@@ -29,7 +29,7 @@ pub(crate) async fn publish_on_green(config: &Config, names: &Names) -> Result<u
 /// Drops the forward stream's slot on blue, never read again once the reverse stream runs: it would
 /// hold blue's WAL for the whole rollback window. Best effort (`turnout teardown` drops it too).
 pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
-    match turnout_sinks::pg::connect(config.source.url.expose()).await {
+    match super::session(config.source.url.expose(), Side::Blue).await {
         Ok(blue) => match drop_slot_when_free(&blue, Side::Blue, &forward.slot, true).await {
             Ok(()) => tracing::info!(slot = %forward.slot, "dropped the forward slot on blue"),
             Err(e) => tracing::warn!("dropping the forward slot {} on blue failed: {e}; `turnout teardown` drops it", forward.slot),
@@ -40,7 +40,7 @@ pub(crate) async fn drop_forward_slot(config: &Config, forward: &Names) {
 
 /// Drops the slot and the publication `names` gives on the server at `url`, each if it exists.
 pub(crate) async fn drop_slot_and_publication(url: &str, names: &Names) -> Result<(), Error> {
-    let green = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
+    let green = super::session(url, Side::Green).await?;
     drop_slot_when_free(&green, Side::Green, &names.slot, true).await?;
     green
         .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&names.publication)))
@@ -52,7 +52,7 @@ pub(crate) async fn drop_slot_and_publication(url: &str, names: &Names) -> Resul
 /// origin on blue. Returns one line per thing done.
 pub(crate) async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
     drop_slot_and_publication(config.target.url.expose(), names).await?;
-    let blue = turnout_sinks::pg::connect(config.source.url.expose()).await.map_err(Error::Sink)?;
+    let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
     drop_origin_when_free(&blue, &names.origin).await?;
     Ok(vec![
         format!("dropped slot {} on green (if it existed)", names.slot),
@@ -89,10 +89,11 @@ pub(crate) async fn drop_slot_when_free(client: &Client, side: Side, slot: &str,
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(source) => {
-                let fix = if end_walsender { "" } else { " (stop what still streams it — a turnout running elsewhere? — and run this again)" };
-                return Err(Error::Sql { side, context: format!("dropping slot {slot}{fix}"), source });
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                let fix = if end_walsender { "" } else { "; stop what still streams it (a turnout running elsewhere?) and run this again" };
+                return Err(Error::Setup(format!("slot {slot} on {side} is still being streamed after 10 s{fix}")));
             }
+            Err(source) => return Err(Error::Sql { side, context: format!("dropping slot {slot}"), source }),
         }
     }
 }

@@ -55,10 +55,7 @@ pub async fn copy_plan(blue: &tokio_postgres::Client, tables: &[TableName], spli
 
 /// Opens an ordinary session to blue (TLS as the URL's `sslmode` says).
 pub async fn blue_connect(url: &str) -> Result<tokio_postgres::Client, Error> {
-    turnout_sinks::pg::connect(url).await.map_err(|e| match e {
-        turnout_sinks::SinkError::Target { context, source } => Error::Setup(format!("blue: {context}: {source}")),
-        other => Error::Setup(format!("blue: {}", other.to_string().trim_start_matches("green: "))),
-    })
+    super::session(url, Side::Blue).await
 }
 
 /// Copies `tables` using `snapshot`, `workers` at a time, recording each finished table in `state`.
@@ -151,18 +148,7 @@ pub async fn copy_rows(
     let green = green_connect(into.url).await.map_err(Error::Sink)?;
     green.batch_execute("SET session_replication_role = replica").await.map_err(Error::green("SET session_replication_role"))?;
     if into.replace {
-        // A column blue added before the round's snapshot reaches green with the table's next change:
-        // until then the copy has nowhere to put it.
-        let on_green = stored_columns(&green, table, Side::Green).await?;
-        let lacking: Vec<&String> = columns.iter().filter(|c| !on_green.contains(c)).collect();
-        if !lacking.is_empty() {
-            return Err(Error::Setup(format!(
-                "blue's {table} has column(s) {} that green lacks (added on blue while the chunked copy runs, and not yet carried by \
-                 the stream, which announces a table's columns with its next change); add them on green as on blue (ALTER TABLE … \
-                 ADD COLUMN), or write any row of {table} on blue, then start turnout again",
-                lacking.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-            )));
-        }
+        refuse_lacking_columns(&green, table, &columns).await?;
     }
     let col_list = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let condition = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
@@ -175,35 +161,7 @@ pub async fn copy_rows(
     }
     let out_sql = format!("COPY (SELECT {col_list} FROM {from}{condition}) TO STDOUT");
     let in_sql = format!("COPY {} ({col_list}) FROM STDIN", table.quoted());
-    let reader = blue.copy_out(&out_sql).await.map_err(Error::blue(format!("`{out_sql}`")))?;
-    let writer = green.copy_in(&in_sql).await.map_err(Error::green(format!("`{in_sql}`")))?;
-    futures_util::pin_mut!(reader);
-    futures_util::pin_mut!(writer);
-    // COPY OUT yields one message per row; forward them in large writes, not one network write each.
-    const FLUSH_AT: usize = 256 * 1024;
-    let (mut rows, mut bytes) = (0u64, 0u64);
-    let mut pending = bytes::BytesMut::with_capacity(FLUSH_AT + 64 * 1024);
-    let mut pending_rows: u64 = 0;
-    loop {
-        let chunk = reader.try_next().await.map_err(Error::blue(format!("reading {name}")))?;
-        if let Some(chunk) = &chunk {
-            // COPY's text format ends every row with a newline and escapes those inside values.
-            pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-            pending.extend_from_slice(chunk);
-        }
-        let end = chunk.is_none();
-        if pending.len() >= FLUSH_AT || (end && !pending.is_empty()) {
-            status.table_progress(&name, pending_rows, pending.len() as u64);
-            rows += pending_rows;
-            bytes += pending.len() as u64;
-            pending_rows = 0;
-            writer.send(pending.split().freeze()).await.map_err(Error::green(format!("writing {name}")))?;
-        }
-        if end {
-            break;
-        }
-    }
-    let written = writer.finish().await.map_err(Error::green(format!("finishing {name}")))?;
+    let (rows, bytes, written) = pump(&blue, &green, &out_sql, &in_sql, &name, status).await?;
     // The row-count guard: blue's own count at the same snapshot, the rows read and the rows green
     // took must agree before anything is committed.
     let counted: i64 = blue
@@ -226,6 +184,64 @@ pub async fn copy_rows(
     }
     blue.batch_execute("COMMIT").await.map_err(Error::blue("committing the snapshot transaction"))?;
     Ok((rows, bytes))
+}
+
+/// A column blue added before the round's snapshot reaches green with the table's next change:
+/// until then the copy has nowhere to put it, and is refused naming the columns.
+async fn refuse_lacking_columns(green: &tokio_postgres::Client, table: &TableName, columns: &[String]) -> Result<(), Error> {
+    let on_green = stored_columns(green, table, Side::Green).await?;
+    let lacking: Vec<&String> = columns.iter().filter(|c| !on_green.contains(c)).collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Setup(format!(
+        "blue's {table} has column(s) {} that green lacks (added on blue while the chunked copy runs, and not yet carried by \
+         the stream, which announces a table's columns with its next change); add them on green as on blue (ALTER TABLE … \
+         ADD COLUMN), or write any row of {table} on blue, then start turnout again",
+        lacking.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// Streams `out_sql`'s COPY from blue into `in_sql`'s COPY on green; returns the rows read, their
+/// bytes and the rows green took.
+async fn pump(
+    blue: &tokio_postgres::Client,
+    green: &tokio_postgres::Client,
+    out_sql: &str,
+    in_sql: &str,
+    name: &str,
+    status: &Status,
+) -> Result<(u64, u64, u64), Error> {
+    let reader = blue.copy_out(out_sql).await.map_err(Error::blue(format!("`{out_sql}`")))?;
+    let writer = green.copy_in(in_sql).await.map_err(Error::green(format!("`{in_sql}`")))?;
+    futures_util::pin_mut!(reader);
+    futures_util::pin_mut!(writer);
+    // COPY OUT yields one message per row; forward them in large writes, not one network write each.
+    const FLUSH_AT: usize = 256 * 1024;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let mut pending = bytes::BytesMut::with_capacity(FLUSH_AT + 64 * 1024);
+    let mut pending_rows: u64 = 0;
+    loop {
+        let chunk = reader.try_next().await.map_err(Error::blue(format!("reading {name}")))?;
+        if let Some(chunk) = &chunk {
+            // COPY's text format ends every row with a newline and escapes those inside values.
+            pending_rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            pending.extend_from_slice(chunk);
+        }
+        let end = chunk.is_none();
+        if pending.len() >= FLUSH_AT || (end && !pending.is_empty()) {
+            status.table_progress(name, pending_rows, pending.len() as u64);
+            rows += pending_rows;
+            bytes += pending.len() as u64;
+            pending_rows = 0;
+            writer.send(pending.split().freeze()).await.map_err(Error::green(format!("writing {name}")))?;
+        }
+        if end {
+            break;
+        }
+    }
+    let written = writer.finish().await.map_err(Error::green(format!("finishing {name}")))?;
+    Ok((rows, bytes, written))
 }
 
 /// In a transaction that imported an older snapshot: takes `ACCESS SHARE` on `table` (its partitions

@@ -31,7 +31,7 @@ async fn digest(client: &Client, table: &TableName, side: Side) -> Result<(i64, 
 /// An ordinary session to `url` whose reads row-level security never filters: with `row_security =
 /// off` a policy that would hide rows is an error instead (turnout's role must bypass it).
 pub async fn unfiltered(url: &str, side: Side) -> Result<Client, Error> {
-    let client = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
+    let client = super::session(url, side).await?;
     client.batch_execute("SET row_security = off").await.map_err(Error::sql(side, "SET row_security = off"))?;
     Ok(client)
 }

@@ -52,7 +52,7 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
         }
         Side::Blue => (config.clone(), forward.clone(), Names::reverse_of(forward).origin),
     };
-    let client = turnout_sinks::pg::connect(watched.source.url.expose()).await.map_err(Error::Sink)?;
+    let client = crate::source::pg::session(watched.source.url.expose(), watched.source_side()).await?;
     let mut gap = None;
     let start = match (confirmed(&client, &names.slot, side.name()).await?, side) {
         (Some(at), _) => at,
@@ -91,7 +91,7 @@ impl PgMarker {
             Side::Green => config.target.url.expose(),
             Side::Blue => config.source.url.expose(),
         };
-        let client = turnout_sinks::pg::connect(url).await.map_err(Error::Sink)?;
+        let client = super::session(url, side).await?;
         // A read-only fence left on the database does not stop the mark.
         client
             .batch_execute("SET default_transaction_read_only = off")

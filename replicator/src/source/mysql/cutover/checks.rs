@@ -157,39 +157,9 @@ impl MySqlCutover {
         let (_, green) = self.sessions().await?;
         let green_oracle = !crate::source::mysql::is_mariadb(green, to).await?;
         self.green_oracle = Some(green_oracle);
-        if self.reverse.is_some() && green_oracle && self.fence.is_none() {
-            // The hand-off is taken when the forward apply has nothing left to write; without the
-            // seal a late write on blue would be applied after it and come back.
-            return Err(Error::Setup(format!(
-                "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
-                 forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
-            )));
-        }
-        if self.reverse.is_some() {
-            let user = self.green_opts.user().unwrap_or_default().to_owned();
-            let (_, green) = self.sessions().await?;
-            let problems = crate::source::mysql::check::reverse_problems(green, &user, green_oracle).await;
-            if !problems.is_empty() {
-                let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
-                return Err(Error::Setup(format!(
-                    "green cannot feed the reverse stream — {} (or set cutover.reverse = false to cut over without a way back)",
-                    each.join("; ")
-                )));
-            }
-        }
+        self.refuse_no_way_back(green_oracle).await?;
         if self.fence.is_some() {
-            let channels = turnout_cutover::running_replication(&mut self.blue, from).await.map_err(Error::from)?;
-            if !channels.is_empty() {
-                let each: Vec<String> =
-                    channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
-                return Err(Error::Setup(format!(
-                    "{from} is itself a replica ({} applying changes from another server): replication threads write through \
-                     read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} \
-                     (STOP REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover",
-                    each.join(", "),
-                    if self.oracle { " and super_read_only" } else { "" }
-                )));
-            }
+            self.refuse_a_replica().await?;
         }
         let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
         warnings.extend(self.check_event_handover().await?);
@@ -250,5 +220,48 @@ impl MySqlCutover {
             line
         }));
         Ok(warnings)
+    }
+
+    /// Refuses a reverse stream that green cannot feed: an Oracle MySQL green without the read-only
+    /// fence (the hand-off is taken when the forward apply has nothing left to write; without the
+    /// seal a late write on blue would be applied after it and come back), or green's settings.
+    async fn refuse_no_way_back(&mut self, green_oracle: bool) -> Result<(), Error> {
+        let to = self.sides.1;
+        if self.reverse.is_some() && green_oracle && self.fence.is_none() {
+            return Err(Error::Setup(format!(
+                "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
+                 forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
+            )));
+        }
+        if self.reverse.is_some() {
+            let user = self.green_opts.user().unwrap_or_default().to_owned();
+            let (_, green) = self.sessions().await?;
+            let problems = crate::source::mysql::check::reverse_problems(green, &user, green_oracle).await;
+            if !problems.is_empty() {
+                let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
+                return Err(Error::Setup(format!(
+                    "green cannot feed the reverse stream — {} (or set cutover.reverse = false to cut over without a way back)",
+                    each.join("; ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a fenced side that is itself a replica: replication threads write through read_only.
+    async fn refuse_a_replica(&mut self) -> Result<(), Error> {
+        let (from, to) = self.sides;
+        let channels = turnout_cutover::running_replication(&mut self.blue, from).await.map_err(Error::from)?;
+        if !channels.is_empty() {
+            let each: Vec<String> = channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
+            return Err(Error::Setup(format!(
+                "{from} is itself a replica ({} applying changes from another server): replication threads write through \
+                 read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} \
+                 (STOP REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover",
+                each.join(", "),
+                if self.oracle { " and super_read_only" } else { "" }
+            )));
+        }
+        Ok(())
     }
 }

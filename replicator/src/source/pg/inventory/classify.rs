@@ -69,8 +69,6 @@ fn replicated(r: &Relation, left_out: &BTreeSet<TableName>) -> bool {
 fn relations_into(g: &mut Grouped, role: &Role, relations: &[Relation], left_out: &BTreeSet<TableName>, selection: &Selection) {
     let is_replicated = |r: &Relation| replicated(r, left_out);
     let fix_logged = |t: &TableName| format!("ALTER TABLE {} SET LOGGED on blue (its changes are then logged), or leave it out (tables.exclude)", t.quoted());
-    let rls_fix =
-        format!("ALTER ROLE \"{}\" BYPASSRLS on blue (as a superuser), or connect as the tables' owner when they do not FORCE ROW LEVEL SECURITY", role.name);
     for r in relations {
         let name = r.name.to_string();
         if r.temporary {
@@ -95,40 +93,7 @@ fn relations_into(g: &mut Grouped, role: &Role, relations: &[Relation], left_out
                     name,
                 );
             }
-            ('r' | 'p', 'p') => {
-                let (class, what) = if r.partition {
-                    ("partition", "streamed through its root")
-                } else if r.inherits {
-                    ("inheritance child", "streamed as a table of its own; its parents are read ONLY")
-                } else if r.kind == 'p' {
-                    ("partitioned table", "copied, then streamed; its partitions through it")
-                } else if r.parent {
-                    ("inheritance parent", "copied and verified ONLY (its children are tables of their own), then streamed")
-                } else {
-                    ("table", "copied, then streamed")
-                };
-                g.put(class, Handling::Streamed, what, None, name.clone());
-                if r.row_security {
-                    let applies = !role.bypasses && (!r.owned || r.forced);
-                    if applies {
-                        g.put(
-                            "table with row-level security",
-                            Handling::Refused,
-                            "its policies apply to turnout's role, so the copy and verify would read fewer rows than blue holds",
-                            Some(rls_fix.clone()),
-                            name,
-                        );
-                    } else {
-                        g.put(
-                            "table with row-level security",
-                            Handling::Streamed,
-                            "read with row_security = off: turnout's role bypasses its policies",
-                            None,
-                            name,
-                        );
-                    }
-                }
-            }
+            ('r' | 'p', 'p') => replicated_table_into(g, role, r, name),
             ('v', 'p') => g.put("view", Handling::Copied, "created with the schema, compared at the cutover", None, name),
             ('m', 'p') => g.put(
                 "materialized view",
@@ -156,6 +121,41 @@ fn relations_into(g: &mut Grouped, role: &Role, relations: &[Relation], left_out
                 name,
             ),
         }
+    }
+}
+
+/// A replicated, logged table: streamed as its kind says; refused when its row-level security
+/// applies to turnout's role.
+fn replicated_table_into(g: &mut Grouped, role: &Role, r: &Relation, name: String) {
+    let (class, what) = if r.partition {
+        ("partition", "streamed through its root")
+    } else if r.inherits {
+        ("inheritance child", "streamed as a table of its own; its parents are read ONLY")
+    } else if r.kind == 'p' {
+        ("partitioned table", "copied, then streamed; its partitions through it")
+    } else if r.parent {
+        ("inheritance parent", "copied and verified ONLY (its children are tables of their own), then streamed")
+    } else {
+        ("table", "copied, then streamed")
+    };
+    g.put(class, Handling::Streamed, what, None, name.clone());
+    if !r.row_security {
+        return;
+    }
+    if !role.bypasses && (!r.owned || r.forced) {
+        let fix = format!(
+            "ALTER ROLE \"{}\" BYPASSRLS on blue (as a superuser), or connect as the tables' owner when they do not FORCE ROW LEVEL SECURITY",
+            role.name
+        );
+        g.put(
+            "table with row-level security",
+            Handling::Refused,
+            "its policies apply to turnout's role, so the copy and verify would read fewer rows than blue holds",
+            Some(fix),
+            name,
+        );
+    } else {
+        g.put("table with row-level security", Handling::Streamed, "read with row_security = off: turnout's role bypasses its policies", None, name);
     }
 }
 
