@@ -163,87 +163,71 @@ fn temporal_tag(kind: TemporalKind) -> u8 {
 
 /// Appends `v` in the spill encoding: a tag byte, then the payload.
 pub fn put_value(buf: &mut BytesMut, v: &Value) {
+    buf.put_u8(value_tag(v));
     match v {
-        Value::Null => buf.put_u8(0),
-        Value::Unchanged => buf.put_u8(1),
-        Value::Bool(b) => {
-            buf.put_u8(2);
-            buf.put_u8(u8::from(*b));
-        }
-        Value::Int2(i) => {
-            buf.put_u8(3);
-            buf.put_i16(*i);
-        }
-        Value::Int4(i) => {
-            buf.put_u8(4);
-            buf.put_i32(*i);
-        }
-        Value::Int8(i) => {
-            buf.put_u8(5);
-            buf.put_i64(*i);
-        }
-        Value::Oid(o) => {
-            buf.put_u8(6);
-            buf.put_u32(*o);
-        }
-        Value::Float4(f) => {
-            buf.put_u8(7);
-            buf.put_u32(f.to_bits());
-        }
-        Value::Float8(f) => {
-            buf.put_u8(8);
-            buf.put_u64(f.to_bits());
-        }
-        Value::Numeric(t) => {
-            buf.put_u8(9);
-            put_bytes(buf, t.as_bytes());
-        }
-        Value::Text(t) => {
-            buf.put_u8(10);
-            put_bytes(buf, t.as_bytes());
-        }
-        Value::Bytes(b) => {
-            buf.put_u8(11);
-            put_bytes(buf, b);
-        }
+        Value::Bool(b) => buf.put_u8(u8::from(*b)),
+        Value::Int2(i) => buf.put_i16(*i),
+        Value::Int4(i) => buf.put_i32(*i),
+        Value::Int8(i) => buf.put_i64(*i),
+        Value::Oid(o) => buf.put_u32(*o),
+        Value::Float4(f) => buf.put_u32(f.to_bits()),
+        Value::Float8(f) => buf.put_u64(f.to_bits()),
+        Value::Numeric(t) => put_bytes(buf, t.as_bytes()),
+        Value::Text(t) => put_bytes(buf, t.as_bytes()),
+        Value::Bytes(b) => put_bytes(buf, b),
         Value::Json { jsonb, text } => {
-            buf.put_u8(12);
             buf.put_u8(u8::from(*jsonb));
             put_bytes(buf, text.as_bytes());
         }
         Value::Temporal(kind, text) => {
-            buf.put_u8(13);
             buf.put_u8(temporal_tag(*kind));
             put_bytes(buf, text.as_bytes());
         }
-        Value::Uuid(u) => {
-            buf.put_u8(14);
-            buf.put_slice(u);
-        }
+        Value::Uuid(u) => buf.put_slice(u),
         Value::Array { element_type, elements } => {
-            buf.put_u8(15);
             buf.put_u32(*element_type);
             put_row(buf, elements);
         }
         Value::Unknown { type_oid, text } => {
-            buf.put_u8(16);
             buf.put_u32(*type_oid);
             put_bytes(buf, text.as_bytes());
         }
         Value::Binary { type_oid, data } => {
-            buf.put_u8(17);
             buf.put_u32(*type_oid);
             put_bytes(buf, data);
         }
-        Value::UInt8(u) => {
-            buf.put_u8(18);
-            buf.put_u64(*u);
-        }
+        Value::UInt8(u) => buf.put_u64(*u),
         Value::TypedJson { text, sql } => {
-            buf.put_u8(19);
             put_bytes(buf, text.as_bytes());
             put_bytes(buf, sql.as_bytes());
         }
+        Value::Null | Value::Unchanged => {}
+    }
+}
+
+/// The byte that says which kind of value follows.
+fn value_tag(v: &Value) -> u8 {
+    match v {
+        Value::Null => 0,
+        Value::Unchanged => 1,
+        Value::Bool(..) => 2,
+        Value::Int2(..) => 3,
+        Value::Int4(..) => 4,
+        Value::Int8(..) => 5,
+        Value::Oid(..) => 6,
+        Value::Float4(..) => 7,
+        Value::Float8(..) => 8,
+        Value::Numeric(..) => 9,
+        Value::Text(..) => 10,
+        Value::Bytes(..) => 11,
+        Value::Json { .. } => 12,
+        Value::Temporal(..) => 13,
+        Value::Uuid(..) => 14,
+        Value::Array { .. } => 15,
+        Value::Unknown { .. } => 16,
+        Value::Binary { .. } => 17,
+        Value::UInt8(..) => 18,
+        Value::TypedJson { .. } => 19,
     }
 }
 

@@ -409,6 +409,38 @@ impl<K: Sink> Parallel<K> {
         }
     }
 
+    /// Commits the parts that are ready, in order from `head`, up to the first still running or
+    /// `redo`. A part that fails to commit is applied again with the parts after it in one session
+    /// (`redo` moves to it, and the later parts are rolled back).
+    async fn commit_ready(
+        &mut self,
+        batch: &[Transaction],
+        parts: &[Range<usize>],
+        state: &mut [Part],
+        head: &mut usize,
+        redo: &mut usize,
+    ) -> Result<(), SinkError> {
+        while *head < *redo && state[*head] == Part::Ready {
+            let last = &batch[parts[*head].end - 1];
+            let session = self.session(*head)?;
+            let result = session.commit(&last.commit_end, last.commit_ts).await;
+            state[*head] = Part::Done;
+            match result {
+                Ok(c) => {
+                    self.committed(&c)?;
+                    self.last = *head;
+                    *head += 1;
+                }
+                Err(e) => {
+                    tracing::info!(part = *head, "a part failed to commit beside others; applying it and the parts after it again in one session: {e}");
+                    *redo = *head;
+                    self.roll_back_from(*redo, state).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one wave: its parts side by side, committed in order (see the module docs).
     async fn apply_wave(&mut self, batch: &[Transaction], parts: &[Range<usize>]) -> Result<(), SinkError> {
         if let [only] = parts {
@@ -438,24 +470,7 @@ impl<K: Sink> Parallel<K> {
         let mut redo = n;
         let mut waiting_since: Option<Instant> = None;
         loop {
-            while head < redo && state[head] == Part::Ready {
-                let last = &batch[parts[head].end - 1];
-                let session = self.session(head)?;
-                let result = session.commit(&last.commit_end, last.commit_ts).await;
-                state[head] = Part::Done;
-                match result {
-                    Ok(c) => {
-                        self.committed(&c)?;
-                        self.last = head;
-                        head += 1;
-                    }
-                    Err(e) => {
-                        tracing::info!(part = head, "a part failed to commit beside others; applying it and the parts after it again in one session: {e}");
-                        redo = head;
-                        self.roll_back_from(redo, &mut state).await;
-                    }
-                }
-            }
+            self.commit_ready(batch, parts, &mut state, &mut head, &mut redo).await?;
             if running.is_empty() {
                 break;
             }

@@ -80,12 +80,10 @@ impl Statement {
     }
 
     /// `CREATE | DROP | RENAME | ALTER …` other than `ALTER TABLE`.
-    fn definition(tokens: &[String], db: &str) -> Statement {
-        let word = |i: usize| tokens.get(i).map(|t| t.to_ascii_uppercase()).unwrap_or_default();
-        let table_at = |i: usize| -> Option<(TableName, usize)> { table_name(tokens, i, db) };
-        let verb = word(0);
-        // Modifiers before the object kind: OR REPLACE, ALGORITHM = …, DEFINER = user@host,
-        // SQL SECURITY …, AGGREGATE, TEMPORARY, UNIQUE/FULLTEXT/SPATIAL, ONLINE.
+    /// Where the object kind is, past the modifiers before it (OR REPLACE, ALGORITHM = …, DEFINER =
+    /// user@host, SQL SECURITY …, AGGREGATE, TEMPORARY, UNIQUE/FULLTEXT/SPATIAL, ONLINE), and
+    /// whether one of them is TEMPORARY. `word` gives the upper-cased token at an index.
+    fn past_modifiers(word: &dyn Fn(usize) -> String) -> (usize, bool) {
         let mut i = 1;
         let mut temporary = false;
         loop {
@@ -104,9 +102,16 @@ impl Statement {
                         i += 2;
                     }
                 }
-                _ => break,
+                _ => return (i, temporary),
             }
         }
+    }
+
+    fn definition(tokens: &[String], db: &str) -> Statement {
+        let word = |i: usize| tokens.get(i).map(|t| t.to_ascii_uppercase()).unwrap_or_default();
+        let table_at = |i: usize| -> Option<(TableName, usize)> { table_name(tokens, i, db) };
+        let verb = word(0);
+        let (i, temporary) = Self::past_modifiers(&word);
         let if_exists = |at: usize| -> usize {
             if word(at) == "IF" {
                 at + if word(at + 1) == "NOT" { 3 } else { 2 }

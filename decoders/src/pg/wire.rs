@@ -81,32 +81,7 @@ pub fn parse_backend(buf: &mut BytesMut) -> Result<Option<BackendMessage>, Decod
 fn parse_body(tag: u8, body: Bytes) -> Result<BackendMessage, DecodeError> {
     let mut c = Cursor::new(&body, 0, "backend", char::from(tag));
     let msg = match tag {
-        b'R' => BackendMessage::Authentication(match c.i32("authentication code")? {
-            0 => AuthRequest::Ok,
-            3 => AuthRequest::Cleartext,
-            5 => {
-                let s = c.bytes(4, "md5 salt")?;
-                AuthRequest::Md5 { salt: [s[0], s[1], s[2], s[3]] }
-            }
-            10 => {
-                let mut mechanisms = Vec::new();
-                loop {
-                    let m = c.cstr("SASL mechanism")?;
-                    if m.is_empty() {
-                        break;
-                    }
-                    mechanisms.push(m);
-                }
-                AuthRequest::Sasl { mechanisms }
-            }
-            11 => AuthRequest::SaslContinue(c.bytes(c.remaining(), "SASL data")?),
-            12 => AuthRequest::SaslFinal(c.bytes(c.remaining(), "SASL data")?),
-            other => {
-                // GSS continue messages carry data; skip it.
-                let _ = c.bytes(c.remaining(), "authentication data")?;
-                AuthRequest::Other(other)
-            }
-        }),
+        b'R' => BackendMessage::Authentication(authentication(&mut c)?),
         b'S' => BackendMessage::ParameterStatus { name: c.cstr("parameter name")?, value: c.cstr("parameter value")? },
         b'K' => {
             let _ = c.bytes(c.remaining(), "key data")?;
@@ -125,26 +100,7 @@ fn parse_body(tag: u8, body: Bytes) -> Result<BackendMessage, DecodeError> {
             }
             BackendMessage::RowDescription(names)
         }
-        b'D' => {
-            let n = c.count16("column count", 4)?;
-            let mut cols = Vec::with_capacity(n);
-            for _ in 0..n {
-                let at = c.offset();
-                let len = c.i32("column length")?;
-                if len == -1 {
-                    cols.push(None);
-                } else {
-                    let len = usize::try_from(len).map_err(|_| DecodeError::Malformed {
-                        context: "backend",
-                        tag: 'D',
-                        offset: at,
-                        reason: format!("negative column length {len}"),
-                    })?;
-                    cols.push(Some(c.bytes(len, "column value")?));
-                }
-            }
-            BackendMessage::DataRow(cols)
-        }
+        b'D' => BackendMessage::DataRow(data_row(&mut c)?),
         b'C' => BackendMessage::CommandComplete(c.cstr("command tag")?),
         b'I' => BackendMessage::EmptyQuery,
         b'W' | b'H' | b'G' => {
@@ -164,6 +120,58 @@ fn parse_body(tag: u8, body: Bytes) -> Result<BackendMessage, DecodeError> {
     };
     c.finish()?;
     Ok(msg)
+}
+
+/// An authentication request ('R'): what the server asks for, or that it is satisfied.
+fn authentication(c: &mut Cursor<'_>) -> Result<AuthRequest, DecodeError> {
+    Ok(match c.i32("authentication code")? {
+        0 => AuthRequest::Ok,
+        3 => AuthRequest::Cleartext,
+        5 => {
+            let s = c.bytes(4, "md5 salt")?;
+            AuthRequest::Md5 { salt: [s[0], s[1], s[2], s[3]] }
+        }
+        10 => {
+            let mut mechanisms = Vec::new();
+            loop {
+                let m = c.cstr("SASL mechanism")?;
+                if m.is_empty() {
+                    break;
+                }
+                mechanisms.push(m);
+            }
+            AuthRequest::Sasl { mechanisms }
+        }
+        11 => AuthRequest::SaslContinue(c.bytes(c.remaining(), "SASL data")?),
+        12 => AuthRequest::SaslFinal(c.bytes(c.remaining(), "SASL data")?),
+        other => {
+            // GSS continue messages carry data; skip it.
+            let _ = c.bytes(c.remaining(), "authentication data")?;
+            AuthRequest::Other(other)
+        }
+    })
+}
+
+/// A data row ('D'): each column's bytes, `None` for NULL.
+fn data_row(c: &mut Cursor<'_>) -> Result<Vec<Option<Bytes>>, DecodeError> {
+    let n = c.count16("column count", 4)?;
+    let mut cols = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = c.offset();
+        let len = c.i32("column length")?;
+        if len == -1 {
+            cols.push(None);
+        } else {
+            let len = usize::try_from(len).map_err(|_| DecodeError::Malformed {
+                context: "backend",
+                tag: 'D',
+                offset: at,
+                reason: format!("negative column length {len}"),
+            })?;
+            cols.push(Some(c.bytes(len, "column value")?));
+        }
+    }
+    Ok(cols)
 }
 
 fn error_fields(c: &mut Cursor<'_>) -> Result<ServerError, DecodeError> {

@@ -134,19 +134,10 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Result<MysqlGtid, BinlogError> {
             0 => gtid.flags = u8::try_from(bounded(&mut f, "gtid flags", 0xFF)?).unwrap_or_default(),
             1 => {
                 has_uuid = true;
-                for byte in gtid.uuid.0.iter_mut() {
-                    *byte = u8::try_from(bounded(&mut f, "source uuid byte", 0xFF)?).unwrap_or_default();
-                }
+                gtid.uuid = uuid(&mut f)?;
             }
             2 => gtid.gno = non_negative(&mut f, "gno")?,
-            3 => {
-                let at = f.offset();
-                let len = bounded(&mut f, "tag length", crate::gtid::TAG_MAX_LEN as u64)?;
-                let bytes = f.take(usize::try_from(len).unwrap_or(usize::MAX), "tag")?;
-                let text = std::str::from_utf8(bytes).map_err(|_| f.error_at(at, "the tag is not UTF-8"))?;
-                let tag = crate::gtid::tag_text(text).map_err(|e| f.error_at(at, e))?;
-                gtid.tag = Some(tag);
-            }
+            3 => gtid.tag = Some(tag(&mut f)?),
             4 => gtid.last_committed = Some(non_negative(&mut f, "last committed")?),
             5 => gtid.sequence_number = Some(non_negative(&mut f, "sequence number")?),
             6 => gtid.immediate_commit_timestamp = Some(varlen(&mut f, "immediate commit timestamp")?),
@@ -174,6 +165,24 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Result<MysqlGtid, BinlogError> {
     // Anything after the message (there should be nothing) is not part of the event.
     r.rest();
     Ok(gtid)
+}
+
+/// The source's UUID: sixteen bytes, each a variable-length integer.
+fn uuid(f: &mut Reader<'_>) -> Result<Uuid, BinlogError> {
+    let mut uuid = Uuid([0; 16]);
+    for byte in uuid.0.iter_mut() {
+        *byte = u8::try_from(bounded(f, "source uuid byte", 0xFF)?).unwrap_or_default();
+    }
+    Ok(uuid)
+}
+
+/// The tag: its length, then that many bytes of UTF-8, checked as MySQL checks a tag.
+fn tag(f: &mut Reader<'_>) -> Result<String, BinlogError> {
+    let at = f.offset();
+    let len = bounded(f, "tag length", crate::gtid::TAG_MAX_LEN as u64)?;
+    let bytes = f.take(usize::try_from(len).unwrap_or(usize::MAX), "tag")?;
+    let text = std::str::from_utf8(bytes).map_err(|_| f.error_at(at, "the tag is not UTF-8"))?;
+    crate::gtid::tag_text(text).map_err(|e| f.error_at(at, e))
 }
 
 #[cfg(test)]

@@ -153,51 +153,7 @@ fn tree(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<super::j
     // Shared offsets can make a small document expand: each node costs a share of the budget.
     *budget = budget.checked_sub(8).ok_or("the document expands to far more nodes than its size allows")?;
     Ok(match t {
-        SMALL_OBJECT | LARGE_OBJECT | SMALL_ARRAY | LARGE_ARRAY => {
-            if depth >= MAX_DEPTH {
-                return Err(format!("nested deeper than {MAX_DEPTH}"));
-            }
-            let large = matches!(t, LARGE_OBJECT | LARGE_ARRAY);
-            let object = matches!(t, SMALL_OBJECT | LARGE_OBJECT);
-            let w = if large { 4 } else { 2 };
-            let count = to_usize(le(data, 0, w, "element count")?)?;
-            let size = to_usize(le(data, w, w, "container size")?)?;
-            let data = data.get(..size).ok_or_else(|| format!("container of {size} bytes, {} left", data.len()))?;
-            let (key_entry, value_entry, keys_at) = (w + 2, 1 + w, 2 * w);
-            let values_at = keys_at.saturating_add(if object { count.saturating_mul(key_entry) } else { 0 });
-            let end = values_at.saturating_add(count.saturating_mul(value_entry));
-            if end > size {
-                return Err(format!("{count} elements do not fit in a container of {size} bytes"));
-            }
-            let mut keys = Vec::new();
-            let mut values = Vec::with_capacity(count);
-            for i in 0..count {
-                if object {
-                    let at = keys_at + i * key_entry;
-                    let offset = to_usize(le(data, at, w, "key offset")?)?;
-                    let len = to_usize(le(data, at + w, 2, "key length")?)?;
-                    let key = data.get(offset..offset.saturating_add(len)).ok_or("key outside its object")?;
-                    keys.push(String::from_utf8_lossy(key).into_owned());
-                }
-                let at = values_at + i * value_entry;
-                let vt = *data.get(at).ok_or("truncated value entry")?;
-                let v = if inlined(vt, large) {
-                    data.get(at + 1..at + 1 + w).ok_or("truncated inlined value")?
-                } else {
-                    let offset = to_usize(le(data, at + 1, w, "value offset")?)?;
-                    if offset < end {
-                        return Err(format!("value offset {offset} points into the container's header"));
-                    }
-                    data.get(offset..).ok_or("value outside its container")?
-                };
-                values.push(tree(vt, v, depth + 1, budget)?);
-            }
-            if object {
-                Node::Object(keys.into_iter().zip(values).collect())
-            } else {
-                Node::Array(values)
-            }
-        }
+        SMALL_OBJECT | LARGE_OBJECT | SMALL_ARRAY | LARGE_ARRAY => container_tree(t, data, depth, budget)?,
         LITERAL => match *data.first().ok_or("truncated literal")? {
             LITERAL_NULL => Node::Null,
             LITERAL_TRUE => Node::Bool(true),
@@ -229,6 +185,50 @@ fn tree(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<super::j
         }
         other => return Err(format!("unknown value type 0x{other:02x}")),
     })
+}
+
+/// An object or array (type `t`) as a tree, each value within the document's `budget`.
+fn container_tree(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<super::json_typed::Node, String> {
+    use super::json_typed::Node;
+    if depth >= MAX_DEPTH {
+        return Err(format!("nested deeper than {MAX_DEPTH}"));
+    }
+    let large = matches!(t, LARGE_OBJECT | LARGE_ARRAY);
+    let object = matches!(t, SMALL_OBJECT | LARGE_OBJECT);
+    let w = if large { 4 } else { 2 };
+    let count = to_usize(le(data, 0, w, "element count")?)?;
+    let size = to_usize(le(data, w, w, "container size")?)?;
+    let data = data.get(..size).ok_or_else(|| format!("container of {size} bytes, {} left", data.len()))?;
+    let (key_entry, value_entry, keys_at) = (w + 2, 1 + w, 2 * w);
+    let values_at = keys_at.saturating_add(if object { count.saturating_mul(key_entry) } else { 0 });
+    let end = values_at.saturating_add(count.saturating_mul(value_entry));
+    if end > size {
+        return Err(format!("{count} elements do not fit in a container of {size} bytes"));
+    }
+    let mut keys = Vec::new();
+    let mut values = Vec::with_capacity(count);
+    for i in 0..count {
+        if object {
+            let at = keys_at + i * key_entry;
+            let offset = to_usize(le(data, at, w, "key offset")?)?;
+            let len = to_usize(le(data, at + w, 2, "key length")?)?;
+            let key = data.get(offset..offset.saturating_add(len)).ok_or("key outside its object")?;
+            keys.push(String::from_utf8_lossy(key).into_owned());
+        }
+        let at = values_at + i * value_entry;
+        let vt = *data.get(at).ok_or("truncated value entry")?;
+        let v = if inlined(vt, large) {
+            data.get(at + 1..at + 1 + w).ok_or("truncated inlined value")?
+        } else {
+            let offset = to_usize(le(data, at + 1, w, "value offset")?)?;
+            if offset < end {
+                return Err(format!("value offset {offset} points into the container's header"));
+            }
+            data.get(offset..).ok_or("value outside its container")?
+        };
+        values.push(tree(vt, v, depth + 1, budget)?);
+    }
+    Ok(if object { Node::Object(keys.into_iter().zip(values).collect()) } else { Node::Array(values) })
 }
 
 fn opaque_name(field_type: u8) -> &'static str {

@@ -150,40 +150,12 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, column: &TableColumn) -> Result<B
             let v = r.uint_le(3, "date")?;
             Ok(BinlogValue::Date { year: low16(v >> 9), month: low8((v >> 5) & 15), day: low8(v & 31) })
         }
-        (Time, _) => {
-            let v = sign_extend(r.uint_le(3, "time")?, 3);
-            let a = v.unsigned_abs();
-            Ok(BinlogValue::Time { negative: v < 0, hours: low16(a / 10000), minutes: low8(a / 100 % 100), seconds: low8(a % 100), micros: 0 })
-        }
+        (Time, _) => time_v1(r),
         (Time2, &ColumnMeta::Fsp(fsp)) => time2(r, fsp),
-        (DateTime, _) => {
-            let at = r.offset();
-            let v = r.u64("datetime")?;
-            let (d, t) = (v / 1_000_000, v % 1_000_000);
-            let year = u16::try_from(d / 10000).map_err(|_| r.error_at(at, format!("datetime {v} out of range")))?;
-            Ok(BinlogValue::DateTime {
-                year,
-                month: low8(d / 100 % 100),
-                day: low8(d % 100),
-                hour: low8(t / 10000),
-                minute: low8(t / 100 % 100),
-                second: low8(t % 100),
-                micros: 0,
-            })
-        }
+        (DateTime, _) => datetime_v1(r),
         (DateTime2, &ColumnMeta::Fsp(fsp)) => datetime2(r, fsp),
         (Timestamp, _) => Ok(BinlogValue::Timestamp { seconds: r.u32("timestamp")?, micros: 0 }),
-        (Timestamp2, &ColumnMeta::Fsp(fsp)) => {
-            let seconds = u32::from_be_bytes(array(r, "timestamp")?);
-            let micros = match fsp {
-                0 => 0,
-                1 | 2 => r.uint_be(1, "timestamp fraction")? * 10000,
-                3 | 4 => r.uint_be(2, "timestamp fraction")? * 100,
-                5 | 6 => r.uint_be(3, "timestamp fraction")?,
-                _ => return Err(r.error(format!("fractional precision {fsp}"))),
-            };
-            Ok(BinlogValue::Timestamp { seconds, micros: low32(micros) })
-        }
+        (Timestamp2, &ColumnMeta::Fsp(fsp)) => timestamp2(r, fsp),
         (Bit, &ColumnMeta::Bit { bits, bytes }) => {
             let n = usize::from(bytes) + usize::from(bits > 0);
             let raw = r.take(n, "bit")?.to_vec();
@@ -224,6 +196,43 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, column: &TableColumn) -> Result<B
         (TypedArray, _) => Err(r.error("typed array columns (multi-valued index helpers) cannot be decoded")),
         (t, meta) => Err(r.error(format!("column type {t:?} with metadata {meta:?}"))),
     }
+}
+
+/// The pre-5.6 TIME: three bytes, signed, holding hhmmss as a decimal number.
+fn time_v1(r: &mut Reader<'_>) -> Result<BinlogValue, BinlogError> {
+    let v = sign_extend(r.uint_le(3, "time")?, 3);
+    let a = v.unsigned_abs();
+    Ok(BinlogValue::Time { negative: v < 0, hours: low16(a / 10000), minutes: low8(a / 100 % 100), seconds: low8(a % 100), micros: 0 })
+}
+
+/// The pre-5.6 DATETIME: eight bytes holding YYYYMMDDhhmmss as a decimal number.
+fn datetime_v1(r: &mut Reader<'_>) -> Result<BinlogValue, BinlogError> {
+    let at = r.offset();
+    let v = r.u64("datetime")?;
+    let (d, t) = (v / 1_000_000, v % 1_000_000);
+    let year = u16::try_from(d / 10000).map_err(|_| r.error_at(at, format!("datetime {v} out of range")))?;
+    Ok(BinlogValue::DateTime {
+        year,
+        month: low8(d / 100 % 100),
+        day: low8(d % 100),
+        hour: low8(t / 10000),
+        minute: low8(t / 100 % 100),
+        second: low8(t % 100),
+        micros: 0,
+    })
+}
+
+/// TIMESTAMP(fsp): big-endian seconds, then the fraction in as many bytes as `fsp` needs.
+fn timestamp2(r: &mut Reader<'_>, fsp: u8) -> Result<BinlogValue, BinlogError> {
+    let seconds = u32::from_be_bytes(array(r, "timestamp")?);
+    let micros = match fsp {
+        0 => 0,
+        1 | 2 => r.uint_be(1, "timestamp fraction")? * 10000,
+        3 | 4 => r.uint_be(2, "timestamp fraction")? * 100,
+        5 | 6 => r.uint_be(3, "timestamp fraction")?,
+        _ => return Err(r.error(format!("fractional precision {fsp}"))),
+    };
+    Ok(BinlogValue::Timestamp { seconds, micros: low32(micros) })
 }
 
 fn array<const N: usize>(r: &mut Reader<'_>, what: &str) -> Result<[u8; N], BinlogError> {
