@@ -17,6 +17,7 @@
 //! between blue and the native subscriber.
 //!
 //! Run: `cargo run --release -p turnout --example bench -- [SCALE] [SECONDS]` (defaults 10 and 20).
+#![allow(clippy::too_many_lines, reason = "a benchmark or capture script reads best top to bottom")]
 
 #[path = "common/mod.rs"]
 mod common;

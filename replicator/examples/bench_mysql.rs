@@ -20,6 +20,7 @@
 //! `BENCH_ENGINE=mysql` runs the same on Oracle MySQL 9.7 servers: native replication by GTID
 //! auto-position with `replica_parallel_workers = 1` and `= 4` (WRITESET dependency tracking, MySQL
 //! 8.4+'s only kind, commit order preserved), and `mysqldump | mysql` for the snapshot.
+#![allow(clippy::too_many_lines, reason = "a benchmark or capture script reads best top to bottom")]
 
 #[path = "common/mod.rs"]
 mod common;

@@ -15,6 +15,7 @@
 //! the ratio is printed.
 //!
 //! Run: `cargo run --release -p turnout --example bench_verify -- [ROWS] [RATE] [SECONDS]`.
+#![allow(clippy::too_many_lines, reason = "a benchmark or capture script reads best top to bottom")]
 
 #[path = "common/mod.rs"]
 mod common;

@@ -46,6 +46,7 @@ async fn watch_until(t: &mut Turnout, side: &str, what: &str, check: impl Fn(&se
     common::wait_for(t, what, |t| t.status().map(|v| v["rogue_writes"][side].clone()).filter(|w| check(w))).await
 }
 
+#[allow(clippy::too_many_lines, reason = "a scenario reads best top to bottom, step by step")]
 #[tokio::test]
 async fn writes_that_are_not_turnouts_block_the_cutover_on_green_and_finish_on_blue_until_acknowledged() {
     let (blue, green, db) = pair(SCHEMA).await;

@@ -11,6 +11,7 @@
 //!   last file but one is written with `binlog_checksum=NONE`, the others with CRC32.
 //! * `scenario.txt` — the statements run, in order, then `mariadb-binlog -vv` of every file (long lines
 //!   clipped), so a reader can check the fixture tests' expectations against the server's own decoding.
+#![allow(clippy::too_many_lines, reason = "a benchmark or capture script reads best top to bottom")]
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

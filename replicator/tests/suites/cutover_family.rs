@@ -281,6 +281,7 @@ fn number(server: &MySqlServer, db: &str, sql: &str) -> i64 {
     server.execute(Some(db), sql).expect(sql).trim().parse().unwrap_or_else(|_| panic!("{sql}: not a number"))
 }
 
+#[allow(clippy::too_many_lines, reason = "a scenario reads best top to bottom, step by step")]
 #[tokio::test]
 async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_green() {
     // The continuous verify runs all along, run after run: the cutover pauses it, and its last
