@@ -90,8 +90,9 @@ pub(crate) async fn drop_slot_when_free(client: &Client, side: Side, slot: &str,
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                // Still streamed after 10 s: a refusal, with the server's words (which session holds it).
                 let fix = if end_walsender { "" } else { "; stop what still streams it (a turnout running elsewhere?) and run this again" };
-                return Err(Error::Setup(format!("slot {slot} on {side} is still being streamed after 10 s{fix}")));
+                return Err(Error::Setup(format!("{side}: dropping slot {slot}: {}{fix}", turnout_sinks::error::describe_pg_error(&e))));
             }
             Err(source) => return Err(Error::Sql { side, context: format!("dropping slot {slot}"), source }),
         }
