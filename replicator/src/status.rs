@@ -107,10 +107,8 @@ impl Direction {
     /// The source and the target of this direction's stream — the side traffic moves from and the
     /// side it moves to.
     pub fn sides(self) -> (&'static str, &'static str) {
-        match self {
-            Direction::Forward => ("blue", "green"),
-            Direction::Reverse => ("green", "blue"),
-        }
+        let (from, to) = self.ends();
+        (from.name(), to.name())
     }
 }
 

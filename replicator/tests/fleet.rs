@@ -394,6 +394,23 @@ async fn three_families_cut_over_as_one_decision_with_an_etcd_member_down() {
     assert_eq!(status["pairs"].as_array().map(Vec::len), Some(3), "{status}");
 }
 
+/// Starts the fleet's cutover (`--max-pause max_pause`) with pair c's green held by a lock, so c
+/// proves slowly, and returns once pair a has voted: a and b hold until the lock is dropped.
+async fn a_votes_while_c_proves(
+    etcd: &EtcdCluster,
+    pairs: &[Pair],
+    dir: &tempfile::TempDir,
+    file: &Path,
+    fleet: &str,
+    max_pause: &str,
+) -> (Blocker, Child, PathBuf) {
+    let lock = pairs[2].block_green().await;
+    let out = dir.path().join("out");
+    let child = fleet_command(file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", max_pause], &out);
+    until_keys(etcd, fleet, "a's vote", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    (lock, child, out)
+}
+
 /// Three PostgreSQL pairs; `blocked` of them made unable to prove (green held by a lock).
 /// A 3-member etcd cluster and three PostgreSQL 15 → 17 pairs (`a`, `b`, `c`) in fleet `name`, each
 /// application writing when `writing`; the fleet file in `dir`.
@@ -487,10 +504,7 @@ async fn the_coordinator_killed_after_commit_every_pair_still_switches() {
 async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
     let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("restart", true).await;
     // Pair c proves slowly (green held by a lock for a moment): a and b hold meanwhile.
-    let lock = pairs[2].block_green().await;
-    let out = dir.path().join("out");
-    let child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "15s"], &out);
-    until_keys(&etcd, "restart", "a's vote", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    let (lock, child, out) = a_votes_while_c_proves(&etcd, &pairs, &dir, &file, "restart", "15s").await;
     pairs[0].t.kill9();
     drop(lock);
     let keys = until_keys(&etcd, "restart", "the decision", |k| matches!(decision(k).as_deref(), Some("commit" | "abort"))).await;
@@ -519,10 +533,7 @@ async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
 #[tokio::test]
 async fn a_fence_lost_while_holding_is_raised_and_proven_again_before_the_switch() {
     let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("refence", true).await;
-    let lock = pairs[2].block_green().await;
-    let out = dir.path().join("out");
-    let child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "20s"], &out);
-    until_keys(&etcd, "refence", "a's vote", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    let (lock, child, out) = a_votes_while_c_proves(&etcd, &pairs, &dir, &file, "refence", "20s").await;
     pairs[0].resume_pgbouncer().await;
     // The application writes on blue through the lifted fence while the fleet has not decided.
     let writer = pairs[0].writer.as_ref().expect("writer");
@@ -542,10 +553,7 @@ async fn a_fence_lost_while_holding_is_raised_and_proven_again_before_the_switch
 #[tokio::test]
 async fn a_restart_after_commit_with_the_fence_gone_refuses_to_switch() {
     let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("lost", false).await;
-    let lock = pairs[2].block_green().await;
-    let out = dir.path().join("out");
-    let child = fleet_command(&file, &["cutover", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "20s"], &out);
-    until_keys(&etcd, "lost", "a's vote", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    let (lock, child, out) = a_votes_while_c_proves(&etcd, &pairs, &dir, &file, "lost", "20s").await;
     pairs[0].t.kill9();
     pairs[0].resume_pgbouncer().await;
     drop(lock);

@@ -41,7 +41,7 @@ pub(crate) struct PgCutover {
     filter: crate::tables::TableFilter,
     skip_without_identity: bool,
     /// The names of the fenced side and of the side traffic moves to (`blue`, `green` for a cutover).
-    sides: (&'static str, &'static str),
+    sides: (Side, Side),
     /// The fenced side's inventory as the pre-checks took it.
     inventory: Option<crate::source::contract::inventory::InventorySummary>,
     /// Whether the side traffic moves to was read-only for the application when looked at before the
@@ -50,6 +50,11 @@ pub(crate) struct PgCutover {
 }
 
 impl PgCutover {
+    /// A session on the side traffic moves to, whose failures are that side's.
+    async fn other(&self) -> Result<Client, Error> {
+        super::session(&self.target_url, self.sides.1).await
+    }
+
     /// A session on blue (directly, not through pgbouncer) for the fence, the sentinel and sequences;
     /// with `reverse`, the cutover arms the reverse stream under those names.
     ///
@@ -70,7 +75,7 @@ impl PgCutover {
             reopen,
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
-            sides: ("blue", "green"),
+            sides: (Side::Blue, Side::Green),
             inventory: None,
             reopen_needed: true,
         })
@@ -99,7 +104,7 @@ impl PgCutover {
             reopen,
             filter: config.table_filter()?,
             skip_without_identity: config.tables.skip_without_identity,
-            sides: ("green", "blue"),
+            sides: (Side::Green, Side::Blue),
             inventory: None,
             reopen_needed: true,
         })
@@ -122,7 +127,7 @@ impl Procedure for PgCutover {
             return Err(Error::Setup("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into()));
         }
         // The other side's schema must be this side's: after the switch the application meets it.
-        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to compare the schemas"))?;
+        let other = self.other().await.map_err(Error::during("connecting to compare the schemas"))?;
         let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, self.skip_without_identity, crate::error::Side::Blue).await?;
         let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await?;
         if !differences.is_empty() {
@@ -151,11 +156,11 @@ impl Procedure for PgCutover {
     }
 
     async fn counters_ahead(&mut self) -> Result<String, Error> {
-        let green = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during("connecting to green for the sequences"))?;
+        let green = self.other().await.map_err(Error::during("connecting to green for the sequences"))?;
         let (seqs, plan) =
             turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(Error::during("syncing sequences failed"))?;
         let (from, to) = self.sides;
-        let refreshed = super::inventory::refresh_materialized_views(&self.blue, &green, to).await?;
+        let refreshed = super::inventory::refresh_materialized_views(&self.blue, &green, to.name()).await?;
         // Read now, on this session, so that the pause opens no session and asks nothing when there is
         // nothing to lift.
         self.reopen_needed = match &self.reopen {
@@ -192,7 +197,7 @@ impl Procedure for PgCutover {
 
     async fn identify(&mut self) -> (Identity, Identity) {
         let fenced = super::rehearsal::identity(&self.blue).await;
-        let other = match turnout_sinks::pg::connect(&self.target_url).await {
+        let other = match self.other().await {
             Ok(other) => super::rehearsal::identity(&other).await,
             Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
         };
@@ -201,9 +206,9 @@ impl Procedure for PgCutover {
 
     async fn findings(&mut self) -> Vec<String> {
         let (from, to) = self.sides;
-        let mut found = super::rehearsal::long_transactions(&self.blue, from).await;
-        match turnout_sinks::pg::connect(&self.target_url).await {
-            Ok(other) => found.extend(super::rehearsal::blockers(&other, to).await),
+        let mut found = super::rehearsal::long_transactions(&self.blue, from.name()).await;
+        match self.other().await {
+            Ok(other) => found.extend(super::rehearsal::blockers(&other, to.name()).await),
             Err(e) => found.push(format!("{to}: could not connect to look for sessions blocking the apply: {e}")),
         }
         found
@@ -220,14 +225,14 @@ impl Procedure for PgCutover {
         let other = match &self.sequences {
             Some((green, _)) => green,
             None => {
-                opened = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
+                opened = self.other().await.map_err(Error::during(format!("connecting to {to} to lift its fence")))?;
                 &opened
             }
         };
         // Inside the pause: the default goes at once; read-only sessions left (they can only read)
         // never hold the switch up.
         let Some(left) = fence.reopen(other, REOPEN_LIMIT).await.map_err(Error::from)? else { return Ok(None) };
-        let from = if to == "blue" { "the cutover" } else { "the rollback or the read canary" };
+        let from = if to == Side::Blue { "the cutover" } else { "the rollback or the read canary" };
         let left = if left.is_empty() { String::new() } else { format!(" (read-only sessions left, reading only: {})", left.join("; ")) };
         Ok(Some(format!("lifted {to}'s read-only fence from {from}{left}")))
     }
@@ -254,14 +259,14 @@ impl Procedure for PgCutover {
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
         let Some((names, config)) = &self.reverse else { return Ok(None) };
         let (from, to) = self.sides;
-        let (on_to, off) = if to == "green" {
-            (Side::Green, "set cutover.reverse = false to cut over without a way back")
+        let off = if to == Side::Green {
+            "set cutover.reverse = false to cut over without a way back"
         } else {
-            (Side::Blue, "set cutover.iterate = false to roll back without replicating to green again")
+            "set cutover.iterate = false to roll back without replicating to green again"
         };
-        let other = turnout_sinks::pg::connect(&self.target_url).await.map_err(Error::during(format!("connecting to {to}")))?;
-        may_arm(&other, (from, to), on_to, off).await?;
-        if to == "blue" && foreign_origins(&other, names).await? {
+        let other = self.other().await.map_err(Error::during(format!("connecting to {to}")))?;
+        may_arm(&other, (from, to), off).await?;
+        if to == Side::Blue && foreign_origins(&other, names).await? {
             return Ok(None);
         }
         let tables = super::reverse::publish_on_green(config, names).await?;
@@ -269,9 +274,9 @@ impl Procedure for PgCutover {
             .await
             .map_err(Error::during(format!("creating replication origin {} on {from}", names.origin)))?;
         let created = Instant::now();
-        let lsn = create_slot(&other, names, on_to).await?;
+        let lsn = create_slot(&other, names, to).await?;
         turnout_sinks::pg::advance_origin(&self.blue, &names.origin, lsn).await.map_err(Error::during(format!("setting origin {} on {from}", names.origin)))?;
-        let what = if to == "green" { "reverse replication" } else { "replication blue → green again" };
+        let what = if to == Side::Green { "reverse replication" } else { "replication blue → green again" };
         let line = format!(
             "prepared {what} in {} ms: publication {} on {to} ({tables} tables), slot {} on {to} from {lsn}, replication origin {} on {from}",
             created.elapsed().as_millis(),
@@ -285,14 +290,14 @@ impl Procedure for PgCutover {
 
 /// Whether `to` can be armed for replication `to` → `from`: `wal_level = logical`, and turnout's role
 /// there may create replication slots; `off` says how to go on without arming.
-async fn may_arm(other: &Client, (from, to): (&str, &str), on_to: Side, off: &str) -> Result<(), Error> {
+async fn may_arm(other: &Client, (from, to): (Side, Side), off: &str) -> Result<(), Error> {
     let row = other
         .query_one(
             "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
             &[],
         )
         .await
-        .map_err(Error::sql(on_to, format!("reading {to}'s wal_level")))?;
+        .map_err(Error::sql(to, format!("reading {to}'s wal_level")))?;
     let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
     if wal_level != "logical" {
         return Err(Error::Setup(format!(
@@ -324,7 +329,7 @@ async fn foreign_origins(other: &Client, names: &Names) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Creates the reverse stream's slot on `to` (`on_to`) and returns its consistent point. Creating
+/// Creates the reverse stream's slot on `on_to` and returns its consistent point. Creating
 /// a logical slot waits for every transaction there that holds an xid; nothing is paused yet, but
 /// the wait is bounded, and prepared transactions (which would hold it up) are refused first.
 async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, Error> {
@@ -358,7 +363,7 @@ async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, 
     let lsn: String = match slot {
         Ok(row) => row.get(0),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
-            let why = if to == "blue" {
+            let why = if on_to == Side::Blue {
                 " — on blue these may be the reverse stream's own apply of a long transaction on green; let it finish, or set \
                  cutover.iterate = false to roll back without replicating to green again"
             } else {
