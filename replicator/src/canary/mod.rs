@@ -34,7 +34,7 @@
 
 use crate::canary_plan::{decide, restored, CanaryStatus, Check, Plan, Record, Seen, State};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{CanaryRefusal, Error};
 use crate::pipeline::signals::Channels;
 use crate::source::contract::canary::{self as reads, GreenReads, ProbeFailure};
 use crate::state::StateStore;
@@ -121,9 +121,7 @@ impl Canary {
     /// Asks the canary's task; the answer is what it did, line by line, or why it refused.
     pub async fn ask(&self, ask: Ask) -> Result<Vec<String>, Error> {
         let Some(tx) = &self.tx else {
-            return Err(Error::Setup(
-                "no read canary is configured: set canary.split (haproxy, pgbouncer or command) and its section, then restart `turnout run`".into(),
-            ));
+            return Err(CanaryRefusal::NotConfigured.into());
         };
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Internal("the canary's task stopped".into());
@@ -412,27 +410,26 @@ impl Task {
     /// `turnout canary`: a new plan, a change of plan, or the end (`--reads 0`).
     async fn ask<G: GreenReads>(&mut self, green: &mut G, ask: Ask) -> Result<Vec<String>, Error> {
         if self.channels.moving.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            return Err(Error::Setup("a cutover or rollback is running; ask the canary after it".into()));
+            return Err(CanaryRefusal::TrafficMoving.into());
         }
         if writes_on_green(&self.state)? {
-            return Err(Error::Setup("the cutover already moved the writes to green, and every read follows them".into()));
+            return Err(CanaryRefusal::WritesMoved.into());
         }
         if ask.reads == 0 {
             return self.end(green).await;
         }
-        let plan = self.plan(&ask).map_err(Error::Setup)?;
+        let plan = self.plan(&ask).map_err(CanaryRefusal::BadPlan)?;
         if !streams_forward(&self.status) {
-            return Err(Error::Setup(format!(
-                "green takes reads only while it streams from blue (now: {} {}); wait for the initial copy to finish",
-                self.status.direction().what(),
-                serde_json::to_value(self.status.phase()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-            )));
+            return Err(CanaryRefusal::NotStreaming {
+                direction: self.status.direction().what(),
+                phase: serde_json::to_value(self.status.phase()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            }
+            .into());
         }
         let urls = self.config.blue_green();
         self.settings.split.check(urls, SPLIT_TIMEOUT).await?;
-        let probe = reads::probe(green, &self.settings.probe, self.settings.max_latency)
-            .await
-            .map_err(|e| Error::Setup(format!("green's probe fails, so green would trip at once: {e}")))?;
+        let probe =
+            reads::probe(green, &self.settings.probe, self.settings.max_latency).await.map_err(|e| CanaryRefusal::ProbeFails { cause: e.to_string() })?;
         let mut lines = vec![format!("green's probe answered in {} ms", probe.as_millis())];
         if reads::failures(green).await.is_none() {
             lines.push("green keeps no count of failures turnout can read (MariaDB without performance_schema): the probe and the split's own checks are the health signals".into());
@@ -466,7 +463,7 @@ impl Task {
         });
         if let Some(e) = &self.error {
             lines.push(format!("the split failed: {e}"));
-            return Err(Error::Setup(lines.join("; ")));
+            return Err(CanaryRefusal::SplitFailed { done: lines }.into());
         }
         Ok(lines)
     }
@@ -498,7 +495,7 @@ impl Task {
         r.state = State::Ended;
         self.set(0, "ended (--reads 0)".into()).await;
         if let Some(e) = &self.error {
-            return Err(Error::Setup(format!("setting green's share of reads to 0 failed: {e}; the canary tries again at its next check")));
+            return Err(CanaryRefusal::EndFailed { cause: e.to_string() }.into());
         }
         let mut lines = vec!["green's share of reads is 0 %: every read goes to blue".to_owned()];
         if let Some(r) = self.record.as_mut().filter(|r| r.fenced) {

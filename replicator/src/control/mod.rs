@@ -88,14 +88,14 @@ fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Erro
     let _ = std::io::stderr().flush();
     if !std::io::stdin().is_terminal() {
         eprintln!();
-        return Err(Error::Setup("a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on".into()));
+        return Err(crate::error::Lifecycle::NotConfirmed { asked: false }.into());
     }
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {
-        Err(Error::Setup("not rehearsed: nothing was changed".into()))
+        Err(crate::error::Lifecycle::NotConfirmed { asked: true }.into())
     }
 }
 

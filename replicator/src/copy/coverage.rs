@@ -1,7 +1,7 @@
 //! Which rows green already holds during a chunked copy, and what that makes of each streamed change.
 
 use super::Chunk;
-use crate::error::Error;
+use crate::error::{CopyRefusal, Error};
 use std::collections::HashMap;
 use turnout_decoders::{TableName, Value};
 use turnout_sinks::{RowChange, Transaction};
@@ -113,20 +113,25 @@ impl Coverage {
             .columns
             .iter()
             .position(|c| c.name == *column)
-            .ok_or_else(|| Error::Setup(format!("the chunked copy of {} splits it by column `{column}`, which its changes no longer carry", table.name)))?;
+            .ok_or_else(|| CopyRefusal::Unplaceable { table: table.name.to_string(), how: format!("column `{column}`, which its changes no longer carry") })?;
         let covered = |v: &Value| -> Result<bool, Error> {
-            let key = integer(v).ok_or_else(|| {
-                Error::Setup(format!("the chunked copy of {} splits it by the integer column `{column}`, but a change carries {v:?} in it", table.name))
+            let key = integer(v).ok_or_else(|| CopyRefusal::Unplaceable {
+                table: table.name.to_string(),
+                how: format!("the integer column `{column}`, but a change carries {v:?} in it"),
             })?;
             Ok(done[starts.partition_point(|s| s.is_none_or(|s| s <= key)) - 1])
         };
         // The old row's key value: the key columns come in column order.
         let old_value = match old {
             Some(key) => {
-                let i = table.key_indexes().position(|k| k == at).ok_or_else(|| {
-                    Error::Setup(format!("the chunked copy of {} splits it by `{column}`, which is not part of its replica identity", table.name))
+                let i = table.key_indexes().position(|k| k == at).ok_or_else(|| CopyRefusal::Unplaceable {
+                    table: table.name.to_string(),
+                    how: format!("`{column}`, which is not part of its replica identity"),
                 })?;
-                Some(key.get(i).ok_or_else(|| Error::Setup(format!("a change to {} lacks its key value", table.name)))?)
+                Some(key.get(i).ok_or_else(|| CopyRefusal::Unplaceable {
+                    table: table.name.to_string(),
+                    how: format!("`{column}`, but a change to it lacks its key value"),
+                })?)
             }
             None => None,
         };
@@ -153,12 +158,7 @@ impl Coverage {
                     _ => after.clone(),
                 };
                 if after.iter().any(|v| matches!(v, Value::Unchanged)) {
-                    return Err(Error::Setup(format!(
-                        "an UPDATE moved a row of {} into a part green already holds from one it does not yet hold, and blue did not send \
-                         all of its values (an unchanged TOASTed value); the chunked copy cannot rebuild the row. Run the copy again with \
-                         snapshot.mode = \"consistent\" (turnout teardown, then turnout run), or set REPLICA IDENTITY FULL on the table (the old row then carries every value)",
-                        table.name
-                    )));
+                    return Err(CopyRefusal::Unrebuildable { table: table.name.to_string() }.into());
                 }
                 Verdict::Replace(RowChange::Insert { table: table.clone(), after })
             }

@@ -54,7 +54,7 @@ mod sink;
 pub use coverage::Coverage;
 pub use sink::Copying;
 
-use crate::error::Error;
+use crate::error::{CopyRefusal, Error};
 use crate::state::StateStore;
 use crate::state::StoreError;
 use crate::status::Status;
@@ -203,18 +203,12 @@ pub fn forget_unselected(state: &StateStore, selected: &[TableName]) -> Result<(
 
 /// The refusal of a table added to the selection whose columns on green differ from blue's.
 pub fn definitions_differ(table: &TableName, blue: &str, green: &str) -> Error {
-    Error::Setup(format!(
-        "the table selection now includes {table} again, and its columns on green ({green}) differ from blue's ({blue}), changed while \
-         it was left out; drop it on green so that turnout creates it from blue's definition, or make green's match"
-    ))
+    CopyRefusal::DefinitionsDiffer { table: table.to_string(), blue: blue.to_owned(), green: green.to_owned() }.into()
 }
 
 /// The refusal of a table added to the selection whose green copy holds rows turnout did not copy.
 pub fn green_has_rows(table: &TableName) -> Error {
-    Error::Setup(format!(
-        "the table selection now includes {table}, and green's {table} already has rows turnout did not copy; TRUNCATE it on green \
-         so turnout copies it from blue, or leave it out with tables.exclude"
-    ))
+    CopyRefusal::AddedHasRows { table: table.to_string() }.into()
 }
 
 /// Where a copier reports each chunk it committed on green: recorded in the state store (synced),

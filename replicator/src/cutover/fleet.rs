@@ -6,7 +6,7 @@
 
 use super::run::{Pause, Proof};
 use super::{lock, Controller, Journal, Request, Step};
-use crate::error::Error;
+use crate::error::{Error, FleetRefusal};
 use crate::fleet::etcd::{Changes, Decision, LeaseHandle, Ledger, Outcome, Prepared};
 use crate::fleet::{now_ms, Held, Ticket};
 use crate::source::contract::marker::Marker;
@@ -40,12 +40,10 @@ impl Controller {
     /// etcd, grants the vote's lease and journals the ticket with the next step.
     pub(super) async fn fleet_join<P: Procedure>(&self, procedure: &P, journal: &mut Journal, ticket: &Ticket, request: &Request) -> Result<Pair, Error> {
         if self.direction != super::Direction::Forward {
-            return Err(Error::Setup("a fleet rollback is not built: roll back each pair with `turnout rollback`; nothing was changed".into()));
+            return Err(FleetRefusal::NoFleetRollback.into());
         }
         if procedure.fence_kind() == "none" && !request.dry_run {
-            return Err(Error::Setup(
-                "a fleet cutover needs a fence to hold writes while the fleet decides (cutover.fence = \"none\"); nothing was changed".into(),
-            ));
+            return Err(FleetRefusal::NeedsFence.into());
         }
         ticket.validate()?;
         let mut ledger = crate::fleet::ledger(&self.config, ticket).await?;
@@ -74,29 +72,23 @@ impl Controller {
                     *pairs = listed.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect();
                     // The last vote commits only with every pair's: a record without this pair is not this fleet's.
                     if !pairs.contains(&ticket.pair) {
-                        return Err(Error::Setup(format!(
-                            "fleet cutover {}'s record in etcd does not list pair {:?}; nothing was changed",
-                            ticket.id, ticket.pair
-                        )));
+                        return Err(FleetRefusal::NotListed { id: ticket.id.clone(), pair: ticket.pair.clone() }.into());
                     }
                     break;
                 }
                 Some(Decision::Preparing) => {}
-                Some(d) => return Err(Error::Setup(format!("the fleet decided {} before the fence; nothing was changed", d.as_str()))),
-                None => return Err(Error::Setup(format!("fleet cutover {} has no decision key in etcd; nothing was changed", ticket.id))),
+                Some(d) => return Err(FleetRefusal::DecidedEarly { decision: d.as_str() }.into()),
+                None => return Err(FleetRefusal::Undecided { id: ticket.id.clone() }.into()),
             }
             if Instant::now() >= until {
-                return Err(Error::Setup(format!("not every pair of fleet {:?} was ready within {} s; nothing was changed", ticket.fleet, timeout.as_secs())));
+                return Err(FleetRefusal::NotReady { fleet: ticket.fleet.clone(), timeout_s: timeout.as_secs() }.into());
             }
             watch.next(until).await;
         }
         let lag = self.status.lag_seconds();
         if !lag.is_some_and(|l| l * 1000.0 < request.when_lag_ms as f64) {
             let lag = lag.map_or("unknown".into(), |l| format!("{l:.3} s"));
-            return Err(Error::Setup(format!(
-                "lag grew to {lag} while waiting for every pair to be ready (--when-lag {} ms); nothing was changed",
-                request.when_lag_ms
-            )));
+            return Err(FleetRefusal::LagGrew { lag, when_lag_ms: request.when_lag_ms }.into());
         }
         self.say("every pair is ready: fencing");
         Ok(())
@@ -126,7 +118,7 @@ impl Controller {
         };
         pause.phases.mark("fleet decided");
         if decision != Decision::Commit {
-            let why = Error::Setup(format!("fleet {:?} decided abort: every pair undoes its fence; traffic stays where it was", pair.ticket.fleet));
+            let why = Error::from(FleetRefusal::Aborted { fleet: pair.ticket.fleet.clone() });
             let e = self.undo(procedure, journal, why).await;
             self.fleet_outcome(pair, "undone", None, None).await;
             return Err(e);

@@ -13,7 +13,7 @@ use super::certificate::VerifyResult;
 use crate::alerts::rfc3339;
 use crate::compared::Finished;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Lifecycle};
 use crate::source::contract::compare::Backend;
 use crate::status::Direction;
 use std::time::Duration;
@@ -49,19 +49,13 @@ impl super::Controller {
             Some(asked) => asked,
             None => allowed,
         };
-        let result = check(&self.config, self.direction, max_age, crate::status::now_micros()).await?.map_err(|refusal| match &required {
-            Some(why) => Error::Setup(format!("{refusal} (the gate is required after the rollback, because {why})")),
-            None => Error::Setup(refusal.to_string()),
-        })?;
+        let result = check(&self.config, self.direction, max_age, crate::status::now_micros())
+            .await?
+            .map_err(|refusal| Lifecycle::Gate { refusal: refusal.to_string(), required: required.clone() })?;
         if let Some(at_us) = since.filter(|at_us| result.oldest_round_at_us < *at_us) {
             let because =
                 required.as_deref().map_or_else(|| "a verify from before it compared another stretch of the stream".to_owned(), |why| format!("because {why}"));
-            return Err(Error::Setup(format!(
-                "this cutover needs a live verify that began after the stream resumed from blue ({}), {because}; the last one's oldest \
-                 snapshot is from {}. Run `turnout verify --live` (with the sidecar streaming), repair what it finds, then cut over",
-                rfc3339(at_us),
-                result.oldest_round_at
-            )));
+            return Err(Lifecycle::VerifyTooOld { resumed_at: rfc3339(at_us), because, oldest: result.oldest_round_at }.into());
         }
         if let Some(why) = required {
             self.say(format!("verify gate: required after the rollback, because {why}"));

@@ -25,7 +25,7 @@
 //!   truth).
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Lifecycle};
 use crate::pipeline::signals::Channels;
 use crate::source::Names;
 use crate::state::StateStore;
@@ -255,33 +255,33 @@ impl Controller {
                 self.rollback_allowed()?;
             }
             if p.outcome.as_deref() == Some("running") {
-                return Err(Error::Setup(format!("a {} is already running", self.direction.what())));
+                return Err(Lifecycle::Running { what: self.direction.what() }.into());
             }
             // Between a rollback that armed the next generation and the moment it begins, nothing
             // starts: the journals and names are about to change.
             let beginning = crate::cutover::armed_again(&self.state)?.is_some() || self.state.names()? != self.names();
             if beginning {
-                return Err(Error::Setup("the stream's next generation is beginning after the rollback; try again in a moment".into()));
+                return Err(Lifecycle::GenerationBeginning.into());
             }
             // The journal says what completed in this generation (a progress may show the last
             // generation's rollback).
             let journal = self.state.journal(self.direction)?;
             match (journal.as_ref().map(|j| j.step), self.direction) {
-                (Some(Step::Done), Direction::Forward) => return Err(Error::Setup("this stream was already cut over to green".into())),
-                (Some(Step::Done), Direction::Reverse) => return Err(Error::Setup("traffic was already rolled back to blue".into())),
+                (Some(Step::Done), Direction::Forward) => return Err(Lifecycle::AlreadyCutOver.into()),
+                (Some(Step::Done), Direction::Reverse) => return Err(Lifecycle::AlreadyRolledBack.into()),
                 _ => {}
             }
             // A fence a failed undo may have left up is settled first: a new run would overwrite the
             // journal that tells the restart to undo it.
             if let Some(journal) = journal {
                 if journal.step.unsettled() {
-                    return Err(Error::Setup(format!(
-                        "{} {} was left unsettled ({:?}: {}); restart `turnout run`, which settles it from the journal, before starting another",
-                        self.direction.what(),
-                        journal.id,
-                        journal.step,
-                        journal.message.unwrap_or_default()
-                    )));
+                    return Err(Lifecycle::Unsettled {
+                        what: self.direction.what(),
+                        id: journal.id,
+                        step: format!("{:?}", journal.step),
+                        message: journal.message.unwrap_or_default(),
+                    }
+                    .into());
                 }
             }
             *p = Progress { id: Some(new_id()), outcome: Some("running".into()), ..Progress::new() };
@@ -377,7 +377,7 @@ impl Controller {
         let phase = self.status.phase();
         self.say(format!("phase {phase:?}, lag {} (threshold {} ms)", lag.map_or("unknown".into(), |l| format!("{:.3} s", l)), request.when_lag_ms));
         if phase != Phase::Streaming {
-            return Err(Error::Setup("replication is not streaming yet (the snapshot must finish first)".into()));
+            return Err(Lifecycle::NotStreaming.into());
         }
         self.verify_gate(request).await?;
         Ok(())
@@ -426,7 +426,7 @@ impl std::fmt::Display for PauseTimeline {
 }
 
 fn pause_exceeded(request: &Request) -> Error {
-    Error::Setup(format!("the write pause would exceed --max-pause {} ms; the fence was undone", request.max_pause_ms))
+    Lifecycle::PauseExceeded { max_pause_ms: request.max_pause_ms }.into()
 }
 
 fn new_id() -> String {
@@ -482,11 +482,7 @@ async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction
 /// A rollback must be able to move traffic back: the command switch has no inverse.
 fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), Error> {
     match switch {
-        TrafficSwitch::Command { .. } => Err(Error::Setup(
-            "the command switch has no inverse, so turnout cannot move traffic back to blue; use cutover.switch = \"pgbouncer\" or \
-             \"haproxy\", or point the application at blue yourself and run `turnout finish`"
-                .into(),
-        )),
+        TrafficSwitch::Command { .. } => Err(Lifecycle::NoInverse.into()),
         _ => Ok(()),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{build_switch, switch_to, Journal, ReverseArm, Step};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Lifecycle};
 use crate::source::contract::procedure::Procedure;
 use crate::source::Names;
 use crate::state::StateStore;
@@ -78,13 +78,7 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
         return Ok(Resume::Again(again, id));
     }
     if let Some(rollback) = state.journal(Direction::Reverse)?.filter(|r| r.step == Step::Done) {
-        return Err(Error::Setup(format!(
-            "traffic was rolled back to blue (rollback {}: {}); this stream no longer replicates (the rollback armed no stream blue → \
-             green: cutover.iterate = false, or arming it failed or was refused, as its output said). Run `turnout teardown` to drop \
-             what it left, then start over",
-            rollback.id,
-            rollback.message.unwrap_or_default()
-        )));
+        return Err(Lifecycle::RolledBack { id: rollback.id, message: rollback.message.unwrap_or_default() }.into());
     }
     let arm = match (cutover.step, cutover.reverse) {
         (Step::Done, Some(arm)) if !arm.finished => arm,
@@ -94,12 +88,7 @@ pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Resu
                 Some(None) => "; `turnout finish` ended its rollback window".to_owned(),
                 None => String::new(),
             };
-            return Err(Error::Setup(format!(
-                "this stream was cut over to green (cutover {}: {}{why}); blue is no longer the source. Run `turnout teardown` \
-                 before replicating again",
-                cutover.id,
-                cutover.message.unwrap_or_default()
-            )));
+            return Err(Lifecycle::CutOver { id: cutover.id, message: cutover.message.unwrap_or_default(), window: why }.into());
         }
         _ => return Ok(Resume::Forward),
     };
@@ -175,7 +164,7 @@ async fn complete_switch<P: Procedure>(
     mut procedure: P,
     committed: bool,
 ) -> Result<(), Error> {
-    let (what, (from, to)) = (direction.what(), direction.sides());
+    let (what, (from, to)) = (direction.what(), direction.ends());
     let switch = build_switch(config)?;
     let interrupted = format!("{what} {} was interrupted while switching; completing the switch failed", journal.id);
     // A fleet committed while this sidecar was down: its proof holds only while the fence does, and
@@ -183,13 +172,7 @@ async fn complete_switch<P: Procedure>(
     // itself may have lifted a pgbouncer fence).
     if committed {
         if !procedure.fenced().await? {
-            return Err(Error::Setup(format!(
-                "fleet {:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
-                 writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand \
-                 (pgbouncer PAUSE, SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then \
-                 switch traffic by hand; the journal keeps this state",
-                journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default()
-            )));
+            return Err(Lifecycle::FenceLostAfterCommit { fleet: journal.fleet.as_ref().map(|h| h.ticket.fleet.clone()).unwrap_or_default(), from, to }.into());
         }
         journal.step = Step::Switching;
         state.put_cutover_journal(journal, true)?;

@@ -9,7 +9,7 @@
 //! lifted, and a failure to drop it is a finding (it would stop the real cutover).
 
 use super::{lock, Controller, Journal, PauseTimeline, Request, Step};
-use crate::error::Error;
+use crate::error::{Error, Lifecycle};
 use crate::source::contract::procedure::Procedure;
 use crate::state::StoreError;
 use std::time::{Duration, Instant};
@@ -27,16 +27,13 @@ impl Controller {
         fenced_at: Instant,
         request: &Request,
     ) -> Result<(), Error> {
-        let (from, to) = self.direction.sides();
+        let (from, to) = self.direction.ends();
         match procedure.lift_fence().await {
             Ok(line) => self.say(line),
             Err(e) => {
-                let msg = format!(
-                    "rehearsal: UNDOING THE FENCE FAILED: {e} — {from} may still refuse writes; fix the cause and restart `turnout run`, \
-                     which retries the undo"
-                );
-                self.journal(journal, Step::Fencing, Some(msg.clone()))?;
-                return Err(Error::Setup(msg));
+                let refusal = Lifecycle::RehearsalUndoFailed { from, cause: e.to_string() };
+                self.journal(journal, Step::Fencing, Some(refusal.to_string()))?;
+                return Err(refusal.into());
             }
         }
         phases.mark("undo");

@@ -6,7 +6,7 @@
 
 use super::{lock, Controller, Direction};
 use crate::cutover::certificate::RogueWrites;
-use crate::error::Error;
+use crate::error::{Error, WatchRefusal};
 use crate::source::contract::marker::Marker;
 use crate::status::foreign::Side;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ impl Controller {
         let left = deadline.saturating_duration_since(Instant::now());
         let mark = match tokio::time::timeout(left, marker.mark()).await {
             Ok(mark) => mark?,
-            Err(_) => return Err(Error::Setup(format!("writing the watch's mark on {side} took longer than the time left ({} ms)", left.as_millis()))),
+            Err(_) => return Err(WatchRefusal::MarkSlow { side, left_ms: left.as_millis() }.into()),
         };
         crate::watch::caught_up(&self.status, side, &mark, deadline).await
     }
@@ -56,12 +56,12 @@ impl Controller {
         let watched = self.status.watched(Side::Green).unwrap_or_default();
         if watched.state == crate::watch::UNAVAILABLE {
             let why = watched.error.unwrap_or_default();
-            return Err(Error::Setup(format!("the watch for writes on green that are not turnout's is unavailable: {why}")));
+            return Err(WatchRefusal::Unavailable { why }.into());
         }
         if watched.state != "watching" {
             let why = watched.error.map(|e| format!(": {e}")).unwrap_or_default();
             let state = if watched.state.is_empty() { "not started" } else { watched.state };
-            return Err(Error::Setup(format!("the watch for writes on green that are not turnout's is {state}{why}; the cutover waits for it to read")));
+            return Err(WatchRefusal::NotReading { state, why }.into());
         }
         let mut marker =
             crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Green).await).map_err(Error::during("writing the watch's mark"))?;
@@ -91,7 +91,7 @@ impl Controller {
         }
         let opened = tokio::time::timeout(FINISH_CATCH_UP, async { crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await) })
             .await
-            .unwrap_or_else(|_| Err(Error::Setup("connecting to blue timed out".into())));
+            .unwrap_or_else(|_| Err(WatchRefusal::ConnectSlow { side: Side::Blue }.into()));
         match opened {
             Ok(marker) => Some(marker),
             Err(e) => {
@@ -121,7 +121,7 @@ impl Controller {
     /// (and no rollback's switch closed the watch), the watch read blue up to now.
     pub(super) async fn rogue_gate_finish(&self) -> Result<(), Error> {
         if let Err(e) = self.read_blue_up_to_now().await {
-            return Err(Error::Setup(format!("{e}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch")));
+            return Err(WatchRefusal::FinishUnproven { cause: Box::new(e) }.into());
         }
         crate::watch::refuse_outstanding(&self.status, Side::Blue)
     }
@@ -136,7 +136,7 @@ impl Controller {
         let deadline = Instant::now() + FINISH_CATCH_UP;
         let opened = tokio::time::timeout(FINISH_CATCH_UP, async { crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await) })
             .await
-            .unwrap_or_else(|_| Err(Error::Setup("connecting to blue for the watch's mark timed out".into())));
+            .unwrap_or_else(|_| Err(WatchRefusal::ConnectSlow { side: Side::Blue }.into()));
         match opened {
             Ok(mut marker) => self.read_up_to_now(Side::Blue, &mut marker, deadline).await,
             Err(e) => Err(e),

@@ -12,7 +12,7 @@ use super::{
     build_switch, lock, pause_exceeded, refuse_no_inverse, switch_to, Controller, Direction, Journal, PauseTimeline, Request, Retry, ReverseArm, Step,
     CLIENTS_MOVED_CAP,
 };
-use crate::error::Error;
+use crate::error::{Error, Lifecycle};
 use crate::source::contract::marker::Marker;
 use crate::source::contract::procedure::Procedure;
 use crate::source::Names;
@@ -128,9 +128,7 @@ impl Controller {
             }
         }
         if request.rehearse && procedure.fence_kind() == "none" {
-            return Err(Error::Setup(
-                "a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause".into(),
-            ));
+            return Err(Lifecycle::NothingToRehearse.into());
         }
         let sides = procedure.identify().await;
         lock(&self.record).sides = Some(sides);
@@ -297,12 +295,12 @@ impl Controller {
         request: &Request,
         phases: &mut PauseTimeline,
     ) -> Result<Proof, Error> {
-        let from = self.direction.sides().0;
+        let from = self.direction.ends().0;
         // Sentinel: written after the fence, so every write acknowledged before it precedes it.
         match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), procedure.write_sentinel(id)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::during(format!("writing the sentinel on {from} failed"))(e)),
-            Err(_) => return Err(Error::Setup(format!("writing the sentinel on {from} took longer than --max-pause"))),
+            Err(_) => return Err(Lifecycle::SentinelSlow { from }.into()),
         }
         phases.mark("sentinel");
         // The fenced side's counters are final: they are read and checked while the other side
@@ -413,12 +411,12 @@ impl Controller {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(Error::Setup(format!(
-                    "lag did not stay under {} ms within {} s (last: {}); nothing was changed, blue keeps serving",
-                    threshold.as_millis(),
-                    timeout.as_secs(),
-                    last.map_or("unknown".into(), |l| format!("{l:.3} s"))
-                )));
+                return Err(Lifecycle::LagNotUnder {
+                    threshold_ms: threshold.as_millis(),
+                    timeout_s: timeout.as_secs(),
+                    last: last.map_or("unknown".into(), |l| format!("{l:.3} s")),
+                }
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -476,7 +474,7 @@ impl Controller {
     /// everything it committed (`fenced`), holds all of that too.
     /// Returns the sentinel's commit position and the durable position that proved it.
     async fn sentinel_applied(&self, id: &str, fenced: Option<&Position>, deadline: Instant) -> Result<(Position, Position), Error> {
-        let (from, to) = self.direction.sides();
+        let (from, to) = self.direction.ends();
         // A position the proof cannot order is no proof: the fence is undone, naming both.
         let reached = |a: &Position, b: &Position| {
             a.reached(b).map_err(Error::during(format!("the proof ordering {to}'s applied position against {from}'s (the fence was undone)")))
@@ -501,13 +499,9 @@ impl Controller {
                 if let (Some(fenced), Some(applied), true) = (fenced, &applied, sentinel_in) {
                     // The sentinel arrived but not everything the fenced side committed: a write after
                     // it (an account read_only does not stop) that green never received.
-                    return Err(Error::Setup(format!(
-                        "{to} applied the sentinel but not everything {from} committed before super_read_only ({from}: {fenced}; {to} \
-                         applied: {applied}) — an account that read_only does not stop (CONNECTION_ADMIN, SUPER) wrote after the \
-                         sentinel; the fence was undone. Revoke those privileges from application accounts (turnout check names them)"
-                    )));
+                    return Err(Lifecycle::WroteThroughFence { from, to, fenced: fenced.to_string(), applied: applied.to_string() }.into());
                 }
-                return Err(Error::Setup(format!("{to} did not apply the sentinel within --max-pause; the fence was undone")));
+                return Err(Lifecycle::SentinelNotApplied { to }.into());
             }
             // Woken by the apply the moment green's durable position moves; the timeout only bounds
             // the wait by the deadline (the sentinel is recorded before its transaction is durable).

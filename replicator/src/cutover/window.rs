@@ -15,17 +15,15 @@ impl Controller {
         let cutover = self.state.journal(Direction::Forward)?;
         let arm = match cutover {
             Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => arm,
-            Some(Journal { step: Step::Done, .. }) => {
-                return Err(Error::Setup("the cutover armed no reverse stream (cutover.reverse = false): there is no way back to replay".into()))
-            }
-            _ => return Err(Error::Setup("there is nothing to roll back: no cutover to green completed".into())),
+            Some(Journal { step: Step::Done, .. }) => return Err(Lifecycle::NoWayBack.into()),
+            _ => return Err(Lifecycle::NothingToRollBack.into()),
         };
         if let Some(why) = self.status.window().and_then(|w| w.spent()) {
-            return Err(Error::Setup(format!("the rollback window's budget is spent ({why}); it is ending, there is no way back to replay")));
+            return Err(Lifecycle::WindowSpent { why }.into());
         }
         match (&arm.ended, arm.finished) {
-            (Some(why), _) => Err(Error::Setup(format!("the rollback window ended on its own: {why}; there is no way back to replay"))),
-            (None, true) => Err(Error::Setup("`turnout finish` already ended the rollback window".into())),
+            (Some(why), _) => Err(Lifecycle::WindowEnded { why: why.clone() }.into()),
+            (None, true) => Err(Lifecycle::Finished.into()),
             (None, false) => Ok(arm),
         }
     }
@@ -47,34 +45,27 @@ impl Controller {
     fn close_window(&self, why: Option<String>) -> Result<ReverseArm, Error> {
         let progress = lock(&self.progress);
         if progress.outcome.as_deref() == Some("running") {
-            return Err(Error::Setup("a rollback is running; wait for it to end".into()));
+            return Err(Lifecycle::RollbackRunning.into());
         }
         if let Some(rollback) = self.state.journal(Direction::Reverse)? {
             if rollback.step.unsettled() {
-                return Err(Error::Setup(format!(
-                    "rollback {} was left unsettled ({:?}); restart `turnout run`, which settles it, before ending the window",
-                    rollback.id, rollback.step
-                )));
+                return Err(Lifecycle::RollbackUnsettled { id: rollback.id, step: format!("{:?}", rollback.step) }.into());
             }
             if rollback.step == Step::Done && rollback.reverse.is_some() {
-                return Err(Error::Setup(format!(
-                    "rollback {} armed replication blue → green again (cutover.iterate): the stream goes on as its next generation, and \
-                     the window's objects go as it begins; there is no window to finish",
-                    rollback.id
-                )));
+                return Err(Lifecycle::Iterated { id: rollback.id }.into());
             }
         }
         let mut journal = self.state.journal(Direction::Forward)?;
         let arm = match journal.as_mut() {
             Some(Journal { step: Step::Done, reverse: Some(arm), .. }) => {
                 if why.is_some() && arm.finished {
-                    return Err(Error::Setup("the rollback window was already ended".into()));
+                    return Err(Lifecycle::AlreadyEnded.into());
                 }
                 arm.finished = true;
                 arm.ended = why.or(arm.ended.take());
                 arm.clone()
             }
-            _ => return Err(Error::Setup("there is no rollback window to finish: no cutover with a reverse stream completed".into())),
+            _ => return Err(Lifecycle::NoWindow.into()),
         };
         if let Some(journal) = &journal {
             self.state.put_cutover_journal(journal, true)?;

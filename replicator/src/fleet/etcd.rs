@@ -16,7 +16,7 @@
 //! ([`Ledger::commit`]), to `abort` by anyone ([`Ledger::abort`]). Every pair follows the one value.
 
 use crate::config::EtcdConfig;
-use crate::error::Error;
+use crate::error::{Error, FleetRefusal};
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -193,7 +193,7 @@ impl Ledger {
         if done.succeeded() || ours().await.is_some() {
             Ok(())
         } else {
-            Err(Error::Setup(format!("the fleet cutover {} already exists in etcd; start a new one", self.prefix)))
+            Err(FleetRefusal::Exists { prefix: self.prefix.clone() }.into())
         }
     }
 
@@ -357,7 +357,7 @@ impl Ledger {
                 }
             }
         }
-        Err(Error::Setup(format!("the fleet's decision {} is missing from etcd: was the fleet's key range deleted?", self.key("decision"))))
+        Err(FleetRefusal::DecisionMissing { key: self.key("decision") }.into())
     }
 
     /// The fleet's last cutover id (`current`), if any.

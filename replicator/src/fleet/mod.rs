@@ -15,7 +15,7 @@
 pub mod config;
 pub mod etcd;
 
-use crate::error::Error;
+use crate::error::{Error, FleetRefusal};
 use etcd::{Changes, Decision, Ledger};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ impl Ticket {
         if ok(&self.fleet) && ok(&self.id) && ok(&self.pair) {
             Ok(())
         } else {
-            Err(Error::Setup(format!("the fleet ticket {self:?} is not usable: fleet, id and pair must be non-empty names without '/'; nothing was changed")))
+            Err(FleetRefusal::BadTicket { ticket: format!("{self:?}") }.into())
         }
     }
 }
@@ -61,11 +61,7 @@ pub fn now_ms() -> i64 {
 /// The sidecar's ledger for `ticket`, from its `[fleet.etcd]`; refused without one.
 pub async fn ledger(config: &crate::config::Config, ticket: &Ticket) -> Result<Ledger, Error> {
     let Some(etcd) = &config.fleet.etcd else {
-        return Err(Error::Setup(format!(
-            "this sidecar was asked to cut over as pair {:?} of fleet {:?}, but its configuration has no [fleet.etcd]: add the fleet's \
-             etcd endpoints to turnout.toml and restart `turnout run`; nothing was changed",
-            ticket.pair, ticket.fleet
-        )));
+        return Err(FleetRefusal::NoEtcd { pair: ticket.pair.clone(), fleet: ticket.fleet.clone() }.into());
     };
     Ok(Ledger::new(etcd::connect(etcd).await?, &ticket.fleet, &ticket.id))
 }

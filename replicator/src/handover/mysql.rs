@@ -9,7 +9,7 @@
 
 use super::{Consumer, Handed};
 use crate::config::handover::{Handover, OnLag};
-use crate::error::Error;
+use crate::error::{Error, HandoverRefusal};
 use crate::source::mysql::sql_error;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
@@ -87,12 +87,7 @@ pub async fn prepare(from: &mut mysql_async::Conn, side: crate::error::Side, own
         let wait = entry.wait()?;
         let caught_up = caught_up(from, side, own, &account, wait).await?;
         if !caught_up && entry.on_lag == OnLag::Refuse {
-            return Err(Error::Setup(format!(
-                "the consumer {account} has not been sent {side}'s whole binlog within {} s (no session of it reads {side}, or it is \
-                 behind); it must keep up for its place to be handed over — start or speed up the consumer, raise handover.wait, or \
-                 set on_lag = \"record\" to cut over recording that it must still read {side}",
-                wait.as_secs()
-            )));
+            return Err(HandoverRefusal::BinlogBehind { account: account.clone(), side, wait_s: wait.as_secs() }.into());
         }
         prepared.push(Prepared { account, wait, caught_up });
     }

@@ -2,7 +2,7 @@
 
 use super::{Consumer, Handed};
 use crate::config::handover::{Handover, OnLag};
-use crate::error::{Error, Side};
+use crate::error::{Error, HandoverRefusal, Side};
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use turnout_decoders::schema::quote_ident;
@@ -96,10 +96,7 @@ pub async fn prepare(
         // A slot its consumer dropped there is made anew at the hand-off: nothing of it is skipped.
         if let Some((_, fence)) = read_to.iter().find(|(s, _)| *s == slot) {
             if let Some((false, at)) = confirmed_reaches(to, to_side, &slot, *fence, Duration::ZERO).await? {
-                return Err(Error::Setup(format!(
-                    "the consumer of slot {slot} has read {to_side} only up to {at}, not to the cutover's fence {fence}: moving its slot \
-                     there to the rollback's hand-off would skip {at}..{fence}; let it read that first, or leave it out of [[handover]]"
-                )));
+                return Err(HandoverRefusal::BehindFence { slot: slot.clone(), side: to_side, at: at.to_string(), fence: fence.to_string() }.into());
             }
         }
         for publication in &entry.publications {
@@ -112,17 +109,18 @@ pub async fn prepare(
     let target = lsn_of(&now)?;
     for p in &mut prepared {
         let Some((reached, at)) = confirmed_reaches(from, from_side, &p.slot, target, p.wait).await? else {
-            return Err(Error::Setup(format!("the consumer's slot {} is gone from {from_side}; its place cannot be handed over", p.slot)));
+            return Err(HandoverRefusal::SlotGone { slot: p.slot.clone(), side: from_side }.into());
         };
         p.consumed = at;
         if !reached && p.on_lag == OnLag::Refuse {
-            return Err(Error::Setup(format!(
-                "the consumer of slot {} has read {from_side}'s log up to {at}, not yet to {target} where it stood {} s ago; it must \
-                 keep up for its place to be handed over — start or speed up the consumer, raise handover.wait, or set on_lag = \
-                 \"record\" to cut over recording what it must still read from {from_side}",
-                p.slot,
-                p.wait.as_secs()
-            )));
+            return Err(HandoverRefusal::Behind {
+                slot: p.slot.clone(),
+                side: from_side,
+                at: at.to_string(),
+                target: target.to_string(),
+                wait_s: p.wait.as_secs(),
+            }
+            .into());
         }
     }
     // Move the slots up to the other side's log now, after the waits: inside the pause only what was
@@ -148,11 +146,7 @@ async fn resolve<'a>(from: &Client, side: Side, entries: &'a [Handover]) -> Resu
     let mut out: Vec<Carried> = Vec::new();
     for entry in entries.iter().filter(|e| !e.every_slot()) {
         let Some((name, plugin, two_phase)) = slots.iter().find(|(n, _, _)| *n == entry.slot) else {
-            return Err(Error::Setup(format!(
-                "[[handover]] names slot {} but {side} has no logical slot of that name in this database; correct the name (turnout \
-                 check lists blue's consumers)",
-                entry.slot
-            )));
+            return Err(HandoverRefusal::NoSuchSlot { slot: entry.slot.clone(), side }.into());
         };
         out.push(Carried { slot: name.clone(), plugin: entry.plugin.clone().unwrap_or_else(|| plugin.clone()), two_phase: *two_phase, entry });
     }
@@ -181,20 +175,19 @@ struct Carried<'a> {
 /// column lists, schemas) is refused when green lacks it.
 async fn same_publication((from, from_side): (&Client, Side), (to, to_side): (&Client, Side), name: &str) -> Result<(), Error> {
     let Some(on_from) = publication(from, from_side, name).await? else {
-        return Err(Error::Setup(format!("[[handover]] names publication {name}, which {from_side} does not have; correct the name")));
+        return Err(HandoverRefusal::NoSuchPublication { name: name.to_owned(), side: from_side }.into());
     };
     match publication(to, to_side, name).await? {
         Some(on_to) if on_to == on_from => Ok(()),
-        Some(on_to) => Err(Error::Setup(format!(
-            "publication {name} differs: {from_side} {} — {to_side} {}; make {to_side}'s the same (ALTER PUBLICATION) or drop it there \
-             for turnout to create",
-            on_from.describe(),
-            on_to.describe()
-        ))),
-        None if on_from.filtered => Err(Error::Setup(format!(
-            "publication {name} on {from_side} has row filters or column lists, which turnout does not recreate; create it on {to_side} \
-             with the same definition"
-        ))),
+        Some(on_to) => Err(HandoverRefusal::PublicationDiffers {
+            name: name.to_owned(),
+            from: from_side,
+            to: to_side,
+            on_from: on_from.describe(),
+            on_to: on_to.describe(),
+        }
+        .into()),
+        None if on_from.filtered => Err(HandoverRefusal::PublicationFiltered { name: name.to_owned(), from: from_side, to: to_side }.into()),
         None => {
             let tables = if on_from.all_tables {
                 "FOR ALL TABLES".to_string()
@@ -294,16 +287,9 @@ async fn make_slot(to: &Client, side: Side, slot: &str, plugin: &str, two_phase:
         .map_err(Error::sql(side, format!("reading slot {slot}")))?;
     match existing {
         Some(r) if r.get::<_, String>(0) != "logical" || r.get::<_, Option<String>>(1).as_deref() != Some(plugin) || r.get::<_, bool>(3) != two_phase => {
-            Err(Error::Setup(format!(
-                "{side} already has a slot {slot} that is not a logical slot of plugin {plugin}{}; drop it there (pg_drop_replication_slot) \
-                 for the hand-over to make it",
-                if two_phase { " with two_phase" } else { " without two_phase" }
-            )))
+            Err(HandoverRefusal::SlotOfAnotherKind { side, slot: slot.to_owned(), plugin: plugin.to_owned(), two_phase }.into())
         }
-        Some(r) if r.get::<_, bool>(2) => Err(Error::Setup(format!(
-            "{side}'s slot {slot} is being read now: a consumer reading there before the switch would read turnout's own apply as \
-             changes (before a rollback: the consumer still reads {side}); stop it and try again"
-        ))),
+        Some(r) if r.get::<_, bool>(2) => Err(HandoverRefusal::SlotInUse { side, slot: slot.to_owned() }.into()),
         Some(_) => Ok(()),
         None => {
             // Creating a logical slot waits for every transaction holding an xid there (prepared ones
@@ -356,11 +342,9 @@ pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Opt
     for p in prepared {
         let stands = rows.iter().find(|r| r.get::<_, String>(0) == p.slot).and_then(|r| r.get::<_, Option<String>>(1));
         if stands.as_deref().map(lsn_of).transpose()? != Some(at) {
-            return Err(Error::Setup(format!(
-                "the slot {} stands at {}, not at the hand-off {at}: its consumer would see turnout's apply again or miss writes",
-                p.slot,
-                stands.unwrap_or_else(|| "nowhere (gone)".into())
-            )));
+            return Err(
+                HandoverRefusal::NotAtHandOff { slot: p.slot.clone(), stands: stands.unwrap_or_else(|| "nowhere (gone)".into()), at: at.to_string() }.into()
+            );
         }
         handed.push(Handed {
             consumer: p.slot.clone(),
@@ -424,9 +408,7 @@ async fn confirmed_reaches(client: &Client, side: Side, slot: &str, target: Lsn,
             .map_err(Error::sql(side, format!("reading slot {slot}")))?;
         let Some(row) = row else { return Ok(None) };
         let Some(text) = row.get::<_, Option<String>>(0) else {
-            return Err(Error::Setup(format!(
-                "{side}'s slot {slot} has no confirmed position (not a logical slot, or not yet ready); its place cannot be handed over"
-            )));
+            return Err(HandoverRefusal::NoConfirmedPosition { side, slot: slot.to_owned() }.into());
         };
         let at = lsn_of(&text)?;
         if at >= target || Instant::now() >= deadline {

@@ -18,7 +18,7 @@
 
 pub mod task;
 
-use crate::error::Error;
+use crate::error::{Error, WatchRefusal};
 use crate::state::StateStore;
 use crate::state::StoreError;
 use crate::status::foreign::{Side, SHOWN};
@@ -188,11 +188,7 @@ pub fn acknowledge(state: &StateStore, status: &Status, seen: &BTreeMap<Side, u6
     for (&side, &listed) in seen {
         let mut kept = load(state, side)?;
         if kept.seen != listed {
-            return Err(Error::Setup(format!(
-                "{} writes on {side} that turnout did not make were seen, not the {listed} you listed: list them again \
-                 (`turnout rogue-writes`) and acknowledge what you reconciled",
-                kept.seen
-            )));
+            return Err(WatchRefusal::Relisted { seen: kept.seen, side, listed }.into());
         }
         let outstanding = kept.seen.saturating_sub(kept.acknowledged);
         if outstanding == 0 {
@@ -235,11 +231,7 @@ pub fn refuse_outstanding(status: &Status, side: Side) -> Result<(), Error> {
             Side::Green => "green differs from blue wherever they landed: reconcile them on green (or run `turnout verify`)",
             Side::Blue => "blue holds writes the application made past the switch (a split brain): carry them to green or accept their loss",
         };
-        return Err(Error::Setup(format!(
-            "{} writes on {side} did not come from turnout: {}. {what}, then run `turnout rogue-writes --acknowledge`",
-            watched.outstanding(),
-            watched.describe()
-        )));
+        return Err(WatchRefusal::Outstanding { count: watched.outstanding(), side, writes: watched.describe(), what }.into());
     }
     Ok(())
 }
@@ -257,10 +249,7 @@ pub async fn caught_up(status: &Status, side: Side, mark: &Position, deadline: I
         if Instant::now() >= deadline {
             let at = watched.read_through.unwrap_or_else(|| "nowhere yet".into());
             let why = watched.error.map(|e| format!(" ({e})")).unwrap_or_default();
-            return Err(Error::Setup(format!(
-                "the watch for writes on {side} that are not turnout's had read {side}'s log only to {at}, not to {mark}, in time{why}: \
-                 it cannot be shown that nothing else wrote there"
-            )));
+            return Err(WatchRefusal::NotCaughtUp { side, at, mark: mark.to_string(), why }.into());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -76,5 +76,7 @@ pub(crate) async fn failures<G: GreenReads>(green: &mut G) -> Option<u64> {
 /// Green's fence on the application's writes ([`GreenReads::fence`]), an error when it takes longer
 /// than [`GREEN_TIMEOUT`].
 pub(crate) async fn fence<G: GreenReads>(green: &mut G) -> Result<Option<String>, Error> {
-    tokio::time::timeout(GREEN_TIMEOUT, green.fence()).await.unwrap_or_else(|_| Err(Error::Setup(format!("no answer within {} s", GREEN_TIMEOUT.as_secs()))))
+    tokio::time::timeout(GREEN_TIMEOUT, green.fence())
+        .await
+        .unwrap_or_else(|_| Err(crate::error::CanaryRefusal::NoAnswer { secs: GREEN_TIMEOUT.as_secs() }.into()))
 }

@@ -8,7 +8,7 @@
 use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{CopyRefusal, Error};
 use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin, HEARTBEAT_TABLE};
@@ -224,7 +224,7 @@ impl SourceAdmin for MySqlAdmin {
 
     async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {
         let Position::Binlog(b) = from else {
-            return Err(Error::Setup(format!("a binlog stream cannot start at the non-binlog position {from}")));
+            return Err(CopyRefusal::ForeignPosition { log: "binlog", position: from.to_string() }.into());
         };
         let sequences = {
             let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
@@ -324,11 +324,7 @@ impl MySqlAdmin {
         if creating {
             tracing::info!(tables = to_create.len(), "copying the schema to green (SHOW CREATE TABLE)");
             snapshot::copy_schema(blue, &mut green, &to_create).await.map_err(|e| match &crossing {
-                Some(c) => Error::Setup(format!(
-                    "{e}; blue's definition does not carry over from {}: create the table on green yourself with an equivalent \
-                     definition, or change it on blue, then start turnout again",
-                    c.families
-                )),
+                Some(c) => CopyRefusal::NotCarriedOver { cause: e.to_string(), families: c.families.to_string() }.into(),
                 None => e,
             })?;
             snapshot::copy_sequences(blue, &mut green, &database(&self.blue), &database(&green_opts)).await?;
@@ -338,10 +334,7 @@ impl MySqlAdmin {
                 tracing::info!(objects = %programs.join(", "), "created blue's views, routines and events on green (events disabled until the cutover)");
             }
         } else if !missing.is_empty() {
-            return Err(Error::Setup(format!(
-                "green has some of blue's tables but lacks {}; create them on green or drop the others so turnout copies the whole schema",
-                missing.join(", ")
-            )));
+            return Err(CopyRefusal::GreenPartial { missing: missing.join(", "), how: "" }.into());
         } else {
             refuse_rows_on_green(&mut green, &tables).await?;
         }
@@ -482,7 +475,7 @@ async fn refuse_rows_on_green(green: &mut mysql_async::Conn, tables: &[TableName
             .await
             .map_err(|e| super::sql_error(crate::error::Side::Green, "reading a table", e))?;
         if any.is_some() {
-            return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
+            return Err(CopyRefusal::GreenHasRows { table: t.to_string() }.into());
         }
     }
     Ok(())

@@ -43,7 +43,7 @@ use super::admin::MySqlAdmin;
 use super::stream::MySqlSource;
 use super::{connect, is_mariadb, options, sql_error};
 use crate::config::{reversed, Config};
-use crate::error::Error;
+use crate::error::{Error, WatchRefusal};
 use crate::source::contract::marker::{Marker, WatchStream};
 use crate::source::{Names, SourceAdmin};
 use crate::status::foreign::Side;
@@ -110,15 +110,10 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
     let start = match (from, side) {
         (Some(read), _) => read.clone(),
         (None, Side::Green) => super::snapshot::binlog_end(&mut conn, crate::error::Side::Green).await?,
-        (None, Side::Blue) => {
-            turnout_sinks::mysql::read_progress(config.target.url.expose(), &forward.origin).await.map_err(Error::Sink)?.ok_or_else(|| {
-                Error::Setup(format!(
-                    "green has no progress record of the forward stream {}, so where blue's binlog stops being what green applied is unknown; \
-                 blue cannot be watched in the rollback window (set [watch] blue = false to run without the watch)",
-                    forward.origin
-                ))
-            })?
-        }
+        (None, Side::Blue) => turnout_sinks::mysql::read_progress(config.target.url.expose(), &forward.origin)
+            .await
+            .map_err(Error::Sink)?
+            .ok_or_else(|| WatchRefusal::NoProgressRecord { origin: forward.origin.clone() })?,
     };
     let _ = conn.disconnect().await;
     // The watched side as the stream's source.
@@ -139,7 +134,7 @@ async fn readable(conn: &mut mysql_async::Conn, opts: &mysql_async::Opts, side: 
         Side::Green => "[watch] green = false",
         Side::Blue => "[watch] blue = false",
     };
-    let refuse = |what: String, fix: String| Error::Setup(format!("{side} cannot be watched for writes that are not turnout's: {what}; {fix} (or set {off})"));
+    let refuse = |what: String, fix: String| Error::from(WatchRefusal::Unwatchable { side, what, fix, off });
     let mariadb = is_mariadb(conn, side).await?;
     let user = opts.user().unwrap_or_default().to_owned();
     if side == Side::Green {
@@ -219,11 +214,10 @@ impl MySqlMarker {
         // where the server's is not ROW already.
         let format = text(&mut conn, side, "@@SESSION.binlog_format").await?;
         if !format.eq_ignore_ascii_case("ROW") {
-            conn.query_drop("SET SESSION binlog_format = 'ROW'").await.map_err(|e| {
-                Error::Setup(format!(
-                    "{side} logs in binlog_format {format}, and turnout's account may not log the watch's mark as a row event ({e}): set \
-                     binlog_format = ROW on {side}, or GRANT BINLOG ADMIN ON *.* there"
-                ))
+            conn.query_drop("SET SESSION binlog_format = 'ROW'").await.map_err(|e| WatchRefusal::NoRowEvents {
+                side,
+                format: format.clone(),
+                cause: e.to_string(),
             })?;
         }
         conn.query_drop("CREATE DATABASE IF NOT EXISTS turnout; CREATE TABLE IF NOT EXISTS turnout.watch_mark (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)")
@@ -249,10 +243,7 @@ impl MySqlMarker {
         self.write().await?;
         let gtid = text(&mut self.conn, side, "@@last_gtid").await?;
         if gtid.is_empty() || gtid == before {
-            return Err(Error::Setup(format!(
-                "{side}'s binlog shows no transaction for the watch's mark (@@last_gtid stayed '{before}'): it must log every write \
-                 (log_bin on, no binlog filter) to be watched"
-            )));
+            return Err(WatchRefusal::MarkNotLogged { side, before }.into());
         }
         let mut gtids = parse(side, &state)?;
         if let GtidState::MariaDb(own) = parse(side, &gtid)? {
@@ -272,10 +263,7 @@ impl MySqlMarker {
         let after = parse(side, &text(&mut self.conn, side, "@@GLOBAL.gtid_executed").await?)?;
         let gtids = after.tagged_as_of(&before);
         if gtids.compare(&before) != Some(std::cmp::Ordering::Greater) {
-            return Err(Error::Setup(format!(
-                "{side}'s executed GTID set did not grow with the watch's mark: it must log every write with a GTID (log_bin on, \
-                 gtid_mode = ON, no binlog filter) to be watched"
-            )));
+            return Err(WatchRefusal::MarkWithoutGtid { side }.into());
         }
         Ok(gtids)
     }

@@ -8,7 +8,7 @@
 use super::catalog::select_tables;
 use super::{setup, snapshot, PgSource};
 use crate::config::Config;
-use crate::error::{Error, Side};
+use crate::error::{CopyRefusal, Error, Side};
 use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::Report;
 use crate::source::{Names, SourceAdmin};
@@ -83,12 +83,7 @@ impl SourceAdmin for PgAdmin {
             if self.skip_origin.is_some() && !added.is_empty() {
                 // A stream that began at a hand-off (the rollback window's, or the next generation
                 // after a rollback) copies nothing: a table its source gained since cannot join it.
-                return Err(Error::Setup(format!(
-                    "the table selection of the stream from the hand-off now includes {}, which its target never received; turnout cannot \
-                     add a table to a stream that began at a hand-off. Leave it out (tables.exclude); in the rollback window, end it \
-                     (turnout finish); after a rollback, start over (turnout teardown) to copy it",
-                    added.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                )));
+                return Err(CopyRefusal::AddedAfterHandOff { tables: added.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ") }.into());
             }
             if self.skip_origin.is_none() {
                 crate::copy::forget_unselected(state, &selection.tables)?;
@@ -133,7 +128,7 @@ impl SourceAdmin for PgAdmin {
     }
 
     async fn open_stream(&self, from: &Position) -> Result<PgSource, Error> {
-        let from = from.lsn().ok_or_else(|| Error::Setup(format!("a PostgreSQL stream cannot start at the non-PostgreSQL position {from}")))?;
+        let from = from.lsn().ok_or_else(|| CopyRefusal::ForeignPosition { log: "PostgreSQL", position: from.to_string() })?;
         let (source, names) = (self.config.source_options()?, &self.names);
         PgSource::start(&source, &names.slot, &names.publication, from, self.config.receive_timeout(), self.skip_origin.as_deref()).await
     }
@@ -268,11 +263,7 @@ async fn restart_unfinished(
         }
         state.reset_snapshot()?;
     } else if setup::slot_exists(admin, &names.slot).await? {
-        return Err(Error::Setup(format!(
-            "slot {} exists on blue but this state directory has no snapshot; another turnout may use it. Drop it with \
-             SELECT pg_drop_replication_slot('{}') if it is stale",
-            names.slot, names.slot
-        )));
+        return Err(CopyRefusal::SlotWithoutSnapshot { slot: names.slot.clone() }.into());
     }
     Ok(())
 }
@@ -299,11 +290,7 @@ async fn green_schema(
     let owned_schema = state.schema_copied()?;
     let pg_dump = if copy_schema || owned_schema { Some(setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?) } else { None };
     if !copy_schema && !missing.is_empty() {
-        return Err(Error::Setup(format!(
-            "green has some of blue's tables but lacks {}; create them on green (e.g. pg_dump --schema-only -t …) or drop the others \
-             so turnout copies the whole schema",
-            missing.join(", ")
-        )));
+        return Err(CopyRefusal::GreenPartial { missing: missing.join(", "), how: " (e.g. pg_dump --schema-only -t …)" }.into());
     }
     if let (true, Some(pg_dump)) = (copy_schema, &pg_dump) {
         tracing::info!("copying the schema to green with {}", pg_dump.display());
@@ -312,11 +299,7 @@ async fn green_schema(
         let created = setup::existing_on_green(green_client, tables).await?;
         let lacking: Vec<String> = tables.iter().zip(&created).filter(|(_, c)| !**c).map(|(t, _)| t.to_string()).collect();
         if !lacking.is_empty() {
-            return Err(Error::Setup(format!(
-                "the schema copy could not create {} on green: its definition refers to a table that [tables] leaves out \
-                 (see the warnings above); select that table too, or create these tables on green yourself",
-                lacking.join(", ")
-            )));
+            return Err(CopyRefusal::RefersToLeftOut { tables: lacking.join(", ") }.into());
         }
         state.mark_schema_copied()?;
     } else {
@@ -324,7 +307,7 @@ async fn green_schema(
             let row =
                 green_client.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", t.quoted()), &[]).await.map_err(Error::green(format!("reading {t}")))?;
             if row.get::<_, bool>(0) {
-                return Err(Error::Setup(format!("green table {t} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")));
+                return Err(CopyRefusal::GreenHasRows { table: t.to_string() }.into());
             }
         }
     }
@@ -414,9 +397,7 @@ async fn plan_added_tables(
         let source = config.source_options()?;
         tracing::info!("creating {} on green with {}", missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), pg_dump.display());
         let pre = setup::dump_tables(admin, &pg_dump, &source, "pre-data", &missing).await?;
-        setup::apply_pre_data(&green_client, &pre, false)
-            .await
-            .map_err(|e| Error::Setup(format!("{e}; create the table on green yourself (what it depends on, a type or a sequence, may be missing there)")))?;
+        setup::apply_pre_data(&green_client, &pre, false).await.map_err(|e| CopyRefusal::AddedNotCreated { cause: e.to_string() })?;
         let post = setup::dump_tables(admin, &pg_dump, &source, "post-data", &missing).await?;
         setup::apply_post_data(&green_client, &post, true, true).await?;
     }

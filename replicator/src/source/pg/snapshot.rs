@@ -5,7 +5,7 @@
 //! consistent point and streaming continues from there. The ranges of a table cover every page exactly
 //! once (the last one is open-ended), so no row is copied twice or missed.
 
-use crate::error::Error;
+use crate::error::{CopyRefusal, Error};
 use crate::state::StateStore;
 use crate::status::Status;
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
@@ -174,10 +174,7 @@ pub async fn copy_rows(
             // Nothing of this chunk is committed on green.
             let _ = green.batch_execute("ROLLBACK").await;
         }
-        return Err(Error::Setup(format!(
-            "the copy of {name}{condition} does not add up: blue counts {counted} rows at the copy's snapshot, {rows} were read and green \
-             took {written}; nothing is streamed until it does. Run turnout teardown and start again; if it happens again, report it"
-        )));
+        return Err(CopyRefusal::CountsDisagree { name: name.to_string(), condition: condition.to_string(), counted, rows, written }.into());
     }
     if into.replace {
         green.batch_execute("COMMIT").await.map_err(Error::green(format!("committing the copy of {name}")))?;
@@ -194,12 +191,7 @@ async fn refuse_lacking_columns(green: &tokio_postgres::Client, table: &TableNam
     if lacking.is_empty() {
         return Ok(());
     }
-    Err(Error::Setup(format!(
-        "blue's {table} has column(s) {} that green lacks (added on blue while the chunked copy runs, and not yet carried by \
-         the stream, which announces a table's columns with its next change); add them on green as on blue (ALTER TABLE … \
-         ADD COLUMN), or write any row of {table} on blue, then start turnout again",
-        lacking.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-    )))
+    Err(CopyRefusal::ColumnsLacking { table: table.to_string(), columns: lacking.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ") }.into())
 }
 
 /// Streams `out_sql`'s COPY from blue into `in_sql`'s COPY on green; returns the rows read, their

@@ -11,7 +11,7 @@
 
 use super::PgSource;
 use crate::config::{reversed, Config};
-use crate::error::Error;
+use crate::error::{Error, WatchRefusal};
 use crate::source::contract::marker::WatchStream;
 use crate::source::Names;
 use crate::status::foreign::Side;
@@ -29,11 +29,11 @@ fn lsn(text: &str, what: &str) -> Result<Lsn, Error> {
 }
 
 /// The slot's confirmed position, if the slot exists.
-async fn confirmed(client: &tokio_postgres::Client, slot: &str, side: &str) -> Result<Option<Lsn>, Error> {
+async fn confirmed(client: &tokio_postgres::Client, slot: &str, side: Side) -> Result<Option<Lsn>, Error> {
     let row = client
         .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
         .await
-        .map_err(|e| Error::Setup(format!("reading slot {slot} on {side}: {e}")))?;
+        .map_err(Error::sql(side, format!("reading slot {slot}")))?;
     match row.and_then(|r| r.get::<_, Option<String>>(0)) {
         Some(text) => Ok(Some(lsn(&text, "the slot's confirmed_flush_lsn")?)),
         None => Ok(None),
@@ -54,25 +54,20 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
     };
     let client = crate::source::pg::session(watched.source.url.expose(), watched.source_side()).await?;
     let mut gap = None;
-    let start = match (confirmed(&client, &names.slot, side.name()).await?, side) {
+    let start = match (confirmed(&client, &names.slot, side).await?, side) {
         (Some(at), _) => at,
         (None, Side::Green) => {
-            let row = client.query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot]).await.map_err(|e| {
-                Error::Setup(format!("creating the watch slot {} on green: {e}; green needs wal_level = logical and a free replication slot", names.slot))
-            })?;
+            let row = client
+                .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot])
+                .await
+                .map_err(|e| WatchRefusal::NoSlot { slot: names.slot.clone(), cause: turnout_sinks::pg::describe_error(&e) })?;
             let at = lsn(&row.get::<_, String>(0), "the new slot's position")?;
             if let Some(read) = from {
                 gap = Some(format!("the watch slot {} was gone and was made again: green's log from {read} to {at} was not read", names.slot));
             }
             at
         }
-        (None, Side::Blue) => {
-            return Err(Error::Setup(format!(
-                "the forward slot {} on blue is gone, so blue cannot be watched for writes in the rollback window; \
-                 set [watch] blue = false to run without the watch",
-                names.slot
-            )))
-        }
+        (None, Side::Blue) => return Err(WatchRefusal::ForwardSlotGone { slot: names.slot.clone() }.into()),
     };
     let from = from.and_then(Position::lsn).map_or(start, |f| f.max(start));
     let source = PgSource::watching(&watched.source_options()?, &names.slot, &names.publication, from, config.receive_timeout(), &own_origin).await?;
@@ -93,10 +88,7 @@ impl PgMarker {
         };
         let client = super::session(url, side).await?;
         // A read-only fence left on the database does not stop the mark.
-        client
-            .batch_execute("SET default_transaction_read_only = off")
-            .await
-            .map_err(|e| Error::Setup(format!("preparing the watch's mark on {side}: {e}")))?;
+        client.batch_execute("SET default_transaction_read_only = off").await.map_err(Error::sql(side, "preparing the watch's mark"))?;
         Ok(PgMarker { client, side })
     }
 }
@@ -108,7 +100,7 @@ impl crate::source::contract::marker::Marker for PgMarker {
                 .client
                 .query_one("SELECT pg_logical_emit_message(true, 'turnout.watch', now()::text)::text", &[])
                 .await
-                .map_err(|e| Error::Setup(format!("writing the watch's mark on {}: {e}", self.side)))?;
+                .map_err(Error::sql(self.side, "writing the watch's mark"))?;
             Ok(Position::Pg(lsn(&row.get::<_, String>(0), "the mark's position")?))
         })
     }

@@ -1,0 +1,433 @@
+//! Refusals of the cutover's lifecycle: a cutover, a rollback, a rehearsal or the rollback window
+//! that does not start or does not go on, because of the state turnout itself keeps (the journal,
+//! the window, the stream's phase, the pause's budget).
+//!
+//! Guarantees: each variant is turnout's own decision, names what the operator can do, and says
+//! whether anything was changed (every refusal after the fence says the fence was undone). All are
+//! fatal: retrying the same request changes nothing until the state it names does.
+
+use turnout_decoders::Side;
+
+/// Why a cutover, rollback or rehearsal does not start, or stopped; or why the rollback window
+/// cannot be ended or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Lifecycle {
+    /// Another run of the same direction is in progress.
+    #[error("a {what} is already running")]
+    Running { what: &'static str },
+    /// A rollback armed the stream's next generation, which has not begun yet.
+    #[error("the stream's next generation is beginning after the rollback; try again in a moment")]
+    GenerationBeginning,
+    /// The journal says this generation was already cut over.
+    #[error("this stream was already cut over to green")]
+    AlreadyCutOver,
+    /// The journal says this generation was already rolled back.
+    #[error("traffic was already rolled back to blue")]
+    AlreadyRolledBack,
+    /// A run failed to undo its fence; the restart settles it from the journal.
+    #[error("{what} {id} was left unsettled ({step}: {message}); restart `turnout run`, which settles it from the journal, before starting another")]
+    Unsettled { what: &'static str, id: String, step: String, message: String },
+    /// The initial copy has not finished.
+    #[error("replication is not streaming yet (the snapshot must finish first)")]
+    NotStreaming,
+    /// Lag never stayed under `--when-lag` within the timeout.
+    #[error("lag did not stay under {threshold_ms} ms within {timeout_s} s (last: {last}); nothing was changed, blue keeps serving")]
+    LagNotUnder { threshold_ms: u128, timeout_s: u64, last: String },
+    /// The pause reached `--max-pause`.
+    #[error("the write pause would exceed --max-pause {max_pause_ms} ms; the fence was undone")]
+    PauseExceeded { max_pause_ms: u64 },
+    /// Writing the sentinel under the fence did not finish within the pause's budget.
+    #[error("writing the sentinel on {from} took longer than --max-pause")]
+    SentinelSlow { from: Side },
+    /// The other side did not apply the sentinel within the pause's budget.
+    #[error("{to} did not apply the sentinel within --max-pause; the fence was undone")]
+    SentinelNotApplied { to: Side },
+    /// The sentinel arrived, but the fenced side committed more after it: a write through the fence.
+    #[error(
+        "{to} applied the sentinel but not everything {from} committed before super_read_only ({from}: {fenced}; {to} applied: \
+         {applied}) — an account that read_only does not stop (CONNECTION_ADMIN, SUPER) wrote after the sentinel; the fence was \
+         undone. Revoke those privileges from application accounts (turnout check names them)"
+    )]
+    WroteThroughFence { from: Side, to: Side, fenced: String, applied: String },
+    /// A rehearsal with `cutover.fence = "none"`.
+    #[error("a rehearsal needs a fence to rehearse (cutover.fence = \"none\"): with none, turnout cannot pause writes and lift the pause")]
+    NothingToRehearse,
+    /// A rehearsal could not lift its fence; the restart retries.
+    #[error(
+        "rehearsal: UNDOING THE FENCE FAILED: {cause} — {from} may still refuse writes; fix the cause and restart `turnout run`, \
+         which retries the undo"
+    )]
+    RehearsalUndoFailed { from: Side, cause: String },
+    /// A rehearsal asked at a terminal was not confirmed, or there was no terminal to ask.
+    #[error("{}", if *.asked { "not rehearsed: nothing was changed" } else { "a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on" })]
+    NotConfirmed { asked: bool },
+    /// A rollback with the command switch, which cannot move traffic back.
+    #[error(
+        "the command switch has no inverse, so turnout cannot move traffic back to blue; use cutover.switch = \"pgbouncer\" or \
+         \"haproxy\", or point the application at blue yourself and run `turnout finish`"
+    )]
+    NoInverse,
+    /// `turnout run` after a rollback that armed no next generation.
+    #[error(
+        "traffic was rolled back to blue (rollback {id}: {message}); this stream no longer replicates (the rollback armed no stream \
+         blue → green: cutover.iterate = false, or arming it failed or was refused, as its output said). Run `turnout teardown` to \
+         drop what it left, then start over"
+    )]
+    RolledBack { id: String, message: String },
+    /// `turnout run` after a cutover whose rollback window is over (or was never opened).
+    #[error(
+        "this stream was cut over to green (cutover {id}: {message}{window}); blue is no longer the source. Run `turnout teardown` \
+         before replicating again"
+    )]
+    CutOver { id: String, message: String, window: String },
+    /// A fleet committed while the sidecar was down and the fence did not survive: the proof no
+    /// longer holds, and nothing may undo a committed fleet.
+    #[error(
+        "fleet {fleet:?} committed while this sidecar was down, and the fence on {from} is gone (a proxy or server restarted): \
+         writes may have reached {from} after the proof, so turnout does not switch. Fence {from} again by hand (pgbouncer PAUSE, \
+         SET GLOBAL read_only = ON), compare {from} and {to} (`turnout verify`), copy what differs, then switch traffic by hand; \
+         the journal keeps this state"
+    )]
+    FenceLostAfterCommit { fleet: String, from: Side, to: Side },
+    /// The verify gate refused the last live verify.
+    #[error("{refusal}{}", .required.as_ref().map(|why| format!(" (the gate is required after the rollback, because {why})")).unwrap_or_default())]
+    Gate { refusal: String, required: Option<String> },
+    /// The last live verify began before the stream resumed from blue.
+    #[error(
+        "this cutover needs a live verify that began after the stream resumed from blue ({resumed_at}), {because}; the last one's \
+         oldest snapshot is from {oldest}. Run `turnout verify --live` (with the sidecar streaming), repair what it finds, then cut over"
+    )]
+    VerifyTooOld { resumed_at: String, because: String, oldest: String },
+    /// The cutover armed no reverse stream.
+    #[error("the cutover armed no reverse stream (cutover.reverse = false): there is no way back to replay")]
+    NoWayBack,
+    /// No cutover to green completed.
+    #[error("there is nothing to roll back: no cutover to green completed")]
+    NothingToRollBack,
+    /// The window's budget ran out; it is ending.
+    #[error("the rollback window's budget is spent ({why}); it is ending, there is no way back to replay")]
+    WindowSpent { why: String },
+    /// The window ended on its own.
+    #[error("the rollback window ended on its own: {why}; there is no way back to replay")]
+    WindowEnded { why: String },
+    /// `turnout finish` ended the window.
+    #[error("`turnout finish` already ended the rollback window")]
+    Finished,
+    /// `turnout finish` while a rollback runs.
+    #[error("a rollback is running; wait for it to end")]
+    RollbackRunning,
+    /// `turnout finish` while a rollback is left unsettled.
+    #[error("rollback {id} was left unsettled ({step}); restart `turnout run`, which settles it, before ending the window")]
+    RollbackUnsettled { id: String, step: String },
+    /// `turnout finish` after a rollback that armed the next generation.
+    #[error(
+        "rollback {id} armed replication blue → green again (cutover.iterate): the stream goes on as its next generation, and the \
+         window's objects go as it begins; there is no window to finish"
+    )]
+    Iterated { id: String },
+    /// The window's budget ran out after it was already ended.
+    #[error("the rollback window was already ended")]
+    AlreadyEnded,
+    /// `turnout finish` with no window open.
+    #[error("there is no rollback window to finish: no cutover with a reverse stream completed")]
+    NoWindow,
+}
+
+/// Why a fleet cutover (N pairs, one decision kept in etcd) does not start or does not go on.
+/// Every refusal before the fence changed nothing; an abort undoes every pair's fence.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetRefusal {
+    /// Rollbacks are per pair.
+    #[error("a fleet rollback is not built: roll back each pair with `turnout rollback`; nothing was changed")]
+    NoFleetRollback,
+    /// Nothing would hold writes while the fleet decides.
+    #[error("a fleet cutover needs a fence to hold writes while the fleet decides (cutover.fence = \"none\"); nothing was changed")]
+    NeedsFence,
+    /// The ticket's names cannot be etcd key parts.
+    #[error("the fleet ticket {ticket} is not usable: fleet, id and pair must be non-empty names without '/'; nothing was changed")]
+    BadTicket { ticket: String },
+    /// The sidecar has no etcd to keep the decision in.
+    #[error(
+        "this sidecar was asked to cut over as pair {pair:?} of fleet {fleet:?}, but its configuration has no [fleet.etcd]: add the \
+         fleet's etcd endpoints to turnout.toml and restart `turnout run`; nothing was changed"
+    )]
+    NoEtcd { pair: String, fleet: String },
+    /// A fleet cutover of this id was already started.
+    #[error("the fleet cutover {prefix} already exists in etcd; start a new one")]
+    Exists { prefix: String },
+    /// The decision key is gone.
+    #[error("the fleet's decision {key} is missing from etcd: was the fleet's key range deleted?")]
+    DecisionMissing { key: String },
+    /// The fleet's record does not name this pair.
+    #[error("fleet cutover {id}'s record in etcd does not list pair {pair:?}; nothing was changed")]
+    NotListed { id: String, pair: String },
+    /// The fleet decided before this pair fenced.
+    #[error("the fleet decided {decision} before the fence; nothing was changed")]
+    DecidedEarly { decision: &'static str },
+    /// The fleet's cutover has no decision key yet.
+    #[error("fleet cutover {id} has no decision key in etcd; nothing was changed")]
+    Undecided { id: String },
+    /// Not every pair was ready in time.
+    #[error("not every pair of fleet {fleet:?} was ready within {timeout_s} s; nothing was changed")]
+    NotReady { fleet: String, timeout_s: u64 },
+    /// Lag grew past `--when-lag` while the pairs got ready.
+    #[error("lag grew to {lag} while waiting for every pair to be ready (--when-lag {when_lag_ms} ms); nothing was changed")]
+    LagGrew { lag: String, when_lag_ms: u64 },
+    /// The fleet decided abort after this pair fenced.
+    #[error("fleet {fleet:?} decided abort: every pair undoes its fence; traffic stays where it was")]
+    Aborted { fleet: String },
+}
+
+/// Why a CDC consumer's place on the side writes leave cannot be handed over to the side traffic
+/// moves to (`[[handover]]`). Each is found before the fence, except a slot that does not stand at
+/// the hand-off, which is found under it and undoes it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverRefusal {
+    /// `[[handover]]` names a slot the side does not have.
+    #[error(
+        "[[handover]] names slot {slot} but {side} has no logical slot of that name in this database; correct the name (turnout \
+         check lists blue's consumers)"
+    )]
+    NoSuchSlot { slot: String, side: Side },
+    /// `[[handover]]` names a publication the side writes leave does not have.
+    #[error("[[handover]] names publication {name}, which {side} does not have; correct the name")]
+    NoSuchPublication { name: String, side: Side },
+    /// The two sides' publications of one name differ.
+    #[error("publication {name} differs: {from} {on_from} — {to} {on_to}; make {to}'s the same (ALTER PUBLICATION) or drop it there for turnout to create")]
+    PublicationDiffers { name: String, from: Side, to: Side, on_from: String, on_to: String },
+    /// A publication with row filters or column lists, which turnout does not recreate.
+    #[error(
+        "publication {name} on {from} has row filters or column lists, which turnout does not recreate; create it on {to} with the \
+         same definition"
+    )]
+    PublicationFiltered { name: String, from: Side, to: Side },
+    /// The side traffic moves to has a slot of that name of another kind.
+    #[error(
+        "{side} already has a slot {slot} that is not a logical slot of plugin {plugin}{}; drop it there (pg_drop_replication_slot) \
+         for the hand-over to make it", if *.two_phase { " with two_phase" } else { " without two_phase" }
+    )]
+    SlotOfAnotherKind { side: Side, slot: String, plugin: String, two_phase: bool },
+    /// A consumer already reads the slot on the side traffic moves to.
+    #[error(
+        "{side}'s slot {slot} is being read now: a consumer reading there before the switch would read turnout's own apply as \
+         changes (before a rollback: the consumer still reads {side}); stop it and try again"
+    )]
+    SlotInUse { side: Side, slot: String },
+    /// The slot has no confirmed position.
+    #[error("{side}'s slot {slot} has no confirmed position (not a logical slot, or not yet ready); its place cannot be handed over")]
+    NoConfirmedPosition { side: Side, slot: String },
+    /// The consumer's slot is gone.
+    #[error("the consumer's slot {slot} is gone from {side}; its place cannot be handed over")]
+    SlotGone { slot: String, side: Side },
+    /// Before a rollback: the consumer has not read green up to the cutover's fence.
+    #[error(
+        "the consumer of slot {slot} has read {side} only up to {at}, not to the cutover's fence {fence}: moving its slot there to \
+         the rollback's hand-off would skip {at}..{fence}; let it read that first, or leave it out of [[handover]]"
+    )]
+    BehindFence { slot: String, side: Side, at: String, fence: String },
+    /// The consumer did not keep up within `handover.wait` (`on_lag = "refuse"`).
+    #[error(
+        "the consumer of slot {slot} has read {side}'s log up to {at}, not yet to {target} where it stood {wait_s} s ago; it must \
+         keep up for its place to be handed over — start or speed up the consumer, raise handover.wait, or set on_lag = \"record\" to \
+         cut over recording what it must still read from {side}"
+    )]
+    Behind { slot: String, side: Side, at: String, target: String, wait_s: u64 },
+    /// A MySQL/MariaDB consumer was not sent the whole binlog within `handover.wait`.
+    #[error(
+        "the consumer {account} has not been sent {side}'s whole binlog within {wait_s} s (no session of it reads {side}, or it is \
+         behind); it must keep up for its place to be handed over — start or speed up the consumer, raise handover.wait, or set \
+         on_lag = \"record\" to cut over recording that it must still read {side}"
+    )]
+    BinlogBehind { account: String, side: Side, wait_s: u64 },
+    /// Under the fence: a slot does not stand at the hand-off.
+    #[error("the slot {slot} stands at {stands}, not at the hand-off {at}: its consumer would see turnout's apply again or miss writes")]
+    NotAtHandOff { slot: String, stands: String, at: String },
+}
+
+/// Why the watch for writes that are not turnout's ([`crate::watch`]) refuses a cutover or `turnout
+/// finish`, or cannot watch a side. Each names the writes or the server setting, and how to go on
+/// without the watch where that is the operator's choice.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchRefusal {
+    /// Writes that are not turnout's wait to be acknowledged.
+    #[error("{count} writes on {side} did not come from turnout: {writes}. {what}, then run `turnout rogue-writes --acknowledge`")]
+    Outstanding { count: u64, side: Side, writes: String, what: &'static str },
+    /// The operator acknowledged a count that is no longer the count seen.
+    #[error(
+        "{seen} writes on {side} that turnout did not make were seen, not the {listed} you listed: list them again (`turnout \
+         rogue-writes`) and acknowledge what you reconciled"
+    )]
+    Relisted { seen: u64, side: Side, listed: u64 },
+    /// The watch did not read up to a mark written just before.
+    #[error(
+        "the watch for writes on {side} that are not turnout's had read {side}'s log only to {at}, not to {mark}, in time{why}: it \
+         cannot be shown that nothing else wrote there"
+    )]
+    NotCaughtUp { side: Side, at: String, mark: String, why: String },
+    /// Green's watch is unavailable on its server.
+    #[error("the watch for writes on green that are not turnout's is unavailable: {why}")]
+    Unavailable { why: String },
+    /// Green's watch has not begun to read.
+    #[error("the watch for writes on green that are not turnout's is {state}{why}; the cutover waits for it to read")]
+    NotReading { state: &'static str, why: String },
+    /// Writing the mark took longer than the time left.
+    #[error("writing the watch's mark on {side} took longer than the time left ({left_ms} ms)")]
+    MarkSlow { side: Side, left_ms: u128 },
+    /// No session for the mark in time.
+    #[error("connecting to {side} for the watch's mark timed out")]
+    ConnectSlow { side: Side },
+    /// `turnout finish` could not show blue's watch read up to now.
+    #[error("{cause}. Wait and try again, or set [watch] blue = false and restart `turnout run` to finish without the watch")]
+    FinishUnproven {
+        #[source]
+        cause: Box<super::Error>,
+    },
+    /// Green's watch slot cannot be made.
+    #[error("creating the watch slot {slot} on green: {cause}; green needs wal_level = logical and a free replication slot")]
+    NoSlot { slot: String, cause: String },
+    /// Blue's forward slot, where its watch reads in the rollback window, is gone.
+    #[error(
+        "the forward slot {slot} on blue is gone, so blue cannot be watched for writes in the rollback window; set [watch] blue = \
+         false to run without the watch"
+    )]
+    ForwardSlotGone { slot: String },
+    /// Green has no progress record of the forward stream, so blue's watch has no start.
+    #[error(
+        "green has no progress record of the forward stream {origin}, so where blue's binlog stops being what green applied is \
+         unknown; blue cannot be watched in the rollback window (set [watch] blue = false to run without the watch)"
+    )]
+    NoProgressRecord { origin: String },
+    /// A MySQL/MariaDB server setting or privilege the watch needs.
+    #[error("{side} cannot be watched for writes that are not turnout's: {what}; {fix} (or set {off})")]
+    Unwatchable { side: Side, what: String, fix: String, off: &'static str },
+    /// The mark cannot be logged as a row event.
+    #[error(
+        "{side} logs in binlog_format {format}, and turnout's account may not log the watch's mark as a row event ({cause}): set \
+         binlog_format = ROW on {side}, or GRANT BINLOG ADMIN ON *.* there"
+    )]
+    NoRowEvents { side: Side, format: String, cause: String },
+    /// MariaDB logged no transaction for the mark.
+    #[error(
+        "{side}'s binlog shows no transaction for the watch's mark (@@last_gtid stayed '{before}'): it must log every write (log_bin \
+         on, no binlog filter) to be watched"
+    )]
+    MarkNotLogged { side: Side, before: String },
+    /// MySQL's executed GTID set did not grow with the mark.
+    #[error(
+        "{side}'s executed GTID set did not grow with the watch's mark: it must log every write with a GTID (log_bin on, gtid_mode \
+         = ON, no binlog filter) to be watched"
+    )]
+    MarkWithoutGtid { side: Side },
+}
+
+/// Why `turnout canary` refuses a plan, or could not carry it out.
+#[derive(Debug, thiserror::Error)]
+pub enum CanaryRefusal {
+    /// No `canary.split` is configured.
+    #[error("no read canary is configured: set canary.split (haproxy, pgbouncer or command) and its section, then restart `turnout run`")]
+    NotConfigured,
+    /// A cutover or rollback moves traffic now.
+    #[error("a cutover or rollback is running; ask the canary after it")]
+    TrafficMoving,
+    /// The writes are on green already.
+    #[error("the cutover already moved the writes to green, and every read follows them")]
+    WritesMoved,
+    /// The shares asked for cannot be a plan.
+    #[error("{0}")]
+    BadPlan(String),
+    /// Green does not stream from blue now.
+    #[error("green takes reads only while it streams from blue (now: {direction} {phase}); wait for the initial copy to finish")]
+    NotStreaming { direction: &'static str, phase: String },
+    /// Green's probe fails before any read moves.
+    #[error("green's probe fails, so green would trip at once: {cause}")]
+    ProbeFails { cause: String },
+    /// The split failed after the plan was taken; `done` says what happened before.
+    #[error("{}", .done.join("; "))]
+    SplitFailed { done: Vec<String> },
+    /// Setting green's share back to 0 failed.
+    #[error("setting green's share of reads to 0 failed: {cause}; the canary tries again at its next check")]
+    EndFailed { cause: String },
+    /// Green did not answer the canary's fence in time.
+    #[error("no answer within {secs} s")]
+    NoAnswer { secs: u64 },
+}
+
+/// Why the initial copy, or a table added to the selection, cannot start or cannot be trusted:
+/// green's tables, turnout's own state, or a change the chunked copy cannot place. Nothing is
+/// streamed past one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyRefusal {
+    /// The state store holds a position of another log than the stream reads.
+    #[error("a {log} stream cannot start at the non-{log} position {position}")]
+    ForeignPosition { log: &'static str, position: String },
+    /// A table joined the selection of a stream that began at a hand-off.
+    #[error(
+        "the table selection of the stream from the hand-off now includes {tables}, which its target never received; turnout cannot \
+         add a table to a stream that began at a hand-off. Leave it out (tables.exclude); in the rollback window, end it (turnout \
+         finish); after a rollback, start over (turnout teardown) to copy it"
+    )]
+    AddedAfterHandOff { tables: String },
+    /// Blue has turnout's slot, but this state directory has no snapshot.
+    #[error(
+        "slot {slot} exists on blue but this state directory has no snapshot; another turnout may use it. Drop it with SELECT \
+         pg_drop_replication_slot('{slot}') if it is stale"
+    )]
+    SlotWithoutSnapshot { slot: String },
+    /// Green has some of blue's tables, not all.
+    #[error("green has some of blue's tables but lacks {missing}; create them on green{how} or drop the others so turnout copies the whole schema")]
+    GreenPartial { missing: String, how: &'static str },
+    /// The schema copy could not create tables that refer to a table left out.
+    #[error(
+        "the schema copy could not create {tables} on green: its definition refers to a table that [tables] leaves out (see the \
+         warnings above); select that table too, or create these tables on green yourself"
+    )]
+    RefersToLeftOut { tables: String },
+    /// Green's table is not empty at the initial snapshot.
+    #[error("green table {table} already has rows; the initial snapshot needs empty tables (TRUNCATE it on green)")]
+    GreenHasRows { table: String },
+    /// A table added to the selection holds rows on green turnout did not copy.
+    #[error(
+        "the table selection now includes {table}, and green's {table} already has rows turnout did not copy; TRUNCATE it on green so \
+         turnout copies it from blue, or leave it out with tables.exclude"
+    )]
+    AddedHasRows { table: String },
+    /// A table added to the selection again has other columns on green than on blue.
+    #[error(
+        "the table selection now includes {table} again, and its columns on green ({green}) differ from blue's ({blue}), changed \
+         while it was left out; drop it on green so that turnout creates it from blue's definition, or make green's match"
+    )]
+    DefinitionsDiffer { table: String, blue: String, green: String },
+    /// The counts of a table's copy disagree.
+    #[error(
+        "the copy of {name}{condition} does not add up: blue counts {counted} rows at the copy's snapshot, {rows} were read and green \
+         took {written}; nothing is streamed until it does. Run turnout teardown and start again; if it happens again, report it"
+    )]
+    CountsDisagree { name: String, condition: String, counted: i64, rows: u64, written: u64 },
+    /// Blue gained columns during the chunked copy that green lacks.
+    #[error(
+        "blue's {table} has column(s) {columns} that green lacks (added on blue while the chunked copy runs, and not yet carried by \
+         the stream, which announces a table's columns with its next change); add them on green as on blue (ALTER TABLE … ADD \
+         COLUMN), or write any row of {table} on blue, then start turnout again"
+    )]
+    ColumnsLacking { table: String, columns: String },
+    /// A table added to the selection cannot be created on green from blue's definition.
+    #[error("{cause}; create the table on green yourself (what it depends on, a type or a sequence, may be missing there)")]
+    AddedNotCreated { cause: String },
+    /// Blue's definition of a table does not carry over to green's family or version.
+    #[error(
+        "{cause}; blue's definition does not carry over from {families}: create the table on green yourself with an equivalent \
+         definition, or change it on blue, then start turnout again"
+    )]
+    NotCarriedOver { cause: String, families: String },
+    /// A change the chunked copy cannot place in its parts.
+    #[error("the chunked copy of {table} splits it by {how}")]
+    Unplaceable { table: String, how: String },
+    /// An UPDATE into a copied part lacks unchanged TOASTed values.
+    #[error(
+        "an UPDATE moved a row of {table} into a part green already holds from one it does not yet hold, and blue did not send all \
+         of its values (an unchanged TOASTed value); the chunked copy cannot rebuild the row. Run the copy again with snapshot.mode = \
+         \"consistent\" (turnout teardown, then turnout run), or set REPLICA IDENTITY FULL on the table (the old row then carries \
+         every value)"
+    )]
+    Unrebuildable { table: String },
+}
