@@ -2,7 +2,7 @@
 
 mod refusal;
 mod store;
-pub use refusal::{CanaryRefusal, CopyRefusal, FleetRefusal, HandoverRefusal, Lifecycle, WatchRefusal};
+pub use refusal::{CanaryRefusal, CopyRefusal, CutoverCheck, FleetRefusal, HandoverRefusal, Lifecycle, SchemaRefusal, WatchRefusal};
 pub use store::StoreError;
 
 use turnout_decoders::{DecodeError, ErrorClass};
@@ -90,6 +90,12 @@ pub enum Error {
     /// The initial copy, or a table added to it, cannot start or cannot be trusted.
     #[error(transparent)]
     Copy(#[from] CopyRefusal),
+    /// A check of the two servers before the fence refuses the cutover or rollback.
+    #[error(transparent)]
+    Check(#[from] CutoverCheck),
+    /// Blue's schema cannot be replicated as it is, or cannot be created on green.
+    #[error(transparent)]
+    Schema(#[from] SchemaRefusal),
     /// A server answered what turnout cannot use (an LSN or GTID set that does not parse, a definition
     /// or snapshot it did not return).
     #[error("{side} answered what turnout cannot use: {what}")]
@@ -202,6 +208,8 @@ impl Error {
             | Error::Watch(_)
             | Error::Canary(_)
             | Error::Copy(_)
+            | Error::Check(_)
+            | Error::Schema(_)
             | Error::Unordered(_)
             | Error::Unexpected { .. }
             | Error::Tool { .. }
@@ -329,6 +337,8 @@ impl Error {
             | Error::Watch(_)
             | Error::Canary(_)
             | Error::Copy(_)
+            | Error::Check(_)
+            | Error::Schema(_)
             | Error::MySql { .. } => None,
         };
         (reaction, advice.unwrap_or_else(by_class))

@@ -431,3 +431,170 @@ pub enum CopyRefusal {
     )]
     Unrebuildable { table: String },
 }
+
+/// Why a cutover or rollback does not fence: a check of the two servers before the fence (or, for
+/// the way back, while arming it) found what would make the other side differ or the pause unsafe.
+/// Nothing was changed by any of these, except where the variant says the fence was undone.
+#[derive(Debug, thiserror::Error)]
+pub enum CutoverCheck {
+    /// The sentinel is a logical message, which PostgreSQL has from 14 on.
+    #[error("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)")]
+    PgTooOld,
+    /// PostgreSQL: the two sides' schemas differ.
+    #[error(
+        "the schemas differ in {count} objects — after the switch the application would meet the difference (pg_dump --schema-only \
+         of an object on one side gives the statement for the other): {differences}"
+    )]
+    PgSchemasDiffer { count: usize, differences: String },
+    /// MySQL/MariaDB: the two sides' schemas differ.
+    #[error("{to}'s schema differs from {from}'s in {count} objects — after the switch the application would meet the difference: {differences}")]
+    SchemasDiffer { from: Side, to: Side, count: usize, differences: String },
+    /// The way back needs `wal_level = logical` on the side traffic moves to.
+    #[error("{to} has wal_level = {wal_level}; replicating {to} → {from} needs wal_level = logical on {to} (set it and restart {to}), or {off}")]
+    NoLogicalWal { from: Side, to: Side, wal_level: String, off: String },
+    /// The way back needs a role that may create replication slots.
+    #[error("role {role} on {to} may not create replication slots; ALTER ROLE {role} REPLICATION on {to}, or {off}")]
+    NoReplicationRole { role: String, to: Side, off: String },
+    /// Prepared transactions would hold up the way back's slot.
+    #[error("prepared transactions on {to} ({prepared}) would hold up creating slot {slot}; COMMIT PREPARED or ROLLBACK PREPARED them")]
+    PreparedHoldSlot { to: Side, prepared: String, slot: String },
+    /// The way back's slot waited too long for transactions holding an xid.
+    #[error(
+        "creating slot {slot} on {to} did not finish within {ms} ms: it waits for transactions there that hold an xid ({holders}); \
+         end them and try again{why}"
+    )]
+    SlotSlow { slot: String, to: Side, ms: u128, holders: String, why: &'static str },
+    /// A trigger that moves inside the pause cannot be created on the other side.
+    #[error(
+        "a trigger of {from} cannot be created on {to}: {cause}. Recreate it on {from} in a form and under settings {to} takes, or \
+         drop it before the cutover and create it on {to} yourself afterwards"
+    )]
+    TriggerNotCreatable { from: Side, to: Side, cause: String },
+    /// Moving the triggers inside the pause needs privileges turnout's account lacks.
+    #[error(
+        "{from} has {count} triggers that move to {to} inside the write pause, and turnout's account lacks {missing}; grant it (e.g. \
+         GRANT {example} ON *.* TO turnout's account) and cut over again"
+    )]
+    TriggerGrants { from: Side, to: Side, count: usize, missing: String, example: &'static str },
+    /// Events enabled on the side traffic moves to would fire during the apply.
+    #[error(
+        "{to} has events enabled before the cutover ({events}): they fire there while turnout applies {from}'s rows, which {from}'s \
+         own events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause"
+    )]
+    EventsEnabled { from: Side, to: Side, events: String },
+    /// Sessions of turnout's own account that turnout did not open would write through the fence.
+    #[error(
+        "{from} has sessions of turnout's own account that turnout did not open: {sessions}. That account may write while {from} is \
+         read-only (it writes the sentinel), so a client using it would keep writing through the fence and its writes after the \
+         sentinel would be lost. Give the application an account of its own (and end these sessions), then cut over"
+    )]
+    ForeignSessions { from: Side, sessions: String },
+    /// An Oracle MySQL reverse stream without a fence.
+    #[error(
+        "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
+         forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
+    )]
+    UnfencedWayBack { to: Side },
+    /// Green cannot be the reverse stream's source.
+    #[error("green cannot feed the reverse stream — {problems} (or set cutover.reverse = false to cut over without a way back)")]
+    CannotFeedReverse { problems: String },
+    /// The fenced side is itself a replica.
+    #[error(
+        "{from} is itself a replica ({channels} applying changes from another server): replication threads write through \
+         read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} (STOP \
+         REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover", if *.oracle { " and super_read_only" } else { "" }
+    )]
+    FencedIsReplica { from: Side, to: Side, channels: String, oracle: bool },
+    /// turnout's account may not fence.
+    #[error("turnout's account may not set read_only on {from}, write its sentinel under it or end other sessions; {grant}")]
+    FencePrivileges { from: Side, grant: String },
+    /// MariaDB: the apply's writes into the side armed cannot be told from the application's.
+    #[error(
+        "{to}'s binlog has no transaction in GTID domain {domain}, where turnout's apply into {to} marks its writes: the apply \
+         session could not set gtid_domain_id when it connected, so its writes cannot be told from the application's. GRANT BINLOG \
+         REPLAY ON *.* on {to} and restart `turnout run` (or set {off} = false)"
+    )]
+    UnmarkedApply { to: Side, domain: u32, off: &'static str },
+    /// The fence's undo did not take.
+    #[error("{from} is still read-only after the undo; SET GLOBAL read_only = OFF there by hand")]
+    StillReadOnly { from: Side },
+}
+
+/// Why blue's schema cannot be replicated as it is, or cannot be created on green: nothing is
+/// copied or streamed past one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaRefusal {
+    /// The selection is empty.
+    #[error("blue has no user tables to replicate")]
+    NoTables,
+    /// Tables whose UPDATEs and DELETEs PostgreSQL cannot send with their key.
+    #[error(
+        "{count} table(s) have no primary key and no REPLICA IDENTITY FULL, so their UPDATEs and DELETEs cannot be replicated. Add \
+         a primary key, or run on blue:\n{fixes}\nor leave them out with tables.skip_without_identity = true (or tables.exclude)"
+    )]
+    NoIdentity { count: usize, fixes: String },
+    /// The configured pg_dump is older than blue.
+    #[error(
+        "source.pg_dump {path} is version {version}, older than blue ({min}); point source.pg_dump at a pg_dump {min} or newer \
+         (Debian/Ubuntu: apt-get install postgresql-client-{min} from apt.postgresql.org)"
+    )]
+    PgDumpTooOld { path: String, version: u32, min: u32 },
+    /// The configured pg_dump does not run.
+    #[error("source.pg_dump {path} cannot be run; check the path and that it is executable")]
+    PgDumpUnrunnable { path: String },
+    /// No pg_dump new enough was found.
+    #[error(
+        "green lacks blue's tables and copying the schema needs a pg_dump of version {min} or newer ({seen}); install \
+         postgresql-client-{min} or newer, or set source.pg_dump = \"/path/to/pg_dump\" in the config, or create the tables on green \
+         yourself"
+    )]
+    NoPgDump { min: u32, seen: String },
+    /// Green refused a statement of the schema copy.
+    #[error("creating {what} on green{entry}: {cause}")]
+    NotCreated { what: &'static str, entry: String, cause: String },
+    /// MySQL/MariaDB: a stored routine of a kind turnout does not know.
+    #[error("{side} has a stored routine {name} of a kind turnout does not know ({kind}); drop it or move it yourself")]
+    UnknownRoutine { side: Side, name: String, kind: String },
+    /// MySQL/MariaDB: the server gave no definition of a view, routine or event.
+    #[error("{side} returned no definition for {kind} {name}: turnout's account needs the privileges to read it (SHOW VIEW, or the routine's)")]
+    NoDefinition { side: Side, kind: &'static str, name: String },
+    /// MySQL/MariaDB: an event whose definition cannot be made disabled.
+    #[error("event {name} on blue has a definition turnout cannot read to create it disabled on green: {statement}")]
+    UnreadableEvent { name: String, statement: String },
+    /// MySQL/MariaDB: green refused blue's views, routines or events.
+    #[error(
+        "creating blue's views, routines and events on green failed: {errors}. Fix what the server names (a definer that does not \
+         exist on green: CREATE USER there; a routine with binary logging: log_bin_trust_function_creators = 1 or a DETERMINISTIC / \
+         READS SQL DATA declaration; creating another definer's object: SET_ANY_DEFINER or SET USER), then start turnout again"
+    )]
+    ProgramsNotCreated { errors: String },
+    /// A schema one family defines differently from the other.
+    #[error("blue's schema cannot be copied exactly from {families}: {refused}; turnout copies only what both families define alike")]
+    NotPortable { families: String, refused: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use turnout_decoders::ErrorClass;
+
+    #[test]
+    fn a_refusal_is_fatal_and_says_what_it_decided_with_its_fields() {
+        let running = Error::from(Lifecycle::Running { what: "rollback" });
+        assert_eq!(running.class(), ErrorClass::Fatal);
+        assert_eq!(running.to_string(), "a rollback is already running");
+        let gate = Lifecycle::Gate { refusal: "no live verify".into(), required: Some("blue was written".into()) };
+        assert_eq!(gate.to_string(), "no live verify (the gate is required after the rollback, because blue was written)");
+        assert_eq!(Lifecycle::Gate { refusal: "no live verify".into(), required: None }.to_string(), "no live verify");
+        let replica = CutoverCheck::FencedIsReplica { from: Side::Blue, to: Side::Green, channels: "the default channel".into(), oracle: true };
+        assert!(replica.to_string().starts_with("blue is itself a replica (the default channel applying"), "{replica}");
+        assert!(replica.to_string().contains("read_only and super_read_only, so a write could land on blue"), "{replica}");
+        let kind = HandoverRefusal::SlotOfAnotherKind { side: Side::Green, slot: "s".into(), plugin: "pgoutput".into(), two_phase: false };
+        assert!(kind.to_string().contains("plugin pgoutput without two_phase; drop it there"), "{kind}");
+        let asked = Lifecycle::NotConfirmed { asked: true };
+        assert_eq!(asked.to_string(), "not rehearsed: nothing was changed");
+        let (reaction, advice) = Error::from(CopyRefusal::GreenHasRows { table: "public.t".into() }).reaction();
+        assert_eq!((reaction, advice.as_str()), (crate::error::Reaction::Stop, "fix what the error names, then start turnout again"));
+    }
+}

@@ -144,12 +144,12 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
         token: config.cutover.token.as_ref().map(|t| t.expose().to_owned()),
         holder: format!("verify {} {}", std::process::id(), crate::status::now_micros()),
     };
-    let status = crate::http_client::get(&sidecar.listen, "/status").await.map_err(|e| {
-        Error::Setup(format!(
-            "verify --live needs the running sidecar (`turnout run`) at http://{}, which holds its apply at the compared position: {e}. \
-             With writes stopped, `turnout verify` compares without it",
-            sidecar.listen
-        ))
+    let status = crate::http_client::get(&sidecar.listen, "/status").await.map_err(|e| Error::Sidecar {
+        url: format!("http://{}", sidecar.listen),
+        reason: format!(
+            "{e}; verify --live needs the running sidecar (`turnout run`), which holds its apply at the compared position. With writes \
+                 stopped, `turnout verify` compares without it"
+        ),
     })?;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
     let direction: Direction = serde_json::from_value(status["direction"].clone()).unwrap_or_default();

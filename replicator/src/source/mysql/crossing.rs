@@ -27,7 +27,7 @@
 //!   comparisons on green follow green's rules, as after any upgrade across them.
 
 use super::{quote, sql_error};
-use crate::error::Error;
+use crate::error::{Error, SchemaRefusal};
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, HashSet};
 use turnout_decoders::TableName;
@@ -50,11 +50,7 @@ impl Crossing {
             return None;
         }
         let lines: Vec<String> = self.refused.iter().map(|(what, fix)| format!("{what} — {fix}")).collect();
-        Some(Error::Setup(format!(
-            "blue's schema cannot be copied exactly from {}: {}; turnout copies only what both families define alike",
-            self.families,
-            lines.join("; ")
-        )))
+        Some(SchemaRefusal::NotPortable { families: self.families.to_string(), refused: lines.join("; ") }.into())
     }
 }
 

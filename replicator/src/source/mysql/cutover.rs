@@ -28,7 +28,7 @@
 mod checks;
 
 use crate::config::{reversed, Config, Fence};
-use crate::error::{Error, Side};
+use crate::error::{CutoverCheck, Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::mysql::{connect, database, options, quote};
 use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
@@ -273,11 +273,7 @@ impl Procedure for MySqlCutover {
     async fn check_fence(&mut self) -> Result<(), Error> {
         let Some(own_user) = self.fence.as_ref().map(|f| f.own_user.clone()) else { return Ok(()) };
         if !self.privileged().await? {
-            return Err(Error::Setup(format!(
-                "turnout's account may not set read_only on {}, write its sentinel under it or end other sessions; {}",
-                self.sides.0,
-                turnout_cutover::fence_grant(&own_user, self.oracle)
-            )));
+            return Err(CutoverCheck::FencePrivileges { from: self.sides.0, grant: turnout_cutover::fence_grant(&own_user, self.oracle) }.into());
         }
         Ok(())
     }
@@ -309,11 +305,7 @@ impl Procedure for MySqlCutover {
                 break position;
             }
             if started.elapsed() >= MARKED_WAIT {
-                return Err(Error::Setup(format!(
-                    "{to}'s binlog has no transaction in GTID domain {domain}, where turnout's apply into {to} marks its writes: the apply \
-                     session could not set gtid_domain_id when it connected, so its writes cannot be told from the application's. \
-                     GRANT BINLOG REPLAY ON *.* on {to} and restart `turnout run` (or set {off} = false)"
-                )));
+                return Err(CutoverCheck::UnmarkedApply { to, domain, off }.into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
@@ -466,7 +458,7 @@ impl Procedure for MySqlCutover {
                     self.blue = fresh;
                 }
                 if fence.is_fenced(&mut self.blue).await.map_err(Error::from)? {
-                    return Err(Error::Setup(format!("{from} is still read-only after the undo; SET GLOBAL read_only = OFF there by hand")));
+                    return Err(CutoverCheck::StillReadOnly { from }.into());
                 }
                 format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" })
             }

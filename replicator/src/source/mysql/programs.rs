@@ -13,7 +13,7 @@
 //! routines replay; event DDL stops the stream naming it).
 
 use super::{quote, sql_error};
-use crate::error::{Error, Side};
+use crate::error::{Error, SchemaRefusal, Side};
 use mysql_async::prelude::Queryable;
 
 /// One object of blue's database as `SHOW CREATE` gives it.
@@ -59,9 +59,7 @@ async fn names(conn: &mut mysql_async::Conn, database: &str, side: crate::error:
         match kind.as_str() {
             "FUNCTION" => out.push(("FUNCTION", name)),
             "PROCEDURE" => out.push(("PROCEDURE", name)),
-            other => {
-                return Err(Error::Setup(format!("{side} has a stored routine {name} of a kind turnout does not know ({other}); drop it or move it yourself")))
-            }
+            other => return Err(SchemaRefusal::UnknownRoutine { side, name, kind: other.to_owned() }.into()),
         }
     }
     let events: Vec<String> = conn
@@ -83,10 +81,10 @@ pub async fn definitions(conn: &mut mysql_async::Conn, database: &str, side: cra
         let column = |label: &str| -> Option<String> {
             row.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case(label)).and_then(|i| row.as_ref(i).map(text))
         };
-        let statement = column(&format!("Create {}", kind.to_ascii_lowercase())).filter(|s| !s.is_empty()).ok_or_else(|| {
-            Error::Setup(format!(
-                "{side} returned no definition for {kind} {name}: turnout's account needs the privileges to read it (SHOW VIEW, or the routine's)"
-            ))
+        let statement = column(&format!("Create {}", kind.to_ascii_lowercase())).filter(|s| !s.is_empty()).ok_or_else(|| SchemaRefusal::NoDefinition {
+            side,
+            kind,
+            name: name.clone(),
         })?;
         out.push(Program {
             kind,
@@ -156,9 +154,7 @@ pub async fn copy(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, b
         let before = left.len();
         for p in std::mem::take(&mut left) {
             let statement = match p.kind {
-                "EVENT" => disabled(&p.statement).ok_or_else(|| {
-                    Error::Setup(format!("event {} on blue has a definition turnout cannot read to create it disabled on green: {}", p.name, p.statement))
-                })?,
+                "EVENT" => disabled(&p.statement).ok_or_else(|| SchemaRefusal::UnreadableEvent { name: p.name.clone(), statement: p.statement.clone() })?,
                 "VIEW" => rename(&p.statement),
                 _ => p.statement.clone(),
             };
@@ -184,13 +180,7 @@ pub async fn copy(blue: &mut mysql_async::Conn, green: &mut mysql_async::Conn, b
             if errors.is_empty() {
                 return Ok(created);
             }
-            return Err(Error::Setup(format!(
-                "creating blue's views, routines and events on green failed: {}. Fix what the server names (a definer that does not \
-                 exist on green: CREATE USER there; a routine with binary logging: log_bin_trust_function_creators = 1 or a \
-                 DETERMINISTIC / READS SQL DATA declaration; creating another definer's object: SET_ANY_DEFINER or SET USER), \
-                 then start turnout again",
-                errors.join("; ")
-            )));
+            return Err(SchemaRefusal::ProgramsNotCreated { errors: errors.join("; ") }.into());
         }
         left = failed.into_iter().map(|(p, _)| p).collect();
     }

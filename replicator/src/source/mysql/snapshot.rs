@@ -287,7 +287,7 @@ pub async fn binlog_end(r: &mut mysql_async::Conn, side: crate::error::Side) -> 
 async fn position_at(r: &mut mysql_async::Conn, side: crate::error::Side, file: String, offset: u64) -> Result<Position, Error> {
     let gtid: Option<Option<String>> =
         r.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, offset)).await.map_err(|e| sql_error(side, "BINLOG_GTID_POS", e))?;
-    let gtids = GtidState::parse_maria(&gtid.flatten().unwrap_or_default()).map_err(Error::Setup)?;
+    let gtids = GtidState::parse_maria(&gtid.flatten().unwrap_or_default()).map_err(|e| Error::Unexpected { side, what: format!("BINLOG_GTID_POS ({e})") })?;
     Ok(Position::Binlog(BinlogPosition { file, offset, gtids }))
 }
 

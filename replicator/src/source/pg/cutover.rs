@@ -4,7 +4,7 @@
 //! ([`PgCutover::connect_back`]): green is fenced, blue receives traffic again.
 
 use crate::config::{Config, Fence, Switch};
-use crate::error::{Error, Side};
+use crate::error::{CutoverCheck, Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::Names;
 use std::time::{Duration, Instant};
@@ -124,19 +124,14 @@ impl Procedure for PgCutover {
             .map_err(Error::blue("reading blue's server version"))?
             .get(0);
         if !supported {
-            return Err(Error::Setup("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)".into()));
+            return Err(CutoverCheck::PgTooOld.into());
         }
         // The other side's schema must be this side's: after the switch the application meets it.
         let other = self.other().await.map_err(Error::during("connecting to compare the schemas"))?;
         let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, self.skip_without_identity, crate::error::Side::Blue).await?;
         let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await?;
         if !differences.is_empty() {
-            return Err(Error::Setup(format!(
-                "the schemas differ in {} objects — after the switch the application would meet the difference (pg_dump --schema-only \
-                 of an object on one side gives the statement for the other): {}",
-                differences.len(),
-                differences.join("; ")
-            )));
+            return Err(CutoverCheck::PgSchemasDiffer { count: differences.len(), differences: differences.join("; ") }.into());
         }
         // Nothing on the fenced side unaccounted for, and what the schema copy brings over is there.
         let inventory = super::inventory::before_fence(&self.blue, &other, &self.filter, self.skip_without_identity).await?;
@@ -300,12 +295,10 @@ async fn may_arm(other: &Client, (from, to): (Side, Side), off: &str) -> Result<
         .map_err(Error::sql(to, format!("reading {to}'s wal_level")))?;
     let (wal_level, may, role): (String, bool, String) = (row.get(0), row.get(1), row.get(2));
     if wal_level != "logical" {
-        return Err(Error::Setup(format!(
-            "{to} has wal_level = {wal_level}; replicating {to} → {from} needs wal_level = logical on {to} (set it and restart {to}), or {off}"
-        )));
+        return Err(CutoverCheck::NoLogicalWal { from, to, wal_level, off: off.to_owned() }.into());
     }
     if !may {
-        return Err(Error::Setup(format!("role {role} on {to} may not create replication slots; ALTER ROLE {role} REPLICATION on {to}, or {off}")));
+        return Err(CutoverCheck::NoReplicationRole { role, to, off: off.to_owned() }.into());
     }
     Ok(())
 }
@@ -342,11 +335,7 @@ async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, 
         .map(|r| r.get(0))
         .collect();
     if !prepared.is_empty() {
-        return Err(Error::Setup(format!(
-            "prepared transactions on {to} ({}) would hold up creating slot {}; COMMIT PREPARED or ROLLBACK PREPARED them",
-            prepared.join(", "),
-            names.slot
-        )));
+        return Err(CutoverCheck::PreparedHoldSlot { to: on_to, prepared: prepared.join(", "), slot: names.slot.clone() }.into());
     }
     // Creating a logical slot waits for every transaction there that holds an xid; nothing is
     // paused yet, but the wait is bounded.
@@ -369,12 +358,9 @@ async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, 
             } else {
                 ""
             };
-            return Err(Error::Setup(format!(
-                "creating slot {} on {to} did not finish within {ms} ms: it waits for transactions there that hold an xid \
-                 ({}); end them and try again{why}",
-                names.slot,
-                crate::source::pg::live::xid_holders(other).await
-            )));
+            return Err(
+                CutoverCheck::SlotSlow { slot: names.slot.clone(), to: on_to, ms, holders: crate::source::pg::live::xid_holders(other).await, why }.into()
+            );
         }
         Err(e) => return Err(Error::sql(on_to, format!("creating slot {} on {to}", names.slot))(e)),
     };

@@ -3,7 +3,7 @@
 //! selected tables to green with `pg_dump` when green lacks them.
 
 use super::catalog::{identity_fix, select_tables};
-use crate::error::Error;
+use crate::error::{Error, SchemaRefusal};
 use crate::tables::{Selection, TableFilter};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ pub async fn sync_publication(conn: &mut PgConnection, name: &str, selection: &S
     let for_tables =
         |tables: &BTreeSet<TableName>| format!("CREATE PUBLICATION {quoted} FOR TABLE {} WITH (publish_via_partition_root = true)", table_list(tables));
     let all_tables = format!("CREATE PUBLICATION {quoted} FOR ALL TABLES WITH (publish_via_partition_root = true)");
-    let no_tables = || Error::Setup("blue has no user tables to replicate".into());
+    let no_tables = || Error::from(SchemaRefusal::NoTables);
     let (have, all_tables_now) =
         match published(conn, name).await? {
             None if selection.everything => {
@@ -141,12 +141,7 @@ pub fn refuse_tables_without_identity(selection: &mut Selection, skip: bool) -> 
     }
     let fixes: Vec<String> = lacking.iter().map(|(_, t)| identity_fix(t)).collect();
     if !skip {
-        return Err(Error::Setup(format!(
-            "{} table(s) have no primary key and no REPLICA IDENTITY FULL, so their UPDATEs and DELETEs cannot be replicated. \
-             Add a primary key, or run on blue:\n{}\nor leave them out with tables.skip_without_identity = true (or tables.exclude)",
-            lacking.len(),
-            fixes.join("\n")
-        )));
+        return Err(SchemaRefusal::NoIdentity { count: lacking.len(), fixes: fixes.join("\n") }.into());
     }
     for (root, t) in &lacking {
         let why = if root == t { String::new() } else { format!(" (its partition {t} has none)") };
@@ -234,12 +229,8 @@ pub async fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<P
     if let Some(p) = configured {
         return match pg_dump_major(p).await {
             Some(m) if m >= min_major => Ok(p.to_path_buf()),
-            Some(m) => Err(Error::Setup(format!(
-                "source.pg_dump {} is version {m}, older than blue ({min_major}); point source.pg_dump at a pg_dump {min_major} or \
-                 newer (Debian/Ubuntu: apt-get install postgresql-client-{min_major} from apt.postgresql.org)",
-                p.display()
-            ))),
-            None => Err(Error::Setup(format!("source.pg_dump {} cannot be run; check the path and that it is executable", p.display()))),
+            Some(m) => Err(SchemaRefusal::PgDumpTooOld { path: p.display().to_string(), version: m, min: min_major }.into()),
+            None => Err(SchemaRefusal::PgDumpUnrunnable { path: p.display().to_string() }.into()),
         };
     }
     let candidates = pg_dump_candidates().await;
@@ -251,11 +242,7 @@ pub async fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<P
     } else {
         format!("found only {}", candidates.iter().map(|(m, p)| format!("{} ({m})", p.display())).collect::<Vec<_>>().join(", "))
     };
-    Err(Error::Setup(format!(
-        "green lacks blue's tables and copying the schema needs a pg_dump of version {min_major} or newer ({seen}); \
-         install postgresql-client-{min_major} or newer, or set source.pg_dump = \"/path/to/pg_dump\" in the config, \
-         or create the tables on green yourself"
-    )))
+    Err(SchemaRefusal::NoPgDump { min: min_major, seen }.into())
 }
 
 /// Runs `pg_dump --schema-only --section=SECTION` against blue and returns SQL runnable through a
@@ -417,7 +404,7 @@ fn drop_unknown_settings(sql: &str, known: &std::collections::HashSet<String>) -
 /// naming it, and the rest still runs; the caller must then check that every selected table exists.
 pub async fn apply_pre_data(green: &tokio_postgres::Client, sql: &str, filtered: bool) -> Result<(), Error> {
     let sql = &adapt_to_green(green, sql).await?;
-    let fail = |e: tokio_postgres::Error| Error::Setup(format!("creating the schema on green: {}", db_message(&e)));
+    let fail = |e: tokio_postgres::Error| Error::from(SchemaRefusal::NotCreated { what: "the schema", entry: String::new(), cause: db_message(&e) });
     if !filtered {
         return green.batch_execute(sql).await.map_err(fail);
     }
@@ -433,7 +420,7 @@ pub async fn apply_pre_data(green: &tokio_postgres::Client, sql: &str, filtered:
             Err(e) => {
                 // The session is reused for nothing else; a failed rollback changes nothing more.
                 let _ = green.batch_execute("ROLLBACK").await;
-                return Err(Error::Setup(format!("creating the schema on green ({}): {}", entry_name(&entry), db_message(&e))));
+                return Err(SchemaRefusal::NotCreated { what: "the schema", entry: format!(" ({})", entry_name(&entry)), cause: db_message(&e) }.into());
             }
         }
     }
@@ -456,7 +443,11 @@ pub async fn apply_post_data(green: &tokio_postgres::Client, sql: &str, tolerate
             Err(e) if filtered && refers_to_left_out(&e) => {
                 tracing::warn!("not created on green because it refers to a table that is not replicated: {} ({})", entry_name(&entry), db_message(&e));
             }
-            Err(e) => return Err(Error::Setup(format!("creating indexes and constraints on green ({}): {}", entry_name(&entry), db_message(&e)))),
+            Err(e) => {
+                return Err(
+                    SchemaRefusal::NotCreated { what: "indexes and constraints", entry: format!(" ({})", entry_name(&entry)), cause: db_message(&e) }.into()
+                )
+            }
         }
     }
     Ok(())

@@ -22,11 +22,7 @@ impl MySqlCutover {
         if differences.is_empty() {
             return Ok(());
         }
-        Err(Error::Setup(format!(
-            "{to}'s schema differs from {from}'s in {} objects — after the switch the application would meet the difference: {}",
-            differences.len(),
-            differences.join("; ")
-        )))
+        Err(CutoverCheck::SchemasDiffer { from, to, count: differences.len(), differences: differences.join("; ") }.into())
     }
 
     /// Refuses, before anything changes, a cutover whose pause could not hand the fenced side's
@@ -68,11 +64,10 @@ impl MySqlCutover {
             // Created inside the switch, past the proof, where a failure can only be completed: each
             // is tried on a scratch copy of its table first.
             let (to_db, (_, green)) = (self.green_db.clone(), self.sessions().await?);
-            turnout_cutover::try_create_triggers(green, &to_db, &triggers, to).await.map_err(|e| {
-                Error::Setup(format!(
-                    "a trigger of {from} cannot be created on {to}: {e}. Recreate it on {from} in a form and under settings {to} takes, \
-                     or drop it before the cutover and create it on {to} yourself afterwards"
-                ))
+            turnout_cutover::try_create_triggers(green, &to_db, &triggers, to).await.map_err(|e| CutoverCheck::TriggerNotCreatable {
+                from,
+                to,
+                cause: e.to_string(),
             })?;
         }
         if missing.is_empty() {
@@ -87,12 +82,7 @@ impl MySqlCutover {
             }));
         }
         let example = if green_oracle { "TRIGGER, SET_ANY_DEFINER, SYSTEM_VARIABLES_ADMIN" } else { "TRIGGER, SET USER, BINLOG ADMIN" };
-        Err(Error::Setup(format!(
-            "{from} has {} triggers that move to {to} inside the write pause, and turnout's account lacks {}; grant it (e.g. GRANT \
-             {example} ON *.* TO turnout's account) and cut over again",
-            triggers.len(),
-            missing.join(", ")
-        )))
+        Err(CutoverCheck::TriggerGrants { from, to, count: triggers.len(), missing: missing.join(", "), example }.into())
     }
 
     /// The fenced side's inventory ([`crate::source::mysql::inventory`]): a refused class refuses the
@@ -124,10 +114,7 @@ impl MySqlCutover {
         let enabled = "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED' ORDER BY 1";
         let on_to: Vec<String> = green.exec(enabled, (&to_db,)).await.map_err(Error::mysql(to, "listing the events"))?;
         if !on_to.is_empty() {
-            return Err(Error::Setup(format!(
-                "{to} has events enabled before the cutover ({}): they fire there while turnout applies {from}'s rows, which {from}'s own events change too. Disable them on {to} (ALTER EVENT … DISABLE); the cutover enables them there inside the write pause",
-                on_to.join(", ")
-            )));
+            return Err(CutoverCheck::EventsEnabled { from, to, events: on_to.join(", ") }.into());
         }
         let on_from: Vec<String> = blue.exec(enabled, (&from_db,)).await.map_err(Error::mysql(from, "listing the events"))?;
         if on_from.is_empty() {
@@ -179,12 +166,7 @@ impl MySqlCutover {
             foreign.retain(|s| again.contains(s));
         }
         if !foreign.is_empty() {
-            return Err(Error::Setup(format!(
-                "{from} has sessions of turnout's own account that turnout did not open: {}. That account may write while {from} is \
-                 read-only (it writes the sentinel), so a client using it would keep writing through the fence and its writes after the \
-                 sentinel would be lost. Give the application an account of its own (and end these sessions), then cut over",
-                foreign.join(", ")
-            )));
+            return Err(CutoverCheck::ForeignSessions { from, sessions: foreign.join(", ") }.into());
         }
         let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
         if !oracle {
@@ -228,10 +210,7 @@ impl MySqlCutover {
     async fn refuse_no_way_back(&mut self, green_oracle: bool) -> Result<(), Error> {
         let to = self.sides.1;
         if self.reverse.is_some() && green_oracle && self.fence.is_none() {
-            return Err(Error::Setup(format!(
-                "a reverse stream from an Oracle MySQL {to} needs cutover.fence = \"read-only\": with no fence turnout cannot know the \
-                 forward apply wrote its last change before the hand-off; set the read-only fence, or cutover.reverse = false"
-            )));
+            return Err(CutoverCheck::UnfencedWayBack { to }.into());
         }
         if self.reverse.is_some() {
             let user = self.green_opts.user().unwrap_or_default().to_owned();
@@ -239,10 +218,7 @@ impl MySqlCutover {
             let problems = crate::source::mysql::check::reverse_problems(green, &user, green_oracle).await;
             if !problems.is_empty() {
                 let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
-                return Err(Error::Setup(format!(
-                    "green cannot feed the reverse stream — {} (or set cutover.reverse = false to cut over without a way back)",
-                    each.join("; ")
-                )));
+                return Err(CutoverCheck::CannotFeedReverse { problems: each.join("; ") }.into());
             }
         }
         Ok(())
@@ -254,13 +230,7 @@ impl MySqlCutover {
         let channels = turnout_cutover::running_replication(&mut self.blue, from).await.map_err(Error::from)?;
         if !channels.is_empty() {
             let each: Vec<String> = channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
-            return Err(Error::Setup(format!(
-                "{from} is itself a replica ({} applying changes from another server): replication threads write through \
-                 read_only{}, so a write could land on {from} after the sentinel and never reach {to}. Stop replication into {from} \
-                 (STOP REPLICA / STOP ALL SLAVES) and move its writers to {from} before the cutover",
-                each.join(", "),
-                if self.oracle { " and super_read_only" } else { "" }
-            )));
+            return Err(CutoverCheck::FencedIsReplica { from, to, channels: each.join(", "), oracle: self.oracle }.into());
         }
         Ok(())
     }
