@@ -279,6 +279,11 @@ impl Config {
         SourceKind::of(self.source.url.expose())
     }
 
+    /// What blue's source family does that needs none of its types, picked once from `source.url`.
+    pub(crate) fn family(&self) -> &'static dyn crate::source::family::Operations {
+        crate::source::family::operations(self)
+    }
+
     /// Checks every field; the error names the first bad field's path and how to fix it.
     pub fn validate(&self) -> Result<(), Error> {
         let source = self.source_kind();
@@ -293,7 +298,7 @@ impl Config {
                 ),
             ));
         }
-        crate::with_family!(self, F => F::validate(self))?;
+        self.family().validate(self)?;
         self.validate_handover(source)?;
         if let Some(etcd) = &self.fleet.etcd {
             etcd.validate("fleet.etcd")?;
@@ -394,7 +399,7 @@ impl Config {
     /// The `[tables]` filter, its names read by the source's rules (PostgreSQL: folded, `public` by
     /// default; MySQL/MariaDB: case kept, the source database by default).
     pub fn table_filter(&self) -> Result<crate::tables::TableFilter, Error> {
-        let rules = crate::with_family!(self, F => F::name_rules(self))?;
+        let rules = self.family().name_rules(self)?;
         crate::tables::TableFilter::with_rules(self.tables.include.as_deref(), &self.tables.exclude, &rules)
     }
 

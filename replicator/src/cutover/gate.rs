@@ -14,7 +14,6 @@ use crate::alerts::rfc3339;
 use crate::compared::Finished;
 use crate::config::Config;
 use crate::error::{Error, Lifecycle};
-use crate::source::contract::compare::Backend;
 use crate::status::Direction;
 use std::time::Duration;
 use turnout_decoders::schema::TableName;
@@ -115,12 +114,7 @@ pub(crate) async fn check(config: &Config, direction: Direction, max_age: Durati
     let Some(last) = last else {
         return Ok(Err(GateRefusal::NoVerify));
     };
-    let (source, tables) = crate::with_family!(source_config, F => {
-        let backend = F::live(&source_config).map_err(Error::during("the verify gate reaching this stream's source"))?;
-        let source = Backend::source(&backend).map_err(Error::during("the verify gate naming this stream's source"))?;
-        let tables = backend.tables(None).await.map_err(Error::during("the verify gate listing the replicated tables"))?;
-        (source, tables)
-    });
+    let (source, tables) = source_config.family().replicated(&source_config).await?;
     let target = crate::compared::address(source_config.target.url.expose());
     let tables: Vec<String> = tables.iter().map(TableName::quoted).collect();
     Ok(judge(&last, direction, &source, &target, &tables, max_age, now_us))

@@ -64,14 +64,19 @@ pub enum Resume {
 /// replication goes on. An error when this stream must not replicate again (cut over without a way
 /// back, the rollback window finished, or rolled back).
 pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
-    crate::with_family!(config, F => recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?);
+    crate::with_family!(config, F => recover_as::<F>(config, state, names).await)
+}
+
+/// [`recover`] for the source family `F`.
+async fn recover_as<F: crate::source::family::Family>(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
+    recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?;
     let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
     // A rollback interrupted with green fenced (or switching) is settled whatever became of the
     // window since: it is what keeps green from staying fenced.
     if cutover.step == Step::Done && cutover.reverse.is_some() && state.journal(Direction::Reverse)?.is_some() {
         // Whatever the configuration says now, an interrupted rollback may have armed the next
         // generation: undoing it drops that too (each thing if it exists).
-        crate::with_family!(config, F => recover_with(config, state, Direction::Reverse, F::rollback(config, names, F::ITERATES)).await?);
+        recover_with(config, state, Direction::Reverse, F::rollback(config, names, F::ITERATES)).await?;
     }
     // A completed rollback says where things stand, whatever `turnout finish` did after it.
     if let Some((again, id)) = armed_again(state)? {

@@ -63,8 +63,7 @@ impl Controller {
             let state = if watched.state.is_empty() { "not started" } else { watched.state };
             return Err(WatchRefusal::NotReading { state, why }.into());
         }
-        let mut marker =
-            crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Green).await).map_err(Error::during("writing the watch's mark"))?;
+        let mut marker = self.config.family().watch_marker(&self.config, Side::Green).await.map_err(Error::during("writing the watch's mark"))?;
         self.read_up_to_now(Side::Green, &mut marker, Instant::now() + BEFORE_FENCE_CATCH_UP).await?;
         crate::watch::refuse_outstanding(&self.status, Side::Green)?;
         Ok(Some(marker))
@@ -89,7 +88,7 @@ impl Controller {
         if self.reverse_names().is_none() || !self.watches(Side::Blue) {
             return None;
         }
-        let opened = tokio::time::timeout(FINISH_CATCH_UP, async { crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await) })
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, self.config.family().watch_marker(&self.config, Side::Blue))
             .await
             .unwrap_or_else(|_| Err(WatchRefusal::ConnectSlow { side: Side::Blue }.into()));
         match opened {
@@ -134,7 +133,7 @@ impl Controller {
             return Ok(());
         }
         let deadline = Instant::now() + FINISH_CATCH_UP;
-        let opened = tokio::time::timeout(FINISH_CATCH_UP, async { crate::with_family!(self.config, F => F::watch_marker(&self.config, Side::Blue).await) })
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, self.config.family().watch_marker(&self.config, Side::Blue))
             .await
             .unwrap_or_else(|_| Err(WatchRefusal::ConnectSlow { side: Side::Blue }.into()));
         match opened {

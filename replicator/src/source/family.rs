@@ -18,6 +18,7 @@ use crate::source::contract::procedure::Procedure;
 use crate::status::foreign::Side;
 use crate::tables::NameRules;
 use std::future::Future;
+use turnout_decoders::schema::TableName;
 use turnout_decoders::Position;
 
 /// Everything turnout does that differs per source family.
@@ -28,7 +29,7 @@ pub(crate) trait Family {
     /// The source's side of a cutover and of a rollback.
     type Cutover: Procedure;
     /// Blue's and green's sessions for `verify --live`.
-    type Live: Backend;
+    type Live: Backend + Send;
     /// Green as a read canary sees it.
     type Green: GreenReads;
 
@@ -106,6 +107,88 @@ pub(crate) trait Family {
 
     /// Drops what the watch of `side` holds on the servers, if anything. Best effort.
     fn drop_watch(config: &Config, forward: &Names, side: Side) -> impl Future<Output = ()> + Send;
+}
+
+/// A boxed future of a family's operation.
+pub(crate) type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a family does that needs none of its types — the watch, the rollback window's objects, its
+/// settings — as one object: [`operations`] picks it from the configuration once, and a command or
+/// a long-lived task (the cutover controller, the watch) calls it without picking again. Each
+/// method is [`Family`]'s of the same name.
+pub(crate) trait Operations: Send + Sync {
+    /// [`Family::ITERATES`].
+    fn iterates(&self) -> bool;
+    /// [`Family::validate`].
+    fn validate(&self, config: &Config) -> Result<(), Error>;
+    /// [`Family::name_rules`].
+    fn name_rules(&self, config: &Config) -> Result<NameRules, Error>;
+    /// [`Family::watches`].
+    fn watches(&self, side: Side) -> bool;
+    /// [`Family::watch_marker`].
+    fn watch_marker<'a>(&self, config: &'a Config, side: Side) -> Boxed<'a, Result<Box<dyn crate::source::contract::marker::Marker>, Error>>;
+    /// [`Family::drop_watch`].
+    fn drop_watch<'a>(&self, config: &'a Config, forward: &'a Names, side: Side) -> Boxed<'a, ()>;
+    /// [`Family::release_reverse`].
+    fn release_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Vec<String>>;
+    /// [`Family::before_reverse`].
+    fn before_reverse<'a>(&self, config: &'a Config, forward: &'a Names) -> Boxed<'a, ()>;
+    /// [`Family::drop_reverse`].
+    fn drop_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Result<Vec<String>, Error>>;
+    /// The stream's source as `verify --live` names it, and the tables it replicates now (the verify
+    /// gate's view, through [`Family::live`]); each failure names what the gate was doing.
+    fn replicated<'a>(&self, config: &'a Config) -> Boxed<'a, Result<(String, Vec<TableName>), Error>>;
+    /// Lifts the read canary's fence on green ([`Family::canary_green`], [`GreenReads::unfence`]).
+    fn unfence_green<'a>(&self, config: &'a Config) -> Boxed<'a, Result<String, Error>>;
+}
+
+/// [`Family`] `F` as [`Operations`].
+struct Of<F>(std::marker::PhantomData<fn() -> F>);
+
+impl<F: Family + 'static> Operations for Of<F> {
+    fn iterates(&self) -> bool {
+        F::ITERATES
+    }
+    fn validate(&self, config: &Config) -> Result<(), Error> {
+        F::validate(config)
+    }
+    fn name_rules(&self, config: &Config) -> Result<NameRules, Error> {
+        F::name_rules(config)
+    }
+    fn watches(&self, side: Side) -> bool {
+        F::watches(side)
+    }
+    fn watch_marker<'a>(&self, config: &'a Config, side: Side) -> Boxed<'a, Result<Box<dyn crate::source::contract::marker::Marker>, Error>> {
+        Box::pin(F::watch_marker(config, side))
+    }
+    fn drop_watch<'a>(&self, config: &'a Config, forward: &'a Names, side: Side) -> Boxed<'a, ()> {
+        Box::pin(F::drop_watch(config, forward, side))
+    }
+    fn release_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Vec<String>> {
+        Box::pin(F::release_reverse(config, names))
+    }
+    fn before_reverse<'a>(&self, config: &'a Config, forward: &'a Names) -> Boxed<'a, ()> {
+        Box::pin(F::before_reverse(config, forward))
+    }
+    fn drop_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Result<Vec<String>, Error>> {
+        Box::pin(F::drop_reverse(config, names))
+    }
+    fn replicated<'a>(&self, config: &'a Config) -> Boxed<'a, Result<(String, Vec<TableName>), Error>> {
+        Box::pin(async move {
+            let backend = F::live(config).map_err(Error::during("the verify gate reaching this stream's source"))?;
+            let source = Backend::source(&backend).map_err(Error::during("the verify gate naming this stream's source"))?;
+            let tables = backend.tables(None).await.map_err(Error::during("the verify gate listing the replicated tables"))?;
+            Ok((source, tables))
+        })
+    }
+    fn unfence_green<'a>(&self, config: &'a Config) -> Boxed<'a, Result<String, Error>> {
+        Box::pin(async move { F::canary_green(config)?.unfence().await })
+    }
+}
+
+/// The [`Operations`] of `config`'s source family.
+pub(crate) fn operations(config: &Config) -> &'static dyn Operations {
+    crate::with_family!(config, F => &Of::<F>(std::marker::PhantomData))
 }
 
 /// Runs `$body` with the type `$F` bound to the [`Family`] of `$config`'s source — the one place

@@ -54,7 +54,7 @@ pub fn wanted(config: &crate::config::Config, side: Side) -> bool {
         Side::Green => config.watch.green,
         Side::Blue => config.watch.blue,
     };
-    asked && crate::with_family!(config, F => F::watches(side))
+    asked && config.family().watches(side)
 }
 
 /// The state of a watch whose side's server cannot be watched at all (the watch is not built for
@@ -69,7 +69,7 @@ pub fn watching(config: &crate::config::Config, status: &Status, side: Side) -> 
 /// Drops what the watches of `sides` hold on the servers, if anything (best effort).
 pub async fn drop_objects(config: &crate::config::Config, forward: &crate::source::Names, sides: &[Side]) {
     for &side in sides {
-        crate::with_family!(config, F => F::drop_watch(config, forward, side).await);
+        config.family().drop_watch(config, forward, side).await;
     }
 }
 

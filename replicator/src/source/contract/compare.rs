@@ -83,7 +83,7 @@ pub(crate) trait Backend: Sync {
     /// A worker's session on one side, inside its snapshot.
     type Session: Sync;
     /// The tables compared: those replicated, or only `only`.
-    async fn tables(&self, only: Option<&str>) -> Result<Vec<TableName>, Error>;
+    fn tables(&self, only: Option<&str>) -> impl std::future::Future<Output = Result<Vec<TableName>, Error>> + Send;
     /// `host:port/database` of the source (a progress file is resumed only for the same one).
     fn source(&self) -> Result<String, Error>;
     /// Source rows of `tables` from the server's statistics (for the ETA).
