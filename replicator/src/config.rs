@@ -279,11 +279,6 @@ impl Config {
         SourceKind::of(self.source.url.expose())
     }
 
-    /// What blue's source family does that needs none of its types, picked once from `source.url`.
-    pub(crate) fn family(&self) -> &'static dyn crate::source::family::Operations {
-        crate::source::family::operations(self)
-    }
-
     /// Checks every field; the error names the first bad field's path and how to fix it.
     pub fn validate(&self) -> Result<(), Error> {
         let source = self.source_kind();
@@ -298,7 +293,7 @@ impl Config {
                 ),
             ));
         }
-        self.family().validate(self)?;
+        crate::with_family!(self, F => F::validate(self))?;
         self.validate_handover(source)?;
         if let Some(etcd) = &self.fleet.etcd {
             etcd.validate("fleet.etcd")?;
@@ -399,7 +394,7 @@ impl Config {
     /// The `[tables]` filter, its names read by the source's rules (PostgreSQL: folded, `public` by
     /// default; MySQL/MariaDB: case kept, the source database by default).
     pub fn table_filter(&self) -> Result<crate::tables::TableFilter, Error> {
-        let rules = self.family().name_rules(self)?;
+        let rules = crate::with_family!(self, F => F::name_rules(self))?;
         crate::tables::TableFilter::with_rules(self.tables.include.as_deref(), &self.tables.exclude, &rules)
     }
 
@@ -527,10 +522,17 @@ pub enum SourceKind {
     Pg,
     /// `mysql://` or `mariadb://`.
     MySql,
+    /// `stub://`: the family that replicates nothing and keeps the seam honest (`source/stub`).
+    #[cfg(test)]
+    Stub,
 }
 
 impl SourceKind {
     pub fn of(url: &str) -> SourceKind {
+        #[cfg(test)]
+        if url.starts_with("stub://") {
+            return SourceKind::Stub;
+        }
         if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             SourceKind::MySql
         } else {
@@ -542,6 +544,8 @@ impl SourceKind {
         match self {
             SourceKind::Pg => "PostgreSQL",
             SourceKind::MySql => "MySQL/MariaDB",
+            #[cfg(test)]
+            SourceKind::Stub => "stub",
         }
     }
 }

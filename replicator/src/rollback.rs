@@ -27,5 +27,5 @@ use crate::source::Names;
 /// Drops what the reverse stream used, each if it exists ([`crate::source::family::Family::drop_reverse`]). Returns one line
 /// per thing done.
 pub async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
-    config.family().drop_reverse(config, names).await
+    crate::source::family::of(config).drop_reverse(config, names).await
 }

@@ -294,7 +294,7 @@ async fn run_reverse(
         state.mark_snapshot_done(&arm.position)?;
         state.record_applied(&arm.position)?;
     }
-    config.family().before_reverse(config, forward).await;
+    crate::source::family::of(config).before_reverse(config, forward).await;
     status.start_reverse();
     let budget = config.cutover.window_budget()?;
     let opened_at_us = if arm.opened_at_us > 0 {

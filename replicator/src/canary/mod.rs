@@ -584,7 +584,7 @@ pub async fn settle(config: &Config, state: &StateStore) -> Vec<String> {
         Err(e) => format!("setting the read endpoint's split to {share} % green failed: {e}; set it by hand"),
     });
     if record.is_some_and(|r| r.fenced && !r.over()) && !on_green {
-        let lifted = config.family().unfence_green(config).await;
+        let lifted = crate::source::family::of(config).unfence_green(config).await;
         lines.push(match lifted {
             Ok(line) => line,
             Err(e) => format!("lifting the read canary's fence on green failed: {e}"),

@@ -78,7 +78,7 @@ pub async fn begin(config: &Config, state: &StateStore, status: &Status, arm: Re
 /// after the rollback's switch can leave behind). Each thing if it exists; best effort, so it runs
 /// again each time a generation after it starts ([`again_released`]).
 async fn release(config: &Config, previous: &Names) -> Vec<String> {
-    let released = config.family().release_reverse(config, &Names::reverse_of(previous)).await;
+    let released = crate::source::family::of(config).release_reverse(config, &Names::reverse_of(previous)).await;
     crate::watch::drop_objects(config, previous, &[Side::Green, Side::Blue]).await;
     released
 }

@@ -390,7 +390,7 @@ impl Controller {
 pub(crate) fn again_names(config: &Config, direction: Direction, names: &Names) -> Option<Names> {
     match direction {
         Direction::Forward => config.cutover.reverse.then(|| Names::reverse_of(names)),
-        Direction::Reverse => (config.cutover.iterate && config.family().iterates()).then(|| names.next_generation()),
+        Direction::Reverse => (config.cutover.iterate && crate::source::family::of(config).iterates()).then(|| names.next_generation()),
     }
 }
 

@@ -63,7 +63,8 @@ impl Controller {
             let state = if watched.state.is_empty() { "not started" } else { watched.state };
             return Err(WatchRefusal::NotReading { state, why }.into());
         }
-        let mut marker = self.config.family().watch_marker(&self.config, Side::Green).await.map_err(Error::during("writing the watch's mark"))?;
+        let mut marker =
+            crate::source::family::of(&self.config).watch_marker(&self.config, Side::Green).await.map_err(Error::during("writing the watch's mark"))?;
         self.read_up_to_now(Side::Green, &mut marker, Instant::now() + BEFORE_FENCE_CATCH_UP).await?;
         crate::watch::refuse_outstanding(&self.status, Side::Green)?;
         Ok(Some(marker))
@@ -88,7 +89,7 @@ impl Controller {
         if self.reverse_names().is_none() || !self.watches(Side::Blue) {
             return None;
         }
-        let opened = tokio::time::timeout(FINISH_CATCH_UP, self.config.family().watch_marker(&self.config, Side::Blue))
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, crate::source::family::of(&self.config).watch_marker(&self.config, Side::Blue))
             .await
             .unwrap_or_else(|_| Err(WatchRefusal::ConnectSlow { side: Side::Blue }.into()));
         match opened {
@@ -133,7 +134,7 @@ impl Controller {
             return Ok(());
         }
         let deadline = Instant::now() + FINISH_CATCH_UP;
-        let opened = tokio::time::timeout(FINISH_CATCH_UP, self.config.family().watch_marker(&self.config, Side::Blue))
+        let opened = tokio::time::timeout(FINISH_CATCH_UP, crate::source::family::of(&self.config).watch_marker(&self.config, Side::Blue))
             .await
             .unwrap_or_else(|_| Err(WatchRefusal::ConnectSlow { side: Side::Blue }.into()));
         match opened {

@@ -152,6 +152,8 @@ impl Session {
                 let (to, _) = mysql_session(to_url, to_side).await?;
                 Session::MySql { to, to_side, prepared }
             }
+            #[cfg(test)]
+            crate::config::SourceKind::Stub => return Err(crate::Error::Setup("the stub family has no consumers to hand over".into())),
         };
         if session.consumers().is_empty() {
             tracing::info!("[[handover]] carries no consumer: {from_side} has none it names");
@@ -233,6 +235,8 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
             let (mut fenced, own) = mysql_session(url, from).await?;
             mysql::settle(&mut fenced, from, &own, &mut record.consumers).await?;
         }
+        #[cfg(test)]
+        crate::config::SourceKind::Stub => {}
     }
     record.settled = true;
     state.put_handover(direction, &record, true)?;
@@ -325,6 +329,8 @@ pub async fn discover(config: &crate::config::Config) -> Result<Vec<Consumer>, c
             let (mut blue, own) = mysql_session(config.source.url.expose(), crate::error::Side::Blue).await?;
             mysql::discover(&mut blue, &own, &config.handover).await
         }
+        #[cfg(test)]
+        crate::config::SourceKind::Stub => Ok(Vec::new()),
     }
 }
 
@@ -342,6 +348,8 @@ pub async fn findings(config: &crate::config::Config) -> crate::source::contract
     let database = match config.source_kind() {
         crate::config::SourceKind::Pg => config.source_options().map(|o| o.database.clone()).unwrap_or_default(),
         crate::config::SourceKind::MySql => String::new(),
+        #[cfg(test)]
+        crate::config::SourceKind::Stub => String::new(),
     };
     if consumers.is_empty() {
         f.ok("no replication slot, standby or binlog reader other than turnout's reads blue's log");

@@ -113,16 +113,12 @@ pub(crate) trait Family {
 pub(crate) type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a family does that needs none of its types — the watch, the rollback window's objects, its
-/// settings — as one object: [`operations`] picks it from the configuration once, and a command or
+/// settings — as one object: [`of`] picks it from the configuration once, and a command or
 /// a long-lived task (the cutover controller, the watch) calls it without picking again. Each
 /// method is [`Family`]'s of the same name.
 pub(crate) trait Operations: Send + Sync {
     /// [`Family::ITERATES`].
     fn iterates(&self) -> bool;
-    /// [`Family::validate`].
-    fn validate(&self, config: &Config) -> Result<(), Error>;
-    /// [`Family::name_rules`].
-    fn name_rules(&self, config: &Config) -> Result<NameRules, Error>;
     /// [`Family::watches`].
     fn watches(&self, side: Side) -> bool;
     /// [`Family::watch_marker`].
@@ -148,12 +144,6 @@ struct Of<F>(std::marker::PhantomData<fn() -> F>);
 impl<F: Family + 'static> Operations for Of<F> {
     fn iterates(&self) -> bool {
         F::ITERATES
-    }
-    fn validate(&self, config: &Config) -> Result<(), Error> {
-        F::validate(config)
-    }
-    fn name_rules(&self, config: &Config) -> Result<NameRules, Error> {
-        F::name_rules(config)
     }
     fn watches(&self, side: Side) -> bool {
         F::watches(side)
@@ -187,7 +177,7 @@ impl<F: Family + 'static> Operations for Of<F> {
 }
 
 /// The [`Operations`] of `config`'s source family.
-pub(crate) fn operations(config: &Config) -> &'static dyn Operations {
+pub(crate) fn of(config: &Config) -> &'static dyn Operations {
     crate::with_family!(config, F => &Of::<F>(std::marker::PhantomData))
 }
 
@@ -208,6 +198,13 @@ macro_rules! with_family {
                 #[allow(unused_imports)]
                 use $crate::source::family::Family as _;
                 type $F = $crate::source::mysql::MySql;
+                $body
+            }
+            #[cfg(test)]
+            $crate::config::SourceKind::Stub => {
+                #[allow(unused_imports)]
+                use $crate::source::family::Family as _;
+                type $F = $crate::source::stub::Stub;
                 $body
             }
         }

@@ -7,6 +7,8 @@ pub mod family;
 pub mod mysql;
 pub mod pg;
 pub mod progress;
+#[cfg(test)]
+pub mod stub;
 
 use crate::error::Error;
 use crate::source::contract::compare::TableCheck;

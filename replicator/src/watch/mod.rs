@@ -54,7 +54,7 @@ pub fn wanted(config: &crate::config::Config, side: Side) -> bool {
         Side::Green => config.watch.green,
         Side::Blue => config.watch.blue,
     };
-    asked && config.family().watches(side)
+    asked && crate::source::family::of(config).watches(side)
 }
 
 /// The state of a watch whose side's server cannot be watched at all (the watch is not built for
@@ -69,7 +69,7 @@ pub fn watching(config: &crate::config::Config, status: &Status, side: Side) -> 
 /// Drops what the watches of `sides` hold on the servers, if anything (best effort).
 pub async fn drop_objects(config: &crate::config::Config, forward: &crate::source::Names, sides: &[Side]) {
     for &side in sides {
-        config.family().drop_watch(config, forward, side).await;
+        crate::source::family::of(config).drop_watch(config, forward, side).await;
     }
 }
 
