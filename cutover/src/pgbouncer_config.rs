@@ -62,7 +62,7 @@ pub fn point_database(path: &Path, database: &str, to: &Endpoint) -> Result<Entr
     if new_text == text {
         return Ok(EntryRewrite { previous, changed: false });
     }
-    write_atomically(&real, &new_text).map_err(config_error)?;
+    write_atomically(&real, path, &new_text)?;
     Ok(EntryRewrite { previous, changed: true })
 }
 
@@ -273,14 +273,15 @@ fn quote_value(v: &str) -> String {
 }
 
 /// Replaces `path` (not a symlink) with `contents` via a synced temporary file and `rename`,
-/// keeping the permission bits and the owner.
-fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read its metadata: {e}"))?;
-    let dir = path.parent().ok_or_else(|| "has no parent directory".to_string())?;
+/// keeping the permission bits and the owner. Errors name the file as configured, `named`.
+fn write_atomically(path: &Path, named: &Path, contents: &str) -> Result<(), CutoverError> {
+    let fail = |problem: String| CutoverError::PgBouncerConfig { path: named.to_path_buf(), problem };
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read its metadata: {e}")))?;
+    let dir = path.parent().ok_or_else(|| fail("has no parent directory".into()))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.turnout-{}", std::process::id()));
-    let result =
-        write_temp(&tmp, &meta, contents).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace it with {}: {e}", tmp.display())));
+    let result = write_temp(&tmp, &meta, contents, fail)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| fail(format!("cannot replace it with {}: {e}", tmp.display()))));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
         return result;
@@ -292,20 +293,21 @@ fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn write_temp(tmp: &Path, meta: &std::fs::Metadata, contents: &str) -> Result<(), String> {
-    let dir_hint =
-        |e: std::io::Error| format!("cannot write {}: {e}; turnout needs write access to the file's directory to replace the file atomically", tmp.display());
+fn write_temp(tmp: &Path, meta: &std::fs::Metadata, contents: &str, fail: impl Fn(String) -> CutoverError) -> Result<(), CutoverError> {
+    let dir_hint = |e: std::io::Error| {
+        fail(format!("cannot write {}: {e}; turnout needs write access to the file's directory to replace the file atomically", tmp.display()))
+    };
     let _ = std::fs::remove_file(tmp);
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).map_err(dir_hint)?;
     file.write_all(contents.as_bytes()).map_err(dir_hint)?;
     let created = file.metadata().map_err(dir_hint)?;
     if created.uid() != meta.uid() || created.gid() != meta.gid() {
         std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
-            format!(
+            fail(format!(
                 "cannot give the rewritten file the original owner {}:{} ({e}); run turnout as that user or as root, or make turnout's user the file's owner",
                 meta.uid(),
                 meta.gid()
-            )
+            ))
         })?;
     }
     file.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode() & 0o7777)).map_err(dir_hint)?;

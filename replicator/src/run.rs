@@ -8,6 +8,7 @@ use crate::error::{Error, Reaction};
 use crate::journal::ReverseArm;
 use crate::pipeline::signals::Channels;
 use crate::pipeline::{self, Budgets};
+use crate::source::family::Family;
 use crate::source::{Names, SourceAdmin};
 use crate::state::StateStore;
 use crate::status::foreign::Side;
@@ -25,6 +26,12 @@ use turnout_sinks::Sink;
 /// After a cutover without a way back, a finished window or a rollback that armed nothing,
 /// replication stops but the HTTP API keeps serving until `shutdown`.
 pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
+    crate::with_family!(config, F => run_as::<F>(config, external).await)
+}
+
+/// [`run`] for the source family `F`, picked once for the whole process: the streams, the crash
+/// recovery, the watches and the read canary all run `F`'s own types.
+async fn run_as<F: Family>(config: &Config, external: watch::Receiver<bool>) -> Result<(), Error> {
     // A signing key that cannot be read is refused now, not found out when a cutover ends.
     crate::cutover::certificate::signing_key(&config.cutover)?;
     let state = StateStore::open(&config.state.dir)?;
@@ -45,7 +52,7 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
         let (reverse_stop, reverse_shutdown) = watch::channel(false);
         relay(&external, [stop.clone(), reverse_stop.clone()]);
         crate::watch::show_kept(&state, &status)?;
-        let resume = match recover(config, &state, &names).await? {
+        let resume = match recover::<F>(config, &state, &names).await? {
             crate::cutover::Resume::Again(arm, rollback) => {
                 crate::cutover::again::begin(config, &state, &status, arm, rollback).await?;
                 continue;
@@ -60,13 +67,13 @@ pub async fn run(config: &Config, external: watch::Receiver<bool>) -> Result<(),
                 controllers.clone()
             }
             None => {
-                let window = Generation { config: &shared, state: &state, status: &status, channels: &channels, names: &names, external: &external };
+                let window = Generation::<F>::new(&shared, &state, (&status, &channels), &names, &external);
                 let controllers = window.serve(stop, reverse_stop).await?;
                 serving = Some(controllers.clone());
                 controllers
             }
         };
-        let window = Generation { config: &shared, state: &state, status: &status, channels: &channels, names: &names, external: &external };
+        let window = Generation::<F>::new(&shared, &state, (&status, &channels), &names, &external);
         let arm = match resume {
             Some(arm) => {
                 // A restart in the window: whatever the green watch left is dropped.
@@ -114,8 +121,8 @@ fn relay<const N: usize>(external: &watch::Receiver<bool>, stops: [watch::Sender
 /// replicates no more: cut over without a way back, the window ended, rolled back), whatever a
 /// watch left on the servers goes, and the reads follow the writes, should a crash have come
 /// between the switch and them.
-async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<crate::cutover::Resume, Error> {
-    match crate::cutover::recover(config, state, names).await {
+async fn recover<F: Family>(config: &Config, state: &StateStore, names: &Names) -> Result<crate::cutover::Resume, Error> {
+    match crate::cutover::recover::<F>(config, state, names).await {
         Ok(resume) => Ok(resume),
         Err(e) => {
             if crate::cutover::cut_over(state)? && crate::cutover::open_window(state)?.is_none() {
@@ -131,7 +138,7 @@ async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<c
 
 /// One generation of the stream as `run` drives it: blue → green until a cutover, then the rollback
 /// window.
-struct Generation<'a> {
+struct Generation<'a, F> {
     config: &'a Arc<Config>,
     state: &'a StateStore,
     status: &'a Arc<Status>,
@@ -139,9 +146,20 @@ struct Generation<'a> {
     names: &'a Names,
     /// The operator's signal.
     external: &'a watch::Receiver<bool>,
+    family: std::marker::PhantomData<fn() -> F>,
 }
 
-impl Generation<'_> {
+impl<'a, F: Family> Generation<'a, F> {
+    fn new(
+        config: &'a Arc<Config>,
+        state: &'a StateStore,
+        (status, channels): (&'a Arc<Status>, &'a Arc<Channels>),
+        names: &'a Names,
+        external: &'a watch::Receiver<bool>,
+    ) -> Self {
+        Generation { config, state, status, channels, names, external, family: std::marker::PhantomData }
+    }
+
     /// Starts what lives as long as the process, on the first generation: the cutover's and the
     /// rollback's controllers, the read canary, continuous verify and the HTTP API.
     async fn serve(&self, stop: watch::Sender<bool>, reverse_stop: watch::Sender<bool>) -> Result<crate::http::Controllers, Error> {
@@ -157,7 +175,7 @@ impl Generation<'_> {
                 stop,
             )
         };
-        let canary = crate::canary::Canary::start(Arc::clone(shared), self.state.clone(), Arc::clone(status), Arc::clone(channels), external.clone())?;
+        let canary = crate::canary::Canary::start::<F>(Arc::clone(shared), self.state.clone(), Arc::clone(status), Arc::clone(channels), external.clone())?;
         let controllers = crate::http::Controllers {
             cutover: controller(Direction::Forward, stop),
             rollback: controller(Direction::Reverse, reverse_stop),
@@ -179,7 +197,7 @@ impl Generation<'_> {
     /// stream a cutover completed meanwhile armed, if one did.
     async fn forward(&self, shutdown: watch::Receiver<bool>) -> Result<Option<ReverseArm>, Error> {
         let (config, state, names) = (self.config.as_ref(), self.state, self.names);
-        let green = start_watch(self.config, names, (Side::Green, None), state, self.status, shutdown.clone());
+        let green = start_watch::<F>(self.config, names, (Side::Green, None), state, self.status, shutdown.clone());
         if green.is_none() {
             crate::watch::drop_objects(config, names, &[Side::Green]).await;
         }
@@ -192,15 +210,13 @@ impl Generation<'_> {
             // the rollback's fence.
             crate::handover::settle(config, state, crate::status::Direction::Reverse).await?;
         }
-        crate::with_family!(config, F => {
-            // A generation a rollback armed starts at its hand-off and drops the reverse apply's
-            // writes on blue, as the reverse stream drops the forward apply's on green.
-            let admin = match &resumed {
-                Some(resumed) => F::reverse_admin(config, &resumed.arm)?,
-                None => F::admin(config, names.clone())?,
-            };
-            replicate(&admin, config, state, self.status, self.channels, shutdown).await
-        })?;
+        // A generation a rollback armed starts at its hand-off and drops the reverse apply's writes on
+        // blue, as the reverse stream drops the forward apply's on green.
+        let admin = match &resumed {
+            Some(resumed) => F::reverse_admin(config, &resumed.arm)?,
+            None => F::admin(config, names.clone())?,
+        };
+        replicate(&admin, config, state, self.status, self.channels, shutdown).await?;
         if let Some(green) = green {
             let _ = green.await;
             // Green takes the application's writes once a cutover completed: the watch ends.
@@ -221,10 +237,10 @@ impl Generation<'_> {
         // generation, once it read up to where it closed at the switch (`crate::cutover::again`).
         let (watch_stop, watch_shutdown) = watch::channel(false);
         relay(self.external, [watch_stop.clone()]);
-        let blue = start_watch(self.config, names, (Side::Blue, arm.sentinel.clone()), self.state, self.status, watch_shutdown);
+        let blue = start_watch::<F>(self.config, names, (Side::Blue, arm.sentinel.clone()), self.state, self.status, watch_shutdown);
         // Nothing is applied to blue before the consumers carried over read it up to the fence.
         let result = match crate::handover::settle(config, self.state, Direction::Forward).await {
-            Ok(()) => run_reverse(config, self.status, self.channels, names, arm, shutdown.clone()).await,
+            Ok(()) => run_reverse::<F>(config, self.status, self.channels, names, arm, shutdown.clone()).await,
             Err(e) => Err(e),
         };
         // `turnout finish` (or the budget) may end the window while the reverse stream starts, dropping
@@ -264,7 +280,7 @@ impl Generation<'_> {
 
 /// Starts the watch of `side` for writes that are not turnout's ([`crate::watch`]) when `[watch]`
 /// asks for it and the source family can; it runs until `stop`.
-fn start_watch(
+fn start_watch<F: Family>(
     config: &Arc<Config>,
     names: &Names,
     (side, begin): (Side, Option<turnout_decoders::Position>),
@@ -273,13 +289,13 @@ fn start_watch(
     stop: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let watched = crate::watch::task::Watched { forward: names.clone(), side, begin };
-    crate::watch::wanted(config, side).then(|| tokio::spawn(crate::watch::task::run(Arc::clone(config), watched, state.clone(), Arc::clone(status), stop)))
+    crate::watch::wanted(config, side).then(|| tokio::spawn(crate::watch::task::run::<F>(Arc::clone(config), watched, state.clone(), Arc::clone(status), stop)))
 }
 
 /// Replicates green → blue from the hand-off position until `shutdown` turns true (a rollback's
 /// switch, `turnout finish`, or the operator's signal), after releasing what the forward stream holds
 /// on blue ([`crate::source::family::Family::before_reverse`]).
-async fn run_reverse(
+async fn run_reverse<F: Family>(
     config: &Config,
     status: &Arc<Status>,
     channels: &Arc<Channels>,
@@ -309,7 +325,7 @@ async fn run_reverse(
     };
     status.set_window(opened_at_us, budget);
     tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
-    crate::with_family!(config, F => crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, channels, shutdown).await)
+    crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, channels, shutdown).await
 }
 
 /// Ends the rollback window once its budget is spent (`cutover.window_max`, `cutover.window_max_held`;

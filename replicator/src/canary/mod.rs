@@ -90,7 +90,7 @@ impl Canary {
     /// Starts the canary's task when `[canary]` names a split (and restores what a restart left);
     /// `channels.reads_follow` says when a cutover or rollback completed its switch. Without a split
     /// the handle refuses every request.
-    pub(crate) fn start(
+    pub(crate) fn start<F: crate::source::family::Family>(
         config: Arc<Config>,
         state: StateStore,
         status: Arc<Status>,
@@ -100,10 +100,8 @@ impl Canary {
         let Some(settings) = config.canary()? else { return Ok(Canary { tx: None, task: std::sync::Mutex::new(None) }) };
         let (tx, rx) = mpsc::channel(8);
         let task = Task { config: Arc::clone(&config), settings, state, status, channels, record: None, last: Counts::default(), error: None, check: None };
-        let handle = crate::with_family!(config, F => {
-            let green = F::canary_green(&config)?;
-            tokio::spawn(task.run(green, rx, shutdown))
-        });
+        let green = F::canary_green(&config)?;
+        let handle = tokio::spawn(task.run(green, rx, shutdown));
         Ok(Canary { tx: Some(tx), task: std::sync::Mutex::new(Some(handle)) })
     }
 

@@ -49,7 +49,8 @@ mod recover;
 mod rehearse;
 mod rogue;
 use record::Record;
-pub use recover::{armed_again, cut_over, open_window, recover, rolled_back, window_finished, window_over, Resume};
+pub(crate) use recover::recover;
+pub use recover::{armed_again, cut_over, open_window, rolled_back, window_finished, window_over, Resume};
 
 /// The result of `$step` (a `Result<_, Error>` expression), evaluated again as long as `$retry`
 /// ([`Retry::again`]) says its transient failure is worth another attempt.
@@ -296,43 +297,48 @@ impl Controller {
         let moving = (!request.dry_run).then(|| crate::pipeline::signals::Moving::begin(&self.channels));
         tokio::spawn(async move {
             let _moving = moving;
-            let outcome = if request.dry_run {
-                match this.dry_run(&request).await {
-                    Ok(()) => "dry_run_ok",
-                    Err(e) => {
-                        this.say(format!("dry run failed: {e}"));
-                        "dry_run_failed"
-                    }
-                }
-            } else {
-                let what = if request.rehearse { "rehearsal" } else { this.direction.what() };
-                let outcome = match this.run(&run_id, &request).await {
-                    Ok(()) if request.rehearse => "rehearsed",
-                    Ok(()) => "done",
-                    Err(e) => {
-                        this.say(format!("{what} failed: {e}"));
-                        if request.rehearse {
-                            "rehearsal_failed"
-                        } else {
-                            "failed"
-                        }
-                    }
-                };
-                this.certify(&run_id);
-                outcome
-            };
+            // The family is picked once, for the whole run.
+            let outcome = crate::with_family!(this.config, F => this.carry_out::<F>(&run_id, &request).await);
             lock(&this.progress).outcome = Some(outcome.into());
         });
         Ok(id)
     }
 
+    /// The run `start` began, with the source family `F`: its outcome as `/cutover` shows it.
+    async fn carry_out<F: Family>(&self, run_id: &str, request: &Request) -> &'static str {
+        if request.dry_run {
+            return match self.dry_run::<F>(request).await {
+                Ok(()) => "dry_run_ok",
+                Err(e) => {
+                    self.say(format!("dry run failed: {e}"));
+                    "dry_run_failed"
+                }
+            };
+        }
+        let what = if request.rehearse { "rehearsal" } else { self.direction.what() };
+        let outcome = match self.run::<F>(run_id, request).await {
+            Ok(()) if request.rehearse => "rehearsed",
+            Ok(()) => "done",
+            Err(e) => {
+                self.say(format!("{what} failed: {e}"));
+                if request.rehearse {
+                    "rehearsal_failed"
+                } else {
+                    "failed"
+                }
+            }
+        };
+        self.certify(run_id);
+        outcome
+    }
+
     /// Checks every precondition and prints the plan, changing nothing.
-    async fn dry_run(&self, request: &Request) -> Result<(), Error> {
+    async fn dry_run<F: Family>(&self, request: &Request) -> Result<(), Error> {
         if let Some(ticket) = &request.fleet {
             crate::fleet::ledger(&self.config, ticket).await?.view().await.map_err(Error::during("reading the fleet's keys in etcd"))?;
             self.say(format!("the fleet's etcd answers (pair {:?} of fleet {:?})", ticket.pair, ticket.fleet));
         }
-        crate::with_family!(self.config, F => self.dry_run_with(self.connect::<F>().await?, request).await)
+        self.dry_run_with(self.connect::<F>().await?, request).await
     }
 
     /// This direction's procedure of the family `F`, connected; a transient failure is retried.

@@ -63,12 +63,7 @@ pub enum Resume {
 /// Settles a cutover or rollback interrupted by a crash (see the module documentation) and says where
 /// replication goes on. An error when this stream must not replicate again (cut over without a way
 /// back, the rollback window finished, or rolled back).
-pub async fn recover(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
-    crate::with_family!(config, F => recover_as::<F>(config, state, names).await)
-}
-
-/// [`recover`] for the source family `F`.
-async fn recover_as<F: crate::source::family::Family>(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
+pub(crate) async fn recover<F: crate::source::family::Family>(config: &Config, state: &StateStore, names: &Names) -> Result<Resume, Error> {
     recover_with(config, state, Direction::Forward, F::cutover(config, names, config.cutover.reverse)).await?;
     let Some(cutover) = state.journal(Direction::Forward)? else { return Ok(Resume::Forward) };
     // A rollback interrupted with green fenced (or switching) is settled whatever became of the

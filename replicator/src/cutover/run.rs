@@ -50,8 +50,8 @@ struct Ready {
 }
 
 impl Controller {
-    pub(super) async fn run(&self, id: &str, request: &Request) -> Result<(), Error> {
-        crate::with_family!(self.config, F => self.run_with(self.connect::<F>().await?, id, request).await)
+    pub(super) async fn run<F: crate::source::family::Family>(&self, id: &str, request: &Request) -> Result<(), Error> {
+        self.run_with(self.connect::<F>().await?, id, request).await
     }
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {

@@ -22,7 +22,7 @@ use turnout_decoders::schema::TableName;
 use turnout_decoders::Position;
 
 /// Everything turnout does that differs per source family.
-pub(crate) trait Family {
+pub(crate) trait Family: 'static {
     /// The stream's administration (set-up, snapshot, heartbeat, check, verify, teardown) and the
     /// change stream it opens.
     type Admin: SourceAdmin;
@@ -31,7 +31,7 @@ pub(crate) trait Family {
     /// Blue's and green's sessions for `verify --live`.
     type Live: Backend + Send;
     /// Green as a read canary sees it.
-    type Green: GreenReads;
+    type Green: GreenReads + 'static;
 
     /// Checks the family's own settings: both URLs, and the fence and switch it can work with. The
     /// error names the field and the fix.
@@ -141,7 +141,7 @@ pub(crate) trait Operations: Send + Sync {
 /// [`Family`] `F` as [`Operations`].
 struct Of<F>(std::marker::PhantomData<fn() -> F>);
 
-impl<F: Family + 'static> Operations for Of<F> {
+impl<F: Family> Operations for Of<F> {
     fn iterates(&self) -> bool {
         F::ITERATES
     }

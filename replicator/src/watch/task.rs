@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::{Error, Reaction};
 use crate::pipeline::signals::Channels;
 use crate::pipeline::{self, Budgets};
+use crate::source::family::Family;
 use crate::source::Names;
 use crate::state::StateStore;
 use crate::status::foreign::Side;
@@ -37,7 +38,7 @@ const MEMORY: usize = 64 << 20;
 /// be passed ([`super::caught_up`]). It also stops when the family says the side's server cannot be
 /// watched at all ([`super::UNAVAILABLE`], with the reason). Green is watched only once the initial copy is whole: the copy writes
 /// there without turnout's origin.
-pub async fn run(config: Arc<Config>, watched: Watched, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run<F: Family>(config: Arc<Config>, watched: Watched, state: StateStore, status: Arc<Status>, mut shutdown: watch::Receiver<bool>) {
     let side = watched.side;
     let failed = |status: &Status, e: &Error| set(status, side, "retrying", Some(e.to_string()));
     match load(&state, side) {
@@ -61,7 +62,7 @@ pub async fn run(config: Arc<Config>, watched: Watched, state: StateStore, statu
     let mut backoff = crate::retry::Backoff::new();
     while !*shutdown.borrow() {
         let started = std::time::Instant::now();
-        let e = match once(&config, &watched, &state, &store, &status, shutdown.clone()).await {
+        let e = match once::<F>(&config, &watched, &state, &store, &status, shutdown.clone()).await {
             Ok(None) => break,
             Ok(Some(why)) => {
                 tracing::warn!("{side} is not watched for writes that are not turnout's: {why}");
@@ -99,7 +100,7 @@ fn set(status: &Status, side: Side, state: &'static str, error: Option<String>) 
     });
 }
 
-async fn once(
+async fn once<F: Family>(
     config: &Config,
     watched: &Watched,
     state: &StateStore,
@@ -117,21 +118,19 @@ async fn once(
     // The pipeline's own progress and signals: nothing of the replication's.
     let (own, channels) = (Arc::new(Status::default()), Arc::new(Channels::default()));
     let env = pipeline::Env { state: store, status: &own, channels: &channels, budgets: &budgets };
-    crate::with_family!(config, F => {
-        if let Some(why) = F::watch_unavailable(config, side).await? {
-            return Ok(Some(why));
-        }
-        let opened = F::watch_stream(config, forward, side, from.as_ref()).await?;
-        let (source, start, gap) = (opened.stream, opened.from, opened.unread);
-        // What could not be read is counted as a foreign write: only the operator can say it held none.
-        let unread: Vec<ForeignWrite> = gap
-            .into_iter()
-            .map(|what| ForeignWrite { table: "(unread log)".into(), kind: "gap".into(), key: what, commit: start.to_string(), index: 0, committed_at_us: 0 })
-            .collect();
-        ledger.begin_at(&start)?;
-        ledger.record_writes(&unread, &start)?;
-        set(status, side, "watching", None);
-        tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
-        pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await.map(|()| None)
-    })
+    if let Some(why) = F::watch_unavailable(config, side).await? {
+        return Ok(Some(why));
+    }
+    let opened = F::watch_stream(config, forward, side, from.as_ref()).await?;
+    let (source, start, gap) = (opened.stream, opened.from, opened.unread);
+    // What could not be read is counted as a foreign write: only the operator can say it held none.
+    let unread: Vec<ForeignWrite> = gap
+        .into_iter()
+        .map(|what| ForeignWrite { table: "(unread log)".into(), kind: "gap".into(), key: what, commit: start.to_string(), index: 0, committed_at_us: 0 })
+        .collect();
+    ledger.begin_at(&start)?;
+    ledger.record_writes(&unread, &start)?;
+    set(status, side, "watching", None);
+    tracing::info!(from = %start, "watching {side} for writes that are not turnout's");
+    pipeline::stream(source, Recording::new(ledger, start), NoEarly, env, shutdown).await.map(|()| None)
 }
