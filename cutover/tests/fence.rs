@@ -1,7 +1,7 @@
 //! Write fences against real servers: pgbouncer's PAUSE holds a client's write (no error) until
 //! RESUME; the read-only fence ends other sessions, makes new writes fail, and its undo restores them.
 
-mod common;
+use crate::common;
 
 use common::{connect, eventually, scalar, WAIT};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Sequence sync from a PostgreSQL 15 blue to a PostgreSQL 17 green: every sequence — serial,
 //! identity, not owned, descending, cached, unused — ends up with green's next value beyond blue's.
 
-mod common;
+use crate::common;
 
 use common::scalar;
 use turnout_cutover::{sync_sequences, CutoverError};

@@ -2,7 +2,7 @@
 //! green; haproxy moves connections from blue to green; the command switch gets the URLs and reports
 //! a failure with its stderr.
 
-mod common;
+use crate::common;
 
 use common::{connect, eventually, scalar, server_port, WAIT};
 use std::time::{Duration, Instant};

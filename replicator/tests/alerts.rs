@@ -2,7 +2,7 @@
 //! the webhook (warning, critical, recovery) and the command hook; retained WAL near
 //! `max_slot_wal_keep_size` drives the slot alert; and the example Prometheus rules pass `promtool`.
 
-mod common;
+use crate::common;
 
 use common::{assert_converges, pair, pair_with, running_with, wait_for};
 use serde_json::Value;

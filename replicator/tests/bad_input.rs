@@ -1,7 +1,7 @@
 //! The bad-input table (docs/src/reference/bad-input.md), the rows not covered by the check, config, TLS and secrets tests:
 //! each bad input gives its exit code and a message naming the thing and the fix — never a panic.
 
-mod common;
+use crate::common;
 
 use common::{maria_pair, Turnout};
 use std::path::Path;

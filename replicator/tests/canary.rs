@@ -5,7 +5,7 @@
 //! back to blue within a check; a kill -9 restores the live share; the cutover moves the writes and
 //! the remaining reads, losing nothing.
 
-mod common;
+use crate::common;
 
 use common::{canary_until, Turnout, Writer, WAIT};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! copy. The restart keeps every chunk already on green, copies only the others, and blue and green
 //! are then compared by the text of every row.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};

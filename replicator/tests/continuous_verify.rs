@@ -4,7 +4,7 @@
 //! a verify, finds a row written on green directly (the `verify` alert, the gate refusing with its
 //! key), and finds the tables equal again once green is repaired.
 
-mod common;
+use crate::common;
 
 use common::{pair, Turnout, Writer};
 use std::time::Duration;

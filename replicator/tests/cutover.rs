@@ -1,7 +1,7 @@
 //! `turnout cutover` end to end: real blue/green, pgbouncer in front of blue with a client writing
 //! through it, the real `turnout run` sidecar and the real `turnout cutover` command.
 
-mod common;
+use crate::common;
 
 use common::{pair, port_behind, Turnout, Writer, WAIT};
 use std::time::{Duration, Instant};

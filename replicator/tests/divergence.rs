@@ -4,7 +4,7 @@
 //! changes logged as statements, triggers on green, added columns filled with green's clock or
 //! green's time zone or volatile defaults, and PostgreSQL `GENERATED ALWAYS AS IDENTITY` keys.
 
-mod common;
+use crate::common;
 
 use common::*;
 use turnout_testbed::MySqlServer;

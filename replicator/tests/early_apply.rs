@@ -3,7 +3,7 @@
 //! blue's rollback — and given up (applied whole at commit) whenever it cannot follow blue exactly.
 //! Blue streams every transaction above 64kB of changes here.
 
-mod common;
+use crate::common;
 
 use common::{assert_converges, pair_with, running, running_with, Turnout, WAIT};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! state directory readable by turnout's user only, JSON logs, and the API refused on a public
 //! address without a token.
 
-mod common;
+use crate::common;
 
 use common::{Turnout, WAIT};
 use std::os::unix::fs::PermissionsExt;

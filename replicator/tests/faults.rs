@@ -5,7 +5,7 @@
 //! during the snapshot being fatal. Every test ends with blue and green compared row by row, and
 //! keyless tables prove nothing was applied twice.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! checked on the servers: every acknowledged write on its green after a commit, every blue taking
 //! writes again after an abort — never some pairs on each side.
 
-mod common;
+use crate::common;
 
 use common::{Turnout, Writer, WAIT};
 use mysql_async::prelude::Queryable;

@@ -5,7 +5,7 @@
 //! green from the hand-over record, and must have seen every row the application committed exactly
 //! once.
 
-mod common;
+use crate::common;
 
 use common::{Turnout, Writer, WAIT};
 use std::collections::BTreeMap;

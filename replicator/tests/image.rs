@@ -4,7 +4,7 @@
 //! binary, which on a fresh 2-core machine takes longer than the rest of the suite. Skipped, saying so,
 //! only where neither podman nor docker exists (scripts/test installs podman on Debian).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

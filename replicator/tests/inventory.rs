@@ -3,7 +3,7 @@
 //! table rewritten while the initial copy runs — each made exact or a loud stop naming the object and
 //! the fix, against real servers; and `turnout check`'s inventory of every object class.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};

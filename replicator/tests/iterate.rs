@@ -3,7 +3,7 @@
 //! whole time, a kill -9 right after the rollback, and a write on blue that bypassed the switch in
 //! the rollback window — which gates the second cutover on a live verify until green is repaired.
 
-mod common;
+use crate::common;
 
 use common::{first_value, pair, port_behind, Turnout, Writer};
 use std::time::{Duration, Instant};

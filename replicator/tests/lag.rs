@@ -1,7 +1,7 @@
 //! Lag in seconds (blue's clock, heartbeats) and bytes, slot health, and the idle slot advancing on
 //! heartbeats — against real servers and the real `turnout` binary.
 
-mod common;
+use crate::common;
 
 use common::{assert_converges, pair, running, Turnout, WAIT};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! the source sends whole (at its commit) is applied early from its first spill on, and whole from the
 //! spill when early apply is given up.
 
-mod common;
+use crate::common;
 
 use common::{assert_converges, pair_with, running_with, Turnout, WAIT};
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! one source position, rows changed or removed directly on green are named by their keys, and a
 //! run killed with -9 resumes from its saved progress.
 
-mod common;
+use crate::common;
 
 use common::{assert_converges, pair, running, Turnout};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! kill -9 while fenced and while switching, triggers and schema objects, and the rollback window
 //! back to 10.11.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;

@@ -3,7 +3,7 @@
 //! `read_only` fence has no seal, the reverse stream's hand-off is read from green's binlog once
 //! green is proven complete, and the rollback seals the MySQL green with `super_read_only`.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb11_8;

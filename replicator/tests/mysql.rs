@@ -5,7 +5,7 @@
 //! blue and green by the bytes of every column of every row. The same suite runs on Oracle MySQL 9.7
 //! in `mysql97.rs`.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const FLAVOR: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;

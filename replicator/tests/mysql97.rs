@@ -5,7 +5,7 @@
 //! after kill -9 with blue compressing its transactions (`binlog_transaction_compression`) — every row
 //! compared by the hex of every column.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const FLAVOR: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;

@@ -3,7 +3,7 @@
 //! sealed with `super_read_only` after the sentinel, which stops even accounts that write through
 //! `read_only`, and a reverse stream whose hand-off position is taken once green is proven complete.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;

@@ -1,7 +1,7 @@
 //! Views, stored routines, triggers and events of an Oracle MySQL 9.7 blue carried to green and across
 //! the cutover (`suites/programs_family.rs`).
 
-mod common;
+use crate::common;
 
 const FLAVOR: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;
 

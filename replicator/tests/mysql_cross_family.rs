@@ -6,7 +6,7 @@
 //! collations; MySQL's SRID geometry and VECTOR) is refused by `check` and `run` naming each object
 //! and the fix, before anything is created on green.
 
-mod common;
+use crate::common;
 
 use common::*;
 use turnout_testbed::{Flavor, MySqlServer};

@@ -2,7 +2,7 @@
 //! cutover suite (`suites/cutover_family.rs`), and what only MariaDB has — `READ ONLY ADMIN`, the
 //! accounts docker-compose.yml creates, and the GTID domain that marks turnout's forward writes.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;

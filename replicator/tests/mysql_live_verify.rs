@@ -2,7 +2,7 @@
 //! one binlog position, and rows changed, removed or added directly on green are named by their keys
 //! (integer, composite, quoted-name text, binary and ENUM keys) — on MariaDB 10.11 and Oracle MySQL 9.7.
 
-mod common;
+use crate::common;
 
 use common::{maria_pair_of, maria_rows, wait_streaming, Turnout, WAIT};
 use mysql_async::prelude::Queryable;

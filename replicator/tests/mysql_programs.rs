@@ -2,7 +2,7 @@
 //! cutover (`suites/programs_family.rs`; the same suite runs on Oracle MySQL 9.7 in
 //! `mysql97_programs.rs`).
 
-mod common;
+use crate::common;
 
 const FLAVOR: turnout_testbed::Flavor = turnout_testbed::Flavor::MariaDb10_11;
 

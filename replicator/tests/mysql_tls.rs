@@ -3,7 +3,7 @@
 //! tells the operator; and replication end to end with `VERIFY_IDENTITY` on servers that refuse
 //! plain-text sessions.
 
-mod common;
+use crate::common;
 
 use common::{maria_rows, wait_streaming, Turnout};
 use mysql_async::prelude::Queryable;

@@ -3,7 +3,7 @@
 //! fence is sealed with `super_read_only`, the reverse stream is armed before the fence from green's
 //! GTID domains, and the rollback fences a MariaDB green with `read_only`.
 
-mod common;
+use crate::common;
 
 /// The servers this binary's suite runs on.
 const BLUE: turnout_testbed::Flavor = turnout_testbed::Flavor::MySql9_7;

@@ -5,7 +5,7 @@
 //! DELETE, LOAD DATA), compared by the hex of every column of every row. Types and values are taken
 //! from what MariaDB's own suites exercise (`type_*`, `rpl_row_*`, `ctype_*`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use turnout_testbed::{Flavor, MySqlServer};

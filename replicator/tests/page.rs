@@ -2,7 +2,7 @@
 //! while blue takes writes: the numbers and the lag chart update, nothing is loaded from elsewhere,
 //! and a screenshot is left for people to look at.
 
-mod common;
+use crate::common;
 
 use common::{pair, running};
 use std::process::Command;

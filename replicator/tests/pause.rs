@@ -3,7 +3,7 @@
 //! it runs, and no session may reach green between the fence and the switch — also when green was
 //! read-only for the application (a read canary's fence) and the cutover lifts that inside the pause.
 
-mod common;
+use crate::common;
 
 use common::*;
 use turnout_testbed::PgOptions;

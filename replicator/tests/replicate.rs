@@ -2,7 +2,7 @@
 //! data, exactly-once across `kill -9`, clean SIGTERM, PostgreSQL 13 → 17, and refusing tables that
 //! cannot replicate. Every test ends by comparing blue and green table contents.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! acknowledged; turnout's own writes — the forward apply on green, the reverse apply on blue — are
 //! never counted.
 
-mod common;
+use crate::common;
 
 use common::{pair, Turnout, Writer};
 use std::time::Duration;

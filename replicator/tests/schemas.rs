@@ -2,7 +2,7 @@
 //! differ between blue and green, constraints only green has, and the pg_dump the schema copy uses.
 //! Every failure must name the table, the column or statement, the server's own words and the fix.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! a webhook credential, including wrong ones and malformed URLs, and none of them appears in any
 //! output, log line, `/status`, `/metrics`, `/cutover` or error.
 
-mod common;
+use crate::common;
 
 use common::{maria_pair, wait_streaming, Turnout};
 use std::process::Command;

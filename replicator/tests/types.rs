@@ -9,7 +9,7 @@
 //! type tests, `src/test/subscription/t/002_types.pl`): boundary values, special floats, infinities,
 //! typmods that pad or round, domains over domains and a domain CHECK calling an SQL function.
 
-mod common;
+use crate::common;
 
 use common::*;
 use turnout_testbed::PgServer;

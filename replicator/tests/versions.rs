@@ -6,7 +6,7 @@
 //! Blue and green are compared by the text of every row, and the keyless table proves nothing was
 //! applied twice.
 
-mod common;
+use crate::common;
 
 use common::*;
 use turnout_testbed::PgOptions;

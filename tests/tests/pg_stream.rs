@@ -2,7 +2,7 @@
 //! large transactions on protocol 4 and 1, keepalive replies, and exactly what is re-sent after a
 //! reconnect.
 
-mod common;
+use crate::common;
 
 use common::{commit_end, confirmed_flush, replication, wait_for_confirmed, Collector, WAIT};
 use turnout_connect::pg::client::SlotOptions;
