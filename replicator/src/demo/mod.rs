@@ -13,6 +13,7 @@ mod mysql;
 
 use crate::config::Config;
 use crate::cutover::Request;
+use crate::error::Error;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +25,45 @@ const SCHEMA: &str = "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint 
     INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 1000) g; \
     INSERT INTO events (account, amount, note) SELECT 1 + g % 1000, 1, 'seed' FROM generate_series(1, 100000) g; \
     UPDATE accounts a SET balance = (SELECT count(*) FROM events e WHERE e.account = a.id)";
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DemoError {
+    /// The test harness could not start or drive a server.
+    #[error("{what}: {source}")]
+    Harness {
+        what: &'static str,
+        #[source]
+        source: turnout_testbed::TestbedError,
+    },
+    /// turnout itself failed: its configuration, or `turnout run`.
+    #[error("{what}: {source}")]
+    Turnout {
+        what: &'static str,
+        #[source]
+        source: Error,
+    },
+    /// A query of the demo's checks on PostgreSQL green failed.
+    #[error("green: {0}")]
+    GreenPg(#[source] tokio_postgres::Error),
+    /// A query of the demo's checks on MySQL/MariaDB green failed.
+    #[error("green: {0}")]
+    GreenMySql(#[source] mysql_async::Error),
+    /// The demo's temporary directory.
+    #[error("temp dir: {0}")]
+    TempDir(#[source] std::io::Error),
+    /// A task of the demo panicked or was cancelled.
+    #[error("a task of the demo died: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// What the demo saw that must not happen (a write lost, a pause too long, blue still writable).
+    #[error("{0}")]
+    Verdict(String),
+}
+
+/// Wraps a failure of the test harness: `.map_err(harness("blue"))`.
+fn harness(what: &'static str) -> impl Fn(turnout_testbed::TestbedError) -> DemoError {
+    move |source| DemoError::Harness { what, source }
+}
 
 /// What the application saw: acknowledged event ids with their time, and errors.
 #[derive(Default)]
@@ -48,11 +88,11 @@ pub(crate) fn step(text: &str) {
     println!("\n== {text}");
 }
 
-async fn demo() -> Result<(), String> {
-    let e = |what: &'static str| move |err: turnout_testbed::TestbedError| format!("{what}: {err}");
+async fn demo() -> Result<(), DemoError> {
+    let e = harness;
     step("starting blue (PostgreSQL 15), green (PostgreSQL 17) and pgbouncer in front of blue");
-    let blue = tokio::task::spawn_blocking(|| PgServer::start(15)).await.map_err(|x| x.to_string())?.map_err(e("blue"))?;
-    let green = tokio::task::spawn_blocking(|| PgServer::start(17)).await.map_err(|x| x.to_string())?.map_err(e("green"))?;
+    let blue = tokio::task::spawn_blocking(|| PgServer::start(15)).await?.map_err(e("blue"))?;
+    let green = tokio::task::spawn_blocking(|| PgServer::start(17)).await?.map_err(e("green"))?;
     blue.execute("postgres", "CREATE DATABASE app").await.map_err(e("blue database"))?;
     green.execute("postgres", "CREATE DATABASE app").await.map_err(e("green database"))?;
     // pgbouncer keeps one set of credentials for its backend: give green blue's password.
@@ -61,7 +101,7 @@ async fn demo() -> Result<(), String> {
     let bouncer = PgBouncer::start(&blue, "app").map_err(e("pgbouncer"))?;
     println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\npgbouncer 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), bouncer.port());
 
-    let dir = tempfile::tempdir().map_err(|x| format!("temp dir: {x}"))?;
+    let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
     let green_url = format!("{}?sslmode=disable", green.url_for("postgres", blue.password(), "app"));
     let listen = format!("127.0.0.1:{}", free_port());
     let toml = format!(
@@ -73,7 +113,7 @@ async fn demo() -> Result<(), String> {
         admin = bouncer.admin_url(),
         ini = bouncer.config_path().display(),
     );
-    let config = Arc::new(Config::parse(&toml, |_| None).map_err(|x| x.to_string())?);
+    let config = Arc::new(Config::parse(&toml, |_| None).map_err(|source| DemoError::Turnout { what: "the demo's configuration", source })?);
 
     step("the application starts writing through pgbouncer (about 200 transactions per second)");
     let stop_app = Arc::new(AtomicBool::new(false));
@@ -84,17 +124,17 @@ async fn demo() -> Result<(), String> {
 
     step("verifying");
     let (acked, errors) = {
-        let l = log.lock().map_err(|_| "poisoned".to_string())?;
+        let l = log.lock().unwrap_or_else(|p| p.into_inner());
         (l.acked.clone(), l.errors.clone())
     };
-    let (g, conn) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await.map_err(|x| format!("green: {x}"))?;
+    let (g, conn) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await.map_err(DemoError::GreenPg)?;
     tokio::spawn(conn);
-    let on_green: Vec<i64> = g.query("SELECT id FROM events WHERE note = 'app'", &[]).await.map_err(|x| x.to_string())?.iter().map(|r| r.get(0)).collect();
+    let on_green: Vec<i64> = g.query("SELECT id FROM events WHERE note = 'app'", &[]).await.map_err(DemoError::GreenPg)?.iter().map(|r| r.get(0)).collect();
     let on_green: std::collections::HashSet<i64> = on_green.into_iter().collect();
     let balanced: bool =
-        g.query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[]).await.map_err(|x| x.to_string())?.get(0);
+        g.query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[]).await.map_err(DemoError::GreenPg)?.get(0);
     if let Some(failure) = report(&acked, errors.len(), &on_green, balanced, cutover) {
-        return Err(format!("{failure}; errors: {errors:?}"));
+        return Err(DemoError::Verdict(format!("{failure}; errors: {errors:?}")));
     }
     step("cleaning up (servers and temporary files are removed)");
     drop(bouncer);
@@ -110,7 +150,7 @@ pub(crate) async fn replicate_and_cut_over(
     listen: &str,
     stop_app: &AtomicBool,
     app: tokio::task::JoinHandle<()>,
-) -> Result<(Instant, Instant), String> {
+) -> Result<(Instant, Instant), DemoError> {
     step("turnout run: schema copy, snapshot, then streaming");
     let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
     let runner = {
@@ -122,9 +162,9 @@ pub(crate) async fn replicate_and_cut_over(
     stop_app.store(true, Ordering::Relaxed);
     let _ = app.await;
     let _ = stop_turnout.send(true);
-    let run_result = runner.await.map_err(|x| x.to_string())?;
+    let run_result = runner.await?;
     let window = outcome?;
-    run_result.map_err(|x| format!("turnout run: {x}"))?;
+    run_result.map_err(|source| DemoError::Turnout { what: "turnout run", source })?;
     Ok(window)
 }
 
@@ -169,7 +209,7 @@ fn gaps(acked: &[(i64, Instant)], (from, to): (Instant, Instant)) -> (Duration, 
 }
 
 /// Prints live status until streaming with low lag, then cuts over through the sidecar's API.
-pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(Instant, Instant), String> {
+pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> Result<(Instant, Instant), DemoError> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut streaming_since: Option<Instant> = None;
     loop {
@@ -185,7 +225,7 @@ pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> R
             }
         }
         if Instant::now() > deadline {
-            return Err("replication did not reach streaming within 5 minutes".into());
+            return Err(DemoError::Verdict("replication did not reach streaming within 5 minutes".into()));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -195,7 +235,7 @@ pub(crate) async fn follow_and_cut_over(config: &Arc<Config>, listen: &str) -> R
     let started = Instant::now();
     let code = crate::control::cutover_with(&config, &request).await;
     if code != 0 {
-        return Err("the cutover did not complete (blue keeps serving)".into());
+        return Err(DemoError::Verdict("the cutover did not complete (blue keeps serving)".into()));
     }
     Ok((started, Instant::now()))
 }

@@ -9,7 +9,7 @@
 //! `mmdebstrap` (as root, from Debian's `sid`); where that cannot be done the demo says why and runs
 //! on MariaDB, unless `--engine mysql` asked for MySQL.
 
-use super::{report, step, AppLog};
+use super::{harness, report, step, AppLog, DemoError};
 use crate::cli::DemoEngine;
 use crate::config::Config;
 use mysql_async::prelude::Queryable;
@@ -35,11 +35,11 @@ fn schema(flavor: Flavor) -> String {
 
 /// Blue and green of the engine asked for: MySQL 9.7 by default where its servers start, MariaDB
 /// otherwise (saying why).
-async fn servers(engine: Option<DemoEngine>) -> Result<(MySqlServer, MySqlServer), String> {
+async fn servers(engine: Option<DemoEngine>) -> Result<(MySqlServer, MySqlServer), DemoError> {
     let start = |flavor: Flavor| async move {
-        let blue = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 1)).await.map_err(|x| x.to_string())?;
-        let green = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 2)).await.map_err(|x| x.to_string())?;
-        Ok::<_, String>(blue.and_then(|b| Ok((b, green?))))
+        let blue = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 1)).await?;
+        let green = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 2)).await?;
+        Ok::<_, DemoError>(blue.and_then(|b| Ok((b, green?))))
     };
     let flavor = if engine == Some(DemoEngine::Mariadb) { Flavor::MariaDb10_11 } else { Flavor::MySql9_7 };
     step(&format!(
@@ -51,17 +51,17 @@ async fn servers(engine: Option<DemoEngine>) -> Result<(MySqlServer, MySqlServer
         Ok(pair) => Ok(pair),
         Err(err) if engine.is_none() => {
             println!("{} cannot run here ({err}); running the demo on MariaDB 10.11 instead (--engine mariadb)", flavor.label());
-            start(Flavor::MariaDb10_11).await?.map_err(|x| format!("MariaDB: {x}"))
+            start(Flavor::MariaDb10_11).await?.map_err(harness("MariaDB"))
         }
-        Err(err) => Err(format!("{}: {err}", flavor.label())),
+        Err(err) => Err(harness(flavor.label())(err)),
     }
 }
 
 /// The application's account: DML only, on blue and green alike.
 const APP: &str = "app";
 
-pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), String> {
-    let e = |what: &'static str| move |err: turnout_testbed::TestbedError| format!("{what}: {err}");
+pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
+    let e = harness;
     let (blue, green) = servers(engine).await?;
     println!("running on {}", blue.flavor().label());
     let app_password = format!("app-{}", free_port());
@@ -73,7 +73,7 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), String> {
     let proxy = HaProxy::start("app", ("blue", blue.port()), ("green", green.port())).map_err(e("haproxy"))?;
     println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\nhaproxy 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), proxy.port());
 
-    let dir = tempfile::tempdir().map_err(|x| format!("temp dir: {x}"))?;
+    let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
     let listen = format!("127.0.0.1:{}", free_port());
     let toml = format!(
         "[source]\nurl = \"{blue_url}\"\n[target]\nurl = \"{green_url}\"\n[state]\ndir = \"{state}\"\n[http]\nlisten = \"{listen}\"\n\
@@ -83,7 +83,7 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), String> {
         state = dir.path().join("state").display(),
         socket = proxy.admin_socket().display(),
     );
-    let config = Arc::new(Config::parse(&toml, |_| None).map_err(|x| x.to_string())?);
+    let config = Arc::new(Config::parse(&toml, |_| None).map_err(|source| DemoError::Turnout { what: "the demo's configuration", source })?);
 
     step("the application starts writing through haproxy (about 200 transactions per second; it retries what the fence refuses)");
     let stop_app = Arc::new(AtomicBool::new(false));
@@ -95,11 +95,12 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), String> {
 
     step("verifying");
     let (acked, errors) = {
-        let l = log.lock().map_err(|_| "poisoned".to_string())?;
+        let l = log.lock().unwrap_or_else(|p| p.into_inner());
         (l.acked.clone(), l.errors.clone())
     };
-    let sql = |x: mysql_async::Error| format!("green: {x}");
-    let mut g = mysql_async::Conn::new(mysql_async::Opts::from_url(&green.url("app")).map_err(|x| x.to_string())?).await.map_err(sql)?;
+    let sql = DemoError::GreenMySql;
+    let opts = mysql_async::Opts::from_url(&green.url("app")).map_err(|e| sql(mysql_async::Error::Url(e)))?;
+    let mut g = mysql_async::Conn::new(opts).await.map_err(sql)?;
     let on_green: Vec<i64> = g.query("SELECT id FROM events WHERE note = 'app'").await.map_err(sql)?;
     let balanced: Option<i64> = g.query_first("SELECT (SELECT SUM(balance) FROM accounts) = (SELECT COUNT(*) FROM events)").await.map_err(sql)?;
     let blue_read_only = blue.execute(None, "SELECT @@GLOBAL.read_only").map_err(e("blue"))?.trim() == "1";
@@ -109,10 +110,10 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), String> {
     println!("the fence refused {refused} writes, which the application retried; blue stays read-only: {blue_read_only}");
     let on_green = on_green.into_iter().collect();
     if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced == Some(1), cutover) {
-        return Err(format!("{failure}; errors: {errors:?}"));
+        return Err(DemoError::Verdict(format!("{failure}; errors: {errors:?}")));
     }
     if !blue_read_only {
-        return Err("blue is writable after the cutover".into());
+        return Err(DemoError::Verdict("blue is writable after the cutover".into()));
     }
     step("cleaning up (servers and temporary files are removed)");
     drop(g);
