@@ -2,7 +2,7 @@
 
 mod refusal;
 mod store;
-pub use refusal::{CanaryRefusal, CopyRefusal, CutoverCheck, FleetRefusal, HandoverRefusal, Lifecycle, SchemaRefusal, WatchRefusal};
+pub use refusal::{CanaryRefusal, CopyRefusal, CutoverCheck, FleetRefusal, HandoverRefusal, Lifecycle, Refusal, SchemaRefusal, WatchRefusal};
 pub use store::StoreError;
 
 use turnout_decoders::{DecodeError, ErrorClass};
@@ -71,31 +71,10 @@ pub enum Error {
     /// named with its fix.
     #[error("{0}")]
     Setup(String),
-    /// A cutover, rollback, rehearsal or the rollback window refused to start or go on because of
-    /// the state turnout keeps.
+    /// turnout refuses, by a decision of its own typed by domain ([`Refusal`]): nothing goes on
+    /// until the state or setting it names changes.
     #[error(transparent)]
-    Lifecycle(#[from] Lifecycle),
-    /// A fleet cutover refused to start or go on.
-    #[error(transparent)]
-    Fleet(#[from] FleetRefusal),
-    /// A CDC consumer's place cannot be handed over.
-    #[error(transparent)]
-    Handover(#[from] HandoverRefusal),
-    /// The watch for writes that are not turnout's refuses, or cannot watch a side.
-    #[error(transparent)]
-    Watch(#[from] WatchRefusal),
-    /// The read canary refuses a plan, or could not carry it out.
-    #[error(transparent)]
-    Canary(#[from] CanaryRefusal),
-    /// The initial copy, or a table added to it, cannot start or cannot be trusted.
-    #[error(transparent)]
-    Copy(#[from] CopyRefusal),
-    /// A check of the two servers before the fence refuses the cutover or rollback.
-    #[error(transparent)]
-    Check(#[from] CutoverCheck),
-    /// Blue's schema cannot be replicated as it is, or cannot be created on green.
-    #[error(transparent)]
-    Schema(#[from] SchemaRefusal),
+    Refused(#[from] Refusal),
     /// A server answered what turnout cannot use (an LSN or GTID set that does not parse, a definition
     /// or snapshot it did not return).
     #[error("{side} answered what turnout cannot use: {what}")]
@@ -202,14 +181,7 @@ impl Error {
             | Error::ConfigFile { .. }
             | Error::Store(_)
             | Error::Setup(_)
-            | Error::Lifecycle(_)
-            | Error::Fleet(_)
-            | Error::Handover(_)
-            | Error::Watch(_)
-            | Error::Canary(_)
-            | Error::Copy(_)
-            | Error::Check(_)
-            | Error::Schema(_)
+            | Error::Refused(_)
             | Error::Unordered(_)
             | Error::Unexpected { .. }
             | Error::Tool { .. }
@@ -329,17 +301,7 @@ impl Error {
                     .into(),
             ),
             Error::Internal(_) => Some("this is a bug in turnout: keep the log and report it; restarting resumes from green's position".into()),
-            Error::Resync(_)
-            | Error::Setup(_)
-            | Error::Lifecycle(_)
-            | Error::Fleet(_)
-            | Error::Handover(_)
-            | Error::Watch(_)
-            | Error::Canary(_)
-            | Error::Copy(_)
-            | Error::Check(_)
-            | Error::Schema(_)
-            | Error::MySql { .. } => None,
+            Error::Resync(_) | Error::Setup(_) | Error::Refused(_) | Error::MySql { .. } => None,
         };
         (reaction, advice.unwrap_or_else(by_class))
     }

@@ -1,12 +1,47 @@
-//! Refusals of the cutover's lifecycle: a cutover, a rollback, a rehearsal or the rollback window
-//! that does not start or does not go on, because of the state turnout itself keeps (the journal,
-//! the window, the stream's phase, the pause's budget).
+//! What turnout refuses by a decision of its own, typed by domain ([`Refusal`]): the cutover's
+//! lifecycle (the journal, the window, the stream's phase, the pause's budget), the checks of both
+//! servers before the fence, the fleet, the consumers' hand-over, the watch for writes that are not
+//! turnout's, the read canary, the initial copy and blue's schema.
 //!
 //! Guarantees: each variant is turnout's own decision, names what the operator can do, and says
 //! whether anything was changed (every refusal after the fence says the fence was undone). All are
 //! fatal: retrying the same request changes nothing until the state it names does.
 
 use turnout_decoders::Side;
+
+/// A refusal turnout decides itself, by domain. Each converts into [`super::Error`] directly
+/// (`Err(Lifecycle::NotStreaming.into())`, or `?`).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Lifecycle(#[from] Lifecycle),
+    #[error(transparent)]
+    Check(#[from] CutoverCheck),
+    #[error(transparent)]
+    Fleet(#[from] FleetRefusal),
+    #[error(transparent)]
+    Handover(#[from] HandoverRefusal),
+    #[error(transparent)]
+    Watch(#[from] WatchRefusal),
+    #[error(transparent)]
+    Canary(#[from] CanaryRefusal),
+    #[error(transparent)]
+    Copy(#[from] CopyRefusal),
+    #[error(transparent)]
+    Schema(#[from] SchemaRefusal),
+}
+
+/// `From<domain refusal> for Error`, through [`Refusal`].
+macro_rules! refused_as_error {
+    ($($domain:ident),*) => {
+        $(impl From<$domain> for super::Error {
+            fn from(refusal: $domain) -> Self {
+                super::Error::Refused(Refusal::from(refusal))
+            }
+        })*
+    };
+}
+refused_as_error!(Lifecycle, CutoverCheck, FleetRefusal, HandoverRefusal, WatchRefusal, CanaryRefusal, CopyRefusal, SchemaRefusal);
 
 /// Why a cutover, rollback or rehearsal does not start, or stopped; or why the rollback window
 /// cannot be ended or used.
