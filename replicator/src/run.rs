@@ -60,6 +60,7 @@ async fn run_as<F: Family>(config: &Config, external: watch::Receiver<bool>) -> 
             crate::cutover::Resume::Forward => None,
             crate::cutover::Resume::Reverse(arm) => Some(arm),
         };
+        let window = Generation::<F>::new(&shared, &state, &status, &channels, &names, &external);
         let controllers = match &serving {
             Some(controllers) => {
                 controllers.cutover.begin_generation(names.clone(), stop);
@@ -67,13 +68,11 @@ async fn run_as<F: Family>(config: &Config, external: watch::Receiver<bool>) -> 
                 controllers.clone()
             }
             None => {
-                let window = Generation::<F>::new(&shared, &state, (&status, &channels), &names, &external);
                 let controllers = window.serve(stop, reverse_stop).await?;
                 serving = Some(controllers.clone());
                 controllers
             }
         };
-        let window = Generation::<F>::new(&shared, &state, (&status, &channels), &names, &external);
         let arm = match resume {
             Some(arm) => {
                 // A restart in the window: whatever the green watch left is dropped.
@@ -153,7 +152,8 @@ impl<'a, F: Family> Generation<'a, F> {
     fn new(
         config: &'a Arc<Config>,
         state: &'a StateStore,
-        (status, channels): (&'a Arc<Status>, &'a Arc<Channels>),
+        status: &'a Arc<Status>,
+        channels: &'a Arc<Channels>,
         names: &'a Names,
         external: &'a watch::Receiver<bool>,
     ) -> Self {

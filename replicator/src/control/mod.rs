@@ -88,14 +88,14 @@ fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Erro
     let _ = std::io::stderr().flush();
     if !std::io::stdin().is_terminal() {
         eprintln!();
-        return Err(crate::error::Lifecycle::NotConfirmed { asked: false }.into());
+        return Err(crate::error::Lifecycle::NoTerminal.into());
     }
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {
-        Err(crate::error::Lifecycle::NotConfirmed { asked: true }.into())
+        Err(crate::error::Lifecycle::NotConfirmed.into())
     }
 }
 

@@ -89,16 +89,15 @@ pub(crate) fn step(text: &str) {
 }
 
 async fn demo() -> Result<(), DemoError> {
-    let e = harness;
     step("starting blue (PostgreSQL 15), green (PostgreSQL 17) and pgbouncer in front of blue");
-    let blue = tokio::task::spawn_blocking(|| PgServer::start(15)).await?.map_err(e("blue"))?;
-    let green = tokio::task::spawn_blocking(|| PgServer::start(17)).await?.map_err(e("green"))?;
-    blue.execute("postgres", "CREATE DATABASE app").await.map_err(e("blue database"))?;
-    green.execute("postgres", "CREATE DATABASE app").await.map_err(e("green database"))?;
+    let blue = tokio::task::spawn_blocking(|| PgServer::start(15)).await?.map_err(harness("blue"))?;
+    let green = tokio::task::spawn_blocking(|| PgServer::start(17)).await?.map_err(harness("green"))?;
+    blue.execute("postgres", "CREATE DATABASE app").await.map_err(harness("blue database"))?;
+    green.execute("postgres", "CREATE DATABASE app").await.map_err(harness("green database"))?;
     // pgbouncer keeps one set of credentials for its backend: give green blue's password.
-    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.map_err(e("green password"))?;
-    blue.execute("app", SCHEMA).await.map_err(e("blue schema"))?;
-    let bouncer = PgBouncer::start(&blue, "app").map_err(e("pgbouncer"))?;
+    green.execute("postgres", &format!("ALTER USER postgres PASSWORD '{}'", blue.password())).await.map_err(harness("green password"))?;
+    blue.execute("app", SCHEMA).await.map_err(harness("blue schema"))?;
+    let bouncer = PgBouncer::start(&blue, "app").map_err(harness("pgbouncer"))?;
     println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\npgbouncer 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), bouncer.port());
 
     let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;

@@ -61,16 +61,15 @@ async fn servers(engine: Option<DemoEngine>) -> Result<(MySqlServer, MySqlServer
 const APP: &str = "app";
 
 pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
-    let e = harness;
     let (blue, green) = servers(engine).await?;
     println!("running on {}", blue.flavor().label());
     let app_password = format!("app-{}", free_port());
     let account = format!("CREATE USER {APP}@'%' IDENTIFIED BY '{app_password}'; GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO {APP}@'%';");
-    blue.execute(None, &format!("CREATE DATABASE app; {account}")).map_err(e("blue database"))?;
+    blue.execute(None, &format!("CREATE DATABASE app; {account}")).map_err(harness("blue database"))?;
     // Green's own setup stays out of its binlog.
-    green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE app; {account}")).map_err(e("green database"))?;
-    blue.execute(Some("app"), &schema(blue.flavor())).map_err(e("blue schema"))?;
-    let proxy = HaProxy::start("app", ("blue", blue.port()), ("green", green.port())).map_err(e("haproxy"))?;
+    green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE app; {account}")).map_err(harness("green database"))?;
+    blue.execute(Some("app"), &schema(blue.flavor())).map_err(harness("blue schema"))?;
+    let proxy = HaProxy::start("app", ("blue", blue.port()), ("green", green.port())).map_err(harness("haproxy"))?;
     println!("blue  127.0.0.1:{}\ngreen 127.0.0.1:{}\nhaproxy 127.0.0.1:{} (the application's endpoint)", blue.port(), green.port(), proxy.port());
 
     let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
@@ -103,7 +102,7 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     let mut g = mysql_async::Conn::new(opts).await.map_err(sql)?;
     let on_green: Vec<i64> = g.query("SELECT id FROM events WHERE note = 'app'").await.map_err(sql)?;
     let balanced: Option<i64> = g.query_first("SELECT (SELECT SUM(balance) FROM accounts) = (SELECT COUNT(*) FROM events)").await.map_err(sql)?;
-    let blue_read_only = blue.execute(None, "SELECT @@GLOBAL.read_only").map_err(e("blue"))?.trim() == "1";
+    let blue_read_only = blue.execute(None, "SELECT @@GLOBAL.read_only").map_err(harness("blue"))?.trim() == "1";
     // The read-only fence refuses writes while it stands (error 1290) and ends open sessions: the
     // application retries those on a new connection, which reaches green after the switch.
     let refused = errors.iter().filter(|x| is_fence_error(x)).count();

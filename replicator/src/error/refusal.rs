@@ -93,9 +93,12 @@ pub enum Lifecycle {
          which retries the undo"
     )]
     RehearsalUndoFailed { from: Side, cause: String },
-    /// A rehearsal asked at a terminal was not confirmed, or there was no terminal to ask.
-    #[error("{}", if *.asked { "not rehearsed: nothing was changed" } else { "a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on" })]
-    NotConfirmed { asked: bool },
+    /// A rehearsal asked at a terminal was not confirmed.
+    #[error("not rehearsed: nothing was changed")]
+    NotConfirmed,
+    /// A rehearsal without `--yes` and no terminal to ask.
+    #[error("a rehearsal pauses writes, and there is no terminal to ask: pass --yes to go on")]
+    NoTerminal,
     /// A rollback with the command switch, which cannot move traffic back.
     #[error(
         "the command switch has no inverse, so turnout cannot move traffic back to blue; use cutover.switch = \"pgbouncer\" or \
@@ -627,7 +630,7 @@ mod tests {
         assert!(replica.to_string().contains("read_only and super_read_only, so a write could land on blue"), "{replica}");
         let kind = HandoverRefusal::SlotOfAnotherKind { side: Side::Green, slot: "s".into(), plugin: "pgoutput".into(), two_phase: false };
         assert!(kind.to_string().contains("plugin pgoutput without two_phase; drop it there"), "{kind}");
-        let asked = Lifecycle::NotConfirmed { asked: true };
+        let asked = Lifecycle::NotConfirmed;
         assert_eq!(asked.to_string(), "not rehearsed: nothing was changed");
         let (reaction, advice) = Error::from(CopyRefusal::GreenHasRows { table: "public.t".into() }).reaction();
         assert_eq!((reaction, advice.as_str()), (crate::error::Reaction::Stop, "fix what the error names, then start turnout again"));

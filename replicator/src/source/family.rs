@@ -17,6 +17,7 @@ use crate::source::contract::marker::WatchStream;
 use crate::source::contract::procedure::Procedure;
 use crate::status::foreign::Side;
 use crate::tables::NameRules;
+use futures_util::future::BoxFuture;
 use std::future::Future;
 use turnout_decoders::schema::TableName;
 use turnout_decoders::Position;
@@ -109,11 +110,8 @@ pub(crate) trait Family: 'static {
     fn drop_watch(config: &Config, forward: &Names, side: Side) -> impl Future<Output = ()> + Send;
 }
 
-/// A boxed future of a family's operation.
-pub(crate) type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What a family does that needs none of its types — the watch, the rollback window's objects, its
-/// settings — as one object: [`of`] picks it from the configuration once, and a command or
+/// What a family does that needs none of its types — the watch, the rollback window's objects, the
+/// verify gate's view, the canary's fence — as one object: [`of`] picks it from the configuration once, and a command or
 /// a long-lived task (the cutover controller, the watch) calls it without picking again. Each
 /// method is [`Family`]'s of the same name.
 pub(crate) trait Operations: Send + Sync {
@@ -122,20 +120,20 @@ pub(crate) trait Operations: Send + Sync {
     /// [`Family::watches`].
     fn watches(&self, side: Side) -> bool;
     /// [`Family::watch_marker`].
-    fn watch_marker<'a>(&self, config: &'a Config, side: Side) -> Boxed<'a, Result<Box<dyn crate::source::contract::marker::Marker>, Error>>;
+    fn watch_marker<'a>(&self, config: &'a Config, side: Side) -> BoxFuture<'a, Result<Box<dyn crate::source::contract::marker::Marker>, Error>>;
     /// [`Family::drop_watch`].
-    fn drop_watch<'a>(&self, config: &'a Config, forward: &'a Names, side: Side) -> Boxed<'a, ()>;
+    fn drop_watch<'a>(&self, config: &'a Config, forward: &'a Names, side: Side) -> BoxFuture<'a, ()>;
     /// [`Family::release_reverse`].
-    fn release_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Vec<String>>;
+    fn release_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> BoxFuture<'a, Vec<String>>;
     /// [`Family::before_reverse`].
-    fn before_reverse<'a>(&self, config: &'a Config, forward: &'a Names) -> Boxed<'a, ()>;
+    fn before_reverse<'a>(&self, config: &'a Config, forward: &'a Names) -> BoxFuture<'a, ()>;
     /// [`Family::drop_reverse`].
-    fn drop_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Result<Vec<String>, Error>>;
+    fn drop_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> BoxFuture<'a, Result<Vec<String>, Error>>;
     /// The stream's source as `verify --live` names it, and the tables it replicates now (the verify
     /// gate's view, through [`Family::live`]); each failure names what the gate was doing.
-    fn replicated<'a>(&self, config: &'a Config) -> Boxed<'a, Result<(String, Vec<TableName>), Error>>;
+    fn replicated<'a>(&self, config: &'a Config) -> BoxFuture<'a, Result<(String, Vec<TableName>), Error>>;
     /// Lifts the read canary's fence on green ([`Family::canary_green`], [`GreenReads::unfence`]).
-    fn unfence_green<'a>(&self, config: &'a Config) -> Boxed<'a, Result<String, Error>>;
+    fn unfence_green<'a>(&self, config: &'a Config) -> BoxFuture<'a, Result<String, Error>>;
 }
 
 /// [`Family`] `F` as [`Operations`].
@@ -148,22 +146,22 @@ impl<F: Family> Operations for Of<F> {
     fn watches(&self, side: Side) -> bool {
         F::watches(side)
     }
-    fn watch_marker<'a>(&self, config: &'a Config, side: Side) -> Boxed<'a, Result<Box<dyn crate::source::contract::marker::Marker>, Error>> {
+    fn watch_marker<'a>(&self, config: &'a Config, side: Side) -> BoxFuture<'a, Result<Box<dyn crate::source::contract::marker::Marker>, Error>> {
         Box::pin(F::watch_marker(config, side))
     }
-    fn drop_watch<'a>(&self, config: &'a Config, forward: &'a Names, side: Side) -> Boxed<'a, ()> {
+    fn drop_watch<'a>(&self, config: &'a Config, forward: &'a Names, side: Side) -> BoxFuture<'a, ()> {
         Box::pin(F::drop_watch(config, forward, side))
     }
-    fn release_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Vec<String>> {
+    fn release_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> BoxFuture<'a, Vec<String>> {
         Box::pin(F::release_reverse(config, names))
     }
-    fn before_reverse<'a>(&self, config: &'a Config, forward: &'a Names) -> Boxed<'a, ()> {
+    fn before_reverse<'a>(&self, config: &'a Config, forward: &'a Names) -> BoxFuture<'a, ()> {
         Box::pin(F::before_reverse(config, forward))
     }
-    fn drop_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> Boxed<'a, Result<Vec<String>, Error>> {
+    fn drop_reverse<'a>(&self, config: &'a Config, names: &'a Names) -> BoxFuture<'a, Result<Vec<String>, Error>> {
         Box::pin(F::drop_reverse(config, names))
     }
-    fn replicated<'a>(&self, config: &'a Config) -> Boxed<'a, Result<(String, Vec<TableName>), Error>> {
+    fn replicated<'a>(&self, config: &'a Config) -> BoxFuture<'a, Result<(String, Vec<TableName>), Error>> {
         Box::pin(async move {
             let backend = F::live(config).map_err(Error::during("the verify gate reaching this stream's source"))?;
             let source = Backend::source(&backend).map_err(Error::during("the verify gate naming this stream's source"))?;
@@ -171,7 +169,7 @@ impl<F: Family> Operations for Of<F> {
             Ok((source, tables))
         })
     }
-    fn unfence_green<'a>(&self, config: &'a Config) -> Boxed<'a, Result<String, Error>> {
+    fn unfence_green<'a>(&self, config: &'a Config) -> BoxFuture<'a, Result<String, Error>> {
         Box::pin(async move { F::canary_green(config)?.unfence().await })
     }
 }
