@@ -12,6 +12,7 @@ mod chunked_copy;
 mod continuous_verify;
 mod cutover;
 mod demo;
+mod definitions;
 mod deploy;
 mod divergence;
 mod docs;

@@ -65,6 +65,11 @@ pub struct CutoverConfig {
     /// green, e.g. "50GiB" (PostgreSQL).
     #[serde(default)]
     pub window_max_held: Option<String>,
+    /// Objects the side traffic moves to keeps as they are although the fenced side defines them
+    /// differently or not at all, as the cutover names them (`"INDEX public.orders_green_idx"`):
+    /// left alone by the definitions' settling and named in the certificate (PostgreSQL).
+    #[serde(default)]
+    pub keep_definitions: Vec<String>,
 }
 
 /// The rollback window's budget (`cutover.window_max`, `cutover.window_max_held`).
@@ -90,6 +95,7 @@ impl Default for CutoverConfig {
             signing_key: None,
             window_max: None,
             window_max_held: None,
+            keep_definitions: Vec::new(),
         }
     }
 }

@@ -140,6 +140,10 @@ pub struct Certificate {
     /// and resumes on green (absent when none was carried).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handover: Vec<crate::handover::Handed>,
+    /// What the definitions' settling compared and carried to the other side before the fence
+    /// (PostgreSQL; absent where nothing was settled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub definitions: Vec<String>,
     pub journal: JournalDigest,
     pub digest: String,
     pub signature: Option<Signature>,
@@ -463,6 +467,7 @@ mod tests {
                 handled: [("streamed".to_string(), 3), ("copied".to_string(), 9)].into_iter().collect(),
             }),
             handover: Vec::new(),
+            definitions: vec!["green's definitions equal blue's (12 objects compared)".into()],
             journal: journal_digest(&[b"{\"step\":\"waiting\"}".to_vec(), b"{\"step\":\"done\"}".to_vec()]),
             digest: String::new(),
             signature: None,

@@ -375,6 +375,10 @@ impl Controller {
         for warning in warnings {
             self.say(format!("WARNING: {warning}"));
         }
+        // Compared only: the cutover carries what differs after its lag wait, or refuses naming it.
+        if let Some(line) = retried!(retry, self, "comparing the definitions", procedure.settle_definitions(false).await)? {
+            self.say(line);
+        }
         retried!(retry, self, "checking the fence", procedure.check_fence().await)?;
         self.say("fence: ready");
         switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;

@@ -32,6 +32,8 @@ pub(crate) struct Record {
     pub inventory: Option<crate::source::contract::inventory::InventorySummary>,
     /// The consumers handed over inside the pause.
     pub handover: Vec<crate::handover::Handed>,
+    /// What the definitions' settling compared and carried, one line per settling.
+    pub definitions: Vec<String>,
 }
 
 impl Record {
@@ -81,6 +83,7 @@ impl Record {
             findings: self.findings.clone(),
             inventory: self.inventory.clone(),
             handover: self.handover.clone(),
+            definitions: self.definitions.clone(),
             journal: journal_digest(entries),
             digest: String::new(),
             signature: None,

@@ -135,6 +135,8 @@ impl Controller {
         let threshold = Duration::from_millis(request.when_lag_ms);
         self.say(format!("waiting for the snapshot to finish and lag to stay under {} ms (up to {} s)", request.when_lag_ms, request.timeout_ms / 1000));
         self.wait_for_lag(threshold, Duration::from_millis(request.timeout_ms)).await?;
+        // After the wait: whatever the application defined on the fenced side meanwhile is carried.
+        self.settle_definitions(procedure, &mut retry).await?;
         self.verify_gate(request).await?;
         let marker = self.rogue_gate_before().await?;
         // Checked (and console sessions opened) before writes pause.
@@ -161,7 +163,37 @@ impl Controller {
         if self.direction == Direction::Reverse {
             self.rollback_allowed()?;
         }
+        // Defined again while the gates and counters ran: settled again before writes pause.
+        self.definitions_still_settled(procedure, &mut retry).await?;
         Ok(Ready { marker, handover })
+    }
+
+    /// Makes the other side's definitions the fenced side's (where the family settles them),
+    /// saying and recording what it did.
+    async fn settle_definitions<P: Procedure>(&self, procedure: &mut P, retry: &mut Retry) -> Result<(), Error> {
+        if let Some(line) = retried!(retry, self, "settling the definitions", procedure.settle_definitions(true).await)? {
+            lock(&self.record).definitions.push(line.clone());
+            self.say(line);
+        }
+        Ok(())
+    }
+
+    /// Just before the fence: settles the definitions again while the fenced side's changed since the
+    /// last settling, a few times at most (a schema migration running on the fenced side settles
+    /// once it is done).
+    async fn definitions_still_settled<P: Procedure>(&self, procedure: &mut P, retry: &mut Retry) -> Result<(), Error> {
+        const AGAIN: usize = 3;
+        for attempt in 0..=AGAIN {
+            match procedure.definitions_unchanged(" before the fence").await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < AGAIN && matches!(e, Error::Refused(_)) => {
+                    self.say(format!("{e}; settling them again"));
+                    self.settle_definitions(procedure, retry).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// `Fencing` → `SequencesSynced` → `SentinelApplied`: arms the stream the switch hands off to,
@@ -264,6 +296,10 @@ impl Controller {
         mut pause: Pause,
     ) -> Result<Pause, Error> {
         let deadline = pause.deadline;
+        // The proof holds for the definitions settled before the fence only if the fenced side
+        // defined nothing since.
+        within(deadline, request, procedure.definitions_unchanged(" inside the write pause")).await?;
+        pause.phases.mark("definitions unchanged");
         if procedure.arms_reverse_after_proof() && self.reverse_names().is_some() {
             within(deadline, request, self.arm_reverse(procedure, journal)).await?;
             self.note_sentinel(journal, sentinel);

@@ -1,7 +1,9 @@
 //! The replicator's error type and the one place that decides what the pipeline does about an error.
 
+mod definitions;
 mod refusal;
 mod store;
+pub use definitions::DefinitionRefusal;
 pub use refusal::{CanaryRefusal, CopyRefusal, CutoverCheck, FleetRefusal, HandoverRefusal, Lifecycle, Refusal, SchemaRefusal, WatchRefusal};
 pub use store::StoreError;
 

@@ -29,6 +29,8 @@ pub enum Refusal {
     Copy(#[from] CopyRefusal),
     #[error(transparent)]
     Schema(#[from] SchemaRefusal),
+    #[error(transparent)]
+    Definitions(#[from] super::definitions::DefinitionRefusal),
 }
 
 /// `From<domain refusal> for Error`, through [`Refusal`].
@@ -41,7 +43,8 @@ macro_rules! refused_as_error {
         })*
     };
 }
-refused_as_error!(Lifecycle, CutoverCheck, FleetRefusal, HandoverRefusal, WatchRefusal, CanaryRefusal, CopyRefusal, SchemaRefusal);
+use super::definitions::DefinitionRefusal;
+refused_as_error!(Lifecycle, CutoverCheck, FleetRefusal, HandoverRefusal, WatchRefusal, CanaryRefusal, CopyRefusal, SchemaRefusal, DefinitionRefusal);
 
 /// Why a cutover, rollback or rehearsal does not start, or stopped; or why the rollback window
 /// cannot be ended or used.

@@ -30,6 +30,24 @@ pub(crate) trait Procedure: Send {
         None
     }
 
+    /// After the lag wait, before the fence: makes the definitions of the side traffic moves to
+    /// equal to the fenced side's (with `apply`; without, only compares them and refuses naming each
+    /// difference — a dry run), remembering the fenced side's mark for
+    /// [`Procedure::definitions_unchanged`]. Returns the line to say and record; `None` where the
+    /// family carries definitions another way (the MySQL family's binlog replays its DDL).
+    fn settle_definitions(&mut self, apply: bool) -> impl Future<Output = Result<Option<String>, Error>> + Send {
+        let _ = apply;
+        async { Ok(None) }
+    }
+
+    /// Whether the fenced side's definitions are still those [`Procedure::settle_definitions`]
+    /// settled: an error naming each object created, altered or dropped since. `when` says where it
+    /// looked (" inside the write pause").
+    fn definitions_unchanged(&mut self, when: &'static str) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = when;
+        async { Ok(()) }
+    }
+
     /// Checks, changing nothing, that the fence can be applied.
     fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
 

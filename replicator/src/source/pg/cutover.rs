@@ -47,6 +47,29 @@ pub(crate) struct PgCutover {
     /// Whether the side traffic moves to was read-only for the application when looked at before the
     /// fence (nothing fences it again meanwhile: a read canary stands down while a cutover runs).
     reopen_needed: bool,
+    /// What the definitions' settling needs: both sides' connection settings, `source.pg_dump`
+    /// and `cutover.keep_definitions`.
+    definitions: DefinitionSettings,
+    /// The settling's outcome, once [`Procedure::settle_definitions`] ran: its mark is checked again
+    /// inside the pause.
+    settled: Option<super::definitions::Settled>,
+}
+
+/// What the definitions' settling reads from the configuration.
+struct DefinitionSettings {
+    fenced: turnout_connect::pg::ConnectOptions,
+    other: turnout_connect::pg::ConnectOptions,
+    pg_dump: Option<std::path::PathBuf>,
+    keep: Vec<String>,
+}
+
+impl DefinitionSettings {
+    /// For a cutover (`back` false: blue fenced) or a rollback (green fenced).
+    fn of(config: &Config, back: bool) -> Result<DefinitionSettings, Error> {
+        let (blue, green) = (config.source_options()?, config.target_options()?);
+        let (fenced, other) = if back { (green, blue) } else { (blue, green) };
+        Ok(DefinitionSettings { fenced, other, pg_dump: config.source.pg_dump.clone(), keep: config.cutover.keep_definitions.clone() })
+    }
 }
 
 impl PgCutover {
@@ -78,6 +101,8 @@ impl PgCutover {
             sides: (Side::Blue, Side::Green),
             inventory: None,
             reopen_needed: true,
+            definitions: DefinitionSettings::of(config, false)?,
+            settled: None,
         })
     }
 
@@ -107,6 +132,8 @@ impl PgCutover {
             sides: (Side::Green, Side::Blue),
             inventory: None,
             reopen_needed: true,
+            definitions: DefinitionSettings::of(config, true)?,
+            settled: None,
         })
     }
 }
@@ -126,13 +153,9 @@ impl Procedure for PgCutover {
         if !supported {
             return Err(CutoverCheck::PgTooOld.into());
         }
-        // The other side's schema must be this side's: after the switch the application meets it.
+        // The other side's definitions are made the fenced side's after the lag wait
+        // (`settle_definitions`); here only what refuses before anything waits.
         let other = self.other().await.map_err(Error::during("connecting to compare the schemas"))?;
-        let tables = crate::source::pg::drift::replicated_tables(&self.blue, &self.filter, self.skip_without_identity, crate::error::Side::Blue).await?;
-        let differences = crate::source::pg::drift::differences(&self.blue, &other, &tables).await?;
-        if !differences.is_empty() {
-            return Err(CutoverCheck::PgSchemasDiffer { count: differences.len(), differences: differences.join("; ") }.into());
-        }
         // Nothing on the fenced side unaccounted for, and what the schema copy brings over is there.
         let inventory = super::inventory::before_fence(&self.blue, &other, &self.filter, self.skip_without_identity).await?;
         if self.reverse.is_some() {
@@ -144,6 +167,42 @@ impl Procedure for PgCutover {
 
     fn inventory(&self) -> Option<crate::source::contract::inventory::InventorySummary> {
         self.inventory.clone()
+    }
+
+    async fn settle_definitions(&mut self, apply: bool) -> Result<Option<String>, Error> {
+        let (from, to) = self.sides;
+        let left_out = crate::source::pg::drift::selection(&self.blue, &self.filter, self.skip_without_identity, from).await?.left_out();
+        let d = &self.definitions;
+        let settle = super::definitions::Settle {
+            fenced: &self.blue,
+            fenced_options: &d.fenced,
+            other_options: &d.other,
+            sides: (from, to),
+            pg_dump: d.pg_dump.as_deref(),
+            left_out: &left_out,
+            keep: &d.keep,
+            apply,
+        };
+        let settled = settle.run().await?;
+        if !settled.differences.is_empty() {
+            return Err(crate::error::DefinitionRefusal::Differ {
+                from,
+                to,
+                count: settled.differences.len(),
+                objects: settled.differences.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n"),
+            }
+            .into());
+        }
+        let line = settled.line((from, to));
+        self.settled = Some(settled);
+        Ok(Some(line))
+    }
+
+    async fn definitions_unchanged(&mut self, when: &'static str) -> Result<(), Error> {
+        match &mut self.settled {
+            Some(settled) => settled.unchanged(&self.blue, self.sides, when).await,
+            None => Ok(()),
+        }
     }
 
     async fn check_fence(&mut self) -> Result<(), Error> {

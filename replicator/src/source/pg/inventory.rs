@@ -34,7 +34,7 @@
 use crate::error::{Error, Side};
 mod classify;
 
-use crate::source::contract::inventory::{Handling, Inventory};
+use crate::source::contract::inventory::Inventory;
 use crate::tables::Selection;
 use classify::classify;
 use std::collections::BTreeSet;
@@ -336,37 +336,14 @@ async fn green_lacks(green: &Client, extensions: &[(String, String)], collations
 }
 
 /// Before the fence of a cutover (or a rollback, `fenced` being the side writes leave): the fenced
-/// side's inventory refuses nothing, and every object of a class the schema copy or the cutover
-/// brings over (views, functions, types, extensions, triggers, policies, sequences, materialized
-/// views …) exists on the `other` side by the same identity. Returns the fenced side's inventory, whose
-/// digest the certificate records.
+/// side's inventory refuses nothing. Returns it, whose digest the certificate records. Whether the
+/// `other` side has every object of a class the schema copy or the cutover brings over, defined
+/// alike, is the definitions' settling's ([`super::definitions`]), after the lag wait.
 pub async fn before_fence(fenced: &Client, other: &Client, filter: &crate::tables::TableFilter, skip_without_identity: bool) -> Result<Inventory, Error> {
     let selection = super::drift::selection(fenced, filter, skip_without_identity, Side::Blue).await?;
     let inventory = take(fenced, Some(other), &selection).await?;
     inventory.refusal("the cutover cannot go on")?;
-    let theirs = super::drift::selection(other, &crate::tables::TableFilter::default(), false, Side::Green).await?;
-    let theirs = take_on(other, Side::Green, None, &theirs).await?;
-    let missing = missing_on(&inventory, &theirs);
-    if !missing.is_empty() {
-        return Err(Error::Setup(format!(
-            "the side traffic moves to lacks {} object(s) the application may use: {}; create them there as on the side writes leave \
-             (pg_dump --schema-only prints each), then cut over again",
-            missing.len(),
-            missing.join(", ")
-        )));
-    }
     Ok(inventory)
-}
-
-/// The objects of `ours` that the schema copy or the cutover brings over and `theirs` lacks, as
-/// `class name`.
-fn missing_on(ours: &Inventory, theirs: &Inventory) -> Vec<String> {
-    let have: BTreeSet<(&str, &str)> = theirs.classes.iter().flat_map(|c| c.objects.iter().map(move |o| (c.class.as_str(), o.as_str()))).collect();
-    ours.classes
-        .iter()
-        .filter(|c| matches!(c.handling, Handling::Copied | Handling::AtCutover))
-        .flat_map(|c| c.objects.iter().filter(|o| !have.contains(&(c.class.as_str(), o.as_str()))).map(move |o| format!("{} {o}", c.class)))
-        .collect()
 }
 
 /// Before a cutover that arms the way back (`cutover.reverse`, or a rollback arming the next
@@ -535,6 +512,7 @@ async fn take_on(client: &Client, side: Side, green: Option<&Client>, selection:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::contract::inventory::Handling;
     use crate::tables::{select, CatalogTable, TableFilter};
 
     fn rel(schema: &str, name: &str, kind: char, persistence: char) -> Relation {

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod check;
 pub mod chunks;
 pub mod cutover;
+pub(crate) mod definitions;
 pub mod drift;
 pub mod heartbeat;
 pub mod inventory;
@@ -27,12 +28,21 @@ pub use stream::PgSource;
 /// settings ([`turnout_sinks::pg::SESSION_SETTINGS`]); a failure is that side's, with its SQLSTATE
 /// and retry class, and an unusable URL names its key.
 pub(crate) async fn session(url: &str, side: crate::error::Side) -> Result<tokio_postgres::Client, Error> {
+    turnout_sinks::pg::connect(url).await.map_err(|e| session_error(e, side))
+}
+
+/// As [`session`], from parsed options (e.g. to another database of the same server).
+pub(crate) async fn session_with(options: &turnout_connect::pg::ConnectOptions, side: crate::error::Side) -> Result<tokio_postgres::Client, Error> {
+    turnout_sinks::pg::connect_with(options).await.map_err(|e| session_error(e, side))
+}
+
+fn session_error(e: turnout_sinks::SinkError, side: crate::error::Side) -> Error {
     use turnout_sinks::SinkError;
-    turnout_sinks::pg::connect(url).await.map_err(|e| match e {
+    match e {
         SinkError::Target { context, source } => Error::Sql { side, context, source },
         SinkError::Config(reason) => Error::config(if side == crate::error::Side::Blue { "source.url" } else { "target.url" }, reason),
         other => Error::Sink(other),
-    })
+    }
 }
 
 use crate::config::Config;

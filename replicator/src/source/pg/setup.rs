@@ -178,7 +178,7 @@ pub async fn drop_slot(conn: &mut PgConnection, slot: &str) -> Result<(), Error>
 
 /// The major version a `pg_dump` reports (`pg_dump (PostgreSQL) 18.6` → 18), if it runs. Runs it
 /// as a child process the runtime waits for (never blocking a runtime thread).
-async fn pg_dump_major(p: &Path) -> Option<u32> {
+pub(super) async fn pg_dump_major(p: &Path) -> Option<u32> {
     let out = Command::new(p).arg("--version").output().await.ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace().find_map(|w| w.split('.').next()?.parse().ok())
@@ -250,7 +250,13 @@ pub async fn find_pg_dump(configured: Option<&Path>, min_major: u32) -> Result<P
 /// `-T` each, partitions included): everything else — schemas, types, functions, sequences and the
 /// selected tables — is dumped as without a filter.
 pub async fn dump_schema(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName]) -> Result<String, Error> {
-    dump(pg_dump, source, section, left_out, &[]).await
+    dump(pg_dump, source, Some(section), left_out, &[]).await
+}
+
+/// [`dump_schema`] of every section at once (pre-data and post-data, no data): the whole schema as
+/// pg_dump would restore it, for comparing definitions.
+pub async fn dump_whole_schema(pg_dump: &Path, source: &ConnectOptions, left_out: &[TableName]) -> Result<String, Error> {
+    dump(pg_dump, source, None, left_out, &[]).await
 }
 
 /// [`dump_schema`] of `tables` only, partitions included (one `-t` each, with what they own:
@@ -271,15 +277,17 @@ pub async fn dump_tables(conn: &mut PgConnection, pg_dump: &Path, source: &Conne
             all.push(t.clone());
         }
     }
-    dump(pg_dump, source, section, &[], &all).await
+    dump(pg_dump, source, Some(section), &[], &all).await
 }
 
-async fn dump(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: &[TableName], only: &[TableName]) -> Result<String, Error> {
+async fn dump(pg_dump: &Path, source: &ConnectOptions, section: Option<&str>, left_out: &[TableName], only: &[TableName]) -> Result<String, Error> {
     let mut cmd = Command::new(pg_dump);
     cmd.kill_on_drop(true);
-    cmd.args(["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"])
-        .arg(format!("--section={section}"))
-        .args(["-h", &source.host, "-p", &source.port.to_string(), "-U", &source.user, "-d", &source.database])
+    cmd.args(["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"]);
+    if let Some(section) = section {
+        cmd.arg(format!("--section={section}"));
+    }
+    cmd.args(["-h", &source.host, "-p", &source.port.to_string(), "-U", &source.user, "-d", &source.database])
         .env(
             "PGSSLMODE",
             match source.ssl_mode {
@@ -306,7 +314,7 @@ async fn dump(pg_dump: &Path, source: &ConnectOptions, section: &str, left_out: 
     if !out.status.success() {
         return Err(Error::Tool {
             program: pg_dump.display().to_string(),
-            reason: format!("--section={section} failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            reason: format!("--schema-only{} of {} failed: {}", section.map(|s| format!(" --section={s}")).unwrap_or_default(), source.database, String::from_utf8_lossy(&out.stderr).trim()),
         });
     }
     let text = String::from_utf8_lossy(&out.stdout);
@@ -325,7 +333,7 @@ pub async fn existing_on_green(green: &tokio_postgres::Client, tables: &[TableNa
 
 /// The entries of a pg_dump script: pg_dump starts every object with a "-- Name: …" comment block;
 /// the SET lines before the first one configure the session and stay with the first entry.
-fn dump_entries(sql: &str) -> Vec<String> {
+pub(super) fn dump_entries(sql: &str) -> Vec<String> {
     let mut entries: Vec<String> = Vec::new();
     let mut current = String::new();
     for line in sql.lines() {
@@ -343,7 +351,7 @@ fn dump_entries(sql: &str) -> Vec<String> {
 
 /// The object an entry creates, from its "-- Name: N; Type: T; Schema: S; Owner: O" header, as
 /// "T S.N" (e.g. `VIEW public.totals`).
-fn entry_name(entry: &str) -> String {
+pub(super) fn entry_name(entry: &str) -> String {
     let Some(header) = entry.lines().find_map(|l| l.strip_prefix("-- Name: ")) else { return "(session settings)".into() };
     let name = header.split("; ").next().unwrap_or_default();
     let field = |key: &str| header.split("; ").find_map(|f| f.strip_prefix(key)).unwrap_or_default().to_string();
@@ -362,7 +370,7 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 
 /// Whether a failed dump entry refers to something a table filter left out: undefined_table,
 /// undefined_object (e.g. a left-out table's row type), undefined_function.
-fn refers_to_left_out(e: &tokio_postgres::Error) -> bool {
+pub(super) fn refers_to_left_out(e: &tokio_postgres::Error) -> bool {
     matches!(e.code().map(|c| c.code()), Some("42P01" | "42704" | "42883"))
 }
 

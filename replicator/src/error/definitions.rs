@@ -1,0 +1,41 @@
+//! Why the definitions of the side traffic moves to could not be made the fenced side's
+//! ([`crate::source::pg::definitions`]), or changed again before the switch. Every variant names the
+//! objects and what the operator does; nothing after the fence stands (the fence is undone).
+
+use turnout_decoders::Side;
+
+/// A refusal of the definitions' settling.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionRefusal {
+    /// Objects defined differently that turnout cannot carry.
+    #[error(
+        "{to}'s definitions differ from {from}'s in {count} objects turnout does not carry — after the switch the application would meet \
+         the difference:\n{objects}"
+    )]
+    Uncarried { from: Side, to: Side, count: usize, objects: String },
+    /// A statement making an object like the fenced side's failed on the other side.
+    #[error("making {object} on {to} as it is on {from} failed: {cause}. Make it equal on {to} by hand (or drop it there so that turnout creates it), then cut over again")]
+    NotApplied { from: Side, to: Side, object: String, cause: String },
+    /// The fenced side's schema cannot be created on the other side's server at all.
+    #[error("{from}'s definition of {entry} cannot be created on {to}'s server: {cause}. Change it on {from} to a form {to} takes, then cut over again")]
+    NotCreatable { from: Side, to: Side, entry: String, cause: String },
+    /// The scratch database the comparison needs cannot be created.
+    #[error(
+        "turnout compares definitions in a scratch database it creates on {to}'s server and drops, which role {role} may not create: \
+         ALTER ROLE {role} CREATEDB on {to} ({cause})"
+    )]
+    NoScratch { to: Side, role: String, cause: String },
+    /// Still different after turnout made them equal: something changed them meanwhile.
+    #[error("{to}'s definitions still differ from {from}'s after turnout carried them (changed again meanwhile?): {objects}; cut over again")]
+    Unsettled { from: Side, to: Side, objects: String },
+    /// The fenced side's definitions changed after they were settled (seen again before or inside the
+    /// pause).
+    #[error(
+        "{from}'s definitions changed after turnout made {to}'s equal to them{when}: {changes}. Cut over again: the new definitions are \
+         carried then"
+    )]
+    ChangedSince { from: Side, to: Side, when: &'static str, changes: String },
+    /// Differences a dry run or `verify` found, which a cutover would carry or refuse.
+    #[error("{to}'s definitions differ from {from}'s in {count} objects:\n{objects}")]
+    Differ { from: Side, to: Side, count: usize, objects: String },
+}

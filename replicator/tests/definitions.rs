@@ -1,0 +1,232 @@
+//! Closed in time: what the application changes on blue's definitions after the copy — a view's
+//! `WHERE`, a function's body or attributes, an enum label, a domain's CHECK, a view's check option,
+//! an `INSTEAD OF` trigger, a policy, row-level security, a database setting, a sequence's increment
+//! in another schema, a function a column default calls, a unique index made while the cutover waits
+//! for lag — is equal on green when `turnout cutover` exits 0, across major versions.
+//!
+//! Equality is checked by what the application sees, not by turnout's own comparison: each question
+//! below is asked of blue before the switch and of green after it, and the answers must match.
+
+use crate::common;
+
+use common::{pair_versions, running_with, Turnout};
+
+const SCHEMA: &str = "CREATE SCHEMA billing;
+    CREATE SEQUENCE billing.invoice_no;
+    CREATE TYPE mood AS ENUM ('sad', 'happy');
+    CREATE DOMAIN qty AS int CHECK (VALUE >= 0);
+    CREATE FUNCTION billing.default_note() RETURNS text LANGUAGE sql AS $$ SELECT 'v1' $$;
+    CREATE TABLE t (id int PRIMARY KEY, tenant int NOT NULL, m mood, q qty, note text DEFAULT billing.default_note(), code text);
+    INSERT INTO t SELECT g, g % 4, 'sad', g, 'x', 'c' || g FROM generate_series(1, 40) g;
+    CREATE VIEW recent AS SELECT id, tenant FROM t WHERE id > 20;
+    CREATE VIEW tenant_one AS SELECT id, tenant FROM t WHERE tenant = 1;
+    CREATE VIEW entry AS SELECT id, tenant, note FROM t;
+    CREATE FUNCTION add_one(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT x + 1; END;
+    CREATE FUNCTION five(x int) RETURNS int LANGUAGE sql AS 'SELECT 5';
+    CREATE FUNCTION entry_v1() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO t (id, tenant, note) VALUES (NEW.id, NEW.tenant, 'via v1'); RETURN NEW; END$$;
+    CREATE FUNCTION entry_v2() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO t (id, tenant, note) VALUES (NEW.id, NEW.tenant, 'via v2'); RETURN NEW; END$$;
+    CREATE TRIGGER entry_insert INSTEAD OF INSERT ON entry FOR EACH ROW EXECUTE FUNCTION entry_v1();
+    CREATE POLICY by_tenant ON t FOR SELECT TO app_reader USING (tenant = 1);";
+
+/// What the application changes on blue while turnout streams.
+fn changes(db: &str) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW recent AS SELECT id, tenant FROM t WHERE id > 35;
+         CREATE OR REPLACE FUNCTION add_one(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT x + 100; END;
+         ALTER FUNCTION five(int) STRICT;
+         ALTER TYPE mood ADD VALUE 'ok' BEFORE 'happy';
+         ALTER DOMAIN qty ADD CONSTRAINT qty_small CHECK (VALUE < 1000);
+         CREATE OR REPLACE VIEW tenant_one AS SELECT id, tenant FROM t WHERE tenant = 1 WITH CASCADED CHECK OPTION;
+         DROP TRIGGER entry_insert ON entry;
+         CREATE TRIGGER entry_insert INSTEAD OF INSERT ON entry FOR EACH ROW EXECUTE FUNCTION entry_v2();
+         ALTER POLICY by_tenant ON t USING (tenant = 2);
+         ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+         ALTER DATABASE \"{db}\" SET statement_timeout = '7s';
+         ALTER SEQUENCE billing.invoice_no INCREMENT BY 10;
+         CREATE OR REPLACE FUNCTION billing.default_note() RETURNS text LANGUAGE sql AS $$ SELECT 'v2' $$;
+         COMMENT ON VIEW recent IS 'the newest rows'"
+    )
+}
+
+/// The questions the application asks, each run in a transaction that is rolled back; the answer is
+/// the first value's text, or the error's SQLSTATE.
+const QUESTIONS: &[&str] = &[
+    "SELECT count(*)::text FROM recent",
+    "SELECT add_one(1)::text",
+    "SELECT COALESCE(five(NULL)::text, 'null')",
+    "SELECT enum_range(NULL::mood)::text",
+    "SELECT 5000::qty::text",
+    "INSERT INTO tenant_one VALUES (500, 2) RETURNING 'accepted'",
+    "INSERT INTO entry (id, tenant) VALUES (501, 1); SELECT note FROM t WHERE id = 501",
+    "SET LOCAL ROLE app_reader; SELECT count(*)::text FROM t",
+    "SELECT current_setting('statement_timeout')",
+    "SELECT increment_by::text FROM pg_sequences WHERE schemaname = 'billing' AND sequencename = 'invoice_no'",
+    "INSERT INTO t (id, tenant) VALUES (502, 1) RETURNING note",
+    "INSERT INTO t (id, tenant, code) VALUES (503, 1, 'c1') RETURNING 'no unique key'",
+    "SELECT COALESCE(obj_description('recent'::regclass), 'none')",
+];
+
+async fn answers(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for q in QUESTIONS {
+        // A new session each: database settings apply at login.
+        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        c.batch_execute("BEGIN").await.expect("begin");
+        let answer = match c.simple_query(q).await {
+            Ok(messages) => common::first_value::<String>(&messages).unwrap_or_else(|| "no row".into()),
+            Err(e) => format!("ERROR {}", e.code().map(|c| c.code().to_owned()).unwrap_or_default()),
+        };
+        let _ = c.batch_execute("ROLLBACK").await;
+        out.push(format!("{q} => {answer}"));
+    }
+    out
+}
+
+/// Blue and green of `blue` and `green`, the role the policy names on both, `turnout run` streaming
+/// with a read-only fence and no switch.
+async fn streaming(blue: u32, green: u32) -> (turnout_testbed::PgServer, turnout_testbed::PgServer, String, tempfile::TempDir, Turnout) {
+    let (b, g, db) = pair_versions(blue, green, "SELECT 1").await;
+    for server in [&b, &g] {
+        server.execute("postgres", "CREATE ROLE app_reader").await.expect("role");
+    }
+    b.execute(&db, SCHEMA).await.expect("schema");
+    let (dir, t) = running_with(&b, &g, &db, "[cutover]\nfence = \"read-only\"\nswitch = \"none\"\n").await;
+    for server in [&b, &g] {
+        // Privileges are the operator's to copy (turnout leaves them out of the schema copy).
+        server.execute(&db, "GRANT USAGE ON SCHEMA public TO app_reader; GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_reader").await.expect("grants");
+    }
+    (b, g, db, dir, t)
+}
+
+async fn definitions_changed_after_the_copy_answer_alike_after_the_cutover(blue: u32, green: u32) {
+    let (b, g, db, _dir, mut t) = streaming(blue, green).await;
+    let before = answers(&b.url(&db)).await;
+    b.execute(&db, &changes(&db)).await.expect("changes on blue");
+    let on_blue = answers(&b.url(&db)).await;
+    assert_ne!(before, on_blue, "the changes change what blue answers");
+    assert_ne!(answers(&g.url(&db)).await, on_blue, "green does not answer like blue before the cutover");
+    // A dry run names what differs.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 1, "{out}");
+    for object in ["VIEW public.recent differs", "FUNCTION public.add_one(integer) differs", "TYPE public.mood differs", "POLICY public.t by_tenant", "database setting statement_timeout"] {
+        assert!(out.contains(object), "{object}:\n{out}");
+    }
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "90s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("green's definitions equal blue's") && out.contains("VIEW public.recent: replaced"), "{out}");
+    eprintln!("{out}");
+    let on_green = answers(&g.url(&db)).await;
+    assert_eq!(on_green, on_blue, "green answers differently from blue after the cutover");
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+#[tokio::test]
+async fn definitions_changed_on_blue_15_after_the_copy_answer_alike_on_green_17() {
+    definitions_changed_after_the_copy_answer_alike_after_the_cutover(15, 17).await;
+}
+
+#[tokio::test]
+async fn definitions_changed_on_blue_15_after_the_copy_answer_alike_on_green_15() {
+    definitions_changed_after_the_copy_answer_alike_after_the_cutover(15, 15).await;
+}
+
+/// A unique index and a view made on blue while the cutover waits for lag are on green at the switch:
+/// the definitions are settled after the wait, not before it.
+#[tokio::test]
+async fn a_unique_index_made_while_the_cutover_waits_for_lag_is_on_green_at_the_switch() {
+    let (b, g, db, _dir, mut t) = streaming(15, 17).await;
+    // Green's apply waits on a lock, so lag grows and the cutover waits.
+    let holder = g.connect(&db).await.expect("green");
+    holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
+    b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
+    common::wait_for(&mut t, "lag over the cutover's threshold", |t| t.status()?["lag_seconds"].as_f64().filter(|l| *l > 1.5)).await;
+    let cutover = {
+        let config = t.config_path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+                .args(["cutover", "--config"])
+                .arg(config)
+                .args(["--when-lag", "<1s", "--timeout", "90s"])
+                .output()
+                .expect("cutover")
+        })
+    };
+    // The cutover is waiting for lag (it says so in /cutover) when the application changes blue.
+    common::wait_for(&mut t, "the cutover waiting for lag", |t| t.get("/cutover").filter(|body| body.contains("waiting for the snapshot to finish"))).await;
+    b.execute(&db, "CREATE UNIQUE INDEX t_code ON t (code); CREATE OR REPLACE VIEW recent AS SELECT id, tenant FROM t WHERE id > 39")
+        .await
+        .expect("DDL during the wait");
+    holder.batch_execute("ROLLBACK").await.expect("unlock");
+    let out = cutover.await.expect("join");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", t.log_text());
+    let green = g.connect(&db).await.expect("green");
+    let duplicate = green.execute("INSERT INTO t (id, tenant, code) VALUES (101, 1, 'c100')", &[]).await;
+    assert_eq!(duplicate.err().and_then(|e| e.code().cloned()), Some(tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{text}");
+    let recent: i64 = green.query_one("SELECT count(*) FROM recent", &[]).await.expect("view").get(0);
+    assert_eq!(recent, 2, "the view as blue defined it during the wait: ids 40 and 100");
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// An object only green has is not dropped: it may be the operator's. The cutover refuses naming it
+/// and the `DROP`, before the fence; named in `cutover.keep_definitions`, it stays and is recorded.
+#[tokio::test]
+async fn an_object_only_green_has_refuses_the_cutover_until_kept_by_name() {
+    let (_b, g, db, dir, mut t) = streaming(15, 17).await;
+    g.execute(&db, "CREATE INDEX t_tenant_green ON t (tenant)").await.expect("green-only index");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("INDEX public.t_tenant_green is on green only") && out.contains("DROP INDEX \"public\".\"t_tenant_green\""), "{out}");
+    assert!(!out.contains("fenced writes"), "refused before the fence:\n{out}");
+    assert_eq!(t.sigterm(), Some(0));
+    let config = std::fs::read_to_string(t.config_path()).expect("config");
+    std::fs::write(t.config_path(), config.replace("[cutover]\n", "[cutover]\nkeep_definitions = [\"INDEX public.t_tenant_green\"]\n")).expect("write");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let report = dir.path().join("cutover.json");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--report", report.to_str().expect("path")]).await;
+    assert_eq!(code, 0, "{out}");
+    let certificate = common::intact_certificate(&report);
+    let definitions = certificate["definitions"].to_string();
+    assert!(definitions.contains("kept different by cutover.keep_definitions: INDEX public.t_tenant_green"), "{definitions}");
+    let kept: i64 = g.connect(&db).await.expect("green").query_one("SELECT count(*) FROM pg_indexes WHERE indexname = 't_tenant_green'", &[]).await.expect("index").get(0);
+    assert_eq!(kept, 1);
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// A definition made on blue inside the write pause (by a session that bypasses the read-only fence)
+/// is seen before the switch: the fence is undone and the object named.
+#[tokio::test]
+async fn a_definition_made_on_blue_inside_the_pause_undoes_the_fence_naming_it() {
+    let (b, g, db, _dir, mut t) = streaming(15, 17).await;
+    // Green's apply waits on a lock, so the proof waits inside the pause until the test lets it go.
+    let holder = g.connect(&db).await.expect("green");
+    holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
+    b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
+    let cutover = {
+        let config = t.config_path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+                .args(["cutover", "--config"])
+                .arg(config)
+                .args(["--when-lag", "<60s", "--timeout", "90s", "--max-pause", "60s"])
+                .output()
+                .expect("cutover")
+        })
+    };
+    common::wait_for(&mut t, "the fence", |t| t.get("/cutover").filter(|body| body.contains("fenced writes on blue"))).await;
+    b.execute(&db, "BEGIN READ WRITE; CREATE INDEX t_in_pause ON t (code); COMMIT").await.expect("DDL inside the pause");
+    holder.batch_execute("ROLLBACK").await.expect("unlock");
+    let out = cutover.await.expect("join");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("blue's definitions changed after turnout made green's equal to them inside the write pause"), "{text}");
+    assert!(text.contains("t_in_pause"), "the object is named:\n{text}");
+    assert!(text.contains("undid the fence"), "{text}");
+    // Cut over again: the index is carried.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("INDEX public.t_in_pause: created"), "{out}");
+    assert_eq!(t.sigterm(), Some(0));
+}
