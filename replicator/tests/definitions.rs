@@ -106,10 +106,21 @@ async fn definitions_changed_after_the_copy_answer_alike_after_the_cutover(blue:
     let on_blue = answers(&b.url(&db)).await;
     assert_ne!(before, on_blue, "the changes change what blue answers");
     assert_ne!(answers(&g.url(&db)).await, on_blue, "green does not answer like blue before the cutover");
-    // A dry run names what differs.
-    let (code, out) = common::turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    // `turnout verify` sees it before the cutover: green answers differently.
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 1, "{out}");
-    for object in ["VIEW public.recent differs", "FUNCTION public.add_one(integer) differs", "TYPE public.mood differs", "POLICY public.t by_tenant", "database setting statement_timeout"] {
+    assert!(out.contains("DIFFERS  definitions") && out.contains("VIEW public.recent differs") && out.contains("ok       \"public\".\"t\""), "{out}");
+    // A dry run names what differs, which the cutover carries.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("which the cutover carries after its lag wait"), "{out}");
+    for object in [
+        "VIEW public.recent differs",
+        "FUNCTION public.add_one(integer) differs",
+        "TYPE public.mood differs",
+        "POLICY public.t by_tenant",
+        "database setting statement_timeout",
+    ] {
         assert!(out.contains(object), "{object}:\n{out}");
     }
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "90s"]).await;
@@ -118,6 +129,8 @@ async fn definitions_changed_after_the_copy_answer_alike_after_the_cutover(blue:
     eprintln!("{out}");
     let on_green = answers(&g.url(&db)).await;
     assert_eq!(on_green, on_blue, "green answers differently from blue after the cutover");
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert!(out.contains("ok       definitions"), "{code} {out}");
     assert_eq!(t.sigterm(), Some(0));
 }
 
@@ -190,7 +203,8 @@ async fn an_object_only_green_has_refuses_the_cutover_until_kept_by_name() {
     let certificate = common::intact_certificate(&report);
     let definitions = certificate["definitions"].to_string();
     assert!(definitions.contains("kept different by cutover.keep_definitions: INDEX public.t_tenant_green"), "{definitions}");
-    let kept: i64 = g.connect(&db).await.expect("green").query_one("SELECT count(*) FROM pg_indexes WHERE indexname = 't_tenant_green'", &[]).await.expect("index").get(0);
+    let kept: i64 =
+        g.connect(&db).await.expect("green").query_one("SELECT count(*) FROM pg_indexes WHERE indexname = 't_tenant_green'", &[]).await.expect("index").get(0);
     assert_eq!(kept, 1);
     assert_eq!(t.sigterm(), Some(0));
 }

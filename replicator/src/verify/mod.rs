@@ -9,6 +9,8 @@ pub mod live;
 pub use crate::compared as progress;
 
 pub use crate::source::contract::compare::TableCheck;
+/// The check of every definition among `run`'s checks (PostgreSQL): it counts objects, not rows.
+pub use crate::source::pg::verify::DEFINITIONS;
 
 /// `turnout verify`: compares the tables `run` replicates (or only `only`, as `schema.table`).
 pub async fn run(config: &crate::config::Config, only: Option<&str>) -> Result<Vec<TableCheck>, crate::error::Error> {

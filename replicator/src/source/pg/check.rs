@@ -38,10 +38,12 @@ async fn check_inventory(config: &Config) -> Findings {
     }
 }
 
-/// The cutover's schema comparison ([`super::drift`]), as warnings: before the first `run` green has
-/// no tables yet; the cutover refuses while any difference remains.
+/// The replicated tables' schemas compared by name ([`super::drift`]), as warnings: before the first
+/// `run` green has no tables yet; the cutover makes green's definitions blue's after its lag wait
+/// ([`super::definitions`]) and refuses what it cannot carry. Then what that settling needs: a
+/// pg_dump as new as both servers, and a role on green that may create its scratch database.
 async fn check_schemas(config: &Config) -> Findings {
-    let mut f = Findings::default();
+    let mut f = check_settling(config).await;
     let compared = async {
         let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
         let green = crate::source::pg::session(config.target.url.expose(), config.target_side()).await?;
@@ -60,10 +62,54 @@ async fn check_schemas(config: &Config) -> Findings {
         }
         Ok(Some(d)) => {
             for line in d {
-                f.warn(format!("schema: {line}"), "the cutover refuses until it matches (before the first run, turnout run copies the schema)");
+                f.warn(
+                    format!("schema: {line}"),
+                    "the cutover makes green's definitions blue's after its lag wait, or refuses naming what it cannot carry \
+                     (turnout cutover --dry-run lists both)",
+                );
             }
         }
         Err(e) => f.warn(format!("cannot compare the schemas: {e}"), "fix the connection problems above"),
+    }
+    f
+}
+
+/// What the cutover's settling of definitions needs ([`super::definitions`]): a pg_dump at least as
+/// new as the newer server, and `CREATEDB` (or superuser) for turnout's role on green.
+async fn check_settling(config: &Config) -> Findings {
+    let mut f = Findings::default();
+    let looked = async {
+        let blue = crate::source::pg::session(config.source.url.expose(), config.source_side()).await?;
+        let green = crate::source::pg::session(config.target.url.expose(), config.target_side()).await?;
+        use super::definitions::major;
+        let newest = major(&blue, crate::error::Side::Blue).await?.max(major(&green, crate::error::Side::Green).await?);
+        let may: (bool, String) = green
+            .query_one("SELECT rolcreatedb OR rolsuper, rolname::text FROM pg_roles WHERE rolname = current_user", &[])
+            .await
+            .map(|r| (r.get(0), r.get(1)))
+            .map_err(Error::green("reading turnout's role on green"))?;
+        let pg_dump = super::setup::find_pg_dump(config.source.pg_dump.as_deref(), u32::try_from(newest).unwrap_or(0)).await;
+        Ok::<_, Error>((newest, may, pg_dump))
+    };
+    match looked.await {
+        Ok((newest, (may, role), pg_dump)) => {
+            match pg_dump {
+                Ok(p) => f.ok(format!("the cutover compares definitions with {} (at least PostgreSQL {newest}, the newer server)", p.display())),
+                Err(e) => f.fail(
+                    format!("the cutover compares definitions with a pg_dump at least as new as PostgreSQL {newest}: {e}"),
+                    "install that major's client tools or set source.pg_dump",
+                ),
+            }
+            if may {
+                f.ok(format!("role {role} may create the scratch database the cutover compares definitions in"));
+            } else {
+                f.fail(
+                    format!("role {role} on green may not create databases: the cutover compares definitions in a scratch database"),
+                    format!("ALTER ROLE {} CREATEDB on green", quote_ident(&role)),
+                );
+            }
+        }
+        Err(e) => f.warn(format!("cannot check what the cutover's comparison of definitions needs: {e}"), "fix the connection problems above"),
     }
     f
 }

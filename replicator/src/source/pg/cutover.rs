@@ -184,15 +184,6 @@ impl Procedure for PgCutover {
             apply,
         };
         let settled = settle.run().await?;
-        if !settled.differences.is_empty() {
-            return Err(crate::error::DefinitionRefusal::Differ {
-                from,
-                to,
-                count: settled.differences.len(),
-                objects: settled.differences.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n"),
-            }
-            .into());
-        }
         let line = settled.line((from, to));
         self.settled = Some(settled);
         Ok(Some(line))

@@ -287,16 +287,15 @@ async fn dump(pg_dump: &Path, source: &ConnectOptions, section: Option<&str>, le
     if let Some(section) = section {
         cmd.arg(format!("--section={section}"));
     }
-    cmd.args(["-h", &source.host, "-p", &source.port.to_string(), "-U", &source.user, "-d", &source.database])
-        .env(
-            "PGSSLMODE",
-            match source.ssl_mode {
-                turnout_connect::pg::SslMode::Disable => "disable",
-                turnout_connect::pg::SslMode::Prefer => "prefer",
-                turnout_connect::pg::SslMode::Require => "require",
-                turnout_connect::pg::SslMode::VerifyFull => "verify-full",
-            },
-        );
+    cmd.args(["-h", &source.host, "-p", &source.port.to_string(), "-U", &source.user, "-d", &source.database]).env(
+        "PGSSLMODE",
+        match source.ssl_mode {
+            turnout_connect::pg::SslMode::Disable => "disable",
+            turnout_connect::pg::SslMode::Prefer => "prefer",
+            turnout_connect::pg::SslMode::Require => "require",
+            turnout_connect::pg::SslMode::VerifyFull => "verify-full",
+        },
+    );
     // A pattern in double quotes matches exactly that name (pg_dump's -t/-T pattern rules).
     for t in left_out {
         cmd.arg("-T").arg(t.quoted());
@@ -314,7 +313,12 @@ async fn dump(pg_dump: &Path, source: &ConnectOptions, section: Option<&str>, le
     if !out.status.success() {
         return Err(Error::Tool {
             program: pg_dump.display().to_string(),
-            reason: format!("--schema-only{} of {} failed: {}", section.map(|s| format!(" --section={s}")).unwrap_or_default(), source.database, String::from_utf8_lossy(&out.stderr).trim()),
+            reason: format!(
+                "--schema-only{} of {} failed: {}",
+                section.map(|s| format!(" --section={s}")).unwrap_or_default(),
+                source.database,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         });
     }
     let text = String::from_utf8_lossy(&out.stdout);

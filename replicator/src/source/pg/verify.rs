@@ -58,9 +58,37 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
     let blue = unfiltered(config.source.url.expose(), Side::Blue).await?;
     let green = unfiltered(config.target.url.expose(), Side::Green).await?;
     let mut out = Vec::with_capacity(tables.len());
-    for table in tables {
-        let (b, g) = tokio::try_join!(digest(&blue, &table, Side::Blue), digest(&green, &table, Side::Green))?;
+    for table in &tables {
+        let (b, g) = tokio::try_join!(digest(&blue, table, Side::Blue), digest(&green, table, Side::Green))?;
         out.push(TableCheck { equal: b == g, blue_rows: b.0, green_rows: g.0, table: table.quoted(), notes: Vec::new() });
     }
+    if only.is_none() {
+        out.push(definitions(config, &blue).await?);
+    }
     Ok(out)
+}
+
+/// The name of the check of every definition, as `turnout verify` prints it.
+pub const DEFINITIONS: &str = "definitions";
+
+/// Blue's and green's definitions compared as the cutover compares them
+/// ([`super::definitions`]), changing nothing on green: one check, its notes each difference.
+async fn definitions(config: &Config, blue: &Client) -> Result<TableCheck, Error> {
+    let (fenced_options, other_options) = (config.source_options()?, config.target_options()?);
+    let left_out = super::drift::selection(blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?.left_out();
+    let settle = super::definitions::Settle {
+        fenced: blue,
+        fenced_options: &fenced_options,
+        other_options: &other_options,
+        sides: (Side::Blue, Side::Green),
+        pg_dump: config.source.pg_dump.as_deref(),
+        left_out: &left_out,
+        keep: &config.cutover.keep_definitions,
+        apply: false,
+    };
+    let settled = settle.run().await?;
+    let compared = i64::try_from(settled.compared).unwrap_or(i64::MAX);
+    let mut notes = settled.differences.clone();
+    notes.extend(settled.kept.iter().map(|k| format!("{k}: kept different by cutover.keep_definitions")));
+    Ok(TableCheck { table: DEFINITIONS.into(), blue_rows: compared, green_rows: compared, equal: settled.differences.is_empty(), notes })
 }

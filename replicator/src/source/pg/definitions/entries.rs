@@ -147,15 +147,14 @@ impl Difference {
     }
 }
 
-/// The first line that differs between two definitions, from each (shortened), for a message.
+/// The first line of each definition that the other lacks (compared without indentation and a
+/// list's trailing comma, so that a constraint added at the end names itself, not the line before
+/// it), for a message.
 fn first_difference(a: &str, b: &str) -> (String, String) {
-    let (mut la, mut lb) = (a.lines(), b.lines());
-    loop {
-        match (la.next(), lb.next()) {
-            (Some(x), Some(y)) if x == y => continue,
-            (x, y) => return (short(x.unwrap_or("(nothing)")), short(y.unwrap_or("(nothing)"))),
-        }
-    }
+    let norm = |l: &str| l.trim().trim_end_matches(',').to_owned();
+    let (la, lb): (Vec<String>, Vec<String>) = (a.lines().map(norm).collect(), b.lines().map(norm).collect());
+    let only = |x: &[String], y: &[String]| x.iter().find(|l| !y.contains(l)).map_or_else(|| "(nothing the other lacks)".to_owned(), |l| short(l));
+    (only(&la, &lb), only(&lb, &la))
 }
 
 fn short(line: &str) -> String {

@@ -78,7 +78,7 @@ pub(crate) struct Settled {
     pub carried: Vec<String>,
     /// Differences kept by `cutover.keep_definitions`.
     pub kept: Vec<String>,
-    /// Compare-only: each difference found.
+    /// Compare-only: each difference found, all of which a cutover would carry.
     pub differences: Vec<String>,
 }
 
@@ -86,6 +86,13 @@ impl Settled {
     /// The line the cutover prints and records.
     pub fn line(&self, sides: (Side, Side)) -> String {
         let (from, to) = sides;
+        if !self.differences.is_empty() {
+            return format!(
+                "{to}'s definitions differ from {from}'s in {} objects, which the cutover carries after its lag wait:\n{}",
+                self.differences.len(),
+                self.differences.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n")
+            );
+        }
         let mut line = format!("{to}'s definitions equal {from}'s ({} objects compared", self.compared);
         if !self.carried.is_empty() {
             line.push_str(&format!("; carried {}: {}", self.carried.len(), self.carried.join(", ")));
@@ -169,6 +176,8 @@ impl Settle<'_> {
                 .map(|d| d.describe(from.name(), to.name()))
                 .chain(setting_changes.iter().map(|c| format!("{} differs ({})", c.what, c.statement)))
                 .collect();
+            // What cannot be carried refuses before anything changes, in a dry run as well.
+            let plans = self.plans(&differences)?;
             if !self.apply {
                 settled.differences = lines;
                 return Ok(settled);
@@ -177,7 +186,6 @@ impl Settle<'_> {
                 left = lines;
                 break;
             }
-            let plans = self.plans(&differences)?;
             let session = super::session_with(self.other_options, to).await?;
             session.batch_execute(&super::setup::adapt_to_green(&session, &want.preamble).await?).await.map_err(Error::sql(to, "setting up the session"))?;
             for plan in plans {
@@ -219,7 +227,7 @@ impl Settle<'_> {
 }
 
 /// The server's major version.
-async fn major(client: &Client, side: Side) -> Result<i32, Error> {
+pub(crate) async fn major(client: &Client, side: Side) -> Result<i32, Error> {
     client
         .query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
         .await

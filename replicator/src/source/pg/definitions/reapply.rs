@@ -56,14 +56,17 @@ type Steps = (&'static str, Vec<String>);
 
 fn changed(want: &Entry, have: &Entry, other: &str) -> Result<Steps, Uncarried> {
     let key = want.key();
-    let refuse = |why: &str| Err(Uncarried { object: key.clone(), fix: format!("{why}; make it on {other} as on the fenced side by hand, then cut over again") });
+    let refuse =
+        |why: &str| Err(Uncarried { object: key.clone(), fix: format!("{why}; make it on {other} as on the fenced side by hand, then cut over again") });
     let sql = want.sql.as_str();
     match want.kind.as_str() {
-        "VIEW" => or_replace(sql, "CREATE VIEW ", "CREATE OR REPLACE VIEW ").map_or_else(|| refuse("its definition is not a CREATE VIEW"), |s| Ok(("replaced", vec![s]))),
+        "VIEW" => or_replace(sql, "CREATE VIEW ", "CREATE OR REPLACE VIEW ")
+            .map_or_else(|| refuse("its definition is not a CREATE VIEW"), |s| Ok(("replaced", vec![s]))),
         "FUNCTION" | "PROCEDURE" => or_replace(sql, "CREATE FUNCTION ", "CREATE OR REPLACE FUNCTION ")
             .or_else(|| or_replace(sql, "CREATE PROCEDURE ", "CREATE OR REPLACE PROCEDURE "))
             .map_or_else(|| refuse("its definition is not a CREATE FUNCTION or PROCEDURE"), |s| Ok(("replaced", vec![s]))),
-        "RULE" => or_replace(sql, "CREATE RULE ", "CREATE OR REPLACE RULE ").map_or_else(|| refuse("its definition is not a CREATE RULE"), |s| Ok(("replaced", vec![s]))),
+        "RULE" => or_replace(sql, "CREATE RULE ", "CREATE OR REPLACE RULE ")
+            .map_or_else(|| refuse("its definition is not a CREATE RULE"), |s| Ok(("replaced", vec![s]))),
         "MATERIALIZED VIEW" => Ok(("created again", vec![format!("DROP MATERIALIZED VIEW {}", qualified(want)), sql.to_owned()])),
         "INDEX" => Ok(("created again", vec![format!("DROP INDEX {}", qualified(want)), sql.to_owned()])),
         "STATISTICS" => Ok(("created again", vec![format!("DROP STATISTICS {}", qualified(want)), sql.to_owned()])),
@@ -95,7 +98,11 @@ fn changed(want: &Entry, have: &Entry, other: &str) -> Result<Steps, Uncarried> 
             Some(statements) => Ok(("altered", statements)),
             None => refuse("a domain's base type or collation changed"),
         },
-        "TABLE" | "FOREIGN TABLE" => refuse("a table's columns or options differ, which the change stream does not carry"),
+        "TABLE" => match table_changes(sql, &have.sql) {
+            Some(statements) => Ok(("altered", statements)),
+            None => refuse("a table's columns or options differ beyond its constraints, defaults and NOT NULL, which the change stream does not carry"),
+        },
+        "FOREIGN TABLE" => refuse("a foreign table's columns or options differ"),
         _ => refuse("turnout does not replace objects of this kind"),
     }
 }
@@ -263,6 +270,87 @@ fn domain_changes(want: &str, have: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// A table as pg_dump prints it: `CREATE TABLE name (` element lines `)` and what follows (partition
+/// key, further statements); each element a column or a `CONSTRAINT`.
+struct Table<'a> {
+    name: &'a str,
+    columns: Vec<&'a str>,
+    constraints: Vec<(&'a str, &'a str)>,
+    rest: &'a str,
+}
+
+fn table(sql: &str) -> Option<Table<'_>> {
+    let head = ["CREATE TABLE ", "CREATE UNLOGGED TABLE "].iter().find_map(|p| sql.strip_prefix(p))?;
+    let (name, rest) = qualified_ident(head)?;
+    let body = rest.strip_prefix(" (\n")?;
+    let end = body.find("\n)")?;
+    let (elements, rest) = (&body[..end], &body[end + 2..]);
+    let mut columns = Vec::new();
+    let mut constraints = Vec::new();
+    for line in elements.lines() {
+        let line = line.trim().trim_end_matches(',');
+        match line.strip_prefix("CONSTRAINT ") {
+            Some(c) => constraints.push(ident(c).map(|(n, def)| (n, def.trim_start()))?),
+            None => columns.push(line),
+        }
+    }
+    Some(Table { name, columns, constraints, rest })
+}
+
+/// A column line as (name and type, default, NOT NULL).
+fn column(line: &str) -> (&str, Option<&str>, bool) {
+    let (line, not_null) = match line.strip_suffix(" NOT NULL") {
+        Some(l) => (l, true),
+        None => (line, false),
+    };
+    match line.split_once(" DEFAULT ") {
+        Some((head, default)) => (head, Some(default), not_null),
+        None => (line, None, not_null),
+    }
+}
+
+/// The `ALTER TABLE` statements that make the table `have` defines into the one `want` defines, when
+/// they differ only in constraints, column defaults and `NOT NULL`; `None` otherwise (a column added,
+/// dropped or retyped is the change stream's or the operator's).
+fn table_changes(want: &str, have: &str) -> Option<Vec<String>> {
+    let (w, h) = (table(want)?, table(have)?);
+    if w.name != h.name || w.rest != h.rest || w.columns.len() != h.columns.len() {
+        return None;
+    }
+    let name = w.name;
+    let mut out = Vec::new();
+    for (c, def) in &h.constraints {
+        if !w.constraints.contains(&(c, def)) {
+            out.push(format!("ALTER TABLE {name} DROP CONSTRAINT {c}"));
+        }
+    }
+    for (wc, hc) in w.columns.iter().zip(&h.columns) {
+        let ((whead, wdefault, wnn), (hhead, hdefault, hnn)) = (column(wc), column(hc));
+        if whead != hhead || whead.contains(" GENERATED ") {
+            if wc != hc {
+                return None;
+            }
+            continue;
+        }
+        let (col, _) = ident(whead)?;
+        if wdefault != hdefault {
+            out.push(match wdefault {
+                Some(d) => format!("ALTER TABLE ONLY {name} ALTER COLUMN {col} SET DEFAULT {d}"),
+                None => format!("ALTER TABLE ONLY {name} ALTER COLUMN {col} DROP DEFAULT"),
+            });
+        }
+        if wnn != hnn {
+            out.push(format!("ALTER TABLE {name} ALTER COLUMN {col} {} NOT NULL", if wnn { "SET" } else { "DROP" }));
+        }
+    }
+    for (c, def) in &w.constraints {
+        if !h.constraints.contains(&(c, def)) {
+            out.push(format!("ALTER TABLE {name} ADD CONSTRAINT {c} {def}"));
+        }
+    }
+    Some(out)
+}
+
 /// The type's name in a `CREATE TYPE name AS ENUM (…)` statement.
 fn want_type(sql: &str) -> String {
     sql.strip_prefix("CREATE TYPE ").and_then(qualified_ident).map(|(n, _)| n.to_owned()).unwrap_or_default()
@@ -364,33 +452,59 @@ mod tests {
         let p = changed_plan("POLICY", "t p", "CREATE POLICY p ON \"my schema\".t USING ((a > 1));", "CREATE POLICY p ON \"my schema\".t USING ((a > 0));")
             .expect("plan");
         assert_eq!(p.statements[0], "DROP POLICY p ON \"my schema\".t");
-        let p = changed_plan("CHECK CONSTRAINT", "t c", "ALTER TABLE public.t\n    ADD CONSTRAINT c CHECK ((a > 1)) NOT VALID;", "ALTER TABLE public.t\n    ADD CONSTRAINT c CHECK ((a > 0)) NOT VALID;")
-            .expect("plan");
+        let p = changed_plan(
+            "CHECK CONSTRAINT",
+            "t c",
+            "ALTER TABLE public.t\n    ADD CONSTRAINT c CHECK ((a > 1)) NOT VALID;",
+            "ALTER TABLE public.t\n    ADD CONSTRAINT c CHECK ((a > 0)) NOT VALID;",
+        )
+        .expect("plan");
         assert_eq!(p.statements[0], "ALTER TABLE public.t DROP CONSTRAINT c");
-        let p = changed_plan("FK CONSTRAINT", "t t_fk", "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.u(id);", "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.w(id);")
-            .expect("plan");
+        let p = changed_plan(
+            "FK CONSTRAINT",
+            "t t_fk",
+            "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.u(id);",
+            "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.w(id);",
+        )
+        .expect("plan");
         assert_eq!(p.statements[0], "ALTER TABLE ONLY public.t DROP CONSTRAINT t_fk");
-        let p = changed_plan("INDEX", "Big Idx", "CREATE UNIQUE INDEX \"Big Idx\" ON public.t USING btree (a);", "CREATE INDEX \"Big Idx\" ON public.t USING btree (a);").expect("plan");
+        let p = changed_plan(
+            "INDEX",
+            "Big Idx",
+            "CREATE UNIQUE INDEX \"Big Idx\" ON public.t USING btree (a);",
+            "CREATE INDEX \"Big Idx\" ON public.t USING btree (a);",
+        )
+        .expect("plan");
         assert_eq!(p.statements[0], "DROP INDEX \"public\".\"Big Idx\"");
     }
 
     #[test]
     fn a_sequence_is_altered_to_its_options_and_an_identity_refused() {
-        let p = changed_plan("SEQUENCE", "s", "CREATE SEQUENCE public.s\n    START WITH 1\n    INCREMENT BY 5\n    CACHE 1;", "CREATE SEQUENCE public.s\n    START WITH 1\n    INCREMENT BY 1\n    CACHE 1;")
-            .expect("plan");
+        let p = changed_plan(
+            "SEQUENCE",
+            "s",
+            "CREATE SEQUENCE public.s\n    START WITH 1\n    INCREMENT BY 5\n    CACHE 1;",
+            "CREATE SEQUENCE public.s\n    START WITH 1\n    INCREMENT BY 1\n    CACHE 1;",
+        )
+        .expect("plan");
         assert_eq!(p.statements, ["ALTER SEQUENCE public.s\n    START WITH 1\n    INCREMENT BY 5\n    CACHE 1;"]);
-        assert!(changed_plan("SEQUENCE", "t_id_seq", "ALTER TABLE public.t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (\n INCREMENT BY 5\n);", "x").is_err());
+        assert!(
+            changed_plan("SEQUENCE", "t_id_seq", "ALTER TABLE public.t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (\n INCREMENT BY 5\n);", "x").is_err()
+        );
     }
 
     #[test]
     fn enum_labels_added_anywhere_are_added_next_to_their_neighbours_and_a_removal_is_refused() {
-        let p = changed_plan("TYPE", "mood", "CREATE TYPE public.mood AS ENUM (\n    'new',\n    'sad',\n    'it''s ok',\n    'happy'\n);", "CREATE TYPE public.mood AS ENUM (\n    'sad',\n    'happy'\n);")
-            .expect("plan");
-        assert_eq!(
-            p.statements,
-            ["ALTER TYPE public.mood ADD VALUE 'new' BEFORE 'sad'", "ALTER TYPE public.mood ADD VALUE 'it''s ok' AFTER 'sad'"]
-        );
-        let removed = changed_plan("TYPE", "mood", "CREATE TYPE public.mood AS ENUM (\n    'sad'\n);", "CREATE TYPE public.mood AS ENUM (\n    'sad',\n    'happy'\n);");
+        let p = changed_plan(
+            "TYPE",
+            "mood",
+            "CREATE TYPE public.mood AS ENUM (\n    'new',\n    'sad',\n    'it''s ok',\n    'happy'\n);",
+            "CREATE TYPE public.mood AS ENUM (\n    'sad',\n    'happy'\n);",
+        )
+        .expect("plan");
+        assert_eq!(p.statements, ["ALTER TYPE public.mood ADD VALUE 'new' BEFORE 'sad'", "ALTER TYPE public.mood ADD VALUE 'it''s ok' AFTER 'sad'"]);
+        let removed =
+            changed_plan("TYPE", "mood", "CREATE TYPE public.mood AS ENUM (\n    'sad'\n);", "CREATE TYPE public.mood AS ENUM (\n    'sad',\n    'happy'\n);");
         assert!(removed.expect_err("refused").fix.contains("removed, renamed or moved"));
         let moved = changed_plan("TYPE", "mood", "CREATE TYPE public.mood AS ENUM ('b', 'a');", "CREATE TYPE public.mood AS ENUM ('a', 'b');");
         assert!(moved.is_err());
@@ -399,7 +513,8 @@ mod tests {
     #[test]
     fn a_domain_gains_and_loses_constraints_defaults_and_not_null_by_alter_domain() {
         let have = "CREATE DOMAIN public.positive AS integer DEFAULT 1\n\tCONSTRAINT positive_check CHECK ((VALUE > 0));";
-        let want = "CREATE DOMAIN public.positive AS integer NOT NULL\n\tCONSTRAINT positive_check CHECK ((VALUE > 0))\n\tCONSTRAINT small CHECK ((VALUE < 100));";
+        let want =
+            "CREATE DOMAIN public.positive AS integer NOT NULL\n\tCONSTRAINT positive_check CHECK ((VALUE > 0))\n\tCONSTRAINT small CHECK ((VALUE < 100));";
         let p = changed_plan("DOMAIN", "positive", want, have).expect("plan");
         assert_eq!(
             p.statements,
@@ -411,6 +526,27 @@ mod tests {
         );
         let other_base = changed_plan("DOMAIN", "positive", "CREATE DOMAIN public.positive AS bigint;", "CREATE DOMAIN public.positive AS integer;");
         assert!(other_base.is_err());
+    }
+
+    #[test]
+    fn a_table_gains_constraints_defaults_and_not_null_and_a_column_change_is_refused() {
+        let have =
+            "CREATE TABLE public.t (\n    id bigint NOT NULL,\n    note text,\n    qty integer DEFAULT 1,\n    CONSTRAINT old_check CHECK ((id > 0))\n);";
+        let want = "CREATE TABLE public.t (\n    id bigint NOT NULL,\n    note text NOT NULL,\n    qty integer DEFAULT 2,\n    CONSTRAINT note_short CHECK ((length(note) < 100))\n);";
+        let p = changed_plan("TABLE", "t", want, have).expect("plan");
+        assert_eq!(
+            p.statements,
+            [
+                "ALTER TABLE public.t DROP CONSTRAINT old_check",
+                "ALTER TABLE public.t ALTER COLUMN note SET NOT NULL",
+                "ALTER TABLE ONLY public.t ALTER COLUMN qty SET DEFAULT 2",
+                "ALTER TABLE public.t ADD CONSTRAINT note_short CHECK ((length(note) < 100))"
+            ]
+        );
+        let retyped = "CREATE TABLE public.t (\n    id bigint NOT NULL,\n    note varchar(10),\n    qty integer DEFAULT 1,\n    CONSTRAINT old_check CHECK ((id > 0))\n);";
+        assert!(changed_plan("TABLE", "t", retyped, have).is_err(), "a column's type is not the settling's");
+        let added = "CREATE TABLE public.t (\n    id bigint NOT NULL,\n    note text,\n    qty integer DEFAULT 1,\n    extra int,\n    CONSTRAINT old_check CHECK ((id > 0))\n);";
+        assert!(changed_plan("TABLE", "t", added, have).is_err());
     }
 
     #[test]

@@ -11,7 +11,8 @@ use turnout_decoders::schema::quote_ident;
 
 /// Settings whose value is a list of names, stored already quoted as a list (pg_dump's
 /// `variable_is_guc_list_quote`): written back as they are, not as one string.
-const LIST_SETTINGS: &[&str] = &["local_preload_libraries", "search_path", "session_preload_libraries", "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories"];
+const LIST_SETTINGS: &[&str] =
+    &["local_preload_libraries", "search_path", "session_preload_libraries", "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories"];
 
 /// (role, or `""` for every role; setting) → value.
 pub(crate) type Settings = BTreeMap<(String, String), String>;
