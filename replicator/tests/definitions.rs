@@ -244,3 +244,182 @@ async fn a_definition_made_on_blue_inside_the_pause_undoes_the_fence_naming_it()
     assert!(out.contains("INDEX public.t_in_pause: created"), "{out}");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// Partitions publish through their root, and then PostgreSQL sends nothing for a `TRUNCATE` aimed at
+/// one partition: turnout's trigger notes it in the stream, and green's partition is emptied too —
+/// in its place in the transaction, before rows inserted after it.
+#[tokio::test]
+async fn a_truncate_of_one_partition_reaches_green_in_its_place_in_the_transaction() {
+    let (b, g, db) = pair_versions(
+        15,
+        17,
+        "CREATE TABLE events (id int, at date NOT NULL, note text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+         CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY RANGE (at);
+         CREATE TABLE events_2024_h1 PARTITION OF events_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+         CREATE TABLE events_2024_h2 PARTITION OF events_2024 FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+         INSERT INTO events SELECT g, DATE '2023-01-01' + (g % 700), 'n' FROM generate_series(1, 1000) g",
+    )
+    .await;
+    let (_dir, mut t) = running_with(&b, &g, &db, "").await;
+    common::assert_converges(&b, &g, &db, &["events"], &mut t).await;
+    b.execute(&db, "TRUNCATE events_2023").await.expect("truncate one partition");
+    b.execute(&db, "BEGIN; TRUNCATE events_2024_h1; INSERT INTO events VALUES (5000, '2024-02-02', 'after the truncate'); COMMIT")
+        .await
+        .expect("truncate and insert");
+    // A sub-partitioned partition: its leaves are emptied.
+    b.execute(&db, "TRUNCATE events_2024").await.expect("truncate a partitioned partition");
+    b.execute(&db, "INSERT INTO events VALUES (5001, '2024-08-08', 'last')").await.expect("insert");
+    common::assert_converges(&b, &g, &db, &["events", "events_2023", "events_2024_h1", "events_2024_h2"], &mut t).await;
+    let left: i64 = g.connect(&db).await.expect("green").query_one("SELECT count(*) FROM events", &[]).await.expect("count").get(0);
+    assert_eq!(left, 1, "only the row inserted after the last truncate");
+    // A partition made while streaming gets the trigger from the stream's watch.
+    for server in [&b, &g] {
+        server.execute(&db, "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')").await.expect("partition");
+    }
+    b.execute(&db, "INSERT INTO events SELECT g, DATE '2025-03-01', 'x' FROM generate_series(6000, 6099) g").await.expect("rows");
+    common::assert_converges(&b, &g, &db, &["events"], &mut t).await;
+    common::wait_for(&mut t, "the trigger on the new partition", |_| {
+        std::process::Command::new("psql")
+            .args([b.url(&db).as_str(), "-Atc", "SELECT count(*) FROM pg_trigger WHERE tgname = 'turnout_truncate' AND tgrelid = 'events_2025'::regclass"])
+            .output()
+            .ok()
+            .filter(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+    })
+    .await;
+    b.execute(&db, "TRUNCATE events_2025").await.expect("truncate the new partition");
+    common::assert_converges(&b, &g, &db, &["events", "events_2025"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// A transaction left prepared on blue holds up the slot `turnout run` makes: `/status` names its
+/// `gid` and the fix while it waits, and the copy goes on once it is ended.
+#[tokio::test]
+async fn a_prepared_transaction_holding_the_slot_up_is_named_with_its_gid() {
+    let blue = turnout_testbed::PgOptions::new(15).conf("max_prepared_transactions = 5");
+    let (b, g, db) = common::pair_between(blue, turnout_testbed::PgOptions::new(17), "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)").await;
+    b.execute(&db, "BEGIN; INSERT INTO t VALUES (2); PREPARE TRANSACTION 'stuck_payment_42'").await.expect("prepare");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &b.url(&db), &g.url(&db));
+    t.start();
+    let error = common::wait_for(&mut t, "the prepared transaction named", |t| {
+        let s = t.status()?;
+        let message = s["last_error"]["message"].as_str()?.to_owned();
+        message.contains("stuck_payment_42").then_some(format!("{message} {}", s["last_error"]["advice"]))
+    })
+    .await;
+    assert!(error.contains("ROLLBACK PREPARED"), "{error}");
+    b.execute(&db, "ROLLBACK PREPARED 'stuck_payment_42'").await.expect("rollback prepared");
+    common::wait_streaming(&mut t).await;
+    let status = t.status().expect("status");
+    assert!(status["last_error"].is_null(), "the note is cleared once the slot exists: {status}");
+    common::assert_converges(&b, &g, &db, &["t"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// A role that may not publish `FOR ALL TABLES` (as on managed services) gets a table-list
+/// publication, which does not publish a table created later: the stream's watch starts the stream
+/// again, which publishes the table, creates it on green and copies it — no rows lost and nothing for
+/// the operator to do.
+#[tokio::test]
+async fn a_table_created_while_streaming_under_a_table_list_publication_is_published_and_copied() {
+    let (b, g, db) = pair_versions(15, 17, "SELECT 1").await;
+    b.execute(
+        &db,
+        &format!(
+            "CREATE ROLE repl LOGIN REPLICATION PASSWORD 'repl-secret'; GRANT CREATE ON DATABASE \"{db}\" TO repl; GRANT CREATE ON SCHEMA public TO repl; \
+             SET ROLE repl; CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
+        ),
+    )
+    .await
+    .expect("role and table");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &b.url_for("repl", "repl-secret", &db), &g.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    b.execute(&db, "SET ROLE repl; CREATE TABLE later (id int PRIMARY KEY, note text); INSERT INTO later SELECT g, 'n' || g FROM generate_series(1, 5) g")
+        .await
+        .expect("a table created while streaming");
+    let green_url = g.url(&db);
+    common::wait_for(&mut t, "the new table on green", |_| {
+        std::process::Command::new("psql")
+            .args([green_url.as_str(), "-Atc", "SELECT to_regclass('public.later') IS NOT NULL"])
+            .output()
+            .ok()
+            .filter(|o| String::from_utf8_lossy(&o.stdout).trim() == "t")
+    })
+    .await;
+    common::assert_converges(&b, &g, &db, &["t", "later"], &mut t).await;
+    b.execute(&db, "INSERT INTO later VALUES (6, 'after'); UPDATE later SET note = 'changed' WHERE id = 1").await.expect("changes");
+    common::assert_converges(&b, &g, &db, &["t", "later"], &mut t).await;
+    assert!(t.log_text().contains("starting again to publish and copy them"), "{}", t.log_text());
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// One object of every class the inventory copies, created on blue after the copy — in a schema of its
+/// own as well as in `public` — is on green, defined as on blue, when the cutover exits 0; and a
+/// change turnout cannot carry (an aggregate redefined) refuses the cutover naming it.
+#[tokio::test]
+async fn objects_of_every_copied_class_created_after_the_copy_are_on_green_at_the_switch() {
+    let (b, g, db, _dir, mut t) = streaming(15, 17).await;
+    let created = [
+        ("SCHEMA", "CREATE SCHEMA reports"),
+        ("TYPE", "CREATE TYPE reports.pair AS (a int, b text)"),
+        ("TYPE", "CREATE TYPE reports.span AS RANGE (subtype = int4)"),
+        ("DOMAIN", "CREATE DOMAIN reports.cents AS bigint CHECK (VALUE >= 0) DEFAULT 0"),
+        ("FUNCTION", "CREATE FUNCTION reports.add_cents(bigint, bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2'"),
+        ("AGGREGATE", "CREATE AGGREGATE reports.total(bigint) (SFUNC = reports.add_cents, STYPE = bigint, INITCOND = '0')"),
+        ("PROCEDURE", "CREATE PROCEDURE reports.touch(x int) LANGUAGE sql BEGIN ATOMIC SELECT x; END"),
+        ("OPERATOR", "CREATE OPERATOR reports.<~> (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = reports.add_cents)"),
+        ("CAST", "CREATE CAST (reports.pair AS text) WITH INOUT"),
+        ("COLLATION", "CREATE COLLATION reports.byte_order (provider = libc, locale = 'C')"),
+        ("TEXT SEARCH CONFIGURATION", "CREATE TEXT SEARCH CONFIGURATION reports.plain (COPY = pg_catalog.simple)"),
+        ("STATISTICS", "CREATE STATISTICS reports.t_stats (dependencies) ON id, tenant FROM public.t"),
+        ("RULE", "CREATE RULE no_delete_99 AS ON DELETE TO t WHERE OLD.id = 99 DO INSTEAD NOTHING"),
+        ("MATERIALIZED VIEW", "CREATE MATERIALIZED VIEW reports.per_tenant AS SELECT tenant, count(*) AS n FROM public.t GROUP BY tenant"),
+        ("VIEW", "CREATE VIEW reports.per_mood AS SELECT m, count(*) AS n FROM public.t GROUP BY m"),
+        (
+            "EVENT TRIGGER",
+            "CREATE FUNCTION reports.note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$; \
+                           CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION reports.note_ddl()",
+        ),
+        ("COMMENT", "COMMENT ON SCHEMA reports IS 'made after the copy'"),
+    ];
+    for (_, sql) in created {
+        b.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let (code, out) = common::turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
+    assert_eq!(code, 0, "{out}");
+    for (kind, _) in created {
+        assert!(out.contains(&format!("- {kind} ")), "{kind} not named by the dry run:\n{out}");
+    }
+    // An aggregate redefined in place is not something turnout replaces: refused, naming it.
+    b.execute(&db, "DROP AGGREGATE reports.total(bigint); CREATE AGGREGATE reports.total(bigint) (SFUNC = reports.add_cents, STYPE = bigint, INITCOND = '1')")
+        .await
+        .expect("aggregate redefined");
+    g.execute(
+        &db,
+        "CREATE SCHEMA IF NOT EXISTS reports; CREATE FUNCTION reports.add_cents(bigint, bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2'; \
+                    CREATE AGGREGATE reports.total(bigint) (SFUNC = reports.add_cents, STYPE = bigint, INITCOND = '0')",
+    )
+    .await
+    .expect("green's older aggregate");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("AGGREGATE reports.total(bigint) differs") && out.contains("turnout does not replace objects of this kind"), "{out}");
+    assert!(!out.contains("fenced writes"), "{out}");
+    // Made equal by hand, the cutover carries the rest and green's definitions are blue's.
+    g.execute(&db, "DROP AGGREGATE reports.total(bigint); CREATE AGGREGATE reports.total(bigint) (SFUNC = reports.add_cents, STYPE = bigint, INITCOND = '1')")
+        .await
+        .expect("green's aggregate fixed");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, verified) = common::turnout_command(&t, "verify", &[]).await;
+    assert!(verified.contains("ok       definitions"), "{code}: {verified}");
+    let green = g.connect(&db).await.expect("green");
+    let total: i64 = green.query_one("SELECT reports.total(id::bigint) FROM t", &[]).await.expect("aggregate").get(0);
+    assert_eq!(total, 1 + (1..=40).sum::<i64>());
+    let rows: i64 = green.query_one("SELECT count(*) FROM reports.per_tenant", &[]).await.expect("materialized view").get(0);
+    assert_eq!(rows, 4, "the materialized view is populated on green as on blue");
+    assert_eq!(t.sigterm(), Some(0));
+}

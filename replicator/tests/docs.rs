@@ -102,6 +102,20 @@ fn every_relative_link_in_the_readme_and_the_book_resolves_to_a_file_and_heading
 }
 
 #[test]
+fn the_readme_links_every_guide_page() {
+    let readme = read(&root().join("README.md"));
+    let guide = root().join("docs/src/guide");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&guide).expect("guide") {
+        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && !readme.contains(&format!("docs/src/guide/{name}")) {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "the README's documentation list lacks guide pages: {missing:?}");
+}
+
+#[test]
 fn the_table_of_contents_lists_every_page_of_the_book() {
     let src = root().join("docs/src");
     let summary = read(&src.join("SUMMARY.md"));

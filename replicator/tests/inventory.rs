@@ -234,6 +234,26 @@ async fn a_table_rewritten_while_the_consistent_copy_runs_is_never_copied_empty(
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
 
+/// A column added with a volatile default rewrites the table: the copy starts again at a new
+/// snapshot, and green's copy of the table is made again from blue's definition first — the new copy
+/// finds the column on green, and no one fixes green by hand.
+#[tokio::test]
+async fn a_table_altered_before_its_copy_is_copied_with_its_new_definition() {
+    let (blue, green, db) = pair(REWRITTEN).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[snapshot]\nmode = \"consistent\"\nworkers = 1");
+    t.start();
+    let watcher = blue.connect(&db).await.expect("watcher");
+    until_running(&watcher, "COPY (SELECT % \"public\".\"a_big\"%", &mut t).await;
+    blue.execute(&db, "ALTER TABLE z1 ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid()").await.expect("rewrite with a new column");
+    wait_streaming(&mut t).await;
+    let log = t.log_text();
+    assert!(log.contains("was rewritten on blue after the snapshot") && log.contains("creating them on green again from blue's definition"), "{log}");
+    blue.execute(&db, "UPDATE z1 SET v = -v WHERE id <= 100").await.expect("later change");
+    assert_converges(&blue, &green, &db, &["a_big", "z1", "z2"], &mut t).await;
+    assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
+}
+
 #[tokio::test]
 async fn a_rewrite_committed_after_a_copy_snapshot_is_found_before_the_table_is_read() {
     let (blue, _green, db) = pair(

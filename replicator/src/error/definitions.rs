@@ -35,6 +35,12 @@ pub enum DefinitionRefusal {
          carried then"
     )]
     ChangedSince { from: Side, to: Side, when: &'static str, changes: String },
+    /// No pg_dump new enough for both servers.
+    #[error(
+        "turnout compares definitions with a pg_dump at least as new as the newer server, PostgreSQL {min} ({seen}); install \
+         postgresql-client-{min} or newer (the new major's client tools), or set source.pg_dump = \"/path/to/pg_dump\""
+    )]
+    NoPgDump { min: u32, seen: String },
     /// Differences a dry run or `verify` found, which a cutover would carry or refuse.
     #[error("{to}'s definitions differ from {from}'s in {count} objects:\n{objects}")]
     Differ { from: Side, to: Side, count: usize, objects: String },

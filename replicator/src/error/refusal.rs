@@ -230,6 +230,12 @@ pub enum HandoverRefusal {
          check lists blue's consumers)"
     )]
     NoSuchSlot { slot: String, side: Side },
+    /// MySQL family: without `PROCESS`, the processlist shows turnout its own sessions only, so no
+    /// consumer could be found.
+    #[error(
+        "[[handover]] carries binlog readers of {side}, whose sessions turnout finds in the processlist, which shows another account's          sessions only with PROCESS: GRANT PROCESS ON *.* TO {account} on {side}"
+    )]
+    NoProcess { side: Side, account: String },
     /// `[[handover]]` names a publication the side writes leave does not have.
     #[error("[[handover]] names publication {name}, which {side} does not have; correct the name")]
     NoSuchPublication { name: String, side: Side },

@@ -20,6 +20,18 @@ const POLL: Duration = Duration::from_millis(20);
 /// One binlog dump session: id, account, host, command and state.
 type Session = (u64, String, String, String, String);
 
+/// Refuses a hand-over whose account (`own`) cannot see other accounts' sessions: without `PROCESS`
+/// the processlist shows only its own, and `account = "*"` would carry nothing and say nothing.
+async fn sees_every_session(conn: &mut mysql_async::Conn, side: crate::error::Side, own: &str) -> Result<(), Error> {
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| sql_error(side, "reading turnout's grants", e))?;
+    let grants = grants.join("\n").to_ascii_uppercase();
+    let may = ["ALL PRIVILEGES ON *.*", "PROCESS", "SUPER"].iter().any(|p| grants.contains(p));
+    if may {
+        return Ok(());
+    }
+    Err(HandoverRefusal::NoProcess { side, account: own.to_owned() }.into())
+}
+
 /// Every binlog dump session on `conn` (`side`) that is not turnout's own account (`own`).
 async fn sessions(conn: &mut mysql_async::Conn, side: crate::error::Side, own: &str) -> Result<Vec<Session>, Error> {
     let rows: Vec<(u64, String, String, String, Option<String>)> = conn
@@ -74,6 +86,9 @@ pub struct Prepared {
 /// whole binlog at least once since the wait began — within the entry's `wait`, or refused
 /// (`on_lag = "refuse"`). An account with no session reading is behind.
 pub async fn prepare(from: &mut mysql_async::Conn, side: crate::error::Side, own: &str, entries: &[Handover]) -> Result<Vec<Prepared>, Error> {
+    if !entries.is_empty() {
+        sees_every_session(from, side, own).await?;
+    }
     let mut accounts: Vec<(String, &Handover)> = entries.iter().filter(|e| e.account != "*").map(|e| (e.account.clone(), e)).collect();
     if let Some(all) = entries.iter().find(|e| e.account == "*") {
         for (_, user, ..) in sessions(from, side, own).await? {

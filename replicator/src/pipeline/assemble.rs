@@ -33,6 +33,7 @@ use crate::state::StateStore;
 use std::collections::HashMap;
 use std::sync::Arc;
 use turnout_decoders::event::TxId;
+use turnout_decoders::schema::ReplicaIdentity;
 use turnout_decoders::{ChangeEvent, Position, TableSchema, Timestamp, Value};
 use turnout_sinks::{RowChange, Transaction};
 
@@ -488,6 +489,19 @@ impl Assembler {
                     None => return Err(Error::Resync("the source sent a transactional message outside any transaction".into())),
                 }
                 return Ok(None);
+            }
+            // A partition's TRUNCATE, which pgoutput does not send when partitions publish through
+            // their root: a TRUNCATE of that partition, at its place in the transaction.
+            ChangeEvent::Message { xid, transactional: true, prefix, content, .. } if prefix == crate::source::TRUNCATE_PREFIX => {
+                let Some(name) = crate::source::pg::truncate::partition(&content) else {
+                    return Err(Error::Unexpected {
+                        side: Side::Blue,
+                        what: format!("a truncate message with content {:?}", String::from_utf8_lossy(&content)),
+                    });
+                };
+                let table =
+                    Arc::new(TableSchema { relation_id: 0, name, replica_identity: ReplicaIdentity::Default, columns: Vec::new(), foreign_key_checks: true });
+                (xid, RowChange::Truncate { tables: vec![table], cascade: false, restart_identity: false })
             }
             ChangeEvent::Ddl { database, statement, .. } => {
                 match self.enclosing(None) {

@@ -36,6 +36,11 @@ pub const HEARTBEAT_ROW: i64 = 1;
 /// The prefix of the transactional message that carries a cutover sentinel's id.
 pub const SENTINEL_PREFIX: &str = "turnout.fence";
 
+/// The logical-message prefix of a `TRUNCATE` of one partition, which PostgreSQL does not send when
+/// partitions publish through their root ([`pg::truncate`]): its content is the partition's schema
+/// and name, separated by a newline.
+pub const TRUNCATE_PREFIX: &str = "turnout.truncate";
+
 /// The `id` of the cutover sentinel row.
 pub const SENTINEL_ROW: i64 = 2;
 

@@ -93,6 +93,9 @@ impl SourceAdmin for PgAdmin {
             }
         }
         setup::sync_publication(&mut admin, &names.publication, &selection, snapshot_done).await?;
+        // A partition's TRUNCATE, which publishing through the root hides, noted in the stream.
+        let session = super::session(config.source.url.expose(), config.source_side()).await?;
+        super::truncate::ensure(&session, &selection.tables, config.source_side()).await?;
         if !snapshot_done {
             initial_snapshot(config, state, names, status, &mut admin, &selection, blue_major).await?;
         }
@@ -145,8 +148,8 @@ impl SourceAdmin for PgAdmin {
     }
 
     fn watch(&self) -> impl std::future::Future<Output = Error> + Send {
-        let config = self.config.clone();
-        async move { super::inventory::watch(&config).await }
+        let (config, publication) = (self.config.clone(), self.names.publication.clone());
+        async move { super::inventory::watch(&config, &publication).await }
     }
 
     async fn check(&self) -> Report {
@@ -206,7 +209,11 @@ async fn initial_snapshot(
     let source = config.source_options()?;
     let target_url = config.target.url.expose();
     let green_client = green::connect(target_url).await.map_err(Error::Sink)?;
-    restart_unfinished(state, admin, names, &green_client, tables).await?;
+    if restart_unfinished(state, admin, names, &green_client, tables).await? && state.schema_copied()? {
+        // A table rewritten or altered on blue before its copy reached it: green's copy of its
+        // definition is the old one, and the copy starting again must find blue's.
+        recreate_changed(config, admin, &green_client, tables, blue_major).await?;
+    }
     let (pg_dump, owned_schema) = green_schema(config, state, &green_client, selection, &source, blue_major).await?;
     let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
     // The size is read only when it decides (reading it waits for a lock a table's DDL holds).
@@ -216,11 +223,18 @@ async fn initial_snapshot(
     };
     if chunked {
         let schema = PostData { pg_dump: pg_dump.as_deref(), left_out: &left_out, tolerate_existing: owned_schema };
-        return plan_chunked_copy(config, state, names, &green_client, &blue_client, tables, schema).await;
+        let start = ChunkedStart { config, state, status, names, green: &green_client, blue: &blue_client };
+        return plan_chunked_copy(start, tables, schema).await;
     }
     state.mark_snapshot_started()?;
     let mut repl = PgConnection::connect(&source, true).await.map_err(Error::Source)?;
-    let slot = repl.create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() }).await.map_err(Error::Source)?;
+    let slot = super::slot_wait::naming_holders(
+        &blue_client,
+        status,
+        repl.create_logical_slot(&names.slot, &SlotOptions { export_snapshot: true, ..SlotOptions::default() }),
+    )
+    .await
+    .map_err(Error::Source)?;
     let snapshot_name =
         slot.snapshot_name.clone().ok_or_else(|| Error::Unexpected { side: Side::Blue, what: "no exported snapshot for the initial copy".into() })?;
     // Tables above 64 MiB are copied as several page ranges at once.
@@ -243,13 +257,14 @@ async fn initial_snapshot(
 
 /// An earlier snapshot that did not finish starts again from scratch (its slot dropped, green's
 /// tables emptied); a slot of this stream's name without one is refused (another turnout may use it).
+/// Returns whether an unfinished snapshot was thrown away (green's tables emptied).
 async fn restart_unfinished(
     state: &StateStore,
     admin: &mut PgConnection,
     names: &Names,
     green_client: &tokio_postgres::Client,
     tables: &[TableName],
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     if state.snapshot_started()? {
         tracing::warn!("an earlier snapshot did not finish; starting it again from scratch");
         setup::drop_slot(admin, &names.slot).await?;
@@ -262,10 +277,49 @@ async fn restart_unfinished(
                 .map_err(Error::green("emptying the tables of the unfinished snapshot"))?;
         }
         state.reset_snapshot()?;
+        return Ok(true);
     } else if setup::slot_exists(admin, &names.slot).await? {
         return Err(CopyRefusal::SlotWithoutSnapshot { slot: names.slot.clone() }.into());
     }
-    Ok(())
+    Ok(false)
+}
+
+/// A table's columns with their types, in order, as one line (to compare blue's and green's).
+const COLUMNS: &str =
+    "SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END, \
+     ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped";
+
+/// Before a consistent copy starts again on a schema turnout copied itself: every selected table
+/// whose columns on green differ from blue's (rewritten or altered on blue after the first copy's
+/// snapshot) is dropped on green and created again from blue's definition — green's tables were just
+/// emptied, and what depended on the old table there (a view, a foreign key) comes back with the
+/// post-data and the cutover's settling of definitions.
+async fn recreate_changed(
+    config: &Config,
+    admin: &mut PgConnection,
+    green_client: &tokio_postgres::Client,
+    tables: &[TableName],
+    blue_major: u32,
+) -> Result<(), Error> {
+    let blue_client = snapshot::blue_connect(config.source.url.expose()).await?;
+    let mut changed = Vec::new();
+    for t in tables {
+        let on_blue: Option<String> = blue_client.query_one(COLUMNS, &[&t.quoted()]).await.map_err(Error::blue(format!("reading {t}")))?.get(0);
+        let on_green: Option<String> = green_client.query_one(COLUMNS, &[&t.quoted()]).await.map_err(Error::green(format!("reading {t}")))?.get(0);
+        if on_green.is_some() && on_blue != on_green {
+            changed.push(t.clone());
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let names = changed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    tracing::warn!("{names} changed on blue after the first copy's snapshot: creating them on green again from blue's definition");
+    let pg_dump = setup::find_pg_dump(config.source.pg_dump.as_deref(), blue_major).await?;
+    let pre = setup::dump_tables(admin, &pg_dump, &config.source_options()?, "pre-data", &changed).await?;
+    let drop = format!("DROP TABLE {} CASCADE", changed.iter().map(TableName::quoted).collect::<Vec<_>>().join(", "));
+    green_client.batch_execute(&drop).await.map_err(Error::green(format!("dropping {names} to create them again")))?;
+    setup::apply_pre_data(green_client, &pre, false).await
 }
 
 /// Green's schema before the copy: blue's pre-data copied when green has none of the tables;
@@ -319,22 +373,27 @@ async fn green_schema(
 /// `session_replication_role = replica`, so foreign keys do not fire), the stream's slot without a
 /// snapshot, the chunk plan, and green's progress record at the slot's consistent point, where the
 /// stream starts.
-async fn plan_chunked_copy(
-    config: &Config,
-    state: &StateStore,
-    names: &Names,
-    green_client: &tokio_postgres::Client,
-    blue_client: &tokio_postgres::Client,
-    tables: &[turnout_decoders::TableName],
-    schema: PostData<'_>,
-) -> Result<(), Error> {
+/// What the chunked copy's start works with: the configuration, the state and status, the stream's
+/// names and a session to each side.
+struct ChunkedStart<'a> {
+    config: &'a Config,
+    state: &'a StateStore,
+    status: &'a Arc<Status>,
+    names: &'a Names,
+    green: &'a tokio_postgres::Client,
+    blue: &'a tokio_postgres::Client,
+}
+
+async fn plan_chunked_copy(start: ChunkedStart<'_>, tables: &[turnout_decoders::TableName], schema: PostData<'_>) -> Result<(), Error> {
+    let ChunkedStart { config, state, status, names, green: green_client, blue: blue_client } = start;
     state.mark_snapshot_started()?;
     if let Some(pg_dump) = schema.pg_dump {
         let post = setup::dump_schema(pg_dump, &config.source_options()?, "post-data", schema.left_out).await?;
         setup::apply_post_data(green_client, &post, schema.tolerate_existing, !schema.left_out.is_empty()).await?;
     }
     let mut repl = PgConnection::connect(&config.source_options()?, true).await.map_err(Error::Source)?;
-    let slot = repl.create_logical_slot(&names.slot, &SlotOptions::default()).await.map_err(Error::Source)?;
+    let slot =
+        super::slot_wait::naming_holders(blue_client, status, repl.create_logical_slot(&names.slot, &SlotOptions::default())).await.map_err(Error::Source)?;
     repl.close().await;
     let plan = super::chunks::plan(blue_client, tables, config.snapshot_chunk_bytes()?, 0).await?;
     crate::copy::save_plan(state, &plan)?;

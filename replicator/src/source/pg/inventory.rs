@@ -22,13 +22,14 @@
 //! | table with row-level security | streamed when turnout's role bypasses it, else refused (`BYPASSRLS`) |
 //! | unlogged table (selected) | refused: never in the WAL (`ALTER TABLE … SET LOGGED`, or `tables.exclude`) |
 //! | table left out by `[tables]`, another session's temporary table | left out |
-//! | view, index, composite type, foreign table, type, function, procedure, aggregate, schema, operator…, extension, trigger, rule, policy, statistics object, event trigger | copied with the schema, compared at the cutover |
+//! | view, index, composite type, foreign table, type, function, procedure, aggregate, schema, operator…, extension, trigger, rule, policy, statistics object, event trigger | copied with the schema, made equal by definition at the cutover ([`super::definitions`]) |
 //! | trigger or rule enabled `ALWAYS`/`REPLICA` | refused: it would fire again for turnout's apply on green |
 //! | sequence | values moved ahead at the cutover |
 //! | materialized view | refreshed on green before the fence when blue's is populated |
 //! | extension green's server lacks | refused |
 //! | large object | refused: logical replication carries none |
-//! | publication, subscription, logical or physical slot (not turnout's), default privileges, grants, owners, database settings | the operator's (named, with the command) |
+//! | publication, subscription, logical or physical slot (not turnout's), default privileges, grants, owners | the operator's (named, with the command) |
+//! | database settings | made equal at the cutover with the definitions |
 //! | an unknown relation kind, object kind or catalog | refused |
 
 use crate::error::{Error, Side};
@@ -187,7 +188,8 @@ async fn identified(client: &Client, side: Side) -> Result<Vec<(String, String, 
     let sql = format!(
         "SELECT i.type, i.identity, i.schema FROM ({}) o, LATERAL pg_identify_object(o.classid, o.objid, 0) i \
          WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('i', 'e')) \
-           AND COALESCE(i.schema, '') NOT LIKE 'pg\\_temp\\_%' AND COALESCE(i.schema, '') NOT LIKE 'pg\\_toast%'",
+           AND COALESCE(i.schema, '') NOT LIKE 'pg\\_temp\\_%' AND COALESCE(i.schema, '') NOT LIKE 'pg\\_toast%' \
+           AND i.identity <> 'public.turnout_truncate_note()'",
         union.join(" UNION ALL ")
     );
     let rows = client.query(&sql, &[]).await.map_err(Error::sql(side, "listing the database's objects"))?;
@@ -222,7 +224,7 @@ async fn unknown_catalogs(client: &Client, side: Side) -> Result<Vec<String>, Er
 /// Triggers, rules, policies and statistics objects with their table: `(kind, table, name, enabled)`.
 const ATTACHED: &str = "\
     SELECT 'trigger', c.oid, quote_ident(t.tgname), t.tgenabled::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-      WHERE NOT t.tgisinternal AND t.oid >= 16384 \
+      WHERE NOT t.tgisinternal AND t.oid >= 16384 AND t.tgname <> 'turnout_truncate' \
     UNION ALL SELECT 'rule', c.oid, quote_ident(r.rulename), r.ev_enabled::text FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class \
       WHERE r.rulename <> '_RETURN' AND r.oid >= 16384 \
     UNION ALL SELECT 'policy', c.oid, quote_ident(p.polname), '' FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
@@ -441,12 +443,15 @@ pub async fn of_config(config: &crate::config::Config, with_green: bool) -> Resu
     take(&blue, green.as_ref(), &selection).await
 }
 
-/// While the stream runs: every [`WATCH_INTERVAL`] takes blue's inventory and returns the error naming
-/// whatever it now refuses (a table made unlogged, a large object created, a policy that applies to
-/// turnout's role), then compares the partition trees ([`super::drift::partition_watch_error`]).
+/// While the stream runs: every [`WATCH_INTERVAL`] notes the TRUNCATE of partitions made since
+/// ([`super::truncate`]), starts the stream again when a selected table is not published yet (created
+/// while streaming, under a table-list publication), takes blue's inventory and returns the error
+/// naming whatever it now refuses (a table made unlogged, a large object created, a policy that
+/// applies to turnout's role), then compares the partition trees
+/// ([`super::drift::partition_watch_error`]).
 /// It keeps one session to each side between looks (a login every 5 s would cost blue more than the
 /// look); failures to look are retried on new sessions, never fatal.
-pub async fn watch(config: &crate::config::Config) -> Error {
+pub async fn watch(config: &crate::config::Config, publication: &str) -> Error {
     let mut sessions: Option<(Client, Client)> = None;
     loop {
         if sessions.is_none() {
@@ -456,7 +461,7 @@ pub async fn watch(config: &crate::config::Config) -> Error {
             }
         }
         if let Some((blue, green)) = &sessions {
-            match look(config, blue, green).await {
+            match look(config, publication, blue, green).await {
                 Ok(Some(e)) => return e,
                 Ok(None) => {}
                 Err(e) => {
@@ -476,8 +481,24 @@ async fn open_both(config: &crate::config::Config) -> Result<(Client, Client), E
 }
 
 /// One look of [`watch`]: the error that stops the stream, if any.
-async fn look(config: &crate::config::Config, blue: &Client, green: &Client) -> Result<Option<Error>, Error> {
+async fn look(config: &crate::config::Config, publication: &str, blue: &Client, green: &Client) -> Result<Option<Error>, Error> {
     let selection = super::drift::selection(blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
+    // A table created while streaming that a table-list publication does not publish (a role that may
+    // not publish FOR ALL TABLES): its rows would never reach green. The stream starts again, which
+    // adds it to the publication and copies it (before the publication publishes it, its changes are
+    // dropped until its copy is on green).
+    let unpublished = super::setup::unpublished_by(blue, publication, &selection).await?;
+    if !unpublished.is_empty() {
+        let tables = unpublished.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        return Ok(Some(Error::Resync(format!("blue has tables the stream does not carry yet ({tables}): starting again to publish and copy them"))));
+    }
+    // A partition made since notes its TRUNCATE too; one turnout may not give a trigger stops the stream.
+    if let Err(e) = super::truncate::ensure(blue, &selection.tables, config.source_side()).await {
+        if matches!(e, Error::Setup(_)) {
+            return Ok(Some(e));
+        }
+        return Err(e);
+    }
     let inventory = take(blue, None, &selection).await?;
     if let Err(e) = inventory.refusal("replication stops") {
         return Ok(Some(Error::Setup(format!(

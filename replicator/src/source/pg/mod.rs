@@ -17,8 +17,10 @@ pub mod origin_filter;
 pub(crate) mod rehearsal;
 pub mod reverse;
 pub mod setup;
+pub(crate) mod slot_wait;
 pub mod snapshot;
 pub mod stream;
+pub mod truncate;
 pub mod verify;
 pub(crate) mod watch;
 

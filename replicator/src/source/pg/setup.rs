@@ -51,6 +51,24 @@ pub async fn unpublished(conn: &mut PgConnection, name: &str, selection: &Select
     })
 }
 
+/// [`unpublished`], read through an ordinary session (the stream's watch).
+pub async fn unpublished_by(client: &tokio_postgres::Client, name: &str, selection: &Selection) -> Result<Vec<TableName>, Error> {
+    let rows = client
+        .query(
+            "SELECT p.puballtables, n.nspname::text, c.relname::text FROM pg_publication p LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid \
+             LEFT JOIN pg_class c ON c.oid = r.prrelid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(Error::blue("reading the publication's tables"))?;
+    let Some(first) = rows.first() else { return Ok(Vec::new()) };
+    if first.get::<_, bool>(0) {
+        return Ok(Vec::new());
+    }
+    let have: BTreeSet<TableName> = rows.iter().filter_map(|r| Some(TableName::new(r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))).collect();
+    Ok(selection.tables.iter().filter(|t| !(have.contains(t) || t.schema == "public" && t.name == super::heartbeat::TABLE)).cloned().collect())
+}
+
 fn table_list(tables: &BTreeSet<TableName>) -> String {
     tables.iter().map(TableName::quoted).collect::<Vec<_>>().join(", ")
 }

@@ -151,7 +151,7 @@ impl Settle<'_> {
     async fn pg_dump(&self) -> Result<PathBuf, Error> {
         let other = super::session_with(self.other_options, self.sides.1).await?;
         let newest = major(self.fenced, self.sides.0).await?.max(major(&other, self.sides.1).await?);
-        super::setup::find_pg_dump(self.pg_dump, u32::try_from(newest).unwrap_or(0)).await
+        pg_dump_for(self.pg_dump, newest).await
     }
 
     async fn against_scratch(&self, pg_dump: &Path, scratch: &scratch::Scratch, wanted: &str, other: &Client) -> Result<Settled, Error> {
@@ -224,6 +224,16 @@ impl Settle<'_> {
         }
         Ok(plans)
     }
+}
+
+/// A pg_dump of PostgreSQL `newest` or newer (`source.pg_dump` when configured), or the refusal
+/// saying what was found.
+pub(crate) async fn pg_dump_for(configured: Option<&Path>, newest: i32) -> Result<PathBuf, Error> {
+    use crate::error::{Refusal, SchemaRefusal};
+    super::setup::find_pg_dump(configured, u32::try_from(newest).unwrap_or(0)).await.map_err(|e| match e {
+        Error::Refused(Refusal::Schema(SchemaRefusal::NoPgDump { min, seen })) => DefinitionRefusal::NoPgDump { min, seen }.into(),
+        other => other,
+    })
 }
 
 /// The server's major version.

@@ -312,8 +312,7 @@ fn elsewhere_into(inventory: &mut Inventory, elsewhere: &Elsewhere) {
             .with_objects(elsewhere.physical_slots.clone()),
     );
     inventory.add(
-        Class::new("database setting", Handling::Operator, "ALTER DATABASE … SET is not copied")
-            .with_fix("run the same ALTER DATABASE (or ALTER ROLE … IN DATABASE) … SET on green")
+        Class::new("database setting", Handling::AtCutover, "made equal on green with the definitions, after the cutover's lag wait")
             .with_objects(elsewhere.settings.clone()),
     );
 }
