@@ -223,3 +223,42 @@ async fn the_enum_error_value_a_non_strict_session_wrote_is_copied_and_streamed_
     maria_assert_same(&blue, &green, &db, &["tickets"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0), "{}", t.log_text());
 }
+
+/// A generated column whose expression depends on the writing session (`DATE(ts)` of a TIMESTAMP under
+/// the application's `time_zone = '+09:00'`): green would compute it in turnout's session and store
+/// another date. Rows that compute alike replicate; the first that does not stops the stream naming
+/// the table, the column, the row and the fix — and a copy of such rows stops the same way.
+#[tokio::test]
+async fn a_generated_column_green_would_compute_otherwise_stops_the_stream_and_the_copy_naming_it() {
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE visits (id INT PRIMARY KEY, ts TIMESTAMP NOT NULL, day DATE AS (DATE(ts)) STORED) ENGINE=InnoDB; \
+         SET time_zone = '+00:00'; INSERT INTO visits (id, ts) VALUES (1, '2024-01-01 12:00:00')",
+    )
+    .expect("schema");
+    let (_dir, mut t) = streaming(&blue, &green, &db).await;
+    // Computed alike in both sessions (UTC): replicated.
+    blue.execute(Some(&db), "SET time_zone = '+00:00'; INSERT INTO visits (id, ts) VALUES (2, '2024-01-02 12:00:00')").expect("utc row");
+    maria_assert_same(&blue, &green, &db, &["visits"], &mut t).await;
+    // 05:00 in Tokyo is 20:00 the day before in UTC: blue stores the 3rd, green would store the 2nd.
+    blue.execute(Some(&db), "SET time_zone = '+09:00'; INSERT INTO visits (id, ts) VALUES (3, '2024-01-03 05:00:00')").expect("tokyo row");
+    let log = stopped(&mut t).await;
+    assert!(log.contains("green generates another value than blue stored") && log.contains("day") && log.contains("id = 3"), "{log}");
+    assert!(log.contains("2024-01-03"), "blue's value is named: {log}");
+    assert_eq!(green.execute(Some(&db), "SELECT COUNT(*) FROM visits WHERE id = 3").expect("green").trim(), "0", "the row was not committed");
+
+    // The same rows copied: refused by the copy's own check.
+    let (blue, green, db) = maria_pair_of(FLAVOR, FLAVOR);
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE visits (id INT PRIMARY KEY, ts TIMESTAMP NOT NULL, day DATE AS (DATE(ts)) STORED) ENGINE=InnoDB; \
+         SET time_zone = '+09:00'; INSERT INTO visits (id, ts) VALUES (1, '2024-01-03 05:00:00'), (2, '2024-01-03 12:00:00')",
+    )
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "");
+    t.start();
+    let log = stopped(&mut t).await;
+    assert!(log.contains("green generates other values than blue stored in") && log.contains("visits") && log.contains("day"), "{log}");
+}

@@ -42,6 +42,7 @@
 
 mod catalog;
 mod fold;
+mod generated;
 mod insert;
 mod json_text;
 pub mod literal;
@@ -164,6 +165,9 @@ pub struct MySqlSink {
     /// Green keeps JSON as text (MariaDB): a MySQL blue's documents are written as their text.
     json_text: bool,
     in_transaction: bool,
+    /// Rows written since the last commit into tables with generated columns, compared with blue's
+    /// values before the commit ([`generated`]).
+    generated_rows: generated::GeneratedRows,
 }
 
 impl std::fmt::Debug for MySqlSink {
@@ -221,6 +225,7 @@ impl MySqlSink {
             marks,
             json_text: mariadb,
             in_transaction: false,
+            generated_rows: generated::GeneratedRows::default(),
         })
     }
 
@@ -318,6 +323,7 @@ impl MySqlSink {
     async fn rollback_quietly(&mut self) {
         self.fold.take();
         self.queue.clear();
+        self.generated_rows.clear();
         self.foreign_key_checks = None;
         if self.in_transaction {
             let _ = self.conn.query_drop("ROLLBACK").await;
@@ -337,6 +343,7 @@ impl MySqlSink {
     async fn commit_at(&mut self, position: &Position) -> Result<(), SinkError> {
         self.begin_tx().await?;
         self.emit_fold().await?;
+        self.check_generated().await?;
         let sql = progress::upsert(&self.stream, position)?;
         self.queue_statement(&sql, None, "recording the applied position").await?;
         self.queue.send(&mut self.conn).await?;

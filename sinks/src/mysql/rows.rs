@@ -89,6 +89,7 @@ impl MySqlSink {
     /// Queues multi-row INSERTs of whole rows (generated columns left out).
     async fn insert_rows_of(&mut self, table: &TableSchema, rows: &[&Vec<Value>]) -> Result<(), SinkError> {
         let generated = self.generated(&table.name).await?.clone();
+        self.generated_rows.note(table, &generated, rows);
         let keep: Vec<usize> = table.columns.iter().enumerate().filter(|(_, c)| !generated.contains(&c.name)).map(|(i, _)| i).collect();
         let columns: Vec<(String, MySqlType)> = keep.iter().map(|&i| (table.columns[i].name.clone(), self.green_type(table, i).into_owned())).collect();
         let values: Vec<Vec<Value>> = rows.iter().map(|row| keep.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()).collect();
@@ -112,6 +113,7 @@ impl MySqlSink {
         }
         let info = self.info(&table.name).await?;
         let (ordered, generated) = (info.ordered.clone(), info.generated.clone());
+        self.generated_rows.note(table, &generated, rows);
         let mut columns: Vec<InsertColumn> = Vec::with_capacity(ordered.len());
         let mut from: Vec<Option<usize>> = Vec::with_capacity(ordered.len());
         for name in &ordered {
@@ -296,6 +298,7 @@ impl MySqlSink {
             enum_errors += u16::from(literal::enum_error(&ty, value));
         }
         self.locate(table, &generated, key, old, &mut sql)?;
+        self.generated_rows.note(table, &generated, &[&after.to_vec()]);
         self.queue_rows(&RowStatement { sql, rows: 1, enum_errors }, format!("updating {}", table.name)).await
     }
 

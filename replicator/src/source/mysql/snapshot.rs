@@ -455,7 +455,9 @@ pub async fn copy_table(
 ) -> Result<u64, Error> {
     let name = table.to_string();
     status.table_started(&name);
-    let cols: Vec<ColumnInfo> = columns(reader, table, crate::error::Side::Blue).await?.into_iter().filter(|c| !c.generated).collect();
+    let every: Vec<ColumnInfo> = columns(reader, table, crate::error::Side::Blue).await?;
+    let generated: Vec<String> = every.iter().filter(|c| c.generated).map(|c| c.name.clone()).collect();
+    let cols: Vec<ColumnInfo> = every.into_iter().filter(|c| !c.generated).collect();
     let unsigned = unsigned_columns(reader, table, &cols).await?;
     let select = select_list(&cols);
     let typed: Vec<(String, MySqlType)> =
@@ -513,6 +515,12 @@ pub async fn copy_table(
     drop(result);
     if !typed_docs.is_empty() {
         rewrite_typed_docs(reader, green, json_text, table, &cols, &typed_docs).await?;
+    }
+    if !generated.is_empty() {
+        let key: Vec<String> = primary_key(reader, table, &cols).await?.into_iter().map(|i| cols[i].name.clone()).collect();
+        let key = if key.is_empty() { cols.iter().map(|c| c.name.clone()).collect() } else { key };
+        let copied = super::generated::Copied { table, key: &key, generated: &generated, condition };
+        super::generated::same_as_blue(reader, green, copied).await?;
     }
     Ok(copied)
 }
