@@ -89,7 +89,8 @@ impl MySqlSink {
         let table = &w.table;
         let value_err = |column: &str, reason: String| SinkError::Value { table: table.name.to_string(), column: column.to_owned(), reason };
         let keys: Vec<usize> = table.key_indexes().collect();
-        let locate: Vec<usize> = if keys.is_empty() { (0..table.columns.len()).filter(|i| !generated.contains(&table.columns[*i].name)).collect() } else { keys };
+        let locate: Vec<usize> =
+            if keys.is_empty() { (0..table.columns.len()).filter(|i| !generated.contains(&table.columns[*i].name)).collect() } else { keys };
         let mut sql = String::from("SELECT CASE");
         let mut conditions = Vec::with_capacity(rows.len());
         for (n, row) in rows.iter().enumerate() {
@@ -99,7 +100,8 @@ impl MySqlSink {
                     found.push_str(" AND ");
                 }
                 let v = row.get(i).cloned().unwrap_or(Value::Null);
-                push_equals(&mut found, &ident(&table.columns[i].name), &self.green_type(table, i), &v, true).map_err(|r| value_err(&table.columns[i].name, r))?;
+                push_equals(&mut found, &ident(&table.columns[i].name), &self.green_type(table, i), &v, true)
+                    .map_err(|r| value_err(&table.columns[i].name, r))?;
             }
             let mut same = String::new();
             for (k, &g) in w.generated.iter().enumerate() {
@@ -107,7 +109,8 @@ impl MySqlSink {
                     same.push_str(" AND ");
                 }
                 let v = row.get(g).cloned().unwrap_or(Value::Null);
-                push_equals(&mut same, &ident(&table.columns[g].name), &self.green_type(table, g), &v, true).map_err(|r| value_err(&table.columns[g].name, r))?;
+                push_equals(&mut same, &ident(&table.columns[g].name), &self.green_type(table, g), &v, true)
+                    .map_err(|r| value_err(&table.columns[g].name, r))?;
             }
             sql.push_str(&format!(" WHEN {found} THEN {n}"));
             conditions.push(format!("(({found}) AND NOT ({same}))"));

@@ -253,7 +253,7 @@ impl MySqlSink {
 
     /// Column `i`'s type as green takes its values: [`for_green`], and JSON where green's column is
     /// Oracle MySQL's JSON and the source sends text (a MariaDB side) — see [`Self::parses_json`].
-    fn green_type<'a>(&self, table: &'a TableSchema, i: usize) -> std::borrow::Cow<'a, MySqlType> {
+    pub(super) fn green_type<'a>(&self, table: &'a TableSchema, i: usize) -> std::borrow::Cow<'a, MySqlType> {
         let ty = for_green(mysql_type(table, i), self.json_text);
         if self.parses_json(table, i) {
             return std::borrow::Cow::Owned(literal::as_json(&ty));
