@@ -83,6 +83,16 @@ async fn answers(url: &str) -> Vec<String> {
     out
 }
 
+/// `turnout cutover` with `args`, run while the test goes on; its exit code and output.
+fn cutover_in_background(t: &Turnout, args: &[&str]) -> tokio::task::JoinHandle<(Option<i32>, String)> {
+    let config = t.config_path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(["cutover", "--config"]).arg(config).args(args).output().expect("cutover");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    })
+}
+
 /// Blue and green of `blue` and `green`, the role the policy names on both, `turnout run` streaming
 /// with a read-only fence and no switch.
 async fn streaming(blue: u32, green: u32) -> (turnout_testbed::PgServer, turnout_testbed::PgServer, String, tempfile::TempDir, Turnout) {
@@ -154,26 +164,15 @@ async fn a_unique_index_made_while_the_cutover_waits_for_lag_is_on_green_at_the_
     holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
     b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
     common::wait_for(&mut t, "lag over the cutover's threshold", |t| t.status()?["lag_seconds"].as_f64().filter(|l| *l > 1.5)).await;
-    let cutover = {
-        let config = t.config_path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
-                .args(["cutover", "--config"])
-                .arg(config)
-                .args(["--when-lag", "<1s", "--timeout", "90s"])
-                .output()
-                .expect("cutover")
-        })
-    };
+    let cutover = cutover_in_background(&t, &["--when-lag", "<1s", "--timeout", "90s"]);
     // The cutover is waiting for lag (it says so in /cutover) when the application changes blue.
     common::wait_for(&mut t, "the cutover waiting for lag", |t| t.get("/cutover").filter(|body| body.contains("waiting for the snapshot to finish"))).await;
     b.execute(&db, "CREATE UNIQUE INDEX t_code ON t (code); CREATE OR REPLACE VIEW recent AS SELECT id, tenant FROM t WHERE id > 39")
         .await
         .expect("DDL during the wait");
     holder.batch_execute("ROLLBACK").await.expect("unlock");
-    let out = cutover.await.expect("join");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", t.log_text());
+    let (code, text) = cutover.await.expect("join");
+    assert_eq!(code, Some(0), "{text}\n{}", t.log_text());
     let green = g.connect(&db).await.expect("green");
     let duplicate = green.execute("INSERT INTO t (id, tenant, code) VALUES (101, 1, 'c100')", &[]).await;
     assert_eq!(duplicate.err().and_then(|e| e.code().cloned()), Some(tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{text}");
@@ -218,23 +217,12 @@ async fn a_definition_made_on_blue_inside_the_pause_undoes_the_fence_naming_it()
     let holder = g.connect(&db).await.expect("green");
     holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
     b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
-    let cutover = {
-        let config = t.config_path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
-                .args(["cutover", "--config"])
-                .arg(config)
-                .args(["--when-lag", "<60s", "--timeout", "90s", "--max-pause", "60s"])
-                .output()
-                .expect("cutover")
-        })
-    };
+    let cutover = cutover_in_background(&t, &["--when-lag", "<60s", "--timeout", "90s", "--max-pause", "60s"]);
     common::wait_for(&mut t, "the fence", |t| t.get("/cutover").filter(|body| body.contains("fenced writes on blue"))).await;
     b.execute(&db, "BEGIN READ WRITE; CREATE INDEX t_in_pause ON t (code); COMMIT").await.expect("DDL inside the pause");
     holder.batch_execute("ROLLBACK").await.expect("unlock");
-    let out = cutover.await.expect("join");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = cutover.await.expect("join");
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("blue's definitions changed after turnout made green's equal to them inside the write pause"), "{text}");
     assert!(text.contains("t_in_pause"), "the object is named:\n{text}");
     assert!(text.contains("undid the fence"), "{text}");

@@ -7,6 +7,7 @@ use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};
+use turnout_testbed::PgServer;
 
 const INHERITANCE: &str = "
 CREATE TABLE parent (id int PRIMARY KEY, note text);
@@ -206,6 +207,17 @@ CREATE TABLE z2 (id int PRIMARY KEY, v int NOT NULL);
 INSERT INTO z2 SELECT g, g FROM generate_series(1, 20000) g;
 ";
 
+/// `turnout run` with a consistent copy on one worker, once it copies `a_big` (`z1` and `z2` not read
+/// yet); with a session to blue that watches it.
+async fn copying_a_big(blue: &PgServer, green: &PgServer, db: &str) -> (tempfile::TempDir, Turnout, tokio_postgres::Client) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(db), &green.url(db), "[snapshot]\nmode = \"consistent\"\nworkers = 1");
+    t.start();
+    let watcher = blue.connect(db).await.expect("watcher");
+    until_running(&watcher, "COPY (SELECT % \"public\".\"a_big\"%", &mut t).await;
+    (dir, t, watcher)
+}
+
 /// A rewrite of `z1` that keeps its schema and its rows (as pg_repack's does): new storage that a
 /// snapshot taken before it cannot see. (`USING v` alone would not rewrite.)
 const REWRITE: &str = "ALTER TABLE z1 ALTER COLUMN v TYPE integer USING v + 0";
@@ -213,11 +225,7 @@ const REWRITE: &str = "ALTER TABLE z1 ALTER COLUMN v TYPE integer USING v + 0";
 #[tokio::test]
 async fn a_table_rewritten_while_the_consistent_copy_runs_is_never_copied_empty() {
     let (blue, green, db) = pair(REWRITTEN).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[snapshot]\nmode = \"consistent\"\nworkers = 1");
-    t.start();
-    let watcher = blue.connect(&db).await.expect("watcher");
-    until_running(&watcher, "COPY (SELECT % \"public\".\"a_big\"%", &mut t).await;
+    let (_dir, mut t, watcher) = copying_a_big(&blue, &green, &db).await;
     // While a_big is copied, z1 is rewritten: after the copy's snapshot, before z1's copy, which finds
     // it and copies everything again at a new snapshot.
     blue.execute(&db, REWRITE).await.expect("rewrite");
@@ -240,11 +248,7 @@ async fn a_table_rewritten_while_the_consistent_copy_runs_is_never_copied_empty(
 #[tokio::test]
 async fn a_table_altered_before_its_copy_is_copied_with_its_new_definition() {
     let (blue, green, db) = pair(REWRITTEN).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), "[snapshot]\nmode = \"consistent\"\nworkers = 1");
-    t.start();
-    let watcher = blue.connect(&db).await.expect("watcher");
-    until_running(&watcher, "COPY (SELECT % \"public\".\"a_big\"%", &mut t).await;
+    let (_dir, mut t, _watcher) = copying_a_big(&blue, &green, &db).await;
     blue.execute(&db, "ALTER TABLE z1 ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid()").await.expect("rewrite with a new column");
     wait_streaming(&mut t).await;
     let log = t.log_text();

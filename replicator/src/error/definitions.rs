@@ -37,7 +37,7 @@ pub enum DefinitionRefusal {
     ChangedSince { from: Side, to: Side, when: &'static str, changes: String },
     /// No pg_dump new enough for both servers.
     #[error(
-        "turnout compares definitions with a pg_dump at least as new as the newer server, PostgreSQL {min} ({seen}); install \
+        "turnout compares definitions with a pg_dump at least as new as each server, here PostgreSQL {min} ({seen}); install \
          postgresql-client-{min} or newer (the new major's client tools), or set source.pg_dump = \"/path/to/pg_dump\""
     )]
     NoPgDump { min: u32, seen: String },

@@ -8,11 +8,12 @@
 //! cannot be compared as they are. Instead, after the lag wait and before the fence, [`Settle::run`]:
 //!
 //! 1. takes the fenced side's catalog [`Mark`];
-//! 2. dumps the fenced side's schema (`pg_dump --schema-only`, a pg_dump at least as new as both
-//!    servers) and creates it in a [scratch database](scratch) on the other side's server;
-//! 3. dumps the scratch database and the other side's database with that one pg_dump: both are now
-//!    printed by one server and one pg_dump, so their entries compare as text, whatever major first
-//!    defined them ([`entries`]);
+//! 2. dumps the fenced side's schema (`pg_dump --schema-only` with the pg_dump the schema copy uses:
+//!    the oldest at least as new as that server, whose output it restores without a word a newer
+//!    pg_dump would add) and creates it in a [scratch database](scratch) on the other side's server;
+//! 3. dumps the scratch database and the other side's database with one pg_dump at least as new as
+//!    that server: both are now printed by one server and one pg_dump, so their entries compare as
+//!    text, whatever major first defined them ([`entries`]);
 //! 4. makes every difference equal on the other side ([`reapply`]), and the database settings
 //!    ([`settings`]), then dumps the other side again until nothing differs (a few rounds: an object
 //!    created again brings back what hung off it);
@@ -134,8 +135,8 @@ impl Settle<'_> {
         let (from, to) = self.sides;
         let mark = Mark::take(self.fenced, from).await?;
         let fingerprint = Fingerprint::take(self.fenced, from).await?;
-        let pg_dump = self.pg_dump().await?;
-        let wanted = super::setup::dump_whole_schema(&pg_dump, self.fenced_options, self.left_out).await?;
+        let (fenced_dump, pg_dump) = self.pg_dumps().await?;
+        let wanted = super::setup::dump_whole_schema(&fenced_dump, self.fenced_options, self.left_out).await?;
         let other = super::session_with(self.other_options, to).await?;
         let scratch = scratch::Scratch::create(&other, self.other_options, to).await?;
         let settled = self.against_scratch(&pg_dump, &scratch, &wanted, &other).await;
@@ -147,11 +148,14 @@ impl Settle<'_> {
         Ok(settled)
     }
 
-    /// A pg_dump that can dump both servers: at least as new as the newer of the two.
-    async fn pg_dump(&self) -> Result<PathBuf, Error> {
+    /// The pg_dump for the fenced side (the oldest at least as new as it, as the schema copy's), and
+    /// the one for the other side's server (the oldest at least as new as it). A newer pg_dump than
+    /// a server's own may print what that server's minor releases keep internal (PostgreSQL 15.20's
+    /// `pg_attver` column option, which 17.10 prints and refuses).
+    async fn pg_dumps(&self) -> Result<(PathBuf, PathBuf), Error> {
         let other = super::session_with(self.other_options, self.sides.1).await?;
-        let newest = major(self.fenced, self.sides.0).await?.max(major(&other, self.sides.1).await?);
-        pg_dump_for(self.pg_dump, newest).await
+        let (fenced, theirs) = (major(self.fenced, self.sides.0).await?, major(&other, self.sides.1).await?);
+        Ok((pg_dump_for(self.pg_dump, fenced).await?, pg_dump_for(self.pg_dump, theirs).await?))
     }
 
     async fn against_scratch(&self, pg_dump: &Path, scratch: &scratch::Scratch, wanted: &str, other: &Client) -> Result<Settled, Error> {
@@ -226,8 +230,8 @@ impl Settle<'_> {
     }
 }
 
-/// A pg_dump of PostgreSQL `newest` or newer (`source.pg_dump` when configured), or the refusal
-/// saying what was found.
+/// A pg_dump of PostgreSQL `newest` or newer (`source.pg_dump` when configured: it must then be new
+/// enough for both servers), or the refusal saying what was found.
 pub(crate) async fn pg_dump_for(configured: Option<&Path>, newest: i32) -> Result<PathBuf, Error> {
     use crate::error::{Refusal, SchemaRefusal};
     super::setup::find_pg_dump(configured, u32::try_from(newest).unwrap_or(0)).await.map_err(|e| match e {
