@@ -72,7 +72,7 @@ impl MySqlSink {
         for w in &written {
             let generated = self.generated(&w.table.name).await?.clone();
             for rows in w.rows.chunks(ROWS_PER_CHECK) {
-                let sql = self.check_sql(w, &generated, rows)?;
+                let Some(sql) = self.check_sql(w, &generated, rows)? else { continue };
                 let found: Option<mysql_async::Row> =
                     self.conn.query_first(&sql).await.map_err(SinkError::mysql(format!("comparing the generated columns of {} with blue's", w.table.name)))?;
                 if let Some(row) = found {
@@ -84,8 +84,9 @@ impl MySqlSink {
     }
 
     /// `SELECT <the row's position in the batch> FROM t WHERE (row 1 found AND NOT its generated
-    /// values equal) OR …`: a row only when green generated something else.
-    fn check_sql(&self, w: &Written, generated: &HashSet<String>, rows: &[Vec<Value>]) -> Result<String, SinkError> {
+    /// values equal) OR …`: a row only when green generated something else; `None` when blue sent
+    /// none of the rows' generated values.
+    fn check_sql(&self, w: &Written, generated: &HashSet<String>, rows: &[Vec<Value>]) -> Result<Option<String>, SinkError> {
         let table = &w.table;
         let value_err = |column: &str, reason: String| SinkError::Value { table: table.name.to_string(), column: column.to_owned(), reason };
         let keys: Vec<usize> = table.key_indexes().collect();
@@ -94,6 +95,13 @@ impl MySqlSink {
         let mut sql = String::from("SELECT CASE");
         let mut conditions = Vec::with_capacity(rows.len());
         for (n, row) in rows.iter().enumerate() {
+            // A value blue did not send (a virtual column MariaDB leaves out of the image) cannot be
+            // compared, and a virtual column is computed when read, on either side alike.
+            let sent = |i: &usize| !matches!(row.get(*i), Some(Value::Unchanged));
+            let compared: Vec<usize> = w.generated.iter().copied().filter(sent).collect();
+            if compared.is_empty() || !locate.iter().all(sent) {
+                continue;
+            }
             let mut found = String::new();
             for (k, &i) in locate.iter().enumerate() {
                 if k > 0 {
@@ -104,7 +112,7 @@ impl MySqlSink {
                     .map_err(|r| value_err(&table.columns[i].name, r))?;
             }
             let mut same = String::new();
-            for (k, &g) in w.generated.iter().enumerate() {
+            for (k, &g) in compared.iter().enumerate() {
                 if k > 0 {
                     same.push_str(" AND ");
                 }
@@ -115,8 +123,11 @@ impl MySqlSink {
             sql.push_str(&format!(" WHEN {found} THEN {n}"));
             conditions.push(format!("(({found}) AND NOT ({same}))"));
         }
+        if conditions.is_empty() {
+            return Ok(None);
+        }
         sql.push_str(&format!(" END FROM {} WHERE {} LIMIT 1", qualified(&table.name), conditions.join(" OR ")));
-        Ok(sql)
+        Ok(Some(sql))
     }
 }
 

@@ -172,9 +172,13 @@ impl SourceAdmin for PgAdmin {
             .await
             .map_err(Error::blue(format!("dropping publication {}", names.publication)))?;
         done.push(format!("dropped publication {} on blue (if it existed)", names.publication));
+        super::truncate::remove(&blue, crate::error::Side::Blue).await?;
+        done.push("dropped turnout's TRUNCATE triggers on blue's partitions (if they existed)".into());
         let green_client = green::connect(self.config.target.url.expose()).await.map_err(Error::Sink)?;
         super::reverse::drop_origin_when_free(&green_client, &names.origin).await?;
         done.push(format!("dropped replication origin {} on green (if it existed)", names.origin));
+        super::truncate::remove(&green_client, crate::error::Side::Green).await?;
+        done.push("dropped turnout's TRUNCATE triggers on green's partitions (if they existed)".into());
         let watch = super::watch::green_names(names);
         match super::reverse::drop_slot_and_publication(self.config.target.url.expose(), &watch).await {
             Ok(()) => done.push(format!("dropped the watch slot and publication {} on green (if they existed)", watch.slot)),

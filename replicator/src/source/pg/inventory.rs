@@ -189,7 +189,7 @@ async fn identified(client: &Client, side: Side) -> Result<Vec<(String, String, 
         "SELECT i.type, i.identity, i.schema FROM ({}) o, LATERAL pg_identify_object(o.classid, o.objid, 0) i \
          WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('i', 'e')) \
            AND COALESCE(i.schema, '') NOT LIKE 'pg\\_temp\\_%' AND COALESCE(i.schema, '') NOT LIKE 'pg\\_toast%' \
-           AND i.identity <> 'public.turnout_truncate_note()'",
+           AND i.identity NOT IN ('public.turnout_truncate_note()', 'public.turnout_truncate_root()')",
         union.join(" UNION ALL ")
     );
     let rows = client.query(&sql, &[]).await.map_err(Error::sql(side, "listing the database's objects"))?;
@@ -224,7 +224,7 @@ async fn unknown_catalogs(client: &Client, side: Side) -> Result<Vec<String>, Er
 /// Triggers, rules, policies and statistics objects with their table: `(kind, table, name, enabled)`.
 const ATTACHED: &str = "\
     SELECT 'trigger', c.oid, quote_ident(t.tgname), t.tgenabled::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-      WHERE NOT t.tgisinternal AND t.oid >= 16384 AND t.tgname <> 'turnout_truncate' \
+      WHERE NOT t.tgisinternal AND t.oid >= 16384 AND t.tgname NOT IN ('turnout_truncate', 'turnout_truncate_end') \
     UNION ALL SELECT 'rule', c.oid, quote_ident(r.rulename), r.ev_enabled::text FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class \
       WHERE r.rulename <> '_RETURN' AND r.oid >= 16384 \
     UNION ALL SELECT 'policy', c.oid, quote_ident(p.polname), '' FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
