@@ -209,6 +209,9 @@ impl<'a, F: Family> Generation<'a, F> {
             // Nothing is applied to green before the consumers a rollback carried back read it up to
             // the rollback's fence.
             crate::handover::settle(config, state, crate::status::Direction::Reverse).await?;
+            for line in crate::handover::drop_after_rollback(config, state).await {
+                tracing::info!("{line}");
+            }
         }
         // A generation a rollback armed starts at its hand-off and drops the reverse apply's writes on
         // blue, as the reverse stream drops the forward apply's on green.

@@ -182,7 +182,7 @@ async fn handed_over(t: &mut Turnout, direction: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn consumers_read_every_committed_row_once_across_a_cutover_and_a_rollback() {
-    let mut s = setup("[[handover]]\nslot = \"downstream\"\n[[handover]]\nslot = \"dbz\"\npublications = [\"dbz_pub\"]\n").await;
+    let mut s = setup("[[handover]]\nslot = \"downstream\"\nfilters_origin = true\n[[handover]]\nslot = \"dbz\"\npublications = [\"dbz_pub\"]\n").await;
     let (blue_url, green_url) = (s.blue.url(&s.db), s.green_url.clone());
     // Before the cutover `check` lists both consumers as carried.
     let (code, out) = common::turnout_command(&s.t, "check", &[]).await;
@@ -373,4 +373,303 @@ async fn three_consumers_carried_through_a_cutover_under_load() {
     })
     .await;
     assert_eq!(s.t.sigterm(), Some(0));
+}
+
+/// The lines `GET /handover` prints for `consumer`: (`on <from>:` command, `then on <to>:` command).
+fn repoint_commands(view: &serde_json::Value, consumer: &str) -> (String, String) {
+    let lines: Vec<&str> = view["repoint"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
+    let start = lines.iter().position(|l| l.starts_with(&format!("{consumer}: "))).unwrap_or_else(|| panic!("no repoint lines for {consumer}: {view}"));
+    let block: Vec<&str> = lines[start + 1..].iter().take_while(|l| l.starts_with("  ")).copied().collect();
+    let command = |prefix: &str| {
+        block
+            .iter()
+            .find_map(|l| l.trim_start().strip_prefix(prefix).and_then(|rest| rest.split_once(": ")).map(|(_, c)| c.to_owned()))
+            .unwrap_or_else(|| panic!("no '{prefix}' line for {consumer}: {block:?}"))
+    };
+    (command("on "), command("then on "))
+}
+
+/// A printed command run through a shell as an operator would, with the consumer's password and its
+/// own output options (`extra`) added, its output into `file`. A consumer nobody read when the
+/// cutover prepared it has no `-U` in its lines: its own user comes from `PGUSER`.
+fn shell(line: &str, extra: &str, password: &str, file: &std::path::Path) -> Command {
+    let bin = turnout_testbed::client_bin_dir(15).expect("pg_recvlogical");
+    let mut c = Command::new("sh");
+    c.args(["-c", &format!("exec {line} {extra}")])
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("PGPASSWORD", password)
+        .env("PGUSER", if line.contains(" -U ") { "nobody_reads_this" } else { "postgres" })
+        .stdout(std::fs::File::create(file).expect("output"))
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The ids of `t` inserted in a pgoutput stream as `pg_recvlogical` writes it (each message followed
+/// by a newline); a message cut short at the end (the reader stopped) ends the walk.
+fn pgoutput_stream_ids(bytes: &[u8]) -> Vec<i64> {
+    fn cstr(b: &[u8], at: usize) -> Option<usize> {
+        b.get(at..)?.iter().position(|&c| c == 0).map(|n| at + n + 1)
+    }
+    fn tuple(b: &[u8], mut at: usize) -> Option<(usize, Option<i64>)> {
+        let columns = u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?);
+        at += 2;
+        let mut first = None;
+        for i in 0..columns {
+            let kind = *b.get(at)?;
+            at += 1;
+            if kind == b't' || kind == b'b' {
+                let len = u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize;
+                let value = b.get(at + 4..at + 4 + len)?;
+                if i == 0 {
+                    first = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+                }
+                at += 4 + len;
+            }
+        }
+        Some((at, first))
+    }
+    let (mut at, mut ids) = (0usize, Vec::new());
+    while at < bytes.len() {
+        let next = match bytes[at] {
+            b'B' => Some(at + 21),
+            b'C' => Some(at + 26),
+            b'O' => cstr(bytes, at + 9),
+            b'Y' => cstr(bytes, at + 5).and_then(|n| cstr(bytes, n)),
+            b'R' => (|| {
+                let mut n = cstr(bytes, cstr(bytes, at + 5)?)? + 1;
+                let columns = u16::from_be_bytes(bytes.get(n..n + 2)?.try_into().ok()?);
+                n += 2;
+                for _ in 0..columns {
+                    n = cstr(bytes, n + 1)? + 8;
+                }
+                Some(n)
+            })(),
+            b'I' => tuple(bytes, at + 6).map(|(n, id)| {
+                ids.extend(id);
+                n
+            }),
+            other => panic!("a pgoutput message the test does not expect: {:?} at {at}", other as char),
+        };
+        match next {
+            Some(n) if bytes.get(n) == Some(&b'\n') => at = n + 1,
+            _ => break,
+        }
+    }
+    ids
+}
+
+/// One consumer as an operator runs it: a live reader, stopped and restarted from the printed lines.
+struct Live {
+    name: &'static str,
+    /// Its own output options (plugin options).
+    options: &'static str,
+    /// It leaves out changes with an origin and keeps reading across the switch until settled.
+    filters: bool,
+    /// It reads nowhere between switches: after each one it catches up to the fence with the
+    /// printed command, while the stream back already applies there (its wait runs out: a gap).
+    late: bool,
+    files: Vec<std::path::PathBuf>,
+    child: Option<Child>,
+}
+
+impl Live {
+    fn file(&mut self, dir: &std::path::Path) -> std::path::PathBuf {
+        let f = dir.join(format!("{}-{}.out", self.name, self.files.len()));
+        self.files.push(f.clone());
+        f
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        let pgoutput = self.options.contains("proto_version");
+        self.files.iter().flat_map(|f| if pgoutput { pgoutput_stream_ids(&std::fs::read(f).unwrap_or_default()) } else { decoded_ids(f) }).collect()
+    }
+}
+
+/// Runs the printed `on <fenced side>:` command for `c` to its end (it stops at the fence), once
+/// the server let go of the slot a stopped reader held.
+async fn run_to_fence(c: &mut Live, view: &serde_json::Value, fenced: &tokio_postgres::Client, (dir, password): (&std::path::Path, &str)) {
+    let deadline = Instant::now() + WAIT;
+    while fenced.query_one("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&c.name]).await.expect("slot").get::<_, bool>(0) {
+        assert!(Instant::now() < deadline, "the slot {} stayed active after its reader stopped", c.name);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (up_to_fence, _) = repoint_commands(view, c.name);
+    let file = c.file(dir);
+    let mut run = shell(&up_to_fence, c.options, password, &file).spawn().expect("reader up to the fence");
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{} did not stop at the fence with: {up_to_fence}", c.name);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut errors = String::new();
+    let _ = std::io::Read::read_to_string(&mut run.stderr.take().expect("stderr"), &mut errors);
+    assert!(status.success(), "{up_to_fence}: {status}\n{errors}");
+}
+
+/// After a switch of `direction` (a record other than `last`'s): each consumer repointed as the
+/// record prints it — one that does not filter by origin stopped once the record says it read up to
+/// the fence and run to the fence with the printed command, every one started on the other side
+/// once the stream back may apply.
+/// Returns this switch's id.
+async fn repoint_at_switch(
+    t: &mut Turnout,
+    consumers: &mut [Live],
+    (dir, password, fenced_url): (&std::path::Path, &str, &str),
+    direction: &str,
+    last: &str,
+) -> String {
+    // The record of this switch, written inside its pause: the fence and the lines to follow.
+    let view = common::wait_for(t, "this switch's hand-over record", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        let id = v["handed_over"]["cutover"].as_str()?.to_owned();
+        (v["handed_over"]["direction"] == direction && id != last).then_some(v)
+    })
+    .await;
+    let last = view["handed_over"]["cutover"].as_str().unwrap_or_default().to_owned();
+    // Consumers that do not filter: stopped once the record says they read up to the fence (a
+    // reader stopped by a signal confirms only what it confirmed last, and would read its tail
+    // again), then run to the fence with the printed line.
+    let unfiltered: Vec<&str> = consumers.iter().filter(|c| !c.filters && !c.late).map(|c| c.name).collect();
+    common::wait_for(t, "the consumers seen at the fence", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        let all = v["handed_over"]["consumers"].as_array()?.iter().filter(|c| unfiltered.iter().any(|n| c["consumer"] == *n)).all(|c| c["reached"] == true);
+        (v["handed_over"]["cutover"] == last.as_str() && all).then_some(())
+    })
+    .await;
+    let fenced = client(fenced_url).await;
+    for c in consumers.iter_mut().filter(|c| !c.filters && !c.late) {
+        stop(c.child.take().expect("a live reader"));
+        run_to_fence(c, &view, &fenced, (dir, password)).await;
+    }
+    // The stream back waits for them; the filtering one reads on until then, then moves too.
+    common::wait_for(t, "the hand-over settled", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        (v["handed_over"]["cutover"] == last.as_str() && v["handed_over"]["settled"] == true).then_some(())
+    })
+    .await;
+    let view: serde_json::Value = serde_json::from_str(&t.get("/handover").expect("handover")).expect("json");
+    // The record that starts at the fence is turnout's end-of-fence message, never a transaction's
+    // first: a reader stopping there inclusively reads nothing of the stream back.
+    let fence = view["handed_over"]["consumers"][0]["fence"].as_str().expect("fence").to_owned();
+    // Once something follows it: the stream back's first write when nothing else comes first.
+    let deadline = Instant::now() + WAIT;
+    while !fenced.query_one(&format!("SELECT pg_current_wal_flush_lsn() > '{fence}'"), &[]).await.expect("lsn").get::<_, bool>(0) {
+        assert!(Instant::now() < deadline, "nothing was written after the fence {fence}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let at_fence: String = fenced
+        .query_one(
+            &format!(
+                "SELECT resource_manager || ' ' || description FROM pg_get_wal_records_info('{fence}', pg_current_wal_flush_lsn()) ORDER BY start_lsn LIMIT 1"
+            ),
+            &[],
+        )
+        .await
+        .expect("the record at the fence")
+        .get(0);
+    assert!(at_fence.starts_with("LogicalMessage") && at_fence.contains("turnout.fence_end"), "at the fence {fence}: {at_fence}");
+    let outputs: Vec<String> =
+        consumers.iter().filter_map(|c| c.files.last()).map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default()).into_owned()).collect();
+    let late: Vec<&str> = consumers.iter().filter(|c| c.late).map(|c| c.name).collect();
+    let handed = view["handed_over"]["consumers"].as_array().cloned().unwrap_or_default();
+    assert!(handed.iter().all(|c| c["note"].is_null() && c["gap"].is_null() != late.iter().any(|n| c["consumer"] == *n)), "{view}\n{outputs:#?}");
+    for c in consumers.iter_mut() {
+        if let Some(child) = c.child.take() {
+            stop(child);
+        }
+        if c.late {
+            // Blue up to the fence now, the stream back applying there since the switch.
+            run_to_fence(c, &view, &fenced, (dir, password)).await;
+            continue;
+        }
+        let (_, on_the_other_side) = repoint_commands(&view, c.name);
+        let file = c.file(dir);
+        c.child = Some(shell(&format!("{on_the_other_side} -F 1 -s 1"), c.options, password, &file).spawn().expect("reader"));
+    }
+    last
+}
+
+#[tokio::test]
+async fn repoint_lines_run_as_printed_keep_every_consumer_exact_over_ten_round_trips() {
+    let extra = "[[handover]]\nslot = \"plain\"\n[[handover]]\nslot = \"local\"\nfilters_origin = true\n\
+                 [[handover]]\nslot = \"dbz\"\npublications = [\"dbz_pub\"]\n[[handover]]\nslot = \"late\"\nwait = \"1s\"\non_lag = \"record\"\n";
+    let (blue, green, db) = common::pair_versions(15, 17, SCHEMA).await;
+    blue.execute(
+        &db,
+        "SELECT pg_create_logical_replication_slot(n, p) FROM (VALUES ('plain', 'test_decoding'), ('local', 'test_decoding'), ('dbz', 'pgoutput'), ('late', 'test_decoding')) v(n, p)",
+    )
+    .await
+    .expect("consumer slots");
+    let keys = "fence = \"pgbouncer\"\nswitch = \"pgbouncer\"\niterate = true\n";
+    let (bouncer, green_url, toml) = common::behind_pgbouncer(&blue, &green, &db, keys, extra).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green_url, &toml);
+    // No heartbeat on the fenced side after the sentinel: the stream back's first apply there is the
+    // next record after the sentinel's commit, but for turnout's own end-of-fence record.
+    let config = std::fs::read_to_string(t.config_path()).expect("config").replacen("[source]\n", "[source]\nheartbeat_interval = \"1h\"\n", 1);
+    std::fs::write(t.config_path(), config).expect("config");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let (code, out) = common::turnout_command(&t, "check", &[]).await;
+    assert!(out.contains("logical dbz [pgoutput]") && out.contains("its plugin cannot leave out changes with an origin"), "{code}\n{out}");
+    let password = blue.password().to_owned();
+    let blue_url = blue.url(&db);
+    // Each server's `postgres` database, where the test looks at the log itself (pg_walinspect).
+    let admin = (blue.url("postgres"), green.url_for("postgres", &password, "postgres"));
+    for url in [&admin.0, &admin.1] {
+        client(url).await.batch_execute("CREATE EXTENSION pg_walinspect").await.expect("pg_walinspect");
+    }
+    let mut consumers = [
+        Live { name: "plain", options: "-o skip-empty-xacts=1", filters: false, late: false, files: Vec::new(), child: None },
+        Live { name: "local", options: "-o only-local=1 -o skip-empty-xacts=1", filters: true, late: false, files: Vec::new(), child: None },
+        Live { name: "dbz", options: "-o proto_version=1 -o publication_names=dbz_pub", filters: false, late: false, files: Vec::new(), child: None },
+        Live { name: "late", options: "", filters: false, late: true, files: Vec::new(), child: None },
+    ];
+    let bin = turnout_testbed::client_bin_dir(15).expect("pg_recvlogical").join("pg_recvlogical");
+    for c in consumers.iter_mut().filter(|c| !c.late) {
+        let file = c.file(dir.path());
+        let line = format!("{} -d '{blue_url}' --slot {} --start -F 1 -s 1 -f -", bin.display(), c.name);
+        c.child = Some(shell(&line, c.options, &password, &file).spawn().expect("reader"));
+    }
+    let writer = start_writer(bouncer.url(&db));
+    writer.wait_for(100).await;
+    let lag = ["--when-lag", "<1s", "--timeout", "90s", "--max-pause", "10s"];
+    let mut last = String::new();
+    for switch in 0..20 {
+        let (command, direction) = if switch % 2 == 0 { ("cutover", "forward") } else { ("rollback", "reverse") };
+        let (code, out) = common::turnout_command(&t, command, &lag).await;
+        assert_eq!(code, 0, "{command} #{switch}: {out}\n{}", t.log_text());
+        let fenced_url = if direction == "forward" { admin.0.as_str() } else { admin.1.as_str() };
+        last = repoint_at_switch(&mut t, &mut consumers, (dir.path(), &password, fenced_url), direction, &last).await;
+        writer.wait_for(writer.count() + 30).await;
+    }
+    writer.wait_for(writer.count() + 30).await;
+    let (acked, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "client errors across twenty switches: {errors:?}");
+    // The last switch was a rollback: blue takes the writes.
+    let committed = ids(&client(&blue_url).await).await;
+    let acked: Vec<i64> = acked.iter().map(|(id, _)| *id).collect();
+    assert!(acked.iter().all(|id| committed.binary_search(id).is_ok()), "an acknowledged write is missing on blue");
+    let deadline = Instant::now() + WAIT;
+    while consumers.iter().any(|c| c.ids().len() < committed.len()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The late consumer reads what blue committed since the last switch, up to where blue stands.
+    let end: String = client(&blue_url).await.query_one("SELECT pg_current_wal_flush_lsn()::text", &[]).await.expect("lsn").get(0);
+    for c in consumers.iter_mut().filter(|c| c.late) {
+        let file = c.file(dir.path());
+        let line = format!("{} -d '{blue_url}' --slot {} --start --endpos {end} -f -", bin.display(), c.name);
+        let status = shell(&line, c.options, &password, &file).status().expect("late reader");
+        assert!(status.success(), "{line}: {status}");
+    }
+    for c in &mut consumers {
+        if let Some(child) = c.child.take() {
+            stop(child);
+        }
+        eprintln!("{}: {} rows in {} outputs for {} committed", c.name, c.ids().len(), c.files.len(), committed.len());
+        assert_exactly_once(c.name, &c.ids(), &committed);
+    }
+    assert_eq!(t.sigterm(), Some(0));
 }

@@ -36,6 +36,14 @@ pub struct Handover {
     /// there (blue's slot is kept).
     #[serde(default)]
     pub on_lag: OnLag,
+    /// PostgreSQL: the consumer's reader leaves out changes that carry a replication origin
+    /// (`test_decoding`'s `only-local`, pgoutput's `origin = none` on PostgreSQL 16+), so it may keep
+    /// reading blue across the cutover: the reverse stream's changes there carry turnout's origin.
+    /// Default `false`: after the switch the reverse stream waits (up to `wait`) for the reader to
+    /// have read blue up to the fence *and let go of its slot*, so that it cannot receive the
+    /// rollback window's changes from blue as well as from green.
+    #[serde(default)]
+    pub filters_origin: bool,
 }
 
 /// What the cutover does about a consumer that has not read blue's log far enough in time.
@@ -81,6 +89,13 @@ impl Handover {
                 return Err(Error::config(
                     field(if self.slot.is_empty() { "publications" } else { "slot" }),
                     "is PostgreSQL's; on MySQL/MariaDB name the consumer's account (account = \"debezium\", or \"*\")",
+                ));
+            }
+            if self.filters_origin {
+                return Err(Error::config(
+                    field("filters_origin"),
+                    "is PostgreSQL's: a binlog reader cannot leave out turnout's writes by origin; leave it out (the reverse stream waits for \
+                     the consumer to stop reading blue)",
                 ));
             }
             if self.account.is_empty() {

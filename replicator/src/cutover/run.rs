@@ -310,7 +310,8 @@ impl Controller {
             pause.phases.mark("green watched");
         }
         if let Some(handover) = handover {
-            within(deadline, request, self.hand_over(handover, sentinel, id, request.rehearse)).await?;
+            let fenced = procedure.fenced_position();
+            within(deadline, request, self.hand_over(handover, (sentinel, fenced.as_ref()), id, request.rehearse)).await?;
             pause.phases.mark("consumers handed over");
         }
         if Instant::now() >= deadline {
@@ -359,8 +360,15 @@ impl Controller {
     /// Inside the pause, after the proof: the carried consumers' places on the other side
     /// ([`crate::handover`]), kept for the certificate and — unless rehearsing — in the state store,
     /// unsynced: the switch's journal entry, synced, makes it durable before traffic moves.
-    async fn hand_over(&self, handover: &mut crate::handover::Session, sentinel: &Position, id: &str, rehearse: bool) -> Result<(), Error> {
-        let handed = handover.hand_off(Some(sentinel.to_string())).await.map_err(Error::during("handing the consumers over failed"))?;
+    async fn hand_over(
+        &self,
+        handover: &mut crate::handover::Session,
+        (sentinel, fenced): (&Position, Option<&Position>),
+        id: &str,
+        rehearse: bool,
+    ) -> Result<(), Error> {
+        let handed =
+            handover.hand_off(Some(sentinel.to_string()), fenced.map(ToString::to_string)).await.map_err(Error::during("handing the consumers over failed"))?;
         if !rehearse {
             let record = crate::handover::Record { cutover: id.to_owned(), direction: self.direction, consumers: handed.clone(), settled: false };
             self.state.put_handover(self.direction, &record, false).map_err(Error::during("keeping the hand-over failed"))?;

@@ -46,6 +46,11 @@ pub struct Handed {
     /// further.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fence: Option<String>,
+    /// PostgreSQL: where the fenced side's log stood just before the sentinel — every write it
+    /// committed ends there or before; a consumer whose slot confirmed this far holds them all (a
+    /// reader stopping at the fence confirms at least this much, whatever its plugin prints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_before: Option<String>,
     /// Where the consumer resumes on the other side: its slot there stands at this position, proven.
     pub resume: String,
     /// After the switch: the range of the fenced side's log the consumer had still not read when its
@@ -55,43 +60,127 @@ pub struct Handed {
     /// How long the wait for the consumer to read blue up to the fence may take (`handover.wait`).
     #[serde(default)]
     pub wait_ms: u64,
+    /// PostgreSQL: the role of the session reading the slot when the cutover prepared it, for the
+    /// repoint commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
+    /// The consumer's reader leaves out changes with a replication origin (`handover.filters_origin`):
+    /// the stream that follows does not wait for it to let go of its slot on the fenced side.
+    #[serde(default)]
+    pub filters_origin: bool,
+    /// After the switch: the consumer was seen to have read the fenced side up to the fence; one
+    /// that does not leave out changes with an origin may be stopped now.
+    #[serde(default)]
+    pub reached: bool,
+    /// What the operator must know about the consumer after the switch: a reader still attached to
+    /// the fenced side when its wait ran out receives the window's changes there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Handed {
-    /// The operator's steps to repoint the consumer from `from` to `to` (at `host`), one per line.
-    pub fn repoint(&self, from: &str, to: &str, host: &str) -> Vec<String> {
+    /// The operator's steps to repoint the consumer from `from` (at `from_url`) to `to` (at
+    /// `to_url`): a summary line, then commands that run as printed (after `on <side>: `), then
+    /// advice.
+    pub fn repoint(&self, (from, from_url): (&str, &str), (to, to_url): (&str, &str)) -> Vec<String> {
+        let gap = self.gap.as_ref().map(|g| format!(" (still unread when the cutover ended: {g})")).unwrap_or_default();
         if self.plugin.is_empty() {
-            // MySQL/MariaDB: a place, not a slot.
-            return vec![
-                format!(
-                    "{}: read {from}'s binlog up to {}{}, then point the consumer at {to} ({host}) from {}",
-                    self.consumer,
-                    self.fence.as_deref().unwrap_or("the fence"),
-                    self.gap.as_ref().map(|_| " (it had not been sent all of it when the cutover ended)").unwrap_or_default(),
-                    self.resume
-                ),
-                format!("  by GTID: start from {to}'s GTID set in the place above (a replica: CHANGE REPLICATION SOURCE TO … SOURCE_AUTO_POSITION = 1)"),
-                format!("  by position: mysqlbinlog --read-from-remote-server --host {host} --start-position=<position> <file> (the file:position above)"),
-            ];
+            return self.repoint_binlog((from, from_url), (to, to_url), &gap);
         }
-        let mut lines = vec![format!(
-            "{}: read {from} up to {}{}, then point the consumer at {to} ({host}) with the same slot name {} — it resumes at {}",
-            self.consumer,
-            self.fence.as_deref().unwrap_or("the fence"),
-            self.gap.as_ref().map(|g| format!(" (still unread when the cutover ended: {g}; {from}'s slot is kept)")).unwrap_or_default(),
-            self.consumer,
-            self.resume
-        )];
-        lines.push(format!(
-            "  Debezium: set database.hostname to {to}'s host and keep slot.name = {} (publication.name as before); restart the connector",
-            self.consumer
-        ));
-        lines.push(format!(
-            "  pg_recvlogical: --endpos {} on {from}, then pg_recvlogical -d <{to}> --slot {} --start",
-            self.fence.as_deref().unwrap_or("<fence>"),
-            self.consumer
-        ));
+        let fence = self.fence.as_deref().unwrap_or("<fence>");
+        let role = self.reader.as_deref().map(|r| format!(" -U {r}")).unwrap_or_default();
+        let mut lines = vec![
+            format!(
+                "{}: read {from} up to the fence {fence}{gap}, then {to} from its slot {} there, which stands at {}",
+                self.consumer, self.consumer, self.resume
+            ),
+            format!("  on {from}: pg_recvlogical -d '{}'{role} --slot {} --start --endpos {fence} -f -", conninfo(from_url), self.consumer),
+            format!("  then on {to}: pg_recvlogical -d '{}'{role} --slot {} --start -f -", conninfo(to_url), self.consumer),
+            format!(
+                "  Debezium: stop the connector once it read {from} up to the fence, set database.hostname and database.port to {to}'s, keep \
+                 slot.name = {} (and publication.name), start it",
+                self.consumer
+            ),
+        ];
+        lines.push(if self.filters_origin {
+            format!("  its reader leaves out changes with an origin (filters_origin): it may keep reading {from} across the switch")
+        } else {
+            format!(
+                "  a reader that keeps running on {from} past the fence receives the rollback window's changes there too: stop it at the fence \
+                 (the stream back to {from} waits for it to let go of its slot), or have it leave out changes with an origin (test_decoding: \
+                 -o only-local=1; pgoutput on PostgreSQL 16+: origin 'none') and set filters_origin = true"
+            )
+        });
+        lines.extend(self.note.iter().map(|n| format!("  NOTE: {n}")));
         lines
+    }
+
+    /// MySQL/MariaDB: a place, not a slot.
+    fn repoint_binlog(&self, (from, from_url): (&str, &str), (to, to_url): (&str, &str), gap: &str) -> Vec<String> {
+        let fence = self.fence.as_deref().and_then(BinlogPlace::parse);
+        let resume = BinlogPlace::parse(&self.resume);
+        let mariadb = resume.as_ref().is_some_and(|p| !p.gtids.contains(':'));
+        let tool = if mariadb { "mariadb-binlog" } else { "mysqlbinlog" };
+        let (from_host, to_host) = (host_port(from_url), host_port(to_url));
+        let account = &self.consumer;
+        let mut lines =
+            vec![format!("{account}: read {from}'s binlog up to {}{gap}, then {to}'s from {}", self.fence.as_deref().unwrap_or("the fence"), self.resume)];
+        if let Some(f) = &fence {
+            lines.push(format!("  on {from}: {tool} --read-from-remote-server {from_host} --user={account} --stop-position={} {}", f.offset, f.file));
+        }
+        if let Some(r) = &resume {
+            lines.push(format!(
+                "  then on {to}: {tool} --read-from-remote-server {to_host} --user={account} --start-position={} --stop-never {}",
+                r.offset, r.file
+            ));
+            lines.push(if mariadb {
+                format!("  by GTID: a replica — CHANGE MASTER TO MASTER_HOST = …, MASTER_USE_GTID = slave_pos after SET GLOBAL gtid_slave_pos = '{}'", r.gtids)
+            } else {
+                format!(
+                    "  by GTID: a replica — CHANGE REPLICATION SOURCE TO SOURCE_HOST = …, SOURCE_AUTO_POSITION = 1; a connector: its GTID offset {}",
+                    r.gtids
+                )
+            });
+        }
+        lines.push(format!(
+            "  the {from} line reads the fence's file from its start: name the files before it the consumer has not read, and \
+             --start-position where it stood; turnout's own tables (turnout_heartbeat in the application's database, the turnout \
+             database) are in the feed: see the consumers guide for the filter"
+        ));
+        lines.extend(self.note.iter().map(|n| format!("  NOTE: {n}")));
+        lines
+    }
+}
+
+/// A binlog place as a position prints it: `file:offset (gtids)`.
+struct BinlogPlace {
+    file: String,
+    offset: u64,
+    gtids: String,
+}
+
+impl BinlogPlace {
+    fn parse(text: &str) -> Option<BinlogPlace> {
+        let (place, gtids) = text.split_once(' ').unwrap_or((text, ""));
+        let (file, offset) = place.rsplit_once(':')?;
+        let gtids = gtids.trim().trim_start_matches('(').trim_end_matches(')').to_owned();
+        Some(BinlogPlace { file: file.to_owned(), offset: offset.parse().ok()?, gtids })
+    }
+}
+
+/// `host=… port=… dbname=…` of a PostgreSQL URL, without its credentials.
+fn conninfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("host={} port={} dbname={}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(5432), u.path().trim_start_matches('/')),
+        Err(_) => "<the server's connection string>".into(),
+    }
+}
+
+/// `--host=… --port=…` of a MySQL URL.
+fn host_port(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("--host={} --port={}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(3306)),
+        Err(_) => "--host=<host> --port=<port>".into(),
     }
 }
 
@@ -139,7 +228,12 @@ impl Session {
                 // A rollback moves the slots the cutover carried only where their consumers read up to its fence.
                 let read_to: Vec<(String, turnout_decoders::Lsn)> = match direction {
                     Direction::Reverse => current(state, Direction::Forward)?
-                        .map(|r| r.consumers.iter().filter_map(|c| Some((c.consumer.clone(), c.fence.as_deref()?.parse().ok()?))).collect())
+                        .map(|r| {
+                            r.consumers
+                                .iter()
+                                .filter_map(|c| Some((c.consumer.clone(), c.committed_before.as_deref().or(c.fence.as_deref())?.parse().ok()?)))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     Direction::Forward => Vec::new(),
                 };
@@ -171,10 +265,11 @@ impl Session {
     }
 
     /// Inside the pause, after the proof ([`pg::hand_off`], [`mysql::hand_off`]); `fence` is the
-    /// sentinel's position on the fenced side.
-    pub async fn hand_off(&mut self, fence: Option<String>) -> Result<Vec<Handed>, crate::Error> {
+    /// sentinel's position on the fenced side, `fenced` where that side stood before the sentinel
+    /// (PostgreSQL: every write it committed ends there or before).
+    pub async fn hand_off(&mut self, fence: Option<String>, fenced: Option<String>) -> Result<Vec<Handed>, crate::Error> {
         match self {
-            Session::Pg { to, to_side, prepared } => pg::hand_off(to, *to_side, prepared, fence).await,
+            Session::Pg { to, to_side, prepared } => pg::hand_off(to, *to_side, prepared, fence, fenced).await,
             Session::MySql { to, to_side, prepared } => mysql::hand_off(to, *to_side, prepared, fence).await,
         }
     }
@@ -207,8 +302,10 @@ fn current(state: &crate::state::StateStore, direction: Direction) -> Result<Opt
 
 /// After a switch, before the stream that follows applies to the fenced side (the reverse stream
 /// after a cutover, the next generation after a rollback): each consumer the switch carried has read
-/// the fenced side up to the fence, or its gap is recorded ([`pg::settle`]). Runs once per switch;
-/// the record says so.
+/// the fenced side up to the fence (`reached`, kept in the record at once: its reader may stop now),
+/// or its gap is recorded; then each reader that does not leave out changes with an origin has let
+/// go of the fenced side, or its note says it did not ([`pg::read_to_fence`], [`pg::let_go`] and
+/// their MySQL counterparts). Runs once per switch; the record says so.
 pub async fn settle(config: &crate::config::Config, state: &crate::state::StateStore, direction: Direction) -> Result<(), crate::Error> {
     let Some(mut record) = current(state, direction)? else { return Ok(()) };
     if record.settled || record.consumers.is_empty() {
@@ -216,6 +313,8 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
     }
     let (from, to) = direction.ends();
     let (url, to_url) = urls(config, direction);
+    let deadlines: Vec<std::time::Instant> = record.consumers.iter().map(|c| std::time::Instant::now() + std::time::Duration::from_millis(c.wait_ms)).collect();
+    let open = |c: &Handed| c.gap.is_none() && !c.reached;
     match config.source_kind() {
         crate::config::SourceKind::Pg => {
             // A slot's advanced position reaches disk at the next checkpoint: until then a crash of
@@ -229,11 +328,25 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
                     turnout_sinks::pg::describe_error(&e)
                 );
             }
-            pg::settle(&crate::source::pg::session(url, from).await?, &mut record.consumers, from).await?
+            let fenced = crate::source::pg::session(url, from).await?;
+            for (c, deadline) in record.consumers.iter_mut().zip(&deadlines).filter(|(c, _)| open(c)) {
+                pg::read_to_fence(&fenced, c, from, *deadline).await?;
+            }
+            // Said before the wait for the readers to let go: an operator stops each one now.
+            state.put_handover(direction, &record, true)?;
+            for (c, deadline) in record.consumers.iter_mut().zip(&deadlines).filter(|(c, _)| c.reached && c.note.is_none()) {
+                pg::let_go(&fenced, c, from, *deadline).await?;
+            }
         }
         crate::config::SourceKind::MySql => {
             let (mut fenced, own) = mysql_session(url, from).await?;
-            mysql::settle(&mut fenced, from, &own, &mut record.consumers).await?;
+            for (c, deadline) in record.consumers.iter_mut().zip(&deadlines).filter(|(c, _)| open(c)) {
+                mysql::read_to_fence(&mut fenced, from, &own, c, *deadline).await?;
+            }
+            state.put_handover(direction, &record, true)?;
+            for (c, deadline) in record.consumers.iter_mut().zip(&deadlines).filter(|(c, _)| c.reached && c.note.is_none()) {
+                mysql::let_go(&mut fenced, from, &own, c, *deadline).await?;
+            }
         }
         #[cfg(test)]
         crate::config::SourceKind::Stub => {}
@@ -273,6 +386,38 @@ pub async fn drop_left(config: &crate::config::Config, state: &crate::state::Sta
             // Its consumer still needs what the slot holds.
             Some(gap) => lines.push(format!("WARNING: slot {} on blue is kept: its consumer must still read {gap} there; drop it once it has", c.consumer)),
             None => lines.push(pg::drop_slot(&blue, &c.consumer, crate::error::Side::Blue, &format!("its consumer resumed on green at {}", c.resume)).await),
+        }
+    }
+    lines
+}
+
+/// After a rollback carried the consumers back to blue and they read green up to its fence (the
+/// next generation's start, `cutover.iterate`): their slots on green, which the cutover made, are
+/// dropped there — each would hold green's WAL while the next generation streams, and the next
+/// cutover makes them again before its fence. One still read, or whose consumer has a gap to read on
+/// green, is kept with a warning.
+pub async fn drop_after_rollback(config: &crate::config::Config, state: &crate::state::StateStore) -> Vec<String> {
+    let Ok(Some(record)) = current(state, Direction::Reverse) else { return Vec::new() };
+    if !record.settled || record.consumers.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
+        return Vec::new();
+    }
+    let green = match crate::source::pg::session(config.target.url.expose(), config.target_side()).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("WARNING: the consumers' slots on green were not dropped after the rollback ({e}); drop them there by hand")],
+    };
+    let mut lines = Vec::new();
+    for c in &record.consumers {
+        match &c.gap {
+            Some(gap) => lines.push(format!("WARNING: slot {} on green is kept: its consumer must still read {gap} there; drop it once it has", c.consumer)),
+            None => lines.push(
+                pg::drop_slot(
+                    &green,
+                    &c.consumer,
+                    crate::error::Side::Green,
+                    &format!("its consumer read green up to the rollback's fence and resumed on blue at {}", c.resume),
+                )
+                .await,
+            ),
         }
     }
     lines
@@ -354,13 +499,32 @@ pub async fn findings(config: &crate::config::Config) -> crate::source::contract
     if consumers.is_empty() {
         f.ok("no replication slot, standby or binlog reader other than turnout's reads blue's log");
     }
+    let pg = config.source_kind() == crate::config::SourceKind::Pg;
+    let major = match pg {
+        true => match crate::source::pg::session(config.source.url.expose(), config.source_side()).await {
+            Ok(blue) => crate::source::pg::definitions::major(&blue, crate::error::Side::Blue).await.unwrap_or(0),
+            Err(_) => 0,
+        },
+        false => 0,
+    };
     for c in &consumers {
         let at = c.position.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
         let behind = c.behind_bytes.map(|b| format!(", {b} bytes behind")).unwrap_or_default();
         let state = if c.active { format!("read by {}", c.client.as_deref().unwrap_or("a session")) } else { "idle".into() };
         let what = format!("{} {}{} ({state}{at}{behind})", c.kind, c.name, c.plugin.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default());
         match (c.kind.as_str(), c.carried) {
-            (_, true) => f.ok(format!("{what}: carried over to green at the cutover ([[handover]])")),
+            (_, true) if pg => match origin_filter(c.plugin.as_deref().unwrap_or_default(), major) {
+                Some(how) => f.ok(format!(
+                    "{what}: carried over to green at the cutover ([[handover]]); a reader that keeps running across the switch leaves out \
+                     the rollback window's changes on blue with {how} (and filters_origin = true)"
+                )),
+                None => f.warn(
+                    format!("{what}: carried over to green at the cutover, but its plugin cannot leave out changes with an origin on this blue"),
+                    "stop its reader at the fence (GET /handover prints the commands); the stream back to blue waits for it to let go of its \
+                     slot, up to the entry's wait",
+                ),
+            },
+            (_, true) => f.ok(format!("{what}: carried over to green at the cutover ([[handover]]); stop its binlog sessions at the fence")),
             ("logical", false) if c.database.as_deref() == Some(database.as_str()) => f.warn(
                 format!("{what}: does not follow the cutover"),
                 format!("add [[handover]] slot = \"{}\" to carry its place to green (see the guide's consumer hand-over page)", c.name),
@@ -375,7 +539,6 @@ pub async fn findings(config: &crate::config::Config) -> crate::source::contract
             ),
         }
     }
-    let pg = config.source_kind() == crate::config::SourceKind::Pg;
     for entry in config.handover.iter().filter(|e| !e.every_slot()) {
         let found =
             consumers.iter().any(|c| if pg { c.name == entry.slot && c.kind == "logical" } else { c.name.split(' ').next() == Some(entry.account.as_str()) });
@@ -389,6 +552,17 @@ pub async fn findings(config: &crate::config::Config) -> crate::source::contract
         }
     }
     f
+}
+
+/// How a reader of a slot with `plugin` on PostgreSQL `major` leaves out changes that carry a
+/// replication origin (the reverse stream's on blue), if it can.
+fn origin_filter(plugin: &str, major: i32) -> Option<&'static str> {
+    match plugin {
+        "test_decoding" => Some("-o only-local=1"),
+        "pgoutput" if major >= 16 => Some("the option origin 'none'"),
+        "wal2json" => Some("its filter-origins option"),
+        _ => None,
+    }
 }
 
 /// What `GET /handover` shows: blue's consumers now (`discovered`, or why they cannot be listed) and
@@ -407,8 +581,8 @@ pub async fn view(config: &crate::config::Config, state: &crate::state::StateSto
         .and_then(Option::as_ref)
         .map(|r| {
             let (from, to) = r.direction.sides();
-            let host = crate::compared::address(urls(config, r.direction).1);
-            r.consumers.iter().flat_map(|c| c.repoint(from, to, &host)).collect()
+            let (from_url, to_url) = urls(config, r.direction);
+            r.consumers.iter().flat_map(|c| c.repoint((from, from_url), (to, to_url))).collect()
         })
         .unwrap_or_default();
     serde_json::json!({

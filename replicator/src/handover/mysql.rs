@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// How often the waits look at the sessions again.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long a consumer's dump session may stay listed after it read up to the fence before the
+/// binlog is rotated to reach it ([`let_go`]).
+const GRACE: Duration = Duration::from_secs(1);
+
 /// One binlog dump session: id, account, host, command and state.
 type Session = (u64, String, String, String, String);
 
@@ -137,23 +141,62 @@ pub async fn hand_off(to: &mut mysql_async::Conn, side: crate::error::Side, prep
             publications: Vec::new(),
             consumed: if p.caught_up { "sent the whole binlog before the fence".into() } else { "behind before the fence".into() },
             fence: fence.clone(),
+            committed_before: None,
             resume: at.to_string(),
             gap: None,
             wait_ms: u64::try_from(p.wait.as_millis()).unwrap_or(u64::MAX),
+            reader: None,
+            filters_origin: false,
+            reached: false,
+            note: None,
         })
         .collect())
 }
 
-/// After the switch, before the stream that follows applies to the fenced side: each consumer's
-/// sessions there have been sent the whole binlog (up to the fence: nothing else lies there yet),
-/// within its wait; one whose have not gets its gap recorded.
-pub async fn settle(fenced: &mut mysql_async::Conn, side: crate::error::Side, own: &str, handed: &mut [Handed]) -> Result<(), Error> {
-    for h in handed.iter_mut().filter(|h| h.gap.is_none()) {
-        if !caught_up(fenced, side, own, &h.consumer, Duration::from_millis(h.wait_ms)).await? {
-            let fence = h.fence.clone().unwrap_or_default();
-            tracing::warn!("the consumer {} had not been sent {side}'s binlog up to the fence {fence}: it must still read it there", h.consumer);
-            h.gap = Some(format!("..{fence}"));
-        }
+/// After the switch, before the stream that follows applies to the fenced side: the consumer's
+/// sessions there have been sent the whole binlog (up to the fence: nothing else lies there yet) by
+/// `deadline` (`reached`); one whose have not gets its gap recorded.
+pub async fn read_to_fence(fenced: &mut mysql_async::Conn, side: crate::error::Side, own: &str, h: &mut Handed, deadline: Instant) -> Result<(), Error> {
+    if caught_up(fenced, side, own, &h.consumer, deadline.saturating_duration_since(Instant::now())).await? {
+        h.reached = true;
+    } else {
+        let fence = h.fence.clone().unwrap_or_default();
+        tracing::warn!("the consumer {} had not been sent {side}'s binlog up to the fence {fence}: it must still read it there", h.consumer);
+        h.gap = Some(format!("..{fence}"));
     }
     Ok(())
+}
+
+/// Then its sessions have ended (its reader stopped at the fence, a replica repointed) by
+/// `deadline`: a binlog reader cannot leave out what the stream then applies there, so one still
+/// reading gets a note saying so.
+///
+/// A dump session whose client went away is noticed by the server only when it next sends: one
+/// still listed after [`GRACE`] gets the binlog rotated once (`FLUSH BINARY LOGS`, no transaction:
+/// the fence's place is unchanged), which every dump session is sent.
+pub async fn let_go(fenced: &mut mysql_async::Conn, side: crate::error::Side, own: &str, h: &mut Handed, deadline: Instant) -> Result<(), Error> {
+    let rotate_at = Instant::now() + GRACE;
+    let mut rotated = false;
+    loop {
+        if !sessions(fenced, side, own).await?.iter().any(|s| s.1 == h.consumer) {
+            return Ok(());
+        }
+        if !rotated && Instant::now() >= rotate_at {
+            rotated = true;
+            if let Err(e) = fenced.query_drop("FLUSH BINARY LOGS").await {
+                tracing::debug!("rotating {side}'s binlog to reach dump sessions whose client left: {e}");
+            }
+        }
+        if Instant::now() >= deadline {
+            let note = format!(
+                "its binlog sessions still read {side} past the fence {} when its wait ran out: they receive what is applied to {side} from \
+                 now on, which the consumer also receives where writes went — stop them at the fence",
+                h.fence.as_deref().unwrap_or_default()
+            );
+            tracing::warn!("the consumer {}: {note}", h.consumer);
+            h.note = Some(note);
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }

@@ -74,6 +74,9 @@ pub struct Prepared {
     pub consumed: Lsn,
     pub wait: Duration,
     pub on_lag: OnLag,
+    /// The role of the session reading the slot on the fenced side, when one was.
+    pub reader: Option<String>,
+    pub filters_origin: bool,
 }
 
 /// Before the fence: for every carried consumer, its publications made (or found equal) on the side
@@ -103,7 +106,21 @@ pub async fn prepare(
             same_publication((from, from_side), (to, to_side), publication).await?;
         }
         make_slot(to, to_side, &slot, &plugin, two_phase).await?;
-        prepared.push(Prepared { slot, plugin, publications: entry.publications.clone(), consumed: Lsn(0), wait: entry.wait()?, on_lag: entry.on_lag });
+        let reader: Option<String> = from
+            .query_opt("SELECT a.usename::text FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1", &[&slot])
+            .await
+            .map_err(Error::sql(from_side, format!("reading who reads slot {slot}")))?
+            .and_then(|r| r.get(0));
+        prepared.push(Prepared {
+            slot,
+            plugin,
+            publications: entry.publications.clone(),
+            consumed: Lsn(0),
+            wait: entry.wait()?,
+            on_lag: entry.on_lag,
+            reader,
+            filters_origin: entry.filters_origin,
+        });
     }
     let now: String = from.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.map_err(Error::sql(from_side, "reading the log position"))?.get(0);
     let target = lsn_of(&now)?;
@@ -331,7 +348,7 @@ async fn advance(to: &Client, side: Side, prepared: &[Prepared]) -> Result<Lsn, 
 /// Inside the pause, after the proof: every prepared slot on the side writes move to (`to`) moved to
 /// that side's flushed log position — past all of turnout's apply, before any write of the
 /// application — and proven to stand exactly there. `fence` is the fenced side's sentinel.
-pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Option<String>) -> Result<Vec<Handed>, Error> {
+pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Option<String>, fenced: Option<String>) -> Result<Vec<Handed>, Error> {
     let at = advance(to, side, prepared).await?;
     let slots: Vec<&str> = prepared.iter().map(|p| p.slot.as_str()).collect();
     let rows = to
@@ -352,36 +369,78 @@ pub async fn hand_off(to: &Client, side: Side, prepared: &[Prepared], fence: Opt
             publications: p.publications.clone(),
             consumed: p.consumed.to_string(),
             fence: fence.clone(),
+            committed_before: fenced.clone(),
             resume: at.to_string(),
             gap: None,
             wait_ms: u64::try_from(p.wait.as_millis()).unwrap_or(u64::MAX),
+            reader: p.reader.clone(),
+            filters_origin: p.filters_origin,
+            reached: false,
+            note: None,
         });
     }
     Ok(handed)
 }
 
 /// After the switch, before the stream that follows applies to the fenced side (`fenced`, named
-/// `side`): each consumer's slot there read up to the fence, within its wait; one that has not gets
-/// its gap recorded (its slot there is kept).
-pub async fn settle(fenced: &Client, handed: &mut [Handed], side: crate::error::Side) -> Result<(), Error> {
-    for h in handed.iter_mut().filter(|h| h.gap.is_none()) {
-        let Some(fence) = h.fence.as_deref().map(lsn_of).transpose()? else { continue };
-        // A consumer that dropped its slot there itself (Debezium's slot.drop.on.stop, an operator
-        // after --endpos) has nothing left to wait for; what it read is its own to say.
-        let Some((reached, at)) = confirmed_reaches(fenced, side, &h.consumer, fence, Duration::from_millis(h.wait_ms)).await? else {
-            tracing::warn!("the consumer's slot {} is gone from {side}: whether it read up to the fence {fence} is its own to say", h.consumer);
-            h.gap = Some(format!("unknown (slot dropped on {side})..{fence}"));
-            continue;
-        };
-        if !reached {
-            tracing::warn!(
-                "the consumer of slot {} has read {side} only up to {at}, not to the fence {fence}: it must still read {at}..{fence} there",
-                h.consumer
-            );
-            h.gap = Some(format!("{at}..{fence}"));
-        }
+/// `side`): the consumer's slot there read up to the fence by `deadline` (`reached`); one that has
+/// not gets its gap recorded (its slot there is kept).
+pub async fn read_to_fence(fenced: &Client, h: &mut Handed, side: crate::error::Side, deadline: Instant) -> Result<(), Error> {
+    let Some(fence) = h.fence.as_deref().map(lsn_of).transpose()? else { return Ok(()) };
+    // Every write the fenced side committed ends at `committed_before` (the fence when unknown): a
+    // reader that stopped at the fence confirmed at least that much — one that prints the sentinel's
+    // message but not its empty commit (test_decoding's skip-empty-xacts) confirms the message, short
+    // of the fence.
+    let needed = h.committed_before.as_deref().map(lsn_of).transpose()?.unwrap_or(fence);
+    // A consumer that dropped its slot there itself (Debezium's slot.drop.on.stop, an operator
+    // after --endpos) has nothing left to wait for; what it read is its own to say.
+    let Some((reached, at)) = confirmed_reaches(fenced, side, &h.consumer, needed, deadline.saturating_duration_since(Instant::now())).await? else {
+        tracing::warn!("the consumer's slot {} is gone from {side}: whether it read up to the fence {fence} is its own to say", h.consumer);
+        h.gap = Some(format!("unknown (slot dropped on {side})..{fence}"));
+        return Ok(());
+    };
+    if reached {
+        h.reached = true;
+    } else {
+        tracing::warn!("the consumer of slot {} has read {side} only up to {at}, not to the fence {fence}: it must still read {at}..{fence} there", h.consumer);
+        h.gap = Some(format!("{at}..{fence}"));
     }
     Ok(())
+}
+
+/// Then, for a consumer whose reader does not leave out changes with an origin: its reader let go
+/// of the slot on the fenced side (it stopped at the fence) by `deadline`; one still attached would
+/// receive the stream's changes there too, which its note says.
+pub async fn let_go(fenced: &Client, h: &mut Handed, side: crate::error::Side, deadline: Instant) -> Result<(), Error> {
+    if h.filters_origin || released(fenced, side, &h.consumer, deadline).await? {
+        return Ok(());
+    }
+    let note = format!(
+        "its reader still read {side} past the fence {} when its wait ran out: it receives the changes applied to {side} from now on, \
+         which it also receives where writes went — stop it, or have it leave out changes with an origin",
+        h.fence.as_deref().unwrap_or_default()
+    );
+    tracing::warn!("the consumer of slot {}: {note}", h.consumer);
+    h.note = Some(note);
+    Ok(())
+}
+
+/// Waits until `deadline` for no session to read `slot` on `client`; whether none does.
+async fn released(client: &Client, side: Side, slot: &str, deadline: Instant) -> Result<bool, Error> {
+    loop {
+        let active = client
+            .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .await
+            .map_err(Error::sql(side, format!("reading slot {slot}")))?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if !active {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Drops `slot` on `side` once its consumer moved on (`why`), unless it is being read; says which.

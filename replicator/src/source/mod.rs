@@ -36,6 +36,11 @@ pub const HEARTBEAT_ROW: i64 = 1;
 /// The prefix of the transactional message that carries a cutover sentinel's id.
 pub const SENTINEL_PREFIX: &str = "turnout.fence";
 
+/// The prefix of the non-transactional message written right after the sentinel's commit on
+/// PostgreSQL, so that the record at the fence is never a transaction's first (the pipeline ignores
+/// it).
+pub const FENCE_END_PREFIX: &str = "turnout.fence_end";
+
 /// The logical-message prefix of a `TRUNCATE` of one partition, which PostgreSQL does not send when
 /// partitions publish through their root ([`pg::truncate`]): its content is the partition's schema
 /// and name, separated by a newline.

@@ -66,17 +66,54 @@ fn first_binlog(server: &MySqlServer) -> String {
     out.lines().next().and_then(|l| l.split_whitespace().next()).expect("a binlog").to_owned()
 }
 
-/// The hand-over record once the stream that follows the switch of `direction` waited for the
-/// reader: its fence and where it resumes, as binlog file and offset.
-async fn handed_over(t: &mut Turnout, direction: &str) -> ((String, u64), (String, u64)) {
+/// The hand-over record of the switch of `direction` once the reader was seen to have read the fenced
+/// side up to the fence (it may stop now): its fence, where it resumes, and the printed commands
+/// (`on <from>:`, `then on <to>:`).
+async fn reached(t: &mut Turnout, direction: &str) -> ((String, u64), (String, u64), String, String) {
+    let view = common::wait_for(t, "the reader seen at the fence", |t| {
+        let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
+        (v["handed_over"]["direction"] == direction && v["handed_over"]["consumers"][0]["reached"] == true).then_some(v)
+    })
+    .await;
+    let handed = &view["handed_over"]["consumers"][0];
+    assert!(handed["gap"].is_null() && handed["consumer"] == READER, "{view}");
+    let lines: Vec<&str> = view["repoint"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
+    let command = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim_start().strip_prefix(prefix).and_then(|rest| rest.split_once(": ")).map(|(_, c)| c.to_owned()))
+            .unwrap_or_else(|| panic!("no '{prefix}' line: {view}"))
+    };
+    (file_offset(handed["fence"].as_str().expect("fence")), file_offset(handed["resume"].as_str().expect("resume")), command("on "), command("then on "))
+}
+
+/// Once the stream that follows waited for the reader to stop: settled, with no gap and no note.
+async fn settled(t: &mut Turnout, direction: &str) {
     let view = common::wait_for(t, "the hand-over settled", |t| {
         let v: serde_json::Value = serde_json::from_str(&t.get("/handover")?).ok()?;
         (v["handed_over"]["settled"] == true && v["handed_over"]["direction"] == direction).then_some(v)
     })
     .await;
     let handed = &view["handed_over"]["consumers"][0];
-    assert!(handed["gap"].is_null() && handed["consumer"] == READER, "{view}");
-    (file_offset(handed["fence"].as_str().expect("fence")), file_offset(handed["resume"].as_str().expect("resume")))
+    assert!(handed["gap"].is_null() && handed["note"].is_null(), "{view}");
+}
+
+/// A repoint command as `GET /handover` printed it, run on `server` with the reader's password and
+/// its own output options added.
+fn printed(server: &MySqlServer, line: &str, out: &std::path::Path) -> std::process::Child {
+    let mut words = line.split_whitespace();
+    let program = words.next().expect("a program");
+    assert!(program == "mysqlbinlog" || program == "mariadb-binlog", "{line}");
+    let server_id = if server.flavor().is_mariadb() { "--stop-never-slave-server-id=4242" } else { "--connection-server-id=4242" };
+    server
+        .tool(&format!("/usr/bin/{program}"))
+        .args(words)
+        .args([server_id, "--verbose", "--base64-output=DECODE-ROWS"])
+        .arg(format!("--password={READER_PASSWORD}"))
+        .stdout(std::fs::File::create(out).expect("reader output"))
+        .stderr(std::fs::File::create(out.with_extension("err")).expect("reader errors"))
+        .spawn()
+        .expect("run the printed command")
 }
 
 /// The inserted ids of `t` a reader wrote to `out` (from `first`), those before `upto` only when given.
@@ -87,6 +124,25 @@ fn inserted(out: &std::path::Path, first: &str, db: &str, upto: Option<&(String,
 fn stop_reader(mut reader: std::process::Child) {
     let _ = reader.kill();
     let _ = reader.wait();
+}
+
+/// Stops the live reader of the fenced side (started at `start`), runs the printed `on <fenced side>:`
+/// command to its end and checks it printed, from the fence's file and `start` on, exactly the rows
+/// the live reader had there; returns all the live reader read (nothing past the fence reached it).
+async fn stop_at_fence(reader: std::process::Child, live: &std::path::Path, start: &(String, u64), fenced: &MySqlServer, line: &str, fence: &(String, u64), db: &str) -> Vec<i64> {
+    stop_reader(reader);
+    let out = live.with_extension("upto");
+    let mut run = printed(fenced, line, &out);
+    let deadline = Instant::now() + WAIT;
+    while run.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "the printed command did not stop at the fence: {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let live_rows: Vec<(String, u64, i64)> = read_inserts(live, &start.0, db);
+    let in_fence_file: Vec<i64> = live_rows.iter().filter(|(f, ..)| *f == fence.0).map(|r| r.2).collect();
+    let printed_rows: Vec<i64> = read_inserts(&out, &fence.0, db).into_iter().filter(|(f, at, _)| (f, *at) >= (&start.0, start.1)).map(|r| r.2).collect();
+    assert_eq!(printed_rows, in_fence_file, "the printed command and the live reader differ up to the fence ({line})");
+    live_rows.into_iter().map(|r| r.2).collect()
 }
 
 #[tokio::test]
@@ -116,21 +172,21 @@ async fn a_binlog_reader_reads_every_committed_row_once_across_a_cutover_and_a_r
     let (code, out) = turnout(&s.t, "cutover", &lag).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("consumers to hand over to green, ready: reader") && out.contains("consumers handed over"), "{out}");
-    let (fence, resume) = handed_over(&mut s.t, "forward").await;
-    // Repointed from the record: blue up to the fence, green from where it resumes.
-    stop_reader(reader);
-    let mut seen = inserted(&outs[0], &first, &s.db, Some(&fence));
-    let reader = binlog_reader(&s.green, &resume.0, resume.1, &outs[1]);
+    // Repointed as the record says: stopped once it read blue up to the fence, green from the resume.
+    let (fence, resume, on_blue, then_on_green) = reached(&mut s.t, "forward").await;
+    let mut seen = stop_at_fence(reader, &outs[0], &(first.clone(), 4), &s.blue, &on_blue, &fence, &s.db).await;
+    let reader = printed(&s.green, &then_on_green, &outs[1]);
+    settled(&mut s.t, "forward").await;
     writer.wait_for(writer.count() + 150).await;
 
     // The rollback hands it back: green up to the rollback's fence, blue from where it resumes.
     let (code, out) = turnout(&s.t, "rollback", &lag).await;
     assert_eq!(code, 0, "{out}\n{}", s.t.log_text());
     assert!(out.contains("consumers to hand over to blue, ready: reader"), "{out}");
-    let (back_fence, back_resume) = handed_over(&mut s.t, "reverse").await;
-    stop_reader(reader);
-    seen.extend(inserted(&outs[1], &resume.0, &s.db, Some(&back_fence)));
-    let reader = binlog_reader(&s.blue, &back_resume.0, back_resume.1, &outs[2]);
+    let (back_fence, back_resume, on_green, then_on_blue) = reached(&mut s.t, "reverse").await;
+    seen.extend(stop_at_fence(reader, &outs[1], &resume, &s.green, &on_green, &back_fence, &s.db).await);
+    let reader = printed(&s.blue, &then_on_blue, &outs[2]);
+    settled(&mut s.t, "reverse").await;
     writer.wait_for(writer.count() + 100).await;
     let (acked, errors) = writer.finish().await;
     let committed = assert_exactly_once(&s.blue, &s.db, "blue", &acked, &errors);

@@ -53,6 +53,9 @@ pub(crate) struct PgCutover {
     /// The settling's outcome, once [`Procedure::settle_definitions`] ran: its mark is checked again
     /// inside the pause.
     settled: Option<super::definitions::Settled>,
+    /// The fenced side's WAL insert position just before the sentinel: every write it committed
+    /// ends at or before it ([`Procedure::fenced_position`]).
+    fenced_at: Option<turnout_decoders::Lsn>,
 }
 
 /// What the definitions' settling reads from the configuration.
@@ -103,6 +106,7 @@ impl PgCutover {
             reopen_needed: true,
             definitions: DefinitionSettings::of(config, false)?,
             settled: None,
+            fenced_at: None,
         })
     }
 
@@ -134,6 +138,7 @@ impl PgCutover {
             reopen_needed: true,
             definitions: DefinitionSettings::of(config, true)?,
             settled: None,
+            fenced_at: None,
         })
     }
 }
@@ -227,11 +232,34 @@ impl Procedure for PgCutover {
         ))
     }
 
+    /// The fenced side's WAL position first (every write it committed ends there or before: what a
+    /// consumer must have confirmed to hold them all), then the sentinel's transaction, then a
+    /// non-transactional message ([`crate::source::FENCE_END_PREFIX`]): the fence a consumer is given
+    /// is the end of the sentinel's commit record, and with that record after it no transaction can
+    /// begin exactly there — the reverse stream's first apply on the fenced side would otherwise start
+    /// at the fence, and a reader stopping at it inclusively (`pg_recvlogical --endpos`, a reader
+    /// taking every transaction that begins by the fence) would receive that change from both sides.
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        let at: String = self
+            .blue
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .map_err(Error::sql(self.sides.0, "reading the log position before the sentinel"))?
+            .get(0);
+        self.fenced_at = at.parse().ok();
         self.blue
-            .batch_execute(&format!("BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT", crate::source::SENTINEL_PREFIX))
+            .batch_execute(&format!(
+                "BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT; \
+                 BEGIN READ WRITE; SELECT pg_logical_emit_message(false, '{}', '{id}'); COMMIT",
+                crate::source::SENTINEL_PREFIX,
+                crate::source::FENCE_END_PREFIX
+            ))
             .await
             .map_err(Error::blue("writing the sentinel"))
+    }
+
+    fn fenced_position(&self) -> Option<Position> {
+        self.fenced_at.map(Position::Pg)
     }
 
     async fn top_up(&mut self) -> Result<(String, usize), Error> {

@@ -302,9 +302,13 @@ fn elsewhere_into(inventory: &mut Inventory, elsewhere: &Elsewhere) {
             .with_objects(elsewhere.subscriptions.clone()),
     );
     inventory.add(
-        Class::new("logical replication slot", Handling::Operator, "a downstream consumer of blue's changes; it follows the cutover only when carried")
-            .with_fix("carry it with a [[handover]] entry (slot = its name): the cutover makes its slot on green at the hand-off; `turnout check` says which are carried")
-            .with_objects(elsewhere.logical_slots.clone()),
+        Class::new(
+            "logical replication slot",
+            Handling::Operator,
+            "a downstream consumer of blue's changes: the cutover carries it to green when a [[handover]] entry names it and leaves it on blue otherwise",
+        )
+        .with_fix("`turnout check`'s consumers list says which are carried; carry one with a [[handover]] entry (slot = its name)")
+        .with_objects(elsewhere.logical_slots.clone()),
     );
     inventory.add(
         Class::new("physical replication slot", Handling::Operator, "a standby or backup of blue; it does not follow the cutover")
