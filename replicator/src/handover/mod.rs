@@ -20,6 +20,7 @@
 
 pub mod mysql;
 pub mod pg;
+mod repoint;
 
 use crate::status::Direction;
 use serde::{Deserialize, Serialize};
@@ -76,112 +77,6 @@ pub struct Handed {
     /// the fenced side when its wait ran out receives the window's changes there too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-}
-
-impl Handed {
-    /// The operator's steps to repoint the consumer from `from` (at `from_url`) to `to` (at
-    /// `to_url`): a summary line, then commands that run as printed (after `on <side>: `), then
-    /// advice.
-    pub fn repoint(&self, (from, from_url): (&str, &str), (to, to_url): (&str, &str)) -> Vec<String> {
-        let gap = self.gap.as_ref().map(|g| format!(" (still unread when the cutover ended: {g})")).unwrap_or_default();
-        if self.plugin.is_empty() {
-            return self.repoint_binlog((from, from_url), (to, to_url), &gap);
-        }
-        let fence = self.fence.as_deref().unwrap_or("<fence>");
-        let role = self.reader.as_deref().map(|r| format!(" -U {r}")).unwrap_or_default();
-        let mut lines = vec![
-            format!(
-                "{}: read {from} up to the fence {fence}{gap}, then {to} from its slot {} there, which stands at {}",
-                self.consumer, self.consumer, self.resume
-            ),
-            format!("  on {from}: pg_recvlogical -d '{}'{role} --slot {} --start --endpos {fence} -f -", conninfo(from_url), self.consumer),
-            format!("  then on {to}: pg_recvlogical -d '{}'{role} --slot {} --start -f -", conninfo(to_url), self.consumer),
-            format!(
-                "  Debezium: stop the connector once it read {from} up to the fence, set database.hostname and database.port to {to}'s, keep \
-                 slot.name = {} (and publication.name), start it",
-                self.consumer
-            ),
-        ];
-        lines.push(if self.filters_origin {
-            format!("  its reader leaves out changes with an origin (filters_origin): it may keep reading {from} across the switch")
-        } else {
-            format!(
-                "  a reader that keeps running on {from} past the fence receives the rollback window's changes there too: stop it at the fence \
-                 (the stream back to {from} waits for it to let go of its slot), or have it leave out changes with an origin (test_decoding: \
-                 -o only-local=1; pgoutput on PostgreSQL 16+: origin 'none') and set filters_origin = true"
-            )
-        });
-        lines.extend(self.note.iter().map(|n| format!("  NOTE: {n}")));
-        lines
-    }
-
-    /// MySQL/MariaDB: a place, not a slot.
-    fn repoint_binlog(&self, (from, from_url): (&str, &str), (to, to_url): (&str, &str), gap: &str) -> Vec<String> {
-        let fence = self.fence.as_deref().and_then(BinlogPlace::parse);
-        let resume = BinlogPlace::parse(&self.resume);
-        let mariadb = resume.as_ref().is_some_and(|p| !p.gtids.contains(':'));
-        let tool = if mariadb { "mariadb-binlog" } else { "mysqlbinlog" };
-        let (from_host, to_host) = (host_port(from_url), host_port(to_url));
-        let account = &self.consumer;
-        let mut lines =
-            vec![format!("{account}: read {from}'s binlog up to {}{gap}, then {to}'s from {}", self.fence.as_deref().unwrap_or("the fence"), self.resume)];
-        if let Some(f) = &fence {
-            lines.push(format!("  on {from}: {tool} --read-from-remote-server {from_host} --user={account} --stop-position={} {}", f.offset, f.file));
-        }
-        if let Some(r) = &resume {
-            lines.push(format!(
-                "  then on {to}: {tool} --read-from-remote-server {to_host} --user={account} --start-position={} --stop-never {}",
-                r.offset, r.file
-            ));
-            lines.push(if mariadb {
-                format!("  by GTID: a replica — CHANGE MASTER TO MASTER_HOST = …, MASTER_USE_GTID = slave_pos after SET GLOBAL gtid_slave_pos = '{}'", r.gtids)
-            } else {
-                format!(
-                    "  by GTID: a replica — CHANGE REPLICATION SOURCE TO SOURCE_HOST = …, SOURCE_AUTO_POSITION = 1; a connector: its GTID offset {}",
-                    r.gtids
-                )
-            });
-        }
-        lines.push(format!(
-            "  the {from} line reads the fence's file from its start: name the files before it the consumer has not read, and \
-             --start-position where it stood; turnout's own tables (turnout_heartbeat in the application's database, the turnout \
-             database) are in the feed: see the consumers guide for the filter"
-        ));
-        lines.extend(self.note.iter().map(|n| format!("  NOTE: {n}")));
-        lines
-    }
-}
-
-/// A binlog place as a position prints it: `file:offset (gtids)`.
-struct BinlogPlace {
-    file: String,
-    offset: u64,
-    gtids: String,
-}
-
-impl BinlogPlace {
-    fn parse(text: &str) -> Option<BinlogPlace> {
-        let (place, gtids) = text.split_once(' ').unwrap_or((text, ""));
-        let (file, offset) = place.rsplit_once(':')?;
-        let gtids = gtids.trim().trim_start_matches('(').trim_end_matches(')').to_owned();
-        Some(BinlogPlace { file: file.to_owned(), offset: offset.parse().ok()?, gtids })
-    }
-}
-
-/// `host=… port=… dbname=…` of a PostgreSQL URL, without its credentials.
-fn conninfo(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!("host={} port={} dbname={}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(5432), u.path().trim_start_matches('/')),
-        Err(_) => "<the server's connection string>".into(),
-    }
-}
-
-/// `--host=… --port=…` of a MySQL URL.
-fn host_port(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!("--host={} --port={}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(3306)),
-        Err(_) => "--host=<host> --port=<port>".into(),
-    }
 }
 
 /// The hand-over of the last cutover (rollback): kept in the state store, shown by `GET /handover`.
@@ -394,34 +289,49 @@ pub async fn drop_left(config: &crate::config::Config, state: &crate::state::Sta
 /// After a rollback carried the consumers back to blue and they read green up to its fence (the
 /// next generation's start, `cutover.iterate`): their slots on green, which the cutover made, are
 /// dropped there — each would hold green's WAL while the next generation streams, and the next
-/// cutover makes them again before its fence. One still read, or whose consumer has a gap to read on
-/// green, is kept with a warning.
+/// cutover makes them again before its fence. One whose consumer has a gap to read on green is kept
+/// with a warning; one still read is dropped once its reader lets go, or kept with a warning after
+/// [`LET_GO_LIMIT`].
 pub async fn drop_after_rollback(config: &crate::config::Config, state: &crate::state::StateStore) -> Vec<String> {
     let Ok(Some(record)) = current(state, Direction::Reverse) else { return Vec::new() };
     if !record.settled || record.consumers.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
         return Vec::new();
     }
-    let green = match crate::source::pg::session(config.target.url.expose(), config.target_side()).await {
-        Ok(c) => c,
-        Err(e) => return vec![format!("WARNING: the consumers' slots on green were not dropped after the rollback ({e}); drop them there by hand")],
-    };
     let mut lines = Vec::new();
+    let mut slots = Vec::new();
     for c in &record.consumers {
         match &c.gap {
             Some(gap) => lines.push(format!("WARNING: slot {} on green is kept: its consumer must still read {gap} there; drop it once it has", c.consumer)),
-            None => lines.push(
-                pg::drop_slot(
-                    &green,
-                    &c.consumer,
-                    crate::error::Side::Green,
-                    &format!("its consumer read green up to the rollback's fence and resumed on blue at {}", c.resume),
-                )
-                .await,
-            ),
+            None => slots.push((c.consumer.clone(), c.resume.clone())),
         }
     }
+    // A reader that leaves out changes with an origin may still read green; each slot goes once
+    // its reader let go of it, in the background (the generation streams meanwhile).
+    let (url, side) = (config.target.url.expose().to_owned(), config.target_side());
+    tokio::spawn(async move {
+        let green = match crate::source::pg::session(&url, side).await {
+            Ok(c) => c,
+            Err(e) => return tracing::warn!("the consumers' slots on green were not dropped after the rollback ({e}); drop them there by hand"),
+        };
+        let deadline = std::time::Instant::now() + LET_GO_LIMIT;
+        for (slot, resume) in slots {
+            while std::time::Instant::now() < deadline {
+                let active = green.query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await;
+                if !matches!(active, Ok(Some(ref r)) if r.get::<_, bool>(0)) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            let why = format!("its consumer read green up to the rollback's fence and resumed on blue at {resume}");
+            tracing::info!("{}", pg::drop_slot(&green, &slot, side, &why).await);
+        }
+    });
     lines
 }
+
+/// How long, after a rollback, the consumers' slots on green wait for their readers to let go
+/// before they are kept with a warning ([`drop_after_rollback`]).
+const LET_GO_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How often `/status` looks at blue's consumers again.
 const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
