@@ -372,7 +372,25 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
     let differ = report.tables.iter().filter(|t| !t.equal()).count();
     let secs = report.elapsed.as_secs_f64().max(0.001);
     println!("{} tables compared, {differ} differ; {} rows in {secs:.1} s ({:.0} rows/s)", report.tables.len(), report.rows, report.rows as f64 / secs);
-    if differ == 0 {
+    // Every definition, as the cutover will make it equal (PostgreSQL; the whole database only).
+    let definitions_equal = match options.table {
+        Some(_) => true,
+        None => match turnout::verify::live_definitions(config, report.direction).await {
+            Ok(Some(c)) => {
+                println!("{}  {} ({} objects)", if c.equal { "ok     " } else { "DIFFERS" }, c.table, c.blue_rows);
+                for note in &c.notes {
+                    println!("         {note}");
+                }
+                c.equal
+            }
+            Ok(None) => true,
+            Err(e) => {
+                eprintln!("turnout: comparing the definitions: {e}");
+                false
+            }
+        },
+    };
+    if differ == 0 && definitions_equal {
         0
     } else {
         EXIT_FAILED

@@ -120,6 +120,10 @@ async fn definitions_changed_after_the_copy_answer_alike_after_the_cutover(blue:
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("DIFFERS  definitions") && out.contains("VIEW public.recent differs") && out.contains("ok       \"public\".\"t\""), "{out}");
+    // So does `verify --live`, while the sidecar runs.
+    let (code, out) = common::turnout_command(&t, "verify", &["--live"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DIFFERS  definitions") && out.contains("VIEW public.recent differs") && out.contains("0 differ;"), "{out}");
     // A dry run names what differs, which the cutover carries.
     let (code, out) = common::turnout_command(&t, "cutover", &["--dry-run", "--when-lag", "1s"]).await;
     assert_eq!(code, 0, "{out}");
@@ -141,6 +145,9 @@ async fn definitions_changed_after_the_copy_answer_alike_after_the_cutover(blue:
     assert_eq!(on_green, on_blue, "green answers differently from blue after the cutover");
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert!(out.contains("ok       definitions"), "{code} {out}");
+    // In the rollback window `verify --live` compares green, where writes go, against blue.
+    let (code, out) = common::turnout_command(&t, "verify", &["--live"]).await;
+    assert!(code == 0 && out.contains("ok       definitions"), "{code} {out}");
     assert_eq!(t.sigterm(), Some(0));
 }
 

@@ -12,6 +12,15 @@ pub use crate::source::contract::compare::TableCheck;
 /// The check of every definition among `run`'s checks (PostgreSQL): it counts objects, not rows.
 pub use crate::source::pg::verify::DEFINITIONS;
 
+/// `turnout verify --live`'s check of every definition (PostgreSQL; none for the MySQL family, whose
+/// definitions the inventory compares): the side writes go to against the other.
+pub async fn live_definitions(config: &crate::config::Config, direction: crate::status::Direction) -> Result<Option<TableCheck>, crate::error::Error> {
+    match config.source_kind() {
+        crate::config::SourceKind::Pg => crate::source::pg::verify::live_definitions(config, direction == crate::status::Direction::Reverse).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// `turnout verify`: compares the tables `run` replicates (or only `only`, as `schema.table`).
 pub async fn run(config: &crate::config::Config, only: Option<&str>) -> Result<Vec<TableCheck>, crate::error::Error> {
     use crate::source::SourceAdmin;

@@ -74,13 +74,25 @@ pub const DEFINITIONS: &str = "definitions";
 /// Blue's and green's definitions compared as the cutover compares them
 /// ([`super::definitions`]), changing nothing on green: one check, its notes each difference.
 async fn definitions(config: &Config, blue: &Client) -> Result<TableCheck, Error> {
-    let (fenced_options, other_options) = (config.source_options()?, config.target_options()?);
-    let left_out = super::drift::selection(blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?.left_out();
+    compare_definitions(config, blue, false).await
+}
+
+/// `turnout verify --live`'s check of every definition: the side writes go to (`back`: green, in
+/// the rollback window) against the other, as [`definitions`] compares them.
+pub async fn live_definitions(config: &Config, back: bool) -> Result<TableCheck, Error> {
+    let (url, side) = if back { (config.target.url.expose(), Side::Green) } else { (config.source.url.expose(), Side::Blue) };
+    compare_definitions(config, &unfiltered(url, side).await?, back).await
+}
+
+async fn compare_definitions(config: &Config, source: &Client, back: bool) -> Result<TableCheck, Error> {
+    let (blue, green) = (config.source_options()?, config.target_options()?);
+    let ((fenced_options, other_options), sides) = if back { ((green, blue), (Side::Green, Side::Blue)) } else { ((blue, green), (Side::Blue, Side::Green)) };
+    let left_out = super::drift::selection(source, &config.table_filter()?, config.tables.skip_without_identity, sides.0).await?.left_out();
     let settle = super::definitions::Settle {
-        fenced: blue,
+        fenced: source,
         fenced_options: &fenced_options,
         other_options: &other_options,
-        sides: (Side::Blue, Side::Green),
+        sides,
         pg_dump: config.source.pg_dump.as_deref(),
         left_out: &left_out,
         keep: &config.cutover.keep_definitions,
