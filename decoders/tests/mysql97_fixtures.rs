@@ -16,7 +16,9 @@ use turnout_decoders::{ChangeEvent, GtidState, Position, Value};
 const FILES: [&str; 4] = ["mysql-bin.000001", "mysql-bin.000002", "mysql-bin.000003", "mysql-bin.000004"];
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mysql97").join(name);
+    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()))
+        .join("tests/fixtures/mysql97")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -197,7 +197,8 @@ fn current(state: &crate::state::StateStore, direction: Direction) -> Result<Opt
 
 /// After a switch, before the stream that follows applies to the fenced side (the reverse stream
 /// after a cutover, the next generation after a rollback): each consumer the switch carried has read
-/// the fenced side up to the fence (`reached`, kept in the record at once: its reader may stop now),
+/// the fenced side up to the fence (`reached`, kept in the record at once: its reader may be stopped
+/// at the fence now),
 /// or its gap is recorded; then each reader that does not leave out changes with an origin has let
 /// go of the fenced side, or its note says it did not ([`pg::read_to_fence`], [`pg::let_go`] and
 /// their MySQL counterparts). Runs once per switch; the record says so.
@@ -208,7 +209,10 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
     }
     let (from, to) = direction.ends();
     let (url, to_url) = urls(config, direction);
-    let deadlines: Vec<std::time::Instant> = record.consumers.iter().map(|c| std::time::Instant::now() + std::time::Duration::from_millis(c.wait_ms)).collect();
+    // Each consumer's wait counts from when it can first be looked at (after the checkpoint).
+    let deadlines = |consumers: &[Handed]| -> Vec<std::time::Instant> {
+        consumers.iter().map(|c| std::time::Instant::now() + std::time::Duration::from_millis(c.wait_ms)).collect()
+    };
     let open = |c: &Handed| c.gap.is_none() && !c.reached;
     match config.source_kind() {
         crate::config::SourceKind::Pg => {
@@ -224,6 +228,7 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
                 );
             }
             let fenced = crate::source::pg::session(url, from).await?;
+            let deadlines = deadlines(&record.consumers);
             for (c, deadline) in record.consumers.iter_mut().zip(&deadlines).filter(|(c, _)| open(c)) {
                 pg::read_to_fence(&fenced, c, from, *deadline).await?;
             }
@@ -235,6 +240,7 @@ pub async fn settle(config: &crate::config::Config, state: &crate::state::StateS
         }
         crate::config::SourceKind::MySql => {
             let (mut fenced, own) = mysql_session(url, from).await?;
+            let deadlines = deadlines(&record.consumers);
             for (c, deadline) in record.consumers.iter_mut().zip(&deadlines).filter(|(c, _)| open(c)) {
                 mysql::read_to_fence(&mut fenced, from, &own, c, *deadline).await?;
             }
@@ -290,8 +296,8 @@ pub async fn drop_left(config: &crate::config::Config, state: &crate::state::Sta
 /// next generation's start, `cutover.iterate`): their slots on green, which the cutover made, are
 /// dropped there — each would hold green's WAL while the next generation streams, and the next
 /// cutover makes them again before its fence. One whose consumer has a gap to read on green is kept
-/// with a warning; one still read is dropped once its reader lets go, or kept with a warning after
-/// [`LET_GO_LIMIT`].
+/// with a warning; one still read is dropped once its reader lets go, within the consumer's wait, or
+/// kept with a warning.
 pub async fn drop_after_rollback(config: &crate::config::Config, state: &crate::state::StateStore) -> Vec<String> {
     let Ok(Some(record)) = current(state, Direction::Reverse) else { return Vec::new() };
     if !record.settled || record.consumers.is_empty() || config.source_kind() != crate::config::SourceKind::Pg {
@@ -302,36 +308,27 @@ pub async fn drop_after_rollback(config: &crate::config::Config, state: &crate::
     for c in &record.consumers {
         match &c.gap {
             Some(gap) => lines.push(format!("WARNING: slot {} on green is kept: its consumer must still read {gap} there; drop it once it has", c.consumer)),
-            None => slots.push((c.consumer.clone(), c.resume.clone())),
+            None => slots.push((c.consumer.clone(), c.resume.clone(), std::time::Duration::from_millis(c.wait_ms))),
         }
     }
-    // A reader that leaves out changes with an origin may still read green; each slot goes once
-    // its reader let go of it, in the background (the generation streams meanwhile).
-    let (url, side) = (config.target.url.expose().to_owned(), config.target_side());
-    tokio::spawn(async move {
-        let green = match crate::source::pg::session(&url, side).await {
-            Ok(c) => c,
-            Err(e) => return tracing::warn!("the consumers' slots on green were not dropped after the rollback ({e}); drop them there by hand"),
-        };
-        let deadline = std::time::Instant::now() + LET_GO_LIMIT;
-        for (slot, resume) in slots {
-            while std::time::Instant::now() < deadline {
-                let active = green.query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).await;
-                if !matches!(active, Ok(Some(ref r)) if r.get::<_, bool>(0)) {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            let why = format!("its consumer read green up to the rollback's fence and resumed on blue at {resume}");
-            tracing::info!("{}", pg::drop_slot(&green, &slot, side, &why).await);
+    // A reader that leaves out changes with an origin may still read green: each slot goes once its
+    // reader let go of it, within the consumer's wait, before the generation streams (no cutover can
+    // begin meanwhile and reuse it).
+    let green = match crate::source::pg::session(config.target.url.expose(), config.target_side()).await {
+        Ok(c) => c,
+        Err(e) => return vec![format!("WARNING: the consumers' slots on green were not dropped after the rollback ({e}); drop them there by hand")],
+    };
+    for (slot, resume, wait) in slots {
+        let deadline = std::time::Instant::now() + wait;
+        if let Err(e) = pg::released(&green, config.target_side(), &slot, deadline).await {
+            lines.push(format!("WARNING: slot {slot} on green was not dropped after the rollback ({e}); drop it there once its consumer moved"));
+            continue;
         }
-    });
+        let why = format!("its consumer read green up to the rollback's fence and resumed on blue at {resume}");
+        lines.push(pg::drop_slot(&green, &slot, config.target_side(), &why).await);
+    }
     lines
 }
-
-/// How long, after a rollback, the consumers' slots on green wait for their readers to let go
-/// before they are kept with a warning ([`drop_after_rollback`]).
-const LET_GO_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How often `/status` looks at blue's consumers again.
 const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -466,11 +463,10 @@ pub async fn findings(config: &crate::config::Config) -> crate::source::contract
 
 /// How a reader of a slot with `plugin` on PostgreSQL `major` leaves out changes that carry a
 /// replication origin (the reverse stream's on blue), if it can.
-fn origin_filter(plugin: &str, major: i32) -> Option<&'static str> {
+pub(super) fn origin_filter(plugin: &str, major: i32) -> Option<&'static str> {
     match plugin {
         "test_decoding" => Some("-o only-local=1"),
         "pgoutput" if major >= 16 => Some("the option origin 'none'"),
-        "wal2json" => Some("its filter-origins option"),
         _ => None,
     }
 }

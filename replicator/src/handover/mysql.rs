@@ -177,6 +177,7 @@ pub async fn read_to_fence(fenced: &mut mysql_async::Conn, side: crate::error::S
 pub async fn let_go(fenced: &mut mysql_async::Conn, side: crate::error::Side, own: &str, h: &mut Handed, deadline: Instant) -> Result<(), Error> {
     let rotate_at = Instant::now() + GRACE;
     let mut rotated = false;
+    let mut rotation = String::new();
     loop {
         if !sessions(fenced, side, own).await?.iter().any(|s| s.1 == h.consumer) {
             return Ok(());
@@ -184,13 +185,14 @@ pub async fn let_go(fenced: &mut mysql_async::Conn, side: crate::error::Side, ow
         if !rotated && Instant::now() >= rotate_at {
             rotated = true;
             if let Err(e) = fenced.query_drop("FLUSH BINARY LOGS").await {
-                tracing::debug!("rotating {side}'s binlog to reach dump sessions whose client left: {e}");
+                tracing::warn!("rotating {side}'s binlog to reach dump sessions whose client left failed: {e} (GRANT RELOAD to turnout's account)");
+                rotation = format!(" (rotating {side}'s binlog to end sessions whose client left failed: {e})");
             }
         }
         if Instant::now() >= deadline {
             let note = format!(
                 "its binlog sessions still read {side} past the fence {} when its wait ran out: they receive what is applied to {side} from \
-                 now on, which the consumer also receives where writes went — stop them at the fence",
+                 now on, which the consumer also receives where writes went — stop them at the fence{rotation}",
                 h.fence.as_deref().unwrap_or_default()
             );
             tracing::warn!("the consumer {}: {note}", h.consumer);

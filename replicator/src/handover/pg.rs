@@ -95,6 +95,7 @@ pub async fn prepare(
     read_to: &[(String, Lsn)],
 ) -> Result<Vec<Prepared>, Error> {
     let mut prepared = Vec::new();
+    let major = crate::source::pg::definitions::major(from, from_side).await?;
     for Carried { slot, plugin, two_phase, entry } in resolve(from, from_side, entries).await? {
         // A slot its consumer dropped there is made anew at the hand-off: nothing of it is skipped.
         if let Some((_, fence)) = read_to.iter().find(|(s, _)| *s == slot) {
@@ -111,6 +112,7 @@ pub async fn prepare(
             .await
             .map_err(Error::sql(from_side, format!("reading who reads slot {slot}")))?
             .and_then(|r| r.get(0));
+        let filters_origin = filters_origin(entry, &slot, &plugin, major);
         prepared.push(Prepared {
             slot,
             plugin,
@@ -119,7 +121,7 @@ pub async fn prepare(
             wait: entry.wait()?,
             on_lag: entry.on_lag,
             reader,
-            filters_origin: entry.filters_origin,
+            filters_origin,
         });
     }
     let now: String = from.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.map_err(Error::sql(from_side, "reading the log position"))?.get(0);
@@ -144,6 +146,20 @@ pub async fn prepare(
     // applied since is decoded.
     advance(to, to_side, &prepared).await?;
     Ok(prepared)
+}
+
+/// Whether the entry's `filters_origin` holds: a plugin that cannot leave out changes with an origin
+/// on this server does not, whatever the entry says (the stream back then waits for the reader to
+/// let go, as for any reader).
+fn filters_origin(entry: &Handover, slot: &str, plugin: &str, major: i32) -> bool {
+    if entry.filters_origin && super::origin_filter(plugin, major).is_none() {
+        tracing::warn!(
+            "[[handover]] slot {slot}: filters_origin = true, but its plugin {plugin} cannot leave out changes with an origin on \
+             PostgreSQL {major}; the stream back waits for its reader to let go of the slot as for any reader"
+        );
+        return false;
+    }
+    entry.filters_origin
 }
 
 /// The slots the entries carry, with the plugin of each and its entry; a named slot that `from`
@@ -426,7 +442,7 @@ pub async fn let_go(fenced: &Client, h: &mut Handed, side: crate::error::Side, d
 }
 
 /// Waits until `deadline` for no session to read `slot` on `client`; whether none does.
-async fn released(client: &Client, side: Side, slot: &str, deadline: Instant) -> Result<bool, Error> {
+pub(super) async fn released(client: &Client, side: Side, slot: &str, deadline: Instant) -> Result<bool, Error> {
     loop {
         let active = client
             .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot])

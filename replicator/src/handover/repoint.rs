@@ -59,12 +59,16 @@ impl Handed {
                 "  then on {to}: {tool} --read-from-remote-server {to_host} --user={account} --start-position={} --stop-never {}",
                 r.offset, r.file
             ));
+            let (host, port) = host_and_port(to_url);
             lines.push(if mariadb {
-                format!("  by GTID: a replica — CHANGE MASTER TO MASTER_HOST = …, MASTER_USE_GTID = slave_pos after SET GLOBAL gtid_slave_pos = '{}'", r.gtids)
+                format!("  by GTID: a replica — SET GLOBAL gtid_slave_pos = '{}'; CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, MASTER_USE_GTID = slave_pos", r.gtids)
             } else {
+                // Green's own GTIDs name turnout's apply, which a replica of blue already holds: a
+                // replica moves by file and position, a connector takes green's set as its offset.
                 format!(
-                    "  by GTID: a replica — CHANGE REPLICATION SOURCE TO SOURCE_HOST = …, SOURCE_AUTO_POSITION = 1; a connector: its GTID offset {}",
-                    r.gtids
+                    "  a replica — CHANGE REPLICATION SOURCE TO SOURCE_HOST = '{host}', SOURCE_PORT = {port}, SOURCE_AUTO_POSITION = 0, \
+                     SOURCE_LOG_FILE = '{}', SOURCE_LOG_POS = {}; a connector by GTID: its offset {}",
+                    r.file, r.offset, r.gtids
                 )
             });
         }
@@ -104,9 +108,15 @@ fn conninfo(url: &str) -> String {
 
 /// `--host=… --port=…` of a MySQL URL.
 fn host_port(url: &str) -> String {
+    let (host, port) = host_and_port(url);
+    format!("--host={host} --port={port}")
+}
+
+/// The host and port of a MySQL URL.
+fn host_and_port(url: &str) -> (String, String) {
     match url::Url::parse(url) {
-        Ok(u) => format!("--host={} --port={}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(3306)),
-        Err(_) => "--host=<host> --port=<port>".into(),
+        Ok(u) => (u.host_str().unwrap_or("localhost").to_owned(), u.port().unwrap_or(3306).to_string()),
+        Err(_) => ("<host>".into(), "<port>".into()),
     }
 }
 
@@ -156,6 +166,10 @@ mod tests {
         let mysql = handed("", "binlog.000002:1234 (3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5)", "binlog.000001:99 (3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5)")
             .repoint(("blue", "mysql://a@db1/app"), ("green", "mysql://a@db2:3307/app"));
         assert!(mysql[1].starts_with("  on blue: mysqlbinlog --read-from-remote-server --host=db1 --port=3306 "), "{mysql:?}");
-        assert!(mysql[3].contains("SOURCE_AUTO_POSITION = 1") && mysql[3].contains(":1-5"), "{mysql:?}");
+        assert!(
+            mysql[3].contains("SOURCE_HOST = 'db2', SOURCE_PORT = 3307, SOURCE_AUTO_POSITION = 0, SOURCE_LOG_FILE = 'binlog.000001', SOURCE_LOG_POS = 99"),
+            "{mysql:?}"
+        );
+        assert!(mariadb[3].contains("gtid_slave_pos = '0-2-12'") && mariadb[3].contains("MASTER_PORT = 36662"), "{mariadb:?}");
     }
 }

@@ -255,7 +255,7 @@ impl Procedure for PgCutover {
                 crate::source::FENCE_END_PREFIX
             ))
             .await
-            .map_err(Error::blue("writing the sentinel"))
+            .map_err(Error::sql(self.sides.0, "writing the sentinel"))
     }
 
     fn fenced_position(&self) -> Option<Position> {
