@@ -194,8 +194,8 @@ pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5
 /// DELETE) nor `ATTACH PARTITION` (rows filled while standalone appear without an INSERT), nor a new
 /// partition green lacks: replicating on would leave green different. A failure to look is the
 /// caller's to retry.
-pub async fn partition_watch_error(config: &crate::config::Config, blue: &Client, green: &Client) -> Result<Option<Error>, Error> {
-    let d = partition_differences(config, blue, green).await?;
+pub async fn partition_watch_error(blue: &Client, green: &Client, tables: &[TableName]) -> Result<Option<Error>, Error> {
+    let d = partition_differences(blue, green, tables).await?;
     Ok((!d.is_empty()).then(|| {
         Error::Setup(format!(
             "blue's partitions changed in a way its change stream does not carry: {}. Make the same change on green \
@@ -206,8 +206,10 @@ pub async fn partition_watch_error(config: &crate::config::Config, blue: &Client
     }))
 }
 
-async fn partition_differences(config: &crate::config::Config, blue: &Client, green: &Client) -> Result<Vec<String>, Error> {
-    let tables = replicated_tables(blue, &config.table_filter()?, config.tables.skip_without_identity, Side::Blue).await?;
+/// The partition trees of `tables` (the replicated tables as one look listed them: a table created
+/// since is the next look's) compared on both sides.
+async fn partition_differences(blue: &Client, green: &Client, tables: &[TableName]) -> Result<Vec<String>, Error> {
+    let tables: Vec<&TableName> = tables.iter().filter(|t| !(t.schema == "public" && t.name == super::heartbeat::TABLE)).collect();
     let names: Vec<String> = tables.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect();
     let (what, sql) = QUERIES[0];
     let mut trees = Vec::new();

@@ -506,7 +506,8 @@ async fn look(config: &crate::config::Config, publication: &str, blue: &Client, 
              (leave them out with tables.exclude, start turnout, then select them again), or run turnout verify"
         ))));
     }
-    super::drift::partition_watch_error(config, blue, green).await
+    // The tables this look listed: one created since is the next look's (first its publication).
+    super::drift::partition_watch_error(blue, green, &selection.tables).await
 }
 
 /// Takes blue's inventory (`client` is a session to blue), deciding each class against `selection`
