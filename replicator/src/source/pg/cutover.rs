@@ -240,22 +240,23 @@ impl Procedure for PgCutover {
     /// at the fence, and a reader stopping at it inclusively (`pg_recvlogical --endpos`, a reader
     /// taking every transaction that begins by the fence) would receive that change from both sides.
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
-        let at: String = self
+        // One round trip inside the pause: the position first, then both transactions.
+        let messages = self
             .blue
-            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-            .await
-            .map_err(Error::sql(self.sides.0, "reading the log position before the sentinel"))?
-            .get(0);
-        self.fenced_at = at.parse().ok();
-        self.blue
-            .batch_execute(&format!(
-                "BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT; \
+            .simple_query(&format!(
+                "SELECT pg_current_wal_insert_lsn()::text; \
+                 BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT; \
                  BEGIN READ WRITE; SELECT pg_logical_emit_message(false, '{}', '{id}'); COMMIT",
                 crate::source::SENTINEL_PREFIX,
                 crate::source::FENCE_END_PREFIX
             ))
             .await
-            .map_err(Error::sql(self.sides.0, "writing the sentinel"))
+            .map_err(Error::sql(self.sides.0, "writing the sentinel"))?;
+        self.fenced_at = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|at| at.parse().ok()),
+            _ => None,
+        });
+        Ok(())
     }
 
     fn fenced_position(&self) -> Option<Position> {
