@@ -279,17 +279,25 @@ impl Config {
         SourceKind::of(self.source.url.expose())
     }
 
+    /// Which database green is, from `target.url`'s scheme.
+    pub fn target_kind(&self) -> SourceKind {
+        SourceKind::of(self.target.url.expose())
+    }
+
     /// Checks every field; the error names the first bad field's path and how to fix it.
     pub fn validate(&self) -> Result<(), Error> {
         let source = self.source_kind();
-        if SourceKind::of(self.target.url.expose()) != source {
+        let target = self.target_kind();
+        // MySQL/MariaDB → PostgreSQL is a composition of the two sides (`source/compose`).
+        if target != source && !(source == SourceKind::MySql && target == SourceKind::Pg) {
             return Err(Error::config(
                 "target.url",
                 format!(
-                    "blue is {} but green is not: turnout replicates PostgreSQL to PostgreSQL and MySQL/MariaDB to MySQL/MariaDB; \
-                     use a {} URL for green",
+                    "blue is {} but green is {}: turnout replicates PostgreSQL to PostgreSQL, MySQL/MariaDB to MySQL/MariaDB and \
+                     MySQL/MariaDB to PostgreSQL; use a {} URL for green",
                     source.name(),
-                    if source == SourceKind::Pg { "postgres://" } else { "mysql://" }
+                    target.name(),
+                    if source == SourceKind::Pg { "postgres://" } else { "mysql:// or postgres://" }
                 ),
             ));
         }

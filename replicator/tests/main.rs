@@ -40,6 +40,7 @@ mod mysql_live_verify;
 mod mysql_programs;
 mod mysql_tls;
 mod mysql_to_mariadb_cutover;
+mod mysql_to_postgres;
 mod mysql_types;
 mod page;
 mod pause;

@@ -618,6 +618,25 @@ pub enum SchemaRefusal {
     /// A schema one family defines differently from the other.
     #[error("blue's schema cannot be copied exactly from {families}: {refused}; turnout copies only what both families define alike")]
     NotPortable { families: String, refused: String },
+    /// A column whose type the conversion between two engines does not carry.
+    #[error(
+        "column {column} of {table} is {blue_type} on blue: turnout does not carry {blue_type} from {from} to {to} yet; leave the \
+         table out (tables.exclude = [\"{table}\"])"
+    )]
+    NotConverted { table: String, column: String, blue_type: String, from: &'static str, to: &'static str },
+    /// A value the conversion between two engines would change.
+    #[error("{table}.{column} holds {value} on blue, which {to} cannot hold exactly as {green_type}; {fix}")]
+    NotExact { table: String, column: String, value: String, to: &'static str, green_type: String, fix: String },
+    /// A table larger than the copy between two engines holds.
+    #[error(
+        "{table} has more than {rows} rows on blue: the copy from {from} reads a table whole in one snapshot and loads it in one \
+         green transaction, at most {rows} rows (the chunked copy across engines is not built yet); leave it out for now \
+         (tables.exclude = [\"{table}\"])"
+    )]
+    TooLargeToCopy { table: String, rows: usize, from: &'static str },
+    /// Something replication between two engines needs that is not built yet.
+    #[error("{what} from {from} to {to} is not built yet: {fix}")]
+    NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },
 }
 
 #[cfg(test)]

@@ -179,27 +179,38 @@ pub(crate) fn of(config: &Config) -> &'static dyn Operations {
     crate::with_family!(config, F => &Of::<F>(std::marker::PhantomData))
 }
 
-/// Runs `$body` with the type `$F` bound to the [`Family`] of `$config`'s source — the one place
-/// that dispatches on the source kind:
+/// Runs `$body` with the type `$F` bound to the [`Family`] of `$config`'s source and target — the
+/// one place that dispatches on the engines (a MySQL/MariaDB blue with a PostgreSQL green is the
+/// composition [`crate::source::compose::family::Crossing`] of the two sides):
 /// `with_family!(config, F => F::admin(config, names)?.teardown().await)`.
 #[macro_export]
 macro_rules! with_family {
     ($config:expr, $F:ident => $body:expr) => {
-        match $config.source_kind() {
-            $crate::config::SourceKind::Pg => {
+        match ($config.source_kind(), $config.target_kind()) {
+            ($crate::config::SourceKind::MySql, $crate::config::SourceKind::Pg) => {
+                #[allow(unused_imports)]
+                use $crate::source::family::Family as _;
+                type $F = $crate::source::compose::family::Crossing<
+                    $crate::source::mysql::side::MySqlBlue,
+                    $crate::source::pg::target::PgTarget,
+                    $crate::source::compose::mysql_to_pg::MySqlToPg,
+                >;
+                $body
+            }
+            ($crate::config::SourceKind::Pg, _) => {
                 #[allow(unused_imports)]
                 use $crate::source::family::Family as _;
                 type $F = $crate::source::pg::Pg;
                 $body
             }
-            $crate::config::SourceKind::MySql => {
+            ($crate::config::SourceKind::MySql, _) => {
                 #[allow(unused_imports)]
                 use $crate::source::family::Family as _;
                 type $F = $crate::source::mysql::MySql;
                 $body
             }
             #[cfg(test)]
-            $crate::config::SourceKind::Stub => {
+            ($crate::config::SourceKind::Stub, _) => {
                 #[allow(unused_imports)]
                 use $crate::source::family::Family as _;
                 type $F = $crate::source::stub::Stub;

@@ -1,6 +1,7 @@
 //! Sources: where changes come from. The pipeline sees a source only through [`Source`]; everything
 //! specific to one database lives in its own module tree ([`pg`] for PostgreSQL).
 
+pub(crate) mod compose;
 pub mod contract;
 pub mod drift;
 pub mod family;

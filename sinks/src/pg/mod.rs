@@ -9,7 +9,10 @@
 //! Exactly-once: the origin position is set with `pg_replication_origin_xact_setup` in the same
 //! simple-query message as `COMMIT`, after every row statement succeeded (see `Sink::commit` below).
 //! Commits run with `synchronous_commit = off`; `Sink::flush` flushes green's WAL up to the last
-//! commit (`pg_replication_origin_session_progress(true)`) and returns the durable position.
+//! commit (`pg_replication_origin_session_progress(true)`) and returns the durable position. Fed by a
+//! blue of another engine, whose positions no origin can hold, the sink records a row of
+//! `turnout.progress` instead, in the same message as `COMMIT`, and commits synchronously
+//! ([`progress`], [`PgSink::connect_recording`]).
 //!
 //! Statements: consecutive inserts into one table become one `INSERT … SELECT … FROM unnest(…)`; updates
 //! and deletes are one statement per row, pipelined, in source order (a multi-row UPDATE could trip
@@ -18,6 +21,7 @@
 
 pub mod ddl;
 mod early;
+pub mod progress;
 mod statement;
 pub mod text;
 
@@ -163,6 +167,9 @@ pub struct PgSink {
     durable: Lsn,
     /// Blue, asked what its older rows hold in a column it added (see [`ddl`]).
     source: Option<ConnectOptions>,
+    /// Recording in `turnout.progress` instead of the origin (a blue of another engine, see
+    /// [`progress`]): the position applied up to. `origin` then names the stream's row.
+    row: Option<Position>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -209,7 +216,63 @@ impl PgSink {
             begin_pending: false,
             durable: applied,
             source: None,
+            row: None,
         })
+    }
+
+    /// Connects as one of the sessions applying the stream `stream` of a blue of another engine,
+    /// recording the position in `turnout.progress` ([`progress`]) in each commit's transaction:
+    /// commits are synchronous, so each is durable when it returns. No replication origin is used.
+    pub async fn connect_recording(url: &str, stream: &str) -> Result<PgSink, SinkError> {
+        let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
+        let client = connect_with(&options).await?;
+        client.batch_execute("SET session_replication_role = replica; SET synchronous_commit = on").await.map_err(SinkError::target(
+            "SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)",
+        ))?;
+        progress::ensure_table(&client).await?;
+        let Some(applied) = progress::read(&client, stream).await? else {
+            return Err(SinkError::Progress(format!("green has no turnout.progress row for the stream {stream}: the stream has not been prepared")));
+        };
+        Ok(PgSink {
+            client,
+            options,
+            origin: stream.to_owned(),
+            applied: Lsn(0),
+            tables: HashMap::new(),
+            statements: Statements::default(),
+            shared: true,
+            begin_pending: false,
+            durable: Lsn(0),
+            source: None,
+            row: Some(applied),
+        })
+    }
+
+    /// [`Sink::commit`] of a sink recording in `turnout.progress`: the row and the `COMMIT` in one
+    /// message, after every row statement succeeded.
+    async fn commit_row(&mut self, applied: Position, commit_end: &Position) -> Result<Committed, SinkError> {
+        let moves = commit_end.try_cmp(&applied);
+        if !matches!(moves, Ok(std::cmp::Ordering::Greater)) {
+            self.rollback_quietly().await;
+            return Err(match moves {
+                Err(e) => e.into(),
+                Ok(_) => SinkError::Progress(format!("refusing to record {commit_end}: green already recorded {applied} (a position never moves back)")),
+            });
+        }
+        let upsert = match progress::upsert(&self.origin, commit_end) {
+            Ok(u) => u,
+            Err(e) => {
+                self.rollback_quietly().await;
+                return Err(e);
+            }
+        };
+        let begin = if std::mem::take(&mut self.begin_pending) { "BEGIN; " } else { "" };
+        if let Err(e) = self.client.batch_execute(&format!("{begin}{upsert}; COMMIT")).await {
+            self.rollback_quietly().await;
+            return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
+        }
+        self.row = Some(commit_end.clone());
+        Ok(Committed::new(commit_end.clone()))
     }
 
     /// Lets schema changes ask blue (`source`, the stream's source) what the rows that predate a column
@@ -301,11 +364,14 @@ fn pg_position(p: &Position) -> Result<Lsn, SinkError> {
 
 impl Sink for PgSink {
     fn applied(&self) -> Position {
-        Position::Pg(self.applied)
+        match &self.row {
+            Some(p) => p.clone(),
+            None => Position::Pg(self.applied),
+        }
     }
 
     async fn apply(&mut self, batch: &[Transaction]) -> Result<Committed, SinkError> {
-        let applied = Position::Pg(self.applied);
+        let applied = self.applied();
         let mut pending: Vec<&Transaction> = Vec::with_capacity(batch.len());
         for t in batch {
             if t.commit_end.try_cmp(&applied)?.is_gt() {
@@ -360,6 +426,9 @@ impl Sink for PgSink {
     }
 
     async fn commit(&mut self, commit_end: &Position, commit_ts: Timestamp) -> Result<Committed, SinkError> {
+        if let Some(applied) = self.row.clone() {
+            return self.commit_row(applied, commit_end).await;
+        }
         let commit_end = match pg_position(commit_end) {
             Ok(l) => l,
             Err(e) => {
@@ -418,6 +487,10 @@ impl Sink for PgSink {
     /// One WAL flush covers every commit before it, of this session or another sharing the origin
     /// (`pg_replication_origin_progress(origin, true)`).
     async fn flush(&mut self) -> Result<Durable, SinkError> {
+        if let Some(applied) = &self.row {
+            // Every commit was synchronous.
+            return Ok(Durable::new(applied.clone()));
+        }
         if self.durable >= self.applied {
             // This session's last commit flushed in its own message, and nothing committed since.
             return Ok(Durable::new(Position::Pg(self.durable)));
@@ -476,6 +549,12 @@ impl Sink for PgSink {
     }
 
     fn advanced(&mut self, position: &Position) -> Result<(), SinkError> {
+        if let Some(applied) = &self.row {
+            if position.try_cmp(applied)?.is_gt() {
+                self.row = Some(position.clone());
+            }
+            return Ok(());
+        }
         let lsn = position.lsn().ok_or_else(|| SinkError::from(turnout_decoders::Incomparable { a: position.to_string(), b: self.applied.to_string() }))?;
         self.applied = self.applied.max(lsn);
         Ok(())

@@ -19,6 +19,7 @@ pub mod live;
 pub mod portable;
 pub mod programs;
 pub(crate) mod rehearsal;
+pub(crate) mod side;
 pub mod snapshot;
 pub mod stream;
 pub mod typed_json;

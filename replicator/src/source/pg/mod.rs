@@ -20,6 +20,7 @@ pub mod setup;
 pub(crate) mod slot_wait;
 pub mod snapshot;
 pub mod stream;
+pub(crate) mod target;
 pub mod truncate;
 pub mod verify;
 pub(crate) mod watch;

@@ -1,0 +1,137 @@
+//! [`Composed`]: a [`SourceAdmin`] made of a source side, a target side and the conversion between
+//! them. `prepare` selects blue's tables, refuses what the conversion cannot carry, creates the
+//! tables on green and loads the snapshot of turnout's own with its position in one green
+//! transaction; the stream is blue's, converted; the sink is green's.
+
+use super::stream::Converting;
+use super::{BlueTable, Convert, Mapping, SourceSide, TargetSide};
+use crate::config::Config;
+use crate::error::{Error, SchemaRefusal, StoreError};
+use crate::source::contract::compare::TableCheck;
+use crate::source::contract::report::{Findings, Report};
+use crate::source::{Names, SourceAdmin};
+use crate::state::StateStore;
+use crate::status::{Phase, Status};
+use std::sync::Arc;
+use tokio::sync::watch;
+use turnout_decoders::Position;
+use turnout_sinks::NoEarly;
+
+/// The most rows of one table the initial copy holds in memory: it reads each table whole in one
+/// snapshot and loads it in one green transaction; a larger table is refused (the chunked copy
+/// across engines is not built).
+pub(crate) const COPY_ROWS: usize = 10_000;
+
+/// Blue's side `S`, green's side `T` and the conversion `C` between them, as one administration.
+#[allow(missing_debug_implementations)]
+pub(crate) struct Composed<S, T, C> {
+    config: Config,
+    names: Names,
+    source: S,
+    target: T,
+    convert: Arc<C>,
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+    pub(crate) fn new(config: &Config, names: Names) -> Result<Self, Error> {
+        Ok(Composed { source: S::new(config, &names)?, target: T::new(config, &names)?, convert: Arc::new(C::default()), config: config.clone(), names })
+    }
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Composed<S, T, C> {
+    type Stream = Converting<S::Stream, C>;
+    type Sink = T::Sink;
+    /// Blue's log (a binlog) sends transactions whole at their commit: nothing to apply early.
+    type Early = NoEarly;
+    type Copier = super::family::Unbuilt;
+
+    fn names(&self) -> &Names {
+        &self.names
+    }
+
+    async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
+        let tables = self.source.select().await?;
+        self.source.prepare().await?;
+        let green = tables.iter().map(|t| self.convert.catalog_schema(t)).collect::<Result<Vec<_>, _>>()?;
+        if state.snapshot_done()?.is_some() {
+            return Ok(());
+        }
+        status.set_phase(Phase::Snapshot);
+        let start = match self.target.recorded().await? {
+            // A run that loaded green and stopped before the state store knew.
+            Some(recorded) => recorded,
+            None => {
+                let snapshot = self.source.snapshot(&tables, COPY_ROWS).await?;
+                let position = snapshot.position.ok_or_else(|| Error::Setup("blue's snapshot gave no position".into()))?;
+                let mut rows = Vec::with_capacity(snapshot.rows.len());
+                for ((name, blue_rows), schema) in snapshot.rows.into_iter().zip(&green) {
+                    let converted = blue_rows.into_iter().map(|r| self.convert.row(schema, r)).collect::<Result<Vec<_>, _>>()?;
+                    rows.push((name, converted));
+                }
+                self.target.load(&green, &rows, &position).await?;
+                position
+            }
+        };
+        tracing::info!(position = %start, from = S::ENGINE, to = T::ENGINE, "green holds blue's snapshot; the stream starts here");
+        state.mark_snapshot_done(&start)?;
+        state.record_applied(&start)?;
+        state.record_selection(&tables.iter().map(|t| t.name.to_string()).collect::<Vec<_>>())?;
+        Ok(())
+    }
+
+    async fn open_sink(&self) -> Result<T::Sink, Error> {
+        self.target.open_sink().await
+    }
+
+    fn open_early(&self) -> NoEarly {
+        NoEarly
+    }
+
+    /// Asked only while a chunked copy's plan has chunks left, which a composition never plans.
+    fn copier(&self) -> Result<super::family::Unbuilt, Error> {
+        Ok(super::family::Unbuilt::of::<S, T>("the chunked copy"))
+    }
+
+    async fn open_stream(&self, from: &Position) -> Result<Self::Stream, Error> {
+        let inner = self.source.open_stream(from).await?;
+        Ok(Converting::new(inner, Arc::clone(&self.convert), S::ENGINE, T::ENGINE))
+    }
+
+    fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.source.heartbeat(status, shutdown)
+    }
+
+    /// The type map of every selected column, with its class, and what is not built.
+    async fn check(&self) -> Report {
+        let mut findings = Findings::default();
+        match self.source.select().await {
+            Err(e) => findings.fail("reading blue's tables", e.to_string()),
+            Ok(tables) => {
+                for t in &tables {
+                    for (column, blue) in &t.columns {
+                        match self.convert.map(blue) {
+                            Mapping::Mapped { green, class } => findings.ok(format!("{}.{column}: {blue} → {green} ({class})", t.name)),
+                            Mapping::Refused { why } => findings.fail(format!("{}.{column}: {blue}", t.name), format!("{why}; leave {} out (tables.exclude)", t.name)),
+                        }
+                    }
+                }
+                findings.ok(format!("the initial copy: each table read in one snapshot and loaded in one green transaction, up to {COPY_ROWS} rows a table"));
+            }
+        }
+        Report { sections: vec![(format!("{} → {}", S::ENGINE, T::ENGINE), findings.0)] }
+    }
+
+    async fn verify(&self, _only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
+        Err(super::family::unbuilt::<S, T>("verify"))
+    }
+
+    async fn teardown(&self) -> Result<Vec<String>, Error> {
+        let mut done = self.target.teardown(&[self.source.heartbeat_table()]).await?;
+        done.extend(self.source.teardown().await?);
+        if self.config.state.dir.exists() {
+            std::fs::remove_dir_all(&self.config.state.dir).map_err(StoreError::file("removing", &self.config.state.dir))?;
+            done.push(format!("removed state directory {}", self.config.state.dir.display()));
+        }
+        Ok(done)
+    }
+}
