@@ -58,7 +58,11 @@ async fn heartbeat_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &m
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_prints_the_type_map_and_run_refuses_a_column_it_cannot_carry_naming_it() {
-    let (blue, green, db) = pair("CREATE TABLE t (id INT PRIMARY KEY, big BIGINT, note VARCHAR(20)) ENGINE = InnoDB; INSERT INTO t VALUES (1, 2, 'x')").await;
+    let (blue, green, db) = pair(
+        "CREATE TABLE t (id INT PRIMARY KEY, big BIGINT, note VARCHAR(20), twice INT AS (id * 2) STORED, u INT UNSIGNED) ENGINE = InnoDB; \
+         INSERT INTO t (id, big, note, u) VALUES (1, 2, 'x', 3)",
+    )
+    .await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     let (code, out) = common::turnout_command(&t, "check", &[]).await;
@@ -67,6 +71,11 @@ async fn check_prints_the_type_map_and_run_refuses_a_column_it_cannot_carry_nami
     assert!(out.contains(&format!("{db}.t.id: int(11) → integer (exact)")), "{out}");
     assert!(out.contains(&format!("{db}.t.big: bigint(20) → bigint (exact)")), "{out}");
     assert!(out.contains(&format!("{db}.t.note: varchar(20)")) && out.contains("does not carry varchar(20) from MySQL/MariaDB to PostgreSQL"), "{out}");
+    // A generated column's values are the server's to compute: refused, as is what the map lacks.
+    assert!(out.contains(&format!("{db}.t.twice: generated int(11)")), "{out}");
+    assert!(out.contains(&format!("{db}.t.u: int(10) unsigned")), "{out}");
+    // Blue's own findings come first: the binlog settings turnout reads with.
+    assert!(out.contains("blue (MySQL/MariaDB)") && out.contains("binlog_format"), "{out}");
     t.start();
     let code = common::wait_exit(&mut t).await;
     let log = t.log_text();

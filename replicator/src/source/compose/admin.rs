@@ -118,7 +118,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
                 findings.ok(format!("the initial copy: each table read in one snapshot and loaded in one green transaction, up to {COPY_ROWS} rows a table"));
             }
         }
-        Report { sections: vec![(format!("{} → {}", S::ENGINE, T::ENGINE), findings.0)] }
+        let blue = self.source.check().await;
+        Report { sections: vec![(format!("blue ({})", S::ENGINE), blue.0), (format!("the type map, {} → {}", S::ENGINE, T::ENGINE), findings.0)] }
     }
 
     async fn verify(&self, _only: Option<&str>) -> Result<Vec<TableCheck>, Error> {

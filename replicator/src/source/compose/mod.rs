@@ -68,6 +68,9 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
     /// How `[tables]` patterns name blue's tables.
     fn name_rules(config: &Config) -> Result<crate::tables::NameRules, Error>;
 
+    /// `check`'s findings on blue: its settings, privileges and tables, read only.
+    fn check(&self) -> impl Future<Output = crate::source::contract::report::Findings> + Send;
+
     /// Prepares blue for a stream: turnout's heartbeat table.
     fn prepare(&self) -> impl Future<Output = Result<(), Error>> + Send;
 

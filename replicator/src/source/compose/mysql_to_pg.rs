@@ -139,6 +139,17 @@ impl Convert for MySqlToPg {
     }
 
     fn row(&self, green: &TableSchema, row: Row) -> Result<Row, Error> {
+        if row.len() != green.columns.len() {
+            return Err(SchemaRefusal::NotExact {
+                table: green.name.to_string(),
+                column: String::new(),
+                value: format!("a row of {} values", row.len()),
+                to: TO,
+                green_type: format!("a row of {} columns", green.columns.len()),
+                fix: "the table's columns changed on blue; start over (turnout teardown, turnout run)".into(),
+            }
+            .into());
+        }
         green
             .columns
             .iter()

@@ -202,7 +202,8 @@ fn has_global(grants: &str, privilege: &str) -> bool {
     grants.lines().any(|l| l.contains(" ON *.* ") && (l.contains("ALL PRIVILEGES") || l.contains(privilege)))
 }
 
-async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
+/// Blue's settings, privileges and tables, whatever green is.
+pub(crate) async fn check_source(opts: &mysql_async::Opts, config: &Config) -> Findings {
     let mut f = Findings::default();
     let mut conn = match connect(opts, crate::error::Side::Blue).await {
         Ok(c) => c,

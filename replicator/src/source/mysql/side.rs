@@ -23,14 +23,19 @@ pub(crate) struct MySqlBlue {
 }
 
 /// Columns (name, type as printed) of `table`, in order, and its primary key's columns in key order.
+/// A generated column is typed `generated …`, which no type map carries: its values are the
+/// server's to compute, and green's would be computed by another engine's rules.
 async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<(String, String)>, Vec<String>), Error> {
-    let columns: Vec<(String, String)> = conn
+    // A generation expression, not EXTRA: MySQL's EXTRA says DEFAULT_GENERATED for an expression default.
+    let read: Vec<(String, String, i64)> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, COLUMN_TYPE, COALESCE(GENERATION_EXPRESSION, '') <> '' FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's columns", e))?;
+    let columns = read.into_iter().map(|(name, ty, generated)| if generated != 0 { (name, format!("generated {ty}")) } else { (name, ty) }).collect();
     let key: Vec<String> = conn
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
@@ -73,6 +78,10 @@ impl SourceSide for MySqlBlue {
         <super::MySql as crate::source::family::Family>::name_rules(config)
     }
 
+    async fn check(&self) -> crate::source::contract::report::Findings {
+        super::check::check_source(&self.blue, &self.config).await
+    }
+
     async fn prepare(&self) -> Result<(), Error> {
         let mut blue = connect(&self.blue, Side::Blue).await?;
         super::heartbeat::ensure_table(&mut blue, &database(&self.blue)).await
@@ -88,6 +97,9 @@ impl SourceSide for MySqlBlue {
         let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
         if let Some(t) = unreplicable(&selection, &infos).first() {
             return Err(Error::Setup(format!("{}; {}", t.problem, t.fix)));
+        }
+        if let Some(h) = super::catalog::hidden_cascades(&mut blue, &db, &selection).await?.first() {
+            return Err(Error::Setup(format!("{}; {}", super::cascade_problem(h), super::cascade_fix(h))));
         }
         let mut tables = Vec::with_capacity(selection.tables.len() + 1);
         for name in selection.tables.iter().filter(|t| t.name != HEARTBEAT_TABLE) {
