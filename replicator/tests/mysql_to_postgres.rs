@@ -172,6 +172,15 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     assert_ne!(at_first, at_second, "green's record moved with the stream");
     let status = t.status().expect("status");
     assert_eq!(status["phase"], "streaming", "{status}");
+    // What the composition cannot do yet is refused by name, and the stream goes on.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the cutover from MySQL/MariaDB to PostgreSQL is not built yet"), "{out}");
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("verify from MySQL/MariaDB to PostgreSQL is not built yet"), "{out}");
+    blue.execute(Some(&db), "INSERT INTO t VALUES (7, 7)").expect("a write after the refusals");
+    rows_arrive(&blue, &green, &db, &mut t).await;
     // Teardown drops what the stream made on both sides.
     t.sigterm();
     let (code, out) = common::turnout_command(&t, "teardown", &["--yes"]).await;
