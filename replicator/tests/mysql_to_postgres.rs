@@ -140,11 +140,8 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     // One heartbeat per start: blue's row then stays until the next start.
-    std::fs::write(
-        t.config_path(),
-        std::fs::read_to_string(t.config_path()).expect("config").replace("[target]", "heartbeat_interval = \"1h\"\n[target]"),
-    )
-    .expect("config");
+    std::fs::write(t.config_path(), std::fs::read_to_string(t.config_path()).expect("config").replace("[target]", "heartbeat_interval = \"1h\"\n[target]"))
+        .expect("config");
     t.start();
     common::wait_streaming(&mut t).await;
     rows_arrive(&blue, &green, &db, &mut t).await;

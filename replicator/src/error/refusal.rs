@@ -625,8 +625,8 @@ pub enum SchemaRefusal {
     )]
     NotConverted { table: String, column: String, blue_type: String, from: &'static str, to: &'static str },
     /// A value the conversion between two engines would change.
-    #[error("{table}.{column} holds {value} on blue, which {to} cannot hold exactly as {green_type}; {fix}")]
-    NotExact { table: String, column: String, value: String, to: &'static str, green_type: String, fix: String },
+    #[error("{at} holds {value} on blue, which {to} cannot hold exactly as {green_type}; {fix}")]
+    NotExact { at: String, value: String, to: &'static str, green_type: String, fix: &'static str },
     /// A table larger than the copy between two engines holds.
     #[error(
         "{table} has more than {rows} rows on blue: the copy from {from} reads a table whole in one snapshot and loads it in one \

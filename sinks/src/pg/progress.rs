@@ -33,10 +33,8 @@ fn decode(stream: &str, text: &str) -> Result<Position, SinkError> {
 
 /// The position recorded for `stream`, if any.
 pub(super) async fn read(client: &Client, stream: &str) -> Result<Option<Position>, SinkError> {
-    let row = client
-        .query_opt("SELECT position FROM turnout.progress WHERE stream = $1", &[&stream])
-        .await
-        .map_err(SinkError::target("reading turnout.progress"))?;
+    let row =
+        client.query_opt("SELECT position FROM turnout.progress WHERE stream = $1", &[&stream]).await.map_err(SinkError::target("reading turnout.progress"))?;
     row.map(|r| decode(stream, &r.get::<_, String>(0))).transpose()
 }
 
@@ -89,16 +87,10 @@ pub async fn drop_progress(url: &str, stream: &str) -> Result<bool, SinkError> {
     if !exists {
         return Ok(false);
     }
-    let deleted = client
-        .execute("DELETE FROM turnout.progress WHERE stream = $1", &[&stream])
-        .await
-        .map_err(SinkError::target("deleting a turnout.progress row"))?
-        > 0;
-    let left = client
-        .query_one("SELECT count(*) FROM turnout.progress", &[])
-        .await
-        .map_err(SinkError::target("counting turnout.progress rows"))?
-        .get::<_, i64>(0);
+    let deleted =
+        client.execute("DELETE FROM turnout.progress WHERE stream = $1", &[&stream]).await.map_err(SinkError::target("deleting a turnout.progress row"))? > 0;
+    let left =
+        client.query_one("SELECT count(*) FROM turnout.progress", &[]).await.map_err(SinkError::target("counting turnout.progress rows"))?.get::<_, i64>(0);
     if left == 0 {
         client.batch_execute("DROP TABLE turnout.progress").await.map_err(SinkError::target("dropping turnout.progress"))?;
         // Not CASCADE: the schema stays while it holds anything else.

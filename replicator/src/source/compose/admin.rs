@@ -4,9 +4,9 @@
 //! transaction; the stream is blue's, converted; the sink is green's.
 
 use super::stream::Converting;
-use super::{BlueTable, Convert, Mapping, SourceSide, TargetSide};
+use super::{Convert, Mapping, SourceSide, TargetSide};
 use crate::config::Config;
-use crate::error::{Error, SchemaRefusal, StoreError};
+use crate::error::{Error, StoreError};
 use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::{Findings, Report};
 use crate::source::{Names, SourceAdmin};
@@ -111,7 +111,9 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
                     for (column, blue) in &t.columns {
                         match self.convert.map(blue) {
                             Mapping::Mapped { green, class } => findings.ok(format!("{}.{column}: {blue} → {green} ({class})", t.name)),
-                            Mapping::Refused { why } => findings.fail(format!("{}.{column}: {blue}", t.name), format!("{why}; leave {} out (tables.exclude)", t.name)),
+                            Mapping::Refused { why } => {
+                                findings.fail(format!("{}.{column}: {blue}", t.name), format!("{why}; leave {} out (tables.exclude)", t.name))
+                            }
                         }
                     }
                 }

@@ -25,7 +25,10 @@ pub(crate) fn unbuilt<S: SourceSide, T: TargetSide>(what: &'static str) -> Error
 
 /// Blue's side `S`, green's side `T`, the conversion `C`.
 #[allow(missing_debug_implementations)]
-pub(crate) struct Crossing<S, T, C>(PhantomData<fn() -> (S, T, C)>);
+pub(crate) struct Crossing<S, T, C>(PhantomData<Sides<S, T, C>>);
+
+/// The three parts, as a type only (never built).
+type Sides<S, T, C> = fn() -> (S, T, C);
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, T, C> {
     type Admin = Composed<S, T, C>;
@@ -36,7 +39,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, 
     /// The sides check their own URLs when they are made; here, what a composition refuses up front.
     fn validate(config: &Config) -> Result<(), Error> {
         if !config.handover.is_empty() {
-            return Err(Error::config("handover", format!("hands consumers over within one engine; {} → {} has none to hand over: remove [[handover]]", S::ENGINE, T::ENGINE)));
+            return Err(Error::config(
+                "handover",
+                format!("hands consumers over within one engine; {} → {} has none to hand over: remove [[handover]]", S::ENGINE, T::ENGINE),
+            ));
         }
         Ok(())
     }
@@ -86,7 +92,12 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, 
         Ok(Some(format!("the watch of {side} from {} to {} is not built yet", S::ENGINE, T::ENGINE)))
     }
 
-    async fn watch_stream(_config: &Config, _forward: &Names, _side: Side, _from: Option<&Position>) -> Result<WatchStream<<Self::Admin as crate::source::SourceAdmin>::Stream>, Error> {
+    async fn watch_stream(
+        _config: &Config,
+        _forward: &Names,
+        _side: Side,
+        _from: Option<&Position>,
+    ) -> Result<WatchStream<<Self::Admin as crate::source::SourceAdmin>::Stream>, Error> {
         Err(unbuilt::<S, T>("the watch for foreign writes"))
     }
 

@@ -125,14 +125,10 @@ impl Convert for MySqlToPg {
             .iter()
             .map(|c| match &c.ty {
                 ColumnType::MySql(ty) => green_column(&name, &c.name, &BlueType::from_binlog(ty), c.is_key),
-                ColumnType::Pg { .. } => Err(SchemaRefusal::NotConverted {
-                    table: name.clone(),
-                    column: c.name.clone(),
-                    blue_type: "a PostgreSQL type".into(),
-                    from: FROM,
-                    to: TO,
+                ColumnType::Pg { .. } => {
+                    Err(SchemaRefusal::NotConverted { table: name.clone(), column: c.name.clone(), blue_type: "a PostgreSQL type".into(), from: FROM, to: TO }
+                        .into())
                 }
-                .into()),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TableSchema { columns, ..blue.clone() })
@@ -141,21 +137,15 @@ impl Convert for MySqlToPg {
     fn row(&self, green: &TableSchema, row: Row) -> Result<Row, Error> {
         if row.len() != green.columns.len() {
             return Err(SchemaRefusal::NotExact {
-                table: green.name.to_string(),
-                column: String::new(),
+                at: green.name.to_string(),
                 value: format!("a row of {} values", row.len()),
                 to: TO,
                 green_type: format!("a row of {} columns", green.columns.len()),
-                fix: "the table's columns changed on blue; start over (turnout teardown, turnout run)".into(),
+                fix: "the table's columns changed on blue; start over (turnout teardown, turnout run)",
             }
             .into());
         }
-        green
-            .columns
-            .iter()
-            .zip(row)
-            .map(|(column, value)| convert_value(green, column, value))
-            .collect()
+        green.columns.iter().zip(row).map(|(column, value)| convert_value(green, column, value)).collect()
     }
 }
 
@@ -163,12 +153,11 @@ impl Convert for MySqlToPg {
 fn convert_value(table: &TableSchema, column: &Column, value: Value) -> Result<Value, Error> {
     let refuse = |value: &Value, green_type: &str| -> Error {
         SchemaRefusal::NotExact {
-            table: table.name.to_string(),
-            column: column.name.clone(),
+            at: format!("{}.{}", table.name, column.name),
             value: format!("{value:?}"),
             to: TO,
             green_type: green_type.to_owned(),
-            fix: "leave the table out (tables.exclude) and report the value".into(),
+            fix: "leave the table out (tables.exclude) and report the value",
         }
         .into()
     };

@@ -55,7 +55,10 @@ async fn existing(client: &Client, table: &TableName) -> Result<Option<bool>, Er
     if !exists {
         return Ok(None);
     }
-    let any = client.query_opt(&format!("SELECT 1 FROM {} LIMIT 1", qualified(table)), &[]).await.map_err(Error::sql(crate::error::Side::Green, "reading a table"))?;
+    let any = client
+        .query_opt(&format!("SELECT 1 FROM {} LIMIT 1", qualified(table)), &[])
+        .await
+        .map_err(Error::sql(crate::error::Side::Green, "reading a table"))?;
     Ok(Some(any.is_some()))
 }
 
@@ -108,7 +111,8 @@ impl TargetSide for PgTarget {
     }
 
     async fn open_sink(&self) -> Result<Parallel<PgSink>, Error> {
-        let sessions = futures_util::future::try_join_all((0..self.sessions).map(|_| PgSink::connect_recording(&self.url, &self.stream))).await.map_err(Error::Sink)?;
+        let sessions =
+            futures_util::future::try_join_all((0..self.sessions).map(|_| PgSink::connect_recording(&self.url, &self.stream))).await.map_err(Error::Sink)?;
         Parallel::new(sessions).map_err(Error::Sink)
     }
 
@@ -119,7 +123,10 @@ impl TargetSide for PgTarget {
         }
         let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
         for t in heartbeat {
-            client.batch_execute(&format!("DROP TABLE IF EXISTS {}", qualified(t))).await.map_err(Error::sql(crate::error::Side::Green, "dropping the heartbeat table's copy"))?;
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", qualified(t)))
+                .await
+                .map_err(Error::sql(crate::error::Side::Green, "dropping the heartbeat table's copy"))?;
             done.push(format!("dropped {t} on green (if it existed)"));
         }
         Ok(done)
