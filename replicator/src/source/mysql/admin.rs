@@ -58,7 +58,9 @@ impl MySqlAdmin {
     /// starting at the cutover's `hand_off` position, never passing on a transaction the forward apply
     /// of `forward_origin` wrote (its GTID domain).
     pub fn reverse(config: &Config, names: Names, forward_origin: &str, hand_off: Position) -> Result<MySqlAdmin, Error> {
-        Ok(MySqlAdmin { hand_off: Some(hand_off), ..MySqlAdmin::skipping(config, names, forward_origin, false)? })
+        // The reverse stream reads green; the next generation after a rollback reads blue again.
+        let side = if names.is_reverse() { crate::error::Side::Green } else { crate::error::Side::Blue };
+        Ok(MySqlAdmin { hand_off: Some(hand_off), ..MySqlAdmin::skipping(config, names, forward_origin, false, side)? })
     }
 
     /// A stream of `config`'s source without what the stream `other` wrote there: its apply's and its
@@ -66,25 +68,26 @@ impl MySqlAdmin {
     /// DDL the stream refuses). Only the watch drops Oracle MySQL's tags too: a stream from an Oracle
     /// MySQL side starts at a hand-off read once nothing of turnout's is left to write there, so a
     /// tagged transaction it reads is never turnout's to drop.
-    fn skipping(config: &Config, names: Names, other: &str, watching: bool) -> Result<MySqlAdmin, Error> {
+    fn skipping(config: &Config, names: Names, other: &str, watching: bool, side: crate::error::Side) -> Result<MySqlAdmin, Error> {
         let mut skip = turnout_sinks::mysql::own_writes(other);
         if !watching {
             skip.tags.clear();
         }
-        let reading = super::stream::Reading { skip, watching };
+        let reading = super::stream::Reading { skip, watching, side };
         Ok(MySqlAdmin { reading, ..MySqlAdmin::new(config, names)? })
     }
 
     /// The forward stream (not a reverse stream, a next generation's or the watch).
     fn forward(&self) -> bool {
-        self.hand_off.is_none() && self.reading.skip == Default::default()
+        self.hand_off.is_none() && self.reading.skip == turnout_decoders::mysql::decoder::OwnWrites::default()
     }
 
     /// The watch of `config`'s source for writes that are not turnout's: drops every transaction in
     /// the GTID domains the apply of `stream` and its cutover write in (turnout's own writes there)
     /// and passes on what a stream would refuse.
-    pub fn watching(config: &Config, names: Names, stream: &str) -> Result<MySqlAdmin, Error> {
-        MySqlAdmin::skipping(config, names, stream, true)
+    /// `side` is the side watched (`config`'s source), which its errors name.
+    pub fn watching(config: &Config, names: Names, stream: &str, side: crate::error::Side) -> Result<MySqlAdmin, Error> {
+        MySqlAdmin::skipping(config, names, stream, true, side)
     }
 
     /// Before a reverse stream applies to the side the cutover fenced (its target here). Oracle
@@ -154,7 +157,7 @@ impl SourceAdmin for MySqlAdmin {
             self.open_target_for_reverse(hand_off).await?;
         }
         let db = database(&self.blue);
-        let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
+        let mut blue = connect(&self.blue, self.reading.side).await?;
         super::heartbeat::ensure_table(&mut blue, &db).await?;
         let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
         if let Some(t) = unreplicable(&selection, &infos).first() {
@@ -173,7 +176,7 @@ impl SourceAdmin for MySqlAdmin {
             tracing::info!(objects = inventory.objects(), digest = %inventory.digest(), "blue's inventory taken");
             inventory.refusal("replication cannot start")?;
         }
-        if self.reading.skip == Default::default() {
+        if self.reading.skip == turnout_decoders::mysql::decoder::OwnWrites::default() {
             // Forward only: a reverse stream applies into blue, whose triggers are the application's.
             let mut green = connect(&super::options(self.config.target.url.expose(), "target.url")?, crate::error::Side::Green).await?;
             let on_green = super::catalog::triggers(&mut green, &db, Some(&selection.tables), crate::error::Side::Green).await?;
@@ -227,7 +230,7 @@ impl SourceAdmin for MySqlAdmin {
             return Err(CopyRefusal::ForeignPosition { log: "binlog", position: from.to_string() }.into());
         };
         let sequences = {
-            let mut blue = connect(&self.blue, crate::error::Side::Blue).await?;
+            let mut blue = connect(&self.blue, self.reading.side).await?;
             super::catalog::sequences(&mut blue, &database(&self.blue)).await?
         };
         let (selects, reading) = (self.selector(sequences)?, self.reading.clone());
@@ -235,7 +238,7 @@ impl SourceAdmin for MySqlAdmin {
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-        super::heartbeat::run(self.blue.clone(), self.config.heartbeat_interval(), status, shutdown)
+        super::heartbeat::run(self.blue.clone(), self.reading.side, self.config.heartbeat_interval(), status, shutdown)
     }
 
     async fn check(&self) -> Report {
@@ -494,4 +497,32 @@ async fn largest_last(blue: &mut mysql_async::Conn, tables: &[TableName]) -> Res
     }
     sized.sort_by_key(|(_, bytes)| *bytes);
     Ok(sized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Side;
+    use turnout_decoders::{BinlogPosition, GtidState};
+
+    fn config() -> Config {
+        let text = "[source]\nurl = \"mysql://t@127.0.0.1:1/app\"\n[target]\nurl = \"mysql://t@127.0.0.1:2/app\"\n[state]\ndir = \"/nonexistent/turnout\"\n";
+        Config::parse(text, |_| None).expect("a MySQL configuration parses")
+    }
+
+    #[test]
+    fn each_stream_names_the_side_it_reads_in_its_errors() {
+        let config = config();
+        let forward = Names { publication: String::new(), slot: "turnout_x".into(), origin: "turnout_x".into() };
+        assert_eq!(MySqlAdmin::new(&config, forward.clone()).expect("forward").reading.side, Side::Blue);
+        let hand_off = Position::Binlog(BinlogPosition { file: "b.000001".into(), offset: 4, gtids: GtidState::None });
+        // The reverse stream of the rollback window reads green (its configuration is swapped, so
+        // its `source.url` is green's).
+        let back = MySqlAdmin::reverse(&config, Names::reverse_of(&forward), "turnout_x", hand_off.clone()).expect("reverse");
+        assert_eq!(back.reading.side, Side::Green);
+        // The next generation after a rollback reads blue again.
+        let again = MySqlAdmin::reverse(&config, forward.clone(), "turnout_x_back", hand_off).expect("again");
+        assert_eq!(again.reading.side, Side::Blue);
+        assert_eq!(MySqlAdmin::watching(&config, Names::none(), "turnout_x", Side::Green).expect("watch").reading.side, Side::Green);
+    }
 }

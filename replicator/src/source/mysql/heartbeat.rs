@@ -6,7 +6,7 @@
 //! gives the binlog's end for lag in bytes. Failures here never stop replication: they are retried.
 
 use super::{connect, qualified};
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::source::HEARTBEAT_TABLE;
 use crate::status::{now_micros, Status};
 use mysql_async::prelude::Queryable;
@@ -47,16 +47,17 @@ pub async fn ensure_table(conn: &mut mysql_async::Conn, database: &str) -> Resul
     })
 }
 
-/// Emits heartbeats until `shutdown` turns true.
-pub async fn run(opts: mysql_async::Opts, interval: Duration, status: Arc<Status>, shutdown: watch::Receiver<bool>) {
-    crate::source::keep_beating(|| beat(&opts, interval, &status), shutdown).await
+/// Emits heartbeats on `side` (the side the stream reads: green for the reverse stream) until
+/// `shutdown` turns true.
+pub async fn run(opts: mysql_async::Opts, side: Side, interval: Duration, status: Arc<Status>, shutdown: watch::Receiver<bool>) {
+    crate::source::keep_beating(|| beat(&opts, side, interval, &status), shutdown).await
 }
 
-async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> Result<(), Error> {
+async fn beat(opts: &mysql_async::Opts, side: Side, interval: Duration, status: &Status) -> Result<(), Error> {
     let database = super::database(opts);
-    let mut conn = connect(opts, crate::error::Side::Blue).await?;
+    let mut conn = connect(opts, side).await?;
     // MySQL 8.4 removed SHOW MASTER STATUS.
-    let binlog_status = if super::is_mariadb(&mut conn, crate::error::Side::Blue).await? { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
+    let binlog_status = if super::is_mariadb(&mut conn, side).await? { "SHOW MASTER STATUS" } else { "SHOW BINARY LOG STATUS" };
     let write = format!(
         "INSERT INTO {} (id, at_us) VALUES (1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)) \
          ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)",
@@ -67,12 +68,10 @@ async fn beat(opts: &mysql_async::Opts, interval: Duration, status: &Status) -> 
     let mut last_end: Option<Instant> = None;
     loop {
         ticker.tick().await;
-        conn.query_drop(&write).await.map_err(|e| super::sql_error(crate::error::Side::Blue, "writing the heartbeat", e))?;
+        conn.query_drop(&write).await.map_err(|e| super::sql_error(side, "writing the heartbeat", e))?;
         let sent = now_micros();
-        let blue_us: Option<i64> = conn
-            .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
-            .await
-            .map_err(|e| super::sql_error(crate::error::Side::Blue, "reading the clock", e))?;
+        let blue_us: Option<i64> =
+            conn.query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)").await.map_err(|e| super::sql_error(side, "reading the clock", e))?;
         let received = now_micros();
         if let Some(us) = blue_us {
             status.set_clock_offset(us - (sent + received) / 2);

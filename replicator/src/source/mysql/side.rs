@@ -155,7 +155,7 @@ impl SourceSide for MySqlBlue {
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-        super::heartbeat::run(self.blue.clone(), self.config.heartbeat_interval(), status, shutdown)
+        super::heartbeat::run(self.blue.clone(), Side::Blue, self.config.heartbeat_interval(), status, shutdown)
     }
 
     async fn teardown(&self) -> Result<Vec<String>, Error> {

@@ -11,7 +11,7 @@
 //! acknowledging is a no-op and the server keeps its binlogs by its own retention (`check` warns when
 //! that is short).
 
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::source::SENTINEL_PREFIX;
 use crate::source::{Source, SourceMessage};
 use bytes::Bytes;
@@ -25,6 +25,8 @@ use turnout_sinks::Durable;
 
 /// A running binlog dump from blue.
 pub struct MySqlSource {
+    /// The side read.
+    side: Side,
     stream: BinlogDump,
     decoder: BinlogDecoder,
     queue: VecDeque<SourceMessage>,
@@ -37,13 +39,15 @@ impl std::fmt::Debug for MySqlSource {
     }
 }
 
-/// A driver error on blue, with its code and retry class (the connection's failures are transient).
-pub fn source_error(context: &str, e: mysql_async::Error) -> Error {
-    super::sql_error(crate::error::Side::Blue, context, e)
+/// A driver error on `side` (the side the stream reads), with its code and retry class (the
+/// connection's failures are transient).
+pub fn source_error(side: Side, context: &str, e: mysql_async::Error) -> Error {
+    super::sql_error(side, context, e)
 }
 
-/// What a stream of turnout's own drops, and how it treats what it cannot replicate.
-#[derive(Clone, Debug, Default)]
+/// What a stream of turnout's own drops, how it treats what it cannot replicate, and which side it
+/// reads.
+#[derive(Clone, Debug)]
 pub struct Reading {
     /// Transactions dropped whole: turnout's own writes on the side read (an apply's and its
     /// cutover's), by GTID domain (MariaDB) or tag (Oracle MySQL).
@@ -51,6 +55,16 @@ pub struct Reading {
     /// The watch for writes that are not turnout's: what a stream refuses is passed on as DDL, to be
     /// counted, instead of stopping it.
     pub watching: bool,
+    /// The side whose binlog is read (green for the reverse stream and the watch of green): its
+    /// errors name it.
+    pub side: Side,
+}
+
+impl Default for Reading {
+    /// Blue's binlog, every transaction passed on.
+    fn default() -> Reading {
+        Reading { skip: OwnWrites::default(), watching: false, side: Side::Blue }
+    }
 }
 
 impl MySqlSource {
@@ -77,14 +91,16 @@ impl MySqlSource {
         reading: Reading,
         receive_timeout: Duration,
     ) -> Result<MySqlSource, Error> {
-        // The setting blue's DDL ran with where its binlog does not say (MariaDB).
-        let mut conn = turnout_connect::mysql::conn::open(&opts).await.map_err(|e| source_error("connecting to blue", e))?;
+        let side = reading.side;
+        // The setting the side's DDL ran with where its binlog does not say (MariaDB).
+        let mut conn = turnout_connect::mysql::conn::open(&opts).await.map_err(|e| source_error(side, &format!("connecting to {side}"), e))?;
         let explicit_defaults: Option<i64> = conn
             .query_first("SELECT @@GLOBAL.explicit_defaults_for_timestamp")
             .await
-            .map_err(|e| source_error("reading explicit_defaults_for_timestamp", e))?;
+            .map_err(|e| source_error(side, "reading explicit_defaults_for_timestamp", e))?;
         let _ = conn.disconnect().await;
-        let mut stream = BinlogDump::connect(&opts, receive_timeout).await.map_err(|e| source_error("connecting to blue for the binlog", e))?;
+        let mut stream =
+            BinlogDump::connect(&opts, receive_timeout).await.map_err(|e| source_error(side, &format!("connecting to {side} for the binlog"), e))?;
         // Heartbeats at a third of the receive timeout, so a healthy idle stream is never mistaken for a
         // dead one.
         let heartbeat_ns = (receive_timeout / 3).as_nanos().max(1_000_000_000);
@@ -98,7 +114,7 @@ impl MySqlSource {
                         gtid_text.replace('\'', "")
                     ))
                     .await
-                    .map_err(|e| source_error("preparing the binlog dump", e))?;
+                    .map_err(|e| source_error(side, "preparing the binlog dump", e))?;
                 DumpFrom::FirstLog
             }
             GtidState::MySql(sets) => {
@@ -107,13 +123,14 @@ impl MySqlSource {
                 stream
                     .execute(&format!("SET @source_heartbeat_period = {heartbeat_ns}, @master_heartbeat_period = {heartbeat_ns}"))
                     .await
-                    .map_err(|e| source_error("preparing the binlog dump", e))?;
+                    .map_err(|e| source_error(side, "preparing the binlog dump", e))?;
                 DumpFrom::Gtids(sets.clone())
             }
         };
-        stream.start(server_id, &from).await.map_err(|e| source_error("requesting blue's binlog", e))?;
+        stream.start(server_id, &from).await.map_err(|e| source_error(side, &format!("requesting {side}'s binlog"), e))?;
         tracing::debug!(server_id, from = %gtid_text, "reading the binlog");
         Ok(MySqlSource {
+            side,
             stream,
             decoder: BinlogDecoder::new(gtids, selects)
                 .dropping(reading.skip)
@@ -129,8 +146,8 @@ impl MySqlSource {
     fn take(&mut self, next: Result<Option<Bytes>, mysql_async::Error>) -> Result<(), Error> {
         match next {
             Ok(Some(raw)) => self.decode(&raw),
-            Err(e) => Err(source_error("reading blue's binlog", e)),
-            Ok(None) => Err(Error::Source(DecodeError::Closed(" (blue ended the binlog dump)".into()))),
+            Err(e) => Err(source_error(self.side, &format!("reading {}'s binlog", self.side), e)),
+            Ok(None) => Err(Error::Source(DecodeError::Closed(format!(" ({} ended the binlog dump)", self.side)))),
         }
     }
 

@@ -122,7 +122,7 @@ pub(crate) async fn stream(config: &Config, forward: &Names, side: Side, from: O
         Side::Blue => config.clone(),
     };
     let names = Names { origin: format!("{}_watch", forward.origin), ..Names::none() };
-    let admin = MySqlAdmin::watching(&source, names, &stream)?;
+    let admin = MySqlAdmin::watching(&source, names, &stream, side)?;
     let stream = admin.open_stream(&start).await?;
     Ok(WatchStream { stream, from: start, unread: None })
 }
