@@ -16,7 +16,7 @@ async fn pair(schema: &str) -> (MySqlServer, PgServer, String) {
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
     let db = blue.create_database("app").expect("db");
-    blue.execute(Some(&db), schema).expect("schema");
+    blue.execute(Some(&db), &format!("SET NAMES utf8mb4; {schema}")).expect("schema");
     green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await.expect("green db");
     (blue, green, db)
 }
@@ -57,10 +57,12 @@ async fn heartbeat_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &m
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn check_prints_the_type_map_and_run_refuses_a_column_it_cannot_carry_naming_it() {
+async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_cannot_carry_naming_it() {
     let (blue, green, db) = pair(
-        "CREATE TABLE t (id INT PRIMARY KEY, big BIGINT, note VARCHAR(20), twice INT AS (id * 2) STORED, u INT UNSIGNED) ENGINE = InnoDB; \
-         INSERT INTO t (id, big, note, u) VALUES (1, 2, 'x', 3)",
+        "SET SESSION sql_mode = ''; \
+         CREATE TABLE t (id INT PRIMARY KEY, big BIGINT UNSIGNED, note VARCHAR(20), d DATE, c CHAR(2), twice INT AS (id * 2) STORED) \
+           ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         INSERT INTO t (id, big, note, d, c) VALUES (1, 2, CONCAT('a', CHAR(0), 'b'), '0000-00-00', 'x'), (2, 3, 'ok', '2024-02-29', 'y')",
     )
     .await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -69,20 +71,186 @@ async fn check_prints_the_type_map_and_run_refuses_a_column_it_cannot_carry_nami
     assert_ne!(code, 0, "{out}");
     // MariaDB prints a display width.
     assert!(out.contains(&format!("{db}.t.id: int(11) → integer (exact)")), "{out}");
-    assert!(out.contains(&format!("{db}.t.big: bigint(20) → bigint (exact)")), "{out}");
-    assert!(out.contains(&format!("{db}.t.note: varchar(20)")) && out.contains("does not carry varchar(20) from MySQL/MariaDB to PostgreSQL"), "{out}");
-    // A generated column's values are the server's to compute: refused, as is what the map lacks.
-    assert!(out.contains(&format!("{db}.t.twice: generated int(11)")), "{out}");
-    assert!(out.contains(&format!("{db}.t.u: int(10) unsigned")), "{out}");
+    assert!(out.contains(&format!("{db}.t.big: bigint(20) unsigned → numeric(20,0) (exact)")), "{out}");
+    // Lossy columns with the rows on blue that hold what green cannot.
+    assert!(out.contains(&format!("{db}.t.note: varchar(20) → varchar(20) (lossy): 1 row(s) on blue hold a NUL byte")), "{out}");
+    assert!(out.contains(&format!("{db}.t.d: date → date (lossy): 1 row(s) on blue hold a zero date")), "{out}");
+    // What the map lacks, and a generated column, are refused by name.
+    assert!(out.contains(&format!("{db}.t.c: char(2)")) && out.contains("does not carry char(2) from MySQL/MariaDB to PostgreSQL"), "{out}");
+    assert!(out.contains("does not carry generated int(11)"), "{out}");
     // Blue's own findings come first: the binlog settings turnout reads with.
     assert!(out.contains("blue (MySQL/MariaDB)") && out.contains("binlog_format"), "{out}");
     t.start();
     let code = common::wait_exit(&mut t).await;
     let log = t.log_text();
     assert_ne!(code, 0, "{log}");
-    assert!(log.contains(&format!("column note of {db}.t is varchar(20) on blue")), "{log}");
+    assert!(log.contains(&format!("column c of {db}.t is char(2) on blue")), "{log}");
     // Nothing was made on green.
     assert_eq!(recorded(&green, &db).await, None);
+    // Without the refused columns, the affected rows still stop the copy, counted.
+    blue.execute(Some(&db), "ALTER TABLE t DROP COLUMN c, DROP COLUMN twice").expect("alter");
+    t.start();
+    let code = common::wait_exit(&mut t).await;
+    let log = t.log_text();
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains(&format!("1 row(s) of {db}.t hold a NUL byte in note, which green cannot hold")), "{log}");
+    assert_eq!(recorded(&green, &db).await, None);
+}
+
+/// Every column of the corpus table `types`: blue's canonical text of it, and green's SQL for the same
+/// text.
+const CORPUS: &[(&str, &str, &str)] = &[
+    ("i1", "TINYINT", "i1::text"),
+    ("u1", "TINYINT UNSIGNED", "u1::text"),
+    ("flag", "TINYINT(1)", "flag::text"),
+    ("i2", "SMALLINT", "i2::text"),
+    ("u2", "SMALLINT UNSIGNED", "u2::text"),
+    ("i3", "MEDIUMINT", "i3::text"),
+    ("u3", "MEDIUMINT UNSIGNED", "u3::text"),
+    ("i4", "INT", "i4::text"),
+    ("u4", "INT UNSIGNED", "u4::text"),
+    ("i8", "BIGINT", "i8::text"),
+    ("u8", "BIGINT UNSIGNED", "u8::text"),
+    ("dec", "DECIMAL(65,30)", "dec::text"),
+    ("money", "DECIMAL(10,2) UNSIGNED", "money::text"),
+    ("f", "FLOAT", "encode(float4send(f), 'hex')"),
+    ("dbl", "DOUBLE", "encode(float8send(dbl), 'hex')"),
+    ("d", "DATE", "to_char(d, 'YYYY-MM-DD')"),
+    ("dt", "DATETIME(6)", "to_char(dt, 'YYYY-MM-DD HH24:MI:SS.US')"),
+    ("ts", "TIMESTAMP(6) NULL", "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
+    ("tm", "TIME(6)", "(extract(epoch FROM tm) * 1000000)::bigint::text"),
+    ("y", "YEAR", "y::text"),
+    ("vc", "VARCHAR(8)", "vc"),
+    ("tx", "TEXT", "tx"),
+    ("vb", "VARBINARY(8)", "encode(vb, 'hex')"),
+    ("bn", "BINARY(4)", "encode(bn, 'hex')"),
+    ("bl", "BLOB", "encode(bl, 'hex')"),
+];
+
+/// Rows 1–4 of the corpus: the types' minima, maxima, NULLs and odd values (`TINYINT(1)` holding 2 and
+/// −1, the smallest subnormals, YEAR 0, a padded BINARY, NUL bytes in binary strings, 4-byte UTF-8).
+const CORPUS_ROWS: &str = "\
+    (1, -128, 0, -1, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, \
+     -99999999999999999999999999999999999.999999999999999999999999999999, 0.00, -3.402823466E+38, -1.7976931348623157E+308, \
+     '1000-01-01', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000000', '-838:59:59.000000', 1901, '', '', X'', X'00', X''), \
+    (2, 127, 255, 2, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, 18446744073709551615, \
+     99999999999999999999999999999999999.999999999999999999999999999999, 99999999.99, 3.402823466E+38, 1.7976931348623157E+308, \
+     '9999-12-31', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', '838:59:59.000000', 2155, 'hé😀 ok!', REPEAT('x', 3000), \
+     X'00FF00', X'61', X'000102'), \
+    (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, \
+     NULL, NULL, NULL), \
+    (4, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0.000000000000000000000000000001, 0.01, 1.401298464324817E-45, 4.9406564584124654E-324, \
+     '2024-02-29', '2024-02-29 12:00:00.000001', '2024-02-29 12:00:00.500000', '00:00:00.500000', 2024, 'a''b\\c', 'line\nbreak', \
+     X'0000', X'00000000', X'FF')";
+
+/// Blue's canonical text of each corpus row (`N` for NULL), read by MySQL's binary protocol.
+async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(blue.url(db)).await.expect("blue");
+    conn.query_drop("SET time_zone = '+00:00'").await.expect("utc");
+    let columns = CORPUS.iter().map(|(c, _, _)| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+    let rows: Vec<mysql_async::Row> = conn.exec(format!("SELECT id, {columns} FROM types ORDER BY id"), ()).await.expect("blue's rows");
+    let binary = ["vb", "bn", "bl"];
+    let mut out = Vec::new();
+    for row in rows {
+        let values = row.unwrap();
+        let mut text = Vec::with_capacity(values.len());
+        for (i, v) in values.into_iter().enumerate() {
+            let name = if i == 0 { "id" } else { CORPUS[i - 1].0 };
+            text.push(match v {
+                mysql_async::Value::NULL => "N".to_owned(),
+                mysql_async::Value::Int(n) => n.to_string(),
+                mysql_async::Value::UInt(n) => n.to_string(),
+                mysql_async::Value::Float(f) => format!("{:08x}", f.to_bits()),
+                mysql_async::Value::Double(f) => format!("{:016x}", f.to_bits()),
+                mysql_async::Value::Bytes(b) if binary.contains(&name) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                mysql_async::Value::Bytes(b) => String::from_utf8(b).expect("utf-8"),
+                mysql_async::Value::Date(y, mo, d, h, mi, s, us) if name == "d" => {
+                    let _ = (h, mi, s, us);
+                    format!("{y:04}-{mo:02}-{d:02}")
+                }
+                mysql_async::Value::Date(y, mo, d, h, mi, s, us) => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"),
+                mysql_async::Value::Time(neg, days, h, m, s, us) => {
+                    let micros = ((i64::from(days) * 24 + i64::from(h)) * 3600 + i64::from(m) * 60 + i64::from(s)) * 1_000_000 + i64::from(us);
+                    (if neg { -micros } else { micros }).to_string()
+                }
+            });
+        }
+        out.push(text.join("|"));
+    }
+    out
+}
+
+/// Green's canonical text of each corpus row.
+async fn green_corpus(green: &PgServer, db: &str) -> Vec<String> {
+    let client = green.connect(db).await.expect("green");
+    let columns = CORPUS.iter().map(|(_, _, sql)| format!("COALESCE({sql}, 'N')")).collect::<Vec<_>>().join(" || '|' || ");
+    let Ok(messages) = client.simple_query(&format!("SELECT id::text || '|' || {columns} FROM \"{db}\".types ORDER BY id")).await else {
+        return vec!["(no table types on green)".into()];
+    };
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until green's corpus is blue's, text for text.
+async fn corpus_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut Turnout) {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (b, g) = (blue_corpus(blue, db).await, green_corpus(green, db).await);
+        if b == g {
+            return;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code}\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "green never held blue's corpus:\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every type of the map at its edges, copied and then streamed (inserts of the same values, updates,
+/// deletes, a kill -9 between), compared by a canonical text of every value — floats by their bits —
+/// and then a zero date written on blue stops the stream naming row and column, green unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_mapped_type_arrives_exactly_by_the_copy_and_by_the_stream_and_a_zero_date_stops_it_by_name() {
+    let columns = CORPUS.iter().map(|(c, ty, _)| format!("`{c}` {ty}")).collect::<Vec<_>>().join(", ");
+    let names = CORPUS.iter().map(|(c, _, _)| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+    let (blue, green, db) = pair(&format!(
+        "CREATE TABLE types (id INT PRIMARY KEY, {columns}) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; INSERT INTO types (id, {names}) VALUES {CORPUS_ROWS}"
+    ))
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    corpus_arrives(&blue, &green, &db, &mut t).await;
+    // The same values through the stream.
+    blue.execute(Some(&db), &format!("INSERT INTO types (id, {names}) SELECT id + 10, {names} FROM types WHERE id <= 4")).expect("stream the corpus");
+    corpus_arrives(&blue, &green, &db, &mut t).await;
+    t.kill9();
+    blue.execute(
+        Some(&db),
+        "SET NAMES utf8mb4; UPDATE types SET u8 = 18446744073709551614, `dec` = -`dec`, f = -f, tm = '-00:00:00.000001', vc = 'é', \
+           bn = X'FFFFFFFF' WHERE id = 12; \
+         DELETE FROM types WHERE id = 11; UPDATE types SET id = 21 WHERE id = 13",
+    )
+    .expect("writes while turnout is down");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    corpus_arrives(&blue, &green, &db, &mut t).await;
+    // A zero date stops the stream, naming the row and the column; green keeps what it had.
+    let before = green_corpus(&green, &db).await;
+    blue.execute(Some(&db), "SET SESSION sql_mode = ''; INSERT INTO types (id, d) VALUES (99, '0000-00-00')").expect("a zero date");
+    let code = common::wait_exit(&mut t).await;
+    let log = t.log_text();
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains(&format!("{db}.types.d (id = 99) holds '0000-00-00' on blue, which PostgreSQL cannot hold exactly as date")), "{log}");
+    assert_eq!(green_corpus(&green, &db).await, before, "nothing of the refused transaction reached green");
 }
 
 /// Every row of blue's `t` as text, sorted.

@@ -627,6 +627,12 @@ pub enum SchemaRefusal {
     /// A value the conversion between two engines would change.
     #[error("{at} holds {value} on blue, which {to} cannot hold exactly as {green_type}; {fix}")]
     NotExact { at: String, value: String, to: &'static str, green_type: String, fix: &'static str },
+    /// Rows of a lossy column holding values the other engine cannot hold.
+    #[error(
+        "{rows} row(s) of {table} hold {what} in {column}, which green cannot hold: change those values on blue, or leave the \
+         table out (tables.exclude = [\"{table}\"]); `turnout check` counts them"
+    )]
+    Affected { table: String, column: String, rows: u64, what: String },
     /// A table larger than the copy between two engines holds.
     #[error(
         "{table} has more than {rows} rows on blue: the copy from {from} reads a table whole in one snapshot and loads it in one \

@@ -4,9 +4,9 @@
 //! transaction; the stream is blue's, converted; the sink is green's.
 
 use super::stream::Converting;
-use super::{Convert, Mapping, SourceSide, TargetSide};
+use super::{BlueColumn, BlueTable, Convert, Mapping, SourceSide, TargetSide};
 use crate::config::Config;
-use crate::error::{Error, StoreError};
+use crate::error::{Error, SchemaRefusal, StoreError};
 use crate::source::contract::compare::TableCheck;
 use crate::source::contract::report::{Findings, Report};
 use crate::source::{Names, SourceAdmin};
@@ -38,6 +38,50 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     }
 }
 
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+    /// `check`'s line for one column: its mapping with the class and why, and for a lossy column the
+    /// rows on blue holding a value green cannot hold.
+    async fn check_column(&self, t: &BlueTable, c: &BlueColumn, findings: &mut Findings) {
+        let at = format!("{}.{}: {}", t.name, c.name, c.column_type);
+        match self.convert.map(c) {
+            Mapping::Refused { why } => findings.fail(at, format!("{why}; leave {} out (tables.exclude)", t.name)),
+            Mapping::Mapped { green, class, note, affected: None } => findings.ok(format!("{at} → {green} ({class}{})", noted(note))),
+            Mapping::Mapped { green, class, note, affected: Some(what) } => match self.source.affected(&t.name, &c.name, what).await {
+                Ok(0) => findings.ok(format!("{at} → {green} ({class}{}; 0 rows hold {what})", noted(note))),
+                Ok(n) => findings.fail(
+                    format!("{at} → {green} ({class}): {n} row(s) on blue hold {what}, which green cannot hold"),
+                    format!("change those values on blue, or leave {} out (tables.exclude)", t.name),
+                ),
+                Err(e) => findings.fail(format!("{at}: counting the rows that hold {what}"), e.to_string()),
+            },
+        }
+    }
+
+    /// Refuses the copy while a lossy column holds a value green cannot hold, naming how many.
+    async fn refuse_affected(&self, tables: &[BlueTable]) -> Result<(), Error> {
+        for t in tables {
+            for c in &t.columns {
+                if let Mapping::Mapped { affected: Some(what), .. } = self.convert.map(c) {
+                    let rows = self.source.affected(&t.name, &c.name, what).await?;
+                    if rows > 0 {
+                        return Err(SchemaRefusal::Affected { table: t.name.to_string(), column: c.name.clone(), rows, what: what.to_string() }.into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `; note`, or nothing.
+fn noted(note: &str) -> String {
+    if note.is_empty() {
+        String::new()
+    } else {
+        format!(": {note}")
+    }
+}
+
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Composed<S, T, C> {
     type Stream = Converting<S::Stream, C>;
     type Sink = T::Sink;
@@ -52,11 +96,12 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
     async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
         let tables = self.source.select().await?;
         self.source.prepare().await?;
-        let green = tables.iter().map(|t| self.convert.catalog_schema(t)).collect::<Result<Vec<_>, _>>()?;
+        let green = tables.iter().map(|t| self.convert.green(t)).collect::<Result<Vec<_>, _>>()?;
         if state.snapshot_done()?.is_some() {
             return Ok(());
         }
         status.set_phase(Phase::Snapshot);
+        self.refuse_affected(&tables).await?;
         let start = match self.target.recorded().await? {
             // A run that loaded green and stopped before the state store knew.
             Some(recorded) => recorded,
@@ -64,8 +109,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
                 let snapshot = self.source.snapshot(&tables, COPY_ROWS).await?;
                 let position = snapshot.position.ok_or_else(|| Error::Setup("blue's snapshot gave no position".into()))?;
                 let mut rows = Vec::with_capacity(snapshot.rows.len());
-                for ((name, blue_rows), schema) in snapshot.rows.into_iter().zip(&green) {
-                    let converted = blue_rows.into_iter().map(|r| self.convert.row(schema, r)).collect::<Result<Vec<_>, _>>()?;
+                for ((name, blue_rows), table) in snapshot.rows.into_iter().zip(&tables) {
+                    let converted = blue_rows.into_iter().map(|r| self.convert.row(table, r)).collect::<Result<Vec<_>, _>>()?;
                     rows.push((name, converted));
                 }
                 self.target.load(&green, &rows, &position).await?;
@@ -93,8 +138,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
     }
 
     async fn open_stream(&self, from: &Position) -> Result<Self::Stream, Error> {
+        // The catalog the stream converts by: the tables as they are now (a table whose columns
+        // changed since the copy stops the stream at its first change, the binlog's row not matching).
+        let tables = self.source.select().await?;
         let inner = self.source.open_stream(from).await?;
-        Ok(Converting::new(inner, Arc::clone(&self.convert), S::ENGINE, T::ENGINE))
+        Ok(Converting::new(inner, Arc::clone(&self.convert), tables, S::ENGINE, T::ENGINE))
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -108,13 +156,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
             Err(e) => findings.fail("reading blue's tables", e.to_string()),
             Ok(tables) => {
                 for t in &tables {
-                    for (column, blue) in &t.columns {
-                        match self.convert.map(blue) {
-                            Mapping::Mapped { green, class } => findings.ok(format!("{}.{column}: {blue} → {green} ({class})", t.name)),
-                            Mapping::Refused { why } => {
-                                findings.fail(format!("{}.{column}: {blue}", t.name), format!("{why}; leave {} out (tables.exclude)", t.name))
-                            }
-                        }
+                    for c in &t.columns {
+                        self.check_column(t, c, &mut findings).await;
                     }
                 }
                 findings.ok(format!("the initial copy: each table read in one snapshot and loaded in one green transaction, up to {COPY_ROWS} rows a table"));

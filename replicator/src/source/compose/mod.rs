@@ -34,16 +34,63 @@ use turnout_sinks::Sink;
 
 pub(crate) use admin::Composed;
 
+
+/// One of blue's columns as its catalog describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BlueColumn {
+    pub name: String,
+    /// The type as blue prints it (`int(11)`, `bigint unsigned`, `varchar(20)`), lower case.
+    pub column_type: String,
+    /// The character set of a character column (`utf8mb4`), `None` for others.
+    pub charset: Option<String>,
+    pub nullable: bool,
+    /// Computed by blue's server from an expression (a generated column).
+    pub generated: bool,
+}
+
+impl BlueColumn {
+    /// A column of turnout's own: `NOT NULL`, not generated, no character set.
+    pub(crate) fn own(name: &str, column_type: &str) -> BlueColumn {
+        BlueColumn { name: name.to_owned(), column_type: column_type.to_owned(), charset: None, nullable: false, generated: false }
+    }
+}
+
 /// One of blue's tables as its catalog describes it, before any conversion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct BlueTable {
     pub name: TableName,
-    /// Each column's name and its type as blue prints it (`int`, `bigint unsigned`, `varchar(20)`).
-    pub columns: Vec<(String, String)>,
+    pub columns: Vec<BlueColumn>,
     /// The primary key's columns, in key order.
     pub key: Vec<String>,
     /// turnout's own heartbeat table.
     pub heartbeat: bool,
+}
+
+/// A table as green is to hold it: the schema the stream's rows are converted to, and the text of
+/// each column's definition (name, type, `NOT NULL`, the `CHECK` that keeps green's values within
+/// what blue can hold).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GreenTable {
+    pub schema: TableSchema,
+    pub definitions: Vec<String>,
+}
+
+/// Values of a lossy column that green cannot hold exactly, which `check` counts on blue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Affected {
+    /// A date with a zero year, month or day (`0000-00-00`, `2024-00-10`).
+    ZeroDate,
+    /// A string holding the byte 0.
+    NulByte,
+}
+
+impl std::fmt::Display for Affected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Affected::ZeroDate => "a zero date (year, month or day 0)",
+            Affected::NulByte => "a NUL byte",
+        })
+    }
 }
 
 /// A consistent read of some of blue's tables and the log position it is consistent with.
@@ -70,6 +117,10 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
 
     /// `check`'s findings on blue: its settings, privileges and tables, read only.
     fn check(&self) -> impl Future<Output = crate::source::contract::report::Findings> + Send;
+
+    /// How many rows of `table` hold in `column` a value of the kind `what` (`check`'s count of a
+    /// lossy column's affected rows).
+    fn affected(&self, table: &TableName, column: &str, what: Affected) -> impl Future<Output = Result<u64, Error>> + Send;
 
     /// Prepares blue for a stream: turnout's heartbeat table.
     fn prepare(&self) -> impl Future<Output = Result<(), Error>> + Send;
@@ -111,8 +162,8 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
 
     /// Creates each of `tables` (as the conversion translated them) that green lacks, and loads
     /// `rows` into them with `position` recorded in the same green transaction. A table green has
-    /// already must hold the same columns and no row.
-    fn load(&self, tables: &[TableSchema], rows: &[(TableName, Vec<Row>)], position: &Position) -> impl Future<Output = Result<(), Error>> + Send;
+    /// already must hold no row (its columns are checked against the conversion's by the sink).
+    fn load(&self, tables: &[GreenTable], rows: &[(TableName, Vec<Row>)], position: &Position) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
@@ -125,43 +176,50 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
 /// How far a column's values survive the conversion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Class {
-    /// Every value blue can hold arrives unchanged and goes back unchanged.
+    /// Every value blue can hold arrives unchanged, and green holds no value blue could not.
     Exact,
+    /// Every value blue can hold arrives unchanged; green would also accept values blue would not
+    /// (the mapping's note says which).
+    Widened,
+    /// Some values blue can hold cannot arrive exactly: `check` counts them on blue, the copy and the
+    /// stream stop at the first, naming its row and column.
+    Lossy,
 }
 
 impl std::fmt::Display for Class {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Class::Exact => "exact",
+            Class::Widened => "widened",
+            Class::Lossy => "lossy",
         })
     }
 }
 
-/// One column's place in the type map: green's type and its class, or why it is refused.
+/// One column's place in the type map: green's type, its class and why, or why it is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Mapping {
-    Mapped { green: String, class: Class },
+    Mapped { green: String, class: Class, note: &'static str, affected: Option<Affected> },
     Refused { why: String },
 }
 
 /// The value conversion between blue's engine and green's: one type map, used alike by the copy,
-/// the stream and `check`. A value it cannot carry exactly stops replication naming the table, the
-/// column and the value; it is never changed on the way. Tables keep their names: blue's database
+/// the stream and `check`, always from blue's catalog (the stream's own description of a table is
+/// only checked against it). A value it cannot carry exactly stops replication naming the table,
+/// the row and the column; it is never changed on the way. Tables keep their names: blue's database
 /// (MySQL's schema) is green's schema.
 pub(crate) trait Convert: Send + Sync + 'static {
-    /// The type map: where a column of blue's type `blue` (as blue's catalog prints it) goes.
-    fn map(&self, blue: &str) -> Mapping;
+    /// The type map: where `column` goes.
+    fn map(&self, column: &BlueColumn) -> Mapping;
 
-    /// The table as green holds it, from blue's catalog: each column's type translated. Refuses
-    /// naming the first column the map refuses.
-    fn catalog_schema(&self, table: &BlueTable) -> Result<TableSchema, Error>;
+    /// The table as green is to hold it. Refuses naming the first column the map refuses.
+    fn green(&self, table: &BlueTable) -> Result<GreenTable, Error>;
 
-    /// The table as green holds it, from blue's stream (a relation): each column's type translated.
-    /// Refuses naming the first column the map refuses.
-    fn schema(&self, blue: &TableSchema) -> Result<TableSchema, Error>;
+    /// `row` (values as blue's stream or snapshot carries them, in `table`'s column order) as green
+    /// holds it; refuses naming the row's key, the column and the value that would not arrive
+    /// exactly.
+    fn row(&self, table: &BlueTable, row: Row) -> Result<Row, Error>;
 
-    /// `row` (values as blue's stream carries them) as `green` ([`Convert::schema`] or
-    /// [`Convert::catalog_schema`] of the table) holds it; refuses naming the column and the value
-    /// that would not arrive exactly.
-    fn row(&self, green: &TableSchema, row: Row) -> Result<Row, Error>;
+    /// `key` (the values of `table`'s key columns in `key_columns`' order) as green holds them.
+    fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error>;
 }

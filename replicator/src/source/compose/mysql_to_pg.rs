@@ -1,227 +1,404 @@
 //! MySQL/MariaDB → PostgreSQL: the one type map and value converter between the two engines.
 //!
-//! A type is in the map only once its every value is known to arrive exactly; everything else is
-//! refused by name (column, blue's type) — never carried approximately. Built so far:
+//! A type is in the map only once its every value is known to arrive exactly, or to be refused by
+//! value; everything else is refused by name (column, blue's type) — never carried approximately.
+//! Where green's type holds more than blue's, a `CHECK` on green keeps it to blue's range, so the
+//! class is exact and a value written on green after the cutover can go back. The map, and why:
 //!
 //! | blue | green | class | why |
 //! | --- | --- | --- | --- |
-//! | `INT` (signed) | `integer` | exact | both are 32-bit two's complement: the same range, value for value |
-//! | `BIGINT` (signed) | `bigint` | exact | both are 64-bit two's complement |
+//! | `TINYINT` / `UNSIGNED` | `smallint` `CHECK` −128…127 / 0…255 | exact | PostgreSQL has no 1-byte integer; the CHECK is blue's range (a `TINYINT(1)` stays a number: MySQL stores 2 and −1 in it) |
+//! | `SMALLINT` / `UNSIGNED` | `smallint` / `integer` `CHECK` 0…65535 | exact | the same 16-bit range; unsigned needs the next width |
+//! | `MEDIUMINT` / `UNSIGNED` | `integer` `CHECK` ±2²³ / 0…2²⁴−1 | exact | no 3-byte integer |
+//! | `INT` / `UNSIGNED` | `integer` / `bigint` `CHECK` 0…2³²−1 | exact | |
+//! | `BIGINT` / `UNSIGNED` | `bigint` / `numeric(20,0)` `CHECK` 0…2⁶⁴−1 | exact | no unsigned 64-bit integer: numeric holds it digit for digit |
+//! | `DECIMAL(p,s)` | `numeric(p,s)` | exact | the same fixed point (MySQL's p ≤ 65, s ≤ 30) |
+//! | `FLOAT` / `DOUBLE` | `real` / `double precision` | exact | both IEEE 754 binary32 / binary64; MySQL stores no NaN or infinity, so a CHECK keeps them out on green |
+//! | `DATE` | `date` | lossy | a zero date or a zero month or day (`0000-00-00`, `2024-00-10`) has no PostgreSQL value: counted, refused by value |
+//! | `DATETIME(p)` | `timestamp(p)` | lossy | zero dates as for `DATE`; otherwise the same wall-clock time |
+//! | `TIMESTAMP(p)` | `timestamptz(p)` | lossy | the same instant (both count from UTC); MySQL's zero timestamp is refused by value |
+//! | `TIME(p)` | `interval` | widened | `TIME` is a duration of ±838:59:59; PostgreSQL's `time` holds 0…24 h, `interval` every TIME (and more) |
+//! | `YEAR` | `smallint` `CHECK` 0 or 1901…2155 | exact | |
+//! | `VARCHAR(n)`, `TEXT` types, in `utf8mb4`, `utf8mb3` or `ascii` | `varchar(n)`, `text` | lossy | PostgreSQL text cannot hold the byte 0 (counted, refused by value); comparisons on green are PostgreSQL's (a `_ci` unique key on blue is case-sensitive on green) |
+//! | `VARBINARY(n)`, `BLOB` types | `bytea` `CHECK` length ≤ n | exact | bytes for bytes |
+//! | `BINARY(n)` | `bytea` `CHECK` length = n | exact | MySQL pads to n bytes with 0; the binlog's shorter value is padded back by the decoder |
 //!
-//! Blue's catalog prints a type (`int(11)`, `bigint unsigned`) and its binlog describes it
-//! ([`MySqlType`]); both are read into one [`BlueType`] before the map is asked, so the copy, the
-//! stream and `check` cannot map a column two ways.
+//! Refused for now, by name: `CHAR(n)` (MySQL strips its trailing spaces on read), other character
+//! sets, `ENUM`, `SET`, `BIT`, `JSON`, spatial types, generated columns.
+//!
+//! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
+//! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
+//! cannot map a column two ways.
 
-use super::{BlueTable, Class, Convert, Mapping};
+use super::{Affected, BlueColumn, BlueTable, Class, Convert, GreenTable, Mapping};
 use crate::error::{Error, SchemaRefusal};
 use turnout_decoders::event::Row;
-use turnout_decoders::schema::{Column, ColumnType, MySqlType, TableSchema};
+use turnout_decoders::schema::{quote_ident, Column, ColumnType, ReplicaIdentity, TableSchema};
+use turnout_decoders::value::{TemporalKind, Utf8Bytes};
 use turnout_decoders::Value;
-
-/// PostgreSQL's `int4` and `int8` type oids.
-const INT4: u32 = 23;
-const INT8: u32 = 20;
 
 /// The engines' names in messages.
 const FROM: &str = "MySQL/MariaDB";
 const TO: &str = "PostgreSQL";
 
+/// PostgreSQL type oids.
+mod oid {
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const INT8: u32 = 20;
+    pub const NUMERIC: u32 = 1700;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const DATE: u32 = 1082;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const VARCHAR: u32 = 1043;
+    pub const TEXT: u32 = 25;
+    pub const BYTEA: u32 = 17;
+}
+
 /// A blue column type as the map knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum BlueType {
-    Int,
-    BigInt,
-    /// Any other type, as blue prints it (or its binlog type code).
+    /// An integer of `bytes` bytes (1, 2, 3, 4, 8).
+    Int { bytes: u8, unsigned: bool },
+    Decimal { precision: u32, scale: u32, unsigned: bool },
+    Float { double: bool, unsigned: bool },
+    Date,
+    DateTime { fsp: u32 },
+    Timestamp { fsp: u32 },
+    Time,
+    Year,
+    /// `VARCHAR(n)` (`Some(n)`) or a `TEXT` type, in a character set whose bytes are UTF-8.
+    Text { chars: Option<u32> },
+    /// `VARBINARY(n)` or a `BLOB` type (`fixed: false`), `BINARY(n)` (`fixed: true`).
+    Bytes { length: Option<u32>, fixed: bool },
+    /// Any other type, and why it is refused.
     Other(String),
 }
 
+/// `name(a[,b]) rest` → (`name`, the numbers in the parentheses, `rest`).
+fn split_type(column_type: &str) -> (String, Vec<u32>, String) {
+    let t = column_type.trim().to_ascii_lowercase();
+    match (t.find('('), t.find(')')) {
+        (Some(open), Some(close)) if close > open => {
+            let args = t[open + 1..close].split(',').filter_map(|a| a.trim().parse().ok()).collect();
+            (t[..open].trim().to_owned(), args, t[close + 1..].trim().to_owned())
+        }
+        _ => {
+            let mut words = t.splitn(2, ' ');
+            (words.next().unwrap_or_default().to_owned(), Vec::new(), words.next().unwrap_or_default().to_owned())
+        }
+    }
+}
+
 impl BlueType {
-    /// From blue's catalog (`information_schema.COLUMNS.COLUMN_TYPE`): `int(11)`, `bigint(20)
-    /// unsigned`, `varchar(20)`.
-    fn from_catalog(column_type: &str) -> BlueType {
-        let t = column_type.trim().to_ascii_lowercase();
-        // A display width is not part of the type (MySQL 8.0.19+ stopped printing it).
-        let base = match (t.find('('), t.find(')')) {
-            (Some(open), Some(close)) if close > open && t[open + 1..close].bytes().all(|b| b.is_ascii_digit()) => format!("{}{}", &t[..open], &t[close + 1..]),
-            _ => t.clone(),
-        };
-        match base.trim() {
-            "int" => BlueType::Int,
-            "bigint" => BlueType::BigInt,
-            _ => BlueType::Other(t),
+    /// From blue's catalog.
+    fn of(column: &BlueColumn) -> BlueType {
+        if column.generated {
+            return BlueType::Other(format!("generated {}", column.column_type));
+        }
+        let (name, args, rest) = split_type(&column.column_type);
+        let unsigned = rest.contains("unsigned");
+        let arg = |i: usize| args.get(i).copied();
+        let utf8 = matches!(column.charset.as_deref(), Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii"));
+        match name.as_str() {
+            "tinyint" => BlueType::Int { bytes: 1, unsigned },
+            "smallint" => BlueType::Int { bytes: 2, unsigned },
+            "mediumint" => BlueType::Int { bytes: 3, unsigned },
+            "int" | "integer" => BlueType::Int { bytes: 4, unsigned },
+            "bigint" => BlueType::Int { bytes: 8, unsigned },
+            "decimal" | "numeric" => BlueType::Decimal { precision: arg(0).unwrap_or(10), scale: arg(1).unwrap_or(0), unsigned },
+            "float" => BlueType::Float { double: false, unsigned },
+            "double" | "real" => BlueType::Float { double: true, unsigned },
+            "date" => BlueType::Date,
+            "datetime" => BlueType::DateTime { fsp: arg(0).unwrap_or(0) },
+            "timestamp" => BlueType::Timestamp { fsp: arg(0).unwrap_or(0) },
+            "time" => BlueType::Time,
+            "year" => BlueType::Year,
+            "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => BlueType::Other(format!(
+                "{} in the character set {}",
+                column.column_type,
+                column.charset.as_deref().unwrap_or("unknown")
+            )),
+            "varchar" => BlueType::Text { chars: arg(0) },
+            "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None },
+            "varbinary" => BlueType::Bytes { length: arg(0), fixed: false },
+            "tinyblob" | "blob" | "mediumblob" | "longblob" => BlueType::Bytes { length: None, fixed: false },
+            "binary" => BlueType::Bytes { length: arg(0), fixed: true },
+            _ => BlueType::Other(column.column_type.clone()),
         }
     }
 
-    /// From blue's binlog (a table map with `binlog_row_metadata = FULL`).
-    fn from_binlog(ty: &MySqlType) -> BlueType {
-        match (ty.code, ty.unsigned) {
-            (3, false) => BlueType::Int,
-            (8, false) => BlueType::BigInt,
-            (3, true) => BlueType::Other("int unsigned".into()),
-            (8, true) => BlueType::Other("bigint unsigned".into()),
-            (code, _) => BlueType::Other(format!("the binlog type {code}")),
-        }
+    /// Green's type (DDL, oid, type modifier), the `CHECK` that keeps green to blue's range
+    /// (`{}` stands for the column), the class, why, and what a lossy column's values can hold.
+    fn green(&self) -> Option<GreenType> {
+        let ty = |ddl: String, oid: u32, typmod: i32| GreenType { ddl, oid, typmod, check: None, class: Class::Exact, note: "", affected: None };
+        Some(match *self {
+            BlueType::Int { bytes, unsigned } => {
+                let (ddl, oid, lo, hi): (&str, u32, i128, i128) = match (bytes, unsigned) {
+                    (1, false) => ("smallint", oid::INT2, -128, 127),
+                    (1, true) => ("smallint", oid::INT2, 0, 255),
+                    (2, false) => ("smallint", oid::INT2, i128::from(i16::MIN), i128::from(i16::MAX)),
+                    (2, true) => ("integer", oid::INT4, 0, 65_535),
+                    (3, false) => ("integer", oid::INT4, -8_388_608, 8_388_607),
+                    (3, true) => ("integer", oid::INT4, 0, 16_777_215),
+                    (4, false) => ("integer", oid::INT4, i128::from(i32::MIN), i128::from(i32::MAX)),
+                    (4, true) => ("bigint", oid::INT8, 0, i128::from(u32::MAX)),
+                    (8, false) => ("bigint", oid::INT8, i128::from(i64::MIN), i128::from(i64::MAX)),
+                    _ => ("numeric(20,0)", oid::NUMERIC, 0, i128::from(u64::MAX)),
+                };
+                let typmod = if oid == oid::NUMERIC { (20 << 16) + 4 } else { -1 };
+                let natural = matches!((bytes, unsigned), (2, false) | (4, false) | (8, false));
+                GreenType { check: (!natural).then(|| format!("{{}} BETWEEN {lo} AND {hi}")), ..ty(ddl.into(), oid, typmod) }
+            }
+            BlueType::Decimal { precision, scale, unsigned } => {
+                let typmod = i32::try_from((precision << 16) | scale).unwrap_or(-5) + 4;
+                GreenType { check: unsigned.then(|| "{} >= 0".to_owned()), ..ty(format!("numeric({precision},{scale})"), oid::NUMERIC, typmod) }
+            }
+            BlueType::Float { double, unsigned } => {
+                let (ddl, oid) = if double { ("double precision", oid::FLOAT8) } else { ("real", oid::FLOAT4) };
+                let finite = "{} NOT IN ('NaN', 'Infinity', '-Infinity')".to_owned();
+                GreenType { check: Some(if unsigned { format!("{finite} AND {{}} >= 0") } else { finite }), ..ty(ddl.into(), oid, -1) }
+            }
+            BlueType::Date => GreenType { class: Class::Lossy, note: "zero dates refused", affected: Some(Affected::ZeroDate), ..ty("date".into(), oid::DATE, -1) },
+            BlueType::DateTime { fsp } => GreenType {
+                class: Class::Lossy,
+                note: "zero dates refused",
+                affected: Some(Affected::ZeroDate),
+                ..ty(format!("timestamp({fsp}) without time zone"), oid::TIMESTAMP, i32::try_from(fsp).unwrap_or(6))
+            },
+            BlueType::Timestamp { fsp } => GreenType {
+                class: Class::Lossy,
+                note: "the zero timestamp refused",
+                affected: Some(Affected::ZeroDate),
+                ..ty(format!("timestamp({fsp}) with time zone"), oid::TIMESTAMPTZ, i32::try_from(fsp).unwrap_or(6))
+            },
+            BlueType::Time => GreenType { class: Class::Widened, note: "interval holds more than ±838:59:59", ..ty("interval".into(), oid::INTERVAL, -1) },
+            BlueType::Year => GreenType { check: Some("{} = 0 OR {} BETWEEN 1901 AND 2155".into()), ..ty("smallint".into(), oid::INT2, -1) },
+            BlueType::Text { chars } => {
+                let (ddl, oid, typmod) = match chars {
+                    Some(n) => (format!("varchar({n})"), oid::VARCHAR, i32::try_from(n).unwrap_or(-5) + 4),
+                    None => ("text".to_owned(), oid::TEXT, -1),
+                };
+                GreenType {
+                    class: Class::Lossy,
+                    note: "NUL bytes refused; compared by PostgreSQL's collation",
+                    affected: Some(Affected::NulByte),
+                    ..ty(ddl, oid, typmod)
+                }
+            }
+            BlueType::Bytes { length, fixed } => {
+                let check = match (length, fixed) {
+                    (Some(n), true) => Some(format!("octet_length({{}}) = {n}")),
+                    (Some(n), false) => Some(format!("octet_length({{}}) <= {n}")),
+                    (None, _) => None,
+                };
+                GreenType { check, ..ty("bytea".into(), oid::BYTEA, -1) }
+            }
+            BlueType::Other(_) => return None,
+        })
     }
 
-    /// Green's type: its name, its oid and the class, or `None` where the map has no entry.
-    fn green(&self) -> Option<(&'static str, u32, Class)> {
+    fn printed(&self, column: &BlueColumn) -> String {
         match self {
-            BlueType::Int => Some(("integer", INT4, Class::Exact)),
-            BlueType::BigInt => Some(("bigint", INT8, Class::Exact)),
-            BlueType::Other(_) => None,
-        }
-    }
-
-    fn printed(&self) -> String {
-        match self {
-            BlueType::Int => "int".into(),
-            BlueType::BigInt => "bigint".into(),
             BlueType::Other(t) => t.clone(),
+            _ => column.column_type.clone(),
         }
     }
+}
+
+/// Where a blue type goes on green.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GreenType {
+    ddl: String,
+    oid: u32,
+    typmod: i32,
+    check: Option<String>,
+    class: Class,
+    note: &'static str,
+    affected: Option<Affected>,
 }
 
 /// MySQL/MariaDB → PostgreSQL.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct MySqlToPg;
 
-/// Green's column for blue's column `name` of type `blue` in `table`, or the refusal naming it.
-fn green_column(table: &str, name: &str, blue: &BlueType, is_key: bool) -> Result<Column, Error> {
-    let Some((_, oid, _)) = blue.green() else {
-        return Err(SchemaRefusal::NotConverted { table: table.to_owned(), column: name.to_owned(), blue_type: blue.printed(), from: FROM, to: TO }.into());
-    };
-    Ok(Column { name: name.to_owned(), ty: ColumnType::pg(oid, -1), is_key })
+/// Green's type of `column` of `table`, or the refusal naming it.
+fn green_type(table: &BlueTable, column: &BlueColumn) -> Result<(BlueType, GreenType), Error> {
+    let blue = BlueType::of(column);
+    match blue.green() {
+        Some(green) => Ok((blue, green)),
+        None => Err(SchemaRefusal::NotConverted {
+            table: table.name.to_string(),
+            column: column.name.clone(),
+            blue_type: blue.printed(column),
+            from: FROM,
+            to: TO,
+        }
+        .into()),
+    }
 }
 
 impl Convert for MySqlToPg {
-    fn map(&self, blue: &str) -> Mapping {
-        let ty = BlueType::from_catalog(blue);
-        match ty.green() {
-            Some((green, _, class)) => Mapping::Mapped { green: green.to_owned(), class },
-            None => Mapping::Refused { why: format!("turnout does not carry {} from {FROM} to {TO} yet", ty.printed()) },
+    fn map(&self, column: &BlueColumn) -> Mapping {
+        let blue = BlueType::of(column);
+        match blue.green() {
+            Some(g) => Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected },
+            None => Mapping::Refused { why: format!("turnout does not carry {} from {FROM} to {TO} yet", blue.printed(column)) },
         }
     }
 
-    fn catalog_schema(&self, table: &BlueTable) -> Result<TableSchema, Error> {
-        let name = table.name.to_string();
-        let columns = table
-            .columns
-            .iter()
-            .map(|(column, ty)| green_column(&name, column, &BlueType::from_catalog(ty), table.key.contains(column)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TableSchema {
-            relation_id: 0,
-            name: table.name.clone(),
-            replica_identity: turnout_decoders::schema::ReplicaIdentity::Default,
-            columns,
-            foreign_key_checks: true,
-        })
+    fn green(&self, table: &BlueTable) -> Result<GreenTable, Error> {
+        let keyless = table.key.is_empty();
+        let mut columns = Vec::with_capacity(table.columns.len());
+        let mut definitions = Vec::with_capacity(table.columns.len());
+        for c in &table.columns {
+            let (_, g) = green_type(table, c)?;
+            let name = quote_ident(&c.name);
+            let mut definition = format!("{name} {}", g.ddl);
+            if !c.nullable {
+                definition.push_str(" NOT NULL");
+            }
+            if let Some(check) = &g.check {
+                definition.push_str(&format!(" CHECK ({})", check.replace("{}", &name)));
+            }
+            definitions.push(definition);
+            columns.push(Column { name: c.name.clone(), ty: ColumnType::pg(g.oid, g.typmod), is_key: keyless || table.key.contains(&c.name) });
+        }
+        let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
+        let schema = TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: true };
+        Ok(GreenTable { schema, definitions })
     }
 
-    fn schema(&self, blue: &TableSchema) -> Result<TableSchema, Error> {
-        let name = blue.name.to_string();
-        let columns = blue
-            .columns
-            .iter()
-            .map(|c| match &c.ty {
-                ColumnType::MySql(ty) => green_column(&name, &c.name, &BlueType::from_binlog(ty), c.is_key),
-                ColumnType::Pg { .. } => {
-                    Err(SchemaRefusal::NotConverted { table: name.clone(), column: c.name.clone(), blue_type: "a PostgreSQL type".into(), from: FROM, to: TO }
-                        .into())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TableSchema { columns, ..blue.clone() })
-    }
-
-    fn row(&self, green: &TableSchema, row: Row) -> Result<Row, Error> {
-        if row.len() != green.columns.len() {
+    fn row(&self, table: &BlueTable, row: Row) -> Result<Row, Error> {
+        if row.len() != table.columns.len() {
             return Err(SchemaRefusal::NotExact {
-                at: green.name.to_string(),
+                at: table.name.to_string(),
                 value: format!("a row of {} values", row.len()),
                 to: TO,
-                green_type: format!("a row of {} columns", green.columns.len()),
+                green_type: format!("a row of {} columns", table.columns.len()),
                 fix: "the table's columns changed on blue; start over (turnout teardown, turnout run)",
             }
             .into());
         }
-        green.columns.iter().zip(row).map(|(column, value)| convert_value(green, column, value)).collect()
+        let key = key_text(table, &row);
+        table.columns.iter().zip(row).map(|(c, v)| convert(table, c, v, &key)).collect()
+    }
+
+    fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error> {
+        let text = key_columns.iter().zip(&key).map(|(&i, v)| format!("{} = {}", table.columns.get(i).map_or("?", |c| &c.name), shown(v))).collect::<Vec<_>>().join(", ");
+        key_columns
+            .iter()
+            .zip(key)
+            .map(|(&i, v)| match table.columns.get(i) {
+                Some(c) => convert(table, c, v, &text),
+                None => Err(Error::Setup(format!("{}: a key column the catalog does not have", table.name))),
+            })
+            .collect()
     }
 }
 
-/// One value for green's `column`: unchanged in meaning, or refused naming it.
-fn convert_value(table: &TableSchema, column: &Column, value: Value) -> Result<Value, Error> {
-    let refuse = |value: &Value, green_type: &str| -> Error {
+/// A value as a message shows it.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int8(i) => i.to_string(),
+        Value::UInt8(u) => u.to_string(),
+        Value::Numeric(t) | Value::Text(t) | Value::Temporal(_, t) => format!("'{t}'"),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) if !s.contains('\0') => format!("'{s}'"),
+            _ => format!("0x{}", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// The row's key as a message names it (`id = 5`).
+fn key_text(table: &BlueTable, row: &Row) -> String {
+    let at = |name: &String| table.columns.iter().position(|c| c.name == *name);
+    let named: Vec<String> = table.key.iter().filter_map(|k| Some(format!("{k} = {}", shown(row.get(at(k)?)?)))).collect();
+    if named.is_empty() {
+        "a row without a key".into()
+    } else {
+        named.join(", ")
+    }
+}
+
+/// One value of `column` for green: the same value, or refused naming table, row and column.
+fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> Result<Value, Error> {
+    let (blue, green) = green_type(table, column)?;
+    let refuse = |value: &Value, why: &'static str| -> Error {
         SchemaRefusal::NotExact {
-            at: format!("{}.{}", table.name, column.name),
-            value: format!("{value:?}"),
+            at: format!("{}.{} ({key})", table.name, column.name),
+            value: shown(value),
             to: TO,
-            green_type: green_type.to_owned(),
-            fix: "leave the table out (tables.exclude) and report the value",
+            green_type: green.ddl.clone(),
+            fix: why,
         }
         .into()
     };
-    match (column.ty.pg_oid(), value) {
-        (_, Value::Null) => Ok(Value::Null),
-        (Some(INT4), Value::Int8(v)) => i32::try_from(v).map(Value::Int4).map_err(|_| refuse(&Value::Int8(v), "integer")),
-        (Some(INT4), Value::Int4(v)) => Ok(Value::Int4(v)),
-        (Some(INT8), Value::Int8(v)) => Ok(Value::Int8(v)),
-        (Some(oid), other) => Err(refuse(&other, &format!("the type {oid}"))),
-        (None, other) => Err(refuse(&other, "a type outside the map")),
-    }
+    let out_of_range = "blue's own range was exceeded: report it";
+    Ok(match (&blue, value) {
+        (_, Value::Null) => Value::Null,
+        // A column an update's image leaves out: green keeps its value.
+        (_, Value::Unchanged) => Value::Unchanged,
+        (BlueType::Int { .. } | BlueType::Year, v @ (Value::Int8(_) | Value::UInt8(_))) => {
+            let n: i128 = match &v {
+                Value::Int8(i) => i128::from(*i),
+                Value::UInt8(u) => i128::from(*u),
+                _ => 0,
+            };
+            match green.oid {
+                oid::INT2 => i16::try_from(n).map(Value::Int2).map_err(|_| refuse(&v, out_of_range))?,
+                oid::INT4 => i32::try_from(n).map(Value::Int4).map_err(|_| refuse(&v, out_of_range))?,
+                oid::INT8 => i64::try_from(n).map(Value::Int8).map_err(|_| refuse(&v, out_of_range))?,
+                _ => Value::Numeric(Utf8Bytes::from_string(n.to_string())),
+            }
+        }
+        (BlueType::Decimal { .. }, Value::Numeric(t)) => Value::Numeric(t),
+        (BlueType::Decimal { .. }, Value::Bytes(b)) => match Utf8Bytes::try_from_bytes(b.clone()) {
+            Ok(t) if !t.as_str().is_empty() && t.as_str().bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'-') => Value::Numeric(t),
+            _ => return Err(refuse(&Value::Bytes(b), "a DECIMAL that is not a number: report it")),
+        },
+        (BlueType::Float { double: false, .. }, Value::Float4(f)) => Value::Float4(f),
+        (BlueType::Float { double: true, .. }, Value::Float8(f)) => Value::Float8(f),
+        (BlueType::Date | BlueType::DateTime { .. } | BlueType::Timestamp { .. }, Value::Temporal(kind, t)) => {
+            if zero_date(t.as_str()) {
+                return Err(refuse(
+                    &Value::Temporal(kind, t),
+                    "PostgreSQL has no zero date; make it NULL or a real date on blue (UPDATE … SET col = NULL WHERE col = '0000-00-00'), or leave the table out",
+                ));
+            }
+            let kind = match blue {
+                BlueType::Date => TemporalKind::Date,
+                BlueType::DateTime { .. } => TemporalKind::Timestamp,
+                _ => TemporalKind::TimestampTz,
+            };
+            Value::Temporal(kind, t)
+        }
+        (BlueType::Time, Value::Temporal(_, t)) => Value::Temporal(TemporalKind::Interval, t),
+        (BlueType::Text { .. }, Value::Bytes(b)) => {
+            if b.contains(&0) {
+                return Err(refuse(&Value::Bytes(b), "PostgreSQL text cannot hold the byte 0; remove it on blue, or leave the table out"));
+            }
+            match Utf8Bytes::try_from_bytes(b.clone()) {
+                Ok(t) => Value::Text(t),
+                Err(_) => return Err(refuse(&Value::Bytes(b), "bytes that are not UTF-8 in a UTF-8 column: report it")),
+            }
+        }
+        (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
+        (_, other) => return Err(refuse(&other, "a value of another kind than the column's type: report it")),
+    })
+}
+
+/// A MySQL date or datetime text with a zero year, month or day.
+fn zero_date(text: &str) -> bool {
+    let mut parts = text.get(..10).unwrap_or(text).split('-');
+    let mut zero = |_: &str| parts.next().is_none_or(|p| p.trim_start_matches('0').is_empty());
+    zero("year") || zero("month") || zero("day")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use turnout_decoders::TableName;
-
-    fn blue_table(columns: &[(&str, &str)]) -> BlueTable {
-        BlueTable {
-            name: TableName::new("shop", "t"),
-            columns: columns.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect(),
-            key: vec!["id".into()],
-            heartbeat: false,
-        }
-    }
-
-    #[test]
-    fn the_catalog_and_the_binlog_reach_the_same_entry_of_the_map() {
-        assert_eq!(BlueType::from_catalog("int(11)"), BlueType::Int);
-        assert_eq!(BlueType::from_catalog("INT"), BlueType::Int);
-        assert_eq!(BlueType::from_catalog("bigint(20)"), BlueType::BigInt);
-        assert_eq!(BlueType::from_catalog("int(10) unsigned"), BlueType::Other("int(10) unsigned".into()));
-        assert_eq!(BlueType::from_binlog(&MySqlType { code: 3, ..Default::default() }), BlueType::Int);
-        assert_eq!(BlueType::from_binlog(&MySqlType { code: 8, ..Default::default() }), BlueType::BigInt);
-        assert!(matches!(BlueType::from_binlog(&MySqlType { code: 8, unsigned: true, ..Default::default() }), BlueType::Other(_)));
-        assert_eq!(MySqlToPg.map("int(11)"), Mapping::Mapped { green: "integer".into(), class: Class::Exact });
-        assert!(matches!(MySqlToPg.map("varchar(20)"), Mapping::Refused { .. }));
-    }
-
-    #[test]
-    fn a_column_outside_the_map_is_refused_naming_table_column_and_type() {
-        let refused = MySqlToPg.catalog_schema(&blue_table(&[("id", "int"), ("note", "varchar(20)")])).err().map(|e| e.to_string());
-        assert_eq!(
-            refused.as_deref(),
-            Some(
-                "column note of shop.t is varchar(20) on blue: turnout does not carry varchar(20) from MySQL/MariaDB to PostgreSQL yet; \
-                 leave the table out (tables.exclude = [\"shop.t\"])"
-            )
-        );
-        let green = MySqlToPg.catalog_schema(&blue_table(&[("id", "int"), ("n", "bigint")])).expect("ints are in the map");
-        assert_eq!(green.columns.iter().map(|c| c.ty.pg_oid()).collect::<Vec<_>>(), vec![Some(INT4), Some(INT8)]);
-        assert!(green.columns[0].is_key && !green.columns[1].is_key);
-    }
-
-    #[test]
-    fn values_arrive_exactly_or_stop_naming_the_column() {
-        let green = MySqlToPg.catalog_schema(&blue_table(&[("id", "int"), ("n", "bigint")])).expect("ints are in the map");
-        let row = MySqlToPg.row(&green, vec![Value::Int8(-2_147_483_648), Value::Int8(i64::MAX)]).expect("in range");
-        assert_eq!(row, vec![Value::Int4(i32::MIN), Value::Int8(i64::MAX)]);
-        assert_eq!(MySqlToPg.row(&green, vec![Value::Null, Value::Null]).expect("NULL"), vec![Value::Null, Value::Null]);
-        let refused = MySqlToPg.row(&green, vec![Value::Int8(1 << 40), Value::Int8(0)]).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(refused.starts_with("shop.t.id holds Int8(1099511627776) on blue, which PostgreSQL cannot hold exactly as integer"), "{refused}");
-        let text = MySqlToPg.row(&green, vec![Value::Int8(1), Value::Text("x".into())]).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("shop.t.n holds Text(\"x\")"), "{text}");
-    }
-}
+mod tests;

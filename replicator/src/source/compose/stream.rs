@@ -2,7 +2,7 @@
 //! pipeline as green holds it, or the stream stops naming what would not arrive exactly. Blue's own
 //! DDL is refused here: its text is in blue's dialect.
 
-use super::Convert;
+use super::{BlueTable, Convert};
 use crate::error::{Error, SchemaRefusal};
 use crate::source::{Source, SourceMessage};
 use std::collections::HashMap;
@@ -19,35 +19,71 @@ pub(crate) struct Converting<S, C> {
     convert: Arc<C>,
     from: &'static str,
     to: &'static str,
+    /// Blue's catalog of each selected table when the stream opened: what rows are converted by.
+    catalog: HashMap<TableName, BlueTable>,
     /// Blue's schema of each table seen, and green's for it.
     schemas: HashMap<TableName, (Arc<TableSchema>, Arc<TableSchema>)>,
 }
 
 impl<S: Source, C: Convert> Converting<S, C> {
-    pub(crate) fn new(inner: S, convert: Arc<C>, from: &'static str, to: &'static str) -> Converting<S, C> {
-        Converting { inner, convert, from, to, schemas: HashMap::new() }
+    pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, from: &'static str, to: &'static str) -> Converting<S, C> {
+        let catalog = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        Converting { inner, convert, from, to, catalog, schemas: HashMap::new() }
     }
 
-    /// Green's schema for blue's `blue`, converted once per schema blue sends.
+    /// The catalog's table of `blue` (the stream's description), checked to have the same columns.
+    fn table(&self, blue: &TableSchema) -> Result<&BlueTable, Error> {
+        let Some(table) = self.catalog.get(&blue.name) else {
+            return Err(SchemaRefusal::NotBuilt {
+                what: "carrying a table created on blue while streaming",
+                from: self.from,
+                to: self.to,
+                fix: "start over (turnout teardown, turnout run) to copy it",
+            }
+            .into());
+        };
+        let same = blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name);
+        if !same {
+            return Err(SchemaRefusal::NotExact {
+                at: blue.name.to_string(),
+                value: format!("the columns {}", blue.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
+                to: self.to,
+                green_type: format!("the columns {}", table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
+                fix: "blue's table changed since the stream opened; make the same change on green in its own dialect, then restart",
+            }
+            .into());
+        }
+        Ok(table)
+    }
+
+    /// Green's schema for blue's `blue`, converted once per schema blue sends: the catalog's types,
+    /// the stream's key (the rows' key values are laid out by it).
     fn green(&mut self, blue: &Arc<TableSchema>) -> Result<Arc<TableSchema>, Error> {
         if let Some((seen, green)) = self.schemas.get(&blue.name) {
             if Arc::ptr_eq(seen, blue) || **seen == **blue {
                 return Ok(Arc::clone(green));
             }
         }
-        let green = Arc::new(self.convert.schema(blue)?);
+        let mut green = self.convert.green(self.table(blue)?)?.schema;
+        for (g, b) in green.columns.iter_mut().zip(&blue.columns) {
+            g.is_key = b.is_key;
+        }
+        green.replica_identity = blue.replica_identity;
+        green.relation_id = blue.relation_id;
+        green.foreign_key_checks = blue.foreign_key_checks;
+        let green = Arc::new(green);
         self.schemas.insert(blue.name.clone(), (Arc::clone(blue), Arc::clone(&green)));
         Ok(green)
     }
 
-    fn row(&self, green: &TableSchema, row: Row) -> Result<Row, Error> {
-        self.convert.row(green, row)
+    fn row(&self, blue: &TableSchema, row: Row) -> Result<Row, Error> {
+        self.convert.row(self.table(blue)?, row)
     }
 
-    /// The old key's values (key columns only, in column order) as green holds them.
-    fn key(&self, green: &TableSchema, key: Row) -> Result<Row, Error> {
-        let columns = green.key_indexes().map(|i| green.columns[i].clone()).collect();
-        self.convert.row(&TableSchema { columns, ..green.clone() }, key)
+    /// The old key's values (the stream's key columns, in column order) as green holds them.
+    fn key(&self, blue: &TableSchema, key: Row) -> Result<Row, Error> {
+        let columns: Vec<usize> = blue.key_indexes().collect();
+        self.convert.key(self.table(blue)?, &columns, key)
     }
 
     fn event(&mut self, event: ChangeEvent) -> Result<ChangeEvent, Error> {
@@ -55,20 +91,20 @@ impl<S: Source, C: Convert> Converting<S, C> {
             ChangeEvent::Relation(blue) => ChangeEvent::Relation(self.green(&blue)?),
             ChangeEvent::Insert { table, xid, after } => {
                 let green = self.green(&table)?;
-                let after = self.row(&green, after)?;
+                let after = self.row(&table, after)?;
                 ChangeEvent::Insert { table: green, xid, after }
             }
             ChangeEvent::Update { table, xid, key, before, after } => {
                 let green = self.green(&table)?;
-                let key = self.key(&green, key)?;
-                let before = before.map(|b| self.row(&green, b)).transpose()?;
-                let after = self.row(&green, after)?;
+                let key = self.key(&table, key)?;
+                let before = before.map(|b| self.row(&table, b)).transpose()?;
+                let after = self.row(&table, after)?;
                 ChangeEvent::Update { table: green, xid, key, before, after }
             }
             ChangeEvent::Delete { table, xid, key, before } => {
                 let green = self.green(&table)?;
-                let key = self.key(&green, key)?;
-                let before = before.map(|b| self.row(&green, b)).transpose()?;
+                let key = self.key(&table, key)?;
+                let before = before.map(|b| self.row(&table, b)).transpose()?;
                 ChangeEvent::Delete { table: green, xid, key, before }
             }
             ChangeEvent::Truncate { tables, xid, cascade, restart_identity } => {

@@ -6,7 +6,7 @@ use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::config::Config;
 use crate::error::{CopyRefusal, Error, SchemaRefusal, Side};
-use crate::source::compose::{BlueTable, Snapshot, SourceSide};
+use crate::source::compose::{Affected, BlueColumn, BlueTable, Snapshot, SourceSide};
 use crate::source::{Names, HEARTBEAT_TABLE};
 use crate::status::Status;
 use mysql_async::prelude::Queryable;
@@ -22,20 +22,30 @@ pub(crate) struct MySqlBlue {
     server_id: u32,
 }
 
-/// Columns (name, type as printed) of `table`, in order, and its primary key's columns in key order.
-/// A generated column is typed `generated …`, which no type map carries: its values are the
-/// server's to compute, and green's would be computed by another engine's rules.
-async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<(String, String)>, Vec<String>), Error> {
+/// The columns of `table` as its catalog describes them, in order, and its primary key's columns in
+/// key order.
+async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<BlueColumn>, Vec<String>), Error> {
+    /// Name, COLUMN_TYPE, CHARACTER_SET_NAME, nullable, generated.
+    type Described = (String, String, Option<String>, i64, i64);
     // A generation expression, not EXTRA: MySQL's EXTRA says DEFAULT_GENERATED for an expression default.
-    let read: Vec<(String, String, i64)> = conn
+    let read: Vec<Described> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, COALESCE(GENERATION_EXPRESSION, '') <> '' FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '' \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's columns", e))?;
-    let columns = read.into_iter().map(|(name, ty, generated)| if generated != 0 { (name, format!("generated {ty}")) } else { (name, ty) }).collect();
+    let columns = read
+        .into_iter()
+        .map(|(name, column_type, charset, nullable, generated)| BlueColumn {
+            name,
+            column_type: column_type.to_ascii_lowercase(),
+            charset: charset.map(|c| c.to_ascii_lowercase()),
+            nullable: nullable != 0,
+            generated: generated != 0,
+        })
+        .collect();
     let key: Vec<String> = conn
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
@@ -46,21 +56,40 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
     Ok((columns, key))
 }
 
-/// A value of a snapshot read as the binlog would carry it; what the read cannot type exactly yet is
-/// refused.
-fn value(table: &TableName, (column, blue_type): &(String, String), v: mysql_async::Value) -> Result<Value, Error> {
+/// `.ffffff`, or nothing for a whole second (as the binlog decoder prints it).
+fn fraction(micros: u32) -> String {
+    if micros == 0 {
+        String::new()
+    } else {
+        format!(".{micros:06}")
+    }
+}
+
+/// A value of a snapshot read (binary protocol) as the binlog stream carries it, so that the copy and
+/// the stream reach the conversion alike: integers `Int8`/`UInt8`, `FLOAT`/`DOUBLE` `Float4`/`Float8`,
+/// dates and times as the decoder prints them, every other value its bytes.
+fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
+    use turnout_decoders::value::{TemporalKind, Utf8Bytes};
+    let temporal = |kind, text: String| Value::Temporal(kind, Utf8Bytes::from_string(text));
     match v {
-        mysql_async::Value::NULL => Ok(Value::Null),
-        mysql_async::Value::Int(i) => Ok(Value::Int8(i)),
-        mysql_async::Value::UInt(u) => Ok(Value::UInt8(u)),
-        _ => Err(SchemaRefusal::NotConverted {
-            table: table.to_string(),
-            column: column.clone(),
-            blue_type: blue_type.clone(),
-            from: MySqlBlue::ENGINE,
-            to: "green",
+        mysql_async::Value::NULL => Value::Null,
+        mysql_async::Value::Int(i) => Value::Int8(i),
+        mysql_async::Value::UInt(u) => Value::UInt8(u),
+        mysql_async::Value::Float(f) => Value::Float4(f),
+        mysql_async::Value::Double(f) => Value::Float8(f),
+        mysql_async::Value::Bytes(b) => Value::Bytes(b.into()),
+        mysql_async::Value::Date(y, mo, d, h, mi, s, us) => {
+            if column.column_type.starts_with("date") && !column.column_type.starts_with("datetime") {
+                temporal(TemporalKind::Date, format!("{y:04}-{mo:02}-{d:02}"))
+            } else {
+                let kind = if column.column_type.starts_with("timestamp") { TemporalKind::TimestampTz } else { TemporalKind::Timestamp };
+                temporal(kind, format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}", fraction(us)))
+            }
         }
-        .into()),
+        mysql_async::Value::Time(negative, days, h, mi, s, us) => {
+            let hours = days * 24 + u32::from(h);
+            temporal(TemporalKind::Time, format!("{}{hours:02}:{mi:02}:{s:02}{}", if negative { "-" } else { "" }, fraction(us)))
+        }
     }
 }
 
@@ -80,6 +109,20 @@ impl SourceSide for MySqlBlue {
 
     async fn check(&self) -> crate::source::contract::report::Findings {
         super::check::check_source(&self.blue, &self.config).await
+    }
+
+    async fn affected(&self, table: &TableName, column: &str, what: Affected) -> Result<u64, Error> {
+        let c = super::quote(column);
+        let condition = match what {
+            Affected::ZeroDate => format!("YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0"),
+            Affected::NulByte => format!("INSTR(CAST({c} AS BINARY), X'00') > 0"),
+        };
+        let mut blue = connect(&self.blue, Side::Blue).await?;
+        let n: Option<u64> = blue
+            .query_first(format!("SELECT COUNT(*) FROM {} WHERE {c} IS NOT NULL AND ({condition})", qualified(table)))
+            .await
+            .map_err(|e| super::sql_error(Side::Blue, "counting a lossy column's affected rows", e))?;
+        Ok(n.unwrap_or(0))
     }
 
     async fn prepare(&self) -> Result<(), Error> {
@@ -107,7 +150,7 @@ impl SourceSide for MySqlBlue {
             tables.push(BlueTable { name: name.clone(), columns, key, heartbeat: false });
         }
         // As `heartbeat::ensure_table` makes it.
-        let columns = vec![("id".to_owned(), "int".to_owned()), ("at_us".to_owned(), "bigint".to_owned())];
+        let columns = vec![BlueColumn::own("id", "int"), BlueColumn::own("at_us", "bigint")];
         tables.push(BlueTable { name: self.heartbeat_table(), columns, key: vec!["id".into()], heartbeat: true });
         Ok(tables)
     }
@@ -119,7 +162,7 @@ impl SourceSide for MySqlBlue {
         let reader = &mut readers[0];
         let mut rows = Vec::with_capacity(tables.len());
         for t in tables {
-            let columns = t.columns.iter().map(|(c, _)| super::quote(c)).collect::<Vec<_>>().join(", ");
+            let columns = t.columns.iter().map(|c| super::quote(&c.name)).collect::<Vec<_>>().join(", ");
             // The binary protocol: integers arrive typed, not as text.
             let read: Vec<mysql_async::Row> = reader
                 .exec(format!("SELECT {columns} FROM {} LIMIT {}", qualified(&t.name), max_rows + 1), ())
@@ -130,8 +173,7 @@ impl SourceSide for MySqlBlue {
             }
             let mut table_rows = Vec::with_capacity(read.len());
             for row in read {
-                let values = row.unwrap().into_iter().zip(&t.columns).map(|(v, c)| value(&t.name, c, v)).collect::<Result<Vec<_>, _>>()?;
-                table_rows.push(values);
+                table_rows.push(row.unwrap().into_iter().zip(&t.columns).map(|(v, c)| value(c, v)).collect());
             }
             rows.push((t.name.clone(), table_rows));
         }

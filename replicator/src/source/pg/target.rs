@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::error::{CopyRefusal, Error};
-use crate::source::compose::TargetSide;
+use crate::source::compose::{GreenTable, TargetSide};
 use crate::source::Names;
 use tokio_postgres::Client;
 use turnout_decoders::event::Row;
@@ -26,23 +26,14 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The statement that creates `table` on green, its types named by green (`format_type`).
-async fn create_statement(client: &Client, table: &TableSchema) -> Result<String, Error> {
-    let mut columns = Vec::with_capacity(table.columns.len());
-    for c in &table.columns {
-        let oid = c.ty.pg_oid().ok_or_else(|| Error::Setup(format!("column {} of {} has no PostgreSQL type", c.name, table.name)))?;
-        let ty: String = client
-            .query_one("SELECT format_type($1::int8::oid, NULL)", &[&i64::from(oid)])
-            .await
-            .map_err(crate::error::Error::sql(crate::error::Side::Green, "naming a column's type"))?
-            .get(0);
-        columns.push(format!("{} {ty}", quote_ident(&c.name)));
-    }
-    let key = table.columns.iter().filter(|c| c.is_key).map(|c| quote_ident(&c.name)).collect::<Vec<_>>();
-    if !key.is_empty() {
+/// The statement that creates `table` on green, in a schema of its own name.
+fn create_statement(table: &GreenTable) -> String {
+    let mut columns = table.definitions.clone();
+    let key = table.schema.columns.iter().filter(|c| c.is_key).map(|c| quote_ident(&c.name)).collect::<Vec<_>>();
+    if table.schema.replica_identity != turnout_decoders::schema::ReplicaIdentity::Full && !key.is_empty() {
         columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
     }
-    Ok(format!("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} ({})", quote_ident(&table.name.schema), qualified(&table.name), columns.join(", ")))
+    format!("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} ({})", quote_ident(&table.schema.name.schema), qualified(&table.schema.name), columns.join(", "))
 }
 
 /// Whether green has `table`, and whether it holds a row.
@@ -87,24 +78,24 @@ impl TargetSide for PgTarget {
         progress::read_progress(&self.url, &self.stream).await.map_err(Error::Sink)
     }
 
-    async fn load(&self, tables: &[TableSchema], rows: &[(TableName, Vec<Row>)], position: &Position) -> Result<(), Error> {
+    async fn load(&self, tables: &[GreenTable], rows: &[(TableName, Vec<Row>)], position: &Position) -> Result<(), Error> {
         let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
         let mut statements = Vec::new();
         for table in tables {
-            match existing(&client, &table.name).await? {
-                None => statements.push(create_statement(&client, table).await?),
-                Some(true) => return Err(CopyRefusal::GreenHasRows { table: table.name.to_string() }.into()),
+            match existing(&client, &table.schema.name).await? {
+                None => statements.push(create_statement(table)),
+                Some(true) => return Err(CopyRefusal::GreenHasRows { table: table.schema.name.to_string() }.into()),
                 Some(false) => {
                     // Green's own: its columns must be the conversion's, which the sink checks on the first row.
-                    tracing::info!(table = %table.name, "green has the table already; its rows are copied into it");
+                    tracing::info!(table = %table.schema.name, "green has the table already; its rows are copied into it");
                 }
             }
         }
         for (name, table_rows) in rows {
-            let Some(table) = tables.iter().find(|t| t.name == *name) else { continue };
+            let Some(table) = tables.iter().find(|t| t.schema.name == *name) else { continue };
             statements.push(format!("TRUNCATE {}", qualified(name)));
             for row in table_rows {
-                statements.push(insert(table, row)?);
+                statements.push(insert(&table.schema, row)?);
             }
         }
         progress::load(&self.url, &self.stream, &statements, position).await.map_err(Error::Sink)
