@@ -10,8 +10,13 @@ use turnout_testbed::{Flavor, MySqlServer, PgOptions, PgServer};
 /// A MariaDB 10.11 blue with `schema` in a new database, and a PostgreSQL 17 green with a database
 /// of the same name.
 async fn pair(schema: &str) -> (MySqlServer, PgServer, String) {
+    pair_of(Flavor::MariaDb10_11, schema).await
+}
+
+/// As [`pair`], with a blue of `flavor`.
+async fn pair_of(flavor: Flavor, schema: &str) -> (MySqlServer, PgServer, String) {
     let (blue, green) = std::thread::scope(|s| {
-        let b = s.spawn(|| MySqlServer::start_flavor(Flavor::MariaDb10_11, 1).expect("blue"));
+        let b = s.spawn(|| MySqlServer::start_flavor(flavor, 1).expect("blue"));
         let g = s.spawn(|| PgServer::start_with(PgOptions::new(17)).expect("green"));
         (b.join().expect("blue thread"), g.join().expect("green thread"))
     });
@@ -218,11 +223,24 @@ async fn corpus_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut 
 /// and then a zero date written on blue stops the stream naming row and column, green unchanged.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_mapped_type_arrives_exactly_by_the_copy_and_by_the_stream_and_a_zero_date_stops_it_by_name() {
+    corpus_on(Flavor::MariaDb10_11).await;
+}
+
+/// The same corpus from an Oracle MySQL 9.7 blue.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_mapped_type_arrives_exactly_from_oracle_mysql_9_7() {
+    corpus_on(Flavor::MySql9_7).await;
+}
+
+async fn corpus_on(flavor: Flavor) {
     let columns = CORPUS.iter().map(|(c, ty, _)| format!("`{c}` {ty}")).collect::<Vec<_>>().join(", ");
     let names = CORPUS.iter().map(|(c, _, _)| format!("`{c}`")).collect::<Vec<_>>().join(", ");
-    let (blue, green, db) = pair(&format!(
+    let (blue, green, db) = pair_of(
+        flavor,
+        &format!(
         "CREATE TABLE types (id INT PRIMARY KEY, {columns}) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; INSERT INTO types (id, {names}) VALUES {CORPUS_ROWS}"
-    ))
+    ),
+    )
     .await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));

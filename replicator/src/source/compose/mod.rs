@@ -34,7 +34,6 @@ use turnout_sinks::Sink;
 
 pub(crate) use admin::Composed;
 
-
 /// One of blue's columns as its catalog describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct BlueColumn {

@@ -62,18 +62,37 @@ mod oid {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum BlueType {
     /// An integer of `bytes` bytes (1, 2, 3, 4, 8).
-    Int { bytes: u8, unsigned: bool },
-    Decimal { precision: u32, scale: u32, unsigned: bool },
-    Float { double: bool, unsigned: bool },
+    Int {
+        bytes: u8,
+        unsigned: bool,
+    },
+    Decimal {
+        precision: u32,
+        scale: u32,
+        unsigned: bool,
+    },
+    Float {
+        double: bool,
+        unsigned: bool,
+    },
     Date,
-    DateTime { fsp: u32 },
-    Timestamp { fsp: u32 },
+    DateTime {
+        fsp: u32,
+    },
+    Timestamp {
+        fsp: u32,
+    },
     Time,
     Year,
     /// `VARCHAR(n)` (`Some(n)`) or a `TEXT` type, in a character set whose bytes are UTF-8.
-    Text { chars: Option<u32> },
+    Text {
+        chars: Option<u32>,
+    },
     /// `VARBINARY(n)` or a `BLOB` type (`fixed: false`), `BINARY(n)` (`fixed: true`).
-    Bytes { length: Option<u32>, fixed: bool },
+    Bytes {
+        length: Option<u32>,
+        fixed: bool,
+    },
     /// Any other type, and why it is refused.
     Other(String),
 }
@@ -117,11 +136,9 @@ impl BlueType {
             "timestamp" => BlueType::Timestamp { fsp: arg(0).unwrap_or(0) },
             "time" => BlueType::Time,
             "year" => BlueType::Year,
-            "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => BlueType::Other(format!(
-                "{} in the character set {}",
-                column.column_type,
-                column.charset.as_deref().unwrap_or("unknown")
-            )),
+            "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => {
+                BlueType::Other(format!("{} in the character set {}", column.column_type, column.charset.as_deref().unwrap_or("unknown")))
+            }
             "varchar" => BlueType::Text { chars: arg(0) },
             "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None },
             "varbinary" => BlueType::Bytes { length: arg(0), fixed: false },
@@ -162,7 +179,9 @@ impl BlueType {
                 let finite = "{} NOT IN ('NaN', 'Infinity', '-Infinity')".to_owned();
                 GreenType { check: Some(if unsigned { format!("{finite} AND {{}} >= 0") } else { finite }), ..ty(ddl.into(), oid, -1) }
             }
-            BlueType::Date => GreenType { class: Class::Lossy, note: "zero dates refused", affected: Some(Affected::ZeroDate), ..ty("date".into(), oid::DATE, -1) },
+            BlueType::Date => {
+                GreenType { class: Class::Lossy, note: "zero dates refused", affected: Some(Affected::ZeroDate), ..ty("date".into(), oid::DATE, -1) }
+            }
             BlueType::DateTime { fsp } => GreenType {
                 class: Class::Lossy,
                 note: "zero dates refused",
@@ -230,14 +249,10 @@ fn green_type(table: &BlueTable, column: &BlueColumn) -> Result<(BlueType, Green
     let blue = BlueType::of(column);
     match blue.green() {
         Some(green) => Ok((blue, green)),
-        None => Err(SchemaRefusal::NotConverted {
-            table: table.name.to_string(),
-            column: column.name.clone(),
-            blue_type: blue.printed(column),
-            from: FROM,
-            to: TO,
+        None => {
+            Err(SchemaRefusal::NotConverted { table: table.name.to_string(), column: column.name.clone(), blue_type: blue.printed(column), from: FROM, to: TO }
+                .into())
         }
-        .into()),
     }
 }
 
@@ -288,7 +303,12 @@ impl Convert for MySqlToPg {
     }
 
     fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error> {
-        let text = key_columns.iter().zip(&key).map(|(&i, v)| format!("{} = {}", table.columns.get(i).map_or("?", |c| &c.name), shown(v))).collect::<Vec<_>>().join(", ");
+        let text = key_columns
+            .iter()
+            .zip(&key)
+            .map(|(&i, v)| format!("{} = {}", table.columns.get(i).map_or("?", |c| &c.name), shown(v)))
+            .collect::<Vec<_>>()
+            .join(", ");
         key_columns
             .iter()
             .zip(key)
@@ -330,14 +350,8 @@ fn key_text(table: &BlueTable, row: &Row) -> String {
 fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> Result<Value, Error> {
     let (blue, green) = green_type(table, column)?;
     let refuse = |value: &Value, why: &'static str| -> Error {
-        SchemaRefusal::NotExact {
-            at: format!("{}.{} ({key})", table.name, column.name),
-            value: shown(value),
-            to: TO,
-            green_type: green.ddl.clone(),
-            fix: why,
-        }
-        .into()
+        SchemaRefusal::NotExact { at: format!("{}.{} ({key})", table.name, column.name), value: shown(value), to: TO, green_type: green.ddl.clone(), fix: why }
+            .into()
     };
     let out_of_range = "blue's own range was exceeded: report it";
     Ok(match (&blue, value) {

@@ -50,7 +50,9 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
     for (ty, charset, green, class) in cases {
         assert_eq!(green_of(&column("c", ty, charset)), (green.to_owned(), class), "{ty}");
     }
-    for (ty, charset) in [("char(2)", Some("utf8mb4")), ("varchar(20)", Some("latin1")), ("enum('a','b')", Some("utf8mb4")), ("json", None), ("bit(3)", None), ("point", None)] {
+    for (ty, charset) in
+        [("char(2)", Some("utf8mb4")), ("varchar(20)", Some("latin1")), ("enum('a','b')", Some("utf8mb4")), ("json", None), ("bit(3)", None), ("point", None)]
+    {
         assert!(matches!(MySqlToPg.map(&column("c", ty, charset)), Mapping::Refused { .. }), "{ty} is refused");
     }
     let generated = BlueColumn { generated: true, ..column("c", "int(11)", None) };
@@ -92,7 +94,16 @@ fn values_arrive_exactly_or_stop_naming_row_column_and_value() {
     ]);
     let temporal = |t: &str| Value::Temporal(TemporalKind::Timestamp, Utf8Bytes::from(t));
     let row = MySqlToPg
-        .row(&t, vec![Value::Int8(-1), Value::UInt8(u64::MAX), temporal("2024-02-29 23:59:59.500"), Value::Bytes(Bytes::from_static("é".as_bytes())), Value::Float4(0.1)])
+        .row(
+            &t,
+            vec![
+                Value::Int8(-1),
+                Value::UInt8(u64::MAX),
+                temporal("2024-02-29 23:59:59.500"),
+                Value::Bytes(Bytes::from_static("é".as_bytes())),
+                Value::Float4(0.1),
+            ],
+        )
         .expect("exact values");
     assert_eq!(
         row,
@@ -104,11 +115,19 @@ fn values_arrive_exactly_or_stop_naming_row_column_and_value() {
             Value::Float4(0.1)
         ]
     );
-    let zero = MySqlToPg.row(&t, vec![Value::Int8(7), Value::Null, temporal("0000-00-00 00:00:00"), Value::Null, Value::Null]).err().map(|e| e.to_string()).unwrap_or_default();
+    let zero = MySqlToPg
+        .row(&t, vec![Value::Int8(7), Value::Null, temporal("0000-00-00 00:00:00"), Value::Null, Value::Null])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(zero.starts_with("shop.t.d (id = 7) holds '0000-00-00 00:00:00' on blue, which PostgreSQL cannot hold exactly as timestamp(3)"), "{zero}");
     let partial = MySqlToPg.row(&t, vec![Value::Int8(8), Value::Null, temporal("2024-00-10 00:00:00"), Value::Null, Value::Null]);
     assert!(partial.is_err(), "a zero month is refused");
-    let nul = MySqlToPg.row(&t, vec![Value::Int8(9), Value::Null, Value::Null, Value::Bytes(Bytes::from_static(b"a\0b")), Value::Null]).err().map(|e| e.to_string()).unwrap_or_default();
+    let nul = MySqlToPg
+        .row(&t, vec![Value::Int8(9), Value::Null, Value::Null, Value::Bytes(Bytes::from_static(b"a\0b")), Value::Null])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(nul.starts_with("shop.t.s (id = 9) holds 0x610062 on blue"), "{nul}");
     let latin = MySqlToPg.row(&t, vec![Value::Int8(10), Value::Null, Value::Null, Value::Bytes(Bytes::from_static(b"\xe9")), Value::Null]);
     assert!(latin.is_err(), "bytes that are not UTF-8 are refused");
