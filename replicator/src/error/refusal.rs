@@ -633,13 +633,6 @@ pub enum SchemaRefusal {
          table out (tables.exclude = [\"{table}\"]); `turnout check` counts them"
     )]
     Affected { table: String, column: String, rows: u64, what: String },
-    /// A table larger than the copy between two engines holds.
-    #[error(
-        "{table} has more than {rows} rows on blue: the copy from {from} reads a table whole in one snapshot and loads it in one \
-         green transaction, at most {rows} rows (the chunked copy across engines is not built yet); leave it out for now \
-         (tables.exclude = [\"{table}\"])"
-    )]
-    TooLargeToCopy { table: String, rows: usize, from: &'static str },
     /// Something replication between two engines needs that is not built yet.
     #[error("{what} from {from} to {to} is not built yet: {fix}")]
     NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use turnout_decoders::Position;
 
 /// Creates `turnout.progress` if it does not exist; the error names the GRANT when the role may not.
-pub(super) async fn ensure_table(client: &Client) -> Result<(), SinkError> {
+pub async fn ensure_table(client: &Client) -> Result<(), SinkError> {
     client
         .batch_execute(
             "CREATE SCHEMA IF NOT EXISTS turnout; \
@@ -40,7 +40,7 @@ pub(super) async fn read(client: &Client, stream: &str) -> Result<Option<Positio
 
 /// The statement that records `position` for `stream`, as SQL text (it travels in the same message
 /// as the `COMMIT`).
-pub(super) fn upsert(stream: &str, position: &Position) -> Result<String, SinkError> {
+pub fn upsert(stream: &str, position: &Position) -> Result<String, SinkError> {
     let json = serde_json::to_string(position).map_err(|e| SinkError::Progress(format!("encoding {position}: {e}")))?;
     let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
     Ok(format!(
@@ -99,24 +99,4 @@ pub async fn drop_progress(url: &str, stream: &str) -> Result<bool, SinkError> {
         }
     }
     Ok(deleted)
-}
-
-/// Runs `statements` (green's tables and a snapshot's rows) and records `position` for `stream`, in
-/// one green transaction committed synchronously: green holds the snapshot exactly when it holds
-/// its position.
-pub async fn load(url: &str, stream: &str, statements: &[String], position: &Position) -> Result<(), SinkError> {
-    let client = super::connect(url).await?;
-    ensure_table(&client).await?;
-    let mut sql = String::from("BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica; ");
-    for s in statements {
-        sql.push_str(s);
-        sql.push_str("; ");
-    }
-    sql.push_str(&upsert(stream, position)?);
-    sql.push_str("; COMMIT");
-    if let Err(e) = client.batch_execute(&sql).await {
-        let _ = client.batch_execute("ROLLBACK").await;
-        return Err(SinkError::Target { context: "loading the snapshot and recording its position".into(), source: e });
-    }
-    Ok(())
 }

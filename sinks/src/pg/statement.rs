@@ -569,7 +569,7 @@ async fn copy_in(client: &Client, (statement, sql): &(Statement, String), call: 
             }
             match column.get(row).and_then(Option::as_deref) {
                 None => buf.put_slice(b"\\N"),
-                Some(v) => copy_escape(&mut buf, v),
+                Some(v) => super::text::copy_escape(&mut buf, v),
             }
         }
         buf.put_u8(b'\n');
@@ -582,24 +582,4 @@ async fn copy_in(client: &Client, (statement, sql): &(Statement, String), call: 
     }
     let n = sink.finish().await.map_err(SinkError::target(context))?;
     check_count(&call.shape, n, call.rows as u64)
-}
-
-/// Appends `v` escaped for COPY's text format.
-fn copy_escape(buf: &mut bytes::BytesMut, v: &str) {
-    use bytes::BufMut;
-    let bytes = v.as_bytes();
-    let mut from = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            _ => continue,
-        };
-        buf.put_slice(&bytes[from..i]);
-        buf.put_slice(escaped);
-        from = i + 1;
-    }
-    buf.put_slice(&bytes[from..]);
 }

@@ -78,6 +78,43 @@ fn array_literal(elements: &[Value], out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
+/// Appends `v` escaped for `COPY`'s text format.
+pub fn copy_escape(buf: &mut bytes::BytesMut, v: &str) {
+    use bytes::BufMut;
+    let bytes = v.as_bytes();
+    let mut from = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => continue,
+        };
+        buf.put_slice(&bytes[from..i]);
+        buf.put_slice(escaped);
+        from = i + 1;
+    }
+    buf.put_slice(&bytes[from..]);
+}
+
+/// Appends one row of `COPY`'s text format: each value's text form ([`to_text`]) escaped, `\N` for
+/// NULL, tab-separated, ending in a newline.
+pub fn copy_row(buf: &mut bytes::BytesMut, row: &[Value]) -> Result<(), String> {
+    use bytes::BufMut;
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b'\t');
+        }
+        match to_text(v)? {
+            None => buf.put_slice(b"\\N"),
+            Some(text) => copy_escape(buf, &text),
+        }
+    }
+    buf.put_u8(b'\n');
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,11 +17,6 @@ use tokio::sync::watch;
 use turnout_decoders::Position;
 use turnout_sinks::NoEarly;
 
-/// The most rows of one table the initial copy holds in memory: it reads each table whole in one
-/// snapshot and loads it in one green transaction; a larger table is refused (the chunked copy
-/// across engines is not built).
-pub(crate) const COPY_ROWS: usize = 10_000;
-
 /// Blue's side `S`, green's side `T` and the conversion `C` between them, as one administration.
 #[allow(missing_debug_implementations)]
 pub(crate) struct Composed<S, T, C> {
@@ -106,15 +101,22 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
             // A run that loaded green and stopped before the state store knew.
             Some(recorded) => recorded,
             None => {
-                let snapshot = self.source.snapshot(&tables, COPY_ROWS).await?;
-                let position = snapshot.position.ok_or_else(|| Error::Setup("blue's snapshot gave no position".into()))?;
-                let mut rows = Vec::with_capacity(snapshot.rows.len());
-                for ((name, blue_rows), table) in snapshot.rows.into_iter().zip(&tables) {
-                    let converted = blue_rows.into_iter().map(|r| self.convert.row(table, r)).collect::<Result<Vec<_>, _>>()?;
-                    rows.push((name, converted));
-                }
-                self.target.load(&green, &rows, &position).await?;
-                position
+                let snapshot = self.source.snapshot(&tables).await?;
+                let convert = Arc::clone(&self.convert);
+                let blue = tables.clone();
+                let batches = futures_util::stream::unfold(snapshot.batches, move |mut rx| {
+                    let (convert, blue) = (Arc::clone(&convert), blue.clone());
+                    async move {
+                        let batch = rx.recv().await?;
+                        let converted = batch.and_then(|(i, rows)| {
+                            let table = blue.get(i).ok_or_else(|| Error::Setup(format!("the snapshot sent a table it was not given ({i})")))?;
+                            Ok((i, rows.into_iter().map(|r| convert.row(table, r)).collect::<Result<Vec<_>, _>>()?))
+                        });
+                        Some((converted, rx))
+                    }
+                });
+                self.target.load(&green, Box::pin(batches), &snapshot.position).await?;
+                snapshot.position
             }
         };
         tracing::info!(position = %start, from = S::ENGINE, to = T::ENGINE, "green holds blue's snapshot; the stream starts here");
@@ -160,7 +162,9 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
                         self.check_column(t, c, &mut findings).await;
                     }
                 }
-                findings.ok(format!("the initial copy: each table read in one snapshot and loaded in one green transaction, up to {COPY_ROWS} rows a table"));
+                findings.ok(
+                    "the initial copy: every table read in one snapshot of blue and loaded with COPY in one green transaction (not chunked, not resumable)",
+                );
             }
         }
         let blue = self.source.check().await;

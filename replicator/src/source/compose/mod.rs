@@ -92,12 +92,18 @@ impl std::fmt::Display for Affected {
     }
 }
 
-/// A consistent read of some of blue's tables and the log position it is consistent with.
-#[derive(Debug, Default)]
+/// Rows of one table (its index in the list [`SourceSide::snapshot`] was given), a batch at a time.
+pub(crate) type Batch = Result<(usize, Vec<Row>), Error>;
+
+/// Rows a snapshot batch holds: the copy's memory is bounded by a few batches.
+pub(crate) const BATCH_ROWS: usize = 1_000;
+
+/// A consistent read of blue's tables: the log position it is consistent with, and the rows, table
+/// after table, in batches of at most [`BATCH_ROWS`] through a channel of a few batches.
+#[allow(missing_debug_implementations)]
 pub(crate) struct Snapshot {
-    pub position: Option<Position>,
-    /// Each table's rows, values as the stream would carry them (blue's types).
-    pub rows: Vec<(TableName, Vec<Row>)>,
+    pub position: Position,
+    pub batches: tokio::sync::mpsc::Receiver<Batch>,
 }
 
 /// What blue does, whatever engine green is.
@@ -131,9 +137,10 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
     /// [`SourceSide::prepare`] makes it, whether it exists yet or not).
     fn select(&self) -> impl Future<Output = Result<Vec<BlueTable>, Error>> + Send;
 
-    /// Reads `tables` in one consistent snapshot, with the log position it is consistent with;
-    /// refuses a table of more than `max_rows` rows, naming it.
-    fn snapshot(&self, tables: &[BlueTable], max_rows: usize) -> impl Future<Output = Result<Snapshot, Error>> + Send;
+    /// Opens one consistent snapshot of `tables` at a log position and reads them into the
+    /// snapshot's channel (values as blue's stream would carry them); a failure is the channel's
+    /// last item.
+    fn snapshot(&self, tables: &[BlueTable]) -> impl Future<Output = Result<Snapshot, Error>> + Send;
 
     /// Blue's change stream from just after `from`.
     fn open_stream(&self, from: &Position) -> impl Future<Output = Result<Self::Stream, Error>> + Send;
@@ -159,10 +166,14 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// The position green recorded for this stream, if it has one.
     fn recorded(&self) -> impl Future<Output = Result<Option<Position>, Error>> + Send;
 
-    /// Creates each of `tables` (as the conversion translated them) that green lacks, and loads
-    /// `rows` into them with `position` recorded in the same green transaction. A table green has
-    /// already must hold no row (its columns are checked against the conversion's by the sink).
-    fn load(&self, tables: &[GreenTable], rows: &[(TableName, Vec<Row>)], position: &Position) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Creates each of `tables` (as the conversion translated them) that green lacks, and loads the
+    /// `batches` (rows as green holds them, of `tables[i]`) into them with `position` recorded, in
+    /// one green transaction: green holds the snapshot exactly when it holds its position. A table
+    /// green has already must hold no row (its columns are checked against the conversion's by the
+    /// sink).
+    fn load<B>(&self, tables: &[GreenTable], batches: B, position: &Position) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        B: futures_util::Stream<Item = Batch> + Send + Unpin;
 
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;

@@ -5,8 +5,8 @@
 use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::config::Config;
-use crate::error::{CopyRefusal, Error, SchemaRefusal, Side};
-use crate::source::compose::{Affected, BlueColumn, BlueTable, Snapshot, SourceSide};
+use crate::error::{CopyRefusal, Error, Side};
+use crate::source::compose::{Affected, Batch, BlueColumn, BlueTable, Snapshot, SourceSide, BATCH_ROWS};
 use crate::source::{Names, HEARTBEAT_TABLE};
 use crate::status::Status;
 use mysql_async::prelude::Queryable;
@@ -93,6 +93,35 @@ fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
     }
 }
 
+/// Reads every row of `tables` in `reader`'s snapshot into `tx`, a batch at a time, then ends the
+/// snapshot. Returns early (without error) when the receiver is gone.
+async fn read_tables(mut reader: mysql_async::Conn, tables: &[BlueTable], tx: &tokio::sync::mpsc::Sender<Batch>) -> Result<(), Error> {
+    use futures_util::StreamExt;
+    for (i, t) in tables.iter().enumerate() {
+        let columns = t.columns.iter().map(|c| super::quote(&c.name)).collect::<Vec<_>>().join(", ");
+        // The binary protocol: numbers, dates and times arrive typed, not as text.
+        let mut result = reader
+            .exec_iter(format!("SELECT {columns} FROM {}", qualified(&t.name)), ())
+            .await
+            .map_err(|e| super::sql_error(Side::Blue, "reading a table in the snapshot", e))?;
+        let Some(mut rows) = result.stream::<mysql_async::Row>().await.map_err(|e| super::sql_error(Side::Blue, "reading a table in the snapshot", e))? else {
+            continue;
+        };
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(|e| super::sql_error(Side::Blue, "reading a table in the snapshot", e))?;
+            batch.push(row.unwrap().into_iter().zip(&t.columns).map(|(v, c)| value(c, v)).collect());
+            if batch.len() == BATCH_ROWS && tx.send(Ok((i, std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS))))).await.is_err() {
+                return Ok(());
+            }
+        }
+        if !batch.is_empty() && tx.send(Ok((i, batch))).await.is_err() {
+            return Ok(());
+        }
+    }
+    reader.query_drop("COMMIT").await.map_err(|e| super::sql_error(Side::Blue, "ending the snapshot", e))
+}
+
 impl SourceSide for MySqlBlue {
     type Stream = MySqlSource;
 
@@ -156,29 +185,20 @@ impl SourceSide for MySqlBlue {
     }
 
     /// One reader in one consistent snapshot at a binlog position (commits blocked for a moment, as
-    /// the MySQL family's copy does).
-    async fn snapshot(&self, tables: &[BlueTable], max_rows: usize) -> Result<Snapshot, Error> {
-        let (mut readers, point) = snapshot::open_readers(&self.blue, 1).await?;
-        let reader = &mut readers[0];
-        let mut rows = Vec::with_capacity(tables.len());
-        for t in tables {
-            let columns = t.columns.iter().map(|c| super::quote(&c.name)).collect::<Vec<_>>().join(", ");
-            // The binary protocol: integers arrive typed, not as text.
-            let read: Vec<mysql_async::Row> = reader
-                .exec(format!("SELECT {columns} FROM {} LIMIT {}", qualified(&t.name), max_rows + 1), ())
-                .await
-                .map_err(|e| super::sql_error(Side::Blue, "reading a table in the snapshot", e))?;
-            if read.len() > max_rows {
-                return Err(SchemaRefusal::TooLargeToCopy { table: t.name.to_string(), rows: max_rows, from: MySqlBlue::ENGINE }.into());
+    /// the MySQL family's copy does), streaming each table in batches: memory holds a few batches.
+    async fn snapshot(&self, tables: &[BlueTable]) -> Result<Snapshot, Error> {
+        let (readers, point) = snapshot::open_readers(&self.blue, 1).await?;
+        let Some(reader) = readers.into_iter().next() else {
+            return Err(Error::Setup("blue's snapshot opened no reader".into()));
+        };
+        let (tx, batches) = tokio::sync::mpsc::channel(4);
+        let tables = tables.to_vec();
+        tokio::spawn(async move {
+            if let Err(e) = read_tables(reader, &tables, &tx).await {
+                let _ = tx.send(Err(e)).await;
             }
-            let mut table_rows = Vec::with_capacity(read.len());
-            for row in read {
-                table_rows.push(row.unwrap().into_iter().zip(&t.columns).map(|(v, c)| value(c, v)).collect());
-            }
-            rows.push((t.name.clone(), table_rows));
-        }
-        reader.query_drop("COMMIT").await.map_err(|e| super::sql_error(Side::Blue, "ending the snapshot", e))?;
-        Ok(Snapshot { position: Some(point.position), rows })
+        });
+        Ok(Snapshot { position: point.position, batches })
     }
 
     async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {

@@ -3,12 +3,12 @@
 //! [`PgSink`]s recording the position in `turnout.progress` (a replication origin holds only LSNs).
 
 use crate::config::Config;
+use crate::error::Side;
 use crate::error::{CopyRefusal, Error};
-use crate::source::compose::{GreenTable, TargetSide};
+use crate::source::compose::{Batch, GreenTable, TargetSide};
 use crate::source::Names;
 use tokio_postgres::Client;
-use turnout_decoders::event::Row;
-use turnout_decoders::schema::{quote_ident, TableName, TableSchema};
+use turnout_decoders::schema::{quote_ident, TableName};
 use turnout_decoders::Position;
 use turnout_sinks::pg::{progress, qualified, PgSink};
 use turnout_sinks::Parallel;
@@ -19,11 +19,6 @@ pub(crate) struct PgTarget {
     url: String,
     stream: String,
     sessions: usize,
-}
-
-/// A text literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The statement that creates `table` on green, in a schema of its own name.
@@ -53,15 +48,44 @@ async fn existing(client: &Client, table: &TableName) -> Result<Option<bool>, Er
     Ok(Some(any.is_some()))
 }
 
-/// The `INSERT` of `row` into `table`.
-fn insert(table: &TableSchema, row: &Row) -> Result<String, Error> {
-    let columns = table.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
-    let values = row
-        .iter()
-        .map(|v| turnout_sinks::pg::text::to_text(v).map(|t| t.map_or_else(|| "NULL".to_owned(), |t| literal(&t))))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Setup(format!("a value of {}: {e}", table.name)))?;
-    Ok(format!("INSERT INTO {} ({columns}) VALUES ({})", qualified(&table.name), values.join(", ")))
+/// Streams `batches` into green with one `COPY … FROM STDIN` per table, in the open transaction;
+/// returns the rows copied.
+async fn copy_batches<B>(client: &Client, tables: &[GreenTable], mut batches: B) -> Result<u64, Error>
+where
+    B: futures_util::Stream<Item = Batch> + Send + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    let mut copied = 0;
+    let mut open: Option<(usize, std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>)> = None;
+    while let Some(batch) = batches.next().await {
+        let (i, rows) = batch?;
+        let table = tables.get(i).ok_or_else(|| Error::Setup(format!("a snapshot batch of an unknown table ({i})")))?;
+        if open.as_ref().is_none_or(|(at, _)| *at != i) {
+            if let Some((_, sink)) = open.take() {
+                copied += finish(sink).await?;
+            }
+            let columns = table.schema.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+            let sql = format!("COPY {} ({columns}) FROM STDIN", qualified(&table.schema.name));
+            let sink = client.copy_in::<_, bytes::Bytes>(&sql).await.map_err(Error::sql(Side::Green, format!("`{sql}`")))?;
+            open = Some((i, Box::pin(sink)));
+        }
+        let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+        for row in &rows {
+            turnout_sinks::pg::text::copy_row(&mut buf, row).map_err(|e| Error::Setup(format!("a value of {}: {e}", table.schema.name)))?;
+        }
+        if let Some((_, sink)) = open.as_mut() {
+            sink.send(buf.freeze()).await.map_err(Error::sql(Side::Green, format!("copying into {}", table.schema.name)))?;
+        }
+    }
+    if let Some((_, sink)) = open.take() {
+        copied += finish(sink).await?;
+    }
+    Ok(copied)
+}
+
+/// Ends one table's `COPY`; the rows it took.
+async fn finish(mut sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>) -> Result<u64, Error> {
+    sink.as_mut().finish().await.map_err(Error::sql(Side::Green, "ending a COPY"))
 }
 
 impl TargetSide for PgTarget {
@@ -78,27 +102,45 @@ impl TargetSide for PgTarget {
         progress::read_progress(&self.url, &self.stream).await.map_err(Error::Sink)
     }
 
-    async fn load(&self, tables: &[GreenTable], rows: &[(TableName, Vec<Row>)], position: &Position) -> Result<(), Error> {
+    async fn load<B>(&self, tables: &[GreenTable], batches: B, position: &Position) -> Result<(), Error>
+    where
+        B: futures_util::Stream<Item = Batch> + Send + Unpin,
+    {
         let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
-        let mut statements = Vec::new();
+        progress::ensure_table(&client).await.map_err(Error::Sink)?;
+        let mut creates = Vec::new();
         for table in tables {
             match existing(&client, &table.schema.name).await? {
-                None => statements.push(create_statement(table)),
+                None => creates.push(create_statement(table)),
                 Some(true) => return Err(CopyRefusal::GreenHasRows { table: table.schema.name.to_string() }.into()),
-                Some(false) => {
-                    // Green's own: its columns must be the conversion's, which the sink checks on the first row.
-                    tracing::info!(table = %table.schema.name, "green has the table already; its rows are copied into it");
-                }
+                // Green's own: its columns must be the conversion's, which the sink checks on the first row.
+                Some(false) => tracing::info!(table = %table.schema.name, "green has the table already; blue's rows are copied into it"),
             }
         }
-        for (name, table_rows) in rows {
-            let Some(table) = tables.iter().find(|t| t.schema.name == *name) else { continue };
-            statements.push(format!("TRUNCATE {}", qualified(name)));
-            for row in table_rows {
-                statements.push(insert(&table.schema, row)?);
+        let begin = format!("BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica; {}", creates.join("; "));
+        client.batch_execute(&begin).await.map_err(Error::sql(Side::Green, "creating blue's tables on green"))?;
+        let loaded = copy_batches(&client, tables, batches).await;
+        let finished = match loaded {
+            Ok(rows) => {
+                let upsert = progress::upsert(&self.stream, position).map_err(Error::Sink)?;
+                let done = client
+                    .batch_execute(&format!("{upsert}; COMMIT"))
+                    .await
+                    .map_err(Error::sql(Side::Green, "recording the snapshot's position and committing"));
+                done.map(|()| rows)
+            }
+            Err(e) => Err(e),
+        };
+        match finished {
+            Ok(rows) => {
+                tracing::info!(rows, tables = tables.len(), "blue's snapshot loaded on green with its position");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
             }
         }
-        progress::load(&self.url, &self.stream, &statements, position).await.map_err(Error::Sink)
     }
 
     async fn open_sink(&self) -> Result<Parallel<PgSink>, Error> {
