@@ -373,3 +373,82 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     let left = blue.execute(Some(&db), "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'turnout_heartbeat'").expect("blue");
     assert_eq!(left.trim(), "0", "{out}");
 }
+
+/// Keys and behaviour: unique, prefix and secondary indexes created on green, a FULLTEXT index named
+/// for the operator, a foreign key without an action created and one with `ON DELETE CASCADE`
+/// refused (blue's binlog does not carry the cascade), `AUTO_INCREMENT` as an identity that starts
+/// where blue's counter is; the rows stream exactly through the unique keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_indexes_and_counters_reach_green_and_a_cascade_blue_does_not_log_is_refused() {
+    let (blue, green, db) = pair(
+        "CREATE TABLE parent (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10) NOT NULL, name VARCHAR(100), \
+           UNIQUE KEY code_uq (code), KEY name_prefix (name(4)), FULLTEXT KEY name_text (name)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id BIGINT UNSIGNED NOT NULL, \
+           CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent (id)) ENGINE = InnoDB; \
+         INSERT INTO parent (code, name) VALUES ('a', 'alpha'), ('b', 'beta'); INSERT INTO child (parent_id) VALUES (1), (1), (2)",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    let (code, out) = common::turnout_command(&t, "check", &[]).await;
+    assert!(out.contains(&format!("{db}.parent.id: bigint(20) unsigned → bigint (lossy: a key: bigint like every key")), "{out}");
+    assert!(out.contains(&format!("{db}.child.parent_id: bigint(20) unsigned → bigint (lossy: a key")), "{out}");
+    assert!(out.contains("FULLTEXT index name_text"), "{out}");
+    assert_eq!(code, 0, "{out}");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(
+        Some(&db),
+        "INSERT INTO parent (code, name) VALUES ('c', 'gamma'); UPDATE parent SET code = 'z' WHERE id = 1; INSERT INTO child (parent_id) VALUES (3)",
+    )
+    .expect("writes");
+    let client = green.connect(&db).await.expect("green");
+    let rows = |sql: String| {
+        let client = &client;
+        async move {
+            let messages = client.simple_query(&sql).await.expect("green query");
+            messages
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let deadline = Instant::now() + common::WAIT;
+    while rows(format!("SELECT count(*)::text FROM \"{db}\".child")).await != vec!["4".to_owned()] {
+        assert!(t.exited().is_none() && Instant::now() < deadline, "the child's rows never arrived\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rows(format!("SELECT id || ':' || code || ':' || name FROM \"{db}\".parent ORDER BY id")).await,
+        vec!["1:z:alpha".to_owned(), "2:b:beta".into(), "3:c:gamma".into()]
+    );
+    let indexes = rows(format!("SELECT indexdef FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 'parent' ORDER BY indexname")).await.join("\n");
+    assert!(indexes.contains(&format!("CREATE UNIQUE INDEX parent_code_uq ON {db}.parent USING btree (code)")), "{indexes}");
+    assert!(indexes.contains("USING btree (\"left\"((name)::text, 4))"), "{indexes}");
+    assert!(!indexes.contains("name_text"), "{indexes}");
+    let fk =
+        rows(format!("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'child_parent' AND connamespace = '\"{db}\"'::regnamespace")).await;
+    assert_eq!(fk, vec![format!("FOREIGN KEY (parent_id) REFERENCES {db}.parent(id) ON UPDATE RESTRICT ON DELETE RESTRICT")]);
+    // The identity starts where blue's counter stood at the copy (3; the stream's explicit ids do not move it).
+    let next = rows(format!("SELECT nextval(pg_get_serial_sequence('\"{db}\".parent', 'id'))::text")).await;
+    assert_eq!(next, vec!["3".to_owned()], "parent.id is an identity restarted at blue's AUTO_INCREMENT");
+    // A cascade blue would apply without logging it is refused by name, before anything streams.
+    t.sigterm();
+    let (code, out) = common::turnout_command(&t, "teardown", &["--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    green.execute(&db, &format!("DROP SCHEMA \"{db}\" CASCADE")).await.expect("green emptied");
+    blue.execute(Some(&db), "ALTER TABLE child DROP FOREIGN KEY child_parent; ALTER TABLE child ADD CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE")
+        .expect("a cascade");
+    let (code, out) = common::turnout_command(&t, "check", &[]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("foreign key child_parent of") && out.contains("ON DELETE CASCADE: blue applies that action without writing it to its binlog"),
+        "{out}"
+    );
+    t.start();
+    assert_ne!(common::wait_exit(&mut t).await, 0);
+    assert!(t.log_text().contains("foreign key child_parent"), "{}", t.log_text());
+}

@@ -633,6 +633,14 @@ pub enum SchemaRefusal {
          table out (tables.exclude = [\"{table}\"]); `turnout check` counts them"
     )]
     Affected { table: String, column: String, rows: u64, what: String },
+    /// A foreign key whose action blue applies without writing it to its log.
+    #[error(
+        "foreign key {constraint} of {table} is ON UPDATE {on_update} ON DELETE {on_delete}: blue applies that action without writing \
+         it to its binlog, and green applies replicated rows without firing its own, so the changes it makes would not reach green; \
+         make the action RESTRICT or NO ACTION on blue (the application then deletes or updates the referring rows itself), or \
+         leave the table out (tables.exclude = [\"{table}\"])"
+    )]
+    CascadeNotCarried { table: String, constraint: String, on_update: String, on_delete: String },
     /// Something replication between two engines needs that is not built yet.
     #[error("{what} from {from} to {to} is not built yet: {fix}")]
     NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },

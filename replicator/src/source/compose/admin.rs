@@ -38,7 +38,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     /// rows on blue holding a value green cannot hold.
     async fn check_column(&self, t: &BlueTable, c: &BlueColumn, findings: &mut Findings) {
         let at = format!("{}.{}: {}", t.name, c.name, c.column_type);
-        match self.convert.map(c) {
+        match self.convert.map(t, c) {
             Mapping::Refused { why } => findings.fail(at, format!("{why}; leave {} out (tables.exclude)", t.name)),
             Mapping::Mapped { green, class, note, affected: None } => findings.ok(format!("{at} → {green} ({class}{})", noted(note))),
             Mapping::Mapped { green, class, note, affected: Some(what) } => match self.source.affected(&t.name, &c.name, what).await {
@@ -56,7 +56,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     async fn refuse_affected(&self, tables: &[BlueTable]) -> Result<(), Error> {
         for t in tables {
             for c in &t.columns {
-                if let Mapping::Mapped { affected: Some(what), .. } = self.convert.map(c) {
+                if let Mapping::Mapped { affected: Some(what), .. } = self.convert.map(t, c) {
                     let rows = self.source.affected(&t.name, &c.name, what).await?;
                     if rows > 0 {
                         return Err(SchemaRefusal::Affected { table: t.name.to_string(), column: c.name.clone(), rows, what: what.to_string() }.into());
@@ -160,6 +160,17 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
                 for t in &tables {
                     for c in &t.columns {
                         self.check_column(t, c, &mut findings).await;
+                    }
+                    // The table as a whole, once its columns are mapped (a refused column is named above).
+                    if t.columns.iter().all(|c| matches!(self.convert.map(t, c), Mapping::Mapped { .. })) {
+                        match self.convert.green(t) {
+                            Ok(g) => {
+                                for what in g.left_out {
+                                    findings.warn(what, "green holds the rows exactly; this part of the table's behaviour is the operator's");
+                                }
+                            }
+                            Err(e) => findings.fail(format!("{}", t.name), e.to_string()),
+                        }
                     }
                 }
                 findings.ok(

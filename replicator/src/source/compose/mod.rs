@@ -45,12 +45,14 @@ pub(crate) struct BlueColumn {
     pub nullable: bool,
     /// Computed by blue's server from an expression (a generated column).
     pub generated: bool,
+    /// Numbered by blue's server (`AUTO_INCREMENT`).
+    pub auto_increment: bool,
 }
 
 impl BlueColumn {
     /// A column of turnout's own: `NOT NULL`, not generated, no character set.
     pub(crate) fn own(name: &str, column_type: &str) -> BlueColumn {
-        BlueColumn { name: name.to_owned(), column_type: column_type.to_owned(), charset: None, nullable: false, generated: false }
+        BlueColumn { name: name.to_owned(), column_type: column_type.to_owned(), charset: None, nullable: false, generated: false, auto_increment: false }
     }
 }
 
@@ -63,6 +65,42 @@ pub(crate) struct BlueTable {
     pub key: Vec<String>,
     /// turnout's own heartbeat table.
     pub heartbeat: bool,
+    /// Its indexes other than the primary key.
+    pub indexes: Vec<BlueIndex>,
+    /// Its foreign keys.
+    pub foreign_keys: Vec<BlueForeignKey>,
+    /// The next value of its `AUTO_INCREMENT` column, if it has one.
+    pub next_auto_increment: Option<u64>,
+}
+
+impl BlueTable {
+    /// A table of turnout's own, keyed by `key`, without indexes or foreign keys.
+    pub(crate) fn own(name: TableName, columns: Vec<BlueColumn>, key: &str) -> BlueTable {
+        BlueTable { name, columns, key: vec![key.to_owned()], heartbeat: true, indexes: Vec::new(), foreign_keys: Vec::new(), next_auto_increment: None }
+    }
+}
+
+/// An index of a blue table other than its primary key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BlueIndex {
+    pub name: String,
+    pub unique: bool,
+    /// Each column, and the length of a prefix index on it.
+    pub columns: Vec<(String, Option<u32>)>,
+    /// `BTREE`, `HASH`, `FULLTEXT`, `SPATIAL`.
+    pub kind: String,
+}
+
+/// A foreign key of a blue table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BlueForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub parent: TableName,
+    pub parent_columns: Vec<String>,
+    /// `CASCADE`, `SET NULL`, `RESTRICT`, `NO ACTION`, `SET DEFAULT`.
+    pub on_update: String,
+    pub on_delete: String,
 }
 
 /// A table as green is to hold it: the schema the stream's rows are converted to, and the text of
@@ -72,6 +110,14 @@ pub(crate) struct BlueTable {
 pub(crate) struct GreenTable {
     pub schema: TableSchema,
     pub definitions: Vec<String>,
+    /// Statements run once the table holds the copy: its indexes, its identity moved to blue's next
+    /// `AUTO_INCREMENT`.
+    pub after: Vec<String>,
+    /// Its foreign keys, added once every table holds its copy.
+    pub references: Vec<String>,
+    /// What of blue's table green does not hold, for the operator (a `FULLTEXT` index, a foreign key
+    /// to a table not replicated).
+    pub left_out: Vec<String>,
 }
 
 /// Values of a lossy column that green cannot hold exactly, which `check` counts on blue.
@@ -81,6 +127,8 @@ pub(crate) enum Affected {
     ZeroDate,
     /// A string holding the byte 0.
     NulByte,
+    /// An unsigned 64-bit value above the signed range (2⁶³ − 1).
+    AboveSigned,
 }
 
 impl std::fmt::Display for Affected {
@@ -88,6 +136,7 @@ impl std::fmt::Display for Affected {
         f.write_str(match self {
             Affected::ZeroDate => "a zero date (year, month or day 0)",
             Affected::NulByte => "a NUL byte",
+            Affected::AboveSigned => "a value above 9223372036854775807",
         })
     }
 }
@@ -219,8 +268,9 @@ pub(crate) enum Mapping {
 /// the row and the column; it is never changed on the way. Tables keep their names: blue's database
 /// (MySQL's schema) is green's schema.
 pub(crate) trait Convert: Send + Sync + 'static {
-    /// The type map: where `column` goes.
-    fn map(&self, column: &BlueColumn) -> Mapping;
+    /// The type map: where `column` of `table` goes (a column's place in the table's keys can
+    /// decide it).
+    fn map(&self, table: &BlueTable, column: &BlueColumn) -> Mapping;
 
     /// The table as green is to hold it. Refuses naming the first column the map refuses.
     fn green(&self, table: &BlueTable) -> Result<GreenTable, Error>;

@@ -12,6 +12,7 @@
 //! | `MEDIUMINT` / `UNSIGNED` | `integer` `CHECK` ±2²³ / 0…2²⁴−1 | exact | no 3-byte integer |
 //! | `INT` / `UNSIGNED` | `integer` / `bigint` `CHECK` 0…2³²−1 | exact | |
 //! | `BIGINT` / `UNSIGNED` | `bigint` / `numeric(20,0)` `CHECK` 0…2⁶⁴−1 | exact | no unsigned 64-bit integer: numeric holds it digit for digit |
+//! | `BIGINT UNSIGNED` in a key (`AUTO_INCREMENT`, primary, unique or foreign) | `bigint` `CHECK` ≥ 0 | lossy | keys and the keys referring to them must be of one type, and an identity numbers only integers: values above 2⁶³ − 1 are counted and refused by value |
 //! | `DECIMAL(p,s)` | `numeric(p,s)` | exact | the same fixed point (MySQL's p ≤ 65, s ≤ 30) |
 //! | `FLOAT` / `DOUBLE` | `real` / `double precision` | exact | both IEEE 754 binary32 / binary64; MySQL stores no NaN or infinity, so a CHECK keeps them out on green |
 //! | `DATE` | `date` | lossy | a zero date or a zero month or day (`0000-00-00`, `2024-00-10`) has no PostgreSQL value: counted, refused by value |
@@ -66,6 +67,10 @@ enum BlueType {
         bytes: u8,
         unsigned: bool,
     },
+    /// A `BIGINT UNSIGNED` key (`AUTO_INCREMENT`, or in a primary, unique or foreign key): green's
+    /// `bigint`, lossy above 2⁶³ − 1, so that keys and the foreign keys that refer to them stay of
+    /// one type and an identity can number them.
+    Counter,
     Decimal {
         precision: u32,
         scale: u32,
@@ -113,8 +118,8 @@ fn split_type(column_type: &str) -> (String, Vec<u32>, String) {
 }
 
 impl BlueType {
-    /// From blue's catalog.
-    fn of(column: &BlueColumn) -> BlueType {
+    /// From blue's catalog: `column` of `table`.
+    fn of(table: &BlueTable, column: &BlueColumn) -> BlueType {
         if column.generated {
             return BlueType::Other(format!("generated {}", column.column_type));
         }
@@ -127,6 +132,7 @@ impl BlueType {
             "smallint" => BlueType::Int { bytes: 2, unsigned },
             "mediumint" => BlueType::Int { bytes: 3, unsigned },
             "int" | "integer" => BlueType::Int { bytes: 4, unsigned },
+            "bigint" if unsigned && keyed(table, &column.name) => BlueType::Counter,
             "bigint" => BlueType::Int { bytes: 8, unsigned },
             "decimal" | "numeric" => BlueType::Decimal { precision: arg(0).unwrap_or(10), scale: arg(1).unwrap_or(0), unsigned },
             "float" => BlueType::Float { double: false, unsigned },
@@ -170,6 +176,13 @@ impl BlueType {
                 let natural = matches!((bytes, unsigned), (2, false) | (4, false) | (8, false));
                 GreenType { check: (!natural).then(|| format!("{{}} BETWEEN {lo} AND {hi}")), ..ty(ddl.into(), oid, typmod) }
             }
+            BlueType::Counter => GreenType {
+                check: Some("{} >= 0".into()),
+                class: Class::Lossy,
+                note: "a key: bigint like every key it refers to or is referred by, values above 2⁶³ − 1 refused",
+                affected: Some(Affected::AboveSigned),
+                ..ty("bigint".into(), oid::INT8, -1)
+            },
             BlueType::Decimal { precision, scale, unsigned } => {
                 let typmod = i32::try_from((precision << 16) | scale).unwrap_or(-5) + 4;
                 GreenType { check: unsigned.then(|| "{} >= 0".to_owned()), ..ty(format!("numeric({precision},{scale})"), oid::NUMERIC, typmod) }
@@ -228,6 +241,15 @@ impl BlueType {
     }
 }
 
+/// Whether `column` of `table` is a key: `AUTO_INCREMENT`, or in its primary key, a unique index or
+/// a foreign key.
+fn keyed(table: &BlueTable, column: &str) -> bool {
+    table.columns.iter().any(|c| c.name == column && c.auto_increment)
+        || table.key.iter().any(|k| k == column)
+        || table.indexes.iter().any(|i| i.unique && i.columns.iter().any(|(c, _)| c == column))
+        || table.foreign_keys.iter().any(|f| f.columns.iter().any(|c| c == column))
+}
+
 /// Where a blue type goes on green.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct GreenType {
@@ -246,7 +268,7 @@ pub(crate) struct MySqlToPg;
 
 /// Green's type of `column` of `table`, or the refusal naming it.
 fn green_type(table: &BlueTable, column: &BlueColumn) -> Result<(BlueType, GreenType), Error> {
-    let blue = BlueType::of(column);
+    let blue = BlueType::of(table, column);
     match blue.green() {
         Some(green) => Ok((blue, green)),
         None => {
@@ -257,8 +279,8 @@ fn green_type(table: &BlueTable, column: &BlueColumn) -> Result<(BlueType, Green
 }
 
 impl Convert for MySqlToPg {
-    fn map(&self, column: &BlueColumn) -> Mapping {
-        let blue = BlueType::of(column);
+    fn map(&self, table: &BlueTable, column: &BlueColumn) -> Mapping {
+        let blue = BlueType::of(table, column);
         match blue.green() {
             Some(g) => Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected },
             None => Mapping::Refused { why: format!("turnout does not carry {} from {FROM} to {TO} yet", blue.printed(column)) },
@@ -269,6 +291,8 @@ impl Convert for MySqlToPg {
         let keyless = table.key.is_empty();
         let mut columns = Vec::with_capacity(table.columns.len());
         let mut definitions = Vec::with_capacity(table.columns.len());
+        let mut after = Vec::new();
+        let qualified = format!("{}.{}", quote_ident(&table.name.schema), quote_ident(&table.name.name));
         for c in &table.columns {
             let (_, g) = green_type(table, c)?;
             let name = quote_ident(&c.name);
@@ -279,12 +303,33 @@ impl Convert for MySqlToPg {
             if let Some(check) = &g.check {
                 definition.push_str(&format!(" CHECK ({})", check.replace("{}", &name)));
             }
+            // Blue's counter as green's identity, moved to where blue's is (the cutover moves it again).
+            if c.auto_increment && matches!(g.oid, oid::INT2 | oid::INT4 | oid::INT8) {
+                definition.push_str(" GENERATED BY DEFAULT AS IDENTITY");
+                if let Some(next) = table.next_auto_increment {
+                    after.push(format!("ALTER TABLE {qualified} ALTER COLUMN {name} RESTART WITH {next}"));
+                }
+            }
             definitions.push(definition);
             columns.push(Column { name: c.name.clone(), ty: ColumnType::pg(g.oid, g.typmod), is_key: keyless || table.key.contains(&c.name) });
         }
+        let (indexes, mut left_out) = indexes(table, &qualified);
+        after.extend(indexes);
+        let acting = |r: &str| !matches!(r.to_ascii_uppercase().as_str(), "RESTRICT" | "NO ACTION");
+        if let Some(fk) = table.foreign_keys.iter().find(|fk| acting(&fk.on_update) || acting(&fk.on_delete)) {
+            return Err(SchemaRefusal::CascadeNotCarried {
+                table: table.name.to_string(),
+                constraint: fk.name.clone(),
+                on_update: fk.on_update.clone(),
+                on_delete: fk.on_delete.clone(),
+            }
+            .into());
+        }
+        let (references, unreferenced) = references(table, &qualified);
+        left_out.extend(unreferenced);
         let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
         let schema = TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: true };
-        Ok(GreenTable { schema, definitions })
+        Ok(GreenTable { schema, definitions, after, references, left_out })
     }
 
     fn row(&self, table: &BlueTable, row: Row) -> Result<Row, Error> {
@@ -318,6 +363,75 @@ impl Convert for MySqlToPg {
             })
             .collect()
     }
+}
+
+/// Green's name of an index of blue's table: unique in green's schema, at most 63 bytes.
+fn index_name(table: &BlueTable, index: &str) -> String {
+    let mut name = format!("{}_{index}", table.name.name);
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
+/// The `CREATE INDEX` statements of `table`'s indexes, and what green does not get (a `FULLTEXT` or
+/// `SPATIAL` index, one on an expression).
+fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
+    let (mut created, mut left_out) = (Vec::new(), Vec::new());
+    for index in &table.indexes {
+        if !matches!(index.kind.as_str(), "BTREE" | "HASH") || index.columns.iter().any(|(c, _)| c == "(an expression)") {
+            left_out.push(format!("{} index {} of {} (not created on green: make its PostgreSQL counterpart yourself)", index.kind, index.name, table.name));
+            continue;
+        }
+        let parts: Vec<String> = index
+            .columns
+            .iter()
+            .map(|(c, prefix)| {
+                let name = quote_ident(c);
+                let bytes = table.columns.iter().find(|col| col.name == *c).is_some_and(|col| col.charset.is_none());
+                // A prefix index keys the first n characters (bytes of a binary string), on green too.
+                match (prefix, bytes) {
+                    (Some(n), false) => format!("(left({name}, {n}))"),
+                    (Some(n), true) => format!("(substring({name} FROM 1 FOR {n}))"),
+                    (None, _) => name,
+                }
+            })
+            .collect();
+        let unique = if index.unique { "UNIQUE " } else { "" };
+        created.push(format!("CREATE {unique}INDEX {} ON {qualified} ({})", quote_ident(&index_name(table, &index.name)), parts.join(", ")));
+    }
+    (created, left_out)
+}
+
+/// The foreign keys of `table` as green's constraints, and the ones to a table of another database
+/// (left to the operator).
+fn references(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
+    let (mut added, mut left_out) = (Vec::new(), Vec::new());
+    for fk in &table.foreign_keys {
+        if fk.parent.schema != table.name.schema {
+            left_out.push(format!("foreign key {} of {} to {} (another database: add it on green yourself)", fk.name, table.name, fk.parent));
+            continue;
+        }
+        let list = |columns: &[String]| columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        let rule = |r: &str| match r.to_ascii_uppercase().as_str() {
+            "CASCADE" => "CASCADE",
+            "SET NULL" => "SET NULL",
+            "SET DEFAULT" => "SET DEFAULT",
+            "RESTRICT" => "RESTRICT",
+            _ => "NO ACTION",
+        };
+        added.push(format!(
+            "ALTER TABLE {qualified} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}.{} ({}) ON UPDATE {} ON DELETE {}",
+            quote_ident(&fk.name),
+            list(&fk.columns),
+            quote_ident(&fk.parent.schema),
+            quote_ident(&fk.parent.name),
+            list(&fk.parent_columns),
+            rule(&fk.on_update),
+            rule(&fk.on_delete)
+        ));
+    }
+    (added, left_out)
 }
 
 /// A value as a message shows it.
@@ -358,7 +472,7 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
         (_, Value::Null) => Value::Null,
         // A column an update's image leaves out: green keeps its value.
         (_, Value::Unchanged) => Value::Unchanged,
-        (BlueType::Int { .. } | BlueType::Year, v @ (Value::Int8(_) | Value::UInt8(_))) => {
+        (BlueType::Int { .. } | BlueType::Year | BlueType::Counter, v @ (Value::Int8(_) | Value::UInt8(_))) => {
             let n: i128 = match &v {
                 Value::Int8(i) => i128::from(*i),
                 Value::UInt8(u) => i128::from(*u),

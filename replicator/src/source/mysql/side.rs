@@ -6,7 +6,7 @@ use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::config::Config;
 use crate::error::{CopyRefusal, Error, Side};
-use crate::source::compose::{Affected, Batch, BlueColumn, BlueTable, Snapshot, SourceSide, BATCH_ROWS};
+use crate::source::compose::{Affected, Batch, BlueColumn, BlueForeignKey, BlueIndex, BlueTable, Snapshot, SourceSide, BATCH_ROWS};
 use crate::source::{Names, HEARTBEAT_TABLE};
 use crate::status::Status;
 use mysql_async::prelude::Queryable;
@@ -25,25 +25,26 @@ pub(crate) struct MySqlBlue {
 /// The columns of `table` as its catalog describes them, in order, and its primary key's columns in
 /// key order.
 async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<BlueColumn>, Vec<String>), Error> {
-    /// Name, COLUMN_TYPE, CHARACTER_SET_NAME, nullable, generated.
-    type Described = (String, String, Option<String>, i64, i64);
+    /// Name, COLUMN_TYPE, CHARACTER_SET_NAME, nullable, generated, auto_increment.
+    type Described = (String, String, Option<String>, i64, i64, i64);
     // A generation expression, not EXTRA: MySQL's EXTRA says DEFAULT_GENERATED for an expression default.
     let read: Vec<Described> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '' \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '', \
+               LOWER(EXTRA) LIKE '%auto_increment%' FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's columns", e))?;
     let columns = read
         .into_iter()
-        .map(|(name, column_type, charset, nullable, generated)| BlueColumn {
+        .map(|(name, column_type, charset, nullable, generated, auto_increment)| BlueColumn {
             name,
             column_type: column_type.to_ascii_lowercase(),
             charset: charset.map(|c| c.to_ascii_lowercase()),
             nullable: nullable != 0,
             generated: generated != 0,
+            auto_increment: auto_increment != 0,
         })
         .collect();
     let key: Vec<String> = conn
@@ -54,6 +55,66 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's primary key", e))?;
     Ok((columns, key))
+}
+
+/// The indexes of `table` other than its primary key, each column with its prefix length.
+async fn indexes(conn: &mut mysql_async::Conn, table: &TableName) -> Result<Vec<BlueIndex>, Error> {
+    /// INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE.
+    type IndexColumn = (String, i64, Option<String>, Option<u32>, String);
+    let read: Vec<IndexColumn> = conn
+        .exec(
+            "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME <> 'PRIMARY' ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| super::sql_error(Side::Blue, "reading a table's indexes", e))?;
+    let mut out: Vec<BlueIndex> = Vec::new();
+    for (name, non_unique, column, prefix, kind) in read {
+        // An index on an expression (MySQL 8 functional key parts) has no column: named, never created.
+        let column = column.unwrap_or_else(|| "(an expression)".into());
+        match out.last_mut() {
+            Some(last) if last.name == name => last.columns.push((column, prefix)),
+            _ => out.push(BlueIndex { name, unique: non_unique == 0, columns: vec![(column, prefix)], kind: kind.to_ascii_uppercase() }),
+        }
+    }
+    Ok(out)
+}
+
+/// The foreign keys of `table`.
+async fn foreign_keys(conn: &mut mysql_async::Conn, table: &TableName) -> Result<Vec<BlueForeignKey>, Error> {
+    /// CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME, UPDATE_RULE, DELETE_RULE.
+    type KeyColumn = (String, String, String, String, String, String, String);
+    let read: Vec<KeyColumn> = conn
+        .exec(
+            "SELECT k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, \
+                    r.UPDATE_RULE, r.DELETE_RULE \
+             FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+               ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME \
+             WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.REFERENCED_TABLE_NAME IS NOT NULL \
+             ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| super::sql_error(Side::Blue, "reading a table's foreign keys", e))?;
+    let mut out: Vec<BlueForeignKey> = Vec::new();
+    for (name, column, parent_schema, parent, parent_column, on_update, on_delete) in read {
+        match out.last_mut() {
+            Some(last) if last.name == name => {
+                last.columns.push(column);
+                last.parent_columns.push(parent_column);
+            }
+            _ => out.push(BlueForeignKey {
+                name,
+                columns: vec![column],
+                parent: TableName::new(&parent_schema, &parent),
+                parent_columns: vec![parent_column],
+                on_update,
+                on_delete,
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// `.ffffff`, or nothing for a whole second (as the binlog decoder prints it).
@@ -145,6 +206,7 @@ impl SourceSide for MySqlBlue {
         let condition = match what {
             Affected::ZeroDate => format!("YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0"),
             Affected::NulByte => format!("INSTR(CAST({c} AS BINARY), X'00') > 0"),
+            Affected::AboveSigned => format!("{c} > 9223372036854775807"),
         };
         let mut blue = connect(&self.blue, Side::Blue).await?;
         let n: Option<u64> = blue
@@ -176,11 +238,24 @@ impl SourceSide for MySqlBlue {
         let mut tables = Vec::with_capacity(selection.tables.len() + 1);
         for name in selection.tables.iter().filter(|t| t.name != HEARTBEAT_TABLE) {
             let (columns, key) = describe(&mut blue, name).await?;
-            tables.push(BlueTable { name: name.clone(), columns, key, heartbeat: false });
+            let next_auto_increment: Option<Option<u64>> = blue
+                .exec_first("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&name.schema, &name.name))
+                .await
+                .map_err(|e| super::sql_error(Side::Blue, "reading a table's AUTO_INCREMENT", e))?;
+            let next_auto_increment = next_auto_increment.flatten().filter(|_| columns.iter().any(|c| c.auto_increment));
+            tables.push(BlueTable {
+                name: name.clone(),
+                columns,
+                key,
+                heartbeat: false,
+                indexes: indexes(&mut blue, name).await?,
+                foreign_keys: foreign_keys(&mut blue, name).await?,
+                next_auto_increment,
+            });
         }
         // As `heartbeat::ensure_table` makes it.
         let columns = vec![BlueColumn::own("id", "int"), BlueColumn::own("at_us", "bigint")];
-        tables.push(BlueTable { name: self.heartbeat_table(), columns, key: vec!["id".into()], heartbeat: true });
+        tables.push(BlueTable::own(self.heartbeat_table(), columns, "id"));
         Ok(tables)
     }
 

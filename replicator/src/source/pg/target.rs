@@ -110,6 +110,9 @@ impl TargetSide for PgTarget {
         progress::ensure_table(&client).await.map_err(Error::Sink)?;
         let mut creates = Vec::new();
         for table in tables {
+            for what in &table.left_out {
+                tracing::warn!("{what}");
+            }
             match existing(&client, &table.schema.name).await? {
                 None => creates.push(create_statement(table)),
                 Some(true) => return Err(CopyRefusal::GreenHasRows { table: table.schema.name.to_string() }.into()),
@@ -119,18 +122,17 @@ impl TargetSide for PgTarget {
         }
         let begin = format!("BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica; {}", creates.join("; "));
         client.batch_execute(&begin).await.map_err(Error::sql(Side::Green, "creating blue's tables on green"))?;
-        let loaded = copy_batches(&client, tables, batches).await;
-        let finished = match loaded {
-            Ok(rows) => {
-                let upsert = progress::upsert(&self.stream, position).map_err(Error::Sink)?;
-                let done = client
-                    .batch_execute(&format!("{upsert}; COMMIT"))
-                    .await
-                    .map_err(Error::sql(Side::Green, "recording the snapshot's position and committing"));
-                done.map(|()| rows)
+        let finished = async {
+            let rows = copy_batches(&client, tables, batches).await?;
+            // Indexes and identities once the rows are in, then foreign keys between the tables.
+            for statement in tables.iter().flat_map(|t| t.after.iter()).chain(tables.iter().flat_map(|t| t.references.iter())) {
+                client.batch_execute(statement).await.map_err(Error::sql(Side::Green, format!("`{statement}`")))?;
             }
-            Err(e) => Err(e),
-        };
+            let upsert = progress::upsert(&self.stream, position).map_err(Error::Sink)?;
+            client.batch_execute(&format!("{upsert}; COMMIT")).await.map_err(Error::sql(Side::Green, "recording the snapshot's position and committing"))?;
+            Ok::<u64, Error>(rows)
+        }
+        .await;
         match finished {
             Ok(rows) => {
                 tracing::info!(rows, tables = tables.len(), "blue's snapshot loaded on green with its position");

@@ -6,15 +6,15 @@ use bytes::Bytes;
 use turnout_decoders::TableName;
 
 fn column(name: &str, column_type: &str, charset: Option<&str>) -> BlueColumn {
-    BlueColumn { name: name.into(), column_type: column_type.into(), charset: charset.map(Into::into), nullable: true, generated: false }
+    BlueColumn { name: name.into(), column_type: column_type.into(), charset: charset.map(Into::into), nullable: true, generated: false, auto_increment: false }
 }
 
 fn table(columns: Vec<BlueColumn>) -> BlueTable {
-    BlueTable { name: TableName::new("shop", "t"), columns, key: vec!["id".into()], heartbeat: false }
+    BlueTable { heartbeat: false, ..BlueTable::own(TableName::new("shop", "t"), columns, "id") }
 }
 
 fn green_of(c: &BlueColumn) -> (String, Class) {
-    match MySqlToPg.map(c) {
+    match MySqlToPg.map(&table(vec![c.clone()]), c) {
         Mapping::Mapped { green, class, .. } => (green, class),
         Mapping::Refused { why } => (why, Class::Lossy),
     }
@@ -53,10 +53,22 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
     for (ty, charset) in
         [("char(2)", Some("utf8mb4")), ("varchar(20)", Some("latin1")), ("enum('a','b')", Some("utf8mb4")), ("json", None), ("bit(3)", None), ("point", None)]
     {
-        assert!(matches!(MySqlToPg.map(&column("c", ty, charset)), Mapping::Refused { .. }), "{ty} is refused");
+        let c = column("c", ty, charset);
+        assert!(matches!(MySqlToPg.map(&table(vec![c.clone()]), &c), Mapping::Refused { .. }), "{ty} is refused");
     }
     let generated = BlueColumn { generated: true, ..column("c", "int(11)", None) };
-    assert!(matches!(MySqlToPg.map(&generated), Mapping::Refused { why } if why.contains("generated int(11)")));
+    assert!(matches!(MySqlToPg.map(&table(vec![generated.clone()]), &generated), Mapping::Refused { why } if why.contains("generated int(11)")));
+    // A BIGINT UNSIGNED key is green's bigint, so that the keys referring to it are of its type.
+    let key = column("id", "bigint(20) unsigned", None);
+    assert_eq!(
+        MySqlToPg.map(&table(vec![key.clone()]), &key),
+        Mapping::Mapped {
+            green: "bigint".into(),
+            class: Class::Lossy,
+            note: "a key: bigint like every key it refers to or is referred by, values above 2⁶³ − 1 refused",
+            affected: Some(Affected::AboveSigned)
+        }
+    );
 }
 
 #[test]
