@@ -65,7 +65,7 @@ async fn heartbeat_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &m
 async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_cannot_carry_naming_it() {
     let (blue, green, db) = pair(
         "SET SESSION sql_mode = ''; \
-         CREATE TABLE t (id INT PRIMARY KEY, big BIGINT UNSIGNED, note VARCHAR(20), d DATE, c CHAR(2), twice INT AS (id * 2) STORED) \
+         CREATE TABLE t (id INT PRIMARY KEY, big BIGINT UNSIGNED, note VARCHAR(20), d DATE, c ENUM('x', 'y'), twice INT AS (id * 2) STORED) \
            ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
          INSERT INTO t (id, big, note, d, c) VALUES (1, 2, CONCAT('a', CHAR(0), 'b'), '0000-00-00', 'x'), (2, 3, 'ok', '2024-02-29', 'y')",
     )
@@ -81,7 +81,7 @@ async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_
     assert!(out.contains(&format!("{db}.t.note: varchar(20) → varchar(20) (lossy): 1 row(s) on blue hold a NUL byte")), "{out}");
     assert!(out.contains(&format!("{db}.t.d: date → date (lossy): 1 row(s) on blue hold a zero date")), "{out}");
     // What the map lacks, and a generated column, are refused by name.
-    assert!(out.contains(&format!("{db}.t.c: char(2)")) && out.contains("does not carry char(2) from MySQL/MariaDB to PostgreSQL"), "{out}");
+    assert!(out.contains(&format!("{db}.t.c: enum('x','y')")) && out.contains("does not carry enum('x','y') from MySQL/MariaDB to PostgreSQL"), "{out}");
     assert!(out.contains("does not carry generated int(11)"), "{out}");
     // Blue's own findings come first: the binlog settings turnout reads with.
     assert!(out.contains("blue (MySQL/MariaDB)") && out.contains("binlog_format"), "{out}");
@@ -89,7 +89,7 @@ async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_
     let code = common::wait_exit(&mut t).await;
     let log = t.log_text();
     assert_ne!(code, 0, "{log}");
-    assert!(log.contains(&format!("column c of {db}.t is char(2) on blue")), "{log}");
+    assert!(log.contains(&format!("column c of {db}.t is enum('x','y') on blue")), "{log}");
     // Nothing was made on green.
     assert_eq!(recorded(&green, &db).await, None);
     // Without the refused columns, the affected rows still stop the copy, counted.
@@ -126,6 +126,7 @@ const CORPUS: &[(&str, &str, &str)] = &[
     ("tm", "TIME(6)", "(extract(epoch FROM tm) * 1000000)::bigint::text"),
     ("y", "YEAR", "y::text"),
     ("vc", "VARCHAR(8)", "vc"),
+    ("ch", "CHAR(4)", "ch"),
     ("tx", "TEXT", "tx"),
     ("vb", "VARBINARY(8)", "encode(vb, 'hex')"),
     ("bn", "BINARY(4)", "encode(bn, 'hex')"),
@@ -137,15 +138,15 @@ const CORPUS: &[(&str, &str, &str)] = &[
 const CORPUS_ROWS: &str = "\
     (1, -128, 0, -1, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, \
      -99999999999999999999999999999999999.999999999999999999999999999999, 0.00, -3.402823466E+38, -1.7976931348623157E+308, \
-     '1000-01-01', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000000', '-838:59:59.000000', 1901, '', '', X'', X'00', X''), \
+     '1000-01-01', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000000', '-838:59:59.000000', 1901, '', '', '', X'', X'00', X''), \
     (2, 127, 255, 2, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, 18446744073709551615, \
      99999999999999999999999999999999999.999999999999999999999999999999, 99999999.99, 3.402823466E+38, 1.7976931348623157E+308, \
-     '9999-12-31', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', '838:59:59.000000', 2155, 'hé😀 ok!', REPEAT('x', 3000), \
+     '9999-12-31', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', '838:59:59.000000', 2155, 'hé😀 ok!', 'é  ', REPEAT('x', 3000), \
      X'00FF00', X'61', X'000102'), \
     (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, \
-     NULL, NULL, NULL), \
+     NULL, NULL, NULL, NULL), \
     (4, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0.000000000000000000000000000001, 0.01, 1.401298464324817E-45, 4.9406564584124654E-324, \
-     '2024-02-29', '2024-02-29 12:00:00.000001', '2024-02-29 12:00:00.500000', '00:00:00.500000', 2024, 'a''b\\c', 'line\nbreak', \
+     '2024-02-29', '2024-02-29 12:00:00.000001', '2024-02-29 12:00:00.500000', '00:00:00.500000', 2024, 'a''b\\c', ' ab ', 'line\nbreak', \
      X'0000', X'00000000', X'FF')";
 
 /// Blue's canonical text of each corpus row (`N` for NULL), read by MySQL's binary protocol.
@@ -261,6 +262,9 @@ async fn corpus_on(flavor: Flavor) {
     t.start();
     common::wait_streaming(&mut t).await;
     corpus_arrives(&blue, &green, &db, &mut t).await;
+    // turnout's own verify agrees with the canonical comparison above.
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 0, "{out}");
     // A zero date stops the stream, naming the row and the column; green keeps what it had.
     let before = green_corpus(&green, &db).await;
     blue.execute(Some(&db), "SET SESSION sql_mode = ''; INSERT INTO types (id, d) VALUES (99, '0000-00-00')").expect("a zero date");
@@ -359,11 +363,16 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("the cutover from MySQL/MariaDB to PostgreSQL is not built yet"), "{out}");
-    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("verify from MySQL/MariaDB to PostgreSQL is not built yet"), "{out}");
-    blue.execute(Some(&db), "INSERT INTO t VALUES (7, 7)").expect("a write after the refusals");
+    blue.execute(Some(&db), "INSERT INTO t VALUES (7, 7)").expect("a write after the refusal");
     rows_arrive(&blue, &green, &db, &mut t).await;
+    // verify: blue's snapshot converted by the type map against green's canonical text, equal; a
+    // value changed on green alone differs.
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    green.execute(&db, &format!("UPDATE \"{db}\".t SET n = 999 WHERE id = 7")).await.expect("tamper with green");
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DIFFERS") && out.contains(&format!("{db}.t")), "{out}");
     // Teardown drops what the stream made on both sides.
     t.sigterm();
     let (code, out) = common::turnout_command(&t, "teardown", &["--yes"]).await;

@@ -22,9 +22,9 @@ use turnout_sinks::NoEarly;
 pub(crate) struct Composed<S, T, C> {
     config: Config,
     names: Names,
-    source: S,
-    target: T,
-    convert: Arc<C>,
+    pub(super) source: S,
+    pub(super) target: T,
+    pub(super) convert: Arc<C>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
@@ -182,8 +182,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
         Report { sections: vec![(format!("blue ({})", S::ENGINE), blue.0), (format!("the type map, {} → {}", S::ENGINE, T::ENGINE), findings.0)] }
     }
 
-    async fn verify(&self, _only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
-        Err(super::family::unbuilt::<S, T>("verify"))
+    async fn verify(&self, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
+        self.compare(only).await
     }
 
     async fn teardown(&self) -> Result<Vec<String>, Error> {

@@ -19,6 +19,7 @@ pub(crate) mod admin;
 pub(crate) mod family;
 pub(crate) mod mysql_to_pg;
 pub(crate) mod stream;
+pub(crate) mod verify;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -226,6 +227,13 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
 
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
+
+    /// The canonical text of `value` (not NULL) of green's `column`, as [`verify`] compares it and as
+    /// [`TargetSide::digest`] has green print it.
+    fn canonical(column: &turnout_decoders::schema::Column, value: &turnout_decoders::Value) -> Result<String, Error>;
+
+    /// Count and digest of `table`'s rows on green, each row's canonical text printed by green.
+    fn digest(&self, table: &GreenTable) -> impl Future<Output = Result<verify::Digest, Error>> + Send;
 
     /// Drops what the stream made on green (its progress record, the heartbeat table's copy); one
     /// line per thing done.

@@ -21,11 +21,12 @@
 //! | `TIME(p)` | `interval` | widened | `TIME` is a duration of ±838:59:59; PostgreSQL's `time` holds 0…24 h, `interval` every TIME (and more) |
 //! | `YEAR` | `smallint` `CHECK` 0 or 1901…2155 | exact | |
 //! | `VARCHAR(n)`, `TEXT` types, in `utf8mb4`, `utf8mb3` or `ascii` | `varchar(n)`, `text` | lossy | PostgreSQL text cannot hold the byte 0 (counted, refused by value); comparisons on green are PostgreSQL's (a `_ci` unique key on blue is case-sensitive on green) |
+//! | `CHAR(n)` in the same character sets | `varchar(n)` | lossy | as every reader of blue sees it: MySQL strips the padding on read, so green holds the value without trailing spaces; NUL bytes refused |
 //! | `VARBINARY(n)`, `BLOB` types | `bytea` `CHECK` length ≤ n | exact | bytes for bytes |
 //! | `BINARY(n)` | `bytea` `CHECK` length = n | exact | MySQL pads to n bytes with 0; the binlog's shorter value is padded back by the decoder |
 //!
-//! Refused for now, by name: `CHAR(n)` (MySQL strips its trailing spaces on read), other character
-//! sets, `ENUM`, `SET`, `BIT`, `JSON`, spatial types, generated columns.
+//! Refused for now, by name: other character sets, `ENUM`, `SET`, `BIT`, `JSON`, spatial types,
+//! generated columns.
 //!
 //! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
@@ -93,6 +94,11 @@ enum BlueType {
     Text {
         chars: Option<u32>,
     },
+    /// `CHAR(n)` in a character set whose bytes are UTF-8: MySQL pads it with spaces to n characters
+    /// when it stores it and strips trailing spaces when it is read.
+    Char {
+        chars: u32,
+    },
     /// `VARBINARY(n)` or a `BLOB` type (`fixed: false`), `BINARY(n)` (`fixed: true`).
     Bytes {
         length: Option<u32>,
@@ -142,10 +148,11 @@ impl BlueType {
             "timestamp" => BlueType::Timestamp { fsp: arg(0).unwrap_or(0) },
             "time" => BlueType::Time,
             "year" => BlueType::Year,
-            "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => {
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => {
                 BlueType::Other(format!("{} in the character set {}", column.column_type, column.charset.as_deref().unwrap_or("unknown")))
             }
             "varchar" => BlueType::Text { chars: arg(0) },
+            "char" => BlueType::Char { chars: arg(0).unwrap_or(1) },
             "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None },
             "varbinary" => BlueType::Bytes { length: arg(0), fixed: false },
             "tinyblob" | "blob" | "mediumblob" | "longblob" => BlueType::Bytes { length: None, fixed: false },
@@ -221,6 +228,12 @@ impl BlueType {
                     ..ty(ddl, oid, typmod)
                 }
             }
+            BlueType::Char { chars } => GreenType {
+                class: Class::Lossy,
+                note: "as blue reads it, trailing spaces stripped; NUL bytes refused; compared by PostgreSQL's collation",
+                affected: Some(Affected::NulByte),
+                ..ty(format!("varchar({chars})"), oid::VARCHAR, i32::try_from(chars).unwrap_or(-5) + 4)
+            },
             BlueType::Bytes { length, fixed } => {
                 let check = match (length, fixed) {
                     (Some(n), true) => Some(format!("octet_length({{}}) = {n}")),
@@ -507,6 +520,11 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
             Value::Temporal(kind, t)
         }
         (BlueType::Time, Value::Temporal(_, t)) => Value::Temporal(TemporalKind::Interval, t),
+        (BlueType::Char { .. }, Value::Bytes(b)) => {
+            // What every reader of blue sees (PAD_CHAR_TO_FULL_LENGTH aside): the value without its padding.
+            let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+            return convert(table, &BlueColumn { column_type: "text".into(), ..column.clone() }, Value::Bytes(b.slice(..end)), key);
+        }
         (BlueType::Text { .. }, Value::Bytes(b)) => {
             if b.contains(&0) {
                 return Err(refuse(&Value::Bytes(b), "PostgreSQL text cannot hold the byte 0; remove it on blue, or leave the table out"));

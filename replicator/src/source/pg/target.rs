@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::error::Side;
 use crate::error::{CopyRefusal, Error};
+use crate::source::compose::verify::Digest;
 use crate::source::compose::{Batch, GreenTable, TargetSide};
 use crate::source::Names;
 use tokio_postgres::Client;
@@ -88,6 +89,58 @@ async fn finish(mut sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::By
     sink.as_mut().finish().await.map_err(Error::sql(Side::Green, "ending a COPY"))
 }
 
+/// PostgreSQL type oids the canonical text knows.
+mod oid {
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const INT8: u32 = 20;
+    pub const NUMERIC: u32 = 1700;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const DATE: u32 = 1082;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const VARCHAR: u32 = 1043;
+    pub const TEXT: u32 = 25;
+    pub const BYTEA: u32 = 17;
+}
+
+/// The SQL that prints `column`'s canonical text (see [`crate::source::compose::verify`]), NULL for
+/// NULL.
+fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result<String, Error> {
+    let c = quote_ident(&column.name);
+    Ok(match column.ty.pg_oid() {
+        Some(oid::INT2 | oid::INT4 | oid::INT8 | oid::NUMERIC) => format!("{c}::text"),
+        Some(oid::FLOAT4) => format!("encode(float4send({c}), 'hex')"),
+        Some(oid::FLOAT8) => format!("encode(float8send({c}), 'hex')"),
+        Some(oid::DATE) => format!("to_char({c}, 'YYYY-MM-DD')"),
+        Some(oid::TIMESTAMP) => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
+        Some(oid::TIMESTAMPTZ) => format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
+        Some(oid::INTERVAL) => format!("(extract(epoch FROM {c}) * 1000000)::bigint::text"),
+        Some(oid::VARCHAR | oid::TEXT) => format!("{c}::text"),
+        Some(oid::BYTEA) => format!("encode({c}, 'hex')"),
+        other => return Err(Error::Setup(format!("verify has no canonical text for column {} (type {other:?})", column.name))),
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` of a time stamp's text with any fraction.
+fn six_digits(text: &str) -> String {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    format!("{whole}.{:0<6}", fraction.get(..6).unwrap_or(fraction))
+}
+
+/// Microseconds of a `[-]H:MM:SS[.ffffff]` duration.
+fn micros(text: &str) -> Option<i64> {
+    let (negative, text) = text.strip_prefix('-').map_or((false, text), |t| (true, t));
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let mut parts = whole.split(':').map(str::parse::<i64>);
+    let (h, m, s) = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
+    let us: i64 = format!("{:0<6}", fraction.get(..6).unwrap_or(fraction)).parse().ok()?;
+    let total = ((h * 60 + m) * 60 + s) * 1_000_000 + us;
+    Some(if negative { -total } else { total })
+}
+
 impl TargetSide for PgTarget {
     type Sink = Parallel<PgSink>;
 
@@ -149,6 +202,44 @@ impl TargetSide for PgTarget {
         let sessions =
             futures_util::future::try_join_all((0..self.sessions).map(|_| PgSink::connect_recording(&self.url, &self.stream))).await.map_err(Error::Sink)?;
         Parallel::new(sessions).map_err(Error::Sink)
+    }
+
+    fn canonical(column: &turnout_decoders::schema::Column, value: &turnout_decoders::Value) -> Result<String, Error> {
+        use turnout_decoders::value::TemporalKind;
+        use turnout_decoders::Value;
+        let unknown = || Error::Setup(format!("verify has no canonical text for {value:?} in column {}", column.name));
+        Ok(match value {
+            Value::Int2(n) => n.to_string(),
+            Value::Int4(n) => n.to_string(),
+            Value::Int8(n) => n.to_string(),
+            Value::Numeric(t) | Value::Text(t) | Value::Temporal(TemporalKind::Date, t) => t.to_string(),
+            Value::Float4(f) => format!("{:08x}", f.to_bits()),
+            Value::Float8(f) => format!("{:016x}", f.to_bits()),
+            Value::Temporal(TemporalKind::Timestamp | TemporalKind::TimestampTz, t) => six_digits(t.as_str()),
+            Value::Temporal(TemporalKind::Interval | TemporalKind::Time, t) => micros(t.as_str()).ok_or_else(unknown)?.to_string(),
+            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            _ => return Err(unknown()),
+        })
+    }
+
+    async fn digest(&self, table: &GreenTable) -> Result<Digest, Error> {
+        use futures_util::TryStreamExt;
+        let fields = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| canonical_sql(c).map(|sql| format!("COALESCE(octet_length({sql})::text || ':' || {sql}, 'N')")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql = format!("SELECT concat_ws('|', {}) FROM {}", fields.join(", "), qualified(&table.schema.name));
+        let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
+        let none: [&str; 0] = [];
+        let rows = client.query_raw(sql.as_str(), none).await.map_err(Error::sql(Side::Green, format!("reading {}", table.schema.name)))?;
+        futures_util::pin_mut!(rows);
+        let mut digest = Digest::default();
+        while let Some(row) = rows.try_next().await.map_err(Error::sql(Side::Green, format!("reading {}", table.schema.name)))? {
+            digest.add(row.get::<_, &str>(0));
+        }
+        Ok(digest)
     }
 
     async fn teardown(&self, heartbeat: &[TableName]) -> Result<Vec<String>, Error> {
