@@ -88,7 +88,7 @@ async fn main() -> Result<()> {
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let out = select.stdout.take().context("the select's output")?;
-    let load = std::process::Command::new(pg.bin_dir().join("psql"))
+    let load = std::process::Command::new(turnout_testbed::client_bin_dir(15)?.join("psql"))
         .args(["-h", "127.0.0.1", "-p", &pg.port().to_string(), "-U", "postgres", "-d", "raw", "-v", "ON_ERROR_STOP=1", "-c", "COPY bench.t FROM STDIN"])
         .env("PGPASSWORD", pg.password())
         .stdin(out)

@@ -373,8 +373,14 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("DIFFERS") && out.contains(&format!("{db}.t")), "{out}");
-    // Teardown drops what the stream made on both sides.
+    // A table created while turnout is down would join the selection without its rows: the start is
+    // refused, naming it.
     t.sigterm();
+    blue.execute(Some(&db), "CREATE TABLE later (id INT PRIMARY KEY) ENGINE = InnoDB; INSERT INTO later VALUES (1)").expect("a new table");
+    t.start();
+    assert_ne!(common::wait_exit(&mut t).await, 0);
+    assert!(t.log_text().contains(&format!("the table selection now includes {db}.later, which the copy to green did not copy")), "{}", t.log_text());
+    // Teardown drops what the stream made on both sides.
     let (code, out) = common::turnout_command(&t, "teardown", &["--yes"]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(recorded(&green, &db).await, None, "{out}");

@@ -407,6 +407,12 @@ pub enum CopyRefusal {
     /// The state store holds a position of another log than the stream reads.
     #[error("a {log} stream cannot start at the non-{log} position {position}")]
     ForeignPosition { log: &'static str, position: String },
+    /// A table joined the selection of a composed stream after its copy.
+    #[error(
+        "the table selection now includes {tables}, which the copy to green did not copy; adding a table to a stream between \
+         engines is not built: leave it out (tables.exclude), or start over (turnout teardown, then turnout run) to copy it"
+    )]
+    AddedAfterCopy { tables: String },
     /// A table joined the selection of a stream that began at a hand-off.
     #[error(
         "the table selection of the stream from the hand-off now includes {tables}, which its target never received; turnout cannot \

@@ -68,6 +68,24 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     }
 }
 
+/// Refuses a start whose selection has a table the copy did not copy (a widened filter, a table
+/// created on blue): its rows before now would never reach green. Adding a table to a composed
+/// stream is not built; a table left out since is only said.
+fn refuse_added(state: &StateStore, tables: &[BlueTable]) -> Result<(), Error> {
+    let Some(copied) = state.last_selection()? else {
+        return Ok(());
+    };
+    let added: Vec<String> = tables.iter().map(|t| t.name.to_string()).filter(|t| !copied.contains(t)).collect();
+    if !added.is_empty() {
+        return Err(crate::error::CopyRefusal::AddedAfterCopy { tables: added.join(", ") }.into());
+    }
+    let now: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
+    for left in copied.iter().filter(|t| !now.contains(t)) {
+        tracing::warn!("{left} is no longer selected: green keeps it as it was");
+    }
+    Ok(())
+}
+
 /// `; note`, or nothing.
 fn noted(note: &str) -> String {
     if note.is_empty() {
@@ -93,7 +111,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
         self.source.prepare().await?;
         let green = tables.iter().map(|t| self.convert.green(t)).collect::<Result<Vec<_>, _>>()?;
         if state.snapshot_done()?.is_some() {
-            return Ok(());
+            return refuse_added(state, &tables);
         }
         status.set_phase(Phase::Snapshot);
         self.refuse_affected(&tables).await?;
