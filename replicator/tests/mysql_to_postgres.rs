@@ -467,3 +467,21 @@ async fn keys_indexes_and_counters_reach_green_and_a_cascade_blue_does_not_log_i
     assert_ne!(common::wait_exit(&mut t).await, 0);
     assert!(t.log_text().contains("foreign key child_parent"), "{}", t.log_text());
 }
+
+/// A table green already has would take blue's rows under green's own types (a narrower scale rounds
+/// without an error): the copy is refused before anything is written, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_green_already_has_is_refused_before_anything_is_copied() {
+    let (blue, green, db) = pair("CREATE TABLE t (id INT PRIMARY KEY, n DECIMAL(12,4)) ENGINE = InnoDB; INSERT INTO t VALUES (1, 1.2345)").await;
+    green.execute(&db, &format!("CREATE SCHEMA \"{db}\"; CREATE TABLE \"{db}\".t (id integer PRIMARY KEY, n numeric(12,2))")).await.expect("green's own table");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    assert_ne!(common::wait_exit(&mut t).await, 0);
+    let log = t.log_text();
+    assert!(log.contains(&format!("green already has {db}.t: the copy from another engine creates green's tables itself")), "{log}");
+    let client = green.connect(&db).await.expect("green");
+    let rows = client.simple_query(&format!("SELECT count(*)::text FROM \"{db}\".t")).await.expect("green's table");
+    assert_eq!(common::first_value::<String>(&rows).as_deref(), Some("0"), "nothing was copied");
+    assert_eq!(recorded(&green, &db).await, None, "no position was recorded");
+}

@@ -407,6 +407,13 @@ pub enum CopyRefusal {
     /// The state store holds a position of another log than the stream reads.
     #[error("a {log} stream cannot start at the non-{log} position {position}")]
     ForeignPosition { log: &'static str, position: String },
+    /// Green already has a table the copy between two engines would create.
+    #[error(
+        "green already has {table}: the copy from another engine creates green's tables itself from the type map, so that no \
+         value is taken under another type (a narrower scale or precision rounds without an error); drop it on green, or leave \
+         it out (tables.exclude)"
+    )]
+    GreenTableExists { table: String },
     /// A table joined the selection of a composed stream after its copy.
     #[error(
         "the table selection now includes {tables}, which the copy to green did not copy; adding a table to a stream between \

@@ -505,8 +505,21 @@ impl Sink for PgSink {
         Ok(Durable::new(Position::Pg(position)))
     }
 
+    /// A sink recording for a blue of another engine never changes green's schema: the copy made
+    /// green's tables from the type map, and a column green lacks has no values for its older rows.
     async fn schema_changes(&mut self, schema: &TableSchema) -> Result<Vec<String>, SinkError> {
-        ddl::plan(&self.client, schema, self.source.as_ref()).await
+        let ddl = ddl::plan(&self.client, schema, self.source.as_ref()).await?;
+        if self.row.is_some() && !ddl.is_empty() {
+            return Err(SinkError::Schema {
+                table: schema.name.to_string(),
+                reason: format!(
+                    "blue sends columns green's table lacks ({}); a stream from another engine does not change green's schema: start over \
+                     (turnout teardown, turnout run) to copy the table again",
+                    ddl.join("; ")
+                ),
+            });
+        }
+        Ok(ddl)
     }
 
     async fn apply_schema_changes(&mut self, statements: &[String]) -> Result<(), SinkError> {

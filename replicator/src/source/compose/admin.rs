@@ -120,17 +120,33 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
             Some(recorded) => recorded,
             None => {
                 let snapshot = self.source.snapshot(&tables).await?;
+                // A change to blue's tables between the catalog read above and the snapshot is in the
+                // binlog before the snapshot's position, where the stream never sees it: read the
+                // catalog again now that the snapshot is open (a change after this point reaches the
+                // stream, which refuses it).
+                let again = self.source.select().await?;
+                if again.len() != tables.len() || again.iter().zip(&tables).any(|(a, b)| !a.same_definition(b)) {
+                    return Err(Error::Setup(
+                        "blue's tables changed while the copy started (a column added, dropped or retyped); nothing was copied: start turnout again".into(),
+                    ));
+                }
                 let convert = Arc::clone(&self.convert);
                 let blue = tables.clone();
-                let batches = futures_util::stream::unfold(snapshot.batches, move |mut rx| {
+                let batches = futures_util::stream::unfold((snapshot.batches, Some(snapshot.reader)), move |(mut rx, mut reader)| {
                     let (convert, blue) = (Arc::clone(&convert), blue.clone());
                     async move {
-                        let batch = rx.recv().await?;
+                        let Some(batch) = rx.recv().await else {
+                            // The channel ended: complete only if the reader finished rather than failed.
+                            return match reader.take()?.await {
+                                Ok(()) => None,
+                                Err(e) => Some((Err(Error::Setup(format!("blue's snapshot reader ended without finishing: {e}"))), (rx, None))),
+                            };
+                        };
                         let converted = batch.and_then(|(i, rows)| {
                             let table = blue.get(i).ok_or_else(|| Error::Setup(format!("the snapshot sent a table it was not given ({i})")))?;
                             Ok((i, rows.into_iter().map(|r| convert.row(table, r)).collect::<Result<Vec<_>, _>>()?))
                         });
-                        Some((converted, rx))
+                        Some((converted, (rx, reader)))
                     }
                 });
                 self.target.load(&green, Box::pin(batches), &snapshot.position).await?;

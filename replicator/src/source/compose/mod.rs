@@ -75,6 +75,16 @@ pub(crate) struct BlueTable {
 }
 
 impl BlueTable {
+    /// Whether `other` defines the same table: the same columns, keys, indexes and foreign keys (the
+    /// counter's next value moves with every insert and is not part of it).
+    pub(crate) fn same_definition(&self, other: &BlueTable) -> bool {
+        self.name == other.name
+            && self.columns == other.columns
+            && self.key == other.key
+            && self.indexes == other.indexes
+            && self.foreign_keys == other.foreign_keys
+    }
+
     /// A table of turnout's own, keyed by `key`, without indexes or foreign keys.
     pub(crate) fn own(name: TableName, columns: Vec<BlueColumn>, key: &str) -> BlueTable {
         BlueTable { name, columns, key: vec![key.to_owned()], heartbeat: true, indexes: Vec::new(), foreign_keys: Vec::new(), next_auto_increment: None }
@@ -154,6 +164,8 @@ pub(crate) const BATCH_ROWS: usize = 1_000;
 pub(crate) struct Snapshot {
     pub position: Position,
     pub batches: tokio::sync::mpsc::Receiver<Batch>,
+    /// The task reading blue: the channel's end is the snapshot's end only if it finished.
+    pub reader: tokio::task::JoinHandle<()>,
 }
 
 /// What blue does, whatever engine green is.

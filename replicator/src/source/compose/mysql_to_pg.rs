@@ -147,6 +147,8 @@ impl BlueType {
             "datetime" => BlueType::DateTime { fsp: arg(0).unwrap_or(0) },
             "timestamp" => BlueType::Timestamp { fsp: arg(0).unwrap_or(0) },
             "time" => BlueType::Time,
+            // MariaDB's YEAR(2) reads as two digits over the binary protocol, the binlog as four.
+            "year" if arg(0) == Some(2) => BlueType::Other(column.column_type.clone()),
             "year" => BlueType::Year,
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => {
                 BlueType::Other(format!("{} in the character set {}", column.column_type, column.charset.as_deref().unwrap_or("unknown")))
@@ -512,12 +514,12 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
                     "PostgreSQL has no zero date; make it NULL or a real date on blue (UPDATE … SET col = NULL WHERE col = '0000-00-00'), or leave the table out",
                 ));
             }
-            let kind = match blue {
-                BlueType::Date => TemporalKind::Date,
-                BlueType::DateTime { .. } => TemporalKind::Timestamp,
-                _ => TemporalKind::TimestampTz,
-            };
-            Value::Temporal(kind, t)
+            match blue {
+                BlueType::Date => Value::Temporal(TemporalKind::Date, t),
+                BlueType::DateTime { .. } => Value::Temporal(TemporalKind::Timestamp, t),
+                // An instant in UTC, said so: green's session time zone cannot move it.
+                _ => Value::Temporal(TemporalKind::TimestampTz, Utf8Bytes::from_string(format!("{t}+00"))),
+            }
         }
         (BlueType::Time, Value::Temporal(_, t)) => Value::Temporal(TemporalKind::Interval, t),
         (BlueType::Char { .. }, Value::Bytes(b)) => {

@@ -86,6 +86,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
                 digest.add(&canonical_row::<T>(&g.schema, &self.convert.row(table, row)?)?);
             }
         }
+        snapshot.reader.await.map_err(|e| Error::Setup(format!("blue's snapshot reader ended without finishing: {e}")))?;
         let mut checks = Vec::with_capacity(tables.len());
         for (g, b) in green.iter().zip(blue) {
             let on_green = self.target.digest(g).await?;

@@ -268,12 +268,12 @@ impl SourceSide for MySqlBlue {
         };
         let (tx, batches) = tokio::sync::mpsc::channel(4);
         let tables = tables.to_vec();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             if let Err(e) = read_tables(reader, &tables, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Ok(Snapshot { position: point.position, batches })
+        Ok(Snapshot { position: point.position, batches, reader })
     }
 
     async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {

@@ -169,8 +169,9 @@ impl TargetSide for PgTarget {
             match existing(&client, &table.schema.name).await? {
                 None => creates.push(create_statement(table)),
                 Some(true) => return Err(CopyRefusal::GreenHasRows { table: table.schema.name.to_string() }.into()),
-                // Green's own: its columns must be the conversion's, which the sink checks on the first row.
-                Some(false) => tracing::info!(table = %table.schema.name, "green has the table already; blue's rows are copied into it"),
+                // Green's own table would take the copy under its own types (a narrower scale rounds
+                // without an error): the copy across engines creates green's tables itself.
+                Some(false) => return Err(CopyRefusal::GreenTableExists { table: table.schema.name.to_string() }.into()),
             }
         }
         let begin = format!("BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica; {}", creates.join("; "));
@@ -215,7 +216,8 @@ impl TargetSide for PgTarget {
             Value::Numeric(t) | Value::Text(t) | Value::Temporal(TemporalKind::Date, t) => t.to_string(),
             Value::Float4(f) => format!("{:08x}", f.to_bits()),
             Value::Float8(f) => format!("{:016x}", f.to_bits()),
-            Value::Temporal(TemporalKind::Timestamp | TemporalKind::TimestampTz, t) => six_digits(t.as_str()),
+            Value::Temporal(TemporalKind::Timestamp, t) => six_digits(t.as_str()),
+            Value::Temporal(TemporalKind::TimestampTz, t) => six_digits(t.as_str().strip_suffix("+00").unwrap_or(t.as_str())),
             Value::Temporal(TemporalKind::Interval | TemporalKind::Time, t) => micros(t.as_str()).ok_or_else(unknown)?.to_string(),
             Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
             _ => return Err(unknown()),

@@ -51,9 +51,15 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
         assert_eq!(green_of(&column("c", ty, charset)), (green.to_owned(), class), "{ty}");
     }
     assert_eq!(green_of(&column("c", "char(2)", Some("utf8mb4"))), ("varchar(2)".to_owned(), Class::Lossy));
-    for (ty, charset) in
-        [("char(2)", Some("latin1")), ("varchar(20)", Some("latin1")), ("enum('a','b')", Some("utf8mb4")), ("json", None), ("bit(3)", None), ("point", None)]
-    {
+    for (ty, charset) in [
+        ("char(2)", Some("latin1")),
+        ("varchar(20)", Some("latin1")),
+        ("enum('a','b')", Some("utf8mb4")),
+        ("json", None),
+        ("bit(3)", None),
+        ("point", None),
+        ("year(2)", None),
+    ] {
         let c = column("c", ty, charset);
         assert!(matches!(MySqlToPg.map(&table(vec![c.clone()]), &c), Mapping::Refused { .. }), "{ty} is refused");
     }
