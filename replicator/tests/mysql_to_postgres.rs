@@ -26,6 +26,22 @@ async fn pair_of(flavor: Flavor, schema: &str) -> (MySqlServer, PgServer, String
     (blue, green, db)
 }
 
+/// The first column of every row `sql` returns on green, or `None` when the query fails (a table
+/// green does not have).
+async fn green_column(green: &PgServer, db: &str, sql: &str) -> Option<Vec<String>> {
+    let client = green.connect(db).await.expect("green");
+    let messages = client.simple_query(sql).await.ok()?;
+    Some(
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
 /// Blue's heartbeat row as text.
 fn blue_heartbeat(blue: &MySqlServer, db: &str) -> String {
     blue.execute(Some(db), "SELECT CONCAT(id, '|', at_us) FROM turnout_heartbeat ORDER BY id").expect("blue's heartbeat").trim().to_owned()
@@ -189,18 +205,9 @@ async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
 
 /// Green's canonical text of each corpus row.
 async fn green_corpus(green: &PgServer, db: &str) -> Vec<String> {
-    let client = green.connect(db).await.expect("green");
     let columns = CORPUS.iter().map(|(_, _, sql)| format!("COALESCE({sql}, 'N')")).collect::<Vec<_>>().join(" || '|' || ");
-    let Ok(messages) = client.simple_query(&format!("SELECT id::text || '|' || {columns} FROM \"{db}\".types ORDER BY id")).await else {
-        return vec!["(no table types on green)".into()];
-    };
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .collect()
+    let sql = format!("SELECT id::text || '|' || {columns} FROM \"{db}\".types ORDER BY id");
+    green_column(green, db, &sql).await.unwrap_or_else(|| vec!["(no table types on green)".into()])
 }
 
 /// Waits until green's corpus is blue's, text for text.
@@ -285,17 +292,8 @@ fn blue_rows(blue: &MySqlServer, db: &str) -> Vec<String> {
 
 /// Every row of green's `t` as text, sorted.
 async fn green_rows(green: &PgServer, db: &str) -> Vec<String> {
-    let client = green.connect(db).await.expect("green");
-    let Ok(messages) = client.simple_query(&format!("SELECT id::text || '|' || COALESCE(n::text, 'N') FROM \"{db}\".t")).await else {
-        return vec!["(no table t on green)".into()];
-    };
-    let mut rows: Vec<String> = messages
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .collect();
+    let sql = format!("SELECT id::text || '|' || COALESCE(n::text, 'N') FROM \"{db}\".t");
+    let mut rows = green_column(green, db, &sql).await.unwrap_or_else(|| vec!["(no table t on green)".into()]);
     rows.sort();
     rows
 }
@@ -417,20 +415,7 @@ async fn keys_indexes_and_counters_reach_green_and_a_cascade_blue_does_not_log_i
         "INSERT INTO parent (code, name) VALUES ('c', 'gamma'); UPDATE parent SET code = 'z' WHERE id = 1; INSERT INTO child (parent_id) VALUES (3)",
     )
     .expect("writes");
-    let client = green.connect(&db).await.expect("green");
-    let rows = |sql: String| {
-        let client = &client;
-        async move {
-            let messages = client.simple_query(&sql).await.expect("green query");
-            messages
-                .iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-        }
-    };
+    let rows = async |sql: String| green_column(&green, &db, &sql).await.expect("green query");
     let deadline = Instant::now() + common::WAIT;
     while rows(format!("SELECT count(*)::text FROM \"{db}\".child")).await != vec!["4".to_owned()] {
         assert!(t.exited().is_none() && Instant::now() < deadline, "the child's rows never arrived\n{}", t.log_text());

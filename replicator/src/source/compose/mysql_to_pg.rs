@@ -43,22 +43,7 @@ use turnout_decoders::Value;
 const FROM: &str = "MySQL/MariaDB";
 const TO: &str = "PostgreSQL";
 
-/// PostgreSQL type oids.
-mod oid {
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const INT8: u32 = 20;
-    pub const NUMERIC: u32 = 1700;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const DATE: u32 = 1082;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const VARCHAR: u32 = 1043;
-    pub const TEXT: u32 = 25;
-    pub const BYTEA: u32 = 17;
-}
+use turnout_decoders::pg::types::oid;
 
 /// A blue column type as the map knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

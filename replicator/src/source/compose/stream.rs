@@ -76,14 +76,19 @@ impl<S: Source, C: Convert> Converting<S, C> {
         Ok(green)
     }
 
+    /// The catalog's table of a schema [`Converting::green`] already checked.
+    fn checked(&self, blue: &TableSchema) -> Result<&BlueTable, Error> {
+        self.catalog.get(&blue.name).ok_or_else(|| Error::Setup(format!("{} reached the stream without its schema", blue.name)))
+    }
+
     fn row(&self, blue: &TableSchema, row: Row) -> Result<Row, Error> {
-        self.convert.row(self.table(blue)?, row)
+        self.convert.row(self.checked(blue)?, row)
     }
 
     /// The old key's values (the stream's key columns, in column order) as green holds them.
     fn key(&self, blue: &TableSchema, key: Row) -> Result<Row, Error> {
         let columns: Vec<usize> = blue.key_indexes().collect();
-        self.convert.key(self.table(blue)?, &columns, key)
+        self.convert.key(self.checked(blue)?, &columns, key)
     }
 
     fn event(&mut self, event: ChangeEvent) -> Result<ChangeEvent, Error> {

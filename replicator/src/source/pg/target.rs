@@ -32,21 +32,11 @@ fn create_statement(table: &GreenTable) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} ({})", quote_ident(&table.schema.name.schema), qualified(&table.schema.name), columns.join(", "))
 }
 
-/// Whether green has `table`, and whether it holds a row.
-async fn existing(client: &Client, table: &TableName) -> Result<Option<bool>, Error> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified(table)])
-        .await
-        .map_err(Error::sql(crate::error::Side::Green, "looking up a table"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let any = client
-        .query_opt(&format!("SELECT 1 FROM {} LIMIT 1", qualified(table)), &[])
-        .await
-        .map_err(Error::sql(crate::error::Side::Green, "reading a table"))?;
-    Ok(Some(any.is_some()))
+/// Whether green has `table`.
+async fn existing(client: &Client, table: &TableName) -> Result<bool, Error> {
+    let exists: bool =
+        client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified(table)]).await.map_err(Error::sql(Side::Green, "looking up a table"))?.get(0);
+    Ok(exists)
 }
 
 /// Streams `batches` into green with one `COPY … FROM STDIN` per table, in the open transaction;
@@ -89,22 +79,7 @@ async fn finish(mut sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::By
     sink.as_mut().finish().await.map_err(Error::sql(Side::Green, "ending a COPY"))
 }
 
-/// PostgreSQL type oids the canonical text knows.
-mod oid {
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const INT8: u32 = 20;
-    pub const NUMERIC: u32 = 1700;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const DATE: u32 = 1082;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const VARCHAR: u32 = 1043;
-    pub const TEXT: u32 = 25;
-    pub const BYTEA: u32 = 17;
-}
+use turnout_decoders::pg::types::oid;
 
 /// The SQL that prints `column`'s canonical text (see [`crate::source::compose::verify`]), NULL for
 /// NULL.
@@ -166,13 +141,12 @@ impl TargetSide for PgTarget {
             for what in &table.left_out {
                 tracing::warn!("{what}");
             }
-            match existing(&client, &table.schema.name).await? {
-                None => creates.push(create_statement(table)),
-                Some(true) => return Err(CopyRefusal::GreenHasRows { table: table.schema.name.to_string() }.into()),
-                // Green's own table would take the copy under its own types (a narrower scale rounds
-                // without an error): the copy across engines creates green's tables itself.
-                Some(false) => return Err(CopyRefusal::GreenTableExists { table: table.schema.name.to_string() }.into()),
+            // Green's own table would take the copy under its own types (a narrower scale rounds
+            // without an error): the copy across engines creates green's tables itself.
+            if existing(&client, &table.schema.name).await? {
+                return Err(CopyRefusal::GreenTableExists { table: table.schema.name.to_string() }.into());
             }
+            creates.push(create_statement(table));
         }
         let begin = format!("BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica; {}", creates.join("; "));
         client.batch_execute(&begin).await.map_err(Error::sql(Side::Green, "creating blue's tables on green"))?;
