@@ -32,7 +32,9 @@ pub struct CounterSync {
     pub changed: bool,
 }
 
-async fn auto_increments(conn: &mut mysql_async::Conn, side: Side, db: &str) -> Result<Vec<(String, i128)>, CutoverError> {
+/// Every AUTO_INCREMENT counter of `db` as (table, next value): MySQL 8+'s cached statistics not
+/// trusted, a counter InnoDB has not loaded yet loaded first.
+pub async fn auto_increments(conn: &mut mysql_async::Conn, side: Side, db: &str) -> Result<Vec<(String, i128)>, CutoverError> {
     // MySQL 8 caches these columns unless told not to; MariaDB has no such variable (and reads the
     // live counter anyway), so whether it can be set tells the two apart without another query.
     let oracle = conn.query_drop("SET SESSION information_schema_stats_expiry = 0").await.is_ok();

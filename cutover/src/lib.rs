@@ -39,7 +39,7 @@ mod share;
 mod switch;
 mod triggers;
 
-pub use counters::{sync_counters, CounterKind, CounterSync};
+pub use counters::{auto_increments, sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlFenceReport, ReadOnlyFence};

@@ -41,6 +41,7 @@ mod mysql_programs;
 mod mysql_tls;
 mod mysql_to_mariadb_cutover;
 mod mysql_to_postgres;
+mod mysql_to_postgres_cutover;
 mod mysql_types;
 mod page;
 mod pause;

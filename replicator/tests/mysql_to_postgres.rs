@@ -14,7 +14,7 @@ async fn pair(schema: &str) -> (MySqlServer, PgServer, String) {
 }
 
 /// As [`pair`], with a blue of `flavor`.
-async fn pair_of(flavor: Flavor, schema: &str) -> (MySqlServer, PgServer, String) {
+pub(crate) async fn pair_of(flavor: Flavor, schema: &str) -> (MySqlServer, PgServer, String) {
     let (blue, green) = std::thread::scope(|s| {
         let b = s.spawn(|| MySqlServer::start_flavor(flavor, 1).expect("blue"));
         let g = s.spawn(|| PgServer::start_with(PgOptions::new(17)).expect("green"));
@@ -28,7 +28,7 @@ async fn pair_of(flavor: Flavor, schema: &str) -> (MySqlServer, PgServer, String
 
 /// The first column of every row `sql` returns on green, or `None` when the query fails (a table
 /// green does not have).
-async fn green_column(green: &PgServer, db: &str, sql: &str) -> Option<Vec<String>> {
+pub(crate) async fn green_column(green: &PgServer, db: &str, sql: &str) -> Option<Vec<String>> {
     let client = green.connect(db).await.expect("green");
     let messages = client.simple_query(sql).await.ok()?;
     Some(
@@ -360,7 +360,7 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     // What the composition cannot do yet is refused by name, and the stream goes on.
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("the cutover from MySQL/MariaDB to PostgreSQL is not built yet"), "{out}");
+    assert!(out.contains("the way back from PostgreSQL to MySQL/MariaDB is not built yet"), "{out}");
     blue.execute(Some(&db), "INSERT INTO t VALUES (7, 7)").expect("a write after the refusal");
     rows_arrive(&blue, &green, &db, &mut t).await;
     // verify: blue's snapshot converted by the type map against green's canonical text, equal; a

@@ -41,6 +41,14 @@ pub enum DefinitionRefusal {
          postgresql-client-{min} or newer (the new major's client tools), or set source.pg_dump = \"/path/to/pg_dump\""
     )]
     NoPgDump { min: u32, seen: String },
+    /// Objects of the fenced side that a cutover to another engine does not translate, and the
+    /// operator has not said are made on the other side.
+    #[error(
+        "{from} ({from_engine}) has {count} objects that turnout does not translate to {to_engine}: {objects}. After the switch the application \
+         would meet {to} without them: create each on {to} in {to_engine}'s form and name it in cutover.keep_definitions (e.g. \
+         keep_definitions = [\"{example}\"]), or drop it on {from}; the certificate records each kept object"
+    )]
+    NotTranslated { from: Side, to: Side, from_engine: &'static str, to_engine: &'static str, count: usize, objects: String, example: String },
     /// Differences a dry run or `verify` found, which a cutover would carry or refuse.
     #[error("{to}'s definitions differ from {from}'s in {count} objects:\n{objects}")]
     Differ { from: Side, to: Side, count: usize, objects: String },

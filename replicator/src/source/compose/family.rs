@@ -32,7 +32,7 @@ type Sides<S, T, C> = fn() -> (S, T, C);
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, T, C> {
     type Admin = Composed<S, T, C>;
-    type Cutover = Unbuilt;
+    type Cutover = super::cutover::ComposedCutover<S, T, C>;
     type Live = Unbuilt;
     type Green = Unbuilt;
 
@@ -60,12 +60,14 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, 
         Err(unbuilt::<S, T>("the reverse stream"))
     }
 
-    async fn cutover(_config: &Config, _forward: &Names, _reverse: bool) -> Result<Unbuilt, Error> {
-        Ok(Unbuilt::of::<S, T>("the cutover"))
+    async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<Self::Cutover, Error> {
+        super::cutover::ComposedCutover::connect(config, forward, reverse).await
     }
 
-    async fn rollback(_config: &Config, _forward: &Names, _again: bool) -> Result<Unbuilt, Error> {
-        Ok(Unbuilt::of::<S, T>("the rollback"))
+    /// Refused before anything changes: there is no way back yet (a cutover needs `cutover.reverse =
+    /// false`).
+    async fn rollback(_config: &Config, _forward: &Names, _again: bool) -> Result<Self::Cutover, Error> {
+        Err(unbuilt::<S, T>("the rollback"))
     }
 
     const ITERATES: bool = false;

@@ -16,6 +16,7 @@
 //! cutover and the rollback of a composition are refused, naming what is missing, until built.
 
 pub(crate) mod admin;
+pub(crate) mod cutover;
 pub(crate) mod family;
 pub(crate) mod mysql_to_pg;
 pub(crate) mod stream;
@@ -121,6 +122,8 @@ pub(crate) struct BlueForeignKey {
 pub(crate) struct GreenTable {
     pub schema: TableSchema,
     pub definitions: Vec<String>,
+    /// Whether each column is `NOT NULL`, in column order.
+    pub not_null: Vec<bool>,
     /// Statements run once the table holds the copy: its indexes, its identity moved to blue's next
     /// `AUTO_INCREMENT`.
     pub after: Vec<String>,
@@ -173,6 +176,9 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
     /// Blue's change stream.
     type Stream: Source;
 
+    /// Blue's part of a cutover: its fence and sentinel.
+    type Fenced: cutover::FencedSide;
+
     /// The engine, as messages name it (`MySQL/MariaDB`).
     const ENGINE: &'static str;
 
@@ -218,6 +224,9 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
 pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// Green's apply session.
     type Sink: Sink;
+
+    /// Green's part of a cutover: its tables and counters.
+    type Opened: cutover::OpenedSide;
 
     /// The engine, as messages name it (`PostgreSQL`).
     const ENGINE: &'static str;

@@ -329,7 +329,8 @@ impl Convert for MySqlToPg {
         left_out.extend(unreferenced);
         let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
         let schema = TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: true };
-        Ok(GreenTable { schema, definitions, after, references, left_out })
+        let not_null = table.columns.iter().map(|c| !c.nullable).collect();
+        Ok(GreenTable { schema, definitions, not_null, after, references, left_out })
     }
 
     fn row(&self, table: &BlueTable, row: Row) -> Result<Row, Error> {

@@ -27,19 +27,20 @@
 
 mod checks;
 
-use crate::config::{reversed, Config, Fence};
+use super::fenced::MySqlFenced;
+use crate::config::{reversed, Config};
 use crate::error::{CutoverCheck, Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
-use crate::source::mysql::{connect, database, options, quote};
-use crate::source::{Names, HEARTBEAT_TABLE, SENTINEL_ROW};
+use crate::source::mysql::{connect, database, options};
+use crate::source::Names;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
-use turnout_cutover::{sync_counters, CounterSync, ReadOnlyFence};
-use turnout_decoders::{BinlogPosition, GtidState, Position};
+use turnout_cutover::{sync_counters, CounterSync};
+use turnout_decoders::{GtidState, Position};
 
-/// How long a session of turnout's account that turnout did not open may take to go away (a client
-/// that just disconnected) before the cutover refuses it.
-const SESSION_SETTLE: Duration = Duration::from_secs(2);
+/// How long the comparison of schema objects after the lag wait waits for DDL made during it to
+/// reach the other side through the stream before it refuses.
+const SCHEMA_SETTLE: Duration = Duration::from_secs(5);
 
 /// Values green's AUTO_INCREMENT counters and sequences are moved ahead of blue's before the fence.
 const COUNTER_MARGIN: u64 = 1_000;
@@ -69,17 +70,15 @@ impl Reverse {
 /// A cutover from a MySQL/MariaDB blue (or, from [`MySqlCutover::connect_back`], a rollback from
 /// green). In this type "blue" is the side being fenced and "green" the side traffic moves to.
 pub(crate) struct MySqlCutover {
-    blue_opts: mysql_async::Opts,
+    /// The fenced side: its session, the fence and the sentinel.
+    blue: MySqlFenced,
     /// The fenced side's URL, for the reverse stream's progress record there.
     blue_url: String,
-    blue: mysql_async::Conn,
     green_opts: mysql_async::Opts,
     /// Opened when first needed: undoing the fence must not depend on green.
     green: Option<mysql_async::Conn>,
     blue_db: String,
     green_db: String,
-    /// `None` for `cutover.fence = "none"`.
-    fence: Option<ReadOnlyFence>,
     /// The names of the fenced side and of the side traffic moves to (`blue`, `green` for a cutover).
     sides: (Side, Side),
     /// A cutover arming the reverse stream.
@@ -98,8 +97,6 @@ pub(crate) struct MySqlCutover {
     /// A watch reads the side traffic moves to (`[watch] green` for a cutover, `[watch] blue` for a
     /// rollback): its Oracle MySQL session tags its writes.
     green_watched: bool,
-    /// What the fenced side committed, read under `super_read_only` (Oracle MySQL).
-    fenced: Option<Position>,
     /// The fenced side's inventory as the pre-checks took it.
     inventory: Option<crate::source::contract::inventory::InventorySummary>,
 }
@@ -132,33 +129,22 @@ impl MySqlCutover {
     }
 
     async fn connect_sides(config: &Config, sides: (Side, Side)) -> Result<MySqlCutover, Error> {
-        let blue_opts = options(config.source.url.expose(), "source.url")?;
         let green_opts = options(config.target.url.expose(), "target.url")?;
-        let read_only = match config.cutover.fence {
-            Fence::ReadOnly => true,
-            Fence::None => false,
-            Fence::Pgbouncer => return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none")),
-        };
-        let mut blue = connect(&blue_opts, sides.0).await?;
-        let oracle = !crate::source::mysql::is_mariadb(&mut blue, sides.0).await?;
-        let fence = read_only.then(|| ReadOnlyFence { own_user: blue_opts.user().unwrap_or_default().to_owned(), oracle });
+        let blue = MySqlFenced::connect(config, sides.0).await?;
         Ok(MySqlCutover {
-            blue_db: database(&blue_opts),
+            blue_db: blue.db.clone(),
             green_db: database(&green_opts),
-            blue_opts,
-            blue_url: config.source.url.expose().to_owned(),
+            oracle: blue.oracle,
             blue,
+            blue_url: config.source.url.expose().to_owned(),
             green_opts,
             green: None,
-            fence,
             sides,
             reverse: None,
             filter: config.table_filter()?,
-            oracle,
             green_oracle: None,
             green_mark: None,
             green_watched: false,
-            fenced: None,
             inventory: None,
         })
     }
@@ -185,7 +171,7 @@ impl MySqlCutover {
             self.green = Some(green);
         }
         let green = self.green.as_mut().ok_or_else(|| Error::Internal("the cutover's session on green is missing".into()))?;
-        Ok((&mut self.blue, green))
+        Ok((&mut self.blue.conn, green))
     }
 
     async fn sync(&mut self, margin: u64) -> Result<Vec<CounterSync>, Error> {
@@ -251,15 +237,31 @@ impl Procedure for MySqlCutover {
     }
 
     fn fence_kind(&self) -> &'static str {
-        if self.fence.is_some() {
-            "read-only"
-        } else {
-            "none"
-        }
+        self.blue.kind()
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         self.preflight_checks().await
+    }
+
+    /// The schema objects the pre-checks compared before the lag wait, compared again after it: DDL
+    /// reaches the other side through the binlog, so a difference made during the wait is given
+    /// [`SCHEMA_SETTLE`] to arrive before it refuses. Changes nothing either way (`apply` is not
+    /// needed: the stream carries the definitions).
+    async fn settle_definitions(&mut self, _apply: bool) -> Result<Option<String>, Error> {
+        let started = Instant::now();
+        loop {
+            match self.check_schemas_match().await {
+                Ok(()) => break,
+                Err(e) if started.elapsed() < SCHEMA_SETTLE => {
+                    tracing::debug!("schema objects still differ after the lag wait, waiting for the stream: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (from, to) = self.sides;
+        Ok(Some(format!("{from}'s and {to}'s schema objects compared again after the lag wait: equal ({} ms)", started.elapsed().as_millis())))
     }
 
     fn arms_reverse_after_proof(&self) -> bool {
@@ -267,15 +269,11 @@ impl Procedure for MySqlCutover {
     }
 
     fn fenced_position(&self) -> Option<Position> {
-        self.fenced.clone()
+        self.blue.committed.clone()
     }
 
     async fn check_fence(&mut self) -> Result<(), Error> {
-        let Some(own_user) = self.fence.as_ref().map(|f| f.own_user.clone()) else { return Ok(()) };
-        if !self.privileged().await? {
-            return Err(CutoverCheck::FencePrivileges { from: self.sides.0, grant: turnout_cutover::fence_grant(&own_user, self.oracle) }.into());
-        }
-        Ok(())
+        self.blue.check_fence().await
     }
 
     async fn counters_ahead(&mut self) -> Result<String, Error> {
@@ -323,36 +321,11 @@ impl Procedure for MySqlCutover {
     }
 
     async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
-        let from = self.sides.0;
-        let Some(fence) = &self.fence else { return Ok("no fence (cutover.fence = none): the operator stopped the writers".into()) };
-        let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
-        let report = fence.apply(&mut self.blue, budget, &own).await.map_err(Error::from)?;
-        Ok(format!(
-            "fenced writes on {from} (read_only = ON{}) in {} ms{}",
-            if self.oracle { ", super_read_only after the sentinel" } else { "" },
-            report.took.as_millis(),
-            if report.ended_sessions.is_empty() {
-                String::new()
-            } else {
-                format!("; ended {} sessions: {}", report.ended_sessions.len(), report.ended_sessions.join(", "))
-            }
-        ))
+        self.blue.apply(budget).await
     }
 
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
-        let number = u64::from_str_radix(id, 16).map_err(|_| Error::Internal(format!("cutover id {id} is not a 64-bit hex number")))?.cast_signed();
-        let table = format!("{}.{}", quote(&self.blue_db), quote(HEARTBEAT_TABLE));
-        self.blue
-            .query_drop(format!("INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"))
-            .await
-            .map_err(Error::mysql(self.sides.0, "writing the sentinel"))?;
-        let Some(fence) = &self.fence else { return Ok(()) };
-        if let Some(executed) = fence.seal(&mut self.blue).await.map_err(Error::from)? {
-            let gtids =
-                GtidState::parse_mysql(&executed).map_err(|e| Error::Unexpected { side: self.sides.0, what: format!("gtid_executed '{executed}' ({e})") })?;
-            self.fenced = Some(Position::Binlog(BinlogPosition { file: String::new(), offset: 0, gtids }));
-        }
-        Ok(())
+        self.blue.write_sentinel(id).await
     }
 
     async fn top_up(&mut self) -> Result<(String, usize), Error> {
@@ -362,7 +335,7 @@ impl Procedure for MySqlCutover {
     }
 
     async fn identify(&mut self) -> (Identity, Identity) {
-        let fenced = super::rehearsal::identity(&mut self.blue).await;
+        let fenced = self.blue.identify().await;
         let other = match self.sessions().await {
             Ok((_, green)) => super::rehearsal::identity(green).await,
             Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
@@ -371,10 +344,9 @@ impl Procedure for MySqlCutover {
     }
 
     async fn findings(&mut self) -> Vec<String> {
-        let (from, to) = self.sides;
-        let own_fenced = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
+        let to = self.sides.1;
         let own_other = turnout_connect::mysql::conn::own_sessions(&self.green_opts);
-        let mut found = super::rehearsal::long_transactions(&mut self.blue, from, &own_fenced, true).await;
+        let mut found = self.blue.long_transactions().await;
         match self.sessions().await {
             Ok((_, green)) => {
                 found.extend(super::rehearsal::long_transactions(green, to, &own_other, false).await);
@@ -392,7 +364,7 @@ impl Procedure for MySqlCutover {
         // A sealed side refuses DROP TRIGGER: there the triggers are copied now and dropped when the
         // reverse stream first applies to it (crate::rollback), never by lifting the seal here —
         // a write then would reach green after the hand-off position was read.
-        let drop_from = !(self.oracle && self.fence.is_some());
+        let drop_from = !(self.oracle && self.blue.fence.is_some());
         let (blue, green) = self.sessions().await?;
         // The triggers move inside the pause: before, they would have fired again on rows the
         // stream applies; after, the reverse stream applies to the fenced side.
@@ -427,43 +399,11 @@ impl Procedure for MySqlCutover {
     }
 
     async fn fenced(&mut self) -> Result<bool, Error> {
-        match &self.fence {
-            None => Ok(false),
-            Some(fence) => fence.is_fenced(&mut self.blue).await.map_err(Error::from),
-        }
+        self.blue.is_fenced().await
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {
-        let from = self.sides.0;
-        let line = match &self.fence {
-            None => "no fence to undo".to_owned(),
-            Some(fence) => {
-                let old = self.blue.id();
-                if fence.undo(&mut self.blue).await.is_err() {
-                    // The session may be gone (the server restarted, the network broke): once more on a
-                    // new one — after ending the old one, whose seal (a statement given up at the
-                    // pause's deadline) could otherwise still take effect after this undo.
-                    let mut fresh = connect(&self.blue_opts, from).await?;
-                    let sealing: Option<u64> = fresh
-                        .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SET GLOBAL super_read_only%'", (old,))
-                        .await
-                        .map_err(Error::mysql(from, "looking for turnout's old session"))?;
-                    if let Some(id) = sealing {
-                        match fresh.query_drop(format!("KILL CONNECTION {id}")).await {
-                            Ok(()) | Err(mysql_async::Error::Server(_)) => {}
-                            Err(e) => return Err(Error::mysql(from, "ending turnout's old session")(e)),
-                        }
-                    }
-                    fence.undo(&mut fresh).await.map_err(Error::from)?;
-                    self.blue = fresh;
-                }
-                if fence.is_fenced(&mut self.blue).await.map_err(Error::from)? {
-                    return Err(CutoverCheck::StillReadOnly { from }.into());
-                }
-                format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" })
-            }
-        };
-        Ok(line)
+        self.blue.lift().await
     }
 
     async fn disarm_reverse(&mut self) -> Result<Option<String>, Error> {

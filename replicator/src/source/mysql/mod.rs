@@ -12,6 +12,7 @@ pub mod chunks;
 pub mod crossing;
 pub mod cutover;
 pub mod drift;
+pub(crate) mod fenced;
 pub(crate) mod generated;
 pub mod heartbeat;
 pub mod inventory;

@@ -184,6 +184,7 @@ async fn read_tables(mut reader: mysql_async::Conn, tables: &[BlueTable], tx: &t
 }
 
 impl SourceSide for MySqlBlue {
+    type Fenced = super::fenced::MySqlFenced;
     type Stream = MySqlSource;
 
     const ENGINE: &'static str = "MySQL/MariaDB";

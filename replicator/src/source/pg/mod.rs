@@ -13,6 +13,7 @@ pub mod drift;
 pub mod heartbeat;
 pub mod inventory;
 pub mod live;
+pub(crate) mod opened;
 pub mod origin_filter;
 pub(crate) mod rehearsal;
 pub mod reverse;

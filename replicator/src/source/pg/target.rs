@@ -118,6 +118,7 @@ fn micros(text: &str) -> Option<i64> {
 
 impl TargetSide for PgTarget {
     type Sink = Parallel<PgSink>;
+    type Opened = super::opened::PgOpened;
 
     const ENGINE: &'static str = "PostgreSQL";
 

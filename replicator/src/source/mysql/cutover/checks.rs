@@ -7,7 +7,7 @@ use super::*;
 impl MySqlCutover {
     /// Refuses, before anything changes, a cutover while the two sides' schema objects differ (see
     /// [`crate::source::mysql::drift`]), naming each difference and its fix.
-    async fn check_schemas_match(&mut self) -> Result<(), Error> {
+    pub(super) async fn check_schemas_match(&mut self) -> Result<(), Error> {
         let (from, to) = self.sides;
         let db = self.blue_db.clone();
         if db != self.green_db {
@@ -131,12 +131,6 @@ impl MySqlCutover {
         }))
     }
 
-    /// Whether turnout's account on blue may set `read_only`, write under it and end other sessions.
-    pub(super) async fn privileged(&mut self) -> Result<bool, Error> {
-        let grants: Vec<String> = self.blue.query("SHOW GRANTS").await.map_err(Error::mysql(self.sides.0, "reading turnout's grants"))?;
-        Ok(turnout_cutover::fence_privileged(&grants, self.oracle))
-    }
-
     /// [`Procedure::preflight`]: every pre-check, with the warnings they leave.
     pub(super) async fn preflight_checks(&mut self) -> Result<Vec<String>, Error> {
         let (from, to) = self.sides;
@@ -145,53 +139,19 @@ impl MySqlCutover {
         let green_oracle = !crate::source::mysql::is_mariadb(green, to).await?;
         self.green_oracle = Some(green_oracle);
         self.refuse_no_way_back(green_oracle).await?;
-        if self.fence.is_some() {
-            self.refuse_a_replica().await?;
-        }
+        self.blue.refuse_a_replica(to).await?;
         let mut warnings: Vec<String> = self.check_trigger_handover().await?.into_iter().collect();
         warnings.extend(self.check_event_handover().await?);
         warnings.extend(self.check_inventory().await?);
         self.check_schemas_match().await?;
-        let Some(fence) = &self.fence else { return Ok(warnings) };
-        let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
-        let mut foreign = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
-        // A client that just disconnected is listed until the server ends its thread, and a session
-        // turnout is opening is listed before turnout knows its id: only sessions still there, and
-        // still not turnout's, after a moment are refused.
-        let settled = Instant::now() + SESSION_SETTLE;
-        while !foreign.is_empty() && Instant::now() < settled {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let own = turnout_connect::mysql::conn::own_sessions(&self.blue_opts);
-            let again = fence.foreign_sessions(&mut self.blue, &own).await.map_err(Error::from)?;
-            foreign.retain(|s| again.contains(s));
-        }
-        if !foreign.is_empty() {
-            return Err(CutoverCheck::ForeignSessions { from, sessions: foreign.join(", ") }.into());
-        }
-        let unfenced = fence.unfenced_accounts(&mut self.blue).await.map_err(Error::from)?;
-        if !oracle {
-            // An event runs as its definer: one that writes through read_only may write between the fence
-            // and the hand-over (Oracle MySQL's seal and proof cover that time; MariaDB has no seal).
-            let events: Vec<(String, String)> = self
-                .blue
-                .exec("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED'", (&self.blue_db,))
-                .await
-                .map_err(Error::mysql(from, "listing the events"))?;
-            let plain = |account: &str| account.replace('\'', "");
-            for (event, definer) in events.into_iter().filter(|(_, d)| unfenced.iter().any(|(account, _)| plain(account) == *d)) {
-                warnings.push(format!(
-                    "event {event} runs as {definer}, which may write while {from} is read-only: a write of its between the fence and the \
-                     switch would stay on {from} only; stop {from}'s event scheduler before the cutover (SET GLOBAL event_scheduler = OFF: the cutover \
-                     still enables the event on {to})"
-                ));
-            }
-        }
+        let unfenced = self.blue.sessions_check(to).await?;
+        warnings.extend(unfenced.warnings);
         // Toward an Oracle MySQL green the hand-off is read once green holds the sentinel, and a
         // MariaDB side has no seal: such an account's write after it would be applied to green after
         // the hand-off and come back — an insert or a delete stops the reverse stream at the row, an
         // update is applied again with the values the row already has.
         let back = self.reverse.is_some() && green_oracle && !oracle;
-        warnings.extend(unfenced.into_iter().map(|(account, revoke)| {
+        warnings.extend(unfenced.accounts.into_iter().map(|(account, revoke)| {
             let mut line = unfenced_warning(&account, &revoke, from, oracle);
             if back {
                 line.push_str(&format!(
@@ -209,7 +169,7 @@ impl MySqlCutover {
     /// seal a late write on blue would be applied after it and come back), or green's settings.
     async fn refuse_no_way_back(&mut self, green_oracle: bool) -> Result<(), Error> {
         let to = self.sides.1;
-        if self.reverse.is_some() && green_oracle && self.fence.is_none() {
+        if self.reverse.is_some() && green_oracle && self.blue.fence.is_none() {
             return Err(CutoverCheck::UnfencedWayBack { to }.into());
         }
         if self.reverse.is_some() {
@@ -220,17 +180,6 @@ impl MySqlCutover {
                 let each: Vec<String> = problems.into_iter().map(|(what, fix)| format!("{what}: {fix}")).collect();
                 return Err(CutoverCheck::CannotFeedReverse { problems: each.join("; ") }.into());
             }
-        }
-        Ok(())
-    }
-
-    /// Refuses a fenced side that is itself a replica: replication threads write through read_only.
-    async fn refuse_a_replica(&mut self) -> Result<(), Error> {
-        let (from, to) = self.sides;
-        let channels = turnout_cutover::running_replication(&mut self.blue, from).await.map_err(Error::from)?;
-        if !channels.is_empty() {
-            let each: Vec<String> = channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
-            return Err(CutoverCheck::FencedIsReplica { from, to, channels: each.join(", "), oracle: self.oracle }.into());
         }
         Ok(())
     }

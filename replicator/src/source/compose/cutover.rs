@@ -1,0 +1,289 @@
+//! The cutover of a composition: blue's side fences itself its own way and writes the sentinel the
+//! stream carries to green ([`FencedSide`]); green's side moves its counters past blue's and says
+//! whether its tables are still what the conversion made ([`OpenedSide`]); [`ComposedCutover`] is the
+//! [`Procedure`] of the two. The steps around it — lag gate, pause budget, proof, journal, switch —
+//! are every family's ([`crate::cutover`]).
+//!
+//! **Definitions at the switch.** Nothing of blue's definitions is translated except its tables (the
+//! type map). So, before the lag wait, after it and once more inside the write pause:
+//! - every table green holds must still be what the conversion makes of blue's table *now* (names,
+//!   types, `NOT NULL`, in order) — a table changed on blue with its change kept out of the binlog, or
+//!   changed on green, refuses naming it;
+//! - every other object of blue's (a view, routine, trigger, event, sequence) refuses the cutover
+//!   unless the operator names it in `cutover.keep_definitions`: they made its form on green, and the
+//!   certificate records it;
+//! - blue's definitions are marked after the lag wait (a digest per object) and the mark is read again
+//!   just before the fence and inside the pause: an object created, changed or dropped since undoes the
+//!   fence, naming it.
+//!
+//! The way back (green → blue through the inverse map) is not built: `cutover.reverse` must be
+//! `false`, and the pre-checks refuse otherwise, before anything changes.
+
+use super::{BlueTable, Composed, Convert, GreenTable, SourceSide, TargetSide};
+use crate::config::Config;
+use crate::error::{DefinitionRefusal, Error, SchemaRefusal, Side};
+use crate::source::contract::procedure::{Identity, Procedure};
+use crate::source::Names;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use turnout_cutover::CounterSync;
+use turnout_decoders::{Position, TableName};
+
+/// Values green's counters are moved ahead of blue's before the fence.
+const COUNTER_MARGIN: i128 = 1_000;
+
+/// A table's counter: the value its next generated key takes.
+pub(crate) type Counter = (TableName, i128);
+
+/// Blue's definitions as [`FencedSide::mark`] reads them: a digest per object, by the object's name
+/// (`VIEW app.v`, `TABLE app.t`).
+pub(crate) type Mark = BTreeMap<String, String>;
+
+/// Blue's part of a cutover to another engine: the fence, the sentinel, its counters and the objects
+/// the other engine gets no translation of.
+pub(crate) trait FencedSide: Send + Sync + Sized {
+    /// Blue of `config` (`source.url`), connected.
+    fn connect(config: &Config) -> impl Future<Output = Result<Self, Error>> + Send;
+    /// `read-only` or `none`, as in `cutover.fence`.
+    fn kind(&self) -> &'static str;
+    /// Refusals and warnings of the fence's own (a replica, sessions the fence cannot stop).
+    fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// Checks, changing nothing, that the fence can be applied.
+    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Fences writes within `budget`; what it did.
+    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Commits the sentinel carrying `id`, which blue's stream carries to green.
+    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Everything blue committed, where the fence knows it (see [`Procedure::fenced_position`]).
+    fn committed(&self) -> Option<Position>;
+    /// Whether the fence is in place now, read from the server.
+    fn is_fenced(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Lifts the fence; what it did.
+    fn lift(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+    fn identify(&mut self) -> impl Future<Output = Identity> + Send;
+    /// For a rehearsal: what the fence would wait for.
+    fn findings(&mut self) -> impl Future<Output = Vec<String>> + Send;
+    /// Every counter of blue's database (the next `AUTO_INCREMENT` value per table).
+    fn counters(&mut self) -> impl Future<Output = Result<Vec<Counter>, Error>> + Send;
+    /// Blue's objects that are not tables (`VIEW app.v`, `TRIGGER app.t`, …).
+    fn objects(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// A digest per definition of blue's database, tables and everything else.
+    fn mark(&mut self) -> impl Future<Output = Result<Mark, Error>> + Send;
+}
+
+/// Green's part of a cutover from another engine.
+pub(crate) trait OpenedSide: Send + Sync + Sized {
+    /// Green of `config` (`target.url`), connected.
+    fn connect(config: &Config) -> impl Future<Output = Result<Self, Error>> + Send;
+    /// How each of `tables` on green differs from what the conversion makes of blue's (one line per
+    /// table: missing, a column's name, type or `NOT NULL`); empty when they are equal.
+    fn differences(&mut self, tables: &[GreenTable]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// The tables of `schemas` with a generated key (an identity).
+    fn counted(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
+    /// Moves each table's generated key to at least blue's next value plus `margin` (never back).
+    fn counters_ahead(&mut self, blue: &[Counter], margin: i128) -> impl Future<Output = Result<Vec<CounterSync>, Error>> + Send;
+    fn identify(&mut self) -> impl Future<Output = Identity> + Send;
+}
+
+/// The cutover of blue's side `S` into green's side `T` through the conversion `C`.
+#[allow(missing_debug_implementations)]
+pub(crate) struct ComposedCutover<S: SourceSide, T: TargetSide, C> {
+    admin: Composed<S, T, C>,
+    blue: S::Fenced,
+    green: T::Opened,
+    keep: Vec<String>,
+    reverse: bool,
+    /// Blue's definitions when they were last settled.
+    mark: Option<Mark>,
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C> {
+    /// A cutover of the stream `names`; `reverse` asks for a way back, which is refused by the
+    /// pre-checks.
+    pub(crate) async fn connect(config: &Config, names: &Names, reverse: bool) -> Result<Self, Error> {
+        let admin = Composed::new(config, names.clone())?;
+        let (blue, green) = tokio::try_join!(S::Fenced::connect(config), T::Opened::connect(config))?;
+        Ok(ComposedCutover { admin, blue, green, keep: config.cutover.keep_definitions.clone(), reverse, mark: None })
+    }
+
+    /// Blue's selected tables as green is to hold them now.
+    async fn expected(&self) -> Result<(Vec<BlueTable>, Vec<GreenTable>), Error> {
+        let blue = self.admin.source.select().await?;
+        let green = blue.iter().map(|t| self.admin.convert.green(t)).collect::<Result<Vec<_>, _>>()?;
+        Ok((blue, green))
+    }
+
+    /// Refuses while green's tables are not what the conversion makes of blue's now, or blue has an
+    /// object green gets no translation of that the operator has not kept; returns the objects kept.
+    async fn compare(&mut self) -> Result<(usize, Vec<String>), Error> {
+        let (_, green) = self.expected().await?;
+        let differences = self.green.differences(&green).await?;
+        if !differences.is_empty() {
+            return Err(DefinitionRefusal::Differ { from: Side::Blue, to: Side::Green, count: differences.len(), objects: differences.join("\n") }.into());
+        }
+        let objects = self.blue.objects().await?;
+        let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
+        if let Some(example) = untranslated.first() {
+            return Err(DefinitionRefusal::NotTranslated {
+                from: Side::Blue,
+                to: Side::Green,
+                from_engine: S::ENGINE,
+                to_engine: T::ENGINE,
+                count: untranslated.len(),
+                objects: untranslated.join(", "),
+                example: example.clone(),
+            }
+            .into());
+        }
+        Ok((green.len(), kept))
+    }
+
+    /// Moves green's counters to blue's plus `margin`; the line to say and how many moved.
+    async fn counters(&mut self, margin: i128, what: &str) -> Result<(String, usize), Error> {
+        let blue = self.blue.counters().await?;
+        let done = self.green.counters_ahead(&blue, margin).await?;
+        let moved = done.iter().filter(|c| c.changed).count();
+        Ok((format!("{what}: {moved} of {} identity counters moved on green", done.len()), moved))
+    }
+}
+
+/// The objects created, changed or dropped between two marks, named.
+fn changes(before: &Mark, now: &Mark) -> Vec<String> {
+    let mut changed: Vec<String> = now
+        .iter()
+        .filter_map(|(name, digest)| match before.get(name) {
+            None => Some(format!("{name} created")),
+            Some(d) if d != digest => Some(format!("{name} changed")),
+            Some(_) => None,
+        })
+        .collect();
+    changed.extend(before.keys().filter(|name| !now.contains_key(*name)).map(|name| format!("{name} dropped")));
+    changed
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedCutover<S, T, C> {
+    fn fence_kind(&self) -> &'static str {
+        self.blue.kind()
+    }
+
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
+        if self.reverse {
+            return Err(SchemaRefusal::NotBuilt {
+                what: "the way back",
+                from: T::ENGINE,
+                to: S::ENGINE,
+                fix: "set cutover.reverse = false to cut over without a way back (turnout rollback is then refused)",
+            }
+            .into());
+        }
+        let mut warnings = self.blue.preflight().await?;
+        let (tables, kept) = self.compare().await?;
+        if !kept.is_empty() {
+            warnings.push(format!("kept as the operator made them on green (cutover.keep_definitions): {}", kept.join(", ")));
+        }
+        // Every table with a counter on blue has its identity on green.
+        let (blue, _) = self.expected().await?;
+        let schemas: Vec<String> = blue.iter().map(|t| t.name.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let counted = self.green.counted(&schemas).await?;
+        let missing: Vec<String> =
+            blue.iter().filter(|t| t.columns.iter().any(|c| c.auto_increment) && !counted.contains(&t.name)).map(|t| t.name.to_string()).collect();
+        if !missing.is_empty() {
+            return Err(DefinitionRefusal::Differ {
+                from: Side::Blue,
+                to: Side::Green,
+                count: missing.len(),
+                objects: missing.iter().map(|t| format!("{t}: AUTO_INCREMENT on blue, no identity on green")).collect::<Vec<_>>().join("\n"),
+            }
+            .into());
+        }
+        tracing::debug!(tables, "green's tables are what the conversion makes of blue's");
+        Ok(warnings)
+    }
+
+    /// After the lag wait: compares again and marks blue's definitions (nothing is carried: blue's
+    /// tables reach green through the stream, every other object is the operator's).
+    async fn settle_definitions(&mut self, _apply: bool) -> Result<Option<String>, Error> {
+        let started = std::time::Instant::now();
+        let (tables, kept) = self.compare().await?;
+        let mark = self.blue.mark().await?;
+        let objects = mark.len();
+        self.mark = Some(mark);
+        Ok(Some(format!(
+            "green's {tables} tables are what the type map makes of blue's after the lag wait; {objects} of blue's definitions marked{} ({} ms)",
+            if kept.is_empty() { String::new() } else { format!("; kept as the operator made them on green: {}", kept.join(", ")) },
+            started.elapsed().as_millis()
+        )))
+    }
+
+    async fn definitions_unchanged(&mut self, when: &'static str) -> Result<(), Error> {
+        let Some(before) = &self.mark else { return Ok(()) };
+        let now = self.blue.mark().await?;
+        let changed = changes(before, &now);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(DefinitionRefusal::ChangedSince { from: Side::Blue, to: Side::Green, when, changes: changed.join(", ") }.into())
+    }
+
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        self.blue.check_fence().await
+    }
+
+    async fn counters_ahead(&mut self) -> Result<String, Error> {
+        Ok(self.counters(COUNTER_MARGIN, &format!("{COUNTER_MARGIN} values ahead of blue")).await?.0)
+    }
+
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
+        self.blue.fence(budget).await
+    }
+
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        self.blue.write_sentinel(id).await
+    }
+
+    async fn top_up(&mut self) -> Result<(String, usize), Error> {
+        self.counters(0, "checked against blue's final values").await
+    }
+
+    async fn identify(&mut self) -> (Identity, Identity) {
+        (self.blue.identify().await, self.green.identify().await)
+    }
+
+    async fn findings(&mut self) -> Vec<String> {
+        self.blue.findings().await
+    }
+
+    async fn open_green(&mut self) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
+    async fn lift_fence(&mut self) -> Result<String, Error> {
+        self.blue.lift().await
+    }
+
+    async fn fenced(&mut self) -> Result<bool, Error> {
+        self.blue.is_fenced().await
+    }
+
+    fn fenced_position(&self) -> Option<Position> {
+        self.blue.committed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(entries: &[(&str, &str)]) -> Mark {
+        entries.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn every_object_created_changed_or_dropped_between_two_marks_is_named() {
+        let before = mark(&[("VIEW app.v", "1"), ("TABLE app.t", "2"), ("TRIGGER app.g", "3")]);
+        let now = mark(&[("VIEW app.v", "1"), ("TABLE app.t", "9"), ("EVENT app.e", "4")]);
+        assert_eq!(changes(&before, &now), vec!["EVENT app.e created", "TABLE app.t changed", "TRIGGER app.g dropped"]);
+        assert!(changes(&now, &now).is_empty());
+    }
+}

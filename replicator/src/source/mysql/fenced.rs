@@ -1,0 +1,341 @@
+//! The fenced side of a MySQL/MariaDB cutover, whatever the other side is: the `read_only` fence (or
+//! none), the sentinel as row 2 of the heartbeat table written by turnout's own session (which
+//! `read_only` exempts: it holds `READ ONLY ADMIN` on MariaDB, `CONNECTION_ADMIN` on MySQL), on Oracle
+//! MySQL the seal (`super_read_only`) right after it with what the side committed, the checks that
+//! the fence can hold (privileges, no replication threads, no foreign sessions of turnout's account)
+//! and lifting it. The MySQL family's own cutover ([`super::cutover::MySqlCutover`]) and a cutover to
+//! another engine ([`crate::source::compose::cutover`]) are both made of it.
+
+use crate::config::{Config, Fence};
+use crate::error::{CutoverCheck, Error, Side};
+use crate::source::contract::procedure::Identity;
+use crate::source::mysql::{connect, database, options, quote};
+use crate::source::{HEARTBEAT_TABLE, SENTINEL_ROW};
+use mysql_async::prelude::Queryable;
+use std::time::{Duration, Instant};
+use turnout_cutover::ReadOnlyFence;
+use turnout_decoders::{BinlogPosition, GtidState, Position};
+
+/// How long a session of turnout's account that turnout did not open may take to go away (a client
+/// that just disconnected) before the cutover refuses it.
+const SESSION_SETTLE: Duration = Duration::from_secs(2);
+
+/// The side a cutover fences: `source.url` of the configuration it is given (a rollback is given the
+/// configuration reversed).
+pub(crate) struct MySqlFenced {
+    pub(crate) opts: mysql_async::Opts,
+    pub(crate) conn: mysql_async::Conn,
+    pub(crate) db: String,
+    /// `None` for `cutover.fence = "none"`.
+    pub(crate) fence: Option<ReadOnlyFence>,
+    pub(crate) side: Side,
+    /// Oracle MySQL (`super_read_only`, GTID sets), not MariaDB.
+    pub(crate) oracle: bool,
+    /// What the side committed, read under `super_read_only` (Oracle MySQL).
+    pub(crate) committed: Option<Position>,
+}
+
+/// What [`MySqlFenced::sessions_check`] leaves to say: accounts the fence does not stop, as
+/// (account, the statement that would make it stop them), and warnings.
+pub(crate) struct Unfenced {
+    pub accounts: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+impl MySqlFenced {
+    /// Connects to `config.source.url`, named `side`.
+    pub(crate) async fn connect(config: &Config, side: Side) -> Result<MySqlFenced, Error> {
+        let opts = options(config.source.url.expose(), "source.url")?;
+        let read_only = match config.cutover.fence {
+            Fence::ReadOnly => true,
+            Fence::None => false,
+            Fence::Pgbouncer => return Err(Error::config("cutover.fence", "pgbouncer fronts PostgreSQL only; for MySQL/MariaDB use read-only or none")),
+        };
+        let mut conn = connect(&opts, side).await?;
+        let oracle = !crate::source::mysql::is_mariadb(&mut conn, side).await?;
+        let fence = read_only.then(|| ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned(), oracle });
+        Ok(MySqlFenced { db: database(&opts), opts, conn, fence, side, oracle, committed: None })
+    }
+
+    /// `read-only` or `none`.
+    pub(crate) fn kind(&self) -> &'static str {
+        if self.fence.is_some() {
+            "read-only"
+        } else {
+            "none"
+        }
+    }
+
+    /// Whether turnout's account here may set `read_only`, write under it and end other sessions.
+    pub(crate) async fn privileged(&mut self) -> Result<bool, Error> {
+        let grants: Vec<String> = self.conn.query("SHOW GRANTS").await.map_err(Error::mysql(self.side, "reading turnout's grants"))?;
+        Ok(turnout_cutover::fence_privileged(&grants, self.oracle))
+    }
+
+    /// Refuses, changing nothing, a fence turnout's account could not apply.
+    pub(crate) async fn check_fence(&mut self) -> Result<(), Error> {
+        let Some(own_user) = self.fence.as_ref().map(|f| f.own_user.clone()) else { return Ok(()) };
+        if !self.privileged().await? {
+            return Err(CutoverCheck::FencePrivileges { from: self.side, grant: turnout_cutover::fence_grant(&own_user, self.oracle) }.into());
+        }
+        Ok(())
+    }
+
+    /// Refuses a fenced side that is itself a replica: replication threads write through `read_only`.
+    pub(crate) async fn refuse_a_replica(&mut self, to: Side) -> Result<(), Error> {
+        if self.fence.is_none() {
+            return Ok(());
+        }
+        let from = self.side;
+        let channels = turnout_cutover::running_replication(&mut self.conn, from).await.map_err(Error::from)?;
+        if !channels.is_empty() {
+            let each: Vec<String> = channels.iter().map(|c| if c.is_empty() { "the default channel".to_owned() } else { format!("channel '{c}'") }).collect();
+            return Err(CutoverCheck::FencedIsReplica { from, to, channels: each.join(", "), oracle: self.oracle }.into());
+        }
+        Ok(())
+    }
+
+    /// Refuses sessions of turnout's account that turnout did not open (the fence cannot stop them);
+    /// returns the accounts the fence does not stop and, on MariaDB, a warning for each enabled event
+    /// that runs as one of them (MariaDB has no seal to stop it). Nothing to check without a fence.
+    pub(crate) async fn sessions_check(&mut self, to: Side) -> Result<Unfenced, Error> {
+        let from = self.side;
+        let mut unfenced = Unfenced { accounts: Vec::new(), warnings: Vec::new() };
+        let Some(fence) = &self.fence else { return Ok(unfenced) };
+        let own = turnout_connect::mysql::conn::own_sessions(&self.opts);
+        let mut foreign = fence.foreign_sessions(&mut self.conn, &own).await.map_err(Error::from)?;
+        // A client that just disconnected is listed until the server ends its thread, and a session
+        // turnout is opening is listed before turnout knows its id: only sessions still there, and
+        // still not turnout's, after a moment are refused.
+        let settled = Instant::now() + SESSION_SETTLE;
+        while !foreign.is_empty() && Instant::now() < settled {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let own = turnout_connect::mysql::conn::own_sessions(&self.opts);
+            let again = fence.foreign_sessions(&mut self.conn, &own).await.map_err(Error::from)?;
+            foreign.retain(|s| again.contains(s));
+        }
+        if !foreign.is_empty() {
+            return Err(CutoverCheck::ForeignSessions { from, sessions: foreign.join(", ") }.into());
+        }
+        unfenced.accounts = fence.unfenced_accounts(&mut self.conn).await.map_err(Error::from)?;
+        if !self.oracle {
+            // An event runs as its definer: one that writes through read_only may write between the fence
+            // and the hand-over (Oracle MySQL's seal and proof cover that time; MariaDB has no seal).
+            let events: Vec<(String, String)> = self
+                .conn
+                .exec("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED'", (&self.db,))
+                .await
+                .map_err(Error::mysql(from, "listing the events"))?;
+            let plain = |account: &str| account.replace('\'', "");
+            for (event, definer) in events.into_iter().filter(|(_, d)| unfenced.accounts.iter().any(|(account, _)| plain(account) == *d)) {
+                unfenced.warnings.push(format!(
+                    "event {event} runs as {definer}, which may write while {from} is read-only: a write of its between the fence and the \
+                     switch would stay on {from} only; stop {from}'s event scheduler before the cutover (SET GLOBAL event_scheduler = OFF: the cutover \
+                     still enables the event on {to})"
+                ));
+            }
+        }
+        Ok(unfenced)
+    }
+
+    /// Fences writes within `budget`; what it did.
+    pub(crate) async fn apply(&mut self, budget: Duration) -> Result<String, Error> {
+        let from = self.side;
+        let Some(fence) = &self.fence else { return Ok("no fence (cutover.fence = none): the operator stopped the writers".into()) };
+        let own = turnout_connect::mysql::conn::own_sessions(&self.opts);
+        let report = fence.apply(&mut self.conn, budget, &own).await.map_err(Error::from)?;
+        Ok(format!(
+            "fenced writes on {from} (read_only = ON{}) in {} ms{}",
+            if self.oracle { ", super_read_only after the sentinel" } else { "" },
+            report.took.as_millis(),
+            if report.ended_sessions.is_empty() {
+                String::new()
+            } else {
+                format!("; ended {} sessions: {}", report.ended_sessions.len(), report.ended_sessions.join(", "))
+            }
+        ))
+    }
+
+    /// Commits the sentinel row carrying `id`; on Oracle MySQL then seals the side and keeps what it
+    /// committed ([`MySqlFenced::committed`]).
+    pub(crate) async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        let number = u64::from_str_radix(id, 16).map_err(|_| Error::Internal(format!("cutover id {id} is not a 64-bit hex number")))?.cast_signed();
+        let table = format!("{}.{}", quote(&self.db), quote(HEARTBEAT_TABLE));
+        self.conn
+            .query_drop(format!("INSERT INTO {table} (id, at_us) VALUES ({SENTINEL_ROW}, {number}) ON DUPLICATE KEY UPDATE at_us = VALUES(at_us)"))
+            .await
+            .map_err(Error::mysql(self.side, "writing the sentinel"))?;
+        let Some(fence) = &self.fence else { return Ok(()) };
+        if let Some(executed) = fence.seal(&mut self.conn).await.map_err(Error::from)? {
+            let gtids =
+                GtidState::parse_mysql(&executed).map_err(|e| Error::Unexpected { side: self.side, what: format!("gtid_executed '{executed}' ({e})") })?;
+            self.committed = Some(Position::Binlog(BinlogPosition { file: String::new(), offset: 0, gtids }));
+        }
+        Ok(())
+    }
+
+    /// Whether the fence is in place now, read from the server; false without a fence.
+    pub(crate) async fn is_fenced(&mut self) -> Result<bool, Error> {
+        match &self.fence {
+            None => Ok(false),
+            Some(fence) => fence.is_fenced(&mut self.conn).await.map_err(Error::from),
+        }
+    }
+
+    /// Lifts the fence (safe after a failed or partial one); what it did.
+    pub(crate) async fn lift(&mut self) -> Result<String, Error> {
+        let from = self.side;
+        let Some(fence) = &self.fence else { return Ok("no fence to undo".to_owned()) };
+        let old = self.conn.id();
+        if fence.undo(&mut self.conn).await.is_err() {
+            // The session may be gone (the server restarted, the network broke): once more on a
+            // new one — after ending the old one, whose seal (a statement given up at the
+            // pause's deadline) could otherwise still take effect after this undo.
+            let mut fresh = connect(&self.opts, from).await?;
+            let sealing: Option<u64> = fresh
+                .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SET GLOBAL super_read_only%'", (old,))
+                .await
+                .map_err(Error::mysql(from, "looking for turnout's old session"))?;
+            if let Some(id) = sealing {
+                match fresh.query_drop(format!("KILL CONNECTION {id}")).await {
+                    Ok(()) | Err(mysql_async::Error::Server(_)) => {}
+                    Err(e) => return Err(Error::mysql(from, "ending turnout's old session")(e)),
+                }
+            }
+            fence.undo(&mut fresh).await.map_err(Error::from)?;
+            self.conn = fresh;
+        }
+        if fence.is_fenced(&mut self.conn).await.map_err(Error::from)? {
+            return Err(CutoverCheck::StillReadOnly { from }.into());
+        }
+        Ok(format!("undid the fence (read_only = OFF{}): {from} takes writes again", if self.oracle { ", super_read_only = OFF" } else { "" }))
+    }
+
+    /// What the side says it is, for the certificate.
+    pub(crate) async fn identify(&mut self) -> Identity {
+        super::rehearsal::identity(&mut self.conn).await
+    }
+
+    /// For a rehearsal: transactions the fence would wait for inside the pause.
+    pub(crate) async fn long_transactions(&mut self) -> Vec<String> {
+        let own = turnout_connect::mysql::conn::own_sessions(&self.opts);
+        super::rehearsal::long_transactions(&mut self.conn, self.side, &own, true).await
+    }
+}
+
+/// Each query of [`MySqlFenced::mark`]: an object's name and a digest of its definition, per row.
+/// `?` is the database. Objects are named as [`MySqlFenced::objects`] and `cutover.keep_definitions`
+/// name them.
+const MARKS: &[&str] = &[
+    "SELECT CONCAT('TABLE ', TABLE_SCHEMA, '.', TABLE_NAME), MD5(GROUP_CONCAT(CONCAT_WS(0x1f, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
+       IFNULL(COLUMN_DEFAULT, 0x00), EXTRA, IFNULL(GENERATION_EXPRESSION, ''), IFNULL(COLLATION_NAME, '')) ORDER BY ORDINAL_POSITION SEPARATOR 0x1e)) \
+     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? GROUP BY TABLE_SCHEMA, TABLE_NAME",
+    "SELECT CONCAT('INDEX ', TABLE_SCHEMA, '.', TABLE_NAME, '.', INDEX_NAME), MD5(GROUP_CONCAT(CONCAT_WS(0x1f, NON_UNIQUE, IFNULL(COLUMN_NAME, ''), \
+       IFNULL(SUB_PART, ''), INDEX_TYPE) ORDER BY SEQ_IN_INDEX SEPARATOR 0x1e)) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
+     GROUP BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME",
+    "SELECT CONCAT('FOREIGN KEY ', CONSTRAINT_SCHEMA, '.', TABLE_NAME, '.', CONSTRAINT_NAME), MD5(CONCAT_WS(0x1f, REFERENCED_TABLE_NAME, UPDATE_RULE, \
+       DELETE_RULE)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?",
+    "SELECT CONCAT('CHECK ', CONSTRAINT_SCHEMA, '.', CONSTRAINT_NAME), MD5(CHECK_CLAUSE) FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?",
+    "SELECT CONCAT('VIEW ', TABLE_SCHEMA, '.', TABLE_NAME), MD5(CONCAT_WS(0x1f, VIEW_DEFINITION, CHECK_OPTION, SECURITY_TYPE, DEFINER)) \
+     FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
+    "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_SCHEMA, '.', ROUTINE_NAME), MD5(CONCAT_WS(0x1f, IFNULL(ROUTINE_DEFINITION, ''), CREATED, LAST_ALTERED, \
+       SECURITY_TYPE, DEFINER, IS_DETERMINISTIC, SQL_DATA_ACCESS)) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+    "SELECT CONCAT('TRIGGER ', TRIGGER_SCHEMA, '.', TRIGGER_NAME), MD5(CONCAT_WS(0x1f, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, \
+       ACTION_STATEMENT, CREATED)) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+    "SELECT CONCAT('EVENT ', EVENT_SCHEMA, '.', EVENT_NAME), MD5(CONCAT_WS(0x1f, IFNULL(EVENT_DEFINITION, ''), CREATED, LAST_ALTERED, STATUS)) \
+     FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+    "SELECT CONCAT('SEQUENCE ', TABLE_SCHEMA, '.', TABLE_NAME), MD5(CONCAT_WS(0x1f, CREATE_TIME, TABLE_COMMENT)) FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+];
+
+/// The object classes of a MySQL/MariaDB database other than tables, as `cutover.keep_definitions`
+/// names them, each from its catalog.
+const OBJECTS: &[&str] = &[
+    "SELECT CONCAT('VIEW ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
+    "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_SCHEMA, '.', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+    "SELECT CONCAT('TRIGGER ', TRIGGER_SCHEMA, '.', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+    "SELECT CONCAT('EVENT ', EVENT_SCHEMA, '.', EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+    "SELECT CONCAT('SEQUENCE ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+];
+
+impl crate::source::compose::cutover::FencedSide for MySqlFenced {
+    async fn connect(config: &Config) -> Result<MySqlFenced, Error> {
+        MySqlFenced::connect(config, Side::Blue).await
+    }
+
+    fn kind(&self) -> &'static str {
+        MySqlFenced::kind(self)
+    }
+
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
+        self.refuse_a_replica(Side::Green).await?;
+        let unfenced = self.sessions_check(Side::Green).await?;
+        let mut warnings = unfenced.warnings;
+        warnings.extend(
+            unfenced.accounts.into_iter().map(|(account, revoke)| {
+                format!("account {account} can still write while blue is fenced (READ ONLY ADMIN, CONNECTION_ADMIN or SUPER): {revoke}")
+            }),
+        );
+        Ok(warnings)
+    }
+
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        MySqlFenced::check_fence(self).await
+    }
+
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
+        self.apply(budget).await
+    }
+
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        MySqlFenced::write_sentinel(self, id).await
+    }
+
+    fn committed(&self) -> Option<Position> {
+        self.committed.clone()
+    }
+
+    async fn is_fenced(&mut self) -> Result<bool, Error> {
+        MySqlFenced::is_fenced(self).await
+    }
+
+    async fn lift(&mut self) -> Result<String, Error> {
+        MySqlFenced::lift(self).await
+    }
+
+    async fn identify(&mut self) -> Identity {
+        MySqlFenced::identify(self).await
+    }
+
+    async fn findings(&mut self) -> Vec<String> {
+        self.long_transactions().await
+    }
+
+    async fn counters(&mut self) -> Result<Vec<crate::source::compose::cutover::Counter>, Error> {
+        let db = self.db.clone();
+        let read = turnout_cutover::auto_increments(&mut self.conn, self.side, &db).await.map_err(Error::from)?;
+        Ok(read.into_iter().map(|(name, next)| (turnout_decoders::TableName { schema: db.clone(), name }, next)).collect())
+    }
+
+    async fn objects(&mut self) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for sql in OBJECTS {
+            let names: Vec<String> = self.conn.exec(*sql, (&self.db,)).await.map_err(Error::mysql(self.side, "listing the database's objects"))?;
+            out.extend(names);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn mark(&mut self) -> Result<crate::source::compose::cutover::Mark, Error> {
+        // A table's columns are digested whole: GROUP_CONCAT must not cut them short.
+        self.conn.query_drop("SET SESSION group_concat_max_len = 16777216").await.map_err(Error::mysql(self.side, "setting group_concat_max_len"))?;
+        let mut mark = crate::source::compose::cutover::Mark::new();
+        for sql in MARKS {
+            let rows: Vec<(String, Option<String>)> =
+                self.conn.exec(*sql, (&self.db,)).await.map_err(Error::mysql(self.side, "reading the database's definitions"))?;
+            mark.extend(rows.into_iter().map(|(name, digest)| (name, digest.unwrap_or_default())));
+        }
+        Ok(mark)
+    }
+}

@@ -1,0 +1,137 @@
+//! A PostgreSQL green as the side a cutover from another engine moves traffic to
+//! ([`OpenedSide`]): its tables compared with what the conversion makes of blue's, and its identity
+//! counters moved past blue's `AUTO_INCREMENT` (`setval` on the identity's sequence: it locks only the
+//! sequence, and never moves a counter back).
+
+use crate::config::Config;
+use crate::error::{Error, Side};
+use crate::source::compose::cutover::{Counter, OpenedSide};
+use crate::source::compose::GreenTable;
+use crate::source::contract::procedure::Identity;
+use tokio_postgres::Client;
+use turnout_cutover::{CounterKind, CounterSync};
+use turnout_decoders::TableName;
+use turnout_sinks::pg::qualified;
+
+/// Green's session for a cutover.
+#[allow(missing_debug_implementations)]
+pub(crate) struct PgOpened {
+    client: Client,
+}
+
+/// Each identity of a table in `schemas`: (schema, table, its sequence, the sequence's increment).
+const IDENTITIES: &str = "SELECT n.nspname::text, c.relname::text, d.objid::regclass::text, s.seqincrement \
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_depend d ON d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.classid = 'pg_class'::regclass \
+       AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i' \
+     JOIN pg_sequence s ON s.seqrelid = d.objid \
+     WHERE a.attidentity <> '' AND NOT a.attisdropped AND n.nspname = ANY($1) ORDER BY 1, 2";
+
+impl PgOpened {
+    async fn identities(&self, schemas: &[String]) -> Result<Vec<(TableName, String, i64)>, Error> {
+        let rows = self.client.query(IDENTITIES, &[&schemas]).await.map_err(Error::sql(Side::Green, "reading the identity counters"))?;
+        Ok(rows.iter().map(|r| (TableName { schema: r.get(0), name: r.get(1) }, r.get(2), r.get(3))).collect())
+    }
+
+    /// The value `sequence` hands out next, read from the sequence itself (`pg_sequence_last_value`
+    /// says NULL after a `setval(…, false)`, which is not the start).
+    async fn next_value(&self, sequence: &str, increment: i64) -> Result<i64, Error> {
+        let sql = format!("SELECT CASE WHEN is_called THEN last_value + {increment} ELSE last_value END::int8 FROM {sequence}");
+        let row = self.client.query_one(sql.as_str(), &[]).await.map_err(Error::sql(Side::Green, format!("reading sequence {sequence}")))?;
+        Ok(row.get(0))
+    }
+}
+
+/// How green's columns differ from the `expected` table's (empty when equal).
+fn column_differences(expected: &GreenTable, found: &[(String, i64, i32, bool)]) -> Vec<String> {
+    let table = &expected.schema.name;
+    let mut out = Vec::new();
+    if found.len() != expected.schema.columns.len() {
+        let names: Vec<&str> = found.iter().map(|(n, ..)| n.as_str()).collect();
+        let want: Vec<&str> = expected.schema.columns.iter().map(|c| c.name.as_str()).collect();
+        return vec![format!("{table}: green has columns ({}), the type map makes ({})", names.join(", "), want.join(", "))];
+    }
+    for ((column, not_null), (name, oid, modifier, green_not_null)) in expected.schema.columns.iter().zip(&expected.not_null).zip(found) {
+        let (want_oid, want_modifier) = match &column.ty {
+            turnout_decoders::schema::ColumnType::Pg { oid, modifier, .. } => (i64::from(*oid), *modifier),
+            turnout_decoders::schema::ColumnType::MySql(_) => continue,
+        };
+        if *name != column.name {
+            out.push(format!("{table}: green's column {name} where the type map makes {}", column.name));
+        } else if *oid != want_oid || *modifier != want_modifier {
+            out.push(format!("{table}.{name}: green's type (oid {oid}, modifier {modifier}) is not the type map's (oid {want_oid}, modifier {want_modifier})"));
+        } else if green_not_null != not_null {
+            out.push(format!("{table}.{name}: {} on green, {} on blue", null_word(*green_not_null), null_word(*not_null)));
+        }
+    }
+    out
+}
+
+fn null_word(not_null: bool) -> &'static str {
+    if not_null {
+        "NOT NULL"
+    } else {
+        "nullable"
+    }
+}
+
+impl OpenedSide for PgOpened {
+    async fn connect(config: &Config) -> Result<PgOpened, Error> {
+        let client = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
+        Ok(PgOpened { client })
+    }
+
+    async fn differences(&mut self, tables: &[GreenTable]) -> Result<Vec<String>, Error> {
+        let sql = "SELECT a.attname::text, a.atttypid::int8, a.atttypmod, a.attnotnull FROM pg_attribute a \
+                   WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
+        let mut out = Vec::new();
+        for table in tables {
+            let name = qualified(&table.schema.name);
+            let rows = self.client.query(sql, &[&name]).await.map_err(Error::sql(Side::Green, format!("reading the columns of {name}")))?;
+            if rows.is_empty() {
+                out.push(format!("{}: not on green", table.schema.name));
+                continue;
+            }
+            let found: Vec<(String, i64, i32, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+            out.extend(column_differences(table, &found));
+        }
+        Ok(out)
+    }
+
+    async fn counted(&mut self, schemas: &[String]) -> Result<Vec<TableName>, Error> {
+        Ok(self.identities(schemas).await?.into_iter().map(|(t, ..)| t).collect())
+    }
+
+    async fn counters_ahead(&mut self, blue: &[Counter], margin: i128) -> Result<Vec<CounterSync>, Error> {
+        let schemas: Vec<String> = blue.iter().map(|(t, _)| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let mut done = Vec::new();
+        for (table, sequence, increment) in self.identities(&schemas).await? {
+            // A table green counts and blue does not (its counter not shown yet) keeps green's.
+            let Some((_, blue_next)) = blue.iter().find(|(t, _)| *t == table) else { continue };
+            let green_next = self.next_value(&sequence, increment).await?;
+            let wanted = blue_next + margin;
+            let changed = i128::from(green_next) < wanted;
+            if changed {
+                let to =
+                    i64::try_from(wanted).map_err(|_| Error::Setup(format!("{table}'s counter on blue ({blue_next}) is beyond green's bigint identity")))?;
+                self.client
+                    .execute("SELECT setval($1::text::regclass, $2, false)", &[&sequence, &to])
+                    .await
+                    .map_err(Error::sql(Side::Green, format!("moving the identity of {table} to {to}")))?;
+            }
+            done.push(CounterSync {
+                kind: CounterKind::AutoIncrement,
+                name: table.to_string(),
+                blue_next: *blue_next,
+                green_next: i128::from(green_next),
+                set_to: if changed { wanted } else { i128::from(green_next) },
+                changed,
+            });
+        }
+        Ok(done)
+    }
+
+    async fn identify(&mut self) -> Identity {
+        super::rehearsal::identity(&self.client).await
+    }
+}

@@ -1,0 +1,180 @@
+//! The cutover from MySQL/MariaDB to PostgreSQL (`source/compose/cutover.rs`): blue fenced its own
+//! way, the sentinel carried by the converted stream proving green has every committed write, green's
+//! identities moved past blue's `AUTO_INCREMENT`, the command switch — with an application that
+//! writes to blue until the fence and to green after the switch. And what refuses before anything
+//! changes: a way back (not built), a table green holds differently from the type map's, an object of
+//! blue's that the operator has not made on green.
+
+use crate::common::{self, Turnout, Writer};
+use crate::mysql_to_postgres::{green_column, pair_of};
+use std::path::Path;
+use std::time::Duration;
+use turnout_testbed::{Flavor, MySqlServer, PgServer};
+
+/// Where a write landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum On {
+    Blue,
+    Green,
+}
+
+/// The `[cutover]` TOML: read-only fence, a command switch writing the URL it was given into
+/// `switched`, no way back, and `keep` as `keep_definitions`.
+fn cutover_toml(dir: &Path, keep: &[String]) -> String {
+    let switch = common::command_switch(dir, &format!("printf '%s' \"$TURNOUT_GREEN_URL\" > '{}'", dir.join("switched").display()));
+    let keep: Vec<String> = keep.iter().map(|k| format!("\"{k}\"")).collect();
+    switch.replace("[cutover]\n", &format!("[cutover]\nreverse = false\nkeep_definitions = [{}]\n", keep.join(", ")))
+}
+
+/// An application that writes one order per transaction to blue until blue refuses it (the fence),
+/// waits for the switch, then writes to green through PostgreSQL — as an application that speaks
+/// both and flips on the switch's signal does. Records (id, n, where).
+fn start_writer(blue_url: String, green_url: String, switched: std::path::PathBuf, db: String) -> Writer<(i64, i64, On)> {
+    Writer::start(move |log| async move {
+        use mysql_async::prelude::Queryable;
+        let mut n: i64 = 0;
+        let opts = mysql_async::Opts::from_url(&blue_url).expect("url");
+        let mut blue = mysql_async::Conn::new(opts).await.expect("blue");
+        while log.running() {
+            n += 1;
+            match blue.exec_drop("INSERT INTO orders (n, note) VALUES (?, 'w')", (n,)).await {
+                Ok(()) => log.acked((i64::try_from(blue.last_insert_id().unwrap_or(0)).expect("id"), n, On::Blue)),
+                Err(e) => {
+                    log.failed(format!("blue: {e}"));
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Fenced: wait for the switch, then write to green.
+        while log.running() && !switched.exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let Ok((green, connection)) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await else {
+            log.failed("green: no connection");
+            return;
+        };
+        tokio::spawn(connection);
+        let insert = format!("INSERT INTO \"{db}\".orders (n, note) VALUES ($1, 'g') RETURNING id::int8");
+        while log.running() {
+            n += 1;
+            let value = i32::try_from(n).expect("n");
+            match green.query_one(insert.as_str(), &[&value]).await {
+                Ok(row) => log.acked((row.get(0), n, On::Green)),
+                Err(e) => {
+                    log.failed(format!("green: {e:?}"));
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
+/// Every order on blue as `id|n|note`, sorted.
+fn blue_orders(blue: &MySqlServer, db: &str) -> Vec<String> {
+    let out = blue.execute(Some(db), "SELECT CONCAT(id, '|', n, '|', note) FROM orders").expect("blue's orders");
+    let mut rows: Vec<String> = out.lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+/// Every order on green as `id|n|note`, sorted; with `blue_only`, those not written on green.
+async fn green_orders(green: &PgServer, db: &str, blue_only: bool) -> Vec<String> {
+    let only = if blue_only { " WHERE note <> 'g'" } else { "" };
+    let sql = format!("SELECT id::text || '|' || n::text || '|' || note FROM \"{db}\".orders{only}");
+    let mut rows = green_column(green, db, &sql).await.expect("green's orders");
+    rows.sort();
+    rows
+}
+
+/// Restarts `t` with `cutover` as its `[cutover]` section, and waits until it streams.
+async fn restart_with(t: &mut Turnout, base: &str, cutover: &str) {
+    t.sigterm();
+    std::fs::write(t.config_path(), format!("{base}{cutover}")).expect("config");
+    t.start();
+    common::wait_streaming(t).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mariadb_application_moves_to_postgresql_with_a_fence_a_proof_and_green_counters_past_blue() {
+    let (blue, green, db) = pair_of(
+        Flavor::MariaDb10_11,
+        "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         INSERT INTO orders (n, note) VALUES (-1, 'seed'), (-2, 'seed'); \
+         CREATE VIEW big AS SELECT id, n FROM orders WHERE n > 10",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &cutover_toml(dir.path(), &[]));
+    let base = std::fs::read_to_string(t.config_path()).expect("config").split("[cutover]").next().expect("base").to_owned();
+    t.start();
+    common::wait_streaming(&mut t).await;
+
+    // Blue's view has no PostgreSQL form on green: refused by name before anything changes.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("objects that turnout does not translate to PostgreSQL") && out.contains(&format!("VIEW {db}.big")), "{out}");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
+
+    // A table changed outside the binlog: green's is no longer the type map's of blue's. Refused.
+    blue.execute(Some(&db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders ADD COLUMN extra INT; SET SESSION sql_log_bin = 1").expect("alter");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("{db}.orders: green has columns (id, n, note), the type map makes (id, n, note, extra)")), "{out}");
+    blue.execute(Some(&db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders DROP COLUMN extra; SET SESSION sql_log_bin = 1").expect("alter back");
+
+    // The operator makes the view on green and says so; a way back is asked for first (refused).
+    green.execute(&db, &format!("CREATE VIEW \"{db}\".big AS SELECT id, n FROM \"{db}\".orders WHERE n > 10")).await.expect("green's view");
+    let keep = vec![format!("VIEW {db}.big")];
+    let with_back = cutover_toml(dir.path(), &keep).replace("reverse = false\n", "");
+    restart_with(&mut t, &base, &with_back).await;
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the way back from PostgreSQL to MySQL/MariaDB is not built yet: set cutover.reverse = false"), "{out}");
+    restart_with(&mut t, &base, &cutover_toml(dir.path(), &keep)).await;
+
+    // The cutover with the application writing throughout.
+    // The application's own account: turnout's may write through the fence, and is refused for clients.
+    blue.execute(None, &format!("CREATE USER app@'%' IDENTIFIED BY 'app-secret'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO app@'%'"))
+        .expect("account");
+    let app_url = format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port());
+    let writer = start_writer(app_url, green.url(&db), dir.path().join("switched"), db.clone());
+    writer.wait_for(100).await;
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("applied the sentinel"), "{out}");
+    // The counters went 1,000 past blue's before the fence, and the margin held: none moved inside
+    // the pause (and none was moved back).
+    assert!(out.contains("1000 values ahead of blue: 1 of 1 identity counters moved on green"), "{out}");
+    assert!(out.contains("checked against blue's final values: 0 of 1 identity counters moved on green"), "{out}");
+    assert!(out.contains(&format!("kept as the operator made them on green: VIEW {db}.big")), "{out}");
+    let switched_to = std::fs::read_to_string(dir.path().join("switched")).expect("the switch ran");
+    assert_eq!(switched_to, green.url(&db), "the switch was given green's URL");
+    let before = writer.count();
+    writer.wait_for(before + 50).await;
+    let (acked, errors) = writer.finish().await;
+
+    // Every write blue acknowledged is on green, text for text; blue stays fenced.
+    let on_blue: Vec<&(i64, i64, On)> = acked.iter().filter(|w| w.2 == On::Blue).collect();
+    let on_green: Vec<&(i64, i64, On)> = acked.iter().filter(|w| w.2 == On::Green).collect();
+    assert!(on_blue.len() >= 100 && on_green.len() >= 50, "{} on blue, {} on green; errors {errors:?}", on_blue.len(), on_green.len());
+    assert_eq!(green_orders(&green, &db, true).await, blue_orders(&blue, &db), "green holds exactly blue's orders");
+    let green_rows = green_orders(&green, &db, false).await;
+    for (id, n, _) in &on_blue {
+        assert!(green_rows.contains(&format!("{id}|{n}|w")), "blue's acknowledged order {id} is not on green");
+    }
+    // Green's keys continue past every key blue handed out: no collision, none reused.
+    let max_blue = on_blue.iter().map(|w| w.0).max().expect("blue writes");
+    let min_green = on_green.iter().map(|w| w.0).min().expect("green writes");
+    assert!(min_green > max_blue, "green's first key {min_green} is not past blue's last {max_blue}");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
+    assert!(errors.iter().any(|e| e.starts_with("blue:")), "the fence refused the application's write on blue: {errors:?}");
+    assert!(!errors.iter().any(|e| e.starts_with("green:")), "{errors:?}");
+
+    // There is no way back yet: a rollback is refused by name.
+    let (code, out) = common::turnout_command(&t, "rollback", &["--when-lag", "<1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("armed no reverse stream"), "{out}");
+    t.sigterm();
+}
