@@ -98,8 +98,19 @@ async fn restart_with(t: &mut Turnout, base: &str, cutover: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mariadb_application_moves_to_postgresql_with_a_fence_a_proof_and_green_counters_past_blue() {
+    moves_to_postgresql(Flavor::MariaDb10_11).await;
+}
+
+/// Oracle MySQL's fence is sealed (`super_read_only`) after the sentinel, and the proof also waits
+/// for every GTID blue executed to be in green's recorded position.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oracle_mysql_9_7_application_moves_to_postgresql_with_a_sealed_fence_and_its_gtids_proven() {
+    moves_to_postgresql(Flavor::MySql9_7).await;
+}
+
+async fn moves_to_postgresql(flavor: Flavor) {
     let (blue, green, db) = pair_of(
-        Flavor::MariaDb10_11,
+        flavor,
         "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
          INSERT INTO orders (n, note) VALUES (-1, 'seed'), (-2, 'seed'); \
          CREATE VIEW big AS SELECT id, n FROM orders WHERE n > 10",
