@@ -470,3 +470,67 @@ async fn a_table_green_already_has_is_refused_before_anything_is_copied() {
     assert_eq!(common::first_value::<String>(&rows).as_deref(), Some("0"), "nothing was copied");
     assert_eq!(recorded(&green, &db).await, None, "no position was recorded");
 }
+
+/// Every row of `l` on blue as `id|hex of each column in UTF-8` — what blue's own
+/// `CONVERT(… USING utf8mb4)` makes of its latin1 bytes — sorted.
+fn blue_latin1(blue: &MySqlServer, db: &str) -> Vec<String> {
+    let utf8 = |c: &str| format!("IFNULL(HEX(CONVERT({c} USING utf8mb4)), 'N')");
+    let sql = format!("SELECT CONCAT_WS('|', id, {}, {}, {}) FROM l", utf8("v"), utf8("c"), utf8("t"));
+    let mut rows: Vec<String> = blue.execute(Some(db), &sql).expect("blue's rows").lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+/// The same of green's `l`: each text column's UTF-8 bytes in hex.
+async fn green_latin1(green: &PgServer, db: &str) -> Vec<String> {
+    let utf8 = |c: &str| format!("COALESCE(upper(encode(convert_to({c}, 'UTF8'), 'hex')), 'N')");
+    let sql = format!("SELECT concat_ws('|', id, {}, {}, {}) FROM \"{db}\".l", utf8("v"), utf8("c"), utf8("t"));
+    let mut rows = green_column(green, db, &sql).await.unwrap_or_default();
+    rows.sort();
+    rows
+}
+
+/// MariaDB's default character set, `latin1` (MySQL's Windows-1252): every byte but 0 in a
+/// `VARCHAR`, a padded `CHAR` and a `TEXT`, half copied and half streamed, arrives on green as the
+/// characters blue's own conversion to UTF-8 makes of it — the five bytes Windows-1252 leaves
+/// unassigned included.
+#[tokio::test(flavor = "multi_thread")]
+async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() {
+    let row = |n: u32| {
+        let byte = format!("UNHEX('{n:02X}')");
+        format!("({n}, {byte}, CONCAT({byte}, ' '), CONCAT('a', {byte}, 'z'))")
+    };
+    let rows = |from: u32, to: u32| (from..=to).map(row).collect::<Vec<_>>().join(", ");
+    let (blue, green, db) = pair_of(
+        Flavor::MariaDb10_11,
+        &format!(
+            "CREATE TABLE l (id INT PRIMARY KEY, v VARCHAR(10), c CHAR(3), t TEXT) ENGINE = InnoDB DEFAULT CHARSET = latin1; \
+             INSERT INTO l VALUES {}, (0, NULL, NULL, NULL)",
+            rows(1, 127)
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    let (code, out) = common::turnout_command(&t, "check", &[]).await;
+    assert!(out.contains(&format!("{db}.l.v: varchar(10) → varchar(10)")), "latin1 is mapped: {out} ({code})");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(Some(&db), &format!("INSERT INTO l VALUES {}", rows(128, 255))).expect("streamed rows");
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (b, g) = (blue_latin1(&blue, &db), green_latin1(&green, &db).await);
+        if b == g {
+            assert_eq!(b.len(), 256, "every byte, and NULLs");
+            // The bytes Windows-1252 leaves unassigned are the C1 controls of the same number.
+            assert!(g.contains(&"129|C281|C281|61C2817A".to_owned()), "{:?}", g.iter().find(|r| r.starts_with("129|")));
+            break;
+        }
+        assert!(t.exited().is_none(), "{}", t.log_text());
+        assert!(Instant::now() < deadline, "green never held blue's latin1 text: {:?}", b.iter().zip(&g).find(|(x, y)| x != y));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    t.sigterm();
+}

@@ -20,7 +20,7 @@
 //! | `TIMESTAMP(p)` | `timestamptz(p)` | lossy | the same instant (both count from UTC); MySQL's zero timestamp is refused by value |
 //! | `TIME(p)` | `interval` | widened | `TIME` is a duration of ±838:59:59; PostgreSQL's `time` holds 0…24 h, `interval` every TIME (and more) |
 //! | `YEAR` | `smallint` `CHECK` 0 or 1901…2155 | exact | |
-//! | `VARCHAR(n)`, `TEXT` types, in `utf8mb4`, `utf8mb3` or `ascii` | `varchar(n)`, `text` | lossy | PostgreSQL text cannot hold the byte 0 (counted, refused by value); comparisons on green are PostgreSQL's (a `_ci` unique key on blue is case-sensitive on green) |
+//! | `VARCHAR(n)`, `TEXT` types, in `utf8mb4`, `utf8mb3`, `ascii` or `latin1` | `varchar(n)`, `text` | lossy | PostgreSQL text cannot hold the byte 0 (counted, refused by value); comparisons on green are PostgreSQL's (a `_ci` unique key on blue is case-sensitive on green); `latin1` (MariaDB's default) is MySQL's Windows-1252, decoded byte for byte as blue's own `CONVERT(… USING utf8mb4)` does — a bijection |
 //! | `CHAR(n)` in the same character sets | `varchar(n)` | lossy | as every reader of blue sees it: MySQL strips the padding on read, so green holds the value without trailing spaces; NUL bytes refused |
 //! | `VARBINARY(n)`, `BLOB` types | `bytea` `CHECK` length ≤ n | exact | bytes for bytes |
 //! | `BINARY(n)` | `bytea` `CHECK` length = n | exact | MySQL pads to n bytes with 0; the binlog's shorter value is padded back by the decoder |
@@ -75,14 +75,17 @@ enum BlueType {
     },
     Time,
     Year,
-    /// `VARCHAR(n)` (`Some(n)`) or a `TEXT` type, in a character set whose bytes are UTF-8.
+    /// `VARCHAR(n)` (`Some(n)`) or a `TEXT` type, in a character set whose bytes are UTF-8, or in
+    /// `latin1` (its bytes decoded by [`latin1_char`]).
     Text {
         chars: Option<u32>,
+        latin1: bool,
     },
-    /// `CHAR(n)` in a character set whose bytes are UTF-8: MySQL pads it with spaces to n characters
-    /// when it stores it and strips trailing spaces when it is read.
+    /// `CHAR(n)` in one of those character sets: MySQL pads it with spaces to n characters when it
+    /// stores it and strips trailing spaces when it is read.
     Char {
         chars: u32,
+        latin1: bool,
     },
     /// `VARBINARY(n)` or a `BLOB` type (`fixed: false`), `BINARY(n)` (`fixed: true`).
     Bytes {
@@ -117,7 +120,8 @@ impl BlueType {
         let (name, args, rest) = split_type(&column.column_type);
         let unsigned = rest.contains("unsigned");
         let arg = |i: usize| args.get(i).copied();
-        let utf8 = matches!(column.charset.as_deref(), Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii"));
+        let latin1 = column.charset.as_deref() == Some("latin1");
+        let utf8 = latin1 || matches!(column.charset.as_deref(), Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii"));
         match name.as_str() {
             "tinyint" => BlueType::Int { bytes: 1, unsigned },
             "smallint" => BlueType::Int { bytes: 2, unsigned },
@@ -138,9 +142,9 @@ impl BlueType {
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => {
                 BlueType::Other(format!("{} in the character set {}", column.column_type, column.charset.as_deref().unwrap_or("unknown")))
             }
-            "varchar" => BlueType::Text { chars: arg(0) },
-            "char" => BlueType::Char { chars: arg(0).unwrap_or(1) },
-            "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None },
+            "varchar" => BlueType::Text { chars: arg(0), latin1 },
+            "char" => BlueType::Char { chars: arg(0).unwrap_or(1), latin1 },
+            "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None, latin1 },
             "varbinary" => BlueType::Bytes { length: arg(0), fixed: false },
             "tinyblob" | "blob" | "mediumblob" | "longblob" => BlueType::Bytes { length: None, fixed: false },
             "binary" => BlueType::Bytes { length: arg(0), fixed: true },
@@ -203,7 +207,7 @@ impl BlueType {
             },
             BlueType::Time => GreenType { class: Class::Widened, note: "interval holds more than ±838:59:59", ..ty("interval".into(), oid::INTERVAL, -1) },
             BlueType::Year => GreenType { check: Some("{} = 0 OR {} BETWEEN 1901 AND 2155".into()), ..ty("smallint".into(), oid::INT2, -1) },
-            BlueType::Text { chars } => {
+            BlueType::Text { chars, .. } => {
                 let (ddl, oid, typmod) = match chars {
                     Some(n) => (format!("varchar({n})"), oid::VARCHAR, i32::try_from(n).unwrap_or(-5) + 4),
                     None => ("text".to_owned(), oid::TEXT, -1),
@@ -215,7 +219,7 @@ impl BlueType {
                     ..ty(ddl, oid, typmod)
                 }
             }
-            BlueType::Char { chars } => GreenType {
+            BlueType::Char { chars, .. } => GreenType {
                 class: Class::Lossy,
                 note: "as blue reads it, trailing spaces stripped; NUL bytes refused; compared by PostgreSQL's collation",
                 affected: Some(Affected::NulByte),
@@ -513,9 +517,12 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
             let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
             return convert(table, &BlueColumn { column_type: "text".into(), ..column.clone() }, Value::Bytes(b.slice(..end)), key);
         }
-        (BlueType::Text { .. }, Value::Bytes(b)) => {
+        (BlueType::Text { latin1, .. }, Value::Bytes(b)) => {
             if b.contains(&0) {
                 return Err(refuse(&Value::Bytes(b), "PostgreSQL text cannot hold the byte 0; remove it on blue, or leave the table out"));
+            }
+            if *latin1 {
+                return Ok(Value::Text(Utf8Bytes::from_string(b.iter().map(|&c| latin1_char(c)).collect::<String>())));
             }
             match Utf8Bytes::try_from_bytes(b.clone()) {
                 Ok(t) => Value::Text(t),
@@ -525,6 +532,22 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         (_, other) => return Err(refuse(&other, "a value of another kind than the column's type: report it")),
     })
+}
+
+/// MySQL's `latin1` byte as a character: Windows-1252, whose five unassigned bytes (0x81, 0x8D, 0x8F,
+/// 0x90, 0x9D) MySQL maps to the C1 controls of the same number, as `CONVERT(… USING utf8mb4)` does on
+/// blue (every byte is checked against the server's own conversion in the tests). A bijection: every
+/// latin1 string arrives exactly and could go back.
+fn latin1_char(byte: u8) -> char {
+    const HIGH: [char; 32] = [
+        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}',
+        '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
+        '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
+    ];
+    match byte {
+        0x80..=0x9F => HIGH[usize::from(byte - 0x80)],
+        _ => char::from(byte),
+    }
 }
 
 /// A MySQL date or datetime text with a zero year, month or day.

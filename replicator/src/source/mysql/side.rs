@@ -154,12 +154,23 @@ fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
     }
 }
 
+/// How the snapshot selects `column`: a `latin1` string as its bytes, as the binlog carries it (the
+/// session's utf8mb4 would have the server convert it), so that one conversion decodes both.
+fn selected(column: &BlueColumn) -> String {
+    let name = super::quote(&column.name);
+    if column.charset.as_deref() == Some("latin1") {
+        format!("CAST({name} AS BINARY)")
+    } else {
+        name
+    }
+}
+
 /// Reads every row of `tables` in `reader`'s snapshot into `tx`, a batch at a time, then ends the
 /// snapshot. Returns early (without error) when the receiver is gone.
 async fn read_tables(mut reader: mysql_async::Conn, tables: &[BlueTable], tx: &tokio::sync::mpsc::Sender<Batch>) -> Result<(), Error> {
     use futures_util::StreamExt;
     for (i, t) in tables.iter().enumerate() {
-        let columns = t.columns.iter().map(|c| super::quote(&c.name)).collect::<Vec<_>>().join(", ");
+        let columns = t.columns.iter().map(selected).collect::<Vec<_>>().join(", ");
         // The binary protocol: numbers, dates and times arrive typed, not as text.
         let mut result = reader
             .exec_iter(format!("SELECT {columns} FROM {}", qualified(&t.name)), ())

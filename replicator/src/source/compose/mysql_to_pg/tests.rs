@@ -51,9 +51,11 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
         assert_eq!(green_of(&column("c", ty, charset)), (green.to_owned(), class), "{ty}");
     }
     assert_eq!(green_of(&column("c", "char(2)", Some("utf8mb4"))), ("varchar(2)".to_owned(), Class::Lossy));
+    assert_eq!(green_of(&column("c", "char(2)", Some("latin1"))), ("varchar(2)".to_owned(), Class::Lossy));
+    assert_eq!(green_of(&column("c", "varchar(20)", Some("latin1"))), ("varchar(20)".to_owned(), Class::Lossy));
     for (ty, charset) in [
-        ("char(2)", Some("latin1")),
-        ("varchar(20)", Some("latin1")),
+        ("char(2)", Some("latin2")),
+        ("varchar(20)", Some("cp1251")),
         ("enum('a','b')", Some("utf8mb4")),
         ("json", None),
         ("bit(3)", None),
@@ -167,4 +169,20 @@ fn zero_dates_are_told_from_real_ones() {
     for real in ["0001-01-01", "2024-02-29 23:59:59.999999", "9999-12-31", "1000-01-01 00:00:00"] {
         assert!(!zero_date(real), "{real}");
     }
+}
+
+#[test]
+fn latin1_bytes_arrive_as_windows_1252_with_its_five_holes_as_c1_controls() {
+    let t = table(vec![column("id", "int(11)", None), column("s", "varchar(300)", Some("latin1"))]);
+    let all: Vec<u8> = (1..=255).collect();
+    let row = MySqlToPg.row(&t, vec![Value::Int8(1), Value::Bytes(Bytes::from(all))]).expect("every byte but 0");
+    let Value::Text(text) = &row[1] else { panic!("{row:?}") };
+    let chars: Vec<char> = text.as_str().chars().collect();
+    assert_eq!(chars.len(), 255, "one character per byte");
+    assert_eq!((chars[0x41 - 1], chars[0x80 - 1], chars[0x81 - 1], chars[0x9F - 1], chars[0xE9 - 1]), ('A', '€', '\u{81}', 'Ÿ', 'é'));
+    // A bijection: no two bytes give one character.
+    let distinct: std::collections::BTreeSet<char> = chars.iter().copied().collect();
+    assert_eq!(distinct.len(), 255);
+    let err = MySqlToPg.row(&t, vec![Value::Int8(2), Value::Bytes(Bytes::from_static(b"a\0b"))]).expect_err("NUL");
+    assert!(err.to_string().contains("cannot hold the byte 0"), "{err}");
 }
