@@ -311,9 +311,13 @@ pub enum Command {
         /// MySQL-family blue and green behind haproxy instead of PostgreSQL behind pgbouncer.
         #[arg(long)]
         mysql: bool,
-        /// With --mysql: `mysql` (Oracle MySQL 9.7, the default where its root file system can be
-        /// built, else MariaDB) or `mariadb` (MariaDB 10.11).
-        #[arg(long, value_name = "ENGINE", requires = "mysql")]
+        /// A MySQL-family blue and a PostgreSQL 17 green: an application that speaks both moves to
+        /// PostgreSQL when the cutover's command switch tells it to.
+        #[arg(long, conflicts_with = "mysql")]
+        mysql_to_postgres: bool,
+        /// With --mysql or --mysql-to-postgres: `mysql` (Oracle MySQL 9.7, the default where its root
+        /// file system can be built, else MariaDB) or `mariadb` (MariaDB 10.11).
+        #[arg(long, value_name = "ENGINE")]
         engine: Option<DemoEngine>,
     },
 }

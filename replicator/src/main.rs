@@ -106,7 +106,7 @@ async fn run(command: Command, json_logs: bool) -> i32 {
             Err(code) => code,
         },
         #[cfg(feature = "demo")]
-        Command::Demo { mysql, engine } => turnout::demo::run(mysql, engine).await,
+        Command::Demo { mysql, mysql_to_postgres, engine } => turnout::demo::run(mysql, mysql_to_postgres, engine).await,
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => {
             eprintln!(

@@ -46,3 +46,31 @@ fn demo_for_mysql_runs_on_mysql_9_7_by_default_and_verifies_every_acknowledged_w
     assert!(stdout.contains("traffic is on green") && stdout.contains(", 0 missing; balances consistent: true"), "{stdout}");
     assert!(stdout.contains(" 0 errors") && stdout.contains("blue stays read-only: true"), "{stdout}");
 }
+
+/// `--mysql-to-postgres`: an application moved from MySQL 9.7 to PostgreSQL 17 by the cutover's
+/// command switch, every write it had acknowledged on either side on green.
+#[test]
+fn demo_moves_an_application_from_mysql_to_postgresql_and_verifies_every_acknowledged_write() {
+    let out = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["demo", "--mysql-to-postgres"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("turnout demo --mysql-to-postgres");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("blue  MySQL 9.7") && stdout.contains("super_read_only after the sentinel"), "{stdout}");
+    assert!(stdout.contains("kept as the operator made them on green: VIEW app.busy"), "{stdout}");
+    assert!(stdout.contains("traffic is on green") && stdout.contains(", 0 missing; balances consistent: true"), "{stdout}");
+    assert!(stdout.contains(" 0 errors") && stdout.contains("blue stays read-only: true"), "{stdout}");
+    let after = stdout.split("writes went to PostgreSQL").next().and_then(|s| s.rsplit("; ").next()).and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(after.is_some_and(|n| n > 0), "the application wrote to PostgreSQL after the switch: {stdout}");
+}
+
+/// `--engine` without a demo that has a MySQL-family server is a usage error.
+#[test]
+fn demo_engine_alone_is_refused_naming_the_flags_it_goes_with() {
+    let out = Command::new(env!("CARGO_BIN_EXE_turnout")).args(["demo", "--engine", "mariadb"]).output().expect("turnout demo --engine");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mysql or --mysql-to-postgres"), "{}", String::from_utf8_lossy(&out.stderr));
+}

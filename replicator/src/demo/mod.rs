@@ -7,9 +7,11 @@
 //! test harness fetches; pgbouncer must be installed (`apt-get install -y pgbouncer`).
 //!
 //! `turnout demo --mysql [--engine mysql|mariadb]` ([`mysql`]) does the same with Oracle MySQL 9.7 (or
-//! MariaDB) blue and green behind haproxy.
+//! MariaDB) blue and green behind haproxy; `turnout demo --mysql-to-postgres` ([`mysql_to_pg`]) moves
+//! an application from a MySQL-family blue to a PostgreSQL green.
 
 mod mysql;
+mod mysql_to_pg;
 
 use crate::config::Config;
 use crate::cutover::Request;
@@ -72,9 +74,20 @@ pub(crate) struct AppLog {
     errors: Vec<String>,
 }
 
-/// Runs the demo (`mysql`: the MySQL-family one, on `engine`); returns the exit code.
-pub async fn run(mysql: bool, engine: Option<crate::cli::DemoEngine>) -> i32 {
-    let outcome = if mysql { mysql::demo(engine).await } else { demo().await };
+/// Runs the demo (`mysql`: the MySQL-family one, `mysql_to_postgres`: MySQL-family blue, PostgreSQL
+/// green; on `engine`); returns the exit code.
+pub async fn run(mysql: bool, mysql_to_postgres: bool, engine: Option<crate::cli::DemoEngine>) -> i32 {
+    if engine.is_some() && !mysql && !mysql_to_postgres {
+        eprintln!("turnout demo: --engine picks the MySQL-family server of --mysql or --mysql-to-postgres; add one of them");
+        return crate::cli::EXIT_CONFIG;
+    }
+    let outcome = if mysql_to_postgres {
+        mysql_to_pg::demo(engine).await
+    } else if mysql {
+        mysql::demo(engine).await
+    } else {
+        demo().await
+    };
     match outcome {
         Ok(()) => 0,
         Err(e) => {
