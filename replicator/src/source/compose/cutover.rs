@@ -117,12 +117,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
     /// Refuses while green's tables are not what the conversion makes of blue's now, or blue has an
     /// object green gets no translation of that the operator has not kept; returns the objects kept.
     async fn compare(&mut self) -> Result<(usize, Vec<String>), Error> {
-        let (_, green) = self.expected().await?;
+        let (blue, green) = self.expected().await?;
         let differences = self.green.differences(&green).await?;
         if !differences.is_empty() {
             return Err(DefinitionRefusal::Differ { from: Side::Blue, to: Side::Green, count: differences.len(), objects: differences.join("\n") }.into());
         }
-        let objects = self.blue.objects().await?;
+        let mut objects = self.blue.objects().await?;
+        objects.extend(behaviours(&blue));
         let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
         if let Some(example) = untranslated.first() {
             return Err(DefinitionRefusal::NotTranslated {
@@ -146,6 +147,26 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
         let moved = done.iter().filter(|c| c.changed).count();
         Ok((format!("{what}: {moved} of {} identity counters moved on green", done.len()), moved))
     }
+}
+
+/// What blue's server does to the selected tables' rows that green is not made to do: a column's
+/// default (an insert that leaves the column out gets it on blue) and `ON UPDATE` (an update sets the
+/// column on blue), named as `cutover.keep_definitions` names them (`DEFAULT shop.t.c`,
+/// `ON UPDATE shop.t.c`). Replication carries the values blue's server wrote; after the switch the
+/// application's writes on green would get none.
+fn behaviours(tables: &[BlueTable]) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tables.iter().filter(|t| !t.heartbeat) {
+        for c in &t.columns {
+            if c.default.is_some() {
+                out.push(format!("DEFAULT {}.{}", t.name, c.name));
+            }
+            if c.on_update {
+                out.push(format!("ON UPDATE {}.{}", t.name, c.name));
+            }
+        }
+    }
+    out
 }
 
 /// The objects created, changed or dropped between two marks, named.

@@ -49,12 +49,26 @@ pub(crate) struct BlueColumn {
     pub generated: bool,
     /// Numbered by blue's server (`AUTO_INCREMENT`).
     pub auto_increment: bool,
+    /// Blue's default as its catalog prints it (`0`, `'new'`, `current_timestamp()`); `None` for none
+    /// or `DEFAULT NULL`. Not carried to green: a cutover refuses it unless kept.
+    pub default: Option<String>,
+    /// Set by blue's server when the row changes (`ON UPDATE CURRENT_TIMESTAMP`). Not carried either.
+    pub on_update: bool,
 }
 
 impl BlueColumn {
     /// A column of turnout's own: `NOT NULL`, not generated, no character set.
     pub(crate) fn own(name: &str, column_type: &str) -> BlueColumn {
-        BlueColumn { name: name.to_owned(), column_type: column_type.to_owned(), charset: None, nullable: false, generated: false, auto_increment: false }
+        BlueColumn {
+            name: name.to_owned(),
+            column_type: column_type.to_owned(),
+            charset: None,
+            nullable: false,
+            generated: false,
+            auto_increment: false,
+            default: None,
+            on_update: false,
+        }
     }
 }
 

@@ -25,26 +25,31 @@ pub(crate) struct MySqlBlue {
 /// The columns of `table` as its catalog describes them, in order, and its primary key's columns in
 /// key order.
 async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<BlueColumn>, Vec<String>), Error> {
-    /// Name, COLUMN_TYPE, CHARACTER_SET_NAME, nullable, generated, auto_increment.
-    type Described = (String, String, Option<String>, i64, i64, i64);
+    /// Name, COLUMN_TYPE, CHARACTER_SET_NAME, nullable, generated, auto_increment, COLUMN_DEFAULT,
+    /// ON UPDATE.
+    type Described = (String, String, Option<String>, i64, i64, i64, Option<String>, i64);
     // A generation expression, not EXTRA: MySQL's EXTRA says DEFAULT_GENERATED for an expression default.
     let read: Vec<Described> = conn
         .exec(
             "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '', \
-               LOWER(EXTRA) LIKE '%auto_increment%' FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+               LOWER(EXTRA) LIKE '%auto_increment%', COLUMN_DEFAULT, LOWER(EXTRA) LIKE '%on update%' \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's columns", e))?;
     let columns = read
         .into_iter()
-        .map(|(name, column_type, charset, nullable, generated, auto_increment)| BlueColumn {
+        .map(|(name, column_type, charset, nullable, generated, auto_increment, default, on_update)| BlueColumn {
             name,
             column_type: column_type.to_ascii_lowercase(),
             charset: charset.map(|c| c.to_ascii_lowercase()),
             nullable: nullable != 0,
             generated: generated != 0,
             auto_increment: auto_increment != 0,
+            // MariaDB prints an explicit `DEFAULT NULL` as the word NULL; MySQL as no value.
+            default: default.filter(|d| d != "NULL"),
+            on_update: on_update != 0,
         })
         .collect();
     let key: Vec<String> = conn

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use turnout_decoders::TableName;
 
 fn column(name: &str, column_type: &str, charset: Option<&str>) -> BlueColumn {
-    BlueColumn { name: name.into(), column_type: column_type.into(), charset: charset.map(Into::into), nullable: true, generated: false, auto_increment: false }
+    BlueColumn { charset: charset.map(Into::into), nullable: true, ..BlueColumn::own(name, column_type) }
 }
 
 fn table(columns: Vec<BlueColumn>) -> BlueTable {
