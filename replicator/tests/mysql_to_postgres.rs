@@ -81,9 +81,9 @@ async fn heartbeat_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &m
 async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_cannot_carry_naming_it() {
     let (blue, green, db) = pair(
         "SET SESSION sql_mode = ''; \
-         CREATE TABLE t (id INT PRIMARY KEY, big BIGINT UNSIGNED, note VARCHAR(20), d DATE, c ENUM('x', 'y'), twice INT AS (id * 2) STORED) \
+         CREATE TABLE t (id INT PRIMARY KEY, big BIGINT UNSIGNED, note VARCHAR(20), d DATE, c BIT(3), twice INT AS (id * 2) STORED) \
            ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
-         INSERT INTO t (id, big, note, d, c) VALUES (1, 2, CONCAT('a', CHAR(0), 'b'), '0000-00-00', 'x'), (2, 3, 'ok', '2024-02-29', 'y')",
+         INSERT INTO t (id, big, note, d, c) VALUES (1, 2, CONCAT('a', CHAR(0), 'b'), '0000-00-00', b'101'), (2, 3, 'ok', '2024-02-29', b'1')",
     )
     .await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -97,7 +97,7 @@ async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_
     assert!(out.contains(&format!("{db}.t.note: varchar(20) → varchar(20) (lossy): 1 row(s) on blue hold a NUL byte")), "{out}");
     assert!(out.contains(&format!("{db}.t.d: date → date (lossy): 1 row(s) on blue hold a zero date")), "{out}");
     // What the map lacks, and a generated column, are refused by name.
-    assert!(out.contains(&format!("{db}.t.c: enum('x','y')")) && out.contains("does not carry enum('x','y') from MySQL/MariaDB to PostgreSQL"), "{out}");
+    assert!(out.contains(&format!("{db}.t.c: bit(3)")) && out.contains("does not carry bit(3) from MySQL/MariaDB to PostgreSQL"), "{out}");
     assert!(out.contains("does not carry generated int(11)"), "{out}");
     // Blue's own findings come first: the binlog settings turnout reads with.
     assert!(out.contains("blue (MySQL/MariaDB)") && out.contains("binlog_format"), "{out}");
@@ -105,7 +105,7 @@ async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_
     let code = common::wait_exit(&mut t).await;
     let log = t.log_text();
     assert_ne!(code, 0, "{log}");
-    assert!(log.contains(&format!("column c of {db}.t is enum('x','y') on blue")), "{log}");
+    assert!(log.contains(&format!("column c of {db}.t is bit(3) on blue")), "{log}");
     // Nothing was made on green.
     assert_eq!(recorded(&green, &db).await, None);
     // Without the refused columns, the affected rows still stop the copy, counted.
@@ -533,4 +533,77 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 0, "{out}");
     t.sigterm();
+}
+
+/// Every row of `e` on blue: id, then each column's UTF-8 bytes in hex (`N` for NULL), sorted.
+fn blue_members(blue: &MySqlServer, db: &str) -> Vec<String> {
+    let hex = |c: &str| format!("IFNULL(HEX(CONVERT({c} USING utf8mb4)), 'N')");
+    let sql = format!("SELECT CONCAT_WS('|', id, {}, {}, {}) FROM e", hex("r"), hex("s"), hex("n"));
+    let mut rows: Vec<String> = blue.execute(Some(db), &sql).expect("blue's rows").lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+/// The same of green's `e`.
+async fn green_members(green: &PgServer, db: &str) -> Vec<String> {
+    let hex = |c: &str| format!("COALESCE(upper(encode(convert_to({c}, 'UTF8'), 'hex')), 'N')");
+    let sql = format!("SELECT concat_ws('|', id, {}, {}, {}) FROM \"{db}\".e", hex("r"), hex("s"), hex("n"));
+    let mut rows = green_column(green, db, &sql).await.unwrap_or_default();
+    rows.sort();
+    rows
+}
+
+/// `ENUM` and `SET` (sakila's `rating` and `special_features` among them): members with a quote, a
+/// comma, a backslash and non-ASCII letters, blue's empty error value, NULLs — copied and streamed
+/// (inserts, an update, a delete) as the text blue prints, kept to the members by green's CHECK.
+async fn enum_and_set_on(flavor: Flavor) {
+    let (blue, green, db) = pair_of(
+        flavor,
+        "CREATE TABLE e (id INT PRIMARY KEY, r ENUM('G','PG','PG-13','R','NC-17','it''s','a,b','back\\\\slash','Ünï'), \
+           s SET('Trailers','Commentaries','Deleted Scenes','Behind the Scenes'), n ENUM('x','Y') NOT NULL) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         INSERT INTO e VALUES (1, 'G', 'Trailers,Deleted Scenes', 'x'), (2, NULL, '', 'Y'), \
+           (3, 'it''s', 'Behind the Scenes,Commentaries,Trailers', 'x')",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(
+        Some(&db),
+        "INSERT INTO e VALUES (4, 'a,b', NULL, 'Y'), (5, 'Ünï', 'Trailers,Commentaries,Deleted Scenes,Behind the Scenes', 'x'), \
+           (6, 'back\\\\slash', 'Commentaries', 'x'); \
+         UPDATE e SET r = 'NC-17', s = '' WHERE id = 1; DELETE FROM e WHERE id = 2; \
+         SET SESSION sql_mode = ''; INSERT INTO e VALUES (7, 'bogus', 'Trailers', 'x')",
+    )
+    .expect("streamed rows");
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (b, g) = (blue_members(&blue, &db), green_members(&green, &db).await);
+        if b == g {
+            assert_eq!(b.len(), 6, "{b:?}");
+            assert!(b.iter().any(|r| r.starts_with("7||")), "blue's error value is the empty string: {b:?}");
+            break;
+        }
+        assert!(t.exited().is_none(), "{}", t.log_text());
+        assert!(Instant::now() < deadline, "green never held blue's members: blue {b:?}, green {g:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    // Green keeps to blue's members: a value blue could not hold is refused there.
+    let client = green.connect(&db).await.expect("green");
+    assert!(client.simple_query(&format!("INSERT INTO \"{db}\".e (id, r, n) VALUES (99, 'X', 'x')")).await.is_err(), "a non-member on green");
+    assert!(client.simple_query(&format!("INSERT INTO \"{db}\".e (id, s, n) VALUES (98, 'Trailers,Nope', 'x')")).await.is_err(), "a non-member in a SET");
+    t.sigterm();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enum_and_set_arrive_as_the_text_blue_prints_from_mariadb() {
+    enum_and_set_on(Flavor::MariaDb10_11).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enum_and_set_arrive_as_the_text_blue_prints_from_oracle_mysql_9_7() {
+    enum_and_set_on(Flavor::MySql9_7).await;
 }

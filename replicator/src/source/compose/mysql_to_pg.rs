@@ -25,8 +25,10 @@
 //! | `VARBINARY(n)`, `BLOB` types | `bytea` `CHECK` length ≤ n | exact | bytes for bytes |
 //! | `BINARY(n)` | `bytea` `CHECK` length = n | exact | MySQL pads to n bytes with 0; the binlog's shorter value is padded back by the decoder |
 //!
-//! Refused for now, by name: other character sets, `ENUM`, `SET`, `BIT`, `JSON`, spatial types,
-//! generated columns.
+//! | `ENUM(…)` | `text` `CHECK` in the members (and `''`, blue's error value) | exact | the member's text; blue sorts an ENUM by member order, green as text (said per column) |
+//! | `SET(…)` | `text` `CHECK` every comma-separated part a member | exact | the members' text in member order, comma-separated, as blue prints it |
+//!
+//! Refused for now, by name: other character sets, `BIT`, `JSON`, spatial types, generated columns.
 //!
 //! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
@@ -92,8 +94,54 @@ enum BlueType {
         length: Option<u32>,
         fixed: bool,
     },
+    /// `ENUM(…)`: its members in order (the stream and the copy carry a member's 1-based index; 0
+    /// is the empty "error" value).
+    Enum {
+        members: Vec<String>,
+    },
+    /// `SET(…)`: its members in order (carried as a bit mask, bit i for member i).
+    Set {
+        members: Vec<String>,
+    },
     /// Any other type, and why it is refused.
     Other(String),
+}
+
+/// The members of an `enum('a','b''c')` or `set(…)` as blue's catalog prints them (`''` for a quote,
+/// a backslash escaping the next character); `None` when the text is not such a list.
+fn members(column_type: &str) -> Option<Vec<String>> {
+    let open = column_type.find('(')?;
+    let list = column_type.get(open + 1..column_type.rfind(')')?)?;
+    let mut out = Vec::new();
+    let mut chars = list.chars().peekable();
+    loop {
+        if chars.next()? != '\'' {
+            return None;
+        }
+        let mut member = String::new();
+        loop {
+            match chars.next()? {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    member.push('\'');
+                }
+                '\'' => break,
+                '\\' => member.push(chars.next()?),
+                c => member.push(c),
+            }
+        }
+        out.push(member);
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+/// `text` as a PostgreSQL string literal.
+fn pg_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `name(a[,b]) rest` → (`name`, the numbers in the parentheses, `rest`).
@@ -148,6 +196,17 @@ impl BlueType {
             "varbinary" => BlueType::Bytes { length: arg(0), fixed: false },
             "tinyblob" | "blob" | "mediumblob" | "longblob" => BlueType::Bytes { length: None, fixed: false },
             "binary" => BlueType::Bytes { length: arg(0), fixed: true },
+            // A member holding `{}` would be taken for the column in green's CHECK: refused.
+            "enum" | "set" => match members(&column.column_type) {
+                Some(members) if !members.iter().any(|m| m.contains("{}")) => {
+                    if name == "enum" {
+                        BlueType::Enum { members }
+                    } else {
+                        BlueType::Set { members }
+                    }
+                }
+                _ => BlueType::Other(column.column_type.clone()),
+            },
             _ => BlueType::Other(column.column_type.clone()),
         }
     }
@@ -156,7 +215,7 @@ impl BlueType {
     /// (`{}` stands for the column), the class, why, and what a lossy column's values can hold.
     fn green(&self) -> Option<GreenType> {
         let ty = |ddl: String, oid: u32, typmod: i32| GreenType { ddl, oid, typmod, check: None, class: Class::Exact, note: "", affected: None };
-        Some(match *self {
+        Some(match self.clone() {
             BlueType::Int { bytes, unsigned } => {
                 let (ddl, oid, lo, hi): (&str, u32, i128, i128) = match (bytes, unsigned) {
                     (1, false) => ("smallint", oid::INT2, -128, 127),
@@ -232,6 +291,22 @@ impl BlueType {
                     (None, _) => None,
                 };
                 GreenType { check, ..ty("bytea".into(), oid::BYTEA, -1) }
+            }
+            BlueType::Enum { members } => {
+                let listed: Vec<String> = std::iter::once(String::new()).chain(members).map(|m| pg_literal(&m)).collect();
+                GreenType {
+                    check: Some(format!("{{}} IN ({})", listed.join(", "))),
+                    note: "a member's text (or blue's empty error value); ORDER BY sorts it as text on green, by member order on blue",
+                    ..ty("text".into(), oid::TEXT, -1)
+                }
+            }
+            BlueType::Set { members } => {
+                let listed: Vec<String> = members.iter().map(|m| pg_literal(m)).collect();
+                GreenType {
+                    check: Some(format!("{{}} = '' OR string_to_array({{}}, ',') <@ ARRAY[{}]::text[]", listed.join(", "))),
+                    note: "its members' text in member order, comma-separated, as blue prints it",
+                    ..ty("text".into(), oid::TEXT, -1)
+                }
             }
             BlueType::Other(_) => return None,
         })
@@ -530,6 +605,30 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
             }
         }
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
+        (BlueType::Enum { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
+            let index = match v {
+                Value::UInt8(u) => usize::try_from(u).ok(),
+                Value::Int8(i) => usize::try_from(i).ok(),
+                _ => None,
+            };
+            match index {
+                Some(0) => Value::Text(Utf8Bytes::from("")),
+                Some(i) if i <= members.len() => Value::Text(Utf8Bytes::from_string(members[i - 1].clone())),
+                _ => return Err(refuse(&v, "an ENUM index beyond the column's members: report it")),
+            }
+        }
+        (BlueType::Set { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
+            let mask = match v {
+                Value::UInt8(u) => u,
+                Value::Int8(i) => i.cast_unsigned(),
+                _ => 0,
+            };
+            if members.len() < 64 && mask >> members.len() != 0 {
+                return Err(refuse(&v, "a SET bit beyond the column's members: report it"));
+            }
+            let set: Vec<&str> = members.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, m)| m.as_str()).collect();
+            Value::Text(Utf8Bytes::from_string(set.join(",")))
+        }
         (_, other) => return Err(refuse(&other, "a value of another kind than the column's type: report it")),
     })
 }

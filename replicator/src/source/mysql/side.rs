@@ -42,7 +42,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .into_iter()
         .map(|(name, column_type, charset, nullable, generated, auto_increment, default, on_update)| BlueColumn {
             name,
-            column_type: column_type.to_ascii_lowercase(),
+            column_type: lower_outside_quotes(&column_type),
             charset: charset.map(|c| c.to_ascii_lowercase()),
             nullable: nullable != 0,
             generated: generated != 0,
@@ -60,6 +60,24 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's primary key", e))?;
     Ok((columns, key))
+}
+
+/// `COLUMN_TYPE` in lower case but for what it quotes (an `ENUM`'s members keep their case).
+fn lower_outside_quotes(column_type: &str) -> String {
+    let mut quoted = false;
+    column_type
+        .chars()
+        .map(|c| {
+            if c == '\'' {
+                quoted = !quoted;
+            }
+            if quoted {
+                c
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 /// The indexes of `table` other than its primary key, each column with its prefix length.
@@ -159,11 +177,14 @@ fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
     }
 }
 
-/// How the snapshot selects `column`: a `latin1` string as its bytes, as the binlog carries it (the
-/// session's utf8mb4 would have the server convert it), so that one conversion decodes both.
+/// How the snapshot selects `column` as the binlog carries it, so that one conversion reads both: an
+/// `ENUM`'s index and a `SET`'s bit mask as numbers, a `latin1` string as its bytes (the session's
+/// utf8mb4 would have the server convert it).
 fn selected(column: &BlueColumn) -> String {
     let name = super::quote(&column.name);
-    if column.charset.as_deref() == Some("latin1") {
+    if column.column_type.starts_with("enum(") || column.column_type.starts_with("set(") {
+        format!("CAST({name} AS UNSIGNED)")
+    } else if column.charset.as_deref() == Some("latin1") {
         format!("CAST({name} AS BINARY)")
     } else {
         name

@@ -56,7 +56,7 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
     for (ty, charset) in [
         ("char(2)", Some("latin2")),
         ("varchar(20)", Some("cp1251")),
-        ("enum('a','b')", Some("utf8mb4")),
+        ("enum('a','{}')", Some("utf8mb4")),
         ("json", None),
         ("bit(3)", None),
         ("point", None),
@@ -97,11 +97,11 @@ fn green_keeps_blues_range_with_a_check_and_blues_nullability() {
     );
     assert_eq!(green.schema.columns[1].ty, ColumnType::pg(oid::NUMERIC, (20 << 16) + 4));
     assert!(green.schema.columns[0].is_key && !green.schema.columns[1].is_key);
-    let refused = MySqlToPg.green(&table(vec![column("id", "int", None), column("note", "enum('a','b')", Some("utf8mb4"))])).err().map(|e| e.to_string());
+    let refused = MySqlToPg.green(&table(vec![column("id", "int", None), column("note", "bit(3)", None)])).err().map(|e| e.to_string());
     assert_eq!(
         refused.as_deref(),
         Some(
-            "column note of shop.t is enum('a','b') on blue: turnout does not carry enum('a','b') from MySQL/MariaDB to PostgreSQL yet; leave the table \
+            "column note of shop.t is bit(3) on blue: turnout does not carry bit(3) from MySQL/MariaDB to PostgreSQL yet; leave the table \
              out (tables.exclude = [\"shop.t\"])"
         )
     );
@@ -185,4 +185,21 @@ fn latin1_bytes_arrive_as_windows_1252_with_its_five_holes_as_c1_controls() {
     assert_eq!(distinct.len(), 255);
     let err = MySqlToPg.row(&t, vec![Value::Int8(2), Value::Bytes(Bytes::from_static(b"a\0b"))]).expect_err("NUL");
     assert!(err.to_string().contains("cannot hold the byte 0"), "{err}");
+}
+
+#[test]
+fn enum_and_set_members_are_read_as_blue_prints_them_and_arrive_as_their_text() {
+    assert_eq!(members("enum('a','it''s','a,b','back\\\\slash','')"), Some(vec!["a".into(), "it's".into(), "a,b".into(), "back\\slash".into(), String::new()]));
+    assert_eq!(members("enum('a',b)"), None);
+    assert_eq!(members("enum('a'"), None);
+    let t = table(vec![column("id", "int(11)", None), column("r", "enum('G','PG')", Some("utf8mb4")), column("s", "set('a','b','c')", Some("utf8mb4"))]);
+    let row = MySqlToPg.row(&t, vec![Value::Int8(1), Value::UInt8(2), Value::UInt8(0b101)]).expect("members");
+    assert_eq!(row[1..], [Value::Text(Utf8Bytes::from("PG")), Value::Text(Utf8Bytes::from("a,c"))]);
+    let row = MySqlToPg.row(&t, vec![Value::Int8(1), Value::UInt8(0), Value::UInt8(0)]).expect("error value, empty set");
+    assert_eq!(row[1..], [Value::Text(Utf8Bytes::from("")), Value::Text(Utf8Bytes::from(""))]);
+    assert!(MySqlToPg.row(&t, vec![Value::Int8(1), Value::UInt8(3), Value::Null]).is_err(), "no member 3");
+    assert!(MySqlToPg.row(&t, vec![Value::Int8(1), Value::Null, Value::UInt8(0b1000)]).is_err(), "no bit 3");
+    let green = MySqlToPg.green(&t).expect("mapped");
+    assert_eq!(green.definitions[1], r#""r" text CHECK ("r" IN ('', 'G', 'PG'))"#);
+    assert_eq!(green.definitions[2], r#""s" text CHECK ("s" = '' OR string_to_array("s", ',') <@ ARRAY['a', 'b', 'c']::text[])"#);
 }
