@@ -112,7 +112,8 @@ async fn moves_to_postgresql(flavor: Flavor) {
     let (blue, green, db) = pair_of(
         flavor,
         "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20) DEFAULT 'none', \
-           changed TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+           changed TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6), \
+           CONSTRAINT sane CHECK (n > -100)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
          INSERT INTO orders (n, note) VALUES (-1, 'seed'), (-2, 'seed'); \
          CREATE VIEW big AS SELECT id, n FROM orders WHERE n > 10",
     )
@@ -127,18 +128,24 @@ async fn moves_to_postgresql(flavor: Flavor) {
     // before anything changes.
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("3 objects that turnout does not translate to PostgreSQL"), "{out}");
-    for object in [format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed")] {
+    assert!(out.contains("4 objects that turnout does not translate to PostgreSQL"), "{out}");
+    for object in [format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")] {
         assert!(out.contains(&object), "{object}: {out}");
     }
     assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
 
     // A table changed outside the binlog: green's is no longer the type map's of blue's. Refused.
-    blue.execute(Some(&db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders ADD COLUMN extra INT; SET SESSION sql_log_bin = 1").expect("alter");
+    blue.execute(
+        Some(&db),
+        "SET SESSION sql_log_bin = 0; ALTER TABLE orders ADD COLUMN extra INT, ADD UNIQUE KEY u_extra (extra); SET SESSION sql_log_bin = 1",
+    )
+    .expect("alter");
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
     assert!(out.contains(&format!("{db}.orders: green has columns (id, n, note, changed), the type map makes (id, n, note, changed, extra)")), "{out}");
-    blue.execute(Some(&db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders DROP COLUMN extra; SET SESSION sql_log_bin = 1").expect("alter back");
+    assert!(out.contains(&format!("{db}.orders: 1 unique indexes on green, the type map makes 2 of blue's")), "{out}");
+    blue.execute(Some(&db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders DROP KEY u_extra, DROP COLUMN extra; SET SESSION sql_log_bin = 1")
+        .expect("alter back");
 
     // The operator makes them on green and says so; a way back is asked for first (refused).
     let q = format!("\"{db}\"");
@@ -148,12 +155,13 @@ async fn moves_to_postgresql(flavor: Flavor) {
             &format!(
                 "CREATE VIEW {q}.big AS SELECT id, n FROM {q}.orders WHERE n > 10; ALTER TABLE {q}.orders ALTER COLUMN note SET DEFAULT 'none'; \
                  CREATE FUNCTION {q}.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed := now(); RETURN NEW; END $$; \
-                 CREATE TRIGGER changed BEFORE UPDATE ON {q}.orders FOR EACH ROW EXECUTE FUNCTION {q}.touch()"
+                 CREATE TRIGGER changed BEFORE UPDATE ON {q}.orders FOR EACH ROW EXECUTE FUNCTION {q}.touch(); \
+                 ALTER TABLE {q}.orders ADD CONSTRAINT sane CHECK (n > -100)"
             ),
         )
         .await
         .expect("green's forms");
-    let keep = vec![format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed")];
+    let keep = vec![format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")];
     let with_back = cutover_toml(dir.path(), &keep).replace("reverse = false\n", "");
     restart_with(&mut t, &base, &with_back).await;
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
@@ -175,7 +183,12 @@ async fn moves_to_postgresql(flavor: Flavor) {
     // the pause (and none was moved back).
     assert!(out.contains("1000 values ahead of blue: 1 of 1 identity counters moved on green"), "{out}");
     assert!(out.contains("checked against blue's final values: 0 of 1 identity counters moved on green"), "{out}");
-    assert!(out.contains(&format!("kept as the operator made them on green: VIEW {db}.big, DEFAULT {db}.orders.note, ON UPDATE {db}.orders.changed")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "kept as the operator made them on green: CHECK {db}.orders.sane, VIEW {db}.big, DEFAULT {db}.orders.note, ON UPDATE {db}.orders.changed"
+        )),
+        "{out}"
+    );
     let switched_to = std::fs::read_to_string(dir.path().join("switched")).expect("the switch ran");
     assert_eq!(switched_to, green.url(&db), "the switch was given green's URL");
     let before = writer.count();

@@ -156,6 +156,8 @@ impl Controller {
         let Proof { sentinel, counters: (line, _), .. } = self.prove(procedure, &format!("{id}-again"), deadline, request, &mut pause.phases).await?;
         self.say(line);
         self.say(format!("proven again (commit {sentinel})"));
+        // The gap without a fence may have carried a definition changed outside the log.
+        procedure.definitions_unchanged(" after the fence was applied again").await?;
         pause.phases.mark("fenced and proven again");
         Ok(())
     }

@@ -49,6 +49,13 @@ pub enum DefinitionRefusal {
          keep_definitions = [\"{example}\"]), or drop it on {from}; the certificate records each kept object"
     )]
     NotTranslated { from: Side, to: Side, from_engine: &'static str, to_engine: &'static str, count: usize, objects: String, example: String },
+    /// turnout's account on the fenced side cannot see every object its catalog holds.
+    #[error(
+        "turnout's account on {from} does not see every object of database {db} (its catalog lists a trigger, an event, a view's text or a \
+         routine only to an account allowed them), so it cannot prove none is left behind: GRANT {missing} to {user} on {from} \
+         (e.g. GRANT TRIGGER, EVENT, SHOW VIEW ON `{db}`.* TO '{user}'@'%')"
+    )]
+    Unseen { from: Side, missing: String, db: String, user: String },
     /// Differences a dry run or `verify` found, which a cutover would carry or refuse.
     #[error("{to}'s definitions differ from {from}'s in {count} objects:\n{objects}")]
     Differ { from: Side, to: Side, count: usize, objects: String },

@@ -66,10 +66,11 @@ pub(crate) trait FencedSide: Send + Sync + Sized {
     fn findings(&mut self) -> impl Future<Output = Vec<String>> + Send;
     /// Every counter of blue's database (the next `AUTO_INCREMENT` value per table).
     fn counters(&mut self) -> impl Future<Output = Result<Vec<Counter>, Error>> + Send;
-    /// Blue's objects that are not tables (`VIEW app.v`, `TRIGGER app.t`, …).
-    fn objects(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
-    /// A digest per definition of blue's database, tables and everything else.
-    fn mark(&mut self) -> impl Future<Output = Result<Mark, Error>> + Send;
+    /// Blue's objects other than the columns of `tables` (`VIEW app.v`, `TRIGGER app.t`, a `CHECK`
+    /// of one of `tables`, …). Refuses when turnout's account cannot see every object there is.
+    fn objects(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// A digest per definition of blue's database: `tables`' parts, and every other object.
+    fn mark(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Mark, Error>> + Send;
 }
 
 /// Green's part of a cutover from another engine.
@@ -90,12 +91,15 @@ pub(crate) trait OpenedSide: Send + Sync + Sized {
 #[allow(missing_debug_implementations)]
 pub(crate) struct ComposedCutover<S: SourceSide, T: TargetSide, C> {
     admin: Composed<S, T, C>,
+    config: Config,
     blue: S::Fenced,
-    green: T::Opened,
+    /// Opened when first needed: undoing the fence (a recovery after a crash) must not depend on green.
+    green: Option<T::Opened>,
     keep: Vec<String>,
     reverse: bool,
-    /// Blue's definitions when they were last settled.
+    /// Blue's definitions when they were last settled, and the tables selected then.
     mark: Option<Mark>,
+    selected: Vec<TableName>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C> {
@@ -103,8 +107,25 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
     /// pre-checks.
     pub(crate) async fn connect(config: &Config, names: &Names, reverse: bool) -> Result<Self, Error> {
         let admin = Composed::new(config, names.clone())?;
-        let (blue, green) = tokio::try_join!(S::Fenced::connect(config), T::Opened::connect(config))?;
-        Ok(ComposedCutover { admin, blue, green, keep: config.cutover.keep_definitions.clone(), reverse, mark: None })
+        let blue = S::Fenced::connect(config).await?;
+        Ok(ComposedCutover {
+            admin,
+            config: config.clone(),
+            blue,
+            green: None,
+            keep: config.cutover.keep_definitions.clone(),
+            reverse,
+            mark: None,
+            selected: Vec::new(),
+        })
+    }
+
+    /// Green's session, opened on first use.
+    async fn green(&mut self) -> Result<&mut T::Opened, Error> {
+        if self.green.is_none() {
+            self.green = Some(T::Opened::connect(&self.config).await?);
+        }
+        self.green.as_mut().ok_or_else(|| Error::Internal("the cutover's session on green is missing".into()))
     }
 
     /// Blue's selected tables as green is to hold them now.
@@ -116,14 +137,30 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
 
     /// Refuses while green's tables are not what the conversion makes of blue's now, or blue has an
     /// object green gets no translation of that the operator has not kept; returns the objects kept.
-    async fn compare(&mut self) -> Result<(usize, Vec<String>), Error> {
+    async fn compare(&mut self) -> Result<(Vec<BlueTable>, Vec<String>), Error> {
         let (blue, green) = self.expected().await?;
-        let differences = self.green.differences(&green).await?;
+        let differences = self.green().await?.differences(&green).await?;
         if !differences.is_empty() {
             return Err(DefinitionRefusal::Differ { from: Side::Blue, to: Side::Green, count: differences.len(), objects: differences.join("\n") }.into());
         }
-        let mut objects = self.blue.objects().await?;
+        let names: Vec<TableName> = blue.iter().map(|t| t.name.clone()).collect();
+        let mut objects = self.blue.objects(&names).await?;
         objects.extend(behaviours(&blue));
+        // A sequence's next value would not move past blue's on green: refused even when kept.
+        let sequences: Vec<&String> = objects.iter().filter(|o| o.starts_with("SEQUENCE ")).collect();
+        if !sequences.is_empty() {
+            return Err(DefinitionRefusal::Uncarried {
+                from: Side::Blue,
+                to: Side::Green,
+                count: sequences.len(),
+                objects: sequences
+                    .iter()
+                    .map(|s| format!("{s}: its next value on green would not be moved past blue's at the switch; use AUTO_INCREMENT on blue, or leave it"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            }
+            .into());
+        }
         let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
         if let Some(example) = untranslated.first() {
             return Err(DefinitionRefusal::NotTranslated {
@@ -137,13 +174,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
             }
             .into());
         }
-        Ok((green.len(), kept))
+        Ok((blue, kept))
     }
 
     /// Moves green's counters to blue's plus `margin`; the line to say and how many moved.
     async fn counters(&mut self, margin: i128, what: &str) -> Result<(String, usize), Error> {
         let blue = self.blue.counters().await?;
-        let done = self.green.counters_ahead(&blue, margin).await?;
+        let done = self.green().await?.counters_ahead(&blue, margin).await?;
         let moved = done.iter().filter(|c| c.changed).count();
         Ok((format!("{what}: {moved} of {} identity counters moved on green", done.len()), moved))
     }
@@ -199,14 +236,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
             .into());
         }
         let mut warnings = self.blue.preflight().await?;
-        let (tables, kept) = self.compare().await?;
+        let (blue, kept) = self.compare().await?;
         if !kept.is_empty() {
             warnings.push(format!("kept as the operator made them on green (cutover.keep_definitions): {}", kept.join(", ")));
         }
         // Every table with a counter on blue has its identity on green.
-        let (blue, _) = self.expected().await?;
         let schemas: Vec<String> = blue.iter().map(|t| t.name.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let counted = self.green.counted(&schemas).await?;
+        let counted = self.green().await?.counted(&schemas).await?;
         let missing: Vec<String> =
             blue.iter().filter(|t| t.columns.iter().any(|c| c.auto_increment) && !counted.contains(&t.name)).map(|t| t.name.to_string()).collect();
         if !missing.is_empty() {
@@ -218,7 +254,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
             }
             .into());
         }
-        tracing::debug!(tables, "green's tables are what the conversion makes of blue's");
+        tracing::debug!(tables = blue.len(), "green's tables are what the conversion makes of blue's");
         Ok(warnings)
     }
 
@@ -226,9 +262,12 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
     /// tables reach green through the stream, every other object is the operator's).
     async fn settle_definitions(&mut self, _apply: bool) -> Result<Option<String>, Error> {
         let started = std::time::Instant::now();
-        let (tables, kept) = self.compare().await?;
-        let mark = self.blue.mark().await?;
-        let objects = mark.len();
+        // Marked first: a change made while the comparison runs is then seen before the fence.
+        let selected: Vec<TableName> = self.admin.source.select().await?.into_iter().map(|t| t.name).collect();
+        let mark = self.blue.mark(&selected).await?;
+        let (blue, kept) = self.compare().await?;
+        self.selected = selected;
+        let (tables, objects) = (blue.len(), mark.len());
         self.mark = Some(mark);
         Ok(Some(format!(
             "green's {tables} tables are what the type map makes of blue's after the lag wait; {objects} of blue's definitions marked{} ({} ms)",
@@ -239,7 +278,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
 
     async fn definitions_unchanged(&mut self, when: &'static str) -> Result<(), Error> {
         let Some(before) = &self.mark else { return Ok(()) };
-        let now = self.blue.mark().await?;
+        let now = self.blue.mark(&self.selected).await?;
         let changed = changes(before, &now);
         if changed.is_empty() {
             return Ok(());
@@ -268,7 +307,12 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
     }
 
     async fn identify(&mut self) -> (Identity, Identity) {
-        (self.blue.identify().await, self.green.identify().await)
+        let blue = self.blue.identify().await;
+        let green = match self.green().await {
+            Ok(green) => green.identify().await,
+            Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
+        };
+        (blue, green)
     }
 
     async fn findings(&mut self) -> Vec<String> {

@@ -42,7 +42,8 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             .into());
         };
-        let same = blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name);
+        let same = blue.columns.len() == table.columns.len()
+            && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name && same_encoding(&b.ty, c.charset.as_deref()));
         if !same {
             return Err(SchemaRefusal::NotExact {
                 at: blue.name.to_string(),
@@ -166,4 +167,19 @@ impl<S: Source, C: Convert> Converting<S, C> {
             end @ SourceMessage::LogEnd(_) => end,
         })
     }
+}
+
+/// MySQL's `latin1` collations, by the id a binlog table map carries.
+const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
+
+/// Whether the binlog's column (`ty`) is encoded as the catalog's character set says: a column
+/// converted between `latin1` and another set outside the binlog would otherwise be decoded by the
+/// wrong one. A column the table map gives no character set for is not compared.
+fn same_encoding(ty: &turnout_decoders::schema::ColumnType, catalog: Option<&str>) -> bool {
+    let (turnout_decoders::schema::ColumnType::MySql(t), Some(catalog)) = (ty, catalog) else { return true };
+    let Some(collation) = t.charset else { return true };
+    if !t.members.is_empty() {
+        return true;
+    }
+    LATIN1_COLLATIONS.contains(&collation) == (catalog == "latin1")
 }

@@ -223,41 +223,158 @@ impl MySqlFenced {
     }
 }
 
-/// Each query of [`MySqlFenced::mark`]: an object's name and a digest of its definition, per row
-/// (`SHA2`: Oracle MySQL 9 has no `MD5`).
-/// `?` is the database. Objects are named as [`MySqlFenced::objects`] and `cutover.keep_definitions`
-/// name them.
-const MARKS: &[&str] = &[
-    "SELECT CONCAT('TABLE ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
-       IFNULL(COLUMN_DEFAULT, 0x00), EXTRA, IFNULL(GENERATION_EXPRESSION, ''), IFNULL(COLLATION_NAME, '')) ORDER BY ORDINAL_POSITION SEPARATOR 0x1e), 256) \
-     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? GROUP BY TABLE_SCHEMA, TABLE_NAME",
-    "SELECT CONCAT('INDEX ', TABLE_SCHEMA, '.', TABLE_NAME, '.', INDEX_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, NON_UNIQUE, IFNULL(COLUMN_NAME, ''), \
-       IFNULL(SUB_PART, ''), INDEX_TYPE) ORDER BY SEQ_IN_INDEX SEPARATOR 0x1e), 256) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
-     GROUP BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME",
-    "SELECT CONCAT('FOREIGN KEY ', CONSTRAINT_SCHEMA, '.', TABLE_NAME, '.', CONSTRAINT_NAME), SHA2(CONCAT_WS(0x1f, REFERENCED_TABLE_NAME, UPDATE_RULE, \
-       DELETE_RULE), 256) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?",
-    "SELECT CONCAT('CHECK ', CONSTRAINT_SCHEMA, '.', CONSTRAINT_NAME), SHA2(CHECK_CLAUSE, 256) FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?",
-    "SELECT CONCAT('VIEW ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(CONCAT_WS(0x1f, VIEW_DEFINITION, CHECK_OPTION, SECURITY_TYPE, DEFINER), 256) \
-     FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
-    "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_SCHEMA, '.', ROUTINE_NAME), SHA2(CONCAT_WS(0x1f, IFNULL(ROUTINE_DEFINITION, ''), CREATED, LAST_ALTERED, \
-       SECURITY_TYPE, DEFINER, IS_DETERMINISTIC, SQL_DATA_ACCESS), 256) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
-    "SELECT CONCAT('TRIGGER ', TRIGGER_SCHEMA, '.', TRIGGER_NAME), SHA2(CONCAT_WS(0x1f, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, \
-       ACTION_STATEMENT, CREATED), 256) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
-    "SELECT CONCAT('EVENT ', EVENT_SCHEMA, '.', EVENT_NAME), SHA2(CONCAT_WS(0x1f, IFNULL(EVENT_DEFINITION, ''), CREATED, LAST_ALTERED, STATUS), 256) \
-     FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
-    "SELECT CONCAT('SEQUENCE ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(CONCAT_WS(0x1f, CREATE_TIME, TABLE_COMMENT), 256) FROM information_schema.TABLES \
-     WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+/// One query of [`MySqlFenced::mark`]: an object's name and a digest of its definition, per row
+/// (`SHA2`: Oracle MySQL 9 has no `MD5`). `?` is the database; `{in}` limits a table's parts to the
+/// selected tables by the column `per_table` names.
+struct MarkQuery {
+    sql: &'static str,
+    per_table: Option<&'static str>,
+    /// `Some(true)`: Oracle MySQL's form only; `Some(false)`: MariaDB's.
+    oracle: Option<bool>,
+}
+
+const MARKS: &[MarkQuery] = &[
+    MarkQuery {
+        sql: "SELECT CONCAT('TABLE ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
+               IFNULL(COLUMN_DEFAULT, 0x00), EXTRA, IFNULL(GENERATION_EXPRESSION, ''), IFNULL(COLLATION_NAME, '')) ORDER BY ORDINAL_POSITION SEPARATOR 0x1e), 256) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?{in} GROUP BY TABLE_SCHEMA, TABLE_NAME",
+        per_table: Some("TABLE_NAME"),
+        oracle: None,
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('INDEX ', TABLE_SCHEMA, '.', TABLE_NAME, '.', INDEX_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, NON_UNIQUE, IFNULL(COLUMN_NAME, ''), \
+               IFNULL(SUB_PART, ''), INDEX_TYPE) ORDER BY SEQ_IN_INDEX SEPARATOR 0x1e), 256) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ?{in} \
+             GROUP BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME",
+        per_table: Some("TABLE_NAME"),
+        oracle: Some(false),
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('INDEX ', TABLE_SCHEMA, '.', TABLE_NAME, '.', INDEX_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, NON_UNIQUE, IFNULL(COLUMN_NAME, ''), \
+               IFNULL(SUB_PART, ''), INDEX_TYPE, IFNULL(EXPRESSION, ''), IS_VISIBLE) ORDER BY SEQ_IN_INDEX SEPARATOR 0x1e), 256) \
+             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ?{in} GROUP BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME",
+        per_table: Some("TABLE_NAME"),
+        oracle: Some(true),
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('FOREIGN KEY ', CONSTRAINT_SCHEMA, '.', TABLE_NAME, '.', CONSTRAINT_NAME), SHA2(CONCAT_WS(0x1f, REFERENCED_TABLE_NAME, \
+               UPDATE_RULE, DELETE_RULE), 256) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?{in}",
+        per_table: Some("TABLE_NAME"),
+        oracle: None,
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('FOREIGN KEY COLUMNS ', TABLE_SCHEMA, '.', TABLE_NAME, '.', CONSTRAINT_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, COLUMN_NAME, \
+               REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME) ORDER BY ORDINAL_POSITION SEPARATOR 0x1e), 256) \
+             FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME IS NOT NULL{in} \
+             GROUP BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME",
+        per_table: Some("TABLE_NAME"),
+        oracle: None,
+    },
+    // MariaDB names a CHECK per table (a column's takes the column's name).
+    MarkQuery {
+        sql: "SELECT CONCAT('CHECK ', CONSTRAINT_SCHEMA, '.', TABLE_NAME, '.', CONSTRAINT_NAME), SHA2(CHECK_CLAUSE, 256) \
+             FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?{in}",
+        per_table: Some("TABLE_NAME"),
+        oracle: Some(false),
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('CHECK ', t.TABLE_SCHEMA, '.', t.TABLE_NAME, '.', t.CONSTRAINT_NAME), SHA2(CONCAT_WS(0x1f, c.CHECK_CLAUSE, t.ENFORCED), 256) \
+             FROM information_schema.TABLE_CONSTRAINTS t JOIN information_schema.CHECK_CONSTRAINTS c ON c.CONSTRAINT_SCHEMA = t.CONSTRAINT_SCHEMA \
+               AND c.CONSTRAINT_NAME = t.CONSTRAINT_NAME WHERE t.CONSTRAINT_SCHEMA = ? AND t.CONSTRAINT_TYPE = 'CHECK'{in}",
+        per_table: Some("t.TABLE_NAME"),
+        oracle: Some(true),
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('VIEW ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(CONCAT_WS(0x1f, VIEW_DEFINITION, CHECK_OPTION, SECURITY_TYPE, DEFINER), 256) \
+             FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
+        per_table: None,
+        oracle: None,
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_SCHEMA, '.', ROUTINE_NAME), SHA2(CONCAT_WS(0x1f, IFNULL(ROUTINE_DEFINITION, ''), CREATED, \
+               LAST_ALTERED, SECURITY_TYPE, DEFINER, IS_DETERMINISTIC, SQL_DATA_ACCESS), 256) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+        per_table: None,
+        oracle: None,
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('TRIGGER ', TRIGGER_SCHEMA, '.', TRIGGER_NAME), SHA2(CONCAT_WS(0x1f, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, \
+               ACTION_STATEMENT, CREATED), 256) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+        per_table: None,
+        oracle: None,
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('EVENT ', EVENT_SCHEMA, '.', EVENT_NAME), SHA2(CONCAT_WS(0x1f, IFNULL(EVENT_DEFINITION, ''), CREATED, LAST_ALTERED, STATUS), 256) \
+             FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+        per_table: None,
+        oracle: None,
+    },
+    MarkQuery {
+        sql: "SELECT CONCAT('SEQUENCE ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(CONCAT_WS(0x1f, CREATE_TIME, TABLE_COMMENT), 256) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+        per_table: None,
+        oracle: None,
+    },
 ];
 
-/// The object classes of a MySQL/MariaDB database other than tables, as `cutover.keep_definitions`
-/// names them, each from its catalog.
-const OBJECTS: &[&str] = &[
-    "SELECT CONCAT('VIEW ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
-    "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_SCHEMA, '.', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
-    "SELECT CONCAT('TRIGGER ', TRIGGER_SCHEMA, '.', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
-    "SELECT CONCAT('EVENT ', EVENT_SCHEMA, '.', EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
-    "SELECT CONCAT('SEQUENCE ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+/// The object classes of a MySQL/MariaDB database other than tables' columns, as
+/// `cutover.keep_definitions` names them, each from its catalog. `{in}` as in [`MARKS`].
+const OBJECTS: &[(&str, Option<&str>)] = &[
+    ("SELECT CONCAT('VIEW ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", None),
+    ("SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_SCHEMA, '.', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?", None),
+    ("SELECT CONCAT('TRIGGER ', TRIGGER_SCHEMA, '.', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", None),
+    ("SELECT CONCAT('EVENT ', EVENT_SCHEMA, '.', EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?", None),
+    ("SELECT CONCAT('SEQUENCE ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'", None),
+    // A CHECK of a replicated table: green keeps to blue's types, not to blue's other rules.
+    (
+        "SELECT CONCAT('CHECK ', TABLE_SCHEMA, '.', TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.TABLE_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = ? AND CONSTRAINT_TYPE = 'CHECK'{in}",
+        Some("TABLE_NAME"),
+    ),
 ];
+
+/// `sql` with `{in}` limiting `column` to `tables` (of `db`), or removed.
+fn scoped(sql: &str, column: Option<&str>, db: &str, tables: &[turnout_decoders::TableName]) -> String {
+    let clause = match column {
+        Some(column) => {
+            let names: Vec<String> = tables.iter().filter(|t| t.schema == db).map(|t| super::programs::literal(&t.name)).collect();
+            if names.is_empty() {
+                " AND FALSE".to_owned()
+            } else {
+                format!(" AND {column} IN ({})", names.join(", "))
+            }
+        }
+        None => String::new(),
+    };
+    sql.replace("{in}", &clause)
+}
+
+/// Whether turnout's account sees every object of `db` in its catalog: MySQL and MariaDB list a
+/// trigger only to an account with `TRIGGER`, an event with `EVENT`, a view's text with `SHOW VIEW`,
+/// a routine with `SHOW_ROUTINE` (MySQL) or `SELECT` on `mysql.proc` (MariaDB) — or global `SELECT`.
+/// The grants it lacks, named.
+fn unseen(grants: &[String], db: &str, oracle: bool) -> Vec<&'static str> {
+    let upper: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase().replace('`', "")).collect();
+    let on_db = format!(" ON {}.* ", db.to_ascii_uppercase());
+    let granted = |privilege: &str, objects: &[&str]| {
+        upper.iter().any(|g| {
+            let Some((privileges, rest)) = g.strip_prefix("GRANT ").and_then(|g| g.split_once(" ON ")) else { return false };
+            let object = format!(" ON {} ", rest.split(" TO ").next().unwrap_or_default().trim());
+            let listed = privileges.split(',').any(|p| p.trim() == privilege || p.trim() == "ALL PRIVILEGES" || p.trim() == "ALL");
+            listed && objects.iter().any(|o| object == *o)
+        })
+    };
+    let mut missing = Vec::new();
+    let everywhere = [" ON *.* ", on_db.as_str()];
+    for (privilege, name) in [("TRIGGER", "TRIGGER"), ("EVENT", "EVENT"), ("SHOW VIEW", "SHOW VIEW")] {
+        if !granted(privilege, &everywhere) {
+            missing.push(name);
+        }
+    }
+    let routines = if oracle { granted("SHOW_ROUTINE", &[" ON *.* "]) } else { granted("SELECT", &[" ON MYSQL.* ", " ON MYSQL.PROC "]) };
+    if !routines && !granted("SELECT", &[" ON *.* "]) {
+        missing.push(if oracle { "SHOW_ROUTINE" } else { "SELECT ON mysql.proc" });
+    }
+    missing
+}
 
 impl crate::source::compose::cutover::FencedSide for MySqlFenced {
     async fn connect(config: &Config) -> Result<MySqlFenced, Error> {
@@ -269,6 +386,12 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
+        let grants: Vec<String> = self.conn.query("SHOW GRANTS").await.map_err(Error::mysql(self.side, "reading turnout's grants"))?;
+        let missing = unseen(&grants, &self.db, self.oracle);
+        if !missing.is_empty() {
+            let user = self.opts.user().unwrap_or_default().to_owned();
+            return Err(crate::error::DefinitionRefusal::Unseen { from: self.side, missing: missing.join(", "), db: self.db.clone(), user }.into());
+        }
         self.refuse_a_replica(Side::Green).await?;
         let unfenced = self.sessions_check(Side::Green).await?;
         let mut warnings = unfenced.warnings;
@@ -318,25 +441,53 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         Ok(read.into_iter().map(|(name, next)| (turnout_decoders::TableName { schema: db.clone(), name }, next)).collect())
     }
 
-    async fn objects(&mut self) -> Result<Vec<String>, Error> {
+    async fn objects(&mut self, tables: &[turnout_decoders::TableName]) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
-        for sql in OBJECTS {
-            let names: Vec<String> = self.conn.exec(*sql, (&self.db,)).await.map_err(Error::mysql(self.side, "listing the database's objects"))?;
+        for (sql, column) in OBJECTS {
+            let sql = scoped(sql, *column, &self.db, tables);
+            let names: Vec<String> = self.conn.exec(sql, (&self.db,)).await.map_err(Error::mysql(self.side, "listing the database's objects"))?;
             out.extend(names);
         }
         out.sort();
         Ok(out)
     }
 
-    async fn mark(&mut self) -> Result<crate::source::compose::cutover::Mark, Error> {
+    async fn mark(&mut self, tables: &[turnout_decoders::TableName]) -> Result<crate::source::compose::cutover::Mark, Error> {
         // A table's columns are digested whole: GROUP_CONCAT must not cut them short.
         self.conn.query_drop("SET SESSION group_concat_max_len = 16777216").await.map_err(Error::mysql(self.side, "setting group_concat_max_len"))?;
         let mut mark = crate::source::compose::cutover::Mark::new();
-        for sql in MARKS {
+        for query in MARKS.iter().filter(|q| q.oracle.is_none_or(|o| o == self.oracle)) {
+            let sql = scoped(query.sql, query.per_table, &self.db, tables);
             let rows: Vec<(String, Option<String>)> =
-                self.conn.exec(*sql, (&self.db,)).await.map_err(Error::mysql(self.side, "reading the database's definitions"))?;
+                self.conn.exec(sql, (&self.db,)).await.map_err(Error::mysql(self.side, "reading the database's definitions"))?;
             mark.extend(rows.into_iter().map(|(name, digest)| (name, digest.unwrap_or_default())));
         }
         Ok(mark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unseen;
+
+    fn grants(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| (*l).to_owned()).collect()
+    }
+
+    #[test]
+    fn an_account_that_cannot_see_every_object_is_told_which_grants_it_lacks() {
+        assert!(unseen(&grants(&["GRANT ALL PRIVILEGES ON *.* TO `turnout`@`%` WITH GRANT OPTION"]), "app", false).is_empty());
+        let narrow = grants(&["GRANT RELOAD, REPLICATION SLAVE ON *.* TO `t`@`%`", "GRANT SELECT, INSERT, UPDATE, CREATE ON `app`.* TO `t`@`%`"]);
+        assert_eq!(unseen(&narrow, "app", false), vec!["TRIGGER", "EVENT", "SHOW VIEW", "SELECT ON mysql.proc"]);
+        assert_eq!(unseen(&narrow, "app", true), vec!["TRIGGER", "EVENT", "SHOW VIEW", "SHOW_ROUTINE"]);
+        let enough = grants(&[
+            "GRANT SHOW_ROUTINE ON *.* TO `t`@`%`",
+            "GRANT SELECT, TRIGGER, EVENT, SHOW VIEW ON `app`.* TO `t`@`%`",
+            "GRANT SELECT ON `mysql`.`proc` TO `t`@`%`",
+        ]);
+        assert!(unseen(&enough, "app", true).is_empty());
+        assert!(unseen(&enough, "app", false).is_empty());
+        // Another database's grants do not count.
+        assert_eq!(unseen(&grants(&["GRANT TRIGGER, EVENT, SHOW VIEW ON `other`.* TO `t`@`%`", "GRANT SELECT ON *.* TO `t`@`%`"]), "app", false).len(), 3);
     }
 }

@@ -30,7 +30,8 @@ pub struct Program {
     pub collation_connection: String,
 }
 
-fn literal(text: &str) -> String {
+/// `text` as a MySQL string literal.
+pub(crate) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 

@@ -32,7 +32,8 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
     let read: Vec<Described> = conn
         .exec(
             "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '', \
-               LOWER(EXTRA) LIKE '%auto_increment%', COLUMN_DEFAULT, LOWER(EXTRA) LIKE '%on update%' \
+               LOWER(EXTRA) LIKE '%auto_increment%', IF(VERSION() LIKE '%MariaDB%' AND COLUMN_DEFAULT = 'NULL', NULL, COLUMN_DEFAULT), \
+               LOWER(EXTRA) LIKE '%on update%' \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
@@ -47,8 +48,9 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             nullable: nullable != 0,
             generated: generated != 0,
             auto_increment: auto_increment != 0,
-            // MariaDB prints an explicit `DEFAULT NULL` as the word NULL; MySQL as no value.
-            default: default.filter(|d| d != "NULL"),
+            // MariaDB prints an explicit `DEFAULT NULL` as the word NULL (a string default quoted),
+            // MySQL as no value (a string default unquoted): the query tells them apart.
+            default,
             on_update: on_update != 0,
         })
         .collect();

@@ -19,8 +19,9 @@ pub(crate) struct PgOpened {
     client: Client,
 }
 
-/// Each identity of a table in `schemas`: (schema, table, its sequence, the sequence's increment).
-const IDENTITIES: &str = "SELECT n.nspname::text, c.relname::text, d.objid::regclass::text, s.seqincrement \
+/// Each identity of a table in `schemas`: (schema, table, its sequence, the sequence's increment and
+/// maximum).
+const IDENTITIES: &str = "SELECT n.nspname::text, c.relname::text, d.objid::regclass::text, s.seqincrement, s.seqmax \
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
      JOIN pg_depend d ON d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.classid = 'pg_class'::regclass \
        AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i' \
@@ -28,9 +29,9 @@ const IDENTITIES: &str = "SELECT n.nspname::text, c.relname::text, d.objid::regc
      WHERE a.attidentity <> '' AND NOT a.attisdropped AND n.nspname = ANY($1) ORDER BY 1, 2";
 
 impl PgOpened {
-    async fn identities(&self, schemas: &[String]) -> Result<Vec<(TableName, String, i64)>, Error> {
+    async fn identities(&self, schemas: &[String]) -> Result<Vec<(TableName, String, i64, i64)>, Error> {
         let rows = self.client.query(IDENTITIES, &[&schemas]).await.map_err(Error::sql(Side::Green, "reading the identity counters"))?;
-        Ok(rows.iter().map(|r| (TableName { schema: r.get(0), name: r.get(1) }, r.get(2), r.get(3))).collect())
+        Ok(rows.iter().map(|r| (TableName { schema: r.get(0), name: r.get(1) }, r.get(2), r.get(3), r.get(4))).collect())
     }
 
     /// The value `sequence` hands out next, read from the sequence itself (`pg_sequence_last_value`
@@ -94,6 +95,19 @@ impl OpenedSide for PgOpened {
             }
             let found: Vec<(String, i64, i32, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
             out.extend(column_differences(table, &found));
+            // Uniqueness is behaviour: a unique index dropped on green (or added on blue outside its
+            // binlog) would let green take rows blue refuses.
+            let unique: i64 = self
+                .client
+                .query_one("SELECT count(*) FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique", &[&name])
+                .await
+                .map_err(Error::sql(Side::Green, format!("reading the indexes of {name}")))?
+                .get(0);
+            let keyed = table.schema.replica_identity != turnout_decoders::schema::ReplicaIdentity::Full && table.schema.columns.iter().any(|c| c.is_key);
+            let wanted = i64::from(keyed) + i64::try_from(table.after.iter().filter(|s| s.starts_with("CREATE UNIQUE INDEX")).count()).unwrap_or(i64::MAX);
+            if unique != wanted {
+                out.push(format!("{}: {unique} unique indexes on green, the type map makes {wanted} of blue's", table.schema.name));
+            }
         }
         Ok(out)
     }
@@ -105,11 +119,16 @@ impl OpenedSide for PgOpened {
     async fn counters_ahead(&mut self, blue: &[Counter], margin: i128) -> Result<Vec<CounterSync>, Error> {
         let schemas: Vec<String> = blue.iter().map(|(t, _)| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let mut done = Vec::new();
-        for (table, sequence, increment) in self.identities(&schemas).await? {
+        for (table, sequence, increment, max) in self.identities(&schemas).await? {
             // A table green counts and blue does not (its counter not shown yet) keeps green's.
             let Some((_, blue_next)) = blue.iter().find(|(t, _)| *t == table) else { continue };
             let green_next = self.next_value(&sequence, increment).await?;
-            let wanted = blue_next + margin;
+            // The margin stops at the identity's maximum (an INT counter near 2³¹ − 1); blue's own
+            // next value beyond it is what blue could not number either.
+            if *blue_next > i128::from(max) + 1 {
+                return Err(Error::Setup(format!("{table}'s counter on blue ({blue_next}) is beyond its identity's maximum on green ({max})")));
+            }
+            let wanted = (blue_next + margin).min(i128::from(max));
             let changed = i128::from(green_next) < wanted;
             if changed {
                 let to =
