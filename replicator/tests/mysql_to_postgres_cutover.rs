@@ -108,6 +108,30 @@ async fn an_oracle_mysql_9_7_application_moves_to_postgresql_with_a_sealed_fence
     moves_to_postgresql(Flavor::MySql9_7).await;
 }
 
+/// What refuses the cutover before anything changes: blue's view, default, ON UPDATE and CHECK with
+/// no PostgreSQL form on green; a table changed outside blue's binlog (a column, a unique index).
+async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &str) {
+    // Blue's view, a default and an ON UPDATE have no PostgreSQL form on green: refused by name
+    // before anything changes.
+    let (code, out) = common::turnout_command(t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("4 objects that turnout does not translate to PostgreSQL"), "{out}");
+    for object in [format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")] {
+        assert!(out.contains(&object), "{object}: {out}");
+    }
+    assert_eq!(blue.execute(Some(db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
+
+    // A table changed outside the binlog: green's is no longer the type map's of blue's. Refused.
+    blue.execute(Some(db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders ADD COLUMN extra INT, ADD UNIQUE KEY u_extra (extra); SET SESSION sql_log_bin = 1")
+        .expect("alter");
+    let (code, out) = common::turnout_command(t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("{db}.orders: green has columns (id, n, note, changed), the type map makes (id, n, note, changed, extra)")), "{out}");
+    assert!(out.contains(&format!("{db}.orders: 1 unique indexes on green, the type map makes 2 of blue's")), "{out}");
+    blue.execute(Some(db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders DROP KEY u_extra, DROP COLUMN extra; SET SESSION sql_log_bin = 1")
+        .expect("alter back");
+}
+
 async fn moves_to_postgresql(flavor: Flavor) {
     let (blue, green, db) = pair_of(
         flavor,
@@ -124,28 +148,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
     t.start();
     common::wait_streaming(&mut t).await;
 
-    // Blue's view, a default and an ON UPDATE have no PostgreSQL form on green: refused by name
-    // before anything changes.
-    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("4 objects that turnout does not translate to PostgreSQL"), "{out}");
-    for object in [format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")] {
-        assert!(out.contains(&object), "{object}: {out}");
-    }
-    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
-
-    // A table changed outside the binlog: green's is no longer the type map's of blue's. Refused.
-    blue.execute(
-        Some(&db),
-        "SET SESSION sql_log_bin = 0; ALTER TABLE orders ADD COLUMN extra INT, ADD UNIQUE KEY u_extra (extra); SET SESSION sql_log_bin = 1",
-    )
-    .expect("alter");
-    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains(&format!("{db}.orders: green has columns (id, n, note, changed), the type map makes (id, n, note, changed, extra)")), "{out}");
-    assert!(out.contains(&format!("{db}.orders: 1 unique indexes on green, the type map makes 2 of blue's")), "{out}");
-    blue.execute(Some(&db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders DROP KEY u_extra, DROP COLUMN extra; SET SESSION sql_log_bin = 1")
-        .expect("alter back");
+    refused_before_anything_changes(&blue, &t, &db).await;
 
     // The operator makes them on green and says so; a way back is asked for first (refused).
     let q = format!("\"{db}\"");

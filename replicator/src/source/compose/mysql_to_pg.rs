@@ -107,43 +107,6 @@ enum BlueType {
     Other(String),
 }
 
-/// The members of an `enum('a','b''c')` or `set(…)` as blue's catalog prints them (`''` for a quote,
-/// a backslash escaping the next character); `None` when the text is not such a list.
-fn members(column_type: &str) -> Option<Vec<String>> {
-    let open = column_type.find('(')?;
-    let list = column_type.get(open + 1..column_type.rfind(')')?)?;
-    let mut out = Vec::new();
-    let mut chars = list.chars().peekable();
-    loop {
-        if chars.next()? != '\'' {
-            return None;
-        }
-        let mut member = String::new();
-        loop {
-            match chars.next()? {
-                '\'' if chars.peek() == Some(&'\'') => {
-                    chars.next();
-                    member.push('\'');
-                }
-                '\'' => break,
-                '\\' => member.push(chars.next()?),
-                c => member.push(c),
-            }
-        }
-        out.push(member);
-        match chars.next() {
-            None => return Some(out),
-            Some(',') => {}
-            Some(_) => return None,
-        }
-    }
-}
-
-/// `text` as a PostgreSQL string literal.
-fn pg_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 /// `name(a[,b]) rest` → (`name`, the numbers in the parentheses, `rest`).
 fn split_type(column_type: &str) -> (String, Vec<u32>, String) {
     let t = column_type.trim().to_ascii_lowercase();
@@ -197,7 +160,7 @@ impl BlueType {
             "tinyblob" | "blob" | "mediumblob" | "longblob" => BlueType::Bytes { length: None, fixed: false },
             "binary" => BlueType::Bytes { length: arg(0), fixed: true },
             // A member holding `{}` would be taken for the column in green's CHECK: refused.
-            "enum" | "set" => match members(&column.column_type) {
+            "enum" | "set" => match members::members(&column.column_type) {
                 Some(members) if !members.iter().any(|m| m.contains("{}")) => {
                     if name == "enum" {
                         BlueType::Enum { members }
@@ -216,23 +179,7 @@ impl BlueType {
     fn green(&self) -> Option<GreenType> {
         let ty = |ddl: String, oid: u32, typmod: i32| GreenType { ddl, oid, typmod, check: None, class: Class::Exact, note: "", affected: None };
         Some(match self.clone() {
-            BlueType::Int { bytes, unsigned } => {
-                let (ddl, oid, lo, hi): (&str, u32, i128, i128) = match (bytes, unsigned) {
-                    (1, false) => ("smallint", oid::INT2, -128, 127),
-                    (1, true) => ("smallint", oid::INT2, 0, 255),
-                    (2, false) => ("smallint", oid::INT2, i128::from(i16::MIN), i128::from(i16::MAX)),
-                    (2, true) => ("integer", oid::INT4, 0, 65_535),
-                    (3, false) => ("integer", oid::INT4, -8_388_608, 8_388_607),
-                    (3, true) => ("integer", oid::INT4, 0, 16_777_215),
-                    (4, false) => ("integer", oid::INT4, i128::from(i32::MIN), i128::from(i32::MAX)),
-                    (4, true) => ("bigint", oid::INT8, 0, i128::from(u32::MAX)),
-                    (8, false) => ("bigint", oid::INT8, i128::from(i64::MIN), i128::from(i64::MAX)),
-                    _ => ("numeric(20,0)", oid::NUMERIC, 0, i128::from(u64::MAX)),
-                };
-                let typmod = if oid == oid::NUMERIC { (20 << 16) + 4 } else { -1 };
-                let natural = matches!((bytes, unsigned), (2, false) | (4, false) | (8, false));
-                GreenType { check: (!natural).then(|| format!("{{}} BETWEEN {lo} AND {hi}")), ..ty(ddl.into(), oid, typmod) }
-            }
+            BlueType::Int { bytes, unsigned } => int_green(bytes, unsigned),
             BlueType::Counter => GreenType {
                 check: Some("{} >= 0".into()),
                 class: Class::Lossy,
@@ -293,21 +240,9 @@ impl BlueType {
                 GreenType { check, ..ty("bytea".into(), oid::BYTEA, -1) }
             }
             BlueType::Enum { members } => {
-                let listed: Vec<String> = std::iter::once(String::new()).chain(members).map(|m| pg_literal(&m)).collect();
-                GreenType {
-                    check: Some(format!("{{}} IN ({})", listed.join(", "))),
-                    note: "a member's text (or blue's empty error value); ORDER BY sorts it as text on green, by member order on blue",
-                    ..ty("text".into(), oid::TEXT, -1)
-                }
+                GreenType { check: Some(members::enum_check(&members)), note: members::ENUM_NOTE, ..ty("text".into(), oid::TEXT, -1) }
             }
-            BlueType::Set { members } => {
-                let listed: Vec<String> = members.iter().map(|m| pg_literal(m)).collect();
-                GreenType {
-                    check: Some(format!("{{}} = '' OR string_to_array({{}}, ',') <@ ARRAY[{}]::text[]", listed.join(", "))),
-                    note: "its members' text in member order, comma-separated, as blue prints it",
-                    ..ty("text".into(), oid::TEXT, -1)
-                }
-            }
+            BlueType::Set { members } => GreenType { check: Some(members::set_check(&members)), note: members::SET_NOTE, ..ty("text".into(), oid::TEXT, -1) },
             BlueType::Other(_) => return None,
         })
     }
@@ -318,6 +253,26 @@ impl BlueType {
             _ => column.column_type.clone(),
         }
     }
+}
+
+/// Green's integer for blue's of `bytes` bytes: the narrowest that holds every value, with a `CHECK`
+/// keeping it to blue's range where green's is wider.
+fn int_green(bytes: u8, unsigned: bool) -> GreenType {
+    let (ddl, oid, lo, hi): (&str, u32, i128, i128) = match (bytes, unsigned) {
+        (1, false) => ("smallint", oid::INT2, -128, 127),
+        (1, true) => ("smallint", oid::INT2, 0, 255),
+        (2, false) => ("smallint", oid::INT2, i128::from(i16::MIN), i128::from(i16::MAX)),
+        (2, true) => ("integer", oid::INT4, 0, 65_535),
+        (3, false) => ("integer", oid::INT4, -8_388_608, 8_388_607),
+        (3, true) => ("integer", oid::INT4, 0, 16_777_215),
+        (4, false) => ("integer", oid::INT4, i128::from(i32::MIN), i128::from(i32::MAX)),
+        (4, true) => ("bigint", oid::INT8, 0, i128::from(u32::MAX)),
+        (8, false) => ("bigint", oid::INT8, i128::from(i64::MIN), i128::from(i64::MAX)),
+        _ => ("numeric(20,0)", oid::NUMERIC, 0, i128::from(u64::MAX)),
+    };
+    let typmod = if oid == oid::NUMERIC { (20 << 16) + 4 } else { -1 };
+    let natural = matches!((bytes, unsigned), (2, false) | (4, false) | (8, false));
+    GreenType { check: (!natural).then(|| format!("{{}} BETWEEN {lo} AND {hi}")), ddl: ddl.into(), oid, typmod, class: Class::Exact, note: "", affected: None }
 }
 
 /// Whether `column` of `table` is a key: `AUTO_INCREMENT`, or in its primary key, a unique index or
@@ -587,66 +542,17 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
             }
         }
         (BlueType::Time, Value::Temporal(_, t)) => Value::Temporal(TemporalKind::Interval, t),
-        (BlueType::Char { .. }, Value::Bytes(b)) => {
-            // What every reader of blue sees (PAD_CHAR_TO_FULL_LENGTH aside): the value without its padding.
-            let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
-            return convert(table, &BlueColumn { column_type: "text".into(), ..column.clone() }, Value::Bytes(b.slice(..end)), key);
-        }
-        (BlueType::Text { latin1, .. }, Value::Bytes(b)) => {
-            if b.contains(&0) {
-                return Err(refuse(&Value::Bytes(b), "PostgreSQL text cannot hold the byte 0; remove it on blue, or leave the table out"));
-            }
-            if *latin1 {
-                return Ok(Value::Text(Utf8Bytes::from_string(b.iter().map(|&c| latin1_char(c)).collect::<String>())));
-            }
-            match Utf8Bytes::try_from_bytes(b.clone()) {
-                Ok(t) => Value::Text(t),
-                Err(_) => return Err(refuse(&Value::Bytes(b), "bytes that are not UTF-8 in a UTF-8 column: report it")),
-            }
-        }
+        (BlueType::Char { latin1, .. }, Value::Bytes(b)) => strings::text(strings::unpadded(b), *latin1).map_err(|(v, why)| refuse(&v, why))?,
+        (BlueType::Text { latin1, .. }, Value::Bytes(b)) => strings::text(b, *latin1).map_err(|(v, why)| refuse(&v, why))?,
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         (BlueType::Enum { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
-            let index = match v {
-                Value::UInt8(u) => usize::try_from(u).ok(),
-                Value::Int8(i) => usize::try_from(i).ok(),
-                _ => None,
-            };
-            match index {
-                Some(0) => Value::Text(Utf8Bytes::from("")),
-                Some(i) if i <= members.len() => Value::Text(Utf8Bytes::from_string(members[i - 1].clone())),
-                _ => return Err(refuse(&v, "an ENUM index beyond the column's members: report it")),
-            }
+            members::enum_value(members, &v).ok_or_else(|| refuse(&v, members::ENUM_BEYOND))?
         }
         (BlueType::Set { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
-            let mask = match v {
-                Value::UInt8(u) => u,
-                Value::Int8(i) => i.cast_unsigned(),
-                _ => 0,
-            };
-            if members.len() < 64 && mask >> members.len() != 0 {
-                return Err(refuse(&v, "a SET bit beyond the column's members: report it"));
-            }
-            let set: Vec<&str> = members.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, m)| m.as_str()).collect();
-            Value::Text(Utf8Bytes::from_string(set.join(",")))
+            members::set_value(members, &v).ok_or_else(|| refuse(&v, members::SET_BEYOND))?
         }
         (_, other) => return Err(refuse(&other, "a value of another kind than the column's type: report it")),
     })
-}
-
-/// MySQL's `latin1` byte as a character: Windows-1252, whose five unassigned bytes (0x81, 0x8D, 0x8F,
-/// 0x90, 0x9D) MySQL maps to the C1 controls of the same number, as `CONVERT(… USING utf8mb4)` does on
-/// blue (every byte is checked against the server's own conversion in the tests). A bijection: every
-/// latin1 string arrives exactly and could go back.
-fn latin1_char(byte: u8) -> char {
-    const HIGH: [char; 32] = [
-        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}',
-        '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
-        '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
-    ];
-    match byte {
-        0x80..=0x9F => HIGH[usize::from(byte - 0x80)],
-        _ => char::from(byte),
-    }
 }
 
 /// A MySQL date or datetime text with a zero year, month or day.
@@ -656,5 +562,7 @@ fn zero_date(text: &str) -> bool {
     zero("year") || zero("month") || zero("day")
 }
 
+mod members;
+mod strings;
 #[cfg(test)]
 mod tests;

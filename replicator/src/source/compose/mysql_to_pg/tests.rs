@@ -189,9 +189,12 @@ fn latin1_bytes_arrive_as_windows_1252_with_its_five_holes_as_c1_controls() {
 
 #[test]
 fn enum_and_set_members_are_read_as_blue_prints_them_and_arrive_as_their_text() {
-    assert_eq!(members("enum('a','it''s','a,b','back\\\\slash','')"), Some(vec!["a".into(), "it's".into(), "a,b".into(), "back\\slash".into(), String::new()]));
-    assert_eq!(members("enum('a',b)"), None);
-    assert_eq!(members("enum('a'"), None);
+    assert_eq!(
+        members::members("enum('a','it''s','a,b','back\\\\slash','')"),
+        Some(vec!["a".into(), "it's".into(), "a,b".into(), "back\\slash".into(), String::new()])
+    );
+    assert_eq!(members::members("enum('a',b)"), None);
+    assert_eq!(members::members("enum('a'"), None);
     let t = table(vec![column("id", "int(11)", None), column("r", "enum('G','PG')", Some("utf8mb4")), column("s", "set('a','b','c')", Some("utf8mb4"))]);
     let row = MySqlToPg.row(&t, vec![Value::Int8(1), Value::UInt8(2), Value::UInt8(0b101)]).expect("members");
     assert_eq!(row[1..], [Value::Text(Utf8Bytes::from("PG")), Value::Text(Utf8Bytes::from("a,c"))]);
