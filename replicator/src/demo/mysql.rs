@@ -36,19 +36,35 @@ fn schema(flavor: Flavor) -> String {
 /// Blue and green of the engine asked for: MySQL 9.7 by default where its servers start, MariaDB
 /// otherwise (saying why).
 async fn servers(engine: Option<DemoEngine>) -> Result<(MySqlServer, MySqlServer), DemoError> {
-    let start = |flavor: Flavor| async move {
-        let blue = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 1)).await?;
-        let green = tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 2)).await?;
-        Ok::<_, DemoError>(blue.and_then(|b| Ok((b, green?))))
-    };
     let flavor = if engine == Some(DemoEngine::Mariadb) { Flavor::MariaDb10_11 } else { Flavor::MySql9_7 };
     step(&format!(
         "starting blue and green ({}, binlog in ROW format with full metadata) and haproxy in front of them{}",
         flavor.label(),
         if flavor.is_mariadb() { "" } else { " — the first run builds MySQL's root file system (a minute or two)" }
     ));
+    let mut started = start_servers(engine, &[1, 2]).await?.into_iter();
+    match (started.next(), started.next()) {
+        (Some(blue), Some(green)) => Ok((blue, green)),
+        _ => Err(DemoError::Verdict("the demo's servers did not start".into())),
+    }
+}
+
+/// Servers of the engine asked for, one per server id in `ids`: MySQL 9.7 by default where its
+/// servers start, MariaDB 10.11 otherwise (saying why), unless `--engine` asked for one.
+pub(super) async fn start_servers(engine: Option<DemoEngine>, ids: &[u32]) -> Result<Vec<MySqlServer>, DemoError> {
+    let start = |flavor: Flavor| async move {
+        let mut out = Vec::new();
+        for &id in ids {
+            match tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, id)).await? {
+                Ok(server) => out.push(server),
+                Err(err) => return Ok::<_, DemoError>(Err(err)),
+            }
+        }
+        Ok(Ok(out))
+    };
+    let flavor = if engine == Some(DemoEngine::Mariadb) { Flavor::MariaDb10_11 } else { Flavor::MySql9_7 };
     match start(flavor).await? {
-        Ok(pair) => Ok(pair),
+        Ok(servers) => Ok(servers),
         Err(err) if engine.is_none() => {
             println!("{} cannot run here ({err}); running the demo on MariaDB 10.11 instead (--engine mariadb)", flavor.label());
             start(Flavor::MariaDb10_11).await?.map_err(harness("MariaDB"))

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, Flavor, MySqlServer, PgOptions, PgServer};
+use turnout_testbed::{free_port, Flavor, PgOptions, PgServer};
 
 /// Blue's schema and seed rows: what the application reads and writes, and a view it uses.
 fn schema(flavor: Flavor) -> String {
@@ -35,27 +35,13 @@ fn schema(flavor: Flavor) -> String {
 /// The view's form on green, which the operator makes (turnout translates tables, not views).
 const GREEN_VIEW: &str = "CREATE VIEW app.busy AS SELECT id, balance FROM app.accounts WHERE balance > 100";
 
-/// Blue of the engine asked for: MySQL 9.7 where its server starts, MariaDB otherwise (saying why).
-async fn blue_server(engine: Option<DemoEngine>) -> Result<MySqlServer, DemoError> {
-    let start = |flavor: Flavor| async move { tokio::task::spawn_blocking(move || MySqlServer::start_flavor(flavor, 1)).await };
-    let flavor = if engine == Some(DemoEngine::Mariadb) { Flavor::MariaDb10_11 } else { Flavor::MySql9_7 };
-    match start(flavor).await? {
-        Ok(blue) => Ok(blue),
-        Err(err) if engine.is_none() => {
-            println!("{} cannot run here ({err}); running the demo on MariaDB 10.11 instead (--engine mariadb)", flavor.label());
-            start(Flavor::MariaDb10_11).await?.map_err(harness("MariaDB"))
-        }
-        Err(err) => Err(harness(flavor.label())(err)),
-    }
-}
-
 /// The application's account on blue: DML only.
 const APP: &str = "app";
 
 pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     step("starting blue (MySQL family, binlog in ROW format with full metadata) and green (PostgreSQL 17)");
     let green = tokio::task::spawn_blocking(|| PgServer::start_with(PgOptions::new(17))).await?.map_err(harness("green"))?;
-    let blue = blue_server(engine).await?;
+    let blue = super::mysql::start_servers(engine, &[1]).await?.pop().ok_or_else(|| DemoError::Verdict("blue did not start".into()))?;
     println!("blue  {} 127.0.0.1:{}\ngreen PostgreSQL 17 127.0.0.1:{}", blue.flavor().label(), blue.port(), green.port());
     let app_password = format!("app-{}", free_port());
     let account = format!("CREATE USER {APP}@'%' IDENTIFIED BY '{app_password}'; GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO {APP}@'%';");

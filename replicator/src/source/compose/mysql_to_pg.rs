@@ -78,7 +78,7 @@ enum BlueType {
     Time,
     Year,
     /// `VARCHAR(n)` (`Some(n)`) or a `TEXT` type, in a character set whose bytes are UTF-8, or in
-    /// `latin1` (its bytes decoded by [`latin1_char`]).
+    /// `latin1` (its bytes decoded by [`strings::latin1_char`]).
     Text {
         chars: Option<u32>,
         latin1: bool,

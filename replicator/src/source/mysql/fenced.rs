@@ -223,7 +223,7 @@ impl MySqlFenced {
     }
 }
 
-/// One query of [`MySqlFenced::mark`]: an object's name and a digest of its definition, per row
+/// One query of [`FencedSide::mark`](crate::source::compose::cutover::FencedSide::mark): an object's name and a digest of its definition, per row
 /// (`SHA2`: Oracle MySQL 9 has no `MD5`). `?` is the database; `{in}` limits a table's parts to the
 /// selected tables by the column `per_table` names.
 struct MarkQuery {

@@ -30,7 +30,7 @@ pub(super) fn text(b: Bytes, latin1: bool) -> Result<Value, (Value, &'static str
 /// 0x90, 0x9D) MySQL maps to the C1 controls of the same number, as `CONVERT(… USING utf8mb4)` does on
 /// blue (every byte is checked against the server's own conversion in the tests). A bijection: every
 /// latin1 string arrives exactly and could go back.
-fn latin1_char(byte: u8) -> char {
+pub(super) fn latin1_char(byte: u8) -> char {
     const HIGH: [char; 32] = [
         '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}',
         '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
