@@ -32,9 +32,24 @@ pub struct EtcdCluster {
     members: Vec<Member>,
 }
 
+/// How many times a cluster is started on new ports when one of its ports was taken meanwhile.
+const PORT_ATTEMPTS: u32 = 3;
+
 impl EtcdCluster {
-    /// Starts `size` members as one new cluster and waits until each listens for clients.
+    /// Starts `size` members as one new cluster and waits until each listens for clients. A port
+    /// taken by another process between [`free_port`] and etcd's bind (another test's server) is
+    /// not this cluster's failure: the whole cluster starts again on new ports, a few times.
     pub fn start(size: usize) -> Result<EtcdCluster, TestbedError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(size) {
+                Err(TestbedError::Start { log, .. }) if attempt < PORT_ATTEMPTS && log.contains("address already in use") => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(size: usize) -> Result<EtcdCluster, TestbedError> {
         let program = find_program("etcd").ok_or_else(|| TestbedError::Missing { what: "etcd".into(), fix: "apt-get install -y etcd-server".into() })?;
         let dir = tempfile::Builder::new().prefix("turnout-etcd-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
         let members = (0..size).map(|i| Member { name: format!("m{i}"), client_port: free_port(), peer_port: free_port(), child: None }).collect();
