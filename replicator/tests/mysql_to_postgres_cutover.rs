@@ -182,6 +182,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("applied the sentinel"), "{out}");
+    eprintln!("{}", out.lines().find(|l| l.starts_with("cutover complete")).unwrap_or_default());
     // The counters went 1,000 past blue's before the fence, and the margin held: none moved inside
     // the pause (and none was moved back).
     assert!(out.contains("1000 values ahead of blue: 1 of 1 identity counters moved on green"), "{out}");

@@ -331,7 +331,7 @@ const OBJECTS: &[(&str, Option<&str>)] = &[
     ),
 ];
 
-/// `sql` with `{in}` limiting `column` to `tables` (of `db`), or removed.
+/// `sql` with `?` as `db` and `{in}` limiting `column` to `tables` (of `db`), or removed.
 fn scoped(sql: &str, column: Option<&str>, db: &str, tables: &[turnout_decoders::TableName]) -> String {
     let clause = match column {
         Some(column) => {
@@ -344,7 +344,8 @@ fn scoped(sql: &str, column: Option<&str>, db: &str, tables: &[turnout_decoders:
         }
         None => String::new(),
     };
-    sql.replace("{in}", &clause)
+    // The database first: a table's name may hold a `?`.
+    sql.replace('?', &super::programs::literal(db)).replace("{in}", &clause)
 }
 
 /// Whether turnout's account sees every object of `db` in its catalog: MySQL and MariaDB list a
@@ -442,27 +443,43 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
     }
 
     async fn objects(&mut self, tables: &[turnout_decoders::TableName]) -> Result<Vec<String>, Error> {
-        let mut out = Vec::new();
-        for (sql, column) in OBJECTS {
-            let sql = scoped(sql, *column, &self.db, tables);
-            let names: Vec<String> = self.conn.exec(sql, (&self.db,)).await.map_err(Error::mysql(self.side, "listing the database's objects"))?;
-            out.extend(names);
-        }
+        let statements: Vec<String> = OBJECTS.iter().map(|(sql, column)| scoped(sql, *column, &self.db, tables)).collect();
+        let mut out: Vec<String> = self.batch(&statements, "listing the database's objects").await?.into_iter().map(|(name, _)| name).collect();
         out.sort();
         Ok(out)
     }
 
     async fn mark(&mut self, tables: &[turnout_decoders::TableName]) -> Result<crate::source::compose::cutover::Mark, Error> {
         // A table's columns are digested whole: GROUP_CONCAT must not cut them short.
-        self.conn.query_drop("SET SESSION group_concat_max_len = 16777216").await.map_err(Error::mysql(self.side, "setting group_concat_max_len"))?;
-        let mut mark = crate::source::compose::cutover::Mark::new();
-        for query in MARKS.iter().filter(|q| q.oracle.is_none_or(|o| o == self.oracle)) {
-            let sql = scoped(query.sql, query.per_table, &self.db, tables);
-            let rows: Vec<(String, Option<String>)> =
-                self.conn.exec(sql, (&self.db,)).await.map_err(Error::mysql(self.side, "reading the database's definitions"))?;
-            mark.extend(rows.into_iter().map(|(name, digest)| (name, digest.unwrap_or_default())));
+        let mut statements = vec!["SET SESSION group_concat_max_len = 16777216".to_owned()];
+        statements.extend(MARKS.iter().filter(|q| q.oracle.is_none_or(|o| o == self.oracle)).map(|q| scoped(q.sql, q.per_table, &self.db, tables)));
+        let rows = self.batch(&statements, "reading the database's definitions").await?;
+        Ok(rows.into_iter().map(|(name, digest)| (name, digest.unwrap_or_default())).collect())
+    }
+}
+
+impl MySqlFenced {
+    /// Runs `statements` as one multi-statement round trip — the mark is read
+    /// inside the write pause — and returns every row of every result: a name and, where the
+    /// statement selects one, a digest.
+    async fn batch(&mut self, statements: &[String], what: &'static str) -> Result<Vec<(String, Option<String>)>, Error> {
+        let sql = statements.join(";\n");
+        let mut result = self.conn.query_iter(sql).await.map_err(Error::mysql(self.side, what))?;
+        let mut out = Vec::new();
+        while !result.is_empty() {
+            let rows: Vec<mysql_async::Row> = result.collect().await.map_err(Error::mysql(self.side, what))?;
+            for row in rows {
+                let mut row = row.unwrap().into_iter();
+                let text = |v: Option<mysql_async::Value>| match v {
+                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    _ => None,
+                };
+                if let Some(name) = text(row.next()) {
+                    out.push((name, text(row.next())));
+                }
+            }
         }
-        Ok(mark)
+        Ok(out)
     }
 }
 
