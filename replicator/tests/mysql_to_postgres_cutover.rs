@@ -34,21 +34,30 @@ fn start_writer(blue_url: String, green_url: String, switched: std::path::PathBu
         use mysql_async::prelude::Queryable;
         let mut n: i64 = 0;
         let opts = mysql_async::Opts::from_url(&blue_url).expect("url");
-        let mut blue = mysql_async::Conn::new(opts).await.expect("blue");
-        while log.running() {
+        let mut blue: Option<mysql_async::Conn> = None;
+        // Blue until the switch says green; a write the fence refuses is not acknowledged, and the
+        // next one tries blue again on a new session (a rehearsal lifts the fence).
+        while log.running() && !switched.exists() {
+            if blue.is_none() {
+                match mysql_async::Conn::new(opts.clone()).await {
+                    Ok(c) => blue = Some(c),
+                    Err(e) => {
+                        log.failed(format!("blue: {e}"));
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = blue.as_mut() else { continue };
             n += 1;
-            match blue.exec_drop("INSERT INTO orders (n, note) VALUES (?, 'w')", (n,)).await {
-                Ok(()) => log.acked((i64::try_from(blue.last_insert_id().unwrap_or(0)).expect("id"), n, On::Blue)),
+            match conn.exec_drop("INSERT INTO orders (n, note) VALUES (?, 'w')", (n,)).await {
+                Ok(()) => log.acked((i64::try_from(conn.last_insert_id().unwrap_or(0)).expect("id"), n, On::Blue)),
                 Err(e) => {
                     log.failed(format!("blue: {e}"));
-                    break;
+                    blue = None;
                 }
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        // Fenced: wait for the switch, then write to green.
-        while log.running() && !switched.exists() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let Ok((green, connection)) = tokio_postgres::connect(&green_url, tokio_postgres::NoTls).await else {
             log.failed("green: no connection");
@@ -179,6 +188,15 @@ async fn moves_to_postgresql(flavor: Flavor) {
     let app_url = format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port());
     let writer = start_writer(app_url, green.url(&db), dir.path().join("switched"), db.clone());
     writer.wait_for(100).await;
+    // A rehearsal first, under the same load: the fence and the proof, then the fence undone; blue
+    // keeps taking the application's writes and the switch does not run.
+    let (code, out) = common::turnout_command(&t, "cutover", &["--rehearse", "--yes", "--when-lag", "<1s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("green applied the sentinel") && out.contains("rehearsal complete") && out.contains("undid the fence"), "{out}");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "a rehearsal leaves blue writable");
+    assert!(!dir.path().join("switched").exists(), "a rehearsal does not switch");
+    let rehearsed = writer.count();
+    writer.wait_for(rehearsed + 50).await;
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("applied the sentinel"), "{out}");
