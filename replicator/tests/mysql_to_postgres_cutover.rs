@@ -117,6 +117,18 @@ async fn an_oracle_mysql_9_7_application_moves_to_postgresql_with_a_sealed_fence
     moves_to_postgresql(Flavor::MySql9_7).await;
 }
 
+/// A rehearsal under the application's load: the fence and the proof, then the fence undone; blue
+/// keeps taking the application's writes and the switch does not run.
+async fn rehearsed_under_load(t: &Turnout, blue: &MySqlServer, db: &str, dir: &Path, writer: &Writer<(i64, i64, On)>) {
+    let (code, out) = common::turnout_command(t, "cutover", &["--rehearse", "--yes", "--when-lag", "<1s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("green applied the sentinel") && out.contains("rehearsal complete") && out.contains("undid the fence"), "{out}");
+    assert_eq!(blue.execute(Some(db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "a rehearsal leaves blue writable");
+    assert!(!dir.join("switched").exists(), "a rehearsal does not switch");
+    let rehearsed = writer.count();
+    writer.wait_for(rehearsed + 50).await;
+}
+
 /// What refuses the cutover before anything changes: blue's view, default, ON UPDATE and CHECK with
 /// no PostgreSQL form on green; a table changed outside blue's binlog (a column, a unique index).
 async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &str) {
@@ -129,6 +141,10 @@ async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &s
         assert!(out.contains(&object), "{object}: {out}");
     }
     assert_eq!(blue.execute(Some(db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
+    // verify says so too, before any cutover: the rows equal, the definitions not.
+    let (code, out) = common::turnout_command(t, "verify", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("VIEW {db}.big: on blue, not translated")), "{out}");
 
     // A table changed outside the binlog: green's is no longer the type map's of blue's. Refused.
     blue.execute(Some(db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders ADD COLUMN extra INT, ADD UNIQUE KEY u_extra (extra); SET SESSION sql_log_bin = 1")
@@ -188,15 +204,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
     let app_url = format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port());
     let writer = start_writer(app_url, green.url(&db), dir.path().join("switched"), db.clone());
     writer.wait_for(100).await;
-    // A rehearsal first, under the same load: the fence and the proof, then the fence undone; blue
-    // keeps taking the application's writes and the switch does not run.
-    let (code, out) = common::turnout_command(&t, "cutover", &["--rehearse", "--yes", "--when-lag", "<1s"]).await;
-    assert_eq!(code, 0, "{out}\n{}", t.log_text());
-    assert!(out.contains("green applied the sentinel") && out.contains("rehearsal complete") && out.contains("undid the fence"), "{out}");
-    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "a rehearsal leaves blue writable");
-    assert!(!dir.path().join("switched").exists(), "a rehearsal does not switch");
-    let rehearsed = writer.count();
-    writer.wait_for(rehearsed + 50).await;
+    rehearsed_under_load(&t, &blue, &db, dir.path(), &writer).await;
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("applied the sentinel"), "{out}");

@@ -216,8 +216,15 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
         Report { sections: vec![(format!("blue ({})", S::ENGINE), blue.0), (format!("the type map, {} → {}", S::ENGINE, T::ENGINE), findings.0)] }
     }
 
+    /// Every selected table's rows, and (without `--table`) green's definitions against blue's as
+    /// the cutover compares them.
     async fn verify(&self, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
-        self.compare(only).await
+        let mut checks = self.compare(only).await?;
+        if only.is_none() {
+            let mut cutover = super::cutover::ComposedCutover::<S, T, C>::connect(&self.config, &self.names, false).await?;
+            checks.push(cutover.definitions().await?.check());
+        }
+        Ok(checks)
     }
 
     async fn teardown(&self) -> Result<Vec<String>, Error> {

@@ -49,6 +49,8 @@ pub(crate) trait FencedSide: Send + Sync + Sized {
     fn kind(&self) -> &'static str;
     /// Refusals and warnings of the fence's own (a replica, sessions the fence cannot stop).
     fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// Refuses when turnout's account cannot see every object blue's catalog holds.
+    fn visible(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
     /// Checks, changing nothing, that the fence can be applied.
     fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
     /// Fences writes within `budget`; what it did.
@@ -135,46 +137,52 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
         Ok((blue, green))
     }
 
-    /// Refuses while green's tables are not what the conversion makes of blue's now, or blue has an
-    /// object green gets no translation of that the operator has not kept; returns the objects kept.
-    async fn compare(&mut self) -> Result<(Vec<BlueTable>, Vec<String>), Error> {
+    /// How green's definitions stand against blue's now: green's tables against the type map's of
+    /// blue's, blue's other objects against `cutover.keep_definitions`. Changes nothing.
+    pub(crate) async fn definitions(&mut self) -> Result<Definitions, Error> {
+        self.blue.visible().await?;
         let (blue, green) = self.expected().await?;
         let differences = self.green().await?.differences(&green).await?;
-        if !differences.is_empty() {
-            return Err(DefinitionRefusal::Differ { from: Side::Blue, to: Side::Green, count: differences.len(), objects: differences.join("\n") }.into());
-        }
         let names: Vec<TableName> = blue.iter().map(|t| t.name.clone()).collect();
         let mut objects = self.blue.objects(&names).await?;
         objects.extend(behaviours(&blue));
         // A sequence's next value would not move past blue's on green: refused even when kept.
-        let sequences: Vec<&String> = objects.iter().filter(|o| o.starts_with("SEQUENCE ")).collect();
-        if !sequences.is_empty() {
+        let (sequences, objects): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| o.starts_with("SEQUENCE "));
+        let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
+        Ok(Definitions { tables: blue, differences, sequences, untranslated, kept })
+    }
+
+    /// Refuses while green's tables are not what the conversion makes of blue's now, or blue has an
+    /// object green gets no translation of that the operator has not kept; returns blue's tables and
+    /// the objects kept.
+    async fn compare(&mut self) -> Result<(Vec<BlueTable>, Vec<String>), Error> {
+        let found = self.definitions().await?;
+        if !found.differences.is_empty() {
+            let differences = found.differences;
+            return Err(DefinitionRefusal::Differ { from: Side::Blue, to: Side::Green, count: differences.len(), objects: differences.join("\n") }.into());
+        }
+        if !found.sequences.is_empty() {
             return Err(DefinitionRefusal::Uncarried {
                 from: Side::Blue,
                 to: Side::Green,
-                count: sequences.len(),
-                objects: sequences
-                    .iter()
-                    .map(|s| format!("{s}: its next value on green would not be moved past blue's at the switch; use AUTO_INCREMENT on blue, or leave it"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                count: found.sequences.len(),
+                objects: found.sequences.iter().map(|s| format!("{s}: {SEQUENCE_WHY}")).collect::<Vec<_>>().join("\n"),
             }
             .into());
         }
-        let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
-        if let Some(example) = untranslated.first() {
+        if let Some(example) = found.untranslated.first() {
             return Err(DefinitionRefusal::NotTranslated {
                 from: Side::Blue,
                 to: Side::Green,
                 from_engine: S::ENGINE,
                 to_engine: T::ENGINE,
-                count: untranslated.len(),
-                objects: untranslated.join(", "),
+                count: found.untranslated.len(),
+                objects: found.untranslated.join(", "),
                 example: example.clone(),
             }
             .into());
         }
-        Ok((blue, kept))
+        Ok((found.tables, found.kept))
     }
 
     /// Moves green's counters to blue's plus `margin`; the line to say and how many moved.
@@ -183,6 +191,37 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
         let done = self.green().await?.counters_ahead(&blue, margin).await?;
         let moved = done.iter().filter(|c| c.changed).count();
         Ok((format!("{what}: {moved} of {} identity counters moved on green", done.len()), moved))
+    }
+}
+
+/// Why a sequence refuses the cutover even when kept.
+const SEQUENCE_WHY: &str = "its next value on green would not be moved past blue's at the switch; use AUTO_INCREMENT on blue, or drop it";
+
+/// Green's definitions against blue's, as [`ComposedCutover::definitions`] finds them.
+#[derive(Debug, Default)]
+pub(crate) struct Definitions {
+    /// Blue's selected tables, as its catalog describes them now.
+    pub tables: Vec<BlueTable>,
+    /// How green's tables differ from the type map's of blue's, one line each.
+    pub differences: Vec<String>,
+    /// Blue's sequences (never carried).
+    pub sequences: Vec<String>,
+    /// Blue's objects with no translation that `cutover.keep_definitions` does not name.
+    pub untranslated: Vec<String>,
+    /// Those it names.
+    pub kept: Vec<String>,
+}
+
+impl Definitions {
+    /// `verify`'s line for them: equal when nothing differs and nothing is left untranslated.
+    pub(crate) fn check(&self) -> crate::source::contract::compare::TableCheck {
+        let mut notes = self.differences.clone();
+        notes.extend(self.sequences.iter().map(|s| format!("{s}: {SEQUENCE_WHY}")));
+        notes.extend(self.untranslated.iter().map(|o| format!("{o}: on blue, not translated; make it on green and name it in cutover.keep_definitions")));
+        notes.extend(self.kept.iter().map(|o| format!("{o}: kept as the operator made it on green (cutover.keep_definitions)")));
+        let compared = i64::try_from(self.tables.len() + self.sequences.len() + self.untranslated.len() + self.kept.len()).unwrap_or(i64::MAX);
+        let equal = self.differences.is_empty() && self.sequences.is_empty() && self.untranslated.is_empty();
+        crate::source::contract::compare::TableCheck { table: "definitions".into(), blue_rows: compared, green_rows: compared, equal, notes }
     }
 }
 

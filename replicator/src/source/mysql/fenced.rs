@@ -386,13 +386,17 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         MySqlFenced::kind(self)
     }
 
-    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
+    async fn visible(&mut self) -> Result<(), Error> {
         let grants: Vec<String> = self.conn.query("SHOW GRANTS").await.map_err(Error::mysql(self.side, "reading turnout's grants"))?;
         let missing = unseen(&grants, &self.db, self.oracle);
         if !missing.is_empty() {
             let user = self.opts.user().unwrap_or_default().to_owned();
             return Err(crate::error::DefinitionRefusal::Unseen { from: self.side, missing: missing.join(", "), db: self.db.clone(), user }.into());
         }
+        Ok(())
+    }
+
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         self.refuse_a_replica(Side::Green).await?;
         let unfenced = self.sessions_check(Side::Green).await?;
         let mut warnings = unfenced.warnings;
