@@ -141,7 +141,12 @@ async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &s
         assert!(out.contains(&object), "{object}: {out}");
     }
     assert_eq!(blue.execute(Some(db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
-    // verify says so too, before any cutover: the rows equal, the definitions not.
+    // check names them first, as warnings; verify says so too: the rows equal, the definitions not.
+    let (_, out) = common::turnout_command(t, "check", &[]).await;
+    assert!(
+        out.contains(&format!("VIEW {db}.big: not translated to PostgreSQL")) && out.contains(&format!("ON UPDATE {db}.orders.changed: not translated")),
+        "{out}"
+    );
     let (code, out) = common::turnout_command(t, "verify", &[]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("VIEW {db}.big: on blue, not translated")), "{out}");

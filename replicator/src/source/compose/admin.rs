@@ -68,6 +68,41 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     }
 }
 
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+    /// `check`'s lines for what the cutover will refuse until the operator makes it on green: blue's
+    /// objects and column behaviours with no translation (each a warning now), and whether turnout's
+    /// account sees them all.
+    async fn check_untranslated(&self, tables: &[BlueTable], findings: &mut Findings) {
+        use super::cutover::FencedSide;
+        let listed = async {
+            let mut blue = S::Fenced::connect(&self.config).await?;
+            blue.visible().await?;
+            let names: Vec<_> = tables.iter().map(|t| t.name.clone()).collect();
+            let mut objects = blue.objects(&names).await?;
+            objects.extend(super::cutover::behaviours(tables));
+            Ok::<_, Error>(objects)
+        };
+        match listed.await {
+            Err(e) => findings.warn("listing blue's objects for the cutover (only the cutover needs it)", e.to_string()),
+            Ok(objects) => {
+                let keep = &self.config.cutover.keep_definitions;
+                for object in objects {
+                    if keep.contains(&object) {
+                        findings.ok(format!("{object}: kept as the operator makes it on green (cutover.keep_definitions)"));
+                    } else if object.starts_with("SEQUENCE ") {
+                        findings.warn(format!("{object}: not carried to {}", T::ENGINE), "the cutover refuses it: use AUTO_INCREMENT on blue, or drop it");
+                    } else {
+                        findings.warn(
+                            format!("{object}: not translated to {}", T::ENGINE),
+                            "the cutover refuses it until you make it on green and name it in cutover.keep_definitions",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Refuses a start whose selection has a table the copy did not copy (a widened filter, a table
 /// created on blue): its rows before now would never reach green. Adding a table to a composed
 /// stream is not built; a table left out since is only said.
@@ -210,6 +245,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
                 findings.ok(
                     "the initial copy: every table read in one snapshot of blue and loaded with COPY in one green transaction (not chunked, not resumable)",
                 );
+                self.check_untranslated(&tables, &mut findings).await;
             }
         }
         let blue = self.source.check().await;

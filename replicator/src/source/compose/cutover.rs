@@ -230,7 +230,7 @@ impl Definitions {
 /// column on blue), named as `cutover.keep_definitions` names them (`DEFAULT shop.t.c`,
 /// `ON UPDATE shop.t.c`). Replication carries the values blue's server wrote; after the switch the
 /// application's writes on green would get none.
-fn behaviours(tables: &[BlueTable]) -> Vec<String> {
+pub(crate) fn behaviours(tables: &[BlueTable]) -> Vec<String> {
     let mut out = Vec::new();
     for t in tables.iter().filter(|t| !t.heartbeat) {
         for c in &t.columns {
