@@ -471,20 +471,20 @@ async fn a_table_green_already_has_is_refused_before_anything_is_copied() {
     assert_eq!(recorded(&green, &db).await, None, "no position was recorded");
 }
 
-/// Every row of `l` on blue as `id|hex of each column in UTF-8` — what blue's own
-/// `CONVERT(… USING utf8mb4)` makes of its latin1 bytes — sorted.
-fn blue_latin1(blue: &MySqlServer, db: &str) -> Vec<String> {
-    let utf8 = |c: &str| format!("IFNULL(HEX(CONVERT({c} USING utf8mb4)), 'N')");
-    let sql = format!("SELECT CONCAT_WS('|', id, {}, {}, {}) FROM l", utf8("v"), utf8("c"), utf8("t"));
+/// Every row of `table` on blue as `id|hex of each of columns in UTF-8` — what blue's own
+/// `CONVERT(… USING utf8mb4)` makes of them — sorted.
+fn blue_utf8(blue: &MySqlServer, db: &str, table: &str, columns: &[&str]) -> Vec<String> {
+    let hex: Vec<String> = columns.iter().map(|c| format!("IFNULL(HEX(CONVERT({c} USING utf8mb4)), 'N')")).collect();
+    let sql = format!("SELECT CONCAT_WS('|', id, {}) FROM {table}", hex.join(", "));
     let mut rows: Vec<String> = blue.execute(Some(db), &sql).expect("blue's rows").lines().map(str::to_owned).collect();
     rows.sort();
     rows
 }
 
-/// The same of green's `l`: each text column's UTF-8 bytes in hex.
-async fn green_latin1(green: &PgServer, db: &str) -> Vec<String> {
-    let utf8 = |c: &str| format!("COALESCE(upper(encode(convert_to({c}, 'UTF8'), 'hex')), 'N')");
-    let sql = format!("SELECT concat_ws('|', id, {}, {}, {}) FROM \"{db}\".l", utf8("v"), utf8("c"), utf8("t"));
+/// The same of green's `table`: each text column's UTF-8 bytes in hex.
+async fn green_utf8(green: &PgServer, db: &str, table: &str, columns: &[&str]) -> Vec<String> {
+    let hex: Vec<String> = columns.iter().map(|c| format!("COALESCE(upper(encode(convert_to({c}, 'UTF8'), 'hex')), 'N')")).collect();
+    let sql = format!("SELECT concat_ws('|', id, {}) FROM \"{db}\".{table}", hex.join(", "));
     let mut rows = green_column(green, db, &sql).await.unwrap_or_default();
     rows.sort();
     rows
@@ -519,7 +519,7 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
     blue.execute(Some(&db), &format!("INSERT INTO l VALUES {}", rows(128, 255))).expect("streamed rows");
     let deadline = Instant::now() + common::WAIT;
     loop {
-        let (b, g) = (blue_latin1(&blue, &db), green_latin1(&green, &db).await);
+        let (b, g) = (blue_utf8(&blue, &db, "l", &["v", "c", "t"]), green_utf8(&green, &db, "l", &["v", "c", "t"]).await);
         if b == g {
             assert_eq!(b.len(), 256, "every byte, and NULLs");
             // The bytes Windows-1252 leaves unassigned are the C1 controls of the same number.
@@ -533,24 +533,6 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 0, "{out}");
     t.sigterm();
-}
-
-/// Every row of `e` on blue: id, then each column's UTF-8 bytes in hex (`N` for NULL), sorted.
-fn blue_members(blue: &MySqlServer, db: &str) -> Vec<String> {
-    let hex = |c: &str| format!("IFNULL(HEX(CONVERT({c} USING utf8mb4)), 'N')");
-    let sql = format!("SELECT CONCAT_WS('|', id, {}, {}, {}) FROM e", hex("r"), hex("s"), hex("n"));
-    let mut rows: Vec<String> = blue.execute(Some(db), &sql).expect("blue's rows").lines().map(str::to_owned).collect();
-    rows.sort();
-    rows
-}
-
-/// The same of green's `e`.
-async fn green_members(green: &PgServer, db: &str) -> Vec<String> {
-    let hex = |c: &str| format!("COALESCE(upper(encode(convert_to({c}, 'UTF8'), 'hex')), 'N')");
-    let sql = format!("SELECT concat_ws('|', id, {}, {}, {}) FROM \"{db}\".e", hex("r"), hex("s"), hex("n"));
-    let mut rows = green_column(green, db, &sql).await.unwrap_or_default();
-    rows.sort();
-    rows
 }
 
 /// `ENUM` and `SET` (sakila's `rating` and `special_features` among them): members with a quote, a
@@ -579,7 +561,7 @@ async fn enum_and_set_on(flavor: Flavor) {
     .expect("streamed rows");
     let deadline = Instant::now() + common::WAIT;
     loop {
-        let (b, g) = (blue_members(&blue, &db), green_members(&green, &db).await);
+        let (b, g) = (blue_utf8(&blue, &db, "e", &["r", "s", "n"]), green_utf8(&green, &db, "e", &["r", "s", "n"]).await);
         if b == g {
             assert_eq!(b.len(), 6, "{b:?}");
             assert!(b.iter().any(|r| r.starts_with("7||")), "blue's error value is the empty string: {b:?}");
