@@ -137,7 +137,9 @@ async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &s
     let (code, out) = common::turnout_command(t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("4 objects that turnout does not translate to PostgreSQL"), "{out}");
-    for object in [format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")] {
+    for object in
+        [format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.created"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")]
+    {
         assert!(out.contains(&object), "{object}: {out}");
     }
     assert_eq!(blue.execute(Some(db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
@@ -156,7 +158,10 @@ async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &s
         .expect("alter");
     let (code, out) = common::turnout_command(t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains(&format!("{db}.orders: green has columns (id, n, note, changed), the type map makes (id, n, note, changed, extra)")), "{out}");
+    assert!(
+        out.contains(&format!("{db}.orders: green has columns (id, n, note, changed, created), the type map makes (id, n, note, changed, created, extra)")),
+        "{out}"
+    );
     assert!(out.contains(&format!("{db}.orders: 1 unique indexes on green, the type map makes 2 of blue's")), "{out}");
     blue.execute(Some(db), "SET SESSION sql_log_bin = 0; ALTER TABLE orders DROP KEY u_extra, DROP COLUMN extra; SET SESSION sql_log_bin = 1")
         .expect("alter back");
@@ -166,7 +171,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
     let (blue, green, db) = pair_of(
         flavor,
         "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20) DEFAULT 'none', \
-           changed TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6), \
+           changed TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6), created DATETIME DEFAULT CURRENT_TIMESTAMP, \
            CONSTRAINT sane CHECK (n > -100)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
          INSERT INTO orders (n, note) VALUES (-1, 'seed'), (-2, 'seed'); \
          CREATE VIEW big AS SELECT id, n FROM orders WHERE n > 10",
@@ -180,13 +185,21 @@ async fn moves_to_postgresql(flavor: Flavor) {
 
     refused_before_anything_changes(&blue, &t, &db).await;
 
-    // The operator makes them on green and says so; a way back is asked for first (refused).
+    // A constant default is green's own already (carried by the copy), and not among the refused.
+    let carried = green_column(
+        &green,
+        &db,
+        &format!("SELECT column_default FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 'orders' AND column_name = 'note'"),
+    )
+    .await;
+    assert!(carried.as_ref().is_some_and(|d| d.first().is_some_and(|d| d.starts_with("'none'"))), "{carried:?}");
+    // The operator makes the others on green and says so; a way back is asked for first (refused).
     let q = format!("\"{db}\"");
     green
         .execute(
             &db,
             &format!(
-                "CREATE VIEW {q}.big AS SELECT id, n FROM {q}.orders WHERE n > 10; ALTER TABLE {q}.orders ALTER COLUMN note SET DEFAULT 'none'; \
+                "CREATE VIEW {q}.big AS SELECT id, n FROM {q}.orders WHERE n > 10; ALTER TABLE {q}.orders ALTER COLUMN created SET DEFAULT LOCALTIMESTAMP(0); \
                  CREATE FUNCTION {q}.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed := now(); RETURN NEW; END $$; \
                  CREATE TRIGGER changed BEFORE UPDATE ON {q}.orders FOR EACH ROW EXECUTE FUNCTION {q}.touch(); \
                  ALTER TABLE {q}.orders ADD CONSTRAINT sane CHECK (n > -100)"
@@ -194,7 +207,8 @@ async fn moves_to_postgresql(flavor: Flavor) {
         )
         .await
         .expect("green's forms");
-    let keep = vec![format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.note"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")];
+    let keep =
+        vec![format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.created"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")];
     let with_back = cutover_toml(dir.path(), &keep).replace("reverse = false\n", "");
     restart_with(&mut t, &base, &with_back).await;
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
@@ -220,7 +234,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
     assert!(out.contains("checked against blue's final values: 0 of 1 identity counters moved on green"), "{out}");
     assert!(
         out.contains(&format!(
-            "kept as the operator made them on green: CHECK {db}.orders.sane, VIEW {db}.big, DEFAULT {db}.orders.note, ON UPDATE {db}.orders.changed"
+            "kept as the operator made them on green: CHECK {db}.orders.sane, VIEW {db}.big, ON UPDATE {db}.orders.changed, DEFAULT {db}.orders.created"
         )),
         "{out}"
     );

@@ -79,7 +79,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
             blue.visible().await?;
             let names: Vec<_> = tables.iter().map(|t| t.name.clone()).collect();
             let mut objects = blue.objects(&names).await?;
-            objects.extend(super::cutover::behaviours(tables));
+            objects.extend(super::cutover::behaviours(tables, self.convert.as_ref()));
             Ok::<_, Error>(objects)
         };
         match listed.await {

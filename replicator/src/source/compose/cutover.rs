@@ -145,7 +145,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
         let differences = self.green().await?.differences(&green).await?;
         let names: Vec<TableName> = blue.iter().map(|t| t.name.clone()).collect();
         let mut objects = self.blue.objects(&names).await?;
-        objects.extend(behaviours(&blue));
+        objects.extend(behaviours(&blue, self.admin.convert.as_ref()));
         // A sequence's next value would not move past blue's on green: refused even when kept.
         let (sequences, objects): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| o.starts_with("SEQUENCE "));
         let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
@@ -226,15 +226,16 @@ impl Definitions {
 }
 
 /// What blue's server does to the selected tables' rows that green is not made to do: a column's
-/// default (an insert that leaves the column out gets it on blue) and `ON UPDATE` (an update sets the
+/// default the type map does not carry (an insert that leaves the column out gets it on blue) and `ON UPDATE` (an update sets the
 /// column on blue), named as `cutover.keep_definitions` names them (`DEFAULT shop.t.c`,
 /// `ON UPDATE shop.t.c`). Replication carries the values blue's server wrote; after the switch the
 /// application's writes on green would get none.
-pub(crate) fn behaviours(tables: &[BlueTable]) -> Vec<String> {
+pub(crate) fn behaviours<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
     let mut out = Vec::new();
     for t in tables.iter().filter(|t| !t.heartbeat) {
         for c in &t.columns {
-            if c.default.is_some() {
+            // A constant the type map carries is green's own DEFAULT (compared with green's tables).
+            if c.default.is_some() && convert.green_default(t, c).is_none() {
                 out.push(format!("DEFAULT {}.{}", t.name, c.name));
             }
             if c.on_update {

@@ -49,8 +49,10 @@ pub(crate) struct BlueColumn {
     pub generated: bool,
     /// Numbered by blue's server (`AUTO_INCREMENT`).
     pub auto_increment: bool,
-    /// Blue's default as its catalog prints it (`0`, `'new'`, `current_timestamp()`); `None` for none
-    /// or `DEFAULT NULL`. Not carried to green: a cutover refuses it unless kept.
+    /// Blue's default as SQL: a constant quoted as a string literal (`'0'`, `'new'`; MariaDB leaves a
+    /// number bare) or an expression (`current_timestamp()`); `None` for none or `DEFAULT NULL`. A
+    /// constant is carried to green where the type map can hold it ([`Convert::green_default`]); the
+    /// cutover refuses the others unless kept.
     pub default: Option<String>,
     /// Set by blue's server when the row changes (`ON UPDATE CURRENT_TIMESTAMP`). Not carried either.
     pub on_update: bool,
@@ -138,6 +140,10 @@ pub(crate) struct GreenTable {
     pub definitions: Vec<String>,
     /// Whether each column is `NOT NULL`, in column order.
     pub not_null: Vec<bool>,
+    /// Whether each column must have a `DEFAULT` on green, in column order: `Some(true)` where the
+    /// type map carries blue's, `Some(false)` where blue has none, `None` where blue's is not carried
+    /// (the operator's to make and keep).
+    pub has_default: Vec<Option<bool>>,
     /// Statements run once the table holds the copy: its indexes, its identity moved to blue's next
     /// `AUTO_INCREMENT`.
     pub after: Vec<String>,
@@ -325,4 +331,9 @@ pub(crate) trait Convert: Send + Sync + 'static {
 
     /// `key` (the values of `table`'s key columns in `key_columns`' order) as green holds them.
     fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error>;
+
+    /// Green's `DEFAULT` for `column` of `table` when its default on blue is a constant green holds
+    /// exactly; `None` when it has none or it is not carried (an expression, a function, a zero date:
+    /// the cutover refuses those unless kept).
+    fn green_default(&self, table: &BlueTable, column: &BlueColumn) -> Option<String>;
 }

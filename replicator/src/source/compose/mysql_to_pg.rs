@@ -300,6 +300,11 @@ struct GreenType {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct MySqlToPg;
 
+/// Blue's type of `column` of `table` as the map knows it.
+fn blue_of(table: &BlueTable, column: &BlueColumn) -> BlueType {
+    BlueType::of(table, column)
+}
+
 /// Green's type of `column` of `table`, or the refusal naming it.
 fn green_type(table: &BlueTable, column: &BlueColumn) -> Result<(BlueType, GreenType), Error> {
     let blue = BlueType::of(table, column);
@@ -331,6 +336,9 @@ impl Convert for MySqlToPg {
             let (_, g) = green_type(table, c)?;
             let name = quote_ident(&c.name);
             let mut definition = format!("{name} {}", g.ddl);
+            if let Some(default) = c.default.as_deref().and_then(|d| defaults::carried(&blue_of(table, c), d)) {
+                definition.push_str(&format!(" DEFAULT {default}"));
+            }
             if !c.nullable {
                 definition.push_str(" NOT NULL");
             }
@@ -364,7 +372,8 @@ impl Convert for MySqlToPg {
         let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
         let schema = TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: true };
         let not_null = table.columns.iter().map(|c| !c.nullable).collect();
-        Ok(GreenTable { schema, definitions, not_null, after, references, left_out })
+        let has_default = table.columns.iter().map(|c| if c.default.is_none() { Some(false) } else { self.green_default(table, c).map(|_| true) }).collect();
+        Ok(GreenTable { schema, definitions, not_null, has_default, after, references, left_out })
     }
 
     fn row(&self, table: &BlueTable, row: Row) -> Result<Row, Error> {
@@ -380,6 +389,10 @@ impl Convert for MySqlToPg {
         }
         let key = key_text(table, &row);
         table.columns.iter().zip(row).map(|(c, v)| convert(table, c, v, &key)).collect()
+    }
+
+    fn green_default(&self, table: &BlueTable, column: &BlueColumn) -> Option<String> {
+        defaults::carried(&blue_of(table, column), column.default.as_deref()?)
     }
 
     fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error> {
@@ -562,6 +575,7 @@ fn zero_date(text: &str) -> bool {
     zero("year") || zero("month") || zero("day")
 }
 
+mod defaults;
 mod members;
 mod strings;
 #[cfg(test)]

@@ -32,7 +32,8 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
     let read: Vec<Described> = conn
         .exec(
             "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '', \
-               LOWER(EXTRA) LIKE '%auto_increment%', IF(VERSION() LIKE '%MariaDB%' AND COLUMN_DEFAULT = 'NULL', NULL, COLUMN_DEFAULT), \
+               LOWER(EXTRA) LIKE '%auto_increment%', CASE WHEN VERSION() LIKE '%MariaDB%' THEN NULLIF(COLUMN_DEFAULT, 'NULL') \
+                 WHEN COLUMN_DEFAULT IS NULL OR EXTRA LIKE '%DEFAULT_GENERATED%' THEN COLUMN_DEFAULT ELSE QUOTE(COLUMN_DEFAULT) END, \
                LOWER(EXTRA) LIKE '%on update%' \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
@@ -48,8 +49,9 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             nullable: nullable != 0,
             generated: generated != 0,
             auto_increment: auto_increment != 0,
-            // MariaDB prints an explicit `DEFAULT NULL` as the word NULL (a string default quoted),
-            // MySQL as no value (a string default unquoted): the query tells them apart.
+            // MariaDB prints a default as SQL (an explicit `DEFAULT NULL` as the word NULL); MySQL a
+            // constant unquoted and an expression as itself (DEFAULT_GENERATED): the query quotes
+            // MySQL's constants, so both read alike.
             default,
             on_update: on_update != 0,
         })

@@ -44,7 +44,7 @@ impl PgOpened {
 }
 
 /// How green's columns differ from the `expected` table's (empty when equal).
-fn column_differences(expected: &GreenTable, found: &[(String, i64, i32, bool)]) -> Vec<String> {
+fn column_differences(expected: &GreenTable, found: &[(String, i64, i32, bool, bool)]) -> Vec<String> {
     let table = &expected.schema.name;
     let mut out = Vec::new();
     if found.len() != expected.schema.columns.len() {
@@ -52,7 +52,8 @@ fn column_differences(expected: &GreenTable, found: &[(String, i64, i32, bool)])
         let want: Vec<&str> = expected.schema.columns.iter().map(|c| c.name.as_str()).collect();
         return vec![format!("{table}: green has columns ({}), the type map makes ({})", names.join(", "), want.join(", "))];
     }
-    for ((column, not_null), (name, oid, modifier, green_not_null)) in expected.schema.columns.iter().zip(&expected.not_null).zip(found) {
+    let wanted = expected.schema.columns.iter().zip(&expected.not_null).zip(&expected.has_default);
+    for (((column, not_null), has_default), (name, oid, modifier, green_not_null, green_default)) in wanted.zip(found) {
         let (want_oid, want_modifier) = match &column.ty {
             turnout_decoders::schema::ColumnType::Pg { oid, modifier, .. } => (i64::from(*oid), *modifier),
             turnout_decoders::schema::ColumnType::MySql(_) => continue,
@@ -63,6 +64,9 @@ fn column_differences(expected: &GreenTable, found: &[(String, i64, i32, bool)])
             out.push(format!("{table}.{name}: green's type (oid {oid}, modifier {modifier}) is not the type map's (oid {want_oid}, modifier {want_modifier})"));
         } else if green_not_null != not_null {
             out.push(format!("{table}.{name}: {} on green, {} on blue", null_word(*green_not_null), null_word(*not_null)));
+        } else if has_default.is_some_and(|wanted| wanted != *green_default) {
+            let has = |yes: bool| if yes { "a DEFAULT" } else { "no DEFAULT" };
+            out.push(format!("{table}.{name}: {} on green, {} on blue", has(*green_default), has(!*green_default)));
         }
     }
     out
@@ -83,7 +87,7 @@ impl OpenedSide for PgOpened {
     }
 
     async fn differences(&mut self, tables: &[GreenTable]) -> Result<Vec<String>, Error> {
-        let sql = "SELECT a.attname::text, a.atttypid::int8, a.atttypmod, a.attnotnull FROM pg_attribute a \
+        let sql = "SELECT a.attname::text, a.atttypid::int8, a.atttypmod, a.attnotnull, a.atthasdef FROM pg_attribute a \
                    WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
         let mut out = Vec::new();
         for table in tables {
@@ -93,7 +97,7 @@ impl OpenedSide for PgOpened {
                 out.push(format!("{}: not on green", table.schema.name));
                 continue;
             }
-            let found: Vec<(String, i64, i32, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+            let found: Vec<(String, i64, i32, bool, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
             out.extend(column_differences(table, &found));
             // Uniqueness is behaviour: a unique index dropped on green (or added on blue outside its
             // binlog) would let green take rows blue refuses.

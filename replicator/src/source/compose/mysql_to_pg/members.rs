@@ -46,7 +46,7 @@ pub(super) fn members(column_type: &str) -> Option<Vec<String>> {
 }
 
 /// `text` as a PostgreSQL string literal.
-fn pg_literal(text: &str) -> String {
+pub(super) fn pg_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
