@@ -129,6 +129,33 @@ async fn rehearsed_under_load(t: &Turnout, blue: &MySqlServer, db: &str, dir: &P
     writer.wait_for(rehearsed + 50).await;
 }
 
+/// A constant default is green's own already (carried by the copy); the operator makes the rest on
+/// green in PostgreSQL's form. What they name in `cutover.keep_definitions`.
+async fn operator_makes_greens_forms(green: &PgServer, db: &str) -> Vec<String> {
+    let carried = green_column(
+        green,
+        db,
+        &format!("SELECT column_default FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 'orders' AND column_name = 'note'"),
+    )
+    .await;
+    assert!(carried.as_ref().is_some_and(|d| d.first().is_some_and(|d| d.starts_with("'none'"))), "{carried:?}");
+    // The operator makes the others on green and says so; a way back is asked for first (refused).
+    let q = format!("\"{db}\"");
+    green
+        .execute(
+            db,
+            &format!(
+                "CREATE VIEW {q}.big AS SELECT id, n FROM {q}.orders WHERE n > 10; ALTER TABLE {q}.orders ALTER COLUMN created SET DEFAULT LOCALTIMESTAMP(0); \
+                 CREATE FUNCTION {q}.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed := now(); RETURN NEW; END $$; \
+                 CREATE TRIGGER changed BEFORE UPDATE ON {q}.orders FOR EACH ROW EXECUTE FUNCTION {q}.touch(); \
+                 ALTER TABLE {q}.orders ADD CONSTRAINT sane CHECK (n > -100)"
+            ),
+        )
+        .await
+        .expect("green's forms");
+    vec![format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.created"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")]
+}
+
 /// What refuses the cutover before anything changes: blue's view, default, ON UPDATE and CHECK with
 /// no PostgreSQL form on green; a table changed outside blue's binlog (a column, a unique index).
 async fn refused_before_anything_changes(blue: &MySqlServer, t: &Turnout, db: &str) {
@@ -185,30 +212,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
 
     refused_before_anything_changes(&blue, &t, &db).await;
 
-    // A constant default is green's own already (carried by the copy), and not among the refused.
-    let carried = green_column(
-        &green,
-        &db,
-        &format!("SELECT column_default FROM information_schema.columns WHERE table_schema = '{db}' AND table_name = 'orders' AND column_name = 'note'"),
-    )
-    .await;
-    assert!(carried.as_ref().is_some_and(|d| d.first().is_some_and(|d| d.starts_with("'none'"))), "{carried:?}");
-    // The operator makes the others on green and says so; a way back is asked for first (refused).
-    let q = format!("\"{db}\"");
-    green
-        .execute(
-            &db,
-            &format!(
-                "CREATE VIEW {q}.big AS SELECT id, n FROM {q}.orders WHERE n > 10; ALTER TABLE {q}.orders ALTER COLUMN created SET DEFAULT LOCALTIMESTAMP(0); \
-                 CREATE FUNCTION {q}.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed := now(); RETURN NEW; END $$; \
-                 CREATE TRIGGER changed BEFORE UPDATE ON {q}.orders FOR EACH ROW EXECUTE FUNCTION {q}.touch(); \
-                 ALTER TABLE {q}.orders ADD CONSTRAINT sane CHECK (n > -100)"
-            ),
-        )
-        .await
-        .expect("green's forms");
-    let keep =
-        vec![format!("VIEW {db}.big"), format!("DEFAULT {db}.orders.created"), format!("ON UPDATE {db}.orders.changed"), format!("CHECK {db}.orders.sane")];
+    let keep = operator_makes_greens_forms(&green, &db).await;
     let with_back = cutover_toml(dir.path(), &keep).replace("reverse = false\n", "");
     restart_with(&mut t, &base, &with_back).await;
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
