@@ -45,7 +45,7 @@ pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlFenceReport, ReadOnlyFence};
 pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
-pub use sequences::{sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
+pub use sequences::{next_values, sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use share::{GreenSeen, ReadSplit};
 pub use switch::{BlueGreen, ClientsMoved, SwitchReport, TrafficSwitch};
 pub use triggers::{

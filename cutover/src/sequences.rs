@@ -202,14 +202,16 @@ async fn list(client: &Client, side: Side) -> Result<Vec<Sequence>, CutoverError
 
 /// `last_value, is_called` of each sequence, in order, a chunk per statement.
 async fn states(client: &Client, side: Side, sequences: &[Sequence]) -> Result<Vec<SequenceState>, CutoverError> {
-    let mut out = Vec::with_capacity(sequences.len());
-    for chunk in sequences.chunks(CHUNK) {
-        let sql = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("SELECT {i} AS i, last_value, is_called FROM {}", s.qualified()))
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
+    let qualified: Vec<String> = sequences.iter().map(Sequence::qualified).collect();
+    states_of(client, side, &qualified).await
+}
+
+/// `last_value, is_called` of each sequence named (`schema.name`, quoted as needed), in order, a
+/// chunk per statement.
+async fn states_of(client: &Client, side: Side, qualified: &[String]) -> Result<Vec<SequenceState>, CutoverError> {
+    let mut out = Vec::with_capacity(qualified.len());
+    for chunk in qualified.chunks(CHUNK) {
+        let sql = chunk.iter().enumerate().map(|(i, s)| format!("SELECT {i} AS i, last_value, is_called FROM {s}")).collect::<Vec<_>>().join(" UNION ALL ");
         let rows = client.query(&format!("{sql} ORDER BY i"), &[]).await.map_err(|e| {
             let privilege = match side {
                 Side::Blue => "GRANT SELECT ON ALL SEQUENCES IN SCHEMA <schema> TO turnout's role on blue",
@@ -220,6 +222,15 @@ async fn states(client: &Client, side: Side, sequences: &[Sequence]) -> Result<V
         out.extend(rows.iter().map(|r| SequenceState { last_value: r.get(1), is_called: r.get(2) }));
     }
     Ok(out)
+}
+
+/// The value `nextval` would return next for each of `sequences` (`schema.name` quoted as needed,
+/// and its increment), in order — read from the sequences themselves, a chunk per statement
+/// (`pg_sequence_last_value` says NULL after `setval(…, false)`, which is not the start).
+pub async fn next_values(client: &Client, side: Side, sequences: &[(String, i64)]) -> Result<Vec<i128>, CutoverError> {
+    let qualified: Vec<String> = sequences.iter().map(|(s, _)| s.clone()).collect();
+    let states = states_of(client, side, &qualified).await?;
+    Ok(states.into_iter().zip(sequences).map(|(state, (_, increment))| next_value(state, *increment)).collect())
 }
 
 /// Replaces the generic privilege advice of a 42501 error with `fix`.

@@ -33,14 +33,6 @@ impl PgOpened {
         let rows = self.client.query(IDENTITIES, &[&schemas]).await.map_err(Error::sql(Side::Green, "reading the identity counters"))?;
         Ok(rows.iter().map(|r| (TableName { schema: r.get(0), name: r.get(1) }, r.get(2), r.get(3), r.get(4))).collect())
     }
-
-    /// The value `sequence` hands out next, read from the sequence itself (`pg_sequence_last_value`
-    /// says NULL after a `setval(…, false)`, which is not the start).
-    async fn next_value(&self, sequence: &str, increment: i64) -> Result<i64, Error> {
-        let sql = format!("SELECT CASE WHEN is_called THEN last_value + {increment} ELSE last_value END::int8 FROM {sequence}");
-        let row = self.client.query_one(sql.as_str(), &[]).await.map_err(Error::sql(Side::Green, format!("reading sequence {sequence}")))?;
-        Ok(row.get(0))
-    }
 }
 
 /// How green's columns differ from the `expected` table's (empty when equal).
@@ -123,17 +115,20 @@ impl OpenedSide for PgOpened {
     async fn counters_ahead(&mut self, blue: &[Counter], margin: i128) -> Result<Vec<CounterSync>, Error> {
         let schemas: Vec<String> = blue.iter().map(|(t, _)| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let mut done = Vec::new();
-        for (table, sequence, increment, max) in self.identities(&schemas).await? {
+        let identities = self.identities(&schemas).await?;
+        // Every identity's next value in one statement (this runs inside the write pause too).
+        let sequences: Vec<(String, i64)> = identities.iter().map(|(_, sequence, increment, _)| (sequence.clone(), *increment)).collect();
+        let next = turnout_cutover::next_values(&self.client, Side::Green, &sequences).await.map_err(Error::from)?;
+        for ((table, sequence, _, max), green_next) in identities.into_iter().zip(next) {
             // A table green counts and blue does not (its counter not shown yet) keeps green's.
             let Some((_, blue_next)) = blue.iter().find(|(t, _)| *t == table) else { continue };
-            let green_next = self.next_value(&sequence, increment).await?;
             // The margin stops at the identity's maximum (an INT counter near 2³¹ − 1); blue's own
             // next value beyond it is what blue could not number either.
             if *blue_next > i128::from(max) + 1 {
                 return Err(Error::Setup(format!("{table}'s counter on blue ({blue_next}) is beyond its identity's maximum on green ({max})")));
             }
             let wanted = (blue_next + margin).min(i128::from(max));
-            let changed = i128::from(green_next) < wanted;
+            let changed = green_next < wanted;
             if changed {
                 let to =
                     i64::try_from(wanted).map_err(|_| Error::Setup(format!("{table}'s counter on blue ({blue_next}) is beyond green's bigint identity")))?;
@@ -146,8 +141,8 @@ impl OpenedSide for PgOpened {
                 kind: CounterKind::AutoIncrement,
                 name: table.to_string(),
                 blue_next: *blue_next,
-                green_next: i128::from(green_next),
-                set_to: if changed { wanted } else { i128::from(green_next) },
+                green_next,
+                set_to: if changed { wanted } else { green_next },
                 changed,
             });
         }
