@@ -73,30 +73,24 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     /// objects and column behaviours with no translation (each a warning now), and whether turnout's
     /// account sees them all.
     async fn check_untranslated(&self, tables: &[BlueTable], findings: &mut Findings) {
-        use super::cutover::FencedSide;
         let listed = async {
-            let mut blue = S::Fenced::connect(&self.config).await?;
-            blue.visible().await?;
-            let names: Vec<_> = tables.iter().map(|t| t.name.clone()).collect();
-            let mut objects = blue.objects(&names).await?;
-            objects.extend(super::cutover::behaviours(tables, self.convert.as_ref()));
-            Ok::<_, Error>(objects)
+            let mut cutover = super::cutover::ComposedCutover::<S, T, C>::connect(&self.config, &self.names, false).await?;
+            cutover.objects(tables.to_vec()).await
         };
         match listed.await {
             Err(e) => findings.warn("listing blue's objects for the cutover (only the cutover needs it)", e.to_string()),
-            Ok(objects) => {
-                let keep = &self.config.cutover.keep_definitions;
-                for object in objects {
-                    if keep.contains(&object) {
-                        findings.ok(format!("{object}: kept as the operator makes it on green (cutover.keep_definitions)"));
-                    } else if object.starts_with("SEQUENCE ") {
-                        findings.warn(format!("{object}: not carried to {}", T::ENGINE), "the cutover refuses it: use AUTO_INCREMENT on blue, or drop it");
-                    } else {
-                        findings.warn(
-                            format!("{object}: not translated to {}", T::ENGINE),
-                            "the cutover refuses it until you make it on green and name it in cutover.keep_definitions",
-                        );
-                    }
+            Ok(found) => {
+                for object in found.kept {
+                    findings.ok(format!("{object}: kept as the operator makes it on green (cutover.keep_definitions)"));
+                }
+                for object in found.sequences {
+                    findings.warn(format!("{object}: not carried to {}", T::ENGINE), "the cutover refuses it: use AUTO_INCREMENT on blue, or drop it");
+                }
+                for object in found.untranslated {
+                    findings.warn(
+                        format!("{object}: not translated to {}", T::ENGINE),
+                        "the cutover refuses it until you make it on green and name it in cutover.keep_definitions",
+                    );
                 }
             }
         }

@@ -140,16 +140,26 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
     /// How green's definitions stand against blue's now: green's tables against the type map's of
     /// blue's, blue's other objects against `cutover.keep_definitions`. Changes nothing.
     pub(crate) async fn definitions(&mut self) -> Result<Definitions, Error> {
-        self.blue.visible().await?;
         let (blue, green) = self.expected().await?;
         let differences = self.green().await?.differences(&green).await?;
-        let names: Vec<TableName> = blue.iter().map(|t| t.name.clone()).collect();
+        let mut found = self.objects(blue).await?;
+        found.differences = differences;
+        Ok(found)
+    }
+
+    /// Blue's objects and column behaviours green gets no translation of, sorted into sequences
+    /// (never carried), those `cutover.keep_definitions` names and the rest — blue's side of
+    /// [`ComposedCutover::definitions`], which `check` reads without green. Refuses when turnout's
+    /// account cannot see every object.
+    pub(crate) async fn objects(&mut self, tables: Vec<BlueTable>) -> Result<Definitions, Error> {
+        self.blue.visible().await?;
+        let names: Vec<TableName> = tables.iter().map(|t| t.name.clone()).collect();
         let mut objects = self.blue.objects(&names).await?;
-        objects.extend(behaviours(&blue, self.admin.convert.as_ref()));
+        objects.extend(behaviours(&tables, self.admin.convert.as_ref()));
         // A sequence's next value would not move past blue's on green: refused even when kept.
         let (sequences, objects): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| o.starts_with("SEQUENCE "));
         let (kept, untranslated): (Vec<String>, Vec<String>) = objects.into_iter().partition(|o| self.keep.contains(o));
-        Ok(Definitions { tables: blue, differences, sequences, untranslated, kept })
+        Ok(Definitions { tables, differences: Vec::new(), sequences, untranslated, kept })
     }
 
     /// Refuses while green's tables are not what the conversion makes of blue's now, or blue has an
@@ -230,7 +240,7 @@ impl Definitions {
 /// column on blue), named as `cutover.keep_definitions` names them (`DEFAULT shop.t.c`,
 /// `ON UPDATE shop.t.c`). Replication carries the values blue's server wrote; after the switch the
 /// application's writes on green would get none.
-pub(crate) fn behaviours<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
+fn behaviours<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
     let mut out = Vec::new();
     for t in tables.iter().filter(|t| !t.heartbeat) {
         for c in &t.columns {
