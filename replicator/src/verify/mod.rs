@@ -10,7 +10,7 @@ pub use crate::compared as progress;
 
 pub use crate::source::contract::compare::TableCheck;
 /// The check of every definition among `run`'s checks (PostgreSQL): it counts objects, not rows.
-pub use crate::source::pg::verify::DEFINITIONS;
+pub use crate::source::contract::compare::DEFINITIONS;
 
 /// `turnout verify --live`'s check of every definition (PostgreSQL; none for the MySQL family, whose
 /// definitions the inventory compares): the side writes go to against the other.

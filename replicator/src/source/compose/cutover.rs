@@ -231,7 +231,13 @@ impl Definitions {
         notes.extend(self.kept.iter().map(|o| format!("{o}: kept as the operator made it on green (cutover.keep_definitions)")));
         let compared = i64::try_from(self.tables.len() + self.sequences.len() + self.untranslated.len() + self.kept.len()).unwrap_or(i64::MAX);
         let equal = self.differences.is_empty() && self.sequences.is_empty() && self.untranslated.is_empty();
-        crate::source::contract::compare::TableCheck { table: crate::verify::DEFINITIONS.into(), blue_rows: compared, green_rows: compared, equal, notes }
+        crate::source::contract::compare::TableCheck {
+            table: crate::source::contract::compare::DEFINITIONS.into(),
+            blue_rows: compared,
+            green_rows: compared,
+            equal,
+            notes,
+        }
     }
 }
 

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use turnout_decoders::schema::TableName;
 use turnout_decoders::Position;
 
+/// The name of the check of every definition, as `turnout verify` prints it.
+pub const DEFINITIONS: &str = "definitions";
+
 /// One table's comparison.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TableCheck {

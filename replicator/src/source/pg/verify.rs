@@ -68,9 +68,6 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
     Ok(out)
 }
 
-/// The name of the check of every definition, as `turnout verify` prints it.
-pub const DEFINITIONS: &str = "definitions";
-
 /// Blue's and green's definitions compared as the cutover compares them
 /// ([`super::definitions`]), changing nothing on green: one check, its notes each difference.
 async fn definitions(config: &Config, blue: &Client) -> Result<TableCheck, Error> {
@@ -102,5 +99,11 @@ async fn compare_definitions(config: &Config, source: &Client, back: bool) -> Re
     let compared = i64::try_from(settled.compared).unwrap_or(i64::MAX);
     let mut notes = settled.differences.clone();
     notes.extend(settled.kept.iter().map(|k| format!("{k}: kept different by cutover.keep_definitions")));
-    Ok(TableCheck { table: DEFINITIONS.into(), blue_rows: compared, green_rows: compared, equal: settled.differences.is_empty(), notes })
+    Ok(TableCheck {
+        table: crate::source::contract::compare::DEFINITIONS.into(),
+        blue_rows: compared,
+        green_rows: compared,
+        equal: settled.differences.is_empty(),
+        notes,
+    })
 }
