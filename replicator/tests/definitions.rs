@@ -418,3 +418,60 @@ async fn objects_of_every_copied_class_created_after_the_copy_are_on_green_at_th
     assert_eq!(rows, 4, "the materialized view is populated on green as on blue");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// Every row of `view` on `url`, as text, in one order.
+async fn view_rows(url: &str, view: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let rows = client.query(&format!("SELECT t::text FROM {view} t ORDER BY 1"), &[]).await.expect("rows");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// A materialized view blue keeps frozen — its table changed since blue last refreshed it — cannot be
+/// made equal on green by a refresh: the cutover refuses before the fence, naming it. Kept by name,
+/// the cutover goes on with green's refreshed rows and the certificate says so; refreshed on blue
+/// (another view populated on blue after the copy as well), green's rows are blue's at the switch.
+#[tokio::test]
+async fn a_materialized_view_blue_keeps_frozen_refuses_the_cutover_until_refreshed_or_kept() {
+    let (b, g, db, dir, mut t) = streaming(15, 17).await;
+    b.execute(
+        &db,
+        "CREATE MATERIALIZED VIEW per_tenant AS SELECT tenant, count(*) AS n FROM t GROUP BY tenant; \
+         CREATE MATERIALIZED VIEW total AS SELECT count(*) AS n FROM t WITH NO DATA",
+    )
+    .await
+    .expect("views");
+    b.execute(&db, "INSERT INTO t (id, tenant, code) SELECT g, 1, 'c' || g FROM generate_series(41, 60) g").await.expect("rows after the refresh");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("materialized views hold rows their queries no longer return") && out.contains("public.per_tenant (blue: 4 rows"), "{out}");
+    assert!(out.contains("keep_definitions = [\"MATERIALIZED VIEW DATA public.per_tenant\"]"), "{out}");
+    assert!(!out.contains("fenced writes"), "refused before the fence:\n{out}");
+    // Kept by name (in a rehearsal, which fences and lifts): green's refreshed rows, recorded.
+    assert_eq!(t.sigterm(), Some(0));
+    let config = std::fs::read_to_string(t.config_path()).expect("config");
+    std::fs::write(t.config_path(), config.replace("[cutover]\n", "[cutover]\nkeep_definitions = [\"MATERIALIZED VIEW DATA public.per_tenant\"]\n"))
+        .expect("write");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let report = dir.path().join("rehearsal.json");
+    let (code, out) =
+        common::turnout_command(&t, "cutover", &["--rehearse", "--yes", "--when-lag", "<1s", "--timeout", "60s", "--report", report.to_str().expect("path")])
+            .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("green's rows kept by cutover.keep_definitions: public.per_tenant"), "{out}");
+    assert_ne!(view_rows(&g.url(&db), "per_tenant").await, view_rows(&b.url(&db), "per_tenant").await, "green's kept rows are its own refresh");
+    // Refreshed on blue, and the other view populated there: both equal on green at the switch.
+    assert_eq!(t.sigterm(), Some(0));
+    std::fs::write(t.config_path(), &config).expect("write");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    b.execute(&db, "REFRESH MATERIALIZED VIEW per_tenant; REFRESH MATERIALIZED VIEW total").await.expect("refresh on blue");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the rows of 2 materialized views equal on green"), "{out}");
+    for view in ["per_tenant", "total"] {
+        assert_eq!(view_rows(&g.url(&db), view).await, view_rows(&b.url(&db), view).await, "{view}");
+    }
+    assert_eq!(t.sigterm(), Some(0));
+}

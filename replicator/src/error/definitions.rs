@@ -56,6 +56,14 @@ pub enum DefinitionRefusal {
          (e.g. GRANT TRIGGER, EVENT, SHOW VIEW ON `{db}`.* TO '{user}'@'%')"
     )]
     Unseen { from: Side, missing: String, db: String, user: String },
+    /// Materialized views whose rows a refresh on the other side does not make the fenced side's:
+    /// the fenced side's was last refreshed before what its query reads changed.
+    #[error(
+        "{from}'s materialized views hold rows their queries no longer return, which a refresh on {to} cannot give: {views}. REFRESH \
+         MATERIALIZED VIEW on {from} (or wait for the application's next refresh) and cut over again, or keep {to}'s refreshed rows by \
+         naming them in cutover.keep_definitions (e.g. keep_definitions = [\"{example}\"]); the certificate records each kept object"
+    )]
+    Frozen { from: Side, to: Side, views: String, example: String },
     /// Differences a dry run or `verify` found, which a cutover would carry or refuse.
     #[error("{to}'s definitions differ from {from}'s in {count} objects:\n{objects}")]
     Differ { from: Side, to: Side, count: usize, objects: String },

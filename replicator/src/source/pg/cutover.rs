@@ -195,10 +195,17 @@ impl Procedure for PgCutover {
     }
 
     async fn definitions_unchanged(&mut self, when: &'static str) -> Result<(), Error> {
-        match &mut self.settled {
-            Some(settled) => settled.unchanged(&self.blue, self.sides, when).await,
-            None => Ok(()),
+        if let Some(settled) = &mut self.settled {
+            settled.unchanged(&self.blue, self.sides, when).await?;
         }
+        // Materialized views' rows: a view refreshed on the fenced side since is refreshed again.
+        if let Some((green, _)) = &self.sequences {
+            let contents = super::definitions::contents::settle(&self.blue, green, self.sides, &self.definitions.keep).await?;
+            if !contents.refreshed.is_empty() {
+                tracing::info!("refreshed on {} again{when}, their rows now {}'s: {}", self.sides.1, self.sides.0, contents.refreshed.join(", "));
+            }
+        }
+        Ok(())
     }
 
     async fn check_fence(&mut self) -> Result<(), Error> {
@@ -211,6 +218,8 @@ impl Procedure for PgCutover {
             turnout_cutover::sync_sequences_ahead(&self.blue, &green, SEQUENCE_MARGIN).await.map_err(Error::during("syncing sequences failed"))?;
         let (from, to) = self.sides;
         let refreshed = super::inventory::refresh_materialized_views(&self.blue, &green, to.name()).await?;
+        // A view the fenced side keeps frozen refuses here, before the fence, rather than in the pause.
+        let contents = super::definitions::contents::settle(&self.blue, &green, self.sides, &self.definitions.keep).await?;
         // Read now, on this session, so that the pause opens no session and asks nothing when there is
         // nothing to lift.
         self.reopen_needed = match &self.reopen {
@@ -218,7 +227,8 @@ impl Procedure for PgCutover {
             None => false,
         };
         self.sequences = Some((green, plan));
-        let views = if refreshed == 0 { String::new() } else { format!("; refreshed {refreshed} materialized views on {to} (populated on {from})") };
+        let mut views = if refreshed == 0 { String::new() } else { format!("; refreshed {refreshed} materialized views on {to} (populated on {from})") };
+        views.push_str(&contents.line(to));
         Ok(format!("moved {} of {} sequences on green {SEQUENCE_MARGIN} values ahead of blue{views}", seqs.iter().filter(|s| s.changed).count(), seqs.len()))
     }
 

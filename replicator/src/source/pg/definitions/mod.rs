@@ -26,6 +26,7 @@
 //! refuses the cutover naming the object and the fix, before anything changes; objects the operator
 //! keeps different on purpose are named in `cutover.keep_definitions`.
 
+pub(crate) mod contents;
 mod entries;
 mod mark;
 mod reapply;
