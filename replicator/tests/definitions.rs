@@ -475,3 +475,40 @@ async fn a_materialized_view_blue_keeps_frozen_refuses_the_cutover_until_refresh
     }
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// A stored generated column computed through a function the application labelled `IMMUTABLE` that
+/// reads `TimeZone`: green computes it again in turnout's session, so every row differs from what the
+/// application's sessions (in Tokyo) stored on blue. `verify` shows it; the cutover refuses naming
+/// the column and the function, before the fence; named in `cutover.keep_definitions` (the operator
+/// vouching for the function) it goes on and the certificate records the column.
+#[tokio::test]
+async fn a_generated_column_through_a_mislabelled_function_refuses_the_cutover_until_kept() {
+    let schema = "CREATE FUNCTION hour_of(ts timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(ts, 'YYYY-MM-DD HH24') $$;
+        CREATE TABLE ev (id int PRIMARY KEY, ts timestamptz NOT NULL, hour text GENERATED ALWAYS AS (hour_of(ts)) STORED, doubled int GENERATED ALWAYS AS (id * 2) STORED);
+        SET TimeZone = 'Asia/Tokyo';
+        INSERT INTO ev (id, ts) SELECT g, timestamptz '2026-11-27 12:00:00+00' + g * interval '1 hour' FROM generate_series(1, 10) g;";
+    let (b, g, db) = pair_versions(15, 17, schema).await;
+    let (dir, mut t) = running_with(&b, &g, &db, "[cutover]\nfence = \"read-only\"\nswitch = \"none\"\n").await;
+    b.execute(&db, "SET TimeZone = 'Asia/Tokyo'; INSERT INTO ev (id, ts) VALUES (11, now())").await.expect("streamed row");
+    let (_, out) = common::turnout_command(&t, "check", &[]).await;
+    assert!(out.contains("public.ev.hour (through hour_of(timestamp with time zone))"), "check warns of it:\n{out}");
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 1, "green computed other values: {out}");
+    assert!(out.contains("DIFFERS") && out.contains("ev"), "{out}");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("stored generated columns public.ev.hour (through hour_of(timestamp with time zone))"), "{out}");
+    assert!(!out.contains("public.ev.doubled"), "a column computed by PostgreSQL's own operators is not refused:\n{out}");
+    assert!(out.contains("keep_definitions = [\"GENERATED public.ev.hour\"]") && !out.contains("fenced writes"), "{out}");
+    assert_eq!(t.sigterm(), Some(0));
+    let config = std::fs::read_to_string(t.config_path()).expect("config");
+    std::fs::write(t.config_path(), config.replace("[cutover]\n", "[cutover]\nkeep_definitions = [\"GENERATED public.ev.hour\"]\n")).expect("write");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let report = dir.path().join("cutover.json");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--report", report.to_str().expect("path")]).await;
+    assert_eq!(code, 0, "{out}");
+    let certificate = common::intact_certificate(&report);
+    assert!(certificate["definitions"].to_string().contains("kept by cutover.keep_definitions: GENERATED public.ev.hour"), "{certificate}");
+    assert_eq!(t.sigterm(), Some(0));
+}

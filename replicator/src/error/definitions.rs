@@ -64,6 +64,16 @@ pub enum DefinitionRefusal {
          naming them in cutover.keep_definitions (e.g. keep_definitions = [\"{example}\"]); the certificate records each kept object"
     )]
     Frozen { from: Side, to: Side, views: String, example: String },
+    /// Stored generated columns computed through functions the database defines, which the operator
+    /// has not vouched for.
+    #[error(
+        "{from}'s stored generated columns {columns} are computed through functions the database defines; green computes them again \
+         in turnout's session, and a function labelled IMMUTABLE that reads a setting (TimeZone, DateStyle, search_path, …) or a table \
+         gives other values there than the application's sessions got on {from}. Compare them (turnout verify compares every column) \
+         and, if each function is truly immutable, name the columns in cutover.keep_definitions (e.g. keep_definitions = \
+         [\"{example}\"]); the certificate records each kept column"
+    )]
+    GeneratedThrough { from: Side, columns: String, example: String },
     /// Differences a dry run or `verify` found, which a cutover would carry or refuse.
     #[error("{to}'s definitions differ from {from}'s in {count} objects:\n{objects}")]
     Differ { from: Side, to: Side, count: usize, objects: String },

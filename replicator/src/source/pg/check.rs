@@ -89,10 +89,15 @@ async fn check_settling(config: &Config) -> Findings {
             .map(|r| (r.get(0), r.get(1)))
             .map_err(Error::green("reading turnout's role on green"))?;
         let pg_dump = super::definitions::pg_dump_for(config.source.pg_dump.as_deref(), newest).await;
-        Ok::<_, Error>((newest, may, pg_dump))
+        let left_out = super::drift::selection(&blue, &config.table_filter()?, config.tables.skip_without_identity, config.source_side()).await?.left_out();
+        let generated = super::definitions::generated::check(&blue, config.source_side(), &left_out, &config.cutover.keep_definitions).await;
+        Ok::<_, Error>((newest, may, pg_dump, generated))
     };
     match looked.await {
-        Ok((newest, (may, role), pg_dump)) => {
+        Ok((newest, (may, role), pg_dump, generated)) => {
+            if let Err(e) = generated {
+                f.warn(e.to_string(), "the cutover refuses until then");
+            }
             match pg_dump {
                 Ok(p) => f.ok(format!("the cutover compares definitions with {} (at least PostgreSQL {newest}, the newer server)", p.display())),
                 // Only the cutover needs it: `run` goes on without.

@@ -56,6 +56,9 @@ pub(crate) struct PgCutover {
     /// The fenced side's WAL insert position just before the sentinel: every write it committed
     /// ends at or before it ([`Procedure::fenced_position`]).
     fenced_at: Option<turnout_decoders::Lsn>,
+    /// Generated columns computed through the database's own functions that
+    /// `cutover.keep_definitions` names (see [`super::definitions::generated`]).
+    generated_kept: Vec<String>,
 }
 
 /// What the definitions' settling reads from the configuration.
@@ -107,6 +110,7 @@ impl PgCutover {
             definitions: DefinitionSettings::of(config, false)?,
             settled: None,
             fenced_at: None,
+            generated_kept: Vec::new(),
         })
     }
 
@@ -139,6 +143,7 @@ impl PgCutover {
             definitions: DefinitionSettings::of(config, true)?,
             settled: None,
             fenced_at: None,
+            generated_kept: Vec::new(),
         })
     }
 }
@@ -167,6 +172,8 @@ impl Procedure for PgCutover {
             super::inventory::way_back(&self.blue, &other, &self.filter, self.skip_without_identity).await?;
         }
         self.inventory = Some(inventory.summary());
+        let left_out = crate::source::pg::drift::selection(&self.blue, &self.filter, self.skip_without_identity, self.sides.0).await?.left_out();
+        self.generated_kept = super::definitions::generated::check(&self.blue, self.sides.0, &left_out, &self.definitions.keep).await?;
         Ok(Vec::new())
     }
 
@@ -189,7 +196,10 @@ impl Procedure for PgCutover {
             apply,
         };
         let settled = settle.run().await?;
-        let line = settled.line((from, to));
+        let mut line = settled.line((from, to));
+        if !self.generated_kept.is_empty() {
+            line.push_str(&format!("; computed on {to}, kept by cutover.keep_definitions: {}", self.generated_kept.join(", ")));
+        }
         self.settled = Some(settled);
         Ok(Some(line))
     }

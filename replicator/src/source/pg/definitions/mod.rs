@@ -28,6 +28,7 @@
 
 pub(crate) mod contents;
 mod entries;
+pub(crate) mod generated;
 mod mark;
 mod reapply;
 mod scratch;
