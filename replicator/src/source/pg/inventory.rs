@@ -25,7 +25,7 @@
 //! | view, index, composite type, foreign table, type, function, procedure, aggregate, schema, operator…, extension, trigger, rule, policy, statistics object, event trigger | copied with the schema, made equal by definition at the cutover ([`super::definitions`]) |
 //! | trigger or rule enabled `ALWAYS`/`REPLICA` | refused: it would fire again for turnout's apply on green |
 //! | sequence | values moved ahead at the cutover |
-//! | materialized view | refreshed on green before the fence when blue's is populated |
+//! | materialized view | refreshed on green before the fence; its rows compared with blue's there and inside the pause (frozen on blue: refused) |
 //! | extension green's server lacks | refused |
 //! | large object | refused: logical replication carries none |
 //! | publication, subscription, logical or physical slot (not turnout's), default privileges, grants, owners | the operator's (named, with the command) |

@@ -98,14 +98,14 @@ fn relations_into(g: &mut Grouped, role: &Role, relations: &[Relation], left_out
             ('m', 'p') => g.put(
                 "materialized view",
                 Handling::AtCutover,
-                "created with the schema; refreshed on green before the fence when blue's is populated",
+                "created with the schema; refreshed on green before the fence, its rows compared with blue's there and inside the pause (a view blue keeps frozen refuses)",
                 None,
                 name,
             ),
             ('m', 'u') => g.put(
                 "unlogged materialized view",
                 Handling::AtCutover,
-                "created with the schema; refreshed on green before the fence when blue's is populated",
+                "created with the schema; refreshed on green before the fence, its rows compared with blue's there and inside the pause (a view blue keeps frozen refuses)",
                 None,
                 name,
             ),
