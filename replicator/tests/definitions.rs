@@ -433,14 +433,13 @@ async fn view_rows(url: &str, view: &str) -> Vec<String> {
 /// (another view populated on blue after the copy as well), green's rows are blue's at the switch.
 #[tokio::test]
 async fn a_materialized_view_blue_keeps_frozen_refuses_the_cutover_until_refreshed_or_kept() {
-    let (b, g, db, dir, mut t) = streaming(15, 17).await;
-    b.execute(
-        &db,
-        "CREATE MATERIALIZED VIEW per_tenant AS SELECT tenant, count(*) AS n FROM t GROUP BY tenant; \
-         CREATE MATERIALIZED VIEW total AS SELECT count(*) AS n FROM t WITH NO DATA",
-    )
-    .await
-    .expect("views");
+    // The views exist before the copy: the schema copy makes them on green.
+    let views = "CREATE TABLE t (id int PRIMARY KEY, tenant int NOT NULL, code text);
+        INSERT INTO t SELECT g, g % 4, 'c' || g FROM generate_series(1, 40) g;
+        CREATE MATERIALIZED VIEW per_tenant AS SELECT tenant, count(*) AS n FROM t GROUP BY tenant;
+        CREATE MATERIALIZED VIEW total AS SELECT count(*) AS n FROM t WITH NO DATA;";
+    let (b, g, db) = pair_versions(15, 17, views).await;
+    let (dir, mut t) = running_with(&b, &g, &db, "[cutover]\nfence = \"read-only\"\nswitch = \"none\"\n").await;
     b.execute(&db, "INSERT INTO t (id, tenant, code) SELECT g, 1, 'c' || g FROM generate_series(41, 60) g").await.expect("rows after the refresh");
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 1, "{out}");

@@ -20,6 +20,7 @@ mod early_apply;
 mod edges;
 mod faults;
 mod fleet;
+mod fleet_votes;
 mod handover;
 mod image;
 mod inventory;

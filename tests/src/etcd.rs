@@ -77,6 +77,27 @@ impl EtcdCluster {
         }
     }
 
+    /// Stops member `i` with SIGSTOP: its connections stay open and answer nothing, as a member on
+    /// a machine that froze or fell off the network (until [`EtcdCluster::resume`]).
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, libc::SIGSTOP);
+    }
+
+    /// Lets member `i` go on after [`EtcdCluster::pause`].
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, libc::SIGCONT);
+    }
+
+    #[allow(unsafe_code)]
+    fn signal(&self, i: usize, signal: libc::c_int) {
+        if let Some(child) = &self.members[i].child {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) with the pid of a child this cluster started and has not reaped.
+                unsafe { libc::kill(pid, signal) };
+            }
+        }
+    }
+
     /// Starts member `i` again on its data and waits until it listens.
     pub fn restart(&mut self, i: usize) -> Result<(), TestbedError> {
         self.launch(i)?;
@@ -147,6 +168,9 @@ impl Drop for EtcdCluster {
             for i in 0..self.members.len() {
                 eprintln!("--- etcd member {} log (test failed) ---\n{}\n---", self.members[i].name, self.log(i));
             }
+        }
+        for i in 0..self.members.len() {
+            self.resume(i);
         }
         for m in &mut self.members {
             if let Some(mut child) = m.child.take() {

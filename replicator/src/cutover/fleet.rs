@@ -172,13 +172,18 @@ impl Controller {
         let name = pair.ticket.pair.clone();
         let sentinel = lock(&self.record).sentinel.clone().unwrap_or_default();
         let prepared = Prepared { cutover: journal.id.clone(), fenced_at_ms, sentinel, hold_until_ms };
-        match pair.ledger.vote(&name, &prepared, pair.lease.id, &pair.pairs).await {
+        match pair.ledger.vote(&name, &prepared, pair.lease.id, &pair.pairs, deadline).await {
             // This vote was the last one and committed the fleet: nothing to wait for.
-            Ok(true) => {
+            Ok(Some(Decision::Commit)) => {
                 self.say("voted prepared, the last pair to: the fleet decided commit");
                 return Ok(Decision::Commit);
             }
-            Ok(false) => self.say(format!("voted prepared; holding for the fleet's decision (at most {} ms)", hold_until_ms - now_ms())),
+            // Decided before this vote (no key written then: nothing contradicts the decision).
+            Ok(Some(decision)) => {
+                self.say(format!("the fleet had decided {} before this pair's vote, which was not cast", decision.as_str()));
+                return Ok(decision);
+            }
+            Ok(None) => self.say(format!("voted prepared; holding for the fleet's decision (at most {} ms)", (hold_until_ms - now_ms()).max(0))),
             // The vote may have been written (a lost answer): only the decision settles it now.
             Err(e) => self.say(format!("casting the vote failed ({e}); holding for the fleet's decision")),
         }

@@ -109,6 +109,9 @@ pub struct Ledger {
     fleet: String,
     /// `/turnout/fleet/<fleet>/<id>/`.
     prefix: String,
+    /// Each member alone ([`Ledger::with_members`]): a request inside a write pause that one try
+    /// through [`Ledger::client`] left unanswered is tried again on each member in turn.
+    members: Vec<EtcdConfig>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -159,10 +162,60 @@ where
     }
 }
 
+/// How long one try of a request that is tried again until a deadline ([`attempt_until`]) waits:
+/// long enough for a loaded etcd to answer, short enough that a try sent to a member that just died
+/// costs little of a write pause.
+const TRY_FOR: Duration = Duration::from_millis(400);
+
+/// `op` on a clone of `client`, each try bounded by [`TRY_FOR`], tried again while it fails
+/// transiently or does not answer, until `deadline` (one try at least); after the first, each try
+/// goes to the next of `members` alone (when there are any).
+async fn attempt_until<T, F, Fut>(client: &Client, members: &[EtcdConfig], what: &str, deadline: Instant, op: F) -> Result<T, Error>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let mut tries = 0usize;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+        let per_try = TRY_FOR.min(left);
+        let tried = tokio::time::timeout(per_try, async {
+            let through = match tries.checked_sub(1).and_then(|k| members.get(k % members.len().max(1))) {
+                Some(member) => connect(member).await?,
+                None => client.clone(),
+            };
+            op(through).await.map_err(Error::etcd(what))
+        })
+        .await;
+        let failed = match tried {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => Error::etcd(what)(etcd_client::Error::IoError(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} ms", per_try.as_millis()),
+            ))),
+        };
+        if failed.class() != turnout_decoders::ErrorClass::Transient || Instant::now() >= deadline {
+            return Err(failed);
+        }
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 impl Ledger {
     /// The keys of fleet `fleet`'s cutover `id`.
     pub fn new(client: Client, fleet: &str, id: &str) -> Ledger {
-        Ledger { client, fleet: format!("/turnout/fleet/{fleet}/"), prefix: format!("/turnout/fleet/{fleet}/{id}/") }
+        Ledger { client, fleet: format!("/turnout/fleet/{fleet}/"), prefix: format!("/turnout/fleet/{fleet}/{id}/"), members: Vec::new() }
+    }
+
+    /// The ledger, able to try a request again on each member of `config` alone. The client's
+    /// balancing across members keeps sending to one that holds its connections open and answers
+    /// nothing (a frozen machine, a partition) until its keepalive gives up, seconds later: a vote
+    /// inside a write pause cannot wait that long.
+    pub fn with_members(mut self, config: &EtcdConfig) -> Ledger {
+        self.members = config.endpoints.iter().map(|e| EtcdConfig { endpoints: vec![e.clone()], ..config.clone() }).collect();
+        self
     }
 
     fn key(&self, rest: &str) -> String {
@@ -277,29 +330,48 @@ impl Ledger {
         Ok(self.view().await?.decision.unwrap_or(Decision::Abort))
     }
 
-    /// Casts `pair`'s vote `prepared` under `lease`, with what it proved, in one transaction — which
-    /// also turns the decision to `commit` when it finds the decision `preparing` and every other
-    /// pair of `pairs` voted `prepared` (the last pair to vote decides; the coordinator otherwise).
-    /// Returns whether this vote committed the fleet.
-    pub async fn vote(&mut self, pair: &str, prepared: &Prepared, lease: i64, pairs: &[String]) -> Result<bool, Error> {
+    /// Casts `pair`'s vote `prepared` under `lease`, with what it proved, in one transaction — only
+    /// while the decision is `preparing`, so that no vote is ever written after a decision it would
+    /// contradict — which also turns the decision to `commit` when every other pair of `pairs` voted
+    /// `prepared` (the last pair to vote decides; the coordinator otherwise). Returns the decision
+    /// when it is made: `commit` by this vote, or the one made before it (no key written then);
+    /// `None` while the fleet still prepares.
+    ///
+    /// Each try waits at most [`TRY_FOR`] and is tried again until `deadline` (the pair's hold): a
+    /// try sent to an etcd leader that just died costs a try, not the request timeout, so a leader
+    /// change costs the election. A try whose answer was lost and that had cast the vote is read as
+    /// such by the next: it finds the decision its own vote made.
+    pub async fn vote(&mut self, pair: &str, prepared: &Prepared, lease: i64, pairs: &[String], deadline: Instant) -> Result<Option<Decision>, Error> {
         let detail = serde_json::to_string(prepared).unwrap_or_default();
         let cast = [
             TxnOp::put(self.key(&format!("prepared/{pair}")), detail, None),
             TxnOp::put(self.key(&format!("vote/{pair}")), "prepared", Some(PutOptions::new().with_lease(lease))),
         ];
-        let mut when = vec![Compare::value(self.key("decision"), CompareOp::Equal, "preparing")];
-        when.extend(pairs.iter().filter(|p| *p != pair).map(|p| Compare::value(self.key(&format!("vote/{p}")), CompareOp::Equal, "prepared")));
-        let mut commit = cast.to_vec();
-        commit.push(TxnOp::put(self.key("decision"), Decision::Commit.as_str(), None));
         // Without the fleet's list (or off it), this vote never decides.
         let may_decide = pairs.iter().any(|p| p == pair);
-        let txn = if may_decide { Txn::new().when(when).and_then(commit).or_else(cast) } else { Txn::new().and_then(cast) };
-        let done = attempt(&self.client, "casting the vote", |mut c| {
+        let then = if may_decide {
+            let others: Vec<Compare> =
+                pairs.iter().filter(|p| *p != pair).map(|p| Compare::value(self.key(&format!("vote/{p}")), CompareOp::Equal, "prepared")).collect();
+            let mut commit = cast.to_vec();
+            commit.push(TxnOp::put(self.key("decision"), Decision::Commit.as_str(), None));
+            vec![TxnOp::txn(Txn::new().when(others).and_then(commit).or_else(cast))]
+        } else {
+            cast.to_vec()
+        };
+        let txn = Txn::new()
+            .when([Compare::value(self.key("decision"), CompareOp::Equal, "preparing")])
+            .and_then(then)
+            .or_else([TxnOp::get(self.key("decision"), None)]);
+        let done = attempt_until(&self.client, &self.members, "casting the vote", deadline, |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })
         .await?;
-        Ok(may_decide && done.succeeded())
+        if !done.succeeded() {
+            return self.decision_in(&done).map(|(decision, _)| Some(decision));
+        }
+        let committed = may_decide && done.op_responses().iter().any(|op| matches!(op, etcd_client::TxnOpResponse::Txn(t) if t.succeeded()));
+        Ok(committed.then_some(Decision::Commit))
     }
 
     /// A lease of `ttl` seconds, kept alive by a task until the returned handle is dropped.
@@ -349,6 +421,11 @@ impl Ledger {
         if done.succeeded() {
             return Ok((to, revision));
         }
+        self.decision_in(&done)
+    }
+
+    /// The decision and its revision, as the `get` of a transaction's other branch read it.
+    fn decision_in(&self, done: &etcd_client::TxnResponse) -> Result<(Decision, i64), Error> {
         for op in done.op_responses() {
             if let etcd_client::TxnOpResponse::Get(got) = op {
                 if let Some(kv) = got.kvs().first() {

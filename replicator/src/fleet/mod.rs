@@ -63,7 +63,7 @@ pub async fn ledger(config: &crate::config::Config, ticket: &Ticket) -> Result<L
     let Some(etcd) = &config.fleet.etcd else {
         return Err(FleetRefusal::NoEtcd { pair: ticket.pair.clone(), fleet: ticket.fleet.clone() }.into());
     };
-    Ok(Ledger::new(etcd::connect(etcd).await?, &ticket.fleet, &ticket.id))
+    Ok(Ledger::new(etcd::connect(etcd).await?, &ticket.fleet, &ticket.id).with_members(etcd))
 }
 
 /// Waits for the fleet's decision to be made, up to `until` (watching the keys with `changes`,
