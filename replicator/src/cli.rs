@@ -113,6 +113,29 @@ pub enum FleetCommand {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
+    /// Roll every pair back as one decision, in their rollback windows: every pair's dry run, then
+    /// every pair fences green and proves blue has everything through its reverse stream, holding;
+    /// one etcd transaction decides commit (every pair switches back to blue) or abort (every pair
+    /// undoes its fence and stays on green).
+    Rollback {
+        /// Start when every pair's reverse lag is below this: '<1s', '1s' or '500ms'.
+        #[arg(long, value_name = "LAG", value_parser = parse_when_lag)]
+        when_lag: Duration,
+        /// Give up waiting for the lag condition (and for every pair to be ready) after this long.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+        /// The fleet's pause budget, as for `fleet cutover`.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+        max_pause: Duration,
+        /// Every pair fences green together and proves, then lifts its fence; nothing switches.
+        #[arg(long)]
+        rehearse: bool,
+        /// Write the fleet's certificate (JSON) to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// End every pair's rollback window (as `turnout finish` on each).
+    Finish,
 }
 
 /// The arguments of `canary`.

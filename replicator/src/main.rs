@@ -44,7 +44,7 @@ async fn move_traffic(args: &turnout::cli::MoveArgs, back: bool) -> i32 {
     }
 }
 
-/// `turnout fleet status|cutover`.
+/// `turnout fleet status|cutover|rollback|finish`.
 async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
     use turnout::control::fleet as coordinator;
     let file = match turnout::fleet::config::FleetFile::load(&args.fleet) {
@@ -58,9 +58,30 @@ async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
     match args.command {
         turnout::cli::FleetCommand::Status { json } => coordinator::status(&file, json).await,
         turnout::cli::FleetCommand::Cutover { when_lag, timeout, max_pause, rehearse, verify, report } => {
-            let args = coordinator::CutoverArgs { when_lag_ms: ms(when_lag), timeout_ms: ms(timeout), max_pause_ms: ms(max_pause), rehearse, verify, report };
+            let args = coordinator::CutoverArgs {
+                way: coordinator::Way::Cutover,
+                when_lag_ms: ms(when_lag),
+                timeout_ms: ms(timeout),
+                max_pause_ms: ms(max_pause),
+                rehearse,
+                verify,
+                report,
+            };
             coordinator::cutover(&file, &args).await
         }
+        turnout::cli::FleetCommand::Rollback { when_lag, timeout, max_pause, rehearse, report } => {
+            let args = coordinator::CutoverArgs {
+                way: coordinator::Way::Rollback,
+                when_lag_ms: ms(when_lag),
+                timeout_ms: ms(timeout),
+                max_pause_ms: ms(max_pause),
+                rehearse,
+                verify: false,
+                report,
+            };
+            coordinator::cutover(&file, &args).await
+        }
+        turnout::cli::FleetCommand::Finish => coordinator::finish(&file).await,
     }
 }
 

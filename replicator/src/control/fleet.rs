@@ -1,5 +1,7 @@
-//! `turnout fleet cutover` and `turnout fleet status`: the coordinator's side of a fleet cutover
-//! ([`crate::fleet`]). The coordinator gates the fleet (every pair's dry run), opens the decision in etcd,
+//! `turnout fleet cutover`, `fleet rollback`, `fleet finish` and `fleet status`: the coordinator's
+//! side of a fleet cutover or rollback ([`crate::fleet`]). A rollback is the same protocol the other
+//! way: every pair fences green, proves blue has everything through its reverse stream, votes, and
+//! one commit in etcd sends every pair back to blue or none. The coordinator gates the fleet (every pair's dry run), opens the decision in etcd,
 //! asks every sidecar for its part, says `go` once every pair is ready, and decides: `commit` only
 //! in the etcd transaction that finds every vote `prepared`, within the pause budget; `abort`
 //! otherwise. It keeps no state of its own: killed at any step, the decision in etcd and the
@@ -15,9 +17,41 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What `turnout fleet cutover` was asked.
+/// Which way a fleet's traffic moves: `fleet cutover` (blue → green) or `fleet rollback`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Way {
+    #[default]
+    Cutover,
+    Rollback,
+}
+
+impl Way {
+    /// The sidecar's endpoint for this way.
+    pub fn path(self) -> &'static str {
+        match self {
+            Way::Cutover => "/cutover",
+            Way::Rollback => "/rollback",
+        }
+    }
+
+    /// The word for it, as the commands name it.
+    pub fn word(self) -> &'static str {
+        &self.path()[1..]
+    }
+
+    /// The side writes leave and the side they move to.
+    pub fn sides(self) -> (&'static str, &'static str) {
+        match self {
+            Way::Cutover => ("blue", "green"),
+            Way::Rollback => ("green", "blue"),
+        }
+    }
+}
+
+/// What `turnout fleet cutover` (or `fleet rollback`) was asked.
 #[derive(Clone, Debug)]
 pub struct CutoverArgs {
+    pub way: Way,
     pub when_lag_ms: u64,
     pub timeout_ms: u64,
     /// The fleet's pause budget: from the first fence to the decision, for every pair.
@@ -30,8 +64,8 @@ pub struct CutoverArgs {
 /// Each pair's last progress, as its follower read it.
 type Progresses = Arc<Mutex<BTreeMap<String, Progress>>>;
 
-/// `turnout fleet cutover`; returns the exit code: 0 only when every pair switched (or, rehearsing,
-/// every pair rehearsed).
+/// `turnout fleet cutover` or `fleet rollback`; returns the exit code: 0 only when every pair
+/// switched (or, rehearsing, every pair rehearsed).
 pub async fn cutover(file: &FleetFile, args: &CutoverArgs) -> i32 {
     match run(file, args).await {
         Ok(code) => code,
@@ -55,10 +89,10 @@ async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
         ..Request::default()
     };
     // 1. The gate: every pair's dry run (its preflight, lag, fence and switch ready, etcd reachable).
-    println!("fleet {} ({} pairs): checking every pair", file.name, file.pairs.len());
+    println!("fleet {} ({} pairs): checking every pair for a {}", file.name, file.pairs.len(), args.way.word());
     let checks = futures_util::future::join_all(file.pairs.iter().map(|p| {
         let request = Request { dry_run: true, rehearse: false, fleet: Some(ticket(p)), ..base.clone() };
-        async move { (p.name.clone(), start_and_follow(p, &request, None).await) }
+        async move { (p.name.clone(), start_and_follow(p, args.way, &request, None).await) }
     }))
     .await;
     let refused: Vec<String> = checks
@@ -76,17 +110,23 @@ async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
     // 2. The decision, `preparing`, and the record.
     let mut ledger = Ledger::new(client, &file.name, &id);
     let pairs: Vec<String> = file.pairs.iter().map(|p| p.name.clone()).collect();
-    let record = serde_json::json!({ "pairs": pairs, "max_pause_ms": args.max_pause_ms, "rehearse": args.rehearse, "opened_at_ms": now_ms() });
+    let record = serde_json::json!({
+        "pairs": pairs,
+        "way": args.way.word(),
+        "max_pause_ms": args.max_pause_ms,
+        "rehearse": args.rehearse,
+        "opened_at_ms": now_ms(),
+    });
     ledger.open(&record).await?;
-    println!("fleet cutover {id}: decision preparing");
+    println!("fleet {} {id}: decision preparing", args.way.word());
     // 3. Every pair's part, followed in the background.
     let progress: Progresses = Arc::default();
     let mut followers = Vec::new();
     for p in &file.pairs {
         let request = Request { fleet: Some(ticket(p)), ..base.clone() };
-        let (pair, progress) = (p.clone(), Arc::clone(&progress));
+        let (pair, progress, way) = (p.clone(), Arc::clone(&progress), args.way);
         followers.push(tokio::spawn(async move {
-            let followed = start_and_follow(&pair, &request, Some(&progress)).await;
+            let followed = start_and_follow(&pair, way, &request, Some(&progress)).await;
             // A sidecar that refused or went silent has ended as far as the decision goes.
             if let Err(e) = &followed {
                 println!("[{}] {e}", pair.name);
@@ -197,14 +237,15 @@ async fn decide(ledger: &mut Ledger, pairs: &[String], args: &CutoverArgs, progr
     }
 }
 
-/// Starts `request` at the pair's sidecar and follows it until it ends, printing each new line
-/// prefixed with the pair's name (when `shared` is given, also keeping it there). Returns the last
-/// progress.
-async fn start_and_follow(pair: &Pair, request: &Request, shared: Option<&Progresses>) -> Result<Progress, Error> {
-    let sidecar = |reason: String| Error::Sidecar { url: format!("http://{}/cutover", pair.control), reason };
+/// Starts `request` at the pair's sidecar (its cutover or rollback, as `way` says) and follows it
+/// until it ends, printing each new line prefixed with the pair's name (when `shared` is given, also
+/// keeping it there). Returns the last progress.
+async fn start_and_follow(pair: &Pair, way: Way, request: &Request, shared: Option<&Progresses>) -> Result<Progress, Error> {
+    let path = way.path();
+    let sidecar = |reason: String| Error::Sidecar { url: format!("http://{}{path}", pair.control), reason };
     let token = pair.token.as_ref().map(|t| t.expose());
     let body = serde_json::to_string(request).unwrap_or_default();
-    let (code, answer) = crate::http_client::request(&pair.control, "POST", "/cutover", Some(&body), token)
+    let (code, answer) = crate::http_client::request(&pair.control, "POST", path, Some(&body), token)
         .await
         .map_err(|e| sidecar(format!("cannot be reached: {e} (is `turnout run` running?)")))?;
     if code != 202 {
@@ -213,7 +254,7 @@ async fn start_and_follow(pair: &Pair, request: &Request, shared: Option<&Progre
     let mut printed = 0;
     let mut unreachable_since: Option<Instant> = None;
     loop {
-        match get(&pair.control, "/cutover").await.map(|b| serde_json::from_str::<Progress>(&b)) {
+        match get(&pair.control, path).await.map(|b| serde_json::from_str::<Progress>(&b)) {
             Ok(Ok(p)) => {
                 unreachable_since = None;
                 if shared.is_some() {
@@ -254,7 +295,7 @@ async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decisi
         all &= outcome == want;
         let pause = progress.get(&p.name).and_then(|p| p.write_pause_ms);
         println!("  {:<16} {:<10} write pause {}", p.name, outcome, pause.map_or("-".into(), |ms| format!("{ms} ms")));
-        let certificate = match get(&p.control, "/cutover/report").await {
+        let certificate = match get(&p.control, &format!("{}/report", args.way.path())).await {
             Ok(body) => serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["digest"].as_str().map(str::to_owned)),
             Err(_) => None,
         };
@@ -278,16 +319,18 @@ async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decisi
     if let Some(ms) = fleet_pause {
         println!("fleet pause (first fence to last pair done): {ms} ms");
     }
+    let (from, to) = args.way.sides();
+    let done = if args.way == Way::Cutover { "cut over" } else { "rolled back" };
     let verdict = match (decision, all) {
-        (Decision::Commit, true) => format!("fleet {} cut over: every pair is on green", file.name),
+        (Decision::Commit, true) => format!("fleet {} {done}: every pair is on {to}", file.name),
         (Decision::Abort, _) if args.rehearse && all => format!("fleet {} rehearsed: every pair lifted its fence", file.name),
-        (Decision::Abort, _) => format!("fleet {} aborted: every pair undid its fence; traffic stays on blue", file.name),
+        (Decision::Abort, _) => format!("fleet {} aborted: every pair undid its fence; traffic stays on {from}", file.name),
         _ => format!("fleet {}: decision {}, not every pair ended as expected — see above and `turnout fleet status`", file.name, decision.as_str()),
     };
     println!("{verdict}");
     if let Some(path) = &args.report {
         let certificate = serde_json::json!({
-            "kind": "fleet-cutover",
+            "kind": format!("fleet-{}", args.way.word()),
             "fleet": file.name,
             "id": id,
             "decision": decision.as_str(),
@@ -306,6 +349,42 @@ async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decisi
     if ok {
         0
     } else {
+        EXIT_FAILED
+    }
+}
+
+/// `turnout fleet finish`: ends every pair's rollback window (each sidecar's `POST /finish`), all
+/// of them asked at once; returns 0 only when every pair ended its window.
+pub async fn finish(file: &FleetFile) -> i32 {
+    let asked = futures_util::future::join_all(file.pairs.iter().map(|p| async move {
+        let token = p.token.as_ref().map(|t| t.expose());
+        (p, crate::http_client::request(&p.control, "POST", "/finish", None, token).await)
+    }))
+    .await;
+    let mut all = true;
+    for (p, answer) in asked {
+        match answer {
+            Ok((200, body)) => {
+                let lines = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["done"].as_array().cloned()).unwrap_or_default();
+                for line in lines {
+                    println!("[{}] {}", p.name, line.as_str().unwrap_or_default());
+                }
+            }
+            Ok((code, body)) => {
+                all = false;
+                println!("[{}] refused (HTTP {code}): {}", p.name, error_of(&body));
+            }
+            Err(e) => {
+                all = false;
+                println!("[{}] cannot be reached: {e} (is `turnout run` running?)", p.name);
+            }
+        }
+    }
+    if all {
+        println!("fleet {}: every pair's rollback window is finished", file.name);
+        0
+    } else {
+        eprintln!("turnout: not every pair finished its rollback window (see above); `turnout fleet finish` again finishes the rest");
         EXIT_FAILED
     }
 }
@@ -345,7 +424,9 @@ pub async fn status(file: &FleetFile, json: bool) -> i32 {
             println!("  {:<16} {phase:<10} {lag:>10}  {cutover:<10} {alerts}", p["pair"].as_str().unwrap_or_default());
         }
         match fleet["id"].as_str() {
-            Some(id) => println!("last fleet cutover {id}: decision {}", fleet["decision"].as_str().unwrap_or("unknown")),
+            Some(id) => {
+                println!("last fleet {} {id}: decision {}", fleet["way"].as_str().unwrap_or("cutover"), fleet["decision"].as_str().unwrap_or("unknown"))
+            }
             None => println!("no fleet cutover recorded in etcd{}", fleet["error"].as_str().map_or(String::new(), |e| format!(" ({e})"))),
         }
     }
@@ -363,6 +444,7 @@ async fn fleet_record(file: &FleetFile) -> Result<serde_json::Value, Error> {
     let view = Ledger::new(client, &file.name, &id).view().await?;
     Ok(serde_json::json!({
         "id": id,
+        "way": view.record.as_ref().and_then(|r| r["way"].as_str().map(str::to_owned)).unwrap_or_else(|| "cutover".into()),
         "decision": view.decision.map(Decision::as_str),
         "revision": view.decided_at,
         "votes": view.votes,

@@ -35,13 +35,10 @@ pub(super) struct Pair {
 }
 
 impl Controller {
-    /// Before the fence, with the checks done: refuses a fleet cutover without a fence (nothing
-    /// would hold writes while the fleet decides) or as a rollback (not built), reaches the fleet's
+    /// Before the fence, with the checks done (a cutover's or a rollback's): refuses one without a
+    /// fence (nothing would hold writes while the fleet decides), reaches the fleet's
     /// etcd, grants the vote's lease and journals the ticket with the next step.
     pub(super) async fn fleet_join<P: Procedure>(&self, procedure: &P, journal: &mut Journal, ticket: &Ticket, request: &Request) -> Result<Pair, Error> {
-        if self.direction != super::Direction::Forward {
-            return Err(FleetRefusal::NoFleetRollback.into());
-        }
         if procedure.fence_kind() == "none" && !request.dry_run {
             return Err(FleetRefusal::NeedsFence.into());
         }

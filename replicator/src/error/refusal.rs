@@ -178,9 +178,6 @@ pub enum Lifecycle {
 /// Every refusal before the fence changed nothing; an abort undoes every pair's fence.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetRefusal {
-    /// Rollbacks are per pair.
-    #[error("a fleet rollback is not built: roll back each pair with `turnout rollback`; nothing was changed")]
-    NoFleetRollback,
     /// Nothing would hold writes while the fleet decides.
     #[error("a fleet cutover needs a fence to hold writes while the fleet decides (cutover.fence = \"none\"); nothing was changed")]
     NeedsFence,

@@ -708,3 +708,5 @@ async fn fleet_pause_against_a_single_pair() {
         fleet_pause as f64 / single_pause.max(1) as f64
     );
 }
+
+mod rollback;

@@ -1,0 +1,121 @@
+//! `turnout fleet rollback` and `fleet finish`: the fleet's way back as one decision, on the same
+//! pairs and etcd as its cutover — every pair back on blue with every acknowledged write, or none.
+
+use super::*;
+
+impl Pair {
+    /// The sidecar's rollback progress: its outcome once ended.
+    fn rollback_outcome(&self) -> String {
+        let progress: serde_json::Value = self.t.get("/rollback").and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        progress["outcome"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Every id in `acked` is on blue.
+    async fn assert_all_on_blue(&self, acked: &[i64]) {
+        let on_blue = self.ids(false).await;
+        let missing: Vec<_> = acked.iter().filter(|id| on_blue.binary_search(id).is_err()).collect();
+        assert!(missing.is_empty(), "{}: acknowledged writes missing on blue: {missing:?}\n{}", self.name, self.t.log_text());
+    }
+
+    /// Holds a lock on `block` on blue and commits a row on green that blue therefore cannot apply
+    /// from the reverse stream: this pair's rollback cannot prove while the session holds it.
+    async fn block_blue(&self) -> tokio_postgres::Client {
+        let Servers::Pg { blue, green_url, .. } = &self.servers else { panic!("{}: a PostgreSQL pair", self.name) };
+        let (c, conn) = tokio_postgres::connect(&blue.url(&self.db), tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        c.batch_execute("BEGIN; LOCK TABLE block IN SHARE MODE").await.expect("lock");
+        let (g, conn) = tokio_postgres::connect(green_url, tokio_postgres::NoTls).await.expect("green");
+        tokio::spawn(conn);
+        g.batch_execute("INSERT INTO block VALUES (1)").await.expect("insert on green");
+        c
+    }
+}
+
+/// Waits until every pair's rollback ended; their outcomes.
+async fn rollback_outcomes(pairs: &[Pair]) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now: Vec<String> = pairs.iter().map(Pair::rollback_outcome).collect();
+        if now.iter().all(|o| !o.is_empty() && o != "running") {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "not every pair ended its rollback: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Two PostgreSQL pairs and a MariaDB pair, each with an application writing through its proxy
+/// throughout: the fleet cuts over, then rolls back as one decision — every pair back on blue, every
+/// write acknowledged before, between and after on its blue; the fleet's certificate is a rollback's.
+#[tokio::test]
+async fn a_fleet_cut_over_rolls_back_as_one_decision_with_every_write_on_blue() {
+    let etcd = EtcdCluster::start(3).expect("etcd");
+    let (a, b, c) = tokio::join!(Pair::pg("a", 15, 17, &etcd), Pair::pg("b", 15, 17, &etcd), Pair::my("c", Flavor::MariaDb10_11, Flavor::MariaDb10_11, &etcd));
+    let mut pairs = vec![a, b, c];
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), "back", &etcd, &pairs);
+    for p in &mut pairs {
+        p.start_writer();
+        p.writer.as_ref().expect("writer").wait_for(20).await;
+    }
+    let out = dir.path().join("out");
+    let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    for p in &pairs {
+        p.writer.as_ref().expect("writer").wait_for(p.writer.as_ref().expect("writer").count() + 20).await;
+    }
+    let report = dir.path().join("back.json");
+    let child =
+        fleet_command(&file, &["rollback", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s", "--report", report.to_str().expect("path")], &out);
+    let (code, text) = finished(child, &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("fleet decision: commit") && text.contains("rolled back: every pair is on blue"), "{text}");
+    assert_eq!(rollback_outcomes(&pairs).await, ["done", "done", "done"]);
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        assert!(acked.len() > 40, "{}: the application barely wrote ({})", p.name, acked.len());
+        p.assert_all_on_blue(&acked).await;
+        p.assert_blue_serves().await;
+    }
+    let certificate: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!((certificate["kind"].as_str(), certificate["decision"].as_str()), (Some("fleet-rollback"), Some("commit")), "{certificate}");
+    for row in certificate["pairs"].as_array().expect("pairs") {
+        assert_eq!(row["did"]["did"], "switched", "{row}");
+    }
+    let status_out = dir.path().join("status");
+    let (_, status) = finished(fleet_command(&file, &["status"], &status_out), &status_out).await;
+    assert!(status.contains("last fleet rollback") && status.contains("decision commit"), "{status}");
+}
+
+/// One pair whose blue cannot apply the reverse stream (a lock on blue) cannot prove: the fleet's
+/// rollback aborts, every pair undoes its fence on green and stays there, taking writes; then
+/// `fleet finish` ends every pair's window together.
+#[tokio::test]
+async fn a_pair_that_cannot_prove_its_rollback_keeps_the_whole_fleet_on_green_and_finish_ends_every_window() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("stay", true).await;
+    let out = dir.path().join("out");
+    let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    let lock = pairs[2].block_blue().await;
+    let (code, text) = finished(fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "2s"], &out), &out).await;
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("fleet decision: abort") && text.contains("traffic stays on green"), "{text}");
+    assert_eq!(rollback_outcomes(&pairs).await, ["failed", "failed", "failed"]);
+    drop(lock);
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_green(&acked).await;
+    }
+    let keys = etcd_keys(&etcd, "stay").await;
+    assert!(
+        !keys.iter().any(|(k, v)| k.contains("/outcome/")
+            && v.contains("switched")
+            && keys.iter().any(|(d, x)| d.ends_with("/decision") && x == "abort" && d[..d.len() - 9] == k[..k.find("/outcome/").unwrap_or(0)])),
+        "{keys:?}"
+    );
+    let (code, text) = finished(fleet_command(&file, &["finish"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("every pair's rollback window is finished"), "{text}");
+    let (code, text) = finished(fleet_command(&file, &["finish"], &out), &out).await;
+    assert_ne!(code, 0, "a window finished once is not finished again: {text}");
+}
