@@ -116,3 +116,63 @@ async fn a_pair_that_cannot_prove_its_rollback_keeps_the_whole_fleet_on_green_an
     let (code, text) = finished(fleet_command(&file, &["finish"], &out), &out).await;
     assert_ne!(code, 0, "a window finished once is not finished again: {text}");
 }
+
+/// The fleet's current cutover id, as etcd names it.
+fn current(keys: &[(String, String)]) -> Option<String> {
+    keys.iter().find(|(k, _)| k == "current").map(|(_, v)| v.clone())
+}
+
+/// A sidecar killed -9 while it holds its rollback vote (pair c's blue held by a lock, so c proves
+/// slowly): the fleet decides without it, and the restarted sidecar settles its rollback from its
+/// journal and the decision — every pair follows it, and every acknowledged write is on the side the
+/// decision left traffic on.
+#[tokio::test]
+async fn a_sidecar_killed_while_holding_its_rollback_vote_resumes_to_the_decision() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("again", true).await;
+    let out = dir.path().join("out");
+    let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    let cutover = current(&etcd_keys(&etcd, "again").await).expect("the cutover's id");
+    let lock = pairs[2].block_blue().await;
+    let child = fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "15s"], &out);
+    let keys = until_keys(&etcd, "again", "a's rollback vote", |k| {
+        current(k).is_some_and(|id| id != cutover && k.iter().any(|(key, v)| *key == format!("{id}/vote/a") && v == "prepared"))
+    })
+    .await;
+    let rollback = current(&keys).expect("the rollback's id");
+    pairs[0].t.kill9();
+    drop(lock);
+    let keys = until_keys(&etcd, "again", "the rollback's decision", |k| {
+        k.iter().any(|(key, v)| *key == format!("{rollback}/decision") && (v == "commit" || v == "abort"))
+    })
+    .await;
+    let decided = keys.iter().find(|(k, _)| *k == format!("{rollback}/decision")).map(|(_, v)| v.clone()).expect("decision");
+    eprintln!("the fleet decided {decided} while pair a was down");
+    pairs[0].t.start();
+    // The restarted sidecar settles its rollback from its journal and the decision (after a
+    // completed rollback `turnout run` replicates no more and says so).
+    let deadline = Instant::now() + WAIT;
+    while !pairs[0].t.log_text().contains("interrupted while holding for fleet") {
+        assert!(Instant::now() < deadline, "the restarted sidecar did not settle:\n{}", pairs[0].t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, text) = finished(child, &out).await;
+    let want = if decided == "commit" { "done" } else { "failed" };
+    let got = rollback_outcomes(&pairs[1..]).await;
+    assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}");
+    let settled = if decided == "commit" { "the switch to blue was completed" } else { "the fence on green was undone" };
+    let deadline = Instant::now() + WAIT;
+    while !pairs[0].t.log_text().contains(settled) {
+        assert!(Instant::now() < deadline, "pair a did not follow the decision {decided}:\n{}", pairs[0].t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        if decided == "commit" {
+            p.assert_all_on_blue(&acked).await;
+            p.assert_blue_serves().await;
+        } else {
+            p.assert_all_on_green(&acked).await;
+        }
+    }
+}
