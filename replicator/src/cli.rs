@@ -109,9 +109,24 @@ pub enum FleetCommand {
         #[arg(long)]
         verify: bool,
         /// Write the fleet's certificate (JSON) to FILE: each pair's certificate digest, the votes,
-        /// the decision and its etcd revision.
+        /// the decision and its etcd revision (with --waves, each wave's and its soak).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Cut over in waves, one decision each: how many pairs are on green after each wave, as
+        /// counts or shares of the fleet, the last 100% — e.g. 1,25%,100%. A wave never splits a
+        /// group; pairs on green already count as done.
+        #[arg(long, value_name = "SIZES", value_parser = crate::control::fleet::waves::parse_sizes)]
+        waves: Option<crate::control::fleet::waves::Sizes>,
+        /// With --waves: how long every pair on green must stay healthy before the next wave.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        soak: Duration,
+        /// With --waves: the most a pair's reverse-stream lag may reach during a soak.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+        soak_max_lag: Duration,
+        /// With --waves: a command (`sh -c`) that must exit 0 after each soak, with TURNOUT_FLEET,
+        /// TURNOUT_WAVE and TURNOUT_PAIRS_ON_GREEN set — e.g. the service's own health check.
+        #[arg(long, value_name = "COMMAND")]
+        gate_command: Option<String>,
     },
     /// Roll every pair back as one decision, in their rollback windows: every pair's dry run, then
     /// every pair fences green and proves blue has everything through its reverse stream, holding;

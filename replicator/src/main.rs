@@ -57,7 +57,8 @@ async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     match args.command {
         turnout::cli::FleetCommand::Status { json } => coordinator::status(&file, json).await,
-        turnout::cli::FleetCommand::Cutover { when_lag, timeout, max_pause, rehearse, verify, report } => {
+        turnout::cli::FleetCommand::Cutover { when_lag, timeout, max_pause, rehearse, verify, report, waves, soak, soak_max_lag, gate_command } => {
+            let waves = waves.map(|sizes| coordinator::waves::Waves { sizes, soak, max_lag: soak_max_lag, gate_command });
             let args = coordinator::CutoverArgs {
                 way: coordinator::Way::Cutover,
                 when_lag_ms: ms(when_lag),
@@ -66,6 +67,7 @@ async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
                 rehearse,
                 verify,
                 report,
+                waves,
             };
             coordinator::cutover(&file, &args).await
         }
@@ -78,6 +80,7 @@ async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
                 rehearse,
                 verify: false,
                 report,
+                waves: None,
             };
             coordinator::cutover(&file, &args).await
         }

@@ -178,6 +178,9 @@ pub enum Lifecycle {
 /// Every refusal before the fence changed nothing; an abort undoes every pair's fence.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetRefusal {
+    /// `fleet rollback` with every pair on blue.
+    #[error("no pair of fleet {fleet} is in its rollback window: every pair is on blue already (or its sidecar says so); nothing was changed")]
+    NoneOnGreen { fleet: String },
     /// Nothing would hold writes while the fleet decides.
     #[error("a fleet cutover needs a fence to hold writes while the fleet decides (cutover.fence = \"none\"); nothing was changed")]
     NeedsFence,

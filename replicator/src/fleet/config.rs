@@ -34,6 +34,17 @@ pub struct Pair {
     /// The sidecar's `cutover.token`, when it has one.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// Pairs that must switch together (one service's shards): a wave of `turnout fleet cutover
+    /// --waves` never splits a group. Each pair is its own group without one.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+impl Pair {
+    /// The pair's group: its own name when it names none.
+    pub fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or(&self.name)
+    }
 }
 
 impl FleetFile {
@@ -79,6 +90,9 @@ impl FleetFile {
             let port = p.control.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then(|| port.parse::<u16>().ok()).flatten());
             if port.is_none() {
                 return Err(Error::config(format!("pair[{i}].control"), "the sidecar's http.listen, host:port"));
+            }
+            if p.group.as_deref().is_some_and(|g| !name_ok(g)) {
+                return Err(Error::config(format!("pair[{i}].group"), "a group name of letters, digits, '-', '_' and '.'"));
             }
             if !controls.insert(p.control.as_str()) {
                 return Err(Error::config(format!("pair[{i}].control"), format!("{} is the sidecar of two pairs", p.control)));

@@ -710,3 +710,4 @@ async fn fleet_pause_against_a_single_pair() {
 }
 
 mod rollback;
+mod waves;

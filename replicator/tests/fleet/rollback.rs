@@ -11,7 +11,7 @@ impl Pair {
     }
 
     /// Every id in `acked` is on blue.
-    async fn assert_all_on_blue(&self, acked: &[i64]) {
+    pub(super) async fn assert_all_on_blue(&self, acked: &[i64]) {
         let on_blue = self.ids(false).await;
         let missing: Vec<_> = acked.iter().filter(|id| on_blue.binary_search(id).is_err()).collect();
         assert!(missing.is_empty(), "{}: acknowledged writes missing on blue: {missing:?}\n{}", self.name, self.t.log_text());

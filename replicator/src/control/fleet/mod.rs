@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod waves;
+
 /// Which way a fleet's traffic moves: `fleet cutover` (blue → green) or `fleet rollback`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Way {
@@ -59,6 +61,8 @@ pub struct CutoverArgs {
     pub rehearse: bool,
     pub verify: bool,
     pub report: Option<std::path::PathBuf>,
+    /// `--waves` and its soak: one decision per wave (a cutover only).
+    pub waves: Option<waves::Waves>,
 }
 
 /// Each pair's last progress, as its follower read it.
@@ -77,6 +81,62 @@ pub async fn cutover(file: &FleetFile, args: &CutoverArgs) -> i32 {
 }
 
 async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
+    if let Some(waves) = &args.waves {
+        return waves::run(file, args, waves).await;
+    }
+    let file = &in_reach(file, args.way).await?;
+    let (code, certificate) = decide_once(file, args).await?;
+    if let (Some(path), Some(certificate)) = (&args.report, certificate) {
+        return Ok(save(path, &certificate).unwrap_or(EXIT_FAILED).max(code));
+    }
+    Ok(code)
+}
+
+/// Writes the fleet's certificate to `path`; 0, or why not.
+fn save(path: &std::path::Path, certificate: &serde_json::Value) -> Option<i32> {
+    let text = serde_json::to_string_pretty(certificate).unwrap_or_default();
+    match std::fs::write(path, text) {
+        Ok(()) => {
+            println!("fleet certificate saved to {}", path.display());
+            Some(0)
+        }
+        Err(e) => {
+            eprintln!("turnout: writing {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// The pairs a fleet rollback reaches: those in their rollback window (the others are on blue
+/// already: said, and left alone). A cutover reaches every pair of the file.
+async fn in_reach(file: &FleetFile, way: Way) -> Result<FleetFile, Error> {
+    if way == Way::Cutover {
+        return Ok(file.clone());
+    }
+    let mut reached = file.clone();
+    reached.pairs.clear();
+    for p in &file.pairs {
+        let read = |path: &'static str| async move { get(&p.control, path).await.ok().and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok()) };
+        let (status, cutover) = tokio::join!(read("/status"), read("/cutover"));
+        let in_window = status.as_ref().is_some_and(|s| s["direction"] == "reverse");
+        // Switched a moment ago: its window is beginning.
+        let switched = cutover.as_ref().is_some_and(|c| c["outcome"] == "done");
+        if status.is_none() || in_window || switched {
+            // The gate's dry run decides for an unreachable sidecar.
+            reached.pairs.push(p.clone());
+        } else {
+            println!("[{}] on blue (no rollback window): left as it is", p.name);
+        }
+    }
+    if reached.pairs.is_empty() {
+        return Err(crate::error::FleetRefusal::NoneOnGreen { fleet: file.name.clone() }.into());
+    }
+    Ok(reached)
+}
+
+/// One all-or-none decision over every pair of `file`: the gate, the decision, the report. Returns
+/// the exit code and, once a decision was opened, the fleet's certificate.
+async fn decide_once(file: &FleetFile, args: &CutoverArgs) -> Result<(i32, Option<serde_json::Value>), Error> {
     let client = etcd::connect(&file.etcd).await?;
     let id = format!("{}-{}", file.name, now_ms());
     let ticket = |pair: &Pair| Ticket { fleet: file.name.clone(), id: id.clone(), pair: pair.name.clone() };
@@ -105,7 +165,7 @@ async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
         .collect();
     if !refused.is_empty() {
         eprintln!("turnout: the fleet's gate refused; nothing was changed:\n  {}", refused.join("\n  "));
-        return Ok(EXIT_FAILED);
+        return Ok((EXIT_FAILED, None));
     }
     // 2. The decision, `preparing`, and the record.
     let mut ledger = Ledger::new(client, &file.name, &id);
@@ -155,8 +215,7 @@ async fn run(file: &FleetFile, args: &CutoverArgs) -> Result<i32, Error> {
     // The decision as etcd holds it at the end (a pair may have decided after the coordinator).
     let view = ledger.view().await.ok();
     let (decision, revision) = view.as_ref().and_then(|v| v.decision.map(|d| (d, v.decided_at))).unwrap_or((decision, revision));
-    let code = report(file, args, &id, decision, revision, view.as_ref(), &progress).await;
-    Ok(code)
+    Ok(report(file, args, &id, decision, revision, view.as_ref(), &progress).await)
 }
 
 /// Says `go` once every pair is ready, then decides: `commit` when every vote is in within the
@@ -283,9 +342,17 @@ async fn start_and_follow(pair: &Pair, way: Way, request: &Request, shared: Opti
     }
 }
 
-/// Prints what every pair did and the fleet's pause; saves the fleet's certificate with
-/// `--report`. Returns the exit code.
-async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decision, revision: i64, view: Option<&View>, progress: &Progresses) -> i32 {
+/// Prints what every pair did and the fleet's pause. Returns the exit code and the fleet's
+/// certificate.
+async fn report(
+    file: &FleetFile,
+    args: &CutoverArgs,
+    id: &str,
+    decision: Decision,
+    revision: i64,
+    view: Option<&View>,
+    progress: &Progresses,
+) -> (i32, Option<serde_json::Value>) {
     let progress = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let want = if args.rehearse { "rehearsed" } else { "done" };
     let mut all = true;
@@ -328,29 +395,17 @@ async fn report(file: &FleetFile, args: &CutoverArgs, id: &str, decision: Decisi
         _ => format!("fleet {}: decision {}, not every pair ended as expected — see above and `turnout fleet status`", file.name, decision.as_str()),
     };
     println!("{verdict}");
-    if let Some(path) = &args.report {
-        let certificate = serde_json::json!({
-            "kind": format!("fleet-{}", args.way.word()),
-            "fleet": file.name,
-            "id": id,
-            "decision": decision.as_str(),
-            "decision_revision": revision,
-            "fleet_pause_ms": fleet_pause,
-            "pairs": rows,
-        });
-        let text = serde_json::to_string_pretty(&certificate).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("turnout: writing {}: {e}", path.display());
-            return EXIT_FAILED;
-        }
-        println!("fleet certificate saved to {}", path.display());
-    }
+    let certificate = serde_json::json!({
+        "kind": format!("fleet-{}", args.way.word()),
+        "fleet": file.name,
+        "id": id,
+        "decision": decision.as_str(),
+        "decision_revision": revision,
+        "fleet_pause_ms": fleet_pause,
+        "pairs": rows,
+    });
     let ok = all && (decision == Decision::Commit || (args.rehearse && decision == Decision::Abort));
-    if ok {
-        0
-    } else {
-        EXIT_FAILED
-    }
+    (if ok { 0 } else { EXIT_FAILED }, Some(certificate))
 }
 
 /// `turnout fleet finish`: ends every pair's rollback window (each sidecar's `POST /finish`), all

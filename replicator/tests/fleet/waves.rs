@@ -1,0 +1,87 @@
+//! `turnout fleet cutover --waves`: one decision per wave, a soak between waves gated on every
+//! switched pair's health and an operator's command; a failing gate stops the fleet where it is, and
+//! `fleet rollback` takes back exactly the pairs on green.
+
+use super::*;
+
+/// Three PostgreSQL pairs, applications writing: wave 1 takes one pair, soaks (every pair on green
+/// healthy, then the gate command, which sees the wave and the pairs), wave 2 takes the rest; every
+/// acknowledged write is on its green and the certificate records both waves and the soak.
+#[tokio::test]
+async fn a_fleet_cuts_over_in_two_waves_with_a_soak_between() {
+    let PgFleet { etcd: _etcd, mut pairs, dir, file } = pg_fleet("waves", true).await;
+    let out = dir.path().join("out");
+    let report = dir.path().join("waves.json");
+    let gate = "test \"$TURNOUT_WAVE\" = 1 && test \"$TURNOUT_PAIRS_ON_GREEN\" = a";
+    let args = [
+        "cutover",
+        "--when-lag",
+        "<1s",
+        "--timeout",
+        "60s",
+        "--max-pause",
+        "10s",
+        "--waves",
+        "1,100%",
+        "--soak",
+        "2s",
+        "--gate-command",
+        gate,
+        "--report",
+        report.to_str().expect("path"),
+    ];
+    let (code, text) = finished(fleet_command(&file, &args, &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("2 waves: a | b c") && text.contains("wave 1 soaked") && text.contains("cut over in 2 waves: every pair is on green"), "{text}");
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_green(&acked).await;
+    }
+    let certificate: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let waves = certificate["waves"].as_array().expect("waves");
+    assert_eq!(waves.len(), 2, "{certificate}");
+    assert_eq!((waves[0]["pairs"].clone(), waves[0]["soak"]["passed"].clone()), (serde_json::json!(["a"]), serde_json::json!(true)), "{certificate}");
+    for wave in waves {
+        assert_eq!(wave["certificate"]["decision"], "commit", "{wave}");
+    }
+}
+
+/// The gate command fails after wave 1: the fleet stops with pair a on green and b, c on blue, and
+/// says so; `fleet rollback` leaves b and c alone and takes a back — every acknowledged write on
+/// every blue.
+#[tokio::test]
+async fn a_failing_soak_gate_stops_the_fleet_and_rollback_takes_back_only_that_wave() {
+    let PgFleet { etcd: _etcd, mut pairs, dir, file } = pg_fleet("halt", true).await;
+    let out = dir.path().join("out");
+    let args = [
+        "cutover",
+        "--when-lag",
+        "<1s",
+        "--timeout",
+        "60s",
+        "--max-pause",
+        "10s",
+        "--waves",
+        "1,100%",
+        "--soak",
+        "1s",
+        "--gate-command",
+        "echo unhealthy >&2; exit 3",
+    ];
+    let (code, text) = finished(fleet_command(&file, &args, &out), &out).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("wave 1's soak failed: the gate command") && text.contains("exited 3: unhealthy"), "{text}");
+    assert!(text.contains("the fleet stops here: on green a; on blue b, c"), "{text}");
+    for p in &pairs[1..] {
+        p.assert_blue_serves().await;
+    }
+    let (code, text) = finished(fleet_command(&file, &["rollback", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("[b] on blue (no rollback window): left as it is") && text.contains("[c] on blue"), "{text}");
+    assert!(text.contains("rolled back: every pair is on blue"), "{text}");
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_blue(&acked).await;
+        p.assert_blue_serves().await;
+    }
+}
