@@ -147,23 +147,32 @@ fn long_flags(text: &str) -> BTreeSet<String> {
     out
 }
 
-#[test]
-fn every_command_line_flag_is_documented_and_every_documented_flag_exists() {
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).arg("--help").output().expect("turnout --help");
-    let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let commands: Vec<String> = help
+/// The subcommands `turnout <args> --help` lists.
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_turnout")).args(args).arg("--help").output().expect("turnout --help");
+    String::from_utf8_lossy(&help.stdout)
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .filter(|c| c != "help")
-        .collect();
-    assert!(commands.len() >= 8, "{help}");
+        .collect()
+}
+
+#[test]
+fn every_command_line_flag_is_documented_and_every_documented_flag_exists() {
+    let commands = subcommands(&[]);
+    assert!(commands.len() >= 8, "{commands:?}");
     let mut real = flags(&[]);
     for c in &commands {
         real.extend(flags(&[c.as_str()]));
+        // `turnout fleet cutover …`: the flags of a command's own subcommands too.
+        for sub in subcommands(&[c.as_str()]) {
+            real.extend(flags(&[c.as_str(), sub.as_str()]));
+        }
     }
+    assert!(real.contains("--waves"), "a subcommand's flags are read: {real:?}");
     assert!(real.contains("--config") && real.contains("--when-lag") && real.contains("--chunk-rows"), "{real:?}");
     real.remove("--help");
     real.remove("--version");

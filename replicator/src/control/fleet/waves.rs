@@ -259,9 +259,9 @@ mod tests {
     #[test]
     fn sizes_are_counts_or_shares_growing_to_every_pair() {
         assert_eq!(parse_sizes("1, 25%,100%"), Ok(Sizes(vec![Size::Pairs(1), Size::Percent(25), Size::Percent(100)])));
-        assert!(parse_sizes("1,50%").unwrap_err().contains("the last wave is 100%"));
-        assert!(parse_sizes("0,100%").unwrap_err().contains("a number of pairs"));
-        assert!(parse_sizes("1,120%").unwrap_err().contains("from 1% to 100%"));
+        assert!(parse_sizes("1,50%").expect_err("refused").contains("the last wave is 100%"));
+        assert!(parse_sizes("0,100%").expect_err("refused").contains("a number of pairs"));
+        assert!(parse_sizes("1,120%").expect_err("refused").contains("from 1% to 100%"));
     }
 
     #[test]
