@@ -335,8 +335,10 @@ impl Controller {
     /// Checks every precondition and prints the plan, changing nothing.
     async fn dry_run<F: Family>(&self, request: &Request) -> Result<(), Error> {
         if let Some(ticket) = &request.fleet {
-            crate::fleet::ledger(&self.config, ticket).await?.view().await.map_err(Error::during("reading the fleet's keys in etcd"))?;
-            self.say(format!("the fleet's etcd answers (pair {:?} of fleet {:?})", ticket.pair, ticket.fleet));
+            let mut ledger = crate::fleet::ledger(&self.config, ticket).await?;
+            ledger.view().await.map_err(Error::during("reading the fleet's keys in etcd"))?;
+            ledger.probe(&ticket.pair).await.map_err(Error::during("writing this pair's keys in etcd"))?;
+            self.say(format!("the fleet's etcd answers and takes this pair's keys (pair {:?} of fleet {:?})", ticket.pair, ticket.fleet));
         }
         self.dry_run_with(self.connect::<F>().await?, request).await
     }

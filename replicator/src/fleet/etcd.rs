@@ -311,6 +311,24 @@ impl Ledger {
         Ok(())
     }
 
+    /// Proves, for a dry run, that this pair may do in etcd what its part of a fleet cutover does: a
+    /// lease granted, a key under the cutover's prefix written under it, and the lease revoked (which
+    /// removes the key). A role without write permission on the fleet's keys is refused here, not
+    /// after its fence.
+    pub async fn probe(&mut self, pair: &str) -> Result<(), Error> {
+        let id = attempt(&self.client, "granting a lease (dry run)", |mut c| async move { c.lease_grant(5, None).await }).await?.id();
+        let key = self.key(&format!("probe/{pair}"));
+        let written = attempt(&self.client, "writing this pair's key (dry run)", |mut c| {
+            let key = key.clone();
+            async move { c.put(key, "dry run", Some(PutOptions::new().with_lease(id))).await }
+        })
+        .await;
+        let revoked = attempt(&self.client, "revoking the dry run's lease", |mut c| async move { c.lease_revoke(id).await }).await;
+        written?;
+        revoked?;
+        Ok(())
+    }
+
     /// Says `go` (every pair fences), only while the decision is still `preparing`. Returns the
     /// decision as it stands.
     pub async fn go(&mut self) -> Result<Decision, Error> {

@@ -709,5 +709,6 @@ async fn fleet_pause_against_a_single_pair() {
     );
 }
 
+mod auth;
 mod rollback;
 mod waves;

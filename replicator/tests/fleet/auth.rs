@@ -1,0 +1,57 @@
+//! A fleet on an etcd with its own authentication: the coordinator and the sidecars log in as the
+//! users their files name, and a pair whose role may read the fleet's keys but not write them is
+//! refused by the gate's dry run — naming the pair and the permission — before anything is fenced.
+
+use super::*;
+use etcd_client::{Client, Permission};
+
+/// Turns on etcd's authentication: `root` (password `root-pw`) may do everything; `reader`
+/// (`reader-pw`) may only read the fleet's keys, `writer` (`writer-pw`) read and write them.
+async fn with_users(etcd: &EtcdCluster) {
+    let mut c = Client::connect(etcd.endpoints(), None).await.expect("connect");
+    for (user, password) in [("root", "root-pw"), ("reader", "reader-pw"), ("writer", "writer-pw")] {
+        c.user_add(user, password, None).await.expect("user");
+    }
+    c.role_add("root").await.expect("root role");
+    c.user_grant_role("root", "root").await.expect("root");
+    c.role_add("fleet-read").await.expect("role");
+    c.role_grant_permission("fleet-read", Permission::read("/turnout/").with_prefix()).await.expect("read");
+    c.user_grant_role("reader", "fleet-read").await.expect("grant");
+    c.role_add("fleet-write").await.expect("role");
+    c.role_grant_permission("fleet-write", Permission::read_write("/turnout/").with_prefix()).await.expect("write");
+    c.user_grant_role("writer", "fleet-write").await.expect("grant");
+    c.auth_enable().await.expect("auth");
+}
+
+fn keys_as(etcd: &EtcdCluster, user: &str) -> String {
+    format!("{}user = \"{user}\"\npassword = \"{user}-pw\"\n", fleet_keys(etcd))
+}
+
+#[tokio::test]
+async fn a_pair_that_may_not_write_the_fleets_keys_is_refused_by_the_gate_and_one_that_may_cuts_over() {
+    let etcd = EtcdCluster::start(1).expect("etcd");
+    with_users(&etcd).await;
+    let (writer, reader) = (keys_as(&etcd, "writer"), keys_as(&etcd, "reader"));
+    let (a, b) = tokio::join!(Pair::pg_with("a", 15, 17, &writer), Pair::pg_with("b", 15, 17, &reader));
+    let pairs = vec![a, b];
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), "locked", &etcd, &pairs);
+    let text = std::fs::read_to_string(&file).expect("fleet file").replace("[etcd]\n", "[etcd]\nuser = \"root\"\npassword = \"root-pw\"\n");
+    std::fs::write(&file, text).expect("write");
+    let out = dir.path().join("out");
+    let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<5s", "--timeout", "30s", "--max-pause", "5s"], &out), &out).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("the fleet's gate refused; nothing was changed") && text.contains("b: "), "{text}");
+    assert!(text.contains("writing this pair's keys in etcd") && text.contains("permission denied"), "{text}");
+    assert!(!text.contains("a: "), "pair a may write its keys: {text}");
+    for p in &pairs {
+        p.assert_blue_serves().await;
+    }
+    // Without the pair that may not write, the fleet cuts over, every party logged in.
+    let only_a = fleet_file(dir.path(), "locked", &etcd, &pairs[..1]);
+    let text = std::fs::read_to_string(&only_a).expect("fleet file").replace("[etcd]\n", "[etcd]\nuser = \"root\"\npassword = \"root-pw\"\n");
+    std::fs::write(&only_a, text).expect("write");
+    let (code, text) = finished(fleet_command(&only_a, &["cutover", "--when-lag", "<5s", "--timeout", "30s", "--max-pause", "5s"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("every pair is on green"), "{text}");
+}
