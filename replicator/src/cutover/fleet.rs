@@ -185,13 +185,36 @@ impl Controller {
             Err(e) => self.say(format!("casting the vote failed ({e}); holding for the fleet's decision")),
         }
         let say = |line: String| self.say(line);
-        let changes = match pair.changes.take() {
+        let mut changes = match pair.changes.take() {
             Some(changes) => changes,
             None => pair.ledger.changes().await,
         };
-        let decision = crate::fleet::await_decision(&mut pair.ledger, changes, deadline, &say).await;
-        self.say(format!("the fleet decided {}", decision.as_str()));
-        Ok(decision)
+        loop {
+            let decision = crate::fleet::await_decision(&mut pair.ledger, changes, deadline, &say, Some(&name)).await;
+            if decision != Decision::Preparing {
+                self.say(format!("the fleet decided {}", decision.as_str()));
+                return Ok(decision);
+            }
+            // The vote expired with its lease while the fleet still prepares: cast again, under a
+            // new lease, within the hold.
+            self.say(format!("this pair's vote expired with its lease (a stall longer than {VOTE_TTL_S} s?) while the fleet prepares: voting again"));
+            changes = pair.ledger.changes().await;
+            match pair.ledger.lease(VOTE_TTL_S).await {
+                Ok(lease) => pair.lease = lease,
+                Err(e) => self.say(format!("a new lease for the vote was refused ({e}); holding for the fleet's decision")),
+            }
+            match pair.ledger.vote(&name, &prepared, pair.lease.id, &pair.pairs, deadline).await {
+                Ok(Some(decision)) => {
+                    self.say(format!("voted again: the fleet decided {}", decision.as_str()));
+                    return Ok(decision);
+                }
+                Ok(None) => self.say("voted again; holding for the fleet's decision"),
+                Err(e) => {
+                    self.say(format!("voting again failed ({e}); holding for the fleet's decision"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 
     /// A pair that will not vote (its checks, its fence or its proof failed): aborts the fleet,

@@ -71,7 +71,11 @@ pub async fn ledger(config: &crate::config::Config, ticket: &Ticket) -> Result<L
 /// transaction won. While etcd cannot be reached — or the decision key is missing, which nobody
 /// may read as either outcome — it keeps trying, past the hold, saying so through `say` (at most
 /// every 5 s), and never guesses: the decision it returns is the one etcd holds.
-pub async fn await_decision(ledger: &mut Ledger, mut changes: Changes, until: Instant, say: &(dyn Fn(String) + Sync)) -> Decision {
+///
+/// With `voter`, the pair that voted: its vote gone while the fleet still prepares (its lease
+/// expired — the sidecar stalled longer than the lease's time to live) returns `Preparing`, before
+/// the hold ran out, so that the pair votes again rather than letting the fleet abort for want of it.
+pub async fn await_decision(ledger: &mut Ledger, mut changes: Changes, until: Instant, say: &(dyn Fn(String) + Sync), voter: Option<&str>) -> Decision {
     const REPEAT: Duration = Duration::from_secs(5);
     let mut said: Option<Instant> = None;
     let mut say_again = |line: String| {
@@ -87,6 +91,7 @@ pub async fn await_decision(ledger: &mut Ledger, mut changes: Changes, until: In
                     Some(Decision::Commit) => return Decision::Commit,
                     Some(Decision::Abort) => return Decision::Abort,
                     _ if Instant::now() >= until => {}
+                    _ if voter.is_some_and(|pair| !view.votes.contains_key(pair)) => return Decision::Preparing,
                     _ => {
                         changes.next(until).await;
                         continue;
@@ -122,7 +127,7 @@ pub async fn settle(config: &crate::config::Config, held: &Held) -> Result<Decis
     ledger.view().await?;
     let left = Duration::from_millis(u64::try_from(held.hold_until_ms - now_ms()).unwrap_or(0));
     let say = |line: String| tracing::warn!("{line}");
-    Ok(await_decision(&mut ledger, changes, Instant::now() + left, &say).await)
+    Ok(await_decision(&mut ledger, changes, Instant::now() + left, &say, None).await)
 }
 
 /// At restart, for a journal of a pair that joined a fleet and did not vote (its fence is being

@@ -712,3 +712,28 @@ async fn fleet_pause_against_a_single_pair() {
 mod auth;
 mod rollback;
 mod waves;
+
+/// Pair a's sidecar stopped (SIGSTOP) while it holds, longer than its vote's lease lives: its vote
+/// vanishes from etcd. Let go, it votes again within its hold, and when pair c's proof completes the
+/// fleet commits — a stall is not an abort.
+#[tokio::test]
+async fn a_pair_whose_vote_expired_in_a_stall_votes_again_and_the_fleet_commits() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("stall", true).await;
+    let (lock, child, out) = a_votes_while_c_proves(&etcd, &pairs, &dir, &file, "stall", "30s").await;
+    let pid = pairs[0].t.pid().expect("a's sidecar").to_string();
+    let signal = |s: &str| assert!(Command::new("kill").args([s, &pid]).status().expect("kill").success());
+    signal("-STOP");
+    until_keys(&etcd, "stall", "a's vote expired", |k| !k.iter().any(|(k, _)| k.ends_with("/vote/a"))).await;
+    signal("-CONT");
+    until_keys(&etcd, "stall", "a's vote cast again", |k| k.iter().any(|(k, v)| k.ends_with("/vote/a") && v == "prepared")).await;
+    drop(lock);
+    let (code, text) = finished(child, &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("fleet decision: commit"), "{text}");
+    assert!(pairs[0].t.log_text().contains("this pair's vote expired with its lease"), "{}", pairs[0].t.log_text());
+    assert_eq!(outcomes(&pairs).await, ["done", "done", "done"]);
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_green(&acked).await;
+    }
+}
