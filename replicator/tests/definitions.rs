@@ -469,6 +469,7 @@ async fn a_materialized_view_blue_keeps_frozen_refuses_the_cutover_until_refresh
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("the rows of 2 materialized views equal on green"), "{out}");
+    eprintln!("{out}");
     for view in ["per_tenant", "total"] {
         assert_eq!(view_rows(&g.url(&db), view).await, view_rows(&b.url(&db), view).await, "{view}");
     }
