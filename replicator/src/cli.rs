@@ -103,7 +103,7 @@ pub enum FleetCommand {
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
         max_pause: Duration,
         /// Every pair fences together and proves, then lifts its fence; nothing switches.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "waves")]
         rehearse: bool,
         /// Every pair goes on only after a passing live verify (as `turnout cutover --verify`).
         #[arg(long)]

@@ -348,6 +348,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn snapshot(state: &AppState) -> crate::status::Snapshot {
     let mut s = state.status.snapshot();
     s.verify_hold = state.channels.hold.current().name();
+    if let Some(controllers) = &state.controllers {
+        s.traffic = controllers.cutover.traffic();
+    }
     s
 }
 

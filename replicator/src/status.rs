@@ -579,6 +579,7 @@ impl Status {
             Snapshot {
                 phase: i.phase,
                 direction: i.direction,
+                traffic: "unknown",
                 applied_position: show(&applied),
                 source_position: show(&source_end),
                 lag_bytes,

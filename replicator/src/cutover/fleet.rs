@@ -154,7 +154,7 @@ impl Controller {
         self.say(line);
         self.say(format!("proven again (commit {sentinel})"));
         // The gap without a fence may have carried a definition changed outside the log.
-        procedure.definitions_unchanged(" after the fence was applied again").await?;
+        procedure.definitions_unchanged(crate::source::contract::procedure::AFTER_COMMIT).await?;
         pause.phases.mark("fenced and proven again");
         Ok(())
     }

@@ -10,6 +10,26 @@
 use super::*;
 
 impl Controller {
+    /// Where the application's traffic is, from the journals (`/status`'s `traffic`): `unsettled`
+    /// while a cutover or rollback is between its fence and its settled end; `green` once a
+    /// cutover is done and no rollback since is (in the window, or cut over without a way back);
+    /// `blue` otherwise.
+    pub fn traffic(&self) -> &'static str {
+        let journal = |d| self.state.journal(d).ok().flatten();
+        let (forward, reverse) = (journal(Direction::Forward), journal(Direction::Reverse));
+        if forward.iter().chain(reverse.iter()).any(|j| j.step.unsettled()) {
+            return "unsettled";
+        }
+        let rolled_back = reverse.as_ref().is_some_and(|j| j.step == Step::Done);
+        let in_window = self.status.direction() == Direction::Reverse && !rolled_back;
+        let cut_over = forward.as_ref().is_some_and(|j| j.step == Step::Done) && reverse.is_none();
+        if in_window || cut_over {
+            "green"
+        } else {
+            "blue"
+        }
+    }
+
     /// Why a rollback cannot start now, if it cannot; the reverse stream the cutover armed if it can.
     pub(super) fn rollback_allowed(&self) -> Result<ReverseArm, Error> {
         let cutover = self.state.journal(Direction::Forward)?;

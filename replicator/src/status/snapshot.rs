@@ -11,6 +11,10 @@ pub struct Snapshot {
     /// `forward` (blue → green) or `reverse` (green → blue, the rollback window after a cutover):
     /// every position, lag and counter below is of this direction's stream.
     pub direction: Direction,
+    /// Where the application's traffic is, from the cutover's and rollback's journals: `blue`,
+    /// `green`, `unsettled` (a cutover or rollback between its fence and its settled end: its
+    /// journal completes or undoes it) or `unknown` (before the journals are read).
+    pub traffic: &'static str,
     /// 1 for the stream's first run blue → green; each rollback that armed blue → green replication
     /// again (`cutover.iterate`) begins the next.
     pub generation: u32,

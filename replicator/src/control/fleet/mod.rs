@@ -116,16 +116,14 @@ async fn in_reach(file: &FleetFile, way: Way) -> Result<FleetFile, Error> {
     let mut reached = file.clone();
     reached.pairs.clear();
     for p in &file.pairs {
-        let read = |path: &'static str| async move { get(&p.control, path).await.ok().and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok()) };
-        let (status, cutover) = tokio::join!(read("/status"), read("/cutover"));
-        let in_window = status.as_ref().is_some_and(|s| s["direction"] == "reverse");
-        // Switched a moment ago: its window is beginning.
-        let switched = cutover.as_ref().is_some_and(|c| c["outcome"] == "done");
-        if status.is_none() || in_window || switched {
-            // The gate's dry run decides for an unreachable sidecar.
-            reached.pairs.push(p.clone());
-        } else {
+        let status = get(&p.control, "/status").await.ok().and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        // Only a pair that says its traffic is settled on blue is left alone: an unreachable or
+        // unsettled one (a switch failed after a commit, completed at its restart) is the gate's to
+        // refuse, so the fleet never comes back split.
+        if status.as_ref().is_some_and(|s| s["traffic"] == "blue") {
             println!("[{}] on blue (no rollback window): left as it is", p.name);
+        } else {
+            reached.pairs.push(p.clone());
         }
     }
     if reached.pairs.is_empty() {

@@ -100,7 +100,16 @@ fn plan(pairs: &[Pair], done: &[bool], sizes: &[Size]) -> Vec<Vec<usize>> {
 
 /// Runs the waves: one decision each, a soak after each but the last.
 pub(super) async fn run(file: &FleetFile, args: &CutoverArgs, waves: &Waves) -> Result<i32, Error> {
-    let done: Vec<bool> = futures_util::future::join_all(file.pairs.iter().map(on_green)).await;
+    let before: Vec<String> = futures_util::future::join_all(file.pairs.iter().map(traffic)).await;
+    let unsettled: Vec<&str> = file.pairs.iter().zip(&before).filter(|(_, t)| *t == "unsettled").map(|(p, _)| p.name.as_str()).collect();
+    if !unsettled.is_empty() {
+        eprintln!(
+            "turnout: pairs {} are between a fence and a settled end (their sidecars' journals finish it when they run): nothing was changed",
+            unsettled.join(", ")
+        );
+        return Ok(EXIT_FAILED);
+    }
+    let done: Vec<bool> = before.iter().map(|t| t == "green").collect();
     for (p, on) in file.pairs.iter().zip(&done) {
         if *on {
             println!("[{}] on green already (in its rollback window): counted as done", p.name);
@@ -137,15 +146,26 @@ pub(super) async fn run(file: &FleetFile, args: &CutoverArgs, waves: &Waves) -> 
         }
         certificates.push(entry);
     }
-    let on_green: Vec<String> = on.iter().map(|i| file.pairs[*i].name.clone()).collect();
-    let on_blue: Vec<String> = file.pairs.iter().filter(|p| !on_green.contains(&p.name)).map(|p| p.name.clone()).collect();
+    // Where each pair is, as its sidecar says now (a pair of a committed wave whose switch failed
+    // is `unsettled` until its sidecar completes it).
+    let now: Vec<String> = futures_util::future::join_all(file.pairs.iter().map(traffic)).await;
+    let side = |want: &str| file.pairs.iter().zip(&now).filter(|(_, t)| *t == want).map(|(p, _)| p.name.clone()).collect::<Vec<_>>();
+    let (on_green, on_blue, elsewhere) = (
+        side("green"),
+        side("blue"),
+        file.pairs.iter().zip(&now).filter(|(_, t)| *t != "green" && *t != "blue").map(|(p, t)| format!("{} ({t})", p.name)).collect::<Vec<_>>(),
+    );
+    if code == 0 && !elsewhere.is_empty() {
+        code = EXIT_FAILED;
+    }
     if code == 0 {
         println!("fleet {} cut over in {} waves: every pair is on green", file.name, planned.len());
     } else {
         println!(
-            "the fleet stops here: on green {}; on blue {} — `turnout fleet rollback` takes back the pairs on green, or run the same command again to go on",
+            "the fleet stops here: on green {}; on blue {}{} — `turnout fleet rollback` takes back the pairs on green, or run the same command again to go on",
             list(&on_green),
-            list(&on_blue)
+            list(&on_blue),
+            if elsewhere.is_empty() { String::new() } else { format!("; not settled {}", elsewhere.join(", ")) }
         );
     }
     if let Some(path) = &args.report {
@@ -164,9 +184,10 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// Whether the pair's sidecar is in its rollback window (its traffic on green).
-async fn on_green(pair: &Pair) -> bool {
-    status(pair).await.is_some_and(|s| s["direction"] == "reverse")
+/// Where the pair's sidecar says its traffic is (`/status`'s `traffic`; `unknown` when it cannot
+/// be read).
+async fn traffic(pair: &Pair) -> String {
+    status(pair).await.and_then(|s| s["traffic"].as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
 }
 
 async fn status(pair: &Pair) -> Option<serde_json::Value> {
@@ -176,12 +197,13 @@ async fn status(pair: &Pair) -> Option<serde_json::Value> {
 /// Watches every pair on green for `waves.soak`, once a second; then the gate command. The first
 /// sign of trouble, named.
 async fn soak(on: &[&Pair], waves: &Waves, fleet: &str, wave: usize) -> Result<(), String> {
-    // A pair just switched begins its window (the reverse stream) a moment after its cutover ends.
+    // A pair just switched begins its window (the reverse stream) a moment after its cutover ends:
+    // each is waited for until it is healthy the first time.
     let window_by = Instant::now() + WINDOW_WAIT;
     for p in on {
-        while !on_green(p).await {
+        while let Err(why) = healthy(p, waves.max_lag).await {
             if Instant::now() >= window_by {
-                return Err(format!("pair {}: its rollback window did not begin within {} s of the switch", p.name, WINDOW_WAIT.as_secs()));
+                return Err(format!("pair {}: not healthy within {} s of the switch: {why}", p.name, WINDOW_WAIT.as_secs()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -220,8 +242,11 @@ async fn soak(on: &[&Pair], waves: &Waves, fleet: &str, wave: usize) -> Result<(
 /// One look at a pair on green: the first thing wrong, if any.
 async fn healthy(pair: &Pair, max_lag: Duration) -> Result<(), String> {
     let s = status(pair).await.ok_or("its sidecar cannot be reached")?;
-    if s["direction"] != "reverse" {
-        return Err(format!("it is not in its rollback window (direction {})", s["direction"]));
+    if s["traffic"] != "green" || s["direction"] != "reverse" {
+        return Err(format!("it is not in its rollback window (traffic {}, direction {})", s["traffic"], s["direction"]));
+    }
+    if s["phase"] != "streaming" {
+        return Err(format!("its reverse stream is not streaming (phase {})", s["phase"]));
     }
     if let Some(e) = s["last_error"].as_object() {
         return Err(format!("error: {}", e.get("message").and_then(|m| m.as_str()).unwrap_or_default()));
@@ -233,9 +258,13 @@ async fn healthy(pair: &Pair, max_lag: Duration) -> Result<(), String> {
         Some(lag) if lag > max_lag.as_secs_f64() => {
             return Err(format!("its reverse stream's lag is {lag:.3} s (over --soak-max-lag {} s)", max_lag.as_secs_f64()))
         }
-        _ => {}
+        Some(_) => {}
+        None => return Err("its reverse stream's lag cannot be measured".into()),
     }
     if let Some(blue) = s["rogue_writes"]["blue"].as_object() {
+        if let Some(e) = blue.get("error").and_then(|e| e.as_str()) {
+            return Err(format!("the watch for writes on blue that are not turnout's fails: {e}"));
+        }
         let (seen, acknowledged) = (blue.get("seen").and_then(|v| v.as_u64()).unwrap_or(0), blue.get("acknowledged").and_then(|v| v.as_u64()).unwrap_or(0));
         if seen > acknowledged {
             return Err(format!("{} writes on blue that are not turnout's (turnout rogue-writes)", seen - acknowledged));

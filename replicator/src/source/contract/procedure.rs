@@ -42,7 +42,8 @@ pub(crate) trait Procedure: Send {
 
     /// Whether the fenced side's definitions are still those [`Procedure::settle_definitions`]
     /// settled: an error naming each object created, altered or dropped since. `when` says where it
-    /// looked (" inside the write pause").
+    /// looked (" inside the write pause"; [`AFTER_COMMIT`] once a fleet committed, when only a
+    /// definition changed may refuse: what can be made equal is, without refusing).
     fn definitions_unchanged(&mut self, when: &'static str) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = when;
         async { Ok(()) }
@@ -134,3 +135,7 @@ pub(crate) trait Procedure: Send {
         None
     }
 }
+
+/// The `when` of [`Procedure::definitions_unchanged`] for a fleet pair whose fence was lost while it
+/// held and was raised again after the fleet committed: the pair can no longer undo.
+pub const AFTER_COMMIT: &str = " after the fence was applied again";

@@ -195,6 +195,8 @@ impl Procedure for PgCutover {
             keep: &d.keep,
             apply,
         };
+        // A generated column added during the lag wait is checked too.
+        self.generated_kept = super::definitions::generated::check(&self.blue, from, &left_out, &d.keep).await?;
         let settled = settle.run().await?;
         let mut line = settled.line((from, to));
         if !self.generated_kept.is_empty() {
@@ -210,9 +212,15 @@ impl Procedure for PgCutover {
         }
         // Materialized views' rows: a view refreshed on the fenced side since is refreshed again.
         if let Some((green, _)) = &self.sequences {
-            let contents = super::definitions::contents::settle(&self.blue, green, self.sides, &self.definitions.keep).await?;
-            if !contents.refreshed.is_empty() {
-                tracing::info!("refreshed on {} again{when}, their rows now {}'s: {}", self.sides.1, self.sides.0, contents.refreshed.join(", "));
+            match super::definitions::contents::settle(&self.blue, green, self.sides, &self.definitions.keep).await {
+                Ok(contents) if !contents.refreshed.is_empty() => {
+                    tracing::info!("refreshed on {} again{when}, their rows now {}'s: {}", self.sides.1, self.sides.0, contents.refreshed.join(", "));
+                }
+                Ok(_) => {}
+                // A fleet committed: this pair cannot undo, and a view's rows do not stop a switch
+                // the other pairs made; green's are its refresh, said.
+                Err(e) if when == crate::source::contract::procedure::AFTER_COMMIT => tracing::warn!("{e}; switching anyway: the fleet committed"),
+                Err(e) => return Err(e),
             }
         }
         Ok(())

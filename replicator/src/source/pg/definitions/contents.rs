@@ -29,6 +29,10 @@ use tokio_postgres::Client;
 /// fills one.
 pub(crate) const KEEP_KIND: &str = "MATERIALIZED VIEW DATA";
 
+/// How many times differing views are refreshed before those still different are refused: a view
+/// reading another needs its input refreshed first.
+const PASSES: usize = 3;
+
 /// A view's state on one side: `None` when it is not populated, else its digest.
 type Digest = Option<(i64, String)>;
 
@@ -77,11 +81,29 @@ pub(crate) async fn settle(fenced: &Client, other: &Client, sides: (Side, Side),
     if differ.is_empty() {
         return Ok(contents);
     }
-    for view in &differ {
-        refresh(other, view, want[view].is_some(), sides).await?;
+    // A view reading another is refreshed after it: passes until nothing more comes equal.
+    let mut left = differ.clone();
+    let mut have = BTreeMap::new();
+    for _ in 0..PASSES {
+        for view in &left {
+            match other.batch_execute(&refresh_sql(view, want[view].is_some())).await {
+                Ok(()) => {}
+                // It reads a view not populated yet: refreshed in a later pass.
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {}
+                Err(e) => {
+                    let object = format!("materialized view {}'s rows", view.display);
+                    return Err(DefinitionRefusal::NotApplied { from, to, object, cause: turnout_sinks::pg::describe_error(&e) }.into());
+                }
+            }
+        }
+        let now = catalog(other, to).await?;
+        have = digests(other, &left, &now, to).await?;
+        let still = differing(&want, &have);
+        if still.is_empty() || still.len() == left.len() {
+            break;
+        }
+        left = still;
     }
-    let now = catalog(other, to).await?;
-    let have = digests(other, &differ, &now, to).await?;
     let frozen: Vec<String> = differing(&want, &have).into_iter().map(|v| describe(&v, &want[&v], &have[&v], sides)).collect();
     if !frozen.is_empty() {
         return Err(DefinitionRefusal::Frozen { from, to, views: frozen.join("; "), example: format!("{KEEP_KIND} {}", differ[0].display) }.into());
@@ -117,7 +139,7 @@ async fn digests(client: &Client, views: &[View], populated: &BTreeMap<View, boo
     let sql = read
         .iter()
         .enumerate()
-        .map(|(i, v)| format!("SELECT {i}, count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {} t", v.quoted))
+        .map(|(i, v)| format!("SELECT {i}, count(*), coalesce(sum(hashtextextended((t.*)::text, 0)::numeric), 0)::text FROM {} t", v.quoted))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let rows = client.query(sql.as_str(), &[]).await.map_err(Error::sql(side, format!("reading {side}'s materialized views' rows")))?;
@@ -133,17 +155,9 @@ fn differing(want: &BTreeMap<View, Digest>, have: &BTreeMap<View, Digest>) -> Ve
     have.iter().filter(|(v, d)| want.get(*v) != Some(*d)).map(|(v, _)| v.clone()).collect()
 }
 
-/// Refreshes `view` on the other side (`WITH NO DATA` where the fenced side's is not populated).
-async fn refresh(other: &Client, view: &View, populated: bool, (from, to): (Side, Side)) -> Result<(), Error> {
-    let sql = format!("REFRESH MATERIALIZED VIEW {}{}", view.quoted, if populated { "" } else { " WITH NO DATA" });
-    other.batch_execute(&sql).await.map_err(|e| {
-        Error::from(DefinitionRefusal::NotApplied {
-            from,
-            to,
-            object: format!("materialized view {}'s rows", view.display),
-            cause: turnout_sinks::pg::describe_error(&e),
-        })
-    })
+/// The statement refreshing `view` (`WITH NO DATA` where the fenced side's is not populated).
+fn refresh_sql(view: &View, populated: bool) -> String {
+    format!("REFRESH MATERIALIZED VIEW {}{}", view.quoted, if populated { "" } else { " WITH NO DATA" })
 }
 
 fn describe(view: &View, want: &Digest, have: &Digest, (from, to): (Side, Side)) -> String {
