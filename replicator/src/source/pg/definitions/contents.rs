@@ -86,7 +86,11 @@ pub(crate) async fn settle(fenced: &Client, other: &Client, sides: (Side, Side),
     let mut have = BTreeMap::new();
     for _ in 0..PASSES {
         for view in &left {
-            match other.batch_execute(&refresh_sql(view, want[view].is_some())).await {
+            let refreshed = other.batch_execute(&refresh_sql(view, want[view].is_some())).await;
+            if refreshed.is_err() {
+                let _ = other.batch_execute("ROLLBACK").await;
+            }
+            match refreshed {
                 Ok(()) => {}
                 // It reads a view not populated yet: refreshed in a later pass.
                 Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {}
@@ -155,9 +159,18 @@ fn differing(want: &BTreeMap<View, Digest>, have: &BTreeMap<View, Digest>) -> Ve
     have.iter().filter(|(v, d)| want.get(*v) != Some(*d)).map(|(v, _)| v.clone()).collect()
 }
 
-/// The statement refreshing `view` (`WITH NO DATA` where the fenced side's is not populated).
+/// How long a refresh waits for a lock on the other side: a reader holding the view (the read
+/// canary's, an operator's) fails it, naming it, instead of holding the write pause.
+const REFRESH_LOCK_TIMEOUT: &str = "2s";
+
+/// The statements refreshing `view` (`WITH NO DATA` where the fenced side's is not populated), in a
+/// transaction of their own under [`REFRESH_LOCK_TIMEOUT`].
 fn refresh_sql(view: &View, populated: bool) -> String {
-    format!("REFRESH MATERIALIZED VIEW {}{}", view.quoted, if populated { "" } else { " WITH NO DATA" })
+    format!(
+        "BEGIN; SET LOCAL lock_timeout = '{REFRESH_LOCK_TIMEOUT}'; REFRESH MATERIALIZED VIEW {}{}; COMMIT",
+        view.quoted,
+        if populated { "" } else { " WITH NO DATA" }
+    )
 }
 
 fn describe(view: &View, want: &Digest, have: &Digest, (from, to): (Side, Side)) -> String {
