@@ -59,6 +59,9 @@ pub(crate) struct PgCutover {
     /// Generated columns computed through the database's own functions that
     /// `cutover.keep_definitions` names (see [`super::definitions::generated`]).
     generated_kept: Vec<String>,
+    /// Tables `[tables]` leaves out, as the pre-checks found them: a materialized view reading one
+    /// is not compared (green's copy of that table is not blue's).
+    left_out: Vec<turnout_decoders::schema::TableName>,
 }
 
 /// What the definitions' settling reads from the configuration.
@@ -111,6 +114,7 @@ impl PgCutover {
             settled: None,
             fenced_at: None,
             generated_kept: Vec::new(),
+            left_out: Vec::new(),
         })
     }
 
@@ -144,6 +148,7 @@ impl PgCutover {
             settled: None,
             fenced_at: None,
             generated_kept: Vec::new(),
+            left_out: Vec::new(),
         })
     }
 }
@@ -174,6 +179,7 @@ impl Procedure for PgCutover {
         self.inventory = Some(inventory.summary());
         let left_out = crate::source::pg::drift::selection(&self.blue, &self.filter, self.skip_without_identity, self.sides.0).await?.left_out();
         self.generated_kept = super::definitions::generated::check(&self.blue, self.sides.0, &left_out, &self.definitions.keep).await?;
+        self.left_out = left_out;
         Ok(Vec::new())
     }
 
@@ -212,7 +218,7 @@ impl Procedure for PgCutover {
         }
         // Materialized views' rows: a view refreshed on the fenced side since is refreshed again.
         if let Some((green, _)) = &self.sequences {
-            match super::definitions::contents::settle(&self.blue, green, self.sides, &self.definitions.keep).await {
+            match super::definitions::contents::settle(&self.blue, green, self.sides, &self.definitions.keep, &self.left_out).await {
                 Ok(contents) if !contents.refreshed.is_empty() => {
                     tracing::info!("refreshed on {} again{when}, their rows now {}'s: {}", self.sides.1, self.sides.0, contents.refreshed.join(", "));
                 }
@@ -237,7 +243,7 @@ impl Procedure for PgCutover {
         let (from, to) = self.sides;
         let refreshed = super::inventory::refresh_materialized_views(&self.blue, &green, to.name()).await?;
         // A view the fenced side keeps frozen refuses here, before the fence, rather than in the pause.
-        let contents = super::definitions::contents::settle(&self.blue, &green, self.sides, &self.definitions.keep).await?;
+        let contents = super::definitions::contents::settle(&self.blue, &green, self.sides, &self.definitions.keep, &self.left_out).await?;
         // Read now, on this session, so that the pause opens no session and asks nothing when there is
         // nothing to lift.
         self.reopen_needed = match &self.reopen {

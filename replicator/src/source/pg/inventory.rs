@@ -404,6 +404,19 @@ pub async fn refresh_materialized_views(fenced: &Client, other: &Client, to: &st
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // A view the schema copy left out with the tables it reads is not on the other side.
+    let mut present = Vec::new();
+    for view in populated {
+        let there: bool = other
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&view])
+            .await
+            .map_err(Error::sql(Side::Green, format!("looking up materialized view {view} on {to}")))?
+            .get(0);
+        if there {
+            present.push(view);
+        }
+    }
+    let populated = present;
     let mut left = populated.clone();
     // A view that reads an unpopulated one fails (55000): refreshed in a later pass.
     while !left.is_empty() {

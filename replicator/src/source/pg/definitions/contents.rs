@@ -24,6 +24,7 @@
 use crate::error::{DefinitionRefusal, Error, Side};
 use std::collections::BTreeMap;
 use tokio_postgres::Client;
+use turnout_decoders::schema::TableName;
 
 /// The word `cutover.keep_definitions` names a view's rows with, as pg_dump names the entry that
 /// fills one.
@@ -63,9 +64,14 @@ impl Contents {
 
 /// Every populated view's rows made equal on `other` (refreshed where they differ), or the refusal
 /// naming those a refresh does not make equal.
-pub(crate) async fn settle(fenced: &Client, other: &Client, sides: (Side, Side), keep: &[String]) -> Result<Contents, Error> {
+pub(crate) async fn settle(fenced: &Client, other: &Client, sides: (Side, Side), keep: &[String], left_out: &[TableName]) -> Result<Contents, Error> {
     let (from, to) = sides;
-    let (ours, theirs) = tokio::try_join!(catalog(fenced, from), catalog(other, to))?;
+    let (mut ours, theirs) = tokio::try_join!(catalog(fenced, from), catalog(other, to))?;
+    // A view reading a table `[tables]` leaves out is not comparable: green's table is not blue's.
+    if !left_out.is_empty() {
+        let reading = reads_left_out(fenced, from, left_out).await?;
+        ours.retain(|v, _| !reading.contains(&v.display));
+    }
     // A view only one side has is the definitions' settling's to name, not this comparison's.
     let (kept, views): (Vec<View>, Vec<View>) = ours
         .iter()
@@ -121,6 +127,17 @@ pub(crate) async fn settle(fenced: &Client, other: &Client, sides: (Side, Side),
 struct View {
     display: String,
     quoted: String,
+}
+
+/// The views (`schema.view`) whose query reads one of `left_out`, directly.
+async fn reads_left_out(client: &Client, side: Side, left_out: &[TableName]) -> Result<Vec<String>, Error> {
+    let tables: Vec<String> = left_out.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect();
+    let sql = "SELECT DISTINCT vn.nspname || '.' || v.relname FROM pg_class v JOIN pg_namespace vn ON vn.oid = v.relnamespace \
+               JOIN pg_rewrite r ON r.ev_class = v.oid JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+               AND d.refclassid = 'pg_class'::regclass JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+               WHERE v.relkind = 'm' AND t.oid <> v.oid AND (tn.nspname || '.' || t.relname) = ANY($1)";
+    let rows = client.query(sql, &[&tables]).await.map_err(Error::sql(side, format!("reading which materialized views on {side} read tables left out")))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// One side's materialized views (an extension's left out: it makes its own) and whether each is
