@@ -351,35 +351,39 @@ async fn a_table_created_while_streaming_under_a_table_list_publication_is_publi
     assert_eq!(t.sigterm(), Some(0));
 }
 
+/// One object of every class the inventory copies, in a schema of its own as well as in `public`,
+/// made on blue after the copy.
+const EVERY_COPIED_CLASS: [(&str, &str); 17] = [
+    ("SCHEMA", "CREATE SCHEMA reports"),
+    ("TYPE", "CREATE TYPE reports.pair AS (a int, b text)"),
+    ("TYPE", "CREATE TYPE reports.span AS RANGE (subtype = int4)"),
+    ("DOMAIN", "CREATE DOMAIN reports.cents AS bigint CHECK (VALUE >= 0) DEFAULT 0"),
+    ("FUNCTION", "CREATE FUNCTION reports.add_cents(bigint, bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2'"),
+    ("AGGREGATE", "CREATE AGGREGATE reports.total(bigint) (SFUNC = reports.add_cents, STYPE = bigint, INITCOND = '0')"),
+    ("PROCEDURE", "CREATE PROCEDURE reports.touch(x int) LANGUAGE sql BEGIN ATOMIC SELECT x; END"),
+    ("OPERATOR", "CREATE OPERATOR reports.<~> (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = reports.add_cents)"),
+    ("CAST", "CREATE CAST (reports.pair AS text) WITH INOUT"),
+    ("COLLATION", "CREATE COLLATION reports.byte_order (provider = libc, locale = 'C')"),
+    ("TEXT SEARCH CONFIGURATION", "CREATE TEXT SEARCH CONFIGURATION reports.plain (COPY = pg_catalog.simple)"),
+    ("STATISTICS", "CREATE STATISTICS reports.t_stats (dependencies) ON id, tenant FROM public.t"),
+    ("RULE", "CREATE RULE no_delete_99 AS ON DELETE TO t WHERE OLD.id = 99 DO INSTEAD NOTHING"),
+    ("MATERIALIZED VIEW", "CREATE MATERIALIZED VIEW reports.per_tenant AS SELECT tenant, count(*) AS n FROM public.t GROUP BY tenant"),
+    ("VIEW", "CREATE VIEW reports.per_mood AS SELECT m, count(*) AS n FROM public.t GROUP BY m"),
+    (
+        "EVENT TRIGGER",
+        "CREATE FUNCTION reports.note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$; \
+                       CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION reports.note_ddl()",
+    ),
+    ("COMMENT", "COMMENT ON SCHEMA reports IS 'made after the copy'"),
+];
+
 /// One object of every class the inventory copies, created on blue after the copy — in a schema of its
 /// own as well as in `public` — is on green, defined as on blue, when the cutover exits 0; and a
 /// change turnout cannot carry (an aggregate redefined) refuses the cutover naming it.
 #[tokio::test]
 async fn objects_of_every_copied_class_created_after_the_copy_are_on_green_at_the_switch() {
     let (b, g, db, _dir, mut t) = streaming(15, 17).await;
-    let created = [
-        ("SCHEMA", "CREATE SCHEMA reports"),
-        ("TYPE", "CREATE TYPE reports.pair AS (a int, b text)"),
-        ("TYPE", "CREATE TYPE reports.span AS RANGE (subtype = int4)"),
-        ("DOMAIN", "CREATE DOMAIN reports.cents AS bigint CHECK (VALUE >= 0) DEFAULT 0"),
-        ("FUNCTION", "CREATE FUNCTION reports.add_cents(bigint, bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2'"),
-        ("AGGREGATE", "CREATE AGGREGATE reports.total(bigint) (SFUNC = reports.add_cents, STYPE = bigint, INITCOND = '0')"),
-        ("PROCEDURE", "CREATE PROCEDURE reports.touch(x int) LANGUAGE sql BEGIN ATOMIC SELECT x; END"),
-        ("OPERATOR", "CREATE OPERATOR reports.<~> (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = reports.add_cents)"),
-        ("CAST", "CREATE CAST (reports.pair AS text) WITH INOUT"),
-        ("COLLATION", "CREATE COLLATION reports.byte_order (provider = libc, locale = 'C')"),
-        ("TEXT SEARCH CONFIGURATION", "CREATE TEXT SEARCH CONFIGURATION reports.plain (COPY = pg_catalog.simple)"),
-        ("STATISTICS", "CREATE STATISTICS reports.t_stats (dependencies) ON id, tenant FROM public.t"),
-        ("RULE", "CREATE RULE no_delete_99 AS ON DELETE TO t WHERE OLD.id = 99 DO INSTEAD NOTHING"),
-        ("MATERIALIZED VIEW", "CREATE MATERIALIZED VIEW reports.per_tenant AS SELECT tenant, count(*) AS n FROM public.t GROUP BY tenant"),
-        ("VIEW", "CREATE VIEW reports.per_mood AS SELECT m, count(*) AS n FROM public.t GROUP BY m"),
-        (
-            "EVENT TRIGGER",
-            "CREATE FUNCTION reports.note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$; \
-                           CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION reports.note_ddl()",
-        ),
-        ("COMMENT", "COMMENT ON SCHEMA reports IS 'made after the copy'"),
-    ];
+    let created = EVERY_COPIED_CLASS;
     for (_, sql) in created {
         b.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
@@ -525,5 +529,34 @@ async fn a_materialized_view_over_a_table_left_out_is_not_compared() {
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("audit_count ("), "{out}");
+    assert_eq!(t.sigterm(), Some(0));
+}
+
+/// Objects of every copied class made on blue while the cutover waits for lag (green's apply held by
+/// a lock) are on green, defined as on blue, when the cutover exits 0: the definitions are settled
+/// after the wait.
+#[tokio::test]
+async fn objects_of_every_copied_class_made_during_the_lag_wait_are_on_green_at_the_switch() {
+    let (b, g, db, _dir, mut t) = streaming(15, 17).await;
+    let holder = g.connect(&db).await.expect("green");
+    holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
+    b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
+    common::wait_for(&mut t, "lag over the cutover's threshold", |t| t.status()?["lag_seconds"].as_f64().filter(|l| *l > 1.5)).await;
+    let cutover = cutover_in_background(&t, &["--when-lag", "<1s", "--timeout", "90s"]);
+    common::wait_for(&mut t, "the cutover waiting for lag", |t| t.get("/cutover").filter(|body| body.contains("waiting for the snapshot to finish"))).await;
+    for (_, sql) in EVERY_COPIED_CLASS {
+        b.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    holder.batch_execute("ROLLBACK").await.expect("unlock");
+    let (code, text) = cutover.await.expect("join");
+    assert_eq!(code, Some(0), "{text}\n{}", t.log_text());
+    assert!(text.contains("green's definitions equal blue's") && text.contains("carried"), "{text}");
+    let (code, verified) = common::turnout_command(&t, "verify", &[]).await;
+    assert!(verified.contains("ok       definitions"), "{code}: {verified}");
+    let green = g.connect(&db).await.expect("green");
+    let total: i64 = green.query_one("SELECT reports.total(id::bigint) FROM t", &[]).await.expect("aggregate").get(0);
+    assert_eq!(total, 100 + (1..=40).sum::<i64>());
+    let rows: i64 = green.query_one("SELECT count(*) FROM reports.per_tenant", &[]).await.expect("materialized view").get(0);
+    assert_eq!(rows, 4, "the materialized view is populated on green as on blue");
     assert_eq!(t.sigterm(), Some(0));
 }
