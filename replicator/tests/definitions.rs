@@ -93,6 +93,24 @@ fn cutover_in_background(t: &Turnout, args: &[&str]) -> tokio::task::JoinHandle<
     })
 }
 
+/// `turnout cutover --when-lag '<1s'` started while green's apply waits on a lock held by the
+/// returned session (a row committed on blue meanwhile), so lag grows: returns once the cutover says
+/// it waits for lag. Rolling the session back lets the apply, and the cutover, go on.
+async fn cutover_waiting_for_lag(
+    b: &turnout_testbed::PgServer,
+    g: &turnout_testbed::PgServer,
+    db: &str,
+    t: &mut Turnout,
+) -> (tokio_postgres::Client, tokio::task::JoinHandle<(Option<i32>, String)>) {
+    let holder = g.connect(db).await.expect("green");
+    holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
+    b.execute(db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
+    common::wait_for(t, "lag over the cutover's threshold", |t| t.status()?["lag_seconds"].as_f64().filter(|l| *l > 1.5)).await;
+    let cutover = cutover_in_background(t, &["--when-lag", "<1s", "--timeout", "90s"]);
+    common::wait_for(t, "the cutover waiting for lag", |t| t.get("/cutover").filter(|body| body.contains("waiting for the snapshot to finish"))).await;
+    (holder, cutover)
+}
+
 /// Blue and green of `blue` and `green`, the role the policy names on both, `turnout run` streaming
 /// with a read-only fence and no switch.
 async fn streaming(blue: u32, green: u32) -> (turnout_testbed::PgServer, turnout_testbed::PgServer, String, tempfile::TempDir, Turnout) {
@@ -166,14 +184,7 @@ async fn definitions_changed_on_blue_15_after_the_copy_answer_alike_on_green_15(
 #[tokio::test]
 async fn a_unique_index_made_while_the_cutover_waits_for_lag_is_on_green_at_the_switch() {
     let (b, g, db, _dir, mut t) = streaming(15, 17).await;
-    // Green's apply waits on a lock, so lag grows and the cutover waits.
-    let holder = g.connect(&db).await.expect("green");
-    holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
-    b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
-    common::wait_for(&mut t, "lag over the cutover's threshold", |t| t.status()?["lag_seconds"].as_f64().filter(|l| *l > 1.5)).await;
-    let cutover = cutover_in_background(&t, &["--when-lag", "<1s", "--timeout", "90s"]);
-    // The cutover is waiting for lag (it says so in /cutover) when the application changes blue.
-    common::wait_for(&mut t, "the cutover waiting for lag", |t| t.get("/cutover").filter(|body| body.contains("waiting for the snapshot to finish"))).await;
+    let (holder, cutover) = cutover_waiting_for_lag(&b, &g, &db, &mut t).await;
     b.execute(&db, "CREATE UNIQUE INDEX t_code ON t (code); CREATE OR REPLACE VIEW recent AS SELECT id, tenant FROM t WHERE id > 39")
         .await
         .expect("DDL during the wait");
@@ -538,12 +549,7 @@ async fn a_materialized_view_over_a_table_left_out_is_not_compared() {
 #[tokio::test]
 async fn objects_of_every_copied_class_made_during_the_lag_wait_are_on_green_at_the_switch() {
     let (b, g, db, _dir, mut t) = streaming(15, 17).await;
-    let holder = g.connect(&db).await.expect("green");
-    holder.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").await.expect("lock");
-    b.execute(&db, "INSERT INTO t (id, tenant, code) VALUES (100, 1, 'c100')").await.expect("row");
-    common::wait_for(&mut t, "lag over the cutover's threshold", |t| t.status()?["lag_seconds"].as_f64().filter(|l| *l > 1.5)).await;
-    let cutover = cutover_in_background(&t, &["--when-lag", "<1s", "--timeout", "90s"]);
-    common::wait_for(&mut t, "the cutover waiting for lag", |t| t.get("/cutover").filter(|body| body.contains("waiting for the snapshot to finish"))).await;
+    let (holder, cutover) = cutover_waiting_for_lag(&b, &g, &db, &mut t).await;
     for (_, sql) in EVERY_COPIED_CLASS {
         b.execute(&db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }

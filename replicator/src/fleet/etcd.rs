@@ -141,59 +141,51 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client, Error> {
     Client::connect(&config.endpoints, Some(options)).await.map_err(Error::etcd(format!("connecting to {}", config.endpoints.join(", "))))
 }
 
-/// `op` on a clone of `client`, tried again while it fails transiently, up to [`RETRY_FOR`].
+/// `op` on a clone of `client`, tried again while it fails transiently, up to [`RETRY_FOR`] (each
+/// try bounded by the client's own request timeout).
 async fn attempt<T, F, Fut>(client: &Client, what: &str, op: F) -> Result<T, Error>
 where
     F: Fn(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
-    let deadline = Instant::now() + RETRY_FOR;
-    loop {
-        match op(client.clone()).await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let err = Error::etcd(what)(e);
-                if err.class() != turnout_decoders::ErrorClass::Transient || Instant::now() >= deadline {
-                    return Err(err);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    attempt_until(client, &[], what, Instant::now() + RETRY_FOR, None, op).await
 }
 
-/// How long one try of a request that is tried again until a deadline ([`attempt_until`]) waits:
-/// long enough for a loaded etcd to answer, short enough that a try sent to a member that just died
-/// costs little of a write pause.
+/// How long one try of a request made inside a write pause waits ([`Ledger::vote`]): long enough
+/// for a loaded etcd to answer, short enough that a try sent to a member that just died costs little
+/// of the pause.
 const TRY_FOR: Duration = Duration::from_millis(400);
 
-/// `op` on a clone of `client`, each try bounded by [`TRY_FOR`], tried again while it fails
-/// transiently or does not answer, until `deadline` (one try at least); after the first, each try
-/// goes to the next of `members` alone (when there are any).
-async fn attempt_until<T, F, Fut>(client: &Client, members: &[EtcdConfig], what: &str, deadline: Instant, op: F) -> Result<T, Error>
+/// `op` on a clone of `client`, tried again while it fails transiently or does not answer within
+/// `per_try` (when given), until `deadline` (one try at least); after the first, each try goes to
+/// the next of `members` alone (when there are any).
+async fn attempt_until<T, F, Fut>(client: &Client, members: &[EtcdConfig], what: &str, deadline: Instant, per_try: Option<Duration>, op: F) -> Result<T, Error>
 where
     F: Fn(Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
     let mut tries = 0usize;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-        let per_try = TRY_FOR.min(left);
-        let tried = tokio::time::timeout(per_try, async {
+        let one = async {
             let through = match tries.checked_sub(1).and_then(|k| members.get(k % members.len().max(1))) {
                 Some(member) => connect(member).await?,
                 None => client.clone(),
             };
             op(through).await.map_err(Error::etcd(what))
-        })
-        .await;
+        };
+        let tried = match per_try {
+            Some(limit) => {
+                let limit = limit.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50)));
+                tokio::time::timeout(limit, one).await.unwrap_or_else(|_| {
+                    let silent = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {} ms", limit.as_millis()));
+                    Err(Error::etcd(what)(etcd_client::Error::IoError(silent)))
+                })
+            }
+            None => one.await,
+        };
         let failed = match tried {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => e,
-            Err(_) => Error::etcd(what)(etcd_client::Error::IoError(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {} ms", per_try.as_millis()),
-            ))),
+            Ok(v) => return Ok(v),
+            Err(e) => e,
         };
         if failed.class() != turnout_decoders::ErrorClass::Transient || Instant::now() >= deadline {
             return Err(failed);
@@ -380,7 +372,7 @@ impl Ledger {
             .when([Compare::value(self.key("decision"), CompareOp::Equal, "preparing")])
             .and_then(then)
             .or_else([TxnOp::get(self.key("decision"), None)]);
-        let done = attempt_until(&self.client, &self.members, "casting the vote", deadline, |mut c| {
+        let done = attempt_until(&self.client, &self.members, "casting the vote", deadline, Some(TRY_FOR), |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })

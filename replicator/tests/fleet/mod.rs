@@ -327,9 +327,14 @@ fn votes(keys: &[(String, String)]) -> usize {
 
 /// Waits until every pair's sidecar ended its cutover; their outcomes.
 async fn outcomes(pairs: &[Pair]) -> Vec<String> {
+    ended(pairs, Pair::outcome).await
+}
+
+/// Waits until `outcome` reads an ended outcome for every pair; those outcomes.
+async fn ended(pairs: &[Pair], outcome: fn(&Pair) -> String) -> Vec<String> {
     let deadline = Instant::now() + WAIT;
     loop {
-        let now: Vec<String> = pairs.iter().map(Pair::outcome).collect();
+        let now: Vec<String> = pairs.iter().map(outcome).collect();
         if now.iter().all(|o| !o.is_empty() && o != "running") {
             return now;
         }

@@ -33,15 +33,7 @@ impl Pair {
 
 /// Waits until every pair's rollback ended; their outcomes.
 async fn rollback_outcomes(pairs: &[Pair]) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now: Vec<String> = pairs.iter().map(Pair::rollback_outcome).collect();
-        if now.iter().all(|o| !o.is_empty() && o != "running") {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "not every pair ended its rollback: {now:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ended(pairs, Pair::rollback_outcome).await
 }
 
 /// Two PostgreSQL pairs and a MariaDB pair, each with an application writing through its proxy

@@ -116,11 +116,10 @@ async fn in_reach(file: &FleetFile, way: Way) -> Result<FleetFile, Error> {
     let mut reached = file.clone();
     reached.pairs.clear();
     for p in &file.pairs {
-        let status = get(&p.control, "/status").await.ok().and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
         // Only a pair that says its traffic is settled on blue is left alone: an unreachable or
         // unsettled one (a switch failed after a commit, completed at its restart) is the gate's to
         // refuse, so the fleet never comes back split.
-        if status.as_ref().is_some_and(|s| s["traffic"] == "blue") {
+        if traffic(p).await == "blue" {
             println!("[{}] on blue (no rollback window): left as it is", p.name);
         } else {
             reached.pairs.push(p.clone());
@@ -130,6 +129,17 @@ async fn in_reach(file: &FleetFile, way: Way) -> Result<FleetFile, Error> {
         return Err(crate::error::FleetRefusal::NoneOnGreen { fleet: file.name.clone() }.into());
     }
     Ok(reached)
+}
+
+/// The pair's sidecar's `/status`, when it answers.
+async fn pair_status(pair: &Pair) -> Option<serde_json::Value> {
+    get(&pair.control, "/status").await.ok().and_then(|b| serde_json::from_str(&b).ok())
+}
+
+/// Where the pair's sidecar says its traffic is (`/status`'s `traffic`; `unknown` when it cannot
+/// be read).
+async fn traffic(pair: &Pair) -> String {
+    pair_status(pair).await.and_then(|s| s["traffic"].as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
 }
 
 /// One all-or-none decision over every pair of `file`: the gate, the decision, the report. Returns
@@ -446,7 +456,7 @@ pub async fn finish(file: &FleetFile) -> i32 {
 pub async fn status(file: &FleetFile, json: bool) -> i32 {
     let mut pairs = Vec::new();
     for p in &file.pairs {
-        let status = get(&p.control, "/status").await.ok().and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        let status = pair_status(p).await;
         let cutover = get(&p.control, "/cutover").await.ok().and_then(|b| serde_json::from_str::<Progress>(&b).ok());
         pairs.push(serde_json::json!({
             "pair": p.name,

@@ -11,10 +11,9 @@
 //! unacknowledged; then `--gate-command`, when given, must exit 0. The first failure stops the
 //! fleet where it is, naming the pairs on green; `turnout fleet rollback` takes back exactly those.
 
-use super::{decide_once, save, CutoverArgs};
+use super::{decide_once, pair_status, save, traffic, CutoverArgs};
 use crate::error::{Error, EXIT_FAILED};
 use crate::fleet::config::{FleetFile, Pair};
-use crate::http_client::get;
 use std::time::{Duration, Instant};
 
 /// How long a soak waits for a pair just switched to begin its rollback window.
@@ -184,16 +183,6 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// Where the pair's sidecar says its traffic is (`/status`'s `traffic`; `unknown` when it cannot
-/// be read).
-async fn traffic(pair: &Pair) -> String {
-    status(pair).await.and_then(|s| s["traffic"].as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
-}
-
-async fn status(pair: &Pair) -> Option<serde_json::Value> {
-    get(&pair.control, "/status").await.ok().and_then(|b| serde_json::from_str(&b).ok())
-}
-
 /// Watches every pair on green for `waves.soak`, once a second; then the gate command. The first
 /// sign of trouble, named.
 async fn soak(on: &[&Pair], waves: &Waves, fleet: &str, wave: usize) -> Result<(), String> {
@@ -241,7 +230,7 @@ async fn soak(on: &[&Pair], waves: &Waves, fleet: &str, wave: usize) -> Result<(
 
 /// One look at a pair on green: the first thing wrong, if any.
 async fn healthy(pair: &Pair, max_lag: Duration) -> Result<(), String> {
-    let s = status(pair).await.ok_or("its sidecar cannot be reached")?;
+    let s = pair_status(pair).await.ok_or("its sidecar cannot be reached")?;
     if s["traffic"] != "green" || s["direction"] != "reverse" {
         return Err(format!("it is not in its rollback window (traffic {}, direction {})", s["traffic"], s["direction"]));
     }
