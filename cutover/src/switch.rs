@@ -42,8 +42,9 @@ pub enum TrafficSwitch {
     PgBouncer { admin: PgBouncerAdmin, database: String, config_file: PathBuf },
     /// Swap servers `blue` and `green` of `backend` through haproxy's admin socket.
     HaProxy { admin_socket: PathBuf, backend: String },
-    /// Run `argv` (program and arguments, no shell).
-    Command { argv: Vec<String> },
+    /// Run `argv` (program and arguments, no shell) to move traffic to green; `back` (when given)
+    /// to move it back to blue — without it a rollback cannot move traffic and is refused.
+    Command { argv: Vec<String>, back: Option<Vec<String>> },
     /// Nothing: the operator moves the clients.
     None,
 }
@@ -131,10 +132,17 @@ impl TrafficSwitch {
                     .map_err(|_| CutoverError::Timeout { what: format!("switching haproxy backend {backend} to server {to}"), timeout })??;
                 format!("haproxy backend {backend}: server {to} ready, {from} in maintenance, its sessions shut down")
             }
-            TrafficSwitch::Command { argv } => {
-                if direction == Direction::ToBlue {
-                    return Err(CutoverError::NoInverse { switch: "command", advice: "point the clients back at blue the way the switch command moved them" });
-                }
+            TrafficSwitch::Command { argv, back } => {
+                let argv = match (direction, back) {
+                    (Direction::ToGreen, _) => argv,
+                    (Direction::ToBlue, Some(back)) => back,
+                    (Direction::ToBlue, None) => {
+                        return Err(CutoverError::NoInverse {
+                            switch: "command",
+                            advice: "set cutover.command.back_argv, or point the clients back at blue the way the switch command moved them",
+                        })
+                    }
+                };
                 let env = [("TURNOUT_GREEN_URL", urls.green_url), ("TURNOUT_BLUE_URL", urls.blue_url)];
                 let output = command::run(argv, &env, &secrets_of(urls), timeout).await?;
                 let program = argv.first().map(String::as_str).unwrap_or_default();
@@ -199,7 +207,13 @@ impl TrafficSwitch {
             TrafficSwitch::HaProxy { admin_socket, backend } => {
                 haproxy::check_servers(admin_socket, Backend { name: backend, field: "cutover.haproxy.backend" }, timeout).await.map(|_| ())
             }
-            TrafficSwitch::Command { argv } => check_program(argv, "cutover.command.argv"),
+            TrafficSwitch::Command { argv, back } => {
+                check_program(argv, "cutover.command.argv")?;
+                match back {
+                    Some(back) => check_program(back, "cutover.command.back_argv"),
+                    None => Ok(()),
+                }
+            }
             TrafficSwitch::None => Ok(()),
         }
     }

@@ -105,7 +105,7 @@ const GREEN_URL: &str = "postgres://app:green-secret@green.internal:5432/app";
 fn sh(script: &str, args: &[&str]) -> TrafficSwitch {
     let mut argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
-    TrafficSwitch::Command { argv }
+    TrafficSwitch::Command { argv, back: None }
 }
 
 #[tokio::test]
@@ -122,7 +122,7 @@ async fn command_switch_gets_the_urls_in_its_environment() -> anyhow::Result<()>
     assert_eq!(std::fs::read_to_string(&out)?, format!("{GREEN_URL}\n{BLUE_URL}\n"));
     assert!(report.summary.ends_with("pointed at green"), "{}", report.summary);
     assert!(matches!(switch.to_blue(urls, WAIT).await, Err(CutoverError::NoInverse { .. })));
-    let missing = TrafficSwitch::Command { argv: vec!["/nonexistent/point-app".into()] };
+    let missing = TrafficSwitch::Command { argv: vec!["/nonexistent/point-app".into()], back: None };
     assert!(missing.check(WAIT).await.is_err());
     let err = missing.to_green(urls, WAIT).await.expect_err("no such program");
     assert!(err.to_string().contains("/nonexistent/point-app") && err.to_string().contains("cutover.command.argv"), "{err}");

@@ -264,7 +264,10 @@ impl Config {
                     backend: h.backend.clone().unwrap_or_default(),
                 }
             }
-            Switch::Command => TrafficSwitch::Command { argv: c.command.as_ref().map(|c| c.argv.clone()).unwrap_or_default() },
+            Switch::Command => TrafficSwitch::Command {
+                argv: c.command.as_ref().map(|c| c.argv.clone()).unwrap_or_default(),
+                back: c.command.as_ref().and_then(|c| c.back_argv.clone()).filter(|b| !b.is_empty()),
+            },
             Switch::None => TrafficSwitch::None,
         }))
     }

@@ -328,7 +328,7 @@ async fn run_reverse<F: Family>(
     };
     status.set_window(opened_at_us, budget);
     tracing::info!(names = %arm.names.origin, from = %arm.position, "replicating green → blue (rollback window)");
-    crate::run::replicate(&F::reverse_admin(&back, arm)?, &back, &state, status, channels, shutdown).await
+    crate::run::replicate(&F::back_admin(&back, arm)?, &back, &state, status, channels, shutdown).await
 }
 
 /// Ends the rollback window once its budget is spent (`cutover.window_max`, `cutover.window_max_held`;

@@ -158,6 +158,10 @@ pub struct HaproxyConfig {
 pub struct CommandConfig {
     #[serde(default)]
     pub argv: Vec<String>,
+    /// The command that moves the application back to blue (a rollback); without it the command
+    /// switch has no inverse and `turnout rollback` is refused.
+    #[serde(default)]
+    pub back_argv: Option<Vec<String>>,
 }
 
 impl Config {

@@ -491,10 +491,11 @@ async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction
     }
 }
 
-/// A rollback must be able to move traffic back: the command switch has no inverse.
+/// A rollback must be able to move traffic back: the command switch has none without
+/// `cutover.command.back_argv`.
 fn refuse_no_inverse(switch: &TrafficSwitch) -> Result<(), Error> {
     match switch {
-        TrafficSwitch::Command { .. } => Err(Lifecycle::NoInverse.into()),
+        TrafficSwitch::Command { back: None, .. } => Err(Lifecycle::NoInverse.into()),
         _ => Ok(()),
     }
 }

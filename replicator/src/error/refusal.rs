@@ -104,8 +104,9 @@ pub enum Lifecycle {
     NoTerminal,
     /// A rollback with the command switch, which cannot move traffic back.
     #[error(
-        "the command switch has no inverse, so turnout cannot move traffic back to blue; use cutover.switch = \"pgbouncer\" or \
-         \"haproxy\", or point the application at blue yourself and run `turnout finish`"
+        "the command switch has no inverse, so turnout cannot move traffic back to blue; set cutover.command.back_argv to the \
+         command that moves the application back, use cutover.switch = \"pgbouncer\" or \"haproxy\", or point the application at \
+         blue yourself and run `turnout finish`"
     )]
     NoInverse,
     /// `turnout run` after a rollback that armed no next generation.
@@ -500,6 +501,13 @@ pub enum CutoverCheck {
     /// The sentinel is a logical message, which PostgreSQL has from 14 on.
     #[error("cutover needs PostgreSQL 14 or newer on blue (the sentinel is a logical message)")]
     PgTooOld,
+    /// A cutover with a way back across engines, where green could take a write that blue could not
+    /// take back and no guard on green keeps out.
+    #[error(
+        "cutover.reverse = true, but {count} thing(s) would let green take a write the stream back could not apply to blue, and a \
+         rollback would then stop:\n{what}"
+    )]
+    Irreversible { count: usize, what: String },
     /// PostgreSQL: the two sides' schemas differ.
     #[error(
         "the schemas differ in {count} objects — after the switch the application would meet the difference (pg_dump --schema-only \

@@ -44,10 +44,19 @@ pub(crate) trait Family: 'static {
     /// The forward stream named `names` (`Names::none()` for commands that create nothing).
     fn admin(config: &Config, names: Names) -> Result<Self::Admin, Error>;
 
+    /// The stream of the rollback window (green → blue): the family's own administration where one
+    /// engine is on both sides, another where green's engine differs from blue's.
+    type Back: SourceAdmin;
+
     /// The reverse stream of the rollback window: `back` is the configuration with blue and green
     /// swapped; it starts at the hand-off position `arm` records and never passes on what the
     /// forward stream wrote.
-    fn reverse_admin(back: &Config, arm: &ReverseArm) -> Result<Self::Admin, Error>;
+    fn back_admin(back: &Config, arm: &ReverseArm) -> Result<Self::Back, Error>;
+
+    /// The forward stream again after a rollback that armed it (`cutover.iterate`, where
+    /// [`Family::ITERATES`]): `config` unswapped, from the hand-off position `arm` records, never
+    /// passing on what the reverse stream wrote.
+    fn reverse_admin(config: &Config, arm: &ReverseArm) -> Result<Self::Admin, Error>;
 
     /// The cutover of the forward stream `forward`, arming the reverse stream when `reverse`.
     fn cutover(config: &Config, forward: &Names, reverse: bool) -> impl Future<Output = Result<Self::Cutover, Error>> + Send;

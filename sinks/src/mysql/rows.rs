@@ -8,8 +8,14 @@ impl MySqlSink {
     pub(super) async fn changes(&mut self, changes: &[&RowChange], before: Option<&Position>) -> Result<(), SinkError> {
         let mut i = 0;
         while i < changes.len() {
+            // An update that leaves a column out (a PostgreSQL side's unchanged TOASTed value) writes
+            // only what it sends: never folded into a whole-row rewrite, and after what was folded.
+            let partial = matches!(changes[i], RowChange::Update { after, .. } if after.iter().any(Value::is_unchanged));
+            if partial {
+                self.emit_fold().await?;
+            }
             if let RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } = changes[i] {
-                if self.foldable(table).await? {
+                if !partial && self.foldable(table).await? {
                     if !self.fold.accepts(table) {
                         self.emit_fold().await?;
                     }
@@ -284,7 +290,8 @@ impl MySqlSink {
                 continue;
             }
             let unchanged = old.is_some_and(|old| old.get(i) == after.get(i));
-            if unchanged && self.parses_json(table, i) {
+            // Not sent because it did not change: blue holds the same value.
+            if (unchanged && self.parses_json(table, i)) || after.get(i).is_some_and(Value::is_unchanged) {
                 continue;
             }
             if !first {

@@ -16,12 +16,14 @@
 //!   just before the fence and inside the pause: an object created, changed or dropped since undoes the
 //!   fence, naming it.
 //!
-//! The way back (green → blue through the inverse map) is not built: `cutover.reverse` must be
-//! `false`, and the pre-checks refuse otherwise, before anything changes.
+//! **The way back.** With `cutover.reverse` the pre-checks refuse while green could take a write
+//! blue could not take back ([`Convert::unguarded`], blue's triggers), and the stream back is armed
+//! inside the pause once green is proven complete ([`super::back`]); the rollback is
+//! [`super::rollback`].
 
 use super::{BlueTable, Composed, Convert, GreenTable, SourceSide, TargetSide};
 use crate::config::Config;
-use crate::error::{DefinitionRefusal, Error, SchemaRefusal, Side};
+use crate::error::{DefinitionRefusal, Error, Side};
 use crate::source::contract::procedure::{Identity, Procedure};
 use crate::source::Names;
 use std::collections::BTreeMap;
@@ -73,6 +75,9 @@ pub(crate) trait FencedSide: Send + Sync + Sized {
     fn objects(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// A digest per definition of blue's database: `tables`' parts, and every other object.
     fn mark(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Mark, Error>> + Send;
+    /// A rollback: moves each of blue's counters to at least green's next value of the same table
+    /// plus `margin` (never back).
+    fn counters_ahead(&mut self, green: &[Counter], margin: i128) -> impl Future<Output = Result<Vec<CounterSync>, Error>> + Send;
 }
 
 /// Green's part of a cutover from another engine.
@@ -87,6 +92,24 @@ pub(crate) trait OpenedSide: Send + Sync + Sized {
     /// Moves each table's generated key to at least blue's next value plus `margin` (never back).
     fn counters_ahead(&mut self, blue: &[Counter], margin: i128) -> impl Future<Output = Result<Vec<CounterSync>, Error>> + Send;
     fn identify(&mut self) -> impl Future<Output = Identity> + Send;
+
+    // A rollback fences green: its fence, its sentinel (carried to blue by the stream back) and its
+    // counters.
+
+    /// Checks, changing nothing, that green's fence can be applied.
+    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Fences the application's writes on green within `budget`; what it did.
+    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Commits the sentinel carrying `id` on green.
+    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Everything green committed before the sentinel, once it is written.
+    fn committed(&self) -> Option<Position>;
+    /// Whether green's fence is in place now.
+    fn is_fenced(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Lifts green's fence; what it did.
+    fn lift(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+    /// The next value of every identity of a table in `schemas`.
+    fn counters(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<Counter>, Error>> + Send;
 }
 
 /// The cutover of blue's side `S` into green's side `T` through the conversion `C`.
@@ -98,15 +121,16 @@ pub(crate) struct ComposedCutover<S: SourceSide, T: TargetSide, C> {
     /// Opened when first needed: undoing the fence (a recovery after a crash) must not depend on green.
     green: Option<T::Opened>,
     keep: Vec<String>,
-    reverse: bool,
+    /// The stream back's names, when the cutover arms it (`cutover.reverse`).
+    back: Option<Names>,
     /// Blue's definitions when they were last settled, and the tables selected then.
     mark: Option<Mark>,
     selected: Vec<TableName>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C> {
-    /// A cutover of the stream `names`; `reverse` asks for a way back, which is refused by the
-    /// pre-checks.
+    /// A cutover of the stream `names`; with `reverse`, it arms the stream back (green → blue)
+    /// inside the pause.
     pub(crate) async fn connect(config: &Config, names: &Names, reverse: bool) -> Result<Self, Error> {
         let admin = Composed::new(config, names.clone())?;
         let blue = S::Fenced::connect(config).await?;
@@ -116,7 +140,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
             blue,
             green: None,
             keep: config.cutover.keep_definitions.clone(),
-            reverse,
+            back: reverse.then(|| Names::reverse_of(names)),
             mark: None,
             selected: Vec::new(),
         })
@@ -282,17 +306,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
-        if self.reverse {
-            return Err(SchemaRefusal::NotBuilt {
-                what: "the way back",
-                from: T::ENGINE,
-                to: S::ENGINE,
-                fix: "set cutover.reverse = false to cut over without a way back (turnout rollback is then refused)",
-            }
-            .into());
-        }
         let mut warnings = self.blue.preflight().await?;
         let (blue, kept) = self.compare().await?;
+        if self.back.is_some() {
+            self.reversible(&blue, &kept).await?;
+        }
         if !kept.is_empty() {
             warnings.push(format!("kept as the operator made them on green (cutover.keep_definitions): {}", kept.join(", ")));
         }
@@ -389,6 +407,54 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
 
     fn fenced_position(&self) -> Option<Position> {
         self.blue.committed()
+    }
+
+    /// Green's slot is created once the forward apply has nothing left to write (green proven to
+    /// hold blue's every write, blue fenced): the forward apply records no replication origin green's
+    /// stream could tell its writes by, so none may commit after the hand-off.
+    fn arms_reverse_after_proof(&self) -> bool {
+        self.back.is_some()
+    }
+
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
+        let Some(names) = self.back.clone() else { return Ok(None) };
+        let started = std::time::Instant::now();
+        let tables: Vec<TableName> = self.admin.source.select().await?.into_iter().filter(|t| !t.heartbeat).map(|t| t.name).collect();
+        let position = self.admin.target.arm_back(&names, &tables).await?;
+        let line = format!(
+            "prepared the stream back in {} ms: publication and slot {} on green ({} tables) from {position}",
+            started.elapsed().as_millis(),
+            names.slot,
+            tables.len()
+        );
+        Ok(Some((line, position)))
+    }
+
+    async fn disarm_reverse(&mut self) -> Result<Option<String>, Error> {
+        let Some(names) = self.back.clone() else { return Ok(None) };
+        let mut done = self.admin.target.drop_back(&names).await?;
+        done.extend(self.admin.source.drop_back(&names.origin).await?);
+        Ok(Some(done.join("; ")))
+    }
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C> {
+    /// Refuses a cutover with a way back while green could take a write the stream back could not
+    /// apply to blue: a value no guard keeps out ([`Convert::unguarded`]), or a trigger of blue's,
+    /// which would fire again on every row the stream back applies (its work is already in the rows
+    /// green's own form of it wrote). Green must be able to have a slot.
+    async fn reversible(&mut self, blue: &[BlueTable], kept: &[String]) -> Result<(), Error> {
+        let mut found: Vec<String> = blue.iter().filter(|t| !t.heartbeat).flat_map(|t| self.admin.convert.unguarded(t)).collect();
+        for trigger in kept.iter().filter(|k| k.starts_with("TRIGGER ")) {
+            found.push(format!(
+                "{trigger}: on blue it would fire again on every row the stream back applies; drop it on blue for the rollback window (green's \
+                 form does its work), or set cutover.reverse = false"
+            ));
+        }
+        if !found.is_empty() {
+            return Err(crate::error::CutoverCheck::Irreversible { count: found.len(), what: found.join("\n") }.into());
+        }
+        self.admin.target.may_arm_back().await
     }
 }
 

@@ -1,7 +1,8 @@
 //! [`Crossing`]: the [`Family`] of a composition of a source side and a target side of different
-//! engines. What a composition cannot do yet — the cutover and the rollback, `verify` and `verify
-//! --live`, the chunked copy, the watch for foreign writes, the read canary, handing consumers over —
-//! is refused before anything changes, naming it; [`Unbuilt`] is the one type that refuses each.
+//! engines: the stream, the cutover, the stream back and the rollback. What a composition cannot do
+//! yet — `verify --live`, the chunked copy, the watch for foreign writes, the read canary, handing
+//! consumers over, replicating again after a rollback — is refused before anything changes, naming
+//! it; [`Unbuilt`] is the one type that refuses each.
 
 use super::{Composed, Convert, SourceSide, TargetSide};
 use crate::config::Config;
@@ -32,7 +33,8 @@ type Sides<S, T, C> = fn() -> (S, T, C);
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, T, C> {
     type Admin = Composed<S, T, C>;
-    type Cutover = super::cutover::ComposedCutover<S, T, C>;
+    type Cutover = super::rollback::ComposedProcedure<S, T, C>;
+    type Back = super::back::Back<S, T, C>;
     type Live = Unbuilt;
     type Green = Unbuilt;
 
@@ -56,18 +58,23 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, 
         Composed::new(config, names)
     }
 
-    fn reverse_admin(_back: &Config, _arm: &ReverseArm) -> Result<Self::Admin, Error> {
-        Err(unbuilt::<S, T>("the reverse stream"))
+    fn back_admin(back: &Config, arm: &ReverseArm) -> Result<Self::Back, Error> {
+        super::back::Back::new(back, arm)
+    }
+
+    /// Never called: a rollback arms no next generation across engines ([`Family::ITERATES`]).
+    fn reverse_admin(_config: &Config, _arm: &ReverseArm) -> Result<Self::Admin, Error> {
+        Err(unbuilt::<S, T>("replicating again after a rollback"))
     }
 
     async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<Self::Cutover, Error> {
-        super::cutover::ComposedCutover::connect(config, forward, reverse).await
+        Ok(super::rollback::ComposedProcedure::Cutover(super::cutover::ComposedCutover::connect(config, forward, reverse).await?))
     }
 
-    /// Refused before anything changes: there is no way back yet (a cutover needs `cutover.reverse =
-    /// false`).
-    async fn rollback(_config: &Config, _forward: &Names, _again: bool) -> Result<Self::Cutover, Error> {
-        Err(unbuilt::<S, T>("the rollback"))
+    /// Green fenced, proven by the stream back, blue's counters moved past green's, traffic moved
+    /// back by `cutover.command.back_argv`. Arms nothing after it (`again` is never asked for).
+    async fn rollback(config: &Config, _forward: &Names, _again: bool) -> Result<Self::Cutover, Error> {
+        Ok(super::rollback::ComposedProcedure::Rollback(super::rollback::ComposedRollback::connect(config).await?))
     }
 
     const ITERATES: bool = false;
@@ -82,8 +89,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, 
 
     async fn before_reverse(_config: &Config, _forward: &Names) {}
 
-    async fn drop_reverse(_config: &Config, _names: &Names) -> Result<Vec<String>, Error> {
-        Ok(Vec::new())
+    /// The stream back's slot and publication on green, its progress record on blue.
+    async fn drop_reverse(config: &Config, names: &Names) -> Result<Vec<String>, Error> {
+        let mut done = T::new(config, names)?.drop_back(names).await?;
+        done.extend(S::new(config, names)?.drop_back(&names.origin).await?);
+        Ok(done)
     }
 
     fn watches(_side: Side) -> bool {

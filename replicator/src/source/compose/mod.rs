@@ -16,9 +16,11 @@
 //! cutover and the rollback of a composition are refused, naming what is missing, until built.
 
 pub(crate) mod admin;
+pub(crate) mod back;
 pub(crate) mod cutover;
 pub(crate) mod family;
 pub(crate) mod mysql_to_pg;
+pub(crate) mod rollback;
 pub(crate) mod stream;
 pub(crate) mod verify;
 
@@ -56,6 +58,9 @@ pub(crate) struct BlueColumn {
     pub default: Option<String>,
     /// Set by blue's server when the row changes (`ON UPDATE CURRENT_TIMESTAMP`). Not carried either.
     pub on_update: bool,
+    /// The collation of a character column (`utf8mb4_0900_ai_ci`), `None` for others: what blue's
+    /// unique keys compare by.
+    pub collation: Option<String>,
 }
 
 impl BlueColumn {
@@ -70,6 +75,7 @@ impl BlueColumn {
             auto_increment: false,
             default: None,
             on_update: false,
+            collation: None,
         }
     }
 }
@@ -238,6 +244,21 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
 
     /// Drops what preparing made on blue; one line per thing done.
     fn teardown(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Blue's apply session for the way back (the rollback window), bound to the reverse stream
+    /// `stream`'s progress record on blue.
+    type BackSink: Sink;
+
+    /// Opens [`SourceSide::BackSink`].
+    fn open_back_sink(&self, stream: &str) -> impl Future<Output = Result<Self::BackSink, Error>> + Send;
+
+    /// Before the reverse stream applies to blue (every attempt): blue takes turnout's own writes
+    /// while it stays fenced for applications, and `hand_off` is the stream's recorded position
+    /// unless it has one. Idempotent.
+    fn open_for_back(&self, stream: &str, hand_off: &Position) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Drops the reverse stream's progress record on blue, if it exists; one line per thing done.
+    fn drop_back(&self, stream: &str) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
 
 /// What green does, whatever engine blue is.
@@ -279,6 +300,40 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// Drops what the stream made on green (its progress record, the heartbeat table's copy); one
     /// line per thing done.
     fn teardown(&self, heartbeat: &[TableName]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Green's change stream for the way back (the rollback window).
+    type BackStream: Source;
+
+    /// Checks, changing nothing, that green can be armed for a stream back to blue; the error names
+    /// the setting and the fix (`cutover.reverse = false` to go without).
+    fn may_arm_back(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Arms the stream back under `names`: `tables` published on green and its slot created. Returns
+    /// the hand-off position: every write green takes after the switch commits after it. Called inside
+    /// the write pause once green is proven to hold all of blue's writes (nothing of the forward
+    /// apply commits after it). An earlier attempt's leftovers are replaced.
+    fn arm_back(&self, names: &Names, tables: &[TableName]) -> impl Future<Output = Result<Position, Error>> + Send;
+
+    /// Green's stream `names` from just after `from`.
+    fn open_back_stream(
+        &self,
+        names: &Names,
+        from: &Position,
+        receive_timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<Self::BackStream, Error>> + Send;
+
+    /// Writes heartbeats on green for the stream `names` until `shutdown` turns true.
+    fn back_heartbeat(
+        &self,
+        names: &Names,
+        interval: std::time::Duration,
+        status: Arc<Status>,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Drops the stream back's objects on green (slot, publication), each if it exists; one line per
+    /// thing done.
+    fn drop_back(&self, names: &Names) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
 
 /// How far a column's values survive the conversion.
@@ -336,4 +391,20 @@ pub(crate) trait Convert: Send + Sync + 'static {
     /// exactly; `None` when it has none or it is not carried (an expression, a function, a zero date:
     /// the cutover refuses those unless kept).
     fn green_default(&self, table: &BlueTable, column: &BlueColumn) -> Option<String>;
+
+    /// The way back: `table` as blue's apply session takes its rows.
+    fn back_schema(&self, table: &BlueTable) -> Result<TableSchema, Error>;
+
+    /// The way back: `row` as green's stream carries it (in `table`'s column order) as blue holds it;
+    /// refuses naming the row's key, the column and the value that would not arrive exactly (which
+    /// green's guard keeps from being written at all).
+    fn back_row(&self, table: &BlueTable, row: Row) -> Result<Row, Error>;
+
+    /// The way back: `key` (values of `key_columns`) as blue holds it.
+    fn back_key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error>;
+
+    /// What of `table` green could accept that blue could not take back and that no guard on green
+    /// keeps out, one line each naming it and the fix: a cutover with a way back refuses while any is
+    /// left.
+    fn unguarded(&self, table: &BlueTable) -> Vec<String>;
 }

@@ -342,7 +342,14 @@ impl Convert for MySqlToPg {
             if !c.nullable {
                 definition.push_str(" NOT NULL");
             }
-            if let Some(check) = &g.check {
+            // The type map's range, and the guard that keeps green to what blue can take back.
+            let checks: Vec<String> = g.check.iter().cloned().chain(back::guard(&blue_of(table, c), c)).collect();
+            let check = match checks.as_slice() {
+                [] => None,
+                [one] => Some(one.clone()),
+                many => Some(many.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" AND ")),
+            };
+            if let Some(check) = check {
                 definition.push_str(&format!(" CHECK ({})", check.replace("{}", &name)));
             }
             // Blue's counter as green's identity, moved to where blue's is (the cutover moves it again).
@@ -393,6 +400,36 @@ impl Convert for MySqlToPg {
 
     fn green_default(&self, table: &BlueTable, column: &BlueColumn) -> Option<String> {
         defaults::carried(&blue_of(table, column), column.default.as_deref()?)
+    }
+
+    fn back_schema(&self, table: &BlueTable) -> Result<TableSchema, Error> {
+        for c in &table.columns {
+            green_type(table, c)?;
+        }
+        Ok(back::schema(table))
+    }
+
+    fn back_row(&self, table: &BlueTable, row: Row) -> Result<Row, Error> {
+        if row.len() != table.columns.len() {
+            return Err(Error::Setup(format!("{}: green sent a row of {} values for {} columns", table.name, row.len(), table.columns.len())));
+        }
+        let key = key_text(table, &row);
+        table.columns.iter().zip(row).map(|(c, v)| back::value(table, c, v, &key)).collect()
+    }
+
+    fn back_key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error> {
+        key_columns
+            .iter()
+            .zip(key)
+            .map(|(&i, v)| match table.columns.get(i) {
+                Some(c) => back::value(table, c, v, "the key"),
+                None => Err(Error::Setup(format!("{}: a key column the catalog does not have", table.name))),
+            })
+            .collect()
+    }
+
+    fn unguarded(&self, table: &BlueTable) -> Vec<String> {
+        back::unguarded(table)
     }
 
     fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error> {
@@ -575,6 +612,7 @@ fn zero_date(text: &str) -> bool {
     zero("year") || zero("month") || zero("day")
 }
 
+mod back;
 mod defaults;
 mod members;
 mod strings;

@@ -107,16 +107,7 @@ impl MySqlAdmin {
         let (sides, side) = ((into, from), into);
         let target = super::options(self.config.target.url.expose(), "target.url")?;
         let mut conn = connect(&target, side).await?;
-        if !super::is_mariadb(&mut conn, side).await? {
-            let sealed: Option<i64> =
-                conn.query_first("SELECT @@GLOBAL.super_read_only").await.map_err(|e| super::sql_error(side, "reading super_read_only", e))?;
-            if sealed == Some(1) {
-                conn.query_drop("SET GLOBAL super_read_only = OFF")
-                    .await
-                    .map_err(|e| super::sql_error(side, "lowering super_read_only to read_only for the stream", e))?;
-                tracing::info!("{into}: super_read_only lowered to read_only for the stream into it (applications stay fenced)");
-            }
-        }
+        super::lower_seal(&mut conn, side).await?;
         let mut source = connect(&self.blue, from).await?;
         let dropped = turnout_cutover::drop_handed_over_triggers(&mut conn, &mut source, &database(&target), &database(&self.blue), sides)
             .await

@@ -446,6 +446,33 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         Ok(read.into_iter().map(|(name, next)| (turnout_decoders::TableName { schema: db.clone(), name }, next)).collect())
     }
 
+    async fn counters_ahead(&mut self, green: &[crate::source::compose::cutover::Counter], margin: i128) -> Result<Vec<turnout_cutover::CounterSync>, Error> {
+        let db = self.db.clone();
+        let blue = turnout_cutover::auto_increments(&mut self.conn, self.side, &db).await.map_err(Error::from)?;
+        let mut done = Vec::new();
+        for (table, blue_next) in blue {
+            let Some((_, green_next)) = green.iter().find(|(t, _)| t.schema == db && t.name == table) else { continue };
+            let wanted = green_next + margin;
+            let changed = blue_next < wanted;
+            let name = format!("{}.{}", super::quote(&db), super::quote(&table));
+            if changed {
+                self.conn
+                    .query_drop(format!("ALTER TABLE {name} AUTO_INCREMENT = {wanted}"))
+                    .await
+                    .map_err(|e| super::sql_error(self.side, &format!("moving the AUTO_INCREMENT counter of {name} to {wanted}"), e))?;
+            }
+            done.push(turnout_cutover::CounterSync {
+                kind: turnout_cutover::CounterKind::AutoIncrement,
+                name,
+                blue_next: *green_next,
+                green_next: blue_next,
+                set_to: if changed { wanted } else { blue_next },
+                changed,
+            });
+        }
+        Ok(done)
+    }
+
     async fn objects(&mut self, tables: &[turnout_decoders::TableName]) -> Result<Vec<String>, Error> {
         let statements: Vec<String> = OBJECTS.iter().map(|(sql, column)| scoped(sql, *column, &self.db, tables)).collect();
         let mut out: Vec<String> = self.batch(&statements, "listing the database's objects").await?.into_iter().map(|(name, _)| name).collect();

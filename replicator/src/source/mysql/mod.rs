@@ -69,6 +69,12 @@ impl Family for MySql {
         MySqlAdmin::new(config, names)
     }
 
+    type Back = MySqlAdmin;
+
+    fn back_admin(back: &Config, arm: &ReverseArm) -> Result<MySqlAdmin, Error> {
+        Self::reverse_admin(back, arm)
+    }
+
     fn reverse_admin(back: &Config, arm: &ReverseArm) -> Result<MySqlAdmin, Error> {
         MySqlAdmin::reverse(back, arm.names.clone(), &arm.forward_origin, arm.position.clone())
     }
@@ -222,4 +228,19 @@ pub fn cascade_problem(h: &catalog::HiddenCascade) -> String {
 /// The fix for [`cascade_problem`].
 pub fn cascade_fix(h: &catalog::HiddenCascade) -> String {
     format!("replicate {} too (tables.include), or leave out {} (tables.exclude)", h.parent, h.child)
+}
+
+/// Before a stream applies into a side a cutover fenced: Oracle MySQL's `super_read_only` (which
+/// stops turnout's apply too) lowered to `read_only` — applications stay fenced, turnout's
+/// `CONNECTION_ADMIN` writes through it. A no-op on MariaDB and on a side not sealed.
+pub(crate) async fn lower_seal(conn: &mut mysql_async::Conn, side: crate::error::Side) -> Result<(), Error> {
+    if is_mariadb(conn, side).await? {
+        return Ok(());
+    }
+    let sealed: Option<i64> = conn.query_first("SELECT @@GLOBAL.super_read_only").await.map_err(|e| sql_error(side, "reading super_read_only", e))?;
+    if sealed == Some(1) {
+        conn.query_drop("SET GLOBAL super_read_only = OFF").await.map_err(|e| sql_error(side, "lowering super_read_only to read_only for the stream", e))?;
+        tracing::info!("{side}: super_read_only lowered to read_only for the stream into it (applications stay fenced)");
+    }
+    Ok(())
 }

@@ -26,15 +26,15 @@ pub(crate) struct MySqlBlue {
 /// key order.
 async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<BlueColumn>, Vec<String>), Error> {
     /// Name, COLUMN_TYPE, CHARACTER_SET_NAME, nullable, generated, auto_increment, COLUMN_DEFAULT,
-    /// ON UPDATE.
-    type Described = (String, String, Option<String>, i64, i64, i64, Option<String>, i64);
+    /// ON UPDATE, COLLATION_NAME.
+    type Described = (String, String, Option<String>, i64, i64, i64, Option<String>, i64, Option<String>);
     // A generation expression, not EXTRA: MySQL's EXTRA says DEFAULT_GENERATED for an expression default.
     let read: Vec<Described> = conn
         .exec(
             "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE = 'YES', COALESCE(GENERATION_EXPRESSION, '') <> '', \
                LOWER(EXTRA) LIKE '%auto_increment%', CASE WHEN VERSION() LIKE '%MariaDB%' THEN NULLIF(COLUMN_DEFAULT, 'NULL') \
                  WHEN COLUMN_DEFAULT IS NULL OR EXTRA LIKE '%DEFAULT_GENERATED%' THEN COLUMN_DEFAULT ELSE QUOTE(COLUMN_DEFAULT) END, \
-               LOWER(EXTRA) LIKE '%on update%' \
+               LOWER(EXTRA) LIKE '%on update%', COLLATION_NAME \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (&table.schema, &table.name),
         )
@@ -42,7 +42,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's columns", e))?;
     let columns = read
         .into_iter()
-        .map(|(name, column_type, charset, nullable, generated, auto_increment, default, on_update)| BlueColumn {
+        .map(|(name, column_type, charset, nullable, generated, auto_increment, default, on_update, collation)| BlueColumn {
             name,
             column_type: lower_outside_quotes(&column_type),
             charset: charset.map(|c| c.to_ascii_lowercase()),
@@ -54,6 +54,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             // MySQL's constants, so both read alike.
             default,
             on_update: on_update != 0,
+            collation: collation.map(|c| c.to_ascii_lowercase()),
         })
         .collect();
     let key: Vec<String> = conn
@@ -227,6 +228,29 @@ async fn read_tables(mut reader: mysql_async::Conn, tables: &[BlueTable], tx: &t
 impl SourceSide for MySqlBlue {
     type Fenced = super::fenced::MySqlFenced;
     type Stream = MySqlSource;
+    type BackSink = turnout_sinks::Parallel<turnout_sinks::mysql::MySqlSink>;
+
+    /// One session: green's commits are applied in their order, each with the stream's position in
+    /// `turnout.progress` on blue (exactly once).
+    async fn open_back_sink(&self, stream: &str) -> Result<Self::BackSink, Error> {
+        let sink = turnout_sinks::mysql::MySqlSink::connect(self.config.source.url.expose(), stream).await.map_err(Error::Sink)?;
+        turnout_sinks::Parallel::new(vec![sink]).map_err(Error::Sink)
+    }
+
+    async fn open_for_back(&self, stream: &str, hand_off: &Position) -> Result<(), Error> {
+        let mut blue = connect(&self.blue, Side::Blue).await?;
+        super::lower_seal(&mut blue, Side::Blue).await?;
+        let url = self.config.source.url.expose();
+        if turnout_sinks::mysql::read_progress(url, stream).await.map_err(Error::Sink)?.is_none() {
+            turnout_sinks::mysql::record_position(url, stream, hand_off).await.map_err(Error::Sink)?;
+        }
+        Ok(())
+    }
+
+    async fn drop_back(&self, stream: &str) -> Result<Vec<String>, Error> {
+        let dropped = turnout_sinks::mysql::drop_progress(self.config.source.url.expose(), stream).await.map_err(Error::Sink)?;
+        Ok(if dropped { vec![format!("dropped the reverse stream's progress record {stream} on blue")] } else { Vec::new() })
+    }
 
     const ENGINE: &'static str = "MySQL/MariaDB";
 

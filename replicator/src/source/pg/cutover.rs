@@ -274,22 +274,7 @@ impl Procedure for PgCutover {
     /// at the fence, and a reader stopping at it inclusively (`pg_recvlogical --endpos`, a reader
     /// taking every transaction that begins by the fence) would receive that change from both sides.
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
-        // One round trip inside the pause: the position first, then both transactions.
-        let messages = self
-            .blue
-            .simple_query(&format!(
-                "SELECT pg_current_wal_insert_lsn()::text; \
-                 BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT; \
-                 BEGIN READ WRITE; SELECT pg_logical_emit_message(false, '{}', '{id}'); COMMIT",
-                crate::source::SENTINEL_PREFIX,
-                crate::source::FENCE_END_PREFIX
-            ))
-            .await
-            .map_err(Error::sql(self.sides.0, "writing the sentinel"))?;
-        self.fenced_at = messages.iter().find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|at| at.parse().ok()),
-            _ => None,
-        });
+        self.fenced_at = emit_sentinel(&self.blue, self.sides.0, id).await?;
         Ok(())
     }
 
@@ -396,9 +381,30 @@ impl Procedure for PgCutover {
     }
 }
 
+/// Writes the sentinel `id` on the fenced side (`side`, through `client`): its WAL insert position
+/// first (every write it committed ends there or before), then the sentinel's transaction, then a
+/// non-transactional message ([`crate::source::FENCE_END_PREFIX`]) — see
+/// [`Procedure::write_sentinel`] of [`PgCutover`]. One round trip; returns that position.
+pub(crate) async fn emit_sentinel(client: &Client, side: Side, id: &str) -> Result<Option<Lsn>, Error> {
+    let messages = client
+        .simple_query(&format!(
+            "SELECT pg_current_wal_insert_lsn()::text; \
+             BEGIN READ WRITE; SELECT pg_logical_emit_message(true, '{}', '{id}'); COMMIT; \
+             BEGIN READ WRITE; SELECT pg_logical_emit_message(false, '{}', '{id}'); COMMIT",
+            crate::source::SENTINEL_PREFIX,
+            crate::source::FENCE_END_PREFIX
+        ))
+        .await
+        .map_err(Error::sql(side, "writing the sentinel"))?;
+    Ok(messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|at| at.parse().ok()),
+        _ => None,
+    }))
+}
+
 /// Whether `to` can be armed for replication `to` → `from`: `wal_level = logical`, and turnout's role
 /// there may create replication slots; `off` says how to go on without arming.
-async fn may_arm(other: &Client, (from, to): (Side, Side), off: &str) -> Result<(), Error> {
+pub(crate) async fn may_arm(other: &Client, (from, to): (Side, Side), off: &str) -> Result<(), Error> {
     let row = other
         .query_one(
             "SELECT current_setting('wal_level'), r.rolsuper OR r.rolreplication, current_user::text FROM pg_roles r WHERE r.rolname = current_user",
@@ -438,7 +444,7 @@ async fn foreign_origins(other: &Client, names: &Names) -> Result<bool, Error> {
 /// Creates the reverse stream's slot on `on_to` and returns its consistent point. Creating
 /// a logical slot waits for every transaction there that holds an xid; nothing is paused yet, but
 /// the wait is bounded, and prepared transactions (which would hold it up) are refused first.
-async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, Error> {
+pub(crate) async fn create_slot(other: &Client, names: &Names, on_to: Side) -> Result<Lsn, Error> {
     let to = on_to.name();
     let prepared: Vec<String> = other
         .query("SELECT gid FROM pg_prepared_xacts", &[])

@@ -83,6 +83,12 @@ impl Family for Pg {
         Ok(admin::PgAdmin::new(config, names))
     }
 
+    type Back = admin::PgAdmin;
+
+    fn back_admin(back: &Config, arm: &ReverseArm) -> Result<admin::PgAdmin, Error> {
+        Self::reverse_admin(back, arm)
+    }
+
     fn reverse_admin(back: &Config, arm: &ReverseArm) -> Result<admin::PgAdmin, Error> {
         Ok(admin::PgAdmin::reverse(back, arm.names.clone(), &arm.forward_origin))
     }

@@ -17,6 +17,10 @@ use turnout_sinks::pg::qualified;
 #[allow(missing_debug_implementations)]
 pub(crate) struct PgOpened {
     client: Client,
+    /// A rollback's fence: green's database read-only for applications.
+    fence: turnout_cutover::WriteFence,
+    /// Green's WAL insert position just before a rollback's sentinel.
+    fenced_at: Option<turnout_decoders::Lsn>,
 }
 
 /// Each identity of a table in `schemas`: (schema, table, its sequence, the sequence's increment and
@@ -75,7 +79,8 @@ fn null_word(not_null: bool) -> &'static str {
 impl OpenedSide for PgOpened {
     async fn connect(config: &Config) -> Result<PgOpened, Error> {
         let client = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
-        Ok(PgOpened { client })
+        let fence = turnout_cutover::WriteFence::ReadOnly { database: config.target_options()?.database };
+        Ok(PgOpened { client, fence, fenced_at: None })
     }
 
     async fn differences(&mut self, tables: &[GreenTable]) -> Result<Vec<String>, Error> {
@@ -151,5 +156,40 @@ impl OpenedSide for PgOpened {
 
     async fn identify(&mut self) -> Identity {
         super::rehearsal::identity(&self.client).await
+    }
+
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        self.fence.check(&self.client).await.map_err(Error::from)
+    }
+
+    async fn fence(&mut self, budget: std::time::Duration) -> Result<String, Error> {
+        let report = self.fence.apply(&self.client, budget).await.map_err(Error::from)?;
+        let ended = if report.ended_sessions.is_empty() { String::new() } else { format!("; ended {} sessions", report.ended_sessions.len()) };
+        Ok(format!("fenced writes on green (read-only) in {} ms{ended}", report.took.as_millis()))
+    }
+
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        self.fenced_at = super::cutover::emit_sentinel(&self.client, Side::Green, id).await?;
+        Ok(())
+    }
+
+    fn committed(&self) -> Option<turnout_decoders::Position> {
+        self.fenced_at.map(turnout_decoders::Position::Pg)
+    }
+
+    async fn is_fenced(&mut self) -> Result<bool, Error> {
+        self.fence.is_fenced(&self.client).await.map_err(Error::from)
+    }
+
+    async fn lift(&mut self) -> Result<String, Error> {
+        self.fence.undo(&self.client).await.map_err(Error::from)?;
+        Ok("undid the fence (read-only): green takes writes again".into())
+    }
+
+    async fn counters(&mut self, schemas: &[String]) -> Result<Vec<Counter>, Error> {
+        let identities = self.identities(schemas).await?;
+        let sequences: Vec<(String, i64)> = identities.iter().map(|(_, sequence, increment, _)| (sequence.clone(), *increment)).collect();
+        let next = turnout_cutover::next_values(&self.client, Side::Green, &sequences).await.map_err(Error::from)?;
+        Ok(identities.into_iter().zip(next).map(|((table, ..), next)| (table, next)).collect())
     }
 }

@@ -119,6 +119,49 @@ fn micros(text: &str) -> Option<i64> {
 impl TargetSide for PgTarget {
     type Sink = Parallel<PgSink>;
     type Opened = super::opened::PgOpened;
+    type BackStream = super::PgSource;
+
+    async fn may_arm_back(&self) -> Result<(), Error> {
+        let client = super::session(&self.url, Side::Green).await?;
+        super::cutover::may_arm(&client, (Side::Blue, Side::Green), "set cutover.reverse = false to cut over without a way back").await
+    }
+
+    /// A publication of `tables` (green's copies of blue's, turnout's heartbeat table's left out) and a
+    /// pgoutput slot, whose consistent point is the hand-off.
+    async fn arm_back(&self, names: &Names, tables: &[TableName]) -> Result<Position, Error> {
+        let client = super::session(&self.url, Side::Green).await?;
+        let publication = quote_ident(&names.publication);
+        let listed = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
+        let create =
+            if tables.is_empty() { format!("CREATE PUBLICATION {publication}") } else { format!("CREATE PUBLICATION {publication} FOR TABLE {listed}") };
+        client
+            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}; {create}"))
+            .await
+            .map_err(Error::sql(Side::Green, format!("creating publication {} on green", names.publication)))?;
+        let lsn = super::cutover::create_slot(&client, names, Side::Green).await?;
+        Ok(Position::Pg(lsn))
+    }
+
+    async fn open_back_stream(&self, names: &Names, from: &Position, receive_timeout: std::time::Duration) -> Result<super::PgSource, Error> {
+        let from = from.lsn().ok_or_else(|| CopyRefusal::ForeignPosition { log: "PostgreSQL", position: from.to_string() })?;
+        let options = turnout_connect::pg::ConnectOptions::from_url(&self.url, "target.url").map_err(|e| Error::config("target.url", e.to_string()))?;
+        super::PgSource::start(&options, &names.slot, &names.publication, from, receive_timeout, None).await
+    }
+
+    fn back_heartbeat(
+        &self,
+        names: &Names,
+        interval: std::time::Duration,
+        status: std::sync::Arc<crate::status::Status>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        super::heartbeat::run(self.url.clone(), Side::Green, names.slot.clone(), interval, status, shutdown)
+    }
+
+    async fn drop_back(&self, names: &Names) -> Result<Vec<String>, Error> {
+        super::reverse::drop_slot_and_publication(&self.url, names).await?;
+        Ok(vec![format!("dropped slot and publication {} on green (if they existed)", names.slot)])
+    }
 
     const ENGINE: &'static str = "PostgreSQL";
 

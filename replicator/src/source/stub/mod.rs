@@ -62,6 +62,12 @@ impl Family for Stub {
         Ok(StubAdmin { names })
     }
 
+    type Back = StubAdmin;
+
+    fn back_admin(back: &Config, arm: &ReverseArm) -> Result<StubAdmin, Error> {
+        Self::reverse_admin(back, arm)
+    }
+
     fn reverse_admin(_back: &Config, arm: &ReverseArm) -> Result<StubAdmin, Error> {
         Ok(StubAdmin { names: arm.names.clone() })
     }

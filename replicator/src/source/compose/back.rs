@@ -1,0 +1,252 @@
+//! The way back of a composition, for the rollback window: green's change stream, converted by the
+//! inverse of the type map ([`Convert::back_row`]), applied to blue exactly once by blue's own sink
+//! with the position in blue's progress record. Nothing is copied: at the hand-off blue holds every
+//! row green holds (the cutover proved it), and the stream begins there.
+//!
+//! Green's tables are blue's as the type map made them, kept by green's guard (see
+//! `mysql_to_pg/back.rs`) to values blue holds: a row the application wrote on green goes back as
+//! blue would hold it, or — where the guard was dropped — stops the stream naming the row and column.
+//! DDL on green stops it too: its text is PostgreSQL's.
+
+use super::{BlueTable, Convert, SourceSide, TargetSide};
+use crate::config::Config;
+use crate::error::{Error, SchemaRefusal};
+use crate::journal::ReverseArm;
+use crate::source::contract::compare::TableCheck;
+use crate::source::contract::report::Report;
+use crate::source::{Names, Source, SourceAdmin, SourceMessage};
+use crate::state::StateStore;
+use crate::status::Status;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+use turnout_decoders::event::Row;
+use turnout_decoders::schema::{TableName, TableSchema};
+use turnout_decoders::{ChangeEvent, Position};
+use turnout_sinks::{Durable, NoEarly};
+
+/// The stream back: green's side `T` read, blue's side `S` applied to, through `C` inverted.
+#[allow(missing_debug_implementations)]
+pub(crate) struct Back<S, T, C> {
+    back: Config,
+    names: Names,
+    hand_off: Position,
+    source: S,
+    target: T,
+    convert: Arc<C>,
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Back<S, T, C> {
+    /// `back` is the configuration with blue and green swapped (its source is green); the sides are
+    /// made of it unswapped, as the forward stream's are.
+    pub(crate) fn new(back: &Config, arm: &ReverseArm) -> Result<Self, Error> {
+        let forward = crate::config::reversed(back);
+        Ok(Back {
+            back: back.clone(),
+            names: arm.names.clone(),
+            hand_off: arm.position.clone(),
+            source: S::new(&forward, &arm.names)?,
+            target: T::new(&forward, &arm.names)?,
+            convert: Arc::new(C::default()),
+        })
+    }
+
+    /// Blue's selected tables, turnout's own left out: what the stream back carries.
+    async fn tables(&self) -> Result<Vec<BlueTable>, Error> {
+        Ok(self.source.select().await?.into_iter().filter(|t| !t.heartbeat).collect())
+    }
+
+    fn refuse(&self, what: &'static str) -> Error {
+        SchemaRefusal::NotBuilt { what, from: T::ENGINE, to: S::ENGINE, fix: "run it with the forward configuration, or after the rollback window" }.into()
+    }
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Back<S, T, C> {
+    type Stream = Inverting<T::BackStream, C>;
+    type Sink = S::BackSink;
+    type Early = NoEarly;
+    type Copier = super::family::Unbuilt;
+
+    fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Blue opened to turnout's writes (its fence stays for applications) and the hand-off recorded
+    /// as the stream's position unless it has one; every table still convertible.
+    async fn prepare(&self, _state: &StateStore, _status: &Arc<Status>) -> Result<(), Error> {
+        for table in self.tables().await? {
+            self.convert.back_schema(&table)?;
+        }
+        self.source.open_for_back(&self.names.origin, &self.hand_off).await
+    }
+
+    async fn open_sink(&self) -> Result<S::BackSink, Error> {
+        self.source.open_back_sink(&self.names.origin).await
+    }
+
+    fn open_early(&self) -> NoEarly {
+        NoEarly
+    }
+
+    fn copier(&self) -> Result<super::family::Unbuilt, Error> {
+        Ok(super::family::Unbuilt::of::<S, T>("a copy into blue"))
+    }
+
+    async fn open_stream(&self, from: &Position) -> Result<Self::Stream, Error> {
+        let tables = self.tables().await?;
+        let inner = self.target.open_back_stream(&self.names, from, self.back.receive_timeout()).await?;
+        Ok(Inverting::new(inner, Arc::clone(&self.convert), tables, (T::ENGINE, S::ENGINE)))
+    }
+
+    fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.target.back_heartbeat(&self.names, self.back.heartbeat_interval(), status, shutdown)
+    }
+
+    async fn check(&self) -> Report {
+        Report { sections: vec![("the stream back".into(), vec![])] }
+    }
+
+    async fn verify(&self, _only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
+        Err(self.refuse("verify of the stream back"))
+    }
+
+    async fn teardown(&self) -> Result<Vec<String>, Error> {
+        let mut done = self.target.drop_back(&self.names).await?;
+        done.extend(self.source.drop_back(&self.names.origin).await?);
+        Ok(done)
+    }
+}
+
+/// Green's stream with each event converted back to blue's types by `C`; DDL, and a table that is
+/// not one of blue's, stop the stream.
+#[allow(missing_debug_implementations)]
+pub(crate) struct Inverting<S, C> {
+    inner: S,
+    convert: Arc<C>,
+    engines: (&'static str, &'static str),
+    catalog: HashMap<TableName, BlueTable>,
+    /// Green's schema of each table seen, and blue's for it.
+    schemas: HashMap<TableName, (Arc<TableSchema>, Arc<TableSchema>)>,
+}
+
+impl<S: Source, C: Convert> Inverting<S, C> {
+    pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, engines: (&'static str, &'static str)) -> Self {
+        Inverting { inner, convert, engines, catalog: tables.into_iter().map(|t| (t.name.clone(), t)).collect(), schemas: HashMap::new() }
+    }
+
+    /// Blue's table and schema for green's `green`. Green publishes blue's tables only: another is
+    /// refused, never dropped.
+    fn blue(&mut self, green: &Arc<TableSchema>) -> Result<(&BlueTable, Arc<TableSchema>), Error> {
+        let Some(table) = self.catalog.get(&green.name) else {
+            return Err(Error::Setup(format!("green's stream back carried {}, which is not one of blue's replicated tables", green.name)));
+        };
+        let blue = match self.schemas.get(&green.name) {
+            Some((seen, blue)) if Arc::ptr_eq(seen, green) || **seen == **green => Arc::clone(blue),
+            _ => {
+                let same = green.columns.len() == table.columns.len() && green.columns.iter().zip(&table.columns).all(|(g, b)| g.name == b.name);
+                if !same {
+                    return Err(SchemaRefusal::NotBuilt {
+                        what: "carrying a table whose columns changed on green",
+                        from: self.engines.0,
+                        to: self.engines.1,
+                        fix: "make green's table what the type map makes of blue's again, then restart",
+                    }
+                    .into());
+                }
+                let mut blue = self.convert.back_schema(table)?;
+                for (b, g) in blue.columns.iter_mut().zip(&green.columns) {
+                    b.is_key = g.is_key;
+                }
+                blue.replica_identity = green.replica_identity;
+                blue.relation_id = green.relation_id;
+                let blue = Arc::new(blue);
+                self.schemas.insert(green.name.clone(), (Arc::clone(green), Arc::clone(&blue)));
+                blue
+            }
+        };
+        Ok((table, blue))
+    }
+
+    fn key(&self, table: &BlueTable, green: &TableSchema, key: Row) -> Result<Row, Error> {
+        let columns: Vec<usize> = green.key_indexes().collect();
+        self.convert.back_key(table, &columns, key)
+    }
+
+    /// The event as blue takes it.
+    fn event(&mut self, event: ChangeEvent) -> Result<ChangeEvent, Error> {
+        Ok(match event {
+            ChangeEvent::Relation(green) => ChangeEvent::Relation(self.blue(&green)?.1),
+            ChangeEvent::Insert { table: green, xid, after } => {
+                let (table, blue) = self.blue(&green)?;
+                let table = table.clone();
+                ChangeEvent::Insert { table: blue, xid, after: self.convert.back_row(&table, after)? }
+            }
+            ChangeEvent::Update { table: green, xid, key, before, after } => {
+                let (table, blue) = self.blue(&green)?;
+                let table = table.clone();
+                let key = self.key(&table, &green, key)?;
+                let before = before.map(|b| self.convert.back_row(&table, b)).transpose()?;
+                ChangeEvent::Update { table: blue, xid, key, before, after: self.convert.back_row(&table, after)? }
+            }
+            ChangeEvent::Delete { table: green, xid, key, before } => {
+                let (table, blue) = self.blue(&green)?;
+                let table = table.clone();
+                let key = self.key(&table, &green, key)?;
+                let before = before.map(|b| self.convert.back_row(&table, b)).transpose()?;
+                ChangeEvent::Delete { table: blue, xid, key, before }
+            }
+            ChangeEvent::Truncate { tables, xid, cascade, restart_identity } => {
+                let mut blue = Vec::new();
+                for green in &tables {
+                    blue.push(self.blue(green)?.1);
+                }
+                ChangeEvent::Truncate { tables: blue, xid, cascade, restart_identity }
+            }
+            ChangeEvent::Ddl { statement, .. } => {
+                tracing::error!(statement = %statement, "green's DDL cannot be carried back to blue");
+                return Err(SchemaRefusal::NotBuilt {
+                    what: "carrying green's DDL back",
+                    from: self.engines.0,
+                    to: self.engines.1,
+                    fix: "make the same change on blue in its own dialect, then restart",
+                }
+                .into());
+            }
+            other => other,
+        })
+    }
+
+    fn message(&mut self, message: SourceMessage) -> Result<SourceMessage, Error> {
+        Ok(match message {
+            SourceMessage::Event { event, log_end } => SourceMessage::Event { event: self.event(event)?, log_end },
+            end @ SourceMessage::LogEnd(_) => end,
+        })
+    }
+}
+
+impl<S: Source, C: Convert> Source for Inverting<S, C> {
+    async fn recv(&mut self) -> Result<SourceMessage, Error> {
+        let message = self.inner.recv().await?;
+        self.message(message)
+    }
+
+    fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error> {
+        self.inner.try_recv()?.map(|m| self.message(m)).transpose()
+    }
+
+    fn acknowledge(&mut self, durable: &Durable) {
+        self.inner.acknowledge(durable);
+    }
+
+    fn acknowledge_idle(&mut self, durable: &Durable) {
+        self.inner.acknowledge_idle(durable);
+    }
+
+    async fn keepalive(&mut self) -> Result<(), Error> {
+        self.inner.keepalive().await
+    }
+
+    async fn close(self) -> Result<(), Error> {
+        self.inner.close().await
+    }
+}

@@ -1,0 +1,187 @@
+//! The rollback of a composition: green's side fences itself (its database read-only for the
+//! application) and writes the sentinel the stream back carries to blue; blue's counters are moved
+//! past green's identities; blue's own fence from the cutover is lifted just before traffic returns.
+//! The steps around it — pause budget, proof, journal, switch — are every family's
+//! ([`crate::cutover`]); the switch back is `cutover.command.back_argv` (a proxy cannot turn a
+//! PostgreSQL client into a MySQL one).
+//!
+//! [`ComposedProcedure`] is a composition's [`Procedure`] in either direction: the cutover
+//! ([`super::cutover::ComposedCutover`]) or this rollback.
+
+use super::cutover::{ComposedCutover, FencedSide, OpenedSide};
+use super::{Convert, SourceSide, TargetSide};
+use crate::config::Config;
+use crate::error::Error;
+use crate::source::contract::procedure::{Identity, Procedure};
+use std::time::Duration;
+use turnout_decoders::Position;
+
+/// Values blue's counters are moved ahead of green's before the fence.
+const COUNTER_MARGIN: i128 = 1_000;
+
+/// The rollback of blue's side `S` and green's side `T`: green fenced, blue opened.
+#[allow(missing_debug_implementations)]
+pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide> {
+    config: Config,
+    /// Opened when first needed: undoing green's fence after a crash must not wait for blue.
+    blue: Option<S::Fenced>,
+    green: T::Opened,
+}
+
+impl<S: SourceSide, T: TargetSide> ComposedRollback<S, T> {
+    pub(crate) async fn connect(config: &Config) -> Result<Self, Error> {
+        Ok(ComposedRollback { config: config.clone(), blue: None, green: T::Opened::connect(config).await? })
+    }
+
+    async fn blue(&mut self) -> Result<&mut S::Fenced, Error> {
+        if self.blue.is_none() {
+            self.blue = Some(S::Fenced::connect(&self.config).await?);
+        }
+        self.blue.as_mut().ok_or_else(|| Error::Internal("the rollback's session on blue is missing".into()))
+    }
+
+    /// Moves blue's counters to green's plus `margin`; the line to say and how many moved.
+    async fn counters(&mut self, margin: i128, what: &str) -> Result<(String, usize), Error> {
+        let schemas = vec![crate::source::mysql::database(&crate::source::mysql::options(self.config.source.url.expose(), "source.url")?)];
+        let green = self.green.counters(&schemas).await?;
+        let done = self.blue().await?.counters_ahead(&green, margin).await?;
+        let moved = done.iter().filter(|c| c.changed).count();
+        Ok((format!("{what}: {moved} of {} AUTO_INCREMENT counters moved on blue", done.len()), moved))
+    }
+}
+
+impl<S: SourceSide, T: TargetSide> Procedure for ComposedRollback<S, T> {
+    fn fence_kind(&self) -> &'static str {
+        "read-only"
+    }
+
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
+        self.blue().await?;
+        Ok(Vec::new())
+    }
+
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        self.green.check_fence().await
+    }
+
+    async fn counters_ahead(&mut self) -> Result<String, Error> {
+        Ok(self.counters(COUNTER_MARGIN, &format!("{COUNTER_MARGIN} values ahead of green")).await?.0)
+    }
+
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
+        self.green.fence(budget).await
+    }
+
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        self.green.write_sentinel(id).await
+    }
+
+    async fn top_up(&mut self) -> Result<(String, usize), Error> {
+        self.counters(0, "checked against green's final values").await
+    }
+
+    async fn identify(&mut self) -> (Identity, Identity) {
+        let green = self.green.identify().await;
+        let blue = match self.blue().await {
+            Ok(blue) => blue.identify().await,
+            Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
+        };
+        (green, blue)
+    }
+
+    async fn findings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Blue's fence from the cutover, lifted inside the pause just before traffic returns.
+    async fn open_green(&mut self) -> Result<Option<String>, Error> {
+        let lifted = self.blue().await?.lift().await?;
+        Ok(Some(format!("blue: {lifted}")))
+    }
+
+    async fn lift_fence(&mut self) -> Result<String, Error> {
+        self.green.lift().await
+    }
+
+    async fn fenced(&mut self) -> Result<bool, Error> {
+        self.green.is_fenced().await
+    }
+
+    fn fenced_position(&self) -> Option<Position> {
+        self.green.committed()
+    }
+}
+
+/// A composition's procedure in either direction.
+#[allow(missing_debug_implementations, clippy::large_enum_variant)]
+pub(crate) enum ComposedProcedure<S: SourceSide, T: TargetSide, C> {
+    Cutover(ComposedCutover<S, T, C>),
+    Rollback(ComposedRollback<S, T>),
+}
+
+/// Calls `$call` on whichever procedure `$self` holds.
+macro_rules! either {
+    ($self:expr, $p:ident => $call:expr) => {
+        match $self {
+            ComposedProcedure::Cutover($p) => $call,
+            ComposedProcedure::Rollback($p) => $call,
+        }
+    };
+}
+
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedProcedure<S, T, C> {
+    fn fence_kind(&self) -> &'static str {
+        either!(self, p => p.fence_kind())
+    }
+    async fn preflight(&mut self) -> Result<Vec<String>, Error> {
+        either!(self, p => p.preflight().await)
+    }
+    async fn settle_definitions(&mut self, apply: bool) -> Result<Option<String>, Error> {
+        either!(self, p => p.settle_definitions(apply).await)
+    }
+    async fn definitions_unchanged(&mut self, when: &'static str) -> Result<(), Error> {
+        either!(self, p => p.definitions_unchanged(when).await)
+    }
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        either!(self, p => p.check_fence().await)
+    }
+    async fn counters_ahead(&mut self) -> Result<String, Error> {
+        either!(self, p => p.counters_ahead().await)
+    }
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
+        either!(self, p => p.fence(budget).await)
+    }
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        either!(self, p => p.write_sentinel(id).await)
+    }
+    async fn top_up(&mut self) -> Result<(String, usize), Error> {
+        either!(self, p => p.top_up().await)
+    }
+    async fn identify(&mut self) -> (Identity, Identity) {
+        either!(self, p => p.identify().await)
+    }
+    async fn findings(&mut self) -> Vec<String> {
+        either!(self, p => p.findings().await)
+    }
+    async fn open_green(&mut self) -> Result<Option<String>, Error> {
+        either!(self, p => p.open_green().await)
+    }
+    async fn lift_fence(&mut self) -> Result<String, Error> {
+        either!(self, p => p.lift_fence().await)
+    }
+    async fn fenced(&mut self) -> Result<bool, Error> {
+        either!(self, p => p.fenced().await)
+    }
+    async fn disarm_reverse(&mut self) -> Result<Option<String>, Error> {
+        either!(self, p => p.disarm_reverse().await)
+    }
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
+        either!(self, p => p.arm_reverse().await)
+    }
+    fn arms_reverse_after_proof(&self) -> bool {
+        either!(self, p => p.arms_reverse_after_proof())
+    }
+    fn fenced_position(&self) -> Option<Position> {
+        either!(self, p => p.fenced_position())
+    }
+}

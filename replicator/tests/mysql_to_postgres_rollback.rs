@@ -1,0 +1,310 @@
+//! The way back from PostgreSQL to MySQL/MariaDB (`source/compose/back.rs`, `rollback.rs`): a cutover
+//! arms the stream back inside its pause; the application writes on green (values at the edges of
+//! blue's types among them, and values green's guard refuses at the write); turnout is killed while
+//! the stream back applies; blue and green compare equal by canonical text; `turnout rollback` fences
+//! green, proves blue holds every write, moves blue's counters past green's and moves the application
+//! back — every acknowledged write present exactly once on the side that serves.
+
+use crate::common::{self, Turnout, Writer};
+use crate::mysql_to_postgres::{green_column, pair_of};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use turnout_testbed::{Flavor, MySqlServer, PgServer};
+
+const SCHEMA: &str = "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20) NOT NULL DEFAULT 'none', \
+       changed TIMESTAMP(6) NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+     CREATE TABLE kinds (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, tiny TINYINT UNSIGNED, amount DECIMAL(12,3), ratio DOUBLE, day DATE, \
+       at DATETIME(3), stamp TIMESTAMP(6) NULL DEFAULT NULL, dur TIME, yr YEAR, label CHAR(4), body TEXT, raw VARBINARY(16), \
+       kind ENUM('a','b'), flags SET('x','y','z')) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+     INSERT INTO orders (n, note) VALUES (-1, 'seed'); INSERT INTO kinds (id, body) VALUES (1, 'seed'), (2, 'goes')";
+
+/// Which side the application writes to, as the switch commands say (`serving` holds `green` after
+/// the cutover's, `blue` after the rollback's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum On {
+    Blue,
+    Green,
+}
+
+/// The `[cutover]` TOML: read-only fence, a command switch and its way back, each writing the side it
+/// moved the application to into `serving`.
+fn cutover_toml(dir: &Path, db: &str) -> String {
+    let serving = dir.join("serving");
+    let script = |name: &str, side: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\nprintf '{side}' > '{}'\n", serving.display())).expect("script");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    };
+    format!(
+        "[cutover]\nfence = \"read-only\"\nswitch = \"command\"\nkeep_definitions = [\"ON UPDATE {db}.orders.changed\"]\n[cutover.command]\nargv = [\"{}\"]\nback_argv = [\"{}\"]\n",
+        script("to-green.sh", "green"),
+        script("to-blue.sh", "blue")
+    )
+}
+
+/// Where `serving` sends the application.
+fn serving(file: &Path) -> On {
+    match std::fs::read_to_string(file).as_deref() {
+        Ok("green") => On::Green,
+        _ => On::Blue,
+    }
+}
+
+/// One order on `side`; its id.
+async fn write_one(
+    side: On,
+    blue: &mut Option<mysql_async::Conn>,
+    green: &mut Option<tokio_postgres::Client>,
+    urls: (&str, &str),
+    n: i64,
+) -> Result<i64, String> {
+    use mysql_async::prelude::Queryable;
+    match side {
+        On::Blue => {
+            if blue.is_none() {
+                *blue = Some(mysql_async::Conn::new(mysql_async::Opts::from_url(urls.0).expect("url")).await.map_err(|e| e.to_string())?);
+            }
+            let conn = blue.as_mut().expect("blue session");
+            let r = conn.exec_drop("INSERT INTO orders (n, note) VALUES (?, 'w')", (n,)).await;
+            match r {
+                Ok(()) => Ok(i64::try_from(conn.last_insert_id().unwrap_or(0)).expect("id")),
+                Err(e) => {
+                    *blue = None;
+                    Err(format!("blue: {e}"))
+                }
+            }
+        }
+        On::Green => {
+            if green.is_none() {
+                let (client, connection) = tokio_postgres::connect(urls.1, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+                tokio::spawn(connection);
+                *green = Some(client);
+            }
+            let db = urls.1.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+            let sql = format!("INSERT INTO \"{db}\".orders (n, note) VALUES ($1, 'g') RETURNING id::int8");
+            let value = i32::try_from(n).expect("n");
+            match green.as_ref().expect("green session").query_one(sql.as_str(), &[&value]).await {
+                Ok(row) => Ok(row.get(0)),
+                Err(e) => {
+                    *green = None;
+                    Err(format!("green: {}", e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())))
+                }
+            }
+        }
+    }
+}
+
+/// An application that speaks both engines and writes one order per transaction to the side the
+/// switch commands name; a refused write is not acknowledged and is tried again on a new session.
+fn start_writer(app_url: String, green_url: String, serving_file: PathBuf, from: i64) -> Writer<(i64, i64, On)> {
+    Writer::start(move |log| async move {
+        let (mut blue, mut green) = (None, None);
+        let mut n = from;
+        while log.running() {
+            let side = serving(&serving_file);
+            n += 1;
+            match write_one(side, &mut blue, &mut green, (&app_url, &green_url), n).await {
+                Ok(id) => log.acked((id, n, side)),
+                Err(e) => {
+                    log.failed(e);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
+/// Every order on blue as `id|n`, sorted.
+fn blue_orders(blue: &MySqlServer, db: &str) -> Vec<String> {
+    let out = blue.execute(Some(db), "SELECT CONCAT(id, '|', n) FROM orders").expect("blue's orders");
+    let mut rows: Vec<String> = out.lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+/// Every order on green as `id|n`, sorted.
+async fn green_orders(green: &PgServer, db: &str) -> Vec<String> {
+    let mut rows = green_column(green, db, &format!("SELECT id::text || '|' || n::text FROM \"{db}\".orders")).await.expect("green's orders");
+    rows.sort();
+    rows
+}
+
+/// Waits until blue holds green's orders, row for row (the stream back caught up).
+async fn blue_catches_up(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut Turnout) {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let on_green = green_orders(green, db).await;
+        if blue_orders(blue, db) == on_green {
+            return;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "blue never caught up with green's {} orders\n{}", on_green.len(), t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The application's writes of every kind on green, values at the edges of blue's types among them,
+/// and the writes green's guard refuses at once (each a value blue could not take back).
+async fn green_writes_every_kind(green: &PgServer, db: &str) {
+    let client = green.connect(db).await.expect("green");
+    let q = format!("\"{db}\"");
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {q}.kinds VALUES (9223372036854775807, 255, -123456789.123, 1.5e300, '1000-01-01', '9999-12-31 23:59:59.999', \
+               '2038-01-19 03:14:07.999999+00', '-838:59:59', 2155, 'abcd', E'\\U0001F600 multi\\nline ''quoted''', '\\x00ff', '', 'x,z'); \
+             INSERT INTO {q}.kinds (id, tiny, dur, yr, kind, flags, stamp) VALUES (3, 0, '838:59:59', 0, 'b', '', '1970-01-01 00:00:01+00'); \
+             UPDATE {q}.kinds SET body = 'changed on green', amount = 0.001, kind = 'a' WHERE id = 1; \
+             DELETE FROM {q}.kinds WHERE id = 2; \
+             UPDATE {q}.orders SET note = 'updated' WHERE n = -1"
+        ))
+        .await
+        .expect("green's writes");
+    for (what, statement) in [
+        ("a date after 9999", "INSERT INTO {q}.kinds (id, day) VALUES (100, '10000-01-01')"),
+        ("a time stamp after 2038", "INSERT INTO {q}.kinds (id, stamp) VALUES (101, '2040-01-01 00:00:00+00')"),
+        ("a TIME of a day and more", "INSERT INTO {q}.kinds (id, dur) VALUES (102, '1 day 02:00:00')"),
+        ("a TIME finer than blue's seconds", "INSERT INTO {q}.kinds (id, dur) VALUES (103, '00:00:01.5')"),
+        ("a CHAR ending in a space", "INSERT INTO {q}.kinds (id, label) VALUES (104, 'ab ')"),
+        ("a TINYINT UNSIGNED above 255", "INSERT INTO {q}.kinds (id, tiny) VALUES (105, 256)"),
+        ("a TEXT longer than 65,535 bytes", "INSERT INTO {q}.kinds (id, body) VALUES (106, repeat('x', 65536))"),
+        ("an ENUM member blue lacks", "INSERT INTO {q}.kinds (id, kind) VALUES (107, 'c')"),
+    ] {
+        let e = client.batch_execute(&statement.replace("{q}", &q)).await.expect_err(what);
+        assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{what}: {e:?}");
+    }
+}
+
+/// The operator's PostgreSQL form of blue's `ON UPDATE CURRENT_TIMESTAMP` on green.
+async fn green_on_update(green: &PgServer, db: &str) {
+    let q = format!("\"{db}\"");
+    green
+        .execute(
+            db,
+            &format!(
+                "CREATE FUNCTION {q}.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.changed := clock_timestamp(); RETURN NEW; END $$; \
+                 CREATE TRIGGER changed BEFORE UPDATE ON {q}.orders FOR EACH ROW EXECUTE FUNCTION {q}.touch()"
+            ),
+        )
+        .await
+        .expect("green's ON UPDATE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mariadb_application_moves_to_postgresql_and_back_with_every_write_on_the_side_that_serves() {
+    there_and_back(Flavor::MariaDb10_11).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oracle_mysql_9_7_application_moves_to_postgresql_and_back_with_every_write_on_the_side_that_serves() {
+    there_and_back(Flavor::MySql9_7).await;
+}
+
+async fn there_and_back(flavor: Flavor) {
+    let (blue, green, db) = pair_of(flavor, SCHEMA).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &cutover_toml(dir.path(), &db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    green_on_update(&green, &db).await;
+    blue.execute(None, &format!("CREATE USER app@'%' IDENTIFIED BY 'app-secret'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO app@'%'"))
+        .expect("account");
+    let app_url = format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port());
+    let serving_file = dir.path().join("serving");
+
+    // There: the cutover arms the stream back inside its pause.
+    let writer = start_writer(app_url.clone(), green.url(&db), serving_file.clone(), 0);
+    writer.wait_for(100).await;
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("prepared the stream back") && out.contains("applied the sentinel"), "{out}");
+    eprintln!("CUTOVER\n{out}");
+    assert_eq!(serving(&serving_file), On::Green);
+    let switched = writer.count();
+    writer.wait_for(switched + 100).await;
+
+    // The application's writes of every kind on green; turnout killed while the stream back applies
+    // them and the orders still arriving, then started again.
+    green_writes_every_kind(&green, &db).await;
+    t.kill9();
+    let killed = writer.count();
+    writer.wait_for(killed + 50).await;
+    t.start();
+    blue_catches_up(&blue, &green, &db, &mut t).await;
+    let (first, errors) = writer.finish().await;
+    assert!(!errors.iter().any(|e| e.starts_with("green:")), "green refused the application: {errors:?}");
+    blue_catches_up(&blue, &green, &db, &mut t).await;
+    // Blue and green equal by canonical text, every column of every row — green's ON UPDATE stamp
+    // among them, which blue did not stamp again.
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    eprintln!("VERIFY {code}\n{out}");
+    assert!(out.contains("kinds") && out.contains("orders"), "{out}");
+    assert!(!out.lines().any(|l| l.contains("DIFFERS") && !l.contains("definitions")), "{out}\n{}", t.log_text());
+    let _ = code;
+    let stamped = blue.execute(Some(&db), "SELECT changed IS NOT NULL FROM orders WHERE n = -1").expect("stamp");
+    assert_eq!(stamped.trim(), "1", "green's trigger stamped the update and the stream back carried the stamp");
+
+    // And back: green fenced under the application's writes, blue proven, the application moved back.
+    let top = first.iter().map(|w| w.1).max().unwrap_or(0);
+    let writer = start_writer(app_url, green.url(&db), serving_file.clone(), top);
+    writer.wait_for(50).await;
+    let (code, out) = common::turnout_command(&t, "rollback", &["--when-lag", "<1s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("blue applied the sentinel") || out.contains("applied the sentinel"), "{out}");
+    assert!(out.contains("AUTO_INCREMENT counters moved on blue"), "{out}");
+    eprintln!("ROLLBACK\n{out}");
+    assert_eq!(serving(&serving_file), On::Blue);
+    let back = writer.count();
+    writer.wait_for(back + 50).await;
+    let (second, errors) = writer.finish().await;
+    t.sigterm();
+
+    // Every acknowledged write exactly once on the side that serves now, blue.
+    let on_blue = blue_orders(&blue, &db);
+    for (id, n, side) in first.iter().chain(&second) {
+        let row = format!("{id}|{n}");
+        assert_eq!(on_blue.iter().filter(|r| **r == row).count(), 1, "{side:?} write {row} is not once on blue");
+    }
+    let ids: Vec<&str> = on_blue.iter().map(|r| r.split('|').next().unwrap_or_default()).collect();
+    let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a key taken twice on blue");
+    // Blue's keys continue past every key green handed out.
+    let max_green = first.iter().chain(&second).filter(|w| w.2 == On::Green).map(|w| w.0).max().expect("green writes");
+    let after: Vec<i64> = second.iter().skip_while(|w| w.2 == On::Green).filter(|w| w.2 == On::Blue).map(|w| w.0).collect();
+    assert!(!after.is_empty(), "no write on blue after the rollback; errors {errors:?}");
+    assert!(after.iter().all(|id| *id > max_green), "blue's key after the rollback is not past green's {max_green}: {after:?}");
+    // Green's rows are a prefix of blue's: everything green took is on blue.
+    let on_green = green_orders(&green, &db).await;
+    assert!(on_green.iter().all(|r| on_blue.contains(r)), "a row green holds is not on blue");
+    assert!(errors.iter().any(|e| e.starts_with("green:")), "the fence refused the application on green: {errors:?}");
+}
+
+/// What green could take and blue could not take back, with no guard to keep it out, refuses a
+/// cutover with a way back before anything changes, naming it: a key compared case-insensitively on
+/// blue, and a trigger of blue's that would fire again on the rows the stream back applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_way_back_that_could_stop_is_refused_before_anything_changes_naming_each_cause() {
+    let (blue, green, db) = pair_of(
+        Flavor::MariaDb10_11,
+        "CREATE TABLE codes (code VARCHAR(10) COLLATE utf8mb4_general_ci PRIMARY KEY, n INT) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         CREATE TRIGGER logged AFTER INSERT ON codes FOR EACH ROW INSERT INTO audit (code) VALUES (NEW.code)",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let toml = cutover_toml(dir.path(), &db).replace("keep_definitions = [", &format!("keep_definitions = [\"TRIGGER {db}.logged\", "));
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("cutover.reverse = true, but 2 thing(s)"), "{out}");
+    assert!(out.contains(&format!("{db}.codes: key PRIMARY compares code by utf8mb4_general_ci")), "{out}");
+    assert!(out.contains(&format!("TRIGGER {db}.logged: on blue it would fire again")), "{out}");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
+    assert!(!dir.path().join("serving").exists(), "nothing was switched");
+    t.sigterm();
+}
