@@ -12,7 +12,8 @@
 //! commit (`pg_replication_origin_session_progress(true)`) and returns the durable position. Fed by a
 //! blue of another engine, whose positions no origin can hold, the sink records a row of
 //! `turnout.progress` instead, in the same message as `COMMIT`, and commits synchronously
-//! ([`progress`], [`PgSink::connect_recording`]).
+//! ([`progress`], [`PgSink::connect_recording`]); the origin is then set up around each commit only
+//! to mark it as turnout's in green's WAL.
 //!
 //! Statements: consecutive inserts into one table become one `INSERT … SELECT … FROM unnest(…)`; updates
 //! and deletes are one statement per row, pipelined, in source order (a multi-row UPDATE could trip
@@ -222,7 +223,9 @@ impl PgSink {
 
     /// Connects as one of the sessions applying the stream `stream` of a blue of another engine,
     /// recording the position in `turnout.progress` ([`progress`]) in each commit's transaction:
-    /// commits are synchronous, so each is durable when it returns. No replication origin is used.
+    /// commits are synchronous, so each is durable when it returns. The replication origin `stream`
+    /// is set up around each commit only to mark it as turnout's in green's WAL; its progress is not
+    /// used.
     pub async fn connect_recording(url: &str, stream: &str) -> Result<PgSink, SinkError> {
         let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
         let client = connect_with(&options).await?;
@@ -230,6 +233,8 @@ impl PgSink {
             "SET session_replication_role = replica (the green role needs superuser or, on 15+, GRANT SET ON PARAMETER session_replication_role)",
         ))?;
         progress::ensure_table(&client).await?;
+        // The origin only marks this stream's commits in green's WAL (a stream back drops them).
+        ensure_origin(&client, stream).await?;
         let Some(applied) = progress::read(&client, stream).await? else {
             return Err(SinkError::Progress(format!("green has no turnout.progress row for the stream {stream}: the stream has not been prepared")));
         };
@@ -267,8 +272,13 @@ impl PgSink {
             }
         };
         let begin = if std::mem::take(&mut self.begin_pending) { "BEGIN; " } else { "" };
-        if let Err(e) = self.client.batch_execute(&format!("{begin}{upsert}; COMMIT")).await {
+        // The origin set up for this commit only marks it as turnout's in green's WAL: a stream from
+        // green (the way back) drops it. Commits of the stream's sessions never overlap.
+        let origin = self.origin.replace('\'', "''");
+        let commit = format!("{begin}SELECT pg_replication_origin_session_setup('{origin}'); {upsert}; COMMIT; SELECT pg_replication_origin_session_reset()");
+        if let Err(e) = self.client.batch_execute(&commit).await {
             self.rollback_quietly().await;
+            let _ = self.client.batch_execute("SELECT pg_replication_origin_session_reset() WHERE pg_replication_origin_session_is_setup()").await;
             return Err(SinkError::Target { context: "recording the applied position and committing".into(), source: e });
         }
         self.row = Some(commit_end.clone());

@@ -31,6 +31,8 @@ pub(crate) struct Back<S, T, C> {
     back: Config,
     names: Names,
     hand_off: Position,
+    /// The forward apply's replication origin on green: its writes never go back.
+    forward: String,
     source: S,
     target: T,
     convert: Arc<C>,
@@ -45,6 +47,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Back<S, T, C> {
             back: back.clone(),
             names: arm.names.clone(),
             hand_off: arm.position.clone(),
+            forward: arm.forward_origin.clone(),
             source: S::new(&forward, &arm.names)?,
             target: T::new(&forward, &arm.names)?,
             convert: Arc::new(C::default()),
@@ -94,7 +97,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Back<S,
 
     async fn open_stream(&self, from: &Position) -> Result<Self::Stream, Error> {
         let tables = self.tables().await?;
-        let inner = self.target.open_back_stream(&self.names, from, self.back.receive_timeout()).await?;
+        let inner = self.target.open_back_stream(&self.names, from, &self.forward, self.back.receive_timeout()).await?;
         Ok(Inverting::new(inner, Arc::clone(&self.convert), tables, (T::ENGINE, S::ENGINE)))
     }
 

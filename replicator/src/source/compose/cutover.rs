@@ -18,7 +18,8 @@
 //!
 //! **The way back.** With `cutover.reverse` the pre-checks refuse while green could take a write
 //! blue could not take back ([`Convert::unguarded`], blue's triggers), and the stream back is armed
-//! inside the pause once green is proven complete ([`super::back`]); the rollback is
+//! before the fence, its slot's consistent point the hand-off; the forward apply's later commits
+//! carry its replication origin and are dropped ([`super::back`]). The rollback is
 //! [`super::rollback`].
 
 use super::{BlueTable, Composed, Convert, GreenTable, SourceSide, TargetSide};
@@ -409,18 +410,12 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
         self.blue.committed()
     }
 
-    /// Green's slot is created once the forward apply has nothing left to write (green proven to
-    /// hold blue's every write, blue fenced): the forward apply records no replication origin green's
-    /// stream could tell its writes by, so none may commit after the hand-off.
-    fn arms_reverse_after_proof(&self) -> bool {
-        self.back.is_some()
-    }
-
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
         let Some(names) = self.back.clone() else { return Ok(None) };
         let started = std::time::Instant::now();
         let tables: Vec<TableName> = self.admin.source.select().await?.into_iter().filter(|t| !t.heartbeat).map(|t| t.name).collect();
-        let position = self.admin.target.arm_back(&names, &tables).await?;
+        let forward = crate::source::SourceAdmin::names(&self.admin).origin.clone();
+        let position = self.admin.target.arm_back(&names, &tables, &forward).await?;
         let line = format!(
             "prepared the stream back in {} ms: publication and slot {} on green ({} tables) from {position}",
             started.elapsed().as_millis(),

@@ -309,16 +309,19 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     fn may_arm_back(&self) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Arms the stream back under `names`: `tables` published on green and its slot created. Returns
-    /// the hand-off position: every write green takes after the switch commits after it. Called inside
-    /// the write pause once green is proven to hold all of blue's writes (nothing of the forward
-    /// apply commits after it). An earlier attempt's leftovers are replaced.
-    fn arm_back(&self, names: &Names, tables: &[TableName]) -> impl Future<Output = Result<Position, Error>> + Send;
+    /// the hand-off position: every write green takes after the switch commits after it, and what the
+    /// forward apply commits after it is marked as `forward`'s (the sink's replication origin), which
+    /// the stream back drops — refused when green has no such origin. Called before the fence. An
+    /// earlier attempt's leftovers are replaced.
+    fn arm_back(&self, names: &Names, tables: &[TableName], forward: &str) -> impl Future<Output = Result<Position, Error>> + Send;
 
-    /// Green's stream `names` from just after `from`.
+    /// Green's stream `names` from just after `from`, dropping what the forward apply `forward`
+    /// wrote.
     fn open_back_stream(
         &self,
         names: &Names,
         from: &Position,
+        forward: &str,
         receive_timeout: std::time::Duration,
     ) -> impl Future<Output = Result<Self::BackStream, Error>> + Send;
 

@@ -128,8 +128,19 @@ impl TargetSide for PgTarget {
 
     /// A publication of `tables` (green's copies of blue's, turnout's heartbeat table's left out) and a
     /// pgoutput slot, whose consistent point is the hand-off.
-    async fn arm_back(&self, names: &Names, tables: &[TableName]) -> Result<Position, Error> {
+    async fn arm_back(&self, names: &Names, tables: &[TableName], forward: &str) -> Result<Position, Error> {
         let client = super::session(&self.url, Side::Green).await?;
+        let marked: bool = client
+            .query_one("SELECT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)", &[&forward])
+            .await
+            .map_err(Error::sql(Side::Green, "reading green's replication origins"))?
+            .get(0);
+        if !marked {
+            return Err(Error::Setup(format!(
+                "green has no replication origin {forward}, which marks the forward apply's writes for the stream back to drop: restart \
+                 turnout (its apply creates it), or set cutover.reverse = false"
+            )));
+        }
         let publication = quote_ident(&names.publication);
         let listed = tables.iter().map(qualified).collect::<Vec<_>>().join(", ");
         let create =
@@ -142,10 +153,10 @@ impl TargetSide for PgTarget {
         Ok(Position::Pg(lsn))
     }
 
-    async fn open_back_stream(&self, names: &Names, from: &Position, receive_timeout: std::time::Duration) -> Result<super::PgSource, Error> {
+    async fn open_back_stream(&self, names: &Names, from: &Position, forward: &str, receive_timeout: std::time::Duration) -> Result<super::PgSource, Error> {
         let from = from.lsn().ok_or_else(|| CopyRefusal::ForeignPosition { log: "PostgreSQL", position: from.to_string() })?;
         let options = turnout_connect::pg::ConnectOptions::from_url(&self.url, "target.url").map_err(|e| Error::config("target.url", e.to_string()))?;
-        super::PgSource::start(&options, &names.slot, &names.publication, from, receive_timeout, None).await
+        super::PgSource::start(&options, &names.slot, &names.publication, from, receive_timeout, Some(forward)).await
     }
 
     fn back_heartbeat(
