@@ -47,7 +47,7 @@ pub struct CutoverConfig {
     pub token: Option<Secret>,
     pub pgbouncer: Option<PgbouncerConfig>,
     pub haproxy: Option<HaproxyConfig>,
-    pub command: Option<CommandConfig>,
+    pub command: Option<SwitchCommandConfig>,
     /// Every cutover also requires a passing live verify (as `turnout cutover --verify`).
     #[serde(default)]
     pub verify: bool,
@@ -156,6 +156,14 @@ pub struct HaproxyConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
+    #[serde(default)]
+    pub argv: Vec<String>,
+}
+
+/// `[cutover.command]`: the command switch, and its way back.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchCommandConfig {
     #[serde(default)]
     pub argv: Vec<String>,
     /// The command that moves the application back to blue (a rollback); without it the command
