@@ -312,3 +312,98 @@ async fn a_way_back_that_could_stop_is_refused_before_anything_changes_naming_ea
     assert!(!dir.path().join("serving").exists(), "nothing was switched");
     t.sigterm();
 }
+
+/// A switch command for crash tests that writes `side` into `serving`: its first run marks
+/// `started` and hangs (the test kills turnout meanwhile); a later run switches and succeeds.
+fn hanging(dir: &Path, name: &str, side: &str) -> (String, PathBuf) {
+    let started = dir.join(format!("{name}-started"));
+    let script = dir.join(format!("{name}.sh"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e '{s}' ]; then printf '{side}' > '{w}'; exit 0; fi\ntouch '{s}'\nexec sleep 20\n",
+            s = started.display(),
+            w = dir.join("serving").display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    (script.display().to_string(), started)
+}
+
+/// Runs `turnout <command> --when-lag 1s` against `t`, kills it and turnout with -9 once its switch
+/// hangs, and starts turnout again.
+async fn killed_while_switching(t: &mut Turnout, command: &str, started: &Path) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .arg(command)
+        .arg("--config")
+        .arg(t.config_path())
+        .args(["--when-lag", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect(command);
+    let deadline = Instant::now() + common::WAIT;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the {command}'s switch never started\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    t.start();
+}
+
+/// A write on `side` lands once on the other within [`common::WAIT`].
+async fn reaches_blue_once(blue: &MySqlServer, db: &str, n: i64, t: &Turnout) {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let found = blue.execute(Some(db), &format!("SELECT COUNT(*) FROM orders WHERE n = {n}")).expect("count");
+        match found.trim() {
+            "1" => return,
+            "0" => assert!(Instant::now() < deadline, "green's write {n} never reached blue\n{}", t.log_text()),
+            more => panic!("green's write {n} is on blue {more} times"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// kill -9 of turnout while the cutover's switch command runs, and again while the rollback's does:
+/// each restart completes the switch from the journal (the proof was made before it), the stream
+/// back runs after the first, and the rollback leaves green fenced and blue writable after the
+/// second.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_while_switching_there_and_while_switching_back_is_completed_when_turnout_restarts() {
+    let (blue, green, db) = pair_of(Flavor::MariaDb10_11, SCHEMA).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (there, there_started) = hanging(dir.path(), "to-green", "green");
+    let (back, back_started) = hanging(dir.path(), "to-blue", "blue");
+    let toml = format!(
+        "[cutover]\nfence = \"read-only\"\nswitch = \"command\"\nkeep_definitions = [\"ON UPDATE {db}.orders.changed\"]\n[cutover.command]\nargv = [\"{there}\"]\nback_argv = [\"{back}\"]\n"
+    );
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &toml);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    green_on_update(&green, &db).await;
+    let serving_file = dir.path().join("serving");
+
+    killed_while_switching(&mut t, "cutover", &there_started).await;
+    common::wait_for(&mut t, "the stream back", |t| t.status().filter(|v| v["direction"] == "reverse" && v["phase"] == "streaming")).await;
+    assert!(t.log_text().contains("the switch to green was completed"), "{}", t.log_text());
+    assert_eq!(serving(&serving_file), On::Green);
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
+    green.execute(&db, &format!("INSERT INTO \"{db}\".orders (n, note) VALUES (4242, 'after the crash')")).await.expect("green takes writes");
+    reaches_blue_once(&blue, &db, 4242, &t).await;
+
+    killed_while_switching(&mut t, "rollback", &back_started).await;
+    common::wait_for(&mut t, "the rollback settled", |t| t.log_text().contains("the switch to blue was completed").then_some(())).await;
+    assert_eq!(serving(&serving_file), On::Blue);
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "blue takes writes");
+    let e = green.execute(&db, &format!("INSERT INTO \"{db}\".orders (n, note) VALUES (4343, 'fenced')")).await.expect_err("green is fenced");
+    assert!(format!("{e:?}").contains("read-only"), "{e:?}");
+    blue.execute(Some(&db), "INSERT INTO orders (n, note) VALUES (4444, 'back on blue')").expect("blue takes writes");
+    let ids = blue.execute(Some(&db), "SELECT id FROM orders WHERE n IN (4242, 4444) ORDER BY n").expect("ids");
+    let ids: Vec<i64> = ids.lines().map(|l| l.trim().parse().expect("id")).collect();
+    assert!(ids[1] > ids[0], "blue's next key {} is past green's {}", ids[1], ids[0]);
+    t.sigterm();
+}
