@@ -176,6 +176,7 @@ async fn green_writes_every_kind(green: &PgServer, db: &str) {
         ("a TINYINT UNSIGNED above 255", "INSERT INTO {q}.kinds (id, tiny) VALUES (105, 256)"),
         ("a TEXT longer than 65,535 bytes", "INSERT INTO {q}.kinds (id, body) VALUES (106, repeat('x', 65536))"),
         ("an ENUM member blue lacks", "INSERT INTO {q}.kinds (id, kind) VALUES (107, 'c')"),
+        ("a DECIMAL that is not a number", "INSERT INTO {q}.kinds (id, amount) VALUES (108, 'NaN')"),
     ] {
         let e = client.batch_execute(&statement.replace("{q}", &q)).await.expect_err(what);
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{what}: {e:?}");
@@ -394,6 +395,16 @@ async fn kill_9_while_switching_there_and_while_switching_back_is_completed_when
     assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
     green.execute(&db, &format!("INSERT INTO \"{db}\".orders (n, note) VALUES (4242, 'after the crash')")).await.expect("green takes writes");
     reaches_blue_once(&blue, &db, 4242, &t).await;
+
+    // A table made on green in the window is not carried back: the rollback refuses, naming it,
+    // before anything changes.
+    green.execute(&db, &format!("CREATE TABLE \"{db}\".made_on_green (id int PRIMARY KEY)")).await.expect("a table on green");
+    let (code, out) = common::turnout_command(&t, "rollback", &["--when-lag", "1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("green has 1 table(s) the stream back does not carry to blue (made on green after the cutover?): {db}.made_on_green")), "{out}");
+    assert!(!back_started.exists(), "nothing was switched");
+    green.execute(&db, &format!("INSERT INTO \"{db}\".orders (n, note) VALUES (4243, 'still green')")).await.expect("green still takes writes");
+    green.execute(&db, &format!("DROP TABLE \"{db}\".made_on_green")).await.expect("dropped");
 
     killed_while_switching(&mut t, "rollback", &back_started).await;
     common::wait_for(&mut t, "the rollback settled", |t| t.log_text().contains("the switch to blue was completed").then_some(())).await;

@@ -508,6 +508,12 @@ pub enum CutoverCheck {
          rollback would then stop:\n{what}"
     )]
     Irreversible { count: usize, what: String },
+    /// A rollback across engines while green has tables the stream back does not carry.
+    #[error(
+        "green has {count} table(s) the stream back does not carry to blue (made on green after the cutover?): {tables}; a rollback would \
+         leave their rows behind. Make them on blue and carry their rows yourself, then drop them on green — or stay on green (turnout finish)"
+    )]
+    NotCarriedBack { count: usize, tables: String },
     /// PostgreSQL: the two sides' schemas differ.
     #[error(
         "the schemas differ in {count} objects — after the switch the application would meet the difference (pg_dump --schema-only \

@@ -111,6 +111,8 @@ pub(crate) trait OpenedSide: Send + Sync + Sized {
     fn lift(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
     /// The next value of every identity of a table in `schemas`.
     fn counters(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<Counter>, Error>> + Send;
+    /// Every table green has in `schemas`.
+    fn tables(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
 }
 
 /// The cutover of blue's side `S` into green's side `T` through the conversion `C`.

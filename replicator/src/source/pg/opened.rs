@@ -186,6 +186,15 @@ impl OpenedSide for PgOpened {
         Ok("undid the fence (read-only): green takes writes again".into())
     }
 
+    async fn tables(&mut self, schemas: &[String]) -> Result<Vec<TableName>, Error> {
+        let rows = self
+            .client
+            .query("SELECT schemaname::text, tablename::text FROM pg_tables WHERE schemaname = ANY($1)", &[&schemas])
+            .await
+            .map_err(Error::sql(Side::Green, "listing green's tables"))?;
+        Ok(rows.iter().map(|r| TableName { schema: r.get(0), name: r.get(1) }).collect())
+    }
+
     async fn counters(&mut self, schemas: &[String]) -> Result<Vec<Counter>, Error> {
         let identities = self.identities(schemas).await?;
         let sequences: Vec<(String, i64)> = identities.iter().map(|(_, sequence, increment, _)| (sequence.clone(), *increment)).collect();

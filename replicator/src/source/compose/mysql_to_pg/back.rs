@@ -15,6 +15,7 @@
 //!
 //! | blue | guard on green | why |
 //! | --- | --- | --- |
+//! | `DECIMAL(p,s)` | not `NaN` | a constrained `numeric` still holds it |
 //! | `DATE` | `0001-01-01 … 9999-12-31` | PostgreSQL holds years to 5874897 and BC |
 //! | `DATETIME(p)` | `0001-01-01 … 9999-12-31 23:59:59.999999` | as for `DATE`; `infinity` is out too |
 //! | `TIMESTAMP(p)` | `1970-01-01 00:00:01 … 2038-01-19 03:14:07.999999` UTC | MySQL's TIMESTAMP range |
@@ -37,6 +38,8 @@ pub(super) fn guard(blue: &BlueType, column: &BlueColumn) -> Vec<String> {
     let (name, args, _) = super::split_type(&column.column_type);
     let mut out = Vec::new();
     match blue {
+        // A constrained numeric still holds NaN.
+        BlueType::Decimal { .. } => out.push("{} <> 'NaN'".to_owned()),
         BlueType::Date => out.push("{} BETWEEN '0001-01-01' AND '9999-12-31'".to_owned()),
         BlueType::DateTime { .. } => out.push("{} BETWEEN '0001-01-01' AND '9999-12-31 23:59:59.999999'".to_owned()),
         BlueType::Timestamp { .. } => out.push("{} BETWEEN '1970-01-01 00:00:01+00' AND '2038-01-19 03:14:07.999999+00'".to_owned()),
