@@ -223,10 +223,19 @@ async fn there_and_back(flavor: Flavor) {
     // There: the cutover arms the stream back inside its pause.
     let writer = start_writer(app_url.clone(), green.url(&db), serving_file.clone(), 0);
     writer.wait_for(100).await;
-    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    let report = dir.path().join("cutover.json");
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s", "--report", &report.display().to_string()]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("prepared the stream back") && out.contains("applied the sentinel"), "{out}");
-    eprintln!("CUTOVER\n{out}");
+    eprintln!("{}", out.lines().find(|l| l.starts_with("cutover complete")).unwrap_or_default());
+    // The certificate records the type map, column by column, and what the operator kept.
+    let certificate = common::intact_certificate(&report);
+    let map: Vec<&str> = certificate["type_map"].as_array().expect("type_map").iter().filter_map(|l| l.as_str()).collect();
+    assert!(map.contains(&format!("{db}.kinds.dur: time → interval (widened: interval holds more than ±838:59:59)").as_str()), "{map:?}");
+    assert!(map.iter().any(|l| l.starts_with(&format!("{db}.kinds.id: bigint")) && l.contains("unsigned → bigint (lossy")), "{map:?}");
+    assert_eq!(map.len(), 18, "every column of both tables: {map:?}");
+    let definitions = certificate["definitions"].to_string();
+    assert!(definitions.contains(&format!("ON UPDATE {db}.orders.changed")), "{definitions}");
     assert_eq!(serving(&serving_file), On::Green);
     let switched = writer.count();
     writer.wait_for(switched + 100).await;
@@ -245,7 +254,6 @@ async fn there_and_back(flavor: Flavor) {
     // Blue and green equal by canonical text, every column of every row — green's ON UPDATE stamp
     // among them, which blue did not stamp again.
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
-    eprintln!("VERIFY {code}\n{out}");
     assert!(out.contains("kinds") && out.contains("orders"), "{out}");
     assert!(!out.lines().any(|l| l.contains("DIFFERS") && !l.contains("definitions")), "{out}\n{}", t.log_text());
     let _ = code;
@@ -260,7 +268,7 @@ async fn there_and_back(flavor: Flavor) {
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("blue applied the sentinel") || out.contains("applied the sentinel"), "{out}");
     assert!(out.contains("AUTO_INCREMENT counters moved on blue"), "{out}");
-    eprintln!("ROLLBACK\n{out}");
+    eprintln!("{}", out.lines().find(|l| l.starts_with("rollback complete")).unwrap_or_default());
     assert_eq!(serving(&serving_file), On::Blue);
     let back = writer.count();
     writer.wait_for(back + 50).await;
@@ -401,7 +409,10 @@ async fn kill_9_while_switching_there_and_while_switching_back_is_completed_when
     green.execute(&db, &format!("CREATE TABLE \"{db}\".made_on_green (id int PRIMARY KEY)")).await.expect("a table on green");
     let (code, out) = common::turnout_command(&t, "rollback", &["--when-lag", "1s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains(&format!("green has 1 table(s) the stream back does not carry to blue (made on green after the cutover?): {db}.made_on_green")), "{out}");
+    assert!(
+        out.contains(&format!("green has 1 table(s) the stream back does not carry to blue (made on green after the cutover?): {db}.made_on_green")),
+        "{out}"
+    );
     assert!(!back_started.exists(), "nothing was switched");
     green.execute(&db, &format!("INSERT INTO \"{db}\".orders (n, note) VALUES (4243, 'still green')")).await.expect("green still takes writes");
     green.execute(&db, &format!("DROP TABLE \"{db}\".made_on_green")).await.expect("dropped");

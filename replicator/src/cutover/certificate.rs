@@ -144,6 +144,10 @@ pub struct Certificate {
     /// (PostgreSQL; absent where nothing was settled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub definitions: Vec<String>,
+    /// Between two engines: every replicated column's place in the type map — blue's type, green's,
+    /// its class and why — as the pre-checks read it (absent within one engine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub type_map: Vec<String>,
     pub journal: JournalDigest,
     pub digest: String,
     pub signature: Option<Signature>,
@@ -468,6 +472,7 @@ mod tests {
             }),
             handover: Vec::new(),
             definitions: vec!["green's definitions equal blue's (12 objects compared)".into()],
+            type_map: Vec::new(),
             journal: journal_digest(&[b"{\"step\":\"waiting\"}".to_vec(), b"{\"step\":\"done\"}".to_vec()]),
             digest: String::new(),
             signature: None,

@@ -34,6 +34,8 @@ pub(crate) struct Record {
     pub handover: Vec<crate::handover::Handed>,
     /// What the definitions' settling compared and carried, one line per settling.
     pub definitions: Vec<String>,
+    /// The type map between two engines, one line per column (empty within one engine).
+    pub type_map: Vec<String>,
 }
 
 impl Record {
@@ -84,6 +86,7 @@ impl Record {
             inventory: self.inventory.clone(),
             handover: self.handover.clone(),
             definitions: self.definitions.clone(),
+            type_map: self.type_map.clone(),
             journal: journal_digest(entries),
             digest: String::new(),
             signature: None,

@@ -121,6 +121,7 @@ impl Controller {
         let mut retry = Retry::default();
         let preflight = retried!(retry, self, "the pre-checks", procedure.preflight().await);
         lock(&self.record).inventory = procedure.inventory();
+        lock(&self.record).type_map = procedure.type_map();
         for w in preflight? {
             self.say(format!("WARNING: {w}"));
             if request.rehearse {

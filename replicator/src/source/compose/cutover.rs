@@ -126,6 +126,8 @@ pub(crate) struct ComposedCutover<S: SourceSide, T: TargetSide, C> {
     keep: Vec<String>,
     /// The stream back's names, when the cutover arms it (`cutover.reverse`).
     back: Option<Names>,
+    /// The type map of blue's selected columns as the pre-checks read it, one line each.
+    type_map: Vec<String>,
     /// Blue's definitions when they were last settled, and the tables selected then.
     mark: Option<Mark>,
     selected: Vec<TableName>,
@@ -144,6 +146,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
             green: None,
             keep: config.cutover.keep_definitions.clone(),
             back: reverse.then(|| Names::reverse_of(names)),
+            type_map: Vec::new(),
             mark: None,
             selected: Vec::new(),
         })
@@ -289,6 +292,22 @@ fn behaviours<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
     out
 }
 
+/// Each selected column's place in the type map, as a certificate records it:
+/// `shop.t.c: int(11) → integer (exact)`.
+fn type_map<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tables.iter().filter(|t| !t.heartbeat) {
+        for c in &t.columns {
+            out.push(match convert.map(t, c) {
+                super::Mapping::Mapped { green, class, note, .. } if note.is_empty() => format!("{}.{}: {} → {green} ({class})", t.name, c.name, c.column_type),
+                super::Mapping::Mapped { green, class, note, .. } => format!("{}.{}: {} → {green} ({class}: {note})", t.name, c.name, c.column_type),
+                super::Mapping::Refused { why } => format!("{}.{}: {} refused: {why}", t.name, c.name, c.column_type),
+            });
+        }
+    }
+    out
+}
+
 /// The objects created, changed or dropped between two marks, named.
 fn changes(before: &Mark, now: &Mark) -> Vec<String> {
     let mut changed: Vec<String> = now
@@ -311,6 +330,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         let mut warnings = self.blue.preflight().await?;
         let (blue, kept) = self.compare().await?;
+        self.type_map = type_map(&blue, self.admin.convert.as_ref());
         if self.back.is_some() {
             self.reversible(&blue, &kept).await?;
         }
@@ -410,6 +430,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
 
     fn fenced_position(&self) -> Option<Position> {
         self.blue.committed()
+    }
+
+    fn type_map(&self) -> Vec<String> {
+        self.type_map.clone()
     }
 
     async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {

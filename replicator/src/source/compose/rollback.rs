@@ -193,4 +193,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedP
     fn fenced_position(&self) -> Option<Position> {
         either!(self, p => p.fenced_position())
     }
+    fn type_map(&self) -> Vec<String> {
+        either!(self, p => p.type_map())
+    }
 }

@@ -30,6 +30,13 @@ pub(crate) trait Procedure: Send {
         None
     }
 
+    /// Between two engines: every replicated column's place in the type map (blue's type, green's,
+    /// its class and why), one line each, as [`Procedure::preflight`] read it — for the certificate.
+    /// Empty within one engine.
+    fn type_map(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After the lag wait, before the fence: makes the definitions of the side traffic moves to
     /// equal to the fenced side's (with `apply`; without, only compares them and refuses naming each
     /// difference — a dry run), remembering the fenced side's mark for
