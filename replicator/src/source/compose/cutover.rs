@@ -299,7 +299,7 @@ fn type_map<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
     for t in tables.iter().filter(|t| !t.heartbeat) {
         for c in &t.columns {
             out.push(match convert.map(t, c) {
-                super::Mapping::Mapped { green, class, note, .. } if note.is_empty() => format!("{}.{}: {} → {green} ({class})", t.name, c.name, c.column_type),
+                super::Mapping::Mapped { green, class, note: "", .. } => format!("{}.{}: {} → {green} ({class})", t.name, c.name, c.column_type),
                 super::Mapping::Mapped { green, class, note, .. } => format!("{}.{}: {} → {green} ({class}: {note})", t.name, c.name, c.column_type),
                 super::Mapping::Refused { why } => format!("{}.{}: {} refused: {why}", t.name, c.name, c.column_type),
             });
