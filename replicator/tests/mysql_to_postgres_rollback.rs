@@ -97,7 +97,7 @@ async fn write_one(
 
 /// An application that speaks both engines and writes one order per transaction to the side the
 /// switch commands name; a refused write is not acknowledged and is tried again on a new session.
-fn start_writer(app_url: String, green_url: String, serving_file: PathBuf, from: i64) -> Writer<(i64, i64, On)> {
+fn start_writer(app_url: String, green_url: String, serving_file: PathBuf, from: i64) -> Writer<(i64, i64, On, Instant)> {
     Writer::start(move |log| async move {
         let (mut blue, mut green) = (None, None);
         let mut n = from;
@@ -105,7 +105,7 @@ fn start_writer(app_url: String, green_url: String, serving_file: PathBuf, from:
             let side = serving(&serving_file);
             n += 1;
             match write_one(side, &mut blue, &mut green, (&app_url, &green_url), n).await {
-                Ok(id) => log.acked((id, n, side)),
+                Ok(id) => log.acked((id, n, side, Instant::now())),
                 Err(e) => {
                     log.failed(e);
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -114,6 +114,12 @@ fn start_writer(app_url: String, green_url: String, serving_file: PathBuf, from:
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
+}
+
+/// The largest gap between consecutive acknowledged writes, in milliseconds: the pause as the
+/// application sees it, its own move to the other side included.
+fn largest_gap(acked: &[(i64, i64, On, Instant)]) -> u128 {
+    acked.windows(2).map(|w| w[1].3.duration_since(w[0].3).as_millis()).max().unwrap_or(0)
 }
 
 /// Every order on blue as `id|n`, sorted.
@@ -250,6 +256,9 @@ async fn there_and_back(flavor: Flavor) {
     blue_catches_up(&blue, &green, &db, &mut t, false).await;
     let (first, errors) = writer.finish().await;
     assert!(!errors.iter().any(|e| e.starts_with("green:")), "green refused the application: {errors:?}");
+    // The kill -9 came after the switch: every write before it was made across the cutover alone.
+    let across: Vec<_> = first.iter().take(killed).cloned().collect();
+    eprintln!("largest gap between acknowledged writes: {} ms", largest_gap(&across));
     blue_catches_up(&blue, &green, &db, &mut t, true).await;
     // Blue and green equal by canonical text, every column of every row — green's ON UPDATE stamp
     // among them, which blue did not stamp again.
@@ -273,11 +282,12 @@ async fn there_and_back(flavor: Flavor) {
     let back = writer.count();
     writer.wait_for(back + 50).await;
     let (second, errors) = writer.finish().await;
+    eprintln!("largest gap between acknowledged writes across the rollback: {} ms", largest_gap(&second));
     t.sigterm();
 
     // Every acknowledged write exactly once on the side that serves now, blue.
     let on_blue = blue_orders(&blue, &db);
-    for (id, n, side) in first.iter().chain(&second) {
+    for (id, n, side, _) in first.iter().chain(&second) {
         let row = format!("{id}|{n}");
         assert_eq!(on_blue.iter().filter(|r| **r == row).count(), 1, "{side:?} write {row} is not once on blue");
     }
