@@ -16,7 +16,10 @@ const SCHEMA: &str = "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n 
      CREATE TABLE kinds (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, tiny TINYINT UNSIGNED, amount DECIMAL(12,3), ratio DOUBLE, day DATE, \
        at DATETIME(3), stamp TIMESTAMP(6) NULL DEFAULT NULL, dur TIME, yr YEAR, label CHAR(4), body TEXT, raw VARBINARY(16), \
        kind ENUM('a','b'), flags SET('x','y','z')) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
-     INSERT INTO orders (n, note) VALUES (-1, 'seed'); INSERT INTO kinds (id, body) VALUES (1, 'seed'), (2, 'goes')";
+     CREATE TABLE notes (body VARCHAR(50), n INT) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+     CREATE TABLE tree (id INT PRIMARY KEY, parent INT, FOREIGN KEY (parent) REFERENCES tree (id)) ENGINE = InnoDB; \
+     INSERT INTO orders (n, note) VALUES (-1, 'seed'); INSERT INTO kinds (id, body) VALUES (1, 'seed'), (2, 'goes'); \
+     INSERT INTO notes VALUES ('x', 1), ('y', 1), ('y', 1); INSERT INTO tree VALUES (1, NULL), (2, 1), (3, 2)";
 
 /// Which side the application writes to, as the switch commands say (`serving` holds `green` after
 /// the cutover's, `blue` after the rollback's).
@@ -169,7 +172,9 @@ async fn green_writes_every_kind(green: &PgServer, db: &str) {
              INSERT INTO {q}.kinds (id, tiny, dur, yr, kind, flags, stamp) VALUES (3, 0, '838:59:59', 0, 'b', '', '1970-01-01 00:00:01+00'); \
              UPDATE {q}.kinds SET body = 'changed on green', amount = 0.001, kind = 'a' WHERE id = 1; \
              DELETE FROM {q}.kinds WHERE id = 2; \
-             UPDATE {q}.orders SET note = 'updated' WHERE n = -1"
+             UPDATE {q}.orders SET note = 'updated' WHERE n = -1; \
+             UPDATE {q}.notes SET n = 2 WHERE body = 'x'; DELETE FROM {q}.notes WHERE body = 'y'; INSERT INTO {q}.notes VALUES ('z', NULL); \
+             DELETE FROM {q}.tree"
         ))
         .await
         .expect("green's writes");
@@ -183,6 +188,9 @@ async fn green_writes_every_kind(green: &PgServer, db: &str) {
         ("a TEXT longer than 65,535 bytes", "INSERT INTO {q}.kinds (id, body) VALUES (106, repeat('x', 65536))"),
         ("an ENUM member blue lacks", "INSERT INTO {q}.kinds (id, kind) VALUES (107, 'c')"),
         ("a DECIMAL that is not a number", "INSERT INTO {q}.kinds (id, amount) VALUES (108, 'NaN')"),
+        ("a SET's members out of blue's order", "INSERT INTO {q}.kinds (id, flags) VALUES (109, 'z,x')"),
+        ("a SET's member twice", "INSERT INTO {q}.kinds (id, flags) VALUES (110, 'x,x')"),
+        ("a negative zero", "INSERT INTO {q}.kinds (id, ratio) VALUES (111, '-0')"),
     ] {
         let e = client.batch_execute(&statement.replace("{q}", &q)).await.expect_err(what);
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{what}: {e:?}");
@@ -239,7 +247,7 @@ async fn there_and_back(flavor: Flavor) {
     let map: Vec<&str> = certificate["type_map"].as_array().expect("type_map").iter().filter_map(|l| l.as_str()).collect();
     assert!(map.contains(&format!("{db}.kinds.dur: time → interval (widened: interval holds more than ±838:59:59)").as_str()), "{map:?}");
     assert!(map.iter().any(|l| l.starts_with(&format!("{db}.kinds.id: bigint")) && l.contains("unsigned → bigint (lossy")), "{map:?}");
-    assert_eq!(map.len(), 18, "every column of both tables: {map:?}");
+    assert_eq!(map.len(), 22, "every column of every table: {map:?}");
     let definitions = certificate["definitions"].to_string();
     assert!(definitions.contains(&format!("ON UPDATE {db}.orders.changed")), "{definitions}");
     assert_eq!(serving(&serving_file), On::Green);
@@ -314,6 +322,7 @@ async fn a_way_back_that_could_stop_is_refused_before_anything_changes_naming_ea
         Flavor::MariaDb10_11,
         "CREATE TABLE codes (code VARCHAR(10) COLLATE utf8mb4_general_ci PRIMARY KEY, n INT) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
          CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(10)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; \
+         CREATE TABLE measures (id INT PRIMARY KEY, taken DATE, size FLOAT(7,2)) ENGINE = InnoDB; \
          CREATE TRIGGER logged AFTER INSERT ON codes FOR EACH ROW INSERT INTO audit (code) VALUES (NEW.code)",
     )
     .await;
@@ -322,9 +331,13 @@ async fn a_way_back_that_could_stop_is_refused_before_anything_changes_naming_ea
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &toml);
     t.start();
     common::wait_streaming(&mut t).await;
+    // The guard of a column dropped on green.
+    green.execute(&db, &format!("ALTER TABLE \"{db}\".measures DROP CONSTRAINT measures_taken_check")).await.expect("drop the guard");
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("cutover.reverse = true, but 2 thing(s)"), "{out}");
+    assert!(out.contains("cutover.reverse = true, but 4 thing(s)"), "{out}");
+    assert!(out.contains(&format!("{db}.measures.size: float(7,2) on blue rounds to its digits")), "{out}");
+    assert!(out.contains(&format!("{db}.measures: green lacks CHECK (((taken >= '0001-01-01'::date) AND (taken <= '9999-12-31'::date)))")), "{out}");
     assert!(out.contains(&format!("{db}.codes: key PRIMARY compares code by utf8mb4_general_ci")), "{out}");
     assert!(out.contains(&format!("TRIGGER {db}.logged: on blue it would fire again")), "{out}");
     assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");

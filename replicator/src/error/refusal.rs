@@ -508,6 +508,13 @@ pub enum CutoverCheck {
          rollback would then stop:\n{what}"
     )]
     Irreversible { count: usize, what: String },
+    /// A rollback across engines while green's guard is not whole.
+    #[error(
+        "green's guard is not whole: {count} CHECK(s) that keep green to what blue can take back are missing, so green may hold values \
+         the stream back wrote to blue differently or could not write:\n{what}\nAdd each (PostgreSQL checks green's rows as it adds it), \
+         then roll back"
+    )]
+    GuardMissing { count: usize, what: String },
     /// A rollback across engines while green has tables the stream back does not carry.
     #[error(
         "green has {count} table(s) the stream back does not carry to blue (made on green after the cutover?): {tables}; a rollback would \

@@ -171,6 +171,8 @@ pub struct PgSink {
     /// Recording in `turnout.progress` instead of the origin (a blue of another engine, see
     /// [`progress`]): the position applied up to. `origin` then names the stream's row.
     row: Option<Position>,
+    /// Recording: each commit marked with the origin `origin` ([`PgSink::connect_recording`]).
+    mark: bool,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -218,15 +220,16 @@ impl PgSink {
             durable: applied,
             source: None,
             row: None,
+            mark: false,
         })
     }
 
     /// Connects as one of the sessions applying the stream `stream` of a blue of another engine,
     /// recording the position in `turnout.progress` ([`progress`]) in each commit's transaction:
-    /// commits are synchronous, so each is durable when it returns. The replication origin `stream`
-    /// is set up around each commit only to mark it as turnout's in green's WAL; its progress is not
-    /// used.
-    pub async fn connect_recording(url: &str, stream: &str) -> Result<PgSink, SinkError> {
+    /// commits are synchronous, so each is durable when it returns. With `mark`, the replication
+    /// origin `stream` is set up around each commit only to mark it as turnout's in green's WAL (a
+    /// stream from green drops it); its progress is not used.
+    pub async fn connect_recording(url: &str, stream: &str, mark: bool) -> Result<PgSink, SinkError> {
         let options = ConnectOptions::from_url(url, "target.url").map_err(|e| SinkError::Config(e.to_string()))?;
         let client = connect_with(&options).await?;
         client.batch_execute("SET session_replication_role = replica; SET synchronous_commit = on").await.map_err(SinkError::target(
@@ -234,7 +237,9 @@ impl PgSink {
         ))?;
         progress::ensure_table(&client).await?;
         // The origin only marks this stream's commits in green's WAL (a stream back drops them).
-        ensure_origin(&client, stream).await?;
+        if mark {
+            ensure_origin(&client, stream).await?;
+        }
         let Some(applied) = progress::read(&client, stream).await? else {
             return Err(SinkError::Progress(format!("green has no turnout.progress row for the stream {stream}: the stream has not been prepared")));
         };
@@ -250,6 +255,7 @@ impl PgSink {
             durable: Lsn(0),
             source: None,
             row: Some(applied),
+            mark,
         })
     }
 
@@ -275,7 +281,11 @@ impl PgSink {
         // The origin set up for this commit only marks it as turnout's in green's WAL: a stream from
         // green (the way back) drops it. Commits of the stream's sessions never overlap.
         let origin = self.origin.replace('\'', "''");
-        let commit = format!("{begin}SELECT pg_replication_origin_session_setup('{origin}'); {upsert}; COMMIT; SELECT pg_replication_origin_session_reset()");
+        let commit = if self.mark {
+            format!("{begin}SELECT pg_replication_origin_session_setup('{origin}'); {upsert}; COMMIT; SELECT pg_replication_origin_session_reset()")
+        } else {
+            format!("{begin}{upsert}; COMMIT")
+        };
         if let Err(e) = self.client.batch_execute(&commit).await {
             self.rollback_quietly().await;
             let _ = self.client.batch_execute("SELECT pg_replication_origin_session_reset() WHERE pg_replication_origin_session_is_setup()").await;

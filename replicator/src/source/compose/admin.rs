@@ -257,8 +257,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
         Ok(checks)
     }
 
+    /// What the stream made on both sides, and what a cutover's stream back left (its slot and
+    /// publication on green, its progress record on blue).
     async fn teardown(&self) -> Result<Vec<String>, Error> {
-        let mut done = self.target.teardown(&[self.source.heartbeat_table()]).await?;
+        let back = Names::reverse_of(&self.names);
+        let mut done = self.target.drop_back(&back).await?;
+        done.extend(self.source.drop_back(&back.origin).await?);
+        done.extend(self.target.teardown(&[self.source.heartbeat_table()]).await?);
         done.extend(self.source.teardown().await?);
         if self.config.state.dir.exists() {
             std::fs::remove_dir_all(&self.config.state.dir).map_err(StoreError::file("removing", &self.config.state.dir))?;

@@ -120,6 +120,16 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Back<S,
     }
 }
 
+/// Whether green's column type (as its stream describes it) is the conversion's: the same type and,
+/// where the stream says it, the same modifier.
+fn same_type(green: &turnout_decoders::schema::ColumnType, made: &turnout_decoders::schema::ColumnType) -> bool {
+    use turnout_decoders::schema::ColumnType::Pg;
+    match (green, made) {
+        (Pg { oid: a, modifier: m, .. }, Pg { oid: b, modifier: n, .. }) => a == b && (*m == -1 || m == n),
+        _ => false,
+    }
+}
+
 /// Green's stream with each event converted back to blue's types by `C`; DDL, and a table that is
 /// not one of blue's, stop the stream.
 #[allow(missing_debug_implementations)]
@@ -130,11 +140,23 @@ pub(crate) struct Inverting<S, C> {
     catalog: HashMap<TableName, BlueTable>,
     /// Green's schema of each table seen, and blue's for it.
     schemas: HashMap<TableName, (Arc<TableSchema>, Arc<TableSchema>)>,
+    /// The transactions that carried row changes and those that carried a TRUNCATE (by the xid a
+    /// streamed one's changes name; `None` for one sent whole).
+    rows_in: std::collections::HashSet<Option<turnout_decoders::event::TxId>>,
+    truncate_in: std::collections::HashSet<Option<turnout_decoders::event::TxId>>,
 }
 
 impl<S: Source, C: Convert> Inverting<S, C> {
     pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, engines: (&'static str, &'static str)) -> Self {
-        Inverting { inner, convert, engines, catalog: tables.into_iter().map(|t| (t.name.clone(), t)).collect(), schemas: HashMap::new() }
+        Inverting {
+            inner,
+            convert,
+            engines,
+            catalog: tables.into_iter().map(|t| (t.name.clone(), t)).collect(),
+            schemas: HashMap::new(),
+            rows_in: Default::default(),
+            truncate_in: Default::default(),
+        }
     }
 
     /// Blue's table and schema for green's `green`. Green publishes blue's tables only: another is
@@ -146,7 +168,11 @@ impl<S: Source, C: Convert> Inverting<S, C> {
         let blue = match self.schemas.get(&green.name) {
             Some((seen, blue)) if Arc::ptr_eq(seen, green) || **seen == **green => Arc::clone(blue),
             _ => {
-                let same = green.columns.len() == table.columns.len() && green.columns.iter().zip(&table.columns).all(|(g, b)| g.name == b.name);
+                // Green's columns as the conversion made them: a column added, dropped, renamed or
+                // retyped on green would carry values blue's column does not hold.
+                let made = self.convert.green(table)?.schema;
+                let same = green.columns.len() == made.columns.len()
+                    && green.columns.iter().zip(&made.columns).all(|(g, m)| g.name == m.name && same_type(&g.ty, &m.ty));
                 if !same {
                     return Err(SchemaRefusal::NotBuilt {
                         what: "carrying a table whose columns changed on green",
@@ -175,8 +201,38 @@ impl<S: Source, C: Convert> Inverting<S, C> {
         self.convert.back_key(table, &columns, key)
     }
 
+    /// Refuses a transaction that mixes a TRUNCATE with other changes: MySQL commits a TRUNCATE on
+    /// its own, so blue could not take it as one transaction with its position.
+    fn one_kind(&mut self, xid: Option<turnout_decoders::event::TxId>, truncate: bool) -> Result<(), Error> {
+        let (mine, other) = if truncate { (&mut self.truncate_in, &self.rows_in) } else { (&mut self.rows_in, &self.truncate_in) };
+        mine.insert(xid);
+        if other.contains(&xid) {
+            return Err(SchemaRefusal::NotBuilt {
+                what: "a transaction on green that mixes TRUNCATE with other changes, carried back",
+                from: self.engines.0,
+                to: self.engines.1,
+                fix: "MySQL commits a TRUNCATE on its own; run TRUNCATE in a transaction of its own on green",
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// The event as blue takes it.
     fn event(&mut self, event: ChangeEvent) -> Result<ChangeEvent, Error> {
+        match &event {
+            ChangeEvent::Begin { .. } | ChangeEvent::Commit { .. } => {
+                self.rows_in.remove(&None);
+                self.truncate_in.remove(&None);
+            }
+            ChangeEvent::StreamCommit { xid, .. } | ChangeEvent::StreamAbort { xid, .. } => {
+                self.rows_in.remove(&Some(*xid));
+                self.truncate_in.remove(&Some(*xid));
+            }
+            ChangeEvent::Insert { xid, .. } | ChangeEvent::Update { xid, .. } | ChangeEvent::Delete { xid, .. } => self.one_kind(*xid, false)?,
+            ChangeEvent::Truncate { xid, .. } => self.one_kind(*xid, true)?,
+            _ => {}
+        }
         Ok(match event {
             ChangeEvent::Relation(green) => ChangeEvent::Relation(self.blue(&green)?.1),
             ChangeEvent::Insert { table: green, xid, after } => {

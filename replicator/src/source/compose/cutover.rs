@@ -113,6 +113,10 @@ pub(crate) trait OpenedSide: Send + Sync + Sized {
     fn counters(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<Counter>, Error>> + Send;
     /// Every table green has in `schemas`.
     fn tables(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
+    /// Each `CHECK` the conversion makes on `tables` (its range checks and the way back's guard) that
+    /// green's table lacks — dropped, or a table made before the guard — one line each with the
+    /// statement that adds it. Other checks green has (the operator's) are not compared.
+    fn missing_checks(&mut self, tables: &[GreenTable]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
 
 /// The cutover of blue's side `S` into green's side `T` through the conversion `C`.
@@ -472,6 +476,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C
                  form does its work), or set cutover.reverse = false"
             ));
         }
+        // A command switch moves the application back only with its way back.
+        if self.config.cutover.switch == crate::config::Switch::Command && self.config.cutover.command.as_ref().is_none_or(|c| c.back_argv.is_none()) {
+            found.push("cutover.switch = \"command\" without cutover.command.back_argv: a rollback could not move the application back; set it".into());
+        }
+        // Green's guard, as the conversion makes it, on every table green holds now.
+        let green: Vec<GreenTable> = blue.iter().filter(|t| !t.heartbeat).map(|t| self.admin.convert.green(t)).collect::<Result<_, _>>()?;
+        found.extend(self.green().await?.missing_checks(&green).await?);
         if !found.is_empty() {
             return Err(crate::error::CutoverCheck::Irreversible { count: found.len(), what: found.join("\n") }.into());
         }

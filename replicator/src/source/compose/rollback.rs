@@ -22,16 +22,17 @@ const COUNTER_MARGIN: i128 = 1_000;
 
 /// The rollback of blue's side `S` and green's side `T`: green fenced, blue opened.
 #[allow(missing_debug_implementations)]
-pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide> {
+pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide, C> {
     config: Config,
     /// Opened when first needed: undoing green's fence after a crash must not wait for blue.
     blue: Option<S::Fenced>,
     green: T::Opened,
+    convert: C,
 }
 
-impl<S: SourceSide, T: TargetSide> ComposedRollback<S, T> {
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, C> {
     pub(crate) async fn connect(config: &Config) -> Result<Self, Error> {
-        Ok(ComposedRollback { config: config.clone(), blue: None, green: T::Opened::connect(config).await? })
+        Ok(ComposedRollback { config: config.clone(), blue: None, green: T::Opened::connect(config).await?, convert: C::default() })
     }
 
     async fn blue(&mut self) -> Result<&mut S::Fenced, Error> {
@@ -51,7 +52,7 @@ impl<S: SourceSide, T: TargetSide> ComposedRollback<S, T> {
     }
 }
 
-impl<S: SourceSide, T: TargetSide> Procedure for ComposedRollback<S, T> {
+impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedRollback<S, T, C> {
     fn fence_kind(&self) -> &'static str {
         "read-only"
     }
@@ -60,7 +61,14 @@ impl<S: SourceSide, T: TargetSide> Procedure for ComposedRollback<S, T> {
     /// window): a rollback would leave its rows behind.
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         self.blue().await?;
-        let carried: Vec<turnout_decoders::TableName> = S::new(&self.config, &Names::none())?.select().await?.into_iter().map(|t| t.name).collect();
+        let selected = S::new(&self.config, &Names::none())?.select().await?;
+        // A guard dropped in the window let green take what blue cannot: put back, it checks green's rows.
+        let green: Vec<super::GreenTable> = selected.iter().filter(|t| !t.heartbeat).map(|t| self.convert.green(t)).collect::<Result<_, _>>()?;
+        let missing = self.green.missing_checks(&green).await?;
+        if !missing.is_empty() {
+            return Err(crate::error::CutoverCheck::GuardMissing { count: missing.len(), what: missing.join("\n") }.into());
+        }
+        let carried: Vec<turnout_decoders::TableName> = selected.into_iter().map(|t| t.name).collect();
         let schemas: Vec<String> = carried.iter().map(|t| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let left: Vec<String> = self.green.tables(&schemas).await?.into_iter().filter(|t| !carried.contains(t)).map(|t| t.to_string()).collect();
         if !left.is_empty() {
@@ -125,7 +133,7 @@ impl<S: SourceSide, T: TargetSide> Procedure for ComposedRollback<S, T> {
 #[allow(missing_debug_implementations, clippy::large_enum_variant)]
 pub(crate) enum ComposedProcedure<S: SourceSide, T: TargetSide, C> {
     Cutover(ComposedCutover<S, T, C>),
-    Rollback(ComposedRollback<S, T>),
+    Rollback(ComposedRollback<S, T, C>),
 }
 
 /// Calls `$call` on whichever procedure `$self` holds.

@@ -186,6 +186,36 @@ impl OpenedSide for PgOpened {
         Ok("undid the fence (read-only): green takes writes again".into())
     }
 
+    /// Green's checks against those of a temporary table made from the conversion's definitions,
+    /// both printed by green (`pg_get_constraintdef`), so the comparison is green's own text.
+    async fn missing_checks(&mut self, tables: &[GreenTable]) -> Result<Vec<String>, Error> {
+        const CHECKS: &str = "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'c'";
+        let mut out = Vec::new();
+        for table in tables {
+            let name = qualified(&table.schema.name);
+            let create = format!("BEGIN; CREATE TEMPORARY TABLE turnout_expected ({}) ON COMMIT DROP", table.definitions.join(", "));
+            self.client.batch_execute(&create).await.map_err(Error::sql(Side::Green, format!("making the checks {name} should have")))?;
+            let read = async {
+                let expected = self.client.query(CHECKS, &[&"pg_temp.turnout_expected"]).await?;
+                let found = self.client.query(CHECKS, &[&name]).await?;
+                Ok::<_, tokio_postgres::Error>((expected, found))
+            }
+            .await;
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            let (expected, found) = read.map_err(Error::sql(Side::Green, format!("reading the checks of {name}")))?;
+            let mut found: Vec<String> = found.iter().map(|r| r.get(0)).collect();
+            for check in expected.iter().map(|r| r.get::<_, String>(0)) {
+                match found.iter().position(|f| *f == check) {
+                    Some(at) => {
+                        found.swap_remove(at);
+                    }
+                    None => out.push(format!("{}: green lacks {check}; add it: ALTER TABLE {name} ADD {check}", table.schema.name)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn tables(&mut self, schemas: &[String]) -> Result<Vec<TableName>, Error> {
         let rows = self
             .client

@@ -20,6 +20,8 @@ pub(crate) struct PgTarget {
     url: String,
     stream: String,
     sessions: usize,
+    /// The apply marks its commits for a stream back to drop (`cutover.reverse`).
+    mark: bool,
 }
 
 /// The statement that creates `table` on green, in a schema of its own name.
@@ -123,6 +125,18 @@ impl TargetSide for PgTarget {
 
     async fn may_arm_back(&self) -> Result<(), Error> {
         let client = super::session(&self.url, Side::Green).await?;
+        // The rollback's sentinel is a logical message, which pgoutput sends from 14 on.
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(Error::sql(Side::Green, "reading green's version"))?
+            .get(0);
+        if version < 140_000 {
+            return Err(Error::Setup(format!(
+                "the way back needs PostgreSQL 14 or newer on green (the rollback's sentinel is a logical message); green is {version}: set \
+                 cutover.reverse = false"
+            )));
+        }
         super::cutover::may_arm(&client, (Side::Blue, Side::Green), "set cutover.reverse = false to cut over without a way back").await
     }
 
@@ -149,6 +163,17 @@ impl TargetSide for PgTarget {
             .batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}; {create}"))
             .await
             .map_err(Error::sql(Side::Green, format!("creating publication {} on green", names.publication)))?;
+        // A table without a key sends its whole old row, or green could not update it once published.
+        for t in tables {
+            client
+                .batch_execute(&format!(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = '{r}'::regclass AND indisprimary) THEN \
+                       ALTER TABLE {r} REPLICA IDENTITY FULL; END IF; END $$",
+                    r = qualified(t).replace('\'', "''")
+                ))
+                .await
+                .map_err(Error::sql(Side::Green, format!("giving {t} on green its whole old row in the stream back")))?;
+        }
         let lsn = super::cutover::create_slot(&client, names, Side::Green).await?;
         Ok(Position::Pg(lsn))
     }
@@ -178,7 +203,12 @@ impl TargetSide for PgTarget {
 
     fn new(config: &Config, names: &Names) -> Result<PgTarget, Error> {
         turnout_connect::pg::ConnectOptions::from_url(config.target.url.expose(), "target.url").map_err(|e| Error::config("target.url", e.to_string()))?;
-        Ok(PgTarget { url: config.target.url.expose().to_owned(), stream: names.origin.clone(), sessions: config.apply_sessions().max(1) })
+        Ok(PgTarget {
+            url: config.target.url.expose().to_owned(),
+            stream: names.origin.clone(),
+            sessions: config.apply_sessions().max(1),
+            mark: config.cutover.reverse,
+        })
     }
 
     async fn recorded(&self) -> Result<Option<Position>, Error> {
@@ -229,8 +259,9 @@ impl TargetSide for PgTarget {
     }
 
     async fn open_sink(&self) -> Result<Parallel<PgSink>, Error> {
-        let sessions =
-            futures_util::future::try_join_all((0..self.sessions).map(|_| PgSink::connect_recording(&self.url, &self.stream))).await.map_err(Error::Sink)?;
+        let sessions = futures_util::future::try_join_all((0..self.sessions).map(|_| PgSink::connect_recording(&self.url, &self.stream, self.mark)))
+            .await
+            .map_err(Error::Sink)?;
         Parallel::new(sessions).map_err(Error::Sink)
     }
 
@@ -279,6 +310,8 @@ impl TargetSide for PgTarget {
             done.push(format!("deleted the progress record {} on green", self.stream));
         }
         let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
+        super::reverse::drop_origin_when_free(&client, &self.stream).await?;
+        done.push(format!("dropped replication origin {} on green (if it existed)", self.stream));
         for t in heartbeat {
             client
                 .batch_execute(&format!("DROP TABLE IF EXISTS {}", qualified(t)))

@@ -53,6 +53,9 @@ pub(super) fn guard(blue: &BlueType, column: &BlueColumn) -> Vec<String> {
             }
         }
         BlueType::Char { .. } => out.push("right({}, 1) <> ' '".to_owned()),
+        // PostgreSQL's −0 equals 0 but is written back as a decimal literal, which blue stores as 0.
+        BlueType::Float { .. } => out.push("{}::text <> '-0'".to_owned()),
+        BlueType::Set { members } => out.push(set_order(members)),
         _ => {}
     }
     let bytes = match name.as_str() {
@@ -74,6 +77,23 @@ pub(super) fn guard(blue: &BlueType, column: &BlueColumn) -> Vec<String> {
     out
 }
 
+/// The guard of a `SET`: its members in blue's order, each at most once (blue stores a bit mask and
+/// prints it so: green's `'z,x'` or `'x,x'` would come back as `'x,z'` and `'x'`).
+fn set_order(members: &[String]) -> String {
+    let escape = |m: &str| {
+        let mut out = String::new();
+        for ch in m.chars() {
+            if "\\^$.|?*+()[]{}".contains(ch) {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out.replace('\'', "''")
+    };
+    let parts: String = members.iter().map(|m| format!("(?:{}(?:,(?=.)|$))?", escape(m))).collect();
+    format!("{{}} ~ '^{parts}$'")
+}
+
 /// Whether blue compares `column` byte for byte, without padding (`utf8mb4_0900_bin`, MariaDB's
 /// `*_nopad_bin`): only then does a key green keeps unique stay unique on blue.
 fn exact_collation(column: &BlueColumn) -> bool {
@@ -86,6 +106,13 @@ fn exact_collation(column: &BlueColumn) -> bool {
 /// See [`crate::source::compose::Convert::unguarded`].
 pub(super) fn unguarded(table: &BlueTable) -> Vec<String> {
     let mut out = Vec::new();
+    for c in table.columns.iter().filter(|c| matches!(BlueType::of(table, c), BlueType::Float { .. }) && c.column_type.contains('(')) {
+        out.push(format!(
+            "{}.{}: {} on blue rounds to its digits, which green's floating point does not keep to; make it FLOAT or DOUBLE on blue, or set \
+             cutover.reverse = false",
+            table.name, c.name, c.column_type
+        ));
+    }
     for c in table.columns.iter().filter(|c| c.charset.as_deref() == Some("latin1")) {
         out.push(format!(
             "{}.{}: latin1 on blue, and green's text holds characters latin1 has not; convert the column to utf8mb4 on blue, or set \
@@ -154,7 +181,9 @@ pub(super) fn schema(table: &BlueTable) -> TableSchema {
         .map(|c| Column { name: c.name.clone(), ty: ColumnType::MySql(mysql_type(&BlueType::of(table, c))), is_key: keyless || table.key.contains(&c.name) })
         .collect();
     let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
-    TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: true }
+    // Green checked its foreign keys at the end of each statement; blue would check row by row, in
+    // green's order, and refuse a statement that is valid as a whole (a tree deleted parent first).
+    TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: false }
 }
 
 /// One value of green's `column` as blue holds it, as blue's own binlog would carry it; refused
