@@ -74,7 +74,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, 
     /// Green fenced, proven by the stream back, blue's counters moved past green's, traffic moved
     /// back by `cutover.command.back_argv`. Arms nothing after it (`again` is never asked for).
     async fn rollback(config: &Config, _forward: &Names, _again: bool) -> Result<Self::Cutover, Error> {
-        Ok(super::rollback::ComposedProcedure::Rollback(super::rollback::ComposedRollback::connect(config).await?))
+        Ok(super::rollback::ComposedProcedure::Rollback(super::rollback::ComposedRollback::new(config)))
     }
 
     const ITERATES: bool = false;

@@ -24,15 +24,29 @@ const COUNTER_MARGIN: i128 = 1_000;
 #[allow(missing_debug_implementations)]
 pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide, C> {
     config: Config,
-    /// Opened when first needed: undoing green's fence after a crash must not wait for blue.
+    /// Each side's session, opened when first needed: settling a rollback after a crash needs only
+    /// the side it acts on (undoing green's fence, or completing the switch to blue).
     blue: Option<S::Fenced>,
-    green: T::Opened,
+    green: Option<T::Opened>,
     convert: C,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, C> {
-    pub(crate) async fn connect(config: &Config) -> Result<Self, Error> {
-        Ok(ComposedRollback { config: config.clone(), blue: None, green: T::Opened::connect(config).await?, convert: C::default() })
+    /// Connects nothing yet: each side's session is opened at its first step.
+    pub(crate) fn new(config: &Config) -> Self {
+        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::default() }
+    }
+
+    async fn green(&mut self) -> Result<&mut T::Opened, Error> {
+        if self.green.is_none() {
+            self.green = Some(T::Opened::connect(&self.config).await?);
+        }
+        self.green.as_mut().ok_or_else(|| Error::Internal("the rollback's session on green is missing".into()))
+    }
+
+    /// Blue's selected tables, as its catalog describes them now.
+    async fn selected(&self) -> Result<Vec<super::BlueTable>, Error> {
+        S::new(&self.config, &Names::none())?.select().await
     }
 
     async fn blue(&mut self) -> Result<&mut S::Fenced, Error> {
@@ -44,8 +58,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, 
 
     /// Moves blue's counters to green's plus `margin`; the line to say and how many moved.
     async fn counters(&mut self, margin: i128, what: &str) -> Result<(String, usize), Error> {
-        let schemas = vec![crate::source::mysql::database(&crate::source::mysql::options(self.config.source.url.expose(), "source.url")?)];
-        let green = self.green.counters(&schemas).await?;
+        let schemas: Vec<String> = self.selected().await?.into_iter().map(|t| t.name.schema).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let green = self.green().await?.counters(&schemas).await?;
         let done = self.blue().await?.counters_ahead(&green, margin).await?;
         let moved = done.iter().filter(|c| c.changed).count();
         Ok((format!("{what}: {moved} of {} AUTO_INCREMENT counters moved on blue", done.len()), moved))
@@ -61,16 +75,16 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
     /// window): a rollback would leave its rows behind.
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         self.blue().await?;
-        let selected = S::new(&self.config, &Names::none())?.select().await?;
+        let selected = self.selected().await?;
         // A guard dropped in the window let green take what blue cannot: put back, it checks green's rows.
         let green: Vec<super::GreenTable> = selected.iter().filter(|t| !t.heartbeat).map(|t| self.convert.green(t)).collect::<Result<_, _>>()?;
-        let missing = self.green.missing_checks(&green).await?;
+        let missing = self.green().await?.missing_checks(&green).await?;
         if !missing.is_empty() {
             return Err(crate::error::CutoverCheck::GuardMissing { count: missing.len(), what: missing.join("\n") }.into());
         }
         let carried: Vec<turnout_decoders::TableName> = selected.into_iter().map(|t| t.name).collect();
         let schemas: Vec<String> = carried.iter().map(|t| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let left: Vec<String> = self.green.tables(&schemas).await?.into_iter().filter(|t| !carried.contains(t)).map(|t| t.to_string()).collect();
+        let left: Vec<String> = self.green().await?.tables(&schemas).await?.into_iter().filter(|t| !carried.contains(t)).map(|t| t.to_string()).collect();
         if !left.is_empty() {
             return Err(crate::error::CutoverCheck::NotCarriedBack { count: left.len(), tables: left.join(", ") }.into());
         }
@@ -78,7 +92,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
     }
 
     async fn check_fence(&mut self) -> Result<(), Error> {
-        self.green.check_fence().await
+        self.green().await?.check_fence().await
     }
 
     async fn counters_ahead(&mut self) -> Result<String, Error> {
@@ -86,11 +100,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
     }
 
     async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
-        self.green.fence(budget).await
+        self.green().await?.fence(budget).await
     }
 
     async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
-        self.green.write_sentinel(id).await
+        self.green().await?.write_sentinel(id).await
     }
 
     async fn top_up(&mut self) -> Result<(String, usize), Error> {
@@ -98,7 +112,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
     }
 
     async fn identify(&mut self) -> (Identity, Identity) {
-        let green = self.green.identify().await;
+        let green = match self.green().await {
+            Ok(green) => green.identify().await,
+            Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
+        };
         let blue = match self.blue().await {
             Ok(blue) => blue.identify().await,
             Err(e) => Identity { version: format!("unreadable: {e}"), identity: String::new() },
@@ -117,15 +134,15 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {
-        self.green.lift().await
+        self.green().await?.lift().await
     }
 
     async fn fenced(&mut self) -> Result<bool, Error> {
-        self.green.is_fenced().await
+        self.green().await?.is_fenced().await
     }
 
     fn fenced_position(&self) -> Option<Position> {
-        self.green.committed()
+        self.green.as_ref().and_then(|g| g.committed())
     }
 }
 
