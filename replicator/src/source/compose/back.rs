@@ -146,7 +146,7 @@ pub(crate) struct Inverting<S, C> {
     truncate_in: std::collections::HashSet<Option<turnout_decoders::event::TxId>>,
 }
 
-impl<S: Source, C: Convert> Inverting<S, C> {
+impl<S, C: Convert> Inverting<S, C> {
     pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, engines: (&'static str, &'static str)) -> Self {
         Inverting {
             inner,
@@ -307,5 +307,63 @@ impl<S: Source, C: Convert> Source for Inverting<S, C> {
 
     async fn close(self) -> Result<(), Error> {
         self.inner.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::compose::mysql_to_pg::MySqlToPg;
+    use crate::source::compose::BlueColumn;
+    use turnout_decoders::{Lsn, Timestamp, Value};
+
+    fn orders() -> BlueTable {
+        let name = TableName { schema: "app".into(), name: "orders".into() };
+        BlueTable::own(name, vec![BlueColumn::own("id", "int"), BlueColumn::own("n", "int")], "id")
+    }
+
+    fn inverting() -> (Inverting<(), MySqlToPg>, Arc<TableSchema>) {
+        let t = orders();
+        let green = Arc::new(MySqlToPg.green(&t).expect("mapped").schema);
+        (Inverting::new((), Arc::new(MySqlToPg), vec![t], ("PostgreSQL", "MySQL/MariaDB")), green)
+    }
+
+    fn begin() -> ChangeEvent {
+        ChangeEvent::Begin { xid: 7, commit_position: None, commit_ts: Timestamp(0) }
+    }
+
+    fn commit() -> ChangeEvent {
+        ChangeEvent::Commit { position: Position::Pg(Lsn(16)), commit_ts: Timestamp(0) }
+    }
+
+    #[test]
+    fn a_truncate_in_a_transaction_of_its_own_goes_back_and_one_mixed_with_rows_is_refused() {
+        let (mut back, green) = inverting();
+        let insert = || ChangeEvent::Insert { table: Arc::clone(&green), xid: None, after: vec![Value::Int4(1), Value::Int4(2)] };
+        let truncate = || ChangeEvent::Truncate { tables: vec![Arc::clone(&green)], xid: None, cascade: false, restart_identity: false };
+        for event in [begin(), insert(), commit(), begin(), truncate(), commit()] {
+            back.event(event).expect("each kind in a transaction of its own");
+        }
+        back.event(begin()).expect("begin");
+        back.event(insert()).expect("a row");
+        let refused = back.event(truncate()).expect_err("a TRUNCATE after rows").to_string();
+        assert!(refused.contains("mixes TRUNCATE with other changes"), "{refused}");
+        back.event(commit()).expect("commit");
+        back.event(begin()).expect("begin");
+        back.event(truncate()).expect("a TRUNCATE first");
+        assert!(back.event(insert()).is_err(), "rows after a TRUNCATE in one transaction");
+    }
+
+    #[test]
+    fn a_column_retyped_or_added_on_green_stops_the_stream_back() {
+        let (mut back, green) = inverting();
+        back.event(ChangeEvent::Relation(Arc::clone(&green))).expect("green's table as the type map made it");
+        let mut retyped = (*green).clone();
+        retyped.columns[1].ty = turnout_decoders::schema::ColumnType::pg(turnout_decoders::pg::types::oid::INT8, -1);
+        let refused = back.event(ChangeEvent::Relation(Arc::new(retyped))).expect_err("retyped").to_string();
+        assert!(refused.contains("whose columns changed on green"), "{refused}");
+        let mut added = (*green).clone();
+        added.columns.push(turnout_decoders::schema::Column { name: "extra".into(), ty: turnout_decoders::schema::ColumnType::pg(23, -1), is_key: false });
+        assert!(back.event(ChangeEvent::Relation(Arc::new(added))).is_err(), "a column added on green");
     }
 }
