@@ -43,9 +43,25 @@ pub(crate) type Counter = (TableName, i128);
 /// (`VIEW app.v`, `TABLE app.t`).
 pub(crate) type Mark = BTreeMap<String, String>;
 
+/// A side's fence and sentinel: blue's in a cutover, green's in a rollback.
+pub(crate) trait SideFence: Send + Sync + Sized {
+    /// Checks, changing nothing, that the fence can be applied.
+    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Fences the application's writes within `budget`; what it did.
+    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Commits the sentinel carrying `id`, which the stream from this side carries to the other.
+    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Everything the side committed, where the fence knows it (see [`Procedure::fenced_position`]).
+    fn committed(&self) -> Option<Position>;
+    /// Whether the fence is in place now, read from the server.
+    fn is_fenced(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Lifts the fence; what it did.
+    fn lift(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+}
+
 /// Blue's part of a cutover to another engine: the fence, the sentinel, its counters and the objects
 /// the other engine gets no translation of.
-pub(crate) trait FencedSide: Send + Sync + Sized {
+pub(crate) trait FencedSide: SideFence {
     /// Blue of `config` (`source.url`), connected.
     fn connect(config: &Config) -> impl Future<Output = Result<Self, Error>> + Send;
     /// `read-only` or `none`, as in `cutover.fence`.
@@ -54,18 +70,6 @@ pub(crate) trait FencedSide: Send + Sync + Sized {
     fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// Refuses when turnout's account cannot see every object blue's catalog holds.
     fn visible(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Checks, changing nothing, that the fence can be applied.
-    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Fences writes within `budget`; what it did.
-    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
-    /// Commits the sentinel carrying `id`, which blue's stream carries to green.
-    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Everything blue committed, where the fence knows it (see [`Procedure::fenced_position`]).
-    fn committed(&self) -> Option<Position>;
-    /// Whether the fence is in place now, read from the server.
-    fn is_fenced(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
-    /// Lifts the fence; what it did.
-    fn lift(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
     fn identify(&mut self) -> impl Future<Output = Identity> + Send;
     /// For a rehearsal: what the fence would wait for.
     fn findings(&mut self) -> impl Future<Output = Vec<String>> + Send;
@@ -81,8 +85,8 @@ pub(crate) trait FencedSide: Send + Sync + Sized {
     fn counters_ahead(&mut self, green: &[Counter], margin: i128) -> impl Future<Output = Result<Vec<CounterSync>, Error>> + Send;
 }
 
-/// Green's part of a cutover from another engine.
-pub(crate) trait OpenedSide: Send + Sync + Sized {
+/// Green's part of a cutover from another engine, and of the rollback that fences it.
+pub(crate) trait OpenedSide: SideFence {
     /// Green of `config` (`target.url`), connected.
     fn connect(config: &Config) -> impl Future<Output = Result<Self, Error>> + Send;
     /// How each of `tables` on green differs from what the conversion makes of blue's (one line per
@@ -94,21 +98,7 @@ pub(crate) trait OpenedSide: Send + Sync + Sized {
     fn counters_ahead(&mut self, blue: &[Counter], margin: i128) -> impl Future<Output = Result<Vec<CounterSync>, Error>> + Send;
     fn identify(&mut self) -> impl Future<Output = Identity> + Send;
 
-    // A rollback fences green: its fence, its sentinel (carried to blue by the stream back) and its
-    // counters.
-
-    /// Checks, changing nothing, that green's fence can be applied.
-    fn check_fence(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Fences the application's writes on green within `budget`; what it did.
-    fn fence(&mut self, budget: Duration) -> impl Future<Output = Result<String, Error>> + Send;
-    /// Commits the sentinel carrying `id` on green.
-    fn write_sentinel(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Everything green committed before the sentinel, once it is written.
-    fn committed(&self) -> Option<Position>;
-    /// Whether green's fence is in place now.
-    fn is_fenced(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
-    /// Lifts green's fence; what it did.
-    fn lift(&mut self) -> impl Future<Output = Result<String, Error>> + Send;
+    // A rollback fences green ([`SideFence`]) and reads its counters.
     /// The next value of every identity of a table in `schemas`.
     fn counters(&mut self, schemas: &[String]) -> impl Future<Output = Result<Vec<Counter>, Error>> + Send;
     /// Every table green has in `schemas`.

@@ -8,7 +8,7 @@
 //! [`ComposedProcedure`] is a composition's [`Procedure`] in either direction: the cutover
 //! ([`super::cutover::ComposedCutover`]) or this rollback.
 
-use super::cutover::{ComposedCutover, FencedSide, OpenedSide};
+use super::cutover::{ComposedCutover, FencedSide, OpenedSide, SideFence};
 use super::{Convert, SourceSide, TargetSide};
 use crate::config::Config;
 use crate::error::Error;
@@ -29,12 +29,15 @@ pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide, C> {
     blue: Option<S::Fenced>,
     green: Option<T::Opened>,
     convert: C,
+    /// The schemas of blue's selected tables, read once before the fence: the counters inside the
+    /// pause do not read blue's catalog again.
+    schemas: Vec<String>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, C> {
     /// Connects nothing yet: each side's session is opened at its first step.
     pub(crate) fn new(config: &Config) -> Self {
-        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::default() }
+        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::default(), schemas: Vec::new() }
     }
 
     async fn green(&mut self) -> Result<&mut T::Opened, Error> {
@@ -58,7 +61,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, 
 
     /// Moves blue's counters to green's plus `margin`; the line to say and how many moved.
     async fn counters(&mut self, margin: i128, what: &str) -> Result<(String, usize), Error> {
-        let schemas: Vec<String> = self.selected().await?.into_iter().map(|t| t.name.schema).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        if self.schemas.is_empty() {
+            self.schemas = schemas_of(self.selected().await?.iter().map(|t| &t.name));
+        }
+        let schemas = self.schemas.clone();
         let green = self.green().await?.counters(&schemas).await?;
         let done = self.blue().await?.counters_ahead(&green, margin).await?;
         let moved = done.iter().filter(|c| c.changed).count();
@@ -83,7 +89,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
             return Err(crate::error::CutoverCheck::GuardMissing { count: missing.len(), what: missing.join("\n") }.into());
         }
         let carried: Vec<turnout_decoders::TableName> = selected.into_iter().map(|t| t.name).collect();
-        let schemas: Vec<String> = carried.iter().map(|t| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        self.schemas = schemas_of(carried.iter());
+        let schemas = self.schemas.clone();
         let left: Vec<String> = self.green().await?.tables(&schemas).await?.into_iter().filter(|t| !carried.contains(t)).map(|t| t.to_string()).collect();
         if !left.is_empty() {
             return Err(crate::error::CutoverCheck::NotCarriedBack { count: left.len(), tables: left.join(", ") }.into());
@@ -144,6 +151,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedR
     fn fenced_position(&self) -> Option<Position> {
         self.green.as_ref().and_then(|g| g.committed())
     }
+}
+
+/// The schemas of `tables`, each once.
+fn schemas_of<'a>(tables: impl Iterator<Item = &'a turnout_decoders::TableName>) -> Vec<String> {
+    tables.map(|t| t.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
 }
 
 /// A composition's procedure in either direction.

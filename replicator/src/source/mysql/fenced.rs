@@ -377,6 +377,32 @@ fn unseen(grants: &[String], db: &str, oracle: bool) -> Vec<&'static str> {
     missing
 }
 
+impl crate::source::compose::cutover::SideFence for MySqlFenced {
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        MySqlFenced::check_fence(self).await
+    }
+
+    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
+        self.apply(budget).await
+    }
+
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        MySqlFenced::write_sentinel(self, id).await
+    }
+
+    fn committed(&self) -> Option<Position> {
+        self.committed.clone()
+    }
+
+    async fn is_fenced(&mut self) -> Result<bool, Error> {
+        MySqlFenced::is_fenced(self).await
+    }
+
+    async fn lift(&mut self) -> Result<String, Error> {
+        MySqlFenced::lift(self).await
+    }
+}
+
 impl crate::source::compose::cutover::FencedSide for MySqlFenced {
     async fn connect(config: &Config) -> Result<MySqlFenced, Error> {
         MySqlFenced::connect(config, Side::Blue).await
@@ -408,30 +434,6 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         Ok(warnings)
     }
 
-    async fn check_fence(&mut self) -> Result<(), Error> {
-        MySqlFenced::check_fence(self).await
-    }
-
-    async fn fence(&mut self, budget: Duration) -> Result<String, Error> {
-        self.apply(budget).await
-    }
-
-    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
-        MySqlFenced::write_sentinel(self, id).await
-    }
-
-    fn committed(&self) -> Option<Position> {
-        self.committed.clone()
-    }
-
-    async fn is_fenced(&mut self) -> Result<bool, Error> {
-        MySqlFenced::is_fenced(self).await
-    }
-
-    async fn lift(&mut self) -> Result<String, Error> {
-        MySqlFenced::lift(self).await
-    }
-
     async fn identify(&mut self) -> Identity {
         MySqlFenced::identify(self).await
     }
@@ -447,14 +449,12 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
     }
 
     async fn counters_ahead(&mut self, green: &[crate::source::compose::cutover::Counter], margin: i128) -> Result<Vec<turnout_cutover::CounterSync>, Error> {
-        let db = self.db.clone();
-        let blue = turnout_cutover::auto_increments(&mut self.conn, self.side, &db).await.map_err(Error::from)?;
         let mut done = Vec::new();
-        for (table, blue_next) in blue {
-            let Some((_, green_next)) = green.iter().find(|(t, _)| t.schema == db && t.name == table) else { continue };
+        for (table, blue_next) in self.counters().await? {
+            let Some((_, green_next)) = green.iter().find(|(t, _)| *t == table) else { continue };
             let wanted = green_next + margin;
             let changed = blue_next < wanted;
-            let name = format!("{}.{}", super::quote(&db), super::quote(&table));
+            let name = format!("{}.{}", super::quote(&table.schema), super::quote(&table.name));
             if changed {
                 self.conn
                     .query_drop(format!("ALTER TABLE {name} AUTO_INCREMENT = {wanted}"))

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Side};
-use crate::source::compose::cutover::{Counter, OpenedSide};
+use crate::source::compose::cutover::{Counter, OpenedSide, SideFence};
 use crate::source::compose::GreenTable;
 use crate::source::contract::procedure::Identity;
 use tokio_postgres::Client;
@@ -73,6 +73,36 @@ fn null_word(not_null: bool) -> &'static str {
         "NOT NULL"
     } else {
         "nullable"
+    }
+}
+
+impl SideFence for PgOpened {
+    async fn check_fence(&mut self) -> Result<(), Error> {
+        self.fence.check(&self.client).await.map_err(Error::from)
+    }
+
+    async fn fence(&mut self, budget: std::time::Duration) -> Result<String, Error> {
+        let report = self.fence.apply(&self.client, budget).await.map_err(Error::from)?;
+        let ended = if report.ended_sessions.is_empty() { String::new() } else { format!("; ended {} sessions", report.ended_sessions.len()) };
+        Ok(format!("fenced writes on green (read-only) in {} ms{ended}", report.took.as_millis()))
+    }
+
+    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
+        self.fenced_at = super::cutover::emit_sentinel(&self.client, Side::Green, id).await?;
+        Ok(())
+    }
+
+    fn committed(&self) -> Option<turnout_decoders::Position> {
+        self.fenced_at.map(turnout_decoders::Position::Pg)
+    }
+
+    async fn is_fenced(&mut self) -> Result<bool, Error> {
+        self.fence.is_fenced(&self.client).await.map_err(Error::from)
+    }
+
+    async fn lift(&mut self) -> Result<String, Error> {
+        self.fence.undo(&self.client).await.map_err(Error::from)?;
+        Ok("undid the fence (read-only): green takes writes again".into())
     }
 }
 
@@ -156,34 +186,6 @@ impl OpenedSide for PgOpened {
 
     async fn identify(&mut self) -> Identity {
         super::rehearsal::identity(&self.client).await
-    }
-
-    async fn check_fence(&mut self) -> Result<(), Error> {
-        self.fence.check(&self.client).await.map_err(Error::from)
-    }
-
-    async fn fence(&mut self, budget: std::time::Duration) -> Result<String, Error> {
-        let report = self.fence.apply(&self.client, budget).await.map_err(Error::from)?;
-        let ended = if report.ended_sessions.is_empty() { String::new() } else { format!("; ended {} sessions", report.ended_sessions.len()) };
-        Ok(format!("fenced writes on green (read-only) in {} ms{ended}", report.took.as_millis()))
-    }
-
-    async fn write_sentinel(&mut self, id: &str) -> Result<(), Error> {
-        self.fenced_at = super::cutover::emit_sentinel(&self.client, Side::Green, id).await?;
-        Ok(())
-    }
-
-    fn committed(&self) -> Option<turnout_decoders::Position> {
-        self.fenced_at.map(turnout_decoders::Position::Pg)
-    }
-
-    async fn is_fenced(&mut self) -> Result<bool, Error> {
-        self.fence.is_fenced(&self.client).await.map_err(Error::from)
-    }
-
-    async fn lift(&mut self) -> Result<String, Error> {
-        self.fence.undo(&self.client).await.map_err(Error::from)?;
-        Ok("undid the fence (read-only): green takes writes again".into())
     }
 
     /// Green's checks against those of a temporary table made from the conversion's definitions,
