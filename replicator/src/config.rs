@@ -12,7 +12,10 @@ pub mod handover;
 mod verify;
 mod watch;
 pub use canary::{Canary, CanaryConfig, Split};
-pub use cutover::{reversed, CommandConfig, CutoverConfig, Fence, HaproxyConfig, PgbouncerConfig, Switch, WindowBudget, VERIFY_MAX_AGE};
+pub use cutover::{
+    reversed, CommandConfig, CutoverConfig, Fence, HaproxyConfig, PgbouncerConfig, ReadyConfig, Switch, SwitchCommandConfig, WindowBudget, READY_TIMEOUT,
+    VERIFY_MAX_AGE,
+};
 pub use fleet::{EtcdConfig, SidecarFleet};
 pub use verify::{Continuous, VerifyConfig};
 pub use watch::WatchConfig;
@@ -732,6 +735,23 @@ dir = "/var/lib/turnout"
             ),
             ("[cutover]\nswitch = \"haproxy\"\n[cutover.haproxy]\nbackend = \"db\"", "cutover.haproxy.admin_socket"),
             ("[cutover]\nswitch = \"command\"", "cutover.command.argv"),
+            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/ready\"", "cutover.command.ready_green"),
+            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_green = \"postgres\"", "cutover.command.ready_url"),
+            (
+                "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nback_argv = [\"y\"]\nready_url = \"http://app/ready\"\nready_green = \"postgres\"",
+                "cutover.command.ready_blue",
+            ),
+            (
+                "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_blue = \"a\"",
+                "cutover.command.ready_blue",
+            ),
+            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"ftp://app/\"\nready_green = \"a\"", "cutover.command.ready_url"),
+            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \" \"", "cutover.command.ready_green"),
+            (
+                "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_timeout = \"0s\"",
+                "cutover.command.ready_timeout",
+            ),
+            ("[cutover]\nswitch = \"none\"\n[cutover.command]\nready_url = \"http://app/\"\nready_green = \"a\"", "cutover.command.ready_url"),
         ];
         for (extra, field) in cases {
             let err = Config::parse(&format!("{MINIMAL}\n{extra}\n"), env).expect_err(field);

@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use rustls::RootCertStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -39,6 +40,87 @@ pub struct Endpoint {
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint").field("host", &self.host).field("port", &self.port).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+/// A URL the operator gave (an alert webhook, an application's readiness endpoint), checked once:
+/// where to connect, what to ask for, and `Authorization: Basic` from its user and password. The
+/// URL may carry credentials, so neither it nor its parts are ever printed.
+pub struct Target {
+    pub endpoint: Endpoint,
+    pub path_and_query: String,
+    pub authorization: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Target(<redacted>)")
+    }
+}
+
+/// The machine's trusted root certificates (honouring `SSL_CERT_FILE`/`SSL_CERT_DIR`); unparseable
+/// ones are skipped.
+pub fn native_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    roots
+}
+
+impl Target {
+    /// Checks `url` (`http://` or `https://`); `roots` is asked for trusted certificates only for
+    /// `https://`. Errors never quote the URL.
+    pub fn parse(url: &str, roots: impl FnOnce() -> RootCertStore) -> Result<Target, String> {
+        let url = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => return Err("the URL has no host".into()),
+        };
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        let tls = match url.scheme() {
+            "http" => None,
+            "https" => {
+                let roots = roots();
+                if roots.is_empty() {
+                    return Err("https:// needs trusted root certificates and none were found on this machine; install \
+                                ca-certificates or point SSL_CERT_FILE at a PEM bundle"
+                        .into());
+                }
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS set-up: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Some(Arc::new(config))
+            }
+            other => return Err(format!("scheme {other}:// is not supported; use http:// or https://")),
+        };
+        let mut path_and_query = url.path().to_owned();
+        if let Some(query) = url.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        let authorization = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            use base64::Engine;
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or_default()));
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+        });
+        Ok(Target { endpoint: Endpoint { host, port, tls }, path_and_query, authorization })
+    }
+
+    /// Sends `method` with `headers` (and the URL's authorization) and `body`; the whole answer is due
+    /// within `deadline`.
+    pub async fn send(&self, method: &str, headers: &[(&str, String)], body: Bytes, deadline: Duration) -> Result<Answer, ClientError> {
+        let mut all = headers.to_vec();
+        if let Some(auth) = &self.authorization {
+            all.push(("authorization", auth.clone()));
+        }
+        send(&self.endpoint, method, &self.path_and_query, &all, body, deadline).await
     }
 }
 

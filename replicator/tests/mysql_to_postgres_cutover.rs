@@ -8,7 +8,9 @@
 use crate::common::{self, Turnout, Writer};
 use crate::mysql_to_postgres::{green_column, pair_of};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use turnout_testbed::{Flavor, MySqlServer, PgServer};
 
 /// Where a write landed.
@@ -26,18 +28,70 @@ fn cutover_toml(dir: &Path, keep: &[String]) -> String {
     switch.replace("[cutover]\n", &format!("[cutover]\nreverse = false\nkeep_definitions = [{}]\n", keep.join(", ")))
 }
 
+/// How the application flips to green once the switch command has written its flag: `after` that
+/// long (its instances read the flag on their own time), never while `stuck`; `on_green` once it
+/// writes to green; `lie` makes its readiness endpoint claim green whatever it does.
+#[derive(Clone, Default)]
+struct Flip {
+    after: Duration,
+    stuck: Arc<AtomicBool>,
+    on_green: Arc<AtomicBool>,
+    lie: Arc<AtomicBool>,
+}
+
+impl Flip {
+    /// Whether the application writes to green now: the flag written `after` ago, and not stuck.
+    fn due(&self, switched: &Path, seen: &mut Option<Instant>) -> bool {
+        if !switched.exists() {
+            return false;
+        }
+        let since = *seen.get_or_insert_with(Instant::now);
+        since.elapsed() >= self.after && !self.stuck.load(Ordering::SeqCst)
+    }
+
+    /// The application's readiness endpoint: `GET` answers `postgres` once it writes to green (or
+    /// while it lies), `mysql` before. Returns its URL.
+    async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let flip = self.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let flip = flip.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let green = flip.on_green.load(Ordering::SeqCst) || flip.lie.load(Ordering::SeqCst);
+                    let body = if green { "postgres\n" } else { "mysql\n" };
+                    let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}/engine")
+    }
+}
+
 /// An application that writes one order per transaction to blue until blue refuses it (the fence),
-/// waits for the switch, then writes to green through PostgreSQL — as an application that speaks
-/// both and flips on the switch's signal does. Records (id, n, where).
-fn start_writer(blue_url: String, green_url: String, switched: std::path::PathBuf, db: String) -> Writer<(i64, i64, On)> {
+/// waits for the switch (and `flip`), then writes to green through PostgreSQL — as an application
+/// that speaks both and flips on the switch's signal does. Records (id, n, where).
+fn start_writer(blue_url: String, green_url: String, switched: std::path::PathBuf, db: String, flip: Flip) -> Writer<(i64, i64, On)> {
     Writer::start(move |log| async move {
         use mysql_async::prelude::Queryable;
         let mut n: i64 = 0;
         let opts = mysql_async::Opts::from_url(&blue_url).expect("url");
         let mut blue: Option<mysql_async::Conn> = None;
+        let mut seen = None;
         // Blue until the switch says green; a write the fence refuses is not acknowledged, and the
         // next one tries blue again on a new session (a rehearsal lifts the fence).
-        while log.running() && !switched.exists() {
+        while log.running() && !flip.due(&switched, &mut seen) {
             if blue.is_none() {
                 match mysql_async::Conn::new(opts.clone()).await {
                     Ok(c) => blue = Some(c),
@@ -64,6 +118,7 @@ fn start_writer(blue_url: String, green_url: String, switched: std::path::PathBu
             return;
         };
         tokio::spawn(connection);
+        flip.on_green.store(true, Ordering::SeqCst);
         let insert = format!("INSERT INTO \"{db}\".orders (n, note) VALUES ($1, 'g') RETURNING id::int8");
         while log.running() {
             n += 1;
@@ -220,7 +275,7 @@ async fn moves_to_postgresql(flavor: Flavor) {
     blue.execute(None, &format!("CREATE USER app@'%' IDENTIFIED BY 'app-secret'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO app@'%'"))
         .expect("account");
     let app_url = format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port());
-    let writer = start_writer(app_url, green.url(&db), dir.path().join("switched"), db.clone());
+    let writer = start_writer(app_url, green.url(&db), dir.path().join("switched"), db.clone(), Flip::default());
     writer.wait_for(100).await;
     rehearsed_under_load(&t, &blue, &db, dir.path(), &writer).await;
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
@@ -264,5 +319,110 @@ async fn moves_to_postgresql(flavor: Flavor) {
     let (code, out) = common::turnout_command(&t, "rollback", &["--when-lag", "<1s"]).await;
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("armed no reverse stream"), "{out}");
+    t.sigterm();
+}
+
+/// The `[cutover]` TOML of an application that answers which side it writes to at `url`: the
+/// command writes the flag, and the fence holds until the application says `postgres`.
+fn ready_toml(dir: &Path, url: &str, timeout: &str) -> String {
+    cutover_toml(dir, &[])
+        .replace("[cutover.command]\n", &format!("[cutover.command]\nready_url = \"{url}\"\nready_green = \"postgres\"\nready_timeout = \"{timeout}\"\n"))
+}
+
+/// A pair with one table of orders and an application writing to blue through its own account.
+async fn readiness_pair(flip: Flip, timeout: &str) -> (MySqlServer, PgServer, String, tempfile::TempDir, Turnout, Writer<(i64, i64, On)>) {
+    let (blue, green, db) =
+        pair_of(Flavor::MariaDb10_11, "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, note VARCHAR(20)) ENGINE = InnoDB").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = flip.serve().await;
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &ready_toml(dir.path(), &url, timeout));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(None, &format!("CREATE USER app@'%' IDENTIFIED BY 'app-secret'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO app@'%'"))
+        .expect("account");
+    let app_url = format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port());
+    let writer = start_writer(app_url, green.url(&db), dir.path().join("switched"), db.clone(), flip);
+    writer.wait_for(50).await;
+    (blue, green, db, dir, t, writer)
+}
+
+/// Every write blue acknowledged is on green exactly as blue holds it, the application wrote to
+/// green after, and none of its writes reached blue after the fence.
+async fn every_blue_write_on_green(blue: &MySqlServer, green: &PgServer, db: &str, writer: Writer<(i64, i64, On)>) {
+    let before = writer.count();
+    writer.wait_for(before + 30).await;
+    let (acked, errors) = writer.finish().await;
+    assert!(acked.iter().any(|w| w.2 == On::Green), "the application wrote to green; errors {errors:?}");
+    assert_eq!(green_orders(green, db, true).await, blue_orders(blue, db), "green holds exactly blue's orders");
+    let blue_rows = blue_orders(blue, db);
+    for (id, n, _) in acked.iter().filter(|w| w.2 == On::Blue) {
+        assert!(blue_rows.contains(&format!("{id}|{n}|w")), "blue's acknowledged order {id} is not on blue");
+    }
+    assert!(!errors.iter().any(|e| e.starts_with("green:")), "{errors:?}");
+}
+
+/// The application flips 400 ms after the switch command set its flag (its instances read it on
+/// their own time). The fence holds until its readiness endpoint says `postgres`: when `cutover`
+/// returns, the application already writes to green, and the write pause includes its flip. An
+/// endpoint that already claims green before the fence refuses the cutover, nothing fenced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_switch_holds_the_fence_until_the_application_answers_ready_on_green() {
+    let flip = Flip { after: Duration::from_millis(400), ..Flip::default() };
+    let (blue, green, db, dir, mut t, writer) = readiness_pair(flip.clone(), "20s").await;
+
+    flip.lie.store(true, Ordering::SeqCst);
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("cutover.command.ready_url already answers 'postgres' (cutover.command.ready_green) before traffic moved to green"), "{out}");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
+    assert!(!dir.path().join("switched").exists(), "nothing was switched");
+    flip.lie.store(false, Ordering::SeqCst);
+
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(flip.on_green.load(Ordering::SeqCst), "the cutover returned before the application wrote to green\n{out}");
+    assert!(out.contains("readiness: the application answers 'mysql'"), "{out}");
+    let waited: u64 = out
+        .split("; the application answered ready ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no readiness wait in {out}"));
+    assert!(waited >= 350, "the application flips 400 ms after the flag; turnout waited {waited} ms");
+    let pause: u64 = out
+        .split("write pause ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no pause in {out}"));
+    assert!(pause >= waited, "the pause ({pause} ms) includes the application's flip ({waited} ms)");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
+    every_blue_write_on_green(&blue, &green, &db, writer).await;
+    t.sigterm();
+}
+
+/// The application does not flip within `ready_timeout` (one instance stuck): the switch fails after
+/// the proof — blue stays fenced, the application's writes there are refused, none is lost — and
+/// `turnout run`, restarted once it has flipped, completes the switch from the journal, waiting for
+/// the answer again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_application_that_does_not_answer_ready_keeps_blue_fenced_until_a_restart_completes_the_switch() {
+    let flip = Flip::default();
+    flip.stuck.store(true, Ordering::SeqCst);
+    let (blue, green, db, _dir, mut t, writer) = readiness_pair(flip.clone(), "1s").await;
+    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the application did not answer 'postgres' at cutover.command.ready_url within"), "{out}");
+    assert!(out.contains("its last answer: 'mysql'"), "{out}");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
+    assert!(!flip.on_green.load(Ordering::SeqCst));
+
+    flip.stuck.store(false, Ordering::SeqCst);
+    t.sigterm();
+    t.start();
+    common::wait_for(&mut t, "the switch completed", |t| t.log_text().contains("the switch to green was completed").then_some(())).await;
+    assert!(flip.on_green.load(Ordering::SeqCst), "the restart completed the switch before the application wrote to green");
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
+    every_blue_write_on_green(&blue, &green, &db, writer).await;
     t.sigterm();
 }

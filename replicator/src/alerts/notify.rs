@@ -20,9 +20,9 @@
 
 use super::AlertEvent;
 use crate::config::{AlertsConfig, Secret};
-use rustls::{ClientConfig, RootCertStore};
+use crate::http_client::{native_roots, Target};
+use rustls::RootCertStore;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -148,10 +148,7 @@ enum Undelivered {
 /// An `alerts.webhook` target. The URL may carry credentials, so neither it nor its parts are ever
 /// printed.
 struct Webhook {
-    endpoint: crate::http_client::Endpoint,
-    path_and_query: String,
-    /// `Authorization: Basic …` from the URL's user and password.
-    authorization: Option<String>,
+    target: Target,
 }
 
 impl fmt::Debug for Webhook {
@@ -160,58 +157,11 @@ impl fmt::Debug for Webhook {
     }
 }
 
-fn native_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // Unparseable system certificates are skipped.
-        let _ = roots.add(cert);
-    }
-    roots
-}
-
 impl Webhook {
     /// Checks the URL; `roots` is asked for trusted certificates only for `https://`. Errors never
     /// quote the URL.
     fn new(url: &Secret, roots: impl FnOnce() -> RootCertStore) -> Result<Webhook, String> {
-        let url = url::Url::parse(url.expose()).map_err(|e| format!("not a URL ({e})"))?;
-        let host = match url.host() {
-            Some(url::Host::Domain(d)) => d.to_owned(),
-            Some(url::Host::Ipv4(a)) => a.to_string(),
-            Some(url::Host::Ipv6(a)) => a.to_string(),
-            None => return Err("the URL has no host".into()),
-        };
-        let port = url.port_or_known_default().ok_or("the URL has no port")?;
-        let tls = match url.scheme() {
-            "http" => None,
-            "https" => {
-                let roots = roots();
-                if roots.is_empty() {
-                    return Err("https:// needs trusted root certificates and none were found on this machine; install \
-                                ca-certificates or point SSL_CERT_FILE at a PEM bundle"
-                        .into());
-                }
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let config = ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| format!("TLS set-up: {e}"))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                Some(Arc::new(config))
-            }
-            other => return Err(format!("scheme {other}:// is not supported; use http:// or https://")),
-        };
-        let mut path_and_query = url.path().to_owned();
-        if let Some(query) = url.query() {
-            path_and_query.push('?');
-            path_and_query.push_str(query);
-        }
-        let authorization = (!url.username().is_empty() || url.password().is_some()).then(|| {
-            use base64::Engine;
-            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-            let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or_default()));
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-        });
-        Ok(Webhook { endpoint: crate::http_client::Endpoint { host, port, tls }, path_and_query, authorization })
+        Ok(Webhook { target: Target::parse(url.expose(), roots)? })
     }
 
     /// POSTs `body` as `retry` says; returns the number of attempts it took. The error says what the
@@ -239,17 +189,12 @@ impl Webhook {
     /// One attempt.
     async fn post(&self, body: &[u8], deadline: Duration) -> Result<(), Failure> {
         use crate::http_client::ClientError;
-        let mut headers = vec![("content-type", "application/json".to_string())];
-        if let Some(auth) = &self.authorization {
-            headers.push(("authorization", auth.clone()));
-        }
-        let answer = crate::http_client::send(&self.endpoint, "POST", &self.path_and_query, &headers, bytes::Bytes::copy_from_slice(body), deadline)
-            .await
-            .map_err(|e| match e {
-                ClientError::Network(m) => Failure::Retry(m),
-                ClientError::Timeout(d) => Failure::Retry(format!("no answer within {d:?}")),
-                ClientError::Invalid(m) => Failure::Refused(m),
-            })?;
+        let headers = [("content-type", "application/json".to_string())];
+        let answer = self.target.send("POST", &headers, bytes::Bytes::copy_from_slice(body), deadline).await.map_err(|e| match e {
+            ClientError::Network(m) => Failure::Retry(m),
+            ClientError::Timeout(d) => Failure::Retry(format!("no answer within {d:?}")),
+            ClientError::Invalid(m) => Failure::Refused(m),
+        })?;
         match answer.status {
             200..=299 => Ok(()),
             408 | 429 | 500..=599 => Err(Failure::Retry(format!("the webhook answered HTTP {}", answer.status))),
@@ -317,6 +262,7 @@ mod tests {
     use crate::status::Status;
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
     use tokio::io::{AsyncRead, AsyncReadExt};
     use tokio::net::TcpListener;
 

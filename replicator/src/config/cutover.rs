@@ -170,6 +170,78 @@ pub struct SwitchCommandConfig {
     /// switch has no inverse and `turnout rollback` is refused.
     #[serde(default)]
     pub back_argv: Option<Vec<String>>,
+    /// An application that runs both data layers behind a flag says here which one it writes to:
+    /// after the command, the fence holds until a `GET` of this URL answers 2xx with `ready_green`
+    /// (after a rollback's `back_argv`: `ready_blue`) as its whole body, trimmed.
+    #[serde(default)]
+    pub ready_url: Option<Secret>,
+    /// What `ready_url` answers once the application writes to green only.
+    #[serde(default)]
+    pub ready_green: Option<String>,
+    /// What `ready_url` answers once the application writes to blue only.
+    #[serde(default)]
+    pub ready_blue: Option<String>,
+    /// How long the application has to answer ready after the command (default "30s").
+    #[serde(default)]
+    pub ready_timeout: Option<String>,
+}
+
+/// The readiness a command switch waits for, read from `[cutover.command]`.
+#[derive(Clone, Debug)]
+pub struct ReadyConfig {
+    pub url: Secret,
+    pub green: String,
+    pub blue: Option<String>,
+    pub timeout: Duration,
+}
+
+/// How long an application has to answer ready unless told otherwise.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl SwitchCommandConfig {
+    /// `ready_url` and what goes with it, checked; `None` when no readiness is configured.
+    pub fn ready(&self) -> Result<Option<ReadyConfig>, Error> {
+        let Some(url) = &self.ready_url else {
+            for (field, set) in [
+                ("cutover.command.ready_green", self.ready_green.is_some()),
+                ("cutover.command.ready_blue", self.ready_blue.is_some()),
+                ("cutover.command.ready_timeout", self.ready_timeout.is_some()),
+            ] {
+                if set {
+                    return Err(Error::config(field, "is set without cutover.command.ready_url; give the URL the application answers on, or remove it"));
+                }
+            }
+            return Ok(None);
+        };
+        let word = |field: &'static str, v: &Option<String>| -> Result<Option<String>, Error> {
+            match v.as_deref().map(str::trim) {
+                Some("") => Err(Error::config(field, "is empty; give the word the application answers with")),
+                other => Ok(other.map(str::to_owned)),
+            }
+        };
+        let green = word("cutover.command.ready_green", &self.ready_green)?.ok_or_else(|| {
+            Error::config(
+                "cutover.command.ready_green",
+                "is missing but cutover.command.ready_url is set; give what the URL answers once the application writes to green (e.g. \"postgres\")",
+            )
+        })?;
+        let blue = word("cutover.command.ready_blue", &self.ready_blue)?;
+        if self.back_argv.is_some() && blue.is_none() {
+            return Err(Error::config(
+                "cutover.command.ready_blue",
+                "is missing but cutover.command.back_argv and ready_url are set; give what the URL answers once the application writes to blue (e.g. \"mysql\")",
+            ));
+        }
+        if blue.as_deref() == Some(green.as_str()) {
+            return Err(Error::config("cutover.command.ready_blue", "is the same as ready_green; the answers must tell the two sides apart"));
+        }
+        crate::http_client::Target::parse(url.expose(), crate::http_client::native_roots).map_err(|e| Error::config("cutover.command.ready_url", e))?;
+        let timeout = opt_duration("cutover.command.ready_timeout", &self.ready_timeout)?.unwrap_or(READY_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(Error::config("cutover.command.ready_timeout", "is zero; give the application time to answer, e.g. \"30s\""));
+        }
+        Ok(Some(ReadyConfig { url: url.clone(), green, blue, timeout }))
+    }
 }
 
 impl Config {
@@ -206,6 +278,14 @@ impl Config {
         }
         if c.switch == Switch::Command && c.command.as_ref().is_none_or(|cmd| cmd.argv.is_empty()) {
             return Err(Error::config("cutover.command.argv", "is missing or empty but cutover.switch is \"command\""));
+        }
+        if let Some(command) = &c.command {
+            if command.ready()?.is_some() && c.switch != Switch::Command {
+                return Err(Error::config(
+                    "cutover.command.ready_url",
+                    "is set but cutover.switch is not \"command\"; the readiness answers after a switch command",
+                ));
+            }
         }
         Ok(())
     }

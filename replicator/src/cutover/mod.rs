@@ -44,6 +44,7 @@ pub mod again;
 pub mod certificate;
 mod fleet;
 mod gate;
+mod ready;
 mod record;
 mod recover;
 mod rehearse;
@@ -383,7 +384,9 @@ impl Controller {
         }
         retried!(retry, self, "checking the fence", procedure.check_fence().await)?;
         self.say("fence: ready");
-        switch.check(Duration::from_secs(10)).await.map_err(cutover_error)?;
+        if let Some(line) = check_switch(&switch, &self.config, self.direction).await? {
+            self.say(line);
+        }
         self.say("switch: ready");
         let lag = self.status.lag_seconds();
         let phase = self.status.phase();
@@ -445,10 +448,6 @@ fn new_id() -> String {
     format!("{:016x}", crate::status::now_micros().unsigned_abs() ^ u64::from(std::process::id()).rotate_left(40))
 }
 
-fn cutover_error(e: turnout_cutover::CutoverError) -> Error {
-    Error::Cutover(e)
-}
-
 /// Retries a step before the fence after a transient failure — a lost connection, a server
 /// restarting, a lock wait timed out ([`Error::class`]): nothing is fenced yet, and each such step
 /// changes nothing or is idempotent. At most [`Retry::ATTEMPTS`] attempts per cutover, waiting 0.5 s
@@ -482,12 +481,30 @@ pub fn build_switch(config: &Config) -> Result<TrafficSwitch, Error> {
     }
 }
 
-/// Moves traffic the way `direction` goes: to green for a cutover, back to blue for a rollback.
-async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<turnout_cutover::SwitchReport, turnout_cutover::CutoverError> {
+/// Moves traffic the way `direction` goes: to green for a cutover, back to blue for a rollback —
+/// and, with `cutover.command.ready_url`, waits until the application says it writes there.
+async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<turnout_cutover::SwitchReport, Error> {
     let urls = config.blue_green();
-    match direction {
+    let readiness = ready::Readiness::of(config)?;
+    let mut report = match direction {
         Direction::Forward => switch.to_green(urls, Duration::from_secs(30)).await,
         Direction::Reverse => switch.to_blue(urls, Duration::from_secs(30)).await,
+    }?;
+    if let Some(readiness) = readiness {
+        let took = readiness.wait(direction).await?;
+        report.summary.push_str(&format!("; the application answered ready {} ms after it", took.as_millis()));
+        report.took += took;
+    }
+    Ok(report)
+}
+
+/// Checks, changing nothing, that the switch can run and (with `cutover.command.ready_url`) that the
+/// application answers and has not moved yet.
+async fn check_switch(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<Option<String>, Error> {
+    switch.check(Duration::from_secs(10)).await?;
+    match ready::Readiness::of(config)? {
+        Some(readiness) => readiness.check(direction).await.map(Some),
+        None => Ok(None),
     }
 }
 

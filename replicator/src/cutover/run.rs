@@ -9,8 +9,8 @@
 //! the next `turnout run`, never undone.
 
 use super::{
-    build_switch, lock, pause_exceeded, refuse_no_inverse, switch_to, Controller, Direction, Journal, PauseTimeline, Request, Retry, ReverseArm, Step,
-    CLIENTS_MOVED_CAP,
+    build_switch, check_switch, lock, pause_exceeded, refuse_no_inverse, switch_to, Controller, Direction, Journal, PauseTimeline, Request, Retry, ReverseArm,
+    Step, CLIENTS_MOVED_CAP,
 };
 use crate::error::{Error, Lifecycle};
 use crate::source::contract::marker::Marker;
@@ -142,7 +142,9 @@ impl Controller {
         let marker = self.rogue_gate_before().await?;
         // Checked (and console sessions opened) before writes pause.
         retried!(retry, self, "checking the fence", procedure.check_fence().await).map_err(Error::during("the fence is not ready"))?;
-        switch.check(Duration::from_secs(10)).await.map_err(Error::during("the switch is not ready"))?;
+        if let Some(line) = check_switch(switch, &self.config, self.direction).await.map_err(Error::during("the switch is not ready"))? {
+            self.say(line);
+        }
         // Counters go ahead before writes pause; inside the pause one read checks them.
         let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await)?;
         lock(&self.record).counters.push(counters.clone());

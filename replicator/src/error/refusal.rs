@@ -109,6 +109,20 @@ pub enum Lifecycle {
          blue yourself and run `turnout finish`"
     )]
     NoInverse,
+    /// The application's readiness endpoint did not say it writes to the side traffic moves to.
+    #[error(
+        "the application did not answer '{word}' at cutover.command.ready_url within {waited_ms} ms (its last answer: {last}); \
+         it may still write to {from}, which stays fenced. Check that every instance of the application moved to {to}, then \
+         restart `turnout run` — it runs the switch command again and waits for the answer"
+    )]
+    NotReady { word: String, from: Side, to: Side, waited_ms: u128, last: String },
+    /// Before the fence, the readiness endpoint already says the application writes to the side traffic
+    /// moves to: it could not tell turnout when the application has moved.
+    #[error(
+        "cutover.command.ready_url already answers '{word}' (cutover.command.ready_{to}) before traffic moved to {to}: it would \
+         tell turnout nothing about the move; have the application answer with the side it writes to (or remove ready_url)"
+    )]
+    ReadyBefore { word: String, to: Side },
     /// `turnout run` after a rollback that armed no next generation.
     #[error(
         "traffic was rolled back to blue (rollback {id}: {message}); this stream no longer replicates (the rollback armed no stream \

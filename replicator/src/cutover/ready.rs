@@ -1,0 +1,107 @@
+//! The application's own word that it moved (`cutover.command.ready_url`).
+//!
+//! Across engines no proxy can move a client: the application changes data layer itself, often by a
+//! flag its instances read on their own time. A switch command that sets the flag returns before
+//! they have flipped, so the fence alone would end while some still write to the fenced side (they
+//! are refused there, which is safe but is not a finished switch). With `ready_url`, the switch is
+//! done only when the application says so: after the command, turnout asks `GET ready_url` every
+//! [`POLL`] until it answers 2xx with `ready_green` (a rollback: `ready_blue`) as its whole body,
+//! trimmed — the fenced side stays fenced all that time, and the wait is part of the write pause.
+//! If the answer does not come within `ready_timeout`, the switch fails as any switch does after the
+//! proof: the fence holds and `turnout run` completes the switch from the journal.
+//!
+//! Before the fence the endpoint is asked once: it must answer, and must not already give the word
+//! of the side traffic moves to — an endpoint that does could not tell turnout anything.
+
+use crate::config::{Config, ReadyConfig};
+use crate::cutover::Direction;
+use crate::error::{Error, Lifecycle};
+use crate::http_client::{native_roots, Target};
+use std::time::{Duration, Instant};
+
+/// How often the endpoint is asked while the application moves.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The longest a single request may take (the whole wait is bounded by `ready_timeout`).
+const REQUEST: Duration = Duration::from_secs(2);
+
+/// Longest part of an answer quoted in an error.
+const QUOTED: usize = 120;
+
+/// A checked `cutover.command.ready_url` and the words it answers with.
+pub(super) struct Readiness {
+    target: Target,
+    config: ReadyConfig,
+}
+
+impl Readiness {
+    /// The readiness `config` asks for, if any.
+    pub(super) fn of(config: &Config) -> Result<Option<Readiness>, Error> {
+        let Some(ready) = config.cutover.command.as_ref().map(|c| c.ready()).transpose()?.flatten() else { return Ok(None) };
+        let target = Target::parse(ready.url.expose(), native_roots).map_err(|e| Error::config("cutover.command.ready_url", e))?;
+        Ok(Some(Readiness { target, config: ready }))
+    }
+
+    /// The word that says the application writes to the side `direction` moves traffic to; `None`
+    /// for a rollback without `ready_blue` (configuration refuses that when `back_argv` is set).
+    fn word(&self, direction: Direction) -> Option<&str> {
+        match direction {
+            Direction::Forward => Some(&self.config.green),
+            Direction::Reverse => self.config.blue.as_deref(),
+        }
+    }
+
+    /// Before the fence: the endpoint answers, and not yet with the word of the side traffic moves to.
+    pub(super) async fn check(&self, direction: Direction) -> Result<String, Error> {
+        let Some(word) = self.word(direction) else { return Ok("readiness: not asked for this direction".into()) };
+        let answer = self.ask().await;
+        let (_, to) = direction.ends();
+        match answer {
+            Answer::Says(said) if said == word => Err(Lifecycle::ReadyBefore { word: word.to_owned(), to }.into()),
+            Answer::Says(said) => Ok(format!("readiness: the application answers '{}'", quote(&said))),
+            Answer::Not(why) => Err(Error::config("cutover.command.ready_url", format!("does not answer before the cutover: {why}"))),
+        }
+    }
+
+    /// After the switch command: asks until the application gives the word of the side traffic
+    /// moved to, or `ready_timeout` passes. Returns how long it took.
+    pub(super) async fn wait(&self, direction: Direction) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let Some(word) = self.word(direction) else { return Ok(Duration::ZERO) };
+        loop {
+            let last = match self.ask().await {
+                Answer::Says(said) if said == word => return Ok(started.elapsed()),
+                Answer::Says(said) => format!("'{}'", quote(&said)),
+                Answer::Not(why) => why,
+            };
+            if started.elapsed() >= self.config.timeout {
+                let (from, to) = direction.ends();
+                return Err(Lifecycle::NotReady { word: word.to_owned(), from, to, waited_ms: started.elapsed().as_millis(), last }.into());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// One `GET`: the trimmed body of a 2xx answer, or why there was none.
+    async fn ask(&self) -> Answer {
+        match self.target.send("GET", &[], bytes::Bytes::new(), REQUEST).await {
+            Ok(answer) if (200..300).contains(&answer.status) => Answer::Says(String::from_utf8_lossy(&answer.body).trim().to_owned()),
+            Ok(answer) => Answer::Not(format!("HTTP {}", answer.status)),
+            Err(e) => Answer::Not(e.to_string()),
+        }
+    }
+}
+
+/// What one request got.
+enum Answer {
+    Says(String),
+    Not(String),
+}
+
+/// At most [`QUOTED`] characters of an answer.
+fn quote(said: &str) -> String {
+    match said.char_indices().nth(QUOTED) {
+        Some((end, _)) => format!("{}…", &said[..end]),
+        None => said.to_owned(),
+    }
+}
