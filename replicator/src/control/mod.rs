@@ -35,6 +35,11 @@ pub async fn cutover_with(config: &Config, request: &Request) -> i32 {
     follow(config, request, "/cutover", "green").await.0
 }
 
+/// Asks the sidecar for exactly `request` (a rollback to blue) and follows it.
+pub async fn rollback_with(config: &Config, request: &Request) -> i32 {
+    follow(config, request, "/rollback", "blue").await.0
+}
+
 /// `turnout rollback`: the same back to blue, in the rollback window after a cutover.
 pub async fn rollback(config: &Config, args: &Invocation) -> i32 {
     act(config, args, "/rollback", "blue").await

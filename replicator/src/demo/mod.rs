@@ -145,7 +145,7 @@ async fn demo() -> Result<(), DemoError> {
     let on_green: std::collections::HashSet<i64> = on_green.into_iter().collect();
     let balanced: bool =
         g.query_one("SELECT (SELECT sum(balance) FROM accounts) = (SELECT count(*) FROM events)", &[]).await.map_err(DemoError::GreenPg)?.get(0);
-    if let Some(failure) = report(&acked, errors.len(), &on_green, balanced, cutover) {
+    if let Some(failure) = report(&acked, errors.len(), &on_green, balanced, cutover, "green") {
         return Err(DemoError::Verdict(format!("{failure}; errors: {errors:?}")));
     }
     step("cleaning up (servers and temporary files are removed)");
@@ -193,23 +193,24 @@ pub(crate) fn report(
     on_green: &std::collections::HashSet<i64>,
     balanced: bool,
     cutover: (Instant, Instant),
+    side: &str,
 ) -> Option<String> {
     let missing = acked.iter().filter(|(id, _)| !on_green.contains(id)).count();
     let (during, elsewhere) = gaps(acked, cutover);
     println!("application: {} writes acknowledged, {errors} errors", acked.len());
-    println!("green: {} of them present, {missing} missing; balances consistent: {balanced}", acked.len() - missing);
+    println!("{side}: {} of them present, {missing} missing; balances consistent: {balanced}", acked.len() - missing);
     println!(
         "write pause seen by the application (largest gap between acknowledged writes during the cutover): {} ms; \
          largest gap at any other time: {} ms",
         during.as_millis(),
         elsewhere.as_millis()
     );
-    (missing > 0 || errors > 0 || !balanced).then(|| format!("verification failed: {missing} acknowledged writes missing on green"))
+    (missing > 0 || errors > 0 || !balanced).then(|| format!("verification failed: {missing} acknowledged writes missing on {side}"))
 }
 
 /// The largest gap between successive acknowledged writes that overlaps `window`, and the largest
 /// of the others.
-fn gaps(acked: &[(i64, Instant)], (from, to): (Instant, Instant)) -> (Duration, Duration) {
+pub(crate) fn gaps(acked: &[(i64, Instant)], (from, to): (Instant, Instant)) -> (Duration, Duration) {
     let (mut during, mut elsewhere) = (Duration::ZERO, Duration::ZERO);
     for w in acked.windows(2) {
         let (a, b) = (w[0].1, w[1].1);

@@ -124,7 +124,7 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     let refused = errors.iter().filter(|x| is_fence_error(x)).count();
     println!("the fence refused {refused} writes, which the application retried; blue stays read-only: {blue_read_only}");
     let on_green = on_green.into_iter().collect();
-    if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced == Some(1), cutover) {
+    if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced == Some(1), cutover, "green") {
         return Err(DemoError::Verdict(format!("{failure}; errors: {errors:?}")));
     }
     if !blue_read_only {

@@ -1,20 +1,26 @@
-//! `turnout demo --mysql-to-postgres`: an application moved from MySQL to PostgreSQL on this machine
-//! — an Oracle MySQL 9.7 blue (MariaDB 10.11 where MySQL cannot run, or with `--engine mariadb`), a
-//! PostgreSQL 17 green, an application that speaks both data layers and writes to MySQL until the
-//! cutover's command switch tells it to move, replication through the type map with live lag, the
-//! cutover (read-only fence, the sentinel proving green has every committed write, green's identities
-//! moved past blue's `AUTO_INCREMENT`, blue's view kept as the operator made it on green), and the
-//! check that every write the application had acknowledged on either side is on green.
+//! `turnout demo --mysql-to-postgres`: an application moved from MySQL to PostgreSQL and back on this
+//! machine — an Oracle MySQL 9.7 blue (MariaDB 10.11 where MySQL cannot run, or with `--engine
+//! mariadb`), a PostgreSQL 17 green, an application that runs both data layers behind a flag and says
+//! on an HTTP endpoint which one it writes to, replication through the type map with live lag, the
+//! cutover (the stream back armed, read-only fence, the sentinel proving green has every committed
+//! write, green's identities moved past blue's `AUTO_INCREMENT`, blue's view kept as the operator made
+//! it on green, the flag set and the fence held until the application answers `postgres`), writes on
+//! PostgreSQL streamed back to MySQL, the rollback (green fenced, blue proven, blue's counters past
+//! green's, the flag set back, the answer `mysql` awaited), writes on MySQL again — and the check that
+//! every write the application acknowledged on either side is on blue, and every one before the
+//! rollback on green.
 
 use super::{harness, report, step, AppLog, DemoError};
 use crate::cli::DemoEngine;
 use crate::config::Config;
+use crate::cutover::Request;
 use mysql_async::prelude::Queryable;
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, Flavor, PgOptions, PgServer};
+use turnout_testbed::{free_port, Flavor, MySqlServer, PgOptions, PgServer};
 
 /// Blue's schema and seed rows: what the application reads and writes, and a view it uses.
 fn schema(flavor: Flavor) -> String {
@@ -50,26 +56,31 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     green.execute("postgres", "CREATE DATABASE app").await.map_err(harness("green database"))?;
 
     let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
-    let switched = dir.path().join("switched");
+    let flag = dir.path().join("flag");
+    std::fs::write(&flag, "mysql").map_err(DemoError::TempDir)?;
+    let side = Arc::new(AtomicBool::new(false));
+    let ready = serve_readiness(Arc::clone(&side)).await.map_err(DemoError::TempDir)?;
     let listen = format!("127.0.0.1:{}", free_port());
     let toml = format!(
         "[source]\nurl = \"{blue_url}\"\n[target]\nurl = \"{green_url}\"\n[state]\ndir = \"{state}\"\n[http]\nlisten = \"{listen}\"\n\
-         [cutover]\nfence = \"read-only\"\nswitch = \"command\"\nreverse = false\nkeep_definitions = [\"VIEW app.busy\"]\n\
-         [cutover.command]\nargv = [\"/bin/sh\", \"-c\", \"touch '{flag}'\"]\n",
+         [cutover]\nfence = \"read-only\"\nswitch = \"command\"\nkeep_definitions = [\"VIEW app.busy\"]\n\
+         [cutover.command]\nargv = [\"/bin/sh\", \"-c\", \"printf postgres > '{flag}'\"]\nback_argv = [\"/bin/sh\", \"-c\", \"printf mysql > '{flag}'\"]\n\
+         ready_url = \"{ready}\"\nready_green = \"postgres\"\nready_blue = \"mysql\"\nready_timeout = \"10s\"\n",
         blue_url = blue.url("app"),
         green_url = green.url("app"),
         state = dir.path().join("state").display(),
-        flag = switched.display(),
+        flag = flag.display(),
     );
     let config = Arc::new(Config::parse(&toml, |_| None).map_err(|source| DemoError::Turnout { what: "the demo's configuration", source })?);
 
-    step("the application starts writing to MySQL (about 150 transactions per second); it moves to PostgreSQL when the switch command runs");
+    step("the application starts writing to MySQL (about 150 transactions per second); it moves when the switch command sets its flag");
     let stop_app = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(AppLog::default()));
     let app = Application {
         mysql: format!("mysql://{APP}:{app_password}@127.0.0.1:{}/app", blue.port()),
         postgres: green.url("app"),
-        switched: switched.clone(),
+        flag,
+        on_postgres: side,
         stop: Arc::clone(&stop_app),
         log: Arc::clone(&log),
     };
@@ -77,12 +88,81 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     // The operator's part: the view the application reads, made on green in PostgreSQL's form once
     // the copy created its table (the cutover refuses until it is kept).
     let view = tokio::spawn(make_view(green.url("app")));
-
-    let cutover = super::replicate_and_cut_over(&config, &listen, &stop_app, app).await;
+    let windows = there_and_back(&config, &listen, &stop_app, app).await;
     view.abort();
-    let cutover = cutover?;
-
+    let windows = windows?;
     step("verifying");
+    verify(&blue, &green, &log, windows).await?;
+    step("cleaning up (servers and temporary files are removed)");
+    Ok(())
+}
+
+/// Runs the sidecar, cuts over, lets the application write on PostgreSQL (streamed back), rolls back,
+/// lets it write on MySQL again, then stops both. Returns when the cutover and the rollback ran.
+async fn there_and_back(
+    config: &Arc<Config>,
+    listen: &str,
+    stop_app: &AtomicBool,
+    app: tokio::task::JoinHandle<()>,
+) -> Result<[(Instant, Instant); 2], DemoError> {
+    step("turnout run: schema copy, snapshot, then streaming");
+    let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = {
+        let config = Arc::clone(config);
+        tokio::spawn(async move { crate::run::run(&config, stop_rx).await })
+    };
+    let outcome = async {
+        let cutover = super::follow_and_cut_over(config, listen).await?;
+        step("the application writes on PostgreSQL; each write streams back to MySQL");
+        follow_stream_back(listen).await?;
+        step("turnout rollback --when-lag '<1s'");
+        let request = Request { when_lag_ms: 1000, timeout_ms: 60_000, max_pause_ms: 5_000, ..Request::default() };
+        let started = Instant::now();
+        if crate::control::rollback_with(config, &request).await != 0 {
+            return Err(DemoError::Verdict("the rollback did not complete (green keeps serving)".into()));
+        }
+        Ok([cutover, (started, Instant::now())])
+    }
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_app.store(true, Ordering::Relaxed);
+    let _ = app.await;
+    let _ = stop_turnout.send(true);
+    let run_result = runner.await?;
+    let windows = outcome?;
+    run_result.map_err(|source| DemoError::Turnout { what: "turnout run", source })?;
+    Ok(windows)
+}
+
+/// Prints the stream back's status for three seconds once it streams.
+async fn follow_stream_back(listen: &str) -> Result<(), DemoError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut streaming_since: Option<Instant> = None;
+    while streaming_since.is_none_or(|since| since.elapsed() < Duration::from_secs(3)) {
+        if let Ok(body) = crate::control::get(listen, "/status").await {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let lag = v["lag_seconds"].as_f64().map_or("   -   ".into(), |l| format!("{l:.3} s"));
+            println!(
+                "{} phase {:<10} lag {lag:>9}  applied {:>8} rows",
+                v["direction"].as_str().unwrap_or("?"),
+                v["phase"].as_str().unwrap_or("?"),
+                v["rows_applied"]
+            );
+            if v["direction"] == "reverse" && v["phase"] == "streaming" {
+                streaming_since.get_or_insert_with(Instant::now);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(DemoError::Verdict("the stream back did not reach streaming within a minute".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// Every acknowledged write on blue (which serves again), every one acknowledged before the rollback
+/// on green (fenced since), balances consistent on both, blue writable and green read-only.
+async fn verify(blue: &MySqlServer, green: &PgServer, log: &Mutex<AppLog>, [cutover, rollback]: [(Instant, Instant); 2]) -> Result<(), DemoError> {
     let (acked, errors) = {
         let l = log.lock().unwrap_or_else(|p| p.into_inner());
         (l.acked.clone(), l.errors.clone())
@@ -90,25 +170,63 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     let (g, conn) = tokio_postgres::connect(&green.url("app"), tokio_postgres::NoTls).await.map_err(DemoError::GreenPg)?;
     tokio::spawn(conn);
     let rows = g.query("SELECT id FROM app.events WHERE note IN ('mysql', 'postgres')", &[]).await.map_err(DemoError::GreenPg)?;
-    let on_green: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let balanced: bool =
+    let on_green: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let green_balanced: bool =
         g.query_one("SELECT (SELECT sum(balance) FROM app.accounts) = (SELECT count(*) FROM app.events)", &[]).await.map_err(DemoError::GreenPg)?.get(0);
-    let on_postgres: i64 = g.query_one("SELECT count(*) FROM app.events WHERE note = 'postgres'", &[]).await.map_err(DemoError::GreenPg)?.get(0);
+    let green_read_only: String = g.query_one("SHOW default_transaction_read_only", &[]).await.map_err(DemoError::GreenPg)?.get(0);
+    let ids = blue.execute(Some("app"), "SELECT id FROM events WHERE note IN ('mysql', 'postgres')").map_err(harness("blue"))?;
+    let on_blue: HashSet<i64> = ids.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let blue_balanced = blue.execute(Some("app"), "SELECT (SELECT SUM(balance) FROM accounts) = (SELECT COUNT(*) FROM events)").map_err(harness("blue"))?;
     let blue_read_only = blue.execute(None, "SELECT @@GLOBAL.read_only").map_err(harness("blue"))?.trim() == "1";
-    let refused = errors.iter().filter(|x| x.starts_with("mysql:")).count();
+    let count = |note: &str| errors.iter().filter(|e| e.starts_with(note)).count();
+    let refused = count("mysql:") + count("postgres:");
+    let before: Vec<(i64, Instant)> = acked.iter().filter(|(_, at)| *at < rollback.0).cloned().collect();
+    let missing_on_green = before.iter().filter(|(id, _)| !on_green.contains(id)).count();
     println!(
-        "the fence refused {refused} writes on MySQL (never acknowledged; the application wrote on, on PostgreSQL once switched); {on_postgres} writes went to PostgreSQL; \
-         blue stays read-only: {blue_read_only}"
+        "the fences refused {refused} writes (never acknowledged; the application wrote again on the other side once moved); \
+         green holds {} of the {} writes acknowledged before the rollback, {missing_on_green} missing; balances consistent on green: {green_balanced}; \
+         green read-only: {green_read_only}; blue read-only: {blue_read_only}",
+        before.len() - missing_on_green,
+        before.len()
     );
-    if let Some(failure) = report(&acked, errors.len() - refused, &on_green, balanced, cutover) {
+    let (during_rollback, _) = super::gaps(&acked, rollback);
+    println!("write pause seen by the application during the rollback: {} ms", during_rollback.as_millis());
+    if let Some(failure) = report(&acked, errors.len() - refused, &on_blue, blue_balanced.trim() == "1", cutover, "blue") {
         return Err(DemoError::Verdict(format!("{failure}; errors: {errors:?}")));
     }
-    if !blue_read_only || on_postgres == 0 {
-        return Err(DemoError::Verdict(format!("blue writable after the cutover ({}) or no write on PostgreSQL ({on_postgres})", !blue_read_only)));
+    if missing_on_green > 0 || !green_balanced || blue_read_only || green_read_only != "on" {
+        return Err(DemoError::Verdict(format!(
+            "{missing_on_green} writes missing on green, green balanced {green_balanced}, blue read-only {blue_read_only}, green read-only {green_read_only}"
+        )));
     }
-    step("cleaning up (servers and temporary files are removed)");
-    drop(g);
     Ok(())
+}
+
+/// The application's readiness endpoint: `GET` answers `postgres` while it writes to PostgreSQL,
+/// `mysql` while it writes to MySQL. Returns its URL.
+async fn serve_readiness(on_postgres: Arc<AtomicBool>) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let on_postgres = Arc::clone(&on_postgres);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = if on_postgres.load(Ordering::SeqCst) { "postgres" } else { "mysql" };
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    Ok(format!("http://127.0.0.1:{port}/db-engine"))
 }
 
 /// Creates [`GREEN_VIEW`] on green as soon as the copy has made its table.
@@ -128,12 +246,15 @@ async fn make_view(url: String) {
     }
 }
 
-/// An application with both data layers: MySQL until `switched` exists, PostgreSQL after. One
-/// transaction per event (balance update + insert); a write MySQL refuses (the fence) is made again.
+/// An application with both data layers behind a flag (a file holding `mysql` or `postgres`, read
+/// before each transaction); `on_postgres` says which one it writes to (its readiness endpoint
+/// answers from it). One transaction per event (balance update + insert); a write a fence refuses is
+/// made again.
 struct Application {
     mysql: String,
     postgres: String,
-    switched: PathBuf,
+    flag: PathBuf,
+    on_postgres: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<AppLog>>,
 }
@@ -147,8 +268,13 @@ impl Application {
         while !self.stop.load(Ordering::Relaxed) {
             n += 1;
             let account = i32::try_from(1 + n % 1000).unwrap_or(1);
-            let result = if moved(&self.switched) {
-                on_postgres(&mut postgres, &self.postgres, account).await.map_err(|e| format!("postgres: {e}"))
+            let to_postgres = std::fs::read_to_string(&self.flag).is_ok_and(|f| f.trim() == "postgres");
+            self.on_postgres.store(to_postgres, Ordering::SeqCst);
+            let result = if to_postgres {
+                on_postgres(&mut postgres, &self.postgres, account).await.map_err(|e| {
+                    postgres = None;
+                    format!("postgres: {e}")
+                })
             } else {
                 on_mysql(&mut mysql, &opts, account).await.map_err(|e| {
                     mysql = None;
@@ -164,11 +290,6 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-}
-
-/// Whether the switch command has told the application to move.
-fn moved(flag: &Path) -> bool {
-    flag.exists()
 }
 
 async fn on_mysql(conn: &mut Option<mysql_async::Conn>, opts: &mysql_async::Opts, account: i32) -> Result<i64, mysql_async::Error> {
