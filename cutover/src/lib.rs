@@ -43,7 +43,7 @@ pub use counters::{auto_increments, sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlFenceReport, ReadOnlyFence};
-pub use pgbouncer::{PgBouncerAdmin, PoolerDatabase};
+pub use pgbouncer::{PgBouncerAdmin, PoolState, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};
 pub use sequences::{next_values, sync_sequences, sync_sequences_ahead, SequencePlan, SequenceState, SequenceSync};
 pub use share::{GreenSeen, ReadSplit};

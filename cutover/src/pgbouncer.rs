@@ -32,6 +32,17 @@ pub struct PoolerDatabase {
     pub paused: bool,
 }
 
+/// A `[databases]` entry's pools summed over their users (`SHOW POOLS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolState {
+    /// Clients waiting for a server connection (`cl_waiting`).
+    pub waiting: u64,
+    /// Server connections logged in: active, idle, used or tested.
+    pub servers: u64,
+    /// Server connections being logged in (`sv_login`).
+    pub logging_in: u64,
+}
+
 /// Where pgbouncer's admin console is and how to log in. `Debug` never shows the password.
 ///
 /// One console session is kept open and shared by clones, so the steps of a cutover (PAUSE, RELOAD,
@@ -155,6 +166,35 @@ impl PgBouncerAdmin {
     /// Whether `PAUSE <database>` is in effect (`SHOW DATABASES`, column `paused`).
     pub async fn is_paused(&self, database: &str) -> Result<bool, CutoverError> {
         Ok(self.show_database(database).await?.is_some_and(|d| d.paused))
+    }
+
+    /// The pools of `database` right now (`SHOW POOLS`, summed over users).
+    pub async fn pool(&self, database: &str) -> Result<PoolState, CutoverError> {
+        let command = "SHOW POOLS";
+        let messages = self.run_limited(command).await.map_err(|f| self.error(command, f))?;
+        let mut state = PoolState::default();
+        for row in rows(&messages).filter(|row| row.get("database") == Some(database)) {
+            let count = |column: &str| row.get(column).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            state.waiting += count("cl_waiting");
+            state.servers += count("sv_active") + count("sv_idle") + count("sv_used") + count("sv_tested");
+            state.logging_in += count("sv_login");
+        }
+        Ok(state)
+    }
+
+    /// The running value of setting `key` (`SHOW CONFIG`), `None` when pgbouncer has no such key.
+    pub async fn config_value(&self, key: &str) -> Result<Option<String>, CutoverError> {
+        let command = "SHOW CONFIG";
+        let messages = self.run_limited(command).await.map_err(|f| self.error(command, f))?;
+        let value = rows(&messages).find(|row| row.get("key") == Some(key)).and_then(|row| row.get("value")).map(str::to_string);
+        Ok(value)
+    }
+
+    /// `SET key = 'value'` on the running pgbouncer (until its next `RELOAD` re-reads the file, when
+    /// the file names the key).
+    pub async fn set(&self, key: &str, value: &str) -> Result<(), CutoverError> {
+        let command = format!("SET {key} = '{}'", value.replace('\'', "''"));
+        self.run_limited(&command).await.map(|_| ()).map_err(|f| self.error(&command, f))
     }
 
     /// How many clients of `database` wait for a server connection right now (`SHOW POOLS`,

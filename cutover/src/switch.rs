@@ -24,11 +24,23 @@ use turnout_connect::pg::ConnectOptions;
 /// How often [`TrafficSwitch::clients_moved`] asks pgbouncer.
 const CLIENTS_MOVED_POLL: Duration = Duration::from_millis(10);
 
+/// How long clients may wait while the entry has no server connection, logged in or logging in,
+/// before pgbouncer counts as holding them behind a failed login.
+const STALLED_AFTER: Duration = Duration::from_millis(50);
+
+/// pgbouncer's setting that holds a pool's next login after one failed.
+const LOGIN_RETRY: &str = "server_login_retry";
+
 /// What [`TrafficSwitch::clients_moved`] saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientsMoved {
     /// No client of the entry waited for a server connection any more after this long.
     Moved(Duration),
+    /// pgbouncer held the clients behind a login that had been cut (by the switch's reload, or a
+    /// read-only fence ending a session it was logging in), waiting `server_login_retry` before
+    /// logging in anywhere; turnout set it to 0 until every client had a connection, then back to
+    /// `retry`. `took` is from the switch to the last client's connection.
+    Unstuck { took: Duration, retry: String },
     /// Clients still waited when the cap passed.
     StillWaiting,
     /// Nothing to observe (not a pgbouncer switch), or pgbouncer's console did not answer.
@@ -159,25 +171,48 @@ impl TrafficSwitch {
     }
 
     /// After a pgbouncer switch: waits until no client of the entry waits for a server connection
-    /// any more — the clients the fence held each got one to green — and returns how long that took,
-    /// or that `cap` passed first (pgbouncer may also hold clients for its own reasons, such as a
-    /// full pool). The other switches have nothing to observe and return at once.
+    /// any more — the clients the fence held each got one to the other side — and returns how long
+    /// that took, or that `cap` passed first (pgbouncer may also hold clients for its own reasons, such
+    /// as a full pool). The other switches have nothing to observe and return at once.
+    ///
+    /// A login cut while pgbouncer made it — by the switch's own `RELOAD` ("connect string changed")
+    /// or by a read-only fence ending the session — makes pgbouncer wait `server_login_retry` (15 s by
+    /// default) before its next login to the entry, wherever it now points, while its clients wait.
+    /// When clients wait [`STALLED_AFTER`] with no server connection logged in or logging in, the
+    /// setting is lowered to 0 until they have one, and then put back as it was
+    /// ([`ClientsMoved::Unstuck`]).
+    ///
     /// Callers use it to keep their own reconnection work (the reverse stream's) off the machine
     /// while the applications' connections are made.
     pub async fn clients_moved(&self, cap: Duration) -> ClientsMoved {
         let TrafficSwitch::PgBouncer { admin, database, .. } = self else { return ClientsMoved::Unobserved };
         let started = Instant::now();
-        loop {
-            match admin.waiting_clients(database).await {
-                Ok(0) => return ClientsMoved::Moved(started.elapsed()),
-                Ok(_) => {}
-                Err(_) => return ClientsMoved::Unobserved,
+        let mut stalled_since: Option<Instant> = None;
+        let mut lowered: Option<String> = None;
+        let outcome = loop {
+            let Ok(pool) = admin.pool(database).await else { break ClientsMoved::Unobserved };
+            if pool.waiting == 0 {
+                break match &lowered {
+                    Some(retry) => ClientsMoved::Unstuck { took: started.elapsed(), retry: retry.clone() },
+                    None => ClientsMoved::Moved(started.elapsed()),
+                };
+            }
+            if pool.servers > 0 || pool.logging_in > 0 {
+                stalled_since = None;
+            } else if lowered.is_none() && stalled_since.get_or_insert_with(Instant::now).elapsed() >= STALLED_AFTER {
+                lowered = lower_login_retry(admin).await;
             }
             if started.elapsed() >= cap {
-                return ClientsMoved::StillWaiting;
+                break ClientsMoved::StillWaiting;
             }
             tokio::time::sleep(CLIENTS_MOVED_POLL).await;
+        };
+        if let Some(retry) = &lowered {
+            if let Err(e) = admin.set(LOGIN_RETRY, retry).await {
+                tracing::warn!("putting pgbouncer's {LOGIN_RETRY} back to {retry} failed: {e}; set it by hand (SET {LOGIN_RETRY} = '{retry}' on its console)");
+            }
         }
+        outcome
     }
 
     /// Checks, changing nothing, that the switch can run: pgbouncer — the console answers, it runs
@@ -215,6 +250,26 @@ impl TrafficSwitch {
                 }
             }
             TrafficSwitch::None => Ok(()),
+        }
+    }
+}
+
+/// Sets pgbouncer's `server_login_retry` to 0; returns the value it had, `None` when it could not be
+/// read or set (logged).
+async fn lower_login_retry(admin: &PgBouncerAdmin) -> Option<String> {
+    let retry = match admin.config_value(LOGIN_RETRY).await {
+        Ok(Some(retry)) => retry,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("reading pgbouncer's {LOGIN_RETRY} failed: {e}");
+            return None;
+        }
+    };
+    match admin.set(LOGIN_RETRY, "0").await {
+        Ok(()) => Some(retry),
+        Err(e) => {
+            tracing::warn!("pgbouncer holds clients behind a failed login and setting {LOGIN_RETRY} to 0 failed: {e}");
+            None
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::common;
 
 use common::{connect, eventually, scalar, server_port, WAIT};
 use std::time::{Duration, Instant};
-use turnout_cutover::{BlueGreen, CutoverError, PgBouncerAdmin, TrafficSwitch, WriteFence};
+use turnout_cutover::{point_database, BlueGreen, ClientsMoved, CutoverError, Endpoint, PgBouncerAdmin, TrafficSwitch, WriteFence};
 use turnout_testbed::{HaProxy, PgBouncer, PgServer};
 
 /// Gives green's superuser blue's password, so that one set of credentials (pgbouncer's auth file,
@@ -161,5 +161,56 @@ async fn command_switch_past_its_time_limit_is_killed_with_what_it_started() -> 
         }
     })
     .await;
+    Ok(())
+}
+
+/// A login pgbouncer has in progress when the switch reloads the entry is cut ("connect string
+/// changed"), and pgbouncer then waits `server_login_retry` (15 s by default) before it logs in to
+/// the entry's server again — to green too — while the clients that wait for a connection wait with
+/// it. The same happens when a read-only fence ends a session that pgbouncer is still logging in.
+/// The switch's follow-up lets them through at once, and leaves `server_login_retry` as it was.
+#[tokio::test]
+async fn a_login_cut_by_the_switch_does_not_hold_clients_for_server_login_retry() -> anyhow::Result<()> {
+    let blue = PgServer::start(15)?;
+    let green = PgServer::start(17)?;
+    let db = blue.create_database("switch").await?;
+    green.execute("postgres", &format!("CREATE DATABASE \"{db}\"")).await?;
+    let green_url = same_password(&blue, &green, &db).await?;
+    let bouncer = PgBouncer::start(&blue, &db)?;
+    let admin = PgBouncerAdmin::from_url(&bouncer.admin_url())?;
+    let switch = TrafficSwitch::PgBouncer { admin: admin.clone(), database: db.clone(), config_file: bouncer.config_path() };
+    let blue_url = blue.url(&db);
+    let urls = BlueGreen { blue_url: &blue_url, green_url: &green_url };
+
+    // A server that accepts connections and never answers: pgbouncer's login to it stays in progress.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hole_port = hole.local_addr()?.port();
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            kept.push(socket);
+        }
+    });
+    let silent = Endpoint { host: "127.0.0.1".into(), port: hole_port, dbname: db.clone() };
+    point_database(&bouncer.config_path(), &db, &silent)?;
+    admin.reload().await?;
+    let client_url = bouncer.url(&db);
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let client = connect(&client_url).await;
+        let port = scalar(&client, "SELECT current_setting('port')").await;
+        (port, started.elapsed())
+    });
+    eventually("pgbouncer logs in to the silent server", || async { (admin.pool(&db).await.ok()?.logging_in >= 1).then_some(()) }).await;
+
+    let before = admin.config_value("server_login_retry").await?;
+    switch.to_green(urls, WAIT).await?;
+    let moved = switch.clients_moved(Duration::from_secs(10)).await;
+    let (port, waited) = tokio::time::timeout(WAIT, waiting).await??;
+    assert_eq!(port?.parse::<u16>()?, green.port());
+    assert!(waited < Duration::from_secs(5), "the client waited {waited:?} for green ({moved:?})\n{}", bouncer.log());
+    assert!(matches!(moved, ClientsMoved::Unstuck { .. }), "{moved:?}");
+    assert_eq!(admin.config_value("server_login_retry").await?, before, "server_login_retry is as it was");
+    held.abort();
     Ok(())
 }

@@ -180,6 +180,13 @@ async fn complete_switch<P: Procedure>(
     procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
     switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
     tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
+    // A login the fence or the reload cut would hold pgbouncer's clients for server_login_retry.
+    if let turnout_cutover::ClientsMoved::Unstuck { took, retry } = switch.clients_moved(super::CLIENTS_MOVED_CAP).await {
+        tracing::warn!(
+            "pgbouncer held its clients behind a cut login: server_login_retry set to 0 until they had a connection to {to} ({} ms), then back to {retry}",
+            took.as_millis()
+        );
+    }
     journal.step = Step::Done;
     journal.message = Some("the switch was completed when turnout restarted".into());
     state.put_cutover_journal(journal, true)

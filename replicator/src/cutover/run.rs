@@ -428,6 +428,11 @@ impl Controller {
         // two do not compete for the machine. Bounded; the next stream loses nothing by waiting.
         match switch.clients_moved(CLIENTS_MOVED_CAP).await {
             ClientsMoved::Moved(took) => self.say(format!("every client the fence held had a connection to {to} {} ms after the switch", took.as_millis())),
+            ClientsMoved::Unstuck { took, retry } => self.say(format!(
+                "pgbouncer held its clients behind a login cut by the fence or the reload (server_login_retry = {retry} s): set to 0 until \
+                 every client had a connection to {to}, {} ms after the switch, then back to {retry}",
+                took.as_millis()
+            )),
             ClientsMoved::StillWaiting => self.say(format!(
                 "pgbouncer still held clients waiting for a connection to {to} {} s after the switch (a full pool?); going on",
                 CLIENTS_MOVED_CAP.as_secs()
