@@ -43,6 +43,7 @@ mod mysql_tls;
 mod mysql_to_mariadb_cutover;
 mod mysql_to_postgres;
 mod mysql_to_postgres_cutover;
+mod mysql_to_postgres_back_corpus;
 mod mysql_to_postgres_rollback;
 mod mysql_types;
 mod page;

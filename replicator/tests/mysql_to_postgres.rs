@@ -120,7 +120,7 @@ async fn check_prints_the_type_map_counts_affected_rows_and_run_refuses_what_it_
 
 /// Every column of the corpus table `types`: blue's canonical text of it, and green's SQL for the same
 /// text.
-const CORPUS: &[(&str, &str, &str)] = &[
+pub(crate) const CORPUS: &[(&str, &str, &str)] = &[
     ("i1", "TINYINT", "i1::text"),
     ("u1", "TINYINT UNSIGNED", "u1::text"),
     ("flag", "TINYINT(1)", "flag::text"),
@@ -151,7 +151,7 @@ const CORPUS: &[(&str, &str, &str)] = &[
 
 /// Rows 1–4 of the corpus: the types' minima, maxima, NULLs and odd values (`TINYINT(1)` holding 2 and
 /// −1, the smallest subnormals, YEAR 0, a padded BINARY, NUL bytes in binary strings, 4-byte UTF-8).
-const CORPUS_ROWS: &str = "\
+pub(crate) const CORPUS_ROWS: &str = "\
     (1, -128, 0, -1, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, \
      -99999999999999999999999999999999999.999999999999999999999999999999, 0.00, -3.402823466E+38, -1.7976931348623157E+308, \
      '1000-01-01', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000000', '-838:59:59.000000', 1901, '', '', '', X'', X'00', X''), \
@@ -166,7 +166,7 @@ const CORPUS_ROWS: &str = "\
      X'0000', X'00000000', X'FF')";
 
 /// Blue's canonical text of each corpus row (`N` for NULL), read by MySQL's binary protocol.
-async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
+pub(crate) async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
     use mysql_async::prelude::Queryable;
     let mut conn = mysql_async::Conn::from_url(blue.url(db)).await.expect("blue");
     conn.query_drop("SET time_zone = '+00:00'").await.expect("utc");
@@ -204,7 +204,7 @@ async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
 }
 
 /// Green's canonical text of each corpus row.
-async fn green_corpus(green: &PgServer, db: &str) -> Vec<String> {
+pub(crate) async fn green_corpus(green: &PgServer, db: &str) -> Vec<String> {
     let columns = CORPUS.iter().map(|(_, _, sql)| format!("COALESCE({sql}, 'N')")).collect::<Vec<_>>().join(" || '|' || ");
     let sql = format!("SELECT id::text || '|' || {columns} FROM \"{db}\".types ORDER BY id");
     green_column(green, db, &sql).await.unwrap_or_else(|| vec!["(no table types on green)".into()])
