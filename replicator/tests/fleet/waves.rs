@@ -85,3 +85,60 @@ async fn a_failing_soak_gate_stops_the_fleet_and_rollback_takes_back_only_that_w
         p.assert_blue_serves().await;
     }
 }
+
+/// A mixed fleet — two PostgreSQL pairs behind pgbouncer, a MariaDB pair behind haproxy — with
+/// applications writing throughout: cut over in waves `1,100%`, rolled back as one decision, then
+/// cut over again from the streams the rollback armed (no new copy). Every acknowledged write is on
+/// the side that serves after each step, and on green at the end.
+#[tokio::test]
+async fn a_mixed_fleet_goes_in_waves_comes_back_as_one_and_cuts_over_again() {
+    let etcd = EtcdCluster::start(3).expect("etcd");
+    let (a, b, c) = tokio::join!(Pair::pg("a", 15, 17, &etcd), Pair::my("b", Flavor::MariaDb10_11, Flavor::MariaDb10_11, &etcd), Pair::pg("c", 15, 17, &etcd));
+    let mut pairs = vec![a, b, c];
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = fleet_file(dir.path(), "again", &etcd, &pairs);
+    for p in &mut pairs {
+        p.start_writer();
+        p.writer.as_ref().expect("writer").wait_for(20).await;
+    }
+    let out = dir.path().join("out");
+    let limits = ["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"];
+    let waves = [&["cutover"][..], &limits, &["--waves", "1,100%", "--soak", "1s"]].concat();
+    let (code, text) = finished(fleet_command(&file, &waves, &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("2 waves: a | b c") && text.contains("cut over in 2 waves: every pair is on green"), "{text}");
+    for p in &pairs {
+        let writer = p.writer.as_ref().expect("writer");
+        writer.wait_for(writer.count() + 20).await;
+    }
+
+    let back = [&["rollback"][..], &limits].concat();
+    let (code, text) = finished(fleet_command(&file, &back, &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("rolled back: every pair is on blue"), "{text}");
+    let mut before = Vec::new();
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_blue(&acked).await;
+        before.push(acked);
+        p.start_writer();
+    }
+    // The rollback armed each pair's stream blue → green again: it streams before the next cutover.
+    for p in &mut pairs {
+        common::wait_for(&mut p.t, "the next generation streams", |t| t.status().filter(|v| v["direction"] == "forward" && v["phase"] == "streaming")).await;
+        let writer = p.writer.as_ref().expect("writer");
+        writer.wait_for(writer.count() + 20).await;
+    }
+
+    let again = [&["cutover"][..], &limits].concat();
+    let (code, text) = finished(fleet_command(&file, &again, &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("fleet decision: commit"), "{text}");
+    for (p, mut acked) in pairs.iter_mut().zip(before) {
+        let after = p.stop_writer().await;
+        assert!(after.len() > 20, "{}: the application barely wrote after the rollback ({})", p.name, after.len());
+        acked.extend(after);
+        acked.sort_unstable();
+        p.assert_all_on_green(&acked).await;
+    }
+}
