@@ -31,12 +31,16 @@ pub struct Controllers {
     pub canary: Arc<crate::canary::Canary>,
 }
 
+/// The controllers once the sidecar has them: empty while a restarted sidecar settles what its
+/// journal left (the API answers meanwhile; the endpoints that act answer 503).
+pub type ControllerSlot = Arc<std::sync::OnceLock<Controllers>>;
+
 /// What the handlers share.
 #[derive(Clone)]
 struct AppState {
     status: Arc<Status>,
     channels: Arc<Channels>,
-    controllers: Option<Controllers>,
+    controllers: ControllerSlot,
 }
 
 impl FromRef<AppState> for Arc<Status> {
@@ -51,7 +55,7 @@ pub async fn serve(
     listen: SocketAddr,
     status: Arc<Status>,
     channels: Arc<Channels>,
-    controllers: Option<Controllers>,
+    controllers: ControllerSlot,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
@@ -94,7 +98,8 @@ async fn page() -> impl IntoResponse {
 }
 
 fn unavailable() -> (StatusCode, Json<serde_json::Value>) {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "cutover is not available in this process"})))
+    let error = "the sidecar is settling what its journal left after a restart (an interrupted cutover or rollback, a fleet's decision); try again in a moment";
+    (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": error })))
 }
 
 fn progress_of(controller: Option<&Arc<Controller>>) -> (StatusCode, Json<serde_json::Value>) {
@@ -105,11 +110,11 @@ fn progress_of(controller: Option<&Arc<Controller>>) -> (StatusCode, Json<serde_
 }
 
 async fn cutover_progress(State(state): State<AppState>) -> impl IntoResponse {
-    progress_of(state.controllers.as_ref().map(|c| &c.cutover))
+    progress_of(state.controllers.get().map(|c| &c.cutover))
 }
 
 async fn rollback_progress(State(state): State<AppState>) -> impl IntoResponse {
-    progress_of(state.controllers.as_ref().map(|c| &c.rollback))
+    progress_of(state.controllers.get().map(|c| &c.rollback))
 }
 
 /// The certificate of the controller's last cutover (rollback, rehearsal), as kept: 404 before any.
@@ -124,11 +129,11 @@ fn report_of(controller: Option<&Arc<Controller>>) -> axum::response::Response {
 }
 
 async fn cutover_report(State(state): State<AppState>) -> impl IntoResponse {
-    report_of(state.controllers.as_ref().map(|c| &c.cutover))
+    report_of(state.controllers.get().map(|c| &c.cutover))
 }
 
 async fn rollback_report(State(state): State<AppState>) -> impl IntoResponse {
-    report_of(state.controllers.as_ref().map(|c| &c.rollback))
+    report_of(state.controllers.get().map(|c| &c.rollback))
 }
 
 /// Every POST needs the token when one is configured, and comes from this machine when not.
@@ -166,7 +171,7 @@ async fn cutover_start(
     headers: HeaderMap,
     Json(request): Json<Request>,
 ) -> impl IntoResponse {
-    start(state.controllers.as_ref().map(|c| &c.cutover), peer, &headers, "/cutover", request)
+    start(state.controllers.get().map(|c| &c.cutover), peer, &headers, "/cutover", request)
 }
 
 async fn rollback_start(
@@ -175,12 +180,12 @@ async fn rollback_start(
     headers: HeaderMap,
     Json(request): Json<Request>,
 ) -> impl IntoResponse {
-    start(state.controllers.as_ref().map(|c| &c.rollback), peer, &headers, "/rollback", request)
+    start(state.controllers.get().map(|c| &c.rollback), peer, &headers, "/rollback", request)
 }
 
 /// `POST /finish`: ends the rollback window; answers the lines of what was done.
 async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> impl IntoResponse {
-    let Some(controllers) = &state.controllers else { return unavailable() };
+    let Some(controllers) = state.controllers.get() else { return unavailable() };
     if let Err(refused) = authorize(&controllers.rollback, peer, &headers, "/finish") {
         return refused;
     }
@@ -193,7 +198,7 @@ async fn finish(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<So
 /// `GET /canary`: the read canary as `/status` shows it (`null` before any).
 /// `GET /handover`: blue's downstream consumers and what the last cutover handed over to green.
 async fn handover(State(state): State<AppState>) -> impl IntoResponse {
-    let Some(controllers) = &state.controllers else { return unavailable() };
+    let Some(controllers) = state.controllers.get() else { return unavailable() };
     (StatusCode::OK, Json(controllers.cutover.handover().await))
 }
 
@@ -209,7 +214,7 @@ async fn canary_ask(
     headers: HeaderMap,
     Json(ask): Json<crate::canary::Ask>,
 ) -> impl IntoResponse {
-    let Some(controllers) = &state.controllers else { return unavailable() };
+    let Some(controllers) = state.controllers.get() else { return unavailable() };
     if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/canary") {
         return refused;
     }
@@ -240,7 +245,7 @@ async fn rogue_writes_acknowledge(
     headers: HeaderMap,
     Json(ack): Json<Acknowledgement>,
 ) -> impl IntoResponse {
-    let Some(controllers) = &state.controllers else { return unavailable() };
+    let Some(controllers) = state.controllers.get() else { return unavailable() };
     if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/rogue-writes/acknowledge") {
         return refused;
     }
@@ -287,7 +292,7 @@ async fn verify_hold(
     headers: HeaderMap,
     Json(step): Json<HoldStep>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let Some(controllers) = &state.controllers else { return unavailable() };
+    let Some(controllers) = state.controllers.get() else { return unavailable() };
     if let Err(refused) = authorize(&controllers.cutover, peer, &headers, "/verify/hold") {
         return refused;
     }
@@ -348,8 +353,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn snapshot(state: &AppState) -> crate::status::Snapshot {
     let mut s = state.status.snapshot();
     s.verify_hold = state.channels.hold.current().name();
-    if let Some(controllers) = &state.controllers {
-        s.traffic = controllers.cutover.traffic();
+    match state.controllers.get() {
+        Some(controllers) => s.traffic = controllers.cutover.traffic(),
+        None => s.settling = true,
     }
     s
 }

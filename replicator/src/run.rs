@@ -42,6 +42,13 @@ async fn run_as<F: Family>(config: &Config, external: watch::Receiver<bool>) -> 
     }
     let shared = Arc::new(config.clone());
     tokio::spawn(crate::handover::show_consumers(Arc::clone(&shared), Arc::clone(&status), external.clone()));
+    // The API answers from the start, also while a restart settles what the journal left below
+    // (`/status` says `settling`; the endpoints that act wait for the controllers).
+    let slot = crate::http::ControllerSlot::default();
+    let listen = shared.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
+    crate::http::serve(listen, Arc::clone(&status), Arc::clone(&channels), Arc::clone(&slot), external.clone())
+        .await
+        .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
     let mut serving: Option<crate::http::Controllers> = None;
     loop {
         let names = state.names()?;
@@ -68,7 +75,8 @@ async fn run_as<F: Family>(config: &Config, external: watch::Receiver<bool>) -> 
                 controllers.clone()
             }
             None => {
-                let controllers = window.serve(stop, reverse_stop).await?;
+                let controllers = window.serve(stop, reverse_stop)?;
+                let _ = slot.set(controllers.clone());
                 serving = Some(controllers.clone());
                 controllers
             }
@@ -161,8 +169,8 @@ impl<'a, F: Family> Generation<'a, F> {
     }
 
     /// Starts what lives as long as the process, on the first generation: the cutover's and the
-    /// rollback's controllers, the read canary, continuous verify and the HTTP API.
-    async fn serve(&self, stop: watch::Sender<bool>, reverse_stop: watch::Sender<bool>) -> Result<crate::http::Controllers, Error> {
+    /// rollback's controllers, the read canary and continuous verify (the HTTP API serves them).
+    fn serve(&self, stop: watch::Sender<bool>, reverse_stop: watch::Sender<bool>) -> Result<crate::http::Controllers, Error> {
         let (shared, status, channels, external) = (self.config, self.status, self.channels, self.external);
         let controller = |direction, stop| {
             crate::cutover::Controller::new(
@@ -186,10 +194,6 @@ impl<'a, F: Family> Generation<'a, F> {
             let busy = move || cutover.running() || back.running();
             tokio::spawn(crate::verify::continuous::run(Arc::clone(shared), Arc::clone(status), Arc::clone(channels), busy, external.clone()));
         }
-        let listen = shared.http.listen.parse().map_err(|e| Error::config("http.listen", format!("{e}")))?;
-        crate::http::serve(listen, Arc::clone(status), Arc::clone(channels), Some(controllers.clone()), external.clone())
-            .await
-            .map_err(|e| Error::config("http.listen", format!("cannot listen on {listen}: {e}")))?;
         Ok(controllers)
     }
 

@@ -580,6 +580,7 @@ impl Status {
                 phase: i.phase,
                 direction: i.direction,
                 traffic: "unknown",
+                settling: false,
                 applied_position: show(&applied),
                 source_position: show(&source_end),
                 lag_bytes,

@@ -15,6 +15,9 @@ pub struct Snapshot {
     /// `green`, `unsettled` (a cutover or rollback between its fence and its settled end: its
     /// journal completes or undoes it) or `unknown` (before the journals are read).
     pub traffic: &'static str,
+    /// True while a restarted sidecar settles what its journal left (an interrupted cutover or
+    /// rollback, a fleet's decision awaited): `/status` answers, the endpoints that act answer 503.
+    pub settling: bool,
     /// 1 for the stream's first run blue → green; each rollback that armed blue → green replication
     /// again (`cutover.iterate`) begins the next.
     pub generation: u32,

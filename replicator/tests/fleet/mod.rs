@@ -516,12 +516,44 @@ async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
     let decided = decision(&keys).expect("decision");
     eprintln!("the fleet decided {decided} while pair a was down");
     pairs[0].t.start();
-    common::wait_for(&mut pairs[0].t, "the restarted sidecar settled", |t| t.get("/cutover")).await;
+    common::wait_for(&mut pairs[0].t, "the restarted sidecar settled", |t| t.status().filter(|s| s["settling"] == false)).await;
     let (_, text) = finished(child, &out).await;
     let want = if decided == "commit" { "done" } else { "failed" };
     let got = outcomes(&pairs).await;
     assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}\n{}", pairs[0].t.log_text());
     assert!(pairs[0].t.log_text().contains("interrupted while holding for fleet"), "{}", pairs[0].t.log_text());
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        if decided == "commit" {
+            p.assert_all_on_green(&acked).await;
+        } else {
+            p.assert_blue_serves().await;
+        }
+    }
+}
+
+/// A sidecar killed -9 while it holds and started again before the fleet has decided: it settles by
+/// waiting for the decision, and its API answers all the while — `/status` says `settling`, the
+/// endpoints that act answer 503 naming why — then it follows the decision like the others.
+#[tokio::test]
+async fn a_sidecar_restarted_before_the_decision_answers_while_it_settles() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("settling", true).await;
+    let (lock, child, out) = a_votes_while_c_proves(&etcd, &pairs, &dir, &file, "settling", "15s").await;
+    pairs[0].t.kill9();
+    pairs[0].t.start();
+    let status = common::wait_for(&mut pairs[0].t, "the restarted sidecar's API", |t| t.status()).await;
+    assert_eq!((status["settling"].as_bool(), status["traffic"].as_str()), (Some(true), Some("unknown")), "{status}");
+    let refused = pairs[0].t.get("/cutover").unwrap_or_default();
+    assert!(refused.contains("settling what its journal left"), "{refused}");
+    let keys = etcd_keys(&etcd, "settling").await;
+    assert!(!matches!(decision(&keys).as_deref(), Some("commit" | "abort")), "the fleet decided before the restarted sidecar was asked: {keys:?}");
+    drop(lock);
+    common::wait_for(&mut pairs[0].t, "the restarted sidecar settled", |t| t.status().filter(|s| s["settling"] == false)).await;
+    let (_, text) = finished(child, &out).await;
+    let decided = decision(&etcd_keys(&etcd, "settling").await).expect("decision");
+    let want = if decided == "commit" { "done" } else { "failed" };
+    let got = outcomes(&pairs).await;
+    assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}\n{}", pairs[0].t.log_text());
     for p in &mut pairs {
         let acked = p.stop_writer().await;
         if decided == "commit" {
