@@ -192,9 +192,26 @@ where
 
 // The sidecar's own API on `http.listen`, for the commands that talk to it.
 
-/// One request to the sidecar at `listen` (`host:port`); returns the status code and body.
+/// How long a command waits for a restarted sidecar to settle what its journal left.
+const SETTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// One request to the sidecar at `listen` (`host:port`); returns the status code and body. While
+/// the sidecar answers that it is settling after a restart (503), the request is made again, for
+/// up to [`SETTLE_WAIT`].
 pub(crate) async fn request(listen: &str, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    request_within(listen, method, path, body, token, Duration::from_secs(30)).await
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let (code, answer) = request_within(listen, method, path, body, token, Duration::from_secs(30)).await?;
+        if code != 503 || !answer.contains("settling") || started.elapsed() >= SETTLE_WAIT {
+            return Ok((code, answer));
+        }
+        if !said {
+            eprintln!("turnout: the sidecar at {listen} is settling what its journal left after a restart; waiting (up to {} s)", SETTLE_WAIT.as_secs());
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// As `request`, with the answer due within `deadline`.
