@@ -9,7 +9,7 @@ use turnout::fleet::etcd::{connect, Decision, Ledger, Prepared, REQUEST_TIMEOUT}
 use turnout_testbed::EtcdCluster;
 
 async fn ledger(etcd: &EtcdCluster, id: &str) -> Ledger {
-    let config = EtcdConfig { endpoints: etcd.endpoints(), user: None, password: None, ca_file: None };
+    let config = EtcdConfig { endpoints: etcd.endpoints(), ..EtcdConfig::default() };
     let mut ledger = Ledger::new(connect(&config).await.expect("connect"), "votes", id).with_members(&config);
     ledger.open(&serde_json::json!({ "pairs": ["a", "b"] })).await.expect("open");
     ledger

@@ -116,7 +116,9 @@ async fn corpus_back(flavor: Flavor) {
         format!("INSERT INTO {q}.types (id, {plain}) SELECT id + 10, {plain} FROM {q}.types WHERE id <= 4"),
         format!("UPDATE {q}.types t SET {set} FROM {q}.types o WHERE o.id = 5 - (t.id - 10) AND t.id BETWEEN 11 AND 14"),
         format!("UPDATE {q}.types SET id = id + 100 WHERE id = 12; DELETE FROM {q}.types WHERE id IN (1, 13)"),
-        format!("BEGIN; INSERT INTO {q}.types (id, {plain}) SELECT id + 20, {plain} FROM {q}.types WHERE id IN (2, 4); DELETE FROM {q}.types WHERE id = 24; COMMIT"),
+        format!(
+            "BEGIN; INSERT INTO {q}.types (id, {plain}) SELECT id + 20, {plain} FROM {q}.types WHERE id IN (2, 4); DELETE FROM {q}.types WHERE id = 24; COMMIT"
+        ),
     ];
     for step in &steps {
         client.batch_execute(step).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));

@@ -23,13 +23,15 @@ struct Member {
     child: Option<Child>,
 }
 
-/// A running etcd cluster of [`EtcdCluster::start`]'s size on loopback, without TLS or
-/// authentication. [`EtcdCluster::endpoints`] lists every member's client URL.
+/// A running etcd cluster of [`EtcdCluster::start`]'s size on loopback, without authentication;
+/// its clients speak TLS and must show a certificate when started by [`EtcdCluster::start_tls`].
+/// [`EtcdCluster::endpoints`] lists every member's client URL.
 #[derive(Debug)]
 pub struct EtcdCluster {
     dir: TempDir,
     program: PathBuf,
     members: Vec<Member>,
+    tls: Option<crate::tls::TestCertificates>,
 }
 
 /// How many times a cluster is started on new ports when one of its ports was taken meanwhile.
@@ -40,20 +42,30 @@ impl EtcdCluster {
     /// taken by another process between [`free_port`] and etcd's bind (another test's server) is
     /// not this cluster's failure: the whole cluster starts again on new ports, a few times.
     pub fn start(size: usize) -> Result<EtcdCluster, TestbedError> {
+        Self::start_with(size, None)
+    }
+
+    /// As [`EtcdCluster::start`], with clients on `https://` under `certificates`' server
+    /// certificate, each required to show a certificate the same CA signed (`--client-cert-auth`).
+    pub fn start_tls(size: usize, certificates: &crate::tls::TestCertificates) -> Result<EtcdCluster, TestbedError> {
+        Self::start_with(size, Some(certificates.clone()))
+    }
+
+    fn start_with(size: usize, tls: Option<crate::tls::TestCertificates>) -> Result<EtcdCluster, TestbedError> {
         let mut attempt = 1;
         loop {
-            match Self::start_once(size) {
+            match Self::start_once(size, tls.clone()) {
                 Err(TestbedError::Start { log, .. }) if attempt < PORT_ATTEMPTS && log.contains("address already in use") => attempt += 1,
                 other => return other,
             }
         }
     }
 
-    fn start_once(size: usize) -> Result<EtcdCluster, TestbedError> {
+    fn start_once(size: usize, tls: Option<crate::tls::TestCertificates>) -> Result<EtcdCluster, TestbedError> {
         let program = find_program("etcd").ok_or_else(|| TestbedError::Missing { what: "etcd".into(), fix: "apt-get install -y etcd-server".into() })?;
         let dir = tempfile::Builder::new().prefix("turnout-etcd-").tempdir().map_err(TestbedError::io("creating a temp dir"))?;
         let members = (0..size).map(|i| Member { name: format!("m{i}"), client_port: free_port(), peer_port: free_port(), child: None }).collect();
-        let mut cluster = EtcdCluster { dir, program, members };
+        let mut cluster = EtcdCluster { dir, program, members, tls };
         for i in 0..size {
             cluster.launch(i)?;
         }
@@ -64,9 +76,17 @@ impl EtcdCluster {
         Ok(cluster)
     }
 
-    /// Every member's client URL (`http://127.0.0.1:PORT`), in member order.
+    /// Every member's client URL (`http://127.0.0.1:PORT`, `https://` with TLS), in member order.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client_port)).collect()
+        self.members.iter().map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client_port)).collect()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Kills member `i` with SIGKILL (its data stays).
@@ -118,11 +138,19 @@ impl EtcdCluster {
         let log = output_file(&self.log_path(i))?;
         let m = &self.members[i];
         let data = self.dir.path().join(&m.name);
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some(tls) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", tls.server_cert.display()))
+                .arg(format!("--key-file={}", tls.server_key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca_cert.display()))
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .arg(format!("--name={}", m.name))
             .arg(format!("--data-dir={}", data.display()))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{}", m.client_port))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{}", m.client_port))
+            .arg(format!("--listen-client-urls={}://127.0.0.1:{}", self.scheme(), m.client_port))
+            .arg(format!("--advertise-client-urls={}://127.0.0.1:{}", self.scheme(), m.client_port))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{}", m.peer_port))
             .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", m.peer_port))
             .arg(format!("--initial-cluster={}", cluster.join(",")))

@@ -1,19 +1,23 @@
-//! A throwaway certificate authority and server certificate for TLS tests.
+//! A throwaway certificate authority, server certificate and client certificate for TLS tests.
 
 use crate::error::TestbedError;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
 use std::path::{Path, PathBuf};
 
-/// PEM files of a test CA and a server certificate for `localhost` / `127.0.0.1` signed by it.
+/// PEM files of a test CA, a server certificate for `localhost` / `127.0.0.1` and a client
+/// certificate (common name `turnout`, for client authentication) signed by it.
 #[derive(Debug, Clone)]
 pub struct TestCertificates {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl TestCertificates {
-    /// Writes `ca.crt`, `server.crt` and `server.key` (mode 0600) into `dir`.
+    /// Writes `ca.crt`, `server.crt`, `server.key`, `client.crt` and `client.key` (keys mode 0600)
+    /// into `dir`.
     pub fn generate(dir: &Path) -> Result<Self, TestbedError> {
         Self::generate_for(dir, "localhost", Some(std::net::IpAddr::from([127, 0, 0, 1])))
     }
@@ -31,13 +35,28 @@ impl TestCertificates {
         params.subject_alt_names.extend(ip.map(SanType::IpAddress));
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
-        let out = TestCertificates { ca_cert: dir.join("ca.crt"), server_cert: dir.join("server.crt"), server_key: dir.join("server.key") };
+        let client_key = KeyPair::generate().map_err(err)?;
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        client_params.distinguished_name.push(DnType::CommonName, "turnout");
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params.signed_by(&client_key, &ca, &ca_key).map_err(err)?;
+        let out = TestCertificates {
+            ca_cert: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        };
         let write = |p: &Path, s: String| std::fs::write(p, s).map_err(TestbedError::io(format!("writing {}", p.display())));
         write(&out.ca_cert, ca.pem())?;
         write(&out.server_cert, cert.pem())?;
         write(&out.server_key, key.serialize_pem())?;
+        write(&out.client_cert, client.pem())?;
+        write(&out.client_key, client_key.serialize_pem())?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out.server_key, std::fs::Permissions::from_mode(0o600)).map_err(TestbedError::io("chmod server.key"))?;
+        for key in [&out.server_key, &out.client_key] {
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).map_err(TestbedError::io(format!("chmod {}", key.display())))?;
+        }
         Ok(out)
     }
 }

@@ -20,6 +20,12 @@ pub struct EtcdConfig {
     /// The CA that signed the members' certificates (PEM), for `https://` endpoints.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// turnout's client certificate (PEM), for members that require one (`--client-cert-auth`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 impl EtcdConfig {
@@ -38,6 +44,13 @@ impl EtcdConfig {
             if e.starts_with("https://") && self.ca_file.is_none() {
                 return Err(Error::config(format!("{field}.ca_file"), format!("{e} uses TLS: name the CA that signed the members' certificates")));
             }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            let missing = if self.cert_file.is_none() { "cert_file" } else { "key_file" };
+            return Err(Error::config(format!("{field}.{missing}"), "a client certificate needs both cert_file and key_file"));
+        }
+        if self.cert_file.is_some() && self.ca_file.is_none() {
+            return Err(Error::config(format!("{field}.cert_file"), "a client certificate is shown over TLS only: use https:// endpoints and ca_file"));
         }
         if self.user.is_some() != self.password.is_some() {
             return Err(Error::config(format!("{field}.password"), "etcd authentication needs both user and password"));

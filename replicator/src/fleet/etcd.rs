@@ -135,8 +135,13 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client, Error> {
         options = options.with_user(user.clone(), password.expose().to_owned());
     }
     if let Some(ca) = &config.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| Error::config("fleet.etcd.ca_file", format!("cannot read {}: {e}", ca.display())))?;
-        options = options.with_tls(etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(pem)));
+        let read =
+            |field: &'static str, path: &std::path::Path| std::fs::read(path).map_err(|e| Error::config(field, format!("cannot read {}: {e}", path.display())));
+        let mut tls = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read("fleet.etcd.ca_file", ca)?));
+        if let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) {
+            tls = tls.identity(etcd_client::Identity::from_pem(read("fleet.etcd.cert_file", cert)?, read("fleet.etcd.key_file", key)?));
+        }
+        options = options.with_tls(tls);
     }
     Client::connect(&config.endpoints, Some(options)).await.map_err(Error::etcd(format!("connecting to {}", config.endpoints.join(", "))))
 }
