@@ -151,7 +151,7 @@ pub(crate) const CORPUS: &[(&str, &str, &str)] = &[
 
 /// Rows 1–4 of the corpus: the types' minima, maxima, NULLs and odd values (`TINYINT(1)` holding 2 and
 /// −1, the smallest subnormals, YEAR 0, a padded BINARY, NUL bytes in binary strings, 4-byte UTF-8).
-pub(crate) const CORPUS_ROWS: &str = "\
+const CORPUS_ROWS: &str = "\
     (1, -128, 0, -1, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, \
      -99999999999999999999999999999999999.999999999999999999999999999999, 0.00, -3.402823466E+38, -1.7976931348623157E+308, \
      '1000-01-01', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000000', '-838:59:59.000000', 1901, '', '', '', X'', X'00', X''), \
@@ -166,7 +166,7 @@ pub(crate) const CORPUS_ROWS: &str = "\
      X'0000', X'00000000', X'FF')";
 
 /// Blue's canonical text of each corpus row (`N` for NULL), read by MySQL's binary protocol.
-pub(crate) async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
+async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
     use mysql_async::prelude::Queryable;
     let mut conn = mysql_async::Conn::from_url(blue.url(db)).await.expect("blue");
     conn.query_drop("SET time_zone = '+00:00'").await.expect("utc");
@@ -204,14 +204,14 @@ pub(crate) async fn blue_corpus(blue: &MySqlServer, db: &str) -> Vec<String> {
 }
 
 /// Green's canonical text of each corpus row.
-pub(crate) async fn green_corpus(green: &PgServer, db: &str) -> Vec<String> {
+async fn green_corpus(green: &PgServer, db: &str) -> Vec<String> {
     let columns = CORPUS.iter().map(|(_, _, sql)| format!("COALESCE({sql}, 'N')")).collect::<Vec<_>>().join(" || '|' || ");
     let sql = format!("SELECT id::text || '|' || {columns} FROM \"{db}\".types ORDER BY id");
     green_column(green, db, &sql).await.unwrap_or_else(|| vec!["(no table types on green)".into()])
 }
 
-/// Waits until green's corpus is blue's, text for text.
-async fn corpus_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut Turnout) {
+/// Waits until green's corpus is blue's, text for text (whichever side was written).
+pub(crate) async fn corpus_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut Turnout) {
     let deadline = Instant::now() + common::WAIT;
     loop {
         let (b, g) = (blue_corpus(blue, db).await, green_corpus(green, db).await);
@@ -221,7 +221,7 @@ async fn corpus_arrives(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut 
         if let Some(code) = t.exited() {
             panic!("turnout exited with {code}\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
         }
-        assert!(Instant::now() < deadline, "green never held blue's corpus:\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
+        assert!(Instant::now() < deadline, "blue's and green's corpus never became equal:\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -240,16 +240,19 @@ async fn every_mapped_type_arrives_exactly_from_oracle_mysql_9_7() {
     corpus_on(Flavor::MySql9_7).await;
 }
 
-async fn corpus_on(flavor: Flavor) {
+/// A pair whose blue holds the corpus table `types` with rows 1–4; the corpus's column list.
+pub(crate) async fn corpus_pair(flavor: Flavor) -> (MySqlServer, PgServer, String, String) {
     let columns = CORPUS.iter().map(|(c, ty, _)| format!("`{c}` {ty}")).collect::<Vec<_>>().join(", ");
     let names = CORPUS.iter().map(|(c, _, _)| format!("`{c}`")).collect::<Vec<_>>().join(", ");
-    let (blue, green, db) = pair_of(
-        flavor,
-        &format!(
+    let schema = format!(
         "CREATE TABLE types (id INT PRIMARY KEY, {columns}) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; INSERT INTO types (id, {names}) VALUES {CORPUS_ROWS}"
-    ),
-    )
-    .await;
+    );
+    let (blue, green, db) = pair_of(flavor, &schema).await;
+    (blue, green, db, names)
+}
+
+async fn corpus_on(flavor: Flavor) {
+    let (blue, green, db, names) = corpus_pair(flavor).await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     t.start();

@@ -5,9 +5,8 @@
 //! none is silent and none can stop the stream back.
 
 use crate::common::{self, Turnout};
-use crate::mysql_to_postgres::{blue_corpus, green_corpus, pair_of, CORPUS, CORPUS_ROWS};
-use std::time::{Duration, Instant};
-use turnout_testbed::{Flavor, MySqlServer, PgServer};
+use crate::mysql_to_postgres::{corpus_arrives, corpus_pair, CORPUS};
+use turnout_testbed::Flavor;
 
 /// Per column of the corpus, values green's type holds and blue's cannot: (column, value, what).
 const BEYOND_BLUE: &[(&str, &str, &str)] = &[
@@ -74,15 +73,7 @@ async fn the_type_corpus_written_on_green_reaches_an_oracle_mysql_9_7_blue_exact
 }
 
 async fn corpus_back(flavor: Flavor) {
-    let columns = CORPUS.iter().map(|(c, ty, _)| format!("`{c}` {ty}")).collect::<Vec<_>>().join(", ");
-    let names = CORPUS.iter().map(|(c, _, _)| format!("`{c}`")).collect::<Vec<_>>().join(", ");
-    let (blue, green, db) = pair_of(
-        flavor,
-        &format!(
-            "CREATE TABLE types (id INT PRIMARY KEY, {columns}) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4; INSERT INTO types (id, {names}) VALUES {CORPUS_ROWS}"
-        ),
-    )
-    .await;
+    let (blue, green, db, _) = corpus_pair(flavor).await;
     let dir = tempfile::tempdir().expect("tmp");
     let toml = "[cutover]\nfence = \"read-only\"\nswitch = \"command\"\n[cutover.command]\nargv = [\"/bin/true\"]\nback_argv = [\"/bin/true\"]\n";
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), toml);
@@ -122,27 +113,11 @@ async fn corpus_back(flavor: Flavor) {
     ];
     for step in &steps {
         client.batch_execute(step).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
-        blue_holds_greens_corpus(&blue, &green, &db, &mut t).await;
+        corpus_arrives(&blue, &green, &db, &mut t).await;
     }
     assert!(t.status().is_some_and(|v| v["direction"] == "reverse" && v["phase"] == "streaming"), "the stream back stopped\n{}", t.log_text());
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert!(out.contains("types") && !out.lines().any(|l| l.contains("DIFFERS") && !l.contains("definitions")), "{out}");
     let _ = code;
     t.sigterm();
-}
-
-/// Waits until blue's corpus is green's, text for text.
-async fn blue_holds_greens_corpus(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut Turnout) {
-    let deadline = Instant::now() + common::WAIT;
-    loop {
-        let (b, g) = (blue_corpus(blue, db).await, green_corpus(green, db).await);
-        if b == g {
-            return;
-        }
-        if let Some(code) = t.exited() {
-            panic!("turnout exited with {code}\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
-        }
-        assert!(Instant::now() < deadline, "blue never held green's corpus:\nblue {b:#?}\ngreen {g:#?}\n{}", t.log_text());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -518,11 +518,17 @@ async fn a_sidecar_killed_while_holding_resumes_to_the_recorded_outcome() {
     pairs[0].t.start();
     common::wait_for(&mut pairs[0].t, "the restarted sidecar settled", |t| t.status().filter(|s| s["settling"] == false)).await;
     let (_, text) = finished(child, &out).await;
-    let want = if decided == "commit" { "done" } else { "failed" };
-    let got = outcomes(&pairs).await;
-    assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}\n{}", pairs[0].t.log_text());
     assert!(pairs[0].t.log_text().contains("interrupted while holding for fleet"), "{}", pairs[0].t.log_text());
-    for p in &mut pairs {
+    every_pair_followed(&mut pairs, &decided, &text).await;
+}
+
+/// Every pair's cutover ended as the fleet `decided`: on a commit every acknowledged write is on its
+/// green, on an abort every blue takes writes.
+async fn every_pair_followed(pairs: &mut [Pair], decided: &str, text: &str) {
+    let want = if decided == "commit" { "done" } else { "failed" };
+    let got = outcomes(pairs).await;
+    assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}\n{}", pairs[0].t.log_text());
+    for p in pairs {
         let acked = p.stop_writer().await;
         if decided == "commit" {
             p.assert_all_on_green(&acked).await;
@@ -551,17 +557,7 @@ async fn a_sidecar_restarted_before_the_decision_answers_while_it_settles() {
     common::wait_for(&mut pairs[0].t, "the restarted sidecar settled", |t| t.status().filter(|s| s["settling"] == false)).await;
     let (_, text) = finished(child, &out).await;
     let decided = decision(&etcd_keys(&etcd, "settling").await).expect("decision");
-    let want = if decided == "commit" { "done" } else { "failed" };
-    let got = outcomes(&pairs).await;
-    assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}\n{}", pairs[0].t.log_text());
-    for p in &mut pairs {
-        let acked = p.stop_writer().await;
-        if decided == "commit" {
-            p.assert_all_on_green(&acked).await;
-        } else {
-            p.assert_blue_serves().await;
-        }
-    }
+    every_pair_followed(&mut pairs, &decided, &text).await;
 }
 
 /// A pair's fence lifted behind turnout's back while it holds (its pgbouncer resumed), then the
