@@ -190,8 +190,8 @@ impl PgBouncerAdmin {
         Ok(value)
     }
 
-    /// `SET key = 'value'` on the running pgbouncer (until its next `RELOAD` re-reads the file, when
-    /// the file names the key).
+    /// `SET key = 'value'` on the running pgbouncer, until its next `RELOAD` (which sets every
+    /// setting from its file, or its default, again).
     pub async fn set(&self, key: &str, value: &str) -> Result<(), CutoverError> {
         let command = format!("SET {key} = '{}'", value.replace('\'', "''"));
         self.run_limited(&command).await.map(|_| ()).map_err(|f| self.error(&command, f))

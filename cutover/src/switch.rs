@@ -39,8 +39,10 @@ pub enum ClientsMoved {
     /// pgbouncer held the clients behind a login that had been cut (by the switch's reload, or a
     /// read-only fence ending a session it was logging in), waiting `server_login_retry` before
     /// logging in anywhere; turnout set it to 0 until every client had a connection, then back to
-    /// `retry`. `took` is from the switch to the last client's connection.
-    Unstuck { took: Duration, retry: String },
+    /// `retry` (`restored` false when that failed: pgbouncer is left at 0 until its next `RELOAD`,
+    /// which sets every setting from its file or default again). `took` is from the switch to the last
+    /// client's connection.
+    Unstuck { took: Duration, retry: String, restored: bool },
     /// Clients still waited when the cap passed.
     StillWaiting,
     /// Nothing to observe (not a pgbouncer switch), or pgbouncer's console did not answer.
@@ -192,8 +194,12 @@ impl TrafficSwitch {
         let outcome = loop {
             let Ok(pool) = admin.pool(database).await else { break ClientsMoved::Unobserved };
             if pool.waiting == 0 {
-                break match &lowered {
-                    Some(retry) => ClientsMoved::Unstuck { took: started.elapsed(), retry: retry.clone() },
+                break match lowered.take() {
+                    Some(retry) => {
+                        let took = started.elapsed();
+                        let restored = restore_login_retry(admin, &retry).await;
+                        ClientsMoved::Unstuck { took, retry, restored }
+                    }
                     None => ClientsMoved::Moved(started.elapsed()),
                 };
             }
@@ -208,9 +214,7 @@ impl TrafficSwitch {
             tokio::time::sleep(CLIENTS_MOVED_POLL).await;
         };
         if let Some(retry) = &lowered {
-            if let Err(e) = admin.set(LOGIN_RETRY, retry).await {
-                tracing::warn!("putting pgbouncer's {LOGIN_RETRY} back to {retry} failed: {e}; set it by hand (SET {LOGIN_RETRY} = '{retry}' on its console)");
-            }
+            restore_login_retry(admin, retry).await;
         }
         outcome
     }
@@ -254,12 +258,18 @@ impl TrafficSwitch {
     }
 }
 
+/// Whether a `SHOW CONFIG` value of a time setting is zero.
+fn is_zero(value: &str) -> bool {
+    value.trim().parse::<f64>().is_ok_and(|v| v == 0.0)
+}
+
 /// Sets pgbouncer's `server_login_retry` to 0; returns the value it had, `None` when it could not be
-/// read or set (logged).
+/// read or set (logged), or was 0 already (another cutover through the same pgbouncer lowered it and
+/// puts it back).
 async fn lower_login_retry(admin: &PgBouncerAdmin) -> Option<String> {
     let retry = match admin.config_value(LOGIN_RETRY).await {
-        Ok(Some(retry)) => retry,
-        Ok(None) => return None,
+        Ok(Some(retry)) if !is_zero(&retry) => retry,
+        Ok(_) => return None,
         Err(e) => {
             tracing::warn!("reading pgbouncer's {LOGIN_RETRY} failed: {e}");
             return None;
@@ -270,6 +280,26 @@ async fn lower_login_retry(admin: &PgBouncerAdmin) -> Option<String> {
         Err(e) => {
             tracing::warn!("pgbouncer holds clients behind a failed login and setting {LOGIN_RETRY} to 0 failed: {e}");
             None
+        }
+    }
+}
+
+/// Puts `server_login_retry` back to `retry` if it is still 0 (a `RELOAD` meanwhile set it from the
+/// file already); whether it is no longer 0.
+async fn restore_login_retry(admin: &PgBouncerAdmin, retry: &str) -> bool {
+    match admin.config_value(LOGIN_RETRY).await {
+        Ok(Some(now)) if !is_zero(&now) => return true,
+        Err(e) => tracing::warn!("reading pgbouncer's {LOGIN_RETRY} back failed: {e}"),
+        _ => {}
+    }
+    match admin.set(LOGIN_RETRY, retry).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                "putting pgbouncer's {LOGIN_RETRY} back to {retry} failed: {e}; it stays 0 until pgbouncer's next RELOAD, or set it by hand \
+                 (SET {LOGIN_RETRY} = '{retry}' on its console)"
+            );
+            false
         }
     }
 }

@@ -209,7 +209,7 @@ async fn a_login_cut_by_the_switch_does_not_hold_clients_for_server_login_retry(
     let (port, waited) = tokio::time::timeout(WAIT, waiting).await??;
     assert_eq!(port?.parse::<u16>()?, green.port());
     assert!(waited < Duration::from_secs(5), "the client waited {waited:?} for green ({moved:?})\n{}", bouncer.log());
-    assert!(matches!(moved, ClientsMoved::Unstuck { .. }), "{moved:?}");
+    assert!(matches!(moved, ClientsMoved::Unstuck { restored: true, .. }), "{moved:?}");
     assert_eq!(admin.config_value("server_login_retry").await?, before, "server_login_retry is as it was");
     held.abort();
     Ok(())

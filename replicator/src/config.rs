@@ -737,21 +737,18 @@ dir = "/var/lib/turnout"
             ("[cutover]\nswitch = \"command\"", "cutover.command.argv"),
             ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/ready\"", "cutover.command.ready_green"),
             ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_green = \"postgres\"", "cutover.command.ready_url"),
-            (
-                "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nback_argv = [\"y\"]\nready_url = \"http://app/ready\"\nready_green = \"postgres\"",
-                "cutover.command.ready_blue",
-            ),
+            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/ready\"\nready_green = \"postgres\"", "cutover.command.ready_blue"),
             (
                 "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_blue = \"a\"",
                 "cutover.command.ready_blue",
             ),
-            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"ftp://app/\"\nready_green = \"a\"", "cutover.command.ready_url"),
+            ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"ftp://app/\"\nready_green = \"a\"\nready_blue = \"b\"", "cutover.command.ready_url"),
             ("[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \" \"", "cutover.command.ready_green"),
             (
-                "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_timeout = \"0s\"",
+                "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_blue = \"b\"\nready_timeout = \"0s\"",
                 "cutover.command.ready_timeout",
             ),
-            ("[cutover]\nswitch = \"none\"\n[cutover.command]\nready_url = \"http://app/\"\nready_green = \"a\"", "cutover.command.ready_url"),
+            ("[cutover]\nswitch = \"none\"\n[cutover.command]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_blue = \"b\"", "cutover.command.ready_url"),
         ];
         for (extra, field) in cases {
             let err = Config::parse(&format!("{MINIMAL}\n{extra}\n"), env).expect_err(field);

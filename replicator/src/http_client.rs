@@ -240,6 +240,15 @@ pub async fn request_within(
     Ok((answer.status, String::from_utf8_lossy(&answer.body).into_owned()))
 }
 
+/// `GET path` once, without waiting for a settling sidecar; an error unless the answer is 200.
+pub async fn get_once(listen: &str, path: &str, deadline: Duration) -> std::io::Result<String> {
+    let (code, body) = request_within(listen, "GET", path, None, None, deadline).await?;
+    if code != 200 {
+        return Err(std::io::Error::other(format!("HTTP {code}: {}", error_of(&body))));
+    }
+    Ok(body)
+}
+
 /// `GET path`; an error unless the answer is 200.
 pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
     let (code, body) = request(listen, "GET", path, None, None).await?;

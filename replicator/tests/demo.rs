@@ -67,6 +67,8 @@ fn demo_moves_an_application_from_mysql_to_postgresql_and_back_and_verifies_ever
     assert!(stdout.contains("blue applied the sentinel") && stdout.contains("traffic is on blue"), "{stdout}");
     assert!(stdout.contains("writes acknowledged before the rollback, 0 missing; balances consistent on green: true"), "{stdout}");
     assert!(stdout.contains("green read-only: on; blue read-only: false"), "{stdout}");
+    let back = stdout.split(" writes made on PostgreSQL are on MySQL").next().and_then(|s| s.rsplit("; ").next()).and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(back.is_some_and(|n| n > 0), "the writes made on PostgreSQL came back to MySQL: {stdout}");
     assert!(stdout.contains(" 0 errors") && stdout.contains(", 0 missing; balances consistent: true"), "{stdout}");
 }
 

@@ -91,8 +91,10 @@ async fn corpus_back(flavor: Flavor) {
         match client.batch_execute(&sql).await {
             Ok(()) => accepted.push(format!("{what}: {sql}")),
             Err(e) => {
+                // A CHECK of the guard or the type map, or the PostgreSQL type itself: out of range,
+                // too long, a date or time stamp it cannot hold, text it cannot read as the type.
                 let code = e.code().map(|c| c.code().to_owned()).unwrap_or_default();
-                assert!(code.starts_with("22") || code.starts_with("23"), "{what}: refused for another reason: {e:?}");
+                assert!(["23514", "22003", "22001", "22008", "22007", "22P02", "22015"].contains(&code.as_str()), "{what}: refused for another reason: {e:?}");
             }
         }
     }
@@ -117,7 +119,7 @@ async fn corpus_back(flavor: Flavor) {
     }
     assert!(t.status().is_some_and(|v| v["direction"] == "reverse" && v["phase"] == "streaming"), "the stream back stopped\n{}", t.log_text());
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
-    assert!(out.contains("types") && !out.lines().any(|l| l.contains("DIFFERS") && !l.contains("definitions")), "{out}");
-    let _ = code;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("types") && !out.contains("DIFFERS"), "{out}");
     t.sigterm();
 }

@@ -325,8 +325,10 @@ async fn moves_to_postgresql(flavor: Flavor) {
 /// The `[cutover]` TOML of an application that answers which side it writes to at `url`: the
 /// command writes the flag, and the fence holds until the application says `postgres`.
 fn ready_toml(dir: &Path, url: &str, timeout: &str) -> String {
-    cutover_toml(dir, &[])
-        .replace("[cutover.command]\n", &format!("[cutover.command]\nready_url = \"{url}\"\nready_green = \"postgres\"\nready_timeout = \"{timeout}\"\n"))
+    cutover_toml(dir, &[]).replace(
+        "[cutover.command]\n",
+        &format!("[cutover.command]\nready_url = \"{url}\"\nready_green = \"postgres\"\nready_blue = \"mysql\"\nready_timeout = \"{timeout}\"\n"),
+    )
 }
 
 /// A pair with one table of orders and an application writing to blue through its own account.
@@ -373,7 +375,7 @@ async fn a_command_switch_holds_the_fence_until_the_application_answers_ready_on
     flip.lie.store(true, Ordering::SeqCst);
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("cutover.command.ready_url already answers 'postgres' (cutover.command.ready_green) before traffic moved to green"), "{out}");
+    assert!(out.contains("cutover.command.ready_url answers 'postgres' before the fence, not 'mysql' (cutover.command.ready_blue)"), "{out}");
     assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
     assert!(!dir.path().join("switched").exists(), "nothing was switched");
     flip.lie.store(false, Ordering::SeqCst);
@@ -381,7 +383,7 @@ async fn a_command_switch_holds_the_fence_until_the_application_answers_ready_on
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(flip.on_green.load(Ordering::SeqCst), "the cutover returned before the application wrote to green\n{out}");
-    assert!(out.contains("readiness: the application answers 'mysql'"), "{out}");
+    assert!(out.contains("readiness: the application answers 'mysql' (cutover.command.ready_blue)"), "{out}");
     let waited: u64 = out
         .split("; the application answered ready ")
         .nth(1)
@@ -417,8 +419,24 @@ async fn an_application_that_does_not_answer_ready_keeps_blue_fenced_until_a_res
     assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
     assert!(!flip.on_green.load(Ordering::SeqCst));
 
-    flip.stuck.store(false, Ordering::SeqCst);
+    // Restarted while the application is still stuck: the restart runs the switch again, waits for
+    // the answer again, and stops without it — blue still fenced.
     t.sigterm();
+    t.start();
+    let deadline = Instant::now() + common::WAIT;
+    let code = loop {
+        if let Some(code) = t.exited() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "the restart did not give up:\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(code, 0, "{}", t.log_text());
+    assert!(t.log_text().contains("the application did not answer 'postgres'"), "{}", t.log_text());
+    assert!(!t.log_text().contains("the switch to green was completed"), "{}", t.log_text());
+    assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "1", "blue stays fenced");
+    // Once it has moved, the next restart completes the switch.
+    flip.stuck.store(false, Ordering::SeqCst);
     t.start();
     common::wait_for(&mut t, "the switch completed", |t| t.log_text().contains("the switch to green was completed").then_some(())).await;
     assert!(flip.on_green.load(Ordering::SeqCst), "the restart completed the switch before the application wrote to green");

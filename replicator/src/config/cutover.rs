@@ -178,7 +178,8 @@ pub struct SwitchCommandConfig {
     /// What `ready_url` answers once the application writes to green only.
     #[serde(default)]
     pub ready_green: Option<String>,
-    /// What `ready_url` answers once the application writes to blue only.
+    /// What `ready_url` answers while the application writes to blue only (required with it: the
+    /// answer is checked before the fence).
     #[serde(default)]
     pub ready_blue: Option<String>,
     /// How long the application has to answer ready after the command (default "30s").
@@ -191,7 +192,7 @@ pub struct SwitchCommandConfig {
 pub struct ReadyConfig {
     pub url: Secret,
     pub green: String,
-    pub blue: Option<String>,
+    pub blue: String,
     pub timeout: Duration,
 }
 
@@ -225,14 +226,14 @@ impl SwitchCommandConfig {
                 "is missing but cutover.command.ready_url is set; give what the URL answers once the application writes to green (e.g. \"postgres\")",
             )
         })?;
-        let blue = word("cutover.command.ready_blue", &self.ready_blue)?;
-        if self.back_argv.is_some() && blue.is_none() {
-            return Err(Error::config(
+        let blue = word("cutover.command.ready_blue", &self.ready_blue)?.ok_or_else(|| {
+            Error::config(
                 "cutover.command.ready_blue",
-                "is missing but cutover.command.back_argv and ready_url are set; give what the URL answers once the application writes to blue (e.g. \"mysql\")",
-            ));
-        }
-        if blue.as_deref() == Some(green.as_str()) {
+                "is missing but cutover.command.ready_url is set; give what the URL answers while the application writes to blue (e.g. \"mysql\"): \
+                 turnout checks it before the fence",
+            )
+        })?;
+        if blue == green {
             return Err(Error::config("cutover.command.ready_blue", "is the same as ready_green; the answers must tell the two sides apart"));
         }
         crate::http_client::Target::parse(url.expose(), crate::http_client::native_roots).map_err(|e| Error::config("cutover.command.ready_url", e))?;

@@ -384,7 +384,7 @@ impl Controller {
         }
         retried!(retry, self, "checking the fence", procedure.check_fence().await)?;
         self.say("fence: ready");
-        if let Some(line) = check_switch(&switch, &self.config, self.direction).await? {
+        if let Some(line) = check_switch(&switch, &self.config, self.direction, request).await? {
             self.say(line);
         }
         self.say("switch: ready");
@@ -500,12 +500,22 @@ async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction
 
 /// Checks, changing nothing, that the switch can run and (with `cutover.command.ready_url`) that the
 /// application answers and has not moved yet.
-async fn check_switch(switch: &TrafficSwitch, config: &Config, direction: Direction) -> Result<Option<String>, Error> {
+/// A readiness wait longer than the request's `--max-pause` is said: it comes after the proof, where
+/// nothing is undone, so the pause can run past the budget while the application moves.
+async fn check_switch(switch: &TrafficSwitch, config: &Config, direction: Direction, request: &Request) -> Result<Option<String>, Error> {
     switch.check(Duration::from_secs(10)).await?;
-    match ready::Readiness::of(config)? {
-        Some(readiness) => readiness.check(direction).await.map(Some),
-        None => Ok(None),
+    let Some(readiness) = ready::Readiness::of(config)? else { return Ok(None) };
+    let mut line = readiness.check(direction).await?;
+    let budget = Duration::from_millis(request.max_pause_ms);
+    if readiness.timeout() > budget {
+        line.push_str(&format!(
+            "; WARNING: cutover.command.ready_timeout ({} ms) exceeds --max-pause ({} ms): the wait for the application comes after the \
+             proof, where nothing is undone, so the pause may run that long",
+            readiness.timeout().as_millis(),
+            budget.as_millis()
+        ));
     }
+    Ok(Some(line))
 }
 
 /// A rollback must be able to move traffic back: the command switch has none without

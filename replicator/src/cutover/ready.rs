@@ -10,12 +10,14 @@
 //! If the answer does not come within `ready_timeout`, the switch fails as any switch does after the
 //! proof: the fence holds and `turnout run` completes the switch from the journal.
 //!
-//! Before the fence the endpoint is asked once: it must answer, and must not already give the word
-//! of the side traffic moves to — an endpoint that does could not tell turnout anything.
+//! Before the fence the endpoint is asked once: it must answer with the word of the side traffic
+//! moves from (`ready_blue` before a cutover, `ready_green` before a rollback) — an endpoint that
+//! answers anything else (a generic health page, the other side's word) could not tell turnout when
+//! the application has moved, and the switch would wait out `ready_timeout` after the proof.
 
 use crate::config::{Config, ReadyConfig};
 use crate::cutover::Direction;
-use crate::error::{Error, Lifecycle};
+use crate::error::{Error, Lifecycle, ReadyMismatch};
 use crate::http_client::{native_roots, Target};
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,10 @@ const POLL: Duration = Duration::from_millis(20);
 const REQUEST: Duration = Duration::from_secs(2);
 
 /// Longest part of an answer quoted in an error.
-const QUOTED: usize = 120;
+const QUOTED: usize = 40;
+
+/// Longest answer read; a longer one is not a word the configuration names.
+const LONGEST: usize = 1024;
 
 /// A checked `cutover.command.ready_url` and the words it answers with.
 pub(super) struct Readiness {
@@ -42,32 +47,56 @@ impl Readiness {
         Ok(Some(Readiness { target, config: ready }))
     }
 
-    /// The word that says the application writes to the side `direction` moves traffic to; `None`
-    /// for a rollback without `ready_blue` (configuration refuses that when `back_argv` is set).
-    fn word(&self, direction: Direction) -> Option<&str> {
+    /// The word that says the application writes to the side `direction` moves traffic to.
+    fn word(&self, direction: Direction) -> &str {
         match direction {
-            Direction::Forward => Some(&self.config.green),
-            Direction::Reverse => self.config.blue.as_deref(),
+            Direction::Forward => &self.config.green,
+            Direction::Reverse => &self.config.blue,
         }
     }
 
-    /// Before the fence: the endpoint answers, and not yet with the word of the side traffic moves to.
-    pub(super) async fn check(&self, direction: Direction) -> Result<String, Error> {
-        let Some(word) = self.word(direction) else { return Ok("readiness: not asked for this direction".into()) };
-        let answer = self.ask().await;
-        let (_, to) = direction.ends();
-        match answer {
-            Answer::Says(said) if said == word => Err(Lifecycle::ReadyBefore { word: word.to_owned(), to }.into()),
-            Answer::Says(said) => Ok(format!("readiness: the application answers '{}'", quote(&said))),
-            Answer::Not(why) => Err(Error::config("cutover.command.ready_url", format!("does not answer before the cutover: {why}"))),
+    /// The word that says the application writes to the side `direction` moves traffic from.
+    fn now(&self, direction: Direction) -> &str {
+        match direction {
+            Direction::Forward => &self.config.blue,
+            Direction::Reverse => &self.config.green,
         }
+    }
+
+    /// The fields that name [`Self::now`] and [`Self::word`].
+    fn fields(direction: Direction) -> (&'static str, &'static str) {
+        match direction {
+            Direction::Forward => ("cutover.command.ready_blue", "cutover.command.ready_green"),
+            Direction::Reverse => ("cutover.command.ready_green", "cutover.command.ready_blue"),
+        }
+    }
+
+    /// Before the fence: the endpoint answers with the word of the side traffic moves from.
+    pub(super) async fn check(&self, direction: Direction) -> Result<String, Error> {
+        let (now, then) = (self.now(direction), self.word(direction));
+        let (now_field, then_field) = Self::fields(direction);
+        let (from, to) = direction.ends();
+        let refused = |answer: String| -> Error {
+            let (expected, then) = (format!("'{now}' ({now_field})"), format!("'{then}' ({then_field})"));
+            Lifecycle::NotReadyBefore(Box::new(ReadyMismatch { from, to, expected, then, answer })).into()
+        };
+        match self.ask().await {
+            Answer::Says(said) if said == now => Ok(format!("readiness: the application answers '{now}' ({now_field})")),
+            Answer::Says(said) => Err(refused(format!("'{}'", quote(&said)))),
+            Answer::Not(why) => Err(refused(why)),
+        }
+    }
+
+    /// How long the application has to answer after the command.
+    pub(super) fn timeout(&self) -> std::time::Duration {
+        self.config.timeout
     }
 
     /// After the switch command: asks until the application gives the word of the side traffic
     /// moved to, or `ready_timeout` passes. Returns how long it took.
     pub(super) async fn wait(&self, direction: Direction) -> Result<Duration, Error> {
         let started = Instant::now();
-        let Some(word) = self.word(direction) else { return Ok(Duration::ZERO) };
+        let word = self.word(direction);
         loop {
             let last = match self.ask().await {
                 Answer::Says(said) if said == word => return Ok(started.elapsed()),
@@ -85,6 +114,7 @@ impl Readiness {
     /// One `GET`: the trimmed body of a 2xx answer, or why there was none.
     async fn ask(&self) -> Answer {
         match self.target.send("GET", &[], bytes::Bytes::new(), REQUEST).await {
+            Ok(answer) if answer.body.len() > LONGEST => Answer::Not(format!("an answer of {} bytes (HTTP {})", answer.body.len(), answer.status)),
             Ok(answer) if (200..300).contains(&answer.status) => Answer::Says(String::from_utf8_lossy(&answer.body).trim().to_owned()),
             Ok(answer) => Answer::Not(format!("HTTP {}", answer.status)),
             Err(e) => Answer::Not(e.to_string()),
@@ -98,10 +128,12 @@ enum Answer {
     Not(String),
 }
 
-/// At most [`QUOTED`] characters of an answer.
+/// At most [`QUOTED`] characters of an answer, control characters shown as `?`.
 fn quote(said: &str) -> String {
-    match said.char_indices().nth(QUOTED) {
-        Some((end, _)) => format!("{}…", &said[..end]),
-        None => said.to_owned(),
+    let shown: String = said.chars().take(QUOTED).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if said.chars().count() > QUOTED {
+        format!("{shown}…")
+    } else {
+        shown
     }
 }

@@ -181,9 +181,10 @@ async fn complete_switch<P: Procedure>(
     switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
     tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
     // A login the fence or the reload cut would hold pgbouncer's clients for server_login_retry.
-    if let turnout_cutover::ClientsMoved::Unstuck { took, retry } = switch.clients_moved(super::CLIENTS_MOVED_CAP).await {
+    if let turnout_cutover::ClientsMoved::Unstuck { took, retry, restored } = switch.clients_moved(super::CLIENTS_MOVED_CAP).await {
+        let after = if restored { "then back" } else { "NOT back (see above)" };
         tracing::warn!(
-            "pgbouncer held its clients behind a cut login: server_login_retry set to 0 until they had a connection to {to} ({} ms), then back to {retry}",
+            "pgbouncer held its clients behind a cut login: server_login_retry set to 0 until they had a connection to {to} ({} ms), {after} to {retry}",
             took.as_millis()
         );
     }

@@ -142,7 +142,7 @@ impl Controller {
         let marker = self.rogue_gate_before().await?;
         // Checked (and console sessions opened) before writes pause.
         retried!(retry, self, "checking the fence", procedure.check_fence().await).map_err(Error::during("the fence is not ready"))?;
-        if let Some(line) = check_switch(switch, &self.config, self.direction).await.map_err(Error::during("the switch is not ready"))? {
+        if let Some(line) = check_switch(switch, &self.config, self.direction, request).await.map_err(Error::during("the switch is not ready"))? {
             self.say(line);
         }
         // Counters go ahead before writes pause; inside the pause one read checks them.
@@ -428,10 +428,11 @@ impl Controller {
         // two do not compete for the machine. Bounded; the next stream loses nothing by waiting.
         match switch.clients_moved(CLIENTS_MOVED_CAP).await {
             ClientsMoved::Moved(took) => self.say(format!("every client the fence held had a connection to {to} {} ms after the switch", took.as_millis())),
-            ClientsMoved::Unstuck { took, retry } => self.say(format!(
+            ClientsMoved::Unstuck { took, retry, restored } => self.say(format!(
                 "pgbouncer held its clients behind a login cut by the fence or the reload (server_login_retry = {retry} s): set to 0 until \
-                 every client had a connection to {to}, {} ms after the switch, then back to {retry}",
-                took.as_millis()
+                 every client had a connection to {to}, {} ms after the switch, then {}",
+                took.as_millis(),
+                if restored { format!("back to {retry}") } else { format!("NOT back to {retry} (see the log): set it by hand") }
             )),
             ClientsMoved::StillWaiting => self.say(format!(
                 "pgbouncer still held clients waiting for a connection to {to} {} s after the switch (a full pool?); going on",

@@ -139,7 +139,7 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
 /// What a client of the read-only fence sees and should retry on a new connection: 1290 (read-only),
 /// 1927 (connection killed, MariaDB), 4031 (disconnected by the server, MySQL), 2006/2013 (server gone,
 /// connection lost) and broken connections.
-fn is_fence_error(text: &str) -> bool {
+pub(super) fn is_fence_error(text: &str) -> bool {
     ["1290", "1927", "4031", "2006", "2013", "Input/output error", "onnection"].iter().any(|code| text.contains(code))
 }
 

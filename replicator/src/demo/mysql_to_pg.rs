@@ -178,14 +178,24 @@ async fn verify(blue: &MySqlServer, green: &PgServer, log: &Mutex<AppLog>, [cuto
     let on_blue: HashSet<i64> = ids.lines().filter_map(|l| l.trim().parse().ok()).collect();
     let blue_balanced = blue.execute(Some("app"), "SELECT (SELECT SUM(balance) FROM accounts) = (SELECT COUNT(*) FROM events)").map_err(harness("blue"))?;
     let blue_read_only = blue.execute(None, "SELECT @@GLOBAL.read_only").map_err(harness("blue"))?.trim() == "1";
-    let count = |note: &str| errors.iter().filter(|e| e.starts_with(note)).count();
-    let refused = count("mysql:") + count("postgres:");
+    // What a fence does to a write: MySQL refuses it (read_only) or ends its session; PostgreSQL
+    // refuses it (a read-only transaction) or ends its session. Anything else fails the demo.
+    let refused = errors
+        .iter()
+        .filter(|e| match e.split_once(": ") {
+            Some(("mysql", text)) => super::mysql::is_fence_error(text),
+            Some(("postgres", text)) => ["read-only transaction", "terminating connection", "onnection closed"].iter().any(|w| text.contains(w)),
+            _ => false,
+        })
+        .count();
+    let from_postgres = blue.execute(Some("app"), "SELECT COUNT(*) FROM events WHERE note = 'postgres'").map_err(harness("blue"))?;
+    let from_postgres: u64 = from_postgres.trim().parse().unwrap_or(0);
     let before: Vec<(i64, Instant)> = acked.iter().filter(|(_, at)| *at < rollback.0).cloned().collect();
     let missing_on_green = before.iter().filter(|(id, _)| !on_green.contains(id)).count();
     println!(
         "the fences refused {refused} writes (never acknowledged; the application wrote again on the other side once moved); \
-         green holds {} of the {} writes acknowledged before the rollback, {missing_on_green} missing; balances consistent on green: {green_balanced}; \
-         green read-only: {green_read_only}; blue read-only: {blue_read_only}",
+         {from_postgres} writes made on PostgreSQL are on MySQL; green holds {} of the {} writes acknowledged before the rollback, \
+         {missing_on_green} missing; balances consistent on green: {green_balanced}; green read-only: {green_read_only}; blue read-only: {blue_read_only}",
         before.len() - missing_on_green,
         before.len()
     );
@@ -194,9 +204,10 @@ async fn verify(blue: &MySqlServer, green: &PgServer, log: &Mutex<AppLog>, [cuto
     if let Some(failure) = report(&acked, errors.len() - refused, &on_blue, blue_balanced.trim() == "1", cutover, "blue") {
         return Err(DemoError::Verdict(format!("{failure}; errors: {errors:?}")));
     }
-    if missing_on_green > 0 || !green_balanced || blue_read_only || green_read_only != "on" {
+    if missing_on_green > 0 || !green_balanced || blue_read_only || green_read_only != "on" || from_postgres == 0 {
         return Err(DemoError::Verdict(format!(
-            "{missing_on_green} writes missing on green, green balanced {green_balanced}, blue read-only {blue_read_only}, green read-only {green_read_only}"
+            "{missing_on_green} writes missing on green, green balanced {green_balanced}, blue read-only {blue_read_only}, green read-only \
+             {green_read_only}, {from_postgres} writes made on PostgreSQL on MySQL"
         )));
     }
     Ok(())
@@ -273,7 +284,8 @@ impl Application {
             let result = if to_postgres {
                 on_postgres(&mut postgres, &self.postgres, account).await.map_err(|e| {
                     postgres = None;
-                    format!("postgres: {e}")
+                    let said = e.as_db_error().map_or_else(|| e.to_string(), |d| format!("{} ({})", d.message(), d.code().code()));
+                    format!("postgres: {said}")
                 })
             } else {
                 on_mysql(&mut mysql, &opts, account).await.map_err(|e| {

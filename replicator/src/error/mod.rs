@@ -4,7 +4,7 @@ mod definitions;
 mod refusal;
 mod store;
 pub use definitions::DefinitionRefusal;
-pub use refusal::{CanaryRefusal, CopyRefusal, CutoverCheck, FleetRefusal, HandoverRefusal, Lifecycle, Refusal, SchemaRefusal, WatchRefusal};
+pub use refusal::{CanaryRefusal, CopyRefusal, CutoverCheck, FleetRefusal, HandoverRefusal, Lifecycle, ReadyMismatch, Refusal, SchemaRefusal, WatchRefusal};
 pub use store::StoreError;
 
 use turnout_decoders::{DecodeError, ErrorClass};

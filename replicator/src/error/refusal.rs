@@ -46,6 +46,19 @@ macro_rules! refused_as_error {
 use super::definitions::DefinitionRefusal;
 refused_as_error!(Lifecycle, CutoverCheck, FleetRefusal, HandoverRefusal, WatchRefusal, CanaryRefusal, CopyRefusal, SchemaRefusal, DefinitionRefusal);
 
+/// What a readiness endpoint answered before the fence, and what it should have.
+#[derive(Debug)]
+pub struct ReadyMismatch {
+    pub from: Side,
+    pub to: Side,
+    /// The word it should answer now, with the field that names it.
+    pub expected: String,
+    /// The word that will say the application moved, with its field.
+    pub then: String,
+    /// What it answered (quoted), or why there was no answer.
+    pub answer: String,
+}
+
 /// Why a cutover, rollback or rehearsal does not start, or stopped; or why the rollback window
 /// cannot be ended or used.
 #[derive(Debug, thiserror::Error)]
@@ -116,13 +129,15 @@ pub enum Lifecycle {
          restart `turnout run` — it runs the switch command again and waits for the answer"
     )]
     NotReady { word: String, from: Side, to: Side, waited_ms: u128, last: String },
-    /// Before the fence, the readiness endpoint already says the application writes to the side traffic
-    /// moves to: it could not tell turnout when the application has moved.
+    /// Before the fence, the readiness endpoint does not say the application writes to the side
+    /// traffic moves from: it could not tell turnout when the application has moved.
     #[error(
-        "cutover.command.ready_url already answers '{word}' (cutover.command.ready_{to}) before traffic moved to {to}: it would \
-         tell turnout nothing about the move; have the application answer with the side it writes to (or remove ready_url)"
+        "cutover.command.ready_url answers {answer} before the fence, not {expected}: it must say the application writes to {from} \
+         now, so that {then} tells turnout it has moved to {to}. Nothing was fenced; point ready_url at the application's own \
+         answer, or correct the words",
+        answer = .0.answer, expected = .0.expected, then = .0.then, from = .0.from, to = .0.to
     )]
-    ReadyBefore { word: String, to: Side },
+    NotReadyBefore(Box<ReadyMismatch>),
     /// `turnout run` after a rollback that armed no next generation.
     #[error(
         "traffic was rolled back to blue (rollback {id}: {message}); this stream no longer replicates (the rollback armed no stream \

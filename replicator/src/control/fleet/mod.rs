@@ -321,7 +321,8 @@ async fn start_and_follow(pair: &Pair, way: Way, request: &Request, shared: Opti
     let mut printed = 0;
     let mut unreachable_since: Option<Instant> = None;
     loop {
-        match get(&pair.control, path).await.map(|b| serde_json::from_str::<Progress>(&b)) {
+        // Once per poll: a sidecar that restarted and settles answers 503 meanwhile, counted as out of contact.
+        match crate::http_client::get_once(&pair.control, path, Duration::from_secs(5)).await.map(|b| serde_json::from_str::<Progress>(&b)) {
             Ok(Ok(p)) => {
                 unreachable_since = None;
                 if shared.is_some() {
