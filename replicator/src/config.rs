@@ -748,6 +748,10 @@ dir = "/var/lib/turnout"
                 "[cutover]\nswitch = \"command\"\n[cutover.command]\nargv = [\"x\"]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_blue = \"b\"\nready_timeout = \"0s\"",
                 "cutover.command.ready_timeout",
             ),
+            ("[fleet.etcd]\nendpoints = [\"https://e:2379\"]\nca_file = \"/ca\"\ncert_file = \"/c\"", "fleet.etcd.key_file"),
+            ("[fleet.etcd]\nendpoints = [\"https://e:2379\"]\nca_file = \"/ca\"\nkey_file = \"/k\"", "fleet.etcd.cert_file"),
+            ("[fleet.etcd]\nendpoints = [\"http://e:2379\"]\ncert_file = \"/c\"\nkey_file = \"/k\"", "fleet.etcd.cert_file"),
+            ("[fleet.etcd]\nendpoints = [\"https://e:2379\"]", "fleet.etcd.ca_file"),
             ("[cutover]\nswitch = \"none\"\n[cutover.command]\nready_url = \"http://app/\"\nready_green = \"a\"\nready_blue = \"b\"", "cutover.command.ready_url"),
         ];
         for (extra, field) in cases {
