@@ -262,3 +262,49 @@ pub async fn get(listen: &str, path: &str) -> std::io::Result<String> {
 pub fn error_of(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned)).unwrap_or_else(|| body.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server answering each request in turn with `answers` (status, body); the requests it saw.
+    async fn server(answers: Vec<(u16, &'static str)>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listen = listener.local_addr().expect("addr").to_string();
+        let handle = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for (code, body) in answers {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                seen.push(String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned());
+                let answer = format!("HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                s.write_all(answer.as_bytes()).await.expect("answer");
+            }
+            seen
+        });
+        (listen, handle)
+    }
+
+    #[tokio::test]
+    async fn a_settling_sidecar_is_asked_again_and_another_503_is_not() {
+        let settling = r#"{"error":"the sidecar is settling what its journal left after a restart"}"#;
+        let (listen, seen) = server(vec![(503, settling), (503, settling), (202, r#"{"id":"x"}"#)]).await;
+        let (code, body) = request(&listen, "POST", "/cutover", Some("{}"), None).await.expect("answer");
+        assert_eq!((code, body.as_str()), (202, r#"{"id":"x"}"#));
+        assert_eq!(seen.await.expect("server"), vec!["POST /cutover HTTP/1.1"; 3]);
+
+        let (listen, seen) = server(vec![(503, r#"{"error":"busy"}"#)]).await;
+        let (code, _) = request(&listen, "POST", "/cutover", Some("{}"), None).await.expect("answer");
+        assert_eq!(code, 503, "a 503 that is not settling is the answer");
+        assert_eq!(seen.await.expect("server").len(), 1);
+    }
+}
