@@ -46,6 +46,7 @@ impl std::fmt::Debug for Endpoint {
 /// A URL the operator gave (an alert webhook, an application's readiness endpoint), checked once:
 /// where to connect, what to ask for, and `Authorization: Basic` from its user and password. The
 /// URL may carry credentials, so neither it nor its parts are ever printed.
+#[derive(Clone)]
 pub struct Target {
     pub endpoint: Endpoint,
     pub path_and_query: String,
@@ -58,14 +59,17 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The machine's trusted root certificates (honouring `SSL_CERT_FILE`/`SSL_CERT_DIR`); unparseable
-/// ones are skipped.
+/// The machine's trusted root certificates (honouring `SSL_CERT_FILE`/`SSL_CERT_DIR`), read once
+/// per process; unparseable ones are skipped.
 pub fn native_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    roots
+    static ROOTS: std::sync::LazyLock<RootCertStore> = std::sync::LazyLock::new(|| {
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        roots
+    });
+    ROOTS.clone()
 }
 
 impl Target {

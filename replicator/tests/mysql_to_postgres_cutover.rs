@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use turnout_testbed::{Flavor, MySqlServer, PgServer};
+use turnout_testbed::{serve_word, Flavor, MySqlServer, PgServer};
 
 /// Where a write landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,30 +52,10 @@ impl Flip {
     /// The application's readiness endpoint: `GET` answers `postgres` once it writes to green (or
     /// while it lies), `mysql` before. Returns its URL.
     async fn serve(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let flip = self.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let flip = flip.clone();
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let green = flip.on_green.load(Ordering::SeqCst) || flip.lie.load(Ordering::SeqCst);
-                    let body = if green { "postgres\n" } else { "mysql\n" };
-                    let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        format!("http://127.0.0.1:{port}/engine")
+        let green = move || flip.on_green.load(Ordering::SeqCst) || flip.lie.load(Ordering::SeqCst);
+        let base = serve_word(move || if green() { "postgres" } else { "mysql" }).await.expect("readiness endpoint");
+        format!("{base}/engine")
     }
 }
 

@@ -30,6 +30,7 @@ mod process;
 mod proxy;
 mod rootfs;
 mod tls;
+mod word;
 
 pub use error::TestbedError;
 pub use etcd::EtcdCluster;
@@ -40,3 +41,4 @@ pub use postgres::{client_bin_dir, PgOptions, PgServer};
 pub use process::{cache_dir, free_port, random_token};
 pub use proxy::Proxy;
 pub use tls::TestCertificates;
+pub use word::serve_word;

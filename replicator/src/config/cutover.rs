@@ -190,7 +190,8 @@ pub struct SwitchCommandConfig {
 /// The readiness a command switch waits for, read from `[cutover.command]`.
 #[derive(Clone, Debug)]
 pub struct ReadyConfig {
-    pub url: Secret,
+    /// `ready_url`, checked (its `Debug` never shows it).
+    pub target: crate::http_client::Target,
     pub green: String,
     pub blue: String,
     pub timeout: Duration,
@@ -236,12 +237,13 @@ impl SwitchCommandConfig {
         if blue == green {
             return Err(Error::config("cutover.command.ready_blue", "is the same as ready_green; the answers must tell the two sides apart"));
         }
-        crate::http_client::Target::parse(url.expose(), crate::http_client::native_roots).map_err(|e| Error::config("cutover.command.ready_url", e))?;
+        let target =
+            crate::http_client::Target::parse(url.expose(), crate::http_client::native_roots).map_err(|e| Error::config("cutover.command.ready_url", e))?;
         let timeout = opt_duration("cutover.command.ready_timeout", &self.ready_timeout)?.unwrap_or(READY_TIMEOUT);
         if timeout.is_zero() {
             return Err(Error::config("cutover.command.ready_timeout", "is zero; give the application time to answer, e.g. \"30s\""));
         }
-        Ok(Some(ReadyConfig { url: url.clone(), green, blue, timeout }))
+        Ok(Some(ReadyConfig { target, green, blue, timeout }))
     }
 }
 

@@ -499,9 +499,9 @@ async fn switch_to(switch: &TrafficSwitch, config: &Config, direction: Direction
 }
 
 /// Checks, changing nothing, that the switch can run and (with `cutover.command.ready_url`) that the
-/// application answers and has not moved yet.
-/// A readiness wait longer than the request's `--max-pause` is said: it comes after the proof, where
-/// nothing is undone, so the pause can run past the budget while the application moves.
+/// application answers that it writes to the side traffic moves from. A readiness wait longer than
+/// the request's `--max-pause` is said: it comes after the proof, where nothing is undone, so the
+/// pause can run past the budget while the application moves.
 async fn check_switch(switch: &TrafficSwitch, config: &Config, direction: Direction, request: &Request) -> Result<Option<String>, Error> {
     switch.check(Duration::from_secs(10)).await?;
     let Some(readiness) = ready::Readiness::of(config)? else { return Ok(None) };

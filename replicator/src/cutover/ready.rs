@@ -18,7 +18,6 @@
 use crate::config::{Config, ReadyConfig};
 use crate::cutover::Direction;
 use crate::error::{Error, Lifecycle, ReadyMismatch};
-use crate::http_client::{native_roots, Target};
 use std::time::{Duration, Instant};
 
 /// How often the endpoint is asked while the application moves.
@@ -35,16 +34,13 @@ const LONGEST: usize = 1024;
 
 /// A checked `cutover.command.ready_url` and the words it answers with.
 pub(super) struct Readiness {
-    target: Target,
     config: ReadyConfig,
 }
 
 impl Readiness {
     /// The readiness `config` asks for, if any.
     pub(super) fn of(config: &Config) -> Result<Option<Readiness>, Error> {
-        let Some(ready) = config.cutover.command.as_ref().map(|c| c.ready()).transpose()?.flatten() else { return Ok(None) };
-        let target = Target::parse(ready.url.expose(), native_roots).map_err(|e| Error::config("cutover.command.ready_url", e))?;
-        Ok(Some(Readiness { target, config: ready }))
+        Ok(config.cutover.command.as_ref().map(|c| c.ready()).transpose()?.flatten().map(|config| Readiness { config }))
     }
 
     /// The word that says the application writes to the side `direction` moves traffic to.
@@ -113,7 +109,7 @@ impl Readiness {
 
     /// One `GET`: the trimmed body of a 2xx answer, or why there was none.
     async fn ask(&self) -> Answer {
-        match self.target.send("GET", &[], bytes::Bytes::new(), REQUEST).await {
+        match self.config.target.send("GET", &[], bytes::Bytes::new(), REQUEST).await {
             Ok(answer) if answer.body.len() > LONGEST => Answer::Not(format!("an answer of {} bytes (HTTP {})", answer.body.len(), answer.status)),
             Ok(answer) if (200..300).contains(&answer.status) => Answer::Says(String::from_utf8_lossy(&answer.body).trim().to_owned()),
             Ok(answer) => Answer::Not(format!("HTTP {}", answer.status)),

@@ -163,21 +163,32 @@ pub(crate) async fn replicate_and_cut_over(
     stop_app: &AtomicBool,
     app: tokio::task::JoinHandle<()>,
 ) -> Result<(Instant, Instant), DemoError> {
+    with_sidecar(config, stop_app, app, follow_and_cut_over(config, listen)).await
+}
+
+/// Runs the sidecar while `steps` run (after `turnout run` begins), lets the application write two
+/// more seconds, then stops the application and the sidecar; what `steps` returned.
+pub(crate) async fn with_sidecar<T>(
+    config: &Arc<Config>,
+    stop_app: &AtomicBool,
+    app: tokio::task::JoinHandle<()>,
+    steps: impl std::future::Future<Output = Result<T, DemoError>>,
+) -> Result<T, DemoError> {
     step("turnout run: schema copy, snapshot, then streaming");
     let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
     let runner = {
         let config = Arc::clone(config);
         tokio::spawn(async move { crate::run::run(&config, stop_rx).await })
     };
-    let outcome = follow_and_cut_over(config, listen).await;
+    let outcome = steps.await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_app.store(true, Ordering::Relaxed);
     let _ = app.await;
     let _ = stop_turnout.send(true);
     let run_result = runner.await?;
-    let window = outcome?;
+    let done = outcome?;
     run_result.map_err(|source| DemoError::Turnout { what: "turnout run", source })?;
-    Ok(window)
+    Ok(done)
 }
 
 /// Prints what the application saw and what green holds; the failure, if any. `errors` counts

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use turnout_testbed::{free_port, Flavor, MySqlServer, PgOptions, PgServer};
+use turnout_testbed::{free_port, serve_word, Flavor, MySqlServer, PgOptions, PgServer};
 
 /// Blue's schema and seed rows: what the application reads and writes, and a view it uses.
 fn schema(flavor: Flavor) -> String {
@@ -59,13 +59,15 @@ pub(crate) async fn demo(engine: Option<DemoEngine>) -> Result<(), DemoError> {
     let flag = dir.path().join("flag");
     std::fs::write(&flag, "mysql").map_err(DemoError::TempDir)?;
     let side = Arc::new(AtomicBool::new(false));
-    let ready = serve_readiness(Arc::clone(&side)).await.map_err(DemoError::TempDir)?;
+    // The application's readiness endpoint: which data layer it writes to.
+    let answers = Arc::clone(&side);
+    let ready = serve_word(move || if answers.load(Ordering::SeqCst) { "postgres" } else { "mysql" }).await.map_err(DemoError::TempDir)?;
     let listen = format!("127.0.0.1:{}", free_port());
     let toml = format!(
         "[source]\nurl = \"{blue_url}\"\n[target]\nurl = \"{green_url}\"\n[state]\ndir = \"{state}\"\n[http]\nlisten = \"{listen}\"\n\
          [cutover]\nfence = \"read-only\"\nswitch = \"command\"\nkeep_definitions = [\"VIEW app.busy\"]\n\
          [cutover.command]\nargv = [\"/bin/sh\", \"-c\", \"printf postgres > '{flag}'\"]\nback_argv = [\"/bin/sh\", \"-c\", \"printf mysql > '{flag}'\"]\n\
-         ready_url = \"{ready}\"\nready_green = \"postgres\"\nready_blue = \"mysql\"\nready_timeout = \"10s\"\n",
+         ready_url = \"{ready}/db-engine\"\nready_green = \"postgres\"\nready_blue = \"mysql\"\nready_timeout = \"10s\"\n",
         blue_url = blue.url("app"),
         green_url = green.url("app"),
         state = dir.path().join("state").display(),
@@ -105,13 +107,7 @@ async fn there_and_back(
     stop_app: &AtomicBool,
     app: tokio::task::JoinHandle<()>,
 ) -> Result<[(Instant, Instant); 2], DemoError> {
-    step("turnout run: schema copy, snapshot, then streaming");
-    let (stop_turnout, stop_rx) = tokio::sync::watch::channel(false);
-    let runner = {
-        let config = Arc::clone(config);
-        tokio::spawn(async move { crate::run::run(&config, stop_rx).await })
-    };
-    let outcome = async {
+    let steps = async {
         let cutover = super::follow_and_cut_over(config, listen).await?;
         step("the application writes on PostgreSQL; each write streams back to MySQL");
         follow_stream_back(listen).await?;
@@ -122,16 +118,8 @@ async fn there_and_back(
             return Err(DemoError::Verdict("the rollback did not complete (green keeps serving)".into()));
         }
         Ok([cutover, (started, Instant::now())])
-    }
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_app.store(true, Ordering::Relaxed);
-    let _ = app.await;
-    let _ = stop_turnout.send(true);
-    let run_result = runner.await?;
-    let windows = outcome?;
-    run_result.map_err(|source| DemoError::Turnout { what: "turnout run", source })?;
-    Ok(windows)
+    };
+    super::with_sidecar(config, stop_app, app, steps).await
 }
 
 /// Prints the stream back's status for three seconds once it streams.
@@ -211,33 +199,6 @@ async fn verify(blue: &MySqlServer, green: &PgServer, log: &Mutex<AppLog>, [cuto
         )));
     }
     Ok(())
-}
-
-/// The application's readiness endpoint: `GET` answers `postgres` while it writes to PostgreSQL,
-/// `mysql` while it writes to MySQL. Returns its URL.
-async fn serve_readiness(on_postgres: Arc<AtomicBool>) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let on_postgres = Arc::clone(&on_postgres);
-            tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = if on_postgres.load(Ordering::SeqCst) { "postgres" } else { "mysql" };
-                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                let _ = socket.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    Ok(format!("http://127.0.0.1:{port}/db-engine"))
 }
 
 /// Creates [`GREEN_VIEW`] on green as soon as the copy has made its table.
