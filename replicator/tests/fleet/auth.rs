@@ -92,8 +92,9 @@ async fn over_tls_a_pair_without_a_client_certificate_is_refused_by_the_gate_and
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("the fleet's gate refused; nothing was changed") && text.contains("b: "), "{text}");
     assert!(!text.contains("a: "), "pair a shows its certificate: {text}");
-    // etcd ends the TLS session of a client that shows no certificate.
-    assert!(text.contains("b: dry run failed: reading the fleet's keys in etcd") && text.contains("transport error"), "{text}");
+    // etcd ends the TLS session of a client that shows no certificate (the transport's words for it
+    // vary with the moment it is cut: "transport error", "operation was canceled").
+    assert!(text.contains("b: dry run failed: reading the fleet's keys in etcd") && text.contains("Transport"), "{text}");
     for p in &pairs {
         p.assert_blue_serves().await;
     }
