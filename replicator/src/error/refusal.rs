@@ -696,14 +696,14 @@ pub enum SchemaRefusal {
          table out (tables.exclude = [\"{table}\"]); `turnout check` counts them"
     )]
     Affected { table: String, column: String, rows: u64, what: String },
-    /// A foreign key whose action blue applies without writing it to its log.
+    /// A change to a referred row whose foreign-key action blue applied otherwise than green would:
+    /// green repeats exactly the actions blue does not log.
     #[error(
-        "foreign key {constraint} of {table} is ON UPDATE {on_update} ON DELETE {on_delete}: blue applies that action without writing \
-         it to its binlog, and green applies replicated rows without firing its own, so the changes it makes would not reach green; \
-         make the action RESTRICT or NO ACTION on blue (the application then deletes or updates the referring rows itself), or \
-         leave the table out (tables.exclude = [\"{table}\"])"
+        "{row} on blue, and the {action} would differ on green: \
+         {why}; the stream stopped before it. Make the referring rows equal on green by hand and start over (turnout teardown, \
+         turnout run); on blue, write with foreign_key_checks = 1 and keep innodb_native_foreign_keys as it was at the copy"
     )]
-    CascadeNotCarried { table: String, constraint: String, on_update: String, on_delete: String },
+    CascadeSkipped { row: String, action: String, why: &'static str },
     /// Something replication between two engines needs that is not built yet.
     #[error("{what} from {from} to {to} is not built yet: {fix}")]
     NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },

@@ -15,6 +15,7 @@
 //! with its position), streaming with checkpoints and lag, teardown. The chunked copy, `verify`, the
 //! cutover and the rollback of a composition are refused, naming what is missing, until built.
 
+pub(crate) mod actions;
 pub(crate) mod admin;
 pub(crate) mod back;
 pub(crate) mod cutover;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::event::Row;
 use turnout_decoders::schema::{TableName, TableSchema};
-use turnout_decoders::Position;
+use turnout_decoders::{Position, Value};
 use turnout_sinks::Sink;
 
 pub(crate) use admin::Composed;
@@ -135,6 +136,16 @@ pub(crate) struct BlueForeignKey {
     /// `CASCADE`, `SET NULL`, `RESTRICT`, `NO ACTION`, `SET DEFAULT`.
     pub on_update: String,
     pub on_delete: String,
+    /// Whether blue writes the rows its actions change to its log (then green must not repeat the
+    /// action while it applies blue's rows; otherwise it must).
+    pub actions_logged: bool,
+}
+
+impl BlueForeignKey {
+    /// Whether the rule (`on_update` or `on_delete`) changes the referring rows.
+    pub fn acts(rule: &str) -> bool {
+        !matches!(rule.to_ascii_uppercase().as_str(), "RESTRICT" | "NO ACTION")
+    }
 }
 
 /// A table as green is to hold it: the schema the stream's rows are converted to, and the text of
@@ -410,4 +421,30 @@ pub(crate) trait Convert: Send + Sync + 'static {
     /// keeps out, one line each naming it and the fix: a cutover with a way back refuses while any is
     /// left.
     fn unguarded(&self, table: &BlueTable) -> Vec<String>;
+}
+
+/// A value as a message shows it.
+pub(crate) fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int8(i) => i.to_string(),
+        Value::UInt8(u) => u.to_string(),
+        Value::Numeric(t) | Value::Text(t) | Value::Temporal(_, t) => format!("'{t}'"),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) if !s.contains('\0') => format!("'{s}'"),
+            _ => format!("0x{}", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// The row's key as a message names it (`id = 5`).
+pub(crate) fn key_text(table: &BlueTable, row: &Row) -> String {
+    let at = |name: &String| table.columns.iter().position(|c| c.name == *name);
+    let named: Vec<String> = table.key.iter().filter_map(|k| Some(format!("{k} = {}", shown(row.get(at(k)?)?)))).collect();
+    if named.is_empty() {
+        "a row without a key".into()
+    } else {
+        named.join(", ")
+    }
 }

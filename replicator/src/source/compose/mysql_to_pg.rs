@@ -34,7 +34,7 @@
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
 //! cannot map a column two ways.
 
-use super::{Affected, BlueColumn, BlueTable, Class, Convert, GreenTable, Mapping};
+use super::{key_text, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenTable, Mapping};
 use crate::error::{Error, SchemaRefusal};
 use turnout_decoders::event::Row;
 use turnout_decoders::schema::{quote_ident, Column, ColumnType, ReplicaIdentity, TableSchema};
@@ -364,16 +364,6 @@ impl Convert for MySqlToPg {
         }
         let (indexes, mut left_out) = indexes(table, &qualified);
         after.extend(indexes);
-        let acting = |r: &str| !matches!(r.to_ascii_uppercase().as_str(), "RESTRICT" | "NO ACTION");
-        if let Some(fk) = table.foreign_keys.iter().find(|fk| acting(&fk.on_update) || acting(&fk.on_delete)) {
-            return Err(SchemaRefusal::CascadeNotCarried {
-                table: table.name.to_string(),
-                constraint: fk.name.clone(),
-                on_update: fk.on_update.clone(),
-                on_delete: fk.on_delete.clone(),
-            }
-            .into());
-        }
         let (references, unreferenced) = references(table, &qualified);
         left_out.extend(unreferenced);
         let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
@@ -490,6 +480,13 @@ fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
 
 /// The foreign keys of `table` as green's constraints, and the ones to a table of another database
 /// (left to the operator).
+///
+/// Green applies blue's rows with `session_replication_role = replica`, which fires no foreign key's
+/// action. Where blue does not log the rows its actions change (InnoDB's own foreign keys), green
+/// must repeat them: the triggers that carry the action (`ON UPDATE`/`ON DELETE` `CASCADE`,
+/// `SET NULL`, `SET DEFAULT`) are made `ENABLE ALWAYS` (this takes a superuser, as any change to a
+/// system trigger does); the stream refuses a change that would make green act where blue did not
+/// (see `Converting`). Where blue logs them, the triggers stay as PostgreSQL makes them.
 fn references(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
     let (mut added, mut left_out) = (Vec::new(), Vec::new());
     for fk in &table.foreign_keys {
@@ -515,35 +512,31 @@ fn references(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) 
             rule(&fk.on_update),
             rule(&fk.on_delete)
         ));
+        if !fk.actions_logged && (BlueForeignKey::acts(&fk.on_update) || BlueForeignKey::acts(&fk.on_delete)) {
+            added.push(always_acting(qualified, &fk.name));
+        }
     }
     (added, left_out)
 }
 
-/// A value as a message shows it.
-fn shown(v: &Value) -> String {
-    match v {
-        Value::Null => "NULL".into(),
-        Value::Int8(i) => i.to_string(),
-        Value::UInt8(u) => u.to_string(),
-        Value::Numeric(t) | Value::Text(t) | Value::Temporal(_, t) => format!("'{t}'"),
-        Value::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) if !s.contains('\0') => format!("'{s}'"),
-            _ => format!("0x{}", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
-        },
-        other => format!("{other:?}"),
-    }
+/// The statement that makes the action triggers of `constraint` of `qualified` fire for replicated
+/// rows too.
+fn always_acting(qualified: &str, constraint: &str) -> String {
+    let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    format!(
+        "DO $turnout$ DECLARE t record; BEGIN \
+           FOR t IN SELECT c.confrelid::regclass AS parent, tg.tgname FROM pg_constraint c \
+             JOIN pg_trigger tg ON tg.tgconstraint = c.oid AND tg.tgrelid = c.confrelid JOIN pg_proc p ON p.oid = tg.tgfoid \
+             WHERE c.conrelid = {}::regclass AND c.conname = {} AND p.proname IN ({ACTION_FUNCTIONS}) \
+           LOOP EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.parent, t.tgname); END LOOP; END $turnout$",
+        literal(qualified),
+        literal(constraint)
+    )
 }
 
-/// The row's key as a message names it (`id = 5`).
-fn key_text(table: &BlueTable, row: &Row) -> String {
-    let at = |name: &String| table.columns.iter().position(|c| c.name == *name);
-    let named: Vec<String> = table.key.iter().filter_map(|k| Some(format!("{k} = {}", shown(row.get(at(k)?)?)))).collect();
-    if named.is_empty() {
-        "a row without a key".into()
-    } else {
-        named.join(", ")
-    }
-}
+/// PostgreSQL's functions of the foreign-key triggers that change the referring rows.
+const ACTION_FUNCTIONS: &str = "'RI_FKey_cascade_del', 'RI_FKey_cascade_upd', 'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', \
+     'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd'";
 
 /// One value of `column` for green: the same value, or refused naming table, row and column.
 fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> Result<Value, Error> {

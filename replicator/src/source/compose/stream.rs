@@ -2,6 +2,7 @@
 //! pipeline as green holds it, or the stream stops naming what would not arrive exactly. Blue's own
 //! DDL is refused here: its text is in blue's dialect.
 
+use super::actions::Actions;
 use super::{BlueTable, Convert};
 use crate::error::{Error, SchemaRefusal};
 use crate::source::{Source, SourceMessage};
@@ -21,14 +22,17 @@ pub(crate) struct Converting<S, C> {
     to: &'static str,
     /// Blue's catalog of each selected table when the stream opened: what rows are converted by.
     catalog: HashMap<TableName, BlueTable>,
+    /// The catalog's foreign keys with an action: a change must show blue acted as green will.
+    actions: Actions,
     /// Blue's schema of each table seen, and green's for it.
     schemas: HashMap<TableName, (Arc<TableSchema>, Arc<TableSchema>)>,
 }
 
 impl<S: Source, C: Convert> Converting<S, C> {
     pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, from: &'static str, to: &'static str) -> Converting<S, C> {
+        let actions = Actions::new(tables.iter());
         let catalog = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
-        Converting { inner, convert, from, to, catalog, schemas: HashMap::new() }
+        Converting { inner, convert, from, to, catalog, actions, schemas: HashMap::new() }
     }
 
     /// The catalog's table of `blue` (the stream's description), checked to have the same columns.
@@ -102,6 +106,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             ChangeEvent::Update { table, xid, key, before, after } => {
                 let green = self.green(&table)?;
+                self.actions.update(&table, self.checked(&table)?, before.as_ref(), &after)?;
                 let key = self.key(&table, key)?;
                 let before = before.map(|b| self.row(&table, b)).transpose()?;
                 let after = self.row(&table, after)?;
@@ -109,6 +114,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             ChangeEvent::Delete { table, xid, key, before } => {
                 let green = self.green(&table)?;
+                self.actions.delete(&table, self.checked(&table)?, before.as_ref())?;
                 let key = self.key(&table, key)?;
                 let before = before.map(|b| self.row(&table, b)).transpose()?;
                 ChangeEvent::Delete { table: green, xid, key, before }

@@ -109,8 +109,19 @@ async fn indexes(conn: &mut mysql_async::Conn, table: &TableName) -> Result<Vec<
     Ok(out)
 }
 
-/// The foreign keys of `table`.
-async fn foreign_keys(conn: &mut mysql_async::Conn, table: &TableName) -> Result<Vec<BlueForeignKey>, Error> {
+/// Whether blue writes the rows its foreign keys' actions change to its binlog: MySQL 9 with its
+/// foreign keys in the SQL layer (`innodb_native_foreign_keys = OFF`, its default) does; InnoDB's
+/// own foreign keys (MariaDB, MySQL before 9, `innodb_native_foreign_keys = ON`) do not.
+async fn actions_logged(conn: &mut mysql_async::Conn) -> Result<bool, Error> {
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW GLOBAL VARIABLES LIKE 'innodb_native_foreign_keys'")
+        .await
+        .map_err(|e| super::sql_error(Side::Blue, "reading innodb_native_foreign_keys", e))?;
+    Ok(row.is_some_and(|(_, value)| value.eq_ignore_ascii_case("OFF")))
+}
+
+/// The foreign keys of `table`; `logged`: whether blue logs the rows their actions change.
+async fn foreign_keys(conn: &mut mysql_async::Conn, table: &TableName, logged: bool) -> Result<Vec<BlueForeignKey>, Error> {
     /// CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME, UPDATE_RULE, DELETE_RULE.
     type KeyColumn = (String, String, String, String, String, String, String);
     let read: Vec<KeyColumn> = conn
@@ -139,6 +150,7 @@ async fn foreign_keys(conn: &mut mysql_async::Conn, table: &TableName) -> Result
                 parent_columns: vec![parent_column],
                 on_update,
                 on_delete,
+                actions_logged: logged,
             }),
         }
     }
@@ -301,6 +313,7 @@ impl SourceSide for MySqlBlue {
         if let Some(h) = super::catalog::hidden_cascades(&mut blue, &db, &selection).await?.first() {
             return Err(Error::Setup(format!("{}; {}", super::cascade_problem(h), super::cascade_fix(h))));
         }
+        let logged = actions_logged(&mut blue).await?;
         let mut tables = Vec::with_capacity(selection.tables.len() + 1);
         for name in selection.tables.iter().filter(|t| t.name != HEARTBEAT_TABLE) {
             let (columns, key) = describe(&mut blue, name).await?;
@@ -315,7 +328,7 @@ impl SourceSide for MySqlBlue {
                 key,
                 heartbeat: false,
                 indexes: indexes(&mut blue, name).await?,
-                foreign_keys: foreign_keys(&mut blue, name).await?,
+                foreign_keys: foreign_keys(&mut blue, name, logged).await?,
                 next_auto_increment,
             });
         }
