@@ -22,6 +22,7 @@ pub mod oid {
     pub const XID: u32 = 28;
     pub const CID: u32 = 29;
     pub const JSON: u32 = 114;
+    pub const POINT: u32 = 600;
     pub const FLOAT4: u32 = 700;
     pub const FLOAT8: u32 = 701;
     pub const BPCHAR: u32 = 1042;
@@ -301,6 +302,13 @@ impl ArrayParser<'_> {
         let text = Utf8Bytes::try_from_bytes(Bytes::from(buf)).map_err(|e| format!("array element is not UTF-8: {e}"))?;
         decode_str(self.elem, text)
     }
+}
+
+/// The coordinates of a `point`'s text, `(x,y)`, when both are finite.
+pub fn point_coordinates(text: &str) -> Option<(f64, f64)> {
+    let (x, y) = text.trim().strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+    let (x, y) = (x.trim().parse::<f64>().ok()?, y.trim().parse::<f64>().ok()?);
+    (x.is_finite() && y.is_finite()).then_some((x, y))
 }
 
 #[cfg(test)]

@@ -180,6 +180,8 @@ pub(crate) enum Affected {
     NulByte,
     /// An unsigned 64-bit value above the signed range (2⁶³ − 1).
     AboveSigned,
+    /// A geometry other than a `POINT` of SRID 0.
+    NotPlanePoint,
 }
 
 impl std::fmt::Display for Affected {
@@ -188,6 +190,7 @@ impl std::fmt::Display for Affected {
             Affected::ZeroDate => "a zero date (year, month or day 0)",
             Affected::NulByte => "a NUL byte",
             Affected::AboveSigned => "a value above 9223372036854775807",
+            Affected::NotPlanePoint => "a geometry other than a POINT of SRID 0",
         })
     }
 }

@@ -28,7 +28,9 @@
 //! | `ENUM(…)` | `text` `CHECK` in the members (and `''`, blue's error value) | exact | the member's text; blue sorts an ENUM by member order, green as text (said per column) |
 //! | `SET(…)` | `text` `CHECK` every comma-separated part a member | exact | the members' text in member order, comma-separated, as blue prints it |
 //!
-//! Refused for now, by name: other character sets, `BIT`, `JSON`, spatial types, generated columns.
+//! | `POINT` / `GEOMETRY` | `point` `CHECK` finite | lossy | a point of SRID 0 is two IEEE doubles on both (bit for bit); another SRID, and for `GEOMETRY` another shape, has no value without PostGIS: counted, refused by value; a `SPATIAL` index becomes a GiST index |
+//!
+//! Refused for now, by name: other character sets, `BIT`, `JSON`, the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
 //!
 //! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
@@ -103,6 +105,10 @@ enum BlueType {
     Set {
         members: Vec<String>,
     },
+    /// `POINT` (`any: false`) or `GEOMETRY` (`any: true`): points of SRID 0 as PostgreSQL's `point`.
+    Point {
+        any: bool,
+    },
     /// Any other type, and why it is refused.
     Other(String),
 }
@@ -170,6 +176,8 @@ impl BlueType {
                 }
                 _ => BlueType::Other(column.column_type.clone()),
             },
+            "point" => BlueType::Point { any: false },
+            "geometry" => BlueType::Point { any: true },
             _ => BlueType::Other(column.column_type.clone()),
         }
     }
@@ -243,6 +251,17 @@ impl BlueType {
                 GreenType { check: Some(members::enum_check(&members)), note: members::ENUM_NOTE, ..ty("text".into(), oid::TEXT, -1) }
             }
             BlueType::Set { members } => GreenType { check: Some(members::set_check(&members)), note: members::SET_NOTE, ..ty("text".into(), oid::TEXT, -1) },
+            BlueType::Point { any } => GreenType {
+                check: Some("abs({}[0]) < 'Infinity' AND abs({}[1]) < 'Infinity'".into()),
+                class: Class::Lossy,
+                note: if any {
+                    "POINTs of SRID 0 only (two float8, as blue's); other shapes and SRIDs refused (no PostGIS mapping)"
+                } else {
+                    "two float8, as blue's; SRIDs other than 0 refused (no PostGIS mapping)"
+                },
+                affected: Some(Affected::NotPlanePoint),
+                ..ty("point".into(), oid::POINT, -1)
+            },
             BlueType::Other(_) => return None,
         })
     }
@@ -449,11 +468,21 @@ fn index_name(table: &BlueTable, index: &str) -> String {
     name
 }
 
-/// The `CREATE INDEX` statements of `table`'s indexes, and what green does not get (a `FULLTEXT` or
-/// `SPATIAL` index, one on an expression).
+/// The `CREATE INDEX` statements of `table`'s indexes, and what green does not get (a `FULLTEXT`
+/// index, a `SPATIAL` one of another column than a point's, one on an expression).
 fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
     let (mut created, mut left_out) = (Vec::new(), Vec::new());
     for index in &table.indexes {
+        // A SPATIAL index of a point column: PostgreSQL's GiST index of points answers the same
+        // questions (containment in a box, nearest first).
+        // (MariaDB's catalog gives a SPATIAL key part a length of 32, the size of its bounding box.)
+        if let (true, [(column, _)]) = (index.kind == "SPATIAL", index.columns.as_slice()) {
+            if table.columns.iter().any(|c| c.name == *column && matches!(BlueType::of(table, c), BlueType::Point { .. })) {
+                let name = quote_ident(&index_name(table, &index.name));
+                created.push(format!("CREATE INDEX {name} ON {qualified} USING gist ({})", quote_ident(column)));
+                continue;
+            }
+        }
         if !matches!(index.kind.as_str(), "BTREE" | "HASH") || index.columns.iter().any(|(c, _)| c == "(an expression)") {
             left_out.push(format!("{} index {} of {} (not created on green: make its PostgreSQL counterpart yourself)", index.kind, index.name, table.name));
             continue;
@@ -588,6 +617,7 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
         (BlueType::Char { latin1, .. }, Value::Bytes(b)) => strings::text(strings::unpadded(b), *latin1).map_err(|(v, why)| refuse(&v, why))?,
         (BlueType::Text { latin1, .. }, Value::Bytes(b)) => strings::text(b, *latin1).map_err(|(v, why)| refuse(&v, why))?,
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
+        (BlueType::Point { .. }, Value::Bytes(b)) => points::point(&b).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,
         (BlueType::Enum { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
             members::enum_value(members, &v).ok_or_else(|| refuse(&v, members::ENUM_BEYOND))?
         }
@@ -608,6 +638,7 @@ fn zero_date(text: &str) -> bool {
 mod back;
 mod defaults;
 mod members;
+mod points;
 mod strings;
 #[cfg(test)]
 mod tests;

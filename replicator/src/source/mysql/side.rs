@@ -285,6 +285,7 @@ impl SourceSide for MySqlBlue {
             Affected::ZeroDate => format!("YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0"),
             Affected::NulByte => format!("INSTR(CAST({c} AS BINARY), X'00') > 0"),
             Affected::AboveSigned => format!("{c} > 9223372036854775807"),
+            Affected::NotPlanePoint => format!("ST_SRID({c}) <> 0 OR ST_GeometryType({c}) <> 'POINT'"),
         };
         let mut blue = connect(&self.blue, Side::Blue).await?;
         let n: Option<u64> = blue

@@ -97,6 +97,7 @@ fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result<String, Er
         Some(oid::INTERVAL) => format!("(extract(epoch FROM {c}) * 1000000)::bigint::text"),
         Some(oid::VARCHAR | oid::TEXT) => format!("{c}::text"),
         Some(oid::BYTEA) => format!("encode({c}, 'hex')"),
+        Some(oid::POINT) => format!("encode(float8send({c}[0]), 'hex') || ',' || encode(float8send({c}[1]), 'hex')"),
         other => return Err(Error::Setup(format!("verify has no canonical text for column {} (type {other:?})", column.name))),
     })
 }
@@ -270,6 +271,11 @@ impl TargetSide for PgTarget {
         use turnout_decoders::Value;
         let unknown = || Error::Setup(format!("verify has no canonical text for {value:?} in column {}", column.name));
         Ok(match value {
+            // A point, `(x,y)`, as its coordinates' IEEE bits.
+            Value::Text(t) if column.ty.pg_oid() == Some(oid::POINT) => {
+                let (x, y) = turnout_decoders::pg::types::point_coordinates(t.as_str()).ok_or_else(unknown)?;
+                format!("{:016x},{:016x}", x.to_bits(), y.to_bits())
+            }
             Value::Int2(n) => n.to_string(),
             Value::Int4(n) => n.to_string(),
             Value::Int8(n) => n.to_string(),

@@ -56,6 +56,8 @@ pub(super) fn guard(blue: &BlueType, column: &BlueColumn) -> Vec<String> {
         // PostgreSQL's −0 equals 0 but is written back as a decimal literal, which blue stores as 0.
         BlueType::Float { .. } => out.push("{}::text <> '-0'".to_owned()),
         BlueType::Set { members } => out.push(set_order(members)),
+        // As for floats: a −0 coordinate is kept to what both print alike.
+        BlueType::Point { .. } => out.push("{}[0]::text <> '-0' AND {}[1]::text <> '-0'".to_owned()),
         _ => {}
     }
     let bytes = match name.as_str() {
@@ -168,6 +170,7 @@ fn mysql_type(blue: &BlueType) -> MySqlType {
         BlueType::Bytes { .. } => ty(252, false),
         BlueType::Enum { members } => MySqlType { members: members.clone(), ..text(247) },
         BlueType::Set { members } => MySqlType { members: members.clone(), ..text(248) },
+        BlueType::Point { .. } => ty(255, false),
         BlueType::Other(_) => ty(0, false),
     }
 }
@@ -235,6 +238,7 @@ pub(super) fn value(table: &BlueTable, column: &BlueColumn, value: Value, key: &
         }
         (BlueType::Text { latin1: false, .. } | BlueType::Char { latin1: false, .. }, Value::Text(t)) => Value::Bytes(t.as_bytes().clone()),
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
+        (BlueType::Point { .. }, Value::Text(t)) => super::points::geometry(t.as_str()).ok_or_else(|| refuse(&Value::Text(t.clone()), unguarded))?,
         (BlueType::Enum { members }, Value::Text(t)) => match t.as_str() {
             "" => Value::UInt8(0),
             m => members

@@ -46,6 +46,8 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
         ("varbinary(16)", None, "bytea", Class::Exact),
         ("binary(4)", None, "bytea", Class::Exact),
         ("mediumblob", None, "bytea", Class::Exact),
+        ("point", None, "point", Class::Lossy),
+        ("geometry", None, "point", Class::Lossy),
     ];
     for (ty, charset, green, class) in cases {
         assert_eq!(green_of(&column("c", ty, charset)), (green.to_owned(), class), "{ty}");
@@ -59,7 +61,9 @@ fn every_mapped_type_goes_where_the_table_in_the_module_docs_says() {
         ("enum('a','{}')", Some("utf8mb4")),
         ("json", None),
         ("bit(3)", None),
-        ("point", None),
+        ("polygon", None),
+        ("linestring", None),
+        ("geometrycollection", None),
         ("year(2)", None),
     ] {
         let c = column("c", ty, charset);
