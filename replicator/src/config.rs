@@ -6,6 +6,7 @@
 //! `Debug` and `Display` never show the value.
 
 mod canary;
+pub mod convert;
 mod cutover;
 mod fleet;
 pub mod handover;
@@ -81,6 +82,9 @@ pub struct Config {
     pub verify: VerifyConfig,
     #[serde(default)]
     pub canary: CanaryConfig,
+    /// `[convert]`: between two engines, the lossy mappings accepted for named columns.
+    #[serde(default)]
+    pub convert: convert::ConvertConfig,
     /// `[[handover]]`: consumers of blue's change log carried over to green at the cutover.
     #[serde(default)]
     pub handover: Vec<handover::Handover>,
@@ -309,6 +313,12 @@ impl Config {
         }
         crate::with_family!(self, F => F::validate(self))?;
         self.validate_handover(source)?;
+        for (at, accept) in self.convert.accept.iter().enumerate() {
+            accept.parse(at)?;
+            if source == target {
+                return Err(Error::config(format!("convert.accept[{at}]"), "applies only between two engines (a mysql:// blue and a postgres:// green)"));
+            }
+        }
         if let Some(etcd) = &self.fleet.etcd {
             etcd.validate("fleet.etcd")?;
         }

@@ -42,6 +42,7 @@ mod mysql_programs;
 mod mysql_tls;
 mod mysql_to_mariadb_cutover;
 mod mysql_to_postgres;
+mod mysql_to_postgres_accept;
 mod mysql_to_postgres_actions;
 mod mysql_to_postgres_back_corpus;
 mod mysql_to_postgres_cutover;

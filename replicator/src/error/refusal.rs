@@ -692,8 +692,9 @@ pub enum SchemaRefusal {
     NotExact { at: String, value: String, to: &'static str, green_type: String, fix: &'static str },
     /// Rows of a lossy column holding values the other engine cannot hold.
     #[error(
-        "{rows} row(s) of {table} hold {what} in {column}, which green cannot hold: change those values on blue, or leave the \
-         table out (tables.exclude = [\"{table}\"]); `turnout check` counts them"
+        "{rows} row(s) of {table} hold {what} in {column}, which green cannot hold: change those values on blue, accept what they \
+         become on green ([[convert.accept]] column = \"{table}.{column}\"), or leave the table out (tables.exclude = [\"{table}\"]); \
+         `turnout check` counts them"
     )]
     Affected { table: String, column: String, rows: u64, what: String },
     /// A change to a referred row whose foreign-key action blue applied otherwise than green would:

@@ -27,36 +27,64 @@ pub(crate) struct Composed<S, T, C> {
     pub(super) convert: Arc<C>,
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     pub(crate) fn new(config: &Config, names: Names) -> Result<Self, Error> {
-        Ok(Composed { source: S::new(config, &names)?, target: T::new(config, &names)?, convert: Arc::new(C::default()), config: config.clone(), names })
+        Ok(Composed {
+            source: S::new(config, &names)?,
+            target: T::new(config, &names)?,
+            convert: Arc::new(C::from_config(config)),
+            config: config.clone(),
+            names,
+        })
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     /// `check`'s line for one column: its mapping with the class and why, and for a lossy column the
     /// rows on blue holding a value green cannot hold.
     async fn check_column(&self, t: &BlueTable, c: &BlueColumn, findings: &mut Findings) {
         let at = format!("{}.{}: {}", t.name, c.name, c.column_type);
         match self.convert.map(t, c) {
             Mapping::Refused { why } => findings.fail(at, format!("{why}; leave {} out (tables.exclude)", t.name)),
-            Mapping::Mapped { green, class, note, affected: None } => findings.ok(format!("{at} → {green} ({class}{})", noted(note))),
-            Mapping::Mapped { green, class, note, affected: Some(what) } => match self.source.affected(&t.name, &c.name, what).await {
-                Ok(0) => findings.ok(format!("{at} → {green} ({class}{}; 0 rows hold {what})", noted(note))),
-                Ok(n) => findings.fail(
+            Mapping::Mapped { green, class, note, affected: None, .. } => findings.ok(format!("{at} → {green} ({class}{})", noted(note))),
+            Mapping::Mapped { green, class, note, affected: Some(what), accepted } => match (self.source.affected(&t.name, &c.name, what).await, accepted) {
+                (Ok(0), None) => findings.ok(format!("{at} → {green} ({class}{}; 0 rows hold {what})", noted(note))),
+                (Ok(n), Some(becomes)) => {
+                    findings.ok(format!("{at} → {green} ({class}{}; {n} row(s) hold {what}: accepted as {} in convert.accept)", noted(note), becomes.word()))
+                }
+                (Ok(n), None) => findings.fail(
                     format!("{at} → {green} ({class}): {n} row(s) on blue hold {what}, which green cannot hold"),
-                    format!("change those values on blue, or leave {} out (tables.exclude)", t.name),
+                    format!("change those values on blue, accept a mapping for the column in [[convert.accept]], or leave {} out (tables.exclude)", t.name),
                 ),
-                Err(e) => findings.fail(format!("{at}: counting the rows that hold {what}"), e.to_string()),
+                (Err(e), _) => findings.fail(format!("{at}: counting the rows that hold {what}"), e.to_string()),
             },
         }
+    }
+
+    /// The `convert.accept` entries that name no replicated column (a typo would otherwise accept
+    /// nothing, silently).
+    fn unmatched_accepts(&self, tables: &[BlueTable]) -> Vec<String> {
+        self.config
+            .convert
+            .accept
+            .iter()
+            .filter(|a| {
+                let parts: Vec<&str> = a.column.split('.').collect();
+                !tables.iter().any(|t| {
+                    parts.first() == Some(&t.name.schema.as_str())
+                        && parts.get(1) == Some(&t.name.name.as_str())
+                        && t.columns.iter().any(|c| parts.get(2) == Some(&c.name.as_str()))
+                })
+            })
+            .map(|a| a.column.clone())
+            .collect()
     }
 
     /// Refuses the copy while a lossy column holds a value green cannot hold, naming how many.
     async fn refuse_affected(&self, tables: &[BlueTable]) -> Result<(), Error> {
         for t in tables {
             for c in &t.columns {
-                if let Mapping::Mapped { affected: Some(what), .. } = self.convert.map(t, c) {
+                if let Mapping::Mapped { affected: Some(what), accepted: None, .. } = self.convert.map(t, c) {
                     let rows = self.source.affected(&t.name, &c.name, what).await?;
                     if rows > 0 {
                         return Err(SchemaRefusal::Affected { table: t.name.to_string(), column: c.name.clone(), rows, what: what.to_string() }.into());
@@ -68,7 +96,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     /// `check`'s lines for what the cutover will refuse until the operator makes it on green: blue's
     /// objects and column behaviours with no translation (each a warning now), and whether turnout's
     /// account sees them all.
@@ -124,7 +152,7 @@ fn noted(note: &str) -> String {
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Composed<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C> {
     type Stream = Converting<S::Stream, C>;
     type Sink = T::Sink;
     /// Blue's log (a binlog) sends transactions whole at their commit: nothing to apply early.
@@ -137,6 +165,9 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
 
     async fn prepare(&self, state: &StateStore, status: &Arc<Status>) -> Result<(), Error> {
         let tables = self.source.select().await?;
+        if let Some(column) = self.unmatched_accepts(&tables).first() {
+            return Err(Error::config("convert.accept", format!("names {column}, which is not a replicated column of blue; correct or remove the entry")));
+        }
         self.source.prepare().await?;
         let green = tables.iter().map(|t| self.convert.green(t)).collect::<Result<Vec<_>, _>>()?;
         if state.snapshot_done()?.is_some() {
@@ -220,6 +251,9 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Compose
         match self.source.select().await {
             Err(e) => findings.fail("reading blue's tables", e.to_string()),
             Ok(tables) => {
+                for column in self.unmatched_accepts(&tables) {
+                    findings.fail(format!("convert.accept names {column}"), "it is not a replicated column of blue; correct or remove the entry");
+                }
                 for t in &tables {
                     for c in &t.columns {
                         self.check_column(t, c, &mut findings).await;

@@ -38,7 +38,7 @@ pub(crate) struct Back<S, T, C> {
     convert: Arc<C>,
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Back<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Back<S, T, C> {
     /// `back` is the configuration with blue and green swapped (its source is green); the sides are
     /// made of it unswapped, as the forward stream's are.
     pub(crate) fn new(back: &Config, arm: &ReverseArm) -> Result<Self, Error> {
@@ -50,7 +50,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Back<S, T, C> {
             forward: arm.forward_origin.clone(),
             source: S::new(&forward, &arm.names)?,
             target: T::new(&forward, &arm.names)?,
-            convert: Arc::new(C::default()),
+            convert: Arc::new(C::from_config(&forward)),
         })
     }
 
@@ -64,7 +64,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Back<S, T, C> {
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> SourceAdmin for Back<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Back<S, T, C> {
     type Stream = Inverting<T::BackStream, C>;
     type Sink = S::BackSink;
     type Early = NoEarly;
@@ -324,8 +324,8 @@ mod tests {
 
     fn inverting() -> (Inverting<(), MySqlToPg>, Arc<TableSchema>) {
         let t = orders();
-        let green = Arc::new(MySqlToPg.green(&t).expect("mapped").schema);
-        (Inverting::new((), Arc::new(MySqlToPg), vec![t], ("PostgreSQL", "MySQL/MariaDB")), green)
+        let green = Arc::new(MySqlToPg::default().green(&t).expect("mapped").schema);
+        (Inverting::new((), Arc::new(MySqlToPg::default()), vec![t], ("PostgreSQL", "MySQL/MariaDB")), green)
     }
 
     fn begin() -> ChangeEvent {

@@ -127,7 +127,7 @@ pub(crate) struct ComposedCutover<S: SourceSide, T: TargetSide, C> {
     selected: Vec<TableName>,
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> ComposedCutover<S, T, C> {
     /// A cutover of the stream `names`; with `reverse`, it arms the stream back (green → blue)
     /// inside the pause.
     pub(crate) async fn connect(config: &Config, names: &Names, reverse: bool) -> Result<Self, Error> {
@@ -293,6 +293,9 @@ fn type_map<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
     for t in tables.iter().filter(|t| !t.heartbeat) {
         for c in &t.columns {
             out.push(match convert.map(t, c) {
+                super::Mapping::Mapped { green, class, accepted: Some(becomes), affected: Some(what), .. } => {
+                    format!("{}.{}: {} → {green} ({class}: {what} accepted as {} in convert.accept)", t.name, c.name, c.column_type, becomes.word())
+                }
                 super::Mapping::Mapped { green, class, note: "", .. } => format!("{}.{}: {} → {green} ({class})", t.name, c.name, c.column_type),
                 super::Mapping::Mapped { green, class, note, .. } => format!("{}.{}: {} → {green} ({class}: {note})", t.name, c.name, c.column_type),
                 super::Mapping::Refused { why } => format!("{}.{}: {} refused: {why}", t.name, c.name, c.column_type),
@@ -316,7 +319,7 @@ fn changes(before: &Mark, now: &Mark) -> Vec<String> {
     changed
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedCutover<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, T, C> {
     fn fence_kind(&self) -> &'static str {
         self.blue.kind()
     }
@@ -453,7 +456,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedC
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedCutover<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> ComposedCutover<S, T, C> {
     /// Refuses a cutover with a way back while green could take a write the stream back could not
     /// apply to blue: a value no guard keeps out ([`Convert::unguarded`]), or a trigger of blue's,
     /// which would fire again on every row the stream back applies (its work is already in the rows

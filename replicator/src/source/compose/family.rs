@@ -31,7 +31,7 @@ pub(crate) struct Crossing<S, T, C>(PhantomData<Sides<S, T, C>>);
 /// The three parts, as a type only (never built).
 type Sides<S, T, C> = fn() -> (S, T, C);
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Family for Crossing<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Family for Crossing<S, T, C> {
     type Admin = Composed<S, T, C>;
     type Cutover = super::rollback::ComposedProcedure<S, T, C>;
     type Back = super::back::Back<S, T, C>;

@@ -379,8 +379,17 @@ impl std::fmt::Display for Class {
 /// One column's place in the type map: green's type, its class and why, or why it is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Mapping {
-    Mapped { green: String, class: Class, note: &'static str, affected: Option<Affected> },
-    Refused { why: String },
+    Mapped {
+        green: String,
+        class: Class,
+        note: &'static str,
+        affected: Option<Affected>,
+        /// What the values green cannot hold become, accepted by the operator in `convert.accept`.
+        accepted: Option<crate::config::convert::Becomes>,
+    },
+    Refused {
+        why: String,
+    },
 }
 
 /// The value conversion between blue's engine and green's: one type map, used alike by the copy,
@@ -389,6 +398,11 @@ pub(crate) enum Mapping {
 /// the row and the column; it is never changed on the way. Tables keep their names: blue's database
 /// (MySQL's schema) is green's schema.
 pub(crate) trait Convert: Send + Sync + 'static {
+    /// The conversion `config` asks for (its accepted lossy mappings).
+    fn from_config(config: &Config) -> Self
+    where
+        Self: Sized;
+
     /// The type map: where `column` of `table` goes (a column's place in the table's keys can
     /// decide it).
     fn map(&self, table: &BlueTable, column: &BlueColumn) -> Mapping;

@@ -37,7 +37,10 @@
 //! cannot map a column two ways.
 
 use super::{key_text, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenTable, Mapping};
+use crate::config::convert::Becomes;
+use crate::config::Config;
 use crate::error::{Error, SchemaRefusal};
+use std::collections::HashMap;
 use turnout_decoders::event::Row;
 use turnout_decoders::schema::{quote_ident, Column, ColumnType, ReplicaIdentity, TableSchema};
 use turnout_decoders::value::{TemporalKind, Utf8Bytes};
@@ -316,8 +319,18 @@ struct GreenType {
 }
 
 /// MySQL/MariaDB → PostgreSQL.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct MySqlToPg;
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MySqlToPg {
+    /// The lossy mappings the operator accepts (`convert.accept`), by `(database, table, column)`.
+    accepted: HashMap<(String, String, String), Becomes>,
+}
+
+impl MySqlToPg {
+    /// What `column` of `table`'s values green cannot hold become, when the operator accepts it.
+    fn accepted(&self, table: &BlueTable, column: &BlueColumn) -> Option<Becomes> {
+        self.accepted.get(&(table.name.schema.clone(), table.name.name.clone(), column.name.clone())).copied()
+    }
+}
 
 /// Blue's type of `column` of `table` as the map knows it.
 fn blue_of(table: &BlueTable, column: &BlueColumn) -> BlueType {
@@ -337,10 +350,34 @@ fn green_type(table: &BlueTable, column: &BlueColumn) -> Result<(BlueType, Green
 }
 
 impl Convert for MySqlToPg {
+    fn from_config(config: &Config) -> MySqlToPg {
+        // Each entry was checked when the configuration was read.
+        let accepted = config.convert.accept.iter().enumerate().filter_map(|(at, a)| a.parse(at).ok()).collect();
+        MySqlToPg { accepted }
+    }
+
     fn map(&self, table: &BlueTable, column: &BlueColumn) -> Mapping {
         let blue = BlueType::of(table, column);
         match blue.green() {
-            Some(g) => Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected },
+            Some(g) => match (self.accepted(table, column), g.affected) {
+                (Some(Becomes::Null), Some(Affected::ZeroDate)) if column.nullable => {
+                    Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected, accepted: Some(Becomes::Null) }
+                }
+                (Some(Becomes::WithoutNul), Some(Affected::NulByte)) => {
+                    Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected, accepted: Some(Becomes::WithoutNul) }
+                }
+                (Some(b), _) => Mapping::Refused {
+                    why: format!(
+                        "convert.accept names it with as = \"{}\", which applies only to {}; remove the entry",
+                        b.word(),
+                        match b {
+                            Becomes::Null => "a nullable DATE, DATETIME or TIMESTAMP column",
+                            Becomes::WithoutNul => "a text column (VARCHAR, CHAR, TEXT)",
+                        }
+                    ),
+                },
+                (None, _) => Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected, accepted: None },
+            },
             None => Mapping::Refused { why: format!("turnout does not carry {} from {FROM} to {TO} yet", blue.printed(column)) },
         }
     }
@@ -404,7 +441,7 @@ impl Convert for MySqlToPg {
             .into());
         }
         let key = key_text(table, &row);
-        table.columns.iter().zip(row).map(|(c, v)| convert(table, c, v, &key)).collect()
+        table.columns.iter().zip(row).map(|(c, v)| convert(table, c, v, &key, self.accepted(table, c))).collect()
     }
 
     fn green_default(&self, table: &BlueTable, column: &BlueColumn) -> Option<String> {
@@ -452,7 +489,7 @@ impl Convert for MySqlToPg {
             .iter()
             .zip(key)
             .map(|(&i, v)| match table.columns.get(i) {
-                Some(c) => convert(table, c, v, &text),
+                Some(c) => convert(table, c, v, &text, self.accepted(table, c)),
                 None => Err(Error::Setup(format!("{}: a key column the catalog does not have", table.name))),
             })
             .collect()
@@ -567,8 +604,9 @@ fn always_acting(qualified: &str, constraint: &str) -> String {
 const ACTION_FUNCTIONS: &str = "'RI_FKey_cascade_del', 'RI_FKey_cascade_upd', 'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', \
      'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd'";
 
-/// One value of `column` for green: the same value, or refused naming table, row and column.
-fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> Result<Value, Error> {
+/// One value of `column` for green: the same value, or refused naming table, row and column — or,
+/// for a value green cannot hold, what the operator accepted it to become.
+fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str, accepted: Option<Becomes>) -> Result<Value, Error> {
     let (blue, green) = green_type(table, column)?;
     let refuse = |value: &Value, why: &'static str| -> Error {
         SchemaRefusal::NotExact { at: format!("{}.{} ({key})", table.name, column.name), value: shown(value), to: TO, green_type: green.ddl.clone(), fix: why }
@@ -601,9 +639,12 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
         (BlueType::Float { double: true, .. }, Value::Float8(f)) => Value::Float8(f),
         (BlueType::Date | BlueType::DateTime { .. } | BlueType::Timestamp { .. }, Value::Temporal(kind, t)) => {
             if zero_date(t.as_str()) {
+                if accepted == Some(Becomes::Null) && column.nullable {
+                    return Ok(Value::Null);
+                }
                 return Err(refuse(
                     &Value::Temporal(kind, t),
-                    "PostgreSQL has no zero date; make it NULL or a real date on blue (UPDATE … SET col = NULL WHERE col = '0000-00-00'), or leave the table out",
+                    "PostgreSQL has no zero date; make it NULL or a real date on blue (UPDATE … SET col = NULL WHERE col = '0000-00-00'), accept it as NULL ([[convert.accept]] as = \"null\"), or leave the table out",
                 ));
             }
             match blue {
@@ -614,8 +655,11 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str) -> R
             }
         }
         (BlueType::Time, Value::Temporal(_, t)) => Value::Temporal(TemporalKind::Interval, t),
-        (BlueType::Char { latin1, .. }, Value::Bytes(b)) => strings::text(strings::unpadded(b), *latin1).map_err(|(v, why)| refuse(&v, why))?,
-        (BlueType::Text { latin1, .. }, Value::Bytes(b)) => strings::text(b, *latin1).map_err(|(v, why)| refuse(&v, why))?,
+        // A CHAR whose NUL bytes are removed is read again as blue would read it: without trailing spaces.
+        (BlueType::Char { latin1, .. }, Value::Bytes(b)) => {
+            strings::text(strings::unpadded(strings::accepted(strings::unpadded(b), accepted)), *latin1).map_err(|(v, why)| refuse(&v, why))?
+        }
+        (BlueType::Text { latin1, .. }, Value::Bytes(b)) => strings::text(strings::accepted(b, accepted), *latin1).map_err(|(v, why)| refuse(&v, why))?,
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         (BlueType::Point { .. }, Value::Bytes(b)) => points::point(&b).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,
         (BlueType::Enum { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {

@@ -34,10 +34,10 @@ pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide, C> {
     schemas: Vec<String>,
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> ComposedRollback<S, T, C> {
     /// Connects nothing yet: each side's session is opened at its first step.
     pub(crate) fn new(config: &Config) -> Self {
-        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::default(), schemas: Vec::new() }
+        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::from_config(config), schemas: Vec::new() }
     }
 
     async fn green(&mut self) -> Result<&mut T::Opened, Error> {
@@ -72,7 +72,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert + Default> ComposedRollback<S, T, 
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedRollback<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedRollback<S, T, C> {
     fn fence_kind(&self) -> &'static str {
         "read-only"
     }
@@ -175,7 +175,7 @@ macro_rules! either {
     };
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Procedure for ComposedProcedure<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedProcedure<S, T, C> {
     fn fence_kind(&self) -> &'static str {
         either!(self, p => p.fence_kind())
     }

@@ -66,7 +66,7 @@ fn named(only: Option<&str>, name: &turnout_decoders::TableName) -> bool {
     }
 }
 
-impl<S: SourceSide, T: TargetSide, C: Convert + Default> Composed<S, T, C> {
+impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     /// Compares every replicated table (or `only`) by count and digest.
     pub(crate) async fn compare(&self, only: Option<&str>) -> Result<Vec<TableCheck>, Error> {
         let mut tables = self.source.select().await?;

@@ -1,6 +1,7 @@
 //! Character strings in the type map: a `CHAR`'s padding, the byte 0 PostgreSQL text cannot hold,
 //! and `latin1` decoded as blue itself converts it.
 
+use crate::config::convert::Becomes;
 use bytes::Bytes;
 use turnout_decoders::value::Utf8Bytes;
 use turnout_decoders::Value;
@@ -10,6 +11,15 @@ use turnout_decoders::Value;
 pub(super) fn unpadded(b: Bytes) -> Bytes {
     let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
     b.slice(..end)
+}
+
+/// The bytes with their NUL bytes removed when the operator accepts it (`as = "without-nul"`).
+pub(super) fn accepted(b: Bytes, accepted: Option<Becomes>) -> Bytes {
+    if accepted == Some(Becomes::WithoutNul) && b.contains(&0) {
+        Bytes::from(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>())
+    } else {
+        b
+    }
 }
 
 /// A string column's bytes (UTF-8, or `latin1`) as green's text; refused with the value and why.
