@@ -28,9 +28,10 @@
 //! | `ENUM(…)` | `text` `CHECK` in the members (and `''`, blue's error value) | exact | the member's text; blue sorts an ENUM by member order, green as text (said per column) |
 //! | `SET(…)` | `text` `CHECK` every comma-separated part a member | exact | the members' text in member order, comma-separated, as blue prints it |
 //!
+//! | `BIT(n)` | `bit(n)` | exact | the same n bits, most significant first |
 //! | `POINT` / `GEOMETRY` | `point` `CHECK` finite | lossy | a point of SRID 0 is two IEEE doubles on both (bit for bit); another SRID, and for `GEOMETRY` another shape, has no value without PostGIS: counted, refused by value; a `SPATIAL` index becomes a GiST index |
 //!
-//! Refused for now, by name: other character sets, `BIT`, `JSON`, the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
+//! Refused for now, by name: other character sets, `JSON`, the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
 //!
 //! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
@@ -108,6 +109,10 @@ enum BlueType {
     Set {
         members: Vec<String>,
     },
+    /// `BIT(n)`: n bits (1…64), carried as ⌈n/8⌉ big-endian bytes.
+    Bit {
+        bits: u32,
+    },
     /// `POINT` (`any: false`) or `GEOMETRY` (`any: true`): points of SRID 0 as PostgreSQL's `point`.
     Point {
         any: bool,
@@ -179,6 +184,7 @@ impl BlueType {
                 }
                 _ => BlueType::Other(column.column_type.clone()),
             },
+            "bit" => BlueType::Bit { bits: arg(0).unwrap_or(1) },
             "point" => BlueType::Point { any: false },
             "geometry" => BlueType::Point { any: true },
             _ => BlueType::Other(column.column_type.clone()),
@@ -254,6 +260,7 @@ impl BlueType {
                 GreenType { check: Some(members::enum_check(&members)), note: members::ENUM_NOTE, ..ty("text".into(), oid::TEXT, -1) }
             }
             BlueType::Set { members } => GreenType { check: Some(members::set_check(&members)), note: members::SET_NOTE, ..ty("text".into(), oid::TEXT, -1) },
+            BlueType::Bit { bits } => ty(format!("bit({bits})"), oid::BIT, i32::try_from(bits).unwrap_or(-1)),
             BlueType::Point { any } => GreenType {
                 check: Some("abs({}[0]) < 'Infinity' AND abs({}[1]) < 'Infinity'".into()),
                 class: Class::Lossy,
@@ -661,6 +668,7 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str, acce
         }
         (BlueType::Text { latin1, .. }, Value::Bytes(b)) => strings::text(strings::accepted(b, accepted), *latin1).map_err(|(v, why)| refuse(&v, why))?,
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
+        (BlueType::Bit { bits }, Value::Bytes(b)) => bits::text(&b, *bits).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,
         (BlueType::Point { .. }, Value::Bytes(b)) => points::point(&b).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,
         (BlueType::Enum { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
             members::enum_value(members, &v).ok_or_else(|| refuse(&v, members::ENUM_BEYOND))?
@@ -680,6 +688,7 @@ fn zero_date(text: &str) -> bool {
 }
 
 mod back;
+mod bits;
 mod defaults;
 mod members;
 mod points;

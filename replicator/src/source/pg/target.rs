@@ -95,7 +95,7 @@ fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result<String, Er
         Some(oid::TIMESTAMP) => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
         Some(oid::TIMESTAMPTZ) => format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
         Some(oid::INTERVAL) => format!("(extract(epoch FROM {c}) * 1000000)::bigint::text"),
-        Some(oid::VARCHAR | oid::TEXT) => format!("{c}::text"),
+        Some(oid::VARCHAR | oid::TEXT | oid::BIT) => format!("{c}::text"),
         Some(oid::BYTEA) => format!("encode({c}, 'hex')"),
         Some(oid::POINT) => format!("encode(float8send({c}[0]), 'hex') || ',' || encode(float8send({c}[1]), 'hex')"),
         other => return Err(Error::Setup(format!("verify has no canonical text for column {} (type {other:?})", column.name))),

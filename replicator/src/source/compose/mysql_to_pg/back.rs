@@ -171,6 +171,7 @@ fn mysql_type(blue: &BlueType) -> MySqlType {
         BlueType::Enum { members } => MySqlType { members: members.clone(), ..text(247) },
         BlueType::Set { members } => MySqlType { members: members.clone(), ..text(248) },
         BlueType::Point { .. } => ty(255, false),
+        BlueType::Bit { bits } => MySqlType { meta: u16::try_from(((bits / 8) << 8) | (bits % 8)).unwrap_or(0), ..ty(16, false) },
         BlueType::Other(_) => ty(0, false),
     }
 }
@@ -238,7 +239,13 @@ pub(super) fn value(table: &BlueTable, column: &BlueColumn, value: Value, key: &
         }
         (BlueType::Text { latin1: false, .. } | BlueType::Char { latin1: false, .. }, Value::Text(t)) => Value::Bytes(t.as_bytes().clone()),
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
-        (BlueType::Point { .. }, Value::Text(t)) => super::points::geometry(t.as_str()).ok_or_else(|| refuse(&Value::Text(t.clone()), unguarded))?,
+        // pgoutput's text of a type the decoder does not know arrives as `Unknown`.
+        (BlueType::Point { .. }, Value::Text(t) | Value::Unknown { text: t, .. }) => {
+            super::points::geometry(t.as_str()).ok_or_else(|| refuse(&Value::Text(t.clone()), unguarded))?
+        }
+        (BlueType::Bit { bits }, Value::Text(t) | Value::Unknown { text: t, .. }) => {
+            super::bits::bytes(t.as_str(), *bits).ok_or_else(|| refuse(&Value::Text(t.clone()), unguarded))?
+        }
         (BlueType::Enum { members }, Value::Text(t)) => match t.as_str() {
             "" => Value::UInt8(0),
             m => members
