@@ -692,9 +692,9 @@ pub enum SchemaRefusal {
     NotExact { at: String, value: String, to: &'static str, green_type: String, fix: &'static str },
     /// Rows of a lossy column holding values the other engine cannot hold.
     #[error(
-        "{rows} row(s) of {table} hold {what} in {column}, which green cannot hold: change those values on blue, accept what they \
-         become on green ([[convert.accept]] column = \"{table}.{column}\"), or leave the table out (tables.exclude = [\"{table}\"]); \
-         `turnout check` counts them"
+        "{rows} row(s) of {table} hold {what} in {column}, which green cannot hold: change those values on blue, or leave the table \
+         out (tables.exclude = [\"{table}\"]) — or, for zero dates in a nullable column and NUL bytes in text, accept what they \
+         become on green ([[convert.accept]] column = \"{table}.{column}\"); `turnout check` counts them"
     )]
     Affected { table: String, column: String, rows: u64, what: String },
     /// A change to a referred row whose foreign-key action blue applied otherwise than green would:
@@ -705,6 +705,15 @@ pub enum SchemaRefusal {
          turnout run); on blue, write with foreign_key_checks = 1 and keep innodb_native_foreign_keys as it was at the copy"
     )]
     CascadeSkipped { row: String, action: String, why: &'static str },
+    /// A foreign key whose action green repeats on its own, over a column blue compares by a
+    /// collation that ignores case, accents or trailing spaces.
+    #[error(
+        "foreign key {constraint} of {table} acts on {column}, which blue compares by {collation} (case, accents or trailing spaces \
+         ignored): blue's action, which its binlog does not carry, reaches referring rows green's repeat of it (byte for byte) would \
+         miss; give the column a binary collation without padding (utf8mb4_nopad_bin) on blue, make the action RESTRICT or NO ACTION, \
+         or leave the table out (tables.exclude = [\"{table}\"])"
+    )]
+    ActionByCollation { table: String, constraint: String, column: String, collation: String },
     /// Something replication between two engines needs that is not built yet.
     #[error("{what} from {from} to {to} is not built yet: {fix}")]
     NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },

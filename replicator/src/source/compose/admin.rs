@@ -170,6 +170,14 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
         }
         self.source.prepare().await?;
         let green = tables.iter().map(|t| self.convert.green(t)).collect::<Result<Vec<_>, _>>()?;
+        // A type the map carries can still be refused by what `convert.accept` asks of it.
+        for t in &tables {
+            for c in &t.columns {
+                if let Mapping::Refused { why } = self.convert.map(t, c) {
+                    return Err(Error::config("convert.accept", format!("{}.{}: {why}", t.name, c.name)));
+                }
+            }
+        }
         if state.snapshot_done()?.is_some() {
             return refuse_added(state, &tables);
         }

@@ -367,6 +367,13 @@ impl Convert for MySqlToPg {
         let blue = BlueType::of(table, column);
         match blue.green() {
             Some(g) => match (self.accepted(table, column), g.affected) {
+                (Some(b), _) if keyed(table, &column.name) => Mapping::Refused {
+                    why: format!(
+                        "convert.accept names it with as = \"{}\", but it is a key (primary, unique or foreign): two values blue keeps apart \
+                         could become one on green, and a row found by it on the way back would not be; remove the entry",
+                        b.word()
+                    ),
+                },
                 (Some(Becomes::Null), Some(Affected::ZeroDate)) if column.nullable => {
                     Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected, accepted: Some(Becomes::Null) }
                 }
@@ -427,6 +434,7 @@ impl Convert for MySqlToPg {
         }
         let (indexes, mut left_out) = indexes(table, &qualified);
         after.extend(indexes);
+        refuse_inexact_actions(table)?;
         let (references, unreferenced) = references(table, &qualified);
         left_out.extend(unreferenced);
         let replica_identity = if keyless { ReplicaIdentity::Full } else { ReplicaIdentity::Default };
@@ -482,7 +490,19 @@ impl Convert for MySqlToPg {
     }
 
     fn unguarded(&self, table: &BlueTable) -> Vec<String> {
-        back::unguarded(table)
+        let mut out = back::unguarded(table);
+        // A keyless table's rows are found on blue by every value: one green holds otherwise than
+        // blue (an accepted NULL for a zero date) would not be found by the stream back.
+        if table.key.is_empty() {
+            for c in table.columns.iter().filter(|c| self.accepted(table, c).is_some()) {
+                out.push(format!(
+                    "{}.{}: accepted in convert.accept in a table without a key, whose rows the way back finds by every value; give {} a \
+                     primary key on blue, or set cutover.reverse = false",
+                    table.name, c.name, table.name
+                ));
+            }
+        }
+        out
     }
 
     fn key(&self, table: &BlueTable, key_columns: &[usize], key: Row) -> Result<Row, Error> {
@@ -505,11 +525,7 @@ impl Convert for MySqlToPg {
 
 /// Green's name of an index of blue's table: unique in green's schema, at most 63 bytes.
 fn index_name(table: &BlueTable, index: &str) -> String {
-    let mut name = format!("{}_{index}", table.name.name);
-    while name.len() > 63 {
-        name.pop();
-    }
-    name
+    truncated(&format!("{}_{index}", table.name.name))
 }
 
 /// The `CREATE INDEX` statements of `table`'s indexes, and what green does not get (a `FULLTEXT`
@@ -527,7 +543,9 @@ fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
                 continue;
             }
         }
-        if !matches!(index.kind.as_str(), "BTREE" | "HASH") || index.columns.iter().any(|(c, _)| c == "(an expression)") {
+        let spatial_part =
+            index.columns.iter().any(|(c, _)| table.columns.iter().any(|col| col.name == *c && matches!(BlueType::of(table, col), BlueType::Point { .. })));
+        if !matches!(index.kind.as_str(), "BTREE" | "HASH") || spatial_part || index.columns.iter().any(|(c, _)| c == "(an expression)") {
             left_out.push(format!("{} index {} of {} (not created on green: make its PostgreSQL counterpart yourself)", index.kind, index.name, table.name));
             continue;
         }
@@ -575,9 +593,12 @@ fn references(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) 
             "RESTRICT" => "RESTRICT",
             _ => "NO ACTION",
         };
+        // PostgreSQL cuts a name to 63 bytes (MySQL allows 64 characters): cut it here, so that the
+        // statement below finds the constraint by the name it has.
+        let name = truncated(&fk.name);
         added.push(format!(
             "ALTER TABLE {qualified} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}.{} ({}) ON UPDATE {} ON DELETE {}",
-            quote_ident(&fk.name),
+            quote_ident(&name),
             list(&fk.columns),
             quote_ident(&fk.parent.schema),
             quote_ident(&fk.parent.name),
@@ -586,23 +607,53 @@ fn references(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) 
             rule(&fk.on_delete)
         ));
         if !fk.actions_logged && (BlueForeignKey::acts(&fk.on_update) || BlueForeignKey::acts(&fk.on_delete)) {
-            added.push(always_acting(qualified, &fk.name));
+            added.push(always_acting(qualified, &name));
         }
     }
     (added, left_out)
 }
 
+/// Refuses a foreign key green must act for (blue does not log its action) over a character column
+/// blue compares by a collation: InnoDB finds the referring rows by it, green's trigger byte for byte.
+fn refuse_inexact_actions(table: &BlueTable) -> Result<(), Error> {
+    for fk in table.foreign_keys.iter().filter(|fk| !fk.actions_logged && (BlueForeignKey::acts(&fk.on_update) || BlueForeignKey::acts(&fk.on_delete))) {
+        let inexact =
+            fk.columns.iter().filter_map(|name| table.columns.iter().find(|c| c.name == *name)).find(|c| c.charset.is_some() && !back::exact_collation(c));
+        if let Some(c) = inexact {
+            return Err(SchemaRefusal::ActionByCollation {
+                table: table.name.to_string(),
+                constraint: fk.name.clone(),
+                column: c.name.clone(),
+                collation: c.collation.clone().unwrap_or_else(|| "its collation".into()),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `name` cut to PostgreSQL's 63 bytes, on a character boundary.
+fn truncated(name: &str) -> String {
+    let mut name = name.to_owned();
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
 /// The statement that makes the action triggers of `constraint` of `qualified` fire for replicated
-/// rows too.
+/// rows too; it fails when it finds none to change.
 fn always_acting(qualified: &str, constraint: &str) -> String {
     let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
     format!(
-        "DO $turnout$ DECLARE t record; BEGIN \
+        "DO $turnout$ DECLARE t record; n int := 0; BEGIN \
            FOR t IN SELECT c.confrelid::regclass AS parent, tg.tgname FROM pg_constraint c \
              JOIN pg_trigger tg ON tg.tgconstraint = c.oid AND tg.tgrelid = c.confrelid JOIN pg_proc p ON p.oid = tg.tgfoid \
              WHERE c.conrelid = {}::regclass AND c.conname = {} AND p.proname IN ({ACTION_FUNCTIONS}) \
-           LOOP EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.parent, t.tgname); END LOOP; END $turnout$",
+           LOOP EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.parent, t.tgname); n := n + 1; END LOOP; \
+           IF n = 0 THEN RAISE EXCEPTION 'no action trigger of foreign key % found to make ENABLE ALWAYS', {}; END IF; END $turnout$",
         literal(qualified),
+        literal(constraint),
         literal(constraint)
     )
 }

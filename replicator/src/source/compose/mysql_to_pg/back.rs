@@ -56,8 +56,6 @@ pub(super) fn guard(blue: &BlueType, column: &BlueColumn) -> Vec<String> {
         // PostgreSQL's −0 equals 0 but is written back as a decimal literal, which blue stores as 0.
         BlueType::Float { .. } => out.push("{}::text <> '-0'".to_owned()),
         BlueType::Set { members } => out.push(set_order(members)),
-        // As for floats: a −0 coordinate is kept to what both print alike.
-        BlueType::Point { .. } => out.push("{}[0]::text <> '-0' AND {}[1]::text <> '-0'".to_owned()),
         _ => {}
     }
     let bytes = match name.as_str() {
@@ -98,7 +96,7 @@ fn set_order(members: &[String]) -> String {
 
 /// Whether blue compares `column` byte for byte, without padding (`utf8mb4_0900_bin`, MariaDB's
 /// `*_nopad_bin`): only then does a key green keeps unique stay unique on blue.
-fn exact_collation(column: &BlueColumn) -> bool {
+pub(super) fn exact_collation(column: &BlueColumn) -> bool {
     match column.collation.as_deref() {
         None => true,
         Some(c) => c == "binary" || (c.ends_with("_bin") && (c.contains("0900") || c.contains("nopad"))),

@@ -216,3 +216,33 @@ fn enum_and_set_members_are_read_as_blue_prints_them_and_arrive_as_their_text() 
         r#""s" text CHECK (("s" = '' OR string_to_array("s", ',') <@ ARRAY['a', 'b', 'c']::text[]) AND ("s" ~ '^(?:a(?:,(?=.)|$))?(?:b(?:,(?=.)|$))?(?:c(?:,(?=.)|$))?$'))"#
     );
 }
+
+#[test]
+fn an_action_green_repeats_is_refused_over_a_column_blue_compares_by_a_collation_and_long_names_are_cut() {
+    let code = |collation: &str| BlueColumn { collation: Some(collation.into()), ..column("code", "varchar(3)", Some("utf8mb4")) };
+    let child = |collation: &str, logged: bool, name: &str| {
+        let mut t = table(vec![column("id", "int", None), code(collation)]);
+        t.foreign_keys.push(crate::source::compose::BlueForeignKey {
+            name: name.into(),
+            columns: vec!["code".into()],
+            parent: TableName::new("shop", "country"),
+            parent_columns: vec!["code".into()],
+            on_update: "CASCADE".into(),
+            on_delete: "RESTRICT".into(),
+            actions_logged: logged,
+        });
+        t
+    };
+    let refused = MySqlToPg::default().green(&child("utf8mb4_general_ci", false, "fk")).expect_err("refused").to_string();
+    assert!(refused.contains("foreign key fk of shop.t acts on code, which blue compares by utf8mb4_general_ci"), "{refused}");
+    assert!(MySqlToPg::default().green(&child("utf8mb4_bin", false, "fk")).is_err(), "MariaDB's utf8mb4_bin pads");
+    assert!(MySqlToPg::default().green(&child("utf8mb4_nopad_bin", false, "fk")).is_ok());
+    // Where blue logs its actions, green applies blue's rows and repeats nothing.
+    assert!(MySqlToPg::default().green(&child("utf8mb4_0900_ai_ci", true, "fk")).is_ok());
+    // A 64-character name is cut to PostgreSQL's 63 bytes in both statements that name it.
+    let long = "f".repeat(64);
+    let green = MySqlToPg::default().green(&child("utf8mb4_nopad_bin", false, &long)).expect("mapped");
+    let cut = "f".repeat(63);
+    assert!(green.references[0].contains(&format!("ADD CONSTRAINT \"{cut}\" FOREIGN KEY")), "{:?}", green.references);
+    assert!(green.references[1].contains(&format!("c.conname = '{cut}'")) && green.references[1].contains("RAISE EXCEPTION"), "{:?}", green.references);
+}
