@@ -714,6 +714,13 @@ pub enum SchemaRefusal {
          or leave the table out (tables.exclude = [\"{table}\"])"
     )]
     ActionByCollation { table: String, constraint: String, column: String, collation: String },
+    /// A foreign key whose kind changed on blue since the copy set green up for the other.
+    #[error(
+        "foreign key {constraint} of {table}: green {green}, as blue's foreign keys were at the copy, but blue now {blue} (its \
+         innodb_native_foreign_keys changed, or a server of another kind took its place); green would apply its actions twice or \
+         not at all: set blue back as it was, or start over (turnout teardown, turnout run)"
+    )]
+    ActionsChangedKind { constraint: String, table: String, green: &'static str, blue: &'static str },
     /// Something replication between two engines needs that is not built yet.
     #[error("{what} from {from} to {to} is not built yet: {fix}")]
     NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },

@@ -35,8 +35,10 @@ pub(crate) struct Actions {
 }
 
 impl Actions {
-    /// From blue's catalog of the selected tables.
-    pub(crate) fn new<'a>(tables: impl Iterator<Item = &'a BlueTable> + Clone) -> Actions {
+    /// From blue's catalog of the selected tables and the foreign keys whose actions green repeats
+    /// (`green_acting`, read from green's triggers). Refuses a foreign key whose kind changed since
+    /// the copy: green repeats its action though blue now logs it, or the other way round.
+    pub(crate) fn new<'a>(tables: impl Iterator<Item = &'a BlueTable> + Clone, green_acting: &[(TableName, String)]) -> Result<Actions, Error> {
         let mut by_parent: HashMap<TableName, Vec<Acting>> = HashMap::new();
         for table in tables.clone() {
             for fk in &table.foreign_keys {
@@ -46,6 +48,21 @@ impl Actions {
                     continue;
                 }
                 let Some(parent) = tables.clone().find(|t| t.name == fk.parent) else { continue };
+                // PostgreSQL keeps a name's first 63 bytes.
+                let mut green_name = fk.name.clone();
+                while green_name.len() > 63 {
+                    green_name.pop();
+                }
+                let green_acts = green_acting.iter().any(|(t, c)| *t == table.name && *c == green_name);
+                if green_acts == fk.actions_logged {
+                    return Err(SchemaRefusal::ActionsChangedKind {
+                        constraint: fk.name.clone(),
+                        table: table.name.to_string(),
+                        green: if green_acts { "repeats its actions" } else { "applies the rows blue logs" },
+                        blue: if fk.actions_logged { "logs the rows its actions change" } else { "does not log the rows its actions change" },
+                    }
+                    .into());
+                }
                 let columns = fk.parent_columns.iter().filter_map(|c| parent.columns.iter().position(|p| p.name == *c)).collect();
                 by_parent.entry(fk.parent.clone()).or_default().push(Acting {
                     child: table.name.clone(),
@@ -53,11 +70,11 @@ impl Actions {
                     columns,
                     on_update,
                     on_delete,
-                    green_acts: !fk.actions_logged,
+                    green_acts,
                 });
             }
         }
-        Actions { by_parent }
+        Ok(Actions { by_parent })
     }
 
     /// Refuses an update of `table`'s row (blue's values, before the conversion) whose referred

@@ -301,6 +301,9 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     where
         B: futures_util::Stream<Item = Batch> + Send + Unpin;
 
+    /// The foreign keys (`(table, constraint)`) whose actions green repeats for replicated rows.
+    fn acting_keys(&self) -> impl Future<Output = Result<Vec<(TableName, String)>, Error>> + Send;
+
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
 

@@ -29,8 +29,7 @@ pub(crate) struct Converting<S, C> {
 }
 
 impl<S: Source, C: Convert> Converting<S, C> {
-    pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, from: &'static str, to: &'static str) -> Converting<S, C> {
-        let actions = Actions::new(tables.iter());
+    pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, actions: Actions, from: &'static str, to: &'static str) -> Converting<S, C> {
         let catalog = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
         Converting { inner, convert, from, to, catalog, actions, schemas: HashMap::new() }
     }

@@ -212,6 +212,22 @@ impl TargetSide for PgTarget {
         })
     }
 
+    async fn acting_keys(&self) -> Result<Vec<(TableName, String)>, Error> {
+        let client = super::session(&self.url, Side::Green).await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT n.nspname::text, cl.relname::text, c.conname::text FROM pg_constraint c \
+                   JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace \
+                   JOIN pg_trigger tg ON tg.tgconstraint = c.oid AND tg.tgrelid = c.confrelid JOIN pg_proc p ON p.oid = tg.tgfoid \
+                 WHERE c.contype = 'f' AND tg.tgenabled = 'A' AND p.proname IN ('RI_FKey_cascade_del', 'RI_FKey_cascade_upd', \
+                   'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', 'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd')",
+                &[],
+            )
+            .await
+            .map_err(Error::sql(Side::Green, "reading which foreign-key actions fire for replicated rows"))?;
+        Ok(rows.iter().map(|r| (TableName::new(r.get::<_, &str>(0), r.get::<_, &str>(1)), r.get(2))).collect())
+    }
+
     async fn recorded(&self) -> Result<Option<Position>, Error> {
         progress::read_progress(&self.url, &self.stream).await.map_err(Error::Sink)
     }
