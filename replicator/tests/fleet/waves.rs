@@ -65,6 +65,10 @@ async fn a_failing_soak_gate_stops_the_fleet_and_rollback_takes_back_only_that_w
         "1,100%",
         "--soak",
         "1s",
+        // Only the gate decides here: a reverse stream just armed on a busy machine can lag past
+        // the default 5 s, which is its own test.
+        "--soak-max-lag",
+        "60s",
         "--gate-command",
         "echo unhealthy >&2; exit 3",
     ];
