@@ -48,11 +48,7 @@ impl Actions {
                     continue;
                 }
                 let Some(parent) = tables.clone().find(|t| t.name == fk.parent) else { continue };
-                // PostgreSQL keeps a name's first 63 bytes.
-                let mut green_name = fk.name.clone();
-                while green_name.len() > 63 {
-                    green_name.pop();
-                }
+                let green_name = super::pg_name(&fk.name);
                 let green_acts = green_acting.iter().any(|(t, c)| *t == table.name && *c == green_name);
                 if green_acts == fk.actions_logged {
                     return Err(SchemaRefusal::ActionsChangedKind {

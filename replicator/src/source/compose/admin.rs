@@ -68,15 +68,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
             .convert
             .accept
             .iter()
-            .filter(|a| {
-                let parts: Vec<&str> = a.column.split('.').collect();
-                !tables.iter().any(|t| {
-                    parts.first() == Some(&t.name.schema.as_str())
-                        && parts.get(1) == Some(&t.name.name.as_str())
-                        && t.columns.iter().any(|c| parts.get(2) == Some(&c.name.as_str()))
-                })
+            .enumerate()
+            .filter(|(at, a)| {
+                // Each entry was checked when the configuration was read.
+                let Ok(((database, table, column), _)) = a.parse(*at) else { return true };
+                !tables.iter().any(|t| t.name.schema == database && t.name.name == table && t.columns.iter().any(|c| c.name == column))
             })
-            .map(|a| a.column.clone())
+            .map(|(_, a)| a.column.clone())
             .collect()
     }
 

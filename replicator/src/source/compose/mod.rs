@@ -468,3 +468,12 @@ pub(crate) fn key_text(table: &BlueTable, row: &Row) -> String {
         named.join(", ")
     }
 }
+
+/// `name` as PostgreSQL keeps it: its first 63 bytes, cut on a character boundary.
+pub(crate) fn pg_name(name: &str) -> String {
+    let mut name = name.to_owned();
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}

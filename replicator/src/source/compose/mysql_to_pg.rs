@@ -37,10 +37,11 @@
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
 //! cannot map a column two ways.
 
-use super::{key_text, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenTable, Mapping};
+use super::{key_text, pg_name, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenTable, Mapping};
 use crate::config::convert::Becomes;
 use crate::config::Config;
 use crate::error::{Error, SchemaRefusal};
+use crate::source::pg::target::FK_ACTION_FUNCTIONS;
 use std::collections::HashMap;
 use turnout_decoders::event::Row;
 use turnout_decoders::schema::{quote_ident, Column, ColumnType, ReplicaIdentity, TableSchema};
@@ -525,7 +526,7 @@ impl Convert for MySqlToPg {
 
 /// Green's name of an index of blue's table: unique in green's schema, at most 63 bytes.
 fn index_name(table: &BlueTable, index: &str) -> String {
-    truncated(&format!("{}_{index}", table.name.name))
+    pg_name(&format!("{}_{index}", table.name.name))
 }
 
 /// The `CREATE INDEX` statements of `table`'s indexes, and what green does not get (a `FULLTEXT`
@@ -595,7 +596,7 @@ fn references(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) 
         };
         // PostgreSQL cuts a name to 63 bytes (MySQL allows 64 characters): cut it here, so that the
         // statement below finds the constraint by the name it has.
-        let name = truncated(&fk.name);
+        let name = pg_name(&fk.name);
         added.push(format!(
             "ALTER TABLE {qualified} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}.{} ({}) ON UPDATE {} ON DELETE {}",
             quote_ident(&name),
@@ -632,15 +633,6 @@ fn refuse_inexact_actions(table: &BlueTable) -> Result<(), Error> {
     Ok(())
 }
 
-/// `name` cut to PostgreSQL's 63 bytes, on a character boundary.
-fn truncated(name: &str) -> String {
-    let mut name = name.to_owned();
-    while name.len() > 63 {
-        name.pop();
-    }
-    name
-}
-
 /// The statement that makes the action triggers of `constraint` of `qualified` fire for replicated
 /// rows too; it fails when it finds none to change.
 fn always_acting(qualified: &str, constraint: &str) -> String {
@@ -649,18 +641,15 @@ fn always_acting(qualified: &str, constraint: &str) -> String {
         "DO $turnout$ DECLARE t record; n int := 0; BEGIN \
            FOR t IN SELECT c.confrelid::regclass AS parent, tg.tgname FROM pg_constraint c \
              JOIN pg_trigger tg ON tg.tgconstraint = c.oid AND tg.tgrelid = c.confrelid JOIN pg_proc p ON p.oid = tg.tgfoid \
-             WHERE c.conrelid = {}::regclass AND c.conname = {} AND p.proname IN ({ACTION_FUNCTIONS}) \
+             WHERE c.conrelid = {}::regclass AND c.conname = {} AND p.proname IN ({}) \
            LOOP EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.parent, t.tgname); n := n + 1; END LOOP; \
            IF n = 0 THEN RAISE EXCEPTION 'no action trigger of foreign key % found to make ENABLE ALWAYS', {}; END IF; END $turnout$",
         literal(qualified),
         literal(constraint),
+        FK_ACTION_FUNCTIONS,
         literal(constraint)
     )
 }
-
-/// PostgreSQL's functions of the foreign-key triggers that change the referring rows.
-const ACTION_FUNCTIONS: &str = "'RI_FKey_cascade_del', 'RI_FKey_cascade_upd', 'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', \
-     'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd'";
 
 /// One value of `column` for green: the same value, or refused naming table, row and column — or,
 /// for a value green cannot hold, what the operator accepted it to become.

@@ -119,6 +119,11 @@ fn micros(text: &str) -> Option<i64> {
     Some(if negative { -total } else { total })
 }
 
+/// PostgreSQL's functions of the foreign-key triggers that change the referring rows (`CASCADE`,
+/// `SET NULL`, `SET DEFAULT`), as SQL string literals.
+pub(crate) const FK_ACTION_FUNCTIONS: &str = "'RI_FKey_cascade_del', 'RI_FKey_cascade_upd', 'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', \
+     'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd'";
+
 impl TargetSide for PgTarget {
     type Sink = Parallel<PgSink>;
     type Opened = super::opened::PgOpened;
@@ -216,11 +221,13 @@ impl TargetSide for PgTarget {
         let client = super::session(&self.url, Side::Green).await?;
         let rows = client
             .query(
-                "SELECT DISTINCT n.nspname::text, cl.relname::text, c.conname::text FROM pg_constraint c \
+                format!(
+                    "SELECT DISTINCT n.nspname::text, cl.relname::text, c.conname::text FROM pg_constraint c \
                    JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace \
                    JOIN pg_trigger tg ON tg.tgconstraint = c.oid AND tg.tgrelid = c.confrelid JOIN pg_proc p ON p.oid = tg.tgfoid \
-                 WHERE c.contype = 'f' AND tg.tgenabled = 'A' AND p.proname IN ('RI_FKey_cascade_del', 'RI_FKey_cascade_upd', \
-                   'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', 'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd')",
+                 WHERE c.contype = 'f' AND tg.tgenabled = 'A' AND p.proname IN ({FK_ACTION_FUNCTIONS})"
+                )
+                .as_str(),
                 &[],
             )
             .await
