@@ -182,6 +182,8 @@ pub(crate) enum Affected {
     AboveSigned,
     /// A geometry other than a `POINT` of SRID 0.
     NotPlanePoint,
+    /// A JSON document holding a typed date or time, the character U+0000 or a negative zero.
+    JsonInexact,
 }
 
 impl std::fmt::Display for Affected {
@@ -191,6 +193,7 @@ impl std::fmt::Display for Affected {
             Affected::NulByte => "a NUL byte",
             Affected::AboveSigned => "a value above 9223372036854775807",
             Affected::NotPlanePoint => "a geometry other than a POINT of SRID 0",
+            Affected::JsonInexact => "a JSON document holding a typed DATE/TIME/DATETIME scalar, \\u0000 or -0.0",
         })
     }
 }

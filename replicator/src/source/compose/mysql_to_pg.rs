@@ -31,7 +31,11 @@
 //! | `BIT(n)` | `bit(n)` | exact | the same n bits, most significant first |
 //! | `POINT` / `GEOMETRY` | `point` `CHECK` finite | lossy | a point of SRID 0 is two IEEE doubles on both (bit for bit); another SRID, and for `GEOMETRY` another shape, has no value without PostGIS: counted, refused by value; a `SPATIAL` index becomes a GiST index |
 //!
-//! Refused for now, by name: other character sets, `JSON`, the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
+//! | `JSON` (Oracle MySQL) | `jsonb` | lossy | the same document: both engines keep an object's members once (the last duplicate wins) in one order (shorter key first, then by bytes); every number MySQL holds is a finite decimal `numeric` holds digit for digit. A typed `DATE`/`TIME`/`DATETIME` scalar (a plain string in `jsonb`), `\u0000` and a double's `-0.0` are counted and refused by value |
+//!
+//! MariaDB's `JSON` is a `LONGTEXT` (with a `json_valid` CHECK): its text arrives as it is.
+//!
+//! Refused for now, by name: other character sets, the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
 //!
 //! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
@@ -118,6 +122,8 @@ enum BlueType {
     Point {
         any: bool,
     },
+    /// Oracle MySQL's `JSON` (MariaDB's is a `LONGTEXT` and arrives as text).
+    Json,
     /// Any other type, and why it is refused.
     Other(String),
 }
@@ -188,6 +194,7 @@ impl BlueType {
             "bit" => BlueType::Bit { bits: arg(0).unwrap_or(1) },
             "point" => BlueType::Point { any: false },
             "geometry" => BlueType::Point { any: true },
+            "json" => BlueType::Json,
             _ => BlueType::Other(column.column_type.clone()),
         }
     }
@@ -262,17 +269,8 @@ impl BlueType {
             }
             BlueType::Set { members } => GreenType { check: Some(members::set_check(&members)), note: members::SET_NOTE, ..ty("text".into(), oid::TEXT, -1) },
             BlueType::Bit { bits } => ty(format!("bit({bits})"), oid::BIT, i32::try_from(bits).unwrap_or(-1)),
-            BlueType::Point { any } => GreenType {
-                check: Some("abs({}[0]) < 'Infinity' AND abs({}[1]) < 'Infinity'".into()),
-                class: Class::Lossy,
-                note: if any {
-                    "POINTs of SRID 0 only (two float8, as blue's); other shapes and SRIDs refused (no PostGIS mapping)"
-                } else {
-                    "two float8, as blue's; SRIDs other than 0 refused (no PostGIS mapping)"
-                },
-                affected: Some(Affected::NotPlanePoint),
-                ..ty("point".into(), oid::POINT, -1)
-            },
+            BlueType::Point { any } => points::green(any),
+            BlueType::Json => json::green(),
             BlueType::Other(_) => return None,
         })
     }
@@ -710,6 +708,23 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str, acce
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         (BlueType::Bit { bits }, Value::Bytes(b)) => bits::text(&b, *bits).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,
         (BlueType::Point { .. }, Value::Bytes(b)) => points::point(&b).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,
+        (BlueType::Json, Value::Json { text, .. }) => Value::Json {
+            jsonb: true,
+            text: Utf8Bytes::from_string(json::jsonb(text.as_str()).map_err(|why| refuse(&Value::Json { jsonb: false, text: text.clone() }, why))?),
+        },
+        // A document holding DECIMAL scalars only: their digits are exact in jsonb.
+        (BlueType::Json, Value::TypedJson { text, sql }) => {
+            let why = if json::typed_dates(sql.as_str()) { Err(json::TYPED) } else { json::jsonb(text.as_str()) };
+            Value::Json { jsonb: true, text: Utf8Bytes::from_string(why.map_err(|why| refuse(&Value::TypedJson { text, sql }, why))?) }
+        }
+        // The copy's text; a document blue's own comparison found typed is marked by a leading 0 byte.
+        (BlueType::Json, Value::Bytes(b)) => match b.first() {
+            Some(0) => return Err(refuse(&Value::Bytes(b.slice(1..)), json::TYPED)),
+            _ => {
+                let text = std::str::from_utf8(&b).map_err(|_| refuse(&Value::Bytes(b.clone()), "a JSON text that is not UTF-8: report it"))?;
+                Value::Json { jsonb: true, text: Utf8Bytes::from_string(json::jsonb(text).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?) }
+            }
+        },
         (BlueType::Enum { members }, v @ (Value::UInt8(_) | Value::Int8(_))) => {
             members::enum_value(members, &v).ok_or_else(|| refuse(&v, members::ENUM_BEYOND))?
         }
@@ -730,6 +745,7 @@ fn zero_date(text: &str) -> bool {
 mod back;
 mod bits;
 mod defaults;
+mod json;
 mod members;
 mod points;
 mod strings;

@@ -95,7 +95,7 @@ fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result<String, Er
         Some(oid::TIMESTAMP) => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
         Some(oid::TIMESTAMPTZ) => format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
         Some(oid::INTERVAL) => format!("(extract(epoch FROM {c}) * 1000000)::bigint::text"),
-        Some(oid::VARCHAR | oid::TEXT | oid::BIT) => format!("{c}::text"),
+        Some(oid::VARCHAR | oid::TEXT | oid::BIT | oid::JSONB) => format!("{c}::text"),
         Some(oid::BYTEA) => format!("encode({c}, 'hex')"),
         Some(oid::POINT) => format!("encode(float8send({c}[0]), 'hex') || ',' || encode(float8send({c}[1]), 'hex')"),
         other => return Err(Error::Setup(format!("verify has no canonical text for column {} (type {other:?})", column.name))),
@@ -302,7 +302,8 @@ impl TargetSide for PgTarget {
             Value::Int2(n) => n.to_string(),
             Value::Int4(n) => n.to_string(),
             Value::Int8(n) => n.to_string(),
-            Value::Numeric(t) | Value::Text(t) | Value::Temporal(TemporalKind::Date, t) => t.to_string(),
+            // A jsonb document as jsonb prints it (the converter wrote that text).
+            Value::Numeric(t) | Value::Text(t) | Value::Temporal(TemporalKind::Date, t) | Value::Json { jsonb: true, text: t } => t.to_string(),
             Value::Float4(f) => format!("{:08x}", f.to_bits()),
             Value::Float8(f) => format!("{:016x}", f.to_bits()),
             Value::Temporal(TemporalKind::Timestamp, t) => six_digits(t.as_str()),

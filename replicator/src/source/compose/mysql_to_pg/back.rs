@@ -6,6 +6,9 @@
 //! the inverse never rounds, pads or cuts. What no `CHECK` can express is named by
 //! [`unguarded`] before a cutover with a way back, which then refuses:
 //! - a character column in `latin1`: green's text holds characters that Windows-1252 does not;
+//! - a `JSON` column: green's `jsonb` holds numbers of any precision and documents nested deeper
+//!   than MySQL's 100 levels, which blue would round or refuse, and no `CHECK` PostgreSQL can state
+//!   tells them apart (jsonpath's `.double()` keeps 15 digits only);
 //! - a primary or unique key over a character column whose collation is not binary without
 //!   padding (`utf8mb4_0900_ai_ci`, `utf8mb4_general_ci`, even MariaDB's `utf8mb4_bin`, which
 //!   ignores trailing spaces): green keeps `'a'`, `'A'` and `'a '` apart, blue would refuse the second
@@ -113,6 +116,14 @@ pub(super) fn unguarded(table: &BlueTable) -> Vec<String> {
             table.name, c.name, c.column_type
         ));
     }
+    for c in table.columns.iter().filter(|c| matches!(BlueType::of(table, c), BlueType::Json)) {
+        out.push(format!(
+            "{}.{}: JSON on blue keeps numbers as doubles and 64-bit integers and nests at most 100 deep, and green's jsonb holds \
+             numbers of any precision nested deeper (a document written on green could come back rounded, or stop the stream back); \
+             set cutover.reverse = false",
+            table.name, c.name
+        ));
+    }
     for c in table.columns.iter().filter(|c| c.charset.as_deref() == Some("latin1")) {
         out.push(format!(
             "{}.{}: latin1 on blue, and green's text holds characters latin1 has not; convert the column to utf8mb4 on blue, or set \
@@ -169,6 +180,7 @@ fn mysql_type(blue: &BlueType) -> MySqlType {
         BlueType::Enum { members } => MySqlType { members: members.clone(), ..text(247) },
         BlueType::Set { members } => MySqlType { members: members.clone(), ..text(248) },
         BlueType::Point { .. } => ty(255, false),
+        BlueType::Json => ty(245, false),
         BlueType::Bit { bits } => MySqlType { meta: u16::try_from(((bits / 8) << 8) | (bits % 8)).unwrap_or(0), ..ty(16, false) },
         BlueType::Other(_) => ty(0, false),
     }
@@ -244,6 +256,8 @@ pub(super) fn value(table: &BlueTable, column: &BlueColumn, value: Value, key: &
         (BlueType::Bit { bits }, Value::Text(t) | Value::Unknown { text: t, .. }) => {
             super::bits::bytes(t.as_str(), *bits).ok_or_else(|| refuse(&Value::Text(t.clone()), unguarded))?
         }
+        // Blue parses the document as it parses any JSON text written to it.
+        (BlueType::Json, Value::Json { text, .. }) => Value::Json { jsonb: false, text },
         (BlueType::Enum { members }, Value::Text(t)) => match t.as_str() {
             "" => Value::UInt8(0),
             m => members

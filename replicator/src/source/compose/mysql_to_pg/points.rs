@@ -6,9 +6,28 @@
 //! a green without PostGIS, and is refused by value (and counted by `check`). Green's text of a
 //! point is `(x,y)` with each coordinate in its shortest exact decimal.
 
+use super::{Affected, Class, GreenType};
+use turnout_decoders::pg::types::oid;
 use turnout_decoders::pg::types::point_coordinates as coordinates;
 use turnout_decoders::value::Utf8Bytes;
 use turnout_decoders::Value;
+
+/// Green's type of a `POINT` (`any: false`) or `GEOMETRY` (`any: true`) column.
+pub(super) fn green(any: bool) -> GreenType {
+    GreenType {
+        ddl: "point".into(),
+        oid: oid::POINT,
+        typmod: -1,
+        check: Some("abs({}[0]) < 'Infinity' AND abs({}[1]) < 'Infinity'".into()),
+        class: Class::Lossy,
+        note: if any {
+            "POINTs of SRID 0 only (two float8, as blue's); other shapes and SRIDs refused (no PostGIS mapping)"
+        } else {
+            "two float8, as blue's; SRIDs other than 0 refused (no PostGIS mapping)"
+        },
+        affected: Some(Affected::NotPlanePoint),
+    }
+}
 
 /// WKB's type of a point.
 const WKB_POINT: u32 = 1;
