@@ -168,3 +168,100 @@ async fn a_sidecar_killed_while_holding_its_rollback_vote_resumes_to_the_decisio
         }
     }
 }
+
+/// Cuts fleet `fleet` over (committed); the cutover's id.
+async fn cut_over(etcd: &EtcdCluster, file: &Path, dir: &Path, fleet: &str) -> String {
+    let out = dir.join("out");
+    let (code, text) = finished(fleet_command(file, &["cutover", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
+    assert_eq!(code, 0, "{text}");
+    current(&etcd_keys(etcd, fleet).await).expect("the cutover's id")
+}
+
+/// The fleet's current run once it is another than `cutover` (the rollback's id).
+fn rollback_id(keys: &[(String, String)], cutover: &str) -> Option<String> {
+    current(keys).filter(|id| id != cutover)
+}
+
+/// How many pairs voted `prepared` in the rollback after `cutover`.
+fn rollback_votes(keys: &[(String, String)], cutover: &str) -> usize {
+    rollback_id(keys, cutover).map_or(0, |id| keys.iter().filter(|(k, v)| k.starts_with(&format!("{id}/vote/")) && v == "prepared").count())
+}
+
+/// The decision of the rollback after `cutover`, once there is one.
+fn rollback_decision(keys: &[(String, String)], cutover: &str) -> Option<String> {
+    let id = rollback_id(keys, cutover)?;
+    keys.iter().find(|(k, _)| *k == format!("{id}/decision")).map(|(_, v)| v.clone())
+}
+
+/// The coordinator killed -9 during a rollback before deciding (pair c's blue held by a lock, so c
+/// proves slowly): the pairs that voted hold until their hold runs out, abort the rollback
+/// themselves and undo their fences on green; the whole fleet stays on green with every write.
+#[tokio::test]
+async fn the_coordinator_killed_before_deciding_a_rollback_every_pair_stays_on_green() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("orphan-back", true).await;
+    let cutover = cut_over(&etcd, &file, dir.path(), "orphan-back").await;
+    let lock = pairs[2].block_blue().await;
+    let out = dir.path().join("out");
+    let mut child = fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "3s"], &out);
+    until_keys(&etcd, "orphan-back", "two rollback votes", |k| rollback_votes(k, &cutover) == 2).await;
+    child.kill().expect("kill -9 the coordinator");
+    let _ = child.wait();
+    assert_eq!(rollback_outcomes(&pairs).await, ["failed", "failed", "failed"]);
+    drop(lock);
+    let keys = etcd_keys(&etcd, "orphan-back").await;
+    assert_eq!(rollback_decision(&keys, &cutover).as_deref(), Some("abort"), "{keys:?}");
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_green(&acked).await;
+    }
+}
+
+/// The coordinator killed -9 the moment the rollback's decision reads `commit`: every pair still
+/// switches back, watching the decision itself; every write is on blue.
+#[tokio::test]
+async fn the_coordinator_killed_after_a_rollback_commits_every_pair_still_switches_back() {
+    let PgFleet { etcd, mut pairs, dir, file } = pg_fleet("committed-back", true).await;
+    let cutover = cut_over(&etcd, &file, dir.path(), "committed-back").await;
+    let out = dir.path().join("out");
+    let mut child = fleet_command(&file, &["rollback", "--when-lag", "<5s", "--timeout", "30s", "--max-pause", "10s"], &out);
+    until_keys(&etcd, "committed-back", "the rollback's commit", |k| rollback_decision(k, &cutover).as_deref() == Some("commit")).await;
+    child.kill().expect("kill -9 the coordinator");
+    let _ = child.wait();
+    assert_eq!(rollback_outcomes(&pairs).await, ["done", "done", "done"]);
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        p.assert_all_on_blue(&acked).await;
+        p.assert_blue_serves().await;
+    }
+}
+
+/// An etcd member killed -9 while the rollback's votes come in (pair c proving slowly behind a lock
+/// on its blue): whatever the fleet decides, every pair follows the one decision — all back on blue
+/// with every write there, or all still on green with every write there.
+#[tokio::test]
+async fn an_etcd_member_killed_while_a_rollback_votes_leaves_the_fleet_on_one_side() {
+    let PgFleet { mut etcd, mut pairs, dir, file } = pg_fleet("member-back", true).await;
+    let cutover = cut_over(&etcd, &file, dir.path(), "member-back").await;
+    let lock = pairs[2].block_blue().await;
+    let out = dir.path().join("out");
+    let child = fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "15s"], &out);
+    until_keys(&etcd, "member-back", "a rollback vote", |k| rollback_votes(k, &cutover) >= 1).await;
+    etcd.kill(0);
+    drop(lock);
+    let (code, text) = finished(child, &out).await;
+    let keys = etcd_keys(&etcd, "member-back").await;
+    let decided = rollback_decision(&keys, &cutover).unwrap_or_else(|| panic!("the rollback was decided: {keys:?}\n{text}"));
+    eprintln!("with an etcd member killed while the votes came in, the fleet decided {decided} (exit {code})");
+    let want = if decided == "commit" { "done" } else { "failed" };
+    let got = rollback_outcomes(&pairs).await;
+    assert!(got.iter().all(|o| o == want), "decision {decided}: every pair must follow it, got {got:?}\n{text}");
+    assert_eq!(code == 0, decided == "commit", "the coordinator's exit says the decision: {text}");
+    for p in &mut pairs {
+        let acked = p.stop_writer().await;
+        if decided == "commit" {
+            p.assert_all_on_blue(&acked).await;
+        } else {
+            p.assert_all_on_green(&acked).await;
+        }
+    }
+}
