@@ -139,7 +139,7 @@ impl CutoverError {
     pub(crate) fn sql(side: Side, context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> CutoverError {
         let context = context.into();
         move |source| {
-            let fix = source.code().and_then(|c| turnout_sinks::error::operator_fix(&side.to_string(), c.code()));
+            let fix = source.code().and_then(|c| turnout_sinks::error::operator_fix(side, c.code()));
             CutoverError::Sql { side, context, fix, source }
         }
     }

@@ -1,4 +1,4 @@
-//! The building blocks of a cutover (DESIGN.md, "Cutover"), for the orchestration in `turnout`
+//! The building blocks of a cutover (`docs/src/guide/cutover.md`), for the orchestration in `turnout`
 //! to call in order: fence writes on blue, (prove green caught up — not here), sync sequences,
 //! switch traffic; undo the fence when a step before the switch fails.
 //!

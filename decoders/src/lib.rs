@@ -1,7 +1,7 @@
 //! turnout's source side: the normalized change-event model shared by every crate, and the readers that
 //! turn a source database's own change log into it.
 //!
-//! * [`event`], [`value`], [`schema`], [`position`] — the model of DESIGN.md. A [`ChangeEvent`] is
+//! * [`event`], [`value`], [`schema`], [`position`] — the change model (`docs/src/explanation/architecture.md`). A [`ChangeEvent`] is
 //!   source-neutral; a [`Position`] is totally ordered inside one source log.
 //! * [`pg`] — PostgreSQL: the wire framing and replication client (I/O, keepalives, acknowledgements) and
 //!   the pgoutput parser (sans-IO) plus the stateful decoder that owns the relation and type caches.

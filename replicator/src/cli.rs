@@ -1,4 +1,4 @@
-//! The command line of DESIGN.md.
+//! The command line (`docs/src/reference/cli.md`).
 
 use crate::duration::parse_duration;
 use clap::{Args, Parser, Subcommand};

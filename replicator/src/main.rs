@@ -348,7 +348,7 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
             return EXIT_FAILED;
         }
     };
-    let (source, target) = report.direction.sides();
+    let (source, target) = report.direction.ends();
     let rounds = report.positions.len();
     println!(
         "compared at {source} position {} ({rounds} round{}{})",

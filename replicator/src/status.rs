@@ -103,13 +103,6 @@ impl Direction {
             Direction::Reverse => (Side::Green, Side::Blue),
         }
     }
-
-    /// The source and the target of this direction's stream — the side traffic moves from and the
-    /// side it moves to.
-    pub fn sides(self) -> (&'static str, &'static str) {
-        let (from, to) = self.ends();
-        (from.name(), to.name())
-    }
 }
 
 /// The replication slot as blue reports it.

@@ -174,7 +174,7 @@ impl SinkError {
 /// What the operator can do about a SQLSTATE that only they can fix — a privilege, the credentials or
 /// the database name in `side`'s URL. One table for every place turnout shows a server's error
 /// (the pipeline's reaction, the cutover's steps); `None` for any other code.
-pub fn operator_fix(side: &str, code: &str) -> Option<String> {
+pub fn operator_fix(side: turnout_decoders::Side, code: &str) -> Option<String> {
     Some(match code {
         "42501" => format!("grant turnout's {side} role the privilege named in the error (or use the owner or a superuser)"),
         "28P01" | "28000" => format!("check the user name and password in the {side} URL"),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use turnout_connect::pg::ConnectOptions;
 
+/// How writes are fenced on the side traffic leaves (`cutover.fence`, and what a procedure puts up).
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fence {
@@ -16,6 +17,23 @@ pub enum Fence {
     ReadOnly,
     #[default]
     None,
+}
+
+impl Fence {
+    /// `pgbouncer`, `read-only` or `none`, as the configuration spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Fence::Pgbouncer => "pgbouncer",
+            Fence::ReadOnly => "read-only",
+            Fence::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

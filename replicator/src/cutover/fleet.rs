@@ -39,7 +39,7 @@ impl Controller {
     /// fence (nothing would hold writes while the fleet decides), reaches the fleet's
     /// etcd, grants the vote's lease and journals the ticket with the next step.
     pub(super) async fn fleet_join<P: Procedure>(&self, procedure: &P, journal: &mut Journal, ticket: &Ticket, request: &Request) -> Result<Pair, Error> {
-        if procedure.fence_kind() == "none" && !request.dry_run {
+        if procedure.fence_kind() == crate::config::Fence::None && !request.dry_run {
             return Err(FleetRefusal::NeedsFence.into());
         }
         ticket.validate()?;
@@ -145,7 +145,7 @@ impl Controller {
         if procedure.fenced().await? {
             return Ok(());
         }
-        let from = self.direction.sides().0;
+        let from = self.direction.ends().0;
         self.say(format!("the fence on {from} was lost while holding: fencing and proving again before the switch"));
         let budget = Duration::from_millis(request.max_pause_ms);
         self.say(procedure.fence(budget).await?);

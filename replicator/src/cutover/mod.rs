@@ -1,4 +1,4 @@
-//! The cutover procedure run by the sidecar (DESIGN.md "Cutover"), started by `POST /cutover`, the
+//! The cutover procedure run by the sidecar (`docs/src/guide/cutover.md`), started by `POST /cutover`, the
 //! same for every source; what differs per source (the fence, the sentinel, the counters) is a
 //! [`Procedure`], which each source family provides ([`crate::source::family::Family::cutover`]):
 //! [`crate::source::pg::cutover::PgCutover`] and [`crate::source::mysql::cutover::MySqlCutover`].

@@ -46,14 +46,19 @@ impl Record {
     /// The certificate of the cutover `journal` ended with, over its journal `entries`.
     pub fn certificate(&self, config: &Config, journal: &Journal, entries: &[Vec<u8>], stream: String) -> Certificate {
         let direction = journal.direction;
-        let (from_role, to_role) = direction.sides();
+        let (from_role, to_role) = direction.ends();
         let (blue, green) = (crate::compared::address(config.source.url.expose()), crate::compared::address(config.target.url.expose()));
         let (from_address, to_address) = match direction {
             Direction::Forward => (blue, green),
             Direction::Reverse => (green, blue),
         };
         let (from, to) = self.sides.clone().unwrap_or_default();
-        let server = |role: &str, address: String, id: Identity| Server { role: role.into(), address, version: id.version, identity: id.identity };
+        let server = |role: turnout_decoders::Side, address: String, id: Identity| Server {
+            role: role.name().into(),
+            address,
+            version: id.version,
+            identity: id.identity,
+        };
         let outcome = match journal.step {
             Step::Done => "done",
             Step::Undone if self.rehearsed => "rehearsed",

@@ -102,7 +102,7 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
     connect: F,
 ) -> Result<(), Error> {
     let Some(mut journal) = state.journal(direction)? else { return Ok(()) };
-    let (what, from) = (direction.what(), direction.sides().0);
+    let (what, from) = (direction.what(), direction.ends().0);
     let (step, committed) = settle_fleet(config, state, &mut journal, direction).await?;
     match step {
         step if step.fence_may_be_up() => {
@@ -125,7 +125,7 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
 /// found still up. A pair that joined a fleet and was interrupted before its vote will not vote:
 /// it aborts the fleet, so the others need not wait.
 async fn settle_fleet(config: &Config, state: &StateStore, journal: &mut Journal, direction: Direction) -> Result<(Step, bool), Error> {
-    let (what, from) = (direction.what(), direction.sides().0);
+    let (what, from) = (direction.what(), direction.ends().0);
     match (journal.step, journal.fleet.clone()) {
         (Step::Prepared, Some(held)) => {
             let unread = format!(

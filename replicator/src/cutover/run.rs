@@ -60,7 +60,7 @@ impl Controller {
             id: id.to_owned(),
             direction: self.direction,
             step: Step::Waiting,
-            fence: procedure.fence_kind().into(),
+            fence: procedure.fence_kind().word().into(),
             switch: switch.kind().into(),
             message: None,
             reverse: None,
@@ -128,7 +128,7 @@ impl Controller {
                 lock(&self.record).findings.push(w);
             }
         }
-        if request.rehearse && procedure.fence_kind() == "none" {
+        if request.rehearse && procedure.fence_kind() == crate::config::Fence::None {
             return Err(Lifecycle::NothingToRehearse.into());
         }
         let sides = procedure.identify().await;
@@ -160,7 +160,7 @@ impl Controller {
         let handover =
             crate::handover::Session::prepare(&self.config, self.direction, &self.state).await.map_err(Error::during("the consumers cannot be handed over"))?;
         if let Some(h) = &handover {
-            self.say(format!("consumers to hand over to {}, ready: {}", self.direction.sides().1, h.consumers().join(", ")));
+            self.say(format!("consumers to hand over to {}, ready: {}", self.direction.ends().1, h.consumers().join(", ")));
         }
         // The window may have ended since the rollback began.
         if self.direction == Direction::Reverse {
@@ -211,7 +211,7 @@ impl Controller {
         id: &str,
         request: &Request,
     ) -> Result<Pause, Error> {
-        let (from, to) = self.direction.sides();
+        let (from, to) = self.direction.ends();
         // The reverse stream, armed before writes pause: its slot's consistent point on green is the
         // hand-off position. Nothing commits on green for the application before the switch, and
         // whatever turnout's forward apply commits after that point carries its origin and never goes
@@ -244,7 +244,7 @@ impl Controller {
         };
         self.record_counters(line, topped_up, request);
         self.journal(journal, Step::SequencesSynced, None)?;
-        phases.mark(if to == "green" { "counters and green applied" } else { "counters and blue applied" });
+        phases.mark(if to == turnout_decoders::Side::Green { "counters and green applied" } else { "counters and blue applied" });
         self.say(format!("{to} applied the sentinel (commit {sentinel}) — every write committed on {from} before the fence is on {to}"));
         {
             let mut record = lock(&self.record);
@@ -264,7 +264,7 @@ impl Controller {
     /// Keeps the counters' line (and, in a rehearsal, how many had to be topped up) for the
     /// certificate, and says it.
     fn record_counters(&self, line: String, topped_up: usize, request: &Request) {
-        let from = self.direction.sides().0;
+        let from = self.direction.ends().0;
         {
             let mut record = lock(&self.record);
             record.counters.push(line.clone());
@@ -390,7 +390,7 @@ impl Controller {
         marker: Option<&mut Box<dyn Marker>>,
         pause: Pause,
     ) -> Result<(), Error> {
-        let (from, to) = self.direction.sides();
+        let (from, to) = self.direction.ends();
         let Pause { fenced_at, mut phases, deadline } = pause;
         // A rollback that armed the next generation marks where blue's watch stops counting.
         let closing = match (self.direction, marker, &journal.reverse) {
@@ -413,7 +413,7 @@ impl Controller {
         if let Some(line) = procedure.open_green().await.map_err(Error::during(completed.clone()))? {
             self.say(line);
         }
-        phases.mark(if to == "green" { "green opened" } else { "blue opened" });
+        phases.mark(if to == turnout_decoders::Side::Green { "green opened" } else { "blue opened" });
         let report = switch_to(switch, &self.config, self.direction).await.map_err(Error::during(completed))?;
         phases.mark("switch");
         let pause = fenced_at.elapsed();
@@ -568,7 +568,7 @@ impl Controller {
         match procedure.undo().await {
             Ok(line) => self.say(line),
             Err(e) => {
-                let from = self.direction.sides().0;
+                let from = self.direction.ends().0;
                 // What the operator must act on is the undo's failure; the journal keeps the same line.
                 let failed = Error::during(format!(
                     "{reason}; UNDOING THE FENCE FAILED — {from} may still refuse writes; fix and restart `turnout run`, which retries the undo"

@@ -228,11 +228,12 @@ impl Reaction {
     }
 }
 
-/// Advice for a SQLSTATE from `side`.
-fn sqlstate_advice(side: &str, code: &str) -> Option<String> {
-    if let Some(fix) = turnout_sinks::error::operator_fix(side, code) {
+/// Advice for a SQLSTATE from `side` (`None`: a server the error does not place).
+fn sqlstate_advice(side: Option<Side>, code: &str) -> Option<String> {
+    if let Some(fix) = side.and_then(|side| turnout_sinks::error::operator_fix(side, code)) {
         return Some(fix);
     }
+    let side = side.map_or("the server", Side::name);
     Some(match code {
         "40001" | "40P01" => format!("a conflict on {side}; turnout retries the whole batch"),
         "55006" | "55000" => format!("an object on {side} is still held by a session that is going away; turnout retries"),
@@ -270,21 +271,21 @@ impl Error {
             Error::Config { field, .. } => Some(format!("correct {field} in the configuration file")),
             Error::ConfigFile { path, .. } => Some(format!("check that {path} exists and is readable")),
             Error::Store(e) => Some(e.advice()),
-            Error::Sql { side, source, .. } => source.code().and_then(|c| sqlstate_advice(&side.to_string(), c.code())),
-            Error::Sink(e) => e.sqlstate().and_then(|c| sqlstate_advice("green", c)),
+            Error::Sql { side, source, .. } => source.code().and_then(|c| sqlstate_advice(Some(*side), c.code())),
+            Error::Sink(e) => e.sqlstate().and_then(|c| sqlstate_advice(Some(Side::Green), c)),
             Error::Source(e) | Error::Target(e) => {
-                let side = if matches!(self, Error::Source(_)) { "blue" } else { "green" };
+                let side = if matches!(self, Error::Source(_)) { Side::Blue } else { Side::Green };
                 match e {
                     DecodeError::Auth { .. } => Some(format!("check the user name and password in the {side} URL")),
                     DecodeError::Tls { .. } => Some(format!("check sslmode and sslrootcert in the {side} URL and the server's TLS setup")),
                     DecodeError::Malformed { .. } | DecodeError::Protocol(_) => {
                         Some(format!("{side} sent bytes turnout cannot read; keep the log and report it — restarting resumes from green's position"))
                     }
-                    _ => e.sqlstate().and_then(|c| sqlstate_advice(side, c)),
+                    _ => e.sqlstate().and_then(|c| sqlstate_advice(Some(side), c)),
                 }
             }
-            Error::MySql { side, source: mysql_async::Error::Server(e), .. } => sqlstate_advice(&side.to_string(), &e.state),
-            Error::Cutover(e) => e.sqlstate().and_then(|c| sqlstate_advice(&e.side().map_or("the server".into(), |s| s.to_string()), c)),
+            Error::MySql { side, source: mysql_async::Error::Server(e), .. } => sqlstate_advice(Some(*side), &e.state),
+            Error::Cutover(e) => e.sqlstate().and_then(|c| sqlstate_advice(e.side(), c)),
             Error::Step { source, .. } => return (reaction, source.reaction().1),
             Error::Unordered(_) => Some(
                 "the stream, green's progress record or turnout's state follow different logs (another server, a failover to a \
@@ -324,7 +325,7 @@ mod tests {
         assert_eq!(closed.reaction().0, Reaction::Retry);
         let auth = Error::Source(DecodeError::Auth { user: "u".into(), reason: "bad".into() });
         assert_eq!(auth.reaction(), (Reaction::Stop, "check the user name and password in the blue URL".into()));
-        assert_eq!(sqlstate_advice("green", "23505").map(|a| a.contains("turnout verify")), Some(true));
+        assert_eq!(sqlstate_advice(Some(Side::Green), "23505").map(|a| a.contains("turnout verify")), Some(true));
     }
 
     #[test]

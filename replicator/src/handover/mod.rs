@@ -486,9 +486,9 @@ pub async fn view(config: &crate::config::Config, state: &crate::state::StateSto
         .ok()
         .and_then(Option::as_ref)
         .map(|r| {
-            let (from, to) = r.direction.sides();
+            let (from, to) = r.direction.ends();
             let (from_url, to_url) = urls(config, r.direction);
-            r.consumers.iter().flat_map(|c| c.repoint((from, from_url), (to, to_url))).collect()
+            r.consumers.iter().flat_map(|c| c.repoint(repoint::End { side: from, url: from_url }, repoint::End { side: to, url: to_url })).collect()
         })
         .unwrap_or_default();
     serde_json::json!({

@@ -3,15 +3,24 @@
 //! options), then advice.
 
 use super::Handed;
+use turnout_decoders::Side;
+
+/// One end of a repoint: the side and the URL its consumers read.
+#[derive(Clone, Copy, Debug)]
+pub struct End<'a> {
+    pub side: Side,
+    pub url: &'a str,
+}
 
 impl Handed {
     /// The operator's steps to repoint the consumer from `from` (at `from_url`) to `to` (at
     /// `to_url`): a summary line, then commands that run as printed (after `on <side>: `), then
     /// advice.
-    pub fn repoint(&self, (from, from_url): (&str, &str), (to, to_url): (&str, &str)) -> Vec<String> {
+    pub fn repoint(&self, source: End<'_>, target: End<'_>) -> Vec<String> {
+        let (from, from_url, to, to_url) = (source.side, source.url, target.side, target.url);
         let gap = self.gap.as_ref().map(|g| format!(" (still unread when the cutover ended: {g})")).unwrap_or_default();
         if self.plugin.is_empty() {
-            return self.repoint_binlog((from, from_url), (to, to_url), &gap);
+            return self.repoint_binlog(source, target, &gap);
         }
         let fence = self.fence.as_deref().unwrap_or("<fence>");
         let role = self.reader.as_deref().map(|r| format!(" -U {r}")).unwrap_or_default();
@@ -42,7 +51,8 @@ impl Handed {
     }
 
     /// MySQL/MariaDB: a place, not a slot.
-    fn repoint_binlog(&self, (from, from_url): (&str, &str), (to, to_url): (&str, &str), gap: &str) -> Vec<String> {
+    fn repoint_binlog(&self, source: End<'_>, target: End<'_>, gap: &str) -> Vec<String> {
+        let (from, from_url, to, to_url) = (source.side, source.url, target.side, target.url);
         let fence = self.fence.as_deref().and_then(BinlogPlace::parse);
         let resume = BinlogPlace::parse(&self.resume);
         let mariadb = resume.as_ref().is_some_and(|p| !p.gtids.contains(':'));
@@ -144,8 +154,10 @@ mod tests {
 
     #[test]
     fn postgres_lines_name_the_servers_without_credentials_and_stop_at_the_fence() {
-        let lines = handed("pgoutput", "0/3000A38", "0/5012F80")
-            .repoint(("blue", "postgres://turnout:secret@10.0.0.5:5433/app"), ("green", "postgresql://turnout:secret@10.0.0.6/app?sslmode=require"));
+        let lines = handed("pgoutput", "0/3000A38", "0/5012F80").repoint(
+            End { side: Side::Blue, url: "postgres://turnout:secret@10.0.0.5:5433/app" },
+            End { side: Side::Green, url: "postgresql://turnout:secret@10.0.0.6/app?sslmode=require" },
+        );
         assert_eq!(lines[1], "  on blue: pg_recvlogical -d 'host=10.0.0.5 port=5433 dbname=app' -U debezium --slot dbz --start --endpos 0/3000A38 -f -");
         assert_eq!(lines[2], "  then on green: pg_recvlogical -d 'host=10.0.0.6 port=5432 dbname=app' -U debezium --slot dbz --start -f -");
         assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
@@ -153,8 +165,10 @@ mod tests {
 
     #[test]
     fn binlog_lines_split_host_and_port_and_use_each_family_s_tool() {
-        let mariadb = handed("", "mysql-bin.000003:87903 (0-1-347)", "mysql-bin.000001:4410 (0-2-12)")
-            .repoint(("blue", "mysql://turnout:pw@127.0.0.1:36661/app"), ("green", "mysql://turnout:pw@127.0.0.1:36662/app"));
+        let mariadb = handed("", "mysql-bin.000003:87903 (0-1-347)", "mysql-bin.000001:4410 (0-2-12)").repoint(
+            End { side: Side::Blue, url: "mysql://turnout:pw@127.0.0.1:36661/app" },
+            End { side: Side::Green, url: "mysql://turnout:pw@127.0.0.1:36662/app" },
+        );
         assert_eq!(
             mariadb[1],
             "  on blue: mariadb-binlog --read-from-remote-server --host=127.0.0.1 --port=36661 --user=dbz --stop-position=87903 mysql-bin.000003"
@@ -164,7 +178,7 @@ mod tests {
             "  then on green: mariadb-binlog --read-from-remote-server --host=127.0.0.1 --port=36662 --user=dbz --start-position=4410 --stop-never mysql-bin.000001"
         );
         let mysql = handed("", "binlog.000002:1234 (3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5)", "binlog.000001:99 (3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5)")
-            .repoint(("blue", "mysql://a@db1/app"), ("green", "mysql://a@db2:3307/app"));
+            .repoint(End { side: Side::Blue, url: "mysql://a@db1/app" }, End { side: Side::Green, url: "mysql://a@db2:3307/app" });
         assert!(mysql[1].starts_with("  on blue: mysqlbinlog --read-from-remote-server --host=db1 --port=3306 "), "{mysql:?}");
         assert!(
             mysql[3].contains("SOURCE_HOST = 'db2', SOURCE_PORT = 3307, SOURCE_AUTO_POSITION = 0, SOURCE_LOG_FILE = 'binlog.000001', SOURCE_LOG_POS = 99"),

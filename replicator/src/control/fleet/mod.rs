@@ -42,10 +42,11 @@ impl Way {
     }
 
     /// The side writes leave and the side they move to.
-    pub fn sides(self) -> (&'static str, &'static str) {
+    pub fn ends(self) -> (turnout_decoders::Side, turnout_decoders::Side) {
+        use turnout_decoders::Side;
         match self {
-            Way::Cutover => ("blue", "green"),
-            Way::Rollback => ("green", "blue"),
+            Way::Cutover => (Side::Blue, Side::Green),
+            Way::Rollback => (Side::Green, Side::Blue),
         }
     }
 }
@@ -395,7 +396,7 @@ async fn report(
     if let Some(ms) = fleet_pause {
         println!("fleet pause (first fence to last pair done): {ms} ms");
     }
-    let (from, to) = args.way.sides();
+    let (from, to) = args.way.ends();
     let done = if args.way == Way::Cutover { "cut over" } else { "rolled back" };
     let verdict = match (decision, all) {
         (Decision::Commit, true) => format!("fleet {} {done}: every pair is on {to}", file.name),

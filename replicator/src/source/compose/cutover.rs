@@ -65,7 +65,7 @@ pub(crate) trait FencedSide: SideFence {
     /// Blue of `config` (`source.url`), connected.
     fn connect(config: &Config) -> impl Future<Output = Result<Self, Error>> + Send;
     /// `read-only` or `none`, as in `cutover.fence`.
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> crate::config::Fence;
     /// Refusals and warnings of the fence's own (a replica, sessions the fence cannot stop).
     fn preflight(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// Refuses when turnout's account cannot see every object blue's catalog holds.
@@ -320,7 +320,7 @@ fn changes(before: &Mark, now: &Mark) -> Vec<String> {
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, T, C> {
-    fn fence_kind(&self) -> &'static str {
+    fn fence_kind(&self) -> crate::config::Fence {
         self.blue.kind()
     }
 

@@ -148,8 +148,8 @@ impl Unbuilt {
 }
 
 impl Procedure for Unbuilt {
-    fn fence_kind(&self) -> &'static str {
-        "none"
+    fn fence_kind(&self) -> crate::config::Fence {
+        crate::config::Fence::None
     }
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
         self.refuse()

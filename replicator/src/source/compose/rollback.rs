@@ -73,8 +73,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert> ComposedRollback<S, T, C> {
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedRollback<S, T, C> {
-    fn fence_kind(&self) -> &'static str {
-        "read-only"
+    fn fence_kind(&self) -> crate::config::Fence {
+        crate::config::Fence::ReadOnly
     }
 
     /// Refuses while green has a table the stream back does not carry (one made on green in the
@@ -176,7 +176,7 @@ macro_rules! either {
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedProcedure<S, T, C> {
-    fn fence_kind(&self) -> &'static str {
+    fn fence_kind(&self) -> crate::config::Fence {
         either!(self, p => p.fence_kind())
     }
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {

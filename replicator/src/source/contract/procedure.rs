@@ -17,8 +17,8 @@ pub(crate) struct Identity {
 /// What a cutover does on the source's side. Errors keep their side and retry class ([`Error::class`]);
 /// their text is one line for the operator, naming the thing and the fix. Every step is idempotent (a cutover resumed after a crash repeats the step it was in).
 pub(crate) trait Procedure: Send {
-    /// `pgbouncer`, `read-only` or `none`, as in `cutover.fence`.
-    fn fence_kind(&self) -> &'static str;
+    /// The fence this procedure puts up (`none` for one that fences nothing).
+    fn fence_kind(&self) -> crate::config::Fence;
 
     /// Refusals before anything changes (e.g. a server too old), and warnings to print (accounts the
     /// fence cannot stop).

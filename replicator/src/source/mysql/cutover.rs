@@ -236,7 +236,7 @@ impl Procedure for MySqlCutover {
         self.inventory.clone()
     }
 
-    fn fence_kind(&self) -> &'static str {
+    fn fence_kind(&self) -> crate::config::Fence {
         self.blue.kind()
     }
 

@@ -58,11 +58,11 @@ impl MySqlFenced {
     }
 
     /// `read-only` or `none`.
-    pub(crate) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> crate::config::Fence {
         if self.fence.is_some() {
-            "read-only"
+            crate::config::Fence::ReadOnly
         } else {
-            "none"
+            crate::config::Fence::None
         }
     }
 
@@ -408,7 +408,7 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         MySqlFenced::connect(config, Side::Blue).await
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::config::Fence {
         MySqlFenced::kind(self)
     }
 

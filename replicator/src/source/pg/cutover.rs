@@ -154,8 +154,13 @@ impl PgCutover {
 }
 
 impl Procedure for PgCutover {
-    fn fence_kind(&self) -> &'static str {
-        self.fence.kind()
+    fn fence_kind(&self) -> crate::config::Fence {
+        use turnout_cutover::WriteFence;
+        match self.fence {
+            WriteFence::PgBouncer { .. } => crate::config::Fence::Pgbouncer,
+            WriteFence::ReadOnly { .. } => crate::config::Fence::ReadOnly,
+            WriteFence::None => crate::config::Fence::None,
+        }
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {

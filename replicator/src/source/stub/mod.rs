@@ -179,8 +179,8 @@ impl SourceAdmin for StubAdmin {
 pub struct StubCutover;
 
 impl Procedure for StubCutover {
-    fn fence_kind(&self) -> &'static str {
-        "none"
+    fn fence_kind(&self) -> crate::config::Fence {
+        crate::config::Fence::None
     }
 
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
