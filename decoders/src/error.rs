@@ -21,6 +21,14 @@ impl Side {
             Side::Green => "green",
         }
     }
+
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Blue => Side::Green,
+            Side::Green => Side::Blue,
+        }
+    }
 }
 
 impl fmt::Display for Side {

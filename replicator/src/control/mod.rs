@@ -11,6 +11,7 @@ use crate::http_client::request;
 pub use crate::http_client::{error_of, get, request_within};
 use std::path::Path;
 use std::time::Duration;
+use turnout_decoders::Side;
 
 /// What `turnout cutover` (or `rollback`) was asked: the request for the sidecar (none when only the
 /// certificate is wanted), whether a rehearsal may go on without asking, and where to save the
@@ -26,26 +27,26 @@ pub struct Invocation {
 /// happens; saves the certificate with `--report`. Returns the exit code: 0 only when traffic is on
 /// green (or a dry run found everything ready, or a rehearsal completed).
 pub async fn cutover(config: &Config, args: &Invocation) -> i32 {
-    act(config, args, "/cutover", "green").await
+    act(config, args, "/cutover", Side::Green).await
 }
 
 /// Asks the sidecar for exactly `request` (a cutover to green) and follows it, as `turnout cutover`
 /// does without its other flags.
 pub async fn cutover_with(config: &Config, request: &Request) -> i32 {
-    follow(config, request, "/cutover", "green").await.0
+    follow(config, request, "/cutover", Side::Green).await.0
 }
 
 /// Asks the sidecar for exactly `request` (a rollback to blue) and follows it.
 pub async fn rollback_with(config: &Config, request: &Request) -> i32 {
-    follow(config, request, "/rollback", "blue").await.0
+    follow(config, request, "/rollback", Side::Blue).await.0
 }
 
 /// `turnout rollback`: the same back to blue, in the rollback window after a cutover.
 pub async fn rollback(config: &Config, args: &Invocation) -> i32 {
-    act(config, args, "/rollback", "blue").await
+    act(config, args, "/rollback", Side::Blue).await
 }
 
-async fn act(config: &Config, args: &Invocation, path: &str, to: &str) -> i32 {
+async fn act(config: &Config, args: &Invocation, path: &str, to: Side) -> i32 {
     let (code, id) = match &args.request {
         None => (0, None),
         Some(request) => {
@@ -80,9 +81,9 @@ async fn act(config: &Config, args: &Invocation, path: &str, to: &str) -> i32 {
 }
 
 /// Says what a rehearsal does to writes and asks to go on; refuses without a terminal to ask on.
-fn confirm_rehearsal(request: &Request, path: &str, to: &str) -> Result<(), Error> {
+fn confirm_rehearsal(request: &Request, path: &str, to: Side) -> Result<(), Error> {
     use std::io::{BufRead, IsTerminal, Write};
-    let from = if to == "green" { "blue" } else { "green" };
+    let from = to.other();
     eprint!(
         "A rehearsal of the {} fences writes on {from} as the real one does — pgbouncer holds queries; the read-only fence refuses \
          writes and ends the database's other client sessions — for the fence, the sentinel and the proof (up to --max-pause, {} ms), \
@@ -238,7 +239,7 @@ pub async fn rogue_writes(config: &Config, acknowledge: bool) -> i32 {
 }
 
 /// Starts a cutover or rollback at `path` and prints each step as it happens until it ends.
-async fn follow(config: &Config, request: &Request, path: &str, to: &str) -> (i32, Option<String>) {
+async fn follow(config: &Config, request: &Request, path: &str, to: Side) -> (i32, Option<String>) {
     let what = &path[1..];
     let listen = &config.http.listen;
     let token = config.cutover.token.as_ref().map(|t| t.expose());
@@ -287,7 +288,7 @@ async fn sidecar_understands(listen: &str, path: &str, request: &Request) -> Res
 }
 
 /// Prints each step of the running cutover (rollback) at `path` until it ends; returns the exit code.
-async fn watch(listen: &str, path: &str, to: &str) -> i32 {
+async fn watch(listen: &str, path: &str, to: Side) -> i32 {
     let what = &path[1..];
     let mut printed = 0;
     let mut unreachable_since: Option<std::time::Instant> = None;

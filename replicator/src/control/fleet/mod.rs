@@ -120,7 +120,7 @@ async fn in_reach(file: &FleetFile, way: Way) -> Result<FleetFile, Error> {
         // Only a pair that says its traffic is settled on blue is left alone: an unreachable or
         // unsettled one (a switch failed after a commit, completed at its restart) is the gate's to
         // refuse, so the fleet never comes back split.
-        if traffic(p).await == "blue" {
+        if traffic(p).await == Traffic::On(turnout_decoders::Side::Blue) {
             println!("[{}] on blue (no rollback window): left as it is", p.name);
         } else {
             reached.pairs.push(p.clone());
@@ -139,8 +139,40 @@ async fn pair_status(pair: &Pair) -> Option<serde_json::Value> {
 
 /// Where the pair's sidecar says its traffic is (`/status`'s `traffic`; `unknown` when it cannot
 /// be read).
-async fn traffic(pair: &Pair) -> String {
-    pair_status(pair).await.and_then(|s| s["traffic"].as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
+async fn traffic(pair: &Pair) -> Traffic {
+    Traffic::of(pair_status(pair).await.as_ref().and_then(|s| s["traffic"].as_str()).unwrap_or("unknown"))
+}
+
+/// Where a pair's traffic is, as its sidecar's `/status` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Traffic {
+    On(turnout_decoders::Side),
+    /// Between a fence and a settled end (its journal finishes it when its sidecar runs).
+    Unsettled,
+    /// Anything else the sidecar says (`unknown` while it settles), or no answer.
+    Other(String),
+}
+
+impl Traffic {
+    fn of(word: &str) -> Traffic {
+        use turnout_decoders::Side;
+        match word {
+            "blue" => Traffic::On(Side::Blue),
+            "green" => Traffic::On(Side::Green),
+            "unsettled" => Traffic::Unsettled,
+            other => Traffic::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Traffic::On(side) => write!(f, "{side}"),
+            Traffic::Unsettled => f.write_str("unsettled"),
+            Traffic::Other(word) => f.write_str(word),
+        }
+    }
 }
 
 /// One all-or-none decision over every pair of `file`: the gate, the decision, the report. Returns

@@ -11,10 +11,11 @@
 //! unacknowledged; then `--gate-command`, when given, must exit 0. The first failure stops the
 //! fleet where it is, naming the pairs on green; `turnout fleet rollback` takes back exactly those.
 
-use super::{decide_once, pair_status, save, traffic, CutoverArgs};
+use super::{decide_once, pair_status, save, traffic, CutoverArgs, Traffic};
 use crate::error::{Error, EXIT_FAILED};
 use crate::fleet::config::{FleetFile, Pair};
 use std::time::{Duration, Instant};
+use turnout_decoders::Side;
 
 /// How long a soak waits for a pair just switched to begin its rollback window.
 const WINDOW_WAIT: Duration = Duration::from_secs(30);
@@ -99,8 +100,8 @@ fn plan(pairs: &[Pair], done: &[bool], sizes: &[Size]) -> Vec<Vec<usize>> {
 
 /// Runs the waves: one decision each, a soak after each but the last.
 pub(super) async fn run(file: &FleetFile, args: &CutoverArgs, waves: &Waves) -> Result<i32, Error> {
-    let before: Vec<String> = futures_util::future::join_all(file.pairs.iter().map(traffic)).await;
-    let unsettled: Vec<&str> = file.pairs.iter().zip(&before).filter(|(_, t)| *t == "unsettled").map(|(p, _)| p.name.as_str()).collect();
+    let before: Vec<Traffic> = futures_util::future::join_all(file.pairs.iter().map(traffic)).await;
+    let unsettled: Vec<&str> = file.pairs.iter().zip(&before).filter(|(_, t)| **t == Traffic::Unsettled).map(|(p, _)| p.name.as_str()).collect();
     if !unsettled.is_empty() {
         eprintln!(
             "turnout: pairs {} are between a fence and a settled end (their sidecars' journals finish it when they run): nothing was changed",
@@ -108,7 +109,7 @@ pub(super) async fn run(file: &FleetFile, args: &CutoverArgs, waves: &Waves) -> 
         );
         return Ok(EXIT_FAILED);
     }
-    let done: Vec<bool> = before.iter().map(|t| t == "green").collect();
+    let done: Vec<bool> = before.iter().map(|t| *t == Traffic::On(Side::Green)).collect();
     for (p, on) in file.pairs.iter().zip(&done) {
         if *on {
             println!("[{}] on green already (in its rollback window): counted as done", p.name);
@@ -147,12 +148,12 @@ pub(super) async fn run(file: &FleetFile, args: &CutoverArgs, waves: &Waves) -> 
     }
     // Where each pair is, as its sidecar says now (a pair of a committed wave whose switch failed
     // is `unsettled` until its sidecar completes it).
-    let now: Vec<String> = futures_util::future::join_all(file.pairs.iter().map(traffic)).await;
-    let side = |want: &str| file.pairs.iter().zip(&now).filter(|(_, t)| *t == want).map(|(p, _)| p.name.clone()).collect::<Vec<_>>();
+    let now: Vec<Traffic> = futures_util::future::join_all(file.pairs.iter().map(traffic)).await;
+    let side = |want: Side| file.pairs.iter().zip(&now).filter(|(_, t)| **t == Traffic::On(want)).map(|(p, _)| p.name.clone()).collect::<Vec<_>>();
     let (on_green, on_blue, elsewhere) = (
-        side("green"),
-        side("blue"),
-        file.pairs.iter().zip(&now).filter(|(_, t)| *t != "green" && *t != "blue").map(|(p, t)| format!("{} ({t})", p.name)).collect::<Vec<_>>(),
+        side(Side::Green),
+        side(Side::Blue),
+        file.pairs.iter().zip(&now).filter(|(_, t)| !matches!(t, Traffic::On(_))).map(|(p, t)| format!("{} ({t})", p.name)).collect::<Vec<_>>(),
     );
     if code == 0 && !elsewhere.is_empty() {
         code = EXIT_FAILED;
