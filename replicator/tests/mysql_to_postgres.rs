@@ -42,6 +42,43 @@ pub(crate) async fn green_column(green: &PgServer, db: &str, sql: &str) -> Optio
     )
 }
 
+/// An application on blue that runs `turn(n)` (a transaction's SQL) for n = 1, 2, … with a short
+/// pause between turns, acknowledging each turn blue committed; it stops at the first error.
+pub(crate) fn turns(url: String, turn: impl Fn(i64) -> String + Send + 'static) -> common::Writer<i64> {
+    common::Writer::start(move |log| async move {
+        use mysql_async::prelude::Queryable;
+        let opts = mysql_async::Opts::from_url(&url).expect("url");
+        let mut conn = mysql_async::Conn::new(opts).await.expect("blue");
+        let mut n: i64 = 0;
+        while log.running() {
+            n += 1;
+            match conn.query_drop(turn(n)).await {
+                Ok(()) => log.acked(n),
+                Err(e) => {
+                    log.failed(format!("turn {n}: {e}"));
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    })
+}
+
+/// Each of `tables`' row count on blue, as `table:count`.
+pub(crate) fn blue_counts(blue: &MySqlServer, db: &str, tables: &[&str]) -> Vec<String> {
+    tables.iter().map(|t| format!("{t}:{}", blue.execute(Some(db), &format!("SELECT COUNT(*) FROM {t}")).expect("blue count").trim())).collect()
+}
+
+/// Each of `tables`' row count on green, as `table:count`.
+pub(crate) async fn green_counts(green: &PgServer, db: &str, tables: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in tables {
+        let n = green_column(green, db, &format!("SELECT count(*)::text FROM \"{db}\".{t}")).await.unwrap_or_default().join("");
+        out.push(format!("{t}:{n}"));
+    }
+    out
+}
+
 /// Blue's heartbeat row as text.
 fn blue_heartbeat(blue: &MySqlServer, db: &str) -> String {
     blue.execute(Some(db), "SELECT CONCAT(id, '|', at_us) FROM turnout_heartbeat ORDER BY id").expect("blue's heartbeat").trim().to_owned()

@@ -8,9 +8,9 @@
 //! naming the foreign key and the collation that green's repeat of the cascade could not follow.
 
 use crate::common::{self, Turnout, Writer};
-use crate::mysql_to_postgres::{green_column, pair_of};
+use crate::mysql_to_postgres::{blue_counts, green_column, green_counts, pair_of};
 use std::time::{Duration, Instant};
-use turnout_testbed::{Flavor, MySqlServer, PgServer};
+use turnout_testbed::Flavor;
 
 /// employees.sql's tables and views (no character set named: the server's default), with rows made
 /// up here.
@@ -50,64 +50,37 @@ const TABLES: [&str; 6] = ["departments", "dept_emp", "dept_manager", "employees
 /// 9th transfers one, every 17th fires one (blue deletes the employee's salaries, titles and
 /// department rows by its foreign keys), every 23rd renames a department.
 fn application(url: String) -> Writer<i64> {
-    Writer::start(move |log| async move {
-        use mysql_async::prelude::Queryable;
-        let opts = mysql_async::Opts::from_url(&url).expect("url");
-        let mut conn = mysql_async::Conn::new(opts).await.expect("blue");
-        let mut n: i64 = 0;
-        while log.running() {
-            n += 1;
-            let emp = 20_000 + n;
-            let old = 10_001 + (n * 7) % 400;
-            let mut sql = format!(
-                "START TRANSACTION; \
-                 INSERT INTO employees VALUES ({emp}, '1990-01-01' + INTERVAL {n} DAY, 'New', CONCAT('Hire', {n}), ELT(1 + {n} % 4, 'M', 'F', 'NB', 'T'), '2026-01-01'); \
-                 INSERT INTO dept_emp VALUES ({emp}, CONCAT('d00', 1 + {n} % 9), '2026-01-01', '9999-01-01'); \
-                 INSERT INTO titles VALUES ({emp}, 'Engineer', '2026-01-01', NULL); \
-                 INSERT INTO salaries VALUES ({emp}, 50000 + {n}, '2026-01-01', '9999-01-01');"
-            );
-            if n % 5 == 0 {
-                sql.push_str(&format!(
-                    "UPDATE salaries SET to_date = '2026-03-01' + INTERVAL {n} DAY WHERE emp_no = {old} AND to_date = '9999-01-01'; \
-                     INSERT IGNORE INTO salaries VALUES ({old}, 90000 + {n}, '2026-03-01' + INTERVAL {n} DAY, '9999-01-01');"
-                ));
-            }
-            if n % 9 == 0 {
-                sql.push_str(&format!(
-                    "UPDATE dept_emp SET to_date = '2026-02-01' WHERE emp_no = {old} AND to_date = '9999-01-01'; \
-                     INSERT IGNORE INTO dept_emp VALUES ({old}, 'd009', '2026-02-01', '9999-01-01');"
-                ));
-            }
-            if n % 17 == 0 {
-                sql.push_str(&format!("DELETE FROM employees WHERE emp_no = {};", 10_001 + (n * 13) % 400));
-            }
-            if n % 23 == 0 {
-                sql.push_str(&format!("UPDATE departments SET dept_name = CONCAT('Dept ', {n}) WHERE dept_no = CONCAT('d00', 1 + {n} % 9);"));
-            }
-            sql.push_str("COMMIT;");
-            match conn.query_drop(sql).await {
-                Ok(()) => log.acked(n),
-                Err(e) => {
-                    log.failed(format!("turn {n}: {e}"));
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(3)).await;
+    crate::mysql_to_postgres::turns(url, |n| {
+        let emp = 20_000 + n;
+        let old = 10_001 + (n * 7) % 400;
+        let mut sql = format!(
+            "START TRANSACTION; \
+             INSERT INTO employees VALUES ({emp}, '1990-01-01' + INTERVAL {n} DAY, 'New', CONCAT('Hire', {n}), ELT(1 + {n} % 4, 'M', 'F', 'NB', 'T'), '2026-01-01'); \
+             INSERT INTO dept_emp VALUES ({emp}, CONCAT('d00', 1 + {n} % 9), '2026-01-01', '9999-01-01'); \
+             INSERT INTO titles VALUES ({emp}, 'Engineer', '2026-01-01', NULL); \
+             INSERT INTO salaries VALUES ({emp}, 50000 + {n}, '2026-01-01', '9999-01-01');"
+        );
+        if n % 5 == 0 {
+            sql.push_str(&format!(
+                "UPDATE salaries SET to_date = '2026-03-01' + INTERVAL {n} DAY WHERE emp_no = {old} AND to_date = '9999-01-01'; \
+                 INSERT IGNORE INTO salaries VALUES ({old}, 90000 + {n}, '2026-03-01' + INTERVAL {n} DAY, '9999-01-01');"
+            ));
         }
+        if n % 9 == 0 {
+            sql.push_str(&format!(
+                "UPDATE dept_emp SET to_date = '2026-02-01' WHERE emp_no = {old} AND to_date = '9999-01-01'; \
+                 INSERT IGNORE INTO dept_emp VALUES ({old}, 'd009', '2026-02-01', '9999-01-01');"
+            ));
+        }
+        if n % 17 == 0 {
+            sql.push_str(&format!("DELETE FROM employees WHERE emp_no = {};", 10_001 + (n * 13) % 400));
+        }
+        if n % 23 == 0 {
+            sql.push_str(&format!("UPDATE departments SET dept_name = CONCAT('Dept ', {n}) WHERE dept_no = CONCAT('d00', 1 + {n} % 9);"));
+        }
+        sql.push_str("COMMIT;");
+        sql
     })
-}
-
-fn blue_counts(blue: &MySqlServer, db: &str) -> Vec<String> {
-    TABLES.iter().map(|t| format!("{t}:{}", blue.execute(Some(db), &format!("SELECT COUNT(*) FROM {t}")).expect("blue count").trim())).collect()
-}
-
-async fn green_counts(green: &PgServer, db: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for t in TABLES {
-        let n = green_column(green, db, &format!("SELECT count(*)::text FROM \"{db}\".{t}")).await.unwrap_or_default().join("");
-        out.push(format!("{t}:{n}"));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,7 +105,7 @@ async fn employees_from_oracle_mysql_9_7_replicates_exactly_under_hires_raises_a
     assert!(errors.is_empty(), "{errors:?}");
     let deadline = Instant::now() + common::WAIT;
     let out = loop {
-        if blue_counts(&blue, &db) == green_counts(&green, &db).await {
+        if blue_counts(&blue, &db, &TABLES) == green_counts(&green, &db, &TABLES).await {
             let (code, out) = common::turnout_command(&t, "verify", &[]).await;
             if TABLES.iter().all(|table| out.lines().any(|l| l.starts_with("ok") && l.contains(&format!("{db}.{table} ("))))
                 && !out.contains(&format!("DIFFERS  {db}."))
@@ -146,8 +119,8 @@ async fn employees_from_oracle_mysql_9_7_replicates_exactly_under_hires_raises_a
         assert!(
             Instant::now() < deadline,
             "green never held blue's rows\n{:?}\n{:?}\n{}",
-            blue_counts(&blue, &db),
-            green_counts(&green, &db).await,
+            blue_counts(&blue, &db, &TABLES),
+            green_counts(&green, &db, &TABLES).await,
             t.log_text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

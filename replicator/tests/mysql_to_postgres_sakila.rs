@@ -182,63 +182,44 @@ const TABLES: [&str; 16] = [
 /// every 13th returns a rental, every 29th deletes a rental (its payments' `rental_id` set NULL by
 /// blue's foreign key), every 31st renumbers a country (its cities follow by `ON UPDATE CASCADE`).
 fn application(url: String) -> Writer<i64> {
-    Writer::start(move |log| async move {
-        use mysql_async::prelude::Queryable;
-        let opts = mysql_async::Opts::from_url(&url).expect("url");
-        let mut conn = mysql_async::Conn::new(opts).await.expect("blue");
-        let mut n: i64 = 0;
-        while log.running() {
-            n += 1;
-            let mut sql = format!(
-                "START TRANSACTION; \
-                 INSERT INTO rental (rental_date, inventory_id, customer_id, staff_id) VALUES ('2026-01-01 00:00:00' + INTERVAL {n} SECOND, {}, {}, {}); \
-                 INSERT INTO payment (customer_id, staff_id, rental_id, amount, payment_date) \
-                   SELECT customer_id, staff_id, rental_id, 2.99, rental_date FROM rental WHERE rental_id = LAST_INSERT_ID();",
-                1 + n % 260,
-                1 + n % 100,
-                1 + n % 2
-            );
-            if n % 7 == 0 {
-                sql.push_str(&format!("UPDATE film SET title = CONCAT('RETITLED ', {n}), rental_rate = rental_rate + 1 WHERE film_id = {};", 1 + n % 200));
-            }
-            if n % 11 == 0 {
-                sql.push_str(&format!("UPDATE address SET location = ST_GeomFromText('POINT({} {})') WHERE address_id = {};", n as f64 / 7.0, -n, 1 + n % 120));
-            }
-            if n % 13 == 0 {
-                sql.push_str(&format!("UPDATE rental SET return_date = '2026-02-01 00:00:00' + INTERVAL {n} SECOND WHERE rental_id = {};", 1 + n % 600));
-            }
-            if n % 29 == 0 {
-                sql.push_str(&format!("DELETE FROM rental WHERE rental_id = (SELECT MAX(rental_id) FROM (SELECT rental_id FROM rental) r) - {};", n % 5));
-            }
-            if n % 31 == 0 {
-                sql.push_str(&format!("UPDATE country SET country_id = country_id + 100 WHERE country_id = (SELECT MIN(country_id) FROM (SELECT country_id FROM country) c) AND {n} > 0;"));
-            }
-            sql.push_str("COMMIT;");
-            match conn.query_drop(sql).await {
-                Ok(()) => log.acked(n),
-                Err(e) => {
-                    log.failed(format!("turn {n}: {e}"));
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(3)).await;
+    crate::mysql_to_postgres::turns(url, |n| {
+        let mut sql = format!(
+            "START TRANSACTION; \
+             INSERT INTO rental (rental_date, inventory_id, customer_id, staff_id) VALUES ('2026-01-01 00:00:00' + INTERVAL {n} SECOND, {}, {}, {}); \
+             INSERT INTO payment (customer_id, staff_id, rental_id, amount, payment_date) \
+               SELECT customer_id, staff_id, rental_id, 2.99, rental_date FROM rental WHERE rental_id = LAST_INSERT_ID();",
+            1 + n % 260,
+            1 + n % 100,
+            1 + n % 2
+        );
+        if n % 7 == 0 {
+            sql.push_str(&format!("UPDATE film SET title = CONCAT('RETITLED ', {n}), rental_rate = rental_rate + 1 WHERE film_id = {};", 1 + n % 200));
         }
+        if n % 11 == 0 {
+            sql.push_str(&format!("UPDATE address SET location = ST_GeomFromText('POINT({} {})') WHERE address_id = {};", n as f64 / 7.0, -n, 1 + n % 120));
+        }
+        if n % 13 == 0 {
+            sql.push_str(&format!("UPDATE rental SET return_date = '2026-02-01 00:00:00' + INTERVAL {n} SECOND WHERE rental_id = {};", 1 + n % 600));
+        }
+        if n % 29 == 0 {
+            sql.push_str(&format!("DELETE FROM rental WHERE rental_id = (SELECT MAX(rental_id) FROM (SELECT rental_id FROM rental) r) - {};", n % 5));
+        }
+        if n % 31 == 0 {
+            sql.push_str(&format!("UPDATE country SET country_id = country_id + 100 WHERE country_id = (SELECT MIN(country_id) FROM (SELECT country_id FROM country) c) AND {n} > 0;"));
+        }
+        sql.push_str("COMMIT;");
+        sql
     })
 }
 
 /// Each table's row count on blue.
 fn blue_counts(blue: &MySqlServer, db: &str) -> Vec<String> {
-    TABLES.iter().map(|t| format!("{t}:{}", blue.execute(Some(db), &format!("SELECT COUNT(*) FROM {t}")).expect("blue count").trim())).collect()
+    crate::mysql_to_postgres::blue_counts(blue, db, &TABLES)
 }
 
 /// Each table's row count on green.
 async fn green_counts(green: &PgServer, db: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for t in TABLES {
-        let n = green_column(green, db, &format!("SELECT count(*)::text FROM \"{db}\".{t}")).await.unwrap_or_default().join("");
-        out.push(format!("{t}:{n}"));
-    }
-    out
+    crate::mysql_to_postgres::green_counts(green, db, &TABLES).await
 }
 
 /// Waits until `turnout verify` finds every row of every table equal by canonical text.
