@@ -89,7 +89,7 @@ async fn a_pair_that_cannot_prove_its_rollback_keeps_the_whole_fleet_on_green_an
     let (code, text) = finished(fleet_command(&file, &["cutover", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
     assert_eq!(code, 0, "{text}");
     let lock = pairs[2].block_blue().await;
-    let (code, text) = finished(fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "2s"], &out), &out).await;
+    let (code, text) = finished(fleet_command(&file, &["rollback", "--when-lag", BLOCKED_LAG, "--timeout", "30s", "--max-pause", "2s"], &out), &out).await;
     assert_ne!(code, 0, "{text}");
     assert!(text.contains("fleet decision: abort") && text.contains("traffic stays on green"), "{text}");
     assert_eq!(rollback_outcomes(&pairs).await, ["failed", "failed", "failed"]);
@@ -126,7 +126,7 @@ async fn a_sidecar_killed_while_holding_its_rollback_vote_resumes_to_the_decisio
     assert_eq!(code, 0, "{text}");
     let cutover = current(&etcd_keys(&etcd, "again").await).expect("the cutover's id");
     let lock = pairs[2].block_blue().await;
-    let child = fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "15s"], &out);
+    let child = fleet_command(&file, &["rollback", "--when-lag", BLOCKED_LAG, "--timeout", "30s", "--max-pause", "15s"], &out);
     let keys = until_keys(&etcd, "again", "a's rollback vote", |k| {
         current(k).is_some_and(|id| id != cutover && k.iter().any(|(key, v)| *key == format!("{id}/vote/a") && v == "prepared"))
     })
@@ -202,7 +202,7 @@ async fn the_coordinator_killed_before_deciding_a_rollback_every_pair_stays_on_g
     let cutover = cut_over(&etcd, &file, dir.path(), "orphan-back").await;
     let lock = pairs[2].block_blue().await;
     let out = dir.path().join("out");
-    let mut child = fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "3s"], &out);
+    let mut child = fleet_command(&file, &["rollback", "--when-lag", BLOCKED_LAG, "--timeout", "30s", "--max-pause", "3s"], &out);
     until_keys(&etcd, "orphan-back", "two rollback votes", |k| rollback_votes(k, &cutover) == 2).await;
     child.kill().expect("kill -9 the coordinator");
     let _ = child.wait();
@@ -244,7 +244,7 @@ async fn an_etcd_member_killed_while_a_rollback_votes_leaves_the_fleet_on_one_si
     let cutover = cut_over(&etcd, &file, dir.path(), "member-back").await;
     let lock = pairs[2].block_blue().await;
     let out = dir.path().join("out");
-    let child = fleet_command(&file, &["rollback", "--when-lag", "<30s", "--timeout", "30s", "--max-pause", "15s"], &out);
+    let child = fleet_command(&file, &["rollback", "--when-lag", BLOCKED_LAG, "--timeout", "30s", "--max-pause", "15s"], &out);
     until_keys(&etcd, "member-back", "a rollback vote", |k| rollback_votes(k, &cutover) >= 1).await;
     etcd.kill(0);
     drop(lock);
