@@ -569,6 +569,75 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
     t.sigterm();
 }
 
+/// Single-byte character sets other than `latin1`, each byte as blue's own conversion makes it: every
+/// byte but 0 in `koi8r`, `latin2` (a padded `CHAR`), `cp866` and `macroman` columns, half copied and
+/// half streamed, arrives on green as blue's `CONVERT(… USING utf8mb4)` prints it, and `verify`
+/// agrees. A `cp1251` column holds the one byte that set leaves unassigned (0x98, which blue reads
+/// as `?`) in no row at first: the stream stops at the row that writes it, naming row and column,
+/// and `check` then counts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn single_byte_sets_arrive_as_blue_converts_them_and_an_unassigned_byte_stops_by_row() {
+    single_byte_on(Flavor::MariaDb10_11).await;
+}
+
+/// The same from an Oracle MySQL 9.7 blue, whose conversion is its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn single_byte_sets_arrive_as_oracle_mysql_9_7_converts_them() {
+    single_byte_on(Flavor::MySql9_7).await;
+}
+
+async fn single_byte_on(flavor: Flavor) {
+    let row = |n: u32| {
+        let byte = format!("UNHEX('{n:02X}')");
+        format!("({n}, {byte}, CONCAT({byte}, ' '), CONCAT('a', {byte}, 'z'), {byte})")
+    };
+    let rows = |from: u32, to: u32| (from..=to).map(row).collect::<Vec<_>>().join(", ");
+    let (blue, green, db) = pair_of(
+        flavor,
+        &format!(
+            "CREATE TABLE s (id INT PRIMARY KEY, k VARCHAR(10) CHARACTER SET koi8r, l CHAR(3) CHARACTER SET latin2, \
+               d TEXT CHARACTER SET cp866, m VARCHAR(5) CHARACTER SET macroman) ENGINE = InnoDB; \
+             CREATE TABLE w (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET cp1251) ENGINE = InnoDB; \
+             INSERT INTO s VALUES {}, (0, NULL, NULL, NULL, NULL); INSERT INTO w VALUES (1, UNHEX('C0E9')), (2, UNHEX('3F'))",
+            rows(1, 127)
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    let (code, out) = common::turnout_command(&t, "check", &[]).await;
+    assert!(out.contains(&format!("{db}.s.k: varchar(10) → varchar(10) (lossy: its bytes as blue converts them")), "koi8r is mapped: {out} ({code})");
+    let line = |out: &str, column: &str| out.lines().find(|l| l.contains(&format!("{db}.{column}: "))).unwrap_or_default().to_owned();
+    assert!(line(&out, "w.v").contains("0 rows hold a NUL byte, or a byte the column's character set converts to no character"), "{out}");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(Some(&db), &format!("INSERT INTO s VALUES {}", rows(128, 255))).expect("streamed rows");
+    let columns = ["k", "l", "d", "m"];
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (b, g) = (blue_utf8(&blue, &db, "s", &columns), green_utf8(&green, &db, "s", &columns).await);
+        if b == g {
+            assert_eq!(b.len(), 256, "every byte, and NULLs");
+            // koi8r's 0xC1 is Cyrillic а (U+0430), latin2's 0xB1 ą (U+0105).
+            assert!(g.iter().any(|r| r.starts_with("193|D0B0|")), "{:?}", g.iter().find(|r| r.starts_with("193|")));
+            assert!(g.iter().any(|r| r.starts_with("177|") && r.split('|').nth(2) == Some("C485")), "{:?}", g.iter().find(|r| r.starts_with("177|")));
+            break;
+        }
+        assert!(t.exited().is_none(), "{}", t.log_text());
+        assert!(Instant::now() < deadline, "green never held blue's text: {:?}", b.iter().zip(&g).find(|(x, y)| x != y));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 0, "{out}");
+    blue.execute(Some(&db), "INSERT INTO w VALUES (300, UNHEX('6198'))").expect("an unassigned byte");
+    let code = common::wait_exit(&mut t).await;
+    let log = t.log_text();
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains(&format!("{db}.w.v (id = 300)")) && log.contains("converts to no character of its own"), "{log}");
+    let (_, out) = common::turnout_command(&t, "check", &[]).await;
+    assert!(line(&out, "w.v").contains("1 row(s) on blue hold a NUL byte, or a byte the column's character set converts to no character"), "{out}");
+}
+
 /// `ENUM` and `SET` (sakila's `rating` and `special_features` among them): members with a quote, a
 /// comma, a backslash and non-ASCII letters, blue's empty error value, NULLs — copied and streamed
 /// (inserts, an update, a delete) as the text blue prints, kept to the members by green's CHECK.

@@ -18,6 +18,7 @@
 pub(crate) mod actions;
 pub(crate) mod admin;
 pub(crate) mod back;
+pub(crate) mod charset;
 pub(crate) mod cutover;
 pub(crate) mod family;
 pub(crate) mod mysql_to_pg;
@@ -47,6 +48,9 @@ pub(crate) struct BlueColumn {
     pub column_type: String,
     /// The character set of a character column (`utf8mb4`), `None` for others.
     pub charset: Option<String>,
+    /// That set's every byte as blue converts it, when it is a single-byte set other than UTF-8's
+    /// (`latin1`, `cp1251`); `None` for UTF-8, for multi-byte sets and for other columns.
+    pub single_byte: Option<Arc<charset::SingleByte>>,
     pub nullable: bool,
     /// Computed by blue's server from an expression (a generated column).
     pub generated: bool,
@@ -71,6 +75,7 @@ impl BlueColumn {
             name: name.to_owned(),
             column_type: column_type.to_owned(),
             charset: None,
+            single_byte: None,
             nullable: false,
             generated: false,
             auto_increment: false,
@@ -184,6 +189,9 @@ pub(crate) enum Affected {
     NotPlanePoint,
     /// A JSON document holding a typed date or time, the character U+0000 or a negative zero.
     JsonInexact,
+    /// A string in a single-byte character set holding the byte 0, or a byte the set converts to no
+    /// character of its own ([`charset::SingleByte`]).
+    NulOrUnconverted,
 }
 
 impl std::fmt::Display for Affected {
@@ -194,6 +202,7 @@ impl std::fmt::Display for Affected {
             Affected::AboveSigned => "a value above 9223372036854775807",
             Affected::NotPlanePoint => "a geometry other than a POINT of SRID 0",
             Affected::JsonInexact => "a JSON document holding a typed DATE/TIME/DATETIME scalar, \\u0000 or -0.0",
+            Affected::NulOrUnconverted => "a NUL byte, or a byte the column's character set converts to no character of its own",
         })
     }
 }

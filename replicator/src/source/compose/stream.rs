@@ -3,7 +3,7 @@
 //! DDL is refused here: its text is in blue's dialect.
 
 use super::actions::Actions;
-use super::{BlueTable, Convert};
+use super::{BlueColumn, BlueTable, Convert};
 use crate::error::{Error, SchemaRefusal};
 use crate::source::{Source, SourceMessage};
 use std::collections::HashMap;
@@ -45,8 +45,8 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             .into());
         };
-        let same = blue.columns.len() == table.columns.len()
-            && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name && same_encoding(&b.ty, c.charset.as_deref()));
+        let same =
+            blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name && same_encoding(&b.ty, c));
         if !same {
             return Err(SchemaRefusal::NotExact {
                 at: blue.name.to_string(),
@@ -177,14 +177,18 @@ impl<S: Source, C: Convert> Converting<S, C> {
 /// MySQL's `latin1` collations, by the id a binlog table map carries.
 const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
 
-/// Whether the binlog's column (`ty`) is encoded as the catalog's character set says: a column
-/// converted between `latin1` and another set outside the binlog would otherwise be decoded by the
-/// wrong one. A column the table map gives no character set for is not compared.
-fn same_encoding(ty: &turnout_decoders::schema::ColumnType, catalog: Option<&str>) -> bool {
-    let (turnout_decoders::schema::ColumnType::MySql(t), Some(catalog)) = (ty, catalog) else { return true };
+/// Whether the binlog's column (`ty`) is encoded as the catalog's `column` says: a column converted
+/// between character sets outside the binlog would otherwise be decoded by the wrong one. A column
+/// the table map gives no character set for is not compared; one the catalog has in a single-byte
+/// set must carry one of that set's collations, and one in UTF-8 none of `latin1`'s.
+fn same_encoding(ty: &turnout_decoders::schema::ColumnType, column: &BlueColumn) -> bool {
+    let (turnout_decoders::schema::ColumnType::MySql(t), Some(_)) = (ty, column.charset.as_deref()) else { return true };
     let Some(collation) = t.charset else { return true };
     if !t.members.is_empty() {
         return true;
     }
-    LATIN1_COLLATIONS.contains(&collation) == (catalog == "latin1")
+    match column.single_byte.as_deref() {
+        Some(set) => set.collations.contains(&collation),
+        None => !LATIN1_COLLATIONS.contains(&collation),
+    }
 }

@@ -6,10 +6,12 @@ use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::config::Config;
 use crate::error::{CopyRefusal, Error, Side};
+use crate::source::compose::charset::{self, SingleByte};
 use crate::source::compose::{Affected, Batch, BlueColumn, BlueForeignKey, BlueIndex, BlueTable, Snapshot, SourceSide, BATCH_ROWS};
 use crate::source::{Names, HEARTBEAT_TABLE};
 use crate::status::Status;
 use mysql_async::prelude::Queryable;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::{Position, TableName, Value};
@@ -46,6 +48,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             name,
             column_type: lower_outside_quotes(&column_type),
             charset: charset.map(|c| c.to_ascii_lowercase()),
+            single_byte: None,
             nullable: nullable != 0,
             generated: generated != 0,
             auto_increment: auto_increment != 0,
@@ -56,7 +59,17 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             on_update: on_update != 0,
             collation: collation.map(|c| c.to_ascii_lowercase()),
         })
-        .collect();
+        .collect::<Vec<BlueColumn>>();
+    let mut columns = columns;
+    let mut sets: HashMap<String, Option<Arc<SingleByte>>> = HashMap::new();
+    for c in &mut columns {
+        let Some(name) = c.charset.clone().filter(|n| !charset::utf8(n) && n != "binary") else { continue };
+        if !sets.contains_key(&name) {
+            let set = single_byte(conn, &name).await?.map(Arc::new);
+            sets.insert(name.clone(), set);
+        }
+        c.single_byte = sets.get(&name).cloned().flatten();
+    }
     let key: Vec<String> = conn
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
@@ -65,6 +78,29 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's primary key", e))?;
     Ok((columns, key))
+}
+
+/// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set
+/// ([`SingleByte`]); `None` for a multi-byte one.
+async fn single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<SingleByte>, Error> {
+    let fail = |e| super::sql_error(Side::Blue, "reading how blue converts a character set", e);
+    let longest: Option<u32> =
+        conn.exec_first("SELECT MAXLEN FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = ?", (name,)).await.map_err(fail)?;
+    if longest != Some(1) || !SingleByte::plain_name(name) {
+        return Ok(None);
+    }
+    // Each byte as a character of the set, that character in UTF-8, and the bytes it converts back to.
+    let converted: Vec<(u8, Vec<u8>, Vec<u8>)> = conn
+        .query(format!(
+            "WITH RECURSIVE n (b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM n WHERE b < 255) \
+             SELECT b, CAST(CONVERT(CHAR(b USING {name}) USING utf8mb4) AS BINARY), \
+               CAST(CONVERT(CONVERT(CHAR(b USING {name}) USING utf8mb4) USING {name}) AS BINARY) FROM n ORDER BY b"
+        ))
+        .await
+        .map_err(fail)?;
+    let collations: Vec<u16> =
+        conn.exec("SELECT ID FROM information_schema.COLLATIONS WHERE CHARACTER_SET_NAME = ? AND ID IS NOT NULL", (name,)).await.map_err(fail)?;
+    Ok(SingleByte::from_blue(name.to_owned(), &converted, collations))
 }
 
 /// `COLUMN_TYPE` in lower case but for what it quotes (an `ENUM`'s members keep their case).
@@ -195,8 +231,8 @@ fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
 }
 
 /// How the snapshot selects `column` as the binlog carries it, so that one conversion reads both: an
-/// `ENUM`'s index and a `SET`'s bit mask as numbers, a `latin1` string as its bytes (the session's
-/// utf8mb4 would have the server convert it), a `JSON` document as its text, marked when typed.
+/// `ENUM`'s index and a `SET`'s bit mask as numbers, a string in a single-byte set as its bytes (the
+/// session's utf8mb4 would have the server convert it), a `JSON` document as its text, marked when typed.
 fn selected(column: &BlueColumn) -> String {
     let name = super::quote(&column.name);
     if column.column_type == "json" {
@@ -205,11 +241,30 @@ fn selected(column: &BlueColumn) -> String {
         format!("IF({}, CONCAT(CHAR(0), CAST({name} AS CHAR)), CAST({name} AS CHAR))", json_typed(&name))
     } else if column.column_type.starts_with("enum(") || column.column_type.starts_with("set(") {
         format!("CAST({name} AS UNSIGNED)")
-    } else if column.charset.as_deref() == Some("latin1") {
+    } else if column.single_byte.is_some() {
         format!("CAST({name} AS BINARY)")
     } else {
         name
     }
+}
+
+/// The condition that `column` (`c` quoted) of `table` holds the byte 0 or a byte its single-byte
+/// character set converts to no character of its own: the same round trip through UTF-8 that
+/// decides each byte's character ([`SingleByte`]), so `check` counts what the converter refuses.
+async fn unconverted(blue: &mysql_async::Opts, table: &TableName, column: &str, c: &str) -> Result<String, Error> {
+    let mut conn = connect(blue, Side::Blue).await?;
+    let set: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+            (&table.schema, &table.name, column),
+        )
+        .await
+        .map_err(|e| super::sql_error(Side::Blue, "reading a column's character set", e))?;
+    let nul = format!("INSTR(CAST({c} AS BINARY), X'00') > 0");
+    Ok(match set.flatten().filter(|s| SingleByte::plain_name(s)) {
+        Some(set) => format!("{nul} OR CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <> CAST({c} AS BINARY)"),
+        None => nul,
+    })
 }
 
 /// Whether the JSON document `c` holds a typed scalar whose text is a string: a `DATE`, `TIME`,
@@ -300,6 +355,7 @@ impl SourceSide for MySqlBlue {
         let condition = match what {
             Affected::ZeroDate => format!("YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0"),
             Affected::NulByte => format!("INSTR(CAST({c} AS BINARY), X'00') > 0"),
+            Affected::NulOrUnconverted => unconverted(&self.blue, table, column, &c).await?,
             Affected::AboveSigned => format!("{c} > 9223372036854775807"),
             Affected::NotPlanePoint => format!("ST_SRID({c}) <> 0 OR ST_GeometryType({c}) <> 'POINT'"),
             // `\u0000` and `-0.0` by the document's text (a string spelling them counts too); backslashes

@@ -5,7 +5,7 @@
 //! the guard below), so every row the application can write on green has one exact value on blue:
 //! the inverse never rounds, pads or cuts. What no `CHECK` can express is named by
 //! [`unguarded`] before a cutover with a way back, which then refuses:
-//! - a character column in `latin1`: green's text holds characters that Windows-1252 does not;
+//! - a character column in a single-byte set (`latin1`): green's text holds characters the set has not;
 //! - a `JSON` column: green's `jsonb` holds numbers of any precision and documents nested deeper
 //!   than MySQL's 100 levels, which blue would round or refuse, and no `CHECK` PostgreSQL can state
 //!   tells them apart (jsonpath's `.double()` keeps 15 digits only);
@@ -124,11 +124,11 @@ pub(super) fn unguarded(table: &BlueTable) -> Vec<String> {
             table.name, c.name
         ));
     }
-    for c in table.columns.iter().filter(|c| c.charset.as_deref() == Some("latin1")) {
+    for (c, set) in table.columns.iter().filter_map(|c| Some((c, c.single_byte.as_deref()?))) {
         out.push(format!(
-            "{}.{}: latin1 on blue, and green's text holds characters latin1 has not; convert the column to utf8mb4 on blue, or set \
+            "{}.{}: {} on blue, and green's text holds characters {} has not; convert the column to utf8mb4 on blue, or set \
              cutover.reverse = false",
-            table.name, c.name
+            table.name, c.name, set.name, set.name
         ));
     }
     let primary = ("PRIMARY".to_owned(), table.key.clone());
@@ -247,7 +247,7 @@ pub(super) fn value(table: &BlueTable, column: &BlueColumn, value: Value, key: &
         (BlueType::Time, Value::Temporal(TemporalKind::Interval, t)) if t.as_str().bytes().all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'-')) => {
             Value::Temporal(TemporalKind::Time, t)
         }
-        (BlueType::Text { latin1: false, .. } | BlueType::Char { latin1: false, .. }, Value::Text(t)) => Value::Bytes(t.as_bytes().clone()),
+        (BlueType::Text { single_byte: None, .. } | BlueType::Char { single_byte: None, .. }, Value::Text(t)) => Value::Bytes(t.as_bytes().clone()),
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         // pgoutput's text of a type the decoder does not know arrives as `Unknown`.
         (BlueType::Point { .. }, Value::Text(t) | Value::Unknown { text: t, .. }) => {
@@ -303,7 +303,8 @@ mod tests {
     }
 
     fn column(name: &str, ty: &str, charset: Option<&str>, collation: Option<&str>) -> BlueColumn {
-        BlueColumn { charset: charset.map(Into::into), collation: collation.map(Into::into), nullable: true, ..BlueColumn::own(name, ty) }
+        let single_byte = (charset == Some("latin1")).then(|| std::sync::Arc::new(crate::source::compose::charset::tests::latin1()));
+        BlueColumn { charset: charset.map(Into::into), single_byte, collation: collation.map(Into::into), nullable: true, ..BlueColumn::own(name, ty) }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Character strings in the type map: a `CHAR`'s padding, the byte 0 PostgreSQL text cannot hold,
-//! and `latin1` decoded as blue itself converts it.
+//! and a single-byte set (`latin1`, `cp1251`) decoded as blue itself converts it.
 
 use crate::config::convert::Becomes;
+use crate::source::compose::charset::SingleByte;
+use crate::source::compose::Affected;
 use bytes::Bytes;
 use turnout_decoders::value::Utf8Bytes;
 use turnout_decoders::Value;
@@ -22,32 +24,48 @@ pub(super) fn accepted(b: Bytes, accepted: Option<Becomes>) -> Bytes {
     }
 }
 
-/// A string column's bytes (UTF-8, or `latin1`) as green's text; refused with the value and why.
-pub(super) fn text(b: Bytes, latin1: bool) -> Result<Value, (Value, &'static str)> {
+/// The note and the affected values of a string column in `single_byte` (UTF-8 when `None`); `char`
+/// for a `CHAR`, whose padding blue strips on read.
+pub(super) fn lossy(single_byte: Option<&SingleByte>, char: bool) -> (&'static str, Affected) {
+    match (single_byte.map(SingleByte::every_byte), char) {
+        (None, false) => ("NUL bytes refused; compared by PostgreSQL's collation", Affected::NulByte),
+        (None, true) => ("as blue reads it, trailing spaces stripped; NUL bytes refused; compared by PostgreSQL's collation", Affected::NulByte),
+        (Some(true), false) => ("its bytes as blue converts them; NUL bytes refused; compared by PostgreSQL's collation", Affected::NulByte),
+        (Some(true), true) => (
+            "as blue reads it, trailing spaces stripped, its bytes as blue converts them; NUL bytes refused; compared by PostgreSQL's collation",
+            Affected::NulByte,
+        ),
+        (Some(false), false) => (
+            "its bytes as blue converts them; NUL bytes and bytes the set converts to no character of its own refused; compared by \
+             PostgreSQL's collation",
+            Affected::NulOrUnconverted,
+        ),
+        (Some(false), true) => (
+            "as blue reads it, trailing spaces stripped, its bytes as blue converts them; NUL bytes and bytes the set converts to no \
+             character of its own refused; compared by PostgreSQL's collation",
+            Affected::NulOrUnconverted,
+        ),
+    }
+}
+
+/// A string column's bytes (UTF-8, or a single-byte set's) as green's text; refused with the value
+/// and why.
+pub(super) fn text(b: Bytes, single_byte: Option<&SingleByte>) -> Result<Value, (Value, &'static str)> {
     if b.contains(&0) {
         return Err((Value::Bytes(b), "PostgreSQL text cannot hold the byte 0; remove it on blue, or leave the table out"));
     }
-    if latin1 {
-        return Ok(Value::Text(Utf8Bytes::from_string(b.iter().map(|&c| latin1_char(c)).collect::<String>())));
+    if let Some(set) = single_byte {
+        return match set.decode(&b) {
+            Ok(text) => Ok(Value::Text(Utf8Bytes::from_string(text))),
+            Err(_) => Err((
+                Value::Bytes(b),
+                "a byte the column's character set converts to no character of its own (blue itself reads it as another byte's \
+                 character, or as ?); replace it on blue, convert the column to utf8mb4, or leave the table out",
+            )),
+        };
     }
     match Utf8Bytes::try_from_bytes(b.clone()) {
         Ok(t) => Ok(Value::Text(t)),
         Err(_) => Err((Value::Bytes(b), "bytes that are not UTF-8 in a UTF-8 column: report it")),
-    }
-}
-
-/// MySQL's `latin1` byte as a character: Windows-1252, whose five unassigned bytes (0x81, 0x8D, 0x8F,
-/// 0x90, 0x9D) MySQL maps to the C1 controls of the same number, as `CONVERT(… USING utf8mb4)` does on
-/// blue (every byte is checked against the server's own conversion in the tests). A bijection: every
-/// latin1 string arrives exactly and could go back.
-pub(super) fn latin1_char(byte: u8) -> char {
-    const HIGH: [char; 32] = [
-        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}',
-        '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
-        '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
-    ];
-    match byte {
-        0x80..=0x9F => HIGH[usize::from(byte - 0x80)],
-        _ => char::from(byte),
     }
 }

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use turnout_decoders::TableName;
 
 fn column(name: &str, column_type: &str, charset: Option<&str>) -> BlueColumn {
-    BlueColumn { charset: charset.map(Into::into), nullable: true, ..BlueColumn::own(name, column_type) }
+    let single_byte = (charset == Some("latin1")).then(|| std::sync::Arc::new(crate::source::compose::charset::tests::latin1()));
+    BlueColumn { charset: charset.map(Into::into), single_byte, nullable: true, ..BlueColumn::own(name, column_type) }
 }
 
 fn table(columns: Vec<BlueColumn>) -> BlueTable {
@@ -268,4 +269,23 @@ fn a_json_document_arrives_as_jsonb_prints_it_from_the_stream_and_the_copy_or_is
         assert!(why.starts_with("shop.t.doc (id = 3) holds"), "{refused:?}: {why}");
     }
     assert!(convert(Value::Bytes(Bytes::from_static(b"\0[\"2024-01-01\"]"))).expect_err("typed").contains("typed DATE, TIME or DATETIME"));
+}
+
+#[test]
+fn a_single_byte_set_is_decoded_as_blue_converts_it_and_a_byte_without_a_character_is_counted_and_refused() {
+    // A set of blue's whose byte 0x98 converts to `?` (as cp1251's does): not a round trip.
+    let mut converted: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..=255u8).map(|b| (b, char::from(b).to_string().into_bytes(), vec![b])).collect();
+    converted[0x98] = (0x98, b"?".to_vec(), b"?".to_vec());
+    let set = crate::source::compose::charset::SingleByte::from_blue("cp1251".into(), &converted, vec![14, 51, 52]).expect("a set");
+    let c = BlueColumn { single_byte: Some(std::sync::Arc::new(set)), ..column("s", "varchar(10)", Some("cp1251")) };
+    let t = table(vec![column("id", "int(11)", None), c.clone()]);
+    let Mapping::Mapped { affected, .. } = MySqlToPg::default().map(&t, &c) else { panic!("mapped") };
+    assert_eq!(affected, Some(Affected::NulOrUnconverted));
+    let row = MySqlToPg::default().row(&t, vec![Value::Int8(1), Value::Bytes(Bytes::from_static(b"a\xE9"))]).expect("decoded");
+    assert_eq!(row[1], Value::Text("aé".into()));
+    let err = MySqlToPg::default().row(&t, vec![Value::Int8(2), Value::Bytes(Bytes::from_static(b"a\x98"))]).expect_err("0x98");
+    assert!(err.to_string().contains("converts to no character of its own") && err.to_string().contains("id = 2"), "{err}");
+    // A multi-byte set blue's catalog names (no single-byte table): refused by name.
+    let sjis = column("j", "varchar(10)", Some("sjis"));
+    assert!(matches!(MySqlToPg::default().map(&table(vec![column("id", "int(11)", None), sjis.clone()]), &sjis), Mapping::Refused { .. }));
 }
