@@ -61,14 +61,9 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         })
         .collect::<Vec<BlueColumn>>();
     let mut columns = columns;
-    let mut sets: HashMap<String, Option<Arc<SingleByte>>> = HashMap::new();
     for c in &mut columns {
         let Some(name) = c.charset.clone().filter(|n| !charset::utf8(n) && n != "binary") else { continue };
-        if !sets.contains_key(&name) {
-            let set = single_byte(conn, &name).await?.map(Arc::new);
-            sets.insert(name.clone(), set);
-        }
-        c.single_byte = sets.get(&name).cloned().flatten();
+        c.single_byte = known_single_byte(conn, &name).await?;
     }
     let key: Vec<String> = conn
         .exec(
@@ -78,6 +73,23 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's primary key", e))?;
     Ok((columns, key))
+}
+
+/// Blue's single-byte sets as read, by server (host, port) and set: a server's conversions are
+/// compiled into it, so one read serves every later reading of the catalog (the cutover's among them).
+type KnownSets = HashMap<(String, u16, String), Option<Arc<SingleByte>>>;
+static KNOWN_SETS: std::sync::OnceLock<std::sync::Mutex<KnownSets>> = std::sync::OnceLock::new();
+
+/// [`single_byte`], read once per server and set.
+async fn known_single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Arc<SingleByte>>, Error> {
+    let key = (conn.opts().ip_or_hostname().to_owned(), conn.opts().tcp_port(), name.to_owned());
+    let known = KNOWN_SETS.get_or_init(Default::default);
+    if let Some(set) = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+        return Ok(set.clone());
+    }
+    let set = single_byte(conn, name).await?.map(Arc::new);
+    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, set.clone());
+    Ok(set)
 }
 
 /// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set
