@@ -82,11 +82,15 @@ pub struct FleetArgs {
 /// What `turnout fleet` does.
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
-    /// Every pair's phase, lag, alerts and cutover, and the fleet's last decision in etcd.
+    /// Every pair's side, phase, lag, alerts and cutover, and the fleet's last decision in etcd.
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Serve the same as a page that reads it again every two seconds (`/`, and `/fleet.json`)
+        /// on this address (`127.0.0.1:8090`), until interrupted.
+        #[arg(long, value_name = "ADDR", conflicts_with = "json")]
+        serve: Option<std::net::SocketAddr>,
     },
     /// Cut every pair over as one decision: every pair's dry run, then every pair fenced and proven,
     /// holding; one etcd transaction decides commit (every pair switches) or abort (every pair

@@ -56,7 +56,8 @@ async fn fleet(args: turnout::cli::FleetArgs) -> i32 {
     };
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     match args.command {
-        turnout::cli::FleetCommand::Status { json } => coordinator::status(&file, json).await,
+        turnout::cli::FleetCommand::Status { serve: Some(listen), .. } => coordinator::serve_status(&file, listen).await,
+        turnout::cli::FleetCommand::Status { json, serve: None } => coordinator::status(&file, json).await,
         turnout::cli::FleetCommand::Cutover { when_lag, timeout, max_pause, rehearse, verify, report, waves, soak, soak_max_lag, gate_command } => {
             let waves = waves.map(|sizes| coordinator::waves::Waves { sizes, soak, max_lag: soak_max_lag, gate_command });
             let args = coordinator::CutoverArgs {

@@ -16,7 +16,7 @@ fn chromium() -> &'static str {
 }
 
 /// Runs headless Chromium on `url` for `virtual_ms` of the page's time with `args`; returns stdout.
-fn browse(url: &str, virtual_ms: u32, args: &[&str]) -> String {
+pub(crate) fn browse(url: &str, virtual_ms: u32, args: &[&str]) -> String {
     let profile = tempfile::tempdir().expect("profile");
     let out = Command::new(chromium())
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
@@ -31,7 +31,7 @@ fn browse(url: &str, virtual_ms: u32, args: &[&str]) -> String {
 }
 
 /// The text of the element with `id` in a serialized DOM.
-fn element(dom: &str, id: &str) -> String {
+pub(crate) fn element(dom: &str, id: &str) -> String {
     let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
     let open_end = start + dom[start..].find('>').expect(">") + 1;
     let close = open_end + dom[open_end..].find('<').expect("<");

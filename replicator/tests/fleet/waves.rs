@@ -79,6 +79,7 @@ async fn a_failing_soak_gate_stops_the_fleet_and_rollback_takes_back_only_that_w
     for p in &pairs[1..] {
         p.assert_blue_serves().await;
     }
+    fleet_page_shows_a_on_green(&file, dir.path()).await;
     let (code, text) = finished(fleet_command(&file, &["rollback", "--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"], &out), &out).await;
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("[b] on blue (no rollback window): left as it is") && text.contains("[c] on blue"), "{text}");
@@ -88,6 +89,28 @@ async fn a_failing_soak_gate_stops_the_fleet_and_rollback_takes_back_only_that_w
         p.assert_all_on_blue(&acked).await;
         p.assert_blue_serves().await;
     }
+}
+
+/// `turnout fleet status --serve`'s page in a real headless Chromium, for a fleet stopped after its
+/// first wave: pair a on green, b and c on blue, the last decision wave 1's commit.
+async fn fleet_page_shows_a_on_green(file: &Path, dir: &Path) {
+    use crate::page::{browse, element};
+    let listen = format!("127.0.0.1:{}", turnout_testbed::free_port());
+    let out = dir.join("page");
+    let mut server = fleet_command(file, &["status", "--serve", &listen], &out);
+    let url = format!("http://{listen}/");
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline && server.try_wait().expect("wait").is_none(), "{}", std::fs::read_to_string(&out).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dom = tokio::task::spawn_blocking(move || browse(&url, 3000, &["--dump-dom"])).await.expect("chromium");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(element(&dom, "on-green"), "1 of 3 on green", "{dom}");
+    assert_eq!([element(&dom, "on-a"), element(&dom, "on-b"), element(&dom, "on-c")], ["green", "blue", "blue"], "{dom}");
+    let decision = element(&dom, "decision");
+    assert!(decision.starts_with("fleet cutover halt-") && decision.contains(": commit"), "{decision}");
 }
 
 /// A mixed fleet — two PostgreSQL pairs behind pgbouncer, a MariaDB pair behind haproxy — with

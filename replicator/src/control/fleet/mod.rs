@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod status;
 pub mod waves;
+
+pub use status::{serve_status, status};
 
 /// Which way a fleet's traffic moves: `fleet cutover` (blue → green) or `fleet rollback`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -484,68 +487,4 @@ pub async fn finish(file: &FleetFile) -> i32 {
         eprintln!("turnout: not every pair finished its rollback window (see above); `turnout fleet finish` again finishes the rest");
         EXIT_FAILED
     }
-}
-
-/// `turnout fleet status`: every pair's phase, lag and cutover, and the fleet's last decision.
-pub async fn status(file: &FleetFile, json: bool) -> i32 {
-    let mut pairs = Vec::new();
-    for p in &file.pairs {
-        let status = pair_status(p).await;
-        let cutover = get(&p.control, "/cutover").await.ok().and_then(|b| serde_json::from_str::<Progress>(&b).ok());
-        pairs.push(serde_json::json!({
-            "pair": p.name,
-            "control": p.control,
-            "reachable": status.is_some(),
-            "phase": status.as_ref().map(|s| s["phase"].clone()),
-            "lag_seconds": status.as_ref().map(|s| s["lag_seconds"].clone()),
-            "alerts": status.as_ref().map(|s| s["alerts"].clone()),
-            "cutover": cutover.as_ref().and_then(|c| c.outcome.clone()),
-            "write_pause_ms": cutover.as_ref().and_then(|c| c.write_pause_ms),
-        }));
-    }
-    let fleet = match fleet_record(file).await {
-        Ok(v) => v,
-        Err(e) => serde_json::json!({ "error": e.to_string() }),
-    };
-    let all_reachable = pairs.iter().all(|p| p["reachable"] == true);
-    if json {
-        println!("{}", serde_json::json!({ "fleet": file.name, "pairs": pairs, "last": fleet }));
-    } else {
-        println!("fleet {}", file.name);
-        println!("  {:<16} {:<10} {:>10}  {:<10} alerts", "pair", "phase", "lag", "cutover");
-        for p in &pairs {
-            let lag = p["lag_seconds"].as_f64().map_or("-".into(), |l| format!("{l:.3} s"));
-            let phase = p["phase"].as_str().unwrap_or("unreachable");
-            let cutover = p["cutover"].as_str().unwrap_or("-");
-            let alerts = p["alerts"].as_array().map_or(0, Vec::len);
-            println!("  {:<16} {phase:<10} {lag:>10}  {cutover:<10} {alerts}", p["pair"].as_str().unwrap_or_default());
-        }
-        match fleet["id"].as_str() {
-            Some(id) => {
-                println!("last fleet {} {id}: decision {}", fleet["way"].as_str().unwrap_or("cutover"), fleet["decision"].as_str().unwrap_or("unknown"))
-            }
-            None => println!("no fleet cutover recorded in etcd{}", fleet["error"].as_str().map_or(String::new(), |e| format!(" ({e})"))),
-        }
-    }
-    if all_reachable {
-        0
-    } else {
-        EXIT_FAILED
-    }
-}
-
-/// The fleet's last cutover in etcd: its id, decision, votes and outcomes.
-async fn fleet_record(file: &FleetFile) -> Result<serde_json::Value, Error> {
-    let mut client = etcd::connect(&file.etcd).await?;
-    let Some(id) = Ledger::current(&mut client, &file.name).await? else { return Ok(serde_json::json!({})) };
-    let view = Ledger::new(client, &file.name, &id).view().await?;
-    Ok(serde_json::json!({
-        "id": id,
-        "way": view.record.as_ref().and_then(|r| r["way"].as_str().map(str::to_owned)).unwrap_or_else(|| "cutover".into()),
-        "decision": view.decision.map(Decision::as_str),
-        "revision": view.decided_at,
-        "votes": view.votes,
-        "prepared": view.prepared,
-        "outcomes": view.outcomes,
-    }))
 }
