@@ -525,7 +525,7 @@ async fn green_utf8(green: &PgServer, db: &str, table: &str, columns: &[&str]) -
 }
 
 /// MariaDB's default character set, `latin1` (MySQL's Windows-1252): every byte but 0 in a
-/// `VARCHAR`, a padded `CHAR` and a `TEXT`, half copied and half streamed, arrives on green as the
+/// `VARCHAR`, a padded `CHAR` and a `TEXT`, half copied and half streamed (of each half of the bytes), arrives on green as the
 /// characters blue's own conversion to UTF-8 makes of it — the five bytes Windows-1252 leaves
 /// unassigned included.
 #[tokio::test(flavor = "multi_thread")]
@@ -539,8 +539,9 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
         Flavor::MariaDb10_11,
         &format!(
             "CREATE TABLE l (id INT PRIMARY KEY, v VARCHAR(10), c CHAR(3), t TEXT) ENGINE = InnoDB DEFAULT CHARSET = latin1; \
-             INSERT INTO l VALUES {}, (0, NULL, NULL, NULL)",
-            rows(1, 127)
+             INSERT INTO l VALUES {}, {}, (0, NULL, NULL, NULL)",
+            rows(1, 63),
+            rows(128, 191)
         ),
     )
     .await;
@@ -550,7 +551,7 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
     assert!(out.contains(&format!("{db}.l.v: varchar(10) → varchar(10)")), "latin1 is mapped: {out} ({code})");
     t.start();
     common::wait_streaming(&mut t).await;
-    blue.execute(Some(&db), &format!("INSERT INTO l VALUES {}", rows(128, 255))).expect("streamed rows");
+    blue.execute(Some(&db), &format!("INSERT INTO l VALUES {}, {}", rows(64, 127), rows(192, 255))).expect("streamed rows");
     let deadline = Instant::now() + common::WAIT;
     loop {
         let (b, g) = (blue_utf8(&blue, &db, "l", &["v", "c", "t"]), green_utf8(&green, &db, "l", &["v", "c", "t"]).await);
@@ -571,7 +572,7 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
 
 /// Single-byte character sets other than `latin1`, each byte as blue's own conversion makes it: every
 /// byte but 0 in `koi8r`, `latin2` (a padded `CHAR`), `cp866` and `macroman` columns, half copied and
-/// half streamed, arrives on green as blue's `CONVERT(… USING utf8mb4)` prints it, and `verify`
+/// half streamed (of each half of the bytes), arrives on green as blue's `CONVERT(… USING utf8mb4)` prints it, and `verify`
 /// agrees. A `cp1251` column holds the one byte that set leaves unassigned (0x98, which blue reads
 /// as `?`) in no row at first: the stream stops at the row that writes it, naming row and column,
 /// and `check` then counts it.
@@ -598,8 +599,9 @@ async fn single_byte_on(flavor: Flavor) {
             "CREATE TABLE s (id INT PRIMARY KEY, k VARCHAR(10) CHARACTER SET koi8r, l CHAR(3) CHARACTER SET latin2, \
                d TEXT CHARACTER SET cp866, m VARCHAR(5) CHARACTER SET macroman) ENGINE = InnoDB; \
              CREATE TABLE w (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET cp1251) ENGINE = InnoDB; \
-             INSERT INTO s VALUES {}, (0, NULL, NULL, NULL, NULL); INSERT INTO w VALUES (1, UNHEX('C0E9')), (2, UNHEX('3F'))",
-            rows(1, 127)
+             INSERT INTO s VALUES {}, {}, (0, NULL, NULL, NULL, NULL); INSERT INTO w VALUES (1, UNHEX('C0E9')), (2, UNHEX('3F'))",
+            rows(1, 63),
+            rows(128, 191)
         ),
     )
     .await;
@@ -611,7 +613,8 @@ async fn single_byte_on(flavor: Flavor) {
     assert!(line(&out, "w.v").contains("0 rows hold a NUL byte, or a byte the column's character set converts to no character"), "{out}");
     t.start();
     common::wait_streaming(&mut t).await;
-    blue.execute(Some(&db), &format!("INSERT INTO s VALUES {}", rows(128, 255))).expect("streamed rows");
+    // Half of each half streamed: both paths decode bytes above 0x7F.
+    blue.execute(Some(&db), &format!("INSERT INTO s VALUES {}, {}", rows(64, 127), rows(192, 255))).expect("streamed rows");
     let columns = ["k", "l", "d", "m"];
     let deadline = Instant::now() + common::WAIT;
     loop {
@@ -627,6 +630,8 @@ async fn single_byte_on(flavor: Flavor) {
         assert!(Instant::now() < deadline, "green never held blue's text: {:?}", b.iter().zip(&g).find(|(x, y)| x != y));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // cp1251's 0xC0 0xE9 is Аé… as blue converts it: copied, equal.
+    assert_eq!(blue_utf8(&blue, &db, "w", &["v"]), green_utf8(&green, &db, "w", &["v"]).await);
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 0, "{out}");
     blue.execute(Some(&db), "INSERT INTO w VALUES (300, UNHEX('6198'))").expect("an unassigned byte");

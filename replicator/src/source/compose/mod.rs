@@ -51,6 +51,9 @@ pub(crate) struct BlueColumn {
     /// That set's every byte as blue converts it, when it is a single-byte set other than UTF-8's
     /// (`latin1`, `cp1251`); `None` for UTF-8, for multi-byte sets and for other columns.
     pub single_byte: Option<Arc<charset::SingleByte>>,
+    /// For a column in a UTF-8 set: the ids of blue's collations of every other set, which its
+    /// binlog column must not carry (a column converted outside the binlog); `None` when not read.
+    pub foreign_collations: Option<Arc<Vec<u16>>>,
     pub nullable: bool,
     /// Computed by blue's server from an expression (a generated column).
     pub generated: bool,
@@ -76,6 +79,7 @@ impl BlueColumn {
             column_type: column_type.to_owned(),
             charset: None,
             single_byte: None,
+            foreign_collations: None,
             nullable: false,
             generated: false,
             auto_increment: false,

@@ -377,7 +377,15 @@ impl Convert for MySqlToPg {
                 (Some(Becomes::Null), Some(Affected::ZeroDate)) if column.nullable => {
                     Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected, accepted: Some(Becomes::Null) }
                 }
-                (Some(Becomes::WithoutNul), Some(Affected::NulByte | Affected::NulOrUnconverted)) => {
+                (Some(Becomes::WithoutNul), Some(Affected::NulOrUnconverted)) => Mapping::Refused {
+                    why: format!(
+                        "convert.accept names it with as = \"without-nul\", but its character set ({}) has bytes blue converts to no \
+                         character of their own, which removing NUL bytes does not mend; convert the column to utf8mb4 on blue, or leave \
+                         the table out",
+                        column.charset.as_deref().unwrap_or("unknown")
+                    ),
+                },
+                (Some(Becomes::WithoutNul), Some(Affected::NulByte)) => {
                     Mapping::Mapped { green: g.ddl, class: g.class, note: g.note, affected: g.affected, accepted: Some(Becomes::WithoutNul) }
                 }
                 (Some(b), _) => Mapping::Refused {

@@ -45,9 +45,18 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             .into());
         };
-        let same =
-            blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name && same_encoding(&b.ty, c));
-        if !same {
+        let names = blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name);
+        if let Some((c, id)) = blue.columns.iter().zip(&table.columns).find_map(|(b, c)| Some((c, encoding_of(&b.ty, c)?))).filter(|_| names) {
+            return Err(SchemaRefusal::NotExact {
+                at: format!("{}.{}", blue.name, c.name),
+                value: format!("text the binlog says is in collation id {id}"),
+                to: self.to,
+                green_type: format!("the catalog's {} (a column converted outside the binlog)", c.charset.as_deref().unwrap_or("character set")),
+                fix: "blue's column changed character set since the stream opened: start over (turnout teardown, turnout run)",
+            }
+            .into());
+        }
+        if !names {
             return Err(SchemaRefusal::NotExact {
                 at: blue.name.to_string(),
                 value: format!("the columns {}", blue.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
@@ -174,21 +183,55 @@ impl<S: Source, C: Convert> Converting<S, C> {
     }
 }
 
-/// MySQL's `latin1` collations, by the id a binlog table map carries.
+/// MySQL's `latin1` collations, by the id a binlog table map carries: what a UTF-8 column's must not
+/// be when blue's other collations were not read.
 const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
 
-/// Whether the binlog's column (`ty`) is encoded as the catalog's `column` says: a column converted
-/// between character sets outside the binlog would otherwise be decoded by the wrong one. A column
-/// the table map gives no character set for is not compared; one the catalog has in a single-byte
-/// set must carry one of that set's collations, and one in UTF-8 none of `latin1`'s.
-fn same_encoding(ty: &turnout_decoders::schema::ColumnType, column: &BlueColumn) -> bool {
-    let (turnout_decoders::schema::ColumnType::MySql(t), Some(_)) = (ty, column.charset.as_deref()) else { return true };
-    let Some(collation) = t.charset else { return true };
+/// The binlog's collation id of `column` (`ty`) when it is not encoded as the catalog says: a column
+/// converted between character sets outside the binlog would otherwise be decoded by the wrong one.
+/// A column the table map gives no character set for is not compared; one the catalog has in a
+/// single-byte set must carry one of that set's collations, and one in UTF-8 none of blue's other
+/// sets'.
+fn encoding_of(ty: &turnout_decoders::schema::ColumnType, column: &BlueColumn) -> Option<u16> {
+    let (turnout_decoders::schema::ColumnType::MySql(t), Some(_)) = (ty, column.charset.as_deref()) else { return None };
+    let collation = t.charset?;
     if !t.members.is_empty() {
-        return true;
+        return None;
     }
-    match column.single_byte.as_deref() {
-        Some(set) => set.collations.contains(&collation),
-        None => !LATIN1_COLLATIONS.contains(&collation),
+    let same = match (column.single_byte.as_deref(), column.foreign_collations.as_deref()) {
+        (Some(set), _) => set.collations.contains(&collation),
+        (None, Some(foreign)) => !foreign.contains(&collation),
+        (None, None) => !LATIN1_COLLATIONS.contains(&collation),
+    };
+    (!same).then_some(collation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnout_decoders::schema::{ColumnType, MySqlType};
+
+    fn binlog(collation: Option<u16>, members: &[&str]) -> ColumnType {
+        ColumnType::MySql(MySqlType { code: 15, meta: 40, unsigned: false, charset: collation, members: members.iter().map(|m| (*m).to_owned()).collect() })
+    }
+
+    #[test]
+    fn a_binlog_column_in_another_set_than_the_catalogs_is_named_by_its_collation() {
+        let utf8 = BlueColumn { charset: Some("utf8mb4".into()), foreign_collations: Some(Arc::new(vec![8, 51, 1032])), ..BlueColumn::own("v", "varchar(10)") };
+        assert_eq!(encoding_of(&binlog(Some(255), &[]), &utf8), None, "utf8mb4_0900_ai_ci");
+        assert_eq!(encoding_of(&binlog(Some(51), &[]), &utf8), Some(51), "cp1251_general_ci under a UTF-8 catalog");
+        assert_eq!(encoding_of(&binlog(Some(1032), &[]), &utf8), Some(1032), "MariaDB's latin1 nopad");
+        assert_eq!(encoding_of(&binlog(None, &[]), &utf8), None, "no character set in the table map");
+        assert_eq!(encoding_of(&binlog(Some(51), &["a"]), &utf8), None, "an ENUM carries its index");
+        let unread = BlueColumn { charset: Some("utf8mb4".into()), ..BlueColumn::own("v", "varchar(10)") };
+        assert_eq!(encoding_of(&binlog(Some(8), &[]), &unread), Some(8), "latin1 without blue's list");
+        let latin1 = BlueColumn {
+            charset: Some("latin1".into()),
+            single_byte: Some(Arc::new(crate::source::compose::charset::tests::latin1())),
+            ..BlueColumn::own("v", "varchar(10)")
+        };
+        assert_eq!(encoding_of(&binlog(Some(8), &[]), &latin1), None);
+        assert_eq!(encoding_of(&binlog(Some(255), &[]), &latin1), Some(255), "utf8mb4 under a latin1 catalog");
+        assert_eq!(encoding_of(&binlog(Some(255), &[]), &BlueColumn::own("n", "int")), None, "not a character column");
     }
 }

@@ -49,6 +49,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             column_type: lower_outside_quotes(&column_type),
             charset: charset.map(|c| c.to_ascii_lowercase()),
             single_byte: None,
+            foreign_collations: None,
             nullable: nullable != 0,
             generated: generated != 0,
             auto_increment: auto_increment != 0,
@@ -62,8 +63,11 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         .collect::<Vec<BlueColumn>>();
     let mut columns = columns;
     for c in &mut columns {
-        let Some(name) = c.charset.clone().filter(|n| !charset::utf8(n) && n != "binary") else { continue };
-        c.single_byte = known_single_byte(conn, &name).await?;
+        match c.charset.clone() {
+            Some(name) if charset::utf8(&name) => c.foreign_collations = Some(known_foreign_collations(conn).await?),
+            Some(name) if name != "binary" => c.single_byte = known_single_byte(conn, &name).await?,
+            _ => {}
+        }
     }
     let key: Vec<String> = conn
         .exec(
@@ -90,6 +94,30 @@ async fn known_single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<O
     let set = single_byte(conn, name).await?.map(Arc::new);
     known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, set.clone());
     Ok(set)
+}
+
+/// Blue's collation ids of every set whose bytes are not UTF-8, by server (host, port).
+type ForeignCollations = HashMap<(String, u16), Arc<Vec<u16>>>;
+static FOREIGN_COLLATIONS: std::sync::OnceLock<std::sync::Mutex<ForeignCollations>> = std::sync::OnceLock::new();
+
+/// The ids of blue's collations of every set whose bytes are not UTF-8 (what a UTF-8 column's binlog
+/// collation must not be), read once per server.
+async fn known_foreign_collations(conn: &mut mysql_async::Conn) -> Result<Arc<Vec<u16>>, Error> {
+    let key = (conn.opts().ip_or_hostname().to_owned(), conn.opts().tcp_port());
+    let known = FOREIGN_COLLATIONS.get_or_init(Default::default);
+    if let Some(ids) = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+        return Ok(Arc::clone(ids));
+    }
+    let ids: Vec<u16> = conn
+        .query(
+            "SELECT ID FROM information_schema.COLLATIONS WHERE ID IS NOT NULL \
+               AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'utf8mb3', 'utf8', 'ascii')",
+        )
+        .await
+        .map_err(|e| super::sql_error(Side::Blue, "reading blue's collations", e))?;
+    let ids = Arc::new(ids);
+    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, Arc::clone(&ids));
+    Ok(ids)
 }
 
 /// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set

@@ -5,7 +5,8 @@
 //! the guard below), so every row the application can write on green has one exact value on blue:
 //! the inverse never rounds, pads or cuts. What no `CHECK` can express is named by
 //! [`unguarded`] before a cutover with a way back, which then refuses:
-//! - a character column in a single-byte set (`latin1`): green's text holds characters the set has not;
+//! - a character column (not an `ENUM` or `SET`) in a single-byte set (`latin1`): green's text holds
+//!   characters the set has not;
 //! - a `JSON` column: green's `jsonb` holds numbers of any precision and documents nested deeper
 //!   than MySQL's 100 levels, which blue would round or refuse, and no `CHECK` PostgreSQL can state
 //!   tells them apart (jsonpath's `.double()` keeps 15 digits only);
@@ -124,7 +125,9 @@ pub(super) fn unguarded(table: &BlueTable) -> Vec<String> {
             table.name, c.name
         ));
     }
-    for (c, set) in table.columns.iter().filter_map(|c| Some((c, c.single_byte.as_deref()?))) {
+    // An ENUM's or a SET's text is kept to its members by green's CHECK, whatever its set.
+    let members = |c: &BlueColumn| matches!(BlueType::of(table, c), BlueType::Enum { .. } | BlueType::Set { .. });
+    for (c, set) in table.columns.iter().filter(|c| !members(c)).filter_map(|c| Some((c, c.single_byte.as_deref()?))) {
         out.push(format!(
             "{}.{}: {} on blue, and green's text holds characters {} has not; convert the column to utf8mb4 on blue, or set \
              cutover.reverse = false",
@@ -346,6 +349,9 @@ mod tests {
         assert!(unguarded(&key("utf8mb4_nopad_bin")).is_empty());
         let latin1 = table(vec![column("id", "int", None, None), column("name", "text", Some("latin1"), Some("latin1_swedish_ci"))], "id");
         assert!(unguarded(&latin1)[0].contains("app.t.name: latin1"));
+        // An ENUM in latin1 is kept to its members on green: nothing to name.
+        let rating = table(vec![column("id", "int", None, None), column("rating", "enum('g','pg')", Some("latin1"), Some("latin1_swedish_ci"))], "id");
+        assert!(unguarded(&rating).is_empty(), "{:?}", unguarded(&rating));
     }
 
     #[test]
