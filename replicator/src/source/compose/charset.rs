@@ -10,6 +10,10 @@
 //! row and column. Multi-byte sets (`sjis`, `gbk`, `utf16`, …) are not single-byte and stay refused
 //! by name.
 
+/// Blue's conversion of one byte of a set: the byte, its character in UTF-8 and the bytes that
+/// character converts back to (NULL where blue has no character for the byte).
+pub(crate) type Converted = (u8, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A single-byte character set as blue converts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SingleByte {
@@ -23,15 +27,17 @@ pub(crate) struct SingleByte {
 
 impl SingleByte {
     /// The set `name` from blue's conversion of each byte: `(byte, its character's UTF-8, the bytes
-    /// that character converts back to)`, and the set's collation ids. `None` when that is not one
-    /// character for each of the 256 bytes.
-    pub(crate) fn from_blue(name: String, converted: &[(u8, Vec<u8>, Vec<u8>)], collations: Vec<u16>) -> Option<SingleByte> {
+    /// that character converts back to)` — NULL where blue has no character for the byte (Oracle
+    /// MySQL's `ascii` above 0x7F) — and the set's collation ids. `None` when a byte's conversion is
+    /// not one character, or not every one of the 256 bytes was converted.
+    pub(crate) fn from_blue(name: String, converted: &[Converted], collations: Vec<u16>) -> Option<SingleByte> {
         let mut chars = vec![None; 256];
         for (byte, utf8, back) in converted {
+            let Some(utf8) = utf8 else { continue };
             let text = std::str::from_utf8(utf8).ok()?;
             let mut it = text.chars();
             let (Some(c), None) = (it.next(), it.next()) else { return None };
-            if back.as_slice() == [*byte] {
+            if back.as_deref() == Some(&[*byte][..]) {
                 chars[usize::from(*byte)] = Some(c);
             }
         }
@@ -55,9 +61,19 @@ impl SingleByte {
     }
 }
 
-/// Whether blue's character set `name` is one whose bytes are UTF-8 (`ascii` a subset of it).
+/// Whether blue's character set `name` is one whose bytes are UTF-8. Not `ascii`: MariaDB stores
+/// any byte in an `ascii` column (even in strict mode) and reads a byte above 0x7F as `?`, so it is
+/// a single-byte set whose upper half has no character of its own.
 pub(crate) fn utf8(name: &str) -> bool {
-    matches!(name, "utf8mb4" | "utf8mb3" | "utf8" | "ascii")
+    matches!(name, "utf8mb4" | "utf8mb3" | "utf8")
+}
+
+impl SingleByte {
+    /// Whether the set is `ascii`, whose carried characters are ASCII, which green's guard keeps
+    /// its text to: the way back writes the text's bytes as they are.
+    pub(crate) fn ascii(&self) -> bool {
+        self.name == "ascii"
+    }
 }
 
 #[cfg(test)]
@@ -72,10 +88,10 @@ pub(crate) mod tests {
             '\u{0152}', '\u{008D}', '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
             '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
         ];
-        let converted: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..=255u8)
+        let converted: Vec<Converted> = (0..=255u8)
             .map(|b| {
                 let c = if (0x80..=0x9F).contains(&b) { HIGH[usize::from(b - 0x80)] } else { char::from(b) };
-                (b, c.to_string().into_bytes(), vec![b])
+                (b, Some(c.to_string().into_bytes()), Some(vec![b]))
             })
             .collect();
         SingleByte::from_blue("latin1".into(), &converted, vec![5, 8, 15, 31, 47, 48, 49, 94]).expect("256 bytes")
@@ -84,9 +100,9 @@ pub(crate) mod tests {
     #[test]
     fn a_byte_is_carried_only_where_blues_conversion_is_a_round_trip() {
         // Every byte a round trip but 0x98, which blue converts to `?` (as cp1251's), and `?` back to 0x3F.
-        let mut converted: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..=255u8).map(|b| (b, char::from(b).to_string().into_bytes(), vec![b])).collect();
+        let mut converted: Vec<Converted> = (0..=255u8).map(|b| (b, Some(char::from(b).to_string().into_bytes()), Some(vec![b]))).collect();
         assert!(SingleByte::from_blue("x".into(), &converted, vec![]).expect("a set").every_byte());
-        converted[0x98] = (0x98, b"?".to_vec(), b"?".to_vec());
+        converted[0x98] = (0x98, Some(b"?".to_vec()), Some(b"?".to_vec()));
         let set = SingleByte::from_blue("cp1251".into(), &converted, vec![14]).expect("a set");
         assert!(!set.every_byte());
         assert_eq!(set.decode(&[0x97, 0x99]), Ok("\u{97}\u{99}".to_owned()), "its neighbours are carried");
@@ -98,12 +114,17 @@ pub(crate) mod tests {
 
     #[test]
     fn a_conversion_that_is_not_one_character_per_byte_is_no_single_byte_set() {
-        let mut converted: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..=255u8).map(|b| (b, vec![b & 0x7F], vec![b])).collect();
+        let mut converted: Vec<Converted> = (0..=255u8).map(|b| (b, Some(vec![b & 0x7F]), Some(vec![b]))).collect();
         assert!(SingleByte::from_blue("x".into(), &converted[..255], vec![]).is_none(), "255 bytes");
-        converted[0x41] = (0x41, b"AB".to_vec(), vec![0x41]);
+        converted[0x41] = (0x41, Some(b"AB".to_vec()), Some(vec![0x41]));
         assert!(SingleByte::from_blue("x".into(), &converted, vec![]).is_none(), "two characters");
-        converted[0x41] = (0x41, vec![0xC3], vec![0x41]);
+        converted[0x41] = (0x41, Some(vec![0xC3]), Some(vec![0x41]));
         assert!(SingleByte::from_blue("x".into(), &converted, vec![]).is_none(), "not UTF-8");
+        // A byte blue has no character for (NULL) is one the set does not carry.
+        converted[0x41] = (0x41, None, None);
+        let set = SingleByte::from_blue("x".into(), &converted, vec![]).expect("a set");
+        assert_eq!(set.decode(b"B"), Ok("B".to_owned()));
+        assert_eq!(set.decode(b"A"), Err(0x41));
         assert!(SingleByte::plain_name("cp1251") && !SingleByte::plain_name("x'; DROP") && !SingleByte::plain_name(""));
     }
 }

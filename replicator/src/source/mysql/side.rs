@@ -108,13 +108,15 @@ async fn known_foreign_collations(conn: &mut mysql_async::Conn) -> Result<Arc<Ve
     if let Some(ids) = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
         return Ok(Arc::clone(ids));
     }
-    let ids: Vec<u16> = conn
+    let ids: Vec<u64> = conn
         .query(
             "SELECT ID FROM information_schema.COLLATIONS WHERE ID IS NOT NULL \
-               AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'utf8mb3', 'utf8', 'ascii')",
+               AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'utf8mb3', 'utf8')",
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading blue's collations", e))?;
+    // A binlog table map names a collation in 16 bits: a larger id is never one it carries.
+    let ids: Vec<u16> = ids.into_iter().filter_map(|id| u16::try_from(id).ok()).collect();
     let ids = Arc::new(ids);
     known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, Arc::clone(&ids));
     Ok(ids)
@@ -130,7 +132,7 @@ async fn single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<
         return Ok(None);
     }
     // Each byte as a character of the set, that character in UTF-8, and the bytes it converts back to.
-    let converted: Vec<(u8, Vec<u8>, Vec<u8>)> = conn
+    let converted: Vec<charset::Converted> = conn
         .query(format!(
             "WITH RECURSIVE n (b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM n WHERE b < 255) \
              SELECT b, CAST(CONVERT(CHAR(b USING {name}) USING utf8mb4) AS BINARY), \
@@ -138,8 +140,9 @@ async fn single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<
         ))
         .await
         .map_err(fail)?;
-    let collations: Vec<u16> =
+    let collations: Vec<u64> =
         conn.exec("SELECT ID FROM information_schema.COLLATIONS WHERE CHARACTER_SET_NAME = ? AND ID IS NOT NULL", (name,)).await.map_err(fail)?;
+    let collations = collations.into_iter().filter_map(|id| u16::try_from(id).ok()).collect();
     Ok(SingleByte::from_blue(name.to_owned(), &converted, collations))
 }
 

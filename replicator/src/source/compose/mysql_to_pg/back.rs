@@ -127,7 +127,8 @@ pub(super) fn unguarded(table: &BlueTable) -> Vec<String> {
     }
     // An ENUM's or a SET's text is kept to its members by green's CHECK, whatever its set.
     let members = |c: &BlueColumn| matches!(BlueType::of(table, c), BlueType::Enum { .. } | BlueType::Set { .. });
-    for (c, set) in table.columns.iter().filter(|c| !members(c)).filter_map(|c| Some((c, c.single_byte.as_deref()?))) {
+    // `ascii` text is kept to ASCII by the guard.
+    for (c, set) in table.columns.iter().filter(|c| !members(c)).filter_map(|c| Some((c, c.single_byte.as_deref().filter(|s| !s.ascii())?))) {
         out.push(format!(
             "{}.{}: {} on blue, and green's text holds characters {} has not; convert the column to utf8mb4 on blue, or set \
              cutover.reverse = false",
@@ -250,7 +251,11 @@ pub(super) fn value(table: &BlueTable, column: &BlueColumn, value: Value, key: &
         (BlueType::Time, Value::Temporal(TemporalKind::Interval, t)) if t.as_str().bytes().all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'-')) => {
             Value::Temporal(TemporalKind::Time, t)
         }
-        (BlueType::Text { single_byte: None, .. } | BlueType::Char { single_byte: None, .. }, Value::Text(t)) => Value::Bytes(t.as_bytes().clone()),
+        (BlueType::Text { single_byte, .. } | BlueType::Char { single_byte, .. }, Value::Text(t))
+            if single_byte.as_deref().is_none_or(super::super::charset::SingleByte::ascii) =>
+        {
+            Value::Bytes(t.as_bytes().clone())
+        }
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         // pgoutput's text of a type the decoder does not know arrives as `Unknown`.
         (BlueType::Point { .. }, Value::Text(t) | Value::Unknown { text: t, .. }) => {

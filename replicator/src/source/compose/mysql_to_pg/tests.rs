@@ -274,8 +274,9 @@ fn a_json_document_arrives_as_jsonb_prints_it_from_the_stream_and_the_copy_or_is
 #[test]
 fn a_single_byte_set_is_decoded_as_blue_converts_it_and_a_byte_without_a_character_is_counted_and_refused() {
     // A set of blue's whose byte 0x98 converts to `?` (as cp1251's does): not a round trip.
-    let mut converted: Vec<(u8, Vec<u8>, Vec<u8>)> = (0..=255u8).map(|b| (b, char::from(b).to_string().into_bytes(), vec![b])).collect();
-    converted[0x98] = (0x98, b"?".to_vec(), b"?".to_vec());
+    let mut converted: Vec<crate::source::compose::charset::Converted> =
+        (0..=255u8).map(|b| (b, Some(char::from(b).to_string().into_bytes()), Some(vec![b]))).collect();
+    converted[0x98] = (0x98, Some(b"?".to_vec()), Some(b"?".to_vec()));
     let set = crate::source::compose::charset::SingleByte::from_blue("cp1251".into(), &converted, vec![14, 51, 52]).expect("a set");
     let c = BlueColumn { single_byte: Some(std::sync::Arc::new(set)), ..column("s", "varchar(10)", Some("cp1251")) };
     let t = table(vec![column("id", "int(11)", None), c.clone()]);
