@@ -524,6 +524,21 @@ async fn green_utf8(green: &PgServer, db: &str, table: &str, columns: &[&str]) -
     rows
 }
 
+/// Waits until green's `table` holds blue's text of `columns` as blue's own conversion to UTF-8
+/// prints it, row for row; green's rows.
+async fn utf8_arrives(blue: &MySqlServer, green: &PgServer, db: &str, table: &str, columns: &[&str], t: &mut Turnout) -> Vec<String> {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (b, g) = (blue_utf8(blue, db, table, columns), green_utf8(green, db, table, columns).await);
+        if b == g {
+            return g;
+        }
+        assert!(t.exited().is_none(), "{}", t.log_text());
+        assert!(Instant::now() < deadline, "green never held blue's text of {table}: {:?}", b.iter().zip(&g).find(|(x, y)| x != y));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// MariaDB's default character set, `latin1` (MySQL's Windows-1252): every byte but 0 in a
 /// `VARCHAR`, a padded `CHAR` and a `TEXT`, half copied and half streamed (of each half of the bytes), arrives on green as the
 /// characters blue's own conversion to UTF-8 makes of it — the five bytes Windows-1252 leaves
@@ -552,19 +567,10 @@ async fn latin1_strings_arrive_as_the_characters_blue_itself_converts_them_to() 
     t.start();
     common::wait_streaming(&mut t).await;
     blue.execute(Some(&db), &format!("INSERT INTO l VALUES {}, {}", rows(64, 127), rows(192, 255))).expect("streamed rows");
-    let deadline = Instant::now() + common::WAIT;
-    loop {
-        let (b, g) = (blue_utf8(&blue, &db, "l", &["v", "c", "t"]), green_utf8(&green, &db, "l", &["v", "c", "t"]).await);
-        if b == g {
-            assert_eq!(b.len(), 256, "every byte, and NULLs");
-            // The bytes Windows-1252 leaves unassigned are the C1 controls of the same number.
-            assert!(g.contains(&"129|C281|C281|61C2817A".to_owned()), "{:?}", g.iter().find(|r| r.starts_with("129|")));
-            break;
-        }
-        assert!(t.exited().is_none(), "{}", t.log_text());
-        assert!(Instant::now() < deadline, "green never held blue's latin1 text: {:?}", b.iter().zip(&g).find(|(x, y)| x != y));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let g = utf8_arrives(&blue, &green, &db, "l", &["v", "c", "t"], &mut t).await;
+    assert_eq!(g.len(), 256, "every byte, and NULLs");
+    // The bytes Windows-1252 leaves unassigned are the C1 controls of the same number.
+    assert!(g.contains(&"129|C281|C281|61C2817A".to_owned()), "{:?}", g.iter().find(|r| r.starts_with("129|")));
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 0, "{out}");
     t.sigterm();
@@ -615,21 +621,11 @@ async fn single_byte_on(flavor: Flavor) {
     common::wait_streaming(&mut t).await;
     // Half of each half streamed: both paths decode bytes above 0x7F.
     blue.execute(Some(&db), &format!("INSERT INTO s VALUES {}, {}", rows(64, 127), rows(192, 255))).expect("streamed rows");
-    let columns = ["k", "l", "d", "m"];
-    let deadline = Instant::now() + common::WAIT;
-    loop {
-        let (b, g) = (blue_utf8(&blue, &db, "s", &columns), green_utf8(&green, &db, "s", &columns).await);
-        if b == g {
-            assert_eq!(b.len(), 256, "every byte, and NULLs");
-            // koi8r's 0xC1 is Cyrillic а (U+0430), latin2's 0xB1 ą (U+0105).
-            assert!(g.iter().any(|r| r.starts_with("193|D0B0|")), "{:?}", g.iter().find(|r| r.starts_with("193|")));
-            assert!(g.iter().any(|r| r.starts_with("177|") && r.split('|').nth(2) == Some("C485")), "{:?}", g.iter().find(|r| r.starts_with("177|")));
-            break;
-        }
-        assert!(t.exited().is_none(), "{}", t.log_text());
-        assert!(Instant::now() < deadline, "green never held blue's text: {:?}", b.iter().zip(&g).find(|(x, y)| x != y));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let g = utf8_arrives(&blue, &green, &db, "s", &["k", "l", "d", "m"], &mut t).await;
+    assert_eq!(g.len(), 256, "every byte, and NULLs");
+    // koi8r's 0xC1 is Cyrillic а (U+0430), latin2's 0xB1 ą (U+0105).
+    assert!(g.iter().any(|r| r.starts_with("193|D0B0|")), "{:?}", g.iter().find(|r| r.starts_with("193|")));
+    assert!(g.iter().any(|r| r.starts_with("177|") && r.split('|').nth(2) == Some("C485")), "{:?}", g.iter().find(|r| r.starts_with("177|")));
     // cp1251's 0xC0 0xE9 is Аé… as blue converts it: copied, equal.
     assert_eq!(blue_utf8(&blue, &db, "w", &["v", "a"]), green_utf8(&green, &db, "w", &["v", "a"]).await);
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;

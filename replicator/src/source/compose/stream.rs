@@ -46,16 +46,6 @@ impl<S: Source, C: Convert> Converting<S, C> {
             .into());
         };
         let names = blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name);
-        if let Some((c, id)) = blue.columns.iter().zip(&table.columns).find_map(|(b, c)| Some((c, encoding_of(&b.ty, c)?))).filter(|_| names) {
-            return Err(SchemaRefusal::NotExact {
-                at: format!("{}.{}", blue.name, c.name),
-                value: format!("text the binlog says is in collation id {id}"),
-                to: self.to,
-                green_type: format!("the catalog's {} (a column converted outside the binlog)", c.charset.as_deref().unwrap_or("character set")),
-                fix: "blue's column changed character set since the stream opened: start over (turnout teardown, turnout run)",
-            }
-            .into());
-        }
         if !names {
             return Err(SchemaRefusal::NotExact {
                 at: blue.name.to_string(),
@@ -63,6 +53,16 @@ impl<S: Source, C: Convert> Converting<S, C> {
                 to: self.to,
                 green_type: format!("the columns {}", table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
                 fix: "blue's table changed since the stream opened; make the same change on green in its own dialect, then restart",
+            }
+            .into());
+        }
+        if let Some((c, id)) = blue.columns.iter().zip(&table.columns).find_map(|(b, c)| Some((c, encoding_of(&b.ty, c)?))) {
+            return Err(SchemaRefusal::NotExact {
+                at: format!("{}.{}", blue.name, c.name),
+                value: format!("text the binlog says is in collation id {id}"),
+                to: self.to,
+                green_type: format!("the catalog's {} (a column converted outside the binlog)", c.charset.as_deref().unwrap_or("character set")),
+                fix: "blue's column changed character set since the stream opened: start over (turnout teardown, turnout run)",
             }
             .into());
         }

@@ -42,7 +42,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a table's columns", e))?;
-    let columns = read
+    let mut columns = read
         .into_iter()
         .map(|(name, column_type, charset, nullable, generated, auto_increment, default, on_update, collation)| BlueColumn {
             name,
@@ -61,7 +61,6 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             collation: collation.map(|c| c.to_ascii_lowercase()),
         })
         .collect::<Vec<BlueColumn>>();
-    let mut columns = columns;
     for c in &mut columns {
         match c.charset.clone() {
             Some(name) if charset::utf8(&name) => c.foreign_collations = Some(known_foreign_collations(conn).await?),
@@ -79,34 +78,53 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
     Ok((columns, key))
 }
 
-/// Blue's single-byte sets as read, by server (host, port) and set: a server's conversions are
-/// compiled into it, so one read serves every later reading of the catalog (the cutover's among them).
-type KnownSets = HashMap<(String, u16, String), Option<Arc<SingleByte>>>;
-static KNOWN_SETS: std::sync::OnceLock<std::sync::Mutex<KnownSets>> = std::sync::OnceLock::new();
+/// What blue's server says of its character sets, by server (host, port) and name: its conversions
+/// are compiled into it, so one read serves every later reading of the catalog (the cutover's among
+/// them).
+struct Memo<T>(std::sync::OnceLock<std::sync::Mutex<HashMap<ServerKey, T>>>);
+
+/// A blue server (host, port) and a name.
+type ServerKey = (String, u16, String);
+
+impl<T: Clone> Memo<T> {
+    const fn new() -> Memo<T> {
+        Memo(std::sync::OnceLock::new())
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ServerKey, T>> {
+        self.0.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What was read of `conn`'s server for `name`, and the key to remember a read under.
+    fn get(&self, conn: &mysql_async::Conn, name: &str) -> (Option<T>, ServerKey) {
+        let key = (conn.opts().ip_or_hostname().to_owned(), conn.opts().tcp_port(), name.to_owned());
+        (self.map().get(&key).cloned(), key)
+    }
+
+    fn put(&self, key: ServerKey, value: T) -> T {
+        self.map().insert(key, value.clone());
+        value
+    }
+}
+
+static SINGLE_BYTE: Memo<Option<Arc<SingleByte>>> = Memo::new();
+static FOREIGN_COLLATIONS: Memo<Arc<Vec<u16>>> = Memo::new();
 
 /// [`single_byte`], read once per server and set.
 async fn known_single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Arc<SingleByte>>, Error> {
-    let key = (conn.opts().ip_or_hostname().to_owned(), conn.opts().tcp_port(), name.to_owned());
-    let known = KNOWN_SETS.get_or_init(Default::default);
-    if let Some(set) = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-        return Ok(set.clone());
+    let (known, key) = SINGLE_BYTE.get(conn, name);
+    if let Some(set) = known {
+        return Ok(set);
     }
-    let set = single_byte(conn, name).await?.map(Arc::new);
-    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, set.clone());
-    Ok(set)
+    Ok(SINGLE_BYTE.put(key, single_byte(conn, name).await?.map(Arc::new)))
 }
-
-/// Blue's collation ids of every set whose bytes are not UTF-8, by server (host, port).
-type ForeignCollations = HashMap<(String, u16), Arc<Vec<u16>>>;
-static FOREIGN_COLLATIONS: std::sync::OnceLock<std::sync::Mutex<ForeignCollations>> = std::sync::OnceLock::new();
 
 /// The ids of blue's collations of every set whose bytes are not UTF-8 (what a UTF-8 column's binlog
 /// collation must not be), read once per server.
 async fn known_foreign_collations(conn: &mut mysql_async::Conn) -> Result<Arc<Vec<u16>>, Error> {
-    let key = (conn.opts().ip_or_hostname().to_owned(), conn.opts().tcp_port());
-    let known = FOREIGN_COLLATIONS.get_or_init(Default::default);
-    if let Some(ids) = known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-        return Ok(Arc::clone(ids));
+    let (known, key) = FOREIGN_COLLATIONS.get(conn, "");
+    if let Some(ids) = known {
+        return Ok(ids);
     }
     let ids: Vec<u64> = conn
         .query(
@@ -115,11 +133,12 @@ async fn known_foreign_collations(conn: &mut mysql_async::Conn) -> Result<Arc<Ve
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading blue's collations", e))?;
-    // A binlog table map names a collation in 16 bits: a larger id is never one it carries.
-    let ids: Vec<u16> = ids.into_iter().filter_map(|id| u16::try_from(id).ok()).collect();
-    let ids = Arc::new(ids);
-    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, Arc::clone(&ids));
-    Ok(ids)
+    Ok(FOREIGN_COLLATIONS.put(key, Arc::new(collation_ids(ids))))
+}
+
+/// Collation ids as a binlog table map names them, in 16 bits: a larger id is never one it carries.
+fn collation_ids(ids: Vec<u64>) -> Vec<u16> {
+    ids.into_iter().filter_map(|id| u16::try_from(id).ok()).collect()
 }
 
 /// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set
@@ -142,8 +161,7 @@ async fn single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<
         .map_err(fail)?;
     let collations: Vec<u64> =
         conn.exec("SELECT ID FROM information_schema.COLLATIONS WHERE CHARACTER_SET_NAME = ? AND ID IS NOT NULL", (name,)).await.map_err(fail)?;
-    let collations = collations.into_iter().filter_map(|id| u16::try_from(id).ok()).collect();
-    Ok(SingleByte::from_blue(name.to_owned(), &converted, collations))
+    Ok(SingleByte::from_blue(name.to_owned(), &converted, collation_ids(collations)))
 }
 
 /// `COLUMN_TYPE` in lower case but for what it quotes (an `ENUM`'s members keep their case).
