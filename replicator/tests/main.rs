@@ -46,6 +46,7 @@ mod mysql_to_postgres_accept;
 mod mysql_to_postgres_actions;
 mod mysql_to_postgres_back_corpus;
 mod mysql_to_postgres_cutover;
+mod mysql_to_postgres_ddl;
 mod mysql_to_postgres_employees;
 mod mysql_to_postgres_json;
 mod mysql_to_postgres_rollback;

@@ -724,6 +724,10 @@ pub enum SchemaRefusal {
     /// Something replication between two engines needs that is not built yet.
     #[error("{what} from {from} to {to} is not built yet: {fix}")]
     NotBuilt { what: &'static str, from: &'static str, to: &'static str, fix: &'static str },
+    /// A change blue's DDL made to a replicated table that the stream to another engine does not
+    /// carry to green.
+    #[error("blue's DDL on {table} ({change}) is not carried to green while streaming: {why}; {fix}")]
+    DdlNotCarried { table: String, change: String, why: String, fix: &'static str },
 }
 
 #[cfg(test)]

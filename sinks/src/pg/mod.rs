@@ -552,6 +552,26 @@ impl Sink for PgSink {
         Ok(())
     }
 
+    /// A sink recording for a blue of another engine runs the statements the conversion translated
+    /// from blue's additive DDL (green's own dialect, each runnable again without effect: `IF NOT
+    /// EXISTS`), in one transaction. A PostgreSQL blue sends no DDL statements.
+    async fn apply_source_ddl(&mut self, database: &str, statement: &str) -> Result<(), SinkError> {
+        if self.row.is_none() {
+            let reason = format!("cannot run the source's DDL in {database}: `{statement}`; apply the change on green yourself and restart");
+            return Err(SinkError::Schema { table: String::new(), reason });
+        }
+        if statement.trim().is_empty() {
+            return Ok(());
+        }
+        self.rollback_quietly().await;
+        if let Err(e) = self.client.batch_execute(&format!("BEGIN; {statement}; COMMIT")).await {
+            self.rollback_quietly().await;
+            return Err(SinkError::Target { context: format!("applying blue's DDL as green's `{statement}`"), source: e });
+        }
+        self.forget_tables();
+        Ok(())
+    }
+
     /// Rows conflict by the replica-identity key and green's unique keys; a table with constraints
     /// between rows that keys do not describe (an exclusion constraint, a partial, expression or
     /// deferrable unique index) by table; a table whose triggers or rules fire for replicated rows

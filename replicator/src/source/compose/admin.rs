@@ -240,13 +240,14 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
     }
 
     async fn open_stream(&self, from: &Position) -> Result<Self::Stream, Error> {
-        // The catalog the stream converts by: the tables as they are now (a table whose columns
-        // changed since the copy stops the stream at its first change, the binlog's row not matching).
+        // The catalog the stream converts by: the tables as they are now (cut back to an older
+        // table map's columns where blue added some since; another change stops the stream at its
+        // first row, the binlog's row not matching).
         let tables = self.source.select().await?;
         // Whether green repeats an action is what its triggers say, checked against how blue acts now.
         let actions = super::actions::Actions::new(tables.iter(), &self.target.acting_keys().await?)?;
         let inner = self.source.open_stream(from).await?;
-        Ok(Converting::new(inner, Arc::clone(&self.convert), tables, actions, S::ENGINE, T::ENGINE))
+        Ok(Converting::new(inner, Arc::clone(&self.convert), tables, self.source.reread(), actions, (S::ENGINE, T::ENGINE)))
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {

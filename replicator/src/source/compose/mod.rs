@@ -20,6 +20,7 @@ pub(crate) mod admin;
 pub(crate) mod back;
 pub(crate) mod charset;
 pub(crate) mod cutover;
+pub(crate) mod ddl;
 pub(crate) mod family;
 pub(crate) mod mysql_to_pg;
 pub(crate) mod rollback;
@@ -260,6 +261,10 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
     /// The tables the configuration selects, read only, and turnout's heartbeat table (as
     /// [`SourceSide::prepare`] makes it, whether it exists yet or not).
     fn select(&self) -> impl Future<Output = Result<Vec<BlueTable>, Error>> + Send;
+
+    /// [`SourceSide::select`] as a reader the stream keeps, to read blue's catalog again when blue's
+    /// DDL reaches it.
+    fn reread(&self) -> stream::Reread;
 
     /// Opens one consistent snapshot of `tables` at a log position and reads them into the
     /// snapshot's channel (values as blue's stream would carry them); a failure is the channel's

@@ -1,17 +1,22 @@
 //! Blue's change stream seen through a [`Convert`]: every table schema and every row reaches the
 //! pipeline as green holds it, or the stream stops naming what would not arrive exactly. Blue's own
-//! DDL is refused here: its text is in blue's dialect.
+//! DDL is never passed on as its text (it is in blue's dialect): an additive change is translated
+//! from blue's catalog by the type map ([`super::ddl`]), anything else is refused.
 
 use super::actions::Actions;
 use super::{BlueColumn, BlueTable, Convert};
 use crate::error::{Error, SchemaRefusal};
 use crate::source::{Source, SourceMessage};
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
 use turnout_decoders::event::Row;
 use turnout_decoders::schema::{TableName, TableSchema};
 use turnout_decoders::ChangeEvent;
 use turnout_sinks::Durable;
+
+/// Reads blue's selected tables as its catalog describes them now ([`super::SourceSide::select`]).
+pub(crate) type Reread = Arc<dyn Fn() -> BoxFuture<'static, Result<Vec<BlueTable>, Error>> + Send + Sync>;
 
 /// `S` with each event converted by `C`.
 #[allow(missing_debug_implementations)]
@@ -20,8 +25,15 @@ pub(crate) struct Converting<S, C> {
     convert: Arc<C>,
     from: &'static str,
     to: &'static str,
-    /// Blue's catalog of each selected table when the stream opened: what rows are converted by.
+    /// Blue's catalog of each selected table as of the stream's position: what rows are converted
+    /// by. Read when the stream opened, cut back to the columns of an older table map, read again
+    /// when blue's DDL reaches the stream.
     catalog: HashMap<TableName, BlueTable>,
+    /// Reads blue's catalog again.
+    reread: Reread,
+    /// A DDL event received and not yet translated (kept across a cancelled [`Source::recv`] and
+    /// from [`Source::try_recv`], which cannot wait for blue).
+    pending: Option<SourceMessage>,
     /// The catalog's foreign keys with an action: a change must show blue acted as green will.
     actions: Actions,
     /// Blue's schema of each table seen, and green's for it.
@@ -29,13 +41,24 @@ pub(crate) struct Converting<S, C> {
 }
 
 impl<S: Source, C: Convert> Converting<S, C> {
-    pub(crate) fn new(inner: S, convert: Arc<C>, tables: Vec<BlueTable>, actions: Actions, from: &'static str, to: &'static str) -> Converting<S, C> {
+    /// `inner` converted by `convert` from the catalog `tables`; `ends` names the engines.
+    pub(crate) fn new(
+        inner: S,
+        convert: Arc<C>,
+        tables: Vec<BlueTable>,
+        reread: Reread,
+        actions: Actions,
+        ends: (&'static str, &'static str),
+    ) -> Converting<S, C> {
         let catalog = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
-        Converting { inner, convert, from, to, catalog, actions, schemas: HashMap::new() }
+        let (from, to) = ends;
+        Converting { inner, convert, from, to, catalog, reread, pending: None, actions, schemas: HashMap::new() }
     }
 
-    /// The catalog's table of `blue` (the stream's description), checked to have the same columns.
-    fn table(&self, blue: &TableSchema) -> Result<&BlueTable, Error> {
+    /// Checks `blue` (the stream's description of a table) against the catalog: the same columns,
+    /// or a prefix of them (rows from before an added column, the catalog then cut back to them,
+    /// see [`super::ddl::as_of`]), each in the encoding the catalog says.
+    fn align(&mut self, blue: &TableSchema) -> Result<(), Error> {
         let Some(table) = self.catalog.get(&blue.name) else {
             return Err(SchemaRefusal::NotBuilt {
                 what: "carrying a table created on blue while streaming",
@@ -45,17 +68,23 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             .into());
         };
-        let names = blue.columns.len() == table.columns.len() && blue.columns.iter().zip(&table.columns).all(|(b, c)| b.name == c.name);
-        if !names {
-            return Err(SchemaRefusal::NotExact {
-                at: blue.name.to_string(),
-                value: format!("the columns {}", blue.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
-                to: self.to,
-                green_type: format!("the columns {}", table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
-                fix: "blue's table changed since the stream opened; make the same change on green in its own dialect, then restart",
-            }
-            .into());
+        let names: Vec<&str> = blue.columns.iter().map(|c| c.name.as_str()).collect();
+        let same = names.len() == table.columns.len() && names.iter().zip(&table.columns).all(|(b, c)| *b == c.name);
+        if !same {
+            let Some(was) = super::ddl::as_of(table, &names) else {
+                return Err(SchemaRefusal::NotExact {
+                    at: blue.name.to_string(),
+                    value: format!("the columns {}", names.join(", ")),
+                    to: self.to,
+                    green_type: format!("the columns {}", table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    fix: "blue's table changed since the stream opened; make the same change on green in its own dialect, then restart",
+                }
+                .into());
+            };
+            tracing::info!(table = %blue.name, columns = %names.join(", "), "rows from before blue added columns: converted by the catalog as it was then");
+            self.catalog.insert(blue.name.clone(), was);
         }
+        let table = self.checked(blue)?;
         if let Some((c, id)) = blue.columns.iter().zip(&table.columns).find_map(|(b, c)| Some((c, encoding_of(&b.ty, c)?))) {
             return Err(SchemaRefusal::NotExact {
                 at: format!("{}.{}", blue.name, c.name),
@@ -66,7 +95,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
             }
             .into());
         }
-        Ok(table)
+        Ok(())
     }
 
     /// Green's schema for blue's `blue`, converted once per schema blue sends: the catalog's types,
@@ -77,7 +106,8 @@ impl<S: Source, C: Convert> Converting<S, C> {
                 return Ok(Arc::clone(green));
             }
         }
-        let mut green = self.convert.green(self.table(blue)?)?.schema;
+        self.align(blue)?;
+        let mut green = self.convert.green(self.checked(blue)?)?.schema;
         for (g, b) in green.columns.iter_mut().zip(&blue.columns) {
             g.is_key = b.is_key;
         }
@@ -131,17 +161,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
                 let tables = tables.iter().map(|t| self.green(t)).collect::<Result<_, _>>()?;
                 ChangeEvent::Truncate { tables, xid, cascade, restart_identity }
             }
-            ChangeEvent::Ddl { statement, tables, .. } => {
-                let names = tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                tracing::error!(statement = %statement, tables = %names, "blue's DDL cannot be carried to green");
-                return Err(SchemaRefusal::NotBuilt {
-                    what: "carrying blue's DDL while streaming",
-                    from: self.from,
-                    to: self.to,
-                    fix: "make the same change on green in its own dialect, then turnout teardown and turnout run to start over",
-                }
-                .into());
-            }
+            ChangeEvent::Ddl { .. } => return Err(Error::Internal("blue's DDL reached the conversion untranslated".into())),
             other => other,
         })
     }
@@ -149,12 +169,27 @@ impl<S: Source, C: Convert> Converting<S, C> {
 
 impl<S: Source, C: Convert> Source for Converting<S, C> {
     async fn recv(&mut self) -> Result<SourceMessage, Error> {
-        let message = self.inner.recv().await?;
-        self.message(message)
+        if self.pending.is_none() {
+            let message = self.inner.recv().await?;
+            if !is_ddl(&message) {
+                return self.message(message);
+            }
+            self.pending = Some(message);
+        }
+        self.translate_pending().await
     }
 
     fn try_recv(&mut self) -> Result<Option<SourceMessage>, Error> {
-        self.inner.try_recv()?.map(|m| self.message(m)).transpose()
+        if self.pending.is_some() {
+            return Ok(None);
+        }
+        match self.inner.try_recv()? {
+            Some(message) if is_ddl(&message) => {
+                self.pending = Some(message);
+                Ok(None)
+            }
+            message => message.map(|m| self.message(m)).transpose(),
+        }
     }
 
     fn acknowledge(&mut self, durable: &Durable) {
@@ -174,12 +209,53 @@ impl<S: Source, C: Convert> Source for Converting<S, C> {
     }
 }
 
+/// Whether `message` carries blue's DDL.
+fn is_ddl(message: &SourceMessage) -> bool {
+    matches!(message, SourceMessage::Event { event: ChangeEvent::Ddl { .. }, .. })
+}
+
 impl<S: Source, C: Convert> Converting<S, C> {
     fn message(&mut self, message: SourceMessage) -> Result<SourceMessage, Error> {
         Ok(match message {
             SourceMessage::Event { event, log_end } => SourceMessage::Event { event: self.event(event)?, log_end },
             end @ SourceMessage::LogEnd(_) => end,
         })
+    }
+
+    /// The pending DDL event as green's statements: blue's catalog read again, what it gained over
+    /// the stream's translated by [`super::ddl::carried`], and the stream's catalog moved on to it.
+    /// The event stays pending until translated.
+    async fn translate_pending(&mut self) -> Result<SourceMessage, Error> {
+        let now = (self.reread)().await?;
+        let Some(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement, tables }, log_end }) = self.pending.take() else {
+            return Err(Error::Internal("a DDL event to translate went missing".into()));
+        };
+        let mut statements = Vec::new();
+        let mut moved = Vec::new();
+        for name in &tables {
+            let Some(was) = self.catalog.get(name) else { continue };
+            let Some(table) = now.iter().find(|t| t.name == *name) else {
+                return Err(SchemaRefusal::DdlNotCarried {
+                    table: name.to_string(),
+                    change: "left the selection".into(),
+                    why: "the table is no longer among blue's selected tables".into(),
+                    fix: "start over (turnout teardown, turnout run)",
+                }
+                .into());
+            };
+            let carried = super::ddl::carried(self.convert.as_ref(), was, table)?;
+            for what in &carried.left_out {
+                tracing::warn!(table = %name, "{what}");
+            }
+            statements.extend(carried.statements);
+            moved.push(table.clone());
+        }
+        tracing::info!(blue = %statement, green = %statements.join("; "), "blue's DDL translated for green");
+        for table in moved {
+            self.schemas.remove(&table.name);
+            self.catalog.insert(table.name.clone(), table);
+        }
+        Ok(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement: statements.join(";\n"), tables }, log_end })
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use turnout_decoders::{Position, TableName, Value};
 
 /// Blue, a MySQL or MariaDB server.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct MySqlBlue {
     config: Config,
     blue: mysql_async::Opts,
@@ -442,6 +442,14 @@ impl SourceSide for MySqlBlue {
 
     fn heartbeat_table(&self) -> TableName {
         super::heartbeat::table(&database(&self.blue))
+    }
+
+    fn reread(&self) -> crate::source::compose::stream::Reread {
+        let blue = self.clone();
+        Arc::new(move || {
+            let blue = blue.clone();
+            Box::pin(async move { blue.select().await })
+        })
     }
 
     async fn select(&self) -> Result<Vec<BlueTable>, Error> {

@@ -1,0 +1,211 @@
+//! Blue's additive DDL carried to green while streaming, as the type map translates it.
+//!
+//! Blue's statement is in blue's dialect; green's is never derived from its text. When an additive
+//! `ALTER TABLE … ADD …` or `CREATE INDEX` reaches the stream, blue's catalog of the table is read
+//! again and compared with the catalog the stream converts by: what the statement added (columns at
+//! the end, indexes) is translated by the same [`Convert::green`] that made green's table at the
+//! copy, so green's new column has the type, `DEFAULT`, `NOT NULL` and guard a copy would have given
+//! it, and the cutover's comparison of definitions finds nothing to tell apart. Anything else the
+//! two catalogs differ by stops the stream naming it.
+//!
+//! Blue's catalog is read when the statement reaches the stream, which can be after later changes:
+//! - a later additive change makes the catalog hold more than this statement added. It is carried
+//!   at once (green holds a column or index early, which rows of the older shape leave to its
+//!   default, as blue's own rows were when the later statement ran), and the rows between the two
+//!   statements arrive with a table map that is a prefix of the catalog: [`as_of`] cuts the
+//!   catalog back to it.
+//! - a stream restarted from before the statement (a crash before green recorded past it) opens
+//!   with the catalog after it: rows of the older shape are converted by [`as_of`] as well, and the
+//!   statements run again on green change nothing (`IF NOT EXISTS`).
+//!
+//! A column added in a place other than the end, or any change to a column, key or foreign key,
+//! is refused by name: green's column order and definitions are compared at the switch.
+
+use super::{BlueColumn, BlueTable, Convert};
+use crate::error::{Error, SchemaRefusal};
+use turnout_decoders::schema::quote_ident;
+
+/// What carrying a change the stream cannot make exact should do instead.
+const START_OVER: &str = "start over (turnout teardown, turnout run) so the copy takes blue's table as it is now";
+
+/// Green's statements for what blue's catalog of a table gained from `was` (what the stream
+/// converts by) to `now`, and what of it green does not hold (an index left to the operator).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Carried {
+    pub statements: Vec<String>,
+    pub left_out: Vec<String>,
+}
+
+/// `now` as it was when blue's rows had only the columns `names` (a table map's): `now` cut to its
+/// first `names.len()` columns, without the indexes on the columns cut. `None` when `names` is not
+/// a strict prefix of `now`'s columns, or a key or foreign key uses a column cut (a change that is
+/// not additive).
+pub(crate) fn as_of(now: &BlueTable, names: &[&str]) -> Option<BlueTable> {
+    let prefix = names.len() < now.columns.len() && names.iter().zip(&now.columns).all(|(n, c)| *n == c.name);
+    if !prefix {
+        return None;
+    }
+    let cut: Vec<&str> = now.columns[names.len()..].iter().map(|c| c.name.as_str()).collect();
+    let uses_cut = |columns: &[String]| columns.iter().any(|c| cut.contains(&c.as_str()));
+    if uses_cut(&now.key) || now.foreign_keys.iter().any(|f| uses_cut(&f.columns)) {
+        return None;
+    }
+    let mut was = now.clone();
+    was.columns.truncate(names.len());
+    was.indexes.retain(|i| !i.columns.iter().any(|(c, _)| cut.contains(&c.as_str())));
+    Some(was)
+}
+
+/// The refusal of a change to `table` that is not carried.
+fn refused(table: &BlueTable, change: String, why: String) -> Error {
+    SchemaRefusal::DdlNotCarried { table: table.name.to_string(), change, why, fix: START_OVER }.into()
+}
+
+/// Why a column blue added cannot be added to green with the values blue's existing rows took, if
+/// it cannot.
+fn unreproducible(convert: &impl Convert, table: &BlueTable, column: &BlueColumn) -> Option<String> {
+    if column.generated {
+        return Some("it is a generated column, which the type map does not translate".into());
+    }
+    if column.auto_increment {
+        return Some("AUTO_INCREMENT numbers the existing rows in the order blue reads them".into());
+    }
+    match (&column.default, convert.green_default(table, column)) {
+        (Some(default), None) => Some(format!("its default {default} fills blue's existing rows with values green's type map does not carry")),
+        (None, _) if !column.nullable => {
+            Some("it is NOT NULL without a default, so blue filled its existing rows with the type's implicit value (0, '', a zero date)".into())
+        }
+        _ => None,
+    }
+}
+
+/// Green's statements for what blue's table gained from `was` to `now` (see the module's doc):
+/// columns added at the end and indexes added, each statement runnable again without effect.
+/// Refuses any other difference, naming it.
+pub(crate) fn carried(convert: &impl Convert, was: &BlueTable, now: &BlueTable) -> Result<Carried, Error> {
+    let common = was.columns.len().min(now.columns.len());
+    if now.columns.len() < was.columns.len() || was.columns[..common] != now.columns[..common] {
+        let added = now.columns.iter().find(|c| !was.columns.iter().any(|w| w.name == c.name));
+        let (changed, why) = match (added, was.columns.iter().find(|c| !now.columns.contains(c))) {
+            (Some(c), _) if now.columns.len() > was.columns.len() => (
+                format!("added column {}", c.name),
+                "it was added before the last column (FIRST or AFTER), and green's columns keep blue's order; add it after the last one",
+            ),
+            (_, Some(c)) => (format!("changed column {}", c.name), "an existing column was changed, moved or dropped"),
+            _ => ("changed its columns".to_owned(), "an existing column was changed, moved or dropped"),
+        };
+        return Err(refused(now, changed, why.into()));
+    }
+    if was.key != now.key || was.foreign_keys != now.foreign_keys {
+        return Err(refused(now, "changed its primary key or foreign keys".into(), "only added columns and indexes are carried while streaming".into()));
+    }
+    if let Some(i) = was.indexes.iter().find(|i| !now.indexes.contains(i)) {
+        return Err(refused(now, format!("changed index {}", i.name), "an existing index was changed or dropped".into()));
+    }
+    let added = &now.columns[common..];
+    for column in added {
+        if let Some(why) = unreproducible(convert, now, column) {
+            return Err(refused(now, format!("added column {}", column.name), why));
+        }
+    }
+    let green_now = convert.green(now)?;
+    let green_was = convert.green(was)?;
+    let qualified = format!("{}.{}", quote_ident(&now.name.schema), quote_ident(&now.name.name));
+    let mut statements: Vec<String> = green_now.definitions[common..].iter().map(|d| format!("ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {d}")).collect();
+    for index in green_now.after.iter().filter(|s| !green_was.after.contains(s)) {
+        match index.strip_prefix("CREATE UNIQUE INDEX ").map(|r| ("UNIQUE ", r)).or_else(|| index.strip_prefix("CREATE INDEX ").map(|r| ("", r))) {
+            Some((unique, rest)) => statements.push(format!("CREATE {unique}INDEX IF NOT EXISTS {rest}")),
+            None => return Err(refused(now, "added an identity".into(), format!("green would need `{index}`"))),
+        }
+    }
+    let left_out = green_now.left_out.into_iter().filter(|l| !green_was.left_out.contains(l)).collect();
+    Ok(Carried { statements, left_out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::compose::mysql_to_pg::MySqlToPg;
+    use crate::source::compose::BlueIndex;
+    use turnout_decoders::schema::TableName;
+
+    fn column(name: &str, ty: &str, nullable: bool, default: Option<&str>) -> BlueColumn {
+        BlueColumn { nullable, default: default.map(str::to_owned), ..BlueColumn::own(name, ty) }
+    }
+
+    fn table(columns: Vec<BlueColumn>, indexes: Vec<BlueIndex>) -> BlueTable {
+        BlueTable {
+            name: TableName { schema: "app".into(), name: "t".into() },
+            columns,
+            key: vec!["id".into()],
+            heartbeat: false,
+            indexes,
+            foreign_keys: Vec::new(),
+            next_auto_increment: None,
+        }
+    }
+
+    fn index(name: &str, column: &str, unique: bool) -> BlueIndex {
+        BlueIndex { name: name.into(), unique, columns: vec![(column.into(), None)], kind: "BTREE".into() }
+    }
+
+    fn convert() -> MySqlToPg {
+        MySqlToPg::default()
+    }
+
+    #[test]
+    fn columns_added_at_the_end_and_their_indexes_become_green_statements_that_can_run_again() {
+        let was = table(vec![column("id", "int", false, None)], vec![]);
+        let now = table(
+            vec![column("id", "int", false, None), column("note", "int", true, None), column("n", "int unsigned", false, Some("'7'"))],
+            vec![index("by_note", "note", false), index("n_uq", "n", true)],
+        );
+        let carried = carried(&convert(), &was, &now).expect("carried");
+        assert_eq!(carried.statements.len(), 4, "{carried:?}");
+        assert_eq!(carried.statements[0], r#"ALTER TABLE "app"."t" ADD COLUMN IF NOT EXISTS "note" integer"#);
+        assert!(carried.statements[1].starts_with(r#"ALTER TABLE "app"."t" ADD COLUMN IF NOT EXISTS "n" bigint DEFAULT 7 NOT NULL CHECK"#), "{carried:?}");
+        assert!(carried.statements[2].starts_with("CREATE INDEX IF NOT EXISTS "), "{carried:?}");
+        assert!(carried.statements[3].starts_with("CREATE UNIQUE INDEX IF NOT EXISTS "), "{carried:?}");
+        // The same catalog again: nothing to do.
+        assert_eq!(carried_statements(&now, &now), Vec::<String>::new());
+    }
+
+    fn carried_statements(was: &BlueTable, now: &BlueTable) -> Vec<String> {
+        carried(&convert(), was, now).expect("carried").statements
+    }
+
+    #[test]
+    fn what_green_cannot_reproduce_or_is_not_an_addition_is_refused_by_name() {
+        let id = || column("id", "int", false, None);
+        let was = table(vec![id(), column("a", "int", true, None)], vec![]);
+        let refusal = |now: BlueTable| carried(&convert(), &was, &now).expect_err("refused").to_string();
+        let first = refusal(table(vec![column("z", "int", true, None), id(), column("a", "int", true, None)], vec![]));
+        assert!(first.contains("added column z") && first.contains("FIRST or AFTER"), "{first}");
+        let changed = refusal(table(vec![id(), column("a", "bigint", true, None)], vec![]));
+        assert!(changed.contains("(changed column a)"), "{changed}");
+        let implicit = refusal(table(vec![id(), column("a", "int", true, None), column("b", "int", false, None)], vec![]));
+        assert!(implicit.contains("added column b") && implicit.contains("implicit value"), "{implicit}");
+        let stamped = refusal(table(vec![id(), column("a", "int", true, None), column("at", "datetime", true, Some("current_timestamp()"))], vec![]));
+        assert!(stamped.contains("added column at") && stamped.contains("current_timestamp()"), "{stamped}");
+        let generated = refusal(table(vec![id(), column("a", "int", true, None), BlueColumn { generated: true, ..column("g", "int", true, None) }], vec![]));
+        assert!(generated.contains("generated column"), "{generated}");
+        let dropped = carried(&convert(), &table(vec![id()], vec![index("i", "id", false)]), &table(vec![id()], vec![])).expect_err("refused");
+        assert!(dropped.to_string().contains("(changed index i)"), "{dropped}");
+    }
+
+    #[test]
+    fn a_table_map_of_an_older_shape_cuts_the_catalog_back_to_its_columns() {
+        let now = table(
+            vec![column("id", "int", false, None), column("a", "int", true, None), column("b", "int", true, None)],
+            vec![index("by_a", "a", false), index("by_b", "b", false)],
+        );
+        let was = as_of(&now, &["id", "a"]).expect("a prefix");
+        assert_eq!(was.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "a"]);
+        assert_eq!(was.indexes, vec![index("by_a", "a", false)]);
+        assert_eq!(carried_statements(&was, &now).len(), 2, "the column b and its index");
+        assert_eq!(as_of(&now, &["id", "a", "b"]), None, "not a strict prefix");
+        assert_eq!(as_of(&now, &["id", "b"]), None, "not a prefix");
+        let keyed = BlueTable { key: vec!["id".into(), "b".into()], ..now.clone() };
+        assert_eq!(as_of(&keyed, &["id", "a"]), None, "a key column cut");
+    }
+}

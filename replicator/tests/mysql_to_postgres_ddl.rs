@@ -1,0 +1,115 @@
+//! MySQL/MariaDB → PostgreSQL: blue's additive DDL while streaming, translated by the type map from
+//! blue's catalog — columns added with their defaults and guards, indexes, rows of the new shape —
+//! across a restart from before the statement, with `verify` finding green's definitions and rows
+//! equal; a column added in the middle stops the stream naming it.
+
+use crate::common::{self, Turnout};
+use crate::mysql_to_postgres::{green_column, pair_of};
+use std::time::{Duration, Instant};
+use turnout_testbed::{Flavor, MySqlServer, PgServer};
+
+/// Every row of blue's `t` as text, sorted.
+fn blue_rows(blue: &MySqlServer, db: &str, columns: &[&str]) -> Vec<String> {
+    let list = columns.iter().map(|c| format!("IFNULL({c}, 'N')")).collect::<Vec<_>>().join(", ");
+    let out = blue.execute(Some(db), &format!("SELECT CONCAT_WS('|', {list}) FROM t")).expect("blue's rows");
+    let mut rows: Vec<String> = out.lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+/// Every row of green's `t` as text, sorted; empty when a column is missing.
+async fn green_rows(green: &PgServer, db: &str, columns: &[&str]) -> Vec<String> {
+    let list = columns.iter().map(|c| format!("COALESCE({c}::text, 'N')")).collect::<Vec<_>>().join(", ");
+    let mut rows = green_column(green, db, &format!("SELECT concat_ws('|', {list}) FROM \"{db}\".t")).await.unwrap_or_default();
+    rows.sort();
+    rows
+}
+
+/// Waits until green's `t` holds blue's rows in `columns`, text for text.
+async fn rows_arrive(blue: &MySqlServer, green: &PgServer, db: &str, columns: &[&str], t: &mut Turnout) -> Vec<String> {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let (b, g) = (blue_rows(blue, db, columns), green_rows(green, db, columns).await);
+        if b == g {
+            return b;
+        }
+        if let Some(code) = t.exited() {
+            panic!("turnout exited with {code}\n{}", t.log_text());
+        }
+        assert!(Instant::now() < deadline, "green never held blue's rows: blue {b:?}, green {g:?}\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn additive_ddl_on(flavor: Flavor) {
+    let (blue, green, db) = pair_of(flavor, "CREATE TABLE t (id INT PRIMARY KEY, n INT) ENGINE = InnoDB; INSERT INTO t VALUES (1, 10), (2, NULL)").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    // Two columns (one NOT NULL with a default the existing rows take, one unsigned) and an index,
+    // then rows of the new shape and an update of an old row; then a third column, most likely
+    // already in blue's catalog when the stream reads it for the first statement.
+    blue.execute(
+        Some(&db),
+        "ALTER TABLE t ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'none', ADD COLUMN big BIGINT UNSIGNED NULL; \
+         INSERT INTO t VALUES (3, 30, 'three', 18446744073709551615); CREATE INDEX by_note ON t (note); \
+         UPDATE t SET note = 'one' WHERE id = 1; \
+         ALTER TABLE t ADD COLUMN flag TINYINT NOT NULL DEFAULT 1; INSERT INTO t VALUES (7, 70, 'seven', NULL, 0)",
+    )
+    .expect("blue's DDL and writes");
+    let columns = ["id", "n", "note", "big", "flag"];
+    let rows = rows_arrive(&blue, &green, &db, &columns, &mut t).await;
+    assert_eq!(rows, ["1|10|one|N|1", "2|N|none|N|1", "3|30|three|18446744073709551615|1", "7|70|seven|N|0"]);
+    let defined = green_column(
+        &green,
+        &db,
+        &format!(
+            "SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' || COALESCE(pg_get_expr(d.adbin, d.adrelid), '-') \
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = '\"{db}\".t'::regclass AND a.attnum > 2 AND NOT a.attisdropped ORDER BY a.attnum"
+        ),
+    )
+    .await
+    .expect("green's columns");
+    assert_eq!(
+        defined,
+        ["note character varying(20) true 'none'::character varying", "big numeric(20,0) false -", "flag smallint true 1"],
+        "as the copy would make them"
+    );
+    let indexes = green_column(&green, &db, &format!("SELECT indexname FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 't'")).await.expect("indexes");
+    assert!(indexes.iter().any(|i| i.contains("by_note")), "{indexes:?}");
+    // Stopped, blue writes an old-shape row, adds a column and writes a new-shape one: the stream
+    // starts from before the statement with blue's catalog after it.
+    t.sigterm();
+    blue.execute(
+        Some(&db),
+        "INSERT INTO t (id, n) VALUES (4, 40); ALTER TABLE t ADD COLUMN later INT DEFAULT 5; INSERT INTO t VALUES (5, 50, 'five', NULL, 1, 6)",
+    )
+    .expect("writes while stopped");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let columns = ["id", "n", "note", "big", "flag", "later"];
+    let rows = rows_arrive(&blue, &green, &db, &columns, &mut t).await;
+    assert!(rows.contains(&"4|40|none|N|1|5".to_owned()) && rows.contains(&"5|50|five|N|1|6".to_owned()), "{rows:?}");
+    assert!(t.log_text().contains("rows from before blue added columns: converted by the catalog as it was then"), "{}", t.log_text());
+    // verify: green's definitions are what the type map makes of blue's now, and every row equal.
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    // A column added before the others cannot keep blue's order on green: stopped, naming it.
+    blue.execute(Some(&db), "ALTER TABLE t ADD COLUMN early INT FIRST; INSERT INTO t (id) VALUES (6)").expect("a column first");
+    assert_ne!(common::wait_exit(&mut t).await, 0);
+    let log = t.log_text();
+    assert!(log.contains(&format!("blue's DDL on {db}.t (added column early) is not carried")) && log.contains("FIRST or AFTER"), "{log}");
+    assert_eq!(green_rows(&green, &db, &columns).await.len(), 6, "nothing after the refused statement applied");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blue_adds_columns_and_an_index_while_streaming_and_green_gets_them_translated_from_mariadb() {
+    additive_ddl_on(Flavor::MariaDb10_11).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blue_adds_columns_and_an_index_while_streaming_and_green_gets_them_translated_from_oracle_mysql_9_7() {
+    additive_ddl_on(Flavor::MySql9_7).await;
+}
