@@ -3,6 +3,8 @@
 //!
 //! - by a raw pipe, `mariadb --batch -e 'SELECT …' | psql -c 'COPY … FROM STDIN'`, into a table made
 //!   beforehand: the floor (no snapshot position, no type checks, no keys built after);
+//! - by pgloader (Debian's `pgloader`, its defaults: tables created, rows loaded by several workers,
+//!   indexes built after), the tool people use for this migration, to a PostgreSQL 17 green;
 //! - by turnout MariaDB → MariaDB (the family's own consistent copy, 4 readers), to a MariaDB green;
 //! - by turnout MariaDB → PostgreSQL (the composed pair: one snapshot streamed through the type map into
 //!   `COPY`, keys after, the position in the same transaction), to a PostgreSQL 17 green;
@@ -10,7 +12,8 @@
 //! each timed until green's progress record exists (the copy committed with its position), then the
 //! ratios, and a check that every copy holds blue's row count and sums.
 //!
-//! Run: `cargo run --release -p turnout --example bench_mysql_to_pg -- [ROWS]` (default 500000).
+//! Run: `cargo run --release -p turnout --example bench_mysql_to_pg -- [ROWS]` (default 500000); it needs
+//! `pgloader` on the `PATH` (`apt-get install pgloader`).
 #![allow(clippy::too_many_lines, reason = "a benchmark reads best top to bottom")]
 
 #[path = "common/mod.rs"]
@@ -67,7 +70,7 @@ async fn main() -> Result<()> {
     let pg = PgServer::start_with(PgOptions::new(17))?;
     blue.execute(None, &schema(rows))?;
     maria_green.execute(None, &format!("SET sql_log_bin = 0; CREATE DATABASE {DB}"))?;
-    for db in ["raw", "ours"] {
+    for db in ["raw", "pgloader", "ours"] {
         pg.execute("postgres", &format!("CREATE DATABASE {db}")).await?;
     }
     let expected = blue.execute(Some(DB), FINGERPRINT)?.trim().to_owned();
@@ -97,6 +100,18 @@ async fn main() -> Result<()> {
     let raw_secs = started.elapsed().as_secs_f64();
     ensure!(pg_text(&pg, "raw", PG_FINGERPRINT).await?.as_deref() == Some(expected.as_str()), "the raw pipe's copy differs");
 
+    // pgloader, with its defaults.
+    let source = format!("mysql://{}:{}@127.0.0.1:{}/{DB}", blue.user(), blue.password(), blue.port());
+    let target = format!("postgresql://postgres:{}@127.0.0.1:{}/pgloader", pg.password(), pg.port());
+    let started = Instant::now();
+    let loaded = std::process::Command::new("pgloader")
+        .args(["--no-ssl-cert-verification", &source, &target])
+        .output()
+        .context("running pgloader (apt-get install pgloader)")?;
+    let pgloader_secs = started.elapsed().as_secs_f64();
+    ensure!(loaded.status.success(), "pgloader failed: {}{}", String::from_utf8_lossy(&loaded.stdout), String::from_utf8_lossy(&loaded.stderr));
+    ensure!(pg_text(&pg, "pgloader", PG_FINGERPRINT).await?.as_deref() == Some(expected.as_str()), "pgloader's copy differs");
+
     // turnout MariaDB → MariaDB.
     let dir = tempfile::tempdir()?;
     let sidecar = common::Sidecar::start(common::config(&blue.url(DB), &maria_green.url(DB), &dir.path().join("maria"), free_port())?);
@@ -118,7 +133,15 @@ async fn main() -> Result<()> {
     sidecar.stop().await?;
     ensure!(pg_text(&pg, "ours", PG_FINGERPRINT).await?.as_deref() == Some(expected.as_str()), "turnout's PostgreSQL copy differs");
 
-    println!("copy of {rows} rows: raw pipe {raw_secs:.2} s, turnout MariaDB → MariaDB {maria_secs:.2} s, turnout MariaDB → PostgreSQL {pg_secs:.2} s");
-    println!("ratios: raw pipe / turnout → PostgreSQL {:.2}x; turnout → MariaDB / turnout → PostgreSQL {:.2}x", raw_secs / pg_secs, maria_secs / pg_secs);
+    println!(
+        "copy of {rows} rows: raw pipe {raw_secs:.2} s, pgloader {pgloader_secs:.2} s, turnout MariaDB → MariaDB {maria_secs:.2} s, \
+         turnout MariaDB → PostgreSQL {pg_secs:.2} s"
+    );
+    println!(
+        "ratios (turnout → PostgreSQL's speed against each): pgloader {:.2}x; raw pipe {:.2}x; turnout → MariaDB {:.2}x",
+        pgloader_secs / pg_secs,
+        raw_secs / pg_secs,
+        maria_secs / pg_secs
+    );
     Ok(())
 }

@@ -1,32 +1,33 @@
 //! MySQL/MariaDB → PostgreSQL: blue's additive DDL while streaming, translated by the type map from
-//! blue's catalog — columns added with their defaults and guards, indexes, rows of the new shape —
-//! across a restart from before the statement, with `verify` finding green's definitions and rows
-//! equal; a column added in the middle stops the stream naming it.
+//! blue's catalog — columns added with their defaults and guards, indexes (on a table whose
+//! `AUTO_INCREMENT` counter moves), rows of the new shape — across a restart from before the
+//! statement (with and without rows of the older shape before it), with `verify` finding green's
+//! definitions and rows equal; a column added in the middle stops the stream naming it.
 
 use crate::common::{self, Turnout};
 use crate::mysql_to_postgres::{green_column, pair_of};
 use std::time::{Duration, Instant};
 use turnout_testbed::{Flavor, MySqlServer, PgServer};
 
-/// Every row of blue's `t` as text, sorted.
-fn blue_rows(blue: &MySqlServer, db: &str, columns: &[&str]) -> Vec<String> {
+/// Every row of blue's `table` as text, sorted.
+fn blue_rows(blue: &MySqlServer, db: &str, (table, columns): (&str, &[&str])) -> Vec<String> {
     let list = columns.iter().map(|c| format!("IFNULL({c}, 'N')")).collect::<Vec<_>>().join(", ");
-    let out = blue.execute(Some(db), &format!("SELECT CONCAT_WS('|', {list}) FROM t")).expect("blue's rows");
+    let out = blue.execute(Some(db), &format!("SELECT CONCAT_WS('|', {list}) FROM {table}")).expect("blue's rows");
     let mut rows: Vec<String> = out.lines().map(str::to_owned).collect();
     rows.sort();
     rows
 }
 
-/// Every row of green's `t` as text, sorted; empty when a column is missing.
-async fn green_rows(green: &PgServer, db: &str, columns: &[&str]) -> Vec<String> {
+/// Every row of green's `table` as text, sorted; empty when a column is missing.
+async fn green_rows(green: &PgServer, db: &str, (table, columns): (&str, &[&str])) -> Vec<String> {
     let list = columns.iter().map(|c| format!("COALESCE({c}::text, 'N')")).collect::<Vec<_>>().join(", ");
-    let mut rows = green_column(green, db, &format!("SELECT concat_ws('|', {list}) FROM \"{db}\".t")).await.unwrap_or_default();
+    let mut rows = green_column(green, db, &format!("SELECT concat_ws('|', {list}) FROM \"{db}\".{table}")).await.unwrap_or_default();
     rows.sort();
     rows
 }
 
-/// Waits until green's `t` holds blue's rows in `columns`, text for text.
-async fn rows_arrive(blue: &MySqlServer, green: &PgServer, db: &str, columns: &[&str], t: &mut Turnout) -> Vec<String> {
+/// Waits until green's `table` holds blue's rows in `columns`, text for text.
+async fn rows_arrive(blue: &MySqlServer, green: &PgServer, db: &str, columns: (&str, &[&str]), t: &mut Turnout) -> Vec<String> {
     let deadline = Instant::now() + common::WAIT;
     loop {
         let (b, g) = (blue_rows(blue, db, columns), green_rows(green, db, columns).await);
@@ -42,7 +43,12 @@ async fn rows_arrive(blue: &MySqlServer, green: &PgServer, db: &str, columns: &[
 }
 
 async fn additive_ddl_on(flavor: Flavor) {
-    let (blue, green, db) = pair_of(flavor, "CREATE TABLE t (id INT PRIMARY KEY, n INT) ENGINE = InnoDB; INSERT INTO t VALUES (1, 10), (2, NULL)").await;
+    let (blue, green, db) = pair_of(
+        flavor,
+        "CREATE TABLE t (id INT PRIMARY KEY, n INT) ENGINE = InnoDB; INSERT INTO t VALUES (1, 10), (2, NULL); \
+         CREATE TABLE u (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE = InnoDB; INSERT INTO u (v) VALUES (0)",
+    )
+    .await;
     let dir = tempfile::tempdir().expect("tmp");
     let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
     t.start();
@@ -55,11 +61,14 @@ async fn additive_ddl_on(flavor: Flavor) {
         "ALTER TABLE t ADD COLUMN note VARCHAR(20) NOT NULL DEFAULT 'none', ADD COLUMN big BIGINT UNSIGNED NULL; \
          INSERT INTO t VALUES (3, 30, 'three', 18446744073709551615); CREATE INDEX by_note ON t (note); \
          UPDATE t SET note = 'one' WHERE id = 1; \
-         ALTER TABLE t ADD COLUMN flag TINYINT NOT NULL DEFAULT 1; INSERT INTO t VALUES (7, 70, 'seven', NULL, 0)",
+         ALTER TABLE t ADD COLUMN flag TINYINT NOT NULL DEFAULT 1; INSERT INTO t VALUES (7, 70, 'seven', NULL, 0); \
+         INSERT INTO u (v) VALUES (1), (2); CREATE INDEX by_v ON u (v)",
     )
     .expect("blue's DDL and writes");
     let columns = ["id", "n", "note", "big", "flag"];
-    let rows = rows_arrive(&blue, &green, &db, &columns, &mut t).await;
+    // An index on a table whose AUTO_INCREMENT counter moved since the stream opened.
+    rows_arrive(&blue, &green, &db, ("u", &["id", "v"]), &mut t).await;
+    let rows = rows_arrive(&blue, &green, &db, ("t", &columns), &mut t).await;
     assert_eq!(rows, ["1|10|one|N|1", "2|N|none|N|1", "3|30|three|18446744073709551615|1", "7|70|seven|N|0"]);
     let defined = green_column(
         &green,
@@ -79,29 +88,41 @@ async fn additive_ddl_on(flavor: Flavor) {
     );
     let indexes = green_column(&green, &db, &format!("SELECT indexname FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 't'")).await.expect("indexes");
     assert!(indexes.iter().any(|i| i.contains("by_note")), "{indexes:?}");
+    let indexes = green_column(&green, &db, &format!("SELECT indexname FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 'u'")).await.expect("indexes");
+    assert!(indexes.iter().any(|i| i.contains("by_v")), "{indexes:?}");
     // Stopped, blue writes an old-shape row, adds a column and writes a new-shape one: the stream
-    // starts from before the statement with blue's catalog after it.
+    // starts from before the statement with blue's catalog after it. On u the statement comes
+    // first: no row of the older shape cuts the stream's catalog back, green's own shape tells.
     t.sigterm();
     blue.execute(
         Some(&db),
-        "INSERT INTO t (id, n) VALUES (4, 40); ALTER TABLE t ADD COLUMN later INT DEFAULT 5; INSERT INTO t VALUES (5, 50, 'five', NULL, 1, 6)",
+        "INSERT INTO t (id, n) VALUES (4, 40); ALTER TABLE t ADD COLUMN later INT DEFAULT 5; INSERT INTO t VALUES (5, 50, 'five', NULL, 1, 6); \
+         ALTER TABLE u ADD COLUMN w INT DEFAULT 3; INSERT INTO u (v, w) VALUES (3, 4)",
     )
     .expect("writes while stopped");
     t.start();
     common::wait_streaming(&mut t).await;
     let columns = ["id", "n", "note", "big", "flag", "later"];
-    let rows = rows_arrive(&blue, &green, &db, &columns, &mut t).await;
+    let rows = rows_arrive(&blue, &green, &db, ("t", &columns), &mut t).await;
+    let u = rows_arrive(&blue, &green, &db, ("u", &["id", "v", "w"]), &mut t).await;
+    assert_eq!(u, ["1|0|3", "2|1|3", "3|2|3", "4|3|4"]);
     assert!(rows.contains(&"4|40|none|N|1|5".to_owned()) && rows.contains(&"5|50|five|N|1|6".to_owned()), "{rows:?}");
     assert!(t.log_text().contains("rows from before blue added columns: converted by the catalog as it was then"), "{}", t.log_text());
     // verify: green's definitions are what the type map makes of blue's now, and every row equal.
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    // A default changed on green by hand is a difference by its value.
+    green.execute(&db, &format!("ALTER TABLE \"{db}\".t ALTER COLUMN note SET DEFAULT 'other'")).await.expect("green's default");
+    let (code, out) = common::turnout_command(&t, "verify", &[]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("column note defaults to 'other'::character varying on green, the type map makes 'none'::character varying"), "{out}");
+    green.execute(&db, &format!("ALTER TABLE \"{db}\".t ALTER COLUMN note SET DEFAULT 'none'")).await.expect("green's default back");
     // A column added before the others cannot keep blue's order on green: stopped, naming it.
     blue.execute(Some(&db), "ALTER TABLE t ADD COLUMN early INT FIRST; INSERT INTO t (id) VALUES (6)").expect("a column first");
     assert_ne!(common::wait_exit(&mut t).await, 0);
     let log = t.log_text();
     assert!(log.contains(&format!("blue's DDL on {db}.t (added column early) is not carried")) && log.contains("FIRST or AFTER"), "{log}");
-    assert_eq!(green_rows(&green, &db, &columns).await.len(), 6, "nothing after the refused statement applied");
+    assert_eq!(green_rows(&green, &db, ("t", &columns)).await.len(), 6, "nothing after the refused statement applied");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -247,7 +247,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
         // Whether green repeats an action is what its triggers say, checked against how blue acts now.
         let actions = super::actions::Actions::new(tables.iter(), &self.target.acting_keys().await?)?;
         let inner = self.source.open_stream(from).await?;
-        Ok(Converting::new(inner, Arc::clone(&self.convert), tables, self.source.reread(), actions, (S::ENGINE, T::ENGINE)))
+        Ok(Converting::new(inner, Arc::clone(&self.convert), tables, (self.source.reread(), self.target.shapes()), actions, (S::ENGINE, T::ENGINE)))
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {

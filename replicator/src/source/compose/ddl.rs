@@ -2,26 +2,21 @@
 //!
 //! Blue's statement is in blue's dialect; green's is never derived from its text. When an additive
 //! `ALTER TABLE … ADD …` or `CREATE INDEX` reaches the stream, blue's catalog of the table is read
-//! again and compared with the catalog the stream converts by: what the statement added (columns at
-//! the end, indexes) is translated by the same [`Convert::green`] that made green's table at the
-//! copy, so green's new column has the type, `DEFAULT`, `NOT NULL` and guard a copy would have given
-//! it, and the cutover's comparison of definitions finds nothing to tell apart. Anything else the
-//! two catalogs differ by stops the stream naming it.
+//! again and green's table as it is ([`GreenShape`]): what blue's has and green's lacks (columns after
+//! green's last one, indexes) is translated by the same [`Convert::green`] that made green's table at
+//! the copy, so green's new column has the type, `DEFAULT`, `NOT NULL` and guard a copy would have
+//! given it, and the cutover's comparison of definitions finds nothing to tell apart. A change to
+//! what the stream converts by (a column, key or foreign key changed since) stops it naming it.
 //!
-//! Blue's catalog is read when the statement reaches the stream, which can be after later changes:
-//! - a later additive change makes the catalog hold more than this statement added. It is carried
-//!   at once (green holds a column or index early, which rows of the older shape leave to its
-//!   default, as blue's own rows were when the later statement ran), and the rows between the two
-//!   statements arrive with a table map that is a prefix of the catalog: [`as_of`] cuts the
-//!   catalog back to it.
-//! - a stream restarted from before the statement (a crash before green recorded past it) opens
-//!   with the catalog after it: rows of the older shape are converted by [`as_of`] as well, and the
-//!   statements run again on green change nothing (`IF NOT EXISTS`).
+//! Comparing with green as it is makes a restart from before the statement safe: blue's catalog is
+//! then already past it, and green still shows what it lacks (or, when the statements ran before the
+//! crash, that it lacks nothing). Rows of the older shape are converted by blue's catalog cut back to
+//! their table map's columns ([`as_of`]).
 //!
-//! A column added in a place other than the end, or any change to a column, key or foreign key,
-//! is refused by name: green's column order and definitions are compared at the switch.
+//! A column added in a place other than the end is refused by name: green's column order is compared
+//! at the switch, and PostgreSQL only appends.
 
-use super::{BlueColumn, BlueTable, Convert};
+use super::{BlueColumn, BlueIndex, BlueTable, Convert, GreenShape};
 use crate::error::{Error, SchemaRefusal};
 use turnout_decoders::schema::quote_ident;
 
@@ -79,10 +74,29 @@ fn unreproducible(convert: &impl Convert, table: &BlueTable, column: &BlueColumn
     }
 }
 
-/// Green's statements for what blue's table gained from `was` to `now` (see the module's doc):
-/// columns added at the end and indexes added, each statement runnable again without effect.
-/// Refuses any other difference, naming it.
-pub(crate) fn carried(convert: &impl Convert, was: &BlueTable, now: &BlueTable) -> Result<Carried, Error> {
+/// `table` without its counter's next value, which moves with every insert and is not part of its
+/// definition.
+fn defined(table: &BlueTable) -> BlueTable {
+    BlueTable { next_auto_increment: None, ..table.clone() }
+}
+
+/// Whether blue dropped `index` of `was` because an index of `now` took over the foreign key it
+/// served (InnoDB drops the index it made for a foreign key when an index added later covers the
+/// key's columns): a non-unique index on exactly a foreign key's columns, which an index of `now`
+/// leads with.
+fn served_a_foreign_key(index: &BlueIndex, now: &BlueTable) -> bool {
+    let columns: Vec<&str> = index.columns.iter().map(|(c, _)| c.as_str()).collect();
+    let plain = !index.unique && index.columns.iter().all(|(_, prefix)| prefix.is_none());
+    let keyed = now.foreign_keys.iter().any(|f| f.columns.iter().map(String::as_str).eq(columns.iter().copied()));
+    let covered = now.indexes.iter().any(|i| i.columns.len() >= columns.len() && i.columns.iter().zip(&columns).all(|((c, p), k)| c == k && p.is_none()));
+    plain && keyed && covered
+}
+
+/// Green's statements for what blue's table `now` has that green's `green` lacks (see the module's
+/// doc): columns after green's last one and indexes, each statement runnable again without effect,
+/// and the drop of an index blue dropped for a foreign key's sake. `was` is the table as the stream
+/// converts by: a column, key or foreign key that changed since refuses, naming it.
+pub(crate) fn carried(convert: &impl Convert, was: &BlueTable, green: &GreenShape, now: &BlueTable) -> Result<Carried, Error> {
     let common = was.columns.len().min(now.columns.len());
     if now.columns.len() < was.columns.len() || was.columns[..common] != now.columns[..common] {
         let added = now.columns.iter().find(|c| !was.columns.iter().any(|w| w.name == c.name));
@@ -99,23 +113,51 @@ pub(crate) fn carried(convert: &impl Convert, was: &BlueTable, now: &BlueTable) 
     if was.key != now.key || was.foreign_keys != now.foreign_keys {
         return Err(refused(now, "changed its primary key or foreign keys".into(), "only added columns and indexes are carried while streaming".into()));
     }
-    if let Some(i) = was.indexes.iter().find(|i| !now.indexes.contains(i)) {
-        return Err(refused(now, format!("changed index {}", i.name), "an existing index was changed or dropped".into()));
+    let prefix = green.columns.len() <= now.columns.len() && green.columns.iter().zip(&now.columns).all(|(g, b)| *g == b.name);
+    if !prefix {
+        let columns = green.columns.join(", ");
+        return Err(refused(now, "its columns".into(), format!("green's columns ({columns}) are not the first of blue's, in blue's order")));
     }
-    let added = &now.columns[common..];
+    let added = &now.columns[green.columns.len()..];
     for column in added {
         if let Some(why) = unreproducible(convert, now, column) {
             return Err(refused(now, format!("added column {}", column.name), why));
         }
     }
-    let green_now = convert.green(now)?;
-    let green_was = convert.green(was)?;
+    let green_now = convert.green(&defined(now))?;
+    let green_was = convert.green(&defined(was))?;
     let qualified = format!("{}.{}", quote_ident(&now.name.schema), quote_ident(&now.name.name));
-    let mut statements: Vec<String> = green_now.definitions[common..].iter().map(|d| format!("ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {d}")).collect();
-    for index in green_now.after.iter().filter(|s| !green_was.after.contains(s)) {
-        match index.strip_prefix("CREATE UNIQUE INDEX ").map(|r| ("UNIQUE ", r)).or_else(|| index.strip_prefix("CREATE INDEX ").map(|r| ("", r))) {
+    let mut statements: Vec<String> =
+        green_now.definitions[green.columns.len()..].iter().map(|d| format!("ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {d}")).collect();
+    for index in was.indexes.iter().filter(|i| !now.indexes.iter().any(|n| n.name == i.name)) {
+        let on_green = green_was.indexes.iter().find(|g| g.blue == index.name);
+        match on_green {
+            Some(g) if served_a_foreign_key(index, now) => {
+                statements.push(format!("DROP INDEX IF EXISTS {}.{}", quote_ident(&now.name.schema), quote_ident(&g.name)));
+            }
+            None if served_a_foreign_key(index, now) => {}
+            _ => return Err(refused(now, format!("dropped index {}", index.name), "an existing index was dropped".into())),
+        }
+    }
+    if let Some(i) = was.indexes.iter().find(|i| now.indexes.iter().any(|n| n.name == i.name && n != *i)) {
+        return Err(refused(now, format!("changed index {}", i.name), "an existing index was changed".into()));
+    }
+    for index in green_now.indexes.iter().filter(|i| !green.indexes.contains(&i.name)) {
+        if green.taken.contains(&index.name) {
+            return Err(refused(
+                now,
+                format!("added index {}", index.blue),
+                format!("green already has a relation named {}, the name the index takes there; rename that relation on green and restart", index.name),
+            ));
+        }
+        match index
+            .statement
+            .strip_prefix("CREATE UNIQUE INDEX ")
+            .map(|r| ("UNIQUE ", r))
+            .or_else(|| index.statement.strip_prefix("CREATE INDEX ").map(|r| ("", r)))
+        {
             Some((unique, rest)) => statements.push(format!("CREATE {unique}INDEX IF NOT EXISTS {rest}")),
-            None => return Err(refused(now, "added an identity".into(), format!("green would need `{index}`"))),
+            None => return Err(Error::Internal(format!("an index statement of an unknown form: {}", index.statement))),
         }
     }
     let left_out = green_now.left_out.into_iter().filter(|l| !green_was.left_out.contains(l)).collect();
@@ -126,7 +168,7 @@ pub(crate) fn carried(convert: &impl Convert, was: &BlueTable, now: &BlueTable) 
 mod tests {
     use super::*;
     use crate::source::compose::mysql_to_pg::MySqlToPg;
-    use crate::source::compose::BlueIndex;
+    use crate::source::compose::BlueForeignKey;
     use turnout_decoders::schema::TableName;
 
     fn column(name: &str, ty: &str, nullable: bool, default: Option<&str>) -> BlueColumn {
@@ -153,6 +195,12 @@ mod tests {
         MySqlToPg::default()
     }
 
+    /// Green's shape of `t` as the copy makes it.
+    fn green_of(t: &BlueTable) -> GreenShape {
+        let indexes: Vec<String> = convert().green(t).expect("green").indexes.into_iter().map(|i| i.name).collect();
+        GreenShape { columns: t.columns.iter().map(|c| c.name.clone()).collect(), taken: [vec![t.name.name.clone()], indexes.clone()].concat(), indexes }
+    }
+
     #[test]
     fn columns_added_at_the_end_and_their_indexes_become_green_statements_that_can_run_again() {
         let was = table(vec![column("id", "int", false, None)], vec![]);
@@ -160,7 +208,7 @@ mod tests {
             vec![column("id", "int", false, None), column("note", "int", true, None), column("n", "int unsigned", false, Some("'7'"))],
             vec![index("by_note", "note", false), index("n_uq", "n", true)],
         );
-        let carried = carried(&convert(), &was, &now).expect("carried");
+        let carried = carried(&convert(), &was, &green_of(&was), &now).expect("carried");
         assert_eq!(carried.statements.len(), 4, "{carried:?}");
         assert_eq!(carried.statements[0], r#"ALTER TABLE "app"."t" ADD COLUMN IF NOT EXISTS "note" integer"#);
         assert!(carried.statements[1].starts_with(r#"ALTER TABLE "app"."t" ADD COLUMN IF NOT EXISTS "n" bigint DEFAULT 7 NOT NULL CHECK"#), "{carried:?}");
@@ -171,14 +219,14 @@ mod tests {
     }
 
     fn carried_statements(was: &BlueTable, now: &BlueTable) -> Vec<String> {
-        carried(&convert(), was, now).expect("carried").statements
+        carried(&convert(), was, &green_of(was), now).expect("carried").statements
     }
 
     #[test]
     fn what_green_cannot_reproduce_or_is_not_an_addition_is_refused_by_name() {
         let id = || column("id", "int", false, None);
         let was = table(vec![id(), column("a", "int", true, None)], vec![]);
-        let refusal = |now: BlueTable| carried(&convert(), &was, &now).expect_err("refused").to_string();
+        let refusal = |now: BlueTable| carried(&convert(), &was, &green_of(&was), &now).expect_err("refused").to_string();
         let first = refusal(table(vec![column("z", "int", true, None), id(), column("a", "int", true, None)], vec![]));
         assert!(first.contains("added column z") && first.contains("FIRST or AFTER"), "{first}");
         let changed = refusal(table(vec![id(), column("a", "bigint", true, None)], vec![]));
@@ -189,8 +237,39 @@ mod tests {
         assert!(stamped.contains("added column at") && stamped.contains("current_timestamp()"), "{stamped}");
         let generated = refusal(table(vec![id(), column("a", "int", true, None), BlueColumn { generated: true, ..column("g", "int", true, None) }], vec![]));
         assert!(generated.contains("generated column"), "{generated}");
-        let dropped = carried(&convert(), &table(vec![id()], vec![index("i", "id", false)]), &table(vec![id()], vec![])).expect_err("refused");
-        assert!(dropped.to_string().contains("(changed index i)"), "{dropped}");
+        let indexed = table(vec![id()], vec![index("i", "id", false)]);
+        let dropped = carried(&convert(), &indexed, &green_of(&indexed), &table(vec![id()], vec![])).expect_err("refused");
+        assert!(dropped.to_string().contains("(dropped index i)"), "{dropped}");
+        let mut taken = green_of(&was);
+        taken.taken.push("t_by_a".into());
+        let named =
+            carried(&convert(), &was, &taken, &table(vec![id(), column("a", "int", true, None)], vec![index("by_a", "a", false)])).expect_err("refused");
+        assert!(named.to_string().contains("green already has a relation named t_by_a"), "{named}");
+        let counted = BlueTable { next_auto_increment: Some(42), ..table(vec![id(), column("a", "int", true, None)], vec![]) };
+        let counted = BlueTable { columns: vec![BlueColumn { auto_increment: true, ..id() }, column("a", "int", true, None)], ..counted };
+        let moved = BlueTable { next_auto_increment: Some(99), ..counted.clone() };
+        assert_eq!(carried_statements(&counted, &moved), Vec::<String>::new(), "a counter that moved is no change");
+    }
+
+    #[test]
+    fn an_index_blue_dropped_for_a_foreign_key_an_added_index_took_over_is_dropped_on_green() {
+        let fk = BlueForeignKey {
+            name: "fk_p".into(),
+            columns: vec!["p".into()],
+            parent: TableName { schema: "app".into(), name: "parent".into() },
+            parent_columns: vec!["id".into()],
+            on_update: "RESTRICT".into(),
+            on_delete: "RESTRICT".into(),
+            actions_logged: false,
+        };
+        let columns = vec![column("id", "int", false, None), column("p", "int", true, None), column("at", "int", true, None)];
+        let was = BlueTable { foreign_keys: vec![fk.clone()], ..table(columns.clone(), vec![index("fk_p", "p", false)]) };
+        let pc = BlueIndex { name: "pc".into(), unique: false, columns: vec![("p".into(), None), ("at".into(), None)], kind: "BTREE".into() };
+        let now = BlueTable { foreign_keys: vec![fk], ..table(columns, vec![pc]) };
+        let statements = carried_statements(&was, &now);
+        assert_eq!(statements.len(), 2, "{statements:?}");
+        assert_eq!(statements[0], r#"DROP INDEX IF EXISTS "app"."t_fk_p""#);
+        assert_eq!(statements[1], r#"CREATE INDEX IF NOT EXISTS "t_pc" ON "app"."t" ("p", "at")"#);
     }
 
     #[test]
@@ -203,6 +282,10 @@ mod tests {
         assert_eq!(was.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "a"]);
         assert_eq!(was.indexes, vec![index("by_a", "a", false)]);
         assert_eq!(carried_statements(&was, &now).len(), 2, "the column b and its index");
+        // Green ahead of the stream's catalog (the statements ran before a restart): nothing to add.
+        assert_eq!(carried(&convert(), &was, &green_of(&now), &now).expect("carried").statements, Vec::<String>::new());
+        // Green behind it (blue's catalog read after the statement when the stream opened): added.
+        assert_eq!(carried(&convert(), &now, &green_of(&was), &now).expect("carried").statements.len(), 2);
         assert_eq!(as_of(&now, &["id", "a", "b"]), None, "not a strict prefix");
         assert_eq!(as_of(&now, &["id", "b"]), None, "not a prefix");
         let keyed = BlueTable { key: vec!["id".into(), "b".into()], ..now.clone() };

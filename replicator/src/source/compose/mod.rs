@@ -174,11 +174,36 @@ pub(crate) struct GreenTable {
     /// Statements run once the table holds the copy: its indexes, its identity moved to blue's next
     /// `AUTO_INCREMENT`.
     pub after: Vec<String>,
+    /// Its indexes (their statements are in `after` too).
+    pub indexes: Vec<GreenIndex>,
     /// Its foreign keys, added once every table holds its copy.
     pub references: Vec<String>,
     /// What of blue's table green does not hold, for the operator (a `FULLTEXT` index, a foreign key
     /// to a table not replicated).
     pub left_out: Vec<String>,
+}
+
+/// One of blue's indexes as green holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GreenIndex {
+    /// Blue's name of it.
+    pub blue: String,
+    /// Green's name of it.
+    pub name: String,
+    /// The statement that creates it.
+    pub statement: String,
+}
+
+/// One of green's tables as it is, for carrying blue's DDL ([`ddl`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GreenShape {
+    /// Its columns, in order.
+    pub columns: Vec<String>,
+    /// The names of its indexes other than the primary key's.
+    pub indexes: Vec<String>,
+    /// Every relation name in its schema (tables, indexes, sequences, views): names a new index
+    /// must not take.
+    pub taken: Vec<String>,
 }
 
 /// Values of a lossy column that green cannot hold exactly, which `check` counts on blue.
@@ -324,6 +349,10 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
 
     /// The foreign keys (`(table, constraint)`) whose actions green repeats for replicated rows.
     fn acting_keys(&self) -> impl Future<Output = Result<Vec<(TableName, String)>, Error>> + Send;
+
+    /// A reader of green's tables as they are (`None` for a table green lacks), which the stream
+    /// keeps to carry blue's DDL.
+    fn shapes(&self) -> stream::GreenShapes;
 
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;

@@ -42,7 +42,7 @@
 //! cannot map a column two ways.
 
 use super::charset::{self, SingleByte};
-use super::{key_text, pg_name, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenTable, Mapping};
+use super::{key_text, pg_name, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenIndex, GreenTable, Mapping};
 use crate::config::convert::Becomes;
 use crate::config::Config;
 use crate::error::{Error, SchemaRefusal};
@@ -441,7 +441,7 @@ impl Convert for MySqlToPg {
             columns.push(Column { name: c.name.clone(), ty: ColumnType::pg(g.oid, g.typmod), is_key: keyless || table.key.contains(&c.name) });
         }
         let (indexes, mut left_out) = indexes(table, &qualified);
-        after.extend(indexes);
+        after.extend(indexes.iter().map(|i| i.statement.clone()));
         refuse_inexact_actions(table)?;
         let (references, unreferenced) = references(table, &qualified);
         left_out.extend(unreferenced);
@@ -449,7 +449,7 @@ impl Convert for MySqlToPg {
         let schema = TableSchema { relation_id: 0, name: table.name.clone(), replica_identity, columns, foreign_key_checks: true };
         let not_null = table.columns.iter().map(|c| !c.nullable).collect();
         let has_default = table.columns.iter().map(|c| if c.default.is_none() { Some(false) } else { self.green_default(table, c).map(|_| true) }).collect();
-        Ok(GreenTable { schema, definitions, not_null, has_default, after, references, left_out })
+        Ok(GreenTable { schema, definitions, not_null, has_default, after, indexes, references, left_out })
     }
 
     fn row(&self, table: &BlueTable, row: Row) -> Result<Row, Error> {
@@ -538,7 +538,7 @@ fn index_name(table: &BlueTable, index: &str) -> String {
 
 /// The `CREATE INDEX` statements of `table`'s indexes, and what green does not get (a `FULLTEXT`
 /// index, a `SPATIAL` one of another column than a point's, one on an expression).
-fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
+fn indexes(table: &BlueTable, qualified: &str) -> (Vec<GreenIndex>, Vec<String>) {
     let (mut created, mut left_out) = (Vec::new(), Vec::new());
     for index in &table.indexes {
         // A SPATIAL index of a point column: PostgreSQL's GiST index of points answers the same
@@ -546,8 +546,9 @@ fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
         // (MariaDB's catalog gives a SPATIAL key part a length of 32, the size of its bounding box.)
         if let (true, [(column, _)]) = (index.kind == "SPATIAL", index.columns.as_slice()) {
             if table.columns.iter().any(|c| c.name == *column && matches!(BlueType::of(table, c), BlueType::Point { .. })) {
-                let name = quote_ident(&index_name(table, &index.name));
-                created.push(format!("CREATE INDEX {name} ON {qualified} USING gist ({})", quote_ident(column)));
+                let name = index_name(table, &index.name);
+                let statement = format!("CREATE INDEX {} ON {qualified} USING gist ({})", quote_ident(&name), quote_ident(column));
+                created.push(GreenIndex { blue: index.name.clone(), name, statement });
                 continue;
             }
         }
@@ -572,7 +573,9 @@ fn indexes(table: &BlueTable, qualified: &str) -> (Vec<String>, Vec<String>) {
             })
             .collect();
         let unique = if index.unique { "UNIQUE " } else { "" };
-        created.push(format!("CREATE {unique}INDEX {} ON {qualified} ({})", quote_ident(&index_name(table, &index.name)), parts.join(", ")));
+        let name = index_name(table, &index.name);
+        let statement = format!("CREATE {unique}INDEX {} ON {qualified} ({})", quote_ident(&name), parts.join(", "));
+        created.push(GreenIndex { blue: index.name.clone(), name, statement });
     }
     (created, left_out)
 }

@@ -4,7 +4,7 @@
 //! from blue's catalog by the type map ([`super::ddl`]), anything else is refused.
 
 use super::actions::Actions;
-use super::{BlueColumn, BlueTable, Convert};
+use super::{BlueColumn, BlueTable, Convert, GreenShape};
 use crate::error::{Error, SchemaRefusal};
 use crate::source::{Source, SourceMessage};
 use futures_util::future::BoxFuture;
@@ -17,6 +17,9 @@ use turnout_sinks::Durable;
 
 /// Reads blue's selected tables as its catalog describes them now ([`super::SourceSide::select`]).
 pub(crate) type Reread = Arc<dyn Fn() -> BoxFuture<'static, Result<Vec<BlueTable>, Error>> + Send + Sync>;
+
+/// Reads one of green's tables as it is ([`super::TargetSide::shapes`]).
+pub(crate) type GreenShapes = Arc<dyn Fn(TableName) -> BoxFuture<'static, Result<Option<GreenShape>, Error>> + Send + Sync>;
 
 /// `S` with each event converted by `C`.
 #[allow(missing_debug_implementations)]
@@ -31,6 +34,8 @@ pub(crate) struct Converting<S, C> {
     catalog: HashMap<TableName, BlueTable>,
     /// Reads blue's catalog again.
     reread: Reread,
+    /// Reads green's tables as they are.
+    shapes: GreenShapes,
     /// A DDL event received and not yet translated (kept across a cancelled [`Source::recv`] and
     /// from [`Source::try_recv`], which cannot wait for blue).
     pending: Option<SourceMessage>,
@@ -46,13 +51,14 @@ impl<S: Source, C: Convert> Converting<S, C> {
         inner: S,
         convert: Arc<C>,
         tables: Vec<BlueTable>,
-        reread: Reread,
+        readers: (Reread, GreenShapes),
         actions: Actions,
         ends: (&'static str, &'static str),
     ) -> Converting<S, C> {
         let catalog = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
         let (from, to) = ends;
-        Converting { inner, convert, from, to, catalog, reread, pending: None, actions, schemas: HashMap::new() }
+        let (reread, shapes) = readers;
+        Converting { inner, convert, from, to, catalog, reread, shapes, pending: None, actions, schemas: HashMap::new() }
     }
 
     /// Checks `blue` (the stream's description of a table) against the catalog: the same columns,
@@ -77,7 +83,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
                     value: format!("the columns {}", names.join(", ")),
                     to: self.to,
                     green_type: format!("the columns {}", table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")),
-                    fix: "blue's table changed since the stream opened; make the same change on green in its own dialect, then restart",
+                    fix: "blue's table changed outside what the stream carries; start over (turnout teardown, turnout run)",
                 }
                 .into());
             };
@@ -233,17 +239,27 @@ impl<S: Source, C: Convert> Converting<S, C> {
         let mut statements = Vec::new();
         let mut moved = Vec::new();
         for name in &tables {
-            let Some(was) = self.catalog.get(name) else { continue };
-            let Some(table) = now.iter().find(|t| t.name == *name) else {
+            let (Some(was), Some(table)) = (self.catalog.get(name), now.iter().find(|t| t.name == *name)) else {
                 return Err(SchemaRefusal::DdlNotCarried {
                     table: name.to_string(),
-                    change: "left the selection".into(),
-                    why: "the table is no longer among blue's selected tables".into(),
+                    change: "a table the stream does not hold as named".into(),
+                    why:
+                        "blue's statement names a table that is not among the selected tables the stream converts by (renamed, or named in another letter case)"
+                            .into(),
                     fix: "start over (turnout teardown, turnout run)",
                 }
                 .into());
             };
-            let carried = super::ddl::carried(self.convert.as_ref(), was, table)?;
+            let Some(green) = (self.shapes)(name.clone()).await? else {
+                return Err(SchemaRefusal::DdlNotCarried {
+                    table: name.to_string(),
+                    change: "a table green does not have".into(),
+                    why: "green has no such table".into(),
+                    fix: "start over (turnout teardown, turnout run)",
+                }
+                .into());
+            };
+            let carried = super::ddl::carried(self.convert.as_ref(), was, &green, table)?;
             for what in &carried.left_out {
                 tracing::warn!(table = %name, "{what}");
             }

@@ -10,6 +10,7 @@ use crate::source::compose::GreenTable;
 use crate::source::contract::procedure::Identity;
 use tokio_postgres::Client;
 use turnout_cutover::{CounterKind, CounterSync};
+use turnout_decoders::schema::quote_ident;
 use turnout_decoders::TableName;
 use turnout_sinks::pg::qualified;
 
@@ -106,6 +107,44 @@ impl SideFence for PgOpened {
     }
 }
 
+impl PgOpened {
+    /// Where green's column defaults are not the conversion's, one line each: both printed by green
+    /// (`pg_get_expr`) from green's table and from a temporary table made of the conversion's
+    /// definitions, so a default made by hand on green (a column added there to get a stream past a
+    /// change) is compared by its value, not only by its presence.
+    async fn default_differences(&mut self, table: &GreenTable) -> Result<Vec<String>, Error> {
+        const DEFAULTS: &str = "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d \
+                                JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = $1::text::regclass";
+        let name = qualified(&table.schema.name);
+        let create = format!("BEGIN; CREATE TEMPORARY TABLE turnout_expected ({}) ON COMMIT DROP", table.definitions.join(", "));
+        self.client.batch_execute(&create).await.map_err(Error::sql(Side::Green, format!("making the defaults {name} should have")))?;
+        let read = async {
+            let expected = self.client.query(DEFAULTS, &[&"pg_temp.turnout_expected"]).await?;
+            let found = self.client.query(DEFAULTS, &[&name]).await?;
+            Ok::<_, tokio_postgres::Error>((expected, found))
+        }
+        .await;
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        let (expected, found) = read.map_err(Error::sql(Side::Green, format!("reading the defaults of {name}")))?;
+        let pairs =
+            |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<std::collections::BTreeMap<_, _>>();
+        let (expected, found) = (pairs(expected), pairs(found));
+        Ok(expected
+            .iter()
+            .filter_map(|(column, want)| {
+                let have = found.get(column)?;
+                (have != want).then(|| {
+                    format!(
+                        "{}: column {column} defaults to {have} on green, the type map makes {want} of blue's; ALTER TABLE {name} ALTER COLUMN {} SET DEFAULT {want}",
+                        table.schema.name,
+                        quote_ident(column)
+                    )
+                })
+            })
+            .collect())
+    }
+}
+
 impl OpenedSide for PgOpened {
     async fn connect(config: &Config) -> Result<PgOpened, Error> {
         let client = turnout_sinks::pg::connect(config.target.url.expose()).await.map_err(Error::Sink)?;
@@ -126,6 +165,7 @@ impl OpenedSide for PgOpened {
             }
             let found: Vec<(String, i64, i32, bool, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
             out.extend(column_differences(table, &found));
+            out.extend(self.default_differences(table).await?);
             // Uniqueness is behaviour: a unique index dropped on green (or added on blue outside its
             // binlog) would let green take rows blue refuses.
             let unique: i64 = self

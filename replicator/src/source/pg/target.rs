@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::Side;
 use crate::error::{CopyRefusal, Error};
 use crate::source::compose::verify::Digest;
-use crate::source::compose::{Batch, GreenTable, TargetSide};
+use crate::source::compose::{Batch, GreenShape, GreenTable, TargetSide};
 use crate::source::Names;
 use tokio_postgres::Client;
 use turnout_decoders::schema::{quote_ident, TableName};
@@ -124,10 +124,47 @@ fn micros(text: &str) -> Option<i64> {
 pub(crate) const FK_ACTION_FUNCTIONS: &str = "'RI_FKey_cascade_del', 'RI_FKey_cascade_upd', 'RI_FKey_setnull_del', 'RI_FKey_setnull_upd', \
      'RI_FKey_setdefault_del', 'RI_FKey_setdefault_upd'";
 
+/// Green's `table` as it is: its columns in order, its indexes other than the primary key's, and
+/// every relation name in its schema; `None` when green has no such table.
+async fn shape(url: &str, table: &TableName) -> Result<Option<GreenShape>, Error> {
+    let client = super::session(url, Side::Green).await?;
+    let name = qualified(table);
+    let read = |what: &'static str| Error::sql(Side::Green, format!("reading {what} of {name}"));
+    let exists: bool = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name]).await.map_err(read("the existence"))?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let texts = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
+    let columns = client
+        .query("SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum", &[&name])
+        .await
+        .map_err(read("the columns"))?;
+    let indexes = client
+        .query(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($1) AND NOT i.indisprimary",
+            &[&name],
+        )
+        .await
+        .map_err(read("the indexes"))?;
+    let taken = client
+        .query("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1", &[&table.schema])
+        .await
+        .map_err(read("the schema's relations"))?;
+    Ok(Some(GreenShape { columns: texts(columns), indexes: texts(indexes), taken: texts(taken) }))
+}
+
 impl TargetSide for PgTarget {
     type Sink = Parallel<PgSink>;
     type Opened = super::opened::PgOpened;
     type BackStream = super::PgSource;
+
+    fn shapes(&self) -> crate::source::compose::stream::GreenShapes {
+        let url = self.url.clone();
+        std::sync::Arc::new(move |table: TableName| {
+            let url = url.clone();
+            Box::pin(async move { shape(&url, &table).await })
+        })
+    }
 
     async fn may_arm_back(&self) -> Result<(), Error> {
         let client = super::session(&self.url, Side::Green).await?;
