@@ -34,6 +34,23 @@ const IDENTITIES: &str = "SELECT n.nspname::text, c.relname::text, d.objid::regc
      WHERE a.attidentity <> '' AND NOT a.attisdropped AND n.nspname = ANY($1) ORDER BY 1, 2";
 
 impl PgOpened {
+    /// What `sql` (a query of one table, `$1` its name) reads from a temporary table made of the
+    /// conversion's definitions of `table`, and from green's `table`: both printed by green, so they
+    /// compare as text. The temporary table is gone when this returns.
+    async fn expected_and_found(&mut self, table: &GreenTable, sql: &str, what: &str) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), Error> {
+        let name = qualified(&table.schema.name);
+        let create = format!("BEGIN; CREATE TEMPORARY TABLE turnout_expected ({}) ON COMMIT DROP", table.definitions.join(", "));
+        self.client.batch_execute(&create).await.map_err(Error::sql(Side::Green, format!("making the {what} {name} should have")))?;
+        let read = async {
+            let expected = self.client.query(sql, &[&"pg_temp.turnout_expected"]).await?;
+            let found = self.client.query(sql, &[&name]).await?;
+            Ok::<_, tokio_postgres::Error>((expected, found))
+        }
+        .await;
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        read.map_err(Error::sql(Side::Green, format!("reading the {what} of {name}")))
+    }
+
     async fn identities(&self, schemas: &[String]) -> Result<Vec<(TableName, String, i64, i64)>, Error> {
         let rows = self.client.query(IDENTITIES, &[&schemas]).await.map_err(Error::sql(Side::Green, "reading the identity counters"))?;
         Ok(rows.iter().map(|r| (TableName { schema: r.get(0), name: r.get(1) }, r.get(2), r.get(3), r.get(4))).collect())
@@ -116,16 +133,7 @@ impl PgOpened {
         const DEFAULTS: &str = "SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d \
                                 JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = $1::text::regclass";
         let name = qualified(&table.schema.name);
-        let create = format!("BEGIN; CREATE TEMPORARY TABLE turnout_expected ({}) ON COMMIT DROP", table.definitions.join(", "));
-        self.client.batch_execute(&create).await.map_err(Error::sql(Side::Green, format!("making the defaults {name} should have")))?;
-        let read = async {
-            let expected = self.client.query(DEFAULTS, &[&"pg_temp.turnout_expected"]).await?;
-            let found = self.client.query(DEFAULTS, &[&name]).await?;
-            Ok::<_, tokio_postgres::Error>((expected, found))
-        }
-        .await;
-        let _ = self.client.batch_execute("ROLLBACK").await;
-        let (expected, found) = read.map_err(Error::sql(Side::Green, format!("reading the defaults of {name}")))?;
+        let (expected, found) = self.expected_and_found(table, DEFAULTS, "defaults").await?;
         let pairs =
             |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<std::collections::BTreeMap<_, _>>();
         let (expected, found) = (pairs(expected), pairs(found));
@@ -235,16 +243,7 @@ impl OpenedSide for PgOpened {
         let mut out = Vec::new();
         for table in tables {
             let name = qualified(&table.schema.name);
-            let create = format!("BEGIN; CREATE TEMPORARY TABLE turnout_expected ({}) ON COMMIT DROP", table.definitions.join(", "));
-            self.client.batch_execute(&create).await.map_err(Error::sql(Side::Green, format!("making the checks {name} should have")))?;
-            let read = async {
-                let expected = self.client.query(CHECKS, &[&"pg_temp.turnout_expected"]).await?;
-                let found = self.client.query(CHECKS, &[&name]).await?;
-                Ok::<_, tokio_postgres::Error>((expected, found))
-            }
-            .await;
-            let _ = self.client.batch_execute("ROLLBACK").await;
-            let (expected, found) = read.map_err(Error::sql(Side::Green, format!("reading the checks of {name}")))?;
+            let (expected, found) = self.expected_and_found(table, CHECKS, "checks").await?;
             let mut found: Vec<String> = found.iter().map(|r| r.get(0)).collect();
             for check in expected.iter().map(|r| r.get::<_, String>(0)) {
                 match found.iter().position(|f| *f == check) {
