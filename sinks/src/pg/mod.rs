@@ -564,12 +564,7 @@ impl Sink for PgSink {
             return Ok(());
         }
         self.rollback_quietly().await;
-        if let Err(e) = self.client.batch_execute(&format!("BEGIN; {statement}; COMMIT")).await {
-            self.rollback_quietly().await;
-            return Err(SinkError::Target { context: format!("applying blue's DDL as green's `{statement}`"), source: e });
-        }
-        self.forget_tables();
-        Ok(())
+        self.apply_schema_changes(&[statement.to_owned()]).await
     }
 
     /// Rows conflict by the replica-identity key and green's unique keys; a table with constraints
