@@ -45,6 +45,7 @@ mod mysql_to_postgres;
 mod mysql_to_postgres_accept;
 mod mysql_to_postgres_actions;
 mod mysql_to_postgres_back_corpus;
+mod mysql_to_postgres_charsets;
 mod mysql_to_postgres_cutover;
 mod mysql_to_postgres_ddl;
 mod mysql_to_postgres_employees;

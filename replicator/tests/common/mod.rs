@@ -156,39 +156,62 @@ pub async fn contents(server: &PgServer, db: &str, tables: &[&str]) -> Vec<(Stri
     out
 }
 
-/// Waits until green's tables equal blue's, then asserts it (showing the difference on failure).
+/// Each table's row count and the sum of a hash of each row's text, computed by the server: equal on
+/// both sides is only the sign that fetching every row's text ([`contents`]) is worth it, never the
+/// proof.
+async fn digests(server: &PgServer, db: &str, tables: &[&str]) -> Vec<String> {
+    let c = server.connect(db).await.expect("connect");
+    c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET DateStyle = 'ISO'").await.expect("settings");
+    let mut out = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT (count(*), sum(hashtextextended(ROW(r.*)::text, 0)))::text FROM {t} r");
+        out.push(c.query_one(&sql, &[]).await.unwrap_or_else(|e| panic!("{t}: {e}")).get(0));
+    }
+    out
+}
+
+/// Waits until green's tables equal blue's by the text of every row, then returns (showing the
+/// difference on failure). Rows are fetched and compared once the servers' digests agree, and at the
+/// deadline.
 pub async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, tables: &[&str], t: &mut Turnout) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let b = contents(blue, db, tables).await;
-        let g = contents(green, db, tables).await;
-        if b == g {
-            return;
+        let last = Instant::now() > deadline;
+        if last || digests(blue, db, tables).await == digests(green, db, tables).await {
+            let b = contents(blue, db, tables).await;
+            let g = contents(green, db, tables).await;
+            if b == g {
+                return;
+            }
+            if last {
+                report_difference(blue, green, db, &b, &g).await;
+            }
         }
         if let Some(code) = t.exited() {
             panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
         }
-        if Instant::now() > deadline {
-            for ((name, bv), (_, gv)) in b.iter().zip(&g) {
-                if bv != gv {
-                    eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
-                    eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(5).collect::<Vec<_>>());
-                    eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(5).collect::<Vec<_>>());
-                }
-            }
-            let gc = green.connect(db).await.expect("green");
-            for r in gc.query("SELECT roname::text, pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin", &[]).await.expect("origins")
-            {
-                eprintln!("green origin {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
-            }
-            let bc = blue.connect(db).await.expect("blue");
-            for r in bc.query("SELECT slot_name::text, confirmed_flush_lsn::text FROM pg_replication_slots", &[]).await.expect("slots") {
-                eprintln!("blue slot {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
-            }
-            panic!("green did not converge to blue");
-        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Prints how green's rows differ from blue's and what green's origins and blue's slots say, then fails.
+async fn report_difference(blue: &PgServer, green: &PgServer, db: &str, b: &[(String, Vec<String>)], g: &[(String, Vec<String>)]) -> ! {
+    for ((name, bv), (_, gv)) in b.iter().zip(g) {
+        if bv != gv {
+            eprintln!("{name}: blue {} rows, green {} rows", bv.len(), gv.len());
+            eprintln!("  only on blue: {:?}", bv.iter().filter(|r| !gv.contains(r)).take(5).collect::<Vec<_>>());
+            eprintln!("  only on green: {:?}", gv.iter().filter(|r| !bv.contains(r)).take(5).collect::<Vec<_>>());
+        }
+    }
+    let gc = green.connect(db).await.expect("green");
+    for r in gc.query("SELECT roname::text, pg_replication_origin_progress(roname, true)::text FROM pg_replication_origin", &[]).await.expect("origins") {
+        eprintln!("green origin {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
+    }
+    let bc = blue.connect(db).await.expect("blue");
+    for r in bc.query("SELECT slot_name::text, confirmed_flush_lsn::text FROM pg_replication_slots", &[]).await.expect("slots") {
+        eprintln!("blue slot {}: {}", r.get::<_, String>(0), r.get::<_, String>(1));
+    }
+    panic!("green did not converge to blue");
 }
 
 /// `turnout run` from blue to green (superuser URLs), once it streams. Keep the directory alive as

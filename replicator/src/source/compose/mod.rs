@@ -49,9 +49,10 @@ pub(crate) struct BlueColumn {
     pub column_type: String,
     /// The character set of a character column (`utf8mb4`), `None` for others.
     pub charset: Option<String>,
-    /// That set's every byte as blue converts it, when it is a single-byte set other than UTF-8's
-    /// (`latin1`, `cp1251`); `None` for UTF-8, for multi-byte sets and for other columns.
-    pub single_byte: Option<Arc<charset::SingleByte>>,
+    /// How that set's bytes spell characters as blue converts them, when it is a single-byte set
+    /// other than UTF-8's (`latin1`, `cp1251`) or a Unicode encoding (`utf16`); `None` for UTF-8,
+    /// for other multi-byte sets and for other columns.
+    pub encoding: Option<Arc<charset::Encoding>>,
     /// For a column in a UTF-8 set: the ids of blue's collations of every other set, which its
     /// binlog column must not carry (a column converted outside the binlog); `None` when not read.
     pub foreign_collations: Option<Arc<Vec<u16>>>,
@@ -79,7 +80,7 @@ impl BlueColumn {
             name: name.to_owned(),
             column_type: column_type.to_owned(),
             charset: None,
-            single_byte: None,
+            encoding: None,
             foreign_collations: None,
             nullable: false,
             generated: false,
@@ -219,8 +220,8 @@ pub(crate) enum Affected {
     NotPlanePoint,
     /// A JSON document holding a typed date or time, the character U+0000 or a negative zero.
     JsonInexact,
-    /// A string in a single-byte character set holding the byte 0, or a byte the set converts to no
-    /// character of its own ([`charset::SingleByte`]).
+    /// A string in a character set other than UTF-8 holding U+0000, or bytes the set converts to no
+    /// character of their own ([`charset::Encoding`]).
     NulOrUnconverted,
 }
 

@@ -20,7 +20,7 @@
 //! | `TIMESTAMP(p)` | `timestamptz(p)` | lossy | the same instant (both count from UTC); MySQL's zero timestamp is refused by value |
 //! | `TIME(p)` | `interval` | widened | `TIME` is a duration of ±838:59:59; PostgreSQL's `time` holds 0…24 h, `interval` every TIME (and more) |
 //! | `YEAR` | `smallint` `CHECK` 0 or 1901…2155 | exact | |
-//! | `VARCHAR(n)`, `TEXT` types, in `utf8mb4`, `utf8mb3` or a single-byte set (`ascii` among them) | `varchar(n)`, `text` | lossy | PostgreSQL text cannot hold the byte 0 (counted, refused by value); comparisons on green are PostgreSQL's (a `_ci` unique key on blue is case-sensitive on green); a single-byte set (`latin1`, MariaDB's default; `latin2`, `cp1251`, `koi8r`, …) is decoded byte for byte as blue's own conversion to UTF-8 does ([`charset::SingleByte`], read from blue): a byte whose character does not convert back to it (`cp1251`'s 0x98) is counted and refused by value |
+//! | `VARCHAR(n)`, `TEXT` types, in `utf8mb4`, `utf8mb3`, a single-byte set (`ascii` among them) or a Unicode encoding (`utf16`, `utf16le`, `utf32`, `ucs2`) | `varchar(n)`, `text` | lossy | PostgreSQL text cannot hold U+0000 (counted, refused by value); comparisons on green are PostgreSQL's (a `_ci` unique key on blue is case-sensitive on green); a single-byte set (`latin1`, MariaDB's default; `latin2`, `cp1251`, `koi8r`, …) is decoded byte for byte as blue's own conversion to UTF-8 does ([`charset::Encoding`], read from blue): a byte whose character does not convert back to it (`cp1251`'s 0x98) is counted and refused by value; a Unicode encoding is decoded by its standard, and its padding and U+0000 found by character, not byte |
 //! | `CHAR(n)` in the same character sets | `varchar(n)` | lossy | as every reader of blue sees it: MySQL strips the padding on read, so green holds the value without trailing spaces; NUL bytes refused |
 //! | `VARBINARY(n)`, `BLOB` types | `bytea` `CHECK` length ≤ n | exact | bytes for bytes |
 //! | `BINARY(n)` | `bytea` `CHECK` length = n | exact | MySQL pads to n bytes with 0; the binlog's shorter value is padded back by the decoder |
@@ -35,13 +35,13 @@
 //!
 //! MariaDB's `JSON` is a `LONGTEXT` (with a `json_valid` CHECK): its text arrives as it is.
 //!
-//! Refused for now, by name: multi-byte character sets other than UTF-8, the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
+//! Refused for now, by name: multi-byte character sets other than UTF-8 and Unicode's fixed encodings (`sjis`, `gbk`, …), the other spatial types (`LINESTRING`, `POLYGON`, `MULTI…`, `GEOMETRYCOLLECTION`), generated columns.
 //!
 //! Blue's catalog types every column; a value arrives as the stream or the snapshot carries it
 //! (`Int8`, `Bytes`, `Temporal` …) and is converted by its catalog type, so the copy and the stream
 //! cannot map a column two ways.
 
-use super::charset::{self, SingleByte};
+use super::charset::{self, Encoding};
 use super::{key_text, pg_name, shown, Affected, BlueColumn, BlueForeignKey, BlueTable, Class, Convert, GreenIndex, GreenTable, Mapping};
 use crate::config::convert::Becomes;
 use crate::config::Config;
@@ -94,13 +94,13 @@ enum BlueType {
     /// single-byte set (its bytes decoded as blue converts them).
     Text {
         chars: Option<u32>,
-        single_byte: Option<Arc<SingleByte>>,
+        encoding: Option<Arc<Encoding>>,
     },
     /// `CHAR(n)` in one of those character sets: MySQL pads it with spaces to n characters when it
     /// stores it and strips trailing spaces when it is read.
     Char {
         chars: u32,
-        single_byte: Option<Arc<SingleByte>>,
+        encoding: Option<Arc<Encoding>>,
     },
     /// `VARBINARY(n)` or a `BLOB` type (`fixed: false`), `BINARY(n)` (`fixed: true`).
     Bytes {
@@ -154,8 +154,8 @@ impl BlueType {
         let (name, args, rest) = split_type(&column.column_type);
         let unsigned = rest.contains("unsigned");
         let arg = |i: usize| args.get(i).copied();
-        let single_byte = column.single_byte.clone();
-        let utf8 = single_byte.is_some() || column.charset.as_deref().is_some_and(charset::utf8);
+        let encoding = column.encoding.clone();
+        let utf8 = encoding.is_some() || column.charset.as_deref().is_some_and(charset::utf8);
         match name.as_str() {
             "tinyint" => BlueType::Int { bytes: 1, unsigned },
             "smallint" => BlueType::Int { bytes: 2, unsigned },
@@ -176,9 +176,9 @@ impl BlueType {
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !utf8 => {
                 BlueType::Other(format!("{} in the character set {}", column.column_type, column.charset.as_deref().unwrap_or("unknown")))
             }
-            "varchar" => BlueType::Text { chars: arg(0), single_byte },
-            "char" => BlueType::Char { chars: arg(0).unwrap_or(1), single_byte },
-            "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None, single_byte },
+            "varchar" => BlueType::Text { chars: arg(0), encoding },
+            "char" => BlueType::Char { chars: arg(0).unwrap_or(1), encoding },
+            "tinytext" | "text" | "mediumtext" | "longtext" => BlueType::Text { chars: None, encoding },
             "varbinary" => BlueType::Bytes { length: arg(0), fixed: false },
             "tinyblob" | "blob" | "mediumblob" | "longblob" => BlueType::Bytes { length: None, fixed: false },
             "binary" => BlueType::Bytes { length: arg(0), fixed: true },
@@ -240,16 +240,16 @@ impl BlueType {
             },
             BlueType::Time => GreenType { class: Class::Widened, note: "interval holds more than ±838:59:59", ..ty("interval".into(), oid::INTERVAL, -1) },
             BlueType::Year => GreenType { check: Some("{} = 0 OR {} BETWEEN 1901 AND 2155".into()), ..ty("smallint".into(), oid::INT2, -1) },
-            BlueType::Text { chars, single_byte } => {
+            BlueType::Text { chars, encoding } => {
                 let (ddl, oid, typmod) = match chars {
                     Some(n) => (format!("varchar({n})"), oid::VARCHAR, i32::try_from(n).unwrap_or(-5) + 4),
                     None => ("text".to_owned(), oid::TEXT, -1),
                 };
-                let (note, affected) = strings::lossy(single_byte.as_deref(), false);
+                let (note, affected) = strings::lossy(encoding.as_deref(), false);
                 GreenType { class: Class::Lossy, note, affected: Some(affected), ..ty(ddl, oid, typmod) }
             }
-            BlueType::Char { chars, single_byte } => {
-                let (note, affected) = strings::lossy(single_byte.as_deref(), true);
+            BlueType::Char { chars, encoding } => {
+                let (note, affected) = strings::lossy(encoding.as_deref(), true);
                 GreenType {
                     class: Class::Lossy,
                     note,
@@ -713,11 +713,13 @@ fn convert(table: &BlueTable, column: &BlueColumn, value: Value, key: &str, acce
         }
         (BlueType::Time, Value::Temporal(_, t)) => Value::Temporal(TemporalKind::Interval, t),
         // A CHAR whose NUL bytes are removed is read again as blue would read it: without trailing spaces.
-        (BlueType::Char { single_byte, .. }, Value::Bytes(b)) => {
-            strings::text(strings::unpadded(strings::accepted(strings::unpadded(b), accepted)), single_byte.as_deref()).map_err(|(v, why)| refuse(&v, why))?
+        (BlueType::Char { encoding, .. }, Value::Bytes(b)) => {
+            let (b, encoding) = strings::widened(b, encoding.as_deref()).map_err(|(v, why)| refuse(&v, why))?;
+            strings::text(strings::unpadded(strings::accepted(strings::unpadded(b), accepted)), encoding).map_err(|(v, why)| refuse(&v, why))?
         }
-        (BlueType::Text { single_byte, .. }, Value::Bytes(b)) => {
-            strings::text(strings::accepted(b, accepted), single_byte.as_deref()).map_err(|(v, why)| refuse(&v, why))?
+        (BlueType::Text { encoding, .. }, Value::Bytes(b)) => {
+            let (b, encoding) = strings::widened(b, encoding.as_deref()).map_err(|(v, why)| refuse(&v, why))?;
+            strings::text(strings::accepted(b, accepted), encoding).map_err(|(v, why)| refuse(&v, why))?
         }
         (BlueType::Bytes { .. }, Value::Bytes(b)) => Value::Bytes(b),
         (BlueType::Bit { bits }, Value::Bytes(b)) => bits::text(&b, *bits).map_err(|why| refuse(&Value::Bytes(b.clone()), why))?,

@@ -290,7 +290,7 @@ fn encoding_of(ty: &turnout_decoders::schema::ColumnType, column: &BlueColumn) -
     if !t.members.is_empty() {
         return None;
     }
-    let same = match (column.single_byte.as_deref(), column.foreign_collations.as_deref()) {
+    let same = match (column.encoding.as_deref(), column.foreign_collations.as_deref()) {
         (Some(set), _) => set.collations.contains(&collation),
         (None, Some(foreign)) => !foreign.contains(&collation),
         (None, None) => !LATIN1_COLLATIONS.contains(&collation),
@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(encoding_of(&binlog(Some(8), &[]), &unread), Some(8), "latin1 without blue's list");
         let latin1 = BlueColumn {
             charset: Some("latin1".into()),
-            single_byte: Some(Arc::new(crate::source::compose::charset::tests::latin1())),
+            encoding: Some(Arc::new(crate::source::compose::charset::tests::latin1())),
             ..BlueColumn::own("v", "varchar(10)")
         };
         assert_eq!(encoding_of(&binlog(Some(8), &[]), &latin1), None);

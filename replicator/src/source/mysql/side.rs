@@ -6,7 +6,7 @@ use super::catalog::{select_tables, unreplicable};
 use super::{connect, database, qualified, snapshot, MySqlSource};
 use crate::config::Config;
 use crate::error::{CopyRefusal, Error, Side};
-use crate::source::compose::charset::{self, SingleByte};
+use crate::source::compose::charset::{self, Encoding};
 use crate::source::compose::{Affected, Batch, BlueColumn, BlueForeignKey, BlueIndex, BlueTable, Snapshot, SourceSide, BATCH_ROWS};
 use crate::source::{Names, HEARTBEAT_TABLE};
 use crate::status::Status;
@@ -48,7 +48,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
             name,
             column_type: lower_outside_quotes(&column_type),
             charset: charset.map(|c| c.to_ascii_lowercase()),
-            single_byte: None,
+            encoding: None,
             foreign_collations: None,
             nullable: nullable != 0,
             generated: generated != 0,
@@ -64,7 +64,7 @@ async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Ve
     for c in &mut columns {
         match c.charset.clone() {
             Some(name) if charset::utf8(&name) => c.foreign_collations = Some(known_foreign_collations(conn).await?),
-            Some(name) if name != "binary" => c.single_byte = known_single_byte(conn, &name).await?,
+            Some(name) if name != "binary" => c.encoding = known_encoding(conn, &name).await?,
             _ => {}
         }
     }
@@ -107,16 +107,16 @@ impl<T: Clone> Memo<T> {
     }
 }
 
-static SINGLE_BYTE: Memo<Option<Arc<SingleByte>>> = Memo::new();
+static ENCODINGS: Memo<Option<Arc<Encoding>>> = Memo::new();
 static FOREIGN_COLLATIONS: Memo<Arc<Vec<u16>>> = Memo::new();
 
-/// [`single_byte`], read once per server and set.
-async fn known_single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Arc<SingleByte>>, Error> {
-    let (known, key) = SINGLE_BYTE.get(conn, name);
+/// [`encoding`], read once per server and set.
+async fn known_encoding(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Arc<Encoding>>, Error> {
+    let (known, key) = ENCODINGS.get(conn, name);
     if let Some(set) = known {
         return Ok(set);
     }
-    Ok(SINGLE_BYTE.put(key, single_byte(conn, name).await?.map(Arc::new)))
+    Ok(ENCODINGS.put(key, encoding(conn, name).await?.map(Arc::new)))
 }
 
 /// The ids of blue's collations of every set whose bytes are not UTF-8 (what a UTF-8 column's binlog
@@ -142,12 +142,20 @@ fn collation_ids(ids: Vec<u64>) -> Vec<u16> {
 }
 
 /// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set
-/// ([`SingleByte`]); `None` for a multi-byte one.
-async fn single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<SingleByte>, Error> {
+/// ([`Encoding`]); `None` for a multi-byte one.
+async fn encoding(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Encoding>, Error> {
     let fail = |e| super::sql_error(Side::Blue, "reading how blue converts a character set", e);
     let longest: Option<u32> =
         conn.exec_first("SELECT MAXLEN FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = ?", (name,)).await.map_err(fail)?;
-    if longest != Some(1) || !SingleByte::plain_name(name) {
+    let collations = async |conn: &mut mysql_async::Conn| -> Result<Vec<u16>, Error> {
+        let ids: Vec<u64> =
+            conn.exec("SELECT ID FROM information_schema.COLLATIONS WHERE CHARACTER_SET_NAME = ? AND ID IS NOT NULL", (name,)).await.map_err(fail)?;
+        Ok(collation_ids(ids))
+    };
+    if longest.is_some() && Encoding::unicode(name, Vec::new()).is_some() {
+        return Ok(Encoding::unicode(name, collations(conn).await?));
+    }
+    if longest != Some(1) || !Encoding::plain_name(name) {
         return Ok(None);
     }
     // Each byte as a character of the set, that character in UTF-8, and the bytes it converts back to.
@@ -159,9 +167,7 @@ async fn single_byte(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<
         ))
         .await
         .map_err(fail)?;
-    let collations: Vec<u64> =
-        conn.exec("SELECT ID FROM information_schema.COLLATIONS WHERE CHARACTER_SET_NAME = ? AND ID IS NOT NULL", (name,)).await.map_err(fail)?;
-    Ok(SingleByte::from_blue(name.to_owned(), &converted, collation_ids(collations)))
+    Ok(Encoding::from_blue(name.to_owned(), &converted, collations(conn).await?))
 }
 
 /// `COLUMN_TYPE` in lower case but for what it quotes (an `ENUM`'s members keep their case).
@@ -292,8 +298,9 @@ fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
 }
 
 /// How the snapshot selects `column` as the binlog carries it, so that one conversion reads both: an
-/// `ENUM`'s index and a `SET`'s bit mask as numbers, a string in a single-byte set as its bytes (the
-/// session's utf8mb4 would have the server convert it), a `JSON` document as its text, marked when typed.
+/// `ENUM`'s index and a `SET`'s bit mask as numbers, a string in a set other than UTF-8 as its bytes
+/// (the session's utf8mb4 would have the server convert it), a `JSON` document as its text, marked
+/// when typed.
 fn selected(column: &BlueColumn) -> String {
     let name = super::quote(&column.name);
     if column.column_type == "json" {
@@ -302,16 +309,16 @@ fn selected(column: &BlueColumn) -> String {
         format!("IF({}, CONCAT(CHAR(0), CAST({name} AS CHAR)), CAST({name} AS CHAR))", json_typed(&name))
     } else if column.column_type.starts_with("enum(") || column.column_type.starts_with("set(") {
         format!("CAST({name} AS UNSIGNED)")
-    } else if column.single_byte.is_some() {
+    } else if column.encoding.is_some() {
         format!("CAST({name} AS BINARY)")
     } else {
         name
     }
 }
 
-/// The condition that `column` (`c` quoted) of `table` holds the byte 0 or a byte its single-byte
-/// character set converts to no character of its own: the same round trip through UTF-8 that
-/// decides each byte's character ([`SingleByte`]), so `check` counts what the converter refuses.
+/// The condition that `column` (`c` quoted) of `table` holds U+0000 or bytes its character set
+/// converts to no character of their own: the same round trip through UTF-8 that decides each
+/// byte's character ([`Encoding`]), so `check` counts what the converter refuses.
 async fn unconverted(blue: &mysql_async::Opts, table: &TableName, column: &str, c: &str) -> Result<String, Error> {
     let mut conn = connect(blue, Side::Blue).await?;
     let set: Option<Option<String>> = conn
@@ -321,10 +328,14 @@ async fn unconverted(blue: &mysql_async::Opts, table: &TableName, column: &str, 
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a column's character set", e))?;
-    let nul = format!("INSTR(CAST({c} AS BINARY), X'00') > 0");
-    Ok(match set.flatten().filter(|s| SingleByte::plain_name(s)) {
-        Some(set) => format!("{nul} OR CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <> CAST({c} AS BINARY)"),
-        None => nul,
+    Ok(match set.flatten().filter(|s| Encoding::plain_name(s)) {
+        // U+0000 is the byte 0 of its UTF-8, and of no other character's.
+        Some(set) if Encoding::unicode(&set, Vec::new()).is_some() => format!(
+            "INSTR(CAST(CONVERT({c} USING utf8mb4) AS BINARY), X'00') > 0 OR \
+             CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <> CAST({c} AS BINARY)"
+        ),
+        Some(set) => format!("INSTR(CAST({c} AS BINARY), X'00') > 0 OR CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <> CAST({c} AS BINARY)"),
+        None => format!("INSTR(CAST({c} AS BINARY), X'00') > 0"),
     })
 }
 

@@ -128,12 +128,13 @@ pub(super) fn unguarded(table: &BlueTable) -> Vec<String> {
     // An ENUM's or a SET's text is kept to its members by green's CHECK, whatever its set.
     let members = |c: &BlueColumn| matches!(BlueType::of(table, c), BlueType::Enum { .. } | BlueType::Set { .. });
     // `ascii` text is kept to ASCII by the guard.
-    for (c, set) in table.columns.iter().filter(|c| !members(c)).filter_map(|c| Some((c, c.single_byte.as_deref().filter(|s| !s.ascii())?))) {
-        out.push(format!(
-            "{}.{}: {} on blue, and green's text holds characters {} has not; convert the column to utf8mb4 on blue, or set \
-             cutover.reverse = false",
-            table.name, c.name, set.name, set.name
-        ));
+    for (c, set) in table.columns.iter().filter(|c| !members(c)).filter_map(|c| Some((c, c.encoding.as_deref().filter(|s| !s.ascii())?))) {
+        let why = if set.single_byte() {
+            format!("green's text holds characters {} has not", set.name)
+        } else {
+            format!("the stream back writes green's text as UTF-8 and does not encode it in {}", set.name)
+        };
+        out.push(format!("{}.{}: {} on blue, and {why}; convert the column to utf8mb4 on blue, or set cutover.reverse = false", table.name, c.name, set.name));
     }
     let primary = ("PRIMARY".to_owned(), table.key.clone());
     let unique = table.indexes.iter().filter(|i| i.unique).map(|i| (i.name.clone(), i.columns.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>()));
@@ -251,8 +252,8 @@ pub(super) fn value(table: &BlueTable, column: &BlueColumn, value: Value, key: &
         (BlueType::Time, Value::Temporal(TemporalKind::Interval, t)) if t.as_str().bytes().all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'-')) => {
             Value::Temporal(TemporalKind::Time, t)
         }
-        (BlueType::Text { single_byte, .. } | BlueType::Char { single_byte, .. }, Value::Text(t))
-            if single_byte.as_deref().is_none_or(super::super::charset::SingleByte::ascii) =>
+        (BlueType::Text { encoding, .. } | BlueType::Char { encoding, .. }, Value::Text(t))
+            if encoding.as_deref().is_none_or(super::super::charset::Encoding::ascii) =>
         {
             Value::Bytes(t.as_bytes().clone())
         }
@@ -311,8 +312,8 @@ mod tests {
     }
 
     fn column(name: &str, ty: &str, charset: Option<&str>, collation: Option<&str>) -> BlueColumn {
-        let single_byte = (charset == Some("latin1")).then(|| std::sync::Arc::new(crate::source::compose::charset::tests::latin1()));
-        BlueColumn { charset: charset.map(Into::into), single_byte, collation: collation.map(Into::into), nullable: true, ..BlueColumn::own(name, ty) }
+        let encoding = (charset == Some("latin1")).then(|| std::sync::Arc::new(crate::source::compose::charset::tests::latin1()));
+        BlueColumn { charset: charset.map(Into::into), encoding, collation: collation.map(Into::into), nullable: true, ..BlueColumn::own(name, ty) }
     }
 
     #[test]
@@ -354,6 +355,9 @@ mod tests {
         assert!(unguarded(&key("utf8mb4_nopad_bin")).is_empty());
         let latin1 = table(vec![column("id", "int", None, None), column("name", "text", Some("latin1"), Some("latin1_swedish_ci"))], "id");
         assert!(unguarded(&latin1)[0].contains("app.t.name: latin1"));
+        let utf16 = crate::source::compose::charset::Encoding::unicode("utf16", vec![54]).map(std::sync::Arc::new);
+        let wide = table(vec![column("id", "int", None, None), BlueColumn { encoding: utf16, ..column("name", "text", Some("utf16"), None) }], "id");
+        assert!(unguarded(&wide)[0].contains("app.t.name: utf16 on blue, and the stream back writes green's text as UTF-8"), "{:?}", unguarded(&wide));
         // An ENUM in latin1 is kept to its members on green: nothing to name.
         let rating = table(vec![column("id", "int", None, None), column("rating", "enum('g','pg')", Some("latin1"), Some("latin1_swedish_ci"))], "id");
         assert!(unguarded(&rating).is_empty(), "{:?}", unguarded(&rating));

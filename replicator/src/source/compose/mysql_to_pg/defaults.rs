@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn constants_are_carried_and_everything_else_is_left_to_the_operator() {
-        let text = BlueType::Text { chars: Some(10), single_byte: None };
+        let text = BlueType::Text { chars: Some(10), encoding: None };
         let int = BlueType::Int { bytes: 4, unsigned: false };
         assert_eq!(carried(&text, "'none'").as_deref(), Some("'none'"));
         assert_eq!(carried(&text, "'it''s'").as_deref(), Some("'it''s'"));
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(carried(&int, "'-12'").as_deref(), Some("-12"));
         assert_eq!(carried(&int, "'x'"), None);
         assert_eq!(carried(&BlueType::Decimal { precision: 5, scale: 2, unsigned: false }, "3.50").as_deref(), Some("3.50"));
-        assert_eq!(carried(&BlueType::Char { chars: 3, single_byte: None }, "'a  '").as_deref(), Some("'a'"));
+        assert_eq!(carried(&BlueType::Char { chars: 3, encoding: None }, "'a  '").as_deref(), Some("'a'"));
         assert_eq!(carried(&BlueType::Date, "'2024-02-29'").as_deref(), Some("'2024-02-29'"));
         assert_eq!(carried(&BlueType::Date, "'0000-00-00'"), None, "a zero date");
         assert_eq!(carried(&BlueType::DateTime { fsp: 0 }, "current_timestamp()"), None, "a function");

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use turnout_decoders::TableName;
 
 fn column(name: &str, column_type: &str, charset: Option<&str>) -> BlueColumn {
-    let single_byte = (charset == Some("latin1")).then(|| std::sync::Arc::new(crate::source::compose::charset::tests::latin1()));
-    BlueColumn { charset: charset.map(Into::into), single_byte, nullable: true, ..BlueColumn::own(name, column_type) }
+    let encoding = (charset == Some("latin1")).then(|| std::sync::Arc::new(crate::source::compose::charset::tests::latin1()));
+    BlueColumn { charset: charset.map(Into::into), encoding, nullable: true, ..BlueColumn::own(name, column_type) }
 }
 
 fn table(columns: Vec<BlueColumn>) -> BlueTable {
@@ -277,16 +277,39 @@ fn a_single_byte_set_is_decoded_as_blue_converts_it_and_a_byte_without_a_charact
     let mut converted: Vec<crate::source::compose::charset::Converted> =
         (0..=255u8).map(|b| (b, Some(char::from(b).to_string().into_bytes()), Some(vec![b]))).collect();
     converted[0x98] = (0x98, Some(b"?".to_vec()), Some(b"?".to_vec()));
-    let set = crate::source::compose::charset::SingleByte::from_blue("cp1251".into(), &converted, vec![14, 51, 52]).expect("a set");
-    let c = BlueColumn { single_byte: Some(std::sync::Arc::new(set)), ..column("s", "varchar(10)", Some("cp1251")) };
+    let set = crate::source::compose::charset::Encoding::from_blue("cp1251".into(), &converted, vec![14, 51, 52]).expect("a set");
+    let c = BlueColumn { encoding: Some(std::sync::Arc::new(set)), ..column("s", "varchar(10)", Some("cp1251")) };
     let t = table(vec![column("id", "int(11)", None), c.clone()]);
     let Mapping::Mapped { affected, .. } = MySqlToPg::default().map(&t, &c) else { panic!("mapped") };
     assert_eq!(affected, Some(Affected::NulOrUnconverted));
     let row = MySqlToPg::default().row(&t, vec![Value::Int8(1), Value::Bytes(Bytes::from_static(b"a\xE9"))]).expect("decoded");
     assert_eq!(row[1], Value::Text("aé".into()));
     let err = MySqlToPg::default().row(&t, vec![Value::Int8(2), Value::Bytes(Bytes::from_static(b"a\x98"))]).expect_err("0x98");
-    assert!(err.to_string().contains("converts to no character of its own") && err.to_string().contains("id = 2"), "{err}");
-    // A multi-byte set blue's catalog names (no single-byte table): refused by name.
+    assert!(err.to_string().contains("converts to no character of their own") && err.to_string().contains("id = 2"), "{err}");
+    // A multi-byte set blue's catalog names whose conversion is blue's own table: refused by name.
     let sjis = column("j", "varchar(10)", Some("sjis"));
     assert!(matches!(MySqlToPg::default().map(&table(vec![column("id", "int(11)", None), sjis.clone()]), &sjis), Mapping::Refused { .. }));
+}
+
+#[test]
+fn a_unicode_encoding_is_decoded_by_its_standard_its_padding_and_u0000_found_by_character() {
+    let utf16 = || std::sync::Arc::new(crate::source::compose::charset::Encoding::unicode("utf16", vec![54]).expect("utf16"));
+    let c = BlueColumn { encoding: Some(utf16()), ..column("c", "char(4)", Some("utf16")) };
+    let v = BlueColumn { encoding: Some(utf16()), ..column("v", "varchar(10)", Some("utf16")) };
+    let t = table(vec![column("id", "int(11)", None), c.clone(), v.clone()]);
+    let Mapping::Mapped { affected, .. } = MySqlToPg::default().map(&t, &v) else { panic!("mapped") };
+    assert_eq!(affected, Some(Affected::NulOrUnconverted), "unpaired surrogates are counted with U+0000");
+    let utf16_of = |s: &str| Bytes::from(s.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>());
+    // 'A' (00 41), U+2020 (20 20) and U+0120 (01 20) hold the bytes 0 and 0x20: none is padding or NUL.
+    let row = MySqlToPg::default()
+        .row(&t, vec![Value::Int8(1), Value::Bytes(utf16_of("A\u{2020}\u{120}  ")), Value::Bytes(utf16_of("😀 \u{120}"))])
+        .expect("decoded");
+    assert_eq!(row[1], Value::Text("A\u{2020}\u{120}".into()), "a CHAR without its trailing spaces, by character");
+    assert_eq!(row[2], Value::Text("😀 \u{120}".into()));
+    let nul = MySqlToPg::default().row(&t, vec![Value::Int8(2), Value::Bytes(utf16_of("a")), Value::Bytes(utf16_of("a\0b"))]).expect_err("U+0000");
+    assert!(nul.to_string().contains("cannot hold the byte 0") && nul.to_string().contains("id = 2"), "{nul}");
+    let lone = MySqlToPg::default()
+        .row(&t, vec![Value::Int8(3), Value::Bytes(utf16_of("a")), Value::Bytes(Bytes::from_static(&[0xD8, 0x3D, 0x00, 0x41]))])
+        .expect_err("a lone surrogate");
+    assert!(lone.to_string().contains("no character of their own") && lone.to_string().contains("id = 3"), "{lone}");
 }
