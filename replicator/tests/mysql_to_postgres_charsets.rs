@@ -166,7 +166,7 @@ async fn unicode_encodings_on(flavor: Flavor) {
         };
         // ucs2 holds only the characters up to U+FFFF.
         let bmp = if n % 5 == 3 { "ok" } else { text };
-        format!("({n}, '{text}{n}', '{}', '{text}', '{bmp}')", if n % 2 == 0 { "ab " } else { "\u{2020}" })
+        format!("({n}, '{text}{n}', '{}', '{text}', '{bmp}')", if n.is_multiple_of(2) { "ab " } else { "\u{2020}" })
     };
     let rows = |from: u32, to: u32| (from..=to).map(values).collect::<Vec<_>>().join(", ");
     let (blue, green, db) = pair_of(

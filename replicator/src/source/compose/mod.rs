@@ -288,8 +288,8 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
     /// [`SourceSide::prepare`] makes it, whether it exists yet or not).
     fn select(&self) -> impl Future<Output = Result<Vec<BlueTable>, Error>> + Send;
 
-    /// [`SourceSide::select`] as a reader the stream keeps, to read blue's catalog again when blue's
-    /// DDL reaches it.
+    /// [`SourceSide::select`] as a reader the stream keeps, to read blue's catalog of the tables a
+    /// statement names again when blue's DDL reaches it (one table's catalog, not the selection's).
     fn reread(&self) -> stream::Reread;
 
     /// Opens one consistent snapshot of `tables` at a log position and reads them into the

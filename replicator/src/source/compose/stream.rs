@@ -15,8 +15,9 @@ use turnout_decoders::schema::{TableName, TableSchema};
 use turnout_decoders::ChangeEvent;
 use turnout_sinks::Durable;
 
-/// Reads blue's selected tables as its catalog describes them now ([`super::SourceSide::select`]).
-pub(crate) type Reread = Arc<dyn Fn() -> BoxFuture<'static, Result<Vec<BlueTable>, Error>> + Send + Sync>;
+/// Reads those of the named tables that blue's selection holds, as its catalog describes them now
+/// ([`super::SourceSide::select`], with its checks of the whole selection), and the heartbeat table.
+pub(crate) type Reread = Arc<dyn Fn(Vec<TableName>) -> BoxFuture<'static, Result<Vec<BlueTable>, Error>> + Send + Sync>;
 
 /// Reads one of green's tables as it is ([`super::TargetSide::shapes`]).
 pub(crate) type GreenShapes = Arc<dyn Fn(TableName) -> BoxFuture<'static, Result<Option<GreenShape>, Error>> + Send + Sync>;
@@ -232,7 +233,10 @@ impl<S: Source, C: Convert> Converting<S, C> {
     /// the stream's translated by [`super::ddl::carried`], and the stream's catalog moved on to it.
     /// The event stays pending until translated.
     async fn translate_pending(&mut self) -> Result<SourceMessage, Error> {
-        let now = (self.reread)().await?;
+        let Some(SourceMessage::Event { event: ChangeEvent::Ddl { tables, .. }, .. }) = &self.pending else {
+            return Err(Error::Internal("a DDL event to translate went missing".into()));
+        };
+        let now = (self.reread)(tables.clone()).await?;
         let Some(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement, tables }, log_end }) = self.pending.take() else {
             return Err(Error::Internal("a DDL event to translate went missing".into()));
         };

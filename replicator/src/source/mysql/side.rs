@@ -457,45 +457,14 @@ impl SourceSide for MySqlBlue {
 
     fn reread(&self) -> crate::source::compose::stream::Reread {
         let blue = self.clone();
-        Arc::new(move || {
+        Arc::new(move |tables: Vec<TableName>| {
             let blue = blue.clone();
-            Box::pin(async move { blue.select().await })
+            Box::pin(async move { blue.read(Some(&tables)).await })
         })
     }
 
     async fn select(&self) -> Result<Vec<BlueTable>, Error> {
-        let db = database(&self.blue);
-        let mut blue = connect(&self.blue, Side::Blue).await?;
-        let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
-        if let Some(t) = unreplicable(&selection, &infos).first() {
-            return Err(Error::Setup(format!("{}; {}", t.problem, t.fix)));
-        }
-        if let Some(h) = super::catalog::hidden_cascades(&mut blue, &db, &selection).await?.first() {
-            return Err(Error::Setup(format!("{}; {}", super::cascade_problem(h), super::cascade_fix(h))));
-        }
-        let logged = actions_logged(&mut blue).await?;
-        let mut tables = Vec::with_capacity(selection.tables.len() + 1);
-        for name in selection.tables.iter().filter(|t| t.name != HEARTBEAT_TABLE) {
-            let (columns, key) = describe(&mut blue, name).await?;
-            let next_auto_increment: Option<Option<u64>> = blue
-                .exec_first("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&name.schema, &name.name))
-                .await
-                .map_err(|e| super::sql_error(Side::Blue, "reading a table's AUTO_INCREMENT", e))?;
-            let next_auto_increment = next_auto_increment.flatten().filter(|_| columns.iter().any(|c| c.auto_increment));
-            tables.push(BlueTable {
-                name: name.clone(),
-                columns,
-                key,
-                heartbeat: false,
-                indexes: indexes(&mut blue, name).await?,
-                foreign_keys: foreign_keys(&mut blue, name, logged).await?,
-                next_auto_increment,
-            });
-        }
-        // As `heartbeat::ensure_table` makes it.
-        let columns = vec![BlueColumn::own("id", "int"), BlueColumn::own("at_us", "bigint")];
-        tables.push(BlueTable::own(self.heartbeat_table(), columns, "id"));
-        Ok(tables)
+        self.read(None).await
     }
 
     /// One reader in one consistent snapshot at a binlog position (commits blocked for a moment, as
@@ -541,5 +510,45 @@ impl SourceSide for MySqlBlue {
             .await
             .map_err(|e| super::sql_error(Side::Blue, "dropping the heartbeat table", e))?;
         Ok(vec![format!("dropped {heartbeat} on blue (if it existed)")])
+    }
+}
+
+impl MySqlBlue {
+    /// The selected tables (those of `only` among them, when given; the selection's checks are made
+    /// on all of it either way) and turnout's heartbeat table, as [`SourceSide::select`] describes
+    /// them.
+    async fn read(&self, only: Option<&[TableName]>) -> Result<Vec<BlueTable>, Error> {
+        let db = database(&self.blue);
+        let mut blue = connect(&self.blue, Side::Blue).await?;
+        let (selection, infos) = select_tables(&mut blue, &db, &self.config.table_filter()?).await?;
+        if let Some(t) = unreplicable(&selection, &infos).first() {
+            return Err(Error::Setup(format!("{}; {}", t.problem, t.fix)));
+        }
+        if let Some(h) = super::catalog::hidden_cascades(&mut blue, &db, &selection).await?.first() {
+            return Err(Error::Setup(format!("{}; {}", super::cascade_problem(h), super::cascade_fix(h))));
+        }
+        let logged = actions_logged(&mut blue).await?;
+        let mut tables = Vec::with_capacity(selection.tables.len() + 1);
+        for name in selection.tables.iter().filter(|t| t.name != HEARTBEAT_TABLE && only.is_none_or(|only| only.contains(t))) {
+            let (columns, key) = describe(&mut blue, name).await?;
+            let next_auto_increment: Option<Option<u64>> = blue
+                .exec_first("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&name.schema, &name.name))
+                .await
+                .map_err(|e| super::sql_error(Side::Blue, "reading a table's AUTO_INCREMENT", e))?;
+            let next_auto_increment = next_auto_increment.flatten().filter(|_| columns.iter().any(|c| c.auto_increment));
+            tables.push(BlueTable {
+                name: name.clone(),
+                columns,
+                key,
+                heartbeat: false,
+                indexes: indexes(&mut blue, name).await?,
+                foreign_keys: foreign_keys(&mut blue, name, logged).await?,
+                next_auto_increment,
+            });
+        }
+        // As `heartbeat::ensure_table` makes it.
+        let columns = vec![BlueColumn::own("id", "int"), BlueColumn::own("at_us", "bigint")];
+        tables.push(BlueTable::own(self.heartbeat_table(), columns, "id"));
+        Ok(tables)
     }
 }
