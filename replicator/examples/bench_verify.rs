@@ -14,6 +14,11 @@
 //! alone (turnout's own), blue and green at once, without the verify's snapshots, hold or bookkeeping;
 //! the ratio is printed.
 //!
+//! For PostgreSQL the floor is both servers hashing every row at the same time
+//! (`sum(hashtext(t::text))`, one statement each), measured before and after the verify (the faster
+//! counts), and after the load stops and green caught up `turnout verify` compares the whole table
+//! too: both are printed against that floor.
+//!
 //! Run: `cargo run --release -p turnout --example bench_verify -- [ROWS] [RATE] [SECONDS]`.
 #![allow(clippy::too_many_lines, reason = "a benchmark or capture script reads best top to bottom")]
 
@@ -104,6 +109,17 @@ async fn chunk_floor(config: &turnout::config::Config, rows: u64) -> Result<f64>
     for w in workers {
         w.await??;
     }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Seconds blue and green take to hash every row of `big` at the same time, one statement each:
+/// the servers' own floor for comparing the table.
+async fn pg_floor(blue: &PgServer, green: &PgServer, db: &str) -> Result<f64> {
+    let (b, g) = (blue.connect(db).await?, green.connect(db).await?);
+    let sql = "SELECT count(*), sum(hashtext(t::text)) FROM big t";
+    let started = Instant::now();
+    let (x, y) = tokio::join!(b.query_one(sql, &[]), g.query_one(sql, &[]));
+    ensure!(x?.get::<_, i64>(0) > 0 && y?.get::<_, i64>(0) > 0, "the floor read no rows");
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -223,7 +239,10 @@ async fn main() -> Result<()> {
         recheck: None,
     };
     // The floor once before the verify too: whichever runs first reads the colder buffer pool.
-    let floor_before = if flavor.is_some() { Some(chunk_floor(&config, rows).await?) } else { None };
+    let floor_before = match &_pg {
+        Some((blue, green)) => pg_floor(blue, green, "bench").await?,
+        None => chunk_floor(&config, rows).await?,
+    };
     let (verifying, report) = sample(port, turnout::verify::live::run(&config, &options)).await;
     drop(load);
     let report = report?;
@@ -237,8 +256,27 @@ async fn main() -> Result<()> {
         report.positions.len(),
         table.chunks
     );
-    if let Some(before) = floor_before {
-        let floor = chunk_floor(&config, rows).await?.min(before);
+    if let Some((blue, green)) = &_pg {
+        let floor = pg_floor(blue, green, "bench").await?.min(floor_before);
+        println!(
+            "servers' floor (both hashing every row at once, `sum(hashtext(t::text))`, the faster of a run before and after the \
+             verify): {rows} rows in {floor:.2} s = {:.0} rows/s; verify --live / floor = {:.2}",
+            rows as f64 / floor,
+            floor / secs
+        );
+        // `turnout verify` wants a quiet blue and green caught up.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while lag(port).await.is_none_or(|l| l > 0.5) {
+            ensure!(Instant::now() < deadline, "green did not catch up after the load");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let started = Instant::now();
+        let checks = turnout::verify::run(&config, Some("public.big")).await?;
+        let verify = started.elapsed().as_secs_f64();
+        ensure!(checks.iter().all(|c| c.equal), "turnout verify found differences: {checks:?}");
+        println!("verify: {rows} rows in {verify:.2} s = {:.0} rows/s, equal; verify / floor = {:.2}", rows as f64 / verify, floor / verify);
+    } else {
+        let floor = chunk_floor(&config, rows).await?.min(floor_before);
         println!(
             "servers' floor (each side's chunk count + digest alone, 2 chunks at a time, the faster of a run before and after the \
              verify): {rows} rows in {floor:.2} s = {:.0} rows/s; verify --live / floor = {:.2}",

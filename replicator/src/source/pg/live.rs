@@ -202,8 +202,8 @@ impl Shape {
         // The statement locks the table before it runs: a rewrite since the snapshot (which would make
         // the table read empty) is found in the same statement, never missed while it reads.
         let sql = format!(
-            "SELECT count(*)::int8, COALESCE(sum(('x' || substr(md5(ROW({})::text), 1, 16))::bit(64)::int8), 0)::text, {} FROM {} WHERE {condition}",
-            self.cols(),
+            "SELECT count(*)::int8, COALESCE(sum({}), 0)::text, {} FROM {} WHERE {condition}",
+            super::verify::ROW_HASH.replace("{}", &format!("ROW({})", self.cols())),
             crate::source::pg::snapshot::rewritten_since_snapshot(&self.table),
             self.from()
         );
