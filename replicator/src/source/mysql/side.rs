@@ -126,19 +126,34 @@ async fn known_foreign_collations(conn: &mut mysql_async::Conn) -> Result<Arc<Ve
     if let Some(ids) = known {
         return Ok(ids);
     }
-    let ids: Vec<u64> = conn
-        .query(
-            "SELECT ID FROM information_schema.COLLATIONS WHERE ID IS NOT NULL \
-               AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'utf8mb3', 'utf8')",
-        )
-        .await
-        .map_err(|e| super::sql_error(Side::Blue, "reading blue's collations", e))?;
-    Ok(FOREIGN_COLLATIONS.put(key, Arc::new(collation_ids(ids))))
+    let ids = collation_ids(conn, "CHARACTER_SET_NAME NOT IN ('utf8mb4', 'utf8mb3', 'utf8')", None).await?;
+    Ok(FOREIGN_COLLATIONS.put(key, Arc::new(ids)))
 }
 
-/// Collation ids as a binlog table map names them, in 16 bits: a larger id is never one it carries.
-fn collation_ids(ids: Vec<u64>) -> Vec<u16> {
-    ids.into_iter().filter_map(|id| u16::try_from(id).ok()).collect()
+/// The ids of blue's collations whose character set meets `condition` (`?` bound to `name`), as a
+/// binlog table map names them (in 16 bits: a larger id is never one it carries): those
+/// `COLLATIONS` lists and MariaDB 10.10+'s set-qualified ones (`utf16_uca1400_ai_ci`, a set's
+/// default from 11.5), which only `COLLATION_CHARACTER_SET_APPLICABILITY` lists with their ids.
+async fn collation_ids(conn: &mut mysql_async::Conn, condition: &str, name: Option<&str>) -> Result<Vec<u16>, Error> {
+    let fail = |e| super::sql_error(Side::Blue, "reading blue's collations", e);
+    let read = async |conn: &mut mysql_async::Conn, view: &str| -> Result<Vec<u64>, mysql_async::Error> {
+        let sql = format!("SELECT ID FROM information_schema.{view} WHERE ID IS NOT NULL AND {condition}");
+        match name {
+            Some(name) => conn.exec(sql, (name,)).await,
+            None => conn.query(sql).await,
+        }
+    };
+    let mut ids = read(conn, "COLLATIONS").await.map_err(fail)?;
+    match read(conn, "COLLATION_CHARACTER_SET_APPLICABILITY").await {
+        Ok(more) => ids.extend(more),
+        // Oracle MySQL's and MariaDB's before 10.10 have no ID column (1054): nothing more to list.
+        Err(mysql_async::Error::Server(e)) if e.code == 1054 => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let mut ids: Vec<u16> = ids.into_iter().filter_map(|id| u16::try_from(id).ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set
@@ -147,11 +162,7 @@ async fn encoding(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Enc
     let fail = |e| super::sql_error(Side::Blue, "reading how blue converts a character set", e);
     let longest: Option<u32> =
         conn.exec_first("SELECT MAXLEN FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = ?", (name,)).await.map_err(fail)?;
-    let collations = async |conn: &mut mysql_async::Conn| -> Result<Vec<u16>, Error> {
-        let ids: Vec<u64> =
-            conn.exec("SELECT ID FROM information_schema.COLLATIONS WHERE CHARACTER_SET_NAME = ? AND ID IS NOT NULL", (name,)).await.map_err(fail)?;
-        Ok(collation_ids(ids))
-    };
+    let collations = async |conn: &mut mysql_async::Conn| collation_ids(conn, "CHARACTER_SET_NAME = ?", Some(name)).await;
     if longest.is_some() && Encoding::unicode(name, Vec::new()).is_some() {
         return Ok(Encoding::unicode(name, collations(conn).await?));
     }
@@ -328,13 +339,18 @@ async fn unconverted(blue: &mysql_async::Opts, table: &TableName, column: &str, 
         )
         .await
         .map_err(|e| super::sql_error(Side::Blue, "reading a column's character set", e))?;
+    // A conversion blue answers with NULL for a value that is not is counted too (`<=>`, `COALESCE`).
+    let round_trip = |set: &str| format!("NOT (CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <=> CAST({c} AS BINARY))");
     Ok(match set.flatten().filter(|s| Encoding::plain_name(s)) {
-        // U+0000 is the byte 0 of its UTF-8, and of no other character's.
-        Some(set) if Encoding::unicode(&set, Vec::new()).is_some() => format!(
-            "INSTR(CAST(CONVERT({c} USING utf8mb4) AS BINARY), X'00') > 0 OR \
-             CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <> CAST({c} AS BINARY)"
-        ),
-        Some(set) => format!("INSTR(CAST({c} AS BINARY), X'00') > 0 OR CAST(CONVERT(CONVERT({c} USING utf8mb4) USING {set}) AS BINARY) <> CAST({c} AS BINARY)"),
+        // U+0000 is the byte 0 of its UTF-8, and of no other character's; a surrogate code point (which
+        // `ucs2` and `utf32` may hold and no character is) is ED A0…ED BF, should blue convert it instead
+        // of making it `?` (0xED only ever leads a character in UTF-8, so a byte search finds no other).
+        Some(set) if Encoding::unicode(&set, Vec::new()).is_some() => {
+            let utf8 = format!("CAST(CONVERT({c} USING utf8mb4) AS BINARY)");
+            let surrogates: Vec<String> = (0xA0..=0xBF_u8).map(|b| format!("INSTR({utf8}, X'ED{b:02X}') > 0")).collect();
+            format!("COALESCE(INSTR({utf8}, X'00') > 0 OR {}, {c} IS NOT NULL) OR {}", surrogates.join(" OR "), round_trip(&set))
+        }
+        Some(set) => format!("INSTR(CAST({c} AS BINARY), X'00') > 0 OR {}", round_trip(&set)),
         None => format!("INSTR(CAST({c} AS BINARY), X'00') > 0"),
     })
 }
