@@ -69,14 +69,7 @@ impl Encoding {
     /// Unicode's fixed encoding `name` (`utf16`, `utf16le`, `ucs2`, `utf32`), with the ids of its
     /// collations; `None` for another name.
     pub(crate) fn unicode(name: &str, collations: Vec<u16>) -> Option<Encoding> {
-        let code = match name {
-            "utf16" => Code::Utf16 { little_endian: false },
-            "utf16le" => Code::Utf16 { little_endian: true },
-            "ucs2" => Code::Ucs2,
-            "utf32" => Code::Utf32,
-            _ => return None,
-        };
-        Some(Encoding { name: name.to_owned(), code, collations })
+        Some(Encoding { name: name.to_owned(), code: unicode_code(name)?, collations })
     }
 
     /// Whether every byte sequence blue's column can hold has a character of its own (a single-byte
@@ -99,9 +92,9 @@ impl Encoding {
         match &self.code {
             Code::Bytes(chars) => bytes.iter().enumerate().map(|(at, &b)| chars.get(usize::from(b)).copied().flatten().ok_or(at)).collect(),
             Code::Utf16 { little_endian } => {
-                let units = units::<2, _>(bytes, |u| if *little_endian { u16::from_le_bytes(u) } else { u16::from_be_bytes(u) })?;
+                let units = units::<2, _, _>(bytes, |u| if *little_endian { u16::from_le_bytes(u) } else { u16::from_be_bytes(u) })?;
                 let (mut out, mut at) = (String::with_capacity(bytes.len()), 0);
-                for c in char::decode_utf16(units.iter().copied()) {
+                for c in char::decode_utf16(units) {
                     let c = c.map_err(|_| at)?;
                     at += c.len_utf16() * 2;
                     out.push(c);
@@ -109,12 +102,12 @@ impl Encoding {
                 Ok(out)
             }
             Code::Ucs2 => {
-                let units = units::<2, _>(bytes, u16::from_be_bytes)?;
-                units.iter().enumerate().map(|(i, &u)| char::from_u32(u32::from(u)).ok_or(i * 2)).collect()
+                let units = units::<2, _, _>(bytes, u16::from_be_bytes)?;
+                units.enumerate().map(|(i, u)| char::from_u32(u32::from(u)).ok_or(i * 2)).collect()
             }
             Code::Utf32 => {
-                let units = units::<4, _>(bytes, u32::from_be_bytes)?;
-                units.iter().enumerate().map(|(i, &u)| char::from_u32(u).ok_or(i * 4)).collect()
+                let units = units::<4, _, _>(bytes, u32::from_be_bytes)?;
+                units.enumerate().map(|(i, u)| char::from_u32(u).ok_or(i * 4)).collect()
             }
         }
     }
@@ -133,12 +126,28 @@ pub(crate) fn utf8(name: &str) -> bool {
     matches!(name, "utf8mb4" | "utf8mb3" | "utf8")
 }
 
+/// Whether blue's character set `name` is one of Unicode's fixed encodings ([`Encoding::unicode`]).
+pub(crate) fn unicode(name: &str) -> bool {
+    unicode_code(name).is_some()
+}
+
+/// How Unicode's fixed encoding `name` spells characters; `None` for another name.
+fn unicode_code(name: &str) -> Option<Code> {
+    Some(match name {
+        "utf16" => Code::Utf16 { little_endian: false },
+        "utf16le" => Code::Utf16 { little_endian: true },
+        "ucs2" => Code::Ucs2,
+        "utf32" => Code::Utf32,
+        _ => return None,
+    })
+}
+
 /// `bytes` as code units of `N` bytes each, read by `read`; the offset of a last, incomplete one.
-fn units<const N: usize, U>(bytes: &[u8], read: impl Fn([u8; N]) -> U) -> Result<Vec<U>, usize> {
+fn units<'a, const N: usize, U, R: Fn([u8; N]) -> U + 'a>(bytes: &'a [u8], read: R) -> Result<impl Iterator<Item = U> + 'a, usize> {
     if !bytes.len().is_multiple_of(N) {
         return Err(bytes.len() - bytes.len() % N);
     }
-    Ok(bytes.chunks_exact(N).map(|c| read(<[u8; N]>::try_from(c).unwrap_or([0; N]))).collect())
+    Ok(bytes.chunks_exact(N).map(move |c| read(<[u8; N]>::try_from(c).unwrap_or([0; N]))))
 }
 
 impl Encoding {

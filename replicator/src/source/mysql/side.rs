@@ -156,14 +156,15 @@ async fn collation_ids(conn: &mut mysql_async::Conn, condition: &str, name: Opti
     Ok(ids)
 }
 
-/// Blue's character set `name` as blue converts each of its bytes, if it is a single-byte set
-/// ([`Encoding`]); `None` for a multi-byte one.
+/// Blue's character set `name` as blue converts it ([`Encoding`]): each byte's character as blue
+/// converts it for a single-byte set, the standard's code units for a Unicode encoding; `None` for
+/// another multi-byte set.
 async fn encoding(conn: &mut mysql_async::Conn, name: &str) -> Result<Option<Encoding>, Error> {
     let fail = |e| super::sql_error(Side::Blue, "reading how blue converts a character set", e);
     let longest: Option<u32> =
         conn.exec_first("SELECT MAXLEN FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = ?", (name,)).await.map_err(fail)?;
     let collations = async |conn: &mut mysql_async::Conn| collation_ids(conn, "CHARACTER_SET_NAME = ?", Some(name)).await;
-    if longest.is_some() && Encoding::unicode(name, Vec::new()).is_some() {
+    if longest.is_some() && charset::unicode(name) {
         return Ok(Encoding::unicode(name, collations(conn).await?));
     }
     if longest != Some(1) || !Encoding::plain_name(name) {
@@ -345,7 +346,7 @@ async fn unconverted(blue: &mysql_async::Opts, table: &TableName, column: &str, 
         // U+0000 is the byte 0 of its UTF-8, and of no other character's; a surrogate code point (which
         // `ucs2` and `utf32` may hold and no character is) is ED A0…ED BF, should blue convert it instead
         // of making it `?` (0xED only ever leads a character in UTF-8, so a byte search finds no other).
-        Some(set) if Encoding::unicode(&set, Vec::new()).is_some() => {
+        Some(set) if charset::unicode(&set) => {
             let utf8 = format!("CAST(CONVERT({c} USING utf8mb4) AS BINARY)");
             let surrogates: Vec<String> = (0xA0..=0xBF_u8).map(|b| format!("INSTR({utf8}, X'ED{b:02X}') > 0")).collect();
             format!("COALESCE(INSTR({utf8}, X'00') > 0 OR {}, {c} IS NOT NULL) OR {}", surrogates.join(" OR "), round_trip(&set))
