@@ -9,17 +9,21 @@
 //!
 //! With `TURNOUT_BENCH_SOURCE=mariadb` (or `mysql`) blue and green are MariaDB 10.11 (Oracle MySQL 9.7)
 //! instead: the same table, loaded from the flavor's numbers table; the load is one session updating a
-//! random row RATE times a second. For these the servers' own floor is measured in the same run, before
-//! and after the verify (the faster counts): the same chunks (10,000 keys, 2 at a time), each side's `COUNT(*)` and digest query
-//! alone (turnout's own), blue and green at once, without the verify's snapshots, hold or bookkeeping;
-//! the ratio is printed.
+//! random row RATE times a second.
 //!
-//! For PostgreSQL the floor is both servers hashing every row at the same time
-//! (`sum(hashtext(t::text))`, one statement each), measured before and after the verify (the faster
-//! counts), and after the load stops and green caught up `turnout verify` compares the whole table
-//! too: both are printed against that floor.
+//! The servers' floor is both servers hashing every row at the same time, one statement each: on
+//! PostgreSQL `sum(hashtext(t::text))`, on the MySQL family turnout's own count-and-digest statement
+//! over the whole table (the family has no cheaper hash of a row's every byte). Each verify is set
+//! against the floor under its own conditions, measured before and after it (the faster counts):
+//! `verify --live` against the floor under the same write load, and, after the load stops and green
+//! caught up, `turnout verify` against the floor on quiet servers (`verify --live` against that one
+//! is printed too). For the MySQL
+//! family the chunked floor of earlier runs is printed as well: the same 10,000-key chunks, 2 at a
+//! time, each side's digest query alone, without the verify's snapshots, hold or bookkeeping.
 //!
-//! Run: `cargo run --release -p turnout --example bench_verify -- [ROWS] [RATE] [SECONDS]`.
+//! Run: `cargo run --release -p turnout --example bench_verify -- [ROWS] [RATE] [SECONDS]`; the verify's
+//! options are those of `verify --live`'s defaults unless `TURNOUT_BENCH_PARALLEL` (workers) or
+//! `TURNOUT_BENCH_CHUNK_ROWS` say otherwise.
 #![allow(clippy::too_many_lines, reason = "a benchmark or capture script reads best top to bottom")]
 
 #[path = "common/mod.rs"]
@@ -123,6 +127,28 @@ async fn pg_floor(blue: &PgServer, green: &PgServer, db: &str) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Seconds blue and green take to run turnout's count-and-digest statement over every row of `big`
+/// at the same time, one statement each: the MySQL family's floor for comparing the table.
+async fn mysql_floor(config: &turnout::config::Config) -> Result<f64> {
+    use mysql_async::prelude::Queryable;
+    let columns: Vec<String> = ["id", "n", "label", "at"].iter().map(|c| c.to_string()).collect();
+    let sql = turnout::testing::mysql::digest_sql("`big`", &columns);
+    let mut blue = mysql_async::Conn::new(mysql_async::Opts::from_url(config.source.url.expose())?).await?;
+    let mut green = mysql_async::Conn::new(mysql_async::Opts::from_url(config.target.url.expose())?).await?;
+    let started = Instant::now();
+    let (b, g) = tokio::join!(blue.query_first::<(u64, String), _>(&sql), green.query_first::<(u64, String), _>(&sql));
+    ensure!(b?.is_some_and(|r| r.0 > 0) && g?.is_some_and(|r| r.0 > 0), "the floor read no rows");
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The floor of the table's comparison (see the module doc).
+async fn floor(pg: Option<&(PgServer, PgServer)>, config: &turnout::config::Config) -> Result<f64> {
+    match pg {
+        Some((blue, green)) => pg_floor(blue, green, "bench").await,
+        None => mysql_floor(config).await,
+    }
+}
+
 /// The write load on blue; stopped when dropped.
 enum Load {
     Pgbench(std::process::Child),
@@ -171,7 +197,7 @@ async fn main() -> Result<()> {
         _ => None,
     };
     // Servers live until the end of main.
-    let (_pg, _maria, config, sidecar, load);
+    let (_pg, _maria, config, sidecar, load, only);
     let loading = Instant::now();
     if let Some(flavor) = flavor {
         let (blue, green) = (MySqlServer::start_flavor(flavor, 1)?, MySqlServer::start_flavor(flavor, 2)?);
@@ -186,6 +212,7 @@ async fn main() -> Result<()> {
             ),
         )?;
         println!("loaded {rows} rows on {} blue in {:.1} s", flavor.label(), loading.elapsed().as_secs_f64());
+        only = format!("{db}.big");
         config = common::config(&blue.url(&db), &green.url(&db), dir.path(), port)?;
         sidecar = common::Sidecar::start(config.clone());
         wait_streaming(port, &sidecar).await?;
@@ -208,6 +235,7 @@ async fn main() -> Result<()> {
         .await?;
         blue.execute(db, "VACUUM ANALYZE big").await?;
         println!("loaded {rows} rows on blue in {:.1} s", loading.elapsed().as_secs_f64());
+        only = "public.big".to_owned();
         config = common::config(&blue.url(db), &green.url(db), dir.path(), port)?;
         sidecar = common::Sidecar::start(config.clone());
         wait_streaming(port, &sidecar).await?;
@@ -225,10 +253,11 @@ async fn main() -> Result<()> {
     // Settle first: the stream has just started after the copy.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (quiet, ()) = sample(port, tokio::time::sleep(Duration::from_secs(seconds))).await;
+    let knob = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let options = turnout::verify::live::LiveOptions {
         table: None,
-        chunk_rows: 10_000,
-        parallel: 2,
+        chunk_rows: knob("TURNOUT_BENCH_CHUNK_ROWS", 10_000) as u64,
+        parallel: knob("TURNOUT_BENCH_PARALLEL", 2),
         max_snapshot_age: Duration::from_secs(60),
         slot_timeout: Duration::from_secs(30),
         restart: true,
@@ -238,13 +267,14 @@ async fn main() -> Result<()> {
         background: false,
         recheck: None,
     };
-    // The floor once before the verify too: whichever runs first reads the colder buffer pool.
-    let floor_before = match &_pg {
-        Some((blue, green)) => pg_floor(blue, green, "bench").await?,
-        None => chunk_floor(&config, rows).await?,
-    };
+    // Each verify is set against the floor under its own conditions: `verify --live` against the servers
+    // hashing under the same write load (it runs beside the application; the load and its apply take
+    // their share of the cores from both), `verify` against them quiet. Each floor is run before and
+    // after its verify and the faster counts (whichever runs first reads the colder buffer pool).
+    let what = if _pg.is_some() { "`sum(hashtext(t::text))`" } else { "turnout's digest statement over the whole table" };
+    let loaded_before = floor(_pg.as_ref(), &config).await?;
+    let chunked_before = if _pg.is_none() { Some(chunk_floor(&config, rows).await?) } else { None };
     let (verifying, report) = sample(port, turnout::verify::live::run(&config, &options)).await;
-    drop(load);
     let report = report?;
     let table = &report.tables[0];
     ensure!(table.equal() && table.source_rows == rows, "verify found differences: {table:?}");
@@ -256,34 +286,41 @@ async fn main() -> Result<()> {
         report.positions.len(),
         table.chunks
     );
-    if let Some((blue, green)) = &_pg {
-        let floor = pg_floor(blue, green, "bench").await?.min(floor_before);
+    let loaded = floor(_pg.as_ref(), &config).await?.min(loaded_before);
+    println!(
+        "servers' floor under the load (both hashing every row at once, {what}): {rows} rows in {loaded:.2} s = {:.0} rows/s; \
+         verify --live / floor = {:.2}",
+        rows as f64 / loaded,
+        loaded / secs
+    );
+    if let Some(before) = chunked_before {
+        let chunked = chunk_floor(&config, rows).await?.min(before);
         println!(
-            "servers' floor (both hashing every row at once, `sum(hashtext(t::text))`, the faster of a run before and after the \
-             verify): {rows} rows in {floor:.2} s = {:.0} rows/s; verify --live / floor = {:.2}",
-            rows as f64 / floor,
-            floor / secs
-        );
-        // `turnout verify` wants a quiet blue and green caught up.
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while lag(port).await.is_none_or(|l| l > 0.5) {
-            ensure!(Instant::now() < deadline, "green did not catch up after the load");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let started = Instant::now();
-        let checks = turnout::verify::run(&config, Some("public.big")).await?;
-        let verify = started.elapsed().as_secs_f64();
-        ensure!(checks.iter().all(|c| c.equal), "turnout verify found differences: {checks:?}");
-        println!("verify: {rows} rows in {verify:.2} s = {:.0} rows/s, equal; verify / floor = {:.2}", rows as f64 / verify, floor / verify);
-    } else {
-        let floor = chunk_floor(&config, rows).await?.min(floor_before);
-        println!(
-            "servers' floor (each side's chunk count + digest alone, 2 chunks at a time, the faster of a run before and after the \
-             verify): {rows} rows in {floor:.2} s = {:.0} rows/s; verify --live / floor = {:.2}",
-            rows as f64 / floor,
-            floor / secs
+            "chunked floor under the load (each side's chunk count + digest alone, 2 chunks at a time): {rows} rows in {chunked:.2} s; \
+             verify --live / chunked floor = {:.2}",
+            chunked / secs
         );
     }
+    drop(load);
+    // `turnout verify` wants a quiet blue and green caught up.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while lag(port).await.is_none_or(|l| l > 0.5) {
+        ensure!(Instant::now() < deadline, "green did not catch up after the load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let quiet_before = floor(_pg.as_ref(), &config).await?;
+    let started = Instant::now();
+    let checks = turnout::verify::run(&config, Some(&only)).await?;
+    let verify = started.elapsed().as_secs_f64();
+    ensure!(checks.iter().any(|c| c.blue_rows > 0) && checks.iter().all(|c| c.equal), "turnout verify found differences: {checks:?}");
+    let quiet_floor = floor(_pg.as_ref(), &config).await?.min(quiet_before);
+    println!("verify: {rows} rows in {verify:.2} s = {:.0} rows/s, equal", rows as f64 / verify);
+    println!(
+        "servers' floor, quiet: {rows} rows in {quiet_floor:.2} s = {:.0} rows/s; verify / floor = {:.2}; verify --live / quiet floor = {:.2}",
+        rows as f64 / quiet_floor,
+        quiet_floor / verify,
+        quiet_floor / secs
+    );
     print(&format!("lag at {rate} tps without verify"), &quiet);
     print(&format!("lag at {rate} tps during verify --live"), &verifying);
     sidecar.stop().await?;

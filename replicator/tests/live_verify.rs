@@ -15,11 +15,13 @@ const SCHEMA: &str = "\
     CREATE TABLE lines (order_id int, line int, sku varchar(20), qty int, PRIMARY KEY (order_id, line));\
     CREATE TABLE \"Odd Name\" (\"key col\" text PRIMARY KEY, \"Value\" jsonb, at timestamptz);\
     CREATE TABLE log (msg text, at timestamptz);\
+    CREATE TABLE events (id bigint PRIMARY KEY, v int NOT NULL);\
     ALTER TABLE log REPLICA IDENTITY FULL;\
     INSERT INTO accounts SELECT g, 'owner ' || g, g * 1.5, CASE WHEN g % 7 = 0 THEN NULL ELSE repeat('n', g % 50) END FROM generate_series(1, 20000) g;\
     INSERT INTO lines SELECT g / 4, g % 4, 'sku-' || (g % 97), g % 13 FROM generate_series(1, 8000) g;\
     INSERT INTO \"Odd Name\" SELECT 'k ' || g, jsonb_build_object('n', g, 's', 'x''y'), '2024-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 3000) g;\
-    INSERT INTO log SELECT 'm' || g, now() FROM generate_series(1, 500) g;";
+    INSERT INTO log SELECT 'm' || g, now() FROM generate_series(1, 500) g;\
+    INSERT INTO events SELECT g::bigint * 1000003 - 5000000000, g FROM generate_series(1, 4000) g;";
 
 /// Writes on blue as fast as it can until stopped, away from the rows the tests change on green.
 /// Counts transactions.
@@ -96,26 +98,31 @@ async fn live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_chan
         assert!(out.contains(&format!("ok       {table}")), "{table}:\n{out}");
     }
     assert!(out.contains("ok       \"public\".\"lines\"") && out.contains("ok       \"public\".\"log\""), "{out}");
-    assert!(out.contains("4 tables compared, 0 differ"), "{out}");
+    assert!(out.contains("ok       \"public\".\"events\" (4000 rows, "), "{out}");
+    assert!(out.contains("5 tables compared, 0 differ"), "{out}");
     assert!(during > 0, "blue took no writes while verify ran: the comparison was not live");
     assert!(t.log_text().contains("green holds at a live verify's position"), "{}", t.log_text());
 
-    // Changed directly on green: one value (same row count), one row gone, one row added.
+    // Changed directly on green: one value (same row count), one row gone, rows added above and
+    // below blue's keys, one value in a table whose sparse key is cut into chunks by value.
     let g = green.connect(&db).await.expect("green");
     g.batch_execute(
         "UPDATE accounts SET balance = balance + 0.01 WHERE id = 19500; DELETE FROM \"Odd Name\" WHERE \"key col\" = 'k 77'; \
-         INSERT INTO accounts VALUES (25000, 'ghost', 0, NULL)",
+         INSERT INTO accounts VALUES (25000, 'ghost', 0, NULL), (-3, 'ghost below', 0, NULL); \
+         UPDATE events SET v = -1 WHERE id = -2222991669",
     )
     .await
     .expect("tamper");
     let (code, out) = verify_live(&t, &["--chunk-rows", "1000"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("DIFFERS  \"public\".\"accounts\" (blue 20000 rows, green 20001 rows; 2 rows differ)"), "{out}");
+    assert!(out.contains("DIFFERS  \"public\".\"accounts\" (blue 20000 rows, green 20002 rows; 3 rows differ)"), "{out}");
     assert!(out.contains("differs: id=19500 (columns: balance; values redacted"), "{out}");
-    assert!(out.contains("only on green: id=25000"), "{out}");
+    assert!(out.contains("only on green: id=25000") && out.contains("only on green: id=-3"), "{out}");
+    assert!(out.contains("DIFFERS  \"public\".\"events\" (blue 4000 rows, green 4000 rows; 1 row differs)"), "{out}");
+    assert!(out.contains("differs: id=-2222991669 (columns: v;"), "{out}");
     assert!(out.contains("DIFFERS  \"public\".\"Odd Name\" (blue 3000 rows, green 2999 rows; 1 row differs)"), "{out}");
     assert!(out.contains("missing on green: key col=k 77"), "{out}");
-    assert!(out.contains("ok       \"public\".\"lines\"") && out.contains("4 tables compared, 2 differ"), "{out}");
+    assert!(out.contains("ok       \"public\".\"lines\"") && out.contains("5 tables compared, 3 differ"), "{out}");
     assert!(!out.contains("29250.0"), "values are redacted unless asked for:\n{out}");
     let (code, out) = verify_live(&t, &["--table", "public.accounts", "--show-values"]);
     assert_eq!(code, Some(1), "{out}");
@@ -123,11 +130,14 @@ async fn live_verify_under_writes_finds_a_correct_copy_equal_and_names_rows_chan
 
     writer.stop().await;
     // The holds left replication as it was: green still follows blue.
-    g.batch_execute("UPDATE accounts SET balance = balance - 0.01 WHERE id = 19500; INSERT INTO \"Odd Name\" SELECT 'k 77', jsonb_build_object('n', 77, 's', 'x''y'), '2024-01-01'::timestamptz + 77 * interval '1 minute'; DELETE FROM accounts WHERE id = 25000")
-        .await
-        .expect("repair");
+    g.batch_execute(
+        "UPDATE accounts SET balance = balance - 0.01 WHERE id = 19500; INSERT INTO \"Odd Name\" SELECT 'k 77', jsonb_build_object('n', 77, 's', 'x''y'), \
+         '2024-01-01'::timestamptz + 77 * interval '1 minute'; DELETE FROM accounts WHERE id IN (25000, -3); UPDATE events SET v = 2777 WHERE v = -1",
+    )
+    .await
+    .expect("repair");
     blue.execute(&db, "INSERT INTO log VALUES ('last', now())").await.expect("last");
-    assert_converges(&blue, &green, &db, &["accounts", "lines", "\"Odd Name\"", "log"], &mut t).await;
+    assert_converges(&blue, &green, &db, &["accounts", "lines", "\"Odd Name\"", "log", "events"], &mut t).await;
     assert_eq!(t.sigterm(), Some(0));
 }
 

@@ -4,8 +4,8 @@
 //! [`crate::source::mysql::live`].
 //!
 //! Work is done in rounds. Each round takes new snapshots at a new position, and its workers (each
-//! with one source and one target session) compare chunks of `chunk_rows` keys in key order, both
-//! sides of a chunk at once, until every table is done or the round's snapshots are older than
+//! with one source and one target session) compare chunks of `chunk_rows` keys in key order (cut by
+//! value when the key is one integer column, see [`super::step`]), both sides of a chunk at once, until every table is done or the round's snapshots are older than
 //! `max_snapshot_age` (a snapshot held open keeps blue's vacuum from removing rows). A chunk whose
 //! count or hash sum differs is bisected — halves compared again, down to a few hundred rows — and
 //! its rows compared column by column: each differing row is named by its key, with the columns that
@@ -13,6 +13,7 @@
 //! [`super::progress`]); a run that stopped resumes from it.
 
 use super::progress::{self, DiffKind, RowDiff, Saved, TableState};
+use super::step::Stepper;
 use crate::config::Config;
 use crate::error::{Error, Side};
 use crate::status::Direction;
@@ -284,6 +285,7 @@ async fn rounds<B: Backend>(
     counted: Counted<'_>,
 ) -> Result<(), Error> {
     let Counted { rows: rows_done, since: started } = counted;
+    let mut widths = Vec::new();
     while saved.tables.iter().any(|t| !t.done) {
         let snaps = backend.take(sidecar, opts.parallel.max(1), opts.slot_timeout).await?;
         tracing::info!(position = %snaps.position, "verify snapshots taken");
@@ -300,7 +302,7 @@ async fn rounds<B: Backend>(
             shapes,
             opts,
             deadline: snaps.taken + opts.max_snapshot_age,
-            shared: tokio::sync::Mutex::new(Shared::new(std::mem::replace(saved, Saved::new(String::new(), 0, &[])), std::mem::take(plans))),
+            shared: tokio::sync::Mutex::new(Shared::new(std::mem::replace(saved, Saved::new(String::new(), 0, &[])), std::mem::take(plans), widths)),
             file,
             rows_done,
             pace: opts.rows_per_second.map(|rate| (started, rate.max(1))),
@@ -308,6 +310,7 @@ async fn rounds<B: Backend>(
         let workers = snaps.blue.iter().zip(&snaps.green).map(|(b, g)| round.work(b, g));
         let result = futures_util::future::try_join_all(workers).await;
         let shared = round.shared.into_inner();
+        widths = shared.steps.iter().map(|s| s.as_ref().and_then(|s| Some(s.as_ref()?.width()))).collect();
         *saved = shared.saved;
         *plans = shared.plans;
         saved.save(file)?;
@@ -368,15 +371,21 @@ struct Shared {
     pending: Vec<VecDeque<(u64, Pending)>>,
     /// Per table: the ranges still to give out when only some chunks are compared.
     plans: Vec<Option<VecDeque<Range>>>,
+    /// Per table, once looked up in this round: how its chunks are cut by value (`Some(None)`: by row
+    /// count, its key is not one integer column).
+    steps: Vec<Option<Option<Stepper>>>,
+    /// Per table: the chunk width by value the round before ended with.
+    widths: Vec<Option<i128>>,
     next_seq: u64,
     last_save: Instant,
 }
 
 impl Shared {
-    fn new(saved: Saved, plans: Vec<Option<VecDeque<Range>>>) -> Shared {
+    fn new(saved: Saved, plans: Vec<Option<VecDeque<Range>>>, widths: Vec<Option<i128>>) -> Shared {
         let next = saved.tables.iter().map(|t| (t.watermark.clone(), t.done)).collect();
         let pending = saved.tables.iter().map(|_| VecDeque::new()).collect();
-        Shared { saved, next, pending, plans, next_seq: 0, last_save: Instant::now() }
+        let steps = saved.tables.iter().map(|_| None).collect();
+        Shared { saved, next, pending, plans, steps, widths, next_seq: 0, last_save: Instant::now() }
     }
 
     /// Folds the completed chunks at the front of table `t`'s queue into its progress (in key order,
@@ -428,6 +437,9 @@ impl<B: Backend> Round<'_, B> {
             first = false;
             let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
             let (source, target) = tokio::try_join!(b.sum(shape, blue, &range, Side::Blue), b.sum(shape, green, &range, Side::Green))?;
+            if let Some(Some(stepper)) = self.shared.lock().await.steps[t].as_mut() {
+                stepper.observe(&range, source.rows);
+            }
             let mut diffs = Vec::new();
             if source != target && !shape.key.is_empty() {
                 let sides = Sides { backend: b, blue, green };
@@ -476,8 +488,18 @@ impl<B: Backend> Round<'_, B> {
             shared.saved.tables[t].keyless = true;
             None
         } else {
-            let n = i64::try_from(self.opts.chunk_rows).unwrap_or(i64::MAX);
-            self.backend.boundary(shape, blue, &Range { lower: lower.clone(), upper: None }, n, Side::Blue).await?
+            if shared.steps[t].is_none() {
+                let span = self.backend.span(shape, blue, Side::Blue).await?;
+                let width = shared.widths.get(t).copied().flatten();
+                shared.steps[t] = Some(span.map(|(min, max)| Stepper::new(min, max, self.opts.chunk_rows, width)));
+            }
+            match shared.steps[t].as_ref().and_then(|s| s.as_ref()?.upper(lower.as_ref())) {
+                Some(upper) => upper,
+                None => {
+                    let n = i64::try_from(self.opts.chunk_rows).unwrap_or(i64::MAX);
+                    self.backend.boundary(shape, blue, &Range { lower: lower.clone(), upper: None }, n, Side::Blue).await?
+                }
+            }
         };
         shared.next[t] = (upper.clone(), upper.is_none());
         let seq = shared.next_seq;

@@ -6,6 +6,7 @@
 pub mod changes;
 pub mod continuous;
 pub mod live;
+mod step;
 pub use crate::compared as progress;
 
 pub use crate::source::contract::compare::TableCheck;

@@ -95,6 +95,11 @@ pub(crate) trait Backend: Sync {
     async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Self::Session>, Error>;
     /// The shapes of `tables` in `blue`'s snapshot.
     async fn shapes(&self, blue: &Self::Session, tables: &[TableName]) -> Result<Vec<Shape>, Error>;
+    /// The smallest and largest key in `session`'s snapshot when the key is one integer column (and
+    /// the table has rows): chunks are then cut by value (see `verify::step`). `None` otherwise.
+    async fn span(&self, _shape: &Shape, _session: &Self::Session, _side: Side) -> Result<Option<(i128, i128)>, Error> {
+        Ok(None)
+    }
     /// The key of the `n`th row (1-based) of `range` in key order, if it has that many rows.
     async fn boundary(&self, shape: &Shape, session: &Self::Session, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error>;
     /// Count and hash sum of `range`'s rows.

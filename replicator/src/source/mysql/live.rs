@@ -239,6 +239,19 @@ impl Backend for MySqlLive {
         Ok(out)
     }
 
+    async fn span(&self, shape: &Shape, session: &Self::Session, side: Side) -> Result<Option<(i128, i128)>, Error> {
+        let [(i, ty)] = shape.key.as_slice() else { return Ok(None) };
+        if !matches!(ty.split(['(', ' ']).next(), Some("tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint")) {
+            return Ok(None);
+        }
+        let column = format!("r.{}", quote(&shape.columns[*i]));
+        let sql = format!("SELECT CAST(MIN({column}) AS CHAR), CAST(MAX({column}) AS CHAR) FROM {} r", qualified(&shape.table));
+        let row: Option<(Option<String>, Option<String>)> =
+            session.lock().await.query_first(sql).await.map_err(|e| sql_error(side, &format!("reading the key range of {}", shape.table), e))?;
+        let parse = |t: Option<String>| t.and_then(|t| t.parse::<i128>().ok());
+        Ok(row.and_then(|(min, max)| parse(min).zip(parse(max))))
+    }
+
     async fn boundary(&self, shape: &Shape, session: &Self::Session, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error> {
         let keys = key_columns(shape);
         let (from, params) = from_range(shape, &keys, range);

@@ -84,8 +84,9 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Vec<TableCheck>,
         let on_blue = columns(&mut blue, &table, crate::error::Side::Blue).await?;
         let on_green = columns(&mut green, &table, crate::error::Side::Green).await?;
         let (compared, notes) = compared_columns(&on_blue, &on_green);
-        let b = digest(&mut blue, &table, &compared, crate::error::Side::Blue).await?;
-        let g = digest(&mut green, &table, &compared, crate::error::Side::Green).await?;
+        // Both sides hash at the same time: the comparison takes as long as the slower side.
+        let (b, g) =
+            tokio::try_join!(digest(&mut blue, &table, &compared, crate::error::Side::Blue), digest(&mut green, &table, &compared, crate::error::Side::Green))?;
         let missing = on_blue.iter().any(|c| !on_green.iter().any(|x| x.name == c.name));
         out.push(TableCheck { equal: b == g && !missing, blue_rows: b.0, green_rows: g.0, table: qualified(&table), notes });
     }

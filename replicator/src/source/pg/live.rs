@@ -83,6 +83,10 @@ impl Backend for PgLive {
         Ok(out)
     }
 
+    async fn span(&self, shape: &Shape, session: &Client, side: Side) -> Result<Option<(i128, i128)>, Error> {
+        shape.span(session, side).await
+    }
+
     async fn boundary(&self, shape: &Shape, session: &Client, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error> {
         shape.boundary(session, range, n, side).await
     }
@@ -181,16 +185,36 @@ impl Shape {
         }
     }
 
+    /// The smallest and largest key when the key is one `smallint`, `integer` or `bigint` column and
+    /// the table has rows (both read from the key's index).
+    async fn span(&self, client: &Client, side: Side) -> Result<Option<(i128, i128)>, Error> {
+        let [(i, ty)] = self.key.as_slice() else { return Ok(None) };
+        if !matches!(ty.as_str(), "smallint" | "integer" | "bigint") {
+            return Ok(None);
+        }
+        let column = quote_ident(&self.columns[*i]);
+        let sql = format!("SELECT min({column})::text, max({column})::text FROM {}", self.from());
+        let row = client.query_one(&sql, &[]).await.map_err(Error::sql(side, format!("reading the key range of {}", self.table.quoted())))?;
+        let parse = |j: usize| row.get::<_, Option<String>>(j).and_then(|t| t.parse::<i128>().ok());
+        Ok(parse(0).zip(parse(1)))
+    }
+
     /// The key of the `n`th row (1-based) of `range` in key order, if it has that many rows.
     async fn boundary(&self, client: &Client, range: &Range, n: i64, side: Side) -> Result<Option<Key>, Error> {
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let condition = self.condition(range, &mut params);
         let offset = n - 1;
-        // Output columns get names of their own: `ORDER BY` must sort by the key columns, not by their
-        // text (a name in `ORDER BY` means an output column first).
-        let texts: Vec<String> = self.key.iter().enumerate().map(|(j, (i, _))| format!("{}::text AS k{j}", quote_ident(&self.columns[*i]))).collect();
-        let order: Vec<String> = self.key.iter().map(|(i, _)| format!("r.{}", quote_ident(&self.columns[*i]))).collect();
-        let sql = format!("SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1", texts.join(", "), self.from(), order.join(", "));
+        // The rows skipped are read as keys only; the one found is turned into text outside.
+        let keys: Vec<String> = self.key.iter().map(|(i, _)| format!("r.{}", quote_ident(&self.columns[*i]))).collect();
+        let texts: Vec<String> = (0..self.key.len()).map(|j| format!("b.k{j}::text")).collect();
+        let named: Vec<String> = keys.iter().enumerate().map(|(j, k)| format!("{k} AS k{j}")).collect();
+        let sql = format!(
+            "SELECT {} FROM (SELECT {} FROM {} r WHERE {condition} ORDER BY {} OFFSET {offset} LIMIT 1) b",
+            texts.join(", "),
+            named.join(", "),
+            self.from(),
+            keys.join(", ")
+        );
         let row = client.query_opt(&sql, &params).await.map_err(Error::sql(side, format!("reading the keys of {}", self.table.quoted())))?;
         Ok(row.map(|r| (0..self.key.len()).map(|j| r.get::<_, String>(j)).collect()))
     }
