@@ -16,8 +16,7 @@
 //! over the whole table (the family has no cheaper hash of a row's every byte). Each verify is set
 //! against the floor under its own conditions, measured before and after it (the faster counts):
 //! `verify --live` against the floor under the same write load, and, after the load stops and green
-//! caught up, `turnout verify` against the floor on quiet servers (`verify --live` against that one
-//! is printed too). For the MySQL
+//! caught up, `turnout verify` and `verify --live` once more against the floor on quiet servers. For the MySQL
 //! family the chunked floor of earlier runs is printed as well: the same 10,000-key chunks, 2 at a
 //! time, each side's digest query alone, without the verify's snapshots, hold or bookkeeping.
 //!
@@ -313,13 +312,19 @@ async fn main() -> Result<()> {
     let checks = turnout::verify::run(&config, Some(&only)).await?;
     let verify = started.elapsed().as_secs_f64();
     ensure!(checks.iter().any(|c| c.blue_rows > 0) && checks.iter().all(|c| c.equal), "turnout verify found differences: {checks:?}");
+    // `verify --live` once more on the quiet servers, against the same floor.
+    let quiet_live = turnout::verify::live::run(&config, &options).await?;
+    ensure!(quiet_live.tables.iter().all(|t| t.equal() && t.source_rows == rows), "the quiet verify --live found differences");
+    let quiet_secs = quiet_live.elapsed.as_secs_f64();
     let quiet_floor = floor(_pg.as_ref(), &config).await?.min(quiet_before);
     println!("verify: {rows} rows in {verify:.2} s = {:.0} rows/s, equal", rows as f64 / verify);
+    println!("verify --live without the load: {rows} rows in {quiet_secs:.2} s, equal");
     println!(
-        "servers' floor, quiet: {rows} rows in {quiet_floor:.2} s = {:.0} rows/s; verify / floor = {:.2}; verify --live / quiet floor = {:.2}",
+        "servers' floor, quiet: {rows} rows in {quiet_floor:.2} s = {:.0} rows/s; verify / floor = {:.2}; verify --live without the load / \
+         floor = {:.2}",
         rows as f64 / quiet_floor,
         quiet_floor / verify,
-        quiet_floor / secs
+        quiet_floor / quiet_secs
     );
     print(&format!("lag at {rate} tps without verify"), &quiet);
     print(&format!("lag at {rate} tps during verify --live"), &verifying);

@@ -435,8 +435,12 @@ impl<B: Backend> Round<'_, B> {
         let mut first = true;
         while first || Instant::now() < self.deadline {
             first = false;
+            let asked = Instant::now();
             let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
-            let (source, target) = tokio::try_join!(b.sum(shape, blue, &range, Side::Blue), b.sum(shape, green, &range, Side::Green))?;
+            let given = asked.elapsed();
+            let ((source, on_blue), (target, on_green)) =
+                tokio::try_join!(timed(b.sum(shape, blue, &range, Side::Blue)), timed(b.sum(shape, green, &range, Side::Green)))?;
+            tracing::debug!(table = %shape.table.quoted(), rows = source.rows, ?given, ?on_blue, ?on_green, "chunk compared");
             if let Some(Some(stepper)) = self.shared.lock().await.steps[t].as_mut() {
                 stepper.observe(&range, source.rows);
             }
@@ -507,6 +511,12 @@ impl<B: Backend> Round<'_, B> {
         shared.pending[t].push_back((seq, Pending { upper: upper.clone(), last: upper.is_none(), result: None }));
         Ok(Some((t, seq, shape, Range { lower, upper })))
     }
+}
+
+/// `work`'s result and how long it took.
+async fn timed<T>(work: impl std::future::Future<Output = Result<T, Error>>) -> Result<(T, Duration), Error> {
+    let started = Instant::now();
+    Ok((work.await?, started.elapsed()))
 }
 
 /// A worker's two sessions and their backend.
