@@ -5,8 +5,9 @@
 //!
 //! Work is done in rounds. Each round takes new snapshots at a new position, and its workers (each
 //! with one source and one target session) compare chunks of `chunk_rows` keys in key order (cut by
-//! value when the key is one integer column, see [`super::step`]), both sides of a chunk at once, until every table is done or the round's snapshots are older than
-//! `max_snapshot_age` (a snapshot held open keeps blue's vacuum from removing rows). A chunk whose
+//! value when the key is one integer column, see [`super::step`]), both sides of a chunk at once,
+//! until every table is done or the round's snapshots are older than `max_snapshot_age` (a
+//! snapshot held open keeps blue's vacuum from removing rows). A chunk whose
 //! count or hash sum differs is bisected — halves compared again, down to a few hundred rows — and
 //! its rows compared column by column: each differing row is named by its key, with the columns that
 //! differ (values only with `show_values`). Progress is saved as chunks complete (see
@@ -310,7 +311,7 @@ async fn rounds<B: Backend>(
         let workers = snaps.blue.iter().zip(&snaps.green).map(|(b, g)| round.work(b, g));
         let result = futures_util::future::try_join_all(workers).await;
         let shared = round.shared.into_inner();
-        widths = shared.steps.iter().map(|s| s.as_ref().and_then(|s| Some(s.as_ref()?.width()))).collect();
+        widths = shared.steps.iter().map(|s| s.as_ref().and_then(Option::as_ref).map(Stepper::width)).collect();
         *saved = shared.saved;
         *plans = shared.plans;
         saved.save(file)?;
@@ -441,15 +442,15 @@ impl<B: Backend> Round<'_, B> {
             let ((source, on_blue), (target, on_green)) =
                 tokio::try_join!(timed(b.sum(shape, blue, &range, Side::Blue)), timed(b.sum(shape, green, &range, Side::Green)))?;
             tracing::debug!(table = %shape.table.quoted(), rows = source.rows, ?given, ?on_blue, ?on_green, "chunk compared");
-            if let Some(Some(stepper)) = self.shared.lock().await.steps[t].as_mut() {
-                stepper.observe(&range, source.rows);
-            }
             let mut diffs = Vec::new();
             if source != target && !shape.key.is_empty() {
                 let sides = Sides { backend: b, blue, green };
-                locate(shape, &sides, range, source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
+                locate(shape, &sides, range.clone(), source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
             }
             let mut shared = self.shared.lock().await;
+            if let Some(Some(stepper)) = shared.steps[t].as_mut() {
+                stepper.observe(&range, source.rows);
+            }
             if let Some((_, p)) = shared.pending[t].iter_mut().find(|(s, _)| *s == seq) {
                 p.result = Some(Chunk { source, target, diffs });
             }

@@ -61,7 +61,7 @@ fn key_column(name: &str, column_type: &str) -> KeyColumn {
     let unsigned = column_type.contains("unsigned");
     let text = |expr: &str| format!("CAST({expr} AS CHAR)");
     match base {
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+        b if integer(b) || b == "year" => {
             KeyColumn { text: text(&col), column: col, param: if unsigned { "CAST(? AS UNSIGNED)" } else { "CAST(? AS SIGNED)" } }
         }
         "decimal" | "numeric" => KeyColumn { text: text(&col), column: col, param: "CAST(? AS DECIMAL(65,30))" },
@@ -78,6 +78,11 @@ fn key_column(name: &str, column_type: &str) -> KeyColumn {
         }
         _ => KeyColumn { text: text(&col), column: col, param: "?" },
     }
+}
+
+/// Whether a column type's base name (`int` of `int(11) unsigned`) is one of the integer types.
+fn integer(base: &str) -> bool {
+    matches!(base, "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint")
 }
 
 fn key_columns(shape: &Shape) -> Vec<KeyColumn> {
@@ -241,7 +246,7 @@ impl Backend for MySqlLive {
 
     async fn span(&self, shape: &Shape, session: &Self::Session, side: Side) -> Result<Option<(i128, i128)>, Error> {
         let [(i, ty)] = shape.key.as_slice() else { return Ok(None) };
-        if !matches!(ty.split(['(', ' ']).next(), Some("tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint")) {
+        if !integer(ty.split(['(', ' ']).next().unwrap_or_default()) {
             return Ok(None);
         }
         let column = format!("r.{}", quote(&shape.columns[*i]));
