@@ -177,6 +177,7 @@ pub async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, table
     let deadline = Instant::now() + WAIT;
     loop {
         let last = Instant::now() > deadline;
+        let polled = Instant::now();
         if last || digests(blue, db, tables).await == digests(green, db, tables).await {
             let b = contents(blue, db, tables).await;
             let g = contents(green, db, tables).await;
@@ -190,7 +191,9 @@ pub async fn assert_converges(blue: &PgServer, green: &PgServer, db: &str, table
         if let Some(code) = t.exited() {
             panic!("turnout exited with {code} before green caught up\n{}", t.log_text());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Hashing many tables on both servers takes CPU that turnout needs to catch up: at most
+        // half of the time goes to polling.
+        tokio::time::sleep(polled.elapsed().max(Duration::from_millis(100))).await;
     }
 }
 
