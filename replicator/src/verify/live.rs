@@ -430,42 +430,72 @@ struct Round<'a, B> {
 impl<B: Backend> Round<'_, B> {
     /// A worker: takes the next chunk, compares it on both sides, records it; until nothing is left or
     /// the snapshots are too old.
+    ///
+    /// The two sides run as a pipeline: the source session gives out chunks and hashes them, each chunk
+    /// going to the target session as soon as it is given out, so neither side waits for the other's
+    /// hash of the same chunk; the source runs at most [`AHEAD`] chunks ahead. Whichever server hashes
+    /// slower is busy all the time. A chunk is recorded once both sums are in (and, if they differ, its
+    /// rows located), exactly as when the sides ran in step.
     async fn work(&self, blue: &B::Session, green: &B::Session) -> Result<(), Error> {
-        let b = self.backend;
-        // Every worker compares at least one chunk per round, so rounds always make progress.
-        let mut first = true;
-        while first || Instant::now() < self.deadline {
-            first = false;
-            let asked = Instant::now();
-            let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
-            let given = asked.elapsed();
-            let ((source, on_blue), (target, on_green)) =
-                tokio::try_join!(timed(b.sum(shape, blue, &range, Side::Blue)), timed(b.sum(shape, green, &range, Side::Green)))?;
-            tracing::debug!(table = %shape.table.quoted(), rows = source.rows, ?given, ?on_blue, ?on_green, "chunk compared");
-            let mut diffs = Vec::new();
-            if source != target && !shape.key.is_empty() {
-                let sides = Sides { backend: b, blue, green };
-                locate(shape, &sides, range.clone(), source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
-            }
-            let mut shared = self.shared.lock().await;
-            if let Some(Some(stepper)) = shared.steps[t].as_mut() {
-                stepper.observe(&range, source.rows);
-            }
-            if let Some((_, p)) = shared.pending[t].iter_mut().find(|(s, _)| *s == seq) {
-                p.result = Some(Chunk { source, target, diffs });
-            }
-            shared.fold(t, self.rows_done);
-            if shared.last_save.elapsed() >= Duration::from_millis(500) {
-                shared.saved.save(self.file)?;
-                shared.last_save = Instant::now();
-            }
-            drop(shared);
-            if let Some((since, rate)) = self.pace {
-                // Not ahead of the budget: the rows compared so far take rows / rate seconds.
-                let due = Duration::from_secs_f64(self.rows_done.load(Ordering::Relaxed) as f64 / rate as f64);
-                if let Some(early) = due.checked_sub(since.elapsed()) {
-                    tokio::time::sleep(early).await;
+        let (chunks, mut given) = tokio::sync::mpsc::channel::<Given<'_>>(AHEAD);
+        let feed = async move {
+            // Every worker compares at least one chunk per round, so rounds always make progress.
+            let mut first = true;
+            while first || Instant::now() < self.deadline {
+                first = false;
+                let asked = Instant::now();
+                let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
+                let (sum, source) = tokio::sync::oneshot::channel();
+                let chunk = Given { t, seq, shape, range: range.clone(), given: asked.elapsed(), source };
+                if chunks.send(chunk).await.is_err() {
+                    break;
                 }
+                let hashed = timed(self.backend.sum(shape, blue, &range, Side::Blue)).await?;
+                // The target side stopped (its error is the one returned).
+                let _ = sum.send(hashed);
+            }
+            Ok::<_, Error>(())
+        };
+        let drain = async {
+            while let Some(chunk) = given.recv().await {
+                let (target, on_green) = timed(self.backend.sum(chunk.shape, green, &chunk.range, Side::Green)).await?;
+                // The source side stopped: its error is the one returned.
+                let Ok((source, on_blue)) = chunk.source.await else { break };
+                let Given { t, seq, shape, range, given: handed_out, .. } = chunk;
+                tracing::debug!(table = %shape.table.quoted(), rows = source.rows, given = ?handed_out, ?on_blue, ?on_green, "chunk compared");
+                self.record(Sides { backend: self.backend, blue, green }, (t, seq, shape, range), source, target).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        tokio::try_join!(feed, drain)?;
+        Ok(())
+    }
+
+    /// Records one compared chunk: locates its differing rows, teaches the table's stepper its row
+    /// count, folds it into the table's progress (saved every half second) and keeps to the pace.
+    async fn record(&self, sides: Sides<'_, B>, (t, seq, shape, range): (usize, u64, &Shape, Range), source: Sum, target: Sum) -> Result<(), Error> {
+        let mut diffs = Vec::new();
+        if source != target && !shape.key.is_empty() {
+            locate(shape, &sides, range.clone(), source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
+        }
+        let mut shared = self.shared.lock().await;
+        if let Some(Some(stepper)) = shared.steps[t].as_mut() {
+            stepper.observe(&range, source.rows);
+        }
+        if let Some((_, p)) = shared.pending[t].iter_mut().find(|(s, _)| *s == seq) {
+            p.result = Some(Chunk { source, target, diffs });
+        }
+        shared.fold(t, self.rows_done);
+        if shared.last_save.elapsed() >= Duration::from_millis(500) {
+            shared.saved.save(self.file)?;
+            shared.last_save = Instant::now();
+        }
+        drop(shared);
+        if let Some((since, rate)) = self.pace {
+            // Not ahead of the budget: the rows compared so far take rows / rate seconds.
+            let due = Duration::from_secs_f64(self.rows_done.load(Ordering::Relaxed) as f64 / rate as f64);
+            if let Some(early) = due.checked_sub(since.elapsed()) {
+                tokio::time::sleep(early).await;
             }
         }
         Ok(())
@@ -518,6 +548,20 @@ impl<B: Backend> Round<'_, B> {
 async fn timed<T>(work: impl std::future::Future<Output = Result<T, Error>>) -> Result<(T, Duration), Error> {
     let started = Instant::now();
     Ok((work.await?, started.elapsed()))
+}
+
+/// How many chunks a worker's source session may hash ahead of its target session.
+const AHEAD: usize = 2;
+
+/// A chunk given out to a worker's target session, with the source's sum to come.
+struct Given<'a> {
+    t: usize,
+    seq: u64,
+    shape: &'a Shape,
+    range: Range,
+    /// How long giving it out took.
+    given: Duration,
+    source: tokio::sync::oneshot::Receiver<(Sum, Duration)>,
 }
 
 /// A worker's two sessions and their backend.
