@@ -5,8 +5,9 @@
 //!
 //! Work is done in rounds. Each round takes new snapshots at a new position, and its workers (each
 //! with one source and one target session) compare chunks of `chunk_rows` keys in key order (cut by
-//! value when the key is one integer column, see [`super::step`]), both sides of a chunk at once,
-//! until every table is done or the round's snapshots are older than `max_snapshot_age` (a
+//! value when the key is one integer column, see [`super::step`]) — a worker's source session
+//! hashing up to two chunks ahead of its target session, so that neither waits for the other's hash
+//! of the same chunk — until every table is done or the round's snapshots are older than `max_snapshot_age` (a
 //! snapshot held open keeps blue's vacuum from removing rows). A chunk whose
 //! count or hash sum differs is bisected — halves compared again, down to a few hundred rows — and
 //! its rows compared column by column: each differing row is named by its key, with the columns that
@@ -307,6 +308,7 @@ async fn rounds<B: Backend>(
             file,
             rows_done,
             pace: opts.rows_per_second.map(|rate| (started, rate.max(1))),
+            hashed: AtomicU64::new(rows_done.load(Ordering::Relaxed)),
         };
         let workers = snaps.blue.iter().zip(&snaps.green).map(|(b, g)| round.work(b, g));
         let result = futures_util::future::try_join_all(workers).await;
@@ -425,6 +427,9 @@ struct Round<'a, B> {
     rows_done: &'a AtomicU64,
     /// When pacing began and the rows per second allowed.
     pace: Option<(Instant, u64)>,
+    /// The rows compared before this round and those the source has hashed in it: what the pace
+    /// counts.
+    hashed: AtomicU64,
 }
 
 impl<B: Backend> Round<'_, B> {
@@ -432,28 +437,38 @@ impl<B: Backend> Round<'_, B> {
     /// the snapshots are too old.
     ///
     /// The two sides run as a pipeline: the source session gives out chunks and hashes them, each chunk
-    /// going to the target session as soon as it is given out, so neither side waits for the other's
-    /// hash of the same chunk; the source runs at most [`AHEAD`] chunks ahead. Whichever server hashes
-    /// slower is busy all the time. A chunk is recorded once both sums are in (and, if they differ, its
-    /// rows located), exactly as when the sides ran in step.
+    /// going to the target session as soon as it is given out, so the target does not wait for the
+    /// source's hash of a chunk before starting its own; the source runs at most [`AHEAD`] chunks
+    /// ahead. A chunk is recorded once both sums are in (and, if they differ, its rows located),
+    /// exactly as when the sides ran in step. The pace (`rows_per_second`) holds back the giving out;
+    /// while this worker locates differing rows on its source session, it gives out nothing (the
+    /// lock that gives chunks out would otherwise wait behind the location's queries).
     async fn work(&self, blue: &B::Session, green: &B::Session) -> Result<(), Error> {
         let (chunks, mut given) = tokio::sync::mpsc::channel::<Given<'_>>(AHEAD);
-        let feed = async move {
+        let locating = tokio::sync::Mutex::new(());
+        let feed = async {
             // Every worker compares at least one chunk per round, so rounds always make progress.
             let mut first = true;
             while first || Instant::now() < self.deadline {
                 first = false;
+                self.keep_pace().await;
                 let asked = Instant::now();
-                let Some((t, seq, shape, range)) = self.next_chunk(blue).await? else { break };
+                let next = {
+                    let _quiet = locating.lock().await;
+                    self.next_chunk(blue).await?
+                };
+                let Some((t, seq, shape, range)) = next else { break };
                 let (sum, source) = tokio::sync::oneshot::channel();
                 let chunk = Given { t, seq, shape, range: range.clone(), given: asked.elapsed(), source };
                 if chunks.send(chunk).await.is_err() {
                     break;
                 }
-                let hashed = timed(self.backend.sum(shape, blue, &range, Side::Blue)).await?;
+                let (hashed, on_blue) = timed(self.backend.sum(shape, blue, &range, Side::Blue)).await?;
+                self.observe(t, &range, hashed.rows).await;
                 // The target side stopped (its error is the one returned).
-                let _ = sum.send(hashed);
+                let _ = sum.send((hashed, on_blue));
             }
+            drop(chunks);
             Ok::<_, Error>(())
         };
         let drain = async {
@@ -463,7 +478,13 @@ impl<B: Backend> Round<'_, B> {
                 let Ok((source, on_blue)) = chunk.source.await else { break };
                 let Given { t, seq, shape, range, given: handed_out, .. } = chunk;
                 tracing::debug!(table = %shape.table.quoted(), rows = source.rows, given = ?handed_out, ?on_blue, ?on_green, "chunk compared");
-                self.record(Sides { backend: self.backend, blue, green }, (t, seq, shape, range), source, target).await?;
+                let mut diffs = Vec::new();
+                if source != target && !shape.key.is_empty() {
+                    let _quiet = locating.lock().await;
+                    let sides = Sides { backend: self.backend, blue, green };
+                    locate(shape, &sides, range.clone(), source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
+                }
+                self.record(t, seq, Chunk { source, target, diffs }).await?;
             }
             Ok::<_, Error>(())
         };
@@ -471,32 +492,36 @@ impl<B: Backend> Round<'_, B> {
         Ok(())
     }
 
-    /// Records one compared chunk: locates its differing rows, teaches the table's stepper its row
-    /// count, folds it into the table's progress (saved every half second) and keeps to the pace.
-    async fn record(&self, sides: Sides<'_, B>, (t, seq, shape, range): (usize, u64, &Shape, Range), source: Sum, target: Sum) -> Result<(), Error> {
-        let mut diffs = Vec::new();
-        if source != target && !shape.key.is_empty() {
-            locate(shape, &sides, range.clone(), source.clone(), target.clone(), self.opts.show_values, &mut diffs).await?;
+    /// Waits while the rows hashed on the source so far are ahead of the pace (`rows_per_second`).
+    async fn keep_pace(&self) {
+        if let Some((since, rate)) = self.pace {
+            let due = Duration::from_secs_f64(self.hashed.load(Ordering::Relaxed) as f64 / rate as f64);
+            if let Some(early) = due.checked_sub(since.elapsed()) {
+                tokio::time::sleep(early).await;
+            }
         }
+    }
+
+    /// Counts a chunk the source hashed toward the pace and teaches the table's stepper its row
+    /// count (at once, so the next chunk's width follows it).
+    async fn observe(&self, t: usize, range: &Range, rows: i64) {
+        self.hashed.fetch_add(u64::try_from(rows).unwrap_or(0), Ordering::Relaxed);
+        if let Some(Some(stepper)) = self.shared.lock().await.steps[t].as_mut() {
+            stepper.observe(range, rows);
+        }
+    }
+
+    /// Records one compared chunk: folds it into its table's progress (in key order; saved every
+    /// half second).
+    async fn record(&self, t: usize, seq: u64, chunk: Chunk) -> Result<(), Error> {
         let mut shared = self.shared.lock().await;
-        if let Some(Some(stepper)) = shared.steps[t].as_mut() {
-            stepper.observe(&range, source.rows);
-        }
         if let Some((_, p)) = shared.pending[t].iter_mut().find(|(s, _)| *s == seq) {
-            p.result = Some(Chunk { source, target, diffs });
+            p.result = Some(chunk);
         }
         shared.fold(t, self.rows_done);
         if shared.last_save.elapsed() >= Duration::from_millis(500) {
             shared.saved.save(self.file)?;
             shared.last_save = Instant::now();
-        }
-        drop(shared);
-        if let Some((since, rate)) = self.pace {
-            // Not ahead of the budget: the rows compared so far take rows / rate seconds.
-            let due = Duration::from_secs_f64(self.rows_done.load(Ordering::Relaxed) as f64 / rate as f64);
-            if let Some(early) = due.checked_sub(since.elapsed()) {
-                tokio::time::sleep(early).await;
-            }
         }
         Ok(())
     }
