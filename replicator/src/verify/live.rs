@@ -450,8 +450,13 @@ impl<B: Backend> Round<'_, B> {
             // Every worker compares at least one chunk per round, so rounds always make progress.
             let mut first = true;
             while first || Instant::now() < self.deadline {
+                if !first {
+                    self.keep_pace().await;
+                    if Instant::now() >= self.deadline {
+                        break;
+                    }
+                }
                 first = false;
-                self.keep_pace().await;
                 let asked = Instant::now();
                 let next = {
                     let _quiet = locating.lock().await;
