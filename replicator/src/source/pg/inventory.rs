@@ -512,15 +512,30 @@ async fn look(config: &crate::config::Config, publication: &str, blue: &Client, 
         }
         return Err(e);
     }
-    let inventory = take(blue, None, &selection).await?;
-    if let Err(e) = inventory.refusal("replication stops") {
-        return Ok(Some(Error::Setup(format!(
-            "{e}\nChanges made since it appeared may be missing on green: once fixed, have the tables it names copied again \
-             (leave them out with tables.exclude, start turnout, then select them again), or run turnout verify"
-        ))));
+    if let Some(e) = refused(blue, &selection).await? {
+        return Ok(Some(e));
     }
     // The tables this look listed: one created since is the next look's (first its publication).
-    super::drift::partition_watch_error(blue, green, &selection.tables).await
+    let partitions = super::drift::partition_watch_error(blue, green, &selection.tables).await?;
+    if partitions.is_some() {
+        // A relation's kind or persistence changed after the inventory above was taken (a table made
+        // unlogged just then): the inventory names that better than a partition tree does.
+        if let Some(e) = refused(blue, &selection).await? {
+            return Ok(Some(e));
+        }
+    }
+    Ok(partitions)
+}
+
+/// The error that stops the stream when blue's inventory now refuses something in `selection`.
+async fn refused(blue: &Client, selection: &Selection) -> Result<Option<Error>, Error> {
+    let inventory = take(blue, None, selection).await?;
+    Ok(inventory.refusal("replication stops").err().map(|e| {
+        Error::Setup(format!(
+            "{e}\nChanges made since it appeared may be missing on green: once fixed, have the tables it names copied again \
+             (leave them out with tables.exclude, start turnout, then select them again), or run turnout verify"
+        ))
+    }))
 }
 
 /// Takes blue's inventory (`client` is a session to blue), deciding each class against `selection`
