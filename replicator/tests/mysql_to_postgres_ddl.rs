@@ -88,8 +88,17 @@ async fn additive_ddl_on(flavor: Flavor) {
     );
     let indexes = green_column(&green, &db, &format!("SELECT indexname FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 't'")).await.expect("indexes");
     assert!(indexes.iter().any(|i| i.contains("by_note")), "{indexes:?}");
-    let indexes = green_column(&green, &db, &format!("SELECT indexname FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 'u'")).await.expect("indexes");
-    assert!(indexes.iter().any(|i| i.contains("by_v")), "{indexes:?}");
+    // u's index is blue's last statement, after the rows waited for above.
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let indexes =
+            green_column(&green, &db, &format!("SELECT indexname FROM pg_indexes WHERE schemaname = '{db}' AND tablename = 'u'")).await.expect("indexes");
+        if indexes.iter().any(|i| i.contains("by_v")) {
+            break;
+        }
+        assert!(t.exited().is_none() && Instant::now() < deadline, "green never got u's index by_v: {indexes:?}\n{}", t.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Stopped, blue writes an old-shape row, adds a column and writes a new-shape one: the stream
     // starts from before the statement with blue's catalog after it. On u the statement comes
     // first: no row of the older shape cuts the stream's catalog back, green's own shape tells.

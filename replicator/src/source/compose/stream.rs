@@ -44,6 +44,9 @@ pub(crate) struct Converting<S, C> {
     actions: Actions,
     /// Blue's schema of each table seen, and green's for it.
     schemas: HashMap<TableName, (Arc<TableSchema>, Arc<TableSchema>)>,
+    /// Each table as blue's catalog last showed it (at the start or at its last DDL event): what the
+    /// catalog is cut back from for older rows, and restored to for newer ones after them.
+    latest: HashMap<TableName, BlueTable>,
 }
 
 impl<S: Source, C: Convert> Converting<S, C> {
@@ -56,10 +59,11 @@ impl<S: Source, C: Convert> Converting<S, C> {
         actions: Actions,
         ends: (&'static str, &'static str),
     ) -> Converting<S, C> {
-        let catalog = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let catalog: HashMap<TableName, BlueTable> = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let latest = catalog.clone();
         let (from, to) = ends;
         let (reread, shapes) = readers;
-        Converting { inner, convert, from, to, catalog, reread, shapes, pending: None, actions, schemas: HashMap::new() }
+        Converting { inner, convert, from, to, catalog, reread, shapes, pending: None, actions, schemas: HashMap::new(), latest }
     }
 
     /// Checks `blue` (the stream's description of a table) against the catalog: the same columns,
@@ -78,7 +82,11 @@ impl<S: Source, C: Convert> Converting<S, C> {
         let names: Vec<&str> = blue.columns.iter().map(|c| c.name.as_str()).collect();
         let same = names.len() == table.columns.len() && names.iter().zip(&table.columns).all(|(b, c)| *b == c.name);
         if !same {
-            let Some(was) = super::ddl::as_of(table, &names) else {
+            // Rows of blue's newest shape after older ones cut the catalog back: the newest again.
+            let latest = self.latest.get(&blue.name).unwrap_or(table);
+            let newest = names.len() == latest.columns.len() && names.iter().zip(&latest.columns).all(|(b, c)| *b == c.name);
+            let was = if newest { Some(latest.clone()) } else { super::ddl::as_of(latest, &names) };
+            let Some(was) = was else {
                 return Err(SchemaRefusal::NotExact {
                     at: blue.name.to_string(),
                     value: format!("the columns {}", names.join(", ")),
@@ -88,7 +96,11 @@ impl<S: Source, C: Convert> Converting<S, C> {
                 }
                 .into());
             };
-            tracing::info!(table = %blue.name, columns = %names.join(", "), "rows from before blue added columns: converted by the catalog as it was then");
+            if newest {
+                tracing::info!(table = %blue.name, columns = %names.join(", "), "rows of blue's newest shape again: converted by its catalog");
+            } else {
+                tracing::info!(table = %blue.name, columns = %names.join(", "), "rows from before blue added columns: converted by the catalog as it was then");
+            }
             self.catalog.insert(blue.name.clone(), was);
         }
         let table = self.checked(blue)?;
@@ -273,6 +285,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
         tracing::info!(blue = %statement, green = %statements.join("; "), "blue's DDL translated for green");
         for table in moved {
             self.schemas.remove(&table.name);
+            self.latest.insert(table.name.clone(), table.clone());
             self.catalog.insert(table.name.clone(), table);
         }
         Ok(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement: statements.join(";\n"), tables }, log_end })
