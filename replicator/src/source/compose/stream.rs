@@ -80,11 +80,10 @@ impl<S: Source, C: Convert> Converting<S, C> {
             .into());
         };
         let names: Vec<&str> = blue.columns.iter().map(|c| c.name.as_str()).collect();
-        let same = names.len() == table.columns.len() && names.iter().zip(&table.columns).all(|(b, c)| *b == c.name);
-        if !same {
+        if !columns_are(table, &names) {
             // Rows of blue's newest shape after older ones cut the catalog back: the newest again.
             let latest = self.latest.get(&blue.name).unwrap_or(table);
-            let newest = names.len() == latest.columns.len() && names.iter().zip(&latest.columns).all(|(b, c)| *b == c.name);
+            let newest = columns_are(latest, &names);
             let was = if newest { Some(latest.clone()) } else { super::ddl::as_of(latest, &names) };
             let Some(was) = was else {
                 return Err(SchemaRefusal::NotExact {
@@ -226,6 +225,11 @@ impl<S: Source, C: Convert> Source for Converting<S, C> {
     async fn close(self) -> Result<(), Error> {
         self.inner.close().await
     }
+}
+
+/// Whether `table`'s columns are `names`, in that order.
+fn columns_are(table: &BlueTable, names: &[&str]) -> bool {
+    names.len() == table.columns.len() && names.iter().zip(&table.columns).all(|(n, c)| *n == c.name)
 }
 
 /// Whether `message` carries blue's DDL.
