@@ -102,6 +102,15 @@ pub enum CutoverError {
     #[error("haproxy rejected `{command}`: {response} — check that {field} ({backend}) names a backend with servers \"blue\" and \"green\"")]
     HaProxy { command: String, field: &'static str, backend: String, response: String },
 
+    /// turnout's session through `cutover.haproxy.frontend` did not land on the server traffic
+    /// moves from, so holding that server's slot would hold nothing.
+    #[error(
+        "the session turnout opened through cutover.haproxy.frontend {frontend} landed on {landed}, not on {side}: the frontend must \
+         lead to backend {backend}, whose server {server} takes its traffic now; fix cutover.haproxy.frontend, or remove it to switch \
+         without holding new sessions"
+    )]
+    HoldMisrouted { frontend: String, backend: String, server: String, side: Side, landed: String },
+
     /// The switch command could not be started.
     #[error("cannot run the switch command {program}: {reason}; check cutover.command.argv")]
     CommandStart { program: String, reason: String },

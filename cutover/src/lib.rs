@@ -6,6 +6,8 @@
 //!   `apply`, `undo`, `is_fenced`, `check`.
 //! * [`TrafficSwitch`] (`switch`) — pgbouncer entry rewrite + `RELOAD` + `RESUME`, haproxy runtime
 //!   API, an operator's command, or none; `to_green`, `to_blue`, `check`.
+//! * [`SessionHold`] (`hold`) — haproxy: new MySQL/MariaDB sessions queued through the write pause
+//!   behind a session of turnout's own on the fenced server, whose limit is set to 1.
 //! * [`ReadSplit`] (`share`) — a canary's share of the read endpoint's connections for green:
 //!   haproxy server weights, a pgbouncer host list, or an operator's command; `set`, `green_seen`,
 //!   `check`.
@@ -30,6 +32,7 @@ mod counters;
 mod error;
 mod fence;
 mod haproxy;
+mod hold;
 mod mysql_fence;
 mod pgbouncer;
 mod pgbouncer_config;
@@ -42,6 +45,7 @@ mod triggers;
 pub use counters::{auto_increments, sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
+pub use hold::{HeldSession, SessionHold};
 pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlFenceReport, ReadOnlyFence};
 pub use pgbouncer::{PgBouncerAdmin, PoolState, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};

@@ -37,6 +37,11 @@ pub struct ReadOnlyFence {
     pub own_user: String,
     /// Blue is Oracle MySQL (known before the pause, so the fence asks no server inside it).
     pub oracle: bool,
+    /// End the other sessions before `read_only` as well as after: where new sessions are held
+    /// (a [`crate::SessionHold`]), an application's session then never sees `read_only` refuse a
+    /// write — it is ended, and its next one waits for the other side. Without a hold, a session
+    /// ended first would only log in to blue again.
+    pub end_first: bool,
 }
 
 /// The replication channels applying changes into the server behind `conn` (it is itself a replica),
@@ -137,10 +142,12 @@ impl ReadOnlyFence {
     }
 
     /// Makes blue read-only within `budget` and ends every other session but turnout's own (`own`:
-    /// the connection ids turnout opened) — sessions of turnout's account it did not open included.
+    /// the connection ids turnout opened) — sessions of turnout's account it did not open included;
+    /// with [`ReadOnlyFence::end_first`], before setting `read_only` as well as after.
     pub async fn apply(&self, blue: &mut mysql_async::Conn, budget: Duration, own: &[u32]) -> Result<MySqlFenceReport, CutoverError> {
         let started = Instant::now();
         let seconds = budget.as_secs().max(1);
+        let mut ended = if self.end_first { self.end_sessions(blue, own).await? } else { Vec::new() };
         blue.query_drop(format!("SET SESSION lock_wait_timeout = {seconds}"))
             .await
             .map_err(CutoverError::mysql(Side::Blue, "bounding the fence's wait (lock_wait_timeout)"))?;
@@ -157,6 +164,18 @@ impl ReadOnlyFence {
                 _ => CutoverError::mysql(Side::Blue, format!("setting read_only within {seconds} s (sessions holding locks kept it from being set)"))(e),
             });
         }
+        // A session ended first may still be listed, being ended.
+        for session in self.end_sessions(blue, own).await? {
+            if !ended.contains(&session) {
+                ended.push(session);
+            }
+        }
+        Ok(MySqlFenceReport { took: started.elapsed(), ended_sessions: ended })
+    }
+
+    /// Ends every session on blue but turnout's own (`own`) and the server's; returns them as
+    /// `user@host (id N)`.
+    async fn end_sessions(&self, blue: &mut mysql_async::Conn, own: &[u32]) -> Result<Vec<String>, CutoverError> {
         let sessions: Vec<(u64, String, String)> = blue
             .query(
                 "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
@@ -182,7 +201,7 @@ impl ReadOnlyFence {
                 Err(e) => return Err(CutoverError::mysql(Side::Blue, format!("ending session {id} of {user}"))(e)),
             }
         }
-        Ok(MySqlFenceReport { took: started.elapsed(), ended_sessions: ended })
+        Ok(ended)
     }
 
     /// On Oracle MySQL, after turnout's sentinel: `super_read_only = ON`, so no account at all

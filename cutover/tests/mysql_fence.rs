@@ -32,7 +32,7 @@ async fn read_only_fence_stops_every_ordinary_write_and_undo_lifts_it() {
     )
     .expect("schema and accounts");
     let app_url = format!("mysql://app:app-pw@127.0.0.1:{}/{db}", blue.port());
-    let fence = ReadOnlyFence { own_user: blue.user().to_owned(), oracle: false };
+    let fence = ReadOnlyFence { own_user: blue.user().to_owned(), oracle: false, end_first: false };
 
     // An ordinary account may not set the fence: the error names the GRANT.
     let mut app_admin = conn(&app_url).await;

@@ -86,6 +86,17 @@ pub struct Journal {
     /// The fleet vote this cutover holds for (`Step::Prepared`), when it is one pair of a fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::Held>,
+    /// The haproxy server whose session limit this run lowered to hold new sessions through the
+    /// pause, journaled before it did: the undo, the switch or a restart gives it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HeldSlot>,
+}
+
+/// A haproxy server's session limit as it was before a hold (0: none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSlot {
+    pub server: String,
+    pub limit: u32,
 }
 
 /// This stream after a rollback armed blue → green replication again (`cutover.iterate`): the

@@ -153,6 +153,26 @@ impl HaProxy {
         self.dir.path().join("haproxy.log")
     }
 
+    /// Sends one runtime API command and returns the answer.
+    pub fn runtime(&self, command: &str) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut socket = std::os::unix::net::UnixStream::connect(self.admin_socket())?;
+        socket.write_all(format!("{command}\n").as_bytes())?;
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer)?;
+        Ok(answer)
+    }
+
+    /// Column `column` of `show stat` for `backend`/`server` (empty when haproxy leaves it empty).
+    pub fn server_stat(&self, backend: &str, server: &str, column: &str) -> String {
+        let stat = self.runtime("show stat").expect("show stat");
+        let mut lines = stat.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches('#').trim().split(',').collect();
+        let at = header.iter().position(|c| *c == column).unwrap_or_else(|| panic!("show stat has no column {column}"));
+        let line = lines.find(|l| l.starts_with(&format!("{backend},{server},"))).unwrap_or_else(|| panic!("show stat has no line for {backend}/{server}"));
+        line.split(',').nth(at).unwrap_or_default().to_owned()
+    }
+
     /// The last lines of haproxy's output.
     pub fn log(&self) -> String {
         tail(&self.log_path(), 60)

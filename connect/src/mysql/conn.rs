@@ -140,8 +140,9 @@ pub async fn open(opts: &Opts) -> Result<mysql_async::Conn, mysql_async::Error> 
     Ok(conn)
 }
 
-/// Records connection `id` to the server `opts` names as one of this process's own sessions.
-pub(crate) fn remember_session(opts: &Opts, id: u32) {
+/// Records connection `id` to the server `opts` names as one of this process's own sessions (one
+/// opened through a proxy to that server, for example).
+pub fn remember_session(opts: &Opts, id: u32) {
     if let Ok(mut own) = OWN_SESSIONS.lock() {
         own.entry(server_key(opts)).or_default().insert(id);
     }

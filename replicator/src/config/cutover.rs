@@ -169,6 +169,10 @@ pub struct PgbouncerConfig {
 pub struct HaproxyConfig {
     pub admin_socket: Option<PathBuf>,
     pub backend: Option<String>,
+    /// `host:port` of the frontend the application connects to (whose default backend is
+    /// `backend`): when set, new MySQL/MariaDB sessions wait in haproxy's queue through the write
+    /// pause and land on the side traffic moves to ([`turnout_cutover::SessionHold`]).
+    pub frontend: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -266,6 +270,13 @@ impl SwitchCommandConfig {
 }
 
 impl Config {
+    /// Where new sessions are held through the write pause: the haproxy switch with
+    /// `cutover.haproxy.frontend` set.
+    pub fn session_hold(&self) -> Option<turnout_cutover::SessionHold> {
+        let h = self.cutover.haproxy.as_ref().filter(|_| self.cutover.switch == Switch::Haproxy)?;
+        Some(turnout_cutover::SessionHold { admin_socket: h.admin_socket.clone()?, backend: h.backend.clone()?, frontend: h.frontend.clone()? })
+    }
+
     pub(super) fn validate_cutover(&self) -> Result<(), Error> {
         let c = &self.cutover;
         let needs_pgbouncer = c.fence == Fence::Pgbouncer || c.switch == Switch::Pgbouncer;
@@ -295,6 +306,13 @@ impl Config {
             }
             if h.backend.as_deref().is_none_or(str::is_empty) {
                 return Err(Error::config("cutover.haproxy.backend", "is missing; the backend holding servers \"blue\" and \"green\""));
+            }
+            if h.frontend.is_some() && (self.source_kind() != super::SourceKind::MySql || self.target_kind() != super::SourceKind::MySql) {
+                return Err(Error::config(
+                    "cutover.haproxy.frontend",
+                    "holds MySQL/MariaDB sessions, and both sides here are not MySQL/MariaDB; for PostgreSQL, pgbouncer's fence holds them \
+                     (cutover.fence = \"pgbouncer\"): remove the key",
+                ));
             }
         }
         if c.switch == Switch::Command && c.command.as_ref().is_none_or(|cmd| cmd.argv.is_empty()) {

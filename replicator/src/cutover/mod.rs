@@ -44,6 +44,7 @@ pub mod again;
 pub mod certificate;
 mod fleet;
 mod gate;
+mod hold;
 mod ready;
 mod record;
 mod recover;
@@ -146,6 +147,9 @@ pub struct Controller {
     progress: Mutex<Progress>,
     /// What the current (or last) cutover did, for its certificate.
     record: Mutex<Record>,
+    /// The current run's session holding the server traffic moves from, when new sessions are held
+    /// through the pause ([`hold`]).
+    held: Mutex<Option<turnout_cutover::HeldSession>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -184,7 +188,17 @@ impl Controller {
             progress.lines.extend(j.message);
         }
         let generation = Mutex::new((names, stop));
-        Arc::new(Controller { direction, config, state, status, channels, generation, progress: Mutex::new(progress), record: Mutex::default() })
+        Arc::new(Controller {
+            direction,
+            config,
+            state,
+            status,
+            channels,
+            generation,
+            progress: Mutex::new(progress),
+            record: Mutex::default(),
+            held: Mutex::default(),
+        })
     }
 
     /// The next generation of the stream begins after a rollback armed it ([`crate::journal::Resumed`]):

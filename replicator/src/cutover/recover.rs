@@ -109,6 +109,9 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
             let mut procedure = connect.await?;
             let failed = format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed", journal.id);
             procedure.undo().await.map_err(Error::during(failed))?;
+            if let Err(e) = super::hold::release_hold(config, &journal, None).await {
+                tracing::warn!("{e}");
+            }
             tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
             journal.step = Step::Undone;
             journal.message = Some("interrupted before the switch; the fence was undone when turnout restarted".into());
@@ -179,6 +182,9 @@ async fn complete_switch<P: Procedure>(
     }
     procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
     switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
+    if let Err(e) = super::hold::release_hold(config, journal, None).await {
+        tracing::warn!("{e}");
+    }
     tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");
     // A login the fence or the reload cut would hold pgbouncer's clients for server_login_retry.
     if let turnout_cutover::ClientsMoved::Unstuck { took, retry, restored } = switch.clients_moved(super::CLIENTS_MOVED_CAP).await {

@@ -29,7 +29,10 @@ impl Controller {
     ) -> Result<(), Error> {
         let (from, to) = self.direction.ends();
         match procedure.lift_fence().await {
-            Ok(line) => self.say(line),
+            Ok(line) => {
+                self.say(line);
+                self.give_back_hold(journal).await;
+            }
             Err(e) => {
                 let refusal = Lifecycle::RehearsalUndoFailed { from, cause: e.to_string() };
                 self.journal(journal, Step::Fencing, Some(refusal.to_string()))?;

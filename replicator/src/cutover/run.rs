@@ -51,7 +51,10 @@ struct Ready {
 
 impl Controller {
     pub(super) async fn run<F: crate::source::family::Family>(&self, id: &str, request: &Request) -> Result<(), Error> {
-        self.run_with(self.connect::<F>().await?, id, request).await
+        let ran = self.run_with(self.connect::<F>().await?, id, request).await;
+        // A session held for a run that ended before its fence (or whose switch shut it) ends here.
+        self.end_hold().await;
+        ran
     }
 
     async fn run_with<P: Procedure>(&self, mut procedure: P, id: &str, request: &Request) -> Result<(), Error> {
@@ -65,6 +68,7 @@ impl Controller {
             message: None,
             reverse: None,
             fleet: None,
+            hold: None,
         };
         self.journal(&mut journal, Step::Waiting, None)?;
         // A record an earlier attempt left (one undone after its pause) is superseded by this one.
@@ -145,6 +149,7 @@ impl Controller {
         if let Some(line) = check_switch(switch, &self.config, self.direction, request).await.map_err(Error::during("the switch is not ready"))? {
             self.say(line);
         }
+        self.open_hold().await?;
         // Counters go ahead before writes pause; inside the pause one read checks them.
         let counters = retried!(retry, self, "moving the counters ahead", procedure.counters_ahead().await)?;
         lock(&self.record).counters.push(counters.clone());
@@ -216,7 +221,9 @@ impl Controller {
         // hand-off position. Nothing commits on green for the application before the switch, and
         // whatever turnout's forward apply commits after that point carries its origin and never goes
         // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
-        // restart; the position is in every journal entry after.
+        // restart; the position is in every journal entry after. So is the limit of the server whose
+        // sessions are held, lowered just before the fence.
+        journal.hold = self.hold_slot();
         self.journal(journal, Step::Fencing, None)?;
         if !procedure.arms_reverse_after_proof() {
             if let Err(e) = self.arm_reverse(procedure, journal).await {
@@ -228,6 +235,10 @@ impl Controller {
             if let Err(e) = self.fleet_ready(pair, id, request).await {
                 return Err(self.undo(procedure, journal, e).await);
             }
+        }
+        // New sessions queue in haproxy from here until the switch (or the undo) lets them through.
+        if let Err(e) = self.take_hold().await {
+            return Err(self.undo(procedure, journal, e).await);
         }
         let pause_budget = Duration::from_millis(request.max_pause_ms);
         let fenced_at = Instant::now();
@@ -416,6 +427,7 @@ impl Controller {
         phases.mark(if to == turnout_decoders::Side::Green { "green opened" } else { "blue opened" });
         let report = switch_to(switch, &self.config, self.direction).await.map_err(Error::during(completed))?;
         phases.mark("switch");
+        self.give_back_hold(journal).await;
         let pause = fenced_at.elapsed();
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
         let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
@@ -566,8 +578,13 @@ impl Controller {
     /// own failure first).
     pub(super) async fn undo<P: Procedure>(&self, procedure: &mut P, journal: &mut Journal, reason: Error) -> Error {
         match procedure.undo().await {
-            Ok(line) => self.say(line),
+            Ok(line) => {
+                self.say(line);
+                self.give_back_hold(journal).await;
+            }
             Err(e) => {
+                // Sessions queued behind the hold would only wait out haproxy's timeout.
+                self.give_back_hold(journal).await;
                 let from = self.direction.ends().0;
                 // What the operator must act on is the undo's failure; the journal keeps the same line.
                 let failed = Error::during(format!(

@@ -645,6 +645,7 @@ mod tests {
                 message: None,
                 reverse: None,
                 fleet: None,
+                hold: None,
             };
             s.put_cutover_journal(&journal(Direction::Forward, "c1"), true).expect("cutover");
             s.put_cutover_journal(&journal(Direction::Reverse, "r1"), true).expect("rollback");

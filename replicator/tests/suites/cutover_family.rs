@@ -81,6 +81,16 @@ async fn setup(fence: &str, switch: &str, extra: &str) -> Setup {
 }
 
 async fn setup_with(schema: &str, fence: &str, switch: &str, extra: &str) -> Setup {
+    setup_full(schema, fence, switch, extra, false).await
+}
+
+/// As [`setup`], with `cutover.haproxy.frontend` set: new sessions wait in haproxy's queue through
+/// the pause.
+async fn setup_holding(extra: &str) -> Setup {
+    setup_full(&schema(), "read-only", "haproxy", extra, true).await
+}
+
+async fn setup_full(schema: &str, fence: &str, switch: &str, extra: &str, hold: bool) -> Setup {
     let (blue, green, db) = maria_pair_of(BLUE, GREEN);
     let app = format!("CREATE USER {APP_USER}@'%' IDENTIFIED BY '{APP_PASSWORD}'; GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO {APP_USER}@'%';");
     // MariaDB 11's default collation (uca1400) has no Oracle MySQL equivalent: a MariaDB blue crossing
@@ -89,8 +99,9 @@ async fn setup_with(schema: &str, fence: &str, switch: &str, extra: &str) -> Set
     blue.execute(Some(&db), &format!("{collation}{schema}\n{app}")).expect("blue schema");
     green.execute(None, &format!("SET sql_log_bin = 0; {app}")).expect("green account");
     let proxy = HaProxy::start("db", ("blue", blue.port()), ("green", green.port())).expect("haproxy");
+    let frontend = if hold { format!("frontend = \"127.0.0.1:{}\"\n", proxy.port()) } else { String::new() };
     let toml = format!(
-        "[cutover]\nfence = \"{fence}\"\nswitch = \"{switch}\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n{extra}",
+        "[cutover]\nfence = \"{fence}\"\nswitch = \"{switch}\"\n[cutover.haproxy]\nadmin_socket = \"{}\"\nbackend = \"db\"\n{frontend}{extra}",
         proxy.admin_socket().display()
     );
     let dir = tempfile::tempdir().expect("tmp");
@@ -101,9 +112,10 @@ async fn setup_with(schema: &str, fence: &str, switch: &str, extra: &str) -> Set
 }
 
 impl Setup {
-    /// The application's URL through haproxy.
+    /// The application's URL through haproxy. Its sessions stay on haproxy's TCP connection, as a
+    /// remote application's do (the driver would otherwise move them to the server's unix socket).
     fn through(&self) -> String {
-        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}", self.proxy.port(), self.db)
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{}?prefer_socket=false", self.proxy.port(), self.db)
     }
 
     fn app_url(&self, server: &MySqlServer) -> String {
@@ -287,7 +299,7 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     // The continuous verify runs all along, run after run: the cutover pauses it, and its last
     // whole run satisfies the gate.
     let continuous = "[verify]\ncontinuous = true\nrows_per_second = 20000\ninterval = \"200ms\"\nchunk_rows = 200\nwhole_every = \"10m\"\n";
-    let mut s = setup("read-only", "haproxy", continuous).await;
+    let mut s = setup_holding(continuous).await;
     // Blue's counters ran ahead of what the binlog shows.
     run_counters_ahead(&s.blue, &s.db);
     // Green starts read-only, as a careful operator leaves it: the cutover must open it.
@@ -332,6 +344,10 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     assert!(out.contains("verify gate: the live verify of"), "{out}");
     assert!(out.contains("fenced writes on blue (read_only = ON") && out.contains("green applied the sentinel"), "{out}");
     assert!(out.contains("green was read-only"), "{out}");
+    // New sessions waited in haproxy's queue through the pause, and blue's limit came back.
+    assert!(out.contains("new sessions will wait in haproxy's queue") && out.contains("server db/blue has its session limit back (none)"), "{out}");
+    let limit = s.proxy.server_stat("db", "blue", "slim");
+    assert!(limit.is_empty() || limit == "0", "blue's session limit after the cutover: {limit:?}");
     // The rehearsal took the same steps inside the pause as the cutover, up to where one undid the
     // fence and the other switched.
     let cutover_ms = common::millis_after(&out, "traffic is on green; writes were paused for ");
@@ -356,8 +372,15 @@ async fn cutover_under_load_through_haproxy_loses_no_write_and_moves_traffic_to_
     }
     converge(&s.blue, &s.green, &s.db, "t", &s.t).await;
     assert_eq!(ids(&s.blue, &s.db, "note = 'w'"), green_ids);
-    // Clients saw only the fence's errors: read-only refusals and ended connections.
+    // Clients saw only the fence's errors — ended connections: a new session waited for green
+    // instead of reaching a read-only blue, so no write was refused.
     assert!(errors.iter().all(|e| fence_error(e)), "unexpected client errors: {errors:?}");
+    let refused: Vec<&String> = errors.iter().filter(|e| e.contains("1290")).collect();
+    assert!(refused.is_empty(), "writes refused by read_only although new sessions were held: {refused:?}");
+    // None landed on blue after the fence: every write acknowledged by blue precedes every one by green.
+    let last_blue = acked.iter().filter(|(_, _, port)| *port == s.blue.port()).map(|(_, at, _)| *at).max();
+    let first_green = acked.iter().filter(|(_, _, port)| *port == s.green.port()).map(|(_, at, _)| *at).min();
+    assert!(last_blue < first_green, "a write was acknowledged by blue after green took writes");
     // Counters on green continue beyond blue's.
     let blue_gap = number(&s.blue, &s.db, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'gap'");
     let mut g = conn(&s.app_url(&s.green)).await;
@@ -433,12 +456,28 @@ async fn lag_never_under_the_threshold_times_out_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
-    let mut s = setup("read-only", "haproxy", "").await;
+    // New sessions are held through the pause: one made while blue is fenced waits, and once the
+    // fence is undone writes to blue, never refused.
+    let mut s = setup_holding("").await;
     // Green cannot apply the sentinel (locked): the write pause runs into --max-pause after the fence.
     let mut g = s.block_green().await;
-    let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "1h", "--max-pause", "2s"]).await;
+    let through = s.through();
+    let held = async {
+        let deadline = Instant::now() + WAIT;
+        while !read_only(&s.blue) {
+            assert!(Instant::now() < deadline, "the fence never went up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut c = conn(&through).await;
+        // Logged in only once the hold let the session through: after the undo.
+        let writable = !read_only(&s.blue);
+        c.query_drop("INSERT INTO t (note) VALUES ('held')").await.map(|()| writable)
+    };
+    let ((code, out), held) = tokio::join!(turnout(&s.t, "cutover", &["--when-lag", "1h", "--max-pause", "2s"]), held);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("fenced writes") && out.contains("within --max-pause") && out.contains("undid the fence"), "{out}");
+    assert!(out.contains("server db/blue has its session limit back (none)"), "{out}");
+    assert!(held.expect("the held session's write"), "the held session reached blue before the fence was undone");
     // A MariaDB green arms the reverse stream before the fence; MySQL only once green is proven
     // complete.
     assert_eq!(out.contains("prepared reverse replication"), armed_before_fence(), "{out}");
@@ -457,7 +496,7 @@ async fn a_failure_after_the_fence_undoes_it_and_blue_keeps_serving() {
 
 #[tokio::test]
 async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
-    let mut s = setup("read-only", "haproxy", "").await;
+    let mut s = setup_holding("").await;
     let mut g = s.block_green().await;
     let config = s.t.config_path().to_path_buf();
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
@@ -477,6 +516,8 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(read_only(&s.blue), "the fence must still be up after the crash");
+    // Blue's session limit was lowered to hold new sessions; the restart gives it back.
+    assert_eq!(s.proxy.server_stat("db", "blue", "slim"), "1", "the hold was taken before the fence");
     // A MariaDB green: the reverse stream was armed before the fence, its start recorded on blue.
     // MySQL arms it after the proof, which green never reached.
     assert_eq!(reverse_record(&s.blue), armed_before_fence(), "the reverse stream's record on blue");
@@ -485,6 +526,8 @@ async fn kill_9_while_writes_are_fenced_is_undone_when_turnout_restarts() {
     wait_streaming(&mut s.t).await;
     assert!(s.t.log_text().contains("the fence on blue was undone"), "{}", s.t.log_text());
     assert!(!reverse_record(&s.blue), "the undone cutover left the reverse stream's progress record on blue");
+    let limit = s.proxy.server_stat("db", "blue", "slim");
+    assert!(limit.is_empty() || limit == "0", "the restart must give blue its session limit back: {limit:?}");
     s.assert_blue_serves().await;
     assert_eq!(s.t.sigterm(), Some(0));
 }

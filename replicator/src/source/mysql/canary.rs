@@ -104,7 +104,7 @@ impl GreenReads for MySqlGreen {
         }
         green.query_drop("SET GLOBAL read_only = ON").await.map_err(Error::mysql(turnout_cutover::Side::Green, "setting read_only"))?;
         // Accounts that write through read_only anyway: named, with the REVOKE that would stop them.
-        let fence = turnout_cutover::ReadOnlyFence { own_user: user, oracle };
+        let fence = turnout_cutover::ReadOnlyFence { own_user: user, oracle, end_first: false };
         let through = fence.unfenced_accounts(green).await.unwrap_or_default();
         let warning = if through.is_empty() {
             String::new()

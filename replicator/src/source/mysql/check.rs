@@ -369,7 +369,7 @@ async fn check_fence(conn: &mut mysql_async::Conn, grants: &str, opts: &mysql_as
             turnout_cutover::fence_grant(opts.user().unwrap_or_default(), oracle),
         );
     }
-    let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned(), oracle };
+    let fence = turnout_cutover::ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned(), oracle, end_first: false };
     // Sessions of this account that this check did not open: `turnout run`'s own, or an
     // application's. The cutover (and its dry run), which knows run's sessions, refuses the latter.
     let own = turnout_connect::mysql::conn::own_sessions(opts);

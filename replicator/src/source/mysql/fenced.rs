@@ -53,7 +53,8 @@ impl MySqlFenced {
         };
         let mut conn = connect(&opts, side).await?;
         let oracle = !crate::source::mysql::is_mariadb(&mut conn, side).await?;
-        let fence = read_only.then(|| ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned(), oracle });
+        let fence =
+            read_only.then(|| ReadOnlyFence { own_user: opts.user().unwrap_or_default().to_owned(), oracle, end_first: config.session_hold().is_some() });
         Ok(MySqlFenced { db: database(&opts), opts, conn, fence, side, oracle, committed: None })
     }
 
