@@ -111,6 +111,15 @@ pub enum CutoverError {
     )]
     HoldMisrouted { frontend: String, backend: String, server: String, side: Side, landed: String },
 
+    /// The backend would not hand sessions queued during the pause to the server the switch makes
+    /// ready.
+    #[error(
+        "new sessions cannot be held in haproxy backend {backend}: {why}; hold them only in a backend that balances by roundrobin, \
+         static-rr, leastconn or first, without cookies or stick tables, whose other server is in maintenance until the switch — or remove \
+         cutover.haproxy.frontend"
+    )]
+    HoldUnsupported { backend: String, why: String },
+
     /// The switch command could not be started.
     #[error("cannot run the switch command {program}: {reason}; check cutover.command.argv")]
     CommandStart { program: String, reason: String },

@@ -37,9 +37,8 @@ pub struct SessionHold {
 }
 
 /// turnout's own session through the frontend, on the server traffic moves from, and that
-/// server's session limit before the hold (0: none). Ending it ([`HeldSession::end`]) is what
-/// lets haproxy's queue go on after the limit came back: haproxy serves its queue when a session
-/// of the server ends (or a server becomes ready), not when a limit is raised.
+/// server's session limit before the hold (0: none). Ending it ([`HeldSession::end`]) frees the
+/// slot it fills.
 pub struct HeldSession {
     session: mysql_async::Conn,
     /// The haproxy server the session is on: `blue` or `green`.
@@ -55,11 +54,36 @@ impl std::fmt::Debug for HeldSession {
 }
 
 impl HeldSession {
+    /// Whether the session still answers (a ping).
+    pub async fn alive(&mut self) -> bool {
+        self.session.ping().await.is_ok()
+    }
+
     /// Ends the session: its slot frees, and haproxy serves the sessions queued behind it (after
     /// [`SessionHold::release`], all of them). A session haproxy shut down already ends quietly.
     pub async fn end(self) {
         let _ = self.session.disconnect().await;
     }
+}
+
+/// Why a backend (its `show stat` lines) cannot hold new sessions on `server`, if it cannot.
+fn why_not_held(rows: &[haproxy::ServerStat], server: &str) -> Option<String> {
+    let col = |row: &haproxy::ServerStat, c: &str| row.get(c).map(|v| v.trim().to_owned()).unwrap_or_default();
+    for row in rows {
+        let name = col(row, "svname");
+        if name == "BACKEND" {
+            let algo = col(row, "algo");
+            if !algo.is_empty() && !["roundrobin", "static-rr", "leastconn", "first"].contains(&algo.as_str()) {
+                return Some(format!("it balances by `{algo}`, which queues a new session on the server it picks"));
+            }
+            if !col(row, "cookie").is_empty() {
+                return Some("it keeps clients on a server by a cookie".into());
+            }
+        } else if name != server && !col(row, "status").starts_with("MAINT") {
+            return Some(format!("its server {name} is {} rather than in maintenance, so new sessions would go to it", col(row, "status")));
+        }
+    }
+    None
 }
 
 /// The limit a server without one gets while its queue drains ([`SessionHold::release`]).
@@ -97,8 +121,10 @@ impl SessionHold {
             let (host, port) = self.frontend_address()?;
             // Through the frontend, and kept on TCP: on a local frontend the driver would otherwise
             // move the session to the server's unix socket, past haproxy.
+            // A `socket=` in the URL would take the session past haproxy whatever the host.
             let via: mysql_async::Opts =
-                mysql_async::OptsBuilder::from_opts(direct_opts.clone()).ip_or_hostname(host).tcp_port(port).prefer_socket(false).into();
+                mysql_async::OptsBuilder::from_opts(direct_opts.clone()).ip_or_hostname(host).tcp_port(port).prefer_socket(false).socket(None::<String>).into();
+            self.queue_serves_any(server, timeout).await?;
             let mut held = turnout_connect::mysql::conn::open(&via)
                 .await
                 .map_err(CutoverError::mysql(side, format!("logging in through cutover.haproxy.frontend {} to hold new sessions", self.frontend)))?;
@@ -137,6 +163,19 @@ impl SessionHold {
             .map_err(|_| CutoverError::Timeout { what: format!("holding a session through haproxy frontend {}", self.frontend), timeout })?
     }
 
+    /// Refuses a backend whose queued sessions would not go to whichever server is ready at the
+    /// switch: a balance algorithm that picks a server by a hash of the client or request
+    /// (`source`, `uri`, `hdr`, `random`, …) or cookie persistence queues a session on the server it
+    /// picked — blue — where the switch does not take it; and every server but `server` must be in
+    /// maintenance (the switch makes the other one ready), or new sessions would pass the hold.
+    async fn queue_serves_any(&self, server: &str, timeout: Duration) -> Result<(), CutoverError> {
+        let rows = haproxy::backend_stats(&self.admin_socket, self.backend(), timeout).await?;
+        match why_not_held(&rows, server) {
+            Some(why) => Err(CutoverError::HoldUnsupported { backend: self.backend.clone(), why }),
+            None => Ok(()),
+        }
+    }
+
     /// From here on new sessions of the backend wait in haproxy's queue: `server`'s limit is 1, and
     /// turnout's held session fills it.
     pub async fn take(&self, server: &str, timeout: Duration) -> Result<(), CutoverError> {
@@ -145,10 +184,10 @@ impl SessionHold {
 
     /// Gives `server` its session limit `limit` back (0: none) and ends `held`, so the sessions
     /// queued behind it go on (after a switch the queue went to the other server already). haproxy
-    /// serves a server's queue when one of its sessions ends, up to its limit — and a limit of none
-    /// serves no queue. So the limit is first raised to `limit` (or [`RELEASE_LIMIT`] for none), the
-    /// held session ended, and once the queue is empty (or after [`DRAIN_WAIT`]) a limit of none is
-    /// set. Idempotent.
+    /// serves a server's queue up to its limit, when the limit changes or one of its sessions ends —
+    /// and a limit of none serves no queue. So the limit is first raised to `limit` (or
+    /// [`RELEASE_LIMIT`] for none), the held session ended, and once the queue is empty (or after
+    /// [`DRAIN_WAIT`]) a limit of none is set. Idempotent.
     pub async fn release(&self, server: &str, limit: u32, held: Option<HeldSession>, timeout: Duration) -> Result<(), CutoverError> {
         let set = |limit: u32| format!("set maxconn server {}/{server} {limit}", self.backend);
         haproxy::expect_empty(&self.admin_socket, self.backend(), &set(if limit == 0 { RELEASE_LIMIT } else { limit }), timeout).await?;
@@ -190,6 +229,24 @@ mod tests {
 
     fn hold(frontend: &str) -> SessionHold {
         SessionHold { admin_socket: "/nonexistent".into(), backend: "db".into(), frontend: frontend.into() }
+    }
+
+    fn row(pairs: &[(&str, &str)]) -> haproxy::ServerStat {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn only_a_backend_that_queues_for_any_server_holds() {
+        let blue = row(&[("svname", "blue"), ("status", "UP")]);
+        let green = |status: &str| row(&[("svname", "green"), ("status", status)]);
+        let backend = |algo: &str, cookie: &str| row(&[("svname", "BACKEND"), ("status", "UP"), ("algo", algo), ("cookie", cookie)]);
+        assert_eq!(why_not_held(&[blue.clone(), green("MAINT"), backend("roundrobin", "")], "blue"), None);
+        assert_eq!(why_not_held(&[blue.clone(), green("MAINT (resolution)"), backend("leastconn", "")], "blue"), None);
+        let hashed = why_not_held(&[blue.clone(), green("MAINT"), backend("source", "")], "blue").expect("refused");
+        assert!(hashed.contains("`source`"), "{hashed}");
+        assert!(why_not_held(&[blue.clone(), green("MAINT"), backend("roundrobin", "SRV")], "blue").expect("refused").contains("cookie"));
+        let up = why_not_held(&[blue, green("UP"), backend("roundrobin", "")], "blue").expect("refused");
+        assert!(up.contains("server green is UP"), "{up}");
     }
 
     #[test]

@@ -37,10 +37,12 @@ pub struct ReadOnlyFence {
     pub own_user: String,
     /// Blue is Oracle MySQL (known before the pause, so the fence asks no server inside it).
     pub oracle: bool,
-    /// End the other sessions before `read_only` as well as after: where new sessions are held
-    /// (a [`crate::SessionHold`]), an application's session then never sees `read_only` refuse a
-    /// write — it is ended, and its next one waits for the other side. Without a hold, a session
-    /// ended first would only log in to blue again.
+    /// End the other *idle* sessions before `read_only` as well as all of them after: where new
+    /// sessions are held (a [`crate::SessionHold`]), an idle application session is then ended
+    /// rather than refused by `read_only` at its next write, and its next login waits for the other
+    /// side. Only idle ones (`Sleep`): a session ended mid-statement would not know whether its
+    /// statement committed, where `read_only` waits for running statements to finish. Without a
+    /// hold, a session ended first would only log in to blue again.
     pub end_first: bool,
 }
 
@@ -147,7 +149,7 @@ impl ReadOnlyFence {
     pub async fn apply(&self, blue: &mut mysql_async::Conn, budget: Duration, own: &[u32]) -> Result<MySqlFenceReport, CutoverError> {
         let started = Instant::now();
         let seconds = budget.as_secs().max(1);
-        let mut ended = if self.end_first { self.end_sessions(blue, own).await? } else { Vec::new() };
+        let mut ended = if self.end_first { self.end_sessions(blue, own, true).await? } else { Vec::new() };
         blue.query_drop(format!("SET SESSION lock_wait_timeout = {seconds}"))
             .await
             .map_err(CutoverError::mysql(Side::Blue, "bounding the fence's wait (lock_wait_timeout)"))?;
@@ -165,7 +167,7 @@ impl ReadOnlyFence {
             });
         }
         // A session ended first may still be listed, being ended.
-        for session in self.end_sessions(blue, own).await? {
+        for session in self.end_sessions(blue, own, false).await? {
             if !ended.contains(&session) {
                 ended.push(session);
             }
@@ -173,14 +175,15 @@ impl ReadOnlyFence {
         Ok(MySqlFenceReport { took: started.elapsed(), ended_sessions: ended })
     }
 
-    /// Ends every session on blue but turnout's own (`own`) and the server's; returns them as
-    /// `user@host (id N)`.
-    async fn end_sessions(&self, blue: &mut mysql_async::Conn, own: &[u32]) -> Result<Vec<String>, CutoverError> {
+    /// Ends every session on blue but turnout's own (`own`) and the server's — with `idle`, only
+    /// those between statements; returns them as `user@host (id N)`.
+    async fn end_sessions(&self, blue: &mut mysql_async::Conn, own: &[u32], idle: bool) -> Result<Vec<String>, CutoverError> {
         let sessions: Vec<(u64, String, String)> = blue
-            .query(
+            .query(format!(
                 "SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
-                 AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')",
-            )
+                 AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed'){}",
+                if idle { " AND COMMAND = 'Sleep'" } else { "" }
+            ))
             .await
             .map_err(CutoverError::mysql(Side::Blue, "listing sessions to end"))?;
         let mut ended = Vec::new();

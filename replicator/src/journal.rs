@@ -92,11 +92,18 @@ pub struct Journal {
     pub hold: Option<HeldSlot>,
 }
 
-/// A haproxy server's session limit as it was before a hold (0: none).
+/// A haproxy server's session limit as it was before a hold (0: none), and where: enough to give
+/// it back whatever the configuration says by then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldSlot {
+    pub admin_socket: std::path::PathBuf,
+    pub backend: String,
     pub server: String,
     pub limit: u32,
+    /// Given back: nothing left to do. A slot journaled and not given back is given back by the
+    /// next run or restart.
+    #[serde(default)]
+    pub released: bool,
 }
 
 /// This stream after a rollback armed blue → green replication again (`cutover.iterate`): the

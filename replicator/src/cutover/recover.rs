@@ -108,9 +108,14 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
         step if step.fence_may_be_up() => {
             let mut procedure = connect.await?;
             let failed = format!("{what} {} was interrupted with writes fenced on {from} and undoing the fence failed", journal.id);
-            procedure.undo().await.map_err(Error::during(failed))?;
-            if let Err(e) = super::hold::release_hold(config, &journal, None).await {
+            let undone = procedure.undo().await;
+            // Given back whether the undo succeeded or not: queued sessions would only time out.
+            if let Err(e) = super::hold::release_hold(&mut journal, None).await {
                 tracing::warn!("{e}");
+            }
+            if let Err(e) = undone {
+                state.put_cutover_journal(&journal, true)?;
+                return Err(Error::during(failed)(e));
             }
             tracing::warn!(id = %journal.id, "a {what} was interrupted before its switch; the fence on {from} was undone");
             journal.step = Step::Undone;
@@ -118,6 +123,14 @@ async fn recover_with<P: Procedure, F: Future<Output = Result<P, Error>>>(
             state.put_cutover_journal(&journal, true)
         }
         Step::Switching => complete_switch(config, state, &mut journal, direction, connect.await?, committed).await,
+        // A hold the run journaled and did not give back (its release failed).
+        _ if journal.hold.as_ref().is_some_and(|slot| !slot.released) => {
+            match super::hold::release_hold(&mut journal, None).await {
+                Ok(_) => tracing::warn!(id = %journal.id, "an earlier {what}'s hold on haproxy was given back"),
+                Err(e) => tracing::warn!("{e}"),
+            }
+            state.put_cutover_journal(&journal, true)
+        }
         _ => Ok(()),
     }
 }
@@ -182,7 +195,7 @@ async fn complete_switch<P: Procedure>(
     }
     procedure.open_green().await.map_err(Error::during(interrupted.clone()))?;
     switch_to(&switch, config, direction).await.map_err(Error::during(interrupted))?;
-    if let Err(e) = super::hold::release_hold(config, journal, None).await {
+    if let Err(e) = super::hold::release_hold(journal, None).await {
         tracing::warn!("{e}");
     }
     tracing::warn!(id = %journal.id, "a {what} was interrupted while switching; the switch to {to} was completed");

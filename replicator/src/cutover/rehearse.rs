@@ -34,6 +34,8 @@ impl Controller {
                 self.give_back_hold(journal).await;
             }
             Err(e) => {
+                // Sessions queued behind the hold would only wait out haproxy's timeout.
+                self.give_back_hold(journal).await;
                 let refusal = Lifecycle::RehearsalUndoFailed { from, cause: e.to_string() };
                 self.journal(journal, Step::Fencing, Some(refusal.to_string()))?;
                 return Err(refusal.into());

@@ -70,6 +70,9 @@ impl Controller {
             fleet: None,
             hold: None,
         };
+        // A hold an earlier run left journaled and not given back is given back before this run
+        // reads the server's limit again (and before its journal entry replaces that one).
+        self.give_back_earlier_hold().await?;
         self.journal(&mut journal, Step::Waiting, None)?;
         // A record an earlier attempt left (one undone after its pause) is superseded by this one.
         if !request.rehearse {
@@ -223,6 +226,9 @@ impl Controller {
         // back to blue. Journaled first: a crash from here on is undone (and what was made dropped) on
         // restart; the position is in every journal entry after. So is the limit of the server whose
         // sessions are held, lowered just before the fence.
+        if let Err(e) = self.hold_still_open().await {
+            return Err(self.fail(journal, e));
+        }
         journal.hold = self.hold_slot();
         self.journal(journal, Step::Fencing, None)?;
         if !procedure.arms_reverse_after_proof() {
@@ -427,8 +433,9 @@ impl Controller {
         phases.mark(if to == turnout_decoders::Side::Green { "green opened" } else { "blue opened" });
         let report = switch_to(switch, &self.config, self.direction).await.map_err(Error::during(completed))?;
         phases.mark("switch");
-        self.give_back_hold(journal).await;
         let pause = fenced_at.elapsed();
+        // The queue went to the other side with the switch: blue's limit back, after the pause.
+        self.give_back_hold(journal).await;
         self.say(format!("switched traffic to {to} ({}): {}", switch.kind(), report.summary));
         let summary = format!("{} complete: write pause {} ms ({})", self.direction.what(), pause.as_millis(), phases);
         self.record_pause(&phases, pause);

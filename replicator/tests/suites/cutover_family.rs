@@ -702,7 +702,8 @@ async fn a_schema_object_changed_outside_the_binlog_makes_the_cutover_refuse_nam
 
 #[tokio::test]
 async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue_exactly_once() {
-    let mut s = setup("read-only", "haproxy", "").await;
+    // New sessions held through both pauses: blue's slot at the cutover, green's at the rollback.
+    let mut s = setup_holding("").await;
     let writer = start_writer(s.through());
     writer.wait_for(100).await;
     let (code, out) = turnout(&s.t, "cutover", &["--when-lag", "<1s", "--timeout", "60s", "--max-pause", "10s"]).await;
@@ -742,6 +743,7 @@ async fn rollback_through_haproxy_brings_every_write_green_accepted_back_to_blue
     assert!(out.contains("verify gate: the live verify of 3 tables"), "{out}");
     assert!(out.contains("fenced writes on green (read_only = ON") && out.contains("blue applied the sentinel"), "{out}");
     assert!(out.contains("blue was read-only: set read_only = OFF"), "{out}");
+    assert!(out.contains("turnout holds server db/green") && out.contains("server db/green has its session limit back (none)"), "{out}");
     let after = writer.count();
     writer.wait_for(after + 100).await;
     let (acked, errors) = writer.finish().await;
