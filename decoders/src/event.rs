@@ -42,8 +42,10 @@ pub enum ChangeEvent {
     /// TRUNCATE of one or more tables in one statement.
     Truncate { tables: Vec<Arc<TableSchema>>, xid: Option<TxId>, cascade: bool, restart_identity: bool },
     /// A DDL statement of the source to run on the target as it is (MySQL/MariaDB: blue's own `ALTER
-    /// TABLE … ADD …`), in `database`, touching `tables`. Part of its transaction.
-    Ddl { database: String, statement: String, tables: Vec<crate::schema::TableName> },
+    /// TABLE … ADD …`), in `database`, touching `tables`. Part of its transaction. `creates` when it
+    /// creates its one table, empty (passed on only to a stream that makes the table from the
+    /// source's catalog itself, [`crate::mysql::decoder::BinlogDecoder::creating_tables`]).
+    Ddl { database: String, statement: String, tables: Vec<crate::schema::TableName>, creates: bool },
     /// A message in the log (`pg_logical_emit_message`; turnout's cutover sentinel on any source).
     /// Transactional messages are part of their transaction; others stand alone at `position`.
     Message { xid: Option<TxId>, transactional: bool, position: Position, prefix: String, content: Bytes },

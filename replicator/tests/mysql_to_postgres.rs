@@ -421,11 +421,22 @@ async fn a_mariadb_blue_streams_into_a_postgresql_green_through_the_composed_sid
     let (code, out) = common::turnout_command(&t, "verify", &[]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("DIFFERS") && out.contains(&format!("{db}.t")), "{out}");
-    // A table created while turnout is down would join the selection without its rows: the start is
-    // refused, naming it.
+    green.execute(&db, &format!("UPDATE \"{db}\".t SET n = 7 WHERE id = 7")).await.expect("green mended");
+    // A table left out while blue created and filled it, then let in: its rows before the stream's
+    // position never reached green, and its first change stops the stream, naming it.
     t.sigterm();
-    blue.execute(Some(&db), "CREATE TABLE later (id INT PRIMARY KEY) ENGINE = InnoDB; INSERT INTO later VALUES (1)").expect("a new table");
+    let config = std::fs::read_to_string(t.config_path()).expect("config");
+    std::fs::write(t.config_path(), format!("{config}\n[tables]\nexclude = [\"{db}.later\"]\n")).expect("a narrower selection");
     t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(Some(&db), "CREATE TABLE later (id INT PRIMARY KEY) ENGINE = InnoDB; INSERT INTO later VALUES (1); INSERT INTO t VALUES (8, 8)")
+        .expect("a new table");
+    rows_arrive(&blue, &green, &db, &mut t).await;
+    t.sigterm();
+    std::fs::write(t.config_path(), &config).expect("the selection widened");
+    t.start();
+    common::wait_streaming(&mut t).await;
+    blue.execute(Some(&db), "INSERT INTO later VALUES (2)").expect("a write to the table let in");
     assert_ne!(common::wait_exit(&mut t).await, 0);
     assert!(t.log_text().contains(&format!("the table selection now includes {db}.later, which the copy to green did not copy")), "{}", t.log_text());
     // Teardown drops what the stream made on both sides.

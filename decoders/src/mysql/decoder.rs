@@ -109,6 +109,8 @@ pub struct BinlogDecoder {
     /// Reading a log for what was written there (the watch for writes that are not turnout's): a
     /// statement a stream would refuse is passed on as [`ChangeEvent::Ddl`] instead, to be counted.
     watching: bool,
+    /// A plain `CREATE TABLE` of a selected table is passed on ([`BinlogDecoder::creating_tables`]).
+    creating_tables: bool,
 }
 
 impl std::fmt::Debug for BinlogDecoder {
@@ -137,7 +139,17 @@ impl BinlogDecoder {
             databases: Vec::new(),
             explicit_defaults_for_timestamp: None,
             watching: false,
+            creating_tables: false,
         }
+    }
+
+    /// For a stream whose target makes each table from blue's catalog itself (across engines): a
+    /// `CREATE TABLE` of one selected table that creates it empty, as its own transaction, is passed
+    /// on as [`ChangeEvent::Ddl`] with `creates` — its rows follow in the binlog. Without it (and for
+    /// `CREATE OR REPLACE`, `CREATE TABLE … SELECT`) the stream stops naming the statement.
+    pub fn creating_tables(mut self, creating: bool) -> BinlogDecoder {
+        self.creating_tables = creating;
+        self
     }
 
     /// For the watch for writes that are not turnout's: statements a replicating stream refuses
@@ -235,7 +247,7 @@ impl BinlogDecoder {
                 match self.query(&mut out, &q, header.timestamp, header.log_pos) {
                     Err(DecodeError::Unsupported { .. }) if self.watching && self.open.is_some() => {
                         let sql = q.sql_text();
-                        out.events.push(ChangeEvent::Ddl { database: q.schema.clone(), statement: sql.to_string(), tables: Vec::new() });
+                        out.events.push(ChangeEvent::Ddl { database: q.schema.clone(), statement: sql.to_string(), tables: Vec::new(), creates: false });
                         if standalone == Some(true) || sql.trim().eq_ignore_ascii_case("ROLLBACK") {
                             self.commit(&mut out, header.log_pos, ts)?;
                         }

@@ -26,6 +26,14 @@ pub(super) enum Statement {
         tables: Vec<TableName>,
         additive: bool,
     },
+    /// `CREATE TABLE` of one table. `plain` when it only creates an empty table — not `OR REPLACE`
+    /// (which drops the table it replaces) and not `… SELECT` (which fills it) —, so that a stream
+    /// whose target makes the table from blue's catalog may carry it
+    /// ([`super::decoder::BinlogDecoder::creating_tables`]).
+    CreateTable {
+        table: TableName,
+        plain: bool,
+    },
     /// `CREATE/ALTER/DROP VIEW | FUNCTION | PROCEDURE | PACKAGE`: a schema object that holds no rows
     /// and runs only when called; replayed on green with blue's session context.
     Routine {
@@ -141,10 +149,13 @@ impl Statement {
                         _ => break,
                     }
                 }
-                if tables.is_empty() {
-                    Statement::Unknown
-                } else {
-                    Statement::Ddl { tables, additive: false }
+                match (verb.as_str(), tables.as_slice()) {
+                    (_, []) => Statement::Unknown,
+                    ("CREATE", [table]) => {
+                        let plain = word(1) != "OR" && !(0..tokens.len()).any(|k| word(k) == "SELECT");
+                        Statement::CreateTable { table: table.clone(), plain }
+                    }
+                    _ => Statement::Ddl { tables, additive: false },
                 }
             }
             "VIEW" | "FUNCTION" | "PROCEDURE" | "PACKAGE" if verb != "RENAME" => {
@@ -473,7 +484,11 @@ mod tests {
         );
         assert_eq!(Statement::classify("RENAME TABLE a TO b", "app"), Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false });
         assert_eq!(Statement::classify("CREATE INDEX i ON t (c)", "app"), Statement::Ddl { tables: vec![t("app", "t")], additive: true });
-        assert_eq!(Statement::classify("CREATE TABLE IF NOT EXISTS n (id int)", "app"), Statement::Ddl { tables: vec![t("app", "n")], additive: false });
+        assert_eq!(Statement::classify("CREATE TABLE IF NOT EXISTS n (id int)", "app"), Statement::CreateTable { table: t("app", "n"), plain: true });
+        assert_eq!(Statement::classify("create table `s`.n like m", "app"), Statement::CreateTable { table: t("s", "n"), plain: true });
+        for filled in ["CREATE TABLE n SELECT * FROM m", "CREATE TABLE n (id int) AS (SELECT 1)", "CREATE OR REPLACE TABLE n (id int)"] {
+            assert_eq!(Statement::classify(filled, "app"), Statement::CreateTable { table: t("app", "n"), plain: false }, "{filled}");
+        }
         assert_eq!(Statement::classify("INSERT INTO t VALUES (1)", "app"), Statement::Dml);
         assert_eq!(Statement::classify("GRANT SELECT ON *.* TO x", "app"), Statement::NoRowChange);
         assert_eq!(Statement::classify("SAVEPOINT `s1`", "app"), Statement::Savepoint);

@@ -53,12 +53,23 @@ impl BinlogDecoder {
             }
             Statement::Dml => return Err(statement_logged(&sql, &at())),
             Statement::Ddl { tables, additive } => self.ddl(out, q, seconds, (&sql, &at()), tables, additive)?,
+            Statement::CreateTable { table, plain } if plain && standalone && self.creating_tables && (self.selects)(&table) => {
+                out.events.push(ChangeEvent::Ddl {
+                    database: db.to_owned(),
+                    statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
+                    tables: vec![table.clone()],
+                    creates: true,
+                });
+                self.announced.remove(&table);
+            }
+            Statement::CreateTable { table, .. } => self.ddl(out, q, seconds, (&sql, &at()), vec![table], false)?,
             Statement::Routine { object } => {
                 if (self.selects)(&object) {
                     out.events.push(ChangeEvent::Ddl {
                         database: db.to_owned(),
                         statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
                         tables: Vec::new(),
+                        creates: false,
                     });
                 }
             }
@@ -123,6 +134,7 @@ impl BinlogDecoder {
                 database: db.to_owned(),
                 statement: with_session(q, seconds, sql, self.explicit_defaults_for_timestamp),
                 tables: tables.clone(),
+                creates: false,
             });
             // The next table map announces the new shape.
             for t in &tables {

@@ -39,15 +39,9 @@ impl Actions {
     /// (`green_acting`, read from green's triggers). Refuses a foreign key whose kind changed since
     /// the copy: green repeats its action though blue now logs it, or the other way round.
     pub(crate) fn new<'a>(tables: impl Iterator<Item = &'a BlueTable> + Clone, green_acting: &[(TableName, String)]) -> Result<Actions, Error> {
-        let mut by_parent: HashMap<TableName, Vec<Acting>> = HashMap::new();
+        let mut actions = Actions::default();
         for table in tables.clone() {
-            for fk in &table.foreign_keys {
-                let rule = |r: &String| BlueForeignKey::acts(r).then(|| r.to_ascii_uppercase());
-                let (on_update, on_delete) = (rule(&fk.on_update), rule(&fk.on_delete));
-                if on_update.is_none() && on_delete.is_none() {
-                    continue;
-                }
-                let Some(parent) = tables.clone().find(|t| t.name == fk.parent) else { continue };
+            actions.add(table, tables.clone(), |fk| {
                 let green_name = super::pg_name(&fk.name);
                 let green_acts = green_acting.iter().any(|(t, c)| *t == table.name && *c == green_name);
                 if green_acts == fk.actions_logged {
@@ -59,18 +53,45 @@ impl Actions {
                     }
                     .into());
                 }
-                let columns = fk.parent_columns.iter().filter_map(|c| parent.columns.iter().position(|p| p.name == *c)).collect();
-                by_parent.entry(fk.parent.clone()).or_default().push(Acting {
-                    child: table.name.clone(),
-                    constraint: fk.name.clone(),
-                    columns,
-                    on_update,
-                    on_delete,
-                    green_acts,
-                });
-            }
+                Ok(green_acts)
+            })?;
         }
-        Ok(Actions { by_parent })
+        Ok(actions)
+    }
+
+    /// Adds the foreign keys of `table`, a table green has just been given as the type map makes it
+    /// (its triggers repeat exactly the actions blue does not log), among `tables`.
+    pub(crate) fn created<'a>(&mut self, table: &BlueTable, tables: impl Iterator<Item = &'a BlueTable> + Clone) -> Result<(), Error> {
+        self.add(table, tables, |fk| Ok(!fk.actions_logged))
+    }
+
+    /// Adds `table`'s foreign keys with an action to a table among `tables`, whether green repeats
+    /// each as `green_acts` says.
+    fn add<'a>(
+        &mut self,
+        table: &BlueTable,
+        tables: impl Iterator<Item = &'a BlueTable> + Clone,
+        green_acts: impl Fn(&BlueForeignKey) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        for fk in &table.foreign_keys {
+            let rule = |r: &String| BlueForeignKey::acts(r).then(|| r.to_ascii_uppercase());
+            let (on_update, on_delete) = (rule(&fk.on_update), rule(&fk.on_delete));
+            if on_update.is_none() && on_delete.is_none() {
+                continue;
+            }
+            let Some(parent) = tables.clone().find(|t| t.name == fk.parent).or((fk.parent == table.name).then_some(table)) else { continue };
+            let green_acts = green_acts(fk)?;
+            let columns = fk.parent_columns.iter().filter_map(|c| parent.columns.iter().position(|p| p.name == *c)).collect();
+            self.by_parent.entry(fk.parent.clone()).or_default().push(Acting {
+                child: table.name.clone(),
+                constraint: fk.name.clone(),
+                columns,
+                on_update,
+                on_delete,
+                green_acts,
+            });
+        }
+        Ok(())
     }
 
     /// Refuses an update of `table`'s row (blue's values, before the conversion) whose referred

@@ -123,22 +123,33 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     }
 }
 
-/// Refuses a start whose selection has a table the copy did not copy (a widened filter, a table
-/// created on blue): its rows before now would never reach green. Adding a table to a composed
-/// stream is not built; a table left out since is only said.
-fn refuse_added(state: &StateStore, tables: &[BlueTable]) -> Result<(), Error> {
-    let Some(copied) = state.last_selection()? else {
-        return Ok(());
-    };
-    let added: Vec<String> = tables.iter().map(|t| t.name.to_string()).filter(|t| !copied.contains(t)).collect();
-    if !added.is_empty() {
-        return Err(crate::error::CopyRefusal::AddedAfterCopy { tables: added.join(", ") }.into());
+impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
+    /// Refuses a start whose selection has a table the copy did not copy (a widened filter) and
+    /// the stream did not make on green from blue's `CREATE TABLE` ([`TargetSide::created`]): its
+    /// rows before now would never reach green. A table green lacks is left to the stream, which
+    /// makes it at its `CREATE TABLE` or stops at its first change before one. Adding a table to a
+    /// composed stream otherwise is not built; a table left out since is only said.
+    async fn refuse_added(&self, state: &StateStore, tables: &[BlueTable]) -> Result<(), Error> {
+        let Some(copied) = state.last_selection()? else {
+            return Ok(());
+        };
+        let created = self.target.created().await?;
+        let shapes = self.target.shapes();
+        let mut added = Vec::new();
+        for table in tables.iter().filter(|t| !copied.contains(&t.name.to_string()) && !created.contains(&t.name)) {
+            if shapes(table.name.clone()).await?.is_some() {
+                added.push(table.name.to_string());
+            }
+        }
+        if !added.is_empty() {
+            return Err(crate::error::CopyRefusal::AddedAfterCopy { tables: added.join(", ") }.into());
+        }
+        let now: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
+        for left in copied.iter().filter(|t| !now.contains(t)) {
+            tracing::warn!("{left} is no longer selected: green keeps it as it was");
+        }
+        Ok(())
     }
-    let now: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
-    for left in copied.iter().filter(|t| !now.contains(t)) {
-        tracing::warn!("{left} is no longer selected: green keeps it as it was");
-    }
-    Ok(())
 }
 
 /// `; note`, or nothing.
@@ -177,7 +188,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
             }
         }
         if state.snapshot_done()?.is_some() {
-            return refuse_added(state, &tables);
+            return self.refuse_added(state, &tables).await;
         }
         status.set_phase(Phase::Snapshot);
         self.refuse_affected(&tables).await?;
@@ -244,10 +255,20 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
         // table map's columns where blue added some since; another change stops the stream at its
         // first row, the binlog's row not matching).
         let tables = self.source.select().await?;
-        // Whether green repeats an action is what its triggers say, checked against how blue acts now.
-        let actions = super::actions::Actions::new(tables.iter(), &self.target.acting_keys().await?)?;
+        // Whether green repeats an action is what its triggers say, checked against how blue acts
+        // now — on the tables green has: one blue created after the stream's position gets green's
+        // table, and its actions, when the stream reaches its CREATE TABLE.
+        let shapes = self.target.shapes();
+        let mut uncreated = std::collections::HashSet::new();
+        for table in tables.iter().filter(|t| !t.heartbeat) {
+            if shapes(table.name.clone()).await?.is_none() {
+                uncreated.insert(table.name.clone());
+            }
+        }
+        let actions = super::actions::Actions::new(tables.iter().filter(|t| !uncreated.contains(&t.name)), &self.target.acting_keys().await?)?;
         let inner = self.source.open_stream(from).await?;
-        Ok(Converting::new(inner, Arc::clone(&self.convert), tables, (self.source.reread(), self.target.shapes()), actions, (S::ENGINE, T::ENGINE)))
+        let readers = (self.source.reread(), shapes, self.target.record_created());
+        Ok(Converting::new(inner, Arc::clone(&self.convert), (tables, uncreated), readers, actions, (S::ENGINE, T::ENGINE)))
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {

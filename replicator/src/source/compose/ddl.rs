@@ -15,6 +15,10 @@
 //!
 //! A column added in a place other than the end is refused by name: green's column order is compared
 //! at the switch, and PostgreSQL only appends.
+//!
+//! A table blue creates (a plain `CREATE TABLE`, empty) is made on green from blue's catalog as the
+//! copy makes its tables ([`created`]); its rows follow in the stream. Green's table of that name
+//! made by someone else is refused, not adopted.
 
 use super::{BlueColumn, BlueIndex, BlueTable, Convert, GreenShape};
 use crate::error::{Error, SchemaRefusal};
@@ -162,6 +166,18 @@ pub(crate) fn carried(convert: &impl Convert, was: &BlueTable, green: &GreenShap
     }
     let left_out = green_now.left_out.into_iter().filter(|l| !green_was.left_out.contains(l)).collect();
     Ok(Carried { statements, left_out })
+}
+
+/// Green's statements for `now`, a table blue created while streaming (a plain `CREATE TABLE`:
+/// empty, its rows follow in the stream): the table as the copy makes it — columns, key, indexes,
+/// identity at blue's counter, foreign keys with the actions green repeats —, so that the
+/// cutover's comparison of definitions finds it as it finds a copied one.
+pub(crate) fn created(convert: &impl Convert, now: &BlueTable) -> Result<Carried, Error> {
+    let green = convert.green(now)?;
+    let mut statements = vec![green.create()];
+    statements.extend(green.after);
+    statements.extend(green.references);
+    Ok(Carried { statements, left_out: green.left_out })
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
 use turnout_decoders::event::Row;
-use turnout_decoders::schema::{TableName, TableSchema};
+use turnout_decoders::schema::{quote_ident, TableName, TableSchema};
 use turnout_decoders::{Position, Value};
 use turnout_sinks::Sink;
 
@@ -182,6 +182,26 @@ pub(crate) struct GreenTable {
     /// What of blue's table green does not hold, for the operator (a `FULLTEXT` index, a foreign key
     /// to a table not replicated).
     pub left_out: Vec<String>,
+}
+
+impl GreenTable {
+    /// The statement that creates the table on green, in a schema of its own name, with its key
+    /// (indexes, identity and foreign keys are [`GreenTable::after`] and [`GreenTable::references`]).
+    pub(crate) fn create(&self) -> String {
+        let mut columns = self.definitions.clone();
+        let key = self.schema.columns.iter().filter(|c| c.is_key).map(|c| quote_ident(&c.name)).collect::<Vec<_>>();
+        if self.schema.replica_identity != turnout_decoders::schema::ReplicaIdentity::Full && !key.is_empty() {
+            columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        }
+        let name = &self.schema.name;
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {}.{} ({})",
+            quote_ident(&name.schema),
+            quote_ident(&name.schema),
+            quote_ident(&name.name),
+            columns.join(", ")
+        )
+    }
 }
 
 /// One of blue's indexes as green holds it.
@@ -354,6 +374,14 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// A reader of green's tables as they are (`None` for a table green lacks), which the stream
     /// keeps to carry blue's DDL.
     fn shapes(&self) -> stream::GreenShapes;
+
+    /// The statement that records, with green's table of a `CREATE TABLE` the stream carried, that
+    /// the stream made it (applied in the same green transaction).
+    fn record_created(&self) -> stream::RecordCreated;
+
+    /// The tables this stream made on green from blue's `CREATE TABLE` ([`TargetSide::record_created`]):
+    /// selected since the copy, and whole on green.
+    fn created(&self) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
 
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;

@@ -22,6 +22,9 @@ pub(crate) type Reread = Arc<dyn Fn(Vec<TableName>) -> BoxFuture<'static, Result
 /// Reads one of green's tables as it is ([`super::TargetSide::shapes`]).
 pub(crate) type GreenShapes = Arc<dyn Fn(TableName) -> BoxFuture<'static, Result<Option<GreenShape>, Error>> + Send + Sync>;
 
+/// The statement recording on green that the stream made a table ([`super::TargetSide::record_created`]).
+pub(crate) type RecordCreated = Arc<dyn Fn(&TableName) -> String + Send + Sync>;
+
 /// `S` with each event converted by `C`.
 #[allow(missing_debug_implementations)]
 pub(crate) struct Converting<S, C> {
@@ -37,6 +40,12 @@ pub(crate) struct Converting<S, C> {
     reread: Reread,
     /// Reads green's tables as they are.
     shapes: GreenShapes,
+    /// Records on green that the stream made a table.
+    record: RecordCreated,
+    /// Selected tables green lacked when the stream opened: each is made when the stream reaches
+    /// blue's `CREATE TABLE` of it; a row or other DDL of one before that shows it existed before
+    /// the stream's position, with rows green never got, and stops the stream.
+    uncreated: std::collections::HashSet<TableName>,
     /// A DDL event received and not yet translated (kept across a cancelled [`Source::recv`] and
     /// from [`Source::try_recv`], which cannot wait for blue).
     pending: Option<SourceMessage>,
@@ -50,29 +59,38 @@ pub(crate) struct Converting<S, C> {
 }
 
 impl<S: Source, C: Convert> Converting<S, C> {
-    /// `inner` converted by `convert` from the catalog `tables`; `ends` names the engines.
+    /// `inner` converted by `convert` from the catalog `tables`, of which green lacks `uncreated`;
+    /// `ends` names the engines.
     pub(crate) fn new(
         inner: S,
         convert: Arc<C>,
-        tables: Vec<BlueTable>,
-        readers: (Reread, GreenShapes),
+        (tables, uncreated): (Vec<BlueTable>, std::collections::HashSet<TableName>),
+        (reread, shapes, record): (Reread, GreenShapes, RecordCreated),
         actions: Actions,
         ends: (&'static str, &'static str),
     ) -> Converting<S, C> {
         let catalog: HashMap<TableName, BlueTable> = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
         let latest = catalog.clone();
         let (from, to) = ends;
-        let (reread, shapes) = readers;
-        Converting { inner, convert, from, to, catalog, reread, shapes, pending: None, actions, schemas: HashMap::new(), latest }
+        Converting { inner, convert, from, to, catalog, reread, shapes, record, uncreated, pending: None, actions, schemas: HashMap::new(), latest }
+    }
+
+    /// Refuses a change to `table` while green lacks it (see [`Converting::uncreated`]).
+    fn not_uncreated(&self, table: &TableName) -> Result<(), Error> {
+        if self.uncreated.contains(table) {
+            return Err(crate::error::CopyRefusal::AddedAfterCopy { tables: table.to_string() }.into());
+        }
+        Ok(())
     }
 
     /// Checks `blue` (the stream's description of a table) against the catalog: the same columns,
     /// or a prefix of them (rows from before an added column, the catalog then cut back to them,
     /// see [`super::ddl::as_of`]), each in the encoding the catalog says.
     fn align(&mut self, blue: &TableSchema) -> Result<(), Error> {
+        self.not_uncreated(&blue.name)?;
         let Some(table) = self.catalog.get(&blue.name) else {
             return Err(SchemaRefusal::NotBuilt {
-                what: "carrying a table created on blue while streaming",
+                what: "carrying rows of a table blue created other than by a plain CREATE TABLE the stream carried",
                 from: self.from,
                 to: self.to,
                 fix: "start over (turnout teardown, turnout run) to copy it",
@@ -253,33 +271,53 @@ impl<S: Source, C: Convert> Converting<S, C> {
             return Err(Error::Internal("a DDL event to translate went missing".into()));
         };
         let now = (self.reread)(tables.clone()).await?;
-        let Some(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement, tables }, log_end }) = self.pending.take() else {
+        let Some(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement, tables, creates }, log_end }) = self.pending.take() else {
             return Err(Error::Internal("a DDL event to translate went missing".into()));
         };
         let mut statements = Vec::new();
         let mut moved = Vec::new();
         for name in &tables {
-            let (Some(was), Some(table)) = (self.catalog.get(name), now.iter().find(|t| t.name == *name)) else {
-                return Err(SchemaRefusal::DdlNotCarried {
+            let not_carried = |change: &str, why: &str| -> Error {
+                SchemaRefusal::DdlNotCarried {
                     table: name.to_string(),
-                    change: "a table the stream does not hold as named".into(),
-                    why:
-                        "blue's statement names a table that is not among the selected tables the stream converts by (renamed, or named in another letter case)"
-                            .into(),
+                    change: change.into(),
+                    why: why.into(),
                     fix: "start over (turnout teardown, turnout run)",
                 }
-                .into());
+                .into()
             };
-            let Some(green) = (self.shapes)(name.clone()).await? else {
-                return Err(SchemaRefusal::DdlNotCarried {
-                    table: name.to_string(),
-                    change: "a table green does not have".into(),
-                    why: "green has no such table".into(),
-                    fix: "start over (turnout teardown, turnout run)",
+            let Some(table) = now.iter().find(|t| t.name == *name) else {
+                return Err(not_carried(
+                    "a table the stream does not hold as named",
+                    "blue's catalog has no selected table of that name now (dropped or renamed since, or named in another letter case)",
+                ));
+            };
+            if !creates {
+                self.not_uncreated(name)?;
+            }
+            let carried = match (self.catalog.get(name), (self.shapes)(name.clone()).await?, creates) {
+                (Some(was), Some(green), _) => super::ddl::carried(self.convert.as_ref(), was, &green, table)?,
+                // Created empty; the stream's catalog holds it already when the stream opened after it.
+                (_, None, true) => {
+                    let mut carried = super::ddl::created(self.convert.as_ref(), table)?;
+                    carried.statements.push((self.record)(name));
+                    self.actions.created(table, self.catalog.values())?;
+                    self.uncreated.remove(name);
+                    tracing::info!(table = %name, "blue created a table while streaming: green's made by the type map");
+                    carried
                 }
-                .into());
+                (None, Some(_), true) => {
+                    return Err(not_carried(
+                        "created a table green already has",
+                        "green has a table of that name turnout did not make from blue's catalog; drop it on green, or leave the table out (tables.exclude)",
+                    ))
+                }
+                (None, _, false) => return Err(not_carried(
+                    "a table the stream does not hold as named",
+                    "blue's statement names a table that is not among the selected tables the stream converts by (renamed, or named in another letter case)",
+                )),
+                (Some(_), None, false) => return Err(not_carried("a table green does not have", "green has no such table")),
             };
-            let carried = super::ddl::carried(self.convert.as_ref(), was, &green, table)?;
             for what in &carried.left_out {
                 tracing::warn!(table = %name, "{what}");
             }
@@ -292,7 +330,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
             self.latest.insert(table.name.clone(), table.clone());
             self.catalog.insert(table.name.clone(), table);
         }
-        Ok(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement: statements.join(";\n"), tables }, log_end })
+        Ok(SourceMessage::Event { event: ChangeEvent::Ddl { database, statement: statements.join(";\n"), tables, creates }, log_end })
     }
 }
 

@@ -73,7 +73,7 @@ impl MySqlAdmin {
         if !watching {
             skip.tags.clear();
         }
-        let reading = super::stream::Reading { skip, watching, side };
+        let reading = super::stream::Reading { skip, watching, side, creating_tables: false };
         Ok(MySqlAdmin { reading, ..MySqlAdmin::new(config, names)? })
     }
 

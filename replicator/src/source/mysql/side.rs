@@ -513,7 +513,9 @@ impl SourceSide for MySqlBlue {
         let filter = self.config.table_filter()?;
         let selects: turnout_decoders::mysql::decoder::TableSelector =
             Box::new(move |t: &TableName| t.schema == db && (t.name == HEARTBEAT_TABLE || (filter.selects(t) && !sequences.contains(&t.name))));
-        MySqlSource::start_reading(self.blue.clone(), self.server_id, b.gtids.clone(), selects, Default::default(), self.config.receive_timeout()).await
+        // Green's table of a CREATE TABLE is made from blue's catalog by the type map (`Converting`).
+        let reading = super::stream::Reading { creating_tables: true, ..Default::default() };
+        MySqlSource::start_reading(self.blue.clone(), self.server_id, b.gtids.clone(), selects, reading, self.config.receive_timeout()).await
     }
 
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {

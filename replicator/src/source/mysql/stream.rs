@@ -58,12 +58,15 @@ pub struct Reading {
     /// The side whose binlog is read (green for the reverse stream and the watch of green): its
     /// errors name it.
     pub side: Side,
+    /// A plain `CREATE TABLE` of a selected table is passed on, for a target that makes the table
+    /// from blue's catalog itself (across engines; see [`BinlogDecoder::creating_tables`]).
+    pub creating_tables: bool,
 }
 
 impl Default for Reading {
     /// Blue's binlog, every transaction passed on.
     fn default() -> Reading {
-        Reading { skip: OwnWrites::default(), watching: false, side: Side::Blue }
+        Reading { skip: OwnWrites::default(), watching: false, side: Side::Blue, creating_tables: false }
     }
 }
 
@@ -135,6 +138,7 @@ impl MySqlSource {
             decoder: BinlogDecoder::new(gtids, selects)
                 .dropping(reading.skip)
                 .watching(reading.watching)
+                .creating_tables(reading.creating_tables)
                 .replicating(opts.db_name().map(str::to_owned).into_iter().collect())
                 .with_explicit_defaults_for_timestamp(explicit_defaults.map(|v| v != 0)),
             queue: VecDeque::new(),

@@ -24,16 +24,6 @@ pub(crate) struct PgTarget {
     mark: bool,
 }
 
-/// The statement that creates `table` on green, in a schema of its own name.
-fn create_statement(table: &GreenTable) -> String {
-    let mut columns = table.definitions.clone();
-    let key = table.schema.columns.iter().filter(|c| c.is_key).map(|c| quote_ident(&c.name)).collect::<Vec<_>>();
-    if table.schema.replica_identity != turnout_decoders::schema::ReplicaIdentity::Full && !key.is_empty() {
-        columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
-    }
-    format!("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} ({})", quote_ident(&table.schema.name.schema), qualified(&table.schema.name), columns.join(", "))
-}
-
 /// Whether green has `table`.
 async fn existing(client: &Client, table: &TableName) -> Result<bool, Error> {
     let exists: bool =
@@ -166,6 +156,35 @@ impl TargetSide for PgTarget {
         })
     }
 
+    fn record_created(&self) -> crate::source::compose::stream::RecordCreated {
+        let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let stream = literal(&self.stream);
+        std::sync::Arc::new(move |table: &TableName| {
+            format!(
+                "CREATE TABLE IF NOT EXISTS turnout.created (stream text NOT NULL, table_name text NOT NULL, PRIMARY KEY (stream, table_name)); \
+                 INSERT INTO turnout.created VALUES ({stream}, {}) ON CONFLICT DO NOTHING",
+                literal(&qualified(table))
+            )
+        })
+    }
+
+    async fn created(&self) -> Result<Vec<TableName>, Error> {
+        let client = super::session(&self.url, Side::Green).await?;
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM turnout.created r JOIN pg_class c ON c.oid = to_regclass(r.table_name) \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.stream = $1",
+                &[&self.stream],
+            )
+            .await;
+        match rows {
+            Ok(rows) => Ok(rows.iter().map(|r| TableName::new(r.get::<_, &str>(0), r.get::<_, &str>(1))).collect()),
+            // No table created while streaming yet.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(Vec::new()),
+            Err(e) => Err(Error::sql(Side::Green, "reading the tables the stream created")(e)),
+        }
+    }
+
     async fn may_arm_back(&self) -> Result<(), Error> {
         let client = super::session(&self.url, Side::Green).await?;
         // The rollback's sentinel is a logical message, which pgoutput sends from 14 on.
@@ -292,7 +311,7 @@ impl TargetSide for PgTarget {
             if existing(&client, &table.schema.name).await? {
                 return Err(CopyRefusal::GreenTableExists { table: table.schema.name.to_string() }.into());
             }
-            creates.push(create_statement(table));
+            creates.push(table.create());
         }
         let begin = format!("BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica; {}", creates.join("; "));
         client.batch_execute(&begin).await.map_err(Error::sql(Side::Green, "creating blue's tables on green"))?;
@@ -377,6 +396,13 @@ impl TargetSide for PgTarget {
             done.push(format!("deleted the progress record {} on green", self.stream));
         }
         let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
+        let forgot = client.execute("DELETE FROM turnout.created WHERE stream = $1", &[&self.stream]).await;
+        match forgot {
+            Ok(n) if n > 0 => done.push(format!("forgot the {n} table(s) the stream created on green (they stay)")),
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {}
+            Err(e) => return Err(Error::sql(Side::Green, "forgetting the tables the stream created")(e)),
+        }
         super::reverse::drop_origin_when_free(&client, &self.stream).await?;
         done.push(format!("dropped replication origin {} on green (if it existed)", self.stream));
         for t in heartbeat {
