@@ -95,7 +95,7 @@ async fn an_added_column_is_applied_on_green_and_other_ddl_stops_naming_the_stat
     blue.execute(Some(&db), "ALTER TABLE t DROP COLUMN a").expect("drop");
     assert_eq!(wait_exit(&mut t).await, 1);
     let log = t.log_text();
-    assert!(log.contains("ALTER TABLE t DROP COLUMN a") && log.contains("apply the same change on green"), "{log}");
+    assert!(log.contains("ALTER TABLE t DROP COLUMN a") && log.contains("a restart reads the same statement again"), "{log}");
 }
 
 #[tokio::test]

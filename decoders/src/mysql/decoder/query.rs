@@ -109,8 +109,8 @@ impl BinlogDecoder {
                 return Err(bad(
                     "binlog",
                     format!(
-                        "blue ran DDL on replicated table {} that turnout cannot apply safely: `{}` ({}); apply the same change on \
-                         green, then restart turnout (or run `turnout teardown` and start over)",
+                        "blue ran DDL on replicated table {} that turnout cannot apply safely: `{}` ({}); a restart reads the same \
+                         statement again, so run `turnout teardown` and start over (the new copy takes blue's table as it is now)",
                         replicated[0],
                         abbreviate(sql),
                         at
