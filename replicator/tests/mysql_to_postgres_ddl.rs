@@ -193,7 +193,32 @@ async fn created_tables_on(flavor: Flavor) {
     blue.execute(Some(&db), "CREATE TABLE copied SELECT id, name FROM parent").expect("CREATE TABLE … SELECT");
     assert_ne!(common::wait_exit(&mut t).await, 0);
     let log = t.log_text();
-    assert!(log.contains("copied") && log.contains("SELECT"), "{log}");
+    assert!(log.contains("copied") && log.contains("CREATE TABLE … SELECT") && log.contains("in one transaction"), "{log}");
+}
+
+/// A table created, written and then given a column blue fills with its clock, all while turnout
+/// is stopped: green's table is made from blue's catalog after the column, and the rows written
+/// before it would take green's default instead of blue's time — the stream stops naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_table_whose_older_rows_blue_filled_with_its_clock_stops_the_stream() {
+    let (blue, green, db) = pair_of(Flavor::MariaDb10_11, "CREATE TABLE t (id INT PRIMARY KEY) ENGINE = InnoDB").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    t.sigterm();
+    blue.execute(
+        Some(&db),
+        "CREATE TABLE stamped (id INT PRIMARY KEY) ENGINE = InnoDB; INSERT INTO stamped VALUES (1); \
+         ALTER TABLE stamped ADD COLUMN at DATETIME DEFAULT CURRENT_TIMESTAMP",
+    )
+    .expect("writes while stopped");
+    t.start();
+    assert_ne!(common::wait_exit(&mut t).await, 0);
+    let log = t.log_text();
+    assert!(log.contains(&format!("blue's DDL on {db}.stamped (added column at) is not carried")) && log.contains("current_timestamp"), "{log}");
+    let rows = green_column(&green, &db, &format!("SELECT count(*)::text FROM \"{db}\".stamped")).await.expect("green's table");
+    assert_eq!(rows, ["0"], "no row of the older shape applied");
 }
 
 #[tokio::test(flavor = "multi_thread")]

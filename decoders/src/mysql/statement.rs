@@ -26,9 +26,11 @@ pub(super) enum Statement {
         tables: Vec<TableName>,
         additive: bool,
     },
-    /// `CREATE TABLE` of one table. `plain` when it only creates an empty table — not `OR REPLACE`
-    /// (which drops the table it replaces) and not `… SELECT` (which fills it) —, so that a stream
-    /// whose target makes the table from blue's catalog may carry it
+    /// `CREATE TABLE` of one table. `plain` when it only creates an empty table that did not exist —
+    /// not `OR REPLACE` (which drops the table it replaces), not `IF NOT EXISTS` (logged also when
+    /// the table existed, with rows), not filled by a query (`… SELECT`, `TABLE`, `VALUES`, `WITH`,
+    /// MySQL's `… START TRANSACTION` form of them in a row-format binlog) —, so that a stream whose
+    /// target makes the table from blue's catalog may carry it
     /// ([`super::decoder::BinlogDecoder::creating_tables`]).
     CreateTable {
         table: TableName,
@@ -151,10 +153,7 @@ impl Statement {
                 }
                 match (verb.as_str(), tables.as_slice()) {
                     (_, []) => Statement::Unknown,
-                    ("CREATE", [table]) => {
-                        let plain = word(1) != "OR" && !(0..tokens.len()).any(|k| word(k) == "SELECT");
-                        Statement::CreateTable { table: table.clone(), plain }
-                    }
+                    ("CREATE", [table]) => Statement::CreateTable { table: table.clone(), plain: word(1) != "OR" && word(i + 1) != "IF" && empty(tokens) },
                     _ => Statement::Ddl { tables, additive: false },
                 }
             }
@@ -307,6 +306,26 @@ pub(super) fn unreproducible_column(rest: &[String]) -> Option<(String, String)>
         i += 1;
     }
     None
+}
+
+/// Whether a `CREATE TABLE` statement's `tokens` create the table empty: no `SELECT` anywhere, and
+/// outside parentheses nothing that brings rows (`AS`, `IGNORE`/`REPLACE`, `TABLE`, `VALUES`,
+/// `WITH`, MySQL's trailing `START TRANSACTION`) past the `CREATE TABLE` itself. Unknown forms count
+/// as not empty.
+fn empty(tokens: &[String]) -> bool {
+    let mut depth = 0i32;
+    for (k, token) in tokens.iter().enumerate() {
+        let word = token.to_ascii_uppercase();
+        match word.as_str() {
+            "(" => depth += 1,
+            ")" => depth -= 1,
+            "SELECT" => return false,
+            "TABLE" if k > 1 && depth == 0 => return false,
+            "AS" | "IGNORE" | "REPLACE" | "VALUES" | "WITH" | "START" if depth == 0 => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The index of the `)` closing the `(` at `open` (the last token when unbalanced).
@@ -484,9 +503,28 @@ mod tests {
         );
         assert_eq!(Statement::classify("RENAME TABLE a TO b", "app"), Statement::Ddl { tables: vec![t("app", "a"), t("app", "b")], additive: false });
         assert_eq!(Statement::classify("CREATE INDEX i ON t (c)", "app"), Statement::Ddl { tables: vec![t("app", "t")], additive: true });
-        assert_eq!(Statement::classify("CREATE TABLE IF NOT EXISTS n (id int)", "app"), Statement::CreateTable { table: t("app", "n"), plain: true });
-        assert_eq!(Statement::classify("create table `s`.n like m", "app"), Statement::CreateTable { table: t("s", "n"), plain: true });
-        for filled in ["CREATE TABLE n SELECT * FROM m", "CREATE TABLE n (id int) AS (SELECT 1)", "CREATE OR REPLACE TABLE n (id int)"] {
+        for plain in [
+            "CREATE TABLE n (id int)",
+            "create table `s`.n like m",
+            "CREATE TABLE n (LIKE m)",
+            "CREATE TABLE `n` (id INT PRIMARY KEY, g INT AS (id + 1), `select` INT) ENGINE = InnoDB COMMENT = 'AS VALUES'",
+            "CREATE TABLE n (id INT) PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10), PARTITION p1 VALUES LESS THAN MAXVALUE)",
+        ] {
+            let name = if plain.contains("`s`") { t("s", "n") } else { t("app", "n") };
+            assert_eq!(Statement::classify(plain, "app"), Statement::CreateTable { table: name, plain: true }, "{plain}");
+        }
+        for filled in [
+            "CREATE TABLE n SELECT * FROM m",
+            "CREATE TABLE n (id int) AS (SELECT 1)",
+            "CREATE OR REPLACE TABLE n (id int)",
+            "CREATE TABLE IF NOT EXISTS n (id int)",
+            "CREATE TABLE n TABLE m",
+            "CREATE TABLE n VALUES ROW(1), ROW(2)",
+            "CREATE TABLE n (id INT) IGNORE TABLE m",
+            "CREATE TABLE n WITH q AS (TABLE m) TABLE q",
+            "CREATE TABLE `n` (`id` int NOT NULL) START TRANSACTION",
+            "CREATE TABLE n (id INT) WITH SYSTEM VERSIONING",
+        ] {
             assert_eq!(Statement::classify(filled, "app"), Statement::CreateTable { table: t("app", "n"), plain: false }, "{filled}");
         }
         assert_eq!(Statement::classify("INSERT INTO t VALUES (1)", "app"), Statement::Dml);

@@ -62,6 +62,8 @@ impl BinlogDecoder {
                 });
                 self.announced.remove(&table);
             }
+            // MariaDB logs CREATE TABLE … SELECT as the table's DDL and its rows in one transaction.
+            Statement::CreateTable { table, .. } if !standalone && (self.selects)(&table) => return Err(filled_create(&table, &sql, &at())),
             Statement::CreateTable { table, .. } => self.ddl(out, q, seconds, (&sql, &at()), vec![table], false)?,
             Statement::Routine { object } => {
                 if (self.selects)(&object) {
@@ -93,17 +95,7 @@ impl BinlogDecoder {
             if !additive && sql.trim_end().to_ascii_uppercase().ends_with("START TRANSACTION") {
                 // MySQL 8.0.21+ logs CREATE TABLE … SELECT as the table's DDL and its rows in one
                 // transaction; the rows would need the table first, outside it.
-                return Err(bad(
-                    "binlog",
-                    format!(
-                        "blue created replicated table {} with CREATE TABLE … SELECT (`{}`, {}), which MySQL logs as the table and its \
-                         rows in one transaction; turnout cannot create a table mid-transaction on green. Leave such tables out \
-                         (tables.exclude) or create them with CREATE TABLE and then INSERT … SELECT; run `turnout teardown` and start over",
-                        replicated[0],
-                        abbreviate(sql),
-                        at
-                    ),
-                ));
+                return Err(filled_create(replicated[0], sql, at));
             }
             if !additive {
                 return Err(bad(
@@ -143,6 +135,20 @@ impl BinlogDecoder {
         }
         Ok(())
     }
+}
+
+/// The refusal of a replicated `table` created with its rows in one transaction (`CREATE TABLE …
+/// SELECT`, as both servers log it in row format).
+fn filled_create(table: &TableName, sql: &str, at: &str) -> DecodeError {
+    bad(
+        "binlog",
+        format!(
+            "blue created replicated table {table} with CREATE TABLE … SELECT (`{}`, {at}), which is logged as the table and its \
+             rows in one transaction; turnout cannot create a table mid-transaction on green. Leave such tables out \
+             (tables.exclude) or create them with CREATE TABLE and then INSERT … SELECT; run `turnout teardown` and start over",
+            abbreviate(sql)
+        ),
+    )
 }
 
 /// A statement that can change rows logged as text: its session ran with `binlog_format =

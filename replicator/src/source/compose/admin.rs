@@ -14,6 +14,7 @@ use crate::state::StateStore;
 use crate::status::{Phase, Status};
 use std::sync::Arc;
 use tokio::sync::watch;
+use turnout_decoders::schema::TableName;
 use turnout_decoders::Position;
 use turnout_sinks::NoEarly;
 
@@ -133,7 +134,14 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
         let Some(copied) = state.last_selection()? else {
             return Ok(());
         };
-        let created = self.target.created().await?;
+        let mut created = self.target.created().await?;
+        // A table the stream made and that is left out now misses blue's changes from here on:
+        // letting it in again is then a table the copy did not copy.
+        let left: Vec<TableName> = created.iter().filter(|c| !tables.iter().any(|t| t.name == **c)).cloned().collect();
+        if !left.is_empty() {
+            self.target.forget_created(&left).await?;
+            created.retain(|c| !left.contains(c));
+        }
         let shapes = self.target.shapes();
         let mut added = Vec::new();
         for table in tables.iter().filter(|t| !copied.contains(&t.name.to_string()) && !created.contains(&t.name)) {
@@ -148,6 +156,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
         for left in copied.iter().filter(|t| !now.contains(t)) {
             tracing::warn!("{left} is no longer selected: green keeps it as it was");
         }
+        // The same for a copied table left out now; a table green lacks is recorded once the
+        // stream made it (`created`).
+        let known: Vec<String> = now.iter().filter(|t| copied.contains(t) || created.iter().any(|c| c.to_string() == **t)).cloned().collect();
+        state.record_selection(&known)?;
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ fn refused(table: &BlueTable, change: String, why: String) -> Error {
 
 /// Why a column blue added cannot be added to green with the values blue's existing rows took, if
 /// it cannot.
-fn unreproducible(convert: &impl Convert, table: &BlueTable, column: &BlueColumn) -> Option<String> {
+pub(crate) fn unreproducible(convert: &impl Convert, table: &BlueTable, column: &BlueColumn) -> Option<String> {
     if column.generated {
         return Some("it is a generated column, which the type map does not translate".into());
     }

@@ -383,6 +383,10 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// selected since the copy, and whole on green.
     fn created(&self) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
 
+    /// Forgets that the stream made `tables` (left out of the selection since: letting them in again
+    /// is refused like any table the copy did not copy).
+    fn forget_created(&self, tables: &[TableName]) -> impl Future<Output = Result<(), Error>> + Send;
+
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
 

@@ -116,6 +116,21 @@ impl<S: Source, C: Convert> Converting<S, C> {
             if newest {
                 tracing::info!(table = %blue.name, columns = %names.join(", "), "rows of blue's newest shape again: converted by its catalog");
             } else {
+                // Green may hold the columns cut already (a table made from a catalog read after
+                // them): a row of the older shape leaves them to green's default, which must be
+                // what blue filled its rows with.
+                let latest = self.latest.get(&blue.name).unwrap_or(table);
+                if let Some((column, why)) =
+                    latest.columns[names.len()..].iter().find_map(|c| Some((c, super::ddl::unreproducible(self.convert.as_ref(), latest, c)?)))
+                {
+                    return Err(SchemaRefusal::DdlNotCarried {
+                        table: blue.name.to_string(),
+                        change: format!("added column {}", column.name),
+                        why,
+                        fix: "start over (turnout teardown, turnout run) so the copy takes blue's table as it is now",
+                    }
+                    .into());
+                }
                 tracing::info!(table = %blue.name, columns = %names.join(", "), "rows from before blue added columns: converted by the catalog as it was then");
             }
             self.catalog.insert(blue.name.clone(), was);

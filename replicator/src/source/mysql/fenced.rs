@@ -235,6 +235,13 @@ struct MarkQuery {
 }
 
 const MARKS: &[MarkQuery] = &[
+    // Every table of the database: one created after the mark (which the stream would make on a
+    // green of another engine) is then a change, like any other.
+    MarkQuery {
+        sql: "SELECT CONCAT('BASE TABLE ', TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+        per_table: None,
+        oracle: None,
+    },
     MarkQuery {
         sql: "SELECT CONCAT('TABLE ', TABLE_SCHEMA, '.', TABLE_NAME), SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
                IFNULL(COLUMN_DEFAULT, 0x00), EXTRA, IFNULL(GENERATION_EXPRESSION, ''), IFNULL(COLLATION_NAME, '')) ORDER BY ORDINAL_POSITION SEPARATOR 0x1e), 256) \

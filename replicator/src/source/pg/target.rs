@@ -185,6 +185,16 @@ impl TargetSide for PgTarget {
         }
     }
 
+    async fn forget_created(&self, tables: &[TableName]) -> Result<(), Error> {
+        let client = super::session(&self.url, Side::Green).await?;
+        let names: Vec<String> = tables.iter().map(qualified).collect();
+        client
+            .execute("DELETE FROM turnout.created WHERE stream = $1 AND table_name = ANY($2)", &[&self.stream, &names])
+            .await
+            .map_err(Error::sql(Side::Green, "forgetting tables the stream created and the selection left out"))?;
+        Ok(())
+    }
+
     async fn may_arm_back(&self) -> Result<(), Error> {
         let client = super::session(&self.url, Side::Green).await?;
         // The rollback's sentinel is a logical message, which pgoutput sends from 14 on.
