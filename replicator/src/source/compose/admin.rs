@@ -142,13 +142,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
             self.target.forget_created(&left).await?;
             created.retain(|c| !left.contains(c));
         }
-        let shapes = self.target.shapes();
-        let mut added = Vec::new();
-        for table in tables.iter().filter(|t| !copied.contains(&t.name.to_string()) && !created.contains(&t.name)) {
-            if shapes(table.name.clone()).await?.is_some() {
-                added.push(table.name.to_string());
-            }
-        }
+        let joined: Vec<TableName> =
+            tables.iter().filter(|t| !copied.contains(&t.name.to_string()) && !created.contains(&t.name)).map(|t| t.name.clone()).collect();
+        let lacking = self.target.lacking(&joined).await?;
+        let added: Vec<String> = joined.iter().filter(|t| !lacking.contains(t)).map(ToString::to_string).collect();
         if !added.is_empty() {
             return Err(crate::error::CopyRefusal::AddedAfterCopy { tables: added.join(", ") }.into());
         }
@@ -270,16 +267,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
         // Whether green repeats an action is what its triggers say, checked against how blue acts
         // now — on the tables green has: one blue created after the stream's position gets green's
         // table, and its actions, when the stream reaches its CREATE TABLE.
-        let shapes = self.target.shapes();
-        let mut uncreated = std::collections::HashSet::new();
-        for table in tables.iter().filter(|t| !t.heartbeat) {
-            if shapes(table.name.clone()).await?.is_none() {
-                uncreated.insert(table.name.clone());
-            }
-        }
+        let names: Vec<TableName> = tables.iter().filter(|t| !t.heartbeat).map(|t| t.name.clone()).collect();
+        let uncreated: std::collections::HashSet<TableName> = self.target.lacking(&names).await?.into_iter().collect();
         let actions = super::actions::Actions::new(tables.iter().filter(|t| !uncreated.contains(&t.name)), &self.target.acting_keys().await?)?;
         let inner = self.source.open_stream(from).await?;
-        let readers = (self.source.reread(), shapes, self.target.record_created());
+        let readers = (self.source.reread(), self.target.shapes(), self.target.record_created());
         Ok(Converting::new(inner, Arc::clone(&self.convert), (tables, uncreated), readers, actions, (S::ENGINE, T::ENGINE)))
     }
 

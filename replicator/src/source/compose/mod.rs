@@ -375,6 +375,9 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// keeps to carry blue's DDL.
     fn shapes(&self) -> stream::GreenShapes;
 
+    /// Those of `tables` green lacks, read at once.
+    fn lacking(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
+
     /// The statement that records, with green's table of a `CREATE TABLE` the stream carried, that
     /// the stream made it (applied in the same green transaction).
     fn record_created(&self) -> stream::RecordCreated;

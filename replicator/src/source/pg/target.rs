@@ -185,6 +185,16 @@ impl TargetSide for PgTarget {
         }
     }
 
+    async fn lacking(&self, tables: &[TableName]) -> Result<Vec<TableName>, Error> {
+        let client = super::session(&self.url, Side::Green).await?;
+        let names: Vec<String> = tables.iter().map(qualified).collect();
+        let rows = client
+            .query("SELECT o FROM unnest($1::text[]) WITH ORDINALITY AS n(name, o) WHERE to_regclass(name) IS NULL ORDER BY o", &[&names])
+            .await
+            .map_err(Error::sql(Side::Green, "looking up which tables green lacks"))?;
+        Ok(rows.iter().filter_map(|r| usize::try_from(r.get::<_, i64>(0)).ok().and_then(|o| tables.get(o - 1)).cloned()).collect())
+    }
+
     async fn forget_created(&self, tables: &[TableName]) -> Result<(), Error> {
         let client = super::session(&self.url, Side::Green).await?;
         let names: Vec<String> = tables.iter().map(qualified).collect();
