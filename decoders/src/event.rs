@@ -17,6 +17,19 @@ pub type Row = Vec<Value>;
 /// A transaction id as the source numbers it (PostgreSQL xid, a MySQL/MariaDB GTID's sequence number).
 pub type TxId = u64;
 
+/// Whether a [`ChangeEvent::Ddl`] creates its table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Creates {
+    /// It does not (`ALTER TABLE`, `CREATE INDEX`, …).
+    #[default]
+    No,
+    /// `CREATE TABLE`: the table did not exist, and is created empty.
+    New,
+    /// `CREATE TABLE IF NOT EXISTS`: created empty, or — logged all the same — left as it was,
+    /// rows and all, when it existed.
+    IfNotExists,
+}
+
 /// A change from the source log.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChangeEvent {
@@ -42,10 +55,10 @@ pub enum ChangeEvent {
     /// TRUNCATE of one or more tables in one statement.
     Truncate { tables: Vec<Arc<TableSchema>>, xid: Option<TxId>, cascade: bool, restart_identity: bool },
     /// A DDL statement of the source to run on the target as it is (MySQL/MariaDB: blue's own `ALTER
-    /// TABLE … ADD …`), in `database`, touching `tables`. Part of its transaction. `creates` when it
-    /// creates its one table, empty (passed on only to a stream that makes the table from the
+    /// TABLE … ADD …`), in `database`, touching `tables`. Part of its transaction. `creates` says
+    /// whether it creates its one table (passed on only to a stream that makes the table from the
     /// source's catalog itself, [`crate::mysql::decoder::BinlogDecoder::creating_tables`]).
-    Ddl { database: String, statement: String, tables: Vec<crate::schema::TableName>, creates: bool },
+    Ddl { database: String, statement: String, tables: Vec<crate::schema::TableName>, creates: Creates },
     /// A message in the log (`pg_logical_emit_message`; turnout's cutover sentinel on any source).
     /// Transactional messages are part of their transaction; others stand alone at `position`.
     Message { xid: Option<TxId>, transactional: bool, position: Position, prefix: String, content: Bytes },

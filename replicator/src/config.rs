@@ -1,4 +1,4 @@
-//! The TOML configuration of DESIGN.md. Only `source.url`, `target.url` and `state.dir` are required.
+//! The TOML configuration (the keys: `docs/src/reference/configuration.md`). Only `source.url`, `target.url` and `state.dir` are required.
 //!
 //! `${VAR}` anywhere in a string value expands from the environment before validation; an unset
 //! variable is an error naming the field. [`Config::validate`] names the field path of every problem

@@ -30,7 +30,7 @@ mod rows;
 use super::binlog::{self, BinlogEvent, BinlogValue, ColumnMeta, Event, FieldType, FormatDescription, Query, RowImage, TableMap};
 use super::statement::{self, Statement};
 use crate::error::DecodeError;
-use crate::event::{ChangeEvent, Row, TxId};
+use crate::event::{ChangeEvent, Creates, Row, TxId};
 use crate::position::{BinlogPosition, GtidState, MariaGtid, Position, Timestamp, Tsid};
 use crate::schema::{Column, ColumnType, MySqlType, ReplicaIdentity, TableName, TableSchema};
 use crate::value::{TemporalKind, Utf8Bytes, Value};
@@ -247,7 +247,7 @@ impl BinlogDecoder {
                 match self.query(&mut out, &q, header.timestamp, header.log_pos) {
                     Err(DecodeError::Unsupported { .. }) if self.watching && self.open.is_some() => {
                         let sql = q.sql_text();
-                        out.events.push(ChangeEvent::Ddl { database: q.schema.clone(), statement: sql.to_string(), tables: Vec::new(), creates: false });
+                        out.events.push(ChangeEvent::Ddl { database: q.schema.clone(), statement: sql.to_string(), tables: Vec::new(), creates: Creates::No });
                         if standalone == Some(true) || sql.trim().eq_ignore_ascii_case("ROLLBACK") {
                             self.commit(&mut out, header.log_pos, ts)?;
                         }

@@ -26,15 +26,16 @@ pub(super) enum Statement {
         tables: Vec<TableName>,
         additive: bool,
     },
-    /// `CREATE TABLE` of one table. `plain` when it only creates an empty table that did not exist —
-    /// not `OR REPLACE` (which drops the table it replaces), not `IF NOT EXISTS` (logged also when
-    /// the table existed, with rows), not filled by a query (`… SELECT`, `TABLE`, `VALUES`, `WITH`,
-    /// MySQL's `… START TRANSACTION` form of them in a row-format binlog) —, so that a stream whose
-    /// target makes the table from blue's catalog may carry it
-    /// ([`super::decoder::BinlogDecoder::creating_tables`]).
+    /// `CREATE TABLE` of one table. `plain` when it only creates an empty table — not `OR REPLACE`
+    /// (which drops the table it replaces), not filled by a query (`… SELECT`, `TABLE`, `VALUES`,
+    /// `WITH`, MySQL's `… START TRANSACTION` form of them in a row-format binlog) —, so that a stream
+    /// whose target makes the table from blue's catalog may carry it
+    /// ([`super::decoder::BinlogDecoder::creating_tables`]). `if_not_exists`: logged also when the
+    /// table existed, and then left as it was.
     CreateTable {
         table: TableName,
         plain: bool,
+        if_not_exists: bool,
     },
     /// `CREATE/ALTER/DROP VIEW | FUNCTION | PROCEDURE | PACKAGE`: a schema object that holds no rows
     /// and runs only when called; replayed on green with blue's session context.
@@ -153,7 +154,9 @@ impl Statement {
                 }
                 match (verb.as_str(), tables.as_slice()) {
                     (_, []) => Statement::Unknown,
-                    ("CREATE", [table]) => Statement::CreateTable { table: table.clone(), plain: word(1) != "OR" && word(i + 1) != "IF" && empty(tokens) },
+                    ("CREATE", [table]) => {
+                        Statement::CreateTable { table: table.clone(), plain: word(1) != "OR" && empty(tokens), if_not_exists: word(i + 1) == "IF" }
+                    }
                     _ => Statement::Ddl { tables, additive: false },
                 }
             }
@@ -511,13 +514,16 @@ mod tests {
             "CREATE TABLE n (id INT) PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10), PARTITION p1 VALUES LESS THAN MAXVALUE)",
         ] {
             let name = if plain.contains("`s`") { t("s", "n") } else { t("app", "n") };
-            assert_eq!(Statement::classify(plain, "app"), Statement::CreateTable { table: name, plain: true }, "{plain}");
+            assert_eq!(Statement::classify(plain, "app"), Statement::CreateTable { table: name, plain: true, if_not_exists: false }, "{plain}");
         }
+        assert_eq!(
+            Statement::classify("CREATE TABLE IF NOT EXISTS n (id int)", "app"),
+            Statement::CreateTable { table: t("app", "n"), plain: true, if_not_exists: true }
+        );
         for filled in [
             "CREATE TABLE n SELECT * FROM m",
             "CREATE TABLE n (id int) AS (SELECT 1)",
             "CREATE OR REPLACE TABLE n (id int)",
-            "CREATE TABLE IF NOT EXISTS n (id int)",
             "CREATE TABLE n TABLE m",
             "CREATE TABLE n VALUES ROW(1), ROW(2)",
             "CREATE TABLE n (id INT) IGNORE TABLE m",
@@ -525,7 +531,7 @@ mod tests {
             "CREATE TABLE `n` (`id` int NOT NULL) START TRANSACTION",
             "CREATE TABLE n (id INT) WITH SYSTEM VERSIONING",
         ] {
-            assert_eq!(Statement::classify(filled, "app"), Statement::CreateTable { table: t("app", "n"), plain: false }, "{filled}");
+            assert_eq!(Statement::classify(filled, "app"), Statement::CreateTable { table: t("app", "n"), plain: false, if_not_exists: false }, "{filled}");
         }
         assert_eq!(Statement::classify("INSERT INTO t VALUES (1)", "app"), Statement::Dml);
         assert_eq!(Statement::classify("GRANT SELECT ON *.* TO x", "app"), Statement::NoRowChange);

@@ -53,12 +53,12 @@ impl BinlogDecoder {
             }
             Statement::Dml => return Err(statement_logged(&sql, &at())),
             Statement::Ddl { tables, additive } => self.ddl(out, q, seconds, (&sql, &at()), tables, additive)?,
-            Statement::CreateTable { table, plain } if plain && standalone && self.creating_tables && (self.selects)(&table) => {
+            Statement::CreateTable { table, plain, if_not_exists } if plain && standalone && self.creating_tables && (self.selects)(&table) => {
                 out.events.push(ChangeEvent::Ddl {
                     database: db.to_owned(),
                     statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
                     tables: vec![table.clone()],
-                    creates: true,
+                    creates: if if_not_exists { Creates::IfNotExists } else { Creates::New },
                 });
                 self.announced.remove(&table);
             }
@@ -71,7 +71,7 @@ impl BinlogDecoder {
                         database: db.to_owned(),
                         statement: with_session(q, seconds, &sql, self.explicit_defaults_for_timestamp),
                         tables: Vec::new(),
-                        creates: false,
+                        creates: Creates::No,
                     });
                 }
             }
@@ -126,7 +126,7 @@ impl BinlogDecoder {
                 database: db.to_owned(),
                 statement: with_session(q, seconds, sql, self.explicit_defaults_for_timestamp),
                 tables: tables.clone(),
-                creates: false,
+                creates: Creates::No,
             });
             // The next table map announces the new shape.
             for t in &tables {

@@ -10,6 +10,7 @@ use crate::source::{Source, SourceMessage};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
+use turnout_decoders::event::Creates;
 use turnout_decoders::event::Row;
 use turnout_decoders::schema::{TableName, TableSchema};
 use turnout_decoders::ChangeEvent;
@@ -307,13 +308,23 @@ impl<S: Source, C: Convert> Converting<S, C> {
                     "blue's catalog has no selected table of that name now (dropped or renamed since, or named in another letter case)",
                 ));
             };
-            if !creates {
+            // A table green lacks gets green's only from a CREATE TABLE that surely made it empty:
+            // IF NOT EXISTS is logged also when the table existed, rows and all.
+            if creates != Creates::New {
                 self.not_uncreated(name)?;
             }
             let carried = match (self.catalog.get(name), (self.shapes)(name.clone()).await?, creates) {
+                // An ALTER, or IF NOT EXISTS of a table green holds: what blue's gained, if anything.
                 (Some(was), Some(green), _) => super::ddl::carried(self.convert.as_ref(), was, &green, table)?,
+                (None, None, Creates::IfNotExists) => {
+                    return Err(not_carried(
+                        "CREATE TABLE IF NOT EXISTS of a table green lacks",
+                        "blue logs it also when the table existed, so green cannot tell it was created empty; create tables with a plain \
+                         CREATE TABLE while turnout streams",
+                    ))
+                }
                 // Created empty; the stream's catalog holds it already when the stream opened after it.
-                (_, None, true) => {
+                (_, None, Creates::New) => {
                     let mut carried = super::ddl::created(self.convert.as_ref(), table)?;
                     carried.statements.push((self.record)(name));
                     self.actions.created(table, self.catalog.values())?;
@@ -321,17 +332,17 @@ impl<S: Source, C: Convert> Converting<S, C> {
                     tracing::info!(table = %name, "blue created a table while streaming: green's made by the type map");
                     carried
                 }
-                (None, Some(_), true) => {
+                (None, Some(_), Creates::New | Creates::IfNotExists) => {
                     return Err(not_carried(
                         "created a table green already has",
                         "green has a table of that name turnout did not make from blue's catalog; drop it on green, or leave the table out (tables.exclude)",
                     ))
                 }
-                (None, _, false) => return Err(not_carried(
+                (None, _, Creates::No) => return Err(not_carried(
                     "a table the stream does not hold as named",
                     "blue's statement names a table that is not among the selected tables the stream converts by (renamed, or named in another letter case)",
                 )),
-                (Some(_), None, false) => return Err(not_carried("a table green does not have", "green has no such table")),
+                (Some(_), None, Creates::No | Creates::IfNotExists) => return Err(not_carried("a table green does not have", "green has no such table")),
             };
             for what in &carried.left_out {
                 tracing::warn!(table = %name, "{what}");
