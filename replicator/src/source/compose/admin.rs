@@ -131,31 +131,29 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     /// makes it at its `CREATE TABLE` or stops at its first change before one. Adding a table to a
     /// composed stream otherwise is not built; a table left out since is only said.
     async fn refuse_added(&self, state: &StateStore, tables: &[BlueTable]) -> Result<(), Error> {
+        let names: Vec<TableName> = tables.iter().map(|t| t.name.clone()).collect();
+        let now: Vec<String> = names.iter().map(ToString::to_string).collect();
         let Some(copied) = state.last_selection()? else {
+            // A state from before selections were recorded: this one is checked from the next start.
+            state.record_selection(&now)?;
             return Ok(());
         };
-        let mut created = self.target.created().await?;
-        // A table the stream made and that is left out now misses blue's changes from here on:
-        // letting it in again is then a table the copy did not copy.
-        let left: Vec<TableName> = created.iter().filter(|c| !tables.iter().any(|t| t.name == **c)).cloned().collect();
-        if !left.is_empty() {
-            self.target.forget_created(&left).await?;
-            created.retain(|c| !left.contains(c));
-        }
-        let joined: Vec<TableName> =
-            tables.iter().filter(|t| !copied.contains(&t.name.to_string()) && !created.contains(&t.name)).map(|t| t.name.clone()).collect();
+        let created = self.target.created(&names).await?;
+        let joined: Vec<TableName> = names.iter().filter(|t| !copied.contains(&t.to_string()) && !created.contains(t)).cloned().collect();
         let lacking = self.target.lacking(&joined).await?;
         let added: Vec<String> = joined.iter().filter(|t| !lacking.contains(t)).map(ToString::to_string).collect();
         if !added.is_empty() {
             return Err(crate::error::CopyRefusal::AddedAfterCopy { tables: added.join(", ") }.into());
         }
-        let now: Vec<String> = tables.iter().map(|t| t.name.to_string()).collect();
         for left in copied.iter().filter(|t| !now.contains(t)) {
             tracing::warn!("{left} is no longer selected: green keeps it as it was");
         }
-        // The same for a copied table left out now; a table green lacks is recorded once the
-        // stream made it (`created`).
-        let known: Vec<String> = now.iter().filter(|t| copied.contains(t) || created.iter().any(|c| c.to_string() == **t)).cloned().collect();
+        // A table left out now misses blue's changes from here on: letting it in again is then a
+        // table the copy did not copy. So a table the stream made and that is left out is
+        // forgotten, and the selection recorded is what is selected and whole on green (a table
+        // green lacks joins it once the stream has made it).
+        self.target.forget_created(&names).await?;
+        let known: Vec<String> = names.iter().filter(|t| copied.contains(&t.to_string()) || created.contains(t)).map(ToString::to_string).collect();
         state.record_selection(&known)?;
         Ok(())
     }
@@ -240,9 +238,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
             }
         };
         tracing::info!(position = %start, from = S::ENGINE, to = T::ENGINE, "green holds blue's snapshot; the stream starts here");
+        // The selection first: a start that finds the snapshot done checks the selection against it.
+        state.record_selection(&tables.iter().map(|t| t.name.to_string()).collect::<Vec<_>>())?;
         state.mark_snapshot_done(&start)?;
         state.record_applied(&start)?;
-        state.record_selection(&tables.iter().map(|t| t.name.to_string()).collect::<Vec<_>>())?;
         Ok(())
     }
 

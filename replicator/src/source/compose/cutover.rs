@@ -306,6 +306,17 @@ fn type_map<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
 }
 
 /// The objects created, changed or dropped between two marks, named.
+/// `mark` without the tables of blue's database `filter` leaves out: one of those created or dropped
+/// (a scratch table, an online schema change's shadow table) changes nothing green gets. A table the
+/// selection takes in is a change the mark names.
+fn selected_only(mut mark: Mark, filter: &crate::tables::TableFilter) -> Mark {
+    mark.retain(|name, _| match name.strip_prefix("BASE TABLE ").and_then(|t| t.split_once('.')) {
+        Some((schema, table)) => filter.selects(&TableName::new(schema, table)),
+        None => true,
+    });
+    mark
+}
+
 fn changes(before: &Mark, now: &Mark) -> Vec<String> {
     let mut changed: Vec<String> = now
         .iter()
@@ -358,7 +369,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
         let started = std::time::Instant::now();
         // Marked first: a change made while the comparison runs is then seen before the fence.
         let selected: Vec<TableName> = self.admin.source.select().await?.into_iter().map(|t| t.name).collect();
-        let mark = self.blue.mark(&selected).await?;
+        let mark = selected_only(self.blue.mark(&selected).await?, &self.config.table_filter()?);
         let (blue, kept) = self.compare().await?;
         self.selected = selected;
         let (tables, objects) = (blue.len(), mark.len());
@@ -373,6 +384,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
     async fn definitions_unchanged(&mut self, when: &'static str) -> Result<(), Error> {
         let Some(before) = &self.mark else { return Ok(()) };
         let now = self.blue.mark(&self.selected).await?;
+        let now = selected_only(now, &self.config.table_filter()?);
         let changed = changes(before, &now);
         if changed.is_empty() {
             return Ok(());
@@ -489,6 +501,15 @@ mod tests {
 
     fn mark(entries: &[(&str, &str)]) -> Mark {
         entries.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_table_the_selection_takes_in_is_marked_and_one_it_leaves_out_is_not() {
+        let rules = crate::tables::NameRules::mysql("app");
+        let filter = crate::tables::TableFilter::with_rules(None, &["app._*_gho".to_owned()], &rules).expect("filter");
+        let before = selected_only(mark(&[("BASE TABLE app.t", ""), ("TABLE app.t", "1")]), &filter);
+        let now = selected_only(mark(&[("BASE TABLE app.t", ""), ("BASE TABLE app.n", ""), ("BASE TABLE app._t_gho", ""), ("TABLE app.t", "1")]), &filter);
+        assert_eq!(changes(&before, &now), vec!["BASE TABLE app.n created"], "a shadow table left out by tables.exclude is not a change");
     }
 
     #[test]

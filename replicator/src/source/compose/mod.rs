@@ -382,13 +382,13 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     /// the stream made it (applied in the same green transaction).
     fn record_created(&self) -> stream::RecordCreated;
 
-    /// The tables this stream made on green from blue's `CREATE TABLE` ([`TargetSide::record_created`]):
-    /// selected since the copy, and whole on green.
-    fn created(&self) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
+    /// Those of `tables` this stream made on green from blue's `CREATE TABLE`
+    /// ([`TargetSide::record_created`]): selected since, and whole on green.
+    fn created(&self, tables: &[TableName]) -> impl Future<Output = Result<Vec<TableName>, Error>> + Send;
 
-    /// Forgets that the stream made `tables` (left out of the selection since: letting them in again
-    /// is refused like any table the copy did not copy).
-    fn forget_created(&self, tables: &[TableName]) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Forgets every table the stream made other than `selected` (left out of the selection: letting
+    /// one in again is refused like any table the copy did not copy).
+    fn forget_created(&self, selected: &[TableName]) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Opens green's apply session, bound to the stream's progress record.
     fn open_sink(&self) -> impl Future<Output = Result<Self::Sink, Error>> + Send;

@@ -23,6 +23,10 @@ pub(crate) type Reread = Arc<dyn Fn(Vec<TableName>) -> BoxFuture<'static, Result
 /// Reads one of green's tables as it is ([`super::TargetSide::shapes`]).
 pub(crate) type GreenShapes = Arc<dyn Fn(TableName) -> BoxFuture<'static, Result<Option<GreenShape>, Error>> + Send + Sync>;
 
+/// Why `CREATE TABLE IF NOT EXISTS` of a table green lacks is not carried.
+const IF_NOT_EXISTS: &str =
+    "blue logs it also when the table existed, so green cannot tell it was created empty; create tables with a plain CREATE TABLE while turnout streams";
+
 /// The statement recording on green that the stream made a table ([`super::TargetSide::record_created`]).
 pub(crate) type RecordCreated = Arc<dyn Fn(&TableName) -> String + Send + Sync>;
 
@@ -310,19 +314,16 @@ impl<S: Source, C: Convert> Converting<S, C> {
             };
             // A table green lacks gets green's only from a CREATE TABLE that surely made it empty:
             // IF NOT EXISTS is logged also when the table existed, rows and all.
+            if creates == Creates::IfNotExists && self.uncreated.contains(name) {
+                return Err(not_carried("CREATE TABLE IF NOT EXISTS of a table green lacks", IF_NOT_EXISTS));
+            }
             if creates != Creates::New {
                 self.not_uncreated(name)?;
             }
             let carried = match (self.catalog.get(name), (self.shapes)(name.clone()).await?, creates) {
                 // An ALTER, or IF NOT EXISTS of a table green holds: what blue's gained, if anything.
                 (Some(was), Some(green), _) => super::ddl::carried(self.convert.as_ref(), was, &green, table)?,
-                (None, None, Creates::IfNotExists) => {
-                    return Err(not_carried(
-                        "CREATE TABLE IF NOT EXISTS of a table green lacks",
-                        "blue logs it also when the table existed, so green cannot tell it was created empty; create tables with a plain \
-                         CREATE TABLE while turnout streams",
-                    ))
-                }
+                (None, None, Creates::IfNotExists) => return Err(not_carried("CREATE TABLE IF NOT EXISTS of a table green lacks", IF_NOT_EXISTS)),
                 // Created empty; the stream's catalog holds it already when the stream opened after it.
                 (_, None, Creates::New) => {
                     let mut carried = super::ddl::created(self.convert.as_ref(), table)?;

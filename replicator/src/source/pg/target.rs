@@ -168,17 +168,21 @@ impl TargetSide for PgTarget {
         })
     }
 
-    async fn created(&self) -> Result<Vec<TableName>, Error> {
+    async fn created(&self, tables: &[TableName]) -> Result<Vec<TableName>, Error> {
         let client = super::session(&self.url, Side::Green).await?;
+        let names: Vec<String> = tables.iter().map(qualified).collect();
+        // By the name recorded (blue's, quoted): PostgreSQL keeps a name longer than 63 bytes cut.
         let rows = client
             .query(
-                "SELECT n.nspname::text, c.relname::text FROM turnout.created r JOIN pg_class c ON c.oid = to_regclass(r.table_name) \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.stream = $1",
-                &[&self.stream],
+                "SELECT table_name FROM turnout.created WHERE stream = $1 AND table_name = ANY($2) AND to_regclass(table_name) IS NOT NULL",
+                &[&self.stream, &names],
             )
             .await;
         match rows {
-            Ok(rows) => Ok(rows.iter().map(|r| TableName::new(r.get::<_, &str>(0), r.get::<_, &str>(1))).collect()),
+            Ok(rows) => {
+                let recorded: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                Ok(tables.iter().filter(|t| recorded.contains(&qualified(t))).cloned().collect())
+            }
             // No table created while streaming yet.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(Vec::new()),
             Err(e) => Err(Error::sql(Side::Green, "reading the tables the stream created")(e)),
@@ -195,13 +199,16 @@ impl TargetSide for PgTarget {
         Ok(rows.iter().filter_map(|r| usize::try_from(r.get::<_, i64>(0)).ok().and_then(|o| tables.get(o - 1)).cloned()).collect())
     }
 
-    async fn forget_created(&self, tables: &[TableName]) -> Result<(), Error> {
+    async fn forget_created(&self, selected: &[TableName]) -> Result<(), Error> {
         let client = super::session(&self.url, Side::Green).await?;
-        let names: Vec<String> = tables.iter().map(qualified).collect();
-        client
-            .execute("DELETE FROM turnout.created WHERE stream = $1 AND table_name = ANY($2)", &[&self.stream, &names])
-            .await
-            .map_err(Error::sql(Side::Green, "forgetting tables the stream created and the selection left out"))?;
+        let names: Vec<String> = selected.iter().map(qualified).collect();
+        let forgot = client.execute("DELETE FROM turnout.created WHERE stream = $1 AND table_name <> ALL($2)", &[&self.stream, &names]).await;
+        match forgot {
+            Ok(n) if n > 0 => tracing::warn!("{n} table(s) the stream made on green are no longer selected: green keeps them as they were"),
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {}
+            Err(e) => return Err(Error::sql(Side::Green, "forgetting tables the stream created and the selection left out")(e)),
+        }
         Ok(())
     }
 
