@@ -9,6 +9,16 @@ use crate::mysql_to_postgres::{green_column, pair_of};
 use std::time::{Duration, Instant};
 use turnout_testbed::{Flavor, MySqlServer, PgServer};
 
+/// A pair of `flavor` with `schema` on blue, and turnout streaming between them.
+async fn streaming(flavor: Flavor, schema: &str) -> (MySqlServer, PgServer, String, tempfile::TempDir, Turnout) {
+    let (blue, green, db) = pair_of(flavor, schema).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
+    t.start();
+    common::wait_streaming(&mut t).await;
+    (blue, green, db, dir, t)
+}
+
 /// Every row of blue's `table` as text, sorted.
 fn blue_rows(blue: &MySqlServer, db: &str, (table, columns): (&str, &[&str])) -> Vec<String> {
     let list = columns.iter().map(|c| format!("IFNULL({c}, 'N')")).collect::<Vec<_>>().join(", ");
@@ -43,16 +53,12 @@ async fn rows_arrive(blue: &MySqlServer, green: &PgServer, db: &str, columns: (&
 }
 
 async fn additive_ddl_on(flavor: Flavor) {
-    let (blue, green, db) = pair_of(
+    let (blue, green, db, _dir, mut t) = streaming(
         flavor,
         "CREATE TABLE t (id INT PRIMARY KEY, n INT) ENGINE = InnoDB; INSERT INTO t VALUES (1, 10), (2, NULL); \
          CREATE TABLE u (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE = InnoDB; INSERT INTO u (v) VALUES (0)",
     )
     .await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    common::wait_streaming(&mut t).await;
     // Two columns (one NOT NULL with a default the existing rows take, one unsigned) and an index,
     // then rows of the new shape and an update of an old row; then a third column, most likely
     // already in blue's catalog when the stream reads it for the first statement.
@@ -151,12 +157,8 @@ async fn blue_adds_columns_and_an_index_while_streaming_and_green_gets_them_tran
 /// NOT EXISTS` of a table green has changes nothing; `CREATE TABLE … SELECT` stops the stream naming
 /// it.
 async fn created_tables_on(flavor: Flavor) {
-    let (blue, green, db) =
-        pair_of(flavor, "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(10)) ENGINE = InnoDB; INSERT INTO parent VALUES (1, 'a'), (2, 'b')").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    common::wait_streaming(&mut t).await;
+    let (blue, green, db, _dir, mut t) =
+        streaming(flavor, "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(10)) ENGINE = InnoDB; INSERT INTO parent VALUES (1, 'a'), (2, 'b')").await;
     // An application's CREATE TABLE IF NOT EXISTS of a table it has (logged all the same) changes
     // nothing; its new tables are plain CREATE TABLEs.
     blue.execute(
@@ -205,11 +207,7 @@ async fn created_tables_on(flavor: Flavor) {
 /// before it would take green's default instead of blue's time — the stream stops naming it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_created_table_whose_older_rows_blue_filled_with_its_clock_stops_the_stream() {
-    let (blue, green, db) = pair_of(Flavor::MariaDb10_11, "CREATE TABLE t (id INT PRIMARY KEY) ENGINE = InnoDB").await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut t = Turnout::new(dir.path(), &blue.url(&db), &green.url(&db));
-    t.start();
-    common::wait_streaming(&mut t).await;
+    let (blue, green, db, _dir, mut t) = streaming(Flavor::MariaDb10_11, "CREATE TABLE t (id INT PRIMARY KEY) ENGINE = InnoDB").await;
     t.sigterm();
     blue.execute(
         Some(&db),
