@@ -105,28 +105,27 @@ pub(crate) async fn server_stat(socket: &Path, backend: Backend<'_>, server: &st
 /// Every line of `show stat` for `backend`: its servers', then the `BACKEND` line.
 pub(crate) async fn backend_stats(socket: &Path, backend: Backend<'_>, timeout: Duration) -> Result<Vec<ServerStat>, CutoverError> {
     let answer = runtime_command(socket, "show stat", timeout).await?;
-    let mut lines = answer.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches('#').trim().split(',').collect();
-    let rows: Vec<ServerStat> = lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.first() == Some(&backend.name) && f.get(1) != Some(&"FRONTEND"))
-        .map(|fields| header.iter().zip(fields).filter(|(k, _)| !k.is_empty()).map(|(k, v)| ((*k).to_owned(), v.to_owned())).collect())
-        .collect();
+    let rows: Vec<ServerStat> = stat_rows(&answer, backend.name).filter(|row| row.get("svname").is_none_or(|s| s != "FRONTEND")).collect();
     if rows.is_empty() {
         return Err(rejected(backend, "show stat", &format!("no statistics for backend {}", backend.name)));
     }
     Ok(rows)
 }
 
-/// The line of `show stat`'s CSV (a `# pxname,svname,…` header, then one line per proxy and server)
-/// for `backend`/`server`.
+/// The line of `show stat`'s CSV for `backend`/`server`.
 fn parse_stat(csv: &str, backend: &str, server: &str) -> Option<ServerStat> {
+    stat_rows(csv, backend).find(|row| row.get("svname").is_some_and(|s| s == server))
+}
+
+/// The lines of `show stat`'s CSV (a `# pxname,svname,…` header, then one line per proxy and
+/// server) for `backend`, by column name.
+fn stat_rows<'a>(csv: &'a str, backend: &'a str) -> impl Iterator<Item = ServerStat> + 'a {
     let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next()?.trim_start_matches('#').trim().split(',').collect();
+    let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches('#').trim().split(',').collect();
     lines
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&backend) && f.get(1) == Some(&server))
-        .map(|fields| header.iter().zip(fields).filter(|(k, _)| !k.is_empty()).map(|(k, v)| ((*k).to_owned(), v.to_owned())).collect())
+        .filter(move |f| f.first() == Some(&backend))
+        .map(move |fields| header.iter().zip(fields).filter(|(k, _)| !k.is_empty()).map(|(k, v)| ((*k).to_owned(), v.to_owned())).collect())
 }
 
 #[cfg(test)]

@@ -62,8 +62,13 @@ impl BinlogDecoder {
                 });
                 self.announced.remove(&table);
             }
-            // MariaDB logs CREATE TABLE … SELECT as the table's DDL and its rows in one transaction.
-            Statement::CreateTable { table, .. } if !standalone && (self.selects)(&table) => return Err(filled_create(&table, &sql, &at())),
+            // CREATE TABLE … SELECT is logged as the table's DDL and its rows in one transaction:
+            // MariaDB's in a group of its own, MySQL's (8.0.21+) ending in START TRANSACTION.
+            Statement::CreateTable { table, .. }
+                if (!standalone || sql.trim_end().to_ascii_uppercase().ends_with("START TRANSACTION")) && (self.selects)(&table) =>
+            {
+                return Err(filled_create(&table, &sql, &at()))
+            }
             Statement::CreateTable { table, .. } => self.ddl(out, q, seconds, (&sql, &at()), vec![table], false)?,
             Statement::Routine { object } => {
                 if (self.selects)(&object) {
@@ -92,11 +97,6 @@ impl BinlogDecoder {
         let db = q.schema.as_str();
         let replicated: Vec<&TableName> = tables.iter().filter(|t| (self.selects)(t)).collect();
         if !replicated.is_empty() {
-            if !additive && sql.trim_end().to_ascii_uppercase().ends_with("START TRANSACTION") {
-                // MySQL 8.0.21+ logs CREATE TABLE … SELECT as the table's DDL and its rows in one
-                // transaction; the rows would need the table first, outside it.
-                return Err(filled_create(replicated[0], sql, at));
-            }
             if !additive {
                 return Err(bad(
                     "binlog",

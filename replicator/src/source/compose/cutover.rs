@@ -305,7 +305,6 @@ fn type_map<C: Convert>(tables: &[BlueTable], convert: &C) -> Vec<String> {
     out
 }
 
-/// The objects created, changed or dropped between two marks, named.
 /// `mark` without the tables of blue's database `filter` leaves out: one of those created or dropped
 /// (a scratch table, an online schema change's shadow table) changes nothing green gets. A table the
 /// selection takes in is a change the mark names.
@@ -317,6 +316,7 @@ fn selected_only(mut mark: Mark, filter: &crate::tables::TableFilter) -> Mark {
     mark
 }
 
+/// The objects created, changed or dropped between two marks, named.
 fn changes(before: &Mark, now: &Mark) -> Vec<String> {
     let mut changed: Vec<String> = now
         .iter()

@@ -62,7 +62,7 @@ fn refused(table: &BlueTable, change: String, why: String) -> Error {
 
 /// Why a column blue added cannot be added to green with the values blue's existing rows took, if
 /// it cannot.
-pub(crate) fn unreproducible(convert: &impl Convert, table: &BlueTable, column: &BlueColumn) -> Option<String> {
+fn unreproducible(convert: &impl Convert, table: &BlueTable, column: &BlueColumn) -> Option<String> {
     if column.generated {
         return Some("it is a generated column, which the type map does not translate".into());
     }
@@ -75,6 +75,16 @@ pub(crate) fn unreproducible(convert: &impl Convert, table: &BlueTable, column: 
             Some("it is NOT NULL without a default, so blue filled its existing rows with the type's implicit value (0, '', a zero date)".into())
         }
         _ => None,
+    }
+}
+
+/// Refuses rows of `now` cut back to its first `kept` columns when blue filled a column cut with
+/// values green cannot reproduce (its clock, an implicit value): green, holding that column
+/// already, would give such a row its own default.
+pub(crate) fn older_rows_fill(convert: &impl Convert, now: &BlueTable, kept: usize) -> Result<(), Error> {
+    match now.columns.get(kept..).unwrap_or_default().iter().find_map(|c| Some((c, unreproducible(convert, now, c)?))) {
+        Some((column, why)) => Err(refused(now, format!("added column {}", column.name), why)),
+        None => Ok(()),
     }
 }
 

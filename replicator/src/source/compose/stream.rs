@@ -122,20 +122,8 @@ impl<S: Source, C: Convert> Converting<S, C> {
                 tracing::info!(table = %blue.name, columns = %names.join(", "), "rows of blue's newest shape again: converted by its catalog");
             } else {
                 // Green may hold the columns cut already (a table made from a catalog read after
-                // them): a row of the older shape leaves them to green's default, which must be
-                // what blue filled its rows with.
-                let latest = self.latest.get(&blue.name).unwrap_or(table);
-                if let Some((column, why)) =
-                    latest.columns[names.len()..].iter().find_map(|c| Some((c, super::ddl::unreproducible(self.convert.as_ref(), latest, c)?)))
-                {
-                    return Err(SchemaRefusal::DdlNotCarried {
-                        table: blue.name.to_string(),
-                        change: format!("added column {}", column.name),
-                        why,
-                        fix: "start over (turnout teardown, turnout run) so the copy takes blue's table as it is now",
-                    }
-                    .into());
-                }
+                // them): a row of the older shape leaves them to green's default.
+                super::ddl::older_rows_fill(self.convert.as_ref(), latest, names.len())?;
                 tracing::info!(table = %blue.name, columns = %names.join(", "), "rows from before blue added columns: converted by the catalog as it was then");
             }
             self.catalog.insert(blue.name.clone(), was);
@@ -312,18 +300,15 @@ impl<S: Source, C: Convert> Converting<S, C> {
                     "blue's catalog has no selected table of that name now (dropped or renamed since, or named in another letter case)",
                 ));
             };
-            // A table green lacks gets green's only from a CREATE TABLE that surely made it empty:
-            // IF NOT EXISTS is logged also when the table existed, rows and all.
-            if creates == Creates::IfNotExists && self.uncreated.contains(name) {
-                return Err(not_carried("CREATE TABLE IF NOT EXISTS of a table green lacks", IF_NOT_EXISTS));
-            }
-            if creates != Creates::New {
+            if creates == Creates::No {
                 self.not_uncreated(name)?;
             }
             let carried = match (self.catalog.get(name), (self.shapes)(name.clone()).await?, creates) {
                 // An ALTER, or IF NOT EXISTS of a table green holds: what blue's gained, if anything.
                 (Some(was), Some(green), _) => super::ddl::carried(self.convert.as_ref(), was, &green, table)?,
-                (None, None, Creates::IfNotExists) => return Err(not_carried("CREATE TABLE IF NOT EXISTS of a table green lacks", IF_NOT_EXISTS)),
+                // A table green lacks gets green's only from a CREATE TABLE that surely made it
+                // empty: IF NOT EXISTS is logged also when the table existed, rows and all.
+                (_, None, Creates::IfNotExists) => return Err(not_carried("CREATE TABLE IF NOT EXISTS of a table green lacks", IF_NOT_EXISTS)),
                 // Created empty; the stream's catalog holds it already when the stream opened after it.
                 (_, None, Creates::New) => {
                     let mut carried = super::ddl::created(self.convert.as_ref(), table)?;
@@ -343,7 +328,7 @@ impl<S: Source, C: Convert> Converting<S, C> {
                     "a table the stream does not hold as named",
                     "blue's statement names a table that is not among the selected tables the stream converts by (renamed, or named in another letter case)",
                 )),
-                (Some(_), None, Creates::No | Creates::IfNotExists) => return Err(not_carried("a table green does not have", "green has no such table")),
+                (Some(_), None, Creates::No) => return Err(not_carried("a table green does not have", "green has no such table")),
             };
             for what in &carried.left_out {
                 tracing::warn!(table = %name, "{what}");
