@@ -50,6 +50,7 @@ mod mysql_to_postgres_cutover;
 mod mysql_to_postgres_ddl;
 mod mysql_to_postgres_employees;
 mod mysql_to_postgres_json;
+mod mysql_to_postgres_live_verify;
 mod mysql_to_postgres_rollback;
 mod mysql_to_postgres_sakila;
 mod mysql_types;

@@ -114,7 +114,8 @@ pub(crate) async fn check(config: &Config, direction: Direction, max_age: Durati
     let Some(last) = last else {
         return Ok(Err(GateRefusal::NoVerify));
     };
-    let (source, tables) = crate::source::family::of(&source_config).replicated(&source_config).await?;
+    // The pair's family is the forward configuration's (a composition's swapped one names another).
+    let (source, tables) = crate::source::family::of(config).replicated(&source_config).await?;
     let target = crate::compared::address(source_config.target.url.expose());
     let tables: Vec<String> = tables.iter().map(TableName::quoted).collect();
     Ok(judge(&last, direction, &source, &target, &tables, max_age, now_us))

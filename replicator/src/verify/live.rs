@@ -156,11 +156,12 @@ pub async fn run(config: &Config, opts: &LiveOptions) -> Result<LiveReport, Erro
     })?;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
     let direction: Direction = serde_json::from_value(status["direction"].clone()).unwrap_or_default();
-    let config = match direction {
+    let swapped = match direction {
         Direction::Forward => config.clone(),
         Direction::Reverse => crate::config::reversed(config),
     };
-    crate::with_family!(config, F => live(&F::live(&config)?, &config, opts, &sidecar, direction, started).await)
+    // The pair's family is the forward configuration's (a composition's swapped one names another).
+    crate::with_family!(config, F => live(&F::live(&swapped)?, &swapped, opts, &sidecar, direction, started).await)
 }
 
 async fn live<B: Backend>(

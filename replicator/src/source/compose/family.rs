@@ -1,9 +1,11 @@
 //! [`Crossing`]: the [`Family`] of a composition of a source side and a target side of different
-//! engines: the stream, the cutover, the stream back and the rollback. What a composition cannot do
-//! yet — `verify --live`, the chunked copy, the watch for foreign writes, the read canary, handing
-//! consumers over, replicating again after a rollback — is refused before anything changes, naming
-//! it; [`Unbuilt`] is the one type that refuses each.
+//! engines: the stream, the cutover, the stream back, the rollback and the forward stream's live
+//! verify. What a composition cannot do yet — the chunked copy, a live verify in the rollback window,
+//! the watch for foreign writes, the read canary, handing consumers over, replicating again after a
+//! rollback — is refused before anything changes, naming it; [`Unbuilt`] is the one type that refuses
+//! each.
 
+use super::live::{ComposedLive, LiveBlue, LiveGreen};
 use super::{Composed, Convert, SourceSide, TargetSide};
 use crate::config::Config;
 use crate::error::{Error, SchemaRefusal, Side as ErrorSide};
@@ -31,11 +33,11 @@ pub(crate) struct Crossing<S, T, C>(PhantomData<Sides<S, T, C>>);
 /// The three parts, as a type only (never built).
 type Sides<S, T, C> = fn() -> (S, T, C);
 
-impl<S: SourceSide, T: TargetSide, C: Convert> Family for Crossing<S, T, C> {
+impl<S: LiveBlue, T: LiveGreen, C: Convert> Family for Crossing<S, T, C> {
     type Admin = Composed<S, T, C>;
     type Cutover = super::rollback::ComposedProcedure<S, T, C>;
     type Back = super::back::Back<S, T, C>;
-    type Live = Unbuilt;
+    type Live = ComposedLive<S, T, C>;
     type Green = Unbuilt;
 
     /// The sides check their own URLs when they are made; here, what a composition refuses up front.
@@ -83,8 +85,13 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Family for Crossing<S, T, C> {
         Vec::new()
     }
 
-    fn live(_config: &Config) -> Result<Unbuilt, Error> {
-        Err(unbuilt::<S, T>("verify --live"))
+    /// Blue and green compared at one position of blue's log ([`super::live`]); in the rollback
+    /// window (`config` swapped: green's engine is the source) not built yet.
+    fn live(config: &Config) -> Result<ComposedLive<S, T, C>, Error> {
+        if config.source_kind() != S::KIND {
+            return Err(unbuilt::<S, T>("verify --live in the rollback window"));
+        }
+        ComposedLive::new(config)
     }
 
     async fn before_reverse(_config: &Config, _forward: &Names) {}

@@ -11,9 +11,10 @@
 //! with [`crate::source::pg::target::PgTarget`] through [`mysql_to_pg::MySqlToPg`].
 //!
 //! What is built of it (see `docs/src/explanation/composed-pairs.md`): `check`'s per-column type
-//! map, a small initial copy (a table read whole in one snapshot, loaded in one green transaction
-//! with its position), streaming with checkpoints and lag, teardown. The chunked copy, `verify`, the
-//! cutover and the rollback of a composition are refused, naming what is missing, until built.
+//! map, the initial copy (tables read in one snapshot, loaded in one green transaction with its
+//! position), streaming with checkpoints and lag, `verify` and `verify --live`, the cutover, the
+//! stream back and the rollback, teardown. What is not built is refused by [`family::Unbuilt`],
+//! naming it.
 
 pub(crate) mod actions;
 pub(crate) mod admin;
@@ -22,6 +23,7 @@ pub(crate) mod charset;
 pub(crate) mod cutover;
 pub(crate) mod ddl;
 pub(crate) mod family;
+pub(crate) mod live;
 pub(crate) mod mysql_to_pg;
 pub(crate) mod rollback;
 pub(crate) mod stream;
@@ -284,6 +286,9 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
 
     /// The engine, as messages name it (`MySQL/MariaDB`).
     const ENGINE: &'static str;
+
+    /// The kind of URL blue's engine has.
+    const KIND: crate::config::SourceKind;
 
     /// Blue of `config`, for the stream `names`.
     fn new(config: &Config, names: &Names) -> Result<Self, Error>;

@@ -35,6 +35,11 @@ impl Digest {
         self.sum = self.sum.wrapping_add(u128::from(word(0)));
         self.xor ^= word(8);
     }
+
+    /// The digest as text (not the count): what a live verify's chunk sums compare.
+    pub(crate) fn text(&self) -> String {
+        format!("{:032x}{:016x}", self.sum, self.xor)
+    }
 }
 
 /// One field of a canonical row: its length in bytes and itself, `N` for NULL.

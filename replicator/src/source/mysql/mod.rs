@@ -21,6 +21,7 @@ pub mod portable;
 pub mod programs;
 pub(crate) mod rehearsal;
 pub(crate) mod side;
+pub(crate) mod side_live;
 pub mod snapshot;
 pub mod stream;
 pub mod typed_json;

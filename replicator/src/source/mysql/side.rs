@@ -24,6 +24,13 @@ pub(crate) struct MySqlBlue {
     server_id: u32,
 }
 
+impl MySqlBlue {
+    /// Blue's connection options.
+    pub(super) fn opts(&self) -> &mysql_async::Opts {
+        &self.blue
+    }
+}
+
 /// The columns of `table` as its catalog describes them, in order, and its primary key's columns in
 /// key order.
 async fn describe(conn: &mut mysql_async::Conn, table: &TableName) -> Result<(Vec<BlueColumn>, Vec<String>), Error> {
@@ -284,7 +291,7 @@ fn fraction(micros: u32) -> String {
 /// A value of a snapshot read (binary protocol) as the binlog stream carries it, so that the copy and
 /// the stream reach the conversion alike: integers `Int8`/`UInt8`, `FLOAT`/`DOUBLE` `Float4`/`Float8`,
 /// dates and times as the decoder prints them, every other value its bytes.
-fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
+pub(super) fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
     use turnout_decoders::value::{TemporalKind, Utf8Bytes};
     let temporal = |kind, text: String| Value::Temporal(kind, Utf8Bytes::from_string(text));
     match v {
@@ -313,7 +320,7 @@ fn value(column: &BlueColumn, v: mysql_async::Value) -> Value {
 /// `ENUM`'s index and a `SET`'s bit mask as numbers, a string in a set other than UTF-8 as its bytes
 /// (the session's utf8mb4 would have the server convert it), a `JSON` document as its text, marked
 /// when typed.
-fn selected(column: &BlueColumn) -> String {
+pub(super) fn selected(column: &BlueColumn) -> String {
     let name = super::quote(&column.name);
     if column.column_type == "json" {
         // Its text, marked by a leading 0 byte (which no JSON text starts with) where it holds a typed
@@ -425,6 +432,7 @@ impl SourceSide for MySqlBlue {
     }
 
     const ENGINE: &'static str = "MySQL/MariaDB";
+    const KIND: crate::config::SourceKind = crate::config::SourceKind::MySql;
 
     fn new(config: &Config, names: &Names) -> Result<MySqlBlue, Error> {
         let blue = super::options(config.source.url.expose(), "source.url")?;

@@ -22,6 +22,7 @@ pub(crate) mod slot_wait;
 pub mod snapshot;
 pub mod stream;
 pub(crate) mod target;
+pub(crate) mod target_live;
 pub mod truncate;
 pub mod verify;
 pub(crate) mod watch;

@@ -24,6 +24,13 @@ pub(crate) struct PgTarget {
     mark: bool,
 }
 
+impl PgTarget {
+    /// Green's URL.
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 /// Whether green has `table`.
 async fn existing(client: &Client, table: &TableName) -> Result<bool, Error> {
     let exists: bool =
@@ -75,7 +82,7 @@ use turnout_decoders::pg::types::oid;
 
 /// The SQL that prints `column`'s canonical text (see [`crate::source::compose::verify`]), NULL for
 /// NULL.
-fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result<String, Error> {
+pub(super) fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result<String, Error> {
     let c = quote_ident(&column.name);
     Ok(match column.ty.pg_oid() {
         Some(oid::INT2 | oid::INT4 | oid::INT8 | oid::NUMERIC) => format!("{c}::text"),
