@@ -365,7 +365,10 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
         }
         let located = t.differences.len() as u64 + t.more_differences;
         if t.keyless {
-            println!("DIFFERS  {} ({source} {} rows, {target} {} rows; compared whole: no key both sides order alike to locate the rows by)", t.table, t.source_rows, t.target_rows);
+            println!(
+                "DIFFERS  {} ({source} {} rows, {target} {} rows; compared whole: no key both sides order alike to locate the rows by)",
+                t.table, t.source_rows, t.target_rows
+            );
         } else {
             let differ = if located == 1 { "row differs" } else { "rows differ" };
             println!("DIFFERS  {} ({source} {} rows, {target} {} rows; {located} {differ})", t.table, t.source_rows, t.target_rows);

@@ -101,7 +101,8 @@ async fn live_verify_on(flavor: Flavor) {
                   UPDATE order_lines SET qty = qty - 100 WHERE order_id = 1500 AND line = 2; \
                   UPDATE types SET dbl = 4.9406564584124654E-324 WHERE id = 4";
     client.batch_execute(&format!("SET search_path = \"{db}\"; {repair}")).await.expect("repair");
-    let at: String = blue.execute(Some(&db), "SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f') FROM `Odd Name` WHERE `key col` = 'k 2777'").expect("at").trim().into();
+    let at: String =
+        blue.execute(Some(&db), "SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f') FROM `Odd Name` WHERE `key col` = 'k 2777'").expect("at").trim().into();
     client.batch_execute(&format!("INSERT INTO \"{db}\".\"Odd Name\" VALUES ('k 2777', '{at}')")).await.expect("repair a row");
     let (code, out) = verify_live(&t, &[]).await;
     assert_eq!(code, 0, "{out}");

@@ -80,6 +80,9 @@ pub(crate) trait FencedSide: SideFence {
     fn objects(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// A digest per definition of blue's database: `tables`' parts, and every other object.
     fn mark(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Mark, Error>> + Send;
+    /// The end of blue's log now, on this session: where a generation a rollback arms starts (read
+    /// once blue holds everything green had and green is fenced).
+    fn log_end(&mut self) -> impl Future<Output = Result<Position, Error>> + Send;
     /// A rollback: moves each of blue's counters to at least green's next value of the same table
     /// plus `margin` (never back).
     fn counters_ahead(&mut self, green: &[Counter], margin: i128) -> impl Future<Output = Result<Vec<CounterSync>, Error>> + Send;
@@ -425,8 +428,14 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
         self.blue.findings().await
     }
 
+    /// Green's fence from a rollback (a generation it armed cuts over again), lifted inside the
+    /// pause just before traffic moves; nothing when green is not fenced.
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
-        Ok(None)
+        let green = self.green().await?;
+        if !green.is_fenced().await? {
+            return Ok(None);
+        }
+        Ok(Some(format!("green: {} (its fence from the rollback)", green.lift().await?)))
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {

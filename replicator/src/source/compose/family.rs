@@ -1,9 +1,9 @@
 //! [`Crossing`]: the [`Family`] of a composition of a source side and a target side of different
 //! engines: the stream, the cutover, the stream back, the rollback and the forward stream's live
-//! verify. What a composition cannot do yet — the chunked copy, a live verify in the rollback window,
-//! the watch for foreign writes, the read canary, handing consumers over, replicating again after a
-//! rollback — is refused before anything changes, naming it; [`Unbuilt`] is the one type that refuses
-//! each.
+//! verify, and the stream again after a rollback (`cutover.iterate`). What a composition cannot do yet
+//! — the chunked copy, a live verify in the rollback window, the watch for foreign writes, the read
+//! canary, handing consumers over — is refused before anything changes, naming it; [`Unbuilt`] is the
+//! one type that refuses each.
 
 use super::live::{ComposedLive, LiveBlue, LiveGreen};
 use super::{Composed, Convert, SourceSide, TargetSide};
@@ -64,9 +64,10 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Family for Crossing<S, T, C> {
         super::back::Back::new(back, arm)
     }
 
-    /// Never called: a rollback arms no next generation across engines ([`Family::ITERATES`]).
-    fn reverse_admin(_config: &Config, _arm: &ReverseArm) -> Result<Self::Admin, Error> {
-        Err(unbuilt::<S, T>("replicating again after a rollback"))
+    /// The stream again from the hand-off a rollback read on blue, dropping the stream back's writes
+    /// there ([`Composed::next`]).
+    fn reverse_admin(config: &Config, arm: &ReverseArm) -> Result<Self::Admin, Error> {
+        Composed::next(config, arm)
     }
 
     async fn cutover(config: &Config, forward: &Names, reverse: bool) -> Result<Self::Cutover, Error> {
@@ -74,15 +75,25 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Family for Crossing<S, T, C> {
     }
 
     /// Green fenced, proven by the stream back, blue's counters moved past green's, traffic moved
-    /// back by `cutover.command.back_argv`. Arms nothing after it (`again` is never asked for).
-    async fn rollback(config: &Config, _forward: &Names, _again: bool) -> Result<Self::Cutover, Error> {
-        Ok(super::rollback::ComposedProcedure::Rollback(super::rollback::ComposedRollback::new(config)))
+    /// back by `cutover.command.back_argv`; with `again`, the next generation armed at the end of
+    /// blue's log inside the pause.
+    async fn rollback(config: &Config, forward: &Names, again: bool) -> Result<Self::Cutover, Error> {
+        let again = again.then(|| forward.next_generation());
+        Ok(super::rollback::ComposedProcedure::Rollback(super::rollback::ComposedRollback::new(config, again)))
     }
 
-    const ITERATES: bool = false;
+    const ITERATES: bool = true;
 
-    async fn release_reverse(_config: &Config, _names: &Names) -> Vec<String> {
-        Vec::new()
+    /// The stream back's slot and publication on green and its progress record on blue: the next
+    /// generation drops the stream back's writes by their marks, not by these.
+    async fn release_reverse(config: &Config, names: &Names) -> Vec<String> {
+        match Self::drop_reverse(config, names).await {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::warn!("releasing the stream back {} failed: {e}; it is tried again at the next start, and `turnout teardown` drops it", names.slot);
+                Vec::new()
+            }
+        }
     }
 
     /// Blue and green compared at one position of blue's log ([`super::live`]); in the rollback

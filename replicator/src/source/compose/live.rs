@@ -78,7 +78,11 @@ impl KeyRange {
                 })
                 .transpose()
         };
-        Ok(KeyRange { columns: shape.key.iter().map(|(i, _)| shape.columns[*i].clone()).collect(), lower: numbers(&range.lower)?, upper: numbers(&range.upper)? })
+        Ok(KeyRange {
+            columns: shape.key.iter().map(|(i, _)| shape.columns[*i].clone()).collect(),
+            lower: numbers(&range.lower)?,
+            upper: numbers(&range.upper)?,
+        })
     }
 }
 
@@ -122,7 +126,13 @@ pub(crate) trait LiveGreen: TargetSide {
 
     /// Every row of `table` in `range` as the canonical text of each column (`None` for NULL), in
     /// the table's column order, printed by green ([`TargetSide::canonical`]'s form), given to `each`.
-    fn visit(&self, reader: &mut Self::Reader, table: &GreenTable, range: &KeyRange, each: Each<'_, Vec<Option<String>>>) -> impl Future<Output = Result<(), Error>> + Send;
+    fn visit(
+        &self,
+        reader: &mut Self::Reader,
+        table: &GreenTable,
+        range: &KeyRange,
+        each: Each<'_, Vec<Option<String>>>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// A worker's session on one side.

@@ -32,12 +32,15 @@ pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide, C> {
     /// The schemas of blue's selected tables, read once before the fence: the counters inside the
     /// pause do not read blue's catalog again.
     schemas: Vec<String>,
+    /// The generation this rollback arms (`cutover.iterate`), if any.
+    again: Option<Names>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert> ComposedRollback<S, T, C> {
-    /// Connects nothing yet: each side's session is opened at its first step.
-    pub(crate) fn new(config: &Config) -> Self {
-        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::from_config(config), schemas: Vec::new() }
+    /// Connects nothing yet: each side's session is opened at its first step. With `again`, the
+    /// generation it arms.
+    pub(crate) fn new(config: &Config, again: Option<Names>) -> Self {
+        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::from_config(config), schemas: Vec::new(), again }
     }
 
     async fn green(&mut self) -> Result<&mut T::Opened, Error> {
@@ -150,6 +153,27 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedRollback<S,
 
     fn fenced_position(&self) -> Option<Position> {
         self.green.as_ref().and_then(|g| g.committed())
+    }
+
+    /// Inside the pause, once blue is proven to hold everything green committed and green is
+    /// fenced: nothing of the stream back's follows on blue.
+    fn arms_reverse_after_proof(&self) -> bool {
+        true
+    }
+
+    /// The next generation's start: the end of blue's log now. It is recorded on green when the
+    /// generation starts ([`super::Composed::next`]); nothing is made before.
+    async fn arm_reverse(&mut self) -> Result<Option<(String, Position)>, Error> {
+        let Some(names) = self.again.clone() else { return Ok(None) };
+        let started = std::time::Instant::now();
+        let position = self.blue().await?.log_end().await?;
+        let line = format!(
+            "prepared replication blue → green again in {} ms: blue's log from {position}, read once blue held everything green committed \
+             (green fenced); generation {} records it on green when it starts",
+            started.elapsed().as_millis(),
+            names.origin
+        );
+        Ok(Some((line, position)))
     }
 }
 

@@ -456,6 +456,10 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         Ok(read.into_iter().map(|(name, next)| (turnout_decoders::TableName { schema: db.clone(), name }, next)).collect())
     }
 
+    async fn log_end(&mut self) -> Result<Position, Error> {
+        super::snapshot::binlog_end(&mut self.conn, self.side).await
+    }
+
     async fn counters_ahead(&mut self, green: &[crate::source::compose::cutover::Counter], margin: i128) -> Result<Vec<turnout_cutover::CounterSync>, Error> {
         let mut done = Vec::new();
         for (table, blue_next) in self.counters().await? {

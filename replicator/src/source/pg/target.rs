@@ -329,6 +329,13 @@ impl TargetSide for PgTarget {
         progress::read_progress(&self.url, &self.stream).await.map_err(Error::Sink)
     }
 
+    async fn begin_at(&self, position: &Position) -> Result<(), Error> {
+        if self.recorded().await?.is_none() {
+            progress::record_position(&self.url, &self.stream, position).await.map_err(Error::Sink)?;
+        }
+        Ok(())
+    }
+
     async fn load<B>(&self, tables: &[GreenTable], batches: B, position: &Position) -> Result<(), Error>
     where
         B: futures_util::Stream<Item = Batch> + Send + Unpin,
