@@ -108,3 +108,58 @@ async fn live_verify_on(flavor: Flavor) {
     assert_eq!(code, 0, "{out}");
     assert_eq!(t.sigterm(), Some(0));
 }
+
+/// `/status`'s `continuous_verify` once `check` holds for it.
+async fn verified_until(t: &mut Turnout, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    common::wait_for(t, what, |t| t.status().map(|v| v["continuous_verify"].clone()).filter(|v| check(v))).await
+}
+
+/// The sidecar's continuous verify (`[verify] continuous = true`) on a composed pair while blue takes
+/// writes: whole runs find the tables equal and satisfy the cutover's verify gate; between them only
+/// the chunks the stream changed are compared again; a row written on green directly is named by
+/// its key and refuses the gate, until it is repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_continuous_verify_of_a_composed_pair_keeps_the_gate_and_finds_a_row_written_on_green() {
+    let (blue, green, db) = crate::mysql_to_postgres::pair_of(
+        Flavor::MariaDb10_11,
+        &format!(
+            "CREATE TABLE c (id INT PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB; CREATE TABLE s (k VARCHAR(20) PRIMARY KEY, n INT) ENGINE=InnoDB; \
+             INSERT INTO c SELECT seq, CONCAT('seed ', seq) FROM {}; INSERT INTO s SELECT CONCAT('k', seq), seq FROM {};",
+            Flavor::MariaDb10_11.numbers(3000),
+            Flavor::MariaDb10_11.numbers(300)
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let extra = "[cutover]\nfence = \"none\"\nswitch = \"none\"\nreverse = false\n[verify]\ncontinuous = true\nrows_per_second = 20000\n\
+                 interval = \"300ms\"\nchunk_rows = 500\nwhole_every = \"30m\"\n";
+    let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), extra);
+    t.start();
+    common::wait_streaming(&mut t).await;
+    let writer = turns(blue.url(&db), |i| format!("UPDATE c SET note = 'w{i}' WHERE id = {}", i % 2_800 + 100));
+    writer.wait_for(20).await;
+    let v = verified_until(&mut t, "a whole continuous run", |v| v["runs"].as_u64().is_some_and(|n| n >= 1)).await;
+    assert_eq!(v["tables"][format!("{db}.c")]["equal"], true, "{v}");
+    assert_eq!(v["tables"][format!("{db}.s")]["equal"], true, "{v}");
+    assert!(v["last_run_rows"].as_u64().is_some_and(|n| n >= 3300), "every row compared: {v}");
+    let gate = ["--dry-run", "--verify", "--when-lag", "<1s", "--timeout", "60s"];
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verify gate: the live verify of 2 tables"), "{out}");
+    // Re-checks of what the stream changed follow the whole run.
+    verified_until(&mut t, "a re-check of the changed chunks", |v| v["rechecks"].as_u64().is_some_and(|n| n >= 1)).await;
+
+    // A row changed on green alone.
+    let client = green.connect(&db).await.expect("green");
+    client.batch_execute(&format!("UPDATE \"{db}\".c SET note = 'green only' WHERE id = 7")).await.expect("rogue");
+    let v = verified_until(&mut t, "the row written on green found", |v| v["tables"][format!("{db}.c")]["equal"] == false).await;
+    assert_eq!(v["tables"][format!("{db}.c")]["differences"][0], "(id=7) changed", "{v}");
+    let (code, out) = common::turnout_command(&t, "cutover", &gate).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("(id=7) changed") || out.contains("id=7"), "{out}");
+    client.batch_execute(&format!("UPDATE \"{db}\".c SET note = 'seed 7' WHERE id = 7")).await.expect("repair");
+    verified_until(&mut t, "the tables equal again", |v| v["tables"][format!("{db}.c")]["equal"] == true).await;
+    let (_, errors) = writer.finish().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(t.sigterm(), Some(0));
+}
