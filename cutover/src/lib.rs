@@ -19,6 +19,8 @@
 //!   SEQUENCE on green moved at or beyond blue's next value.
 //! * [`hand_over_triggers`] (`triggers`) — MySQL/MariaDB: inside the pause, the fenced side's
 //!   triggers created on the other side as defined, then dropped where the reverse stream applies.
+//! * [`park_triggers`] and [`unpark_triggers`] (`parked`) — MySQL/MariaDB blue of a cutover to another
+//!   engine: its triggers saved and dropped for the rollback window, created again by the rollback.
 //! * [`PgBouncerAdmin`] (`pgbouncer`) and [`point_database`] (`pgbouncer_config`) — the pgbouncer
 //!   pieces the fence and the switch are made of.
 //!
@@ -34,6 +36,7 @@ mod fence;
 mod haproxy;
 mod hold;
 mod mysql_fence;
+mod parked;
 mod pgbouncer;
 mod pgbouncer_config;
 mod sequences;
@@ -46,6 +49,7 @@ pub use counters::{auto_increments, sync_counters, CounterKind, CounterSync};
 pub use error::{CutoverError, Side};
 pub use fence::{EndedSession, FenceReport, WriteFence, OWN_APPLICATION_PREFIX};
 pub use hold::{HeldSession, SessionHold};
+pub use parked::{park as park_triggers, parked as parked_triggers, unpark as unpark_triggers};
 pub use mysql_fence::{fence_grant, fence_privileged, running_replication, MySqlFenceReport, ReadOnlyFence};
 pub use pgbouncer::{PgBouncerAdmin, PoolState, PoolerDatabase};
 pub use pgbouncer_config::{point_database, Endpoint, EntryRewrite};

@@ -335,7 +335,7 @@ async fn context(conn: &mut mysql_async::Conn, d: &TriggerDefinition, side: Side
 
 /// Creates `d` in `database` under the session settings it was created with, then restores
 /// turnout's session (utf8mb4, raw results, the server's sql_mode).
-async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
+pub(crate) async fn create(conn: &mut mysql_async::Conn, database: &str, d: &TriggerDefinition, side: Side) -> Result<(), CutoverError> {
     conn.query_drop(format!("USE {}", quote(database))).await.map_err(CutoverError::mysql(side, format!("USE {database}")))?;
     let context = context(conn, d, side).await?;
     conn.query_drop(context).await.map_err(CutoverError::mysql(side, format!("setting the session trigger {} was created under", d.name)))?;

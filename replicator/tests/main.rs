@@ -53,6 +53,7 @@ mod mysql_to_postgres_json;
 mod mysql_to_postgres_live_verify;
 mod mysql_to_postgres_rollback;
 mod mysql_to_postgres_sakila;
+mod mysql_to_postgres_sakila_back;
 mod mysql_types;
 mod page;
 mod pause;

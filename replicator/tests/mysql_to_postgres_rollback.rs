@@ -24,14 +24,14 @@ const SCHEMA: &str = "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, n 
 /// Which side the application writes to, as the switch commands say (`serving` holds `green` after
 /// the cutover's, `blue` after the rollback's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum On {
+pub(crate) enum On {
     Blue,
     Green,
 }
 
 /// The `[cutover]` TOML: read-only fence, a command switch and its way back, each writing the side it
 /// moved the application to into `serving`.
-fn cutover_toml(dir: &Path, db: &str) -> String {
+pub(crate) fn cutover_toml(dir: &Path, db: &str) -> String {
     let serving = dir.join("serving");
     let script = |name: &str, side: &str| {
         let path = dir.join(name);
@@ -47,7 +47,7 @@ fn cutover_toml(dir: &Path, db: &str) -> String {
 }
 
 /// Where `serving` sends the application.
-fn serving(file: &Path) -> On {
+pub(crate) fn serving(file: &Path) -> On {
     match std::fs::read_to_string(file).as_deref() {
         Ok("green") => On::Green,
         _ => On::Blue,
@@ -354,7 +354,8 @@ async fn there_and_back(flavor: Flavor) {
 
 /// What green could take and blue could not take back, with no guard to keep it out, refuses a
 /// cutover with a way back before anything changes, naming it: a key compared case-insensitively on
-/// blue, and a trigger of blue's that would fire again on the rows the stream back applies.
+/// blue, a float rounded to its digits, a guard dropped on green. A trigger of blue's is not among
+/// them: it is parked for the rollback window.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_way_back_that_could_stop_is_refused_before_anything_changes_naming_each_cause() {
     let (blue, green, db) = pair_of(
@@ -374,11 +375,11 @@ async fn a_way_back_that_could_stop_is_refused_before_anything_changes_naming_ea
     green.execute(&db, &format!("ALTER TABLE \"{db}\".measures DROP CONSTRAINT measures_taken_check")).await.expect("drop the guard");
     let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<5s"]).await;
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("cutover.reverse = true, but 4 thing(s)"), "{out}");
+    assert!(out.contains("cutover.reverse = true, but 3 thing(s)"), "{out}");
     assert!(out.contains(&format!("{db}.measures.size: float(7,2) on blue rounds to its digits")), "{out}");
     assert!(out.contains(&format!("{db}.measures: green lacks CHECK (((taken >= '0001-01-01'::date) AND (taken <= '9999-12-31'::date)))")), "{out}");
     assert!(out.contains(&format!("{db}.codes: key PRIMARY compares code by utf8mb4_general_ci")), "{out}");
-    assert!(out.contains(&format!("TRIGGER {db}.logged: on blue it would fire again")), "{out}");
+    assert!(!out.contains(&format!("TRIGGER {db}.logged")), "{out}");
     assert_eq!(blue.execute(Some(&db), "SELECT @@GLOBAL.read_only").expect("read_only").trim(), "0", "nothing was fenced");
     assert!(!dir.path().join("serving").exists(), "nothing was switched");
     t.sigterm();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use turnout_testbed::{Flavor, MySqlServer, PgServer};
 
 /// sakila's tables, keys and triggers (sakila-schema.sql, version 1.4), with rows made up here.
-const SAKILA: &str = r"
+pub(crate) const SAKILA: &str = r"
 SET FOREIGN_KEY_CHECKS = 0;
 CREATE TABLE actor (actor_id SMALLINT UNSIGNED NOT NULL AUTO_INCREMENT, first_name VARCHAR(45) NOT NULL, last_name VARCHAR(45) NOT NULL,
   last_update TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, PRIMARY KEY (actor_id), KEY idx_actor_last_name (last_name)
@@ -158,7 +158,7 @@ SET FOREIGN_KEY_CHECKS = 1;
 ";
 
 /// sakila's tables.
-const TABLES: [&str; 16] = [
+pub(crate) const TABLES: [&str; 16] = [
     "actor",
     "address",
     "category",

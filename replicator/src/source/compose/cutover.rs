@@ -80,6 +80,9 @@ pub(crate) trait FencedSide: SideFence {
     fn objects(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// A digest per definition of blue's database: `tables`' parts, and every other object.
     fn mark(&mut self, tables: &[TableName]) -> impl Future<Output = Result<Mark, Error>> + Send;
+    /// Creates again, on this session, blue's triggers parked for the rollback window (the stream back
+    /// parked them before it first applied); each one's name.
+    fn restore_parked(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// The end of blue's log now, on this session: where a generation a rollback arms starts (read
     /// once blue holds everything green had and green is fenced).
     fn log_end(&mut self) -> impl Future<Output = Result<Position, Error>> + Send;
@@ -343,7 +346,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
         let (blue, kept) = self.compare().await?;
         self.type_map = type_map(&blue, self.admin.convert.as_ref());
         if self.back.is_some() {
-            self.reversible(&blue, &kept).await?;
+            warnings.extend(self.reversible(&blue, &kept).await?);
         }
         if !kept.is_empty() {
             warnings.push(format!("kept as the operator made them on green (cutover.keep_definitions): {}", kept.join(", ")));
@@ -479,17 +482,11 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
 
 impl<S: SourceSide, T: TargetSide, C: Convert> ComposedCutover<S, T, C> {
     /// Refuses a cutover with a way back while green could take a write the stream back could not
-    /// apply to blue: a value no guard keeps out ([`Convert::unguarded`]), or a trigger of blue's,
-    /// which would fire again on every row the stream back applies (its work is already in the rows
-    /// green's own form of it wrote). Green must be able to have a slot.
-    async fn reversible(&mut self, blue: &[BlueTable], kept: &[String]) -> Result<(), Error> {
+    /// apply to blue: a value no guard keeps out ([`Convert::unguarded`]). Green must be able to have
+    /// a slot. Blue's triggers (kept: green's forms are the operator's) are parked on blue for the
+    /// rollback window ([`SourceSide::open_for_back`]); the warnings say so.
+    async fn reversible(&mut self, blue: &[BlueTable], kept: &[String]) -> Result<Vec<String>, Error> {
         let mut found: Vec<String> = blue.iter().filter(|t| !t.heartbeat).flat_map(|t| self.admin.convert.unguarded(t)).collect();
-        for trigger in kept.iter().filter(|k| k.starts_with("TRIGGER ")) {
-            found.push(format!(
-                "{trigger}: on blue it would fire again on every row the stream back applies; drop it on blue for the rollback window (green's \
-                 form does its work), or set cutover.reverse = false"
-            ));
-        }
         // A command switch moves the application back only with its way back.
         if self.config.cutover.switch == crate::config::Switch::Command && self.config.cutover.command.as_ref().is_none_or(|c| c.back_argv.is_none()) {
             found.push("cutover.switch = \"command\" without cutover.command.back_argv: a rollback could not move the application back; set it".into());
@@ -500,7 +497,17 @@ impl<S: SourceSide, T: TargetSide, C: Convert> ComposedCutover<S, T, C> {
         if !found.is_empty() {
             return Err(crate::error::CutoverCheck::Irreversible { count: found.len(), what: found.join("\n") }.into());
         }
-        self.admin.target.may_arm_back().await
+        self.admin.target.may_arm_back().await?;
+        let triggers: Vec<&str> = kept.iter().filter(|k| k.starts_with("TRIGGER ")).map(String::as_str).collect();
+        Ok(if triggers.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "blue's triggers are parked on blue for the rollback window — dropped before the stream back first applies (green's forms do \
+                 their work; their rows come back), created again by a rollback: {}",
+                triggers.join(", ")
+            )]
+        })
     }
 }
 

@@ -138,9 +138,17 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedRollback<S,
     }
 
     /// Blue's fence from the cutover, lifted inside the pause just before traffic returns.
+    /// Blue's triggers parked for the window created again, then blue's fence lifted: before the
+    /// application writes there.
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
-        let lifted = self.blue().await?.lift().await?;
-        Ok(Some(format!("blue: {lifted}")))
+        let blue = self.blue().await?;
+        let restored = blue.restore_parked().await?;
+        let lifted = blue.lift().await?;
+        Ok(Some(if restored.is_empty() {
+            format!("blue: {lifted}")
+        } else {
+            format!("blue: created again the {} triggers parked for the window ({}); {lifted}", restored.len(), restored.join(", "))
+        }))
     }
 
     async fn lift_fence(&mut self) -> Result<String, Error> {

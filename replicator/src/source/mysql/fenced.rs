@@ -456,6 +456,10 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         Ok(read.into_iter().map(|(name, next)| (turnout_decoders::TableName { schema: db.clone(), name }, next)).collect())
     }
 
+    async fn restore_parked(&mut self) -> Result<Vec<String>, Error> {
+        turnout_cutover::unpark_triggers(&mut self.conn, &self.db, self.side).await.map_err(Error::from)
+    }
+
     async fn log_end(&mut self) -> Result<Position, Error> {
         super::snapshot::binlog_end(&mut self.conn, self.side).await
     }

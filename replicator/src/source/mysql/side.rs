@@ -416,9 +416,17 @@ impl SourceSide for MySqlBlue {
         turnout_sinks::Parallel::new(vec![sink]).map_err(Error::Sink)
     }
 
+    /// Blue's triggers on the replicated tables are parked first ([`turnout_cutover::park_triggers`]):
+    /// they would fire again on every row the stream back applies, whose work green's form of them
+    /// already did. The rollback creates them again.
     async fn open_for_back(&self, stream: &str, hand_off: &Position) -> Result<(), Error> {
         let mut blue = connect(&self.blue, Side::Blue).await?;
         super::lower_seal(&mut blue, Side::Blue).await?;
+        let tables: Vec<String> = self.select().await?.into_iter().filter(|t| !t.heartbeat).map(|t| t.name.name).collect();
+        let parked = turnout_cutover::park_triggers(&mut blue, &database(&self.blue), &tables, Side::Blue).await.map_err(Error::from)?;
+        if !parked.is_empty() {
+            tracing::info!("parked {} triggers on blue for the rollback window (the rollback creates them again): {}", parked.len(), parked.join(", "));
+        }
         let url = self.config.source.url.expose();
         if turnout_sinks::mysql::read_progress(url, stream).await.map_err(Error::Sink)?.is_none() {
             turnout_sinks::mysql::record_position(url, stream, hand_off).await.map_err(Error::Sink)?;
@@ -534,13 +542,19 @@ impl SourceSide for MySqlBlue {
         super::heartbeat::run(self.blue.clone(), Side::Blue, self.config.heartbeat_interval(), status, shutdown)
     }
 
+    /// The heartbeat table, and blue's triggers parked for a rollback window created again.
     async fn teardown(&self) -> Result<Vec<String>, Error> {
         let mut blue = connect(&self.blue, Side::Blue).await?;
         let heartbeat = self.heartbeat_table();
         blue.query_drop(format!("DROP TABLE IF EXISTS {}", qualified(&heartbeat)))
             .await
             .map_err(|e| super::sql_error(Side::Blue, "dropping the heartbeat table", e))?;
-        Ok(vec![format!("dropped {heartbeat} on blue (if it existed)")])
+        let mut done = vec![format!("dropped {heartbeat} on blue (if it existed)")];
+        let restored = turnout_cutover::unpark_triggers(&mut blue, &database(&self.blue), Side::Blue).await.map_err(Error::from)?;
+        if !restored.is_empty() {
+            done.push(format!("created again on blue the {} triggers parked for the rollback window: {}", restored.len(), restored.join(", ")));
+        }
+        Ok(done)
     }
 }
 
