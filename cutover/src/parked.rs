@@ -43,7 +43,9 @@ pub async fn park(conn: &mut mysql_async::Conn, database: &str, tables: &[String
         return Ok(Vec::new());
     }
     unlogged(conn, side, async |conn| {
-        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS turnout; {TABLE}")).await.map_err(CutoverError::mysql(side, "creating turnout.parked_triggers"))?;
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS turnout; {TABLE}"))
+            .await
+            .map_err(CutoverError::mysql(side, "creating turnout.parked_triggers"))?;
         let first: Option<i64> = conn
             .exec_first("SELECT COALESCE(MAX(seq) + 1, 0) FROM turnout.parked_triggers WHERE db = ?", (database,))
             .await

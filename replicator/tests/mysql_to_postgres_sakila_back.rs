@@ -17,11 +17,8 @@ use turnout_testbed::{Flavor, MySqlServer, PgServer};
 /// default, the `film_text` triggers (one function for the three), the view.
 fn green_forms(db: &str) -> String {
     let q = format!("\"{db}\"");
-    let defaults: String = TABLES
-        .iter()
-        .filter(|t| **t != "film_text")
-        .map(|t| format!("ALTER TABLE {q}.{t} ALTER COLUMN last_update SET DEFAULT CURRENT_TIMESTAMP;"))
-        .collect();
+    let defaults: String =
+        TABLES.iter().filter(|t| **t != "film_text").map(|t| format!("ALTER TABLE {q}.{t} ALTER COLUMN last_update SET DEFAULT CURRENT_TIMESTAMP;")).collect();
     format!(
         "{defaults}\
          CREATE FUNCTION {q}.film_text_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
@@ -185,7 +182,8 @@ async fn there_and_back(flavor: Flavor) {
     assert_eq!(t.sigterm(), Some(0));
     green.execute(&db, &green_forms(&db)).await.expect("the operator's forms on green");
     let keep_toml = keep.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
-    let toml = cutover_toml(dir.path(), &db).replace(&format!("keep_definitions = [\"ON UPDATE {db}.orders.changed\"]"), &format!("keep_definitions = [{keep_toml}]"));
+    let toml =
+        cutover_toml(dir.path(), &db).replace(&format!("keep_definitions = [\"ON UPDATE {db}.orders.changed\"]"), &format!("keep_definitions = [{keep_toml}]"));
     let mut t = Turnout::with_config(dir.path(), &blue.url(&db), &green.url(&db), &toml);
     t.start();
     common::wait_streaming(&mut t).await;
@@ -249,7 +247,9 @@ async fn there_and_back(flavor: Flavor) {
     // teardown gives blue its triggers back.
     let (code, out) = common::turnout_command(&t, "teardown", &["--yes"]).await;
     assert_eq!(code, 0, "{out}");
-    let triggers = blue.execute(Some(&db), "SELECT GROUP_CONCAT(TRIGGER_NAME ORDER BY 1) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()").expect("triggers");
+    let triggers = blue
+        .execute(Some(&db), "SELECT GROUP_CONCAT(TRIGGER_NAME ORDER BY 1) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+        .expect("triggers");
     assert_eq!(triggers.trim(), "del_film,ins_film,upd_film", "{out}");
 }
 

@@ -27,7 +27,7 @@ pub(crate) struct Composed<S, T, C> {
     pub(super) target: T,
     pub(super) convert: Arc<C>,
     /// A generation a rollback armed ([`Composed::next`]): where it starts on blue, and the stream
-    /// back whose writes there it drops.
+    /// of the generation before.
     after: Option<(Position, String)>,
 }
 
@@ -44,11 +44,14 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Composed<S, T, C> {
     }
 
     /// The stream again after a rollback that armed it (`cutover.iterate`): the generation `arm`
-    /// names, from the hand-off on blue the rollback read once blue held everything green had,
-    /// dropping what the stream back `arm.forward_origin` wrote on blue. Nothing is copied: green
-    /// holds every row blue holds at the hand-off.
+    /// names, from the hand-off on blue the rollback read inside its pause, once blue held everything
+    /// green had and green was fenced — nothing of the stream back's follows it on blue, so nothing is
+    /// dropped (a write that did would reach green again and stop the stream at its key, not vanish).
+    /// Nothing is copied: green holds every row blue holds at the hand-off.
     pub(crate) fn next(config: &Config, arm: &crate::journal::ReverseArm) -> Result<Self, Error> {
-        Ok(Composed { after: Some((arm.position.clone(), arm.forward_origin.clone())), ..Composed::new(config, arm.names.clone())? })
+        // The stream back of the generation before is `<its name>_back`.
+        let previous = arm.forward_origin.strip_suffix("_back").unwrap_or(&arm.forward_origin).to_owned();
+        Ok(Composed { after: Some((arm.position.clone(), previous)), ..Composed::new(config, arm.names.clone())? })
     }
 }
 
@@ -206,9 +209,9 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
                 }
             }
         }
-        if let Some((hand_off, _)) = &self.after {
+        if let Some((hand_off, previous)) = &self.after {
             // The stream's position on green starts at the hand-off (a restart keeps the one it has).
-            self.target.begin_at(hand_off).await?;
+            self.target.begin_at(hand_off, previous).await?;
         }
         if state.snapshot_done()?.is_some() {
             return self.refuse_added(state, &tables).await;
@@ -285,7 +288,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> SourceAdmin for Composed<S, T, C>
         let names: Vec<TableName> = tables.iter().filter(|t| !t.heartbeat).map(|t| t.name.clone()).collect();
         let uncreated: std::collections::HashSet<TableName> = self.target.lacking(&names).await?.into_iter().collect();
         let actions = super::actions::Actions::new(tables.iter().filter(|t| !uncreated.contains(&t.name)), &self.target.acting_keys().await?)?;
-        let inner = self.source.open_stream(from, self.after.as_ref().map(|(_, back)| back.as_str())).await?;
+        let inner = self.source.open_stream(from).await?;
         let readers = (self.source.reread(), self.target.shapes(), self.target.record_created());
         Ok(Converting::new(inner, Arc::clone(&self.convert), (tables, uncreated), readers, actions, (S::ENGINE, T::ENGINE)))
     }

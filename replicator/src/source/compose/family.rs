@@ -64,8 +64,7 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Family for Crossing<S, T, C> {
         super::back::Back::new(back, arm)
     }
 
-    /// The stream again from the hand-off a rollback read on blue, dropping the stream back's writes
-    /// there ([`Composed::next`]).
+    /// The stream again from the hand-off a rollback read on blue ([`Composed::next`]).
     fn reverse_admin(config: &Config, arm: &ReverseArm) -> Result<Self::Admin, Error> {
         Composed::next(config, arm)
     }

@@ -115,8 +115,12 @@ pub(crate) trait LiveGreen: TargetSide {
     /// A session inside green's snapshot.
     type Reader: Send + 'static;
 
-    /// A session whose snapshot is taken now (while the sidecar holds its apply).
-    fn reader(&self) -> impl Future<Output = Result<Self::Reader, Error>> + Send;
+    /// A session, connected before the sidecar holds its apply (connecting takes longer than the
+    /// hold should last).
+    fn connect(&self) -> impl Future<Output = Result<Self::Reader, Error>> + Send;
+
+    /// Takes `reader`'s snapshot now (while the sidecar holds its apply).
+    fn begin(&self, reader: &mut Self::Reader) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Whether green's `column` holds integers (a key of such columns is ranged).
     fn integer(column: &Column) -> bool;
@@ -195,9 +199,16 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> ComposedLive<S, T, C> {
         }
     }
 
-    /// One try: blue's snapshots, the hold at their position and green's snapshots. `None` when the
-    /// sidecar had already applied past the position (only when not `armed`).
-    async fn attempt<H: HoldDriver>(&self, hold: &H, armed: bool, workers: usize) -> Result<Option<(Vec<S::Reader>, Vec<T::Reader>, Position)>, Error> {
+    /// One try: blue's snapshots, the hold at their position and green's snapshots, on `green`'s
+    /// sessions (connected before). `None` when the sidecar had already applied past the position
+    /// (only when not `armed`).
+    async fn attempt<H: HoldDriver>(
+        &self,
+        hold: &H,
+        armed: bool,
+        workers: usize,
+        green: &mut [T::Reader],
+    ) -> Result<Option<(Vec<S::Reader>, Position)>, Error> {
         if armed {
             hold.step("arm", None, ARM_TTL).await?;
         }
@@ -205,11 +216,10 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> ComposedLive<S, T, C> {
         if !hold.step("at", Some(&position), AT_TTL).await? {
             return Ok(None);
         }
-        let mut green = Vec::with_capacity(blue.len());
-        for _ in 0..blue.len() {
-            green.push(self.target.reader().await?);
+        for reader in green.iter_mut().take(blue.len()) {
+            self.target.begin(reader).await?;
         }
-        Ok(Some((blue, green, position)))
+        Ok(Some((blue, position)))
     }
 }
 
@@ -236,13 +246,18 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Backend for ComposedLive<S, T, C> {
     }
 
     async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, _slot_timeout: Duration) -> Result<Snapshots<Self::Session>, Error> {
+        let mut green = Vec::with_capacity(workers.max(1));
+        for _ in 0..workers.max(1) {
+            green.push(self.target.connect().await?);
+        }
         for armed in [false, true] {
-            let attempt = self.attempt(hold, armed, workers).await;
+            let attempt = self.attempt(hold, armed, workers, &mut green).await;
             // Applying goes on in any case.
             let released = hold.step("release", None, Duration::from_secs(1)).await;
             match attempt? {
-                Some((blue, green, position)) => {
+                Some((blue, position)) => {
                     released?;
+                    green.truncate(blue.len());
                     return Ok(Snapshots {
                         blue: blue.into_iter().map(|r| Session::Blue(Mutex::new(r))).collect(),
                         green: green.into_iter().map(|r| Session::Green(Mutex::new(r))).collect(),

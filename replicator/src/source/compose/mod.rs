@@ -322,9 +322,8 @@ pub(crate) trait SourceSide: Sized + Send + Sync + 'static {
     /// last item.
     fn snapshot(&self, tables: &[BlueTable]) -> impl Future<Output = Result<Snapshot, Error>> + Send;
 
-    /// Blue's change stream from just after `from`; after a rollback, without what the stream back
-    /// `dropping` wrote on blue.
-    fn open_stream(&self, from: &Position, dropping: Option<&str>) -> impl Future<Output = Result<Self::Stream, Error>> + Send;
+    /// Blue's change stream from just after `from`.
+    fn open_stream(&self, from: &Position) -> impl Future<Output = Result<Self::Stream, Error>> + Send;
 
     /// Writes heartbeats on blue until `shutdown` turns true (see [`crate::source::SourceAdmin::heartbeat`]).
     fn heartbeat(&self, status: Arc<Status>, shutdown: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static;
@@ -366,8 +365,9 @@ pub(crate) trait TargetSide: Sized + Send + Sync + 'static {
     fn recorded(&self) -> impl Future<Output = Result<Option<Position>, Error>> + Send;
 
     /// Records `position` as this stream's unless it has one: a generation a rollback armed starts
-    /// there, green holding everything before it.
-    fn begin_at(&self, position: &Position) -> impl Future<Output = Result<(), Error>> + Send;
+    /// there, green holding everything before it. The tables the stream `previous` (the generation
+    /// before) made on green are this stream's too ([`TargetSide::created`]).
+    fn begin_at(&self, position: &Position, previous: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Creates each of `tables` (as the conversion translated them) that green lacks, and loads the
     /// `batches` (rows as green holds them, of `tables[i]`) into them with `position` recorded, in

@@ -517,7 +517,7 @@ impl SourceSide for MySqlBlue {
         Ok(Snapshot { position: point.position, batches, reader })
     }
 
-    async fn open_stream(&self, from: &Position, dropping: Option<&str>) -> Result<MySqlSource, Error> {
+    async fn open_stream(&self, from: &Position) -> Result<MySqlSource, Error> {
         let Position::Binlog(b) = from else {
             return Err(CopyRefusal::ForeignPosition { log: "binlog", position: from.to_string() }.into());
         };
@@ -530,11 +530,7 @@ impl SourceSide for MySqlBlue {
         let selects: turnout_decoders::mysql::decoder::TableSelector =
             Box::new(move |t: &TableName| t.schema == db && (t.name == HEARTBEAT_TABLE || (filter.selects(t) && !sequences.contains(&t.name))));
         // Green's table of a CREATE TABLE is made from blue's catalog by the type map (`Converting`).
-        // After a rollback, the stream back's writes on blue (by their GTID domain on MariaDB; Oracle
-        // MySQL's hand-off is read once nothing of the stream back's is left to follow).
-        let skip =
-            dropping.map(|back| turnout_decoders::mysql::decoder::OwnWrites { tags: Vec::new(), ..turnout_sinks::mysql::own_writes(back) }).unwrap_or_default();
-        let reading = super::stream::Reading { creating_tables: true, skip, ..Default::default() };
+        let reading = super::stream::Reading { creating_tables: true, ..Default::default() };
         MySqlSource::start_reading(self.blue.clone(), self.server_id, b.gtids.clone(), selects, reading, self.config.receive_timeout()).await
     }
 

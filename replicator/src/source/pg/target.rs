@@ -88,10 +88,20 @@ pub(super) fn canonical_sql(column: &turnout_decoders::schema::Column) -> Result
         Some(oid::INT2 | oid::INT4 | oid::INT8 | oid::NUMERIC) => format!("{c}::text"),
         Some(oid::FLOAT4) => format!("encode(float4send({c}), 'hex')"),
         Some(oid::FLOAT8) => format!("encode(float8send({c}), 'hex')"),
-        Some(oid::DATE) => format!("to_char({c}, 'YYYY-MM-DD')"),
-        Some(oid::TIMESTAMP) => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"),
-        Some(oid::TIMESTAMPTZ) => format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
-        Some(oid::INTERVAL) => format!("(extract(epoch FROM {c}) * 1000000)::bigint::text"),
+        // A value no blue holds (infinite, before the year 1) prints as itself, so it differs.
+        Some(oid::DATE) => format!("CASE WHEN isfinite({c}) AND {c} >= '0001-01-01' THEN to_char({c}, 'YYYY-MM-DD') ELSE {c}::text END"),
+        Some(oid::TIMESTAMP) => {
+            format!("CASE WHEN isfinite({c}) AND {c} >= '0001-01-01' THEN to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US') ELSE {c}::text END")
+        }
+        Some(oid::TIMESTAMPTZ) => format!(
+            "CASE WHEN isfinite({c}) AND {c} >= '0001-01-01 00:00:00+00' THEN to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') ELSE {c}::text END"
+        ),
+        // A TIME arrives as hours, minutes and seconds: an interval with days or months (which its
+        // epoch would count as hours) prints as itself.
+        Some(oid::INTERVAL) => format!(
+            "CASE WHEN extract(day FROM {c}) = 0 AND extract(month FROM {c}) = 0 AND extract(year FROM {c}) = 0 \
+             THEN (extract(epoch FROM {c}) * 1000000)::bigint::text ELSE {c}::text END"
+        ),
         Some(oid::VARCHAR | oid::TEXT | oid::BIT | oid::JSONB) => format!("{c}::text"),
         Some(oid::BYTEA) => format!("encode({c}, 'hex')"),
         Some(oid::POINT) => format!("encode(float8send({c}[0]), 'hex') || ',' || encode(float8send({c}[1]), 'hex')"),
@@ -329,11 +339,25 @@ impl TargetSide for PgTarget {
         progress::read_progress(&self.url, &self.stream).await.map_err(Error::Sink)
     }
 
-    async fn begin_at(&self, position: &Position) -> Result<(), Error> {
-        if self.recorded().await?.is_none() {
-            progress::record_position(&self.url, &self.stream, position).await.map_err(Error::Sink)?;
+    async fn begin_at(&self, position: &Position, previous: &str) -> Result<(), Error> {
+        if self.recorded().await?.is_some() {
+            return Ok(());
         }
-        Ok(())
+        // Before the position: a crash in between copies them again.
+        let client = turnout_sinks::pg::connect(&self.url).await.map_err(Error::Sink)?;
+        let copied = client
+            .execute(
+                "INSERT INTO turnout.created SELECT $1, table_name FROM turnout.created WHERE stream = $2 ON CONFLICT DO NOTHING",
+                &[&self.stream, &previous],
+            )
+            .await;
+        match copied {
+            Ok(_) => {}
+            // No table created while streaming yet.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {}
+            Err(e) => return Err(Error::sql(Side::Green, "carrying the tables the generation before made over to this one")(e)),
+        }
+        progress::record_position(&self.url, &self.stream, position).await.map_err(Error::Sink)
     }
 
     async fn load<B>(&self, tables: &[GreenTable], batches: B, position: &Position) -> Result<(), Error>

@@ -15,22 +15,26 @@ use turnout_sinks::pg::qualified;
 #[allow(missing_debug_implementations)]
 pub(crate) struct Reader(Client);
 
-/// `numeric`'s type modifier for a scale of 0 (`numeric(p, 0)`): `(p << 16 | 0) + 4`.
+/// `numeric`'s type modifier for a scale of 0 (`numeric(p, 0)`: `(p << 16 | 0) + 4`) with at most 38
+/// digits, so that every value is a 128-bit integer.
 fn whole_numeric(modifier: i32) -> bool {
-    modifier >= 4 && (modifier - 4) & 0xffff == 0
+    modifier >= 4 && (modifier - 4) & 0xffff == 0 && (modifier - 4) >> 16 <= 38
 }
 
 impl LiveGreen for PgTarget {
     type Reader = Reader;
 
-    async fn reader(&self) -> Result<Reader, Error> {
-        let client = turnout_sinks::pg::connect(self.url()).await.map_err(Error::Sink)?;
+    async fn connect(&self) -> Result<Reader, Error> {
+        Ok(Reader(turnout_sinks::pg::connect(self.url()).await.map_err(Error::Sink)?))
+    }
+
+    async fn begin(&self, reader: &mut Reader) -> Result<(), Error> {
         // The snapshot is taken by the first statement, at once.
-        client
+        reader
+            .0
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT 1")
             .await
-            .map_err(Error::sql(Side::Green, "beginning verify's snapshot"))?;
-        Ok(Reader(client))
+            .map_err(Error::sql(Side::Green, "beginning verify's snapshot"))
     }
 
     fn integer(column: &Column) -> bool {
@@ -91,5 +95,6 @@ mod tests {
         assert!(whole_numeric((20 << 16) + 4));
         assert!(!whole_numeric(((10 << 16) | 2) + 4));
         assert!(!whole_numeric(-1), "a numeric without a modifier may hold fractions");
+        assert!(whole_numeric((38 << 16) + 4) && !whole_numeric((39 << 16) + 4), "DECIMAL(39,0) is beyond 128 bits: compared whole");
     }
 }
