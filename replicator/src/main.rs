@@ -340,8 +340,47 @@ fn print_status(body: &str) {
 }
 
 /// `turnout verify --live`: prints each table's result and every row that differs.
-async fn verify_live(config: &turnout::config::Config, options: &turnout::verify::live::LiveOptions) -> i32 {
+/// One table's lines of a live verify's report, `(source, target)` named by their sides.
+fn print_live_table(t: &turnout::verify::progress::TableState, (source, target): (turnout_decoders::Side, turnout_decoders::Side)) {
     use turnout::verify::progress::DiffKind;
+    let show_key = |key: &[(String, String)]| key.iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ");
+    if t.equal() {
+        println!("ok       {} ({} rows, {} chunks)", t.table, t.source_rows, t.chunks);
+        return;
+    }
+    let located = t.differences.len() as u64 + t.more_differences;
+    if t.keyless {
+        println!(
+            "DIFFERS  {} ({source} {} rows, {target} {} rows; compared whole: no key both sides order alike to locate the rows by)",
+            t.table, t.source_rows, t.target_rows
+        );
+    } else {
+        let differ = if located == 1 { "row differs" } else { "rows differ" };
+        println!("DIFFERS  {} ({source} {} rows, {target} {} rows; {located} {differ})", t.table, t.source_rows, t.target_rows);
+    }
+    for d in &t.differences {
+        match d.kind {
+            DiffKind::Missing => println!("         missing on {target}: {}", show_key(&d.key)),
+            DiffKind::Extra => println!("         only on {target}: {}", show_key(&d.key)),
+            DiffKind::Changed if d.values.is_empty() => {
+                println!("         differs: {} (columns: {}; values redacted, --show-values prints them)", show_key(&d.key), d.columns.join(", "))
+            }
+            DiffKind::Changed => {
+                let values: Vec<String> = d
+                    .values
+                    .iter()
+                    .map(|(c, s, g)| format!("{c}: {source} {} {target} {}", s.as_deref().unwrap_or("NULL"), g.as_deref().unwrap_or("NULL")))
+                    .collect();
+                println!("         differs: {} ({})", show_key(&d.key), values.join("; "))
+            }
+        }
+    }
+    if t.more_differences > 0 {
+        println!("         … and {} more", t.more_differences);
+    }
+}
+
+async fn verify_live(config: &turnout::config::Config, options: &turnout::verify::live::LiveOptions) -> i32 {
     let report = match turnout::verify::live::run(config, options).await {
         Ok(r) => r,
         Err(e) => {
@@ -357,42 +396,8 @@ async fn verify_live(config: &turnout::config::Config, options: &turnout::verify
         if rounds == 1 { "" } else { "s" },
         if report.resumed { ", resumed" } else { "" }
     );
-    let show_key = |key: &[(String, String)]| key.iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ");
     for t in &report.tables {
-        if t.equal() {
-            println!("ok       {} ({} rows, {} chunks)", t.table, t.source_rows, t.chunks);
-            continue;
-        }
-        let located = t.differences.len() as u64 + t.more_differences;
-        if t.keyless {
-            println!(
-                "DIFFERS  {} ({source} {} rows, {target} {} rows; compared whole: no key both sides order alike to locate the rows by)",
-                t.table, t.source_rows, t.target_rows
-            );
-        } else {
-            let differ = if located == 1 { "row differs" } else { "rows differ" };
-            println!("DIFFERS  {} ({source} {} rows, {target} {} rows; {located} {differ})", t.table, t.source_rows, t.target_rows);
-        }
-        for d in &t.differences {
-            match d.kind {
-                DiffKind::Missing => println!("         missing on {target}: {}", show_key(&d.key)),
-                DiffKind::Extra => println!("         only on {target}: {}", show_key(&d.key)),
-                DiffKind::Changed if d.values.is_empty() => {
-                    println!("         differs: {} (columns: {}; values redacted, --show-values prints them)", show_key(&d.key), d.columns.join(", "))
-                }
-                DiffKind::Changed => {
-                    let values: Vec<String> = d
-                        .values
-                        .iter()
-                        .map(|(c, s, g)| format!("{c}: {source} {} {target} {}", s.as_deref().unwrap_or("NULL"), g.as_deref().unwrap_or("NULL")))
-                        .collect();
-                    println!("         differs: {} ({})", show_key(&d.key), values.join("; "))
-                }
-            }
-        }
-        if t.more_differences > 0 {
-            println!("         … and {} more", t.more_differences);
-        }
+        print_live_table(t, (source, target));
     }
     for (table, columns) in &report.target_only_columns {
         println!("note     {} has columns only on {target}: {} ({target}'s own values; not compared)", table.quoted(), columns.join(", "));

@@ -315,44 +315,50 @@ async fn there_and_back(flavor: Flavor) {
     assert!(on_green.iter().all(|r| on_blue.contains(r)), "a row green holds is not on blue");
     assert!(errors.iter().any(|e| e.starts_with("green:")), "the fence refused the application on green: {errors:?}");
 
-    // There again, with no new copy: the rollback armed the next generation, which streams blue →
-    // green from the hand-off while the application writes on blue; nothing watched blue in the
-    // window, so the gate asks for a live verify that began after the generation did.
-    let top = first.iter().chain(&second).map(|w| w.1).max().unwrap_or(0);
-    let writer = start_writer(format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port()), green.url(&db), serving_file.clone(), top);
-    common::wait_for(&mut t, "generation 2 streaming forward", |t| {
+    let earlier: Vec<(i64, i64, On, Instant)> = first.into_iter().chain(second).collect();
+    there_again(&blue, &green, &db, &mut t, &serving_file, earlier).await;
+}
+
+/// There again, with no new copy, after the rollback of `earlier`'s writes: the rollback armed the
+/// next generation, which streams blue → green from the hand-off while the application writes on
+/// blue; nothing watched blue in the window, so the gate asks for a live verify that began after the
+/// generation did. Every acknowledged write ends once on green.
+async fn there_again(blue: &MySqlServer, green: &PgServer, db: &str, t: &mut Turnout, serving_file: &Path, earlier: Vec<(i64, i64, On, Instant)>) {
+    let top = earlier.iter().map(|w| w.1).max().unwrap_or(0);
+    let writer = start_writer(format!("mysql://app:app-secret@127.0.0.1:{}/{db}", blue.port()), green.url(db), serving_file.to_path_buf(), top);
+    common::wait_for(t, "generation 2 streaming forward", |t| {
         t.status().filter(|v| v["direction"] == "forward" && v["phase"] == "streaming" && v["generation"] == 2)
     })
     .await;
     writer.wait_for(50).await;
-    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    let (code, out) = common::turnout_command(t, "cutover", &["--when-lag", "<1s"]).await;
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("turnout verify --live"), "the gate asks for a live verify: {out}");
-    let (code, out) = common::turnout_command(&t, "verify", &["--live"]).await;
+    let (code, out) = common::turnout_command(t, "verify", &["--live"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
-    let (code, out) = common::turnout_command(&t, "cutover", &["--when-lag", "<1s"]).await;
+    let (code, out) = common::turnout_command(t, "cutover", &["--when-lag", "<1s"]).await;
     assert_eq!(code, 0, "{out}\n{}", t.log_text());
     assert!(out.contains("verify gate: required after the rollback"), "{out}");
     assert!(out.contains("(its fence from the rollback)"), "green's fence from the rollback lifted in the pause: {out}");
     eprintln!("{}", out.lines().find(|l| l.starts_with("cutover complete")).unwrap_or_default());
-    assert_eq!(serving(&serving_file), On::Green);
+    assert_eq!(serving(serving_file), On::Green);
     let switched = writer.count();
     writer.wait_for(switched + 50).await;
     let (third, errors) = writer.finish().await;
     assert!(!errors.iter().any(|e| e.starts_with("green:")), "green refused the application after the second cutover: {errors:?}");
-    blue_catches_up(&blue, &green, &db, &mut t, true).await;
+    blue_catches_up(blue, green, db, t, true).await;
     t.sigterm();
     // Every acknowledged write of all three stretches exactly once on green, which serves; green's
     // keys past blue's again; blue holds what green holds (the second stream back carried it).
-    let on_green = green_orders(&green, &db).await;
-    for (id, n, side, _) in first.iter().chain(&second).chain(&third) {
+    let on_green = green_orders(green, db).await;
+    for (id, n, side, _) in earlier.iter().chain(&third) {
         let row = format!("{id}|{n}");
         assert_eq!(on_green.iter().filter(|r| **r == row).count(), 1, "{side:?} write {row} is not once on green");
     }
     let max_blue = third.iter().filter(|w| w.2 == On::Blue).map(|w| w.0).max().expect("blue writes before the second cutover");
     let after: Vec<i64> = third.iter().skip_while(|w| w.2 == On::Blue).map(|w| w.0).collect();
     assert!(!after.is_empty() && after.iter().all(|id| *id > max_blue), "green's keys after the second cutover are not past blue's {max_blue}: {after:?}");
-    assert_eq!(blue_orders(&blue, &db), on_green);
+    assert_eq!(blue_orders(blue, db), on_green);
 }
 
 /// What green could take and blue could not take back, with no guard to keep it out, refuses a

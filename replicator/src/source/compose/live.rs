@@ -4,8 +4,9 @@
 //!
 //! **Snapshots.** Blue's side opens its workers' sessions in one consistent snapshot at a log
 //! position P ([`LiveBlue::readers`]); the running sidecar holds its apply at P while each worker's
-//! green session takes its own snapshot ([`LiveGreen::reader`]), then lets go. When the sidecar had
-//! applied past P before it heard of it, the snapshots are taken again with the hold armed first.
+//! green session, connected before, takes its own snapshot ([`LiveGreen::begin`]), then lets go.
+//! When the sidecar had applied past P before it heard of it, the snapshots are taken again with the
+//! hold armed first.
 //!
 //! **Chunks.** Only a primary key of integer columns is cut into ranges: both engines order it
 //! alike, and a range travels as numbers. Any other key (a string under blue's collation, a date)
