@@ -262,16 +262,7 @@ fn lock_finished(state_dir: &Path) -> Result<std::fs::File, Error> {
 /// The format version of [`Finished`].
 pub const FINISHED_VERSION: u32 = 1;
 
-/// `host:port/database` of a connection URL, never its user or password.
-pub fn address(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => {
-            let default = if u.scheme().starts_with("postgres") { 5432 } else { 3306 };
-            format!("{}:{}{}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(default), u.path())
-        }
-        Err(_) => "(unreadable URL)".into(),
-    }
-}
+pub use crate::config::address;
 
 fn finished_path(state_dir: &Path) -> PathBuf {
     state_dir.join("verify-last.json")

@@ -539,6 +539,17 @@ impl Config {
     }
 }
 
+/// `host:port/database` of a connection URL, never its user or password.
+pub fn address(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let default = if u.scheme().starts_with("postgres") { 5432 } else { 3306 };
+            format!("{}:{}{}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(default), u.path())
+        }
+        Err(_) => "(unreadable URL)".into(),
+    }
+}
+
 /// The kind of database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {

@@ -279,6 +279,7 @@ async fn there_and_back(flavor: Flavor) {
     let _ = code;
     let stamped = blue.execute(Some(&db), "SELECT changed IS NOT NULL FROM orders WHERE n = -1").expect("stamp");
     assert_eq!(stamped.trim(), "1", "green's trigger stamped the update and the stream back carried the stamp");
+    live_verify_in_the_window(&blue, &db, &t).await;
 
     // And back: green fenced under the application's writes, blue proven, the application moved back.
     let top = first.iter().map(|w| w.1).max().unwrap_or(0);
@@ -317,6 +318,20 @@ async fn there_and_back(flavor: Flavor) {
 
     let earlier: Vec<(i64, i64, On, Instant)> = first.into_iter().chain(second).collect();
     there_again(&blue, &green, &db, &mut t, &serving_file, earlier).await;
+}
+
+/// A live verify in the window compares the other way — green, the source now, in a snapshot at a
+/// position of its WAL, blue's sessions while the stream back is held there — and names a row
+/// changed on blue alone, with both values.
+async fn live_verify_in_the_window(blue: &MySqlServer, db: &str, t: &Turnout) {
+    let (code, out) = common::turnout_command(t, "verify", &["--live"]).await;
+    assert_eq!(code, 0, "{out}\n{}", t.log_text());
+    assert!(out.contains("compared at green position") && out.contains("0 differ"), "{out}");
+    blue.execute(Some(db), "UPDATE kinds SET amount = 1.5 WHERE id = 1").expect("a change on blue alone");
+    let (code, out) = common::turnout_command(t, "verify", &["--live", "--table", "kinds", "--show-values"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("differs: id=1 (amount: green 0.001 blue 1.500)"), "{out}");
+    blue.execute(Some(db), "UPDATE kinds SET amount = 0.001 WHERE id = 1").expect("repaired");
 }
 
 /// There again, with no new copy, after the rollback of `earlier`'s writes: the rollback armed the

@@ -1,9 +1,8 @@
 //! [`Crossing`]: the [`Family`] of a composition of a source side and a target side of different
-//! engines: the stream, the cutover, the stream back, the rollback and the forward stream's live
-//! verify, and the stream again after a rollback (`cutover.iterate`). What a composition cannot do yet
-//! — the chunked copy, a live verify in the rollback window, the watch for foreign writes, the read
-//! canary, handing consumers over — is refused before anything changes, naming it; [`Unbuilt`] is the
-//! one type that refuses each.
+//! engines: the stream, the cutover, the stream back, the rollback, the live (both ways), and the stream again after a rollback (`cutover.iterate`). What a composition
+//! cannot do yet — the chunked copy, the watch for foreign writes, the read canary, handing consumers
+//! over — is refused before anything changes, naming it; [`Unbuilt`] is the one type that refuses
+//! each.
 
 use super::live::{ComposedLive, LiveBlue, LiveGreen};
 use super::{Composed, Convert, SourceSide, TargetSide};
@@ -95,13 +94,14 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Family for Crossing<S, T, C> {
         }
     }
 
-    /// Blue and green compared at one position of blue's log ([`super::live`]); in the rollback
-    /// window (`config` swapped: green's engine is the source) not built yet.
+    /// Blue and green compared at one position of the source's log ([`super::live`]): blue's, or
+    /// in the rollback window (`config` swapped: green's engine is the source) green's.
     fn live(config: &Config) -> Result<ComposedLive<S, T, C>, Error> {
-        if config.source_kind() != S::KIND {
-            return Err(unbuilt::<S, T>("verify --live in the rollback window"));
+        if config.source_kind() == S::KIND {
+            ComposedLive::new(config)
+        } else {
+            ComposedLive::back(config)
         }
-        ComposedLive::new(config)
     }
 
     async fn before_reverse(_config: &Config, _forward: &Names) {}

@@ -14,6 +14,10 @@
 //! digest (never held in memory): a difference there is found, not located. Blue's rows are converted
 //! by the type map and printed canonically here; green prints its own ([`LiveGreen::visit`]): a value
 //! the conversion would change shows as a difference.
+//!
+//! **The rollback window** compares the other way: green is the source, its sessions in one snapshot
+//! exported by a temporary logical slot ([`LiveGreen::exported`]), and blue's sessions take theirs while
+//! the sidecar holds the stream back at the slot's consistent point. The rows are compared as above.
 
 use super::verify::{field, Digest};
 use super::{BlueTable, Convert, GreenTable, SourceSide, TargetSide};
@@ -109,6 +113,14 @@ pub(crate) trait LiveBlue: SourceSide {
 
     /// Every row of `table` in `range`, its values as blue's snapshot reads them, given to `each`.
     fn visit(&self, reader: &mut Self::Reader, table: &BlueTable, range: &KeyRange, each: Each<'_, Row>) -> impl Future<Output = Result<(), Error>> + Send;
+
+    // In the rollback window blue is the side verify compares to: its sessions take their snapshots
+    // while the sidecar holds the stream back's apply.
+    /// A session, connected before the sidecar holds its apply.
+    fn connect(&self) -> impl Future<Output = Result<Self::Reader, Error>> + Send;
+
+    /// Takes `reader`'s snapshot now.
+    fn begin(&self, reader: &mut Self::Reader) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// Green's side of a live verify.
@@ -138,6 +150,26 @@ pub(crate) trait LiveGreen: TargetSide {
         range: &KeyRange,
         each: Each<'_, Vec<Option<String>>>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    // In the rollback window green is the side verify compares from.
+    /// As [`LiveBlue::key_span`], on green.
+    fn key_span(&self, reader: &mut Self::Reader, table: &TableName, column: &str) -> impl Future<Output = Result<Option<(i128, i128)>, Error>> + Send;
+
+    /// Puts every one of `readers` (connected, no transaction open) in one snapshot of green at a
+    /// position of its log, which it returns: every transaction committed at or before it, no other.
+    /// `armed`: the sidecar's hold is armed and renewed while this waits. `config` is the forward
+    /// configuration (green is its target).
+    fn exported<H: HoldDriver>(
+        &self,
+        config: &Config,
+        hold: &H,
+        armed: bool,
+        readers: &[Self::Reader],
+        slot_timeout: Duration,
+    ) -> impl Future<Output = Result<Position, Error>> + Send;
+
+    /// Ends the snapshot of each of `readers` (to take another).
+    fn end(&self, readers: &[Self::Reader]) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// A worker's session on one side.
@@ -156,6 +188,8 @@ pub(crate) struct ComposedLive<S, T, C> {
     convert: Arc<C>,
     /// Each compared table as blue's catalog and the type map describe it ([`Backend::shapes`]).
     tables: std::sync::Mutex<HashMap<TableName, Arc<(BlueTable, GreenTable)>>>,
+    /// The rollback window: green is the source compared from, blue the target.
+    back: bool,
 }
 
 impl<S: LiveBlue, T: LiveGreen, C: Convert> ComposedLive<S, T, C> {
@@ -167,7 +201,14 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> ComposedLive<S, T, C> {
             target: T::new(config, &names)?,
             convert: Arc::new(C::from_config(config)),
             tables: std::sync::Mutex::new(HashMap::new()),
+            back: false,
         })
+    }
+
+    /// The rollback window's: `swapped` is the configuration with blue and green swapped (its
+    /// source is green).
+    pub(crate) fn back(swapped: &Config) -> Result<Self, Error> {
+        Ok(ComposedLive { back: true, ..ComposedLive::new(&crate::config::reversed(swapped))? })
     }
 
     fn table(&self, name: &TableName) -> Result<Arc<(BlueTable, GreenTable)>, Error> {
@@ -222,6 +263,50 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> ComposedLive<S, T, C> {
         }
         Ok(Some((blue, position)))
     }
+
+    /// The rollback window's snapshots: green's at a position of its log (the source), blue's taken
+    /// while the sidecar holds the stream back there.
+    async fn take_back<H: HoldDriver>(&self, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Session<S::Reader, T::Reader>>, Error> {
+        let (mut green, mut blue) = (Vec::with_capacity(workers.max(1)), Vec::with_capacity(workers.max(1)));
+        for _ in 0..workers.max(1) {
+            green.push(self.target.connect().await?);
+            blue.push(self.source.connect().await?);
+        }
+        for armed in [false, true] {
+            let attempt = async {
+                if armed {
+                    hold.step("arm", None, ARM_TTL).await?;
+                }
+                let position = self.target.exported(&self.config, hold, armed, &green, slot_timeout).await?;
+                if !hold.step("at", Some(&position), AT_TTL).await? {
+                    return Ok(None);
+                }
+                for reader in &mut blue {
+                    self.source.begin(reader).await?;
+                }
+                Ok::<_, Error>(Some(position))
+            }
+            .await;
+            // Applying goes on in any case.
+            let released = hold.step("release", None, Duration::from_secs(1)).await;
+            match attempt? {
+                Some(position) => {
+                    released?;
+                    return Ok(Snapshots {
+                        blue: green.into_iter().map(|r| Session::Green(Mutex::new(r))).collect(),
+                        green: blue.into_iter().map(|r| Session::Blue(Mutex::new(r))).collect(),
+                        position,
+                        taken: Instant::now(),
+                    });
+                }
+                None => {
+                    tracing::info!("the sidecar had applied past verify's position before it heard of it; again with the apply held first");
+                    self.target.end(&green).await?;
+                }
+            }
+        }
+        Err(Error::Internal("the sidecar applied past verify's position although it was held".into()))
+    }
 }
 
 /// A sum's text: the digest's parts.
@@ -238,15 +323,20 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Backend for ComposedLive<S, T, C> {
         Ok(selected.into_iter().filter(|t| !t.heartbeat && only.is_none_or(|o| o == t.name.to_string() || o == t.name.name)).map(|t| t.name).collect())
     }
 
+    /// The side compared from: blue, or green in the rollback window.
     fn source(&self) -> Result<String, Error> {
-        Ok(crate::compared::address(self.config.source.url.expose()))
+        let url = if self.back { &self.config.target.url } else { &self.config.source.url };
+        Ok(crate::config::address(url.expose()))
     }
 
     async fn estimate_rows(&self, _tables: &[TableName]) -> Option<u64> {
         None
     }
 
-    async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, _slot_timeout: Duration) -> Result<Snapshots<Self::Session>, Error> {
+    async fn take<H: HoldDriver>(&self, hold: &H, workers: usize, slot_timeout: Duration) -> Result<Snapshots<Self::Session>, Error> {
+        if self.back {
+            return self.take_back(hold, workers, slot_timeout).await;
+        }
         let mut green = Vec::with_capacity(workers.max(1));
         for _ in 0..workers.max(1) {
             green.push(self.target.connect().await?);
@@ -290,8 +380,12 @@ impl<S: LiveBlue, T: LiveGreen, C: Convert> Backend for ComposedLive<S, T, C> {
     }
 
     async fn span(&self, shape: &Shape, session: &Self::Session, _side: Side) -> Result<Option<(i128, i128)>, Error> {
-        let ([(i, _)], Session::Blue(reader)) = (shape.key.as_slice(), session) else { return Ok(None) };
-        self.source.key_span(&mut *reader.lock().await, &shape.table, &shape.columns[*i]).await
+        let [(i, _)] = shape.key.as_slice() else { return Ok(None) };
+        let column = &shape.columns[*i];
+        match session {
+            Session::Blue(reader) => self.source.key_span(&mut *reader.lock().await, &shape.table, column).await,
+            Session::Green(reader) => self.target.key_span(&mut *reader.lock().await, &shape.table, column).await,
+        }
     }
 
     async fn boundary(&self, shape: &Shape, session: &Self::Session, range: &Range, n: i64, _side: Side) -> Result<Option<Key>, Error> {

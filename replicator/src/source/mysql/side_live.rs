@@ -1,6 +1,7 @@
 //! MySQL/MariaDB blue's side of a composed pair's live verify ([`LiveBlue`]): the readers of the
-//! initial copy (one consistent snapshot at a binlog position), a key range read as the copy reads
-//! a table — the binary protocol, each value as the binlog stream carries it.
+//! initial copy (one consistent snapshot at a binlog position) — or in the rollback window sessions
+//! whose snapshot starts while the stream back is held — and a key range read as the copy reads a
+//! table: the binary protocol, each value as the binlog stream carries it.
 
 use super::side::{selected, value, MySqlBlue};
 use super::{qualified, quote, snapshot, sql_error};
@@ -48,6 +49,17 @@ impl LiveBlue for MySqlBlue {
         );
         let row: Option<mysql_async::Row> = reader.query_first(sql).await.map_err(|e| sql_error(Side::Blue, &format!("reading the keys of {table}"), e))?;
         row.map(|mut r| numbers((0..range.columns.len()).map(|j| r.take::<Option<String>, _>(j).flatten()).collect())).transpose()
+    }
+
+    async fn connect(&self) -> Result<mysql_async::Conn, Error> {
+        super::connect(self.opts(), Side::Blue).await
+    }
+
+    async fn begin(&self, reader: &mut mysql_async::Conn) -> Result<(), Error> {
+        reader
+            .query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(|e| sql_error(Side::Blue, "beginning verify's snapshot", e))
     }
 
     async fn visit(&self, reader: &mut mysql_async::Conn, table: &BlueTable, range: &KeyRange, each: Each<'_, Row>) -> Result<(), Error> {

@@ -309,6 +309,30 @@ async fn attempt<H: HoldDriver>(
     if armed {
         hold.step("arm", None, ARM_TTL).await?;
     }
+    let sessions: Vec<&Client> = blue.iter().collect();
+    let position = import_slot_snapshot(replication, hold, armed, &sessions, application_name, slot_timeout).await?;
+    if !hold.step("at", Some(&Position::Pg(position)), AT_TTL).await? {
+        return Ok(None);
+    }
+    let begin = format!("{BEGIN}; SELECT 1");
+    futures_try_all(green.iter().map(|c| c.batch_execute(&begin)), Error::green("beginning verify's snapshot")).await?;
+    Ok(Some(position))
+}
+
+/// Creates verify's temporary slot with an exported snapshot on `replication`'s server (the
+/// source), renewing an `armed` hold while it waits, and imports that snapshot into every one of
+/// `sessions` (`REPEATABLE READ, READ ONLY`); the slot's consistent point, which the snapshot shows
+/// exactly. Past `slot_timeout` it gives up, naming the transactions it waited for.
+pub(crate) async fn import_slot_snapshot<H: HoldDriver>(
+    replication: &mut PgConnection,
+    hold: &H,
+    armed: bool,
+    sessions: &[&Client],
+    application_name: &str,
+    slot_timeout: Duration,
+) -> Result<Lsn, Error> {
+    let blue = sessions;
+    let Some(first) = blue.first() else { return Err(Error::Internal("verify's snapshot was asked for no session".into())) };
     let slot_name = format!("turnout_verify_{}", std::process::id());
     let slot_options = SlotOptions { temporary: true, export_snapshot: true, ..SlotOptions::default() };
     let create = tokio::time::timeout(slot_timeout, replication.create_logical_slot(&slot_name, &slot_options));
@@ -324,20 +348,14 @@ async fn attempt<H: HoldDriver>(
     let slot = tokio::select! {
         created = create => match created {
             Ok(slot) => slot.map_err(|e| slot_error(&e.to_string()))?,
-            Err(_) => return Err(slot_timed_out(&blue[0], application_name, slot_timeout).await),
+            Err(_) => return Err(slot_timed_out(first, application_name, slot_timeout).await),
         },
         failed = renew => return failed,
     };
     let name = slot.snapshot_name.ok_or_else(|| Error::Unexpected { side: Side::Blue, what: "no exported snapshot for verify's temporary slot".into() })?;
     let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", quote_literal(&name));
     futures_try_all(blue.iter().map(|c| c.batch_execute(&import)), Error::blue("importing verify's snapshot")).await?;
-    let position = slot.consistent_point;
-    if !hold.step("at", Some(&Position::Pg(position)), AT_TTL).await? {
-        return Ok(None);
-    }
-    let begin = format!("{BEGIN}; SELECT 1");
-    futures_try_all(green.iter().map(|c| c.batch_execute(&begin)), Error::green("beginning verify's snapshot")).await?;
-    Ok(Some(position))
+    Ok(slot.consistent_point)
 }
 
 /// Runs every statement at once; the first error, wrapped by `wrap`.

@@ -3,12 +3,17 @@
 //! each value (the same text plain `verify` digests).
 
 use super::target::{canonical_sql, PgTarget};
+use crate::config::Config;
 use crate::error::{Error, Side};
 use crate::source::compose::live::{Each, KeyRange, LiveGreen};
 use crate::source::compose::GreenTable;
+use crate::source::contract::compare::HoldDriver;
+use std::time::Duration;
 use tokio_postgres::Client;
+use turnout_connect::pg::PgConnection;
 use turnout_decoders::pg::types::oid;
 use turnout_decoders::schema::{quote_ident, Column, TableName};
+use turnout_decoders::Position;
 use turnout_sinks::pg::qualified;
 
 /// A green session inside its snapshot.
@@ -24,8 +29,9 @@ fn whole_numeric(modifier: i32) -> bool {
 impl LiveGreen for PgTarget {
     type Reader = Reader;
 
+    /// Row security off: verify reads every row, whatever policies green has.
     async fn connect(&self) -> Result<Reader, Error> {
-        Ok(Reader(turnout_sinks::pg::connect(self.url()).await.map_err(Error::Sink)?))
+        Ok(Reader(super::verify::unfiltered(self.url(), Side::Green).await?))
     }
 
     async fn begin(&self, reader: &mut Reader) -> Result<(), Error> {
@@ -67,6 +73,32 @@ impl LiveGreen for PgTarget {
                 .collect()
         })
         .transpose()
+    }
+
+    async fn key_span(&self, reader: &mut Reader, table: &TableName, column: &str) -> Result<Option<(i128, i128)>, Error> {
+        let c = quote_ident(column);
+        let sql = format!("SELECT min({c})::text, max({c})::text FROM {}", qualified(table));
+        let row = reader.0.query_one(sql.as_str(), &[]).await.map_err(Error::sql(Side::Green, format!("reading the key range of {table}")))?;
+        let parse = |t: Option<String>| t.and_then(|t| t.parse::<i128>().ok());
+        Ok(parse(row.get(0)).zip(parse(row.get(1))))
+    }
+
+    async fn exported<H: HoldDriver>(&self, config: &Config, hold: &H, armed: bool, readers: &[Reader], slot_timeout: Duration) -> Result<Position, Error> {
+        let mut options = config.target_options()?;
+        options.application_name = format!("turnout verify {}", std::process::id());
+        let mut replication = PgConnection::connect(&options, true).await.map_err(Error::Source)?;
+        let sessions: Vec<&Client> = readers.iter().map(|r| &r.0).collect();
+        let imported = super::live::import_slot_snapshot(&mut replication, hold, armed, &sessions, &options.application_name, slot_timeout).await;
+        // The temporary slot goes with its connection: the sessions hold the snapshot now.
+        replication.close().await;
+        Ok(Position::Pg(imported?))
+    }
+
+    async fn end(&self, readers: &[Reader]) -> Result<(), Error> {
+        for reader in readers {
+            reader.0.batch_execute("ROLLBACK").await.map_err(Error::sql(Side::Green, "ending verify's snapshot"))?;
+        }
+        Ok(())
     }
 
     async fn visit(&self, reader: &mut Reader, table: &GreenTable, range: &KeyRange, each: Each<'_, Vec<Option<String>>>) -> Result<(), Error> {
