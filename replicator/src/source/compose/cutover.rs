@@ -83,6 +83,8 @@ pub(crate) trait FencedSide: SideFence {
     /// Creates again, on this session, blue's triggers parked for the rollback window (the stream back
     /// parked them before it first applied); each one's name.
     fn restore_parked(&mut self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// Whether blue has triggers parked for the rollback window.
+    fn parked(&mut self) -> impl Future<Output = Result<bool, Error>> + Send;
     /// The end of blue's log now, on this session: where a generation a rollback arms starts (read
     /// once blue holds everything green had and green is fenced).
     fn log_end(&mut self) -> impl Future<Output = Result<Position, Error>> + Send;
@@ -131,6 +133,9 @@ pub(crate) struct ComposedCutover<S: SourceSide, T: TargetSide, C> {
     /// Blue's definitions when they were last settled, and the tables selected then.
     mark: Option<Mark>,
     selected: Vec<TableName>,
+    /// Whether green was fenced (by a rollback) when the pre-checks read it; `None` when they did not
+    /// run (a cutover completed after a crash).
+    green_fenced: Option<bool>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert> ComposedCutover<S, T, C> {
@@ -149,6 +154,7 @@ impl<S: SourceSide, T: TargetSide, C: Convert> ComposedCutover<S, T, C> {
             type_map: Vec::new(),
             mark: None,
             selected: Vec::new(),
+            green_fenced: None,
         })
     }
 
@@ -353,7 +359,10 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
         }
         // Every table with a counter on blue has its identity on green.
         let schemas: Vec<String> = blue.iter().map(|t| t.name.schema.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let counted = self.green().await?.counted(&schemas).await?;
+        let green = self.green().await?;
+        let counted = green.counted(&schemas).await?;
+        // Read here, not inside the pause: only a rollback fences green, and none runs meanwhile.
+        self.green_fenced = Some(green.is_fenced().await?);
         let missing: Vec<String> =
             blue.iter().filter(|t| t.columns.iter().any(|c| c.auto_increment) && !counted.contains(&t.name)).map(|t| t.name.to_string()).collect();
         if !missing.is_empty() {
@@ -432,10 +441,15 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedCutover<S, 
     }
 
     /// Green's fence from a rollback (a generation it armed cuts over again), lifted inside the
-    /// pause just before traffic moves; nothing when green is not fenced.
+    /// pause just before traffic moves; nothing when the pre-checks found green not fenced.
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
+        let fenced = self.green_fenced;
         let green = self.green().await?;
-        if !green.is_fenced().await? {
+        let fenced = match fenced {
+            Some(fenced) => fenced,
+            None => green.is_fenced().await?,
+        };
+        if !fenced {
             return Ok(None);
         }
         Ok(Some(format!("green: {} (its fence from the rollback)", green.lift().await?)))

@@ -34,13 +34,16 @@ pub(crate) struct ComposedRollback<S: SourceSide, T: TargetSide, C> {
     schemas: Vec<String>,
     /// The generation this rollback arms (`cutover.iterate`), if any.
     again: Option<Names>,
+    /// Whether blue has triggers parked for the window, as the pre-checks read it; `None` when they
+    /// did not run (a rollback completed after a crash).
+    parked: Option<bool>,
 }
 
 impl<S: SourceSide, T: TargetSide, C: Convert> ComposedRollback<S, T, C> {
     /// Connects nothing yet: each side's session is opened at its first step. With `again`, the
     /// generation it arms.
     pub(crate) fn new(config: &Config, again: Option<Names>) -> Self {
-        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::from_config(config), schemas: Vec::new(), again }
+        ComposedRollback { config: config.clone(), blue: None, green: None, convert: C::from_config(config), schemas: Vec::new(), again, parked: None }
     }
 
     async fn green(&mut self) -> Result<&mut T::Opened, Error> {
@@ -83,7 +86,8 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedRollback<S,
     /// Refuses while green has a table the stream back does not carry (one made on green in the
     /// window): a rollback would leave its rows behind.
     async fn preflight(&mut self) -> Result<Vec<String>, Error> {
-        self.blue().await?;
+        // Read here, not inside the pause: the stream back parked them before it first applied.
+        self.parked = Some(self.blue().await?.parked().await?);
         let selected = self.selected().await?;
         // A guard dropped in the window let green take what blue cannot: put back, it checks green's rows.
         let green: Vec<super::GreenTable> = selected.iter().filter(|t| !t.heartbeat).map(|t| self.convert.green(t)).collect::<Result<_, _>>()?;
@@ -141,8 +145,9 @@ impl<S: SourceSide, T: TargetSide, C: Convert> Procedure for ComposedRollback<S,
     /// Blue's triggers parked for the window created again, then blue's fence lifted: before the
     /// application writes there.
     async fn open_green(&mut self) -> Result<Option<String>, Error> {
+        let parked = self.parked;
         let blue = self.blue().await?;
-        let restored = blue.restore_parked().await?;
+        let restored = if parked == Some(false) { Vec::new() } else { blue.restore_parked().await? };
         let lifted = blue.lift().await?;
         Ok(Some(if restored.is_empty() {
             format!("blue: {lifted}")

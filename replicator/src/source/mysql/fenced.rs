@@ -460,6 +460,10 @@ impl crate::source::compose::cutover::FencedSide for MySqlFenced {
         turnout_cutover::unpark_triggers(&mut self.conn, &self.db, self.side).await.map_err(Error::from)
     }
 
+    async fn parked(&mut self) -> Result<bool, Error> {
+        Ok(!turnout_cutover::parked_triggers(&mut self.conn, &self.db, self.side).await.map_err(Error::from)?.is_empty())
+    }
+
     async fn log_end(&mut self) -> Result<Position, Error> {
         super::snapshot::binlog_end(&mut self.conn, self.side).await
     }
